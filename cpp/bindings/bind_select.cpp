@@ -1,0 +1,11 @@
+#include <pybind11/pybind11.h>
+
+#include "bindings.h"
+
+namespace py = pybind11;
+
+namespace orroute::bindings {
+
+void bind_select(py::module_& /*m*/) {}
+
+}  // namespace orroute::bindings

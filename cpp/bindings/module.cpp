@@ -1,0 +1,30 @@
+// orroute._core: the only translation unit that defines the module. Each area binds itself in
+// bind_<area>.cpp; this file wires them up and maps core exceptions to orroute._exceptions.
+#include <pybind11/pybind11.h>
+
+#include "bindings.h"
+#include "orroute/error.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "orroute's C++ core (private: use the public API in the orroute package)";
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const orroute::Error& e) {
+      const py::object cls = py::module_::import("orroute._exceptions").attr(e.python_type());
+      PyErr_SetObject(cls.ptr(), py::str(e.what()).ptr());
+    }
+  });
+
+  orroute::bindings::bind_money(m);
+  orroute::bindings::bind_catalog(m);
+  orroute::bindings::bind_select(m);
+  orroute::bindings::bind_tokenizer(m);
+  orroute::bindings::bind_net(m);
+  orroute::bindings::bind_cost(m);
+  orroute::bindings::bind_route(m);
+  orroute::bindings::bind_routing(m);
+}

@@ -1,0 +1,159 @@
+#include "orroute/catalog/money.h"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+
+#include "orroute/error.h"
+
+namespace orroute {
+namespace {
+
+constexpr Int128 kMax = ~(static_cast<Int128>(1) << 127);
+
+[[noreturn]] void bad(std::string_view text, const char* why) {
+  throw InvalidArgument("not a valid amount of money: '" + std::string(text) + "' (" + why + ")");
+}
+
+}  // namespace
+
+Money Money::parse(std::string_view text) {
+  std::string_view s = text;
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  if (s.empty()) bad(text, "empty");
+  bool negative = false;
+  if (s.front() == '+' || s.front() == '-') {
+    negative = s.front() == '-';
+    s.remove_prefix(1);
+  }
+  // Split mantissa and exponent.
+  int exponent = 0;
+  if (const auto e = s.find_first_of("eE"); e != std::string_view::npos) {
+    std::string_view exp = s.substr(e + 1);
+    s = s.substr(0, e);
+    if (!exp.empty() && exp.front() == '+') exp.remove_prefix(1);
+    const auto [ptr, ec] = std::from_chars(exp.data(), exp.data() + exp.size(), exponent);
+    if (exp.empty() || ec != std::errc() || ptr != exp.data() + exp.size()) bad(text, "bad exponent");
+    if (exponent > 40 || exponent < -80) bad(text, "exponent out of range");
+  }
+  // Collect digits; `scale` counts digits after the decimal point.
+  std::string digits;
+  int scale = 0;
+  bool seen_point = false;
+  for (const char c : s) {
+    if (c == '.') {
+      if (seen_point) bad(text, "two decimal points");
+      seen_point = true;
+    } else if (c >= '0' && c <= '9') {
+      digits.push_back(c);
+      if (seen_point) ++scale;
+    } else {
+      bad(text, "unexpected character");
+    }
+  }
+  if (digits.empty()) bad(text, "no digits");
+  // value = digits * 10^(exponent - scale); we want units = value * 10^kScale.
+  int shift = kScale + exponent - scale;
+  // Drop leading zeros so long zero-prefixed strings never overflow.
+  size_t first = digits.find_first_not_of('0');
+  if (first == std::string::npos) return Money();
+  digits.erase(0, first);
+  // Digits that fall below the unit are rounded away (half even).
+  Int128 value = 0;
+  const int keep = static_cast<int>(digits.size()) + std::min(shift, 0);
+  if (keep <= 0) {
+    // Entire value is below one unit: rounds to 0 or 1 unit.
+    if (keep == 0) {
+      // value in [0.1, 1) units: rounds up when first digit > 5, or == 5 with more non-zero digits.
+      const bool above_half = digits[0] > '5' ||
+                              (digits[0] == '5' && digits.find_first_not_of('0', 1) != std::string::npos);
+      value = above_half ? 1 : 0;
+    }
+    return Money(negative ? -value : value);
+  }
+  for (int i = 0; i < keep; ++i) {
+    if (value > (kMax - 9) / 10) bad(text, "too large");
+    value = value * 10 + (digits[static_cast<size_t>(i)] - '0');
+  }
+  if (shift > 0) {
+    for (int i = 0; i < shift; ++i) {
+      if (value > kMax / 10) bad(text, "too large");
+      value *= 10;
+    }
+  } else if (keep < static_cast<int>(digits.size())) {
+    const std::string_view rest = std::string_view(digits).substr(static_cast<size_t>(keep));
+    const bool more = rest.find_first_not_of('0', 1) != std::string_view::npos;
+    const bool round_up = rest[0] > '5' || (rest[0] == '5' && (more || (value % 2 != 0)));
+    if (round_up) ++value;
+  }
+  return Money(negative ? -value : value);
+}
+
+Money Money::from_double(double usd) {
+  if (!std::isfinite(usd)) throw InvalidArgument("amount of money must be finite");
+  std::array<char, 64> buf{};
+  const auto [ptr, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), usd);
+  if (ec != std::errc()) throw InvalidArgument("amount of money could not be formatted");
+  return parse(std::string_view(buf.data(), static_cast<size_t>(ptr - buf.data())));
+}
+
+std::string Money::to_string() const {
+  Int128 v = units_;
+  const bool negative = v < 0;
+  // |INT128_MIN| is not representable, but no parse/arith path within budgets reaches it.
+  if (negative) v = -v;
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  } while (v != 0);
+  if (digits.size() <= static_cast<size_t>(kScale)) {
+    digits.insert(0, static_cast<size_t>(kScale) + 1 - digits.size(), '0');
+  }
+  std::string out = digits.substr(0, digits.size() - kScale);
+  std::string frac = digits.substr(digits.size() - kScale);
+  while (!frac.empty() && frac.back() == '0') frac.pop_back();
+  if (!frac.empty()) out += "." + frac;
+  return negative ? "-" + out : out;
+}
+
+double Money::to_double() const {
+  // Split to keep precision: whole dollars plus fraction.
+  const Int128 whole = units_ / kOne;
+  const Int128 frac = units_ % kOne;
+  return static_cast<double>(whole) + static_cast<double>(frac) / 1e18;
+}
+
+int64_t Money::to_nanos_rounded() const {
+  const Int128 d = kUnitsPerNano;
+  Int128 q = units_ / d;
+  Int128 r = units_ % d;
+  if (r < 0) r = -r;
+  if (r * 2 >= d) q += units_ < 0 ? -1 : 1;
+  return static_cast<int64_t>(q);
+}
+
+int64_t Money::to_nanos_ceil() const {
+  const Int128 d = kUnitsPerNano;
+  Int128 q = units_ / d;
+  if (units_ % d > 0) ++q;
+  return static_cast<int64_t>(q);
+}
+
+Money scale(Money m, int64_t num, int64_t den) {
+  if (den == 0) throw InvalidArgument("scale: zero denominator");
+  Int128 n = m.units() * num;
+  Int128 d = den;
+  if (d < 0) {
+    n = -n;
+    d = -d;
+  }
+  Int128 q = n / d;
+  Int128 r = n % d;
+  if (r < 0) r = -r;
+  if (r * 2 >= d) q += n < 0 ? -1 : 1;
+  return Money::from_units(q);
+}
+
+}  // namespace orroute

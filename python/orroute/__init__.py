@@ -1,0 +1,65 @@
+"""orroute: cheap, reliable and accountable LLM calls through OpenRouter.
+
+The public API is imported lazily so that ``import orroute`` stays fast; each name is loaded from
+its module on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import *  # noqa: F403  (cheap, pure Python)
+from ._exceptions import __all__ as _exception_names
+from .task import Task
+
+__version__ = "0.1.0"
+
+# name -> module that defines it. Add a line here when a module adds a public name.
+_LAZY: dict[str, str] = {
+    # catalog, pricing, selection (foundation)
+    "Catalog": "orroute.catalog",
+    "ModelInfo": "orroute.catalog",
+    "ModelSelector": "orroute.selector",
+    "Ranked": "orroute.selector",
+    # tokenizer
+    "get_encoding": "orroute.tokenizer",
+    "encoding_for_model": "orroute.tokenizer",
+    "count_tokens": "orroute.tokenizer",
+    "Encoding": "orroute.tokenizer",
+    # client
+    "OpenRouter": "orroute.client",
+    "AsyncOpenRouter": "orroute.client",
+    # cost and budgets
+    "CostTracker": "orroute.cost",
+    "Reservation": "orroute.cost",
+    "BudgetStatus": "orroute.cost",
+    "simulate": "orroute.cost",
+    # router
+    "AIModelManager": "orroute.manager",
+    "TaskResult": "orroute.manager",
+}
+
+__all__ = sorted([*_exception_names, "Task", "__version__", *_LAZY])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orroute' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from .catalog import Catalog, ModelInfo  # noqa: F401
+    from .client import AsyncOpenRouter, OpenRouter  # noqa: F401
+    from .cost import BudgetStatus, CostTracker, Reservation, simulate  # noqa: F401
+    from .manager import AIModelManager, TaskResult  # noqa: F401
+    from .selector import ModelSelector, Ranked  # noqa: F401
+    from .tokenizer import Encoding, count_tokens, encoding_for_model, get_encoding  # noqa: F401

@@ -1,0 +1,3 @@
+from orroute.cli import main
+
+main()

@@ -1,0 +1,221 @@
+"""Every exception orroute raises. Names follow the ``openai`` package where they overlap.
+
+Hierarchy::
+
+    OrRouteError
+    ├── InvalidArgumentError (also ValueError)    bad input, caught before anything is sent
+    ├── ParseError (also ValueError)              a catalog / vocabulary / saved file is unusable
+    ├── NotFoundInCatalogError (also KeyError)    unknown model id, encoding, budget ...
+    ├── NoModelAvailableError                     selection removed every candidate
+    ├── BudgetError                               the plan's budget error
+    │   ├── BudgetExceededError                   a call would push spend past a limit
+    │   ├── EmergencyCutoffError                  spending is stopped in every process
+    │   └── ApprovalDeniedError                   the approval hook said no
+    └── APIError                                  anything that came from (or failed to reach) the API
+        ├── APIConnectionError
+        │   └── APITimeoutError
+        ├── APIStatusError                        an HTTP error status
+        │   ├── BadRequestError 400
+        │   ├── AuthenticationError 401
+        │   ├── PaymentRequiredError 402
+        │   ├── PermissionDeniedError 403
+        │   ├── NotFoundError 404
+        │   ├── RateLimitError 429
+        │   └── InternalServerError 5xx
+        └── StreamError                           an error event in the middle of a stream
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "OrRouteError",
+    "InvalidArgumentError",
+    "ParseError",
+    "NotFoundInCatalogError",
+    "NoModelAvailableError",
+    "BudgetError",
+    "BudgetExceededError",
+    "EmergencyCutoffError",
+    "ApprovalDeniedError",
+    "APIError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "RateLimitError",
+    "InternalServerError",
+    "StreamError",
+    "status_error_class",
+]
+
+
+class OrRouteError(Exception):
+    """Base class of every error raised by orroute."""
+
+
+class InvalidArgumentError(OrRouteError, ValueError):
+    """A value passed by the caller can never be valid. Raised before any network call."""
+
+
+class ParseError(OrRouteError, ValueError):
+    """Input data (a models response, a vocabulary, a saved router) could not be parsed."""
+
+
+class NotFoundInCatalogError(OrRouteError, KeyError):
+    """A named thing (model id, encoding, budget) is not known."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NoModelAvailableError(OrRouteError):
+    """Selection removed every candidate; the message names the constraint that removed the last."""
+
+
+class BudgetError(OrRouteError):
+    """A task would exceed the budget (the plan's ``BudgetError``)."""
+
+
+class BudgetExceededError(BudgetError):
+    """A call would push spend past a budget limit.
+
+    Attributes:
+        budget: the budget's name (scope and window), e.g. ``"project:demo/daily"``.
+        limit, spent, reserved, estimate: amounts in USD as ``decimal.Decimal``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str | None = None,
+        limit: Any = None,
+        spent: Any = None,
+        reserved: Any = None,
+        estimate: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.limit = limit
+        self.spent = spent
+        self.reserved = reserved
+        self.estimate = estimate
+
+
+class EmergencyCutoffError(BudgetError):
+    """The emergency cutoff is engaged: no spending in any process until it is lifted."""
+
+
+class ApprovalDeniedError(BudgetError):
+    """The approval hook refused a call estimated above the approval threshold."""
+
+
+class APIError(OrRouteError):
+    """An error that came from the API or from failing to reach it.
+
+    Attributes:
+        message: human-readable message (never contains an API key).
+        status_code: HTTP status when there was one.
+        code: OpenRouter's error code (``error.code``; usually the status) when known.
+        metadata: OpenRouter's ``error.metadata`` (provider name, raw upstream error, reasons ...).
+        generation_id: the generation id when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: Any = None,
+        metadata: dict[str, Any] | None = None,
+        generation_id: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+        self.metadata = metadata or {}
+        self.generation_id = generation_id
+        self.body = body
+
+
+class APIConnectionError(APIError):
+    """The request never got an HTTP response (DNS, refused, reset, TLS)."""
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect, first-byte, idle or total timeout expired."""
+
+
+class APIStatusError(APIError):
+    """The API answered with an error status."""
+
+
+class BadRequestError(APIStatusError):
+    """400: invalid parameters, invalid model id, context length exceeded."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: missing, invalid or disabled API key."""
+
+
+class PaymentRequiredError(APIStatusError):
+    """402: not enough credits (or the key's limit is exhausted)."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: moderation flag (``metadata['reasons']``), guardrail, region or permission."""
+
+    @property
+    def reasons(self) -> list[str]:
+        return list(self.metadata.get("reasons") or [])
+
+
+class NotFoundError(APIStatusError):
+    """404: no such model or endpoint."""
+
+
+class RateLimitError(APIStatusError):
+    """429: rate limited. ``retry_after`` is the wait in seconds the server asked for, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server or the upstream provider failed."""
+
+
+class StreamError(APIError):
+    """An error event arrived in the middle of a stream. ``partial`` holds the text received."""
+
+    def __init__(self, message: str, *, partial: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.partial = partial
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """Returns the exception class for an HTTP error status (the one mapping used everywhere)."""
+    if status in _STATUS_CLASSES:
+        return _STATUS_CLASSES[status]
+    if status >= 500:
+        return InternalServerError
+    return APIStatusError

@@ -1,0 +1,59 @@
+"""The package as a user meets it: import cost, exact money at the boundary, error hierarchy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+import orroute
+from orroute import _core
+
+
+def test_import_is_light() -> None:
+    """`import orroute` must not pull in heavy optional libraries or the C++ core."""
+    code = (
+        "import sys, orroute; "
+        "heavy = [m for m in ('pandas', 'numpy', 'matplotlib', 'rich', 'orroute._core') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (Decimal("0.0000025"), Decimal("0.0000025")),
+        ("0.00000015", Decimal("0.00000015")),
+        (0.1, Decimal("0.1")),
+        (3, Decimal("3")),
+    ],
+    ids=["decimal", "str", "float-shortest-repr", "int"],
+)
+def test_money_crosses_the_boundary_exactly(given: object, expected: Decimal) -> None:
+    assert _core.parse_money(given) == expected
+
+
+def test_bad_money_is_a_clear_value_error() -> None:
+    with pytest.raises(orroute.InvalidArgumentError, match="not a valid amount of money: 'abc'"):
+        _core.parse_money("abc")
+    with pytest.raises(ValueError):
+        _core.parse_money("1.2.3")
+
+
+def test_budget_exceeded_is_the_plans_budget_error() -> None:
+    assert issubclass(orroute.BudgetExceededError, orroute.BudgetError)
+    assert orroute.status_error_class(429) is orroute.RateLimitError
+    assert orroute.status_error_class(503) is orroute.InternalServerError
+
+
+def test_task_normalises_a_string_prompt() -> None:
+    task = orroute.Task(type="coding", messages="hi", budget=0.5)
+    assert task.messages == [{"role": "user", "content": "hi"}]
+    assert task.budget == Decimal("0.5")
+    assert task.id
+    with pytest.raises(orroute.InvalidArgumentError, match="max_tokens"):
+        orroute.Task(messages="hi", max_tokens=0)
