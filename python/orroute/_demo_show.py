@@ -189,6 +189,7 @@ class DemoShow:
         if not (self.offline and self.inject_faults and self.fake is not None):
             return
         import orroute
+
         from .testing import Fault
 
         selector = orroute.ModelSelector()
@@ -216,8 +217,13 @@ class DemoShow:
     # --- the run --------------------------------------------------------------------------------
 
     async def run(self) -> D.DemoSummary:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-            TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         t0 = time.perf_counter()
         specs = D.workload_specs()

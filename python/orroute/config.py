@@ -39,18 +39,18 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "Settings",
-    "BudgetConfig",
-    "RateLimitConfig",
-    "ConfigError",
-    "load_settings",
-    "parse_env_file",
-    "mask_key",
-    "default_home",
     "DEFAULT_BASE_URL",
+    "ENV_VARS",
     "GUIDE_MODEL_ORDER",
     "STRATEGIES",
-    "ENV_VARS",
+    "BudgetConfig",
+    "ConfigError",
+    "RateLimitConfig",
+    "Settings",
+    "default_home",
+    "load_settings",
+    "mask_key",
+    "parse_env_file",
 ]
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
@@ -405,7 +405,7 @@ def _budgets(value: Any, where: str) -> tuple[BudgetConfig, ...]:
         unknown = set(b) - {"limit", "limit_usd", "period", "project", "conversation", "tag",
                             "policy"}
         if unknown:
-            raise ConfigError(f"{w}: unknown key {sorted(unknown)[0]!r}")
+            raise ConfigError(f"{w}: unknown key {min(unknown)!r}")
         limit = b.get("limit", b.get("limit_usd"))
         if limit is None:
             raise ConfigError(f"{w}: missing 'limit' (USD)")
@@ -430,7 +430,7 @@ def _limits(value: Any, where: str) -> dict[str, RateLimitConfig]:
             raise ConfigError(f"{w}: expected a table")
         unknown = set(lim) - {"requests", "input_tokens", "output_tokens"}
         if unknown:
-            raise ConfigError(f"{w}: unknown key {sorted(unknown)[0]!r}")
+            raise ConfigError(f"{w}: unknown key {min(unknown)!r}")
         out[str(model)] = RateLimitConfig(**{k: _as_int(v, f"{w}.{k}") for k, v in lim.items()})
     return out
 
@@ -506,7 +506,7 @@ def load_settings(
         src = f"config ({cfg_path})"
         unknown = set(data) - _TOML_KEYS
         if unknown:
-            raise ConfigError(f"{cfg_path}: unknown setting {sorted(unknown)[0]!r}")
+            raise ConfigError(f"{cfg_path}: unknown setting {min(unknown)!r}")
         for name, raw in data.items():
             where = f"{cfg_path}: {name}"
             if name == "budgets":

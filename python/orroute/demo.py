@@ -26,16 +26,16 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "PREMIUM_MODEL",
+    "PROFILES",
     "DemoSpec",
     "DemoSummary",
-    "PROFILES",
-    "PREMIUM_MODEL",
-    "workload",
-    "workload_specs",
     "apply_realistic_profiles",
-    "start_offline",
     "demo_reply",
     "run_demo",
+    "start_offline",
+    "workload",
+    "workload_specs",
 ]
 
 # The premium model of the integration guide ("best performance, higher cost"): the baseline the
@@ -76,24 +76,24 @@ class DemoSpec:
 
 
 _CODE = [
-    ("Write a Python function that parses ISO-8601 durations like 'P3DT4H5M' into seconds, "
-     "with type hints and doctests.", "parse ISO-8601 durations"),
-    ("Review this diff for bugs and race conditions:\n```go\nfunc (c *Cache) Get(k string) "
+    (("Write a Python function that parses ISO-8601 durations like 'P3DT4H5M' into seconds, "
+     "with type hints and doctests."), "parse ISO-8601 durations"),
+    (("Review this diff for bugs and race conditions:\n```go\nfunc (c *Cache) Get(k string) "
      "(V, bool) {\n  c.mu.RLock()\n  v, ok := c.m[k]\n  c.mu.RUnlock()\n  if !ok { c.mu.Lock(); "
-     "c.m[k] = load(k); c.mu.Unlock() }\n  return v, ok\n}\n```", "review a Go cache"),
-    ("Refactor this SQL so it uses a window function instead of a correlated subquery:\n"
+     "c.m[k] = load(k); c.mu.Unlock() }\n  return v, ok\n}\n```"), "review a Go cache"),
+    (("Refactor this SQL so it uses a window function instead of a correlated subquery:\n"
      "SELECT o.id, (SELECT SUM(total) FROM orders i WHERE i.customer = o.customer AND "
-     "i.created <= o.created) FROM orders o;", "refactor SQL"),
-    ("Implement an LRU cache in TypeScript with O(1) get and put, generic over keys and values, "
-     "and explain the data structure.", "TypeScript LRU cache"),
-    ("Write pytest tests for a function `slugify(title: str) -> str` covering unicode, "
-     "punctuation, repeated separators and empty input.", "pytest for slugify"),
-    ("Find the bug: `for i in range(len(xs)): if xs[i] == target: del xs[i]` raises "
-     "IndexError on some inputs. Explain and fix it.", "fix IndexError"),
+     "i.created <= o.created) FROM orders o;"), "refactor SQL"),
+    (("Implement an LRU cache in TypeScript with O(1) get and put, generic over keys and values, "
+     "and explain the data structure."), "TypeScript LRU cache"),
+    (("Write pytest tests for a function `slugify(title: str) -> str` covering unicode, "
+     "punctuation, repeated separators and empty input."), "pytest for slugify"),
+    (("Find the bug: `for i in range(len(xs)): if xs[i] == target: del xs[i]` raises "
+     "IndexError on some inputs. Explain and fix it."), "fix IndexError"),
 ]
 _QUESTIONS = [
-    ("Wake me up at 7 AM tomorrow. What is the intent of this request, and how confident are "
-     "you?", "intent: alarm"),
+    (("Wake me up at 7 AM tomorrow. What is the intent of this request, and how confident are "
+     "you?"), "intent: alarm"),
     ("Remind me in 2 hours. Extract the time information as ISO-8601.", "extract time"),
     ("What does HTTP status 429 mean and how should a client react to it?", "HTTP 429"),
     ("Translate 'the meeting moved to Thursday' into French and German.", "translate"),
@@ -112,26 +112,26 @@ _REVIEWS = [
     "Great value for money. I bought a second one for my parents.",
 ]
 _REASONING = [
-    ("A bat and a ball cost $1.10 in total. The bat costs $1.00 more than the ball. How much "
-     "does the ball cost? Show your reasoning step by step.", "bat and ball"),
+    (("A bat and a ball cost $1.10 in total. The bat costs $1.00 more than the ball. How much "
+     "does the ball cost? Show your reasoning step by step."), "bat and ball"),
     ("Prove that the sum of two odd integers is always even.", "odd + odd"),
-    ("Six database migrations have dependencies: B needs A, C needs A, D needs B and C, E "
-     "needs D, F needs C. Give a valid order and explain why it is valid, step by step.",
+    (("Six database migrations have dependencies: B needs A, C needs A, D needs B and C, E "
+     "needs D, F needs C. Give a valid order and explain why it is valid, step by step."),
      "migration order"),
     ("Estimate how many piano tuners work in Chicago. Show each assumption and the arithmetic.",
      "Fermi estimate"),
-    ("If all bloops are razzies and some razzies are lazzies, must some bloops be lazzies? "
-     "Explain carefully.", "syllogism"),
+    (("If all bloops are razzies and some razzies are lazzies, must some bloops be lazzies? "
+     "Explain carefully."), "syllogism"),
 ]
 _PLANNING = [
-    ("Plan a three-stage rollout of a feature flag for a payments service, with the metrics "
-     "that gate each stage and the rollback plan.", "feature-flag rollout"),
-    ("Plan the migration of a monolith's user module into a separate service over six weeks: "
-     "milestones, risks and how to keep both in sync.", "service extraction"),
+    (("Plan a three-stage rollout of a feature flag for a payments service, with the metrics "
+     "that gate each stage and the rollback plan."), "feature-flag rollout"),
+    (("Plan the migration of a monolith's user module into a separate service over six weeks: "
+     "milestones, risks and how to keep both in sync."), "service extraction"),
 ]
 _VERIFY = [
-    ('Verify that this JSON matches the schema {"type":"object","required":["id","email"]}: '
-     '{"id": 7, "mail": "a@b.c"}. Answer valid or invalid with the reason.', "JSON schema check"),
+    (('Verify that this JSON matches the schema {"type":"object","required":["id","email"]}: '
+     '{"id": 7, "mail": "a@b.c"}. Answer valid or invalid with the reason.'), "JSON schema check"),
 ]
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from orroute.cli import cli
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"

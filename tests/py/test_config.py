@@ -5,9 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 import orroute
+import pytest
 from orroute.config import ConfigError, load_settings, mask_key, parse_env_file
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
@@ -69,7 +68,7 @@ def test_config_file_budgets_limits_and_fallbacks(tmp_path: Path) -> None:
         '[[budgets]]\nlimit = "100"\n'
         '[limits."openai/gpt-4o"]\nrequests = 60\noutput_tokens = 1000\n')
     s = load_settings(config_file=cfg, env={}, env_file=False)
-    assert [b.limit for b in s.budgets] == [Decimal("5.10"), Decimal("100")]
+    assert [b.limit for b in s.budgets] == [Decimal("5.10"), Decimal(100)]
     assert s.budgets[0].period == "daily" and s.budgets[0].policy == "downgrade"
     assert s.budgets[1].period == "total" and s.budgets[1].project is None
     assert s.limits["openai/gpt-4o"].requests == 60

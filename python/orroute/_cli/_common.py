@@ -216,3 +216,105 @@ def echo_err(message: str) -> None:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+# --- library objects built from the settings (one place maps settings to constructor args) ------
+
+
+def make_client(s: Any, *, async_: bool = False) -> Any:
+    """An ``orroute.OpenRouter`` (or ``AsyncOpenRouter``) for the settings' endpoint and key."""
+    import orroute
+
+    require_key(s)
+    cls = orroute.AsyncOpenRouter if async_ else orroute.OpenRouter
+    kwargs: dict[str, Any] = {"api_key": s.api_key, "base_url": s.base_url}
+    if s.timeout is not None:
+        kwargs["timeout"] = s.timeout
+    if s.max_retries is not None:
+        kwargs["max_retries"] = s.max_retries
+    if s.app_name:
+        kwargs["app_name"] = s.app_name
+    if s.app_url:
+        kwargs["app_url"] = s.app_url
+    return cls(**kwargs)
+
+
+def make_tracker(s: Any) -> Any:
+    """The ``orroute.CostTracker`` of the settings' ledger (created on first use)."""
+    import orroute
+
+    path = str(s.ledger_path)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return orroute.CostTracker(ledger=path)
+
+
+def make_manager(s: Any, *, strategy: str | None = None, budget: Any = None,
+                 preferred_model: str | None = None, fallback: bool | None = None) -> Any:
+    """An ``orroute.AIModelManager`` wired to the settings: endpoint, key, strategy, ledger,
+    explicit model order (preferred model + fallbacks), rate limits and config budgets."""
+    import orroute
+
+    require_key(s)
+    order = list(s.model_order())
+    if preferred_model:
+        order = [preferred_model] + [m for m in order if m != preferred_model]
+        if fallback is False or not s.fallback_enabled:
+            order = [preferred_model]
+    elif fallback is False:
+        order = order[:1]
+    path = str(s.ledger_path)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {
+        "api_key": s.api_key,
+        "base_url": s.base_url,
+        "strategy": strategy or s.strategy,
+        "ledger": path,
+    }
+    if order:
+        kwargs["fallbacks"] = order
+    if budget is not None:
+        kwargs["budget"] = budget
+    if s.limits:
+        kwargs["limits"] = {m: lim.as_dict() for m, lim in s.limits.items()}
+    return orroute.AIModelManager(**kwargs)
+
+
+def field_of(obj: Any, name: str, default: Any = None) -> Any:
+    """``obj.name`` or ``obj[name]`` (library results are objects; raw API data are dicts)."""
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def records(obj: Any) -> list[dict[str, Any]]:
+    """Rows of a library result as dicts: a DataFrame, a list of objects/dicts, or a mapping of
+    key -> row."""
+    if obj is None:
+        return []
+    to_dict = getattr(obj, "to_dict", None)
+    if callable(to_dict) and hasattr(obj, "columns"):  # a pandas DataFrame
+        df = obj.reset_index() if getattr(obj.index, "name", None) else obj
+        return [dict(r) for r in df.to_dict("records")]
+    if isinstance(obj, Mapping):
+        return [{"key": k, **(v if isinstance(v, Mapping) else {"value": v})}
+                for k, v in obj.items()]
+    out = []
+    for r in obj:
+        d = r if isinstance(r, Mapping) else to_data(r)
+        out.append(dict(d) if isinstance(d, Mapping) else {"value": d})
+    return out
+
+
+def print_records(title: str | None, rows: list[dict[str, Any]], *,
+                  columns: Sequence[str] | None = None, caption: str | None = None) -> None:
+    """A table of dict rows (columns: the given ones, else the keys of the first row)."""
+    if not rows:
+        click.echo("(nothing recorded)" if title is None else f"{title}: (nothing recorded)")
+        return
+    cols = list(columns or rows[0].keys())
+    print_table(title, [c.replace("_", " ") for c in cols],
+                [[r.get(c) for c in cols] for r in rows], caption=caption)

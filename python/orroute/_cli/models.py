@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import difflib
+import statistics
+import time
 from decimal import Decimal
 from typing import Any
 
 import click
 
+from ..config import STRATEGIES
 from ._common import (
-    EXIT_NOT_FOUND, CLIError, app, cell, emit_json, per_million, print_table, usd,
+    EXIT_NOT_FOUND,
+    CLIError,
+    app,
+    cell,
+    console,
+    emit_json,
+    field_of,
+    make_client,
+    make_tracker,
+    per_million,
+    print_records,
+    print_table,
+    records,
+    to_data,
+    usd,
 )
 
 _M = Decimal(1_000_000)
@@ -140,7 +157,7 @@ def list_models(capabilities: tuple[str, ...], max_price: float | None,
     }[sort]
     if sort == "created":
         created = {m.id: m.created for m in found}
-        key = lambda r: created[r["id"]]  # noqa: E731
+        key = lambda r: created[r["id"]]
     rows.sort(key=key, reverse=desc ^ (sort in ("context", "created")))
     if limit is not None:
         rows = rows[:limit]
@@ -201,8 +218,6 @@ def show(model_id: str, as_json: bool) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from ._common import console
-
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold")
     t.add_column()
@@ -240,5 +255,200 @@ def show(model_id: str, as_json: bool) -> None:
     console().print(Panel(t, title=d["name"], expand=False))
 
 
-def _unused(*_: Any) -> None:  # keep app imported for commands added below
-    app()
+# --- commands that call a model --------------------------------------------------------------
+
+
+def _measure(client: Any, model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
+    """One streamed completion: latency, time to first token, tokens/s, tokens and cost."""
+    start = time.perf_counter()
+    ttft = None
+    parts: list[str] = []
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens,
+        stream=True)
+    usage = None
+    served = model
+    with stream:
+        for chunk in stream:
+            served = getattr(chunk, "model", None) or served
+            if getattr(chunk, "usage", None) is not None:
+                usage = chunk.usage
+            for choice in getattr(chunk, "choices", None) or []:
+                text = getattr(getattr(choice, "delta", None), "content", None)
+                if text:
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+                    parts.append(text)
+        usage = usage or getattr(stream, "usage", None)
+    latency = time.perf_counter() - start
+    pt = int(field_of(usage, "prompt_tokens", 0) or 0)
+    ct = int(field_of(usage, "completion_tokens", 0) or 0)
+    cost = field_of(usage, "cost")
+    if cost is None and usage is not None:
+        try:
+            cost = load_catalog().cost(served, prompt_tokens=pt, completion_tokens=ct)
+        except Exception:  # noqa: BLE001 - a model outside the catalog has no known price
+            cost = None
+    gen_time = latency - (ttft or 0)
+    return {
+        "model": served, "latency": latency, "ttft": ttft, "prompt_tokens": pt,
+        "completion_tokens": ct,
+        "tokens_per_second": (ct / gen_time) if ct and gen_time > 0 else None,
+        "cost": None if cost is None else Decimal(str(cost)), "content": "".join(parts),
+    }
+
+
+@models.command("test")
+@click.argument("model_id")
+@click.option("--prompt", default="Say hello in five words.", show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def test_model(model_id: str, prompt: str, max_tokens: int, as_json: bool) -> None:
+    """Send one real completion to MODEL_ID; show the answer, latency, TTFT and exact cost."""
+    s = app().settings
+    if s.is_openrouter:
+        lookup(load_catalog(), model_id)
+    client = make_client(s)
+    try:
+        r = _measure(client, model_id, prompt, max_tokens)
+    finally:
+        _close(client)
+    if as_json:
+        emit_json(r)
+        return
+    click.echo(r["content"])
+    console(stderr=True).print(
+        f"[bold]{r['model']}[/]: {r['latency']:.2f}s total, TTFT "
+        f"{_secs(r['ttft'])}, "
+        f"{r['prompt_tokens']} in / {r['completion_tokens']} out, cost {usd(r['cost'])}")
+
+
+def _close(client: Any) -> None:
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
+
+
+@models.command("benchmark")
+@click.argument("model_ids", nargs=-1)
+@click.option("--runs", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--prompt", default="Explain in three sentences why the sky is blue.",
+              show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def benchmark(model_ids: tuple[str, ...], runs: int, prompt: str, max_tokens: int,
+              as_json: bool) -> None:
+    """Compare latency, TTFT, tokens/s and cost of models (default: the configured order, or
+    the integration guide's six)."""
+    from rich.progress import Progress
+
+    from ..config import GUIDE_MODEL_ORDER
+
+    s = app().settings
+    ids = list(model_ids) or s.model_order() or list(GUIDE_MODEL_ORDER)
+    if s.is_openrouter:
+        catalog = load_catalog()
+        for mid in ids:
+            lookup(catalog, mid)
+    client = make_client(s)
+    results: dict[str, list[dict[str, Any]]] = {m: [] for m in ids}
+    errors: dict[str, list[str]] = {m: [] for m in ids}
+    try:
+        with Progress(console=console(stderr=True), transient=True) as progress:
+            bar = progress.add_task("benchmarking", total=len(ids) * runs)
+            for mid in ids:
+                for _ in range(runs):
+                    progress.update(bar, description=f"{mid}")
+                    try:
+                        results[mid].append(_measure(client, mid, prompt, max_tokens))
+                    except Exception as e:  # noqa: BLE001 - a failing model is a result too
+                        errors[mid].append(str(e).splitlines()[0] if str(e) else type(e).__name__)
+                    progress.advance(bar)
+    finally:
+        _close(client)
+    rows = []
+    for mid in ids:
+        rs = results[mid]
+
+        def med(key: str, rs: list[dict[str, Any]] = rs) -> float | None:
+            vals = [r[key] for r in rs if r[key] is not None]
+            return statistics.median(vals) if vals else None
+
+        costs = [r["cost"] for r in rs if r["cost"] is not None]
+        rows.append({
+            "model": mid, "runs": runs, "ok": len(rs), "errors": errors[mid],
+            "latency_p50": med("latency"), "ttft_p50": med("ttft"),
+            "tokens_per_second": med("tokens_per_second"),
+            "cost_per_call": (sum(costs, Decimal(0)) / len(costs)) if costs else None,
+        })
+    if as_json:
+        emit_json(rows)
+        return
+    print_table(f"benchmark: {runs} run(s) per model, {max_tokens} max tokens",
+                ["model", "ok", "latency p50", "TTFT p50", "tokens/s", "cost/call"],
+                [(r["model"], f"{r['ok']}/{r['runs']}", _secs(r["latency_p50"]),
+                  _secs(r["ttft_p50"]),
+                  None if r["tokens_per_second"] is None else f"{r['tokens_per_second']:.0f}",
+                  usd(r["cost_per_call"])) for r in rows],
+                justify={"ok": "right", "latency p50": "right", "TTFT p50": "right",
+                         "tokens/s": "right", "cost/call": "right"})
+    for r in rows:
+        if r["errors"]:
+            click.echo(f"{r['model']}: {r['errors'][0]}", err=True)
+
+
+def _secs(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}s"
+
+
+@models.command("recommend")
+@click.option("--task", "task_type", required=True, help="Task type, e.g. coding, code-analysis.")
+@click.option("--budget", type=click.FloatRange(min=0), default=None, metavar="USD",
+              help="Most one call may cost.")
+@click.option("--input-size", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Prompt size in tokens.")
+@click.option("--output-size", type=click.IntRange(min=1), default=None,
+              help="Expected output tokens.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=None)
+@click.option("--top", "-n", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def recommend(task_type: str, budget: float | None, input_size: int, output_size: int | None,
+              strategy: str | None, top: int, as_json: bool) -> None:
+    """The best models for a task type, with scores and reasons."""
+    import orroute
+
+    s = app().settings
+    selector = orroute.ModelSelector()
+    kwargs: dict[str, Any] = {"strategy": strategy or s.strategy}
+    if output_size is not None:
+        kwargs["expected_output_tokens"] = output_size
+    ranked = selector.rank(task_type.replace("-", "_"), input_size, budget, **kwargs)
+    rows = [to_data(r) for r in list(ranked)[:top]]
+    if as_json:
+        emit_json(rows)
+        return
+    table = []
+    for i, r in enumerate(rows, 1):
+        reasons = r.get("reasons") or []
+        table.append((i, r.get("model") or r.get("model_id") or r.get("id"),
+                      None if r.get("score") is None else f"{float(r['score']):.3f}",
+                      usd(r.get("estimated_cost") or r.get("cost")),
+                      "; ".join(map(str, reasons[:3])) if isinstance(reasons, list) else reasons))
+    print_table(f"recommended for {task_type} ({kwargs['strategy']})",
+                ["#", "model", "score", "est. cost", "why"], table,
+                justify={"score": "right", "est. cost": "right"})
+
+
+@models.command("performance")
+@click.option("--period", type=click.Choice(["today", "week", "month", "all"]), default="all",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def performance(period: str, as_json: bool) -> None:
+    """Latency, success rate and cost per call of each model, from the ledger's records."""
+    s = app().settings
+    tracker = make_tracker(s)
+    rows = records(tracker.report(period=period, by="model"))
+    if as_json:
+        emit_json(rows)
+        return
+    print_records(f"model performance ({period}, ledger {s.ledger_path})", rows)
