@@ -146,7 +146,10 @@ def console(stderr: bool = False) -> Any:
     """A rich Console (imported on first use)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # piped output is read by people and tools alike: do not squeeze it into 80 columns
+    width = None if stream.isatty() else 140
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
@@ -163,7 +166,8 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
             v = rows[0][i]
             j = "right" if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) else (
                 "right" if isinstance(v, str) and v[:1] == "$" else "left")
-        table.add_column(col, justify=j or "left")
+        table.add_column(col, justify=j or "left", no_wrap=i == 0,
+                         overflow="fold" if i == 0 else "ellipsis")
     for r in rows:
         table.add_row(*[cell(v) for v in r])
     console().print(table)
@@ -193,6 +197,8 @@ def usd(amount: Any, *, per: str = "") -> str:
         s = "$0"
     elif abs(d) >= Decimal("0.01"):
         s = f"${d:,.4f}"
+        while s.endswith("0") and len(s.split(".")[1]) > 2:
+            s = s[:-1]
     else:
         exp = d.adjusted()  # position of the first significant digit
         places = min(-exp + 2, 12)
