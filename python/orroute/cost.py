@@ -397,8 +397,10 @@ class CostTracker:
             raise InvalidArgumentError("estimate_cost needs a model (argument or task.model)")
         prompt = task.input_size
         if prompt is None:
-            from .tokenizer import count_tokens
-
+            try:
+                from .tokenizer import count_tokens
+            except ImportError as exc:  # pragma: no cover - the tokenizer ships with orroute
+                raise InvalidArgumentError("no tokenizer available: give task.input_size") from exc
             prompt = count_tokens(task.messages, model=model)
         completion = task.max_tokens or self.expected_completion_tokens(task.type, model)
         return self._price(model, int(prompt), int(completion))
@@ -413,8 +415,9 @@ class CostTracker:
         if catalog is None:
             from .catalog import Catalog
 
-            catalog = self._catalog = Catalog()
-        return Decimal(catalog.cost(model, prompt_tokens, completion_tokens))
+            catalog = self._catalog = Catalog.bundled()
+        cost = catalog.cost(model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        return Decimal(cost)
 
     def track_usage(
         self, task_id: str, model: str, tokens_used: int | Mapping[str, int], cost: Amount

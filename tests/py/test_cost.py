@@ -278,3 +278,19 @@ def test_expected_completion_tokens_learns_from_history(tracker: orroute.CostTra
     for n in range(1, 101):
         tracker.record_call(cost=0, model="m", task_type="coding", completion_tokens=n)
     assert tracker.expected_completion_tokens("coding", "m") == 90
+
+
+def test_estimate_cost_prices_prompt_and_output_exactly(tracker: orroute.CostTracker) -> None:
+    catalog = orroute.Catalog.bundled()
+    model = next(m.id for m in catalog if m.pricing.prompt > 0 and m.pricing.completion > 0)
+    task = orroute.Task(type="coding", messages="hi", input_size=1000, max_tokens=500)
+    expected = catalog.cost(model, prompt_tokens=1000, completion_tokens=500)
+    assert tracker.estimate_cost(task, model) == expected
+    # Without max_tokens: the learned expectation for this task type and model.
+    for n in (100, 200, 300, 400, 500, 600, 700, 800, 900, 1000):
+        tracker.record_call(cost=0, model=model, task_type="coding", completion_tokens=n)
+    open_task = orroute.Task(type="coding", messages="hi", input_size=1000)
+    assert tracker.estimate_cost(open_task, model) == catalog.cost(
+        model, prompt_tokens=1000, completion_tokens=900)
+    with pytest.raises(orroute.InvalidArgumentError):
+        tracker.estimate_cost(task)
