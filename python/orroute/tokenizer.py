@@ -73,9 +73,12 @@ class Encoding:
         >>> get_encoding("cl100k_base").encode_ordinary("hello world")
         [15339, 1917]
         """
-        if not _encodable(text):
-            text = _utf8_safe(text)
-        return self._core.encode_ordinary(text)
+        try:
+            return self._core.encode_ordinary(text)
+        except TypeError:
+            if not isinstance(text, str) or _encodable(text):
+                raise
+            return self._core.encode_ordinary(_utf8_safe(text))
 
     def encode(
         self,
@@ -95,9 +98,12 @@ class Encoding:
         [100257]
         """
         allowed, disallowed = self._policy(allowed_special, disallowed_special)
-        if not _encodable(text):
-            text = _utf8_safe(text)
-        return self._core.encode(text, allowed, disallowed)
+        try:
+            return self._core.encode(text, allowed, disallowed)
+        except TypeError:
+            if not isinstance(text, str) or _encodable(text):
+                raise
+            return self._core.encode(_utf8_safe(text), allowed, disallowed)
 
     def count(
         self,
@@ -112,9 +118,12 @@ class Encoding:
         2
         """
         allowed, disallowed = self._policy(allowed_special, disallowed_special)
-        if not _encodable(text):
-            text = _utf8_safe(text)
-        return self._core.count(text, allowed, disallowed)
+        try:
+            return self._core.count(text, allowed, disallowed)
+        except TypeError:
+            if not isinstance(text, str) or _encodable(text):
+                raise
+            return self._core.count(_utf8_safe(text), allowed, disallowed)
 
     def encode_batch(
         self,

@@ -16,6 +16,11 @@ std::string read_file(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw NotFound("cannot open vocabulary file " + path);
   std::string data;
+  if (std::fseek(f.get(), 0, SEEK_END) == 0) {
+    const long size = std::ftell(f.get());
+    if (size > 0) data.reserve(static_cast<size_t>(size));
+    std::rewind(f.get());
+  }
   char buf[1 << 16];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) data.append(buf, n);
@@ -59,6 +64,16 @@ bool b64_decode(std::string_view in, std::string& out) {
   return true;
 }
 
+// Indices of `hashes` ordered by their top 16 bits (counting sort; stable).
+std::vector<uint32_t> order_by_top_bits(const std::vector<uint64_t>& hashes) {
+  std::vector<uint32_t> start(65537, 0);
+  for (uint64_t h : hashes) ++start[(h >> 48) + 1];
+  for (size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
+  std::vector<uint32_t> order(hashes.size());
+  for (size_t i = 0; i < hashes.size(); ++i) order[start[hashes[i] >> 48]++] = static_cast<uint32_t>(i);
+  return order;
+}
+
 }  // namespace
 
 uint64_t Vocab::hash_bytes(std::string_view s) noexcept {
@@ -83,7 +98,7 @@ uint64_t Vocab::hash_bytes(std::string_view s) noexcept {
   return h;
 }
 
-uint32_t Vocab::find(std::string_view bytes) const noexcept {
+uint32_t Vocab::find_long(std::string_view bytes) const noexcept {
   if (bytes.size() > max_len_) return kNone;
   const uint64_t h = hash_bytes(bytes);
   const uint64_t tag = h >> 32;
@@ -118,12 +133,49 @@ void Vocab::build(const std::vector<uint32_t>& triples) {
   max_len_ = 0;
   for (uint32_t id = 0; id < n; ++id) max_len_ = std::max(max_len_, token_bytes(id).size());
 
-  const int slot_bits = std::bit_width(uint64_t{n} * 2);
+  // Both tables are filled in order of home slot (a counting sort on the top bits first), so the
+  // inserts walk memory almost sequentially: random-order inserts into tables of several MB were
+  // cache-miss bound and made loading o200k take hundreds of milliseconds.
+  std::vector<uint64_t> hashes;
+  std::vector<uint32_t> ids;
+  for (uint32_t id = 0; id < n; ++id) {
+    if (token_bytes(id).size() <= kShortMax) {
+      ids.push_back(id);
+      hashes.push_back(mix(short_key(token_bytes(id))));
+    }
+  }
+  const int short_bits = std::bit_width(uint64_t{ids.size()} * 3 / 2 + 1);
+  short_.assign(size_t{1} << short_bits, ShortSlot{0, kNone});
+  short_mask_ = short_.size() - 1;
+  short_shift_ = 64 - short_bits;
+  for (uint32_t k : order_by_top_bits(hashes)) {
+    const uint64_t key = short_key(token_bytes(ids[k]));
+    uint64_t i = hashes[k] >> short_shift_;
+    while (short_[i].key != 0) {
+      if (short_[i].key == key) {
+        throw ParseError("duplicate token bytes for ranks " + std::to_string(short_[i].id) +
+                         " and " + std::to_string(ids[k]));
+      }
+      i = (i + 1) & short_mask_;
+    }
+    short_[i] = {key, ids[k]};
+  }
+
+  hashes.clear();
+  ids.clear();
+  for (uint32_t id = 0; id < n; ++id) {
+    if (token_bytes(id).size() > kShortMax) {
+      ids.push_back(id);
+      hashes.push_back(hash_bytes(token_bytes(id)));
+    }
+  }
+  const int slot_bits = std::bit_width(uint64_t{ids.size()} * 2 + 1);
   slots_.assign(size_t{1} << slot_bits, kEmpty);
   slot_mask_ = slots_.size() - 1;
   slot_shift_ = 64 - slot_bits;
-  for (uint32_t id = 0; id < n; ++id) {
-    const uint64_t h = hash_bytes(token_bytes(id));
+  for (uint32_t k : order_by_top_bits(hashes)) {
+    const uint32_t id = ids[k];
+    const uint64_t h = hashes[k];
     uint64_t i = h >> slot_shift_;
     while (slots_[i] != kEmpty) {
       if (token_bytes(static_cast<uint32_t>(slots_[i])) == token_bytes(id)) {
@@ -146,13 +198,17 @@ void Vocab::build(const std::vector<uint32_t>& triples) {
   pairs_.assign(size_t{1} << pair_bits, kEmpty);
   pair_mask_ = pairs_.size() - 1;
   pair_shift_ = 64 - pair_bits;
+  hashes.resize(n_pairs);
   for (size_t k = 0; k < n_pairs; ++k) {
     const uint32_t l = triples[3 * k], r = triples[3 * k + 1], v = triples[3 * k + 2];
     if (l >= n || r >= n || v >= n) throw ParseError("merge pair out of range");
-    const uint64_t key = (uint64_t{l} << kIdBits) | r;
-    uint64_t i = mix(key) >> pair_shift_;
+    hashes[k] = mix((uint64_t{l} << kIdBits) | r);
+  }
+  for (uint32_t k : order_by_top_bits(hashes)) {
+    const uint64_t key = (uint64_t{triples[3 * k]} << kIdBits) | triples[3 * k + 1];
+    uint64_t i = hashes[k] >> pair_shift_;
     while (pairs_[i] != kEmpty) i = (i + 1) & pair_mask_;
-    pairs_[i] = (key << kIdBits) | v;
+    pairs_[i] = (key << kIdBits) | triples[3 * k + 2];
   }
 }
 
@@ -214,7 +270,17 @@ Vocab Vocab::from_tiktoken_file(const std::string& path) {
 }
 
 void Vocab::save_binary_file(const std::string& path) const {
-  const std::vector<uint32_t> triples = find_merge_triples();
+  // Stored in the order build() inserts them, so loading reads them sequentially.
+  const std::vector<uint32_t> found = find_merge_triples();
+  std::vector<uint64_t> hashes(found.size() / 3);
+  for (size_t k = 0; k < hashes.size(); ++k) {
+    hashes[k] = mix((uint64_t{found[3 * k]} << kIdBits) | found[3 * k + 1]);
+  }
+  std::vector<uint32_t> triples;
+  triples.reserve(found.size());
+  for (uint32_t k : order_by_top_bits(hashes)) {
+    triples.insert(triples.end(), {found[3 * k], found[3 * k + 1], found[3 * k + 2]});
+  }
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
   if (!f) throw Error("cannot write " + path);
   const uint32_t header[4] = {size(), static_cast<uint32_t>(blob_.size()),

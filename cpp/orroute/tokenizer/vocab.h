@@ -33,7 +33,17 @@ class Vocab {
   // Longest token, in bytes.
   size_t max_token_len() const noexcept { return max_len_; }
   // Id of the token with exactly these bytes, or kNone.
-  uint32_t find(std::string_view bytes) const noexcept;
+  uint32_t find(std::string_view bytes) const noexcept {
+    if (bytes.size() <= kShortMax) {
+      const uint64_t key = short_key(bytes);
+      for (uint64_t i = mix(key) >> short_shift_;; i = (i + 1) & short_mask_) {
+        const ShortSlot& slot = short_[i];
+        if (slot.key == key) return slot.id;
+        if (slot.key == 0) return kNone;
+      }
+    }
+    return find_long(bytes);
+  }
   // Id of the single-byte token `b`.
   uint32_t byte_token(uint8_t b) const noexcept { return byte_tokens_[b]; }
   // Id of the concatenation of tokens `left` and `right` if it is a token, else kNone.
@@ -52,6 +62,19 @@ class Vocab {
   static constexpr uint64_t kEmpty = ~uint64_t{0};
   static uint64_t mix(uint64_t x) noexcept { return x * 0x9E3779B97F4A7C15ull; }
   static uint64_t hash_bytes(std::string_view s) noexcept;
+  // Tokens of up to 7 bytes live in a table keyed by their bytes packed with their length, so a
+  // lookup touches one cache line and never the blob.
+  static constexpr size_t kShortMax = 7;
+  struct ShortSlot {
+    uint64_t key;  // bytes | length << 56; 0 = empty
+    uint32_t id;
+  };
+  static uint64_t short_key(std::string_view s) noexcept {
+    uint64_t w = 0;
+    for (size_t i = 0; i < s.size(); ++i) w |= uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
+    return w | (uint64_t{s.size()} << 56);
+  }
+  uint32_t find_long(std::string_view bytes) const noexcept;
 
   // Builds the lookup tables from offsets_/blob_ and the merge triples (left, right, merged).
   void build(const std::vector<uint32_t>& merge_triples);
@@ -61,7 +84,10 @@ class Vocab {
   std::string blob_;
   size_t max_len_ = 0;
   uint32_t byte_tokens_[256] = {};
-  std::vector<uint64_t> slots_;  // bytes -> id: (hash high 32 bits << 32) | id, open addressing
+  std::vector<ShortSlot> short_;
+  uint64_t short_mask_ = 0;
+  int short_shift_ = 64;
+  std::vector<uint64_t> slots_;  // bytes -> id for longer tokens: (hash high 32 bits << 32) | id, open addressing
   uint64_t slot_mask_ = 0;
   int slot_shift_ = 64;
   std::vector<uint64_t> pairs_;  // (left << 42 | right << 21 | merged), open addressing
