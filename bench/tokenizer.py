@@ -21,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import tiktoken
-
 import orroute
+import tiktoken
 
 URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 MULTILINGUAL = (
@@ -52,7 +51,9 @@ def corpus(megabytes: float) -> str:
 
 def oracle(name: str, data_dir: Path) -> tiktoken.Encoding:
     cache = Path(tempfile.mkdtemp())
-    shutil.copy(data_dir / f"{name}.tiktoken", cache / hashlib.sha1(URL.format(name).encode()).hexdigest())
+    shutil.copy(
+        data_dir / f"{name}.tiktoken", cache / hashlib.sha1(URL.format(name).encode()).hexdigest()
+    )
     os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
     return tiktoken.get_encoding(name)
 
@@ -75,11 +76,20 @@ def main() -> None:
 
     data_dir = Path(orroute.__file__).resolve().parent / "data"
     load = subprocess.run(
-        [sys.executable, "-c", "import time, orroute; import orroute._core; "
-         "t, c = time.perf_counter(), time.process_time(); "
-         f"orroute.get_encoding({args.encoding!r}); "
-         "print((time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3)"],
-        capture_output=True, text=True, check=True, env={**os.environ},
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time, orroute; import orroute._core; "
+                "t, c = time.perf_counter(), time.process_time(); "
+                f"orroute.get_encoding({args.encoding!r}); "
+                "print((time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3)"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ},
     )
     text = corpus(args.mb)
     mb = len(text.encode()) / 1e6
@@ -90,15 +100,26 @@ def main() -> None:
 
     rows = [
         ("encode, 1 thread", lambda: ours.encode_ordinary(text), lambda: ref.encode_ordinary(text)),
-        ("count, 1 thread", lambda: ours.count(text, disallowed_special=()),
-         lambda: len(ref.encode_ordinary(text))),
-        (f"batch encode, {cores} threads", lambda: ours.encode_batch(docs, num_threads=cores, disallowed_special=()),
-         lambda: ref.encode_ordinary_batch(docs, num_threads=cores)),
-        (f"batch count, {cores} threads", lambda: ours.count_batch(docs, num_threads=cores, disallowed_special=()),
-         lambda: [len(t) for t in ref.encode_ordinary_batch(docs, num_threads=cores)]),
+        (
+            "count, 1 thread",
+            lambda: ours.count(text, disallowed_special=()),
+            lambda: len(ref.encode_ordinary(text)),
+        ),
+        (
+            f"batch encode, {cores} threads",
+            lambda: ours.encode_batch(docs, num_threads=cores, disallowed_special=()),
+            lambda: ref.encode_ordinary_batch(docs, num_threads=cores),
+        ),
+        (
+            f"batch count, {cores} threads",
+            lambda: ours.count_batch(docs, num_threads=cores, disallowed_special=()),
+            lambda: [len(t) for t in ref.encode_ordinary_batch(docs, num_threads=cores)],
+        ),
     ]
-    print(f"{args.encoding}: {mb:.2f} MB of text ({len(docs)} docs for batch), best of {args.repeat}; "
-          f"tiktoken {tiktoken.__version__}")
+    print(
+        f"{args.encoding}: {mb:.2f} MB of text ({len(docs)} docs for batch), best of {args.repeat}; "
+        f"tiktoken {tiktoken.__version__}"
+    )
     print(f"{'':28} {'orroute MB/s':>13} {'tiktoken MB/s':>14} {'ratio':>7}")
     for label, mine, theirs in rows:
         a = mb / best(mine, args.repeat)

@@ -17,6 +17,8 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from typing_extensions import Self
+
 from . import _core
 
 __all__ = ["Encoding", "TokenCount", "count_tokens", "encoding_for_model", "get_encoding"]
@@ -59,7 +61,9 @@ class Encoding:
         """Id of ``<|endoftext|>``."""
         return self._core.eot_token
 
-    def _policy(self, allowed_special: _Special, disallowed_special: _Special) -> tuple[list[str], list[str]]:
+    def _policy(
+        self, allowed_special: _Special, disallowed_special: _Special
+    ) -> tuple[list[str], list[str]]:
         allowed = self.special_tokens_set if allowed_special == "all" else allowed_special
         if disallowed_special == "all":
             disallowed: Collection[str] = self.special_tokens_set - set(allowed)
@@ -139,7 +143,9 @@ class Encoding:
         texts = [_utf8_safe(t) if not _encodable(t) else t for t in text]
         return self._core.encode_batch(texts, allowed, disallowed, num_threads)
 
-    def encode_ordinary_batch(self, text: Sequence[str], *, num_threads: int = 0) -> list[list[int]]:
+    def encode_ordinary_batch(
+        self, text: Sequence[str], *, num_threads: int = 0
+    ) -> list[list[int]]:
         """``[self.encode_ordinary(t) for t in text]`` on several threads."""
         return self.encode_batch(text, num_threads=num_threads, disallowed_special=())
 
@@ -236,7 +242,7 @@ class TokenCount(int):
     encoding: str
     family: str
 
-    def __new__(cls, tokens: int, *, exact: bool, encoding: str, family: str) -> TokenCount:
+    def __new__(cls, tokens: int, *, exact: bool, encoding: str, family: str) -> Self:
         self = super().__new__(cls, tokens)
         self.exact = exact
         self.encoding = encoding
@@ -245,7 +251,9 @@ class TokenCount(int):
 
     def __repr__(self) -> str:
         kind = "exact" if self.exact else "estimated"
-        return f"TokenCount({int(self)}, {kind}, encoding={self.encoding!r}, family={self.family!r})"
+        return (
+            f"TokenCount({int(self)}, {kind}, encoding={self.encoding!r}, family={self.family!r})"
+        )
 
 
 def _message_json(messages: Iterable[Any]) -> str:

@@ -3,11 +3,10 @@ batch calls, model mapping and count_tokens (text and chat messages)."""
 
 from __future__ import annotations
 
+import orroute
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import orroute
 
 ENCODINGS = ["cl100k_base", "o200k_base"]
 
@@ -40,7 +39,11 @@ def test_bytes_round_trip_through_latin1_and_replacement(name: str, data: bytes)
 
 
 @settings(max_examples=100, deadline=None)
-@given(parts=st.lists(st.sampled_from(["<|endoftext|>", "<|endofprompt|>", "a", " b", "\n", "<|", "é"])))
+@given(
+    parts=st.lists(
+        st.sampled_from(["<|endoftext|>", "<|endofprompt|>", "a", " b", "\n", "<|", "é"])
+    )
+)
 def test_specials_round_trip_when_allowed(parts: list[str]) -> None:
     enc = orroute.get_encoding("o200k_base")
     text = "".join(parts)
@@ -62,7 +65,9 @@ def test_disallowed_special_raises_value_error_naming_it(enc: orroute.Encoding) 
         enc.encode("x <|endoftext|>")
     with pytest.raises(orroute.InvalidArgumentError):
         enc.count("<|endoftext|>")
-    assert enc.encode("x <|endoftext|>", disallowed_special=()) == enc.encode_ordinary("x <|endoftext|>")
+    assert enc.encode("x <|endoftext|>", disallowed_special=()) == enc.encode_ordinary(
+        "x <|endoftext|>"
+    )
     assert enc.encode("<|endoftext|>", allowed_special={"<|endoftext|>"}) == [enc.eot_token]
 
 
@@ -88,8 +93,14 @@ def test_single_token_bytes(enc: orroute.Encoding) -> None:
 
 @pytest.mark.parametrize(
     ("model", "name"),
-    [("gpt-4o", "o200k_base"), ("openai/gpt-4.1-mini", "o200k_base"), ("o3", "o200k_base"),
-     ("openai/gpt-5", "o200k_base"), ("gpt-4", "cl100k_base"), ("gpt-3.5-turbo", "cl100k_base")],
+    [
+        ("gpt-4o", "o200k_base"),
+        ("openai/gpt-4.1-mini", "o200k_base"),
+        ("o3", "o200k_base"),
+        ("openai/gpt-5", "o200k_base"),
+        ("gpt-4", "cl100k_base"),
+        ("gpt-3.5-turbo", "cl100k_base"),
+    ],
     ids=lambda v: v,
 )
 def test_encoding_for_openai_models(model: str, name: str) -> None:
@@ -127,15 +138,44 @@ def test_count_tokens_messages_follow_openai_overheads() -> None:
 def test_count_tokens_tool_calls_images_and_tools_add_tokens() -> None:
     base = [{"role": "user", "content": "What is the weather?"}]
     plain = orroute.count_tokens(base, model="gpt-4o")
-    call = base + [{"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}]}]
+    call = base + [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        }
+    ]
     assert orroute.count_tokens(call, model="gpt-4o") > plain + 3
-    image = [{"role": "user", "content": [
-        {"type": "text", "text": "What is the weather?"},
-        {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}]}]
+    image = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is the weather?"},
+                {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}},
+            ],
+        }
+    ]
     assert orroute.count_tokens(image, model="gpt-4o") == plain + 85
-    tools = [{"type": "function", "function": {"name": "weather", "description": "Get weather.",
-              "parameters": {"type": "object", "properties": {
-                  "city": {"type": "string", "description": "City name"},
-                  "unit": {"type": "string", "enum": ["c", "f"], "description": "Unit"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "description": "Get weather.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "city": {"type": "string", "description": "City name"},
+                        "unit": {"type": "string", "enum": ["c", "f"], "description": "Unit"},
+                    },
+                },
+            },
+        }
+    ]
     assert orroute.count_tokens(base, model="gpt-4o", tools=tools) > plain + 12

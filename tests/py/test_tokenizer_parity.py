@@ -11,9 +11,8 @@ import sys
 import unicodedata
 from pathlib import Path
 
-import pytest
-
 import orroute
+import pytest
 
 tiktoken = pytest.importorskip("tiktoken")
 
@@ -57,32 +56,115 @@ SCRIPTS = [
     "إن الأمم المتحدة تعمل على تعزيز السلام ٠١٢٣٤٥٦٧٨٩ والأمن الدوليين",
     "עברית היא שפה שמית, וְהַשִּׁירָה שלה עתיקה",
     "हिन्दी भाषा विश्व की प्रमुख भाषाओं में से एक है। ०१२३",
-    "বাংলা ভাষা ও সাহিত্য", "தமிழ் மொழி", "ภาษาไทยเป็นภาษาที่มีวรรณยุกต์", "ქართული ენა", "Հայերեն",
-    "中文字符测试，包括标点符号。汉字！「引号」", "日本語のテキスト、カタカナとひらがな。ｶﾀｶﾅ",
-    "한국어 텍스트입니다. 안녕하세요!", "Tiếng Việt có dấu: Nguyễn Trãi, Hồ Chí Minh",
-    "Türkçe: İstanbul, ıI iİ ǅemal ǈ ǋ ᾈ", "አማርኛ ቋንቋ", "ᠮᠣᠩᠭᠣᠯ", "ᚠᚢᚦᚨᚱᚲ", "𐌰𐌱𐌲 𝔄𝔅ℭ 𝟘𝟙𝟚",
+    "বাংলা ভাষা ও সাহিত্য",
+    "தமிழ் மொழி",
+    "ภาษาไทยเป็นภาษาที่มีวรรณยุกต์",
+    "ქართული ენა",
+    "Հայերեն",
+    "中文字符测试，包括标点符号。汉字！「引号」",
+    "日本語のテキスト、カタカナとひらがな。ｶﾀｶﾅ",
+    "한국어 텍스트입니다. 안녕하세요!",
+    "Tiếng Việt có dấu: Nguyễn Trãi, Hồ Chí Minh",
+    "Türkçe: İstanbul, ıI iİ ǅemal ǈ ǋ ᾈ",
+    "አማርኛ ቋንቋ",
+    "ᠮᠣᠩᠭᠣᠯ",
+    "ᚠᚢᚦᚨᚱᚲ",
+    "𐌰𐌱𐌲 𝔄𝔅ℭ 𝟘𝟙𝟚",
     "CamelCaseWordsAndHTTPServerURLs getHTTPResponseCode XMLHttpRequest iPhone eBay McDonald's",
 ]
 CODE = [
     'def f(x: int) -> int:\n    """Doc."""\n    return x ** 2  # square\n\n\nclass A:\n\tpass\n',
-    "#include <vector>\nint main() {\n  std::vector<int> v{1, 2, 3};\n  for (auto& x : v) x *= 2;\r\n"
-    "  return v[0] == 2 ? 0 : 1;\n}\n",
+    (
+        "#include <vector>\nint main() {\n  std::vector<int> v{1, 2, 3};\n  for (auto& x : v) x *= 2;\r\n"
+        "  return v[0] == 2 ? 0 : 1;\n}\n"
+    ),
     '{"key": [1, 2.5e-3, null, true], "nested": {"a": "b\\n"}, "url": "https://x.org/a/b?c=d&e=f"}',
     "<html><body><p class='x'>Hi &amp; bye</p></body></html>\n<!-- comment -->",
     "SELECT a.id, COUNT(*) FROM t AS a WHERE a.x >= 10 GROUP BY 1 ORDER BY 2 DESC;",
     "path/to/file.txt ../../up //double /// triple \\\\server\\share C:\\Windows",
-    "fn main() { let s: &str = \"héllo\"; println!(\"{s:?}\"); } // 'a lifetime 'static",
+    'fn main() { let s: &str = "héllo"; println!("{s:?}"); } // \'a lifetime \'static',
 ]
 EMOJI = [
     "👨‍👩‍👧‍👦 family, 👩🏽‍💻 coder, 🏳️‍🌈 flag, 🇫🇷🇯🇵 flags, ❤️‍🔥, 1️⃣ #️⃣, 🧑🏿‍🦰",
     "😀😃😄😁😆😅🤣😂🙂🙃😉😊😇 🥰😍🤩😘😗☺😚😙",
 ]
-PIECES = ["a", "A", "é", "ß", "1", "٣", "²", "Ⅻ", " ", "  ", "\t", "\n", "\r", "\r\n", "\u00a0", "\u3000",
-          "\u2028", "\x0b", "\x0c", "\x85", "\x1c", "'", "'s", "'S", "'ſ", "'ll", "'LL", "'Re", "'ve",
-          "'d", "'m", "'t", "'x", "!", "?!", "...", "/", "//", "-", "_", "@", "#", "$", "€", "\u0301",
-          "\u0308", "\u20dd", "ǅ", "ʰ", "々", "中", "ｱ", "Ω", "ω", "😀", "\u200d", "\ufe0f", "\ufeff",
-          "🏽", "<|", "|>", "<|endoftext|>", "x", "Hello", "hello", "HELLO", "hELLO", "123", "12345",
-          "\U0001d7d8", "\U000e0041", "\uffff", "\U0010ffff", "\ue000", "\ufffd"]
+PIECES = [
+    "a",
+    "A",
+    "é",
+    "ß",
+    "1",
+    "٣",
+    "²",
+    "Ⅻ",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r",
+    "\r\n",
+    "\u00a0",
+    "\u3000",
+    "\u2028",
+    "\x0b",
+    "\x0c",
+    "\x85",
+    "\x1c",
+    "'",
+    "'s",
+    "'S",
+    "'ſ",
+    "'ll",
+    "'LL",
+    "'Re",
+    "'ve",
+    "'d",
+    "'m",
+    "'t",
+    "'x",
+    "!",
+    "?!",
+    "...",
+    "/",
+    "//",
+    "-",
+    "_",
+    "@",
+    "#",
+    "$",
+    "€",
+    "\u0301",
+    "\u0308",
+    "\u20dd",
+    "ǅ",
+    "ʰ",
+    "々",
+    "中",
+    "ｱ",
+    "Ω",
+    "ω",
+    "😀",
+    "\u200d",
+    "\ufe0f",
+    "\ufeff",
+    "🏽",
+    "<|",
+    "|>",
+    "<|endoftext|>",
+    "x",
+    "Hello",
+    "hello",
+    "HELLO",
+    "hELLO",
+    "123",
+    "12345",
+    "\U0001d7d8",
+    "\U000e0041",
+    "\uffff",
+    "\U0010ffff",
+    "\ue000",
+    "\ufffd",
+]
 
 
 def _random_strings(rng: random.Random, n: int, max_len: int) -> list[str]:
@@ -92,32 +174,49 @@ def _random_strings(rng: random.Random, n: int, max_len: int) -> list[str]:
 def _whitespace_runs(rng: random.Random, n: int) -> list[str]:
     ws = [" ", "\t", "\n", "\r", "\r\n", "\u00a0", "\u3000", "\x0b", "\u2029"]
     words = ["a", "Word", "1", "!", "é", "中", "\u0301", "'s", ""]
-    return ["".join(rng.choice(ws) * rng.randrange(1, 5) + rng.choice(words) for _ in range(rng.randrange(1, 12)))
-            for _ in range(n)]
+    return [
+        "".join(
+            rng.choice(ws) * rng.randrange(1, 5) + rng.choice(words)
+            for _ in range(rng.randrange(1, 12))
+        )
+        for _ in range(n)
+    ]
 
 
 def _digits(rng: random.Random, n: int) -> list[str]:
     out = []
     for _ in range(n):
         d = "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 40)))
-        out.append(rng.choice(["", " ", "$", "-", "x", "٣", "Ⅻ"]) + d + rng.choice(["", ".5", ",000", "%", "th", "²"]))
+        out.append(
+            rng.choice(["", " ", "$", "-", "x", "٣", "Ⅻ"])
+            + d
+            + rng.choice(["", ".5", ",000", "%", "th", "²"])
+        )
     return out
 
 
 def _combining(rng: random.Random, n: int) -> list[str]:
     marks = ["\u0300", "\u0301", "\u0327", "\u0903", "\u20dd", "\u0e31", "\u064b", "\u302a"]
     bases = ["a", "A", " ", "1", "!", "\n", "中", "ß", "'", ""]
-    return ["".join(rng.choice(bases) + "".join(rng.choice(marks) for _ in range(rng.randrange(4)))
-                    for _ in range(rng.randrange(1, 10))) for _ in range(n)]
+    return [
+        "".join(
+            rng.choice(bases) + "".join(rng.choice(marks) for _ in range(rng.randrange(4)))
+            for _ in range(rng.randrange(1, 10))
+        )
+        for _ in range(n)
+    ]
 
 
 def _every_code_point() -> list[str]:
     cps = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
-    runs = ["".join(map(chr, cps[i:i + 48])) for i in range(0, len(cps), 48)]
+    runs = ["".join(map(chr, cps[i : i + 48])) for i in range(0, len(cps), 48)]
     # Each assigned code point in the contexts the patterns distinguish (after a space, between
     # letters, next to digits, before a contraction, at the end of text).
     assigned = [chr(cp) for cp in cps if unicodedata.category(chr(cp)) not in ("Cn", "Co")]
-    ctx = ["".join(f" {c}a{c}A{c}1 {c}'s{c}\n{c}" for c in assigned[i:i + 16]) for i in range(0, len(assigned), 16)]
+    ctx = [
+        "".join(f" {c}a{c}A{c}1 {c}'s{c}\n{c}" for c in assigned[i : i + 16])
+        for i in range(0, len(assigned), 16)
+    ]
     return runs + ctx
 
 
@@ -134,9 +233,20 @@ def _long_pieces(rng: random.Random) -> list[str]:
     import base64
 
     blob = base64.b64encode(bytes(rng.randrange(256) for _ in range(6000))).decode()
-    return ["a" * 3000, "ab" * 1500, "A" * 2000 + "b" * 100, "7" * 3000, " " * 3000 + "x", "\n" * 500,
-            "!" * 3000, blob, "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEF") for _ in range(4000)),
-            "中" * 1000, "😀" * 500, "ſ" * 1000]
+    return [
+        "a" * 3000,
+        "ab" * 1500,
+        "A" * 2000 + "b" * 100,
+        "7" * 3000,
+        " " * 3000 + "x",
+        "\n" * 500,
+        "!" * 3000,
+        blob,
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEF") for _ in range(4000)),
+        "中" * 1000,
+        "😀" * 500,
+        "ſ" * 1000,
+    ]
 
 
 def corpus() -> list[str]:
@@ -148,7 +258,20 @@ def corpus() -> list[str]:
     out += _combining(rng, 800)
     out += _random_bytes(rng, 500)
     out += _long_pieces(rng)
-    out += ["", " ", "\n", "a", "'s", "x'S", " 'll", "\t\n ", "   \n\n  ", "  x", "x  ", "\r\n\r\n "]
+    out += [
+        "",
+        " ",
+        "\n",
+        "a",
+        "'s",
+        "x'S",
+        " 'll",
+        "\t\n ",
+        "   \n\n  ",
+        "  x",
+        "x  ",
+        "\r\n\r\n ",
+    ]
     return out
 
 
@@ -161,7 +284,9 @@ def _first_mismatch(ours: list[list[int]], theirs: list[list[int]], texts: list[
     if not bad:
         return None
     i = bad[0]
-    return f"{len(bad)} mismatches; first: {texts[i]!r}: ours {ours[i][:20]} tiktoken {theirs[i][:20]}"
+    return (
+        f"{len(bad)} mismatches; first: {texts[i]!r}: ours {ours[i][:20]} tiktoken {theirs[i][:20]}"
+    )
 
 
 @pytest.mark.parametrize("name", ENCODINGS)
@@ -187,7 +312,18 @@ def test_special_token_text_matches_tiktoken(name: str, oracles: dict) -> None:
     enc, ref = orroute.get_encoding(name), oracles[name]
     rng = random.Random(7)
     specials = sorted(ref.special_tokens_set)
-    parts = specials + ["<|", "|>", "<|endoftext", "endoftext|>", " ", "\n", "hello", "'s", "1234", "中"]
+    parts = specials + [
+        "<|",
+        "|>",
+        "<|endoftext",
+        "endoftext|>",
+        " ",
+        "\n",
+        "hello",
+        "'s",
+        "1234",
+        "中",
+    ]
     texts = ["".join(rng.choice(parts) for _ in range(rng.randrange(1, 12))) for _ in range(500)]
     for t in texts:
         assert enc.encode(t, allowed_special="all") == ref.encode(t, allowed_special="all"), t
@@ -195,10 +331,15 @@ def test_special_token_text_matches_tiktoken(name: str, oracles: dict) -> None:
         assert enc.encode(t, disallowed_special=()) == ref.encode(t, disallowed_special=()), t
         some = set(specials[:1])
         assert enc.encode(t, allowed_special=some, disallowed_special=()) == ref.encode(
-            t, allowed_special=some, disallowed_special=()), t
+            t, allowed_special=some, disallowed_special=()
+        ), t
         assert enc.count(t, allowed_special="all") == len(ref.encode(t, allowed_special="all"))
     assert enc.special_tokens_set == ref.special_tokens_set
-    assert (enc.n_vocab, enc.eot_token, enc.max_token_value) == (ref.n_vocab, ref.eot_token, ref.max_token_value)
+    assert (enc.n_vocab, enc.eot_token, enc.max_token_value) == (
+        ref.n_vocab,
+        ref.eot_token,
+        ref.max_token_value,
+    )
 
 
 @pytest.mark.parametrize("name", ENCODINGS)
