@@ -140,8 +140,11 @@ class Encoding:
         """``[self.encode(t, ...) for t in text]`` on ``num_threads`` threads (0 = all cores),
         with the GIL released."""
         allowed, disallowed = self._policy(allowed_special, disallowed_special)
-        texts = [_utf8_safe(t) if not _encodable(t) else t for t in text]
-        return self._core.encode_batch(texts, allowed, disallowed, num_threads)
+        texts = list(text)
+        try:
+            return self._core.encode_batch(texts, allowed, disallowed, num_threads)
+        except TypeError:
+            return self._core.encode_batch(_sanitized(texts), allowed, disallowed, num_threads)
 
     def encode_ordinary_batch(
         self, text: Sequence[str], *, num_threads: int = 0
@@ -159,8 +162,11 @@ class Encoding:
     ) -> list[int]:
         """``[self.count(t, ...) for t in text]`` on several threads, GIL released."""
         allowed, disallowed = self._policy(allowed_special, disallowed_special)
-        texts = [_utf8_safe(t) if not _encodable(t) else t for t in text]
-        return self._core.count_batch(texts, allowed, disallowed, num_threads)
+        texts = list(text)
+        try:
+            return self._core.count_batch(texts, allowed, disallowed, num_threads)
+        except TypeError:
+            return self._core.count_batch(_sanitized(texts), allowed, disallowed, num_threads)
 
     def decode_bytes(self, tokens: Sequence[int]) -> bytes:
         """Concatenated bytes of ``tokens``; an unknown id raises ``NotFoundInCatalogError``
@@ -183,6 +189,11 @@ class Encoding:
     def decode_tokens_bytes(self, tokens: Sequence[int]) -> list[bytes]:
         """Bytes of each token."""
         return [self._core.token_bytes(t) for t in tokens]
+
+
+def _sanitized(texts: list[str]) -> list[str]:
+    """Retries a batch whose conversion failed: lone surrogates replaced; non-str still fails."""
+    return [t if not isinstance(t, str) or _encodable(t) else _utf8_safe(t) for t in texts]
 
 
 def _encodable(text: str) -> bool:

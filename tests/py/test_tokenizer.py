@@ -179,3 +179,13 @@ def test_count_tokens_tool_calls_images_and_tools_add_tokens() -> None:
         }
     ]
     assert orroute.count_tokens(base, model="gpt-4o", tools=tools) > plain + 12
+
+
+def test_batch_replaces_lone_surrogates_and_rejects_non_text() -> None:
+    enc = orroute.get_encoding("cl100k_base")
+    assert enc.encode_batch(["a\ud800", "b"]) == [enc.encode("a\ufffd"), enc.encode("b")]
+    assert enc.count_batch(["a\ud800"]) == [len(enc.encode("a\ufffd"))]
+    with pytest.raises(TypeError):
+        enc.encode_batch([None])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        enc.encode(None)  # type: ignore[arg-type]
