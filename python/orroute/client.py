@@ -471,7 +471,7 @@ class _Base:
 
     @staticmethod
     def _bundled_models() -> dict[str, Any] | None:
-        for name in ("models.json", "models_snapshot.json", "catalog.json"):
+        for name in ("openrouter_models.json", "models.json"):
             p = Path(__file__).with_name("data") / name
             if p.exists():
                 try:
