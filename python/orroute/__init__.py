@@ -7,13 +7,13 @@ its module on first use.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from ._exceptions import *  # noqa: F403  (cheap, pure Python)
 from ._exceptions import __all__ as _exception_names
 from .task import Task
 
 __version__ = "0.1.0"
+TYPE_CHECKING = False  # typing is not imported at run time: `import orroute` stays fast
 
 # name -> module that defines it. Add a line here when a module adds a public name.
 _LAZY: dict[str, str] = {
@@ -35,6 +35,8 @@ _LAZY: dict[str, str] = {
     "Reservation": "orroute.cost",
     "BudgetStatus": "orroute.cost",
     "simulate": "orroute.cost",
+    # learned routing
+    "LearnedRouter": "orroute.routing",
     # router
     "AIModelManager": "orroute.manager",
     "TaskResult": "orroute.manager",
@@ -43,7 +45,7 @@ _LAZY: dict[str, str] = {
 __all__ = sorted([*_exception_names, "Task", "__version__", *_LAZY])
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'orroute' has no attribute {name!r}")
@@ -61,5 +63,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .client import AsyncOpenRouter, OpenRouter  # noqa: F401
     from .cost import BudgetStatus, CostTracker, Reservation, simulate  # noqa: F401
     from .manager import AIModelManager, TaskResult  # noqa: F401
+    from .routing import LearnedRouter  # noqa: F401
     from .selector import ModelSelector, Ranked  # noqa: F401
     from .tokenizer import Encoding, count_tokens, encoding_for_model, get_encoding  # noqa: F401
