@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from click.testing import CliRunner
-
 import orroute
+from click.testing import CliRunner
 from orroute.cli import cli
 
 
