@@ -456,6 +456,16 @@ def test_slow_drip_delivers_the_same_bytes_in_pieces(fake):
     assert sse_events(raw)[1][-1] == "[DONE]"
 
 
+def test_each_stream_gets_its_own_generation_id(fake):
+    ids = set()
+    for _ in range(3):
+        _, headers, raw = post(fake, chat(stream=True))
+        chunk_ids = {d["id"] for d in sse_events(raw)[1] if isinstance(d, dict)}
+        assert chunk_ids == {headers["X-Generation-Id"]}
+        ids |= chunk_ids
+    assert len(ids) == 3
+
+
 def test_delay_fault_still_answers(fake):
     fake.script(MODEL, [Fault.delay(0.05)])
     assert post(fake, chat())[0] == 200
@@ -665,6 +675,25 @@ def test_api_key_is_enforced_except_on_models():
         with openai.OpenAI(base_url=fake.base_url, api_key="wrong", max_retries=0) as c:
             with pytest.raises(openai.AuthenticationError):
                 c.chat.completions.create(model=MODEL, messages=HI)
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_both_event_loops_serve_streams_and_faults(use_uvloop):
+    if use_uvloop:
+        pytest.importorskip("uvloop")
+    with FakeOpenRouter(use_uvloop=use_uvloop) as fake:
+        assert sse_events(post(fake, chat(stream=True))[2])[1][-1] == "[DONE]"
+        fake.script(MODEL, [Fault.reset(), Fault.rate_limit()])
+        with pytest.raises(ConnectionResetError):
+            post(fake, chat())
+        assert post(fake, chat())[0] == 429
+        fake.fail(MODEL, Fault.hang())
+        with socket.create_connection((fake.host, fake.port), timeout=10) as s:
+            body = json.dumps(chat()).encode()
+            s.sendall(b"POST /api/v1/chat/completions HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body))
+            assert fake.wait_until(lambda: fake.request_count == 4)
+    # stopping with a hanging request open must not leak or hang
 
 
 def test_unknown_path_is_404(fake):

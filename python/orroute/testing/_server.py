@@ -327,6 +327,12 @@ class FakeOpenRouter:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for _ in range(100):  # let the transports finish closing
+                if not self._conns:
+                    break
+                await asyncio.sleep(0.001)
+            if self._server is not None:
+                await self._server.wait_closed()
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
