@@ -7,13 +7,13 @@ its module on first use.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from ._exceptions import *  # noqa: F403  (cheap, pure Python)
 from ._exceptions import __all__ as _exception_names
 from .task import Task
 
 __version__ = "0.1.0"
+TYPE_CHECKING = False  # typing is not imported at run time: `import orroute` stays fast
 
 # name -> module that defines it. Add a line here when a module adds a public name.
 _LAZY: dict[str, str] = {
@@ -43,7 +43,7 @@ _LAZY: dict[str, str] = {
 __all__ = sorted([*_exception_names, "Task", "__version__", *_LAZY])
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'orroute' has no attribute {name!r}")

@@ -27,7 +27,9 @@ Hierarchy::
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time: `import orroute` stays fast
+    from typing import Any
 
 __all__ = [
     "OrRouteError",

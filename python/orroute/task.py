@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import os
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
 
 from ._exceptions import InvalidArgumentError
 
-__all__ = ["Task", "Message"]
+TYPE_CHECKING = False  # typing is not imported at run time: `import orroute` stays fast
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
-Message = Mapping[str, Any]
+    Message = Mapping[str, Any]
+
+__all__ = ["Task"]
 
 
-@dataclass
 class Task:
     """A task for a model: its messages, what it needs, and what it may cost.
 
@@ -28,44 +30,75 @@ class Task:
         project: project the spend is booked to.
         capabilities: capabilities the model must have (``"tools"``, ``"vision"``, ...).
         quality: minimum quality in [0, 1] the caller wants, if any.
-        budget: most this one task may cost, in USD.
+        budget: most this one task may cost, in USD (stored as ``decimal.Decimal``).
+        conversation: conversation the spend is booked to.
+        tags: extra budget scopes, e.g. ``{"user": "alice", "team": "search"}``.
 
     >>> Task(type="coding", messages="Write a haiku about C++").messages[0]["role"]
     'user'
     """
 
-    id: str | None = None
-    type: str = "general"
-    messages: Sequence[Message] | str = ()
-    input_size: int | None = None
-    max_tokens: int | None = None
-    project: str | None = None
-    capabilities: Sequence[str] = ()
-    quality: float | None = None
-    budget: Decimal | float | int | str | None = None
-    conversation: str | None = None
-    tags: Mapping[str, str] = field(default_factory=dict)
+    __slots__ = (
+        "id", "type", "messages", "input_size", "max_tokens", "project", "capabilities",
+        "quality", "budget", "conversation", "tags",
+    )
 
-    def __post_init__(self) -> None:
-        if self.id is None:
-            self.id = uuid.uuid4().hex
-        if isinstance(self.messages, str):
-            self.messages = [{"role": "user", "content": self.messages}]
-        else:
-            self.messages = list(self.messages)
-        for i, m in enumerate(self.messages):
+    def __init__(
+        self,
+        id: str | None = None,  # noqa: A002  (the plan's name)
+        type: str = "general",  # noqa: A002
+        messages: Sequence[Message] | str = (),
+        input_size: int | None = None,
+        max_tokens: int | None = None,
+        project: str | None = None,
+        capabilities: Sequence[str] = (),
+        quality: float | None = None,
+        budget: Decimal | float | int | str | None = None,
+        conversation: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        if not isinstance(type, str) or not type:
+            raise InvalidArgumentError("task type must be a non-empty string")
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        msgs = list(messages)
+        for i, m in enumerate(msgs):
             if not isinstance(m, Mapping) or "role" not in m:
                 raise InvalidArgumentError(f"task message {i} must be a mapping with a 'role'")
-        if not isinstance(self.type, str) or not self.type:
-            raise InvalidArgumentError("task type must be a non-empty string")
-        if self.input_size is not None and self.input_size < 0:
-            raise InvalidArgumentError(f"input_size must be >= 0, got {self.input_size}")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise InvalidArgumentError(f"max_tokens must be >= 1, got {self.max_tokens}")
-        if self.quality is not None and not 0.0 <= self.quality <= 1.0:
-            raise InvalidArgumentError(f"quality must be in [0, 1], got {self.quality}")
-        if self.budget is not None:
-            self.budget = Decimal(str(self.budget))
-            if self.budget < 0:
-                raise InvalidArgumentError(f"budget must be >= 0, got {self.budget}")
-        self.capabilities = tuple(self.capabilities)
+        if input_size is not None and input_size < 0:
+            raise InvalidArgumentError(f"input_size must be >= 0, got {input_size}")
+        if max_tokens is not None and max_tokens < 1:
+            raise InvalidArgumentError(f"max_tokens must be >= 1, got {max_tokens}")
+        if quality is not None and not 0.0 <= quality <= 1.0:
+            raise InvalidArgumentError(f"quality must be in [0, 1], got {quality}")
+        if budget is not None:
+            try:
+                budget = Decimal(str(budget))
+            except ArithmeticError:
+                raise InvalidArgumentError(f"budget must be an amount in USD, got {budget!r}") from None
+            if not budget.is_finite() or budget < 0:
+                raise InvalidArgumentError(f"budget must be >= 0, got {budget}")
+        self.id = id if id is not None else os.urandom(16).hex()
+        self.type = type
+        self.messages: list[Message] = msgs
+        self.input_size = input_size
+        self.max_tokens = max_tokens
+        self.project = project
+        self.capabilities = tuple(capabilities)
+        self.quality = quality
+        self.budget = budget
+        self.conversation = conversation
+        self.tags = dict(tags or {})
+
+    def __repr__(self) -> str:
+        return (
+            f"Task(id={self.id!r}, type={self.type!r}, messages=<{len(self.messages)}>, "
+            f"max_tokens={self.max_tokens!r}, project={self.project!r}, budget={self.budget!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Task):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  (mutable)

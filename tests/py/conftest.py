@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# the `fake_openrouter` fixture (also registered by the pytest11 entry point when installed)
+from orroute.testing.pytest_plugin import fake_openrouter  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -1,0 +1,251 @@
+"""Faults that FakeOpenRouter can inject, as plain immutable values.
+
+A fault is attached to a model (or an endpoint path) with ``FakeOpenRouter.fail`` (always) or
+``FakeOpenRouter.script`` (one per request, in order). Every constructor is a ``Fault`` classmethod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Fault"]
+
+# kinds that answer with an HTTP error status before any output; the `models` fallback list
+# moves on to the next model on these, as OpenRouter does.
+_STATUS_KINDS = frozenset({"status"})
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One misbehaviour of the fake server. Build it with a classmethod, e.g. ``Fault.rate_limit()``.
+
+    Attributes:
+        kind: ``"status"`` (an HTTP error answer), ``"hang"``, ``"reset"``, ``"stream_error"``,
+            ``"malformed_json"``, ``"slow_drip"`` or ``"delay"``.
+        status: HTTP status for ``"status"`` faults, error code for ``"stream_error"``.
+        message: the error message sent in the body.
+        metadata: ``error.metadata`` sent in the body.
+        headers: extra response headers (``Retry-After``, ``X-RateLimit-*`` ...).
+        after_tokens: for stream faults, how many content chunks are sent before the fault.
+        interval, chunk_size: pacing of ``slow_drip`` (seconds between writes of chunk_size bytes).
+        seconds: extra wait of ``delay``.
+    """
+
+    kind: str
+    status: int = 0
+    message: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    headers: tuple[tuple[str, str], ...] = ()
+    after_tokens: int | None = None
+    interval: float = 0.0
+    chunk_size: int = 1
+    seconds: float = 0.0
+
+    @property
+    def is_status(self) -> bool:
+        """True if the fault is an HTTP error answer (the ``models`` fallback list skips it)."""
+        return self.kind in _STATUS_KINDS
+
+    # --- HTTP error answers -----------------------------------------------------------------
+
+    @classmethod
+    def status_error(
+        cls,
+        status: int,
+        message: str | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Fault:
+        """Any HTTP error status with OpenRouter's error body ``{"error": {code, message, metadata}}``.
+
+        >>> Fault.status_error(404, "No endpoints found for m/a.").status
+        404
+        """
+        return cls(
+            kind="status",
+            status=int(status),
+            message=message if message is not None else _DEFAULT_MESSAGES.get(status, "Error"),
+            metadata=dict(metadata or {}),
+            headers=tuple((headers or {}).items()),
+        )
+
+    @classmethod
+    def bad_request(cls, message: str = "Invalid request.", **metadata: Any) -> Fault:
+        """400 with ``metadata`` (e.g. ``error_type="context_length_exceeded"``)."""
+        return cls.status_error(400, message, metadata=metadata)
+
+    @classmethod
+    def unauthorized(cls, message: str = "User not found.") -> Fault:
+        """401, as for an invalid or disabled key."""
+        return cls.status_error(401, message)
+
+    @classmethod
+    def rate_limit(
+        cls,
+        retry_after: float | None = 1,
+        *,
+        limit: int = 20,
+        remaining: int = 0,
+        reset_ms: int | None = None,
+        message: str = "Rate limit exceeded: free-models-per-min.",
+    ) -> Fault:
+        """429 with ``Retry-After`` (seconds; omitted when None) and ``X-RateLimit-*`` headers.
+
+        ``X-RateLimit-Reset`` is epoch milliseconds, as OpenRouter sends it; by default it is
+        ``retry_after`` seconds after the moment the error is sent. The headers are also echoed in
+        ``error.metadata.headers``.
+        """
+        headers: dict[str, str] = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(remaining),
+        }
+        if reset_ms is not None:
+            headers["X-RateLimit-Reset"] = str(int(reset_ms))
+        if retry_after is not None:
+            headers["Retry-After"] = _fmt_seconds(retry_after)
+        return cls(
+            kind="status",
+            status=429,
+            message=message,
+            metadata={"error_type": "rate_limit_exceeded"},
+            headers=tuple(headers.items()),
+            seconds=float(retry_after) if retry_after is not None else 0.0,
+        )
+
+    @classmethod
+    def payment_required(
+        cls,
+        message: str = (
+            "This request requires more credits, or fewer max_tokens. You requested up to 4096"
+            " tokens, but can only afford 12."
+        ),
+    ) -> Fault:
+        """402 insufficient credits."""
+        return cls.status_error(
+            402,
+            message,
+            metadata={"limit_source": "openrouter_credits", "error_type": "payment_required"},
+        )
+
+    @classmethod
+    def moderation(
+        cls,
+        reasons: list[str] | tuple[str, ...] = ("harassment",),
+        *,
+        flagged_input: str = "...flagged text...",
+        provider_name: str = "OpenAI",
+        model_slug: str | None = None,
+        message: str | None = None,
+    ) -> Fault:
+        """403 moderation flag with metadata ``reasons``, ``flagged_input``, ``provider_name`` and
+        ``model_slug`` (the requested model when None)."""
+        reasons = list(reasons)
+        meta: dict[str, Any] = {
+            "reasons": reasons,
+            "flagged_input": flagged_input,
+            "provider_name": provider_name,
+            "model_slug": model_slug,  # filled with the model when None
+        }
+        return cls.status_error(
+            403, message or f"{provider_name} requires moderation on this model. Your input was"
+            f" flagged for {', '.join(reasons)}.", metadata=meta
+        )
+
+    @classmethod
+    def server_error(
+        cls,
+        status: int = 500,
+        message: str | None = None,
+        *,
+        provider_name: str | None = None,
+        raw: Any = None,
+        retry_after: float | None = None,
+    ) -> Fault:
+        """A 5xx: 500 (masked message), 502 provider error (metadata ``provider_name``, ``raw``),
+        503 no provider available (optional ``Retry-After``), or any other 5xx."""
+        if status < 500:
+            raise ValueError(f"server_error needs a 5xx status, got {status}")
+        meta: dict[str, Any] = {}
+        if status == 502:
+            meta = {"provider_name": provider_name or "OpenAI", "raw": raw or "upstream error"}
+            meta["error_type"] = "provider_unavailable"
+        elif status == 503:
+            meta = {"error_type": "provider_overloaded"}
+        elif provider_name or raw is not None:
+            meta = {"provider_name": provider_name, "raw": raw}
+        headers = {"Retry-After": _fmt_seconds(retry_after)} if retry_after is not None else {}
+        return cls.status_error(status, message, metadata=meta, headers=headers)
+
+    # --- connection and stream misbehaviour -------------------------------------------------
+
+    @classmethod
+    def hang(cls, *, after_tokens: int | None = None) -> Fault:
+        """Never answer. With ``after_tokens`` (streams only) send the headers and that many
+        content chunks, then stall without keep-alives. The connection stays open until the
+        client gives up or the server stops."""
+        return cls(kind="hang", after_tokens=after_tokens)
+
+    @classmethod
+    def reset(cls, *, after_tokens: int | None = None) -> Fault:
+        """Reset the TCP connection (RST) before answering, or after ``after_tokens`` chunks."""
+        return cls(kind="reset", after_tokens=after_tokens)
+
+    @classmethod
+    def stream_error(
+        cls,
+        after_tokens: int = 3,
+        *,
+        code: int = 502,
+        message: str = "Provider disconnected",
+        error_type: str = "provider_unavailable",
+    ) -> Fault:
+        """An error after output started. Streams: ``after_tokens`` content chunks, then one SSE
+        event with a top-level ``error`` and ``finish_reason: "error"``, then the stream ends
+        (no usage chunk, no ``[DONE]``). Non-streaming: status 200 with the partial message and
+        ``choices[0].error``."""
+        return cls(
+            kind="stream_error",
+            status=code,
+            message=message,
+            metadata={"error_type": error_type},
+            after_tokens=after_tokens,
+        )
+
+    @classmethod
+    def malformed_json(cls, *, after_tokens: int = 0) -> Fault:
+        """A 200 whose JSON body is truncated; for streams, a ``data:`` line with broken JSON
+        after ``after_tokens`` chunks (the stream then ends normally)."""
+        return cls(kind="malformed_json", after_tokens=after_tokens)
+
+    @classmethod
+    def slow_drip(cls, interval: float = 0.01, *, chunk_size: int = 1) -> Fault:
+        """A correct answer written ``chunk_size`` bytes at a time, ``interval`` seconds apart."""
+        return cls(kind="slow_drip", interval=float(interval), chunk_size=max(1, int(chunk_size)))
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        """A correct answer that starts ``seconds`` late (on top of the model's latency)."""
+        return cls(kind="delay", seconds=float(seconds))
+
+
+_DEFAULT_MESSAGES: dict[int, str] = {
+    400: "Invalid request.",
+    401: "User not found.",
+    402: "Insufficient credits.",
+    403: "Forbidden.",
+    404: "Not found.",
+    408: "Request timed out.",
+    413: "Payload too large.",
+    422: "Unprocessable entity.",
+    429: "Rate limit exceeded.",
+    500: "Internal Server Error",
+    502: "Provider returned error",
+    503: "No available provider meets your routing requirements.",
+    504: "Gateway timeout.",
+}
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{float(seconds):g}"

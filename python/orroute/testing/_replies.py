@@ -1,0 +1,290 @@
+"""What FakeOpenRouter answers: the model table, token counts, prices and deterministic replies.
+
+Token counts and prices come from orroute itself (``_accounting`` below); everything else here is
+pure and cheap so that the server thread spends its time on I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+__all__: list[str] = []
+
+_PKG_DATA = Path(__file__).resolve().parents[1] / "data" / "openrouter_models.json"
+# Only while the foundation helper's bundled snapshot is not merged (never in a clean clone).
+_SHARED_DATA = Path("/work/shared/data/openrouter_models.json")
+
+# Used when a model id is not in the catalog but a test adds it (add_model / models=["m/a"]).
+DEFAULT_PROMPT_PRICE = "0.000001"  # USD per token ($1 / M)
+DEFAULT_COMPLETION_PRICE = "0.000002"  # USD per token ($2 / M)
+
+_PROVIDERS = {
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "google": "Google AI Studio",
+    "meta-llama": "DeepInfra",
+    "mistralai": "Mistral",
+    "deepseek": "DeepSeek",
+    "x-ai": "xAI",
+    "qwen": "Alibaba",
+    "cohere": "Cohere",
+    "moonshotai": "Moonshot AI",
+    "z-ai": "Z.AI",
+    "microsoft": "Azure",
+    "amazon": "Amazon Bedrock",
+    "nvidia": "DeepInfra",
+    "perplexity": "Perplexity",
+    "minimax": "Minimax",
+}
+
+
+def provider_for(model_id: str) -> str:
+    """Display name of the upstream provider the fake pretends served ``model_id``."""
+    author = model_id.split("/", 1)[0]
+    return _PROVIDERS.get(author, author.replace("-", " ").title() or "Fake")
+
+
+@lru_cache(maxsize=1)
+def bundled_models() -> tuple[dict[str, Any], ...]:
+    """The bundled ``/models`` snapshot (read once per process), or a tiny built-in table."""
+    for path in (_PKG_DATA, _SHARED_DATA):
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return tuple(data["data"] if isinstance(data, dict) else data)
+    return tuple(synth_model(mid, p, c) for mid, p, c in _BUILTIN)
+
+
+_BUILTIN = [
+    ("openai/gpt-4o", "0.0000025", "0.00001"),
+    ("openai/gpt-4o-mini", "0.00000015", "0.0000006"),
+    ("anthropic/claude-sonnet-4.5", "0.000003", "0.000015"),
+    ("google/gemini-2.5-flash", "0.0000003", "0.0000025"),
+    ("meta-llama/llama-3.3-70b-instruct", "0.00000013", "0.0000004"),
+    ("meta-llama/llama-3.3-70b-instruct:free", "0", "0"),
+]
+
+
+def synth_model(
+    model_id: str,
+    prompt_price: str | Decimal | float = DEFAULT_PROMPT_PRICE,
+    completion_price: str | Decimal | float = DEFAULT_COMPLETION_PRICE,
+    *,
+    context_length: int | None = 128_000,
+    max_completion_tokens: int | None = 16_384,
+    request_price: str | Decimal | float | None = None,
+) -> dict[str, Any]:
+    """A minimal but complete ``/models`` entry for a model id a test made up."""
+    pricing = {"prompt": _price_str(prompt_price), "completion": _price_str(completion_price)}
+    if request_price is not None:
+        pricing["request"] = _price_str(request_price)
+    return {
+        "id": model_id,
+        "canonical_slug": model_id,
+        "hugging_face_id": None,
+        "name": model_id,
+        "created": 1_700_000_000,
+        "description": f"{model_id} (FakeOpenRouter)",
+        "context_length": context_length,
+        "architecture": {
+            "modality": "text->text",
+            "input_modalities": ["text"],
+            "output_modalities": ["text"],
+            "tokenizer": "GPT",
+            "instruct_type": None,
+        },
+        "pricing": pricing,
+        "top_provider": {
+            "context_length": context_length,
+            "max_completion_tokens": max_completion_tokens,
+            "is_moderated": False,
+        },
+        "per_request_limits": None,
+        "supported_parameters": [
+            "max_tokens", "temperature", "top_p", "stop", "seed", "tools", "tool_choice",
+            "response_format", "structured_outputs",
+        ],
+        "default_parameters": None,
+        "expiration_date": None,
+    }
+
+
+def _price_str(value: str | Decimal | float) -> str:
+    return str(value) if isinstance(value, str) else format(Decimal(str(value)), "f")
+
+
+# --- accounting: the only place where tokens and money are computed -----------------------------
+
+
+def _message_text(messages: Iterable[Mapping[str, Any]]) -> str:
+    parts: list[str] = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+        for call in m.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            parts.append(str(fn.get("name", "")) + str(fn.get("arguments", "")))
+    return "\n".join(parts)
+
+
+class Accounting:
+    """Counts tokens and prices calls for one FakeOpenRouter (its model table).
+
+    TEMPORARY FALLBACK: until ``orroute.count_tokens`` (tokenizer helper) and
+    ``orroute.Catalog.cost`` (foundation helper) are in main, tokens are ``ceil(chars / 4)`` and
+    prices are read from the model table with ``decimal``. Switch over here and nowhere else.
+    """
+
+    def __init__(self, models: Mapping[str, Mapping[str, Any]]) -> None:
+        self._models = models
+
+    def prompt_tokens(self, model_id: str, messages: list[Mapping[str, Any]], extra: str) -> int:
+        text = _message_text(messages) + extra
+        return (len(text) + 3) // 4 + 3 * len(messages) + 3
+
+    def text_tokens(self, model_id: str, text: str) -> int:
+        return (len(text) + 3) // 4
+
+    def cost(self, model_id: str, prompt_tokens: int, completion_tokens: int) -> tuple[
+        Decimal, Decimal, Decimal
+    ]:
+        """(total, prompt part, completion part) in USD for one call."""
+        pricing = dict((self._models.get(model_id) or {}).get("pricing") or {})
+        for override in pricing.pop("overrides", None) or ():
+            if prompt_tokens >= int(override.get("min_prompt_tokens", 1 << 62)):
+                pricing.update({k: v for k, v in override.items() if k != "min_prompt_tokens"})
+        prompt = _dec(pricing.get("prompt")) * prompt_tokens
+        completion = _dec(pricing.get("completion")) * completion_tokens
+        return prompt + completion + _dec(pricing.get("request")), prompt, completion
+
+
+def _dec(value: Any) -> Decimal:
+    if value in (None, ""):
+        return Decimal(0)
+    d = Decimal(str(value))
+    return d if d > 0 else Decimal(0)  # routers report "-1"
+
+
+# --- deterministic replies --------------------------------------------------------------------
+
+_WORDS = (
+    "the answer depends on the context and the constraints you described so a careful approach"
+    " would start with the simplest option measure what happens and then refine it step by step"
+    " while keeping the cost latency and quality of every call in view because small choices"
+    " early on tend to matter more than they seem and a clear record of what was tried makes the"
+    " next decision easier for everyone involved in the work"
+).split()
+
+_WS = re.compile(r"\s+")
+
+
+def rng_for(seed: int, model: str, body: Mapping[str, Any]) -> random.Random:
+    """A generator seeded by the fake's seed, the model and the request's messages/tools/seed."""
+    key = json.dumps(
+        [seed, model, body.get("messages"), body.get("tools"), body.get("seed")],
+        sort_keys=True,
+        default=str,
+        separators=(",", ":"),
+    )
+    return random.Random(hashlib.blake2b(key.encode(), digest_size=8).digest())
+
+
+def last_user_text(messages: list[Mapping[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            return _WS.sub(" ", _message_text([m])).strip()
+    return ""
+
+
+def make_text(rng: random.Random, messages: list[Mapping[str, Any]]) -> str:
+    """An echo-ish, plausible answer: quotes the start of the last user message, then prose."""
+    quote = " ".join(last_user_text(messages).split()[:12])
+    out = [f'You said: "{quote}".' if quote else "Hello!"]
+    for _ in range(rng.randint(2, 4)):
+        words = [rng.choice(_WORDS) for _ in range(rng.randint(6, 14))]
+        out.append(" ".join(words).capitalize() + ".")
+    return " ".join(out)
+
+
+def value_for_schema(schema: Any, rng: random.Random, name: str = "value") -> Any:
+    """A deterministic value that satisfies a simple JSON schema (objects, arrays, scalars, enums)."""
+    if not isinstance(schema, dict):
+        return name
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][rng.randrange(len(schema["enum"]))]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return value_for_schema(schema[key][0], rng, name)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: value_for_schema(v, rng, k) for k, v in props.items()}
+    if kind == "array":
+        return [value_for_schema(schema.get("items") or {}, rng, name)]
+    if kind == "integer":
+        return rng.randint(int(schema.get("minimum", 1)), max(int(schema.get("minimum", 1)), 9))
+    if kind == "number":
+        return round(rng.uniform(0, 10), 2)
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "null":
+        return None
+    return f"{name} {rng.choice(_WORDS)}"
+
+
+def wants_tool_call(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The function tool the reply should call, or None. ``tool_choice`` "required" or a named
+    function always calls; "auto" (the default) calls when the last message is the user's."""
+    tools = [t for t in body.get("tools") or () if isinstance(t, dict) and t.get("function")]
+    if not tools:
+        return None
+    choice = body.get("tool_choice", "auto")
+    if choice == "none":
+        return None
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        return next((t for t in tools if t["function"].get("name") == name), tools[0])
+    if choice == "required":
+        return tools[0]
+    messages = body.get("messages") or []
+    if messages and messages[-1].get("role") == "user":
+        return tools[0]
+    return None
+
+
+def truncate_to_tokens(text: str, limit: int, count: Callable[[str], int]) -> str:
+    """The longest prefix of ``text`` with at most ``limit`` tokens (binary search on chars)."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(text[:mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
+
+
+_PIECE = re.compile(r"\s*\S+")
+
+
+def split_pieces(text: str) -> list[str]:
+    """Stream pieces: one word with its leading whitespace each (joins back to ``text``)."""
+    pieces = _PIECE.findall(text)
+    rest = len(text) - sum(map(len, pieces))
+    if rest:
+        pieces.append(text[-rest:])
+    return pieces or ([text] if text else [])

@@ -1,0 +1,27 @@
+"""pytest plugin of orroute: the ``fake_openrouter`` fixture.
+
+Registered through the ``pytest11`` entry point, so it is available in any project where orroute is
+installed. In a source checkout, ``from orroute.testing.pytest_plugin import fake_openrouter`` in a
+``conftest.py`` does the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ._server import FakeOpenRouter
+
+__all__ = ["fake_openrouter"]
+
+
+@pytest.fixture
+def fake_openrouter() -> Iterator[FakeOpenRouter]:
+    """A running FakeOpenRouter with the bundled catalog, stopped after the test.
+
+    Configure it in the test (``fake_openrouter.fail(...)``, ``.set_model_profile(...)``) and point
+    a client at ``fake_openrouter.base_url``.
+    """
+    with FakeOpenRouter() as fake:
+        yield fake
