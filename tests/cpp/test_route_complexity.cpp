@@ -24,7 +24,7 @@ TEST_CASE("simple lookups score low and go to the economy tier", "[route][comple
     CAPTURE(p);
     const Complexity c = judge(p);
     REQUIRE(c.score < 0.3);
-    REQUIRE(c.tier == Tier::kEconomy);
+    REQUIRE(c.tier == ComplexityTier::kEconomy);
   }
   REQUIRE(judge("Translate 'cat' to Spanish").task_type == "translation");
 }
@@ -35,7 +35,7 @@ TEST_CASE("code, math and multi-step design score high", "[route][complexity]") 
       "template <class T> struct Queue { std::atomic<Node*> head; };\n```\n"
       "Then write unit tests and analyze the trade-offs step by step.");
   REQUIRE(code.score >= 0.7);
-  REQUIRE(code.tier >= Tier::kPremium);
+  REQUIRE(code.tier >= ComplexityTier::kPremium);
   REQUIRE(code.task_type == "coding");
   REQUIRE_FALSE(code.reasons.empty());
 
@@ -57,12 +57,12 @@ TEST_CASE("scores stay in [0, 1] and tiers follow the thresholds", "[route][comp
   for (int i = 0; i < 2000; ++i) huge += "prove design step by step ```code``` integral 1+2=3\n";
   const Complexity c = judge(huge, 100, 50);
   REQUIRE(c.score <= 1.0);
-  REQUIRE(c.tier == Tier::kFrontier);
+  REQUIRE(c.tier == ComplexityTier::kFrontier);
   const ComplexityAnalyzer a({0.2, 0.5, 0.8});
-  REQUIRE(a.tier_for(0.1) == Tier::kEconomy);
-  REQUIRE(a.tier_for(0.2) == Tier::kStandard);
-  REQUIRE(a.tier_for(0.5) == Tier::kPremium);
-  REQUIRE(a.tier_for(0.8) == Tier::kFrontier);
+  REQUIRE(a.tier_for(0.1) == ComplexityTier::kEconomy);
+  REQUIRE(a.tier_for(0.2) == ComplexityTier::kStandard);
+  REQUIRE(a.tier_for(0.5) == ComplexityTier::kPremium);
+  REQUIRE(a.tier_for(0.8) == ComplexityTier::kFrontier);
   REQUIRE_THROWS_AS(ComplexityAnalyzer({0.8, 0.5, 0.9}), InvalidArgument);
 }
 

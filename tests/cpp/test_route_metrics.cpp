@@ -28,7 +28,7 @@ TEST_CASE("metrics keep per-model percentiles, counts, errors and cost", "[route
   m.record_failure("m/a", clock.now(), ErrorClass::kRateLimited, 1s);
   m.record_retry("m/a");
   m.record_fallback("m/a");
-  const ModelMetrics a = m.model("m/a", clock.now());
+  const ModelStats a = m.model("m/a", clock.now());
   REQUIRE(a.calls == 102);
   REQUIRE(a.successes == 100);
   REQUIRE(a.failures == 2);
@@ -46,7 +46,7 @@ TEST_CASE("metrics keep per-model percentiles, counts, errors and cost", "[route
   REQUIRE(a.tokens_per_second.p50.has_value());
   SECTION("window figures age out, lifetime counters stay") {
     clock.advance(2min);
-    const ModelMetrics later = m.model("m/a", clock.now());
+    const ModelStats later = m.model("m/a", clock.now());
     REQUIRE_FALSE(later.latency.p50.has_value());
     REQUIRE(later.window_calls == 0);
     REQUIRE(later.calls == 102);

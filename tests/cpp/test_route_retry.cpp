@@ -67,7 +67,7 @@ TEST_CASE("X-RateLimit-Reset is an epoch in milliseconds or seconds", "[route][r
 }
 
 TEST_CASE("backoff is full jitter under an exponential cap", "[route][retry]") {
-  const RetryPolicy p({.max_retries_per_model = 5, .base_delay = 100ms, .max_delay = 1s,
+  const RecoveryPolicy p({.max_retries_per_model = 5, .base_delay = 100ms, .max_delay = 1s,
                        .max_server_wait = 10s});
   REQUIRE(p.backoff(1, 0.0) == Duration(0));
   REQUIRE(p.backoff(1, 0.5) == Duration(50ms));
@@ -80,7 +80,7 @@ TEST_CASE("backoff is full jitter under an exponential cap", "[route][retry]") {
 }
 
 TEST_CASE("decisions follow class, retry count and server wait", "[route][retry]") {
-  const RetryPolicy p({.max_retries_per_model = 2, .base_delay = 100ms, .max_delay = 1s,
+  const RecoveryPolicy p({.max_retries_per_model = 2, .base_delay = 100ms, .max_delay = 1s,
                        .max_server_wait = 5s});
   SECTION("transient errors retry the same model until the retries run out") {
     auto d1 = p.decide(ErrorClass::kServer, 1, std::nullopt, 0.5);
@@ -103,6 +103,6 @@ TEST_CASE("decisions follow class, retry count and server wait", "[route][retry]
     REQUIRE(p.decide(ErrorClass::kAuthentication, 1, std::nullopt, 0.5).action == Recovery::kStop);
   }
   SECTION("bad configuration is refused") {
-    REQUIRE_THROWS_AS(RetryPolicy({.max_retries_per_model = -1}), InvalidArgument);
+    REQUIRE_THROWS_AS(RecoveryPolicy({.max_retries_per_model = -1}), InvalidArgument);
   }
 }

@@ -60,7 +60,7 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   RouteRequest req_;
   std::shared_ptr<AttemptSender> sender_;
   std::function<void(RouteOutcome)> on_done_;
-  RetryPolicy policy_;
+  RecoveryPolicy policy_;
   std::mt19937_64 rng_;
 
   std::mutex mu_;
@@ -184,7 +184,7 @@ void Run::step() {
     scopes.push_back(model_key);
     scopes.insert(scopes.end(), ctx_.config.key_scopes.begin(), ctx_.config.key_scopes.end());
     const Admission admission = ctx_.state->try_admit(
-        scopes, Usage{1, req_.prompt_tokens, req_.max_output_tokens}, now);
+        scopes, LimitUsage{1, req_.prompt_tokens, req_.max_output_tokens}, now);
     if (!admission.admitted) {
       release_permits(CallOutcome::kNeutral, now);
       if (admission.never || admission_waited_ + admission.retry_in > ctx_.config.max_admission_wait) {
@@ -243,7 +243,7 @@ void Run::on_attempt(AttemptResult r, uint64_t generation) {
     if (permits_.reserved && ctx_.budget) ctx_.budget->settle(permits_.reservation, cost);
     permits_.reserved = false;
     if (permits_.ticket) {
-      ctx_.state->settle_admission(permits_.ticket, Usage{1, r.input_tokens, r.output_tokens});
+      ctx_.state->settle_admission(permits_.ticket, LimitUsage{1, r.input_tokens, r.output_tokens});
     }
     release_permits(CallOutcome::kSuccess, now);
     ctx_.metrics->record_success(model, now, rec.latency, r.ttft, r.input_tokens, r.output_tokens,
@@ -266,7 +266,7 @@ void Run::on_attempt(AttemptResult r, uint64_t generation) {
   const bool outage = counts_as_outage(cls);
   if (cls != ErrorClass::kCancelled && r.content_delivered) cls = ErrorClass::kStreamBroken;
   if (permits_.ticket) {
-    ctx_.state->settle_admission(permits_.ticket, Usage{1, req_.prompt_tokens, r.output_tokens});
+    ctx_.state->settle_admission(permits_.ticket, LimitUsage{1, req_.prompt_tokens, r.output_tokens});
   }
   release_permits(outage ? CallOutcome::kOutage : CallOutcome::kNeutral, now);
   if (cls != ErrorClass::kCancelled) ctx_.metrics->record_failure(model, now, cls, rec.latency);
@@ -295,7 +295,7 @@ void Run::on_attempt(AttemptResult r, uint64_t generation) {
     finish(lock);
     return;
   }
-  const RetryPolicy::Decision d =
+  const RecoveryPolicy::Decision d =
       policy_.decide(cls, ++failures_on_model_, server_wait, uniform01());
   switch (d.action) {
     case Recovery::kRetrySame:

@@ -92,7 +92,7 @@ class PriceBook {
 };
 
 struct LoopConfig {
-  RetryConfig retry;
+  RecoveryConfig retry;
   Duration max_admission_wait = std::chrono::seconds(5);  // wait this long for a rate limit,
                                                           // else take the next candidate
   std::vector<std::string> key_scopes;  // extra limiter scopes every attempt books ("key:<name>")

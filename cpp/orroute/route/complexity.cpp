@@ -11,12 +11,12 @@
 
 namespace orroute {
 
-const char* to_string(Tier t) noexcept {
+const char* to_string(ComplexityTier t) noexcept {
   switch (t) {
-    case Tier::kEconomy: return "economy";
-    case Tier::kStandard: return "standard";
-    case Tier::kPremium: return "premium";
-    case Tier::kFrontier: return "frontier";
+    case ComplexityTier::kEconomy: return "economy";
+    case ComplexityTier::kStandard: return "standard";
+    case ComplexityTier::kPremium: return "premium";
+    case ComplexityTier::kFrontier: return "frontier";
   }
   return "economy";
 }
@@ -66,11 +66,11 @@ ComplexityAnalyzer::ComplexityAnalyzer(ComplexityThresholds t) : thresholds_(t) 
   }
 }
 
-Tier ComplexityAnalyzer::tier_for(double score) const noexcept {
-  if (score >= thresholds_.frontier_from) return Tier::kFrontier;
-  if (score >= thresholds_.complex_from) return Tier::kPremium;
-  if (score >= thresholds_.simple_below) return Tier::kStandard;
-  return Tier::kEconomy;
+ComplexityTier ComplexityAnalyzer::tier_for(double score) const noexcept {
+  if (score >= thresholds_.frontier_from) return ComplexityTier::kFrontier;
+  if (score >= thresholds_.complex_from) return ComplexityTier::kPremium;
+  if (score >= thresholds_.simple_below) return ComplexityTier::kStandard;
+  return ComplexityTier::kEconomy;
 }
 
 Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {

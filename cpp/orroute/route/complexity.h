@@ -12,8 +12,8 @@ namespace orroute {
 
 // Model tier a task needs. economy < simple_below <= standard < complex_from <= premium <
 // frontier_from <= frontier.
-enum class Tier : uint8_t { kEconomy, kStandard, kPremium, kFrontier };
-const char* to_string(Tier t) noexcept;  // "economy", "standard", "premium", "frontier"
+enum class ComplexityTier : uint8_t { kEconomy, kStandard, kPremium, kFrontier };
+const char* to_string(ComplexityTier t) noexcept;  // "economy", "standard", "premium", "frontier"
 
 struct ComplexityInput {
   std::string_view prompt;          // the latest user message (the text to judge)
@@ -38,7 +38,7 @@ struct ComplexityFeatures {
 
 struct Complexity {
   double score = 0;                  // [0, 1]
-  Tier tier = Tier::kEconomy;
+  ComplexityTier tier = ComplexityTier::kEconomy;
   std::string task_type;             // coding, math, reasoning, creative, summarization,
                                      // extraction, translation, chat, general
   std::vector<std::string> reasons;  // the features that raised (or lowered) the score
@@ -53,7 +53,7 @@ class ComplexityAnalyzer {
 
   // Scores one task. Pure; never throws except std::bad_alloc.
   Complexity analyze(const ComplexityInput& input) const;
-  Tier tier_for(double score) const noexcept;
+  ComplexityTier tier_for(double score) const noexcept;
   const ComplexityThresholds& thresholds() const noexcept { return thresholds_; }
 
  private:

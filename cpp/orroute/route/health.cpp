@@ -33,7 +33,7 @@ HealthReport assess_health(std::span<const std::string> models, RouterState& sta
     h.model = id;
     const std::string key = "model:" + id;
     const BreakerSnapshot b = state.breaker_snapshot(key, now);
-    const ModelMetrics m = metrics.model(id, now);
+    const ModelStats m = metrics.model(id, now);
     h.breaker = b.state;
     h.success_rate = m.success_rate();
     h.window_calls = m.window_calls;

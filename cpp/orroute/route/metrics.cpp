@@ -56,13 +56,13 @@ std::optional<double> LogHistogram::quantile(double q) const {
   return min_ * std::exp(static_cast<double>(kBuckets) * kLogRatio);
 }
 
-double ModelMetrics::success_rate() const {
+double ModelStats::success_rate() const {
   if (window_calls > 0) return static_cast<double>(window_successes) / static_cast<double>(window_calls);
   if (calls > 0) return static_cast<double>(successes) / static_cast<double>(calls);
   return 1.0;
 }
 
-Money ModelMetrics::cost_per_success() const {
+Money ModelStats::cost_per_success() const {
   if (successes == 0) return Money::zero();
   return Money::from_units(cost_of_successes.units() / successes);
 }
@@ -140,8 +140,8 @@ void Metrics::record_fallback(std::string_view model) {
   ++get(model).totals.fallbacks;
 }
 
-ModelMetrics Metrics::view(const PerModel& m, Instant now) const {
-  ModelMetrics out = m.totals;
+ModelStats Metrics::view(const PerModel& m, Instant now) const {
+  ModelStats out = m.totals;
   const int64_t current = epoch(now);
   LogHistogram lat{1e-6}, ttft{1e-6}, tps{1e-3};
   for (const Slice& s : m.slices) {
@@ -158,20 +158,20 @@ ModelMetrics Metrics::view(const PerModel& m, Instant now) const {
   return out;
 }
 
-ModelMetrics Metrics::model(std::string_view model, Instant now) const {
+ModelStats Metrics::model(std::string_view model, Instant now) const {
   std::lock_guard lock(mu_);
   auto it = models_.find(std::string(model));
   if (it == models_.end()) {
-    ModelMetrics empty;
+    ModelStats empty;
     empty.model = std::string(model);
     return empty;
   }
   return view(it->second, now);
 }
 
-std::vector<ModelMetrics> Metrics::all(Instant now) const {
+std::vector<ModelStats> Metrics::all(Instant now) const {
   std::lock_guard lock(mu_);
-  std::vector<ModelMetrics> out;
+  std::vector<ModelStats> out;
   out.reserve(models_.size());
   for (const auto& [name, m] : models_) out.push_back(view(m, now));
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.model < b.model; });

@@ -47,7 +47,7 @@ struct Percentiles {
 };
 
 // One model's figures. Window figures cover the last `window`; totals cover the process lifetime.
-struct ModelMetrics {
+struct ModelStats {
   std::string model;
   // lifetime
   int64_t calls = 0;       // attempts that reached the send step
@@ -93,9 +93,9 @@ class Metrics {
   void record_fallback(std::string_view model);
 
   // Figures for one model (zeros if never seen).
-  ModelMetrics model(std::string_view model, Instant now) const;
+  ModelStats model(std::string_view model, Instant now) const;
   // Figures for every model seen, sorted by id.
-  std::vector<ModelMetrics> all(Instant now) const;
+  std::vector<ModelStats> all(Instant now) const;
   void reset();
 
  private:
@@ -108,12 +108,12 @@ class Metrics {
     LogHistogram tps{1e-3};
   };
   struct PerModel {
-    ModelMetrics totals;
+    ModelStats totals;
     std::vector<Slice> slices;
   };
   PerModel& get(std::string_view model);                 // caller holds mu_
   Slice& slice(PerModel& m, Instant now);                // caller holds mu_
-  ModelMetrics view(const PerModel& m, Instant now) const;  // caller holds mu_
+  ModelStats view(const PerModel& m, Instant now) const;  // caller holds mu_
   int64_t epoch(Instant now) const;
 
   MetricsConfig config_;

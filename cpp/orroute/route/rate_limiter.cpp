@@ -22,7 +22,7 @@ std::optional<RateLimit> RateLimiter::limit(std::string_view scope) const {
 
 void RateLimiter::expire(Scope& s, Instant now) {
   while (!s.log.empty() && s.log.front().at + s.limit.window <= now) {
-    const Usage& u = s.log.front().usage;
+    const LimitUsage& u = s.log.front().usage;
     s.total.requests -= u.requests;
     s.total.input_tokens -= u.input_tokens;
     s.total.output_tokens -= u.output_tokens;
@@ -30,7 +30,7 @@ void RateLimiter::expire(Scope& s, Instant now) {
   }
 }
 
-std::optional<Duration> RateLimiter::wait_to_fit(const Scope& s, const Usage& u, Instant now) {
+std::optional<Duration> RateLimiter::wait_to_fit(const Scope& s, const LimitUsage& u, Instant now) {
   const RateLimit& l = s.limit;
   if ((l.requests > 0 && u.requests > l.requests) ||
       (l.input_tokens > 0 && u.input_tokens > l.input_tokens) ||
@@ -54,7 +54,7 @@ std::optional<Duration> RateLimiter::wait_to_fit(const Scope& s, const Usage& u,
   return l.window;  // unreachable when the totals match the log; be conservative
 }
 
-Admission RateLimiter::try_acquire(std::span<const std::string> scopes, const Usage& usage,
+Admission RateLimiter::try_acquire(std::span<const std::string> scopes, const LimitUsage& usage,
                                    Instant now) {
   if (usage.requests < 0 || usage.input_tokens < 0 || usage.output_tokens < 0) {
     throw InvalidArgument("rate limiter: usage must be >= 0");
@@ -108,7 +108,7 @@ Admission RateLimiter::try_acquire(std::span<const std::string> scopes, const Us
   return ok;
 }
 
-void RateLimiter::settle(uint64_t ticket, const Usage& actual) {
+void RateLimiter::settle(uint64_t ticket, const LimitUsage& actual) {
   auto it = tickets_.find(ticket);
   if (it == tickets_.end()) return;
   for (auto [s, seq] : it->second) {
@@ -137,9 +137,9 @@ Duration RateLimiter::held_for(std::string_view scope, Instant now) const {
   return it->second.held_until - now;
 }
 
-Usage RateLimiter::in_window(std::string_view scope, Instant now) {
+LimitUsage RateLimiter::in_window(std::string_view scope, Instant now) {
   auto it = scopes_.find(std::string(scope));
-  if (it == scopes_.end()) return Usage{0, 0, 0};
+  if (it == scopes_.end()) return LimitUsage{0, 0, 0};
   expire(it->second, now);
   return it->second.total;
 }

@@ -29,7 +29,7 @@ struct RateLimit {
 };
 
 // What one request uses (or, for output tokens at admission, may use).
-struct Usage {
+struct LimitUsage {
   int64_t requests = 1;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
@@ -53,11 +53,11 @@ class RateLimiter {
 
   // Admits `usage` under every scope in `scopes` (scopes without a limit or hold are ignored), all
   // or nothing. Throws InvalidArgument on negative usage.
-  Admission try_acquire(std::span<const std::string> scopes, const Usage& usage, Instant now);
+  Admission try_acquire(std::span<const std::string> scopes, const LimitUsage& usage, Instant now);
 
   // Replaces the booked usage of an admitted request by its actual usage (normally fewer output
   // tokens). Unknown or already settled tickets are ignored; entries already out of the window too.
-  void settle(uint64_t ticket, const Usage& actual);
+  void settle(uint64_t ticket, const LimitUsage& actual);
   // Drops a ticket without changing what it booked (the request was sent: it counts).
   void forget(uint64_t ticket);
 
@@ -65,24 +65,24 @@ class RateLimiter {
   void hold(std::string_view scope, Instant until);
   // Time left on the hold of `scope` (0 if none).
   Duration held_for(std::string_view scope, Instant now) const;
-  // Usage admitted under `scope` in the window ending at `now`.
-  Usage in_window(std::string_view scope, Instant now);
+  // LimitUsage admitted under `scope` in the window ending at `now`.
+  LimitUsage in_window(std::string_view scope, Instant now);
 
  private:
   struct Entry {
     Instant at;
     uint64_t seq;
-    Usage usage;
+    LimitUsage usage;
   };
   struct Scope {
     RateLimit limit;
     std::deque<Entry> log;
-    Usage total{0, 0, 0};
+    LimitUsage total{0, 0, 0};
     Instant held_until{};
   };
   void expire(Scope& s, Instant now);
   // 0 if it fits now; otherwise the wait. nullopt if it can never fit.
-  static std::optional<Duration> wait_to_fit(const Scope& s, const Usage& u, Instant now);
+  static std::optional<Duration> wait_to_fit(const Scope& s, const LimitUsage& u, Instant now);
 
   std::unordered_map<std::string, Scope> scopes_;
   std::unordered_map<uint64_t, std::vector<std::pair<Scope*, uint64_t>>> tickets_;

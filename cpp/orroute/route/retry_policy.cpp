@@ -171,7 +171,7 @@ std::optional<Duration> parse_rate_limit_reset(std::string_view value,
   return from_seconds((at_ms - static_cast<double>(now_unix_ms)) / 1000.0);
 }
 
-RetryPolicy::RetryPolicy(RetryConfig config) : config_(config) {
+RecoveryPolicy::RecoveryPolicy(RecoveryConfig config) : config_(config) {
   if (config_.max_retries_per_model < 0) throw InvalidArgument("max_retries_per_model must be >= 0");
   if (config_.base_delay.count() < 0 || config_.max_delay.count() < 0 ||
       config_.max_server_wait.count() < 0) {
@@ -179,7 +179,7 @@ RetryPolicy::RetryPolicy(RetryConfig config) : config_(config) {
   }
 }
 
-Duration RetryPolicy::backoff(int retry, double uniform01) const noexcept {
+Duration RecoveryPolicy::backoff(int retry, double uniform01) const noexcept {
   const int shift = std::clamp(retry - 1, 0, 40);
   // Double math avoids overflowing base * 2^shift before the cap applies.
   const double cap = std::min(static_cast<double>(config_.max_delay.count()),
@@ -188,7 +188,7 @@ Duration RetryPolicy::backoff(int retry, double uniform01) const noexcept {
   return Duration(static_cast<int64_t>(cap * u));
 }
 
-RetryPolicy::Decision RetryPolicy::decide(ErrorClass c, int failures_on_model,
+RecoveryPolicy::Decision RecoveryPolicy::decide(ErrorClass c, int failures_on_model,
                                           std::optional<Duration> server_wait,
                                           double uniform01) const noexcept {
   const Recovery r = recovery_for(c);

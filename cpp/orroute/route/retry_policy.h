@@ -61,7 +61,7 @@ std::optional<Duration> parse_retry_after(std::string_view value, int64_t now_un
 std::optional<Duration> parse_rate_limit_reset(std::string_view value,
                                                int64_t now_unix_ms) noexcept;
 
-struct RetryConfig {
+struct RecoveryConfig {
   int max_retries_per_model = 2;                        // retries after the first try, same model
   Duration base_delay = std::chrono::milliseconds(250);  // backoff cap for the first retry
   Duration max_delay = std::chrono::seconds(20);         // backoff never exceeds this
@@ -71,10 +71,10 @@ struct RetryConfig {
 };
 
 // Retry decisions. Immutable after construction; safe to share across threads.
-class RetryPolicy {
+class RecoveryPolicy {
  public:
   // Throws InvalidArgument on negative retries or delays.
-  explicit RetryPolicy(RetryConfig config = {});
+  explicit RecoveryPolicy(RecoveryConfig config = {});
 
   struct Decision {
     Recovery action = Recovery::kStop;
@@ -92,10 +92,10 @@ class RetryPolicy {
   // uniform01 * min(max_delay, base_delay * 2^(retry-1)).
   Duration backoff(int retry, double uniform01) const noexcept;
 
-  const RetryConfig& config() const noexcept { return config_; }
+  const RecoveryConfig& config() const noexcept { return config_; }
 
  private:
-  RetryConfig config_;
+  RecoveryConfig config_;
 };
 
 }  // namespace orroute

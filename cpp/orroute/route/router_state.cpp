@@ -51,13 +51,13 @@ void InMemoryRouterState::set_limit(std::string_view scope, const RateLimit& lim
   limiter_.set_limit(scope, limit);
 }
 
-Admission InMemoryRouterState::try_admit(std::span<const std::string> scopes, const Usage& usage,
+Admission InMemoryRouterState::try_admit(std::span<const std::string> scopes, const LimitUsage& usage,
                                          Instant now) {
   std::lock_guard lock(mu_);
   return limiter_.try_acquire(scopes, usage, now);
 }
 
-void InMemoryRouterState::settle_admission(uint64_t ticket, const Usage& actual) {
+void InMemoryRouterState::settle_admission(uint64_t ticket, const LimitUsage& actual) {
   std::lock_guard lock(mu_);
   limiter_.settle(ticket, actual);
 }
@@ -77,7 +77,7 @@ Duration InMemoryRouterState::held_for(std::string_view scope, Instant now) {
   return limiter_.held_for(scope, now);
 }
 
-Usage InMemoryRouterState::usage_in_window(std::string_view scope, Instant now) {
+LimitUsage InMemoryRouterState::usage_in_window(std::string_view scope, Instant now) {
   std::lock_guard lock(mu_);
   return limiter_.in_window(scope, now);
 }

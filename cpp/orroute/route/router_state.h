@@ -32,13 +32,13 @@ class RouterState {
 
   // Rate limits; see RateLimiter for the meaning of each call.
   virtual void set_limit(std::string_view scope, const RateLimit& limit) = 0;
-  virtual Admission try_admit(std::span<const std::string> scopes, const Usage& usage,
+  virtual Admission try_admit(std::span<const std::string> scopes, const LimitUsage& usage,
                               Instant now) = 0;
-  virtual void settle_admission(uint64_t ticket, const Usage& actual) = 0;
+  virtual void settle_admission(uint64_t ticket, const LimitUsage& actual) = 0;
   virtual void forget_admission(uint64_t ticket) = 0;
   virtual void hold(std::string_view scope, Instant until) = 0;
   virtual Duration held_for(std::string_view scope, Instant now) = 0;
-  virtual Usage usage_in_window(std::string_view scope, Instant now) = 0;
+  virtual LimitUsage usage_in_window(std::string_view scope, Instant now) = 0;
 };
 
 // Process-local state behind one mutex (each call is a few map lookups and counter updates).
@@ -52,13 +52,13 @@ class InMemoryRouterState final : public RouterState {
   BreakerSnapshot breaker_snapshot(std::string_view key, Instant now) override;
 
   void set_limit(std::string_view scope, const RateLimit& limit) override;
-  Admission try_admit(std::span<const std::string> scopes, const Usage& usage,
+  Admission try_admit(std::span<const std::string> scopes, const LimitUsage& usage,
                       Instant now) override;
-  void settle_admission(uint64_t ticket, const Usage& actual) override;
+  void settle_admission(uint64_t ticket, const LimitUsage& actual) override;
   void forget_admission(uint64_t ticket) override;
   void hold(std::string_view scope, Instant until) override;
   Duration held_for(std::string_view scope, Instant now) override;
-  Usage usage_in_window(std::string_view scope, Instant now) override;
+  LimitUsage usage_in_window(std::string_view scope, Instant now) override;
 
  private:
   CircuitBreaker& breaker(std::string_view key);  // caller holds mu_
