@@ -211,7 +211,7 @@ def make_text(rng: random.Random, messages: list[Mapping[str, Any]]) -> str:
     quote = " ".join(last_user_text(messages).split()[:12])
     out = [f'You said: "{quote}".' if quote else "Hello!"]
     for _ in range(rng.randint(2, 4)):
-        words = [rng.choice(_WORDS) for _ in range(rng.randint(6, 14))]
+        words = rng.choices(_WORDS, k=rng.randint(6, 14))
         out.append(" ".join(words).capitalize() + ".")
     return " ".join(out)
 

@@ -26,6 +26,10 @@ _BASE = "/api/v1"
 _JSON = ("Content-Type", "application/json")
 _SERVER = ("Server", "orroute-fake")
 _KEEPALIVE_COMMENT = b": OPENROUTER PROCESSING\n\n"
+_PH_ID = "gen-##########-####################"  # same width as real generation ids
+_PH_ID_B = _PH_ID.encode()
+_PH_CREATED = 1_111_111_111
+_PH_CREATED_B = b'"created":1111111111'
 _HANG = object()
 _RESET = object()
 _ALNUM = string.ascii_letters + string.digits
@@ -177,8 +181,29 @@ class _HttpError(Exception):
         self.fault = fault
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_encode_str: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or (
+    json.encoder.py_encode_basestring
+)
+
+
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(obj).encode()
+
+
+try:  # optional speed-up; same JSON meaning
+    import orjson as _orjson
+
+    def _dumps(obj: Any) -> bytes:  # noqa: F811
+        return _orjson.dumps(obj)
+
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+
+
+def _content_delta(text: str, role: bool) -> bytes:
+    lead = b'{"role":"assistant","content":' if role else b'{"content":'
+    return lead + _encode_str(text).encode() + b"}"
 
 
 class FakeOpenRouter:
@@ -399,6 +424,8 @@ class FakeOpenRouter:
         with self._lock:
             self._models[model_id] = entry
             self._models_body = None
+            self._reply_cache = {}
+            self._stream_cache = {}
         return entry
 
     def fail(self, target: str, fault: Fault | None, *, times: int | None = None) -> None:
@@ -444,6 +471,8 @@ class FakeOpenRouter:
                 self._replies.pop(target, None)
             else:
                 self._replies[target] = reply
+            self._reply_cache = {}
+            self._stream_cache = {}
 
     def reset(self) -> None:
         """Forgets requests, faults, scripts, replies, profiles, added models, generations and
@@ -524,6 +553,8 @@ class FakeOpenRouter:
                 else:
                     self._models[str(m["id"])] = {**R.synth_model(str(m["id"])), **dict(m)}
         self._models_body: bytes | None = None
+        self._reply_cache: dict[tuple[str, bytes], tuple[Any, ...]] = {}
+        self._stream_cache: dict[tuple[Any, ...], list[tuple[float, Any]]] = {}
         self._accounting = R.Accounting(self._models)
         self._profiles: dict[str, ModelProfile] = {}
         self._always: dict[str, Fault] = {}
@@ -565,8 +596,7 @@ class FakeOpenRouter:
         return None
 
     def _new_gen_id(self) -> str:
-        suffix = "".join(self._ids.choices(_ALNUM, k=20))
-        return f"gen-{int(time.time())}-{suffix}"
+        return f"gen-{int(time.time())}-{self._ids.getrandbits(80):020x}"
 
     # --- connection callbacks (event loop thread) -------------------------------------------------
 
@@ -750,7 +780,7 @@ class FakeOpenRouter:
             entry = self._generations.get(gen_id)
         if entry is None or time.monotonic() < entry[0]:
             raise _HttpError(Fault.status_error(404, f"Generation {gen_id} not found"))
-        return _dumps({"data": entry[1]})
+        return _dumps({"data": _generation_stats(*entry[1])})
 
     # --- chat completions -------------------------------------------------------------------------
 
@@ -798,12 +828,16 @@ class FakeOpenRouter:
 
         rec.served_model = served
         rec.fault = fault
-        reply = self._make_reply(served, body)
+        reply = self._make_reply(served, body, rec.body)
         rec.generation_id = reply.gen_id
         profile = self._profile(served)
         if profile.provider:
             reply.provider = profile.provider
-        if rec.stream:
+        if rec.stream and fault is None and not callable(
+            self._replies.get(served, self._replies.get("*"))
+        ):
+            events = self._cached_stream_events(reply, rec.body, profile, chunked, close)
+        elif rec.stream:
             events = self._stream_events(reply, profile, fault, chunked, close)
         else:
             events = self._plain_events(reply, profile, fault, close)
@@ -815,7 +849,44 @@ class FakeOpenRouter:
         rec.status = 200 if fault is None or fault.kind not in ("hang", "reset") else None
         return self._play(conn, events, rec, stream=rec.stream)
 
-    def _make_reply(self, model: str, body: dict[str, Any]) -> _Reply:
+    def _cached_stream_events(
+        self, reply: _Reply, raw: bytes, profile: ModelProfile, chunked: bool, close: bool
+    ) -> list[tuple[float, Any]]:
+        """The stream of a fault-free reply, from a template with placeholder id and created
+        (both fixed-width, so the chunk framing stays valid)."""
+        key = (reply.model, raw, profile, chunked, close, self.keepalive_interval)
+        template = self._stream_cache.get(key)
+        if template is None:
+            placeholder = replace(reply, gen_id=_PH_ID, created=_PH_CREATED)
+            template = self._stream_events(placeholder, profile, None, chunked, close)
+            if len(self._stream_cache) >= 1024:
+                self._stream_cache.clear()
+            self._stream_cache[key] = template
+        gen_id = reply.gen_id.encode()
+        created = b'"created":%d' % reply.created
+        if len(gen_id) != len(_PH_ID):
+            return self._stream_events(reply, profile, None, chunked, close)
+        return [
+            (d, b.replace(_PH_ID_B, gen_id).replace(_PH_CREATED_B, created)) for d, b in template
+        ]
+
+    def _make_reply(self, model: str, body: dict[str, Any], raw: bytes) -> _Reply:
+        """A fresh reply (new generation id); its content comes from a cache keyed by the raw
+        request, since it is a pure function of it (unless a reply callable is set)."""
+        fixed = self._replies.get(model, self._replies.get("*"))
+        key = (model, raw)
+        core = None if callable(fixed) else self._reply_cache.get(key)
+        if core is None:
+            core = self._reply_core(model, body, fixed)
+            if not callable(fixed):
+                if len(self._reply_cache) >= 4096:
+                    self._reply_cache.clear()
+                self._reply_cache[key] = core
+        with self._lock:
+            gen_id = self._new_gen_id()
+        return _Reply(model, R.provider_for(model), gen_id, int(time.time()), *core)
+
+    def _reply_core(self, model: str, body: dict[str, Any], fixed: Reply | None) -> tuple[Any, ...]:
         acct = self._accounting
         messages = body["messages"]
         tools = body.get("tools")
@@ -837,7 +908,6 @@ class FakeOpenRouter:
         content: str | None
         tool_calls: list[dict[str, Any]] | None = None
         finish = "stop"
-        fixed = self._replies.get(model, self._replies.get("*"))
         if fixed is not None:
             value = fixed(body) if callable(fixed) else fixed
             if isinstance(value, str):
@@ -883,23 +953,9 @@ class FakeOpenRouter:
             out_text = content
         completion_tokens = acct.text_tokens(model, out_text)
         cost, pcost, ccost = acct.cost(model, prompt_tokens, completion_tokens)
-        with self._lock:
-            gen_id = self._new_gen_id()
-        return _Reply(
-            model=model,
-            provider=R.provider_for(model),
-            gen_id=gen_id,
-            created=int(time.time()),
-            content=content,
-            tool_calls=tool_calls,
-            finish_reason=finish,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost=cost,
-            prompt_cost=pcost,
-            completion_cost=ccost,
-            pieces=R.split_pieces(content) if content else [],
-        )
+        pieces = R.split_pieces(content) if content else []
+        return (content, tool_calls, finish, prompt_tokens, completion_tokens, cost, pcost, ccost,
+                pieces)
 
     def _book(
         self,
@@ -915,50 +971,13 @@ class FakeOpenRouter:
             completion_tokens = self._accounting.text_tokens(reply.model, partial)
             cost = self._accounting.cost(reply.model, reply.prompt_tokens, completion_tokens)[0]
         duration = sum(d for d, _ in events)
-        stats = {
-            "id": reply.gen_id,
-            "upstream_id": f"chatcmpl-{reply.gen_id[-12:]}",
-            "request_id": f"req-{reply.gen_id[-12:]}",
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(reply.created))
-            + ".000Z",
-            "model": reply.model,
-            "provider_name": reply.provider,
-            "api_type": "completions",
-            "app_id": None,
-            "origin": rec.headers.get("http-referer", ""),
-            "http_referer": rec.headers.get("http-referer"),
-            "user_agent": rec.headers.get("user-agent"),
-            "external_user": (rec.json or {}).get("user"),
-            "streamed": rec.stream,
-            "cancelled": False,
-            "is_byok": False,
-            "total_cost": float(cost),
-            "usage": float(cost),
-            "upstream_inference_cost": None,
-            "cache_discount": None,
-            "latency": round(duration * 1000),
-            "generation_time": round(duration * 1000),
-            "moderation_latency": None,
-            "tokens_prompt": reply.prompt_tokens,
-            "tokens_completion": completion_tokens,
-            "native_tokens_prompt": reply.prompt_tokens,
-            "native_tokens_completion": completion_tokens,
-            "native_tokens_reasoning": 0,
-            "native_tokens_cached": 0,
-            "native_tokens_completion_images": 0,
-            "num_media_prompt": None,
-            "num_media_completion": None,
-            "num_input_audio_prompt": None,
-            "num_search_results": None,
-            "finish_reason": reply.finish_reason if partial is None else "error",
-            "native_finish_reason": reply.finish_reason if partial is None else "error",
-            "session_id": (rec.json or {}).get("session_id"),
-        }
+        info = (reply, completion_tokens, cost, partial is not None, rec.stream, rec.headers,
+                rec.json, duration)
         with self._lock:
             self._usage += cost
             self._generations[reply.gen_id] = (
                 time.monotonic() + duration + self.generation_delay,
-                stats,
+                info,
             )
 
     # --- response bytes ---------------------------------------------------------------------------
@@ -1034,8 +1053,8 @@ class FakeOpenRouter:
         ).encode()
         open_suffix = b',"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n'
 
-        def chunk(delta: dict[str, Any]) -> bytes:
-            return prefix + _dumps(delta) + open_suffix
+        def chunk(delta: dict[str, Any] | bytes) -> bytes:
+            return prefix + (delta if isinstance(delta, bytes) else _dumps(delta)) + open_suffix
 
         head = head_bytes(
             200,
@@ -1054,7 +1073,7 @@ class FakeOpenRouter:
             events.append((self.keepalive_interval, frame(_KEEPALIVE_COMMENT)))
             ttft -= self.keepalive_interval
         # content pieces: the first carries the role
-        deltas: list[dict[str, Any]] = []
+        deltas: list[dict[str, Any] | bytes] = []
         if reply.tool_calls:
             for i, call in enumerate(reply.tool_calls):
                 start = {
@@ -1068,10 +1087,11 @@ class FakeOpenRouter:
                     deltas.append(
                         {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
                     )
-            deltas[0] = {"role": "assistant", "content": None, **deltas[0]}
+            first = deltas[0]
+            assert isinstance(first, dict)
+            deltas[0] = {"role": "assistant", "content": None, **first}
         else:
-            deltas = [{"content": p} for p in reply.pieces] or [{"content": ""}]
-            deltas[0] = {"role": "assistant", **deltas[0]}
+            deltas = [_content_delta(p, i == 0) for i, p in enumerate(reply.pieces or [""])]
         per = 0.0
         if profile.tokens_per_second:
             per = reply.completion_tokens / profile.tokens_per_second / max(1, len(deltas))
@@ -1214,6 +1234,58 @@ class FakeOpenRouter:
         finally:
             if counted:
                 self._open_streams -= 1
+
+
+def _generation_stats(
+    reply: _Reply,
+    completion_tokens: int,
+    cost: Decimal,
+    failed: bool,
+    streamed: bool,
+    headers: Headers,
+    body: Any,
+    duration: float,
+) -> dict[str, Any]:
+    body = body if isinstance(body, dict) else {}
+    finish = "error" if failed else reply.finish_reason
+    return {
+        "id": reply.gen_id,
+        "upstream_id": f"chatcmpl-{reply.gen_id[-12:]}",
+        "request_id": f"req-{reply.gen_id[-12:]}",
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(reply.created)) + ".000Z",
+        "model": reply.model,
+        "provider_name": reply.provider,
+        "api_type": "completions",
+        "app_id": None,
+        "origin": headers.get("http-referer", ""),
+        "http_referer": headers.get("http-referer"),
+        "user_agent": headers.get("user-agent"),
+        "external_user": body.get("user"),
+        "streamed": streamed,
+        "cancelled": False,
+        "is_byok": False,
+        "total_cost": float(cost),
+        "usage": float(cost),
+        "upstream_inference_cost": None,
+        "cache_discount": None,
+        "latency": round(duration * 1000),
+        "generation_time": round(duration * 1000),
+        "moderation_latency": None,
+        "tokens_prompt": reply.prompt_tokens,
+        "tokens_completion": completion_tokens,
+        "native_tokens_prompt": reply.prompt_tokens,
+        "native_tokens_completion": completion_tokens,
+        "native_tokens_reasoning": 0,
+        "native_tokens_cached": 0,
+        "native_tokens_completion_images": 0,
+        "num_media_prompt": None,
+        "num_media_completion": None,
+        "num_input_audio_prompt": None,
+        "num_search_results": None,
+        "finish_reason": finish,
+        "native_finish_reason": finish,
+        "session_id": body.get("session_id"),
+    }
 
 
 def _chunk_frame(data: bytes) -> bytes:

@@ -1,0 +1,127 @@
+#include "orroute/catalog/pricing.h"
+
+#include <algorithm>
+
+#include "orroute/error.h"
+
+namespace orroute {
+namespace {
+
+void require_non_negative(int64_t v, const char* name) {
+  if (v < 0) throw InvalidArgument(std::string(name) + " must be >= 0, got " + std::to_string(v));
+}
+
+void require_static(const Pricing& pricing, const std::string& what) {
+  if (pricing.dynamic) {
+    throw InvalidArgument("model '" + what +
+                          "' has a dynamic price (listed as \"-1\"): it routes to another model "
+                          "and is billed at that model's price, so it cannot be priced in advance");
+  }
+}
+
+Money per(int64_t n, const std::optional<Money>& price) { return price ? *price * n : Money(); }
+
+}  // namespace
+
+bool PriceTier::applies(int64_t prompt_tokens, std::optional<int32_t> utc_hhmm) const {
+  if (min_prompt_tokens && prompt_tokens < *min_prompt_tokens) return false;
+  if (utc_start || utc_end) {
+    if (!utc_hhmm) return false;
+    const int32_t start = utc_start.value_or(0);
+    const int32_t end = utc_end.value_or(2400);
+    const int32_t t = *utc_hhmm;
+    // A window whose end is before its start wraps past midnight (e.g. 22:00-01:00).
+    const bool inside = start <= end ? (t >= start && t < end) : (t >= start || t < end);
+    if (!inside) return false;
+  }
+  return true;
+}
+
+const PriceSet& Pricing::for_call(int64_t prompt_tokens, std::optional<int32_t> utc_hhmm) const {
+  const PriceSet* best = &base;
+  int64_t best_min = -1;
+  for (const PriceTier& tier : tiers) {
+    if (!tier.applies(prompt_tokens, utc_hhmm)) continue;
+    const int64_t m = tier.min_prompt_tokens.value_or(0);
+    if (m >= best_min) {
+      best = &tier.prices;
+      best_min = m;
+    }
+  }
+  return *best;
+}
+
+bool Pricing::is_zero() const {
+  return !dynamic && base.prompt.is_zero() && base.completion.is_zero() &&
+         (!base.request || base.request->is_zero());
+}
+
+Money price_call(const Pricing& pricing, const UsageCounts& u, const std::string& what) {
+  require_non_negative(u.prompt_tokens, "prompt_tokens");
+  require_non_negative(u.completion_tokens, "completion_tokens");
+  require_non_negative(u.cached_tokens, "cached_tokens");
+  require_non_negative(u.cache_write_tokens, "cache_write_tokens");
+  require_non_negative(u.reasoning_tokens, "reasoning_tokens");
+  require_non_negative(u.requests, "requests");
+  require_non_negative(u.images, "images");
+  require_non_negative(u.web_searches, "web_searches");
+  if (u.cached_tokens + u.cache_write_tokens > u.prompt_tokens) {
+    throw InvalidArgument("cached_tokens + cache_write_tokens (" +
+                          std::to_string(u.cached_tokens + u.cache_write_tokens) +
+                          ") exceed prompt_tokens (" + std::to_string(u.prompt_tokens) +
+                          "): cache reads and writes are part of the prompt tokens");
+  }
+  if (u.reasoning_tokens > u.completion_tokens) {
+    throw InvalidArgument("reasoning_tokens (" + std::to_string(u.reasoning_tokens) +
+                          ") exceed completion_tokens (" + std::to_string(u.completion_tokens) +
+                          "): reasoning tokens are part of the completion tokens");
+  }
+  require_static(pricing, what);
+  const PriceSet& p = pricing.for_call(u.prompt_tokens, u.utc_hhmm);
+  const int64_t plain_prompt = u.prompt_tokens - u.cached_tokens - u.cache_write_tokens;
+  const Money write_price = u.cache_write_1h && p.input_cache_write_1h
+                                ? *p.input_cache_write_1h
+                                : p.input_cache_write.value_or(p.prompt);
+  Money total = p.prompt * plain_prompt;
+  total += p.input_cache_read.value_or(p.prompt) * u.cached_tokens;
+  total += write_price * u.cache_write_tokens;
+  total += p.completion * (u.completion_tokens - u.reasoning_tokens);
+  total += p.internal_reasoning.value_or(p.completion) * u.reasoning_tokens;
+  total += per(u.requests, p.request);
+  total += per(u.images, p.image);
+  total += per(u.web_searches, p.web_search);
+  return total;
+}
+
+Money worst_case_cost(const Pricing& pricing, int64_t prompt_tokens, int64_t max_output_tokens,
+                      int64_t requests, int64_t images, int64_t web_searches, bool may_write_cache,
+                      const std::string& what) {
+  require_non_negative(prompt_tokens, "prompt_tokens");
+  require_non_negative(max_output_tokens, "max_output_tokens");
+  require_non_negative(requests, "requests");
+  require_non_negative(images, "images");
+  require_non_negative(web_searches, "web_searches");
+  require_static(pricing, what);
+  // The size tier is fixed by prompt_tokens; time windows are unknown in advance, so take the
+  // dearest price set over every time-windowed tier that could apply at this size too.
+  std::vector<const PriceSet*> sets{&pricing.for_call(prompt_tokens, std::nullopt)};
+  for (const PriceTier& tier : pricing.tiers) {
+    if ((tier.utc_start || tier.utc_end) && tier.min_prompt_tokens.value_or(0) <= prompt_tokens) {
+      sets.push_back(&tier.prices);
+    }
+  }
+  Money worst;
+  for (const PriceSet* p : sets) {
+    Money in = p->prompt;
+    if (may_write_cache) {
+      in = std::max({in, p->input_cache_write.value_or(in), p->input_cache_write_1h.value_or(in)});
+    }
+    const Money out = std::max(p->completion, p->internal_reasoning.value_or(p->completion));
+    const Money c = in * prompt_tokens + out * max_output_tokens + per(requests, p->request) +
+                    per(images, p->image) + per(web_searches, p->web_search);
+    worst = std::max(worst, c);
+  }
+  return worst;
+}
+
+}  // namespace orroute

@@ -1,0 +1,48 @@
+// The policy layer over a Ledger that the router engine calls before every request: emergency
+// cutoff, the approval hook for expensive calls, then the atomic check-and-reserve. Refusals the
+// caller cannot route around become exceptions; "downgrade" refusals stay values so the selector
+// can pick a cheaper model that fits ReserveOutcome::remaining.
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <optional>
+
+#include "orroute/cost/ledger.h"
+
+namespace orroute {
+
+// What the approval hook is asked about.
+struct ApprovalRequest {
+  Money estimate;
+  SpendScope scope;
+  std::string model;
+  std::string task_id;
+};
+// Returns true to allow the call. May throw; the exception propagates out of reserve().
+using ApprovalHook = std::function<bool(const ApprovalRequest&)>;
+
+// Thread-safe. `ledger` must outlive the guard. The hook is called without any lock held.
+class BudgetGuard {
+ public:
+  explicit BudgetGuard(Ledger& ledger) : ledger_(ledger) {}
+
+  // Calls estimated strictly above `above` need `hook` to return true. nullopt removes the hook.
+  void set_approval(std::optional<Money> above, ApprovalHook hook);
+  std::optional<Money> approval_threshold() const;
+
+  // kReserved: go ahead (settle or release reservation_id afterwards).
+  // kExceeded (returned only for downgrade budgets): pick a model costing at most `remaining`.
+  // Throws EmergencyCutoff, ApprovalDenied, or BudgetExceeded (refuse budgets).
+  ReserveOutcome reserve(const ReserveRequest& request);
+
+  Ledger& ledger() { return ledger_; }
+
+ private:
+  Ledger& ledger_;
+  mutable std::mutex mu_;
+  std::optional<Money> approval_above_;
+  ApprovalHook hook_;
+};
+
+}  // namespace orroute

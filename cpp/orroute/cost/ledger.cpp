@@ -1,0 +1,82 @@
+#include "orroute/cost/ledger.h"
+
+#include <algorithm>
+
+namespace orroute {
+
+std::string BudgetScope::to_string() const {
+  switch (kind) {
+    case ScopeKind::kGlobal: return "global";
+    case ScopeKind::kProject: return "project:" + value;
+    case ScopeKind::kConversation: return "conversation:" + value;
+    case ScopeKind::kTag: return "tag:" + key + "=" + value;
+  }
+  return "global";
+}
+
+BudgetScope parse_scope(std::string_view text) {
+  BudgetScope s;
+  if (text == "global" || text.empty()) return s;
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos || colon + 1 >= text.size()) {
+    throw InvalidArgument("bad budget scope '" + std::string(text) + "'");
+  }
+  const std::string_view kind = text.substr(0, colon), rest = text.substr(colon + 1);
+  if (kind == "project") {
+    s.kind = ScopeKind::kProject;
+    s.value = rest;
+  } else if (kind == "conversation") {
+    s.kind = ScopeKind::kConversation;
+    s.value = rest;
+  } else if (kind == "tag") {
+    const auto eq = rest.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      throw InvalidArgument("tag budget scope must be 'key=value', got '" + std::string(rest) + "'");
+    }
+    s.kind = ScopeKind::kTag;
+    s.key = rest.substr(0, eq);
+    s.value = rest.substr(eq + 1);
+  } else {
+    throw InvalidArgument("bad budget scope '" + std::string(text) + "'");
+  }
+  return s;
+}
+
+std::string_view to_string(Policy p) { return p == Policy::kRefuse ? "refuse" : "downgrade"; }
+
+Policy parse_policy(std::string_view text) {
+  if (text == "refuse") return Policy::kRefuse;
+  if (text == "downgrade") return Policy::kDowngrade;
+  throw InvalidArgument("budget policy must be 'refuse' or 'downgrade', got '" +
+                        std::string(text) + "'");
+}
+
+std::string Budget::name() const {
+  return scope.to_string() + "/" + std::string(to_string(window));
+}
+
+Money BudgetState::remaining() const {
+  const Money r = budget.limit - spent - reserved;
+  return r.is_negative() ? Money() : r;
+}
+
+namespace {
+std::string exceeded_message(const BudgetState& s, Money estimate) {
+  return "budget " + s.budget.name() + " would be exceeded: limit $" + s.budget.limit.to_string() +
+         ", spent $" + s.spent.to_string() + ", reserved $" + s.reserved.to_string() +
+         ", this call up to $" + estimate.to_string();
+}
+}  // namespace
+
+BudgetExceeded::BudgetExceeded(const BudgetState& state, Money estimate_, Policy policy_,
+                               Money remaining_)
+    : Error(exceeded_message(state, estimate_)),
+      budget(state.budget.name()),
+      limit(state.budget.limit),
+      spent(state.spent),
+      reserved(state.reserved),
+      estimate(estimate_),
+      remaining(remaining_),
+      policy(policy_) {}
+
+}  // namespace orroute

@@ -1,0 +1,1062 @@
+#include "orroute/cost/sqlite_ledger.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <mutex>
+#include <sstream>
+#include <unordered_map>
+
+namespace orroute {
+namespace {
+
+constexpr Int128 kAttosPerNano = 1'000'000'000;
+
+// ---- money <-> (nanos, attos) ------------------------------------------------------------------
+
+std::pair<int64_t, int64_t> split(Money m) {
+  Int128 n = m.units() / kAttosPerNano;
+  Int128 r = m.units() % kAttosPerNano;
+  if (r < 0) {
+    r += kAttosPerNano;
+    n -= 1;
+  }
+  if (n > std::numeric_limits<int64_t>::max() || n < std::numeric_limits<int64_t>::min()) {
+    throw InvalidArgument("amount too large for the ledger: $" + m.to_string());
+  }
+  return {static_cast<int64_t>(n), static_cast<int64_t>(r)};
+}
+
+Money join(int64_t nanos, int64_t attos) {
+  return Money::from_units(static_cast<Int128>(nanos) * kAttosPerNano + attos);
+}
+
+// ---- statements --------------------------------------------------------------------------------
+
+[[noreturn]] void fail(sqlite3* db, const std::string& what) {
+  throw Error("ledger: " + what + ": " + sqlite3_errmsg(db));
+}
+
+// A prepared statement in use: binds, steps, reads; resets on destruction so it can be reused.
+class Query {
+ public:
+  Query(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  ~Query() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  Query& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  // Empty strings are stored as NULL.
+  Query& bind(int i, std::string_view v) {
+    if (v.empty()) {
+      sqlite3_bind_null(s_, i);
+    } else {
+      sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    }
+    return *this;
+  }
+  Query& bind_text(int i, std::string_view v) {  // '' stays ''
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Query& bind_null(int i) {
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
+  Query& bind(const char* name, int64_t v) { return bind(index(name), v); }
+  Query& bind(const char* name, std::string_view v) { return bind_text(index(name), v); }
+  // true while there is a row.
+  bool step() {
+    const int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(db_, "step");
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
+  bool null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+  std::string text(int col) const {
+    const auto* p = sqlite3_column_text(s_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+             : std::string();
+  }
+
+ private:
+  int index(const char* name) {
+    const int i = sqlite3_bind_parameter_index(s_, name);
+    if (i == 0) throw Error(std::string("ledger: no SQL parameter ") + name);
+    return i;
+  }
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+};
+
+// ---- processes ---------------------------------------------------------------------------------
+
+// Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat); 0 if unknown.
+// Guards against pid reuse when deciding that a reservation's owner is still alive.
+int64_t process_start(int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return 0;
+  std::string line;
+  std::getline(in, line);
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 22) return std::strtoll(field.c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
+bool process_alive(int64_t pid, int64_t start) {
+  if (pid <= 0) return false;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
+  if (start != 0) {
+    const int64_t now_start = process_start(pid);
+    if (now_start != 0 && now_start != start) return false;  // pid reused
+  }
+  return true;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
+
+// ---- tags --------------------------------------------------------------------------------------
+
+void check_scope(const SpendScope& s) {
+  for (size_t i = 0; i < s.tags.size(); ++i) {
+    const auto& [k, v] = s.tags[i];
+    if (k.empty() || k.find_first_of("=\n") != std::string::npos || v.find('\n') != std::string::npos) {
+      throw InvalidArgument("tag keys must be non-empty without '=' or newlines, values without "
+                            "newlines: '" + k + "'");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (s.tags[j].first == k) throw InvalidArgument("tag '" + k + "' given twice");
+    }
+  }
+}
+
+std::string encode_tags(const SpendScope& s) {
+  std::string out;
+  for (const auto& [k, v] : s.tags) out += k + "=" + v + "\n";
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> decode_tags(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    const std::string line = text.substr(pos, nl - pos);
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) out.emplace_back(line.substr(0, eq), line.substr(eq + 1));
+    pos = nl + 1;
+  }
+  return out;
+}
+
+bool matches(const BudgetScope& b, const SpendScope& s) {
+  switch (b.kind) {
+    case ScopeKind::kGlobal: return true;
+    case ScopeKind::kProject: return s.project == b.value;
+    case ScopeKind::kConversation: return s.conversation == b.value;
+    case ScopeKind::kTag:
+      return std::any_of(s.tags.begin(), s.tags.end(),
+                         [&](const auto& t) { return t.first == b.key && t.second == b.value; });
+  }
+  return false;
+}
+
+std::string_view kind_name(ScopeKind k) {
+  switch (k) {
+    case ScopeKind::kGlobal: return "global";
+    case ScopeKind::kProject: return "project";
+    case ScopeKind::kConversation: return "conversation";
+    case ScopeKind::kTag: return "tag";
+  }
+  return "global";
+}
+
+ScopeKind parse_kind(const std::string& s) {
+  if (s == "project") return ScopeKind::kProject;
+  if (s == "conversation") return ScopeKind::kConversation;
+  if (s == "tag") return ScopeKind::kTag;
+  return ScopeKind::kGlobal;
+}
+
+std::string encode_thresholds(const std::vector<int32_t>& t) {
+  std::string out;
+  for (const int32_t v : t) out += (out.empty() ? "" : ",") + std::to_string(v);
+  return out;
+}
+
+std::vector<int32_t> decode_thresholds(const std::string& s) {
+  std::vector<int32_t> out;
+  std::istringstream in(s);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    if (!part.empty()) out.push_back(static_cast<int32_t>(std::stol(part)));
+  }
+  return out;
+}
+
+// ---- schema ------------------------------------------------------------------------------------
+
+// Migration i (1-based) brings the schema from version i-1 to i. Append, never edit.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE state(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  budget_gen INTEGER NOT NULL,
+  cutoff_reason TEXT,
+  cutoff_at INTEGER);
+INSERT INTO state(id, budget_gen) VALUES (1, 0);
+
+CREATE TABLE calls(
+  id INTEGER PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  project TEXT, conversation TEXT, task_id TEXT, task_type TEXT,
+  model_requested TEXT, model_used TEXT, provider TEXT, generation_id TEXT,
+  prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+  cached_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL,
+  reasoning_tokens INTEGER NOT NULL,
+  est_nanos INTEGER, est_attos INTEGER,
+  cost_nanos INTEGER NOT NULL, cost_attos INTEGER NOT NULL,
+  latency_us INTEGER, ttft_us INTEGER,
+  outcome TEXT NOT NULL, error_class TEXT, attempts INTEGER NOT NULL);
+CREATE INDEX calls_ts ON calls(ts);
+CREATE INDEX calls_project_ts ON calls(project, ts);
+CREATE INDEX calls_conversation_ts ON calls(conversation, ts);
+CREATE INDEX calls_model_ts ON calls(model_used, ts);
+CREATE INDEX calls_type_model ON calls(task_type, model_used, id);
+
+CREATE TABLE call_tags(
+  call_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (call_id, key)) WITHOUT ROWID;
+CREATE INDEX call_tags_kv ON call_tags(key, value, call_id);
+
+CREATE TABLE budgets(
+  id INTEGER PRIMARY KEY,
+  scope_kind TEXT NOT NULL, scope_key TEXT NOT NULL, scope_value TEXT NOT NULL,
+  period TEXT NOT NULL, time_zone TEXT NOT NULL,
+  limit_nanos INTEGER NOT NULL, limit_attos INTEGER NOT NULL,
+  policy TEXT NOT NULL, thresholds TEXT NOT NULL, created_at INTEGER NOT NULL,
+  UNIQUE (scope_kind, scope_key, scope_value, period));
+
+CREATE TABLE budget_windows(
+  budget_id INTEGER NOT NULL, window_start INTEGER NOT NULL,
+  spent_nanos INTEGER NOT NULL, spent_attos INTEGER NOT NULL,
+  reserved_nanos INTEGER NOT NULL, reserved_attos INTEGER NOT NULL,
+  PRIMARY KEY (budget_id, window_start)) WITHOUT ROWID;
+
+CREATE TABLE reservations(
+  id INTEGER PRIMARY KEY,
+  pid INTEGER NOT NULL, pid_start INTEGER NOT NULL, host TEXT,
+  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+  amount_nanos INTEGER NOT NULL, amount_attos INTEGER NOT NULL,
+  project TEXT, conversation TEXT, tags TEXT, model TEXT, task_id TEXT);
+
+CREATE TABLE reservation_windows(
+  reservation_id INTEGER NOT NULL, budget_id INTEGER NOT NULL, window_start INTEGER NOT NULL,
+  PRIMARY KEY (reservation_id, budget_id)) WITHOUT ROWID;
+CREATE INDEX reservation_windows_budget ON reservation_windows(budget_id);
+
+CREATE TABLE alerts(
+  budget_id INTEGER NOT NULL, window_start INTEGER NOT NULL, threshold_pct INTEGER NOT NULL,
+  fired_at INTEGER NOT NULL, budget_name TEXT NOT NULL,
+  spent_nanos INTEGER NOT NULL, spent_attos INTEGER NOT NULL,
+  limit_nanos INTEGER NOT NULL, limit_attos INTEGER NOT NULL,
+  PRIMARY KEY (budget_id, window_start, threshold_pct));
+CREATE INDEX alerts_fired_at ON alerts(fired_at);
+)sql",
+};
+constexpr int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+const char* const kCallColumns =
+    "id, ts, project, conversation, task_id, task_type, model_requested, model_used, provider, "
+    "generation_id, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, "
+    "reasoning_tokens, est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
+    "error_class, attempts, "
+    "(SELECT group_concat(key || '=' || value, char(10)) FROM call_tags WHERE call_id = calls.id)";
+
+}  // namespace
+
+// ---- Impl --------------------------------------------------------------------------------------
+
+struct SqliteLedger::Impl {
+  std::string path;
+  SqliteLedgerOptions options;
+  sqlite3* db = nullptr;
+  std::mutex mu;
+  std::unordered_map<std::string, sqlite3_stmt*> stmts;
+  int64_t pid = 0, pid_start = 0;
+  std::string host;
+  // Budgets as of budget_gen (re-read when another writer bumps it).
+  int64_t budgets_gen = -1;
+  std::vector<Budget> budgets;
+  std::vector<std::shared_ptr<const TimeZone>> zones;
+  std::chrono::steady_clock::time_point last_reclaim{};
+
+  struct Counter {
+    Money spent, reserved;
+  };
+  struct Matched {
+    const Budget* budget;
+    TimeUs start, end;
+    Counter counter;
+  };
+
+  ~Impl() {
+    for (auto& [sql, s] : stmts) sqlite3_finalize(s);
+    if (db) sqlite3_close_v2(db);
+  }
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown";
+      sqlite3_free(err);
+      throw Error(std::string("ledger: ") + msg);
+    }
+  }
+
+  Query q(const std::string& sql) {
+    auto it = stmts.find(sql);
+    if (it == stmts.end()) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) !=
+          SQLITE_OK) {
+        fail(db, "prepare");
+      }
+      it = stmts.emplace(sql, s).first;
+    }
+    return Query(db, it->second);
+  }
+
+  // RAII write transaction. BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy
+  // timeout), so the reads inside see the state the writes are based on: check-and-reserve is
+  // atomic across processes.
+  class Txn {
+   public:
+    explicit Txn(Impl& impl) : impl_(impl) { impl_.exec("BEGIN IMMEDIATE"); }
+    ~Txn() {
+      if (!done_) sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    void commit() {
+      impl_.exec("COMMIT");
+      done_ = true;
+    }
+
+   private:
+    Impl& impl_;
+    bool done_ = false;
+  };
+
+  void check_pid() const {
+    if (static_cast<int64_t>(::getpid()) != pid) {
+      throw Error("ledger: this connection was opened in another process (fork); open a new one");
+    }
+  }
+
+  void open() {
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+      const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+      throw Error("ledger: cannot open '" + path + "': " + msg);
+    }
+    sqlite3_busy_timeout(db, options.busy_timeout_ms);
+    if (path != ":memory:") exec("PRAGMA journal_mode=WAL");
+    exec(options.durable_fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    exec("PRAGMA temp_store=MEMORY");
+    migrate();
+  }
+
+  int64_t version() {
+    auto v = q("SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    v.step();
+    return v.i64(0);
+  }
+
+  void migrate() {
+    exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL, "
+         "applied_at INTEGER NOT NULL)");
+    if (version() >= kSchemaVersion) {
+      if (version() > kSchemaVersion) {
+        throw Error("ledger '" + path + "' has schema version " + std::to_string(version()) +
+                    ", newer than this orroute understands (" + std::to_string(kSchemaVersion) +
+                    ")");
+      }
+      return;
+    }
+    Txn txn(*this);
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    for (int64_t v = version(); v < kSchemaVersion; ++v) {
+      exec(kMigrations[v]);
+      q("INSERT INTO schema_version(version, applied_at) VALUES (?, ?)").bind(1, v + 1).bind(2, now_us()).run();
+    }
+    txn.commit();
+  }
+
+  // ---- budgets ----
+
+  void load_budgets(int64_t gen) {
+    if (gen == budgets_gen) return;
+    budgets.clear();
+    zones.clear();
+    auto s = q("SELECT id, scope_kind, scope_key, scope_value, period, time_zone, limit_nanos, "
+               "limit_attos, policy, thresholds FROM budgets ORDER BY id");
+    while (s.step()) {
+      Budget b;
+      b.id = s.i64(0);
+      b.scope.kind = parse_kind(s.text(1));
+      b.scope.key = s.text(2);
+      b.scope.value = s.text(3);
+      b.window = parse_window(s.text(4));
+      b.time_zone = s.text(5);
+      b.limit = join(s.i64(6), s.i64(7));
+      b.policy = parse_policy(s.text(8));
+      b.thresholds_pct = decode_thresholds(s.text(9));
+      budgets.push_back(std::move(b));
+      zones.push_back(TimeZone::locate(budgets.back().time_zone));
+    }
+    budgets_gen = gen;
+  }
+
+  // Reads the shared state row (inside a transaction) and refreshes the budget cache.
+  std::optional<std::string> read_state() {
+    auto s = q("SELECT budget_gen, cutoff_reason FROM state WHERE id = 1");
+    if (!s.step()) throw Error("ledger: state row missing");
+    const int64_t gen = s.i64(0);
+    std::optional<std::string> cut;
+    if (!s.null(1)) cut = s.text(1);
+    load_budgets(gen);
+    return cut;
+  }
+
+  void bump_gen() { q("UPDATE state SET budget_gen = budget_gen + 1 WHERE id = 1").run(); }
+
+  Counter counter(const Budget& b, TimeUs start, TimeUs end) {
+    {
+      auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
+                 "budget_windows WHERE budget_id = ? AND window_start = ?");
+      s.bind(1, b.id).bind(2, start);
+      if (s.step()) return {join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3))};
+    }
+    // First use of this window: start from the calls already recorded in it.
+    Money spent;
+    {
+      std::string sql = "SELECT COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(cost_attos), 0) FROM "
+                        "calls WHERE ts >= ? AND ts < ?";
+      switch (b.scope.kind) {
+        case ScopeKind::kGlobal: break;
+        case ScopeKind::kProject: sql += " AND project = ?"; break;
+        case ScopeKind::kConversation: sql += " AND conversation = ?"; break;
+        case ScopeKind::kTag:
+          sql += " AND id IN (SELECT call_id FROM call_tags WHERE key = ? AND value = ?)";
+          break;
+      }
+      auto s = q(sql);
+      s.bind(1, start).bind(2, end);
+      if (b.scope.kind == ScopeKind::kTag) {
+        s.bind_text(3, b.scope.key).bind_text(4, b.scope.value);
+      } else if (b.scope.kind != ScopeKind::kGlobal) {
+        s.bind_text(3, b.scope.value);
+      }
+      s.step();
+      spent = join(s.i64(0), s.i64(1));
+    }
+    const auto [sn, sa] = split(spent);
+    q("INSERT INTO budget_windows VALUES (?, ?, ?, ?, 0, 0)")
+        .bind(1, b.id).bind(2, start).bind(3, sn).bind(4, sa).run();
+    return {spent, Money()};
+  }
+
+  void write_counter(int64_t budget_id, TimeUs start, const Counter& c) {
+    const auto [sn, sa] = split(c.spent);
+    const auto [rn, ra] = split(c.reserved);
+    q("UPDATE budget_windows SET spent_nanos = ?, spent_attos = ?, reserved_nanos = ?, "
+      "reserved_attos = ? WHERE budget_id = ? AND window_start = ?")
+        .bind(1, sn).bind(2, sa).bind(3, rn).bind(4, ra).bind(5, budget_id).bind(6, start).run();
+  }
+
+  std::vector<Matched> match(const SpendScope& scope, TimeUs at, bool all) {
+    std::vector<Matched> out;
+    for (size_t i = 0; i < budgets.size(); ++i) {
+      const Budget& b = budgets[i];
+      if (!all && !matches(b.scope, scope)) continue;
+      const auto [start, end] = window_bounds(b.window, *zones[i], at);
+      out.push_back({&b, start, end, counter(b, start, end)});
+    }
+    return out;
+  }
+
+  // ---- reservations ----
+
+  // Removes a reservation and its share of the counters. false if it does not exist.
+  bool remove_reservation(int64_t id) {
+    Money amount;
+    {
+      auto s = q("SELECT amount_nanos, amount_attos FROM reservations WHERE id = ?");
+      s.bind(1, id);
+      if (!s.step()) return false;
+      amount = join(s.i64(0), s.i64(1));
+    }
+    std::vector<std::pair<int64_t, TimeUs>> windows;
+    {
+      auto s = q("SELECT budget_id, window_start FROM reservation_windows WHERE reservation_id = ?");
+      s.bind(1, id);
+      while (s.step()) windows.emplace_back(s.i64(0), s.i64(1));
+    }
+    for (const auto& [budget_id, start] : windows) {
+      auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
+                 "budget_windows WHERE budget_id = ? AND window_start = ?");
+      s.bind(1, budget_id).bind(2, start);
+      if (!s.step()) continue;
+      Counter c{join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3)) - amount};
+      if (c.reserved.is_negative()) c.reserved = Money();
+      write_counter(budget_id, start, c);
+    }
+    q("DELETE FROM reservation_windows WHERE reservation_id = ?").bind(1, id).run();
+    q("DELETE FROM reservations WHERE id = ?").bind(1, id).run();
+    return true;
+  }
+
+  int64_t reclaim_locked(TimeUs at) {
+    last_reclaim = std::chrono::steady_clock::now();
+    std::vector<int64_t> dead;
+    {
+      auto s = q("SELECT id, pid, pid_start, host, expires_at FROM reservations");
+      std::unordered_map<int64_t, bool> alive;  // pid -> alive, per pass
+      while (s.step()) {
+        const int64_t id = s.i64(0), rpid = s.i64(1), rstart = s.i64(2), expires = s.i64(4);
+        bool gone = expires <= at;
+        if (!gone && rpid != pid && s.text(3) == host) {
+          auto it = alive.find(rpid);
+          if (it == alive.end()) it = alive.emplace(rpid, process_alive(rpid, rstart)).first;
+          gone = !it->second;
+        }
+        if (gone) dead.push_back(id);
+      }
+    }
+    for (const int64_t id : dead) remove_reservation(id);
+    return static_cast<int64_t>(dead.size());
+  }
+
+  // ---- calls ----
+
+  // Records the row and adds its cost to every matching budget's window; returns fired alerts.
+  SettleOutcome insert_call(CallRecord& c) {
+    if (c.prompt_tokens < 0 || c.completion_tokens < 0 || c.cached_tokens < 0 ||
+        c.cache_write_tokens < 0 || c.reasoning_tokens < 0) {
+      throw InvalidArgument("token counts must be >= 0");
+    }
+    check_scope(c.scope);
+    read_state();
+    // Counters first: a counter created now is back-filled from rows before this one.
+    auto matched = match(c.scope, c.at, false);
+    const auto [cn, ca] = split(c.cost);
+    {
+      auto s = q("INSERT INTO calls(ts, project, conversation, task_id, task_type, "
+                 "model_requested, model_used, provider, generation_id, prompt_tokens, "
+                 "completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, "
+                 "est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
+                 "error_class, attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      s.bind(1, c.at).bind(2, c.scope.project).bind(3, c.scope.conversation).bind(4, c.task_id);
+      s.bind(5, c.task_type).bind(6, c.model_requested).bind(7, c.model_used).bind(8, c.provider);
+      s.bind(9, c.generation_id).bind(10, c.prompt_tokens).bind(11, c.completion_tokens);
+      s.bind(12, c.cached_tokens).bind(13, c.cache_write_tokens).bind(14, c.reasoning_tokens);
+      if (c.estimated_cost) {
+        const auto [en, ea] = split(*c.estimated_cost);
+        s.bind(15, en).bind(16, ea);
+      } else {
+        s.bind_null(15).bind_null(16);
+      }
+      s.bind(17, cn).bind(18, ca);
+      if (c.latency_us >= 0) s.bind(19, c.latency_us); else s.bind_null(19);
+      if (c.ttft_us >= 0) s.bind(20, c.ttft_us); else s.bind_null(20);
+      s.bind_text(21, c.outcome).bind(22, c.error_class).bind(23, int64_t{c.attempts});
+      s.run();
+    }
+    c.id = sqlite3_last_insert_rowid(db);
+    for (const auto& [k, v] : c.scope.tags) {
+      q("INSERT INTO call_tags(call_id, key, value) VALUES (?, ?, ?)")
+          .bind(1, c.id).bind_text(2, k).bind_text(3, v).run();
+    }
+    SettleOutcome out;
+    out.call_id = c.id;
+    for (auto& m : matched) {
+      m.counter.spent += c.cost;
+      write_counter(m.budget->id, m.start, m.counter);
+      const Money limit = m.budget->limit;
+      if (!m.counter.spent.is_negative() && !m.counter.spent.is_zero()) {
+        for (const int32_t t : m.budget->thresholds_pct) {
+          if (m.counter.spent * 100 < limit * t) continue;
+          const auto [sn, sa] = split(m.counter.spent);
+          const auto [ln, la] = split(limit);
+          const std::string name = m.budget->name();
+          q("INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+              .bind(1, m.budget->id).bind(2, m.start).bind(3, int64_t{t}).bind(4, c.at)
+              .bind_text(5, name).bind(6, sn).bind(7, sa).bind(8, ln).bind(9, la).run();
+          if (sqlite3_changes(db) == 1) {
+            out.alerts.push_back({m.budget->id, name, t, m.start, c.at, m.counter.spent, limit});
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  // WHERE clause for a CallQuery, with named parameters bound by bind_query.
+  static std::string where(const CallQuery& cq) {
+    std::string w = " WHERE ts >= :from";
+    if (cq.to > 0) w += " AND ts < :to";
+    if (!cq.project.empty()) w += " AND project = :project";
+    if (!cq.conversation.empty()) w += " AND conversation = :conversation";
+    if (!cq.model.empty()) w += " AND model_used = :model";
+    if (!cq.task_type.empty()) w += " AND task_type = :task_type";
+    if (!cq.tag_key.empty()) {
+      w += " AND id IN (SELECT call_id FROM call_tags WHERE key = :tag_key AND value = :tag_value)";
+    }
+    return w;
+  }
+  static void bind_query(Query& s, const CallQuery& cq) {
+    s.bind(":from", cq.from);
+    if (cq.to > 0) s.bind(":to", cq.to);
+    if (!cq.project.empty()) s.bind(":project", std::string_view(cq.project));
+    if (!cq.conversation.empty()) s.bind(":conversation", std::string_view(cq.conversation));
+    if (!cq.model.empty()) s.bind(":model", std::string_view(cq.model));
+    if (!cq.task_type.empty()) s.bind(":task_type", std::string_view(cq.task_type));
+    if (!cq.tag_key.empty()) {
+      s.bind(":tag_key", std::string_view(cq.tag_key));
+      s.bind(":tag_value", std::string_view(cq.tag_value));
+    }
+  }
+};
+
+// ---- public ------------------------------------------------------------------------------------
+
+SqliteLedger::SqliteLedger(const std::string& path, SqliteLedgerOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->path = path;
+  impl_->options = options;
+  impl_->pid = ::getpid();
+  impl_->pid_start = process_start(impl_->pid);
+  impl_->host = host_name();
+  impl_->open();
+}
+
+SqliteLedger::~SqliteLedger() = default;
+
+const std::string& SqliteLedger::path() const { return impl_->path; }
+
+int64_t SqliteLedger::schema_version() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->version();
+}
+
+int64_t SqliteLedger::set_budget(const BudgetSpec& spec) {
+  if (spec.limit.is_negative()) throw InvalidArgument("budget limit must be >= 0");
+  if (spec.scope.kind != ScopeKind::kGlobal && spec.scope.value.empty()) {
+    throw InvalidArgument("budget scope " + spec.scope.to_string() + " needs a name");
+  }
+  if (spec.scope.kind == ScopeKind::kTag &&
+      (spec.scope.key.empty() || spec.scope.key.find_first_of("=\n") != std::string::npos)) {
+    throw InvalidArgument("tag budget needs a key without '='");
+  }
+  for (const int32_t t : spec.thresholds_pct) {
+    if (t <= 0 || t > 1000) throw InvalidArgument("alert thresholds must be in (0, 1000] percent");
+  }
+  TimeZone::locate(spec.time_zone);  // throws if unknown
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  Impl::Txn txn(*impl_);
+  const auto [ln, la] = split(spec.limit);
+  impl_->q("INSERT INTO budgets(scope_kind, scope_key, scope_value, period, time_zone, "
+           "limit_nanos, limit_attos, policy, thresholds, created_at) VALUES "
+           "(?,?,?,?,?,?,?,?,?,?) ON CONFLICT (scope_kind, scope_key, scope_value, period) DO "
+           "UPDATE SET time_zone = excluded.time_zone, limit_nanos = excluded.limit_nanos, "
+           "limit_attos = excluded.limit_attos, policy = excluded.policy, "
+           "thresholds = excluded.thresholds")
+      .bind_text(1, kind_name(spec.scope.kind)).bind_text(2, spec.scope.key)
+      .bind_text(3, spec.scope.value).bind_text(4, to_string(spec.window))
+      .bind_text(5, spec.time_zone.empty() ? "UTC" : spec.time_zone).bind(6, ln).bind(7, la)
+      .bind_text(8, to_string(spec.policy)).bind_text(9, encode_thresholds(spec.thresholds_pct))
+      .bind(10, now_us()).run();
+  int64_t id = 0;
+  {
+    auto s = impl_->q("SELECT id FROM budgets WHERE scope_kind = ? AND scope_key = ? AND "
+                      "scope_value = ? AND period = ?");
+    s.bind_text(1, kind_name(spec.scope.kind)).bind_text(2, spec.scope.key)
+        .bind_text(3, spec.scope.value).bind_text(4, to_string(spec.window));
+    s.step();
+    id = s.i64(0);
+  }
+  impl_->bump_gen();
+  txn.commit();
+  return id;
+}
+
+bool SqliteLedger::remove_budget(const BudgetScope& scope, Window window) {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  Impl::Txn txn(*impl_);
+  int64_t id = 0;
+  {
+    auto s = impl_->q("SELECT id FROM budgets WHERE scope_kind = ? AND scope_key = ? AND "
+                      "scope_value = ? AND period = ?");
+    s.bind_text(1, kind_name(scope.kind)).bind_text(2, scope.key).bind_text(3, scope.value)
+        .bind_text(4, to_string(window));
+    if (!s.step()) return false;
+    id = s.i64(0);
+  }
+  impl_->q("DELETE FROM budgets WHERE id = ?").bind(1, id).run();
+  impl_->q("DELETE FROM budget_windows WHERE budget_id = ?").bind(1, id).run();
+  impl_->q("DELETE FROM reservation_windows WHERE budget_id = ?").bind(1, id).run();
+  impl_->bump_gen();
+  txn.commit();
+  return true;
+}
+
+std::vector<Budget> SqliteLedger::budgets() {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  Impl::Txn txn(*impl_);
+  impl_->read_state();
+  txn.commit();
+  return impl_->budgets;
+}
+
+std::vector<BudgetState> SqliteLedger::budget_states(const SpendScope& scope, TimeUs at, bool all) {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  if (at == 0) at = now_us();
+  Impl::Txn txn(*impl_);
+  impl_->read_state();
+  std::vector<BudgetState> out;
+  for (const auto& m : impl_->match(scope, at, all)) {
+    out.push_back({*m.budget, m.start, m.end, m.counter.spent, m.counter.reserved});
+  }
+  txn.commit();
+  return out;
+}
+
+ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
+  if (r.amount.is_negative()) throw InvalidArgument("reservation amount must be >= 0");
+  if (r.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
+  check_scope(r.scope);
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  const TimeUs at = r.at != 0 ? r.at : now_us();
+  Impl::Txn txn(*impl_);
+  bool reclaimed = false;
+  if (std::chrono::steady_clock::now() - impl_->last_reclaim >=
+      std::chrono::microseconds(impl_->options.reclaim_interval_us)) {
+    impl_->reclaim_locked(at);
+    reclaimed = true;
+  }
+  for (;;) {
+    ReserveOutcome out;
+    if (auto cut = impl_->read_state()) {
+      out.status = ReserveStatus::kCutoff;
+      out.cutoff_reason = *cut;
+      txn.commit();
+      return out;
+    }
+    auto matched = impl_->match(r.scope, at, false);
+    const Impl::Matched* refuse = nullptr;
+    const Impl::Matched* downgrade = nullptr;
+    for (const auto& m : matched) {
+      const BudgetState st{*m.budget, m.start, m.end, m.counter.spent, m.counter.reserved};
+      if (!out.remaining || st.remaining() < *out.remaining) out.remaining = st.remaining();
+      if (m.counter.spent + m.counter.reserved + r.amount > m.budget->limit) {
+        if (m.budget->policy == Policy::kRefuse && !refuse) refuse = &m;
+        if (m.budget->policy == Policy::kDowngrade && !downgrade) downgrade = &m;
+      }
+    }
+    if (const Impl::Matched* b = refuse ? refuse : downgrade) {
+      if (!reclaimed && impl_->reclaim_locked(at) > 0) {
+        reclaimed = true;
+        continue;  // dead reservations freed room: check again
+      }
+      out.status = ReserveStatus::kExceeded;
+      out.blocking = BudgetState{*b->budget, b->start, b->end, b->counter.spent, b->counter.reserved};
+      txn.commit();  // keeps new counters and reclaims
+      return out;
+    }
+    const auto [an, aa] = split(r.amount);
+    impl_->q("INSERT INTO reservations(pid, pid_start, host, created_at, expires_at, amount_nanos, "
+             "amount_attos, project, conversation, tags, model, task_id) VALUES "
+             "(?,?,?,?,?,?,?,?,?,?,?,?)")
+        .bind(1, impl_->pid).bind(2, impl_->pid_start).bind(3, impl_->host).bind(4, at)
+        .bind(5, at + r.ttl_us).bind(6, an).bind(7, aa).bind(8, r.scope.project)
+        .bind(9, r.scope.conversation).bind(10, encode_tags(r.scope)).bind(11, r.model)
+        .bind(12, r.task_id).run();
+    out.reservation_id = sqlite3_last_insert_rowid(impl_->db);
+    for (auto& m : matched) {
+      impl_->q("INSERT INTO reservation_windows VALUES (?, ?, ?)")
+          .bind(1, out.reservation_id).bind(2, m.budget->id).bind(3, m.start).run();
+      m.counter.reserved += r.amount;
+      impl_->write_counter(m.budget->id, m.start, m.counter);
+    }
+    txn.commit();
+    return out;
+  }
+}
+
+SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  Impl::Txn txn(*impl_);
+  bool found = false;
+  {
+    auto s = impl_->q("SELECT created_at, project, conversation, tags FROM reservations WHERE id = ?");
+    s.bind(1, reservation_id);
+    if (s.step()) {
+      found = true;
+      call.at = s.i64(0);
+      call.scope.project = s.text(1);
+      call.scope.conversation = s.text(2);
+      call.scope.tags = decode_tags(s.text(3));
+    }
+  }
+  if (found) impl_->remove_reservation(reservation_id);
+  if (call.at == 0) call.at = now_us();
+  SettleOutcome out = impl_->insert_call(call);
+  out.reservation_found = found;
+  txn.commit();
+  return out;
+}
+
+bool SqliteLedger::release(int64_t reservation_id) {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  Impl::Txn txn(*impl_);
+  const bool found = impl_->remove_reservation(reservation_id);
+  txn.commit();
+  return found;
+}
+
+SettleOutcome SqliteLedger::record(CallRecord call) {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  if (call.at == 0) call.at = now_us();
+  Impl::Txn txn(*impl_);
+  SettleOutcome out = impl_->insert_call(call);
+  txn.commit();
+  return out;
+}
+
+int64_t SqliteLedger::reclaim(TimeUs at) {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  Impl::Txn txn(*impl_);
+  const int64_t n = impl_->reclaim_locked(at != 0 ? at : now_us());
+  txn.commit();
+  return n;
+}
+
+std::pair<int64_t, Money> SqliteLedger::live_reservations() {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  auto s = impl_->q("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0), COALESCE(SUM(amount_attos), 0) "
+                    "FROM reservations");
+  s.step();
+  return {s.i64(0), join(s.i64(1), s.i64(2))};
+}
+
+void SqliteLedger::set_cutoff(std::optional<std::string> reason) {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  Impl::Txn txn(*impl_);
+  auto s = impl_->q("UPDATE state SET cutoff_reason = ?, cutoff_at = ? WHERE id = 1");
+  if (reason) {
+    s.bind_text(1, *reason).bind(2, now_us());
+  } else {
+    s.bind_null(1).bind_null(2);
+  }
+  s.run();
+  txn.commit();
+}
+
+std::optional<std::string> SqliteLedger::cutoff() {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  auto s = impl_->q("SELECT cutoff_reason FROM state WHERE id = 1");
+  if (!s.step() || s.null(0)) return std::nullopt;
+  return s.text(0);
+}
+
+std::vector<CallRecord> SqliteLedger::calls(const CallQuery& cq) {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  std::string sql = std::string("SELECT ") + kCallColumns + " FROM calls" + Impl::where(cq) +
+                    (cq.limit >= 0 ? " ORDER BY id DESC LIMIT :limit" : " ORDER BY id");
+  auto s = impl_->q(sql);
+  Impl::bind_query(s, cq);
+  if (cq.limit >= 0) s.bind(":limit", cq.limit);
+  std::vector<CallRecord> out;
+  while (s.step()) {
+    CallRecord c;
+    c.id = s.i64(0);
+    c.at = s.i64(1);
+    c.scope.project = s.text(2);
+    c.scope.conversation = s.text(3);
+    c.task_id = s.text(4);
+    c.task_type = s.text(5);
+    c.model_requested = s.text(6);
+    c.model_used = s.text(7);
+    c.provider = s.text(8);
+    c.generation_id = s.text(9);
+    c.prompt_tokens = s.i64(10);
+    c.completion_tokens = s.i64(11);
+    c.cached_tokens = s.i64(12);
+    c.cache_write_tokens = s.i64(13);
+    c.reasoning_tokens = s.i64(14);
+    if (!s.null(15)) c.estimated_cost = join(s.i64(15), s.i64(16));
+    c.cost = join(s.i64(17), s.i64(18));
+    c.latency_us = s.null(19) ? -1 : s.i64(19);
+    c.ttft_us = s.null(20) ? -1 : s.i64(20);
+    c.outcome = s.text(21);
+    c.error_class = s.text(22);
+    c.attempts = static_cast<int32_t>(s.i64(23));
+    c.scope.tags = decode_tags(s.text(24));
+    std::sort(c.scope.tags.begin(), c.scope.tags.end());
+    out.push_back(std::move(c));
+  }
+  if (cq.limit >= 0) std::reverse(out.begin(), out.end());
+  return out;
+}
+
+Money SqliteLedger::total_cost(const CallQuery& cq) {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  auto s = impl_->q("SELECT COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(cost_attos), 0) FROM calls" +
+                    Impl::where(cq));
+  Impl::bind_query(s, cq);
+  s.step();
+  return join(s.i64(0), s.i64(1));
+}
+
+std::vector<ReportRow> SqliteLedger::report(const CallQuery& cq, std::string_view period,
+                                            std::string_view by) {
+  std::string period_sql;
+  if (period == "day" || period == "daily") {
+    period_sql = "strftime('%Y-%m-%d', ts / 1000000, 'unixepoch')";
+  } else if (period == "week" || period == "weekly") {
+    period_sql = "date(ts / 1000000, 'unixepoch', 'weekday 0', '-6 days')";  // Monday
+  } else if (period == "month" || period == "monthly") {
+    period_sql = "strftime('%Y-%m', ts / 1000000, 'unixepoch')";
+  } else if (period == "hour") {
+    period_sql = "strftime('%Y-%m-%dT%H', ts / 1000000, 'unixepoch')";
+  } else if (period == "total" || period.empty()) {
+    period_sql = "'total'";
+  } else {
+    throw InvalidArgument("report period must be hour, day, week, month or total, got '" +
+                          std::string(period) + "'");
+  }
+  std::string key_sql;
+  std::string tag_key;
+  static const char* const kColumns[] = {"model", "model_requested", "project", "provider",
+                                         "task_type", "conversation", "outcome", "error_class",
+                                         "task_id"};
+  if (by.empty() || by == "none") {
+    key_sql = "''";
+  } else if (by.substr(0, 4) == "tag:" && by.size() > 4) {
+    tag_key = by.substr(4);
+    key_sql = "(SELECT value FROM call_tags WHERE call_id = calls.id AND key = :by_tag)";
+  } else if (std::find(std::begin(kColumns), std::end(kColumns), by) != std::end(kColumns)) {
+    key_sql = by == "model" ? "model_used" : std::string(by);
+  } else {
+    throw InvalidArgument("report cannot group by '" + std::string(by) +
+                          "' (model, model_requested, project, provider, task_type, "
+                          "conversation, outcome, error_class, task_id, tag:<key>)");
+  }
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  const std::string sql =
+      "SELECT " + period_sql + " AS p, COALESCE(" + key_sql + ", '') AS k, COUNT(*), "
+      "SUM(outcome != 'ok'), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos), "
+      "SUM(cost_attos), COALESCE(SUM(est_nanos), 0), COALESCE(SUM(est_attos), 0), "
+      "COALESCE(SUM(CASE WHEN est_nanos IS NOT NULL THEN cost_nanos END), 0), "
+      "COALESCE(SUM(CASE WHEN est_nanos IS NOT NULL THEN cost_attos END), 0), "
+      "COALESCE(SUM(latency_us), 0), COUNT(latency_us) FROM calls" +
+      Impl::where(cq) + " GROUP BY p, k ORDER BY p, k";
+  auto s = impl_->q(sql);
+  Impl::bind_query(s, cq);
+  if (!tag_key.empty()) s.bind(":by_tag", std::string_view(tag_key));
+  std::vector<ReportRow> out;
+  while (s.step()) {
+    ReportRow r;
+    r.period = s.text(0);
+    r.key = s.text(1);
+    r.calls = s.i64(2);
+    r.errors = s.i64(3);
+    r.prompt_tokens = s.i64(4);
+    r.completion_tokens = s.i64(5);
+    r.cost = join(s.i64(6), s.i64(7));
+    r.estimated = join(s.i64(8), s.i64(9));
+    r.cost_of_estimated = join(s.i64(10), s.i64(11));
+    r.latency_us_sum = s.i64(12);
+    r.latency_count = s.i64(13);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<Alert> SqliteLedger::alerts(TimeUs from) {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  auto s = impl_->q("SELECT budget_id, budget_name, threshold_pct, window_start, fired_at, "
+                    "spent_nanos, spent_attos, limit_nanos, limit_attos FROM alerts WHERE "
+                    "fired_at >= ? ORDER BY fired_at, budget_id, threshold_pct");
+  s.bind(1, from);
+  std::vector<Alert> out;
+  while (s.step()) {
+    out.push_back({s.i64(0), s.text(1), static_cast<int32_t>(s.i64(2)), s.i64(3), s.i64(4),
+                   join(s.i64(5), s.i64(6)), join(s.i64(7), s.i64(8))});
+  }
+  return out;
+}
+
+std::optional<int64_t> SqliteLedger::completion_quantile(std::string_view task_type,
+                                                         std::string_view model, double q,
+                                                         int64_t last_n) {
+  if (!(q >= 0.0 && q <= 1.0)) throw InvalidArgument("quantile must be in [0, 1]");
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  auto s = impl_->q("SELECT completion_tokens FROM calls WHERE task_type = ? AND model_used = ? "
+                    "AND outcome = 'ok' ORDER BY id DESC LIMIT ?");
+  s.bind_text(1, task_type).bind_text(2, model).bind(3, last_n);
+  std::vector<int64_t> v;
+  while (s.step()) v.push_back(s.i64(0));
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  // Nearest rank: the smallest value with at least q of the sample at or below it.
+  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[rank == 0 ? 0 : std::min(rank, v.size()) - 1];
+}
+
+}  // namespace orroute

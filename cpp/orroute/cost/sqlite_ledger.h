@@ -1,0 +1,74 @@
+// SQLite implementation of Ledger: the embedded default, shared by every process on one machine.
+//
+// Storage: WAL journal, `synchronous=NORMAL` (a killed process loses nothing committed; only a
+// power cut can lose the last transactions — set `durable_fsync` for FULL), a busy timeout so
+// writers queue instead of failing, and a `schema_version` table driving migrations.
+//
+// Money columns are pairs of INTEGERs: `<name>_nanos` (whole nano-dollars, floor) and
+// `<name>_attos` (the rest, 0 <= attos < 1e9, in 1e-18 USD). amount = nanos*1e-9 + attos*1e-18 USD,
+// exactly the orroute::Money value. SQL SUM over each column stays exact in int64 up to 9.2e9 USD
+// and 9.2e9 rows, and SQLite raises "integer overflow" rather than wrapping beyond; the two sums
+// are joined in int128 in C++.
+//
+// Budgets are kept as per-(budget, window) counters of settled spend and live reservations,
+// updated in the same transaction as the call rows and reservations (so reserve is O(budgets),
+// not O(rows)). A counter is created on first use from the calls already in its window.
+// Cross-process atomicity: every money operation is one `BEGIN IMMEDIATE` transaction.
+// Reservations carry pid, process start time, host and expiry; they are reclaimed when expired
+// or when their process (same host) is gone.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "orroute/cost/ledger.h"
+
+namespace orroute {
+
+struct SqliteLedgerOptions {
+  int32_t busy_timeout_ms = 30'000;          // how long a writer waits for the lock
+  bool durable_fsync = false;                // synchronous=FULL (survives power loss)
+  int64_t reclaim_interval_us = 1'000'000;  // background reclaim check during reserve()
+};
+
+// Thread-safe (one connection behind a mutex); safe across processes. Must not be used in a
+// child after fork(): open a new one there (calls from another pid throw Error).
+class SqliteLedger final : public Ledger {
+ public:
+  // `path` is a file path or ":memory:" (private to this object). Creates or migrates the
+  // schema. Throws Error if the file cannot be opened or was written by a newer schema.
+  explicit SqliteLedger(const std::string& path, SqliteLedgerOptions options = {});
+  ~SqliteLedger() override;
+  SqliteLedger(const SqliteLedger&) = delete;
+  SqliteLedger& operator=(const SqliteLedger&) = delete;
+
+  const std::string& path() const;
+  // Highest migration applied.
+  int64_t schema_version();
+
+  int64_t set_budget(const BudgetSpec& spec) override;
+  bool remove_budget(const BudgetScope& scope, Window window) override;
+  std::vector<Budget> budgets() override;
+  std::vector<BudgetState> budget_states(const SpendScope& scope, TimeUs at, bool all) override;
+  ReserveOutcome reserve(const ReserveRequest& request) override;
+  SettleOutcome settle(int64_t reservation_id, CallRecord call) override;
+  bool release(int64_t reservation_id) override;
+  SettleOutcome record(CallRecord call) override;
+  int64_t reclaim(TimeUs at) override;
+  std::pair<int64_t, Money> live_reservations() override;
+  void set_cutoff(std::optional<std::string> reason) override;
+  std::optional<std::string> cutoff() override;
+  std::vector<CallRecord> calls(const CallQuery& query) override;
+  Money total_cost(const CallQuery& query) override;
+  std::vector<ReportRow> report(const CallQuery& query, std::string_view period,
+                                std::string_view by) override;
+  std::vector<Alert> alerts(TimeUs from) override;
+  std::optional<int64_t> completion_quantile(std::string_view task_type, std::string_view model,
+                                             double q, int64_t last_n) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orroute

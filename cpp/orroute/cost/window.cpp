@@ -1,0 +1,203 @@
+#include "orroute/cost/window.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <mutex>
+
+#include "orroute/error.h"
+
+namespace orroute {
+namespace {
+
+constexpr int64_t kUsPerSec = 1'000'000;
+constexpr int64_t kSecPerDay = 86'400;
+
+int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+uint32_t be32(const unsigned char* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+int64_t be64(const unsigned char* p) {
+  return static_cast<int64_t>((uint64_t{be32(p)} << 32) | uint64_t{be32(p + 4)});
+}
+
+// Parses "+HH:MM", "-HH", "+HHMM"; false if `s` is not a fixed offset.
+bool parse_fixed(std::string_view s, int64_t& out) {
+  if (s.size() < 3 || (s[0] != '+' && s[0] != '-')) return false;
+  std::string digits;
+  for (size_t i = 1; i < s.size(); ++i) {
+    if (s[i] == ':') continue;
+    if (s[i] < '0' || s[i] > '9') return false;
+    digits.push_back(s[i]);
+  }
+  if (digits.size() != 2 && digits.size() != 4) return false;
+  const int64_t h = std::stoi(digits.substr(0, 2));
+  const int64_t m = digits.size() == 4 ? std::stoi(digits.substr(2, 2)) : 0;
+  if (h > 18 || m > 59) return false;
+  out = (s[0] == '-' ? -1 : 1) * (h * 3600 + m * 60);
+  return true;
+}
+
+}  // namespace
+
+TimeUs now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string_view to_string(Window w) {
+  switch (w) {
+    case Window::kTotal: return "total";
+    case Window::kDaily: return "daily";
+    case Window::kWeekly: return "weekly";
+    case Window::kMonthly: return "monthly";
+  }
+  return "total";
+}
+
+Window parse_window(std::string_view text) {
+  if (text == "total" || text == "all") return Window::kTotal;
+  if (text == "daily" || text == "day") return Window::kDaily;
+  if (text == "weekly" || text == "week") return Window::kWeekly;
+  if (text == "monthly" || text == "month") return Window::kMonthly;
+  throw InvalidArgument("unknown budget period '" + std::string(text) +
+                        "' (expected total, daily, weekly or monthly)");
+}
+
+std::shared_ptr<const TimeZone> TimeZone::utc() {
+  static const std::shared_ptr<const TimeZone> zone = [] {
+    auto z = std::shared_ptr<TimeZone>(new TimeZone());
+    z->name_ = "UTC";
+    return z;
+  }();
+  return zone;
+}
+
+std::shared_ptr<const TimeZone> TimeZone::locate(std::string_view name) {
+  if (name.empty() || name == "UTC" || name == "Etc/UTC" || name == "Z") return utc();
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const TimeZone>, std::less<>> cache;
+  std::lock_guard lock(mu);
+  if (auto it = cache.find(name); it != cache.end()) return it->second;
+  auto zone = std::shared_ptr<TimeZone>(new TimeZone());
+  zone->name_ = std::string(name);
+  if (!parse_fixed(name, zone->fixed_offset_)) {
+    if (name.find("..") != std::string_view::npos || name.front() == '/') {
+      throw InvalidArgument("bad time zone name '" + std::string(name) + "'");
+    }
+    std::vector<std::string> dirs;
+    if (const char* env = std::getenv("TZDIR"); env && *env) dirs.emplace_back(env);
+    for (const char* d : {"/usr/share/zoneinfo", "/usr/lib/zoneinfo", "/usr/share/lib/zoneinfo",
+                          "/etc/zoneinfo"}) {
+      dirs.emplace_back(d);
+    }
+    std::string data;
+    bool found = false;
+    for (const auto& dir : dirs) {
+      std::ifstream in(dir + "/" + std::string(name), std::ios::binary);
+      if (!in) continue;
+      data.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      found = true;
+      break;
+    }
+    if (!found) throw NotFound("unknown time zone '" + std::string(name) + "'");
+    const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+    const size_t n = data.size();
+    auto bad = [&] { return ParseError("time zone file for '" + std::string(name) + "' is not TZif"); };
+    if (n < 44 || data.compare(0, 4, "TZif") != 0) throw bad();
+    // Header: magic, version, 15 reserved, then six counts.
+    auto counts = [&](size_t at, uint32_t c[6]) {
+      if (at + 44 > n) throw bad();
+      for (int i = 0; i < 6; ++i) c[i] = be32(p + at + 20 + 4 * static_cast<size_t>(i));
+    };
+    uint32_t c[6];  // isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
+    counts(0, c);
+    size_t at = 44;
+    int tsize = 4;
+    if (data[4] >= '2') {
+      // Skip the v1 block and read the 64-bit one.
+      at += size_t{c[3]} * 4 + c[3] + size_t{c[4]} * 6 + c[5] + size_t{c[2]} * 8 + c[1] + c[0];
+      counts(at, c);
+      at += 44;
+      tsize = 8;
+    }
+    const size_t timecnt = c[3], typecnt = c[4];
+    if (typecnt == 0 || at + timecnt * static_cast<size_t>(tsize) + timecnt + typecnt * 6 > n) {
+      throw bad();
+    }
+    std::vector<int64_t> times(timecnt);
+    for (size_t i = 0; i < timecnt; ++i) {
+      const unsigned char* q = p + at + i * static_cast<size_t>(tsize);
+      times[i] = tsize == 8 ? be64(q) : static_cast<int32_t>(be32(q));
+    }
+    const unsigned char* idx = p + at + timecnt * static_cast<size_t>(tsize);
+    const unsigned char* types = idx + timecnt;
+    auto type_offset = [&](size_t t) {
+      if (t >= typecnt) throw bad();
+      return static_cast<int32_t>(be32(types + t * 6));
+    };
+    zone->initial_offset_ = type_offset(0);
+    for (size_t i = 0; i < timecnt; ++i) {
+      zone->transitions_.push_back(times[i]);
+      zone->offsets_.push_back(type_offset(idx[i]));
+    }
+  }
+  cache.emplace(std::string(name), zone);
+  return zone;
+}
+
+int64_t TimeZone::offset_seconds(int64_t utc_seconds) const {
+  if (transitions_.empty()) return fixed_offset_ != 0 ? fixed_offset_ : initial_offset_;
+  const auto it = std::upper_bound(transitions_.begin(), transitions_.end(), utc_seconds);
+  if (it == transitions_.begin()) return initial_offset_;
+  return offsets_[static_cast<size_t>(it - transitions_.begin() - 1)];
+}
+
+std::pair<TimeUs, TimeUs> window_bounds(Window w, const TimeZone& tz, TimeUs at) {
+  using namespace std::chrono;
+  if (w == Window::kTotal) return {0, std::numeric_limits<TimeUs>::max()};
+  const int64_t utc_s = floor_div(at, kUsPerSec);
+  const int64_t local_s = utc_s + tz.offset_seconds(utc_s);
+  const sys_days today{days{floor_div(local_s, kSecPerDay)}};
+  sys_days start_day, end_day;
+  switch (w) {
+    case Window::kDaily:
+      start_day = today;
+      end_day = today + days{1};
+      break;
+    case Window::kWeekly: {
+      const weekday wd{today};
+      start_day = today - days{(wd.c_encoding() + 6) % 7};  // back to Monday
+      end_day = start_day + days{7};
+      break;
+    }
+    default: {
+      const year_month_day ymd{today};
+      const year_month ym = ymd.year() / ymd.month();
+      start_day = sys_days{ym / day{1}};
+      end_day = sys_days{(ym + months{1}) / day{1}};
+      break;
+    }
+  }
+  // Local midnight -> UTC. The offset is looked up near the instant itself; a second pass fixes
+  // the case where a transition lies between the guess and the answer.
+  auto to_utc = [&](sys_days d) {
+    const int64_t local = d.time_since_epoch().count() * kSecPerDay;
+    int64_t utc = local - tz.offset_seconds(local);
+    utc = local - tz.offset_seconds(utc);
+    return utc * kUsPerSec;
+  };
+  return {to_utc(start_day), to_utc(end_day)};
+}
+
+}  // namespace orroute

@@ -1,0 +1,432 @@
+"""Held-out evaluation of the learned router (``orroute.routing.evaluate``; ``bench/routing_eval.py``).
+
+Protocol: K-fold cross-validation over prompts (fixed seed). Every fold trains a LearnedRouter and the
+task-type baseline on the other folds; all metrics are computed on the out-of-fold predictions, so
+every number is on prompts the router never saw. Costs are the real per-answer USD costs of the
+data; the router routes on its own *predicted* costs.
+
+Metrics:
+- accuracy-cost curve over ``cost_weight`` (rule: argmax P - cost_weight * expected cost) and over
+  ``threshold`` (cheapest model with P >= threshold);
+- cost to match the best single model's accuracy, as a share of that model's cost;
+- RouterBench AIQ: mean quality of the non-decreasing convex hull of a router's (cost, accuracy)
+  points over [cheapest model's cost, dearest model's cost];
+- RouteLLM PGR(f) = (acc(f) - acc_weak) / (acc_strong - acc_weak) with f the share of calls sent
+  to the strong model; APGR = mean PGR over f in [0, 1]; CPT(x) = smallest f with PGR >= x.
+Baselines: every single model, random mixes of two models (their convex hull), a task-type-only
+router (knows the benchmark / MMLU subject; predicts the per-task mean from the training folds),
+a random router (for PGR), the oracle (cheapest correct model per prompt).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+STRONG_WEAK = {
+    "routerbench": ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat"),
+    "mmlu": ("gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"),
+}
+
+
+@dataclass
+class Outcomes:
+    """An outcome table: prompts x models. ``scores``/``costs`` are numpy arrays [prompt, model]
+    (``costs`` is None when the data has none)."""
+
+    name: str
+    prompts: list[str]
+    tasks: list[str]
+    models: list[str]
+    scores: Any
+    costs: Any
+
+
+def load_outcomes(name: str = "routerbench") -> Outcomes:
+    import numpy as np
+
+    files = {"routerbench": "routerbench.csv.gz", "mmlu": "mmlu.csv.gz"}
+    if name not in files:
+        raise ValueError(f"unknown outcome table {name!r}; known: {sorted(files)}")
+    raw = resources.files("orroute").joinpath("data", "routing", files[name]).read_bytes()
+    reader = csv.reader(io.StringIO(gzip.decompress(raw).decode()))
+    header = next(reader)
+    rows = list(reader)
+    score_cols = [i for i, h in enumerate(header) if h.startswith("score:")]
+    cost_cols = [i for i, h in enumerate(header) if h.startswith("cost:")]
+    models = [header[i].removeprefix("score:") for i in score_cols]
+    scores = np.array([[float(r[i]) for i in score_cols] for r in rows])
+    costs = np.array([[float(r[i]) for i in cost_cols] for r in rows]) if cost_cols else None
+    return Outcomes(name, [r[2] for r in rows], [r[1] for r in rows], models, scores, costs)
+
+
+# ---------------------------------------------------------------------------- predictions
+
+
+def _folds(n: int, k: int, seed: int) -> list[Any]:
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i::k] for i in range(k)]
+
+
+def cross_validated(data: Outcomes, folds: int = 5, seed: int = 0, **options: Any) -> dict:
+    """Out-of-fold predictions: learned P/C and task-type P/C, each [prompt, model]."""
+    import numpy as np
+
+    from .routing import LearnedRouter
+
+    n, m = data.scores.shape
+    p_learned = np.zeros((n, m))
+    c_learned = np.zeros((n, m))
+    p_task = np.zeros((n, m))
+    c_task = np.zeros((n, m))
+    tasks = np.array(data.tasks)
+    costs = data.costs if data.costs is not None else np.zeros((n, m))
+    for test in _folds(n, folds, seed):
+        train = np.setdiff1d(np.arange(n), test)
+        router = LearnedRouter.fit(
+            [data.prompts[i] for i in train],
+            {mod: data.scores[train, j].tolist() for j, mod in enumerate(data.models)},
+            {mod: costs[train, j].tolist() for j, mod in enumerate(data.models)},
+            **options,
+        )
+        probs, pred_costs = router.predict_many([data.prompts[i] for i in test])
+        p_learned[test] = np.array(probs)
+        c_learned[test] = np.array(pred_costs)
+        overall = data.scores[train].mean(axis=0)
+        for task in np.unique(tasks[test]):
+            tr = train[tasks[train] == task]
+            te = test[tasks[test] == task]
+            p_task[te] = data.scores[tr].mean(axis=0) if len(tr) else overall
+            c_task[te] = costs[tr].mean(axis=0) if len(tr) else costs[train].mean(axis=0)
+    return {"learned": (p_learned, c_learned), "task": (p_task, c_task)}
+
+
+# ---------------------------------------------------------------------------- curves and metrics
+
+
+def _route_points(p: Any, c_pred: Any, scores: Any, costs: Any, weights: Any) -> list:
+    import numpy as np
+
+    rows = np.arange(len(p))
+    points = []
+    for w in weights:
+        u = p - w * c_pred - 1e-12 * c_pred  # ties -> cheaper
+        choice = u.argmax(axis=1)
+        points.append((float(costs[rows, choice].mean()), float(scores[rows, choice].mean()), w))
+    return points
+
+
+def _threshold_points(p: Any, c_pred: Any, scores: Any, costs: Any, thresholds: Any) -> list:
+    import numpy as np
+
+    rows = np.arange(len(p))
+    points = []
+    for t in thresholds:
+        masked = np.where(p >= t, c_pred, np.inf)
+        choice = np.where(np.isfinite(masked.min(axis=1)), masked.argmin(axis=1), p.argmax(axis=1))
+        points.append((float(costs[rows, choice].mean()), float(scores[rows, choice].mean()), t))
+    return points
+
+
+def hull(points: list) -> list[tuple[float, float]]:
+    """Non-decreasing upper convex hull of (cost, quality) points, sorted by cost."""
+    pts = sorted({(c, q) for c, q, *_ in points})
+    upper: list[tuple[float, float]] = []
+    for pt in pts:
+        while len(upper) >= 2:
+            (x1, y1), (x2, y2) = upper[-2], upper[-1]
+            if (x2 - x1) * (pt[1] - y1) - (y2 - y1) * (pt[0] - x1) >= 0:
+                upper.pop()
+            else:
+                break
+        upper.append(pt)
+    best = max(range(len(upper)), key=lambda i: upper[i][1])
+    return upper[: best + 1]
+
+
+def hull_at(h: list[tuple[float, float]], cost: float) -> float:
+    """Quality of the hull at ``cost`` (flat beyond its ends)."""
+    if cost <= h[0][0]:
+        return h[0][1]
+    for (x1, y1), (x2, y2) in zip(h, h[1:]):
+        if cost <= x2:
+            return y1 + (y2 - y1) * (cost - x1) / (x2 - x1)
+    return h[-1][1]
+
+
+def aiq(h: list[tuple[float, float]], lo: float, hi: float, steps: int = 2000) -> float:
+    import numpy as np
+
+    grid = np.linspace(lo, hi, steps)
+    return float(np.mean([hull_at(h, c) for c in grid]))
+
+
+def cost_to_reach(points: list, target: float) -> float | None:
+    """Smallest cost among raw points with quality >= target (None if never reached)."""
+    ok = [c for c, q, *_ in points if q >= target - 1e-12]
+    return min(ok) if ok else None
+
+
+def pgr_curve(score: Any, strong: Any, weak: Any, grid: int = 101) -> tuple[Any, Any]:
+    """PGR at call shares f = 0..1 when the top-f prompts by ``score`` go to the strong model."""
+    import numpy as np
+
+    n = len(score)
+    order = np.argsort(-score, kind="stable")
+    acc_s, acc_w = strong.mean(), weak.mean()
+    fs = np.linspace(0, 1, grid)
+    gains = np.concatenate([[0.0], np.cumsum((strong - weak)[order])])
+    perf = np.array([acc_w + gains[int(round(f * n))] / n for f in fs])
+    return fs, (perf - acc_w) / (acc_s - acc_w)
+
+
+def pgr_metrics(fs: Any, pgr: Any) -> dict[str, float]:
+    import numpy as np
+
+    def cpt(x: float) -> float:
+        hit = np.nonzero(pgr >= x - 1e-12)[0]
+        return float(fs[hit[0]]) if len(hit) else 1.0
+
+    return {
+        "APGR": float(np.trapezoid(pgr, fs) if hasattr(np, "trapezoid") else np.trapz(pgr, fs)),
+        "CPT50": cpt(0.5),
+        "CPT80": cpt(0.8),
+        "PGR@50%": float(pgr[np.argmin(abs(fs - 0.5))]),
+    }
+
+
+# ---------------------------------------------------------------------------- reports
+
+
+def _eval_routerbench(data: Outcomes, cv: dict, seed: int) -> dict[str, Any]:
+    import numpy as np
+
+    s, c = data.scores, data.costs
+    n, m = s.shape
+    singles = {mod: (float(c[:, j].mean()), float(s[:, j].mean())) for j, mod in enumerate(data.models)}
+    best = max(singles, key=lambda k: singles[k][1])
+    best_cost, best_acc = singles[best]
+    weights = np.concatenate([[0.0], np.logspace(-1, 5, 121)])
+    thresholds = np.linspace(0, 1, 101)
+    curves = {
+        name: _route_points(p, cp, s, c, weights) for name, (p, cp) in cv.items()
+    }
+    curves["learned/threshold"] = _threshold_points(*cv["learned"], s, c, thresholds)
+    curves["task/threshold"] = _threshold_points(*cv["task"], s, c, thresholds)
+    singles_pts = [(cc, q, k) for k, (cc, q) in singles.items()]
+    lo = min(cc for cc, _ in singles.values())
+    hi = max(cc for cc, _ in singles.values())
+    hulls = {k: hull(v) for k, v in curves.items()}
+    hulls["random mixes"] = hull(singles_pts)
+    correct = s > 0
+    oracle_choice = np.where(
+        correct.any(axis=1), np.where(correct, c, np.inf).argmin(axis=1), c.argmin(axis=1)
+    )
+    oracle = (float(c[np.arange(n), oracle_choice].mean()), float(s.max(axis=1).mean()))
+
+    out: dict[str, Any] = {
+        "singles": singles, "best": best, "oracle": oracle, "curves": curves, "hulls": hulls,
+        "aiq": {k: aiq(h, lo, hi) for k, h in hulls.items()},
+        "match_cost": {}, "match_share": {},
+    }
+    for k, pts in curves.items():
+        cost = cost_to_reach(pts, best_acc)
+        out["match_cost"][k] = cost
+        out["match_share"][k] = None if cost is None else cost / best_cost
+    for k, h in hulls.items():
+        reach = [x for x, y in h if y >= best_acc]
+        if not reach and h[-1][1] >= best_acc:
+            reach = [h[-1][0]]
+        # interpolated (a random mix of two router settings) cost on the hull
+        cost = None
+        for (x1, y1), (x2, y2) in zip(h, h[1:]):
+            if y1 < best_acc <= y2:
+                cost = x1 + (x2 - x1) * (best_acc - y1) / (y2 - y1)
+                break
+        if h[0][1] >= best_acc:
+            cost = h[0][0]
+        out.setdefault("match_share_hull", {})[k] = None if cost is None else cost / best_cost
+    grid = np.linspace(lo, best_cost, 200)
+    diff = np.array([hull_at(hulls["learned"], x) - hull_at(hulls["task"], x) for x in grid])
+    out["vs_task"] = {"min_gap": float(diff.min()), "mean_gap": float(diff.mean()),
+                      "share_ge": float((diff >= -1e-9).mean())}
+    strong, weak = STRONG_WEAK["routerbench"]
+    js, jw = data.models.index(strong), data.models.index(weak)
+    out["pgr"] = _pgr_block(cv, s[:, js], s[:, jw], js, jw, data, seed)
+    return out
+
+
+def _pgr_block(cv: dict, strong: Any, weak: Any, js: int, jw: int, data: Outcomes,
+               seed: int) -> dict[str, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tie = rng.random(len(strong)) * 1e-9
+    scores = {
+        "learned": cv["learned"][0][:, js] - cv["learned"][0][:, jw],
+        "task-type": cv["task"][0][:, js] - cv["task"][0][:, jw] + tie,
+        "random": rng.random(len(strong)),
+        "oracle": (strong - weak) + tie,
+    }
+    block = {}
+    for name, sc in scores.items():
+        fs, pgr = pgr_curve(sc, strong, weak)
+        block[name] = {**pgr_metrics(fs, pgr), "curve": (fs, pgr)}
+    block["_acc"] = {"strong": float(strong.mean()), "weak": float(weak.mean())}
+    return block
+
+
+def _print_routerbench(r: dict[str, Any]) -> None:
+    best = r["best"]
+    bc, ba = r["singles"][best]
+    print("\n== RouterBench (ARC-Challenge, MBPP, Winogrande; held-out, out-of-fold) ==")
+    print(f"{'model':40s} {'accuracy':>9s} {'USD/prompt':>11s}")
+    for k, (c, q) in sorted(r["singles"].items(), key=lambda kv: kv[1][0]):
+        print(f"{k:40s} {q:9.4f} {c:11.6f}")
+    print(f"{'oracle (cheapest correct model)':40s} {r['oracle'][1]:9.4f} {r['oracle'][0]:11.6f}")
+    print(f"\nbest single model: {best} (accuracy {ba:.4f}, {bc:.6f} USD/prompt)")
+    print(f"{'router':22s} {'AIQ':>7s} {'max acc':>8s} {'cost to match best (share)':>28s} "
+          f"{'hull share':>10s}")
+    for k in ["learned", "learned/threshold", "task", "task/threshold", "random mixes"]:
+        h = r["hulls"][k]
+        share = r["match_share"].get(k)
+        hs = r["match_share_hull"][k]
+        mc = r["match_cost"].get(k)
+        raw = "not reached" if share is None else f"{mc:.6f} ({share:6.1%})"
+        print(f"{k:22s} {r['aiq'][k]:7.4f} {h[-1][1]:8.4f} {raw:>28s} "
+              f"{'-' if hs is None else f'{hs:.1%}':>10s}")
+    v = r["vs_task"]
+    print(f"learned - task-type hull accuracy over [cheapest, best model cost]: min {v['min_gap']:+.4f}"
+          f", mean {v['mean_gap']:+.4f}, learned >= task-type on {v['share_ge']:.0%} of the grid")
+    print("\naccuracy-cost curve (learned, rule argmax P - w*cost):")
+    print(f"{'cost_weight':>12s} {'USD/prompt':>11s} {'accuracy':>9s}   task-type at same w")
+    task_pts = {w: (c, q) for c, q, w in r["curves"]["task"]}
+    for c, q, w in r["curves"]["learned"][::10]:
+        tc, tq = task_pts[w]
+        print(f"{w:12.1f} {c:11.6f} {q:9.4f}   {tc:11.6f} {tq:9.4f}")
+
+
+def _print_pgr(title: str, block: dict[str, Any]) -> None:
+    a = block["_acc"]
+    print(f"\n-- {title}: strong acc {a['strong']:.4f}, weak acc {a['weak']:.4f} --")
+    print(f"{'router':12s} {'APGR':>6s} {'CPT(50%)':>9s} {'CPT(80%)':>9s} {'PGR@50%calls':>13s}")
+    for k, v in block.items():
+        if k.startswith("_"):
+            continue
+        print(f"{k:12s} {v['APGR']:6.3f} {v['CPT50']:9.1%} {v['CPT80']:9.1%} {v['PGR@50%']:13.3f}")
+
+
+def _plots(out_dir: str, results: dict[str, Any]) -> list[str]:
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    rb = results.get("routerbench")
+    if rb:
+        fig, ax = plt.subplots(figsize=(8, 5.5))
+        for k, style in [("learned", "-"), ("task", "--"), ("random mixes", ":")]:
+            h = rb["hulls"][k]
+            ax.plot([x for x, _ in h], [y for _, y in h], style, label=f"{k} (AIQ {rb['aiq'][k]:.3f})")
+        pts = rb["curves"]["learned"]
+        ax.plot([c for c, *_ in pts], [q for _, q, _ in pts], ".", alpha=0.3, color="C0")
+        for k, (c, q) in rb["singles"].items():
+            ax.plot(c, q, "k^", ms=5)
+            ax.annotate(k.split("/")[-1], (c, q), fontsize=6)
+        ax.plot(*rb["oracle"], "r*", ms=10, label="oracle")
+        ax.set_xscale("log")
+        ax.set_xlabel("USD per prompt (held-out, log)")
+        ax.set_ylabel("accuracy")
+        ax.set_title("RouterBench held-out accuracy vs cost")
+        ax.legend(fontsize=8)
+        path = os.path.join(out_dir, "routerbench_accuracy_cost.png")
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    for name in ("routerbench", "mmlu"):
+        block = (results.get(name) or {}).get("pgr")
+        if not block:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        for k, v in block.items():
+            if not k.startswith("_"):
+                fs, pgr = v["curve"]
+                ax.plot(fs * 100, pgr, label=f"{k} (APGR {v['APGR']:.3f})")
+        ax.set_xlabel("% calls to the strong model")
+        ax.set_ylabel("PGR")
+        ax.set_ylim(-0.1, 1.6)
+        ax.set_title(f"{name}: performance gap recovered")
+        ax.legend(fontsize=8)
+        path = os.path.join(out_dir, f"{name}_pgr.png")
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def evaluate(
+    datasets: tuple[str, ...] = ("routerbench", "mmlu"),
+    folds: int = 5,
+    seed: int = 0,
+    out_dir: str | None = None,
+    verbose: bool = True,
+    **options: Any,
+) -> dict[str, Any]:
+    """Runs the held-out evaluation, prints the report, optionally writes PNG plots.
+
+    Args:
+        datasets: bundled outcome tables to evaluate ("routerbench", "mmlu").
+        folds: cross-validation folds (prompts are split, never individual rows).
+        seed: fold assignment and random-baseline seed.
+        out_dir: directory for PNG plots (needs matplotlib); None = no plots.
+        verbose: print the report.
+        **options: LearnedRouter.fit options.
+
+    Returns:
+        dataset name -> metrics (curves, hulls, AIQ, match shares, PGR blocks).
+    """
+    import time
+
+    import numpy as np
+
+    results: dict[str, Any] = {}
+    for name in datasets:
+        data = load_outcomes(name)
+        t0 = time.perf_counter()
+        cv = cross_validated(data, folds=folds, seed=seed, **options)
+        secs = time.perf_counter() - t0
+        if name == "routerbench":
+            r = _eval_routerbench(data, cv, seed)
+            if verbose:
+                _print_routerbench(r)
+                _print_pgr(f"RouterBench {' vs '.join(STRONG_WEAK[name])}", r["pgr"])
+        else:
+            strong, weak = STRONG_WEAK[name]
+            js, jw = data.models.index(strong), data.models.index(weak)
+            s = data.scores
+            r = {"pgr": _pgr_block(cv, s[:, js], s[:, jw], js, jw, data, seed)}
+            if verbose:
+                print(f"\n== RouteLLM MMLU ({len(data.prompts)} prompts, {folds}-fold CV) ==")
+                _print_pgr(f"MMLU {strong} vs {weak}", r["pgr"])
+        r["cv_seconds"] = secs
+        r["n_prompts"] = len(data.prompts)
+        if verbose:
+            print(f"({folds}-fold fit+predict over {len(data.prompts)} prompts x "
+                  f"{len(data.models)} models: {secs:.1f} s)")
+        results[name] = r
+    if out_dir:
+        written = _plots(out_dir, results)
+        if verbose:
+            print("\nplots: " + ", ".join(written))
+    _ = np
+    return results

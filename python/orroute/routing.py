@@ -1,0 +1,264 @@
+"""Learned routing: predict each model's chance of answering a prompt well, and route on quality per
+dollar.
+
+The work happens in C++ (``orroute._core.LearnedRouter``): hashed word and character n-gram
+features, one L2-regularised logistic model per model plus a shared rank-1 difficulty component,
+AdaGrad training, microsecond predictions, a versioned binary file. This module adds the
+dict-shaped API, the bundled outcome data and the evaluation (``evaluate``).
+
+>>> from orroute.routing import LearnedRouter
+>>> router = LearnedRouter.fit(["2+2?", "Prove Fermat's last theorem"],
+...                            scores={"small": [1.0, 0.0], "big": [1.0, 1.0]},
+...                            costs={"small": [0.0001, 0.0001], "big": [0.01, 0.01]})
+>>> sorted(router.predict("3+3?"))
+['big', 'small']
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import _core
+from ._exceptions import InvalidArgumentError
+
+__all__ = [
+    "LearnedRouter",
+    "CatalogQualityPredictor",
+    "PromptStats",
+    "prompt_stats",
+    "prompt_features",
+    "load_outcomes",
+    "evaluate",
+]
+
+PromptStats = _core.PromptStats
+
+_OPTIONS = (
+    "hash_bits",
+    "word_unigrams",
+    "word_bigrams",
+    "char_ngram_min",
+    "char_ngram_max",
+    "char_window",
+    "structure",
+    "epochs",
+    "learning_rate",
+    "l2",
+    "l2_shared",
+    "shared_component",
+    "prior_strength",
+    "seed",
+)
+
+
+def _config(options: Mapping[str, Any]) -> _core.RouterConfig:
+    config = _core.RouterConfig()
+    for key, value in options.items():
+        if key not in _OPTIONS:
+            raise InvalidArgumentError(
+                f"unknown router option {key!r}; known: {', '.join(_OPTIONS)}"
+            )
+        setattr(config, key, value)
+    return config
+
+
+def _column(values: Sequence[float | None] | None, n: int, what: str) -> list[float]:
+    if values is None:
+        return [math.nan] * n
+    if len(values) != n:
+        raise InvalidArgumentError(f"{what} has {len(values)} values for {n} prompts")
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def prompt_stats(prompt: str) -> PromptStats:
+    """Length, structure and code/math/multi-step cues of a prompt (``complexity`` is in [0, 1]).
+
+    >>> prompt_stats("Write a python function that returns the sum of a list.").code_cues > 0
+    True
+    """
+    return _core.prompt_stats(prompt)
+
+
+def prompt_features(prompt: str, **options: Any) -> list[tuple[int, float]]:
+    """The router's sparse feature vector of a prompt: sorted ``(index, value)`` pairs.
+
+    Options are the feature options of :meth:`LearnedRouter.fit` (``hash_bits``, ...).
+    """
+    return _core.PromptFeaturizer(_config(options)).features(prompt)
+
+
+class CatalogQualityPredictor:
+    """A trained router seen by catalog id: ``predict(prompt) -> {catalog_id: probability}``.
+
+    Made by :meth:`LearnedRouter.as_quality_predictor`. The selector's ``quality_first`` and
+    ``balanced`` strategies take it as their quality predictor (its C++ object is ``.core``).
+    It shares the router: feedback folded in with ``router.update`` is seen at once.
+    """
+
+    def __init__(self, core: _core.CatalogQualityPredictor) -> None:
+        self.core = core
+
+    @property
+    def catalog_ids(self) -> list[str]:
+        return list(self.core.catalog_ids)
+
+    def predict(self, prompt: str) -> dict[str, float]:
+        return dict(self.core.predict(prompt))
+
+    def __contains__(self, catalog_id: object) -> bool:
+        return isinstance(catalog_id, str) and self.core.covers(catalog_id)
+
+    def __repr__(self) -> str:
+        return f"CatalogQualityPredictor({len(self.catalog_ids)} models)"
+
+
+class LearnedRouter:
+    """Per-model success predictor trained from an outcome table; routes on quality per dollar.
+
+    Thread-safe: predictions may run concurrently with :meth:`update`.
+    """
+
+    def __init__(self, core: _core.LearnedRouter) -> None:
+        self._core = core
+        self._models: list[str] = core.model_names()
+
+    # ---- training and persistence ----
+
+    @classmethod
+    def fit(
+        cls,
+        prompts: Sequence[str],
+        scores: Mapping[str, Sequence[float | None]],
+        costs: Mapping[str, Sequence[float | None]] | None = None,
+        **options: Any,
+    ) -> LearnedRouter:
+        """Trains a router (GIL released; seconds for tens of thousands of rows).
+
+        Args:
+            prompts: the prompt texts.
+            scores: model -> score in [0, 1] per prompt (``None`` = not observed).
+            costs: model -> USD cost of that model's answer per prompt (``None`` = unknown).
+                Models missing here get no cost estimate (treated as free when routing).
+            **options: ``epochs`` (6), ``learning_rate`` (0.2), ``l2`` (1e-3), ``l2_shared``
+                (1e-4), ``shared_component`` (True), ``prior_strength`` (10), ``seed`` (1),
+                ``hash_bits`` (18), ``word_unigrams``/``word_bigrams`` (True), ``char_ngram_min``/
+                ``char_ngram_max`` (3/5, 0 = off), ``char_window`` (4096), ``structure`` (True).
+
+        Raises:
+            InvalidArgumentError: ragged columns, scores outside [0, 1], negative costs, a cost
+                column for a model without scores, or an unknown option.
+        """
+        prompts = list(prompts)
+        if isinstance(prompts[0] if prompts else "", str) is False:
+            raise InvalidArgumentError("prompts must be strings")
+        models = list(scores)
+        costs = dict(costs or {})
+        unknown = set(costs) - set(models)
+        if unknown:
+            raise InvalidArgumentError(f"costs given for models without scores: {sorted(unknown)}")
+        n = len(prompts)
+        score_cols = [_column(scores[m], n, f"scores[{m!r}]") for m in models]
+        cost_cols = [_column(costs.get(m), n, f"costs[{m!r}]") for m in models]
+        core = _core.LearnedRouter.fit(prompts, models, score_cols, cost_cols, _config(options))
+        return cls(core)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the router to a versioned binary file (sparse weights; a few MB at most)."""
+        self._core.save(os.fspath(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LearnedRouter:
+        """Reads a file written by :meth:`save`.
+
+        Raises:
+            ParseError: missing file, not a router file, other format version, or truncated.
+        """
+        return cls(_core.LearnedRouter.load(os.fspath(path)))
+
+    # ---- prediction and routing ----
+
+    @property
+    def models(self) -> list[str]:
+        """The model names, in training order."""
+        return list(self._models)
+
+    def predict(self, prompt: str) -> dict[str, float]:
+        """Model -> predicted probability of success on ``prompt``."""
+        return dict(zip(self._models, self._core.predict(prompt)))
+
+    def expected_costs(self, prompt: str) -> dict[str, float]:
+        """Model -> expected USD cost of answering ``prompt`` (NaN if no cost was ever seen)."""
+        return dict(zip(self._models, self._core.expected_costs(prompt)))
+
+    def predict_many(self, prompts: Sequence[str]) -> tuple[list[list[float]], list[list[float]]]:
+        """Probabilities and expected costs for many prompts: two ``[prompt][model]`` lists."""
+        probs, costs = self._core.predict_many(list(prompts))
+        m = len(self._models)
+        return (
+            [probs[i : i + m] for i in range(0, len(probs), m)],
+            [costs[i : i + m] for i in range(0, len(costs), m)],
+        )
+
+    def route(self, prompt: str, cost_weight: float) -> str:
+        """The model maximising ``P(success) - cost_weight * expected USD cost``.
+
+        ``cost_weight`` is how much success probability one dollar is worth: 0 picks the most
+        likely model; about 100-1000 trades typical per-call costs of 1e-4..1e-2 USD.
+        """
+        return self._core.route(prompt, float(cost_weight))
+
+    def route_threshold(self, prompt: str, threshold: float) -> str:
+        """The cheapest model whose predicted success reaches ``threshold`` (else the most likely)."""
+        return self._core.route_threshold(prompt, float(threshold))
+
+    def update(self, prompt: str, model: str, score: float, cost: float | None = None) -> None:
+        """Folds in one observed outcome (one online step; no refit).
+
+        Raises:
+            NotFoundInCatalogError: ``model`` is not one of :attr:`models`.
+            InvalidArgumentError: ``score`` outside [0, 1] or a negative ``cost``.
+        """
+        self._core.update(prompt, model, float(score), math.nan if cost is None else float(cost))
+
+    def row_counts(self) -> dict[str, int]:
+        """Model -> rows learned from (training + updates)."""
+        return dict(zip(self._models, self._core.row_counts()))
+
+    def as_quality_predictor(self, mapping: Mapping[str, str]) -> CatalogQualityPredictor:
+        """This router as the selector's quality predictor, keyed by catalog id.
+
+        Args:
+            mapping: router model name -> catalog id (e.g. ``{"gpt-4-1106-preview":
+                "openai/gpt-4-1106-preview"}``). Unmapped router models are ignored.
+
+        Raises:
+            NotFoundInCatalogError: a mapping key is not one of :attr:`models`.
+        """
+        return CatalogQualityPredictor(
+            _core.CatalogQualityPredictor(self._core, list(mapping.items()))
+        )
+
+    def __repr__(self) -> str:
+        return f"LearnedRouter(models={self._models!r})"
+
+
+def load_outcomes(name: str = "routerbench") -> Any:
+    """Loads a bundled outcome table: ``"routerbench"`` (11 models, 3 tasks, with costs) or
+    ``"mmlu"`` (RouteLLM: GPT-4 vs Mixtral, no costs). Returns an ``Outcomes`` record."""
+    from ._routing_eval import load_outcomes as _load
+
+    return _load(name)
+
+
+def evaluate(**kwargs: Any) -> dict[str, Any]:
+    """Held-out evaluation of the learned router against baselines; prints a report.
+
+    See :func:`orroute._routing_eval.evaluate` for the arguments (``datasets``, ``folds``,
+    ``seed``, ``out_dir`` for PNG plots, router options). Needs numpy (matplotlib for plots).
+    """
+    from ._routing_eval import evaluate as _evaluate
+
+    return _evaluate(**kwargs)

@@ -1,0 +1,242 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "orroute/cost/budget_guard.h"
+#include "orroute/cost/sqlite_ledger.h"
+
+using namespace orroute;
+
+namespace {
+
+// 2024-01-31T23:59:00Z and friends, in microseconds.
+constexpr TimeUs kSec = 1'000'000;
+constexpr TimeUs kJan31_2359 = 1706745540LL * kSec;
+constexpr TimeUs kFeb01_0000 = 1706745600LL * kSec;
+
+BudgetSpec spec(const char* scope, Window w, const char* limit, Policy p = Policy::kRefuse) {
+  BudgetSpec s;
+  s.scope = parse_scope(scope);
+  s.window = w;
+  s.limit = Money::parse(limit);
+  s.policy = p;
+  return s;
+}
+
+ReserveRequest req(const char* amount, TimeUs at = 0, const char* project = "") {
+  ReserveRequest r;
+  r.amount = Money::parse(amount);
+  r.at = at;
+  r.scope.project = project;
+  return r;
+}
+
+CallRecord cost(const char* usd) {
+  CallRecord c;
+  c.model_used = "m";
+  c.cost = Money::parse(usd);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("windows start at local midnight, Monday and the first of the month", "[budget]") {
+  const auto utc = TimeZone::utc();
+  SECTION("daily rolls over at midnight") {
+    const auto [s, e] = window_bounds(Window::kDaily, *utc, kJan31_2359);
+    REQUIRE(s == kFeb01_0000 - 86400 * kSec);
+    REQUIRE(e == kFeb01_0000);
+    REQUIRE(window_bounds(Window::kDaily, *utc, kFeb01_0000).first == kFeb01_0000);
+  }
+  SECTION("monthly rolls over at month end, leap February included") {
+    REQUIRE(window_bounds(Window::kMonthly, *utc, kJan31_2359).second == kFeb01_0000);
+    const auto [s, e] = window_bounds(Window::kMonthly, *utc, kFeb01_0000);
+    REQUIRE(s == kFeb01_0000);
+    REQUIRE(e == kFeb01_0000 + 29 * 86400 * kSec);
+  }
+  SECTION("weekly starts on Monday") {
+    // 2024-01-31 is a Wednesday; the week began Monday 2024-01-29.
+    REQUIRE(window_bounds(Window::kWeekly, *utc, kJan31_2359).first == kFeb01_0000 - 3 * 86400 * kSec);
+  }
+  SECTION("a time zone moves the boundary, with daylight saving") {
+    const auto berlin = TimeZone::locate("Europe/Berlin");
+    // Winter: local midnight is 23:00 UTC the day before.
+    REQUIRE(window_bounds(Window::kDaily, *berlin, kJan31_2359).first == kFeb01_0000 - kSec * 3600);
+    // Summer (2024-07-01T12:00Z): local midnight is 22:00 UTC.
+    const TimeUs jul1_noon = 1719835200LL * kSec;
+    REQUIRE(window_bounds(Window::kDaily, *berlin, jul1_noon).first == jul1_noon - 14 * 3600 * kSec);
+    const auto fixed = TimeZone::locate("+05:30");
+    REQUIRE(fixed->offset_seconds(0) == 5 * 3600 + 1800);
+    REQUIRE_THROWS_AS(TimeZone::locate("Mars/Olympus_Mons"), NotFound);
+  }
+}
+
+TEST_CASE("reserve refuses what would exceed a budget and settles to the actual cost", "[budget]") {
+  SqliteLedger ledger(":memory:");
+  ledger.set_budget(spec("global", Window::kTotal, "1"));
+  const auto r1 = ledger.reserve(req("0.6"));
+  REQUIRE(r1.status == ReserveStatus::kReserved);
+  REQUIRE(*r1.remaining == Money::parse("1"));
+  const auto r2 = ledger.reserve(req("0.5"));
+  REQUIRE(r2.status == ReserveStatus::kExceeded);
+  REQUIRE(r2.blocking->reserved == Money::parse("0.6"));
+  REQUIRE(*r2.remaining == Money::parse("0.4"));
+  ledger.settle(r1.reservation_id, cost("0.25"));  // actual below the worst case frees the rest
+  const auto states = ledger.budget_states({}, 0, false);
+  REQUIRE(states.size() == 1);
+  REQUIRE(states[0].spent == Money::parse("0.25"));
+  REQUIRE(states[0].reserved.is_zero());
+  REQUIRE(ledger.reserve(req("0.5")).status == ReserveStatus::kReserved);
+  SECTION("release gives the room back") {
+    const auto r3 = ledger.reserve(req("0.25"));
+    REQUIRE(r3.status == ReserveStatus::kReserved);
+    REQUIRE(ledger.reserve(req("0.01")).status == ReserveStatus::kExceeded);
+    REQUIRE(ledger.release(r3.reservation_id));
+    REQUIRE_FALSE(ledger.release(r3.reservation_id));
+    REQUIRE(ledger.reserve(req("0.01")).status == ReserveStatus::kReserved);
+  }
+}
+
+TEST_CASE("budgets apply by scope: project, conversation and tag", "[budget]") {
+  SqliteLedger ledger(":memory:");
+  ledger.set_budget(spec("project:a", Window::kTotal, "1"));
+  ledger.set_budget(spec("tag:user=alice", Window::kTotal, "0.5"));
+  REQUIRE(ledger.reserve(req("2", 0, "b")).status == ReserveStatus::kReserved);  // no budget for b
+  REQUIRE(ledger.reserve(req("2", 0, "a")).status == ReserveStatus::kExceeded);
+  ReserveRequest alice = req("0.6", 0, "b");
+  alice.scope.tags = {{"user", "alice"}};
+  const auto out = ledger.reserve(alice);
+  REQUIRE(out.status == ReserveStatus::kExceeded);
+  REQUIRE(out.blocking->budget.name() == "tag:user=alice/total");
+}
+
+TEST_CASE("a daily budget starts afresh after midnight; a monthly one at month end", "[budget]") {
+  SqliteLedger ledger(":memory:");
+  ledger.set_budget(spec("global", Window::kDaily, "1"));
+  ledger.set_budget(spec("project:p", Window::kMonthly, "1.5"));
+  auto r = ledger.reserve(req("1", kJan31_2359 - 3600 * kSec, "p"));
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  ledger.settle(r.reservation_id, cost("1"));
+  REQUIRE(ledger.reserve(req("0.01", kJan31_2359, "q")).status == ReserveStatus::kExceeded);
+  // After midnight the daily window is empty again; Feb is a new month for project p too.
+  r = ledger.reserve(req("1", kFeb01_0000, "p"));
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  ledger.settle(r.reservation_id, cost("1"));
+  const auto states = ledger.budget_states({"p", "", {}}, kFeb01_0000, false);
+  REQUIRE(states.size() == 2);
+  for (const auto& s : states) REQUIRE(s.spent == Money::parse("1"));
+  // A budget set later counts the calls already in its window.
+  ledger.set_budget(spec("project:p", Window::kTotal, "10"));
+  const auto total = ledger.budget_states({"p", "", {}}, kFeb01_0000, false);
+  REQUIRE(total.back().spent == Money::parse("2"));
+}
+
+TEST_CASE("soft thresholds fire once per threshold per window", "[budget]") {
+  SqliteLedger ledger(":memory:");
+  ledger.set_budget(spec("global", Window::kDaily, "1"));
+  std::vector<int32_t> fired;
+  auto spend = [&](const char* usd, TimeUs at) {
+    CallRecord c = cost(usd);
+    c.at = at;
+    for (const auto& a : ledger.record(c).alerts) fired.push_back(a.threshold_pct);
+  };
+  spend("0.4", kJan31_2359 - 60 * kSec);
+  REQUIRE(fired.empty());
+  spend("0.2", kJan31_2359 - 50 * kSec);  // 60%
+  REQUIRE(fired == std::vector<int32_t>{50});
+  spend("0.01", kJan31_2359 - 40 * kSec);
+  REQUIRE(fired.size() == 1);
+  spend("0.5", kJan31_2359 - 30 * kSec);  // 111%: 80 and 100 at once
+  REQUIRE(fired == std::vector<int32_t>{50, 80, 100});
+  spend("0.5", kJan31_2359 - 20 * kSec);
+  REQUIRE(fired.size() == 3);
+  spend("0.6", kFeb01_0000);  // next day: 50% fires again
+  REQUIRE(fired == std::vector<int32_t>{50, 80, 100, 50});
+  REQUIRE(ledger.alerts(0).size() == 4);
+}
+
+TEST_CASE("downgrade budgets report what is left instead of throwing", "[budget]") {
+  SqliteLedger ledger(":memory:");
+  ledger.set_budget(spec("global", Window::kTotal, "1", Policy::kDowngrade));
+  BudgetGuard guard(ledger);
+  const auto a = guard.reserve(req("0.7"));
+  REQUIRE(a.status == ReserveStatus::kReserved);
+  const auto b = guard.reserve(req("0.7"));
+  REQUIRE(b.status == ReserveStatus::kExceeded);
+  REQUIRE(*b.remaining == Money::parse("0.3"));
+  REQUIRE(guard.reserve(req("0.3")).status == ReserveStatus::kReserved);
+}
+
+TEST_CASE("the guard throws for refusals, cutoff and denied approvals", "[budget]") {
+  SqliteLedger ledger(":memory:");
+  ledger.set_budget(spec("global", Window::kTotal, "1"));
+  BudgetGuard guard(ledger);
+  SECTION("refuse") {
+    try {
+      guard.reserve(req("2"));
+      FAIL("no throw");
+    } catch (const BudgetExceeded& e) {
+      REQUIRE(e.budget == "global/total");
+      REQUIRE(e.limit == Money::dollars(1));
+      REQUIRE(e.estimate == Money::dollars(2));
+      REQUIRE(std::string(e.python_type()) == "BudgetExceededError");
+    }
+  }
+  SECTION("cutoff stops everything until lifted") {
+    ledger.set_cutoff("runaway agent");
+    REQUIRE_THROWS_AS(guard.reserve(req("0.01")), EmergencyCutoff);
+    REQUIRE(ledger.reserve(req("0.01")).status == ReserveStatus::kCutoff);
+    ledger.set_cutoff(std::nullopt);
+    REQUIRE(guard.reserve(req("0.01")).status == ReserveStatus::kReserved);
+  }
+  SECTION("approval hook is asked only above the amount") {
+    int asked = 0;
+    guard.set_approval(Money::parse("0.1"), [&](const ApprovalRequest& r) {
+      ++asked;
+      return r.estimate < Money::parse("0.5");
+    });
+    REQUIRE(guard.reserve(req("0.1")).status == ReserveStatus::kReserved);
+    REQUIRE(asked == 0);
+    REQUIRE(guard.reserve(req("0.2")).status == ReserveStatus::kReserved);
+    REQUIRE_THROWS_AS(guard.reserve(req("0.6")), ApprovalDenied);
+    REQUIRE(asked == 2);
+  }
+}
+
+TEST_CASE("expired reservations are reclaimed", "[budget]") {
+  SqliteLedger ledger(":memory:");
+  ledger.set_budget(spec("global", Window::kTotal, "1"));
+  ReserveRequest r = req("1", 1000 * kSec);
+  r.ttl_us = 10 * kSec;
+  REQUIRE(ledger.reserve(r).status == ReserveStatus::kReserved);
+  REQUIRE(ledger.reserve(req("1", 1005 * kSec)).status == ReserveStatus::kExceeded);
+  // Past its expiry the reservation no longer holds room: reserve reclaims before refusing.
+  REQUIRE(ledger.reserve(req("1", 1011 * kSec)).status == ReserveStatus::kReserved);
+  REQUIRE(ledger.live_reservations().first == 1);
+}
+
+TEST_CASE("threads reserving against one budget never overspend it", "[budget]") {
+  SqliteLedger ledger(":memory:");
+  ledger.set_budget(spec("global", Window::kTotal, "1"));
+  std::atomic<int> reserved{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100; ++i) {
+        const auto r = ledger.reserve(req("0.01"));
+        if (r.status != ReserveStatus::kReserved) continue;
+        ++reserved;
+        ledger.settle(r.reservation_id, cost("0.009"));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto state = ledger.budget_states({}, 0, false).at(0);
+  REQUIRE(state.spent <= Money::dollars(1));
+  REQUIRE(state.reserved.is_zero());
+  REQUIRE(state.spent == Money::parse("0.009") * reserved.load());
+  REQUIRE(ledger.total_cost({}) == state.spent);
+  REQUIRE(ledger.live_reservations().first == 0);
+}

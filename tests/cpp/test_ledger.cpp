@@ -1,0 +1,168 @@
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+#include "orroute/cost/sqlite_ledger.h"
+
+using orroute::CallQuery;
+using orroute::CallRecord;
+using orroute::Money;
+using orroute::SqliteLedger;
+
+namespace {
+
+// A fresh ledger file in the temp directory, removed at scope exit.
+struct TempLedgerFile {
+  std::string path;
+  TempLedgerFile() {
+    path = (std::filesystem::temp_directory_path() /
+            ("orroute-test-ledger-" + std::to_string(::getpid()) + "-" +
+             std::to_string(reinterpret_cast<uintptr_t>(this)) + ".sqlite3"))
+               .string();
+    cleanup();
+  }
+  ~TempLedgerFile() { cleanup(); }
+  void cleanup() const {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  }
+};
+
+CallRecord call(const std::string& model, const char* cost, orroute::TimeUs at = 0) {
+  CallRecord c;
+  c.model_used = model;
+  c.model_requested = model;
+  c.cost = Money::parse(cost);
+  c.at = at;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("ledger sums costs exactly over many rows", "[ledger]") {
+  SqliteLedger ledger(":memory:");
+  // A per-token price with 18 decimals, times odd token counts: not representable in nano-dollars.
+  const Money price = Money::parse("0.000000020833333333");
+  Money expected;
+  for (int i = 1; i <= 5000; ++i) {
+    CallRecord c = call("m/a", "0");
+    c.cost = price * i;
+    expected += c.cost;
+    ledger.record(c);
+  }
+  CallRecord neg = call("m/b", "-0.000000000000000007");  // a refund below one nano-dollar
+  ledger.record(neg);
+  expected += neg.cost;
+  REQUIRE(ledger.total_cost({}) == expected);
+  REQUIRE(ledger.total_cost({}).to_string() == expected.to_string());
+  CallQuery only_b;
+  only_b.model = "m/b";
+  REQUIRE(ledger.total_cost(only_b) == Money::parse("-0.000000000000000007"));
+  const auto rows = ledger.report({}, "total", "model");
+  REQUIRE(rows.size() == 2);
+  REQUIRE(rows[0].key == "m/a");
+  REQUIRE(rows[0].calls == 5000);
+  REQUIRE(rows[0].cost + rows[1].cost == expected);
+}
+
+TEST_CASE("ledger stores every column of a call and its tags", "[ledger]") {
+  SqliteLedger ledger(":memory:");
+  CallRecord c = call("anthropic/claude-3.5-sonnet", "0.0123456789012345678");
+  c.at = 1'700'000'000'000'000;
+  c.scope = {"proj", "conv-1", {{"user", "alice"}, {"team", "core"}}};
+  c.task_id = "t1";
+  c.task_type = "coding";
+  c.model_requested = "openai/gpt-4o";
+  c.provider = "Anthropic";
+  c.generation_id = "gen-1";
+  c.prompt_tokens = 100;
+  c.completion_tokens = 50;
+  c.cached_tokens = 10;
+  c.cache_write_tokens = 5;
+  c.reasoning_tokens = 7;
+  c.estimated_cost = Money::parse("0.02");
+  c.latency_us = 1234;
+  c.ttft_us = 200;
+  c.outcome = "error";
+  c.error_class = "RateLimitError";
+  c.attempts = 3;
+  ledger.record(c);
+  const auto rows = ledger.calls({});
+  REQUIRE(rows.size() == 1);
+  const auto& r = rows[0];
+  REQUIRE(r.at == c.at);
+  REQUIRE(r.scope.project == "proj");
+  REQUIRE(r.scope.conversation == "conv-1");
+  REQUIRE(r.scope.tags == std::vector<std::pair<std::string, std::string>>{{"team", "core"}, {"user", "alice"}});
+  REQUIRE(r.model_requested == "openai/gpt-4o");
+  REQUIRE(r.model_used == "anthropic/claude-3.5-sonnet");
+  REQUIRE(r.provider == "Anthropic");
+  REQUIRE(r.generation_id == "gen-1");
+  REQUIRE(r.prompt_tokens == 100);
+  REQUIRE(r.completion_tokens == 50);
+  REQUIRE(r.cached_tokens == 10);
+  REQUIRE(r.cache_write_tokens == 5);
+  REQUIRE(r.reasoning_tokens == 7);
+  REQUIRE(r.cost == Money::parse("0.012345678901234568"));  // 18 decimals kept
+  REQUIRE(r.estimated_cost == Money::parse("0.02"));
+  REQUIRE(r.latency_us == 1234);
+  REQUIRE(r.ttft_us == 200);
+  REQUIRE(r.outcome == "error");
+  REQUIRE(r.error_class == "RateLimitError");
+  REQUIRE(r.attempts == 3);
+  CallQuery by_tag;
+  by_tag.tag_key = "user";
+  by_tag.tag_value = "alice";
+  REQUIRE(ledger.calls(by_tag).size() == 1);
+  by_tag.tag_value = "bob";
+  REQUIRE(ledger.calls(by_tag).empty());
+  const auto rep = ledger.report({}, "day", "tag:team");
+  REQUIRE(rep.size() == 1);
+  REQUIRE(rep[0].period == "2023-11-14");
+  REQUIRE(rep[0].key == "core");
+  REQUIRE(rep[0].errors == 1);
+  REQUIRE(rep[0].estimated == Money::parse("0.02"));
+}
+
+TEST_CASE("ledger rejects bad input before writing", "[ledger]") {
+  SqliteLedger ledger(":memory:");
+  CallRecord c = call("m", "1");
+  c.prompt_tokens = -1;
+  REQUIRE_THROWS_AS(ledger.record(c), orroute::InvalidArgument);
+  c.prompt_tokens = 0;
+  c.scope.tags = {{"a=b", "x"}};
+  REQUIRE_THROWS_AS(ledger.record(c), orroute::InvalidArgument);
+  REQUIRE(ledger.calls({}).empty());
+  REQUIRE_THROWS_AS(ledger.report({}, "fortnight", ""), orroute::InvalidArgument);
+  REQUIRE_THROWS_AS(ledger.report({}, "day", "cost; DROP TABLE calls"), orroute::InvalidArgument);
+}
+
+TEST_CASE("ledger file survives reopening and records its schema version", "[ledger]") {
+  TempLedgerFile file;
+  {
+    SqliteLedger ledger(file.path);
+    REQUIRE(ledger.schema_version() == 1);
+    ledger.record(call("m", "0.5"));
+  }
+  SqliteLedger again(file.path);
+  REQUIRE(again.schema_version() == 1);
+  REQUIRE(again.total_cost({}) == Money::parse("0.5"));
+}
+
+TEST_CASE("learned completion expectation is a high percentile of past completions", "[ledger]") {
+  SqliteLedger ledger(":memory:");
+  REQUIRE_FALSE(ledger.completion_quantile("coding", "m", 0.9, 100).has_value());
+  for (int i = 1; i <= 100; ++i) {
+    CallRecord c = call("m", "0");
+    c.task_type = "coding";
+    c.completion_tokens = i * 10;
+    ledger.record(c);
+  }
+  REQUIRE(ledger.completion_quantile("coding", "m", 0.9, 1000) == 900);
+  REQUIRE(ledger.completion_quantile("coding", "m", 1.0, 1000) == 1000);
+  REQUIRE(ledger.completion_quantile("coding", "m", 0.5, 10) == 950);  // last 10 only
+  REQUIRE_FALSE(ledger.completion_quantile("chat", "m", 0.9, 100).has_value());
+}
