@@ -101,16 +101,17 @@ AttemptResult failure(int status, std::string message = "boom") {
 class FakeBudget final : public BudgetGate {
  public:
   Money limit = Money::dollars(1);
+  bool stop = false;
   Money spent, reserved;
   std::map<uint64_t, Money> holds;
   uint64_t next = 1;
   Hold reserve(const std::string&, Money worst) override {
-    if (spent + reserved + worst > limit) return {false, 0, "budget total exceeded"};
+    if (spent + reserved + worst > limit) return {false, 0, "budget total exceeded", stop, ""};
     reserved += worst;
     holds[next] = worst;
-    return {true, next++, ""};
+    return {true, next++, "", false, ""};
   }
-  void settle(uint64_t id, Money actual) override {
+  void settle(uint64_t id, Money actual, const CallInfo&) override {
     reserved -= holds.at(id);
     holds.erase(id);
     spent += actual;
@@ -163,7 +164,7 @@ struct Harness {
   }
   RouteOutcome run(std::vector<std::string> candidates, int64_t prompt = 10, int64_t max_out = 20) {
     std::optional<RouteOutcome> out;
-    start_route(ctx, {std::move(candidates), prompt, max_out}, sender,
+    start_route(ctx, {std::move(candidates), prompt, max_out, std::nullopt}, sender,
                 [&](RouteOutcome o) { out = std::move(o); });
     scheduler.run();
     REQUIRE(out.has_value());
@@ -311,6 +312,38 @@ TEST_CASE("budget refusals skip to cheaper candidates or refuse before sending",
     REQUIRE(out.nothing_sent);
     REQUIRE(h.sender->calls.empty());
   }
+  SECTION("in-flight reservations count until released, smaller requests still fit") {
+    auto out = h.run({"a/1", "b/2"}, 10, 20);  // 0.03 fits
+    REQUIRE(out.ok);
+    std::optional<RouteOutcome> held;
+    h.sender->hang = true;
+    auto run = start_route(h.ctx, {{"a/1"}, 10, 10, std::nullopt}, h.sender, [&](RouteOutcome o) { held = o; });
+    // 0.015 spent + 0.02 reserved: a 0.03 request no longer fits, a 0.012 one does
+    h.sender->hang = false;
+    auto refused = h.run({"a/1"}, 10, 20);
+    REQUIRE(refused.budget_refused);
+    REQUIRE(refused.budget_error_type == "BudgetExceededError");
+    auto small = h.run({"a/1"}, 2, 10);
+    REQUIRE(small.ok);
+    run->cancel();
+    REQUIRE(h.budget.reserved.is_zero());
+  }
+  SECTION("a refusal that must stop skips the other candidates") {
+    h.budget.stop = true;
+    auto out = h.run({"a/1", "b/2"}, 100, 100);
+    REQUIRE(out.attempts.size() == 1);
+    REQUIRE(out.budget_refused);
+  }
+  SECTION("a per-task cap skips candidates whose worst case is above it") {
+    h.budget.limit = Money::dollars(100);
+    RouteRequest req{{"a/1"}, 100, 100, Money::parse("0.1")};
+    std::optional<RouteOutcome> out;
+    start_route(h.ctx, req, h.sender, [&](RouteOutcome o) { out = o; });
+    h.scheduler.run();
+    REQUIRE(out->budget_refused);
+    REQUIRE(out->nothing_sent);
+    REQUIRE(h.sender->calls.empty());
+  }
 }
 
 TEST_CASE("rate limits wait up to the bound, else take the next candidate", "[route][loop]") {
@@ -331,7 +364,7 @@ TEST_CASE("cancelling releases the reservation and reports cancelled", "[route][
   Harness h;
   h.sender->hang = true;
   std::optional<RouteOutcome> out;
-  auto run = start_route(h.ctx, {{"a/1"}, 10, 20}, h.sender, [&](RouteOutcome o) { out = std::move(o); });
+  auto run = start_route(h.ctx, {{"a/1"}, 10, 20, std::nullopt}, h.sender, [&](RouteOutcome o) { out = std::move(o); });
   REQUIRE_FALSE(out.has_value());
   REQUIRE(h.budget.reserved == Money::parse("0.03"));
   run->cancel();
@@ -344,7 +377,7 @@ TEST_CASE("cancelling releases the reservation and reports cancelled", "[route][
     h.sender->hang = false;
     h.sender->script["a/1"] = {failure(500)};
     std::optional<RouteOutcome> o2;
-    auto r2 = start_route(h.ctx, {{"a/1"}, 10, 20}, h.sender, [&](RouteOutcome o) { o2 = std::move(o); });
+    auto r2 = start_route(h.ctx, {{"a/1"}, 10, 20, std::nullopt}, h.sender, [&](RouteOutcome o) { o2 = std::move(o); });
     REQUIRE_FALSE(o2.has_value());  // retry scheduled
     r2->cancel();
     REQUIRE(o2->error == ErrorClass::kCancelled);
@@ -355,6 +388,6 @@ TEST_CASE("cancelling releases the reservation and reports cancelled", "[route][
 
 TEST_CASE("start_route refuses bad input", "[route][loop]") {
   Harness h;
-  REQUIRE_THROWS_AS(start_route(h.ctx, {{}, 1, 1}, h.sender, nullptr), InvalidArgument);
-  REQUIRE_THROWS_AS(start_route(h.ctx, {{"a/1"}, -1, 1}, h.sender, nullptr), InvalidArgument);
+  REQUIRE_THROWS_AS(start_route(h.ctx, {{}, 1, 1, std::nullopt}, h.sender, nullptr), InvalidArgument);
+  REQUIRE_THROWS_AS(start_route(h.ctx, {{"a/1"}, -1, 1, std::nullopt}, h.sender, nullptr), InvalidArgument);
 }

@@ -77,6 +77,7 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   Permits permits_;
   int budget_refusals_ = 0;
   std::string budget_message_;
+  std::string budget_error_type_;
   RouteOutcome outcome_;
 };
 
@@ -128,13 +129,27 @@ void Run::step() {
     const std::string& model = req_.candidates[idx_];
     const Instant now = ctx_.clock->now();
 
+    const int64_t prompt_tokens =
+        ctx_.prices ? ctx_.prices->prompt_tokens(model, req_.prompt_tokens) : req_.prompt_tokens;
     if (ctx_.prices && failures_on_model_ == 0 && admission_waited_.count() == 0) {
       const auto window = ctx_.prices->context_length(model);
-      if (window && req_.prompt_tokens >= *window) {
+      if (window && prompt_tokens >= *window) {
         skip(model, to_string(ErrorClass::kContextTooLong),
-             std::to_string(req_.prompt_tokens) + " prompt tokens >= context " + std::to_string(*window));
+             std::to_string(prompt_tokens) + " prompt tokens >= context " + std::to_string(*window));
         next_candidate();
         continue;
+      }
+      if (req_.max_cost) {
+        const auto worst = ctx_.prices->worst_case(model, prompt_tokens, req_.max_output_tokens);
+        if (worst && *worst > *req_.max_cost) {
+          ++budget_refusals_;
+          budget_message_ = "task budget " + req_.max_cost->to_string() + " USD < worst-case " +
+                            worst->to_string() + " USD on " + model;
+          budget_error_type_ = "BudgetExceededError";
+          skip(model, "budget", budget_message_);
+          next_candidate();
+          continue;
+        }
       }
     }
 
@@ -163,13 +178,19 @@ void Run::step() {
 
     // Budget: reserve the worst case before anything is sent.
     if (ctx_.budget && ctx_.prices) {
-      if (auto worst = ctx_.prices->worst_case(model, req_.prompt_tokens, req_.max_output_tokens)) {
+      if (auto worst = ctx_.prices->worst_case(model, prompt_tokens, req_.max_output_tokens)) {
         BudgetGate::Hold hold = ctx_.budget->reserve(model, *worst);
         if (!hold.ok) {
           release_permits(CallOutcome::kNeutral, now);
           ++budget_refusals_;
           budget_message_ = hold.refusal;
+          budget_error_type_ = hold.error_type.empty() ? "BudgetExceededError" : hold.error_type;
           skip(model, "budget", hold.refusal);
+          if (hold.stop) {
+            idx_ = req_.candidates.size();
+            finish_exhausted(lock);
+            return;
+          }
           next_candidate();
           continue;
         }
@@ -184,7 +205,7 @@ void Run::step() {
     scopes.push_back(model_key);
     scopes.insert(scopes.end(), ctx_.config.key_scopes.begin(), ctx_.config.key_scopes.end());
     const Admission admission = ctx_.state->try_admit(
-        scopes, LimitUsage{1, req_.prompt_tokens, req_.max_output_tokens}, now);
+        scopes, LimitUsage{1, prompt_tokens, req_.max_output_tokens}, now);
     if (!admission.admitted) {
       release_permits(CallOutcome::kNeutral, now);
       if (admission.never || admission_waited_ + admission.retry_in > ctx_.config.max_admission_wait) {
@@ -240,7 +261,11 @@ void Run::on_attempt(AttemptResult r, uint64_t generation) {
     const Money cost = ctx_.prices ? ctx_.prices->actual(model, r.input_tokens, r.output_tokens,
                                                          r.reported_cost)
                                    : r.reported_cost.value_or(Money::zero());
-    if (permits_.reserved && ctx_.budget) ctx_.budget->settle(permits_.reservation, cost);
+    if (permits_.reserved && ctx_.budget) {
+      ctx_.budget->settle(permits_.reservation, cost,
+                          BudgetGate::CallInfo{model, &r, rec.latency,
+                                               static_cast<int>(outcome_.attempts.size()) + 1});
+    }
     permits_.reserved = false;
     if (permits_.ticket) {
       ctx_.state->settle_admission(permits_.ticket, LimitUsage{1, r.input_tokens, r.output_tokens});
@@ -266,7 +291,9 @@ void Run::on_attempt(AttemptResult r, uint64_t generation) {
   const bool outage = counts_as_outage(cls);
   if (cls != ErrorClass::kCancelled && r.content_delivered) cls = ErrorClass::kStreamBroken;
   if (permits_.ticket) {
-    ctx_.state->settle_admission(permits_.ticket, LimitUsage{1, req_.prompt_tokens, r.output_tokens});
+    const int64_t sent_tokens =
+        ctx_.prices ? ctx_.prices->prompt_tokens(model, req_.prompt_tokens) : req_.prompt_tokens;
+    ctx_.state->settle_admission(permits_.ticket, LimitUsage{1, sent_tokens, r.output_tokens});
   }
   release_permits(outage ? CallOutcome::kOutage : CallOutcome::kNeutral, now);
   if (cls != ErrorClass::kCancelled) ctx_.metrics->record_failure(model, now, cls, rec.latency);
@@ -325,6 +352,7 @@ void Run::finish_exhausted(Lock& lock) {
     if (budget_refusals_ > 0) {
       outcome_.budget_refused = true;
       outcome_.message = budget_message_;
+      outcome_.budget_error_type = budget_error_type_;
     } else {
       std::string msg = "no candidate model could take the request:";
       for (const AttemptRecord& a : outcome_.attempts) msg += " " + a.model + " (" + a.outcome.substr(8) + ")";

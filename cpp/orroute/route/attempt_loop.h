@@ -68,10 +68,21 @@ class BudgetGate {
     bool ok = true;
     uint64_t id = 0;           // pass to settle / release (0 = nothing to settle)
     std::string refusal;       // !ok: why (names the budget; no secrets)
+    bool stop = false;         // !ok: no other candidate may be tried (refuse policy, cutoff)
+    std::string error_type;    // !ok: Python class name ("BudgetExceededError", ...)
   };
-  // Reserves `worst_case` for a call to `model`; atomic check-and-reserve.
+  // What a settled call was, for the ledger's record.
+  struct CallInfo {
+    std::string model;
+    const AttemptResult* result = nullptr;
+    Duration latency{0};
+    int attempts = 1;
+  };
+  // Reserves `worst_case` for a call to `model`; atomic check-and-reserve. Must not throw.
   virtual Hold reserve(const std::string& model, Money worst_case) = 0;
-  virtual void settle(uint64_t id, Money actual) = 0;
+  // Settles a reservation to the actual cost of a successful call. Must not throw.
+  virtual void settle(uint64_t id, Money actual, const CallInfo& info) = 0;
+  // Releases a reservation (failed or cancelled call). Must not throw.
   virtual void release(uint64_t id) = 0;
 };
 
@@ -87,6 +98,11 @@ class PriceBook {
                        std::optional<Money> reported) const = 0;
   // Context window in tokens; nullopt if unknown.
   virtual std::optional<int64_t> context_length(const std::string& model) const = 0;
+  // Prompt tokens of the request for `model` (tokenizers differ by family); `counted` is the
+  // request's own count.
+  virtual int64_t prompt_tokens(const std::string& /*model*/, int64_t counted) const {
+    return counted;
+  }
   // Provider name for per-provider breakers ("openai" for "openai/gpt-4o"); empty = none.
   virtual std::string provider(const std::string& model) const;
 };
@@ -113,6 +129,7 @@ struct RouteRequest {
   std::vector<std::string> candidates;  // exact order to try
   int64_t prompt_tokens = 0;
   int64_t max_output_tokens = 0;        // 0: unknown (reserve/admit with 0 output tokens)
+  std::optional<Money> max_cost;        // candidates whose worst case exceeds this are skipped
 };
 
 struct RouteOutcome {
@@ -120,6 +137,7 @@ struct RouteOutcome {
   ErrorClass error = ErrorClass::kOther;  // !ok
   bool budget_refused = false;            // !ok: every candidate was refused by the budget
   bool nothing_sent = false;              // !ok: no request reached the network
+  std::string budget_error_type;          // budget_refused: Python class name
   int http_status = 0;
   std::string message;
   std::string model;                      // model that answered (ok) or last tried

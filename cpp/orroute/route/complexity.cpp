@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "orroute/error.h"
+#include "orroute/select/features.h"
 
 namespace orroute {
 
@@ -82,47 +83,12 @@ Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {
   // 50 tokens or fewer: 0; 8000 or more: 1; logarithmic in between.
   f.length = std::clamp(std::log(std::max(tokens, 1.0) / 50.0) / std::log(8000.0 / 50.0), 0.0, 1.0);
 
-  const int fences = count_cues(t, {"```"});
-  const int code_words = count_cues(
-      t, {"def ", "class ", "#include", "std::", "import ", "function", "return ", "=>", "();",
-          "public static", "select ", "lambda", "const ", "var ", "fn ", "impl ", "struct "});
-  const int code_topics = count_cues(
-      t, {"code", "implement", "debug", "refactor", "bug", "compile", "python", "javascript",
-          "typescript", "c++", "rust", "sql", "regex", "algorithm", "api", "unit test", "stack trace"});
-  f.code = std::min(1.0, 0.6 * std::min(fences, 2) / 2.0 + saturate(code_words, 3) * 0.5 +
-                             saturate(code_topics, 2) * 0.5);
-
-  const int math_words = count_cues(
-      t, {"prove", "theorem", "integral", "derivative", "equation", "solve", "probability",
-          "matrix", "lemma", "\\frac", "\\sum", "optimi", "calculate", "compute"});
-  int operators = 0;
-  for (size_t i = 1; i + 1 < t.size(); ++i) {
-    const char c = t[i];
-    if ((c == '+' || c == '*' || c == '^' || c == '=' || c == '/') &&
-        (std::isdigit(static_cast<unsigned char>(t[i - 1])) || t[i - 1] == ' ') &&
-        (std::isdigit(static_cast<unsigned char>(t[i + 1])) || t[i + 1] == ' ' || t[i + 1] == 'x')) {
-      ++operators;
-    }
-  }
-  f.math = std::min(1.0, saturate(math_words, 1.5) * 0.7 + saturate(operators, 3) * 0.4);
-
-  const int steps = count_cues(
-      t, {"step by step", "step-by-step", "first,", "then ", "finally", "after that", "plan",
-          "compare", "analy", "design", "architect", "trade-off", "tradeoff", "evaluate",
-          "justify", "pros and cons", "in detail", "comprehensive", "multiple", "strategy"});
-  int list_lines = 0;
-  for (size_t i = 0; i < t.size(); ++i) {
-    if (i == 0 || t[i - 1] == '\n') {
-      size_t j = i;
-      while (j < t.size() && t[j] == ' ') ++j;
-      if (j + 1 < t.size() && (t[j] == '-' || t[j] == '*' ||
-                               (std::isdigit(static_cast<unsigned char>(t[j])) &&
-                                (t[j + 1] == '.' || t[j + 1] == ')')))) {
-        ++list_lines;
-      }
-    }
-  }
-  f.multi_step = std::min(1.0, saturate(steps, 2) + saturate(list_lines, 4) * 0.4);
+  // Code, math and multi-step cues come from the learned router's prompt statistics, so both
+  // routers read a prompt the same way.
+  const PromptStats st = prompt_stats(in.prompt);
+  f.code = std::min(1.0, 0.3 * std::min(st.code_fences, 2) + 0.7 * saturate(st.code_cues, 4));
+  f.math = saturate(st.math_cues, 3);
+  f.multi_step = std::min(1.0, saturate(st.multistep_cues, 2) + 0.4 * saturate(st.list_items, 4));
 
   // Question type: lookups and small transformations are easy; "why/how" asks for reasoning;
   // design / proof / analysis asks for the most.
