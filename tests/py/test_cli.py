@@ -39,11 +39,11 @@ def test_config_show_masks_the_key_and_names_sources(tmp_path: Path) -> None:
     r = run("config", "show", env={"OPENROUTER_PREFERRED_MODEL": "openai/gpt-4o"})
     assert r.exit_code == 0
     assert KEY not in r.output
-    assert "sk-or-v1...cdef" in r.output
+    assert "sk-or-v1-...cdef" in r.output
     assert "openai/gpt-4o" in r.output
     r = run("config", "show", "--json")
     data = json.loads(r.output)
-    assert data["api_key"] == "sk-or-v1...cdef"
+    assert data["api_key"] == "sk-or-v1-...cdef"
     assert data["sources"]["api_key"].startswith(".env (")
     assert KEY not in r.output
 

@@ -129,8 +129,11 @@ def _ledger_line(s: Any) -> str:
     from ._common import make_tracker
 
     tracker = make_tracker(s)
-    cutoff = field_of(tracker, "cutoff_engaged", None)
-    return f"{s.ledger_path}" + (" (EMERGENCY CUTOFF ENGAGED)" if cutoff else "")
+    cutoff = tracker.cutoff_reason
+    if cutoff:
+        raise CLIError(f"emergency cutoff engaged in {s.ledger_path}: {cutoff}")
+    n = len(tracker.budgets())
+    return f"{s.ledger_path} ({n} budget{'s' if n != 1 else ''})"
 
 
 def _short(v: Any) -> str:

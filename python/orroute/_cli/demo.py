@@ -27,7 +27,7 @@ def demo(offline: bool | None, budget: float, strategy: str | None, speed: float
     """Run ~30 mixed agent tasks under a budget and show routing, fallbacks, streaming, alerts
     and the cost report. Offline (no key) it finishes within a minute.
 
-    The demo books its spend to $ORROUTE_HOME/demo.sqlite, unless a ledger is set (--ledger,
+    The demo books its spend to $ORROUTE_HOME/demo.sqlite3, unless a ledger is set (--ledger,
     ORROUTE_LEDGER or the config file)."""
     from ..demo import run_demo
 

@@ -22,9 +22,7 @@ from ._common import (
     make_client,
     make_tracker,
     per_million,
-    print_records,
     print_table,
-    records,
     to_data,
     usd,
 )
@@ -478,13 +476,62 @@ def recommend(task_type: str, budget: float | None, input_size: int, output_size
 @models.command("performance")
 @click.option("--period", type=click.Choice(["today", "week", "month", "all"]), default="all",
               show_default=True)
+@click.option("--project", default=None, help="Only this project.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def performance(period: str, as_json: bool) -> None:
-    """Latency, success rate and cost per call of each model, from the ledger's records."""
+def performance(period: str, project: str | None, as_json: bool) -> None:
+    """Latency and TTFT percentiles, tokens/s, success rate and cost per call of each model, from
+    the calls recorded in the ledger."""
+    from .analytics import since_for
+
     s = app().settings
-    tracker = make_tracker(s)
-    rows = records(tracker.report(period=period, by="model"))
+    history = make_tracker(s).usage_history(since=since_for(period), project=project)
+    by_model: dict[str, list[Any]] = {}
+    for rec in history:
+        by_model.setdefault(rec.model or rec.model_requested or "?", []).append(rec)
+    rows = [_performance_row(model, recs) for model, recs in by_model.items()]
+    rows.sort(key=lambda r: -r["calls"])
     if as_json:
-        emit_json(rows)
+        emit_json({"period": period, "ledger": str(s.ledger_path), "models": rows})
         return
-    print_records(f"model performance ({period}, ledger {s.ledger_path})", rows)
+    if not rows:
+        click.echo(f"no calls recorded ({period}) in {s.ledger_path}")
+        return
+    print_table(
+        f"model performance, {period}",
+        ["model", "calls", "success", "latency p50", "p95", "TTFT p50", "tokens/s",
+         "cost/call"],
+        [(r["model"], r["calls"], f"{r['success_rate']:.0%}", _secs(r["latency_p50"]),
+          _secs(r["latency_p95"]), _secs(r["ttft_p50"]),
+          "-" if r["tokens_per_second"] is None else f"{r['tokens_per_second']:.0f}",
+          usd(r["cost_per_success"])) for r in rows],
+        justify={c: "right" for c in ("success", "latency p50", "p95", "TTFT p50", "tokens/s",
+                                      "cost/call")},
+        caption=f"ledger {s.ledger_path}")
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _performance_row(model: str, recs: list[Any]) -> dict[str, Any]:
+    ok = [r for r in recs if r.outcome == "ok"]
+    lat = [r.latency_s for r in ok if r.latency_s is not None]
+    ttft = [r.ttft_s for r in ok if r.ttft_s is not None]
+    rates = [r.completion_tokens / (r.latency_s - (r.ttft_s or 0)) for r in ok
+             if r.latency_s is not None and r.completion_tokens
+             and r.latency_s - (r.ttft_s or 0) > 0]
+    errors: dict[str, int] = {}
+    for r in recs:
+        if r.outcome != "ok":
+            errors[r.error_class or r.outcome] = errors.get(r.error_class or r.outcome, 0) + 1
+    return {
+        "model": model, "calls": len(recs), "success_rate": len(ok) / len(recs),
+        "latency_p50": _pct(lat, 0.5), "latency_p95": _pct(lat, 0.95),
+        "ttft_p50": _pct(ttft, 0.5),
+        "tokens_per_second": statistics.median(rates) if rates else None,
+        "cost_per_success": (sum((r.cost for r in ok), Decimal(0)) / len(ok)) if ok else None,
+        "errors": errors,
+    }
