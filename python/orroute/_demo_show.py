@@ -86,9 +86,12 @@ class DemoShow:
         self.inject_faults = faults
         self.quiet = quiet
         if console is None:
+            import sys
+
             from rich.console import Console
 
-            console = Console(highlight=False, quiet=quiet)
+            console = Console(highlight=False, quiet=quiet,
+                              width=None if sys.stdout.isatty() else 120)
         self.con = console
         self.fake: Any = None
         self.tracker: Any = None
@@ -98,6 +101,7 @@ class DemoShow:
         self.progress: Any = None
         self.bar: Any = None
         self.failing: dict[str, str] = {}  # model -> id of the task after which it recovers
+        self.engine_name = "AIModelManager"
 
     # --- printing -------------------------------------------------------------------------------
 
@@ -116,7 +120,7 @@ class DemoShow:
                      f"{self.settings.masked_api_key}); this spends real credits, at most the "
                      "budget")
         self.say(f"{n} tasks (coding, questions, bulk summarization, reasoning, planning, long "
-                 f"context) through AIModelManager; strategy [cyan]{self.strategy}[/], budget "
+                 f"context) through {self.engine_name}; strategy [cyan]{self.strategy}[/], budget "
                  f"[cyan]${self.budget}[/] (policy downgrade, alerts at 50/80/100%)\n"
                  f"ledger {self.ledger}, project {self.project}\n")
 
@@ -152,17 +156,27 @@ class DemoShow:
     # --- the manager ----------------------------------------------------------------------------
 
     def make_manager(self, base_url: str, api_key: str | None) -> Any:
+        """``AIModelManager`` over the demo's ledger, with the budget for this run's project.
+        (Until the router is part of the package, its stand-in in ``_demo_direct``.)"""
+        import importlib.util
+
         import orroute
 
         self.ledger.parent.mkdir(parents=True, exist_ok=True)
-        manager = orroute.AIModelManager(
+        self.tracker = orroute.CostTracker(self.ledger)
+        self.alerts_seen = len(self.tracker.alerts)
+        if importlib.util.find_spec("orroute.manager") is None:
+            from ._demo_direct import DirectRouter
+
+            self.engine_name = "selector + CostTracker + AsyncOpenRouter (router stand-in)"
+            return DirectRouter(api_key=api_key, base_url=base_url, strategy=self.strategy,
+                                ledger=str(self.ledger), project=self.project, budget=self.budget)
+        self.engine_name = "AIModelManager"
+        return orroute.AIModelManager(
             api_key=api_key, base_url=base_url, strategy=self.strategy, ledger=str(self.ledger),
             project=self.project,
             budget={"limit": self.budget, "project": self.project, "policy": "downgrade"},
         )
-        self.tracker = orroute.CostTracker(self.ledger)
-        self.alerts_seen = len(self.tracker.alerts)
-        return manager
 
     async def run_one(self, manager: Any, spec: D.DemoSpec, task: Any) -> D.Outcome:
         start = time.perf_counter()
@@ -255,6 +269,12 @@ class DemoShow:
             TimeElapsedColumn,
         )
 
+        import logging
+
+        # alerts are shown by the demo itself; keep the ledger's log line for them quiet
+        cost_log = logging.getLogger("orroute.cost")
+        if not cost_log.handlers:
+            cost_log.addHandler(logging.NullHandler())
         t0 = time.perf_counter()
         specs = D.workload_specs()
         if self.limit_tasks is not None:
@@ -266,8 +286,8 @@ class DemoShow:
         else:
             base_url, api_key = self.settings.base_url, self.settings.api_key
         try:
-            self.header(base_url, len(specs))
             manager = self.make_manager(base_url, api_key)
+            self.header(base_url, len(specs))
             self.plan_faults(manager, specs, tasks)
             with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                           MofNCompleteColumn(), TimeElapsedColumn(), console=self.con,

@@ -260,8 +260,12 @@ def make_manager(s: Any, *, strategy: str | None = None, budget: Any = None,
     """An ``orroute.AIModelManager`` wired to the settings: endpoint, key, strategy, ledger,
     project, preferred model and fallbacks, rate limits; the config file's budgets are written to
     the ledger (idempotently) so every process sees them."""
+    import importlib.util
+
     import orroute
 
+    if importlib.util.find_spec("orroute.manager") is None:
+        raise CLIError("this build of orroute has no router (orroute.AIModelManager) yet")
     require_key(s)
     preferred = preferred_model or s.preferred_model
     use_fallbacks = s.fallback_enabled if fallback is None else fallback

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,7 +15,6 @@ from ._common import (
     app,
     emit_json,
     make_tracker,
-    print_records,
     print_table,
     records,
     to_data,
@@ -102,11 +103,29 @@ def simulate_cmd(workload: str, strategies: str, as_json: bool) -> None:
     if bad:
         raise click.BadParameter(f"unknown strategy {bad[0]!r} (one of {', '.join(STRATEGIES)})",
                                  param_hint="--strategies")
-    table = orroute.simulate(workload, strategies=chosen)
+    s = app().settings
+    # the ledger's history (if any) teaches the expected output length per task type and model
+    tracker = make_tracker(s) if Path(str(s.ledger_path)).exists() else None
+    table = orroute.simulate(workload, strategies=chosen, tracker=tracker)
     rows = records(table)
-    if not rows:
+    if not rows or not any(r.get("tasks") for r in rows):
         raise CLIError(f"{workload}: no tasks")
     if as_json:
         emit_json({"workload": workload, "strategies": chosen, "rows": to_data(rows)})
         return
-    print_records(f"simulated cost of {workload}", rows)
+    cheapest = min(rows, key=lambda r: r["total_cost"])
+    print_table(
+        f"simulated cost of {workload} ({rows[0]['tasks']} tasks, no API calls)",
+        ["strategy", "tasks", "unroutable", "total", "per task", "vs cheapest", "models"],
+        [(r["strategy"], r["tasks"], r["unroutable"], usd(r["total_cost"]),
+          usd(Decimal(str(r["total_cost"])) / r["tasks"] if r["tasks"] else None),
+          "-" if not cheapest["total_cost"] else f"{r['total_cost'] / cheapest['total_cost']:.1f}x",
+          _models_cell(r.get("models"))) for r in rows],
+        justify={c: "right" for c in ("total", "per task", "vs cheapest")})
+
+
+def _models_cell(models: Any) -> str:
+    if isinstance(models, (list, tuple, set)):
+        models = sorted(models)
+        return ", ".join(models[:3]) + (f" +{len(models) - 3}" if len(models) > 3 else "")
+    return str(models)
