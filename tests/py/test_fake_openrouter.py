@@ -182,6 +182,54 @@ def test_tools_give_a_tool_call_then_text_after_the_tool_result(fake):
     assert "tool_calls" not in none["choices"][0]["message"]
 
 
+REASONER = "qwen/qwen3.8-27b"  # reasoning on by default in the bundled catalog
+
+
+def test_reasoning_model_reports_reasoning_tokens_and_text(fake):
+    body = json.loads(post(fake, chat(REASONER, reasoning={"effort": "high"}))[2])
+    message, usage = body["choices"][0]["message"], body["usage"]
+    assert message["reasoning"].startswith("The user asks")
+    assert message["reasoning_details"][0]["type"] == "reasoning.text"
+    reasoning_tokens = usage["completion_tokens_details"]["reasoning_tokens"]
+    assert 0 < reasoning_tokens < usage["completion_tokens"]
+    excluded = json.loads(post(fake, chat(REASONER, reasoning={"exclude": True}))[2])
+    assert excluded["choices"][0]["message"]["reasoning"] is None
+    assert excluded["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
+    off = json.loads(post(fake, chat(REASONER, reasoning={"effort": "none"}))[2])
+    assert off["usage"]["completion_tokens_details"]["reasoning_tokens"] == 0
+    plain = json.loads(post(fake, chat(MODEL, reasoning={"effort": "high"}))[2])
+    assert plain["usage"]["completion_tokens_details"]["reasoning_tokens"] == 0  # gpt-4o
+
+
+def test_reasoning_streams_before_content(fake):
+    _, data = sse_events(post(fake, chat(REASONER, stream=True))[2])
+    deltas = [d["choices"][0]["delta"] for d in data[:-2]]
+    kinds = ["r" if dl.get("reasoning") else "c" if dl.get("content") else "-" for dl in deltas]
+    first_content = kinds.index("c")
+    assert set(kinds[:first_content]) == {"r"} and "r" not in kinds[first_content:]
+    assert deltas[0]["role"] == "assistant"
+
+
+def test_continued_conversation_reads_the_prompt_cache():
+    long_question = "Please review this text. " + "lorem ipsum dolor sit amet " * 300
+    first = [{"role": "user", "content": long_question}]
+    with FakeOpenRouter() as fake:
+        one = json.loads(post(fake, {"model": MODEL, "messages": first})[2])
+        assert one["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+        follow = first + [
+            {"role": "assistant", "content": one["choices"][0]["message"]["content"]},
+            {"role": "user", "content": "And shorter?"},
+        ]
+        two = json.loads(post(fake, {"model": MODEL, "messages": follow})[2])
+    cached = two["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert cached == one["usage"]["prompt_tokens"]
+    uncached = FakeOpenRouter(cache_min_tokens=None)
+    with uncached:
+        three = json.loads(post(uncached, {"model": MODEL, "messages": follow})[2])
+    assert three["usage"]["prompt_tokens"] == two["usage"]["prompt_tokens"]
+    assert two["usage"]["cost"] < three["usage"]["cost"]  # cache reads are cheaper
+
+
 def test_invalid_requests_get_400(fake):
     assert post(fake, {"model": MODEL})[0] == 400
     status, _, raw = post(fake, chat("nobody/no-model"))
@@ -281,6 +329,15 @@ def test_tokens_per_second_paces_the_stream():
         status, _, raw = post(fake, chat(MINI, stream=True))
         assert status == 200 and sse_events(raw)[1][-1] == "[DONE]"
         assert json.loads(post(fake, chat())[2])["provider"] == "Azure"
+
+
+def test_paced_stream_events_are_the_same_with_or_without_coalescing():
+    bodies = []
+    for window in (0.0, 0.05):
+        with FakeOpenRouter(tokens_per_second=3000, coalesce=window, seed=3) as fake:
+            _, data = sse_events(post(fake, chat(stream=True))[2])
+        bodies.append([d if d == "[DONE]" else (d["choices"], d.get("usage")) for d in data])
+    assert bodies[0] == bodies[1]
 
 
 # --- error statuses -----------------------------------------------------------------------------
