@@ -92,8 +92,15 @@ def synth_model(
         },
         "per_request_limits": None,
         "supported_parameters": [
-            "max_tokens", "temperature", "top_p", "stop", "seed", "tools", "tool_choice",
-            "response_format", "structured_outputs",
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "stop",
+            "seed",
+            "tools",
+            "tool_choice",
+            "response_format",
+            "structured_outputs",
         ],
         "default_parameters": None,
         "expiration_date": None,
@@ -224,13 +231,82 @@ class Accounting:
 
 # --- deterministic replies --------------------------------------------------------------------
 
-_WORDS = (
-    "the answer depends on the context and the constraints you described so a careful approach"
-    " would start with the simplest option measure what happens and then refine it step by step"
-    " while keeping the cost latency and quality of every call in view because small choices"
-    " early on tend to matter more than they seem and a clear record of what was tried makes the"
-    " next decision easier for everyone involved in the work"
-).split()
+_WORDS = [
+    "the",
+    "answer",
+    "depends",
+    "on",
+    "the",
+    "context",
+    "and",
+    "the",
+    "constraints",
+    "you",
+    "described",
+    "so",
+    "a",
+    "careful",
+    "approach",
+    "would",
+    "start",
+    "with",
+    "the",
+    "simplest",
+    "option",
+    "measure",
+    "what",
+    "happens",
+    "and",
+    "then",
+    "refine",
+    "it",
+    "step",
+    "by",
+    "step",
+    "while",
+    "keeping",
+    "the",
+    "cost",
+    "latency",
+    "and",
+    "quality",
+    "of",
+    "every",
+    "call",
+    "in",
+    "view",
+    "because",
+    "small",
+    "choices",
+    "early",
+    "on",
+    "tend",
+    "to",
+    "matter",
+    "more",
+    "than",
+    "they",
+    "seem",
+    "and",
+    "a",
+    "clear",
+    "record",
+    "of",
+    "what",
+    "was",
+    "tried",
+    "makes",
+    "the",
+    "next",
+    "decision",
+    "easier",
+    "for",
+    "everyone",
+    "involved",
+    "in",
+    "the",
+    "work",
+]
 
 _WS = re.compile(r"\s+")
 
@@ -277,7 +353,7 @@ def value_for_schema(schema: Any, rng: random.Random, name: str = "value") -> An
     """A deterministic value that satisfies a simple JSON schema (objects, arrays, scalars, enums)."""
     if not isinstance(schema, dict):
         return name
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][rng.randrange(len(schema["enum"]))]
     if "const" in schema:
         return schema["const"]

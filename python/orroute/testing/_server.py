@@ -20,7 +20,7 @@ from . import _replies as R
 from ._faults import Fault
 from ._http import Connection, RawRequest, head_bytes
 
-__all__ = ["FakeOpenRouter", "RecordedRequest", "ModelProfile", "Headers", "serve_forever"]
+__all__ = ["FakeOpenRouter", "Headers", "ModelProfile", "RecordedRequest", "serve_forever"]
 
 _BASE = "/api/v1"
 _JSON = ("Content-Type", "application/json")
@@ -105,7 +105,7 @@ class RecordedRequest:
 
     @property
     def endpoint(self) -> str:
-        return self.path[len(_BASE) :] if self.path.startswith(_BASE) else self.path
+        return self.path.removeprefix(_BASE)
 
     @property
     def api_key(self) -> str | None:
@@ -197,7 +197,7 @@ def _dumps(obj: Any) -> bytes:
 try:  # optional speed-up; same JSON meaning
     import orjson as _orjson
 
-    def _dumps(obj: Any) -> bytes:  # noqa: F811
+    def _dumps(obj: Any) -> bytes:
         return _orjson.dumps(obj)
 
 except ImportError:  # pragma: no cover - depends on the environment
@@ -358,13 +358,13 @@ class FakeOpenRouter:
 
     close = stop
 
-    def __enter__(self) -> FakeOpenRouter:
+    def __enter__(self) -> FakeOpenRouter:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def __aenter__(self) -> FakeOpenRouter:
+    async def __aenter__(self) -> FakeOpenRouter:  # noqa: PYI034
         return self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -405,14 +405,13 @@ class FakeOpenRouter:
         ``model="*"`` changes the default of every model."""
         with self._lock:
             base = self._default_profile if model == "*" else self._profile(model)
-            changes = {
-                k: v
-                for k, v in dict(
-                    latency=latency, ttft=ttft, tokens_per_second=tokens_per_second,
-                    provider=provider,
-                ).items()
-                if v is not None
+            given = {
+                "latency": latency,
+                "ttft": ttft,
+                "tokens_per_second": tokens_per_second,
+                "provider": provider,
             }
+            changes = {k: v for k, v in given.items() if v is not None}
             new = replace(base, **changes)
             if model == "*":
                 self._default_profile = new
@@ -671,7 +670,7 @@ class FakeOpenRouter:
         endpoint = rec.endpoint
         if not rec.path.startswith(_BASE):
             raise _HttpError(Fault.status_error(404, f"Not found: {rec.path}"))
-        is_models = endpoint.startswith("/models") or endpoint.startswith("/model/")
+        is_models = endpoint.startswith(("/models", "/model/"))
         if self._keys is not None and not is_models:
             self._check_key(rec)
         if endpoint == "/chat/completions":
@@ -854,8 +853,10 @@ class FakeOpenRouter:
         profile = self._profile(served)
         if profile.provider:
             reply.provider = profile.provider
-        if rec.stream and fault is None and not callable(
-            self._replies.get(served, self._replies.get("*"))
+        if (
+            rec.stream
+            and fault is None
+            and not callable(self._replies.get(served, self._replies.get("*")))
         ):
             events = self._cached_stream_events(reply, rec.body, profile, chunked, close)
         elif rec.stream:
@@ -875,8 +876,16 @@ class FakeOpenRouter:
     ) -> list[tuple[float, Any]]:
         """The stream of a fault-free reply, from a template with placeholder id and created
         (both fixed-width, so the chunk framing stays valid)."""
-        key = (reply.model, raw, profile, chunked, close, self.keepalive_interval, self.coalesce,
-               reply.cached_tokens)
+        key = (
+            reply.model,
+            raw,
+            profile,
+            chunked,
+            close,
+            self.keepalive_interval,
+            self.coalesce,
+            reply.cached_tokens,
+        )
         template = self._stream_cache.get(key)
         if template is None:
             placeholder = replace(reply, gen_id=_PH_ID, created=_PH_CREATED)
@@ -996,7 +1005,10 @@ class FakeOpenRouter:
                 [{"function": {"name": fn.get("name", "tool"), "arguments": args}}], rng
             )
             content = None
-        elif (fmt := body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+        elif (fmt := body.get("response_format") or {}).get("type") in (
+            "json_object",
+            "json_schema",
+        ):
             schema = (fmt.get("json_schema") or {}).get("schema")
             value = (
                 R.value_for_schema(schema, rng)
@@ -1020,18 +1032,26 @@ class FakeOpenRouter:
                     content = content[:cut]
             if limit == -1:
                 content, finish = "", "length"
-            elif isinstance(limit, int) and limit > 0:
-                if acct.text_tokens(model, content) > limit:
-                    content = R.truncate_to_tokens(
-                        content, limit, lambda t: acct.text_tokens(model, t)
-                    )
-                    finish = "length"
+            elif isinstance(limit, int) and limit > 0 and acct.text_tokens(model, content) > limit:
+                content = R.truncate_to_tokens(content, limit, lambda t: acct.text_tokens(model, t))
+                finish = "length"
             out_text = content
         completion_tokens = acct.text_tokens(model, out_text) + reasoning_tokens
         cost, pcost, ccost = acct.cost(model, prompt_tokens, completion_tokens, reasoning_tokens)
         pieces = R.split_pieces(content) if content else []
-        return (content, tool_calls, finish, prompt_tokens, completion_tokens, cost, pcost, ccost,
-                pieces, reasoning, reasoning_tokens)
+        return (
+            content,
+            tool_calls,
+            finish,
+            prompt_tokens,
+            completion_tokens,
+            cost,
+            pcost,
+            ccost,
+            pieces,
+            reasoning,
+            reasoning_tokens,
+        )
 
     def _book(
         self,
@@ -1047,8 +1067,16 @@ class FakeOpenRouter:
             completion_tokens = self._accounting.text_tokens(reply.model, partial)
             cost = self._accounting.cost(reply.model, reply.prompt_tokens, completion_tokens)[0]
         duration = sum(d for d, _ in events)
-        info = (reply, completion_tokens, cost, partial is not None, rec.stream, rec.headers,
-                rec.json, duration)
+        info = (
+            reply,
+            completion_tokens,
+            cost,
+            partial is not None,
+            rec.stream,
+            rec.headers,
+            rec.json,
+            duration,
+        )
         with self._lock:
             self._usage += cost
             self._generations[reply.gen_id] = (
@@ -1162,16 +1190,16 @@ class FakeOpenRouter:
                 }
                 deltas.append({"tool_calls": [start]})
                 for frag in R.split_pieces(call["function"]["arguments"]) or [""]:
-                    deltas.append(
-                        {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
-                    )
+                    deltas.append({"tool_calls": [{"index": i, "function": {"arguments": frag}}]})
             first = deltas[0]
             assert isinstance(first, dict)
             if not reply.reasoning:
                 deltas[0] = {"role": "assistant", "content": None, **first}
         else:
             role = not reply.reasoning
-            deltas = [_content_delta(p, role and i == 0) for i, p in enumerate(reply.pieces or [""])]
+            deltas = [
+                _content_delta(p, role and i == 0) for i, p in enumerate(reply.pieces or [""])
+            ]
         if reply.reasoning:
             thinking: list[dict[str, Any] | bytes] = [
                 {"reasoning": p, "reasoning_details": [_reasoning_detail(p)]}
@@ -1198,7 +1226,9 @@ class FakeOpenRouter:
         if fault is not None and fault.kind == "malformed_json" and (after or 0) >= stop_at:
             events.append((0.0, frame(prefix + b'{"content": "broken\n\n')))
         if mid and fault is not None and fault.kind in ("hang", "reset"):
-            events.append((ttft if stop_at == 0 else 0.0, _HANG if fault.kind == "hang" else _RESET))
+            events.append(
+                (ttft if stop_at == 0 else 0.0, _HANG if fault.kind == "hang" else _RESET)
+            )
             return self._apply_fault(events, replace(fault, kind="none"))
         if fault is not None and fault.kind == "stream_error":
             error_event = {
@@ -1222,7 +1252,9 @@ class FakeOpenRouter:
                 ],
             }
             tail = frame(b"data: " + _dumps(error_event) + b"\n\n")
-            events.append((ttft if stop_at == 0 else per, tail + (b"0\r\n\r\n" if chunked else b"")))
+            events.append(
+                (ttft if stop_at == 0 else per, tail + (b"0\r\n\r\n" if chunked else b""))
+            )
             return self._apply_fault(events, replace(fault, kind="none"))
         finish = {
             "id": reply.gen_id,
@@ -1334,7 +1366,12 @@ def _coalesce(events: list[tuple[float, Any]], window: float) -> list[tuple[floa
     out: list[tuple[float, Any]] = []
     carry = span = 0.0
     for delay, data in events:
-        if out and isinstance(data, bytes) and isinstance(out[-1][1], bytes) and span + delay < window:
+        if (
+            out
+            and isinstance(data, bytes)
+            and isinstance(out[-1][1], bytes)
+            and span + delay < window
+        ):
             out[-1] = (out[-1][0], out[-1][1] + data)
             span += delay
             carry += delay
