@@ -132,7 +132,7 @@ def _message_text(messages: Iterable[Mapping[str, Any]]) -> str:
 def _count_tokens() -> Callable[..., int] | None:
     """``orroute.count_tokens``, or None while the tokenizer is not part of the package yet."""
     try:
-        from orroute.tokenizer import count_tokens
+        from orroute.tokenizer import count_tokens  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # TEMPORARY: remove once the tokenizer helper's work is in main
         return None
     return count_tokens  # type: ignore[no-any-return]
@@ -391,20 +391,21 @@ def wants_reasoning(
     ``reasoning`` object in its catalog entry) and the request asks for it (``reasoning``,
     ``reasoning_effort`` or ``include_reasoning: true``), or its catalog entry says reasoning is
     on by default or mandatory; effort ``"none"`` or ``enabled: false`` turn it off."""
-    info = entry.get("reasoning") if isinstance(entry.get("reasoning"), dict) else {}
+    raw_info = entry.get("reasoning")
+    info: Mapping[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     supported = "reasoning" in (entry.get("supported_parameters") or ()) or bool(info)
     if not supported:
         return None
-    req = body.get("reasoning")
+    raw_req = body.get("reasoning")
+    req: dict[str, Any] = raw_req if isinstance(raw_req, dict) else {}
     effort = body.get("reasoning_effort")
-    if isinstance(req, dict):
+    if isinstance(raw_req, dict):
         effort = req.get("effort", effort)
         if req.get("enabled") is False and not info.get("mandatory"):
             return None
         asked = True
     else:
         asked = effort is not None or body.get("include_reasoning") is True
-        req = {}
     if body.get("include_reasoning") is False:
         req = {**req, "exclude": True}
     if effort == "none" and not info.get("mandatory"):

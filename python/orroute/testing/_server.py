@@ -108,12 +108,13 @@ class RecordedRequest:
         return self.path.removeprefix(_BASE)
 
     @property
-    def api_key(self) -> str | None:
+    def api_key(self) -> _Secret | None:
         """The bearer token sent (masked when printed; ``.reveal()`` gives the value)."""
         auth = self.headers.get("authorization")
-        if not auth or not auth.reveal().lower().startswith("bearer "):
+        value = auth.reveal() if isinstance(auth, _Secret) else str(auth or "")
+        if not value.lower().startswith("bearer "):
             return None
-        return _Secret(auth.reveal()[7:].strip())
+        return _Secret(value[7:].strip())
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -241,6 +242,12 @@ class FakeOpenRouter:
     ...     fake.base_url.startswith("http://127.0.0.1:")
     True
     """
+
+    _models: dict[str, dict[str, Any]]
+    _models_body: bytes | None
+    _reply_cache: dict[tuple[str, bytes], tuple[Any, ...]]
+    _stream_cache: dict[tuple[Any, ...], list[tuple[float, Any]]]
+    _accounting: R.Accounting
 
     def __init__(
         self,
@@ -411,7 +418,7 @@ class FakeOpenRouter:
                 "tokens_per_second": tokens_per_second,
                 "provider": provider,
             }
-            changes = {k: v for k, v in given.items() if v is not None}
+            changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
             new = replace(base, **changes)
             if model == "*":
                 self._default_profile = new
@@ -561,7 +568,7 @@ class FakeOpenRouter:
     # --- state ------------------------------------------------------------------------------------
 
     def _reset_state(self) -> None:
-        self._models: dict[str, dict[str, Any]] = {}
+        self._models = {}
         bundled = {m["id"]: m for m in R.bundled_models()}
         if self._init_models is None:
             self._models = dict(bundled)
@@ -571,9 +578,9 @@ class FakeOpenRouter:
                     self._models[m] = dict(bundled.get(m) or R.synth_model(m))
                 else:
                     self._models[str(m["id"])] = {**R.synth_model(str(m["id"])), **dict(m)}
-        self._models_body: bytes | None = None
-        self._reply_cache: dict[tuple[str, bytes], tuple[Any, ...]] = {}
-        self._stream_cache: dict[tuple[Any, ...], list[tuple[float, Any]]] = {}
+        self._models_body = None
+        self._reply_cache = {}
+        self._stream_cache = {}
         self._accounting = R.Accounting(self._models, bundled=self._init_models is None)
         self._profiles: dict[str, ModelProfile] = {}
         self._always: dict[str, Fault] = {}
