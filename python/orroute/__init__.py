@@ -35,6 +35,8 @@ _LAZY: dict[str, str] = {
     "Reservation": "orroute.cost",
     "BudgetStatus": "orroute.cost",
     "simulate": "orroute.cost",
+    # learned routing
+    "LearnedRouter": "orroute.routing",
     # router
     "AIModelManager": "orroute.manager",
     "TaskResult": "orroute.manager",
@@ -61,5 +63,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .client import AsyncOpenRouter, OpenRouter  # noqa: F401
     from .cost import BudgetStatus, CostTracker, Reservation, simulate  # noqa: F401
     from .manager import AIModelManager, TaskResult  # noqa: F401
+    from .routing import LearnedRouter  # noqa: F401
     from .selector import ModelSelector, Ranked  # noqa: F401
     from .tokenizer import Encoding, count_tokens, encoding_for_model, get_encoding  # noqa: F401
