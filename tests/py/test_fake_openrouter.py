@@ -636,8 +636,20 @@ def test_client_closing_a_stream_frees_it():
         assert fake.wait_until(lambda: fake.open_streams == 0)
 
 
+def _ensure_fds(needed: int) -> None:
+    """Raises the soft open-file limit if needed (client and server share this process)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"open-file limit {hard} < {needed}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
 async def test_thousand_concurrent_streams_held_open():
     n = 1000
+    _ensure_fds(2 * n + 200)
     with FakeOpenRouter(ttft=30, keepalive_interval=5) as fake:
         body = json.dumps(chat(stream=True)).encode()
         request = (
