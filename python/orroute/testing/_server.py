@@ -627,13 +627,13 @@ class FakeOpenRouter:
 
     # --- connection callbacks (event loop thread) -------------------------------------------------
 
-    def connection_opened(self, conn: Connection) -> None:
+    def _connection_opened(self, conn: Connection) -> None:
         self._conns.add(conn)
 
-    def connection_closed(self, conn: Connection) -> None:
+    def _connection_closed(self, conn: Connection) -> None:
         self._conns.discard(conn)
 
-    def handle(self, conn: Connection, raw: RawRequest) -> Any:
+    def _handle(self, conn: Connection, raw: RawRequest) -> Any:
         self._request_count += 1
         split = urlsplit(raw.target)
         path = split.path
