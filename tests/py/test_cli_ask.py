@@ -14,6 +14,9 @@ from orroute.testing import Fault, FakeOpenRouter
 
 KEY = "sk-or-v1-cli-ask-0123456789abcdef"
 
+# `ask` runs on the router; these run as soon as orroute.AIModelManager is part of the package
+pytest.importorskip("orroute.manager", reason="the router (AIModelManager) is not merged yet")
+
 
 @pytest.fixture
 def fake():

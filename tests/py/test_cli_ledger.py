@@ -107,3 +107,33 @@ def test_models_performance_from_recorded_calls(ledger: Path) -> None:
     assert Decimal(row["cost_per_success"]) == Decimal("0.001")
     assert row["errors"] == {"InternalServerError": 1}
     assert "75%" in run(ledger, "models", "performance").stdout
+
+
+def test_simulate_compares_strategies(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("orroute._simulate") is None:
+        pytest.skip("orroute.simulate's implementation is not merged yet")
+    work = tmp_path / "work.jsonl"
+    work.write_text("\n".join(json.dumps(t) for t in [
+        {"type": "coding", "prompt": "Write a quicksort in Rust.", "max_tokens": 400},
+        {"type": "general", "prompt": "What is 2+2?", "max_tokens": 20},
+        {"type": "reasoning", "prompt": "Prove sqrt(2) is irrational.", "max_tokens": 600},
+    ]) + "\n")
+    r = CliRunner().invoke(cli, ["simulate", str(work), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {row["strategy"]: row for row in json.loads(r.stdout)["rows"]}
+    assert set(rows) == {"cost_optimized", "balanced", "performance", "quality_first"}
+    assert all(row["tasks"] == 3 for row in rows.values())
+    assert Decimal(rows["cost_optimized"]["total_cost"]) <= \
+        Decimal(rows["quality_first"]["total_cost"])
+    table = CliRunner().invoke(cli, ["simulate", str(work), "-s", "cost_optimized,balanced"])
+    assert "cost_optimized" in table.stdout and "quality_first" not in table.stdout
+
+
+def test_simulate_input_errors(tmp_path: Path) -> None:
+    assert CliRunner().invoke(cli, ["simulate", str(tmp_path / "none.jsonl")]).exit_code == 2
+    work = tmp_path / "w.jsonl"
+    work.write_text('{"type": "coding", "prompt": "x"}\n')
+    r = CliRunner().invoke(cli, ["simulate", str(work), "-s", "fastest"])
+    assert r.exit_code == 2 and "unknown strategy" in r.stderr
