@@ -94,3 +94,13 @@ def test_health_checks_api_credits_and_ledger(fake) -> None:
     fake.fail("/credits", Fault.server_error(500))
     r = run(fake, "health")
     assert r.exit_code == 4 and "FAIL" in r.stdout
+
+
+def test_health_probe_flags_a_failing_model(fake) -> None:
+    fake.fail("openai/gpt-4o", Fault.server_error(503))
+    env = {"OPENROUTER_BASE_URL": fake.base_url, "OPENROUTER_API_KEY": KEY,
+           "ORROUTE_FALLBACKS": "openai/gpt-4o-mini,openai/gpt-4o"}
+    r = CliRunner().invoke(cli, ["health", "--probe", "--json"], env=env)
+    assert r.exit_code == 4
+    data = json.loads(r.stdout)
+    assert data["models"] == {"openai/gpt-4o-mini": "ok", "openai/gpt-4o": "failing"}

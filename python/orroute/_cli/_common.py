@@ -82,7 +82,21 @@ class AppContext:
 
             self._settings = load_settings(config_file=self.config_file, env_file=self.env_file,
                                            overrides=self.overrides)
+            _configure_logging(self._settings.log_level)
         return self._settings
+
+
+def _configure_logging(level: str) -> None:
+    """orroute's loggers write to stderr at LOG_LEVEL (the library itself only logs)."""
+    import logging
+
+    log = logging.getLogger("orroute")
+    log.setLevel(level)
+    if not any(getattr(h, "_orroute_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._orroute_cli = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
 
 
 def app(ctx: click.Context | None = None) -> AppContext:
