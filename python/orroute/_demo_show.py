@@ -261,6 +261,8 @@ class DemoShow:
     # --- the run --------------------------------------------------------------------------------
 
     async def run(self) -> D.DemoSummary:
+        import logging
+
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -269,10 +271,9 @@ class DemoShow:
             TimeElapsedColumn,
         )
 
-        import logging
-
         # alerts are shown by the demo itself; keep the ledger's log line for them quiet
         cost_log = logging.getLogger("orroute.cost")
+        propagate, cost_log.propagate = cost_log.propagate, False
         if not cost_log.handlers:
             cost_log.addHandler(logging.NullHandler())
         t0 = time.perf_counter()
@@ -298,6 +299,7 @@ class DemoShow:
             self.progress = None
             return self.summarize(len(specs), time.perf_counter() - t0, base_url)
         finally:
+            cost_log.propagate = propagate
             if self.fake is not None:
                 self.fake.stop()
 

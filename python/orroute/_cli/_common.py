@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -88,15 +89,24 @@ class AppContext:
 
 def _configure_logging(level: str) -> None:
     """orroute's loggers write to stderr at LOG_LEVEL (the library itself only logs)."""
-    import logging
-
     log = logging.getLogger("orroute")
     log.setLevel(level)
-    if not any(getattr(h, "_orroute_cli", False) for h in log.handlers):
-        handler = logging.StreamHandler()
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        handler._orroute_cli = True  # type: ignore[attr-defined]
         log.addHandler(handler)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (click's test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 def app(ctx: click.Context | None = None) -> AppContext:
