@@ -168,8 +168,8 @@ by_model.plot.barh(ax=axes[0], title="spend by model (USD)")
 df.groupby("project")["cost_usd"].sum().sort_values().plot.barh(ax=axes[1],
                                                                 title="spend by project (USD)")
 per_day = df.set_index("time")["cost_usd"].resample("D").sum()
-per_day.plot.bar(ax=axes[2], title="spend per day (USD)")
-axes[2].set_xticklabels([d.strftime("%m-%d") for d in per_day.index], rotation=0)
+per_day.index = per_day.index.strftime("%Y-%m-%d")
+per_day.plot.bar(ax=axes[2], title="spend per day (USD)", rot=0)
 plt.tight_layout()
 plt.show()
 
@@ -206,11 +206,13 @@ budgets = tracker.budgets()
 for b in budgets:
     print(f"{b.name}: limit ${b.limit}, spent ${b.spent}, remaining ${b.remaining} "
           f"({b.fraction_used:.0%} used)")
-spent = df.sort_values("time").set_index("time")["cost_usd"].cumsum()
 fig, ax = plt.subplots(figsize=(9, 4))
-ax.step(spent.index, spent.values, where="post", label="cumulative spend")
-for b in budgets:
-    ax.axhline(float(b.limit), linestyle="--", color="tab:red", label=f"limit {b.name}")
+for b in budgets[-3:]:  # the most recent budgets (each demo run has its own)
+    scoped = df[df["project"] == b.scope.removeprefix("project:")] \
+        if b.scope.startswith("project:") else df
+    spent = scoped.sort_values("time").set_index("time")["cost_usd"].cumsum()
+    line = ax.step(spent.index, spent.values, where="post", label=f"spent, {b.name}")[0]
+    ax.axhline(float(b.limit), linestyle="--", color=line.get_color(), label=f"limit ${b.limit}")
     for pct in b.thresholds:
         ax.axhline(float(b.limit) * pct / 100, linestyle=":", color="grey", linewidth=0.8)
 ax.set_ylabel("USD")
