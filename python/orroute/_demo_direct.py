@@ -109,6 +109,7 @@ class DirectRouter:
     async def _run(self, task: Any, stream_sink: Any) -> DirectResult:
         plan = self.plan(task)
         attempts: list[DirectAttempt] = []
+        refusal: E.BudgetExceededError | None = None
         for model in plan["candidates"]:
             prompt = self._prompt_tokens(task, model)
             worst = self.catalog.worst_case_cost(model, prompt_tokens=prompt,
@@ -118,6 +119,7 @@ class DirectRouter:
                                                    task_id=task.id)
             except E.BudgetExceededError as e:
                 attempts.append(DirectAttempt(model, "skipped:budget", message=str(e)))
+                refusal = e
                 continue
             start = time.perf_counter()
             try:
@@ -141,6 +143,9 @@ class DirectRouter:
                        "completion_tokens": usage.completion_tokens or 0},
                 cost=cost, attempts=attempts, reasons=plan["reasons"],
                 candidates=plan["candidates"], task_type=task.type)
+        if refusal is not None and all(a.error == "skipped:budget" for a in attempts):
+            refusal.attempts = attempts  # type: ignore[attr-defined]
+            raise refusal
         last = attempts[-1] if attempts else None
         err = E.NoModelAvailableError(
             f"every candidate failed or was skipped: {', '.join(a.model for a in attempts)}"

@@ -130,8 +130,9 @@ class DemoShow:
         for model, err in out.failed_attempts:
             self.say(f"  [yellow]! {model} failed ({err}); falling back[/]")
         if out.error:
-            self.say(f"[red]x[/] [{i:>2}/{n}] {spec.type:<15} {spec.label[:30]:<30} "
-                     f"[red]{out.error}[/]")
+            color = "yellow" if out.error.startswith("refused by the budget") else "red"
+            self.say(f"[{color}]x[/] [{i:>2}/{n}] {spec.type:<15} {spec.label[:30]:<30} "
+                     f"[{color}]{out.error}[/]")
             return
         cx = ""
         if out.complexity and out.complexity[0] is not None:
@@ -185,8 +186,15 @@ class DemoShow:
                 return await self.stream_one(manager, spec, task, start)
             result = await manager.execute_task(task)
         except Exception as e:  # noqa: BLE001 - the demo shows the failure and goes on
+            import orroute
+
+            error = _error_line(e)
+            if isinstance(e, orroute.BudgetError):
+                left = getattr(e, "remaining", None)
+                error = "refused by the budget" + (f" (${left:.6f} left)" if left is not None
+                                                   else "")
             out = D.Outcome(spec.id, spec.type, None, Decimal(0), time.perf_counter() - start,
-                            error=_error_line(e))
+                            error=error)
             for a in getattr(e, "attempts", None) or []:
                 if _get(a, "error") and not str(_get(a, "error")).startswith("skipped:"):
                     out.failed_attempts.append((str(_get(a, "model")), str(_get(a, "error"))))
@@ -388,7 +396,10 @@ class DemoShow:
             for key, row in sorted(rows.items(), key=lambda kv: -kv[1]["cost"]):
                 t.add_row(key, str(row["calls"]), f"{row['tokens']:,}", f"${row['cost']:.6f}")
             self.con.print(t)
-        self.say(f"{s.succeeded}/{s.tasks} tasks done in {s.seconds:.1f}s; {s.fallbacks} needed "
+        refused = sum(1 for o in self.outcomes if (o.error or "").startswith("refused by the"))
+        self.say(f"{s.succeeded}/{s.tasks} tasks done in {s.seconds:.1f}s"
+                 + (f" ({refused} refused by the budget)" if refused else "")
+                 + f"; {s.fallbacks} needed "
                  f"a fallback; {len(s.alerts)} budget alert(s); spent [bold]${s.total_cost:.6f}[/]"
                  f" of the ${s.budget} budget")
         if s.premium_cost:

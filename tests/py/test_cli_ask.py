@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from orroute.cli import cli
-from orroute.testing import Fault, FakeOpenRouter
+from orroute.testing import FakeOpenRouter, Fault
 
 KEY = "sk-or-v1-cli-ask-0123456789abcdef"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import orroute
 import pytest
 from click.testing import CliRunner
-
-import orroute
 from orroute.cli import cli
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 import orroute
+import pytest
 from orroute.testing import FakeOpenRouter, Fault
 
 MSGS = [{"role": "user", "content": "Say hello"}]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 import orroute
+import pytest
 from orroute.testing import FakeOpenRouter, Fault
 from orroute.types import ChatCompletionChunk
 

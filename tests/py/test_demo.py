@@ -40,21 +40,20 @@ def test_demo_replies_fit_the_task() -> None:
 
 # --- end to end, offline -------------------------------------------------------------------------
 
-import json  # noqa: E402
-from decimal import Decimal  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+from decimal import Decimal
+from pathlib import Path
 
-import pytest  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
-
-from orroute.cli import cli  # noqa: E402
+import pytest
+from click.testing import CliRunner
+from orroute.cli import cli
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory):
     """One offline demo run, time-compressed (the real one is `orroute demo`)."""
     home = tmp_path_factory.mktemp("home")
-    r = CliRunner().invoke(cli, ["demo", "--speed", "40", "--concurrency", "8", "--json"],
+    r = CliRunner().invoke(cli, ["demo", "--speed", "40", "--json"],
                            env={"ORROUTE_HOME": str(home), "OPENROUTER_API_KEY": None})
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout), home
@@ -64,7 +63,10 @@ def test_demo_runs_offline_and_books_everything_in_its_ledger(demo_run) -> None:
     summary, home = demo_run
     assert summary["mode"] == "offline"
     assert summary["ledger"] == str(home / "demo.sqlite3")
-    assert summary["tasks"] == 30 and summary["succeeded"] >= 28
+    assert summary["tasks"] == 30 and summary["succeeded"] >= 20
+    # a task may be refused by the (deliberately small) budget, never fail otherwise
+    errors = [o["error"] for o in summary["outcomes"] if o["error"]]
+    assert all(e.startswith("refused by the budget") for e in errors), errors
     tracker = orroute.CostTracker(summary["ledger"])
     rows = tracker.usage_history(project=summary["project"])
     assert len(rows) >= summary["succeeded"]
@@ -76,15 +78,16 @@ def test_demo_runs_offline_and_books_everything_in_its_ledger(demo_run) -> None:
 
 def test_demo_shows_a_fallback_an_alert_and_savings(demo_run) -> None:
     summary, _ = demo_run
-    assert summary["fallbacks"] >= 1
-    assert summary["alerts"]
+    brief = {k: summary[k] for k in ("fallbacks", "alerts", "total_cost", "budget", "failed")}
+    assert summary["fallbacks"] >= 1, brief
+    assert summary["alerts"], brief
     assert Decimal(summary["total_cost"]) <= Decimal(summary["budget"])
     assert Decimal(summary["savings"]) > 0
     assert Decimal(summary["premium_cost"]) > Decimal(summary["total_cost"])
 
 
 def test_demo_text_output_walks_through_the_story(tmp_path: Path) -> None:
-    r = CliRunner().invoke(cli, ["demo", "--speed", "40", "--concurrency", "8", "--tasks", "17"],
+    r = CliRunner().invoke(cli, ["demo", "--speed", "40", "--tasks", "17"],
                            env={"ORROUTE_HOME": str(tmp_path)})
     assert r.exit_code == 0, r.output
     out = r.output

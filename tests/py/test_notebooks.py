@@ -53,7 +53,7 @@ def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("demo-home")
     settings = load_settings(env={"ORROUTE_HOME": str(home)}, env_file=False)
     ledger = home / "demo.sqlite"
-    summary = run_demo(settings=settings, offline=True, speed=50, concurrency=8, ledger=ledger,
+    summary = run_demo(settings=settings, offline=True, speed=40, ledger=ledger,
                        quiet=True)
     assert summary.succeeded > 20
     return ledger
