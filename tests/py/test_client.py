@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-import orroute
 import pytest
+
+import orroute
 from orroute.testing import FakeOpenRouter, Fault
 
 MSGS = [{"role": "user", "content": "Say hello"}]

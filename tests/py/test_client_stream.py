@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import orroute
 import pytest
+
+import orroute
 from orroute.testing import FakeOpenRouter, Fault
 from orroute.types import ChatCompletionChunk
 
