@@ -8,8 +8,9 @@ from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
+
 from orroute.cli import cli
-from orroute.testing import FakeOpenRouter, Fault
+from orroute.testing import Fault, FakeOpenRouter
 
 KEY = "sk-or-v1-cli-test-0123456789abcdef"
 

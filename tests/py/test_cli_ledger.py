@@ -7,9 +7,10 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import orroute
 import pytest
 from click.testing import CliRunner
+
+import orroute
 from orroute.cli import cli
 
 

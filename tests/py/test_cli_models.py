@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-import orroute
 import pytest
 from click.testing import CliRunner
+
+import orroute
 from orroute.cli import cli
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
 
 import orroute
 from orroute import demo
+from orroute.cli import cli
 
 
 def test_workload_is_thirty_mixed_tasks_with_one_stream_and_one_long_context() -> None:
@@ -39,14 +46,6 @@ def test_demo_replies_fit_the_task() -> None:
 
 
 # --- end to end, offline -------------------------------------------------------------------------
-
-import json
-from decimal import Decimal
-from pathlib import Path
-
-import pytest
-from click.testing import CliRunner
-from orroute.cli import cli
 
 
 @pytest.fixture(scope="module")
