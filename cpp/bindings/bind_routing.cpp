@@ -75,6 +75,7 @@ void bind_routing(py::module_& m) {
       .def_readwrite("l2", &RouterConfig::l2)
       .def_readwrite("l2_shared", &RouterConfig::l2_shared)
       .def_readwrite("shared_component", &RouterConfig::shared_component)
+      .def_readwrite("adagrad_init", &RouterConfig::adagrad_init)
       .def_readwrite("prior_strength", &RouterConfig::prior_strength)
       .def_readwrite("seed", &RouterConfig::seed);
 

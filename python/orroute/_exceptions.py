@@ -90,6 +90,8 @@ class BudgetExceededError(BudgetError):
     Attributes:
         budget: the budget's name (scope and window), e.g. ``"project:demo/daily"``.
         limit, spent, reserved, estimate: amounts in USD as ``decimal.Decimal``.
+        remaining: what is left in the tightest matching budget (what a cheaper model must fit).
+        policy: the budget's policy, ``"refuse"`` or ``"downgrade"``.
     """
 
     def __init__(
@@ -101,6 +103,8 @@ class BudgetExceededError(BudgetError):
         spent: Any = None,
         reserved: Any = None,
         estimate: Any = None,
+        remaining: Any = None,
+        policy: str | None = None,
     ) -> None:
         super().__init__(message)
         self.budget = budget
@@ -108,6 +112,8 @@ class BudgetExceededError(BudgetError):
         self.spent = spent
         self.reserved = reserved
         self.estimate = estimate
+        self.remaining = remaining
+        self.policy = policy
 
 
 class EmergencyCutoffError(BudgetError):

@@ -61,7 +61,13 @@ def load_outcomes(name: str = "routerbench") -> Outcomes:
     models = [header[i].removeprefix("score:") for i in score_cols]
     scores = np.array([[float(r[i]) for i in score_cols] for r in rows])
     costs = np.array([[float(r[i]) for i in cost_cols] for r in rows]) if cost_cols else None
-    return Outcomes(name, [r[2] for r in rows], [r[1] for r in rows], models, scores, costs)
+    # A handful of RouterBench rows lack a score for some model: the metrics need complete rows.
+    keep = ~np.isnan(scores).any(axis=1)
+    if costs is not None:
+        keep &= ~np.isnan(costs).any(axis=1)
+    idx = np.nonzero(keep)[0]
+    return Outcomes(name, [rows[i][2] for i in idx], [rows[i][1] for i in idx], models,
+                    scores[idx], None if costs is None else costs[idx])
 
 
 # ---------------------------------------------------------------------------- predictions

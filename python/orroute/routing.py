@@ -49,6 +49,7 @@ _OPTIONS = (
     "l2",
     "l2_shared",
     "shared_component",
+    "adagrad_init",
     "prior_strength",
     "seed",
 )
@@ -142,10 +143,11 @@ class LearnedRouter:
             scores: model -> score in [0, 1] per prompt (``None`` = not observed).
             costs: model -> USD cost of that model's answer per prompt (``None`` = unknown).
                 Models missing here get no cost estimate (treated as free when routing).
-            **options: ``epochs`` (6), ``learning_rate`` (0.2), ``l2`` (1e-3), ``l2_shared``
-                (1e-4), ``shared_component`` (True), ``prior_strength`` (10), ``seed`` (1),
-                ``hash_bits`` (18), ``word_unigrams``/``word_bigrams`` (True), ``char_ngram_min``/
-                ``char_ngram_max`` (3/5, 0 = off), ``char_window`` (4096), ``structure`` (True).
+            **options: ``epochs`` (8), ``learning_rate`` (0.02), ``l2`` (0.03), ``l2_shared``
+                (1e-3), ``adagrad_init`` (4), ``shared_component`` (True), ``prior_strength``
+                (10), ``seed`` (1), ``hash_bits`` (16), ``word_unigrams``/``word_bigrams``
+                (True), ``char_ngram_min``/``char_ngram_max`` (3/5, 0 = off), ``char_window``
+                (256), ``structure`` (True).
 
         Raises:
             InvalidArgumentError: ragged columns, scores outside [0, 1], negative costs, a cost

@@ -8,6 +8,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <exception>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <mutex>
@@ -178,6 +181,22 @@ std::vector<std::pair<std::string, std::string>> decode_tags(const std::string& 
   return out;
 }
 
+std::vector<std::pair<int64_t, TimeUs>> decode_windows(const std::string& text) {
+  std::vector<std::pair<int64_t, TimeUs>> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(';', pos);
+    if (end == std::string::npos) end = text.size();
+    const size_t colon = text.find(':', pos);
+    if (colon < end) {
+      out.emplace_back(std::strtoll(text.c_str() + pos, nullptr, 10),
+                       std::strtoll(text.c_str() + colon + 1, nullptr, 10));
+    }
+    pos = end + 1;
+  }
+  return out;
+}
+
 bool matches(const BudgetScope& b, const SpendScope& s) {
   switch (b.kind) {
     case ScopeKind::kGlobal: return true;
@@ -249,8 +268,6 @@ CREATE TABLE calls(
   outcome TEXT NOT NULL, error_class TEXT, attempts INTEGER NOT NULL);
 CREATE INDEX calls_ts ON calls(ts);
 CREATE INDEX calls_project_ts ON calls(project, ts);
-CREATE INDEX calls_conversation_ts ON calls(conversation, ts);
-CREATE INDEX calls_model_ts ON calls(model_used, ts);
 CREATE INDEX calls_type_model ON calls(task_type, model_used, id);
 
 CREATE TABLE call_tags(
@@ -277,12 +294,8 @@ CREATE TABLE reservations(
   pid INTEGER NOT NULL, pid_start INTEGER NOT NULL, host TEXT,
   created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
   amount_nanos INTEGER NOT NULL, amount_attos INTEGER NOT NULL,
-  project TEXT, conversation TEXT, tags TEXT, model TEXT, task_id TEXT);
-
-CREATE TABLE reservation_windows(
-  reservation_id INTEGER NOT NULL, budget_id INTEGER NOT NULL, window_start INTEGER NOT NULL,
-  PRIMARY KEY (reservation_id, budget_id)) WITHOUT ROWID;
-CREATE INDEX reservation_windows_budget ON reservation_windows(budget_id);
+  project TEXT, conversation TEXT, tags TEXT, model TEXT, task_id TEXT,
+  windows TEXT NOT NULL);
 
 CREATE TABLE alerts(
   budget_id INTEGER NOT NULL, window_start INTEGER NOT NULL, threshold_pct INTEGER NOT NULL,
@@ -312,6 +325,7 @@ struct SqliteLedger::Impl {
   sqlite3* db = nullptr;
   std::mutex mu;
   std::unordered_map<std::string, sqlite3_stmt*> stmts;
+  std::unordered_map<const char*, sqlite3_stmt*> literal_stmts;
   int64_t pid = 0, pid_start = 0;
   std::string host;
   // Budgets as of budget_gen (re-read when another writer bumps it).
@@ -331,6 +345,7 @@ struct SqliteLedger::Impl {
 
   ~Impl() {
     for (auto& [sql, s] : stmts) sqlite3_finalize(s);
+    for (auto& [sql, s] : literal_stmts) sqlite3_finalize(s);
     if (db) sqlite3_close_v2(db);
   }
 
@@ -341,6 +356,24 @@ struct SqliteLedger::Impl {
       sqlite3_free(err);
       throw Error(std::string("ledger: ") + msg);
     }
+  }
+
+  // Hot path: statements from string literals are cached by address (no hashing of the text).
+  Query q(const char* sql) {
+    auto it = literal_stmts.find(sql);
+    if (it == literal_stmts.end()) {
+      sqlite3_stmt* s = prepare(sql);
+      it = literal_stmts.emplace(sql, s).first;
+    }
+    return Query(db, it->second);
+  }
+
+  sqlite3_stmt* prepare(const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+      fail(db, "prepare");
+    }
+    return s;
   }
 
   Query q(const std::string& sql) {
@@ -361,12 +394,12 @@ struct SqliteLedger::Impl {
   // atomic across processes.
   class Txn {
    public:
-    explicit Txn(Impl& impl) : impl_(impl) { impl_.exec("BEGIN IMMEDIATE"); }
+    explicit Txn(Impl& impl) : impl_(impl) { impl_.q("BEGIN IMMEDIATE").run(); }
     ~Txn() {
       if (!done_) sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
     }
     void commit() {
-      impl_.exec("COMMIT");
+      impl_.q("COMMIT").run();
       done_ = true;
     }
 
@@ -374,6 +407,74 @@ struct SqliteLedger::Impl {
     Impl& impl_;
     bool done_ = false;
   };
+
+  // ---- group commit ----
+  // Money operations from many threads are batched: the first waiting thread becomes the leader,
+  // takes every queued job, and runs them in one BEGIN IMMEDIATE transaction, each inside its own
+  // SAVEPOINT so a failing job is rolled back alone. One commit (one WAL append) then serves the
+  // whole batch. A job's caller returns only after the commit, so nothing is reported before it
+  // is durable; the cross-process semantics are unchanged (each batch is one atomic step).
+  struct Job {
+    std::function<void()> run;
+    std::exception_ptr error;
+    bool done = false;
+  };
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::vector<Job*> queue;
+  bool leader_active = false;
+
+  void run_batch(const std::vector<Job*>& batch) {
+    std::lock_guard lock(mu);
+    try {
+      Txn txn(*this);
+      for (Job* job : batch) {
+        q("SAVEPOINT job").run();
+        try {
+          job->run();
+        } catch (...) {
+          job->error = std::current_exception();
+          q("ROLLBACK TO job").run();
+        }
+        q("RELEASE job").run();
+      }
+      txn.commit();
+    } catch (...) {
+      // BEGIN or COMMIT failed: nothing in the batch happened.
+      for (Job* job : batch) {
+        if (!job->error) job->error = std::current_exception();
+      }
+    }
+  }
+
+  template <class F>
+  auto transact(F&& body) -> decltype(body()) {
+    check_pid();
+    using R = decltype(body());
+    std::optional<R> result;
+    Job job;
+    job.run = [&] { result.emplace(body()); };
+    std::unique_lock lk(queue_mu);
+    queue.push_back(&job);
+    while (!job.done) {
+      if (!leader_active) {
+        leader_active = true;
+        std::vector<Job*> batch;
+        batch.swap(queue);
+        lk.unlock();
+        run_batch(batch);
+        lk.lock();
+        for (Job* j : batch) j->done = true;
+        leader_active = false;
+        queue_cv.notify_all();
+      } else {
+        queue_cv.wait(lk);
+      }
+    }
+    lk.unlock();
+    if (job.error) std::rethrow_exception(job.error);
+    return std::move(*result);
+  }
 
   void check_pid() const {
     if (static_cast<int64_t>(::getpid()) != pid) {
@@ -518,17 +619,13 @@ struct SqliteLedger::Impl {
   // Removes a reservation and its share of the counters. false if it does not exist.
   bool remove_reservation(int64_t id) {
     Money amount;
+    std::vector<std::pair<int64_t, TimeUs>> windows;
     {
-      auto s = q("SELECT amount_nanos, amount_attos FROM reservations WHERE id = ?");
+      auto s = q("SELECT amount_nanos, amount_attos, windows FROM reservations WHERE id = ?");
       s.bind(1, id);
       if (!s.step()) return false;
       amount = join(s.i64(0), s.i64(1));
-    }
-    std::vector<std::pair<int64_t, TimeUs>> windows;
-    {
-      auto s = q("SELECT budget_id, window_start FROM reservation_windows WHERE reservation_id = ?");
-      s.bind(1, id);
-      while (s.step()) windows.emplace_back(s.i64(0), s.i64(1));
+      windows = decode_windows(s.text(2));
     }
     for (const auto& [budget_id, start] : windows) {
       auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
@@ -539,7 +636,6 @@ struct SqliteLedger::Impl {
       if (c.reserved.is_negative()) c.reserved = Money();
       write_counter(budget_id, start, c);
     }
-    q("DELETE FROM reservation_windows WHERE reservation_id = ?").bind(1, id).run();
     q("DELETE FROM reservations WHERE id = ?").bind(1, id).run();
     return true;
   }
@@ -734,7 +830,6 @@ bool SqliteLedger::remove_budget(const BudgetScope& scope, Window window) {
   }
   impl_->q("DELETE FROM budgets WHERE id = ?").bind(1, id).run();
   impl_->q("DELETE FROM budget_windows WHERE budget_id = ?").bind(1, id).run();
-  impl_->q("DELETE FROM reservation_windows WHERE budget_id = ?").bind(1, id).run();
   impl_->bump_gen();
   txn.commit();
   return true;
@@ -767,10 +862,11 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
   if (r.amount.is_negative()) throw InvalidArgument("reservation amount must be >= 0");
   if (r.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
   check_scope(r.scope);
-  std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
   const TimeUs at = r.at != 0 ? r.at : now_us();
-  Impl::Txn txn(*impl_);
+  return impl_->transact([&] { return reserve_in_txn(r, at); });
+}
+
+ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) {
   bool reclaimed = false;
   if (std::chrono::steady_clock::now() - impl_->last_reclaim >=
       std::chrono::microseconds(impl_->options.reclaim_interval_us)) {
@@ -782,7 +878,6 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
     if (auto cut = impl_->read_state()) {
       out.status = ReserveStatus::kCutoff;
       out.cutoff_reason = *cut;
-      txn.commit();
       return out;
     }
     auto matched = impl_->match(r.scope, at, false);
@@ -803,33 +898,32 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
       }
       out.status = ReserveStatus::kExceeded;
       out.blocking = BudgetState{*b->budget, b->start, b->end, b->counter.spent, b->counter.reserved};
-      txn.commit();  // keeps new counters and reclaims
-      return out;
+      return out;  // the batch commits new counters and reclaims
     }
     const auto [an, aa] = split(r.amount);
+    std::string windows;  // the counters this reservation is charged to: "budget:start;..."
+    for (const auto& m : matched) {
+      windows += std::to_string(m.budget->id) + ":" + std::to_string(m.start) + ";";
+    }
     impl_->q("INSERT INTO reservations(pid, pid_start, host, created_at, expires_at, amount_nanos, "
-             "amount_attos, project, conversation, tags, model, task_id) VALUES "
-             "(?,?,?,?,?,?,?,?,?,?,?,?)")
+             "amount_attos, project, conversation, tags, model, task_id, windows) VALUES "
+             "(?,?,?,?,?,?,?,?,?,?,?,?,?)")
         .bind(1, impl_->pid).bind(2, impl_->pid_start).bind(3, impl_->host).bind(4, at)
         .bind(5, at + r.ttl_us).bind(6, an).bind(7, aa).bind(8, r.scope.project)
         .bind(9, r.scope.conversation).bind(10, encode_tags(r.scope)).bind(11, r.model)
-        .bind(12, r.task_id).run();
+        .bind(12, r.task_id).bind_text(13, windows).run();
     out.reservation_id = sqlite3_last_insert_rowid(impl_->db);
     for (auto& m : matched) {
-      impl_->q("INSERT INTO reservation_windows VALUES (?, ?, ?)")
-          .bind(1, out.reservation_id).bind(2, m.budget->id).bind(3, m.start).run();
       m.counter.reserved += r.amount;
       impl_->write_counter(m.budget->id, m.start, m.counter);
     }
-    txn.commit();
     return out;
   }
 }
 
 SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
-  std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
-  Impl::Txn txn(*impl_);
+  const TimeUs now = now_us();
+  return impl_->transact([&] {
   bool found = false;
   {
     auto s = impl_->q("SELECT created_at, project, conversation, tags FROM reservations WHERE id = ?");
@@ -843,30 +937,20 @@ SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
     }
   }
   if (found) impl_->remove_reservation(reservation_id);
-  if (call.at == 0) call.at = now_us();
+  if (call.at == 0) call.at = now;
   SettleOutcome out = impl_->insert_call(call);
   out.reservation_found = found;
-  txn.commit();
   return out;
+  });
 }
 
 bool SqliteLedger::release(int64_t reservation_id) {
-  std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
-  Impl::Txn txn(*impl_);
-  const bool found = impl_->remove_reservation(reservation_id);
-  txn.commit();
-  return found;
+  return impl_->transact([&] { return impl_->remove_reservation(reservation_id); });
 }
 
 SettleOutcome SqliteLedger::record(CallRecord call) {
-  std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
   if (call.at == 0) call.at = now_us();
-  Impl::Txn txn(*impl_);
-  SettleOutcome out = impl_->insert_call(call);
-  txn.commit();
-  return out;
+  return impl_->transact([&] { return impl_->insert_call(call); });
 }
 
 int64_t SqliteLedger::reclaim(TimeUs at) {

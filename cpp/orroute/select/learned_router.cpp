@@ -130,6 +130,9 @@ void RouterConfig::validate() const {
   if (!(l2 >= 0) || !(l2_shared >= 0) || !finite(l2) || !finite(l2_shared)) {
     throw InvalidArgument("l2 and l2_shared must be non-negative");
   }
+  if (!(adagrad_init >= 0) || !finite(adagrad_init)) {
+    throw InvalidArgument("adagrad_init must be non-negative");
+  }
   if (!(prior_strength >= 0) || !finite(prior_strength)) {
     throw InvalidArgument("prior_strength must be non-negative");
   }
@@ -232,12 +235,19 @@ void LearnedRouter::step(const std::vector<SparseFeature>& x, const std::vector<
       m.scale -= lr * ga / (std::sqrt(m.scale_acc) + kEps);
     }
   }
+  // Models with few rows get a stronger L2 (like the bias prior) so that a handful of outcomes
+  // cannot swing their predictions far from the prior.
+  std::vector<double> l2m(n);
+  for (size_t m = 0; m < n; ++m) {
+    l2m[m] = config_.l2 * (1.0 + config_.prior_strength /
+                                     static_cast<double>(std::max<int64_t>(models_[m].rows, 1)));
+  }
   for (const auto& f : x) {
     float* w = &w_[static_cast<size_t>(f.index) * n];
     float* acc = &w_acc_[static_cast<size_t>(f.index) * n];
     for (size_t m = 0; m < n; ++m) {
       if (!active[m]) continue;
-      const double gw = g[m] * f.value + config_.l2 * w[m];
+      const double gw = g[m] * f.value + l2m[m] * w[m];
       acc[m] = static_cast<float>(acc[m] + gw * gw);
       w[m] = static_cast<float>(w[m] - lr * gw / (std::sqrt(static_cast<double>(acc[m])) + kEps));
     }
@@ -320,10 +330,12 @@ std::shared_ptr<LearnedRouter> LearnedRouter::fit(const OutcomeTable& table,
     p.bias = p.bias_prior;
   }
   r->w_.assign(static_cast<size_t>(dim) * n_models, 0.0f);
-  r->w_acc_.assign(static_cast<size_t>(dim) * n_models, 0.0f);
+  const auto acc0 = static_cast<float>(config.adagrad_init);
+  r->w_acc_.assign(static_cast<size_t>(dim) * n_models, acc0);
+  for (auto& p : r->models_) p.bias_acc = p.scale_acc = config.adagrad_init;
   if (config.shared_component) {
     r->v_.assign(dim, 0.0f);
-    r->v_acc_.assign(dim, 0.0f);
+    r->v_acc_.assign(dim, acc0);
   }
 
   std::vector<size_t> order(n_prompts);
@@ -490,18 +502,19 @@ std::vector<double> LearnedRouter::mean_scores() const {
 namespace {
 
 // Non-zero entries (weight or accumulator) of column `col` of a feature-major [dim x stride] pair.
+// Entries still at (0, acc0) are untouched and not written.
 void put_sparse(Writer& w, const std::vector<float>& values, const std::vector<float>& acc,
-                size_t stride, size_t col) {
+                size_t stride, size_t col, float acc0) {
   const size_t dim = values.size() / stride;
   uint32_t nnz = 0;
   for (size_t i = 0; i < dim; ++i) {
-    nnz += (values[i * stride + col] != 0.0f || acc[i * stride + col] != 0.0f);
+    nnz += (values[i * stride + col] != 0.0f || acc[i * stride + col] != acc0);
   }
   w.put<uint32_t>(nnz);
   for (size_t i = 0; i < dim; ++i) {
     const float v = values[i * stride + col];
     const float a = acc[i * stride + col];
-    if (v == 0.0f && a == 0.0f) continue;
+    if (v == 0.0f && a == acc0) continue;
     w.put<uint32_t>(static_cast<uint32_t>(i));
     w.put<float>(v);
     w.put<float>(a);
@@ -541,6 +554,7 @@ std::string LearnedRouter::to_bytes() const {
   w.put<double>(config_.l2);
   w.put<double>(config_.l2_shared);
   w.put<uint8_t>(config_.shared_component);
+  w.put<double>(config_.adagrad_init);
   w.put<double>(config_.prior_strength);
   w.put<uint64_t>(config_.seed);
   w.put<uint32_t>(static_cast<uint32_t>(models_.size()));
@@ -557,9 +571,9 @@ std::string LearnedRouter::to_bytes() const {
       for (const double v : m.cost_xtx) w.put(v);
       for (const double v : m.cost_xty) w.put(v);
     }
-    put_sparse(w, w_, w_acc_, models_.size(), mi);
+    put_sparse(w, w_, w_acc_, models_.size(), mi, static_cast<float>(config_.adagrad_init));
   }
-  if (config_.shared_component) put_sparse(w, v_, v_acc_, 1, 0);
+  if (config_.shared_component) put_sparse(w, v_, v_acc_, 1, 0, static_cast<float>(config_.adagrad_init));
   w.put_raw(kEndMagic, sizeof kEndMagic);
   return w.take();
 }
@@ -589,6 +603,7 @@ std::shared_ptr<LearnedRouter> LearnedRouter::from_bytes(std::string_view bytes)
   c.l2 = r.get<double>();
   c.l2_shared = r.get<double>();
   c.shared_component = r.get<uint8_t>() != 0;
+  c.adagrad_init = r.get<double>();
   c.prior_strength = r.get<double>();
   c.seed = r.get<uint64_t>();
   std::shared_ptr<LearnedRouter> router;
@@ -602,7 +617,8 @@ std::shared_ptr<LearnedRouter> LearnedRouter::from_bytes(std::string_view bytes)
   if (n_models == 0 || n_models > 100000) throw ParseError("learned router file is corrupt");
   router->models_.resize(n_models);
   router->w_.assign(static_cast<size_t>(dim) * n_models, 0.0f);
-  router->w_acc_.assign(static_cast<size_t>(dim) * n_models, 0.0f);
+  const auto acc0 = static_cast<float>(c.adagrad_init);
+  router->w_acc_.assign(static_cast<size_t>(dim) * n_models, acc0);
   for (size_t mi = 0; mi < n_models; ++mi) {
     ModelParams& m = router->models_[mi];
     m.name = r.get_str();
@@ -627,7 +643,7 @@ std::shared_ptr<LearnedRouter> LearnedRouter::from_bytes(std::string_view bytes)
   }
   if (c.shared_component) {
     router->v_.assign(dim, 0.0f);
-    router->v_acc_.assign(dim, 0.0f);
+    router->v_acc_.assign(dim, acc0);
     get_sparse(r, router->v_, router->v_acc_, 1, 0);
   }
   if (std::memcmp(r.get_raw(sizeof kEndMagic).data(), kEndMagic, sizeof kEndMagic) != 0 ||

@@ -27,14 +27,30 @@
 
 namespace orroute {
 
+// The router's feature defaults: 2^16 hashed dims, words + bigrams, character 3..5-grams of the
+// last 256 bytes (the question after any few-shot examples), structure block.
+inline FeatureConfig default_features() {
+  FeatureConfig f;
+  f.hash_bits = 16;
+  f.char_window = 256;
+  return f;
+}
+
 // Training hyper-parameters. Stored in the saved file (except the ones only fit() reads).
 struct RouterConfig {
-  FeatureConfig features;
-  uint32_t epochs = 6;
-  double learning_rate = 0.2;     // AdaGrad step size
-  double l2 = 1e-3;               // per-update L2 on each model's own weights w_m
-  double l2_shared = 1e-4;        // per-update L2 on the shared weights v
+  FeatureConfig features = default_features();
+  // Defaults chosen by 3-fold cross-validation on RouterBench (bench/routing_eval.py): strong
+  // regularisation wins, because little of a model's success is predictable from the prompt
+  // beyond its task.
+  uint32_t epochs = 8;
+  double learning_rate = 0.02;    // AdaGrad step size
+  double l2 = 0.03;               // per-update L2 on each model's own weights w_m
+  double l2_shared = 1e-3;        // per-update L2 on the shared weights v
   bool shared_component = true;   // use a_m * (v . x)
+  // Starting value of every AdaGrad accumulator. > 0 damps the first steps of rare features (a
+  // feature seen in one prompt then moves ~learning_rate * gradient, not ~learning_rate), so the
+  // model learns from features many prompts share instead of memorising single prompts.
+  double adagrad_init = 4.0;
   double prior_strength = 10.0;   // pseudo-rows pulling b_m to its prior; also smooths the prior
   uint64_t seed = 1;              // shuffling order of fit()
 

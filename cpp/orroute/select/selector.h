@@ -1,0 +1,170 @@
+// ModelSelector: picks the model for a task from the catalog — filter by task type, constraints,
+// context and budget, then rank by strategy over quality (priors, or a learned per-prompt
+// prediction), estimated cost and measured speed/reliability.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "orroute/catalog/catalog.h"
+#include "orroute/error.h"
+#include "orroute/select/quality_priors.h"
+#include "orroute/select/task_types.h"
+
+namespace orroute {
+
+// Nothing survived selection. The message names the constraint that removed the last candidates.
+class NoModelAvailable : public Error {
+ public:
+  using Error::Error;
+  const char* python_type() const noexcept override { return "NoModelAvailableError"; }
+};
+
+// How candidates are ranked. Score = wq x quality + wc x cheapness + ws x speed, with
+// (wq, wc, ws): cost_optimized (0.2, 0.8, 0), balanced (0.55, 0.4, 0.05),
+// performance (0.5, 0.1, 0.4), quality_first (0.9, 0.1, 0).
+enum class Strategy : int { kCostOptimized = 0, kBalanced, kPerformance, kQualityFirst };
+std::string_view strategy_name(Strategy s);
+// Throws InvalidArgument listing the strategies if unknown.
+Strategy strategy_from_name(std::string_view name);
+
+// Hard constraints; unset fields constrain nothing.
+struct Constraints {
+  uint32_t required_capabilities = 0;             // Capability bits
+  std::vector<std::string> required_parameters;   // supported_parameters entries
+  std::optional<Money> max_price_per_1k;          // blended (3:1) USD per 1000 tokens
+  std::optional<Money> max_price_per_mtok;        // blended (3:1) USD per million tokens
+  std::optional<int64_t> min_context;
+  std::optional<int64_t> expected_output_tokens;  // overrides the task type's estimate
+  std::vector<std::string> allowed_providers;     // empty = any
+  std::vector<std::string> blocked_providers;
+  std::vector<std::string> allowed_models;        // empty = any
+  std::vector<std::string> blocked_models;
+  bool free_only = false;
+  bool paid_only = false;
+  // Free models (":free" variants, zero-priced models) are rate-limited and may log prompts, so
+  // they are candidates only when this is set or free_only is.
+  bool allow_free = false;
+  std::vector<Tier> tiers;                        // allowed tiers, empty = any
+  std::optional<double> min_quality;              // effective quality in [0, 1]
+};
+
+// Measured behaviour of a model (fed by the router's metrics). All optional.
+struct ModelMetrics {
+  std::optional<double> success_rate;       // [0, 1]; multiplies quality
+  std::optional<double> latency_ms;         // typical time to first token (or total), lower = better
+  std::optional<double> tokens_per_second;  // typical throughput, higher = better
+  bool available = true;                    // false: breaker open / rate-limited; never selected
+};
+
+// One selection query.
+struct SelectionRequest {
+  std::string task_type = "general";
+  int64_t input_tokens = 0;
+  std::optional<Money> budget;               // most the call may cost (estimate), USD
+  std::optional<Strategy> strategy;          // nullopt = the selector's default
+  std::optional<Constraints> constraints;    // nullopt = the selector's default constraints
+  // Learned per-prompt quality: model id -> predicted probability of success in [0, 1]. When a
+  // model has one it replaces (80%) the prior for this request.
+  std::unordered_map<std::string, double> predicted_quality;
+  bool explain = true;                       // fill Candidate::reasons
+  size_t limit = 0;                          // rank(): keep only the best `limit` (0 = all)
+};
+
+// A ranked candidate. `model` points into the selector's catalog.
+struct Candidate {
+  const ModelInfo* model = nullptr;
+  double score = 0;            // [0, 1], higher is better
+  double quality = 0;          // effective quality used in the score
+  double cheapness = 0;        // [0, 1] among the candidates (log-scaled cost)
+  double speed = 0.5;          // [0, 1] among the candidates, 0.5 when not measured
+  Money estimated_cost;        // input_tokens x prompt + expected output x completion + fees
+  Tier tier = Tier::kEconomy;
+  std::string quality_source;  // where the quality number came from
+  std::vector<std::string> reasons;
+};
+
+// Static description of one model as the selector sees it (the plan's `models[id]`).
+struct ModelSpec {
+  const ModelInfo* model = nullptr;
+  std::vector<std::string> capabilities;  // task types it qualifies for + capability names
+  Money cost_per_1k;                      // blended (3:1) USD per 1000 tokens
+  int64_t context_window = 0;
+  Tier tier = Tier::kEconomy;
+  double quality = 0;                     // overall prior
+  std::string quality_source;
+};
+
+// Thread-safe: selection is const and may run concurrently with set_metrics().
+class ModelSelector {
+ public:
+  // `catalog` must not be null. Precomputes per-model data; O(models x task types).
+  ModelSelector(std::shared_ptr<const ModelCatalog> catalog, QualityPriors priors,
+                Strategy default_strategy = Strategy::kBalanced, Constraints defaults = {});
+
+  // The plan's call: id of the best model for `task_type` whose context fits the input (plus
+  // the expected output) and whose estimated cost fits `budget`, by the default strategy and
+  // constraints. Throws InvalidArgument (unknown task type, negative size) or NoModelAvailable.
+  const std::string& select_model(std::string_view task_type, int64_t input_tokens,
+                                  std::optional<Money> budget = std::nullopt) const;
+  // Every surviving candidate, best first. Throws like select_model.
+  std::vector<Candidate> rank(const SelectionRequest& request) const;
+
+  // Records measured behaviour of a model (replaces the previous record). Throws NotFound.
+  void set_metrics(std::string_view model_id, const ModelMetrics& metrics);
+  void clear_metrics();
+
+  // The plan's `models`: one spec per model that qualifies for at least one task type.
+  std::vector<ModelSpec> specs() const;
+  const ModelCatalog& catalog() const { return *catalog_; }
+  Strategy default_strategy() const { return default_strategy_; }
+  const Constraints& default_constraints() const { return defaults_; }
+
+ private:
+  struct Entry {
+    const ModelInfo* model;
+    uint32_t task_bits;  // bit i = qualifies for task_types()[i]
+    Tier tier;
+    Money blended_per_mtok;
+    std::array<double, kNumQualityCategories> quality;
+    std::string quality_source;
+    bool free;          // is_free(): ":free" variant or zero-priced
+    bool free_variant;  // ":free" suffix (rate-limited reliability prior)
+    bool router;        // dynamic price or an openrouter/* entry
+    std::string_view provider;
+  };
+  struct Scored {
+    size_t entry;
+    Money cost;
+    double cost_d;  // log2 of the cost (plus a floor), for the cheapness term
+    double quality;
+  };
+  std::vector<Candidate> run(const SelectionRequest& request, bool best_only) const;
+
+  std::shared_ptr<const ModelCatalog> catalog_;
+  QualityPriors priors_;
+  Strategy default_strategy_;
+  Constraints defaults_;
+  std::vector<Entry> entries_;
+  // Hot data of one model for one task type, contiguous so selection walks one array.
+  struct Slot {
+    uint32_t entry;
+    bool router, free, free_variant, tiered;
+    int64_t context;
+    int64_t max_prompt;  // per_request_limits.prompt_tokens, or INT64_MAX
+    Money prompt, completion, request;
+    double quality;      // prior weighted for this task type
+  };
+  std::vector<std::vector<Slot>> by_task_;  // task type index -> candidates
+  mutable std::shared_mutex metrics_mu_;
+  std::vector<std::optional<ModelMetrics>> metrics_;  // parallel to entries_
+  std::unordered_map<std::string, size_t> entry_of_;
+};
+
+}  // namespace orroute

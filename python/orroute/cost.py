@@ -1,0 +1,664 @@
+"""Costs, budgets and the usage ledger: the plan's ``CostTracker``, backed by the C++ ledger.
+
+Every amount is a :class:`decimal.Decimal` of USD and exact (the core keeps 18 decimal places).
+Budgets are reservations: :meth:`CostTracker.reserve` atomically checks every matching budget and
+books the worst-case cost, :meth:`Reservation.settle` records the actual cost and frees the rest;
+this holds across threads and processes sharing one ledger file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _core
+from ._alerts import AlertEvent, deliver_webhook
+from ._exceptions import (
+    BudgetExceededError,
+    InvalidArgumentError,
+    NotFoundInCatalogError,
+)
+
+if TYPE_CHECKING:
+    import pandas
+
+    from .task import Task
+
+__all__ = [
+    "CostTracker",
+    "Reservation",
+    "BudgetStatus",
+    "UsageRecord",
+    "ReportRow",
+    "AlertEvent",
+    "ApprovalRequest",
+    "default_ledger_path",
+    "simulate",
+]
+
+_log = logging.getLogger("orroute.cost")
+_US = 1_000_000
+Amount = Decimal | int | float | str
+Clock = Callable[[], "datetime | float"]
+
+#: Output tokens assumed when a task has no max_tokens and the ledger has seen nothing like it.
+DEFAULT_EXPECTED_COMPLETION_TOKENS = 1024
+#: Quantile of past completions used as the learned expectation.
+LEARNED_QUANTILE = 0.9
+
+
+def default_ledger_path() -> Path:
+    """Where ``CostTracker()`` keeps its ledger: ``$ORROUTE_HOME/ledger.sqlite3`` if set, else the
+    platform's user data directory (``~/.local/share/orroute`` on Linux, honouring
+    ``$XDG_DATA_HOME``; ``~/Library/Application Support/orroute``; ``%LOCALAPPDATA%\\orroute``)."""
+    home = os.environ.get("ORROUTE_HOME")
+    if home:
+        return Path(home).expanduser() / "ledger.sqlite3"
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "orroute" / "ledger.sqlite3"
+
+
+def _dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us / _US, tz=timezone.utc)
+
+
+def _to_us(value: datetime | float | int | None) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidArgumentError("datetimes passed to the ledger must be timezone-aware")
+        return int(round(value.timestamp() * _US))
+    return int(round(float(value) * _US))
+
+
+def _tags(tags: Mapping[str, str] | None) -> list[tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in (tags or {}).items()]
+
+
+def _scope_text(project: str | None, conversation: str | None, tag: Any) -> str:
+    given = [x for x in (project, conversation, tag) if x is not None]
+    if len(given) > 1:
+        raise InvalidArgumentError("a budget has one scope: project, conversation or tag")
+    if project is not None:
+        return f"project:{project}"
+    if conversation is not None:
+        return f"conversation:{conversation}"
+    if tag is not None:
+        if isinstance(tag, Mapping):
+            if len(tag) != 1:
+                raise InvalidArgumentError("tag budget takes one key=value pair")
+            ((k, v),) = tag.items()
+        elif isinstance(tag, tuple):
+            k, v = tag
+        else:
+            k, sep, v = str(tag).partition("=")
+            if not sep:
+                raise InvalidArgumentError(f"tag must be 'key=value', got {tag!r}")
+        return f"tag:{k}={v}"
+    return "global"
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """A budget in its current window. ``remaining = max(0, limit - spent - reserved)``."""
+
+    name: str
+    scope: str
+    period: str
+    limit: Decimal
+    spent: Decimal
+    reserved: Decimal
+    remaining: Decimal
+    window: tuple[datetime, datetime | None]
+    policy: str
+    time_zone: str
+    thresholds: tuple[int, ...]
+
+    @property
+    def fraction_used(self) -> float:
+        """Settled spend as a fraction of the limit (display only)."""
+        return float(self.spent / self.limit) if self.limit else float(self.spent > 0)
+
+    @classmethod
+    def _from(cls, s: Any) -> BudgetStatus:
+        b = s.budget
+        end = None if b.period == "total" else _dt(s.window_end)
+        return cls(
+            name=b.name, scope=b.scope, period=b.period, limit=b.limit, spent=s.spent,
+            reserved=s.reserved, remaining=s.remaining, window=(_dt(s.window_start), end),
+            policy=b.policy, time_zone=b.time_zone, thresholds=tuple(b.thresholds),
+        )
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What the approval hook is asked about."""
+
+    estimate: Decimal
+    project: str
+    conversation: str
+    tags: dict[str, str]
+    model: str
+    task_id: str
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One recorded call (a ledger row)."""
+
+    id: int
+    time: datetime
+    project: str
+    conversation: str
+    tags: dict[str, str]
+    task_id: str
+    task_type: str
+    model_requested: str
+    model: str
+    provider: str
+    generation_id: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    estimated_cost: Decimal | None
+    cost: Decimal
+    latency_s: float | None
+    ttft_s: float | None
+    outcome: str
+    error_class: str
+    attempts: int
+
+    @classmethod
+    def _from(cls, c: Any) -> UsageRecord:
+        return cls(
+            id=c.id, time=_dt(c.at), project=c.scope.project, conversation=c.scope.conversation,
+            tags=dict(c.scope.tags), task_id=c.task_id, task_type=c.task_type,
+            model_requested=c.model_requested, model=c.model_used, provider=c.provider,
+            generation_id=c.generation_id, prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens, cached_tokens=c.cached_tokens,
+            cache_write_tokens=c.cache_write_tokens, reasoning_tokens=c.reasoning_tokens,
+            estimated_cost=c.estimated_cost, cost=c.cost,
+            latency_s=None if c.latency_us < 0 else c.latency_us / _US,
+            ttft_s=None if c.ttft_us < 0 else c.ttft_us / _US,
+            outcome=c.outcome, error_class=c.error_class, attempts=c.attempts,
+        )
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One group of :meth:`CostTracker.report`. ``estimate_error`` is
+    (estimated - actual) / actual over the calls that had an estimate (None if none did)."""
+
+    period: str
+    key: str
+    calls: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: Decimal
+    estimated: Decimal
+    estimate_error: float | None
+    mean_latency_s: float | None
+
+    @classmethod
+    def _from(cls, r: Any) -> ReportRow:
+        err = None
+        if r.cost_of_estimated:
+            err = float((r.estimated - r.cost_of_estimated) / r.cost_of_estimated)
+        lat = r.latency_us_sum / r.latency_count / _US if r.latency_count else None
+        return cls(
+            period=r.period, key=r.key, calls=r.calls, errors=r.errors,
+            prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, cost=r.cost,
+            estimated=r.estimated, estimate_error=err, mean_latency_s=lat,
+        )
+
+
+@dataclass
+class Reservation:
+    """Worst-case cost booked against every matching budget. Settle it with the actual cost, or
+    release it; as a context manager it is released on exit unless settled.
+
+    >>> with tracker.reserve("0.05", project="demo") as r:  # doctest: +SKIP
+    ...     r.settle("0.0123", model="openai/gpt-4o-mini", prompt_tokens=900)
+    """
+
+    id: int
+    amount: Decimal
+    remaining: Decimal | None
+    _tracker: CostTracker = field(repr=False)
+    _fields: dict[str, Any] = field(default_factory=dict, repr=False)
+    done: bool = False
+
+    def settle(self, actual_usd: Amount, **call: Any) -> int:
+        """Records the call at its actual cost and frees the rest of the reservation.
+
+        Keyword arguments are the columns of :meth:`CostTracker.record_call`. Returns the row id.
+        """
+        if self.done:
+            raise InvalidArgumentError(f"reservation {self.id} was already settled or released")
+        fields = {**self._fields, **call}
+        fields.setdefault("estimated_cost", self.amount)
+        row = self._tracker._call_record(cost=actual_usd, **fields)
+        self.done = True
+        out = self._tracker._core.settle(self.id, row)
+        self._tracker._dispatch(out.alerts)
+        return int(out.call_id)
+
+    def release(self) -> None:
+        """Frees the reservation without recording a call (the call failed or was not made)."""
+        if not self.done:
+            self.done = True
+            self._tracker._core.release(self.id)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class CostTracker:
+    """The plan's cost tracker: estimates, budgets, reservations, alerts and the usage ledger.
+
+    Args:
+        ledger: ``None`` for the default file (:func:`default_ledger_path`), a path, or
+            ``":memory:"`` (private to this tracker).
+        catalog: an ``orroute.Catalog`` for pricing estimates (the bundled one if omitted).
+        clock: returns "now" as an aware datetime or epoch seconds (tests inject one).
+        webhook_url: alerts are also POSTed there as JSON.
+        approval_above, approval_hook: calls estimated above this many USD need
+            ``approval_hook(ApprovalRequest) -> bool`` to allow them.
+
+    >>> tracker = orroute.CostTracker(":memory:")  # doctest: +SKIP
+    >>> tracker.set_budget(10, period="daily", project="demo")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        ledger: str | os.PathLike[str] | None = None,
+        *,
+        catalog: Any = None,
+        clock: Clock | None = None,
+        webhook_url: str | None = None,
+        approval_above: Amount | None = None,
+        approval_hook: Callable[[ApprovalRequest], bool] | None = None,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        if ledger is None:
+            path = default_ledger_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._path = str(path)
+        elif str(ledger) == ":memory:":
+            self._path = ":memory:"
+        else:
+            path = Path(ledger).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._path = str(path)
+        self._busy_ms = int(busy_timeout * 1000)
+        self._catalog = catalog
+        self._clock = clock
+        self.webhook_url = webhook_url
+        self._callbacks: list[Callable[[AlertEvent], None]] = []
+        self._lock = threading.Lock()
+        self._approval: tuple[Amount | None, Any] = (None, None)
+        self._open()
+        if approval_above is not None:
+            self.set_approval(approval_above, approval_hook)
+
+    # ---- plumbing ----
+
+    def _open(self) -> None:
+        self._pid = os.getpid()
+        self._core_ledger = _core.SqliteLedger(self._path, busy_timeout_ms=self._busy_ms)
+        self._guard = _core.BudgetGuard(self._core_ledger)
+        above, hook = self._approval
+        if above is not None:
+            self._guard.set_approval(above, hook)
+
+    @property
+    def _core(self) -> Any:
+        # A forked child must not reuse the parent's SQLite connection: reopen transparently.
+        if os.getpid() != self._pid:
+            with self._lock:
+                if os.getpid() != self._pid:
+                    self._open()
+        return self._core_ledger
+
+    @property
+    def path(self) -> str:
+        """The ledger file (or ``":memory:"``)."""
+        return self._path
+
+    def _now_us(self) -> int:
+        if self._clock is None:
+            return 0  # the core reads the clock itself
+        return _to_us(self._clock())
+
+    def _call_record(self, *, cost: Amount, **f: Any) -> Any:
+        row = _core.CallRecord()
+        row.cost = cost
+        row.at = _to_us(f.pop("time", None)) or self._now_us()
+        row.scope = _core.SpendScope(
+            f.pop("project", None) or "", f.pop("conversation", None) or "", _tags(f.pop("tags", None))
+        )
+        model = f.pop("model", None) or ""
+        row.model_used = f.pop("model_used", None) or model
+        row.model_requested = f.pop("model_requested", None) or row.model_used
+        est = f.pop("estimated_cost", None)
+        row.estimated_cost = None if est is None else est
+        for name in ("latency", "ttft"):
+            v = f.pop(name, None)
+            setattr(row, f"{name}_us", -1 if v is None else int(round(float(v) * _US)))
+        for k, v in f.items():
+            if k not in _CALL_FIELDS:
+                raise InvalidArgumentError(f"unknown call field {k!r}")
+            setattr(row, k, v if v is not None else _CALL_FIELDS[k])
+        return row
+
+    def _dispatch(self, alerts: Iterable[Any]) -> None:
+        for a in alerts:
+            event = AlertEvent._from(a)
+            _log.warning("%s", event.message)
+            for cb in list(self._callbacks):
+                try:
+                    cb(event)
+                except Exception:  # a broken callback must not break the call that spent
+                    _log.exception("alert callback %r failed", cb)
+            if self.webhook_url:
+                deliver_webhook(self.webhook_url, event)
+
+    # ---- the plan's API ----
+
+    def estimate_cost(self, task: Task, model: str | None = None) -> Decimal:
+        """Worst-case cost of running ``task`` on ``model`` (USD, exact).
+
+        Prompt tokens come from ``task.input_size`` or the tokenizer; output tokens from
+        ``task.max_tokens``, else the 90th percentile of what this ledger has seen for the task
+        type and model, else 1024. ``model`` defaults to ``task.model`` if set.
+        """
+        model = model or getattr(task, "model", None)
+        if not model:
+            raise InvalidArgumentError("estimate_cost needs a model (argument or task.model)")
+        prompt = task.input_size
+        if prompt is None:
+            try:
+                from .tokenizer import count_tokens
+            except ImportError as exc:  # pragma: no cover - the tokenizer ships with orroute
+                raise InvalidArgumentError("no tokenizer available: give task.input_size") from exc
+            prompt = count_tokens(task.messages, model=model)
+        completion = task.max_tokens or self.expected_completion_tokens(task.type, model)
+        return self._price(model, int(prompt), int(completion))
+
+    def expected_completion_tokens(self, task_type: str, model: str) -> int:
+        """Learned expectation of output tokens: a high percentile of past completions."""
+        q = self._core.completion_quantile(task_type, model, LEARNED_QUANTILE, 1000)
+        return int(q) if q is not None else DEFAULT_EXPECTED_COMPLETION_TOKENS
+
+    def _price(self, model: str, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        catalog = self._catalog
+        if catalog is None:
+            from .catalog import Catalog
+
+            catalog = self._catalog = Catalog.bundled()
+        cost = catalog.cost(model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        return Decimal(cost)
+
+    def track_usage(
+        self, task_id: str, model: str, tokens_used: int | Mapping[str, int], cost: Amount
+    ) -> int:
+        """Records a call made outside the router (the plan's API). ``tokens_used`` is a total
+        (booked as completion tokens) or a mapping with ``prompt``/``completion``/``cached``/
+        ``cache_write``/``reasoning`` keys. Returns the row id."""
+        tokens: dict[str, int] = {}
+        if isinstance(tokens_used, Mapping):
+            for k, v in tokens_used.items():
+                key = k if k.endswith("_tokens") else f"{k}_tokens"
+                tokens[key] = int(v)
+        else:
+            tokens["completion_tokens"] = int(tokens_used)
+        return self.record_call(task_id=task_id, model=model, cost=cost, **tokens)
+
+    def record_call(self, *, cost: Amount, model: str, **fields: Any) -> int:
+        """Records one call with any of: time, project, conversation, tags, task_id, task_type,
+        model_requested, provider, generation_id, prompt/completion/cached/cache_write/
+        reasoning_tokens, estimated_cost, latency and ttft (seconds), outcome, error_class,
+        attempts. Counts towards budgets and may fire alerts. Returns the row id."""
+        out = self._core.record(self._call_record(cost=cost, model=model, **fields))
+        self._dispatch(out.alerts)
+        return int(out.call_id)
+
+    # ---- budgets ----
+
+    def set_budget(
+        self,
+        limit_usd: Amount,
+        *,
+        period: str = "total",
+        project: str | None = None,
+        conversation: str | None = None,
+        tag: str | Mapping[str, str] | tuple[str, str] | None = None,
+        policy: str = "refuse",
+        time_zone: str = "UTC",
+        thresholds: Sequence[float] = (50, 80, 100),
+    ) -> BudgetStatus:
+        """Creates or replaces the budget for one scope (global if none given) and period
+        (``total``, ``daily``, ``weekly``, ``monthly``; windows start at ``time_zone``'s
+        midnight, weeks on Monday). ``policy`` is ``"refuse"`` or ``"downgrade"``;
+        ``thresholds`` are alert percentages of the limit."""
+        scope = _scope_text(project, conversation, tag)
+        self._core.set_budget(
+            scope, period, limit_usd, time_zone, policy, [int(t) for t in thresholds]
+        )
+        return self.budget_status(period=period, project=project, conversation=conversation, tag=tag)
+
+    def remove_budget(self, *, period: str = "total", project: str | None = None,
+                      conversation: str | None = None, tag: Any = None) -> bool:
+        """Deletes a budget; False if there was none."""
+        return bool(self._core.remove_budget(_scope_text(project, conversation, tag), period))
+
+    def budgets(self) -> list[BudgetStatus]:
+        """Every budget in its current window."""
+        states = self._core.budget_states(_core.SpendScope(), self._now_us(), True)
+        return [BudgetStatus._from(s) for s in states]
+
+    def budget_status(self, *, period: str | None = None, project: str | None = None,
+                      conversation: str | None = None, tag: Any = None) -> BudgetStatus:
+        """The budget for this scope (and period, if several) in its current window. Raises
+        NotFoundInCatalogError if there is none."""
+        scope = _scope_text(project, conversation, tag)
+        want = None if period is None else _core_period(period)
+        found = [b for b in self.budgets() if b.scope == scope and want in (None, b.period)]
+        if not found:
+            raise NotFoundInCatalogError(f"no budget for {scope}" + (f"/{period}" if period else ""))
+        return found[0]
+
+    def headroom(self, *, project: str | None = None, conversation: str | None = None,
+                 tags: Mapping[str, str] | None = None) -> Decimal | None:
+        """The least any budget matching this scope has left (None if no budget applies): what a
+        downgraded model must fit into."""
+        scope = _core.SpendScope(project or "", conversation or "", _tags(tags))
+        states = self._core.budget_states(scope, self._now_us(), False)
+        return min((s.remaining for s in states), default=None)
+
+    def reserve(
+        self,
+        amount_usd: Amount,
+        *,
+        project: str | None = None,
+        conversation: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        model: str = "",
+        task_id: str = "",
+        ttl: float = 900.0,
+    ) -> Reservation:
+        """Books ``amount_usd`` (a worst case) against every matching budget, atomically across
+        threads and processes. Raises BudgetExceededError (``.policy`` says whether the budget
+        asks to refuse or to downgrade; ``.remaining`` what is left), EmergencyCutoffError or
+        ApprovalDeniedError. A reservation not settled within ``ttl`` seconds, or whose process
+        died, is reclaimed."""
+        scope = _core.SpendScope(project or "", conversation or "", _tags(tags))
+        amount = _core.parse_money(amount_usd)
+        out = self._guard.reserve(scope, amount, self._now_us(), int(ttl * _US), model, task_id)
+        if out.status == "exceeded":  # only downgrade budgets get here; refuse ones raised
+            s = out.blocking
+            raise BudgetExceededError(
+                f"budget {s.budget.name} would be exceeded (policy downgrade): limit "
+                f"${s.budget.limit}, spent ${s.spent}, reserved ${s.reserved}, this call up to "
+                f"${amount}; ${out.remaining} left",
+                budget=s.budget.name, limit=s.budget.limit, spent=s.spent, reserved=s.reserved,
+                estimate=amount, remaining=out.remaining, policy="downgrade",
+            )
+        fields = {"project": project, "conversation": conversation, "tags": tags,
+                  "task_id": task_id, "model": model}
+        return Reservation(out.reservation_id, amount, out.remaining, self,
+                           {k: v for k, v in fields.items() if v})
+
+    def reclaim(self) -> int:
+        """Frees reservations that expired or whose process died; returns how many."""
+        return int(self._core.reclaim(self._now_us()))
+
+    def live_reservations(self) -> tuple[int, Decimal]:
+        """(count, total amount) of reservations not yet settled or released, in every process."""
+        n, amount = self._core.live_reservations()
+        return int(n), amount
+
+    # ---- approval, alerts, cutoff ----
+
+    def set_approval(self, above_usd: Amount | None,
+                     hook: Callable[[ApprovalRequest], bool] | None) -> None:
+        """Calls estimated above ``above_usd`` are allowed only if ``hook`` returns True
+        (``None`` removes the rule). The hook runs in the thread that reserves."""
+        if above_usd is None:
+            self._approval = (None, None)
+            self._guard.set_approval(None, None)
+            return
+        if hook is None:
+            raise InvalidArgumentError("an approval amount needs an approval hook")
+
+        def ask(r: Any) -> bool:
+            return bool(hook(ApprovalRequest(
+                r.estimate, r.scope.project, r.scope.conversation, dict(r.scope.tags), r.model,
+                r.task_id)))
+
+        self._approval = (above_usd, ask)
+        self._guard.set_approval(_core.parse_money(above_usd), ask)
+
+    def on_alert(self, callback: Callable[[AlertEvent], None]) -> Callable[[AlertEvent], None]:
+        """Registers ``callback(AlertEvent)`` for threshold alerts fired by this process (each
+        threshold fires once per window across all processes). Usable as a decorator."""
+        self._callbacks.append(callback)
+        return callback
+
+    @property
+    def alerts(self) -> list[AlertEvent]:
+        """Every alert fired on this ledger, by any process, oldest first."""
+        return [AlertEvent._from(a) for a in self._core.alerts(0)]
+
+    def cutoff(self, reason: str = "emergency cutoff") -> None:
+        """Stops all spending, in every process sharing the ledger, until :meth:`resume`."""
+        self._core.set_cutoff(reason)
+
+    def resume(self) -> None:
+        """Lifts the emergency cutoff."""
+        self._core.set_cutoff(None)
+
+    @property
+    def cutoff_reason(self) -> str | None:
+        """The cutoff's reason while it is engaged, else None."""
+        reason = self._core.cutoff()
+        return None if reason is None else str(reason)
+
+    # ---- history and analytics ----
+
+    def _query(self, since: Any, until: Any, project: str | None, model: str | None,
+               task_type: str | None, tag: Any, conversation: str | None = None) -> Any:
+        q = _core.CallQuery()
+        q.start = _to_us(since)
+        q.end = _to_us(until)
+        q.project = project or ""
+        q.conversation = conversation or ""
+        q.model = model or ""
+        q.task_type = task_type or ""
+        if tag is not None:
+            k, _, v = _scope_text(None, None, tag)[4:].partition("=")
+            q.tag_key, q.tag_value = k, v
+        return q
+
+    def usage_history(self, *, since: datetime | float | None = None,
+                      until: datetime | float | None = None, project: str | None = None,
+                      conversation: str | None = None, model: str | None = None,
+                      task_type: str | None = None, tag: Any = None,
+                      limit: int | None = None) -> list[UsageRecord]:
+        """Recorded calls, oldest first (the newest ``limit`` if given)."""
+        q = self._query(since, until, project, model, task_type, tag, conversation)
+        q.limit = -1 if limit is None else int(limit)
+        return [UsageRecord._from(c) for c in self._core.calls(q)]
+
+    def total_cost(self, **filters: Any) -> Decimal:
+        """Exact total cost of the calls matching the usage_history filters."""
+        q = self._query(filters.pop("since", None), filters.pop("until", None),
+                        filters.pop("project", None), filters.pop("model", None),
+                        filters.pop("task_type", None), filters.pop("tag", None),
+                        filters.pop("conversation", None))
+        if filters:
+            raise InvalidArgumentError(f"unknown filters {sorted(filters)}")
+        return self._core.total_cost(q)
+
+    def report(self, period: str = "day", by: str | None = "model", *,
+               since: datetime | float | None = None, until: datetime | float | None = None,
+               project: str | None = None) -> list[ReportRow]:
+        """Spend grouped by ``period`` (hour, day, week, month, total; UTC) and ``by`` (model,
+        model_requested, project, provider, task_type, conversation, outcome, error_class,
+        ``tag:<key>`` or None), with exact sums and the estimate error."""
+        q = self._query(since, until, project, None, None, None)
+        return [ReportRow._from(r) for r in self._core.report(q, period, by or "")]
+
+    def to_dataframe(self, **filters: Any) -> pandas.DataFrame:
+        """The usage history as a pandas DataFrame (one row per call; money columns as Decimal
+        plus float ``*_usd`` columns for plotting). Takes usage_history's filters."""
+        import pandas as pd
+
+        rows = self.usage_history(**filters)
+        cols = list(UsageRecord.__dataclass_fields__)
+        df = pd.DataFrame([[getattr(r, c) for c in cols] for r in rows], columns=cols)
+        df["cost_usd"] = df["cost"].astype(float)
+        df["estimated_cost_usd"] = df["estimated_cost"].map(lambda v: None if v is None else float(v)).astype(float)
+        return df
+
+    def __repr__(self) -> str:
+        return f"CostTracker({self._path!r})"
+
+
+def _core_period(period: str) -> str:
+    return {"day": "daily", "week": "weekly", "month": "monthly", "all": "total"}.get(period, period)
+
+
+_CALL_FIELDS: dict[str, Any] = {
+    "task_id": "", "task_type": "", "provider": "", "generation_id": "", "prompt_tokens": 0,
+    "completion_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+    "outcome": "ok", "error_class": "", "attempts": 1,
+}
+
+
+def simulate(tasks_or_jsonl: Any, strategies: Sequence[str] = ("balanced",), **kwargs: Any) -> Any:
+    """Offline replay: what a workload would cost under each selection strategy (see _simulate)."""
+    from ._simulate import simulate as _sim
+
+    return _sim(tasks_or_jsonl, strategies, **kwargs)
+

@@ -1,0 +1,324 @@
+"""The plan's ``ModelSelector``, backed by the C++ selector (cpp/orroute/select/).
+
+>>> selector = ModelSelector()
+>>> model_id = selector.select_model("coding", 2000, budget=0.05)
+>>> "coding" in selector.models[model_id]["capabilities"]
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .catalog import Catalog
+
+if TYPE_CHECKING:
+    from ._core import Constraints
+
+__all__ = [
+    "STRATEGIES",
+    "ModelSelector",
+    "ModelSpec",
+    "Ranked",
+    "bundled_priors_path",
+    "task_types",
+]
+
+Amount = Decimal | int | str | float
+STRATEGIES = ("cost_optimized", "balanced", "performance", "quality_first")
+_DATA = Path(__file__).resolve().parent / "data"
+
+_CONSTRAINT_KEYS = frozenset(
+    {
+        "capabilities",
+        "parameters",
+        "max_price_per_1k",
+        "max_price_per_mtok",
+        "min_context",
+        "expected_output_tokens",
+        "allowed_providers",
+        "blocked_providers",
+        "allowed_models",
+        "blocked_models",
+        "free_only",
+        "paid_only",
+        "allow_free",
+        "tiers",
+        "min_quality",
+    }
+)
+_LIST_KEYS = frozenset(
+    {
+        "capabilities",
+        "parameters",
+        "allowed_providers",
+        "blocked_providers",
+        "allowed_models",
+        "blocked_models",
+        "tiers",
+    }
+)
+
+
+def bundled_priors_path() -> Path:
+    """Path of the quality-prior table shipped with the package (see tools/derive_priors.py)."""
+    return _DATA / "quality_priors.json"
+
+
+def task_types() -> dict[str, str]:
+    """Every task type the selector knows, with the rule a model must meet for it."""
+    from ._core import task_type_rules
+
+    return dict(task_type_rules())
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of ``ModelSelector.models`` (also readable as a dict: ``spec["cost_per_1k"]``).
+
+    Attributes:
+        capabilities: task types the model qualifies for, then its capability names.
+        cost_per_1k: blended USD per 1000 tokens (3 prompt : 1 completion), exact.
+        context_window: context length in tokens.
+        tier: ``flagship``, ``premium``, ``standard`` or ``economy`` (from the blended price).
+        quality: overall quality prior in [0, 1]; ``quality_source`` says where it comes from.
+    """
+
+    id: str
+    capabilities: list[str]
+    cost_per_1k: Decimal
+    context_window: int
+    tier: str
+    quality: float
+    quality_source: str
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def keys(self) -> list[str]:
+        return ["capabilities", "cost_per_1k", "context_window", "tier", "quality"]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate model with its score and the reasons for it.
+
+    ``estimated_cost`` (USD, exact) covers ``input_size`` prompt tokens plus the task type's
+    expected output tokens. ``score`` combines ``quality``, ``cheapness`` and ``speed`` with the
+    strategy's weights (the last reason spells the sum out).
+    """
+
+    model: str
+    score: float
+    quality: float
+    cheapness: float
+    speed: float
+    estimated_cost: Decimal
+    tier: str
+    quality_source: str
+    reasons: list[str] = field(default_factory=list)
+
+
+def _load_priors(priors: str | os.PathLike[str] | Mapping[str, Any] | None) -> Any:
+    from ._core import QualityPriors
+
+    table = QualityPriors.from_json(bundled_priors_path().read_text(encoding="utf-8"))
+    if priors is None:
+        return table
+    if isinstance(priors, Mapping):
+        # {"model id": {"coding": 0.9, ...}} or a full table {"models": ..., "families": ...}
+        doc = (
+            priors if {"models", "families", "tier_defaults"} & set(priors) else {"models": priors}
+        )
+        text = json.dumps(doc)
+    else:
+        text = Path(priors).read_text(encoding="utf-8")
+    return table.merge(QualityPriors.from_json(text))
+
+
+def _constraints(kwargs: Mapping[str, Any]) -> Constraints | None:
+    from ._core import Constraints
+
+    unknown = set(kwargs) - _CONSTRAINT_KEYS
+    if unknown:
+        from ._exceptions import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"unknown constraint(s) {sorted(unknown)}; known: {sorted(_CONSTRAINT_KEYS)}"
+        )
+    if not kwargs:
+        return None
+    args: dict[str, Any] = {}
+    for k, v in kwargs.items():
+        if v is None:
+            continue
+        if k in _LIST_KEYS and isinstance(v, str):
+            v = [v]
+        elif k in _LIST_KEYS and isinstance(v, Iterable):
+            v = list(v)
+        args[k] = v
+    return Constraints(**args)
+
+
+class ModelSelector:
+    """Chooses a model for a task: the plan's ``ModelSelector``, on the C++ core.
+
+    Args:
+        catalog: the models to choose from (default: the bundled catalog snapshot).
+        strategy: ``cost_optimized``, ``balanced`` (default), ``performance`` or ``quality_first``.
+        priors: quality priors to merge over the bundled table: a path to a JSON file in the
+            bundled format, or a mapping ``{model_id: {"coding": 0.9, ...}}``.
+        **constraints: default constraints for every selection: ``capabilities``, ``parameters``,
+            ``max_price_per_1k``, ``max_price_per_mtok``, ``min_context``,
+            ``expected_output_tokens``, ``allowed_providers``, ``blocked_providers``,
+            ``allowed_models``, ``blocked_models``, ``free_only``, ``paid_only``, ``allow_free``
+            (free models are rate-limited, so they are candidates only with ``allow_free=True``
+            or ``free_only=True``), ``tiers``, ``min_quality``.
+
+    >>> ModelSelector(paid_only=True).select_model("general", 500) != ""
+    True
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        *,
+        strategy: str = "balanced",
+        priors: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        **constraints: Any,
+    ) -> None:
+        from ._core import ModelSelector as _Core
+
+        self.catalog = catalog if catalog is not None else Catalog.bundled()
+        self._constraint_kwargs = dict(constraints)
+        self._core = _Core(
+            self.catalog._core, _load_priors(priors), strategy, _constraints(constraints)
+        )
+        self._models: dict[str, ModelSpec] | None = None
+
+    @property
+    def strategy(self) -> str:
+        """The default strategy."""
+        return str(self._core.default_strategy)
+
+    @property
+    def models(self) -> dict[str, ModelSpec]:
+        """Model id -> :class:`ModelSpec` (capabilities, cost_per_1k, context_window, ...)."""
+        if self._models is None:
+            self._models = {
+                s.model_id: ModelSpec(
+                    id=s.model_id,
+                    capabilities=list(s.capabilities),
+                    cost_per_1k=s.cost_per_1k,
+                    context_window=s.context_window,
+                    tier=s.tier,
+                    quality=s.quality,
+                    quality_source=s.quality_source,
+                )
+                for s in self._core.specs()
+            }
+        return self._models
+
+    def select_model(
+        self, task_type: str, input_size: int, budget: Amount | None = None, **constraints: Any
+    ) -> str:
+        """Id of the best model for the task that fits its input and the budget.
+
+        ``budget`` bounds the estimated cost of the call (input_size prompt tokens plus the task
+        type's expected output). Constraints given here replace the selector's defaults for this
+        call.
+
+        Raises:
+            orroute.NoModelAvailableError: nothing fits; the message names the constraint that
+                removed the last candidates.
+            orroute.InvalidArgumentError: unknown task type (the message lists the known ones).
+        """
+        if not constraints:
+            return str(self._core.select_model(task_type, input_size, budget))
+        return self.rank(task_type, input_size, budget, explain=False, limit=1, **constraints)[
+            0
+        ].model
+
+    def rank(
+        self,
+        task_type: str = "general",
+        input_size: int = 0,
+        budget: Amount | None = None,
+        *,
+        strategy: str | None = None,
+        predicted_quality: Mapping[str, float] | None = None,
+        explain: bool = True,
+        limit: int | None = None,
+        **constraints: Any,
+    ) -> list[Ranked]:
+        """Every candidate for the task, best first, with its score and the reasons.
+
+        Args:
+            predicted_quality: a learned predictor's probability of success per model id for this
+                prompt; it replaces 80% of the prior for those models.
+            explain: False skips building the reasons (faster).
+            limit: keep only the best ``limit`` candidates (all by default).
+        """
+        merged = {**self._constraint_kwargs, **constraints} if constraints else None
+        ranked = self._core.rank(
+            task_type,
+            input_size,
+            budget,
+            strategy,
+            _constraints(merged) if merged else None,
+            dict(predicted_quality or {}),
+            explain,
+            limit or 0,
+        )
+        return [
+            Ranked(
+                model=c.model_id,
+                score=c.score,
+                quality=c.quality,
+                cheapness=c.cheapness,
+                speed=c.speed,
+                estimated_cost=c.estimated_cost,
+                tier=c.tier,
+                quality_source=c.quality_source,
+                reasons=list(c.reasons),
+            )
+            for c in ranked
+        ]
+
+    def set_metrics(
+        self,
+        model_id: str,
+        *,
+        success_rate: float | None = None,
+        latency_ms: float | None = None,
+        tokens_per_second: float | None = None,
+        available: bool = True,
+    ) -> None:
+        """Feeds measured behaviour of a model into ranking (thread-safe).
+
+        ``success_rate`` multiplies the model's quality; latency and throughput drive the speed
+        term (weighted by the ``performance`` strategy); ``available=False`` excludes the model.
+        """
+        self._core.set_metrics(
+            model_id,
+            success_rate=success_rate,
+            latency_ms=latency_ms,
+            tokens_per_second=tokens_per_second,
+            available=available,
+        )
+
+    def clear_metrics(self) -> None:
+        """Forgets every measured metric."""
+        self._core.clear_metrics()
+
+    def __repr__(self) -> str:
+        return f"<ModelSelector strategy={self.strategy!r} over {len(self.catalog)} models>"

@@ -1,0 +1,157 @@
+// ModelSelector, task types, tiers and quality priors, on a small hand-made catalog.
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <string>
+
+#include "orroute/select/selector.h"
+
+using orroute::Money;
+using orroute::ModelSelector;
+
+namespace {
+
+std::string model(const std::string& id, const std::string& prompt, const std::string& completion,
+                  int64_t ctx, const std::string& params, const std::string& inputs = "\"text\"") {
+  return "{\"id\":\"" + id + "\",\"context_length\":" + std::to_string(ctx) +
+         ",\"architecture\":{\"input_modalities\":[" + inputs +
+         "],\"output_modalities\":[\"text\"]},\"pricing\":{\"prompt\":\"" + prompt +
+         "\",\"completion\":\"" + completion + "\"},\"supported_parameters\":[" + params + "]}";
+}
+
+std::shared_ptr<const orroute::ModelCatalog> small_catalog() {
+  const std::string json =
+      "{\"data\":[" +
+      model("big/flagship", "0.00001", "0.00003", 200000, "\"tools\",\"reasoning\"") + "," +
+      model("mid/standard", "0.0000003", "0.0000012", 128000, "\"tools\"") + "," +
+      model("tiny/economy", "0.00000002", "0.00000004", 32000, "\"tools\"") + "," +
+      model("tiny/economy:free", "0", "0", 32000, "\"tools\"") + "," +
+      model("eye/vision", "0.000001", "0.000004", 64000, "\"tools\"", "\"text\",\"image\"") + "," +
+      "{\"id\":\"openrouter/auto\",\"context_length\":2000000,\"pricing\":{\"prompt\":\"-1\","
+      "\"completion\":\"-1\"},\"supported_parameters\":[\"tools\"]}" +
+      "]}";
+  return std::make_shared<const orroute::ModelCatalog>(orroute::ModelCatalog::from_json(json));
+}
+
+orroute::QualityPriors priors() {
+  return orroute::QualityPriors::from_json(R"({
+    "models": {"big/flagship": {"overall": 0.95, "coding": 0.97, "math": 0.9, "hard_prompts": 0.9,
+                                "instruction_following": 0.9, "source": "test"},
+               "mid/standard": {"overall": 0.8, "coding": 0.75, "source": "test"}},
+    "families": {"tiny/economy": {"overall": 0.4, "source": "family test"}},
+    "tier_defaults": {"premium": {"overall": 0.7}}})");
+}
+
+}  // namespace
+
+TEST_CASE("family keys drop versions and dates but keep sizes", "[select]") {
+  CHECK(orroute::family_key("anthropic/claude-opus-4.5") == "anthropic/claude-opus");
+  CHECK(orroute::family_key("~anthropic/claude-sonnet-latest") == "anthropic/claude-sonnet");
+  CHECK(orroute::family_key("meta-llama/llama-3.3-70b-instruct:free") ==
+        "meta-llama/llama-70b-instruct");
+  CHECK(orroute::family_key("openai/gpt-4o-2024-08-06") == "openai/gpt");
+  CHECK(orroute::family_key("deepseek/deepseek-v3.2") == "deepseek/deepseek");
+  CHECK(orroute::family_key("qwen/qwen3-235b-a22b") == "qwen/qwen3-235b-a22b");
+}
+
+TEST_CASE("priors resolve by id, variant, family, else nothing", "[select]") {
+  const auto p = priors();
+  CHECK(p.lookup("big/flagship")->get(orroute::QualityCategory::kCoding) == Approx(0.97));
+  CHECK(p.lookup("big/flagship:free")->source == "test");
+  CHECK(p.lookup("tiny/economy-2")->get(orroute::QualityCategory::kMath) == Approx(0.4));
+  CHECK_FALSE(p.lookup("unknown/model").has_value());
+  const auto merged = p.merge(orroute::QualityPriors::from_json(
+      R"({"models": {"mid/standard": {"coding": 0.99, "source": "mine"}}})"));
+  CHECK(merged.lookup("mid/standard")->get(orroute::QualityCategory::kCoding) == Approx(0.99));
+  CHECK(merged.lookup("mid/standard")->get(orroute::QualityCategory::kOverall) == Approx(0.8));
+  CHECK_THROWS_AS(orroute::QualityPriors::from_json(R"({"models": {"x": {"overall": 3}}})"),
+                  orroute::ParseError);
+}
+
+TEST_CASE("tiers come from the blended price", "[select]") {
+  const auto cat = small_catalog();
+  CHECK(orroute::tier_of(cat->at("big/flagship").pricing) == orroute::Tier::kFlagship);
+  CHECK(orroute::tier_of(cat->at("mid/standard").pricing) == orroute::Tier::kStandard);
+  CHECK(orroute::tier_of(cat->at("eye/vision").pricing) == orroute::Tier::kPremium);
+  CHECK(orroute::tier_of(cat->at("tiny/economy").pricing) == orroute::Tier::kEconomy);
+  // (3 x 0.0000003 + 0.0000012) x 250000
+  CHECK(orroute::blended_price_per_mtok(cat->at("mid/standard").pricing) == Money::parse("0.525"));
+}
+
+TEST_CASE("strategies trade quality against cost", "[select]") {
+  const ModelSelector sel(small_catalog(), priors());
+  orroute::SelectionRequest r;
+  r.task_type = "coding";
+  r.input_tokens = 1000;
+  r.strategy = orroute::Strategy::kQualityFirst;
+  CHECK(sel.rank(r).front().model->id == "big/flagship");
+  r.strategy = orroute::Strategy::kCostOptimized;
+  CHECK(sel.rank(r).front().model->id == "tiny/economy");
+  SECTION("free variants only when allowed") {
+    orroute::Constraints c;
+    c.allow_free = true;
+    r.constraints = c;
+    CHECK(sel.rank(r).front().model->id == "tiny/economy:free");
+  }
+  SECTION("select_model agrees with the top of rank for the default strategy") {
+    r.strategy.reset();
+    CHECK(sel.select_model("coding", 1000) == sel.rank(r).front().model->id);
+  }
+}
+
+TEST_CASE("candidates must fit context and budget; the error names the last constraint", "[select]") {
+  const ModelSelector sel(small_catalog(), priors());
+  // coding expects 2000 output tokens; 150000 + 2000 only fits big/flagship.
+  CHECK(sel.select_model("coding", 150000) == "big/flagship");
+  CHECK_THROWS_WITH(sel.select_model("coding", 150000, Money::parse("0.001")),
+                    Catch::Contains("budget $0.001 removed the last 1 candidates") &&
+                        Catch::Contains("big/flagship"));
+  CHECK_THROWS_AS(sel.select_model("coding", 500000), orroute::NoModelAvailable);
+  CHECK_THROWS_WITH(sel.select_model("coding", 500000), Catch::Contains("context window"));
+  CHECK_THROWS_WITH(sel.select_model("dancing", 1), Catch::Contains("known task types: general"));
+  CHECK_THROWS_AS(sel.select_model("coding", -1), orroute::InvalidArgument);
+}
+
+TEST_CASE("task types and constraints filter candidates", "[select]") {
+  const ModelSelector sel(small_catalog(), priors());
+  orroute::SelectionRequest r;
+  r.task_type = "computer_use";  // vision + tools
+  const auto ranked = sel.rank(r);
+  REQUIRE(ranked.size() == 1);
+  CHECK(ranked[0].model->id == "eye/vision");
+  CHECK_FALSE(ranked[0].reasons.empty());
+  r.task_type = "general";
+  orroute::Constraints c;
+  c.blocked_providers = {"eye", "tiny"};
+  c.max_price_per_mtok = Money::parse("1");
+  r.constraints = c;
+  const auto general = sel.rank(r);
+  REQUIRE(general.size() == 1);
+  CHECK(general[0].model->id == "mid/standard");
+  c.required_parameters = {"reasoning"};
+  r.constraints = c;
+  CHECK_THROWS_WITH(sel.rank(r), Catch::Contains("required parameters [reasoning]"));
+}
+
+TEST_CASE("measured metrics and learned predictions change the ranking", "[select]") {
+  ModelSelector sel(small_catalog(), priors());
+  orroute::SelectionRequest r;
+  r.task_type = "coding";
+  r.strategy = orroute::Strategy::kQualityFirst;
+  CHECK(sel.rank(r).front().model->id == "big/flagship");
+  SECTION("unavailable models are never selected") {
+    sel.set_metrics("big/flagship", {std::nullopt, std::nullopt, std::nullopt, false});
+    CHECK(sel.rank(r).front().model->id != "big/flagship");
+    sel.clear_metrics();
+    CHECK(sel.rank(r).front().model->id == "big/flagship");
+  }
+  SECTION("a low measured success rate lowers quality") {
+    sel.set_metrics("big/flagship", {0.5, std::nullopt, std::nullopt, true});
+    CHECK(sel.rank(r).front().model->id == "mid/standard");
+  }
+  SECTION("a learned per-prompt prediction outweighs the prior") {
+    r.predicted_quality = {{"mid/standard", 1.0}, {"big/flagship", 0.3}};
+    CHECK(sel.rank(r).front().model->id == "mid/standard");
+  }
+  CHECK_THROWS_AS(sel.set_metrics("no/such", {}), orroute::NotFound);
+}
