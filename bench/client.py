@@ -42,7 +42,7 @@ def start_server(**opts: object) -> tuple[subprocess.Popen, str]:
     port = free_port()
     code = (
         "import sys; from orroute.testing import serve_forever; "
-        f"serve_forever(port={port}, models=['m/a'], record=False, **{opts!r})"
+        f"serve_forever(port={port}, models=['m/a'], record=False, use_uvloop=False, **{opts!r})"
     )
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "python"))
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True)

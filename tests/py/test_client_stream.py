@@ -17,7 +17,7 @@ TOOL_REPLY = {"tool_calls": [{"id": "call_9", "type": "function",
 
 @pytest.fixture
 def fake():
-    with FakeOpenRouter(models=["m/a"], keepalive_interval=0.05) as f:
+    with FakeOpenRouter(models=["m/a"], keepalive_interval=0.05, use_uvloop=False) as f:
         yield f
 
 
