@@ -165,3 +165,15 @@ def test_sim_port_in_use_is_one_line() -> None:
         r = CliRunner().invoke(cli, ["sim", "--port", str(fake.port)])
     assert r.exit_code == 1
     assert "cannot listen on 127.0.0.1" in r.stderr
+
+
+def test_config_show_lists_budgets_and_limits(tmp_path: Path) -> None:
+    (tmp_path / "orroute.toml").write_text(
+        '[[budgets]]\nlimit = 5\nperiod = "daily"\nproject = "web"\npolicy = "downgrade"\n'
+        '[limits."openai/gpt-4o"]\nrequests = 60\n')
+    out = run("config", "show").output
+    assert "$5 daily (project=web, downgrade)" in out
+    assert "openai/gpt-4o: 60 requests/min" in out
+    data = json.loads(run("config", "show", "--json").output)
+    assert data["budgets"] == [{"limit": "5", "period": "daily", "policy": "downgrade",
+                                "project": "web"}]
