@@ -115,8 +115,7 @@ class DirectRouter:
             worst = self.catalog.worst_case_cost(model, prompt_tokens=prompt,
                                                  max_output_tokens=task.max_tokens)
             try:
-                reservation = self.tracker.reserve(worst, project=self.project, model=model,
-                                                   task_id=task.id)
+                reservation = await self._reserve(worst, model, task)
             except E.BudgetExceededError as e:
                 attempts.append(DirectAttempt(model, "skipped:budget", message=str(e)))
                 refusal = e
@@ -152,6 +151,21 @@ class DirectRouter:
             + (f" (last: {last.message})" if last else ""))
         err.attempts = attempts  # type: ignore[attr-defined]
         raise err
+
+    async def _reserve(self, amount: Decimal, model: str, task: Any) -> Any:
+        """Reserves ``amount``; while other calls hold reservations that may free up, waits a
+        little for them to settle before giving up (worst cases are far above actual costs)."""
+        import asyncio
+
+        for _ in range(60):
+            try:
+                return self.tracker.reserve(amount, project=self.project, model=model,
+                                            task_id=task.id)
+            except E.BudgetExceededError:
+                if self.tracker.live_reservations()[0] == 0:
+                    raise
+                await asyncio.sleep(0.05)
+        return self.tracker.reserve(amount, project=self.project, model=model, task_id=task.id)
 
     def _settle(self, reservation: Any, task: Any, model: str, usage: Any, prompt: int,
                 estimate: Decimal, start: float, ttft: float | None, attempts: int) -> Decimal:
