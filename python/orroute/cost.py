@@ -656,9 +656,12 @@ _CALL_FIELDS: dict[str, Any] = {
 }
 
 
-def simulate(tasks_or_jsonl: Any, strategies: Sequence[str] = ("balanced",), **kwargs: Any) -> Any:
-    """Offline replay: what a workload would cost under each selection strategy (see _simulate)."""
-    from ._simulate import simulate as _sim
+def simulate(
+    tasks_or_jsonl: Any, strategies: Sequence[str] = ("balanced",), **kwargs: Any
+) -> pandas.DataFrame:
+    """Offline replay: what a workload would cost under each selection strategy, calling no API.
+    Returns a pandas DataFrame (one row per strategy; ``detail=True`` for one per task). See
+    :func:`orroute._simulate.simulate` for the arguments."""
+    from ._simulate import simulate as _simulate
 
-    return _sim(tasks_or_jsonl, strategies, **kwargs)
-
+    return _simulate(tasks_or_jsonl, strategies, **kwargs)
