@@ -12,8 +12,19 @@ from typing import Any
 from ._exceptions import InvalidArgumentError, NoModelAvailableError
 from .task import Task
 
-_TASK_FIELDS = ("id", "type", "messages", "input_size", "max_tokens", "project", "capabilities",
-                "quality", "budget", "conversation", "tags")
+_TASK_FIELDS = (
+    "id",
+    "type",
+    "messages",
+    "input_size",
+    "max_tokens",
+    "project",
+    "capabilities",
+    "quality",
+    "budget",
+    "conversation",
+    "tags",
+)
 
 
 def _tasks(source: Any) -> list[Task]:
@@ -86,26 +97,46 @@ def simulate(
                 from .tokenizer import count_tokens
 
                 prompt = count_tokens(task.messages)
-            row: dict[str, Any] = {"strategy": strategy, "task_id": task.id,
-                                   "task_type": task.type, "model": None,
-                                   "prompt_tokens": int(prompt), "completion_tokens": None,
-                                   "cost": None, "cost_usd": float("nan"), "error": None}
+            row: dict[str, Any] = {
+                "strategy": strategy,
+                "task_id": task.id,
+                "task_type": task.type,
+                "model": None,
+                "prompt_tokens": int(prompt),
+                "completion_tokens": None,
+                "cost": None,
+                "cost_usd": float("nan"),
+                "error": None,
+            }
             try:
-                ranked = selector.rank(task.type, int(prompt), task.budget, strategy=strategy,
-                                       explain=False, limit=1)
+                ranked = selector.rank(
+                    task.type, int(prompt), task.budget, strategy=strategy, explain=False, limit=1
+                )
                 if not ranked:
                     raise NoModelAvailableError("no candidate")
                 model = ranked[0].model
                 completion = task.max_tokens or tracker.expected_completion_tokens(task.type, model)
                 cost = tracker._price(model, int(prompt), int(completion))
-                row.update(model=model, completion_tokens=int(completion), cost=cost,
-                           cost_usd=float(cost))
+                row.update(
+                    model=model, completion_tokens=int(completion), cost=cost, cost_usd=float(cost)
+                )
             except NoModelAvailableError as exc:
                 row["error"] = str(exc)
             rows.append(row)
-    detail_df = pd.DataFrame(rows, columns=["strategy", "task_id", "task_type", "model",
-                                            "prompt_tokens", "completion_tokens", "cost",
-                                            "cost_usd", "error"])
+    detail_df = pd.DataFrame(
+        rows,
+        columns=[
+            "strategy",
+            "task_id",
+            "task_type",
+            "model",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+            "cost_usd",
+            "error",
+        ],
+    )
     if detail:
         return detail_df
     summary = []
@@ -113,10 +144,15 @@ def simulate(
         mine = [r for r in rows if r["strategy"] == strategy]
         costs = [r["cost"] for r in mine if r["cost"] is not None]
         total = sum(costs, Decimal(0))
-        summary.append({
-            "strategy": strategy, "tasks": len(mine), "unroutable": len(mine) - len(costs),
-            "total_cost": total, "total_cost_usd": float(total),
-            "mean_cost_usd": float(total / len(costs)) if costs else float("nan"),
-            "models": len({r["model"] for r in mine if r["model"]}),
-        })
+        summary.append(
+            {
+                "strategy": strategy,
+                "tasks": len(mine),
+                "unroutable": len(mine) - len(costs),
+                "total_cost": total,
+                "total_cost_usd": float(total),
+                "mean_cost_usd": float(total / len(costs)) if costs else float("nan"),
+                "models": len({r["model"] for r in mine if r["model"]}),
+            }
+        )
     return pd.DataFrame(summary).set_index("strategy")

@@ -32,8 +32,9 @@ def test_simulate_compares_strategies_exactly(tmp_path: Path) -> None:
     assert len(detail) == 6
     catalog = orroute.Catalog.bundled()
     for row in detail.itertuples():
-        assert row.cost == catalog.cost(row.model, prompt_tokens=row.prompt_tokens,
-                                        completion_tokens=row.completion_tokens)
+        assert row.cost == catalog.cost(
+            row.model, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens
+        )
     cheap = detail[detail.strategy == "cost_optimized"]
     assert sum(cheap.cost, Decimal(0)) == summary.loc["cost_optimized", "total_cost"]
 
@@ -41,11 +42,13 @@ def test_simulate_compares_strategies_exactly(tmp_path: Path) -> None:
 def test_simulate_uses_learned_output_lengths() -> None:
     tracker = orroute.CostTracker(":memory:")
     task = orroute.Task(type="general", messages="hi", input_size=10)
-    (row,) = orroute.simulate([task], strategies=["cost_optimized"], tracker=tracker,
-                              detail=True).itertuples()
+    (row,) = orroute.simulate(
+        [task], strategies=["cost_optimized"], tracker=tracker, detail=True
+    ).itertuples()
     assert row.completion_tokens == 1024  # nothing learned yet
     for _ in range(5):
         tracker.record_call(cost=0, model=row.model, task_type="general", completion_tokens=77)
-    (row,) = orroute.simulate([task], strategies=["cost_optimized"], tracker=tracker,
-                              detail=True).itertuples()
+    (row,) = orroute.simulate(
+        [task], strategies=["cost_optimized"], tracker=tracker, detail=True
+    ).itertuples()
     assert row.completion_tokens == 77
