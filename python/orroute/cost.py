@@ -283,8 +283,8 @@ class Reservation:
         fields = {**self._fields, **call}
         fields.setdefault("estimated_cost", self.amount)
         row = self._tracker._call_record(cost=actual_usd, **fields)
-        self.done = True
         out = self._tracker._core.settle(self.id, row)
+        self.done = True  # only now: a failed settle leaves it to release() / __exit__
         self._tracker._dispatch(out.alerts)
         return int(out.call_id)
 

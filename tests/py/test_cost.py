@@ -334,3 +334,13 @@ def test_estimate_cost_prices_prompt_and_output_exactly(tracker: orroute.CostTra
     )
     with pytest.raises(orroute.InvalidArgumentError):
         tracker.estimate_cost(task)
+
+
+def test_failed_settle_inside_with_releases_the_reservation(tracker: orroute.CostTracker) -> None:
+    tracker.set_budget(1)
+    with pytest.raises(orroute.InvalidArgumentError):
+        with tracker.reserve("0.5") as r:
+            r.settle("0.1", model="m", prompt_tokens=-1)
+    assert tracker.live_reservations() == (0, 0)
+    assert tracker.usage_history() == []
+    assert tracker.budget_status().reserved == 0
