@@ -714,18 +714,44 @@ class CostTracker:
 
     def report(
         self,
-        period: str = "day",
+        period: str = "all",
         by: str | None = "model",
         *,
+        bucket: str | None = None,
         since: datetime | float | None = None,
         until: datetime | float | None = None,
         project: str | None = None,
     ) -> list[ReportRow]:
-        """Spend grouped by ``period`` (hour, day, week, month, total; UTC) and ``by`` (model,
-        model_requested, project, provider, task_type, conversation, outcome, error_class,
-        ``tag:<key>`` or None), with exact sums and the estimate error."""
+        """Spend over ``period`` grouped ``by`` a column, with exact sums and the estimate error.
+
+        Args:
+            period: the time range: ``"today"``, ``"week"`` (this ISO week), ``"month"`` (this
+                month), all UTC, or ``"all"``. ``since``/``until`` narrow it further.
+            by: model, model_requested, project, provider, task_type, conversation, outcome,
+                error_class, task_id, ``tag:<key>``, None; or a time bucket (hour, day, week,
+                month) to get one row per bucket.
+            bucket: a time bucket to combine with a column ``by`` (e.g. per day per model).
+        """
+        ranges = {"today": "daily", "day": "daily", "daily": "daily", "week": "weekly",
+                  "weekly": "weekly", "month": "monthly", "monthly": "monthly"}
+        if period not in ranges and period not in ("all", "total"):
+            raise InvalidArgumentError(
+                f"report period must be today, week, month or all, got {period!r}")
         q = self._query(since, until, project, None, None, None)
-        return [ReportRow._from(r) for r in self._core.report(q, period, by or "")]
+        if period in ranges:
+            now = self._now_us() or _core.now_us()
+            start, end = _core.window_bounds(ranges[period], "UTC", now)
+            q.start = max(q.start, start)
+            q.end = min(q.end, end) if q.end else end
+        buckets = ("hour", "day", "week", "month")
+        if by in buckets:
+            if bucket is not None:
+                raise InvalidArgumentError("give a time bucket either as `by` or as `bucket`")
+            bucket, by = by, None
+        if bucket is not None and bucket not in buckets:
+            raise InvalidArgumentError(f"bucket must be one of {buckets}, got {bucket!r}")
+        rows = self._core.report(q, bucket or "total", by or "")
+        return [ReportRow._from(r) for r in rows]
 
     def to_dataframe(self, **filters: Any) -> pandas.DataFrame:
         """The usage history as a pandas DataFrame (one row per call; money columns as Decimal

@@ -89,7 +89,7 @@ def test_sums_are_exact_over_many_rows(tracker: orroute.CostTracker) -> None:
         tracker.track_usage(f"t{i}", "m/a", i, price * i)
         expected += price * i
     assert tracker.total_cost() == expected
-    (row,) = tracker.report("total", "model")
+    (row,) = tracker.report("all", "model")
     assert row.cost == expected and row.calls == 2000
 
 
@@ -288,18 +288,23 @@ def test_report_groups_and_measures_estimate_error() -> None:
     t.record_call(cost="0.30", model="b", tags={"user": "u1"})
     clock.now += timedelta(days=1)
     t.record_call(cost="0.05", model="a", estimated_cost="0.05", outcome="error")
-    rows = {(r.period, r.key): r for r in t.report("day", "model")}
+    rows = {(r.period, r.key): r for r in t.report("all", "model", bucket="day")}
     assert rows[("2024-01-31", "a")].estimate_error == 1.0
     assert rows[("2024-02-01", "a")].errors == 1
-    months = t.report("month", None)
+    months = t.report("all", "month")
     assert [(r.period, r.cost) for r in months] == [
         ("2024-01", Decimal("0.40")),
         ("2024-02", Decimal("0.05")),
     ]
-    by_user = {r.key: r.cost for r in t.report("total", "tag:user")}
+    by_user = {r.key: r.cost for r in t.report("all", "tag:user")}
     assert by_user == {"": Decimal("0.15"), "u1": Decimal("0.30")}
+    # period is the range: today (the clock's day), this month.
+    assert [(r.key, r.cost) for r in t.report("today", "model")] == [("a", Decimal("0.05"))]
+    assert sum(r.calls for r in t.report("month", None)) == 1
     with pytest.raises(orroute.InvalidArgumentError):
-        t.report("day", "nonsense")
+        t.report("all", "nonsense")
+    with pytest.raises(orroute.InvalidArgumentError):
+        t.report("fortnight")
 
 
 def test_to_dataframe() -> None:
