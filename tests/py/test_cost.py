@@ -349,3 +349,16 @@ def test_failed_settle_inside_with_releases_the_reservation(tracker: orroute.Cos
     assert tracker.live_reservations() == (0, 0)
     assert tracker.usage_history() == []
     assert tracker.budget_status().reserved == 0
+
+
+def test_estimate_cost_counts_prompt_tokens_with_the_tokenizer(
+    tracker: orroute.CostTracker,
+) -> None:
+    catalog = orroute.Catalog.bundled()
+    model = next(m.id for m in catalog if m.pricing.prompt > 0 and m.pricing.completion > 0)
+    task = orroute.Task(type="general", messages="Count the tokens of this prompt.", max_tokens=10)
+    prompt = int(orroute.count_tokens(task.messages, model=model))
+    assert prompt > 0
+    assert tracker.estimate_cost(task, model) == catalog.cost(
+        model, prompt_tokens=prompt, completion_tokens=10
+    )
