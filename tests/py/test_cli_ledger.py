@@ -137,3 +137,14 @@ def test_simulate_input_errors(tmp_path: Path) -> None:
     work.write_text('{"type": "coding", "prompt": "x"}\n')
     r = CliRunner().invoke(cli, ["simulate", str(work), "-s", "fastest"])
     assert r.exit_code == 2 and "unknown strategy" in r.stderr
+
+
+def test_simulate_malformed_workload_names_the_line(tmp_path: Path) -> None:
+    work = tmp_path / "w.jsonl"
+    work.write_text('{"type": "coding", "prompt": "x"}\n\nnot json\n')
+    r = CliRunner().invoke(cli, ["simulate", str(work)])
+    assert r.exit_code == 1
+    assert f"{work}:3: not JSON" in r.stderr and r.stderr.count("\n") == 1
+    work.write_text('["a list"]\n')
+    r = CliRunner().invoke(cli, ["simulate", str(work)])
+    assert r.exit_code == 1 and ":1: expected a JSON object" in r.stderr

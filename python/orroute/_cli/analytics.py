@@ -103,6 +103,7 @@ def simulate_cmd(workload: str, strategies: str, as_json: bool) -> None:
     if bad:
         raise click.BadParameter(f"unknown strategy {bad[0]!r} (one of {', '.join(STRATEGIES)})",
                                  param_hint="--strategies")
+    _check_jsonl(workload)
     s = app().settings
     # the ledger's history (if any) teaches the expected output length per task type and model
     tracker = make_tracker(s) if Path(str(s.ledger_path)).exists() else None
@@ -116,12 +117,31 @@ def simulate_cmd(workload: str, strategies: str, as_json: bool) -> None:
     cheapest = min(rows, key=lambda r: r["total_cost"])
     print_table(
         f"simulated cost of {workload} ({rows[0]['tasks']} tasks, no API calls)",
-        ["strategy", "tasks", "unroutable", "total", "per task", "vs cheapest", "models"],
+        ["strategy", "tasks", "unroutable", "total", "per task", "vs cheapest", "models used"],
         [(r["strategy"], r["tasks"], r["unroutable"], usd(r["total_cost"]),
           usd(Decimal(str(r["total_cost"])) / r["tasks"] if r["tasks"] else None),
           "-" if not cheapest["total_cost"] else f"{r['total_cost'] / cheapest['total_cost']:.1f}x",
           _models_cell(r.get("models"))) for r in rows],
         justify={c: "right" for c in ("total", "per task", "vs cheapest")})
+
+
+def _check_jsonl(path: str) -> None:
+    """One clear line for a malformed workload file: which line, and what is wrong."""
+    import json
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CLIError(f"{path}: cannot read: {e}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            task = json.loads(line)
+        except ValueError as e:
+            raise CLIError(f"{path}:{n}: not JSON ({e.args[0].split(':')[0]})") from None
+        if not isinstance(task, dict):
+            raise CLIError(f"{path}:{n}: expected a JSON object (one task per line)")
 
 
 def _models_cell(models: Any) -> str:
