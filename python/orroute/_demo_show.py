@@ -63,7 +63,10 @@ def _outcome(spec: D.DemoSpec, result: Any, latency: float) -> D.Outcome:
     )
     out.skipped = skipped
     complexity = _get(result, "complexity") or {}
-    out.complexity = (_get(complexity, "score"), _get(complexity, "tier"))
+    if isinstance(complexity, (int, float)):
+        complexity = {"score": complexity}
+    score = _get(complexity, "score")
+    out.complexity = (None if score is None else float(score), _get(complexity, "tier"))
     return out
 
 

@@ -161,9 +161,12 @@ def _show_plan(manager: Any, task: Any) -> None:
     plan = manager.plan(task)
     out = console(stderr=True)
     cx = plan.get("complexity") or {}
-    out.print(f"[bold]task[/]: {plan.get('task_type', task.type)}, complexity "
-              f"{cx.get('score', 0):.2f} ({cx.get('tier', '?')}); candidates: "
-              + " -> ".join(plan.get("candidates") or []))
+    if not isinstance(cx, dict):
+        cx = {"score": cx}
+    score = cx.get("score")
+    level = f"complexity {float(score):.2f} ({cx.get('tier', '?')}); " if score is not None else ""
+    out.print(f"[bold]task[/]: {plan.get('task_type', task.type)}, {level}candidates: "
+              + " -> ".join(map(str, plan.get("candidates") or [])))
 
 
 def _show_choice(result: Any, elapsed: float) -> None:
