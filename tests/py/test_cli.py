@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from orroute.cli import cli
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"

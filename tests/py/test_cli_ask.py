@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from orroute.cli import cli
 from orroute.testing import FakeOpenRouter, Fault
 

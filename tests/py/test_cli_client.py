@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from orroute.cli import cli
-from orroute.testing import Fault, FakeOpenRouter
+from orroute.testing import FakeOpenRouter, Fault
 
 KEY = "sk-or-v1-cli-test-0123456789abcdef"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import orroute
 import pytest
+
+import orroute
 from orroute.config import ConfigError, load_settings, mask_key, parse_env_file
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
