@@ -68,14 +68,14 @@ class DirectRouter:
         out = task.max_tokens or 1024
         ranked = self.selector.rank(task.type, tokens, None, limit=self.max_candidates,
                                     expected_output_tokens=out)
-        reasons = list(ranked[0].reasons[:3]) if ranked else []
+        reasons = list(ranked[0].reasons) if ranked else []
         if left is not None and ranked and ranked[0].estimated_cost > left:
             # the downgrade policy: what the budget has left bounds the choice
             try:
                 ranked = self.selector.rank(task.type, tokens, left, limit=self.max_candidates,
                                             expected_output_tokens=out)
                 reasons = [f"downgraded: ${left:.6f} left in the budget",
-                           *ranked[0].reasons[:2]]
+                           *ranked[0].reasons]
             except E.NoModelAvailableError:
                 pass
         return {"candidates": [r.model for r in ranked], "reasons": reasons,

@@ -142,8 +142,10 @@ class DemoShow:
             cx = f"complexity {out.complexity[0]:.2f} ({out.complexity[1]}) "
         self.say(f"[green]v[/] [{i:>2}/{n}] {spec.type:<15} {spec.label[:30]:<30} -> "
                  f"[bold]{out.model}[/]  ${out.cost:.6f}  {out.latency:.2f}s")
-        reason = next((r for r in out.reasons if "score" not in r), out.reasons[0]
-                      if out.reasons else "")
+        picked = [r for r in out.reasons
+                  if r.startswith(("downgraded", "quality", "tier", "complexity", "preferred"))]
+        picked = [r.split(" (")[0] for r in picked or out.reasons[:1]]  # details stay in --json
+        reason = "; ".join(picked[:2])
         if cx or reason:
             self.say(f"      [dim]{cx}{'- ' + reason if reason else ''}[/]")
 
