@@ -420,11 +420,12 @@ class CostTracker:
 
         Prompt tokens come from ``task.input_size`` or the tokenizer; output tokens from
         ``task.max_tokens``, else the 90th percentile of what this ledger has seen for the task
-        type and model, else 1024. ``model`` defaults to ``task.model`` if set.
+        type and model, else 1024. ``model`` defaults to ``task.model`` if set, else to the model
+        ``ModelSelector`` picks for the task's type, size and budget (as in the plan).
         """
         model = model or getattr(task, "model", None)
         if not model:
-            raise InvalidArgumentError("estimate_cost needs a model (argument or task.model)")
+            model = self._model_for_task(task)
         prompt = task.input_size
         if prompt is None:
             try:
@@ -434,6 +435,17 @@ class CostTracker:
             prompt = count_tokens(task.messages, model=model)
         completion = task.max_tokens or self.expected_completion_tokens(task.type, model)
         return self._price(model, int(prompt), int(completion))
+
+    def _model_for_task(self, task: Task) -> str:
+        """The plan's ``_get_model_for_task``: the model the selector picks for the task."""
+        from .selector import ModelSelector
+        from .tokenizer import count_tokens
+
+        size = task.input_size if task.input_size is not None else int(count_tokens(task.messages))
+        selector = getattr(self, "_selector", None)
+        if selector is None:
+            selector = self._selector = ModelSelector()
+        return selector.select_model(task.type, size, task.budget)
 
     def expected_completion_tokens(self, task_type: str, model: str) -> int:
         """Learned expectation of output tokens: a high percentile of past completions."""

@@ -337,8 +337,8 @@ def test_estimate_cost_prices_prompt_and_output_exactly(tracker: orroute.CostTra
     assert tracker.estimate_cost(open_task, model) == catalog.cost(
         model, prompt_tokens=1000, completion_tokens=900
     )
-    with pytest.raises(orroute.InvalidArgumentError):
-        tracker.estimate_cost(task)
+    with pytest.raises(orroute.NotFoundInCatalogError, match="no/such-model"):
+        tracker.estimate_cost(task, "no/such-model")
 
 
 def test_failed_settle_inside_with_releases_the_reservation(tracker: orroute.CostTracker) -> None:
@@ -362,3 +362,14 @@ def test_estimate_cost_counts_prompt_tokens_with_the_tokenizer(
     assert tracker.estimate_cost(task, model) == catalog.cost(
         model, prompt_tokens=prompt, completion_tokens=10
     )
+
+
+def test_estimate_cost_without_a_model_prices_the_selectors_choice() -> None:
+    """The plan calls ``CostTracker().estimate_cost(task)`` with no model: the tracker asks the
+    selector which model the task would run on and prices that exactly."""
+    tracker = orroute.CostTracker(":memory:")
+    task = orroute.Task(type="coding", messages="Write a haiku about C++", max_tokens=200,
+                        input_size=1000, budget="0.05")
+    chosen = orroute.ModelSelector().select_model("coding", 1000, task.budget)
+    expected = orroute.Catalog.bundled().cost(chosen, prompt_tokens=1000, completion_tokens=200)
+    assert tracker.estimate_cost(task) == expected
