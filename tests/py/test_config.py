@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def test_orroute_home_from_dotenv_locates_the_config(tmp_path: Path, monkeypatch
 def test_bad_values_name_their_source(tmp_path: Path, env, config, message) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text(config)
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(env=env, config_file=cfg, env_file=False)
 
 

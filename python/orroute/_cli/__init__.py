@@ -91,7 +91,8 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         ctx.exit(0)
 
 
-@click.group(cls=RootGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RootGroup, lazy=_COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML config file (default: ./orroute.toml, then $ORROUTE_HOME/config.toml).")
 @click.option("--env-file", type=click.Path(dir_okay=False), default=None,

@@ -87,7 +87,8 @@ def health(probe: bool, as_json: bool) -> None:
                        "seconds": time.perf_counter() - start})
         return value
 
-    check("api key", lambda: s.masked_api_key or ("not needed" if not s.is_openrouter else _no_key()))
+    check("api key",
+          lambda: s.masked_api_key or ("not needed" if not s.is_openrouter else _no_key()))
     client = None
     if s.api_key or not s.is_openrouter:
         client = make_client(s)

@@ -88,7 +88,7 @@ def cost(period: str, by: str, project: str | None, as_json: bool) -> None:
                 f"ledger {s.ledger_path}")
 
 
-@click.command("simulate")
+@click.command("simulate", short_help="Estimate a JSONL workload's cost per strategy, offline.")
 @click.argument("workload", type=click.Path(dir_okay=False, exists=True))
 @click.option("--strategies", "-s", default=",".join(STRATEGIES), show_default=True,
               help="Comma-separated strategies to compare.")

@@ -82,7 +82,7 @@ class StreamRecord:
             self.cost = Decimal(str(self.usage["cost"]))
 
 
-@click.command()
+@click.command(short_help="Answer a prompt with the model the router picks.")
 @click.argument("prompt", required=False)
 @click.option("--show-models", is_flag=True, help="Show the model chosen, why, and the cost.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=None,

@@ -11,7 +11,7 @@ from ._common import app, emit_json, make_tracker, print_table, usd
 _PERIODS = ("total", "daily", "weekly", "monthly")
 
 
-@click.group()
+@click.group(short_help="Set and inspect budgets kept in the ledger.")
 def budget() -> None:
     """Set and inspect budgets (stored in the ledger, shared by every process)."""
 
@@ -32,7 +32,8 @@ def _scope(project: str | None, conversation: str | None, tag: str | None) -> di
 _scope_options = [
     click.option("--project", default=None, help="Budget for one project (default: global)."),
     click.option("--conversation", default=None, help="Budget for one conversation."),
-    click.option("--tag", default=None, metavar="KEY=VALUE", help="Budget for a tag, e.g. user=alice."),
+    click.option("--tag", default=None, metavar="KEY=VALUE",
+                 help="Budget for a tag, e.g. user=alice."),
 ]
 
 

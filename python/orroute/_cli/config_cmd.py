@@ -61,7 +61,8 @@ def show(as_json: bool) -> None:
         if name in ("budgets", "limits", "config_file", "env_file"):
             continue
         if isinstance(value, list):
-            value = ", ".join(value) or "(selector ranks candidates)" if name == "fallbacks" else value
+            joined = ", ".join(value)
+            value = (joined or "(selector ranks candidates)") if name == "fallbacks" else value
         if name == "api_key" and value is None:
             value = "(not set)"
         rows.append((name, "-" if value is None else str(value), s.sources.get(name, "")))

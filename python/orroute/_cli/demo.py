@@ -7,7 +7,7 @@ import click
 from ._common import app, emit_json
 
 
-@click.command()
+@click.command(short_help="Run the mixed agent workload (offline without a key).")
 @click.option("--offline/--online", "offline", default=None,
               help="Force FakeOpenRouter, or the real API (default: offline without a key).")
 @click.option("--budget", type=click.FloatRange(min=0), default=0.002, show_default=True,

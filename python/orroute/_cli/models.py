@@ -115,7 +115,8 @@ _SORTS = ("price", "context", "quality", "name", "created")
               help="Highest completion price, USD per million tokens.")
 @click.option("--min-context", type=int, default=None, metavar="TOKENS",
               help="Smallest context window.")
-@click.option("--provider", "-p", "providers", multiple=True, help="Author, e.g. openai (repeatable).")
+@click.option("--provider", "-p", "providers", multiple=True,
+              help="Author, e.g. openai (repeatable).")
 @click.option("--free/--paid", "free", default=None, help="Only free, or only paid, models.")
 @click.option("--search", "-s", default=None, help="Substring of the id or name.")
 @click.option("--sort", type=click.Choice(_SORTS), default="name", show_default=True)
@@ -290,7 +291,7 @@ def _measure(client: Any, model: str, prompt: str, max_tokens: int) -> dict[str,
     }
 
 
-@models.command("test")
+@models.command("test", short_help="One real completion: answer, latency, TTFT, cost.")
 @click.argument("model_id")
 @click.option("--prompt", default="Say hello in five words.", show_default=True)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True)
@@ -321,7 +322,7 @@ def _close(client: Any) -> None:
         close()
 
 
-@models.command("benchmark")
+@models.command("benchmark", short_help="Compare latency, TTFT, tokens/s and cost.")
 @click.argument("model_ids", nargs=-1)
 @click.option("--runs", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--prompt", default="Explain in three sentences why the sky is blue.",
@@ -396,7 +397,8 @@ def _secs(v: float | None) -> str:
 # Task names people use (the reference system's `--task code-analysis`) -> the selector's types.
 _TASK_ALIASES = {
     "code": "coding", "code_analysis": "coding", "code_review": "coding", "programming": "coding",
-    "analysis": "reasoning", "summarize": "bulk_processing", "bulk": "bulk_processing", "chat": "general",
+    "analysis": "reasoning", "summarize": "bulk_processing", "bulk": "bulk_processing",
+    "chat": "general",
     "question": "general", "qa": "general", "long_context": "large_context",
 }
 
@@ -409,7 +411,7 @@ def task_type_name(name: str) -> str:
     return t if t in task_types() else _TASK_ALIASES.get(t, t)
 
 
-@models.command("recommend")
+@models.command("recommend", short_help="Best models for a task type, with reasons.")
 @click.option("--task", "task_type", required=True,
               help="Task type: coding, reasoning, general, bulk_processing, large_context, ... "
                    "(aliases such as code-analysis work).")
@@ -473,7 +475,7 @@ def recommend(task_type: str, budget: float | None, input_size: int, output_size
                        f"quality {pick['quality']:.2f})")
 
 
-@models.command("performance")
+@models.command("performance", short_help="Per-model latency, success and cost from the ledger.")
 @click.option("--period", type=click.Choice(["today", "week", "month", "all"]), default="all",
               show_default=True)
 @click.option("--project", default=None, help="Only this project.")

@@ -67,7 +67,8 @@ def parse_fault(spec: str) -> tuple[str, Any, int | None]:
     return target.strip(), fault, times
 
 
-@click.command(epilog=_FAULT_HELP)
+@click.command(epilog=_FAULT_HELP,
+               short_help="Run FakeOpenRouter (a local OpenRouter) until Ctrl+C.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="0 picks a free port.")
