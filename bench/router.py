@@ -15,6 +15,12 @@ Usage: PYTHONPATH=python python3 bench/router.py [--requests 2000] [--streams 10
 
 from __future__ import annotations
 
+import sys
+
+# bench/select.py would shadow the standard library's `select` (imported by asyncio): drop this
+# script's directory from the import path before anything else is imported.
+sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("bench")]
+
 import argparse
 import asyncio
 import json
@@ -23,7 +29,6 @@ import resource
 import socket
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -85,9 +90,13 @@ async def latency_section(url: str, n: int) -> None:
     from orroute import Task
 
     client = orroute.AsyncOpenRouter(api_key="sk-or-bench", base_url=url)
-    manager = orroute.AIModelManager(
+    manager = orroute.AIModelManager(api_key="sk-or-bench", base_url=url, fallbacks=[MODEL, "m/b"])
+    budgeted = orroute.AIModelManager(
         api_key="sk-or-bench", base_url=url, fallbacks=[MODEL, "m/b"], budget=1_000_000
     )
+
+    async def with_budget() -> None:
+        await budgeted.execute_task(Task(messages=MSGS, max_tokens=16))
 
     async def bare() -> None:
         await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
@@ -126,6 +135,8 @@ async def latency_section(url: str, n: int) -> None:
         ours = await measure(routed, n, conc)
         print(row("bare AsyncOpenRouter", base, None))
         print(row("AIModelManager", ours, base))
+        ledgered = await measure(with_budget, n, conc)
+        print(row("AIModelManager + budget", ledgered, base))
         if litellm_router is not None:
             theirs = await measure(via_litellm, n, conc)
             print(row("LiteLLM Router", theirs, base))

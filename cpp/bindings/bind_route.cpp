@@ -5,11 +5,13 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <mutex>
 
 #include "bindings.h"
 #include "casters.h"
 #include "orroute/cost/sqlite_ledger.h"
 #include "orroute/engine.h"
+#include "orroute/net/api_client.h"
 #include "orroute/route/complexity.h"
 #include "orroute/select/quality_priors.h"
 
@@ -144,6 +146,38 @@ py::dict health_dict(const HealthReport& h) {
   return d;
 }
 
+// The result of a task submitted from asyncio: the transport thread stores it and signals the
+// loop's Notifier (eventfd) without taking the GIL; the loop then reads it (see client._bridge).
+struct PendingResult {
+  std::mutex mu;
+  std::optional<EngineResult> result;
+  std::shared_ptr<Notifier> notifier;
+  uint64_t token = 0;
+  std::shared_ptr<RouteRun> run;
+
+  void complete(EngineResult r) {
+    std::shared_ptr<Notifier> n;
+    uint64_t t = 0;
+    {
+      std::lock_guard lock(mu);
+      result = std::move(r);
+      n = notifier;
+      t = token;
+    }
+    if (n) n->notify(t);
+  }
+  void arm(std::shared_ptr<Notifier> n, uint64_t t) {
+    bool ready = false;
+    {
+      std::lock_guard lock(mu);
+      notifier = n;
+      token = t;
+      ready = result.has_value();
+    }
+    if (ready) n->notify(t);
+  }
+};
+
 // A Python callable that may be dropped on any thread: the GIL is taken to release it.
 std::shared_ptr<py::object> hold_callable(py::object f) {
   return std::shared_ptr<py::object>(new py::object(std::move(f)), [](py::object* o) {
@@ -258,6 +292,24 @@ void bind_route(py::module_& m) {
                       t.scope.tags = std::move(v);
                     });
 
+  py::class_<PendingResult, std::shared_ptr<PendingResult>>(m, "PendingResult")
+      .def("arm", &PendingResult::arm, py::arg("notifier"), py::arg("token"))
+      .def("cancel",
+           [](PendingResult& p) {
+             std::shared_ptr<RouteRun> run;
+             {
+               std::lock_guard lock(p.mu);
+               run = p.run;
+             }
+             if (run) run->cancel();
+           },
+           py::call_guard<py::gil_scoped_release>())
+      .def("result", [](PendingResult& p) {
+        std::lock_guard lock(p.mu);
+        if (!p.result) throw InvalidArgument("the task has not finished");
+        return result_dict(*p.result);
+      });
+
   py::class_<RouteRun, std::shared_ptr<RouteRun>>(m, "RouteRun")
       .def("cancel", &RouteRun::cancel, py::call_guard<py::gil_scoped_release>());
 
@@ -303,6 +355,19 @@ void bind_route(py::module_& m) {
             return e.submit(t, std::move(p), std::move(chunk), std::move(done));
           },
           py::arg("task"), py::arg("on_chunk"), py::arg("on_done"))
+      .def(
+          "submit_async",
+          [](Engine& e, const EngineTask& t) {
+            auto pending = std::make_shared<PendingResult>();
+            py::gil_scoped_release nogil;
+            EnginePlan p = e.plan(t);
+            auto run = e.submit(t, std::move(p), nullptr,
+                                [pending](EngineResult r) { pending->complete(std::move(r)); });
+            std::lock_guard lock(pending->mu);
+            pending->run = std::move(run);
+            return pending;
+          },
+          py::arg("task"))
       .def("run", [](Engine& e, const EngineTask& t) {
              EngineResult r;
              {

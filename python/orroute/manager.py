@@ -160,7 +160,8 @@ class AIModelManager:
             ``{"limit": 5, "period": "daily", "project": "p", "policy": "refuse"}`` sets the period,
             scope and policy (``"downgrade"`` tries cheaper models instead of failing).
         ledger: path of the SQLite ledger, or a file-backed :class:`orroute.CostTracker` whose
-            ledger is shared (SQLite WAL, safe across processes); in memory when omitted.
+            ledger is shared (SQLite WAL, safe across processes). Omitted: an in-memory ledger
+            when ``budget`` is given, else none (no reservations; ``set_budget`` then raises).
         fallbacks: exact order of models to try (otherwise the selector's ranking).
         limits: rate limits per model id, or ``"key"`` for the whole key: ``{"openai/gpt-4o":
             {"limit_requests": 60, "limit_input": 100_000, "limit_output": 20_000}}`` (per minute;
@@ -243,8 +244,11 @@ class AIModelManager:
             cfg.set_limit(_limit_scope(scope), **_limit_args(scope, spec))
         cat = catalog if catalog is not None else Catalog.bundled()
         core_catalog = getattr(cat, "_core", cat)
+        ledger_path: str | None
         if ledger is None:
-            ledger_path = ":memory:"
+            # No budget and no ledger: skip reservations entirely (the SQLite round trips are most
+            # of the router's added latency); spend is still counted in metrics().
+            ledger_path = ":memory:" if budget is not None else None
         elif hasattr(ledger, "path") and not isinstance(ledger, (str, os.PathLike)):
             ledger_path = str(ledger.path)  # a CostTracker: share its SQLite file (WAL, multi-process)
             if ledger_path == ":memory:":
@@ -255,6 +259,7 @@ class AIModelManager:
 
         priors = bundled_priors_path().read_text(encoding="utf-8")
         self._engine = _core.Engine(cfg, core_catalog, ledger_path, priors)
+        self._has_ledger = ledger_path is not None
         self._project = project
         self._results: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._base_url = cfg.base_url
@@ -278,8 +283,11 @@ class AIModelManager:
         self._engine.set_budget(scope, str(period), Decimal(str(limit)), str(policy))
 
     def spent(self) -> Decimal:
-        """Settled spend recorded in this manager's ledger, in USD."""
-        return self._engine.spent()
+        """Settled spend in USD: the ledger's total, or (without a ledger) the cost of this
+        manager's successful calls."""
+        if self._has_ledger:
+            return self._engine.spent()
+        return sum((r["cost"] for r in self._engine.metrics()), Decimal(0))
 
     def reserved(self) -> tuple[int, Decimal]:
         """Live reservations: how many and how much (USD)."""
@@ -369,21 +377,15 @@ class AIModelManager:
     async def execute_task(self, task: Task, *, model: str | None = None) -> TaskResult:
         """Runs ``task`` on the engine's network thread; cancelling the await cancels the request
         and releases its budget reservation. Raises like :meth:`execute_task_sync`."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Mapping[str, Any]] = loop.create_future()
+        from .client import _bridge  # one eventfd per loop; the transport thread never takes the GIL
 
-        def done(res: Mapping[str, Any]) -> None:
-            try:
-                loop.call_soon_threadsafe(_set_result, fut, res)
-            except RuntimeError:  # loop closed
-                pass
-
-        run = self._engine.submit(self._engine_task(task, model=model), None, done)
+        pending = self._engine.submit_async(self._engine_task(task, model=model))
         try:
-            res = await asyncio.shield(fut)
+            await _bridge().wait(pending)
         except asyncio.CancelledError:
-            run.cancel()
+            pending.cancel()
             raise
+        res = pending.result()
         r = self._result(res)
         r.task_id = task.id or ""
         return r
