@@ -106,7 +106,7 @@ async def latency_section(url: str, n: int) -> None:
 
     litellm_router = None
     try:
-        import litellm  # noqa: F401
+        import litellm
         from litellm import Router
 
         litellm.suppress_debug_info = True
@@ -123,7 +123,7 @@ async def latency_section(url: str, n: int) -> None:
             ],
             num_retries=2,
         )
-    except Exception as e:  # not installed or incompatible
+    except Exception as e:  # noqa: BLE001  (not installed, or an incompatible version)
         print(f"  (LiteLLM Router not measured: {type(e).__name__}: {e})")
 
     async def via_litellm() -> None:
@@ -191,7 +191,10 @@ def stream_section(url: str, n: int) -> None:
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "python"))
     out = subprocess.run(
         [sys.executable, __file__, "--child-streams", str(n), "--url", url],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         print(f"  streaming run failed: {out.stderr.strip()[-400:]}")

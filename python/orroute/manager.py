@@ -19,7 +19,7 @@ from typing import Any
 from . import _exceptions as _exc
 from .task import Task
 
-__all__ = ["AIModelManager", "TaskResult", "Attempt", "Conversation"]
+__all__ = ["AIModelManager", "Attempt", "Conversation", "TaskResult"]
 
 _DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 _FEEDBACK_MEMORY = 100_000  # results remembered for record_feedback
@@ -98,14 +98,20 @@ def _error_for(res: Mapping[str, Any]) -> BaseException:
     message = res["message"] or "request failed"
     attempts = _attempts(res["attempts"])
     if res["budget_refused"]:
-        cls = getattr(_exc, res["budget_error_type"] or "BudgetExceededError", _exc.BudgetExceededError)
+        cls = getattr(
+            _exc, res["budget_error_type"] or "BudgetExceededError", _exc.BudgetExceededError
+        )
         err: BaseException = cls(message)
     elif res["error"] == "cancelled":
         err = asyncio.CancelledError(message)
     elif res["nothing_sent"]:
         err = _exc.NoModelAvailableError(message)
     else:
-        api = res["api_error"] or {"kind": "status", "status": res["http_status"], "message": message}
+        api = res["api_error"] or {
+            "kind": "status",
+            "status": res["http_status"],
+            "message": message,
+        }
         kind = api["kind"]
         meta: dict[str, Any] = {}
         if api.get("metadata_json"):
@@ -184,7 +190,7 @@ class AIModelManager:
         base_url: str | None = None,
         *,
         strategy: str = "balanced",
-        budget: Decimal | float | int | str | Mapping[str, Any] | None = None,
+        budget: Decimal | float | str | Mapping[str, Any] | None = None,
         ledger: Any = None,
         fallbacks: Sequence[str] | None = None,
         limits: Mapping[str, Mapping[str, Any]] | None = None,
@@ -211,7 +217,9 @@ class AIModelManager:
             api_key = os.environ.get("OPENROUTER_API_KEY")
         keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
         cfg = _core.EngineConfig()
-        cfg.base_url = (base_url or os.environ.get("OPENROUTER_BASE_URL") or _DEFAULT_BASE_URL).rstrip("/")
+        cfg.base_url = (
+            base_url or os.environ.get("OPENROUTER_BASE_URL") or _DEFAULT_BASE_URL
+        ).rstrip("/")
         cfg.api_keys = [k for k in keys if k]
         if app_name:
             cfg.app_name = app_name
@@ -250,9 +258,13 @@ class AIModelManager:
             # of the router's added latency); spend is still counted in metrics().
             ledger_path = ":memory:" if budget is not None else None
         elif hasattr(ledger, "path") and not isinstance(ledger, (str, os.PathLike)):
-            ledger_path = str(ledger.path)  # a CostTracker: share its SQLite file (WAL, multi-process)
+            ledger_path = str(
+                ledger.path
+            )  # a CostTracker: share its SQLite file (WAL, multi-process)
             if ledger_path == ":memory:":
-                raise _exc.InvalidArgumentError("an in-memory CostTracker cannot be shared; give it a path")
+                raise _exc.InvalidArgumentError(
+                    "an in-memory CostTracker cannot be shared; give it a path"
+                )
         else:
             ledger_path = os.fspath(ledger)
         from .selector import bundled_priors_path
@@ -270,7 +282,7 @@ class AIModelManager:
         return f"AIModelManager(base_url={self._base_url!r})"
 
     # -- budgets --------------------------------------------------------------------------------
-    def set_budget(self, budget: Decimal | float | int | str | Mapping[str, Any]) -> None:
+    def set_budget(self, budget: Decimal | float | str | Mapping[str, Any]) -> None:
         """Adds (or replaces) a budget; see the ``budget`` argument of the constructor."""
         if isinstance(budget, Mapping):
             limit = budget["limit"]
@@ -377,7 +389,9 @@ class AIModelManager:
     async def execute_task(self, task: Task, *, model: str | None = None) -> TaskResult:
         """Runs ``task`` on the engine's network thread; cancelling the await cancels the request
         and releases its budget reservation. Raises like :meth:`execute_task_sync`."""
-        from .client import _bridge  # one eventfd per loop; the transport thread never takes the GIL
+        from .client import (
+            _bridge,  # one eventfd per loop; the transport thread never takes the GIL
+        )
 
         pending = self._engine.submit_async(self._engine_task(task, model=model))
         try:
@@ -390,7 +404,9 @@ class AIModelManager:
         r.task_id = task.id or ""
         return r
 
-    async def stream_task(self, task: Task, *, model: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def stream_task(
+        self, task: Task, *, model: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Streams ``task``: yields chunks (OpenAI ``chat.completion.chunk`` dicts) as they arrive.
 
         Retries and fallbacks happen before the first chunk; an error after content was yielded
@@ -415,7 +431,9 @@ class AIModelManager:
             except RuntimeError:
                 pass
 
-        run = self._engine.submit(self._engine_task(task, stream=True, model=model), on_chunk, on_done)
+        run = self._engine.submit(
+            self._engine_task(task, stream=True, model=model), on_chunk, on_done
+        )
         finished = False
         try:
             while True:
@@ -440,7 +458,7 @@ class AIModelManager:
         system: str | None = None,
         model: str | None = None,
         task_type: str = "general",
-        budget: Decimal | float | int | str | None = None,
+        budget: Decimal | float | str | None = None,
         project: str | None = None,
         max_history_tokens: int = 8000,
         keep_recent: int = 6,
@@ -551,7 +569,7 @@ class Conversation:
         system: str | None,
         model: str | None,
         task_type: str,
-        budget: Decimal | float | int | str | None,
+        budget: Decimal | float | str | None,
         project: str | None,
         max_history_tokens: int,
         keep_recent: int,
@@ -583,7 +601,12 @@ class Conversation:
         if self.system:
             out.append({"role": "system", "content": self.system})
         if self.summary:
-            out.append({"role": "system", "content": f"Summary of the earlier conversation: {self.summary}"})
+            out.append(
+                {
+                    "role": "system",
+                    "content": f"Summary of the earlier conversation: {self.summary}",
+                }
+            )
         return out + self.history
 
     def switch_model(self, model: str | None) -> None:
@@ -605,7 +628,7 @@ class Conversation:
             from .tokenizer import count_tokens
 
             return int(count_tokens(list(messages), model=self.model or "openai/gpt-4o"))
-        except Exception:  # tokenizer unavailable: a byte estimate is enough to trim
+        except (_exc.OrRouteError, TypeError, ValueError):  # unusual content: estimate from bytes
             return sum(len(str(m.get("content", ""))) // 4 + 4 for m in messages)
 
     async def _trim(self) -> None:
@@ -618,7 +641,9 @@ class Conversation:
         if dropped and self.summarizer is not None:
             previous = [{"role": "system", "content": self.summary}] if self.summary else []
             out = self.summarizer(previous + dropped)
-            self.summary = await out if asyncio.iscoroutine(out) or isinstance(out, Awaitable) else out
+            self.summary = (
+                await out if asyncio.iscoroutine(out) or isinstance(out, Awaitable) else out
+            )
         self.history = keep
 
     def _task(self) -> Task:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-import pytest
-
 import orroute
+import pytest
 from orroute import Task
-from orroute.testing import Fault, FakeOpenRouter
+from orroute.testing import FakeOpenRouter, Fault
 
 MODELS = ["test/a", "test/b", "test/c"]  # synthetic: $1/M prompt, $2/M completion tokens
 
@@ -262,8 +261,10 @@ def test_complexity_is_analyzed_and_reported(fake):
     m = manager(fake)
     simple = m.execute_task_sync(Task(messages="What is the capital of France?"))
     hard = m.execute_task_sync(
-        Task(messages="Implement a lock-free queue in C++ step by step, then analyze and prove "
-             "its correctness:\n```cpp\nstruct Q { std::atomic<int> head; };\n```")
+        Task(
+            messages="Implement a lock-free queue in C++ step by step, then analyze and prove "
+            "its correctness:\n```cpp\nstruct Q { std::atomic<int> head; };\n```"
+        )
     )
     assert simple.complexity["tier"] == "economy"
     assert hard.complexity["score"] > simple.complexity["score"]
@@ -278,7 +279,9 @@ def test_conversation_keeps_history_within_bounds_with_a_summarizer(fake):
         summaries.append(len(messages))
         return "earlier turns"
 
-    conv = m.conversation(system="be brief", max_history_tokens=200, keep_recent=2, summarizer=summarize)
+    conv = m.conversation(
+        system="be brief", max_history_tokens=200, keep_recent=2, summarizer=summarize
+    )
     for i in range(6):
         conv.send_sync(f"question {i} " + "word " * 40)
     assert summaries
