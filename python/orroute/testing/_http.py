@@ -1,7 +1,7 @@
 """A minimal HTTP/1.1 server protocol on asyncio: keep-alive, pipelining, Content-Length and
 chunked request bodies, ``Expect: 100-continue``, chunked or close-delimited responses.
 
-It knows nothing about OpenRouter: each parsed request goes to ``app.handle(conn, request)``,
+It knows nothing about OpenRouter: each parsed request goes to ``app._handle(conn, request)``,
 which either answers at once (returns None) or returns a coroutine that answers later; the
 connection reads no further request until that coroutine is done.
 """
@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from http import HTTPStatus
 from typing import Any, Protocol
 
-__all__ = ["Connection", "RawRequest", "head_bytes", "App"]
+__all__ = ["App", "Connection", "RawRequest", "head_bytes"]
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
@@ -26,7 +26,7 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 class RawRequest:
     """One parsed request. ``headers`` keys are lower-case; duplicates joined with ", "."""
 
-    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive")
+    __slots__ = ("body", "headers", "keep_alive", "method", "target", "version")
 
     def __init__(
         self, method: str, target: str, version: str, headers: dict[str, str], body: bytes
@@ -44,11 +44,13 @@ class RawRequest:
 
 
 class App(Protocol):
-    def handle(self, conn: Connection, request: RawRequest) -> Coroutine[Any, Any, None] | None: ...
+    def _handle(
+        self, conn: Connection, request: RawRequest
+    ) -> Coroutine[Any, Any, None] | None: ...
 
-    def connection_opened(self, conn: Connection) -> None: ...
+    def _connection_opened(self, conn: Connection) -> None: ...
 
-    def connection_closed(self, conn: Connection) -> None: ...
+    def _connection_closed(self, conn: Connection) -> None: ...
 
 
 class _BadRequest(Exception):
@@ -104,7 +106,7 @@ class Connection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        self.app.connection_opened(self)
+        self.app._connection_opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -113,7 +115,7 @@ class Connection(asyncio.Protocol):
         self._wake_drain()
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        self.app.connection_closed(self)
+        self.app._connection_closed(self)
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
@@ -202,7 +204,7 @@ class Connection(asyncio.Protocol):
             if request is None:
                 return
             self.requests_served += 1
-            pending = self.app.handle(self, request)
+            pending = self.app._handle(self, request)
             if pending is not None:
                 self._busy = True
                 self._task = asyncio.ensure_future(self._finish(pending, request.keep_alive))
