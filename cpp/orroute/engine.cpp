@@ -597,7 +597,9 @@ EnginePlan Engine::plan(const EngineTask& task) const {
       if (task.min_quality) c.min_quality = task.min_quality;
       c.expected_output_tokens = plan.max_tokens;
       req.constraints = c;
-      req.predicted_quality = impl_->predicted(plan.task_type);
+      req.predicted_quality = impl_->predicted(plan.task_type);  // feedback; wins over a predictor
+      req.prompt = prompt;  // a learned quality predictor, when installed, reads it
+      req.limit = static_cast<size_t>(config_.max_candidates);
       for (int pass = 0; pass < 2 && ranked.empty(); ++pass) {
         try {
           ranked = impl_->selector->rank(req);
