@@ -91,6 +91,16 @@ def demo(task_type: str, prompt: str, input_size: int | None, budget: str, strat
                    f"quality {pick.quality:.2f})")
 
 
+def _register_gateway() -> None:
+    from .gateway.cli import keys, serve
+
+    cli.add_command(serve)
+    cli.add_command(keys)
+
+
+_register_gateway()
+
+
 def main() -> None:
     """Console-script entry point (``orroute``)."""
     cli(prog_name="orroute")
