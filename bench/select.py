@@ -35,9 +35,14 @@ def main() -> None:
     print(f"catalog: {len(sel.catalog)} models, {len(sel.models)} selectable")
     floor = median_us(lambda: _core.parse_money(1), args.n)
     print(f"{'bare binding call (parse_money)':45s} {floor:8.2f} us")
-    for task, size, budget in [("general", 500, None), ("coding", 2000, 0.05), ("reasoning", 20000, 0.5)]:
-        t = median_us(lambda: sel.select_model(task, size, budget), args.n)
-        print(f"{'select_model(%r, %d, %s)' % (task, size, budget):45s} {t:8.2f} us")
+    for task, size, budget in [
+        ("general", 500, None),
+        ("coding", 2000, 0.05),
+        ("reasoning", 20000, 0.5),
+    ]:
+        t = median_us(lambda t=task, s=size, b=budget: sel.select_model(t, s, b), args.n)
+        label = f"select_model({task!r}, {size}, {budget})"
+        print(f"{label:45s} {t:8.2f} us")
     t = median_us(lambda: sel.rank("coding", 2000, 0.05), max(args.n // 20, 200))
     print(f"{'rank(coding, 2000, 0.05) with reasons':45s} {t:8.2f} us")
     t = median_us(lambda: sel.rank("coding", 2000, 0.05, explain=False), max(args.n // 20, 200))

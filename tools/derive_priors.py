@@ -130,7 +130,9 @@ def aider_scores(shared: Path) -> dict[str, float]:
 
 
 def derive(shared: Path, catalog_path: Path) -> dict:
-    arena = json.loads((shared / "priors" / "lmarena_leaderboard_text_style_control_2025-12.json").read_text())
+    arena = json.loads(
+        (shared / "priors" / "lmarena_leaderboard_text_style_control_2025-12.json").read_text()
+    )
     catalog = json.loads(catalog_path.read_text())["data"]
     aider = aider_scores(shared)
 
@@ -161,8 +163,8 @@ def derive(shared: Path, catalog_path: Path) -> dict:
         ak = next((k for k in or_keys(mid) if k in aider), None)
         if ak is not None:
             entry["coding"] = round((entry.get("coding", aider[ak]) + aider[ak]) / 2, 4)
-        entry["source"] = "lmarena:" + ",".join(sorted(names[hit])[:3]) + (
-            f"; aider:{ak}" if ak else ""
+        entry["source"] = (
+            "lmarena:" + ",".join(sorted(names[hit])[:3]) + (f"; aider:{ak}" if ak else "")
         )
         models[base] = entry
 
@@ -174,7 +176,10 @@ def derive(shared: Path, catalog_path: Path) -> dict:
         fk = family_key(mid)
         if created.get(mid, 0) >= newest.get(fk, -1):
             newest[fk] = created.get(mid, 0)
-            families[fk] = {**{k: v for k, v in entry.items() if k != "source"}, "source": f"family of {mid}"}
+            families[fk] = {
+                **{k: v for k, v in entry.items() if k != "source"},
+                "source": f"family of {mid}",
+            }
 
     # Tier defaults: mean score of the rated models in each price tier.
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -210,7 +215,9 @@ def derive(shared: Path, catalog_path: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent.parent / "shared" / "data")
-    ap.add_argument("--catalog", type=Path, default=REPO / "python/orroute/data/openrouter_models.json")
+    ap.add_argument(
+        "--catalog", type=Path, default=REPO / "python/orroute/data/openrouter_models.json"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "python/orroute/data/quality_priors.json")
     args = ap.parse_args()
     if not (args.shared / "priors").is_dir():

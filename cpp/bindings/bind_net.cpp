@@ -1,11 +1,246 @@
+// Bindings of the network client (cpp/orroute/net): NetClient, Call. Thin: converts arguments,
+// releases the GIL while waiting, converts JSON to Python values. The async bridge (Notifier,
+// stream reading) is in bind_stream.cpp.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
 
 #include "bindings.h"
+#include "json_py.h"
+#include "orroute/error.h"
+#include "orroute/net/api_client.h"
 
 namespace py = pybind11;
 
 namespace orroute::bindings {
 
-void bind_net(py::module_& /*m*/) {}
+void bind_stream(py::module_& m);  // bind_stream.cpp
+
+namespace {
+
+template <typename Writer>
+void write_py(Writer& w, py::handle obj, int depth) {
+  if (depth > 200) throw InvalidArgument("request body nested too deeply");
+  if (obj.is_none()) {
+    w.Null();
+  } else if (PyBool_Check(obj.ptr())) {
+    w.Bool(obj.ptr() == Py_True);
+  } else if (PyLong_Check(obj.ptr())) {
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
+    if (overflow != 0) throw InvalidArgument("integer too large for JSON: " + py::str(obj).cast<std::string>());
+    w.Int64(v);
+  } else if (PyFloat_Check(obj.ptr())) {
+    const double d = PyFloat_AsDouble(obj.ptr());
+    if (!std::isfinite(d)) throw InvalidArgument("NaN and infinity are not valid JSON numbers");
+    w.Double(d);
+  } else if (PyUnicode_Check(obj.ptr())) {
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(obj.ptr(), &n);
+    if (s == nullptr) throw py::error_already_set();
+    w.String(s, static_cast<rapidjson::SizeType>(n));
+  } else if (PyDict_Check(obj.ptr())) {
+    w.StartObject();
+    for (auto item : py::reinterpret_borrow<py::dict>(obj)) {
+      if (!PyUnicode_Check(item.first.ptr())) throw InvalidArgument("JSON object keys must be strings");
+      Py_ssize_t n = 0;
+      const char* s = PyUnicode_AsUTF8AndSize(item.first.ptr(), &n);
+      w.Key(s, static_cast<rapidjson::SizeType>(n));
+      write_py(w, item.second, depth + 1);
+    }
+    w.EndObject();
+  } else if (PyList_Check(obj.ptr()) || PyTuple_Check(obj.ptr())) {
+    w.StartArray();
+    for (auto item : obj) write_py(w, item, depth + 1);
+    w.EndArray();
+  } else if (py::hasattr(obj, "model_dump")) {  // pydantic models (e.g. openai's types)
+    write_py(w, obj.attr("model_dump")(), depth + 1);
+  } else if (py::isinstance(obj, py::module_::import("collections.abc").attr("Mapping"))) {
+    write_py(w, py::dict(py::reinterpret_borrow<py::object>(obj)), depth + 1);
+  } else {
+    throw InvalidArgument("cannot send a value of type " +
+                          py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>() + " as JSON");
+  }
+}
+
+Timeouts to_timeouts(const py::tuple& t) {
+  if (t.size() != 4) throw InvalidArgument("timeouts must be (connect, first_byte, idle, total) seconds");
+  auto ms = [](py::handle h) -> int64_t {
+    if (h.is_none()) return 0;
+    const double s = h.cast<double>();
+    if (s < 0) throw InvalidArgument("a timeout must not be negative");
+    return static_cast<int64_t>(std::ceil(s * 1000.0));
+  };
+  return Timeouts{ms(t[0]), ms(t[1]), ms(t[2]), ms(t[3])};
+}
+
+}  // namespace
+
+std::string py_to_json(py::handle obj) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  write_py(w, obj, 0);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+py::object json_to_py(const rapidjson::Value& v) {
+  switch (v.GetType()) {
+    case rapidjson::kNullType: return py::none();
+    case rapidjson::kFalseType: return py::bool_(false);
+    case rapidjson::kTrueType: return py::bool_(true);
+    case rapidjson::kStringType:
+      return py::reinterpret_steal<py::object>(
+          PyUnicode_DecodeUTF8(v.GetString(), static_cast<Py_ssize_t>(v.GetStringLength()), "replace"));
+    case rapidjson::kNumberType:
+      if (v.IsInt64()) return py::int_(v.GetInt64());
+      if (v.IsUint64()) return py::int_(v.GetUint64());
+      return py::float_(v.GetDouble());
+    case rapidjson::kArrayType: {
+      py::list out(v.Size());
+      size_t i = 0;
+      for (const auto& item : v.GetArray()) out[i++] = json_to_py(item);
+      return out;
+    }
+    case rapidjson::kObjectType: {
+      py::dict out;
+      for (const auto& m : v.GetObject()) {
+        py::object key = py::reinterpret_steal<py::object>(
+            PyUnicode_DecodeUTF8(m.name.GetString(), static_cast<Py_ssize_t>(m.name.GetStringLength()), "replace"));
+        out[key] = json_to_py(m.value);
+      }
+      return out;
+    }
+  }
+  return py::none();
+}
+
+py::object json_text_to_py(const std::string& text) {
+  if (text.empty()) return py::none();
+  rapidjson::Document doc;
+  doc.Parse(text.data(), text.size());
+  if (doc.HasParseError()) return py::str(text);
+  return json_to_py(doc);
+}
+
+py::dict error_to_py(const ApiError& e) {
+  static const char* kinds[] = {"status", "connection", "timeout", "stream", "cancelled"};
+  py::dict d;
+  d["kind"] = kinds[static_cast<int>(e.kind)];
+  d["status"] = e.status;
+  d["message"] = e.message;
+  d["code"] = e.code_json.empty() ? py::object(py::none()) : json_text_to_py(e.code_json);
+  d["metadata"] = e.metadata_json.empty() ? py::object(py::none()) : json_text_to_py(e.metadata_json);
+  d["body"] = json_text_to_py(e.body);
+  d["generation_id"] = e.generation_id.empty() ? py::object(py::none()) : py::object(py::str(e.generation_id));
+  d["retry_after"] = e.retry_after ? py::object(py::float_(*e.retry_after)) : py::object(py::none());
+  return d;
+}
+
+// Waits for `call` with the GIL released, in slices so Ctrl-C still interrupts (and cancels it).
+void wait_interruptible(Call& call) {
+  while (true) {
+    bool done;
+    {
+      py::gil_scoped_release release;
+      done = call.wait(100);
+    }
+    if (done) return;
+    if (PyErr_CheckSignals() != 0) {
+      call.cancel();
+      throw py::error_already_set();
+    }
+  }
+}
+
+py::dict headers_to_py(const Headers& h) {
+  py::dict d;
+  for (const auto& [k, v] : h.fields) {
+    std::string lower = k;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    d[py::str(lower)] = v;
+  }
+  return d;
+}
+
+void bind_net(py::module_& m) {
+  py::class_<Call, std::shared_ptr<Call>>(m, "Call", "One API call in flight (private).")
+      .def("wait", [](Call& c, double timeout) { py::gil_scoped_release r; return c.wait(static_cast<int64_t>(timeout * 1000)); },
+           py::arg("timeout"), "Waits up to `timeout` seconds (GIL released); True once finished.")
+      .def("wait_done", &wait_interruptible, "Waits until finished (GIL released, Ctrl-C cancels).")
+      .def_property_readonly("done", [](const Call& c) { return c.state() != Call::State::kRunning; })
+      .def_property_readonly("ok", [](const Call& c) { return c.state() == Call::State::kDone; })
+      .def_property_readonly("attempts", &Call::attempts)
+      .def("status", [](const Call& c) { return c.response().status; })
+      .def("headers", [](const Call& c) { return headers_to_py(c.response().headers); })
+      .def("body_json", [](const Call& c) { return json_text_to_py(c.response().body); },
+           "The response body parsed as JSON (the text itself if it is not JSON).")
+      .def("error", [](const Call& c) { return error_to_py(c.error()); })
+      .def("arm", &Call::arm, py::arg("notifier"), py::arg("token"))
+      .def("cancel", &Call::cancel, "Aborts the call promptly; frees its connection.");
+
+  py::class_<ApiClient, std::shared_ptr<ApiClient>>(m, "NetClient", "HTTP client on the libcurl event loop (private).")
+      .def(py::init([](const std::string& base_url, std::vector<std::string> api_keys, const std::string& app_name,
+                       const std::string& app_url, const std::string& user_agent, const py::tuple& timeouts,
+                       const py::tuple& stream_timeouts, int max_retries, double backoff_base, double backoff_max,
+                       double max_retry_after) {
+             ClientConfig cfg;
+             cfg.base_url = base_url;
+             cfg.api_keys = std::move(api_keys);
+             cfg.app_name = app_name;
+             cfg.app_url = app_url;
+             cfg.user_agent = user_agent;
+             cfg.timeouts = to_timeouts(timeouts);
+             cfg.stream_timeouts = to_timeouts(stream_timeouts);
+             cfg.retry = RetryPolicy{max_retries, backoff_base, backoff_max, max_retry_after};
+             return ApiClient::create(std::move(cfg));
+           }),
+           py::arg("base_url"), py::arg("api_keys"), py::arg("app_name"), py::arg("app_url"), py::arg("user_agent"),
+           py::arg("timeouts"), py::arg("stream_timeouts"), py::arg("max_retries"), py::arg("backoff_base"),
+           py::arg("backoff_max"), py::arg("max_retry_after"))
+      .def_property_readonly("base_url", [](const ApiClient& c) { return c.config().base_url; })
+      .def("masked_keys", [](ApiClient& c) { return c.keys().masked(); })
+      .def("usable_keys", [](ApiClient& c) { return c.keys().usable(); })
+      .def("active_transfers", [](ApiClient& c) { return c.transport().active(); })
+      .def(
+          "start",
+          [](ApiClient& c, const std::string& method, const std::string& path, py::object body, bool stream,
+             int max_retries, py::object timeouts, const std::vector<std::pair<std::string, std::string>>& headers,
+             int not_found_retries, bool chat, size_t queue_capacity) {
+            CallSpec spec;
+            spec.method = method;
+            spec.path = path;
+            if (!body.is_none()) spec.body = py_to_json(body);
+            spec.stream = stream;
+            spec.max_retries = max_retries;
+            if (!timeouts.is_none()) spec.timeouts = to_timeouts(timeouts.cast<py::tuple>());
+            for (const auto& [k, v] : headers) spec.extra_headers.add(k, v);
+            spec.not_found_retries = not_found_retries;
+            spec.queue_capacity = queue_capacity;
+            if (chat) {
+              rapidjson::Document doc;
+              doc.Parse(spec.body.data(), spec.body.size());
+              validate_chat_request(doc);
+            }
+            py::gil_scoped_release release;
+            return c.start(std::move(spec));
+          },
+          py::arg("method"), py::arg("path"), py::arg("body") = py::none(), py::arg("stream") = false,
+          py::arg("max_retries") = -1, py::arg("timeouts") = py::none(),
+          py::arg("headers") = std::vector<std::pair<std::string, std::string>>{}, py::arg("not_found_retries") = 0,
+          py::arg("chat") = false, py::arg("queue_capacity") = 64,
+          "Starts a call (validating it first when `chat`); never blocks on the network.");
+
+  m.def("mask_key", &mask_key, py::arg("key"), "The masked form of an API key, safe to show.");
+  m.def("json_dumps", [](py::handle obj) { return py_to_json(obj); }, py::arg("obj"),
+        "Compact JSON text of a Python value (as the client sends it).");
+  m.def("json_loads", [](const std::string& text) {
+        rapidjson::Document doc;
+        doc.Parse(text.data(), text.size());
+        if (doc.HasParseError()) throw ParseError("invalid JSON");
+        return json_to_py(doc);
+      }, py::arg("text"), "Parses JSON text with the core's parser.");
+  bind_stream(m);
+}
 
 }  // namespace orroute::bindings

@@ -30,6 +30,9 @@ _LAZY: dict[str, str] = {
     # client
     "OpenRouter": "orroute.client",
     "AsyncOpenRouter": "orroute.client",
+    "Timeout": "orroute.client",
+    "Stream": "orroute.client",
+    "AsyncStream": "orroute.client",
     # cost and budgets
     "CostTracker": "orroute.cost",
     "Reservation": "orroute.cost",
@@ -60,7 +63,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .catalog import Catalog, ModelInfo  # noqa: F401
-    from .client import AsyncOpenRouter, OpenRouter  # noqa: F401
+    from .client import AsyncOpenRouter, AsyncStream, OpenRouter, Stream, Timeout  # noqa: F401
     from .cost import BudgetStatus, CostTracker, Reservation, simulate  # noqa: F401
     from .manager import AIModelManager, TaskResult  # noqa: F401
     from .routing import LearnedRouter  # noqa: F401

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from ._exceptions import InvalidArgumentError
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Catalog", "ModelInfo", "bundled_catalog_path"]
 
-Amount = Union[Decimal, int, str, float]
+Amount = Decimal | int | str | float
 
 _DATA = Path(__file__).resolve().parent / "data"
 _bundled: Catalog | None = None

@@ -14,16 +14,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Catalog
 
 if TYPE_CHECKING:
     from ._core import Constraints
 
-__all__ = ["ModelSelector", "ModelSpec", "Ranked", "STRATEGIES", "task_types", "bundled_priors_path"]
+__all__ = [
+    "STRATEGIES",
+    "ModelSelector",
+    "ModelSpec",
+    "Ranked",
+    "bundled_priors_path",
+    "task_types",
+]
 
-Amount = Union[Decimal, int, str, float]
+Amount = Decimal | int | str | float
 STRATEGIES = ("cost_optimized", "balanced", "performance", "quality_first")
 _DATA = Path(__file__).resolve().parent / "data"
 
@@ -129,7 +136,9 @@ def _load_priors(priors: str | os.PathLike[str] | Mapping[str, Any] | None) -> A
         return table
     if isinstance(priors, Mapping):
         # {"model id": {"coding": 0.9, ...}} or a full table {"models": ..., "families": ...}
-        doc = priors if {"models", "families", "tier_defaults"} & set(priors) else {"models": priors}
+        doc = (
+            priors if {"models", "families", "tier_defaults"} & set(priors) else {"models": priors}
+        )
         text = json.dumps(doc)
     else:
         text = Path(priors).read_text(encoding="utf-8")

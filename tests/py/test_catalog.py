@@ -6,9 +6,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 import orroute
+import pytest
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -48,35 +47,40 @@ def test_lookup_by_id(catalog: orroute.Catalog) -> None:
 @pytest.mark.parametrize(
     ("model", "kwargs", "expected"),
     [
-        ("openai/gpt-4o-mini", dict(prompt_tokens=1000, completion_tokens=500), "0.00045"),
+        ("openai/gpt-4o-mini", {"prompt_tokens": 1000, "completion_tokens": 500}, "0.00045"),
         (
             "openai/gpt-4o-mini",
-            dict(prompt_tokens=1000, completion_tokens=500, cached_tokens=400),
+            {"prompt_tokens": 1000, "completion_tokens": 500, "cached_tokens": 400},
             "0.00042",
         ),
-        ("qwen/qwen3-max", dict(prompt_tokens=31999, completion_tokens=1000), "0.02885922"),
-        ("qwen/qwen3-max", dict(prompt_tokens=32000, completion_tokens=1000), "0.05772"),
-        ("qwen/qwen3-max", dict(prompt_tokens=128000, completion_tokens=1000), "0.25935"),
+        ("qwen/qwen3-max", {"prompt_tokens": 31999, "completion_tokens": 1000}, "0.02885922"),
+        ("qwen/qwen3-max", {"prompt_tokens": 32000, "completion_tokens": 1000}, "0.05772"),
+        ("qwen/qwen3-max", {"prompt_tokens": 128000, "completion_tokens": 1000}, "0.25935"),
         (
             "anthropic/claude-sonnet-4.5",
-            dict(
-                prompt_tokens=10000,
-                completion_tokens=1000,
-                cached_tokens=6000,
-                cache_write_tokens=2000,
-                web_searches=2,
-            ),
+            {
+                "prompt_tokens": 10000,
+                "completion_tokens": 1000,
+                "cached_tokens": 6000,
+                "cache_write_tokens": 2000,
+                "web_searches": 2,
+            },
             "0.0503",
         ),
         (
             "perplexity/sonar-deep-research",
-            dict(prompt_tokens=1000, completion_tokens=5000, reasoning_tokens=4000, web_searches=3),
+            {
+                "prompt_tokens": 1000,
+                "completion_tokens": 5000,
+                "reasoning_tokens": 4000,
+                "web_searches": 3,
+            },
             "0.037",
         ),
-        ("liquid/lfm-2.5-2.6b:free", dict(prompt_tokens=10**6, completion_tokens=10**4), "0"),
+        ("liquid/lfm-2.5-2.6b:free", {"prompt_tokens": 10**6, "completion_tokens": 10**4}, "0"),
         (
             "deepseek/deepseek-v4-pro",
-            dict(prompt_tokens=1000, completion_tokens=1000, utc_hhmm=200),
+            {"prompt_tokens": 1000, "completion_tokens": 1000, "utc_hhmm": 200},
             "0.00528",
         ),
     ],
@@ -117,9 +121,7 @@ def test_inconsistent_counts_are_rejected(catalog: orroute.Catalog) -> None:
 
 def test_worst_case_cost_for_reservations(catalog: orroute.Catalog) -> None:
     # 1000 x 0.00000015 + 16384 (the model's output cap) x 0.0000006
-    assert catalog.worst_case_cost("openai/gpt-4o-mini", prompt_tokens=1000) == Decimal(
-        "0.0099804"
-    )
+    assert catalog.worst_case_cost("openai/gpt-4o-mini", prompt_tokens=1000) == Decimal("0.0099804")
     assert catalog.worst_case_cost(
         "openai/gpt-4o-mini", prompt_tokens=1000, max_output_tokens=100
     ) == Decimal("0.00021")
@@ -128,7 +130,7 @@ def test_worst_case_cost_for_reservations(catalog: orroute.Catalog) -> None:
 def test_filter(catalog: orroute.Catalog) -> None:
     found = catalog.filter(
         capability=["tools", "vision"],
-        max_prompt_price=Decimal("1"),
+        max_prompt_price=Decimal(1),
         min_context=100_000,
         provider="openai",
         free=False,

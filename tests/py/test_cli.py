@@ -1,48 +1,167 @@
-"""The `orroute` command line (click's CliRunner; no network)."""
+"""The `orroute` command line: skeleton, settings, errors and exit codes, `orroute sim`."""
 
 from __future__ import annotations
 
-from click.testing import CliRunner
+import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
 
-import orroute
+import pytest
+from click.testing import CliRunner
 from orroute.cli import cli
 
-
-def _selected(output: str) -> str:
-    line = next(x for x in output.splitlines() if x.startswith("selected: "))
-    return line.removeprefix("selected: ").strip()
+KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
 
 
-def test_demo_selects_a_model_and_explains_it() -> None:
-    result = CliRunner().invoke(cli, ["demo"])
-    assert result.exit_code == 0, result.output
-    model_id = _selected(result.output)
-    assert model_id in orroute.Catalog.bundled()
-    assert "coding" in orroute.ModelSelector().models[model_id].capabilities
-    assert "estimated cost $" in result.output
-    assert "score " in result.output
-    for strategy in ("cost_optimized", "performance", "quality_first"):
-        assert strategy in result.output
+def run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
-def test_demo_options_change_the_selection() -> None:
-    runner = CliRunner()
-    cheap = runner.invoke(cli, ["demo", "-s", "cost_optimized", "--budget", "none", "--top", "1"])
-    best = runner.invoke(cli, ["demo", "-s", "quality_first", "--budget", "none", "--top", "1"])
-    assert cheap.exit_code == 0 and best.exit_code == 0
-    pick = [_selected(r.output) for r in (cheap, best)]
-    assert pick[0] != pick[1]
+def test_help_lists_every_command_group() -> None:
+    out = run("--help").output
+    for name in ("config", "models", "ask", "analytics", "budget", "simulate", "credits",
+                 "health", "sim", "demo"):
+        assert f"  {name} " in out or f"  {name}\n" in out, name
 
 
-def test_demo_reports_why_nothing_fits() -> None:
-    result = CliRunner().invoke(cli, ["demo", "--budget", "0.0000001"])
-    assert result.exit_code == 1
-    assert "budget $0.0000001 removed the last" in result.output
+def test_version() -> None:
+    import orroute
+
+    assert run("--version").output.strip() == f"orroute {orroute.__version__}"
 
 
-def test_demo_rejects_bad_input() -> None:
-    runner = CliRunner()
-    assert runner.invoke(cli, ["demo", "--budget", "lots"]).exit_code == 2
-    unknown = runner.invoke(cli, ["demo", "-t", "dancing"])
-    assert unknown.exit_code == 1
-    assert "known task types" in unknown.output
+def test_config_show_masks_the_key_and_names_sources(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"OPENROUTER_API_KEY={KEY}\n")
+    r = run("config", "show", env={"OPENROUTER_PREFERRED_MODEL": "openai/gpt-4o"})
+    assert r.exit_code == 0
+    assert KEY not in r.output
+    assert "sk-or-v1...cdef" in r.output
+    assert "openai/gpt-4o" in r.output
+    r = run("config", "show", "--json")
+    data = json.loads(r.output)
+    assert data["api_key"] == "sk-or-v1...cdef"
+    assert data["sources"]["api_key"].startswith(".env (")
+    assert KEY not in r.output
+
+
+def test_global_flags_override_settings(tmp_path: Path) -> None:
+    r = run("--ledger", str(tmp_path / "x.sqlite"), "--project", "p1", "config", "show", "--json")
+    data = json.loads(r.output)
+    assert data["ledger"] == str(tmp_path / "x.sqlite")
+    assert data["project"] == "p1"
+    assert data["sources"]["project"] == "override"
+
+
+def test_config_init_writes_a_file_that_loads(tmp_path: Path) -> None:
+    r = run("config", "init")
+    path = Path(r.output.strip())
+    assert r.exit_code == 0 and path.is_file()
+    assert run("config", "init").exit_code == 1  # refuses to overwrite
+    data = json.loads(run("config", "show", "--json").output)
+    assert data["config_file"] == str(path)
+    assert data["sources"]["strategy"].startswith("config (")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "files", "code", "message"),
+    [
+        (["config", "show"], {"OPENROUTER_FALLBACK_ENABLED": "sometimes"}, {}, 1,
+         "OPENROUTER_FALLBACK_ENABLED"),
+        (["config", "show"], {}, {"orroute.toml": "strategy = ["}, 1, "not valid TOML"),
+        (["--config", "nope.toml", "config", "show"], {}, {}, 1, "config file not found"),
+        (["config", "show", "--bogus"], {}, {}, 2, "No such option"),
+        (["no-such-command"], {}, {}, 2, "No such command"),
+    ],
+    ids=["bad-env", "bad-toml", "missing-config", "bad-option", "bad-command"],
+)
+def test_user_errors_are_one_line_with_an_exit_code(tmp_path, args, env, files, code,
+                                                    message) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    r = CliRunner().invoke(cli, args, env=env)
+    assert r.exit_code == code
+    assert message in r.stderr
+    assert "Traceback" not in r.output + r.stderr
+    if code != 2:  # click's usage errors also print a usage line
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
+    (tmp_path / "orroute.toml").write_text("strategy = [")
+    r = CliRunner().invoke(cli, ["--debug", "config", "show"])
+    assert r.exit_code == 1
+    assert r.exception is not None and type(r.exception).__name__ == "ConfigError"
+
+
+# --- sim -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "target", "kind", "status", "times"),
+    [
+        ("openai/gpt-4o=rate_limit", "openai/gpt-4o", "status", 429, None),
+        ("*=server_error:503@2", "*", "status", 503, 2),
+        ("/credits=unauthorized", "/credits", "status", 401, None),
+        ("m/a=stream_error:5", "m/a", "stream_error", 502, None),
+        ("m/a=delay:0.5@1", "m/a", "delay", 0, 1),
+        ("m/a=status:418", "m/a", "status", 418, None),
+    ],
+)
+def test_fault_specs(spec, target, kind, status, times) -> None:
+    from orroute._cli.sim import parse_fault
+
+    t, fault, n = parse_fault(spec)
+    assert (t, fault.kind, fault.status, n) == (target, kind, status, times)
+
+
+@pytest.mark.parametrize("spec", ["nothing", "m/a=explode", "m/a=delay", "m/a=hang@0",
+                                  "m/a=rate_limit:soon"])
+def test_bad_fault_specs_are_usage_errors(spec: str) -> None:
+    r = CliRunner().invoke(cli, ["sim", "--port", "0", "--fault", spec])
+    assert r.exit_code == 2
+    assert "Traceback" not in r.output
+
+
+def _post(url: str) -> int:
+    body = json.dumps({"model": "openai/gpt-4o-mini",
+                       "messages": [{"role": "user", "content": "hi"}]}).encode()
+    req = urllib.request.Request(url + "/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_sim_serves_openrouter_with_scripted_faults_until_interrupted() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "orroute", "sim", "--port", "0",
+         "--fault", "openai/gpt-4o-mini=server_error:503@1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            first = proc.stdout.readline()
+            assert first.startswith("FakeOpenRouter listening on http://127.0.0.1:")
+            url = first.split()[-1]
+            assert _post(url) == 503
+            assert _post(url) == 200
+            with urllib.request.urlopen(url + "/models", timeout=10) as resp:
+                assert len(json.load(resp)["data"]) > 0
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "Traceback" not in err
+
+
+def test_sim_port_in_use_is_one_line() -> None:
+    from orroute.testing import FakeOpenRouter
+
+    with FakeOpenRouter() as fake:
+        r = CliRunner().invoke(cli, ["sim", "--port", str(fake.port)])
+    assert r.exit_code == 1
+    assert "cannot listen on 127.0.0.1" in r.stderr

@@ -8,6 +8,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <exception>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <mutex>
@@ -405,6 +408,74 @@ struct SqliteLedger::Impl {
     bool done_ = false;
   };
 
+  // ---- group commit ----
+  // Money operations from many threads are batched: the first waiting thread becomes the leader,
+  // takes every queued job, and runs them in one BEGIN IMMEDIATE transaction, each inside its own
+  // SAVEPOINT so a failing job is rolled back alone. One commit (one WAL append) then serves the
+  // whole batch. A job's caller returns only after the commit, so nothing is reported before it
+  // is durable; the cross-process semantics are unchanged (each batch is one atomic step).
+  struct Job {
+    std::function<void()> run;
+    std::exception_ptr error;
+    bool done = false;
+  };
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::vector<Job*> queue;
+  bool leader_active = false;
+
+  void run_batch(const std::vector<Job*>& batch) {
+    std::lock_guard lock(mu);
+    try {
+      Txn txn(*this);
+      for (Job* job : batch) {
+        q("SAVEPOINT job").run();
+        try {
+          job->run();
+        } catch (...) {
+          job->error = std::current_exception();
+          q("ROLLBACK TO job").run();
+        }
+        q("RELEASE job").run();
+      }
+      txn.commit();
+    } catch (...) {
+      // BEGIN or COMMIT failed: nothing in the batch happened.
+      for (Job* job : batch) {
+        if (!job->error) job->error = std::current_exception();
+      }
+    }
+  }
+
+  template <class F>
+  auto transact(F&& body) -> decltype(body()) {
+    check_pid();
+    using R = decltype(body());
+    std::optional<R> result;
+    Job job;
+    job.run = [&] { result.emplace(body()); };
+    std::unique_lock lk(queue_mu);
+    queue.push_back(&job);
+    while (!job.done) {
+      if (!leader_active) {
+        leader_active = true;
+        std::vector<Job*> batch;
+        batch.swap(queue);
+        lk.unlock();
+        run_batch(batch);
+        lk.lock();
+        for (Job* j : batch) j->done = true;
+        leader_active = false;
+        queue_cv.notify_all();
+      } else {
+        queue_cv.wait(lk);
+      }
+    }
+    lk.unlock();
+    if (job.error) std::rethrow_exception(job.error);
+    return std::move(*result);
+  }
+
   void check_pid() const {
     if (static_cast<int64_t>(::getpid()) != pid) {
       throw Error("ledger: this connection was opened in another process (fork); open a new one");
@@ -791,10 +862,11 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
   if (r.amount.is_negative()) throw InvalidArgument("reservation amount must be >= 0");
   if (r.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
   check_scope(r.scope);
-  std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
   const TimeUs at = r.at != 0 ? r.at : now_us();
-  Impl::Txn txn(*impl_);
+  return impl_->transact([&] { return reserve_in_txn(r, at); });
+}
+
+ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) {
   bool reclaimed = false;
   if (std::chrono::steady_clock::now() - impl_->last_reclaim >=
       std::chrono::microseconds(impl_->options.reclaim_interval_us)) {
@@ -806,7 +878,6 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
     if (auto cut = impl_->read_state()) {
       out.status = ReserveStatus::kCutoff;
       out.cutoff_reason = *cut;
-      txn.commit();
       return out;
     }
     auto matched = impl_->match(r.scope, at, false);
@@ -827,8 +898,7 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
       }
       out.status = ReserveStatus::kExceeded;
       out.blocking = BudgetState{*b->budget, b->start, b->end, b->counter.spent, b->counter.reserved};
-      txn.commit();  // keeps new counters and reclaims
-      return out;
+      return out;  // the batch commits new counters and reclaims
     }
     const auto [an, aa] = split(r.amount);
     std::string windows;  // the counters this reservation is charged to: "budget:start;..."
@@ -847,15 +917,13 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
       m.counter.reserved += r.amount;
       impl_->write_counter(m.budget->id, m.start, m.counter);
     }
-    txn.commit();
     return out;
   }
 }
 
 SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
-  std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
-  Impl::Txn txn(*impl_);
+  const TimeUs now = now_us();
+  return impl_->transact([&] {
   bool found = false;
   {
     auto s = impl_->q("SELECT created_at, project, conversation, tags FROM reservations WHERE id = ?");
@@ -869,30 +937,20 @@ SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
     }
   }
   if (found) impl_->remove_reservation(reservation_id);
-  if (call.at == 0) call.at = now_us();
+  if (call.at == 0) call.at = now;
   SettleOutcome out = impl_->insert_call(call);
   out.reservation_found = found;
-  txn.commit();
   return out;
+  });
 }
 
 bool SqliteLedger::release(int64_t reservation_id) {
-  std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
-  Impl::Txn txn(*impl_);
-  const bool found = impl_->remove_reservation(reservation_id);
-  txn.commit();
-  return found;
+  return impl_->transact([&] { return impl_->remove_reservation(reservation_id); });
 }
 
 SettleOutcome SqliteLedger::record(CallRecord call) {
-  std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
   if (call.at == 0) call.at = now_us();
-  Impl::Txn txn(*impl_);
-  SettleOutcome out = impl_->insert_call(call);
-  txn.commit();
-  return out;
+  return impl_->transact([&] { return impl_->insert_call(call); });
 }
 
 int64_t SqliteLedger::reclaim(TimeUs at) {

@@ -31,7 +31,8 @@ struct SqliteLedgerOptions {
   int64_t reclaim_interval_us = 1'000'000;  // background reclaim check during reserve()
 };
 
-// Thread-safe (one connection behind a mutex); safe across processes. Must not be used in a
+// Thread-safe (one connection behind a mutex; concurrent money operations are group-committed:
+// one transaction, one savepoint per operation); safe across processes. Must not be used in a
 // child after fork(): open a new one there (calls from another pid throw Error).
 class SqliteLedger final : public Ledger {
  public:
@@ -67,6 +68,7 @@ class SqliteLedger final : public Ledger {
                                              double q, int64_t last_n) override;
 
  private:
+  ReserveOutcome reserve_in_txn(const ReserveRequest& request, TimeUs at);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <cstdint>
 #include <mutex>
 
 #include "orroute/catalog/capabilities.h"
@@ -135,7 +136,16 @@ ModelSelector::ModelSelector(std::shared_ptr<const ModelCatalog> catalog, Qualit
     const size_t idx = entries_.size();
     entry_of_.emplace(m.id, idx);
     for (size_t t = 0; t < types.size(); ++t) {
-      if (bits & (1u << t)) by_task_[t].push_back(static_cast<uint32_t>(idx));
+      if (!(bits & (1u << t))) continue;
+      double weighted = 0;
+      for (size_t k = 0; k < e.quality.size(); ++k) {
+        weighted += types[t].weights[k] * e.quality[k];
+      }
+      const PriceSet& p = m.pricing.base;
+      by_task_[t].push_back({static_cast<uint32_t>(idx), e.router, e.free, e.free_variant,
+                             !m.pricing.tiers.empty(), m.context_length,
+                             m.per_request_prompt_tokens.value_or(INT64_MAX), p.prompt,
+                             p.completion, p.request.value_or(Money()), weighted});
     }
     entries_.push_back(std::move(e));
   }
@@ -207,7 +217,13 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   if (req.budget && req.budget->is_negative()) throw InvalidArgument("budget must be >= 0");
   const int64_t out_tokens = c.expected_output_tokens.value_or(type.expected_output_tokens);
   if (out_tokens < 0) throw InvalidArgument("expected_output_tokens must be >= 0");
-  const auto& w = type.weights;
+  // Constraints that only the full per-model check can evaluate.
+  const bool plain = c.required_capabilities == 0 && c.required_parameters.empty() &&
+                     !c.max_price_per_1k && !c.max_price_per_mtok && !c.min_context &&
+                     c.allowed_providers.empty() && c.blocked_providers.empty() &&
+                     c.allowed_models.empty() && c.blocked_models.empty() && !c.free_only &&
+                     !c.paid_only && c.tiers.empty();
+  const int64_t need_context = req.input_tokens + out_tokens;
 
   std::array<int64_t, kPassed + 1> removed{};
   removed[kTask] = static_cast<int64_t>(catalog_->size() - by_task_[type_idx].size());
@@ -217,11 +233,20 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   pass.reserve(by_task_[type_idx].size());
 
   std::shared_lock lock(metrics_mu_);
-  for (const uint32_t idx : by_task_[type_idx]) {
-    const Entry& e = entries_[idx];
-    const ModelInfo& m = *e.model;
+  for (const Slot& slot : by_task_[type_idx]) {
+    const uint32_t idx = slot.entry;
     const auto& metrics = metrics_[idx];
+    // Fast path: with plain constraints only these stages can remove a model.
+    const auto quick = [&]() -> Stage {
+      if (slot.router) return kDynamic;
+      if (slot.free && !c.allow_free) return kFreePaid;
+      if (slot.context < need_context || slot.max_prompt < req.input_tokens) return kContext;
+      if (metrics && !metrics->available) return kAvailable;
+      return kPassed;
+    };
     const auto stage = [&]() -> Stage {
+      const Entry& e = entries_[idx];
+      const ModelInfo& m = *e.model;
       if (e.router) return kDynamic;
       if ((!c.allowed_models.empty() && !contains(c.allowed_models, m.id)) ||
           contains(c.blocked_models, m.id)) {
@@ -253,22 +278,23 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
       }
       if (metrics && !metrics->available) return kAvailable;
       return kPassed;
-    }();
-    if (stage != kPassed) {
-      ++removed[stage];
+    };
+    const Stage st = plain ? quick() : stage();
+    if (st != kPassed) {
+      ++removed[st];
       continue;
     }
     // Effective quality: prior for this task type, learned prediction, measured reliability.
-    double q = 0;
-    for (size_t k = 0; k < w.size(); ++k) q += w[k] * e.quality[k];
+    double q = slot.quality;
     if (!req.predicted_quality.empty()) {
+      const ModelInfo& m = *entries_[idx].model;
       if (const auto it = req.predicted_quality.find(m.id); it != req.predicted_quality.end()) {
         q = kPredictedWeight * it->second + (1 - kPredictedWeight) * q;
       }
     }
     if (metrics && metrics->success_rate) {
       q *= *metrics->success_rate;
-    } else if (e.free_variant) {
+    } else if (slot.free_variant) {
       q *= kFreeVariantReliability;
     }
     if (c.min_quality && q < *c.min_quality) {
@@ -276,14 +302,19 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
       continue;
     }
     // Same as price_call() for plain prompt/completion counts, without its per-call checks.
-    const PriceSet& p = m.pricing.for_call(req.input_tokens, std::nullopt);
-    const Money cost = p.prompt * req.input_tokens + p.completion * out_tokens +
-                       (p.request ? *p.request : Money());
+    Money cost;
+    if (slot.tiered) {
+      const PriceSet& p = entries_[idx].model->pricing.for_call(req.input_tokens, std::nullopt);
+      cost = p.prompt * req.input_tokens + p.completion * out_tokens +
+             (p.request ? *p.request : Money());
+    } else {
+      cost = slot.prompt * req.input_tokens + slot.completion * out_tokens + slot.request;
+    }
     if (req.budget && cost > *req.budget) {
       ++removed[kBudget];
       if (!cheapest_over_budget || cost < *cheapest_over_budget) {
         cheapest_over_budget = cost;
-        cheapest_over_budget_model = &m;
+        cheapest_over_budget_model = entries_[idx].model;
       }
       continue;
     }

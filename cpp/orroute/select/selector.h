@@ -152,7 +152,16 @@ class ModelSelector {
   Strategy default_strategy_;
   Constraints defaults_;
   std::vector<Entry> entries_;
-  std::vector<std::vector<uint32_t>> by_task_;  // task type index -> entry indices
+  // Hot data of one model for one task type, contiguous so selection walks one array.
+  struct Slot {
+    uint32_t entry;
+    bool router, free, free_variant, tiered;
+    int64_t context;
+    int64_t max_prompt;  // per_request_limits.prompt_tokens, or INT64_MAX
+    Money prompt, completion, request;
+    double quality;      // prior weighted for this task type
+  };
+  std::vector<std::vector<Slot>> by_task_;  // task type index -> candidates
   mutable std::shared_mutex metrics_mu_;
   std::vector<std::optional<ModelMetrics>> metrics_;  // parallel to entries_
   std::unordered_map<std::string, size_t> entry_of_;

@@ -1,0 +1,21 @@
+// Conversions between Python objects and JSON (RapidJSON), for the net bindings: dict/list/str/
+// int/float/bool/None both ways; other objects are an error. Type conversion only, no logic.
+#pragma once
+
+#include <pybind11/pybind11.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <string>
+
+namespace orroute::bindings {
+
+// JSON text of a Python value. Throws orroute::InvalidArgument naming the type that is not JSON.
+std::string py_to_json(pybind11::handle obj);
+// Python value of a parsed JSON value (dicts keep key order).
+pybind11::object json_to_py(const rapidjson::Value& v);
+// Parses JSON text into a Python value; invalid JSON gives the text itself as a str.
+pybind11::object json_text_to_py(const std::string& text);
+
+}  // namespace orroute::bindings

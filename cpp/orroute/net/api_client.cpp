@@ -1,0 +1,403 @@
+#include "orroute/net/api_client.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "orroute/error.h"
+
+namespace orroute {
+
+namespace {
+
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr size_t kMaxBody = 64u << 20;  // a larger error or JSON body is a broken server
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Notifier
+
+Notifier::Notifier() {
+  fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd_ < 0) throw Error(std::string("cannot create an eventfd: ") + std::strerror(errno));
+}
+
+Notifier::~Notifier() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void Notifier::notify(uint64_t token) {
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    was_empty = tokens_.empty();
+    tokens_.push_back(token);
+  }
+  if (was_empty) {  // one write per batch: the reader drains everything queued
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(fd_, &one, sizeof one);
+  }
+}
+
+std::vector<uint64_t> Notifier::drain() {
+  uint64_t counter = 0;
+  [[maybe_unused]] ssize_t n = read(fd_, &counter, sizeof counter);
+  std::vector<uint64_t> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  out.swap(tokens_);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Call
+
+// Forwards one attempt's transfer to its Call; events of an older attempt are ignored.
+class Call::AttemptSink : public Sink {
+ public:
+  AttemptSink(std::shared_ptr<Call> call, int attempt) : call_(std::move(call)), attempt_(attempt) {}
+  void on_head(int status, const Headers& headers) override { call_->on_head(attempt_, status, headers); }
+  DataAction on_data(std::string_view bytes) override { return call_->on_data(attempt_, bytes); }
+  void on_done(const TransferResult& result) override { call_->on_done(attempt_, result); }
+
+ private:
+  std::shared_ptr<Call> call_;
+  int attempt_;
+};
+
+Call::Call(std::shared_ptr<ApiClient> client, CallSpec spec) : client_(std::move(client)), spec_(std::move(spec)) {}
+
+void Call::start_attempt() {
+  std::optional<std::string> key;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cancelled_ || state_ != State::kRunning) return;
+  }
+  if (client_->keys_.size() > 0) {
+    key = client_->keys_.next();
+    if (!key) {
+      ApiError err;
+      err.kind = ApiError::Kind::kStatus;
+      err.status = 401;
+      err.code_json = "401";
+      err.message = client_->keys_.exhausted_message();
+      fail(std::move(err));
+      return;
+    }
+  }
+  HttpRequest req = client_->build(spec_, key);
+  std::unique_lock<std::mutex> lock(mu_);
+  ++attempt_;
+  key_ = key.value_or("");
+  status_ = 0;
+  headers_.fields.clear();
+  body_.clear();
+  streaming_ = false;
+  saw_done_ = false;
+  parser_.reset();
+  auto sink = std::make_shared<AttemptSink>(shared_from_this(), attempt_);
+  lock.unlock();
+  const TransferId id = client_->transport_->submit(std::move(req), std::move(sink));
+  lock.lock();
+  transfer_ = id;
+  if (cancelled_) {  // cancel() ran between submit and here: make sure the transfer stops
+    lock.unlock();
+    client_->transport_->cancel(id);
+  }
+}
+
+void Call::on_head(int attempt, int status, const Headers& headers) {
+  if (attempt != attempt_) return;
+  status_ = status;
+  headers_ = headers;
+  if (spec_.stream && status >= 200 && status < 300) {
+    streaming_ = true;
+    std::lock_guard<std::mutex> lock(mu_);
+    response_.status = status;
+    response_.headers = headers;
+    response_.attempts = attempt;
+  }
+}
+
+DataAction Call::on_data(int attempt, std::string_view bytes) {
+  if (attempt != attempt_) return DataAction::kAbort;
+  if (!streaming_) {
+    if (body_.size() + bytes.size() > kMaxBody) return DataAction::kAbort;
+    body_.append(bytes);
+    return DataAction::kContinue;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  if (cancelled_) return DataAction::kAbort;
+  if (queue_.size() >= spec_.queue_capacity) {  // backpressure: keep the bytes in libcurl
+    paused_ = true;
+    return DataAction::kPause;
+  }
+  const size_t before = queue_.size();
+  parser_.feed(bytes, [this](SseEvent&& ev) {
+    if (is_done_marker(ev.data)) {
+      saw_done_ = true;
+      return true;
+    }
+    queue_.push_back(std::move(ev.data));
+    return true;
+  });
+  if (queue_.size() != before) {
+    delivered_ = true;
+    notify_locked(lock);
+  }
+  return DataAction::kContinue;
+}
+
+void Call::notify_locked(std::unique_lock<std::mutex>& lock) {
+  std::shared_ptr<Notifier> n = std::move(notifier_);
+  notifier_.reset();
+  const uint64_t token = token_;
+  lock.unlock();
+  cv_.notify_all();
+  if (n) n->notify(token);
+  lock.lock();
+}
+
+void Call::on_done(int attempt, const TransferResult& result) {
+  if (attempt != attempt_) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_ || state_ != State::kRunning) return;
+  }
+  const RetryPolicy& policy = client_->config_.retry;
+  if (result.status == TransferStatus::kOk) {
+    if (status_ >= 200 && status_ < 300) {
+      if (!streaming_) {
+        std::lock_guard<std::mutex> lock(mu_);
+        response_.status = status_;
+        response_.headers = std::move(headers_);
+        response_.body = std::move(body_);
+        response_.attempts = attempt;
+      }
+      finish_ok();
+      return;
+    }
+    ApiError err = error_from_response(status_, headers_, body_, now_unix_ms());
+    err.message = client_->scrub(std::move(err.message));
+    if ((status_ == 401 || status_ == 402) && !key_.empty()) {
+      // This key is rejected: set it aside and, if another is left, try it at once.
+      if (client_->keys_.set_aside(key_, status_) > 0) {
+        retry_or_fail(std::move(err), std::chrono::milliseconds(0), /*counts=*/false);
+        return;
+      }
+      err.message += " — " + client_->keys_.exhausted_message();
+    }
+    if (status_ == 404 && not_found_retries_ < spec_.not_found_retries) {
+      ++not_found_retries_;
+      retry_or_fail(std::move(err),
+                    std::chrono::milliseconds(static_cast<int64_t>(spec_.not_found_delay_s * 1000)), false);
+      return;
+    }
+    if (is_retryable_status(status_)) {
+      retry_or_fail(err, policy.delay(retries_, err.retry_after, client_->uniform01()), true);
+      return;
+    }
+    fail(std::move(err));
+    return;
+  }
+  if (result.status == TransferStatus::kCancelled) {
+    ApiError err;
+    err.kind = ApiError::Kind::kCancelled;
+    err.message = result.error;
+    fail(std::move(err));
+    return;
+  }
+  ApiError err;
+  err.kind = result.status == TransferStatus::kTimeout ? ApiError::Kind::kTimeout : ApiError::Kind::kConnection;
+  err.status = result.http_status;
+  err.message = client_->scrub(result.error);
+  bool delivered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    delivered = delivered_;
+  }
+  if (delivered) {  // part of the stream was handed over: a retry would repeat it
+    fail(std::move(err));
+    return;
+  }
+  retry_or_fail(err, policy.delay(retries_, std::nullopt, client_->uniform01()), true);
+}
+
+void Call::retry_or_fail(ApiError err, std::optional<std::chrono::milliseconds> delay, bool counts) {
+  const int max_retries = spec_.max_retries >= 0 ? spec_.max_retries : client_->config_.retry.max_retries;
+  if (!delay || (counts && retries_ >= max_retries)) {
+    fail(std::move(err));
+    return;
+  }
+  if (counts) ++retries_;
+  client_->transport_->post([self = shared_from_this()] { self->start_attempt(); }, *delay);
+}
+
+void Call::fail(ApiError err) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (state_ != State::kRunning) return;
+  error_ = std::move(err);
+  state_ = State::kFailed;
+  notify_locked(lock);
+}
+
+void Call::finish_ok() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (state_ != State::kRunning) return;
+  state_ = State::kDone;
+  notify_locked(lock);
+}
+
+bool Call::wait(int64_t timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto done = [this] { return state_ != State::kRunning; };
+  if (timeout_ms < 0) {
+    cv_.wait(lock, done);
+    return true;
+  }
+  return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), done);
+}
+
+Call::State Call::state() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_;
+}
+
+int Call::attempts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return attempt_;
+}
+
+Call::Next Call::next(std::string& data, bool block, int64_t timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto ready = [this] { return !queue_.empty() || state_ != State::kRunning; };
+  if (!ready()) {
+    if (!block) return Next::kPending;
+    if (timeout_ms < 0) {
+      cv_.wait(lock, ready);
+    } else if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), ready)) {
+      return Next::kPending;
+    }
+  }
+  if (!queue_.empty()) {
+    data = std::move(queue_.front());
+    queue_.pop_front();
+    if (paused_ && queue_.size() <= spec_.queue_capacity / 2) {
+      paused_ = false;
+      const TransferId id = transfer_;
+      lock.unlock();
+      client_->transport_->resume(id);
+    }
+    return Next::kItem;
+  }
+  return state_ == State::kDone ? Next::kEnd : Next::kError;
+}
+
+void Call::arm(std::shared_ptr<Notifier> notifier, uint64_t token) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!queue_.empty() || state_ != State::kRunning) {
+    lock.unlock();
+    notifier->notify(token);
+    return;
+  }
+  notifier_ = std::move(notifier);
+  token_ = token;
+}
+
+void Call::cancel() {
+  TransferId id;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (state_ != State::kRunning || cancelled_) return;
+    cancelled_ = true;
+    id = transfer_;
+    error_ = ApiError{};
+    error_.kind = ApiError::Kind::kCancelled;
+    error_.message = "the call was cancelled";
+    state_ = State::kFailed;
+    queue_.clear();
+    notify_locked(lock);
+  }
+  if (id != 0) client_->transport_->cancel(id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ApiClient
+
+std::shared_ptr<ApiClient> ApiClient::create(ClientConfig config) {
+  if (config.base_url.rfind("http://", 0) != 0 && config.base_url.rfind("https://", 0) != 0) {
+    throw InvalidArgument("base_url must start with http:// or https://, got \"" + config.base_url + "\"");
+  }
+  while (!config.base_url.empty() && config.base_url.back() == '/') config.base_url.pop_back();
+  return std::shared_ptr<ApiClient>(new ApiClient(std::move(config)));
+}
+
+ApiClient::ApiClient(ClientConfig config)
+    : config_(std::move(config)),
+      keys_(config_.api_keys),
+      transport_(std::make_unique<Transport>(config_.transport)),
+      rng_(std::random_device{}()) {
+  config_.api_keys.clear();  // the KeyRing holds them; no second copy
+}
+
+ApiClient::~ApiClient() = default;
+
+std::shared_ptr<Call> ApiClient::start(CallSpec spec) {
+  if (spec.path.empty()) throw InvalidArgument("API call without a path");
+  if (spec.queue_capacity == 0) spec.queue_capacity = 1;
+  auto call = std::shared_ptr<Call>(new Call(shared_from_this(), std::move(spec)));
+  call->start_attempt();
+  return call;
+}
+
+std::string ApiClient::url_for(const std::string& path) const {
+  if (path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0) return path;
+  if (!path.empty() && path.front() != '/') return config_.base_url + "/" + path;
+  return config_.base_url + path;
+}
+
+HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::string>& key) const {
+  HttpRequest req;
+  req.method = spec.method;
+  req.url = url_for(spec.path);
+  req.body = spec.body;
+  req.timeouts = spec.timeouts ? *spec.timeouts : (spec.stream ? config_.stream_timeouts : config_.timeouts);
+  if (key) req.headers.add("Authorization", "Bearer " + *key);
+  if (!spec.body.empty()) req.headers.add("Content-Type", "application/json");
+  req.headers.add("Accept", spec.stream ? "text/event-stream" : "application/json");
+  if (!config_.app_url.empty()) req.headers.add("HTTP-Referer", config_.app_url);
+  if (!config_.app_name.empty()) {
+    req.headers.add("X-OpenRouter-Title", config_.app_name);
+    req.headers.add("X-Title", config_.app_name);
+  }
+  req.headers.add("User-Agent", config_.user_agent);
+  for (const auto& [k, v] : spec.extra_headers.fields) req.headers.add(k, v);
+  return req;
+}
+
+std::string ApiClient::scrub(std::string text) const {
+  std::lock_guard<std::mutex> lock(keys_.mu_);
+  for (const auto& e : keys_.entries_) {
+    if (e.key.empty()) continue;
+    for (size_t pos = text.find(e.key); pos != std::string::npos; pos = text.find(e.key, pos)) {
+      const std::string masked = mask_key(e.key);
+      text.replace(pos, e.key.size(), masked);
+      pos += masked.size();
+    }
+  }
+  return text;
+}
+
+double ApiClient::uniform01() {
+  std::lock_guard<std::mutex> lock(rng_mu_);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+}
+
+}  // namespace orroute

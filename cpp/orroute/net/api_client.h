@@ -1,0 +1,188 @@
+// An OpenAI-compatible API client on the shared Transport: builds authenticated requests, runs the
+// attempt loop (retries with backoff, key rotation), and exposes each call as a Call the caller
+// waits on (blocking, or through a Notifier for event loops) or reads as a stream of SSE events
+// through a bounded queue whose backpressure pauses the transfer.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "orroute/net/http.h"
+#include "orroute/net/keys.h"
+#include "orroute/net/protocol.h"
+#include "orroute/net/sse_parser.h"
+#include "orroute/net/transport.h"
+
+namespace orroute {
+
+// Wakes an event loop from the transport thread without touching it: tokens are queued and an
+// eventfd becomes readable; the loop's reader drains the tokens. Thread-safe.
+class Notifier {
+ public:
+  // Throws Error if no eventfd can be created.
+  Notifier();
+  ~Notifier();
+  Notifier(const Notifier&) = delete;
+  Notifier& operator=(const Notifier&) = delete;
+  // The descriptor to watch for readability.
+  int fd() const { return fd_; }
+  // Queues `token` and makes fd() readable.
+  void notify(uint64_t token);
+  // Takes every queued token and resets fd() (non-blocking).
+  std::vector<uint64_t> drain();
+
+ private:
+  int fd_ = -1;
+  std::mutex mu_;
+  std::vector<uint64_t> tokens_;
+};
+
+struct ClientConfig {
+  std::string base_url = "https://openrouter.ai/api/v1";
+  std::vector<std::string> api_keys;
+  std::string app_name;  // X-OpenRouter-Title and X-Title
+  std::string app_url;   // HTTP-Referer
+  std::string user_agent = "orroute";
+  Timeouts timeouts{10'000, 0, 0, 600'000};         // non-streamed calls
+  Timeouts stream_timeouts{10'000, 600'000, 600'000, 0};  // streamed calls
+  RetryPolicy retry;
+  TransportOptions transport;
+};
+
+// One API call to send.
+struct CallSpec {
+  std::string method = "GET";
+  std::string path;  // appended to base_url ("/chat/completions"), or an absolute http(s) URL
+  std::string body;  // JSON text ("" = no body)
+  bool stream = false;
+  int max_retries = -1;  // -1: the client's RetryPolicy
+  std::optional<Timeouts> timeouts;
+  Headers extra_headers;
+  int not_found_retries = 0;        // retry a 404 this many times (generation stats lag behind)
+  double not_found_delay_s = 0.5;   // wait before each such retry
+  size_t queue_capacity = 64;       // stream events held before the transfer is paused
+};
+
+// The final response of a non-streamed call.
+struct Response {
+  int status = 0;
+  Headers headers;
+  std::string body;
+  int attempts = 0;
+};
+
+class ApiClient;
+
+// One call in flight (all its attempts). Thread-safe: the transport thread produces, one consumer
+// reads. Streams: next() hands over SSE event data in order; once the queue holds queue_capacity
+// events the transfer is paused until the consumer catches up.
+class Call : public std::enable_shared_from_this<Call> {
+ public:
+  enum class State { kRunning, kDone, kFailed };
+  enum class Next { kItem, kPending, kEnd, kError };
+
+  // Blocks until the call finished or `timeout_ms` passed (<0: no limit). True if finished.
+  bool wait(int64_t timeout_ms = -1);
+  State state() const;
+  // The response once kDone (a 2xx status; streams: status and headers only).
+  const Response& response() const { return response_; }
+  // The failure once kFailed.
+  const ApiError& error() const { return error_; }
+
+  // Streams: the next event's data (without "[DONE]"). kItem: `data` set. kPending: nothing yet
+  // (only when block is false, or the wait timed out). kEnd: the stream ended normally. kError: see
+  // error(). Blocks up to `timeout_ms` (<0: no limit) when `block`.
+  Next next(std::string& data, bool block, int64_t timeout_ms = -1);
+
+  // Notifies `notifier` with `token` once: when an event or the end is available (at once if it
+  // already is). Used by event loops instead of blocking.
+  void arm(std::shared_ptr<Notifier> notifier, uint64_t token);
+
+  // Aborts the call: the transfer is cancelled promptly and its connection freed; a waiting
+  // consumer sees kError with kind kCancelled. No-op once finished.
+  void cancel();
+
+  int attempts() const;
+
+ private:
+  friend class ApiClient;
+  class AttemptSink;
+  Call(std::shared_ptr<ApiClient> client, CallSpec spec);
+
+  void start_attempt();
+  void on_head(int attempt, int status, const Headers& headers);
+  DataAction on_data(int attempt, std::string_view bytes);
+  void on_done(int attempt, const TransferResult& result);
+  // Schedules another attempt after `delay`, or fails with `err` when no retry is left.
+  void retry_or_fail(ApiError err, std::optional<std::chrono::milliseconds> delay, bool counts);
+  void fail(ApiError err);          // takes mu_
+  void finish_ok();                 // takes mu_
+  void notify_locked(std::unique_lock<std::mutex>& lock);
+
+  std::shared_ptr<ApiClient> client_;
+  CallSpec spec_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  State state_ = State::kRunning;
+  Response response_;
+  ApiError error_;
+  int attempt_ = 0;   // current attempt number (1-based)
+  int retries_ = 0;   // retries used
+  int not_found_retries_ = 0;
+  TransferId transfer_ = 0;
+  std::string key_;  // key of the current attempt
+  bool cancelled_ = false;
+  // Current attempt's response (transport thread only).
+  int status_ = 0;
+  Headers headers_;
+  std::string body_;
+  bool streaming_ = false;  // a 2xx head arrived for a stream: body is SSE
+  bool delivered_ = false;  // an event was handed to the queue: no retry after this
+  SseParser parser_;
+  bool saw_done_ = false;
+  // Stream queue (guarded by mu_).
+  std::deque<std::string> queue_;
+  bool paused_ = false;
+  std::shared_ptr<Notifier> notifier_;
+  uint64_t token_ = 0;
+};
+
+// Thread-safe; share one per engine. Owns its Transport (one thread, one multi handle).
+class ApiClient : public std::enable_shared_from_this<ApiClient> {
+ public:
+  // Throws InvalidArgument if base_url is not http(s).
+  static std::shared_ptr<ApiClient> create(ClientConfig config);
+  ~ApiClient();
+
+  // Starts a call; never blocks. Throws InvalidArgument for a malformed spec.
+  std::shared_ptr<Call> start(CallSpec spec);
+
+  const ClientConfig& config() const { return config_; }
+  KeyRing& keys() { return keys_; }
+  Transport& transport() { return *transport_; }
+  // The URL for `path` (base_url + path, or path itself when absolute).
+  std::string url_for(const std::string& path) const;
+  // Replaces every configured key inside `text` by its masked form.
+  std::string scrub(std::string text) const;
+
+ private:
+  friend class Call;
+  explicit ApiClient(ClientConfig config);
+  HttpRequest build(const CallSpec& spec, const std::optional<std::string>& key) const;
+  double uniform01();
+
+  ClientConfig config_;
+  KeyRing keys_;
+  std::unique_ptr<Transport> transport_;
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace orroute

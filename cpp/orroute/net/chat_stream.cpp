@@ -1,0 +1,28 @@
+#include "orroute/net/chat_stream.h"
+
+namespace orroute {
+
+Call::Next ChatStream::next(rapidjson::Document& chunk, bool block, int64_t timeout_ms) {
+  if (error_) return Call::Next::kError;
+  const Call::Next n = call_->next(data_, block, timeout_ms);
+  if (n != Call::Next::kItem) return n;
+  chunk.Parse(data_.data(), data_.size());
+  if (chunk.HasParseError() || !chunk.IsObject()) {
+    ApiError err;
+    err.kind = ApiError::Kind::kStream;
+    err.message = "the server sent a stream event that is not a JSON object: " +
+                  (data_.size() > 200 ? data_.substr(0, 200) + "..." : data_);
+    err.body = data_;
+    err.generation_id = acc_.id();
+    error_ = std::move(err);
+    call_->cancel();
+    return Call::Next::kError;
+  }
+  if (!acc_.add(chunk)) {  // deliver this chunk; the error comes with the next call
+    error_ = *acc_.error();
+    call_->cancel();
+  }
+  return Call::Next::kItem;
+}
+
+}  // namespace orroute

@@ -1,0 +1,59 @@
+// Plain HTTP values shared by the transport and the protocol layer: a request to send, the head of
+// a response, and how a transfer ended. No libcurl types leak out of transport.cpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace orroute {
+
+// Response or request header fields in arrival order; names keep their case, look-ups ignore it.
+struct Headers {
+  std::vector<std::pair<std::string, std::string>> fields;
+
+  // First value of `name` (case-insensitive), or nullopt.
+  std::optional<std::string_view> get(std::string_view name) const;
+  void add(std::string name, std::string value) { fields.emplace_back(std::move(name), std::move(value)); }
+};
+
+// Timeouts of one transfer, in milliseconds; 0 means none.
+struct Timeouts {
+  int64_t connect_ms = 10'000;  // TCP + TLS handshake
+  int64_t first_byte_ms = 0;    // from submit to the first byte of the response head
+  int64_t idle_ms = 0;          // longest gap between two pieces of the body (not counted while paused)
+  int64_t total_ms = 0;         // whole transfer
+};
+
+struct HttpRequest {
+  std::string method = "GET";  // GET, POST, DELETE, ...
+  std::string url;
+  Headers headers;
+  std::string body;  // sent as is (set Content-Type yourself)
+  Timeouts timeouts;
+};
+
+// How a transfer ended, as a value (an HTTP error status is kOk here: the status says it).
+enum class TransferStatus {
+  kOk,            // a complete response was received (any status code)
+  kConnectError,  // DNS, refused, TLS, reset or closed before a complete response
+  kTimeout,       // one of the Timeouts expired (see TransferResult::timeout)
+  kCancelled,     // Transport::cancel or the sink stopped it
+};
+
+enum class TimeoutKind { kNone, kConnect, kFirstByte, kIdle, kTotal };
+
+struct TransferResult {
+  TransferStatus status = TransferStatus::kOk;
+  TimeoutKind timeout = TimeoutKind::kNone;
+  int http_status = 0;     // 0 if no response head arrived
+  std::string error;       // human-readable reason when status != kOk
+  bool got_body = false;   // at least one body byte reached the sink
+};
+
+const char* to_string(TimeoutKind kind);
+
+}  // namespace orroute

@@ -1,0 +1,341 @@
+#include "orroute/net/protocol.h"
+
+#include <curl/curl.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "orroute/error.h"
+
+namespace orroute {
+
+namespace {
+
+std::string str_or(const rapidjson::Value& obj, const char* name, std::string fallback = "") {
+  if (!obj.IsObject()) return fallback;
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || !it->value.IsString()) return fallback;
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+int64_t int_or(const rapidjson::Value& obj, const char* name) {
+  if (!obj.IsObject()) return 0;
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd()) return 0;
+  if (it->value.IsInt64()) return it->value.GetInt64();
+  if (it->value.IsNumber()) return static_cast<int64_t>(it->value.GetDouble());
+  return 0;
+}
+
+const rapidjson::Value* member(const rapidjson::Value& obj, const char* name) {
+  if (!obj.IsObject()) return nullptr;
+  auto it = obj.FindMember(name);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+std::optional<double> parse_double(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  if (s.empty()) return std::nullopt;
+  try {
+    size_t used = 0;
+    const double v = std::stod(std::string(s), &used);
+    if (used != s.size() || !std::isfinite(v)) return std::nullopt;
+    return v;
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+// Fills kind/status/message/code/metadata from a body's "error" object.
+void fill_from_error_object(ApiError& err, const rapidjson::Value& error) {
+  if (const auto* msg = member(error, "message"); msg && msg->IsString()) err.message = msg->GetString();
+  if (const auto* code = member(error, "code"); code && !code->IsNull()) err.code_json = to_json(*code);
+  if (const auto* md = member(error, "metadata"); md && md->IsObject()) {
+    err.metadata_json = to_json(*md);
+    // The upstream's own message is the useful part of "Provider returned error".
+    if (const auto* raw = member(*md, "raw"); raw && !raw->IsNull()) {
+      const std::string raw_text = raw->IsString() ? std::string(raw->GetString()) : to_json(*raw);
+      if (!raw_text.empty() && err.message.find(raw_text) == std::string::npos) {
+        err.message += " (" + (raw_text.size() > 300 ? raw_text.substr(0, 300) + "…" : raw_text) + ")";
+      }
+    }
+    if (const auto* pn = member(*md, "provider_name"); pn && pn->IsString()) {
+      err.message += " [provider: " + std::string(pn->GetString()) + "]";
+    }
+  }
+}
+
+}  // namespace
+
+std::string to_json(const rapidjson::Value& value) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  value.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::optional<double> retry_after_seconds(const Headers& headers, int64_t now_ms) {
+  if (auto ra = headers.get("retry-after")) {
+    if (auto v = parse_double(*ra)) return std::max(0.0, *v);
+    const std::string date(*ra);
+    const time_t t = curl_getdate(date.c_str(), nullptr);
+    if (t >= 0) return std::max(0.0, static_cast<double>(t) - static_cast<double>(now_ms) / 1000.0);
+  }
+  if (auto reset = headers.get("x-ratelimit-reset")) {
+    if (auto v = parse_double(*reset)) {
+      double at_ms = *v;
+      if (at_ms < 1e11) {
+        if (at_ms < 1e9) return std::max(0.0, at_ms);  // already a delay in seconds
+        at_ms *= 1000.0;                                // Unix seconds
+      }
+      return std::max(0.0, (at_ms - static_cast<double>(now_ms)) / 1000.0);
+    }
+  }
+  return std::nullopt;
+}
+
+ApiError error_from_response(int status, const Headers& headers, std::string_view body, int64_t now_ms) {
+  ApiError err;
+  err.kind = ApiError::Kind::kStatus;
+  err.status = status;
+  err.body = std::string(body);
+  err.retry_after = retry_after_seconds(headers, now_ms);
+  if (auto gen = headers.get("x-generation-id")) err.generation_id = std::string(*gen);
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (!doc.HasParseError() && doc.IsObject()) {
+    if (const auto* error = member(doc, "error"); error && error->IsObject()) {
+      fill_from_error_object(err, *error);
+    } else if (error && error->IsString()) {
+      err.message = error->GetString();
+    } else if (const auto* msg = member(doc, "message"); msg && msg->IsString()) {
+      err.message = msg->GetString();
+    }
+    if (err.generation_id.empty()) err.generation_id = str_or(doc, "id");
+  }
+  if (err.message.empty()) {
+    std::string snippet(body.substr(0, std::min<size_t>(body.size(), 200)));
+    err.message = "HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet);
+  }
+  return err;
+}
+
+ApiError error_from_stream_event(const rapidjson::Value& event) {
+  ApiError err;
+  err.kind = ApiError::Kind::kStream;
+  err.body = to_json(event);
+  err.generation_id = str_or(event, "id");
+  if (const auto* error = member(event, "error")) {
+    if (error->IsObject()) {
+      fill_from_error_object(err, *error);
+      if (const auto* code = member(*error, "code"); code && code->IsInt()) err.status = code->GetInt();
+    } else if (error->IsString()) {
+      err.message = error->GetString();
+    }
+  }
+  if (err.message.empty()) err.message = "the stream reported an error";
+  return err;
+}
+
+bool is_retryable_status(int status) { return status == 408 || status == 409 || status == 429 || status >= 500; }
+
+std::optional<std::chrono::milliseconds> RetryPolicy::delay(int retry, std::optional<double> retry_after,
+                                                            double uniform01) const {
+  if (retry_after) {
+    if (*retry_after > max_retry_after_seconds) return std::nullopt;
+    return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(*retry_after * 1000.0)));
+  }
+  const double cap = std::min(max_seconds, base_seconds * std::pow(2.0, std::min(retry, 30)));
+  const double u = std::clamp(uniform01, 0.0, 1.0);
+  return std::chrono::milliseconds(static_cast<int64_t>(cap * u * 1000.0));
+}
+
+Usage parse_usage(const rapidjson::Value& usage) {
+  Usage u;
+  if (!usage.IsObject()) return u;
+  u.prompt_tokens = int_or(usage, "prompt_tokens");
+  u.completion_tokens = int_or(usage, "completion_tokens");
+  u.total_tokens = int_or(usage, "total_tokens");
+  if (const auto* d = member(usage, "prompt_tokens_details")) {
+    u.cached_tokens = int_or(*d, "cached_tokens");
+    u.cache_write_tokens = int_or(*d, "cache_write_tokens");
+  }
+  if (const auto* d = member(usage, "completion_tokens_details")) u.reasoning_tokens = int_or(*d, "reasoning_tokens");
+  if (const auto* c = member(usage, "cost"); c && c->IsNumber()) {
+    u.cost = c->IsInt64() ? Money::dollars(c->GetInt64()) : Money::from_double(c->GetDouble());
+  } else if (c && c->IsString()) {
+    u.cost = Money::parse(c->GetString());
+  }
+  return u;
+}
+
+void validate_chat_request(const rapidjson::Value& body) {
+  if (!body.IsObject()) throw InvalidArgument("the request body must be a JSON object");
+  const auto* messages = member(body, "messages");
+  if (messages == nullptr || !messages->IsArray()) {
+    throw InvalidArgument("`messages` is required and must be a list of messages");
+  }
+  if (messages->Empty()) throw InvalidArgument("`messages` must not be empty");
+  for (rapidjson::SizeType i = 0; i < messages->Size(); ++i) {
+    const auto& m = (*messages)[i];
+    const auto* role = member(m, "role");
+    if (!m.IsObject() || role == nullptr || !role->IsString()) {
+      throw InvalidArgument("`messages[" + std::to_string(i) + "]` must be an object with a string `role`");
+    }
+  }
+  if (const auto* model = member(body, "model"); model && !model->IsString()) {
+    throw InvalidArgument("`model` must be a string such as \"openai/gpt-4o\"");
+  }
+  if (const auto* models = member(body, "models")) {
+    if (!models->IsArray()) throw InvalidArgument("`models` must be a list of model ids");
+    if (models->Size() > 3) {
+      throw InvalidArgument("`models` (the fallback list) may hold at most 3 model ids; got " +
+                            std::to_string(models->Size()));
+    }
+    for (const auto& m : models->GetArray()) {
+      if (!m.IsString()) throw InvalidArgument("`models` must contain only strings");
+    }
+  }
+  if (member(body, "model") == nullptr && member(body, "models") == nullptr) {
+    throw InvalidArgument("`model` is required (e.g. model=\"openai/gpt-4o-mini\")");
+  }
+  if (const auto* stream = member(body, "stream"); stream && !stream->IsBool()) {
+    throw InvalidArgument("`stream` must be a bool");
+  }
+}
+
+StreamAccumulator::Choice& StreamAccumulator::choice(size_t index) {
+  if (index >= choices_.size()) choices_.resize(index + 1);
+  return choices_[index];
+}
+
+bool StreamAccumulator::add(const rapidjson::Value& chunk) {
+  if (!chunk.IsObject()) return true;
+  if (id_.empty()) id_ = str_or(chunk, "id");
+  if (auto m = str_or(chunk, "model"); !m.empty()) model_ = m;
+  if (auto p = str_or(chunk, "provider"); !p.empty()) provider_ = p;
+  if (auto f = str_or(chunk, "system_fingerprint"); !f.empty()) system_fingerprint_ = f;
+  if (created_ == 0) created_ = int_or(chunk, "created");
+  if (const auto* choices = member(chunk, "choices"); choices && choices->IsArray()) {
+    for (const auto& c : choices->GetArray()) {
+      const int64_t idx = int_or(c, "index");
+      Choice& ch = choice(static_cast<size_t>(std::max<int64_t>(0, std::min<int64_t>(idx, 255))));
+      if (auto fr = str_or(c, "finish_reason"); !fr.empty()) ch.finish_reason = fr;
+      if (auto nfr = str_or(c, "native_finish_reason"); !nfr.empty()) ch.native_finish_reason = nfr;
+      const auto* delta = member(c, "delta");
+      if (delta == nullptr || !delta->IsObject()) continue;
+      if (auto role = str_or(*delta, "role"); !role.empty()) ch.role = role;
+      if (const auto* v = member(*delta, "content"); v && v->IsString()) {
+        ch.content.append(v->GetString(), v->GetStringLength());
+        ch.has_content = true;
+      }
+      if (const auto* v = member(*delta, "reasoning"); v && v->IsString()) {
+        ch.reasoning.append(v->GetString(), v->GetStringLength());
+        ch.has_reasoning = true;
+      }
+      if (const auto* v = member(*delta, "refusal"); v && v->IsString()) {
+        ch.refusal.append(v->GetString(), v->GetStringLength());
+        ch.has_refusal = true;
+      }
+      if (const auto* v = member(*delta, "reasoning_details"); v && v->IsArray()) {
+        for (const auto& d : v->GetArray()) {
+          rapidjson::Value copy(d, ch.reasoning_details.GetAllocator());
+          ch.reasoning_details.PushBack(copy, ch.reasoning_details.GetAllocator());
+        }
+      }
+      if (const auto* tcs = member(*delta, "tool_calls"); tcs && tcs->IsArray()) {
+        for (const auto& tc : tcs->GetArray()) {
+          const auto i = static_cast<size_t>(std::clamp<int64_t>(int_or(tc, "index"), 0, 1023));
+          if (i >= ch.tool_calls.size()) ch.tool_calls.resize(i + 1);
+          ToolCall& call = ch.tool_calls[i];
+          if (auto id = str_or(tc, "id"); !id.empty()) call.id = id;
+          if (auto type = str_or(tc, "type"); !type.empty()) call.type = type;
+          if (const auto* fn = member(tc, "function"); fn && fn->IsObject()) {
+            if (const auto* name = member(*fn, "name"); name && name->IsString()) call.name.append(name->GetString());
+            if (const auto* args = member(*fn, "arguments"); args && args->IsString()) {
+              call.arguments.append(args->GetString(), args->GetStringLength());
+            }
+          }
+        }
+      }
+    }
+  }
+  if (const auto* usage = member(chunk, "usage"); usage && usage->IsObject()) {
+    usage_.CopyFrom(*usage, usage_.GetAllocator());
+    has_usage_ = true;
+  }
+  if (const auto* error = member(chunk, "error"); error && !error->IsNull()) {
+    error_ = error_from_stream_event(chunk);
+    return false;
+  }
+  return true;
+}
+
+std::string StreamAccumulator::text(size_t index) const {
+  return index < choices_.size() ? choices_[index].content : std::string();
+}
+
+std::string StreamAccumulator::usage_json() const { return has_usage_ ? to_json(usage_) : "null"; }
+
+std::string StreamAccumulator::completion_json() const {
+  using rapidjson::StringRef;
+  rapidjson::Document doc(rapidjson::kObjectType);
+  auto& a = doc.GetAllocator();
+  auto str = [&a](const std::string& s) { return rapidjson::Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), a); };
+  doc.AddMember("id", str(id_), a);
+  doc.AddMember("object", "chat.completion", a);
+  doc.AddMember("created", created_, a);
+  doc.AddMember("model", str(model_), a);
+  if (!provider_.empty()) doc.AddMember("provider", str(provider_), a);
+  if (!system_fingerprint_.empty()) doc.AddMember("system_fingerprint", str(system_fingerprint_), a);
+  rapidjson::Value choices(rapidjson::kArrayType);
+  for (size_t i = 0; i < choices_.size(); ++i) {
+    const Choice& ch = choices_[i];
+    rapidjson::Value c(rapidjson::kObjectType);
+    c.AddMember("index", static_cast<int64_t>(i), a);
+    rapidjson::Value msg(rapidjson::kObjectType);
+    msg.AddMember("role", str(ch.role.empty() ? "assistant" : ch.role), a);
+    msg.AddMember("content", ch.has_content || ch.tool_calls.empty() ? str(ch.content) : rapidjson::Value(), a);
+    msg.AddMember("refusal", ch.has_refusal ? str(ch.refusal) : rapidjson::Value(), a);
+    if (ch.has_reasoning) msg.AddMember("reasoning", str(ch.reasoning), a);
+    if (!ch.reasoning_details.Empty()) msg.AddMember("reasoning_details", rapidjson::Value(ch.reasoning_details, a), a);
+    if (!ch.tool_calls.empty()) {
+      rapidjson::Value tcs(rapidjson::kArrayType);
+      for (const ToolCall& tc : ch.tool_calls) {
+        rapidjson::Value t(rapidjson::kObjectType);
+        t.AddMember("id", str(tc.id), a);
+        t.AddMember("type", str(tc.type.empty() ? "function" : tc.type), a);
+        rapidjson::Value fn(rapidjson::kObjectType);
+        fn.AddMember("name", str(tc.name), a);
+        fn.AddMember("arguments", str(tc.arguments), a);
+        t.AddMember("function", fn, a);
+        tcs.PushBack(t, a);
+      }
+      msg.AddMember("tool_calls", tcs, a);
+    }
+    c.AddMember("message", msg, a);
+    c.AddMember("finish_reason", ch.finish_reason.empty() ? rapidjson::Value() : str(ch.finish_reason), a);
+    c.AddMember("native_finish_reason", ch.native_finish_reason.empty() ? rapidjson::Value() : str(ch.native_finish_reason), a);
+    c.AddMember("logprobs", rapidjson::Value(), a);
+    choices.PushBack(c, a);
+  }
+  doc.AddMember("choices", choices, a);
+  if (has_usage_) {
+    doc.AddMember("usage", rapidjson::Value(usage_, a), a);
+  } else {
+    doc.AddMember("usage", rapidjson::Value(), a);
+  }
+  return to_json(doc);
+}
+
+std::string mask_key(std::string_view key) {
+  if (key.size() < 16) return "***";
+  const size_t prefix = key.rfind("sk-or-v1-", 0) == 0 ? 9 : 3;
+  return std::string(key.substr(0, prefix)) + "..." + std::string(key.substr(key.size() - 4));
+}
+
+}  // namespace orroute

@@ -1,0 +1,124 @@
+// OpenRouter's wire protocol over the transport: request validation, error bodies, retry policy,
+// usage, and assembling a streamed completion from its chunks. Pure functions and values: no I/O.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "orroute/catalog/money.h"
+#include "orroute/net/http.h"
+
+namespace orroute {
+
+// An expected failure of an API call, as a value. The bindings turn it into the Python class that
+// `status_error_class(status)` names (or APIConnectionError / APITimeoutError / StreamError).
+struct ApiError {
+  enum class Kind { kStatus, kConnection, kTimeout, kStream, kCancelled };
+  Kind kind = Kind::kStatus;
+  int status = 0;                     // HTTP status (0 if none); for kStream, error.code if numeric
+  std::string message;                // never contains an API key
+  std::string code_json;              // OpenRouter's error.code as JSON text ("429", "\"server_error\"")
+  std::string metadata_json;          // error.metadata as JSON text ("" if absent)
+  std::string body;                   // the raw error body or event (may be "")
+  std::string generation_id;          // "" if unknown
+  std::optional<double> retry_after;  // seconds, from Retry-After / X-RateLimit-Reset
+};
+
+// Builds the error of a non-2xx response from its status, headers and body (JSON or not). Never
+// throws. `now_ms` is the wall clock in Unix milliseconds (for X-RateLimit-Reset).
+ApiError error_from_response(int status, const Headers& headers, std::string_view body, int64_t now_ms);
+
+// Builds the error of a stream event carrying a top-level "error" object. Never throws.
+ApiError error_from_stream_event(const rapidjson::Value& event);
+
+// The wait the server asked for, in seconds: Retry-After (seconds or HTTP date), else
+// X-RateLimit-Reset (Unix seconds or milliseconds). nullopt if neither is usable.
+std::optional<double> retry_after_seconds(const Headers& headers, int64_t now_ms);
+
+// True for statuses worth retrying: 408, 409, 429 and 5xx. Never 400, 401, 402, 403, 404.
+bool is_retryable_status(int status);
+
+// Exponential backoff with full jitter. Immutable, thread-safe.
+struct RetryPolicy {
+  int max_retries = 2;
+  double base_seconds = 0.5;
+  double max_seconds = 8.0;
+  double max_retry_after_seconds = 60.0;  // a longer Retry-After is not waited for: the error is raised
+
+  // Wait before retry number `retry` (0-based): uniform(0, min(max, base * 2^retry)) drawn from
+  // `uniform01` in [0,1), or the server's `retry_after` when given. nullopt if `retry_after` exceeds
+  // max_retry_after_seconds (do not retry).
+  std::optional<std::chrono::milliseconds> delay(int retry, std::optional<double> retry_after,
+                                                 double uniform01) const;
+};
+
+// Token usage and cost of one completion (OpenRouter's `usage` object). Missing fields are 0.
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t total_tokens = 0;
+  int64_t cached_tokens = 0;       // prompt_tokens_details.cached_tokens
+  int64_t cache_write_tokens = 0;  // prompt_tokens_details.cache_write_tokens
+  int64_t reasoning_tokens = 0;    // completion_tokens_details.reasoning_tokens
+  std::optional<Money> cost;       // usage.cost in USD (sent as a JSON number)
+};
+
+// Reads a `usage` object; tolerant of absent or null fields.
+Usage parse_usage(const rapidjson::Value& usage);
+
+// Checks a chat completion request body before anything is sent. Throws InvalidArgument naming the
+// field: not an object, no `messages` array (or empty, or an item without a string `role`), `model`
+// not a string, `models` not an array of at most 3 strings, `stream` not a bool.
+void validate_chat_request(const rapidjson::Value& body);
+
+// Assembles a streamed chat completion from its chunks: text, reasoning, tool-call deltas (joined
+// by index), finish reasons, the final usage, and a mid-stream error. Not thread-safe.
+class StreamAccumulator {
+ public:
+  // Folds in one parsed chunk. Returns false if the chunk carries a mid-stream error (then error()
+  // is set); the chunk's content is folded in first. Never throws.
+  bool add(const rapidjson::Value& chunk);
+
+  // Text received so far in choice `index` (the partial text after an error).
+  std::string text(size_t index = 0) const;
+  const std::optional<ApiError>& error() const { return error_; }
+  bool has_usage() const { return has_usage_; }
+  // The last `usage` object seen, as JSON text ("null" if none yet).
+  std::string usage_json() const;
+  const std::string& id() const { return id_; }
+  // The whole completion so far in the shape of a non-streamed response (object "chat.completion").
+  std::string completion_json() const;
+
+ private:
+  struct ToolCall {
+    std::string id, type, name, arguments;
+  };
+  struct Choice {
+    std::string role, content, reasoning, refusal, finish_reason, native_finish_reason;
+    bool has_content = false, has_reasoning = false, has_refusal = false;
+    std::vector<ToolCall> tool_calls;
+    rapidjson::Document reasoning_details{rapidjson::kArrayType};
+  };
+  Choice& choice(size_t index);
+
+  std::string id_, model_, provider_, system_fingerprint_;
+  int64_t created_ = 0;
+  std::vector<Choice> choices_;
+  rapidjson::Document usage_;
+  bool has_usage_ = false;
+  std::optional<ApiError> error_;
+};
+
+// A key shown in messages and reprs: "sk-or-v1-abc…wxyz"-style prefix and last 4, or "***".
+std::string mask_key(std::string_view key);
+
+// JSON text of a value (compact).
+std::string to_json(const rapidjson::Value& value);
+
+}  // namespace orroute

@@ -1,0 +1,54 @@
+// Incremental Server-Sent Events parser (the text/event-stream format of WHATWG HTML §9.2),
+// separate from any I/O: feed it bytes as they arrive, in pieces of any size, and it reports each
+// complete event. Comment lines (": OPENROUTER PROCESSING") are skipped, LF, CRLF and CR line ends
+// are all accepted, multi-line `data:` fields are joined with '\n'.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace orroute {
+
+// One dispatched event. `data` is the joined data lines; `event` is the `event:` field ("" if none).
+struct SseEvent {
+  std::string event;
+  std::string data;
+  std::string id;
+};
+
+// Not thread-safe: one parser per stream, used by one thread at a time.
+class SseParser {
+ public:
+  // Called once per complete event (an event is complete at the blank line after it). Return false
+  // to stop: feed() then returns at once and the rest of the input is dropped.
+  using EventSink = std::function<bool(SseEvent&&)>;
+
+  // Consumes `bytes` (any split of the stream), calling `sink` for each event completed inside them.
+  // Returns false if the sink asked to stop. Never throws for malformed input (unknown fields are
+  // ignored, as the standard says); memory grows only with the longest unfinished event.
+  bool feed(std::string_view bytes, const EventSink& sink);
+
+  // True if a partial line or event is buffered (the stream ended in the middle of an event).
+  bool has_partial() const { return !line_.empty() || has_data_ || !event_.empty(); }
+
+  // Forgets any partial input.
+  void reset();
+
+ private:
+  // Returns false if the sink asked to stop.
+  bool process_line(std::string_view line, const EventSink& sink);
+
+  std::string line_;         // current unfinished line
+  bool last_was_cr_ = false;  // a CR ended the previous line: a following LF belongs to it
+  bool has_data_ = false;     // at least one data: line in the current event
+  std::string data_;
+  std::string event_;
+  std::string id_;
+};
+
+// True if an event's data is OpenAI's end-of-stream marker "[DONE]".
+inline bool is_done_marker(std::string_view data) { return data == "[DONE]"; }
+
+}  // namespace orroute

@@ -1,0 +1,491 @@
+#include "orroute/net/transport.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <queue>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "orroute/error.h"
+
+namespace orroute {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+}  // namespace
+
+std::optional<std::string_view> Headers::get(std::string_view name) const {
+  for (const auto& [k, v] : fields) {
+    if (iequals(k, name)) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+
+const char* to_string(TimeoutKind kind) {
+  switch (kind) {
+    case TimeoutKind::kNone: return "none";
+    case TimeoutKind::kConnect: return "connect";
+    case TimeoutKind::kFirstByte: return "first byte";
+    case TimeoutKind::kIdle: return "idle";
+    case TimeoutKind::kTotal: return "total";
+  }
+  return "?";
+}
+
+struct Transport::Impl {
+  struct Transfer {
+    Impl* impl = nullptr;
+    TransferId id = 0;
+    CURL* easy = nullptr;
+    curl_slist* header_list = nullptr;
+    HttpRequest request;
+    std::shared_ptr<Sink> sink;
+    Headers headers;
+    bool head_done = false;
+    bool paused = false;
+    bool aborted = false;
+    bool got_body = false;
+    Clock::time_point started;
+    Clock::time_point last_activity;
+    char errbuf[CURL_ERROR_SIZE] = {0};
+  };
+
+  struct Command {
+    enum Kind { kSubmit, kCancel, kResume, kPost } kind;
+    TransferId id = 0;
+    std::unique_ptr<Transfer> transfer;
+    std::function<void()> fn;
+    Clock::time_point due;
+  };
+
+  struct Timer {
+    Clock::time_point due;
+    uint64_t seq;
+    std::function<void()> fn;
+    bool operator>(const Timer& o) const { return due != o.due ? due > o.due : seq > o.seq; }
+  };
+
+  ~Impl() {
+    for (CURL* e : easy_pool) curl_easy_cleanup(e);
+    if (multi != nullptr) curl_multi_cleanup(multi);
+  }
+
+  TransportOptions options;
+  CURLM* multi = nullptr;
+  std::thread thread;
+  std::mutex mu;
+  std::vector<Command> commands;  // guarded by mu
+  bool stopping = false;          // guarded by mu
+  std::atomic<TransferId> next_id{1};
+  std::atomic<int64_t> active_count{0};
+
+  // Loop-thread state.
+  std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers;
+  uint64_t timer_seq = 0;
+  std::vector<CURL*> easy_pool;
+  Clock::time_point last_deadline_scan;
+
+  void push(Command cmd) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      commands.push_back(std::move(cmd));
+    }
+    curl_multi_wakeup(multi);
+  }
+
+  static size_t on_header(char* data, size_t size, size_t n, void* userdata) {
+    auto* t = static_cast<Transfer*>(userdata);
+    const size_t len = size * n;
+    std::string_view line(data, len);
+    if (line.rfind("HTTP/", 0) == 0) {  // a new status line (also after a 1xx interim response)
+      t->headers.fields.clear();
+      return len;
+    }
+    if (trim(line).empty()) {
+      long code = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+      if (code >= 200 && !t->head_done) {
+        t->head_done = true;
+        t->last_activity = Clock::now();
+        t->sink->on_head(static_cast<int>(code), t->headers);
+      }
+      return len;
+    }
+    if (const size_t colon = line.find(':'); colon != std::string_view::npos) {
+      t->headers.add(std::string(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
+    }
+    return len;
+  }
+
+  static size_t on_write(char* data, size_t size, size_t n, void* userdata) {
+    auto* t = static_cast<Transfer*>(userdata);
+    const size_t len = size * n;
+    t->last_activity = Clock::now();
+    if (len == 0) return 0;
+    switch (t->sink->on_data(std::string_view(data, len))) {
+      case DataAction::kContinue:
+        t->got_body = true;
+        return len;
+      case DataAction::kPause:
+        t->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+      case DataAction::kAbort:
+        t->aborted = true;
+        return 0;  // makes libcurl fail the transfer with CURLE_WRITE_ERROR
+    }
+    return 0;
+  }
+
+  CURL* take_easy() {
+    if (!easy_pool.empty()) {
+      CURL* e = easy_pool.back();
+      easy_pool.pop_back();
+      curl_easy_reset(e);
+      return e;
+    }
+    return curl_easy_init();
+  }
+
+  void give_back_easy(CURL* e) {
+    if (easy_pool.size() < 256) {
+      easy_pool.push_back(e);
+    } else {
+      curl_easy_cleanup(e);
+    }
+  }
+
+  void start(std::unique_ptr<Transfer> t) {
+    t->impl = this;
+    t->easy = take_easy();
+    CURL* e = t->easy;
+    const HttpRequest& r = t->request;
+    curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);  // prefer multiplexing on an HTTP/2 connection
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (options.verbose) curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+    if (r.timeouts.connect_ms > 0) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.timeouts.connect_ms));
+    if (r.timeouts.total_ms > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeouts.total_ms));
+    for (const auto& [k, v] : r.headers.fields) {
+      const std::string line = v.empty() ? k + ";" : k + ": " + v;
+      t->header_list = curl_slist_append(t->header_list, line.c_str());
+    }
+    if (r.method == "GET") {
+      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+      if (r.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.data());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      // No "Expect: 100-continue" round trip before bodies over 1 kB.
+      t->header_list = curl_slist_append(t->header_list, "Expect:");
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->header_list);
+    t->started = t->last_activity = Clock::now();
+    const TransferId id = t->id;
+    Transfer* raw = t.get();
+    transfers.emplace(id, std::move(t));
+    if (curl_multi_add_handle(multi, e) != CURLM_OK) {
+      TransferResult res;
+      res.status = TransferStatus::kConnectError;
+      res.error = "could not add the transfer to the event loop";
+      finish(raw, res, /*in_multi=*/false);
+    }
+  }
+
+  // Removes the transfer and reports `result` to its sink.
+  void finish(Transfer* t, const TransferResult& result, bool in_multi = true) {
+    auto it = transfers.find(t->id);
+    if (it == transfers.end()) return;
+    std::unique_ptr<Transfer> owned = std::move(it->second);
+    transfers.erase(it);
+    if (in_multi) curl_multi_remove_handle(multi, owned->easy);
+    curl_slist_free_all(owned->header_list);
+    owned->header_list = nullptr;
+    give_back_easy(owned->easy);
+    active_count.fetch_sub(1, std::memory_order_relaxed);
+    owned->sink->on_done(result);  // last: the sink may submit a retry from here
+  }
+
+  TransferResult result_for(Transfer* t, CURLcode code) {
+    TransferResult res;
+    long status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    res.http_status = t->head_done ? static_cast<int>(status) : 0;
+    res.got_body = t->got_body;
+    if (code == CURLE_OK) {
+      if (!t->head_done) {  // a response without body: report the head now
+        t->head_done = true;
+        res.http_status = static_cast<int>(status);
+        t->sink->on_head(res.http_status, t->headers);
+      }
+      return res;
+    }
+    if (t->aborted) {
+      res.status = TransferStatus::kCancelled;
+      res.error = "cancelled by the receiver";
+      return res;
+    }
+    const std::string detail = t->errbuf[0] ? std::string(t->errbuf) : curl_easy_strerror(code);
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+      curl_off_t connect_us = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+      res.status = TransferStatus::kTimeout;
+      res.timeout = connect_us == 0 ? TimeoutKind::kConnect : TimeoutKind::kTotal;
+      res.error = std::string(to_string(res.timeout)) + " timeout: " + detail;
+      return res;
+    }
+    res.status = TransferStatus::kConnectError;
+    res.error = detail;
+    return res;
+  }
+
+  void process_commands(bool shutting_down = false) {
+    std::vector<Command> batch;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      batch.swap(commands);
+    }
+    for (Command& c : batch) {
+      switch (c.kind) {
+        case Command::kSubmit:
+          if (shutting_down) {
+            TransferResult res;
+            res.status = TransferStatus::kCancelled;
+            res.error = "transport closed";
+            active_count.fetch_sub(1, std::memory_order_relaxed);
+            c.transfer->sink->on_done(res);
+          } else {
+            start(std::move(c.transfer));
+          }
+          break;
+        case Command::kCancel: {
+          auto it = transfers.find(c.id);
+          if (it != transfers.end()) {
+            TransferResult res;
+            res.status = TransferStatus::kCancelled;
+            res.error = "cancelled";
+            res.got_body = it->second->got_body;
+            finish(it->second.get(), res);
+          }
+          break;
+        }
+        case Command::kResume: {
+          auto it = transfers.find(c.id);
+          if (it != transfers.end() && it->second->paused) {
+            Transfer* t = it->second.get();
+            t->paused = false;
+            t->last_activity = Clock::now();
+            // May call on_write at once with the data held back, which may pause again.
+            curl_easy_pause(t->easy, CURLPAUSE_CONT);
+          }
+          break;
+        }
+        case Command::kPost:
+          timers.push(Timer{c.due, timer_seq++, std::move(c.fn)});
+          break;
+      }
+    }
+  }
+
+  void run_timers() {
+    const auto now = Clock::now();
+    while (!timers.empty() && timers.top().due <= now) {
+      std::function<void()> fn = std::move(const_cast<Timer&>(timers.top()).fn);
+      timers.pop();
+      fn();
+    }
+  }
+
+  // First-byte and idle timeouts are not libcurl options; check them at a coarse interval.
+  void scan_deadlines() {
+    const auto now = Clock::now();
+    if (now - last_deadline_scan < std::chrono::milliseconds(20)) return;
+    last_deadline_scan = now;
+    std::vector<std::pair<Transfer*, TimeoutKind>> expired;
+    for (auto& [id, t] : transfers) {
+      const Timeouts& to = t->request.timeouts;
+      if (!t->head_done && to.first_byte_ms > 0 &&
+          now - t->started > std::chrono::milliseconds(to.first_byte_ms)) {
+        expired.emplace_back(t.get(), TimeoutKind::kFirstByte);
+      } else if (t->head_done && !t->paused && to.idle_ms > 0 &&
+                 now - t->last_activity > std::chrono::milliseconds(to.idle_ms)) {
+        expired.emplace_back(t.get(), TimeoutKind::kIdle);
+      }
+    }
+    for (auto& [t, kind] : expired) {
+      TransferResult res;
+      res.status = TransferStatus::kTimeout;
+      res.timeout = kind;
+      res.got_body = t->got_body;
+      long status = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+      res.http_status = t->head_done ? static_cast<int>(status) : 0;
+      res.error = std::string(to_string(kind)) + " timeout after " +
+                  std::to_string(kind == TimeoutKind::kIdle ? t->request.timeouts.idle_ms
+                                                             : t->request.timeouts.first_byte_ms) +
+                  " ms";
+      finish(t, res);
+    }
+  }
+
+  bool any_custom_deadline() const {
+    for (const auto& [id, t] : transfers) {
+      if (t->request.timeouts.first_byte_ms > 0 || t->request.timeouts.idle_ms > 0) return true;
+    }
+    return false;
+  }
+
+  void loop() {
+    int running = 0;
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (stopping) break;
+      }
+      process_commands();
+      run_timers();
+      curl_multi_perform(multi, &running);
+      int left = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        Transfer* t = nullptr;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
+        if (t != nullptr) finish(t, result_for(t, msg->data.result));
+      }
+      scan_deadlines();
+      long wait_ms = -1;
+      curl_multi_timeout(multi, &wait_ms);
+      if (wait_ms < 0 || wait_ms > 1000) wait_ms = 1000;
+      if (!timers.empty()) {
+        const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(timers.top().due - Clock::now()).count();
+        wait_ms = std::clamp<long>(static_cast<long>(until), 0, wait_ms);
+      }
+      if (wait_ms > 20 && !transfers.empty() && any_custom_deadline()) wait_ms = 20;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!commands.empty() || stopping) wait_ms = 0;
+      }
+      if (wait_ms > 0) curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+    }
+    // Shutting down: every transfer still known ends as cancelled, and so does whatever the sinks
+    // or pending timers (retry waits) submit in reaction, so no waiter is left hanging.
+    while (true) {
+      std::vector<Transfer*> left;
+      for (auto& [id, t] : transfers) left.push_back(t.get());
+      for (Transfer* t : left) {
+        TransferResult res;
+        res.status = TransferStatus::kCancelled;
+        res.error = "transport closed";
+        finish(t, res);
+      }
+      while (!timers.empty()) {
+        std::function<void()> fn = std::move(const_cast<Timer&>(timers.top()).fn);
+        timers.pop();
+        fn();
+      }
+      bool more;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        more = !commands.empty();
+      }
+      if (!more && transfers.empty() && timers.empty()) break;
+      process_commands(/*shutting_down=*/true);
+    }
+  }
+};
+
+Transport::Transport(TransportOptions options) : impl_(std::make_shared<Impl>()) {
+  global_init();
+  impl_->options = options;
+  impl_->multi = curl_multi_init();
+  curl_multi_setopt(impl_->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  if (options.max_connections_per_host > 0) {
+    curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(options.max_connections_per_host));
+  }
+  if (options.max_total_connections > 0) {
+    curl_multi_setopt(impl_->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(options.max_total_connections));
+  }
+  // The thread co-owns the state: if the last owner of the Transport lets go from inside a sink (on
+  // the transport thread itself), the destructor detaches and the loop winds down on its own.
+  impl_->thread = std::thread([impl = impl_] { impl->loop(); });
+}
+
+Transport::~Transport() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  curl_multi_wakeup(impl_->multi);
+  if (impl_->thread.get_id() == std::this_thread::get_id()) {
+    impl_->thread.detach();
+  } else {
+    impl_->thread.join();
+  }
+}
+
+TransferId Transport::submit(HttpRequest request, std::shared_ptr<Sink> sink) {
+  if (request.url.empty()) throw InvalidArgument("HTTP request without a URL");
+  if (!sink) throw InvalidArgument("HTTP request without a sink");
+  auto t = std::make_unique<Impl::Transfer>();
+  t->id = impl_->next_id.fetch_add(1, std::memory_order_relaxed);
+  t->request = std::move(request);
+  t->sink = std::move(sink);
+  const TransferId id = t->id;
+  impl_->active_count.fetch_add(1, std::memory_order_relaxed);
+  Impl::Command c{Impl::Command::kSubmit, id, std::move(t), {}, {}};
+  impl_->push(std::move(c));
+  return id;
+}
+
+void Transport::cancel(TransferId id) { impl_->push(Impl::Command{Impl::Command::kCancel, id, nullptr, {}, {}}); }
+
+void Transport::resume(TransferId id) { impl_->push(Impl::Command{Impl::Command::kResume, id, nullptr, {}, {}}); }
+
+void Transport::post(std::function<void()> fn, std::chrono::milliseconds delay) {
+  impl_->push(Impl::Command{Impl::Command::kPost, 0, nullptr, std::move(fn), Clock::now() + delay});
+}
+
+int64_t Transport::active() const { return impl_->active_count.load(std::memory_order_relaxed); }
+
+}  // namespace orroute

@@ -1,0 +1,76 @@
+// The network event loop: one libcurl multi handle driven by one thread. Every request of an engine
+// goes through it, so connections are reused (keep-alive, HTTP/2 multiplexing where offered) and
+// thousands of transfers share one thread. Callers submit a request with a Sink that receives the
+// response as it arrives; they cancel, pause (backpressure) and schedule work by id.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "orroute/net/http.h"
+
+namespace orroute {
+
+using TransferId = uint64_t;  // never 0 for a real transfer
+
+// What the sink wants after a piece of body.
+enum class DataAction {
+  kContinue,  // consumed; keep going
+  kPause,     // NOT consumed: pause the transfer; the same bytes come again after resume()
+  kAbort,     // stop the transfer; on_done gets kCancelled
+};
+
+// Receives one response. All calls come from the transport thread, in order: on_head (at most once),
+// on_data (any number), on_done (exactly once, also after cancel). Implementations must not block:
+// they run on the thread that serves every transfer. They may call Transport methods.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // The status line and headers are complete (1xx interim responses are skipped).
+  virtual void on_head(int /*status*/, const Headers& /*headers*/) {}
+  virtual DataAction on_data(std::string_view bytes) = 0;
+  virtual void on_done(const TransferResult& result) = 0;
+};
+
+struct TransportOptions {
+  int64_t max_connections_per_host = 0;  // 0 = no limit (each HTTP/1.1 stream needs its own)
+  int64_t max_total_connections = 0;
+  bool verbose = false;  // libcurl's debug output on stderr (never enabled by default: shows headers)
+};
+
+// Thread-safe: every public method may be called from any thread, including from inside a Sink.
+// The destructor cancels what is still running (sinks get on_done(kCancelled)) and joins the thread.
+class Transport {
+ public:
+  explicit Transport(TransportOptions options = {});
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // Queues `request`; the transport thread starts it at once. Never throws for network failures
+  // (they reach sink->on_done); throws InvalidArgument for an empty URL.
+  TransferId submit(HttpRequest request, std::shared_ptr<Sink> sink);
+
+  // Aborts a transfer promptly and frees its connection; the sink gets on_done(kCancelled). No-op if
+  // it already finished.
+  void cancel(TransferId id);
+
+  // Resumes a transfer its sink paused (kPause). No-op if not paused or finished.
+  void resume(TransferId id);
+
+  // Runs `fn` on the transport thread after `delay` (0: on the next loop turn). Used for retry
+  // backoff without a thread per wait. Functions still pending at destruction are dropped.
+  void post(std::function<void()> fn, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+
+  // Number of transfers in flight (approximate when read from another thread).
+  int64_t active() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace orroute

@@ -1,0 +1,412 @@
+#include "orroute/route/attempt_loop.h"
+
+#include <algorithm>
+#include <atomic>
+#include <utility>
+
+#include "orroute/error.h"
+
+namespace orroute {
+
+std::string PriceBook::provider(const std::string& model) const {
+  const auto slash = model.find('/');
+  return slash == std::string::npos ? std::string() : model.substr(0, slash);
+}
+
+namespace {
+
+// Per-run jitter source; seeds differ per run without touching a shared generator.
+uint64_t next_seed() {
+  static std::atomic<uint64_t> counter{0x9E3779B97F4A7C15ULL};
+  uint64_t z = counter.fetch_add(0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
+ public:
+  Run(const LoopContext& ctx, RouteRequest req, std::shared_ptr<AttemptSender> sender,
+      std::function<void(RouteOutcome)> on_done)
+      : ctx_(ctx),
+        req_(std::move(req)),
+        sender_(std::move(sender)),
+        on_done_(std::move(on_done)),
+        policy_(ctx.config.retry),
+        rng_(next_seed()) {}
+
+  void step();
+  void cancel() override;
+
+ private:
+  using Lock = std::unique_lock<std::mutex>;
+  struct Permits {
+    std::string model_key, provider_key;  // breaker keys taken (empty = not taken)
+    uint64_t reservation = 0;
+    bool reserved = false;
+    uint64_t ticket = 0;
+  };
+
+  void on_attempt(AttemptResult r, uint64_t generation);
+  void release_permits(CallOutcome outcome, Instant now);
+  void skip(const std::string& model, const std::string& why, std::string message = {});
+  void next_candidate();
+  void finish(Lock& lock);  // unlocks
+  void finish_exhausted(Lock& lock);
+  void schedule_step(Duration delay);
+  double uniform01() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
+
+  LoopContext ctx_;
+  RouteRequest req_;
+  std::shared_ptr<AttemptSender> sender_;
+  std::function<void(RouteOutcome)> on_done_;
+  RecoveryPolicy policy_;
+  std::mt19937_64 rng_;
+
+  std::mutex mu_;
+  bool finished_ = false;
+  bool cancelled_ = false;
+  bool in_flight_ = false;
+  uint64_t generation_ = 0;  // attempt counter; stale callbacks/cancels are ignored
+  std::function<void()> cancel_attempt_;
+  size_t idx_ = 0;
+  int failures_on_model_ = 0;
+  Duration waited_{0};            // wait before the next attempt (for its record)
+  Duration admission_waited_{0};  // admission wait spent on the current candidate
+  Instant attempt_started_{};
+  Permits permits_;
+  int budget_refusals_ = 0;
+  std::string budget_message_;
+  std::string budget_error_type_;
+  RouteOutcome outcome_;
+};
+
+void Run::skip(const std::string& model, const std::string& why, std::string message) {
+  AttemptRecord rec;
+  rec.model = model;
+  rec.outcome = "skipped:" + why;
+  rec.message = std::move(message);
+  rec.waited = waited_;
+  waited_ = Duration(0);
+  outcome_.attempts.push_back(std::move(rec));
+}
+
+void Run::next_candidate() {
+  ++idx_;
+  failures_on_model_ = 0;
+  admission_waited_ = Duration(0);
+}
+
+void Run::release_permits(CallOutcome outcome, Instant now) {
+  if (!permits_.model_key.empty()) ctx_.state->breaker_record(permits_.model_key, outcome, now);
+  if (!permits_.provider_key.empty()) {
+    ctx_.state->breaker_record(permits_.provider_key, outcome, now);
+  }
+  if (permits_.reserved && ctx_.budget) ctx_.budget->release(permits_.reservation);
+  permits_ = Permits{};
+}
+
+void Run::schedule_step(Duration delay) {
+  auto self = shared_from_this();
+  ctx_.scheduler->post([self] { self->step(); }, delay);
+}
+
+void Run::step() {
+  Lock lock(mu_);
+  while (true) {
+    if (finished_) return;
+    if (cancelled_) {
+      outcome_.ok = false;
+      outcome_.error = ErrorClass::kCancelled;
+      outcome_.message = "cancelled";
+      finish(lock);
+      return;
+    }
+    if (idx_ >= req_.candidates.size()) {
+      finish_exhausted(lock);
+      return;
+    }
+    const std::string& model = req_.candidates[idx_];
+    const Instant now = ctx_.clock->now();
+
+    const int64_t prompt_tokens =
+        ctx_.prices ? ctx_.prices->prompt_tokens(model, req_.prompt_tokens) : req_.prompt_tokens;
+    if (ctx_.prices && failures_on_model_ == 0 && admission_waited_.count() == 0) {
+      const auto window = ctx_.prices->context_length(model);
+      if (window && prompt_tokens >= *window) {
+        skip(model, to_string(ErrorClass::kContextTooLong),
+             std::to_string(prompt_tokens) + " prompt tokens >= context " + std::to_string(*window));
+        next_candidate();
+        continue;
+      }
+      if (req_.max_cost) {
+        const auto worst = ctx_.prices->worst_case(model, prompt_tokens, req_.max_output_tokens);
+        if (worst && *worst > *req_.max_cost) {
+          ++budget_refusals_;
+          budget_message_ = "task budget " + req_.max_cost->to_string() + " USD < worst-case " +
+                            worst->to_string() + " USD on " + model;
+          budget_error_type_ = "BudgetExceededError";
+          skip(model, "budget", budget_message_);
+          next_candidate();
+          continue;
+        }
+      }
+    }
+
+    // Breakers: the model's, and its provider's when known.
+    permits_ = Permits{};
+    const std::string model_key = "model:" + model;
+    if (!ctx_.state->breaker_allow(model_key, now)) {
+      skip(model, "circuit_open");
+      next_candidate();
+      continue;
+    }
+    permits_.model_key = model_key;
+    if (ctx_.config.provider_breakers && ctx_.prices) {
+      const std::string provider = ctx_.prices->provider(model);
+      if (!provider.empty()) {
+        const std::string provider_key = "provider:" + provider;
+        if (!ctx_.state->breaker_allow(provider_key, now)) {
+          release_permits(CallOutcome::kNeutral, now);
+          skip(model, "provider_circuit_open");
+          next_candidate();
+          continue;
+        }
+        permits_.provider_key = provider_key;
+      }
+    }
+
+    // Budget: reserve the worst case before anything is sent.
+    if (ctx_.budget && ctx_.prices) {
+      if (auto worst = ctx_.prices->worst_case(model, prompt_tokens, req_.max_output_tokens)) {
+        BudgetGate::Hold hold = ctx_.budget->reserve(model, *worst);
+        if (!hold.ok) {
+          release_permits(CallOutcome::kNeutral, now);
+          ++budget_refusals_;
+          budget_message_ = hold.refusal;
+          budget_error_type_ = hold.error_type.empty() ? "BudgetExceededError" : hold.error_type;
+          skip(model, "budget", hold.refusal);
+          if (hold.stop) {
+            idx_ = req_.candidates.size();
+            finish_exhausted(lock);
+            return;
+          }
+          next_candidate();
+          continue;
+        }
+        permits_.reserved = true;
+        permits_.reservation = hold.id;
+      }
+    }
+
+    // Rate limits: the model's and the key's; wait up to a bound, else move on.
+    std::vector<std::string> scopes;
+    scopes.reserve(1 + ctx_.config.key_scopes.size());
+    scopes.push_back(model_key);
+    scopes.insert(scopes.end(), ctx_.config.key_scopes.begin(), ctx_.config.key_scopes.end());
+    const Admission admission = ctx_.state->try_admit(
+        scopes, LimitUsage{1, prompt_tokens, req_.max_output_tokens}, now);
+    if (!admission.admitted) {
+      release_permits(CallOutcome::kNeutral, now);
+      if (admission.never || admission_waited_ + admission.retry_in > ctx_.config.max_admission_wait) {
+        skip(model, "rate_limited", admission.blocked_by);
+        next_candidate();
+        continue;
+      }
+      admission_waited_ += admission.retry_in;
+      waited_ += admission.retry_in;
+      lock.unlock();
+      schedule_step(admission.retry_in);
+      return;
+    }
+    permits_.ticket = admission.ticket;
+
+    // Send.
+    in_flight_ = true;
+    const uint64_t generation = ++generation_;
+    attempt_started_ = now;
+    outcome_.model = model;
+    lock.unlock();
+    auto self = shared_from_this();
+    std::function<void()> cancel_fn = sender_->send(
+        model, static_cast<int>(generation),
+        [self, generation](AttemptResult r) { self->on_attempt(std::move(r), generation); });
+    lock.lock();
+    if (in_flight_ && generation_ == generation) {
+      cancel_attempt_ = cancel_fn;
+      if (cancelled_) {
+        lock.unlock();
+        if (cancel_fn) cancel_fn();
+      }
+    }
+    return;
+  }
+}
+
+void Run::on_attempt(AttemptResult r, uint64_t generation) {
+  Lock lock(mu_);
+  if (finished_ || generation != generation_ || !in_flight_) return;
+  in_flight_ = false;
+  cancel_attempt_ = nullptr;
+  const Instant now = ctx_.clock->now();
+  const std::string model = req_.candidates[idx_];
+  AttemptRecord rec;
+  rec.model = model;
+  rec.http_status = r.http_status;
+  rec.latency = now - attempt_started_;
+  rec.waited = waited_;
+  waited_ = Duration(0);
+
+  if (r.ok) {
+    const Money cost = ctx_.prices ? ctx_.prices->actual(model, r.input_tokens, r.output_tokens,
+                                                         r.reported_cost)
+                                   : r.reported_cost.value_or(Money::zero());
+    if (permits_.reserved && ctx_.budget) {
+      ctx_.budget->settle(permits_.reservation, cost,
+                          BudgetGate::CallInfo{model, &r, rec.latency,
+                                               static_cast<int>(outcome_.attempts.size()) + 1});
+    }
+    permits_.reserved = false;
+    if (permits_.ticket) {
+      ctx_.state->settle_admission(permits_.ticket, LimitUsage{1, r.input_tokens, r.output_tokens});
+    }
+    release_permits(CallOutcome::kSuccess, now);
+    ctx_.metrics->record_success(model, now, rec.latency, r.ttft, r.input_tokens, r.output_tokens,
+                                 cost);
+    rec.outcome = "ok";
+    outcome_.attempts.push_back(std::move(rec));
+    outcome_.ok = true;
+    outcome_.model = model;
+    outcome_.cost = cost;
+    outcome_.http_status = r.http_status;
+    outcome_.result = std::move(r);
+    finish(lock);
+    return;
+  }
+
+  // Failure. The request reached the server (or tried to): it counts against the rate limits
+  // with its input tokens; the reservation is released (failed calls are not billed).
+  ErrorClass cls = r.cancelled ? ErrorClass::kCancelled
+                               : classify(r.http_status, r.timed_out, r.error_message);
+  const bool outage = counts_as_outage(cls);
+  if (cls != ErrorClass::kCancelled && r.content_delivered) cls = ErrorClass::kStreamBroken;
+  if (permits_.ticket) {
+    const int64_t sent_tokens =
+        ctx_.prices ? ctx_.prices->prompt_tokens(model, req_.prompt_tokens) : req_.prompt_tokens;
+    ctx_.state->settle_admission(permits_.ticket, LimitUsage{1, sent_tokens, r.output_tokens});
+  }
+  release_permits(outage ? CallOutcome::kOutage : CallOutcome::kNeutral, now);
+  if (cls != ErrorClass::kCancelled) ctx_.metrics->record_failure(model, now, cls, rec.latency);
+
+  std::optional<Duration> server_wait;
+  if (r.retry_after) server_wait = parse_retry_after(*r.retry_after, ctx_.clock->unix_millis());
+  if (!server_wait && r.rate_limit_reset && cls == ErrorClass::kRateLimited) {
+    server_wait = parse_rate_limit_reset(*r.rate_limit_reset, ctx_.clock->unix_millis());
+  }
+  if (cls == ErrorClass::kRateLimited && server_wait) {
+    ctx_.state->hold("model:" + model, now + *server_wait);  // for every run, not just this one
+  }
+
+  rec.outcome = to_string(cls);
+  rec.message = r.error_message;
+  outcome_.attempts.push_back(std::move(rec));
+  outcome_.error = cls;
+  outcome_.http_status = r.http_status;
+  outcome_.message = r.error_message;
+  outcome_.model = model;
+  outcome_.result = std::move(r);
+
+  if (cancelled_ || cls == ErrorClass::kCancelled) {
+    outcome_.error = ErrorClass::kCancelled;
+    outcome_.message = "cancelled";
+    finish(lock);
+    return;
+  }
+  const RecoveryPolicy::Decision d =
+      policy_.decide(cls, ++failures_on_model_, server_wait, uniform01());
+  switch (d.action) {
+    case Recovery::kRetrySame:
+      ctx_.metrics->record_retry(model);
+      waited_ = d.delay;
+      lock.unlock();
+      schedule_step(d.delay);
+      return;
+    case Recovery::kNextModel:
+      ctx_.metrics->record_fallback(model);
+      next_candidate();
+      lock.unlock();
+      schedule_step(Duration(0));
+      return;
+    case Recovery::kStop:
+      finish(lock);
+      return;
+  }
+}
+
+void Run::finish_exhausted(Lock& lock) {
+  outcome_.ok = false;
+  const bool sent = std::any_of(outcome_.attempts.begin(), outcome_.attempts.end(),
+                                [](const AttemptRecord& a) { return a.outcome.rfind("skipped:", 0) != 0; });
+  if (!sent) {
+    outcome_.nothing_sent = true;
+    if (budget_refusals_ > 0) {
+      outcome_.budget_refused = true;
+      outcome_.message = budget_message_;
+      outcome_.budget_error_type = budget_error_type_;
+    } else {
+      std::string msg = "no candidate model could take the request:";
+      for (const AttemptRecord& a : outcome_.attempts) msg += " " + a.model + " (" + a.outcome.substr(8) + ")";
+      outcome_.message = msg;
+    }
+  }
+  finish(lock);
+}
+
+void Run::finish(Lock& lock) {
+  finished_ = true;
+  if (!outcome_.ok) {
+    const Instant now = ctx_.clock->now();
+    if (permits_.ticket) ctx_.state->forget_admission(permits_.ticket);
+    release_permits(CallOutcome::kNeutral, now);
+  }
+  auto done = std::move(on_done_);
+  RouteOutcome out = std::move(outcome_);
+  lock.unlock();
+  if (done) done(std::move(out));
+}
+
+void Run::cancel() {
+  Lock lock(mu_);
+  if (finished_ || cancelled_) return;
+  cancelled_ = true;
+  if (in_flight_) {
+    auto fn = cancel_attempt_;  // empty while send() is still running: step() cancels after
+    lock.unlock();
+    if (fn) fn();
+    return;
+  }
+  // Waiting (backoff or admission): nothing is held; finish now.
+  outcome_.ok = false;
+  outcome_.error = ErrorClass::kCancelled;
+  outcome_.message = "cancelled";
+  finish(lock);
+}
+
+}  // namespace
+
+std::shared_ptr<RouteRun> start_route(const LoopContext& context, RouteRequest request,
+                                      std::shared_ptr<AttemptSender> sender,
+                                      std::function<void(RouteOutcome)> on_done) {
+  if (request.candidates.empty()) throw InvalidArgument("route: no candidate models");
+  if (!context.clock || !context.state || !context.metrics || !context.scheduler || !sender) {
+    throw InvalidArgument("route: clock, state, metrics, scheduler and sender are required");
+  }
+  if (request.prompt_tokens < 0 || request.max_output_tokens < 0) {
+    throw InvalidArgument("route: token counts must be >= 0");
+  }
+  auto run = std::make_shared<Run>(context, std::move(request), std::move(sender), std::move(on_done));
+  run->step();
+  return run;
+}
+
+}  // namespace orroute

@@ -1,0 +1,176 @@
+// The attempt loop: runs one request over an ordered list of candidate models. For each candidate
+// it checks the context window and the circuit breakers, reserves the worst-case cost, admits the
+// request under the rate limits (waiting up to a bound), sends it, and on failure classifies,
+// retries with backoff / Retry-After or falls back to the next candidate; on success it settles
+// cost, usage, breaker and metrics. Everything it touches sits behind the small interfaces below,
+// so the Engine plugs in the real transport, ledger and catalog, and tests plug in fakes.
+//
+// The loop never blocks a thread: waits are scheduled on a Scheduler (the transport thread in the
+// Engine) and attempts complete through callbacks.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "orroute/catalog/money.h"
+#include "orroute/route/clock.h"
+#include "orroute/route/metrics.h"
+#include "orroute/route/rate_limiter.h"
+#include "orroute/route/retry_policy.h"
+#include "orroute/route/router_state.h"
+
+namespace orroute {
+
+// How one attempt ended, as the sender reports it.
+struct AttemptResult {
+  bool ok = false;
+  int http_status = 0;              // 0 when no response head arrived
+  bool timed_out = false;
+  bool cancelled = false;
+  bool content_delivered = false;   // streaming: content already reached the caller
+  std::string error_message;        // error text (never contains the API key)
+  std::optional<std::string> retry_after;       // Retry-After header, if any
+  std::optional<std::string> rate_limit_reset;  // X-RateLimit-Reset header, if any
+  int64_t input_tokens = 0;         // usage reported by the response
+  int64_t output_tokens = 0;
+  std::optional<Money> reported_cost;  // usage.cost when the server reports it
+  std::optional<Duration> ttft;     // streamed calls: time to the first content
+  std::string body;                 // response body (non-streamed) for the caller
+  std::string served_model;         // the "model" field of the response, if any
+};
+
+// Sends one attempt. `done` must be called exactly once, from any thread; the returned function
+// cancels the attempt (done then reports cancelled), and may be called after done (no-op).
+class AttemptSender {
+ public:
+  virtual ~AttemptSender() = default;
+  virtual std::function<void()> send(const std::string& model, int attempt_number,
+                                     std::function<void(AttemptResult)> done) = 0;
+};
+
+// Runs functions later (backoff, admission waits). Thread-safe.
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+  virtual void post(std::function<void()> fn, Duration delay) = 0;
+};
+
+// Budget reservations (the ledger, through the Engine). Thread-safe.
+class BudgetGate {
+ public:
+  virtual ~BudgetGate() = default;
+  struct Hold {
+    bool ok = true;
+    uint64_t id = 0;           // pass to settle / release (0 = nothing to settle)
+    std::string refusal;       // !ok: why (names the budget; no secrets)
+    bool stop = false;         // !ok: no other candidate may be tried (refuse policy, cutoff)
+    std::string error_type;    // !ok: Python class name ("BudgetExceededError", ...)
+  };
+  // What a settled call was, for the ledger's record.
+  struct CallInfo {
+    std::string model;
+    const AttemptResult* result = nullptr;
+    Duration latency{0};
+    int attempts = 1;
+  };
+  // Reserves `worst_case` for a call to `model`; atomic check-and-reserve. Must not throw.
+  virtual Hold reserve(const std::string& model, Money worst_case) = 0;
+  // Settles a reservation to the actual cost of a successful call. Must not throw.
+  virtual void settle(uint64_t id, Money actual, const CallInfo& info) = 0;
+  // Releases a reservation (failed or cancelled call). Must not throw.
+  virtual void release(uint64_t id) = 0;
+};
+
+// Prices and context windows (the catalog and cost engine, through the Engine). Thread-safe.
+class PriceBook {
+ public:
+  virtual ~PriceBook() = default;
+  // Worst-case cost of a call; nullopt if the model is unknown (then nothing is reserved).
+  virtual std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
+                                          int64_t max_output_tokens) const = 0;
+  // Actual cost from usage (`reported` is the server's own figure, when present).
+  virtual Money actual(const std::string& model, int64_t input_tokens, int64_t output_tokens,
+                       std::optional<Money> reported) const = 0;
+  // Context window in tokens; nullopt if unknown.
+  virtual std::optional<int64_t> context_length(const std::string& model) const = 0;
+  // Prompt tokens of the request for `model` (tokenizers differ by family); `counted` is the
+  // request's own count.
+  virtual int64_t prompt_tokens(const std::string& /*model*/, int64_t counted) const {
+    return counted;
+  }
+  // Provider name for per-provider breakers ("openai" for "openai/gpt-4o"); empty = none.
+  virtual std::string provider(const std::string& model) const;
+};
+
+struct LoopConfig {
+  RecoveryConfig retry;
+  Duration max_admission_wait = std::chrono::seconds(5);  // wait this long for a rate limit,
+                                                          // else take the next candidate
+  std::vector<std::string> key_scopes;  // extra limiter scopes every attempt books ("key:<name>")
+  bool provider_breakers = true;
+};
+
+// One attempt, for the caller's record.
+struct AttemptRecord {
+  std::string model;
+  std::string outcome;        // "ok", an ErrorClass name, or "skipped:<why>" (nothing sent)
+  int http_status = 0;
+  std::string message;
+  Duration latency{0};        // send to end (0 when skipped)
+  Duration waited{0};         // backoff / admission wait before it
+};
+
+struct RouteRequest {
+  std::vector<std::string> candidates;  // exact order to try
+  int64_t prompt_tokens = 0;
+  int64_t max_output_tokens = 0;        // 0: unknown (reserve/admit with 0 output tokens)
+  std::optional<Money> max_cost;        // candidates whose worst case exceeds this are skipped
+};
+
+struct RouteOutcome {
+  bool ok = false;
+  ErrorClass error = ErrorClass::kOther;  // !ok
+  bool budget_refused = false;            // !ok: every candidate was refused by the budget
+  bool nothing_sent = false;              // !ok: no request reached the network
+  std::string budget_error_type;          // budget_refused: Python class name
+  int http_status = 0;
+  std::string message;
+  std::string model;                      // model that answered (ok) or last tried
+  AttemptResult result;                   // last attempt's result
+  Money cost;                             // settled cost (ok)
+  std::vector<AttemptRecord> attempts;
+};
+
+// Shared pieces the loop runs with. All pointers must outlive every run.
+struct LoopContext {
+  const Clock* clock = nullptr;
+  RouterState* state = nullptr;
+  Metrics* metrics = nullptr;
+  Scheduler* scheduler = nullptr;
+  BudgetGate* budget = nullptr;  // may be null: no budget
+  const PriceBook* prices = nullptr;  // may be null: nothing priced, no context check
+  LoopConfig config;
+};
+
+// Handle of a running request. Thread-safe.
+class RouteRun {
+ public:
+  virtual ~RouteRun() = default;
+  // Cancels: the in-flight attempt is aborted, the reservation released, `on_done` gets an
+  // outcome with error kCancelled (unless it already finished). Idempotent.
+  virtual void cancel() = 0;
+};
+
+// Starts the loop. `sender` must outlive the run; `on_done` is called exactly once, from whichever
+// thread finished the last step (never while a loop lock is held). Throws InvalidArgument if
+// `request.candidates` is empty or a context pointer (clock, state, metrics, scheduler) is null.
+std::shared_ptr<RouteRun> start_route(const LoopContext& context, RouteRequest request,
+                                      std::shared_ptr<AttemptSender> sender,
+                                      std::function<void(RouteOutcome)> on_done);
+
+}  // namespace orroute

@@ -1,0 +1,166 @@
+#include "orroute/route/complexity.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <utility>
+
+#include "orroute/error.h"
+#include "orroute/select/features.h"
+
+namespace orroute {
+
+const char* to_string(ComplexityTier t) noexcept {
+  switch (t) {
+    case ComplexityTier::kEconomy: return "economy";
+    case ComplexityTier::kStandard: return "standard";
+    case ComplexityTier::kPremium: return "premium";
+    case ComplexityTier::kFrontier: return "frontier";
+  }
+  return "economy";
+}
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s.size(), ' ');
+  std::transform(s.begin(), s.end(), out.begin(),
+                 [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
+  return out;
+}
+
+// Occurrences of any cue in `text` (already lower-cased). Cues starting with a letter must start
+// at a word boundary so "class" does not match "classic"... at its start at least.
+int count_cues(const std::string& text, std::initializer_list<std::string_view> cues) {
+  int n = 0;
+  for (std::string_view cue : cues) {
+    size_t pos = 0;
+    while ((pos = text.find(cue, pos)) != std::string::npos) {
+      const bool word_start = pos == 0 || !std::isalnum(static_cast<unsigned char>(text[pos - 1])) ||
+                              !std::isalpha(static_cast<unsigned char>(cue.front()));
+      if (word_start) ++n;
+      pos += cue.size();
+    }
+  }
+  return n;
+}
+
+bool starts_with_any(const std::string& text, std::initializer_list<std::string_view> cues) {
+  size_t i = 0;
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  for (std::string_view cue : cues) {
+    if (text.compare(i, cue.size(), cue) == 0) return true;
+  }
+  return false;
+}
+
+double saturate(double x, double half) { return x <= 0 ? 0 : x / (x + half); }
+
+}  // namespace
+
+ComplexityAnalyzer::ComplexityAnalyzer(ComplexityThresholds t) : thresholds_(t) {
+  if (!(0 <= t.simple_below && t.simple_below <= t.complex_from &&
+        t.complex_from <= t.frontier_from && t.frontier_from <= 1)) {
+    throw InvalidArgument("complexity thresholds must satisfy 0 <= simple <= complex <= frontier <= 1");
+  }
+}
+
+ComplexityTier ComplexityAnalyzer::tier_for(double score) const noexcept {
+  if (score >= thresholds_.frontier_from) return ComplexityTier::kFrontier;
+  if (score >= thresholds_.complex_from) return ComplexityTier::kPremium;
+  if (score >= thresholds_.simple_below) return ComplexityTier::kStandard;
+  return ComplexityTier::kEconomy;
+}
+
+Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {
+  const std::string t = lower(in.prompt);
+  ComplexityFeatures f;
+
+  const double tokens = in.prompt_tokens >= 0 ? static_cast<double>(in.prompt_tokens)
+                                              : static_cast<double>(in.prompt.size()) / 4.0;
+  // 50 tokens or fewer: 0; 8000 or more: 1; logarithmic in between.
+  f.length = std::clamp(std::log(std::max(tokens, 1.0) / 50.0) / std::log(8000.0 / 50.0), 0.0, 1.0);
+
+  // Code, math and multi-step cues come from the learned router's prompt statistics, so both
+  // routers read a prompt the same way.
+  const PromptStats st = prompt_stats(in.prompt);
+  f.code = std::min(1.0, 0.3 * std::min(st.code_fences, 2) + 0.7 * saturate(st.code_cues, 4));
+  f.math = saturate(st.math_cues, 3);
+  f.multi_step = std::min(1.0, saturate(st.multistep_cues, 2) + 0.4 * saturate(st.list_items, 4));
+
+  // Question type: lookups and small transformations are easy; "why/how" asks for reasoning;
+  // design / proof / analysis asks for the most.
+  const bool lookup = starts_with_any(t, {"what is", "what's", "who ", "when ", "where ", "define",
+                                          "translate", "list ", "name ", "hi", "hello", "thanks",
+                                          "is ", "are ", "yes", "no"});
+  const bool why_how = count_cues(t, {"why", "how ", "explain"}) > 0;
+  const bool deep = count_cues(t, {"prove", "design", "analyze", "analyse", "optimize", "derive",
+                                   "critique", "research"}) > 0;
+  f.question = deep ? 1.0 : why_how ? 0.6 : lookup ? 0.0 : 0.3;
+
+  f.tools = in.tools <= 0 ? 0.0 : std::min(1.0, 0.5 + 0.1 * in.tools);
+  f.depth = saturate(in.prior_turns, 10);
+  f.output = in.max_output_tokens <= 0
+                 ? 0.0
+                 : std::clamp(std::log(static_cast<double>(in.max_output_tokens) / 256.0) /
+                                  std::log(16384.0 / 256.0),
+                              0.0, 1.0);
+
+  // Weighted sum: the heavy cues (code, math, multi-step) can each carry a task to premium on
+  // their own when strong; length, depth and tools add.
+  constexpr std::array<std::pair<const char*, double>, 8> kWeights = {{
+      {"length", 0.15}, {"code", 0.25}, {"math", 0.25}, {"multi_step", 0.25},
+      {"question", 0.15}, {"tools", 0.10}, {"depth", 0.10}, {"output", 0.05}}};
+  const std::array<double, 8> values = {f.length, f.code, f.math, f.multi_step,
+                                        f.question, f.tools, f.depth, f.output};
+  double score = 0;
+  for (size_t i = 0; i < values.size(); ++i) score += kWeights[i].second * values[i];
+  // Several strong cues together compound (coding + multi-step design is harder than either).
+  int strong = 0;
+  for (double v : {f.code, f.math, f.multi_step}) strong += v >= 0.5 ? 1 : 0;
+  if (strong >= 2) score += 0.15 * (strong - 1);
+  Complexity out;
+  out.score = std::clamp(score, 0.0, 1.0);
+  out.tier = tier_for(out.score);
+  out.features = f;
+
+  char buf[96];
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (kWeights[i].second * values[i] >= 0.04) {
+      std::snprintf(buf, sizeof buf, "%s %.2f (+%.2f)", kWeights[i].first, values[i],
+                    kWeights[i].second * values[i]);
+      out.reasons.emplace_back(buf);
+    }
+  }
+  if (lookup && !deep && !why_how) out.reasons.emplace_back("simple lookup question");
+  if (strong >= 2) out.reasons.emplace_back("several strong cues combined");
+
+  // Task type: the caller's word wins; otherwise the strongest cue.
+  if (!in.declared_type.empty() && in.declared_type != "general") {
+    out.task_type = std::string(in.declared_type);
+  } else if (f.code >= 0.4 && f.code >= f.math) {
+    out.task_type = "coding";
+  } else if (f.math >= 0.4) {
+    out.task_type = "math";
+  } else if (count_cues(t, {"translate"}) > 0) {
+    out.task_type = "translation";
+  } else if (count_cues(t, {"summar", "tl;dr", "tldr"}) > 0) {
+    out.task_type = "summarization";
+  } else if (count_cues(t, {"extract", "classify", "json", "categorize", "label"}) > 0) {
+    out.task_type = "extraction";
+  } else if (count_cues(t, {"story", "poem", "haiku", "essay", "lyrics", "creative", "slogan"}) > 0) {
+    out.task_type = "creative";
+  } else if (f.multi_step >= 0.4 || deep || why_how) {
+    out.task_type = "reasoning";
+  } else if (tokens < 20 && lookup) {
+    out.task_type = "chat";
+  } else {
+    out.task_type = "general";
+  }
+  out.reasons.insert(out.reasons.begin(), std::string("task type: ") + out.task_type);
+  return out;
+}
+
+}  // namespace orroute

@@ -1,0 +1,124 @@
+// Performance record per model: latency and time-to-first-token percentiles (p50/p95/p99) and
+// tokens per second over a sliding window, plus lifetime counters (calls, successes, errors by
+// class, retries, fallbacks, tokens, cost of successful calls). Percentiles come from log-spaced
+// histograms (each bucket 10% wider than the last, so a reported percentile is within ~5% of the
+// true value), one per time slice of the window: memory is fixed per model, recording is O(1).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "orroute/catalog/money.h"
+#include "orroute/route/clock.h"
+#include "orroute/route/retry_policy.h"
+
+namespace orroute {
+
+// Counts of positive values in log-spaced buckets from `min_value` up (ratio 1.1 per bucket).
+// Not thread-safe.
+class LogHistogram {
+ public:
+  static constexpr int kBuckets = 240;  // 1.1^240 ~ 8.6e9: covers 9+ decades above min_value
+  explicit LogHistogram(double min_value = 1e-6) : min_(min_value) {}
+  void add(double value);
+  void merge(const LogHistogram& other);
+  void clear();
+  int64_t count() const { return count_; }
+  // Value at quantile q in [0, 1] (geometric middle of its bucket); nullopt if empty.
+  std::optional<double> quantile(double q) const;
+  double sum() const { return sum_; }
+
+ private:
+  double min_;
+  int64_t count_ = 0;
+  double sum_ = 0;
+  std::array<uint32_t, kBuckets> buckets_{};
+};
+
+struct Percentiles {
+  std::optional<double> p50, p95, p99;  // seconds (or tokens/s); nullopt when no samples
+};
+
+// One model's figures. Window figures cover the last `window`; totals cover the process lifetime.
+struct ModelStats {
+  std::string model;
+  // lifetime
+  int64_t calls = 0;       // attempts that reached the send step
+  int64_t successes = 0;
+  int64_t failures = 0;
+  int64_t retries = 0;     // attempts that were a retry on this model
+  int64_t fallbacks = 0;   // times the router gave up on this model and moved to the next
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  Money cost_of_successes;  // settled cost of successful calls
+  std::map<std::string, int64_t> errors_by_class;
+  // sliding window
+  int64_t window_calls = 0;
+  int64_t window_successes = 0;
+  Percentiles latency;       // seconds, successful calls
+  Percentiles ttft;          // seconds, successful streamed calls
+  Percentiles tokens_per_second;  // output tokens / generation time, successful calls
+
+  // successes / calls over the window (lifetime if the window is empty); 1 when there were none.
+  double success_rate() const;
+  // cost_of_successes / successes; zero when none.
+  Money cost_per_success() const;
+};
+
+struct MetricsConfig {
+  Duration window = std::chrono::minutes(5);
+  int slices = 10;  // window resolution: samples leave the window a slice at a time
+};
+
+// Thread-safe (one mutex; each record is a few array increments).
+class Metrics {
+ public:
+  // Throws InvalidArgument on a non-positive window or slices outside [1, 120].
+  explicit Metrics(MetricsConfig config = {});
+
+  // A successful attempt. `ttft` only for streamed calls; `generation_time` (time from first token
+  // to end, or the latency if unknown) gives tokens/s.
+  void record_success(std::string_view model, Instant now, Duration latency,
+                      std::optional<Duration> ttft, int64_t input_tokens, int64_t output_tokens,
+                      Money cost);
+  void record_failure(std::string_view model, Instant now, ErrorClass error, Duration latency);
+  void record_retry(std::string_view model);
+  void record_fallback(std::string_view model);
+
+  // Figures for one model (zeros if never seen).
+  ModelStats model(std::string_view model, Instant now) const;
+  // Figures for every model seen, sorted by id.
+  std::vector<ModelStats> all(Instant now) const;
+  void reset();
+
+ private:
+  struct Slice {
+    int64_t epoch = -1;
+    int64_t calls = 0;
+    int64_t successes = 0;
+    LogHistogram latency{1e-6};
+    LogHistogram ttft{1e-6};
+    LogHistogram tps{1e-3};
+  };
+  struct PerModel {
+    ModelStats totals;
+    std::vector<Slice> slices;
+  };
+  PerModel& get(std::string_view model);                 // caller holds mu_
+  Slice& slice(PerModel& m, Instant now);                // caller holds mu_
+  ModelStats view(const PerModel& m, Instant now) const;  // caller holds mu_
+  int64_t epoch(Instant now) const;
+
+  MetricsConfig config_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, PerModel> models_;
+};
+
+}  // namespace orroute

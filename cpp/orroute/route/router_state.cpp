@@ -1,0 +1,85 @@
+#include "orroute/route/router_state.h"
+
+namespace orroute {
+
+InMemoryRouterState::InMemoryRouterState(BreakerConfig breaker_config)
+    : breaker_config_(breaker_config) {
+  CircuitBreaker validate(breaker_config_);  // throws InvalidArgument early on a bad config
+  (void)validate;
+}
+
+void InMemoryRouterState::set_breaker_config(const BreakerConfig& config) {
+  CircuitBreaker validate(config);
+  (void)validate;
+  std::lock_guard lock(mu_);
+  breaker_config_ = config;
+  breakers_.clear();
+}
+
+CircuitBreaker& InMemoryRouterState::breaker(std::string_view key) {
+  auto it = breakers_.find(std::string(key));
+  if (it == breakers_.end()) {
+    it = breakers_.emplace(std::string(key), CircuitBreaker(breaker_config_)).first;
+  }
+  return it->second;
+}
+
+bool InMemoryRouterState::breaker_allow(std::string_view key, Instant now) {
+  std::lock_guard lock(mu_);
+  return breaker(key).allow(now);
+}
+
+void InMemoryRouterState::breaker_record(std::string_view key, CallOutcome outcome, Instant now) {
+  std::lock_guard lock(mu_);
+  CircuitBreaker& b = breaker(key);
+  switch (outcome) {
+    case CallOutcome::kSuccess: b.record_success(now); break;
+    case CallOutcome::kOutage: b.record_failure(now); break;
+    case CallOutcome::kNeutral: b.release(now); break;
+  }
+}
+
+BreakerSnapshot InMemoryRouterState::breaker_snapshot(std::string_view key, Instant now) {
+  std::lock_guard lock(mu_);
+  auto it = breakers_.find(std::string(key));
+  if (it == breakers_.end()) return BreakerSnapshot{};
+  return it->second.snapshot(now);
+}
+
+void InMemoryRouterState::set_limit(std::string_view scope, const RateLimit& limit) {
+  std::lock_guard lock(mu_);
+  limiter_.set_limit(scope, limit);
+}
+
+Admission InMemoryRouterState::try_admit(std::span<const std::string> scopes, const LimitUsage& usage,
+                                         Instant now) {
+  std::lock_guard lock(mu_);
+  return limiter_.try_acquire(scopes, usage, now);
+}
+
+void InMemoryRouterState::settle_admission(uint64_t ticket, const LimitUsage& actual) {
+  std::lock_guard lock(mu_);
+  limiter_.settle(ticket, actual);
+}
+
+void InMemoryRouterState::forget_admission(uint64_t ticket) {
+  std::lock_guard lock(mu_);
+  limiter_.forget(ticket);
+}
+
+void InMemoryRouterState::hold(std::string_view scope, Instant until) {
+  std::lock_guard lock(mu_);
+  limiter_.hold(scope, until);
+}
+
+Duration InMemoryRouterState::held_for(std::string_view scope, Instant now) {
+  std::lock_guard lock(mu_);
+  return limiter_.held_for(scope, now);
+}
+
+LimitUsage InMemoryRouterState::usage_in_window(std::string_view scope, Instant now) {
+  std::lock_guard lock(mu_);
+  return limiter_.in_window(scope, now);
+}
+
+}  // namespace orroute

@@ -1,0 +1,125 @@
+#include "orroute/tokenizer/bpe.h"
+
+#include <algorithm>
+#include <cstring>
+#include <queue>
+
+namespace orroute {
+namespace {
+
+constexpr uint32_t kNone = Vocab::kNone;
+// Pieces up to this many bytes merge in stack arrays by repeated minimum search, which beats a
+// heap on the short pieces that make up nearly all text.
+constexpr size_t kSmallPiece = 64;
+
+// Merges `n` parts in place; returns the number of parts left.
+size_t merge_small(const Vocab& v, uint32_t* ids, uint32_t* ranks, size_t n) {
+  for (size_t i = 0; i + 1 < n; ++i) ranks[i] = v.merge(ids[i], ids[i + 1]);
+  while (n > 1) {
+    uint32_t best = kNone;
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < n; ++i) {
+      if (ranks[i] < best) {
+        best = ranks[i];
+        at = i;
+      }
+    }
+    if (best == kNone) break;
+    ids[at] = best;
+    std::memmove(ids + at + 1, ids + at + 2, (n - at - 2) * sizeof(uint32_t));
+    if (n >= at + 3) std::memmove(ranks + at + 1, ranks + at + 2, (n - at - 3) * sizeof(uint32_t));
+    --n;
+    if (at + 1 < n) ranks[at] = v.merge(ids[at], ids[at + 1]);
+    if (at > 0) ranks[at - 1] = v.merge(ids[at - 1], ids[at]);
+  }
+  return n;
+}
+
+// Long pieces: doubly linked list of parts, min-heap of (rank, position) with lazy deletion. A heap
+// entry is live if the pair starting at that position still has that rank; since positions are
+// byte offsets in list order, popping the minimum (rank, position) merges the leftmost lowest pair,
+// the same choice as tiktoken's linear scan.
+template <class Emit>
+void merge_large(const Vocab& v, std::string_view piece, Emit&& emit) {
+  const size_t n = piece.size();
+  std::vector<uint32_t> ids(n), rank(n, kNone), next(n), prev(n);
+  for (size_t i = 0; i < n; ++i) {
+    ids[i] = v.byte_token(static_cast<uint8_t>(piece[i]));
+    next[i] = static_cast<uint32_t>(i + 1);
+    prev[i] = static_cast<uint32_t>(i - 1);  // wraps for i == 0; never read there
+  }
+  std::vector<uint64_t> heap;
+  heap.reserve(n);
+  auto key = [](uint32_t r, size_t i) { return (uint64_t{r} << 32) | i; };
+  for (size_t i = 0; i + 1 < n; ++i) {
+    rank[i] = v.merge(ids[i], ids[i + 1]);
+    if (rank[i] != kNone) heap.push_back(key(rank[i], i));
+  }
+  auto cmp = std::greater<uint64_t>();
+  std::make_heap(heap.begin(), heap.end(), cmp);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), cmp);
+    const uint64_t top = heap.back();
+    heap.pop_back();
+    const auto r = static_cast<uint32_t>(top >> 32);
+    const auto i = static_cast<uint32_t>(top);
+    if (rank[i] != r) continue;  // stale
+    const uint32_t j = next[i];  // merged into i
+    ids[i] = r;
+    ids[j] = kNone;
+    rank[j] = kNone;
+    next[i] = next[j];
+    if (next[i] < n) prev[next[i]] = i;
+    rank[i] = next[i] < n ? v.merge(ids[i], ids[next[i]]) : kNone;
+    if (rank[i] != kNone) {
+      heap.push_back(key(rank[i], i));
+      std::push_heap(heap.begin(), heap.end(), cmp);
+    }
+    if (i > 0) {
+      const uint32_t p = prev[i];
+      rank[p] = v.merge(ids[p], ids[i]);
+      if (rank[p] != kNone) {
+        heap.push_back(key(rank[p], p));
+        std::push_heap(heap.begin(), heap.end(), cmp);
+      }
+    }
+  }
+  for (size_t i = 0; i < n; i = next[i]) emit(ids[i]);
+}
+
+template <class Emit, class EmitMany>
+void encode_piece(const Vocab& v, std::string_view piece, Emit&& emit, EmitMany&& emit_many) {
+  if (piece.size() == 1) {
+    emit(v.byte_token(static_cast<uint8_t>(piece[0])));
+    return;
+  }
+  if (const uint32_t whole = v.find(piece); whole != kNone) {
+    emit(whole);
+    return;
+  }
+  if (piece.size() <= kSmallPiece) {
+    uint32_t ids[kSmallPiece];
+    uint32_t ranks[kSmallPiece];
+    for (size_t i = 0; i < piece.size(); ++i) ids[i] = v.byte_token(static_cast<uint8_t>(piece[i]));
+    emit_many(ids, merge_small(v, ids, ranks, piece.size()));
+    return;
+  }
+  merge_large(v, piece, emit);
+}
+
+}  // namespace
+
+void bpe_encode(const Vocab& vocab, std::string_view piece, std::vector<uint32_t>& out) {
+  encode_piece(
+      vocab, piece, [&](uint32_t id) { out.push_back(id); },
+      [&](const uint32_t* ids, size_t n) { out.insert(out.end(), ids, ids + n); });
+}
+
+size_t bpe_count(const Vocab& vocab, std::string_view piece) {
+  size_t count = 0;
+  encode_piece(
+      vocab, piece, [&](uint32_t) { ++count; }, [&](const uint32_t*, size_t n) { count += n; });
+  return count;
+}
+
+}  // namespace orroute

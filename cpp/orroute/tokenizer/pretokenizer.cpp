@@ -1,0 +1,210 @@
+#include "orroute/tokenizer/pretokenizer.h"
+
+#include <array>
+#include <cstdint>
+
+#include "orroute/tokenizer/unicode_tables.h"
+
+namespace orroute {
+namespace {
+
+using unicode::CharClass;
+using U8 = unsigned char;
+
+// Classes of the ASCII range, looked up without the two-stage table.
+const std::array<CharClass, 128> kAscii = [] {
+  std::array<CharClass, 128> t{};
+  for (uint32_t c = 0; c < 128; ++c) t[c] = unicode::char_class(c);
+  return t;
+}();
+
+struct Ch {
+  CharClass cls;
+  uint32_t len;
+  uint32_t cp;
+};
+
+inline Ch at(const U8* p, const U8* end) noexcept {
+  if (*p < 0x80) return {kAscii[*p], 1, *p};
+  const unicode::Char c = unicode::decode_utf8(p, end);
+  return {unicode::char_class(c), c.len, c.cp};
+}
+
+constexpr uint32_t bit(CharClass c) { return 1u << c; }
+constexpr uint32_t kLetterMask = bit(unicode::kUpper) | bit(unicode::kLower) |
+                                 bit(unicode::kTitle) | bit(unicode::kModifier) |
+                                 bit(unicode::kOtherLetter);
+// [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] and [\p{Ll}\p{Lm}\p{Lo}\p{M}] of o200k.
+constexpr uint32_t kUpperishMask = bit(unicode::kUpper) | bit(unicode::kTitle) |
+                                   bit(unicode::kModifier) | bit(unicode::kOtherLetter) |
+                                   bit(unicode::kMark);
+constexpr uint32_t kLowerishMask = bit(unicode::kLower) | bit(unicode::kModifier) |
+                                   bit(unicode::kOtherLetter) | bit(unicode::kMark);
+// [^\s\p{L}\p{N}]
+constexpr uint32_t kPunctMask = bit(unicode::kOther) | bit(unicode::kMark);
+
+inline bool in(uint32_t mask, CharClass c) { return (mask >> c) & 1u; }
+inline bool is_newline(uint32_t cp) { return cp == '\r' || cp == '\n'; }
+
+// End of the run of characters whose class is in `mask`, starting at `p`.
+inline const U8* run(const U8* p, const U8* end, uint32_t mask) noexcept {
+  while (p < end) {
+    if (*p < 0x80) {
+      if (!in(mask, kAscii[*p])) break;
+      ++p;
+      continue;
+    }
+    const Ch c = at(p, end);
+    if (!in(mask, c.cls)) break;
+    p += c.len;
+  }
+  return p;
+}
+
+// Length of the contraction '(?i:s|t|re|ve|m|ll|d) at `p` (which holds '\''), or 0. The regex
+// crate's case folding makes 's' also match U+017F LATIN SMALL LETTER LONG S.
+inline size_t contraction(const U8* p, const U8* end) noexcept {
+  if (end - p < 2) return 0;
+  switch (p[1] | 0x20) {
+    case 's':
+    case 't':
+    case 'm':
+    case 'd':
+      return 2;
+    case 'l':
+      return end - p >= 3 && (p[2] | 0x20) == 'l' ? 3 : 0;
+    case 'v':
+    case 'r':
+      return end - p >= 3 && (p[2] | 0x20) == 'e' ? 3 : 0;
+    default:
+      break;
+  }
+  if (p[1] == 0xC5 && end - p >= 3 && p[2] == 0xBF) return 3;
+  return 0;
+}
+
+// ` ?[^\s\p{L}\p{N}]+` followed by a run of the trailing characters; nullptr if no match.
+inline const U8* punct(const U8* p, const U8* end, Ch c0, bool slash_too) noexcept {
+  const U8* q = p;
+  if (c0.cp == ' ') {
+    if (p + 1 >= end) return nullptr;
+    const Ch c1 = at(p + 1, end);
+    if (!in(kPunctMask, c1.cls)) return nullptr;
+    q = p + 1;
+  } else if (!in(kPunctMask, c0.cls)) {
+    return nullptr;
+  }
+  q = run(q, end, kPunctMask);
+  while (q < end && (*q == '\r' || *q == '\n' || (slash_too && *q == '/'))) ++q;
+  return q;
+}
+
+// Whitespace alternatives; `p` starts a whitespace character.
+inline const U8* whitespace(const U8* p, const U8* end, Ch c0, bool o200k) noexcept {
+  const U8* q = p;
+  const U8* last_nl = nullptr;
+  const U8* last_start = p;
+  while (q < end) {
+    const Ch c = at(q, end);
+    if (c.cls != unicode::kSpace) break;
+    if (is_newline(c.cp)) last_nl = q;
+    last_start = q;
+    q += c.len;
+  }
+  if (o200k) {
+    if (last_nl) return last_nl + 1;      // \s*[\r\n]+
+    if (q == end) return end;             // \s+(?!\S) at the end
+    if (last_start != p) return last_start;  // \s+(?!\S): all but the last
+    return q;                             // \s+
+  }
+  if (q == end) return end;             // \s++$
+  if (last_nl) return last_nl + 1;      // \s*[\r\n]
+  if (last_start != p) return last_start;  // \s+(?!\S)
+  return p + c0.len;                    // \s
+}
+
+const U8* next_cl100k(const U8* p, const U8* end) noexcept {
+  const Ch c0 = at(p, end);
+  if (c0.cp == '\'') {
+    if (const size_t k = contraction(p, end)) return p + k;
+  }
+  if (in(kLetterMask, c0.cls)) return run(p + c0.len, end, kLetterMask);
+  if (c0.cls == unicode::kNumber) {
+    const U8* q = p + c0.len;
+    for (int i = 0; i < 2 && q < end; ++i) {
+      const Ch c = at(q, end);
+      if (c.cls != unicode::kNumber) break;
+      q += c.len;
+    }
+    return q;
+  }
+  if (!is_newline(c0.cp) && p + c0.len < end) {  // [^\r\n\p{L}\p{N}]?+\p{L}++
+    const Ch c1 = at(p + c0.len, end);
+    if (in(kLetterMask, c1.cls)) return run(p + c0.len + c1.len, end, kLetterMask);
+  }
+  if (const U8* q = punct(p, end, c0, false)) return q;
+  return whitespace(p, end, c0, false);
+}
+
+// Optional trailing contraction of o200k's word alternatives.
+inline const U8* with_contraction(const U8* e, const U8* end) noexcept {
+  if (e < end && *e == '\'') return e + contraction(e, end);
+  return e;
+}
+
+const U8* next_o200k(const U8* p, const U8* end) noexcept {
+  const Ch c0 = at(p, end);
+  const bool prefix = !is_newline(c0.cp) && !in(kLetterMask, c0.cls) &&
+                      c0.cls != unicode::kNumber;
+  if (prefix || in(kUpperishMask | kLowerishMask, c0.cls)) {
+    // Candidate starts of the letter part, in backtracking order: after the optional prefix
+    // character, then at p (only differs when the prefix character is itself a mark).
+    const U8* starts[2];
+    int n = 0;
+    if (prefix) starts[n++] = p + c0.len;
+    if (!prefix || c0.cls == unicode::kMark) starts[n++] = p;
+    const U8* upper_end[2];
+    for (int i = 0; i < n; ++i) {
+      // [U]*[W]+ : greedy U run, then W+ at its end, else backtrack to the last W inside it.
+      const U8* q = starts[i];
+      const U8* last_w_end = nullptr;
+      while (q < end) {
+        const Ch c = at(q, end);
+        if (!in(kUpperishMask, c.cls)) break;
+        q += c.len;
+        if (in(kLowerishMask, c.cls)) last_w_end = q;
+      }
+      upper_end[i] = q;
+      if (q < end && at(q, end).cls == unicode::kLower) {
+        return with_contraction(run(q, end, kLowerishMask), end);
+      }
+      if (last_w_end) return with_contraction(last_w_end, end);
+    }
+    for (int i = 0; i < n; ++i) {  // [U]+[W]*
+      if (upper_end[i] > starts[i]) return with_contraction(run(upper_end[i], end, kLowerishMask), end);
+    }
+  }
+  if (c0.cls == unicode::kNumber) {
+    const U8* q = p + c0.len;
+    for (int i = 0; i < 2 && q < end; ++i) {
+      const Ch c = at(q, end);
+      if (c.cls != unicode::kNumber) break;
+      q += c.len;
+    }
+    return q;
+  }
+  if (const U8* q = punct(p, end, c0, true)) return q;
+  return whitespace(p, end, c0, true);
+}
+
+}  // namespace
+
+size_t next_piece_end(SplitPattern pattern, std::string_view text, size_t pos) noexcept {
+  const auto* begin = reinterpret_cast<const U8*>(text.data());
+  const U8* end = begin + text.size();
+  const U8* q = pattern == SplitPattern::kCl100k ? next_cl100k(begin + pos, end)
+                                                 : next_o200k(begin + pos, end);
+  return static_cast<size_t>(q - begin);
+}
+
+}  // namespace orroute

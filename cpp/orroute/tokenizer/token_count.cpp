@@ -1,0 +1,297 @@
+#include "orroute/tokenizer/token_count.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+#include "orroute/error.h"
+#include "orroute/tokenizer/encoding.h"
+
+namespace orroute {
+namespace {
+
+struct Family {
+  const char* name;
+  const char* encoding;
+  double factor;
+};
+
+// Closest encoding and a rough length correction per tokenizer family (measured ratios on mixed
+// English/code text reported for these tokenizers; estimates, not exact counts).
+constexpr Family kFamilies[] = {
+    {"GPT", "o200k_base", 1.00},      {"Claude", "cl100k_base", 1.15},
+    {"Gemini", "o200k_base", 1.05},   {"Llama2", "cl100k_base", 1.30},
+    {"Llama3", "cl100k_base", 0.97},  {"Llama4", "o200k_base", 1.00},
+    {"Qwen", "cl100k_base", 1.00},    {"Qwen3", "cl100k_base", 1.00},
+    {"Mistral", "cl100k_base", 1.10}, {"DeepSeek", "cl100k_base", 1.05},
+    {"Grok", "o200k_base", 1.05},     {"Cohere", "cl100k_base", 1.05},
+    {"Nova", "cl100k_base", 1.10},    {"Yi", "cl100k_base", 1.15},
+    {"Router", "cl100k_base", 1.10},  {"Other", "cl100k_base", 1.10},
+};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool contains(std::string_view s, std::string_view p) { return s.find(p) != std::string_view::npos; }
+
+ModelTokenizer from_family(const Family& f, bool exact) {
+  return {f.encoding, f.name, exact ? 1.0 : f.factor, exact};
+}
+
+const Family& family_named(std::string_view name) {
+  for (const Family& f : kFamilies) {
+    if (name == f.name) return f;
+  }
+  return kFamilies[std::size(kFamilies) - 1];
+}
+
+// OpenAI's own models, as tiktoken maps them (o200k_harmony counts ordinary text as o200k_base).
+const char* openai_encoding(std::string_view m) {
+  static constexpr std::pair<const char*, const char*> kExact[] = {
+      {"o1", "o200k_base"},     {"o3", "o200k_base"},          {"o4-mini", "o200k_base"},
+      {"gpt-5", "o200k_base"},  {"gpt-4.1", "o200k_base"},     {"gpt-4o", "o200k_base"},
+      {"gpt-4", "cl100k_base"}, {"gpt-3.5-turbo", "cl100k_base"}, {"gpt-3.5", "cl100k_base"},
+      {"gpt-35-turbo", "cl100k_base"}, {"davinci-002", "cl100k_base"},
+      {"babbage-002", "cl100k_base"},  {"text-embedding-ada-002", "cl100k_base"},
+      {"text-embedding-3-small", "cl100k_base"}, {"text-embedding-3-large", "cl100k_base"},
+  };
+  static constexpr std::pair<const char*, const char*> kPrefix[] = {
+      {"o1-", "o200k_base"},          {"o3-", "o200k_base"},        {"o4-mini-", "o200k_base"},
+      {"gpt-5", "o200k_base"},        {"gpt-4.5-", "o200k_base"},   {"gpt-4.1-", "o200k_base"},
+      {"chatgpt-4o-", "o200k_base"},  {"gpt-4o-", "o200k_base"},    {"gpt-4-", "cl100k_base"},
+      {"gpt-3.5-turbo-", "cl100k_base"}, {"gpt-35-turbo-", "cl100k_base"},
+      {"gpt-oss-", "o200k_base"},     {"ft:gpt-4o", "o200k_base"},  {"ft:gpt-4", "cl100k_base"},
+      {"ft:gpt-3.5-turbo", "cl100k_base"}, {"ft:davinci-002", "cl100k_base"},
+      {"ft:babbage-002", "cl100k_base"},
+  };
+  for (const auto& [name, enc] : kExact) {
+    if (m == name) return enc;
+  }
+  for (const auto& [prefix, enc] : kPrefix) {
+    if (starts_with(m, prefix)) return enc;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
+  for (const Family& f : kFamilies) {
+    if (lower(model_or_family) == lower(f.name)) return from_family(f, false);
+  }
+  std::string m = lower(model_or_family);
+  if (const size_t colon = m.rfind(':'); colon != std::string::npos && !starts_with(m, "ft:")) {
+    m.resize(colon);  // OpenRouter variants: ":free", ":thinking", ...
+  }
+  const bool openai_provider = starts_with(m, "openai/");
+  const std::string bare = m.substr(m.find('/') == std::string::npos ? 0 : m.find('/') + 1);
+  if (const char* enc = openai_encoding(bare); enc && (openai_provider || m == bare)) {
+    return {enc, "GPT", 1.0, true};
+  }
+  auto fam = [&](const char* name) { return from_family(family_named(name), false); };
+  if (contains(m, "claude") || starts_with(m, "anthropic/")) return fam("Claude");
+  if (contains(m, "gemini") || contains(m, "gemma") || starts_with(m, "google/")) return fam("Gemini");
+  if (contains(m, "llama-4") || contains(m, "llama4")) return fam("Llama4");
+  if (contains(m, "llama-2") || contains(m, "llama2")) return fam("Llama2");
+  if (contains(m, "llama") || starts_with(m, "meta-llama/")) return fam("Llama3");
+  if (contains(m, "qwen3")) return fam("Qwen3");
+  if (contains(m, "qwen") || contains(m, "qwq")) return fam("Qwen");
+  for (const char* k : {"mistral", "mixtral", "codestral", "ministral", "pixtral", "devstral",
+                        "magistral"}) {
+    if (contains(m, k)) return fam("Mistral");
+  }
+  if (contains(m, "deepseek")) return fam("DeepSeek");
+  if (contains(m, "grok") || starts_with(m, "x-ai/")) return fam("Grok");
+  if (starts_with(m, "cohere/") || contains(m, "command-r")) return fam("Cohere");
+  if (contains(m, "nova")) return fam("Nova");
+  if (starts_with(m, "01-ai/") || starts_with(bare, "yi-")) return fam("Yi");
+  if (openai_provider || starts_with(bare, "gpt-") || starts_with(bare, "chatgpt")) return fam("GPT");
+  return fam("Other");
+}
+
+namespace {
+
+TokenCount finish(const ModelTokenizer& t, int64_t raw) {
+  const int64_t tokens =
+      t.exact ? raw : static_cast<int64_t>(std::ceil(static_cast<double>(raw) * t.factor - 1e-9));
+  return {tokens, t.exact, t.encoding, t.family};
+}
+
+std::string str_or_json(const rapidjson::Value& v) {
+  if (v.IsString()) return {v.GetString(), v.GetStringLength()};
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return {buf.GetString(), buf.GetSize()};
+}
+
+std::string strip_period(std::string s) {
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+// OpenAI cookbook ("How to count tokens with tiktoken", tools section).
+int64_t tools_tokens(const Encoding& enc, bool o200k, std::string_view tools_json) {
+  if (tools_json.empty()) return 0;
+  rapidjson::Document doc;
+  doc.Parse(tools_json.data(), tools_json.size());
+  if (doc.HasParseError() || !doc.IsArray()) throw ParseError("tools must be a JSON array");
+  if (doc.Empty()) return 0;
+  const int64_t func_init = o200k ? 7 : 10, prop_init = 3, prop_key = 3, enum_init = -3,
+                enum_item = 3, func_end = 12;
+  auto count = [&](std::string_view s) { return static_cast<int64_t>(enc.count_ordinary(s)); };
+  int64_t n = 0;
+  for (const auto& tool : doc.GetArray()) {
+    if (!tool.IsObject()) throw ParseError("each tool must be a JSON object");
+    const auto fit = tool.FindMember("function");
+    const rapidjson::Value& f = fit != tool.MemberEnd() ? fit->value : tool;
+    if (!f.IsObject()) throw ParseError("tool function must be a JSON object");
+    n += func_init;
+    std::string name, desc;
+    if (auto it = f.FindMember("name"); it != f.MemberEnd()) name = str_or_json(it->value);
+    if (auto it = f.FindMember("description"); it != f.MemberEnd()) desc = str_or_json(it->value);
+    n += count(name + ":" + strip_period(desc));
+    const auto pit = f.FindMember("parameters");
+    if (pit == f.MemberEnd() || !pit->value.IsObject()) continue;
+    const auto props = pit->value.FindMember("properties");
+    if (props == pit->value.MemberEnd() || !props->value.IsObject() ||
+        props->value.MemberCount() == 0) {
+      continue;
+    }
+    n += prop_init;
+    for (const auto& p : props->value.GetObject()) {
+      n += prop_key;
+      std::string type, pdesc;
+      if (p.value.IsObject()) {
+        if (auto it = p.value.FindMember("type"); it != p.value.MemberEnd()) type = str_or_json(it->value);
+        if (auto it = p.value.FindMember("description"); it != p.value.MemberEnd()) {
+          pdesc = str_or_json(it->value);
+        }
+        if (auto it = p.value.FindMember("enum"); it != p.value.MemberEnd() && it->value.IsArray()) {
+          n += enum_init;
+          for (const auto& item : it->value.GetArray()) n += enum_item + count(str_or_json(item));
+        }
+      }
+      n += count(std::string(p.name.GetString(), p.name.GetStringLength()) + ":" + type + ":" +
+                 strip_period(pdesc));
+    }
+  }
+  return n + func_end;
+}
+
+}  // namespace
+
+int64_t image_tokens(std::string_view detail, int32_t width, int32_t height) {
+  if (detail == "low") return 85;
+  double w = width > 0 ? width : 1024, h = height > 0 ? height : 1024;
+  if (std::max(w, h) > 2048) {  // fit in 2048x2048
+    const double s = 2048 / std::max(w, h);
+    w *= s;
+    h *= s;
+  }
+  if (std::min(w, h) > 768) {  // shortest side to 768
+    const double s = 768 / std::min(w, h);
+    w *= s;
+    h *= s;
+  }
+  const int64_t tiles = static_cast<int64_t>(std::ceil(w / 512) * std::ceil(h / 512));
+  return 85 + 170 * tiles;
+}
+
+TokenCount count_text_tokens(std::string_view model_or_family, std::string_view text) {
+  const ModelTokenizer t = tokenizer_for_model(model_or_family);
+  return finish(t, static_cast<int64_t>(get_encoding(t.encoding)->count_ordinary(text)));
+}
+
+TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const ChatMessage> messages,
+                             std::string_view tools_json) {
+  const ModelTokenizer t = tokenizer_for_model(model_or_family);
+  const auto enc = get_encoding(t.encoding);
+  auto count = [&](std::string_view s) { return static_cast<int64_t>(enc->count_ordinary(s)); };
+  int64_t n = 3;  // every reply is primed with <|start|>assistant<|message|>
+  for (const ChatMessage& m : messages) {
+    n += 3 + count(m.role);
+    for (const ChatContentPart& p : m.content) {
+      n += p.is_image ? image_tokens(p.detail, p.width, p.height) : count(p.text);
+    }
+    if (!m.name.empty()) n += count(m.name) + 1;
+    for (const ChatToolCall& c : m.tool_calls) n += 3 + count(c.name) + count(c.arguments);
+  }
+  n += tools_tokens(*enc, t.encoding == "o200k_base", tools_json);
+  return finish(t, n);
+}
+
+TokenCount count_chat_tokens_json(std::string_view model_or_family, std::string_view messages_json,
+                                  std::string_view tools_json) {
+  rapidjson::Document doc;
+  doc.Parse(messages_json.data(), messages_json.size());
+  if (doc.HasParseError() || !doc.IsArray()) throw ParseError("messages must be a JSON array");
+  std::vector<ChatMessage> messages;
+  for (const auto& v : doc.GetArray()) {
+    if (!v.IsObject()) throw ParseError("each message must be a JSON object");
+    ChatMessage m;
+    for (const auto& member : v.GetObject()) {
+      const std::string_view key(member.name.GetString(), member.name.GetStringLength());
+      const rapidjson::Value& val = member.value;
+      if (val.IsNull()) continue;
+      if (key == "role") {
+        m.role = str_or_json(val);
+      } else if (key == "name") {
+        m.name = str_or_json(val);
+      } else if (key == "content") {
+        if (!val.IsArray()) {
+          m.content.push_back({false, str_or_json(val), {}, 0, 0});
+          continue;
+        }
+        for (const auto& part : val.GetArray()) {
+          ChatContentPart p;
+          const auto type = part.IsObject() ? part.FindMember("type") : part.MemberEnd();
+          const bool image = part.IsObject() && type != part.MemberEnd() && type->value.IsString() &&
+                             std::string_view(type->value.GetString()) == "image_url";
+          if (image) {
+            p.is_image = true;
+            if (auto it = part.FindMember("image_url"); it != part.MemberEnd() && it->value.IsObject()) {
+              const auto& img = it->value;
+              if (auto d = img.FindMember("detail"); d != img.MemberEnd() && d->value.IsString()) {
+                p.detail = d->value.GetString();
+              }
+              if (auto w = img.FindMember("width"); w != img.MemberEnd() && w->value.IsInt()) p.width = w->value.GetInt();
+              if (auto h = img.FindMember("height"); h != img.MemberEnd() && h->value.IsInt()) p.height = h->value.GetInt();
+            }
+          } else if (part.IsObject() && part.HasMember("text")) {
+            p.text = str_or_json(part["text"]);
+          } else {
+            p.text = str_or_json(part);
+          }
+          m.content.push_back(std::move(p));
+        }
+      } else if (key == "tool_calls" && val.IsArray()) {
+        for (const auto& call : val.GetArray()) {
+          ChatToolCall c;
+          if (call.IsObject()) {
+            const auto f = call.FindMember("function");
+            if (f != call.MemberEnd() && f->value.IsObject()) {
+              if (auto it = f->value.FindMember("name"); it != f->value.MemberEnd()) c.name = str_or_json(it->value);
+              if (auto it = f->value.FindMember("arguments"); it != f->value.MemberEnd()) {
+                c.arguments = str_or_json(it->value);
+              }
+            }
+          }
+          m.tool_calls.push_back(std::move(c));
+        }
+      }
+    }
+    messages.push_back(std::move(m));
+  }
+  return count_chat_tokens(model_or_family, messages, tools_json);
+}
+
+}  // namespace orroute

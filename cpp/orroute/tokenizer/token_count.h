@@ -1,0 +1,81 @@
+// Token counts by model: which encoding a model uses (exact for OpenAI models, an estimate with a
+// per-family correction factor for others), and chat-message counting as OpenAI bills it.
+// This is the API other components (cost, select, engine) call.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace orroute {
+
+// How a model's tokens are counted.
+struct ModelTokenizer {
+  std::string encoding;  // "cl100k_base" or "o200k_base"
+  std::string family;    // OpenRouter tokenizer family: "GPT", "Claude", "Gemini", "Llama3", ...
+  double factor = 1.0;   // estimated tokens = ceil(encoding tokens * factor)
+  bool exact = false;    // true only for OpenAI models whose encoding is known
+};
+
+// Resolves an OpenRouter or OpenAI model id ("openai/gpt-4o-mini", "gpt-4", "o3-mini",
+// "anthropic/claude-sonnet-4") or an OpenRouter tokenizer family name ("GPT", "Claude", "Gemini",
+// "Llama2", "Llama3", "Llama4", "Qwen", "Qwen3", "Mistral", "DeepSeek", "Grok", "Cohere", "Nova",
+// "Yi", "Other"; case-insensitive). Unknown models get the "Other" estimate. Never throws.
+ModelTokenizer tokenizer_for_model(std::string_view model_or_family);
+
+// A token count and whether it is exact or an estimate.
+struct TokenCount {
+  int64_t tokens = 0;
+  bool exact = false;
+  std::string encoding;
+  std::string family;
+};
+
+// Tokens of `text` (special-token text counted as ordinary text) for a model or family.
+// Thread-safe. Throws NotFound/ParseError only if the bundled vocabulary is missing or corrupt.
+TokenCount count_text_tokens(std::string_view model_or_family, std::string_view text);
+
+// One tool call made by an assistant message.
+struct ChatToolCall {
+  std::string name;
+  std::string arguments;  // JSON text, as sent
+};
+
+// One part of a message's content: text, or an image (OpenAI's image_url part).
+struct ChatContentPart {
+  bool is_image = false;
+  std::string text;
+  std::string detail;  // "low", "high", "auto" or empty
+  int32_t width = 0;   // image size in pixels if known (0 = unknown)
+  int32_t height = 0;
+};
+
+// A chat message in OpenAI's shape.
+struct ChatMessage {
+  std::string role;
+  std::vector<ChatContentPart> content;
+  std::string name;  // optional participant name
+  std::vector<ChatToolCall> tool_calls;
+};
+
+// Prompt tokens of a chat request as OpenAI counts them: 3 per message + role + content (+ name
+// + 1), 3 to prime the reply; tool definitions (`tools_json`, the request's "tools" array as JSON
+// text, may be empty) by the OpenAI cookbook's formula; tool calls as name + arguments + 3 each;
+// images 85 tokens at detail "low", else the tile formula (85 + 170 per 512px tile after
+// scaling) with 1024x1024 assumed when the size is unknown. Non-OpenAI models get the family
+// factor applied to the total. Throws ParseError for malformed tools_json.
+TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const ChatMessage> messages,
+                             std::string_view tools_json = {});
+
+// Same, with `messages_json` an OpenAI "messages" array as JSON text (content as a string or a
+// list of {"type":"text"} / {"type":"image_url"} parts; image_url may carry "width"/"height").
+// Throws ParseError for malformed JSON.
+TokenCount count_chat_tokens_json(std::string_view model_or_family, std::string_view messages_json,
+                                  std::string_view tools_json = {});
+
+// Tokens of one image part (before any family factor), per the approximation above.
+int64_t image_tokens(std::string_view detail, int32_t width, int32_t height);
+
+}  // namespace orroute

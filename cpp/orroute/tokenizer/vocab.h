@@ -1,0 +1,98 @@
+// A BPE vocabulary (mergeable ranks): token bytes by id, the reverse lookup, and the table of
+// adjacent-token merges that byte-pair encoding consults.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace orroute {
+
+// Immutable after loading; safe to share across threads. In a tiktoken vocabulary a token's rank is
+// its id, so merging two adjacent parts yields the id of their concatenation, which is also the
+// merge priority (lower merges first).
+class Vocab {
+ public:
+  static constexpr uint32_t kNone = 0xFFFFFFFFu;
+
+  // Parses a tiktoken file (`base64 rank` per line, ranks 0..n-1). Throws NotFound if it cannot
+  // be opened, ParseError if malformed (bad base64, duplicate or missing rank, missing bytes).
+  static Vocab from_tiktoken_file(const std::string& path);
+  // Loads the compact binary form written by save_binary(). Throws NotFound / ParseError.
+  static Vocab from_binary_file(const std::string& path);
+  // Writes the compact binary form (token bytes + precomputed merge pairs). Throws Error on I/O.
+  void save_binary_file(const std::string& path) const;
+
+  // Number of ranks (ids 0..size()-1).
+  uint32_t size() const noexcept { return static_cast<uint32_t>(offsets_.size() - 1); }
+  // Bytes of token `id` (< size()).
+  std::string_view token_bytes(uint32_t id) const noexcept {
+    return {blob_.data() + offsets_[id], offsets_[id + 1] - offsets_[id]};
+  }
+  // Longest token, in bytes.
+  size_t max_token_len() const noexcept { return max_len_; }
+  // Id of the token with exactly these bytes, or kNone.
+  uint32_t find(std::string_view bytes) const noexcept {
+    if (bytes.size() <= kShortMax) {
+      const uint64_t key = short_key(bytes);
+      for (uint64_t i = mix(key) >> short_shift_;; i = (i + 1) & short_mask_) {
+        const ShortSlot& slot = short_[i];
+        if (slot.key == key) return slot.id;
+        if (slot.key == 0) return kNone;
+      }
+    }
+    return find_long(bytes);
+  }
+  // Id of the single-byte token `b`.
+  uint32_t byte_token(uint8_t b) const noexcept { return byte_tokens_[b]; }
+  // Id of the concatenation of tokens `left` and `right` if it is a token, else kNone.
+  uint32_t merge(uint32_t left, uint32_t right) const noexcept {
+    const uint64_t key = (static_cast<uint64_t>(left) << kIdBits) | right;
+    for (uint64_t i = mix(key) >> pair_shift_;; i = (i + 1) & pair_mask_) {
+      const uint64_t slot = pairs_[i];
+      if ((slot >> kIdBits) == key) return static_cast<uint32_t>(slot & kIdMask);
+      if (slot == kEmpty) return kNone;
+    }
+  }
+
+ private:
+  static constexpr int kIdBits = 21;
+  static constexpr uint64_t kIdMask = (uint64_t{1} << kIdBits) - 1;
+  static constexpr uint64_t kEmpty = ~uint64_t{0};
+  static uint64_t mix(uint64_t x) noexcept { return x * 0x9E3779B97F4A7C15ull; }
+  static uint64_t hash_bytes(std::string_view s) noexcept;
+  // Tokens of up to 7 bytes live in a table keyed by their bytes packed with their length, so a
+  // lookup touches one cache line and never the blob.
+  static constexpr size_t kShortMax = 7;
+  struct ShortSlot {
+    uint64_t key;  // bytes | length << 56; 0 = empty
+    uint32_t id;
+  };
+  static uint64_t short_key(std::string_view s) noexcept {
+    uint64_t w = 0;
+    for (size_t i = 0; i < s.size(); ++i) w |= uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
+    return w | (uint64_t{s.size()} << 56);
+  }
+  uint32_t find_long(std::string_view bytes) const noexcept;
+
+  // Builds the lookup tables from offsets_/blob_ and the merge triples (left, right, merged).
+  void build(const std::vector<uint32_t>& merge_triples);
+  std::vector<uint32_t> find_merge_triples() const;
+
+  std::vector<uint32_t> offsets_;  // token id -> start in blob_; size() + 1 entries
+  std::string blob_;
+  size_t max_len_ = 0;
+  uint32_t byte_tokens_[256] = {};
+  std::vector<ShortSlot> short_;
+  uint64_t short_mask_ = 0;
+  int short_shift_ = 64;
+  std::vector<uint64_t> slots_;  // bytes -> id for longer tokens: (hash high 32 bits << 32) | id, open addressing
+  uint64_t slot_mask_ = 0;
+  int slot_shift_ = 64;
+  std::vector<uint64_t> pairs_;  // (left << 42 | right << 21 | merged), open addressing
+  uint64_t pair_mask_ = 0;
+  int pair_shift_ = 64;
+};
+
+}  // namespace orroute

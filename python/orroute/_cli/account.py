@@ -1,0 +1,139 @@
+"""``orroute credits`` and ``orroute health``."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+import click
+
+from ._common import (
+    EXIT_API,
+    CLIError,
+    app,
+    emit_json,
+    field_of,
+    make_client,
+    print_table,
+    to_data,
+    usd,
+)
+
+
+def _dec(v: Any) -> Decimal | None:
+    return None if v is None else Decimal(str(v))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def credits(as_json: bool) -> None:
+    """Account credits, usage and the key's limits."""
+    s = app().settings
+    client = make_client(s)
+    try:
+        cr = client.credits()
+        try:
+            key = client.key_info()
+        except Exception:  # noqa: BLE001 - some endpoints have no /key; credits still useful
+            key = None
+    finally:
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()
+    total = _dec(field_of(cr, "total_credits"))
+    used = _dec(field_of(cr, "total_usage"))
+    data: dict[str, Any] = {
+        "total_credits": total,
+        "total_usage": used,
+        "remaining": None if total is None or used is None else total - used,
+    }
+    if key is not None:
+        data["key"] = {k: to_data(field_of(key, k)) for k in (
+            "label", "usage", "limit", "limit_remaining", "is_free_tier", "rate_limit")}
+    if as_json:
+        emit_json(data)
+        return
+    rows = [("credits", usd(total)), ("used", usd(used)), ("remaining", usd(data["remaining"]))]
+    if key is not None:
+        k = data["key"]
+        rows.append(("key", k.get("label") or "-"))
+        rows.append(("key limit", "none" if k.get("limit") is None else usd(k["limit"])))
+        if k.get("limit_remaining") is not None:
+            rows.append(("key remaining", usd(k["limit_remaining"])))
+        rows.append(("free tier", "yes" if k.get("is_free_tier") else "no"))
+    print_table(f"account at {s.base_url}", ["", "USD"], rows, justify={"USD": "right"})
+
+
+@click.command()
+@click.option("--probe", is_flag=True, help="Also send each model a tiny request.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def health(probe: bool, as_json: bool) -> None:
+    """Check the API, the key, the ledger and the state of each model."""
+    s = app().settings
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, fn: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            value = fn()
+        except Exception as e:  # noqa: BLE001 - each failure is reported as a check
+            checks.append({"check": name, "ok": False, "detail": str(e).splitlines()[0] if str(e)
+                           else type(e).__name__, "seconds": time.perf_counter() - start})
+            return None
+        checks.append({"check": name, "ok": True, "detail": value,
+                       "seconds": time.perf_counter() - start})
+        return value
+
+    check("api key", lambda: s.masked_api_key or ("not needed" if not s.is_openrouter else _no_key()))
+    client = None
+    if s.api_key or not s.is_openrouter:
+        client = make_client(s)
+        check(f"api {s.base_url}", lambda: f"{len(list(client.models.list()))} models")
+        check("credits", lambda: _credits_line(client.credits()))
+    check("ledger", lambda: _ledger_line(s))
+    models: Any = None
+    if probe and client is not None:
+        from ._common import make_manager
+
+        manager = make_manager(s)
+        models = check("models", lambda: to_data(manager.health(probe=True)))
+    ok = all(c["ok"] for c in checks)
+    if as_json:
+        emit_json({"ok": ok, "checks": checks, "models": models})
+    else:
+        print_table("orroute health", ["check", "ok", "detail", "time"],
+                    [(c["check"], "ok" if c["ok"] else "FAIL", _short(c["detail"]),
+                      f"{c['seconds'] * 1000:.0f} ms") for c in checks if c["check"] != "models"])
+        if isinstance(models, dict):
+            states = models.get("models", models)
+            if isinstance(states, dict):
+                print_table("models", ["model", "state"],
+                            [(m, _short(v)) for m, v in states.items()])
+    if not ok:
+        raise CLIError("some checks failed", EXIT_API)
+
+
+def _no_key() -> str:
+    raise CLIError("OPENROUTER_API_KEY is not set", EXIT_API)
+
+
+def _credits_line(cr: Any) -> str:
+    total, used = _dec(field_of(cr, "total_credits")), _dec(field_of(cr, "total_usage"))
+    if total is None or used is None:
+        return "unknown"
+    return f"{usd(total - used)} left of {usd(total)}"
+
+
+def _ledger_line(s: Any) -> str:
+    from ._common import make_tracker
+
+    tracker = make_tracker(s)
+    cutoff = field_of(tracker, "cutoff_engaged", None)
+    return f"{s.ledger_path}" + (" (EMERGENCY CUTOFF ENGAGED)" if cutoff else "")
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={v2}" for k, v2 in v.items())
+    return str(v)

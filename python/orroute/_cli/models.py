@@ -1,0 +1,454 @@
+"""``orroute models``: list, show, test, benchmark, performance, recommend."""
+
+from __future__ import annotations
+
+import difflib
+import statistics
+import time
+from decimal import Decimal
+from typing import Any
+
+import click
+
+from ..config import STRATEGIES
+from ._common import (
+    EXIT_NOT_FOUND,
+    CLIError,
+    app,
+    cell,
+    console,
+    emit_json,
+    field_of,
+    make_client,
+    make_tracker,
+    per_million,
+    print_records,
+    print_table,
+    records,
+    to_data,
+    usd,
+)
+
+_M = Decimal(1_000_000)
+
+
+def load_catalog() -> Any:
+    """The catalog every command uses (the bundled snapshot; the client refreshes its own)."""
+    import orroute
+
+    return orroute.Catalog.bundled()
+
+
+def lookup(catalog: Any, model_id: str) -> Any:
+    """The model, or a one-line 'unknown model' error with close matches (exit code 5)."""
+    found = catalog.get(model_id)
+    if found is not None:
+        return found
+    ids = list(catalog.ids)
+    close = difflib.get_close_matches(model_id, ids, n=3, cutoff=0.6)
+    close += [i for i in ids if model_id.lower() in i.lower() and i not in close][: 3 - len(close)]
+    hint = f"; did you mean {', '.join(close)}?" if close else " (see `orroute models list`)"
+    raise CLIError(f"unknown model {model_id!r}{hint}", EXIT_NOT_FOUND)
+
+
+def _price(m: Any, field: str) -> Decimal | None:
+    prices = m.pricing.base
+    return getattr(prices, field, None)
+
+
+def model_summary(m: Any) -> dict[str, Any]:
+    """The fields of a model shown in lists (prices in USD per million tokens)."""
+    dynamic = bool(getattr(m.pricing, "dynamic", False))
+    return {
+        "id": m.id,
+        "name": m.name,
+        "provider": m.provider,
+        "context_length": m.context_length,
+        "max_completion_tokens": m.max_completion_tokens,
+        "prompt_per_mtok": None if dynamic else m.pricing.prompt * _M,
+        "completion_per_mtok": None if dynamic else m.pricing.completion * _M,
+        "dynamic_price": dynamic,
+        "capabilities": list(m.capabilities),
+    }
+
+
+def model_detail(m: Any) -> dict[str, Any]:
+    d = model_summary(m)
+    base = m.pricing.base
+    prices = {}
+    for field in ("prompt", "completion", "request", "image", "web_search", "internal_reasoning",
+                  "input_cache_read", "input_cache_write", "input_cache_write_1h", "audio"):
+        v = getattr(base, field, None)
+        if v is not None and (v != 0 or field in ("prompt", "completion")):
+            prices[field] = v
+    tiers = []
+    for t in getattr(m.pricing, "tiers", []) or []:
+        tiers.append({"min_prompt_tokens": t.min_prompt_tokens, "prompt": t.prices.prompt,
+                      "completion": t.prices.completion})
+    d.update({
+        "description": m.description,
+        "created": m.created,
+        "input_modalities": list(m.input_modalities),
+        "output_modalities": list(m.output_modalities),
+        "tokenizer": m.tokenizer,
+        "supported_parameters": list(m.supported_parameters),
+        "is_moderated": m.is_moderated,
+        "expiration_date": m.expiration_date,
+        "prices_per_token": prices,
+        "price_tiers": tiers,
+    })
+    return d
+
+
+@click.group()
+def models() -> None:
+    """Browse, compare, test and benchmark models."""
+
+
+_SORTS = ("price", "context", "quality", "name", "created")
+
+
+@models.command("list")
+@click.option("--capability", "-c", "capabilities", multiple=True, metavar="NAME",
+              help="Required capability (repeatable): tools, vision, reasoning, coding, ...")
+@click.option("--max-price", type=float, default=None, metavar="USD",
+              help="Highest prompt price, USD per million tokens.")
+@click.option("--max-completion-price", type=float, default=None, metavar="USD",
+              help="Highest completion price, USD per million tokens.")
+@click.option("--min-context", type=int, default=None, metavar="TOKENS",
+              help="Smallest context window.")
+@click.option("--provider", "-p", "providers", multiple=True, help="Author, e.g. openai (repeatable).")
+@click.option("--free/--paid", "free", default=None, help="Only free, or only paid, models.")
+@click.option("--search", "-s", default=None, help="Substring of the id or name.")
+@click.option("--sort", type=click.Choice(_SORTS), default="name", show_default=True)
+@click.option("--desc", is_flag=True, help="Reverse the order.")
+@click.option("--limit", "-n", type=int, default=None, help="Show at most N models.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_models(capabilities: tuple[str, ...], max_price: float | None,
+                max_completion_price: float | None, min_context: int | None,
+                providers: tuple[str, ...], free: bool | None, search: str | None, sort: str,
+                desc: bool, limit: int | None, as_json: bool) -> None:
+    """List the models of the catalog, filtered and sorted."""
+    catalog = load_catalog()
+    found = catalog.filter(
+        capability=list(capabilities) or None,
+        max_prompt_price=max_price,
+        max_completion_price=max_completion_price,
+        min_context=min_context,
+        provider=list(providers) or None,
+        free=free,
+        include_dynamic=max_price is None and max_completion_price is None,
+    )
+    if search:
+        s = search.lower()
+        found = [m for m in found if s in m.id.lower() or s in m.name.lower()]
+    rows = [model_summary(m) for m in found]
+    if sort == "quality":
+        quality = _quality_scores([r["id"] for r in rows])
+        for r in rows:
+            r["quality"] = quality.get(r["id"])
+    key = {
+        "name": lambda r: r["id"],
+        "price": lambda r: (r["prompt_per_mtok"] is None,
+                            (r["prompt_per_mtok"] or 0) + (r["completion_per_mtok"] or 0)),
+        "context": lambda r: r["context_length"] or 0,
+        "created": lambda r: 0,
+        "quality": lambda r: (r.get("quality") is None, -(r.get("quality") or 0)),
+    }[sort]
+    if sort == "created":
+        created = {m.id: m.created for m in found}
+        key = lambda r: created[r["id"]]
+    rows.sort(key=key, reverse=desc ^ (sort in ("context", "created")))
+    if limit is not None:
+        rows = rows[:limit]
+    if as_json:
+        emit_json(rows)
+        return
+    columns = ["model", "context", "prompt $/M", "output $/M", "capabilities"]
+    if sort == "quality":
+        columns.insert(1, "quality")
+    table = []
+    for r in rows:
+        row = [r["id"], r["context_length"] or None,
+               "dynamic" if r["dynamic_price"] else usd(r["prompt_per_mtok"]),
+               "dynamic" if r["dynamic_price"] else usd(r["completion_per_mtok"]),
+               ", ".join(c for c in r["capabilities"] if c in _SHOWN_CAPS)]
+        if sort == "quality":
+            row.insert(1, None if r.get("quality") is None else f"{r['quality']:.2f}")
+        table.append(row)
+    print_table(None, columns, table,
+                justify={"context": "right", "prompt $/M": "right", "output $/M": "right",
+                         "quality": "right"},
+                caption=f"{len(rows)} of {len(catalog)} models")
+
+
+_SHOWN_CAPS = ("tools", "structured_outputs", "vision", "reasoning", "audio", "file_input",
+               "large_context", "long_output")
+
+
+def _quality_scores(ids: list[str]) -> dict[str, float]:
+    """Overall quality prior of each model, from the selector (empty when it has none)."""
+    import orroute
+
+    selector = orroute.ModelSelector()
+    quality = getattr(selector, "quality", None)
+    out: dict[str, float] = {}
+    if quality is None:
+        return out
+    for mid in ids:
+        try:
+            q = quality(mid)
+        except Exception:  # noqa: BLE001 - a model without a prior simply has none
+            q = None
+        if q is not None:
+            out[mid] = float(q)
+    return out
+
+
+@models.command("show")
+@click.argument("model_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(model_id: str, as_json: bool) -> None:
+    """Show everything the catalog knows about one model."""
+    m = lookup(load_catalog(), model_id)
+    d = model_detail(m)
+    if as_json:
+        emit_json(d)
+        return
+    from rich.panel import Panel
+    from rich.table import Table
+
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("id", d["id"])
+    t.add_row("provider", d["provider"])
+    t.add_row("context", cell(d["context_length"]) + " tokens")
+    t.add_row("max output", cell(d["max_completion_tokens"]) + " tokens"
+              if d["max_completion_tokens"] else "-")
+    t.add_row("modalities", f"{'+'.join(d['input_modalities'])} -> "
+                            f"{'+'.join(d['output_modalities'])}")
+    t.add_row("tokenizer", d["tokenizer"] or "-")
+    if d["dynamic_price"]:
+        t.add_row("price", "dynamic (a router: priced by the model it picks)")
+    else:
+        for field, v in d["prices_per_token"].items():
+            if field in ("prompt", "completion", "input_cache_read", "input_cache_write",
+                         "internal_reasoning", "audio"):
+                t.add_row(f"{field} price", f"{per_million(v)} per million tokens")
+            else:
+                t.add_row(f"{field} price", f"{usd(v)} each")
+        for tier in d["price_tiers"]:
+            if tier["min_prompt_tokens"]:
+                t.add_row("above", f"{tier['min_prompt_tokens']:,} prompt tokens: "
+                          f"{per_million(tier['prompt'])} / {per_million(tier['completion'])} "
+                          "per million")
+    t.add_row("capabilities", ", ".join(d["capabilities"]) or "-")
+    t.add_row("parameters", ", ".join(d["supported_parameters"]) or "-")
+    if d["expiration_date"]:
+        t.add_row("expires", d["expiration_date"])
+    desc = (d["description"] or "").strip().replace("\n", " ")
+    if len(desc) > 300:
+        desc = desc[:297] + "..."
+    if desc:
+        t.add_row("about", desc)
+    console().print(Panel(t, title=d["name"], expand=False))
+
+
+# --- commands that call a model --------------------------------------------------------------
+
+
+def _measure(client: Any, model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
+    """One streamed completion: latency, time to first token, tokens/s, tokens and cost."""
+    start = time.perf_counter()
+    ttft = None
+    parts: list[str] = []
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens,
+        stream=True)
+    usage = None
+    served = model
+    with stream:
+        for chunk in stream:
+            served = getattr(chunk, "model", None) or served
+            if getattr(chunk, "usage", None) is not None:
+                usage = chunk.usage
+            for choice in getattr(chunk, "choices", None) or []:
+                text = getattr(getattr(choice, "delta", None), "content", None)
+                if text:
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+                    parts.append(text)
+        usage = usage or getattr(stream, "usage", None)
+    latency = time.perf_counter() - start
+    pt = int(field_of(usage, "prompt_tokens", 0) or 0)
+    ct = int(field_of(usage, "completion_tokens", 0) or 0)
+    cost = field_of(usage, "cost")
+    if cost is None and usage is not None:
+        try:
+            cost = load_catalog().cost(served, prompt_tokens=pt, completion_tokens=ct)
+        except Exception:  # noqa: BLE001 - a model outside the catalog has no known price
+            cost = None
+    gen_time = latency - (ttft or 0)
+    return {
+        "model": served, "latency": latency, "ttft": ttft, "prompt_tokens": pt,
+        "completion_tokens": ct,
+        "tokens_per_second": (ct / gen_time) if ct and gen_time > 0 else None,
+        "cost": None if cost is None else Decimal(str(cost)), "content": "".join(parts),
+    }
+
+
+@models.command("test")
+@click.argument("model_id")
+@click.option("--prompt", default="Say hello in five words.", show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def test_model(model_id: str, prompt: str, max_tokens: int, as_json: bool) -> None:
+    """Send one real completion to MODEL_ID; show the answer, latency, TTFT and exact cost."""
+    s = app().settings
+    if s.is_openrouter:
+        lookup(load_catalog(), model_id)
+    client = make_client(s)
+    try:
+        r = _measure(client, model_id, prompt, max_tokens)
+    finally:
+        _close(client)
+    if as_json:
+        emit_json(r)
+        return
+    click.echo(r["content"])
+    console(stderr=True).print(
+        f"[bold]{r['model']}[/]: {r['latency']:.2f}s total, TTFT "
+        f"{_secs(r['ttft'])}, "
+        f"{r['prompt_tokens']} in / {r['completion_tokens']} out, cost {usd(r['cost'])}")
+
+
+def _close(client: Any) -> None:
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
+
+
+@models.command("benchmark")
+@click.argument("model_ids", nargs=-1)
+@click.option("--runs", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--prompt", default="Explain in three sentences why the sky is blue.",
+              show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def benchmark(model_ids: tuple[str, ...], runs: int, prompt: str, max_tokens: int,
+              as_json: bool) -> None:
+    """Compare latency, TTFT, tokens/s and cost of models (default: the configured order, or
+    the integration guide's six)."""
+    from rich.progress import Progress
+
+    from ..config import GUIDE_MODEL_ORDER
+
+    s = app().settings
+    ids = list(model_ids) or s.model_order() or list(GUIDE_MODEL_ORDER)
+    if s.is_openrouter:
+        catalog = load_catalog()
+        for mid in ids:
+            lookup(catalog, mid)
+    client = make_client(s)
+    results: dict[str, list[dict[str, Any]]] = {m: [] for m in ids}
+    errors: dict[str, list[str]] = {m: [] for m in ids}
+    try:
+        with Progress(console=console(stderr=True), transient=True) as progress:
+            bar = progress.add_task("benchmarking", total=len(ids) * runs)
+            for mid in ids:
+                for _ in range(runs):
+                    progress.update(bar, description=f"{mid}")
+                    try:
+                        results[mid].append(_measure(client, mid, prompt, max_tokens))
+                    except Exception as e:  # noqa: BLE001 - a failing model is a result too
+                        errors[mid].append(str(e).splitlines()[0] if str(e) else type(e).__name__)
+                    progress.advance(bar)
+    finally:
+        _close(client)
+    rows = []
+    for mid in ids:
+        rs = results[mid]
+
+        def med(key: str, rs: list[dict[str, Any]] = rs) -> float | None:
+            vals = [r[key] for r in rs if r[key] is not None]
+            return statistics.median(vals) if vals else None
+
+        costs = [r["cost"] for r in rs if r["cost"] is not None]
+        rows.append({
+            "model": mid, "runs": runs, "ok": len(rs), "errors": errors[mid],
+            "latency_p50": med("latency"), "ttft_p50": med("ttft"),
+            "tokens_per_second": med("tokens_per_second"),
+            "cost_per_call": (sum(costs, Decimal(0)) / len(costs)) if costs else None,
+        })
+    if as_json:
+        emit_json(rows)
+        return
+    print_table(f"benchmark: {runs} run(s) per model, {max_tokens} max tokens",
+                ["model", "ok", "latency p50", "TTFT p50", "tokens/s", "cost/call"],
+                [(r["model"], f"{r['ok']}/{r['runs']}", _secs(r["latency_p50"]),
+                  _secs(r["ttft_p50"]),
+                  None if r["tokens_per_second"] is None else f"{r['tokens_per_second']:.0f}",
+                  usd(r["cost_per_call"])) for r in rows],
+                justify={"ok": "right", "latency p50": "right", "TTFT p50": "right",
+                         "tokens/s": "right", "cost/call": "right"})
+    for r in rows:
+        if r["errors"]:
+            click.echo(f"{r['model']}: {r['errors'][0]}", err=True)
+
+
+def _secs(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}s"
+
+
+@models.command("recommend")
+@click.option("--task", "task_type", required=True, help="Task type, e.g. coding, code-analysis.")
+@click.option("--budget", type=click.FloatRange(min=0), default=None, metavar="USD",
+              help="Most one call may cost.")
+@click.option("--input-size", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Prompt size in tokens.")
+@click.option("--output-size", type=click.IntRange(min=1), default=None,
+              help="Expected output tokens.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=None)
+@click.option("--top", "-n", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def recommend(task_type: str, budget: float | None, input_size: int, output_size: int | None,
+              strategy: str | None, top: int, as_json: bool) -> None:
+    """The best models for a task type, with scores and reasons."""
+    import orroute
+
+    s = app().settings
+    selector = orroute.ModelSelector()
+    kwargs: dict[str, Any] = {"strategy": strategy or s.strategy}
+    if output_size is not None:
+        kwargs["expected_output_tokens"] = output_size
+    ranked = selector.rank(task_type.replace("-", "_"), input_size, budget, **kwargs)
+    rows = [to_data(r) for r in list(ranked)[:top]]
+    if as_json:
+        emit_json(rows)
+        return
+    table = []
+    for i, r in enumerate(rows, 1):
+        reasons = r.get("reasons") or []
+        table.append((i, r.get("model") or r.get("model_id") or r.get("id"),
+                      None if r.get("score") is None else f"{float(r['score']):.3f}",
+                      usd(r.get("estimated_cost") or r.get("cost")),
+                      "; ".join(map(str, reasons[:3])) if isinstance(reasons, list) else reasons))
+    print_table(f"recommended for {task_type} ({kwargs['strategy']})",
+                ["#", "model", "score", "est. cost", "why"], table,
+                justify={"score": "right", "est. cost": "right"})
+
+
+@models.command("performance")
+@click.option("--period", type=click.Choice(["today", "week", "month", "all"]), default="all",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def performance(period: str, as_json: bool) -> None:
+    """Latency, success rate and cost per call of each model, from the ledger's records."""
+    s = app().settings
+    tracker = make_tracker(s)
+    rows = records(tracker.report(period=period, by="model"))
+    if as_json:
+        emit_json(rows)
+        return
+    print_records(f"model performance ({period}, ledger {s.ledger_path})", rows)

@@ -1,0 +1,686 @@
+"""OpenAI-shaped clients for OpenRouter (and any OpenAI-compatible endpoint) on orroute's C++ core.
+
+The C++ core does the HTTP (one libcurl event loop thread per client), the SSE parsing, the JSON,
+the retries and the key rotation; this module only shapes arguments and results.
+
+>>> client = orroute.OpenRouter(api_key="sk-or-v1-...")                     # doctest: +SKIP
+>>> r = client.chat.completions.create(model="openai/gpt-4o-mini",
+...                                    messages=[{"role": "user", "content": "hi"}])  # doctest: +SKIP
+>>> r.choices[0].message.content, r.usage.cost                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator, Literal, Mapping, Sequence, overload
+from urllib.parse import quote
+
+from . import _core
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    InvalidArgumentError,
+    RateLimitError,
+    StreamError,
+    status_error_class,
+)
+from .types import ChatCompletion, ChatCompletionChunk, CompletionUsage, Credits, Generation, KeyInfo, ModelList
+
+__all__ = ["OpenRouter", "AsyncOpenRouter", "Stream", "AsyncStream", "Timeout", "DEFAULT_BASE_URL"]
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_MAX_RETRIES = 2
+MODELS_CACHE_TTL = 3600.0
+
+# Every request field of OpenRouter's /chat/completions (openrouter-api.md §1) besides model,
+# messages and stream. Anything newer goes through extra_body.
+CHAT_FIELDS = frozenset(
+    """stream_options max_tokens max_completion_tokens temperature top_p top_k frequency_penalty
+    presence_penalty repetition_penalty min_p top_a seed stop logit_bias logprobs top_logprobs tools
+    tool_choice parallel_tool_calls response_format prediction user modalities metadata service_tier
+    verbosity web_search_options models route provider reasoning reasoning_effort include_reasoning
+    usage transforms plugins session_id prompt_cache_key cache_control prompt_cache_options debug
+    trace image_config stop_server_tools_when prompt n audio store""".split()
+)
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Timeouts in seconds (None = no limit).
+
+    Args:
+        connect: TCP and TLS handshake.
+        first_byte: from sending to the first byte of the response.
+        idle: longest gap between two pieces of a streamed body.
+        total: the whole request.
+
+    >>> Timeout(connect=5, first_byte=30, idle=60)
+    Timeout(connect=5, first_byte=30, idle=60, total=None)
+    """
+
+    connect: float | None = 10.0
+    first_byte: float | None = None
+    idle: float | None = None
+    total: float | None = None
+
+    def _tuple(self) -> tuple[float | None, float | None, float | None, float | None]:
+        return (self.connect, self.first_byte, self.idle, self.total)
+
+
+def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, Any, Any]:
+    """A float means: total time for a plain call; first byte and idle gap for a stream."""
+    if isinstance(timeout, Timeout):
+        return timeout._tuple()
+    if timeout is None:
+        return (10.0, None, None, None)
+    t = float(timeout)
+    if t <= 0:
+        raise InvalidArgumentError(f"timeout must be positive, got {timeout!r}")
+    return (min(10.0, t), t, t, None) if stream else (min(10.0, t), None, None, t)
+
+
+def _read_dotenv(name: str) -> str | None:
+    """Value of `name` in ./.env (simple KEY=VALUE lines, optional `export` and quotes)."""
+    path = Path.cwd() / ".env"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[7:].lstrip()
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            return value
+    return None
+
+
+def _load_keys(api_key: str | Sequence[str] | None) -> list[str]:
+    if api_key is None:
+        api_key = os.environ.get("OPENROUTER_API_KEY") or _read_dotenv("OPENROUTER_API_KEY")
+    if api_key is None:
+        return []
+    keys = api_key.split(",") if isinstance(api_key, str) else list(api_key)
+    return [k.strip() for k in keys if k and k.strip()]
+
+
+def _cache_dir() -> Path:
+    home = os.environ.get("ORROUTE_HOME")
+    if home:
+        return Path(home) / "cache"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "orroute"
+
+
+def _error_from(err: Mapping[str, Any], partial: str = "") -> APIError:
+    """The exception for a failed call (the mapping from the core's error value)."""
+    kind, status, message = err["kind"], int(err.get("status") or 0), err["message"]
+    kw: dict[str, Any] = {
+        "code": err.get("code"),
+        "metadata": err.get("metadata") if isinstance(err.get("metadata"), dict) else None,
+        "generation_id": err.get("generation_id"),
+        "body": err.get("body"),
+    }
+    if kind == "status":
+        cls = status_error_class(status)
+        if cls is RateLimitError:
+            return RateLimitError(message, retry_after=err.get("retry_after"), status_code=status, **kw)
+        return cls(message, status_code=status, **kw)
+    if kind == "timeout":
+        return APITimeoutError(message, status_code=status or None, **kw)
+    if kind == "stream":
+        return StreamError(message, partial=partial, status_code=status or None, **kw)
+    if kind == "cancelled":
+        return APIConnectionError("the request was cancelled", **kw)
+    return APIConnectionError(message, status_code=status or None, **kw)
+
+
+def _check_body_error(body: Any, status: int) -> None:
+    """A 2xx JSON body with a top-level error and no result is an error too."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict) and "choices" not in body and "data" not in body:
+        e = body["error"]
+        code = e.get("code")
+        st = code if isinstance(code, int) and code >= 400 else 500
+        raise _error_from(
+            {"kind": "status", "status": st, "message": str(e.get("message") or "error"), "code": code,
+             "metadata": e.get("metadata"), "body": body, "generation_id": body.get("id")}
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# The asyncio bridge: one eventfd per event loop, signalled by the transport thread (which never
+# takes the GIL); the loop's reader resolves the futures of the calls that have news.
+
+
+class _LoopBridge:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.notifier = _core.Notifier()
+        self.waiters: dict[int, asyncio.Future[None]] = {}
+        self.next_token = 1
+        loop.add_reader(self.notifier.fd, self._drain)
+
+    def _drain(self) -> None:
+        for token in self.notifier.drain():
+            fut = self.waiters.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    async def wait(self, armable: Any) -> None:
+        token = self.next_token
+        self.next_token += 1
+        fut = self.loop.create_future()
+        self.waiters[token] = fut
+        armable.arm(self.notifier, token)
+        try:
+            await fut
+        finally:
+            self.waiters.pop(token, None)
+
+
+_bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = weakref.WeakKeyDictionary()
+
+
+def _bridge() -> _LoopBridge:
+    loop = asyncio.get_running_loop()
+    b = _bridges.get(loop)
+    if b is None:
+        b = _bridges[loop] = _LoopBridge(loop)
+    return b
+
+
+# ------------------------------------------------------------------------------------------------
+# Streams
+
+
+class _StreamBase:
+    def __init__(self, core_stream: Any) -> None:
+        self._cs = core_stream
+        self._finished = False
+
+    @property
+    def text(self) -> str:
+        """The text received so far (the partial text after a StreamError)."""
+        return self._cs.text(0)
+
+    @property
+    def usage(self) -> CompletionUsage | None:
+        """The usage of the final chunk (tokens, cost), once received."""
+        u = self._cs.usage()
+        return CompletionUsage(u) if u else None
+
+    def get_final_completion(self) -> ChatCompletion:
+        """Everything received, assembled as a ChatCompletion (tool-call deltas joined)."""
+        return ChatCompletion(self._cs.completion())
+
+    @property
+    def generation_id(self) -> str | None:
+        return self._cs.completion().get("id") or None
+
+    def _item(self, kind: int, chunk: Any) -> ChatCompletionChunk | None:
+        if kind == 0:
+            return ChatCompletionChunk(chunk)
+        self._finished = True
+        if kind == 3:
+            raise _error_from(self._cs.error(), partial=self._cs.text(0))
+        return None  # end
+
+    def _close(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._cs.cancel()
+
+
+class Stream(_StreamBase):
+    """Chunks of a streamed completion: an iterator and a context manager.
+
+    Closing it (or leaving the ``with`` block, or breaking out of the loop and dropping it) aborts
+    the transfer at once. A mid-stream error raises ``StreamError`` after the chunks before it.
+
+    >>> with client.chat.completions.create(model=m, messages=msgs, stream=True) as s:  # doctest: +SKIP
+    ...     text = "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+    """
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self
+
+    def __next__(self) -> ChatCompletionChunk:
+        if self._finished:
+            raise StopIteration
+        while True:
+            kind, chunk = self._cs.next(0.25)  # GIL released while waiting
+            if kind != 1:
+                break
+        item = self._item(kind, chunk)
+        if item is None:
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        """Aborts the transfer if it is still running (no-op afterwards)."""
+        self._close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self._close()
+        except Exception:  # noqa: BLE001 (interpreter shutdown)
+            pass
+
+
+class AsyncStream(_StreamBase):
+    """Async twin of ``Stream``: an async iterator and an async context manager. Cancelling the task
+    that iterates it aborts the transfer."""
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        if self._finished:
+            raise StopAsyncIteration
+        while True:
+            kind, chunk = self._cs.try_next()
+            if kind != 1:
+                break
+            try:
+                await _bridge().wait(self._cs)
+            except BaseException:
+                self._close()
+                raise
+        item = self._item(kind, chunk)
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    async def close(self) -> None:
+        self._close()
+
+    aclose = close
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._close()
+
+    def __del__(self) -> None:
+        try:
+            self._close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# ------------------------------------------------------------------------------------------------
+# Clients
+
+
+class _Base:
+    def __init__(
+        self,
+        *,
+        api_key: str | Sequence[str] | None = None,
+        base_url: str | None = None,
+        timeout: float | Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        app_name: str | None = None,
+        app_url: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        _core_client: Any = None,
+    ) -> None:
+        if max_retries < 0:
+            raise InvalidArgumentError("max_retries must be >= 0")
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._headers = list((default_headers or {}).items())
+        if _core_client is not None:
+            self._core = _core_client
+            return
+        base_url = base_url or os.environ.get("OPENROUTER_BASE_URL") or DEFAULT_BASE_URL
+        from . import __version__
+
+        ua = f"orroute/{__version__} python/{sys.version_info[0]}.{sys.version_info[1]}"
+        self._core = _core.NetClient(
+            base_url=base_url,
+            api_keys=_load_keys(api_key),
+            app_name=app_name or os.environ.get("OPENROUTER_APP_NAME", ""),
+            app_url=app_url or os.environ.get("OPENROUTER_APP_URL", ""),
+            user_agent=ua,
+            timeouts=_timeouts(timeout, False),
+            stream_timeouts=_timeouts(timeout, True),
+            max_retries=max_retries,
+            backoff_base=0.5,
+            backoff_max=8.0,
+            max_retry_after=60.0,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url
+
+    @property
+    def api_keys(self) -> list[str]:
+        """The configured keys, masked."""
+        return self._core.masked_keys()
+
+    def __repr__(self) -> str:
+        keys = self._core.masked_keys()
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={keys[0] if len(keys) == 1 else keys!r})"
+
+    def with_options(self, *, timeout: float | Timeout | None | Any = ..., max_retries: int | None = None) -> Any:
+        """A client sharing this one's connections, with other per-call defaults."""
+        return type(self)(
+            timeout=self._timeout if timeout is ... else timeout,
+            max_retries=self._max_retries if max_retries is None else max_retries,
+            _core_client=self._core,
+        )
+
+    # -- request building (defaults and shape only; the core validates and sends) --------------
+    def _start(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        stream: bool = False,
+        chat: bool = False,
+        timeout: Any = ...,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        not_found_retries: int = 0,
+    ) -> Any:
+        t = self._timeout if timeout is ... else timeout
+        retries = self._max_retries if max_retries is None else max_retries
+        headers = self._headers + list((extra_headers or {}).items())
+        return self._core.start(
+            method, path, body, stream=stream, max_retries=retries, timeouts=_timeouts(t, stream),
+            headers=headers, not_found_retries=not_found_retries, chat=chat,
+        )
+
+    @staticmethod
+    def _chat_body(model: str | None, messages: Any, stream: bool, params: dict[str, Any],
+                   extra_body: Mapping[str, Any] | None) -> dict[str, Any]:
+        unknown = [k for k in params if k not in CHAT_FIELDS]
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown parameter(s) {', '.join(sorted(unknown))}; pass new API fields in extra_body={{...}}"
+            )
+        body: dict[str, Any] = {}
+        if model is not None:
+            body["model"] = model
+        body["messages"] = list(messages) if not isinstance(messages, list) else messages
+        if stream:
+            body["stream"] = True
+        for k, v in params.items():
+            if v is not None:
+                body[k] = v
+        if extra_body:
+            body.update(extra_body)
+        return body
+
+    @staticmethod
+    def _result(call: Any) -> Any:
+        if not call.ok:
+            raise _error_from(call.error())
+        body = call.body_json()
+        _check_body_error(body, call.status())
+        return body
+
+    def _models_cache_path(self) -> Path:
+        digest = hashlib.sha1(self.base_url.encode()).hexdigest()[:12]
+        return _cache_dir() / f"models-{digest}.json"
+
+    def _models_from_cache(self, ttl: float | None) -> dict[str, Any] | None:
+        path = self._models_cache_path()
+        try:
+            if ttl is not None and time.time() - path.stat().st_mtime > ttl:
+                return None
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _models_store(self, body: dict[str, Any]) -> None:
+        path = self._models_cache_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(body), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+    @staticmethod
+    def _bundled_models() -> dict[str, Any] | None:
+        for name in ("openrouter_models.json", "models.json"):
+            p = Path(__file__).with_name("data") / name
+            if p.exists():
+                try:
+                    return json.loads(p.read_text(encoding="utf-8"))
+                except ValueError:
+                    continue
+        return None
+
+
+class _Completions:
+    def __init__(self, client: OpenRouter) -> None:
+        self._client = client
+
+    @overload
+    def create(self, *, messages: Sequence[Any], model: str | None = ..., stream: Literal[False] = ...,
+               **params: Any) -> ChatCompletion: ...
+    @overload
+    def create(self, *, messages: Sequence[Any], model: str | None = ..., stream: Literal[True],
+               **params: Any) -> Stream: ...
+
+    def create(
+        self,
+        *,
+        messages: Sequence[Any],
+        model: str | None = None,
+        stream: bool = False,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | Timeout | None | Any = ...,
+        max_retries: int | None = None,
+        **params: Any,
+    ) -> ChatCompletion | Stream:
+        """Creates a chat completion (``stream=True``: a ``Stream`` of chunks).
+
+        Takes every field of OpenRouter's request (tools, response_format, models, provider,
+        reasoning, plugins, ...) as keyword arguments; ``extra_body`` for anything newer.
+        Raises the ``APIError`` subclass matching the failure after the retries are spent.
+        """
+        c = self._client
+        body = c._chat_body(model, messages, stream, params, extra_body)
+        call = c._start("POST", "/chat/completions", body, stream=stream, chat=True, timeout=timeout,
+                        max_retries=max_retries, extra_headers=extra_headers)
+        if stream:
+            return Stream(_core.ChatStream(call))
+        call.wait_done()
+        return ChatCompletion(c._result(call))
+
+
+class _Chat:
+    def __init__(self, client: Any, completions_cls: type) -> None:
+        self.completions = completions_cls(client)
+
+
+class _Models:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def list(self, *, refresh: bool = False, ttl: float = MODELS_CACHE_TTL) -> ModelList:
+        """The model list from ``{base_url}/models``, cached on disk for ``ttl`` seconds; offline it
+        falls back to the last cached copy, then to the bundled snapshot."""
+        c = self._client
+        if not refresh and (cached := c._models_from_cache(ttl)) is not None:
+            return ModelList(cached)
+        try:
+            call = c._start("GET", "/models")
+            call.wait_done()
+            body = c._result(call)
+        except (APIConnectionError, APIError) as e:
+            fallback = c._models_from_cache(None) or c._bundled_models()
+            if fallback is None:
+                raise e
+            return ModelList(fallback)
+        c._models_store(body)
+        return ModelList(body)
+
+
+class OpenRouter(_Base):
+    """Synchronous client (the ``openai.OpenAI`` shape).
+
+    Args:
+        api_key: a key, several keys (list or comma-separated; they rotate and a key the server
+            rejects with 401/402 is set aside), or None for ``OPENROUTER_API_KEY`` / ``./.env``.
+        base_url: defaults to ``OPENROUTER_BASE_URL`` or https://openrouter.ai/api/v1; any
+            OpenAI-compatible endpoint works.
+        timeout: seconds (total for a plain call; first byte and idle gap for a stream) or a
+            ``Timeout``.
+        max_retries: retries on connection errors, timeouts, 408, 429 and 5xx (backoff with full
+            jitter, honouring Retry-After / X-RateLimit-Reset).
+        app_name, app_url: app attribution (X-OpenRouter-Title / X-Title, HTTP-Referer).
+
+    >>> client = OpenRouter(api_key="sk-or-v1-0000000000000000", base_url="http://127.0.0.1:9")
+    >>> client
+    OpenRouter(base_url='http://127.0.0.1:9', api_key=sk-or-v1-...0000)
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.chat = _Chat(self, _Completions)
+        self.models = _Models(self)
+
+    def _get(self, path: str, *, not_found_retries: int = 0) -> Any:
+        call = self._start("GET", path, not_found_retries=not_found_retries)
+        call.wait_done()
+        return self._result(call)
+
+    def credits(self) -> Credits:
+        """Total credits bought and used (USD)."""
+        return Credits(self._get("/credits").get("data") or {})
+
+    def key_info(self) -> KeyInfo:
+        """The current key's limits and usage."""
+        return KeyInfo(self._get("/key").get("data") or {})
+
+    def generation(self, id: str, *, wait: float = 3.0) -> Generation:  # noqa: A002
+        """Stats of a finished generation; retries the brief 404 right after a completion."""
+        retries = max(0, int(wait / 0.5))
+        return Generation(self._get(f"/generation?id={quote(id)}", not_found_retries=retries).get("data") or {})
+
+    def close(self) -> None:
+        """Nothing to release eagerly: the event loop thread stops when the last call ends."""
+
+    def __enter__(self) -> OpenRouter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AsyncCompletions:
+    def __init__(self, client: AsyncOpenRouter) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        *,
+        messages: Sequence[Any],
+        model: str | None = None,
+        stream: bool = False,
+        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        timeout: float | Timeout | None | Any = ...,
+        max_retries: int | None = None,
+        **params: Any,
+    ) -> Any:
+        """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
+        c = self._client
+        body = c._chat_body(model, messages, stream, params, extra_body)
+        call = c._start("POST", "/chat/completions", body, stream=stream, chat=True, timeout=timeout,
+                        max_retries=max_retries, extra_headers=extra_headers)
+        if stream:
+            return AsyncStream(_core.ChatStream(call))
+        await _await_call(call)
+        return ChatCompletion(c._result(call))
+
+
+async def _await_call(call: Any) -> None:
+    if not call.done:
+        try:
+            await _bridge().wait(call)
+        except BaseException:
+            call.cancel()
+            raise
+
+
+class _AsyncModels(_Models):
+    async def list(self, *, refresh: bool = False, ttl: float = MODELS_CACHE_TTL) -> ModelList:  # type: ignore[override]
+        c = self._client
+        if not refresh and (cached := c._models_from_cache(ttl)) is not None:
+            return ModelList(cached)
+        try:
+            body = await c._aget("/models")
+        except APIError as e:
+            fallback = c._models_from_cache(None) or c._bundled_models()
+            if fallback is None:
+                raise e
+            return ModelList(fallback)
+        c._models_store(body)
+        return ModelList(body)
+
+
+class AsyncOpenRouter(_Base):
+    """Asynchronous client (the ``openai.AsyncOpenAI`` shape); same arguments as ``OpenRouter``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.chat = _Chat(self, _AsyncCompletions)
+        self.models = _AsyncModels(self)
+
+    async def _aget(self, path: str, *, not_found_retries: int = 0) -> Any:
+        call = self._start("GET", path, not_found_retries=not_found_retries)
+        await _await_call(call)
+        return self._result(call)
+
+    async def credits(self) -> Credits:
+        return Credits((await self._aget("/credits")).get("data") or {})
+
+    async def key_info(self) -> KeyInfo:
+        return KeyInfo((await self._aget("/key")).get("data") or {})
+
+    async def generation(self, id: str, *, wait: float = 3.0) -> Generation:  # noqa: A002
+        retries = max(0, int(wait / 0.5))
+        body = await self._aget(f"/generation?id={quote(id)}", not_found_retries=retries)
+        return Generation(body.get("data") or {})
+
+    async def close(self) -> None:
+        """Nothing to release eagerly."""
+
+    async def __aenter__(self) -> AsyncOpenRouter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,336 @@
+"""Response objects in the shape of the ``openai`` package's types, with OpenRouter's extras.
+
+Every object wraps the JSON the server sent: fields are attributes (``completion.choices[0].
+message.content``), a known field the server left out reads as ``None``, fields this module does not
+know are still reachable as attributes, and ``model_dump()`` / ``to_dict()`` give the JSON back as a
+dict. Objects are cheap: nested objects are built on first access.
+
+>>> c = ChatCompletion({"id": "gen-1", "choices": [{"index": 0, "message": {"content": "hi"}}]})
+>>> c.choices[0].message.content
+'hi'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Iterator
+
+__all__ = [
+    "BaseObject",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionMessage",
+    "ChatCompletionMessageToolCall",
+    "Choice",
+    "ChoiceDelta",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
+    "ChunkChoice",
+    "CompletionTokensDetails",
+    "CompletionUsage",
+    "CostDetails",
+    "Credits",
+    "Function",
+    "Generation",
+    "KeyInfo",
+    "Model",
+    "ModelList",
+    "PromptTokensDetails",
+]
+
+
+class BaseObject:
+    """A JSON object with attribute access (the common base of every response type)."""
+
+    _fields: ClassVar[dict[str, Any]] = {}  # field -> nested type, list[type] as (type,), or None
+
+    def __init__(self, data: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        d = dict(data) if data is not None else {}
+        d.update(kwargs)
+        object.__setattr__(self, "_data", d)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        data = self.__dict__["_data"]
+        try:
+            raw = data[name]
+        except KeyError:
+            if name in type(self)._fields:
+                return None
+            raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}") from None
+        kind = type(self)._fields.get(name)
+        if raw is None or kind is None:
+            value = raw
+        elif isinstance(kind, tuple):
+            value = [kind[0](x) if isinstance(x, dict) else x for x in raw] if isinstance(raw, list) else raw
+        else:
+            value = kind(raw) if isinstance(raw, dict) else raw
+        self.__dict__[name] = value  # cache: the next access does not come here
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__.pop(name, None)
+        self.__dict__["_data"][name] = value.model_dump() if isinstance(value, BaseObject) else value
+
+    def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
+        """The object as a plain dict (deep copy of the JSON)."""
+        d = json.loads(json.dumps(self.__dict__["_data"]))
+        if exclude_none:
+            d = _drop_none(d)
+        return d
+
+    to_dict = model_dump
+
+    def model_dump_json(self, *, indent: int | None = None) -> str:
+        """The object as JSON text."""
+        return json.dumps(self.__dict__["_data"], indent=indent)
+
+    to_json = model_dump_json
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.__dict__["_data"]
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:  # like pydantic: (field, value) pairs
+        for k in self.__dict__["_data"]:
+            yield k, getattr(self, k)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BaseObject):
+            return type(self) is type(other) and self.__dict__["_data"] == other.__dict__["_data"]
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.__dict__["_data"].items())
+        return f"{type(self).__name__}({inner})"
+
+
+def _drop_none(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _drop_none(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [_drop_none(x) for x in v]
+    return v
+
+
+class PromptTokensDetails(BaseObject):
+    _fields = dict.fromkeys(["cached_tokens", "cache_write_tokens", "audio_tokens", "video_tokens"])
+
+
+class CompletionTokensDetails(BaseObject):
+    _fields = dict.fromkeys(
+        ["reasoning_tokens", "image_tokens", "audio_tokens", "accepted_prediction_tokens",
+         "rejected_prediction_tokens"]
+    )
+
+
+class CostDetails(BaseObject):
+    _fields = dict.fromkeys(
+        ["upstream_inference_cost", "upstream_inference_prompt_cost", "upstream_inference_completions_cost"]
+    )
+
+
+class CompletionUsage(BaseObject):
+    """Token counts and OpenRouter's ``cost`` (USD, a float as sent; use ``cost_decimal`` to sum)."""
+
+    _fields = {
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "total_tokens": None,
+        "cost": None,
+        "is_byok": None,
+        "prompt_tokens_details": PromptTokensDetails,
+        "completion_tokens_details": CompletionTokensDetails,
+        "cost_details": CostDetails,
+        "server_tool_use_details": None,
+    }
+
+    @property
+    def cost_decimal(self) -> Any:
+        """``cost`` as an exact ``decimal.Decimal`` (from the number's shortest decimal form)."""
+        from decimal import Decimal
+
+        c = self.cost
+        return None if c is None else Decimal(repr(c)) if isinstance(c, float) else Decimal(c)
+
+    @property
+    def cached_tokens(self) -> int:
+        d = self.prompt_tokens_details
+        return int(d.cached_tokens or 0) if d is not None else 0
+
+    @property
+    def cache_write_tokens(self) -> int:
+        d = self.prompt_tokens_details
+        return int(d.cache_write_tokens or 0) if d is not None else 0
+
+    @property
+    def reasoning_tokens(self) -> int:
+        d = self.completion_tokens_details
+        return int(d.reasoning_tokens or 0) if d is not None else 0
+
+
+class Function(BaseObject):
+    _fields = dict.fromkeys(["name", "arguments"])
+
+
+class ChatCompletionMessageToolCall(BaseObject):
+    _fields = {"id": None, "type": None, "function": Function}
+
+
+class ChatCompletionMessage(BaseObject):
+    _fields = {
+        "role": None,
+        "content": None,
+        "refusal": None,
+        "reasoning": None,
+        "reasoning_details": None,
+        "tool_calls": (ChatCompletionMessageToolCall,),
+        "annotations": None,
+        "images": None,
+        "audio": None,
+        "function_call": None,
+    }
+
+
+class Choice(BaseObject):
+    _fields = {
+        "index": None,
+        "message": ChatCompletionMessage,
+        "finish_reason": None,
+        "native_finish_reason": None,
+        "logprobs": None,
+        "error": None,
+    }
+
+
+class ChatCompletion(BaseObject):
+    """A chat completion (``object == "chat.completion"``). ``id`` is OpenRouter's generation id;
+    ``provider`` names the upstream that served it; ``usage.cost`` is the charge in USD."""
+
+    _fields = {
+        "id": None,
+        "object": None,
+        "created": None,
+        "model": None,
+        "provider": None,
+        "system_fingerprint": None,
+        "service_tier": None,
+        "choices": (Choice,),
+        "usage": CompletionUsage,
+    }
+
+    @property
+    def generation_id(self) -> str | None:
+        return self.id
+
+
+class ChoiceDeltaToolCallFunction(BaseObject):
+    _fields = dict.fromkeys(["name", "arguments"])
+
+
+class ChoiceDeltaToolCall(BaseObject):
+    _fields = {"index": None, "id": None, "type": None, "function": ChoiceDeltaToolCallFunction}
+
+
+class ChoiceDelta(BaseObject):
+    _fields = {
+        "role": None,
+        "content": None,
+        "refusal": None,
+        "reasoning": None,
+        "reasoning_details": None,
+        "tool_calls": (ChoiceDeltaToolCall,),
+        "function_call": None,
+    }
+
+
+class ChunkChoice(BaseObject):
+    _fields = {
+        "index": None,
+        "delta": ChoiceDelta,
+        "finish_reason": None,
+        "native_finish_reason": None,
+        "logprobs": None,
+    }
+
+
+class ChatCompletionChunk(BaseObject):
+    """One streamed chunk (``object == "chat.completion.chunk"``); the last one carries ``usage``."""
+
+    _fields = {
+        "id": None,
+        "object": None,
+        "created": None,
+        "model": None,
+        "provider": None,
+        "system_fingerprint": None,
+        "service_tier": None,
+        "choices": (ChunkChoice,),
+        "usage": CompletionUsage,
+        "error": None,
+    }
+
+
+class Model(BaseObject):
+    """One entry of ``/models`` (pricing strings are USD per token)."""
+
+    _fields = dict.fromkeys(
+        ["id", "canonical_slug", "name", "created", "description", "context_length", "architecture",
+         "pricing", "top_provider", "per_request_limits", "supported_parameters", "default_parameters",
+         "hugging_face_id", "expiration_date"]
+    )
+
+
+class ModelList(BaseObject):
+    """The model list: iterable over ``Model``; ``data`` holds them; ``raw`` is the JSON."""
+
+    _fields = {"data": (Model,), "object": None}
+
+    def __iter__(self) -> Iterator[Model]:  # type: ignore[override]
+        return iter(self.data or [])
+
+    def __len__(self) -> int:
+        return len(self.__dict__["_data"].get("data") or [])
+
+    @property
+    def ids(self) -> list[str]:
+        return [m.get("id") for m in self.__dict__["_data"].get("data") or []]
+
+
+class Credits(BaseObject):
+    """``/credits``: ``total_credits`` and ``total_usage`` in USD; ``balance`` is their difference."""
+
+    _fields = dict.fromkeys(["total_credits", "total_usage"])
+
+    @property
+    def balance(self) -> float | None:
+        if self.total_credits is None or self.total_usage is None:
+            return None
+        return float(self.total_credits) - float(self.total_usage)
+
+
+class KeyInfo(BaseObject):
+    """``/key``: the key's label (already masked by OpenRouter), limits and usage in USD."""
+
+    _fields = dict.fromkeys(
+        ["label", "limit", "limit_remaining", "limit_reset", "usage", "usage_daily", "usage_weekly",
+         "usage_monthly", "is_free_tier", "is_management_key", "is_provisioning_key", "expires_at",
+         "rate_limit", "include_byok_in_limit", "byok_usage"]
+    )
+
+
+class Generation(BaseObject):
+    """``/generation?id=``: what a generation cost and how it was served (costs USD, times ms)."""
+
+    _fields = dict.fromkeys(
+        ["id", "model", "provider_name", "total_cost", "usage", "created_at", "latency",
+         "generation_time", "tokens_prompt", "tokens_completion", "native_tokens_prompt",
+         "native_tokens_completion", "native_tokens_reasoning", "native_tokens_cached",
+         "finish_reason", "native_finish_reason", "streamed", "cancelled", "is_byok", "cache_discount",
+         "upstream_id", "provider_responses"]
+    )

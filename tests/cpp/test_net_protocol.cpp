@@ -1,0 +1,156 @@
+#include <catch2/catch.hpp>
+
+#include <rapidjson/document.h>
+
+#include <string>
+
+#include "orroute/error.h"
+#include "orroute/net/keys.h"
+#include "orroute/net/protocol.h"
+
+namespace {
+
+rapidjson::Document parse(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.c_str());
+  REQUIRE_FALSE(d.HasParseError());
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("error bodies map to status, code, message, metadata and retry hints", "[net]") {
+  orroute::Headers h;
+  h.add("Retry-After", "3");
+  h.add("X-Generation-Id", "gen-1");
+  const auto err = orroute::error_from_response(
+      429, h, R"({"error":{"code":429,"message":"Rate limit exceeded","metadata":{"provider_name":"OpenAI"}}})", 0);
+  REQUIRE(err.status == 429);
+  REQUIRE(err.code_json == "429");
+  REQUIRE(err.message.find("Rate limit exceeded") != std::string::npos);
+  REQUIRE(err.message.find("OpenAI") != std::string::npos);
+  REQUIRE(err.metadata_json == R"({"provider_name":"OpenAI"})");
+  REQUIRE(err.retry_after == Approx(3.0));
+  REQUIRE(err.generation_id == "gen-1");
+
+  SECTION("a body that is not JSON still gives a message") {
+    const auto e = orroute::error_from_response(502, {}, "<html>bad gateway</html>", 0);
+    REQUIRE(e.message.find("502") != std::string::npos);
+  }
+  SECTION("the upstream's raw error is kept in the message") {
+    const auto e = orroute::error_from_response(
+        502, {}, R"({"error":{"code":502,"message":"Provider returned error","metadata":{"raw":"overloaded"}}})", 0);
+    REQUIRE(e.message.find("overloaded") != std::string::npos);
+  }
+}
+
+TEST_CASE("retry hints come from Retry-After or X-RateLimit-Reset", "[net]") {
+  const int64_t now_ms = 1'700'000'000'000;
+  orroute::Headers h;
+  SECTION("reset in epoch milliseconds") {
+    h.add("X-RateLimit-Reset", std::to_string(now_ms + 2500));
+    REQUIRE(*orroute::retry_after_seconds(h, now_ms) == Approx(2.5));
+  }
+  SECTION("reset in epoch seconds") {
+    h.add("X-RateLimit-Reset", std::to_string(now_ms / 1000 + 4));
+    REQUIRE(*orroute::retry_after_seconds(h, now_ms) == Approx(4.0));
+  }
+  SECTION("no hint") { REQUIRE_FALSE(orroute::retry_after_seconds(h, now_ms).has_value()); }
+}
+
+TEST_CASE("only transient statuses are retried", "[net]") {
+  const auto [status, retry] = GENERATE(table<int, bool>(
+      {{400, false}, {401, false}, {402, false}, {403, false}, {404, false}, {408, true}, {429, true},
+       {500, true}, {502, true}, {503, true}}));
+  REQUIRE(orroute::is_retryable_status(status) == retry);
+}
+
+TEST_CASE("backoff is full jitter under an exponential cap and honours Retry-After", "[net]") {
+  const orroute::RetryPolicy p{3, 0.5, 8.0, 60.0};
+  REQUIRE(p.delay(0, std::nullopt, 0.999)->count() <= 500);
+  REQUIRE(p.delay(2, std::nullopt, 0.999)->count() <= 2000);
+  REQUIRE(p.delay(2, std::nullopt, 0.999)->count() > 1000);
+  REQUIRE(p.delay(10, std::nullopt, 0.999)->count() <= 8000);
+  REQUIRE(p.delay(0, std::nullopt, 0.0)->count() == 0);
+  REQUIRE(p.delay(0, 2.0, 0.5)->count() == 2000);
+  REQUIRE_FALSE(p.delay(0, 120.0, 0.5).has_value());
+}
+
+TEST_CASE("usage keeps OpenRouter's cost and token details", "[net]") {
+  const auto d = parse(R"({"prompt_tokens":29,"completion_tokens":33,"total_tokens":62,"cost":0.00002415,
+      "prompt_tokens_details":{"cached_tokens":5,"cache_write_tokens":7},
+      "completion_tokens_details":{"reasoning_tokens":11}})");
+  const auto u = orroute::parse_usage(d);
+  REQUIRE(u.prompt_tokens == 29);
+  REQUIRE(u.completion_tokens == 33);
+  REQUIRE(u.cached_tokens == 5);
+  REQUIRE(u.cache_write_tokens == 7);
+  REQUIRE(u.reasoning_tokens == 11);
+  REQUIRE(u.cost->to_string() == "0.00002415");
+}
+
+TEST_CASE("chat requests are validated before sending", "[net]") {
+  REQUIRE_NOTHROW(orroute::validate_chat_request(parse(R"({"model":"a/b","messages":[{"role":"user","content":"hi"}]})")));
+  REQUIRE_THROWS_AS(orroute::validate_chat_request(parse(R"({"model":"a/b"})")), orroute::InvalidArgument);
+  REQUIRE_THROWS_AS(orroute::validate_chat_request(parse(R"({"model":"a/b","messages":[]})")), orroute::InvalidArgument);
+  REQUIRE_THROWS_AS(orroute::validate_chat_request(parse(R"({"messages":[{"role":"user"}]})")), orroute::InvalidArgument);
+  REQUIRE_THROWS_WITH(
+      orroute::validate_chat_request(parse(R"({"model":"a","models":["b","c","d","e"],"messages":[{"role":"user"}]})")),
+      Catch::Contains("at most 3"));
+}
+
+TEST_CASE("stream accumulator joins text and tool-call deltas and keeps the usage", "[net]") {
+  orroute::StreamAccumulator acc;
+  const char* chunks[] = {
+      R"({"id":"gen-1","model":"m/a","provider":"P","created":5,"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]})",
+      R"({"id":"gen-1","choices":[{"index":0,"delta":{"content":"lo","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get","arguments":"{\"a\""}}]}}]})",
+      R"({"id":"gen-1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]},"finish_reason":"tool_calls"}]})",
+      R"({"id":"gen-1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"cost":0.5}})",
+  };
+  for (const char* c : chunks) REQUIRE(acc.add(parse(c)));
+  REQUIRE(acc.text() == "Hello");
+  REQUIRE(acc.has_usage());
+  const auto done = parse(acc.completion_json());
+  const auto& msg = done["choices"][0]["message"];
+  REQUIRE(std::string(msg["content"].GetString()) == "Hello");
+  REQUIRE(std::string(msg["tool_calls"][0]["function"]["arguments"].GetString()) == "{\"a\":1}");
+  REQUIRE(std::string(msg["tool_calls"][0]["id"].GetString()) == "call_1");
+  REQUIRE(std::string(done["choices"][0]["finish_reason"].GetString()) == "tool_calls");
+  REQUIRE(done["usage"]["total_tokens"].GetInt() == 5);
+  REQUIRE(std::string(done["provider"].GetString()) == "P");
+}
+
+TEST_CASE("a mid-stream error event is reported after its content is folded in", "[net]") {
+  orroute::StreamAccumulator acc;
+  REQUIRE(acc.add(parse(R"({"id":"gen-2","choices":[{"index":0,"delta":{"content":"par"}}]})")));
+  REQUIRE_FALSE(acc.add(parse(
+      R"({"id":"gen-2","error":{"code":502,"message":"Provider disconnected"},"choices":[{"index":0,"delta":{"content":"tial"},"finish_reason":"error"}]})")));
+  REQUIRE(acc.text() == "partial");
+  REQUIRE(acc.error()->status == 502);
+  REQUIRE(acc.error()->message.find("Provider disconnected") != std::string::npos);
+  REQUIRE(acc.error()->generation_id == "gen-2");
+  SECTION("a string error code is accepted") {
+    orroute::StreamAccumulator a2;
+    REQUIRE_FALSE(a2.add(parse(R"({"error":{"code":"server_error","message":"x"}})")));
+    REQUIRE(a2.error()->code_json == "\"server_error\"");
+  }
+}
+
+TEST_CASE("keys rotate round-robin and rejected keys are set aside", "[net]") {
+  orroute::KeyRing ring({"sk-or-v1-aaaaaaaaaaaaaaaa1111", "sk-or-v1-bbbbbbbbbbbbbbbb2222", ""});
+  REQUIRE(ring.size() == 2);
+  const auto k1 = *ring.next();
+  const auto k2 = *ring.next();
+  REQUIRE(k1 != k2);
+  REQUIRE(*ring.next() == k1);
+  REQUIRE(ring.set_aside(k1, 401) == 1);
+  REQUIRE(*ring.next() == k2);
+  REQUIRE(*ring.next() == k2);
+  REQUIRE(ring.set_aside(k2, 402) == 0);
+  REQUIRE_FALSE(ring.next().has_value());
+  const std::string msg = ring.exhausted_message();
+  REQUIRE(msg.find("aaaaaaaa") == std::string::npos);
+  REQUIRE(msg.find("sk-or-v1-...1111: 401") != std::string::npos);
+  REQUIRE(orroute::mask_key("sk-or-v1-0123456789abcdef0123") == "sk-or-v1-...0123");
+  REQUIRE(orroute::mask_key("short") == "***");
+}

@@ -1,0 +1,74 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "orroute/error.h"
+#include "orroute/route/complexity.h"
+
+using namespace orroute;
+
+namespace {
+Complexity judge(std::string_view prompt, int32_t turns = 0, int32_t tools = 0) {
+  static const ComplexityAnalyzer analyzer;
+  ComplexityInput in;
+  in.prompt = prompt;
+  in.prior_turns = turns;
+  in.tools = tools;
+  return analyzer.analyze(in);
+}
+}  // namespace
+
+TEST_CASE("simple lookups score low and go to the economy tier", "[route][complexity]") {
+  for (const char* p : {"What is the capital of France?", "hi", "Translate 'cat' to Spanish",
+                        "Wake me up at 7 AM tomorrow"}) {
+    CAPTURE(p);
+    const Complexity c = judge(p);
+    REQUIRE(c.score < 0.3);
+    REQUIRE(c.tier == ComplexityTier::kEconomy);
+  }
+  REQUIRE(judge("Translate 'cat' to Spanish").task_type == "translation");
+}
+
+TEST_CASE("code, math and multi-step design score high", "[route][complexity]") {
+  const Complexity code = judge(
+      "Implement a lock-free queue in C++ and explain the memory ordering:\n```cpp\n"
+      "template <class T> struct Queue { std::atomic<Node*> head; };\n```\n"
+      "Then write unit tests and analyze the trade-offs step by step.");
+  REQUIRE(code.score >= 0.7);
+  REQUIRE(code.tier >= ComplexityTier::kPremium);
+  REQUIRE(code.task_type == "coding");
+  REQUIRE_FALSE(code.reasons.empty());
+
+  const Complexity math = judge("Prove that the integral of x^2 from 0 to 1 equals 1/3, then "
+                                "derive the general formula step by step.");
+  REQUIRE(math.score >= 0.5);
+  REQUIRE(math.task_type == "math");
+}
+
+TEST_CASE("depth and tools raise the score of the same prompt", "[route][complexity]") {
+  const double alone = judge("Summarize our discussion so far.").score;
+  const double deep = judge("Summarize our discussion so far.", 30, 4).score;
+  REQUIRE(deep > alone + 0.1);
+  REQUIRE(judge("Summarize our discussion so far.").task_type == "summarization");
+}
+
+TEST_CASE("scores stay in [0, 1] and tiers follow the thresholds", "[route][complexity]") {
+  std::string huge;
+  for (int i = 0; i < 2000; ++i) huge += "prove design step by step ```code``` integral 1+2=3\n";
+  const Complexity c = judge(huge, 100, 50);
+  REQUIRE(c.score <= 1.0);
+  REQUIRE(c.tier == ComplexityTier::kFrontier);
+  const ComplexityAnalyzer a({0.2, 0.5, 0.8});
+  REQUIRE(a.tier_for(0.1) == ComplexityTier::kEconomy);
+  REQUIRE(a.tier_for(0.2) == ComplexityTier::kStandard);
+  REQUIRE(a.tier_for(0.5) == ComplexityTier::kPremium);
+  REQUIRE(a.tier_for(0.8) == ComplexityTier::kFrontier);
+  REQUIRE_THROWS_AS(ComplexityAnalyzer({0.8, 0.5, 0.9}), InvalidArgument);
+}
+
+TEST_CASE("a declared task type wins over the guess", "[route][complexity]") {
+  ComplexityInput in;
+  in.prompt = "def f(): return 1";
+  in.declared_type = "review";
+  REQUIRE(ComplexityAnalyzer().analyze(in).task_type == "review");
+}

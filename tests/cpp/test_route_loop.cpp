@@ -1,0 +1,393 @@
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "orroute/error.h"
+#include "orroute/route/attempt_loop.h"
+
+using namespace orroute;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs posted functions in time order, moving the manual clock to each one's due time.
+class ManualScheduler final : public Scheduler {
+ public:
+  explicit ManualScheduler(ManualClock& clock) : clock_(clock) {}
+  void post(std::function<void()> fn, Duration delay) override {
+    queue_.emplace(clock_.now() + delay, seq_++, std::move(fn));
+  }
+  void run() {
+    while (!queue_.empty()) {
+      auto node = queue_.extract(queue_.begin());
+      auto& [at, seq, fn] = node.value();
+      if (at > clock_.now()) clock_.advance(at - clock_.now());
+      fn();
+    }
+  }
+
+ private:
+  struct Item {
+    Instant at;
+    uint64_t seq;
+    mutable std::function<void()> fn;
+    Item(Instant a, uint64_t s, std::function<void()> f) : at(a), seq(s), fn(std::move(f)) {}
+    bool operator<(const Item& o) const { return at != o.at ? at < o.at : seq < o.seq; }
+  };
+  ManualClock& clock_;
+  std::set<Item> queue_;
+  uint64_t seq_ = 0;
+};
+
+// Answers each model's attempts from a script (then succeeds); can hold attempts open.
+class FakeSender final : public AttemptSender {
+ public:
+  explicit FakeSender(ManualClock& clock) : clock_(clock) {}
+  std::map<std::string, std::deque<AttemptResult>> script;
+  std::vector<std::pair<std::string, Instant>> calls;
+  bool hang = false;  // keep attempts open until cancelled
+  std::function<void(AttemptResult)> pending;
+  Duration latency = 100ms;
+
+  std::function<void()> send(const std::string& model, int, std::function<void(AttemptResult)> done) override {
+    calls.emplace_back(model, clock_.now());
+    if (hang) {
+      pending = done;
+      return [this] {
+        if (pending) {
+          AttemptResult r;
+          r.cancelled = true;
+          auto p = std::move(pending);
+          pending = nullptr;
+          p(r);
+        }
+      };
+    }
+    AttemptResult r;
+    auto& q = script[model];
+    if (!q.empty()) {
+      r = q.front();
+      q.pop_front();
+    } else {
+      r.ok = true;
+      r.http_status = 200;
+      r.input_tokens = 10;
+      r.output_tokens = 5;
+    }
+    clock_.advance(latency);
+    done(r);
+    return [] {};
+  }
+  std::vector<std::string> models() const {
+    std::vector<std::string> out;
+    for (auto& c : calls) out.push_back(c.first);
+    return out;
+  }
+
+ private:
+  ManualClock& clock_;
+};
+
+AttemptResult failure(int status, std::string message = "boom") {
+  AttemptResult r;
+  r.http_status = status;
+  r.error_message = std::move(message);
+  return r;
+}
+
+class FakeBudget final : public BudgetGate {
+ public:
+  Money limit = Money::dollars(1);
+  bool stop = false;
+  Money spent, reserved;
+  std::map<uint64_t, Money> holds;
+  uint64_t next = 1;
+  Hold reserve(const std::string&, Money worst) override {
+    if (spent + reserved + worst > limit) return {false, 0, "budget total exceeded", stop, ""};
+    reserved += worst;
+    holds[next] = worst;
+    return {true, next++, "", false, ""};
+  }
+  void settle(uint64_t id, Money actual, const CallInfo&) override {
+    reserved -= holds.at(id);
+    holds.erase(id);
+    spent += actual;
+  }
+  void release(uint64_t id) override {
+    reserved -= holds.at(id);
+    holds.erase(id);
+  }
+};
+
+class FakePrices final : public PriceBook {
+ public:
+  std::map<std::string, int64_t> context = {{"big/x", 100000}, {"small/y", 1000}};
+  std::optional<Money> worst_case(const std::string&, int64_t p, int64_t o) const override {
+    return Money::parse("0.001") * (p + o);
+  }
+  Money actual(const std::string&, int64_t i, int64_t o, std::optional<Money> reported) const override {
+    return reported ? *reported : Money::parse("0.001") * (i + o);
+  }
+  std::optional<int64_t> context_length(const std::string& m) const override {
+    auto it = context.find(m);
+    if (it == context.end()) return std::nullopt;
+    return it->second;
+  }
+};
+
+struct Harness {
+  ManualClock clock;
+  ManualScheduler scheduler{clock};
+  InMemoryRouterState state;
+  Metrics metrics;
+  FakeBudget budget;
+  FakePrices prices;
+  std::shared_ptr<FakeSender> sender = std::make_shared<FakeSender>(clock);
+  LoopContext ctx;
+  Harness() {
+    BreakerConfig bc;
+    bc.consecutive_failures = 3;
+    bc.cooldown = 30s;
+    state.set_breaker_config(bc);
+    ctx.clock = &clock;
+    ctx.state = &state;
+    ctx.metrics = &metrics;
+    ctx.scheduler = &scheduler;
+    ctx.budget = &budget;
+    ctx.prices = &prices;
+    ctx.config.retry = {.max_retries_per_model = 2, .base_delay = 100ms, .max_delay = 1s,
+                        .max_server_wait = 10s};
+    ctx.config.max_admission_wait = 2s;
+  }
+  RouteOutcome run(std::vector<std::string> candidates, int64_t prompt = 10, int64_t max_out = 20) {
+    std::optional<RouteOutcome> out;
+    start_route(ctx, {std::move(candidates), prompt, max_out, std::nullopt}, sender,
+                [&](RouteOutcome o) { out = std::move(o); });
+    scheduler.run();
+    REQUIRE(out.has_value());
+    return std::move(*out);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("first candidate answers: cost settled, metrics recorded", "[route][loop]") {
+  Harness h;
+  auto out = h.run({"a/1", "b/2"});
+  REQUIRE(out.ok);
+  REQUIRE(out.model == "a/1");
+  REQUIRE(out.cost == Money::parse("0.015"));
+  REQUIRE(h.budget.spent == Money::parse("0.015"));
+  REQUIRE(h.budget.reserved.is_zero());
+  REQUIRE(out.attempts.size() == 1);
+  REQUIRE(out.attempts[0].outcome == "ok");
+  REQUIRE(out.attempts[0].latency == Duration(100ms));
+  REQUIRE(h.metrics.model("a/1", h.clock.now()).successes == 1);
+}
+
+TEST_CASE("transient errors retry the same model, then fall back in order", "[route][loop]") {
+  Harness h;
+  h.sender->script["a/1"] = {failure(500), failure(502), failure(503)};
+  h.sender->script["b/2"] = {failure(0, "connection refused")};
+  auto out = h.run({"a/1", "b/2", "c/3"});
+  REQUIRE(out.ok);
+  REQUIRE(out.model == "b/2");  // b/2's retry succeeded
+  REQUIRE(h.sender->models() == std::vector<std::string>{"a/1", "a/1", "a/1", "b/2", "b/2"});
+  REQUIRE(h.metrics.model("a/1", h.clock.now()).retries == 2);
+  REQUIRE(h.metrics.model("a/1", h.clock.now()).fallbacks == 1);
+  REQUIRE(h.metrics.model("a/1", h.clock.now()).errors_by_class.at("server") == 3);
+  REQUIRE(h.budget.reserved.is_zero());
+  REQUIRE(h.budget.spent == Money::parse("0.015"));
+}
+
+TEST_CASE("non-transient errors follow their recovery", "[route][loop]") {
+  Harness h;
+  SECTION("moderation and context length skip to the next model") {
+    h.sender->script["a/1"] = {failure(403, "flagged")};
+    h.sender->script["b/2"] = {failure(400, "maximum context length exceeded")};
+    auto out = h.run({"a/1", "b/2", "c/3"});
+    REQUIRE(out.ok);
+    REQUIRE(h.sender->models() == std::vector<std::string>{"a/1", "b/2", "c/3"});
+  }
+  SECTION("402 stops without trying the fallbacks") {
+    h.sender->script["a/1"] = {failure(402, "Insufficient credits")};
+    auto out = h.run({"a/1", "b/2"});
+    REQUIRE_FALSE(out.ok);
+    REQUIRE(out.error == ErrorClass::kPaymentRequired);
+    REQUIRE(out.http_status == 402);
+    REQUIRE(h.sender->calls.size() == 1);
+  }
+  SECTION("400 and 401 are not retried") {
+    h.sender->script["a/1"] = {failure(401)};
+    auto out = h.run({"a/1", "b/2"});
+    REQUIRE(out.error == ErrorClass::kAuthentication);
+    REQUIRE(h.sender->calls.size() == 1);
+  }
+  SECTION("a stream that broke after content reached the caller is not replayed") {
+    AttemptResult r = failure(0, "reset");
+    r.content_delivered = true;
+    h.sender->script["a/1"] = {r};
+    auto out = h.run({"a/1", "b/2"});
+    REQUIRE(out.error == ErrorClass::kStreamBroken);
+    REQUIRE(h.sender->calls.size() == 1);
+  }
+}
+
+TEST_CASE("a prompt that does not fit a model's context skips it without sending", "[route][loop]") {
+  Harness h;
+  h.budget.limit = Money::dollars(100);
+  auto out = h.run({"small/y", "big/x"}, 5000, 10);
+  REQUIRE(out.ok);
+  REQUIRE(out.model == "big/x");
+  REQUIRE(out.attempts[0].outcome == "skipped:context_too_long");
+  REQUIRE(h.sender->models() == std::vector<std::string>{"big/x"});
+}
+
+TEST_CASE("Retry-After is waited and holds the model for everyone", "[route][loop]") {
+  Harness h;
+  AttemptResult r = failure(429, "rate limited");
+  r.retry_after = "2";
+  h.sender->script["a/1"] = {r};
+  auto out = h.run({"a/1"});
+  REQUIRE(out.ok);
+  REQUIRE(h.sender->calls.size() == 2);
+  REQUIRE(h.sender->calls[1].second - h.sender->calls[0].second >= Duration(2s));
+  REQUIRE(out.attempts[1].waited == Duration(2s));
+  SECTION("a wait beyond the bound moves on and leaves the hold for others") {
+    AttemptResult longer = failure(429, "rate limited");
+    longer.retry_after = "60";
+    h.sender->script["a/1"] = {longer};
+    h.sender->calls.clear();
+    auto o2 = h.run({"a/1", "b/2"});
+    REQUIRE(o2.model == "b/2");
+    REQUIRE(h.state.held_for("model:a/1", h.clock.now()) > Duration(50s));
+    h.sender->calls.clear();
+    auto o3 = h.run({"a/1", "b/2"});  // another request: a/1 is skipped without a call
+    REQUIRE(h.sender->models() == std::vector<std::string>{"b/2"});
+    REQUIRE(o3.attempts[0].outcome == "skipped:rate_limited");
+  }
+}
+
+TEST_CASE("an open circuit skips the model until the cooldown", "[route][loop]") {
+  Harness h;
+  h.ctx.config.retry.max_retries_per_model = 0;
+  for (int i = 0; i < 3; ++i) {
+    h.sender->script["a/1"].push_back(failure(500));
+    auto out = h.run({"a/1", "b/2"});
+    REQUIRE(out.model == "b/2");
+  }
+  h.sender->calls.clear();
+  h.run({"a/1", "b/2"});
+  REQUIRE(h.sender->models() == std::vector<std::string>{"b/2"});
+  h.clock.advance(30s);
+  h.sender->calls.clear();
+  auto probe = h.run({"a/1", "b/2"});  // half-open probe succeeds
+  REQUIRE(probe.model == "a/1");
+}
+
+TEST_CASE("provider breakers open for every model of that provider", "[route][loop]") {
+  Harness h;
+  h.ctx.config.retry.max_retries_per_model = 0;
+  h.sender->script["p/one"] = {failure(500), failure(500)};
+  h.sender->script["p/two"] = {failure(500)};
+  h.run({"p/one", "q/x"});
+  h.run({"p/one", "q/x"});
+  h.run({"p/two", "q/x"});  // third consecutive failure of provider p
+  h.sender->calls.clear();
+  auto out = h.run({"p/three", "q/x"});
+  REQUIRE(out.attempts[0].outcome == "skipped:provider_circuit_open");
+  REQUIRE(h.sender->models() == std::vector<std::string>{"q/x"});
+}
+
+TEST_CASE("budget refusals skip to cheaper candidates or refuse before sending", "[route][loop]") {
+  Harness h;
+  h.budget.limit = Money::parse("0.05");
+  SECTION("nothing fits: refused, nothing sent") {
+    auto out = h.run({"a/1", "b/2"}, 100, 100);  // worst case 0.2 each
+    REQUIRE_FALSE(out.ok);
+    REQUIRE(out.budget_refused);
+    REQUIRE(out.nothing_sent);
+    REQUIRE(h.sender->calls.empty());
+  }
+  SECTION("in-flight reservations count until released, smaller requests still fit") {
+    auto out = h.run({"a/1", "b/2"}, 10, 20);  // 0.03 fits
+    REQUIRE(out.ok);
+    std::optional<RouteOutcome> held;
+    h.sender->hang = true;
+    auto run = start_route(h.ctx, {{"a/1"}, 10, 10, std::nullopt}, h.sender, [&](RouteOutcome o) { held = o; });
+    // 0.015 spent + 0.02 reserved: a 0.03 request no longer fits, a 0.012 one does
+    h.sender->hang = false;
+    auto refused = h.run({"a/1"}, 10, 20);
+    REQUIRE(refused.budget_refused);
+    REQUIRE(refused.budget_error_type == "BudgetExceededError");
+    auto small = h.run({"a/1"}, 2, 10);
+    REQUIRE(small.ok);
+    run->cancel();
+    REQUIRE(h.budget.reserved.is_zero());
+  }
+  SECTION("a refusal that must stop skips the other candidates") {
+    h.budget.stop = true;
+    auto out = h.run({"a/1", "b/2"}, 100, 100);
+    REQUIRE(out.attempts.size() == 1);
+    REQUIRE(out.budget_refused);
+  }
+  SECTION("a per-task cap skips candidates whose worst case is above it") {
+    h.budget.limit = Money::dollars(100);
+    RouteRequest req{{"a/1"}, 100, 100, Money::parse("0.1")};
+    std::optional<RouteOutcome> out;
+    start_route(h.ctx, req, h.sender, [&](RouteOutcome o) { out = o; });
+    h.scheduler.run();
+    REQUIRE(out->budget_refused);
+    REQUIRE(out->nothing_sent);
+    REQUIRE(h.sender->calls.empty());
+  }
+}
+
+TEST_CASE("rate limits wait up to the bound, else take the next candidate", "[route][loop]") {
+  Harness h;
+  h.state.set_limit("model:a/1", {.requests = 1, .window = 1s});
+  h.run({"a/1"});
+  h.sender->calls.clear();
+  auto waited = h.run({"a/1", "b/2"});
+  REQUIRE(waited.model == "a/1");  // 0.9s wait is within the 2s bound
+  h.state.set_limit("model:a/1", {.requests = 1, .window = 10s});
+  h.sender->calls.clear();
+  auto moved = h.run({"a/1", "b/2"});
+  REQUIRE(moved.model == "b/2");
+  REQUIRE(moved.attempts[0].outcome == "skipped:rate_limited");
+}
+
+TEST_CASE("cancelling releases the reservation and reports cancelled", "[route][loop]") {
+  Harness h;
+  h.sender->hang = true;
+  std::optional<RouteOutcome> out;
+  auto run = start_route(h.ctx, {{"a/1"}, 10, 20, std::nullopt}, h.sender, [&](RouteOutcome o) { out = std::move(o); });
+  REQUIRE_FALSE(out.has_value());
+  REQUIRE(h.budget.reserved == Money::parse("0.03"));
+  run->cancel();
+  REQUIRE(out.has_value());
+  REQUIRE(out->error == ErrorClass::kCancelled);
+  REQUIRE(h.budget.reserved.is_zero());
+  REQUIRE(h.budget.spent.is_zero());
+  run->cancel();  // idempotent
+  SECTION("cancel during a backoff wait finishes at once") {
+    h.sender->hang = false;
+    h.sender->script["a/1"] = {failure(500)};
+    std::optional<RouteOutcome> o2;
+    auto r2 = start_route(h.ctx, {{"a/1"}, 10, 20, std::nullopt}, h.sender, [&](RouteOutcome o) { o2 = std::move(o); });
+    REQUIRE_FALSE(o2.has_value());  // retry scheduled
+    r2->cancel();
+    REQUIRE(o2->error == ErrorClass::kCancelled);
+    h.scheduler.run();  // the scheduled retry finds the run finished
+    REQUIRE(h.sender->calls.size() == 2);
+  }
+}
+
+TEST_CASE("start_route refuses bad input", "[route][loop]") {
+  Harness h;
+  REQUIRE_THROWS_AS(start_route(h.ctx, {{}, 1, 1, std::nullopt}, h.sender, nullptr), InvalidArgument);
+  REQUIRE_THROWS_AS(start_route(h.ctx, {{"a/1"}, -1, 1, std::nullopt}, h.sender, nullptr), InvalidArgument);
+}

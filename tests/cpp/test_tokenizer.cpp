@@ -1,0 +1,255 @@
+// Tokenizer core: pre-tokenizer scanner, BPE merges (small and heap paths), vocabulary forms,
+// special tokens, decoding and model-aware counting. Exact parity with tiktoken on a large corpus
+// is checked by tests/py/test_tokenizer_parity.py.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "orroute/error.h"
+#include "orroute/tokenizer/bpe.h"
+#include "orroute/tokenizer/encoding.h"
+#include "orroute/tokenizer/pretokenizer.h"
+#include "orroute/tokenizer/token_count.h"
+#include "orroute/tokenizer/unicode_tables.h"
+
+namespace {
+
+using orroute::SplitPattern;
+using Pieces = std::vector<std::string>;
+
+Pieces split(SplitPattern p, std::string_view text) {
+  Pieces out;
+  orroute::split_pieces(p, text, [&](std::string_view piece) { out.emplace_back(piece); });
+  return out;
+}
+
+const std::string kVocabDir = ORROUTE_SOURCE_DIR "/python/orroute/data";
+
+// tiktoken's merge loop, verbatim in spirit: scan all pairs for the lowest rank each step.
+std::vector<uint32_t> reference_bpe(const orroute::Vocab& v, std::string_view piece) {
+  if (const uint32_t whole = v.find(piece); whole != orroute::Vocab::kNone) return {whole};
+  std::vector<std::string> parts;
+  for (char c : piece) parts.emplace_back(1, c);
+  while (parts.size() > 1) {
+    uint32_t best = orroute::Vocab::kNone;
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      const uint32_t r = v.find(parts[i] + parts[i + 1]);
+      if (r < best) {
+        best = r;
+        at = i;
+      }
+    }
+    if (best == orroute::Vocab::kNone) break;
+    parts[at] += parts[at + 1];
+    parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+  }
+  std::vector<uint32_t> ids;
+  for (const std::string& p : parts) ids.push_back(v.find(p));
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("unicode tables classify letters, marks, numbers and white space", "[tokenizer]") {
+  using namespace orroute::unicode;
+  CHECK(char_class('a') == kLower);
+  CHECK(char_class('Z') == kUpper);
+  CHECK(char_class(0x01C5) == kTitle);     // ǅ
+  CHECK(char_class(0x02B0) == kModifier);  // ʰ
+  CHECK(char_class(0x4E2D) == kOtherLetter);
+  CHECK(char_class(0x0301) == kMark);
+  CHECK(char_class(0x0663) == kNumber);  // Arabic-Indic three
+  CHECK(char_class(0x2167) == kNumber);  // Roman numeral eight (Nl)
+  CHECK(char_class(0x3000) == kSpace);
+  CHECK(char_class(0x0085) == kSpace);
+  CHECK(char_class(0x001C) == kOther);  // not White_Space, though Python's isspace says so
+  CHECK(char_class(0x1F600) == kOther);
+  CHECK(char_class(0x10FFFF) == kOther);
+}
+
+TEST_CASE("cl100k scanner splits like its regex", "[tokenizer]") {
+  const auto p = SplitPattern::kCl100k;
+  CHECK(split(p, "I'm here, they'RE  12345 ok!!\n\n  x  ") ==
+        Pieces{"I", "'m", " here", ",", " they", "'RE", " ", " ", "123", "45", " ok", "!!\n\n", " ",
+               " x", "  "});
+  CHECK(split(p, "HelloWorld HTTPServer don't") == Pieces{"HelloWorld", " HTTPServer", " don", "'t"});
+  CHECK(split(p, "a\r\n\r\nb  \n") == Pieces{"a", "\r\n\r\n", "b", "  \n"});
+  CHECK(split(p, "path/to//x\n") == Pieces{"path", "/to", "//", "x", "\n"});
+  CHECK(split(p, "x'\xC5\xBF") == Pieces{"x", "'\xC5\xBF"});  // 's matches long s under (?i)
+  CHECK(split(p, "  ") == Pieces{"  "});
+}
+
+TEST_CASE("o200k scanner splits words by case and keeps contractions", "[tokenizer]") {
+  const auto p = SplitPattern::kO200k;
+  CHECK(split(p, "I'm here, they'RE  12345 ok!!\n\n  x  ") ==
+        Pieces{"I'm", " here", ",", " they'RE", " ", " ", "123", "45", " ok", "!!\n\n", " ", " x", "  "});
+  CHECK(split(p, "HelloWorld HTTPServer don't") == Pieces{"Hello", "World", " HTTPServer", " don't"});
+  CHECK(split(p, "path/to//x\n") == Pieces{"path", "/to", "//", "x", "\n"});
+  CHECK(split(p, "\n  \n ") == Pieces{"\n  \n", " "});
+}
+
+TEST_CASE("scanner covers every byte of arbitrary input", "[tokenizer]") {
+  std::mt19937 rng(42);
+  for (SplitPattern p : {SplitPattern::kCl100k, SplitPattern::kO200k}) {
+    for (int round = 0; round < 200; ++round) {
+      std::string text(rng() % 64, '\0');
+      for (char& c : text) c = static_cast<char>(rng());
+      std::string joined;
+      for (const std::string& piece : split(p, text)) {
+        REQUIRE_FALSE(piece.empty());
+        joined += piece;
+      }
+      REQUIRE(joined == text);
+    }
+  }
+}
+
+TEST_CASE("BPE merges match tiktoken's algorithm on short and long pieces", "[tokenizer]") {
+  const auto enc = orroute::get_encoding("cl100k_base");
+  const orroute::Vocab& v = enc->vocab();
+  std::mt19937 rng(7);
+  const std::string alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789+/=  ";
+  for (size_t len : {2, 5, 17, 63, 64, 65, 100, 300}) {
+    for (int round = 0; round < 20; ++round) {
+      std::string piece(len, 'a');
+      for (char& c : piece) c = alphabet[rng() % alphabet.size()];
+      std::vector<uint32_t> got;
+      orroute::bpe_encode(v, piece, got);
+      REQUIRE(got == reference_bpe(v, piece));
+      REQUIRE(orroute::bpe_count(v, piece) == got.size());
+    }
+  }
+  SECTION("runs of one character (ties merge leftmost first)") {
+    for (size_t len : {3, 64, 65, 129, 1000}) {
+      const std::string piece(len, 'a');
+      std::vector<uint32_t> got;
+      orroute::bpe_encode(v, piece, got);
+      REQUIRE(got == reference_bpe(v, piece));
+    }
+  }
+}
+
+TEST_CASE("long pieces encode without quadratic blow-up", "[tokenizer]") {
+  const auto enc = orroute::get_encoding("o200k_base");
+  const std::string run(1 << 20, 'a');  // one megabyte, a single piece
+  const std::vector<uint32_t> ids = enc->encode_ordinary(run);
+  REQUIRE(enc->decode_bytes(ids) == run);
+  std::string digits(1 << 20, '7');
+  REQUIRE(enc->count_ordinary(digits) == (digits.size() + 2) / 3);
+}
+
+TEST_CASE("binary vocabulary round-trips the tiktoken file", "[tokenizer]") {
+  const auto text = orroute::Vocab::from_tiktoken_file(kVocabDir + "/cl100k_base.tiktoken");
+  const std::string path = (std::filesystem::temp_directory_path() / "orroute_test_cl100k.bin").string();
+  text.save_binary_file(path);
+  const auto bin = orroute::Vocab::from_binary_file(path);
+  std::remove(path.c_str());
+  REQUIRE(bin.size() == 100256);
+  REQUIRE(bin.size() == text.size());
+  for (uint32_t id = 0; id < text.size(); ++id) {
+    REQUIRE(bin.token_bytes(id) == text.token_bytes(id));
+    REQUIRE(bin.find(text.token_bytes(id)) == id);
+  }
+  CHECK(bin.merge(bin.find("hel"), bin.find("lo")) == bin.find("hello"));
+  CHECK(bin.merge(bin.find("hello"), bin.find("qqqqzz")) == orroute::Vocab::kNone);
+  CHECK_THROWS_AS(orroute::Vocab::from_binary_file(kVocabDir + "/cl100k_base.tiktoken"),
+                  orroute::ParseError);
+  CHECK_THROWS_AS(orroute::Vocab::from_tiktoken_file(kVocabDir + "/missing.tiktoken"),
+                  orroute::NotFound);
+}
+
+TEST_CASE("special tokens follow tiktoken's rules", "[tokenizer]") {
+  const auto enc = orroute::get_encoding("cl100k_base");
+  const std::string text = "a<|endoftext|>b<|fim_prefix|>";
+  SECTION("allowed specials become their ids") {
+    const auto ids = enc->encode(text, {{"<|endoftext|>", "<|fim_prefix|>"}, {}});
+    REQUIRE(ids == std::vector<uint32_t>{64, 100257, 65, 100258});
+    REQUIRE(enc->count(text, {{"<|endoftext|>", "<|fim_prefix|>"}, {}}) == 4);
+  }
+  SECTION("disallowed special text is an error naming it") {
+    try {
+      (void)enc->encode(text, {{"<|endoftext|>"}, {"<|fim_prefix|>"}});
+      FAIL("no error");
+    } catch (const orroute::InvalidArgument& e) {
+      REQUIRE(std::string(e.what()).find("<|fim_prefix|>") != std::string::npos);
+    }
+  }
+  SECTION("ordinary encoding ignores them") {
+    REQUIRE(enc->encode_ordinary(text).size() > 4);
+    REQUIRE(enc->decode_bytes(enc->encode_ordinary(text)) == text);
+  }
+  REQUIRE(enc->n_vocab() == 100277);
+  REQUIRE(enc->eot_token() == 100257);
+  REQUIRE_THROWS_AS(enc->decode_bytes(std::vector<uint32_t>{100261}), orroute::NotFound);
+  REQUIRE_THROWS_AS(orroute::get_encoding("p50k_base"), orroute::NotFound);
+}
+
+TEST_CASE("batch encode and count agree with single calls", "[tokenizer]") {
+  const auto enc = orroute::get_encoding("o200k_base");
+  std::vector<std::string> texts;
+  for (int i = 0; i < 50; ++i) texts.push_back("text number " + std::to_string(i) + std::string(i, 'x'));
+  const auto batch = enc->encode_batch(texts, {}, 4);
+  const auto counts = enc->count_batch(texts, {}, 4);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    REQUIRE(batch[i] == enc->encode_ordinary(texts[i]));
+    REQUIRE(counts[i] == batch[i].size());
+  }
+  texts.emplace_back("<|endoftext|>");
+  REQUIRE_THROWS_AS(enc->count_batch(texts, {{}, {"<|endoftext|>"}}, 4), orroute::InvalidArgument);
+}
+
+TEST_CASE("models map to encodings, exact or estimated", "[tokenizer]") {
+  using orroute::tokenizer_for_model;
+  CHECK(tokenizer_for_model("openai/gpt-4o-mini").encoding == "o200k_base");
+  CHECK(tokenizer_for_model("openai/gpt-4o-mini").exact);
+  CHECK(tokenizer_for_model("gpt-4").encoding == "cl100k_base");
+  CHECK(tokenizer_for_model("o3-mini").encoding == "o200k_base");
+  CHECK(tokenizer_for_model("openai/gpt-5").exact);
+  CHECK(tokenizer_for_model("openai/gpt-3.5-turbo-0613").encoding == "cl100k_base");
+  const auto claude = tokenizer_for_model("anthropic/claude-sonnet-4");
+  CHECK(claude.family == "Claude");
+  CHECK_FALSE(claude.exact);
+  CHECK(claude.factor > 1.0);
+  CHECK(tokenizer_for_model("Claude").family == "Claude");
+  CHECK(tokenizer_for_model("google/gemini-2.5-pro").family == "Gemini");
+  CHECK(tokenizer_for_model("meta-llama/llama-3.1-70b-instruct").family == "Llama3");
+  CHECK(tokenizer_for_model("qwen/qwen3-235b-a22b:free").family == "Qwen3");
+  CHECK(tokenizer_for_model("mistralai/mistral-large").family == "Mistral");
+  CHECK(tokenizer_for_model("deepseek/deepseek-chat").family == "DeepSeek");
+  CHECK(tokenizer_for_model("some/unknown-model").family == "Other");
+}
+
+TEST_CASE("text and chat token counts", "[tokenizer]") {
+  const auto exact = orroute::count_text_tokens("gpt-4o", "hello world");
+  CHECK(exact.tokens == 2);
+  CHECK(exact.exact);
+  const std::string long_text(1000, 'x');
+  const auto base = orroute::count_text_tokens("gpt-4", long_text);
+  const auto est = orroute::count_text_tokens("Claude", long_text);
+  CHECK_FALSE(est.exact);
+  CHECK(est.tokens > base.tokens);
+
+  // 3 per message + role + content, + name + 1, + 3 reply priming.
+  const auto chat = orroute::count_chat_tokens_json(
+      "gpt-4o", R"([{"role":"system","content":"hello world"},{"role":"user","name":"bob","content":"hi"}])");
+  const int64_t hello = 2, hi = 1, sys = 1, user = 1, bob = 1;
+  CHECK(chat.tokens == (3 + sys + hello) + (3 + user + hi + bob + 1) + 3);
+
+  const auto with_image = orroute::count_chat_tokens_json(
+      "gpt-4o",
+      R"([{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"x","detail":"low"}}]}])");
+  CHECK(with_image.tokens == (3 + user + hi + 85) + 3);
+  CHECK(orroute::image_tokens("high", 1024, 1024) == 765);
+  CHECK(orroute::image_tokens("auto", 2048, 4096) == 1105);
+
+  const auto tools = orroute::count_chat_tokens_json(
+      "gpt-4o", R"([{"role":"user","content":"hi"}])",
+      R"([{"type":"function","function":{"name":"get_weather","description":"Weather.","parameters":{"type":"object","properties":{"city":{"type":"string","description":"City"}}}}}])");
+  CHECK(tools.tokens > (3 + user + hi) + 3 + 12);
+  CHECK_THROWS_AS(orroute::count_chat_tokens_json("gpt-4o", "{not json"), orroute::ParseError);
+}

@@ -1,0 +1,70 @@
+"""The notebooks: committed without outputs, public API only, and executed here against data that
+`orroute demo` produces (offline, time-compressed so that this stays quick)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+NAMES = ["cost_analysis.ipynb", "routing_quality.ipynb"]
+
+pytestmark = pytest.mark.slow
+
+
+def _execute(name: str) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("pandas")
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_with_outputs_cleared(name: str) -> None:
+    nb = json.loads((NOTEBOOKS / name).read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_use_only_the_public_api(name: str) -> None:
+    nb = json.loads((NOTEBOOKS / name).read_text())
+    source = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert "orroute" in source
+    assert not re.search(r"orroute\._|from orroute\.(_|testing)", source)
+
+
+@pytest.fixture(scope="module")
+def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from orroute.config import load_settings
+    from orroute.demo import run_demo
+
+    home = tmp_path_factory.mktemp("demo-home")
+    settings = load_settings(env={"ORROUTE_HOME": str(home)}, env_file=False)
+    ledger = home / "demo.sqlite"
+    summary = run_demo(settings=settings, offline=True, speed=50, concurrency=8, ledger=ledger,
+                       quiet=True)
+    assert summary.succeeded > 20
+    return ledger
+
+
+def test_cost_analysis_runs_on_the_demos_ledger(demo_ledger: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORROUTE_LEDGER", str(demo_ledger))
+    _execute("cost_analysis.ipynb")
+
+
+def test_routing_quality_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORROUTE_NB_SAMPLE", "900")
+    _execute("routing_quality.ipynb")

@@ -1,0 +1,191 @@
+"""Tokenizer public API: tiktoken-shaped encodings, round trips (Hypothesis), special-token rules,
+batch calls, model mapping and count_tokens (text and chat messages)."""
+
+from __future__ import annotations
+
+import orroute
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+ENCODINGS = ["cl100k_base", "o200k_base"]
+
+
+@pytest.fixture(params=ENCODINGS)
+def enc(request: pytest.FixtureRequest) -> orroute.Encoding:
+    return orroute.get_encoding(request.param)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text())
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_decode_inverts_encode(name: str, text: str) -> None:
+    enc = orroute.get_encoding(name)
+    tokens = enc.encode_ordinary(text)
+    safe = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    assert enc.decode(tokens) == safe
+    assert enc.decode_bytes(tokens) == safe.encode()
+    assert enc.count(text, disallowed_special=()) == len(tokens)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200))
+@pytest.mark.parametrize("name", ENCODINGS)
+def test_bytes_round_trip_through_latin1_and_replacement(name: str, data: bytes) -> None:
+    enc = orroute.get_encoding(name)
+    text = data.decode("utf-8", "replace")
+    assert enc.decode_bytes(enc.encode_ordinary(text)) == text.encode()
+    assert enc.decode(enc.encode_ordinary(data.decode("latin-1"))) == data.decode("latin-1")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from(["<|endoftext|>", "<|endofprompt|>", "a", " b", "\n", "<|", "é"])
+    )
+)
+def test_specials_round_trip_when_allowed(parts: list[str]) -> None:
+    enc = orroute.get_encoding("o200k_base")
+    text = "".join(parts)
+    tokens = enc.encode(text, allowed_special="all")
+    assert enc.decode(tokens) == text
+    assert tokens.count(enc.eot_token) == text.count("<|endoftext|>")
+
+
+def test_encoding_properties(enc: orroute.Encoding) -> None:
+    assert enc.name in ENCODINGS
+    assert "<|endoftext|>" in enc.special_tokens_set
+    assert enc.decode([enc.eot_token]) == "<|endoftext|>"
+    assert enc.n_vocab == {"cl100k_base": 100277, "o200k_base": 200019}[enc.name]
+    assert orroute.get_encoding(enc.name) is enc
+
+
+def test_disallowed_special_raises_value_error_naming_it(enc: orroute.Encoding) -> None:
+    with pytest.raises(ValueError, match="<\\|endoftext\\|>"):
+        enc.encode("x <|endoftext|>")
+    with pytest.raises(orroute.InvalidArgumentError):
+        enc.count("<|endoftext|>")
+    assert enc.encode("x <|endoftext|>", disallowed_special=()) == enc.encode_ordinary(
+        "x <|endoftext|>"
+    )
+    assert enc.encode("<|endoftext|>", allowed_special={"<|endoftext|>"}) == [enc.eot_token]
+
+
+def test_unknown_names_and_tokens_raise_key_error() -> None:
+    with pytest.raises(KeyError):
+        orroute.get_encoding("p50k_base")
+    with pytest.raises(KeyError):
+        orroute.get_encoding("cl100k_base").decode([100261])
+
+
+def test_batch_matches_single_calls(enc: orroute.Encoding) -> None:
+    texts = [f"document {i}: " + "word " * i for i in range(40)] + ["", "é\u0301 中"]
+    assert enc.encode_batch(texts, num_threads=3) == [enc.encode(t) for t in texts]
+    assert enc.encode_ordinary_batch(texts) == [enc.encode_ordinary(t) for t in texts]
+    assert enc.count_batch(texts, num_threads=2) == [len(enc.encode(t)) for t in texts]
+
+
+def test_single_token_bytes(enc: orroute.Encoding) -> None:
+    tokens = enc.encode("hello world")
+    assert b"".join(enc.decode_tokens_bytes(tokens)) == b"hello world"
+    assert enc.decode_single_token_bytes(tokens[0]) == b"hello"
+
+
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [
+        ("gpt-4o", "o200k_base"),
+        ("openai/gpt-4.1-mini", "o200k_base"),
+        ("o3", "o200k_base"),
+        ("openai/gpt-5", "o200k_base"),
+        ("gpt-4", "cl100k_base"),
+        ("gpt-3.5-turbo", "cl100k_base"),
+    ],
+    ids=lambda v: v,
+)
+def test_encoding_for_openai_models(model: str, name: str) -> None:
+    assert orroute.encoding_for_model(model).name == name
+    assert orroute.encoding_for_model(model, strict=True).name == name
+
+
+def test_encoding_for_other_models_is_the_estimate_base_unless_strict() -> None:
+    assert orroute.encoding_for_model("anthropic/claude-3.5-sonnet").name in ENCODINGS
+    with pytest.raises(KeyError):
+        orroute.encoding_for_model("anthropic/claude-3.5-sonnet", strict=True)
+
+
+def test_count_tokens_text_is_exact_for_openai_and_estimated_otherwise() -> None:
+    n = orroute.count_tokens("hello world", model="openai/gpt-4o")
+    assert n == 2 and isinstance(n, int) and n.exact and n.encoding == "o200k_base"
+    text = "The quick brown fox jumps over the lazy dog. " * 20
+    est = orroute.count_tokens(text, model="anthropic/claude-sonnet-4")
+    assert not est.exact and est.family == "Claude"
+    assert est > orroute.count_tokens(text, model="gpt-4")
+    assert orroute.count_tokens(text, model="Gemini").family == "Gemini"
+
+
+def test_count_tokens_messages_follow_openai_overheads() -> None:
+    enc = orroute.get_encoding("o200k_base")
+    msgs = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "name": "ann", "content": "Sum 2 and 3."},
+    ]
+    expected = sum(3 + enc.count(m["role"]) + enc.count(m["content"]) for m in msgs)
+    expected += enc.count("ann") + 1 + 3
+    assert orroute.count_tokens(msgs, model="gpt-4o") == expected
+
+
+def test_count_tokens_tool_calls_images_and_tools_add_tokens() -> None:
+    base = [{"role": "user", "content": "What is the weather?"}]
+    plain = orroute.count_tokens(base, model="gpt-4o")
+    call = base + [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        }
+    ]
+    assert orroute.count_tokens(call, model="gpt-4o") > plain + 3
+    image = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is the weather?"},
+                {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}},
+            ],
+        }
+    ]
+    assert orroute.count_tokens(image, model="gpt-4o") == plain + 85
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "description": "Get weather.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "city": {"type": "string", "description": "City name"},
+                        "unit": {"type": "string", "enum": ["c", "f"], "description": "Unit"},
+                    },
+                },
+            },
+        }
+    ]
+    assert orroute.count_tokens(base, model="gpt-4o", tools=tools) > plain + 12
+
+
+def test_batch_replaces_lone_surrogates_and_rejects_non_text() -> None:
+    enc = orroute.get_encoding("cl100k_base")
+    assert enc.encode_batch(["a\ud800", "b"]) == [enc.encode("a\ufffd"), enc.encode("b")]
+    assert enc.count_batch(["a\ud800"]) == [len(enc.encode("a\ufffd"))]
+    with pytest.raises(TypeError):
+        enc.encode_batch([None])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        enc.encode(None)  # type: ignore[arg-type]
