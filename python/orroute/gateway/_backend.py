@@ -196,7 +196,7 @@ class DirectBackend:
         def settle(usage: dict[str, Any] | None, first: float | None) -> None:
             now = time.perf_counter()
             if not usage:
-                res.settle(0, model=model, model_requested=requested, outcome="success",
+                res.settle(0, model=model, model_requested=requested, outcome="ok",
                            attempts=attempts, latency=now - t0)
                 return
             served = usage.get("_model") or model
@@ -210,7 +210,7 @@ class DirectBackend:
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
                 cached_tokens=int(details.get("cached_tokens") or 0),
-                outcome="success",
+                outcome="ok",
                 attempts=attempts,
                 latency=now - t0,
                 ttft=None if first is None else first - t0,

@@ -1,9 +1,9 @@
 """The gateway's settings: where the upstream is, which ledger, which routes.
 
-The upstream is reached the same way the client does: ``OPENROUTER_API_KEY`` and
-``OPENROUTER_BASE_URL`` from the environment, a ``.env`` file, or the config file (top-level
-``api_key`` / ``base_url`` / ``ledger``). Gateway options live in the config file's ``[gateway]``
-table::
+The upstream is reached the same way the client does (``orroute.config.load_settings``:
+``OPENROUTER_API_KEY`` and ``OPENROUTER_BASE_URL`` from the environment, a ``.env`` file, or the
+config file) and the ledger is the one every command shares. Gateway options live in the config
+file's ``[gateway]`` table::
 
     [gateway]
     host = "0.0.0.0"
@@ -59,77 +59,59 @@ class GatewaySettings:
         return default_ledger_path()
 
 
-def _read_dotenv(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return out
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:]
-        k, sep, v = line.partition("=")
-        if not sep:
-            continue
-        v = v.strip()
-        if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
-            v = v[1:-1]
-        out[k.strip()] = v
-    return out
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    with open(path, "rb") as f:
-        return tomllib.load(f)
-
-
 def load_gateway_settings(
     config_file: str | os.PathLike[str] | None = None,
     *,
     env: dict[str, str] | None = None,
+    env_file: str | os.PathLike[str] | bool | None = None,
     **overrides: Any,
 ) -> GatewaySettings:
-    """Settings from (highest first) ``overrides``, the environment, ``./.env``, the config file
-    (``config_file``, else ``$ORROUTE_CONFIG``, else ``./orroute.toml`` if present), defaults."""
-    environ = dict(os.environ if env is None else env)
-    for k, v in _read_dotenv(Path(environ.get("ORROUTE_ENV_FILE", ".env"))).items():
-        environ.setdefault(k, v)
-    cfg_path = config_file or environ.get("ORROUTE_CONFIG")
-    if cfg_path is None and Path("orroute.toml").is_file():
-        cfg_path = "orroute.toml"
-    cfg: dict[str, Any] = _read_toml(Path(cfg_path)) if cfg_path else {}
-    gw = dict(cfg.get("gateway") or {})
+    """The gateway's settings. The upstream key and URL, strategy, fallback switch and ledger come
+    from :func:`orroute.config.load_settings` (environment, ``.env``, config file, defaults: the
+    same answer every orroute command gets); the ``[gateway]`` table of the same config file adds
+    host, port, routes, candidates and workers. ``overrides`` (None values ignored) win.
+
+    Raises:
+        orroute.config.ConfigError (a ValueError): unreadable file or invalid value.
+    """
+    from ..config import ConfigError, _read_toml, load_settings
+
+    base = load_settings(config_file=config_file, env=env, env_file=env_file)
     s = GatewaySettings()
-    s.api_key = environ.get("OPENROUTER_API_KEY") or cfg.get("api_key") or None
-    s.base_url = environ.get("OPENROUTER_BASE_URL") or cfg.get("base_url") or DEFAULT_BASE_URL
-    s.ledger = environ.get("ORROUTE_LEDGER") or cfg.get("ledger") or None
-    fb = environ.get("OPENROUTER_FALLBACK_ENABLED", cfg.get("fallback_enabled", True))
-    s.fallback_enabled = str(fb).strip().lower() not in ("0", "false", "no", "off")
-    s.strategy = str(gw.get("strategy") or environ.get("ORROUTE_STRATEGY") or s.strategy)
-    s.host = str(gw.get("host", s.host))
-    s.port = int(gw.get("port", s.port))
-    s.candidates = int(gw.get("candidates", s.candidates))
-    s.workers = int(gw.get("workers", s.workers))
+    s.api_key = base.api_key
+    s.base_url = base.base_url
+    s.ledger = str(base.ledger_path)
+    s.strategy = base.strategy
+    s.fallback_enabled = base.fallback_enabled
+    cfg_path = base.config_file
+    gw: dict[str, Any] = {}
+    if cfg_path is not None:
+        gw = dict(_read_toml(Path(cfg_path)).get("gateway") or {})
+    where = f"{cfg_path}: gateway"
+    unknown = set(gw) - {"host", "port", "strategy", "routes", "candidates", "workers"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {min(unknown)!r}")
+    try:
+        s.strategy = str(gw.get("strategy") or s.strategy)
+        s.host = str(gw.get("host", s.host))
+        s.port = int(gw.get("port", s.port))
+        s.candidates = int(gw.get("candidates", s.candidates))
+        s.workers = int(gw.get("workers", s.workers))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None
     routes = gw.get("routes") or {}
     if not isinstance(routes, dict):
-        raise ValueError(f"{cfg_path}: [gateway.routes] must map route names to model lists")
+        raise ConfigError(f"{where}.routes must map route names to model lists")
     for name, models in routes.items():
         if isinstance(models, str):
             models = [m.strip() for m in models.split(",") if m.strip()]
         if not isinstance(models, list) or not models:
-            raise ValueError(f"{cfg_path}: gateway.routes.{name} must be a non-empty model list")
+            raise ConfigError(f"{where}.routes.{name} must be a non-empty list of model ids")
         s.routes[str(name)] = [str(m) for m in models]
     for k, v in overrides.items():
         if v is None:
             continue
         if not hasattr(s, k):
             raise TypeError(f"unknown gateway setting {k!r}")
-        setattr(s, k, v)
+        setattr(s, k, str(v) if k == "ledger" else v)
     return s
