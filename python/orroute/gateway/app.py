@@ -287,6 +287,11 @@ class GatewayApp:
             if not reply.stream:
                 status = reply.status
                 payload = reply.body if status == 200 else self._scrub(reply.body)
+                if status in (401, 403):  # the server's upstream key, not the client's
+                    _log.error("upstream rejected the gateway's upstream key (%s)", status)
+                    status = 502
+                    payload = HttpError(502, "the upstream rejected the gateway's credentials",
+                                        type_="upstream_error", code="upstream_auth").body()
                 if status != 200 and not payload.startswith(b"{"):
                     payload = HttpError(status, "upstream error", type_="upstream_error").body()
                 self._send(conn, status, payload, close, extra)
