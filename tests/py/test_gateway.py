@@ -239,6 +239,7 @@ def test_spend_is_booked_to_the_keys_project(gateway: Gateway) -> None:
     gateway.tracker.set_budget(1, project="booked")
     with openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0) as c:
         r = c.chat.completions.create(model=MODEL, messages=HI)
+    gateway.flush()
     status = gateway.tracker.budget_status(project="booked")
     assert status.spent == Decimal(str(r.usage.model_extra["cost"]))  # type: ignore[union-attr]
     assert status.reserved == 0

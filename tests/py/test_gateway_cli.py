@@ -110,6 +110,10 @@ def test_orroute_serve_with_the_openai_client(served: tuple[str, dict[str, str],
         with pytest.raises(openai.AuthenticationError):
             wrong.chat.completions.create(model="openai/gpt-4o-mini", messages=HI)
     assert fake.last_request.api_key.reveal() == UPSTREAM_KEY
-    listed = json.loads(orroute_cmd(env, "keys", "list", "--json").stdout)
+    deadline = time.monotonic() + 30  # the server settles just after answering
+    while True:
+        listed = json.loads(orroute_cmd(env, "keys", "list", "--json").stdout)
+        if Decimal(listed[0]["budget"]["spent"]) > 0 or time.monotonic() > deadline:
+            break
     assert Decimal(listed[0]["budget"]["spent"]) > 0  # the server booked to the shared ledger
     assert UPSTREAM_KEY not in "".join(lines) + created.stdout + created.stderr

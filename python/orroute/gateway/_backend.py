@@ -9,8 +9,11 @@ stream is forwarded chunk by chunk; only the final usage event is parsed, to set
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,7 +21,9 @@ from typing import Any
 from ._json import dumps, loads
 from ._upstream import Upstream, UpstreamConnectionError, UpstreamResponse
 
-__all__ = ["ChatReply", "DirectBackend", "RETRYABLE"]
+__all__ = ["ChatReply", "DirectBackend", "LedgerQueue", "RETRYABLE"]
+
+_log = logging.getLogger("orroute.gateway")
 
 #: Upstream statuses after which the next candidate is tried (nothing was sent to the client yet).
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -89,6 +94,53 @@ def _usage_from_tail(tail: bytearray) -> dict[str, Any] | None:
     return None
 
 
+class LedgerQueue:
+    """Runs ledger calls on a few threads so the event loop never waits on SQLite.
+
+    ``reserve`` is awaited (nothing is sent before the budget holds); settle and release are
+    queued (``later``) and the response does not wait for them: the reservation keeps the budget
+    booked until they land. The core releases the GIL and commits concurrent writes together, so
+    threads raise the ledger's write rate. ``flush()`` waits for everything queued.
+    """
+
+    def __init__(self, tracker: Any, threads: int = 4) -> None:
+        self.tracker = tracker
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="orroute-ledger")
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    async def reserve(self, amount: Decimal, **kw: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._pool, functools.partial(self.tracker.reserve, amount, **kw))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # the reservation may still be made: release it when it is
+            def undo(f: asyncio.Future[Any]) -> None:
+                if not f.cancelled() and f.exception() is None:
+                    self.later(f.result().release)
+
+            fut.add_done_callback(undo)
+            raise
+
+    def later(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        fut = asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(fn, *args, **kw))
+        self._pending.add(fut)
+        fut.add_done_callback(self._done)
+
+    def _done(self, fut: asyncio.Future[Any]) -> None:
+        self._pending.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            _log.error("ledger write failed: %r", fut.exception())
+
+    async def flush(self) -> None:
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
 class DirectBackend:
     """Sends completions to the upstream with orroute's budget reservations and ordered fallback
     over the candidates. Runs on the gateway's event loop; the ledger calls are short SQLite
@@ -98,6 +150,7 @@ class DirectBackend:
         self.upstream = upstream
         self.tracker = tracker
         self.catalog = catalog
+        self.ledger = LedgerQueue(tracker)
 
     def worst_case(self, model: str, prompt_tokens: int, max_tokens: int | None) -> Decimal:
         try:
@@ -143,9 +196,10 @@ class DirectBackend:
         t0 = time.perf_counter()
         for attempt, model in enumerate(candidates, 1):
             amount = self.worst_case(model, prompt_tokens, max_tokens)
-            res = self.tracker.reserve(
+            res = await self.ledger.reserve(
                 amount, project=project, model=model, tags={"gateway_key": key_id}
             )
+            release = functools.partial(self.ledger.later, res.release)
             if body.get("model") == model:
                 data = raw
             else:
@@ -153,18 +207,18 @@ class DirectBackend:
             try:
                 resp = await self.upstream.request("POST", "/chat/completions", data)
             except UpstreamConnectionError as e:
-                res.release()
+                release()
                 msg = dumps({"error": {"message": str(e), "type": "upstream_error", "code": 502}})
                 last = ChatReply(502, model, False, attempt, msg)
                 continue
             except BaseException:
-                res.release()
+                release()
                 raise
             try:
                 if resp.status != 200:
                     err = await resp.read()
                     resp.release()
-                    res.release()
+                    release()
                     last = ChatReply(resp.status, model, False, attempt, err)
                     if resp.status in RETRYABLE:
                         continue
@@ -172,12 +226,12 @@ class DirectBackend:
                 settle = self._settler(res, model, requested, attempt, t0)
                 if stream and "event-stream" in resp.headers.get("content-type", ""):
                     return ChatReply(200, model, True, attempt, content_type="text/event-stream",
-                                     _resp=resp, _settle=settle, _release=res.release)
+                                     _resp=resp, _settle=settle, _release=release)
                 payload = await resp.read()
                 resp.release()
             except BaseException:
                 resp.release()
-                res.release()
+                release()
                 raise
             try:
                 parsed = loads(payload)
@@ -194,7 +248,9 @@ class DirectBackend:
 
     def _settler(self, res: Any, model: str, requested: str, attempts: int, t0: float) -> Any:
         def settle(usage: dict[str, Any] | None, first: float | None) -> None:
-            now = time.perf_counter()
+            self.ledger.later(settle_now, usage, first, time.perf_counter())
+
+        def settle_now(usage: dict[str, Any] | None, first: float | None, now: float) -> None:
             if not usage:
                 res.settle(0, model=model, model_requested=requested, outcome="ok",
                            attempts=attempts, latency=now - t0)

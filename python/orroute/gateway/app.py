@@ -342,8 +342,7 @@ class GatewayApp:
             return None
         if path == "/api/v1/ai/usage":
             key = self._auth(raw)
-            self._send(conn, 200, dumps(self._usage(key, dict(parse_qsl(query)))), close)
-            return None
+            return self._usage_route(conn, key, dict(parse_qsl(query)), close)
         if path == "/api/v1/ai/credits":
             key = self._auth(raw)
             return self._credits(conn, key, close)
@@ -406,6 +405,14 @@ class GatewayApp:
         except Exception:  # noqa: BLE001 - dynamic price
             pass
         return d
+
+    async def _usage_route(self, conn: Connection, key: GatewayKey, query: dict[str, str],
+                           close: bool) -> None:
+        await self.backend.ledger.flush()  # calls answered before this one are booked
+        try:
+            self._send(conn, 200, dumps(self._usage(key, query)), close)
+        except HttpError as e:
+            self._send(conn, e.status, e.body(), close)
 
     def _usage(self, key: GatewayKey, query: dict[str, str]) -> dict[str, Any]:
         t = self.tracker
@@ -478,6 +485,7 @@ class GatewayApp:
                                             type_="upstream_error").body(), close)
             return
         d = data.get("data") or {}
+        await self.backend.ledger.flush()
         total = Decimal(str(d.get("total_credits", 0)))
         used = Decimal(str(d.get("total_usage", 0)))
         project_budget = None

@@ -69,8 +69,13 @@ class KeyStore:
     'demo'
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, cache_ttl: float = 0.0) -> None:
+        """``cache_ttl``: seconds a verified key is trusted without reading the table again (the
+        gateway uses 1 s: a key revoked by another process stops working within that time; one
+        revoked through this store stops at once)."""
         self.path = str(path)
+        self.cache_ttl = cache_ttl
+        self._cache: dict[str, tuple[GatewayKey, float]] = {}
         if self.path != ":memory:":
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
@@ -101,13 +106,26 @@ class KeyStore:
         """The active key's record, or None if ``key`` is unknown or revoked."""
         if not key.startswith(KEY_PREFIX):
             return None
+        h = _hash(key)
+        if self.cache_ttl > 0:
+            hit = self._cache.get(h)
+            if hit is not None and time.monotonic() - hit[1] < self.cache_ttl:
+                return hit[0]
         with self._lock:
             row = self._db.execute(
                 "SELECT id, project, name, created_at, revoked_at FROM gateway_keys "
                 "WHERE hash = ? AND revoked_at IS NULL",
-                (_hash(key),),
+                (h,),
             ).fetchone()
-        return None if row is None else GatewayKey(*row)
+        if row is None:
+            self._cache.pop(h, None)
+            return None
+        rec = GatewayKey(*row)
+        if self.cache_ttl > 0:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[h] = (rec, time.monotonic())
+        return rec
 
     def list(self, *, project: str | None = None, include_revoked: bool = False) -> list[GatewayKey]:
         """Key records, oldest first."""
@@ -130,6 +148,7 @@ class KeyStore:
                 "AND revoked_at IS NULL",
                 (time.time(), key_or_id, _hash(key_or_id)),
             )
+            self._cache.clear()
         return cur.rowcount > 0
 
 

@@ -53,7 +53,7 @@ class Gateway:
 
             tracker = CostTracker(settings.ledger_path())
         self.tracker = tracker
-        self.keys = KeyStore(tracker.path)
+        self.keys = KeyStore(tracker.path, cache_ttl=settings.key_cache_ttl)
         self._catalog = catalog
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -131,6 +131,8 @@ class Gateway:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.app is not None:
+            await self.app.backend.ledger.flush()
+            self.app.backend.ledger.close()
             self.app.upstream.close()
         if self._server is not None:
             await self._server.wait_closed()
@@ -182,6 +184,13 @@ class Gateway:
             self._server = None
 
     close = stop
+
+    def flush(self) -> None:
+        """Waits until every answered call is settled in the ledger (settling happens after the
+        response, off the request path)."""
+        loop = self._loop
+        if loop is not None and self.app is not None:
+            asyncio.run_coroutine_threadsafe(self.app.backend.ledger.flush(), loop).result(30)
 
     def __enter__(self) -> Gateway:
         return self.start()

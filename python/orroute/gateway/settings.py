@@ -50,6 +50,7 @@ class GatewaySettings:
     use_uvloop: bool | None = None
     workers: int = 1
     access_log: bool = False
+    key_cache_ttl: float = 1.0  # seconds a verified gateway key is trusted before re-reading
 
     def ledger_path(self) -> Path:
         if self.ledger:
