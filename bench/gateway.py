@@ -38,8 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
-from orroute._http_server import new_event_loop  # noqa: E402
-from orroute.gateway._upstream import Upstream  # noqa: E402
+from orroute._http_server import new_event_loop
+from orroute.gateway._upstream import Upstream
 
 MODEL = "openai/gpt-4o-mini"
 BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}],
@@ -179,9 +179,9 @@ def main() -> None:
     memory: dict[str, float] = {}
     try:
         fport = free_port()
-        fake = start([sys.executable, "-c", "from orroute.testing import serve_forever; "
-                      f"serve_forever(port={fport}, record=False, api_key={UPSTREAM_KEY!r})"],
-                     env, fport)
+        code = ("from orroute.testing import serve_forever; "
+                f"serve_forever(port={fport}, record=False, api_key={UPSTREAM_KEY!r})")
+        fake = start([sys.executable, "-c", code], env, fport)
         procs.append(fake)
         fake_url = f"http://127.0.0.1:{fport}/api/v1"
         env["OPENROUTER_BASE_URL"] = fake_url
@@ -209,7 +209,7 @@ def main() -> None:
         if not a.no_peers and peer.exists():
             penv = {k: v for k, v in env.items() if k != "PYTHONPATH"}
             ok = subprocess.run([str(peer), "-c", "import fastapi, uvicorn, httpx"],
-                                capture_output=True).returncode == 0
+                                capture_output=True, check=False).returncode == 0
             if ok:
                 rport = free_port()
                 script = tmp / "relay.py"
@@ -266,10 +266,9 @@ def main() -> None:
     print("\npeak memory (VmHWM): " + ", ".join(f"{k} {v:.0f} MB" for k, v in memory.items()))
     gw_rows = results["orroute serve"]
     top = max(levels)
-    for name in results:
+    for name, rows in results.items():
         if name in ("orroute serve", "direct (FakeOpenRouter)"):
             continue
-        rows = results[name]
         print(f"\norroute serve vs {name}:")
         print(f"  throughput at {top}: {gw_rows[top]['rps'] / rows[top]['rps']:.1f}x")
         for c in levels:

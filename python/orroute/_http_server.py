@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from http import HTTPStatus
 from typing import Any, Protocol
 
-__all__ = ["Connection", "RawRequest", "head_bytes", "App", "new_event_loop"]
+__all__ = ["App", "Connection", "RawRequest", "head_bytes", "new_event_loop"]
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
@@ -28,7 +28,7 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 class RawRequest:
     """One parsed request. ``headers`` keys are lower-case; duplicates joined with ", "."""
 
-    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive")
+    __slots__ = ("body", "headers", "keep_alive", "method", "target", "version")
 
     def __init__(
         self, method: str, target: str, version: str, headers: dict[str, str], body: bytes

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import pytest
-
 import orroute
+import pytest
 from orroute.gateway import Gateway, GatewaySettings
 from orroute.testing import FakeOpenRouter, Fault
 
@@ -225,9 +224,9 @@ def test_over_budget_is_402_with_the_budget_in_the_message(gateway: Gateway,
     key, _ = gateway.keys.create("tight")
     gateway.tracker.set_budget("0.000001", project="tight")
     before = fake.request_count
-    with openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0) as c:
-        with pytest.raises(openai.APIStatusError) as e:
-            c.chat.completions.create(model=MODEL, messages=HI, max_tokens=100)
+    with openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0) as c, \
+            pytest.raises(openai.APIStatusError) as e:
+        c.chat.completions.create(model=MODEL, messages=HI, max_tokens=100)
     assert e.value.status_code == 402
     assert "$0.000001" in e.value.message and "tight" in e.value.message
     assert fake.request_count == before  # refused before any upstream call

@@ -14,9 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import openai
-import pytest
-
 import orroute
+import pytest
 from orroute.testing import FakeOpenRouter
 
 UPSTREAM_KEY = "sk-or-v1-cli-upstream-secret-abcdef0123456789abcdef"
@@ -36,7 +35,7 @@ def _env(fake: FakeOpenRouter, home: Path) -> dict[str, str]:
 
 def orroute_cmd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "orroute", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
 
 
 @pytest.fixture
@@ -106,9 +105,9 @@ def test_orroute_serve_with_the_openai_client(served: tuple[str, dict[str, str],
                                             stream=True) as stream:
             text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         assert text
-    with openai.OpenAI(base_url=base_url, api_key="orr-gw-wrong", max_retries=0) as wrong:
-        with pytest.raises(openai.AuthenticationError):
-            wrong.chat.completions.create(model="openai/gpt-4o-mini", messages=HI)
+    with openai.OpenAI(base_url=base_url, api_key="orr-gw-wrong", max_retries=0) as wrong, \
+            pytest.raises(openai.AuthenticationError):
+        wrong.chat.completions.create(model="openai/gpt-4o-mini", messages=HI)
     assert fake.last_request.api_key.reveal() == UPSTREAM_KEY
     deadline = time.monotonic() + 30  # the server settles just after answering
     while True:

@@ -34,9 +34,9 @@ _LAZY = {
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .keys import KEY_PREFIX, GatewayKey, KeyStore  # noqa: F401
-    from .server import Gateway  # noqa: F401
-    from .settings import ALIASES, GatewaySettings, load_gateway_settings  # noqa: F401
+    from .keys import KEY_PREFIX, GatewayKey, KeyStore
+    from .server import Gateway
+    from .settings import ALIASES, GatewaySettings, load_gateway_settings
 
 
 def __getattr__(name: str) -> object:

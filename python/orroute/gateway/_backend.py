@@ -21,7 +21,7 @@ from typing import Any
 from ._json import dumps, loads
 from ._upstream import Upstream, UpstreamConnectionError, UpstreamResponse
 
-__all__ = ["ChatReply", "DirectBackend", "LedgerQueue", "RETRYABLE"]
+__all__ = ["RETRYABLE", "ChatReply", "DirectBackend", "LedgerQueue"]
 
 _log = logging.getLogger("orroute.gateway")
 

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-__all__ = ["Upstream", "UpstreamResponse", "UpstreamConnectionError"]
+__all__ = ["Upstream", "UpstreamConnectionError", "UpstreamResponse"]
 
 
 class UpstreamConnectionError(Exception):
@@ -34,7 +34,7 @@ class _Conn:
     def close(self) -> None:
         try:
             self.writer.transport.abort()
-        except Exception:  # noqa: BLE001 - closing a broken transport
+        except Exception:  # noqa: BLE001, S110 - closing a broken transport
             pass
 
 
@@ -43,7 +43,7 @@ class UpstreamResponse:
     :meth:`iter_chunks`. ``release()`` (or ``aclose()``) must be called when done: a fully read
     body returns the connection to the pool, anything else closes it."""
 
-    __slots__ = ("status", "headers", "_conn", "_pool", "_length", "_chunked", "_done")
+    __slots__ = ("_chunked", "_conn", "_done", "_length", "_pool", "headers", "status")
 
     def __init__(self, status: int, headers: dict[str, str], conn: _Conn, pool: Upstream) -> None:
         self.status = status

@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 
 import click
 
-__all__ = ["serve", "keys"]
+__all__ = ["keys", "serve"]
 
 _PERIODS = ["total", "daily", "weekly", "monthly"]
 

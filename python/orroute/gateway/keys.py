@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GatewayKey", "KeyStore", "KEY_PREFIX"]
+__all__ = ["KEY_PREFIX", "GatewayKey", "KeyStore"]
 
 KEY_PREFIX = "orr-gw-"
 

@@ -192,7 +192,7 @@ class Gateway:
         if loop is not None and self.app is not None:
             asyncio.run_coroutine_threadsafe(self.app.backend.ledger.flush(), loop).result(30)
 
-    def __enter__(self) -> Gateway:
+    def __enter__(self) -> Gateway:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GatewaySettings", "load_gateway_settings", "ALIASES"]
+__all__ = ["ALIASES", "GatewaySettings", "load_gateway_settings"]
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 
