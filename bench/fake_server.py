@@ -166,6 +166,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--streams", type=int, default=5000)
+    ap.add_argument("--paced", type=int, default=2000, help="paced streams read to the end")
+    ap.add_argument("--tps", type=float, default=20.0, help="tokens/s of each paced stream")
     args = ap.parse_args()
     chat = request_bytes("/api/v1/chat/completions", BODY)
     stream = request_bytes("/api/v1/chat/completions", {**BODY, "stream": True})
@@ -244,6 +246,40 @@ def main() -> None:
         f"{args.streams:,} streams held open at once: opened in {took:.2f}s "
         f"({args.streams / took:,.0f}/s), server RSS +{(held - before) / 1024:.1f} MiB "
         f"({per:.1f} KiB per stream), server CPU {cpu * 1e6 / args.streams:.0f} us per stream"
+    )
+    paced(args)
+
+
+async def read_streams(port: int, n: int) -> float:
+    """Opens n streams at once and reads each to its end; returns the wall time."""
+    request = request_bytes("/api/v1/chat/completions", {**BODY, "stream": True})
+    sem = asyncio.Semaphore(500)
+
+    async def one() -> None:
+        async with sem:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        await read_response(reader)
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return time.perf_counter() - start
+
+
+def paced(args: argparse.Namespace) -> None:
+    port = free_port()
+    proc = start_fake(port, tokens_per_second=args.tps)
+    try:
+        cpu = cpu_seconds(proc.pid)
+        took = asyncio.run(read_streams(port, args.paced))
+        cpu = cpu_seconds(proc.pid) - cpu
+    finally:
+        proc.terminate()
+        proc.wait()
+    print(
+        f"{args.paced:,} streams at {args.tps:g} tokens/s each, read to [DONE]: {took:.1f}s wall,"
+        f" server CPU {cpu * 1e3 / args.paced:.2f} ms per stream"
     )
 
 

@@ -2,7 +2,7 @@
 chunked request bodies, ``Expect: 100-continue``, chunked or close-delimited responses.
 
 Shared by ``orroute.testing.FakeOpenRouter`` and the gateway (``orroute serve``). It knows
-nothing about either: each parsed request goes to ``app.handle(conn, request)``, which either
+nothing about either: each parsed request goes to ``app._handle(conn, request)``, which either
 answers at once (returns None) or returns a coroutine that answers later; the connection reads
 no further request until that coroutine is done. A client that disconnects cancels that
 coroutine (``asyncio.CancelledError`` inside the handler).
@@ -46,11 +46,13 @@ class RawRequest:
 
 
 class App(Protocol):
-    def handle(self, conn: Connection, request: RawRequest) -> Coroutine[Any, Any, None] | None: ...
+    def _handle(
+        self, conn: Connection, request: RawRequest
+    ) -> Coroutine[Any, Any, None] | None: ...
 
-    def connection_opened(self, conn: Connection) -> None: ...
+    def _connection_opened(self, conn: Connection) -> None: ...
 
-    def connection_closed(self, conn: Connection) -> None: ...
+    def _connection_closed(self, conn: Connection) -> None: ...
 
 
 class _BadRequest(Exception):
@@ -106,7 +108,7 @@ class Connection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        self.app.connection_opened(self)
+        self.app._connection_opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -115,7 +117,7 @@ class Connection(asyncio.Protocol):
         self._wake_drain()
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        self.app.connection_closed(self)
+        self.app._connection_closed(self)
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
@@ -204,7 +206,7 @@ class Connection(asyncio.Protocol):
             if request is None:
                 return
             self.requests_served += 1
-            pending = self.app.handle(self, request)
+            pending = self.app._handle(self, request)
             if pending is not None:
                 self._busy = True
                 self._task = asyncio.ensure_future(self._finish(pending, request.keep_alive))

@@ -16,7 +16,6 @@ from typing import Any
 
 import openai
 import pytest
-
 from orroute.testing import FakeOpenRouter, Fault
 
 MODEL = "openai/gpt-4o"
@@ -176,10 +175,60 @@ def test_tools_give_a_tool_call_then_text_after_the_tool_result(fake):
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": call["id"], "content": "18C"},
     ]
-    body = json.loads(post(fake, {"model": MODEL, "messages": follow_up, "tools": [WEATHER_TOOL]})[2])
+    body = json.loads(
+        post(fake, {"model": MODEL, "messages": follow_up, "tools": [WEATHER_TOOL]})[2]
+    )
     assert body["choices"][0]["finish_reason"] == "stop"
     none = json.loads(post(fake, chat(tools=[WEATHER_TOOL], tool_choice="none"))[2])
     assert "tool_calls" not in none["choices"][0]["message"]
+
+
+REASONER = "qwen/qwen3.8-27b"  # reasoning on by default in the bundled catalog
+
+
+def test_reasoning_model_reports_reasoning_tokens_and_text(fake):
+    body = json.loads(post(fake, chat(REASONER, reasoning={"effort": "high"}))[2])
+    message, usage = body["choices"][0]["message"], body["usage"]
+    assert message["reasoning"].startswith("The user asks")
+    assert message["reasoning_details"][0]["type"] == "reasoning.text"
+    reasoning_tokens = usage["completion_tokens_details"]["reasoning_tokens"]
+    assert 0 < reasoning_tokens < usage["completion_tokens"]
+    excluded = json.loads(post(fake, chat(REASONER, reasoning={"exclude": True}))[2])
+    assert excluded["choices"][0]["message"]["reasoning"] is None
+    assert excluded["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
+    off = json.loads(post(fake, chat(REASONER, reasoning={"effort": "none"}))[2])
+    assert off["usage"]["completion_tokens_details"]["reasoning_tokens"] == 0
+    plain = json.loads(post(fake, chat(MODEL, reasoning={"effort": "high"}))[2])
+    assert plain["usage"]["completion_tokens_details"]["reasoning_tokens"] == 0  # gpt-4o
+
+
+def test_reasoning_streams_before_content(fake):
+    _, data = sse_events(post(fake, chat(REASONER, stream=True))[2])
+    deltas = [d["choices"][0]["delta"] for d in data[:-2]]
+    kinds = ["r" if dl.get("reasoning") else "c" if dl.get("content") else "-" for dl in deltas]
+    first_content = kinds.index("c")
+    assert set(kinds[:first_content]) == {"r"} and "r" not in kinds[first_content:]
+    assert deltas[0]["role"] == "assistant"
+
+
+def test_continued_conversation_reads_the_prompt_cache():
+    long_question = "Please review this text. " + "lorem ipsum dolor sit amet " * 300
+    first = [{"role": "user", "content": long_question}]
+    with FakeOpenRouter() as fake:
+        one = json.loads(post(fake, {"model": MODEL, "messages": first})[2])
+        assert one["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+        follow = first + [
+            {"role": "assistant", "content": one["choices"][0]["message"]["content"]},
+            {"role": "user", "content": "And shorter?"},
+        ]
+        two = json.loads(post(fake, {"model": MODEL, "messages": follow})[2])
+    cached = two["usage"]["prompt_tokens_details"]["cached_tokens"]
+    assert cached == one["usage"]["prompt_tokens"]
+    uncached = FakeOpenRouter(cache_min_tokens=None)
+    with uncached:
+        three = json.loads(post(uncached, {"model": MODEL, "messages": follow})[2])
+    assert three["usage"]["prompt_tokens"] == two["usage"]["prompt_tokens"]
+    assert two["usage"]["cost"] < three["usage"]["cost"]  # cache reads are cheaper
 
 
 def test_invalid_requests_get_400(fake):
@@ -202,7 +251,7 @@ def test_raw_stream_has_keepalive_comment_chunks_usage_last_and_done(fake):
     status, headers, raw = post(fake, chat(stream=True))
     assert status == 200 and headers["Content-Type"] == "text/event-stream"
     assert raw.startswith(b": OPENROUTER PROCESSING\n\n")
-    comments, data = sse_events(raw)
+    _, data = sse_events(raw)
     assert data[-1] == "[DONE]"
     usage_chunk = data[-2]
     assert usage_chunk["choices"] == [] and usage_chunk["usage"]["cost"] > 0
@@ -283,6 +332,15 @@ def test_tokens_per_second_paces_the_stream():
         assert json.loads(post(fake, chat())[2])["provider"] == "Azure"
 
 
+def test_paced_stream_events_are_the_same_with_or_without_coalescing():
+    bodies = []
+    for window in (0.0, 0.05):
+        with FakeOpenRouter(tokens_per_second=3000, coalesce=window, seed=3) as fake:
+            _, data = sse_events(post(fake, chat(stream=True))[2])
+        bodies.append([d if d == "[DONE]" else (d["choices"], d.get("usage")) for d in data])
+    assert bodies[0] == bodies[1]
+
+
 # --- error statuses -----------------------------------------------------------------------------
 
 STATUS_FAULTS = [
@@ -293,7 +351,11 @@ STATUS_FAULTS = [
     (Fault.server_error(502, provider_name="Azure", raw="boom"), 502, openai.InternalServerError),
     (Fault.server_error(503, retry_after=2), 503, openai.InternalServerError),
     (Fault.status_error(404, "No endpoints found."), 404, openai.NotFoundError),
-    (Fault.bad_request("too long", error_type="context_length_exceeded"), 400, openai.BadRequestError),
+    (
+        Fault.bad_request("too long", error_type="context_length_exceeded"),
+        400,
+        openai.BadRequestError,
+    ),
 ]
 STATUS_IDS = ["429", "402", "403", "500", "502", "503", "404", "400"]
 
@@ -406,8 +468,7 @@ def test_hang_after_tokens_stalls_the_stream(fake):
     fake.fail(MODEL, Fault.hang(after_tokens=2))
     got = []
     with client(fake, timeout=0.5) as c, pytest.raises(openai.APITimeoutError):
-        for chunk in c.chat.completions.create(model=MODEL, messages=HI, stream=True):
-            got.append(chunk)
+        got.extend(c.chat.completions.create(model=MODEL, messages=HI, stream=True))
     assert len(got) == 2
 
 
@@ -499,8 +560,7 @@ def test_models_fallback_list_skips_failing_primary(fake):
     req = fake.last_request
     assert req is not None and req.model == MODEL and req.served_model == MINI
     fake.fail(MINI, Fault.server_error(502))
-    status, _, raw = post(fake, chat(models=[MINI]))
-    assert status == 502  # every candidate failed: the last error
+    assert post(fake, chat(models=[MINI]))[0] == 502  # every candidate failed: the last error
 
 
 def test_requests_are_recorded_with_masked_authorization(fake):
@@ -576,13 +636,28 @@ def test_client_closing_a_stream_frees_it():
         assert fake.wait_until(lambda: fake.open_streams == 0)
 
 
+def _ensure_fds(needed: int) -> None:
+    """Raises the soft open-file limit if needed (client and server share this process)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"open-file limit {hard} < {needed}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
 async def test_thousand_concurrent_streams_held_open():
     n = 1000
+    _ensure_fds(2 * n + 200)
     with FakeOpenRouter(ttft=30, keepalive_interval=5) as fake:
         body = json.dumps(chat(stream=True)).encode()
-        request = b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (
-            len(body),
-            body,
+        request = (
+            b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+            % (
+                len(body),
+                body,
+            )
         )
 
         async def open_stream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -621,8 +696,13 @@ def test_models_endpoint_serves_the_bundled_snapshot(fake):
 
 
 def test_given_model_list_and_added_models():
-    with FakeOpenRouter(models=[MODEL, "acme/tiny", {"id": "acme/pro", "pricing": {
-        "prompt": "0.00001", "completion": "0.00003"}}]) as fake:
+    with FakeOpenRouter(
+        models=[
+            MODEL,
+            "acme/tiny",
+            {"id": "acme/pro", "pricing": {"prompt": "0.00001", "completion": "0.00003"}},
+        ]
+    ) as fake:
         ids = [m["id"] for m in json.loads(get(fake, "/models")[2])["data"]]
         assert ids == [MODEL, "acme/tiny", "acme/pro"]
         fake.add_model("acme/free", prompt_price="0", completion_price="0")
@@ -630,9 +710,10 @@ def test_given_model_list_and_added_models():
         assert body["usage"]["cost"] == 0
         body = json.loads(post(fake, chat("acme/pro"))[2])
         u = body["usage"]
-        assert Decimal(str(u["cost"])) == Decimal("0.00001") * u["prompt_tokens"] + Decimal(
-            "0.00003"
-        ) * u["completion_tokens"]
+        assert (
+            Decimal(str(u["cost"]))
+            == Decimal("0.00001") * u["prompt_tokens"] + Decimal("0.00003") * u["completion_tokens"]
+        )
         assert post(fake, chat(MINI))[0] == 400  # not in the given list
 
 
@@ -668,13 +749,17 @@ def test_credits_and_key_track_spending():
 def test_api_key_is_enforced_except_on_models():
     with FakeOpenRouter(api_key="sk-or-v1-good") as fake:
         status, _, raw = post(fake, chat())
-        assert status == 401 and json.loads(raw)["error"]["message"] == "Missing Authentication header"
+        assert (
+            status == 401 and json.loads(raw)["error"]["message"] == "Missing Authentication header"
+        )
         assert post(fake, chat(), {"Authorization": "Bearer sk-or-v1-bad"})[0] == 401
         assert post(fake, chat(), {"Authorization": "Bearer sk-or-v1-good"})[0] == 200
         assert get(fake, "/models")[0] == 200 and get(fake, "/credits")[0] == 401
-        with openai.OpenAI(base_url=fake.base_url, api_key="wrong", max_retries=0) as c:
-            with pytest.raises(openai.AuthenticationError):
-                c.chat.completions.create(model=MODEL, messages=HI)
+        with (
+            openai.OpenAI(base_url=fake.base_url, api_key="wrong", max_retries=0) as c,
+            pytest.raises(openai.AuthenticationError),
+        ):
+            c.chat.completions.create(model=MODEL, messages=HI)
 
 
 @pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
@@ -690,8 +775,10 @@ def test_both_event_loops_serve_streams_and_faults(use_uvloop):
         fake.fail(MODEL, Fault.hang())
         with socket.create_connection((fake.host, fake.port), timeout=10) as s:
             body = json.dumps(chat()).encode()
-            s.sendall(b"POST /api/v1/chat/completions HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s"
-                      % (len(body), body))
+            s.sendall(
+                b"POST /api/v1/chat/completions HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
             assert fake.wait_until(lambda: fake.request_count == 4)
     # stopping with a hanging request open must not leak or hang
 

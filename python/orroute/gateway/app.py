@@ -146,13 +146,13 @@ class GatewayApp:
 
     # --- App protocol ---------------------------------------------------------------------------
 
-    def connection_opened(self, conn: Connection) -> None:
+    def _connection_opened(self, conn: Connection) -> None:
         self.conns.add(conn)
 
-    def connection_closed(self, conn: Connection) -> None:
+    def _connection_closed(self, conn: Connection) -> None:
         self.conns.discard(conn)
 
-    def handle(self, conn: Connection, raw: RawRequest) -> Coroutine[Any, Any, None] | None:
+    def _handle(self, conn: Connection, raw: RawRequest) -> Coroutine[Any, Any, None] | None:
         self.requests += 1
         close = not raw.keep_alive
         try:

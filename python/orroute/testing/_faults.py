@@ -149,8 +149,11 @@ class Fault:
             "model_slug": model_slug,  # filled with the model when None
         }
         return cls.status_error(
-            403, message or f"{provider_name} requires moderation on this model. Your input was"
-            f" flagged for {', '.join(reasons)}.", metadata=meta
+            403,
+            message
+            or f"{provider_name} requires moderation on this model. Your input was"
+            f" flagged for {', '.join(reasons)}.",
+            metadata=meta,
         )
 
     @classmethod

@@ -13,14 +13,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 __all__: list[str] = []
-
-_PKG_DATA = Path(__file__).resolve().parents[1] / "data" / "openrouter_models.json"
-# Only while the foundation helper's bundled snapshot is not merged (never in a clean clone).
-_SHARED_DATA = Path("/work/shared/data/openrouter_models.json")
 
 # Used when a model id is not in the catalog but a test adds it (add_model / models=["m/a"]).
 DEFAULT_PROMPT_PRICE = "0.000001"  # USD per token ($1 / M)
@@ -54,22 +49,11 @@ def provider_for(model_id: str) -> str:
 
 @lru_cache(maxsize=1)
 def bundled_models() -> tuple[dict[str, Any], ...]:
-    """The bundled ``/models`` snapshot (read once per process), or a tiny built-in table."""
-    for path in (_PKG_DATA, _SHARED_DATA):
-        if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return tuple(data["data"] if isinstance(data, dict) else data)
-    return tuple(synth_model(mid, p, c) for mid, p, c in _BUILTIN)
+    """The bundled ``/models`` snapshot, the file ``orroute.Catalog.bundled()`` reads (read once)."""
+    from orroute.catalog import bundled_catalog_path
 
-
-_BUILTIN = [
-    ("openai/gpt-4o", "0.0000025", "0.00001"),
-    ("openai/gpt-4o-mini", "0.00000015", "0.0000006"),
-    ("anthropic/claude-sonnet-4.5", "0.000003", "0.000015"),
-    ("google/gemini-2.5-flash", "0.0000003", "0.0000025"),
-    ("meta-llama/llama-3.3-70b-instruct", "0.00000013", "0.0000004"),
-    ("meta-llama/llama-3.3-70b-instruct:free", "0", "0"),
-]
+    data = json.loads(bundled_catalog_path().read_text(encoding="utf-8"))
+    return tuple(data["data"] if isinstance(data, dict) else data)
 
 
 def synth_model(
@@ -108,8 +92,15 @@ def synth_model(
         },
         "per_request_limits": None,
         "supported_parameters": [
-            "max_tokens", "temperature", "top_p", "stop", "seed", "tools", "tool_choice",
-            "response_format", "structured_outputs",
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "stop",
+            "seed",
+            "tools",
+            "tool_choice",
+            "response_format",
+            "structured_outputs",
         ],
         "default_parameters": None,
         "expiration_date": None,
@@ -137,55 +128,197 @@ def _message_text(messages: Iterable[Mapping[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+@lru_cache(maxsize=1)
+def _count_tokens() -> Callable[..., int] | None:
+    """``orroute.count_tokens``, or None while the tokenizer is not part of the package yet."""
+    try:
+        from orroute.tokenizer import count_tokens  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # TEMPORARY: remove once the tokenizer helper's work is in main
+        return None
+    return count_tokens  # type: ignore[no-any-return]
+
+
 class Accounting:
     """Counts tokens and prices calls for one FakeOpenRouter (its model table).
 
-    TEMPORARY FALLBACK: until ``orroute.count_tokens`` (tokenizer helper) and
-    ``orroute.Catalog.cost`` (foundation helper) are in main, tokens are ``ceil(chars / 4)`` and
-    prices are read from the model table with ``decimal``. Switch over here and nowhere else.
+    Prices come from ``orroute.Catalog`` (the C++ catalog, exact decimal pricing with tiers), built
+    from the fake's model table, so the fake bills exactly what orroute's cost engine expects.
+
+    Tokens come from ``orroute.count_tokens`` (the model family's tokenizer). TEMPORARY FALLBACK:
+    until the tokenizer helper's work is in main, tokens are ``ceil(chars / 4)`` (+3 per message
+    +3, OpenAI's chat framing). This class is the only place that counts or prices.
     """
 
-    def __init__(self, models: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(self, models: Mapping[str, Mapping[str, Any]], *, bundled: bool) -> None:
         self._models = models
+        self._bundled = bundled
+        self._catalog: Any = None
 
-    def prompt_tokens(self, model_id: str, messages: list[Mapping[str, Any]], extra: str) -> int:
+    def models_changed(self) -> None:
+        """The model table was edited: price from the edited table from now on."""
+        self._bundled = False
+        self._catalog = None
+
+    def _get_catalog(self) -> Any:
+        if self._catalog is None:
+            from orroute.catalog import Catalog
+
+            if self._bundled:
+                self._catalog = Catalog.bundled()
+            else:
+                data = {"data": list(self._models.values())}
+                self._catalog = Catalog.from_json(json.dumps(data))
+        return self._catalog
+
+    def prompt_tokens(
+        self, model_id: str, messages: list[Mapping[str, Any]], tools: list[Any] | None
+    ) -> int:
+        """Prompt tokens as OpenRouter reports them (chat framing and tool definitions included)."""
+        count = _count_tokens()
+        if count is not None:
+            return int(count(messages, model=model_id, tools=tools or None))
+        # TEMPORARY FALLBACK (no orroute.tokenizer yet): chars/4 + OpenAI's chat framing
+        extra = json.dumps(tools, separators=(",", ":")) if tools else ""
         text = _message_text(messages) + extra
         return (len(text) + 3) // 4 + 3 * len(messages) + 3
 
     def text_tokens(self, model_id: str, text: str) -> int:
-        return (len(text) + 3) // 4
+        """Tokens of generated text."""
+        count = _count_tokens()
+        if count is not None:
+            return int(count(text, model=model_id)) if text else 0
+        return (len(text) + 3) // 4  # TEMPORARY FALLBACK: chars/4
 
-    def cost(self, model_id: str, prompt_tokens: int, completion_tokens: int) -> tuple[
-        Decimal, Decimal, Decimal
-    ]:
-        """(total, prompt part, completion part) in USD for one call."""
-        pricing = dict((self._models.get(model_id) or {}).get("pricing") or {})
-        for override in pricing.pop("overrides", None) or ():
-            if prompt_tokens >= int(override.get("min_prompt_tokens", 1 << 62)):
-                pricing.update({k: v for k, v in override.items() if k != "min_prompt_tokens"})
-        prompt = _dec(pricing.get("prompt")) * prompt_tokens
-        completion = _dec(pricing.get("completion")) * completion_tokens
-        return prompt + completion + _dec(pricing.get("request")), prompt, completion
+    def cost(
+        self,
+        model_id: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        reasoning_tokens: int = 0,
+        cached_tokens: int = 0,
+    ) -> tuple[Decimal, Decimal, Decimal]:
+        """(total, prompt part, completion part) in USD for one call. Routers with dynamic
+        prices (``"-1"``) cost 0 here."""
+        from orroute import InvalidArgumentError, NotFoundInCatalogError
 
-
-def _dec(value: Any) -> Decimal:
-    if value in (None, ""):
-        return Decimal(0)
-    d = Decimal(str(value))
-    return d if d > 0 else Decimal(0)  # routers report "-1"
+        catalog = self._get_catalog()
+        try:
+            total = catalog.cost(
+                model_id,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                reasoning_tokens=reasoning_tokens,
+                cached_tokens=cached_tokens,
+            )
+            prompt = catalog.cost(
+                model_id,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=0,
+                cached_tokens=cached_tokens,
+                requests=0,
+            )
+            completion = catalog.cost(
+                model_id,
+                prompt_tokens=0,
+                completion_tokens=completion_tokens,
+                reasoning_tokens=reasoning_tokens,
+                requests=0,
+            )
+        except (InvalidArgumentError, NotFoundInCatalogError):
+            return Decimal(0), Decimal(0), Decimal(0)
+        return total, prompt, completion
 
 
 # --- deterministic replies --------------------------------------------------------------------
 
-_WORDS = (
-    "the answer depends on the context and the constraints you described so a careful approach"
-    " would start with the simplest option measure what happens and then refine it step by step"
-    " while keeping the cost latency and quality of every call in view because small choices"
-    " early on tend to matter more than they seem and a clear record of what was tried makes the"
-    " next decision easier for everyone involved in the work"
-).split()
+_WORDS = [
+    "the",
+    "answer",
+    "depends",
+    "on",
+    "the",
+    "context",
+    "and",
+    "the",
+    "constraints",
+    "you",
+    "described",
+    "so",
+    "a",
+    "careful",
+    "approach",
+    "would",
+    "start",
+    "with",
+    "the",
+    "simplest",
+    "option",
+    "measure",
+    "what",
+    "happens",
+    "and",
+    "then",
+    "refine",
+    "it",
+    "step",
+    "by",
+    "step",
+    "while",
+    "keeping",
+    "the",
+    "cost",
+    "latency",
+    "and",
+    "quality",
+    "of",
+    "every",
+    "call",
+    "in",
+    "view",
+    "because",
+    "small",
+    "choices",
+    "early",
+    "on",
+    "tend",
+    "to",
+    "matter",
+    "more",
+    "than",
+    "they",
+    "seem",
+    "and",
+    "a",
+    "clear",
+    "record",
+    "of",
+    "what",
+    "was",
+    "tried",
+    "makes",
+    "the",
+    "next",
+    "decision",
+    "easier",
+    "for",
+    "everyone",
+    "involved",
+    "in",
+    "the",
+    "work",
+]
 
 _WS = re.compile(r"\s+")
+
+
+def prefix_digests(model: str, messages: list[Any]) -> list[bytes]:
+    """Digest of (model, messages[:k]) for k = 1..len(messages), computed in one pass."""
+    h = hashlib.blake2b(model.encode(), digest_size=16)
+    out = []
+    for m in messages:
+        h.update(json.dumps(m, sort_keys=True, separators=(",", ":"), default=str).encode())
+        out.append(h.copy().digest())
+    return out
 
 
 def rng_for(seed: int, model: str, body: Mapping[str, Any]) -> random.Random:
@@ -220,7 +353,7 @@ def value_for_schema(schema: Any, rng: random.Random, name: str = "value") -> An
     """A deterministic value that satisfies a simple JSON schema (objects, arrays, scalars, enums)."""
     if not isinstance(schema, dict):
         return name
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][rng.randrange(len(schema["enum"]))]
     if "const" in schema:
         return schema["const"]
@@ -244,6 +377,53 @@ def value_for_schema(schema: Any, rng: random.Random, name: str = "value") -> An
     if kind == "null":
         return None
     return f"{name} {rng.choice(_WORDS)}"
+
+
+_EFFORT_SENTENCES = {"minimal": 1, "low": 2, "medium": 3, "high": 5, "xhigh": 6, "max": 7}
+
+
+def wants_reasoning(
+    body: Mapping[str, Any], entry: Mapping[str, Any]
+) -> tuple[str, int | None, bool] | None:
+    """(effort, token budget, exclude) when the reply should reason, else None.
+
+    A model reasons if it supports reasoning (``reasoning`` in its ``supported_parameters`` or a
+    ``reasoning`` object in its catalog entry) and the request asks for it (``reasoning``,
+    ``reasoning_effort`` or ``include_reasoning: true``), or its catalog entry says reasoning is
+    on by default or mandatory; effort ``"none"`` or ``enabled: false`` turn it off."""
+    raw_info = entry.get("reasoning")
+    info: Mapping[str, Any] = raw_info if isinstance(raw_info, dict) else {}
+    supported = "reasoning" in (entry.get("supported_parameters") or ()) or bool(info)
+    if not supported:
+        return None
+    raw_req = body.get("reasoning")
+    req: dict[str, Any] = raw_req if isinstance(raw_req, dict) else {}
+    effort = body.get("reasoning_effort")
+    if isinstance(raw_req, dict):
+        effort = req.get("effort", effort)
+        if req.get("enabled") is False and not info.get("mandatory"):
+            return None
+        asked = True
+    else:
+        asked = effort is not None or body.get("include_reasoning") is True
+    if body.get("include_reasoning") is False:
+        req = {**req, "exclude": True}
+    if effort == "none" and not info.get("mandatory"):
+        return None
+    if not asked and not (info.get("default_enabled") or info.get("mandatory")):
+        return None
+    effort = effort or info.get("default_effort") or "medium"
+    budget = req.get("max_tokens")
+    return str(effort), budget if isinstance(budget, int) else None, bool(req.get("exclude"))
+
+
+def make_reasoning(rng: random.Random, messages: list[Mapping[str, Any]], effort: str) -> str:
+    """Deterministic 'thinking' text; longer for higher efforts."""
+    quote = " ".join(last_user_text(messages).split()[:8])
+    out = [f'The user asks: "{quote}". Let me think.']
+    for _ in range(_EFFORT_SENTENCES.get(effort, 3)):
+        out.append(" ".join(rng.choices(_WORDS, k=rng.randint(6, 12))).capitalize() + ".")
+    return " ".join(out)
 
 
 def wants_tool_call(body: Mapping[str, Any]) -> dict[str, Any] | None:

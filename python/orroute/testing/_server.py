@@ -21,7 +21,7 @@ from ._faults import Fault
 from .._http_server import Connection, RawRequest, head_bytes
 from .._http_server import new_event_loop as _new_loop
 
-__all__ = ["FakeOpenRouter", "RecordedRequest", "ModelProfile", "Headers", "serve_forever"]
+__all__ = ["FakeOpenRouter", "Headers", "ModelProfile", "RecordedRequest", "serve_forever"]
 
 _BASE = "/api/v1"
 _JSON = ("Content-Type", "application/json")
@@ -106,15 +106,16 @@ class RecordedRequest:
 
     @property
     def endpoint(self) -> str:
-        return self.path[len(_BASE) :] if self.path.startswith(_BASE) else self.path
+        return self.path.removeprefix(_BASE)
 
     @property
-    def api_key(self) -> str | None:
+    def api_key(self) -> _Secret | None:
         """The bearer token sent (masked when printed; ``.reveal()`` gives the value)."""
         auth = self.headers.get("authorization")
-        if not auth or not auth.reveal().lower().startswith("bearer "):
+        value = auth.reveal() if isinstance(auth, _Secret) else str(auth or "")
+        if not value.lower().startswith("bearer "):
             return None
-        return _Secret(auth.reveal()[7:].strip())
+        return _Secret(value[7:].strip())
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -148,6 +149,9 @@ class _Reply:
     prompt_cost: Decimal
     completion_cost: Decimal
     pieces: list[str] = field(default_factory=list)
+    reasoning: str | None = None  # None: no reasoning; excluded reasoning is "" (billed, not shown)
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
 
     def usage(self, completion_tokens: int | None = None) -> dict[str, Any]:
         ct = self.completion_tokens if completion_tokens is None else completion_tokens
@@ -158,13 +162,13 @@ class _Reply:
             "cost": float(self.cost),
             "is_byok": False,
             "prompt_tokens_details": {
-                "cached_tokens": 0,
+                "cached_tokens": self.cached_tokens,
                 "cache_write_tokens": 0,
                 "audio_tokens": 0,
                 "video_tokens": 0,
             },
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": self.reasoning_tokens,
                 "image_tokens": 0,
                 "audio_tokens": 0,
             },
@@ -195,7 +199,7 @@ def _dumps(obj: Any) -> bytes:
 try:  # optional speed-up; same JSON meaning
     import orjson as _orjson
 
-    def _dumps(obj: Any) -> bytes:  # noqa: F811
+    def _dumps(obj: Any) -> bytes:
         return _orjson.dumps(obj)
 
 except ImportError:  # pragma: no cover - depends on the environment
@@ -225,6 +229,12 @@ class FakeOpenRouter:
         generation_delay: seconds after a completion during which ``/generation`` answers 404.
         keepalive_interval: seconds between ``: OPENROUTER PROCESSING`` comments while a stream
             waits for its first token.
+        cache_min_tokens: implicit prompt caching: a prompt that extends an earlier prompt of at
+            least this many tokens (same model, model with a cache-read price) reports those
+            tokens as ``cached_tokens`` and is priced accordingly. None turns caching off.
+        coalesce: paced stream chunks due within this many seconds of each other go out in one
+            write (early, never late): bounds timer wake-ups per stream so thousands of paced
+            streams stay cheap. 0 = one write per chunk.
         host, port: where to listen (port 0 = a free port).
         record: keep every request in ``requests`` (turn off for long benchmarks).
         use_uvloop: None = use uvloop when installed.
@@ -233,6 +243,12 @@ class FakeOpenRouter:
     ...     fake.base_url.startswith("http://127.0.0.1:")
     True
     """
+
+    _models: dict[str, dict[str, Any]]
+    _models_body: bytes | None
+    _reply_cache: dict[tuple[str, bytes], tuple[Any, ...]]
+    _stream_cache: dict[tuple[Any, ...], list[tuple[float, Any]]]
+    _accounting: R.Accounting
 
     def __init__(
         self,
@@ -246,6 +262,8 @@ class FakeOpenRouter:
         credits: float | Decimal | str = 1_000_000,
         generation_delay: float = 0.0,
         keepalive_interval: float = 1.0,
+        cache_min_tokens: int | None = 1024,
+        coalesce: float = 0.01,
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
@@ -256,6 +274,8 @@ class FakeOpenRouter:
         self.seed = seed
         self.generation_delay = generation_delay
         self.keepalive_interval = keepalive_interval
+        self.cache_min_tokens = cache_min_tokens
+        self.coalesce = coalesce
         self.record = record
         self._use_uvloop = use_uvloop
         self._default_profile = ModelProfile(latency, ttft, tokens_per_second)
@@ -346,13 +366,13 @@ class FakeOpenRouter:
 
     close = stop
 
-    def __enter__(self) -> FakeOpenRouter:
+    def __enter__(self) -> FakeOpenRouter:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def __aenter__(self) -> FakeOpenRouter:
+    async def __aenter__(self) -> FakeOpenRouter:  # noqa: PYI034
         return self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -393,14 +413,13 @@ class FakeOpenRouter:
         ``model="*"`` changes the default of every model."""
         with self._lock:
             base = self._default_profile if model == "*" else self._profile(model)
-            changes = {
-                k: v
-                for k, v in dict(
-                    latency=latency, ttft=ttft, tokens_per_second=tokens_per_second,
-                    provider=provider,
-                ).items()
-                if v is not None
+            given = {
+                "latency": latency,
+                "ttft": ttft,
+                "tokens_per_second": tokens_per_second,
+                "provider": provider,
             }
+            changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
             new = replace(base, **changes)
             if model == "*":
                 self._default_profile = new
@@ -431,6 +450,7 @@ class FakeOpenRouter:
         with self._lock:
             self._models[model_id] = entry
             self._models_body = None
+            self._accounting.models_changed()
             self._reply_cache = {}
             self._stream_cache = {}
         return entry
@@ -549,7 +569,7 @@ class FakeOpenRouter:
     # --- state ------------------------------------------------------------------------------------
 
     def _reset_state(self) -> None:
-        self._models: dict[str, dict[str, Any]] = {}
+        self._models = {}
         bundled = {m["id"]: m for m in R.bundled_models()}
         if self._init_models is None:
             self._models = dict(bundled)
@@ -559,17 +579,18 @@ class FakeOpenRouter:
                     self._models[m] = dict(bundled.get(m) or R.synth_model(m))
                 else:
                     self._models[str(m["id"])] = {**R.synth_model(str(m["id"])), **dict(m)}
-        self._models_body: bytes | None = None
-        self._reply_cache: dict[tuple[str, bytes], tuple[Any, ...]] = {}
-        self._stream_cache: dict[tuple[Any, ...], list[tuple[float, Any]]] = {}
-        self._accounting = R.Accounting(self._models)
+        self._models_body = None
+        self._reply_cache = {}
+        self._stream_cache = {}
+        self._accounting = R.Accounting(self._models, bundled=self._init_models is None)
         self._profiles: dict[str, ModelProfile] = {}
         self._always: dict[str, Fault] = {}
         self._scripts: dict[str, deque[Fault | None]] = {}
         self._replies: dict[str, Reply] = {}
         self._requests: list[RecordedRequest] = []
         self._request_count = 0
-        self._generations: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._generations: dict[str, tuple[float, Any]] = {}
+        self._prompt_cache: dict[bytes, int] = {}
         self._usage = Decimal(0)
         self._credits = self._initial_credits
         self._ids = random.Random(self.seed)
@@ -607,13 +628,13 @@ class FakeOpenRouter:
 
     # --- connection callbacks (event loop thread) -------------------------------------------------
 
-    def connection_opened(self, conn: Connection) -> None:
+    def _connection_opened(self, conn: Connection) -> None:
         self._conns.add(conn)
 
-    def connection_closed(self, conn: Connection) -> None:
+    def _connection_closed(self, conn: Connection) -> None:
         self._conns.discard(conn)
 
-    def handle(self, conn: Connection, raw: RawRequest) -> Any:
+    def _handle(self, conn: Connection, raw: RawRequest) -> Any:
         self._request_count += 1
         split = urlsplit(raw.target)
         path = split.path
@@ -657,7 +678,7 @@ class FakeOpenRouter:
         endpoint = rec.endpoint
         if not rec.path.startswith(_BASE):
             raise _HttpError(Fault.status_error(404, f"Not found: {rec.path}"))
-        is_models = endpoint.startswith("/models") or endpoint.startswith("/model/")
+        is_models = endpoint.startswith(("/models", "/model/"))
         if self._keys is not None and not is_models:
             self._check_key(rec)
         if endpoint == "/chat/completions":
@@ -840,8 +861,10 @@ class FakeOpenRouter:
         profile = self._profile(served)
         if profile.provider:
             reply.provider = profile.provider
-        if rec.stream and fault is None and not callable(
-            self._replies.get(served, self._replies.get("*"))
+        if (
+            rec.stream
+            and fault is None
+            and not callable(self._replies.get(served, self._replies.get("*")))
         ):
             events = self._cached_stream_events(reply, rec.body, profile, chunked, close)
         elif rec.stream:
@@ -861,7 +884,16 @@ class FakeOpenRouter:
     ) -> list[tuple[float, Any]]:
         """The stream of a fault-free reply, from a template with placeholder id and created
         (both fixed-width, so the chunk framing stays valid)."""
-        key = (reply.model, raw, profile, chunked, close, self.keepalive_interval)
+        key = (
+            reply.model,
+            raw,
+            profile,
+            chunked,
+            close,
+            self.keepalive_interval,
+            self.coalesce,
+            reply.cached_tokens,
+        )
         template = self._stream_cache.get(key)
         if template is None:
             placeholder = replace(reply, gen_id=_PH_ID, created=_PH_CREATED)
@@ -891,14 +923,48 @@ class FakeOpenRouter:
                 self._reply_cache[key] = core
         with self._lock:
             gen_id = self._new_gen_id()
-        return _Reply(model, R.provider_for(model), gen_id, int(time.time()), *core)
+        reply = _Reply(model, R.provider_for(model), gen_id, int(time.time()), *core)
+        if self.cache_min_tokens is not None:
+            self._apply_prompt_cache(reply, body["messages"])
+        return reply
+
+    def _apply_prompt_cache(self, reply: _Reply, messages: list[Any]) -> None:
+        """Implicit prompt caching: a prompt that starts with an earlier prompt of the same model
+        (a continued conversation) reads that earlier prompt's tokens from the cache, if the
+        model has a cache-read price and the earlier prompt had at least cache_min_tokens."""
+        pricing = (self._models.get(reply.model) or {}).get("pricing") or {}
+        if not pricing.get("input_cache_read"):
+            return
+        digests = R.prefix_digests(reply.model, messages)
+        with self._lock:
+            cached = 0
+            for digest in reversed(digests[:-1]):
+                hit = self._prompt_cache.get(digest)
+                if hit is not None:
+                    cached = hit
+                    break
+            if reply.prompt_tokens >= (self.cache_min_tokens or 0):
+                if len(self._prompt_cache) >= 65536:
+                    self._prompt_cache.clear()
+                self._prompt_cache[digests[-1]] = reply.prompt_tokens
+        if cached >= (self.cache_min_tokens or 0) and 0 < cached <= reply.prompt_tokens:
+            reply.cached_tokens = cached
+            reply.cost, reply.prompt_cost, reply.completion_cost = self._accounting.cost(
+                reply.model,
+                reply.prompt_tokens,
+                reply.completion_tokens,
+                reply.reasoning_tokens,
+                cached,
+            )
 
     def _reply_core(self, model: str, body: dict[str, Any], fixed: Reply | None) -> tuple[Any, ...]:
         acct = self._accounting
         messages = body["messages"]
         tools = body.get("tools")
-        extra = json.dumps(tools, separators=(",", ":")) if tools else ""
-        prompt_tokens = acct.prompt_tokens(model, messages, extra)
+        try:
+            prompt_tokens = acct.prompt_tokens(model, messages, tools)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise _HttpError(Fault.bad_request(f"Invalid messages: {e}")) from None
         entry = self._models.get(model) or {}
         context = entry.get("context_length")
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -915,6 +981,24 @@ class FakeOpenRouter:
         content: str | None
         tool_calls: list[dict[str, Any]] | None = None
         finish = "stop"
+        reasoning: str | None = None
+        reasoning_tokens = 0
+        wants = R.wants_reasoning(body, entry)
+        if wants is not None:
+            effort, budget, exclude = wants
+            reasoning = R.make_reasoning(rng, messages, effort)
+            cap = min(x for x in (budget, limit, 1 << 30) if isinstance(x, int) and x > 0)
+            if acct.text_tokens(model, reasoning) > cap:
+                reasoning = R.truncate_to_tokens(
+                    reasoning, cap, lambda t: acct.text_tokens(model, t)
+                )
+            reasoning_tokens = acct.text_tokens(model, reasoning)
+            if isinstance(limit, int):
+                limit = max(0, limit - reasoning_tokens)
+                if limit == 0:
+                    limit = -1  # the reasoning used the whole output budget
+            if exclude:
+                reasoning = ""
         if fixed is not None:
             value = fixed(body) if callable(fixed) else fixed
             if isinstance(value, str):
@@ -929,7 +1013,10 @@ class FakeOpenRouter:
                 [{"function": {"name": fn.get("name", "tool"), "arguments": args}}], rng
             )
             content = None
-        elif (fmt := body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+        elif (fmt := body.get("response_format") or {}).get("type") in (
+            "json_object",
+            "json_schema",
+        ):
             schema = (fmt.get("json_schema") or {}).get("schema")
             value = (
                 R.value_for_schema(schema, rng)
@@ -951,18 +1038,28 @@ class FakeOpenRouter:
                 cut = content.find(s) if s else -1
                 if cut >= 0:
                     content = content[:cut]
-            if isinstance(limit, int) and limit > 0:
-                if acct.text_tokens(model, content) > limit:
-                    content = R.truncate_to_tokens(
-                        content, limit, lambda t: acct.text_tokens(model, t)
-                    )
-                    finish = "length"
+            if limit == -1:
+                content, finish = "", "length"
+            elif isinstance(limit, int) and limit > 0 and acct.text_tokens(model, content) > limit:
+                content = R.truncate_to_tokens(content, limit, lambda t: acct.text_tokens(model, t))
+                finish = "length"
             out_text = content
-        completion_tokens = acct.text_tokens(model, out_text)
-        cost, pcost, ccost = acct.cost(model, prompt_tokens, completion_tokens)
+        completion_tokens = acct.text_tokens(model, out_text) + reasoning_tokens
+        cost, pcost, ccost = acct.cost(model, prompt_tokens, completion_tokens, reasoning_tokens)
         pieces = R.split_pieces(content) if content else []
-        return (content, tool_calls, finish, prompt_tokens, completion_tokens, cost, pcost, ccost,
-                pieces)
+        return (
+            content,
+            tool_calls,
+            finish,
+            prompt_tokens,
+            completion_tokens,
+            cost,
+            pcost,
+            ccost,
+            pieces,
+            reasoning,
+            reasoning_tokens,
+        )
 
     def _book(
         self,
@@ -978,8 +1075,16 @@ class FakeOpenRouter:
             completion_tokens = self._accounting.text_tokens(reply.model, partial)
             cost = self._accounting.cost(reply.model, reply.prompt_tokens, completion_tokens)[0]
         duration = sum(d for d, _ in events)
-        info = (reply, completion_tokens, cost, partial is not None, rec.stream, rec.headers,
-                rec.json, duration)
+        info = (
+            reply,
+            completion_tokens,
+            cost,
+            partial is not None,
+            rec.stream,
+            rec.headers,
+            rec.json,
+            duration,
+        )
         with self._lock:
             self._usage += cost
             self._generations[reply.gen_id] = (
@@ -999,8 +1104,10 @@ class FakeOpenRouter:
             "role": "assistant",
             "content": reply.content,
             "refusal": None,
-            "reasoning": None,
+            "reasoning": reply.reasoning or None,
         }
+        if reply.reasoning:
+            message["reasoning_details"] = [_reasoning_detail(reply.reasoning)]
         if reply.tool_calls:
             message["tool_calls"] = reply.tool_calls
         choice: dict[str, Any] = {
@@ -1091,14 +1198,25 @@ class FakeOpenRouter:
                 }
                 deltas.append({"tool_calls": [start]})
                 for frag in R.split_pieces(call["function"]["arguments"]) or [""]:
-                    deltas.append(
-                        {"tool_calls": [{"index": i, "function": {"arguments": frag}}]}
-                    )
+                    deltas.append({"tool_calls": [{"index": i, "function": {"arguments": frag}}]})
             first = deltas[0]
             assert isinstance(first, dict)
-            deltas[0] = {"role": "assistant", "content": None, **first}
+            if not reply.reasoning:
+                deltas[0] = {"role": "assistant", "content": None, **first}
         else:
-            deltas = [_content_delta(p, i == 0) for i, p in enumerate(reply.pieces or [""])]
+            role = not reply.reasoning
+            deltas = [
+                _content_delta(p, role and i == 0) for i, p in enumerate(reply.pieces or [""])
+            ]
+        if reply.reasoning:
+            thinking: list[dict[str, Any] | bytes] = [
+                {"reasoning": p, "reasoning_details": [_reasoning_detail(p)]}
+                for p in R.split_pieces(reply.reasoning)
+            ]
+            first = thinking[0]
+            assert isinstance(first, dict)
+            thinking[0] = {"role": "assistant", "content": "", **first}
+            deltas = thinking + deltas
         per = 0.0
         if profile.tokens_per_second:
             per = reply.completion_tokens / profile.tokens_per_second / max(1, len(deltas))
@@ -1116,7 +1234,9 @@ class FakeOpenRouter:
         if fault is not None and fault.kind == "malformed_json" and (after or 0) >= stop_at:
             events.append((0.0, frame(prefix + b'{"content": "broken\n\n')))
         if mid and fault is not None and fault.kind in ("hang", "reset"):
-            events.append((ttft if stop_at == 0 else 0.0, _HANG if fault.kind == "hang" else _RESET))
+            events.append(
+                (ttft if stop_at == 0 else 0.0, _HANG if fault.kind == "hang" else _RESET)
+            )
             return self._apply_fault(events, replace(fault, kind="none"))
         if fault is not None and fault.kind == "stream_error":
             error_event = {
@@ -1140,7 +1260,9 @@ class FakeOpenRouter:
                 ],
             }
             tail = frame(b"data: " + _dumps(error_event) + b"\n\n")
-            events.append((ttft if stop_at == 0 else per, tail + (b"0\r\n\r\n" if chunked else b"")))
+            events.append(
+                (ttft if stop_at == 0 else per, tail + (b"0\r\n\r\n" if chunked else b""))
+            )
             return self._apply_fault(events, replace(fault, kind="none"))
         finish = {
             "id": reply.gen_id,
@@ -1166,6 +1288,8 @@ class FakeOpenRouter:
             + (b"0\r\n\r\n" if chunked else b"")
         )
         events.append((0.0, tail))
+        if self.coalesce > 0 and per > 0:
+            events = _coalesce(events, self.coalesce)
         return self._apply_fault(events, fault)
 
     def _error_events(self, fault: Fault, close: bool, rec: RecordedRequest) -> list[Any]:
@@ -1243,6 +1367,32 @@ class FakeOpenRouter:
                 self._open_streams -= 1
 
 
+def _coalesce(events: list[tuple[float, Any]], window: float) -> list[tuple[float, Any]]:
+    """Merges writes due within ``window`` seconds of a group's first write into that write
+    (sent early, never late), so fast streams cost one timer wake-up per window, not per token.
+    SSE events stay separate on the wire; the first chunk's timing is exact."""
+    out: list[tuple[float, Any]] = []
+    carry = span = 0.0
+    for delay, data in events:
+        if (
+            out
+            and isinstance(data, bytes)
+            and isinstance(out[-1][1], bytes)
+            and span + delay < window
+        ):
+            out[-1] = (out[-1][0], out[-1][1] + data)
+            span += delay
+            carry += delay
+        else:
+            out.append((delay + carry, data))
+            carry = span = 0.0
+    return out
+
+
+def _reasoning_detail(text: str) -> dict[str, Any]:
+    return {"type": "reasoning.text", "text": text, "format": "unknown", "index": 0}
+
+
 def _generation_stats(
     reply: _Reply,
     completion_tokens: int,
@@ -1282,8 +1432,8 @@ def _generation_stats(
         "tokens_completion": completion_tokens,
         "native_tokens_prompt": reply.prompt_tokens,
         "native_tokens_completion": completion_tokens,
-        "native_tokens_reasoning": 0,
-        "native_tokens_cached": 0,
+        "native_tokens_reasoning": reply.reasoning_tokens,
+        "native_tokens_cached": reply.cached_tokens,
         "native_tokens_completion_images": 0,
         "num_media_prompt": None,
         "num_media_completion": None,
