@@ -45,6 +45,7 @@ MODEL = "openai/gpt-4o-mini"
 BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}],
                    "max_tokens": 32}).encode()
 UPSTREAM_KEY = "sk-or-v1-bench-upstream-key-0000000000000000"
+LITELLM_KEY = "sk-bench-litellm-master-4f1c2a9e7d3b5a8c6e0f"
 
 
 def free_port() -> int:
@@ -206,54 +207,67 @@ def main() -> None:
         procs.remove(gw)
 
         peer = Path(a.peer_python)
-        if not a.no_peers and peer.exists():
-            penv = {k: v for k, v in env.items() if k != "PYTHONPATH"}
-            ok = subprocess.run([str(peer), "-c", "import fastapi, uvicorn, httpx"],
-                                capture_output=True, check=False).returncode == 0
-            if ok:
-                rport = free_port()
-                script = tmp / "relay.py"
-                script.write_text(FASTAPI_RELAY)
-                relay = start([str(peer), str(script)],
-                              {**penv, "UPSTREAM": fake_url, "KEY": UPSTREAM_KEY,
-                               "PORT": str(rport)}, rport)
-                procs.append(relay)
-                results["FastAPI+uvicorn+httpx relay"] = measure(
-                    f"http://127.0.0.1:{rport}/v1", "/chat/completions", None, levels,
-                    a.requests)
-                memory["FastAPI+uvicorn+httpx relay"] = peak_rss_mb(relay.pid)
-                stop(relay)
-                procs.remove(relay)
-            litellm = peer.parent / "litellm"
-            if litellm.exists():
-                lport = free_port()
-                cfg = tmp / "litellm.yaml"
-                cfg.write_text(textwrap.dedent(f"""
-                    model_list:
-                      - model_name: {MODEL}
-                        litellm_params:
-                          model: openai/{MODEL}
-                          api_base: {fake_url}
-                          api_key: {UPSTREAM_KEY}
-                    litellm_settings:
-                      drop_params: true
-                """))
-                lenv = {**penv, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
-                        "DISABLE_SCHEMA_UPDATE": "true"}
-                lp = start([str(litellm), "--config", str(cfg), "--port", str(lport),
-                            "--host", "127.0.0.1"], lenv, lport)
-                procs.append(lp)
-                time.sleep(2)
-                results["LiteLLM proxy"] = measure(f"http://127.0.0.1:{lport}/v1",
-                                                   "/chat/completions", "sk-anything", levels,
-                                                   a.requests)
-                memory["LiteLLM proxy"] = peak_rss_mb(lp.pid)
-                stop(lp)
-                procs.remove(lp)
+        try:
+            run_peers(a, peer, env, fake_url, tmp, levels, results, memory, procs)
+        except Exception as e:  # noqa: BLE001 - a peer that cannot run is reported, not fatal
+            print(f"# peer failed: {e!r}", flush=True)
     finally:
         for p in procs:
             stop(p)
+    report(results, memory, levels)
 
+
+def run_peers(a: argparse.Namespace, peer: Path, env: dict[str, str], fake_url: str, tmp: Path,
+              levels: list[int], results: dict, memory: dict, procs: list) -> None:
+    if not a.no_peers and peer.exists():
+        penv = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+        ok = subprocess.run([str(peer), "-c", "import fastapi, uvicorn, httpx"],
+                            capture_output=True, check=False).returncode == 0
+        if ok:
+            rport = free_port()
+            script = tmp / "relay.py"
+            script.write_text(FASTAPI_RELAY)
+            relay = start([str(peer), str(script)],
+                          {**penv, "UPSTREAM": fake_url, "KEY": UPSTREAM_KEY,
+                           "PORT": str(rport)}, rport)
+            procs.append(relay)
+            results["FastAPI+uvicorn+httpx relay"] = measure(
+                f"http://127.0.0.1:{rport}/v1", "/chat/completions", None, levels,
+                a.requests)
+            memory["FastAPI+uvicorn+httpx relay"] = peak_rss_mb(relay.pid)
+            stop(relay)
+            procs.remove(relay)
+        litellm = peer.parent / "litellm"
+        if litellm.exists():
+            lport = free_port()
+            cfg = tmp / "litellm.yaml"
+            cfg.write_text(textwrap.dedent(f"""
+                model_list:
+                  - model_name: {MODEL}
+                    litellm_params:
+                      model: openai/{MODEL}
+                      api_base: {fake_url}
+                      api_key: {UPSTREAM_KEY}
+                litellm_settings:
+                  drop_params: true
+                general_settings:
+                  master_key: {LITELLM_KEY}
+            """))
+            lenv = {**penv, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
+                    "DISABLE_SCHEMA_UPDATE": "true"}
+            lp = start([str(litellm), "--config", str(cfg), "--port", str(lport),
+                        "--host", "127.0.0.1"], lenv, lport)
+            procs.append(lp)
+            time.sleep(2)
+            results["LiteLLM proxy"] = measure(f"http://127.0.0.1:{lport}/v1",
+                                               "/chat/completions", LITELLM_KEY, levels,
+                                               a.requests)
+            memory["LiteLLM proxy"] = peak_rss_mb(lp.pid)
+            stop(lp)
+            procs.remove(lp)
+
+
+def report(results: dict, memory: dict, levels: list[int]) -> None:
     direct = results["direct (FakeOpenRouter)"]
     print(f"\n{'server':32} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} "
           f"{'+p99 ms':>8} {'req/s':>8} {'errors':>6}")
