@@ -411,3 +411,16 @@ def test_upstream_key_never_reaches_a_client(gateway: Gateway, key: str,
     assert status == 502 and json.loads(body)["error"]["code"] == "upstream_auth"
     seen += [headers, body]
     no_secret(*seen)
+
+
+def test_keys_are_stored_hashed_in_the_ledger_file(gateway: Gateway) -> None:
+    import hashlib
+    import sqlite3
+
+    key, rec = gateway.keys.create("hashed", name="ci")
+    with sqlite3.connect(gateway.tracker.path) as db:
+        rows = db.execute("SELECT * FROM gateway_keys").fetchall()
+        dump = "\n".join(db.iterdump())
+    assert key not in dump
+    assert any(hashlib.sha256(key.encode()).hexdigest() in map(str, r) for r in rows)
+    assert key.startswith(rec.id) and gateway.keys.verify(key) == rec

@@ -28,6 +28,9 @@ _JSON = ("Content-Type", "application/json")
 _SSE = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
         ("X-Accel-Buffering", "no")]
 _SERVER = ("Server", "orroute")
+# OpenAI clients use base_url .../v1; OpenRouter-style ones .../api/v1; some none
+_CHAT_PATHS = frozenset({"/v1/chat/completions", "/api/v1/chat/completions", "/chat/completions"})
+_MODELS_PATHS = frozenset({"/v1/models", "/api/v1/models", "/models"})
 _VERSION = "0.1.0"
 
 
@@ -158,7 +161,7 @@ class GatewayApp:
         try:
             path, _, query = raw.target.partition("?")
             method = raw.method
-            if path == "/v1/chat/completions" or path == "/api/v1/chat/completions":
+            if path in _CHAT_PATHS:
                 if method != "POST":
                     raise HttpError(405, "use POST", type_="method_not_allowed")
                 key = self._auth(raw)
@@ -318,7 +321,7 @@ class GatewayApp:
 
     def _get(self, conn: Connection, raw: RawRequest, path: str, query: str,
              close: bool) -> Coroutine[Any, Any, None] | None:
-        if path == "/v1/models" or path == "/api/v1/models":
+        if path in _MODELS_PATHS:
             self._auth(raw)
             self._send(conn, 200, self._v1_models(), close)
             return None
