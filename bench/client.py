@@ -19,7 +19,6 @@ import os
 import resource
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ def start_server(**opts: object) -> tuple[subprocess.Popen, str]:
     port = free_port()
     code = (
         "import sys; from orroute.testing import serve_forever; "
-        f"serve_forever(port={port}, models=['m/a'], record=False, **{opts!r})"
+        f"serve_forever(port={port}, models=['m/a'], record=False, use_uvloop=False, **{opts!r})"
     )
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "python"))
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True)
@@ -98,11 +97,17 @@ def raw_curl(url: str, n: int, conc: int) -> list[float] | None:
         cxx = shutil.which("g++") or shutil.which("c++")
         if cxx is None:
             return None
-        subprocess.run([cxx, "-O2", "-o", str(exe), str(HERE / "raw_curl.cpp"), "-lcurl"], check=True)
+        subprocess.run(
+            [cxx, "-O2", "-o", str(exe), str(HERE / "raw_curl.cpp"), "-lcurl"], check=True
+        )
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"model": MODEL, "messages": MSGS}, f)
-    out = subprocess.run([str(exe), url + "/chat/completions", f.name, str(n), str(conc)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(exe), url + "/chat/completions", f.name, str(n), str(conc)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     os.unlink(f.name)
     return [float(x) for x in out.split()]
 
@@ -123,8 +128,19 @@ def latency_table(url: str, n: int) -> None:
         if conc == 1:
             rows.append(("orroute (sync)", conc, run_concurrent(call, count, 1)))
         aclient = orroute.AsyncOpenRouter(api_key="sk-or-v1-bench0000000000000000", base_url=url)
-        rows.append(("orroute (async)", conc, asyncio.run(run_async(
-            lambda: aclient.chat.completions.create(model=MODEL, messages=MSGS), count, conc))))
+        rows.append(
+            (
+                "orroute (async)",
+                conc,
+                asyncio.run(
+                    run_async(
+                        lambda: aclient.chat.completions.create(model=MODEL, messages=MSGS),
+                        count,
+                        conc,
+                    )
+                ),
+            )
+        )
 
         try:
             import openai
@@ -137,7 +153,9 @@ def latency_table(url: str, n: int) -> None:
 
             async def openai_async() -> list[float]:
                 ac = openai.AsyncOpenAI(api_key="x", base_url=url, max_retries=0)
-                return await run_async(lambda: ac.chat.completions.create(model=MODEL, messages=MSGS), count, conc)
+                return await run_async(
+                    lambda: ac.chat.completions.create(model=MODEL, messages=MSGS), count, conc
+                )
 
             rows.append(("openai (async)", conc, asyncio.run(openai_async())))
         except ImportError:
@@ -149,10 +167,13 @@ def latency_table(url: str, n: int) -> None:
             scall = lambda: sdk.chat.send(model=MODEL, messages=MSGS)  # noqa: E731
             scall()
             if conc == 1:
-                rows.append(("openrouter SDK (sync)", conc, run_concurrent(scall, count, 1)))
+                rows.append(("openrouter SDK (sync)", conc, run_concurrent(scall, min(count, 100), 1)))
 
             async def sdk_async() -> list[float]:
-                return await run_async(lambda: sdk.chat.send_async(model=MODEL, messages=MSGS), count, conc)
+                # the SDK is ~100x slower: fewer requests keep the run short
+                return await run_async(
+                    lambda: sdk.chat.send_async(model=MODEL, messages=MSGS), min(count, 4 * conc), conc
+                )
 
             rows.append(("openrouter SDK (async)", conc, asyncio.run(sdk_async())))
         except ImportError:
@@ -162,24 +183,40 @@ def latency_table(url: str, n: int) -> None:
 
     print("\n1. Latency per chat completion against a zero-latency loopback FakeOpenRouter (µs)")
     print(f"{'client':<26}{'conc':>5}{'p50':>10}{'p99':>10}{'added p50':>11}{'added p99':>11}")
-    base = {c: (pct(l, .5), pct(l, .99)) for name, c, l in rows if name.startswith("raw")}
+    base = {c: (pct(l, 0.5), pct(l, 0.99)) for name, c, l in rows if name.startswith("raw")}
     for name, conc, lat in rows:
         b50, b99 = base.get(conc, (0.0, 0.0))
-        print(f"{name:<26}{conc:>5}{pct(lat, .5):>10.0f}{pct(lat, .99):>10.0f}"
-              f"{pct(lat, .5) - b50:>11.0f}{pct(lat, .99) - b99:>11.0f}")
+        print(
+            f"{name:<26}{conc:>5}{pct(lat, 0.5):>10.0f}{pct(lat, 0.99):>10.0f}"
+            f"{pct(lat, 0.5) - b50:>11.0f}{pct(lat, 0.99) - b99:>11.0f}"
+        )
     for conc in (1, 64):
-        get = {n: pct(lat, .5) - base.get(conc, (0, 0))[0] for n, c, lat in rows if c == conc}
-        o, a = get.get("orroute (async)"), get.get("openai (async)")
-        if o and a:
-            print(f"  concurrency {conc}: openai async adds {a / max(o, 1):.1f}x the latency orroute async adds")
+        p50 = {n: pct(lat, 0.5) for n, c, lat in rows if c == conc}
+        raw = p50.get("raw libcurl (C++)", 0.0)
+        o = p50.get("orroute (async)")
+        for peer in ("openai (async)", "openrouter SDK (async)"):
+            if o and peer in p50:
+                added_o = max(o - raw, 1.0)
+                print(
+                    f"  concurrency {conc}: p50 {peer} / orroute async = {p50[peer] / o:.1f}x; "
+                    f"added over raw libcurl: {peer} {p50[peer] - raw:.0f} µs vs orroute {o - raw:.0f} µs "
+                    f"({(p50[peer] - raw) / added_o:.0f}x)"
+                )
+
+
+def proc_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
 
 
 def stream_child(url: str, n: int) -> None:
     """Runs in a fresh process: opens n streams at once, reads them all, prints a JSON line."""
     import orroute
 
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    cpu0 = time.process_time()
+    rss0 = proc_kb("VmRSS")  # after imports; VmHWM is this process's own peak (ru_maxrss is not: it
+    cpu0 = time.process_time()  # keeps the parent's peak across fork+exec)
 
     async def main() -> tuple[int, int]:
         client = orroute.AsyncOpenRouter(base_url=url, timeout=120, max_retries=0)
@@ -201,26 +238,47 @@ def stream_child(url: str, n: int) -> None:
     t0 = time.perf_counter()
     ok, chunks = asyncio.run(main())
     wall = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"n": n, "ok": ok, "chunks": chunks, "wall": wall, "cpu": time.process_time() - cpu0,
-                      "rss_kb": rss, "rss0_kb": rss0}))
+    rss = proc_kb("VmHWM")
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "ok": ok,
+                "chunks": chunks,
+                "wall": wall,
+                "cpu": time.process_time() - cpu0,
+                "rss_kb": rss,
+                "rss0_kb": rss0,
+            }
+        )
+    )
 
 
 def streams_table(url: str, ns: list[int]) -> None:
-    print("\n2. Concurrent streams through one AsyncOpenRouter (each stream ~2 s, fresh process per N)")
-    print(f"{'streams':>8}{'ok':>8}{'chunks':>9}{'wall s':>8}{'peak RSS MB':>13}{'KB/stream':>11}{'CPU ms/stream':>15}")
+    print(
+        "\n2. Concurrent streams through one AsyncOpenRouter (each stream ~2 s, fresh process per N)"
+    )
+    print(
+        f"{'streams':>8}{'ok':>8}{'chunks':>9}{'wall s':>8}{'peak RSS MB':>13}{'KB/stream':>11}{'CPU ms/stream':>15}"
+    )
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "python"))
     for n in ns:
-        out = subprocess.run([sys.executable, __file__, "--stream-child", url, str(n)], capture_output=True,
-                             text=True, env=env)
+        out = subprocess.run(
+            [sys.executable, __file__, "--stream-child", url, str(n)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if out.returncode != 0 or not out.stdout.strip():
             print(f"{n:>8}  failed: {out.stderr.strip()[-300:]}")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         if out.stderr.strip():
             print(out.stderr.strip()[-300:])
-        print(f"{n:>8}{r['ok']:>8}{r['chunks']:>9}{r['wall']:>8.1f}{r['rss_kb'] / 1024:>13.0f}"
-              f"{(r['rss_kb'] - r['rss0_kb']) / n:>11.1f}{r['cpu'] * 1000 / n:>15.2f}")
+        print(
+            f"{n:>8}{r['ok']:>8}{r['chunks']:>9}{r['wall']:>8.1f}{r['rss_kb'] / 1024:>13.0f}"
+            f"{(r['rss_kb'] - r['rss0_kb']) / n:>11.1f}{r['cpu'] * 1000 / n:>15.2f}"
+        )
 
 
 def main() -> None:
@@ -231,7 +289,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--streams", default="1000,10000")
     args = ap.parse_args()
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1]),) * 2)
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1]),) * 2
+    )
     server, url = start_server()
     try:
         latency_table(url, args.requests)

@@ -137,10 +137,10 @@ void bind_select(py::module_& m) {
              std::optional<Money> budget, std::optional<std::string> strategy,
              std::optional<Constraints> constraints,
              std::unordered_map<std::string, double> predicted_quality, bool explain,
-             size_t limit) {
+             size_t limit, std::string prompt) {
             SelectionRequest r{std::move(task_type), input_size, budget, std::nullopt,
                                std::move(constraints), std::move(predicted_quality), explain,
-                               limit};
+                               limit, std::move(prompt)};
             if (strategy) r.strategy = strategy_from_name(*strategy);
             py::gil_scoped_release release;
             return s.rank(r);
@@ -148,7 +148,13 @@ void bind_select(py::module_& m) {
           py::arg("task_type"), py::arg("input_size"), py::arg("budget") = py::none(),
           py::arg("strategy") = py::none(), py::arg("constraints") = py::none(),
           py::arg("predicted_quality") = std::unordered_map<std::string, double>{},
-          py::arg("explain") = true, py::arg("limit") = 0)
+          py::arg("explain") = true, py::arg("limit") = 0, py::arg("prompt") = "")
+      .def(
+          "set_quality_predictor",
+          [](ModelSelector& s, std::shared_ptr<CatalogQualityPredictor> p) {
+            s.set_quality_predictor(std::move(p));
+          },
+          py::arg("predictor").none(true))
       .def(
           "set_metrics",
           [](ModelSelector& s, std::string_view id, std::optional<double> success_rate,

@@ -27,6 +27,7 @@ _LAZY: dict[str, str] = {
     "encoding_for_model": "orroute.tokenizer",
     "count_tokens": "orroute.tokenizer",
     "Encoding": "orroute.tokenizer",
+    "TokenCount": "orroute.tokenizer",
     # client
     "OpenRouter": "orroute.client",
     "AsyncOpenRouter": "orroute.client",
@@ -68,4 +69,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .manager import AIModelManager, TaskResult  # noqa: F401
     from .routing import LearnedRouter  # noqa: F401
     from .selector import ModelSelector, Ranked  # noqa: F401
-    from .tokenizer import Encoding, count_tokens, encoding_for_model, get_encoding  # noqa: F401
+    from .tokenizer import (  # noqa: F401
+        Encoding,
+        TokenCount,
+        count_tokens,
+        encoding_for_model,
+        get_encoding,
+    )

@@ -453,7 +453,9 @@ class ModelSelector:
         predicted_quality: dict[str, float] = ...,
         explain: bool = True,
         limit: int = 0,
+        prompt: str = "",
     ) -> list[Candidate]: ...
+    def set_quality_predictor(self, predictor: CatalogQualityPredictor | None) -> None: ...
     def set_metrics(
         self,
         model_id: str,

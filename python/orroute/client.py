@@ -33,7 +33,15 @@ from ._exceptions import (
     StreamError,
     status_error_class,
 )
-from .types import ChatCompletion, ChatCompletionChunk, CompletionUsage, Credits, Generation, KeyInfo, ModelList
+from .types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    CompletionUsage,
+    Credits,
+    Generation,
+    KeyInfo,
+    ModelList,
+)
 
 __all__ = ["OpenRouter", "AsyncOpenRouter", "Stream", "AsyncStream", "Timeout", "DEFAULT_BASE_URL"]
 
@@ -140,7 +148,9 @@ def _error_from(err: Mapping[str, Any], partial: str = "") -> APIError:
     if kind == "status":
         cls = status_error_class(status)
         if cls is RateLimitError:
-            return RateLimitError(message, retry_after=err.get("retry_after"), status_code=status, **kw)
+            return RateLimitError(
+                message, retry_after=err.get("retry_after"), status_code=status, **kw
+            )
         return cls(message, status_code=status, **kw)
     if kind == "timeout":
         return APITimeoutError(message, status_code=status or None, **kw)
@@ -153,13 +163,25 @@ def _error_from(err: Mapping[str, Any], partial: str = "") -> APIError:
 
 def _check_body_error(body: Any, status: int) -> None:
     """A 2xx JSON body with a top-level error and no result is an error too."""
-    if isinstance(body, dict) and isinstance(body.get("error"), dict) and "choices" not in body and "data" not in body:
+    if (
+        isinstance(body, dict)
+        and isinstance(body.get("error"), dict)
+        and "choices" not in body
+        and "data" not in body
+    ):
         e = body["error"]
         code = e.get("code")
         st = code if isinstance(code, int) and code >= 400 else 500
         raise _error_from(
-            {"kind": "status", "status": st, "message": str(e.get("message") or "error"), "code": code,
-             "metadata": e.get("metadata"), "body": body, "generation_id": body.get("id")}
+            {
+                "kind": "status",
+                "status": st,
+                "message": str(e.get("message") or "error"),
+                "code": code,
+                "metadata": e.get("metadata"),
+                "body": body,
+                "generation_id": body.get("id"),
+            }
         )
 
 
@@ -194,7 +216,9 @@ class _LoopBridge:
             self.waiters.pop(token, None)
 
 
-_bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = weakref.WeakKeyDictionary()
+_bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _bridge() -> _LoopBridge:
@@ -387,7 +411,9 @@ class _Base:
         keys = self._core.masked_keys()
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={keys[0] if len(keys) == 1 else keys!r})"
 
-    def with_options(self, *, timeout: float | Timeout | None | Any = ..., max_retries: int | None = None) -> Any:
+    def with_options(
+        self, *, timeout: float | Timeout | None | Any = ..., max_retries: int | None = None
+    ) -> Any:
         """A client sharing this one's connections, with other per-call defaults."""
         return type(self)(
             timeout=self._timeout if timeout is ... else timeout,
@@ -413,13 +439,25 @@ class _Base:
         retries = self._max_retries if max_retries is None else max_retries
         headers = self._headers + list((extra_headers or {}).items())
         return self._core.start(
-            method, path, body, stream=stream, max_retries=retries, timeouts=_timeouts(t, stream),
-            headers=headers, not_found_retries=not_found_retries, chat=chat,
+            method,
+            path,
+            body,
+            stream=stream,
+            max_retries=retries,
+            timeouts=_timeouts(t, stream),
+            headers=headers,
+            not_found_retries=not_found_retries,
+            chat=chat,
         )
 
     @staticmethod
-    def _chat_body(model: str | None, messages: Any, stream: bool, params: dict[str, Any],
-                   extra_body: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _chat_body(
+        model: str | None,
+        messages: Any,
+        stream: bool,
+        params: dict[str, Any],
+        extra_body: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
         unknown = [k for k in params if k not in CHAT_FIELDS]
         if unknown:
             raise InvalidArgumentError(
@@ -486,11 +524,23 @@ class _Completions:
         self._client = client
 
     @overload
-    def create(self, *, messages: Sequence[Any], model: str | None = ..., stream: Literal[False] = ...,
-               **params: Any) -> ChatCompletion: ...
+    def create(
+        self,
+        *,
+        messages: Sequence[Any],
+        model: str | None = ...,
+        stream: Literal[False] = ...,
+        **params: Any,
+    ) -> ChatCompletion: ...
     @overload
-    def create(self, *, messages: Sequence[Any], model: str | None = ..., stream: Literal[True],
-               **params: Any) -> Stream: ...
+    def create(
+        self,
+        *,
+        messages: Sequence[Any],
+        model: str | None = ...,
+        stream: Literal[True],
+        **params: Any,
+    ) -> Stream: ...
 
     def create(
         self,
@@ -512,8 +562,16 @@ class _Completions:
         """
         c = self._client
         body = c._chat_body(model, messages, stream, params, extra_body)
-        call = c._start("POST", "/chat/completions", body, stream=stream, chat=True, timeout=timeout,
-                        max_retries=max_retries, extra_headers=extra_headers)
+        call = c._start(
+            "POST",
+            "/chat/completions",
+            body,
+            stream=stream,
+            chat=True,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
         if stream:
             return Stream(_core.ChatStream(call))
         call.wait_done()
@@ -588,7 +646,9 @@ class OpenRouter(_Base):
     def generation(self, id: str, *, wait: float = 3.0) -> Generation:  # noqa: A002
         """Stats of a finished generation; retries the brief 404 right after a completion."""
         retries = max(0, int(wait / 0.5))
-        return Generation(self._get(f"/generation?id={quote(id)}", not_found_retries=retries).get("data") or {})
+        return Generation(
+            self._get(f"/generation?id={quote(id)}", not_found_retries=retries).get("data") or {}
+        )
 
     def close(self) -> None:
         """Nothing to release eagerly: the event loop thread stops when the last call ends."""
@@ -619,8 +679,16 @@ class _AsyncCompletions:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
         c = self._client
         body = c._chat_body(model, messages, stream, params, extra_body)
-        call = c._start("POST", "/chat/completions", body, stream=stream, chat=True, timeout=timeout,
-                        max_retries=max_retries, extra_headers=extra_headers)
+        call = c._start(
+            "POST",
+            "/chat/completions",
+            body,
+            stream=stream,
+            chat=True,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
         if stream:
             return AsyncStream(_core.ChatStream(call))
         await _await_call(call)

@@ -177,6 +177,8 @@ class ModelSelector:
         strategy: ``cost_optimized``, ``balanced`` (default), ``performance`` or ``quality_first``.
         priors: quality priors to merge over the bundled table: a path to a JSON file in the
             bundled format, or a mapping ``{model_id: {"coding": 0.9, ...}}``.
+        quality_predictor: a learned predictor keyed by catalog id
+            (``LearnedRouter.as_quality_predictor(mapping)``), used when a ``prompt`` is given.
         **constraints: default constraints for every selection: ``capabilities``, ``parameters``,
             ``max_price_per_1k``, ``max_price_per_mtok``, ``min_context``,
             ``expected_output_tokens``, ``allowed_providers``, ``blocked_providers``,
@@ -194,6 +196,7 @@ class ModelSelector:
         *,
         strategy: str = "balanced",
         priors: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        quality_predictor: Any = None,
         **constraints: Any,
     ) -> None:
         from ._core import ModelSelector as _Core
@@ -204,6 +207,14 @@ class ModelSelector:
             self.catalog._core, _load_priors(priors), strategy, _constraints(constraints)
         )
         self._models: dict[str, ModelSpec] | None = None
+        if quality_predictor is not None:
+            self.set_quality_predictor(quality_predictor)
+
+    def set_quality_predictor(self, predictor: Any) -> None:
+        """Installs a learned predictor (``LearnedRouter.as_quality_predictor(...)``), or removes it
+        with None. Selections that pass ``prompt=`` then use its per-prompt success probabilities
+        for the models it covers (80% prediction, 20% prior)."""
+        self._core.set_quality_predictor(None if predictor is None else predictor.core)
 
     @property
     def strategy(self) -> str:
@@ -229,24 +240,32 @@ class ModelSelector:
         return self._models
 
     def select_model(
-        self, task_type: str, input_size: int, budget: Amount | None = None, **constraints: Any
+        self,
+        task_type: str,
+        input_size: int,
+        budget: Amount | None = None,
+        *,
+        prompt: str | None = None,
+        **constraints: Any,
     ) -> str:
         """Id of the best model for the task that fits its input and the budget.
 
         ``budget`` bounds the estimated cost of the call (input_size prompt tokens plus the task
         type's expected output). Constraints given here replace the selector's defaults for this
-        call.
+        call. With ``prompt`` and an installed quality predictor, its prediction for the prompt
+        informs quality.
 
         Raises:
             orroute.NoModelAvailableError: nothing fits; the message names the constraint that
                 removed the last candidates.
             orroute.InvalidArgumentError: unknown task type (the message lists the known ones).
         """
-        if not constraints:
+        if not constraints and not prompt:
             return str(self._core.select_model(task_type, input_size, budget))
-        return self.rank(task_type, input_size, budget, explain=False, limit=1, **constraints)[
-            0
-        ].model
+        ranked = self.rank(
+            task_type, input_size, budget, prompt=prompt, explain=False, limit=1, **constraints
+        )
+        return ranked[0].model
 
     def rank(
         self,
@@ -256,6 +275,7 @@ class ModelSelector:
         *,
         strategy: str | None = None,
         predicted_quality: Mapping[str, float] | None = None,
+        prompt: str | None = None,
         explain: bool = True,
         limit: int | None = None,
         **constraints: Any,
@@ -265,6 +285,8 @@ class ModelSelector:
         Args:
             predicted_quality: a learned predictor's probability of success per model id for this
                 prompt; it replaces 80% of the prior for those models.
+            prompt: the prompt, for the installed quality predictor (explicit
+                ``predicted_quality`` entries win over its predictions).
             explain: False skips building the reasons (faster).
             limit: keep only the best ``limit`` candidates (all by default).
         """
@@ -278,6 +300,7 @@ class ModelSelector:
             dict(predicted_quality or {}),
             explain,
             limit or 0,
+            prompt or "",
         )
         return [
             Ranked(

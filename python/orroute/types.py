@@ -63,7 +63,11 @@ class BaseObject:
         if raw is None or kind is None:
             value = raw
         elif isinstance(kind, tuple):
-            value = [kind[0](x) if isinstance(x, dict) else x for x in raw] if isinstance(raw, list) else raw
+            value = (
+                [kind[0](x) if isinstance(x, dict) else x for x in raw]
+                if isinstance(raw, list)
+                else raw
+            )
         else:
             value = kind(raw) if isinstance(raw, dict) else raw
         self.__dict__[name] = value  # cache: the next access does not come here
@@ -71,7 +75,9 @@ class BaseObject:
 
     def __setattr__(self, name: str, value: Any) -> None:
         self.__dict__.pop(name, None)
-        self.__dict__["_data"][name] = value.model_dump() if isinstance(value, BaseObject) else value
+        self.__dict__["_data"][name] = (
+            value.model_dump() if isinstance(value, BaseObject) else value
+        )
 
     def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
         """The object as a plain dict (deep copy of the JSON)."""
@@ -124,14 +130,23 @@ class PromptTokensDetails(BaseObject):
 
 class CompletionTokensDetails(BaseObject):
     _fields = dict.fromkeys(
-        ["reasoning_tokens", "image_tokens", "audio_tokens", "accepted_prediction_tokens",
-         "rejected_prediction_tokens"]
+        [
+            "reasoning_tokens",
+            "image_tokens",
+            "audio_tokens",
+            "accepted_prediction_tokens",
+            "rejected_prediction_tokens",
+        ]
     )
 
 
 class CostDetails(BaseObject):
     _fields = dict.fromkeys(
-        ["upstream_inference_cost", "upstream_inference_prompt_cost", "upstream_inference_completions_cost"]
+        [
+            "upstream_inference_cost",
+            "upstream_inference_prompt_cost",
+            "upstream_inference_completions_cost",
+        ]
     )
 
 
@@ -280,9 +295,22 @@ class Model(BaseObject):
     """One entry of ``/models`` (pricing strings are USD per token)."""
 
     _fields = dict.fromkeys(
-        ["id", "canonical_slug", "name", "created", "description", "context_length", "architecture",
-         "pricing", "top_provider", "per_request_limits", "supported_parameters", "default_parameters",
-         "hugging_face_id", "expiration_date"]
+        [
+            "id",
+            "canonical_slug",
+            "name",
+            "created",
+            "description",
+            "context_length",
+            "architecture",
+            "pricing",
+            "top_provider",
+            "per_request_limits",
+            "supported_parameters",
+            "default_parameters",
+            "hugging_face_id",
+            "expiration_date",
+        ]
     )
 
 
@@ -318,9 +346,23 @@ class KeyInfo(BaseObject):
     """``/key``: the key's label (already masked by OpenRouter), limits and usage in USD."""
 
     _fields = dict.fromkeys(
-        ["label", "limit", "limit_remaining", "limit_reset", "usage", "usage_daily", "usage_weekly",
-         "usage_monthly", "is_free_tier", "is_management_key", "is_provisioning_key", "expires_at",
-         "rate_limit", "include_byok_in_limit", "byok_usage"]
+        [
+            "label",
+            "limit",
+            "limit_remaining",
+            "limit_reset",
+            "usage",
+            "usage_daily",
+            "usage_weekly",
+            "usage_monthly",
+            "is_free_tier",
+            "is_management_key",
+            "is_provisioning_key",
+            "expires_at",
+            "rate_limit",
+            "include_byok_in_limit",
+            "byok_usage",
+        ]
     )
 
 
@@ -328,9 +370,28 @@ class Generation(BaseObject):
     """``/generation?id=``: what a generation cost and how it was served (costs USD, times ms)."""
 
     _fields = dict.fromkeys(
-        ["id", "model", "provider_name", "total_cost", "usage", "created_at", "latency",
-         "generation_time", "tokens_prompt", "tokens_completion", "native_tokens_prompt",
-         "native_tokens_completion", "native_tokens_reasoning", "native_tokens_cached",
-         "finish_reason", "native_finish_reason", "streamed", "cancelled", "is_byok", "cache_discount",
-         "upstream_id", "provider_responses"]
+        [
+            "id",
+            "model",
+            "provider_name",
+            "total_cost",
+            "usage",
+            "created_at",
+            "latency",
+            "generation_time",
+            "tokens_prompt",
+            "tokens_completion",
+            "native_tokens_prompt",
+            "native_tokens_completion",
+            "native_tokens_reasoning",
+            "native_tokens_cached",
+            "finish_reason",
+            "native_finish_reason",
+            "streamed",
+            "cancelled",
+            "is_byok",
+            "cache_discount",
+            "upstream_id",
+            "provider_responses",
+        ]
     )

@@ -155,3 +155,38 @@ TEST_CASE("measured metrics and learned predictions change the ranking", "[selec
   }
   CHECK_THROWS_AS(sel.set_metrics("no/such", {}), orroute::NotFound);
 }
+
+namespace {
+
+// A predictor that favours "mid/standard" for prompts mentioning "easy".
+class FixedPredictor : public orroute::QualityPredictor {
+ public:
+  std::vector<std::string> model_names() const override { return {"m-big", "m-mid"}; }
+  std::vector<double> predict(std::string_view prompt) const override {
+    if (prompt.find("easy") != std::string_view::npos) return {0.2, 1.0};
+    return {0.9, 0.5};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an installed quality predictor informs requests that carry a prompt", "[select]") {
+  ModelSelector sel(small_catalog(), priors());
+  auto predictor = std::make_shared<const orroute::CatalogQualityPredictor>(
+      std::make_shared<const FixedPredictor>(),
+      std::vector<std::pair<std::string, std::string>>{{"m-big", "big/flagship"},
+                                                       {"m-mid", "mid/standard"}});
+  sel.set_quality_predictor(predictor);
+  orroute::SelectionRequest r;
+  r.task_type = "coding";
+  r.strategy = orroute::Strategy::kQualityFirst;
+  CHECK(sel.rank(r).front().model->id == "big/flagship");  // no prompt: priors only
+  r.prompt = "an easy one";
+  CHECK(sel.rank(r).front().model->id == "mid/standard");
+  CHECK_THAT(sel.rank(r).front().reasons[1], Catch::Contains("learned prediction"));
+  r.predicted_quality = {{"mid/standard", 0.0}, {"big/flagship", 1.0}};  // explicit entries win
+  CHECK(sel.rank(r).front().model->id == "big/flagship");
+  sel.set_quality_predictor(nullptr);
+  r.predicted_quality.clear();
+  CHECK(sel.rank(r).front().model->id == "big/flagship");
+}

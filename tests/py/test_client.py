@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 import orroute
+import pytest
 from orroute.testing import FakeOpenRouter, Fault
 
 MSGS = [{"role": "user", "content": "Say hello"}]
@@ -17,14 +16,19 @@ KEY_B = "sk-or-v1-" + "b" * 56 + "2222"
 
 @pytest.fixture
 def fake():
-    with FakeOpenRouter(models=["m/a", "m/b", "m/c", "m/d"]) as f:
+    with FakeOpenRouter(models=["m/a", "m/b", "m/c", "m/d"], use_uvloop=False) as f:
         yield f
 
 
 @pytest.fixture
 def client(fake):
-    return orroute.OpenRouter(api_key=KEY_A, base_url=fake.base_url, max_retries=2, app_name="orroute tests",
-                              app_url="https://example.org/app")
+    return orroute.OpenRouter(
+        api_key=KEY_A,
+        base_url=fake.base_url,
+        max_retries=2,
+        app_name="orroute tests",
+        app_url="https://example.org/app",
+    )
 
 
 def test_completion_has_openai_shape_and_openrouter_extras(client, fake):
@@ -41,15 +45,29 @@ def test_completion_has_openai_shape_and_openrouter_extras(client, fake):
     assert u.cost > 0 and u.cost_decimal > 0
     d = r.model_dump()
     assert d["choices"][0]["message"]["content"] == r.choices[0].message.content
-    assert r.system_fingerprint is None or isinstance(r.system_fingerprint, str)  # known field, may be absent
+    assert r.system_fingerprint is None or isinstance(
+        r.system_fingerprint, str
+    )  # known field, may be absent
 
 
 def test_request_carries_fields_headers_and_extra_body(client, fake):
     client.chat.completions.create(
-        model="m/a", messages=MSGS, models=["m/b", "m/c"], provider={"sort": "price", "allow_fallbacks": True},
-        reasoning={"effort": "low"}, plugins=[{"id": "web"}], session_id="s1", user="u1", metadata={"k": "v"},
-        temperature=0.2, max_tokens=50, seed=7, stop=["\n\n"], response_format={"type": "json_object"},
-        extra_body={"brand_new_field": [1, 2]}, extra_headers={"X-Extra": "yes"},
+        model="m/a",
+        messages=MSGS,
+        models=["m/b", "m/c"],
+        provider={"sort": "price", "allow_fallbacks": True},
+        reasoning={"effort": "low"},
+        plugins=[{"id": "web"}],
+        session_id="s1",
+        user="u1",
+        metadata={"k": "v"},
+        temperature=0.2,
+        max_tokens=50,
+        seed=7,
+        stop=["\n\n"],
+        response_format={"type": "json_object"},
+        extra_body={"brand_new_field": [1, 2]},
+        extra_headers={"X-Extra": "yes"},
     )
     req = fake.last_request
     body = req.json
@@ -133,14 +151,17 @@ def test_retry_after_is_honoured(client, fake):
     assert fake.request_count == 2
 
 
-@pytest.mark.parametrize("fault", [Fault.bad_request(), Fault.unauthorized(), Fault.payment_required(),
-                                   Fault.moderation()], ids=["400", "401", "402", "403"])
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.bad_request(), Fault.unauthorized(), Fault.payment_required(), Fault.moderation()],
+    ids=["400", "401", "402", "403"],
+)
 def test_client_errors_are_not_retried(fake, fault):
     client = orroute.OpenRouter(base_url=fake.base_url, max_retries=5)
     fake.script("m/a", [fault])
     with pytest.raises(orroute.APIStatusError):
         client.chat.completions.create(model="m/a", messages=MSGS)
-    assert fake.request_count == 1
+    assert len(fake.requests) == 1
 
 
 def test_max_retries_per_client_and_per_call(fake):
@@ -152,11 +173,11 @@ def test_max_retries_per_client_and_per_call(fake):
     fake.clear_requests()
     with pytest.raises(orroute.InternalServerError):
         client.chat.completions.create(model="m/a", messages=MSGS, max_retries=0)
-    assert fake.request_count == 1
+    assert len(fake.requests) == 1
     fake.clear_requests()
     with pytest.raises(orroute.InternalServerError):
         client.with_options(max_retries=3).chat.completions.create(model="m/a", messages=MSGS)
-    assert fake.request_count == 4
+    assert len(fake.requests) == 4
 
 
 def test_connection_refused_is_a_connection_error():
@@ -178,10 +199,28 @@ def test_reset_connection_is_retried(client, fake):
 
 
 def test_tool_calls_are_returned(client, fake):
-    fake.set_reply("m/a", {"tool_calls": [{"id": "call_1", "type": "function",
-                                           "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]})
-    r = client.chat.completions.create(model="m/a", messages=MSGS, tools=[
-        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}])
+    fake.set_reply(
+        "m/a",
+        {
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": {"city": "Oslo"}},
+                }
+            ]
+        },
+    )
+    r = client.chat.completions.create(
+        model="m/a",
+        messages=MSGS,
+        tools=[
+            {
+                "type": "function",
+                "function": {"name": "get_weather", "parameters": {"type": "object"}},
+            }
+        ],
+    )
     tc = r.choices[0].message.tool_calls[0]
     assert tc.function.name == "get_weather"
     assert '"Oslo"' in tc.function.arguments
@@ -216,8 +255,10 @@ def test_keys_rotate_round_robin(fake):
 
 
 def test_rejected_key_is_set_aside_and_never_shown():
-    with FakeOpenRouter(models=["m/a"], api_key=KEY_B) as fake:
-        client = orroute.OpenRouter(api_key=f"{KEY_A},{KEY_B}", base_url=fake.base_url, max_retries=0)
+    with FakeOpenRouter(models=["m/a"], api_key=KEY_B, use_uvloop=False) as fake:
+        client = orroute.OpenRouter(
+            api_key=f"{KEY_A},{KEY_B}", base_url=fake.base_url, max_retries=0
+        )
         for _ in range(3):
             assert client.chat.completions.create(model="m/a", messages=MSGS).choices
         assert [r.api_key.reveal() for r in fake.requests] == [KEY_A, KEY_B, KEY_B, KEY_B]
@@ -271,7 +312,9 @@ def test_credits_key_info_and_generation(client, fake):
 def test_async_client_completes_concurrently(fake):
     async def main():
         client = orroute.AsyncOpenRouter(api_key=KEY_A, base_url=fake.base_url)
-        rs = await asyncio.gather(*(client.chat.completions.create(model="m/a", messages=MSGS) for _ in range(20)))
+        rs = await asyncio.gather(
+            *(client.chat.completions.create(model="m/a", messages=MSGS) for _ in range(20))
+        )
         c = await client.credits()
         return rs, c
 

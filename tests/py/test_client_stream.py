@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 import orroute
+import pytest
 from orroute.testing import FakeOpenRouter, Fault
 from orroute.types import ChatCompletionChunk
 
 MSGS = [{"role": "user", "content": "Tell me a story about a lighthouse keeper"}]
-TOOL_REPLY = {"tool_calls": [{"id": "call_9", "type": "function",
-                              "function": {"name": "lookup", "arguments": {"q": "lighthouse", "n": 3}}}]}
+TOOL_REPLY = {
+    "tool_calls": [
+        {
+            "id": "call_9",
+            "type": "function",
+            "function": {"name": "lookup", "arguments": {"q": "lighthouse", "n": 3}},
+        }
+    ]
+}
 
 
 @pytest.fixture
 def fake():
-    with FakeOpenRouter(models=["m/a"], keepalive_interval=0.05) as f:
+    with FakeOpenRouter(models=["m/a"], keepalive_interval=0.05, use_uvloop=False) as f:
         yield f
 
 
@@ -43,7 +49,9 @@ def test_stream_joins_deltas_and_exposes_usage(fake):
         chunks = list(s)
     assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
     assert text_of(chunks) == full.choices[0].message.content == s.text
-    assert s.usage.total_tokens == full.usage.total_tokens and s.usage.cost == pytest.approx(full.usage.cost)
+    assert s.usage.total_tokens == full.usage.total_tokens and s.usage.cost == pytest.approx(
+        full.usage.cost
+    )
     final = s.get_final_completion()
     assert final.choices[0].message.content == s.text and final.usage.cost == s.usage.cost
     assert fake.last_request.json["stream"] is True
@@ -98,7 +106,9 @@ async def test_async_mid_stream_error_raises_after_content(fake):
     fake.fail("m/a", Fault.stream_error(after_tokens=3))
     got = []
     with pytest.raises(orroute.StreamError) as info:
-        async for c in await async_client(fake).chat.completions.create(model="m/a", messages=MSGS, stream=True):
+        async for c in await async_client(fake).chat.completions.create(
+            model="m/a", messages=MSGS, stream=True
+        ):
             got.append(c)
     assert text_of(got) and info.value.partial == text_of(got)
 
@@ -112,7 +122,12 @@ def test_malformed_chunk_raises_stream_error(fake):
 async def test_async_malformed_chunk_raises_stream_error(fake):
     fake.fail("m/a", Fault.malformed_json(after_tokens=2))
     with pytest.raises(orroute.StreamError, match="not a JSON"):
-        _ = [c async for c in await async_client(fake).chat.completions.create(model="m/a", messages=MSGS, stream=True)]
+        _ = [
+            c
+            async for c in await async_client(fake).chat.completions.create(
+                model="m/a", messages=MSGS, stream=True
+            )
+        ]
 
 
 # --- errors before the first byte are retried; a stall mid-stream times out -----------------------
@@ -135,7 +150,9 @@ async def test_async_stream_retries_errors_before_first_byte(fake):
 def test_stream_error_status_raises_typed_error(fake):
     fake.fail("m/a", Fault.payment_required())
     with pytest.raises(orroute.PaymentRequiredError):
-        next(iter(sync_client(fake).chat.completions.create(model="m/a", messages=MSGS, stream=True)))
+        next(
+            iter(sync_client(fake).chat.completions.create(model="m/a", messages=MSGS, stream=True))
+        )
 
 
 async def test_async_stream_error_status_raises_typed_error(fake):
@@ -150,7 +167,9 @@ def test_stalled_stream_hits_idle_timeout_after_content(fake):
     got = []
     timeout = orroute.Timeout(connect=5, first_byte=5, idle=0.4)
     with pytest.raises(orroute.APITimeoutError):
-        for c in sync_client(fake, timeout=timeout).chat.completions.create(model="m/a", messages=MSGS, stream=True):
+        for c in sync_client(fake, timeout=timeout).chat.completions.create(
+            model="m/a", messages=MSGS, stream=True
+        ):
             got.append(c)
     assert text_of(got)
 
@@ -161,7 +180,8 @@ async def test_async_stalled_stream_hits_idle_timeout_after_content(fake):
     got = []
     with pytest.raises(orroute.APITimeoutError):
         async for c in await async_client(fake, timeout=timeout).chat.completions.create(
-                model="m/a", messages=MSGS, stream=True):
+            model="m/a", messages=MSGS, stream=True
+        ):
             got.append(c)
     assert text_of(got)
 
@@ -184,7 +204,9 @@ async def test_async_cancelling_the_task_aborts_the_transfer(fake):
     first = asyncio.Event()
 
     async def consume():
-        async for _ in await client.chat.completions.create(model="m/a", messages=MSGS, stream=True):
+        async for _ in await client.chat.completions.create(
+            model="m/a", messages=MSGS, stream=True
+        ):
             first.set()
 
     task = asyncio.create_task(consume())
@@ -211,8 +233,22 @@ async def test_async_keepalive_comments_and_slow_drip_are_parsed(fake):
     fake.set_model_profile("m/a", ttft=0.2)
     fake.script("m/a", [Fault.slow_drip(interval=0.0005, chunk_size=3)])
     client = async_client(fake)
-    a = text_of([c async for c in await client.chat.completions.create(model="m/a", messages=MSGS, stream=True)])
-    b = text_of([c async for c in await client.chat.completions.create(model="m/a", messages=MSGS, stream=True)])
+    a = text_of(
+        [
+            c
+            async for c in await client.chat.completions.create(
+                model="m/a", messages=MSGS, stream=True
+            )
+        ]
+    )
+    b = text_of(
+        [
+            c
+            async for c in await client.chat.completions.create(
+                model="m/a", messages=MSGS, stream=True
+            )
+        ]
+    )
     assert a == b and a
 
 

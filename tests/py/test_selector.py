@@ -138,3 +138,21 @@ def test_metrics_and_predictions_feed_the_ranking() -> None:
     assert sel.rank("coding", 2000, predicted_quality=predicted, limit=1)[0].model == runner_up
     with pytest.raises(orroute.NotFoundInCatalogError):
         sel.set_metrics("nope/none", success_rate=0.5)
+
+
+def test_a_learned_router_plugs_in_as_quality_predictor() -> None:
+    from orroute.routing import LearnedRouter
+
+    sel = orroute.ModelSelector(strategy="quality_first")
+    top, second = (r.model for r in sel.rank("coding", 2000, limit=2))
+    prompts = [f"easy question number {i}" for i in range(40)]
+    router = LearnedRouter.fit(prompts, scores={"a": [0.0] * 40, "b": [1.0] * 40})
+    sel.set_quality_predictor(router.as_quality_predictor({"a": top, "b": second}))
+    assert sel.select_model("coding", 2000) == top  # no prompt: priors only
+    ranked = [r.model for r in sel.rank("coding", 2000, prompt="easy question number 7")]
+    assert ranked.index(second) < ranked.index(top)  # the prediction reorders the two
+    assert sel.select_model("coding", 2000, prompt="easy question number 7") != top
+    explained = sel.rank("coding", 2000, prompt="easy question number 7")
+    assert any("learned prediction" in r for c in explained if c.model == second for r in c.reasons)
+    sel.set_quality_predictor(None)
+    assert sel.select_model("coding", 2000, prompt="easy question number 7") == top

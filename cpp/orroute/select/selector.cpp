@@ -162,6 +162,12 @@ void ModelSelector::set_metrics(std::string_view model_id, const ModelMetrics& m
   metrics_[it->second] = metrics;
 }
 
+void ModelSelector::set_quality_predictor(
+    std::shared_ptr<const CatalogQualityPredictor> predictor) {
+  std::unique_lock lock(metrics_mu_);
+  predictor_ = std::move(predictor);
+}
+
 void ModelSelector::clear_metrics() {
   std::unique_lock lock(metrics_mu_);
   std::fill(metrics_.begin(), metrics_.end(), std::nullopt);
@@ -225,6 +231,22 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
                      !c.paid_only && c.tiers.empty();
   const int64_t need_context = req.input_tokens + out_tokens;
 
+  // Learned predictions for this prompt, computed outside the lock; explicit entries win.
+  std::unordered_map<std::string, double> from_predictor;
+  if (!req.prompt.empty()) {
+    std::shared_ptr<const CatalogQualityPredictor> predictor;
+    {
+      std::shared_lock plock(metrics_mu_);
+      predictor = predictor_;
+    }
+    if (predictor) {
+      from_predictor = predictor->predict(req.prompt);
+      for (const auto& [id, p] : req.predicted_quality) from_predictor[id] = p;
+    }
+  }
+  const std::unordered_map<std::string, double>& predicted =
+      from_predictor.empty() ? req.predicted_quality : from_predictor;
+
   std::array<int64_t, kPassed + 1> removed{};
   removed[kTask] = static_cast<int64_t>(catalog_->size() - by_task_[type_idx].size());
   std::optional<Money> cheapest_over_budget;
@@ -286,9 +308,9 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     }
     // Effective quality: prior for this task type, learned prediction, measured reliability.
     double q = slot.quality;
-    if (!req.predicted_quality.empty()) {
+    if (!predicted.empty()) {
       const ModelInfo& m = *entries_[idx].model;
-      if (const auto it = req.predicted_quality.find(m.id); it != req.predicted_quality.end()) {
+      if (const auto it = predicted.find(m.id); it != predicted.end()) {
         q = kPredictedWeight * it->second + (1 - kPredictedWeight) * q;
       }
     }
@@ -422,7 +444,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
       r.push_back("qualifies for '" + type.name + "': " + type.rule);
       std::string qs = "quality " + fmt(s.quality) + " for " + type.name + " (prior: " +
                        e.quality_source + ")";
-      if (req.predicted_quality.count(e.model->id)) qs += ", blended with the learned prediction";
+      if (predicted.count(e.model->id)) qs += ", blended with the learned prediction";
       if (mt && mt->success_rate) {
         qs += ", x measured success rate " + fmt(*mt->success_rate);
       } else if (e.free_variant) {

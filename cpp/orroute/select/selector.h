@@ -14,6 +14,7 @@
 
 #include "orroute/catalog/catalog.h"
 #include "orroute/error.h"
+#include "orroute/select/quality_predictor.h"
 #include "orroute/select/quality_priors.h"
 #include "orroute/select/task_types.h"
 
@@ -75,6 +76,9 @@ struct SelectionRequest {
   std::unordered_map<std::string, double> predicted_quality;
   bool explain = true;                       // fill Candidate::reasons
   size_t limit = 0;                          // rank(): keep only the best `limit` (0 = all)
+  // The prompt, when known: with a quality predictor installed (set_quality_predictor), its
+  // predictions for this prompt fill predicted_quality (entries given explicitly win).
+  std::string prompt;
 };
 
 // A ranked candidate. `model` points into the selector's catalog.
@@ -119,6 +123,9 @@ class ModelSelector {
   // Records measured behaviour of a model (replaces the previous record). Throws NotFound.
   void set_metrics(std::string_view model_id, const ModelMetrics& metrics);
   void clear_metrics();
+  // Installs (or, with nullptr, removes) the learned predictor consulted for requests that carry a
+  // prompt. Thread-safe; predict() runs outside the selector's lock.
+  void set_quality_predictor(std::shared_ptr<const CatalogQualityPredictor> predictor);
 
   // The plan's `models`: one spec per model that qualifies for at least one task type.
   std::vector<ModelSpec> specs() const;
@@ -162,7 +169,8 @@ class ModelSelector {
     double quality;      // prior weighted for this task type
   };
   std::vector<std::vector<Slot>> by_task_;  // task type index -> candidates
-  mutable std::shared_mutex metrics_mu_;
+  mutable std::shared_mutex metrics_mu_;  // guards metrics_ and predictor_
+  std::shared_ptr<const CatalogQualityPredictor> predictor_;
   std::vector<std::optional<ModelMetrics>> metrics_;  // parallel to entries_
   std::unordered_map<std::string, size_t> entry_of_;
 };

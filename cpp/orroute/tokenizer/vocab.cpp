@@ -5,6 +5,11 @@
 #include <cstring>
 #include <memory>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "orroute/error.h"
 
 namespace orroute {
@@ -74,6 +79,32 @@ std::vector<uint32_t> order_by_top_bits(const std::vector<uint64_t>& hashes) {
   return order;
 }
 
+// Read-only mapping of a whole file (pre-faulted): the binary vocabulary is read once, in order,
+// and copying it through stdio into a buffer cost more page faults than the tables themselves.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw NotFound("cannot open vocabulary file " + path);
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+      size_ = static_cast<size_t>(st.st_size);
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+      data_ = p == MAP_FAILED ? nullptr : static_cast<const char*>(p);
+    }
+    ::close(fd);
+    if (!data_) throw ParseError("cannot map vocabulary file " + path);
+  }
+  ~MappedFile() { ::munmap(const_cast<char*>(data_), size_); }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  std::string_view view() const { return {data_, size_}; }
+
+ private:
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 }  // namespace
 
 uint64_t Vocab::hash_bytes(std::string_view s) noexcept {
@@ -127,7 +158,20 @@ std::vector<uint32_t> Vocab::find_merge_triples() const {
   return triples;
 }
 
-void Vocab::build(const std::vector<uint32_t>& triples) {
+std::vector<uint32_t> Vocab::sorted_triples(const std::vector<uint32_t>& found) {
+  std::vector<uint64_t> hashes(found.size() / 3);
+  for (size_t k = 0; k < hashes.size(); ++k) {
+    hashes[k] = mix((uint64_t{found[3 * k]} << kIdBits) | found[3 * k + 1]);
+  }
+  std::vector<uint32_t> triples;
+  triples.reserve(found.size());
+  for (uint32_t k : order_by_top_bits(hashes)) {
+    triples.insert(triples.end(), {found[3 * k], found[3 * k + 1], found[3 * k + 2]});
+  }
+  return triples;
+}
+
+void Vocab::build(const char* triples, size_t n_pairs) {
   const uint32_t n = size();
   if (n >= (1u << kIdBits) - 1) throw ParseError("vocabulary too large");
   max_len_ = 0;
@@ -136,12 +180,13 @@ void Vocab::build(const std::vector<uint32_t>& triples) {
   // Both tables are filled in order of home slot (a counting sort on the top bits first), so the
   // inserts walk memory almost sequentially: random-order inserts into tables of several MB were
   // cache-miss bound and made loading o200k take hundreds of milliseconds.
-  std::vector<uint64_t> hashes;
+  std::vector<uint64_t> hashes, keys;
   std::vector<uint32_t> ids;
   for (uint32_t id = 0; id < n; ++id) {
     if (token_bytes(id).size() <= kShortMax) {
       ids.push_back(id);
-      hashes.push_back(mix(short_key(token_bytes(id))));
+      keys.push_back(short_key(token_bytes(id)));
+      hashes.push_back(mix(keys.back()));
     }
   }
   const int short_bits = std::bit_width(uint64_t{ids.size()} * 3 / 2 + 1);
@@ -149,7 +194,7 @@ void Vocab::build(const std::vector<uint32_t>& triples) {
   short_mask_ = short_.size() - 1;
   short_shift_ = 64 - short_bits;
   for (uint32_t k : order_by_top_bits(hashes)) {
-    const uint64_t key = short_key(token_bytes(ids[k]));
+    const uint64_t key = keys[k];
     uint64_t i = hashes[k] >> short_shift_;
     while (short_[i].key != 0) {
       if (short_[i].key == key) {
@@ -193,22 +238,18 @@ void Vocab::build(const std::vector<uint32_t>& triples) {
     if (byte_tokens_[b] == kNone) throw ParseError("vocabulary lacks the single byte " + std::to_string(b));
   }
 
-  const size_t n_pairs = triples.size() / 3;
   const int pair_bits = std::bit_width(uint64_t{n_pairs} * 2 + 1);
   pairs_.assign(size_t{1} << pair_bits, kEmpty);
   pair_mask_ = pairs_.size() - 1;
   pair_shift_ = 64 - pair_bits;
-  hashes.resize(n_pairs);
   for (size_t k = 0; k < n_pairs; ++k) {
-    const uint32_t l = triples[3 * k], r = triples[3 * k + 1], v = triples[3 * k + 2];
-    if (l >= n || r >= n || v >= n) throw ParseError("merge pair out of range");
-    hashes[k] = mix((uint64_t{l} << kIdBits) | r);
-  }
-  for (uint32_t k : order_by_top_bits(hashes)) {
-    const uint64_t key = (uint64_t{triples[3 * k]} << kIdBits) | triples[3 * k + 1];
-    uint64_t i = hashes[k] >> pair_shift_;
+    uint32_t t[3];
+    std::memcpy(t, triples + 12 * k, 12);
+    if (t[0] >= n || t[1] >= n || t[2] >= n) throw ParseError("merge pair out of range");
+    const uint64_t key = (uint64_t{t[0]} << kIdBits) | t[1];
+    uint64_t i = mix(key) >> pair_shift_;
     while (pairs_[i] != kEmpty) i = (i + 1) & pair_mask_;
-    pairs_[i] = (key << kIdBits) | triples[3 * k + 2];
+    pairs_[i] = (key << kIdBits) | t[2];
   }
 }
 
@@ -263,24 +304,15 @@ Vocab Vocab::from_tiktoken_file(const std::string& path) {
   }
   v.offsets_.push_back(static_cast<uint32_t>(blob.size()));
   v.blob_ = std::move(blob);
-  v.build({});
-  const std::vector<uint32_t> triples = v.find_merge_triples();
-  v.build(triples);
+  v.build(nullptr, 0);
+  const std::vector<uint32_t> triples = sorted_triples(v.find_merge_triples());
+  v.build(reinterpret_cast<const char*>(triples.data()), triples.size() / 3);
   return v;
 }
 
 void Vocab::save_binary_file(const std::string& path) const {
-  // Stored in the order build() inserts them, so loading reads them sequentially.
-  const std::vector<uint32_t> found = find_merge_triples();
-  std::vector<uint64_t> hashes(found.size() / 3);
-  for (size_t k = 0; k < hashes.size(); ++k) {
-    hashes[k] = mix((uint64_t{found[3 * k]} << kIdBits) | found[3 * k + 1]);
-  }
-  std::vector<uint32_t> triples;
-  triples.reserve(found.size());
-  for (uint32_t k : order_by_top_bits(hashes)) {
-    triples.insert(triples.end(), {found[3 * k], found[3 * k + 1], found[3 * k + 2]});
-  }
+  // Stored in the order build() inserts them best, so loading writes the table sequentially.
+  const std::vector<uint32_t> triples = sorted_triples(find_merge_triples());
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
   if (!f) throw Error("cannot write " + path);
   const uint32_t header[4] = {size(), static_cast<uint32_t>(blob_.size()),
@@ -295,7 +327,8 @@ void Vocab::save_binary_file(const std::string& path) const {
 }
 
 Vocab Vocab::from_binary_file(const std::string& path) {
-  const std::string data = read_file(path);
+  const MappedFile file(path);
+  const std::string_view data = file.view();
   uint32_t header[4];
   if (data.size() < 24 || std::memcmp(data.data(), kMagic, 8) != 0) {
     throw ParseError(path + ": not an orroute vocabulary file");
@@ -306,14 +339,12 @@ Vocab Vocab::from_binary_file(const std::string& path) {
   Vocab v;
   v.offsets_.resize(n + 1);
   std::memcpy(v.offsets_.data(), data.data() + 24, 4 * (n + 1));
-  std::vector<uint32_t> triples(3 * pairs);
-  std::memcpy(triples.data(), data.data() + 24 + 4 * (n + 1), 12 * pairs);
-  v.blob_.assign(data, 24 + 4 * (n + 1) + 12 * pairs, blob);
+  v.blob_.assign(data.substr(24 + 4 * (n + 1) + 12 * pairs, blob));
   for (uint64_t i = 0; i < n; ++i) {
     if (v.offsets_[i] > v.offsets_[i + 1]) throw ParseError(path + ": bad offsets");
   }
   if (v.offsets_[0] != 0 || v.offsets_[n] != blob) throw ParseError(path + ": bad offsets");
-  v.build(triples);
+  v.build(data.data() + 24 + 4 * (n + 1), pairs);
   return v;
 }
 

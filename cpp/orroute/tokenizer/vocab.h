@@ -76,9 +76,12 @@ class Vocab {
   }
   uint32_t find_long(std::string_view bytes) const noexcept;
 
-  // Builds the lookup tables from offsets_/blob_ and the merge triples (left, right, merged).
-  void build(const std::vector<uint32_t>& merge_triples);
+  // Builds the lookup tables from offsets_/blob_ and `n_pairs` merge triples (left, right,
+  // merged) read from `triples` (unaligned bytes). Inserting them in the order sorted_triples()
+  // gives keeps the fill sequential in memory; any order is correct.
+  void build(const char* triples, size_t n_pairs);
   std::vector<uint32_t> find_merge_triples() const;
+  static std::vector<uint32_t> sorted_triples(const std::vector<uint32_t>& triples);
 
   std::vector<uint32_t> offsets_;  // token id -> start in blob_; size() + 1 entries
   std::string blob_;
