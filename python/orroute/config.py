@@ -93,7 +93,7 @@ _SCALAR_KEYS = (
     "log_level", "strategy", "project", "ledger", "fallbacks",
 )
 _TOML_KEYS = frozenset(_SCALAR_KEYS) | {"budgets", "limits", "app_name", "app_url", "timeout",
-                                         "max_retries"}
+                                         "max_retries", "gateway"}
 
 
 class ConfigError(ParseError):
@@ -522,6 +522,8 @@ def load_settings(
             raise ConfigError(f"{cfg_path}: unknown setting {min(unknown)!r}")
         for name, raw in data.items():
             where = f"{cfg_path}: {name}"
+            if name == "gateway":
+                continue  # the [gateway] table is read by orroute.gateway.settings
             if name == "budgets":
                 values[name] = _budgets(raw, where)
             elif name == "limits":

@@ -36,6 +36,8 @@ _COMMANDS: dict[str, str] = {
     "health": "account:health",
     "sim": "sim:sim",
     "demo": "demo:demo",
+    "serve": "serve:serve",
+    "keys": "serve:keys",
 }
 
 

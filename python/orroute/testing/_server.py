@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import _replies as R
 from ._faults import Fault
-from ._http import Connection, RawRequest, head_bytes
+from .._http_server import Connection, RawRequest, head_bytes
+from .._http_server import new_event_loop as _new_loop
 
 __all__ = ["FakeOpenRouter", "Headers", "ModelProfile", "RecordedRequest", "serve_forever"]
 
@@ -1466,18 +1467,6 @@ def _normalize_tool_calls(calls: Any, rng: random.Random) -> list[dict[str, Any]
             }
         )
     return out
-
-
-def _new_loop(use_uvloop: bool | None) -> asyncio.AbstractEventLoop:
-    if use_uvloop is not False:
-        try:
-            import uvloop  # type: ignore[import-not-found]
-
-            return uvloop.new_event_loop()  # type: ignore[no-any-return]
-        except ImportError:
-            if use_uvloop:
-                raise
-    return asyncio.new_event_loop()
 
 
 def serve_forever(port: int = 8080, host: str = "127.0.0.1", **options: Any) -> None:

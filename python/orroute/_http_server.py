@@ -1,9 +1,11 @@
 """A minimal HTTP/1.1 server protocol on asyncio: keep-alive, pipelining, Content-Length and
 chunked request bodies, ``Expect: 100-continue``, chunked or close-delimited responses.
 
-It knows nothing about OpenRouter: each parsed request goes to ``app._handle(conn, request)``,
-which either answers at once (returns None) or returns a coroutine that answers later; the
-connection reads no further request until that coroutine is done.
+Shared by ``orroute.testing.FakeOpenRouter`` and the gateway (``orroute serve``). It knows
+nothing about either: each parsed request goes to ``app._handle(conn, request)``, which either
+answers at once (returns None) or returns a coroutine that answers later; the connection reads
+no further request until that coroutine is done. A client that disconnects cancels that
+coroutine (``asyncio.CancelledError`` inside the handler).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Coroutine
 from http import HTTPStatus
 from typing import Any, Protocol
 
-__all__ = ["App", "Connection", "RawRequest", "head_bytes"]
+__all__ = ["App", "Connection", "RawRequest", "head_bytes", "new_event_loop"]
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
@@ -309,3 +311,17 @@ def _parse_chunked(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
         if len(out) > MAX_BODY:
             raise _BadRequest(413, "Payload too large")
         pos += size + 2
+
+
+def new_event_loop(use_uvloop: bool | None = None) -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's when ``use_uvloop`` is None and uvloop is installed, or when it
+    is True (ImportError if it is not installed); asyncio's otherwise."""
+    if use_uvloop is not False:
+        try:
+            import uvloop  # type: ignore[import-not-found]
+
+            return uvloop.new_event_loop()  # type: ignore[no-any-return]
+        except ImportError:
+            if use_uvloop:
+                raise
+    return asyncio.new_event_loop()

@@ -1,0 +1,572 @@
+"""The gateway's request handling: routes, authentication, validation, model resolution, relay.
+
+Runs on one event loop (the server's); ``GatewayApp.handle`` is called by the shared HTTP/1.1
+protocol in ``orroute._http_server`` for every parsed request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from .._http_server import Connection, RawRequest, head_bytes
+from ._backend import ChatReply, DirectBackend
+from ._json import dumps, loads
+from ._upstream import Upstream, UpstreamConnectionError
+from .keys import GatewayKey, KeyStore
+from .settings import ALIASES, GatewaySettings
+
+__all__ = ["GatewayApp"]
+
+_log = logging.getLogger("orroute.gateway")
+_JSON = ("Content-Type", "application/json")
+_SSE = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
+        ("X-Accel-Buffering", "no")]
+_SERVER = ("Server", "orroute")
+# OpenAI clients use base_url .../v1; OpenRouter-style ones .../api/v1; some none
+_CHAT_PATHS = frozenset({"/v1/chat/completions", "/api/v1/chat/completions", "/chat/completions"})
+_MODELS_PATHS = frozenset({"/v1/models", "/api/v1/models", "/models"})
+_VERSION = "0.1.0"
+
+
+class HttpError(Exception):
+    """An error answered to the client in OpenAI's error shape."""
+
+    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type_
+        self.param = param
+        self.code = code
+
+    def body(self) -> bytes:
+        return dumps({"error": {"message": str(self), "type": self.type, "param": self.param,
+                                "code": self.code if self.code is not None else self.status}})
+
+
+def _usd(d: Any) -> str:
+    return f"{Decimal(d).normalize():f}"
+
+
+def _bad(field: str, message: str) -> HttpError:
+    return HttpError(400, message, param=field, code="invalid_value")
+
+
+_ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
+
+
+def validate_chat(body: Any) -> dict[str, Any]:
+    """The parsed body if it is a well-formed chat request; HttpError(400) naming the field."""
+    if not isinstance(body, dict):
+        raise _bad("body", "the request body must be a JSON object")
+    model = body.get("model")
+    if model is None:
+        raise _bad("model", "'model' is required (a model id, orroute/auto, or a route name)")
+    if not isinstance(model, str) or not model.strip():
+        raise _bad("model", "'model' must be a non-empty string")
+    messages = body.get("messages")
+    if messages is None:
+        raise _bad("messages", "'messages' is required")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("messages", "'messages' must be a non-empty array")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise _bad(f"messages[{i}]", f"'messages[{i}]' must be an object")
+        role = m.get("role")
+        if role not in _ROLES:
+            raise _bad(f"messages[{i}].role",
+                       f"'messages[{i}].role' must be one of {sorted(_ROLES)}, got {role!r}")
+        content = m.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise _bad(f"messages[{i}].content",
+                       f"'messages[{i}].content' must be a string or an array of parts")
+        if content is None and role in ("user", "system") :
+            raise _bad(f"messages[{i}].content", f"'messages[{i}].content' is required")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise _bad("stream", "'stream' must be a boolean")
+    for name in ("max_tokens", "max_completion_tokens"):
+        v = body.get(name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise _bad(name, f"'{name}' must be a positive integer")
+    for name, lo, hi in (("temperature", 0, 2), ("top_p", 0, 1)):
+        v = body.get(name)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
+                              or not lo <= v <= hi):
+            raise _bad(name, f"'{name}' must be a number between {lo} and {hi}")
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise _bad("n", "'n' must be 1 (one choice per request)")
+    return body
+
+
+def _prompt_tokens(messages: list[dict[str, Any]], model: str) -> int:
+    """Prompt size for the reservation: the tokenizer when present, else a safe over-estimate."""
+    try:
+        from ..tokenizer import count_tokens  # type: ignore[attr-defined]
+
+        return int(count_tokens(messages, model=model))
+    except Exception:  # noqa: BLE001 - not merged yet / unknown model: estimate
+        chars = 0
+        for m in messages:
+            c = m.get("content")
+            if isinstance(c, str):
+                chars += len(c)
+            elif isinstance(c, list):
+                for p in c:
+                    if isinstance(p, dict) and isinstance(p.get("text"), str):
+                        chars += len(p["text"])
+                    else:
+                        chars += 1000
+        return chars // 3 + 4 * len(messages) + 3
+
+
+class GatewayApp:
+    """Routes requests; one per server, used from the server's event loop only."""
+
+    def __init__(self, settings: GatewaySettings, *, keys: KeyStore, tracker: Any, catalog: Any,
+                 selector: Any, upstream: Upstream) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.tracker = tracker
+        self.catalog = catalog
+        self.selector = selector
+        self.upstream = upstream
+        self.backend = DirectBackend(upstream, tracker, catalog)
+        self.started = time.time()
+        self.conns: set[Connection] = set()
+        self.in_flight = 0
+        self.requests = 0
+        self._secret = settings.api_key or ""
+        self._openapi: bytes | None = None
+        self._models_v1: bytes | None = None
+        self._models_ai: bytes | None = None
+
+    # --- App protocol ---------------------------------------------------------------------------
+
+    def _connection_opened(self, conn: Connection) -> None:
+        self.conns.add(conn)
+
+    def _connection_closed(self, conn: Connection) -> None:
+        self.conns.discard(conn)
+
+    def _handle(self, conn: Connection, raw: RawRequest) -> Coroutine[Any, Any, None] | None:
+        self.requests += 1
+        close = not raw.keep_alive
+        try:
+            path, _, query = raw.target.partition("?")
+            method = raw.method
+            if path in _CHAT_PATHS:
+                if method != "POST":
+                    raise HttpError(405, "use POST", type_="method_not_allowed")
+                key = self._auth(raw)
+                return self._chat(conn, raw, key, close)
+            if method == "GET":
+                return self._get(conn, raw, path, query, close)
+            if method == "POST" and path == "/api/v1/ai/test":
+                key = self._auth(raw)
+                return self._ai_test(conn, raw, key, close)
+            if method == "OPTIONS":
+                self._send(conn, 204, b"", close, extra=[("Allow", "GET, POST, OPTIONS")])
+                return None
+            raise HttpError(404 if method in ("POST", "GET") else 405,
+                            f"no route for {method} {path}", type_="not_found")
+        except HttpError as e:
+            self._send(conn, e.status, e.body(), close)
+            return None
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def _send(self, conn: Connection, status: int, body: bytes, close: bool,
+              extra: list[tuple[str, str]] | None = None) -> None:
+        headers = [_JSON, _SERVER]
+        if extra:
+            headers.extend(extra)
+        conn.write(head_bytes(status, headers, length=len(body), close=close) + body)
+
+    def _scrub(self, data: bytes) -> bytes:
+        """Removes the upstream key from bytes that came from upstream (error bodies)."""
+        if self._secret and self._secret.encode() in data:
+            return data.replace(self._secret.encode(), b"[redacted]")
+        return data
+
+    def _auth(self, raw: RawRequest) -> GatewayKey:
+        auth = raw.headers.get("authorization") or ""
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not token:
+            token = raw.headers.get("x-api-key", "").strip()
+        if not token:
+            raise HttpError(401, "missing gateway key: send 'Authorization: Bearer <key>'",
+                            type_="authentication_error", code="missing_key")
+        rec = self.keys.verify(token)
+        if rec is None:
+            raise HttpError(401, "invalid or revoked gateway key", type_="authentication_error",
+                            code="invalid_key")
+        return rec
+
+    def _budget_message(self, e: Any, project: str) -> str:
+        limit = getattr(e, "limit", None)
+        remaining = getattr(e, "remaining", None)
+        spent = getattr(e, "spent", None)
+        parts = [f"budget exceeded for project {project!r}"]
+        if limit is not None:
+            parts.append(f"budget ${Decimal(limit).normalize():f}")
+        if spent is not None:
+            parts.append(f"spent ${Decimal(spent).normalize():f}")
+        if remaining is not None:
+            parts.append(f"remaining ${Decimal(remaining).normalize():f}")
+        est = getattr(e, "estimate", None)
+        if est is not None:
+            parts.append(f"this request may cost up to ${Decimal(est).normalize():f}")
+        return "; ".join(parts)
+
+    # --- model resolution -----------------------------------------------------------------------
+
+    def resolve(self, body: dict[str, Any], prompt_tokens: int,
+                task_type: str | None) -> list[str]:
+        """Candidate models, best first, for the request's ``model`` field."""
+        name: str = body["model"]
+        route = self.settings.routes.get(name)
+        if route is not None:
+            return list(route) if self.settings.fallback_enabled else route[:1]
+        strategy = ALIASES.get(name)
+        if strategy is None:
+            return [name]
+        if name == "orroute/auto":
+            strategy = self.settings.strategy
+        caps: list[str] = []
+        if body.get("tools"):
+            caps.append("tools")
+        rf = body.get("response_format")
+        if isinstance(rf, dict) and rf.get("type") == "json_schema":
+            caps.append("structured_outputs")
+        extra: dict[str, Any] = {"capabilities": caps} if caps else {}
+        n = self.settings.candidates if self.settings.fallback_enabled else 1
+        try:
+            ranked = self.selector.rank(task_type or "general", prompt_tokens, strategy=strategy,
+                                        explain=False, limit=n, **extra)
+        except Exception as e:  # noqa: BLE001 - NoModelAvailable / bad task type
+            raise HttpError(400, f"cannot resolve {name!r}: {e}", param="model") from None
+        if not ranked:
+            raise HttpError(400, f"no model fits {name!r} for this request", param="model")
+        return [r.model for r in ranked]
+
+    # --- chat -----------------------------------------------------------------------------------
+
+    async def _chat(self, conn: Connection, raw: RawRequest, key: GatewayKey, close: bool) -> None:
+        try:
+            try:
+                body = loads(raw.body)
+            except ValueError:
+                raise _bad("body", "the request body is not valid JSON") from None
+            validate_chat(body)
+            await self._run_chat(conn, raw, body, key, close, raw.body)
+        except HttpError as e:
+            self._send(conn, e.status, e.body(), close)
+
+    async def _run_chat(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
+                        key: GatewayKey, close: bool, raw_body: bytes) -> ChatReply | None:
+        from .._exceptions import BudgetError
+
+        prompt_tokens = _prompt_tokens(body["messages"], body["model"])
+        candidates = self.resolve(body, prompt_tokens, raw.headers.get("x-orroute-task-type"))
+        self.in_flight += 1
+        reply: ChatReply | None = None
+        try:
+            try:
+                reply = await self.backend.chat(
+                    body, raw_body, candidates, project=key.project, key_id=key.id,
+                    prompt_tokens=prompt_tokens, requested=body["model"],
+                )
+            except BudgetError as e:
+                raise HttpError(402, self._budget_message(e, key.project),
+                                type_="insufficient_quota", code="budget_exceeded") from None
+            extra = [("X-Orroute-Model", reply.model), ("X-Orroute-Attempts", str(reply.attempts))]
+            if not reply.stream:
+                status = reply.status
+                payload = reply.body if status == 200 else self._scrub(reply.body)
+                if status in (401, 403):  # the server's upstream key, not the client's
+                    _log.error("upstream rejected the gateway's upstream key (%s)", status)
+                    status = 502
+                    payload = HttpError(502, "the upstream rejected the gateway's credentials",
+                                        type_="upstream_error", code="upstream_auth").body()
+                if status != 200 and not payload.startswith(b"{"):
+                    payload = HttpError(status, "upstream error", type_="upstream_error").body()
+                self._send(conn, status, payload, close, extra)
+                return reply
+            chunked = raw.version != "HTTP/1.0"
+            conn.write(head_bytes(200, [*_SSE, _SERVER, *extra], chunked=chunked,
+                                  close=close or not chunked))
+            async for data in reply.chunks():
+                if conn.closed:
+                    break
+                conn.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+                await conn.drain()
+            if chunked and not conn.closed:
+                conn.write(b"0\r\n\r\n")
+            if not chunked:
+                conn.close()
+            return reply
+        finally:
+            self.in_flight -= 1
+            if reply is not None:
+                await reply.aclose()  # a cancelled or broken stream releases its reservation
+
+    # --- GET routes -----------------------------------------------------------------------------
+
+    def _get(self, conn: Connection, raw: RawRequest, path: str, query: str,
+             close: bool) -> Coroutine[Any, Any, None] | None:
+        if path in _MODELS_PATHS:
+            self._auth(raw)
+            self._send(conn, 200, self._v1_models(), close)
+            return None
+        if path == "/openapi.json":
+            if self._openapi is None:
+                from .openapi import openapi_spec
+
+                self._openapi = dumps(openapi_spec(self.settings))
+            self._send(conn, 200, self._openapi, close)
+            return None
+        if path == "/api/v1/ai/health" or path == "/health":
+            return self._health(conn, close)
+        if path == "/api/v1/ai/models":
+            self._auth(raw)
+            self._send(conn, 200, self._ai_models(), close)
+            return None
+        if path.startswith("/api/v1/ai/models/"):
+            self._auth(raw)
+            model_id = unquote(path[len("/api/v1/ai/models/"):])
+            self._send(conn, 200, dumps(self._ai_model(model_id)), close)
+            return None
+        if path == "/api/v1/ai/usage":
+            key = self._auth(raw)
+            return self._usage_route(conn, key, dict(parse_qsl(query)), close)
+        if path == "/api/v1/ai/credits":
+            key = self._auth(raw)
+            return self._credits(conn, key, close)
+        raise HttpError(404, f"no route for GET {path}", type_="not_found")
+
+    def _v1_models(self) -> bytes:
+        if self._models_v1 is None:
+            created = int(self.started)
+            data = [{"id": a, "object": "model", "created": created, "owned_by": "orroute"}
+                    for a in ALIASES]
+            data += [{"id": r, "object": "model", "created": created, "owned_by": "orroute-route"}
+                     for r in self.settings.routes]
+            for m in self.catalog:
+                data.append({"id": m.id, "object": "model", "created": created,
+                             "owned_by": m.id.partition("/")[0]})
+            self._models_v1 = dumps({"object": "list", "data": data})
+        return self._models_v1
+
+    def _model_dict(self, m: Any) -> dict[str, Any]:
+        p = m.pricing
+        return {
+            "id": m.id, "name": m.name, "context_length": m.context_length,
+            "max_completion_tokens": m.max_completion_tokens, "modality": m.modality,
+            "capabilities": list(m.capabilities),
+            "pricing": {"prompt_per_mtok": _usd(p.prompt * 1_000_000),
+                        "completion_per_mtok": _usd(p.completion * 1_000_000),
+                        "dynamic": p.dynamic},
+            "supported_parameters": list(m.supported_parameters),
+        }
+
+    def _ai_models(self) -> bytes:
+        if self._models_ai is None:
+            models = [self._model_dict(m) for m in self.catalog]
+            self._models_ai = dumps({
+                "models": models, "count": len(models),
+                "aliases": {a: (self.settings.strategy if a == "orroute/auto" else s)
+                            for a, s in ALIASES.items()},
+                "routes": self.settings.routes,
+            })
+        return self._models_ai
+
+    def _ai_model(self, model_id: str) -> dict[str, Any]:
+        if model_id in self.settings.routes:
+            return {"id": model_id, "route": self.settings.routes[model_id]}
+        if model_id in ALIASES:
+            return {"id": model_id, "alias": True, "strategy": ALIASES[model_id]}
+        m = self.catalog.get(model_id)
+        if m is None:
+            raise HttpError(404, f"unknown model {model_id!r}", type_="not_found",
+                            param="model_id", code="model_not_found")
+        d = self._model_dict(m)
+        spec = getattr(self.selector, "models", {}).get(model_id)
+        if spec is not None:
+            d["tier"] = spec.tier
+            d["quality"] = spec.quality
+            d["cost_per_1k"] = str(spec.cost_per_1k)
+        try:
+            d["example_cost_1k_in_500_out"] = str(self.catalog.cost(
+                model_id, prompt_tokens=1000, completion_tokens=500))
+        except Exception:  # noqa: BLE001, S110 - a dynamic price has no example
+            pass
+        return d
+
+    async def _usage_route(self, conn: Connection, key: GatewayKey, query: dict[str, str],
+                           close: bool) -> None:
+        await self.backend.ledger.flush()  # calls answered before this one are booked
+        try:
+            self._send(conn, 200, dumps(self._usage(key, query)), close)
+        except HttpError as e:
+            self._send(conn, e.status, e.body(), close)
+
+    def _usage(self, key: GatewayKey, query: dict[str, str]) -> dict[str, Any]:
+        t = self.tracker
+        project = key.project
+        period = query.get("period", "total")
+        if period not in ("hour", "day", "week", "month", "total"):
+            raise _bad("period", "'period' must be one of hour, day, week, month, total")
+        rows = t.report(period, by="model", project=project)
+        by_model = [{"model": r.key, "period": r.period, "requests": r.calls, "errors": r.errors,
+                     "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+                     "cost": str(r.cost), "mean_latency_s": r.mean_latency_s} for r in rows]
+        total = sum((Decimal(r.cost) for r in rows), Decimal(0))
+        budgets = []
+        for b in t.budgets():
+            if b.scope == f"project:{project}" or b.scope == "global":
+                budgets.append({"scope": b.scope, "period": b.period, "limit": str(b.limit),
+                                "spent": str(b.spent), "reserved": str(b.reserved),
+                                "remaining": str(b.remaining), "policy": b.policy})
+        return {
+            "project": project, "key_id": key.id, "period": period,
+            "requests": sum(r.calls for r in rows),
+            "prompt_tokens": sum(r.prompt_tokens for r in rows),
+            "completion_tokens": sum(r.completion_tokens for r in rows),
+            "total_cost": str(total), "by_model": by_model, "budgets": budgets,
+            "gateway": {"in_flight": self.in_flight, "requests_served": self.requests,
+                        "open_connections": len(self.conns)},
+        }
+
+    async def _upstream_json(self, path: str) -> tuple[int, Any]:
+        resp = await self.upstream.request("GET", path)
+        try:
+            data = await resp.read()
+        finally:
+            resp.release()
+        try:
+            return resp.status, loads(data)
+        except ValueError:
+            return resp.status, None
+
+    async def _health(self, conn: Connection, close: bool) -> None:
+        t0 = time.perf_counter()
+        upstream: dict[str, Any]
+        try:
+            status, _ = await asyncio.wait_for(self._upstream_json("/key"), 10)
+            upstream = {"reachable": True, "status": status,
+                        "authenticated": status == 200,
+                        "latency_ms": round((time.perf_counter() - t0) * 1000, 2)}
+        except (UpstreamConnectionError, asyncio.TimeoutError, OSError) as e:
+            upstream = {"reachable": False, "error": type(e).__name__}
+        try:
+            self.tracker.live_reservations()
+            ledger = {"ok": True, "path": str(self.settings.ledger_path())}
+        except Exception as e:  # noqa: BLE001
+            ledger = {"ok": False, "error": type(e).__name__}
+        healthy = upstream.get("authenticated") and ledger["ok"]
+        body = {"status": "healthy" if healthy else "degraded", "version": _VERSION,
+                "uptime_s": round(time.time() - self.started, 3), "upstream": upstream,
+                "ledger": ledger, "models": len(self.catalog), "in_flight": self.in_flight}
+        self._send(conn, 200 if healthy else 503, dumps(body), close)
+
+    async def _credits(self, conn: Connection, key: GatewayKey, close: bool) -> None:
+        try:
+            status, data = await self._upstream_json("/credits")
+        except UpstreamConnectionError as e:
+            raise_body = HttpError(502, str(e), type_="upstream_error").body()
+            self._send(conn, 502, raise_body, close)
+            return
+        if status != 200 or not isinstance(data, dict):
+            self._send(conn, 502, HttpError(502, f"upstream /credits answered {status}",
+                                            type_="upstream_error").body(), close)
+            return
+        d = data.get("data") or {}
+        await self.backend.ledger.flush()
+        total = Decimal(str(d.get("total_credits", 0)))
+        used = Decimal(str(d.get("total_usage", 0)))
+        project_budget = None
+        for b in self.tracker.budgets():
+            if b.scope == f"project:{key.project}":
+                project_budget = {"period": b.period, "limit": str(b.limit),
+                                  "spent": str(b.spent), "remaining": str(b.remaining)}
+                break
+        body = {"total_credits": str(total), "total_usage": str(used),
+                "remaining": str(total - used), "project": key.project,
+                "project_budget": project_budget}
+        self._send(conn, 200, dumps(body), close)
+
+    async def _ai_test(self, conn: Connection, raw: RawRequest, key: GatewayKey,
+                       close: bool) -> None:
+        try:
+            try:
+                req = loads(raw.body) if raw.body.strip() else {}
+            except ValueError:
+                raise _bad("body", "the request body is not valid JSON") from None
+            if not isinstance(req, dict):
+                raise _bad("body", "the request body must be a JSON object")
+            message = req.get("message", "Say hello in one short sentence.")
+            if not isinstance(message, str) or not message:
+                raise _bad("message", "'message' must be a non-empty string")
+            model = req.get("model", "orroute/auto")
+            if not isinstance(model, str) or not model:
+                raise _bad("model", "'model' must be a non-empty string")
+            max_tokens = req.get("max_tokens", 64)
+            if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+                raise _bad("max_tokens", "'max_tokens' must be a positive integer")
+            body = {"model": model, "messages": [{"role": "user", "content": message}],
+                    "max_tokens": max_tokens}
+            collector = _Collector()
+            t0 = time.perf_counter()
+            reply = await self._run_chat(collector, raw, body, key, False,  # type: ignore[arg-type]
+                                         dumps(body))
+            latency = time.perf_counter() - t0
+            if reply is None or collector.status != 200:
+                try:
+                    err = loads(collector.body)
+                except ValueError:
+                    err = {"error": {"message": "upstream error"}}
+                out = {"success": False, "status": collector.status,
+                       "error": (err.get("error") or {}).get("message") if isinstance(err, dict)
+                       else None,
+                       "model": reply.model if reply else None}
+                self._send(conn, 200, dumps(out), close)
+                return
+            data = loads(collector.body)
+            choice = (data.get("choices") or [{}])[0]
+            out = {"success": True, "model": data.get("model") or reply.model,
+                   "requested": model, "content": (choice.get("message") or {}).get("content"),
+                   "finish_reason": choice.get("finish_reason"), "usage": data.get("usage"),
+                   "latency_ms": round(latency * 1000, 2), "attempts": reply.attempts}
+            self._send(conn, 200, dumps(out), close)
+        except HttpError as e:
+            self._send(conn, e.status, e.body(), close)
+
+
+class _Collector:
+    """Stands in for a Connection to capture a plain reply (used by /api/v1/ai/test)."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.body = b""
+
+    def write(self, data: bytes) -> None:
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.status = int(head.split(b" ", 2)[1])
+        self.body = body
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+

@@ -1,0 +1,220 @@
+"""The gateway server: one event loop (uvloop when installed) running orroute's HTTP/1.1 protocol.
+
+>>> from orroute.gateway import Gateway
+>>> with Gateway(base_url=fake.base_url, ledger=tmp / "ledger.sqlite3") as gw:  # doctest: +SKIP
+...     key = gw.keys.create("demo")[0]
+...     client = openai.OpenAI(base_url=gw.base_url, api_key=key)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from typing import Any
+
+from .._http_server import Connection, new_event_loop
+from ._upstream import Upstream
+from .app import GatewayApp
+from .keys import KeyStore
+from .settings import GatewaySettings, load_gateway_settings
+
+__all__ = ["Gateway"]
+
+_log = logging.getLogger("orroute.gateway")
+
+
+class Gateway:
+    """``orroute serve`` as an object: an OpenAI-compatible endpoint in front of the upstream.
+
+    Args:
+        settings: a :class:`GatewaySettings` (default: :func:`load_gateway_settings`).
+        tracker: an ``orroute.CostTracker`` (default: one on the settings' ledger).
+        catalog: an ``orroute.Catalog`` (default: the upstream's ``/models``, else the bundled
+            snapshot).
+        **overrides: any GatewaySettings field (``host``, ``port``, ``base_url``, ``api_key``,
+            ``ledger``, ``routes``, ``strategy``, ...).
+
+    ``start()`` runs it on a background thread (tests, embedding); ``run()`` in the foreground
+    until SIGINT/SIGTERM (the command line).
+    """
+
+    def __init__(self, settings: GatewaySettings | None = None, *, tracker: Any = None,
+                 catalog: Any = None, **overrides: Any) -> None:
+        if settings is None:
+            settings = load_gateway_settings(**overrides)
+        else:
+            for k, v in overrides.items():
+                setattr(settings, k, v)
+        self.settings = settings
+        if tracker is None:
+            from ..cost import CostTracker
+
+            tracker = CostTracker(settings.ledger_path())
+        self.tracker = tracker
+        self.keys = KeyStore(tracker.path, cache_ttl=settings.key_cache_ttl)
+        self._catalog = catalog
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self.app: GatewayApp | None = None
+        self._port = settings.port
+
+    def __repr__(self) -> str:
+        state = f"listening on {self.url}" if self._server is not None else "stopped"
+        return f"<Gateway {state}, upstream {self.settings.base_url}>"
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = self.settings.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self._port}"
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client takes as ``base_url``: ``http://host:port/v1``."""
+        return f"{self.url}/v1"
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def _load_catalog(self, upstream: Upstream) -> Any:
+        from ..catalog import Catalog
+
+        if self._catalog is not None:
+            return self._catalog
+        try:
+            resp = await asyncio.wait_for(upstream.request("GET", "/models"), 15)
+            try:
+                data = await resp.read()
+            finally:
+                resp.release()
+            if resp.status == 200:
+                return Catalog.from_json(data)
+            _log.warning("upstream /models answered %s; using the bundled catalog", resp.status)
+        except Exception as e:  # noqa: BLE001 - offline: the bundled snapshot
+            _log.warning("cannot load the upstream catalog (%s); using the bundled one",
+                         type(e).__name__)
+        return Catalog.bundled()
+
+    async def _start_async(self, reuse_port: bool = False) -> None:
+        from ..selector import ModelSelector
+
+        s = self.settings
+        upstream = Upstream(s.base_url, s.api_key,
+                            headers={"X-Title": "orroute gateway",
+                                     "HTTP-Referer": "https://github.com/orroute/orroute"})
+        catalog = await self._load_catalog(upstream)
+        selector = ModelSelector(catalog, strategy=s.strategy)
+        self.app = GatewayApp(s, keys=self.keys, tracker=self.tracker, catalog=catalog,
+                              selector=selector, upstream=upstream)
+        app = self.app
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: Connection(app), s.host, self._port, backlog=4096,
+            reuse_port=reuse_port or None,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def _stop_async(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self.app is not None:
+            for conn in list(self.app.conns):
+                conn.abort()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.app is not None:
+            await self.app.backend.ledger.flush()
+            self.app.backend.ledger.close()
+            self.app.upstream.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def start(self) -> Gateway:
+        """Starts serving on a background thread (idempotent). Returns self."""
+        if self._thread is not None:
+            return self
+        loop = new_event_loop(self.settings.use_uvloop)
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._start_async())
+            except BaseException as e:  # noqa: BLE001 - reported to the starting thread
+                failure.append(e)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="orroute-gateway", daemon=True)
+        self._thread.start()
+        started.wait()
+        if failure:
+            self._thread = self._loop = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Closes every connection (cancelling their upstream calls) and stops (idempotent)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._stop_async(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            self._thread = self._loop = None
+            self._server = None
+
+    close = stop
+
+    def flush(self) -> None:
+        """Waits until every answered call is settled in the ledger (settling happens after the
+        response, off the request path)."""
+        loop = self._loop
+        if loop is not None and self.app is not None:
+            asyncio.run_coroutine_threadsafe(self.app.backend.ledger.flush(), loop).result(30)
+
+    def __enter__(self) -> Gateway:  # noqa: PYI034
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run(self, *, ready: Any = None, reuse_port: bool = False) -> None:
+        """Serves in the foreground until SIGINT or SIGTERM. ``ready(gateway)`` is called once
+        listening."""
+        loop = new_event_loop(self.settings.use_uvloop)
+        asyncio.set_event_loop(loop)
+        stop = asyncio.Event()
+        try:
+            loop.run_until_complete(self._start_async(reuse_port=reuse_port))
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, stop.set)
+                except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+                    pass
+            if ready is not None:
+                ready(self)
+            loop.run_until_complete(stop.wait())
+            loop.run_until_complete(self._stop_async())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()

@@ -1,0 +1,118 @@
+"""The gateway's settings: where the upstream is, which ledger, which routes.
+
+The upstream is reached the same way the client does (``orroute.config.load_settings``:
+``OPENROUTER_API_KEY`` and ``OPENROUTER_BASE_URL`` from the environment, a ``.env`` file, or the
+config file) and the ledger is the one every command shares. Gateway options live in the config
+file's ``[gateway]`` table::
+
+    [gateway]
+    host = "0.0.0.0"
+    port = 8080
+    strategy = "balanced"            # what orroute/auto means
+    [gateway.routes]                 # a route name -> models tried in order
+    support = ["openai/gpt-4o-mini", "anthropic/claude-3-haiku"]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ALIASES", "GatewaySettings", "load_gateway_settings"]
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+
+#: Model names that mean "let orroute choose", and the selector strategy each one uses.
+ALIASES: dict[str, str] = {
+    "orroute/auto": "balanced",
+    "orroute/cheapest": "cost_optimized",
+    "orroute/best": "quality_first",
+    "orroute/fast": "performance",
+}
+
+
+@dataclass
+class GatewaySettings:
+    """Everything ``orroute serve`` needs. ``api_key`` is the upstream (OpenRouter) key: it is
+    kept out of the repr and never sent to a client."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = field(default=None, repr=False)
+    ledger: str | None = None  # None: the CostTracker's default ledger
+    strategy: str = "balanced"  # what orroute/auto means
+    routes: dict[str, list[str]] = field(default_factory=dict)
+    candidates: int = 3  # how many ranked models an alias may fall back over
+    fallback_enabled: bool = True
+    use_uvloop: bool | None = None
+    workers: int = 1
+    access_log: bool = False
+    key_cache_ttl: float = 1.0  # seconds a verified gateway key is trusted before re-reading
+
+    def ledger_path(self) -> Path:
+        if self.ledger:
+            return Path(self.ledger).expanduser()
+        from ..cost import default_ledger_path
+
+        return default_ledger_path()
+
+
+def load_gateway_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    env_file: str | os.PathLike[str] | bool | None = None,
+    **overrides: Any,
+) -> GatewaySettings:
+    """The gateway's settings. The upstream key and URL, strategy, fallback switch and ledger come
+    from :func:`orroute.config.load_settings` (environment, ``.env``, config file, defaults: the
+    same answer every orroute command gets); the ``[gateway]`` table of the same config file adds
+    host, port, routes, candidates and workers. ``overrides`` (None values ignored) win.
+
+    Raises:
+        orroute.config.ConfigError (a ValueError): unreadable file or invalid value.
+    """
+    from ..config import ConfigError, _read_toml, load_settings
+
+    base = load_settings(config_file=config_file, env=env, env_file=env_file)
+    s = GatewaySettings()
+    s.api_key = base.api_key
+    s.base_url = base.base_url
+    s.ledger = str(base.ledger_path)
+    s.strategy = base.strategy
+    s.fallback_enabled = base.fallback_enabled
+    cfg_path = base.config_file
+    gw: dict[str, Any] = {}
+    if cfg_path is not None:
+        gw = dict(_read_toml(Path(cfg_path)).get("gateway") or {})
+    where = f"{cfg_path}: gateway"
+    unknown = set(gw) - {"host", "port", "strategy", "routes", "candidates", "workers"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {min(unknown)!r}")
+    try:
+        s.strategy = str(gw.get("strategy") or s.strategy)
+        s.host = str(gw.get("host", s.host))
+        s.port = int(gw.get("port", s.port))
+        s.candidates = int(gw.get("candidates", s.candidates))
+        s.workers = int(gw.get("workers", s.workers))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+    routes = gw.get("routes") or {}
+    if not isinstance(routes, dict):
+        raise ConfigError(f"{where}.routes must map route names to model lists")
+    for name, models in routes.items():
+        if isinstance(models, str):
+            models = [m.strip() for m in models.split(",") if m.strip()]
+        if not isinstance(models, list) or not models:
+            raise ConfigError(f"{where}.routes.{name} must be a non-empty list of model ids")
+        s.routes[str(name)] = [str(m) for m in models]
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if not hasattr(s, k):
+            raise TypeError(f"unknown gateway setting {k!r}")
+        setattr(s, k, str(v) if k == "ledger" else v)
+    return s
