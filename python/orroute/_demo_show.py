@@ -104,7 +104,6 @@ class DemoShow:
         self.progress: Any = None
         self.bar: Any = None
         self.failing: dict[str, str] = {}  # model -> id of the task after which it recovers
-        self.engine_name = "AIModelManager"
 
     # --- printing -------------------------------------------------------------------------------
 
@@ -123,7 +122,7 @@ class DemoShow:
                      f"{self.settings.masked_api_key}); this spends real credits, at most the "
                      "budget")
         self.say(f"{n} tasks (coding, questions, bulk summarization, reasoning, planning, long "
-                 f"context) through {self.engine_name}; strategy [cyan]{self.strategy}[/], budget "
+                 f"context) through AIModelManager; strategy [cyan]{self.strategy}[/], budget "
                  f"[cyan]${self.budget}[/] (policy downgrade, alerts at 50/80/100%)\n"
                  f"ledger {self.ledger}, project {self.project}\n")
 
@@ -143,7 +142,7 @@ class DemoShow:
         self.say(f"[green]v[/] [{i:>2}/{n}] {spec.type:<15} {spec.label[:30]:<30} -> "
                  f"[bold]{out.model}[/]  ${out.cost:.6f}  {out.latency:.2f}s")
         picked = [r for r in out.reasons
-                  if r.startswith(("downgraded", "quality", "tier", "complexity", "preferred"))]
+                  if r.startswith(("downgraded", "quality", "tier", "preferred", "budget"))]
         picked = [r.split(" (")[0] for r in picked or out.reasons[:1]]  # details stay in --json
         reason = "; ".join(picked[:2])
         if cx or reason:
@@ -162,22 +161,12 @@ class DemoShow:
     # --- the manager ----------------------------------------------------------------------------
 
     def make_manager(self, base_url: str, api_key: str | None) -> Any:
-        """``AIModelManager`` over the demo's ledger, with the budget for this run's project.
-        (Until the router is part of the package, its stand-in in ``_demo_direct``.)"""
-        import importlib.util
-
+        """``AIModelManager`` over the demo's ledger, with the budget for this run's project."""
         import orroute
 
         self.ledger.parent.mkdir(parents=True, exist_ok=True)
         self.tracker = orroute.CostTracker(self.ledger)
         self.alerts_seen = len(self.tracker.alerts)
-        if importlib.util.find_spec("orroute.manager") is None:
-            from ._demo_direct import DirectRouter
-
-            self.engine_name = "selector + CostTracker + AsyncOpenRouter (router stand-in)"
-            return DirectRouter(api_key=api_key, base_url=base_url, strategy=self.strategy,
-                                ledger=str(self.ledger), project=self.project, budget=self.budget)
-        self.engine_name = "AIModelManager"
         return orroute.AIModelManager(
             api_key=api_key, base_url=base_url, strategy=self.strategy, ledger=str(self.ledger),
             project=self.project,

@@ -307,7 +307,7 @@ def run_demo(
     *,
     settings: Any,
     offline: bool | None = None,
-    budget: Decimal | float | str = Decimal("0.002"),
+    budget: Decimal | float | str = Decimal("0.008"),
     strategy: str | None = None,
     speed: float = 4.0,
     concurrency: int = 4,

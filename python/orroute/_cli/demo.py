@@ -10,7 +10,7 @@ from ._common import app, emit_json
 @click.command(short_help="Run the mixed agent workload (offline without a key).")
 @click.option("--offline/--online", "offline", default=None,
               help="Force FakeOpenRouter, or the real API (default: offline without a key).")
-@click.option("--budget", type=click.FloatRange(min=0), default=0.002, show_default=True,
+@click.option("--budget", type=click.FloatRange(min=0), default=0.008, show_default=True,
               help="The demo's budget in USD (alerts at 50% and 80%).")
 @click.option("--strategy", type=click.Choice(["cost_optimized", "balanced", "performance",
                                                "quality_first"]), default=None,
