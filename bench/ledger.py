@@ -101,7 +101,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         med, p99 = latency(tmp / "lat.sqlite3", min(n, 5000))
-        print(f"reserve+settle latency (1 thread, 2 budgets): median {med:.1f} us, p99 {p99:.1f} us")
+        print(
+            f"reserve+settle latency (1 thread, 2 budgets): median {med:.1f} us, p99 {p99:.1f} us"
+        )
         one = throughput(tmp / "t1.sqlite3", n, 1)
         eight = throughput(tmp / "t8.sqlite3", n, 8)
         print(f"settled calls/s, 1 thread : {one:,.0f}")
@@ -111,8 +113,10 @@ def main() -> None:
         py = python_api(tmp / "py.sqlite3", min(n, 5000))
         print(f"settled calls/s through CostTracker.reserve().settle(): {py:,.0f}")
         peer = peer_sqlite(tmp / "peer.sqlite3", n)
-        print(f"peer: Python sqlite3 bare INSERT+COMMIT per call: {peer:,.0f}/s "
-              f"(ledger 1-thread reserve+settle = {one / peer:.2f}x of it)")
+        print(
+            f"peer: Python sqlite3 bare INSERT+COMMIT per call: {peer:,.0f}/s "
+            f"(ledger 1-thread reserve+settle = {one / peer:.2f}x of it)"
+        )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ col = {m: j for j, m in enumerate(data.models)}
 rows = np.arange(len(test))
 
 # the learned router over a sweep of cost weights
-weights = [0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000]
+weights = [0.0, *np.geomspace(1, 30000, 25)]
 curve = []
 for w in weights:
     picks = np.array([col[router.route(p, w)] for p in test_prompts])
@@ -131,11 +131,128 @@ else:
     best = max(curve, key=lambda p: p[1])
     print(f"best router accuracy {best[1]:.3f} (w={best[2]}) vs {target_acc:.3f}: "
           f"{best[1] - target_acc:+.3f} at {best[0] / target_cost:.0%} of the cost")
-for c, a, w in curve:
-    print(f"cost_weight {w:>7}: accuracy {a:.3f}, ${c:.6f}/prompt")"""),
+task_reaching = [c for c, a in task_curve if a >= target_acc]
+if task_reaching:
+    print(f"task-type-only router: {min(task_reaching) / target_cost:.0%} of the cost")
+for c, a, w in curve[::3]:
+    print(f"cost_weight {w:>9.1f}: accuracy {a:.3f}, ${c:.6f}/prompt")"""),
 ]
 
-COST_ANALYSIS: list[tuple[str, str]] = []  # filled in below
+COST_ANALYSIS: list[tuple[str, str]] = [
+    ("code", """\
+from decimal import Decimal
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+import orroute
+from orroute.config import load_settings
+
+settings = load_settings()
+demo_ledger = settings.home / "demo.sqlite3"
+if settings.sources["ledger"] == "default" and demo_ledger.exists():
+    ledger = demo_ledger
+else:
+    ledger = settings.ledger_path
+tracker = orroute.CostTracker(ledger)
+df = tracker.to_dataframe()
+print(f"{ledger}: {len(df)} calls, {df['model'].nunique()} models, "
+      f"exact total ${tracker.total_cost()}")
+df[["time", "project", "task_type", "model", "prompt_tokens", "completion_tokens", "cost",
+    "latency_s", "ttft_s", "outcome"]].tail()"""),
+    ("md", "## Where the money goes: by model, project and day"),
+    ("code", """\
+fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+by_model = df.groupby("model")["cost_usd"].sum().sort_values()
+by_model.plot.barh(ax=axes[0], title="spend by model (USD)")
+df.groupby("project")["cost_usd"].sum().sort_values().plot.barh(ax=axes[1],
+                                                                title="spend by project (USD)")
+per_day = df.set_index("time")["cost_usd"].resample("D").sum()
+per_day.index = per_day.index.strftime("%Y-%m-%d")
+per_day.plot.bar(ax=axes[2], title="spend per day (USD)", rot=0)
+plt.tight_layout()
+plt.show()
+
+# the exact figures, from the ledger's own report (Decimal sums, no float rounding)
+pd.DataFrame([{"model": r.key, "calls": r.calls, "cost": r.cost,
+               "mean latency (s)": r.mean_latency_s}
+              for r in tracker.report("total", "model")]).sort_values("cost", ascending=False)"""),
+    ("md", "## Cost per task type"),
+    ("code", """\
+per_type = df.groupby("task_type").agg(
+    calls=("cost_usd", "size"), total_usd=("cost_usd", "sum"), mean_usd=("cost_usd", "mean"),
+    tokens_out=("completion_tokens", "mean"))
+per_type["share"] = per_type["total_usd"] / per_type["total_usd"].sum()
+ax = per_type["mean_usd"].sort_values().plot.barh(title="mean cost per task (USD)",
+                                                   figsize=(7, 3))
+plt.show()
+per_type.sort_values("total_usd", ascending=False)"""),
+    ("md", "## Latency and time to first token"),
+    ("code", """\
+ok = df[df["outcome"] == "ok"]
+top = ok["model"].value_counts().index[:6]
+fig, axes = plt.subplots(1, 2, figsize=(14, 4))
+ok[ok["model"].isin(top)].boxplot(column="latency_s", by="model", ax=axes[0], rot=30)
+axes[0].set_title("latency (s)")
+ok[ok["model"].isin(top)].boxplot(column="ttft_s", by="model", ax=axes[1], rot=30)
+axes[1].set_title("time to first token (s)")
+fig.suptitle("")
+plt.tight_layout()
+plt.show()
+ok.groupby("model")[["latency_s", "ttft_s"]].describe(percentiles=[0.5, 0.95]).round(3)"""),
+    ("md", "## Budget burn-down"),
+    ("code", """\
+budgets = tracker.budgets()
+for b in budgets:
+    print(f"{b.name}: limit ${b.limit}, spent ${b.spent}, remaining ${b.remaining} "
+          f"({b.fraction_used:.0%} used)")
+fig, ax = plt.subplots(figsize=(9, 4))
+for b in budgets[-3:]:  # the most recent budgets (each demo run has its own)
+    scoped = df[df["project"] == b.scope.removeprefix("project:")] \
+        if b.scope.startswith("project:") else df
+    spent = scoped.sort_values("time").set_index("time")["cost_usd"].cumsum()
+    line = ax.step(spent.index, spent.values, where="post", label=f"spent, {b.name}")[0]
+    ax.axhline(float(b.limit), linestyle="--", color=line.get_color(), label=f"limit ${b.limit}")
+    for pct in b.thresholds:
+        ax.axhline(float(b.limit) * pct / 100, linestyle=":", color="grey", linewidth=0.8)
+ax.set_ylabel("USD")
+ax.set_title("budget burn-down")
+ax.legend()
+plt.show()
+pd.DataFrame([{"budget": a.budget, "threshold %": a.threshold_pct, "spent": a.spent,
+               "limit": a.limit} for a in tracker.alerts])"""),
+    ("md", """\
+## Estimates against actual costs
+
+Before each call the router reserves an estimate (prompt tokens x prompt price + expected output x
+completion price); afterwards the ledger books the actual cost. Points above the line were
+over-estimated (the reservation held more than needed), below it under-estimated."""),
+    ("code", """\
+est = df.dropna(subset=["estimated_cost_usd"])
+fig, ax = plt.subplots(figsize=(5, 5))
+ax.scatter(est["cost_usd"], est["estimated_cost_usd"], s=12)
+hi = max(est["cost_usd"].max(), est["estimated_cost_usd"].max()) if len(est) else 1
+ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
+ax.set_xscale("symlog", linthresh=1e-6)
+ax.set_yscale("symlog", linthresh=1e-6)
+ax.set_xlabel("actual cost (USD)")
+ax.set_ylabel("estimated cost (USD)")
+plt.show()
+pd.DataFrame([{"model": r.key, "calls": r.calls, "estimated": r.estimated, "actual": r.cost,
+               "estimate error": r.estimate_error}
+              for r in tracker.report("total", "model") if r.estimate_error is not None])"""),
+    ("md", """\
+## What would other strategies have cost?
+
+`orroute.simulate` replays a workload offline (no API call) under each selection strategy: the
+model each would pick and its estimated cost. Here, the demo's own workload."""),
+    ("code", """\
+from orroute.demo import workload
+
+strategies = ["cost_optimized", "balanced", "performance", "quality_first"]
+sim = orroute.simulate(workload(), strategies=strategies)
+sim"""),
+]
 
 HEADER = """\
 # Cost analysis of the usage ledger
@@ -146,7 +263,7 @@ goes (by model, project, day and task type), how fast the models were (latency a
 token), how the budget burned down, how good the cost estimates were, and what the same workload
 would have cost under other selection strategies.
 
-It reads the ledger named by `ORROUTE_LEDGER`, else the demo's (`$ORROUTE_HOME/demo.sqlite`, written
+It reads the ledger named by `ORROUTE_LEDGER`, else the demo's (`$ORROUTE_HOME/demo.sqlite3`, written
 by `orroute demo`), else the default ledger. Run `orroute demo` first to have something to look at."""
 
 

@@ -1,11 +1,419 @@
+// Bindings of the router: the Engine (plan, submit with callbacks, run), its configuration and task
+// types, and the complexity analyzer. Results cross as plain dicts; Python builds the public objects.
+#include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <mutex>
 
 #include "bindings.h"
+#include "casters.h"
+#include "orroute/cost/sqlite_ledger.h"
+#include "orroute/engine.h"
+#include "orroute/net/api_client.h"
+#include "orroute/route/complexity.h"
+#include "orroute/select/quality_priors.h"
 
 namespace py = pybind11;
 
 namespace orroute::bindings {
+namespace {
 
-void bind_route(py::module_& /*m*/) {}
+double secs(Duration d) { return static_cast<double>(d.count()) / 1e9; }
+Duration from_secs(double s) { return Duration(static_cast<int64_t>(s * 1e9)); }
+py::object opt(const std::optional<double>& v) { return v ? py::cast(*v) : py::none(); }
+
+py::dict complexity_dict(const Complexity& c) {
+  py::dict d;
+  d["score"] = c.score;
+  d["tier"] = to_string(c.tier);
+  d["task_type"] = c.task_type;
+  d["reasons"] = c.reasons;
+  py::dict f;
+  f["length"] = c.features.length;
+  f["code"] = c.features.code;
+  f["math"] = c.features.math;
+  f["multi_step"] = c.features.multi_step;
+  f["question"] = c.features.question;
+  f["tools"] = c.features.tools;
+  f["depth"] = c.features.depth;
+  f["output"] = c.features.output;
+  d["features"] = f;
+  return d;
+}
+
+py::dict plan_dict(const EnginePlan& p) {
+  py::dict d;
+  d["candidates"] = p.candidates;
+  d["reasons"] = p.reasons;
+  d["complexity"] = complexity_dict(p.complexity);
+  d["task_type"] = p.task_type;
+  d["prompt_tokens"] = p.prompt_tokens;
+  d["max_tokens"] = p.max_tokens;
+  d["estimate"] = p.estimate ? py::cast(*p.estimate) : py::none();
+  return d;
+}
+
+py::dict result_dict(const EngineResult& r) {
+  const RouteOutcome& o = r.route;
+  py::dict d;
+  d["ok"] = o.ok;
+  d["error"] = o.ok ? py::none() : py::cast(std::string(to_string(o.error)));
+  d["http_status"] = o.http_status;
+  d["message"] = o.message;
+  d["model"] = o.model;
+  d["served_model"] = o.result.served_model;
+  d["completion"] = r.completion_json;
+  d["prompt_tokens"] = r.prompt_tokens;
+  d["completion_tokens"] = r.completion_tokens;
+  d["cost"] = o.cost;
+  d["budget_refused"] = o.budget_refused;
+  d["budget_error_type"] = o.budget_error_type;
+  d["nothing_sent"] = o.nothing_sent;
+  d["ttft"] = o.result.ttft ? py::cast(secs(*o.result.ttft)) : py::none();
+  py::list attempts;
+  for (const AttemptRecord& a : o.attempts) {
+    py::dict x;
+    x["model"] = a.model;
+    x["outcome"] = a.outcome;
+    x["status"] = a.http_status;
+    x["message"] = a.message;
+    x["latency"] = secs(a.latency);
+    x["waited"] = secs(a.waited);
+    attempts.append(x);
+  }
+  d["attempts"] = attempts;
+  if (r.api_error) {
+    const ApiError& e = *r.api_error;
+    static const char* kinds[] = {"status", "connection", "timeout", "stream", "cancelled"};
+    py::dict x;
+    x["kind"] = kinds[static_cast<int>(e.kind)];
+    x["status"] = e.status;
+    x["message"] = e.message;
+    x["code_json"] = e.code_json;
+    x["metadata_json"] = e.metadata_json;
+    x["generation_id"] = e.generation_id;
+    x["retry_after"] = opt(e.retry_after);
+    d["api_error"] = x;
+  } else {
+    d["api_error"] = py::none();
+  }
+  d["plan"] = plan_dict(r.plan);
+  return d;
+}
+
+py::dict stats_dict(const ModelStats& s) {
+  py::dict d;
+  d["model"] = s.model;
+  d["calls"] = s.calls;
+  d["successes"] = s.successes;
+  d["failures"] = s.failures;
+  d["success_rate"] = s.success_rate();
+  d["retries"] = s.retries;
+  d["fallbacks"] = s.fallbacks;
+  d["input_tokens"] = s.input_tokens;
+  d["output_tokens"] = s.output_tokens;
+  d["cost"] = s.cost_of_successes;
+  d["cost_per_success"] = s.cost_per_success();
+  d["errors"] = s.errors_by_class;
+  d["window_calls"] = s.window_calls;
+  for (auto [name, p] : {std::pair{"latency", &s.latency}, std::pair{"ttft", &s.ttft},
+                         std::pair{"tokens_per_second", &s.tokens_per_second}}) {
+    const std::string n(name);
+    d[(n + "_p50").c_str()] = opt(p->p50);
+    d[(n + "_p95").c_str()] = opt(p->p95);
+    d[(n + "_p99").c_str()] = opt(p->p99);
+  }
+  return d;
+}
+
+py::dict health_dict(const HealthReport& h) {
+  py::dict d;
+  d["overall"] = to_string(h.overall);
+  py::dict models;
+  for (const ModelHealth& m : h.models) {
+    py::dict x;
+    x["state"] = to_string(m.state);
+    x["reason"] = m.reason;
+    x["breaker"] = to_string(m.breaker);
+    x["retry_in"] = secs(m.retry_in);
+    x["success_rate"] = m.success_rate;
+    x["window_calls"] = m.window_calls;
+    models[m.model.c_str()] = x;
+  }
+  d["models"] = models;
+  return d;
+}
+
+// The result of a task submitted from asyncio: the transport thread stores it and signals the
+// loop's Notifier (eventfd) without taking the GIL; the loop then reads it (see client._bridge).
+struct PendingResult {
+  std::mutex mu;
+  std::optional<EngineResult> result;
+  std::shared_ptr<Notifier> notifier;
+  uint64_t token = 0;
+  std::shared_ptr<RouteRun> run;
+
+  void complete(EngineResult r) {
+    std::shared_ptr<Notifier> n;
+    uint64_t t = 0;
+    {
+      std::lock_guard lock(mu);
+      result = std::move(r);
+      n = notifier;
+      t = token;
+    }
+    if (n) n->notify(t);
+  }
+  void arm(std::shared_ptr<Notifier> n, uint64_t t) {
+    bool ready = false;
+    {
+      std::lock_guard lock(mu);
+      notifier = n;
+      token = t;
+      ready = result.has_value();
+    }
+    if (ready) n->notify(t);
+  }
+};
+
+// A Python callable that may be dropped on any thread: the GIL is taken to release it.
+std::shared_ptr<py::object> hold_callable(py::object f) {
+  return std::shared_ptr<py::object>(new py::object(std::move(f)), [](py::object* o) {
+    py::gil_scoped_acquire gil;
+    delete o;
+  });
+}
+
+}  // namespace
+
+void bind_route(py::module_& m) {
+  py::class_<ComplexityAnalyzer>(m, "ComplexityAnalyzer")
+      .def(py::init([](double simple, double complex_, double frontier) {
+             return ComplexityAnalyzer({simple, complex_, frontier});
+           }),
+           py::arg("simple_below") = 0.3, py::arg("complex_from") = 0.7,
+           py::arg("frontier_from") = 0.9)
+      .def(
+          "analyze",
+          [](const ComplexityAnalyzer& a, std::string_view prompt, int32_t prior_turns,
+             int64_t prompt_tokens, int32_t tools, int64_t max_output_tokens,
+             std::string_view task_type) {
+            return complexity_dict(a.analyze(
+                {prompt, prior_turns, prompt_tokens, tools, max_output_tokens, task_type}));
+          },
+          py::arg("prompt"), py::arg("prior_turns") = 0, py::arg("prompt_tokens") = -1,
+          py::arg("tools") = 0, py::arg("max_output_tokens") = 0, py::arg("task_type") = "general");
+
+  py::class_<EngineConfig>(m, "EngineConfig")
+      .def(py::init<>())
+      .def_property("base_url", [](const EngineConfig& c) { return c.client.base_url; },
+                    [](EngineConfig& c, std::string v) { c.client.base_url = std::move(v); })
+      .def_property("api_keys", [](const EngineConfig&) { return std::vector<std::string>{}; },
+                    [](EngineConfig& c, std::vector<std::string> v) { c.client.api_keys = std::move(v); })
+      .def_property("app_name", [](const EngineConfig& c) { return c.client.app_name; },
+                    [](EngineConfig& c, std::string v) { c.client.app_name = std::move(v); })
+      .def_property("app_url", [](const EngineConfig& c) { return c.client.app_url; },
+                    [](EngineConfig& c, std::string v) { c.client.app_url = std::move(v); })
+      .def_property("timeout", [](const EngineConfig& c) { return c.client.timeouts.total_ms / 1e3; },
+                    [](EngineConfig& c, double s) {
+                      c.client.timeouts.total_ms = static_cast<int64_t>(s * 1e3);
+                      c.client.stream_timeouts.first_byte_ms = static_cast<int64_t>(s * 1e3);
+                      c.client.stream_timeouts.idle_ms = static_cast<int64_t>(s * 1e3);
+                    })
+      .def_property("max_retries", [](const EngineConfig& c) { return c.loop.retry.max_retries_per_model; },
+                    [](EngineConfig& c, int v) { c.loop.retry.max_retries_per_model = v; })
+      .def_property("retry_base_delay", [](const EngineConfig& c) { return secs(c.loop.retry.base_delay); },
+                    [](EngineConfig& c, double v) { c.loop.retry.base_delay = from_secs(v); })
+      .def_property("retry_max_delay", [](const EngineConfig& c) { return secs(c.loop.retry.max_delay); },
+                    [](EngineConfig& c, double v) { c.loop.retry.max_delay = from_secs(v); })
+      .def_property("max_server_wait", [](const EngineConfig& c) { return secs(c.loop.retry.max_server_wait); },
+                    [](EngineConfig& c, double v) { c.loop.retry.max_server_wait = from_secs(v); })
+      .def_property("max_admission_wait", [](const EngineConfig& c) { return secs(c.loop.max_admission_wait); },
+                    [](EngineConfig& c, double v) { c.loop.max_admission_wait = from_secs(v); })
+      .def_property("provider_breakers", [](const EngineConfig& c) { return c.loop.provider_breakers; },
+                    [](EngineConfig& c, bool v) { c.loop.provider_breakers = v; })
+      .def_property("breaker_failures", [](const EngineConfig& c) { return c.breaker.consecutive_failures; },
+                    [](EngineConfig& c, int v) { c.breaker.consecutive_failures = v; })
+      .def_property("breaker_failure_rate", [](const EngineConfig& c) { return c.breaker.failure_rate; },
+                    [](EngineConfig& c, double v) { c.breaker.failure_rate = v; })
+      .def_property("breaker_min_calls", [](const EngineConfig& c) { return c.breaker.min_calls_in_window; },
+                    [](EngineConfig& c, int v) { c.breaker.min_calls_in_window = v; })
+      .def_property("breaker_window", [](const EngineConfig& c) { return secs(c.breaker.window); },
+                    [](EngineConfig& c, double v) { c.breaker.window = from_secs(v); })
+      .def_property("breaker_cooldown", [](const EngineConfig& c) { return secs(c.breaker.cooldown); },
+                    [](EngineConfig& c, double v) { c.breaker.cooldown = from_secs(v); })
+      .def_property("breaker_successes_to_close", [](const EngineConfig& c) { return c.breaker.successes_to_close; },
+                    [](EngineConfig& c, int v) { c.breaker.successes_to_close = v; })
+      .def_property("metrics_window", [](const EngineConfig& c) { return secs(c.metrics.window); },
+                    [](EngineConfig& c, double v) { c.metrics.window = from_secs(v); })
+      .def_property("thresholds",
+                    [](const EngineConfig& c) {
+                      return std::tuple(c.thresholds.simple_below, c.thresholds.complex_from,
+                                        c.thresholds.frontier_from);
+                    },
+                    [](EngineConfig& c, std::tuple<double, double, double> t) {
+                      c.thresholds = {std::get<0>(t), std::get<1>(t), std::get<2>(t)};
+                    })
+      .def_property("strategy", [](const EngineConfig& c) { return std::string(strategy_name(c.strategy)); },
+                    [](EngineConfig& c, std::string_view v) { c.strategy = strategy_from_name(v); })
+      .def_readwrite("fallbacks", &EngineConfig::fallbacks)
+      .def_readwrite("preferred_model", &EngineConfig::preferred_model)
+      .def_readwrite("max_candidates", &EngineConfig::max_candidates)
+      .def_readwrite("server_side_fallbacks", &EngineConfig::server_side_fallbacks)
+      .def_readwrite("default_max_tokens", &EngineConfig::default_max_tokens)
+      .def_readwrite("refresh_catalog", &EngineConfig::refresh_catalog)
+      .def(
+          "set_limit",
+          [](EngineConfig& c, const std::string& scope, int64_t requests, int64_t input_tokens,
+             int64_t output_tokens, double window) {
+            c.limits[scope] = RateLimit{requests, input_tokens, output_tokens, from_secs(window)};
+          },
+          py::arg("scope"), py::arg("requests") = 0, py::arg("input_tokens") = 0,
+          py::arg("output_tokens") = 0, py::arg("window") = 60.0);
+
+  py::class_<EngineTask>(m, "EngineTask")
+      .def(py::init<>())
+      .def_readwrite("request_json", &EngineTask::request_json)
+      .def_readwrite("task_type", &EngineTask::task_type)
+      .def_readwrite("task_id", &EngineTask::task_id)
+      .def_readwrite("fallbacks", &EngineTask::fallbacks)
+      .def_readwrite("max_cost", &EngineTask::max_cost)
+      .def_readwrite("min_quality", &EngineTask::min_quality)
+      .def_readwrite("required_capabilities", &EngineTask::required_capabilities)
+      .def_readwrite("stream", &EngineTask::stream)
+      .def_property("project", [](const EngineTask& t) { return t.scope.project; },
+                    [](EngineTask& t, std::string v) { t.scope.project = std::move(v); })
+      .def_property("conversation", [](const EngineTask& t) { return t.scope.conversation; },
+                    [](EngineTask& t, std::string v) { t.scope.conversation = std::move(v); })
+      .def_property("tags", [](const EngineTask& t) { return t.scope.tags; },
+                    [](EngineTask& t, std::vector<std::pair<std::string, std::string>> v) {
+                      t.scope.tags = std::move(v);
+                    });
+
+  py::class_<PendingResult, std::shared_ptr<PendingResult>>(m, "PendingResult")
+      .def("arm", &PendingResult::arm, py::arg("notifier"), py::arg("token"))
+      .def("cancel",
+           [](PendingResult& p) {
+             std::shared_ptr<RouteRun> run;
+             {
+               std::lock_guard lock(p.mu);
+               run = p.run;
+             }
+             if (run) run->cancel();
+           },
+           py::call_guard<py::gil_scoped_release>())
+      .def("result", [](PendingResult& p) {
+        std::lock_guard lock(p.mu);
+        if (!p.result) throw InvalidArgument("the task has not finished");
+        return result_dict(*p.result);
+      });
+
+  py::class_<RouteRun, std::shared_ptr<RouteRun>>(m, "RouteRun")
+      .def("cancel", &RouteRun::cancel, py::call_guard<py::gil_scoped_release>());
+
+  py::class_<Engine>(m, "Engine")
+      .def(py::init([](const EngineConfig& config, std::shared_ptr<ModelCatalog> catalog,
+                       std::optional<std::string> ledger_path, std::string_view priors_json) {
+             std::shared_ptr<Ledger> ledger;
+             if (ledger_path) ledger = std::make_shared<SqliteLedger>(*ledger_path);
+             QualityPriors priors;
+             if (!priors_json.empty()) priors = QualityPriors::from_json(priors_json);
+             py::gil_scoped_release nogil;  // may fetch {base_url}/models
+             return std::make_unique<Engine>(config, std::move(catalog), std::move(ledger),
+                                             std::move(priors));
+           }),
+           py::arg("config"), py::arg("catalog"), py::arg("ledger_path") = py::none(),
+           py::arg("priors_json") = "")
+      .def("plan", [](const Engine& e, const EngineTask& t) {
+             EnginePlan p;
+             {
+               py::gil_scoped_release nogil;
+               p = e.plan(t);
+             }
+             return plan_dict(p);
+           })
+      .def(
+          "submit",
+          [](Engine& e, const EngineTask& t, py::object on_chunk, py::object on_done) {
+            ChunkCallback chunk;
+            if (!on_chunk.is_none()) {
+              auto f = hold_callable(on_chunk);
+              chunk = [f](const std::string& data) {
+                py::gil_scoped_acquire gil;
+                return py::bool_((*f)(py::bytes(data)));
+              };
+            }
+            auto done_f = hold_callable(on_done);
+            DoneCallback done = [done_f](EngineResult r) {
+              py::gil_scoped_acquire gil;
+              (*done_f)(result_dict(r));
+            };
+            py::gil_scoped_release nogil;
+            EnginePlan p = e.plan(t);
+            return e.submit(t, std::move(p), std::move(chunk), std::move(done));
+          },
+          py::arg("task"), py::arg("on_chunk"), py::arg("on_done"))
+      .def(
+          "submit_async",
+          [](Engine& e, const EngineTask& t) {
+            auto pending = std::make_shared<PendingResult>();
+            py::gil_scoped_release nogil;
+            EnginePlan p = e.plan(t);
+            auto run = e.submit(t, std::move(p), nullptr,
+                                [pending](EngineResult r) { pending->complete(std::move(r)); });
+            std::lock_guard lock(pending->mu);
+            pending->run = std::move(run);
+            return pending;
+          },
+          py::arg("task"))
+      .def("run", [](Engine& e, const EngineTask& t) {
+             EngineResult r;
+             {
+               py::gil_scoped_release nogil;
+               r = e.run(t);
+             }
+             return result_dict(r);
+           })
+      .def("health", [](const Engine& e) { return health_dict(e.health()); })
+      .def("metrics", [](const Engine& e) {
+             py::list out;
+             for (const ModelStats& s : e.metrics()) out.append(stats_dict(s));
+             return out;
+           })
+      .def("record_feedback", &Engine::record_feedback, py::arg("model"), py::arg("task_type"),
+           py::arg("score"))
+      .def(
+          "set_limit",
+          [](Engine& e, const std::string& scope, int64_t requests, int64_t input_tokens,
+             int64_t output_tokens, double window) {
+            e.set_limit(scope, RateLimit{requests, input_tokens, output_tokens, from_secs(window)});
+          },
+          py::arg("scope"), py::arg("requests") = 0, py::arg("input_tokens") = 0,
+          py::arg("output_tokens") = 0, py::arg("window") = 60.0)
+      .def(
+          "set_budget",
+          [](Engine& e, const std::string& scope, const std::string& window, Money limit,
+             const std::string& policy) {
+            if (!e.budget_guard()) throw InvalidArgument("this engine has no ledger");
+            BudgetSpec spec;
+            spec.scope = parse_scope(scope);
+            spec.window = parse_window(window);
+            spec.limit = limit;
+            spec.policy = parse_policy(policy);
+            e.budget_guard()->ledger().set_budget(spec);
+          },
+          py::arg("scope"), py::arg("window"), py::arg("limit"), py::arg("policy") = "refuse")
+      .def("reserved",
+           [](Engine& e) {
+             if (!e.budget_guard()) return std::pair<int64_t, Money>{0, Money::zero()};
+             return e.budget_guard()->ledger().live_reservations();
+           })
+      .def("spent", [](Engine& e) {
+        if (!e.budget_guard()) return Money::zero();
+        return e.budget_guard()->ledger().total_cost(CallQuery{});
+      });
+}
 
 }  // namespace orroute::bindings

@@ -46,6 +46,8 @@ _LAZY: dict[str, str] = {
     # router
     "AIModelManager": "orroute.manager",
     "TaskResult": "orroute.manager",
+    "Attempt": "orroute.manager",
+    "Conversation": "orroute.manager",
 }
 
 __all__ = sorted([*_exception_names, "Task", "__version__", *_LAZY])
@@ -69,7 +71,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .client import AsyncOpenRouter, AsyncStream, OpenRouter, Stream, Timeout  # noqa: F401
     from .cost import BudgetStatus, CostTracker, Reservation, simulate  # noqa: F401
     from .gateway import Gateway  # noqa: F401
-    from .manager import AIModelManager, TaskResult  # noqa: F401
+    from .manager import AIModelManager, Attempt, Conversation, TaskResult  # noqa: F401
     from .routing import LearnedRouter  # noqa: F401
     from .selector import ModelSelector, Ranked  # noqa: F401
     from .tokenizer import (  # noqa: F401

@@ -745,3 +745,109 @@ class ChatStream:
 def mask_key(key: str) -> str: ...
 def json_dumps(obj: Any) -> str: ...
 def json_loads(text: str) -> Any: ...
+
+# ---- router: engine, complexity (bind_route.cpp) --------------------------------------------
+class ComplexityAnalyzer:
+    def __init__(
+        self, simple_below: float = 0.3, complex_from: float = 0.7, frontier_from: float = 0.9
+    ) -> None: ...
+    def analyze(
+        self,
+        prompt: str,
+        prior_turns: int = 0,
+        prompt_tokens: int = -1,
+        tools: int = 0,
+        max_output_tokens: int = 0,
+        task_type: str = "general",
+    ) -> dict[str, Any]: ...
+
+class EngineConfig:
+    base_url: str
+    api_keys: list[str]
+    app_name: str
+    app_url: str
+    timeout: float
+    max_retries: int
+    retry_base_delay: float
+    retry_max_delay: float
+    max_server_wait: float
+    max_admission_wait: float
+    provider_breakers: bool
+    breaker_failures: int
+    breaker_failure_rate: float
+    breaker_min_calls: int
+    breaker_window: float
+    breaker_cooldown: float
+    breaker_successes_to_close: int
+    metrics_window: float
+    thresholds: tuple[float, float, float]
+    strategy: str
+    fallbacks: list[str]
+    preferred_model: str
+    max_candidates: int
+    server_side_fallbacks: int
+    default_max_tokens: int
+    refresh_catalog: bool
+    def __init__(self) -> None: ...
+    def set_limit(
+        self,
+        scope: str,
+        requests: int = 0,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        window: float = 60.0,
+    ) -> None: ...
+
+class EngineTask:
+    request_json: str
+    task_type: str
+    task_id: str
+    fallbacks: list[str]
+    max_cost: Decimal | None
+    min_quality: float | None
+    required_capabilities: int
+    stream: bool
+    project: str
+    conversation: str
+    tags: list[tuple[str, str]]
+    def __init__(self) -> None: ...
+
+class RouteRun:
+    def cancel(self) -> None: ...
+
+class Engine:
+    def __init__(
+        self,
+        config: EngineConfig,
+        catalog: ModelCatalog,
+        ledger_path: str | None = None,
+        priors_json: str = "",
+    ) -> None: ...
+    def plan(self, arg0: EngineTask) -> dict[str, Any]: ...
+    def submit(
+        self,
+        task: EngineTask,
+        on_chunk: Callable[[bytes], bool] | None,
+        on_done: Callable[[dict[str, Any]], None],
+    ) -> RouteRun: ...
+    def submit_async(self, task: EngineTask) -> PendingResult: ...
+    def run(self, arg0: EngineTask) -> dict[str, Any]: ...
+    def health(self) -> dict[str, Any]: ...
+    def metrics(self) -> list[dict[str, Any]]: ...
+    def record_feedback(self, model: str, task_type: str, score: float) -> None: ...
+    def set_limit(
+        self,
+        scope: str,
+        requests: int = 0,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        window: float = 60.0,
+    ) -> None: ...
+    def set_budget(self, scope: str, window: str, limit: Decimal | int | str | float, policy: str = "refuse") -> None: ...
+    def reserved(self) -> tuple[int, Decimal]: ...
+    def spent(self) -> Decimal: ...
+
+class PendingResult:
+    def arm(self, notifier: Notifier, token: int) -> None: ...
+    def cancel(self) -> None: ...
+    def result(self) -> dict[str, Any]: ...

@@ -19,49 +19,55 @@ _BULK = "bulk_processing"
 
 
 def _text_of_chunk(chunk: Any) -> str:
-    """Text of one streamed chunk (an openai-shaped chunk, or a plain string)."""
+    """Text of one streamed chunk (an OpenAI-shaped dict or object, or a plain string)."""
     if isinstance(chunk, str):
         return chunk
-    choices = getattr(chunk, "choices", None)
+    choices = _get(chunk, "choices")
     if choices:
-        delta = getattr(choices[0], "delta", None)
-        return (getattr(delta, "content", None) or "") if delta is not None else ""
-    return str(getattr(chunk, "content", "") or "")
+        return str(_get(_get(choices[0], "delta"), "content") or "")
+    return ""
+
+
+def _get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
 def _error_line(e: BaseException) -> str:
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    status = getattr(e, "status_code", None)
-    return f"{status} {msg}" if status else f"{type(e).__name__}: {msg}"
+    return f"{type(e).__name__}: {msg}"
 
 
 def _outcome(spec: D.DemoSpec, result: Any, latency: float) -> D.Outcome:
     """Normalizes the manager's TaskResult for display."""
-    attempts = list(getattr(result, "attempts", None) or [])
-    failed = []
-    for a in attempts:
-        err = a.get("error") if isinstance(a, dict) else getattr(a, "error", None)
-        model = a.get("model") if isinstance(a, dict) else getattr(a, "model", None)
-        if err:
-            failed.append((str(model), str(err).splitlines()[0]))
-    usage = getattr(result, "usage", None)
-
-    def u(name: str) -> int:
-        if usage is None:
-            return 0
-        v = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, 0)
-        return int(v or 0)
-
-    reasons = getattr(result, "reasons", None) or []
-    if isinstance(reasons, str):
-        reasons = [reasons]
-    return D.Outcome(
-        task_id=spec.id, task_type=spec.type, model=getattr(result, "model", None),
-        cost=Decimal(str(getattr(result, "cost", 0) or 0)), latency=latency,
-        reasons=[str(r) for r in reasons], failed_attempts=failed,
-        content=str(getattr(result, "content", "") or ""),
-        prompt_tokens=u("prompt_tokens"), completion_tokens=u("completion_tokens"),
+    failed, skipped = [], []
+    for a in _get(result, "attempts") or []:
+        err = _get(a, "error")
+        if not err:
+            continue
+        model = str(_get(a, "model"))
+        if str(err).startswith("skipped:"):
+            skipped.append((model, str(err)[8:]))
+        else:
+            status = _get(a, "status")
+            failed.append((model, f"{err}{' ' + str(status) if status else ''}"))
+    usage = _get(result, "usage") or {}
+    out = D.Outcome(
+        task_id=spec.id, task_type=spec.type, model=_get(result, "model"),
+        cost=Decimal(str(_get(result, "cost") or 0)), latency=latency,
+        reasons=[str(r) for r in (_get(result, "reasons") or [])], failed_attempts=failed,
+        content=str(_get(result, "content") or ""),
+        prompt_tokens=int(_get(usage, "prompt_tokens") or 0),
+        completion_tokens=int(_get(usage, "completion_tokens") or 0),
     )
+    out.skipped = skipped
+    complexity = _get(result, "complexity") or {}
+    if isinstance(complexity, (int, float)):
+        complexity = {"score": complexity}
+    score = _get(complexity, "score")
+    out.complexity = (None if score is None else float(score), _get(complexity, "tier"))
+    return out
 
 
 class DemoShow:
@@ -75,21 +81,30 @@ class DemoShow:
         self.strategy = strategy or settings.strategy
         self.speed = speed
         self.concurrency = max(1, concurrency)
-        self.ledger = Path(ledger) if ledger else settings.ledger_path.with_name("demo.sqlite")
+        self.ledger = Path(ledger) if ledger else settings.home / "demo.sqlite3"
+        # every run books to its own project, so runs sharing a ledger stay apart (and the
+        # notebooks can compare them)
+        self.project = time.strftime("demo-%Y%m%d-%H%M%S", time.gmtime())
         self.limit_tasks = limit_tasks
         self.inject_faults = faults
         self.quiet = quiet
         if console is None:
+            import sys
+
             from rich.console import Console
 
-            console = Console(highlight=False, quiet=quiet)
+            console = Console(highlight=False, quiet=quiet,
+                              width=None if sys.stdout.isatty() else 120)
         self.con = console
         self.fake: Any = None
+        self.tracker: Any = None
+        self.alerts_seen = 0
         self.alerts: list[str] = []
         self.outcomes: list[D.Outcome] = []
         self.progress: Any = None
         self.bar: Any = None
-        self.failing: dict[str, str] = {}  # model -> until which task id it fails
+        self.failing: dict[str, str] = {}  # model -> id of the task after which it recovers
+        self.engine_name = "AIModelManager"
 
     # --- printing -------------------------------------------------------------------------------
 
@@ -100,46 +115,74 @@ class DemoShow:
     def header(self, base_url: str, n: int) -> None:
         if self.offline:
             why = "no OPENROUTER_API_KEY set" if not self.settings.api_key else "--offline"
-            self.say(f"[bold]orroute demo[/] - offline ({why}): FakeOpenRouter at {base_url}, "
-                     f"latencies modelled on OpenRouter's, {self.speed:g}x time-compressed, "
-                     "with injected faults")
+            self.say(f"[bold]orroute demo[/] - offline ({why}): FakeOpenRouter at {base_url}\n"
+                     f"  latencies modelled on OpenRouter's typical figures, {self.speed:g}x "
+                     "time-compressed; faults injected: a provider outage and a rate limit")
         else:
             self.say(f"[bold]orroute demo[/] - live: {base_url} (key "
-                     f"{self.settings.masked_api_key}); this spends real credits, up to the budget")
+                     f"{self.settings.masked_api_key}); this spends real credits, at most the "
+                     "budget")
         self.say(f"{n} tasks (coding, questions, bulk summarization, reasoning, planning, long "
-                 f"context); strategy [cyan]{self.strategy}[/], budget [cyan]${self.budget}[/], "
-                 f"ledger {self.ledger}\n")
+                 f"context) through {self.engine_name}; strategy [cyan]{self.strategy}[/], budget "
+                 f"[cyan]${self.budget}[/] (policy downgrade, alerts at 50/80/100%)\n"
+                 f"ledger {self.ledger}, project {self.project}\n")
 
     def show_outcome(self, i: int, n: int, spec: D.DemoSpec, out: D.Outcome) -> None:
+        for model, why in out.skipped:
+            self.say(f"  [dim]- skipped {model}: {why}[/]")
         for model, err in out.failed_attempts:
-            self.say(f"  [yellow]! {model} failed ({err}) - falling back[/]")
+            self.say(f"  [yellow]! {model} failed ({err}); falling back[/]")
         if out.error:
-            self.say(f"[red]x[/] [{i:>2}/{n}] {spec.type:<15} {spec.label:<28} [red]{out.error}[/]")
+            color = "yellow" if out.error.startswith("refused by the budget") else "red"
+            self.say(f"[{color}]x[/] [{i:>2}/{n}] {spec.type:<15} {spec.label[:30]:<30} "
+                     f"[{color}]{out.error}[/]")
             return
-        reason = "; ".join(out.reasons[:2]) if out.reasons else ""
-        self.say(f"[green]v[/] [{i:>2}/{n}] {spec.type:<15} {spec.label[:28]:<28} -> "
-                 f"[bold]{out.model}[/] ${out.cost:.6f} {out.latency:.2f}s"
-                 + (f"\n      [dim]why: {reason}[/]" if reason else ""))
+        cx = ""
+        if out.complexity and out.complexity[0] is not None:
+            cx = f"complexity {out.complexity[0]:.2f} ({out.complexity[1]}) "
+        self.say(f"[green]v[/] [{i:>2}/{n}] {spec.type:<15} {spec.label[:30]:<30} -> "
+                 f"[bold]{out.model}[/]  ${out.cost:.6f}  {out.latency:.2f}s")
+        picked = [r for r in out.reasons
+                  if r.startswith(("downgraded", "quality", "tier", "complexity", "preferred"))]
+        picked = [r.split(" (")[0] for r in picked or out.reasons[:1]]  # details stay in --json
+        reason = "; ".join(picked[:2])
+        if cx or reason:
+            self.say(f"      [dim]{cx}{'- ' + reason if reason else ''}[/]")
 
-    def on_alert(self, alert: Any) -> None:
-        text = str(getattr(alert, "message", None) or alert)
-        self.alerts.append(text)
-        self.say(f"  [bold magenta]budget alert:[/] {text}")
+    def poll_alerts(self) -> None:
+        """Shows budget alerts the ledger fired since the last look (any process may fire them;
+        the ledger keeps each once per threshold and window)."""
+        alerts = self.tracker.alerts
+        for a in alerts[self.alerts_seen:]:
+            text = str(getattr(a, "message", None) or a)
+            self.alerts.append(text)
+            self.say(f"  [bold magenta]budget alert:[/] {text}")
+        self.alerts_seen = len(alerts)
 
     # --- the manager ----------------------------------------------------------------------------
 
     def make_manager(self, base_url: str, api_key: str | None) -> Any:
+        """``AIModelManager`` over the demo's ledger, with the budget for this run's project.
+        (Until the router is part of the package, its stand-in in ``_demo_direct``.)"""
+        import importlib.util
+
         import orroute
 
         self.ledger.parent.mkdir(parents=True, exist_ok=True)
-        manager = orroute.AIModelManager(
+        self.tracker = orroute.CostTracker(self.ledger)
+        self.alerts_seen = len(self.tracker.alerts)
+        if importlib.util.find_spec("orroute.manager") is None:
+            from ._demo_direct import DirectRouter
+
+            self.engine_name = "selector + CostTracker + AsyncOpenRouter (router stand-in)"
+            return DirectRouter(api_key=api_key, base_url=base_url, strategy=self.strategy,
+                                ledger=str(self.ledger), project=self.project, budget=self.budget)
+        self.engine_name = "AIModelManager"
+        return orroute.AIModelManager(
             api_key=api_key, base_url=base_url, strategy=self.strategy, ledger=str(self.ledger),
-            budget=self.budget,
+            project=self.project,
+            budget={"limit": self.budget, "project": self.project, "policy": "downgrade"},
         )
-        add = getattr(manager, "on_alert", None)
-        if callable(add):
-            add(self.on_alert)
-        return manager
 
     async def run_one(self, manager: Any, spec: D.DemoSpec, task: Any) -> D.Outcome:
         start = time.perf_counter()
@@ -148,8 +191,18 @@ class DemoShow:
                 return await self.stream_one(manager, spec, task, start)
             result = await manager.execute_task(task)
         except Exception as e:  # noqa: BLE001 - the demo shows the failure and goes on
+            import orroute
+
+            error = _error_line(e)
+            if isinstance(e, orroute.BudgetError):
+                left = getattr(e, "remaining", None)
+                error = "refused by the budget" + (f" (${left:.6f} left)" if left is not None
+                                                   else "")
             out = D.Outcome(spec.id, spec.type, None, Decimal(0), time.perf_counter() - start,
-                            error=_error_line(e))
+                            error=error)
+            for a in getattr(e, "attempts", None) or []:
+                if _get(a, "error") and not str(_get(a, "error")).startswith("skipped:"):
+                    out.failed_attempts.append((str(_get(a, "model")), str(_get(a, "error"))))
             return out
         return _outcome(spec, result, time.perf_counter() - start)
 
@@ -157,10 +210,13 @@ class DemoShow:
                          start: float) -> D.Outcome:
         if self.progress is not None:
             self.progress.stop()
-        self.say(f"\n[bold]streaming[/] {spec.id} ({spec.label}):")
+        plan = manager.plan(task)
+        first = (plan.get("candidates") or ["?"])[0]
+        self.say(f"\n[bold]streaming[/] {spec.id} ({spec.label}) from {first}:")
         parts: list[str] = []
-        stream = manager.stream_task(task)
-        async for chunk in stream:
+        model = None
+        async for chunk in manager.stream_task(task):
+            model = _get(chunk, "model") or model
             text = _text_of_chunk(chunk)
             if text:
                 parts.append(text)
@@ -169,38 +225,39 @@ class DemoShow:
         self.say("\n")
         if self.progress is not None:
             self.progress.start()
-        result = getattr(stream, "result", None)
-        if callable(result):
-            result = result()
-        if result is not None:
-            out = _outcome(spec, result, time.perf_counter() - start)
-        else:
-            out = D.Outcome(spec.id, spec.type, getattr(stream, "model", None),
-                            Decimal(str(getattr(stream, "cost", 0) or 0)),
-                            time.perf_counter() - start)
-        out.content = out.content or "".join(parts)
+        out = D.Outcome(spec.id, spec.type, model, Decimal(0), time.perf_counter() - start,
+                        content="".join(parts), reasons=list(plan.get("reasons") or []))
+        for rec in reversed(self.tracker.usage_history(project=self.project, limit=20)):
+            if rec.task_id == spec.id:  # the exact figures, as the router booked them
+                out.model, out.cost = rec.model or model, rec.cost
+                out.prompt_tokens, out.completion_tokens = rec.prompt_tokens, rec.completion_tokens
+                break
         return out
 
     # --- faults (offline only) --------------------------------------------------------------------
 
-    def plan_faults(self, specs: list[D.DemoSpec]) -> None:
-        """A provider outage on the model chosen for reasoning (cleared later: recovery), and a
-        rate limit with Retry-After on the model chosen for bulk work."""
+    def plan_faults(self, manager: Any, specs: list[D.DemoSpec], tasks: dict[str, Any]) -> None:
+        """A provider outage on the model the router would pick first for reasoning (it recovers
+        after the third reasoning task) and one rate limit with Retry-After on the first choice
+        for bulk summaries."""
         if not (self.offline and self.inject_faults and self.fake is not None):
             return
-        import orroute
-
         from .testing import Fault
 
-        selector = orroute.ModelSelector()
-        for task_type, fault, until in (
+        first = {}
+        for spec in specs:
+            first.setdefault(spec.type, spec)
+        for kind, fault, until in (
             ("reasoning", Fault.server_error(503), "reason-3"),
-            (_BULK, Fault.rate_limit(retry_after=0.2), None),
+            (_BULK, Fault.rate_limit(retry_after=0.3), None),
         ):
-            try:
-                model = selector.select_model(task_type, 500, None)
-            except orroute.OrRouteError:
+            spec = first.get(kind)
+            if spec is None:
                 continue
+            candidates = manager.plan(tasks[spec.id]).get("candidates") or []
+            if not candidates:
+                continue
+            model = candidates[0]
             if until is None:
                 self.fake.fail(model, fault, times=1)
             else:
@@ -212,11 +269,13 @@ class DemoShow:
             if spec.id == until:
                 self.fake.fail(model, None)
                 del self.failing[model]
-                self.say(f"  [dim]({model} is answering again: the outage is over)[/]")
+                self.say(f"  [dim]({model}'s provider is back: the outage is over)[/]")
 
     # --- the run --------------------------------------------------------------------------------
 
     async def run(self) -> D.DemoSummary:
+        import logging
+
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -225,20 +284,25 @@ class DemoShow:
             TimeElapsedColumn,
         )
 
+        # alerts are shown by the demo itself; keep the ledger's log line for them quiet
+        cost_log = logging.getLogger("orroute.cost")
+        propagate, cost_log.propagate = cost_log.propagate, False
+        if not cost_log.handlers:
+            cost_log.addHandler(logging.NullHandler())
         t0 = time.perf_counter()
         specs = D.workload_specs()
         if self.limit_tasks is not None:
             specs = specs[: self.limit_tasks]
-        tasks = {t.id: t for t in D.workload(project=self.settings.project or "demo")}
+        tasks = {t.id: t for t in D.workload(project=self.project)}
         if self.offline:
             self.fake = D.start_offline(speed=self.speed)
-            base_url, api_key = self.fake.base_url, "sk-or-v1-offline-demo-key-0000"
+            base_url, api_key = self.fake.base_url, "sk-or-v1-offline-demo-0000000000"
         else:
             base_url, api_key = self.settings.base_url, self.settings.api_key
         try:
-            self.header(base_url, len(specs))
             manager = self.make_manager(base_url, api_key)
-            self.plan_faults(specs)
+            self.header(base_url, len(specs))
+            self.plan_faults(manager, specs, tasks)
             with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                           MofNCompleteColumn(), TimeElapsedColumn(), console=self.con,
                           transient=True, disable=self.quiet) as progress:
@@ -246,13 +310,9 @@ class DemoShow:
                 self.bar = progress.add_task("running tasks", total=len(specs))
                 await self.run_all(manager, specs, tasks)
             self.progress = None
-            close = getattr(manager, "aclose", None) or getattr(manager, "close", None)
-            if close is not None:
-                r = close()
-                if asyncio.iscoroutine(r):
-                    await r
-            return self.summarize(manager, len(specs), time.perf_counter() - t0, base_url)
+            return self.summarize(len(specs), time.perf_counter() - t0, base_url)
         finally:
+            cost_log.propagate = propagate
             if self.fake is not None:
                 self.fake.stop()
 
@@ -271,6 +331,7 @@ class DemoShow:
                 done += 1
                 self.outcomes.append(out)
                 self.show_outcome(done, n, spec, out)
+                self.poll_alerts()
                 self.after_task(spec)
                 if self.progress is not None:
                     self.progress.advance(self.bar)
@@ -289,37 +350,39 @@ class DemoShow:
 
     # --- the report -----------------------------------------------------------------------------
 
-    def summarize(self, manager: Any, n: int, seconds: float, base_url: str) -> D.DemoSummary:
+    def summarize(self, n: int, seconds: float, base_url: str) -> D.DemoSummary:
         import orroute
 
         catalog = orroute.Catalog.bundled()
         ok = [o for o in self.outcomes if o.error is None]
-        total = sum((o.cost for o in ok), Decimal(0))
+        rows = self.tracker.usage_history(project=self.project)
+        total = sum((r.cost for r in rows), Decimal(0))
         premium = D.PREMIUM_MODEL
         premium_cost: Decimal | None = Decimal(0)
-        for o in ok:
+        for r in rows:
+            if r.outcome != "ok":
+                continue
             try:
-                premium_cost += catalog.cost(premium, prompt_tokens=o.prompt_tokens,
-                                             completion_tokens=o.completion_tokens)
+                premium_cost += catalog.cost(premium, prompt_tokens=r.prompt_tokens,
+                                             completion_tokens=r.completion_tokens)
             except orroute.OrRouteError:
                 premium_cost = None
                 break
-        by_model: dict[str, dict[str, Any]] = {}
-        by_type: dict[str, dict[str, Any]] = {}
-        for o in ok:
-            for key, table in ((o.model or "?", by_model), (o.task_type, by_type)):
-                row = table.setdefault(key, {"tasks": 0, "cost": Decimal(0), "tokens": 0})
-                row["tasks"] += 1
-                row["cost"] += o.cost
-                row["tokens"] += o.prompt_tokens + o.completion_tokens
+
+        def table(by: str) -> dict[str, dict[str, Any]]:
+            return {(r.key or "?"): {"calls": r.calls, "errors": r.errors, "cost": r.cost,
+                                     "tokens": r.prompt_tokens + r.completion_tokens}
+                    for r in self.tracker.report("total", by, project=self.project)}
+
         summary = D.DemoSummary(
             mode="offline" if self.offline else "live", base_url=base_url,
-            ledger=str(self.ledger), budget=self.budget, strategy=self.strategy, tasks=n,
-            succeeded=len(ok), failed=n - len(ok),
+            ledger=str(self.ledger), project=self.project, budget=self.budget,
+            strategy=self.strategy, tasks=n, succeeded=len(ok), failed=n - len(ok),
             fallbacks=sum(1 for o in ok if o.failed_attempts), alerts=list(self.alerts),
             total_cost=total, premium_model=premium, premium_cost=premium_cost,
             savings=None if premium_cost is None else premium_cost - total,
-            by_model=by_model, by_task_type=by_type, seconds=seconds, outcomes=self.outcomes,
+            by_model=table("model"), by_task_type=table("task_type"), seconds=seconds,
+            outcomes=self.outcomes,
         )
         if not self.quiet:
             self.report(summary)
@@ -328,21 +391,26 @@ class DemoShow:
     def report(self, s: D.DemoSummary) -> None:
         from rich.table import Table
 
-        for title, rows in (("cost by model", s.by_model), ("cost by task type", s.by_task_type)):
+        self.say("")
+        for title, rows, head in (("cost by model", s.by_model, "model"),
+                                  ("cost by task type", s.by_task_type, "task type")):
             t = Table(title=title, title_justify="left")
-            t.add_column(title.split()[-1] if "model" in title else "task type")
-            t.add_column("tasks", justify="right")
-            t.add_column("tokens", justify="right")
-            t.add_column("cost", justify="right")
+            t.add_column(head)
+            for col in ("calls", "tokens", "cost"):
+                t.add_column(col, justify="right")
             for key, row in sorted(rows.items(), key=lambda kv: -kv[1]["cost"]):
-                t.add_row(key, str(row["tasks"]), f"{row['tokens']:,}", f"${row['cost']:.6f}")
+                t.add_row(key, str(row["calls"]), f"{row['tokens']:,}", f"${row['cost']:.6f}")
             self.con.print(t)
-        self.say(f"\n{s.succeeded}/{s.tasks} tasks done in {s.seconds:.1f}s, {s.fallbacks} with a "
-                 f"fallback, {len(s.alerts)} budget alert(s); total [bold]${s.total_cost:.6f}[/] "
-                 f"of the ${s.budget} budget")
+        refused = sum(1 for o in self.outcomes if (o.error or "").startswith("refused by the"))
+        self.say(f"{s.succeeded}/{s.tasks} tasks done in {s.seconds:.1f}s"
+                 + (f" ({refused} refused by the budget)" if refused else "")
+                 + f"; {s.fallbacks} needed "
+                 f"a fallback; {len(s.alerts)} budget alert(s); spent [bold]${s.total_cost:.6f}[/]"
+                 f" of the ${s.budget} budget")
         if s.premium_cost:
-            pct = (s.savings / s.premium_cost * 100) if s.premium_cost else Decimal(0)
-            self.say(f"always using {s.premium_model} would have cost ${s.premium_cost:.6f}: "
+            pct = s.savings / s.premium_cost * 100
+            self.say(f"always using {s.premium_model}: ${s.premium_cost:.6f} -> "
                      f"[bold green]saved ${s.savings:.6f} ({pct:.0f}%)[/]")
-        self.say(f"ledger: {s.ledger}\n  explore it: orroute --ledger {s.ledger} analytics cost "
-                 f"--by model; or open notebooks/cost_analysis.ipynb with ORROUTE_LEDGER={s.ledger}")
+        self.say(f"\nledger: {s.ledger} (project {s.project})\n"
+                 f"  orroute --ledger {s.ledger} analytics cost --period all --by model\n"
+                 f"  ORROUTE_LEDGER={s.ledger} jupyter lab notebooks/cost_analysis.ipynb")

@@ -15,12 +15,13 @@ Every component (the client, the manager, the gateway, the command line) calls
    limits and fallback lists beyond a comma-separated variable;
 5. built-in defaults.
 
-``ORROUTE_HOME`` (default ``~/.orroute``) holds the default config file and ledger
-(``ledger.sqlite``). It is itself read from the environment or the ``.env`` file.
+``ORROUTE_HOME`` (default: the user data directory, ``~/.local/share/orroute`` on Linux) holds the
+default config file (``config.toml``) and ledger (``ledger.sqlite3``, as ``orroute.CostTracker()``
+uses). It is itself read from the environment or the ``.env`` file.
 
 >>> s = load_settings(env={"OPENROUTER_API_KEY": "sk-or-v1-0123456789abcdef"}, env_file=False)
 >>> s.masked_api_key
-'sk-or-v1...cdef'
+'sk-or-v1-...cdef'
 """
 
 from __future__ import annotations
@@ -101,19 +102,30 @@ class ConfigError(ParseError):
 
 
 def mask_key(key: str | None) -> str | None:
-    """A form of an API key that is safe to print: ``sk-or-v1...cdef`` (``***`` if short)."""
+    """A form of an API key that is safe to print: ``sk-or-v1-...cdef`` (``***`` if short), as
+    the client shows it."""
     if not key:
         return None
     if len(key) < 16:
         return "***"
-    return f"{key[:8]}...{key[-4:]}"
+    return f"{key[:9]}...{key[-4:]}"
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:
-    """``$ORROUTE_HOME`` or ``~/.orroute``."""
+    """``$ORROUTE_HOME``, else the platform's user data directory (``$XDG_DATA_HOME/orroute`` or
+    ``~/.local/share/orroute`` on Linux, ``~/Library/Application Support/orroute`` on macOS,
+    ``%LOCALAPPDATA%\\orroute`` on Windows): the same place as ``CostTracker``'s default ledger."""
     env = os.environ if env is None else env
     home = env.get("ORROUTE_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".orroute"
+    if home:
+        return Path(home).expanduser()
+    if sys.platform == "win32":
+        base = Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "orroute"
 
 
 @dataclass(frozen=True)
@@ -167,7 +179,7 @@ class Settings:
     log_level: str = "WARNING"
     strategy: str = "balanced"
     project: str = "default"
-    home: Path = field(default_factory=lambda: Path.home() / ".orroute")
+    home: Path = field(default_factory=default_home)
     ledger: Path | None = None
     fallbacks: tuple[str, ...] = ()
     budgets: tuple[BudgetConfig, ...] = ()
@@ -182,8 +194,9 @@ class Settings:
 
     @property
     def ledger_path(self) -> Path:
-        """The ledger every command shares: ``ledger`` if set, else ``$ORROUTE_HOME/ledger.sqlite``."""
-        return self.ledger if self.ledger is not None else self.home / "ledger.sqlite"
+        """The ledger every command shares: ``ledger`` if set, else ``ledger.sqlite3`` in ``home``
+        (what ``orroute.CostTracker()`` uses by default)."""
+        return self.ledger if self.ledger is not None else self.home / "ledger.sqlite3"
 
     @property
     def masked_api_key(self) -> str | None:
@@ -483,7 +496,7 @@ def load_settings(
         return None, ""
 
     home_value, _ = lookup("ORROUTE_HOME")
-    home = Path(home_value).expanduser() if home_value else Path.home() / ".orroute"
+    home = default_home({**environ, "ORROUTE_HOME": home_value} if home_value else environ)
 
     # config file
     cfg_path: Path | None = None

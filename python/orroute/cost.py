@@ -138,9 +138,17 @@ class BudgetStatus:
         b = s.budget
         end = None if b.period == "total" else _dt(s.window_end)
         return cls(
-            name=b.name, scope=b.scope, period=b.period, limit=b.limit, spent=s.spent,
-            reserved=s.reserved, remaining=s.remaining, window=(_dt(s.window_start), end),
-            policy=b.policy, time_zone=b.time_zone, thresholds=tuple(b.thresholds),
+            name=b.name,
+            scope=b.scope,
+            period=b.period,
+            limit=b.limit,
+            spent=s.spent,
+            reserved=s.reserved,
+            remaining=s.remaining,
+            window=(_dt(s.window_start), end),
+            policy=b.policy,
+            time_zone=b.time_zone,
+            thresholds=tuple(b.thresholds),
         )
 
 
@@ -187,16 +195,29 @@ class UsageRecord:
     @classmethod
     def _from(cls, c: Any) -> UsageRecord:
         return cls(
-            id=c.id, time=_dt(c.at), project=c.scope.project, conversation=c.scope.conversation,
-            tags=dict(c.scope.tags), task_id=c.task_id, task_type=c.task_type,
-            model_requested=c.model_requested, model=c.model_used, provider=c.provider,
-            generation_id=c.generation_id, prompt_tokens=c.prompt_tokens,
-            completion_tokens=c.completion_tokens, cached_tokens=c.cached_tokens,
-            cache_write_tokens=c.cache_write_tokens, reasoning_tokens=c.reasoning_tokens,
-            estimated_cost=c.estimated_cost, cost=c.cost,
+            id=c.id,
+            time=_dt(c.at),
+            project=c.scope.project,
+            conversation=c.scope.conversation,
+            tags=dict(c.scope.tags),
+            task_id=c.task_id,
+            task_type=c.task_type,
+            model_requested=c.model_requested,
+            model=c.model_used,
+            provider=c.provider,
+            generation_id=c.generation_id,
+            prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens,
+            cached_tokens=c.cached_tokens,
+            cache_write_tokens=c.cache_write_tokens,
+            reasoning_tokens=c.reasoning_tokens,
+            estimated_cost=c.estimated_cost,
+            cost=c.cost,
             latency_s=None if c.latency_us < 0 else c.latency_us / _US,
             ttft_s=None if c.ttft_us < 0 else c.ttft_us / _US,
-            outcome=c.outcome, error_class=c.error_class, attempts=c.attempts,
+            outcome=c.outcome,
+            error_class=c.error_class,
+            attempts=c.attempts,
         )
 
 
@@ -223,9 +244,16 @@ class ReportRow:
             err = float((r.estimated - r.cost_of_estimated) / r.cost_of_estimated)
         lat = r.latency_us_sum / r.latency_count / _US if r.latency_count else None
         return cls(
-            period=r.period, key=r.key, calls=r.calls, errors=r.errors,
-            prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, cost=r.cost,
-            estimated=r.estimated, estimate_error=err, mean_latency_s=lat,
+            period=r.period,
+            key=r.key,
+            calls=r.calls,
+            errors=r.errors,
+            prompt_tokens=r.prompt_tokens,
+            completion_tokens=r.completion_tokens,
+            cost=r.cost,
+            estimated=r.estimated,
+            estimate_error=err,
+            mean_latency_s=lat,
         )
 
 
@@ -255,8 +283,8 @@ class Reservation:
         fields = {**self._fields, **call}
         fields.setdefault("estimated_cost", self.amount)
         row = self._tracker._call_record(cost=actual_usd, **fields)
-        self.done = True
         out = self._tracker._core.settle(self.id, row)
+        self.done = True  # only now: a failed settle leaves it to release() / __exit__
         self._tracker._dispatch(out.alerts)
         return int(out.call_id)
 
@@ -355,7 +383,9 @@ class CostTracker:
         row.cost = cost
         row.at = _to_us(f.pop("time", None)) or self._now_us()
         row.scope = _core.SpendScope(
-            f.pop("project", None) or "", f.pop("conversation", None) or "", _tags(f.pop("tags", None))
+            f.pop("project", None) or "",
+            f.pop("conversation", None) or "",
+            _tags(f.pop("tags", None)),
         )
         model = f.pop("model", None) or ""
         row.model_used = f.pop("model_used", None) or model
@@ -390,11 +420,12 @@ class CostTracker:
 
         Prompt tokens come from ``task.input_size`` or the tokenizer; output tokens from
         ``task.max_tokens``, else the 90th percentile of what this ledger has seen for the task
-        type and model, else 1024. ``model`` defaults to ``task.model`` if set.
+        type and model, else 1024. ``model`` defaults to ``task.model`` if set, else to the model
+        ``ModelSelector`` picks for the task's type, size and budget (as in the plan).
         """
         model = model or getattr(task, "model", None)
         if not model:
-            raise InvalidArgumentError("estimate_cost needs a model (argument or task.model)")
+            model = self._model_for_task(task)
         prompt = task.input_size
         if prompt is None:
             try:
@@ -404,6 +435,17 @@ class CostTracker:
             prompt = count_tokens(task.messages, model=model)
         completion = task.max_tokens or self.expected_completion_tokens(task.type, model)
         return self._price(model, int(prompt), int(completion))
+
+    def _model_for_task(self, task: Task) -> str:
+        """The plan's ``_get_model_for_task``: the model the selector picks for the task."""
+        from .selector import ModelSelector
+        from .tokenizer import count_tokens
+
+        size = task.input_size if task.input_size is not None else int(count_tokens(task.messages))
+        selector = getattr(self, "_selector", None)
+        if selector is None:
+            selector = self._selector = ModelSelector()
+        return selector.select_model(task.type, size, task.budget)
 
     def expected_completion_tokens(self, task_type: str, model: str) -> int:
         """Learned expectation of output tokens: a high percentile of past completions."""
@@ -465,10 +507,18 @@ class CostTracker:
         self._core.set_budget(
             scope, period, limit_usd, time_zone, policy, [int(t) for t in thresholds]
         )
-        return self.budget_status(period=period, project=project, conversation=conversation, tag=tag)
+        return self.budget_status(
+            period=period, project=project, conversation=conversation, tag=tag
+        )
 
-    def remove_budget(self, *, period: str = "total", project: str | None = None,
-                      conversation: str | None = None, tag: Any = None) -> bool:
+    def remove_budget(
+        self,
+        *,
+        period: str = "total",
+        project: str | None = None,
+        conversation: str | None = None,
+        tag: Any = None,
+    ) -> bool:
         """Deletes a budget; False if there was none."""
         return bool(self._core.remove_budget(_scope_text(project, conversation, tag), period))
 
@@ -477,19 +527,32 @@ class CostTracker:
         states = self._core.budget_states(_core.SpendScope(), self._now_us(), True)
         return [BudgetStatus._from(s) for s in states]
 
-    def budget_status(self, *, period: str | None = None, project: str | None = None,
-                      conversation: str | None = None, tag: Any = None) -> BudgetStatus:
+    def budget_status(
+        self,
+        *,
+        period: str | None = None,
+        project: str | None = None,
+        conversation: str | None = None,
+        tag: Any = None,
+    ) -> BudgetStatus:
         """The budget for this scope (and period, if several) in its current window. Raises
         NotFoundInCatalogError if there is none."""
         scope = _scope_text(project, conversation, tag)
         want = None if period is None else _core_period(period)
         found = [b for b in self.budgets() if b.scope == scope and want in (None, b.period)]
         if not found:
-            raise NotFoundInCatalogError(f"no budget for {scope}" + (f"/{period}" if period else ""))
+            raise NotFoundInCatalogError(
+                f"no budget for {scope}" + (f"/{period}" if period else "")
+            )
         return found[0]
 
-    def headroom(self, *, project: str | None = None, conversation: str | None = None,
-                 tags: Mapping[str, str] | None = None) -> Decimal | None:
+    def headroom(
+        self,
+        *,
+        project: str | None = None,
+        conversation: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Decimal | None:
         """The least any budget matching this scope has left (None if no budget applies): what a
         downgraded model must fit into."""
         scope = _core.SpendScope(project or "", conversation or "", _tags(tags))
@@ -521,13 +584,24 @@ class CostTracker:
                 f"budget {s.budget.name} would be exceeded (policy downgrade): limit "
                 f"${s.budget.limit}, spent ${s.spent}, reserved ${s.reserved}, this call up to "
                 f"${amount}; ${out.remaining} left",
-                budget=s.budget.name, limit=s.budget.limit, spent=s.spent, reserved=s.reserved,
-                estimate=amount, remaining=out.remaining, policy="downgrade",
+                budget=s.budget.name,
+                limit=s.budget.limit,
+                spent=s.spent,
+                reserved=s.reserved,
+                estimate=amount,
+                remaining=out.remaining,
+                policy="downgrade",
             )
-        fields = {"project": project, "conversation": conversation, "tags": tags,
-                  "task_id": task_id, "model": model}
-        return Reservation(out.reservation_id, amount, out.remaining, self,
-                           {k: v for k, v in fields.items() if v})
+        fields = {
+            "project": project,
+            "conversation": conversation,
+            "tags": tags,
+            "task_id": task_id,
+            "model": model,
+        }
+        return Reservation(
+            out.reservation_id, amount, out.remaining, self, {k: v for k, v in fields.items() if v}
+        )
 
     def reclaim(self) -> int:
         """Frees reservations that expired or whose process died; returns how many."""
@@ -540,8 +614,9 @@ class CostTracker:
 
     # ---- approval, alerts, cutoff ----
 
-    def set_approval(self, above_usd: Amount | None,
-                     hook: Callable[[ApprovalRequest], bool] | None) -> None:
+    def set_approval(
+        self, above_usd: Amount | None, hook: Callable[[ApprovalRequest], bool] | None
+    ) -> None:
         """Calls estimated above ``above_usd`` are allowed only if ``hook`` returns True
         (``None`` removes the rule). The hook runs in the thread that reserves."""
         if above_usd is None:
@@ -552,9 +627,18 @@ class CostTracker:
             raise InvalidArgumentError("an approval amount needs an approval hook")
 
         def ask(r: Any) -> bool:
-            return bool(hook(ApprovalRequest(
-                r.estimate, r.scope.project, r.scope.conversation, dict(r.scope.tags), r.model,
-                r.task_id)))
+            return bool(
+                hook(
+                    ApprovalRequest(
+                        r.estimate,
+                        r.scope.project,
+                        r.scope.conversation,
+                        dict(r.scope.tags),
+                        r.model,
+                        r.task_id,
+                    )
+                )
+            )
 
         self._approval = (above_usd, ask)
         self._guard.set_approval(_core.parse_money(above_usd), ask)
@@ -586,8 +670,16 @@ class CostTracker:
 
     # ---- history and analytics ----
 
-    def _query(self, since: Any, until: Any, project: str | None, model: str | None,
-               task_type: str | None, tag: Any, conversation: str | None = None) -> Any:
+    def _query(
+        self,
+        since: Any,
+        until: Any,
+        project: str | None,
+        model: str | None,
+        task_type: str | None,
+        tag: Any,
+        conversation: str | None = None,
+    ) -> Any:
         q = _core.CallQuery()
         q.start = _to_us(since)
         q.end = _to_us(until)
@@ -600,11 +692,18 @@ class CostTracker:
             q.tag_key, q.tag_value = k, v
         return q
 
-    def usage_history(self, *, since: datetime | float | None = None,
-                      until: datetime | float | None = None, project: str | None = None,
-                      conversation: str | None = None, model: str | None = None,
-                      task_type: str | None = None, tag: Any = None,
-                      limit: int | None = None) -> list[UsageRecord]:
+    def usage_history(
+        self,
+        *,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        project: str | None = None,
+        conversation: str | None = None,
+        model: str | None = None,
+        task_type: str | None = None,
+        tag: Any = None,
+        limit: int | None = None,
+    ) -> list[UsageRecord]:
         """Recorded calls, oldest first (the newest ``limit`` if given)."""
         q = self._query(since, until, project, model, task_type, tag, conversation)
         q.limit = -1 if limit is None else int(limit)
@@ -612,22 +711,59 @@ class CostTracker:
 
     def total_cost(self, **filters: Any) -> Decimal:
         """Exact total cost of the calls matching the usage_history filters."""
-        q = self._query(filters.pop("since", None), filters.pop("until", None),
-                        filters.pop("project", None), filters.pop("model", None),
-                        filters.pop("task_type", None), filters.pop("tag", None),
-                        filters.pop("conversation", None))
+        q = self._query(
+            filters.pop("since", None),
+            filters.pop("until", None),
+            filters.pop("project", None),
+            filters.pop("model", None),
+            filters.pop("task_type", None),
+            filters.pop("tag", None),
+            filters.pop("conversation", None),
+        )
         if filters:
             raise InvalidArgumentError(f"unknown filters {sorted(filters)}")
         return self._core.total_cost(q)
 
-    def report(self, period: str = "day", by: str | None = "model", *,
-               since: datetime | float | None = None, until: datetime | float | None = None,
-               project: str | None = None) -> list[ReportRow]:
-        """Spend grouped by ``period`` (hour, day, week, month, total; UTC) and ``by`` (model,
-        model_requested, project, provider, task_type, conversation, outcome, error_class,
-        ``tag:<key>`` or None), with exact sums and the estimate error."""
+    def report(
+        self,
+        period: str = "all",
+        by: str | None = "model",
+        *,
+        bucket: str | None = None,
+        since: datetime | float | None = None,
+        until: datetime | float | None = None,
+        project: str | None = None,
+    ) -> list[ReportRow]:
+        """Spend over ``period`` grouped ``by`` a column, with exact sums and the estimate error.
+
+        Args:
+            period: the time range: ``"today"``, ``"week"`` (this ISO week), ``"month"`` (this
+                month), all UTC, or ``"all"``. ``since``/``until`` narrow it further.
+            by: model, model_requested, project, provider, task_type, conversation, outcome,
+                error_class, task_id, ``tag:<key>``, None; or a time bucket (hour, day, week,
+                month) to get one row per bucket.
+            bucket: a time bucket to combine with a column ``by`` (e.g. per day per model).
+        """
+        ranges = {"today": "daily", "day": "daily", "daily": "daily", "week": "weekly",
+                  "weekly": "weekly", "month": "monthly", "monthly": "monthly"}
+        if period not in ranges and period not in ("all", "total"):
+            raise InvalidArgumentError(
+                f"report period must be today, week, month or all, got {period!r}")
         q = self._query(since, until, project, None, None, None)
-        return [ReportRow._from(r) for r in self._core.report(q, period, by or "")]
+        if period in ranges:
+            now = self._now_us() or _core.now_us()
+            start, end = _core.window_bounds(ranges[period], "UTC", now)
+            q.start = max(q.start, start)
+            q.end = min(q.end, end) if q.end else end
+        buckets = ("hour", "day", "week", "month")
+        if by in buckets:
+            if bucket is not None:
+                raise InvalidArgumentError("give a time bucket either as `by` or as `bucket`")
+            bucket, by = by, None
+        if bucket is not None and bucket not in buckets:
+            raise InvalidArgumentError(f"bucket must be one of {buckets}, got {bucket!r}")
+        rows = self._core.report(q, bucket or "total", by or "")
+        return [ReportRow._from(r) for r in rows]
 
     def to_dataframe(self, **filters: Any) -> pandas.DataFrame:
         """The usage history as a pandas DataFrame (one row per call; money columns as Decimal
@@ -638,7 +774,9 @@ class CostTracker:
         cols = list(UsageRecord.__dataclass_fields__)
         df = pd.DataFrame([[getattr(r, c) for c in cols] for r in rows], columns=cols)
         df["cost_usd"] = df["cost"].astype(float)
-        df["estimated_cost_usd"] = df["estimated_cost"].map(lambda v: None if v is None else float(v)).astype(float)
+        df["estimated_cost_usd"] = (
+            df["estimated_cost"].map(lambda v: None if v is None else float(v)).astype(float)
+        )
         return df
 
     def __repr__(self) -> str:
@@ -646,19 +784,33 @@ class CostTracker:
 
 
 def _core_period(period: str) -> str:
-    return {"day": "daily", "week": "weekly", "month": "monthly", "all": "total"}.get(period, period)
+    return {"day": "daily", "week": "weekly", "month": "monthly", "all": "total"}.get(
+        period, period
+    )
 
 
 _CALL_FIELDS: dict[str, Any] = {
-    "task_id": "", "task_type": "", "provider": "", "generation_id": "", "prompt_tokens": 0,
-    "completion_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
-    "outcome": "ok", "error_class": "", "attempts": 1,
+    "task_id": "",
+    "task_type": "",
+    "provider": "",
+    "generation_id": "",
+    "prompt_tokens": 0,
+    "completion_tokens": 0,
+    "cached_tokens": 0,
+    "cache_write_tokens": 0,
+    "reasoning_tokens": 0,
+    "outcome": "ok",
+    "error_class": "",
+    "attempts": 1,
 }
 
 
-def simulate(tasks_or_jsonl: Any, strategies: Sequence[str] = ("balanced",), **kwargs: Any) -> Any:
-    """Offline replay: what a workload would cost under each selection strategy (see _simulate)."""
-    from ._simulate import simulate as _sim
+def simulate(
+    tasks_or_jsonl: Any, strategies: Sequence[str] = ("balanced",), **kwargs: Any
+) -> pandas.DataFrame:
+    """Offline replay: what a workload would cost under each selection strategy, calling no API.
+    Returns a pandas DataFrame (one row per strategy; ``detail=True`` for one per task). See
+    :func:`orroute._simulate.simulate` for the arguments."""
+    from ._simulate import simulate as _simulate
 
-    return _sim(tasks_or_jsonl, strategies, **kwargs)
-
+    return _simulate(tasks_or_jsonl, strategies, **kwargs)

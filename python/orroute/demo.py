@@ -274,6 +274,8 @@ class Outcome:
     error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    complexity: tuple[float | None, str | None] | None = None
 
 
 @dataclass
@@ -283,6 +285,7 @@ class DemoSummary:
     mode: str
     base_url: str
     ledger: str
+    project: str
     budget: Decimal
     strategy: str
     tasks: int
@@ -304,7 +307,7 @@ def run_demo(
     *,
     settings: Any,
     offline: bool | None = None,
-    budget: Decimal | float | str = Decimal("0.05"),
+    budget: Decimal | float | str = Decimal("0.002"),
     strategy: str | None = None,
     speed: float = 4.0,
     concurrency: int = 4,
@@ -322,7 +325,7 @@ def run_demo(
         budget: the demo's budget in USD (alerts at 50% and 80%).
         speed: time compression of the offline latencies (1 = real-time figures).
         concurrency: tasks in flight at once.
-        ledger: ledger file (default: ``demo.sqlite`` next to the settings' ledger).
+        ledger: ledger file (default: ``demo.sqlite3`` next to the settings' ledger).
         limit_tasks: run only the first N tasks (tests).
         faults: inject the offline faults (a failing provider, a rate limit).
     """

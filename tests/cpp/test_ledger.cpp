@@ -1,9 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 #include <unistd.h>
 
 #include "orroute/cost/sqlite_ledger.h"
@@ -165,4 +167,28 @@ TEST_CASE("learned completion expectation is a high percentile of past completio
   REQUIRE(ledger.completion_quantile("coding", "m", 1.0, 1000) == 1000);
   REQUIRE(ledger.completion_quantile("coding", "m", 0.5, 10) == 950);  // last 10 only
   REQUIRE_FALSE(ledger.completion_quantile("chat", "m", 0.9, 100).has_value());
+}
+
+TEST_CASE("a failing call in a group-committed batch rolls back alone", "[ledger]") {
+  SqliteLedger ledger(":memory:");
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        CallRecord c = call("m", "0.001");
+        c.task_id = std::to_string(t);
+        if (i % 10 == 0) c.completion_tokens = -1;  // rejected inside the batch
+        try {
+          ledger.record(c);
+        } catch (const orroute::InvalidArgument&) {
+          ++failed;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  REQUIRE(failed == 6 * 20);
+  REQUIRE(ledger.calls({}).size() == 6 * 180);
+  REQUIRE(ledger.total_cost({}) == Money::parse("0.001") * (6 * 180));
 }

@@ -60,8 +60,12 @@ def test_processes_and_threads_never_overspend(tmp_path: Path) -> None:
     t = orroute.CostTracker(path)
     t.set_budget("1.00", project="shared")
     procs = [
-        subprocess.Popen([sys.executable, "-c", WORKER, path, "4", "40", "0.01", "0.007"],
-                         env=_env(), stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, path, "4", "40", "0.01", "0.007"],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     results = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
@@ -78,8 +82,12 @@ def test_processes_and_threads_never_overspend(tmp_path: Path) -> None:
 
 
 def _start_holder(path: str, amount: str, mode: str) -> subprocess.Popen[str]:
-    p = subprocess.Popen([sys.executable, "-c", HOLDER, path, amount, mode], env=_env(),
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, path, amount, mode],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert p.stdout is not None and p.stdout.readline().strip() == "held"
     return p
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from orroute.cli import cli
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
@@ -39,11 +40,11 @@ def test_config_show_masks_the_key_and_names_sources(tmp_path: Path) -> None:
     r = run("config", "show", env={"OPENROUTER_PREFERRED_MODEL": "openai/gpt-4o"})
     assert r.exit_code == 0
     assert KEY not in r.output
-    assert "sk-or-v1...cdef" in r.output
+    assert "sk-or-v1-...cdef" in r.output
     assert "openai/gpt-4o" in r.output
     r = run("config", "show", "--json")
     data = json.loads(r.output)
-    assert data["api_key"] == "sk-or-v1...cdef"
+    assert data["api_key"] == "sk-or-v1-...cdef"
     assert data["sources"]["api_key"].startswith(".env (")
     assert KEY not in r.output
 
@@ -165,3 +166,15 @@ def test_sim_port_in_use_is_one_line() -> None:
         r = CliRunner().invoke(cli, ["sim", "--port", str(fake.port)])
     assert r.exit_code == 1
     assert "cannot listen on 127.0.0.1" in r.stderr
+
+
+def test_config_show_lists_budgets_and_limits(tmp_path: Path) -> None:
+    (tmp_path / "orroute.toml").write_text(
+        '[[budgets]]\nlimit = 5\nperiod = "daily"\nproject = "web"\npolicy = "downgrade"\n'
+        '[limits."openai/gpt-4o"]\nrequests = 60\n')
+    out = run("config", "show").output
+    assert "$5 daily (project=web, downgrade)" in out
+    assert "openai/gpt-4o: 60 requests/min" in out
+    data = json.loads(run("config", "show", "--json").output)
+    assert data["budgets"] == [{"limit": "5", "period": "daily", "policy": "downgrade",
+                                "project": "web"}]

@@ -80,3 +80,39 @@ def test_unknown_model_is_one_line_exit_5_with_suggestions(args) -> None:
     assert r.exit_code == 5
     assert r.stderr.count("\n") == 1
     assert "unknown model" in r.stderr and "did you mean" in r.stderr
+
+
+def test_recommend_ranks_with_reasons_and_other_strategies() -> None:
+    r = run("models", "recommend", "--task", "code-analysis", "--budget", "0.01", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["task_type"] == "coding"  # the reference system's name maps to the selector's
+    ranked = data["ranked"]
+    assert 1 <= len(ranked) <= 5
+    assert all(Decimal(x["estimated_cost"]) <= Decimal("0.01") for x in ranked)
+    assert [x["score"] for x in ranked] == sorted((x["score"] for x in ranked), reverse=True)
+    assert ranked[0]["reasons"]
+    assert set(data["other_strategies"]) == {"cost_optimized", "performance", "quality_first"}
+    best = orroute.ModelSelector().select_model("coding", 1000, "0.01")
+    assert ranked[0]["model"] == best
+
+
+def test_recommend_table_explains_the_choice() -> None:
+    r = run("models", "recommend", "--task", "reasoning", "--strategy", "quality_first", "-n", "3")
+    assert r.exit_code == 0
+    assert "why " in r.stdout and "score" in r.stdout
+    assert "cost_optimized:" in r.stdout
+
+
+def test_recommend_errors_are_one_line() -> None:
+    r = run("models", "recommend", "--task", "dancing")
+    assert r.exit_code == 2 and "task type" in r.stderr and r.stderr.count("\n") == 1
+    r = run("models", "recommend", "--task", "coding", "--budget", "0.0000000001")
+    assert r.exit_code == 1 and "budget" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_sort_by_quality_uses_the_selectors_priors() -> None:
+    rows = json.loads(run("models", "list", "--json", "--paid", "--sort", "quality",
+                          "-n", "10").stdout)
+    q = [r["quality"] for r in rows]
+    assert q == sorted(q, reverse=True) and q[0] > 0.5

@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import orroute
 import pytest
+
+import orroute
 from orroute.config import ConfigError, load_settings, mask_key, parse_env_file
 
 KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
@@ -18,7 +19,7 @@ def test_defaults_without_any_source(tmp_path: Path) -> None:
     assert s.base_url == "https://openrouter.ai/api/v1"
     assert s.fallback_enabled is True and s.cost_optimization is True
     assert s.strategy == "balanced"
-    assert s.ledger_path == tmp_path / "h" / "ledger.sqlite"
+    assert s.ledger_path == tmp_path / "h" / "ledger.sqlite3"
     assert s.config_file is None and s.env_file is None
     assert s.sources["api_key"] == "default"
 
@@ -148,7 +149,7 @@ def test_key_is_masked_everywhere_but_the_attribute() -> None:
     assert s.api_key == KEY
     assert KEY not in repr(s)
     assert KEY not in str(s.as_dict())
-    assert s.as_dict()["api_key"] == "sk-or-v1...cdef"
+    assert s.as_dict()["api_key"] == "sk-or-v1-...cdef"
     assert mask_key("short") == "***"
     assert mask_key(None) is None
 

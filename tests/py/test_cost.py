@@ -42,15 +42,35 @@ def test_default_ledger_lives_under_orroute_home(tmp_path: Path) -> None:
 def test_track_usage_and_record_call_keep_every_column(tracker: orroute.CostTracker) -> None:
     tracker.track_usage("t1", "m/a", {"prompt": 10, "completion": 5}, Decimal("0.0000001"))
     tracker.record_call(
-        cost="0.000000020833333333", model="m/b", model_requested="m/a", provider="P",
-        generation_id="gen-1", project="p", conversation="c", tags={"user": "alice"},
-        task_id="t2", task_type="coding", prompt_tokens=100, completion_tokens=20,
-        cached_tokens=3, cache_write_tokens=2, reasoning_tokens=1, estimated_cost="0.01",
-        latency=1.25, ttft=0.5, outcome="error", error_class="RateLimitError", attempts=3,
+        cost="0.000000020833333333",
+        model="m/b",
+        model_requested="m/a",
+        provider="P",
+        generation_id="gen-1",
+        project="p",
+        conversation="c",
+        tags={"user": "alice"},
+        task_id="t2",
+        task_type="coding",
+        prompt_tokens=100,
+        completion_tokens=20,
+        cached_tokens=3,
+        cache_write_tokens=2,
+        reasoning_tokens=1,
+        estimated_cost="0.01",
+        latency=1.25,
+        ttft=0.5,
+        outcome="error",
+        error_class="RateLimitError",
+        attempts=3,
     )
     first, second = tracker.usage_history()
     assert (first.task_id, first.model, first.prompt_tokens, first.completion_tokens) == (
-        "t1", "m/a", 10, 5)
+        "t1",
+        "m/a",
+        10,
+        5,
+    )
     assert second.cost == Decimal("0.000000020833333333")
     assert second.model_requested == "m/a" and second.model == "m/b"
     assert second.tags == {"user": "alice"}
@@ -69,7 +89,7 @@ def test_sums_are_exact_over_many_rows(tracker: orroute.CostTracker) -> None:
         tracker.track_usage(f"t{i}", "m/a", i, price * i)
         expected += price * i
     assert tracker.total_cost() == expected
-    (row,) = tracker.report("total", "model")
+    (row,) = tracker.report("all", "model")
     assert row.cost == expected and row.calls == 2000
 
 
@@ -81,11 +101,22 @@ def test_reserve_settle_release_and_context_manager(tracker: orroute.CostTracker
             tracker.reserve("0.5", project="demo")
         e = info.value
         assert (e.budget, e.limit, e.spent, e.reserved, e.estimate, e.remaining, e.policy) == (
-            "project:demo/total", 1, 0, Decimal("0.6"), Decimal("0.5"), Decimal("0.4"), "refuse")
+            "project:demo/total",
+            1,
+            0,
+            Decimal("0.6"),
+            Decimal("0.5"),
+            Decimal("0.4"),
+            "refuse",
+        )
         assert isinstance(e, orroute.BudgetError)
         r.settle("0.25", model="m/a", completion_tokens=7)
     status = tracker.budget_status(project="demo")
-    assert (status.spent, status.reserved, status.remaining) == (Decimal("0.25"), 0, Decimal("0.75"))
+    assert (status.spent, status.reserved, status.remaining) == (
+        Decimal("0.25"),
+        0,
+        Decimal("0.75"),
+    )
     with tracker.reserve("0.7", project="demo"):
         pass  # released on exit without settling
     assert tracker.budget_status(project="demo").reserved == 0
@@ -229,8 +260,14 @@ def test_cutoff_is_seen_by_another_process(tmp_path: Path) -> None:
         "t.resume()\n"
     )
     env = {**os.environ, "PYTHONPATH": PYTHON_DIR}
-    out = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True,
-                         check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", child],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     assert out.stdout.startswith("CUT") and "runaway agent" in out.stdout
     assert t.cutoff_reason is None  # lifted by the other process
     t.reserve("0.01").settle("0.01")
@@ -251,16 +288,23 @@ def test_report_groups_and_measures_estimate_error() -> None:
     t.record_call(cost="0.30", model="b", tags={"user": "u1"})
     clock.now += timedelta(days=1)
     t.record_call(cost="0.05", model="a", estimated_cost="0.05", outcome="error")
-    rows = {(r.period, r.key): r for r in t.report("day", "model")}
+    rows = {(r.period, r.key): r for r in t.report("all", "model", bucket="day")}
     assert rows[("2024-01-31", "a")].estimate_error == 1.0
     assert rows[("2024-02-01", "a")].errors == 1
-    months = t.report("month", None)
-    assert [(r.period, r.cost) for r in months] == [("2024-01", Decimal("0.40")),
-                                                    ("2024-02", Decimal("0.05"))]
-    by_user = {r.key: r.cost for r in t.report("total", "tag:user")}
+    months = t.report("all", "month")
+    assert [(r.period, r.cost) for r in months] == [
+        ("2024-01", Decimal("0.40")),
+        ("2024-02", Decimal("0.05")),
+    ]
+    by_user = {r.key: r.cost for r in t.report("all", "tag:user")}
     assert by_user == {"": Decimal("0.15"), "u1": Decimal("0.30")}
+    # period is the range: today (the clock's day), this month.
+    assert [(r.key, r.cost) for r in t.report("today", "model")] == [("a", Decimal("0.05"))]
+    assert sum(r.calls for r in t.report("month", None)) == 1
     with pytest.raises(orroute.InvalidArgumentError):
-        t.report("day", "nonsense")
+        t.report("all", "nonsense")
+    with pytest.raises(orroute.InvalidArgumentError):
+        t.report("fortnight")
 
 
 def test_to_dataframe() -> None:
@@ -291,6 +335,41 @@ def test_estimate_cost_prices_prompt_and_output_exactly(tracker: orroute.CostTra
         tracker.record_call(cost=0, model=model, task_type="coding", completion_tokens=n)
     open_task = orroute.Task(type="coding", messages="hi", input_size=1000)
     assert tracker.estimate_cost(open_task, model) == catalog.cost(
-        model, prompt_tokens=1000, completion_tokens=900)
+        model, prompt_tokens=1000, completion_tokens=900
+    )
+    with pytest.raises(orroute.NotFoundInCatalogError, match="no/such-model"):
+        tracker.estimate_cost(task, "no/such-model")
+
+
+def test_failed_settle_inside_with_releases_the_reservation(tracker: orroute.CostTracker) -> None:
+    tracker.set_budget(1)
     with pytest.raises(orroute.InvalidArgumentError):
-        tracker.estimate_cost(task)
+        with tracker.reserve("0.5") as r:
+            r.settle("0.1", model="m", prompt_tokens=-1)
+    assert tracker.live_reservations() == (0, 0)
+    assert tracker.usage_history() == []
+    assert tracker.budget_status().reserved == 0
+
+
+def test_estimate_cost_counts_prompt_tokens_with_the_tokenizer(
+    tracker: orroute.CostTracker,
+) -> None:
+    catalog = orroute.Catalog.bundled()
+    model = next(m.id for m in catalog if m.pricing.prompt > 0 and m.pricing.completion > 0)
+    task = orroute.Task(type="general", messages="Count the tokens of this prompt.", max_tokens=10)
+    prompt = int(orroute.count_tokens(task.messages, model=model))
+    assert prompt > 0
+    assert tracker.estimate_cost(task, model) == catalog.cost(
+        model, prompt_tokens=prompt, completion_tokens=10
+    )
+
+
+def test_estimate_cost_without_a_model_prices_the_selectors_choice() -> None:
+    """The plan calls ``CostTracker().estimate_cost(task)`` with no model: the tracker asks the
+    selector which model the task would run on and prices that exactly."""
+    tracker = orroute.CostTracker(":memory:")
+    task = orroute.Task(type="coding", messages="Write a haiku about C++", max_tokens=200,
+                        input_size=1000, budget="0.05")
+    chosen = orroute.ModelSelector().select_model("coding", 1000, task.budget)
+    expected = orroute.Catalog.bundled().cost(chosen, prompt_tokens=1000, completion_tokens=200)
+    assert tracker.estimate_cost(task) == expected

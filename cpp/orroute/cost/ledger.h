@@ -156,7 +156,7 @@ struct CallQuery {
 
 // One group of report(): period label x group key.
 struct ReportRow {
-  std::string period;  // "2025-03-01", "2025-W09", "2025-03", or "total"
+  std::string period;  // "2025-03-01" (day; a week is labelled by its Monday), "2025-03", "total"
   std::string key;     // value of the `by` column ("" when by = none)
   int64_t calls = 0;
   int64_t errors = 0;  // outcome != "ok"
@@ -207,8 +207,9 @@ class Ledger {
   virtual std::vector<CallRecord> calls(const CallQuery& query) = 0;
   // Exact total cost of the calls matching `query` (limit ignored).
   virtual Money total_cost(const CallQuery& query) = 0;
-  // `period`: "day", "week", "month" or "total" (UTC); `by`: "model", "project", "provider",
-  // "task_type", "conversation", "outcome", "model_requested", "tag:<key>" or "" (no grouping).
+  // `period`: "hour", "day", "week", "month" or "total" (UTC); `by`: "model", "model_requested",
+  // "project", "provider", "task_type", "conversation", "outcome", "error_class", "task_id",
+  // "tag:<key>" or "" (no grouping). Throws InvalidArgument for anything else.
   virtual std::vector<ReportRow> report(const CallQuery& query, std::string_view period,
                                         std::string_view by) = 0;
   virtual std::vector<Alert> alerts(TimeUs from) = 0;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -82,7 +83,30 @@ class AppContext:
 
             self._settings = load_settings(config_file=self.config_file, env_file=self.env_file,
                                            overrides=self.overrides)
+            _configure_logging(self._settings.log_level)
         return self._settings
+
+
+def _configure_logging(level: str) -> None:
+    """orroute's loggers write to stderr at LOG_LEVEL (the library itself only logs)."""
+    log = logging.getLogger("orroute")
+    log.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (click's test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 def app(ctx: click.Context | None = None) -> AppContext:
@@ -258,33 +282,49 @@ def make_tracker(s: Any) -> Any:
 def make_manager(s: Any, *, strategy: str | None = None, budget: Any = None,
                  preferred_model: str | None = None, fallback: bool | None = None) -> Any:
     """An ``orroute.AIModelManager`` wired to the settings: endpoint, key, strategy, ledger,
-    explicit model order (preferred model + fallbacks), rate limits and config budgets."""
+    project, preferred model and fallbacks, rate limits; the config file's budgets are written to
+    the ledger (idempotently) so every process sees them."""
+    import importlib.util
+
     import orroute
 
+    if importlib.util.find_spec("orroute.manager") is None:
+        raise CLIError("this build of orroute has no router (orroute.AIModelManager) yet")
     require_key(s)
-    order = list(s.model_order())
-    if preferred_model:
-        order = [preferred_model] + [m for m in order if m != preferred_model]
-        if fallback is False or not s.fallback_enabled:
-            order = [preferred_model]
-    elif fallback is False:
-        order = order[:1]
-    path = str(s.ledger_path)
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    preferred = preferred_model or s.preferred_model
+    use_fallbacks = s.fallback_enabled if fallback is None else fallback
     kwargs: dict[str, Any] = {
         "api_key": s.api_key,
         "base_url": s.base_url,
         "strategy": strategy or s.strategy,
-        "ledger": path,
+        "ledger": str(s.ledger_path),
+        "project": s.project,
     }
-    if order:
-        kwargs["fallbacks"] = order
-    if budget is not None:
-        kwargs["budget"] = budget
+    if preferred:
+        kwargs["preferred_model"] = preferred
+    if not use_fallbacks and preferred:
+        kwargs["fallbacks"] = [preferred]  # the exact order: this model only
+    elif use_fallbacks and s.fallbacks:
+        kwargs["fallbacks"] = [m for m in [preferred, *s.fallbacks] if m]
     if s.limits:
         kwargs["limits"] = {m: lim.as_dict() for m, lim in s.limits.items()}
-    return orroute.AIModelManager(**kwargs)
+    if s.timeout is not None:
+        kwargs["timeout"] = s.timeout
+    if s.max_retries is not None:
+        kwargs["max_retries"] = s.max_retries
+    if s.app_name:
+        kwargs["app_name"] = s.app_name
+    if s.budgets and str(s.ledger_path) != ":memory:":
+        tracker = make_tracker(s)
+        for b in s.budgets:
+            tracker.set_budget(b.limit, period=b.period, project=b.project,
+                               conversation=b.conversation, tag=b.tag, policy=b.policy)
+    if str(s.ledger_path) != ":memory:":
+        Path(s.ledger_path).parent.mkdir(parents=True, exist_ok=True)
+    manager = orroute.AIModelManager(**kwargs)
+    if budget is not None:
+        manager.set_budget(budget)
+    return manager
 
 
 def field_of(obj: Any, name: str, default: Any = None) -> Any:

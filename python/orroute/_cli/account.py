@@ -66,7 +66,9 @@ def credits(as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--probe", is_flag=True, help="Also send each model a tiny request.")
+@click.option("--probe", is_flag=True,
+              help="Also send each configured model (default: the guide's six) a one-token "
+                   "request.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def health(probe: bool, as_json: bool) -> None:
     """Check the API, the key, the ledger and the state of each model."""
@@ -92,24 +94,24 @@ def health(probe: bool, as_json: bool) -> None:
         check(f"api {s.base_url}", lambda: f"{len(list(client.models.list()))} models")
         check("credits", lambda: _credits_line(client.credits()))
     check("ledger", lambda: _ledger_line(s))
-    models: Any = None
+    models: dict[str, Any] | None = None
     if probe and client is not None:
-        from ._common import make_manager
+        from ..config import GUIDE_MODEL_ORDER
+        from .models import _measure
 
-        manager = make_manager(s)
-        models = check("models", lambda: to_data(manager.health(probe=True)))
+        models = {}
+        for mid in s.model_order() or list(GUIDE_MODEL_ORDER):
+            r = check(f"model {mid}", lambda mid=mid: _measure(client, mid, "Say OK.", 1))
+            models[mid] = "ok" if r is not None else "failing"
+            if r is not None:
+                checks[-1]["detail"] = f"answered in {r['latency']:.2f}s, {usd(r['cost'])}"
     ok = all(c["ok"] for c in checks)
     if as_json:
         emit_json({"ok": ok, "checks": checks, "models": models})
     else:
         print_table("orroute health", ["check", "ok", "detail", "time"],
                     [(c["check"], "ok" if c["ok"] else "FAIL", _short(c["detail"]),
-                      f"{c['seconds'] * 1000:.0f} ms") for c in checks if c["check"] != "models"])
-        if isinstance(models, dict):
-            states = models.get("models", models)
-            if isinstance(states, dict):
-                print_table("models", ["model", "state"],
-                            [(m, _short(v)) for m, v in states.items()])
+                      f"{c['seconds'] * 1000:.0f} ms") for c in checks])
     if not ok:
         raise CLIError("some checks failed", EXIT_API)
 
@@ -129,8 +131,11 @@ def _ledger_line(s: Any) -> str:
     from ._common import make_tracker
 
     tracker = make_tracker(s)
-    cutoff = field_of(tracker, "cutoff_engaged", None)
-    return f"{s.ledger_path}" + (" (EMERGENCY CUTOFF ENGAGED)" if cutoff else "")
+    cutoff = tracker.cutoff_reason
+    if cutoff:
+        raise CLIError(f"emergency cutoff engaged in {s.ledger_path}: {cutoff}")
+    n = len(tracker.budgets())
+    return f"{s.ledger_path} ({n} budget{'s' if n != 1 else ''})"
 
 
 def _short(v: Any) -> str:

@@ -10,7 +10,16 @@ from typing import Any
 import click
 
 from ..config import STRATEGIES
-from ._common import CLIError, app, console, emit_json, make_manager, to_data, usd
+from ._common import (
+    app,
+    console,
+    emit_json,
+    field_of,
+    make_manager,
+    make_tracker,
+    to_data,
+    usd,
+)
 
 
 def _attempts(result: Any) -> list[dict[str, Any]]:
@@ -21,14 +30,56 @@ def _attempts(result: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _text_of_chunk(chunk: Any) -> str:
+def text_of_chunk(chunk: Any) -> str:
+    """The text of a streamed chunk (an OpenAI-shaped dict or object, or a string)."""
     if isinstance(chunk, str):
         return chunk
-    choices = getattr(chunk, "choices", None)
+    choices = field_of(chunk, "choices")
     if choices:
-        delta = getattr(choices[0], "delta", None)
-        return (getattr(delta, "content", None) or "") if delta is not None else ""
-    return str(getattr(chunk, "content", "") or "")
+        delta = field_of(choices[0], "delta")
+        return str(field_of(delta, "content") or "")
+    return ""
+
+
+class StreamRecord:
+    """What a streamed task produced, for --show-models and --json: the model and usage come from
+    the chunks, the exact cost from the ledger row the router wrote for the task."""
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        self.model: str | None = None
+        self.usage: dict[str, Any] = {}
+        self.parts: list[str] = []
+        self.cost: Any = None
+        self.reasons: list[str] = []
+        self.attempts: list[Any] = []
+
+    def add(self, chunk: Any) -> str:
+        self.model = field_of(chunk, "model") or self.model
+        usage = field_of(chunk, "usage")
+        if usage:
+            self.usage = dict(to_data(usage))
+        text = text_of_chunk(chunk)
+        self.parts.append(text)
+        return text
+
+    @property
+    def content(self) -> str:
+        return "".join(self.parts)
+
+    def settle(self, settings: Any) -> None:
+        from decimal import Decimal
+
+        try:
+            rows = make_tracker(settings).usage_history(limit=50)
+        except Exception:  # noqa: BLE001 - the cost is then the one the API reported
+            rows = []
+        for r in reversed(rows):
+            if r.task_id == self.task.id:
+                self.cost, self.model = r.cost, r.model or self.model
+                return
+        if self.usage.get("cost") is not None:
+            self.cost = Decimal(str(self.usage["cost"]))
 
 
 @click.command()
@@ -72,15 +123,15 @@ def ask(prompt: str | None, show_models: bool, strategy: str | None, stream: boo
                         project=s.project, budget=budget)
     manager = make_manager(s, strategy=strategy, preferred_model=model,
                            fallback=False if no_fallback else None)
+    if show_models:
+        _show_plan(manager, task)
     start = time.perf_counter()
     if stream and not as_json:
-        result = asyncio.run(_stream(manager, task))
+        result: Any = asyncio.run(_stream(manager, task))
+        result.settle(s)
     else:
         result = manager.execute_task_sync(task)
     elapsed = time.perf_counter() - start
-    _close(manager)
-    if result is None:
-        raise CLIError("the stream ended without a result")
     if as_json:
         data = to_data(result)
         if not isinstance(data, dict):
@@ -94,24 +145,28 @@ def ask(prompt: str | None, show_models: bool, strategy: str | None, stream: boo
         _show_choice(result, elapsed)
 
 
-async def _stream(manager: Any, task: Any) -> Any:
-    stream = manager.stream_task(task)
-    async for chunk in stream:
-        text = _text_of_chunk(chunk)
+async def _stream(manager: Any, task: Any) -> StreamRecord:
+    record = StreamRecord(task)
+    async for chunk in manager.stream_task(task):
+        text = record.add(chunk)
         if text:
             sys.stdout.write(text)
             sys.stdout.flush()
     sys.stdout.write("\n")
-    result = getattr(stream, "result", None)
-    return result() if callable(result) else result
+    return record
 
 
-def _close(manager: Any) -> None:
-    close = getattr(manager, "close", None)
-    if callable(close):
-        r = close()
-        if asyncio.iscoroutine(r):
-            asyncio.run(r)
+def _show_plan(manager: Any, task: Any) -> None:
+    """The candidates the router will try and why (before the call; on stderr)."""
+    plan = manager.plan(task)
+    out = console(stderr=True)
+    cx = plan.get("complexity") or {}
+    if not isinstance(cx, dict):
+        cx = {"score": cx}
+    score = cx.get("score")
+    level = f"complexity {float(score):.2f} ({cx.get('tier', '?')}); " if score is not None else ""
+    out.print(f"[bold]task[/]: {plan.get('task_type', task.type)}, {level}candidates: "
+              + " -> ".join(map(str, plan.get("candidates") or [])))
 
 
 def _show_choice(result: Any, elapsed: float) -> None:
@@ -128,8 +183,13 @@ def _show_choice(result: Any, elapsed: float) -> None:
     for i, r in enumerate(reasons):
         t.add_row("why" if i == 0 else "", str(r))
     for a in _attempts(result):
-        if a.get("error"):
-            t.add_row("failed", f"{a.get('model')}: {str(a.get('error')).splitlines()[0]}")
+        err = a.get("error")
+        if err and str(err).startswith("skipped:"):
+            t.add_row("skipped", f"{a.get('model')}: {str(err)[8:]}")
+        elif err:
+            detail = a.get("message") or err
+            t.add_row("failed", f"{a.get('model')}: {err} {a.get('status') or ''} "
+                                f"{str(detail).splitlines()[0] if detail != err else ''}".strip())
     usage = getattr(result, "usage", None)
     if usage is not None:
         u = to_data(usage)

@@ -1,4 +1,4 @@
-"""``orroute budget set|status|cutoff|resume``: budgets kept in the ledger."""
+"""``orroute budget set|status|remove|cutoff|resume``: budgets kept in the ledger."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ._common import app, emit_json, field_of, make_tracker, print_records, to_data, usd
+from ._common import app, emit_json, make_tracker, print_table, usd
 
 _PERIODS = ("total", "daily", "weekly", "monthly")
 
@@ -29,44 +29,85 @@ def _scope(project: str | None, conversation: str | None, tag: str | None) -> di
     return out
 
 
+_scope_options = [
+    click.option("--project", default=None, help="Budget for one project (default: global)."),
+    click.option("--conversation", default=None, help="Budget for one conversation."),
+    click.option("--tag", default=None, metavar="KEY=VALUE", help="Budget for a tag, e.g. user=alice."),
+]
+
+
+def scope_options(f: Any) -> Any:
+    for opt in reversed(_scope_options):
+        f = opt(f)
+    return f
+
+
+def status_row(b: Any) -> dict[str, Any]:
+    start, end = b.window
+    return {"name": b.name, "scope": b.scope, "period": b.period, "limit": b.limit,
+            "spent": b.spent, "reserved": b.reserved, "remaining": b.remaining,
+            "used": round(b.fraction_used, 4), "policy": b.policy,
+            "window_start": start, "window_end": end}
+
+
 @budget.command("set")
 @click.argument("limit", type=click.FloatRange(min=0))
 @click.option("--period", type=click.Choice(_PERIODS), default="total", show_default=True)
-@click.option("--project", default=None)
-@click.option("--conversation", default=None)
-@click.option("--tag", default=None, metavar="KEY=VALUE")
+@scope_options
 @click.option("--policy", type=click.Choice(["refuse", "downgrade"]), default="refuse",
-              show_default=True)
+              show_default=True, help="Refuse calls over the limit, or pick cheaper models.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def set_budget(limit: float, period: str, project: str | None, conversation: str | None,
                tag: str | None, policy: str, as_json: bool) -> None:
     """Set a budget of LIMIT USD per period (global unless a scope is given)."""
     tracker = make_tracker(app().settings)
-    scope = _scope(project, conversation, tag)
-    result = tracker.set_budget(str(limit), period=period, policy=policy, **scope)
-    status = tracker.budget_status(period=period, **scope)
+    status = tracker.set_budget(str(limit), period=period, policy=policy,
+                                **_scope(project, conversation, tag))
     if as_json:
-        emit_json({"budget": to_data(result), "status": to_data(status)})
+        emit_json(status_row(status))
         return
-    click.echo(f"budget set: {usd(field_of(status, 'limit'))} {period} "
-               f"({', '.join(f'{k}={v}' for k, v in scope.items()) or 'global'}, {policy}); "
-               f"spent {usd(field_of(status, 'spent'))}")
+    click.echo(f"budget {status.name}: {usd(status.limit)} ({status.policy}); spent "
+               f"{usd(status.spent)}, {usd(status.remaining)} left")
 
 
 @budget.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
-    """Every budget: limit, spent, reserved, remaining in its current window."""
-    tracker = make_tracker(app().settings)
-    rows = [to_data(b) for b in tracker.budgets()]
+    """Every budget: limit, spent, reserved and remaining in its current window."""
+    s = app().settings
+    tracker = make_tracker(s)
+    rows = [status_row(b) for b in tracker.budgets()]
+    cutoff = tracker.cutoff_reason
     if as_json:
-        emit_json(rows)
+        emit_json({"ledger": str(s.ledger_path), "cutoff": cutoff, "budgets": rows})
         return
-    print_records("budgets", rows)
+    if cutoff:
+        click.echo(f"EMERGENCY CUTOFF ENGAGED: {cutoff}", err=True)
+    if not rows:
+        click.echo(f"no budgets in {s.ledger_path} (set one with `orroute budget set`)")
+        return
+    print_table("budgets", ["budget", "limit", "spent", "reserved", "remaining", "used", "policy"],
+                [(r["name"], usd(r["limit"]), usd(r["spent"]), usd(r["reserved"]),
+                  usd(r["remaining"]), f"{r['used']:.0%}", r["policy"]) for r in rows],
+                justify={c: "right" for c in ("limit", "spent", "reserved", "remaining", "used")},
+                caption=f"ledger {s.ledger_path}")
+
+
+@budget.command("remove")
+@click.option("--period", type=click.Choice(_PERIODS), default="total", show_default=True)
+@scope_options
+def remove(period: str, project: str | None, conversation: str | None, tag: str | None) -> None:
+    """Delete a budget."""
+    from ._common import EXIT_NOT_FOUND, CLIError
+
+    if not make_tracker(app().settings).remove_budget(period=period,
+                                                      **_scope(project, conversation, tag)):
+        raise CLIError("no such budget", EXIT_NOT_FOUND)
+    click.echo("budget removed")
 
 
 @budget.command("cutoff")
-@click.option("--reason", default="engaged from the command line")
+@click.option("--reason", default="engaged from the command line", show_default=True)
 def cutoff(reason: str) -> None:
     """Stop all spending in every process sharing the ledger (emergency cutoff)."""
     make_tracker(app().settings).cutoff(reason)

@@ -10,7 +10,7 @@ from ._common import app, emit_json
 @click.command()
 @click.option("--offline/--online", "offline", default=None,
               help="Force FakeOpenRouter, or the real API (default: offline without a key).")
-@click.option("--budget", type=click.FloatRange(min=0), default=0.05, show_default=True,
+@click.option("--budget", type=click.FloatRange(min=0), default=0.002, show_default=True,
               help="The demo's budget in USD (alerts at 50% and 80%).")
 @click.option("--strategy", type=click.Choice(["cost_optimized", "balanced", "performance",
                                                "quality_first"]), default=None,
@@ -27,7 +27,7 @@ def demo(offline: bool | None, budget: float, strategy: str | None, speed: float
     """Run ~30 mixed agent tasks under a budget and show routing, fallbacks, streaming, alerts
     and the cost report. Offline (no key) it finishes within a minute.
 
-    The demo books its spend to $ORROUTE_HOME/demo.sqlite, unless a ledger is set (--ledger,
+    The demo books its spend to $ORROUTE_HOME/demo.sqlite3, unless a ledger is set (--ledger,
     ORROUTE_LEDGER or the config file)."""
     from ..demo import run_demo
 

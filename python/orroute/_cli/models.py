@@ -22,9 +22,7 @@ from ._common import (
     make_client,
     make_tracker,
     per_million,
-    print_records,
     print_table,
-    records,
     to_data,
     usd,
 )
@@ -187,21 +185,15 @@ _SHOWN_CAPS = ("tools", "structured_outputs", "vision", "reasoning", "audio", "f
 
 
 def _quality_scores(ids: list[str]) -> dict[str, float]:
-    """Overall quality prior of each model, from the selector (empty when it has none)."""
+    """Overall quality prior of each model, from the selector's table."""
     import orroute
 
-    selector = orroute.ModelSelector()
-    quality = getattr(selector, "quality", None)
+    specs = orroute.ModelSelector().models
     out: dict[str, float] = {}
-    if quality is None:
-        return out
     for mid in ids:
-        try:
-            q = quality(mid)
-        except Exception:  # noqa: BLE001 - a model without a prior simply has none
-            q = None
-        if q is not None:
-            out[mid] = float(q)
+        spec = specs.get(mid)
+        if spec is not None:
+            out[mid] = float(spec.quality)
     return out
 
 
@@ -401,54 +393,145 @@ def _secs(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}s"
 
 
+# Task names people use (the reference system's `--task code-analysis`) -> the selector's types.
+_TASK_ALIASES = {
+    "code": "coding", "code_analysis": "coding", "code_review": "coding", "programming": "coding",
+    "analysis": "reasoning", "summarize": "bulk_processing", "bulk": "bulk_processing", "chat": "general",
+    "question": "general", "qa": "general", "long_context": "large_context",
+}
+
+
+def task_type_name(name: str) -> str:
+    """The selector's name for a task type given on the command line."""
+    from ..selector import task_types
+
+    t = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return t if t in task_types() else _TASK_ALIASES.get(t, t)
+
+
 @models.command("recommend")
-@click.option("--task", "task_type", required=True, help="Task type, e.g. coding, code-analysis.")
+@click.option("--task", "task_type", required=True,
+              help="Task type: coding, reasoning, general, bulk_processing, large_context, ... "
+                   "(aliases such as code-analysis work).")
 @click.option("--budget", type=click.FloatRange(min=0), default=None, metavar="USD",
               help="Most one call may cost.")
 @click.option("--input-size", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Prompt size in tokens.")
 @click.option("--output-size", type=click.IntRange(min=1), default=None,
-              help="Expected output tokens.")
+              help="Expected output tokens (default: the task type's).")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=None)
+@click.option("--capability", "-c", "capabilities", multiple=True, metavar="NAME",
+              help="Required capability (repeatable).")
+@click.option("--allow-free", is_flag=True, help="Consider free (rate-limited) models too.")
 @click.option("--top", "-n", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def recommend(task_type: str, budget: float | None, input_size: int, output_size: int | None,
-              strategy: str | None, top: int, as_json: bool) -> None:
-    """The best models for a task type, with scores and reasons."""
+              strategy: str | None, capabilities: tuple[str, ...], allow_free: bool, top: int,
+              as_json: bool) -> None:
+    """The best models for a task type, with scores, estimated cost and the reasons; and what
+    the other strategies would pick."""
     import orroute
 
     s = app().settings
-    selector = orroute.ModelSelector()
-    kwargs: dict[str, Any] = {"strategy": strategy or s.strategy}
+    strategy = strategy or s.strategy
+    kind = task_type_name(task_type)
+    constraints: dict[str, Any] = {}
     if output_size is not None:
-        kwargs["expected_output_tokens"] = output_size
-    ranked = selector.rank(task_type.replace("-", "_"), input_size, budget, **kwargs)
-    rows = [to_data(r) for r in list(ranked)[:top]]
+        constraints["expected_output_tokens"] = output_size
+    if capabilities:
+        constraints["capabilities"] = list(capabilities)
+    if allow_free:
+        constraints["allow_free"] = True
+    selector = orroute.ModelSelector(strategy=strategy)
+    limit = None if budget is None else str(budget)
+    ranked = selector.rank(kind, input_size, limit, limit=top, **constraints)
+    others = {}
+    for other in STRATEGIES:
+        if other != strategy:
+            pick = selector.rank(kind, input_size, limit, strategy=other, explain=False, limit=1,
+                                 **constraints)
+            others[other] = to_data(pick[0]) if pick else None
     if as_json:
-        emit_json(rows)
+        emit_json({"task_type": kind, "strategy": strategy, "input_size": input_size,
+                   "budget": limit, "ranked": [to_data(r) for r in ranked],
+                   "other_strategies": others})
         return
-    table = []
-    for i, r in enumerate(rows, 1):
-        reasons = r.get("reasons") or []
-        table.append((i, r.get("model") or r.get("model_id") or r.get("id"),
-                      None if r.get("score") is None else f"{float(r['score']):.3f}",
-                      usd(r.get("estimated_cost") or r.get("cost")),
-                      "; ".join(map(str, reasons[:3])) if isinstance(reasons, list) else reasons))
-    print_table(f"recommended for {task_type} ({kwargs['strategy']})",
-                ["#", "model", "score", "est. cost", "why"], table,
-                justify={"score": "right", "est. cost": "right"})
+    print_table(
+        f"{kind}: {input_size:,} input tokens, budget {'none' if budget is None else usd(limit)}, "
+        f"strategy {strategy}",
+        ["#", "model", "score", "quality", "est. cost", "tier"],
+        [(i, r.model, f"{r.score:.3f}", f"{r.quality:.2f}", usd(r.estimated_cost), r.tier)
+         for i, r in enumerate(ranked, 1)],
+        justify={"#": "right", "score": "right", "quality": "right", "est. cost": "right"})
+    if ranked:
+        click.echo(f"why {ranked[0].model}:")
+        for reason in ranked[0].reasons:
+            click.echo(f"  - {reason}")
+    for other, pick in others.items():
+        if pick:
+            click.echo(f"{other:>15}: {pick['model']} ({usd(pick['estimated_cost'])}, "
+                       f"quality {pick['quality']:.2f})")
 
 
 @models.command("performance")
 @click.option("--period", type=click.Choice(["today", "week", "month", "all"]), default="all",
               show_default=True)
+@click.option("--project", default=None, help="Only this project.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def performance(period: str, as_json: bool) -> None:
-    """Latency, success rate and cost per call of each model, from the ledger's records."""
+def performance(period: str, project: str | None, as_json: bool) -> None:
+    """Latency and TTFT percentiles, tokens/s, success rate and cost per call of each model, from
+    the calls recorded in the ledger."""
+    from .analytics import since_for
+
     s = app().settings
-    tracker = make_tracker(s)
-    rows = records(tracker.report(period=period, by="model"))
+    history = make_tracker(s).usage_history(since=since_for(period), project=project)
+    by_model: dict[str, list[Any]] = {}
+    for rec in history:
+        by_model.setdefault(rec.model or rec.model_requested or "?", []).append(rec)
+    rows = [_performance_row(model, recs) for model, recs in by_model.items()]
+    rows.sort(key=lambda r: -r["calls"])
     if as_json:
-        emit_json(rows)
+        emit_json({"period": period, "ledger": str(s.ledger_path), "models": rows})
         return
-    print_records(f"model performance ({period}, ledger {s.ledger_path})", rows)
+    if not rows:
+        click.echo(f"no calls recorded ({period}) in {s.ledger_path}")
+        return
+    print_table(
+        f"model performance, {period}",
+        ["model", "calls", "success", "latency p50", "p95", "TTFT p50", "tokens/s",
+         "cost/call"],
+        [(r["model"], r["calls"], f"{r['success_rate']:.0%}", _secs(r["latency_p50"]),
+          _secs(r["latency_p95"]), _secs(r["ttft_p50"]),
+          "-" if r["tokens_per_second"] is None else f"{r['tokens_per_second']:.0f}",
+          usd(r["cost_per_success"])) for r in rows],
+        justify={c: "right" for c in ("success", "latency p50", "p95", "TTFT p50", "tokens/s",
+                                      "cost/call")},
+        caption=f"ledger {s.ledger_path}")
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _performance_row(model: str, recs: list[Any]) -> dict[str, Any]:
+    ok = [r for r in recs if r.outcome == "ok"]
+    lat = [r.latency_s for r in ok if r.latency_s is not None]
+    ttft = [r.ttft_s for r in ok if r.ttft_s is not None]
+    rates = [r.completion_tokens / (r.latency_s - (r.ttft_s or 0)) for r in ok
+             if r.latency_s is not None and r.completion_tokens
+             and r.latency_s - (r.ttft_s or 0) > 0]
+    errors: dict[str, int] = {}
+    for r in recs:
+        if r.outcome != "ok":
+            errors[r.error_class or r.outcome] = errors.get(r.error_class or r.outcome, 0) + 1
+    return {
+        "model": model, "calls": len(recs), "success_rate": len(ok) / len(recs),
+        "latency_p50": _pct(lat, 0.5), "latency_p95": _pct(lat, 0.95),
+        "ttft_p50": _pct(ttft, 0.5),
+        "tokens_per_second": statistics.median(rates) if rates else None,
+        "cost_per_success": (sum((r.cost for r in ok), Decimal(0)) / len(ok)) if ok else None,
+        "errors": errors,
+    }

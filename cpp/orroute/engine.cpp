@@ -1,0 +1,726 @@
+#include "orroute/engine.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <future>
+#include <unordered_map>
+#include <utility>
+
+#include "orroute/error.h"
+#include "orroute/net/protocol.h"
+#include "orroute/net/sse_parser.h"
+#include "orroute/tokenizer/token_count.h"
+
+namespace orroute {
+
+const std::vector<std::string>& default_fallback_order() {
+  static const std::vector<std::string> order = {
+      "openai/gpt-4o",           "openai/gpt-4o-mini",
+      "anthropic/claude-3.5-sonnet", "anthropic/claude-3-haiku",
+      "meta-llama/llama-3.1-8b-instruct", "google/gemini-pro-1.5"};
+  return order;
+}
+
+namespace {
+
+int64_t to_us(Duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); }
+
+// Runs loop steps on the transport thread (backoff and admission waits need no thread of their own).
+class TransportScheduler final : public Scheduler {
+ public:
+  explicit TransportScheduler(Transport& t) : transport_(t) {}
+  void post(std::function<void()> fn, Duration delay) override {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(std::max(delay, Duration(0)));
+    transport_.post(std::move(fn), ms);
+  }
+
+ private:
+  Transport& transport_;
+};
+
+// Prices from the catalog; prompt tokens per model family, counted once per tokenizer.
+class CatalogPrices final : public PriceBook {
+ public:
+  CatalogPrices(const ModelCatalog& catalog, std::string messages_json, std::string tools_json)
+      : catalog_(catalog), messages_(std::move(messages_json)), tools_(std::move(tools_json)) {}
+
+  int64_t prompt_tokens(const std::string& model, int64_t counted) const override {
+    const ModelTokenizer t = tokenizer_for_model(model);
+    const std::string key = t.encoding + "/" + std::to_string(t.factor);
+    std::lock_guard lock(mu_);
+    auto it = counts_.find(key);
+    if (it != counts_.end()) return it->second;
+    int64_t n = counted;
+    try {
+      n = count_chat_tokens_json(model, messages_, tools_).tokens;
+    } catch (const Error&) {
+    }
+    counts_.emplace(key, n);
+    return n;
+  }
+  std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
+                                  int64_t max_output_tokens) const override {
+    if (!catalog_.find(model)) return std::nullopt;
+    try {
+      return catalog_.worst_case(model, prompt_tokens, max_output_tokens);
+    } catch (const Error&) {
+      return std::nullopt;  // dynamic price: cannot be estimated
+    }
+  }
+  Money actual(const std::string& model, int64_t input_tokens, int64_t output_tokens,
+               std::optional<Money> reported) const override {
+    if (reported) return *reported;
+    if (!catalog_.find(model)) return Money::zero();
+    try {
+      UsageCounts u;
+      u.prompt_tokens = input_tokens;
+      u.completion_tokens = output_tokens;
+      return catalog_.cost(model, u);
+    } catch (const Error&) {
+      return Money::zero();
+    }
+  }
+  std::optional<int64_t> context_length(const std::string& model) const override {
+    const ModelInfo* m = catalog_.find(model);
+    if (!m || m->context_length <= 0) return std::nullopt;
+    return m->context_length;
+  }
+  std::string provider(const std::string& model) const override {
+    if (const ModelInfo* m = catalog_.find(model)) return std::string(m->provider());
+    return PriceBook::provider(model);
+  }
+
+ private:
+  const ModelCatalog& catalog_;
+  std::string messages_, tools_;
+  mutable std::mutex mu_;
+  mutable std::unordered_map<std::string, int64_t> counts_;
+};
+
+// Reservations through the BudgetGuard (cutoff, approval hook, atomic check-and-reserve).
+class LedgerGate final : public BudgetGate {
+ public:
+  LedgerGate(BudgetGuard& guard, SpendScope scope, std::string task_id, std::string task_type)
+      : guard_(guard), scope_(std::move(scope)), task_id_(std::move(task_id)),
+        task_type_(std::move(task_type)) {}
+
+  Hold reserve(const std::string& model, Money worst_case) override {
+    ReserveRequest req;
+    req.scope = scope_;
+    req.amount = worst_case;
+    req.model = model;
+    req.task_id = task_id_;
+    Hold h;
+    try {
+      const ReserveOutcome o = guard_.reserve(req);
+      switch (o.status) {
+        case ReserveStatus::kReserved:
+          h.id = static_cast<uint64_t>(o.reservation_id);
+          estimates_[h.id] = worst_case;
+          return h;
+        case ReserveStatus::kExceeded:
+          h.ok = false;
+          h.error_type = "BudgetExceededError";
+          h.refusal = "budget " + (o.blocking ? o.blocking->budget.name() : std::string("?")) +
+                      ": worst case " + worst_case.to_string() + " USD on " + model +
+                      " exceeds the " +
+                      (o.remaining ? o.remaining->to_string() : std::string("?")) +
+                      " USD remaining";
+          return h;
+        case ReserveStatus::kCutoff:
+          h.ok = false;
+          h.stop = true;
+          h.error_type = "EmergencyCutoffError";
+          h.refusal = "emergency cutoff: " + o.cutoff_reason;
+          return h;
+      }
+    } catch (const Error& e) {
+      h.ok = false;
+      h.stop = true;
+      h.error_type = e.python_type();
+      h.refusal = e.what();
+    }
+    return h;
+  }
+
+  void settle(uint64_t id, Money actual, const CallInfo& info) override {
+    CallRecord rec;
+    rec.scope = scope_;
+    rec.task_id = task_id_;
+    rec.task_type = task_type_;
+    rec.model_requested = info.model;
+    rec.model_used = info.result && !info.result->served_model.empty() ? info.result->served_model
+                                                                      : info.model;
+    if (info.result) {
+      rec.prompt_tokens = info.result->input_tokens;
+      rec.completion_tokens = info.result->output_tokens;
+      if (info.result->ttft) rec.ttft_us = to_us(*info.result->ttft);
+    }
+    auto it = estimates_.find(id);
+    if (it != estimates_.end()) rec.estimated_cost = it->second;
+    rec.cost = actual;
+    rec.latency_us = to_us(info.latency);
+    rec.attempts = info.attempts;
+    try {
+      guard_.ledger().settle(static_cast<int64_t>(id), std::move(rec));
+    } catch (const Error&) {
+      // The reservation expires by its TTL; the call itself succeeded.
+    }
+  }
+
+  void release(uint64_t id) override {
+    try {
+      guard_.ledger().release(static_cast<int64_t>(id));
+    } catch (const Error&) {
+    }
+  }
+
+ private:
+  BudgetGuard& guard_;
+  SpendScope scope_;
+  std::string task_id_, task_type_;
+  std::unordered_map<uint64_t, Money> estimates_;  // touched by one run's steps, never concurrently
+};
+
+std::string json_text(const rapidjson::Value& v) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  v.Accept(w);
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+// Text of the last user message (string content or text parts).
+std::string last_user_text(const rapidjson::Value& messages) {
+  for (auto it = messages.End(); it != messages.Begin();) {
+    --it;
+    if (!it->IsObject() || !it->HasMember("role") || !(*it)["role"].IsString()) continue;
+    if (std::string_view((*it)["role"].GetString()) != "user") continue;
+    if (!it->HasMember("content")) return {};
+    const auto& c = (*it)["content"];
+    if (c.IsString()) return c.GetString();
+    std::string out;
+    if (c.IsArray()) {
+      for (const auto& part : c.GetArray()) {
+        if (part.IsObject() && part.HasMember("text") && part["text"].IsString()) {
+          out += part["text"].GetString();
+          out += '\n';
+        }
+      }
+    }
+    return out;
+  }
+  return {};
+}
+
+// Sends chat attempts over the transport and reads the response (plain JSON or SSE).
+class ChatSender final : public AttemptSender, public std::enable_shared_from_this<ChatSender> {
+ public:
+  ChatSender(std::shared_ptr<ApiClient> client, const Clock* clock, std::string body_json,
+             bool stream, std::vector<std::string> server_models, ChunkCallback on_chunk)
+      : client_(std::move(client)), clock_(clock), stream_(stream),
+        server_models_(std::move(server_models)), on_chunk_(std::move(on_chunk)) {
+    body_.Parse(body_json.c_str(), body_json.size());
+  }
+
+  std::function<void()> send(const std::string& model, int,
+                             std::function<void(AttemptResult)> done) override;
+
+  std::optional<ApiError> last_error() const {
+    std::lock_guard lock(mu_);
+    return last_error_;
+  }
+  void set_error(std::optional<ApiError> e) {
+    std::lock_guard lock(mu_);
+    last_error_ = std::move(e);
+  }
+  const Clock* clock() const { return clock_; }
+  bool stream() const { return stream_; }
+  bool emit(const std::string& chunk) { return on_chunk_ ? on_chunk_(chunk) : true; }
+  ApiClient& client() { return *client_; }
+
+ private:
+  std::string body_for(const std::string& model) const;
+
+  std::shared_ptr<ApiClient> client_;
+  const Clock* clock_;
+  rapidjson::Document body_;
+  bool stream_;
+  std::vector<std::string> server_models_;
+  ChunkCallback on_chunk_;
+  mutable std::mutex mu_;
+  std::optional<ApiError> last_error_;
+};
+
+class ChatSink final : public Sink {
+ public:
+  ChatSink(std::shared_ptr<ChatSender> sender, std::function<void(AttemptResult)> done)
+      : sender_(std::move(sender)), done_(std::move(done)), started_(sender_->clock()->now()) {}
+
+  void on_head(int status, const Headers& headers) override {
+    status_ = status;
+    headers_ = headers;
+  }
+
+  DataAction on_data(std::string_view bytes) override {
+    if (!(sender_->stream() && status_ >= 200 && status_ < 300)) {
+      body_.append(bytes);
+      return DataAction::kContinue;
+    }
+    bool keep = true;
+    parser_.feed(bytes, [&](SseEvent&& ev) {
+      if (ev.data.empty() || is_done_marker(ev.data)) return true;
+      rapidjson::Document chunk;
+      chunk.Parse(ev.data.c_str(), ev.data.size());
+      if (chunk.HasParseError() || !chunk.IsObject()) return true;  // tolerate junk events
+      const bool fine = acc_.add(chunk);
+      if (!fine) return keep = false;
+      if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() &&
+          !chunk["choices"].Empty()) {
+        first_content_ = sender_->clock()->now();
+      }
+      delivered_ = true;
+      if (!sender_->emit(ev.data)) {
+        user_stopped_ = true;
+        return keep = false;
+      }
+      return true;
+    });
+    return keep ? DataAction::kContinue : DataAction::kAbort;
+  }
+
+  void on_done(const TransferResult& t) override {
+    AttemptResult r;
+    r.content_delivered = delivered_;
+    std::optional<ApiError> err;
+    if (user_stopped_ || (t.status == TransferStatus::kCancelled && !acc_.error())) {
+      r.cancelled = true;
+    } else if (t.status == TransferStatus::kConnectError || t.status == TransferStatus::kTimeout) {
+      r.timed_out = t.status == TransferStatus::kTimeout;
+      r.error_message = t.error;
+      ApiError e;
+      e.kind = r.timed_out ? ApiError::Kind::kTimeout : ApiError::Kind::kConnection;
+      e.message = sender_->client().scrub(t.error);
+      err = e;
+    } else if (status_ < 200 || status_ >= 300) {
+      ApiError e = error_from_response(status_, headers_, body_, sender_->clock()->unix_millis());
+      r.http_status = status_;
+      r.error_message = e.message;
+      if (auto v = headers_.get("Retry-After")) r.retry_after = std::string(*v);
+      if (auto v = headers_.get("X-RateLimit-Reset")) r.rate_limit_reset = std::string(*v);
+      err = std::move(e);
+    } else if (sender_->stream()) {
+      if (acc_.error()) {
+        ApiError e = *acc_.error();
+        r.http_status = e.status >= 400 ? e.status : 502;  // a mid-stream error is an upstream failure
+        r.error_message = e.message;
+        err = std::move(e);
+      } else {
+        r.ok = true;
+        r.http_status = status_;
+        r.body = acc_.completion_json();
+        read_usage_json(acc_.usage_json(), r);
+        if (first_content_) r.ttft = *first_content_ - started_;
+      }
+    } else {
+      rapidjson::Document doc;
+      doc.Parse(body_.c_str(), body_.size());
+      if (doc.HasParseError() || !doc.IsObject()) {
+        r.http_status = 502;
+        r.error_message = "response is not JSON";
+        ApiError e;
+        e.status = 502;
+        e.message = r.error_message;
+        err = e;
+      } else if (doc.HasMember("error") && doc["error"].IsObject()) {
+        ApiError e = error_from_stream_event(doc);
+        r.http_status = e.status >= 400 ? e.status : 502;
+        r.error_message = e.message;
+        err = std::move(e);
+      } else {
+        r.ok = true;
+        r.http_status = status_;
+        if (doc.HasMember("usage") && doc["usage"].IsObject()) fill_usage(parse_usage(doc["usage"]), r);
+        if (doc.HasMember("model") && doc["model"].IsString()) r.served_model = doc["model"].GetString();
+        r.body = std::move(body_);
+      }
+    }
+    if (err) sender_->set_error(std::move(err));
+    auto done = std::move(done_);
+    done(std::move(r));
+  }
+
+ private:
+  static void fill_usage(const Usage& u, AttemptResult& r) {
+    r.input_tokens = u.prompt_tokens;
+    r.output_tokens = u.completion_tokens;
+    r.reported_cost = u.cost;
+  }
+  void read_usage_json(const std::string& json, AttemptResult& r) {
+    rapidjson::Document d;
+    d.Parse(json.c_str(), json.size());
+    if (!d.HasParseError() && d.IsObject()) fill_usage(parse_usage(d), r);
+  }
+
+  std::shared_ptr<ChatSender> sender_;
+  std::function<void(AttemptResult)> done_;
+  Instant started_;
+  int status_ = 0;
+  Headers headers_;
+  std::string body_;
+  SseParser parser_;
+  StreamAccumulator acc_;
+  std::optional<Instant> first_content_;
+  bool delivered_ = false;
+  bool user_stopped_ = false;
+};
+
+std::string ChatSender::body_for(const std::string& model) const {
+  rapidjson::Document d;
+  d.CopyFrom(body_, d.GetAllocator());
+  auto& a = d.GetAllocator();
+  d.RemoveMember("model");
+  d.AddMember("model", rapidjson::Value(model.c_str(), a), a);
+  d.RemoveMember("stream");
+  d.AddMember("stream", stream_, a);
+  if (stream_ && !d.HasMember("stream_options")) {
+    rapidjson::Value so(rapidjson::kObjectType);
+    so.AddMember("include_usage", true, a);
+    d.AddMember("stream_options", so, a);
+  }
+  if (!d.HasMember("usage")) {  // OpenRouter reports usage.cost when asked
+    rapidjson::Value u(rapidjson::kObjectType);
+    u.AddMember("include", true, a);
+    d.AddMember("usage", u, a);
+  }
+  if (!server_models_.empty() && !d.HasMember("models")) {
+    rapidjson::Value ms(rapidjson::kArrayType);
+    ms.PushBack(rapidjson::Value(model.c_str(), a), a);
+    for (const auto& m : server_models_) {
+      if (m != model && ms.Size() < 3) ms.PushBack(rapidjson::Value(m.c_str(), a), a);
+    }
+    d.AddMember("models", ms, a);
+  }
+  return json_text(d);
+}
+
+std::function<void()> ChatSender::send(const std::string& model, int,
+                                       std::function<void(AttemptResult)> done) {
+  HttpRequest req;
+  req.method = "POST";
+  req.url = client_->url_for("/chat/completions");
+  req.headers.add("Content-Type", "application/json");
+  req.headers.add("Accept", stream_ ? "text/event-stream" : "application/json");
+  if (auto key = client_->keys().next()) req.headers.add("Authorization", "Bearer " + *key);
+  const ClientConfig& cfg = client_->config();
+  if (!cfg.app_name.empty()) {
+    req.headers.add("X-Title", cfg.app_name);
+    req.headers.add("X-OpenRouter-Title", cfg.app_name);
+  }
+  if (!cfg.app_url.empty()) req.headers.add("HTTP-Referer", cfg.app_url);
+  if (!cfg.user_agent.empty()) req.headers.add("User-Agent", cfg.user_agent);
+  req.body = body_for(model);
+  req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
+  auto sink = std::make_shared<ChatSink>(shared_from_this(), std::move(done));
+  Transport& transport = client_->transport();
+  const TransferId id = transport.submit(std::move(req), std::move(sink));
+  auto client = client_;  // keeps the transport alive for the cancel function
+  return [client, id] { client->transport().cancel(id); };
+}
+
+}  // namespace
+
+class Engine::Impl {
+ public:
+  Impl(Engine& e, const Clock* clk)
+      : engine(e), clock(clk), state(e.config_.breaker), metrics(e.config_.metrics),
+        analyzer(e.config_.thresholds) {}
+
+  Engine& engine;
+  const Clock* clock;
+  std::shared_ptr<ApiClient> client;
+  std::unique_ptr<TransportScheduler> scheduler;
+  InMemoryRouterState state;
+  Metrics metrics;
+  ComplexityAnalyzer analyzer;
+  std::unique_ptr<ModelSelector> selector;
+  std::vector<std::string> key_scopes;
+
+  mutable std::mutex feedback_mu;
+  std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;
+
+  std::unordered_map<std::string, double> predicted(const std::string& task_type) const {
+    std::unordered_map<std::string, double> out;
+    std::lock_guard lock(feedback_mu);
+    for (const auto& [key, v] : feedback) {
+      if (key.second == task_type && v.second > 0) out[key.first] = v.first / static_cast<double>(v.second);
+    }
+    return out;
+  }
+
+  // Feeds measured behaviour back to the selector (every strategy avoids failing models).
+  void update_selector(const std::string& model) {
+    if (!selector) return;
+    const Instant now = clock->now();
+    const ModelStats s = metrics.model(model, now);
+    orroute::ModelMetrics mm;
+    mm.success_rate = s.success_rate();
+    if (s.latency.p50) mm.latency_ms = *s.latency.p50 * 1000.0;
+    if (s.tokens_per_second.p50) mm.tokens_per_second = *s.tokens_per_second.p50;
+    mm.available = state.breaker_snapshot("model:" + model, now).state != BreakerState::kOpen &&
+                   state.held_for("model:" + model, now).count() == 0;
+    try {
+      selector->set_metrics(model, mm);
+    } catch (const Error&) {
+      // not a catalog model
+    }
+  }
+};
+
+Engine::Engine(EngineConfig config, std::shared_ptr<const ModelCatalog> catalog,
+               std::shared_ptr<Ledger> ledger, QualityPriors priors, const Clock* clock)
+    : config_(std::move(config)), catalog_(std::move(catalog)), ledger_(std::move(ledger)) {
+  if (!catalog_) throw InvalidArgument("engine: a catalog is required");
+  if (!clock) throw InvalidArgument("engine: a clock is required");
+  if (config_.max_candidates < 1) throw InvalidArgument("engine: max_candidates must be >= 1");
+  if (config_.server_side_fallbacks < 0 || config_.server_side_fallbacks > 3) {
+    throw InvalidArgument("engine: server_side_fallbacks must be in [0, 3]");
+  }
+  RecoveryPolicy validate(config_.loop.retry);
+  (void)validate;
+  config_.client.retry.max_retries = 0;  // the attempt loop retries, with breakers and fallbacks
+  if (ledger_) guard_ = std::make_unique<BudgetGuard>(*ledger_);
+  impl_ = std::make_unique<Impl>(*this, clock);
+  impl_->client = ApiClient::create(config_.client);
+  impl_->scheduler = std::make_unique<TransportScheduler>(impl_->client->transport());
+  if (config_.refresh_catalog) {
+    CallSpec spec;
+    spec.method = "GET";
+    spec.path = "/models";
+    spec.max_retries = 0;
+    spec.timeouts = Timeouts{2'000, 5'000, 5'000, 5'000};
+    try {
+      auto call = impl_->client->start(spec);
+      if (call->wait(6'000) && call->state() == Call::State::kDone) {
+        auto fresh = std::make_shared<ModelCatalog>(ModelCatalog::from_json(call->response().body));
+        if (fresh->size() > 0) catalog_ = std::move(fresh);
+      } else {
+        call->cancel();
+      }
+    } catch (const Error&) {
+      // Offline or not a models endpoint: keep the given catalog.
+    }
+  }
+  for (const auto& [scope, limit] : config_.limits) {
+    impl_->state.set_limit(scope, limit);
+    if (scope.rfind("model:", 0) != 0 && scope.rfind("provider:", 0) != 0) {
+      impl_->key_scopes.push_back(scope);
+    }
+  }
+  try {
+    impl_->selector = std::make_unique<ModelSelector>(catalog_, std::move(priors), config_.strategy);
+  } catch (const Error&) {
+    impl_->selector.reset();  // an empty or odd catalog: explicit fallbacks still work
+  }
+}
+
+Engine::~Engine() {
+  // Stop the transport (and every callback into this engine) before the members go away.
+  if (impl_) {
+    impl_->scheduler.reset();
+    impl_->client.reset();
+  }
+}
+
+void Engine::set_limit(const std::string& scope, const RateLimit& limit) {
+  impl_->state.set_limit(scope, limit);
+}
+
+EnginePlan Engine::plan(const EngineTask& task) const {
+  rapidjson::Document body;
+  body.Parse(task.request_json.c_str(), task.request_json.size());
+  if (body.HasParseError()) throw InvalidArgument("task request is not valid JSON");
+  if (!body.IsObject()) throw InvalidArgument("task request must be a JSON object");
+  std::string preferred = config_.preferred_model;
+  if (body.HasMember("model") && body["model"].IsString()) preferred = body["model"].GetString();
+  if (!body.HasMember("model")) {  // the router picks the model; validate the rest
+    body.AddMember("model", "router", body.GetAllocator());
+  }
+  validate_chat_request(body);
+  EnginePlan plan;
+  const auto& messages = body["messages"];
+  const std::string messages_json = json_text(messages);
+  const std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
+
+  for (const char* f : {"max_tokens", "max_completion_tokens"}) {
+    if (body.HasMember(f) && body[f].IsInt64()) {
+      plan.max_tokens = body[f].GetInt64();
+      if (plan.max_tokens < 1) throw InvalidArgument(std::string(f) + " must be >= 1");
+    }
+  }
+  if (plan.max_tokens == 0) plan.max_tokens = config_.default_max_tokens;
+
+  const std::string reference = preferred.empty() ? std::string("openai/gpt-4o") : preferred;
+  plan.prompt_tokens = count_chat_tokens_json(reference, messages_json, tools_json).tokens;
+
+  const std::string prompt = last_user_text(messages);
+  ComplexityInput in;
+  in.prompt = prompt;
+  in.prior_turns = static_cast<int32_t>(messages.Size()) - 1;
+  in.prompt_tokens = plan.prompt_tokens;
+  in.tools = body.HasMember("tools") && body["tools"].IsArray() ? static_cast<int32_t>(body["tools"].Size()) : 0;
+  in.max_output_tokens = plan.max_tokens;
+  in.declared_type = task.task_type;
+  plan.complexity = impl_->analyzer.analyze(in);
+  plan.task_type = plan.complexity.task_type;
+  plan.reasons = plan.complexity.reasons;
+  plan.reasons.push_back("complexity " + std::to_string(plan.complexity.score).substr(0, 4) + " -> " +
+                         to_string(plan.complexity.tier));
+
+  const std::vector<std::string>& explicit_order =
+      !task.fallbacks.empty() ? task.fallbacks : config_.fallbacks;
+  if (!explicit_order.empty()) {
+    plan.candidates = explicit_order;
+    plan.reasons.push_back("explicit fallback order");
+  } else {
+    if (!preferred.empty()) plan.candidates.push_back(preferred);
+    std::vector<Candidate> ranked;
+    if (impl_->selector) {
+      SelectionRequest req;
+      req.task_type = plan.task_type;
+      req.input_tokens = plan.prompt_tokens;
+      req.budget = task.max_cost;
+      Constraints c = impl_->selector->default_constraints();
+      c.required_capabilities |= task.required_capabilities;
+      if (task.min_quality) c.min_quality = task.min_quality;
+      c.expected_output_tokens = plan.max_tokens;
+      req.constraints = c;
+      req.predicted_quality = impl_->predicted(plan.task_type);  // feedback; wins over a predictor
+      req.prompt = prompt;  // a learned quality predictor, when installed, reads it
+      req.limit = static_cast<size_t>(config_.max_candidates);
+      for (int pass = 0; pass < 2 && ranked.empty(); ++pass) {
+        try {
+          ranked = impl_->selector->rank(req);
+        } catch (const InvalidArgument&) {
+          if (req.task_type == "general") break;
+          req.task_type = "general";  // a guessed type the selector does not know
+        } catch (const NoModelAvailable& e) {
+          plan.reasons.push_back(std::string("selector: ") + e.what());
+          break;
+        }
+      }
+    }
+    for (const Candidate& c : ranked) {
+      if (static_cast<int>(plan.candidates.size()) >= config_.max_candidates) break;
+      if (std::find(plan.candidates.begin(), plan.candidates.end(), c.model->id) == plan.candidates.end()) {
+        plan.candidates.push_back(c.model->id);
+      }
+    }
+    if (!ranked.empty()) {
+      plan.reasons.insert(plan.reasons.end(), ranked.front().reasons.begin(), ranked.front().reasons.end());
+    }
+    if (plan.candidates.empty()) {
+      for (const std::string& id : default_fallback_order()) {
+        if (catalog_->find(id)) plan.candidates.push_back(id);
+      }
+      if (plan.candidates.empty()) throw NoModelAvailable("no candidate model for this task");
+      plan.reasons.push_back("integration guide default order");
+    }
+  }
+  try {
+    if (catalog_->find(plan.candidates.front())) {
+      plan.estimate = catalog_->worst_case(plan.candidates.front(), plan.prompt_tokens, plan.max_tokens);
+    }
+  } catch (const Error&) {
+  }
+  return plan;
+}
+
+std::shared_ptr<RouteRun> Engine::submit(const EngineTask& task, EnginePlan plan,
+                                         ChunkCallback on_chunk, DoneCallback on_done) {
+  rapidjson::Document body;
+  body.Parse(task.request_json.c_str(), task.request_json.size());
+  const std::string messages_json = json_text(body["messages"]);
+  const std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
+
+  std::vector<std::string> server_models;
+  if (config_.server_side_fallbacks > 0) {
+    for (size_t i = 1; i < plan.candidates.size() &&
+                       static_cast<int>(server_models.size()) < config_.server_side_fallbacks; ++i) {
+      server_models.push_back(plan.candidates[i]);
+    }
+  }
+  auto sender = std::make_shared<ChatSender>(impl_->client, impl_->clock, task.request_json,
+                                             task.stream, std::move(server_models), std::move(on_chunk));
+  // Per-run pieces: prices (per-family prompt counts) and the budget gate (scope, task id).
+  auto prices = std::make_shared<CatalogPrices>(*catalog_, messages_json, tools_json);
+  std::shared_ptr<LedgerGate> gate;
+  if (guard_) gate = std::make_shared<LedgerGate>(*guard_, task.scope, task.task_id, plan.task_type);
+
+  LoopContext ctx;
+  ctx.clock = impl_->clock;
+  ctx.state = &impl_->state;
+  ctx.metrics = &impl_->metrics;
+  ctx.scheduler = impl_->scheduler.get();
+  ctx.budget = gate.get();
+  ctx.prices = prices.get();
+  ctx.config = config_.loop;
+  ctx.config.key_scopes = impl_->key_scopes;
+
+  RouteRequest req;
+  req.candidates = plan.candidates;
+  req.prompt_tokens = plan.prompt_tokens;
+  req.max_output_tokens = plan.max_tokens;
+  req.max_cost = task.max_cost;
+
+  Impl* impl = impl_.get();
+  auto finish = [impl, sender, prices, gate, plan = std::move(plan),
+                 on_done = std::move(on_done)](RouteOutcome out) mutable {
+    EngineResult res;
+    res.api_error = sender->last_error();
+    if (out.ok) res.api_error.reset();
+    res.budget_error_type = out.budget_error_type;
+    res.completion_json = out.result.body;
+    res.prompt_tokens = out.result.input_tokens;
+    res.completion_tokens = out.result.output_tokens;
+    if (!out.model.empty()) impl->update_selector(out.model);
+    res.route = std::move(out);
+    res.plan = std::move(plan);
+    if (on_done) on_done(std::move(res));
+  };
+  return start_route(ctx, std::move(req), sender, std::move(finish));
+}
+
+EngineResult Engine::run(const EngineTask& task) {
+  EnginePlan p = plan(task);
+  auto promise = std::make_shared<std::promise<EngineResult>>();
+  auto future = promise->get_future();
+  submit(task, std::move(p), nullptr, [promise](EngineResult r) { promise->set_value(std::move(r)); });
+  return future.get();
+}
+
+HealthReport Engine::health() const {
+  const Instant now = impl_->clock->now();
+  std::vector<std::string> models;
+  for (const ModelStats& s : impl_->metrics.all(now)) models.push_back(s.model);
+  for (const auto& list : {config_.fallbacks, std::vector<std::string>{config_.preferred_model}}) {
+    for (const std::string& m : list) {
+      if (!m.empty() && std::find(models.begin(), models.end(), m) == models.end()) models.push_back(m);
+    }
+  }
+  return assess_health(models, impl_->state, impl_->metrics, now);
+}
+
+std::vector<ModelStats> Engine::metrics() const { return impl_->metrics.all(impl_->clock->now()); }
+
+void Engine::record_feedback(const std::string& model, const std::string& task_type, double score) {
+  if (!(score >= 0.0 && score <= 1.0)) throw InvalidArgument("feedback score must be in [0, 1]");
+  std::lock_guard lock(impl_->feedback_mu);
+  auto& v = impl_->feedback[{model, task_type}];
+  v.first += score;
+  v.second += 1;
+}
+
+}  // namespace orroute

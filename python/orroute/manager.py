@@ -1,0 +1,694 @@
+"""``AIModelManager``: the plan's router, on the C++ engine.
+
+The engine (``orroute._core.Engine``) counts, analyzes, selects, reserves, admits, sends, retries,
+falls back and settles; this module turns tasks into engine requests and engine results into
+Python objects and exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from . import _exceptions as _exc
+from .task import Task
+
+__all__ = ["AIModelManager", "Attempt", "Conversation", "TaskResult"]
+
+_DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+_FEEDBACK_MEMORY = 100_000  # results remembered for record_feedback
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a task on one model.
+
+    ``error`` is ``None`` for the attempt that answered, an error class (``"server"``,
+    ``"rate_limited"``, ``"connection"`` ...) for a failed one, or ``"skipped:<why>"`` when the model
+    was passed over without a request (circuit open, rate limited, budget, context too small).
+    """
+
+    model: str
+    error: str | None
+    status: int
+    latency: float  # seconds, send to end
+    waited: float  # seconds of backoff / rate-limit wait before it
+    message: str = ""
+
+
+@dataclass
+class TaskResult:
+    """What ``execute_task`` returns.
+
+    Attributes:
+        id: result id (pass it to ``record_feedback``).
+        content: the answer's text.
+        model: the model that answered.
+        usage: ``prompt_tokens``, ``completion_tokens``, ``total_tokens``.
+        cost: settled cost in USD.
+        attempts: every try, in order (see :class:`Attempt`).
+        reasons: why the router chose the candidates (complexity, selector, fallbacks).
+        candidates: the ordered candidates.
+        task_type: declared or guessed task type.
+        complexity: score in [0, 1] and tier.
+        response: the completion in OpenAI shape (a dict).
+    """
+
+    id: str
+    task_id: str
+    content: str
+    model: str
+    usage: dict[str, int]
+    cost: Decimal
+    attempts: list[Attempt]
+    reasons: list[str]
+    candidates: list[str]
+    task_type: str
+    complexity: dict[str, Any]
+    response: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def fallbacks(self) -> int:
+        """Models given up on before the one that answered."""
+        return len({a.model for a in self.attempts if a.model != self.model})
+
+
+def _attempts(raw: Sequence[Mapping[str, Any]]) -> list[Attempt]:
+    return [
+        Attempt(
+            model=a["model"],
+            error=None if a["outcome"] == "ok" else a["outcome"],
+            status=a["status"],
+            latency=a["latency"],
+            waited=a["waited"],
+            message=a["message"],
+        )
+        for a in raw
+    ]
+
+
+def _error_for(res: Mapping[str, Any]) -> BaseException:
+    """The exception for a failed engine result (one mapping, used by every entry point)."""
+    message = res["message"] or "request failed"
+    attempts = _attempts(res["attempts"])
+    if res["budget_refused"]:
+        cls = getattr(
+            _exc, res["budget_error_type"] or "BudgetExceededError", _exc.BudgetExceededError
+        )
+        err: BaseException = cls(message)
+    elif res["error"] == "cancelled":
+        err = asyncio.CancelledError(message)
+    elif res["nothing_sent"]:
+        err = _exc.NoModelAvailableError(message)
+    else:
+        api = res["api_error"] or {
+            "kind": "status",
+            "status": res["http_status"],
+            "message": message,
+        }
+        kind = api["kind"]
+        meta: dict[str, Any] = {}
+        if api.get("metadata_json"):
+            try:
+                meta = json.loads(api["metadata_json"])
+            except ValueError:
+                meta = {}
+        kwargs: dict[str, Any] = {
+            "status_code": api.get("status") or None,
+            "metadata": meta if isinstance(meta, dict) else {},
+            "generation_id": api.get("generation_id") or None,
+        }
+        text = api.get("message") or message
+        if res["error"] == "stream_broken" or kind == "stream":
+            err = _exc.StreamError(text, **kwargs)
+        elif kind == "timeout" or res["error"] == "timeout" and not api.get("status"):
+            err = _exc.APITimeoutError(text, **kwargs)
+        elif kind == "connection":
+            err = _exc.APIConnectionError(text, **kwargs)
+        else:
+            status = int(api.get("status") or res["http_status"] or 0)
+            kwargs["status_code"] = status
+            cls = _exc.status_error_class(status) if status else _exc.APIStatusError
+            if cls is _exc.RateLimitError:
+                err = cls(text, retry_after=api.get("retry_after"), **kwargs)
+            else:
+                err = cls(text, **kwargs)
+    err.attempts = attempts  # type: ignore[attr-defined]
+    return err
+
+
+def _content(response: Mapping[str, Any]) -> str:
+    try:
+        msg = response["choices"][0]["message"]
+    except (KeyError, IndexError, TypeError):
+        return ""
+    content = msg.get("content")
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content or ""
+
+
+class AIModelManager:
+    """Routes tasks to models: select, budget, rate-limit, send, recover, settle, measure.
+
+    Args:
+        api_key: OpenRouter key (or ``OPENROUTER_API_KEY``); a list rotates keys.
+        base_url: API root; any OpenAI-compatible endpoint. Its ``/models`` list is used when it
+            answers, so a local endpoint's own models are selected and priced.
+        strategy: ``"cost_optimized"``, ``"balanced"``, ``"performance"`` or ``"quality_first"``.
+        budget: a number is a total in USD for this manager (or its ``project``); a mapping
+            ``{"limit": 5, "period": "daily", "project": "p", "policy": "refuse"}`` sets the period,
+            scope and policy (``"downgrade"`` tries cheaper models instead of failing).
+        ledger: path of the SQLite ledger, or a file-backed :class:`orroute.CostTracker` whose
+            ledger is shared (SQLite WAL, safe across processes). Omitted: an in-memory ledger
+            when ``budget`` is given, else none (no reservations; ``set_budget`` then raises).
+        fallbacks: exact order of models to try (otherwise the selector's ranking).
+        limits: rate limits per model id, or ``"key"`` for the whole key: ``{"openai/gpt-4o":
+            {"limit_requests": 60, "limit_input": 100_000, "limit_output": 20_000}}`` (per minute;
+            ``"window"`` in seconds changes the period).
+        preferred_model: tried first, before the ranking.
+        catalog: an :class:`orroute.Catalog` (default: the bundled snapshot, replaced by the
+            endpoint's ``/models`` when it answers).
+        max_retries: retries of the same model on transient errors before falling back.
+        max_admission_wait: seconds to wait for a rate limit before taking the next candidate.
+        breaker: circuit breaker settings: ``failures`` (consecutive), ``failure_rate``,
+            ``min_calls``, ``window``, ``cooldown`` (seconds), ``successes_to_close``.
+
+    >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
+    >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        api_key: str | Sequence[str] | None = None,
+        base_url: str | None = None,
+        *,
+        strategy: str = "balanced",
+        budget: Decimal | float | str | Mapping[str, Any] | None = None,
+        ledger: Any = None,
+        fallbacks: Sequence[str] | None = None,
+        limits: Mapping[str, Mapping[str, Any]] | None = None,
+        preferred_model: str | None = None,
+        catalog: Any = None,
+        project: str | None = None,
+        max_retries: int = 2,
+        retry_base_delay: float = 0.25,
+        max_retry_wait: float = 30.0,
+        max_admission_wait: float = 5.0,
+        breaker: Mapping[str, Any] | None = None,
+        timeout: float = 600.0,
+        thresholds: tuple[float, float, float] = (0.3, 0.7, 0.9),
+        server_side_fallbacks: int = 0,
+        default_max_tokens: int = 1024,
+        max_candidates: int = 4,
+        app_name: str | None = None,
+        refresh_catalog: bool = True,
+    ) -> None:
+        from . import _core
+        from .catalog import Catalog
+
+        if api_key is None:
+            api_key = os.environ.get("OPENROUTER_API_KEY")
+        keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
+        cfg = _core.EngineConfig()
+        cfg.base_url = (
+            base_url or os.environ.get("OPENROUTER_BASE_URL") or _DEFAULT_BASE_URL
+        ).rstrip("/")
+        cfg.api_keys = [k for k in keys if k]
+        if app_name:
+            cfg.app_name = app_name
+        cfg.strategy = strategy
+        cfg.timeout = float(timeout)
+        cfg.max_retries = int(max_retries)
+        cfg.retry_base_delay = float(retry_base_delay)
+        cfg.max_server_wait = float(max_retry_wait)
+        cfg.max_admission_wait = float(max_admission_wait)
+        cfg.thresholds = tuple(float(t) for t in thresholds)
+        cfg.fallbacks = list(fallbacks or [])
+        cfg.preferred_model = preferred_model or ""
+        cfg.server_side_fallbacks = int(server_side_fallbacks)
+        cfg.default_max_tokens = int(default_max_tokens)
+        cfg.max_candidates = int(max_candidates)
+        cfg.refresh_catalog = bool(refresh_catalog)
+        for name, value in (breaker or {}).items():
+            attr = {
+                "failures": "breaker_failures",
+                "failure_rate": "breaker_failure_rate",
+                "min_calls": "breaker_min_calls",
+                "window": "breaker_window",
+                "cooldown": "breaker_cooldown",
+                "successes_to_close": "breaker_successes_to_close",
+            }.get(name)
+            if attr is None:
+                raise _exc.InvalidArgumentError(f"unknown breaker setting {name!r}")
+            setattr(cfg, attr, value)
+        for scope, spec in (limits or {}).items():
+            cfg.set_limit(_limit_scope(scope), **_limit_args(scope, spec))
+        cat = catalog if catalog is not None else Catalog.bundled()
+        core_catalog = getattr(cat, "_core", cat)
+        ledger_path: str | None
+        if ledger is None:
+            # No budget and no ledger: skip reservations entirely (the SQLite round trips are most
+            # of the router's added latency); spend is still counted in metrics().
+            ledger_path = ":memory:" if budget is not None else None
+        elif hasattr(ledger, "path") and not isinstance(ledger, (str, os.PathLike)):
+            ledger_path = str(
+                ledger.path
+            )  # a CostTracker: share its SQLite file (WAL, multi-process)
+            if ledger_path == ":memory:":
+                raise _exc.InvalidArgumentError(
+                    "an in-memory CostTracker cannot be shared; give it a path"
+                )
+        else:
+            ledger_path = os.fspath(ledger)
+        from .selector import bundled_priors_path
+
+        priors = bundled_priors_path().read_text(encoding="utf-8")
+        self._engine = _core.Engine(cfg, core_catalog, ledger_path, priors)
+        self._has_ledger = ledger_path is not None
+        self._project = project
+        self._results: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._base_url = cfg.base_url
+        if budget is not None:
+            self.set_budget(budget)
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"AIModelManager(base_url={self._base_url!r})"
+
+    # -- budgets --------------------------------------------------------------------------------
+    def set_budget(self, budget: Decimal | float | str | Mapping[str, Any]) -> None:
+        """Adds (or replaces) a budget; see the ``budget`` argument of the constructor."""
+        if isinstance(budget, Mapping):
+            limit = budget["limit"]
+            period = budget.get("period", "total")
+            project = budget.get("project", self._project)
+            policy = budget.get("policy", "refuse")
+        else:
+            limit, period, project, policy = budget, "total", self._project, "refuse"
+        scope = f"project:{project}" if project else "global"
+        self._engine.set_budget(scope, str(period), Decimal(str(limit)), str(policy))
+
+    def spent(self) -> Decimal:
+        """Settled spend in USD: the ledger's total, or (without a ledger) the cost of this
+        manager's successful calls."""
+        if self._has_ledger:
+            return self._engine.spent()
+        return sum((r["cost"] for r in self._engine.metrics()), Decimal(0))
+
+    def reserved(self) -> tuple[int, Decimal]:
+        """Live reservations: how many and how much (USD)."""
+        count, amount = self._engine.reserved()
+        return count, amount
+
+    # -- running tasks -------------------------------------------------------------------------
+    def _engine_task(self, task: Task, *, stream: bool = False, model: str | None = None) -> Any:
+        from . import _core
+
+        if not isinstance(task, Task):
+            raise _exc.InvalidArgumentError(f"expected an orroute.Task, got {type(task).__name__}")
+        if not task.messages:
+            raise _exc.InvalidArgumentError("task has no messages")
+        body: dict[str, Any] = {"messages": list(task.messages)}
+        if task.max_tokens is not None:
+            body["max_tokens"] = task.max_tokens
+        if model:
+            body["model"] = model
+        et = _core.EngineTask()
+        et.request_json = json.dumps(body, ensure_ascii=False)
+        et.task_type = task.type
+        et.task_id = task.id or ""
+        et.stream = stream
+        if task.budget is not None:
+            et.max_cost = Decimal(task.budget)
+        if task.quality is not None:
+            et.min_quality = float(task.quality)
+        project = task.project or self._project
+        if project:
+            et.project = project
+        if task.conversation:
+            et.conversation = task.conversation
+        if task.tags:
+            et.tags = sorted((str(k), str(v)) for k, v in task.tags.items())
+        return et
+
+    def _result(self, res: Mapping[str, Any]) -> TaskResult:
+        if not res["ok"]:
+            raise _error_for(res)
+        try:
+            response = json.loads(res["completion"]) if res["completion"] else {}
+        except ValueError:
+            response = {}
+        usage = {
+            "prompt_tokens": res["prompt_tokens"],
+            "completion_tokens": res["completion_tokens"],
+            "total_tokens": res["prompt_tokens"] + res["completion_tokens"],
+        }
+        plan = res["plan"]
+        result_id = response.get("id") or os.urandom(12).hex()
+        result = TaskResult(
+            id=result_id,
+            task_id="",
+            content=_content(response),
+            model=res["model"],
+            usage=usage,
+            cost=res["cost"],
+            attempts=_attempts(res["attempts"]),
+            reasons=list(plan["reasons"]),
+            candidates=list(plan["candidates"]),
+            task_type=plan["task_type"],
+            complexity=plan["complexity"],
+            response=response,
+        )
+        self._results[result_id] = (result.model, result.task_type)
+        if len(self._results) > _FEEDBACK_MEMORY:
+            self._results.popitem(last=False)
+        return result
+
+    def plan(self, task: Task) -> dict[str, Any]:
+        """What the router would do for ``task``: candidates, reasons, complexity, estimate."""
+        return self._engine.plan(self._engine_task(task))
+
+    def execute_task_sync(self, task: Task, *, model: str | None = None) -> TaskResult:
+        """Runs ``task`` and blocks until it is done (the GIL is released while waiting).
+
+        Raises:
+            BudgetError: the estimate exceeds a budget (before any network call).
+            NoModelAvailableError: every candidate was skipped (circuits open, limits, context).
+            APIError: the last failure when every candidate failed (402 stops at once).
+        """
+        r = self._result(self._engine.run(self._engine_task(task, model=model)))
+        r.task_id = task.id or ""
+        return r
+
+    async def execute_task(self, task: Task, *, model: str | None = None) -> TaskResult:
+        """Runs ``task`` on the engine's network thread; cancelling the await cancels the request
+        and releases its budget reservation. Raises like :meth:`execute_task_sync`."""
+        from .client import (
+            _bridge,  # one eventfd per loop; the transport thread never takes the GIL
+        )
+
+        pending = self._engine.submit_async(self._engine_task(task, model=model))
+        try:
+            await _bridge().wait(pending)
+        except asyncio.CancelledError:
+            pending.cancel()
+            raise
+        res = pending.result()
+        r = self._result(res)
+        r.task_id = task.id or ""
+        return r
+
+    async def stream_task(
+        self, task: Task, *, model: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Streams ``task``: yields chunks (OpenAI ``chat.completion.chunk`` dicts) as they arrive.
+
+        Retries and fallbacks happen before the first chunk; an error after content was yielded
+        raises :class:`orroute.StreamError`. Leaving the loop early cancels the request.
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        closed = False
+
+        def on_chunk(data: bytes) -> bool:
+            if closed:
+                return False
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, ("chunk", data))
+            except RuntimeError:
+                return False
+            return True
+
+        def on_done(res: Mapping[str, Any]) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, ("done", res))
+            except RuntimeError:
+                pass
+
+        run = self._engine.submit(
+            self._engine_task(task, stream=True, model=model), on_chunk, on_done
+        )
+        finished = False
+        try:
+            while True:
+                kind, payload = await queue.get()
+                if kind == "chunk":
+                    yield json.loads(payload)
+                    continue
+                finished = True
+                if not payload["ok"]:
+                    raise _error_for(payload)
+                self._result(payload)
+                return
+        finally:
+            closed = True
+            if not finished:
+                run.cancel()
+
+    # -- conversation ---------------------------------------------------------------------------
+    def conversation(
+        self,
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        task_type: str = "general",
+        budget: Decimal | float | str | None = None,
+        project: str | None = None,
+        max_history_tokens: int = 8000,
+        keep_recent: int = 6,
+        summarizer: Callable[[list[dict[str, Any]]], str | Awaitable[str]] | None = None,
+        id: str | None = None,
+    ) -> Conversation:
+        """A multi-turn conversation that re-selects the model every turn (see :class:`Conversation`)."""
+        return Conversation(
+            self,
+            system=system,
+            model=model,
+            task_type=task_type,
+            budget=budget,
+            project=project,
+            max_history_tokens=max_history_tokens,
+            keep_recent=keep_recent,
+            summarizer=summarizer,
+            id=id,
+        )
+
+    # -- observability --------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """``{"overall": "ok"|"degraded"|"down", "models": {id: {"state": "ok"|"degraded"|
+        "circuit_open"|"rate_limited", "reason", "breaker", "retry_in", "success_rate", ...}}}``."""
+        return self._engine.health()
+
+    def metrics(self, *, as_dataframe: bool = False) -> Any:
+        """Per-model performance: calls, successes, success rate, errors by class, retries,
+        fallbacks, tokens, cost and cost per success, latency / TTFT / tokens-per-second p50, p95,
+        p99 over the metrics window. A dict keyed by model, or a pandas DataFrame."""
+        rows = self._engine.metrics()
+        if as_dataframe:
+            import pandas as pd  # lazy: pandas is an optional dependency
+
+            frame = pd.DataFrame(rows)
+            return frame.set_index("model") if not frame.empty else frame
+        return {r["model"]: {k: v for k, v in r.items() if k != "model"} for r in rows}
+
+    def metrics_frame(self) -> Any:
+        """``metrics(as_dataframe=True)``."""
+        return self.metrics(as_dataframe=True)
+
+    def record_feedback(self, result_id: str, score: float) -> None:
+        """Scores a result in [0, 1]; kept per model and task type and used by later selections.
+
+        Raises:
+            NotFoundInCatalogError: ``result_id`` is not a result of this manager.
+            InvalidArgumentError: ``score`` is outside [0, 1].
+        """
+        if result_id not in self._results:
+            raise _exc.NotFoundInCatalogError(f"unknown result id {result_id!r}")
+        if not 0.0 <= float(score) <= 1.0:
+            raise _exc.InvalidArgumentError(f"score must be in [0, 1], got {score}")
+        model, task_type = self._results[result_id]
+        self._engine.record_feedback(model, task_type, float(score))
+
+    def set_limit(self, scope: str, **limit: Any) -> None:
+        """Sets a rate limit at run time (same keys as the ``limits`` argument)."""
+        self._engine.set_limit(_limit_scope(scope), **_limit_args(scope, limit))
+
+
+def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _limit_scope(scope: str) -> str:
+    if scope == "key" or ":" in scope.split("/")[0]:
+        return scope
+    return f"model:{scope}"
+
+
+def _limit_args(scope: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    names = {
+        "limit_requests": "requests",
+        "requests": "requests",
+        "limit_input": "input_tokens",
+        "input_tokens": "input_tokens",
+        "limit_output": "output_tokens",
+        "output_tokens": "output_tokens",
+        "window": "window",
+    }
+    out: dict[str, Any] = {}
+    for k, v in spec.items():
+        if k not in names:
+            raise _exc.InvalidArgumentError(f"unknown rate limit field {k!r} for {scope!r}")
+        out[names[k]] = float(v) if k == "window" else int(v)
+    return out
+
+
+class Conversation:
+    """Turns with one manager; the model is re-selected every turn.
+
+    - upgrades after a failure or a poor score (``feedback`` below 0.5): the next turns ask for a
+      higher minimum quality;
+    - downgrades when its ``budget`` runs low: each turn may cost at most what is left, so the
+      router picks cheaper models;
+    - ``switch_model(id)`` pins a model (``switch_model(None)`` unpins);
+    - keeps the history within ``max_history_tokens``: the system prompt and the last
+      ``keep_recent`` messages stay; older turns are dropped, or replaced by a summary when a
+      ``summarizer`` (a callable taking the dropped messages, sync or async) is given.
+    """
+
+    def __init__(
+        self,
+        manager: AIModelManager,
+        *,
+        system: str | None,
+        model: str | None,
+        task_type: str,
+        budget: Decimal | float | str | None,
+        project: str | None,
+        max_history_tokens: int,
+        keep_recent: int,
+        summarizer: Callable[[list[dict[str, Any]]], str | Awaitable[str]] | None,
+        id: str | None,
+    ) -> None:
+        if max_history_tokens < 1 or keep_recent < 1:
+            raise _exc.InvalidArgumentError("max_history_tokens and keep_recent must be >= 1")
+        self._manager = manager
+        self.id = id or os.urandom(8).hex()
+        self.system = system
+        self.model = model
+        self.task_type = task_type
+        self.budget = Decimal(str(budget)) if budget is not None else None
+        self.project = project
+        self.max_history_tokens = max_history_tokens
+        self.keep_recent = keep_recent
+        self.summarizer = summarizer
+        self.history: list[dict[str, Any]] = []
+        self.summary: str | None = None
+        self.spent = Decimal(0)
+        self.min_quality: float | None = None
+        self.results: list[TaskResult] = []
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """What the next turn sends: system prompt, summary (if any), kept history."""
+        out: list[dict[str, Any]] = []
+        if self.system:
+            out.append({"role": "system", "content": self.system})
+        if self.summary:
+            out.append(
+                {
+                    "role": "system",
+                    "content": f"Summary of the earlier conversation: {self.summary}",
+                }
+            )
+        return out + self.history
+
+    def switch_model(self, model: str | None) -> None:
+        """Pins ``model`` for the next turns (``None``: back to per-turn selection)."""
+        self.model = model
+
+    def feedback(self, score: float) -> None:
+        """Scores the last answer; a poor score (< 0.5) upgrades the next turns."""
+        if self.results:
+            self._manager.record_feedback(self.results[-1].id, score)
+        if score < 0.5:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        self.min_quality = min(0.95, (self.min_quality or 0.5) + 0.15)
+
+    def _tokens(self, messages: Sequence[Mapping[str, Any]]) -> int:
+        try:
+            from .tokenizer import count_tokens
+
+            return int(count_tokens(list(messages), model=self.model or "openai/gpt-4o"))
+        except (_exc.OrRouteError, TypeError, ValueError):  # unusual content: estimate from bytes
+            return sum(len(str(m.get("content", ""))) // 4 + 4 for m in messages)
+
+    async def _trim(self) -> None:
+        if self._tokens(self.messages) <= self.max_history_tokens:
+            return
+        keep = self.history[-self.keep_recent :]
+        dropped = self.history[: -self.keep_recent]
+        while len(keep) > 1 and self._tokens(keep) > self.max_history_tokens:
+            dropped.append(keep.pop(0))
+        if dropped and self.summarizer is not None:
+            previous = [{"role": "system", "content": self.summary}] if self.summary else []
+            out = self.summarizer(previous + dropped)
+            self.summary = (
+                await out if asyncio.iscoroutine(out) or isinstance(out, Awaitable) else out
+            )
+        self.history = keep
+
+    def _task(self) -> Task:
+        budget = None
+        if self.budget is not None:
+            budget = max(Decimal(0), self.budget - self.spent)
+        return Task(
+            type=self.task_type,
+            messages=self.messages,
+            project=self.project,
+            budget=budget,
+            quality=self.min_quality,
+            conversation=self.id,
+        )
+
+    async def send(self, content: str, **_: Any) -> TaskResult:
+        """Adds a user turn, runs it, appends the answer and returns the result."""
+        self.history.append({"role": "user", "content": content})
+        await self._trim()
+        try:
+            result = await self._manager.execute_task(self._task(), model=self.model)
+        except _exc.APIError:
+            self.history.pop()
+            self._upgrade()
+            raise
+        self._record(result)
+        return result
+
+    def send_sync(self, content: str) -> TaskResult:
+        """:meth:`send` for synchronous code (the summarizer, if any, must then be synchronous)."""
+        self.history.append({"role": "user", "content": content})
+        if self._tokens(self.messages) > self.max_history_tokens:
+            asyncio.run(self._trim())
+        try:
+            result = self._manager.execute_task_sync(self._task(), model=self.model)
+        except _exc.APIError:
+            self.history.pop()
+            self._upgrade()
+            raise
+        self._record(result)
+        return result
+
+    def _record(self, result: TaskResult) -> None:
+        self.history.append({"role": "assistant", "content": result.content})
+        self.spent += result.cost
+        self.results.append(result)
+        if any(a.error and not a.error.startswith("skipped:") for a in result.attempts):
+            self._upgrade()
