@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import orroute
 import pytest
+
+import orroute
 from orroute.gateway import Gateway, GatewaySettings
 from orroute.testing import FakeOpenRouter, Fault
 
