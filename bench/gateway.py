@@ -169,6 +169,7 @@ def main() -> None:
     ap.add_argument("--peer-python", default="/tmp/gw-litellm-venv/bin/python",
                     help="python of a venv with litellm[proxy] (skipped if missing)")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="orroute serve --workers")
     a = ap.parse_args()
     levels = [int(x) for x in a.levels.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="orroute-gw-bench-"))
@@ -198,7 +199,8 @@ def main() -> None:
              "1000000", "--ledger", str(ledger), "--json"], env=env, check=True,
             capture_output=True, text=True).stdout)["key"]
         gw = start([sys.executable, "-m", "orroute", "serve", "--port", str(gport), "--ledger",
-                    str(ledger)], env, gport)
+                    str(ledger), "--workers", str(a.workers)], env, gport)
+        time.sleep(3 if a.workers > 1 else 0)  # let every worker bind
         procs.append(gw)
         results["orroute serve"] = measure(f"http://127.0.0.1:{gport}/v1", "/chat/completions",
                                            key, levels, a.requests)

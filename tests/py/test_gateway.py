@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import orroute
 import pytest
+
+import orroute
 from orroute.gateway import Gateway, GatewaySettings
 from orroute.testing import FakeOpenRouter, Fault
 
@@ -424,3 +425,23 @@ def test_keys_are_stored_hashed_in_the_ledger_file(gateway: Gateway) -> None:
     assert key not in dump
     assert any(hashlib.sha256(key.encode()).hexdigest() in map(str, r) for r in rows)
     assert key.startswith(rec.id) and gateway.keys.verify(key) == rec
+
+
+def test_settings_come_from_the_shared_config_with_a_gateway_table(tmp_path: Path) -> None:
+    from orroute.gateway import load_gateway_settings
+
+    cfg = tmp_path / "orroute.toml"
+    cfg.write_text(
+        'base_url = "http://127.0.0.1:9/api/v1"\n'
+        'strategy = "cost_optimized"\n'
+        "[gateway]\nport = 9123\ncandidates = 2\n"
+        '[gateway.routes]\nsupport = ["openai/gpt-4o-mini", "anthropic/claude-3-haiku"]\n'
+    )
+    s = load_gateway_settings(cfg, env={"OPENROUTER_API_KEY": UPSTREAM_KEY}, env_file=False)
+    assert (s.base_url, s.port, s.candidates, s.strategy) == (
+        "http://127.0.0.1:9/api/v1", 9123, 2, "cost_optimized")
+    assert s.routes == {"support": ["openai/gpt-4o-mini", "anthropic/claude-3-haiku"]}
+    assert s.api_key == UPSTREAM_KEY and UPSTREAM_KEY not in repr(s)
+    cfg.write_text("[gateway]\nportt = 1\n")
+    with pytest.raises(ValueError, match="portt"):
+        load_gateway_settings(cfg, env={}, env_file=False)

@@ -14,8 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import openai
-import orroute
 import pytest
+
+import orroute
 from orroute.testing import FakeOpenRouter
 
 UPSTREAM_KEY = "sk-or-v1-cli-upstream-secret-abcdef0123456789abcdef"
