@@ -122,12 +122,12 @@ def latency_table(url: str, n: int) -> None:
         if raw:
             rows.append(("raw libcurl (C++)", conc, raw))
 
-        client = orroute.OpenRouter(api_key="sk-or-v1-bench0000000000000000", base_url=url)
+        client = orroute.OpenRouter(api_key="sk-or-v1-bench-not-a-real-key", base_url=url)
         call = lambda: client.chat.completions.create(model=MODEL, messages=MSGS)  # noqa: E731
         run_concurrent(call, 50, 1)  # warm up
         if conc == 1:
             rows.append(("orroute (sync)", conc, run_concurrent(call, count, 1)))
-        aclient = orroute.AsyncOpenRouter(api_key="sk-or-v1-bench0000000000000000", base_url=url)
+        aclient = orroute.AsyncOpenRouter(api_key="sk-or-v1-bench-not-a-real-key", base_url=url)
         rows.append(
             (
                 "orroute (async)",

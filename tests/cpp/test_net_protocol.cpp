@@ -137,7 +137,7 @@ TEST_CASE("a mid-stream error event is reported after its content is folded in",
 }
 
 TEST_CASE("keys rotate round-robin and rejected keys are set aside", "[net]") {
-  orroute::KeyRing ring({"sk-or-v1-aaaaaaaaaaaaaaaa1111", "sk-or-v1-bbbbbbbbbbbbbbbb2222", ""});
+  orroute::KeyRing ring({"sk-or-v1-test-aaaaaaaa-1111", "sk-or-v1-test-bbbbbbbb-2222", ""});
   REQUIRE(ring.size() == 2);
   const auto k1 = *ring.next();
   const auto k2 = *ring.next();
@@ -151,6 +151,6 @@ TEST_CASE("keys rotate round-robin and rejected keys are set aside", "[net]") {
   const std::string msg = ring.exhausted_message();
   REQUIRE(msg.find("aaaaaaaa") == std::string::npos);
   REQUIRE(msg.find("sk-or-v1-...1111: 401") != std::string::npos);
-  REQUIRE(orroute::mask_key("sk-or-v1-0123456789abcdef0123") == "sk-or-v1-...0123");
+  REQUIRE(orroute::mask_key("sk-or-v1-test-456789abcdef0123") == "sk-or-v1-...0123");
   REQUIRE(orroute::mask_key("short") == "***");
 }

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from orroute.cli import cli
 
-KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
+KEY = "sk-or-v1-test-456789abcdef0123456789abcdef"
 
 
 def run(*args: str, env: dict[str, str] | None = None):

@@ -11,7 +11,7 @@ import pytest
 import orroute
 from orroute.config import ConfigError, load_settings, mask_key, parse_env_file
 
-KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
+KEY = "sk-or-v1-test-456789abcdef0123456789abcdef"
 
 
 def test_defaults_without_any_source(tmp_path: Path) -> None:
