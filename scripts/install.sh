@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-deps.sh
 python3 -m pip install --quiet ".[analysis]"
-exec orroute demo
+exec python3 -m orroute demo  # same as `orroute demo`, even when pip's script dir is not on PATH
