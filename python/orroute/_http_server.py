@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Coroutine
+import threading
+from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -325,3 +326,43 @@ def new_event_loop(use_uvloop: bool | None = None) -> asyncio.AbstractEventLoop:
             if use_uvloop:
                 raise
     return asyncio.new_event_loop()
+
+
+def serve_in_thread(
+    loop: asyncio.AbstractEventLoop,
+    setup: Callable[[], Coroutine[Any, Any, object]],
+    *,
+    name: str,
+) -> threading.Thread:
+    """Runs ``setup()`` on ``loop`` in a new daemon thread, then the loop until it is stopped.
+
+    Returns once ``setup`` has finished. If it raised, the loop is closed and the exception is
+    re-raised here, in the caller's thread. Stop with ``loop.call_soon_threadsafe(loop.stop)``
+    and join the returned thread.
+    """
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(setup())
+        except BaseException as e:  # noqa: BLE001 - reported to the starting thread
+            failure.append(e)
+            started.set()
+            loop.close()
+            return
+        started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    started.wait()
+    if failure:
+        thread.join()
+        raise failure[0]
+    return thread

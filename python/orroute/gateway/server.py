@@ -14,7 +14,7 @@ import signal
 import threading
 from typing import Any
 
-from .._http_server import Connection, new_event_loop
+from .._http_server import Connection, new_event_loop, serve_in_thread
 from ._upstream import Upstream
 from .app import GatewayApp
 from .keys import KeyStore
@@ -142,32 +142,12 @@ class Gateway:
         if self._thread is not None:
             return self
         loop = new_event_loop(self.settings.use_uvloop)
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._start_async())
-            except BaseException as e:  # noqa: BLE001 - reported to the starting thread
-                failure.append(e)
-                started.set()
-                loop.close()
-                return
-            started.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
         self._loop = loop
-        self._thread = threading.Thread(target=run, name="orroute-gateway", daemon=True)
-        self._thread.start()
-        started.wait()
-        if failure:
-            self._thread = self._loop = None
-            raise failure[0]
+        try:
+            self._thread = serve_in_thread(loop, self._start_async, name="orroute-gateway")
+        except BaseException:
+            self._loop = None
+            raise
         return self
 
     def stop(self) -> None:

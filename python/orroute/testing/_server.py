@@ -16,10 +16,10 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .._http_server import Connection, RawRequest, head_bytes, serve_in_thread
+from .._http_server import new_event_loop as _new_loop
 from . import _replies as R
 from ._faults import Fault
-from .._http_server import Connection, RawRequest, head_bytes
-from .._http_server import new_event_loop as _new_loop
 
 __all__ = ["FakeOpenRouter", "Headers", "ModelProfile", "RecordedRequest", "serve_forever"]
 
@@ -299,38 +299,19 @@ class FakeOpenRouter:
         if self._thread is not None:
             return self
         loop = _new_loop(self._use_uvloop)
-        started = threading.Event()
-        failure: list[BaseException] = []
 
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                self._server = loop.run_until_complete(
-                    loop.create_server(
-                        lambda: Connection(self), self.host, self._port, backlog=4096
-                    )
-                )
-            except BaseException as e:  # noqa: BLE001 - reported to the starting thread
-                failure.append(e)
-                started.set()
-                loop.close()
-                return
+        async def listen() -> None:
+            self._server = await loop.create_server(
+                lambda: Connection(self), self.host, self._port, backlog=4096
+            )
             self._port = self._server.sockets[0].getsockname()[1]
-            started.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
 
         self._loop = loop
-        self._thread = threading.Thread(target=run, name="FakeOpenRouter", daemon=True)
-        self._thread.start()
-        started.wait()
-        if failure:
-            self._thread = None
+        try:
+            self._thread = serve_in_thread(loop, listen, name="FakeOpenRouter")
+        except BaseException:
             self._loop = None
-            raise failure[0]
+            raise
         return self
 
     def stop(self) -> None:
