@@ -17,11 +17,6 @@ and settles the actual cost in the ledger on every request.
 
 from __future__ import annotations
 
-import sys
-
-# bench/select.py would shadow the standard library's select module: drop this folder from the path
-sys.path[:] = [p for p in sys.path if p != __import__("os").path.dirname(__file__)]
-
 import argparse
 import asyncio
 import json
@@ -30,6 +25,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time

@@ -15,12 +15,6 @@ Usage: PYTHONPATH=python python3 bench/router.py [--requests 2000] [--streams 10
 
 from __future__ import annotations
 
-import sys
-
-# bench/select.py would shadow the standard library's `select` (imported by asyncio): drop this
-# script's directory from the import path before anything else is imported.
-sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("bench")]
-
 import argparse
 import asyncio
 import json
@@ -29,6 +23,7 @@ import resource
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 

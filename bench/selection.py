@@ -5,7 +5,7 @@ The plan's reference system claims under 1 ms per selection. Also prints the cos
 Python->C++ call in the same run (parse_money) as the floor every binding pays, and rank() with
 reasons for comparison.
 
-Usage: PYTHONPATH=python python3 bench/select.py [--n 20000]
+Usage: PYTHONPATH=python python3 bench/selection.py [--n 20000]
 """
 
 from __future__ import annotations
