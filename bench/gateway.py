@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "python"))
 from orroute._http_server import new_event_loop
 
 sys.path.insert(0, str(ROOT / "bench"))
-from _http_client import Upstream  # noqa: E402 - the load generator's client
+from _http_client import Upstream  # the load generator's client
 
 MODEL = "openai/gpt-4o-mini"
 BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}],

@@ -434,6 +434,7 @@ class AIModelManager:
                 if run.finished():
                     finished = True
                     res = run.result()
+                    assert res is not None  # finished() implies the result is set
                     if not res["ok"]:
                         raise _error_for(res)
                     self._result(res)

@@ -92,7 +92,7 @@ def test_a_long_retry_after_falls_back_and_holds_the_model_for_later_requests(
         raw = client.chat.completions.with_raw_response.create(model="limited", messages=HI)
         assert raw.parse().model == SPARE and models_sent(fake, before) == [SPARE]
         assert raw.headers["x-orroute-attempts"] == "1"
-        status, body = health(gateway)
+        _, body = health(gateway)
         assert body["router"]["models"][LIMITED]["state"] == "rate_limited"
     finally:
         fake.clear_faults()
@@ -106,7 +106,7 @@ def test_an_open_circuit_skips_the_model_and_health_reports_it(
         assert client.chat.completions.create(model="flaky", messages=HI).model == STEADY
         # one try and one retry (max_retries=1), then the next candidate
         assert models_sent(fake, before) == [FLAKY, FLAKY, STEADY]
-        status, body = health(gateway)
+        _, body = health(gateway)
         assert body["router"]["models"][FLAKY]["state"] == "circuit_open"
         assert body["router"]["models"][FLAKY]["breaker"] == "open"
         assert gateway.health()["models"][FLAKY]["state"] == "circuit_open"

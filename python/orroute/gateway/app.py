@@ -6,7 +6,6 @@ protocol in ``orroute._http_server`` for every parsed request.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Coroutine
