@@ -162,3 +162,19 @@ def test_a_slow_stream_reader_pauses_the_upstream_and_loses_nothing(
                 text += choice["delta"].get("content") or ""
     assert text == plain.choices[0].message.content
     assert got.rstrip().endswith(b"data: [DONE]\n\n0") or b"data: [DONE]" in got
+
+
+def test_an_error_after_content_is_relayed_in_band(client: openai.OpenAI,
+                                                   fake: FakeOpenRouter) -> None:
+    fake.fail(STREAMED, Fault.stream_error(after_tokens=3, message="Provider disconnected"))
+    try:
+        before = len(fake.requests)
+        parts: list[str] = []
+        with pytest.raises(openai.APIError, match="Provider disconnected"):
+            stream = client.chat.completions.create(model=STREAMED, messages=HI, stream=True)
+            for chunk in stream:
+                parts.extend(c.delta.content or "" for c in chunk.choices)
+        assert "".join(parts)  # the content before the error reached the client
+        assert models_sent(fake, before) == [STREAMED]  # no retry once content was relayed
+    finally:
+        fake.clear_faults()
