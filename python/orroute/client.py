@@ -455,7 +455,7 @@ class _Base:
         model: str | None,
         messages: Any,
         stream: bool,
-        params: Mapping[str, Any],
+        params: dict[str, Any],
         extra_body: Mapping[str, Any] | None,
         timeout: Any,
         max_retries: int | None,
