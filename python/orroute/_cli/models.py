@@ -381,7 +381,7 @@ def benchmark(model_ids: tuple[str, ...], runs: int, prompt: str, max_tokens: in
                     progress.advance(bar)
     finally:
         _close(client)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for mid in ids:
         rs = results[mid]
 
@@ -469,7 +469,7 @@ def recommend(task_type: str, budget: float | None, input_size: int, output_size
     selector = orroute.ModelSelector(strategy=strategy)
     limit = None if budget is None else str(budget)
     ranked = selector.rank(kind, input_size, limit, limit=top, **constraints)
-    others = {}
+    others: dict[str, Any] = {}
     for other in STRATEGIES:
         if other != strategy:
             pick = selector.rank(kind, input_size, limit, strategy=other, explain=False, limit=1,
