@@ -170,7 +170,7 @@ def openapi_spec(settings: GatewaySettings | None = None) -> dict[str, Any]:
                     "remaining": money}}},
         },
     }
-    secured = [{"gatewayKey": []}]
+    secured: list[dict[str, list[str]]] = [{"gatewayKey": []}]
     model_header = {"X-Orroute-Model": {"description": "the model that served the request",
                                         "schema": {"type": "string"}}}
     paths: dict[str, Any] = {
