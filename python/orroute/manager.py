@@ -232,7 +232,10 @@ class AIModelManager:
         cfg.retry_base_delay = float(retry_base_delay)
         cfg.max_server_wait = float(max_retry_wait)
         cfg.max_admission_wait = float(max_admission_wait)
-        cfg.thresholds = tuple(float(t) for t in thresholds)
+        if len(thresholds) != 3:
+            raise _exc.InvalidArgumentError("thresholds must be three numbers (low, medium, high)")
+        low, mid, high = (float(t) for t in thresholds)
+        cfg.thresholds = (low, mid, high)
         cfg.fallbacks = list(fallbacks or [])
         cfg.preferred_model = preferred_model or ""
         cfg.server_side_fallbacks = int(server_side_fallbacks)
@@ -254,7 +257,7 @@ class AIModelManager:
         for scope, spec in (limits or {}).items():
             cfg.set_limit(_limit_scope(scope), **_limit_args(scope, spec))
         cat = catalog if catalog is not None else Catalog.bundled()
-        core_catalog = getattr(cat, "_core", cat)
+        core_catalog: Any = getattr(cat, "_core", cat)
         ledger_path: str | None
         if ledger is None:
             # No budget and no ledger: skip reservations entirely (the SQLite round trips are most
