@@ -380,12 +380,58 @@ def _plots(out_dir: str, results: dict[str, Any]) -> list[str]:
     return written
 
 
+def route_speed(data: Outcomes, repeats: int = 5) -> dict[str, float]:
+    """CPU microseconds per ``route()`` call on long few-shot prompts (>= 1,500 chars) and on
+    short ones (< 300 chars), for the default router and for a peer whose word features read the
+    whole prompt (``word_window=0``, the version-1 behaviour), both fitted here (1 epoch: speed
+    does not depend on training) and timed in the same run. Best of ``repeats`` passes (CPU time,
+    so other processes on the machine do not count)."""
+    import time
+
+    from .routing import LearnedRouter
+
+    costs = data.costs if data.costs is not None else data.scores * 0.0
+    sc = {mod: data.scores[:, j].tolist() for j, mod in enumerate(data.models)}
+    co = {mod: costs[:, j].tolist() for j, mod in enumerate(data.models)}
+    long = [p for p in data.prompts if len(p) >= 1500][:200]
+    short = [p for p in data.prompts if len(p) < 300][:200]
+    out: dict[str, float] = {
+        "long_chars": sum(map(len, long)) / max(len(long), 1),
+        "short_chars": sum(map(len, short)) / max(len(short), 1),
+    }
+    for label, opts in (("default", {}), ("whole_prompt_words", {"word_window": 0})):
+        router = LearnedRouter.fit(data.prompts, sc, co, epochs=1, **opts)
+        for kind, prompts in (("long", long), ("short", short)):
+            if not prompts:
+                continue
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.process_time()
+                for p in prompts:
+                    router.route(p, 100.0)
+                best = min(best, (time.process_time() - t0) / len(prompts))
+            out[f"{label}_{kind}_us"] = best * 1e6
+    return out
+
+
+def _print_speed(sp: dict[str, float]) -> None:
+    print(f"\nroute() CPU time per call (best of 5 passes over <= 200 prompts):")
+    print(f"{'prompts':28s} {'default':>10s} {'words: whole prompt':>20s} {'ratio':>6s}")
+    for kind in ("long", "short"):
+        a, b = sp.get(f"default_{kind}_us"), sp.get(f"whole_prompt_words_{kind}_us")
+        if a is None or b is None:
+            continue
+        name = f"{kind} (mean {sp[f'{kind}_chars']:.0f} chars)"
+        print(f"{name:28s} {a:8.1f}us {b:18.1f}us {b / a:5.2f}x")
+
+
 def evaluate(
     datasets: tuple[str, ...] = ("routerbench", "mmlu"),
     folds: int = 5,
     seed: int = 0,
     out_dir: str | None = None,
     verbose: bool = True,
+    speed: bool = True,
     **options: Any,
 ) -> dict[str, Any]:
     """Runs the held-out evaluation, prints the report, optionally writes PNG plots.
@@ -396,6 +442,7 @@ def evaluate(
         seed: fold assignment and random-baseline seed.
         out_dir: directory for PNG plots (needs matplotlib); None = no plots.
         verbose: print the report.
+        speed: also time ``route()`` on long and short RouterBench prompts (``route_speed``).
         **options: LearnedRouter.fit options.
 
     Returns:
@@ -425,6 +472,10 @@ def evaluate(
                 print(f"\n== RouteLLM MMLU ({len(data.prompts)} prompts, {folds}-fold CV) ==")
                 _print_pgr(f"MMLU {strong} vs {weak}", r["pgr"])
         r["cv_seconds"] = secs
+        if speed and name == "routerbench":
+            r["speed"] = route_speed(data)
+            if verbose:
+                _print_speed(r["speed"])
         r["n_prompts"] = len(data.prompts)
         if verbose:
             print(f"({folds}-fold fit+predict over {len(data.prompts)} prompts x "

@@ -43,6 +43,7 @@ _OPTIONS = (
     "char_ngram_min",
     "char_ngram_max",
     "char_window",
+    "word_window",
     "structure",
     "epochs",
     "learning_rate",
