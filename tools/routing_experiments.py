@@ -43,7 +43,6 @@ from sklearn.preprocessing import normalize
 
 from orroute import _routing_eval as E
 
-
 # ---------------------------------------------------------------------------- text pieces
 
 def question(prompt: str) -> str:
@@ -55,7 +54,7 @@ def question(prompt: str) -> str:
     return q
 
 
-_OPT = re.compile(r"^\s*\(?([A-H])[).:]\s*(.*)$", re.M)
+_OPT = re.compile(r"^\s*\(?([A-H])[).:]\s*(.*)$", re.MULTILINE)
 
 
 def difficulty_features(q: str) -> list[float]:
@@ -255,8 +254,12 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mmlu", action="store_true", help="also the MMLU two-model table")
+    ap.add_argument("--only-mmlu", action="store_true", help="only the MMLU two-model table")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
+    if args.only_mmlu:
+        mmlu_report(args)
+        return
 
     data = E.load_outcomes("routerbench")
     n, m = data.scores.shape
@@ -285,7 +288,7 @@ def main() -> None:
 
 def report(data, preds, c_lr, c_task, rng):
     s, c = data.scores, data.costs
-    n, m = s.shape
+    n = len(s)
     tasks = np.array(data.tasks)
     js = data.models.index("gpt-4-1106-preview")
     best_cost, best_acc = c[:, js].mean(), s[:, js].mean()
@@ -309,6 +312,8 @@ def report(data, preds, c_lr, c_task, rng):
         print(f"{k:16s} {a:7.4f} {brier(p, s):7.4f} "
               f"{'not reached' if mc is None else f'{mc / best_cost:.1%}':>21s} {acc50:8.4f} "
               f"{diff.min():+11.4f} {diff.mean():+7.4f} {(diff >= -1e-9).mean():7.0%}")
+
+    bootstrap(data, preds, c_lr, c_task, rng)
 
     # within-task discrimination: AUC of P(cheap model correct) per task
     cheap = {"arc_challenge": "zero-one-ai/Yi-34B-Chat", "mbpp": "gpt-3.5-turbo-1106",
@@ -344,6 +349,40 @@ def report(data, preds, c_lr, c_task, rng):
         print(f"  AUC {'perfect' if not np.isfinite(auc) else f'{auc:.2f}':>7s}: accuracy {tot / n:.4f}")
 
 
+def _aiq_fast(p, cp, s, c, weights, lo, hi, grid):
+    h = E.hull(E._route_points(p, cp, s, c, weights))
+    vals = np.array([E.hull_at(h, x) for x in grid])
+    return vals, float(np.mean([E.hull_at(h, x) for x in np.linspace(lo, hi, 200)]))
+
+
+def bootstrap(data, preds, c_lr, c_task, rng, reps=200):
+    """Paired bootstrap over prompts (out-of-fold predictions fixed): AIQ difference to the
+    task-type router and accuracy difference at 50% of GPT-4's cost, with 90% intervals."""
+    s, c = data.scores, data.costs
+    n = len(s)
+    js = data.models.index("gpt-4-1106-preview")
+    weights = np.concatenate([[0.0], np.logspace(-1, 5, 61)])
+    diffs = {k: ([], []) for k in preds if k != "task"}
+    for _ in range(reps):
+        idx = rng.integers(0, n, n)
+        ss, cc = s[idx], c[idx]
+        lo, hi = cc.mean(0).min(), cc.mean(0).max()
+        half = [0.5 * cc[:, js].mean()]
+        tv, ta = _aiq_fast(preds["task"][idx], c_task[idx], ss, cc, weights, lo, hi, half)
+        for k in diffs:
+            v, a = _aiq_fast(preds[k][idx], c_lr[idx], ss, cc, weights, lo, hi, half)
+            diffs[k][0].append(a - ta)
+            diffs[k][1].append(v[0] - tv[0])
+    print(f"\npaired bootstrap over prompts ({reps} resamples): method minus task-type router")
+    print(f"{'method':16s} {'dAIQ mean':>10s} {'90% interval':>20s} {'d acc@50% mean':>15s} "
+          f"{'90% interval':>20s}")
+    for k, (da, dv) in diffs.items():
+        qa = np.percentile(da, [5, 95])
+        qv = np.percentile(dv, [5, 95])
+        print(f"{k:16s} {np.mean(da):+10.4f} [{qa[0]:+.4f}, {qa[1]:+.4f}] {np.mean(dv):+15.4f} "
+              f"[{qv[0]:+.4f}, {qv[1]:+.4f}]")
+
+
 def mmlu_report(args):
     data = E.load_outcomes("mmlu")
     n, m = data.scores.shape
@@ -351,9 +390,9 @@ def mmlu_report(args):
     preds = {k: np.zeros((n, m)) for k in ["cluster", "knn", "sklr"]}
     for test in E._folds(n, args.folds, args.seed):
         train = np.setdiff1d(np.arange(n), test)
-        out, ch = fold_predictions(data, train, test, args.seed, inner=False)
-        for k in preds:
-            preds[k][test] = out[k]
+        out, _ = fold_predictions(data, train, test, args.seed, inner=False)
+        for k, v in preds.items():
+            v[test] = out[k]
     preds["lr"] = cv["learned"][0]
     preds["stack(lr,knn)"] = (preds["lr"] + preds["knn"]) / 2
     preds["task"] = cv["task"][0]

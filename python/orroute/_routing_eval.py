@@ -415,7 +415,7 @@ def route_speed(data: Outcomes, repeats: int = 5) -> dict[str, float]:
 
 
 def _print_speed(sp: dict[str, float]) -> None:
-    print(f"\nroute() CPU time per call (best of 5 passes over <= 200 prompts):")
+    print("\nroute() CPU time per call (best of 5 passes over <= 200 prompts):")
     print(f"{'prompts':28s} {'default':>10s} {'words: whole prompt':>20s} {'ratio':>6s}")
     for kind in ("long", "short"):
         a, b = sp.get(f"default_{kind}_us"), sp.get(f"whole_prompt_words_{kind}_us")
