@@ -152,11 +152,12 @@ double clamp01(double x) { return x < 0 ? 0 : (x > 1 ? 1 : x); }
 std::vector<SparseFeature> counts_to_features(std::vector<uint32_t>& idx) {
   std::sort(idx.begin(), idx.end());
   std::vector<SparseFeature> out;
+  out.reserve(idx.size());
   double norm2 = 0;
   for (size_t i = 0; i < idx.size();) {
     size_t j = i;
     while (j < idx.size() && idx[j] == idx[i]) ++j;
-    const double v = 1.0 + std::log(static_cast<double>(j - i));
+    const double v = j - i == 1 ? 1.0 : 1.0 + std::log(static_cast<double>(j - i));
     out.push_back({idx[i], static_cast<float>(v)});
     norm2 += v * v;
     i = j;
