@@ -255,8 +255,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mmlu", action="store_true", help="also the MMLU two-model table")
     ap.add_argument("--only-mmlu", action="store_true", help="only the MMLU two-model table")
+    ap.add_argument("--only-difficulty", action="store_true", help="only the difficulty model")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
+    if args.only_difficulty:
+        difficulty_model(E.load_outcomes("routerbench"), args.folds, args.seed)
+        return
     if args.only_mmlu:
         mmlu_report(args)
         return
@@ -282,6 +286,7 @@ def main() -> None:
     np.savez_compressed("/tmp/routing_oof.npz", **{k.replace("/", "_"): v for k, v in preds.items()},
                         c_lr=c_lr, c_task=cv["task"][1])
     report(data, preds, c_lr, cv["task"][1], rng)
+    difficulty_model(data, args.folds, args.seed)
     if args.mmlu:
         mmlu_report(args)
 
@@ -381,6 +386,45 @@ def bootstrap(data, preds, c_lr, c_task, rng, reps=200):
         qv = np.percentile(dv, [5, 95])
         print(f"{k:16s} {np.mean(da):+10.4f} [{qa[0]:+.4f}, {qa[1]:+.4f}] {np.mean(dv):+15.4f} "
               f"[{qv[0]:+.4f}, {qv[1]:+.4f}]")
+
+
+def difficulty_model(data, folds, seed):
+    """A dedicated 'difficulty' model: ridge regression (alpha 1, fixed a priori) of an item's mean
+    score over all models on question TF-IDF + difficulty features, trained within each task on the
+    training folds (a less noisy target than one model's 0/1). Prints the out-of-fold within-task
+    AUC of -difficulty for 'the cheap model is right' (same cheap models as above) and for 'GPT-4 is
+    right'."""
+    from sklearn.linear_model import Ridge
+
+    s = data.scores
+    n = len(s)
+    tasks = np.array(data.tasks)
+    qs = [question(p) for p in data.prompts]
+    D = np.array([difficulty_features(q) for q in qs])
+    target = s.mean(1)
+    pred = np.zeros(n)
+    for test in E._folds(n, folds, seed):
+        train = np.setdiff1d(np.arange(n), test)
+        for t in np.unique(tasks):
+            tr = train[tasks[train] == t]
+            te = test[tasks[test] == t]
+            F = Featurized([data.prompts[i] for i in tr], [qs[i] for i in tr])
+            _, Xq_te = F.test([data.prompts[i] for i in te], [qs[i] for i in te])
+            mu, sd = D[tr].mean(0), D[tr].std(0) + 1e-9
+            Z_tr = sparse.hstack([F.Xq_tr, (D[tr] - mu) / sd]).tocsr()
+            Z_te = sparse.hstack([Xq_te, (D[te] - mu) / sd]).tocsr()
+            pred[te] = Ridge(alpha=1.0).fit(Z_tr, target[tr]).predict(Z_te)
+    cheap = {"arc_challenge": "zero-one-ai/Yi-34B-Chat", "mbpp": "gpt-3.5-turbo-1106",
+             "winogrande": "zero-one-ai/Yi-34B-Chat"}
+    js = data.models.index("gpt-4-1106-preview")
+    print("\ndifficulty model (ridge on the mean score over models, per task), out-of-fold AUC:")
+    for t, mod in cheap.items():
+        sel = tasks == t
+        j = data.models.index(mod)
+        print(f"  {t:14s} cheap right: {roc_auc_score(s[sel, j] > 0.5, pred[sel]):.3f}   "
+              f"GPT-4 right: {roc_auc_score(s[sel, js] > 0.5, pred[sel]):.3f}   "
+              f"mean score (Spearman): "
+              f"{np.corrcoef(np.argsort(np.argsort(pred[sel])), np.argsort(np.argsort(target[sel])))[0, 1]:.3f}")
 
 
 def mmlu_report(args):
