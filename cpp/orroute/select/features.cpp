@@ -111,7 +111,14 @@ uint8_t keyword_cues(std::string_view w) {
     std::sort(t->begin(), t->end());
     return t;
   }();
-  if (w.size() < 2 || w.size() > 11) return 0;  // keyword lengths
+  // Cheap pre-filter: which (first letter, length) pairs occur among the keywords at all.
+  static const auto* seen = [] {
+    auto* f = new std::array<uint16_t, 26>{};  // bit L set: a keyword of length L starts here
+    for (const auto& e : *table) (*f)[static_cast<size_t>(e.first[0] - 'a')] |= uint16_t(1u << e.first.size());
+    return f;
+  }();
+  if (w.size() < 2 || w.size() > 15 || w[0] < 'a' || w[0] > 'z') return 0;
+  if (((*seen)[static_cast<size_t>(w[0] - 'a')] >> w.size() & 1u) == 0) return 0;
   const auto it = std::lower_bound(table->begin(), table->end(), w,
                                    [](const auto& e, std::string_view k) { return e.first < k; });
   return it != table->end() && it->first == w ? it->second : 0;
