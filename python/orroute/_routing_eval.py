@@ -52,7 +52,7 @@ def load_outcomes(name: str = "routerbench") -> Outcomes:
     files = {"routerbench": "routerbench.csv.gz", "mmlu": "mmlu.csv.gz"}
     if name not in files:
         raise ValueError(f"unknown outcome table {name!r}; known: {sorted(files)}")
-    raw = resources.files("orroute").joinpath("data", "routing", files[name]).read_bytes()
+    raw = (resources.files("orroute") / "data" / "routing" / files[name]).read_bytes()
     reader = csv.reader(io.StringIO(gzip.decompress(raw).decode()))
     header = next(reader)
     rows = list(reader)
@@ -192,6 +192,16 @@ def pgr_curve(score: Any, strong: Any, weak: Any, grid: int = 101) -> tuple[Any,
     return fs, (perf - acc_w) / (acc_s - acc_w)
 
 
+def _trapezoid() -> Any:
+    """numpy's trapezoidal rule (``trapezoid`` since numpy 2.0, ``trapz`` before)."""
+    import numpy as np
+
+    for name in ("trapezoid", "trapz"):
+        if hasattr(np, name):
+            return getattr(np, name)
+    raise RuntimeError("numpy has no trapezoidal rule")
+
+
 def pgr_metrics(fs: Any, pgr: Any) -> dict[str, float]:
     import numpy as np
 
@@ -200,7 +210,7 @@ def pgr_metrics(fs: Any, pgr: Any) -> dict[str, float]:
         return float(fs[hit[0]]) if len(hit) else 1.0
 
     return {
-        "APGR": float(np.trapezoid(pgr, fs) if hasattr(np, "trapezoid") else np.trapz(pgr, fs)),
+        "APGR": float(_trapezoid()(pgr, fs)),
         "CPT50": cpt(0.5),
         "CPT80": cpt(0.8),
         "PGR@50%": float(pgr[np.argmin(abs(fs - 0.5))]),
@@ -223,8 +233,9 @@ def _eval_routerbench(data: Outcomes, cv: dict, seed: int) -> dict[str, Any]:
     curves = {
         name: _route_points(p, cp, s, c, weights) for name, (p, cp) in cv.items()
     }
-    curves["learned/threshold"] = _threshold_points(*cv["learned"], s, c, thresholds)
-    curves["task/threshold"] = _threshold_points(*cv["task"], s, c, thresholds)
+    for name in ("learned", "task"):
+        p, cp = cv[name]
+        curves[f"{name}/threshold"] = _threshold_points(p, cp, s, c, thresholds)
     singles_pts = [(cc, q, k) for k, (cc, q) in singles.items()]
     lo = min(cc for cc, _ in singles.values())
     hi = max(cc for cc, _ in singles.values())
