@@ -275,6 +275,7 @@ class RouterConfig:
     char_ngram_min: int
     char_ngram_max: int
     char_window: int
+    word_window: int
     structure: bool
     epochs: int
     learning_rate: float
