@@ -3,7 +3,8 @@
 data sets in ../shared/data/routing (RouterBench subset, RouteLLM MMLU).
 
 Kept: the prompt text, the task (benchmark or MMLU subject), each model's 0/1 score and (RouterBench)
-the USD cost of its answer. Dropped: model responses. Output: gzip'd CSV (mtime 0, so re-running it
+the USD cost of its answer. Model responses are reduced to answer keys
+(routerbench_answers.csv.gz, for the cascade router). Output: gzip'd CSV (mtime 0, so re-running it
 gives identical bytes).
 
 Usage: python3 tools/prepare_routing_data.py [--src ../shared/data/routing] [--out python/orroute/data/routing]
@@ -57,6 +58,32 @@ def routerbench(src: Path, out: Path) -> None:
                     + [f"{float(r[m]):g}" for m in models]
                     + [repr(float(r[f"{m}|total_cost"])) for m in models])
     _write(out / "routerbench.csv.gz", header, rows)
+    routerbench_answers(d, models, out)
+
+
+def routerbench_answers(d, models: list[str], out: Path) -> None:
+    """Per prompt and model the answer key of the response (``orroute._cascade.extract_answer``:
+    option letter, code hash or short text), for the cascade router; same rows as routerbench.csv."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "python"))
+    from orroute._cascade import extract_answer  # pure Python, no compiled core needed
+
+    def text(raw: object) -> str | None:
+        if not isinstance(raw, str):
+            return None
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return raw
+        return str(value[0]) if isinstance(value, list) and value else str(value)
+
+    rows = []
+    for _, r in d.iterrows():
+        rows.append([r["sample_id"], r["task"]]
+                    + [extract_answer(text(r[f"{m}|model_response"])) or "" for m in models])
+    _write(out / "routerbench_answers.csv.gz", ["sample_id", "task"] + [f"answer:{m}" for m in models],
+           rows)
 
 
 def mmlu(src: Path, out: Path) -> None:

@@ -44,6 +44,7 @@ class Outcomes:
     models: list[str]
     scores: Any
     costs: Any
+    answers: Any = None  # [prompt][model] answer key or None (RouterBench only; cascade router)
 
 
 def load_outcomes(name: str = "routerbench") -> Outcomes:
@@ -66,8 +67,66 @@ def load_outcomes(name: str = "routerbench") -> Outcomes:
     if costs is not None:
         keep &= ~np.isnan(costs).any(axis=1)
     idx = np.nonzero(keep)[0]
+    answers = None
+    ans_file = resources.files("orroute") / "data" / "routing" / f"{name}_answers.csv.gz"
+    if ans_file.is_file():
+        ar = list(csv.reader(io.StringIO(gzip.decompress(ans_file.read_bytes()).decode())))
+        a_cols = [ar[0].index(f"answer:{m}") for m in models]
+        if len(ar) - 1 != len(rows) or any(ar[i + 1][0] != rows[i][0] for i in range(len(rows))):
+            raise ValueError(f"{ans_file} does not match the outcome table's rows")
+        answers = [[ar[i + 1][j] or None for j in a_cols] for i in idx]
     return Outcomes(name, [rows[i][2] for i in idx], [rows[i][1] for i in idx], models,
-                    scores[idx], None if costs is None else costs[idx])
+                    scores[idx], None if costs is None else costs[idx], answers)
+
+
+def cascade_cv(data: Outcomes, folds: int = 5, seed: int = 0, task_types: bool = True,
+               cost_weights: Any = None, **options: Any) -> dict[str, Any]:
+    """Held-out figures of ``CascadeRouter`` (same folds as ``cross_validated``).
+
+    Per fold the cascades are chosen on the training folds only (``CascadeRouter.fit``, with or
+    without the task types), then run on the held-out prompts with their real answers and costs.
+    Returns ``{"score", "cost"}`` per prompt for the default setting (weight chosen on the training
+    folds to reach the best single model's training accuracy), ``"curve"``: (weight, mean cost,
+    accuracy) per fixed cost weight, and ``"stages"``: the cascades chosen in each fold.
+    """
+    import numpy as np
+
+    from ._cascade import CascadeRouter, answer_codes, simulate
+
+    if data.answers is None or data.costs is None:
+        raise ValueError(f"{data.name}: no answers/costs for a cascade")
+    s, c = data.scores, data.costs
+    n = len(s)
+    codes = answer_codes(data.answers)
+    tasks = np.array(data.tasks)
+    weights = list(cost_weights) if cost_weights is not None else list(np.logspace(0, 4, 17))
+    score, cost = np.zeros(n), np.zeros(n)
+    curve_s, curve_c = np.zeros((len(weights), n)), np.zeros((len(weights), n))
+    stages = []
+
+    def run(router: Any, test: Any, out_s: Any, out_c: Any) -> None:
+        idx = {m: j for j, m in enumerate(data.models)}
+        for t in np.unique(tasks[test]):
+            te = test[tasks[test] == t]
+            casc = router.cascade(t if task_types else None)
+            cand = (tuple(idx[m] for m in casc.models), casc.agree)
+            out_s[te], out_c[te] = simulate(cand, s[te], c[te], codes[te])
+
+    for test in _folds(n, folds, seed):
+        train = np.setdiff1d(np.arange(n), test)
+        args = ([data.prompts[i] for i in train],
+                {m: s[train, j].tolist() for j, m in enumerate(data.models)},
+                {m: c[train, j].tolist() for j, m in enumerate(data.models)},
+                {m: [data.answers[i][j] for i in train] for j, m in enumerate(data.models)},
+                [data.tasks[i] for i in train] if task_types else None)
+        routers = CascadeRouter.fit_path(*args, cost_weights=[None, *weights], **options)
+        stages.append(routers[0])
+        run(routers[0], test, score, cost)
+        for wi, r in enumerate(routers[1:]):
+            run(r, test, curve_s[wi], curve_c[wi])
+    curve = [(float(w), float(curve_c[i].mean()), float(curve_s[i].mean()))
+             for i, w in enumerate(weights)]
+    return {"score": score, "cost": cost, "curve": curve, "stages": stages}
 
 
 # ---------------------------------------------------------------------------- predictions
