@@ -41,6 +41,7 @@ _LAZY: dict[str, str] = {
     "simulate": "orroute.cost",
     # learned routing
     "LearnedRouter": "orroute.routing",
+    "CascadeRouter": "orroute.routing",
     # gateway (orroute serve)
     "Gateway": "orroute.gateway",
     # router
@@ -72,7 +73,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .cost import BudgetStatus, CostTracker, Reservation, simulate  # noqa: F401
     from .gateway import Gateway  # noqa: F401
     from .manager import AIModelManager, Attempt, Conversation, TaskResult  # noqa: F401
-    from .routing import LearnedRouter  # noqa: F401
+    from .routing import CascadeRouter, LearnedRouter  # noqa: F401
     from .selector import ModelSelector, Ranked  # noqa: F401
     from .tokenizer import (  # noqa: F401
         Encoding,

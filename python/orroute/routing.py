@@ -22,10 +22,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import _core
+from ._cascade import Cascade, CascadeRouter, extract_answer
 from ._exceptions import InvalidArgumentError
 
 __all__ = [
     "LearnedRouter",
+    "CascadeRouter",
+    "Cascade",
+    "extract_answer",
     "CatalogQualityPredictor",
     "PromptStats",
     "prompt_stats",
