@@ -388,6 +388,34 @@ def _print_routerbench(r: dict[str, Any]) -> None:
         print(f"{w:12.1f} {c:11.6f} {q:9.4f}   {tc:11.6f} {tq:9.4f}")
 
 
+def _eval_cascade(data: Outcomes, r: dict[str, Any], folds: int, seed: int) -> dict[str, Any]:
+    cv = cascade_cv(data, folds=folds, seed=seed, task_types=True)
+    best_cost, best_acc = r["singles"][r["best"]]
+    task_hull = r["hulls"]["task"]
+    reach = [c for _, c, a in cv["curve"] if a >= best_acc]
+    return {
+        "accuracy": float(cv["score"].mean()), "cost": float(cv["cost"].mean()),
+        "share": float(cv["cost"].mean() / best_cost),
+        "curve": [(w, c, a, hull_at(task_hull, c)) for w, c, a in cv["curve"]],
+        "match_share": min(reach) / best_cost if reach else None,
+        "best": r["best"], "best_acc": best_acc, "best_cost": best_cost,
+        "stages": [repr(x) for x in cv["stages"]],
+    }
+
+
+def _print_cascade(cr: dict[str, Any]) -> None:
+    print("\ncascade router (per task type; cascades chosen on the training folds, answers agree ->"
+          " accept, else escalate):")
+    print(f"default (reach {cr['best']}'s training accuracy): accuracy {cr['accuracy']:.4f} at "
+          f"{cr['share']:.1%} of its cost")
+    ms = cr["match_share"]
+    print("cost to match the best model on the held-out curve: "
+          + ("not reached" if ms is None else f"{ms:.1%}"))
+    print(f"{'cost_weight':>12s} {'cost share':>10s} {'accuracy':>9s} {'task-type hull':>15s}")
+    for w, c, a, h in cr["curve"]:
+        print(f"{w:12.1f} {c / cr['best_cost']:10.1%} {a:9.4f} {h:15.4f}")
+
+
 def _print_pgr(title: str, block: dict[str, Any]) -> None:
     a = block["_acc"]
     print(f"\n-- {title}: strong acc {a['strong']:.4f}, weak acc {a['weak']:.4f} --")
@@ -502,6 +530,7 @@ def evaluate(
     out_dir: str | None = None,
     verbose: bool = True,
     speed: bool = True,
+    cascade: bool = True,
     **options: Any,
 ) -> dict[str, Any]:
     """Runs the held-out evaluation, prints the report, optionally writes PNG plots.
@@ -513,6 +542,8 @@ def evaluate(
         out_dir: directory for PNG plots (needs matplotlib); None = no plots.
         verbose: print the report.
         speed: also time ``route()`` on long and short RouterBench prompts (``route_speed``).
+        cascade: also evaluate ``CascadeRouter`` (per task type) on RouterBench (``cascade_cv``,
+            ~1 min).
         **options: LearnedRouter.fit options.
 
     Returns:
@@ -532,6 +563,11 @@ def evaluate(
             r = _eval_routerbench(data, cv, seed)
             if verbose:
                 _print_routerbench(r)
+            if cascade and data.answers is not None:
+                r["cascade"] = _eval_cascade(data, r, folds, seed)
+                if verbose:
+                    _print_cascade(r["cascade"])
+            if verbose:
                 _print_pgr(f"RouterBench {' vs '.join(STRONG_WEAK[name])}", r["pgr"])
         else:
             strong, weak = STRONG_WEAK[name]

@@ -127,3 +127,14 @@ def test_save_load_roundtrip(tmp_path) -> None:
     (tmp_path / "bad.json").write_text('{"format": "something else"}')
     with pytest.raises(orroute.InvalidArgumentError):
         CascadeRouter.load(tmp_path / "bad.json")
+
+
+def test_bundled_answer_keys_align_with_the_outcome_table() -> None:
+    from orroute.routing import load_outcomes
+
+    data = load_outcomes("routerbench")
+    assert data.answers is not None and len(data.answers) == len(data.prompts) == 2205
+    gpt4 = data.models.index("gpt-4-1106-preview")
+    arc = [i for i, t in enumerate(data.tasks) if t == "arc_challenge"]
+    letters = [data.answers[i][gpt4] for i in arc]
+    assert sum(a in ("A", "B", "C", "D") for a in letters) > 0.99 * len(arc)

@@ -66,7 +66,8 @@ def test_fit_reports_bad_tables_and_options(tmp_path: Path) -> None:
 
 def test_eval_prints_held_out_figures_as_json() -> None:
     # A small real run: RouterBench, 2 folds, no plots, no speed section.
-    r = run("routing", "eval", "--datasets", "routerbench", "--folds", "2", "--no-speed", "--json")
+    r = run("routing", "eval", "--datasets", "routerbench", "--folds", "2", "--no-speed",
+            "--no-cascade", "--json")
     assert r.exit_code == 0, r.output
     rb = json.loads(r.output)["routerbench"]
     assert rb["prompts"] == 2205

@@ -34,6 +34,12 @@ def _summary(results: dict[str, Any]) -> dict[str, Any]:
                             for k, v in r["pgr"].items() if not k.startswith("_")}
         if "speed" in r:
             block["speed"] = r["speed"]
+        if "cascade" in r:
+            cr = r["cascade"]
+            block["cascade"] = {"accuracy": cr["accuracy"], "cost_share": cr["share"],
+                                "match_share": cr["match_share"],
+                                "curve": [{"cost_weight": w, "cost": c, "accuracy": a,
+                                           "task_type_hull": h} for w, c, a, h in cr["curve"]]}
         out[name] = block
     return out
 
@@ -48,9 +54,11 @@ def _summary(results: dict[str, Any]) -> dict[str, Any]:
               help="Write PNG plots (accuracy-cost, PGR) into DIR (needs matplotlib).")
 @click.option("--speed/--no-speed", default=True, show_default=True,
               help="Also time route() on long and short prompts.")
+@click.option("--cascade/--no-cascade", default=True, show_default=True,
+              help="Also evaluate the cascade router on RouterBench (~1 min).")
 @click.option("--json", "as_json", is_flag=True, help="Print the headline figures as JSON.")
 def eval_cmd(folds: int, seed: int, datasets: str, out_dir: str | None, speed: bool,
-             as_json: bool) -> None:
+             cascade: bool, as_json: bool) -> None:
     """Held-out (cross-validated) accuracy-cost evaluation of the learned router and baselines."""
     from ..routing import evaluate
 
@@ -60,7 +68,7 @@ def eval_cmd(folds: int, seed: int, datasets: str, out_dir: str | None, speed: b
             raise click.BadParameter(f"unknown dataset {d!r} (known: routerbench, mmlu)",
                                      param_hint="--datasets")
     results = evaluate(datasets=names, folds=folds, seed=seed, out_dir=out_dir,
-                       verbose=not as_json, speed=speed)
+                       verbose=not as_json, speed=speed, cascade=cascade)
     if as_json:
         emit_json(_summary(results))
 
