@@ -47,6 +47,7 @@ _LAZY: dict[str, str] = {
     # router
     "AIModelManager": "orroute.manager",
     "TaskResult": "orroute.manager",
+    "CascadeResult": "orroute.manager",
     "Attempt": "orroute.manager",
     "Conversation": "orroute.manager",
 }
@@ -72,7 +73,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from .client import AsyncOpenRouter, AsyncStream, OpenRouter, Stream, Timeout  # noqa: F401
     from .cost import BudgetStatus, CostTracker, Reservation, simulate  # noqa: F401
     from .gateway import Gateway  # noqa: F401
-    from .manager import AIModelManager, Attempt, Conversation, TaskResult  # noqa: F401
+    from .manager import (  # noqa: F401
+        AIModelManager,
+        Attempt,
+        CascadeResult,
+        Conversation,
+        TaskResult,
+    )
     from .routing import CascadeRouter, LearnedRouter  # noqa: F401
     from .selector import ModelSelector, Ranked  # noqa: F401
     from .tokenizer import (  # noqa: F401

@@ -19,7 +19,7 @@ from typing import Any
 from . import _exceptions as _exc
 from .task import Task
 
-__all__ = ["AIModelManager", "Attempt", "Conversation", "TaskResult"]
+__all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult"]
 
 _DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 _FEEDBACK_MEMORY = 100_000  # results remembered for record_feedback
@@ -77,6 +77,24 @@ class TaskResult:
     def fallbacks(self) -> int:
         """Models given up on before the one that answered."""
         return len({a.model for a in self.attempts if a.model != self.model})
+
+
+@dataclass
+class CascadeResult:
+    """What ``execute_cascade`` returns: ``result`` (the accepted answer: its ``content`` and
+    ``model``), ``calls`` (every stage's result, in call order) and ``cost`` (their summed USD)."""
+
+    result: TaskResult
+    calls: list[TaskResult]
+    cost: Decimal
+
+    @property
+    def content(self) -> str:
+        return self.result.content
+
+    @property
+    def model(self) -> str:
+        return self.result.model
 
 
 def _attempts(raw: Sequence[Mapping[str, Any]]) -> list[Attempt]:
@@ -412,6 +430,44 @@ class AIModelManager:
         r = self._result(res)
         r.task_id = task.id or ""
         return r
+
+    async def execute_cascade(self, task: Task, cascade: Any, *,
+                              task_type: str | None = None) -> CascadeResult:
+        """Runs ``task`` through a cascade (``orroute.routing.CascadeRouter``): each stage is an
+        :meth:`execute_task` with the model fixed to the stage's model (its names must be catalog
+        ids); after each answer ``cascade.decide`` says whether to stop or which model to call next.
+
+        Returns a :class:`CascadeResult`: the accepted answer's result, every stage's result and
+        the summed cost. Raises like :meth:`execute_task` (a failing stage stops the cascade).
+        """
+        responses: dict[str, str | None] = {}
+        calls: list[TaskResult] = []
+        while (nxt := cascade.decide(responses, task_type)) is not None:
+            if nxt in responses:  # a cascade never calls a model twice
+                raise _exc.InvalidArgumentError(f"cascade asked for {nxt!r} twice")
+            r = await self.execute_task(task, model=nxt)
+            responses[nxt] = r.content
+            calls.append(r)
+        chosen = cascade.chosen_model(responses, task_type)
+        result = calls[list(responses).index(chosen)]
+        return CascadeResult(result=result, calls=calls,
+                             cost=sum((c.cost for c in calls), Decimal(0)))
+
+    def execute_cascade_sync(self, task: Task, cascade: Any, *,
+                             task_type: str | None = None) -> CascadeResult:
+        """Blocking :meth:`execute_cascade` (stages run one after another)."""
+        responses: dict[str, str | None] = {}
+        calls: list[TaskResult] = []
+        while (nxt := cascade.decide(responses, task_type)) is not None:
+            if nxt in responses:
+                raise _exc.InvalidArgumentError(f"cascade asked for {nxt!r} twice")
+            r = self.execute_task_sync(task, model=nxt)
+            responses[nxt] = r.content
+            calls.append(r)
+        chosen = cascade.chosen_model(responses, task_type)
+        result = calls[list(responses).index(chosen)]
+        return CascadeResult(result=result, calls=calls,
+                             cost=sum((c.cost for c in calls), Decimal(0)))
 
     async def stream_task(
         self, task: Task, *, model: str | None = None

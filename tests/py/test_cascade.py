@@ -138,3 +138,31 @@ def test_bundled_answer_keys_align_with_the_outcome_table() -> None:
     arc = [i for i, t in enumerate(data.tasks) if t == "arc_challenge"]
     letters = [data.answers[i][gpt4] for i in arc]
     assert sum(a in ("A", "B", "C", "D") for a in letters) > 0.99 * len(arc)
+
+
+def test_manager_execute_cascade_runs_stages_until_agreement() -> None:
+    import asyncio
+    from decimal import Decimal
+
+    from orroute import Task
+    from orroute.testing import FakeOpenRouter
+
+    models = ["test/a", "test/b", "test/c"]
+    cascade = CascadeRouter({None: Cascade(("test/a", "test/b", "test/c"), (2, 0))})
+    with FakeOpenRouter(models=models) as fake:
+        m = orroute.AIModelManager(api_key="sk-or-test", base_url=fake.base_url,
+                                   fallbacks=models, retry_base_delay=0.001)
+        fake.set_reply("test/a", "B")
+        fake.set_reply("test/b", "B) because")
+        fake.set_reply("test/c", "C")
+        r = m.execute_cascade_sync(Task(messages="Which? A) x B) y"), cascade)
+        assert [c.model for c in r.calls] == ["test/a", "test/b"]   # agreement: c not called
+        assert r.model == "test/a" and r.content == "B"
+        assert r.cost == sum((c.cost for c in r.calls), Decimal(0)) and r.cost > 0
+        chat = [q.model for q in fake.requests if q.path.endswith("/chat/completions")]
+        assert chat == ["test/a", "test/b"]
+
+        fake.set_reply("test/b", "A")                                 # disagreement escalates
+        r = asyncio.run(m.execute_cascade(Task(messages="Which? A) x B) y"), cascade))
+        assert [c.model for c in r.calls] == ["test/a", "test/b", "test/c"]
+        assert r.model == "test/c" and r.content == "C"
