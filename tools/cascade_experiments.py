@@ -24,8 +24,7 @@ import time
 import numpy as np
 
 from orroute._cascade import _tables
-from orroute._routing_eval import (_folds, _route_points, cascade_cv, hull, hull_at,
-                                   load_outcomes)
+from orroute._routing_eval import _folds, _route_points, cascade_cv, hull, hull_at, load_outcomes
 
 GPT4 = "gpt-4-1106-preview"
 

@@ -26,7 +26,7 @@ from typing import Any
 from ._exceptions import InvalidArgumentError
 
 _LETTER = re.compile(r"^\(?([A-Ea-e])(?:[\)\.:,]|\s*\n|\s*$)")
-_FENCE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.S)
+_FENCE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.DOTALL)
 _COMMENT = re.compile(r"#[^\n]*")
 FORMAT = "orroute.cascade/1"
 
@@ -273,10 +273,11 @@ def _tables(prompts: Sequence[str], scores: Mapping[str, Sequence[float | None]]
                 raise InvalidArgumentError(f"{what}[{m!r}] has {len(table[m])} values, not {n}")
     if task_types is not None and len(task_types) != n:
         raise InvalidArgumentError("task_types must have one entry per prompt")
-    s = np.array([[np.nan if scores[m][i] is None else float(scores[m][i]) for m in models]
-                  for i in range(n)], dtype=float).reshape(n, len(models))
-    c = np.array([[np.nan if costs[m][i] is None else float(costs[m][i]) for m in models]
-                  for i in range(n)], dtype=float).reshape(n, len(models))
+    def matrix(table: Mapping[str, Sequence[float | None]]) -> Any:
+        return np.array([[np.nan if (v := table[m][i]) is None else float(v) for m in models]
+                         for i in range(n)], dtype=np.float64).reshape(n, len(models))
+
+    s, c = matrix(scores), matrix(costs)
     keep = ~(np.isnan(s).any(axis=1) | np.isnan(c).any(axis=1))
     if not keep.any():
         raise InvalidArgumentError("no prompt has a score and a cost for every model")
