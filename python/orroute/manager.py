@@ -334,7 +334,8 @@ class AIModelManager:
         return count, amount
 
     # -- running tasks -------------------------------------------------------------------------
-    def _engine_task(self, task: Task, *, stream: bool = False, model: str | None = None) -> Any:
+    def _engine_task(self, task: Task, *, stream: bool = False, model: str | None = None,
+                     pin: bool = False) -> Any:
         from . import _core
 
         if not isinstance(task, Task):
@@ -351,6 +352,8 @@ class AIModelManager:
         et.task_type = task.type
         et.task_id = task.id or ""
         et.stream = stream
+        if pin and model:  # this model only (a configured fallback order would override `model`)
+            et.fallbacks = [model]
         if task.budget is not None:
             et.max_cost = Decimal(task.budget)
         if task.quality is not None:
@@ -434,8 +437,9 @@ class AIModelManager:
     async def execute_cascade(self, task: Task, cascade: Any, *,
                               task_type: str | None = None) -> CascadeResult:
         """Runs ``task`` through a cascade (``orroute.routing.CascadeRouter``): each stage is an
-        :meth:`execute_task` with the model fixed to the stage's model (its names must be catalog
-        ids); after each answer ``cascade.decide`` says whether to stop or which model to call next.
+        :meth:`execute_task` on the stage's model only (no fallback to other models; the names
+        must be catalog ids); after each answer ``cascade.decide`` says whether to stop or which
+        model to call next.
 
         Returns a :class:`CascadeResult`: the accepted answer's result, every stage's result and
         the summed cost. Raises like :meth:`execute_task` (a failing stage stops the cascade).
@@ -445,13 +449,26 @@ class AIModelManager:
         while (nxt := cascade.decide(responses, task_type)) is not None:
             if nxt in responses:  # a cascade never calls a model twice
                 raise _exc.InvalidArgumentError(f"cascade asked for {nxt!r} twice")
-            r = await self.execute_task(task, model=nxt)
+            r = await self._execute_pinned(task, nxt)
             responses[nxt] = r.content
             calls.append(r)
         chosen = cascade.chosen_model(responses, task_type)
         result = calls[list(responses).index(chosen)]
         return CascadeResult(result=result, calls=calls,
                              cost=sum((c.cost for c in calls), Decimal(0)))
+
+    async def _execute_pinned(self, task: Task, model: str) -> TaskResult:
+        from .client import _bridge
+
+        pending = self._engine.submit_async(self._engine_task(task, model=model, pin=True))
+        try:
+            await _bridge().wait(pending)
+        except asyncio.CancelledError:
+            pending.cancel()
+            raise
+        r = self._result(pending.result())
+        r.task_id = task.id or ""
+        return r
 
     def execute_cascade_sync(self, task: Task, cascade: Any, *,
                              task_type: str | None = None) -> CascadeResult:
@@ -461,7 +478,8 @@ class AIModelManager:
         while (nxt := cascade.decide(responses, task_type)) is not None:
             if nxt in responses:
                 raise _exc.InvalidArgumentError(f"cascade asked for {nxt!r} twice")
-            r = self.execute_task_sync(task, model=nxt)
+            r = self._result(self._engine.run(self._engine_task(task, model=nxt, pin=True)))
+            r.task_id = task.id or ""
             responses[nxt] = r.content
             calls.append(r)
         chosen = cascade.chosen_model(responses, task_type)
