@@ -629,7 +629,13 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   const std::vector<std::string>& explicit_order =
       !task.fallbacks.empty() ? task.fallbacks : config_.fallbacks;
   if (!explicit_order.empty()) {
-    plan.candidates = explicit_order;
+    // A task's own model goes before the engine's chain (a task's own list is its exact order).
+    if (task.fallbacks.empty() && !preferred.empty()) plan.candidates.push_back(preferred);
+    for (const std::string& id : explicit_order) {
+      if (std::find(plan.candidates.begin(), plan.candidates.end(), id) == plan.candidates.end()) {
+        plan.candidates.push_back(id);
+      }
+    }
     plan.reasons.push_back("explicit fallback order");
   } else {
     if (!preferred.empty()) plan.candidates.push_back(preferred);

@@ -65,6 +65,17 @@ def test_bad_request_and_auth_are_not_retried(fake):
     assert chat_models(fake) == ["test/a"]
 
 
+def test_a_task_model_goes_before_the_configured_fallback_chain(fake):
+    m = manager(fake)  # fallbacks test/a, test/b, test/c
+    assert m.execute_task_sync(Task(messages="Say hello", max_tokens=20), model="test/c").model == (
+        "test/c"
+    )
+    fake.fail("test/b", Fault.server_error(503))
+    r = m.execute_task_sync(Task(messages="Say hello", max_tokens=20), model="test/b")
+    assert r.model == "test/a"  # then the chain, without trying test/b twice
+    assert chat_models(fake)[-1] == "test/a" and chat_models(fake).count("test/a") == 1
+
+
 def test_context_too_long_skips_the_model_without_sending(fake):
     fake.add_model("test/tiny", context_length=64)
     r = manager(fake, fallbacks=["test/tiny", "test/b"]).execute_task_sync(
