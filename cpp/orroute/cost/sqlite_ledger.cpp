@@ -1,6 +1,7 @@
 #include "orroute/cost/sqlite_ledger.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/mman.h>
@@ -118,6 +119,17 @@ class Query {
 };
 
 // ---- processes ---------------------------------------------------------------------------------
+
+// Incremented in every forked child (pthread_atfork, registered once).
+std::atomic<uint64_t>& fork_generation() {
+  static std::atomic<uint64_t> gen{0};
+  static const bool registered = [] {
+    ::pthread_atfork(nullptr, nullptr, [] { fork_generation().fetch_add(1); });
+    return true;
+  }();
+  (void)registered;
+  return gen;
+}
 
 // Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat); 0 if unknown.
 // Guards against pid reuse when deciding that a reservation's owner is still alive.
@@ -314,6 +326,8 @@ CREATE INDEX alerts_fired_at ON alerts(fired_at);
     // 2: budget leases (a process's allowance, see SqliteLedger) are reservation rows marked 1.
     R"sql(
 ALTER TABLE reservations ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+-- One page fewer per recorded call: project filters and project budgets use calls_ts.
+DROP INDEX calls_project_ts;
 )sql",
 };
 constexpr int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -445,6 +459,7 @@ struct SqliteLedger::Impl {
     for (auto& [sql, s] : literal_stmts) sqlite3_finalize(s);
     if (db) sqlite3_close_v2(db);
     if (sidecar_map) ::munmap(sidecar_map, 64);
+    if (getenv("ORROUTE_DBG")) fprintf(stderr, "batches %ld jobs %ld\n", (long)dbg_batches, (long)dbg_jobs);
   }
 
   void exec(const char* sql) {
@@ -516,6 +531,7 @@ struct SqliteLedger::Impl {
     std::function<void()> run;
     std::exception_ptr error;
     bool done = false;
+    bool lead = false;  // this job's thread runs the next batch
     // Local effects of the job: applied (under lmu) once the batch is committed, or undone if
     // the job or the batch fails. Counter values written, for wcache.
     std::vector<std::function<void()>> on_commit, on_fail;
@@ -552,24 +568,40 @@ struct SqliteLedger::Impl {
     job.on_fail.clear();
   }
 
+  int64_t dbg_batches = 0, dbg_jobs = 0;
   void run_batch(const std::vector<Job*>& batch) {
     std::lock_guard lock(mu);
+    ++dbg_batches; dbg_jobs += static_cast<int64_t>(batch.size());
     bool committed = false;
     try {
       Txn txn(*this);
-      for (Job* job : batch) {
-        q("SAVEPOINT job").run();
-        current = job;
+      if (batch.size() == 1) {  // no savepoint needed: a failure rolls back the transaction
+        current = batch[0];
         try {
-          job->run();
+          batch[0]->run();
         } catch (...) {
           current = nullptr;
-          job->error = std::current_exception();
-          fail_job(*job);
-          q("ROLLBACK TO job").run();
+          batch[0]->error = std::current_exception();
+          fail_job(*batch[0]);
+          pending_new.clear();
+          return;  // ~Txn rolls back
         }
         current = nullptr;
-        q("RELEASE job").run();
+      } else {
+        for (Job* job : batch) {
+          q("SAVEPOINT job").run();
+          current = job;
+          try {
+            job->run();
+          } catch (...) {
+            current = nullptr;
+            job->error = std::current_exception();
+            fail_job(*job);
+            q("ROLLBACK TO job").run();
+          }
+          current = nullptr;
+          q("RELEASE job").run();
+        }
       }
       txn.commit();
       committed = true;
@@ -591,6 +623,9 @@ struct SqliteLedger::Impl {
     pending_new.clear();
   }
 
+  // Leadership is handed over, not raced for: when a batch ends and jobs are queued, the oldest
+  // queued job's thread leads next, so a thread returning from a batch cannot start a new batch
+  // holding only its own next job while the others are still waking up (batches stay large).
   template <class F>
   auto transact(F&& body) -> decltype(body()) {
     check_pid();
@@ -600,16 +635,23 @@ struct SqliteLedger::Impl {
     job.run = [&] { result.emplace(body()); };
     std::unique_lock lk(queue_mu);
     queue.push_back(&job);
+    if (!leader_active) {
+      leader_active = true;
+      job.lead = true;
+    }
     while (!job.done) {
-      if (!leader_active) {
-        leader_active = true;
+      if (job.lead) {
         std::vector<Job*> batch;
         batch.swap(queue);
         lk.unlock();
         run_batch(batch);
         lk.lock();
         for (Job* j : batch) j->done = true;
-        leader_active = false;
+        if (queue.empty()) {
+          leader_active = false;
+        } else {
+          queue.front()->lead = true;
+        }
         queue_cv.notify_all();
       } else {
         queue_cv.wait(lk);
@@ -620,7 +662,11 @@ struct SqliteLedger::Impl {
     return std::move(*result);
   }
 
+  // getpid() is a system call; a fork generation counter bumped in the child by an atfork
+  // handler tells the same thing for free on the hot path.
+  uint64_t fork_gen_at_open = 0;
   void check_pid() const {
+    if (fork_generation().load(std::memory_order_relaxed) == fork_gen_at_open) return;
     if (static_cast<int64_t>(::getpid()) != pid) {
       throw Error("ledger: this connection was opened in another process (fork); open a new one");
     }
@@ -1187,7 +1233,9 @@ struct SqliteLedger::Impl {
         const Money eighth = Money::from_units(room.value_or(Money()).units() / 8);
         grant = std::max(need_now, std::min(eighth, r.amount * 32));
       }
-      const TimeUs expires = at + std::max(r.ttl_us, kLeaseTtlUs);
+      // The row outlives any reservation it may serve by one more lease ttl, so the fast path
+      // (which needs at + ttl <= expires) keeps working between refreshes.
+      const TimeUs expires = at + std::max(r.ttl_us, kLeaseTtlUs) + kLeaseTtlUs;
       if (lease) {
         add_to_lease_row(lease->row_id, grant, expires);
       } else {
@@ -1255,7 +1303,7 @@ struct SqliteLedger::Impl {
       });
       CallRecord c = call;
       bool here = true;
-      if (sub.lease && !add_to_lease_row(sub.lease->row_id, -sub.amount, now + kLeaseTtlUs)) {
+      if (sub.lease && !add_to_lease_row(sub.lease->row_id, -sub.amount, now + 2 * kLeaseTtlUs)) {
         here = false;  // the lease was reclaimed: like a reclaimed reservation
         after_commit([this, lease = sub.lease] { drop_lease(lease); });
       }
@@ -1271,7 +1319,7 @@ struct SqliteLedger::Impl {
         subs.erase(id);
         if (lease && here && !lease->dead) {
           lease->held -= amount;
-          lease->expires_at = std::max(lease->expires_at, now + kLeaseTtlUs);
+          lease->expires_at = std::max(lease->expires_at, now + 2 * kLeaseTtlUs);
         }
       });
       return out;
@@ -1414,6 +1462,7 @@ SqliteLedger::SqliteLedger(const std::string& path, SqliteLedgerOptions options)
     : impl_(std::make_unique<Impl>()) {
   impl_->path = path;
   impl_->options = options;
+  impl_->fork_gen_at_open = fork_generation().load();
   impl_->pid = ::getpid();
   impl_->pid_start = process_start(impl_->pid);
   impl_->host = host_name();
