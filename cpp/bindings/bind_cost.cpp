@@ -155,13 +155,19 @@ void bind_cost(py::module_& m) {
 
   using GIL = py::call_guard<py::gil_scoped_release>;
   py::class_<SqliteLedger>(m, "SqliteLedger")
-      .def(py::init([](const std::string& path, int32_t busy_timeout_ms, bool durable_fsync) {
-             return std::make_unique<SqliteLedger>(
-                 path, SqliteLedgerOptions{busy_timeout_ms, durable_fsync, 1'000'000});
+      .def(py::init([](const std::string& path, int32_t busy_timeout_ms, bool durable_fsync,
+                       bool leases) {
+             SqliteLedgerOptions options;
+             options.busy_timeout_ms = busy_timeout_ms;
+             options.durable_fsync = durable_fsync;
+             options.leases = leases;
+             return std::make_unique<SqliteLedger>(path, options);
            }),
            py::arg("path"), py::arg("busy_timeout_ms") = 30'000, py::arg("durable_fsync") = false,
-           GIL())
+           py::arg("leases") = true, GIL())
       .def_property_readonly("path", &SqliteLedger::path)
+      .def_property_readonly("leases", &SqliteLedger::leases_enabled)
+      .def("release_leases", &SqliteLedger::release_leases, GIL())
       .def("schema_version", &SqliteLedger::schema_version, GIL())
       .def("set_budget",
            [](SqliteLedger& l, const std::string& scope, const std::string& period, Money limit,

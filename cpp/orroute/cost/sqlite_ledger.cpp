@@ -1707,15 +1707,30 @@ int64_t SqliteLedger::reclaim(TimeUs at) {
 std::pair<int64_t, Money> SqliteLedger::live_reservations() {
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
-  // Other processes' leases count whole (their money is set aside); this process's lease rows
+  // Other processes' leases count whole (their money is set aside); this object's lease rows
   // are replaced by the reservations it served from them.
   auto s = impl_->q("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0), COALESCE(SUM(amount_attos), 0) "
-                    "FROM reservations WHERE NOT (lease = 1 AND ((amount_nanos = 0 AND "
-                    "amount_attos = 0) OR (pid = ? AND pid_start = ? AND host IS ?)))");
-  s.bind(1, impl_->pid).bind(2, impl_->pid_start).bind(3, std::string_view(impl_->host));
+                    "FROM reservations WHERE NOT (lease = 1 AND amount_nanos = 0 AND "
+                    "amount_attos = 0)");
   s.step();
   int64_t n = s.i64(0);
   Money sum = join(s.i64(1), s.i64(2));
+  std::vector<int64_t> own;
+  {
+    std::lock_guard lk(impl_->lmu);
+    for (const auto& [key, lease] : impl_->leases) {
+      if (!lease->dead) own.push_back(lease->row_id);
+    }
+  }
+  for (const int64_t id : own) {
+    auto r = impl_->q("SELECT amount_nanos, amount_attos FROM reservations WHERE id = ?");
+    r.bind(1, id);
+    if (!r.step()) continue;
+    const Money amount = join(r.i64(0), r.i64(1));
+    if (amount.is_zero()) continue;
+    --n;
+    sum -= amount;
+  }
   std::lock_guard lk(impl_->lmu);
   for (const auto& [id, sub] : impl_->subs) {
     if (sub.lease && sub.lease->dead) continue;
