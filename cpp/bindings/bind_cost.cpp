@@ -188,16 +188,27 @@ void bind_cost(py::module_& m) {
       .def("budgets", &SqliteLedger::budgets, GIL())
       .def("budget_states", &SqliteLedger::budget_states, py::arg("scope"), py::arg("at"),
            py::arg("all"), GIL())
+      // A lease hit takes well under a microsecond: keep the GIL for it (releasing it costs
+      // more under contention); release it only when the database is involved.
       .def("reserve",
            [](SqliteLedger& l, const SpendScope& scope, Money amount, TimeUs at, int64_t ttl_us,
               const std::string& model, const std::string& task_id) {
-             return l.reserve(ReserveRequest{scope, amount, at, ttl_us, model, task_id});
+             const ReserveRequest req{scope, amount, at, ttl_us, model, task_id};
+             if (auto out = l.try_reserve_local(req)) return std::move(*out);
+             py::gil_scoped_release release;
+             return l.reserve(req);
            },
            py::arg("scope"), py::arg("amount"), py::arg("at") = 0,
            py::arg("ttl_us") = 15LL * 60 * 1'000'000, py::arg("model") = "",
-           py::arg("task_id") = "", GIL())
+           py::arg("task_id") = "")
       .def("settle", &SqliteLedger::settle, py::arg("reservation_id"), py::arg("call"), GIL())
-      .def("release", &SqliteLedger::release, py::arg("reservation_id"), GIL())
+      .def("release",
+           [](SqliteLedger& l, int64_t id) {
+             if (id < 0) return l.release(id);  // lease reservations are released in memory
+             py::gil_scoped_release release;
+             return l.release(id);
+           },
+           py::arg("reservation_id"))
       .def("record", &SqliteLedger::record, py::arg("call"), GIL())
       .def("reclaim", &SqliteLedger::reclaim, py::arg("at") = 0, GIL())
       .def("live_reservations", &SqliteLedger::live_reservations, GIL())
@@ -218,11 +229,14 @@ void bind_cost(py::module_& m) {
       .def("reserve",
            [](BudgetGuard& g, const SpendScope& scope, Money amount, TimeUs at, int64_t ttl_us,
               const std::string& model, const std::string& task_id) {
-             return g.reserve(ReserveRequest{scope, amount, at, ttl_us, model, task_id});
+             const ReserveRequest req{scope, amount, at, ttl_us, model, task_id};
+             if (auto out = g.try_reserve_local(req)) return std::move(*out);
+             py::gil_scoped_release release;
+             return g.reserve(req);
            },
            py::arg("scope"), py::arg("amount"), py::arg("at") = 0,
            py::arg("ttl_us") = 15LL * 60 * 1'000'000, py::arg("model") = "",
-           py::arg("task_id") = "", GIL());
+           py::arg("task_id") = "");
 }
 
 }  // namespace orroute::bindings

@@ -1601,6 +1601,15 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
   return impl_->transact([&] { return reserve_in_txn(r, at); });
 }
 
+std::optional<ReserveOutcome> SqliteLedger::try_reserve_local(const ReserveRequest& r) {
+  if (!impl_->leases_on) return std::nullopt;
+  if (r.amount.is_negative()) throw InvalidArgument("reservation amount must be >= 0");
+  if (r.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
+  check_scope(r.scope);
+  impl_->check_pid();
+  return impl_->reserve_fast(r, r.at != 0 ? r.at : now_us());
+}
+
 ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) {
   bool reclaimed = false;
   if (std::chrono::steady_clock::now() - impl_->last_reclaim >=

@@ -77,6 +77,7 @@ class SqliteLedger final : public Ledger {
   std::vector<Budget> budgets() override;
   std::vector<BudgetState> budget_states(const SpendScope& scope, TimeUs at, bool all) override;
   ReserveOutcome reserve(const ReserveRequest& request) override;
+  std::optional<ReserveOutcome> try_reserve_local(const ReserveRequest& request) override;
   SettleOutcome settle(int64_t reservation_id, CallRecord call) override;
   bool release(int64_t reservation_id) override;
   SettleOutcome record(CallRecord call) override;
