@@ -459,7 +459,6 @@ struct SqliteLedger::Impl {
     for (auto& [sql, s] : literal_stmts) sqlite3_finalize(s);
     if (db) sqlite3_close_v2(db);
     if (sidecar_map) ::munmap(sidecar_map, 64);
-    if (getenv("ORROUTE_DBG")) fprintf(stderr, "batches %ld jobs %ld\n", (long)dbg_batches, (long)dbg_jobs);
   }
 
   void exec(const char* sql) {
@@ -568,10 +567,8 @@ struct SqliteLedger::Impl {
     job.on_fail.clear();
   }
 
-  int64_t dbg_batches = 0, dbg_jobs = 0;
   void run_batch(const std::vector<Job*>& batch) {
     std::lock_guard lock(mu);
-    ++dbg_batches; dbg_jobs += static_cast<int64_t>(batch.size());
     bool committed = false;
     try {
       Txn txn(*this);
