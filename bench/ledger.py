@@ -146,7 +146,9 @@ def main() -> None:
             one_c = cpp_engine(tmp, n, 1, leases)
             eight_c = cpp_engine(tmp, n, 8, leases)
             if one_c is None or eight_c is None:
-                print("C++ engine path: build orroute_ledger_bench (scripts/dev-build.sh) to see it")
+                print(
+                    "C++ engine path: build orroute_ledger_bench (scripts/dev-build.sh) to see it"
+                )
                 break
             print(
                 f"C++ engine path, leases {'on ' if leases else 'off'}: 1 thread "
