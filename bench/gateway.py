@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
 from orroute._http_server import new_event_loop
-from orroute.gateway._upstream import Upstream
+
+sys.path.insert(0, str(ROOT / "bench"))
+from _http_client import Upstream  # the load generator's client
 
 MODEL = "openai/gpt-4o-mini"
 BODY = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}],

@@ -153,7 +153,7 @@ struct PendingResult {
   std::optional<EngineResult> result;
   std::shared_ptr<Notifier> notifier;
   uint64_t token = 0;
-  std::shared_ptr<RouteRun> run;
+  std::shared_ptr<EngineRun> run;
 
   void complete(EngineResult r) {
     std::shared_ptr<Notifier> n;
@@ -296,7 +296,7 @@ void bind_route(py::module_& m) {
       .def("arm", &PendingResult::arm, py::arg("notifier"), py::arg("token"))
       .def("cancel",
            [](PendingResult& p) {
-             std::shared_ptr<RouteRun> run;
+             std::shared_ptr<EngineRun> run;
              {
                std::lock_guard lock(p.mu);
                run = p.run;
@@ -308,10 +308,39 @@ void bind_route(py::module_& m) {
         std::lock_guard lock(p.mu);
         if (!p.result) throw InvalidArgument("the task has not finished");
         return result_dict(*p.result);
-      });
+      })
+      .def("body", [](PendingResult& p) {
+        std::lock_guard lock(p.mu);
+        if (!p.result) throw InvalidArgument("the task has not finished");
+        return py::bytes(p.result->completion_json);
+      }, "The response body as the upstream sent it (bytes).");
 
-  py::class_<RouteRun, std::shared_ptr<RouteRun>>(m, "RouteRun")
-      .def("cancel", &RouteRun::cancel, py::call_guard<py::gil_scoped_release>());
+  py::class_<EngineRun, std::shared_ptr<EngineRun>>(m, "EngineRun")
+      .def("cancel", &EngineRun::cancel, py::call_guard<py::gil_scoped_release>())
+      .def("resume", &EngineRun::resume, py::call_guard<py::gil_scoped_release>());
+
+  // The bounded stream hand-off: the transport thread queues chunks and signals the Notifier; the
+  // loop takes them in batches. No Python object is touched off the GIL.
+  py::class_<StreamedRun, std::shared_ptr<StreamedRun>>(m, "StreamedRun")
+      .def("arm", [](StreamedRun& s, std::shared_ptr<Notifier> n, uint64_t token) {
+             s.queue().arm(std::move(n), token);
+           }, py::arg("notifier"), py::arg("token"))
+      .def("take", [](StreamedRun& s) {
+             py::list out;
+             for (const std::string& c : s.queue().take()) out.append(py::bytes(c));
+             return out;
+           }, "Every queued chunk's JSON text (bytes), oldest first.")
+      .def("take_sse", [](StreamedRun& s) { return py::bytes(s.queue().take_sse()); },
+           "Every queued chunk framed as 'data: <text>\\n\\n' (bytes).")
+      .def("finished", [](StreamedRun& s) { return s.queue().finished(); })
+      .def("result", [](StreamedRun& s) -> py::object {
+             auto r = s.result();
+             return r ? py::object(result_dict(*r)) : py::object(py::none());
+           })
+      .def("cancel", &StreamedRun::cancel, py::call_guard<py::gil_scoped_release>())
+      .def("model", [](const StreamedRun& s) { return s.progress().first; })
+      .def("attempts", [](const StreamedRun& s) { return s.progress().second; })
+      .def("pauses", [](StreamedRun& s) { return s.queue().pauses(); });
 
   py::class_<Engine>(m, "Engine")
       .def(py::init([](const EngineConfig& config, std::shared_ptr<ModelCatalog> catalog,
@@ -342,7 +371,7 @@ void bind_route(py::module_& m) {
               auto f = hold_callable(on_chunk);
               chunk = [f](const std::string& data) {
                 py::gil_scoped_acquire gil;
-                return py::bool_((*f)(py::bytes(data)));
+                return py::bool_((*f)(py::bytes(data))) ? ChunkAction::kContinue : ChunkAction::kCancel;
               };
             }
             auto done_f = hold_callable(on_done);
@@ -355,6 +384,19 @@ void bind_route(py::module_& m) {
             return e.submit(t, std::move(p), std::move(chunk), std::move(done));
           },
           py::arg("task"), py::arg("on_chunk"), py::arg("on_done"))
+      .def(
+          "submit_stream",
+          [](Engine& e, const EngineTask& t, size_t capacity) {
+            py::gil_scoped_release nogil;
+            return StreamedRun::start(e, t, e.plan(t), capacity);
+          },
+          py::arg("task"), py::arg("capacity") = 64,
+          "Plans and starts a streamed task; chunks go to a bounded queue (GIL not taken).")
+      .def_property_readonly("catalog", [](const Engine& e) {
+             return std::const_pointer_cast<ModelCatalog>(e.catalog_ptr());
+           })
+      .def_property_readonly("net_client", &Engine::client,
+                             "The engine's HTTP client (its libcurl loop), for other calls.")
       .def(
           "submit_async",
           [](Engine& e, const EngineTask& t) {

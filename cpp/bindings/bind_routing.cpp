@@ -68,6 +68,9 @@ void bind_routing(py::module_& m) {
           "char_window", [](const RouterConfig& c) { return c.features.char_window; },
           [](RouterConfig& c, uint32_t v) { c.features.char_window = v; })
       .def_property(
+          "word_window", [](const RouterConfig& c) { return c.features.word_window; },
+          [](RouterConfig& c, uint32_t v) { c.features.word_window = v; })
+      .def_property(
           "structure", [](const RouterConfig& c) { return c.features.structure; },
           [](RouterConfig& c, bool v) { c.features.structure = v; })
       .def_readwrite("epochs", &RouterConfig::epochs)

@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <atomic>
 #include <future>
 #include <unordered_map>
 #include <utility>
@@ -220,10 +221,8 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
  public:
   ChatSender(std::shared_ptr<ApiClient> client, const Clock* clock, std::string body_json,
              bool stream, std::vector<std::string> server_models, ChunkCallback on_chunk)
-      : client_(std::move(client)), clock_(clock), stream_(stream),
-        server_models_(std::move(server_models)), on_chunk_(std::move(on_chunk)) {
-    body_.Parse(body_json.c_str(), body_json.size());
-  }
+      : client_(std::move(client)), clock_(clock), body_json_(std::move(body_json)),
+        stream_(stream), server_models_(std::move(server_models)), on_chunk_(std::move(on_chunk)) {}
 
   std::function<void()> send(const std::string& model, int,
                              std::function<void(AttemptResult)> done) override;
@@ -238,20 +237,45 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   }
   const Clock* clock() const { return clock_; }
   bool stream() const { return stream_; }
-  bool emit(const std::string& chunk) { return on_chunk_ ? on_chunk_(chunk) : true; }
+  // Hands a chunk to the consumer; a kPause holds the transfer (counted: see resume()).
+  ChunkAction emit(const std::string& chunk) {
+    if (!on_chunk_) return ChunkAction::kContinue;
+    const ChunkAction a = on_chunk_(chunk);
+    if (a == ChunkAction::kPause) holds_.fetch_add(1);
+    return a;
+  }
+  // True while the consumer is behind (more kPause than resume()).
+  bool held() const { return holds_.load() > 0; }
+  // One resume per kPause, in either order with it; resumes the transfer when none is left.
+  void resume() {
+    if (holds_.fetch_sub(1) != 1) return;
+    TransferId id = 0;
+    {
+      std::lock_guard lock(send_mu_);  // waits for send() to have stored the id
+      id = transfer_;
+    }
+    if (id != 0) client_->transport().resume(id);
+  }
+  std::pair<std::string, int> progress() const {
+    std::lock_guard lock(send_mu_);
+    return {model_, sent_};
+  }
   ApiClient& client() { return *client_; }
 
  private:
-  std::string body_for(const std::string& model) const;
-
   std::shared_ptr<ApiClient> client_;
   const Clock* clock_;
-  rapidjson::Document body_;
+  std::string body_json_;
   bool stream_;
   std::vector<std::string> server_models_;
   ChunkCallback on_chunk_;
   mutable std::mutex mu_;
   std::optional<ApiError> last_error_;
+  std::atomic<int> holds_{0};
+  mutable std::mutex send_mu_;  // guards the fields below
+  TransferId transfer_ = 0;     // the latest attempt's transfer
+  std::string model_;
+  int sent_ = 0;
 };
 
 class ChatSink final : public Sink {
@@ -265,6 +289,8 @@ class ChatSink final : public Sink {
   }
 
   DataAction on_data(std::string_view bytes) override {
+    // The consumer is behind: libcurl keeps these bytes and the transfer waits for resume().
+    if (sender_->stream() && sender_->held()) return DataAction::kPause;
     if (!(sender_->stream() && status_ >= 200 && status_ < 300)) {
       body_.append(bytes);
       return DataAction::kContinue;
@@ -282,11 +308,11 @@ class ChatSink final : public Sink {
         first_content_ = sender_->clock()->now();
       }
       delivered_ = true;
-      if (!sender_->emit(ev.data)) {
+      if (sender_->emit(ev.data) == ChunkAction::kCancel) {
         user_stopped_ = true;
         return keep = false;
       }
-      return true;
+      return true;  // after a kPause the rest of this piece is still handed over (bounded)
     });
     return keep ? DataAction::kContinue : DataAction::kAbort;
   }
@@ -377,15 +403,26 @@ class ChatSink final : public Sink {
   bool user_stopped_ = false;
 };
 
-std::string ChatSender::body_for(const std::string& model) const {
+}  // namespace
+
+std::string chat_attempt_body(std::string_view request_json, const std::string& model, bool stream,
+                              const std::vector<std::string>& server_models) {
   rapidjson::Document d;
-  d.CopyFrom(body_, d.GetAllocator());
+  d.Parse(request_json.data(), request_json.size());
+  if (d.HasParseError() || !d.IsObject()) throw InvalidArgument("chat request must be a JSON object");
   auto& a = d.GetAllocator();
-  d.RemoveMember("model");
-  d.AddMember("model", rapidjson::Value(model.c_str(), a), a);
-  d.RemoveMember("stream");
-  d.AddMember("stream", stream_, a);
-  if (stream_ && !d.HasMember("stream_options")) {
+  // Replace in place: every other member keeps its value and its place.
+  if (auto it = d.FindMember("model"); it != d.MemberEnd()) {
+    it->value.SetString(model.c_str(), static_cast<rapidjson::SizeType>(model.size()), a);
+  } else {
+    d.AddMember("model", rapidjson::Value(model.c_str(), a), a);
+  }
+  if (auto it = d.FindMember("stream"); it != d.MemberEnd()) {
+    it->value.SetBool(stream);
+  } else {
+    d.AddMember("stream", stream, a);
+  }
+  if (stream && !d.HasMember("stream_options")) {
     rapidjson::Value so(rapidjson::kObjectType);
     so.AddMember("include_usage", true, a);
     d.AddMember("stream_options", so, a);
@@ -395,16 +432,18 @@ std::string ChatSender::body_for(const std::string& model) const {
     u.AddMember("include", true, a);
     d.AddMember("usage", u, a);
   }
-  if (!server_models_.empty() && !d.HasMember("models")) {
+  if (!server_models.empty() && !d.HasMember("models")) {
     rapidjson::Value ms(rapidjson::kArrayType);
     ms.PushBack(rapidjson::Value(model.c_str(), a), a);
-    for (const auto& m : server_models_) {
+    for (const auto& m : server_models) {
       if (m != model && ms.Size() < 3) ms.PushBack(rapidjson::Value(m.c_str(), a), a);
     }
     d.AddMember("models", ms, a);
   }
   return json_text(d);
 }
+
+namespace {
 
 std::function<void()> ChatSender::send(const std::string& model, int,
                                        std::function<void(AttemptResult)> done) {
@@ -421,11 +460,19 @@ std::function<void()> ChatSender::send(const std::string& model, int,
   }
   if (!cfg.app_url.empty()) req.headers.add("HTTP-Referer", cfg.app_url);
   if (!cfg.user_agent.empty()) req.headers.add("User-Agent", cfg.user_agent);
-  req.body = body_for(model);
+  req.body = chat_attempt_body(body_json_, model, stream_, server_models_);
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
   auto sink = std::make_shared<ChatSink>(shared_from_this(), std::move(done));
   Transport& transport = client_->transport();
-  const TransferId id = transport.submit(std::move(req), std::move(sink));
+  TransferId id = 0;
+  {
+    // resume() reads the id under this lock, so it never misses a transfer that just started.
+    std::lock_guard lock(send_mu_);
+    id = transport.submit(std::move(req), std::move(sink));
+    transfer_ = id;
+    model_ = model;
+    ++sent_;
+  }
   auto client = client_;  // keeps the transport alive for the cancel function
   return [client, id] { client->transport().cancel(id); };
 }
@@ -638,8 +685,10 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   return plan;
 }
 
-std::shared_ptr<RouteRun> Engine::submit(const EngineTask& task, EnginePlan plan,
-                                         ChunkCallback on_chunk, DoneCallback on_done) {
+std::shared_ptr<ApiClient> Engine::client() const { return impl_->client; }
+
+std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan plan,
+                                          ChunkCallback on_chunk, DoneCallback on_done) {
   rapidjson::Document body;
   body.Parse(task.request_json.c_str(), task.request_json.size());
   const std::string messages_json = json_text(body["messages"]);
@@ -690,7 +739,9 @@ std::shared_ptr<RouteRun> Engine::submit(const EngineTask& task, EnginePlan plan
     res.plan = std::move(plan);
     if (on_done) on_done(std::move(res));
   };
-  return start_route(ctx, std::move(req), sender, std::move(finish));
+  auto run = start_route(ctx, std::move(req), sender, std::move(finish));
+  return std::make_shared<EngineRun>(std::move(run), [sender] { sender->resume(); },
+                                     [sender] { return sender->progress(); });
 }
 
 EngineResult Engine::run(const EngineTask& task) {
@@ -699,6 +750,62 @@ EngineResult Engine::run(const EngineTask& task) {
   auto future = promise->get_future();
   submit(task, std::move(p), nullptr, [promise](EngineResult r) { promise->set_value(std::move(r)); });
   return future.get();
+}
+
+std::shared_ptr<StreamedRun> StreamedRun::start(Engine& engine, EngineTask task, EnginePlan plan,
+                                                size_t capacity) {
+  auto self = std::make_shared<StreamedRun>(capacity);
+  task.stream = true;
+  std::weak_ptr<StreamedRun> weak = self;
+  // The callbacks hold the run weakly: a consumer that drops it cancels nothing by accident but
+  // frees the queue; the engine's own handle keeps the request alive until it ends.
+  auto run = engine.submit(
+      task, std::move(plan),
+      [weak](const std::string& chunk) {
+        auto s = weak.lock();
+        return s ? s->queue_.push(chunk) : ChunkAction::kCancel;
+      },
+      [weak](EngineResult r) {
+        if (auto s = weak.lock()) {
+          {
+            std::lock_guard lock(s->mu_);
+            s->result_ = std::move(r);
+          }
+          s->queue_.finish();  // after the result: finished() implies result() is set
+        }
+      });
+  {
+    std::lock_guard lock(self->mu_);
+    self->run_ = run;
+  }
+  self->queue_.set_resume([weak_run = std::weak_ptr<EngineRun>(run)] {
+    if (auto r = weak_run.lock()) r->resume();
+  });
+  return self;
+}
+
+std::optional<EngineResult> StreamedRun::result() const {
+  std::lock_guard lock(mu_);
+  return result_;
+}
+
+void StreamedRun::cancel() {
+  queue_.close();
+  std::shared_ptr<EngineRun> run;
+  {
+    std::lock_guard lock(mu_);
+    run = run_;
+  }
+  if (run) run->cancel();
+}
+
+std::pair<std::string, int> StreamedRun::progress() const {
+  std::shared_ptr<EngineRun> run;
+  {
+    std::lock_guard lock(mu_);
+    run = run_;
+  }
+  return run ? run->progress() : std::pair<std::string, int>{"", 0};
 }
 
 HealthReport Engine::health() const {

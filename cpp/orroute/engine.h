@@ -19,6 +19,7 @@
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/ledger.h"
 #include "orroute/net/api_client.h"
+#include "orroute/net/chunk_queue.h"
 #include "orroute/route/attempt_loop.h"
 #include "orroute/route/complexity.h"
 #include "orroute/route/health.h"
@@ -83,9 +84,43 @@ struct EngineResult {
   EnginePlan plan;
 };
 
-// Called with each streamed chunk's JSON text on the transport thread; return false to cancel.
-using ChunkCallback = std::function<bool(const std::string&)>;
+// Called with each streamed chunk's JSON text (the upstream's bytes, never re-encoded) on the
+// transport thread; must not block. kPause: the chunk is taken but the consumer is behind: the
+// transfer is paused (libcurl keeps the bytes) until EngineRun::resume(), once per kPause.
+// kCancel stops the run.
+using ChunkCallback = std::function<ChunkAction(const std::string&)>;
 using DoneCallback = std::function<void(EngineResult)>;
+
+// The body sent to `model` for one attempt: the caller's request with every field kept as sent
+// (OpenRouter's extras: provider, transforms, models, reasoning, response_format, tools, plugins,
+// unknown fields...), except "model" (set to `model`) and "stream" (set to `stream`). Adds only
+// what settling needs when the caller did not say: stream_options.include_usage for a stream,
+// usage.include (OpenRouter's usage.cost); and OpenRouter's `models` list (`model` first, then
+// `server_models`, at most 3) when the request has none and `server_models` is not empty.
+// Throws InvalidArgument if `request_json` is not a JSON object. Pure.
+std::string chat_attempt_body(std::string_view request_json, const std::string& model, bool stream,
+                              const std::vector<std::string>& server_models);
+
+// Handle of a submitted task. Thread-safe.
+class EngineRun {
+ public:
+  EngineRun(std::shared_ptr<RouteRun> run, std::function<void()> resume,
+            std::function<std::pair<std::string, int>()> progress)
+      : run_(std::move(run)), resume_(std::move(resume)), progress_(std::move(progress)) {}
+  // Cancels: the attempt in flight is aborted, the reservation released; on_done reports
+  // cancelled (unless it already finished). Idempotent.
+  void cancel() { run_->cancel(); }
+  // Resumes reading the stream after the chunk callback answered kPause. Call once per kPause;
+  // may come before the pause took effect (it then cancels it). No-op once finished.
+  void resume() { resume_(); }
+  // The model of the latest attempt sent ("" before the first) and how many were sent.
+  std::pair<std::string, int> progress() const { return progress_(); }
+
+ private:
+  std::shared_ptr<RouteRun> run_;
+  std::function<void()> resume_;
+  std::function<std::pair<std::string, int>()> progress_;
+};
 
 class Engine {
  public:
@@ -104,8 +139,8 @@ class Engine {
 
   // Runs `task` with `plan`. `on_done` is called exactly once (transport thread, or the caller's
   // thread if it fails at once). Cancel through the returned handle.
-  std::shared_ptr<RouteRun> submit(const EngineTask& task, EnginePlan plan, ChunkCallback on_chunk,
-                                   DoneCallback on_done);
+  std::shared_ptr<EngineRun> submit(const EngineTask& task, EnginePlan plan, ChunkCallback on_chunk,
+                                    DoneCallback on_done);
   // plan + submit + wait. Blocks the calling thread.
   EngineResult run(const EngineTask& task);
 
@@ -119,6 +154,10 @@ class Engine {
 
   BudgetGuard* budget_guard() { return guard_.get(); }
   const ModelCatalog& catalog() const { return *catalog_; }
+  // The catalog in use (the endpoint's /models when refresh_catalog fetched it).
+  std::shared_ptr<const ModelCatalog> catalog_ptr() const { return catalog_; }
+  // The engine's HTTP client (its one libcurl loop), for other calls to the same endpoint.
+  std::shared_ptr<ApiClient> client() const;
   const EngineConfig& config() const { return config_; }
 
  private:
@@ -128,6 +167,33 @@ class Engine {
   std::shared_ptr<Ledger> ledger_;
   std::unique_ptr<BudgetGuard> guard_;
   std::unique_ptr<Impl> impl_;
+};
+
+// A streamed task whose chunks go to a bounded ChunkQueue, for a consumer on another thread (an
+// asyncio loop woken through the queue's Notifier). The transport thread never blocks on the
+// consumer: a full queue pauses the upstream transfer until the consumer takes the chunks.
+// Thread-safe.
+class StreamedRun {
+ public:
+  // Submits `task` (stream forced on) with `plan`. Throws InvalidArgument if `capacity` is 0.
+  static std::shared_ptr<StreamedRun> start(Engine& engine, EngineTask task, EnginePlan plan,
+                                            size_t capacity);
+  // The chunks; finished() once the run ended and every chunk was taken.
+  ChunkQueue& queue() { return queue_; }
+  // The outcome, once queue().finished() (nullopt before).
+  std::optional<EngineResult> result() const;
+  // Drops the queued chunks and cancels the run (the reservation is released). Idempotent.
+  void cancel();
+  // See EngineRun::progress().
+  std::pair<std::string, int> progress() const;
+
+  explicit StreamedRun(size_t capacity) : queue_(capacity) {}
+
+ private:
+  ChunkQueue queue_;
+  mutable std::mutex mu_;
+  std::optional<EngineResult> result_;
+  std::shared_ptr<EngineRun> run_;
 };
 
 }  // namespace orroute

@@ -233,17 +233,17 @@ class DemoShow:
             return
         from .testing import Fault
 
-        first = {}
+        first: dict[str, D.DemoSpec] = {}
         for spec in specs:
             first.setdefault(spec.type, spec)
         for kind, fault, until in (
             ("reasoning", Fault.server_error(503), "reason-3"),
             (_BULK, Fault.rate_limit(retry_after=0.3), None),
         ):
-            spec = first.get(kind)
-            if spec is None:
+            chosen = first.get(kind)
+            if chosen is None:
                 continue
-            candidates = manager.plan(tasks[spec.id]).get("candidates") or []
+            candidates = manager.plan(tasks[chosen.id]).get("candidates") or []
             if not candidates:
                 continue
             model = candidates[0]
@@ -347,16 +347,16 @@ class DemoShow:
         rows = self.tracker.usage_history(project=self.project)
         total = sum((r.cost for r in rows), Decimal(0))
         premium = D.PREMIUM_MODEL
-        premium_cost: Decimal | None = Decimal(0)
-        for r in rows:
-            if r.outcome != "ok":
-                continue
-            try:
-                premium_cost += catalog.cost(premium, prompt_tokens=r.prompt_tokens,
-                                             completion_tokens=r.completion_tokens)
-            except orroute.OrRouteError:
-                premium_cost = None
-                break
+        premium_cost: Decimal | None
+        try:
+            premium_cost = sum(
+                (catalog.cost(premium, prompt_tokens=r.prompt_tokens,
+                              completion_tokens=r.completion_tokens)
+                 for r in rows if r.outcome == "ok"),
+                Decimal(0),
+            )
+        except orroute.OrRouteError:
+            premium_cost = None
 
         def table(by: str) -> dict[str, dict[str, Any]]:
             return {(r.key or "?"): {"calls": r.calls, "errors": r.errors, "cost": r.cost,
@@ -396,7 +396,7 @@ class DemoShow:
                  + f"; {s.fallbacks} needed "
                  f"a fallback; {len(s.alerts)} budget alert(s); spent [bold]${s.total_cost:.6f}[/]"
                  f" of the ${s.budget} budget")
-        if s.premium_cost:
+        if s.premium_cost and s.savings is not None:
             pct = s.savings / s.premium_cost * 100
             self.say(f"always using {s.premium_model}: ${s.premium_cost:.6f} -> "
                      f"[bold green]saved ${s.savings:.6f} ({pct:.0f}%)[/]")

@@ -52,7 +52,7 @@ def load_outcomes(name: str = "routerbench") -> Outcomes:
     files = {"routerbench": "routerbench.csv.gz", "mmlu": "mmlu.csv.gz"}
     if name not in files:
         raise ValueError(f"unknown outcome table {name!r}; known: {sorted(files)}")
-    raw = resources.files("orroute").joinpath("data", "routing", files[name]).read_bytes()
+    raw = (resources.files("orroute") / "data" / "routing" / files[name]).read_bytes()
     reader = csv.reader(io.StringIO(gzip.decompress(raw).decode()))
     header = next(reader)
     rows = list(reader)
@@ -192,6 +192,16 @@ def pgr_curve(score: Any, strong: Any, weak: Any, grid: int = 101) -> tuple[Any,
     return fs, (perf - acc_w) / (acc_s - acc_w)
 
 
+def _trapezoid() -> Any:
+    """numpy's trapezoidal rule (``trapezoid`` since numpy 2.0, ``trapz`` before)."""
+    import numpy as np
+
+    for name in ("trapezoid", "trapz"):
+        if hasattr(np, name):
+            return getattr(np, name)
+    raise RuntimeError("numpy has no trapezoidal rule")
+
+
 def pgr_metrics(fs: Any, pgr: Any) -> dict[str, float]:
     import numpy as np
 
@@ -200,7 +210,7 @@ def pgr_metrics(fs: Any, pgr: Any) -> dict[str, float]:
         return float(fs[hit[0]]) if len(hit) else 1.0
 
     return {
-        "APGR": float(np.trapezoid(pgr, fs) if hasattr(np, "trapezoid") else np.trapz(pgr, fs)),
+        "APGR": float(_trapezoid()(pgr, fs)),
         "CPT50": cpt(0.5),
         "CPT80": cpt(0.8),
         "PGR@50%": float(pgr[np.argmin(abs(fs - 0.5))]),
@@ -223,8 +233,9 @@ def _eval_routerbench(data: Outcomes, cv: dict, seed: int) -> dict[str, Any]:
     curves = {
         name: _route_points(p, cp, s, c, weights) for name, (p, cp) in cv.items()
     }
-    curves["learned/threshold"] = _threshold_points(*cv["learned"], s, c, thresholds)
-    curves["task/threshold"] = _threshold_points(*cv["task"], s, c, thresholds)
+    for name in ("learned", "task"):
+        p, cp = cv[name]
+        curves[f"{name}/threshold"] = _threshold_points(p, cp, s, c, thresholds)
     singles_pts = [(cc, q, k) for k, (cc, q) in singles.items()]
     lo = min(cc for cc, _ in singles.values())
     hi = max(cc for cc, _ in singles.values())
@@ -380,12 +391,58 @@ def _plots(out_dir: str, results: dict[str, Any]) -> list[str]:
     return written
 
 
+def route_speed(data: Outcomes, repeats: int = 5) -> dict[str, float]:
+    """CPU microseconds per ``route()`` call on long few-shot prompts (>= 1,500 chars) and on
+    short ones (< 300 chars), for the default router and for a peer whose word features read the
+    whole prompt (``word_window=0``, the version-1 behaviour), both fitted here (1 epoch: speed
+    does not depend on training) and timed in the same run. Best of ``repeats`` passes (CPU time,
+    so other processes on the machine do not count)."""
+    import time
+
+    from .routing import LearnedRouter
+
+    costs = data.costs if data.costs is not None else data.scores * 0.0
+    sc = {mod: data.scores[:, j].tolist() for j, mod in enumerate(data.models)}
+    co = {mod: costs[:, j].tolist() for j, mod in enumerate(data.models)}
+    long = [p for p in data.prompts if len(p) >= 1500][:200]
+    short = [p for p in data.prompts if len(p) < 300][:200]
+    out: dict[str, float] = {
+        "long_chars": sum(map(len, long)) / max(len(long), 1),
+        "short_chars": sum(map(len, short)) / max(len(short), 1),
+    }
+    for label, opts in (("default", {}), ("whole_prompt_words", {"word_window": 0})):
+        router = LearnedRouter.fit(data.prompts, sc, co, epochs=1, **opts)
+        for kind, prompts in (("long", long), ("short", short)):
+            if not prompts:
+                continue
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.process_time()
+                for p in prompts:
+                    router.route(p, 100.0)
+                best = min(best, (time.process_time() - t0) / len(prompts))
+            out[f"{label}_{kind}_us"] = best * 1e6
+    return out
+
+
+def _print_speed(sp: dict[str, float]) -> None:
+    print("\nroute() CPU time per call (best of 5 passes over <= 200 prompts):")
+    print(f"{'prompts':28s} {'default':>10s} {'words: whole prompt':>20s} {'ratio':>6s}")
+    for kind in ("long", "short"):
+        a, b = sp.get(f"default_{kind}_us"), sp.get(f"whole_prompt_words_{kind}_us")
+        if a is None or b is None:
+            continue
+        name = f"{kind} (mean {sp[f'{kind}_chars']:.0f} chars)"
+        print(f"{name:28s} {a:8.1f}us {b:18.1f}us {b / a:5.2f}x")
+
+
 def evaluate(
     datasets: tuple[str, ...] = ("routerbench", "mmlu"),
     folds: int = 5,
     seed: int = 0,
     out_dir: str | None = None,
     verbose: bool = True,
+    speed: bool = True,
     **options: Any,
 ) -> dict[str, Any]:
     """Runs the held-out evaluation, prints the report, optionally writes PNG plots.
@@ -396,6 +453,7 @@ def evaluate(
         seed: fold assignment and random-baseline seed.
         out_dir: directory for PNG plots (needs matplotlib); None = no plots.
         verbose: print the report.
+        speed: also time ``route()`` on long and short RouterBench prompts (``route_speed``).
         **options: LearnedRouter.fit options.
 
     Returns:
@@ -425,6 +483,10 @@ def evaluate(
                 print(f"\n== RouteLLM MMLU ({len(data.prompts)} prompts, {folds}-fold CV) ==")
                 _print_pgr(f"MMLU {strong} vs {weak}", r["pgr"])
         r["cv_seconds"] = secs
+        if speed and name == "routerbench":
+            r["speed"] = route_speed(data)
+            if verbose:
+                _print_speed(r["speed"])
         r["n_prompts"] = len(data.prompts)
         if verbose:
             print(f"({folds}-fold fit+predict over {len(data.prompts)} prompts x "

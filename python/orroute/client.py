@@ -450,6 +450,29 @@ class _Base:
             chat=chat,
         )
 
+    def _start_chat(
+        self,
+        model: str | None,
+        messages: Any,
+        stream: bool,
+        params: dict[str, Any],
+        extra_body: Mapping[str, Any] | None,
+        timeout: Any,
+        max_retries: int | None,
+        extra_headers: Mapping[str, str] | None,
+    ) -> Any:
+        """Validates the chat request and starts it on the transport (shared by sync and async)."""
+        return self._start(
+            "POST",
+            "/chat/completions",
+            self._chat_body(model, messages, stream, params, extra_body),
+            stream=stream,
+            chat=True,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+        )
+
     @staticmethod
     def _chat_body(
         model: str | None,
@@ -561,16 +584,8 @@ class _Completions:
         Raises the ``APIError`` subclass matching the failure after the retries are spent.
         """
         c = self._client
-        body = c._chat_body(model, messages, stream, params, extra_body)
-        call = c._start(
-            "POST",
-            "/chat/completions",
-            body,
-            stream=stream,
-            chat=True,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
+        call = c._start_chat(
+            model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
         )
         if stream:
             return Stream(_core.ChatStream(call))
@@ -678,16 +693,8 @@ class _AsyncCompletions:
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
         c = self._client
-        body = c._chat_body(model, messages, stream, params, extra_body)
-        call = c._start(
-            "POST",
-            "/chat/completions",
-            body,
-            stream=stream,
-            chat=True,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
+        call = c._start_chat(
+            model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
         )
         if stream:
             return AsyncStream(_core.ChatStream(call))

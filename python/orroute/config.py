@@ -310,7 +310,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[import-not-found, no-redef]
     try:
         with path.open("rb") as f:
             return tomllib.load(f)

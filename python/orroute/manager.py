@@ -179,6 +179,8 @@ class AIModelManager:
         max_admission_wait: seconds to wait for a rate limit before taking the next candidate.
         breaker: circuit breaker settings: ``failures`` (consecutive), ``failure_rate``,
             ``min_calls``, ``window``, ``cooldown`` (seconds), ``successes_to_close``.
+        stream_queue: chunks a ``stream_task`` holds for a slow consumer before the upstream
+            transfer is paused (bounded memory per stream).
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -209,6 +211,7 @@ class AIModelManager:
         max_candidates: int = 4,
         app_name: str | None = None,
         refresh_catalog: bool = True,
+        stream_queue: int = 64,
     ) -> None:
         from . import _core
         from .catalog import Catalog
@@ -229,7 +232,10 @@ class AIModelManager:
         cfg.retry_base_delay = float(retry_base_delay)
         cfg.max_server_wait = float(max_retry_wait)
         cfg.max_admission_wait = float(max_admission_wait)
-        cfg.thresholds = tuple(float(t) for t in thresholds)
+        if len(thresholds) != 3:
+            raise _exc.InvalidArgumentError("thresholds must be three numbers (low, medium, high)")
+        low, mid, high = (float(t) for t in thresholds)
+        cfg.thresholds = (low, mid, high)
         cfg.fallbacks = list(fallbacks or [])
         cfg.preferred_model = preferred_model or ""
         cfg.server_side_fallbacks = int(server_side_fallbacks)
@@ -251,7 +257,7 @@ class AIModelManager:
         for scope, spec in (limits or {}).items():
             cfg.set_limit(_limit_scope(scope), **_limit_args(scope, spec))
         cat = catalog if catalog is not None else Catalog.bundled()
-        core_catalog = getattr(cat, "_core", cat)
+        core_catalog: Any = getattr(cat, "_core", cat)
         ledger_path: str | None
         if ledger is None:
             # No budget and no ledger: skip reservations entirely (the SQLite round trips are most
@@ -271,6 +277,9 @@ class AIModelManager:
 
         priors = bundled_priors_path().read_text(encoding="utf-8")
         self._engine = _core.Engine(cfg, core_catalog, ledger_path, priors)
+        if int(stream_queue) < 1:
+            raise _exc.InvalidArgumentError("stream_queue must be >= 1")
+        self._stream_queue = int(stream_queue)
         self._has_ledger = ledger_path is not None
         self._project = project
         self._results: OrderedDict[str, tuple[str, str]] = OrderedDict()
@@ -412,42 +421,29 @@ class AIModelManager:
         Retries and fallbacks happen before the first chunk; an error after content was yielded
         raises :class:`orroute.StreamError`. Leaving the loop early cancels the request.
         """
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        closed = False
+        from .client import _bridge
 
-        def on_chunk(data: bytes) -> bool:
-            if closed:
-                return False
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, ("chunk", data))
-            except RuntimeError:
-                return False
-            return True
-
-        def on_done(res: Mapping[str, Any]) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, ("done", res))
-            except RuntimeError:
-                pass
-
-        run = self._engine.submit(
-            self._engine_task(task, stream=True, model=model), on_chunk, on_done
+        run = self._engine.submit_stream(
+            self._engine_task(task, stream=True, model=model), self._stream_queue
         )
+        bridge = _bridge()  # one eventfd per loop: the transport thread never takes the GIL
         finished = False
         try:
             while True:
-                kind, payload = await queue.get()
-                if kind == "chunk":
-                    yield json.loads(payload)
-                    continue
-                finished = True
-                if not payload["ok"]:
-                    raise _error_for(payload)
-                self._result(payload)
-                return
+                # A bounded hand-off: at most ~stream_queue chunks wait here; beyond that the
+                # engine pauses the upstream transfer until this loop catches up.
+                for data in run.take():
+                    yield json.loads(data)
+                if run.finished():
+                    finished = True
+                    res = run.result()
+                    assert res is not None  # finished() implies the result is set
+                    if not res["ok"]:
+                        raise _error_for(res)
+                    self._result(res)
+                    return
+                await bridge.wait(run)
         finally:
-            closed = True
             if not finished:
                 run.cancel()
 

@@ -43,6 +43,7 @@ _OPTIONS = (
     "char_ngram_min",
     "char_ngram_max",
     "char_window",
+    "word_window",
     "structure",
     "epochs",
     "learning_rate",
@@ -146,7 +147,8 @@ class LearnedRouter:
             **options: ``epochs`` (8), ``learning_rate`` (0.02), ``l2`` (0.03), ``l2_shared``
                 (1e-3), ``adagrad_init`` (4), ``shared_component`` (True), ``prior_strength``
                 (10), ``seed`` (1), ``hash_bits`` (16), ``word_unigrams``/``word_bigrams``
-                (True), ``char_ngram_min``/``char_ngram_max`` (3/5, 0 = off), ``char_window``
+                (True), ``word_window`` (512 bytes read by the word features; 0 = the whole
+                prompt), ``char_ngram_min``/``char_ngram_max`` (3/5, 0 = off), ``char_window``
                 (256), ``structure`` (True).
 
         Raises:

@@ -329,6 +329,16 @@ class ModelList(BaseObject):
     def ids(self) -> list[str]:
         return [m.get("id") for m in self.__dict__["_data"].get("data") or []]
 
+    def to_catalog(self) -> Any:
+        """This list as an :class:`orroute.Catalog` (exact prices, capabilities, selection).
+
+        Raises:
+            orroute.ParseError: the list is not a ``/models`` response.
+        """
+        from .catalog import Catalog
+
+        return Catalog.from_json(self.model_dump_json())
+
 
 class Credits(BaseObject):
     """``/credits``: ``total_credits`` and ``total_usage`` in USD; ``balance`` is their difference."""

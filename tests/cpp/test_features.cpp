@@ -97,3 +97,37 @@ TEST_CASE("feature config is validated", "[features]") {
   REQUIRE_THROWS_AS(PromptFeaturizer(bad_range), orroute::InvalidArgument);
   REQUIRE(PromptFeaturizer::structure_names().size() == PromptFeaturizer::kStructureFeatures);
 }
+
+TEST_CASE("word features read only the last word_window bytes", "[features]") {
+  FeatureConfig windowed;
+  windowed.char_ngram_min = 0;  // words only
+  windowed.structure = false;
+  const std::string question = "Which gas do plants absorb from the air?";
+  windowed.word_window = static_cast<uint32_t>(question.size());
+  FeatureConfig whole = windowed;
+  whole.word_window = 0;
+  const std::string shots_a = std::string(300, ' ') + "Example one: the sky is blue. Answer: A\n";
+  const std::string shots_b = "Completely different preamble about elephants and rivers.\n";
+  const PromptFeaturizer fw(windowed);
+  const PromptFeaturizer fa(whole);
+  auto same = [](const auto& x, const auto& y) {
+    if (x.size() != y.size()) return false;
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (x[i].index != y[i].index || x[i].value != y[i].value) return false;
+    }
+    return true;
+  };
+  // Different few-shot preambles, same question: the windowed features agree, whole-prompt ones
+  // do not.
+  REQUIRE(same(fw.features(shots_a + question), fw.features(shots_b + question)));
+  REQUIRE_FALSE(same(fa.features(shots_a + question), fa.features(shots_b + question)));
+  // The window is cut at a word boundary: a word straddling the cut is dropped, not halved.
+  const std::string p = std::string(40, 'x') + " " + std::string(60, 'y');
+  FeatureConfig cut = windowed;
+  cut.word_window = 70;  // starts inside the run of x
+  const auto a = PromptFeaturizer(cut).features(p);
+  const auto b = PromptFeaturizer(cut).features(std::string(60, 'y'));
+  REQUIRE(same(a, b));
+  // Prompts that fit in the window are unaffected.
+  REQUIRE(same(fw.features(question), fa.features(question)));
+}

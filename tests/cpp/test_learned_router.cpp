@@ -120,6 +120,8 @@ TEST_CASE("learned router saves and loads the same predictions", "[learned_route
     REQUIRE_THROWS_AS(LearnedRouter::from_bytes("not a router at all"), orroute::ParseError);
     bytes[8] = 99;  // version field
     REQUIRE_THROWS_WITH(LearnedRouter::from_bytes(bytes), Catch::Contains("version 99"));
+    bytes[8] = 0;
+    REQUIRE_THROWS_WITH(LearnedRouter::from_bytes(bytes), Catch::Contains("version 0"));
     REQUIRE_THROWS_AS(LearnedRouter::load((path.string() + ".missing")), orroute::ParseError);
   }
   std::filesystem::remove(path);
@@ -172,4 +174,24 @@ TEST_CASE("catalog quality predictor renames router models to catalog ids", "[le
   REQUIRE_THROWS_AS(orroute::CatalogQualityPredictor(r, {{"nobody", "a/b"}}), orroute::NotFound);
   REQUIRE_THROWS_AS(orroute::CatalogQualityPredictor(r, {{"cheap", "a/b"}, {"strong", "a/b"}}),
                     orroute::InvalidArgument);
+}
+
+TEST_CASE("learned router reads version 1 files with their whole-prompt word features",
+          "[learned_router]") {
+  // Written by the version-1 router (tests/data/learned_router_v1.bin; see test_routing.py for
+  // the same file from Python). Version 1 had no word window.
+  const auto r = LearnedRouter::load(ORROUTE_SOURCE_DIR "/tests/data/learned_router_v1.bin");
+  REQUIRE(r->model_names() == std::vector<std::string>{"small", "big"});
+  REQUIRE(r->config().features.word_window == 0);
+  const auto p = r->predict("What is 7+1?");
+  REQUIRE(p[0] == Approx(0.977102487813761).margin(1e-6));
+  REQUIRE(p[1] == Approx(0.9910417533336794).margin(1e-6));
+  std::string long_prompt = "Prove that 2 is prime. ";
+  for (int i = 0; i < 800; ++i) long_prompt += "x ";
+  const auto q = r->predict(long_prompt);
+  REQUIRE(q[0] == Approx(0.3974203866071808).margin(1e-6));
+  REQUIRE(q[1] == Approx(0.7567756611553174).margin(1e-6));
+  // Saved again, it is a current-version file that predicts the same.
+  const auto again = LearnedRouter::from_bytes(r->to_bytes());
+  REQUIRE(again->predict(long_prompt)[1] == Approx(q[1]).margin(1e-9));
 }

@@ -104,3 +104,24 @@ def test_health_probe_flags_a_failing_model(fake) -> None:
     assert r.exit_code == 4
     data = json.loads(r.stdout)
     assert data["models"] == {"openai/gpt-4o-mini": "ok", "openai/gpt-4o": "failing"}
+
+
+def test_models_list_live_reads_the_endpoint_catalog(fake) -> None:
+    fake.add_model("acme/live-only-1", prompt_price="0.000002", completion_price="0.000008")
+    r = run(fake, "models", "list", "--live", "--json", "--search", "live-only")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [row["id"] for row in rows] == ["acme/live-only-1"]
+    shown = run(fake, "models", "show", "acme/live-only-1", "--live", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert "acme/live-only-1" in shown.stdout and KEY not in shown.output
+    # The bundled snapshot does not know it: without --live it is an unknown model.
+    assert run(fake, "models", "show", "acme/live-only-1").exit_code == 5
+
+
+def test_models_list_live_unreachable_is_one_line_error() -> None:
+    env = {"OPENROUTER_BASE_URL": "http://127.0.0.1:9/api/v1", "OPENROUTER_API_KEY": KEY}
+    r = CliRunner().invoke(cli, ["models", "list", "--live"], env=env)
+    assert r.exit_code == 4
+    assert "cannot fetch the live catalog" in r.output
+    assert "Traceback" not in r.output and KEY not in r.output

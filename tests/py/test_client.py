@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from decimal import Decimal
+
 import orroute
 import pytest
 from orroute.testing import FakeOpenRouter, Fault
@@ -288,6 +290,15 @@ def test_models_list_is_cached_on_disk_and_works_offline(fake):
     assert fake.request_count == n  # served from the disk cache
     fake.stop()
     assert client.models.list(refresh=True).ids == models.ids  # offline: the cached copy
+
+
+def test_models_list_becomes_a_catalog_that_prices_exactly(fake):
+    fake.add_model("acme/priced", prompt_price="0.0000025", completion_price="0.00001")
+    catalog = orroute.OpenRouter(base_url=fake.base_url).models.list(refresh=True).to_catalog()
+    assert isinstance(catalog, orroute.Catalog) and "acme/priced" in catalog
+    assert catalog.cost("acme/priced", prompt_tokens=1000, completion_tokens=100) == Decimal(
+        "0.0035"
+    )
 
 
 def test_models_list_falls_back_to_bundled_snapshot_offline():

@@ -150,9 +150,13 @@ def test_cheapest_alias_is_cheaper_than_best(client: openai.OpenAI) -> None:
 
 def test_route_name_falls_back_in_order(client: openai.OpenAI, fake: FakeOpenRouter) -> None:
     fake.fail("openai/gpt-4o", Fault.server_error(503))
+    before = len(fake.requests)
     raw = client.chat.completions.with_raw_response.create(model="support", messages=HI)
     assert raw.parse().model == "openai/gpt-4o-mini"
-    assert raw.headers["x-orroute-attempts"] == "2"
+    # the router's policy: a 503 is retried on the same model (max_retries=2), then the next
+    sent = [r.json["model"] for r in fake.requests[before:]]
+    assert sent == ["openai/gpt-4o"] * 3 + ["openai/gpt-4o-mini"]
+    assert raw.headers["x-orroute-attempts"] == "4"
     fake.clear_faults()
     assert client.chat.completions.create(model="support", messages=HI).model == "openai/gpt-4o"
 

@@ -82,6 +82,30 @@ def test_save_and_load_round_trip(toy_router: LearnedRouter, tmp_path: Path) -> 
         LearnedRouter.load(tmp_path / "cut.bin")
 
 
+def test_version_1_files_still_load_with_their_features() -> None:
+    # Written by the version-1 router (no word window: word features read the whole prompt).
+    path = Path(__file__).resolve().parents[1] / "data" / "learned_router_v1.bin"
+    router = LearnedRouter.load(path)
+    assert router.models == ["small", "big"]
+    assert router.predict("What is 7+1?") == pytest.approx(
+        {"small": 0.977102487813761, "big": 0.9910417533336794}, abs=1e-6)
+    long_prompt = "Prove that 2 is prime. " + "x " * 800
+    assert router.predict(long_prompt) == pytest.approx(
+        {"small": 0.3974203866071808, "big": 0.7567756611553174}, abs=1e-6)
+
+
+def test_word_window_ignores_few_shot_preambles() -> None:
+    question = "Which gas do plants absorb from the air?"
+    a = prompt_features("Example: the sky is blue.\n\n" + question, word_window=len(question),
+                        char_ngram_min=0, structure=False)
+    b = prompt_features("Unrelated words about rivers.\n\n" + question,
+                        word_window=len(question), char_ngram_min=0, structure=False)
+    assert a == b
+    whole = prompt_features("Unrelated words about rivers.\n\n" + question, word_window=0,
+                            char_ngram_min=0, structure=False)
+    assert whole != b
+
+
 def test_fit_validates_its_table() -> None:
     prompts, scores, costs = _toy()
     with pytest.raises(orroute.InvalidArgumentError):

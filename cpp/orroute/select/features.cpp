@@ -22,12 +22,6 @@ uint64_t fnv_start(uint64_t seed) { return kFnvOffset ^ seed; }
 
 uint64_t fnv_add(uint64_t h, unsigned char c) { return (h ^ c) * kFnvPrime; }
 
-uint64_t fnv(std::string_view s, uint64_t seed) {
-  uint64_t h = fnv_start(seed);
-  for (const char c : s) h = fnv_add(h, static_cast<unsigned char>(c));
-  return h;
-}
-
 // FNV's low bits are weak for short inputs; a final avalanche spreads them before the modulo.
 uint64_t mix(uint64_t x) {
   x ^= x >> 33;
@@ -48,26 +42,38 @@ bool is_word_byte(unsigned char c) { return is_alnum(c) || c == '_' || c >= 0x80
 
 char lower(unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); }
 
-// Lower-cased words and single punctuation symbols, in order.
-std::vector<std::string> tokenize(std::string_view text) {
-  std::vector<std::string> tokens;
-  std::string cur;
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
+// Calls f(token) for each word (run of word bytes) and single punctuation symbol of `text`, in
+// order. Tokens are views into `text` (not lower-cased: hash them with lower()).
+template <typename F>
+void for_each_token(std::string_view text, F&& f) {
+  size_t start = std::string_view::npos;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
     if (is_word_byte(c)) {
-      cur.push_back(lower(c));
+      if (start == std::string_view::npos) start = i;
       continue;
     }
-    if (!cur.empty()) tokens.push_back(std::move(cur)), cur.clear();
-    if (is_punct(c)) tokens.emplace_back(1, ch);
+    if (start != std::string_view::npos) f(text.substr(start, i - start)), start = std::string_view::npos;
+    if (is_punct(c)) f(text.substr(i, 1));
   }
-  if (!cur.empty()) tokens.push_back(std::move(cur));
-  return tokens;
+  if (start != std::string_view::npos) f(text.substr(start));
 }
 
-template <size_t N>
-bool in(std::string_view w, const std::array<std::string_view, N>& set) {
-  return std::find(set.begin(), set.end(), w) != set.end();
+uint64_t fnv_lower(uint64_t h, std::string_view s) {
+  for (const char c : s) h = fnv_add(h, static_cast<unsigned char>(lower(static_cast<unsigned char>(c))));
+  return h;
+}
+
+// The last `window` bytes of `text` (all of it if window is 0 or larger), starting after a
+// non-word byte so that no word is cut in half.
+std::string_view word_tail(std::string_view text, uint32_t window) {
+  if (window == 0 || text.size() <= window) return text;
+  size_t start = text.size() - window;
+  while (start < text.size() && is_word_byte(static_cast<unsigned char>(text[start])) &&
+         is_word_byte(static_cast<unsigned char>(text[start - 1]))) {
+    ++start;
+  }
+  return text.substr(start);
 }
 
 constexpr std::array<std::string_view, 34> kCodeWords = {
@@ -85,6 +91,38 @@ constexpr std::array<std::string_view, 20> kStepWords = {
     "step",    "steps",   "explain",  "why",     "how",     "then",     "first",
     "finally", "compare", "analyze",  "analyse", "evaluate", "justify", "derive",
     "prove",   "reason",  "describe", "discuss", "plan",    "design"};
+
+constexpr size_t kMaxKeyword = 16;  // longer words are no keyword
+constexpr uint8_t kCueCode = 1, kCueMath = 2, kCueStep = 4;
+
+// Which cue families `w` (lower case) belongs to: a bitmask of kCue*; 0 for most words.
+uint8_t keyword_cues(std::string_view w) {
+  static const auto* table = [] {
+    auto* t = new std::vector<std::pair<std::string_view, uint8_t>>();
+    auto add = [&](std::string_view k, uint8_t f) {
+      for (auto& e : *t) {
+        if (e.first == k) return void(e.second |= f);
+      }
+      t->emplace_back(k, f);
+    };
+    for (const auto k : kCodeWords) add(k, kCueCode);
+    for (const auto k : kMathWords) add(k, kCueMath);
+    for (const auto k : kStepWords) add(k, kCueStep);
+    std::sort(t->begin(), t->end());
+    return t;
+  }();
+  // Cheap pre-filter: which (first letter, length) pairs occur among the keywords at all.
+  static const auto* seen = [] {
+    auto* f = new std::array<uint16_t, 26>{};  // bit L set: a keyword of length L starts here
+    for (const auto& e : *table) (*f)[static_cast<size_t>(e.first[0] - 'a')] |= uint16_t(1u << e.first.size());
+    return f;
+  }();
+  if (w.size() < 2 || w.size() > 15 || w[0] < 'a' || w[0] > 'z') return 0;
+  if (((*seen)[static_cast<size_t>(w[0] - 'a')] >> w.size() & 1u) == 0) return 0;
+  const auto it = std::lower_bound(table->begin(), table->end(), w,
+                                   [](const auto& e, std::string_view k) { return e.first < k; });
+  return it != table->end() && it->first == w ? it->second : 0;
+}
 
 size_t count_sub(std::string_view text, std::string_view pat) {
   size_t n = 0;
@@ -121,11 +159,12 @@ double clamp01(double x) { return x < 0 ? 0 : (x > 1 ? 1 : x); }
 std::vector<SparseFeature> counts_to_features(std::vector<uint32_t>& idx) {
   std::sort(idx.begin(), idx.end());
   std::vector<SparseFeature> out;
+  out.reserve(idx.size());
   double norm2 = 0;
   for (size_t i = 0; i < idx.size();) {
     size_t j = i;
     while (j < idx.size() && idx[j] == idx[i]) ++j;
-    const double v = 1.0 + std::log(static_cast<double>(j - i));
+    const double v = j - i == 1 ? 1.0 : 1.0 + std::log(static_cast<double>(j - i));
     out.push_back({idx[i], static_cast<float>(v)});
     norm2 += v * v;
     i = j;
@@ -172,25 +211,45 @@ PromptStats prompt_stats(std::string_view prompt) {
   }
   s.multistep_cues += static_cast<int32_t>(count_sub(prompt, "step by step"));
 
+  // Keyword cues: one hash lookup per word of keyword length (lower-cased into a small buffer).
   size_t word_chars = 0;
-  std::string cur;
+  char buf[kMaxKeyword];
+  size_t len = 0;
+  bool long_word = false;
   auto flush = [&] {
-    if (cur.empty()) return;
+    if (len == 0 && !long_word) return;
     ++s.words;
-    word_chars += cur.size();
-    if (in(cur, kCodeWords)) ++s.code_cues;
-    if (in(cur, kMathWords)) ++s.math_cues;
-    if (in(cur, kStepWords)) ++s.multistep_cues;
-    cur.clear();
+    if (long_word) {
+      long_word = false;
+      return;
+    }
+    word_chars += len;
+    if (const uint8_t cues = keyword_cues(std::string_view(buf, len))) {
+      s.code_cues += (cues & kCueCode) != 0;
+      s.math_cues += (cues & kCueMath) != 0;
+      s.multistep_cues += (cues & kCueStep) != 0;
+    }
+    len = 0;
   };
+  size_t long_len = 0;
   for (const char ch : prompt) {
     const auto c = static_cast<unsigned char>(ch);
     if (is_word_byte(c)) {
-      cur.push_back(lower(c));
+      if (long_word) {
+        ++long_len;
+      } else if (len < kMaxKeyword) {
+        buf[len++] = lower(c);
+      } else {
+        long_word = true;
+        long_len = len + 1;
+        len = 0;
+      }
     } else {
+      if (long_word) word_chars += long_len;
       flush();
     }
   }
+  if (long_word) word_chars += long_len;
   flush();
   s.avg_word_length = s.words > 0 ? static_cast<double>(word_chars) / s.words : 0.0;
 
@@ -231,17 +290,18 @@ std::vector<SparseFeature> PromptFeaturizer::features(std::string_view prompt) c
 
   std::vector<uint32_t> word_idx;
   if (config_.word_unigrams || config_.word_bigrams) {
-    const std::vector<std::string> tokens = tokenize(prompt);
-    word_idx.reserve(tokens.size() * 2);
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      if (config_.word_unigrams) word_idx.push_back(slot(fnv(tokens[i], kSeedWord)));
-      if (config_.word_bigrams && i > 0) {
-        uint64_t h = fnv(tokens[i - 1], kSeedBigram);
+    const std::string_view text = word_tail(prompt, config_.word_window);
+    word_idx.reserve(text.size() / 2 + 8);
+    std::string_view prev;
+    for_each_token(text, [&](std::string_view tok) {
+      if (config_.word_unigrams) word_idx.push_back(slot(fnv_lower(fnv_start(kSeedWord), tok)));
+      if (config_.word_bigrams && !prev.empty()) {
+        uint64_t h = fnv_lower(fnv_start(kSeedBigram), prev);
         h = fnv_add(h, ' ');
-        for (const char c : tokens[i]) h = fnv_add(h, static_cast<unsigned char>(c));
-        word_idx.push_back(slot(h));
+        word_idx.push_back(slot(fnv_lower(h, tok)));
       }
-    }
+      prev = tok;
+    });
   }
 
   std::vector<uint32_t> char_idx;

@@ -51,6 +51,10 @@ struct FeatureConfig {
   uint32_t char_ngram_min = 3;  // 0 disables character n-grams
   uint32_t char_ngram_max = 5;
   uint32_t char_window = 1024;  // character n-grams read only the last `char_window` bytes
+  // Word unigrams/bigrams read only the last `word_window` bytes (cut at a word boundary); 0 = the
+  // whole prompt. Bounds the featurizer's work on long few-shot prompts, whose question is at the
+  // end. The structure block always reads the whole prompt.
+  uint32_t word_window = 0;
   bool structure = true;        // the dense structure block (kStructureFeatures entries)
 
   // Throws InvalidArgument if a field is out of range.

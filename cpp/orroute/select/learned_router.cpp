@@ -548,6 +548,7 @@ std::string LearnedRouter::to_bytes() const {
   w.put<uint32_t>(f.char_ngram_min);
   w.put<uint32_t>(f.char_ngram_max);
   w.put<uint32_t>(f.char_window);
+  w.put<uint32_t>(f.word_window);  // since version 2
   w.put<uint8_t>(f.structure);
   w.put<uint32_t>(config_.epochs);
   w.put<double>(config_.learning_rate);
@@ -585,10 +586,11 @@ std::shared_ptr<LearnedRouter> LearnedRouter::from_bytes(std::string_view bytes)
     throw ParseError("not an orroute learned router file (bad magic)");
   }
   const auto version = r.get<uint32_t>();
-  if (version != kFileVersion) {
+  if (version < kOldestFileVersion || version > kFileVersion) {
     throw ParseError("learned router file version " + std::to_string(version) +
-                     " is not supported (this orroute reads version " +
-                     std::to_string(kFileVersion) + ")");
+                     " is not supported (this orroute reads versions " +
+                     std::to_string(kOldestFileVersion) + " to " + std::to_string(kFileVersion) +
+                     ")");
   }
   RouterConfig c;
   c.features.hash_bits = r.get<uint32_t>();
@@ -597,6 +599,8 @@ std::shared_ptr<LearnedRouter> LearnedRouter::from_bytes(std::string_view bytes)
   c.features.char_ngram_min = r.get<uint32_t>();
   c.features.char_ngram_max = r.get<uint32_t>();
   c.features.char_window = r.get<uint32_t>();
+  // Version 1 had no word window: its word features read the whole prompt.
+  c.features.word_window = version >= 2 ? r.get<uint32_t>() : 0;
   c.features.structure = r.get<uint8_t>() != 0;
   c.epochs = r.get<uint32_t>();
   c.learning_rate = r.get<double>();

@@ -27,12 +27,14 @@
 
 namespace orroute {
 
-// The router's feature defaults: 2^16 hashed dims, words + bigrams, character 3..5-grams of the
-// last 256 bytes (the question after any few-shot examples), structure block.
+// The router's feature defaults: 2^16 hashed dims, words + bigrams of the last 512 bytes,
+// character 3..5-grams of the last 256 bytes (the question after any few-shot examples),
+// structure block.
 inline FeatureConfig default_features() {
   FeatureConfig f;
   f.hash_bits = 16;
   f.char_window = 256;
+  f.word_window = 512;
   return f;
 }
 
@@ -71,7 +73,10 @@ struct OutcomeTable {
 // one: safe to use from many threads while feedback arrives. Not copyable.
 class LearnedRouter final : public QualityPredictor {
  public:
-  static constexpr uint32_t kFileVersion = 1;
+  // Version written by save(); load() reads kOldestFileVersion..kFileVersion (version 1 files
+  // get word_window = 0, i.e. the features they were trained with).
+  static constexpr uint32_t kFileVersion = 2;
+  static constexpr uint32_t kOldestFileVersion = 1;
 
   // Trains on `table`. Throws InvalidArgument on ragged tables, scores outside [0, 1], negative
   // costs, duplicate model names, no models, or a model with no score at all.

@@ -38,6 +38,7 @@ _COMMANDS: dict[str, str] = {
     "demo": "demo:demo",
     "serve": "serve:serve",
     "keys": "serve:keys",
+    "routing": "routing:routing",
 }
 
 

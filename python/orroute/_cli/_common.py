@@ -30,7 +30,7 @@ class CLIError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class
 
     def show(self, file: Any = None) -> None:
         click.echo(f"Error: {self.format_message()}", err=True)
@@ -190,7 +190,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
             v = rows[0][i]
             j = "right" if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) else (
                 "right" if isinstance(v, str) and v[:1] == "$" else "left")
-        table.add_column(col, justify=j or "left", no_wrap=i == 0,
+        table.add_column(col, justify=j or "left", no_wrap=i == 0,  # type: ignore[arg-type]
                          overflow="fold" if i == 0 else "ellipsis")
     for r in rows:
         table.add_row(*[cell(v) for v in r])

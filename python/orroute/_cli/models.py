@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import statistics
 import time
 from decimal import Decimal
@@ -12,6 +13,7 @@ import click
 
 from ..config import STRATEGIES
 from ._common import (
+    EXIT_API,
     EXIT_NOT_FOUND,
     CLIError,
     app,
@@ -30,11 +32,27 @@ from ._common import (
 _M = Decimal(1_000_000)
 
 
-def load_catalog() -> Any:
-    """The catalog every command uses (the bundled snapshot; the client refreshes its own)."""
+def load_catalog(live: bool = False) -> Any:
+    """The catalog commands use: the bundled snapshot, or with ``live`` the endpoint's ``/models``
+    (fetched now; a one-line error, exit code 4, if the endpoint cannot be reached)."""
     import orroute
 
-    return orroute.Catalog.bundled()
+    if not live:
+        return orroute.Catalog.bundled()
+    from ..config import load_settings
+
+    s = load_settings()
+    client = make_client(s)
+    try:
+        call = client._start("GET", "/models")  # no silent fallback to a cached copy here
+        call.wait_done()
+        body = client._result(call)
+    except orroute.APIError as e:
+        raise CLIError(f"cannot fetch the live catalog from {s.base_url}: {e}", EXIT_API) from e
+    finally:
+        client.close()
+    client._models_store(body)  # refresh the cache the client falls back to offline
+    return orroute.Catalog.from_json(json.dumps(body))
 
 
 def lookup(catalog: Any, model_id: str) -> Any:
@@ -122,13 +140,15 @@ _SORTS = ("price", "context", "quality", "name", "created")
 @click.option("--sort", type=click.Choice(_SORTS), default="name", show_default=True)
 @click.option("--desc", is_flag=True, help="Reverse the order.")
 @click.option("--limit", "-n", type=int, default=None, help="Show at most N models.")
+@click.option("--live", is_flag=True,
+              help="Fetch the endpoint's /models now instead of the bundled snapshot.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_models(capabilities: tuple[str, ...], max_price: float | None,
                 max_completion_price: float | None, min_context: int | None,
                 providers: tuple[str, ...], free: bool | None, search: str | None, sort: str,
-                desc: bool, limit: int | None, as_json: bool) -> None:
+                desc: bool, limit: int | None, live: bool, as_json: bool) -> None:
     """List the models of the catalog, filtered and sorted."""
-    catalog = load_catalog()
+    catalog = load_catalog(live)
     found = catalog.filter(
         capability=list(capabilities) or None,
         max_prompt_price=max_price,
@@ -200,10 +220,12 @@ def _quality_scores(ids: list[str]) -> dict[str, float]:
 
 @models.command("show")
 @click.argument("model_id")
+@click.option("--live", is_flag=True,
+              help="Fetch the endpoint's /models now instead of the bundled snapshot.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show(model_id: str, as_json: bool) -> None:
+def show(model_id: str, live: bool, as_json: bool) -> None:
     """Show everything the catalog knows about one model."""
-    m = lookup(load_catalog(), model_id)
+    m = lookup(load_catalog(live), model_id)
     d = model_detail(m)
     if as_json:
         emit_json(d)
@@ -359,7 +381,7 @@ def benchmark(model_ids: tuple[str, ...], runs: int, prompt: str, max_tokens: in
                     progress.advance(bar)
     finally:
         _close(client)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for mid in ids:
         rs = results[mid]
 
@@ -447,7 +469,7 @@ def recommend(task_type: str, budget: float | None, input_size: int, output_size
     selector = orroute.ModelSelector(strategy=strategy)
     limit = None if budget is None else str(budget)
     ranked = selector.rank(kind, input_size, limit, limit=top, **constraints)
-    others = {}
+    others: dict[str, Any] = {}
     for other in STRATEGIES:
         if other != strategy:
             pick = selector.rank(kind, input_size, limit, strategy=other, explain=False, limit=1,

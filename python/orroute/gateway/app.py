@@ -6,18 +6,18 @@ protocol in ``orroute._http_server`` for every parsed request.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from .._exceptions import InvalidArgumentError, NoModelAvailableError
 from .._http_server import Connection, RawRequest, head_bytes
-from ._backend import ChatReply, DirectBackend
+from ..client import _bridge
 from ._json import dumps, loads
-from ._upstream import Upstream, UpstreamConnectionError
 from .keys import GatewayKey, KeyStore
 from .settings import ALIASES, GatewaySettings
 
@@ -106,43 +106,53 @@ def validate_chat(body: Any) -> dict[str, Any]:
 
 
 def _prompt_tokens(messages: list[dict[str, Any]], model: str) -> int:
-    """Prompt size for the reservation: the tokenizer when present, else a safe over-estimate."""
-    try:
-        from ..tokenizer import count_tokens  # type: ignore[attr-defined]
+    """Prompt size for ranking an alias's candidates (the engine counts again per model family
+    for the reservation)."""
+    from ..tokenizer import count_tokens
 
+    try:
         return int(count_tokens(messages, model=model))
-    except Exception:  # noqa: BLE001 - not merged yet / unknown model: estimate
-        chars = 0
-        for m in messages:
-            c = m.get("content")
-            if isinstance(c, str):
-                chars += len(c)
-            elif isinstance(c, list):
-                for p in c:
-                    if isinstance(p, dict) and isinstance(p.get("text"), str):
-                        chars += len(p["text"])
-                    else:
-                        chars += 1000
-        return chars // 3 + 4 * len(messages) + 3
+    except Exception:  # noqa: BLE001 - unusual content parts: a safe over-estimate
+        return sum(len(dumps(m)) for m in messages) // 3 + 3
+
+
+def _sent(attempts: list[dict[str, Any]]) -> int:
+    """Requests that reached the upstream (attempts skipped by a breaker, a rate limit or the
+    budget sent nothing)."""
+    return sum(1 for a in attempts if not a["outcome"].startswith("skipped"))
+
+
+@dataclass
+class ChatOutcome:
+    """Which model a completion was sent to last, and how many upstream requests it took."""
+
+    model: str
+    attempts: int
 
 
 class GatewayApp:
-    """Routes requests; one per server, used from the server's event loop only."""
+    """Routes requests; one per server, used from the server's event loop only.
+
+    Completions run on the router's engine (``manager``: an ``orroute.AIModelManager``): it
+    reserves, admits under the rate limits, sends over its libcurl loop, retries with backoff
+    (honouring Retry-After), skips open circuits, falls back and settles."""
 
     def __init__(self, settings: GatewaySettings, *, keys: KeyStore, tracker: Any, catalog: Any,
-                 selector: Any, upstream: Upstream) -> None:
+                 selector: Any, manager: Any) -> None:
         self.settings = settings
         self.keys = keys
         self.tracker = tracker
         self.catalog = catalog
         self.selector = selector
-        self.upstream = upstream
-        self.backend = DirectBackend(upstream, tracker, catalog)
+        self.manager = manager
+        self.engine = manager._engine
         self.started = time.time()
         self.conns: set[Connection] = set()
         self.in_flight = 0
+        self._streams: set[Any] = set()  # the engine runs being relayed
+        self._paused_before = 0
         self.requests = 0
-        self._secret = settings.api_key or ""
+        self._secrets = [k.encode() for k in settings.api_keys()]
         self._openapi: bytes | None = None
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
@@ -190,10 +200,14 @@ class GatewayApp:
         conn.write(head_bytes(status, headers, length=len(body), close=close) + body)
 
     def _scrub(self, data: bytes) -> bytes:
-        """Removes the upstream key from bytes that came from upstream (error bodies)."""
-        if self._secret and self._secret.encode() in data:
-            return data.replace(self._secret.encode(), b"[redacted]")
+        """Removes the upstream key(s) from bytes that came from upstream (error bodies)."""
+        for secret in self._secrets:
+            if secret in data:
+                data = data.replace(secret, b"[redacted]")
         return data
+
+    def _scrub_text(self, text: str) -> str:
+        return self._scrub(text.encode()).decode(errors="replace")
 
     def _auth(self, raw: RawRequest) -> GatewayKey:
         auth = raw.headers.get("authorization") or ""
@@ -209,27 +223,31 @@ class GatewayApp:
                             code="invalid_key")
         return rec
 
-    def _budget_message(self, e: Any, project: str) -> str:
-        limit = getattr(e, "limit", None)
-        remaining = getattr(e, "remaining", None)
-        spent = getattr(e, "spent", None)
+    def _budget_message(self, res: dict[str, Any], project: str) -> str:
+        """The 402 message: the project's budget, spent, remaining, and this request's worst
+        case (refusals are rare: reading the budget here costs nothing on the normal path)."""
+        if res["budget_error_type"] == "EmergencyCutoffError":
+            return f"spending is stopped (emergency cutoff): {res['message']}"
         parts = [f"budget exceeded for project {project!r}"]
-        if limit is not None:
-            parts.append(f"budget ${Decimal(limit).normalize():f}")
-        if spent is not None:
-            parts.append(f"spent ${Decimal(spent).normalize():f}")
-        if remaining is not None:
-            parts.append(f"remaining ${Decimal(remaining).normalize():f}")
-        est = getattr(e, "estimate", None)
+        try:
+            b = self.tracker.budget_status(project=project)
+        except Exception:  # noqa: BLE001 - a global budget refused: the engine's words say which
+            b = None
+        if b is not None:
+            parts += [f"budget ${Decimal(b.limit).normalize():f}",
+                      f"spent ${Decimal(b.spent).normalize():f}",
+                      f"remaining ${Decimal(b.remaining).normalize():f}"]
+        est = res["plan"].get("estimate")
         if est is not None:
             parts.append(f"this request may cost up to ${Decimal(est).normalize():f}")
+        parts.append(res["message"])
         return "; ".join(parts)
 
     # --- model resolution -----------------------------------------------------------------------
 
-    def resolve(self, body: dict[str, Any], prompt_tokens: int,
-                task_type: str | None) -> list[str]:
-        """Candidate models, best first, for the request's ``model`` field."""
+    def resolve(self, body: dict[str, Any], task_type: str | None) -> list[str]:
+        """Candidate models, best first, for the request's ``model`` field (the engine's exact
+        order: it skips open circuits and exhausted rate limits, retries, then falls back)."""
         name: str = body["model"]
         route = self.settings.routes.get(name)
         if route is not None:
@@ -237,6 +255,7 @@ class GatewayApp:
         strategy = ALIASES.get(name)
         if strategy is None:
             return [name]
+        prompt_tokens = _prompt_tokens(body["messages"], "openai/gpt-4o")
         if name == "orroute/auto":
             strategy = self.settings.strategy
         caps: list[str] = []
@@ -268,54 +287,149 @@ class GatewayApp:
             await self._run_chat(conn, raw, body, key, close, raw.body)
         except HttpError as e:
             self._send(conn, e.status, e.body(), close)
+        except InvalidArgumentError as e:  # the engine refused the request before sending
+            self._send(conn, 400, HttpError(400, str(e), param="body").body(), close)
+        except NoModelAvailableError as e:
+            self._send(conn, 503, HttpError(503, str(e), type_="service_unavailable",
+                                            code="no_model_available").body(), close)
+
+    def _task(self, body: dict[str, Any], raw: RawRequest, key: GatewayKey,
+              raw_body: bytes) -> Any:
+        """The engine task: the client's body as sent, the candidates in order, the key's
+        project. The engine keeps every field but ``model`` (set per attempt)."""
+        from .. import _core
+
+        et = _core.EngineTask()
+        et.request_json = raw_body.decode()  # valid UTF-8: it parsed as JSON
+        et.fallbacks = self.resolve(body, raw.headers.get("x-orroute-task-type"))
+        et.stream = bool(body.get("stream"))
+        et.project = key.project
+        et.tags = [("gateway_key", key.id)]
+        task_type = raw.headers.get("x-orroute-task-type")
+        if task_type:
+            et.task_type = task_type
+        return et
+
+    def _failure(self, res: dict[str, Any], project: str) -> tuple[int, bytes, list[tuple[str, str]]]:
+        """Status, error body and headers for a run that failed before anything was relayed."""
+        if res["budget_refused"]:
+            return 402, HttpError(402, self._budget_message(res, project),
+                                  type_="insufficient_quota", code="budget_exceeded").body(), []
+        if res["nothing_sent"]:
+            return 503, HttpError(503, f"no model available: {res['message']}",
+                                  type_="service_unavailable", code="no_model_available").body(), []
+        api = res["api_error"] or {"kind": "status", "status": res["http_status"],
+                                   "message": res["message"], "retry_after": None}
+        kind = api["kind"]
+        if kind == "connection":
+            return 502, HttpError(502, self._scrub_text(api["message"] or "upstream unreachable"),
+                                  type_="upstream_error", code="upstream_unreachable").body(), []
+        if kind == "timeout":
+            return 504, HttpError(504, "the upstream did not answer in time",
+                                  type_="upstream_error", code="upstream_timeout").body(), []
+        status = int(api.get("status") or res["http_status"] or 502)
+        if status in (401, 403) and kind == "status":  # the server's upstream key, not the client's
+            _log.error("upstream rejected the gateway's upstream key (%s)", status)
+            return 502, HttpError(502, "the upstream rejected the gateway's credentials",
+                                  type_="upstream_error", code="upstream_auth").body(), []
+        if status < 400:
+            status = 502
+        err: dict[str, Any] = {"message": self._scrub_text(api["message"] or "upstream error"),
+                               "type": "upstream_error", "code": status}
+        if api.get("metadata_json"):
+            try:
+                err["metadata"] = loads(self._scrub(api["metadata_json"].encode()))
+            except ValueError:
+                pass
+        headers = []
+        if api.get("retry_after") is not None:
+            headers.append(("Retry-After", str(max(0, round(api["retry_after"])))))
+        return status, dumps({"error": err}), headers
 
     async def _run_chat(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
-                        key: GatewayKey, close: bool, raw_body: bytes) -> ChatReply | None:
-        from .._exceptions import BudgetError
-
-        prompt_tokens = _prompt_tokens(body["messages"], body["model"])
-        candidates = self.resolve(body, prompt_tokens, raw.headers.get("x-orroute-task-type"))
+                        key: GatewayKey, close: bool, raw_body: bytes) -> ChatOutcome | None:
+        et = self._task(body, raw, key, raw_body)
         self.in_flight += 1
-        reply: ChatReply | None = None
         try:
+            if et.stream:
+                return await self._relay_stream(conn, raw, et, key, close)
+            pending = self.engine.submit_async(et)
             try:
-                reply = await self.backend.chat(
-                    body, raw_body, candidates, project=key.project, key_id=key.id,
-                    prompt_tokens=prompt_tokens, requested=body["model"],
-                )
-            except BudgetError as e:
-                raise HttpError(402, self._budget_message(e, key.project),
-                                type_="insufficient_quota", code="budget_exceeded") from None
-            extra = [("X-Orroute-Model", reply.model), ("X-Orroute-Attempts", str(reply.attempts))]
-            if not reply.stream:
-                status = reply.status
-                payload = reply.body if status == 200 else self._scrub(reply.body)
-                if status in (401, 403):  # the server's upstream key, not the client's
-                    _log.error("upstream rejected the gateway's upstream key (%s)", status)
-                    status = 502
-                    payload = HttpError(502, "the upstream rejected the gateway's credentials",
-                                        type_="upstream_error", code="upstream_auth").body()
-                if status != 200 and not payload.startswith(b"{"):
-                    payload = HttpError(status, "upstream error", type_="upstream_error").body()
-                self._send(conn, status, payload, close, extra)
-                return reply
+                await _bridge().wait(pending)
+            except BaseException:
+                pending.cancel()  # the client left: the upstream call stops, the hold is released
+                raise
+            res = pending.result()
+            out = ChatOutcome(res["model"], _sent(res["attempts"]))
+            extra = [("X-Orroute-Model", out.model), ("X-Orroute-Attempts", str(out.attempts))]
+            if res["ok"]:
+                self._send(conn, 200, pending.body(), close, extra)
+                return out
+            status, payload, headers = self._failure(res, key.project)
+            self._send(conn, status, payload, close, extra + headers)
+            return out if status != 402 else None
+        finally:
+            self.in_flight -= 1
+
+    async def _relay_stream(self, conn: Connection, raw: RawRequest, et: Any, key: GatewayKey,
+                            close: bool) -> ChatOutcome | None:
+        """Relays a stream as the engine hands it over: each chunk's JSON text framed as ``data:
+        <text>`` (never re-encoded), then ``data: [DONE]``. The engine's queue is bounded: when
+        this client reads slowly, the upstream transfer is paused instead of buffered."""
+        run = self.engine.submit_stream(et, self.settings.stream_queue)
+        bridge = _bridge()
+        finished = False
+        self._streams.add(run)
+        try:
+            await bridge.wait(run)
+            data = run.take_sse()
+            if not data and run.finished():  # failed (or empty) before anything came
+                finished = True
+                res = run.result()
+                out = ChatOutcome(res["model"], _sent(res["attempts"]))
+                extra = [("X-Orroute-Model", out.model),
+                         ("X-Orroute-Attempts", str(out.attempts))]
+                if not res["ok"]:
+                    status, payload, headers = self._failure(res, key.project)
+                    self._send(conn, status, payload, close, extra + headers)
+                    return out if status != 402 else None
+            else:
+                out = ChatOutcome(run.model(), run.attempts())
+                extra = [("X-Orroute-Model", out.model),
+                         ("X-Orroute-Attempts", str(out.attempts))]
             chunked = raw.version != "HTTP/1.0"
             conn.write(head_bytes(200, [*_SSE, _SERVER, *extra], chunked=chunked,
                                   close=close or not chunked))
-            async for data in reply.chunks():
+            while True:
+                if data:
+                    conn.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+                    await conn.drain()  # a slow client: the queue fills, the upstream pauses
                 if conn.closed:
+                    return out
+                if run.finished():
                     break
-                conn.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
-                await conn.drain()
-            if chunked and not conn.closed:
-                conn.write(b"0\r\n\r\n")
+                await bridge.wait(run)
+                data = run.take_sse()
+            finished = True
+            res = run.result()
+            tail = b""
+            if not res["ok"]:  # broke after content was relayed: tell the client in-band
+                _, payload, _ = self._failure(res, key.project)
+                tail = b"data: " + payload + b"\n\n"
+            tail += b"data: [DONE]\n\n"
+            conn.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(tail), tail) if chunked else tail)
             if not chunked:
                 conn.close()
-            return reply
+            return out
         finally:
-            self.in_flight -= 1
-            if reply is not None:
-                await reply.aclose()  # a cancelled or broken stream releases its reservation
+            self._streams.discard(run)
+            self._paused_before += run.pauses()
+            if not finished:
+                run.cancel()  # client gone or handler cancelled: stop upstream, release the hold
+
+    def stream_pauses(self) -> int:
+        """Times a stream's upstream transfer was paused because its client read slowly."""
+        return self._paused_before + sum(r.pauses() for r in self._streams)
 
     # --- GET routes -----------------------------------------------------------------------------
 
@@ -411,7 +525,6 @@ class GatewayApp:
 
     async def _usage_route(self, conn: Connection, key: GatewayKey, query: dict[str, str],
                            close: bool) -> None:
-        await self.backend.ledger.flush()  # calls answered before this one are booked
         try:
             self._send(conn, 200, dumps(self._usage(key, query)), close)
         except HttpError as e:
@@ -445,50 +558,54 @@ class GatewayApp:
         }
 
     async def _upstream_json(self, path: str) -> tuple[int, Any]:
-        resp = await self.upstream.request("GET", path)
+        """GET ``path`` on the upstream through the engine's own libcurl loop (one network stack).
+        Status 0: unreachable."""
+        call = self.engine.net_client.start("GET", path, max_retries=0,
+                                            timeouts=(5.0, None, None, 10.0))
         try:
-            data = await resp.read()
-        finally:
-            resp.release()
-        try:
-            return resp.status, loads(data)
-        except ValueError:
-            return resp.status, None
+            await _bridge().wait(call)
+        except BaseException:
+            call.cancel()
+            raise
+        if call.ok:
+            return call.status(), call.body_json()
+        err = call.error()
+        return int(err.get("status") or 0), None
 
     async def _health(self, conn: Connection, close: bool) -> None:
         t0 = time.perf_counter()
         upstream: dict[str, Any]
-        try:
-            status, _ = await asyncio.wait_for(self._upstream_json("/key"), 10)
-            upstream = {"reachable": True, "status": status,
-                        "authenticated": status == 200,
+        status, _ = await self._upstream_json("/key")
+        if status:
+            upstream = {"reachable": True, "status": status, "authenticated": status == 200,
                         "latency_ms": round((time.perf_counter() - t0) * 1000, 2)}
-        except (UpstreamConnectionError, asyncio.TimeoutError, OSError) as e:
-            upstream = {"reachable": False, "error": type(e).__name__}
+        else:
+            upstream = {"reachable": False, "error": "unreachable"}
         try:
             self.tracker.live_reservations()
             ledger = {"ok": True, "path": str(self.settings.ledger_path())}
         except Exception as e:  # noqa: BLE001
             ledger = {"ok": False, "error": type(e).__name__}
-        healthy = upstream.get("authenticated") and ledger["ok"]
+        router = self.manager.health()
+        healthy = upstream.get("authenticated") and ledger["ok"] and router["overall"] != "down"
         body = {"status": "healthy" if healthy else "degraded", "version": _VERSION,
                 "uptime_s": round(time.time() - self.started, 3), "upstream": upstream,
-                "ledger": ledger, "models": len(self.catalog), "in_flight": self.in_flight}
+                "ledger": ledger, "router": router, "models": len(self.catalog),
+                "in_flight": self.in_flight,
+                "streams": {"open": len(self._streams), "pauses": self.stream_pauses()}}
         self._send(conn, 200 if healthy else 503, dumps(body), close)
 
     async def _credits(self, conn: Connection, key: GatewayKey, close: bool) -> None:
-        try:
-            status, data = await self._upstream_json("/credits")
-        except UpstreamConnectionError as e:
-            raise_body = HttpError(502, str(e), type_="upstream_error").body()
-            self._send(conn, 502, raise_body, close)
+        status, data = await self._upstream_json("/credits")
+        if not status:
+            self._send(conn, 502, HttpError(502, "the upstream cannot be reached",
+                                            type_="upstream_error").body(), close)
             return
         if status != 200 or not isinstance(data, dict):
             self._send(conn, 502, HttpError(502, f"upstream /credits answered {status}",
                                             type_="upstream_error").body(), close)
             return
         d = data.get("data") or {}
-        await self.backend.ledger.flush()
         total = Decimal(str(d.get("total_credits", 0)))
         used = Decimal(str(d.get("total_usage", 0)))
         project_budget = None

@@ -110,6 +110,20 @@ def openapi_spec(settings: GatewaySettings | None = None) -> dict[str, Any]:
                     "error": {"type": "string"}}},
                 "ledger": {"type": "object", "properties": {"ok": {"type": "boolean"},
                                                             "path": {"type": "string"}}},
+                "router": {"type": "object", "description": "The router's HealthReport",
+                           "properties": {
+                               "overall": {"enum": ["ok", "degraded", "down"]},
+                               "models": {"type": "object", "additionalProperties": {
+                                   "type": "object", "properties": {
+                                       "state": {"enum": ["ok", "degraded", "circuit_open",
+                                                          "rate_limited"]},
+                                       "reason": {"type": "string"},
+                                       "breaker": {"enum": ["closed", "open", "half_open"]},
+                                       "retry_in": {"type": "number"},
+                                       "success_rate": {"type": "number"},
+                                       "window_calls": {"type": "integer"}}}}}},
+                "streams": {"type": "object", "properties": {
+                    "open": {"type": "integer"}, "pauses": {"type": "integer"}}},
                 "models": {"type": "integer"}, "in_flight": {"type": "integer"}},
         },
         "Budget": {
@@ -156,7 +170,7 @@ def openapi_spec(settings: GatewaySettings | None = None) -> dict[str, Any]:
                     "remaining": money}}},
         },
     }
-    secured = [{"gatewayKey": []}]
+    secured: list[dict[str, list[str]]] = [{"gatewayKey": []}]
     model_header = {"X-Orroute-Model": {"description": "the model that served the request",
                                         "schema": {"type": "string"}}}
     paths: dict[str, Any] = {
@@ -180,7 +194,11 @@ def openapi_spec(settings: GatewaySettings | None = None) -> dict[str, Any]:
                                "responses": {"200": _json(_ref("ModelList"), "The models"),
                                              "401": _ERRORS["401"]}}},
         "/api/v1/ai/health": {"get": {
-            "summary": "Health of the upstream and the ledger (no key needed)",
+            "summary": "Health of the upstream, the ledger and the router (no key needed)",
+            "responses": {"200": _json(_ref("Health"), "Healthy"),
+                          "503": _json(_ref("Health"), "Degraded")}}},
+        "/health": {"get": {
+            "summary": "Same as /api/v1/ai/health",
             "responses": {"200": _json(_ref("Health"), "Healthy"),
                           "503": _json(_ref("Health"), "Degraded")}}},
         "/api/v1/ai/models": {"get": {"summary": "Available models with prices and capabilities",

@@ -15,7 +15,6 @@ import threading
 from typing import Any
 
 from .._http_server import Connection, new_event_loop, serve_in_thread
-from ._upstream import Upstream
 from .app import GatewayApp
 from .keys import KeyStore
 from .settings import GatewaySettings, load_gateway_settings
@@ -59,6 +58,7 @@ class Gateway:
         self._thread: threading.Thread | None = None
         self._server: asyncio.AbstractServer | None = None
         self.app: GatewayApp | None = None
+        self.manager: Any = None  # the orroute.AIModelManager, once started
         self._port = settings.port
 
     def __repr__(self) -> str:
@@ -83,38 +83,35 @@ class Gateway:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def _load_catalog(self, upstream: Upstream) -> Any:
-        from ..catalog import Catalog
+    def _build_manager(self) -> Any:
+        """The router: one engine (one libcurl loop, breakers, rate limits, retry policy) on the
+        gateway's ledger. Without a given catalog the engine reads the upstream's ``/models``
+        (the bundled snapshot when that fails). Blocks up to ~6 s: run off the event loop."""
+        from ..manager import AIModelManager
 
-        if self._catalog is not None:
-            return self._catalog
-        try:
-            resp = await asyncio.wait_for(upstream.request("GET", "/models"), 15)
-            try:
-                data = await resp.read()
-            finally:
-                resp.release()
-            if resp.status == 200:
-                return Catalog.from_json(data)
-            _log.warning("upstream /models answered %s; using the bundled catalog", resp.status)
-        except Exception as e:  # noqa: BLE001 - offline: the bundled snapshot
-            _log.warning("cannot load the upstream catalog (%s); using the bundled one",
-                         type(e).__name__)
-        return Catalog.bundled()
+        s = self.settings
+        return AIModelManager(
+            api_key=s.api_keys(), base_url=s.base_url, strategy=s.strategy, ledger=self.tracker,
+            catalog=self._catalog, refresh_catalog=self._catalog is None, limits=s.limits,
+            breaker=s.breaker, max_retries=s.max_retries,
+            max_admission_wait=s.max_admission_wait, timeout=s.timeout,
+            app_name="orroute gateway",
+        )
 
     async def _start_async(self, reuse_port: bool = False) -> None:
+        from ..catalog import Catalog
         from ..selector import ModelSelector
 
         s = self.settings
-        upstream = Upstream(s.base_url, s.api_key,
-                            headers={"X-Title": "orroute gateway",
-                                     "HTTP-Referer": "https://github.com/orroute/orroute"})
-        catalog = await self._load_catalog(upstream)
+        loop = asyncio.get_running_loop()
+        manager = await loop.run_in_executor(None, self._build_manager)
+        self.manager = manager
+        catalog = self._catalog if self._catalog is not None else Catalog(manager._engine.catalog)
         selector = ModelSelector(catalog, strategy=s.strategy)
         self.app = GatewayApp(s, keys=self.keys, tracker=self.tracker, catalog=catalog,
-                              selector=selector, upstream=upstream)
+                              selector=selector, manager=manager)
         app = self.app
-        self._server = await asyncio.get_running_loop().create_server(
+        self._server = await loop.create_server(
             lambda: Connection(app), s.host, self._port, backlog=4096,
             reuse_port=reuse_port or None,
         )
@@ -128,12 +125,8 @@ class Gateway:
                 conn.abort()
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for t in tasks:
-            t.cancel()
+            t.cancel()  # each handler cancels its engine run (the reservation is released)
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.app is not None:
-            await self.app.backend.ledger.flush()
-            self.app.backend.ledger.close()
-            self.app.upstream.close()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -166,11 +159,26 @@ class Gateway:
     close = stop
 
     def flush(self) -> None:
-        """Waits until every answered call is settled in the ledger (settling happens after the
-        response, off the request path)."""
-        loop = self._loop
-        if loop is not None and self.app is not None:
-            asyncio.run_coroutine_threadsafe(self.app.backend.ledger.flush(), loop).result(30)
+        """Kept for compatibility: the engine settles every call in the ledger before its
+        response is written, so there is nothing to wait for."""
+
+    def stream_pauses(self) -> int:
+        """Times a stream's upstream transfer was paused because its client read slowly."""
+        loop, app = self._loop, self.app
+        if loop is None or app is None:
+            return 0
+
+        async def count() -> int:
+            return app.stream_pauses()
+
+        return asyncio.run_coroutine_threadsafe(count(), loop).result(10)
+
+    def health(self) -> dict[str, Any]:
+        """The router's health (``AIModelManager.health()``): each model's state (ok, degraded,
+        circuit open, rate limited) and an overall state."""
+        if self.manager is None:
+            raise RuntimeError("the gateway is not running")
+        return self.manager.health()
 
     def __enter__(self) -> Gateway:  # noqa: PYI034
         return self.start()

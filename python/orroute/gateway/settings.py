@@ -9,8 +9,13 @@ file's ``[gateway]`` table::
     host = "0.0.0.0"
     port = 8080
     strategy = "balanced"            # what orroute/auto means
+    max_retries = 2                  # the router's retries of one model before falling back
     [gateway.routes]                 # a route name -> models tried in order
     support = ["openai/gpt-4o-mini", "anthropic/claude-3-haiku"]
+    [gateway.limits]                 # rate limits per model id (or "key"), per minute
+    "openai/gpt-4o" = {limit_requests = 60, limit_input = 100000}
+    [gateway.breaker]                # circuit breaker: failures, failure_rate, cooldown, ...
+    cooldown = 30
 """
 
 from __future__ import annotations
@@ -51,6 +56,17 @@ class GatewaySettings:
     workers: int = 1
     access_log: bool = False
     key_cache_ttl: float = 1.0  # seconds a verified gateway key is trusted before re-reading
+    # the router (orroute.AIModelManager's arguments of the same names)
+    max_retries: int = 2  # retries of one model on transient errors before falling back
+    limits: dict[str, dict[str, Any]] = field(default_factory=dict)  # model id / "key" -> limits
+    breaker: dict[str, Any] = field(default_factory=dict)  # failures, failure_rate, cooldown, ...
+    max_admission_wait: float = 5.0  # seconds to wait for a rate limit before the next model
+    timeout: float = 600.0  # seconds for a completion (first byte and idle gap for a stream)
+    stream_queue: int = 64  # chunks buffered per stream before the upstream transfer is paused
+
+    def api_keys(self) -> list[str]:
+        """The upstream key(s): ``api_key`` may hold several, comma-separated (rotated)."""
+        return [k.strip() for k in (self.api_key or "").split(",") if k.strip()]
 
     def ledger_path(self) -> Path:
         if self.ledger:
@@ -89,7 +105,9 @@ def load_gateway_settings(
     if cfg_path is not None:
         gw = dict(_read_toml(Path(cfg_path)).get("gateway") or {})
     where = f"{cfg_path}: gateway"
-    unknown = set(gw) - {"host", "port", "strategy", "routes", "candidates", "workers"}
+    unknown = set(gw) - {"host", "port", "strategy", "routes", "candidates", "workers",
+                         "max_retries", "limits", "breaker", "max_admission_wait", "timeout",
+                         "stream_queue"}
     if unknown:
         raise ConfigError(f"{where}: unknown key {min(unknown)!r}")
     try:
@@ -98,6 +116,15 @@ def load_gateway_settings(
         s.port = int(gw.get("port", s.port))
         s.candidates = int(gw.get("candidates", s.candidates))
         s.workers = int(gw.get("workers", s.workers))
+        s.max_retries = int(gw.get("max_retries", s.max_retries))
+        s.max_admission_wait = float(gw.get("max_admission_wait", s.max_admission_wait))
+        s.timeout = float(gw.get("timeout", s.timeout))
+        s.stream_queue = int(gw.get("stream_queue", s.stream_queue))
+        for name in ("limits", "breaker"):
+            value = gw.get(name) or {}
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{name} must be a table")
+            setattr(s, name, dict(value))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
     routes = gw.get("routes") or {}

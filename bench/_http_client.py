@@ -1,9 +1,7 @@
-"""A small keep-alive HTTP/1.1 client on asyncio streams, for the gateway's upstream calls.
-
-Why not httpx/aiohttp: the gateway relays bytes; a client that hands out the response body as it
-arrives (de-chunked, unparsed) and pools connections per event loop costs a few microseconds per
-request, where httpx's layers cost ~10x that (see docs/gateway.md). The upstream key lives only in
-``self._auth`` and the bytes of each request head; it is never part of an exception or a repr.
+"""The load generator's HTTP client (bench only): a small keep-alive HTTP/1.1 client on asyncio
+streams. A few microseconds per request, so the figures measure the servers, not the client
+(httpx's layers cost ~10x that). The gateway itself reaches the upstream through the engine's
+libcurl loop; this file used to be its upstream client and stays here for the benchmark.
 """
 
 from __future__ import annotations
