@@ -1,8 +1,9 @@
 // Budget leases: reserve() served from a per-process allowance must keep every guarantee of exact
 // reservations (budgets never overspent, cutoffs and budget changes seen at once by every process,
-// dead processes' money reclaimed). Two SqliteLedger objects on one file stand for two processes
-// where a test needs to look from outside (each has its own connection, cache and leases); the
-// cross-process tests fork real processes.
+// dead processes' money reclaimed). A second SqliteLedger object on the same file acts like
+// another process for everything that goes through the database and the epoch sidecar (it has
+// its own connection, cache and leases); what another process *sees* is read by a forked child
+// (objects of one process share their view of reserved money).
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -63,6 +64,43 @@ CallRecord cost(const char* usd) {
   return c;
 }
 
+// Reserved (first matching budget) and live reservations as another process sees them.
+struct Outside {
+  Money reserved;
+  int64_t live = 0;
+  Money live_amount;
+};
+Outside outside(const std::string& path, const char* project = "p", TimeUs at = 0) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string out = "ERR";
+    try {
+      SqliteLedger l(path);
+      const auto st = l.budget_states({project, "", {}}, at, false).at(0);
+      const auto live = l.live_reservations();
+      out = st.reserved.to_string() + " " + std::to_string(live.first) + " " + live.second.to_string();
+    } catch (...) {
+    }
+    const ssize_t n = ::write(fds[1], out.data(), out.size());
+    ::_exit(n == static_cast<ssize_t>(out.size()) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[256];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(text != "ERR");
+  const auto a = text.find(' '), b = text.find(' ', a + 1);
+  return {Money::parse(text.substr(0, a)), std::stoll(text.substr(a + 1, b - a - 1)),
+          Money::parse(text.substr(b + 1))};
+}
+
 BudgetState state(SqliteLedger& l, const char* project = "p", TimeUs at = 0) {
   const auto states = l.budget_states({project, "", {}}, at, false);
   REQUIRE(states.size() == 1);
@@ -80,17 +118,21 @@ TEST_CASE("a lease serves reserves locally and others see it as reserved", "[led
   REQUIRE(r.status == ReserveStatus::kReserved);
   REQUIRE(r.reservation_id < 0);  // served from a lease
   // The grant is 32 calls of this size (well under 1/8 of what is left): the next 31 are local.
-  REQUIRE(b.budget_states({"p", "", {}}, 0, false)[0].reserved == Money::parse("0.32"));
+  Outside seen = outside(file.path);
+  REQUIRE(seen.reserved == Money::parse("0.32"));
+  REQUIRE((seen.live == 1 && seen.live_amount == Money::parse("0.32")));
   REQUIRE(state(a).reserved == Money::parse("0.01"));  // this process sees its own reservation
+  REQUIRE(state(b).reserved == Money::parse("0.01"));  // from any of its objects on the file
   REQUIRE(a.live_reservations() == std::pair<int64_t, Money>{1, Money::parse("0.01")});
-  REQUIRE(b.live_reservations() == std::pair<int64_t, Money>{1, Money::parse("0.32")});
+  REQUIRE(b.live_reservations() == std::pair<int64_t, Money>{1, Money::parse("0.01")});
   a.settle(r.reservation_id, cost("0.004"));
   REQUIRE(state(a).spent == Money::parse("0.004"));
   REQUIRE(state(a).reserved.is_zero());
-  REQUIRE(state(b).reserved == Money::parse("0.31"));  // the rest of the grant
+  REQUIRE(outside(file.path).reserved == Money::parse("0.31"));  // the rest of the grant
   a.release_leases();
-  REQUIRE(state(b).reserved.is_zero());
-  REQUIRE(b.live_reservations().first == 0);
+  seen = outside(file.path);
+  REQUIRE(seen.reserved.is_zero());
+  REQUIRE(seen.live == 0);
   // No budget matches: purely local, nothing booked.
   const auto free_call = a.reserve(req("5", "unbudgeted"));
   REQUIRE(free_call.status == ReserveStatus::kReserved);
@@ -236,15 +278,14 @@ TEST_CASE("a new day moves to a new lease and returns the old one", "[ledger][le
   auto r = a.reserve(req("0.01", "p", kJan31_2359));
   REQUIRE(r.status == ReserveStatus::kReserved);
   a.settle(r.reservation_id, cost("0.01"));
-  const auto old_day = b.budget_states({}, kJan31_2359, false).at(0);
-  REQUIRE(old_day.reserved == Money::parse("0.31"));  // the lease's unused part
+  REQUIRE(outside(file.path, "p", kJan31_2359).reserved == Money::parse("0.31"));  // unused part
   r = a.reserve(req("0.01", "p", kFeb01_0000));
   REQUIRE(r.status == ReserveStatus::kReserved);
-  REQUIRE(b.budget_states({}, kJan31_2359, false).at(0).reserved.is_zero());
+  REQUIRE(outside(file.path, "p", kJan31_2359).reserved.is_zero());
   const auto new_day = b.budget_states({}, kFeb01_0000, false).at(0);
   REQUIRE(new_day.window_start == kFeb01_0000);
   REQUIRE(new_day.spent.is_zero());
-  REQUIRE(new_day.reserved == Money::parse("0.32"));
+  REQUIRE(outside(file.path, "p", kFeb01_0000).reserved == Money::parse("0.32"));
   a.settle(r.reservation_id, cost("0.02"));
   REQUIRE(a.budget_states({}, kFeb01_0000, false).at(0).spent == Money::parse("0.02"));
   REQUIRE(a.calls({}).at(1).at == kFeb01_0000);  // booked at the reservation's time
@@ -260,7 +301,7 @@ TEST_CASE("a lease reclaimed while its process lives is noticed at settle", "[le
   REQUIRE(r.status == ReserveStatus::kReserved);
   // Far past the lease's expiry another process reclaims it.
   REQUIRE(b.reclaim(now_us()) == 1);
-  REQUIRE(b.live_reservations().first == 0);
+  REQUIRE(outside(file.path).live == 0);
   const auto s = a.settle(r.reservation_id, cost("0.05"));
   REQUIRE_FALSE(s.reservation_found);
   REQUIRE(b.budget_states({}, 0, false).at(0).spent == Money::parse("0.05"));

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <fstream>
 #include <limits>
@@ -454,7 +455,76 @@ struct SqliteLedger::Impl {
   // path (exact within one process).
   std::map<std::pair<int64_t, TimeUs>, Counter> wcache;
 
+  // Every ledger object open in this process, by canonical file path: what "this process"
+  // sees (budget_states, live_reservations) covers all its objects on one file (e.g. a
+  // CostTracker and the engine's own ledger), not only the one asked. Never destroyed (static
+  // destruction order).
+  struct OpenLedgers {
+    std::mutex mu;
+    std::multimap<std::string, Impl*> by_path;
+  };
+  static OpenLedgers& open_ledgers() {
+    static auto* registry = new OpenLedgers;
+    return *registry;
+  }
+  std::string canonical;  // registry key ("" = not registered)
+
+  void register_open() {
+    if (path == ":memory:" || path.empty()) return;
+    std::error_code ec;
+    const auto c = std::filesystem::weakly_canonical(path, ec);
+    canonical = ec ? path : c.string();
+    std::lock_guard lk(open_ledgers().mu);
+    open_ledgers().by_path.emplace(canonical, this);
+  }
+
+  // This process's view across its objects on this file: free lease money per window, the
+  // lease rows, and the reservations served from them. Caller holds `mu` (never an lmu).
+  struct ProcessView {
+    std::map<std::pair<int64_t, TimeUs>, Money> free;
+    std::vector<int64_t> lease_rows;
+    int64_t subs = 0;
+    Money held;
+  };
+  ProcessView process_view() {
+    ProcessView v;
+    auto add = [&v](Impl& impl) {
+      std::lock_guard lk(impl.lmu);
+      for (const auto& [key, lease] : impl.leases) {
+        if (lease->dead) continue;
+        v.lease_rows.push_back(lease->row_id);
+        for (const auto& w : key) v.free[w] += lease->free;
+      }
+      for (const auto& [id, sub] : impl.subs) {
+        if (sub.lease && sub.lease->dead) continue;
+        ++v.subs;
+        v.held += sub.amount;
+      }
+    };
+    if (canonical.empty()) {
+      add(*this);
+      return v;
+    }
+    const int64_t me = ::getpid();
+    std::lock_guard lk(open_ledgers().mu);
+    auto [lo, hi] = open_ledgers().by_path.equal_range(canonical);
+    for (auto it = lo; it != hi; ++it) {
+      if (it->second->pid == me) add(*it->second);  // a forked child's copies are not its own
+    }
+    return v;
+  }
+
   ~Impl() {
+    if (!canonical.empty()) {
+      std::lock_guard lk(open_ledgers().mu);
+      auto [lo, hi] = open_ledgers().by_path.equal_range(canonical);
+      for (auto it = lo; it != hi; ++it) {
+        if (it->second == this) {
+          open_ledgers().by_path.erase(it);
+          break;
+        }
+      }
+    }
     for (auto& [sql, s] : stmts) sqlite3_finalize(s);
     for (auto& [sql, s] : literal_stmts) sqlite3_finalize(s);
     if (db) sqlite3_close_v2(db);
@@ -1464,6 +1534,7 @@ SqliteLedger::SqliteLedger(const std::string& path, SqliteLedgerOptions options)
   impl_->pid_start = process_start(impl_->pid);
   impl_->host = host_name();
   impl_->open();
+  impl_->register_open();
 }
 
 SqliteLedger::~SqliteLedger() {
@@ -1572,14 +1643,14 @@ std::vector<BudgetState> SqliteLedger::budget_states(const SpendScope& scope, Ti
   Impl::Txn txn(*impl_);
   impl_->read_state();
   std::vector<BudgetState> out;
-  {
-    std::lock_guard lk(impl_->lmu);
-    for (const auto& m : impl_->match(scope, at, all)) {
-      // This process's unused lease money is not reserved for anything yet.
-      Money reserved = m.counter.reserved - impl_->own_free({m.budget->id, m.start});
-      if (reserved.is_negative()) reserved = Money();
-      out.push_back({*m.budget, m.start, m.end, m.counter.spent, reserved});
-    }
+  const auto matched = impl_->match(scope, at, all);
+  const Impl::ProcessView view = impl_->process_view();
+  for (const auto& m : matched) {
+    // This process's unused lease money is not reserved for anything yet.
+    Money reserved = m.counter.reserved;
+    if (auto f = view.free.find({m.budget->id, m.start}); f != view.free.end()) reserved -= f->second;
+    if (reserved.is_negative()) reserved = Money();
+    out.push_back({*m.budget, m.start, m.end, m.counter.spent, reserved});
   }
   txn.commit();
   return out;
@@ -1721,14 +1792,8 @@ std::pair<int64_t, Money> SqliteLedger::live_reservations() {
   s.step();
   int64_t n = s.i64(0);
   Money sum = join(s.i64(1), s.i64(2));
-  std::vector<int64_t> own;
-  {
-    std::lock_guard lk(impl_->lmu);
-    for (const auto& [key, lease] : impl_->leases) {
-      if (!lease->dead) own.push_back(lease->row_id);
-    }
-  }
-  for (const int64_t id : own) {
+  const Impl::ProcessView view = impl_->process_view();
+  for (const int64_t id : view.lease_rows) {
     auto r = impl_->q("SELECT amount_nanos, amount_attos FROM reservations WHERE id = ?");
     r.bind(1, id);
     if (!r.step()) continue;
@@ -1737,12 +1802,8 @@ std::pair<int64_t, Money> SqliteLedger::live_reservations() {
     --n;
     sum -= amount;
   }
-  std::lock_guard lk(impl_->lmu);
-  for (const auto& [id, sub] : impl_->subs) {
-    if (sub.lease && sub.lease->dead) continue;
-    ++n;
-    sum += sub.amount;
-  }
+  n += view.subs;
+  sum += view.held;
   return {n, sum};
 }
 
