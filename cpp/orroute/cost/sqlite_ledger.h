@@ -45,7 +45,8 @@ struct SqliteLedgerOptions {
 // while there is room: at most 1/8 of what the budgets have left and 32 calls of this size, so
 // grants shrink to exact near the limit and spend never exceeds it. Other processes see this
 // process's unused lease money as reserved; this process does not (budget_states() and
-// live_reservations() show its own reservations only). Cutoffs and budget changes reach every
+// live_reservations() show its own reservations only, over all its SqliteLedger objects on the
+// file). Cutoffs and budget changes reach every
 // process's next reserve() through an epoch counter in a shared sidecar file (`<path>-orroute`,
 // mmap'd; bumped by set_cutoff/set_budget/remove_budget). Without the sidecar, leases are off.
 // Reservations served from leases have negative ids.
