@@ -155,13 +155,19 @@ void bind_cost(py::module_& m) {
 
   using GIL = py::call_guard<py::gil_scoped_release>;
   py::class_<SqliteLedger>(m, "SqliteLedger")
-      .def(py::init([](const std::string& path, int32_t busy_timeout_ms, bool durable_fsync) {
-             return std::make_unique<SqliteLedger>(
-                 path, SqliteLedgerOptions{busy_timeout_ms, durable_fsync, 1'000'000});
+      .def(py::init([](const std::string& path, int32_t busy_timeout_ms, bool durable_fsync,
+                       bool leases) {
+             SqliteLedgerOptions options;
+             options.busy_timeout_ms = busy_timeout_ms;
+             options.durable_fsync = durable_fsync;
+             options.leases = leases;
+             return std::make_unique<SqliteLedger>(path, options);
            }),
            py::arg("path"), py::arg("busy_timeout_ms") = 30'000, py::arg("durable_fsync") = false,
-           GIL())
+           py::arg("leases") = true, GIL())
       .def_property_readonly("path", &SqliteLedger::path)
+      .def_property_readonly("leases", &SqliteLedger::leases_enabled)
+      .def("release_leases", &SqliteLedger::release_leases, GIL())
       .def("schema_version", &SqliteLedger::schema_version, GIL())
       .def("set_budget",
            [](SqliteLedger& l, const std::string& scope, const std::string& period, Money limit,
@@ -182,16 +188,27 @@ void bind_cost(py::module_& m) {
       .def("budgets", &SqliteLedger::budgets, GIL())
       .def("budget_states", &SqliteLedger::budget_states, py::arg("scope"), py::arg("at"),
            py::arg("all"), GIL())
+      // A lease hit takes well under a microsecond: keep the GIL for it (releasing it costs
+      // more under contention); release it only when the database is involved.
       .def("reserve",
            [](SqliteLedger& l, const SpendScope& scope, Money amount, TimeUs at, int64_t ttl_us,
               const std::string& model, const std::string& task_id) {
-             return l.reserve(ReserveRequest{scope, amount, at, ttl_us, model, task_id});
+             const ReserveRequest req{scope, amount, at, ttl_us, model, task_id};
+             if (auto out = l.try_reserve_local(req)) return std::move(*out);
+             py::gil_scoped_release release;
+             return l.reserve(req);
            },
            py::arg("scope"), py::arg("amount"), py::arg("at") = 0,
            py::arg("ttl_us") = 15LL * 60 * 1'000'000, py::arg("model") = "",
-           py::arg("task_id") = "", GIL())
+           py::arg("task_id") = "")
       .def("settle", &SqliteLedger::settle, py::arg("reservation_id"), py::arg("call"), GIL())
-      .def("release", &SqliteLedger::release, py::arg("reservation_id"), GIL())
+      .def("release",
+           [](SqliteLedger& l, int64_t id) {
+             if (id < 0) return l.release(id);  // lease reservations are released in memory
+             py::gil_scoped_release release;
+             return l.release(id);
+           },
+           py::arg("reservation_id"))
       .def("record", &SqliteLedger::record, py::arg("call"), GIL())
       .def("reclaim", &SqliteLedger::reclaim, py::arg("at") = 0, GIL())
       .def("live_reservations", &SqliteLedger::live_reservations, GIL())
@@ -212,11 +229,14 @@ void bind_cost(py::module_& m) {
       .def("reserve",
            [](BudgetGuard& g, const SpendScope& scope, Money amount, TimeUs at, int64_t ttl_us,
               const std::string& model, const std::string& task_id) {
-             return g.reserve(ReserveRequest{scope, amount, at, ttl_us, model, task_id});
+             const ReserveRequest req{scope, amount, at, ttl_us, model, task_id};
+             if (auto out = g.try_reserve_local(req)) return std::move(*out);
+             py::gil_scoped_release release;
+             return g.reserve(req);
            },
            py::arg("scope"), py::arg("amount"), py::arg("at") = 0,
            py::arg("ttl_us") = 15LL * 60 * 1'000'000, py::arg("model") = "",
-           py::arg("task_id") = "", GIL());
+           py::arg("task_id") = "");
 }
 
 }  // namespace orroute::bindings

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -301,6 +302,15 @@ class Reservation:
         self.release()
 
 
+def _give_back_leases(ledger: Any, pid: int) -> None:
+    if os.getpid() != pid:
+        return  # a forked child: the parent's leases are not ours
+    try:
+        ledger.release_leases()
+    except Exception:  # best effort: a dead process's leases are reclaimed anyway
+        _log.debug("could not give back budget leases", exc_info=True)
+
+
 class CostTracker:
     """The plan's cost tracker: estimates, budgets, reservations, alerts and the usage ledger.
 
@@ -312,6 +322,10 @@ class CostTracker:
         webhook_url: alerts are also POSTed there as JSON.
         approval_above, approval_hook: calls estimated above this many USD need
             ``approval_hook(ApprovalRequest) -> bool`` to allow them.
+        busy_timeout: seconds a writer waits for another process's transaction.
+        leases: serve reservations from this process's budget leases (an allowance taken from
+            the matching budgets in one transaction; budgets stay exact, see docs/cost.md).
+            ``False``: one database transaction per reservation.
 
     >>> tracker = orroute.CostTracker(":memory:")  # doctest: +SKIP
     >>> tracker.set_budget(10, period="daily", project="demo")  # doctest: +SKIP
@@ -327,6 +341,7 @@ class CostTracker:
         approval_above: Amount | None = None,
         approval_hook: Callable[[ApprovalRequest], bool] | None = None,
         busy_timeout: float = 30.0,
+        leases: bool = True,
     ) -> None:
         if ledger is None:
             path = default_ledger_path()
@@ -339,6 +354,7 @@ class CostTracker:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._path = str(path)
         self._busy_ms = int(busy_timeout * 1000)
+        self._leases = bool(leases)
         self._catalog = catalog
         self._clock = clock
         self.webhook_url = webhook_url
@@ -353,8 +369,13 @@ class CostTracker:
 
     def _open(self) -> None:
         self._pid = os.getpid()
-        self._core_ledger = _core.SqliteLedger(self._path, busy_timeout_ms=self._busy_ms)
+        self._core_ledger = _core.SqliteLedger(
+            self._path, busy_timeout_ms=self._busy_ms, leases=self._leases
+        )
         self._guard = _core.BudgetGuard(self._core_ledger)
+        # Unused lease money goes back to the budgets at exit even if the tracker is still
+        # referenced then (the C++ destructor does it otherwise).
+        self._finalizer = weakref.finalize(self, _give_back_leases, self._core_ledger, self._pid)
         above, hook = self._approval
         if above is not None:
             self._guard.set_approval(above, hook)
@@ -372,6 +393,16 @@ class CostTracker:
     def path(self) -> str:
         """The ledger file (or ``":memory:"``)."""
         return self._path
+
+    @property
+    def leases(self) -> bool:
+        """Whether reservations are served from this process's budget leases."""
+        return bool(self._core.leases)
+
+    def close(self) -> None:
+        """Gives this process's unused lease money back to the budgets (other processes then
+        see it as free). The tracker stays usable; also done at exit."""
+        self._core.release_leases()
 
     def _now_us(self) -> int:
         if self._clock is None:

@@ -29,7 +29,7 @@ struct TempLedgerFile {
   }
   ~TempLedgerFile() { cleanup(); }
   void cleanup() const {
-    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+    for (const char* suffix : {"", "-wal", "-shm", "-orroute"}) std::filesystem::remove(path + suffix);
   }
 };
 
@@ -146,11 +146,11 @@ TEST_CASE("ledger file survives reopening and records its schema version", "[led
   TempLedgerFile file;
   {
     SqliteLedger ledger(file.path);
-    REQUIRE(ledger.schema_version() == 1);
+    REQUIRE(ledger.schema_version() == 2);
     ledger.record(call("m", "0.5"));
   }
   SqliteLedger again(file.path);
-  REQUIRE(again.schema_version() == 1);
+  REQUIRE(again.schema_version() == 2);
   REQUIRE(again.total_cost({}) == Money::parse("0.5"));
 }
 

@@ -124,16 +124,120 @@ def test_sigkill_mid_write_leaves_no_torn_row(tmp_path: Path) -> None:
     path = str(tmp_path / "ledger.sqlite3")
     t = orroute.CostTracker(path)
     t.set_budget("1.00", project="shared")
+    t.set_budget(1000, project="other")  # the spinning holder reserves from a lease
     holder = _start_holder(path, "0.25", "spin")
     time.sleep(1.0)  # let it write a few hundred rows
     _kill(holder)
-    assert t.reclaim() >= 1
+    assert t.reclaim() >= 2  # its reservation on "shared" and its lease on "other"
     assert t.live_reservations() == (0, 0)
     assert t.budget_status(project="shared").reserved == 0
     rows = t.usage_history(project="other")
     assert rows and all(r.cost == Decimal("0.0001") and r.prompt_tokens == 1 for r in rows)
     assert t.total_cost(project="other") == Decimal("0.0001") * len(rows)
+    other = t.budget_status(project="other")  # counters agree with the rows, nothing held
+    assert (other.spent, other.reserved) == (Decimal("0.0001") * len(rows), 0)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         # Every row is complete: its tag-less columns were written in one transaction.
         assert db.execute("SELECT COUNT(*) FROM calls WHERE model_used IS NULL").fetchone() == (0,)
+
+
+LEASE_WORKER = r"""
+import sys
+import orroute
+t = orroute.CostTracker(sys.argv[1])
+t.reserve("0.01", project="shared").settle("0.01", model="m")  # now holds a lease with money free
+print("ready", flush=True)
+for line in sys.stdin:
+    try:
+        t.reserve("0.01", project="shared").settle("0.01", model="m")
+        print("ok", flush=True)
+    except orroute.EmergencyCutoffError:
+        print("cutoff", flush=True)
+    except orroute.BudgetExceededError as e:
+        print(f"exceeded {e.limit}", flush=True)
+"""
+
+
+def test_cutoff_and_lower_limit_reach_a_process_holding_a_lease(tmp_path: Path) -> None:
+    path = str(tmp_path / "ledger.sqlite3")
+    t = orroute.CostTracker(path)
+    t.set_budget(100, project="shared")
+    p = subprocess.Popen(
+        [sys.executable, "-c", LEASE_WORKER, path],
+        env=_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdin is not None and p.stdout is not None
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        # Its lease holds more than its settled call: others see the unused part as reserved.
+        assert t.budget_status(project="shared").reserved > 0
+
+        def ask() -> str:
+            assert p.stdin is not None and p.stdout is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            return p.stdout.readline().strip()
+
+        assert ask() == "ok"
+        t.cutoff("stop now")
+        assert ask() == "cutoff"
+        t.resume()
+        assert ask() == "ok"
+        t.set_budget("0.035", project="shared")  # 0.03 spent: one more 0.01 call does not fit
+        assert ask() == "exceeded 0.035"
+        status = t.budget_status(project="shared")
+        assert (status.spent, status.reserved) == (Decimal("0.03"), 0)  # free part given back
+    finally:
+        p.stdin.close()
+        p.wait(timeout=60)
+        p.stdout.close()
+    assert t.live_reservations() == (0, 0)
+
+
+LEASE_HOLDER = r"""
+import sys, time
+import orroute
+t = orroute.CostTracker(sys.argv[1])
+with t.reserve("0.01", project="shared"):
+    pass
+t.reserve("0.02", project="shared")  # held when killed
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_lease_of_a_killed_process_is_reclaimed(tmp_path: Path) -> None:
+    path = str(tmp_path / "ledger.sqlite3")
+    t = orroute.CostTracker(path)
+    t.set_budget("1.00", project="shared")
+    p = subprocess.Popen(
+        [sys.executable, "-c", LEASE_HOLDER, path], env=_env(), stdout=subprocess.PIPE, text=True
+    )
+    assert p.stdout is not None and p.stdout.readline().strip() == "held"
+    # The holder's whole lease (1/8 of the budget) is set aside, not only its 0.02 in flight.
+    assert t.budget_status(project="shared").reserved == Decimal("0.125")
+    assert t.live_reservations() == (1, Decimal("0.125"))
+    _kill(p)
+    assert t.reclaim() == 1
+    assert t.budget_status(project="shared").reserved == 0
+    t.reserve("1.00", project="shared").settle("1.00", model="m")
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_leases_off_books_each_reservation_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    exact = orroute.CostTracker(path, leases=False)
+    other = orroute.CostTracker(path)
+    assert not exact.leases and other.leases
+    exact.set_budget("1.00", project="shared")
+    r = exact.reserve("0.01", project="shared")
+    assert r.id > 0
+    assert other.budget_status(project="shared").reserved == Decimal("0.01")
+    r.settle("0.004", model="m")
+    assert other.budget_status(project="shared").spent == Decimal("0.004")
+    assert other.live_reservations() == (0, 0)

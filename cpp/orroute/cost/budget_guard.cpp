@@ -14,6 +14,19 @@ std::optional<Money> BudgetGuard::approval_threshold() const {
   return approval_above_;
 }
 
+std::optional<ReserveOutcome> BudgetGuard::try_reserve_local(const ReserveRequest& request) {
+  {
+    std::lock_guard lock(mu_);
+    if (approval_above_ && request.amount > *approval_above_) return std::nullopt;
+  }
+  std::optional<ReserveOutcome> out = ledger_.try_reserve_local(request);
+  if (out && out->status == ReserveStatus::kCutoff) {
+    throw EmergencyCutoff("emergency cutoff engaged: " + out->cutoff_reason);
+  }
+  if (out && out->status == ReserveStatus::kExceeded) return std::nullopt;  // let reserve() decide
+  return out;
+}
+
 ReserveOutcome BudgetGuard::reserve(const ReserveRequest& request) {
   // A cutoff wins over everything: don't bother a human for a call that cannot run anyway.
   if (auto reason = ledger_.cutoff()) throw EmergencyCutoff("emergency cutoff engaged: " + *reason);

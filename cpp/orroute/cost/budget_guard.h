@@ -35,6 +35,9 @@ class BudgetGuard {
   // kExceeded (returned only for downgrade budgets): pick a model costing at most `remaining`.
   // Throws EmergencyCutoff, ApprovalDenied, or BudgetExceeded (refuse budgets).
   ReserveOutcome reserve(const ReserveRequest& request);
+  // reserve() when it can be decided without waiting (no approval needed and the ledger can
+  // answer locally, see Ledger::try_reserve_local); nullopt otherwise. Same results and throws.
+  std::optional<ReserveOutcome> try_reserve_local(const ReserveRequest& request);
 
   Ledger& ledger() { return ledger_; }
 

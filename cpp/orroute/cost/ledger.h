@@ -188,6 +188,13 @@ class Ledger {
   // and, if all hold, records the reservation. Before refusing, reclaims dead or expired
   // reservations and checks again.
   virtual ReserveOutcome reserve(const ReserveRequest& request) = 0;
+  // reserve() when the backend can decide without waiting on storage (e.g. from a budget lease
+  // or a cached cutoff); nullopt otherwise (then call reserve()). Same results and errors as
+  // reserve(). Lets callers skip releasing an interpreter lock for a sub-microsecond call.
+  virtual std::optional<ReserveOutcome> try_reserve_local(const ReserveRequest& request) {
+    (void)request;
+    return std::nullopt;
+  }
   // Atomically: records `call` (at the reservation's time and scope) and removes the reservation.
   // A reservation already reclaimed still gets its row (reservation_found = false).
   virtual SettleOutcome settle(int64_t reservation_id, CallRecord call) = 0;

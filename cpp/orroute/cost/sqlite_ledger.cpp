@@ -1,18 +1,26 @@
 #include "orroute/cost/sqlite_ledger.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <unordered_map>
@@ -112,6 +120,17 @@ class Query {
 };
 
 // ---- processes ---------------------------------------------------------------------------------
+
+// Incremented in every forked child (pthread_atfork, registered once).
+std::atomic<uint64_t>& fork_generation() {
+  static std::atomic<uint64_t> gen{0};
+  static const bool registered = [] {
+    ::pthread_atfork(nullptr, nullptr, [] { fork_generation().fetch_add(1); });
+    return true;
+  }();
+  (void)registered;
+  return gen;
+}
 
 // Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat); 0 if unknown.
 // Guards against pid reuse when deciding that a reservation's owner is still alive.
@@ -305,6 +324,12 @@ CREATE TABLE alerts(
   PRIMARY KEY (budget_id, window_start, threshold_pct));
 CREATE INDEX alerts_fired_at ON alerts(fired_at);
 )sql",
+    // 2: budget leases (a process's allowance, see SqliteLedger) are reservation rows marked 1.
+    R"sql(
+ALTER TABLE reservations ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+-- One page fewer per recorded call: project filters and project budgets use calls_ts.
+DROP INDEX calls_project_ts;
+)sql",
 };
 constexpr int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -328,11 +353,16 @@ struct SqliteLedger::Impl {
   std::unordered_map<const char*, sqlite3_stmt*> literal_stmts;
   int64_t pid = 0, pid_start = 0;
   std::string host;
-  // Budgets as of budget_gen (re-read when another writer bumps it).
-  int64_t budgets_gen = -1;
-  std::vector<Budget> budgets;
-  std::vector<std::shared_ptr<const TimeZone>> zones;
   std::chrono::steady_clock::time_point last_reclaim{};
+
+  // Budgets as of a budget_gen (re-read when a writer bumps it). Replaced, never mutated: the
+  // lease fast path reads it under `lmu` while a transaction (under `mu`) may load a newer one.
+  struct BudgetSet {
+    int64_t gen = -1;
+    std::vector<Budget> budgets;
+    std::vector<std::shared_ptr<const TimeZone>> zones;
+  };
+  std::shared_ptr<const BudgetSet> bset = std::make_shared<BudgetSet>();
 
   struct Counter {
     Money spent, reserved;
@@ -343,10 +373,162 @@ struct SqliteLedger::Impl {
     Counter counter;
   };
 
+  // ---- cross-process epoch (sidecar) ----
+  // A counter in a small shared file next to the ledger (`<path>-orroute`, mmap'd), bumped inside
+  // the writing transaction by set_cutoff, set_budget and remove_budget. While it is unchanged,
+  // this process's cached cutoff and budget list are current, so the lease fast path and cutoff()
+  // need no database read. A ":memory:" ledger keeps it in-process. nullptr: no sidecar (leases
+  // off, every read goes to the database).
+  std::atomic<uint64_t> local_epoch{0};
+  uint64_t* shared_epoch = nullptr;  // in the mmap'd sidecar
+  void* sidecar_map = nullptr;
+  bool has_epoch = false;
+
+  uint64_t load_epoch() const {
+    if (shared_epoch) return std::atomic_ref<uint64_t>(*shared_epoch).load(std::memory_order_acquire);
+    return local_epoch.load(std::memory_order_acquire);
+  }
+  void bump_epoch() {
+    if (shared_epoch) {
+      std::atomic_ref<uint64_t>(*shared_epoch).fetch_add(1, std::memory_order_acq_rel);
+    } else {
+      local_epoch.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+
+  void open_sidecar() {
+    if (path == ":memory:" || path.empty()) {
+      has_epoch = true;
+      return;
+    }
+    const std::string side = path + "-orroute";
+    const int fd = ::open(side.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    constexpr off_t kSize = 64;
+    struct stat st {};
+    bool ok = ::fstat(fd, &st) == 0 && (st.st_size >= kSize || ::ftruncate(fd, kSize) == 0);
+    void* m = ok ? ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+    ::close(fd);
+    if (m == MAP_FAILED) return;
+    sidecar_map = m;
+    shared_epoch = static_cast<uint64_t*>(m);
+    has_epoch = true;
+  }
+
+  // ---- budget leases ----
+  // A lease is one `reservations` row (lease = 1) of this process charged to the reserved
+  // counters of a set of budget windows, exactly like a reservation; locally it is split into
+  // `free` (not yet handed out) and `held` (sub-reservations in flight). Guarded by `lmu`.
+  using WindowKey = std::vector<std::pair<int64_t, TimeUs>>;
+  struct Lease {
+    int64_t row_id = 0;
+    WindowKey windows;
+    std::string windows_text;
+    TimeUs window_end = 0;  // earliest end of its windows
+    TimeUs expires_at = 0;  // of the row
+    Money free, held;
+    int64_t pending = 0;    // claims of transactions not yet committed
+    bool closing = false;   // being deleted by an uncommitted transaction
+    bool dead = false;      // row gone (reclaimed or deleted)
+  };
+  // A reservation served from a lease (negative ids), or purely local when no budget matched.
+  struct Sub {
+    Money amount;
+    std::shared_ptr<Lease> lease;  // null: no budget matched at reserve time
+    TimeUs created_at = 0, expires_at = 0;
+    SpendScope scope;
+    std::string model, task_id;
+    bool settling = false;
+  };
+  static constexpr int64_t kLeaseTtlUs = 15LL * 60 * 1'000'000;
+  bool leases_on = false;
+  std::mutex lmu;  // order: mu before lmu, never the reverse
+  std::map<WindowKey, std::shared_ptr<Lease>> leases;
+  std::unordered_map<int64_t, Sub> subs;
+  int64_t next_sub_id = -1;
+  int64_t leases_gen = -1;  // budget_gen the leases' free portions were granted under
+  // Cached shared state, valid while the epoch equals cached_epoch.
+  bool state_valid = false;
+  uint64_t cached_epoch = 0;
+  std::optional<std::string> cached_cutoff;
+  // Last counter values this process read or wrote, for ReserveOutcome::remaining on the fast
+  // path (exact within one process).
+  std::map<std::pair<int64_t, TimeUs>, Counter> wcache;
+
+  // Every ledger object open in this process, by canonical file path: what "this process"
+  // sees (budget_states, live_reservations) covers all its objects on one file (e.g. a
+  // CostTracker and the engine's own ledger), not only the one asked. Never destroyed (static
+  // destruction order).
+  struct OpenLedgers {
+    std::mutex mu;
+    std::multimap<std::string, Impl*> by_path;
+  };
+  static OpenLedgers& open_ledgers() {
+    static auto* registry = new OpenLedgers;
+    return *registry;
+  }
+  std::string canonical;  // registry key ("" = not registered)
+
+  void register_open() {
+    if (path == ":memory:" || path.empty()) return;
+    std::error_code ec;
+    const auto c = std::filesystem::weakly_canonical(path, ec);
+    canonical = ec ? path : c.string();
+    std::lock_guard lk(open_ledgers().mu);
+    open_ledgers().by_path.emplace(canonical, this);
+  }
+
+  // This process's view across its objects on this file: free lease money per window, the
+  // lease rows, and the reservations served from them. Caller holds `mu` (never an lmu).
+  struct ProcessView {
+    std::map<std::pair<int64_t, TimeUs>, Money> free;
+    std::vector<int64_t> lease_rows;
+    int64_t subs = 0;
+    Money held;
+  };
+  ProcessView process_view() {
+    ProcessView v;
+    auto add = [&v](Impl& impl) {
+      std::lock_guard lk(impl.lmu);
+      for (const auto& [key, lease] : impl.leases) {
+        if (lease->dead) continue;
+        v.lease_rows.push_back(lease->row_id);
+        for (const auto& w : key) v.free[w] += lease->free;
+      }
+      for (const auto& [id, sub] : impl.subs) {
+        if (sub.lease && sub.lease->dead) continue;
+        ++v.subs;
+        v.held += sub.amount;
+      }
+    };
+    if (canonical.empty()) {
+      add(*this);
+      return v;
+    }
+    const int64_t me = ::getpid();
+    std::lock_guard lk(open_ledgers().mu);
+    auto [lo, hi] = open_ledgers().by_path.equal_range(canonical);
+    for (auto it = lo; it != hi; ++it) {
+      if (it->second->pid == me) add(*it->second);  // a forked child's copies are not its own
+    }
+    return v;
+  }
+
   ~Impl() {
+    if (!canonical.empty()) {
+      std::lock_guard lk(open_ledgers().mu);
+      auto [lo, hi] = open_ledgers().by_path.equal_range(canonical);
+      for (auto it = lo; it != hi; ++it) {
+        if (it->second == this) {
+          open_ledgers().by_path.erase(it);
+          break;
+        }
+      }
+    }
     for (auto& [sql, s] : stmts) sqlite3_finalize(s);
     for (auto& [sql, s] : literal_stmts) sqlite3_finalize(s);
     if (db) sqlite3_close_v2(db);
+    if (sidecar_map) ::munmap(sidecar_map, 64);
   }
 
   void exec(const char* sql) {
@@ -418,35 +600,99 @@ struct SqliteLedger::Impl {
     std::function<void()> run;
     std::exception_ptr error;
     bool done = false;
+    bool lead = false;  // this job's thread runs the next batch
+    // Local effects of the job: applied (under lmu) once the batch is committed, or undone if
+    // the job or the batch fails. Counter values written, for wcache.
+    std::vector<std::function<void()>> on_commit, on_fail;
+    std::vector<std::tuple<int64_t, TimeUs, Counter>> counters;
   };
   std::mutex queue_mu;
   std::condition_variable queue_cv;
   std::vector<Job*> queue;
   bool leader_active = false;
+  Job* current = nullptr;  // the job running (under mu), for the hooks below
+  // Leases created by jobs of the running batch (under mu), so that later jobs extend them.
+  std::map<WindowKey, std::shared_ptr<Lease>> pending_new;
+
+  void after_commit(std::function<void()> f) {
+    if (current) current->on_commit.push_back(std::move(f));
+  }
+  void if_failed(std::function<void()> f) {
+    if (current) current->on_fail.push_back(std::move(f));
+  }
+
+  void fail_job(Job& job) {
+    std::lock_guard lk(lmu);
+    for (auto it = job.on_fail.rbegin(); it != job.on_fail.rend(); ++it) (*it)();
+    job.on_fail.clear();
+    job.on_commit.clear();
+    job.counters.clear();
+  }
+
+  void commit_job(Job& job) {
+    std::lock_guard lk(lmu);
+    for (const auto& [id, start, c] : job.counters) wcache[{id, start}] = c;
+    for (auto& f : job.on_commit) f();
+    job.on_commit.clear();
+    job.on_fail.clear();
+  }
 
   void run_batch(const std::vector<Job*>& batch) {
     std::lock_guard lock(mu);
+    bool committed = false;
     try {
       Txn txn(*this);
-      for (Job* job : batch) {
-        q("SAVEPOINT job").run();
+      if (batch.size() == 1) {  // no savepoint needed: a failure rolls back the transaction
+        current = batch[0];
         try {
-          job->run();
+          batch[0]->run();
         } catch (...) {
-          job->error = std::current_exception();
-          q("ROLLBACK TO job").run();
+          current = nullptr;
+          batch[0]->error = std::current_exception();
+          fail_job(*batch[0]);
+          pending_new.clear();
+          return;  // ~Txn rolls back
         }
-        q("RELEASE job").run();
+        current = nullptr;
+      } else {
+        for (Job* job : batch) {
+          q("SAVEPOINT job").run();
+          current = job;
+          try {
+            job->run();
+          } catch (...) {
+            current = nullptr;
+            job->error = std::current_exception();
+            fail_job(*job);
+            q("ROLLBACK TO job").run();
+          }
+          current = nullptr;
+          q("RELEASE job").run();
+        }
       }
       txn.commit();
+      committed = true;
     } catch (...) {
       // BEGIN or COMMIT failed: nothing in the batch happened.
+      current = nullptr;
       for (Job* job : batch) {
-        if (!job->error) job->error = std::current_exception();
+        if (!job->error) {
+          job->error = std::current_exception();
+          fail_job(*job);
+        }
       }
     }
+    if (committed) {
+      for (Job* job : batch) {
+        if (!job->error) commit_job(*job);
+      }
+    }
+    pending_new.clear();
   }
 
+  // Leadership is handed over, not raced for: when a batch ends and jobs are queued, the oldest
+  // queued job's thread leads next, so a thread returning from a batch cannot start a new batch
+  // holding only its own next job while the others are still waking up (batches stay large).
   template <class F>
   auto transact(F&& body) -> decltype(body()) {
     check_pid();
@@ -456,16 +702,23 @@ struct SqliteLedger::Impl {
     job.run = [&] { result.emplace(body()); };
     std::unique_lock lk(queue_mu);
     queue.push_back(&job);
+    if (!leader_active) {
+      leader_active = true;
+      job.lead = true;
+    }
     while (!job.done) {
-      if (!leader_active) {
-        leader_active = true;
+      if (job.lead) {
         std::vector<Job*> batch;
         batch.swap(queue);
         lk.unlock();
         run_batch(batch);
         lk.lock();
         for (Job* j : batch) j->done = true;
-        leader_active = false;
+        if (queue.empty()) {
+          leader_active = false;
+        } else {
+          queue.front()->lead = true;
+        }
         queue_cv.notify_all();
       } else {
         queue_cv.wait(lk);
@@ -476,7 +729,11 @@ struct SqliteLedger::Impl {
     return std::move(*result);
   }
 
+  // getpid() is a system call; a fork generation counter bumped in the child by an atfork
+  // handler tells the same thing for free on the hot path.
+  uint64_t fork_gen_at_open = 0;
   void check_pid() const {
+    if (fork_generation().load(std::memory_order_relaxed) == fork_gen_at_open) return;
     if (static_cast<int64_t>(::getpid()) != pid) {
       throw Error("ledger: this connection was opened in another process (fork); open a new one");
     }
@@ -489,10 +746,17 @@ struct SqliteLedger::Impl {
       throw Error("ledger: cannot open '" + path + "': " + msg);
     }
     sqlite3_busy_timeout(db, options.busy_timeout_ms);
+    // Only takes effect on a new, empty file (existing files keep theirs).
+    if (options.page_size > 0) exec(("PRAGMA page_size=" + std::to_string(options.page_size)).c_str());
     if (path != ":memory:") exec("PRAGMA journal_mode=WAL");
+    if (options.wal_autocheckpoint > 0) {
+      exec(("PRAGMA wal_autocheckpoint=" + std::to_string(options.wal_autocheckpoint)).c_str());
+    }
     exec(options.durable_fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     exec("PRAGMA temp_store=MEMORY");
     migrate();
+    open_sidecar();
+    leases_on = options.leases && has_epoch;
   }
 
   int64_t version() {
@@ -524,9 +788,8 @@ struct SqliteLedger::Impl {
   // ---- budgets ----
 
   void load_budgets(int64_t gen) {
-    if (gen == budgets_gen) return;
-    budgets.clear();
-    zones.clear();
+    if (gen == bset->gen) return;
+    auto fresh = std::make_shared<BudgetSet>();
     auto s = q("SELECT id, scope_kind, scope_key, scope_value, period, time_zone, limit_nanos, "
                "limit_attos, policy, thresholds FROM budgets ORDER BY id");
     while (s.step()) {
@@ -540,10 +803,12 @@ struct SqliteLedger::Impl {
       b.limit = join(s.i64(6), s.i64(7));
       b.policy = parse_policy(s.text(8));
       b.thresholds_pct = decode_thresholds(s.text(9));
-      budgets.push_back(std::move(b));
-      zones.push_back(TimeZone::locate(budgets.back().time_zone));
+      fresh->budgets.push_back(std::move(b));
+      fresh->zones.push_back(TimeZone::locate(fresh->budgets.back().time_zone));
     }
-    budgets_gen = gen;
+    fresh->gen = gen;
+    std::lock_guard lk(lmu);
+    bset = std::move(fresh);
   }
 
   // Reads the shared state row (inside a transaction) and refreshes the budget cache.
@@ -554,6 +819,25 @@ struct SqliteLedger::Impl {
     std::optional<std::string> cut;
     if (!s.null(1)) cut = s.text(1);
     load_budgets(gen);
+    return cut;
+  }
+
+  // Inside a write transaction (the write lock held, so no other writer is between its change
+  // and its epoch bump): the cutoff, reading the state row only if the epoch moved since this
+  // process last cached it. Caches what it read once the batch commits.
+  std::optional<std::string> sync_state() {
+    if (!has_epoch) return read_state();
+    const uint64_t e = load_epoch();
+    {
+      std::lock_guard lk(lmu);
+      if (state_valid && e == cached_epoch) return cached_cutoff;
+    }
+    auto cut = read_state();
+    after_commit([this, e, cut] {
+      state_valid = true;
+      cached_epoch = e;
+      cached_cutoff = cut;
+    });
     return cut;
   }
 
@@ -596,6 +880,7 @@ struct SqliteLedger::Impl {
   }
 
   void write_counter(int64_t budget_id, TimeUs start, const Counter& c) {
+    if (current) current->counters.emplace_back(budget_id, start, c);
     const auto [sn, sa] = split(c.spent);
     const auto [rn, ra] = split(c.reserved);
     q("UPDATE budget_windows SET spent_nanos = ?, spent_attos = ?, reserved_nanos = ?, "
@@ -605,10 +890,11 @@ struct SqliteLedger::Impl {
 
   std::vector<Matched> match(const SpendScope& scope, TimeUs at, bool all) {
     std::vector<Matched> out;
-    for (size_t i = 0; i < budgets.size(); ++i) {
-      const Budget& b = budgets[i];
+    const BudgetSet& set = *bset;
+    for (size_t i = 0; i < set.budgets.size(); ++i) {
+      const Budget& b = set.budgets[i];
       if (!all && !matches(b.scope, scope)) continue;
-      const auto [start, end] = window_bounds(b.window, *zones[i], at);
+      const auto [start, end] = window_bounds(b.window, *set.zones[i], at);
       out.push_back({&b, start, end, counter(b, start, end)});
     }
     return out;
@@ -643,6 +929,7 @@ struct SqliteLedger::Impl {
   int64_t reclaim_locked(TimeUs at) {
     last_reclaim = std::chrono::steady_clock::now();
     std::vector<int64_t> dead;
+    std::vector<std::shared_ptr<Lease>> own;
     {
       auto s = q("SELECT id, pid, pid_start, host, expires_at FROM reservations");
       std::unordered_map<int64_t, bool> alive;  // pid -> alive, per pass
@@ -657,22 +944,506 @@ struct SqliteLedger::Impl {
         if (gone) dead.push_back(id);
       }
     }
+    if (!dead.empty()) {
+      std::lock_guard lk(lmu);
+      for (const auto& [key, lease] : leases) {
+        if (std::find(dead.begin(), dead.end(), lease->row_id) != dead.end()) own.push_back(lease);
+      }
+    }
     for (const int64_t id : dead) remove_reservation(id);
+    // One of this process's leases expired (idle for its whole ttl): it is gone with its subs.
+    for (auto& lease : own) after_commit([this, lease] { drop_lease(lease); });
     return static_cast<int64_t>(dead.size());
+  }
+
+  // ---- leases (see the Lease struct); functions marked "under lmu" expect it held ----
+
+  // Under lmu: forgets a lease whose row is gone, and the reservations served from it.
+  void drop_lease(const std::shared_ptr<Lease>& lease) {
+    lease->dead = true;
+    auto it = leases.find(lease->windows);
+    if (it != leases.end() && it->second == lease) leases.erase(it);
+    for (auto s = subs.begin(); s != subs.end();) {
+      s = s->second.lease == lease ? subs.erase(s) : std::next(s);
+    }
+  }
+
+  // Under lmu: this process's unused lease money on one budget window.
+  Money own_free(const std::pair<int64_t, TimeUs>& w) const {
+    Money sum;
+    for (const auto& [key, lease] : leases) {
+      if (!lease->dead && std::find(key.begin(), key.end(), w) != key.end()) sum += lease->free;
+    }
+    return sum;
+  }
+
+  static std::string encode_windows(const WindowKey& key) {
+    std::string out;  // "budget:start;..."
+    for (const auto& [id, start] : key) out += std::to_string(id) + ":" + std::to_string(start) + ";";
+    return out;
+  }
+
+  // Adds `delta` (may be negative) to a window's reserved counter; no-op if the counter is gone
+  // (its budget was removed).
+  void add_reserved(int64_t budget_id, TimeUs start, Money delta) {
+    Counter c;
+    {
+      auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
+                 "budget_windows WHERE budget_id = ? AND window_start = ?");
+      s.bind(1, budget_id).bind(2, start);
+      if (!s.step()) return;
+      c = {join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3)) + delta};
+    }
+    if (c.reserved.is_negative()) c.reserved = Money();
+    write_counter(budget_id, start, c);
+  }
+
+  // Adds `delta` to a lease row's amount (exact nanos/attos carry, relative to what is stored so
+  // that several jobs of one batch compose) and pushes its expiry to at least `expires`.
+  // false if the row is gone.
+  bool add_to_lease_row(int64_t row_id, Money delta, TimeUs expires) {
+    const auto [dn, da] = split(delta);
+    q("UPDATE reservations SET "
+      "amount_nanos = amount_nanos + ?1 + (amount_attos + ?2 >= 1000000000), "
+      "amount_attos = amount_attos + ?2 - 1000000000 * (amount_attos + ?2 >= 1000000000), "
+      "expires_at = MAX(expires_at, ?3) WHERE id = ?4")
+        .bind(1, dn).bind(2, da).bind(3, expires).bind(4, row_id).run();
+    return sqlite3_changes(db) == 1;
+  }
+
+  // Gives a lease's free money back to its budgets (in the current job). With `drop_if_idle`
+  // and nothing held, deletes the row too.
+  void return_free(const std::shared_ptr<Lease>& lease, bool drop_if_idle) {
+    Money amount;
+    bool drop = false;
+    {
+      std::lock_guard lk(lmu);
+      if (lease->dead || lease->closing) return;
+      amount = lease->free;
+      drop = drop_if_idle && lease->held.is_zero() && lease->pending == 0;
+      if (amount.is_zero() && !drop) return;
+      lease->free = Money();
+      lease->closing = drop;
+    }
+    if_failed([lease, amount] {
+      lease->free += amount;
+      lease->closing = false;
+    });
+    if (drop) {
+      q("DELETE FROM reservations WHERE id = ?").bind(1, lease->row_id).run();
+      if (sqlite3_changes(db) == 0) {  // reclaimed meanwhile: its money is already back
+        after_commit([this, lease] { drop_lease(lease); });
+        return;
+      }
+    } else if (!add_to_lease_row(lease->row_id, -amount, 0)) {
+      after_commit([this, lease] { drop_lease(lease); });
+      return;
+    }
+    for (const auto& [id, start] : lease->windows) add_reserved(id, start, -amount);
+    if (drop) after_commit([this, lease] { drop_lease(lease); });
+  }
+
+  // Under lmu: drops reservations served from leases whose ttl passed (their money goes back to
+  // the lease's free part).
+  void purge_expired_subs(TimeUs at) {
+    for (auto it = subs.begin(); it != subs.end();) {
+      Sub& sub = it->second;
+      if (sub.expires_at > at || sub.settling) {
+        ++it;
+        continue;
+      }
+      if (sub.lease && !sub.lease->dead) {
+        sub.lease->held -= sub.amount;
+        sub.lease->free += sub.amount;
+      }
+      it = subs.erase(it);
+    }
+  }
+
+  // Under lmu: a new local reservation id.
+  int64_t add_sub(int64_t id, const ReserveRequest& r, TimeUs at, std::shared_ptr<Lease> lease) {
+    Sub sub;
+    sub.amount = r.amount;
+    sub.lease = std::move(lease);
+    sub.created_at = at;
+    sub.expires_at = at + r.ttl_us;
+    sub.scope = r.scope;
+    sub.model = r.model;
+    sub.task_id = r.task_id;
+    subs.emplace(id, std::move(sub));
+    return id;
+  }
+
+  // Under lmu: min over `key`'s windows of limit - spent - reserved as this process sees it
+  // (its own free lease money not counted as reserved); nullopt if a window is unknown.
+  std::optional<Money> cached_remaining(const WindowKey& key) const {
+    std::optional<Money> out;
+    for (const auto& w : key) {
+      auto c = wcache.find(w);
+      const auto b = std::find_if(bset->budgets.begin(), bset->budgets.end(),
+                                  [&](const Budget& x) { return x.id == w.first; });
+      if (c == wcache.end() || b == bset->budgets.end()) return std::nullopt;
+      Money r = b->limit - c->second.spent - c->second.reserved + own_free(w);
+      if (r.is_negative()) r = Money();
+      if (!out || r < *out) out = r;
+    }
+    return out;
+  }
+
+  // The lease fast path: no database access. nullopt when the slow path is needed.
+  std::optional<ReserveOutcome> reserve_fast(const ReserveRequest& r, TimeUs at) {
+    const uint64_t e = load_epoch();
+    std::lock_guard lk(lmu);
+    if (!state_valid || e != cached_epoch || bset->gen != leases_gen) return std::nullopt;
+    ReserveOutcome out;
+    if (cached_cutoff) {
+      out.status = ReserveStatus::kCutoff;
+      out.cutoff_reason = *cached_cutoff;
+      return out;
+    }
+    WindowKey key;
+    const BudgetSet& set = *bset;
+    for (size_t i = 0; i < set.budgets.size(); ++i) {
+      if (!matches(set.budgets[i].scope, r.scope)) continue;
+      key.emplace_back(set.budgets[i].id, window_bounds(set.budgets[i].window, *set.zones[i], at).first);
+    }
+    if (key.empty()) {  // no budget applies: nothing to book
+      out.reservation_id = add_sub(next_sub_id--, r, at, nullptr);
+      return out;
+    }
+    auto it = leases.find(key);
+    if (it == leases.end()) return std::nullopt;
+    const std::shared_ptr<Lease>& lease = it->second;
+    if (lease->dead || lease->closing || lease->free < r.amount || at >= lease->window_end ||
+        at + r.ttl_us > lease->expires_at) {
+      return std::nullopt;
+    }
+    out.remaining = cached_remaining(key);
+    lease->free -= r.amount;
+    lease->held += r.amount;
+    out.reservation_id = add_sub(next_sub_id--, r, at, lease);
+    return out;
+  }
+
+  // The lease slow path, inside a job: cutoff and budget changes, expired reservations, ended
+  // windows, then take the request from this scope's lease, growing it (or creating it) in the
+  // database by a grant sized to what is left.
+  ReserveOutcome reserve_slow(const ReserveRequest& r, TimeUs at) {
+    ReserveOutcome out;
+    if (auto cut = sync_state()) {
+      out.status = ReserveStatus::kCutoff;
+      out.cutoff_reason = *cut;
+      return out;
+    }
+    bool reclaimed = false;
+    if (std::chrono::steady_clock::now() - last_reclaim >=
+        std::chrono::microseconds(options.reclaim_interval_us)) {
+      reclaim_locked(at);
+      reclaimed = true;
+    }
+    std::vector<std::shared_ptr<Lease>> to_return, ended;
+    const int64_t gen = bset->gen;
+    {
+      std::lock_guard lk(lmu);
+      purge_expired_subs(at);
+      for (const auto& [key, lease] : leases) {
+        if (lease->dead) continue;
+        if (at >= lease->window_end) {
+          ended.push_back(lease);
+        } else if (gen != leases_gen) {
+          to_return.push_back(lease);  // budgets changed: re-lease under the new limits
+        }
+      }
+    }
+    for (auto& lease : ended) return_free(lease, true);
+    for (auto& lease : to_return) return_free(lease, false);
+    if (gen != leases_gen) after_commit([this, gen] { leases_gen = gen; });
+
+    auto matched = match(r.scope, at, false);
+    WindowKey key;
+    TimeUs window_end = std::numeric_limits<TimeUs>::max();
+    for (const auto& m : matched) {
+      key.emplace_back(m.budget->id, m.start);
+      window_end = std::min(window_end, m.end);
+    }
+    int64_t id = 0;
+    {
+      std::lock_guard lk(lmu);
+      id = next_sub_id--;
+    }
+    if (key.empty()) {
+      after_commit([this, id, r, at] { add_sub(id, r, at, nullptr); });
+      out.reservation_id = id;
+      return out;
+    }
+
+    // This scope's lease, if its row still exists; claim what it has free (up to the amount).
+    std::shared_ptr<Lease> lease;
+    Money claimed;
+    {
+      std::lock_guard lk(lmu);
+      auto it = leases.find(key);
+      if (it != leases.end() && !it->second->dead && !it->second->closing) lease = it->second;
+    }
+    if (!lease) {  // created by an earlier job of this batch, not committed yet
+      auto it = pending_new.find(key);
+      if (it != pending_new.end()) lease = it->second;
+    }
+    if (lease) {
+      auto s = q("SELECT 1 FROM reservations WHERE id = ?");
+      s.bind(1, lease->row_id);
+      if (!s.step()) {
+        after_commit([this, lease] { drop_lease(lease); });
+        lease = nullptr;
+      }
+    }
+    if (lease) {
+      std::lock_guard lk(lmu);
+      claimed = std::min(lease->free, r.amount);
+      lease->free -= claimed;
+      ++lease->pending;
+    }
+    if (lease) {
+      if_failed([lease, claimed] {
+        lease->free += claimed;
+        --lease->pending;
+      });
+    }
+    bool returned_others = false;
+    for (;;) {
+      // What this process sees: counters minus its own free lease money (the claim included).
+      std::vector<Money> own(matched.size());
+      {
+        std::lock_guard lk(lmu);
+        for (size_t i = 0; i < matched.size(); ++i) own[i] = own_free(key[i]) + claimed;
+      }
+      const Money need = r.amount - claimed;
+      std::optional<size_t> refuse, downgrade;
+      std::optional<Money> room;  // least limit - spent - reserved, true counters
+      std::vector<BudgetState> seen;
+      for (size_t i = 0; i < matched.size(); ++i) {
+        const Matched& m = matched[i];
+        if (current) current->counters.emplace_back(m.budget->id, m.start, m.counter);
+        seen.push_back({*m.budget, m.start, m.end, m.counter.spent, m.counter.reserved - own[i]});
+        if (seen.back().reserved.is_negative()) seen.back().reserved = Money();
+        if (!out.remaining || seen.back().remaining() < *out.remaining) {
+          out.remaining = seen.back().remaining();
+        }
+        Money left = m.budget->limit - m.counter.spent - m.counter.reserved;
+        if (left.is_negative()) left = Money();
+        if (!room || left < *room) room = left;
+        if (m.counter.spent + m.counter.reserved + need > m.budget->limit) {
+          if (m.budget->policy == Policy::kRefuse && !refuse) refuse = i;
+          if (m.budget->policy == Policy::kDowngrade && !downgrade) downgrade = i;
+        }
+      }
+      const std::optional<BudgetState> blocking =
+          refuse ? std::optional(seen[*refuse])
+                 : downgrade ? std::optional(seen[*downgrade]) : std::nullopt;
+      if (blocking) {
+        if (!returned_others) {
+          // This process's other leases on these budgets give their free money back first.
+          returned_others = true;
+          std::vector<std::shared_ptr<Lease>> others;
+          {
+            std::lock_guard lk(lmu);
+            for (const auto& [k, l] : leases) {
+              if (l == lease || l->dead || l->free.is_zero()) continue;
+              for (const auto& w : k) {
+                if (std::find(key.begin(), key.end(), w) != key.end()) {
+                  others.push_back(l);
+                  break;
+                }
+              }
+            }
+          }
+          if (!others.empty()) {
+            for (auto& l : others) return_free(l, false);
+            matched = match(r.scope, at, false);
+            out.remaining.reset();
+            continue;
+          }
+        }
+        if (!reclaimed) {
+          reclaimed = true;
+          if (reclaim_locked(at) > 0) {
+            if (lease) {
+              auto s = q("SELECT 1 FROM reservations WHERE id = ?");
+              s.bind(1, lease->row_id);
+              if (!s.step()) {  // our own lease expired: its claim went with it
+                after_commit([this, lease] { drop_lease(lease); });
+                lease = nullptr;
+                claimed = Money();
+              }
+            }
+            matched = match(r.scope, at, false);
+            out.remaining.reset();
+            continue;
+          }
+        }
+        out.status = ReserveStatus::kExceeded;
+        out.blocking = blocking;
+        if (lease) {
+          after_commit([lease, claimed] {
+            lease->free += claimed;
+            --lease->pending;
+          });
+        }
+        return out;
+      }
+      // Fits. Grant at least what is missing; more while the budgets have room, so the next
+      // calls stay local: at most 1/8 of what is left (grants shrink near the limit and end up
+      // exact) and at most 32 calls of this size.
+      const Money need_now = need;
+      Money grant;
+      if (!need_now.is_zero() || !lease) {
+        const Money eighth = Money::from_units(room.value_or(Money()).units() / 8);
+        grant = std::max(need_now, std::min(eighth, r.amount * 32));
+      }
+      // The row outlives any reservation it may serve by one more lease ttl, so the fast path
+      // (which needs at + ttl <= expires) keeps working between refreshes.
+      const TimeUs expires = at + std::max(r.ttl_us, kLeaseTtlUs) + kLeaseTtlUs;
+      if (lease) {
+        add_to_lease_row(lease->row_id, grant, expires);
+      } else {
+        const auto [gn, ga] = split(grant);
+        const std::string windows = encode_windows(key);
+        q("INSERT INTO reservations(pid, pid_start, host, created_at, expires_at, amount_nanos, "
+          "amount_attos, windows, lease) VALUES (?,?,?,?,?,?,?,?,1)")
+            .bind(1, pid).bind(2, pid_start).bind(3, host).bind(4, at).bind(5, expires)
+            .bind(6, gn).bind(7, ga).bind_text(8, windows).run();
+        auto fresh = std::make_shared<Lease>();
+        fresh->row_id = sqlite3_last_insert_rowid(db);
+        fresh->windows = key;
+        fresh->windows_text = windows;
+        fresh->window_end = window_end;
+        fresh->expires_at = expires;
+        fresh->pending = 1;
+        lease = fresh;
+        pending_new[key] = fresh;
+        if_failed([this, key] { pending_new.erase(key); });
+        after_commit([this, fresh] { leases[fresh->windows] = fresh; });
+      }
+      if (!grant.is_zero()) {
+        for (auto& m : matched) {
+          m.counter.reserved += grant;
+          write_counter(m.budget->id, m.start, m.counter);
+        }
+      }
+      out.reservation_id = id;
+      after_commit([this, lease, grant, need_now, expires, id, r, at] {
+        lease->free += grant - need_now;
+        lease->held += r.amount;
+        --lease->pending;
+        lease->expires_at = std::max(lease->expires_at, expires);
+        add_sub(id, r, at, lease);
+      });
+      return out;
+    }
+  }
+
+  // Settles a reservation served from a lease (id < 0).
+  SettleOutcome settle_sub(int64_t id, CallRecord call, TimeUs now) {
+    Sub sub;
+    bool found = false;
+    {
+      std::lock_guard lk(lmu);
+      auto it = subs.find(id);
+      if (it != subs.end() && !it->second.settling && !(it->second.lease && it->second.lease->dead)) {
+        it->second.settling = true;
+        sub = it->second;
+        found = true;
+      }
+    }
+    if (!found) {
+      if (call.at == 0) call.at = now;
+      return transact([&] {
+        SettleOutcome out = insert_call(call, nullptr, Money());
+        out.reservation_found = false;
+        return out;
+      });
+    }
+    return transact([&] {
+      if_failed([this, id] {
+        auto it = subs.find(id);
+        if (it != subs.end()) it->second.settling = false;
+      });
+      CallRecord c = call;
+      bool here = true;
+      if (sub.lease && !add_to_lease_row(sub.lease->row_id, -sub.amount, now + 2 * kLeaseTtlUs)) {
+        here = false;  // the lease was reclaimed: like a reclaimed reservation
+        after_commit([this, lease = sub.lease] { drop_lease(lease); });
+      }
+      if (here) {
+        c.at = sub.created_at;
+        c.scope = sub.scope;
+      } else if (c.at == 0) {
+        c.at = now;
+      }
+      SettleOutcome out = insert_call(c, here ? sub.lease.get() : nullptr, sub.amount);
+      out.reservation_found = here;
+      after_commit([this, id, lease = sub.lease, amount = sub.amount, here, now] {
+        subs.erase(id);
+        if (lease && here && !lease->dead) {
+          lease->held -= amount;
+          lease->expires_at = std::max(lease->expires_at, now + 2 * kLeaseTtlUs);
+        }
+      });
+      return out;
+    });
+  }
+
+  // Releases a reservation served from a lease: local only.
+  bool release_sub(int64_t id) {
+    std::lock_guard lk(lmu);
+    auto it = subs.find(id);
+    if (it == subs.end() || it->second.settling) return false;
+    const Sub sub = it->second;
+    subs.erase(it);
+    if (!sub.lease) return true;
+    if (sub.lease->dead) return false;
+    sub.lease->held -= sub.amount;
+    sub.lease->free += sub.amount;
+    return true;
+  }
+
+  // Gives back every lease's free money and deletes idle lease rows (a job).
+  void return_all_leases() {
+    std::vector<std::shared_ptr<Lease>> all;
+    {
+      std::lock_guard lk(lmu);
+      for (const auto& [key, lease] : leases) all.push_back(lease);
+    }
+    for (auto& lease : all) return_free(lease, true);
   }
 
   // ---- calls ----
 
   // Records the row and adds its cost to every matching budget's window; returns fired alerts.
-  SettleOutcome insert_call(CallRecord& c) {
+  // With `lease`, also takes `released` off the reserved counters of the lease's windows (in the
+  // same counter writes when they are the call's windows).
+  SettleOutcome insert_call(CallRecord& c, const Lease* lease = nullptr, Money released = {}) {
     if (c.prompt_tokens < 0 || c.completion_tokens < 0 || c.cached_tokens < 0 ||
         c.cache_write_tokens < 0 || c.reasoning_tokens < 0) {
       throw InvalidArgument("token counts must be >= 0");
     }
     check_scope(c.scope);
-    read_state();
+    sync_state();
     // Counters first: a counter created now is back-filled from rows before this one.
     auto matched = match(c.scope, c.at, false);
+    if (lease) {
+      for (const auto& w : lease->windows) {
+        auto m = std::find_if(matched.begin(), matched.end(), [&](const Matched& x) {
+          return x.budget->id == w.first && x.start == w.second;
+        });
+        if (m == matched.end()) {
+          add_reserved(w.first, w.second, -released);
+        } else {
+          m->counter.reserved -= released;
+          if (m->counter.reserved.is_negative()) m->counter.reserved = Money();
+        }
+      }
+    }
     const auto [cn, ca] = split(c.cost);
     {
       auto s = q("INSERT INTO calls(ts, project, conversation, task_id, task_type, "
@@ -758,13 +1529,32 @@ SqliteLedger::SqliteLedger(const std::string& path, SqliteLedgerOptions options)
     : impl_(std::make_unique<Impl>()) {
   impl_->path = path;
   impl_->options = options;
+  impl_->fork_gen_at_open = fork_generation().load();
   impl_->pid = ::getpid();
   impl_->pid_start = process_start(impl_->pid);
   impl_->host = host_name();
   impl_->open();
+  impl_->register_open();
 }
 
-SqliteLedger::~SqliteLedger() = default;
+SqliteLedger::~SqliteLedger() {
+  if (impl_->leases_on && static_cast<int64_t>(::getpid()) == impl_->pid) {
+    try {
+      release_leases();
+    } catch (...) {  // best effort: the rows are reclaimed when this process is gone
+    }
+  }
+}
+
+void SqliteLedger::release_leases() {
+  if (!impl_->leases_on) return;
+  impl_->transact([&] {
+    impl_->return_all_leases();
+    return true;
+  });
+}
+
+bool SqliteLedger::leases_enabled() const { return impl_->leases_on; }
 
 const std::string& SqliteLedger::path() const { return impl_->path; }
 
@@ -811,6 +1601,7 @@ int64_t SqliteLedger::set_budget(const BudgetSpec& spec) {
     id = s.i64(0);
   }
   impl_->bump_gen();
+  impl_->bump_epoch();  // inside the transaction: see sync_state()
   txn.commit();
   return id;
 }
@@ -831,6 +1622,7 @@ bool SqliteLedger::remove_budget(const BudgetScope& scope, Window window) {
   impl_->q("DELETE FROM budgets WHERE id = ?").bind(1, id).run();
   impl_->q("DELETE FROM budget_windows WHERE budget_id = ?").bind(1, id).run();
   impl_->bump_gen();
+  impl_->bump_epoch();
   txn.commit();
   return true;
 }
@@ -841,7 +1633,7 @@ std::vector<Budget> SqliteLedger::budgets() {
   Impl::Txn txn(*impl_);
   impl_->read_state();
   txn.commit();
-  return impl_->budgets;
+  return impl_->bset->budgets;
 }
 
 std::vector<BudgetState> SqliteLedger::budget_states(const SpendScope& scope, TimeUs at, bool all) {
@@ -851,8 +1643,14 @@ std::vector<BudgetState> SqliteLedger::budget_states(const SpendScope& scope, Ti
   Impl::Txn txn(*impl_);
   impl_->read_state();
   std::vector<BudgetState> out;
-  for (const auto& m : impl_->match(scope, at, all)) {
-    out.push_back({*m.budget, m.start, m.end, m.counter.spent, m.counter.reserved});
+  const auto matched = impl_->match(scope, at, all);
+  const Impl::ProcessView view = impl_->process_view();
+  for (const auto& m : matched) {
+    // This process's unused lease money is not reserved for anything yet.
+    Money reserved = m.counter.reserved;
+    if (auto f = view.free.find({m.budget->id, m.start}); f != view.free.end()) reserved -= f->second;
+    if (reserved.is_negative()) reserved = Money();
+    out.push_back({*m.budget, m.start, m.end, m.counter.spent, reserved});
   }
   txn.commit();
   return out;
@@ -863,7 +1661,21 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
   if (r.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
   check_scope(r.scope);
   const TimeUs at = r.at != 0 ? r.at : now_us();
+  if (impl_->leases_on) {
+    impl_->check_pid();
+    if (auto out = impl_->reserve_fast(r, at)) return std::move(*out);
+    return impl_->transact([&] { return impl_->reserve_slow(r, at); });
+  }
   return impl_->transact([&] { return reserve_in_txn(r, at); });
+}
+
+std::optional<ReserveOutcome> SqliteLedger::try_reserve_local(const ReserveRequest& r) {
+  if (!impl_->leases_on) return std::nullopt;
+  if (r.amount.is_negative()) throw InvalidArgument("reservation amount must be >= 0");
+  if (r.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
+  check_scope(r.scope);
+  impl_->check_pid();
+  return impl_->reserve_fast(r, r.at != 0 ? r.at : now_us());
 }
 
 ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) {
@@ -875,7 +1687,7 @@ ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) 
   }
   for (;;) {
     ReserveOutcome out;
-    if (auto cut = impl_->read_state()) {
+    if (auto cut = impl_->sync_state()) {
       out.status = ReserveStatus::kCutoff;
       out.cutoff_reason = *cut;
       return out;
@@ -923,6 +1735,7 @@ ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) 
 
 SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
   const TimeUs now = now_us();
+  if (reservation_id < 0) return impl_->settle_sub(reservation_id, std::move(call), now);
   return impl_->transact([&] {
   bool found = false;
   {
@@ -945,6 +1758,10 @@ SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
 }
 
 bool SqliteLedger::release(int64_t reservation_id) {
+  if (reservation_id < 0) {
+    impl_->check_pid();
+    return impl_->release_sub(reservation_id);
+  }
   return impl_->transact([&] { return impl_->remove_reservation(reservation_id); });
 }
 
@@ -954,21 +1771,40 @@ SettleOutcome SqliteLedger::record(CallRecord call) {
 }
 
 int64_t SqliteLedger::reclaim(TimeUs at) {
-  std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
-  Impl::Txn txn(*impl_);
-  const int64_t n = impl_->reclaim_locked(at != 0 ? at : now_us());
-  txn.commit();
-  return n;
+  if (at == 0) at = now_us();
+  return impl_->transact([&] {
+    if (impl_->leases_on) {
+      std::lock_guard lk(impl_->lmu);
+      impl_->purge_expired_subs(at);
+    }
+    return impl_->reclaim_locked(at);
+  });
 }
 
 std::pair<int64_t, Money> SqliteLedger::live_reservations() {
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
+  // Other processes' leases count whole (their money is set aside); this object's lease rows
+  // are replaced by the reservations it served from them.
   auto s = impl_->q("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0), COALESCE(SUM(amount_attos), 0) "
-                    "FROM reservations");
+                    "FROM reservations WHERE NOT (lease = 1 AND amount_nanos = 0 AND "
+                    "amount_attos = 0)");
   s.step();
-  return {s.i64(0), join(s.i64(1), s.i64(2))};
+  int64_t n = s.i64(0);
+  Money sum = join(s.i64(1), s.i64(2));
+  const Impl::ProcessView view = impl_->process_view();
+  for (const int64_t id : view.lease_rows) {
+    auto r = impl_->q("SELECT amount_nanos, amount_attos FROM reservations WHERE id = ?");
+    r.bind(1, id);
+    if (!r.step()) continue;
+    const Money amount = join(r.i64(0), r.i64(1));
+    if (amount.is_zero()) continue;
+    --n;
+    sum -= amount;
+  }
+  n += view.subs;
+  sum += view.held;
+  return {n, sum};
 }
 
 void SqliteLedger::set_cutoff(std::optional<std::string> reason) {
@@ -982,12 +1818,19 @@ void SqliteLedger::set_cutoff(std::optional<std::string> reason) {
     s.bind_null(1).bind_null(2);
   }
   s.run();
+  impl_->bump_epoch();  // inside the transaction: see sync_state()
   txn.commit();
 }
 
 std::optional<std::string> SqliteLedger::cutoff() {
-  std::lock_guard lock(impl_->mu);
   impl_->check_pid();
+  if (impl_->has_epoch) {
+    // Served from this process's cache while no writer has bumped the epoch since it was read.
+    const uint64_t e = impl_->load_epoch();
+    std::lock_guard lk(impl_->lmu);
+    if (impl_->state_valid && e == impl_->cached_epoch) return impl_->cached_cutoff;
+  }
+  std::lock_guard lock(impl_->mu);
   auto s = impl_->q("SELECT cutoff_reason FROM state WHERE id = 1");
   if (!s.step() || s.null(0)) return std::nullopt;
   return s.text(0);

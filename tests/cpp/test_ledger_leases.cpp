@@ -1,0 +1,326 @@
+// Budget leases: reserve() served from a per-process allowance must keep every guarantee of exact
+// reservations (budgets never overspent, cutoffs and budget changes seen at once by every process,
+// dead processes' money reclaimed). A second SqliteLedger object on the same file acts like
+// another process for everything that goes through the database and the epoch sidecar (it has
+// its own connection, cache and leases); what another process *sees* is read by a forked child
+// (objects of one process share their view of reserved money).
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "orroute/cost/budget_guard.h"
+#include "orroute/cost/sqlite_ledger.h"
+
+using namespace orroute;
+
+namespace {
+
+constexpr TimeUs kSec = 1'000'000;
+constexpr TimeUs kJan31_2359 = 1706745540LL * kSec;
+constexpr TimeUs kFeb01_0000 = 1706745600LL * kSec;
+
+struct TempFile {
+  std::string path;
+  TempFile() {
+    path = (std::filesystem::temp_directory_path() /
+            ("orroute-test-leases-" + std::to_string(::getpid()) + "-" +
+             std::to_string(reinterpret_cast<uintptr_t>(this)) + ".sqlite3"))
+               .string();
+    cleanup();
+  }
+  ~TempFile() { cleanup(); }
+  void cleanup() const {
+    for (const char* suffix : {"", "-wal", "-shm", "-orroute"}) std::filesystem::remove(path + suffix);
+  }
+};
+
+BudgetSpec spec(const char* scope, Window w, const char* limit) {
+  BudgetSpec s;
+  s.scope = parse_scope(scope);
+  s.window = w;
+  s.limit = Money::parse(limit);
+  return s;
+}
+
+ReserveRequest req(const char* amount, const char* project = "p", TimeUs at = 0) {
+  ReserveRequest r;
+  r.amount = Money::parse(amount);
+  r.scope.project = project;
+  r.at = at;
+  return r;
+}
+
+CallRecord cost(const char* usd) {
+  CallRecord c;
+  c.model_used = "m";
+  c.cost = Money::parse(usd);
+  return c;
+}
+
+// Reserved (first matching budget) and live reservations as another process sees them.
+struct Outside {
+  Money reserved;
+  int64_t live = 0;
+  Money live_amount;
+};
+Outside outside(const std::string& path, const char* project = "p", TimeUs at = 0) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string out = "ERR";
+    try {
+      SqliteLedger l(path);
+      const auto st = l.budget_states({project, "", {}}, at, false).at(0);
+      const auto live = l.live_reservations();
+      out = st.reserved.to_string() + " " + std::to_string(live.first) + " " + live.second.to_string();
+    } catch (...) {
+    }
+    const ssize_t n = ::write(fds[1], out.data(), out.size());
+    ::_exit(n == static_cast<ssize_t>(out.size()) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[256];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(text != "ERR");
+  const auto a = text.find(' '), b = text.find(' ', a + 1);
+  return {Money::parse(text.substr(0, a)), std::stoll(text.substr(a + 1, b - a - 1)),
+          Money::parse(text.substr(b + 1))};
+}
+
+BudgetState state(SqliteLedger& l, const char* project = "p", TimeUs at = 0) {
+  const auto states = l.budget_states({project, "", {}}, at, false);
+  REQUIRE(states.size() == 1);
+  return states[0];
+}
+
+}  // namespace
+
+TEST_CASE("a lease serves reserves locally and others see it as reserved", "[ledger][leases]") {
+  TempFile file;
+  SqliteLedger a(file.path), b(file.path);
+  REQUIRE(a.leases_enabled());
+  a.set_budget(spec("project:p", Window::kTotal, "100"));
+  const auto r = a.reserve(req("0.01"));
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  REQUIRE(r.reservation_id < 0);  // served from a lease
+  // The grant is 32 calls of this size (well under 1/8 of what is left): the next 31 are local.
+  Outside seen = outside(file.path);
+  REQUIRE(seen.reserved == Money::parse("0.32"));
+  REQUIRE((seen.live == 1 && seen.live_amount == Money::parse("0.32")));
+  REQUIRE(state(a).reserved == Money::parse("0.01"));  // this process sees its own reservation
+  REQUIRE(state(b).reserved == Money::parse("0.01"));  // from any of its objects on the file
+  REQUIRE(a.live_reservations() == std::pair<int64_t, Money>{1, Money::parse("0.01")});
+  REQUIRE(b.live_reservations() == std::pair<int64_t, Money>{1, Money::parse("0.01")});
+  a.settle(r.reservation_id, cost("0.004"));
+  REQUIRE(state(a).spent == Money::parse("0.004"));
+  REQUIRE(state(a).reserved.is_zero());
+  REQUIRE(outside(file.path).reserved == Money::parse("0.31"));  // the rest of the grant
+  a.release_leases();
+  seen = outside(file.path);
+  REQUIRE(seen.reserved.is_zero());
+  REQUIRE(seen.live == 0);
+  // No budget matches: purely local, nothing booked.
+  const auto free_call = a.reserve(req("5", "unbudgeted"));
+  REQUIRE(free_call.status == ReserveStatus::kReserved);
+  REQUIRE_FALSE(free_call.remaining.has_value());
+  REQUIRE(a.settle(free_call.reservation_id, cost("5")).reservation_found);
+  REQUIRE(b.calls({}).size() == 2);
+}
+
+TEST_CASE("grants shrink near the limit and end up exact", "[ledger][leases]") {
+  TempFile file;
+  SqliteLedger a(file.path), b(file.path);
+  a.set_budget(spec("project:p", Window::kTotal, "1"));
+  // B holds most of the budget; A's grants must fit in what is left.
+  const auto held = b.reserve(req("0.9"));
+  REQUIRE(held.status == ReserveStatus::kReserved);
+  int reserved = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto r = a.reserve(req("0.01"));
+    if (r.status != ReserveStatus::kReserved) {
+      REQUIRE(r.status == ReserveStatus::kExceeded);
+      REQUIRE(r.blocking->budget.name() == "project:p/total");
+      break;
+    }
+    ++reserved;
+  }
+  // Exactly what fits: 0.1 / 0.01 (B's unused grant is 0, its reservation was exact).
+  REQUIRE(reserved == 10);
+  REQUIRE(state(b).reserved == Money::parse("1"));
+  REQUIRE(state(a).reserved == Money::parse("1"));  // A's 10 calls + B's 0.9
+}
+
+TEST_CASE("leases keep a budget exact across processes and threads", "[ledger][leases]") {
+  TempFile file;
+  SqliteLedger parent(file.path);
+  parent.set_budget(spec("project:p", Window::kTotal, "1"));
+  parent.set_budget(spec("global", Window::kDaily, "50"));
+  constexpr int kProcs = 3, kThreads = 4, kIters = 40;
+  std::vector<pid_t> kids;
+  for (int p = 0; p < kProcs; ++p) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int rc = 0;
+      try {
+        SqliteLedger mine(file.path);
+        std::vector<std::thread> threads;
+        for (int t = 0; t < kThreads; ++t) {
+          threads.emplace_back([&] {
+            for (int i = 0; i < kIters; ++i) {
+              const auto r = mine.reserve(req("0.01"));
+              if (r.status != ReserveStatus::kReserved) continue;
+              if (i % 5 == 0) {
+                mine.release(r.reservation_id);
+              } else {
+                mine.settle(r.reservation_id, cost("0.007"));
+              }
+            }
+          });
+        }
+        for (auto& t : threads) t.join();
+      } catch (...) {
+        rc = 1;
+      }
+      ::_exit(rc);  // the ledger's destructor gave its unused lease money back
+    }
+    kids.push_back(pid);
+  }
+  for (const pid_t pid : kids) {
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+  }
+  const auto rows = parent.calls({});
+  const auto states = parent.budget_states({"p", "", {}}, 0, false);
+  REQUIRE(states.size() == 2);
+  const BudgetState st = states[0];
+  REQUIRE(st.budget.name() == "project:p/total");
+  REQUIRE(st.spent <= Money::dollars(1));
+  REQUIRE(st.spent == Money::parse("0.007") * static_cast<int64_t>(rows.size()));
+  REQUIRE(rows.size() < kProcs * kThreads * kIters * 4 / 5);  // the budget did bind
+  REQUIRE(st.reserved.is_zero());
+  REQUIRE(states[1].spent == st.spent);
+  REQUIRE(states[1].reserved.is_zero());
+  REQUIRE(parent.live_reservations().first == 0);
+  REQUIRE(parent.total_cost({}) == st.spent);
+}
+
+TEST_CASE("a cutoff reaches a process holding a lease on its very next reserve", "[ledger][leases]") {
+  TempFile file;
+  SqliteLedger a(file.path), b(file.path);
+  a.set_budget(spec("project:p", Window::kTotal, "100"));
+  BudgetGuard guard(a);
+  const auto first = guard.reserve(req("0.01"));
+  a.settle(first.reservation_id, cost("0.01"));
+  REQUIRE_FALSE(a.cutoff().has_value());
+  b.set_cutoff("runaway agent");
+  REQUIRE(a.cutoff() == std::optional<std::string>("runaway agent"));
+  REQUIRE(a.reserve(req("0.01")).status == ReserveStatus::kCutoff);
+  REQUIRE_THROWS_AS(guard.reserve(req("0.01")), EmergencyCutoff);
+  REQUIRE(a.reserve(req("0.01", "unbudgeted")).status == ReserveStatus::kCutoff);
+  b.set_cutoff(std::nullopt);
+  REQUIRE_FALSE(a.cutoff().has_value());
+  REQUIRE(guard.reserve(req("0.01")).status == ReserveStatus::kReserved);
+}
+
+TEST_CASE("a lower limit set by another process applies to the next reserve", "[ledger][leases]") {
+  TempFile file;
+  SqliteLedger a(file.path), b(file.path);
+  a.set_budget(spec("project:p", Window::kTotal, "100"));
+  const auto held = a.reserve(req("0.01"));  // lease of 0.32, 0.31 free
+  REQUIRE(held.status == ReserveStatus::kReserved);
+  b.set_budget(spec("project:p", Window::kTotal, "0.015"));
+  const auto r = a.reserve(req("0.01"));
+  REQUIRE(r.status == ReserveStatus::kExceeded);
+  REQUIRE(r.blocking->budget.limit == Money::parse("0.015"));
+  REQUIRE(r.blocking->reserved == Money::parse("0.01"));  // only what is in flight
+  REQUIRE(*r.remaining == Money::parse("0.005"));
+  // The free part went back: the other process sees only the call in flight.
+  REQUIRE(state(b).reserved == Money::parse("0.01"));
+  REQUIRE(a.reserve(req("0.005")).status == ReserveStatus::kReserved);
+  REQUIRE(a.reserve(req("0.000000001")).status == ReserveStatus::kExceeded);
+  a.settle(held.reservation_id, cost("0.01"));
+  REQUIRE(state(b).spent == Money::parse("0.01"));
+}
+
+TEST_CASE("a removed budget stops binding at once", "[ledger][leases]") {
+  TempFile file;
+  SqliteLedger a(file.path), b(file.path);
+  a.set_budget(spec("project:p", Window::kTotal, "0.02"));
+  REQUIRE(a.reserve(req("0.02")).status == ReserveStatus::kReserved);
+  REQUIRE(a.reserve(req("0.01")).status == ReserveStatus::kExceeded);
+  REQUIRE(b.remove_budget(parse_scope("project:p"), Window::kTotal));
+  const auto r = a.reserve(req("0.01"));
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  REQUIRE_FALSE(r.remaining.has_value());
+}
+
+TEST_CASE("a new day moves to a new lease and returns the old one", "[ledger][leases]") {
+  TempFile file;
+  SqliteLedger a(file.path), b(file.path);
+  a.set_budget(spec("global", Window::kDaily, "10"));
+  auto r = a.reserve(req("0.01", "p", kJan31_2359));
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  a.settle(r.reservation_id, cost("0.01"));
+  REQUIRE(outside(file.path, "p", kJan31_2359).reserved == Money::parse("0.31"));  // unused part
+  r = a.reserve(req("0.01", "p", kFeb01_0000));
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  REQUIRE(outside(file.path, "p", kJan31_2359).reserved.is_zero());
+  const auto new_day = b.budget_states({}, kFeb01_0000, false).at(0);
+  REQUIRE(new_day.window_start == kFeb01_0000);
+  REQUIRE(new_day.spent.is_zero());
+  REQUIRE(outside(file.path, "p", kFeb01_0000).reserved == Money::parse("0.32"));
+  a.settle(r.reservation_id, cost("0.02"));
+  REQUIRE(a.budget_states({}, kFeb01_0000, false).at(0).spent == Money::parse("0.02"));
+  REQUIRE(a.calls({}).at(1).at == kFeb01_0000);  // booked at the reservation's time
+}
+
+TEST_CASE("a lease reclaimed while its process lives is noticed at settle", "[ledger][leases]") {
+  TempFile file;
+  SqliteLedger a(file.path), b(file.path);
+  a.set_budget(spec("global", Window::kTotal, "1"));
+  ReserveRequest early = req("0.1", "p", 1000 * kSec);
+  early.ttl_us = kSec;
+  const auto r = a.reserve(early);
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  // Far past the lease's expiry another process reclaims it.
+  REQUIRE(b.reclaim(now_us()) == 1);
+  REQUIRE(outside(file.path).live == 0);
+  const auto s = a.settle(r.reservation_id, cost("0.05"));
+  REQUIRE_FALSE(s.reservation_found);
+  REQUIRE(b.budget_states({}, 0, false).at(0).spent == Money::parse("0.05"));
+  REQUIRE(b.budget_states({}, 0, false).at(0).reserved.is_zero());
+  REQUIRE(a.reserve(req("0.9")).status == ReserveStatus::kReserved);  // a fresh lease
+}
+
+TEST_CASE("leases off: one exact database reservation per call", "[ledger][leases]") {
+  TempFile file;
+  SqliteLedgerOptions off;
+  off.leases = false;
+  SqliteLedger a(file.path, off), b(file.path);
+  REQUIRE_FALSE(a.leases_enabled());
+  a.set_budget(spec("project:p", Window::kTotal, "1"));
+  const auto r = a.reserve(req("0.01"));
+  REQUIRE(r.reservation_id > 0);
+  REQUIRE(state(b).reserved == Money::parse("0.01"));  // exactly the call, no grant
+  REQUIRE(b.live_reservations() == std::pair<int64_t, Money>{1, Money::parse("0.01")});
+  REQUIRE(a.settle(r.reservation_id, cost("0.005")).reservation_found);
+  REQUIRE(state(b).reserved.is_zero());
+  REQUIRE(state(b).spent == Money::parse("0.005"));
+}
