@@ -14,3 +14,4 @@ cmake --build build/cpp-tests -j"$(nproc)"
 
 python3 -m pytest "$@"
 python3 -m mypy.stubtest orroute._core --ignore-missing-stub --allowlist .ci/stubtest-allowlist.txt
+python3 -m mypy --no-incremental   # the package type-checks ([tool.mypy] in pyproject.toml)

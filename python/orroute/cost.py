@@ -411,7 +411,7 @@ class CostTracker:
 
     def _call_record(self, *, cost: Amount, **f: Any) -> Any:
         row = _core.CallRecord()
-        row.cost = cost
+        row.cost = cost  # type: ignore[assignment]  # the binding parses any Amount
         row.at = _to_us(f.pop("time", None)) or self._now_us()
         row.scope = _core.SpendScope(
             f.pop("project", None) or "",
@@ -611,6 +611,7 @@ class CostTracker:
         out = self._guard.reserve(scope, amount, self._now_us(), int(ttl * _US), model, task_id)
         if out.status == "exceeded":  # only downgrade budgets get here; refuse ones raised
             s = out.blocking
+            assert s is not None  # the core always names the blocking budget
             raise BudgetExceededError(
                 f"budget {s.budget.name} would be exceeded (policy downgrade): limit "
                 f"${s.budget.limit}, spent ${s.spent}, reserved ${s.reserved}, this call up to "
