@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from ._exceptions import *  # noqa: F403  (cheap, pure Python)
+from ._exceptions import *
 from ._exceptions import __all__ as _exception_names
 from .task import Task
 

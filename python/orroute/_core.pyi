@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from decimal import Decimal
 
-def parse_money(amount: Decimal | int | str | float) -> Decimal: ...
+def parse_money(amount: Decimal | str | float) -> Decimal: ...
 
 # --- tokenizer (cpp/bindings/bind_tokenizer.cpp) ---
 
@@ -198,8 +198,8 @@ class ModelCatalog:
     def filter(
         self,
         capabilities: Sequence[str] = ...,
-        max_prompt_price_per_mtok: Decimal | int | str | float | None = None,
-        max_completion_price_per_mtok: Decimal | int | str | float | None = None,
+        max_prompt_price_per_mtok: Decimal | str | float | None = None,
+        max_completion_price_per_mtok: Decimal | str | float | None = None,
         min_context: int | None = None,
         providers: Sequence[str] = ...,
         free: bool | None = None,
@@ -352,8 +352,8 @@ class Constraints:
         *,
         capabilities: Sequence[str] = ...,
         parameters: Sequence[str] = ...,
-        max_price_per_1k: Decimal | int | str | float | None = None,
-        max_price_per_mtok: Decimal | int | str | float | None = None,
+        max_price_per_1k: Decimal | str | float | None = None,
+        max_price_per_mtok: Decimal | str | float | None = None,
         min_context: int | None = None,
         expected_output_tokens: int | None = None,
         allowed_providers: Sequence[str] = ...,
@@ -442,13 +442,13 @@ class ModelSelector:
         constraints: Constraints | None = None,
     ) -> None: ...
     def select_model(
-        self, task_type: str, input_size: int, budget: Decimal | int | str | float | None = None
+        self, task_type: str, input_size: int, budget: Decimal | str | float | None = None
     ) -> str: ...
     def rank(
         self,
         task_type: str,
         input_size: int,
-        budget: Decimal | int | str | float | None = None,
+        budget: Decimal | str | float | None = None,
         strategy: str | None = None,
         constraints: Constraints | None = None,
         predicted_quality: dict[str, float] = ...,
@@ -474,6 +474,7 @@ class ModelSelector:
 def task_type_rules() -> list[tuple[str, str]]: ...
 # ---- cost: ledger, budgets, reservations (bind_cost.cpp) -----------------------------------
 from collections.abc import Callable
+from typing import TypeAlias
 
 def window_bounds(period: str, time_zone: str, at: int) -> tuple[int, int]: ...
 def now_us() -> int: ...
@@ -624,7 +625,7 @@ class ApprovalRequest:
     @property
     def task_id(self) -> str: ...
 
-_Money = Decimal | int | str | float
+_Money: TypeAlias = Decimal | int | str | float
 
 class SqliteLedger:
     def __init__(
@@ -676,7 +677,7 @@ class BudgetGuard:
 # ---- network client (bind_net.cpp, bind_stream.cpp) ----------------------------------------
 from typing import Any
 
-_Timeouts = tuple[float | None, float | None, float | None, float | None]
+_Timeouts: TypeAlias = tuple[float | None, float | None, float | None, float | None]
 
 class Call:
     def wait(self, timeout: float) -> bool: ...
@@ -865,7 +866,7 @@ class Engine:
         output_tokens: int = 0,
         window: float = 60.0,
     ) -> None: ...
-    def set_budget(self, scope: str, window: str, limit: Decimal | int | str | float, policy: str = "refuse") -> None: ...
+    def set_budget(self, scope: str, window: str, limit: Decimal | str | float, policy: str = "refuse") -> None: ...
     def reserved(self) -> tuple[int, Decimal]: ...
     def spent(self) -> Decimal: ...
 

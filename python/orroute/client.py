@@ -18,9 +18,10 @@ import os
 import sys
 import time
 import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator, Literal, Mapping, Sequence, overload
+from typing import Any, Literal, overload
 from urllib.parse import quote
 
 from . import _core
@@ -43,7 +44,7 @@ from .types import (
     ModelList,
 )
 
-__all__ = ["OpenRouter", "AsyncOpenRouter", "Stream", "AsyncStream", "Timeout", "DEFAULT_BASE_URL"]
+__all__ = ["DEFAULT_BASE_URL", "AsyncOpenRouter", "AsyncStream", "OpenRouter", "Stream", "Timeout"]
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_TIMEOUT = 600.0
@@ -53,12 +54,7 @@ MODELS_CACHE_TTL = 3600.0
 # Every request field of OpenRouter's /chat/completions (openrouter-api.md §1) besides model,
 # messages and stream. Anything newer goes through extra_body.
 CHAT_FIELDS = frozenset(
-    """stream_options max_tokens max_completion_tokens temperature top_p top_k frequency_penalty
-    presence_penalty repetition_penalty min_p top_a seed stop logit_bias logprobs top_logprobs tools
-    tool_choice parallel_tool_calls response_format prediction user modalities metadata service_tier
-    verbosity web_search_options models route provider reasoning reasoning_effort include_reasoning
-    usage transforms plugins session_id prompt_cache_key cache_control prompt_cache_options debug
-    trace image_config stop_server_tools_when prompt n audio store""".split()
+    ["stream_options", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "frequency_penalty", "presence_penalty", "repetition_penalty", "min_p", "top_a", "seed", "stop", "logit_bias", "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls", "response_format", "prediction", "user", "modalities", "metadata", "service_tier", "verbosity", "web_search_options", "models", "route", "provider", "reasoning", "reasoning_effort", "include_reasoning", "usage", "transforms", "plugins", "session_id", "prompt_cache_key", "cache_control", "prompt_cache_options", "debug", "trace", "image_config", "stop_server_tools_when", "prompt", "n", "audio", "store"]
 )
 
 
@@ -658,7 +654,7 @@ class OpenRouter(_Base):
         """The current key's limits and usage."""
         return KeyInfo(self._get("/key").get("data") or {})
 
-    def generation(self, id: str, *, wait: float = 3.0) -> Generation:  # noqa: A002
+    def generation(self, id: str, *, wait: float = 3.0) -> Generation:
         """Stats of a finished generation; retries the brief 404 right after a completion."""
         retries = max(0, int(wait / 0.5))
         return Generation(
@@ -746,7 +742,7 @@ class AsyncOpenRouter(_Base):
     async def key_info(self) -> KeyInfo:
         return KeyInfo((await self._aget("/key")).get("data") or {})
 
-    async def generation(self, id: str, *, wait: float = 3.0) -> Generation:  # noqa: A002
+    async def generation(self, id: str, *, wait: float = 3.0) -> Generation:
         retries = max(0, int(wait / 0.5))
         body = await self._aget(f"/generation?id={quote(id)}", not_found_retries=retries)
         return Generation(body.get("data") or {})

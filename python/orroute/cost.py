@@ -34,13 +34,13 @@ if TYPE_CHECKING:
     from .task import Task
 
 __all__ = [
-    "CostTracker",
-    "Reservation",
-    "BudgetStatus",
-    "UsageRecord",
-    "ReportRow",
     "AlertEvent",
     "ApprovalRequest",
+    "BudgetStatus",
+    "CostTracker",
+    "ReportRow",
+    "Reservation",
+    "UsageRecord",
     "default_ledger_path",
     "simulate",
 ]
@@ -76,7 +76,7 @@ def _dt(us: int) -> datetime:
     return datetime.fromtimestamp(us / _US, tz=timezone.utc)
 
 
-def _to_us(value: datetime | float | int | None) -> int:
+def _to_us(value: datetime | float | None) -> int:
     if value is None:
         return 0
     if isinstance(value, datetime):

@@ -26,16 +26,16 @@ from ._cascade import Cascade, CascadeRouter, extract_answer
 from ._exceptions import InvalidArgumentError
 
 __all__ = [
-    "LearnedRouter",
-    "CascadeRouter",
     "Cascade",
-    "extract_answer",
+    "CascadeRouter",
     "CatalogQualityPredictor",
+    "LearnedRouter",
     "PromptStats",
-    "prompt_stats",
-    "prompt_features",
-    "load_outcomes",
     "evaluate",
+    "extract_answer",
+    "load_outcomes",
+    "prompt_features",
+    "prompt_stats",
 ]
 
 PromptStats = _core.PromptStats

@@ -39,21 +39,30 @@ class Task:
     """
 
     __slots__ = (
-        "id", "type", "messages", "input_size", "max_tokens", "project", "capabilities",
-        "quality", "budget", "conversation", "tags",
+        "budget",
+        "capabilities",
+        "conversation",
+        "id",
+        "input_size",
+        "max_tokens",
+        "messages",
+        "project",
+        "quality",
+        "tags",
+        "type",
     )
 
     def __init__(
         self,
-        id: str | None = None,  # noqa: A002  (the plan's name)
-        type: str = "general",  # noqa: A002
+        id: str | None = None,
+        type: str = "general",
         messages: Sequence[Message] | str = (),
         input_size: int | None = None,
         max_tokens: int | None = None,
         project: str | None = None,
         capabilities: Sequence[str] = (),
         quality: float | None = None,
-        budget: Decimal | float | int | str | None = None,
+        budget: Decimal | float | str | None = None,
         conversation: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> None:

@@ -13,7 +13,8 @@ dict. Objects are cheap: nested objects are built on first access.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 __all__ = [
     "BaseObject",
