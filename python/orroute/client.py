@@ -598,9 +598,12 @@ class _Models:
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    def list(self, *, refresh: bool = False, ttl: float = MODELS_CACHE_TTL) -> ModelList:
+    def list(
+        self, *, refresh: bool = False, ttl: float = MODELS_CACHE_TTL, fallback: bool = True
+    ) -> ModelList:
         """The model list from ``{base_url}/models``, cached on disk for ``ttl`` seconds; offline it
-        falls back to the last cached copy, then to the bundled snapshot."""
+        falls back to the last cached copy, then to the bundled snapshot (``fallback=False``:
+        raises the ``APIError`` instead)."""
         c = self._client
         if not refresh and (cached := c._models_from_cache(ttl)) is not None:
             return ModelList(cached)
@@ -609,10 +612,10 @@ class _Models:
             call.wait_done()
             body = c._result(call)
         except (APIConnectionError, APIError) as e:
-            fallback = c._models_from_cache(None) or c._bundled_models()
-            if fallback is None:
+            offline = (c._models_from_cache(None) or c._bundled_models()) if fallback else None
+            if offline is None:
                 raise e
-            return ModelList(fallback)
+            return ModelList(offline)
         c._models_store(body)
         return ModelList(body)
 
@@ -708,17 +711,19 @@ async def _await_call(call: Any) -> None:
 
 
 class _AsyncModels(_Models):
-    async def list(self, *, refresh: bool = False, ttl: float = MODELS_CACHE_TTL) -> ModelList:  # type: ignore[override]
+    async def list(  # type: ignore[override]
+        self, *, refresh: bool = False, ttl: float = MODELS_CACHE_TTL, fallback: bool = True
+    ) -> ModelList:
         c = self._client
         if not refresh and (cached := c._models_from_cache(ttl)) is not None:
             return ModelList(cached)
         try:
             body = await c._aget("/models")
         except APIError as e:
-            fallback = c._models_from_cache(None) or c._bundled_models()
-            if fallback is None:
+            offline = (c._models_from_cache(None) or c._bundled_models()) if fallback else None
+            if offline is None:
                 raise e
-            return ModelList(fallback)
+            return ModelList(offline)
         c._models_store(body)
         return ModelList(body)
 

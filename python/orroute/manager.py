@@ -97,6 +97,21 @@ class CascadeResult:
         return self.result.model
 
 
+def _next_stage(cascade: Any, calls: Mapping[str, TaskResult], task_type: str | None) -> str | None:
+    """The cascade's next model given the answers so far (None: accept one of them)."""
+    nxt: str | None = cascade.decide({m: r.content for m, r in calls.items()}, task_type)
+    if nxt is not None and nxt in calls:  # a cascade never calls a model twice
+        raise _exc.InvalidArgumentError(f"cascade asked for {nxt!r} twice")
+    return nxt
+
+
+def _cascade_result(cascade: Any, calls: Mapping[str, TaskResult],
+                    task_type: str | None) -> CascadeResult:
+    chosen = cascade.chosen_model({m: r.content for m, r in calls.items()}, task_type)
+    return CascadeResult(result=calls[chosen], calls=list(calls.values()),
+                         cost=sum((c.cost for c in calls.values()), Decimal(0)))
+
+
 def _attempts(raw: Sequence[Mapping[str, Any]]) -> list[Attempt]:
     return [
         Attempt(
@@ -352,7 +367,7 @@ class AIModelManager:
         et.task_type = task.type
         et.task_id = task.id or ""
         et.stream = stream
-        if pin and model:  # this model only (a configured fallback order would override `model`)
+        if pin and model:  # this model only: no fallback to the configured chain or ranking
             et.fallbacks = [model]
         if task.budget is not None:
             et.max_cost = Decimal(task.budget)
@@ -412,18 +427,24 @@ class AIModelManager:
             NoModelAvailableError: every candidate was skipped (circuits open, limits, context).
             APIError: the last failure when every candidate failed (402 stops at once).
         """
-        r = self._result(self._engine.run(self._engine_task(task, model=model)))
+        return self._run_sync(task, model)
+
+    def _run_sync(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
+        r = self._result(self._engine.run(self._engine_task(task, model=model, pin=pin)))
         r.task_id = task.id or ""
         return r
 
     async def execute_task(self, task: Task, *, model: str | None = None) -> TaskResult:
         """Runs ``task`` on the engine's network thread; cancelling the await cancels the request
         and releases its budget reservation. Raises like :meth:`execute_task_sync`."""
+        return await self._run(task, model)
+
+    async def _run(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
         from .client import (
             _bridge,  # one eventfd per loop; the transport thread never takes the GIL
         )
 
-        pending = self._engine.submit_async(self._engine_task(task, model=model))
+        pending = self._engine.submit_async(self._engine_task(task, model=model, pin=pin))
         try:
             await _bridge().wait(pending)
         except asyncio.CancelledError:
@@ -444,48 +465,18 @@ class AIModelManager:
         Returns a :class:`CascadeResult`: the accepted answer's result, every stage's result and
         the summed cost. Raises like :meth:`execute_task` (a failing stage stops the cascade).
         """
-        responses: dict[str, str | None] = {}
-        calls: list[TaskResult] = []
-        while (nxt := cascade.decide(responses, task_type)) is not None:
-            if nxt in responses:  # a cascade never calls a model twice
-                raise _exc.InvalidArgumentError(f"cascade asked for {nxt!r} twice")
-            r = await self._execute_pinned(task, nxt)
-            responses[nxt] = r.content
-            calls.append(r)
-        chosen = cascade.chosen_model(responses, task_type)
-        result = calls[list(responses).index(chosen)]
-        return CascadeResult(result=result, calls=calls,
-                             cost=sum((c.cost for c in calls), Decimal(0)))
-
-    async def _execute_pinned(self, task: Task, model: str) -> TaskResult:
-        from .client import _bridge
-
-        pending = self._engine.submit_async(self._engine_task(task, model=model, pin=True))
-        try:
-            await _bridge().wait(pending)
-        except asyncio.CancelledError:
-            pending.cancel()
-            raise
-        r = self._result(pending.result())
-        r.task_id = task.id or ""
-        return r
+        calls: dict[str, TaskResult] = {}
+        while (nxt := _next_stage(cascade, calls, task_type)) is not None:
+            calls[nxt] = await self._run(task, nxt, pin=True)
+        return _cascade_result(cascade, calls, task_type)
 
     def execute_cascade_sync(self, task: Task, cascade: Any, *,
                              task_type: str | None = None) -> CascadeResult:
         """Blocking :meth:`execute_cascade` (stages run one after another)."""
-        responses: dict[str, str | None] = {}
-        calls: list[TaskResult] = []
-        while (nxt := cascade.decide(responses, task_type)) is not None:
-            if nxt in responses:
-                raise _exc.InvalidArgumentError(f"cascade asked for {nxt!r} twice")
-            r = self._result(self._engine.run(self._engine_task(task, model=nxt, pin=True)))
-            r.task_id = task.id or ""
-            responses[nxt] = r.content
-            calls.append(r)
-        chosen = cascade.chosen_model(responses, task_type)
-        result = calls[list(responses).index(chosen)]
-        return CascadeResult(result=result, calls=calls,
-                             cost=sum((c.cost for c in calls), Decimal(0)))
+        calls: dict[str, TaskResult] = {}
+        while (nxt := _next_stage(cascade, calls, task_type)) is not None:
+            calls[nxt] = self._run_sync(task, nxt, pin=True)
+        return _cascade_result(cascade, calls, task_type)
 
     async def stream_task(
         self, task: Task, *, model: str | None = None

@@ -305,6 +305,8 @@ def test_models_list_falls_back_to_bundled_snapshot_offline():
     client = orroute.OpenRouter(base_url="http://127.0.0.1:1/api/v1", max_retries=0)
     models = client.models.list()
     assert len(models) > 100
+    with pytest.raises(orroute.APIConnectionError):
+        client.models.list(refresh=True, fallback=False)
 
 
 def test_credits_key_info_and_generation(client, fake):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import statistics
 import time
 from decimal import Decimal
@@ -44,15 +43,11 @@ def load_catalog(live: bool = False) -> Any:
     s = load_settings()
     client = make_client(s)
     try:
-        call = client._start("GET", "/models")  # no silent fallback to a cached copy here
-        call.wait_done()
-        body = client._result(call)
+        return client.models.list(refresh=True, fallback=False).to_catalog()
     except orroute.APIError as e:
         raise CLIError(f"cannot fetch the live catalog from {s.base_url}: {e}", EXIT_API) from e
     finally:
         client.close()
-    client._models_store(body)  # refresh the cache the client falls back to offline
-    return orroute.Catalog.from_json(json.dumps(body))
 
 
 def lookup(catalog: Any, model_id: str) -> Any:
