@@ -12,6 +12,7 @@ the retries and the key rotation; this module only shapes arguments and results.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote
 
 from . import _core
@@ -43,6 +44,9 @@ from .types import (
     KeyInfo,
     ModelList,
 )
+
+if TYPE_CHECKING:  # typing_extensions is not a run-time dependency (Self is typing's from 3.11)
+    from typing_extensions import Self
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncOpenRouter", "AsyncStream", "OpenRouter", "Stream", "Timeout"]
 
@@ -296,17 +300,15 @@ class Stream(_StreamBase):
         """Aborts the transfer if it is still running (no-op afterwards)."""
         self._close()
 
-    def __enter__(self) -> Stream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # at interpreter shutdown the core may be gone
             self._close()
-        except Exception:  # noqa: BLE001 (interpreter shutdown)
-            pass
 
 
 class AsyncStream(_StreamBase):
@@ -338,17 +340,15 @@ class AsyncStream(_StreamBase):
 
     aclose = close
 
-    async def __aenter__(self) -> AsyncStream:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # at interpreter shutdown the core may be gone
             self._close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 # ------------------------------------------------------------------------------------------------
@@ -611,10 +611,10 @@ class _Models:
             call = c._start("GET", "/models")
             call.wait_done()
             body = c._result(call)
-        except (APIConnectionError, APIError) as e:
+        except APIError:  # APIConnectionError included
             offline = (c._models_from_cache(None) or c._bundled_models()) if fallback else None
             if offline is None:
-                raise e
+                raise
             return ModelList(offline)
         c._models_store(body)
         return ModelList(body)
@@ -667,7 +667,7 @@ class OpenRouter(_Base):
     def close(self) -> None:
         """Nothing to release eagerly: the event loop thread stops when the last call ends."""
 
-    def __enter__(self) -> OpenRouter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -719,10 +719,10 @@ class _AsyncModels(_Models):
             return ModelList(cached)
         try:
             body = await c._aget("/models")
-        except APIError as e:
+        except APIError:
             offline = (c._models_from_cache(None) or c._bundled_models()) if fallback else None
             if offline is None:
-                raise e
+                raise
             return ModelList(offline)
         c._models_store(body)
         return ModelList(body)
@@ -755,7 +755,7 @@ class AsyncOpenRouter(_Base):
     async def close(self) -> None:
         """Nothing to release eagerly."""
 
-    async def __aenter__(self) -> AsyncOpenRouter:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

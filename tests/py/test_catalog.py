@@ -6,8 +6,9 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import orroute
 import pytest
+
+import orroute
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

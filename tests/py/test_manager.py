@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-import orroute
 import pytest
+
+import orroute
 from orroute import Task
 from orroute.testing import FakeOpenRouter, Fault
 
