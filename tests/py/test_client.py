@@ -292,6 +292,18 @@ def test_models_list_is_cached_on_disk_and_works_offline(fake):
     assert client.models.list(refresh=True).ids == models.ids  # offline: the cached copy
 
 
+async def test_async_models_list_is_cached_and_falls_back_offline(fake):
+    client = orroute.AsyncOpenRouter(base_url=fake.base_url, max_retries=0)
+    models = await client.models.list()
+    n = fake.request_count
+    assert (await client.models.list()).ids == models.ids
+    assert fake.request_count == n  # served from the disk cache
+    fake.stop()
+    assert (await client.models.list(refresh=True)).ids == models.ids  # offline: the cached copy
+    with pytest.raises(orroute.APIConnectionError):
+        await client.models.list(refresh=True, fallback=False)
+
+
 def test_models_list_becomes_a_catalog_that_prices_exactly(fake):
     fake.add_model("acme/priced", prompt_price="0.0000025", completion_price="0.00001")
     catalog = orroute.OpenRouter(base_url=fake.base_url).models.list(refresh=True).to_catalog()
