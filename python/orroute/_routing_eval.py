@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -219,7 +220,7 @@ def hull_at(h: list[tuple[float, float]], cost: float) -> float:
     """Quality of the hull at ``cost`` (flat beyond its ends)."""
     if cost <= h[0][0]:
         return h[0][1]
-    for (x1, y1), (x2, y2) in zip(h, h[1:]):
+    for (x1, y1), (x2, y2) in itertools.pairwise(h):
         if cost <= x2:
             return y1 + (y2 - y1) * (cost - x1) / (x2 - x1)
     return h[-1][1]
@@ -247,7 +248,7 @@ def pgr_curve(score: Any, strong: Any, weak: Any, grid: int = 101) -> tuple[Any,
     acc_s, acc_w = strong.mean(), weak.mean()
     fs = np.linspace(0, 1, grid)
     gains = np.concatenate([[0.0], np.cumsum((strong - weak)[order])])
-    perf = np.array([acc_w + gains[int(round(f * n))] / n for f in fs])
+    perf = np.array([acc_w + gains[round(float(f) * n)] / n for f in fs])
     return fs, (perf - acc_w) / (acc_s - acc_w)
 
 
@@ -283,7 +284,7 @@ def _eval_routerbench(data: Outcomes, cv: dict, seed: int) -> dict[str, Any]:
     import numpy as np
 
     s, c = data.scores, data.costs
-    n, m = s.shape
+    n = s.shape[0]
     singles = {mod: (float(c[:, j].mean()), float(s[:, j].mean())) for j, mod in enumerate(data.models)}
     best = max(singles, key=lambda k: singles[k][1])
     best_cost, best_acc = singles[best]
@@ -321,7 +322,7 @@ def _eval_routerbench(data: Outcomes, cv: dict, seed: int) -> dict[str, Any]:
             reach = [h[-1][0]]
         # interpolated (a random mix of two router settings) cost on the hull
         cost = None
-        for (x1, y1), (x2, y2) in zip(h, h[1:]):
+        for (x1, y1), (x2, y2) in itertools.pairwise(h):
             if y1 < best_acc <= y2:
                 cost = x1 + (x2 - x1) * (best_acc - y1) / (y2 - y1)
                 break
