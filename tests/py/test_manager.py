@@ -129,7 +129,7 @@ def test_long_retry_after_moves_on_and_holds_the_model(fake):
 
 
 def test_rate_limits_are_never_exceeded_at_the_server(fake):
-    window, limit = 0.4, 3
+    window, limit = 0.6, 3
     m = manager(
         fake,
         fallbacks=["test/a"],
@@ -144,7 +144,10 @@ def test_rate_limits_are_never_exceeded_at_the_server(fake):
     assert all(r.model == "test/a" for r in results)
     times = sorted(q.time for q in fake.requests_for("test/a"))
     assert len(times) == 10
-    slack = 0.03  # arrival jitter between the client's send and the server's clock
+    # Arrival jitter between the client's send and the server's clock: on a loaded 2-core machine
+    # one request can be delayed by tens of ms and arrive bunched with the next. A limiter that
+    # does not hold would send all 10 within a few ms, far inside window - slack.
+    slack = 0.2
     for i in range(len(times)):
         in_window = [t for t in times[i:] if t - times[i] < window - slack]
         assert len(in_window) <= limit
