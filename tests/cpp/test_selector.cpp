@@ -1,6 +1,9 @@
 // ModelSelector, task types, tiers and quality priors, on a small hand-made catalog.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -189,4 +192,52 @@ TEST_CASE("an installed quality predictor informs requests that carry a prompt",
   sel.set_quality_predictor(nullptr);
   r.predicted_quality.clear();
   CHECK(sel.rank(r).front().model->id == "big/flagship");
+}
+
+TEST_CASE("models past their expiration_date are never selected; near ones say so", "[select]") {
+  using namespace std::chrono;
+  const auto in_days = [](int n) {
+    const year_month_day d{floor<days>(system_clock::now()) + days{n}};
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(d.year()),
+                  static_cast<unsigned>(d.month()), static_cast<unsigned>(d.day()));
+    return std::string(buf);
+  };
+  const auto with_expiry = [](std::string json, const std::string& date) {
+    json.insert(json.size() - 1, ",\"expiration_date\":\"" + date + "\"");
+    return json;
+  };
+  // The cheapest model retired yesterday, the next one retires today, the third in 10 days.
+  const std::string json =
+      "{\"data\":[" +
+      with_expiry(model("old/retired", "0.00000001", "0.00000002", 32000, ""), in_days(-1)) + "," +
+      with_expiry(model("old/today", "0.00000002", "0.00000003", 32000, ""), in_days(0)) + "," +
+      with_expiry(model("soon/leaving", "0.00000003", "0.00000004", 32000, ""), in_days(10)) + "," +
+      with_expiry(model("far/future", "0.0000003", "0.0000004", 32000, ""), "2999-12-31") + "," +
+      with_expiry(model("bad/date", "0.0000004", "0.0000005", 32000, ""), "someday") + "]}";
+  const ModelSelector sel(
+      std::make_shared<const orroute::ModelCatalog>(orroute::ModelCatalog::from_json(json)),
+      priors(), orroute::Strategy::kCostOptimized);
+
+  CHECK(sel.select_model("general", 100) == "soon/leaving");
+  orroute::SelectionRequest req;
+  req.task_type = "general";
+  req.input_tokens = 100;
+  const auto ranked = sel.rank(req);
+  REQUIRE(ranked.size() == 3);  // soon/leaving, far/future, bad/date (an unreadable date is ignored)
+  const auto expiry_reason = [](const orroute::Candidate& c) {
+    for (const auto& r : c.reasons) {
+      if (r.rfind("expires on ", 0) == 0) return r;
+    }
+    return std::string();
+  };
+  CHECK(ranked[0].model->id == "soon/leaving");
+  CHECK(expiry_reason(ranked[0]) == "expires on " + in_days(10) + " (in 10 days)");
+  CHECK(expiry_reason(ranked[1]).empty());
+  CHECK(expiry_reason(ranked[2]).empty());
+  // When only retired models fit, the error says why.
+  orroute::Constraints only_old;
+  only_old.allowed_models = {"old/retired", "old/today"};
+  req.constraints = only_old;
+  CHECK_THROWS_WITH(sel.rank(req), Catch::Contains("expiration_date reached"));
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -30,6 +31,7 @@ constexpr std::array<std::string_view, 4> kStrategyNames{"cost_optimized", "bala
 enum Stage : int {
   kTask = 0,
   kDynamic,
+  kExpired,
   kModels,
   kProviders,
   kFreePaid,
@@ -44,6 +46,34 @@ enum Stage : int {
   kBudget,
   kPassed,
 };
+
+// Days since 1970-01-01 of an ISO date ("YYYY-MM-DD", anything after the day ignored); nullopt if
+// `text` is not a valid date.
+std::optional<int64_t> iso_day(std::string_view text) {
+  if (text.size() < 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
+  int parts[3] = {0, 0, 0};
+  const size_t starts[3] = {0, 5, 8}, lens[3] = {4, 2, 2};
+  for (int k = 0; k < 3; ++k) {
+    for (size_t i = starts[k]; i < starts[k] + lens[k]; ++i) {
+      if (text[i] < '0' || text[i] > '9') return std::nullopt;
+      parts[k] = parts[k] * 10 + (text[i] - '0');
+    }
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year{parts[0]},
+                                        std::chrono::month{static_cast<unsigned>(parts[1])},
+                                        std::chrono::day{static_cast<unsigned>(parts[2])}};
+  if (!ymd.ok()) return std::nullopt;
+  return std::chrono::sys_days{ymd}.time_since_epoch().count();
+}
+
+int64_t today_utc() {
+  return std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())
+      .time_since_epoch()
+      .count();
+}
+
+// Candidates this close to their expiration_date say so in their reasons.
+constexpr int64_t kExpiryWarningDays = 30;
 
 constexpr double kFreeVariantReliability = 0.9;  // :free variants are rate-limited
 constexpr double kPredictedWeight = 0.8;         // learned prediction vs prior
@@ -122,6 +152,8 @@ ModelSelector::ModelSelector(std::shared_ptr<const ModelCatalog> catalog, Qualit
             m.variant() == "free",
             m.pricing.dynamic || m.provider() == "openrouter",
             m.provider()};
+    // OpenRouter removes a model on its expiration_date: from that day on it is never selected.
+    if (m.expiration_date) e.expires_day = iso_day(*m.expiration_date).value_or(INT64_MAX);
     // Quality: the model's own prior, else its family's, else its price tier's default.
     std::optional<QualityScores> q = priors_.lookup(m.id);
     if (!q) {
@@ -143,7 +175,7 @@ ModelSelector::ModelSelector(std::shared_ptr<const ModelCatalog> catalog, Qualit
       }
       const PriceSet& p = m.pricing.base;
       by_task_[t].push_back({static_cast<uint32_t>(idx), e.router, e.free, e.free_variant,
-                             !m.pricing.tiers.empty(), m.context_length,
+                             !m.pricing.tiers.empty(), e.expires_day, m.context_length,
                              m.per_request_prompt_tokens.value_or(INT64_MAX), p.prompt,
                              p.completion, p.request.value_or(Money()), weighted});
     }
@@ -230,6 +262,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
                      c.allowed_models.empty() && c.blocked_models.empty() && !c.free_only &&
                      !c.paid_only && c.tiers.empty();
   const int64_t need_context = req.input_tokens + out_tokens;
+  const int64_t today = today_utc();
 
   // Learned predictions for this prompt, computed outside the lock; explicit entries win.
   std::unordered_map<std::string, double> from_predictor;
@@ -261,6 +294,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     // Fast path: with plain constraints only these stages can remove a model.
     const auto quick = [&]() -> Stage {
       if (slot.router) return kDynamic;
+      if (slot.expires_day <= today) return kExpired;
       if (slot.free && !c.allow_free) return kFreePaid;
       if (slot.context < need_context || slot.max_prompt < req.input_tokens) return kContext;
       if (metrics && !metrics->available) return kAvailable;
@@ -270,6 +304,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
       const Entry& e = entries_[idx];
       const ModelInfo& m = *e.model;
       if (e.router) return kDynamic;
+      if (e.expires_day <= today) return kExpired;
       if ((!c.allowed_models.empty() && !contains(c.allowed_models, m.id)) ||
           contains(c.blocked_models, m.id)) {
         return kModels;
@@ -347,6 +382,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     const std::array<std::string, kPassed> what{
         "task type '" + type.name + "' (" + type.rule + ")",
         "router entries (price and model chosen by OpenRouter)",
+        "expiration_date reached (retired by OpenRouter)",
         "allowed/blocked models",
         "allowed/blocked providers",
         c.free_only  ? std::string("free_only")
@@ -458,6 +494,10 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
                   "/M tokens blended 3:1)");
       r.push_back("context window " + std::to_string(e.model->context_length) + " tokens fits " +
                   std::to_string(req.input_tokens + out_tokens));
+      if (e.expires_day - today <= kExpiryWarningDays) {
+        r.push_back("expires on " + *e.model->expiration_date + " (in " +
+                    std::to_string(e.expires_day - today) + " days)");
+      }
       r.push_back("score " + fmt(score, 3) + " = " + fmt(sw.quality) + " x quality " +
                   fmt(s.quality) + " + " + fmt(sw.cheap) + " x cheapness " + fmt(cand.cheapness) +
                   " + " + fmt(sw.speed) + " x speed " + fmt(cand.speed) + " (" +

@@ -145,6 +145,7 @@ class ModelSelector {
     bool free_variant;  // ":free" suffix (rate-limited reliability prior)
     bool router;        // dynamic price or an openrouter/* entry
     std::string_view provider;
+    int64_t expires_day = INT64_MAX;  // days since 1970-01-01 of expiration_date
   };
   struct Scored {
     size_t entry;
@@ -163,6 +164,7 @@ class ModelSelector {
   struct Slot {
     uint32_t entry;
     bool router, free, free_variant, tiered;
+    int64_t expires_day;  // days since 1970-01-01 of expiration_date, or INT64_MAX
     int64_t context;
     int64_t max_prompt;  // per_request_limits.prompt_tokens, or INT64_MAX
     Money prompt, completion, request;
