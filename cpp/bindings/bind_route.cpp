@@ -9,6 +9,7 @@
 
 #include "bindings.h"
 #include "casters.h"
+#include "orroute/catalog/capabilities.h"
 #include "orroute/cost/sqlite_ledger.h"
 #include "orroute/engine.h"
 #include "orroute/net/api_client.h"
@@ -282,6 +283,21 @@ void bind_route(py::module_& m) {
       .def_readwrite("max_cost", &EngineTask::max_cost)
       .def_readwrite("min_quality", &EngineTask::min_quality)
       .def_readwrite("required_capabilities", &EngineTask::required_capabilities)
+      .def_property(
+          "capabilities",
+          [](const EngineTask& t) { return capability_list(t.required_capabilities); },
+          [](EngineTask& t, const std::vector<std::string>& names) {
+            t.required_capabilities = capability_bits(names);
+          })
+      .def_property(
+          "strategy",
+          [](const EngineTask& t) -> std::optional<std::string> {
+            if (!t.strategy) return std::nullopt;
+            return std::string(strategy_name(*t.strategy));
+          },
+          [](EngineTask& t, const std::optional<std::string>& name) {
+            t.strategy = name ? std::optional(strategy_from_name(*name)) : std::nullopt;
+          })
       .def_readwrite("stream", &EngineTask::stream)
       .def_property("project", [](const EngineTask& t) { return t.scope.project; },
                     [](EngineTask& t, std::string v) { t.scope.project = std::move(v); })

@@ -614,6 +614,7 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   if (!body.IsObject()) throw InvalidArgument("task request must be a JSON object");
   std::string preferred = config_.preferred_model;
   if (body.HasMember("model") && body["model"].IsString()) preferred = body["model"].GetString();
+  const bool by_strategy = task.strategy && task.fallbacks.empty();
   if (!body.HasMember("model")) {  // the router picks the model; validate the rest
     body.AddMember("model", "router", body.GetAllocator());
   }
@@ -631,7 +632,9 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   }
   if (plan.max_tokens == 0) plan.max_tokens = config_.default_max_tokens;
 
-  const std::string reference = preferred.empty() ? std::string("openai/gpt-4o") : preferred;
+  const std::string reference =
+      preferred.empty() || by_strategy ? std::string("openai/gpt-4o") : preferred;
+  if (by_strategy) preferred.clear();  // e.g. "orroute/auto": not a model to call
   plan.prompt_tokens = count_chat_tokens_json(reference, messages_json, tools_json).tokens;
 
   const std::string prompt = last_user_text(messages);
@@ -648,8 +651,9 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   plan.reasons.push_back("complexity " + std::to_string(plan.complexity.score).substr(0, 4) + " -> " +
                          to_string(plan.complexity.tier));
 
+  static const std::vector<std::string> kNone;
   const std::vector<std::string>& explicit_order =
-      !task.fallbacks.empty() ? task.fallbacks : config_.fallbacks;
+      !task.fallbacks.empty() ? task.fallbacks : by_strategy ? kNone : config_.fallbacks;
   if (!explicit_order.empty()) {
     // A task's own model goes before the engine's chain (a task's own list is its exact order).
     if (task.fallbacks.empty() && !preferred.empty()) plan.candidates.push_back(preferred);
@@ -667,6 +671,7 @@ EnginePlan Engine::plan(const EngineTask& task) const {
       req.task_type = plan.task_type;
       req.input_tokens = plan.prompt_tokens;
       req.budget = task.max_cost;
+      if (by_strategy) req.strategy = task.strategy;
       Constraints c = impl_->selector->default_constraints();
       c.required_capabilities |= task.required_capabilities;
       if (task.min_quality) c.min_quality = task.min_quality;

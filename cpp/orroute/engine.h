@@ -60,6 +60,11 @@ struct EngineTask {
   std::optional<Money> max_cost;       // most this task may cost (worst-case estimate)
   std::optional<double> min_quality;
   uint32_t required_capabilities = 0;
+  // Rank the candidates with this strategy instead of the engine's, ignoring the body's "model"
+  // and the engine's configured fallbacks (a gateway alias such as "orroute/auto": the selector
+  // with this engine's measured latency, success and breaker state picks). Not used when
+  // `fallbacks` is set.
+  std::optional<Strategy> strategy;
   bool stream = false;
 };
 

@@ -815,6 +815,8 @@ class EngineTask:
     max_cost: Decimal | None
     min_quality: float | None
     required_capabilities: int
+    capabilities: list[str]
+    strategy: str | None
     stream: bool
     project: str
     conversation: str

@@ -106,17 +106,6 @@ def validate_chat(body: Any) -> dict[str, Any]:
     return body
 
 
-def _prompt_tokens(messages: list[dict[str, Any]], model: str) -> int:
-    """Prompt size for ranking an alias's candidates (the engine counts again per model family
-    for the reservation)."""
-    from ..tokenizer import count_tokens
-
-    try:
-        return int(count_tokens(messages, model=model))
-    except Exception:  # noqa: BLE001 - unusual content parts: a safe over-estimate
-        return sum(len(dumps(m)) for m in messages) // 3 + 3
-
-
 def _sent(attempts: list[dict[str, Any]]) -> int:
     """Requests that reached the upstream (attempts skipped by a breaker, a rate limit or the
     budget sent nothing)."""
@@ -246,35 +235,28 @@ class GatewayApp:
 
     # --- model resolution -----------------------------------------------------------------------
 
-    def resolve(self, body: dict[str, Any], task_type: str | None) -> list[str]:
-        """Candidate models, best first, for the request's ``model`` field (the engine's exact
-        order: it skips open circuits and exhausted rate limits, retries, then falls back)."""
+    def resolve(self, body: dict[str, Any]) -> list[str] | str:
+        """What the request's ``model`` field names: a route's models in order (the engine's
+        exact order: it skips open circuits and exhausted rate limits, retries, then falls
+        back), a single model id, or, for an alias, the strategy name the engine ranks with."""
         name: str = body["model"]
         route = self.settings.routes.get(name)
         if route is not None:
             return list(route) if self.settings.fallback_enabled else route[:1]
-        strategy = ALIASES.get(name)
-        if strategy is None:
-            return [name]
-        prompt_tokens = _prompt_tokens(body["messages"], "openai/gpt-4o")
         if name == "orroute/auto":
-            strategy = self.settings.strategy
+            return self.settings.strategy
+        return ALIASES.get(name) or [name]
+
+    @staticmethod
+    def _capabilities(body: dict[str, Any]) -> list[str]:
+        """Capabilities an alias's candidates need for this body."""
         caps: list[str] = []
         if body.get("tools"):
             caps.append("tools")
         rf = body.get("response_format")
         if isinstance(rf, dict) and rf.get("type") == "json_schema":
             caps.append("structured_outputs")
-        extra: dict[str, Any] = {"capabilities": caps} if caps else {}
-        n = self.settings.candidates if self.settings.fallback_enabled else 1
-        try:
-            ranked = self.selector.rank(task_type or "general", prompt_tokens, strategy=strategy,
-                                        explain=False, limit=n, **extra)
-        except Exception as e:  # noqa: BLE001 - NoModelAvailable / bad task type
-            raise HttpError(400, f"cannot resolve {name!r}: {e}", param="model") from None
-        if not ranked:
-            raise HttpError(400, f"no model fits {name!r} for this request", param="model")
-        return [r.model for r in ranked]
+        return caps
 
     # --- chat -----------------------------------------------------------------------------------
 
@@ -302,7 +284,12 @@ class GatewayApp:
 
         et = _core.EngineTask()
         et.request_json = raw_body.decode()  # valid UTF-8: it parsed as JSON
-        et.fallbacks = self.resolve(body, raw.headers.get("x-orroute-task-type"))
+        resolved = self.resolve(body)
+        if isinstance(resolved, str):  # an alias: the engine's selector ranks, with its metrics
+            et.strategy = resolved
+            et.capabilities = self._capabilities(body)
+        else:
+            et.fallbacks = resolved
         et.stream = bool(body.get("stream"))
         et.project = key.project
         et.tags = [("gateway_key", key.id)]

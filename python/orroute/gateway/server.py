@@ -95,6 +95,7 @@ class Gateway:
             catalog=self._catalog, refresh_catalog=self._catalog is None, limits=s.limits,
             breaker=s.breaker, max_retries=s.max_retries,
             max_admission_wait=s.max_admission_wait, timeout=s.timeout,
+            max_candidates=s.candidates if s.fallback_enabled else 1,
             app_name="orroute gateway",
         )
 
