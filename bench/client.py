@@ -157,10 +157,12 @@ def latency_rows(url: str, conc: int, count: int) -> list[tuple[str, int, list[f
             rows.append(("openai (sync)", conc, run_concurrent(ocall, count, 1)))
 
         async def openai_async() -> list[float]:
-            ac = openai.AsyncOpenAI(api_key="x", base_url=url, max_retries=0)
-            return await run_async(
-                lambda: ac.chat.completions.create(model=MODEL, messages=MSGS), count, conc
-            )
+            # closed inside the loop: left to the garbage collector, its httpx client would try
+            # to close after asyncio.run() and print "Event loop is closed"
+            async with openai.AsyncOpenAI(api_key="x", base_url=url, max_retries=0) as ac:
+                return await run_async(
+                    lambda: ac.chat.completions.create(model=MODEL, messages=MSGS), count, conc
+                )
 
         rows.append(("openai (async)", conc, asyncio.run(openai_async())))
     except ImportError:
