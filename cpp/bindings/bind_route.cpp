@@ -9,6 +9,7 @@
 
 #include "bindings.h"
 #include "casters.h"
+#include "orroute/cost/open_ledger.h"
 #include "orroute/cost/sqlite_ledger.h"
 #include "orroute/engine.h"
 #include "orroute/net/api_client.h"
@@ -346,7 +347,7 @@ void bind_route(py::module_& m) {
       .def(py::init([](const EngineConfig& config, std::shared_ptr<ModelCatalog> catalog,
                        std::optional<std::string> ledger_path, std::string_view priors_json) {
              std::shared_ptr<Ledger> ledger;
-             if (ledger_path) ledger = std::make_shared<SqliteLedger>(*ledger_path);
+             if (ledger_path) ledger = open_ledger(*ledger_path);  // a file or redis://
              QualityPriors priors;
              if (!priors_json.empty()) priors = QualityPriors::from_json(priors_json);
              py::gil_scoped_release nogil;  // may fetch {base_url}/models

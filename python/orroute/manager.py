@@ -198,8 +198,9 @@ class AIModelManager:
         budget: a number is a total in USD for this manager (or its ``project``); a mapping
             ``{"limit": 5, "period": "daily", "project": "p", "policy": "refuse"}`` sets the period,
             scope and policy (``"downgrade"`` tries cheaper models instead of failing).
-        ledger: path of the SQLite ledger, or a file-backed :class:`orroute.CostTracker` whose
-            ledger is shared (SQLite WAL, safe across processes). Omitted: an in-memory ledger
+        ledger: path of the SQLite ledger, a ``redis://`` URL (shared across machines), or a
+            file- or Redis-backed :class:`orroute.CostTracker` whose ledger is shared (SQLite
+            WAL, safe across processes; Redis, across machines). Omitted: an in-memory ledger
             when ``budget`` is given, else none (no reservations; ``set_budget`` then raises).
         fallbacks: exact order of models to try (otherwise the selector's ranking).
         limits: rate limits per model id, or ``"key"`` for the whole key: ``{"openai/gpt-4o":
@@ -297,9 +298,9 @@ class AIModelManager:
             # of the router's added latency); spend is still counted in metrics().
             ledger_path = ":memory:" if budget is not None else None
         elif hasattr(ledger, "path") and not isinstance(ledger, (str, os.PathLike)):
-            ledger_path = str(
-                ledger.path
-            )  # a CostTracker: share its SQLite file (WAL, multi-process)
+            # A CostTracker: share its SQLite file (WAL, multi-process) or its Redis server
+            # (`path` hides a Redis password; the private `_path` keeps the full URL).
+            ledger_path = str(getattr(ledger, "_path", None) or ledger.path)
             if ledger_path == ":memory:":
                 raise _exc.InvalidArgumentError(
                     "an in-memory CostTracker cannot be shared; give it a path"

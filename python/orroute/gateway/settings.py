@@ -68,8 +68,12 @@ class GatewaySettings:
         """The upstream key(s): ``api_key`` may hold several, comma-separated (rotated)."""
         return [k.strip() for k in (self.api_key or "").split(",") if k.strip()]
 
-    def ledger_path(self) -> Path:
+    def ledger_path(self) -> Path | str:
         if self.ledger:
+            if self.ledger.startswith(("redis://", "rediss://")):
+                from ..config import LedgerURL
+
+                return LedgerURL(self.ledger)  # a Redis ledger (password hidden when formatted)
             return Path(self.ledger).expanduser()
         from ..cost import default_ledger_path
 

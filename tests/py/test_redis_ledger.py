@@ -1,0 +1,133 @@
+"""The Redis ledger (multi-machine budgets): what SQLite cannot show. The shared semantics run over
+both backends in test_cost.py and test_budget_concurrency.py (the `ledger_location` fixture)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import orroute
+import pytest
+from orroute.testing import FakeOpenRouter
+
+PYTHON_DIR = str(Path(orroute.__file__).resolve().parent.parent)
+ATTO = Decimal("1e-18")
+TWO_53 = Decimal(2**53) * ATTO  # 0.009007199254740992 USD: where doubles stop being exact
+
+
+def test_money_is_exact_beyond_two_to_the_53_attodollars(redis_url: str) -> None:
+    t = orroute.CostTracker(redis_url)
+    t.set_budget(TWO_53 + ATTO)
+    big = t.reserve(TWO_53)
+    t.reserve(ATTO)  # a double would round 2^53 + 1 down and refuse or double-count here
+    with pytest.raises(orroute.BudgetExceededError):
+        t.reserve(ATTO)
+    big.settle(TWO_53 - ATTO, model="m")
+    status = t.budget_status()
+    assert status.spent == TWO_53 - ATTO
+    assert status.reserved == ATTO
+    assert status.limit == TWO_53 + ATTO
+
+
+def test_sums_of_many_tiny_amounts_are_exact(redis_url: str) -> None:
+    t = orroute.CostTracker(redis_url)
+    t.set_budget(1000)
+    price = Decimal("0.000000020833333333")
+    expected = Decimal(0)
+    for i in range(1, 301):
+        t.record_call(cost=price * i * 7919, model="m")
+        expected += price * i * 7919
+    t.record_call(cost=Decimal("-7e-18"), model="m")  # a refund below a nano-dollar
+    expected += Decimal("-7e-18")
+    assert t.total_cost() == expected
+    assert t.budget_status().spent == expected
+
+
+def test_huge_budget_keeps_every_digit(redis_url: str) -> None:
+    t = orroute.CostTracker(redis_url)
+    limit = Decimal("123456789012345.678901234567890123")
+    t.set_budget(limit)
+    t.reserve(limit - ATTO)
+    t.reserve(ATTO)
+    with pytest.raises(orroute.BudgetExceededError):
+        t.reserve(ATTO)
+    assert t.live_reservations() == (2, limit)
+
+
+def test_reconnects_after_the_server_kills_its_connections(redis_server, redis_url: str) -> None:
+    t = orroute.CostTracker(redis_url)
+    t.set_budget(1)
+    r = t.reserve("0.4")
+    assert redis_server.command("CLIENT", "KILL", "TYPE", "normal") >= 1
+    r.settle("0.3", model="m")
+    redis_server.command("CLIENT", "KILL", "TYPE", "normal")
+    t.reserve("0.7")
+    redis_server.command("CLIENT", "KILL", "TYPE", "normal")
+    status = t.budget_status()
+    assert (status.spent, status.reserved) == (Decimal("0.3"), Decimal("0.7"))
+    assert len(t.usage_history()) == 1  # the settle was not applied twice
+
+
+def test_password_never_appears_in_reprs_paths_or_errors(
+    redis_server, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis_server.command("ACL", "SETUSER", "orr", "on", ">pw-right-4711", "~*", "+@all")
+    try:
+        host = redis_url.removeprefix("redis://")
+        t = orroute.CostTracker(f"redis://orr:pw-right-4711@{host}")
+        t.set_budget(1)
+        shown = [repr(t), t.path, str(t), repr(t.budget_status())]
+        assert all("pw-right-4711" not in s for s in shown)
+        assert "orr:***@" in t.path and t.backend == "redis"
+        with pytest.raises(orroute.OrRouteError) as err:
+            orroute.CostTracker(f"redis://orr:pw-wrong-0815@{host}")
+        assert "pw-wrong-0815" not in str(err.value) and "authentication" in str(err.value)
+        with pytest.raises(orroute.OrRouteError) as err:
+            orroute.CostTracker("redis://:pw-down-42@127.0.0.1:1/0")
+        assert "pw-down-42" not in str(err.value)
+        # Through the settings (ORROUTE_LEDGER): the full URL connects, displays hide it.
+        from orroute.config import load_settings
+
+        monkeypatch.setenv("ORROUTE_LEDGER", f"redis://orr:pw-right-4711@{host}")
+        s = load_settings()
+        assert str(s.ledger_path) == f"redis://orr:pw-right-4711@{host}"
+        assert "pw-right-4711" not in f"{s.ledger_path} {s!r} {s.as_dict()}"
+        assert orroute.CostTracker(str(s.ledger_path)).budget_status().limit == 1
+    finally:
+        redis_server.command("ACL", "DELUSER", "orr")
+
+
+def test_bad_urls_are_refused_clearly() -> None:
+    with pytest.raises(orroute.InvalidArgumentError):
+        orroute.CostTracker("redis://127.0.0.1:notaport/0")
+    with pytest.raises(orroute.InvalidArgumentError):
+        orroute.CostTracker("rediss://127.0.0.1:6379/0")  # TLS is not supported
+
+
+def test_a_manager_and_a_tracker_in_another_process_share_a_redis_budget(redis_url: str) -> None:
+    t = orroute.CostTracker(redis_url)
+    t.set_budget("0.001", project="p")
+    with FakeOpenRouter(models=["test/a"]) as fake:
+        m = orroute.AIModelManager(
+            api_key="sk-or-test", base_url=fake.base_url, fallbacks=["test/a"],
+            ledger=t, project="p",
+        )
+        r = m.execute_task_sync(orroute.Task(messages="Say hello", max_tokens=20))
+        assert r.cost > 0
+    assert t.total_cost(project="p") == r.cost
+    assert t.budget_status(project="p").spent == r.cost
+    # A separate process sees the manager's spend and the budget.
+    child = (
+        "import orroute, sys\n"
+        f"t = orroute.CostTracker({redis_url!r})\n"
+        "print(t.budget_status(project='p').spent)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child],
+        env={**os.environ, "PYTHONPATH": PYTHON_DIR},
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    assert Decimal(out.stdout.strip()) == r.cost
