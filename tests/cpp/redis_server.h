@@ -2,6 +2,7 @@
 // exit. Tests that need it call RedisServer::shared() and skip (with a warning) when it is null.
 #pragma once
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -82,6 +83,9 @@ class RedisServer {
     const std::string port = std::to_string(s->port_);
     s->pid_ = ::fork();
     if (s->pid_ == 0) {
+      const int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
       ::execl(bin.c_str(), bin.c_str(), "--port", port.c_str(), "--bind", "127.0.0.1", "--dir",
               s->dir_.c_str(), "--save", "", "--appendonly", "no", "--loglevel", "warning",
               static_cast<char*>(nullptr));

@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -51,26 +52,27 @@ def redis_command(port: int, *args: str) -> object:
             b = a.encode()
             out += b"$%d\r\n%s\r\n" % (len(b), b)
         sock.sendall(out)
-        f = sock.makefile("rb")
+        with sock.makefile("rb") as f:
+            return _read_reply(f)
 
-        def read() -> object:
-            line = f.readline().rstrip(b"\r\n")
-            kind, rest = line[:1], line[1:].decode()
-            if kind == b"+":
-                return rest
-            if kind == b"-":
-                raise RuntimeError(rest)
-            if kind == b":":
-                return int(rest)
-            if kind == b"$":
-                n = int(rest)
-                return None if n < 0 else f.read(n + 2)[:-2].decode()
-            if kind == b"*":
-                n = int(rest)
-                return None if n < 0 else [read() for _ in range(n)]
-            raise RuntimeError(f"bad RESP reply {line!r}")
 
-        return read()
+def _read_reply(f: Any) -> object:
+    """One RESP reply from the file-like `f`."""
+    line = f.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:].decode()
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        raise RuntimeError(rest)
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:-2].decode()
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise RuntimeError(f"bad RESP reply {line!r}")
 
 
 class RedisServer:

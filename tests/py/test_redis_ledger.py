@@ -9,8 +9,9 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import orroute
 import pytest
+
+import orroute
 from orroute.testing import FakeOpenRouter
 
 PYTHON_DIR = str(Path(orroute.__file__).resolve().parent.parent)
@@ -48,9 +49,9 @@ def test_sums_of_many_tiny_amounts_are_exact(redis_url: str) -> None:
 
 def test_huge_budget_keeps_every_digit(redis_url: str) -> None:
     t = orroute.CostTracker(redis_url)
-    limit = Decimal("123456789012345.678901234567890123")
+    limit = Decimal("123456789012345.678901234567890123")  # 33 digits: beyond Decimal's 28
     t.set_budget(limit)
-    t.reserve(limit - ATTO)
+    t.reserve(Decimal("123456789012345.678901234567890122"))
     t.reserve(ATTO)
     with pytest.raises(orroute.BudgetExceededError):
         t.reserve(ATTO)
