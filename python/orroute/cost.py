@@ -378,6 +378,7 @@ class CostTracker:
 
     def _open(self) -> None:
         self._pid = os.getpid()
+        self._core_ledger: _core.SqliteLedger | _core.RedisLedger
         if self._redis:
             if not _core.redis_available():
                 raise InvalidArgumentError(
