@@ -666,6 +666,7 @@ struct RedisLedger::Impl {
   struct Mine {
     TimeUs at;
     SpendScope scope;
+    TimeUs expires = 0;
   };
   std::mutex mine_mu;
   std::unordered_map<int64_t, Mine> mine;
@@ -1023,7 +1024,8 @@ struct RedisLedger::Impl {
           if (r->element[0]->type != REDIS_REPLY_NIL) {
             m = Mine{std::stoll(rstr(r->element[0])),
                      SpendScope{rstr(r->element[1]), rstr(r->element[2]),
-                                decode_tags(rstr(r->element[3]))}};
+                                decode_tags(rstr(r->element[3]))},
+                     0};
           }
         }
         if (m) {
@@ -1218,7 +1220,10 @@ ReserveOutcome RedisLedger::reserve(const ReserveRequest& req) {
       out.reservation_id = std::stoll(rstr(r->element[1]));
     }
     std::lock_guard lk(impl_->mine_mu);
-    impl_->mine[out.reservation_id] = {at, req.scope};
+    if (impl_->mine.size() >= 4096) {  // forget reservations that expired without a settle
+      std::erase_if(impl_->mine, [&](const auto& kv) { return kv.second.expires <= at; });
+    }
+    impl_->mine[out.reservation_id] = {at, req.scope, at + req.ttl_us};
     return out;
   }
   impl_->fail("reserve kept racing with budget changes");
