@@ -162,6 +162,14 @@ TEST_CASE("redis: budgets apply by scope, and windows roll over in their zone", 
   const auto states = daily->budget_states({"p", "", {}}, kFeb01_0000, false);
   REQUIRE(states.size() == 2);
   for (const auto& s : states) REQUIRE(s.spent == Money::parse("1"));
+  // Reservations in a window that ended long ago (an injected clock) still hold their money.
+  constexpr TimeUs kFeb02 = kFeb01_0000 + 86400 * kSec;
+  const auto held = daily->reserve(req("0.6", kFeb02 + kSec, "q"));
+  REQUIRE(held.status == ReserveStatus::kReserved);
+  REQUIRE(daily->budget_states({"q", "", {}}, kFeb02, false).at(0).reserved ==
+          Money::parse("0.6"));
+  REQUIRE(daily->reserve(req("0.5", kFeb02 + 2 * kSec, "q")).status == ReserveStatus::kExceeded);
+  REQUIRE(daily->release(held.reservation_id));
   // A budget set later counts the calls already in its window.
   daily->set_budget(spec("project:p", Window::kTotal, "10"));
   REQUIRE(daily->budget_states({"p", "", {}}, kFeb01_0000, false).back().spent ==

@@ -371,11 +371,10 @@ local function gen_ok(g) return (redis.call('GET', P .. 'gen') or '0') == g end
 // then n window tuples of 10.
 const char* const kLuaReserve = R"lua(
 local tk = P .. 'tok:' .. ARGV[3]
-local prev = redis.call('GET', tk)
-if prev then return {'dup', prev} end
-local cut = redis.call('GET', P .. 'cutoff')
-if cut then return {'cutoff', cut} end
-if not gen_ok(ARGV[2]) then return {'stale'} end
+local head = redis.call('MGET', tk, P .. 'cutoff', P .. 'gen')
+if head[1] then return {'dup', head[1]} end
+if head[2] then return {'cutoff', head[2]} end
+if (head[3] or '0') ~= ARGV[2] then return {'stale'} end
 reclaim(ARGV[4])
 local amount = big(ARGV[6])
 local n = tonumber(ARGV[12])
@@ -411,9 +410,9 @@ return {'ok', tostring(id), unpack(out)}
 // hash as field/value pairs.
 const char* const kLuaSettle = R"lua(
 local tk = P .. 'tok:' .. ARGV[3]
-local prev = redis.call('GET', tk)
-if prev then return {'dup', prev} end
-if not gen_ok(ARGV[2]) then return {'stale'} end
+local head = redis.call('MGET', tk, P .. 'gen')
+if head[1] then return {'dup', head[1]} end
+if (head[2] or '0') ~= ARGV[2] then return {'stale'} end
 local found = false
 if ARGV[4] ~= '0' then
   local at = redis.call('HGET', P .. 'res:' .. ARGV[4], 'at')
@@ -863,6 +862,9 @@ struct RedisLedger::Impl {
     return out;
   }
   static void put_windows(std::vector<std::string>& args, const std::vector<Win>& wins) {
+    // Never an expiry in the past (an injected clock may book into old windows): at least
+    // 35 days from the real now.
+    const int64_t now_ms = now_us() / 1000;
     args.push_back(std::to_string(wins.size()));
     for (const auto& w : wins) {
       args.push_back(std::to_string(w.budget->id));
@@ -870,7 +872,7 @@ struct RedisLedger::Impl {
       args.push_back(std::to_string(w.end));
       // Counters of ended windows go 35 days after the end (recreated from the calls if read).
       const bool total = w.budget->window == Window::kTotal;
-      args.push_back(total ? "0" : std::to_string(w.end / 1000 + 35LL * 86'400'000));
+      args.push_back(total ? "0" : std::to_string(std::max(w.end / 1000, now_ms) + 35LL * 86'400'000));
       args.push_back(kind_name(w.budget->scope.kind));
       args.push_back(w.budget->scope.key);
       args.push_back(w.budget->scope.value);
