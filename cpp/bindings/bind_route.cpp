@@ -264,6 +264,7 @@ void bind_route(py::module_& m) {
       .def_readwrite("max_candidates", &EngineConfig::max_candidates)
       .def_readwrite("server_side_fallbacks", &EngineConfig::server_side_fallbacks)
       .def_readwrite("default_max_tokens", &EngineConfig::default_max_tokens)
+      .def_readwrite("router_state", &EngineConfig::router_state)
       .def_readwrite("refresh_catalog", &EngineConfig::refresh_catalog)
       .def(
           "set_limit",

@@ -833,6 +833,7 @@ class EngineConfig:
     max_candidates: int
     server_side_fallbacks: int
     default_max_tokens: int
+    router_state: str
     refresh_catalog: bool
     def __init__(self) -> None: ...
     def set_limit(

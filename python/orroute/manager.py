@@ -215,6 +215,9 @@ class AIModelManager:
             ``min_calls``, ``window``, ``cooldown`` (seconds), ``successes_to_close``.
         stream_queue: chunks a ``stream_task`` holds for a slow consumer before the upstream
             transfer is paused (bounded memory per stream).
+        router_state: ``"redis://..."`` to share circuit breakers, rate-limit windows and
+            Retry-After holds with every manager (any process, any machine) using that Redis
+            server and prefix; omitted: this manager's own in-process state.
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -246,6 +249,7 @@ class AIModelManager:
         app_name: str | None = None,
         refresh_catalog: bool = True,
         stream_queue: int = 64,
+        router_state: str | None = None,
     ) -> None:
         from . import _core
         from .catalog import Catalog
@@ -276,6 +280,13 @@ class AIModelManager:
         cfg.default_max_tokens = int(default_max_tokens)
         cfg.max_candidates = int(max_candidates)
         cfg.refresh_catalog = bool(refresh_catalog)
+        if router_state:
+            if not _core.redis_available():
+                raise _exc.InvalidArgumentError(
+                    "router_state needs the Redis backend, and this orroute was built without "
+                    "hiredis"
+                )
+            cfg.router_state = str(router_state)
         for name, value in (breaker or {}).items():
             attr = {
                 "failures": "breaker_failures",

@@ -132,3 +132,33 @@ def test_a_manager_and_a_tracker_in_another_process_share_a_redis_budget(redis_u
         capture_output=True, text=True, check=True, timeout=60,
     )
     assert Decimal(out.stdout.strip()) == r.cost
+
+
+def test_managers_share_breakers_and_rate_limits_through_redis(redis_server) -> None:
+    from orroute.testing import Fault
+
+    state = redis_server.url("rs-" + os.urandom(6).hex() + ":")
+    with FakeOpenRouter(models=["test/a", "test/b"]) as fake:
+
+        def manager() -> orroute.AIModelManager:
+            return orroute.AIModelManager(
+                api_key="sk-or-test", base_url=fake.base_url, fallbacks=["test/a", "test/b"],
+                max_retries=0, retry_base_delay=0.001, router_state=state,
+                breaker={"failures": 3, "cooldown": 60},
+                limits={"test/b": {"limit_requests": 4, "window": 60}}, max_admission_wait=0,
+            )
+
+        first, second = manager(), manager()
+        fake.fail("test/a", Fault.server_error())
+        for _ in range(3):
+            assert first.execute_task_sync(orroute.Task(messages="hi")).model == "test/b"
+        seen = len(fake.requests_for("test/a"))
+        # The other manager (as another process or machine would) sees the open circuit...
+        r = second.execute_task_sync(orroute.Task(messages="hi"))
+        assert r.model == "test/b" and r.attempts[0].error == "skipped:circuit_open"
+        assert len(fake.requests_for("test/a")) == seen
+        assert second.health()["models"]["test/a"]["state"] == "circuit_open"
+        # ... and the requests the first one made count against the shared limit of test/b.
+        with pytest.raises(orroute.OrRouteError):
+            second.execute_task_sync(orroute.Task(messages="hi"))
+        assert len(fake.requests_for("test/b")) == 4
