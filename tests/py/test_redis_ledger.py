@@ -162,3 +162,28 @@ def test_managers_share_breakers_and_rate_limits_through_redis(redis_server) -> 
         with pytest.raises(orroute.OrRouteError):
             second.execute_task_sync(orroute.Task(messages="hi"))
         assert len(fake.requests_for("test/b")) == 4
+
+
+def test_gateway_books_to_a_redis_ledger(redis_url: str) -> None:
+    import json
+    import urllib.request
+
+    from orroute.gateway import Gateway, GatewaySettings
+
+    with FakeOpenRouter(api_key="sk-or-upstream") as fake:
+        settings = GatewaySettings(
+            base_url=fake.base_url, api_key="sk-or-upstream", ledger=redis_url, port=0
+        )
+        with Gateway(settings) as gw:
+            key = gw.keys.create("gw-redis")[0]
+            req = urllib.request.Request(
+                f"{gw.base_url}/chat/completions",
+                data=json.dumps(
+                    {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+                ).encode(),
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                assert resp.status == 200
+    # The spend is in Redis, where any machine's tracker sees it.
+    assert orroute.CostTracker(redis_url).total_cost(project="gw-redis") > 0
