@@ -194,7 +194,7 @@ def peer_redis_benchmark(port: int, n: int, clients: int) -> float | None:
     ).stdout
     # "INCR: 98039.22 requests per second, p50=0.031 msec"
     for part in out.replace("\r", "\n").split("\n"):
-        if part.startswith("INCR:"):
+        if part.startswith("INCR:") and "requests per second" in part:
             return float(part.split()[1])
     return None
 
