@@ -86,11 +86,12 @@ ENV_VARS: dict[str, str] = {
     "strategy": "ORROUTE_STRATEGY",
     "project": "ORROUTE_PROJECT",
     "ledger": "ORROUTE_LEDGER",
+    "router_state": "ORROUTE_ROUTER_STATE",
     "fallbacks": "ORROUTE_FALLBACKS",
 }
 _SCALAR_KEYS = (
     "api_key", "base_url", "preferred_model", "fallback_enabled", "cost_optimization",
-    "log_level", "strategy", "project", "ledger", "fallbacks",
+    "log_level", "strategy", "project", "ledger", "fallbacks", "router_state",
 )
 _TOML_KEYS = frozenset(_SCALAR_KEYS) | {"budgets", "limits", "app_name", "app_url", "timeout",
                                          "max_retries", "gateway"}
@@ -212,6 +213,8 @@ class Settings:
     project: str = "default"
     home: Path = field(default_factory=default_home)
     ledger: Path | LedgerURL | None = None
+    # Breakers and rate limits shared through Redis ("redis://..."); None = per process.
+    router_state: LedgerURL | None = None
     fallbacks: tuple[str, ...] = ()
     budgets: tuple[BudgetConfig, ...] = ()
     limits: Mapping[str, RateLimitConfig] = field(default_factory=dict)
@@ -262,6 +265,7 @@ class Settings:
             "project": self.project,
             "home": str(self.home),
             "ledger": f"{self.ledger_path}",  # a Redis password stays hidden
+            "router_state": None if self.router_state is None else f"{self.router_state}",
             "fallbacks": list(self.fallbacks),
             "budgets": [b.as_dict() for b in self.budgets],
             "limits": {m: lim.as_dict() for m, lim in self.limits.items()},
@@ -420,6 +424,13 @@ def _convert(name: str, value: Any, where: str) -> Any:
         if s.startswith(("redis://", "rediss://")):
             return LedgerURL(s)
         return None if not s else s if s == ":memory:" else Path(s).expanduser()
+    if name == "router_state":
+        s = str(value).strip()
+        if not s:
+            return None
+        if not s.startswith("redis://"):
+            raise ConfigError(f"{where}: expected a redis:// URL, got {redact_ledger_url(s)!r}")
+        return LedgerURL(s)
     if name == "timeout":
         try:
             t = float(value)
@@ -586,8 +597,8 @@ def load_settings(
     for name in (*_SCALAR_KEYS, "budgets", "limits", "app_name", "app_url", "timeout",
                  "max_retries"):
         sources.setdefault(name, "default")
-    nullable = {"api_key", "preferred_model", "ledger", "app_name", "app_url", "timeout",
-                "max_retries"}
+    nullable = {"api_key", "preferred_model", "ledger", "router_state", "app_name", "app_url",
+                "timeout", "max_retries"}
     values = {k: v for k, v in values.items() if v is not None or k in nullable}
     if values.get("ledger") == ":memory:":
         values["ledger"] = Path(":memory:")

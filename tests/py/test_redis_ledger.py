@@ -187,3 +187,19 @@ def test_gateway_books_to_a_redis_ledger(redis_url: str) -> None:
                 assert resp.status == 200
     # The spend is in Redis, where any machine's tracker sees it.
     assert orroute.CostTracker(redis_url).total_cost(project="gw-redis") > 0
+
+
+def test_router_state_setting_is_a_redis_url_shown_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orroute.config import ConfigError, load_settings
+
+    monkeypatch.setenv("ORROUTE_ROUTER_STATE", "redis://:pw-state-99@10.0.0.5:6379/2")
+    s = load_settings()
+    assert str(s.router_state) == "redis://:pw-state-99@10.0.0.5:6379/2"
+    assert s.sources["router_state"] == "env"
+    assert "pw-state-99" not in f"{s.router_state} {s!r} {s.as_dict()}"
+    assert s.as_dict()["router_state"] == "redis://:***@10.0.0.5:6379/2"
+    monkeypatch.setenv("ORROUTE_ROUTER_STATE", "http://10.0.0.5")
+    with pytest.raises(ConfigError):
+        load_settings()

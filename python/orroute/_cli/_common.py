@@ -300,6 +300,8 @@ def make_manager(s: Any, *, strategy: str | None = None, budget: Any = None,
         "ledger": str(s.ledger_path),
         "project": s.project,
     }
+    if getattr(s, "router_state", None):
+        kwargs["router_state"] = str(s.router_state)  # breakers and limits shared via Redis
     if preferred:
         kwargs["preferred_model"] = preferred
     if not use_fallbacks and preferred:

@@ -101,7 +101,7 @@ class Gateway:
             catalog=self._catalog, refresh_catalog=self._catalog is None, limits=s.limits,
             breaker=s.breaker, max_retries=s.max_retries,
             max_admission_wait=s.max_admission_wait, timeout=s.timeout,
-            app_name="orroute gateway",
+            app_name="orroute gateway", router_state=s.router_state,
         )
 
     async def _start_async(self, reuse_port: bool = False) -> None:
