@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import orroute
 import tiktoken
+
+import orroute
 
 URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 MULTILINGUAL = (

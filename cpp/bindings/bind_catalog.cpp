@@ -122,17 +122,19 @@ void bind_catalog(py::module_& m) {
       .def(
           "cost",
           [](const ModelCatalog& c, std::string_view id, int64_t prompt, int64_t completion,
-             int64_t cached, int64_t cache_write, int64_t reasoning, int64_t requests,
-             int64_t images, int64_t web_searches, bool cache_write_1h,
-             std::optional<int32_t> utc_hhmm) {
-            return c.cost(id, {prompt, completion, cached, cache_write, reasoning, requests, images,
-                               web_searches, cache_write_1h, utc_hhmm});
+             int64_t cached, int64_t cache_write, int64_t reasoning, int64_t audio,
+             int64_t audio_output, int64_t image_output, int64_t requests, int64_t images,
+             int64_t web_searches, bool cache_write_1h, std::optional<int32_t> utc_hhmm) {
+            return c.cost(id, {prompt, completion, cached, cache_write, reasoning, audio,
+                               audio_output, image_output, requests, images, web_searches,
+                               cache_write_1h, utc_hhmm});
           },
           py::arg("model_id"), py::arg("prompt_tokens"), py::arg("completion_tokens"),
           py::arg("cached_tokens") = 0, py::arg("cache_write_tokens") = 0,
-          py::arg("reasoning_tokens") = 0, py::arg("requests") = 1, py::arg("images") = 0,
-          py::arg("web_searches") = 0, py::arg("cache_write_1h") = false,
-          py::arg("utc_hhmm") = py::none())
+          py::arg("reasoning_tokens") = 0, py::arg("audio_tokens") = 0,
+          py::arg("audio_output_tokens") = 0, py::arg("image_output_tokens") = 0,
+          py::arg("requests") = 1, py::arg("images") = 0, py::arg("web_searches") = 0,
+          py::arg("cache_write_1h") = false, py::arg("utc_hhmm") = py::none())
       .def("worst_case", &ModelCatalog::worst_case, py::arg("model_id"), py::arg("prompt_tokens"),
            py::arg("max_output_tokens") = py::none(), py::arg("requests") = 1,
            py::arg("may_write_cache") = false);

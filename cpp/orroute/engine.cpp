@@ -74,17 +74,30 @@ class CatalogPrices final : public PriceBook {
       return std::nullopt;  // dynamic price: cannot be estimated
     }
   }
-  Money actual(const std::string& model, int64_t input_tokens, int64_t output_tokens,
-               std::optional<Money> reported) const override {
-    if (reported) return *reported;
+  Money actual(const std::string& model, const AttemptResult& r) const override {
+    if (r.reported_cost) return *r.reported_cost;
     if (!catalog_.find(model)) return Money::zero();
+    UsageCounts u;
+    u.prompt_tokens = r.input_tokens;
+    u.completion_tokens = r.output_tokens;
+    u.cached_tokens = r.cached_tokens;
+    u.cache_write_tokens = r.cache_write_tokens;
+    u.audio_tokens = r.audio_tokens;
+    u.reasoning_tokens = r.reasoning_tokens;
+    u.audio_output_tokens = r.audio_output_tokens;
+    u.image_output_tokens = r.image_output_tokens;
     try {
-      UsageCounts u;
-      u.prompt_tokens = input_tokens;
-      u.completion_tokens = output_tokens;
       return catalog_.cost(model, u);
     } catch (const Error&) {
-      return Money::zero();
+    }
+    // A breakdown whose parts exceed its total (a server's bug): bill the totals alone.
+    UsageCounts totals;
+    totals.prompt_tokens = r.input_tokens;
+    totals.completion_tokens = r.output_tokens;
+    try {
+      return catalog_.cost(model, totals);
+    } catch (const Error&) {
+      return Money::zero();  // dynamic price: the server did not say what it charged
     }
   }
   std::optional<int64_t> context_length(const std::string& model) const override {
@@ -161,6 +174,9 @@ class LedgerGate final : public BudgetGate {
     if (info.result) {
       rec.prompt_tokens = info.result->input_tokens;
       rec.completion_tokens = info.result->output_tokens;
+      rec.cached_tokens = info.result->cached_tokens;
+      rec.cache_write_tokens = info.result->cache_write_tokens;
+      rec.reasoning_tokens = info.result->reasoning_tokens;
       if (info.result->ttft) rec.ttft_us = to_us(*info.result->ttft);
     }
     auto it = estimates_.find(id);
@@ -385,6 +401,12 @@ class ChatSink final : public Sink {
   static void fill_usage(const Usage& u, AttemptResult& r) {
     r.input_tokens = u.prompt_tokens;
     r.output_tokens = u.completion_tokens;
+    r.cached_tokens = u.cached_tokens;
+    r.cache_write_tokens = u.cache_write_tokens;
+    r.audio_tokens = u.audio_tokens;
+    r.reasoning_tokens = u.reasoning_tokens;
+    r.audio_output_tokens = u.audio_output_tokens;
+    r.image_output_tokens = u.image_output_tokens;
     r.reported_cost = u.cost;
   }
   void read_usage_json(const std::string& json, AttemptResult& r) {

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -219,7 +220,7 @@ def hull_at(h: list[tuple[float, float]], cost: float) -> float:
     """Quality of the hull at ``cost`` (flat beyond its ends)."""
     if cost <= h[0][0]:
         return h[0][1]
-    for (x1, y1), (x2, y2) in zip(h, h[1:]):
+    for (x1, y1), (x2, y2) in itertools.pairwise(h):
         if cost <= x2:
             return y1 + (y2 - y1) * (cost - x1) / (x2 - x1)
     return h[-1][1]
@@ -247,7 +248,7 @@ def pgr_curve(score: Any, strong: Any, weak: Any, grid: int = 101) -> tuple[Any,
     acc_s, acc_w = strong.mean(), weak.mean()
     fs = np.linspace(0, 1, grid)
     gains = np.concatenate([[0.0], np.cumsum((strong - weak)[order])])
-    perf = np.array([acc_w + gains[int(round(f * n))] / n for f in fs])
+    perf = np.array([acc_w + gains[round(float(f) * n)] / n for f in fs])
     return fs, (perf - acc_w) / (acc_s - acc_w)
 
 
@@ -283,7 +284,7 @@ def _eval_routerbench(data: Outcomes, cv: dict, seed: int) -> dict[str, Any]:
     import numpy as np
 
     s, c = data.scores, data.costs
-    n, m = s.shape
+    n = s.shape[0]
     singles = {mod: (float(c[:, j].mean()), float(s[:, j].mean())) for j, mod in enumerate(data.models)}
     best = max(singles, key=lambda k: singles[k][1])
     best_cost, best_acc = singles[best]
@@ -321,7 +322,7 @@ def _eval_routerbench(data: Outcomes, cv: dict, seed: int) -> dict[str, Any]:
             reach = [h[-1][0]]
         # interpolated (a random mix of two router settings) cost on the hull
         cost = None
-        for (x1, y1), (x2, y2) in zip(h, h[1:]):
+        for (x1, y1), (x2, y2) in itertools.pairwise(h):
             if y1 < best_acc <= y2:
                 cost = x1 + (x2 - x1) * (best_acc - y1) / (y2 - y1)
                 break
@@ -479,7 +480,9 @@ def _plots(out_dir: str, results: dict[str, Any]) -> list[str]:
 
 
 def route_speed(data: Outcomes, repeats: int = 5) -> dict[str, float]:
-    """CPU microseconds per ``route()`` call on long few-shot prompts (>= 1,500 chars) and on
+    """CPU seconds of ``LearnedRouter.fit`` on the whole table (defaults) next to a scikit-learn
+    peer doing the same job (``_sklearn_fit_seconds``, when installed), and
+    CPU microseconds per ``route()`` call on long few-shot prompts (>= 1,500 chars) and on
     short ones (< 300 chars), for the default router and for a peer whose word features read the
     whole prompt (``word_window=0``, the version-1 behaviour), both fitted here (1 epoch: speed
     does not depend on training) and timed in the same run. Best of ``repeats`` passes (CPU time,
@@ -497,6 +500,13 @@ def route_speed(data: Outcomes, repeats: int = 5) -> dict[str, float]:
         "long_chars": sum(map(len, long)) / max(len(long), 1),
         "short_chars": sum(map(len, short)) / max(len(short), 1),
     }
+    t0 = time.process_time()
+    LearnedRouter.fit(data.prompts, sc, co)
+    out["fit_s"] = time.process_time() - t0
+    out["fit_rows"] = float(data.scores.size)
+    peer = _sklearn_fit_seconds(data)
+    if peer is not None:
+        out["peer_fit_s"] = peer
     for label, opts in (("default", {}), ("whole_prompt_words", {"word_window": 0})):
         router = LearnedRouter.fit(data.prompts, sc, co, epochs=1, **opts)
         for kind, prompts in (("long", long), ("short", short)):
@@ -512,7 +522,39 @@ def route_speed(data: Outcomes, repeats: int = 5) -> dict[str, float]:
     return out
 
 
+def _sklearn_fit_seconds(data: Outcomes) -> float | None:
+    """CPU seconds for the same job done with scikit-learn (when installed): hashed character
+    3-5-grams of the last 256 chars and word 1-2-grams of the last 512, then one logistic
+    regression per model. A peer for ``LearnedRouter.fit``'s speed, not for its accuracy."""
+    import time
+
+    try:
+        from scipy import sparse
+        from sklearn.feature_extraction.text import HashingVectorizer
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        return None
+    t0 = time.process_time()
+    chars = HashingVectorizer(analyzer="char", ngram_range=(3, 5), n_features=1 << 16)
+    words = HashingVectorizer(ngram_range=(1, 2), n_features=1 << 16)
+    x = sparse.hstack([chars.transform([p[-256:] for p in data.prompts]),
+                       words.transform([p[-512:] for p in data.prompts])]).tocsr()
+    for j in range(data.scores.shape[1]):
+        y = data.scores[:, j] > 0.5
+        if y.all() or not y.any():
+            continue
+        LogisticRegression(C=1.0, solver="liblinear").fit(x, y)
+    return time.process_time() - t0
+
+
 def _print_speed(sp: dict[str, float]) -> None:
+    if "fit_s" in sp:
+        line = (f"\nfit (defaults) on {sp['fit_rows']:,.0f} outcome rows: {sp['fit_s']:.2f} s CPU, "
+                f"{sp['fit_rows'] / sp['fit_s']:,.0f} rows/s")
+        if "peer_fit_s" in sp:
+            line += (f"; peer scikit-learn (hashed n-grams + one LogisticRegression per model): "
+                     f"{sp['peer_fit_s']:.2f} s ({sp['peer_fit_s'] / sp['fit_s']:.2f}x)")
+        print(line)
     print("\nroute() CPU time per call (best of 5 passes over <= 200 prompts):")
     print(f"{'prompts':28s} {'default':>10s} {'words: whole prompt':>20s} {'ratio':>6s}")
     for kind in ("long", "short"):

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidArgumentError
 
 if TYPE_CHECKING:
     from ._core import ModelCatalog, ModelInfo, Prices, PriceTier, Pricing  # noqa: F401
+    from .types import CompletionUsage
 
 __all__ = ["Catalog", "ModelInfo", "bundled_catalog_path"]
 
@@ -189,6 +190,9 @@ class Catalog:
         cached_tokens: int = 0,
         cache_write_tokens: int = 0,
         reasoning_tokens: int = 0,
+        audio_tokens: int = 0,
+        audio_output_tokens: int = 0,
+        image_output_tokens: int = 0,
         requests: int = 1,
         images: int = 0,
         web_searches: int = 0,
@@ -197,10 +201,14 @@ class Catalog:
     ) -> Decimal:
         """Exact cost in USD of one call, as OpenRouter bills it.
 
-        ``cached_tokens`` and ``cache_write_tokens`` are part of ``prompt_tokens`` and
-        ``reasoning_tokens`` are part of ``completion_tokens`` (as in OpenRouter's ``usage``), so
-        nothing is billed twice. Tier overrides (``min_prompt_tokens``) apply by prompt size;
-        time-windowed tiers apply only when ``utc_hhmm`` (e.g. ``1430``) is given.
+        ``cached_tokens``, ``cache_write_tokens`` and ``audio_tokens`` (input audio) are part of
+        ``prompt_tokens``; ``reasoning_tokens``, ``audio_output_tokens`` and
+        ``image_output_tokens`` are part of ``completion_tokens`` (as in OpenRouter's ``usage``),
+        so nothing is billed twice; each part is billed at its own price when the model lists one
+        (``input_cache_read``, ``audio``, ``image_output``, ...), else at the prompt or completion
+        price. Tier overrides (``min_prompt_tokens``) apply by prompt size; time-windowed tiers
+        apply only when ``utc_hhmm`` (e.g. ``1430``) is given. :meth:`usage_cost` reads the counts
+        from a response's ``usage``.
 
         Raises:
             orroute.NotFoundInCatalogError: unknown model id.
@@ -214,9 +222,55 @@ class Catalog:
             cached_tokens=cached_tokens,
             cache_write_tokens=cache_write_tokens,
             reasoning_tokens=reasoning_tokens,
+            audio_tokens=audio_tokens,
+            audio_output_tokens=audio_output_tokens,
+            image_output_tokens=image_output_tokens,
             requests=requests,
             images=images,
             web_searches=web_searches,
+            cache_write_1h=cache_write_1h,
+            utc_hhmm=utc_hhmm,
+        )
+
+    def usage_cost(
+        self,
+        model_id: str,
+        usage: Mapping[str, Any] | CompletionUsage,
+        *,
+        cache_write_1h: bool = False,
+        utc_hhmm: int | None = None,
+    ) -> Decimal:
+        """Exact cost of a call from its OpenRouter ``usage`` (a dict, or ``response.usage``).
+
+        Reads the totals and every breakdown the usage object has: ``prompt_tokens_details``
+        (``cached_tokens``, ``cache_write_tokens``, ``audio_tokens``), ``completion_tokens_details``
+        (``reasoning_tokens``, ``audio_tokens``, ``image_tokens``) and
+        ``server_tool_use_details.web_search_requests``; then prices them as :meth:`cost` does.
+        The usage object counts no input image tokens or cached audio tokens, so the
+        ``image_token`` and ``input_audio_cache`` prices are never applied (those tokens are billed
+        as the prompt or cached tokens they are part of).
+
+        >>> Catalog.bundled().usage_cost("openai/gpt-4o-mini",
+        ...                              {"prompt_tokens": 1000, "completion_tokens": 500})
+        Decimal('0.00045')
+        """
+        u = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
+
+        def count(section: str | None, name: str) -> int:
+            d = u if section is None else (u.get(section) or {})
+            return int(d.get(name) or 0)
+
+        return self.cost(
+            model_id,
+            prompt_tokens=count(None, "prompt_tokens"),
+            completion_tokens=count(None, "completion_tokens"),
+            cached_tokens=count("prompt_tokens_details", "cached_tokens"),
+            cache_write_tokens=count("prompt_tokens_details", "cache_write_tokens"),
+            audio_tokens=count("prompt_tokens_details", "audio_tokens"),
+            reasoning_tokens=count("completion_tokens_details", "reasoning_tokens"),
+            audio_output_tokens=count("completion_tokens_details", "audio_tokens"),
+            image_output_tokens=count("completion_tokens_details", "image_tokens"),
+            web_searches=count("server_tool_use_details", "web_search_requests"),
             cache_write_1h=cache_write_1h,
             utc_hhmm=utc_hhmm,
         )

@@ -12,6 +12,7 @@ the retries and the key rotation; this module only shapes arguments and results.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote
 
 from . import _core
@@ -43,6 +44,9 @@ from .types import (
     KeyInfo,
     ModelList,
 )
+
+if TYPE_CHECKING:  # typing_extensions is not a run-time dependency (Self is typing's from 3.11)
+    from typing_extensions import Self
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncOpenRouter", "AsyncStream", "OpenRouter", "Stream", "Timeout"]
 
@@ -266,6 +270,10 @@ class _StreamBase:
             self._finished = True
             self._cs.cancel()
 
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter shutdown the core may be gone
+            self._close()
+
 
 class Stream(_StreamBase):
     """Chunks of a streamed completion: an iterator and a context manager.
@@ -296,17 +304,12 @@ class Stream(_StreamBase):
         """Aborts the transfer if it is still running (no-op afterwards)."""
         self._close()
 
-    def __enter__(self) -> Stream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        try:
-            self._close()
-        except Exception:  # noqa: BLE001 (interpreter shutdown)
-            pass
 
 
 class AsyncStream(_StreamBase):
@@ -338,17 +341,12 @@ class AsyncStream(_StreamBase):
 
     aclose = close
 
-    async def __aenter__(self) -> AsyncStream:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._close()
 
-    def __del__(self) -> None:
-        try:
-            self._close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 # ------------------------------------------------------------------------------------------------
@@ -604,19 +602,30 @@ class _Models:
         """The model list from ``{base_url}/models``, cached on disk for ``ttl`` seconds; offline it
         falls back to the last cached copy, then to the bundled snapshot (``fallback=False``:
         raises the ``APIError`` instead)."""
-        c = self._client
-        if not refresh and (cached := c._models_from_cache(ttl)) is not None:
-            return ModelList(cached)
+        if not refresh and (cached := self._cached(ttl)) is not None:
+            return cached
         try:
-            call = c._start("GET", "/models")
-            call.wait_done()
-            body = c._result(call)
-        except (APIConnectionError, APIError) as e:
-            offline = (c._models_from_cache(None) or c._bundled_models()) if fallback else None
-            if offline is None:
-                raise e
-            return ModelList(offline)
-        c._models_store(body)
+            body = self._client._get("/models")
+        except APIError:  # APIConnectionError included
+            if (offline := self._offline(fallback)) is None:
+                raise
+            return offline
+        return self._fresh(body)
+
+    # The sync and async list() differ only in how they wait for the GET.
+    def _cached(self, ttl: float) -> ModelList | None:
+        cached = self._client._models_from_cache(ttl)
+        return None if cached is None else ModelList(cached)
+
+    def _offline(self, fallback: bool) -> ModelList | None:
+        if not fallback:
+            return None
+        c = self._client
+        offline = c._models_from_cache(None) or c._bundled_models()
+        return None if offline is None else ModelList(offline)
+
+    def _fresh(self, body: dict[str, Any]) -> ModelList:
+        self._client._models_store(body)
         return ModelList(body)
 
 
@@ -636,7 +645,7 @@ class OpenRouter(_Base):
 
     >>> client = OpenRouter(api_key="sk-or-v1-0000000000000000", base_url="http://127.0.0.1:9")
     >>> client
-    OpenRouter(base_url='http://127.0.0.1:9', api_key=sk-or-v1-...0000)
+    OpenRouter(base_url='http://127.0.0.1:9', api_key='sk-or-v1-...0000')
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -651,23 +660,21 @@ class OpenRouter(_Base):
 
     def credits(self) -> Credits:
         """Total credits bought and used (USD)."""
-        return Credits(self._get("/credits").get("data") or {})
+        return Credits(_data(self._get("/credits")))
 
     def key_info(self) -> KeyInfo:
         """The current key's limits and usage."""
-        return KeyInfo(self._get("/key").get("data") or {})
+        return KeyInfo(_data(self._get("/key")))
 
     def generation(self, id: str, *, wait: float = 3.0) -> Generation:
         """Stats of a finished generation; retries the brief 404 right after a completion."""
-        retries = max(0, int(wait / 0.5))
-        return Generation(
-            self._get(f"/generation?id={quote(id)}", not_found_retries=retries).get("data") or {}
-        )
+        path, retries = _generation_get(id, wait)
+        return Generation(_data(self._get(path, not_found_retries=retries)))
 
     def close(self) -> None:
         """Nothing to release eagerly: the event loop thread stops when the last call ends."""
 
-    def __enter__(self) -> OpenRouter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -701,6 +708,16 @@ class _AsyncCompletions:
         return ChatCompletion(c._result(call))
 
 
+def _data(body: Any) -> dict[str, Any]:
+    """The ``data`` object of an OpenRouter envelope (``{}`` when absent or null)."""
+    return body.get("data") or {}
+
+
+def _generation_get(id: str, wait: float) -> tuple[str, int]:
+    """Path of ``GET /generation`` and how many 404s to retry (every 0.5 s) within ``wait``."""
+    return f"/generation?id={quote(id)}", max(0, int(wait / 0.5))
+
+
 async def _await_call(call: Any) -> None:
     if not call.done:
         try:
@@ -714,18 +731,15 @@ class _AsyncModels(_Models):
     async def list(  # type: ignore[override]
         self, *, refresh: bool = False, ttl: float = MODELS_CACHE_TTL, fallback: bool = True
     ) -> ModelList:
-        c = self._client
-        if not refresh and (cached := c._models_from_cache(ttl)) is not None:
-            return ModelList(cached)
+        if not refresh and (cached := self._cached(ttl)) is not None:
+            return cached
         try:
-            body = await c._aget("/models")
-        except APIError as e:
-            offline = (c._models_from_cache(None) or c._bundled_models()) if fallback else None
-            if offline is None:
-                raise e
-            return ModelList(offline)
-        c._models_store(body)
-        return ModelList(body)
+            body = await self._client._aget("/models")
+        except APIError:  # APIConnectionError included
+            if (offline := self._offline(fallback)) is None:
+                raise
+            return offline
+        return self._fresh(body)
 
 
 class AsyncOpenRouter(_Base):
@@ -742,20 +756,19 @@ class AsyncOpenRouter(_Base):
         return self._result(call)
 
     async def credits(self) -> Credits:
-        return Credits((await self._aget("/credits")).get("data") or {})
+        return Credits(_data(await self._aget("/credits")))
 
     async def key_info(self) -> KeyInfo:
-        return KeyInfo((await self._aget("/key")).get("data") or {})
+        return KeyInfo(_data(await self._aget("/key")))
 
     async def generation(self, id: str, *, wait: float = 3.0) -> Generation:
-        retries = max(0, int(wait / 0.5))
-        body = await self._aget(f"/generation?id={quote(id)}", not_found_retries=retries)
-        return Generation(body.get("data") or {})
+        path, retries = _generation_get(id, wait)
+        return Generation(_data(await self._aget(path, not_found_retries=retries)))
 
     async def close(self) -> None:
         """Nothing to release eagerly."""
 
-    async def __aenter__(self) -> AsyncOpenRouter:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -30,6 +30,7 @@ from ._exceptions import (
 
 if TYPE_CHECKING:
     import pandas
+    from typing_extensions import Self
 
     from .task import Task
 
@@ -82,8 +83,8 @@ def _to_us(value: datetime | float | None) -> int:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise InvalidArgumentError("datetimes passed to the ledger must be timezone-aware")
-        return int(round(value.timestamp() * _US))
-    return int(round(float(value) * _US))
+        return round(value.timestamp() * _US)
+    return round(float(value) * _US)
 
 
 def _tags(tags: Mapping[str, str] | None) -> list[tuple[str, str]]:
@@ -295,7 +296,7 @@ class Reservation:
             self.done = True
             self._tracker._core.release(self.id)
 
-    def __enter__(self) -> Reservation:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -311,7 +312,7 @@ def _give_back_leases(ledger: Any, pid: int) -> None:
         return  # a forked child: the parent's leases are not ours
     try:
         ledger.release_leases()
-    except Exception:  # best effort: a dead process's leases are reclaimed anyway
+    except Exception:  # noqa: BLE001 (logged; best effort: dead processes' leases get reclaimed)
         _log.debug("could not give back budget leases", exc_info=True)
 
 
@@ -456,7 +457,7 @@ class CostTracker:
         row.estimated_cost = None if est is None else est
         for name in ("latency", "ttft"):
             v = f.pop(name, None)
-            setattr(row, f"{name}_us", -1 if v is None else int(round(float(v) * _US)))
+            setattr(row, f"{name}_us", -1 if v is None else round(float(v) * _US))
         for k, v in f.items():
             if k not in _CALL_FIELDS:
                 raise InvalidArgumentError(f"unknown call field {k!r}")
@@ -470,7 +471,7 @@ class CostTracker:
             for cb in list(self._callbacks):
                 try:
                     cb(event)
-                except Exception:  # a broken callback must not break the call that spent
+                except Exception:  # noqa: BLE001 (logged; a bad callback must not fail the call)
                     _log.exception("alert callback %r failed", cb)
             if self.webhook_url:
                 deliver_webhook(self.webhook_url, event)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any, Literal
-
-from typing_extensions import Self
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import _core
+
+if TYPE_CHECKING:  # typing_extensions is not a run-time dependency (Self is typing's from 3.11)
+    from typing_extensions import Self
 
 __all__ = ["Encoding", "TokenCount", "count_tokens", "encoding_for_model", "get_encoding"]
 

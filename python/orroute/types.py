@@ -154,7 +154,7 @@ class CostDetails(BaseObject):
 class CompletionUsage(BaseObject):
     """Token counts and OpenRouter's ``cost`` (USD, a float as sent; use ``cost_decimal`` to sum)."""
 
-    _fields = {
+    _fields: ClassVar[dict[str, Any]] = {
         "prompt_tokens": None,
         "completion_tokens": None,
         "total_tokens": None,
@@ -195,11 +195,11 @@ class Function(BaseObject):
 
 
 class ChatCompletionMessageToolCall(BaseObject):
-    _fields = {"id": None, "type": None, "function": Function}
+    _fields: ClassVar[dict[str, Any]] = {"id": None, "type": None, "function": Function}
 
 
 class ChatCompletionMessage(BaseObject):
-    _fields = {
+    _fields: ClassVar[dict[str, Any]] = {
         "role": None,
         "content": None,
         "refusal": None,
@@ -214,7 +214,7 @@ class ChatCompletionMessage(BaseObject):
 
 
 class Choice(BaseObject):
-    _fields = {
+    _fields: ClassVar[dict[str, Any]] = {
         "index": None,
         "message": ChatCompletionMessage,
         "finish_reason": None,
@@ -228,7 +228,7 @@ class ChatCompletion(BaseObject):
     """A chat completion (``object == "chat.completion"``). ``id`` is OpenRouter's generation id;
     ``provider`` names the upstream that served it; ``usage.cost`` is the charge in USD."""
 
-    _fields = {
+    _fields: ClassVar[dict[str, Any]] = {
         "id": None,
         "object": None,
         "created": None,
@@ -250,11 +250,11 @@ class ChoiceDeltaToolCallFunction(BaseObject):
 
 
 class ChoiceDeltaToolCall(BaseObject):
-    _fields = {"index": None, "id": None, "type": None, "function": ChoiceDeltaToolCallFunction}
+    _fields: ClassVar[dict[str, Any]] = {"index": None, "id": None, "type": None, "function": ChoiceDeltaToolCallFunction}
 
 
 class ChoiceDelta(BaseObject):
-    _fields = {
+    _fields: ClassVar[dict[str, Any]] = {
         "role": None,
         "content": None,
         "refusal": None,
@@ -266,7 +266,7 @@ class ChoiceDelta(BaseObject):
 
 
 class ChunkChoice(BaseObject):
-    _fields = {
+    _fields: ClassVar[dict[str, Any]] = {
         "index": None,
         "delta": ChoiceDelta,
         "finish_reason": None,
@@ -278,7 +278,7 @@ class ChunkChoice(BaseObject):
 class ChatCompletionChunk(BaseObject):
     """One streamed chunk (``object == "chat.completion.chunk"``); the last one carries ``usage``."""
 
-    _fields = {
+    _fields: ClassVar[dict[str, Any]] = {
         "id": None,
         "object": None,
         "created": None,
@@ -318,7 +318,7 @@ class Model(BaseObject):
 class ModelList(BaseObject):
     """The model list: iterable over ``Model``; ``data`` holds them; ``raw`` is the JSON."""
 
-    _fields = {"data": (Model,), "object": None}
+    _fields: ClassVar[dict[str, Any]] = {"data": (Model,), "object": None}
 
     def __iter__(self) -> Iterator[Model]:  # type: ignore[override]
         return iter(self.data or [])

@@ -7,40 +7,10 @@
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/sqlite_ledger.h"
 
+#include "ledger_test_util.h"
+
 using namespace orroute;
-
-namespace {
-
-// 2024-01-31T23:59:00Z and friends, in microseconds.
-constexpr TimeUs kSec = 1'000'000;
-constexpr TimeUs kJan31_2359 = 1706745540LL * kSec;
-constexpr TimeUs kFeb01_0000 = 1706745600LL * kSec;
-
-BudgetSpec spec(const char* scope, Window w, const char* limit, Policy p = Policy::kRefuse) {
-  BudgetSpec s;
-  s.scope = parse_scope(scope);
-  s.window = w;
-  s.limit = Money::parse(limit);
-  s.policy = p;
-  return s;
-}
-
-ReserveRequest req(const char* amount, TimeUs at = 0, const char* project = "") {
-  ReserveRequest r;
-  r.amount = Money::parse(amount);
-  r.at = at;
-  r.scope.project = project;
-  return r;
-}
-
-CallRecord cost(const char* usd) {
-  CallRecord c;
-  c.model_used = "m";
-  c.cost = Money::parse(usd);
-  return c;
-}
-
-}  // namespace
+using namespace orroute::test;
 
 TEST_CASE("windows start at local midnight, Monday and the first of the month", "[budget]") {
   const auto utc = TimeZone::utc();
@@ -103,9 +73,9 @@ TEST_CASE("budgets apply by scope: project, conversation and tag", "[budget]") {
   SqliteLedger ledger(":memory:");
   ledger.set_budget(spec("project:a", Window::kTotal, "1"));
   ledger.set_budget(spec("tag:user=alice", Window::kTotal, "0.5"));
-  REQUIRE(ledger.reserve(req("2", 0, "b")).status == ReserveStatus::kReserved);  // no budget for b
-  REQUIRE(ledger.reserve(req("2", 0, "a")).status == ReserveStatus::kExceeded);
-  ReserveRequest alice = req("0.6", 0, "b");
+  REQUIRE(ledger.reserve(req("2", "b")).status == ReserveStatus::kReserved);  // no budget for b
+  REQUIRE(ledger.reserve(req("2", "a")).status == ReserveStatus::kExceeded);
+  ReserveRequest alice = req("0.6", "b");
   alice.scope.tags = {{"user", "alice"}};
   const auto out = ledger.reserve(alice);
   REQUIRE(out.status == ReserveStatus::kExceeded);
@@ -116,12 +86,12 @@ TEST_CASE("a daily budget starts afresh after midnight; a monthly one at month e
   SqliteLedger ledger(":memory:");
   ledger.set_budget(spec("global", Window::kDaily, "1"));
   ledger.set_budget(spec("project:p", Window::kMonthly, "1.5"));
-  auto r = ledger.reserve(req("1", kJan31_2359 - 3600 * kSec, "p"));
+  auto r = ledger.reserve(req("1", "p", kJan31_2359 - 3600 * kSec));
   REQUIRE(r.status == ReserveStatus::kReserved);
   ledger.settle(r.reservation_id, cost("1"));
-  REQUIRE(ledger.reserve(req("0.01", kJan31_2359, "q")).status == ReserveStatus::kExceeded);
+  REQUIRE(ledger.reserve(req("0.01", "q", kJan31_2359)).status == ReserveStatus::kExceeded);
   // After midnight the daily window is empty again; Feb is a new month for project p too.
-  r = ledger.reserve(req("1", kFeb01_0000, "p"));
+  r = ledger.reserve(req("1", "p", kFeb01_0000));
   REQUIRE(r.status == ReserveStatus::kReserved);
   ledger.settle(r.reservation_id, cost("1"));
   const auto states = ledger.budget_states({"p", "", {}}, kFeb01_0000, false);
@@ -208,12 +178,12 @@ TEST_CASE("the guard throws for refusals, cutoff and denied approvals", "[budget
 TEST_CASE("expired reservations are reclaimed", "[budget]") {
   SqliteLedger ledger(":memory:");
   ledger.set_budget(spec("global", Window::kTotal, "1"));
-  ReserveRequest r = req("1", 1000 * kSec);
+  ReserveRequest r = req("1", "", 1000 * kSec);
   r.ttl_us = 10 * kSec;
   REQUIRE(ledger.reserve(r).status == ReserveStatus::kReserved);
-  REQUIRE(ledger.reserve(req("1", 1005 * kSec)).status == ReserveStatus::kExceeded);
+  REQUIRE(ledger.reserve(req("1", "", 1005 * kSec)).status == ReserveStatus::kExceeded);
   // Past its expiry the reservation no longer holds room: reserve reclaims before refusing.
-  REQUIRE(ledger.reserve(req("1", 1011 * kSec)).status == ReserveStatus::kReserved);
+  REQUIRE(ledger.reserve(req("1", "", 1011 * kSec)).status == ReserveStatus::kReserved);
   REQUIRE(ledger.live_reservations().first == 1);
 }
 

@@ -141,6 +141,52 @@ TEST_CASE("reasoning tokens are part of completion tokens, at internal_reasoning
   }
 }
 
+TEST_CASE("audio and image tokens are billed at their own prices within the totals", "[catalog]") {
+  const auto& cat = real_catalog();
+  SECTION("input and output audio (openai/gpt-audio)") {
+    UsageCounts u = usage(1000, 500);
+    u.audio_tokens = 600;         // of the 1000 prompt tokens
+    u.audio_output_tokens = 400;  // of the 500 completion tokens
+    // 400 x 0.0000025 + 600 x 0.000032 (audio) + 100 x 0.00001 + 400 x 0.000064 (audio_output)
+    // = 0.001 + 0.0192 + 0.001 + 0.0256
+    CHECK(cat.cost("openai/gpt-audio", u) == usd("0.0468"));
+  }
+  SECTION("image output next to cache reads, input audio and reasoning") {
+    UsageCounts u = usage(2000, 1500);
+    u.cached_tokens = 500;
+    u.audio_tokens = 300;
+    u.reasoning_tokens = 200;
+    u.image_output_tokens = 1290;  // one generated image
+    // 1200 x 0.0000003 + 500 x 0.00000003 (cache read) + 300 x 0.000001 (audio)
+    // + 10 x 0.0000025 + 200 x 0.0000025 (internal_reasoning) + 1290 x 0.00003 (image_output)
+    // = 0.00036 + 0.000015 + 0.0003 + 0.000025 + 0.0005 + 0.0387
+    CHECK(cat.cost("google/gemini-2.5-flash-image", u) == usd("0.0399"));
+    // The worst case prices every output token at the dearest output kind (image_output).
+    CHECK(cat.worst_case("google/gemini-2.5-flash-image", 100, 1000) == usd("0.03003"));
+  }
+  SECTION("without audio or image prices they are plain prompt and completion tokens") {
+    UsageCounts u = usage(1000, 500);
+    u.audio_tokens = 200;
+    u.audio_output_tokens = 50;
+    u.image_output_tokens = 100;
+    CHECK(cat.cost("openai/gpt-4o-mini", u) == usd("0.00045"));
+  }
+  SECTION("parts larger than their total are rejected") {
+    UsageCounts u = usage(1000, 500);
+    u.cached_tokens = 800;
+    u.audio_tokens = 201;
+    CHECK_THROWS_WITH(cat.cost("openai/gpt-audio", u),
+                      Catch::Contains("part of the prompt tokens"));
+    UsageCounts v = usage(1000, 500);
+    v.reasoning_tokens = 100;
+    v.image_output_tokens = 401;
+    CHECK_THROWS_WITH(cat.cost("google/gemini-2.5-flash-image", v),
+                      Catch::Contains("part of the completion tokens"));
+    v.image_output_tokens = -1;
+    CHECK_THROWS_AS(cat.cost("google/gemini-2.5-flash-image", v), orroute::InvalidArgument);
+  }
+}
+
 TEST_CASE("time-windowed tiers apply only when the time of the call is given", "[catalog]") {
   const auto& cat = real_catalog();
   UsageCounts u = usage(1000, 1000);

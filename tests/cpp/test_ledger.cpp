@@ -1,48 +1,21 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <cstdio>
-#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
-#include <unistd.h>
 
 #include "orroute/cost/sqlite_ledger.h"
+
+#include "ledger_test_util.h"
 
 using orroute::CallQuery;
 using orroute::CallRecord;
 using orroute::Money;
 using orroute::SqliteLedger;
 
-namespace {
-
-// A fresh ledger file in the temp directory, removed at scope exit.
-struct TempLedgerFile {
-  std::string path;
-  TempLedgerFile() {
-    path = (std::filesystem::temp_directory_path() /
-            ("orroute-test-ledger-" + std::to_string(::getpid()) + "-" +
-             std::to_string(reinterpret_cast<uintptr_t>(this)) + ".sqlite3"))
-               .string();
-    cleanup();
-  }
-  ~TempLedgerFile() { cleanup(); }
-  void cleanup() const {
-    for (const char* suffix : {"", "-wal", "-shm", "-orroute"}) std::filesystem::remove(path + suffix);
-  }
-};
-
-CallRecord call(const std::string& model, const char* cost, orroute::TimeUs at = 0) {
-  CallRecord c;
-  c.model_used = model;
-  c.model_requested = model;
-  c.cost = Money::parse(cost);
-  c.at = at;
-  return c;
-}
-
-}  // namespace
+using orroute::test::call;
+using orroute::test::TempLedgerFile;
 
 TEST_CASE("ledger sums costs exactly over many rows", "[ledger]") {
   SqliteLedger ledger(":memory:");

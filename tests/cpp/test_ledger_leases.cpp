@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,51 +17,12 @@
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/sqlite_ledger.h"
 
+#include "ledger_test_util.h"
+
 using namespace orroute;
+using namespace orroute::test;
 
 namespace {
-
-constexpr TimeUs kSec = 1'000'000;
-constexpr TimeUs kJan31_2359 = 1706745540LL * kSec;
-constexpr TimeUs kFeb01_0000 = 1706745600LL * kSec;
-
-struct TempFile {
-  std::string path;
-  TempFile() {
-    path = (std::filesystem::temp_directory_path() /
-            ("orroute-test-leases-" + std::to_string(::getpid()) + "-" +
-             std::to_string(reinterpret_cast<uintptr_t>(this)) + ".sqlite3"))
-               .string();
-    cleanup();
-  }
-  ~TempFile() { cleanup(); }
-  void cleanup() const {
-    for (const char* suffix : {"", "-wal", "-shm", "-orroute"}) std::filesystem::remove(path + suffix);
-  }
-};
-
-BudgetSpec spec(const char* scope, Window w, const char* limit) {
-  BudgetSpec s;
-  s.scope = parse_scope(scope);
-  s.window = w;
-  s.limit = Money::parse(limit);
-  return s;
-}
-
-ReserveRequest req(const char* amount, const char* project = "p", TimeUs at = 0) {
-  ReserveRequest r;
-  r.amount = Money::parse(amount);
-  r.scope.project = project;
-  r.at = at;
-  return r;
-}
-
-CallRecord cost(const char* usd) {
-  CallRecord c;
-  c.model_used = "m";
-  c.cost = Money::parse(usd);
-  return c;
-}
 
 // Reserved (first matching budget) and live reservations as another process sees them.
 struct Outside {
@@ -110,11 +70,11 @@ BudgetState state(SqliteLedger& l, const char* project = "p", TimeUs at = 0) {
 }  // namespace
 
 TEST_CASE("a lease serves reserves locally and others see it as reserved", "[ledger][leases]") {
-  TempFile file;
+  TempLedgerFile file;
   SqliteLedger a(file.path), b(file.path);
   REQUIRE(a.leases_enabled());
   a.set_budget(spec("project:p", Window::kTotal, "100"));
-  const auto r = a.reserve(req("0.01"));
+  const auto r = a.reserve(req("0.01", "p"));
   REQUIRE(r.status == ReserveStatus::kReserved);
   REQUIRE(r.reservation_id < 0);  // served from a lease
   // The grant is 32 calls of this size (well under 1/8 of what is left): the next 31 are local.
@@ -142,15 +102,15 @@ TEST_CASE("a lease serves reserves locally and others see it as reserved", "[led
 }
 
 TEST_CASE("grants shrink near the limit and end up exact", "[ledger][leases]") {
-  TempFile file;
+  TempLedgerFile file;
   SqliteLedger a(file.path), b(file.path);
   a.set_budget(spec("project:p", Window::kTotal, "1"));
   // B holds most of the budget; A's grants must fit in what is left.
-  const auto held = b.reserve(req("0.9"));
+  const auto held = b.reserve(req("0.9", "p"));
   REQUIRE(held.status == ReserveStatus::kReserved);
   int reserved = 0;
   for (int i = 0; i < 20; ++i) {
-    const auto r = a.reserve(req("0.01"));
+    const auto r = a.reserve(req("0.01", "p"));
     if (r.status != ReserveStatus::kReserved) {
       REQUIRE(r.status == ReserveStatus::kExceeded);
       REQUIRE(r.blocking->budget.name() == "project:p/total");
@@ -165,7 +125,7 @@ TEST_CASE("grants shrink near the limit and end up exact", "[ledger][leases]") {
 }
 
 TEST_CASE("leases keep a budget exact across processes and threads", "[ledger][leases]") {
-  TempFile file;
+  TempLedgerFile file;
   SqliteLedger parent(file.path);
   parent.set_budget(spec("project:p", Window::kTotal, "1"));
   parent.set_budget(spec("global", Window::kDaily, "50"));
@@ -182,7 +142,7 @@ TEST_CASE("leases keep a budget exact across processes and threads", "[ledger][l
         for (int t = 0; t < kThreads; ++t) {
           threads.emplace_back([&] {
             for (int i = 0; i < kIters; ++i) {
-              const auto r = mine.reserve(req("0.01"));
+              const auto r = mine.reserve(req("0.01", "p"));
               if (r.status != ReserveStatus::kReserved) continue;
               if (i % 5 == 0) {
                 mine.release(r.reservation_id);
@@ -222,57 +182,57 @@ TEST_CASE("leases keep a budget exact across processes and threads", "[ledger][l
 }
 
 TEST_CASE("a cutoff reaches a process holding a lease on its very next reserve", "[ledger][leases]") {
-  TempFile file;
+  TempLedgerFile file;
   SqliteLedger a(file.path), b(file.path);
   a.set_budget(spec("project:p", Window::kTotal, "100"));
   BudgetGuard guard(a);
-  const auto first = guard.reserve(req("0.01"));
+  const auto first = guard.reserve(req("0.01", "p"));
   a.settle(first.reservation_id, cost("0.01"));
   REQUIRE_FALSE(a.cutoff().has_value());
   b.set_cutoff("runaway agent");
   REQUIRE(a.cutoff() == std::optional<std::string>("runaway agent"));
-  REQUIRE(a.reserve(req("0.01")).status == ReserveStatus::kCutoff);
-  REQUIRE_THROWS_AS(guard.reserve(req("0.01")), EmergencyCutoff);
+  REQUIRE(a.reserve(req("0.01", "p")).status == ReserveStatus::kCutoff);
+  REQUIRE_THROWS_AS(guard.reserve(req("0.01", "p")), EmergencyCutoff);
   REQUIRE(a.reserve(req("0.01", "unbudgeted")).status == ReserveStatus::kCutoff);
   b.set_cutoff(std::nullopt);
   REQUIRE_FALSE(a.cutoff().has_value());
-  REQUIRE(guard.reserve(req("0.01")).status == ReserveStatus::kReserved);
+  REQUIRE(guard.reserve(req("0.01", "p")).status == ReserveStatus::kReserved);
 }
 
 TEST_CASE("a lower limit set by another process applies to the next reserve", "[ledger][leases]") {
-  TempFile file;
+  TempLedgerFile file;
   SqliteLedger a(file.path), b(file.path);
   a.set_budget(spec("project:p", Window::kTotal, "100"));
-  const auto held = a.reserve(req("0.01"));  // lease of 0.32, 0.31 free
+  const auto held = a.reserve(req("0.01", "p"));  // lease of 0.32, 0.31 free
   REQUIRE(held.status == ReserveStatus::kReserved);
   b.set_budget(spec("project:p", Window::kTotal, "0.015"));
-  const auto r = a.reserve(req("0.01"));
+  const auto r = a.reserve(req("0.01", "p"));
   REQUIRE(r.status == ReserveStatus::kExceeded);
   REQUIRE(r.blocking->budget.limit == Money::parse("0.015"));
   REQUIRE(r.blocking->reserved == Money::parse("0.01"));  // only what is in flight
   REQUIRE(*r.remaining == Money::parse("0.005"));
   // The free part went back: the other process sees only the call in flight.
   REQUIRE(state(b).reserved == Money::parse("0.01"));
-  REQUIRE(a.reserve(req("0.005")).status == ReserveStatus::kReserved);
-  REQUIRE(a.reserve(req("0.000000001")).status == ReserveStatus::kExceeded);
+  REQUIRE(a.reserve(req("0.005", "p")).status == ReserveStatus::kReserved);
+  REQUIRE(a.reserve(req("0.000000001", "p")).status == ReserveStatus::kExceeded);
   a.settle(held.reservation_id, cost("0.01"));
   REQUIRE(state(b).spent == Money::parse("0.01"));
 }
 
 TEST_CASE("a removed budget stops binding at once", "[ledger][leases]") {
-  TempFile file;
+  TempLedgerFile file;
   SqliteLedger a(file.path), b(file.path);
   a.set_budget(spec("project:p", Window::kTotal, "0.02"));
-  REQUIRE(a.reserve(req("0.02")).status == ReserveStatus::kReserved);
-  REQUIRE(a.reserve(req("0.01")).status == ReserveStatus::kExceeded);
+  REQUIRE(a.reserve(req("0.02", "p")).status == ReserveStatus::kReserved);
+  REQUIRE(a.reserve(req("0.01", "p")).status == ReserveStatus::kExceeded);
   REQUIRE(b.remove_budget(parse_scope("project:p"), Window::kTotal));
-  const auto r = a.reserve(req("0.01"));
+  const auto r = a.reserve(req("0.01", "p"));
   REQUIRE(r.status == ReserveStatus::kReserved);
   REQUIRE_FALSE(r.remaining.has_value());
 }
 
 TEST_CASE("a new day moves to a new lease and returns the old one", "[ledger][leases]") {
-  TempFile file;
+  TempLedgerFile file;
   SqliteLedger a(file.path), b(file.path);
   a.set_budget(spec("global", Window::kDaily, "10"));
   auto r = a.reserve(req("0.01", "p", kJan31_2359));
@@ -292,7 +252,7 @@ TEST_CASE("a new day moves to a new lease and returns the old one", "[ledger][le
 }
 
 TEST_CASE("a lease reclaimed while its process lives is noticed at settle", "[ledger][leases]") {
-  TempFile file;
+  TempLedgerFile file;
   SqliteLedger a(file.path), b(file.path);
   a.set_budget(spec("global", Window::kTotal, "1"));
   ReserveRequest early = req("0.1", "p", 1000 * kSec);
@@ -306,17 +266,17 @@ TEST_CASE("a lease reclaimed while its process lives is noticed at settle", "[le
   REQUIRE_FALSE(s.reservation_found);
   REQUIRE(b.budget_states({}, 0, false).at(0).spent == Money::parse("0.05"));
   REQUIRE(b.budget_states({}, 0, false).at(0).reserved.is_zero());
-  REQUIRE(a.reserve(req("0.9")).status == ReserveStatus::kReserved);  // a fresh lease
+  REQUIRE(a.reserve(req("0.9", "p")).status == ReserveStatus::kReserved);  // a fresh lease
 }
 
 TEST_CASE("leases off: one exact database reservation per call", "[ledger][leases]") {
-  TempFile file;
+  TempLedgerFile file;
   SqliteLedgerOptions off;
   off.leases = false;
   SqliteLedger a(file.path, off), b(file.path);
   REQUIRE_FALSE(a.leases_enabled());
   a.set_budget(spec("project:p", Window::kTotal, "1"));
-  const auto r = a.reserve(req("0.01"));
+  const auto r = a.reserve(req("0.01", "p"));
   REQUIRE(r.reservation_id > 0);
   REQUIRE(state(b).reserved == Money::parse("0.01"));  // exactly the call, no grant
   REQUIRE(b.live_reservations() == std::pair<int64_t, Money>{1, Money::parse("0.01")});

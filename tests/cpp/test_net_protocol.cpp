@@ -78,14 +78,17 @@ TEST_CASE("backoff is full jitter under an exponential cap and honours Retry-Aft
 
 TEST_CASE("usage keeps OpenRouter's cost and token details", "[net]") {
   const auto d = parse(R"({"prompt_tokens":29,"completion_tokens":33,"total_tokens":62,"cost":0.00002415,
-      "prompt_tokens_details":{"cached_tokens":5,"cache_write_tokens":7},
-      "completion_tokens_details":{"reasoning_tokens":11}})");
+      "prompt_tokens_details":{"cached_tokens":5,"cache_write_tokens":7,"audio_tokens":3,"video_tokens":0},
+      "completion_tokens_details":{"reasoning_tokens":11,"image_tokens":13,"audio_tokens":2}})");
   const auto u = orroute::parse_usage(d);
   REQUIRE(u.prompt_tokens == 29);
   REQUIRE(u.completion_tokens == 33);
   REQUIRE(u.cached_tokens == 5);
   REQUIRE(u.cache_write_tokens == 7);
+  REQUIRE(u.audio_tokens == 3);
   REQUIRE(u.reasoning_tokens == 11);
+  REQUIRE(u.image_output_tokens == 13);
+  REQUIRE(u.audio_output_tokens == 2);
   REQUIRE(u.cost->to_string() == "0.00002415");
 }
 

@@ -6,8 +6,9 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import orroute
 import pytest
+
+import orroute
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -102,6 +103,42 @@ def test_cost_matches_hand_computed_values(
     cost = catalog.cost(model, **kwargs)
     assert isinstance(cost, Decimal)
     assert cost == Decimal(expected)
+
+
+def test_audio_and_image_tokens_are_billed_at_their_prices(catalog: orroute.Catalog) -> None:
+    # 400 x 0.0000025 + 600 x 0.000032 (audio) + 100 x 0.00001 + 400 x 0.000064 (audio_output)
+    assert catalog.cost(
+        "openai/gpt-audio",
+        prompt_tokens=1000,
+        completion_tokens=500,
+        audio_tokens=600,
+        audio_output_tokens=400,
+    ) == Decimal("0.0468")
+    with pytest.raises(orroute.InvalidArgumentError, match="part of the completion tokens"):
+        catalog.cost("openai/gpt-audio", prompt_tokens=1, completion_tokens=1, image_output_tokens=2)
+
+
+def test_usage_cost_reads_every_breakdown_of_a_usage_object(catalog: orroute.Catalog) -> None:
+    from orroute.types import CompletionUsage
+
+    usage = {
+        "prompt_tokens": 2000,
+        "completion_tokens": 1500,
+        "total_tokens": 3500,
+        "cost": 0.0399,
+        "prompt_tokens_details": {"cached_tokens": 500, "cache_write_tokens": 0,
+                                  "audio_tokens": 300, "video_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 200, "image_tokens": 1290,
+                                      "audio_tokens": 0},
+        "server_tool_use_details": {"web_search_requests": 1},
+    }
+    # 1200 x 0.0000003 + 500 x 0.00000003 + 300 x 0.000001 + 10 x 0.0000025 + 200 x 0.0000025
+    # + 1290 x 0.00003 + 1 search x 0.014
+    expected = Decimal("0.0539")
+    assert catalog.usage_cost("google/gemini-2.5-flash-image", usage) == expected
+    assert catalog.usage_cost("google/gemini-2.5-flash-image", CompletionUsage(usage)) == expected
+    plain = {"prompt_tokens": 1000, "completion_tokens": 500, "prompt_tokens_details": None}
+    assert catalog.usage_cost("openai/gpt-4o-mini", plain) == Decimal("0.00045")
 
 
 def test_router_with_dynamic_price_cannot_be_priced(catalog: orroute.Catalog) -> None:

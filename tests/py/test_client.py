@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-
 from decimal import Decimal
 
-import orroute
 import pytest
+
+import orroute
 from orroute.testing import FakeOpenRouter, Fault
 
 MSGS = [{"role": "user", "content": "Say hello"}]
@@ -91,11 +91,11 @@ def test_request_carries_fields_headers_and_extra_body(client, fake):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(model="m/a", messages=MSGS, models=["m/a", "m/b", "m/c", "m/d"]), "at most 3"),
-        (dict(model="m/a", messages=[]), "messages"),
-        (dict(model="m/a", messages=[{"content": "no role"}]), "role"),
-        (dict(messages=MSGS), "model"),
-        (dict(model="m/a", messages=MSGS, not_a_field=1), "extra_body"),
+        ({"model": "m/a", "messages": MSGS, "models": ["m/a", "m/b", "m/c", "m/d"]}, "at most 3"),
+        ({"model": "m/a", "messages": []}, "messages"),
+        ({"model": "m/a", "messages": [{"content": "no role"}]}, "role"),
+        ({"messages": MSGS}, "model"),
+        ({"model": "m/a", "messages": MSGS, "not_a_field": 1}, "extra_body"),
     ],
     ids=["models-over-3", "empty-messages", "no-role", "no-model", "unknown-param"],
 )
@@ -290,6 +290,18 @@ def test_models_list_is_cached_on_disk_and_works_offline(fake):
     assert fake.request_count == n  # served from the disk cache
     fake.stop()
     assert client.models.list(refresh=True).ids == models.ids  # offline: the cached copy
+
+
+async def test_async_models_list_is_cached_and_falls_back_offline(fake):
+    client = orroute.AsyncOpenRouter(base_url=fake.base_url, max_retries=0)
+    models = await client.models.list()
+    n = fake.request_count
+    assert (await client.models.list()).ids == models.ids
+    assert fake.request_count == n  # served from the disk cache
+    fake.stop()
+    assert (await client.models.list(refresh=True)).ids == models.ids  # offline: the cached copy
+    with pytest.raises(orroute.APIConnectionError):
+        await client.models.list(refresh=True, fallback=False)
 
 
 def test_models_list_becomes_a_catalog_that_prices_exactly(fake):

@@ -201,7 +201,7 @@ def test_alert_webhook_posts_json_to_loopback(tmp_path: Path) -> None:
     received: list[dict[str, object]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append(json.loads(body))
             self.send_response(204)
@@ -346,9 +346,8 @@ def test_estimate_cost_prices_prompt_and_output_exactly(tracker: orroute.CostTra
 
 def test_failed_settle_inside_with_releases_the_reservation(tracker: orroute.CostTracker) -> None:
     tracker.set_budget(1)
-    with pytest.raises(orroute.InvalidArgumentError):
-        with tracker.reserve("0.5") as r:
-            r.settle("0.1", model="m", prompt_tokens=-1)
+    with pytest.raises(orroute.InvalidArgumentError), tracker.reserve("0.5") as r:
+        r.settle("0.1", model="m", prompt_tokens=-1)
     assert tracker.live_reservations() == (0, 0)
     assert tracker.usage_history() == []
     assert tracker.budget_status().reserved == 0

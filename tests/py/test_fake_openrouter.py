@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+
 from orroute.testing import FakeOpenRouter, Fault
 
 # Errors while iterating a stream: openai 1.x wraps them in its own classes, 2.x lets httpx's

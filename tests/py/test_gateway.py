@@ -3,7 +3,6 @@ the official ``openai`` package and langchain-openai's ``ChatOpenAI``, plus plai
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import time
@@ -14,6 +13,7 @@ from typing import Any
 
 import openai
 import pytest
+from _gateway_util import call, gateway_fixtures, post_completion
 
 import orroute
 from orroute.gateway import Gateway, GatewaySettings
@@ -26,21 +26,9 @@ SLOW_A = "meta-llama/llama-3.1-8b-instruct"  # catalog models made slow by the s
 SLOW_B = "mistralai/mistral-nemo"
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenRouter]:
-    with FakeOpenRouter(api_key=UPSTREAM_KEY) as f:
-        yield f
-
-
-@pytest.fixture(scope="module")
-def gateway(fake: FakeOpenRouter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    ledger = tmp_path_factory.mktemp("gw") / "ledger.sqlite3"
-    settings = GatewaySettings(
-        base_url=fake.base_url, api_key=UPSTREAM_KEY, ledger=str(ledger), port=0,
-        routes={"support": ["openai/gpt-4o", "openai/gpt-4o-mini"]},
-    )
-    with Gateway(settings) as gw:
-        yield gw
+fake, gateway, key, client = gateway_fixtures(
+    UPSTREAM_KEY, routes={"support": ["openai/gpt-4o", "openai/gpt-4o-mini"]}
+)
 
 
 @pytest.fixture(autouse=True)
@@ -48,33 +36,6 @@ def _clean_fake(fake: FakeOpenRouter) -> Iterator[None]:
     yield
     fake.clear_faults()
     fake.set_model_profile("*", latency=0.0, ttft=0.0)
-
-
-@pytest.fixture
-def key(gateway: Gateway, request: pytest.FixtureRequest) -> str:
-    """A fresh key in a project of its own (no budget)."""
-    return gateway.keys.create(f"p-{request.node.name}")[0]
-
-
-@pytest.fixture
-def client(gateway: Gateway, key: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0) as c:
-        yield c
-
-
-def call(gateway: Gateway, method: str, path: str, body: Any = None, key: str | None = None,
-         raw: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
-    headers = {"Content-Type": "application/json"}
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    try:
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 def no_secret(*blobs: Any) -> None:
@@ -287,12 +248,9 @@ def test_openai_client_sees_bad_request_with_param(client: openai.OpenAI) -> Non
 
 
 def _open_stream(gateway: Gateway, key: str, model: str) -> socket.socket:
-    body = json.dumps({"model": model, "messages": HI, "stream": True, "max_tokens": 500}).encode()
-    s = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-              + key.encode() + b"\r\nContent-Type: application/json\r\nContent-Length: "
-              + str(len(body)).encode() + b"\r\n\r\n" + body)
-    return s
+    return post_completion(
+        gateway, key, {"model": model, "messages": HI, "stream": True, "max_tokens": 500}
+    )
 
 
 def test_stream_is_relayed_before_the_upstream_finishes(gateway: Gateway, key: str,

@@ -5,17 +5,15 @@ a slow client. Driven with the openai package and plain sockets against FakeOpen
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
+from _gateway_util import call, gateway_fixtures, post_completion
 
-from orroute.gateway import Gateway, GatewaySettings
+from orroute.gateway import Gateway
 from orroute.testing import FakeOpenRouter, Fault
 
 UPSTREAM_KEY = "sk-or-v1-upstream-router-0123456789abcdef0123456789"
@@ -27,29 +25,13 @@ RETRIED = "google/gemini-2.5-flash"
 STREAMED = "qwen/qwen-2.5-72b-instruct"
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenRouter]:
-    with FakeOpenRouter(api_key=UPSTREAM_KEY) as f:
-        yield f
-
-
-@pytest.fixture(scope="module")
-def gateway(fake: FakeOpenRouter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    settings = GatewaySettings(
-        base_url=fake.base_url, api_key=UPSTREAM_KEY, port=0,
-        ledger=str(tmp_path_factory.mktemp("gwr") / "ledger.sqlite3"),
-        routes={"limited": [LIMITED, SPARE], "flaky": [FLAKY, STEADY]},
-        max_retries=1, breaker={"failures": 2, "cooldown": 600}, stream_queue=4,
-    )
-    with Gateway(settings) as gw:
-        yield gw
-
-
-@pytest.fixture
-def client(gateway: Gateway, request: pytest.FixtureRequest) -> Iterator[openai.OpenAI]:
-    key = gateway.keys.create(f"p-{request.node.name}")[0]
-    with openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0) as c:
-        yield c
+fake, gateway, key, client = gateway_fixtures(
+    UPSTREAM_KEY,
+    routes={"limited": [LIMITED, SPARE], "flaky": [FLAKY, STEADY]},
+    max_retries=1,
+    breaker={"failures": 2, "cooldown": 600},
+    stream_queue=4,
+)
 
 
 def models_sent(fake: FakeOpenRouter, since: int) -> list[str]:
@@ -57,13 +39,8 @@ def models_sent(fake: FakeOpenRouter, since: int) -> list[str]:
 
 
 def health(gateway: Gateway) -> tuple[int, dict[str, Any]]:
-    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
-    try:
-        conn.request("GET", "/health")
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read())
-    finally:
-        conn.close()
+    status, _, body = call(gateway, "GET", "/health")
+    return status, json.loads(body)
 
 
 def test_a_429_is_retried_on_the_same_model_after_its_retry_after(
@@ -131,22 +108,15 @@ def test_health_endpoint_has_the_routers_report(gateway: Gateway) -> None:
 
 
 def test_a_slow_stream_reader_pauses_the_upstream_and_loses_nothing(
-        gateway: Gateway, client: openai.OpenAI, fake: FakeOpenRouter) -> None:
+        gateway: Gateway, key: str, client: openai.OpenAI, fake: FakeOpenRouter) -> None:
     """The gateway's queue holds 4 chunks; a client that does not read makes the gateway stop
     reading the upstream (instead of buffering the answer), and everything arrives in order once
     it reads."""
     plain = client.chat.completions.create(model=STREAMED, messages=HI, max_tokens=6000, seed=3)
-    key = gateway.keys.create("slow-reader")[0]
-    body = json.dumps({"model": STREAMED, "messages": HI, "stream": True, "max_tokens": 6000,
-                       "seed": 3}).encode()
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the gateway stalls
-    s.settimeout(30)
-    s.connect(("127.0.0.1", gateway.port))
+    body = {"model": STREAMED, "messages": HI, "stream": True, "max_tokens": 6000, "seed": 3}
+    # a small receive window: the gateway stalls
+    s = post_completion(gateway, key, body, rcvbuf=4096)
     try:
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                  + key.encode() + b"\r\nContent-Type: application/json\r\nContent-Length: "
-                  + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
         got = s.recv(256)
         assert b"200 OK" in got
         assert fake.wait_until(lambda: gateway.stream_pauses() > 0, timeout=20)

@@ -23,13 +23,21 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_every_public_name_resolves() -> None:
+    """__all__ is derived from the lazy-import table: each name must load from its module."""
+    assert orroute.__all__ == sorted(set(orroute.__all__))
+    assert dir(orroute) == orroute.__all__
+    missing = [name for name in orroute.__all__ if getattr(orroute, name, None) is None]
+    assert missing == []
+
+
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
         (Decimal("0.0000025"), Decimal("0.0000025")),
         ("0.00000015", Decimal("0.00000015")),
         (0.1, Decimal("0.1")),
-        (3, Decimal("3")),
+        (3, Decimal(3)),
     ],
     ids=["decimal", "str", "float-shortest-repr", "int"],
 )

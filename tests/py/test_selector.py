@@ -6,8 +6,9 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import orroute
 import pytest
+
+import orroute
 from orroute.selector import STRATEGIES, task_types
 
 PLAN_TASK_TYPES = [

@@ -3,10 +3,11 @@ batch calls, model mapping and count_tokens (text and chat messages)."""
 
 from __future__ import annotations
 
-import orroute
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import orroute
 
 ENCODINGS = ["cl100k_base", "o200k_base"]
 

@@ -11,8 +11,9 @@ import sys
 import unicodedata
 from pathlib import Path
 
-import orroute
 import pytest
+
+import orroute
 
 tiktoken = pytest.importorskip("tiktoken")
 

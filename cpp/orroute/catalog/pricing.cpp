@@ -62,31 +62,42 @@ Money price_call(const Pricing& pricing, const UsageCounts& u, const std::string
   require_non_negative(u.cached_tokens, "cached_tokens");
   require_non_negative(u.cache_write_tokens, "cache_write_tokens");
   require_non_negative(u.reasoning_tokens, "reasoning_tokens");
+  require_non_negative(u.audio_tokens, "audio_tokens");
+  require_non_negative(u.audio_output_tokens, "audio_output_tokens");
+  require_non_negative(u.image_output_tokens, "image_output_tokens");
   require_non_negative(u.requests, "requests");
   require_non_negative(u.images, "images");
   require_non_negative(u.web_searches, "web_searches");
-  if (u.cached_tokens + u.cache_write_tokens > u.prompt_tokens) {
-    throw InvalidArgument("cached_tokens + cache_write_tokens (" +
-                          std::to_string(u.cached_tokens + u.cache_write_tokens) +
-                          ") exceed prompt_tokens (" + std::to_string(u.prompt_tokens) +
-                          "): cache reads and writes are part of the prompt tokens");
+  // Each count is at most ~1e15 in practice; the sums cannot overflow int64.
+  const int64_t prompt_parts = u.cached_tokens + u.cache_write_tokens + u.audio_tokens;
+  if (prompt_parts > u.prompt_tokens) {
+    throw InvalidArgument("cached_tokens + cache_write_tokens + audio_tokens (" +
+                          std::to_string(prompt_parts) + ") exceed prompt_tokens (" +
+                          std::to_string(u.prompt_tokens) +
+                          "): cache reads, cache writes and input audio are part of the prompt "
+                          "tokens");
   }
-  if (u.reasoning_tokens > u.completion_tokens) {
-    throw InvalidArgument("reasoning_tokens (" + std::to_string(u.reasoning_tokens) +
-                          ") exceed completion_tokens (" + std::to_string(u.completion_tokens) +
-                          "): reasoning tokens are part of the completion tokens");
+  const int64_t completion_parts =
+      u.reasoning_tokens + u.audio_output_tokens + u.image_output_tokens;
+  if (completion_parts > u.completion_tokens) {
+    throw InvalidArgument("reasoning_tokens + audio_output_tokens + image_output_tokens (" +
+                          std::to_string(completion_parts) + ") exceed completion_tokens (" +
+                          std::to_string(u.completion_tokens) +
+                          "): reasoning, audio and image output are part of the completion tokens");
   }
   require_static(pricing, what);
   const PriceSet& p = pricing.for_call(u.prompt_tokens, u.utc_hhmm);
-  const int64_t plain_prompt = u.prompt_tokens - u.cached_tokens - u.cache_write_tokens;
   const Money write_price = u.cache_write_1h && p.input_cache_write_1h
                                 ? *p.input_cache_write_1h
                                 : p.input_cache_write.value_or(p.prompt);
-  Money total = p.prompt * plain_prompt;
+  Money total = p.prompt * (u.prompt_tokens - prompt_parts);
   total += p.input_cache_read.value_or(p.prompt) * u.cached_tokens;
   total += write_price * u.cache_write_tokens;
-  total += p.completion * (u.completion_tokens - u.reasoning_tokens);
+  total += p.audio.value_or(p.prompt) * u.audio_tokens;
+  total += p.completion * (u.completion_tokens - completion_parts);
   total += p.internal_reasoning.value_or(p.completion) * u.reasoning_tokens;
+  total += p.audio_output.value_or(p.completion) * u.audio_output_tokens;
+  total += p.image_output.value_or(p.completion) * u.image_output_tokens;
   total += per(u.requests, p.request);
   total += per(u.images, p.image);
   total += per(u.web_searches, p.web_search);
@@ -116,7 +127,10 @@ Money worst_case_cost(const Pricing& pricing, int64_t prompt_tokens, int64_t max
     if (may_write_cache) {
       in = std::max({in, p->input_cache_write.value_or(in), p->input_cache_write_1h.value_or(in)});
     }
-    const Money out = std::max(p->completion, p->internal_reasoning.value_or(p->completion));
+    // Any output token may be reasoning, audio or image: price them all at the dearest kind.
+    const Money out = std::max({p->completion, p->internal_reasoning.value_or(p->completion),
+                                p->audio_output.value_or(p->completion),
+                                p->image_output.value_or(p->completion)});
     const Money c = in * prompt_tokens + out * max_output_tokens + per(requests, p->request) +
                     per(images, p->image) + per(web_searches, p->web_search);
     worst = std::max(worst, c);

@@ -63,17 +63,24 @@ struct Pricing {
 
 // Token and unit counts of one call, as OpenRouter reports them in `usage`.
 // Inclusion rules (these follow OpenRouter's usage object, see docs/foundation.md):
-//  - `cached_tokens` and `cache_write_tokens` are PART OF `prompt_tokens`
-//    (prompt_tokens_details.cached_tokens / .cache_write_tokens are breakdowns of prompt_tokens);
-//  - `reasoning_tokens` are PART OF `completion_tokens`
-//    (completion_tokens_details.reasoning_tokens is a breakdown of completion_tokens).
-// So a call is never billed twice for the same token.
+//  - `cached_tokens`, `cache_write_tokens` and `audio_tokens` are PART OF `prompt_tokens`
+//    (prompt_tokens_details.cached_tokens / .cache_write_tokens / .audio_tokens are breakdowns of
+//    prompt_tokens);
+//  - `reasoning_tokens`, `audio_output_tokens` and `image_output_tokens` are PART OF
+//    `completion_tokens` (completion_tokens_details.reasoning_tokens / .audio_tokens /
+//    .image_tokens are breakdowns of completion_tokens).
+// So a call is never billed twice for the same token. The usage object has no count for the
+// `image_token` (input image tokens) and `input_audio_cache` (cached input audio) prices: such
+// tokens are billed as the prompt or cache-read tokens they are counted in.
 struct UsageCounts {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
-  int64_t cached_tokens = 0;       // cache reads, included in prompt_tokens
-  int64_t cache_write_tokens = 0;  // cache writes, included in prompt_tokens
-  int64_t reasoning_tokens = 0;    // included in completion_tokens
+  int64_t cached_tokens = 0;        // cache reads, included in prompt_tokens
+  int64_t cache_write_tokens = 0;   // cache writes, included in prompt_tokens
+  int64_t reasoning_tokens = 0;     // included in completion_tokens
+  int64_t audio_tokens = 0;         // input audio, included in prompt_tokens
+  int64_t audio_output_tokens = 0;  // output audio, included in completion_tokens
+  int64_t image_output_tokens = 0;  // output images, included in completion_tokens
   int64_t requests = 1;
   int64_t images = 0;              // input images (billed per image when `image` is listed)
   int64_t web_searches = 0;
@@ -83,20 +90,24 @@ struct UsageCounts {
 
 // Exact cost of a call under `pricing`:
 //   tier  = pricing.for_call(prompt_tokens, utc_hhmm)
-//   cost  = (prompt - cached - cache_write) * tier.prompt
+//   cost  = (prompt - cached - cache_write - audio) * tier.prompt
 //         + cached      * (tier.input_cache_read  or tier.prompt)
 //         + cache_write * (tier.input_cache_write[_1h] or tier.prompt)
-//         + (completion - reasoning) * tier.completion
-//         + reasoning   * (tier.internal_reasoning or tier.completion)
+//         + audio       * (tier.audio or tier.prompt)
+//         + (completion - reasoning - audio_output - image_output) * tier.completion
+//         + reasoning    * (tier.internal_reasoning or tier.completion)
+//         + audio_output * (tier.audio_output or tier.completion)
+//         + image_output * (tier.image_output or tier.completion)
 //         + requests * request + images * image + web_searches * web_search   (when listed)
-// Throws InvalidArgument if a count is negative, if cached + cache_write > prompt or
-// reasoning > completion, or if the pricing is dynamic (`what` names the model in the message).
-// Pure; thread-safe.
+// Throws InvalidArgument if a count is negative, if cached + cache_write + audio > prompt or
+// reasoning + audio_output + image_output > completion, or if the pricing is dynamic (`what`
+// names the model in the message). Pure; thread-safe.
 Money price_call(const Pricing& pricing, const UsageCounts& usage, const std::string& what);
 
 // Worst-case cost of a call, for budget reservations: the highest price set that could apply to
 // `prompt_tokens` at any time of day, then
-//   prompt_tokens * prompt + max_output_tokens * max(completion, internal_reasoning)
+//   prompt_tokens * prompt
+//   + max_output_tokens * max(completion, internal_reasoning, audio_output, image_output)
 //   + requests * request + images * image + web_searches * web_search.
 // It never assumes cache discounts; with `may_write_cache` each prompt token is priced at the
 // highest of the prompt and cache-write prices. Throws like price_call. Pure; thread-safe.

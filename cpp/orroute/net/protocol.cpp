@@ -163,8 +163,13 @@ Usage parse_usage(const rapidjson::Value& usage) {
   if (const auto* d = member(usage, "prompt_tokens_details")) {
     u.cached_tokens = int_or(*d, "cached_tokens");
     u.cache_write_tokens = int_or(*d, "cache_write_tokens");
+    u.audio_tokens = int_or(*d, "audio_tokens");
   }
-  if (const auto* d = member(usage, "completion_tokens_details")) u.reasoning_tokens = int_or(*d, "reasoning_tokens");
+  if (const auto* d = member(usage, "completion_tokens_details")) {
+    u.reasoning_tokens = int_or(*d, "reasoning_tokens");
+    u.audio_output_tokens = int_or(*d, "audio_tokens");
+    u.image_output_tokens = int_or(*d, "image_tokens");
+  }
   if (const auto* c = member(usage, "cost"); c && c->IsNumber()) {
     u.cost = c->IsInt64() ? Money::dollars(c->GetInt64()) : Money::from_double(c->GetDouble());
   } else if (c && c->IsString()) {

@@ -66,6 +66,9 @@ struct Usage {
   int64_t cached_tokens = 0;       // prompt_tokens_details.cached_tokens
   int64_t cache_write_tokens = 0;  // prompt_tokens_details.cache_write_tokens
   int64_t reasoning_tokens = 0;    // completion_tokens_details.reasoning_tokens
+  int64_t audio_tokens = 0;        // prompt_tokens_details.audio_tokens (input audio)
+  int64_t audio_output_tokens = 0; // completion_tokens_details.audio_tokens
+  int64_t image_output_tokens = 0; // completion_tokens_details.image_tokens
   std::optional<Money> cost;       // usage.cost in USD (sent as a JSON number)
 };
 

@@ -258,9 +258,8 @@ void Run::on_attempt(AttemptResult r, uint64_t generation) {
   waited_ = Duration(0);
 
   if (r.ok) {
-    const Money cost = ctx_.prices ? ctx_.prices->actual(model, r.input_tokens, r.output_tokens,
-                                                         r.reported_cost)
-                                   : r.reported_cost.value_or(Money::zero());
+    const Money cost =
+        ctx_.prices ? ctx_.prices->actual(model, r) : r.reported_cost.value_or(Money::zero());
     if (permits_.reserved && ctx_.budget) {
       ctx_.budget->settle(permits_.reservation, cost,
                           BudgetGate::CallInfo{model, &r, rec.latency,

@@ -38,6 +38,14 @@ struct AttemptResult {
   std::optional<std::string> rate_limit_reset;  // X-RateLimit-Reset header, if any
   int64_t input_tokens = 0;         // usage reported by the response
   int64_t output_tokens = 0;
+  // Breakdowns of input_tokens (cached, cache_write, audio) and output_tokens (reasoning,
+  // audio_output, image_output) from the usage details; 0 when not reported.
+  int64_t cached_tokens = 0;
+  int64_t cache_write_tokens = 0;
+  int64_t audio_tokens = 0;
+  int64_t reasoning_tokens = 0;
+  int64_t audio_output_tokens = 0;
+  int64_t image_output_tokens = 0;
   std::optional<Money> reported_cost;  // usage.cost when the server reports it
   std::optional<Duration> ttft;     // streamed calls: time to the first content
   std::string body;                 // response body (non-streamed) for the caller
@@ -93,9 +101,9 @@ class PriceBook {
   // Worst-case cost of a call; nullopt if the model is unknown (then nothing is reserved).
   virtual std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
                                           int64_t max_output_tokens) const = 0;
-  // Actual cost from usage (`reported` is the server's own figure, when present).
-  virtual Money actual(const std::string& model, int64_t input_tokens, int64_t output_tokens,
-                       std::optional<Money> reported) const = 0;
+  // Actual cost of the successful attempt `r` on `model`: the server's own figure
+  // (r.reported_cost) when present, else priced from r's token counts. Must not throw.
+  virtual Money actual(const std::string& model, const AttemptResult& r) const = 0;
   // Context window in tokens; nullopt if unknown.
   virtual std::optional<int64_t> context_length(const std::string& model) const = 0;
   // Prompt tokens of the request for `model` (tokenizers differ by family); `counted` is the

@@ -147,8 +147,9 @@ class LearnedRouter final : public QualityPredictor {
   };
 
   explicit LearnedRouter(const RouterConfig& config);
-  // Logits of every model for features x. Caller holds a lock.
-  void logits(const std::vector<SparseFeature>& x, std::vector<double>& z) const;
+  // Fills z with every model's logit for features x; returns the shared component v . x.
+  // Caller holds a lock.
+  double logits(const std::vector<SparseFeature>& x, std::vector<double>& z) const;
   double shared_dot(const std::vector<SparseFeature>& x) const;
   // One AdaGrad step on rows (models[k], targets[k]) of one prompt. Caller holds the write lock.
   void step(const std::vector<SparseFeature>& x, const std::vector<size_t>& models,

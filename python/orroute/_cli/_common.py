@@ -257,6 +257,15 @@ def make_client(s: Any, *, async_: bool = False) -> Any:
 
     require_key(s)
     cls = orroute.AsyncOpenRouter if async_ else orroute.OpenRouter
+    kwargs = _call_options(s)
+    if s.app_url:
+        kwargs["app_url"] = s.app_url
+    return cls(**kwargs)
+
+
+def _call_options(s: Any) -> dict[str, Any]:
+    """The constructor arguments a client and a manager share: endpoint, key, timeout, retries
+    and the attribution name (only the ones the settings set)."""
     kwargs: dict[str, Any] = {"api_key": s.api_key, "base_url": s.base_url}
     if s.timeout is not None:
         kwargs["timeout"] = s.timeout
@@ -264,9 +273,7 @@ def make_client(s: Any, *, async_: bool = False) -> Any:
         kwargs["max_retries"] = s.max_retries
     if s.app_name:
         kwargs["app_name"] = s.app_name
-    if s.app_url:
-        kwargs["app_url"] = s.app_url
-    return cls(**kwargs)
+    return kwargs
 
 
 def make_tracker(s: Any) -> Any:
@@ -293,13 +300,8 @@ def make_manager(s: Any, *, strategy: str | None = None, budget: Any = None,
     require_key(s)
     preferred = preferred_model or s.preferred_model
     use_fallbacks = s.fallback_enabled if fallback is None else fallback
-    kwargs: dict[str, Any] = {
-        "api_key": s.api_key,
-        "base_url": s.base_url,
-        "strategy": strategy or s.strategy,
-        "ledger": str(s.ledger_path),
-        "project": s.project,
-    }
+    kwargs = _call_options(s)
+    kwargs.update(strategy=strategy or s.strategy, ledger=str(s.ledger_path), project=s.project)
     if getattr(s, "router_state", None):
         kwargs["router_state"] = str(s.router_state)  # breakers and limits shared via Redis
     if preferred:
@@ -310,12 +312,6 @@ def make_manager(s: Any, *, strategy: str | None = None, budget: Any = None,
         kwargs["fallbacks"] = [m for m in [preferred, *s.fallbacks] if m]
     if s.limits:
         kwargs["limits"] = {m: lim.as_dict() for m, lim in s.limits.items()}
-    if s.timeout is not None:
-        kwargs["timeout"] = s.timeout
-    if s.max_retries is not None:
-        kwargs["max_retries"] = s.max_retries
-    if s.app_name:
-        kwargs["app_name"] = s.app_name
     if s.budgets and str(s.ledger_path) != ":memory:":
         tracker = make_tracker(s)
         for b in s.budgets:

@@ -7,6 +7,7 @@ protocol in ``orroute._http_server`` for every parsed request.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -589,6 +590,7 @@ class GatewayApp:
         router = self.manager.health()
         healthy = upstream.get("authenticated") and ledger["ok"] and router["overall"] != "down"
         body = {"status": "healthy" if healthy else "degraded", "version": _VERSION,
+                "pid": os.getpid(),  # which worker answered (`orroute serve --workers N`)
                 "uptime_s": round(time.time() - self.started, 3), "upstream": upstream,
                 "ledger": ledger, "router": router, "models": len(self.catalog),
                 "in_flight": self.in_flight,

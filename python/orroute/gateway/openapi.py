@@ -103,6 +103,7 @@ def openapi_spec(settings: GatewaySettings | None = None) -> dict[str, Any]:
         "Health": {
             "type": "object", "properties": {
                 "status": {"enum": ["healthy", "degraded"]}, "version": {"type": "string"},
+                "pid": {"type": "integer", "description": "Process id of the worker that answered"},
                 "uptime_s": {"type": "number"},
                 "upstream": {"type": "object", "properties": {
                     "reachable": {"type": "boolean"}, "status": {"type": "integer"},

@@ -1,0 +1,76 @@
+// Helpers shared by the ledger and budget tests (test_ledger.cpp, test_ledger_leases.cpp,
+// test_budget.cpp): a temporary ledger file, and one-line builders for budgets, reservations and
+// recorded calls. Test code only; nothing here is thread-safe beyond what the builders return.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "orroute/cost/ledger.h"
+
+namespace orroute::test {
+
+// 2024-01-31T23:59:00Z and the month boundary a minute later, in microseconds.
+inline constexpr TimeUs kSec = 1'000'000;
+inline constexpr TimeUs kJan31_2359 = 1706745540LL * kSec;
+inline constexpr TimeUs kFeb01_0000 = 1706745600LL * kSec;
+
+// A fresh ledger path in the temp directory (unique per process and object); the file and its
+// sidecars (-wal, -shm, -orroute) are removed at construction and at scope exit.
+struct TempLedgerFile {
+  std::string path;
+  TempLedgerFile()
+      : path((std::filesystem::temp_directory_path() /
+              ("orroute-test-ledger-" + std::to_string(::getpid()) + "-" +
+               std::to_string(reinterpret_cast<uintptr_t>(this)) + ".sqlite3"))
+                 .string()) {
+    cleanup();
+  }
+  ~TempLedgerFile() { cleanup(); }
+  TempLedgerFile(const TempLedgerFile&) = delete;
+  TempLedgerFile& operator=(const TempLedgerFile&) = delete;
+  void cleanup() const {
+    for (const char* suffix : {"", "-wal", "-shm", "-orroute"}) {
+      std::filesystem::remove(path + suffix);
+    }
+  }
+};
+
+// A budget of `limit` USD on `scope` ("global", "project:p", "tag:user=alice", ...).
+// Throws InvalidArgument for a bad scope or amount.
+inline BudgetSpec spec(const char* scope, Window window, const char* limit,
+                       Policy policy = Policy::kRefuse) {
+  BudgetSpec s;
+  s.scope = parse_scope(scope);
+  s.window = window;
+  s.limit = Money::parse(limit);
+  s.policy = policy;
+  return s;
+}
+
+// A reservation of `amount` USD for `project` ("" = none) at time `at` (0 = now).
+inline ReserveRequest req(const char* amount, const char* project = "", TimeUs at = 0) {
+  ReserveRequest r;
+  r.amount = Money::parse(amount);
+  r.scope.project = project;
+  r.at = at;
+  return r;
+}
+
+// A recorded call to `model` (requested and used) that cost `usd`, at time `at` (0 = now).
+inline CallRecord call(const std::string& model, const char* usd, TimeUs at = 0) {
+  CallRecord c;
+  c.model_used = model;
+  c.model_requested = model;
+  c.cost = Money::parse(usd);
+  c.at = at;
+  return c;
+}
+
+// The actual cost of a settled call: a call to model "m" that cost `usd`.
+inline CallRecord cost(const char* usd) { return call("m", usd); }
+
+}  // namespace orroute::test
