@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -281,6 +282,23 @@ TEST_CASE("redis: money stays exact beyond 2^53 attodollars and over many tiny a
     REQUIRE(ledger->reserve(req("0.000000000000000001")).status == ReserveStatus::kReserved);
     REQUIRE(ledger->reserve(req("0.000000000000000001")).status == ReserveStatus::kExceeded);
     REQUIRE(ledger->live_reservations().second == s.limit);
+  }
+  SECTION("random signed amounts up to 1e30 attodollars sum as in int128") {
+    ledger->set_budget(spec("global", Window::kTotal, "1000000000000"));  // $1e12
+    std::mt19937_64 rng(42);
+    Money expected;
+    for (int i = 0; i < 200; ++i) {
+      Int128 v = static_cast<Int128>(rng() % 1'000'000'000'000'000ULL) * 1'000'000'000'000LL +
+                 static_cast<Int128>(rng() % 1'000'000'000'000ULL);  // < 1e30
+      v >>= static_cast<int>(rng() % 90);  // every magnitude, most far beyond 2^53
+      if (rng() % 3 == 0) v = -v;
+      CallRecord c = cost("0");
+      c.cost = Money::from_units(v);
+      expected += c.cost;
+      ledger->record(c);
+      REQUIRE(ledger->budget_states({}, 0, false).at(0).spent == expected);  // summed in Lua
+    }
+    REQUIRE(ledger->total_cost({}) == expected);
   }
   SECTION("sums of many tiny and odd amounts, with a refund") {
     ledger->set_budget(spec("global", Window::kTotal, "1000"));
