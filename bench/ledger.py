@@ -9,12 +9,21 @@ without Python if `orroute_ledger_bench` was built (build/dev, ORROUTE_BUILD_TES
 measured in the same run, Python's sqlite3 doing one bare INSERT+COMMIT per call on the same kind
 of file.
 
-    PYTHONPATH=python python3 bench/ledger.py [--calls 20000]
+    PYTHONPATH=python python3 bench/ledger.py [--calls 20000] [--backend sqlite|redis|both]
+
+With `--backend redis` (or `both`) it measures the Redis ledger the same way (a private
+redis-server on a loopback port, or `--redis-url`): reserve+settle latency and settled calls/s
+with 1 and 8 threads through the bindings, and as peers measured in the same run, a bare INCRBY
+per round trip over a raw socket from Python (the floor for one command per round trip; a
+reserve+settle is two scripts) and `redis-benchmark -t incr` (C client, 1 and 8 connections).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -117,10 +126,124 @@ def peer_sqlite(path: Path, n: int) -> float:
     return rate
 
 
+# ---- Redis ------------------------------------------------------------------------------------
+
+
+def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("redis-server")
+    if not binary:
+        raise SystemExit("redis-server not found (scripts/system-deps.sh --with-test-services)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp), "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(500):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.01)
+    return proc, port
+
+
+def redis_latency(url: str, n: int) -> tuple[float, float]:
+    from orroute import _core
+
+    tracker = _tracker(url)  # type: ignore[arg-type]
+    core = tracker._core
+    scope = _core.SpendScope("bench", "", [])
+    row = _core.CallRecord()
+    row.model_used = "m/a"
+    row.cost = "0.000123456789"
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        r = core.reserve(scope, "0.001")
+        core.settle(r.reservation_id, row)
+        samples.append(time.perf_counter_ns() - t0)
+    samples.sort()
+    return statistics.median(samples) / 1000, samples[int(len(samples) * 0.99)] / 1000
+
+
+def peer_incr(port: int, n: int) -> float:
+    """One INCRBY per round trip over a raw socket: what one command costs from Python."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = sock.makefile("rb")
+    cmd = b"*3\r\n$6\r\nINCRBY\r\n$4\r\npeer\r\n$9\r\n123456789\r\n"
+    t0 = time.perf_counter()
+    for _ in range(n):
+        sock.sendall(cmd)
+        f.readline()
+    rate = n / (time.perf_counter() - t0)
+    sock.close()
+    return rate
+
+
+def peer_redis_benchmark(port: int, n: int, clients: int) -> float | None:
+    exe = shutil.which("redis-benchmark")
+    if not exe:
+        return None
+    out = subprocess.run(
+        [exe, "-p", str(port), "-t", "incr", "-n", str(n), "-c", str(clients), "-q", "-P", "1"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    # "INCR: 98039.22 requests per second, p50=0.031 msec"
+    for part in out.replace("\r", "\n").split("\n"):
+        if part.startswith("INCR:") and "requests per second" in part:
+            return float(part.split()[1])
+    return None
+
+
+def bench_redis(tmp: Path, n: int, url: str | None) -> None:
+    proc = None
+    if url is None:
+        proc, port = _start_redis(tmp)
+        url = f"redis://127.0.0.1:{port}/0?prefix=bench:"
+    else:
+        port = int(url.split("://", 1)[1].split("@")[-1].split("/")[0].split(":")[1])
+    try:
+        nr = min(n, 5000)
+        med, p99 = redis_latency(url + "lat:" if "?prefix=" in url else url, nr)
+        one = throughput(url + "t1:" if "?prefix=" in url else url, nr, 1, False)  # type: ignore[arg-type]
+        eight = throughput(url + "t8:" if "?prefix=" in url else url, nr, 8, False)  # type: ignore[arg-type]
+        print(
+            f"redis ledger        : reserve+settle latency (1 thread) median {med:.1f} us, "
+            f"p99 {p99:.0f} us; settled calls/s 1 thread {one:,.0f}, 8 threads {eight:,.0f} "
+            f"(redis-server on loopback, {os.cpu_count()} cores shared)"
+        )
+        incr = peer_incr(port, nr * 2)
+        print(
+            f"peer: bare INCRBY per round trip from Python: {incr:,.0f}/s = {1e6 / incr:.1f} us "
+            f"(reserve+settle = 2 round trips: ledger latency {med / (2e6 / incr):.2f}x of 2 "
+            f"INCRBYs; 1-thread calls/s {one / (incr / 2):.2f}x of INCRBY pairs/s)"
+        )
+        for clients in (1, 8):
+            rb = peer_redis_benchmark(port, nr * 4, clients)
+            if rb is not None:
+                print(f"peer: redis-benchmark INCR, {clients} connection(s): {rb:,.0f} requests/s")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=20000)
-    n = ap.parse_args().calls
+    ap.add_argument("--backend", choices=["sqlite", "redis", "both"], default="sqlite")
+    ap.add_argument("--redis-url", default=None, help="an existing server (default: start one)")
+    args = ap.parse_args()
+    n = args.calls
+    if args.backend in ("redis", "both"):
+        with tempfile.TemporaryDirectory() as d:
+            bench_redis(Path(d), n, args.redis_url)
+        if args.backend == "redis":
+            return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         rows: dict[bool, tuple[float, float, float, float]] = {}

@@ -6,8 +6,12 @@
 
 #include "bindings.h"
 #include "casters.h"
+#include "ledger_methods.h"
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/sqlite_ledger.h"
+#ifdef ORROUTE_HAVE_REDIS
+#include "orroute/cost/redis_ledger.h"
+#endif
 
 namespace py = pybind11;
 
@@ -154,8 +158,8 @@ void bind_cost(py::module_& m) {
       .def_readonly("task_id", &ApprovalRequest::task_id);
 
   using GIL = py::call_guard<py::gil_scoped_release>;
-  py::class_<SqliteLedger>(m, "SqliteLedger")
-      .def(py::init([](const std::string& path, int32_t busy_timeout_ms, bool durable_fsync,
+  py::class_<SqliteLedger> sqlite(m, "SqliteLedger");
+  sqlite.def(py::init([](const std::string& path, int32_t busy_timeout_ms, bool durable_fsync,
                        bool leases) {
              SqliteLedgerOptions options;
              options.busy_timeout_ms = busy_timeout_ms;
@@ -168,62 +172,14 @@ void bind_cost(py::module_& m) {
       .def_property_readonly("path", &SqliteLedger::path)
       .def_property_readonly("leases", &SqliteLedger::leases_enabled)
       .def("release_leases", &SqliteLedger::release_leases, GIL())
-      .def("schema_version", &SqliteLedger::schema_version, GIL())
-      .def("set_budget",
-           [](SqliteLedger& l, const std::string& scope, const std::string& period, Money limit,
-              const std::string& time_zone, const std::string& policy,
-              std::vector<int32_t> thresholds) {
-             const BudgetSpec spec{parse_scope(scope), parse_window(period), time_zone, limit,
-                                   parse_policy(policy), std::move(thresholds)};
-             py::gil_scoped_release release;
-             return l.set_budget(spec);
-           },
-           py::arg("scope"), py::arg("period"), py::arg("limit"), py::arg("time_zone"),
-           py::arg("policy"), py::arg("thresholds"))
-      .def("remove_budget",
-           [](SqliteLedger& l, const std::string& scope, const std::string& period) {
-             return l.remove_budget(parse_scope(scope), parse_window(period));
-           },
-           py::arg("scope"), py::arg("period"), GIL())
-      .def("budgets", &SqliteLedger::budgets, GIL())
-      .def("budget_states", &SqliteLedger::budget_states, py::arg("scope"), py::arg("at"),
-           py::arg("all"), GIL())
-      // A lease hit takes well under a microsecond: keep the GIL for it (releasing it costs
-      // more under contention); release it only when the database is involved.
-      .def("reserve",
-           [](SqliteLedger& l, const SpendScope& scope, Money amount, TimeUs at, int64_t ttl_us,
-              const std::string& model, const std::string& task_id) {
-             const ReserveRequest req{scope, amount, at, ttl_us, model, task_id};
-             if (auto out = l.try_reserve_local(req)) return std::move(*out);
-             py::gil_scoped_release release;
-             return l.reserve(req);
-           },
-           py::arg("scope"), py::arg("amount"), py::arg("at") = 0,
-           py::arg("ttl_us") = 15LL * 60 * 1'000'000, py::arg("model") = "",
-           py::arg("task_id") = "")
-      .def("settle", &SqliteLedger::settle, py::arg("reservation_id"), py::arg("call"), GIL())
-      .def("release",
-           [](SqliteLedger& l, int64_t id) {
-             if (id < 0) return l.release(id);  // lease reservations are released in memory
-             py::gil_scoped_release release;
-             return l.release(id);
-           },
-           py::arg("reservation_id"))
-      .def("record", &SqliteLedger::record, py::arg("call"), GIL())
-      .def("reclaim", &SqliteLedger::reclaim, py::arg("at") = 0, GIL())
-      .def("live_reservations", &SqliteLedger::live_reservations, GIL())
-      .def("set_cutoff", &SqliteLedger::set_cutoff, py::arg("reason"), GIL())
-      .def("cutoff", &SqliteLedger::cutoff, GIL())
-      .def("calls", &SqliteLedger::calls, py::arg("query"), GIL())
-      .def("total_cost", &SqliteLedger::total_cost, py::arg("query"), GIL())
-      .def("report", &SqliteLedger::report, py::arg("query"), py::arg("period"), py::arg("by"),
-           GIL())
-      .def("alerts", &SqliteLedger::alerts, py::arg("start") = 0, GIL())
-      .def("completion_quantile", &SqliteLedger::completion_quantile, py::arg("task_type"),
-           py::arg("model"), py::arg("q"), py::arg("last_n"), GIL());
+      .def("schema_version", &SqliteLedger::schema_version, GIL());
+  def_ledger_methods(sqlite);
 
   py::class_<BudgetGuard>(m, "BudgetGuard")
       .def(py::init<SqliteLedger&>(), py::arg("ledger"), py::keep_alive<1, 2>())
+#ifdef ORROUTE_HAVE_REDIS
+      .def(py::init<RedisLedger&>(), py::arg("ledger"), py::keep_alive<1, 2>())
+#endif
       .def("set_approval", &BudgetGuard::set_approval, py::arg("above"), py::arg("hook"))
       .def("approval_threshold", &BudgetGuard::approval_threshold)
       .def("reserve",

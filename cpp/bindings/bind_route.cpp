@@ -10,6 +10,7 @@
 #include "bindings.h"
 #include "casters.h"
 #include "orroute/catalog/capabilities.h"
+#include "orroute/cost/open_ledger.h"
 #include "orroute/cost/sqlite_ledger.h"
 #include "orroute/engine.h"
 #include "orroute/net/api_client.h"
@@ -264,6 +265,7 @@ void bind_route(py::module_& m) {
       .def_readwrite("max_candidates", &EngineConfig::max_candidates)
       .def_readwrite("server_side_fallbacks", &EngineConfig::server_side_fallbacks)
       .def_readwrite("default_max_tokens", &EngineConfig::default_max_tokens)
+      .def_readwrite("router_state", &EngineConfig::router_state)
       .def_readwrite("refresh_catalog", &EngineConfig::refresh_catalog)
       .def(
           "set_limit",
@@ -362,7 +364,7 @@ void bind_route(py::module_& m) {
       .def(py::init([](const EngineConfig& config, std::shared_ptr<ModelCatalog> catalog,
                        std::optional<std::string> ledger_path, std::string_view priors_json) {
              std::shared_ptr<Ledger> ledger;
-             if (ledger_path) ledger = std::make_shared<SqliteLedger>(*ledger_path);
+             if (ledger_path) ledger = open_ledger(*ledger_path);  // a file or redis://
              QualityPriors priors;
              if (!priors_json.empty()) priors = QualityPriors::from_json(priors_json);
              py::gil_scoped_release nogil;  // may fetch {base_url}/models

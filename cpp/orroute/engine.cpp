@@ -12,6 +12,9 @@
 
 #include "orroute/error.h"
 #include "orroute/net/protocol.h"
+#ifdef ORROUTE_HAVE_REDIS
+#include "orroute/route/redis_router_state.h"
+#endif
 #include "orroute/net/sse_parser.h"
 #include "orroute/tokenizer/token_count.h"
 
@@ -504,14 +507,26 @@ std::function<void()> ChatSender::send(const std::string& model, int,
 class Engine::Impl {
  public:
   Impl(Engine& e, const Clock* clk)
-      : engine(e), clock(clk), state(e.config_.breaker), metrics(e.config_.metrics),
-        analyzer(e.config_.thresholds) {}
+      : engine(e), clock(clk), state_owner(make_state(e.config_, *clk)), state(*state_owner),
+        metrics(e.config_.metrics), analyzer(e.config_.thresholds) {}
+
+  static std::unique_ptr<RouterState> make_state(const EngineConfig& c, const Clock& clk) {
+    if (c.router_state.empty()) return std::make_unique<InMemoryRouterState>(c.breaker);
+#ifdef ORROUTE_HAVE_REDIS
+    return std::make_unique<RedisRouterState>(c.router_state, clk, c.breaker);
+#else
+    (void)clk;
+    throw InvalidArgument("this orroute was built without Redis (hiredis): router_state must be "
+                          "empty");
+#endif
+  }
 
   Engine& engine;
   const Clock* clock;
   std::shared_ptr<ApiClient> client;
   std::unique_ptr<TransportScheduler> scheduler;
-  InMemoryRouterState state;
+  std::unique_ptr<RouterState> state_owner;
+  RouterState& state;
   Metrics metrics;
   ComplexityAnalyzer analyzer;
   std::unique_ptr<ModelSelector> selector;

@@ -48,6 +48,9 @@ struct EngineConfig {
   // Replace the given catalog by GET {base_url}/models when that answers (a custom or local
   // endpoint's own models are then selected and priced). Blocks the constructor up to ~5 s.
   bool refresh_catalog = false;
+  // Where breaker state and rate-limit windows live: "" = in this process; "redis://..." =
+  // shared by every engine using that Redis server and prefix (RedisRouterState).
+  std::string router_state;
 };
 
 // One task to run.

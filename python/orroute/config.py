@@ -86,11 +86,12 @@ ENV_VARS: dict[str, str] = {
     "strategy": "ORROUTE_STRATEGY",
     "project": "ORROUTE_PROJECT",
     "ledger": "ORROUTE_LEDGER",
+    "router_state": "ORROUTE_ROUTER_STATE",
     "fallbacks": "ORROUTE_FALLBACKS",
 }
 _SCALAR_KEYS = (
     "api_key", "base_url", "preferred_model", "fallback_enabled", "cost_optimization",
-    "log_level", "strategy", "project", "ledger", "fallbacks",
+    "log_level", "strategy", "project", "ledger", "fallbacks", "router_state",
 )
 _TOML_KEYS = frozenset(_SCALAR_KEYS) | {"budgets", "limits", "app_name", "app_url", "timeout",
                                          "max_retries", "gateway"}
@@ -99,6 +100,37 @@ _TOML_KEYS = frozenset(_SCALAR_KEYS) | {"budgets", "limits", "app_name", "app_ur
 class ConfigError(ParseError):
     """A setting has an invalid value, or the config / ``.env`` file cannot be read.
     The message names the source (file and key, or variable)."""
+
+
+class LedgerURL(str):
+    """A ``redis://`` ledger location (the Redis backend, shared across machines).
+
+    ``str()`` is the full URL (what the ledger connects with); formatting (f-strings) and
+    ``repr()`` hide the password, so messages and JSON built with them never show it.
+    """
+
+    def redacted(self) -> str:
+        """The URL with its password replaced by ``***``."""
+        return redact_ledger_url(str(self))
+
+    def __format__(self, spec: str) -> str:
+        return format(self.redacted(), spec)
+
+    def __repr__(self) -> str:
+        return repr(self.redacted())
+
+
+def redact_ledger_url(location: str) -> str:
+    """``location`` with a Redis URL's password replaced by ``***`` (other text unchanged)."""
+    head, sep, rest = location.partition("://")
+    if not sep or not head.startswith("redis"):
+        return location
+    auth, at, tail = rest.rpartition("@")
+    if not at or "/" in auth:
+        return location
+    user, colon, password = auth.partition(":")
+    hidden = f"{user}:***" if colon else "***"
+    return f"{head}://{hidden}@{tail}" if (password or not colon) else location
 
 
 def mask_key(key: str | None) -> str | None:
@@ -180,7 +212,9 @@ class Settings:
     strategy: str = "balanced"
     project: str = "default"
     home: Path = field(default_factory=default_home)
-    ledger: Path | None = None
+    ledger: Path | LedgerURL | None = None
+    # Breakers and rate limits shared through Redis ("redis://..."); None = per process.
+    router_state: LedgerURL | None = None
     fallbacks: tuple[str, ...] = ()
     budgets: tuple[BudgetConfig, ...] = ()
     limits: Mapping[str, RateLimitConfig] = field(default_factory=dict)
@@ -193,9 +227,10 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def ledger_path(self) -> Path:
-        """The ledger every command shares: ``ledger`` if set, else ``ledger.sqlite3`` in ``home``
-        (what ``orroute.CostTracker()`` uses by default)."""
+    def ledger_path(self) -> Path | LedgerURL:
+        """The ledger every command shares: ``ledger`` if set (a file, or a ``redis://`` URL as a
+        :class:`LedgerURL`), else ``ledger.sqlite3`` in ``home`` (what ``orroute.CostTracker()``
+        uses by default)."""
         return self.ledger if self.ledger is not None else self.home / "ledger.sqlite3"
 
     @property
@@ -229,7 +264,8 @@ class Settings:
             "strategy": self.strategy,
             "project": self.project,
             "home": str(self.home),
-            "ledger": str(self.ledger_path),
+            "ledger": f"{self.ledger_path}",  # a Redis password stays hidden
+            "router_state": None if self.router_state is None else f"{self.router_state}",
             "fallbacks": list(self.fallbacks),
             "budgets": [b.as_dict() for b in self.budgets],
             "limits": {m: lim.as_dict() for m, lim in self.limits.items()},
@@ -245,7 +281,7 @@ class Settings:
         return (
             f"Settings(api_key={self.masked_api_key!r}, base_url={self.base_url!r}, "
             f"preferred_model={self.preferred_model!r}, strategy={self.strategy!r}, "
-            f"project={self.project!r}, ledger={str(self.ledger_path)!r})"
+            f"project={self.project!r}, ledger={f'{self.ledger_path}'!r})"
         )
 
 
@@ -385,7 +421,16 @@ def _convert(name: str, value: Any, where: str) -> Any:
         return _as_list(value, where)
     if name == "ledger":
         s = str(value).strip()
+        if s.startswith(("redis://", "rediss://")):
+            return LedgerURL(s)
         return None if not s else s if s == ":memory:" else Path(s).expanduser()
+    if name == "router_state":
+        s = str(value).strip()
+        if not s:
+            return None
+        if not s.startswith("redis://"):
+            raise ConfigError(f"{where}: expected a redis:// URL, got {redact_ledger_url(s)!r}")
+        return LedgerURL(s)
     if name == "timeout":
         try:
             t = float(value)
@@ -552,8 +597,8 @@ def load_settings(
     for name in (*_SCALAR_KEYS, "budgets", "limits", "app_name", "app_url", "timeout",
                  "max_retries"):
         sources.setdefault(name, "default")
-    nullable = {"api_key", "preferred_model", "ledger", "app_name", "app_url", "timeout",
-                "max_retries"}
+    nullable = {"api_key", "preferred_model", "ledger", "router_state", "app_name", "app_url",
+                "timeout", "max_retries"}
     values = {k: v for k, v in values.items() if v is not None or k in nullable}
     if values.get("ledger") == ":memory:":
         values["ledger"] = Path(":memory:")

@@ -303,6 +303,10 @@ class Reservation:
         self.release()
 
 
+def _is_redis_url(location: str) -> bool:
+    return location.startswith(("redis://", "rediss://"))
+
+
 def _give_back_leases(ledger: Any, pid: int) -> None:
     if os.getpid() != pid:
         return  # a forked child: the parent's leases are not ours
@@ -316,8 +320,10 @@ class CostTracker:
     """The plan's cost tracker: estimates, budgets, reservations, alerts and the usage ledger.
 
     Args:
-        ledger: ``None`` for the default file (:func:`default_ledger_path`), a path, or
-            ``":memory:"`` (private to this tracker).
+        ledger: ``None`` for the default file (:func:`default_ledger_path`), a path,
+            ``":memory:"`` (private to this tracker), or a Redis URL
+            ``"redis://[[user]:password@]host[:port][/db][?prefix=...]"`` shared by every
+            process on every machine that uses it (see docs/redis.md).
         catalog: an ``orroute.Catalog`` for pricing estimates (the bundled one if omitted).
         clock: returns "now" as an aware datetime or epoch seconds (tests inject one).
         webhook_url: alerts are also POSTed there as JSON.
@@ -344,10 +350,13 @@ class CostTracker:
         busy_timeout: float = 30.0,
         leases: bool = True,
     ) -> None:
+        self._redis = isinstance(ledger, str) and _is_redis_url(ledger)
         if ledger is None:
             path = default_ledger_path()
             path.parent.mkdir(parents=True, exist_ok=True)
             self._path = str(path)
+        elif self._redis:
+            self._path = str(ledger)
         elif str(ledger) == ":memory:":
             self._path = ":memory:"
         else:
@@ -370,13 +379,26 @@ class CostTracker:
 
     def _open(self) -> None:
         self._pid = os.getpid()
-        self._core_ledger = _core.SqliteLedger(
-            self._path, busy_timeout_ms=self._busy_ms, leases=self._leases
-        )
+        self._core_ledger: _core.SqliteLedger | _core.RedisLedger
+        if self._redis:
+            if not _core.redis_available():
+                raise InvalidArgumentError(
+                    "this orroute was built without the Redis ledger (hiredis missing at build "
+                    "time; install libhiredis-dev and reinstall)"
+                )
+            self._core_ledger = _core.RedisLedger(
+                self._path, command_timeout_ms=max(self._busy_ms, 1000)
+            )
+        else:
+            self._core_ledger = _core.SqliteLedger(
+                self._path, busy_timeout_ms=self._busy_ms, leases=self._leases
+            )
+            # Unused lease money goes back to the budgets at exit even if the tracker is still
+            # referenced then (the C++ destructor does it otherwise).
+            self._finalizer = weakref.finalize(
+                self, _give_back_leases, self._core_ledger, self._pid
+            )
         self._guard = _core.BudgetGuard(self._core_ledger)
-        # Unused lease money goes back to the budgets at exit even if the tracker is still
-        # referenced then (the C++ destructor does it otherwise).
-        self._finalizer = weakref.finalize(self, _give_back_leases, self._core_ledger, self._pid)
         above, hook = self._approval
         if above is not None:
             self._guard.set_approval(above, hook)
@@ -392,18 +414,27 @@ class CostTracker:
 
     @property
     def path(self) -> str:
-        """The ledger file (or ``":memory:"``)."""
+        """The ledger file (or ``":memory:"``); for Redis, the URL without its password."""
+        if self._redis:
+            return str(self._core.url)
         return self._path
 
     @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"redis"``."""
+        return "redis" if self._redis else "sqlite"
+
+    @property
     def leases(self) -> bool:
-        """Whether reservations are served from this process's budget leases."""
-        return bool(self._core.leases)
+        """Whether reservations are served from this process's budget leases (never for
+        Redis: every reservation is one server-side script)."""
+        return False if self._redis else bool(self._core.leases)
 
     def close(self) -> None:
         """Gives this process's unused lease money back to the budgets (other processes then
-        see it as free). The tracker stays usable; also done at exit."""
-        self._core.release_leases()
+        see it as free). The tracker stays usable; also done at exit. No-op for Redis."""
+        if not self._redis:
+            self._core.release_leases()
 
     def _now_us(self) -> int:
         if self._clock is None:
@@ -813,7 +844,7 @@ class CostTracker:
         return df
 
     def __repr__(self) -> str:
-        return f"CostTracker({self._path!r})"
+        return f"CostTracker({self.path!r})"  # for Redis: the URL without its password
 
 
 def _core_period(period: str) -> str:

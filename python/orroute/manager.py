@@ -198,8 +198,9 @@ class AIModelManager:
         budget: a number is a total in USD for this manager (or its ``project``); a mapping
             ``{"limit": 5, "period": "daily", "project": "p", "policy": "refuse"}`` sets the period,
             scope and policy (``"downgrade"`` tries cheaper models instead of failing).
-        ledger: path of the SQLite ledger, or a file-backed :class:`orroute.CostTracker` whose
-            ledger is shared (SQLite WAL, safe across processes). Omitted: an in-memory ledger
+        ledger: path of the SQLite ledger, a ``redis://`` URL (shared across machines), or a
+            file- or Redis-backed :class:`orroute.CostTracker` whose ledger is shared (SQLite
+            WAL, safe across processes; Redis, across machines). Omitted: an in-memory ledger
             when ``budget`` is given, else none (no reservations; ``set_budget`` then raises).
         fallbacks: exact order of models to try (otherwise the selector's ranking).
         limits: rate limits per model id, or ``"key"`` for the whole key: ``{"openai/gpt-4o":
@@ -214,6 +215,9 @@ class AIModelManager:
             ``min_calls``, ``window``, ``cooldown`` (seconds), ``successes_to_close``.
         stream_queue: chunks a ``stream_task`` holds for a slow consumer before the upstream
             transfer is paused (bounded memory per stream).
+        router_state: ``"redis://..."`` to share circuit breakers, rate-limit windows and
+            Retry-After holds with every manager (any process, any machine) using that Redis
+            server and prefix; omitted: this manager's own in-process state.
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -245,6 +249,7 @@ class AIModelManager:
         app_name: str | None = None,
         refresh_catalog: bool = True,
         stream_queue: int = 64,
+        router_state: str | None = None,
     ) -> None:
         from . import _core
         from .catalog import Catalog
@@ -275,6 +280,13 @@ class AIModelManager:
         cfg.default_max_tokens = int(default_max_tokens)
         cfg.max_candidates = int(max_candidates)
         cfg.refresh_catalog = bool(refresh_catalog)
+        if router_state:
+            if not _core.redis_available():
+                raise _exc.InvalidArgumentError(
+                    "router_state needs the Redis backend, and this orroute was built without "
+                    "hiredis"
+                )
+            cfg.router_state = str(router_state)
         for name, value in (breaker or {}).items():
             attr = {
                 "failures": "breaker_failures",
@@ -297,9 +309,9 @@ class AIModelManager:
             # of the router's added latency); spend is still counted in metrics().
             ledger_path = ":memory:" if budget is not None else None
         elif hasattr(ledger, "path") and not isinstance(ledger, (str, os.PathLike)):
-            ledger_path = str(
-                ledger.path
-            )  # a CostTracker: share its SQLite file (WAL, multi-process)
+            # A CostTracker: share its SQLite file (WAL, multi-process) or its Redis server
+            # (`path` hides a Redis password; the private `_path` keeps the full URL).
+            ledger_path = str(getattr(ledger, "_path", None) or ledger.path)
             if ledger_path == ":memory:":
                 raise _exc.InvalidArgumentError(
                     "an in-memory CostTracker cannot be shared; give it a path"

@@ -55,8 +55,8 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": PYTHON_DIR}
 
 
-def test_processes_and_threads_never_overspend(tmp_path: Path) -> None:
-    path = str(tmp_path / "ledger.sqlite3")
+def test_processes_and_threads_never_overspend(ledger_location: str) -> None:
+    path = ledger_location  # a SQLite file, or a Redis URL
     t = orroute.CostTracker(path)
     t.set_budget("1.00", project="shared")
     procs = [

@@ -15,11 +15,12 @@ from orroute.cli import cli
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Path:
-    return tmp_path / "ledger.sqlite3"
+def ledger(ledger_location: str) -> str:
+    """A SQLite file or a Redis URL: the CLI takes either as --ledger."""
+    return ledger_location
 
 
-def run(ledger: Path, *args: str):
+def run(ledger: str, *args: str):
     return CliRunner().invoke(cli, ["--ledger", str(ledger), *args])
 
 
@@ -33,7 +34,7 @@ def _record(tracker, model: str, cost: str, *, project: str = "p1", task_type: s
                         estimated_cost=estimated)
 
 
-def test_budget_set_status_remove(ledger: Path) -> None:
+def test_budget_set_status_remove(ledger: str) -> None:
     r = run(ledger, "budget", "set", "5", "--period", "daily", "--project", "p1", "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
@@ -51,7 +52,7 @@ def test_budget_set_status_remove(ledger: Path) -> None:
     assert run(ledger, "budget", "remove", "--period", "daily", "--project", "p1").exit_code == 5
 
 
-def test_cutoff_is_visible_and_lifted(ledger: Path) -> None:
+def test_cutoff_is_visible_and_lifted(ledger: str) -> None:
     assert run(ledger, "budget", "cutoff", "--reason", "incident 42").exit_code == 0
     assert orroute.CostTracker(ledger).cutoff_reason == "incident 42"
     assert json.loads(run(ledger, "budget", "status", "--json").stdout)["cutoff"] == "incident 42"
@@ -59,13 +60,13 @@ def test_cutoff_is_visible_and_lifted(ledger: Path) -> None:
     assert orroute.CostTracker(ledger).cutoff_reason is None
 
 
-def test_bad_budget_input_is_a_usage_error(ledger: Path) -> None:
+def test_bad_budget_input_is_a_usage_error(ledger: str) -> None:
     assert run(ledger, "budget", "set", "-1").exit_code == 2
     assert run(ledger, "budget", "set", "1", "--tag", "alice").exit_code == 2
     assert run(ledger, "budget", "set", "1", "--period", "hourly").exit_code == 2
 
 
-def test_analytics_cost_groups_exactly(ledger: Path) -> None:
+def test_analytics_cost_groups_exactly(ledger: str) -> None:
     t = orroute.CostTracker(ledger)
     _record(t, "openai/gpt-4o", "0.0000001", estimated="0.0000002")
     _record(t, "openai/gpt-4o", "0.0000002", task_type="reasoning", project="p2")
@@ -88,12 +89,12 @@ def test_analytics_cost_groups_exactly(ledger: Path) -> None:
     assert "openai/gpt-4o-mini" in table and "total" in table
 
 
-def test_analytics_on_an_empty_ledger(ledger: Path) -> None:
+def test_analytics_on_an_empty_ledger(ledger: str) -> None:
     r = run(ledger, "analytics", "cost")
     assert r.exit_code == 0 and "no calls recorded" in r.stdout
 
 
-def test_models_performance_from_recorded_calls(ledger: Path) -> None:
+def test_models_performance_from_recorded_calls(ledger: str) -> None:
     t = orroute.CostTracker(ledger)
     for lat in (1.0, 2.0, 3.0):
         _record(t, "openai/gpt-4o", "0.001", latency=lat, ttft=0.5)

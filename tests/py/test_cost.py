@@ -28,8 +28,9 @@ class Clock:
 
 
 @pytest.fixture
-def tracker() -> orroute.CostTracker:
-    return orroute.CostTracker(":memory:")
+def tracker(ledger_location: str) -> orroute.CostTracker:
+    """A fresh tracker on each backend (SQLite file, Redis)."""
+    return orroute.CostTracker(ledger_location)
 
 
 def test_default_ledger_lives_under_orroute_home(tmp_path: Path) -> None:
@@ -147,9 +148,11 @@ def test_downgrade_budget_reports_what_is_left(tracker: orroute.CostTracker) -> 
     ],
     ids=["midnight", "leap-month-end", "year-end", "week"],
 )
-def test_windows_roll_over(period: str, before: datetime, after: datetime) -> None:
+def test_windows_roll_over(
+    period: str, before: datetime, after: datetime, ledger_location: str
+) -> None:
     clock = Clock(before.replace(tzinfo=timezone.utc))
-    t = orroute.CostTracker(":memory:", clock=clock)
+    t = orroute.CostTracker(ledger_location, clock=clock)
     t.set_budget(1, period=period)
     t.reserve(1).settle(1)
     with pytest.raises(orroute.BudgetExceededError):
@@ -160,10 +163,10 @@ def test_windows_roll_over(period: str, before: datetime, after: datetime) -> No
     t.reserve(1).settle(1)
 
 
-def test_window_in_a_time_zone() -> None:
+def test_window_in_a_time_zone(ledger_location: str) -> None:
     # 23:30 UTC on 5 March is already 6 March in Berlin: a new Berlin day.
     clock = Clock(datetime(2024, 3, 5, 22, 30, tzinfo=timezone.utc))
-    t = orroute.CostTracker(":memory:", clock=clock)
+    t = orroute.CostTracker(ledger_location, clock=clock)
     t.set_budget(1, period="daily", time_zone="Europe/Berlin")
     t.reserve(1).settle(1)
     clock.now = datetime(2024, 3, 5, 23, 30, tzinfo=timezone.utc)
@@ -174,9 +177,9 @@ def test_window_in_a_time_zone() -> None:
 
 
 def test_thresholds_fire_once_to_callbacks_and_logging(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ledger_location: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tracker = orroute.CostTracker(tmp_path / "l.sqlite3")
+    tracker = orroute.CostTracker(ledger_location)
     tracker.set_budget(10, project="p")
     seen: list[orroute.cost.AlertEvent] = []
     tracker.on_alert(seen.append)
@@ -187,7 +190,7 @@ def test_thresholds_fire_once_to_callbacks_and_logging(
     assert [a.threshold_pct for a in tracker.alerts] == [50, 80, 100]
     assert sum("reached 80%" in r.getMessage() for r in caplog.records) == 1
     # Another tracker (as another process would) on the same ledger does not fire them again.
-    other = orroute.CostTracker(tmp_path / "l.sqlite3")
+    other = orroute.CostTracker(ledger_location)
     other_seen: list[object] = []
     other.on_alert(other_seen.append)
     other.record_call(cost=1, model="m", project="p")
@@ -246,13 +249,13 @@ def test_approval_hook_guards_expensive_calls(tracker: orroute.CostTracker) -> N
     tracker.reserve("2").release()
 
 
-def test_cutoff_is_seen_by_another_process(tmp_path: Path) -> None:
-    path = tmp_path / "shared.sqlite3"
+def test_cutoff_is_seen_by_another_process(ledger_location: str) -> None:
+    path = ledger_location
     t = orroute.CostTracker(path)
     t.cutoff("runaway agent")
     child = (
         "import orroute, sys\n"
-        f"t = orroute.CostTracker({str(path)!r})\n"
+        f"t = orroute.CostTracker({path!r})\n"
         "try:\n"
         "    t.reserve('0.01')\n"
         "except orroute.EmergencyCutoffError as e:\n"
@@ -281,9 +284,9 @@ def test_cutoff_blocks_until_resumed(tracker: orroute.CostTracker) -> None:
     tracker.reserve(0).release()
 
 
-def test_report_groups_and_measures_estimate_error() -> None:
+def test_report_groups_and_measures_estimate_error(ledger_location: str) -> None:
     clock = Clock(datetime(2024, 1, 31, 12, tzinfo=timezone.utc))
-    t = orroute.CostTracker(":memory:", clock=clock)
+    t = orroute.CostTracker(ledger_location, clock=clock)
     t.record_call(cost="0.10", model="a", estimated_cost="0.20", latency=1.0)
     t.record_call(cost="0.30", model="b", tags={"user": "u1"})
     clock.now += timedelta(days=1)

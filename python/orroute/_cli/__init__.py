@@ -101,7 +101,7 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
 @click.option("--env-file", type=click.Path(dir_okay=False), default=None,
               help="A .env file to read instead of ./.env.")
 @click.option("--ledger", default=None, metavar="PATH",
-              help="Ledger file (default: $ORROUTE_HOME/ledger.sqlite3).")
+              help="Ledger file or redis:// URL (default: $ORROUTE_HOME/ledger.sqlite3).")
 @click.option("--project", default=None, help="Project that spend is booked to and reported for.")
 @click.option("--debug", is_flag=True, envvar="ORROUTE_DEBUG",
               help="Show tracebacks instead of one-line errors.")

@@ -280,8 +280,8 @@ def make_tracker(s: Any) -> Any:
     """The ``orroute.CostTracker`` of the settings' ledger (created on first use)."""
     import orroute
 
-    path = str(s.ledger_path)
-    if path != ":memory:":
+    path = str(s.ledger_path)  # a Redis URL in full (the tracker hides its password)
+    if path != ":memory:" and not path.startswith(("redis://", "rediss://")):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     return orroute.CostTracker(ledger=path)
 
@@ -302,6 +302,8 @@ def make_manager(s: Any, *, strategy: str | None = None, budget: Any = None,
     use_fallbacks = s.fallback_enabled if fallback is None else fallback
     kwargs = _call_options(s)
     kwargs.update(strategy=strategy or s.strategy, ledger=str(s.ledger_path), project=s.project)
+    if getattr(s, "router_state", None):
+        kwargs["router_state"] = str(s.router_state)  # breakers and limits shared via Redis
     if preferred:
         kwargs["preferred_model"] = preferred
     if not use_fallbacks and preferred:
@@ -315,7 +317,7 @@ def make_manager(s: Any, *, strategy: str | None = None, budget: Any = None,
         for b in s.budgets:
             tracker.set_budget(b.limit, period=b.period, project=b.project,
                                conversation=b.conversation, tag=b.tag, policy=b.policy)
-    if str(s.ledger_path) != ":memory:":
+    if isinstance(s.ledger_path, Path) and str(s.ledger_path) != ":memory:":
         Path(s.ledger_path).parent.mkdir(parents=True, exist_ok=True)
     manager = orroute.AIModelManager(**kwargs)
     if budget is not None:

@@ -69,7 +69,7 @@ def cost(period: str, by: str, project: str | None, as_json: bool) -> None:
             "mean_latency_s": r.mean_latency_s,
         })
     if as_json:
-        emit_json({"period": period, "by": by, "project": project, "ledger": str(s.ledger_path),
+        emit_json({"period": period, "by": by, "project": project, "ledger": f"{s.ledger_path}",
                    "total_cost": total, "rows": rows})
         return
     if not rows:
@@ -106,7 +106,11 @@ def simulate_cmd(workload: str, strategies: str, as_json: bool) -> None:
     _check_jsonl(workload)
     s = app().settings
     # the ledger's history (if any) teaches the expected output length per task type and model
-    tracker = make_tracker(s) if Path(str(s.ledger_path)).exists() else None
+    tracker = (
+        make_tracker(s)
+        if not isinstance(s.ledger_path, Path) or Path(str(s.ledger_path)).exists()
+        else None
+    )
     table = orroute.simulate(workload, strategies=chosen, tracker=tracker)
     rows = records(table)
     if not rows or not any(r.get("tasks") for r in rows):

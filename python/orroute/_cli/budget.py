@@ -80,7 +80,7 @@ def status(as_json: bool) -> None:
     rows = [status_row(b) for b in tracker.budgets()]
     cutoff = tracker.cutoff_reason
     if as_json:
-        emit_json({"ledger": str(s.ledger_path), "cutoff": cutoff, "budgets": rows})
+        emit_json({"ledger": f"{s.ledger_path}", "cutoff": cutoff, "budgets": rows})
         return
     if cutoff:
         click.echo(f"EMERGENCY CUTOFF ENGAGED: {cutoff}", err=True)

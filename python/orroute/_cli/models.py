@@ -510,7 +510,7 @@ def performance(period: str, project: str | None, as_json: bool) -> None:
     rows = [_performance_row(model, recs) for model, recs in by_model.items()]
     rows.sort(key=lambda r: -r["calls"])
     if as_json:
-        emit_json({"period": period, "ledger": str(s.ledger_path), "models": rows})
+        emit_json({"period": period, "ledger": f"{s.ledger_path}", "models": rows})
         return
     if not rows:
         click.echo(f"no calls recorded ({period}) in {s.ledger_path}")

@@ -571,7 +571,7 @@ class GatewayApp:
             upstream = {"reachable": False, "error": "unreachable"}
         try:
             self.tracker.live_reservations()
-            ledger = {"ok": True, "path": str(self.settings.ledger_path())}
+            ledger = {"ok": True, "path": f"{self.settings.ledger_path()}"}  # no Redis password
         except Exception as e:  # noqa: BLE001
             ledger = {"ok": False, "error": type(e).__name__}
         router = self.manager.health()

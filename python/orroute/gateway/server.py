@@ -52,7 +52,13 @@ class Gateway:
 
             tracker = CostTracker(settings.ledger_path())
         self.tracker = tracker
-        self.keys = KeyStore(tracker.path, cache_ttl=settings.key_cache_ttl)
+        keys_path = tracker.path
+        if getattr(tracker, "backend", "sqlite") == "redis":
+            # Gateway keys live in a SQLite file; with a Redis ledger, one per machine.
+            from ..config import default_home
+
+            keys_path = str(default_home() / "gateway-keys.sqlite3")
+        self.keys = KeyStore(keys_path, cache_ttl=settings.key_cache_ttl)
         self._catalog = catalog
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -96,7 +102,7 @@ class Gateway:
             breaker=s.breaker, max_retries=s.max_retries,
             max_admission_wait=s.max_admission_wait, timeout=s.timeout,
             max_candidates=s.candidates if s.fallback_enabled else 1,
-            app_name="orroute gateway",
+            app_name="orroute gateway", router_state=s.router_state,
         )
 
     async def _start_async(self, reuse_port: bool = False) -> None:

@@ -48,6 +48,7 @@ class GatewaySettings:
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)
     ledger: str | None = None  # None: the CostTracker's default ledger
+    router_state: str | None = None  # "redis://...": breakers and limits shared with other hosts
     strategy: str = "balanced"  # what orroute/auto means
     routes: dict[str, list[str]] = field(default_factory=dict)
     candidates: int = 3  # how many ranked models an alias may fall back over
@@ -68,8 +69,12 @@ class GatewaySettings:
         """The upstream key(s): ``api_key`` may hold several, comma-separated (rotated)."""
         return [k.strip() for k in (self.api_key or "").split(",") if k.strip()]
 
-    def ledger_path(self) -> Path:
+    def ledger_path(self) -> Path | str:
         if self.ledger:
+            if self.ledger.startswith(("redis://", "rediss://")):
+                from ..config import LedgerURL
+
+                return LedgerURL(self.ledger)  # a Redis ledger (password hidden when formatted)
             return Path(self.ledger).expanduser()
         from ..cost import default_ledger_path
 
@@ -98,6 +103,7 @@ def load_gateway_settings(
     s.api_key = base.api_key
     s.base_url = base.base_url
     s.ledger = str(base.ledger_path)
+    s.router_state = str(base.router_state) if base.router_state else None
     s.strategy = base.strategy
     s.fallback_enabled = base.fallback_enabled
     cfg_path = base.config_file

@@ -1,0 +1,22 @@
+// Opens the ledger a location names: "redis://..." is a RedisLedger (multi-machine), anything
+// else a SqliteLedger file path (or ":memory:"). Lets the engine and the bindings take one string.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "orroute/cost/ledger.h"
+
+namespace orroute {
+
+// Whether this build has the Redis ledger (hiredis was found at configure time).
+bool redis_ledger_available();
+
+// True for "redis://..." locations.
+bool is_redis_location(std::string_view location);
+
+// Throws InvalidArgument for a redis:// location in a build without Redis, and whatever the
+// backend's constructor throws (Error when the file or server cannot be opened).
+std::shared_ptr<Ledger> open_ledger(const std::string& location);
+
+}  // namespace orroute

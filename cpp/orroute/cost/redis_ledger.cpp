@@ -1,0 +1,1431 @@
+#include "orroute/cost/redis_ledger.h"
+
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+namespace orroute {
+namespace {
+
+// ---- money as decimal attodollar strings --------------------------------------------------------
+
+__extension__ typedef unsigned __int128 UInt128;
+
+std::string units_string(Money m) {
+  const Int128 v = m.units();
+  const bool neg = v < 0;
+  UInt128 u = neg ? static_cast<UInt128>(-(v + 1)) + 1 : static_cast<UInt128>(v);
+  std::string out;
+  do {
+    out.push_back(static_cast<char>('0' + static_cast<int>(u % 10)));
+    u /= 10;
+  } while (u != 0);
+  if (neg) out.push_back('-');
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+Money parse_units(std::string_view s) {
+  if (s.empty()) return Money();
+  bool neg = false;
+  size_t i = 0;
+  if (s[0] == '-') {
+    neg = true;
+    i = 1;
+  }
+  Int128 v = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') throw Error("redis ledger: bad amount '" + std::string(s) + "'");
+    v = v * 10 + (s[i] - '0');
+  }
+  return Money::from_units(neg ? -v : v);
+}
+
+// ---- scopes (same rules as SqliteLedger) ----------------------------------------------------------
+
+void check_scope(const SpendScope& s) {
+  for (size_t i = 0; i < s.tags.size(); ++i) {
+    const auto& [k, v] = s.tags[i];
+    if (k.empty() || k.find_first_of("=\n") != std::string::npos ||
+        v.find('\n') != std::string::npos) {
+      throw InvalidArgument("tag keys must be non-empty without '=' or newlines, values without "
+                            "newlines: '" + k + "'");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (s.tags[j].first == k) throw InvalidArgument("tag '" + k + "' given twice");
+    }
+  }
+}
+
+// "k=v\n" per tag: the scripts match a tag budget by searching "\nk=v\n" in "\n" + tags.
+std::string encode_tags(const std::vector<std::pair<std::string, std::string>>& tags) {
+  std::string out;
+  for (const auto& [k, v] : tags) out += k + "=" + v + "\n";
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> decode_tags(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    const std::string line = text.substr(pos, nl - pos);
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) out.emplace_back(line.substr(0, eq), line.substr(eq + 1));
+    pos = nl + 1;
+  }
+  return out;
+}
+
+bool matches(const BudgetScope& b, const SpendScope& s) {
+  switch (b.kind) {
+    case ScopeKind::kGlobal: return true;
+    case ScopeKind::kProject: return s.project == b.value;
+    case ScopeKind::kConversation: return s.conversation == b.value;
+    case ScopeKind::kTag:
+      return std::any_of(s.tags.begin(), s.tags.end(),
+                         [&](const auto& t) { return t.first == b.key && t.second == b.value; });
+  }
+  return false;
+}
+
+std::string kind_name(ScopeKind k) {
+  switch (k) {
+    case ScopeKind::kGlobal: return "global";
+    case ScopeKind::kProject: return "project";
+    case ScopeKind::kConversation: return "conversation";
+    case ScopeKind::kTag: return "tag";
+  }
+  return "global";
+}
+
+ScopeKind parse_kind(std::string_view s) {
+  if (s == "project") return ScopeKind::kProject;
+  if (s == "conversation") return ScopeKind::kConversation;
+  if (s == "tag") return ScopeKind::kTag;
+  return ScopeKind::kGlobal;
+}
+
+// Length-prefixed fields ("3:abc0:"): any bytes survive.
+void put_field(std::string& out, std::string_view f) {
+  out += std::to_string(f.size());
+  out += ':';
+  out += f;
+}
+
+std::vector<std::string> split_fields(std::string_view s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const size_t colon = s.find(':', pos);
+    if (colon == std::string_view::npos) throw Error("redis ledger: corrupt budget record");
+    const size_t len = std::strtoull(std::string(s.substr(pos, colon - pos)).c_str(), nullptr, 10);
+    if (colon + 1 + len > s.size()) throw Error("redis ledger: corrupt budget record");
+    out.emplace_back(s.substr(colon + 1, len));
+    pos = colon + 1 + len;
+  }
+  return out;
+}
+
+std::string budget_identity(const BudgetScope& scope, Window w) {
+  std::string out;
+  put_field(out, kind_name(scope.kind));
+  put_field(out, scope.key);
+  put_field(out, scope.value);
+  put_field(out, to_string(w));
+  return out;
+}
+
+std::string encode_budget(const BudgetSpec& b) {
+  std::string out;
+  put_field(out, kind_name(b.scope.kind));
+  put_field(out, b.scope.key);
+  put_field(out, b.scope.value);
+  put_field(out, to_string(b.window));
+  put_field(out, b.time_zone.empty() ? "UTC" : b.time_zone);
+  put_field(out, units_string(b.limit));
+  put_field(out, to_string(b.policy));
+  std::string t;
+  for (const int32_t v : b.thresholds_pct) t += (t.empty() ? "" : ",") + std::to_string(v);
+  put_field(out, t);
+  return out;
+}
+
+Budget decode_budget(int64_t id, std::string_view text) {
+  const auto f = split_fields(text);
+  if (f.size() != 8) throw Error("redis ledger: corrupt budget record");
+  Budget b;
+  b.id = id;
+  b.scope.kind = parse_kind(f[0]);
+  b.scope.key = f[1];
+  b.scope.value = f[2];
+  b.window = parse_window(f[3]);
+  b.time_zone = f[4];
+  b.limit = parse_units(f[5]);
+  b.policy = parse_policy(f[6]);
+  b.thresholds_pct.clear();
+  size_t pos = 0;
+  const std::string& t = f[7];
+  while (pos < t.size()) {
+    size_t comma = t.find(',', pos);
+    if (comma == std::string::npos) comma = t.size();
+    if (comma > pos) b.thresholds_pct.push_back(std::stoi(t.substr(pos, comma - pos)));
+    pos = comma + 1;
+  }
+  return b;
+}
+
+// ---- UTC calendar labels for report() ------------------------------------------------------------
+
+// Howard Hinnant's civil_from_days.
+void civil(int64_t days, int64_t& y, unsigned& m, unsigned& d) {
+  days += 719468;
+  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(days - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) ++y;
+}
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+std::string period_label(std::string_view period, TimeUs ts) {
+  const int64_t secs = floor_div(ts, 1'000'000);
+  int64_t days = floor_div(secs, 86400);
+  char buf[48];
+  int64_t y;
+  unsigned m, d;
+  if (period == "total" || period.empty()) return "total";
+  if (period == "week" || period == "weekly") {
+    const int64_t weekday = ((days % 7) + 7 + 3) % 7;  // 1970-01-01 was a Thursday; Monday = 0
+    days -= weekday;
+  }
+  civil(days, y, m, d);
+  if (period == "month" || period == "monthly") {
+    std::snprintf(buf, sizeof buf, "%04lld-%02u", static_cast<long long>(y), m);
+  } else if (period == "hour") {
+    const int64_t hour = floor_div(secs - days * 86400, 3600);
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld", static_cast<long long>(y), m, d,
+                  static_cast<long long>(hour));
+  } else {
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u", static_cast<long long>(y), m, d);
+  }
+  return buf;
+}
+
+// ---- Lua ------------------------------------------------------------------------------------------
+
+// Shared by every script. ARGV[1] is always the key prefix.
+//
+// Numbers: Redis's Lua numbers are doubles, exact only below 2^53 (9e15 attodollars = $0.009).
+// Amounts travel as decimal strings of attodollars and are held as base-1e9 limbs (little endian)
+// with a sign: every limb < 1e9, sums < 2e9, products by a threshold (<= 1000) < 1e12 — all exact.
+const char* const kLuaPrelude = R"lua(
+local P = ARGV[1]
+local B = 1000000000
+local function norm(x)
+  while #x.d > 0 and x.d[#x.d] == 0 do x.d[#x.d] = nil end
+  if #x.d == 0 then x.neg = false end
+  return x
+end
+local function big(s)
+  s = s or '0'
+  local neg = false
+  if string.sub(s, 1, 1) == '-' then neg = true; s = string.sub(s, 2) end
+  local d = {}
+  local i = #s
+  while i >= 1 do
+    local j = i - 8
+    if j < 1 then j = 1 end
+    d[#d + 1] = tonumber(string.sub(s, j, i))
+    i = j - 1
+  end
+  return norm({neg = neg, d = d})
+end
+local function str(x)
+  if #x.d == 0 then return '0' end
+  local parts = {x.neg and '-' or '', string.format('%d', x.d[#x.d])}
+  for i = #x.d - 1, 1, -1 do parts[#parts + 1] = string.format('%09d', x.d[i]) end
+  return table.concat(parts)
+end
+local function cmpabs(a, b)
+  if #a.d ~= #b.d then return #a.d < #b.d and -1 or 1 end
+  for i = #a.d, 1, -1 do
+    if a.d[i] ~= b.d[i] then return a.d[i] < b.d[i] and -1 or 1 end
+  end
+  return 0
+end
+local function addabs(a, b)
+  local r, c = {}, 0
+  for i = 1, math.max(#a, #b) do
+    local s = (a[i] or 0) + (b[i] or 0) + c
+    if s >= B then r[i] = s - B; c = 1 else r[i] = s; c = 0 end
+  end
+  if c > 0 then r[#r + 1] = c end
+  return r
+end
+local function subabs(a, b)  -- |a| >= |b|
+  local r, c = {}, 0
+  for i = 1, #a do
+    local s = a[i] - (b[i] or 0) - c
+    if s < 0 then r[i] = s + B; c = 1 else r[i] = s; c = 0 end
+  end
+  return r
+end
+local function add(x, y)
+  if x.neg == y.neg then return norm({neg = x.neg, d = addabs(x.d, y.d)}) end
+  local c = cmpabs(x, y)
+  if c == 0 then return big('0') end
+  if c > 0 then return norm({neg = x.neg, d = subabs(x.d, y.d)}) end
+  return norm({neg = y.neg, d = subabs(y.d, x.d)})
+end
+local function neg(x) return norm({neg = not x.neg, d = x.d}) end
+local function cmp(x, y)
+  if x.neg ~= y.neg then return x.neg and -1 or 1 end
+  local c = cmpabs(x, y)
+  if x.neg then return -c end
+  return c
+end
+local function mul_small(x, k)  -- 0 <= k <= 1e6
+  local r, c = {}, 0
+  for i = 1, #x.d do
+    local p = x.d[i] * k + c
+    r[i] = p % B
+    c = math.floor(p / B)
+  end
+  while c > 0 do r[#r + 1] = c % B; c = math.floor(c / B) end
+  return norm({neg = x.neg, d = r})
+end
+local ZERO = big('0')
+
+local function wkey(bid, start) return P .. 'w:' .. bid .. ':' .. start end
+local function scope_match(kind, skey, sval, project, conv, tags)
+  if kind == 'global' then return true end
+  if kind == 'project' then return project == sval end
+  if kind == 'conversation' then return conv == sval end
+  return string.find('\n' .. tags, '\n' .. skey .. '=' .. sval .. '\n', 1, true) ~= nil
+end
+-- A window's counters (spent, reserved); created on first use from the calls already in it.
+-- W: index of a window tuple in ARGV (bid, start, end, expire_ms, kind, key, value, limit,
+-- thresholds, name).
+local function ensure(W)
+  local bid, start = ARGV[W], ARGV[W + 1]
+  local k = wkey(bid, start)
+  local v = redis.call('HMGET', k, 's', 'r')
+  if v[1] then return big(v[1]), big(v[2]) end
+  local spent = big('0')
+  local ids = redis.call('ZRANGEBYSCORE', P .. 'calls', start, '(' .. ARGV[W + 2])
+  for _, id in ipairs(ids) do
+    local c = redis.call('HMGET', P .. 'call:' .. id, 'cost', 'project', 'conversation', 'tags')
+    if c[1] and scope_match(ARGV[W + 4], ARGV[W + 5], ARGV[W + 6], c[2] or '', c[3] or '',
+                            c[4] or '') then
+      spent = add(spent, big(c[1]))
+    end
+  end
+  redis.call('HSET', k, 's', str(spent), 'r', '0')
+  if ARGV[W + 3] ~= '0' then redis.call('PEXPIREAT', k, ARGV[W + 3]) end
+  redis.call('SADD', P .. 'bw:' .. bid, k)
+  return spent, big('0')
+end
+local function remove_res(id)
+  local k = P .. 'res:' .. id
+  redis.call('ZREM', P .. 'res_exp', id)
+  local v = redis.call('HMGET', k, 'a', 'win')
+  if not v[1] then return false end
+  local a = big(v[1])
+  for bid, start in string.gmatch(v[2], '([^:;]+):([^;]+);') do
+    local wk = wkey(bid, start)
+    local r = redis.call('HGET', wk, 'r')
+    if r then
+      local nr = add(big(r), neg(a))
+      if nr.neg then nr = ZERO end
+      redis.call('HSET', wk, 'r', str(nr))
+    end
+  end
+  redis.call('DEL', k)
+  return true
+end
+local function reclaim(at)
+  local ids = redis.call('ZRANGEBYSCORE', P .. 'res_exp', '-inf', at, 'LIMIT', 0, 10000)
+  for _, id in ipairs(ids) do remove_res(id) end
+  return #ids
+end
+local function gen_ok(g) return (redis.call('GET', P .. 'gen') or '0') == g end
+)lua";
+
+// ARGV: P, gen, token, at, expires, amount, project, conversation, tags, model, task_id, n,
+// then n window tuples of 10.
+const char* const kLuaReserve = R"lua(
+local tk = P .. 'tok:' .. ARGV[3]
+local head = redis.call('MGET', tk, P .. 'cutoff', P .. 'gen')
+if head[1] then return {'dup', head[1]} end
+if head[2] then return {'cutoff', head[2]} end
+if (head[3] or '0') ~= ARGV[2] then return {'stale'} end
+reclaim(ARGV[4])
+local amount = big(ARGV[6])
+local n = tonumber(ARGV[12])
+local out = {}
+local blocked = false
+local rs = {}
+for i = 0, n - 1 do
+  local W = 13 + i * 10
+  local s, r = ensure(W)
+  out[#out + 1] = str(s)
+  out[#out + 1] = str(r)
+  if cmp(add(add(s, r), amount), big(ARGV[W + 7])) > 0 then blocked = true end
+  rs[i] = r
+end
+if blocked then return {'exceeded', '0', unpack(out)} end
+local id = redis.call('INCR', P .. 'res_seq')
+local wins = {}
+for i = 0, n - 1 do
+  local W = 13 + i * 10
+  redis.call('HSET', wkey(ARGV[W], ARGV[W + 1]), 'r', str(add(rs[i], amount)))
+  wins[#wins + 1] = ARGV[W] .. ':' .. ARGV[W + 1] .. ';'
+end
+redis.call('HSET', P .. 'res:' .. id, 'a', ARGV[6], 'at', ARGV[4], 'exp', ARGV[5],
+           'project', ARGV[7], 'conversation', ARGV[8], 'tags', ARGV[9], 'model', ARGV[10],
+           'task_id', ARGV[11], 'win', table.concat(wins))
+redis.call('ZADD', P .. 'res_exp', ARGV[5], id)
+redis.call('SET', tk, id, 'EX', 3600)
+return {'ok', tostring(id), unpack(out)}
+)lua";
+
+// ARGV: P, gen, token, reservation id ('0' = record), assumed found ('1'/'0'), its created_at,
+// cost, ts, quantile key ('' = none), completion tokens, n, n window tuples, then the call's
+// hash as field/value pairs.
+const char* const kLuaSettle = R"lua(
+local tk = P .. 'tok:' .. ARGV[3]
+local head = redis.call('MGET', tk, P .. 'gen')
+if head[1] then return {'dup', head[1]} end
+if (head[2] or '0') ~= ARGV[2] then return {'stale'} end
+local found = false
+if ARGV[4] ~= '0' then
+  local at = redis.call('HGET', P .. 'res:' .. ARGV[4], 'at')
+  found = at and true or false
+  if (found and '1' or '0') ~= ARGV[5] or (found and at ~= ARGV[6]) then return {'retry'} end
+  if found then remove_res(ARGV[4]) end
+end
+local n = tonumber(ARGV[11])
+local spent = {}
+for i = 0, n - 1 do spent[i] = ensure(12 + i * 10) end  -- counters before the row
+local id = redis.call('INCR', P .. 'call_seq')
+local row = {}
+for i = 12 + n * 10, #ARGV do row[#row + 1] = ARGV[i] end
+redis.call('HSET', P .. 'call:' .. id, unpack(row))
+redis.call('ZADD', P .. 'calls', ARGV[8], id)
+if ARGV[9] ~= '' then
+  redis.call('LPUSH', ARGV[9], ARGV[10])
+  redis.call('LTRIM', ARGV[9], 0, 9999)
+end
+local cost = big(ARGV[7])
+local out = {'ok', tostring(id), found and '1' or '0'}
+for i = 0, n - 1 do
+  local W = 12 + i * 10
+  local s = add(spent[i], cost)
+  redis.call('HSET', wkey(ARGV[W], ARGV[W + 1]), 's', str(s))
+  if not s.neg and #s.d > 0 then
+    local limit = big(ARGV[W + 7])
+    for t in string.gmatch(ARGV[W + 8], '[^,]+') do
+      if cmp(mul_small(s, 100), mul_small(limit, tonumber(t))) >= 0 then
+        local ak = ARGV[W] .. ':' .. ARGV[W + 1] .. ':' .. t
+        local rec = table.concat({ARGV[W], ARGV[W + 1], t, ARGV[8], str(s), ARGV[W + 7],
+                                  ARGV[W + 9]}, '\n')
+        if redis.call('HSETNX', P .. 'alert_keys', ak, rec) == 1 then
+          redis.call('ZADD', P .. 'alerts', ARGV[8], ak)
+          out[#out + 1] = tostring(i)
+          out[#out + 1] = t
+          out[#out + 1] = str(s)
+        end
+      end
+    end
+  end
+end
+redis.call('SET', tk, tostring(id) .. ':' .. (found and '1' or '0'), 'EX', 3600)
+return out
+)lua";
+
+// ARGV: P, gen, n, n window tuples.
+const char* const kLuaStates = R"lua(
+if not gen_ok(ARGV[2]) then return {'stale'} end
+local out = {'ok'}
+for i = 0, tonumber(ARGV[3]) - 1 do
+  local s, r = ensure(4 + i * 10)
+  out[#out + 1] = str(s)
+  out[#out + 1] = str(r)
+end
+return out
+)lua";
+
+const char* const kLuaRelease = R"lua(
+return remove_res(ARGV[2]) and 1 or 0
+)lua";
+
+const char* const kLuaReclaim = R"lua(
+return reclaim(ARGV[2])
+)lua";
+
+const char* const kLuaLive = R"lua(
+local ids = redis.call('ZRANGE', P .. 'res_exp', 0, -1)
+local sum = big('0')
+local n = 0
+for _, id in ipairs(ids) do
+  local a = redis.call('HGET', P .. 'res:' .. id, 'a')
+  if a then sum = add(sum, big(a)); n = n + 1 end
+end
+return {tostring(n), str(sum)}
+)lua";
+
+// ARGV: P, identity, encoded spec.
+const char* const kLuaSetBudget = R"lua(
+local id = redis.call('HGET', P .. 'budget_idx', ARGV[2])
+if not id then
+  id = tostring(redis.call('INCR', P .. 'budget_seq'))
+  redis.call('HSET', P .. 'budget_idx', ARGV[2], id)
+end
+redis.call('HSET', P .. 'budgets', id, ARGV[3])
+redis.call('INCR', P .. 'gen')
+return id
+)lua";
+
+const char* const kLuaRemoveBudget = R"lua(
+local id = redis.call('HGET', P .. 'budget_idx', ARGV[2])
+if not id then return '0' end
+redis.call('HDEL', P .. 'budget_idx', ARGV[2])
+redis.call('HDEL', P .. 'budgets', id)
+local ws = redis.call('SMEMBERS', P .. 'bw:' .. id)
+for _, k in ipairs(ws) do redis.call('DEL', k) end
+redis.call('DEL', P .. 'bw:' .. id)
+redis.call('INCR', P .. 'gen')
+return id
+)lua";
+
+const char* const kLuaLoadBudgets = R"lua(
+local out = {redis.call('GET', P .. 'gen') or '0'}
+local all = redis.call('HGETALL', P .. 'budgets')
+for _, v in ipairs(all) do out[#out + 1] = v end
+return out
+)lua";
+
+// Fields of a call hash, in the order calls() reads them.
+const char* const kCallFields[] = {
+    "ts",       "project", "conversation", "task_id", "task_type", "model_requested",
+    "model_used", "provider", "generation_id", "pt",  "ct",        "cached",
+    "cw",       "rt",      "est",          "cost",    "lat",       "ttft",
+    "outcome",  "err",     "attempts",     "tags"};
+constexpr size_t kNumCallFields = sizeof(kCallFields) / sizeof(kCallFields[0]);
+
+// ---- hiredis plumbing ------------------------------------------------------------------------------
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+struct CtxDeleter {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using Ctx = std::unique_ptr<redisContext, CtxDeleter>;
+
+std::string rstr(const redisReply* r) {
+  if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS &&
+             r->type != REDIS_REPLY_ERROR)) {
+    if (r && r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
+    return "";
+  }
+  return std::string(r->str, r->len);
+}
+
+// The connection failed (as opposed to the server answering with an error).
+class ConnectionLost : public Error {
+ public:
+  using Error::Error;
+};
+
+struct Script {
+  std::string body;
+  std::string sha;  // filled on first use (SCRIPT LOAD), then EVALSHA
+};
+
+}  // namespace
+
+// ---- URL ------------------------------------------------------------------------------------------
+
+std::string RedisUrl::redacted() const {
+  std::string out = "redis://";
+  if (!user.empty() || !password.empty()) out += user + (password.empty() ? "" : ":***") + "@";
+  out += host + ":" + std::to_string(port) + "/" + std::to_string(db);
+  if (!prefix.empty()) out += "?prefix=" + prefix;
+  return out;
+}
+
+RedisUrl parse_redis_url(std::string_view url) {
+  constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    throw InvalidArgument("a Redis ledger URL must start with redis:// (TLS rediss:// is not "
+                          "supported)");
+  }
+  RedisUrl out;
+  std::string_view rest = url.substr(kScheme.size());
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    std::string_view query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+    while (!query.empty()) {
+      const auto amp = query.find('&');
+      const std::string_view kv = query.substr(0, amp);
+      const auto eq = kv.find('=');
+      const std::string_view k = kv.substr(0, eq);
+      const std::string_view v = eq == std::string_view::npos ? "" : kv.substr(eq + 1);
+      if (k == "prefix") {
+        out.prefix = v;
+      } else {
+        throw InvalidArgument("unknown Redis URL parameter '" + std::string(k) +
+                              "' (supported: prefix)");
+      }
+      if (amp == std::string_view::npos) break;
+      query = query.substr(amp + 1);
+    }
+  }
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+    const std::string_view cred = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    const auto colon = cred.find(':');
+    if (colon == std::string_view::npos) {
+      out.password = cred;  // redis://secret@host, as redis-py accepts
+    } else {
+      out.user = cred.substr(0, colon);
+      out.password = cred.substr(colon + 1);
+    }
+  }
+  std::string_view hostport = rest;
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    hostport = rest.substr(0, slash);
+    const std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      if (db.find_first_not_of("0123456789") != std::string_view::npos || db.size() > 6) {
+        throw InvalidArgument("Redis URL database must be a number, got '" + std::string(db) + "'");
+      }
+      out.db = std::stoi(std::string(db));
+    }
+  }
+  if (const auto colon = hostport.rfind(':');
+      colon != std::string_view::npos && hostport.find(']') == std::string_view::npos) {
+    const std::string_view port = hostport.substr(colon + 1);
+    hostport = hostport.substr(0, colon);
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string_view::npos ||
+        port.size() > 5) {
+      throw InvalidArgument("Redis URL port must be a number, got '" + std::string(port) + "'");
+    }
+    out.port = std::stoi(std::string(port));
+  }
+  if (!hostport.empty()) out.host = hostport;
+  return out;
+}
+
+// ---- Impl ------------------------------------------------------------------------------------------
+
+struct RedisLedger::Impl {
+  RedisUrl url;
+  std::string redacted;
+  RedisLedgerOptions options;
+  std::string prefix;
+  pid_t pid = ::getpid();
+
+  // Idle connections; a calling thread takes one (or opens one) and puts it back.
+  std::mutex pool_mu;
+  std::vector<Ctx> idle;
+
+  std::mutex script_mu;
+  std::unordered_map<const char*, Script> scripts;
+
+  // Budget cache, valid for generation `gen` of the server's list.
+  struct BudgetSet {
+    std::string gen = "-1";
+    std::vector<Budget> budgets;
+    std::vector<std::shared_ptr<const TimeZone>> zones;
+  };
+  std::mutex budget_mu;
+  std::shared_ptr<const BudgetSet> bset = std::make_shared<BudgetSet>();
+
+  // This process's live reservations: settle needs their time and scope to compute windows.
+  struct Mine {
+    TimeUs at;
+    SpendScope scope;
+    TimeUs expires = 0;
+  };
+  std::mutex mine_mu;
+  std::unordered_map<int64_t, Mine> mine;
+
+  std::atomic<uint64_t> token_seq{0};
+  uint64_t token_salt = 0;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error("redis ledger " + redacted + ": " + what);
+  }
+
+  Ctx connect() {
+    timeval tv{options.connect_timeout_ms / 1000, (options.connect_timeout_ms % 1000) * 1000};
+    Ctx c(redisConnectWithTimeout(url.host.c_str(), url.port, tv));
+    if (!c) fail("cannot allocate a connection");
+    if (c->err) throw ConnectionLost("redis ledger " + redacted + ": cannot connect: " + c->errstr);
+    timeval ct{options.command_timeout_ms / 1000, (options.command_timeout_ms % 1000) * 1000};
+    redisSetTimeout(c.get(), ct);
+    if (!url.password.empty()) {
+      std::vector<std::string> auth = {"AUTH"};
+      if (!url.user.empty()) auth.push_back(url.user);
+      auth.push_back(url.password);
+      Reply r = raw(c.get(), auth);
+      if (r->type == REDIS_REPLY_ERROR) {
+        // The server's text only; never the password.
+        fail("authentication failed: " + rstr(r.get()));
+      }
+    }
+    if (url.db != 0) {
+      Reply r = raw(c.get(), {"SELECT", std::to_string(url.db)});
+      if (r->type == REDIS_REPLY_ERROR) fail("SELECT " + std::to_string(url.db) + ": " + rstr(r.get()));
+    }
+    return c;
+  }
+
+  Reply raw(redisContext* c, const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    argv.reserve(args.size());
+    lens.reserve(args.size());
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    auto* r = static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    if (!r) throw ConnectionLost("redis ledger " + redacted + ": " + c->errstr);
+    return Reply(r);
+  }
+
+  Ctx acquire() {
+    {
+      std::lock_guard lk(pool_mu);
+      if (::getpid() != pid) {  // forked child: the sockets belong to the parent
+        for (auto& c : idle) (void)c.release();
+        idle.clear();
+        pid = ::getpid();
+      }
+      if (!idle.empty()) {
+        Ctx c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
+    }
+    return connect();
+  }
+  void give_back(Ctx c) {
+    std::lock_guard lk(pool_mu);
+    if (::getpid() == pid && idle.size() < 16) idle.push_back(std::move(c));
+  }
+
+  // Runs `f(ctx)` on a pooled connection; on a lost connection, once more on a fresh one.
+  template <class F>
+  auto with_conn(F&& f) -> decltype(f(std::declval<redisContext*>())) {
+    for (int attempt = 0;; ++attempt) {
+      Ctx c;
+      try {
+        c = attempt == 0 ? acquire() : connect();
+        auto out = f(c.get());
+        give_back(std::move(c));
+        return out;
+      } catch (const ConnectionLost& e) {
+        if (attempt >= 1) throw Error(e.what());
+      }
+    }
+  }
+
+  Reply command(const std::vector<std::string>& args) {
+    Reply r = with_conn([&](redisContext* c) { return raw(c, args); });
+    if (r->type == REDIS_REPLY_ERROR) fail(args[0] + ": " + rstr(r.get()));
+    return r;
+  }
+
+  // Several commands in one round trip.
+  std::vector<Reply> pipeline(const std::vector<std::vector<std::string>>& cmds) {
+    return with_conn([&](redisContext* c) {
+      for (const auto& args : cmds) {
+        std::vector<const char*> argv;
+        std::vector<size_t> lens;
+        for (const auto& a : args) {
+          argv.push_back(a.data());
+          lens.push_back(a.size());
+        }
+        redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data());
+      }
+      std::vector<Reply> out;
+      out.reserve(cmds.size());
+      for (size_t i = 0; i < cmds.size(); ++i) {
+        void* r = nullptr;
+        if (redisGetReply(c, &r) != REDIS_OK || !r) {
+          throw ConnectionLost("redis ledger " + redacted + ": " + c->errstr);
+        }
+        out.emplace_back(static_cast<redisReply*>(r));
+      }
+      return out;
+    });
+  }
+
+  // EVALSHA, falling back to EVAL (which also caches the script) on NOSCRIPT.
+  Reply eval(const char* body, std::vector<std::string> args) {
+    std::string sha, full;
+    {
+      std::lock_guard lk(script_mu);
+      Script& s = scripts[body];
+      if (s.body.empty()) s.body = std::string(kLuaPrelude) + body;
+      full = s.body;
+      sha = s.sha;
+    }
+    args.insert(args.begin(), prefix);
+    std::vector<std::string> cmd = {"EVALSHA", sha, "0"};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    Reply r = with_conn([&](redisContext* c) -> Reply {
+      if (!cmd[1].empty()) {
+        Reply first = raw(c, cmd);
+        if (first->type != REDIS_REPLY_ERROR || rstr(first.get()).rfind("NOSCRIPT", 0) != 0) {
+          return first;
+        }
+      }
+      Reply loaded = raw(c, {"SCRIPT", "LOAD", full});
+      if (loaded->type == REDIS_REPLY_ERROR) return loaded;
+      cmd[1] = rstr(loaded.get());
+      {
+        std::lock_guard lk(script_mu);
+        scripts[body].sha = cmd[1];
+      }
+      return raw(c, cmd);
+    });
+    if (r->type == REDIS_REPLY_ERROR) fail("script: " + rstr(r.get()));
+    return r;
+  }
+
+  std::string token() {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%016llx%08llx",
+                  static_cast<unsigned long long>(token_salt ^ static_cast<uint64_t>(::getpid())),
+                  static_cast<unsigned long long>(token_seq.fetch_add(1)));
+    return buf;
+  }
+
+  // ---- budgets ----
+
+  std::shared_ptr<const BudgetSet> load_budgets() {
+    Reply r = eval(kLuaLoadBudgets, {});
+    auto fresh = std::make_shared<BudgetSet>();
+    fresh->gen = rstr(r->element[0]);
+    for (size_t i = 1; i + 1 < r->elements; i += 2) {
+      fresh->budgets.push_back(
+          decode_budget(std::stoll(rstr(r->element[i])), rstr(r->element[i + 1])));
+    }
+    std::sort(fresh->budgets.begin(), fresh->budgets.end(),
+              [](const Budget& a, const Budget& b) { return a.id < b.id; });
+    for (const auto& b : fresh->budgets) fresh->zones.push_back(TimeZone::locate(b.time_zone));
+    std::lock_guard lk(budget_mu);
+    bset = fresh;
+    return fresh;
+  }
+  std::shared_ptr<const BudgetSet> budget_set() {
+    std::lock_guard lk(budget_mu);
+    return bset;
+  }
+
+  struct Win {
+    const Budget* budget;
+    TimeUs start, end;
+  };
+  static std::vector<Win> match(const BudgetSet& set, const SpendScope& scope, TimeUs at, bool all) {
+    std::vector<Win> out;
+    for (size_t i = 0; i < set.budgets.size(); ++i) {
+      const Budget& b = set.budgets[i];
+      if (!all && !matches(b.scope, scope)) continue;
+      const auto [start, end] = window_bounds(b.window, *set.zones[i], at);
+      out.push_back({&b, start, end});
+    }
+    return out;
+  }
+  static void put_windows(std::vector<std::string>& args, const std::vector<Win>& wins) {
+    // Never an expiry in the past (an injected clock may book into old windows): at least
+    // 35 days from the real now.
+    const int64_t now_ms = now_us() / 1000;
+    args.push_back(std::to_string(wins.size()));
+    for (const auto& w : wins) {
+      args.push_back(std::to_string(w.budget->id));
+      args.push_back(std::to_string(w.start));
+      args.push_back(std::to_string(w.end));
+      // Counters of ended windows go 35 days after the end (recreated from the calls if read).
+      const bool total = w.budget->window == Window::kTotal;
+      args.push_back(total ? "0" : std::to_string(std::max(w.end / 1000, now_ms) + 35LL * 86'400'000));
+      args.push_back(kind_name(w.budget->scope.kind));
+      args.push_back(w.budget->scope.key);
+      args.push_back(w.budget->scope.value);
+      args.push_back(units_string(w.budget->limit));
+      std::string t;
+      for (const int32_t v : w.budget->thresholds_pct) t += (t.empty() ? "" : ",") + std::to_string(v);
+      args.push_back(t);
+      args.push_back(w.budget->name());
+    }
+  }
+
+  // ---- calls ----
+
+  std::string qkey(std::string_view task_type, std::string_view model) const {
+    return prefix + "q:" + std::to_string(task_type.size()) + ":" + std::string(task_type) +
+           std::string(model);
+  }
+
+  static void put_call(std::vector<std::string>& a, const CallRecord& c) {
+    auto kv = [&](const char* k, std::string v) {
+      a.emplace_back(k);
+      a.push_back(std::move(v));
+    };
+    kv("ts", std::to_string(c.at));
+    kv("project", c.scope.project);
+    kv("conversation", c.scope.conversation);
+    kv("task_id", c.task_id);
+    kv("task_type", c.task_type);
+    kv("model_requested", c.model_requested);
+    kv("model_used", c.model_used);
+    kv("provider", c.provider);
+    kv("generation_id", c.generation_id);
+    kv("pt", std::to_string(c.prompt_tokens));
+    kv("ct", std::to_string(c.completion_tokens));
+    kv("cached", std::to_string(c.cached_tokens));
+    kv("cw", std::to_string(c.cache_write_tokens));
+    kv("rt", std::to_string(c.reasoning_tokens));
+    if (c.estimated_cost) kv("est", units_string(*c.estimated_cost));
+    kv("cost", units_string(c.cost));
+    if (c.latency_us >= 0) kv("lat", std::to_string(c.latency_us));
+    if (c.ttft_us >= 0) kv("ttft", std::to_string(c.ttft_us));
+    kv("outcome", c.outcome);
+    kv("err", c.error_class);
+    kv("attempts", std::to_string(c.attempts));
+    kv("tags", encode_tags(c.scope.tags));
+  }
+
+  static CallRecord read_call(int64_t id, const redisReply* r) {
+    auto s = [&](size_t i) { return rstr(r->element[i]); };
+    auto nil = [&](size_t i) { return r->element[i]->type == REDIS_REPLY_NIL; };
+    auto i64 = [&](size_t i) { return nil(i) ? int64_t{0} : std::stoll(s(i)); };
+    CallRecord c;
+    c.id = id;
+    c.at = i64(0);
+    c.scope.project = s(1);
+    c.scope.conversation = s(2);
+    c.task_id = s(3);
+    c.task_type = s(4);
+    c.model_requested = s(5);
+    c.model_used = s(6);
+    c.provider = s(7);
+    c.generation_id = s(8);
+    c.prompt_tokens = i64(9);
+    c.completion_tokens = i64(10);
+    c.cached_tokens = i64(11);
+    c.cache_write_tokens = i64(12);
+    c.reasoning_tokens = i64(13);
+    if (!nil(14)) c.estimated_cost = parse_units(s(14));
+    c.cost = parse_units(s(15));
+    c.latency_us = nil(16) ? -1 : i64(16);
+    c.ttft_us = nil(17) ? -1 : i64(17);
+    c.outcome = s(18);
+    c.error_class = s(19);
+    c.attempts = static_cast<int32_t>(i64(20));
+    c.scope.tags = decode_tags(s(21));
+    std::sort(c.scope.tags.begin(), c.scope.tags.end());
+    return c;
+  }
+
+  static bool wanted(const CallQuery& q, const CallRecord& c) {
+    if (!q.project.empty() && c.scope.project != q.project) return false;
+    if (!q.conversation.empty() && c.scope.conversation != q.conversation) return false;
+    if (!q.model.empty() && c.model_used != q.model) return false;
+    if (!q.task_type.empty() && c.task_type != q.task_type) return false;
+    if (!q.tag_key.empty()) {
+      const auto& t = c.scope.tags;
+      if (std::none_of(t.begin(), t.end(), [&](const auto& kv) {
+            return kv.first == q.tag_key && kv.second == q.tag_value;
+          })) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Every call in the query's time range that passes its filters, in id order; `sink` gets each.
+  template <class Sink>
+  void scan(const CallQuery& q, Sink&& sink) {
+    const std::string lo = std::to_string(q.from);
+    const std::string hi = q.to > 0 ? "(" + std::to_string(q.to) : "+inf";
+    constexpr int64_t kBatch = 500;
+    for (int64_t offset = 0;; offset += kBatch) {
+      Reply ids = command({"ZRANGEBYSCORE", prefix + "calls", lo, hi, "LIMIT",
+                           std::to_string(offset), std::to_string(kBatch)});
+      if (ids->elements == 0) break;
+      std::vector<std::vector<std::string>> cmds;
+      std::vector<int64_t> idv;
+      for (size_t i = 0; i < ids->elements; ++i) {
+        const std::string id = rstr(ids->element[i]);
+        idv.push_back(std::stoll(id));
+        std::vector<std::string> cmd = {"HMGET", prefix + "call:" + id};
+        for (const char* f : kCallFields) cmd.emplace_back(f);
+        cmds.push_back(std::move(cmd));
+      }
+      auto rows = pipeline(cmds);
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const redisReply* r = rows[i].get();
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != kNumCallFields ||
+            r->element[15]->type == REDIS_REPLY_NIL) {
+          continue;  // removed meanwhile
+        }
+        CallRecord c = read_call(idv[i], r);
+        if (wanted(q, c)) sink(std::move(c));
+      }
+      if (static_cast<int64_t>(ids->elements) < kBatch) break;
+    }
+  }
+
+  // ---- settle / record ----
+
+  SettleOutcome write_call(int64_t reservation_id, CallRecord call) {
+    if (call.prompt_tokens < 0 || call.completion_tokens < 0 || call.cached_tokens < 0 ||
+        call.cache_write_tokens < 0 || call.reasoning_tokens < 0) {
+      throw InvalidArgument("token counts must be >= 0");
+    }
+    check_scope(call.scope);
+    const std::string tok = token();
+    const TimeUs now = now_us();
+    for (int round = 0; round < 20; ++round) {
+      bool assumed = false;
+      CallRecord c = call;
+      if (reservation_id > 0) {
+        std::optional<Mine> m;
+        {
+          std::lock_guard lk(mine_mu);
+          if (auto it = mine.find(reservation_id); it != mine.end()) m = it->second;
+        }
+        if (!m) {  // another process's reservation (or gone): read its time and scope
+          Reply r = command({"HMGET", prefix + "res:" + std::to_string(reservation_id), "at",
+                             "project", "conversation", "tags"});
+          if (r->element[0]->type != REDIS_REPLY_NIL) {
+            m = Mine{std::stoll(rstr(r->element[0])),
+                     SpendScope{rstr(r->element[1]), rstr(r->element[2]),
+                                decode_tags(rstr(r->element[3]))},
+                     0};
+          }
+        }
+        if (m) {
+          assumed = true;
+          c.at = m->at;
+          c.scope = m->scope;
+        }
+      }
+      if (c.at == 0) c.at = now;
+      auto set = budget_set();
+      const auto wins = match(*set, c.scope, c.at, false);
+      std::vector<std::string> args = {set->gen, tok, std::to_string(std::max<int64_t>(reservation_id, 0)),
+                                       assumed ? "1" : "0", std::to_string(c.at),
+                                       units_string(c.cost), std::to_string(c.at),
+                                       c.outcome == "ok" ? qkey(c.task_type, c.model_used) : "",
+                                       std::to_string(c.completion_tokens)};
+      put_windows(args, wins);
+      put_call(args, c);
+      Reply r = eval(kLuaSettle, std::move(args));
+      const std::string status = rstr(r->element[0]);
+      if (status == "stale") {
+        load_budgets();
+        continue;
+      }
+      if (status == "retry") {
+        std::lock_guard lk(mine_mu);
+        mine.erase(reservation_id);
+        continue;
+      }
+      {
+        std::lock_guard lk(mine_mu);
+        mine.erase(reservation_id);
+      }
+      SettleOutcome out;
+      if (status == "dup") {  // the first attempt ran before its connection dropped
+        const std::string v = rstr(r->element[1]);
+        out.call_id = std::stoll(v);
+        out.reservation_found = v.size() >= 2 && v.substr(v.size() - 2) == ":1";
+        if (reservation_id == 0) out.reservation_found = true;
+        return out;
+      }
+      out.call_id = std::stoll(rstr(r->element[1]));
+      out.reservation_found = reservation_id == 0 || rstr(r->element[2]) == "1";
+      for (size_t i = 3; i + 2 < r->elements; i += 3) {  // (window index, threshold, spent)
+        const Win& w = wins[std::stoul(rstr(r->element[i]))];
+        out.alerts.push_back({w.budget->id, w.budget->name(), std::stoi(rstr(r->element[i + 1])),
+                              w.start, c.at, parse_units(rstr(r->element[i + 2])),
+                              w.budget->limit});
+      }
+      return out;
+    }
+    fail("settle kept racing with budget changes");
+  }
+};
+
+// ---- public ------------------------------------------------------------------------------------
+
+RedisLedger::RedisLedger(const std::string& url, RedisLedgerOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->url = parse_redis_url(url);
+  impl_->redacted = impl_->url.redacted();
+  impl_->options = options;
+  impl_->prefix = impl_->url.prefix.empty() ? options.prefix : impl_->url.prefix;
+  std::random_device rd;
+  impl_->token_salt = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+                      static_cast<uint64_t>(now_us());
+  try {
+    impl_->give_back(impl_->connect());
+  } catch (const Error& e) {
+    throw Error(e.what());  // as orroute::Error (ConnectionLost is internal)
+  }
+  impl_->load_budgets();
+}
+
+RedisLedger::~RedisLedger() = default;
+
+const std::string& RedisLedger::url() const { return impl_->redacted; }
+const std::string& RedisLedger::prefix() const { return impl_->prefix; }
+
+int64_t RedisLedger::set_budget(const BudgetSpec& spec) {
+  if (spec.limit.is_negative()) throw InvalidArgument("budget limit must be >= 0");
+  if (spec.scope.kind != ScopeKind::kGlobal && spec.scope.value.empty()) {
+    throw InvalidArgument("budget scope " + spec.scope.to_string() + " needs a name");
+  }
+  if (spec.scope.kind == ScopeKind::kTag &&
+      (spec.scope.key.empty() || spec.scope.key.find_first_of("=\n") != std::string::npos)) {
+    throw InvalidArgument("tag budget needs a key without '='");
+  }
+  for (const int32_t t : spec.thresholds_pct) {
+    if (t <= 0 || t > 1000) throw InvalidArgument("alert thresholds must be in (0, 1000] percent");
+  }
+  TimeZone::locate(spec.time_zone);  // throws if unknown
+  Reply r = impl_->eval(kLuaSetBudget,
+                        {budget_identity(spec.scope, spec.window), encode_budget(spec)});
+  impl_->load_budgets();
+  return std::stoll(rstr(r.get()));
+}
+
+bool RedisLedger::remove_budget(const BudgetScope& scope, Window window) {
+  Reply r = impl_->eval(kLuaRemoveBudget, {budget_identity(scope, window)});
+  impl_->load_budgets();
+  return rstr(r.get()) != "0";
+}
+
+std::vector<Budget> RedisLedger::budgets() { return impl_->load_budgets()->budgets; }
+
+std::vector<BudgetState> RedisLedger::budget_states(const SpendScope& scope, TimeUs at, bool all) {
+  if (at == 0) at = now_us();
+  auto set = impl_->load_budgets();
+  for (int round = 0; round < 20; ++round) {
+    const auto wins = Impl::match(*set, scope, at, all);
+    std::vector<std::string> args = {set->gen};
+    Impl::put_windows(args, wins);
+    Reply r = impl_->eval(kLuaStates, std::move(args));
+    if (rstr(r->element[0]) == "stale") {
+      set = impl_->load_budgets();
+      continue;
+    }
+    std::vector<BudgetState> out;
+    for (size_t i = 0; i < wins.size(); ++i) {
+      out.push_back({*wins[i].budget, wins[i].start, wins[i].end,
+                     parse_units(rstr(r->element[1 + 2 * i])),
+                     parse_units(rstr(r->element[2 + 2 * i]))});
+    }
+    return out;
+  }
+  impl_->fail("budget_states kept racing with budget changes");
+}
+
+ReserveOutcome RedisLedger::reserve(const ReserveRequest& req) {
+  if (req.amount.is_negative()) throw InvalidArgument("reservation amount must be >= 0");
+  if (req.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
+  check_scope(req.scope);
+  const TimeUs at = req.at != 0 ? req.at : now_us();
+  const std::string tok = impl_->token();
+  auto set = impl_->budget_set();
+  for (int round = 0; round < 20; ++round) {
+    const auto wins = Impl::match(*set, req.scope, at, false);
+    std::vector<std::string> args = {set->gen,
+                                     tok,
+                                     std::to_string(at),
+                                     std::to_string(at + req.ttl_us),
+                                     units_string(req.amount),
+                                     req.scope.project,
+                                     req.scope.conversation,
+                                     encode_tags(req.scope.tags),
+                                     req.model,
+                                     req.task_id};
+    Impl::put_windows(args, wins);
+    Reply r = impl_->eval(kLuaReserve, std::move(args));
+    const std::string status = rstr(r->element[0]);
+    ReserveOutcome out;
+    if (status == "stale") {
+      set = impl_->load_budgets();
+      continue;
+    }
+    if (status == "cutoff") {
+      out.status = ReserveStatus::kCutoff;
+      out.cutoff_reason = rstr(r->element[1]);
+      return out;
+    }
+    if (status == "dup") {  // the first attempt ran before its connection dropped
+      out.reservation_id = std::stoll(rstr(r->element[1]));
+    } else {
+      bool refuse = false, downgrade = false;
+      std::vector<std::pair<Money, Money>> counters;
+      for (size_t i = 0; i < wins.size(); ++i) {
+        counters.emplace_back(parse_units(rstr(r->element[2 + 2 * i])),
+                              parse_units(rstr(r->element[3 + 2 * i])));
+      }
+      std::optional<BudgetState> block;
+      for (size_t i = 0; i < wins.size(); ++i) {
+        const BudgetState st{*wins[i].budget, wins[i].start, wins[i].end, counters[i].first,
+                             counters[i].second};
+        if (!out.remaining || st.remaining() < *out.remaining) out.remaining = st.remaining();
+        if (st.spent + st.reserved + req.amount > st.budget.limit) {
+          if (st.budget.policy == Policy::kRefuse && !refuse) {
+            refuse = true;
+            block = st;
+          }
+          if (st.budget.policy == Policy::kDowngrade && !downgrade) {
+            downgrade = true;
+            if (!refuse) block = st;
+          }
+        }
+      }
+      if (status == "exceeded") {
+        out.status = ReserveStatus::kExceeded;
+        out.blocking = block;
+        return out;
+      }
+      out.reservation_id = std::stoll(rstr(r->element[1]));
+    }
+    std::lock_guard lk(impl_->mine_mu);
+    if (impl_->mine.size() >= 4096) {  // forget reservations that expired without a settle
+      std::erase_if(impl_->mine, [&](const auto& kv) { return kv.second.expires <= at; });
+    }
+    impl_->mine[out.reservation_id] = {at, req.scope, at + req.ttl_us};
+    return out;
+  }
+  impl_->fail("reserve kept racing with budget changes");
+}
+
+SettleOutcome RedisLedger::settle(int64_t reservation_id, CallRecord call) {
+  if (reservation_id <= 0) {
+    SettleOutcome out = impl_->write_call(0, std::move(call));
+    out.reservation_found = false;
+    return out;
+  }
+  return impl_->write_call(reservation_id, std::move(call));
+}
+
+bool RedisLedger::release(int64_t reservation_id) {
+  {
+    std::lock_guard lk(impl_->mine_mu);
+    impl_->mine.erase(reservation_id);
+  }
+  Reply r = impl_->eval(kLuaRelease, {std::to_string(reservation_id)});
+  return r->integer == 1;
+}
+
+SettleOutcome RedisLedger::record(CallRecord call) {
+  if (call.at == 0) call.at = now_us();
+  return impl_->write_call(0, std::move(call));
+}
+
+int64_t RedisLedger::reclaim(TimeUs at) {
+  if (at == 0) at = now_us();
+  Reply r = impl_->eval(kLuaReclaim, {std::to_string(at)});
+  return r->integer;
+}
+
+std::pair<int64_t, Money> RedisLedger::live_reservations() {
+  Reply r = impl_->eval(kLuaLive, {});
+  return {std::stoll(rstr(r->element[0])), parse_units(rstr(r->element[1]))};
+}
+
+void RedisLedger::set_cutoff(std::optional<std::string> reason) {
+  if (reason) {
+    impl_->command({"SET", impl_->prefix + "cutoff", *reason});
+  } else {
+    impl_->command({"DEL", impl_->prefix + "cutoff"});
+  }
+}
+
+std::optional<std::string> RedisLedger::cutoff() {
+  Reply r = impl_->command({"GET", impl_->prefix + "cutoff"});
+  if (r->type == REDIS_REPLY_NIL) return std::nullopt;
+  return rstr(r.get());
+}
+
+std::vector<CallRecord> RedisLedger::calls(const CallQuery& q) {
+  std::vector<CallRecord> out;
+  impl_->scan(q, [&](CallRecord c) { out.push_back(std::move(c)); });
+  std::sort(out.begin(), out.end(), [](const CallRecord& a, const CallRecord& b) { return a.id < b.id; });
+  if (q.limit >= 0 && static_cast<int64_t>(out.size()) > q.limit) {
+    out.erase(out.begin(), out.end() - q.limit);
+  }
+  return out;
+}
+
+Money RedisLedger::total_cost(const CallQuery& q) {
+  Money sum;
+  impl_->scan(q, [&](const CallRecord& c) { sum += c.cost; });
+  return sum;
+}
+
+std::vector<ReportRow> RedisLedger::report(const CallQuery& q, std::string_view period,
+                                           std::string_view by) {
+  static const char* const kPeriods[] = {"day", "daily", "week", "weekly", "month", "monthly",
+                                         "hour", "total", ""};
+  if (std::find(std::begin(kPeriods), std::end(kPeriods), period) == std::end(kPeriods)) {
+    throw InvalidArgument("report period must be hour, day, week, month or total, got '" +
+                          std::string(period) + "'");
+  }
+  static const char* const kColumns[] = {"model", "model_requested", "project", "provider",
+                                         "task_type", "conversation", "outcome", "error_class",
+                                         "task_id"};
+  std::string tag_key;
+  if (by.empty() || by == "none") {
+    by = "";
+  } else if (by.substr(0, 4) == "tag:" && by.size() > 4) {
+    tag_key = by.substr(4);
+  } else if (std::find(std::begin(kColumns), std::end(kColumns), by) == std::end(kColumns)) {
+    throw InvalidArgument("report cannot group by '" + std::string(by) +
+                          "' (model, model_requested, project, provider, task_type, "
+                          "conversation, outcome, error_class, task_id, tag:<key>)");
+  }
+  auto key_of = [&](const CallRecord& c) -> std::string {
+    if (by.empty()) return "";
+    if (!tag_key.empty()) {
+      for (const auto& [k, v] : c.scope.tags) {
+        if (k == tag_key) return v;
+      }
+      return "";
+    }
+    if (by == "model") return c.model_used;
+    if (by == "model_requested") return c.model_requested;
+    if (by == "project") return c.scope.project;
+    if (by == "provider") return c.provider;
+    if (by == "task_type") return c.task_type;
+    if (by == "conversation") return c.scope.conversation;
+    if (by == "outcome") return c.outcome;
+    if (by == "error_class") return c.error_class;
+    return c.task_id;
+  };
+  std::map<std::pair<std::string, std::string>, ReportRow> groups;
+  impl_->scan(q, [&](const CallRecord& c) {
+    const std::string p = period_label(period, c.at);
+    const std::string k = key_of(c);
+    ReportRow& r = groups[{p, k}];
+    r.period = p;
+    r.key = k;
+    ++r.calls;
+    if (c.outcome != "ok") ++r.errors;
+    r.prompt_tokens += c.prompt_tokens;
+    r.completion_tokens += c.completion_tokens;
+    r.cost += c.cost;
+    if (c.estimated_cost) {
+      r.estimated += *c.estimated_cost;
+      r.cost_of_estimated += c.cost;
+    }
+    if (c.latency_us >= 0) {
+      r.latency_us_sum += c.latency_us;
+      ++r.latency_count;
+    }
+  });
+  std::vector<ReportRow> out;
+  out.reserve(groups.size());
+  for (auto& [k, r] : groups) out.push_back(std::move(r));
+  return out;
+}
+
+std::vector<Alert> RedisLedger::alerts(TimeUs from) {
+  Reply keys = impl_->command({"ZRANGEBYSCORE", impl_->prefix + "alerts", std::to_string(from), "+inf"});
+  std::vector<Alert> out;
+  if (keys->elements == 0) return out;
+  std::vector<std::string> cmd = {"HMGET", impl_->prefix + "alert_keys"};
+  for (size_t i = 0; i < keys->elements; ++i) cmd.push_back(rstr(keys->element[i]));
+  Reply recs = impl_->command(cmd);
+  for (size_t i = 0; i < recs->elements; ++i) {
+    const std::string rec = rstr(recs->element[i]);
+    std::vector<std::string> f;
+    size_t pos = 0;
+    for (int j = 0; j < 6; ++j) {
+      const size_t nl = rec.find('\n', pos);
+      if (nl == std::string::npos) break;
+      f.push_back(rec.substr(pos, nl - pos));
+      pos = nl + 1;
+    }
+    if (f.size() != 6) continue;
+    out.push_back({std::stoll(f[0]), rec.substr(pos), std::stoi(f[2]), std::stoll(f[1]),
+                   std::stoll(f[3]), parse_units(f[4]), parse_units(f[5])});
+  }
+  std::sort(out.begin(), out.end(), [](const Alert& a, const Alert& b) {
+    return std::tie(a.at, a.budget_id, a.threshold_pct) < std::tie(b.at, b.budget_id, b.threshold_pct);
+  });
+  return out;
+}
+
+std::optional<int64_t> RedisLedger::completion_quantile(std::string_view task_type,
+                                                        std::string_view model, double q,
+                                                        int64_t last_n) {
+  if (!(q >= 0.0 && q <= 1.0)) throw InvalidArgument("quantile must be in [0, 1]");
+  if (last_n <= 0) return std::nullopt;
+  Reply r = impl_->command({"LRANGE", impl_->qkey(task_type, model), "0", std::to_string(last_n - 1)});
+  std::vector<int64_t> v;
+  for (size_t i = 0; i < r->elements; ++i) v.push_back(std::stoll(rstr(r->element[i])));
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  // Nearest rank, as SqliteLedger.
+  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[rank == 0 ? 0 : std::min(rank, v.size()) - 1];
+}
+
+void RedisLedger::wipe() {
+  std::string pattern;
+  for (const char ch : impl_->prefix) {
+    if (ch == '*' || ch == '?' || ch == '[' || ch == ']' || ch == '\\') pattern += '\\';
+    pattern += ch;
+  }
+  pattern += '*';
+  std::string cursor = "0";
+  do {
+    Reply r = impl_->command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    cursor = rstr(r->element[0]);
+    const redisReply* keys = r->element[1];
+    if (keys->elements > 0) {
+      std::vector<std::string> cmd = {"DEL"};
+      for (size_t i = 0; i < keys->elements; ++i) cmd.push_back(rstr(keys->element[i]));
+      impl_->command(cmd);
+    }
+  } while (cursor != "0");
+  {
+    std::lock_guard lk(impl_->mine_mu);
+    impl_->mine.clear();
+  }
+  impl_->load_budgets();
+}
+
+}  // namespace orroute
