@@ -42,6 +42,36 @@ BudgetScope parse_scope(std::string_view text) {
   return s;
 }
 
+std::string_view to_string(ScopeKind kind) {
+  switch (kind) {
+    case ScopeKind::kGlobal: return "global";
+    case ScopeKind::kProject: return "project";
+    case ScopeKind::kConversation: return "conversation";
+    case ScopeKind::kTag: return "tag";
+  }
+  return "global";
+}
+
+ScopeKind parse_scope_kind(std::string_view text) {
+  if (text == "project") return ScopeKind::kProject;
+  if (text == "conversation") return ScopeKind::kConversation;
+  if (text == "tag") return ScopeKind::kTag;
+  return ScopeKind::kGlobal;
+}
+
+bool scope_matches(const BudgetScope& scope, const SpendScope& spend) {
+  switch (scope.kind) {
+    case ScopeKind::kGlobal: return true;
+    case ScopeKind::kProject: return spend.project == scope.value;
+    case ScopeKind::kConversation: return spend.conversation == scope.value;
+    case ScopeKind::kTag:
+      return std::any_of(spend.tags.begin(), spend.tags.end(), [&](const auto& t) {
+        return t.first == scope.key && t.second == scope.value;
+      });
+  }
+  return false;
+}
+
 std::string_view to_string(Policy p) { return p == Policy::kRefuse ? "refuse" : "downgrade"; }
 
 Policy parse_policy(std::string_view text) {

@@ -39,6 +39,10 @@ struct BudgetScope {
 
 // Parses the to_string() form. Throws InvalidArgument.
 BudgetScope parse_scope(std::string_view text);
+// "global", "project", "conversation", "tag": how backends store a scope's kind.
+std::string_view to_string(ScopeKind kind);
+// Inverse of to_string(ScopeKind); anything else is kGlobal.
+ScopeKind parse_scope_kind(std::string_view text);
 std::string_view to_string(Policy p);
 Policy parse_policy(std::string_view text);  // "refuse" | "downgrade"; throws InvalidArgument
 
@@ -74,6 +78,9 @@ struct SpendScope {
   std::string conversation;
   std::vector<std::pair<std::string, std::string>> tags;  // key=value; keys unique
 };
+
+// True if a call booked to `spend` counts towards a budget on `scope`.
+bool scope_matches(const BudgetScope& scope, const SpendScope& spend);
 
 struct ReserveRequest {
   SpendScope scope;

@@ -87,35 +87,6 @@ std::vector<std::pair<std::string, std::string>> decode_tags(const std::string& 
   return out;
 }
 
-bool matches(const BudgetScope& b, const SpendScope& s) {
-  switch (b.kind) {
-    case ScopeKind::kGlobal: return true;
-    case ScopeKind::kProject: return s.project == b.value;
-    case ScopeKind::kConversation: return s.conversation == b.value;
-    case ScopeKind::kTag:
-      return std::any_of(s.tags.begin(), s.tags.end(),
-                         [&](const auto& t) { return t.first == b.key && t.second == b.value; });
-  }
-  return false;
-}
-
-std::string kind_name(ScopeKind k) {
-  switch (k) {
-    case ScopeKind::kGlobal: return "global";
-    case ScopeKind::kProject: return "project";
-    case ScopeKind::kConversation: return "conversation";
-    case ScopeKind::kTag: return "tag";
-  }
-  return "global";
-}
-
-ScopeKind parse_kind(std::string_view s) {
-  if (s == "project") return ScopeKind::kProject;
-  if (s == "conversation") return ScopeKind::kConversation;
-  if (s == "tag") return ScopeKind::kTag;
-  return ScopeKind::kGlobal;
-}
-
 // Length-prefixed fields ("3:abc0:"): any bytes survive.
 void put_field(std::string& out, std::string_view f) {
   out += std::to_string(f.size());
@@ -139,7 +110,7 @@ std::vector<std::string> split_fields(std::string_view s) {
 
 std::string budget_identity(const BudgetScope& scope, Window w) {
   std::string out;
-  put_field(out, kind_name(scope.kind));
+  put_field(out, to_string(scope.kind));
   put_field(out, scope.key);
   put_field(out, scope.value);
   put_field(out, to_string(w));
@@ -148,7 +119,7 @@ std::string budget_identity(const BudgetScope& scope, Window w) {
 
 std::string encode_budget(const BudgetSpec& b) {
   std::string out;
-  put_field(out, kind_name(b.scope.kind));
+  put_field(out, to_string(b.scope.kind));
   put_field(out, b.scope.key);
   put_field(out, b.scope.value);
   put_field(out, to_string(b.window));
@@ -166,7 +137,7 @@ Budget decode_budget(int64_t id, std::string_view text) {
   if (f.size() != 8) throw Error("redis ledger: corrupt budget record");
   Budget b;
   b.id = id;
-  b.scope.kind = parse_kind(f[0]);
+  b.scope.kind = parse_scope_kind(f[0]);
   b.scope.key = f[1];
   b.scope.value = f[2];
   b.window = parse_window(f[3]);
@@ -855,7 +826,7 @@ struct RedisLedger::Impl {
     std::vector<Win> out;
     for (size_t i = 0; i < set.budgets.size(); ++i) {
       const Budget& b = set.budgets[i];
-      if (!all && !matches(b.scope, scope)) continue;
+      if (!all && !scope_matches(b.scope, scope)) continue;
       const auto [start, end] = window_bounds(b.window, *set.zones[i], at);
       out.push_back({&b, start, end});
     }
@@ -873,7 +844,7 @@ struct RedisLedger::Impl {
       // Counters of ended windows go 35 days after the end (recreated from the calls if read).
       const bool total = w.budget->window == Window::kTotal;
       args.push_back(total ? "0" : std::to_string(std::max(w.end / 1000, now_ms) + 35LL * 86'400'000));
-      args.push_back(kind_name(w.budget->scope.kind));
+      args.emplace_back(to_string(w.budget->scope.kind));
       args.push_back(w.budget->scope.key);
       args.push_back(w.budget->scope.value);
       args.push_back(units_string(w.budget->limit));

@@ -216,35 +216,6 @@ std::vector<std::pair<int64_t, TimeUs>> decode_windows(const std::string& text) 
   return out;
 }
 
-bool matches(const BudgetScope& b, const SpendScope& s) {
-  switch (b.kind) {
-    case ScopeKind::kGlobal: return true;
-    case ScopeKind::kProject: return s.project == b.value;
-    case ScopeKind::kConversation: return s.conversation == b.value;
-    case ScopeKind::kTag:
-      return std::any_of(s.tags.begin(), s.tags.end(),
-                         [&](const auto& t) { return t.first == b.key && t.second == b.value; });
-  }
-  return false;
-}
-
-std::string_view kind_name(ScopeKind k) {
-  switch (k) {
-    case ScopeKind::kGlobal: return "global";
-    case ScopeKind::kProject: return "project";
-    case ScopeKind::kConversation: return "conversation";
-    case ScopeKind::kTag: return "tag";
-  }
-  return "global";
-}
-
-ScopeKind parse_kind(const std::string& s) {
-  if (s == "project") return ScopeKind::kProject;
-  if (s == "conversation") return ScopeKind::kConversation;
-  if (s == "tag") return ScopeKind::kTag;
-  return ScopeKind::kGlobal;
-}
-
 std::string encode_thresholds(const std::vector<int32_t>& t) {
   std::string out;
   for (const int32_t v : t) out += (out.empty() ? "" : ",") + std::to_string(v);
@@ -795,7 +766,7 @@ struct SqliteLedger::Impl {
     while (s.step()) {
       Budget b;
       b.id = s.i64(0);
-      b.scope.kind = parse_kind(s.text(1));
+      b.scope.kind = parse_scope_kind(s.text(1));
       b.scope.key = s.text(2);
       b.scope.value = s.text(3);
       b.window = parse_window(s.text(4));
@@ -893,7 +864,7 @@ struct SqliteLedger::Impl {
     const BudgetSet& set = *bset;
     for (size_t i = 0; i < set.budgets.size(); ++i) {
       const Budget& b = set.budgets[i];
-      if (!all && !matches(b.scope, scope)) continue;
+      if (!all && !scope_matches(b.scope, scope)) continue;
       const auto [start, end] = window_bounds(b.window, *set.zones[i], at);
       out.push_back({&b, start, end, counter(b, start, end)});
     }
@@ -1104,7 +1075,7 @@ struct SqliteLedger::Impl {
     WindowKey key;
     const BudgetSet& set = *bset;
     for (size_t i = 0; i < set.budgets.size(); ++i) {
-      if (!matches(set.budgets[i].scope, r.scope)) continue;
+      if (!scope_matches(set.budgets[i].scope, r.scope)) continue;
       key.emplace_back(set.budgets[i].id, window_bounds(set.budgets[i].window, *set.zones[i], at).first);
     }
     if (key.empty()) {  // no budget applies: nothing to book
@@ -1586,7 +1557,7 @@ int64_t SqliteLedger::set_budget(const BudgetSpec& spec) {
            "UPDATE SET time_zone = excluded.time_zone, limit_nanos = excluded.limit_nanos, "
            "limit_attos = excluded.limit_attos, policy = excluded.policy, "
            "thresholds = excluded.thresholds")
-      .bind_text(1, kind_name(spec.scope.kind)).bind_text(2, spec.scope.key)
+      .bind_text(1, to_string(spec.scope.kind)).bind_text(2, spec.scope.key)
       .bind_text(3, spec.scope.value).bind_text(4, to_string(spec.window))
       .bind_text(5, spec.time_zone.empty() ? "UTC" : spec.time_zone).bind(6, ln).bind(7, la)
       .bind_text(8, to_string(spec.policy)).bind_text(9, encode_thresholds(spec.thresholds_pct))
@@ -1595,7 +1566,7 @@ int64_t SqliteLedger::set_budget(const BudgetSpec& spec) {
   {
     auto s = impl_->q("SELECT id FROM budgets WHERE scope_kind = ? AND scope_key = ? AND "
                       "scope_value = ? AND period = ?");
-    s.bind_text(1, kind_name(spec.scope.kind)).bind_text(2, spec.scope.key)
+    s.bind_text(1, to_string(spec.scope.kind)).bind_text(2, spec.scope.key)
         .bind_text(3, spec.scope.value).bind_text(4, to_string(spec.window));
     s.step();
     id = s.i64(0);
@@ -1614,7 +1585,7 @@ bool SqliteLedger::remove_budget(const BudgetScope& scope, Window window) {
   {
     auto s = impl_->q("SELECT id FROM budgets WHERE scope_kind = ? AND scope_key = ? AND "
                       "scope_value = ? AND period = ?");
-    s.bind_text(1, kind_name(scope.kind)).bind_text(2, scope.key).bind_text(3, scope.value)
+    s.bind_text(1, to_string(scope.kind)).bind_text(2, scope.key).bind_text(3, scope.value)
         .bind_text(4, to_string(window));
     if (!s.step()) return false;
     id = s.i64(0);
