@@ -37,15 +37,17 @@ import orroute
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _tracker(path: Path, **kw: object) -> orroute.CostTracker:
-    t = orroute.CostTracker(path, **kw)  # type: ignore[arg-type]
+def _tracker(location: Path | str, **kw: object) -> orroute.CostTracker:
+    t = orroute.CostTracker(location, **kw)  # type: ignore[arg-type]
     t.set_budget(10**9, project="bench", period="daily")
     t.set_budget(10**9)
     return t
 
 
-def latency(path: Path, n: int, leases: bool) -> tuple[float, float]:
-    core = _tracker(path, leases=leases)._core
+def latency(location: Path | str, n: int, **tracker_options: object) -> tuple[float, float]:
+    """Median and p99 µs of one reserve + settle on the ledger at ``location`` (a SQLite path or a
+    redis:// URL)."""
+    core = _tracker(location, **tracker_options)._core
     from orroute import _core
 
     scope = _core.SpendScope("bench", "", [])
@@ -150,25 +152,6 @@ def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def redis_latency(url: str, n: int) -> tuple[float, float]:
-    from orroute import _core
-
-    tracker = _tracker(url)  # type: ignore[arg-type]
-    core = tracker._core
-    scope = _core.SpendScope("bench", "", [])
-    row = _core.CallRecord()
-    row.model_used = "m/a"
-    row.cost = "0.000123456789"
-    samples = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        r = core.reserve(scope, "0.001")
-        core.settle(r.reservation_id, row)
-        samples.append(time.perf_counter_ns() - t0)
-    samples.sort()
-    return statistics.median(samples) / 1000, samples[int(len(samples) * 0.99)] / 1000
-
-
 def peer_incr(port: int, n: int) -> float:
     """One INCRBY per round trip over a raw socket: what one command costs from Python."""
     sock = socket.create_connection(("127.0.0.1", port))
@@ -208,7 +191,7 @@ def bench_redis(tmp: Path, n: int, url: str | None) -> None:
         port = int(url.split("://", 1)[1].split("@")[-1].split("/")[0].split(":")[1])
     try:
         nr = min(n, 5000)
-        med, p99 = redis_latency(url + "lat:" if "?prefix=" in url else url, nr)
+        med, p99 = latency(url + "lat:" if "?prefix=" in url else url, nr)
         one = throughput(url + "t1:" if "?prefix=" in url else url, nr, 1, False)  # type: ignore[arg-type]
         eight = throughput(url + "t8:" if "?prefix=" in url else url, nr, 8, False)  # type: ignore[arg-type]
         print(
@@ -248,7 +231,7 @@ def main() -> None:
         tmp = Path(d)
         rows: dict[bool, tuple[float, float, float, float]] = {}
         for leases in (True, False):
-            med, p99 = latency(tmp / f"lat{leases}.sqlite3", min(n, 5000), leases)
+            med, p99 = latency(tmp / f"lat{leases}.sqlite3", min(n, 5000), leases=leases)
             one = throughput(tmp / f"t1{leases}.sqlite3", n, 1, leases)
             eight = throughput(tmp / f"t8{leases}.sqlite3", n, 8, leases)
             rows[leases] = (med, p99, one, eight)

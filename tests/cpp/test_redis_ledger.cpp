@@ -15,40 +15,14 @@
 
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/open_ledger.h"
+#include "ledger_test_util.h"
 #include "orroute/cost/redis_ledger.h"
 #include "redis_server.h"
 
 using namespace orroute;
+using test::cost, test::kFeb01_0000, test::kJan31_2359, test::kSec, test::req, test::spec;
 
 namespace {
-
-constexpr TimeUs kSec = 1'000'000;
-constexpr TimeUs kJan31_2359 = 1706745540LL * kSec;
-constexpr TimeUs kFeb01_0000 = 1706745600LL * kSec;
-
-BudgetSpec spec(const char* scope, Window w, const char* limit, Policy p = Policy::kRefuse) {
-  BudgetSpec s;
-  s.scope = parse_scope(scope);
-  s.window = w;
-  s.limit = Money::parse(limit);
-  s.policy = p;
-  return s;
-}
-
-ReserveRequest req(const char* amount, TimeUs at = 0, const char* project = "") {
-  ReserveRequest r;
-  r.amount = Money::parse(amount);
-  r.at = at;
-  r.scope.project = project;
-  return r;
-}
-
-CallRecord cost(const char* usd) {
-  CallRecord c;
-  c.model_used = "m";
-  c.cost = Money::parse(usd);
-  return c;
-}
 
 // A fresh ledger under its own key prefix (wiped first), or nullptr when Redis is unavailable.
 std::unique_ptr<RedisLedger> fresh(const std::string& name) {
@@ -135,16 +109,16 @@ TEST_CASE("redis: budgets apply by scope, and windows roll over in their zone", 
   if (!ledger) return;
   ledger->set_budget(spec("project:a", Window::kTotal, "1"));
   ledger->set_budget(spec("tag:user=alice", Window::kTotal, "0.5"));
-  REQUIRE(ledger->reserve(req("2", 0, "b")).status == ReserveStatus::kReserved);
-  REQUIRE(ledger->reserve(req("2", 0, "a")).status == ReserveStatus::kExceeded);
-  ReserveRequest alice = req("0.6", 0, "b");
+  REQUIRE(ledger->reserve(req("2", "b")).status == ReserveStatus::kReserved);
+  REQUIRE(ledger->reserve(req("2", "a")).status == ReserveStatus::kExceeded);
+  ReserveRequest alice = req("0.6", "b");
   alice.scope.tags = {{"user", "alice"}};
   const auto out = ledger->reserve(alice);
   REQUIRE(out.status == ReserveStatus::kExceeded);
   REQUIRE(out.blocking->budget.name() == "tag:user=alice/total");
   REQUIRE(ledger->remove_budget(parse_scope("project:a"), Window::kTotal));
   REQUIRE_FALSE(ledger->remove_budget(parse_scope("project:a"), Window::kTotal));
-  REQUIRE(ledger->reserve(req("2", 0, "a")).status == ReserveStatus::kReserved);
+  REQUIRE(ledger->reserve(req("2", "a")).status == ReserveStatus::kReserved);
   REQUIRE(ledger->budgets().size() == 1);
 
   auto daily = fresh("windows");
@@ -152,12 +126,12 @@ TEST_CASE("redis: budgets apply by scope, and windows roll over in their zone", 
   BudgetSpec berlin = spec("project:p", Window::kMonthly, "1.5");
   berlin.time_zone = "Europe/Berlin";
   daily->set_budget(berlin);
-  auto r = daily->reserve(req("1", kJan31_2359 - 3600 * kSec, "p"));
+  auto r = daily->reserve(req("1", "p", kJan31_2359 - 3600 * kSec));
   REQUIRE(r.status == ReserveStatus::kReserved);
   daily->settle(r.reservation_id, cost("1"));
-  REQUIRE(daily->reserve(req("0.01", kJan31_2359, "q")).status == ReserveStatus::kExceeded);
+  REQUIRE(daily->reserve(req("0.01", "q", kJan31_2359)).status == ReserveStatus::kExceeded);
   // Feb 1 00:00 UTC is already Feb in Berlin, and a new UTC day.
-  r = daily->reserve(req("1", kFeb01_0000, "p"));
+  r = daily->reserve(req("1", "p", kFeb01_0000));
   REQUIRE(r.status == ReserveStatus::kReserved);
   daily->settle(r.reservation_id, cost("1"));
   const auto states = daily->budget_states({"p", "", {}}, kFeb01_0000, false);
@@ -165,11 +139,11 @@ TEST_CASE("redis: budgets apply by scope, and windows roll over in their zone", 
   for (const auto& s : states) REQUIRE(s.spent == Money::parse("1"));
   // Reservations in a window that ended long ago (an injected clock) still hold their money.
   constexpr TimeUs kFeb02 = kFeb01_0000 + 86400 * kSec;
-  const auto held = daily->reserve(req("0.6", kFeb02 + kSec, "q"));
+  const auto held = daily->reserve(req("0.6", "q", kFeb02 + kSec));
   REQUIRE(held.status == ReserveStatus::kReserved);
   REQUIRE(daily->budget_states({"q", "", {}}, kFeb02, false).at(0).reserved ==
           Money::parse("0.6"));
-  REQUIRE(daily->reserve(req("0.5", kFeb02 + 2 * kSec, "q")).status == ReserveStatus::kExceeded);
+  REQUIRE(daily->reserve(req("0.5", "q", kFeb02 + 2 * kSec)).status == ReserveStatus::kExceeded);
   REQUIRE(daily->release(held.reservation_id));
   // A budget set later counts the calls already in its window.
   daily->set_budget(spec("project:p", Window::kTotal, "10"));
@@ -234,11 +208,11 @@ TEST_CASE("redis: expired reservations are reclaimed", "[redis]") {
   auto ledger = fresh("reclaim");
   if (!ledger) return;
   ledger->set_budget(spec("global", Window::kTotal, "1"));
-  ReserveRequest r = req("1", 1000 * kSec);
+  ReserveRequest r = req("1", "", 1000 * kSec);
   r.ttl_us = 10 * kSec;
   REQUIRE(ledger->reserve(r).status == ReserveStatus::kReserved);
-  REQUIRE(ledger->reserve(req("1", 1005 * kSec)).status == ReserveStatus::kExceeded);
-  REQUIRE(ledger->reserve(req("1", 1011 * kSec)).status == ReserveStatus::kReserved);
+  REQUIRE(ledger->reserve(req("1", "", 1005 * kSec)).status == ReserveStatus::kExceeded);
+  REQUIRE(ledger->reserve(req("1", "", 1011 * kSec)).status == ReserveStatus::kReserved);
   REQUIRE(ledger->live_reservations().first == 1);
   REQUIRE(ledger->live_reservations().second == Money::dollars(1));
   REQUIRE(ledger->reclaim(1011 * kSec + 15LL * 60 * kSec) == 1);

@@ -72,6 +72,40 @@ bool scope_matches(const BudgetScope& scope, const SpendScope& spend) {
   return false;
 }
 
+void check_scope(const SpendScope& spend) {
+  for (size_t i = 0; i < spend.tags.size(); ++i) {
+    const auto& [k, v] = spend.tags[i];
+    if (k.empty() || k.find_first_of("=\n") != std::string::npos ||
+        v.find('\n') != std::string::npos) {
+      throw InvalidArgument("tag keys must be non-empty without '=' or newlines, values without "
+                            "newlines: '" + k + "'");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (spend.tags[j].first == k) throw InvalidArgument("tag '" + k + "' given twice");
+    }
+  }
+}
+
+std::string encode_tags(const std::vector<std::pair<std::string, std::string>>& tags) {
+  std::string out;
+  for (const auto& [k, v] : tags) out += k + "=" + v + "\n";
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> decode_tags(std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    const std::string_view line = text.substr(pos, nl - pos);
+    const auto eq = line.find('=');
+    if (eq != std::string_view::npos) out.emplace_back(line.substr(0, eq), line.substr(eq + 1));
+    pos = nl + 1;
+  }
+  return out;
+}
+
 std::string_view to_string(Policy p) { return p == Policy::kRefuse ? "refuse" : "downgrade"; }
 
 Policy parse_policy(std::string_view text) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -81,6 +82,12 @@ struct SpendScope {
 
 // True if a call booked to `spend` counts towards a budget on `scope`.
 bool scope_matches(const BudgetScope& scope, const SpendScope& spend);
+// Throws InvalidArgument unless every tag key is non-empty without '=' or newlines, every value
+// has no newline and no key repeats (what encode_tags() needs to be reversible).
+void check_scope(const SpendScope& spend);
+// Tags as stored by the backends: "key=value\n" per tag, and back.
+std::string encode_tags(const std::vector<std::pair<std::string, std::string>>& tags);
+std::vector<std::pair<std::string, std::string>> decode_tags(std::string_view text);
 
 struct ReserveRequest {
   SpendScope scope;

@@ -1,7 +1,6 @@
 #include "orroute/cost/redis_ledger.h"
 
 #include <hiredis/hiredis.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,42 +49,8 @@ Money parse_units(std::string_view s) {
   return Money::from_units(neg ? -v : v);
 }
 
-// ---- scopes (same rules as SqliteLedger) ----------------------------------------------------------
-
-void check_scope(const SpendScope& s) {
-  for (size_t i = 0; i < s.tags.size(); ++i) {
-    const auto& [k, v] = s.tags[i];
-    if (k.empty() || k.find_first_of("=\n") != std::string::npos ||
-        v.find('\n') != std::string::npos) {
-      throw InvalidArgument("tag keys must be non-empty without '=' or newlines, values without "
-                            "newlines: '" + k + "'");
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (s.tags[j].first == k) throw InvalidArgument("tag '" + k + "' given twice");
-    }
-  }
-}
-
-// "k=v\n" per tag: the scripts match a tag budget by searching "\nk=v\n" in "\n" + tags.
-std::string encode_tags(const std::vector<std::pair<std::string, std::string>>& tags) {
-  std::string out;
-  for (const auto& [k, v] : tags) out += k + "=" + v + "\n";
-  return out;
-}
-
-std::vector<std::pair<std::string, std::string>> decode_tags(const std::string& text) {
-  std::vector<std::pair<std::string, std::string>> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    const std::string line = text.substr(pos, nl - pos);
-    const auto eq = line.find('=');
-    if (eq != std::string::npos) out.emplace_back(line.substr(0, eq), line.substr(eq + 1));
-    pos = nl + 1;
-  }
-  return out;
-}
+// Tags are stored with encode_tags() (ledger.h): the scripts match a tag budget by searching
+// "\nk=v\n" in "\n" + tags.
 
 // Length-prefixed fields ("3:abc0:"): any bytes survive.
 void put_field(std::string& out, std::string_view f) {
@@ -502,110 +467,14 @@ constexpr size_t kNumCallFields = sizeof(kCallFields) / sizeof(kCallFields[0]);
 
 // ---- hiredis plumbing ------------------------------------------------------------------------------
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-struct CtxDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using Ctx = std::unique_ptr<redisContext, CtxDeleter>;
-
-std::string rstr(const redisReply* r) {
-  if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS &&
-             r->type != REDIS_REPLY_ERROR)) {
-    if (r && r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
-    return "";
-  }
-  return std::string(r->str, r->len);
-}
-
-// The connection failed (as opposed to the server answering with an error).
-class ConnectionLost : public Error {
- public:
-  using Error::Error;
-};
-
+using Reply = RedisReply;
+using Ctx = RedisContext;
 struct Script {
   std::string body;
   std::string sha;  // filled on first use (SCRIPT LOAD), then EVALSHA
 };
 
 }  // namespace
-
-// ---- URL ------------------------------------------------------------------------------------------
-
-std::string RedisUrl::redacted() const {
-  std::string out = "redis://";
-  if (!user.empty() || !password.empty()) out += user + (password.empty() ? "" : ":***") + "@";
-  out += host + ":" + std::to_string(port) + "/" + std::to_string(db);
-  if (!prefix.empty()) out += "?prefix=" + prefix;
-  return out;
-}
-
-RedisUrl parse_redis_url(std::string_view url) {
-  constexpr std::string_view kScheme = "redis://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    throw InvalidArgument("a Redis ledger URL must start with redis:// (TLS rediss:// is not "
-                          "supported)");
-  }
-  RedisUrl out;
-  std::string_view rest = url.substr(kScheme.size());
-  if (const auto q = rest.find('?'); q != std::string_view::npos) {
-    std::string_view query = rest.substr(q + 1);
-    rest = rest.substr(0, q);
-    while (!query.empty()) {
-      const auto amp = query.find('&');
-      const std::string_view kv = query.substr(0, amp);
-      const auto eq = kv.find('=');
-      const std::string_view k = kv.substr(0, eq);
-      const std::string_view v = eq == std::string_view::npos ? "" : kv.substr(eq + 1);
-      if (k == "prefix") {
-        out.prefix = v;
-      } else {
-        throw InvalidArgument("unknown Redis URL parameter '" + std::string(k) +
-                              "' (supported: prefix)");
-      }
-      if (amp == std::string_view::npos) break;
-      query = query.substr(amp + 1);
-    }
-  }
-  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
-    const std::string_view cred = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    const auto colon = cred.find(':');
-    if (colon == std::string_view::npos) {
-      out.password = cred;  // redis://secret@host, as redis-py accepts
-    } else {
-      out.user = cred.substr(0, colon);
-      out.password = cred.substr(colon + 1);
-    }
-  }
-  std::string_view hostport = rest;
-  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
-    hostport = rest.substr(0, slash);
-    const std::string_view db = rest.substr(slash + 1);
-    if (!db.empty()) {
-      if (db.find_first_not_of("0123456789") != std::string_view::npos || db.size() > 6) {
-        throw InvalidArgument("Redis URL database must be a number, got '" + std::string(db) + "'");
-      }
-      out.db = std::stoi(std::string(db));
-    }
-  }
-  if (const auto colon = hostport.rfind(':');
-      colon != std::string_view::npos && hostport.find(']') == std::string_view::npos) {
-    const std::string_view port = hostport.substr(colon + 1);
-    hostport = hostport.substr(0, colon);
-    if (port.empty() || port.find_first_not_of("0123456789") != std::string_view::npos ||
-        port.size() > 5) {
-      throw InvalidArgument("Redis URL port must be a number, got '" + std::string(port) + "'");
-    }
-    out.port = std::stoi(std::string(port));
-  }
-  if (!hostport.empty()) out.host = hostport;
-  return out;
-}
 
 // ---- Impl ------------------------------------------------------------------------------------------
 
@@ -649,42 +518,12 @@ struct RedisLedger::Impl {
   }
 
   Ctx connect() {
-    timeval tv{options.connect_timeout_ms / 1000, (options.connect_timeout_ms % 1000) * 1000};
-    Ctx c(redisConnectWithTimeout(url.host.c_str(), url.port, tv));
-    if (!c) fail("cannot allocate a connection");
-    if (c->err) throw ConnectionLost("redis ledger " + redacted + ": cannot connect: " + c->errstr);
-    timeval ct{options.command_timeout_ms / 1000, (options.command_timeout_ms % 1000) * 1000};
-    redisSetTimeout(c.get(), ct);
-    if (!url.password.empty()) {
-      std::vector<std::string> auth = {"AUTH"};
-      if (!url.user.empty()) auth.push_back(url.user);
-      auth.push_back(url.password);
-      Reply r = raw(c.get(), auth);
-      if (r->type == REDIS_REPLY_ERROR) {
-        // The server's text only; never the password.
-        fail("authentication failed: " + rstr(r.get()));
-      }
-    }
-    if (url.db != 0) {
-      Reply r = raw(c.get(), {"SELECT", std::to_string(url.db)});
-      if (r->type == REDIS_REPLY_ERROR) fail("SELECT " + std::to_string(url.db) + ": " + rstr(r.get()));
-    }
-    return c;
+    return redis_connect(url, options.connect_timeout_ms, options.command_timeout_ms,
+                         "redis ledger " + redacted);
   }
 
   Reply raw(redisContext* c, const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    argv.reserve(args.size());
-    lens.reserve(args.size());
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    auto* r = static_cast<redisReply*>(
-        redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
-    if (!r) throw ConnectionLost("redis ledger " + redacted + ": " + c->errstr);
-    return Reply(r);
+    return redis_command(c, args, "redis ledger " + redacted);
   }
 
   Ctx acquire() {
@@ -718,7 +557,7 @@ struct RedisLedger::Impl {
         auto out = f(c.get());
         give_back(std::move(c));
         return out;
-      } catch (const ConnectionLost& e) {
+      } catch (const RedisConnectionLost& e) {
         if (attempt >= 1) throw Error(e.what());
       }
     }
@@ -726,7 +565,7 @@ struct RedisLedger::Impl {
 
   Reply command(const std::vector<std::string>& args) {
     Reply r = with_conn([&](redisContext* c) { return raw(c, args); });
-    if (r->type == REDIS_REPLY_ERROR) fail(args[0] + ": " + rstr(r.get()));
+    if (r->type == REDIS_REPLY_ERROR) fail(args[0] + ": " + reply_text(r.get()));
     return r;
   }
 
@@ -747,7 +586,7 @@ struct RedisLedger::Impl {
       for (size_t i = 0; i < cmds.size(); ++i) {
         void* r = nullptr;
         if (redisGetReply(c, &r) != REDIS_OK || !r) {
-          throw ConnectionLost("redis ledger " + redacted + ": " + c->errstr);
+          throw RedisConnectionLost("redis ledger " + redacted + ": " + c->errstr);
         }
         out.emplace_back(static_cast<redisReply*>(r));
       }
@@ -771,20 +610,20 @@ struct RedisLedger::Impl {
     Reply r = with_conn([&](redisContext* c) -> Reply {
       if (!cmd[1].empty()) {
         Reply first = raw(c, cmd);
-        if (first->type != REDIS_REPLY_ERROR || rstr(first.get()).rfind("NOSCRIPT", 0) != 0) {
+        if (first->type != REDIS_REPLY_ERROR || reply_text(first.get()).rfind("NOSCRIPT", 0) != 0) {
           return first;
         }
       }
       Reply loaded = raw(c, {"SCRIPT", "LOAD", full});
       if (loaded->type == REDIS_REPLY_ERROR) return loaded;
-      cmd[1] = rstr(loaded.get());
+      cmd[1] = reply_text(loaded.get());
       {
         std::lock_guard lk(script_mu);
         scripts[body].sha = cmd[1];
       }
       return raw(c, cmd);
     });
-    if (r->type == REDIS_REPLY_ERROR) fail("script: " + rstr(r.get()));
+    if (r->type == REDIS_REPLY_ERROR) fail("script: " + reply_text(r.get()));
     return r;
   }
 
@@ -801,10 +640,10 @@ struct RedisLedger::Impl {
   std::shared_ptr<const BudgetSet> load_budgets() {
     Reply r = eval(kLuaLoadBudgets, {});
     auto fresh = std::make_shared<BudgetSet>();
-    fresh->gen = rstr(r->element[0]);
+    fresh->gen = reply_text(r->element[0]);
     for (size_t i = 1; i + 1 < r->elements; i += 2) {
       fresh->budgets.push_back(
-          decode_budget(std::stoll(rstr(r->element[i])), rstr(r->element[i + 1])));
+          decode_budget(std::stoll(reply_text(r->element[i])), reply_text(r->element[i + 1])));
     }
     std::sort(fresh->budgets.begin(), fresh->budgets.end(),
               [](const Budget& a, const Budget& b) { return a.id < b.id; });
@@ -892,7 +731,7 @@ struct RedisLedger::Impl {
   }
 
   static CallRecord read_call(int64_t id, const redisReply* r) {
-    auto s = [&](size_t i) { return rstr(r->element[i]); };
+    auto s = [&](size_t i) { return reply_text(r->element[i]); };
     auto nil = [&](size_t i) { return r->element[i]->type == REDIS_REPLY_NIL; };
     auto i64 = [&](size_t i) { return nil(i) ? int64_t{0} : std::stoll(s(i)); };
     CallRecord c;
@@ -952,7 +791,7 @@ struct RedisLedger::Impl {
       std::vector<std::vector<std::string>> cmds;
       std::vector<int64_t> idv;
       for (size_t i = 0; i < ids->elements; ++i) {
-        const std::string id = rstr(ids->element[i]);
+        const std::string id = reply_text(ids->element[i]);
         idv.push_back(std::stoll(id));
         std::vector<std::string> cmd = {"HMGET", prefix + "call:" + id};
         for (const char* f : kCallFields) cmd.emplace_back(f);
@@ -995,9 +834,9 @@ struct RedisLedger::Impl {
           Reply r = command({"HMGET", prefix + "res:" + std::to_string(reservation_id), "at",
                              "project", "conversation", "tags"});
           if (r->element[0]->type != REDIS_REPLY_NIL) {
-            m = Mine{std::stoll(rstr(r->element[0])),
-                     SpendScope{rstr(r->element[1]), rstr(r->element[2]),
-                                decode_tags(rstr(r->element[3]))},
+            m = Mine{std::stoll(reply_text(r->element[0])),
+                     SpendScope{reply_text(r->element[1]), reply_text(r->element[2]),
+                                decode_tags(reply_text(r->element[3]))},
                      0};
           }
         }
@@ -1018,7 +857,7 @@ struct RedisLedger::Impl {
       put_windows(args, wins);
       put_call(args, c);
       Reply r = eval(kLuaSettle, std::move(args));
-      const std::string status = rstr(r->element[0]);
+      const std::string status = reply_text(r->element[0]);
       if (status == "stale") {
         load_budgets();
         continue;
@@ -1034,18 +873,18 @@ struct RedisLedger::Impl {
       }
       SettleOutcome out;
       if (status == "dup") {  // the first attempt ran before its connection dropped
-        const std::string v = rstr(r->element[1]);
+        const std::string v = reply_text(r->element[1]);
         out.call_id = std::stoll(v);
         out.reservation_found = v.size() >= 2 && v.substr(v.size() - 2) == ":1";
         if (reservation_id == 0) out.reservation_found = true;
         return out;
       }
-      out.call_id = std::stoll(rstr(r->element[1]));
-      out.reservation_found = reservation_id == 0 || rstr(r->element[2]) == "1";
+      out.call_id = std::stoll(reply_text(r->element[1]));
+      out.reservation_found = reservation_id == 0 || reply_text(r->element[2]) == "1";
       for (size_t i = 3; i + 2 < r->elements; i += 3) {  // (window index, threshold, spent)
-        const Win& w = wins[std::stoul(rstr(r->element[i]))];
-        out.alerts.push_back({w.budget->id, w.budget->name(), std::stoi(rstr(r->element[i + 1])),
-                              w.start, c.at, parse_units(rstr(r->element[i + 2])),
+        const Win& w = wins[std::stoul(reply_text(r->element[i]))];
+        out.alerts.push_back({w.budget->id, w.budget->name(), std::stoi(reply_text(r->element[i + 1])),
+                              w.start, c.at, parse_units(reply_text(r->element[i + 2])),
                               w.budget->limit});
       }
       return out;
@@ -1068,7 +907,7 @@ RedisLedger::RedisLedger(const std::string& url, RedisLedgerOptions options)
   try {
     impl_->give_back(impl_->connect());
   } catch (const Error& e) {
-    throw Error(e.what());  // as orroute::Error (ConnectionLost is internal)
+    throw Error(e.what());  // as orroute::Error (RedisConnectionLost is internal)
   }
   impl_->load_budgets();
 }
@@ -1094,13 +933,13 @@ int64_t RedisLedger::set_budget(const BudgetSpec& spec) {
   Reply r = impl_->eval(kLuaSetBudget,
                         {budget_identity(spec.scope, spec.window), encode_budget(spec)});
   impl_->load_budgets();
-  return std::stoll(rstr(r.get()));
+  return std::stoll(reply_text(r.get()));
 }
 
 bool RedisLedger::remove_budget(const BudgetScope& scope, Window window) {
   Reply r = impl_->eval(kLuaRemoveBudget, {budget_identity(scope, window)});
   impl_->load_budgets();
-  return rstr(r.get()) != "0";
+  return reply_text(r.get()) != "0";
 }
 
 std::vector<Budget> RedisLedger::budgets() { return impl_->load_budgets()->budgets; }
@@ -1113,15 +952,15 @@ std::vector<BudgetState> RedisLedger::budget_states(const SpendScope& scope, Tim
     std::vector<std::string> args = {set->gen};
     Impl::put_windows(args, wins);
     Reply r = impl_->eval(kLuaStates, std::move(args));
-    if (rstr(r->element[0]) == "stale") {
+    if (reply_text(r->element[0]) == "stale") {
       set = impl_->load_budgets();
       continue;
     }
     std::vector<BudgetState> out;
     for (size_t i = 0; i < wins.size(); ++i) {
       out.push_back({*wins[i].budget, wins[i].start, wins[i].end,
-                     parse_units(rstr(r->element[1 + 2 * i])),
-                     parse_units(rstr(r->element[2 + 2 * i]))});
+                     parse_units(reply_text(r->element[1 + 2 * i])),
+                     parse_units(reply_text(r->element[2 + 2 * i]))});
     }
     return out;
   }
@@ -1149,7 +988,7 @@ ReserveOutcome RedisLedger::reserve(const ReserveRequest& req) {
                                      req.task_id};
     Impl::put_windows(args, wins);
     Reply r = impl_->eval(kLuaReserve, std::move(args));
-    const std::string status = rstr(r->element[0]);
+    const std::string status = reply_text(r->element[0]);
     ReserveOutcome out;
     if (status == "stale") {
       set = impl_->load_budgets();
@@ -1157,17 +996,17 @@ ReserveOutcome RedisLedger::reserve(const ReserveRequest& req) {
     }
     if (status == "cutoff") {
       out.status = ReserveStatus::kCutoff;
-      out.cutoff_reason = rstr(r->element[1]);
+      out.cutoff_reason = reply_text(r->element[1]);
       return out;
     }
     if (status == "dup") {  // the first attempt ran before its connection dropped
-      out.reservation_id = std::stoll(rstr(r->element[1]));
+      out.reservation_id = std::stoll(reply_text(r->element[1]));
     } else {
       bool refuse = false, downgrade = false;
       std::vector<std::pair<Money, Money>> counters;
       for (size_t i = 0; i < wins.size(); ++i) {
-        counters.emplace_back(parse_units(rstr(r->element[2 + 2 * i])),
-                              parse_units(rstr(r->element[3 + 2 * i])));
+        counters.emplace_back(parse_units(reply_text(r->element[2 + 2 * i])),
+                              parse_units(reply_text(r->element[3 + 2 * i])));
       }
       std::optional<BudgetState> block;
       for (size_t i = 0; i < wins.size(); ++i) {
@@ -1190,7 +1029,7 @@ ReserveOutcome RedisLedger::reserve(const ReserveRequest& req) {
         out.blocking = block;
         return out;
       }
-      out.reservation_id = std::stoll(rstr(r->element[1]));
+      out.reservation_id = std::stoll(reply_text(r->element[1]));
     }
     std::lock_guard lk(impl_->mine_mu);
     if (impl_->mine.size() >= 4096) {  // forget reservations that expired without a settle
@@ -1233,7 +1072,7 @@ int64_t RedisLedger::reclaim(TimeUs at) {
 
 std::pair<int64_t, Money> RedisLedger::live_reservations() {
   Reply r = impl_->eval(kLuaLive, {});
-  return {std::stoll(rstr(r->element[0])), parse_units(rstr(r->element[1]))};
+  return {std::stoll(reply_text(r->element[0])), parse_units(reply_text(r->element[1]))};
 }
 
 void RedisLedger::set_cutoff(std::optional<std::string> reason) {
@@ -1247,7 +1086,7 @@ void RedisLedger::set_cutoff(std::optional<std::string> reason) {
 std::optional<std::string> RedisLedger::cutoff() {
   Reply r = impl_->command({"GET", impl_->prefix + "cutoff"});
   if (r->type == REDIS_REPLY_NIL) return std::nullopt;
-  return rstr(r.get());
+  return reply_text(r.get());
 }
 
 std::vector<CallRecord> RedisLedger::calls(const CallQuery& q) {
@@ -1337,10 +1176,10 @@ std::vector<Alert> RedisLedger::alerts(TimeUs from) {
   std::vector<Alert> out;
   if (keys->elements == 0) return out;
   std::vector<std::string> cmd = {"HMGET", impl_->prefix + "alert_keys"};
-  for (size_t i = 0; i < keys->elements; ++i) cmd.push_back(rstr(keys->element[i]));
+  for (size_t i = 0; i < keys->elements; ++i) cmd.push_back(reply_text(keys->element[i]));
   Reply recs = impl_->command(cmd);
   for (size_t i = 0; i < recs->elements; ++i) {
-    const std::string rec = rstr(recs->element[i]);
+    const std::string rec = reply_text(recs->element[i]);
     std::vector<std::string> f;
     size_t pos = 0;
     for (int j = 0; j < 6; ++j) {
@@ -1366,7 +1205,7 @@ std::optional<int64_t> RedisLedger::completion_quantile(std::string_view task_ty
   if (last_n <= 0) return std::nullopt;
   Reply r = impl_->command({"LRANGE", impl_->qkey(task_type, model), "0", std::to_string(last_n - 1)});
   std::vector<int64_t> v;
-  for (size_t i = 0; i < r->elements; ++i) v.push_back(std::stoll(rstr(r->element[i])));
+  for (size_t i = 0; i < r->elements; ++i) v.push_back(std::stoll(reply_text(r->element[i])));
   if (v.empty()) return std::nullopt;
   std::sort(v.begin(), v.end());
   // Nearest rank, as SqliteLedger.
@@ -1375,23 +1214,9 @@ std::optional<int64_t> RedisLedger::completion_quantile(std::string_view task_ty
 }
 
 void RedisLedger::wipe() {
-  std::string pattern;
-  for (const char ch : impl_->prefix) {
-    if (ch == '*' || ch == '?' || ch == '[' || ch == ']' || ch == '\\') pattern += '\\';
-    pattern += ch;
-  }
-  pattern += '*';
-  std::string cursor = "0";
-  do {
-    Reply r = impl_->command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
-    cursor = rstr(r->element[0]);
-    const redisReply* keys = r->element[1];
-    if (keys->elements > 0) {
-      std::vector<std::string> cmd = {"DEL"};
-      for (size_t i = 0; i < keys->elements; ++i) cmd.push_back(rstr(keys->element[i]));
-      impl_->command(cmd);
-    }
-  } while (cursor != "0");
+  redis_delete_prefix(impl_->prefix, [&](const std::vector<std::string>& cmd) {
+    return impl_->command(cmd);
+  });
   {
     std::lock_guard lk(impl_->mine_mu);
     impl_->mine.clear();

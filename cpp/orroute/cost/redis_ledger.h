@@ -36,6 +36,7 @@
 #include <string>
 
 #include "orroute/cost/ledger.h"
+#include "orroute/net/redis_client.h"  // RedisUrl, parse_redis_url
 
 namespace orroute {
 
@@ -46,20 +47,6 @@ struct RedisLedgerOptions {
   int32_t connect_timeout_ms = 5'000;
   int32_t command_timeout_ms = 10'000;
 };
-
-// Parsed form of `redis://[[user]:password@]host[:port][/db][?prefix=...]`.
-struct RedisUrl {
-  std::string host = "127.0.0.1";
-  int32_t port = 6379;
-  int32_t db = 0;
-  std::string user;
-  std::string password;
-  std::string prefix;  // empty = not given
-  // The URL with the password replaced by "***" (safe for logs and errors).
-  std::string redacted() const;
-};
-// Throws InvalidArgument on anything else (the message never contains the password).
-RedisUrl parse_redis_url(std::string_view url);
 
 class RedisLedger final : public Ledger {
  public:

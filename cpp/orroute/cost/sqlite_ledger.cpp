@@ -165,41 +165,6 @@ std::string host_name() {
   return buf;
 }
 
-// ---- tags --------------------------------------------------------------------------------------
-
-void check_scope(const SpendScope& s) {
-  for (size_t i = 0; i < s.tags.size(); ++i) {
-    const auto& [k, v] = s.tags[i];
-    if (k.empty() || k.find_first_of("=\n") != std::string::npos || v.find('\n') != std::string::npos) {
-      throw InvalidArgument("tag keys must be non-empty without '=' or newlines, values without "
-                            "newlines: '" + k + "'");
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (s.tags[j].first == k) throw InvalidArgument("tag '" + k + "' given twice");
-    }
-  }
-}
-
-std::string encode_tags(const SpendScope& s) {
-  std::string out;
-  for (const auto& [k, v] : s.tags) out += k + "=" + v + "\n";
-  return out;
-}
-
-std::vector<std::pair<std::string, std::string>> decode_tags(const std::string& text) {
-  std::vector<std::pair<std::string, std::string>> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    const std::string line = text.substr(pos, nl - pos);
-    const auto eq = line.find('=');
-    if (eq != std::string::npos) out.emplace_back(line.substr(0, eq), line.substr(eq + 1));
-    pos = nl + 1;
-  }
-  return out;
-}
-
 std::vector<std::pair<int64_t, TimeUs>> decode_windows(const std::string& text) {
   std::vector<std::pair<int64_t, TimeUs>> out;
   size_t pos = 0;
@@ -1693,7 +1658,7 @@ ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) 
              "(?,?,?,?,?,?,?,?,?,?,?,?,?)")
         .bind(1, impl_->pid).bind(2, impl_->pid_start).bind(3, impl_->host).bind(4, at)
         .bind(5, at + r.ttl_us).bind(6, an).bind(7, aa).bind(8, r.scope.project)
-        .bind(9, r.scope.conversation).bind(10, encode_tags(r.scope)).bind(11, r.model)
+        .bind(9, r.scope.conversation).bind(10, encode_tags(r.scope.tags)).bind(11, r.model)
         .bind(12, r.task_id).bind_text(13, windows).run();
     out.reservation_id = sqlite3_last_insert_rowid(impl_->db);
     for (auto& m : matched) {

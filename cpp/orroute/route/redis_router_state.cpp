@@ -1,12 +1,11 @@
 #include "orroute/route/redis_router_state.h"
 
 #include <hiredis/hiredis.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
 
-#include "orroute/cost/redis_ledger.h"  // parse_redis_url
+#include "orroute/net/redis_client.h"
 #include "orroute/error.h"
 
 namespace orroute {
@@ -248,25 +247,12 @@ end
 return 1
 )lua";
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-std::string rstr(const redisReply* r) {
-  if (!r) return "";
-  if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
-  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
-      r->type == REDIS_REPLY_ERROR) {
-    return std::string(r->str, r->len);
-  }
-  return "";
-}
+using Reply = RedisReply;
 
 int64_t rint(const redisReply* r) {
   if (!r) return 0;
   if (r->type == REDIS_REPLY_INTEGER) return r->integer;
-  const std::string s = rstr(r);
+  const std::string s = reply_text(r);
   return s.empty() ? 0 : std::stoll(s);
 }
 
@@ -278,7 +264,7 @@ struct RedisRouterState::Impl {
   const Clock* clock = nullptr;
   int64_t offset_us = 0;  // wall µs = instant µs + offset
   std::mutex mu;
-  redisContext* ctx = nullptr;
+  RedisContext ctx;
   pid_t pid = 0;
   BreakerConfig breaker;
   std::unordered_map<std::string, RateLimit> limits;
@@ -286,7 +272,7 @@ struct RedisRouterState::Impl {
   std::unordered_map<const char*, std::string> shas;
 
   ~Impl() {
-    if (ctx && pid == ::getpid()) redisFree(ctx);
+    if (pid != ::getpid()) (void)ctx.release();  // a forked child's copy of the parent's socket
   }
 
   int64_t wall(Instant t) const {
@@ -301,60 +287,22 @@ struct RedisRouterState::Impl {
   // Caller holds mu. Opens the connection if there is none (or it belongs to a parent process).
   void connect() {
     if (ctx && pid == ::getpid()) return;
-    ctx = nullptr;  // none yet, or a forked child's copy of the parent's socket: leave it
-    timeval tv{5, 0};
-    redisContext* c = redisConnectWithTimeout(url.host.c_str(), url.port, tv);
-    if (!c) fail("cannot allocate a connection");
-    if (c->err) {
-      const std::string err = c->errstr;
-      redisFree(c);
-      fail("cannot connect: " + err);
-    }
-    redisSetTimeout(c, timeval{10, 0});
-    auto once = [&](std::vector<std::string> args) {
-      std::vector<const char*> argv;
-      std::vector<size_t> lens;
-      for (const auto& a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-      }
-      Reply r(static_cast<redisReply*>(
-          redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
-      if (!r || r->type == REDIS_REPLY_ERROR) {
-        const std::string err = r ? rstr(r.get()) : std::string(c->errstr);
-        redisFree(c);
-        fail(args[0] == "AUTH" ? "authentication failed: " + err : args[0] + ": " + err);
-      }
-    };
-    if (!url.password.empty()) {
-      std::vector<std::string> auth = {"AUTH"};
-      if (!url.user.empty()) auth.push_back(url.user);
-      auth.push_back(url.password);
-      once(auth);
-    }
-    if (url.db != 0) once({"SELECT", std::to_string(url.db)});
-    ctx = c;
+    (void)ctx.release();  // none yet, or a forked child's copy of the parent's socket: leave it
+    ctx = redis_connect(url, 5'000, 10'000, "redis router state " + redacted);
     pid = ::getpid();
   }
 
   // Caller holds mu. One command; the connection is reopened and the command retried once when
   // it drops.
   Reply command(const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
     for (int attempt = 0;; ++attempt) {
       connect();
-      auto* r = static_cast<redisReply*>(
-          redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
-      if (r) return Reply(r);
-      const std::string err = ctx->errstr;
-      redisFree(ctx);
-      ctx = nullptr;
-      if (attempt >= 1) fail(err);
+      try {
+        return redis_command(ctx.get(), args, "redis router state " + redacted);
+      } catch (const RedisConnectionLost&) {
+        ctx.reset();
+        if (attempt >= 1) throw;
+      }
     }
   }
 
@@ -366,14 +314,14 @@ struct RedisRouterState::Impl {
     std::vector<std::string> cmd = {"EVALSHA", sha.empty() ? std::string(40, '0') : sha, "0"};
     cmd.insert(cmd.end(), args.begin(), args.end());
     Reply r = command(cmd);
-    if (r->type == REDIS_REPLY_ERROR && rstr(r.get()).rfind("NOSCRIPT", 0) == 0) {
+    if (r->type == REDIS_REPLY_ERROR && reply_text(r.get()).rfind("NOSCRIPT", 0) == 0) {
       Reply loaded = command({"SCRIPT", "LOAD", full});
-      if (loaded->type == REDIS_REPLY_ERROR) fail("script: " + rstr(loaded.get()));
-      sha = rstr(loaded.get());
+      if (loaded->type == REDIS_REPLY_ERROR) fail("script: " + reply_text(loaded.get()));
+      sha = reply_text(loaded.get());
       cmd[1] = sha;
       r = command(cmd);
     }
-    if (r->type == REDIS_REPLY_ERROR) fail("script: " + rstr(r.get()));
+    if (r->type == REDIS_REPLY_ERROR) fail("script: " + reply_text(r.get()));
     return r;
   }
 
@@ -480,7 +428,7 @@ Admission RedisRouterState::try_admit(std::span<const std::string> scopes, const
   a.ticket = static_cast<uint64_t>(rint(r->element[1]));
   a.retry_in = std::chrono::microseconds(rint(r->element[2]));
   a.never = rint(r->element[3]) == 1;
-  a.blocked_by = rstr(r->element[4]);
+  a.blocked_by = reply_text(r->element[4]);
   if (a.ticket != 0) {
     std::vector<std::string> limited;
     for (const std::string& s : scopes) {
@@ -520,7 +468,7 @@ void RedisRouterState::hold(std::string_view scope, Instant until) {
 Duration RedisRouterState::held_for(std::string_view scope, Instant now) {
   std::lock_guard lk(impl_->mu);
   Reply r = impl_->command({"GET", impl_->prefix + "hold:" + std::string(scope)});
-  const int64_t until = r->type == REDIS_REPLY_STRING ? std::stoll(rstr(r.get())) : 0;
+  const int64_t until = r->type == REDIS_REPLY_STRING ? std::stoll(reply_text(r.get())) : 0;
   const int64_t left = until - impl_->wall(now);
   return left > 0 ? Duration(std::chrono::microseconds(left)) : Duration(0);
 }
@@ -541,17 +489,9 @@ LimitUsage RedisRouterState::usage_in_window(std::string_view scope, Instant now
 
 void RedisRouterState::wipe() {
   std::lock_guard lk(impl_->mu);
-  std::string cursor = "0";
-  do {
-    Reply r = impl_->command({"SCAN", cursor, "MATCH", impl_->prefix + "*", "COUNT", "1000"});
-    cursor = rstr(r->element[0]);
-    const redisReply* keys = r->element[1];
-    if (keys->elements > 0) {
-      std::vector<std::string> cmd = {"DEL"};
-      for (size_t i = 0; i < keys->elements; ++i) cmd.push_back(rstr(keys->element[i]));
-      impl_->command(cmd);
-    }
-  } while (cursor != "0");
+  redis_delete_prefix(impl_->prefix, [&](const std::vector<std::string>& cmd) {
+    return impl_->command(cmd);
+  });
   impl_->tickets.clear();
 }
 
