@@ -5,10 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${ORROUTE_DEV_BUILD_DIR:-build/dev}
+launcher=()
+if command -v ccache >/dev/null 2>&1; then  # worktrees share compiled objects (paths relative to /work)
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$PWD")}
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
 if [ ! -f "$build/build.ninja" ]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORROUTE_BUILD_TESTS=ON \
     -DORROUTE_WERROR=ON -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" \
-    -DPython_EXECUTABLE="$(command -v python3)" "$@"
+    -DPython_EXECUTABLE="$(command -v python3)" "${launcher[@]}" "$@"
 fi
 cmake --build "$build" -j"$(nproc)"
 so=$(ls "$build"/_core*.so)
