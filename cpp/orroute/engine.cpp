@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "orroute/cost/usage_audit.h"
 #include "orroute/error.h"
 #include "orroute/net/protocol.h"
 #ifdef ORROUTE_HAVE_REDIS
@@ -45,11 +46,14 @@ class TransportScheduler final : public Scheduler {
   Transport& transport_;
 };
 
-// Prices from the catalog; prompt tokens per model family, counted once per tokenizer.
+// Prices through the CallPricer (variants, routers, `models` lists, unknown ids); prompt tokens
+// per model family, counted once per tokenizer; charges checked by audit_charge.
 class CatalogPrices final : public PriceBook {
  public:
-  CatalogPrices(const ModelCatalog& catalog, std::string messages_json, std::string tools_json)
-      : catalog_(catalog), messages_(std::move(messages_json)), tools_(std::move(tools_json)) {}
+  CatalogPrices(const CallPricer& pricer, std::string messages_json, std::string tools_json,
+                RequestShape shape, int64_t counted)
+      : pricer_(pricer), catalog_(pricer.catalog()), messages_(std::move(messages_json)),
+        tools_(std::move(tools_json)), shape_(std::move(shape)), counted_(counted) {}
 
   int64_t prompt_tokens(const std::string& model, int64_t counted) const override {
     const ModelTokenizer t = tokenizer_for_model(model);
@@ -67,17 +71,16 @@ class CatalogPrices final : public PriceBook {
   }
   std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
                                   int64_t max_output_tokens) const override {
-    if (!catalog_.find(model)) return std::nullopt;
-    try {
-      return catalog_.worst_case(model, prompt_tokens, max_output_tokens);
-    } catch (const Error&) {
-      return std::nullopt;  // dynamic price: cannot be estimated
-    }
+    return pricer_.worst_case(model, shape_, prompt_tokens, max_output_tokens, nullptr);
   }
-  Money actual(const std::string& model, const AttemptResult& r) const override {
-    if (r.reported_cost) return *r.reported_cost;
-    if (!catalog_.find(model)) return Money::zero();
-    UsageCounts u;
+  std::string unpriced_reason(const std::string& model) const override {
+    std::string why;
+    pricer_.worst_case(model, shape_, 0, 0, &why);
+    return why.empty() ? PriceBook::unpriced_reason(model) : why;
+  }
+  Charge actual(const std::string& model, const AttemptResult& r, Money reserved) const override {
+    Usage u;
+    u.present = r.usage_present;
     u.prompt_tokens = r.input_tokens;
     u.completion_tokens = r.output_tokens;
     u.cached_tokens = r.cached_tokens;
@@ -86,19 +89,31 @@ class CatalogPrices final : public PriceBook {
     u.reasoning_tokens = r.reasoning_tokens;
     u.audio_output_tokens = r.audio_output_tokens;
     u.image_output_tokens = r.image_output_tokens;
+    u.cost = r.reported_cost;
+    u.cost_reported = r.cost_reported;
+    u.cost_problem = r.cost_problem;
+    u.token_problem = r.token_problem;
+    ChargeInput in;
+    in.requested = model;
+    in.served = r.served_model;
+    in.shape = shape_;
+    in.usage = &u;
     try {
-      return catalog_.cost(model, u);
-    } catch (const Error&) {
+      in.counted_prompt_tokens = prompt_tokens(model, counted_);
+    } catch (...) {
+      in.counted_prompt_tokens = counted_;
     }
-    // A breakdown whose parts exceed its total (a server's bug): bill the totals alone.
-    UsageCounts totals;
-    totals.prompt_tokens = r.input_tokens;
-    totals.completion_tokens = r.output_tokens;
-    try {
-      return catalog_.cost(model, totals);
-    } catch (const Error&) {
-      return Money::zero();  // dynamic price: the server did not say what it charged
-    }
+    in.counted_completion_tokens = r.counted_output_tokens;
+    in.context_length = context_length(model);
+    in.metered = r.cut_at_reservation;
+    in.reserved = reserved;
+    const AuditedCharge a = audit_charge(pricer_, in);
+    Charge c;
+    c.cost = a.cost;
+    c.source = a.source;
+    c.problem = a.problem;
+    c.counts = a.counts;
+    return c;
   }
   std::optional<int64_t> context_length(const std::string& model) const override {
     const ModelInfo* m = catalog_.find(model);
@@ -111,8 +126,11 @@ class CatalogPrices final : public PriceBook {
   }
 
  private:
+  const CallPricer& pricer_;
   const ModelCatalog& catalog_;
   std::string messages_, tools_;
+  RequestShape shape_;
+  int64_t counted_ = 0;
   mutable std::mutex mu_;
   mutable std::unordered_map<std::string, int64_t> counts_;
 };
@@ -159,6 +177,11 @@ class LedgerGate final : public BudgetGate {
       h.stop = true;
       h.error_type = e.python_type();
       h.refusal = e.what();
+    } catch (const std::exception& e) {  // an approval hook's own failure: refuse, never send
+      h.ok = false;
+      h.stop = true;
+      h.error_type = "ApprovalDeniedError";
+      h.refusal = std::string("the approval hook failed: ") + e.what();
     }
     return h;
   }
@@ -184,18 +207,34 @@ class LedgerGate final : public BudgetGate {
     rec.cost = actual;
     rec.latency_us = to_us(info.latency);
     rec.attempts = info.attempts;
+    if (info.charge) {
+      rec.cost_source = info.charge->problem.empty()
+                            ? info.charge->source
+                            : info.charge->source + ": " + info.charge->problem;
+    }
     try {
-      guard_.ledger().settle(static_cast<int64_t>(id), std::move(rec));
-    } catch (const Error&) {
-      // The reservation expires by its TTL; the call itself succeeded.
+      SettleOutcome out = guard_.ledger().settle(static_cast<int64_t>(id), std::move(rec));
+      std::lock_guard lock(mu_);
+      for (Alert& a : out.alerts) alerts_.push_back(std::move(a));
+    } catch (const std::exception&) {
+      // The call succeeded but its row could not be written (storage failure): give the
+      // reservation back now rather than leave it held until it expires.
+      release(id);
     }
   }
 
   void release(uint64_t id) override {
     try {
       guard_.ledger().release(static_cast<int64_t>(id));
-    } catch (const Error&) {
+    } catch (const std::exception&) {
+      // Storage failure: the ledger reclaims the reservation by its TTL.
     }
+  }
+
+  // The alerts settled calls crossed, once each.
+  std::vector<Alert> take_alerts() {
+    std::lock_guard lock(mu_);
+    return std::exchange(alerts_, {});
   }
 
  private:
@@ -203,6 +242,8 @@ class LedgerGate final : public BudgetGate {
   SpendScope scope_;
   std::string task_id_, task_type_;
   std::unordered_map<uint64_t, Money> estimates_;  // touched by one run's steps, never concurrently
+  std::mutex mu_;
+  std::vector<Alert> alerts_;
 };
 
 std::string json_text(const rapidjson::Value& v) {
@@ -235,13 +276,71 @@ std::string last_user_text(const rapidjson::Value& messages) {
   return {};
 }
 
+// Appends the generated text of a message or delta (content, reasoning, refusal, tool calls) to
+// `out`: what the answer's tokens are counted from when the usage cannot be believed.
+void append_generated_text(const rapidjson::Value& msg, std::string& out) {
+  if (!msg.IsObject()) return;
+  for (const char* f : {"content", "reasoning", "refusal"}) {
+    auto it = msg.FindMember(f);
+    if (it == msg.MemberEnd()) continue;
+    if (it->value.IsString()) {
+      out.append(it->value.GetString(), it->value.GetStringLength());
+    } else if (it->value.IsArray()) {
+      for (const auto& part : it->value.GetArray()) {
+        if (!part.IsObject()) continue;
+        auto t = part.FindMember("text");
+        if (t != part.MemberEnd() && t->value.IsString()) out.append(t->value.GetString(), t->value.GetStringLength());
+      }
+    }
+  }
+  auto calls = msg.FindMember("tool_calls");
+  if (calls == msg.MemberEnd() || !calls->value.IsArray()) return;
+  for (const auto& c : calls->value.GetArray()) {
+    if (!c.IsObject()) continue;
+    auto fn = c.FindMember("function");
+    if (fn == c.MemberEnd() || !fn->value.IsObject()) continue;
+    for (const char* f : {"name", "arguments"}) {
+      auto it = fn->value.FindMember(f);
+      if (it != fn->value.MemberEnd() && it->value.IsString()) out.append(it->value.GetString(), it->value.GetStringLength());
+    }
+  }
+}
+
+// The generated text of every choice of a completion (`key` "message") or chunk ("delta").
+std::string generated_text(const rapidjson::Value& doc, const char* key) {
+  std::string out;
+  if (!doc.IsObject()) return out;
+  auto choices = doc.FindMember("choices");
+  if (choices == doc.MemberEnd() || !choices->value.IsArray()) return out;
+  for (const auto& c : choices->value.GetArray()) {
+    if (!c.IsObject()) continue;
+    auto m = c.FindMember(key);
+    if (m != c.MemberEnd()) append_generated_text(m->value, out);
+  }
+  return out;
+}
+
+int64_t text_tokens(const std::string& model, const std::string& text) {
+  if (text.empty()) return 0;
+  try {
+    return count_text_tokens(model, text).tokens;
+  } catch (const std::exception&) {
+    return static_cast<int64_t>(text.size());  // at most one token per byte
+  }
+}
+
 // Sends chat attempts over the transport and reads the response (plain JSON or SSE).
 class ChatSender final : public AttemptSender, public std::enable_shared_from_this<ChatSender> {
  public:
+  // `meter_limit` > 0: the reservation's output tokens; answers are counted as they arrive and a
+  // stream is cut once it passes them; it is also sent as max_tokens when the body has none.
   ChatSender(std::shared_ptr<ApiClient> client, const Clock* clock, std::string body_json,
-             bool stream, std::vector<std::string> server_models, ChunkCallback on_chunk)
+             bool stream, std::vector<std::string> server_models, ChunkCallback on_chunk,
+             int64_t meter_limit)
       : client_(std::move(client)), clock_(clock), body_json_(std::move(body_json)),
-        stream_(stream), server_models_(std::move(server_models)), on_chunk_(std::move(on_chunk)) {}
+        stream_(stream), server_models_(std::move(server_models)), on_chunk_(std::move(on_chunk)),
+        meter_limit_(meter_limit) {}
+  int64_t meter_limit() const { return meter_limit_; }
 
   std::function<void()> send(const std::string& model, int,
                              std::function<void(AttemptResult)> done) override;
@@ -288,6 +387,7 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   bool stream_;
   std::vector<std::string> server_models_;
   ChunkCallback on_chunk_;
+  int64_t meter_limit_ = 0;
   mutable std::mutex mu_;
   std::optional<ApiError> last_error_;
   std::atomic<int> holds_{0};
@@ -299,18 +399,34 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
 
 class ChatSink final : public Sink {
  public:
-  ChatSink(std::shared_ptr<ChatSender> sender, std::function<void(AttemptResult)> done)
-      : sender_(std::move(sender)), done_(std::move(done)), started_(sender_->clock()->now()) {}
+  ChatSink(std::shared_ptr<ChatSender> sender, std::string model,
+           std::function<void(AttemptResult)> done)
+      : sender_(std::move(sender)), model_(std::move(model)), done_(std::move(done)),
+        started_(sender_->clock()->now()) {}
 
   void on_head(int status, const Headers& headers) override {
     status_ = status;
     headers_ = headers;
   }
 
+  // Every byte here is the upstream's: nothing it sends may throw out of the transport thread.
   DataAction on_data(std::string_view bytes) override {
+    try {
+      return read(bytes);
+    } catch (const std::exception& e) {
+      broken_ = std::string("the reply could not be read: ") + e.what();
+      return DataAction::kAbort;
+    }
+  }
+
+  DataAction read(std::string_view bytes) {
     // The consumer is behind: libcurl keeps these bytes and the transfer waits for resume().
     if (sender_->stream() && sender_->held()) return DataAction::kPause;
     if (!(sender_->stream() && status_ >= 200 && status_ < 300)) {
+      if (body_.size() + bytes.size() > kMaxBody) {
+        broken_ = "the reply is larger than " + std::to_string(kMaxBody) + " bytes";
+        return DataAction::kAbort;
+      }
       body_.append(bytes);
       return DataAction::kContinue;
     }
@@ -327,8 +443,17 @@ class ChatSink final : public Sink {
         first_content_ = sender_->clock()->now();
       }
       delivered_ = true;
+      if (sender_->meter_limit() > 0) metered_ += text_tokens(model_, generated_text(chunk, "delta"));
       if (sender_->emit(ev.data) == ChunkAction::kCancel) {
         user_stopped_ = true;
+        return keep = false;
+      }
+      if (sender_->meter_limit() > 0 && metered_ > sender_->meter_limit()) {
+        // The upstream ignores max_tokens: stop here (one chunk over at most), and tell the
+        // consumer the answer ended by length.
+        cut_ = true;
+        acc_.cut("length");
+        sender_->emit(cut_chunk());
         return keep = false;
       }
       return true;  // after a kPause the rest of this piece is still handed over (bounded)
@@ -336,10 +461,65 @@ class ChatSink final : public Sink {
     return keep ? DataAction::kContinue : DataAction::kAbort;
   }
 
+  std::string cut_chunk() const {
+    rapidjson::Document d(rapidjson::kObjectType);
+    auto& a = d.GetAllocator();
+    d.AddMember("id", rapidjson::Value(acc_.id().c_str(), a), a);
+    d.AddMember("object", "chat.completion.chunk", a);
+    d.AddMember("model", rapidjson::Value((acc_.model().empty() ? model_ : acc_.model()).c_str(), a), a);
+    rapidjson::Value choice(rapidjson::kObjectType);
+    choice.AddMember("index", 0, a);
+    choice.AddMember("delta", rapidjson::Value(rapidjson::kObjectType), a);
+    choice.AddMember("finish_reason", "length", a);
+    rapidjson::Value choices(rapidjson::kArrayType);
+    choices.PushBack(choice, a);
+    d.AddMember("choices", choices, a);
+    rapidjson::Value flag(rapidjson::kObjectType);
+    flag.AddMember("cut_at_reservation", true, a);
+    d.AddMember("orroute", flag, a);
+    return json_text(d);
+  }
+
   void on_done(const TransferResult& t) override {
+    auto done = std::move(done_);
+    AttemptResult r;
+    try {
+      r = result_of(t);
+    } catch (const std::exception& e) {
+      r = AttemptResult{};
+      r.http_status = 502;
+      r.error_message = std::string("the reply could not be read: ") + e.what();
+      ApiError err;
+      err.status = 502;
+      err.message = r.error_message;
+      sender_->set_error(std::move(err));
+    }
+    if (done) done(std::move(r));
+  }
+
+  AttemptResult result_of(const TransferResult& t) {
     AttemptResult r;
     r.content_delivered = delivered_;
     std::optional<ApiError> err;
+    if (cut_) {
+      r.ok = true;
+      r.http_status = status_;
+      r.cut_at_reservation = true;
+      r.body = acc_.completion_json();
+      r.served_model = acc_.model();
+      r.counted_output_tokens = metered_;
+      if (first_content_) r.ttft = *first_content_ - started_;
+      return r;
+    }
+    if (!broken_.empty()) {
+      r.http_status = 502;
+      r.error_message = broken_;
+      ApiError e;
+      e.status = 502;
+      e.message = broken_;
+      sender_->set_error(std::move(e));
+      return r;
+    }
     if (user_stopped_ || (t.status == TransferStatus::kCancelled && !acc_.error())) {
       r.cancelled = true;
     } else if (t.status == TransferStatus::kConnectError || t.status == TransferStatus::kTimeout) {
@@ -366,7 +546,9 @@ class ChatSink final : public Sink {
         r.ok = true;
         r.http_status = status_;
         r.body = acc_.completion_json();
-        read_usage_json(acc_.usage_json(), r);
+        r.served_model = acc_.model();
+        r.counted_output_tokens = metered_;
+        if (acc_.has_usage()) read_usage_json(acc_.usage_json(), r);
         if (first_content_) r.ttft = *first_content_ - started_;
       }
     } else {
@@ -389,12 +571,14 @@ class ChatSink final : public Sink {
         r.http_status = status_;
         if (doc.HasMember("usage") && doc["usage"].IsObject()) fill_usage(parse_usage(doc["usage"]), r);
         if (doc.HasMember("model") && doc["model"].IsString()) r.served_model = doc["model"].GetString();
+        if (sender_->meter_limit() > 0) {
+          r.counted_output_tokens = text_tokens(model_, generated_text(doc, "message"));
+        }
         r.body = std::move(body_);
       }
     }
     if (err) sender_->set_error(std::move(err));
-    auto done = std::move(done_);
-    done(std::move(r));
+    return r;
   }
 
  private:
@@ -408,6 +592,10 @@ class ChatSink final : public Sink {
     r.audio_output_tokens = u.audio_output_tokens;
     r.image_output_tokens = u.image_output_tokens;
     r.reported_cost = u.cost;
+    r.usage_present = u.present;
+    r.cost_reported = u.cost_reported;
+    r.cost_problem = u.cost_problem;
+    r.token_problem = u.token_problem;
   }
   void read_usage_json(const std::string& json, AttemptResult& r) {
     rapidjson::Document d;
@@ -415,7 +603,11 @@ class ChatSink final : public Sink {
     if (!d.HasParseError() && d.IsObject()) fill_usage(parse_usage(d), r);
   }
 
+  // A non-streamed reply larger than this is refused (memory is bounded whatever the upstream).
+  static constexpr size_t kMaxBody = 64u << 20;
+
   std::shared_ptr<ChatSender> sender_;
+  std::string model_;
   std::function<void(AttemptResult)> done_;
   Instant started_;
   int status_ = 0;
@@ -426,12 +618,16 @@ class ChatSink final : public Sink {
   std::optional<Instant> first_content_;
   bool delivered_ = false;
   bool user_stopped_ = false;
+  bool cut_ = false;          // stopped at the reservation (see read())
+  int64_t metered_ = 0;       // output tokens counted so far
+  std::string broken_;        // why reading stopped ("" = it did not)
 };
 
 }  // namespace
 
 std::string chat_attempt_body(std::string_view request_json, const std::string& model, bool stream,
-                              const std::vector<std::string>& server_models) {
+                              const std::vector<std::string>& server_models,
+                              std::optional<int64_t> reserved_max_tokens) {
   rapidjson::Document d;
   d.Parse(request_json.data(), request_json.size());
   if (d.HasParseError() || !d.IsObject()) throw InvalidArgument("chat request must be a JSON object");
@@ -456,6 +652,17 @@ std::string chat_attempt_body(std::string_view request_json, const std::string& 
     rapidjson::Value u(rapidjson::kObjectType);
     u.AddMember("include", true, a);
     d.AddMember("usage", u, a);
+  }
+  auto unset = [&](const char* f) {
+    auto it = d.FindMember(f);
+    return it == d.MemberEnd() || it->value.IsNull();
+  };
+  if (reserved_max_tokens && unset("max_tokens") && unset("max_completion_tokens")) {
+    if (auto it = d.FindMember("max_tokens"); it != d.MemberEnd()) {
+      it->value.SetInt64(*reserved_max_tokens);
+    } else {
+      d.AddMember("max_tokens", rapidjson::Value(*reserved_max_tokens), a);
+    }
   }
   if (!server_models.empty() && !d.HasMember("models")) {
     rapidjson::Value ms(rapidjson::kArrayType);
@@ -485,9 +692,10 @@ std::function<void()> ChatSender::send(const std::string& model, int,
   }
   if (!cfg.app_url.empty()) req.headers.add("HTTP-Referer", cfg.app_url);
   if (!cfg.user_agent.empty()) req.headers.add("User-Agent", cfg.user_agent);
-  req.body = chat_attempt_body(body_json_, model, stream_, server_models_);
+  req.body = chat_attempt_body(body_json_, model, stream_, server_models_,
+                               meter_limit_ > 0 ? std::optional<int64_t>(meter_limit_) : std::nullopt);
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
-  auto sink = std::make_shared<ChatSink>(shared_from_this(), std::move(done));
+  auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(done));
   Transport& transport = client_->transport();
   TransferId id = 0;
   {
@@ -530,6 +738,7 @@ class Engine::Impl {
   Metrics metrics;
   ComplexityAnalyzer analyzer;
   std::unique_ptr<ModelSelector> selector;
+  std::unique_ptr<CallPricer> pricer;  // over the catalog in use (built after any refresh)
   std::vector<std::string> key_scopes;
 
   mutable std::mutex feedback_mu;
@@ -603,6 +812,7 @@ Engine::Engine(EngineConfig config, std::shared_ptr<const ModelCatalog> catalog,
       impl_->key_scopes.push_back(scope);
     }
   }
+  impl_->pricer = std::make_unique<CallPricer>(*catalog_, config_.pricing);
   try {
     impl_->selector = std::make_unique<ModelSelector>(catalog_, std::move(priors), config_.strategy);
   } catch (const Error&) {
@@ -639,11 +849,9 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   const std::string messages_json = json_text(messages);
   const std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
 
+  // validate_chat_request checked the range; with both set, reserve for the larger.
   for (const char* f : {"max_tokens", "max_completion_tokens"}) {
-    if (body.HasMember(f) && body[f].IsInt64()) {
-      plan.max_tokens = body[f].GetInt64();
-      if (plan.max_tokens < 1) throw InvalidArgument(std::string(f) + " must be >= 1");
-    }
+    if (body.HasMember(f) && body[f].IsInt64()) plan.max_tokens = std::max(plan.max_tokens, body[f].GetInt64());
   }
   if (plan.max_tokens == 0) plan.max_tokens = config_.default_max_tokens;
 
@@ -724,12 +932,9 @@ EnginePlan Engine::plan(const EngineTask& task) const {
       plan.reasons.push_back("integration guide default order");
     }
   }
-  try {
-    if (catalog_->find(plan.candidates.front())) {
-      plan.estimate = catalog_->worst_case(plan.candidates.front(), plan.prompt_tokens, plan.max_tokens);
-    }
-  } catch (const Error&) {
-  }
+  plan.estimate = impl_->pricer->worst_case(plan.candidates.front(),
+                                            request_shape(task.request_json), plan.prompt_tokens,
+                                            plan.max_tokens, nullptr);
   return plan;
 }
 
@@ -749,10 +954,16 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
       server_models.push_back(plan.candidates[i]);
     }
   }
+  // Under a ledger the request carries the max_tokens that was reserved, and answers are metered.
+  const int64_t meter_limit = guard_ ? plan.max_tokens : 0;
+  RequestShape shape = request_shape(task.request_json);
+  if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
   auto sender = std::make_shared<ChatSender>(impl_->client, impl_->clock, task.request_json,
-                                             task.stream, std::move(server_models), std::move(on_chunk));
+                                             task.stream, std::move(server_models),
+                                             std::move(on_chunk), meter_limit);
   // Per-run pieces: prices (per-family prompt counts) and the budget gate (scope, task id).
-  auto prices = std::make_shared<CatalogPrices>(*catalog_, messages_json, tools_json);
+  auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, messages_json, tools_json,
+                                                std::move(shape), plan.prompt_tokens);
   std::shared_ptr<LedgerGate> gate;
   if (guard_) gate = std::make_shared<LedgerGate>(*guard_, task.scope, task.task_id, plan.task_type);
 
@@ -782,6 +993,8 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     res.completion_json = out.result.body;
     res.prompt_tokens = out.result.input_tokens;
     res.completion_tokens = out.result.output_tokens;
+    res.cut_at_reservation = out.ok && out.result.cut_at_reservation;
+    if (gate) res.alerts = gate->take_alerts();
     if (!out.model.empty()) impl->update_selector(out.model);
     res.route = std::move(out);
     res.plan = std::move(plan);

@@ -17,6 +17,7 @@
 #include "orroute/catalog/catalog.h"
 #include "orroute/catalog/money.h"
 #include "orroute/cost/budget_guard.h"
+#include "orroute/cost/call_pricing.h"
 #include "orroute/cost/ledger.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/chunk_queue.h"
@@ -44,7 +45,9 @@ struct EngineConfig {
   std::map<std::string, RateLimit> limits;  // scope ("model:<id>", "key") -> limit
   int max_candidates = 4;              // from the selector's ranking
   int server_side_fallbacks = 0;       // also send OpenRouter's `models` list (at most 3)
-  int64_t default_max_tokens = 1024;   // output bound when a task gives none (for reservations)
+  int64_t default_max_tokens = 1024;   // output bound when a task gives none (reserved, and sent
+                                       // as max_tokens when a ledger is attached)
+  PricingPolicy pricing;               // variants, routers, unknown ids, the usage cost check
   // Replace the given catalog by GET {base_url}/models when that answers (a custom or local
   // endpoint's own models are then selected and priced). Blocks the constructor up to ~5 s.
   bool refresh_catalog = false;
@@ -90,6 +93,10 @@ struct EngineResult {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   EnginePlan plan;
+  // Threshold alerts the settle of this call crossed (each fired once across every process
+  // sharing the ledger): the caller delivers them (callbacks, webhook).
+  std::vector<Alert> alerts;
+  bool cut_at_reservation = false;  // streamed: cut (finish reason "length") at its reservation
 };
 
 // Called with each streamed chunk's JSON text (the upstream's bytes, never re-encoded) on the
@@ -104,10 +111,13 @@ using DoneCallback = std::function<void(EngineResult)>;
 // unknown fields...), except "model" (set to `model`) and "stream" (set to `stream`). Adds only
 // what settling needs when the caller did not say: stream_options.include_usage for a stream,
 // usage.include (OpenRouter's usage.cost); and OpenRouter's `models` list (`model` first, then
-// `server_models`, at most 3) when the request has none and `server_models` is not empty.
+// `server_models`, at most 3) when the request has none and `server_models` is not empty; and
+// `max_tokens` = `reserved_max_tokens` when given and the request bounds neither max_tokens nor
+// max_completion_tokens (the request carries what was reserved for).
 // Throws InvalidArgument if `request_json` is not a JSON object. Pure.
 std::string chat_attempt_body(std::string_view request_json, const std::string& model, bool stream,
-                              const std::vector<std::string>& server_models);
+                              const std::vector<std::string>& server_models,
+                              std::optional<int64_t> reserved_max_tokens = std::nullopt);
 
 // Handle of a submitted task. Thread-safe.
 class EngineRun {

@@ -119,11 +119,11 @@ TEST_CASE("ledger file survives reopening and records its schema version", "[led
   TempLedgerFile file;
   {
     SqliteLedger ledger(file.path);
-    REQUIRE(ledger.schema_version() == 2);
+    REQUIRE(ledger.schema_version() == 3);
     ledger.record(call("m", "0.5"));
   }
   SqliteLedger again(file.path);
-  REQUIRE(again.schema_version() == 2);
+  REQUIRE(again.schema_version() == 3);
   REQUIRE(again.total_cost({}) == Money::parse("0.5"));
 }
 

@@ -128,9 +128,10 @@ class FakePrices final : public PriceBook {
   std::optional<Money> worst_case(const std::string&, int64_t p, int64_t o) const override {
     return Money::parse("0.001") * (p + o);
   }
-  Money actual(const std::string&, const AttemptResult& r) const override {
-    return r.reported_cost ? *r.reported_cost
-                           : Money::parse("0.001") * (r.input_tokens + r.output_tokens);
+  Charge actual(const std::string&, const AttemptResult& r, Money) const override {
+    return {r.reported_cost ? *r.reported_cost
+                            : Money::parse("0.001") * (r.input_tokens + r.output_tokens),
+            "upstream", "", std::nullopt};
   }
   std::optional<int64_t> context_length(const std::string& m) const override {
     auto it = context.find(m);

@@ -136,6 +136,10 @@ struct CallRecord {
   std::string outcome = "ok";  // "ok", "error", "cancelled", ...
   std::string error_class;     // e.g. "RateLimitError"
   int32_t attempts = 1;
+  // Where `cost` came from: "upstream" (the reply's usage.cost, checked), "catalog", "tokenizer",
+  // "metered" or "reservation", with ": <why>" when the upstream's figure was replaced
+  // (see cost/usage_audit.h); "" for calls recorded by hand.
+  std::string cost_source;
 };
 
 // A soft threshold crossed by settled spend. Fired once per budget, window and threshold across

@@ -462,7 +462,7 @@ const char* const kCallFields[] = {
     "ts",       "project", "conversation", "task_id", "task_type", "model_requested",
     "model_used", "provider", "generation_id", "pt",  "ct",        "cached",
     "cw",       "rt",      "est",          "cost",    "lat",       "ttft",
-    "outcome",  "err",     "attempts",     "tags"};
+    "outcome",  "err",     "attempts",     "tags",      "src"};
 constexpr size_t kNumCallFields = sizeof(kCallFields) / sizeof(kCallFields[0]);
 
 // ---- hiredis plumbing ------------------------------------------------------------------------------
@@ -728,6 +728,7 @@ struct RedisLedger::Impl {
     kv("err", c.error_class);
     kv("attempts", std::to_string(c.attempts));
     kv("tags", encode_tags(c.scope.tags));
+    if (!c.cost_source.empty()) kv("src", c.cost_source);
   }
 
   static CallRecord read_call(int64_t id, const redisReply* r) {
@@ -759,6 +760,7 @@ struct RedisLedger::Impl {
     c.attempts = static_cast<int32_t>(i64(20));
     c.scope.tags = decode_tags(s(21));
     std::sort(c.scope.tags.begin(), c.scope.tags.end());
+    if (!nil(22)) c.cost_source = s(22);
     return c;
   }
 

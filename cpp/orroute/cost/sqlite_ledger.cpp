@@ -266,6 +266,10 @@ ALTER TABLE reservations ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
 -- One page fewer per recorded call: project filters and project budgets use calls_ts.
 DROP INDEX calls_project_ts;
 )sql",
+    // 3: where each call's cost came from (the upstream's checked figure, the catalog, ...).
+    R"sql(
+ALTER TABLE calls ADD COLUMN cost_source TEXT NOT NULL DEFAULT '';
+)sql",
 };
 constexpr int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -273,7 +277,7 @@ const char* const kCallColumns =
     "id, ts, project, conversation, task_id, task_type, model_requested, model_used, provider, "
     "generation_id, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, "
     "reasoning_tokens, est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
-    "error_class, attempts, "
+    "error_class, attempts, cost_source, "
     "(SELECT group_concat(key || '=' || value, char(10)) FROM call_tags WHERE call_id = calls.id)";
 
 }  // namespace
@@ -1306,7 +1310,26 @@ struct SqliteLedger::Impl {
       });
       CallRecord c = call;
       bool here = true;
-      if (sub.lease && !add_to_lease_row(sub.lease->row_id, -sub.amount, now + 2 * kLeaseTtlUs)) {
+      // A call that cost more than it reserved (an upstream ignoring max_tokens) takes the excess
+      // off the lease's free money, so the lease never serves calls the budget cannot cover; when
+      // the free money does not cover it, the budget generation moves and every process re-leases
+      // under the true remaining amount.
+      Money taken;
+      if (sub.lease && call.cost > sub.amount) {
+        const Money excess = call.cost - sub.amount;
+        {
+          std::lock_guard lk(lmu);
+          taken = std::max(Money(), std::min(excess, sub.lease->free));
+          sub.lease->free -= taken;
+        }
+        if_failed([lease = sub.lease, taken] { lease->free += taken; });
+        if (taken < excess) {
+          bump_gen();
+          bump_epoch();
+        }
+      }
+      if (sub.lease &&
+          !add_to_lease_row(sub.lease->row_id, -(sub.amount + taken), now + 2 * kLeaseTtlUs)) {
         here = false;  // the lease was reclaimed: like a reclaimed reservation
         after_commit([this, lease = sub.lease] { drop_lease(lease); });
       }
@@ -1316,7 +1339,7 @@ struct SqliteLedger::Impl {
       } else if (c.at == 0) {
         c.at = now;
       }
-      SettleOutcome out = insert_call(c, here ? sub.lease.get() : nullptr, sub.amount);
+      SettleOutcome out = insert_call(c, here ? sub.lease.get() : nullptr, sub.amount + taken);
       out.reservation_found = here;
       after_commit([this, id, lease = sub.lease, amount = sub.amount, here, now] {
         subs.erase(id);
@@ -1386,7 +1409,8 @@ struct SqliteLedger::Impl {
                  "model_requested, model_used, provider, generation_id, prompt_tokens, "
                  "completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, "
                  "est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
-                 "error_class, attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                 "error_class, attempts, cost_source) VALUES "
+                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       s.bind(1, c.at).bind(2, c.scope.project).bind(3, c.scope.conversation).bind(4, c.task_id);
       s.bind(5, c.task_type).bind(6, c.model_requested).bind(7, c.model_used).bind(8, c.provider);
       s.bind(9, c.generation_id).bind(10, c.prompt_tokens).bind(11, c.completion_tokens);
@@ -1401,6 +1425,7 @@ struct SqliteLedger::Impl {
       if (c.latency_us >= 0) s.bind(19, c.latency_us); else s.bind_null(19);
       if (c.ttft_us >= 0) s.bind(20, c.ttft_us); else s.bind_null(20);
       s.bind_text(21, c.outcome).bind(22, c.error_class).bind(23, int64_t{c.attempts});
+      s.bind_text(24, c.cost_source);
       s.run();
     }
     c.id = sqlite3_last_insert_rowid(db);
@@ -1675,7 +1700,8 @@ SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
   return impl_->transact([&] {
   bool found = false;
   {
-    auto s = impl_->q("SELECT created_at, project, conversation, tags FROM reservations WHERE id = ?");
+    auto s = impl_->q("SELECT created_at, project, conversation, tags, amount_nanos, amount_attos "
+                      "FROM reservations WHERE id = ?");
     s.bind(1, reservation_id);
     if (s.step()) {
       found = true;
@@ -1683,6 +1709,11 @@ SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
       call.scope.project = s.text(1);
       call.scope.conversation = s.text(2);
       call.scope.tags = decode_tags(s.text(3));
+      // Spent past its reservation: other processes' leases must re-check the true remaining.
+      if (impl_->leases_on && call.cost > join(s.i64(4), s.i64(5))) {
+        impl_->bump_gen();
+        impl_->bump_epoch();
+      }
     }
   }
   if (found) impl_->remove_reservation(reservation_id);
@@ -1805,7 +1836,8 @@ std::vector<CallRecord> SqliteLedger::calls(const CallQuery& cq) {
     c.outcome = s.text(21);
     c.error_class = s.text(22);
     c.attempts = static_cast<int32_t>(s.i64(23));
-    c.scope.tags = decode_tags(s.text(24));
+    c.cost_source = s.text(24);
+    c.scope.tags = decode_tags(s.text(25));
     std::sort(c.scope.tags.begin(), c.scope.tags.end());
     out.push_back(std::move(c));
   }

@@ -26,7 +26,10 @@ int64_t int_or(const rapidjson::Value& obj, const char* name) {
   auto it = obj.FindMember(name);
   if (it == obj.MemberEnd()) return 0;
   if (it->value.IsInt64()) return it->value.GetInt64();
-  if (it->value.IsNumber()) return static_cast<int64_t>(it->value.GetDouble());
+  if (it->value.IsNumber()) {  // a double outside int64 would be undefined behaviour to convert
+    const double d = it->value.GetDouble();
+    return std::isfinite(d) && std::fabs(d) < 9.0e18 ? static_cast<int64_t>(d) : 0;
+  }
   return 0;
 }
 
@@ -154,27 +157,92 @@ std::optional<std::chrono::milliseconds> RetryPolicy::delay(int retry, std::opti
   return std::chrono::milliseconds(static_cast<int64_t>(cap * u * 1000.0));
 }
 
-Usage parse_usage(const rapidjson::Value& usage) {
+namespace {
+
+// Largest token count believed: more tokens than any context window holds is a lie.
+constexpr int64_t kMaxReportedTokens = 1'000'000'000;
+
+// A token count from an untrusted usage object: a non-negative integral number up to
+// kMaxReportedTokens, else 0 with `problem` naming the field (the first one only).
+int64_t token_field(const rapidjson::Value& obj, const char* name, std::string& problem) {
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return 0;
+  const rapidjson::Value& v = it->value;
+  auto bad = [&](const char* why) {
+    if (problem.empty()) problem = std::string(name) + " " + why;
+    return int64_t{0};
+  };
+  if (v.IsInt64()) {
+    const int64_t n = v.GetInt64();
+    if (n < 0) return bad("is negative");
+    if (n > kMaxReportedTokens) return bad("is absurdly large");
+    return n;
+  }
+  if (v.IsUint64()) return bad("is absurdly large");
+  if (v.IsDouble()) {
+    const double d = v.GetDouble();
+    if (!std::isfinite(d) || d < 0) return bad("is negative or not finite");
+    if (d > static_cast<double>(kMaxReportedTokens)) return bad("is absurdly large");
+    if (d != std::floor(d)) return bad("is not a whole number");
+    return static_cast<int64_t>(d);
+  }
+  return bad("is not a number");
+}
+
+}  // namespace
+
+Usage parse_usage(const rapidjson::Value& usage) noexcept {
   Usage u;
   if (!usage.IsObject()) return u;
-  u.prompt_tokens = int_or(usage, "prompt_tokens");
-  u.completion_tokens = int_or(usage, "completion_tokens");
-  u.total_tokens = int_or(usage, "total_tokens");
-  if (const auto* d = member(usage, "prompt_tokens_details")) {
-    u.cached_tokens = int_or(*d, "cached_tokens");
-    u.cache_write_tokens = int_or(*d, "cache_write_tokens");
-    u.audio_tokens = int_or(*d, "audio_tokens");
+  u.present = true;
+  std::string& tp = u.token_problem;
+  u.prompt_tokens = token_field(usage, "prompt_tokens", tp);
+  u.completion_tokens = token_field(usage, "completion_tokens", tp);
+  u.total_tokens = token_field(usage, "total_tokens", tp);
+  if (const auto* d = member(usage, "prompt_tokens_details"); d && d->IsObject()) {
+    u.cached_tokens = token_field(*d, "cached_tokens", tp);
+    u.cache_write_tokens = token_field(*d, "cache_write_tokens", tp);
+    u.audio_tokens = token_field(*d, "audio_tokens", tp);
   }
-  if (const auto* d = member(usage, "completion_tokens_details")) {
-    u.reasoning_tokens = int_or(*d, "reasoning_tokens");
-    u.audio_output_tokens = int_or(*d, "audio_tokens");
-    u.image_output_tokens = int_or(*d, "image_tokens");
+  if (const auto* d = member(usage, "completion_tokens_details"); d && d->IsObject()) {
+    u.reasoning_tokens = token_field(*d, "reasoning_tokens", tp);
+    u.audio_output_tokens = token_field(*d, "audio_tokens", tp);
+    u.image_output_tokens = token_field(*d, "image_tokens", tp);
   }
-  if (const auto* c = member(usage, "cost"); c && c->IsNumber()) {
-    u.cost = c->IsInt64() ? Money::dollars(c->GetInt64()) : Money::from_double(c->GetDouble());
-  } else if (c && c->IsString()) {
-    u.cost = Money::parse(c->GetString());
+  const auto* c = member(usage, "cost");
+  if (c == nullptr || c->IsNull()) return u;
+  u.cost_reported = true;
+  try {
+    if (c->IsInt64()) {
+      const int64_t n = c->GetInt64();
+      if (n > 1'000'000'000 || n < -1'000'000'000) {
+        u.cost_problem = "cost is absurdly large";
+      } else {
+        u.cost = Money::dollars(n);
+      }
+    } else if (c->IsNumber()) {
+      const double d = c->GetDouble();
+      if (!std::isfinite(d)) {
+        u.cost_problem = "cost is not finite";
+      } else if (std::fabs(d) > 1e9) {
+        u.cost_problem = "cost is absurdly large";
+      } else {
+        u.cost = Money::from_double(d);
+      }
+    } else if (c->IsString()) {
+      u.cost = Money::parse(std::string_view(c->GetString(), c->GetStringLength()));
+      if (u.cost->to_double() > 1e9 || u.cost->to_double() < -1e9) {
+        u.cost.reset();
+        u.cost_problem = "cost is absurdly large";
+      }
+    } else {
+      u.cost_problem = "cost is not a number";
+    }
+  } catch (const std::exception&) {  // Money::parse: not a decimal, or beyond int128
+    u.cost.reset();
+    u.cost_problem = "cost is not a decimal number";
   }
+  if (u.cost && u.cost->is_negative()) u.cost_problem = "cost is negative";
   return u;
 }
 
@@ -211,11 +279,29 @@ void validate_chat_request(const rapidjson::Value& body) {
   if (const auto* stream = member(body, "stream"); stream && !stream->IsBool()) {
     throw InvalidArgument("`stream` must be a bool");
   }
+  // The output bound is what a budget reserves for: it must be a whole number the engine's
+  // integers hold (2**63 or 1e300 would wrap or be ignored, and the call would run unbounded).
+  for (const char* f : {"max_tokens", "max_completion_tokens"}) {
+    const auto* v = member(body, f);
+    if (v == nullptr || v->IsNull()) continue;
+    if (!v->IsInt64() || v->GetInt64() < 1 || v->GetInt64() > kMaxOutputTokens) {
+      throw InvalidArgument("`" + std::string(f) + "` must be a whole number from 1 to " +
+                            std::to_string(kMaxOutputTokens) + "; got " + to_json(*v));
+    }
+  }
 }
 
 StreamAccumulator::Choice& StreamAccumulator::choice(size_t index) {
   if (index >= choices_.size()) choices_.resize(index + 1);
   return choices_[index];
+}
+
+void StreamAccumulator::cut(std::string_view finish_reason) {
+  if (choices_.empty()) choice(0);
+  for (Choice& ch : choices_) {
+    ch.finish_reason = std::string(finish_reason);
+    ch.native_finish_reason = std::string(finish_reason);
+  }
 }
 
 bool StreamAccumulator::add(const rapidjson::Value& chunk) {

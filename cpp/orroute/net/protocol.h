@@ -58,8 +58,12 @@ struct RetryPolicy {
                                                  double uniform01) const;
 };
 
-// Token usage and cost of one completion (OpenRouter's `usage` object). Missing fields are 0.
+// Token usage and cost of one completion (OpenRouter's `usage` object), as the upstream reported
+// it. The upstream is not trusted: a field that is not a non-negative integral number (a string,
+// a fraction, a negative, 1e300) reads as 0 and is named in `token_problem`; a `cost` that is not a
+// finite decimal leaves `cost` empty and says why in `cost_problem`. Missing fields are 0.
 struct Usage {
+  bool present = false;            // a `usage` object was there
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   int64_t total_tokens = 0;
@@ -69,15 +73,22 @@ struct Usage {
   int64_t audio_tokens = 0;        // prompt_tokens_details.audio_tokens (input audio)
   int64_t audio_output_tokens = 0; // completion_tokens_details.audio_tokens
   int64_t image_output_tokens = 0; // completion_tokens_details.image_tokens
-  std::optional<Money> cost;       // usage.cost in USD (sent as a JSON number)
+  std::optional<Money> cost;       // usage.cost in USD when it is a finite decimal (may be < 0)
+  bool cost_reported = false;      // a non-null `cost` member was there (valid or not)
+  std::string cost_problem;        // why a reported cost was unusable ("" = fine or absent)
+  std::string token_problem;       // first unusable token field ("" = all fine)
 };
 
-// Reads a `usage` object; tolerant of absent or null fields.
-Usage parse_usage(const rapidjson::Value& usage);
+// Reads a `usage` object. Never throws, whatever the JSON holds.
+Usage parse_usage(const rapidjson::Value& usage) noexcept;
+
+// Largest max_tokens / max_completion_tokens a request may carry (int32's maximum).
+constexpr int64_t kMaxOutputTokens = 2'147'483'647;
 
 // Checks a chat completion request body before anything is sent. Throws InvalidArgument naming the
 // field: not an object, no `messages` array (or empty, or an item without a string `role`), `model`
-// not a string, `models` not an array of at most 3 strings, `stream` not a bool.
+// not a string, `models` not an array of at most 3 strings, `stream` not a bool, `max_tokens` or
+// `max_completion_tokens` not a whole number in [1, kMaxOutputTokens].
 void validate_chat_request(const rapidjson::Value& body);
 
 // Assembles a streamed chat completion from its chunks: text, reasoning, tool-call deltas (joined
@@ -95,6 +106,11 @@ class StreamAccumulator {
   // The last `usage` object seen, as JSON text ("null" if none yet).
   std::string usage_json() const;
   const std::string& id() const { return id_; }
+  // The "model" the chunks named ("" if none).
+  const std::string& model() const { return model_; }
+  // Ends the completion early: every choice's finish reason becomes `finish_reason` (a stream
+  // cut at its reservation is "length").
+  void cut(std::string_view finish_reason);
   // The whole completion so far in the shape of a non-streamed response (object "chat.completion").
   std::string completion_json() const;
 

@@ -35,7 +35,9 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
         policy_(ctx.config.retry),
         rng_(next_seed()) {}
 
-  void step();
+  // Runs the next step; an exception from any piece the loop calls (router state, ledger, hook)
+  // ends the run with an error instead of reaching the thread that runs it.
+  void step() noexcept;
   void cancel() override;
 
  private:
@@ -44,10 +46,14 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
     std::string model_key, provider_key;  // breaker keys taken (empty = not taken)
     uint64_t reservation = 0;
     bool reserved = false;
+    Money amount;  // what was reserved
     uint64_t ticket = 0;
   };
 
-  void on_attempt(AttemptResult r, uint64_t generation);
+  void step_locked();
+  void on_attempt(AttemptResult r, uint64_t generation) noexcept;
+  void on_attempt_locked(AttemptResult r, uint64_t generation);
+  void fail_internal(const char* what) noexcept;
   void release_permits(CallOutcome outcome, Instant now);
   void skip(const std::string& model, const std::string& why, std::string message = {});
   void next_candidate();
@@ -111,7 +117,40 @@ void Run::schedule_step(Duration delay) {
   ctx_.scheduler->post([self] { self->step(); }, delay);
 }
 
-void Run::step() {
+void Run::step() noexcept {
+  try {
+    step_locked();
+  } catch (const std::exception& e) {
+    fail_internal(e.what());
+  } catch (...) {
+    fail_internal("unknown error");
+  }
+}
+
+void Run::fail_internal(const char* what) noexcept {
+  try {
+    Lock lock(mu_);
+    if (finished_) return;
+    auto cancel_fn = in_flight_ ? cancel_attempt_ : nullptr;
+    in_flight_ = false;
+    ++generation_;  // a late answer of the attempt in flight is ignored
+    cancel_attempt_ = nullptr;
+    outcome_.ok = false;
+    outcome_.error = ErrorClass::kOther;
+    outcome_.message = std::string("internal error in the attempt loop: ") + what;
+    if (cancel_fn) {
+      lock.unlock();
+      cancel_fn();
+      lock.lock();
+      if (finished_) return;
+    }
+    finish(lock);
+  } catch (...) {
+    // Out of memory while failing: nothing more can be done safely.
+  }
+}
+
+void Run::step_locked() {
   Lock lock(mu_);
   while (true) {
     if (finished_) return;
@@ -141,10 +180,12 @@ void Run::step() {
       }
       if (req_.max_cost) {
         const auto worst = ctx_.prices->worst_case(model, prompt_tokens, req_.max_output_tokens);
-        if (worst && *worst > *req_.max_cost) {
+        if (!worst || *worst > *req_.max_cost) {
           ++budget_refusals_;
-          budget_message_ = "task budget " + req_.max_cost->to_string() + " USD < worst-case " +
-                            worst->to_string() + " USD on " + model;
+          budget_message_ = worst ? "task budget " + req_.max_cost->to_string() +
+                                        " USD < worst-case " + worst->to_string() + " USD on " +
+                                        model
+                                  : ctx_.prices->unpriced_reason(model);
           budget_error_type_ = "BudgetExceededError";
           skip(model, "budget", budget_message_);
           next_candidate();
@@ -176,27 +217,37 @@ void Run::step() {
       }
     }
 
-    // Budget: reserve the worst case before anything is sent.
+    // Budget: reserve the worst case before anything is sent. A candidate that cannot be priced is
+    // refused (money fails closed); the next one may be priceable.
     if (ctx_.budget && ctx_.prices) {
-      if (auto worst = ctx_.prices->worst_case(model, prompt_tokens, req_.max_output_tokens)) {
-        BudgetGate::Hold hold = ctx_.budget->reserve(model, *worst);
-        if (!hold.ok) {
-          release_permits(CallOutcome::kNeutral, now);
-          ++budget_refusals_;
-          budget_message_ = hold.refusal;
-          budget_error_type_ = hold.error_type.empty() ? "BudgetExceededError" : hold.error_type;
-          skip(model, "budget", hold.refusal);
-          if (hold.stop) {
-            idx_ = req_.candidates.size();
-            finish_exhausted(lock);
-            return;
-          }
-          next_candidate();
-          continue;
-        }
-        permits_.reserved = true;
-        permits_.reservation = hold.id;
+      const auto worst = ctx_.prices->worst_case(model, prompt_tokens, req_.max_output_tokens);
+      if (!worst) {
+        release_permits(CallOutcome::kNeutral, now);
+        ++budget_refusals_;
+        budget_message_ = ctx_.prices->unpriced_reason(model);
+        budget_error_type_ = "UnpricedModelError";
+        skip(model, "unpriced", budget_message_);
+        next_candidate();
+        continue;
       }
+      BudgetGate::Hold hold = ctx_.budget->reserve(model, *worst);
+      if (!hold.ok) {
+        release_permits(CallOutcome::kNeutral, now);
+        ++budget_refusals_;
+        budget_message_ = hold.refusal;
+        budget_error_type_ = hold.error_type.empty() ? "BudgetExceededError" : hold.error_type;
+        skip(model, "budget", hold.refusal);
+        if (hold.stop) {
+          idx_ = req_.candidates.size();
+          finish_exhausted(lock);
+          return;
+        }
+        next_candidate();
+        continue;
+      }
+      permits_.reserved = true;
+      permits_.reservation = hold.id;
+      permits_.amount = *worst;
     }
 
     // Rate limits: the model's and the key's; wait up to a bound, else move on.
@@ -243,7 +294,17 @@ void Run::step() {
   }
 }
 
-void Run::on_attempt(AttemptResult r, uint64_t generation) {
+void Run::on_attempt(AttemptResult r, uint64_t generation) noexcept {
+  try {
+    on_attempt_locked(std::move(r), generation);
+  } catch (const std::exception& e) {
+    fail_internal(e.what());
+  } catch (...) {
+    fail_internal("unknown error");
+  }
+}
+
+void Run::on_attempt_locked(AttemptResult r, uint64_t generation) {
   Lock lock(mu_);
   if (finished_ || generation != generation_ || !in_flight_) return;
   in_flight_ = false;
@@ -258,12 +319,28 @@ void Run::on_attempt(AttemptResult r, uint64_t generation) {
   waited_ = Duration(0);
 
   if (r.ok) {
-    const Money cost =
-        ctx_.prices ? ctx_.prices->actual(model, r) : r.reported_cost.value_or(Money::zero());
+    Charge charge;
+    if (ctx_.prices) {
+      charge = ctx_.prices->actual(model, r, permits_.amount);
+    } else {
+      charge.cost = r.reported_cost.value_or(Money::zero());
+    }
+    if (charge.cost.is_negative()) charge.cost = Money::zero();  // a refund is not ours to book
+    if (charge.counts) {  // the checked counts replace what the upstream claimed, everywhere
+      r.input_tokens = charge.counts->prompt_tokens;
+      r.output_tokens = charge.counts->completion_tokens;
+      r.cached_tokens = charge.counts->cached_tokens;
+      r.cache_write_tokens = charge.counts->cache_write_tokens;
+      r.audio_tokens = charge.counts->audio_tokens;
+      r.reasoning_tokens = charge.counts->reasoning_tokens;
+      r.audio_output_tokens = charge.counts->audio_output_tokens;
+      r.image_output_tokens = charge.counts->image_output_tokens;
+    }
+    const Money cost = charge.cost;
     if (permits_.reserved && ctx_.budget) {
-      ctx_.budget->settle(permits_.reservation, cost,
-                          BudgetGate::CallInfo{model, &r, rec.latency,
-                                               static_cast<int>(outcome_.attempts.size()) + 1});
+      BudgetGate::CallInfo info{model, &r, rec.latency,
+                                static_cast<int>(outcome_.attempts.size()) + 1, &charge};
+      ctx_.budget->settle(permits_.reservation, cost, info);
     }
     permits_.reserved = false;
     if (permits_.ticket) {
@@ -277,6 +354,7 @@ void Run::on_attempt(AttemptResult r, uint64_t generation) {
     outcome_.ok = true;
     outcome_.model = model;
     outcome_.cost = cost;
+    outcome_.charge = std::move(charge);
     outcome_.http_status = r.http_status;
     outcome_.result = std::move(r);
     finish(lock);
@@ -371,7 +449,12 @@ void Run::finish(Lock& lock) {
   auto done = std::move(on_done_);
   RouteOutcome out = std::move(outcome_);
   lock.unlock();
-  if (done) done(std::move(out));
+  if (!done) return;
+  try {
+    done(std::move(out));
+  } catch (...) {
+    // The caller's callback failed; the run itself is over and holds nothing.
+  }
 }
 
 void Run::cancel() {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "orroute/catalog/money.h"
+#include "orroute/catalog/pricing.h"
 #include "orroute/route/clock.h"
 #include "orroute/route/metrics.h"
 #include "orroute/route/rate_limiter.h"
@@ -47,6 +48,12 @@ struct AttemptResult {
   int64_t audio_output_tokens = 0;
   int64_t image_output_tokens = 0;
   std::optional<Money> reported_cost;  // usage.cost when the server reports it
+  bool usage_present = false;       // the reply carried a usage object
+  bool cost_reported = false;       // usage.cost was there (valid or not)
+  std::string cost_problem;         // why usage.cost is unusable ("" = fine or absent)
+  std::string token_problem;        // why the usage token counts are unusable ("" = fine)
+  int64_t counted_output_tokens = 0;  // our tokenizer's count of the answer received
+  bool cut_at_reservation = false;  // streamed: cut when it would pass its reservation
   std::optional<Duration> ttft;     // streamed calls: time to the first content
   std::string body;                 // response body (non-streamed) for the caller
   std::string served_model;         // the "model" field of the response, if any
@@ -68,6 +75,14 @@ class Scheduler {
   virtual void post(std::function<void()> fn, Duration delay) = 0;
 };
 
+// What a successful attempt is charged, and where the figure came from (see usage_audit.h).
+struct Charge {
+  Money cost;
+  std::string source = "upstream";  // "upstream", "catalog", "tokenizer", "metered", "reservation"
+  std::string problem;              // why the upstream's figure was replaced ("" = it was not)
+  std::optional<UsageCounts> counts;  // the token counts charged, when the pricer checked them
+};
+
 // Budget reservations (the ledger, through the Engine). Thread-safe.
 class BudgetGate {
  public:
@@ -85,10 +100,12 @@ class BudgetGate {
     const AttemptResult* result = nullptr;
     Duration latency{0};
     int attempts = 1;
+    const Charge* charge = nullptr;
   };
   // Reserves `worst_case` for a call to `model`; atomic check-and-reserve. Must not throw.
   virtual Hold reserve(const std::string& model, Money worst_case) = 0;
-  // Settles a reservation to the actual cost of a successful call. Must not throw.
+  // Settles a reservation to the actual cost of a successful call; when recording fails the
+  // reservation is released (never left to expire). Must not throw.
   virtual void settle(uint64_t id, Money actual, const CallInfo& info) = 0;
   // Releases a reservation (failed or cancelled call). Must not throw.
   virtual void release(uint64_t id) = 0;
@@ -98,12 +115,16 @@ class BudgetGate {
 class PriceBook {
  public:
   virtual ~PriceBook() = default;
-  // Worst-case cost of a call; nullopt if the model is unknown (then nothing is reserved).
+  // Worst-case cost of a call; nullopt if the model cannot be priced (then, under a budget, the
+  // candidate is refused with unpriced_reason(): nothing is sent unmetered).
   virtual std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
                                           int64_t max_output_tokens) const = 0;
-  // Actual cost of the successful attempt `r` on `model`: the server's own figure
-  // (r.reported_cost) when present, else priced from r's token counts. Must not throw.
-  virtual Money actual(const std::string& model, const AttemptResult& r) const = 0;
+  // Why worst_case() gave nullopt for `model` (names the model and the setting to change).
+  virtual std::string unpriced_reason(const std::string& model) const {
+    return "model '" + model + "' cannot be priced";
+  }
+  // The charge of the successful attempt `r` on `model` (reserved: `reserved`). Must not throw.
+  virtual Charge actual(const std::string& model, const AttemptResult& r, Money reserved) const = 0;
   // Context window in tokens; nullopt if unknown.
   virtual std::optional<int64_t> context_length(const std::string& model) const = 0;
   // Prompt tokens of the request for `model` (tokenizers differ by family); `counted` is the
@@ -151,6 +172,7 @@ struct RouteOutcome {
   std::string model;                      // model that answered (ok) or last tried
   AttemptResult result;                   // last attempt's result
   Money cost;                             // settled cost (ok)
+  Charge charge;                          // where `cost` came from (ok)
   std::vector<AttemptRecord> attempts;
 };
 

@@ -1,0 +1,268 @@
+#include "orroute/cost/call_pricing.h"
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+
+#include "orroute/error.h"
+
+namespace orroute {
+namespace {
+
+void scale_set(PriceSet& p, int64_t pct) {
+  auto s = [pct](Money& m) { m = scale(m, pct, 100); };
+  auto so = [pct](std::optional<Money>& m) {
+    if (m) *m = scale(*m, pct, 100);
+  };
+  s(p.prompt);
+  s(p.completion);
+  for (auto* o : {&p.request, &p.image, &p.web_search, &p.internal_reasoning, &p.input_cache_read,
+                  &p.input_cache_write, &p.input_cache_write_1h, &p.audio, &p.audio_output,
+                  &p.image_output, &p.image_token, &p.input_audio_cache}) {
+    so(*o);
+  }
+}
+
+Pricing scaled(Pricing p, int64_t pct) {
+  scale_set(p.base, pct);
+  for (PriceTier& t : p.tiers) scale_set(t.prices, pct);
+  return p;
+}
+
+// Adds a per-request fee to every price set (the web plugin bills per request).
+Pricing with_fee(Pricing p, Money fee) {
+  auto add = [fee](PriceSet& s) { s.request = s.request.value_or(Money()) + fee; };
+  add(p.base);
+  for (PriceTier& t : p.tiers) add(t.prices);
+  return p;
+}
+
+Money web_fee(const PricingPolicy& policy, const Pricing& p) {
+  return std::max(policy.web_search_fee, p.base.web_search.value_or(Money()));
+}
+
+void max_into(Money& into, Money v) { into = std::max(into, v); }
+void max_into(Money& into, const std::optional<Money>& v) {
+  if (v) into = std::max(into, *v);
+}
+
+// Folds one price set into the router's flat bound: every input kind into `prompt`, every output
+// kind into `completion`, so no token can be billed above it.
+void fold(PriceSet& into, const PriceSet& p) {
+  for (const auto* v : {&p.input_cache_write, &p.input_cache_write_1h, &p.audio, &p.image_token,
+                        &p.input_cache_read, &p.input_audio_cache}) {
+    max_into(into.prompt, *v);
+  }
+  max_into(into.prompt, p.prompt);
+  max_into(into.completion, p.completion);
+  for (const auto* v : {&p.internal_reasoning, &p.audio_output, &p.image_output}) {
+    max_into(into.completion, *v);
+  }
+  for (auto [dst, src] : {std::pair{&into.request, &p.request}, std::pair{&into.image, &p.image},
+                          std::pair{&into.web_search, &p.web_search}}) {
+    if (*src) *dst = std::max(dst->value_or(Money()), **src);
+  }
+}
+
+std::string_view base_of(std::string_view id) {
+  const auto colon = id.rfind(':');
+  return colon == std::string_view::npos ? id : id.substr(0, colon);
+}
+
+std::string_view suffix_of(std::string_view id) {
+  const auto colon = id.rfind(':');
+  return colon == std::string_view::npos ? std::string_view() : id.substr(colon + 1);
+}
+
+}  // namespace
+
+bool model_pattern_matches(std::string_view pattern, std::string_view id) {
+  // Iterative glob with '*' only (OpenRouter's allowed_models use "author/*" and "*").
+  size_t p = 0, s = 0, star = std::string_view::npos, mark = 0;
+  while (s < id.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = s;
+    } else if (p < pattern.size() && pattern[p] == id[s]) {
+      ++p;
+      ++s;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      s = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+RequestShape request_shape(std::string_view request_json) noexcept {
+  RequestShape shape;
+  try {
+    rapidjson::Document d;
+    d.Parse(request_json.data(), request_json.size());
+    if (d.HasParseError() || !d.IsObject()) return shape;
+    if (auto it = d.FindMember("models"); it != d.MemberEnd() && it->value.IsArray()) {
+      for (const auto& m : it->value.GetArray()) {
+        if (m.IsString()) shape.models.emplace_back(m.GetString(), m.GetStringLength());
+      }
+    }
+    if (d.HasMember("web_search_options")) shape.web_plugin = true;
+    if (auto it = d.FindMember("plugins"); it != d.MemberEnd() && it->value.IsArray()) {
+      for (const auto& p : it->value.GetArray()) {
+        if (!p.IsObject()) continue;
+        auto id = p.FindMember("id");
+        if (id == p.MemberEnd() || !id->value.IsString()) continue;
+        const std::string_view name(id->value.GetString(), id->value.GetStringLength());
+        auto enabled = p.FindMember("enabled");
+        const bool on = enabled == p.MemberEnd() || !enabled->value.IsFalse();
+        if (name == "web" && on) shape.web_plugin = true;
+        if (name == "auto-router" || name == "auto-beta-router") {
+          auto allowed = p.FindMember("allowed_models");
+          if (allowed != p.MemberEnd() && allowed->value.IsArray()) {
+            for (const auto& a : allowed->value.GetArray()) {
+              if (a.IsString()) shape.allowed_models.emplace_back(a.GetString(), a.GetStringLength());
+            }
+          }
+        }
+      }
+    }
+  } catch (const std::exception&) {
+    return RequestShape{};
+  }
+  return shape;
+}
+
+CallPricer::CallPricer(const ModelCatalog& catalog, PricingPolicy policy)
+    : catalog_(catalog), policy_(std::move(policy)) {
+  if (policy_.endpoint_markup_pct < 100) throw InvalidArgument("endpoint_markup_pct must be >= 100");
+  if (policy_.cost_check_multiple < 1) throw InvalidArgument("cost_check_multiple must be >= 1");
+  if (policy_.web_search_fee.is_negative()) throw InvalidArgument("web_search_fee must be >= 0");
+  if (const auto& u = policy_.unpriced_model_price;
+      u && (u->prompt.is_negative() || u->completion.is_negative())) {
+    throw InvalidArgument("unpriced_model_price must be >= 0");
+  }
+  any_router_ = router_pricing({});
+}
+
+std::optional<Pricing> CallPricer::router_pricing(const std::vector<std::string>& patterns) const {
+  Pricing out;
+  bool any = false;
+  for (const ModelInfo& m : catalog_) {
+    if (m.pricing.dynamic) continue;
+    if (!patterns.empty() &&
+        std::none_of(patterns.begin(), patterns.end(),
+                     [&](const std::string& p) { return model_pattern_matches(p, m.id); })) {
+      continue;
+    }
+    fold(out.base, m.pricing.base);
+    for (const PriceTier& t : m.pricing.tiers) fold(out.base, t.prices);
+    any = true;
+  }
+  if (!any) return std::nullopt;
+  return out;
+}
+
+PriceBound CallPricer::bound(std::string_view id, const RequestShape& shape) const {
+  PriceBound b;
+  try {
+    if (const ModelInfo* m = catalog_.find(id)) {
+      if (!m->pricing.dynamic) {
+        b.pricing = m->pricing;
+        b.basis = "catalog";
+        return b;
+      }
+      // A router: whatever it picks, bounded by the dearest model it may pick.
+      b.pricing = shape.allowed_models.empty() ? any_router_ : router_pricing(shape.allowed_models);
+      if (b.pricing) {
+        b.basis = "router: dearest model it may choose";
+        return b;
+      }
+    } else if (const std::string_view suffix = suffix_of(id); !suffix.empty()) {
+      if (const ModelInfo* base = catalog_.find(base_of(id)); base && !base->pricing.dynamic) {
+        if (suffix == "free") {
+          b.pricing = Pricing{};
+          b.basis = "variant :free";
+        } else if (suffix == "online") {
+          b.pricing = with_fee(base->pricing, web_fee(policy_, base->pricing));
+          b.basis = "variant :online of " + base->id + " plus the web search fee";
+        } else {
+          b.pricing = scaled(base->pricing, policy_.endpoint_markup_pct);
+          b.basis = "variant :" + std::string(suffix) + " of " + base->id + " at " +
+                    std::to_string(policy_.endpoint_markup_pct) + "% (dearest endpoint)";
+        }
+        return b;
+      }
+    }
+    if (policy_.unpriced_model_price) {
+      b.pricing = Pricing{};
+      b.pricing->base = *policy_.unpriced_model_price;
+      b.basis = "unpriced_model_price";
+      return b;
+    }
+    b.refusal = "model '" + std::string(id) +
+                "' has no price in the catalog, so its cost cannot be reserved; set "
+                "unpriced_model_price to reserve for unknown models, or use a catalog model";
+  } catch (const std::exception& e) {
+    b.pricing.reset();
+    b.refusal = "model '" + std::string(id) + "' could not be priced: " + e.what();
+  }
+  return b;
+}
+
+std::optional<Money> CallPricer::worst_case(std::string_view model_id, const RequestShape& shape,
+                                            int64_t prompt_tokens, int64_t max_output_tokens,
+                                            std::string* refusal) const {
+  std::optional<Money> worst;
+  auto consider = [&](std::string_view id) -> bool {
+    PriceBound b = bound(id, shape);
+    if (!b.pricing) {
+      if (refusal) *refusal = b.refusal;
+      return false;
+    }
+    Pricing p = shape.web_plugin ? with_fee(*b.pricing, web_fee(policy_, *b.pricing)) : *b.pricing;
+    try {
+      const Money c = worst_case_cost(p, prompt_tokens, max_output_tokens, 1, 0, 0, true,
+                                      std::string(id));
+      worst = worst ? std::max(*worst, c) : c;
+    } catch (const std::exception& e) {
+      if (refusal) *refusal = "model '" + std::string(id) + "' could not be priced: " + e.what();
+      return false;
+    }
+    return true;
+  };
+  if (!consider(model_id)) return std::nullopt;
+  for (const std::string& m : shape.models) {
+    if (m != model_id && !consider(m)) return std::nullopt;
+  }
+  return worst;
+}
+
+std::optional<Money> CallPricer::price(std::string_view requested, std::string_view served,
+                                       const RequestShape& shape, const UsageCounts& usage) const {
+  std::string_view id = requested;
+  if (!served.empty() && served != requested) {
+    // The served model counts only if the request could reach it; an upstream naming some cheap
+    // model it was never asked for is priced as what was asked.
+    bool reachable = base_of(requested) == served;
+    for (const std::string& m : shape.models) reachable = reachable || m == served || base_of(m) == served;
+    if (const ModelInfo* r = catalog_.find(requested); r && r->pricing.dynamic) {
+      reachable = shape.allowed_models.empty() ||
+                  std::any_of(shape.allowed_models.begin(), shape.allowed_models.end(),
+                              [&](const std::string& p) { return model_pattern_matches(p, served); });
+    }
+    const ModelInfo* s = catalog_.find(served);
+    if (reachable && s && !s->pricing.dynamic) id = served;
+  }
+  PriceBound b = bound(id, shape);
+  if (!b.pricing) return std::nullopt;
+  try {
+    Pricing p = shape.web_plugin ? with_fee(*b.pricing, web_fee(policy_, *b.pricing)) : *b.pricing;
+    return price_call(p, usage, std::string(id));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace orroute

@@ -1,0 +1,98 @@
+// What a call may cost before it is sent, and what it did cost once it answered, for any model id a
+// caller can write: catalog ids, variants (`:free`, `:online`, `:nitro`, `:floor`, ...), routers
+// priced "-1" (`openrouter/auto`), a request's `models` fallback list, and ids the catalog does not
+// know. Money fails closed: an id that cannot be bounded is refused, never sent unmetered.
+//
+// The rules (docs/cost.md has the table):
+//  - a catalog id with static prices: its prices;
+//  - `<base>:free`: free (OpenRouter bills free variants nothing);
+//  - `<base>:online`: the base prices plus the web plugin's fee per request;
+//  - any other suffix (`:nitro`, `:floor`, `:thinking`, ...): may reach the base model's priority or
+//    flex endpoints, so the base prices times `PricingPolicy::endpoint_markup_pct`;
+//  - a router (catalog price "-1", e.g. `openrouter/auto`): the dearest price of every kind over the
+//    models it may choose (all static catalog models, or those its `auto-router` plugin's
+//    `allowed_models` patterns admit);
+//  - an id neither listed nor derivable: `PricingPolicy::unpriced_model_price` when set, else refused
+//    with a message naming the id and the setting.
+// A request's `models` list is bounded by its dearest member; the `web` plugin adds its fee.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "orroute/catalog/catalog.h"
+#include "orroute/catalog/money.h"
+#include "orroute/catalog/pricing.h"
+
+namespace orroute {
+
+struct PricingPolicy {
+  // Prices for ids the catalog cannot price (USD per token). nullopt: such calls are refused.
+  std::optional<PriceSet> unpriced_model_price;
+  // Variants that may reach priority/flex endpoints are bounded at this percentage of the base
+  // model's listed prices (OpenAI's priority tier is 1.7-2x its standard price).
+  int64_t endpoint_markup_pct = 200;
+  // Worst-case fee of the web plugin (`:online`, plugins: [{"id": "web"}]) per request: five
+  // results at $4 per 1000 (the default engine), unless the model lists a dearer web_search price.
+  Money web_search_fee = Money::parse("0.02");
+  // An upstream `usage.cost` above this multiple of the catalog price of the reported tokens is
+  // not believed (the catalog price is recorded instead).
+  int64_t cost_check_multiple = 2;
+};
+
+// How the request is shaped, as far as its price goes.
+struct RequestShape {
+  std::vector<std::string> models;         // the body's `models` fallback list
+  bool web_plugin = false;                 // plugins has {"id": "web"} (or web_search_options)
+  std::vector<std::string> allowed_models; // auto-router plugin's allowed_models patterns
+};
+
+// Reads the price-relevant fields of a chat request body (never throws; junk is ignored).
+RequestShape request_shape(std::string_view request_json) noexcept;
+
+// The prices a call to one id is bounded by, or why it cannot be.
+struct PriceBound {
+  std::optional<Pricing> pricing;  // nullopt: refused
+  std::string basis;               // how it was priced ("catalog", "variant :nitro of x/y", ...)
+  std::string refusal;             // !pricing: names the id and the setting
+};
+
+// Immutable after construction; thread-safe. `catalog` must outlive it.
+class CallPricer {
+ public:
+  CallPricer(const ModelCatalog& catalog, PricingPolicy policy);
+
+  // The prices that bound a call to `model_id` (see the rules above). Never throws.
+  PriceBound bound(std::string_view model_id, const RequestShape& shape = {}) const;
+
+  // Worst-case cost of sending the request to `model_id`: the dearest of `model_id` and every id in
+  // shape.models, for `prompt_tokens` in and `max_output_tokens` out, plus the web fee when asked.
+  // nullopt with `refusal` set when any of them cannot be priced. Never throws.
+  std::optional<Money> worst_case(std::string_view model_id, const RequestShape& shape,
+                                  int64_t prompt_tokens, int64_t max_output_tokens,
+                                  std::string* refusal) const;
+
+  // Price of the reported (already validated) token counts of a call that asked for `requested`
+  // and was served by `served` ("" = unknown): the served model's catalog price when it is one the
+  // request could reach, else the requested id's bound. nullopt when neither can be priced.
+  // Never throws.
+  std::optional<Money> price(std::string_view requested, std::string_view served,
+                             const RequestShape& shape, const UsageCounts& usage) const;
+
+  const PricingPolicy& policy() const { return policy_; }
+  const ModelCatalog& catalog() const { return catalog_; }
+
+ private:
+  std::optional<Pricing> router_pricing(const std::vector<std::string>& patterns) const;
+
+  const ModelCatalog& catalog_;
+  PricingPolicy policy_;
+  std::optional<Pricing> any_router_;  // dearest over the whole catalog, computed once
+};
+
+// True if `id` matches a glob pattern of OpenRouter's allowed_models ("anthropic/*"). Pure.
+bool model_pattern_matches(std::string_view pattern, std::string_view id);
+
+}  // namespace orroute

@@ -1,0 +1,107 @@
+#include "orroute/cost/usage_audit.h"
+
+#include <algorithm>
+
+namespace orroute {
+namespace {
+
+UsageCounts counts_from(const Usage& u) {
+  UsageCounts c;
+  c.prompt_tokens = u.prompt_tokens;
+  c.completion_tokens = u.completion_tokens;
+  c.cached_tokens = u.cached_tokens;
+  c.cache_write_tokens = u.cache_write_tokens;
+  c.audio_tokens = u.audio_tokens;
+  c.reasoning_tokens = u.reasoning_tokens;
+  c.audio_output_tokens = u.audio_output_tokens;
+  c.image_output_tokens = u.image_output_tokens;
+  return c;
+}
+
+// Breakdowns larger than their totals (a server's bug) are dropped: the totals alone are billed.
+bool breakdowns_fit(const UsageCounts& c) {
+  return c.cached_tokens + c.cache_write_tokens + c.audio_tokens <= c.prompt_tokens &&
+         c.reasoning_tokens + c.audio_output_tokens + c.image_output_tokens <= c.completion_tokens;
+}
+
+}  // namespace
+
+AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noexcept {
+  AuditedCharge out;
+  try {
+    const Usage* u = in.usage && in.usage->present ? in.usage : nullptr;
+    UsageCounts counted;
+    counted.prompt_tokens = std::max<int64_t>(0, in.counted_prompt_tokens);
+    counted.completion_tokens = std::max<int64_t>(0, in.counted_completion_tokens);
+
+    if (in.metered) {
+      out.source = "metered";
+      out.counts = counted;
+    } else if (!u) {
+      out.source = "tokenizer";
+      out.problem = "the reply had no usage";
+      out.counts = counted;
+    } else if (!u->token_problem.empty()) {
+      out.source = "tokenizer";
+      out.problem = "usage." + u->token_problem;
+      out.counts = counted;
+    } else {
+      out.counts = counts_from(*u);
+      const int64_t window = in.context_length.value_or(0);
+      if (window > 0 && (out.counts.prompt_tokens > window || out.counts.completion_tokens > window)) {
+        out.source = "tokenizer";
+        out.problem = "usage token counts exceed the model's context window";
+        out.counts = counted;
+      } else if (!breakdowns_fit(out.counts)) {
+        UsageCounts totals;
+        totals.prompt_tokens = out.counts.prompt_tokens;
+        totals.completion_tokens = out.counts.completion_tokens;
+        out.counts = totals;
+        out.problem = "usage breakdowns exceed their totals";
+      }
+    }
+
+    const std::optional<Money> catalog = pricer.price(in.requested, in.served, in.shape, out.counts);
+    if (!catalog) {
+      out.cost = in.reserved;
+      out.source = "reservation";
+      if (out.problem.empty()) out.problem = "the call could not be priced";
+      return out;
+    }
+    if (!out.source.empty()) {  // metered or tokenizer: our own count, priced
+      out.cost = *catalog;
+      return out;
+    }
+    if (!u->cost_reported) {
+      out.cost = *catalog;
+      out.source = "catalog";
+      if (out.problem.empty()) out.problem = "no cost reported";
+      return out;
+    }
+    if (!u->cost_problem.empty()) {
+      out.cost = *catalog;
+      out.source = "catalog";
+      out.problem = "usage." + u->cost_problem;
+      return out;
+    }
+    const Money limit = *catalog * pricer.policy().cost_check_multiple;
+    if (*u->cost > limit) {
+      out.cost = *catalog;
+      out.source = "catalog";
+      out.problem = "usage.cost " + u->cost->to_string() + " is more than " +
+                    std::to_string(pricer.policy().cost_check_multiple) +
+                    "x the catalog price " + catalog->to_string();
+      return out;
+    }
+    out.cost = *u->cost;
+    out.source = "upstream";
+  } catch (const std::exception&) {
+    out.cost = in.reserved;
+    out.source = "reservation";
+    out.problem = "the charge could not be computed";
+  }
+  if (out.cost.is_negative()) out.cost = Money();
+  return out;
+}
+
+}  // namespace orroute

@@ -1,0 +1,46 @@
+// Turns an upstream's usage report into the charge the ledger records. Nothing the upstream says
+// is believed as is: token counts must be whole, non-negative and fit the model's context; the
+// reported `cost` must be a finite, non-negative decimal no more than PricingPolicy::
+// cost_check_multiple times the catalog price of those tokens. What fails is replaced (tokens by
+// the tokenizer's count of the prompt and the answer, the cost by the catalog price) and named in
+// `source` and `problem`, so the call row says where its cost came from.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "orroute/catalog/money.h"
+#include "orroute/catalog/pricing.h"
+#include "orroute/cost/call_pricing.h"
+#include "orroute/net/protocol.h"
+
+namespace orroute {
+
+// What is known about one answered call.
+struct ChargeInput {
+  std::string requested;             // the model id the attempt asked for
+  std::string served;                // the reply's "model" ("" = not said)
+  RequestShape shape;
+  const Usage* usage = nullptr;      // the reply's usage; null = the reply had none
+  int64_t counted_prompt_tokens = 0;      // our tokenizer's count of the prompt
+  int64_t counted_completion_tokens = 0;  // our tokenizer's count of the answer received
+  std::optional<int64_t> context_length;  // of the requested model, when known
+  bool metered = false;              // a stream cut at its reservation: no usage will come
+  Money reserved;                    // the reservation; charged when nothing else can be priced
+};
+
+struct AuditedCharge {
+  Money cost;              // >= 0, always
+  // "upstream": the reported cost, checked; "catalog": the catalog price (the cost was missing or
+  // refused, see problem); "tokenizer": tokens counted by us (usage missing or refused);
+  // "metered": a stream cut at its reservation; "reservation": nothing could be priced.
+  std::string source;
+  std::string problem;     // why the upstream's figure was replaced ("" = nothing replaced)
+  UsageCounts counts;      // the token counts charged
+};
+
+// The charge of one answered call. Never throws.
+AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noexcept;
+
+}  // namespace orroute
