@@ -110,7 +110,8 @@ void bind_cost(py::module_& m) {
       .def_readwrite("ttft_us", &CallRecord::ttft_us)
       .def_readwrite("outcome", &CallRecord::outcome)
       .def_readwrite("error_class", &CallRecord::error_class)
-      .def_readwrite("attempts", &CallRecord::attempts);
+      .def_readwrite("attempts", &CallRecord::attempts)
+      .def_readwrite("cost_source", &CallRecord::cost_source);
 
   py::class_<Alert>(m, "Alert")
       .def_readonly("budget_id", &Alert::budget_id)

@@ -70,6 +70,10 @@ py::dict result_dict(const EngineResult& r) {
   d["prompt_tokens"] = r.prompt_tokens;
   d["completion_tokens"] = r.completion_tokens;
   d["cost"] = o.cost;
+  d["cost_source"] = o.ok ? o.charge.source : std::string();
+  d["cost_problem"] = o.ok ? o.charge.problem : std::string();
+  d["cut_at_reservation"] = r.cut_at_reservation;
+  d["alerts"] = r.alerts;
   d["budget_refused"] = o.budget_refused;
   d["budget_error_type"] = o.budget_error_type;
   d["nothing_sent"] = o.nothing_sent;
@@ -267,6 +271,33 @@ void bind_route(py::module_& m) {
       .def_readwrite("default_max_tokens", &EngineConfig::default_max_tokens)
       .def_readwrite("router_state", &EngineConfig::router_state)
       .def_readwrite("refresh_catalog", &EngineConfig::refresh_catalog)
+      .def_property(
+          "unpriced_model_price",
+          [](const EngineConfig& c) -> std::optional<std::pair<Money, Money>> {
+            const auto& u = c.pricing.unpriced_model_price;
+            if (!u) return std::nullopt;
+            return std::pair{u->prompt, u->completion};
+          },
+          [](EngineConfig& c, std::optional<std::pair<Money, Money>> v) {
+            if (!v) {
+              c.pricing.unpriced_model_price.reset();
+              return;
+            }
+            PriceSet p;
+            p.prompt = v->first;
+            p.completion = v->second;
+            c.pricing.unpriced_model_price = p;
+          },
+          "(prompt, completion) USD per token for ids the catalog cannot price; None refuses them")
+      .def_property("cost_check_multiple",
+                    [](const EngineConfig& c) { return c.pricing.cost_check_multiple; },
+                    [](EngineConfig& c, int64_t v) { c.pricing.cost_check_multiple = v; })
+      .def_property("endpoint_markup_pct",
+                    [](const EngineConfig& c) { return c.pricing.endpoint_markup_pct; },
+                    [](EngineConfig& c, int64_t v) { c.pricing.endpoint_markup_pct = v; })
+      .def_property("web_search_fee",
+                    [](const EngineConfig& c) { return c.pricing.web_search_fee; },
+                    [](EngineConfig& c, Money v) { c.pricing.web_search_fee = v; })
       .def(
           "set_limit",
           [](EngineConfig& c, const std::string& scope, int64_t requests, int64_t input_tokens,
@@ -389,13 +420,23 @@ void bind_route(py::module_& m) {
               auto f = hold_callable(on_chunk);
               chunk = [f](const std::string& data) {
                 py::gil_scoped_acquire gil;
-                return py::bool_((*f)(py::bytes(data))) ? ChunkAction::kContinue : ChunkAction::kCancel;
+                try {
+                  return py::bool_((*f)(py::bytes(data))) ? ChunkAction::kContinue
+                                                          : ChunkAction::kCancel;
+                } catch (py::error_already_set& err) {  // reported, and the stream stops
+                  err.discard_as_unraisable("orroute: stream chunk callback");
+                  return ChunkAction::kCancel;
+                }
               };
             }
             auto done_f = hold_callable(on_done);
             DoneCallback done = [done_f](EngineResult r) {
               py::gil_scoped_acquire gil;
-              (*done_f)(result_dict(r));
+              try {
+                (*done_f)(result_dict(r));
+              } catch (py::error_already_set& err) {  // never onto the transport thread
+                err.discard_as_unraisable("orroute: task done callback");
+              }
             };
             py::gil_scoped_release nogil;
             EnginePlan p = e.plan(t);

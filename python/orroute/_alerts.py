@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable, Iterable
 
 _log = logging.getLogger("orroute.cost")
 
@@ -68,3 +69,28 @@ def deliver_webhook(url: str, event: AlertEvent) -> bool:
     except Exception as exc:  # noqa: BLE001  (network errors of every kind)
         _log.error("alert webhook delivery failed: %s", type(exc).__name__)
         return False
+
+
+def dispatch(
+    alerts: Iterable[Any],
+    callbacks: Iterable[Callable[[AlertEvent], None]],
+    webhook_url: str | None,
+    in_flight: list[threading.Thread],
+) -> None:
+    """Fires each core alert once: logged, every callback called (a failing one is logged and
+    skipped), and POSTed to ``webhook_url`` from a background thread (kept in ``in_flight``) so a
+    slow hook never stalls the call that spent."""
+    for a in alerts:
+        event = AlertEvent._from(a)
+        _log.warning("%s", event.message)
+        for cb in list(callbacks):
+            try:
+                cb(event)
+            except Exception:  # noqa: BLE001 (logged; a bad callback must not fail the call)
+                _log.exception("alert callback %r failed", cb)
+        if webhook_url:
+            th = threading.Thread(target=deliver_webhook, args=(webhook_url, event), daemon=True,
+                                  name="orroute-alert-webhook")
+            in_flight[:] = [t for t in in_flight if t.is_alive()]
+            in_flight.append(th)
+            th.start()

@@ -556,6 +556,7 @@ class CallRecord:
     outcome: str
     error_class: str
     attempts: int
+    cost_source: str
     def __init__(self) -> None: ...
 
 class Alert:
@@ -838,6 +839,10 @@ class EngineConfig:
     default_max_tokens: int
     router_state: str
     refresh_catalog: bool
+    unpriced_model_price: tuple[Decimal, Decimal] | None
+    cost_check_multiple: int
+    endpoint_markup_pct: int
+    web_search_fee: Decimal
     def __init__(self) -> None: ...
     def set_limit(
         self,

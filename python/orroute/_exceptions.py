@@ -10,7 +10,8 @@ Hierarchy::
     ├── BudgetError                               the plan's budget error
     │   ├── BudgetExceededError                   a call would push spend past a limit
     │   ├── EmergencyCutoffError                  spending is stopped in every process
-    │   └── ApprovalDeniedError                   the approval hook said no
+    │   ├── ApprovalDeniedError                   the approval hook said no
+    │   └── UnpricedModelError                    a model whose cost cannot be reserved
     └── APIError                                  anything that came from (or failed to reach) the API
         ├── APIConnectionError
         │   └── APITimeoutError
@@ -53,6 +54,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "StreamError",
+    "UnpricedModelError",
     "status_error_class",
 ]
 
@@ -122,6 +124,12 @@ class EmergencyCutoffError(BudgetError):
 
 class ApprovalDeniedError(BudgetError):
     """The approval hook refused a call estimated above the approval threshold."""
+
+
+class UnpricedModelError(BudgetError):
+    """A budget applies and the model's cost cannot be bounded (an id the catalog cannot price):
+    the call is refused before anything is sent. Set ``unpriced_model_price`` to reserve for such
+    models at a price you choose."""
 
 
 class APIError(OrRouteError):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _core
-from ._alerts import AlertEvent, deliver_webhook
+from ._alerts import AlertEvent, dispatch
 from ._exceptions import (
     BudgetExceededError,
     InvalidArgumentError,
@@ -368,6 +368,7 @@ class CostTracker:
         self._catalog = catalog
         self._clock = clock
         self.webhook_url = webhook_url
+        self._webhooks: list[threading.Thread] = []
         self._callbacks: list[Callable[[AlertEvent], None]] = []
         self._lock = threading.Lock()
         self._approval: tuple[Amount | None, Any] = (None, None)
@@ -465,16 +466,13 @@ class CostTracker:
         return row
 
     def _dispatch(self, alerts: Iterable[Any]) -> None:
-        for a in alerts:
-            event = AlertEvent._from(a)
-            _log.warning("%s", event.message)
-            for cb in list(self._callbacks):
-                try:
-                    cb(event)
-                except Exception:  # noqa: BLE001 (logged; a bad callback must not fail the call)
-                    _log.exception("alert callback %r failed", cb)
-            if self.webhook_url:
-                deliver_webhook(self.webhook_url, event)
+        dispatch(alerts, self._callbacks, self.webhook_url, self._webhooks)
+
+    def flush_webhooks(self, timeout: float = 10.0) -> None:
+        """Waits (up to ``timeout`` seconds) for the webhook POSTs still in flight; they are sent
+        from background threads so that a slow hook never stalls the call that spent."""
+        for th in list(self._webhooks):
+            th.join(timeout)
 
     # ---- the plan's API ----
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ from .task import Task
 __all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult"]
 
 _DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+_log = logging.getLogger("orroute.cost")
 _FEEDBACK_MEMORY = 100_000  # results remembered for record_feedback
 
 
@@ -58,6 +60,10 @@ class TaskResult:
         task_type: declared or guessed task type.
         complexity: score in [0, 1] and tier.
         response: the completion in OpenAI shape (a dict).
+        cost_source: where ``cost`` came from: ``"upstream"`` (the reply's checked usage.cost),
+            ``"catalog"``, ``"tokenizer"``, ``"metered"`` (see docs/cost.md).
+        cut_at_reservation: a stream stopped (finish reason ``length``) because the upstream
+            went past the ``max_tokens`` it was reserved for.
     """
 
     id: str
@@ -72,6 +78,8 @@ class TaskResult:
     task_type: str
     complexity: dict[str, Any]
     response: dict[str, Any] = field(repr=False, default_factory=dict)
+    cost_source: str = ""
+    cut_at_reservation: bool = False
 
     @property
     def fallbacks(self) -> int:
@@ -187,6 +195,27 @@ def _content(response: Mapping[str, Any]) -> str:
     return content or ""
 
 
+def _per_token_prices(value: Any) -> tuple[Decimal, Decimal] | None:
+    """``unpriced_model_price`` (USD per million tokens: a number, or prompt/completion) as the
+    engine's (prompt, completion) USD per token."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        prompt, completion = value.get("prompt"), value.get("completion")
+    else:
+        prompt = completion = value
+    try:
+        p, c = Decimal(str(prompt)), Decimal(str(completion))
+    except ArithmeticError:
+        raise _exc.InvalidArgumentError(
+            "unpriced_model_price must be USD per million tokens: a number or "
+            "{'prompt': ..., 'completion': ...}"
+        ) from None
+    if not (p.is_finite() and c.is_finite()) or p < 0 or c < 0:
+        raise _exc.InvalidArgumentError("unpriced_model_price must be finite and >= 0")
+    return p / 1_000_000, c / 1_000_000
+
+
 class AIModelManager:
     """Routes tasks to models: select, budget, rate-limit, send, recover, settle, measure.
 
@@ -218,6 +247,14 @@ class AIModelManager:
         router_state: ``"redis://..."`` to share circuit breakers, rate-limit windows and
             Retry-After holds with every manager (any process, any machine) using that Redis
             server and prefix; omitted: this manager's own in-process state.
+        unpriced_model_price: with a ledger, calls to model ids the catalog cannot price are
+            refused (:class:`orroute.UnpricedModelError`) unless this gives their price, in USD
+            per million tokens: a number (input and output) or ``{"prompt": 3, "completion":
+            15}``. See docs/cost.md for how variants and routers are priced.
+        cost_check_multiple: an upstream ``usage.cost`` above this multiple of the catalog price
+            of the reported tokens is not believed (the catalog price is recorded).
+        webhook_url: threshold alerts of this manager's calls are POSTed there (as JSON); with a
+            :class:`orroute.CostTracker` as ``ledger``, its callbacks and webhook fire too.
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -250,6 +287,9 @@ class AIModelManager:
         refresh_catalog: bool = True,
         stream_queue: int = 64,
         router_state: str | None = None,
+        unpriced_model_price: float | str | Decimal | Mapping[str, Any] | None = None,
+        cost_check_multiple: int = 2,
+        webhook_url: str | None = None,
     ) -> None:
         from . import _core
         from .catalog import Catalog
@@ -280,6 +320,8 @@ class AIModelManager:
         cfg.default_max_tokens = int(default_max_tokens)
         cfg.max_candidates = int(max_candidates)
         cfg.refresh_catalog = bool(refresh_catalog)
+        cfg.unpriced_model_price = _per_token_prices(unpriced_model_price)
+        cfg.cost_check_multiple = int(cost_check_multiple)
         if router_state:
             if not _core.redis_available():
                 raise _exc.InvalidArgumentError(
@@ -326,6 +368,11 @@ class AIModelManager:
             raise _exc.InvalidArgumentError("stream_queue must be >= 1")
         self._stream_queue = int(stream_queue)
         self._has_ledger = ledger_path is not None
+        # Alerts of this manager's calls fire here (and through a CostTracker given as ledger).
+        self._tracker = ledger if hasattr(ledger, "_dispatch") else None
+        self._alert_callbacks: list[Callable[[Any], None]] = []
+        self._webhook_url = webhook_url
+        self._webhooks: list[Any] = []
         self._project = project
         self._results: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._base_url = cfg.base_url
@@ -394,7 +441,28 @@ class AIModelManager:
             et.tags = sorted((str(k), str(v)) for k, v in task.tags.items())
         return et
 
+    def on_alert(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Registers ``callback(AlertEvent)`` for budget thresholds crossed by this manager's
+        calls (each threshold fires once per window across every process sharing the ledger).
+        Usable as a decorator."""
+        self._alert_callbacks.append(callback)
+        return callback
+
+    def _settled(self, res: Mapping[str, Any]) -> None:
+        """Presents what the engine settled: fires its alerts and logs a replaced upstream cost."""
+        alerts = res.get("alerts") or ()
+        if alerts:
+            from ._alerts import dispatch
+
+            dispatch(alerts, self._alert_callbacks, self._webhook_url, self._webhooks)
+            if self._tracker is not None:
+                self._tracker._dispatch(alerts)
+        if res.get("cost_problem"):
+            _log.warning("%s: cost from %s (%s)", res["model"], res["cost_source"],
+                         res["cost_problem"])
+
     def _result(self, res: Mapping[str, Any]) -> TaskResult:
+        self._settled(res)
         if not res["ok"]:
             raise _error_for(res)
         try:
@@ -421,6 +489,8 @@ class AIModelManager:
             task_type=plan["task_type"],
             complexity=plan["complexity"],
             response=response,
+            cost_source=res.get("cost_source", ""),
+            cut_at_reservation=bool(res.get("cut_at_reservation")),
         )
         self._results[result_id] = (result.model, result.task_type)
         if len(self._results) > _FEEDBACK_MEMORY:
@@ -515,9 +585,7 @@ class AIModelManager:
                     finished = True
                     res = run.result()
                     assert res is not None  # finished() implies the result is set
-                    if not res["ok"]:
-                        raise _error_for(res)
-                    self._result(res)
+                    self._result(res)  # alerts fire; a failure raises
                     return
                 await bridge.wait(run)
         finally:

@@ -218,8 +218,10 @@ def test_alert_webhook_posts_json_to_loopback(tmp_path: Path) -> None:
         t = orroute.CostTracker(tmp_path / "l.sqlite3", webhook_url=url)
         t.set_budget("1.00", thresholds=[80])
         t.record_call(cost="0.5", model="m")
+        t.flush_webhooks()
         assert received == []
         t.record_call(cost="0.3", model="m")
+        t.flush_webhooks()
     finally:
         server.shutdown()
         server.server_close()

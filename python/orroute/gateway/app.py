@@ -298,8 +298,16 @@ class GatewayApp:
             et.task_type = task_type
         return et
 
+    def _settled(self, res: dict[str, Any]) -> None:
+        """Budget thresholds this call crossed fire through the tracker (callbacks, webhook)."""
+        if res.get("alerts"):
+            self.tracker._dispatch(res["alerts"])
+
     def _failure(self, res: dict[str, Any], project: str) -> tuple[int, bytes, list[tuple[str, str]]]:
         """Status, error body and headers for a run that failed before anything was relayed."""
+        if res["budget_refused"] and res["budget_error_type"] == "UnpricedModelError":
+            return 400, HttpError(400, res["message"], param="model",
+                                  code="unpriced_model").body(), []
         if res["budget_refused"]:
             return 402, HttpError(402, self._budget_message(res, project),
                                   type_="insufficient_quota", code="budget_exceeded").body(), []
@@ -348,6 +356,7 @@ class GatewayApp:
                 pending.cancel()  # the client left: the upstream call stops, the hold is released
                 raise
             res = pending.result()
+            self._settled(res)
             out = ChatOutcome(res["model"], _sent(res["attempts"]))
             extra = [("X-Orroute-Model", out.model), ("X-Orroute-Attempts", str(out.attempts))]
             if res["ok"]:
@@ -374,6 +383,7 @@ class GatewayApp:
             if not data and run.finished():  # failed (or empty) before anything came
                 finished = True
                 res = run.result()
+                self._settled(res)
                 out = ChatOutcome(res["model"], _sent(res["attempts"]))
                 extra = [("X-Orroute-Model", out.model),
                          ("X-Orroute-Attempts", str(out.attempts))]
@@ -400,6 +410,7 @@ class GatewayApp:
                 data = run.take_sse()
             finished = True
             res = run.result()
+            self._settled(res)
             tail = b""
             if not res["ok"]:  # broke after content was relayed: tell the client in-band
                 _, payload, _ = self._failure(res, key.project)

@@ -6,7 +6,7 @@ A fault is attached to a model (or an endpoint path) with ``FakeOpenRouter.fail`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = ["Fault"]
@@ -22,7 +22,8 @@ class Fault:
 
     Attributes:
         kind: ``"status"`` (an HTTP error answer), ``"hang"``, ``"reset"``, ``"stream_error"``,
-            ``"malformed_json"``, ``"slow_drip"`` or ``"delay"``.
+            ``"malformed_json"``, ``"slow_drip"``, ``"delay"``, ``"usage"`` (a correct answer
+            whose usage lies) or ``"ignore_max_tokens"`` (an answer longer than asked for).
         status: HTTP status for ``"status"`` faults, error code for ``"stream_error"``.
         message: the error message sent in the body.
         metadata: ``error.metadata`` sent in the body.
@@ -30,6 +31,9 @@ class Fault:
         after_tokens: for stream faults, how many content chunks are sent before the fault.
         interval, chunk_size: pacing of ``slow_drip`` (seconds between writes of chunk_size bytes).
         seconds: extra wait of ``delay``.
+        usage_patch: for ``"usage"``, fields of ``usage`` replaced (``None`` removes the field).
+        drop_usage: for ``"usage"``, the reply carries no usage at all.
+        tokens: for ``"ignore_max_tokens"``, how many completion tokens the answer has.
     """
 
     kind: str
@@ -41,6 +45,9 @@ class Fault:
     interval: float = 0.0
     chunk_size: int = 1
     seconds: float = 0.0
+    usage_patch: tuple[tuple[str, Any], ...] = ()
+    drop_usage: bool = False
+    tokens: int = 0
 
     @property
     def is_status(self) -> bool:
@@ -231,6 +238,74 @@ class Fault:
     def delay(cls, seconds: float) -> Fault:
         """A correct answer that starts ``seconds`` late (on top of the model's latency)."""
         return cls(kind="delay", seconds=float(seconds))
+
+
+    # --- hostile usage: a correct answer that lies about what it cost ------------------------
+
+    @classmethod
+    def lying_usage(cls, **fields: Any) -> Fault:
+        """A correct answer whose ``usage`` has these fields replaced, e.g. ``cost="abc"``,
+        ``cost=1e300``, ``cost=-5``, ``prompt_tokens=-3``, ``completion_tokens=2**70``; a field
+        given as ``None`` is removed (``cost=None``: no cost reported). Nested fields use
+        ``"prompt_tokens_details.cached_tokens"`` as the name (pass them with ``**{...}``).
+
+        >>> Fault.lying_usage(cost="abc").kind
+        'usage'
+        """
+        return cls(kind="usage", usage_patch=tuple(fields.items()))
+
+    @classmethod
+    def no_usage(cls) -> Fault:
+        """A correct answer without any ``usage`` (non-streamed: ``"usage"`` is absent; streamed:
+        no usage chunk)."""
+        return cls(kind="usage", drop_usage=True)
+
+    @classmethod
+    def ignore_max_tokens(cls, tokens: int = 4000) -> Fault:
+        """An answer of ``tokens`` completion tokens whatever ``max_tokens`` asked for (billed
+        and reported truthfully: the upstream simply overran)."""
+        return cls(kind="ignore_max_tokens", tokens=int(tokens))
+
+    @property
+    def is_reply_fault(self) -> bool:
+        """True for faults that change the answer's content or usage, not its delivery."""
+        return self.kind in ("usage", "ignore_max_tokens")
+
+    def patch_usage(self, usage: dict[str, Any]) -> dict[str, Any] | None:
+        """The usage object this fault sends instead of ``usage`` (None: no usage)."""
+        if self.kind != "usage":
+            return usage
+        if self.drop_usage:
+            return None
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in usage.items()}
+        for name, value in self.usage_patch:
+            *path, leaf = name.split(".")
+            target = out
+            for part in path:
+                target = target.setdefault(part, {})
+            if value is None:
+                target.pop(leaf, None)
+            else:
+                target[leaf] = value
+        return out
+
+    def overrun(self, reply: Any, count_tokens: Any, price: Any) -> Any:
+        """``reply`` (the fake's reply record) grown to ``tokens`` completion tokens, ignoring
+        ``max_tokens``; ``count_tokens(text)`` and ``price(completion_tokens)`` (the catalog's
+        (total, prompt, completion) cost) are the fake's own accounting."""
+        from . import _replies as R
+
+        words = ["token"] * max(1, self.tokens)
+        content = " ".join(words)
+        while count_tokens(content) > self.tokens and len(words) > 1:
+            words = words[: max(1, len(words) * self.tokens // max(1, count_tokens(content)))]
+            content = " ".join(words)
+        completion = count_tokens(content)
+        cost, pcost, ccost = price(completion)
+        return replace(reply, content=content, tool_calls=None, finish_reason="stop",
+                       completion_tokens=completion, cost=cost, prompt_cost=pcost,
+                       completion_cost=ccost, pieces=R.split_pieces(content), reasoning=None,
+                       reasoning_tokens=0)
 
 
 _DEFAULT_MESSAGES: dict[int, str] = {

@@ -152,8 +152,13 @@ class _Reply:
     reasoning: str | None = None  # None: no reasoning; excluded reasoning is "" (billed, not shown)
     reasoning_tokens: int = 0
     cached_tokens: int = 0
+    usage_fault: Fault | None = None  # a Fault.lying_usage / no_usage in effect
 
-    def usage(self, completion_tokens: int | None = None) -> dict[str, Any]:
+    def usage(self, completion_tokens: int | None = None) -> dict[str, Any] | None:
+        u = self._usage(completion_tokens)
+        return u if self.usage_fault is None else self.usage_fault.patch_usage(u)
+
+    def _usage(self, completion_tokens: int | None = None) -> dict[str, Any]:
         ct = self.completion_tokens if completion_tokens is None else completion_tokens
         return {
             "prompt_tokens": self.prompt_tokens,
@@ -838,6 +843,8 @@ class FakeOpenRouter:
         rec.served_model = served
         rec.fault = fault
         reply = self._make_reply(served, body, rec.body)
+        if fault is not None and fault.is_reply_fault:
+            reply = self._faulty_reply(reply, fault)
         rec.generation_id = reply.gen_id
         profile = self._profile(served)
         if profile.provider:
@@ -852,7 +859,9 @@ class FakeOpenRouter:
             events = self._stream_events(reply, profile, fault, chunked, close)
         else:
             events = self._plain_events(reply, profile, fault, close)
-        if fault is None or fault.kind in ("delay", "slow_drip", "malformed_json"):
+        if fault is None or fault.is_reply_fault or fault.kind in (
+            "delay", "slow_drip", "malformed_json"
+        ):
             self._book(reply, rec, events)
         elif fault.kind == "stream_error":
             partial = "".join(reply.pieces[: fault.after_tokens or 0])
@@ -889,6 +898,17 @@ class FakeOpenRouter:
         return [
             (d, b.replace(_PH_ID_B, gen_id).replace(_PH_CREATED_B, created)) for d, b in template
         ]
+
+    def _faulty_reply(self, reply: _Reply, fault: Fault) -> _Reply:
+        """The reply as a usage fault shapes it (see Fault.lying_usage / ignore_max_tokens)."""
+        if fault.kind == "ignore_max_tokens":
+            acct = self._accounting
+            reply = fault.overrun(
+                reply,
+                lambda text: acct.text_tokens(reply.model, text),
+                lambda n: acct.cost(reply.model, reply.prompt_tokens, n),
+            )
+        return replace(reply, usage_fault=fault)
 
     def _make_reply(self, model: str, body: dict[str, Any], raw: bytes) -> _Reply:
         """A fresh reply (new generation id); its content comes from a cache keyed by the raw
@@ -1296,7 +1316,7 @@ class FakeOpenRouter:
     def _apply_fault(
         self, events: list[tuple[float, Any]], fault: Fault | None
     ) -> list[tuple[float, Any]]:
-        if fault is None or fault.kind in ("none", "status", "stream_error"):
+        if fault is None or fault.is_reply_fault or fault.kind in ("none", "status", "stream_error"):
             return events
         if fault.kind == "delay":
             first = events[0]
