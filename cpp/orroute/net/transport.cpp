@@ -140,7 +140,12 @@ struct Transport::Impl {
       if (code >= 200 && !t->head_done) {
         t->head_done = true;
         t->last_activity = Clock::now();
-        t->sink->on_head(static_cast<int>(code), t->headers);
+        try {
+          t->sink->on_head(static_cast<int>(code), t->headers);
+        } catch (...) {
+          t->aborted = true;  // a sink that cannot take the head ends its transfer, not the thread
+          return 0;
+        }
       }
       return len;
     }
@@ -155,7 +160,13 @@ struct Transport::Impl {
     const size_t len = size * n;
     t->last_activity = Clock::now();
     if (len == 0) return 0;
-    switch (t->sink->on_data(std::string_view(data, len))) {
+    DataAction action = DataAction::kAbort;
+    try {
+      action = t->sink->on_data(std::string_view(data, len));
+    } catch (...) {
+      action = DataAction::kAbort;  // the sink failed on these bytes: end the transfer only
+    }
+    switch (action) {
       case DataAction::kContinue:
         t->got_body = true;
         return len;
@@ -244,7 +255,23 @@ struct Transport::Impl {
     owned->header_list = nullptr;
     give_back_easy(owned->easy);
     active_count.fetch_sub(1, std::memory_order_relaxed);
-    owned->sink->on_done(result);  // last: the sink may submit a retry from here
+    safe_done(*owned->sink, result);  // last: the sink may submit a retry from here
+  }
+
+  // Every callback into a sink or a posted function runs on the transport thread: an exception
+  // escaping one would end the process (std::terminate), so each is contained here.
+  static void safe_done(Sink& sink, const TransferResult& result) noexcept {
+    try {
+      sink.on_done(result);
+    } catch (...) {
+      // The sink's own failure; its waiter is its business. The loop keeps running.
+    }
+  }
+  static void safe_run(std::function<void()>& fn) noexcept {
+    try {
+      fn();
+    } catch (...) {
+    }
   }
 
   TransferResult result_for(Transfer* t, CURLcode code) {
@@ -257,7 +284,10 @@ struct Transport::Impl {
       if (!t->head_done) {  // a response without body: report the head now
         t->head_done = true;
         res.http_status = static_cast<int>(status);
-        t->sink->on_head(res.http_status, t->headers);
+        try {
+          t->sink->on_head(res.http_status, t->headers);
+        } catch (...) {
+        }
       }
       return res;
     }
@@ -294,7 +324,7 @@ struct Transport::Impl {
             res.status = TransferStatus::kCancelled;
             res.error = "transport closed";
             active_count.fetch_sub(1, std::memory_order_relaxed);
-            c.transfer->sink->on_done(res);
+            safe_done(*c.transfer->sink, res);
           } else {
             start(std::move(c.transfer));
           }
@@ -333,7 +363,7 @@ struct Transport::Impl {
     while (!timers.empty() && timers.top().due <= now) {
       std::function<void()> fn = std::move(const_cast<Timer&>(timers.top()).fn);
       timers.pop();
-      fn();
+      safe_run(fn);
     }
   }
 
@@ -422,7 +452,7 @@ struct Transport::Impl {
       while (!timers.empty()) {
         std::function<void()> fn = std::move(const_cast<Timer&>(timers.top()).fn);
         timers.pop();
-        fn();
+        safe_run(fn);
       }
       bool more;
       {

@@ -1,0 +1,131 @@
+// CallPricer: one test per pricing rule of a call that can spend (catalog ids, :free, :online,
+// :nitro / :floor, routers priced "-1", `models` lists, unknown ids) and which model a reply's
+// tokens are priced on.
+#include <catch2/catch.hpp>
+
+#include "orroute/cost/call_pricing.h"
+
+using namespace orroute;
+
+namespace {
+
+// Prices are USD per token: $1 / $2 per million for x/cheap, $10 / $30 for y/dear.
+const ModelCatalog& catalog() {
+  static const ModelCatalog cat = ModelCatalog::from_json(R"({"data": [
+    {"id": "x/cheap", "context_length": 1000, "pricing": {"prompt": "0.000001", "completion": "0.000002"}},
+    {"id": "y/dear", "context_length": 1000, "pricing": {"prompt": "0.00001", "completion": "0.00003", "web_search": "0.05"}},
+    {"id": "x/cheap:free", "context_length": 1000, "pricing": {"prompt": "0", "completion": "0"}},
+    {"id": "openrouter/auto", "context_length": 1000, "pricing": {"prompt": "-1", "completion": "-1"}}
+  ]})");
+  return cat;
+}
+
+Money usd(const char* s) { return Money::parse(s); }
+
+Money worst(const CallPricer& p, const char* id, RequestShape shape = {}) {
+  std::string why;
+  auto w = p.worst_case(id, shape, 1000, 1000, &why);
+  INFO(why);
+  REQUIRE(w.has_value());
+  return *w;
+}
+
+}  // namespace
+
+TEST_CASE("a catalog id is bounded by its own prices", "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  CHECK(worst(p, "x/cheap") == usd("0.003"));  // 1000 x 1e-6 + 1000 x 2e-6
+  CHECK(p.bound("x/cheap").basis == "catalog");
+}
+
+TEST_CASE("a :free variant costs nothing, listed or not", "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  CHECK(worst(p, "x/cheap:free").is_zero());  // listed
+  CHECK(worst(p, "y/dear:free").is_zero());   // derived from the suffix
+}
+
+TEST_CASE("an :online variant adds the web plugin's fee to the base prices", "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  CHECK(worst(p, "x/cheap:online") == usd("0.003") + usd("0.02"));  // default fee
+  CHECK(worst(p, "y/dear:online") == usd("0.04") + usd("0.05"));    // the model lists a dearer one
+  RequestShape web;
+  web.web_plugin = true;
+  CHECK(worst(p, "x/cheap", web) == usd("0.023"));
+}
+
+TEST_CASE(":nitro and :floor are bounded by the base model's dearest endpoint", "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  CHECK(worst(p, "x/cheap:nitro") == usd("0.006"));  // 200% of the listed price
+  CHECK(worst(p, "x/cheap:floor") == usd("0.006"));
+  PricingPolicy policy;
+  policy.endpoint_markup_pct = 300;
+  CHECK(worst(CallPricer(catalog(), policy), "x/cheap:nitro") == usd("0.009"));
+}
+
+TEST_CASE("a router priced -1 is bounded by the dearest model it may choose", "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  CHECK(worst(p, "openrouter/auto") == usd("0.04"));  // y/dear
+  RequestShape only_x;
+  only_x.allowed_models = {"x/*"};
+  CHECK(worst(p, "openrouter/auto", only_x) == usd("0.003"));
+}
+
+TEST_CASE("a models list is bounded by its dearest member", "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  RequestShape shape;
+  shape.models = {"x/cheap", "y/dear"};
+  CHECK(worst(p, "x/cheap", shape) == usd("0.04"));
+  shape.models = {"x/cheap", "nobody/knows"};
+  std::string why;
+  CHECK_FALSE(p.worst_case("x/cheap", shape, 10, 10, &why).has_value());
+  CHECK(why.find("nobody/knows") != std::string::npos);
+}
+
+TEST_CASE("an unknown id is refused, naming the id and the setting, unless priced by policy",
+          "[call_pricing]") {
+  std::string why;
+  CHECK_FALSE(CallPricer(catalog(), {}).worst_case("acme/secret", {}, 10, 10, &why).has_value());
+  CHECK(why.find("acme/secret") != std::string::npos);
+  CHECK(why.find("unpriced_model_price") != std::string::npos);
+  CHECK_FALSE(CallPricer(catalog(), {}).worst_case("nope/x:nitro", {}, 10, 10, &why));
+  PricingPolicy policy;
+  PriceSet fixed;
+  fixed.prompt = usd("0.00005");
+  fixed.completion = usd("0.0001");
+  policy.unpriced_model_price = fixed;
+  CHECK(worst(CallPricer(catalog(), policy), "acme/secret") == usd("0.15"));
+}
+
+TEST_CASE("a reply's tokens are priced on the served model only if the request could reach it",
+          "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  UsageCounts u;
+  u.prompt_tokens = 1000;
+  u.completion_tokens = 1000;
+  CHECK(*p.price("openrouter/auto", "x/cheap", {}, u) == usd("0.003"));  // the router's pick
+  CHECK(*p.price("x/cheap:nitro", "x/cheap", {}, u) == usd("0.003"));    // the base of a variant
+  // An upstream naming a cheap model it was never asked for is priced as what was asked.
+  CHECK(*p.price("y/dear", "x/cheap:free", {}, u) == usd("0.04"));
+  RequestShape auto_x;
+  auto_x.allowed_models = {"x/*"};
+  CHECK(*p.price("openrouter/auto", "y/dear", auto_x, u) == usd("0.003"));  // not allowed: bound
+}
+
+TEST_CASE("allowed_models patterns are globs with *", "[call_pricing]") {
+  CHECK(model_pattern_matches("anthropic/*", "anthropic/claude-opus-5"));
+  CHECK(model_pattern_matches("*", "x/y"));
+  CHECK(model_pattern_matches("*/gpt-*-mini", "openai/gpt-4o-mini"));
+  CHECK_FALSE(model_pattern_matches("anthropic/*", "openai/gpt-4o"));
+  CHECK_FALSE(model_pattern_matches("x/y", "x/yz"));
+}
+
+TEST_CASE("request_shape reads models, the web plugin and auto-router patterns, ignoring junk",
+          "[call_pricing]") {
+  const RequestShape s = request_shape(
+      R"({"models": ["a/b", 3], "plugins": [{"id": "web"}, {"id": "auto-router", "allowed_models": ["x/*"]}, 7]})");
+  CHECK(s.models == std::vector<std::string>{"a/b"});
+  CHECK(s.web_plugin);
+  CHECK(s.allowed_models == std::vector<std::string>{"x/*"});
+  CHECK_FALSE(request_shape(R"({"plugins": [{"id": "web", "enabled": false}]})").web_plugin);
+  CHECK(request_shape("not json").models.empty());
+}

@@ -1,0 +1,212 @@
+// A reply can never crash the process or corrupt the books: each hostile usage shape and what is
+// charged for it, and 10,000 randomly mutated usage objects (fixed seed) run from the bytes
+// through parse_usage, audit_charge and a ledger settle under a budget.
+#include <catch2/catch.hpp>
+
+#include <rapidjson/document.h>
+
+#include <random>
+#include <string>
+
+#include "orroute/cost/sqlite_ledger.h"
+#include "orroute/cost/usage_audit.h"
+#include "orroute/net/protocol.h"
+
+using namespace orroute;
+
+namespace {
+
+// x/m: $1 per million prompt tokens, $2 per million completion tokens, 1000-token window.
+const ModelCatalog& catalog() {
+  static const ModelCatalog cat = ModelCatalog::from_json(R"({"data": [
+    {"id": "x/m", "context_length": 1000, "pricing": {"prompt": "0.000001", "completion": "0.000002"}}
+  ]})");
+  return cat;
+}
+
+Money usd(const char* s) { return Money::parse(s); }
+
+// Charges the reply usage `usage_json` (prompt counted by us: 10 tokens, answer: 20).
+AuditedCharge charge(const std::string& usage_json, bool has_usage = true) {
+  static const CallPricer pricer(catalog(), {});
+  rapidjson::Document d;
+  d.Parse(usage_json.c_str(), usage_json.size());
+  Usage u;
+  if (has_usage && !d.HasParseError()) u = parse_usage(d);
+  ChargeInput in;
+  in.requested = "x/m";
+  in.served = "x/m";
+  in.usage = has_usage ? &u : nullptr;
+  in.counted_prompt_tokens = 10;
+  in.counted_completion_tokens = 20;
+  in.context_length = 1000;
+  in.reserved = usd("0.01");
+  return audit_charge(pricer, in);
+}
+
+const Money kCatalog_100_200 = usd("0.0005");  // 100 x 1e-6 + 200 x 2e-6
+const Money kCounted = usd("0.00005");          // 10 x 1e-6 + 20 x 2e-6
+
+}  // namespace
+
+TEST_CASE("a sane upstream cost is recorded as the upstream's", "[usage_audit]") {
+  const auto c = charge(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 0.0004})");
+  CHECK(c.source == "upstream");
+  CHECK(c.cost == usd("0.0004"));
+  CHECK(c.problem.empty());
+  CHECK(charge(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": "0.0004"})").cost ==
+        usd("0.0004"));
+}
+
+TEST_CASE("each hostile cost is replaced by the catalog price and named", "[usage_audit]") {
+  using Row = std::tuple<const char*, const char*>;
+  const auto [cost, why] = GENERATE(table<const char*, const char*>({
+      Row{R"("abc")", "not a decimal"},
+      Row{"1e300", "absurdly large"},
+      Row{R"("1e300")", "not a decimal"},
+      Row{"-5", "negative"},
+      Row{"-0.0001", "negative"},
+      Row{"0.01", "more than 2x"},  // 20x the catalog price
+      Row{"true", "not a number"},
+      Row{"{}", "not a number"},
+      Row{"[1]", "not a number"},
+      Row{"99999999999999999999", "absurdly large"},
+  }));
+  const auto c = charge(std::string(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": )") +
+                        cost + "}");
+  INFO(cost << " -> " << c.problem);
+  CHECK(c.source == "catalog");
+  CHECK(c.cost == kCatalog_100_200);
+  CHECK(c.problem.find(why) != std::string::npos);
+}
+
+TEST_CASE("a missing cost is the catalog price, flagged", "[usage_audit]") {
+  const auto c = charge(R"({"prompt_tokens": 100, "completion_tokens": 200})");
+  CHECK(c.source == "catalog");
+  CHECK(c.problem == "no cost reported");
+  CHECK(c.cost == kCatalog_100_200);
+  CHECK(charge(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": null})").cost ==
+        kCatalog_100_200);
+}
+
+TEST_CASE("hostile token counts are replaced by the tokenizer's count", "[usage_audit]") {
+  const char* tokens = GENERATE(R"("prompt_tokens": -3, "completion_tokens": 200)",
+                                R"("prompt_tokens": 100, "completion_tokens": -1)",
+                                R"("prompt_tokens": 1.5, "completion_tokens": 200)",
+                                R"("prompt_tokens": "100", "completion_tokens": 200)",
+                                R"("prompt_tokens": 1e300, "completion_tokens": 200)",
+                                R"("prompt_tokens": 18446744073709551615, "completion_tokens": 2)",
+                                R"("prompt_tokens": 100, "completion_tokens": 5000)",  // > window
+                                R"("prompt_tokens": 100, "completion_tokens": 200,
+                                   "prompt_tokens_details": {"cached_tokens": -7}})");
+  const auto c = charge(std::string("{") + tokens + R"(, "cost": 0.0004})");
+  INFO(tokens << " -> " << c.problem);
+  CHECK(c.source == "tokenizer");
+  CHECK(c.counts.prompt_tokens == 10);
+  CHECK(c.counts.completion_tokens == 20);
+  CHECK(c.cost == kCounted);
+}
+
+TEST_CASE("a reply without usage is priced from the tokenizer's count", "[usage_audit]") {
+  const auto c = charge("", false);
+  CHECK(c.source == "tokenizer");
+  CHECK(c.problem == "the reply had no usage");
+  CHECK(c.cost == kCounted);
+  CHECK(charge("null").source == "tokenizer");  // "usage": null
+}
+
+TEST_CASE("breakdowns larger than their totals bill the totals alone", "[usage_audit]") {
+  const auto c = charge(R"({"prompt_tokens": 100, "completion_tokens": 200,
+                            "completion_tokens_details": {"reasoning_tokens": 900}})");
+  CHECK(c.counts.reasoning_tokens == 0);
+  CHECK(c.cost == kCatalog_100_200);
+  CHECK(c.problem == "usage breakdowns exceed their totals");
+}
+
+TEST_CASE("a stream cut at its reservation is charged its metered tokens", "[usage_audit]") {
+  static const CallPricer pricer(catalog(), {});
+  ChargeInput in;
+  in.requested = "x/m";
+  in.metered = true;
+  in.counted_prompt_tokens = 10;
+  in.counted_completion_tokens = 20;
+  const auto c = audit_charge(pricer, in);
+  CHECK(c.source == "metered");
+  CHECK(c.cost == kCounted);
+}
+
+TEST_CASE("10,000 randomly mutated usage objects never throw and never corrupt the books",
+          "[usage_audit][fuzz]") {
+  std::mt19937_64 rng(20261203);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  const char* values[] = {"0", "1", "-1", "100", "200", "1.5", "-0.0", "1e300", "-1e300",
+                          "1e-300", "18446744073709551615", "9223372036854775807",
+                          "-9223372036854775808", "\"abc\"", "\"12\"", "\"-3\"", "\"1e999\"",
+                          "null", "true", "[]", "{}", "0.0004", "\"0.0004\"", "2e9", "\"\"",
+                          "\"99999999999999999999999999999999999999999\""};
+  const char* fields[] = {"prompt_tokens", "completion_tokens", "total_tokens", "cost",
+                          "prompt_tokens_details", "completion_tokens_details", "is_byok"};
+  const char* details[] = {"cached_tokens", "cache_write_tokens", "audio_tokens",
+                           "reasoning_tokens", "image_tokens"};
+  static const CallPricer pricer(catalog(), {});
+  SqliteLedger ledger(":memory:");
+  BudgetSpec b;
+  b.limit = usd("1000");
+  ledger.set_budget(b);
+  Money booked;
+  int settled = 0;
+  for (int i = 0; i < 10'000; ++i) {
+    std::string json = "{";
+    const size_t n = pick(7);
+    for (size_t f = 0; f < n; ++f) {
+      if (f) json += ",";
+      const char* name = fields[pick(7)];
+      json += std::string("\"") + name + "\":";
+      if (std::string_view(name).find("details") != std::string_view::npos && pick(2)) {
+        json += std::string("{\"") + details[pick(5)] + "\":" + values[pick(std::size(values))] + "}";
+      } else {
+        json += values[pick(std::size(values))];
+      }
+    }
+    json += "}";
+    if (pick(20) == 0) json = json.substr(0, pick(json.size() + 1));  // truncated bytes
+    rapidjson::Document d;
+    d.Parse(json.c_str(), json.size());
+    Usage u;
+    if (!d.HasParseError()) u = parse_usage(d);
+    ChargeInput in;
+    in.requested = "x/m";
+    in.served = pick(2) ? "x/m" : "who/knows";
+    in.usage = d.HasParseError() ? nullptr : &u;
+    in.counted_prompt_tokens = 10;
+    in.counted_completion_tokens = 20;
+    in.context_length = 1000;
+    in.reserved = usd("0.01");
+    const AuditedCharge c = audit_charge(pricer, in);
+    INFO(json);
+    REQUIRE_FALSE(c.cost.is_negative());
+    // Never more than the check multiple of the catalog price of what was charged for, and
+    // charged for at most the context window's tokens.
+    REQUIRE(c.counts.prompt_tokens >= 0);
+    REQUIRE(c.counts.completion_tokens >= 0);
+    REQUIRE(c.counts.prompt_tokens <= 1000);
+    REQUIRE(c.counts.completion_tokens <= 1000);
+    REQUIRE(c.cost <= usd("0.006"));  // 2 x (1000 x 1e-6 + 1000 x 2e-6)
+    ReserveRequest r;
+    r.amount = in.reserved;
+    const ReserveOutcome o = ledger.reserve(r);
+    REQUIRE(o.status == ReserveStatus::kReserved);
+    CallRecord rec;
+    rec.model_requested = "x/m";
+    rec.cost = c.cost;
+    rec.prompt_tokens = c.counts.prompt_tokens;
+    rec.completion_tokens = c.counts.completion_tokens;
+    rec.cost_source = c.source;
+    ledger.settle(o.reservation_id, rec);
+    booked += c.cost;
+    ++settled;
+  }
+  CHECK(settled == 10'000);
+  CHECK(ledger.total_cost({}) == booked);
+  CHECK(ledger.live_reservations().first == 0);  // every reservation settled, none left to expire
+}
