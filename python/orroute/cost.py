@@ -193,6 +193,10 @@ class UsageRecord:
     outcome: str
     error_class: str
     attempts: int
+    #: where ``cost`` came from: "upstream" (the reply's usage.cost, checked), "catalog",
+    #: "tokenizer", "metered" or "reservation", with ": <why>" when the upstream's figure was
+    #: replaced (docs/cost.md); "" for calls recorded by hand.
+    cost_source: str = ""
 
     @classmethod
     def _from(cls, c: Any) -> UsageRecord:
@@ -220,6 +224,7 @@ class UsageRecord:
             outcome=c.outcome,
             error_class=c.error_class,
             attempts=c.attempts,
+            cost_source=c.cost_source,
         )
 
 

@@ -103,7 +103,12 @@ TEST_CASE("a reply's tokens are priced on the served model only if the request c
   u.prompt_tokens = 1000;
   u.completion_tokens = 1000;
   CHECK(*p.price("openrouter/auto", "x/cheap", {}, u) == usd("0.003"));  // the router's pick
-  CHECK(*p.price("x/cheap:nitro", "x/cheap", {}, u) == usd("0.003"));    // the base of a variant
+  // A variant answered under its base id keeps the variant's price (":free" stays free).
+  CHECK(*p.price("x/cheap:nitro", "x/cheap", {}, u) == usd("0.006"));
+  CHECK(p.price("y/dear:free", "y/dear", {}, u)->is_zero());
+  RequestShape list;
+  list.models = {"x/cheap", "y/dear"};
+  CHECK(*p.price("x/cheap", "y/dear", list, u) == usd("0.04"));  // a fallback that answered
   // An upstream naming a cheap model it was never asked for is priced as what was asked.
   CHECK(*p.price("y/dear", "x/cheap:free", {}, u) == usd("0.04"));
   RequestShape auto_x;

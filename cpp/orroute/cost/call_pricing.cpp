@@ -241,19 +241,27 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
 
 std::optional<Money> CallPricer::price(std::string_view requested, std::string_view served,
                                        const RequestShape& shape, const UsageCounts& usage) const {
+  // Which id the tokens are priced on. The served model counts only if the request could reach
+  // it as itself: a member of the `models` list, or a router's pick. A variant served under its
+  // base id (":free" answered as "x/y") keeps the variant's own price, and an upstream naming some
+  // model it was never asked for is priced as what was asked.
   std::string_view id = requested;
   if (!served.empty() && served != requested) {
-    // The served model counts only if the request could reach it; an upstream naming some cheap
-    // model it was never asked for is priced as what was asked.
-    bool reachable = base_of(requested) == served;
-    for (const std::string& m : shape.models) reachable = reachable || m == served || base_of(m) == served;
-    if (const ModelInfo* r = catalog_.find(requested); r && r->pricing.dynamic) {
-      reachable = shape.allowed_models.empty() ||
-                  std::any_of(shape.allowed_models.begin(), shape.allowed_models.end(),
-                              [&](const std::string& p) { return model_pattern_matches(p, served); });
+    for (const std::string& m : shape.models) {
+      if (m == served) {
+        id = m;
+        break;
+      }
+      if (base_of(m) == served && m != requested) id = m;
     }
+    const ModelInfo* r = catalog_.find(requested);
     const ModelInfo* s = catalog_.find(served);
-    if (reachable && s && !s->pricing.dynamic) id = served;
+    if (id == requested && r && r->pricing.dynamic && s && !s->pricing.dynamic &&
+        (shape.allowed_models.empty() ||
+         std::any_of(shape.allowed_models.begin(), shape.allowed_models.end(),
+                     [&](const std::string& p) { return model_pattern_matches(p, served); }))) {
+      id = served;
+    }
   }
   PriceBound b = bound(id, shape);
   if (!b.pricing) return std::nullopt;

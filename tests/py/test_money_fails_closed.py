@@ -1,0 +1,239 @@
+"""Money fails closed (docs/cost.md, "The contract"): through the manager and the gateway against a
+FakeOpenRouter that lies about usage, no call spends without a reservation, no reply crashes the
+process or fools the ledger, and budgets hold in the variant, auto-router, missing-max_tokens and
+lease cases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import orroute
+from orroute import Task
+from orroute.testing import FakeOpenRouter, Fault
+
+MODELS = ["test/a", "test/b"]  # synthetic: $1/M prompt, $2/M completion tokens
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenRouter]:
+    with FakeOpenRouter(models=MODELS) as f:
+        yield f
+
+
+def manager(fake: FakeOpenRouter, **kw) -> orroute.AIModelManager:
+    kw.setdefault("retry_base_delay", 0.001)
+    return orroute.AIModelManager(api_key="sk-or-test", base_url=fake.base_url, **kw)
+
+
+def chats(fake: FakeOpenRouter) -> list:
+    return [r for r in fake.requests if r.path.endswith("/chat/completions")]
+
+
+HOSTILE = [
+    Fault.lying_usage(cost="abc"),
+    Fault.lying_usage(cost=1e300),
+    Fault.lying_usage(cost=-5),
+    Fault.lying_usage(cost=None),
+    Fault.lying_usage(cost=1e9),
+    Fault.lying_usage(prompt_tokens=-3),
+    Fault.lying_usage(completion_tokens=1e20),
+    Fault.lying_usage(completion_tokens=-1, cost=-1),
+    Fault.lying_usage(**{"prompt_tokens_details.cached_tokens": -9}),
+    Fault.no_usage(),
+]
+
+
+@pytest.mark.parametrize("fault", HOSTILE, ids=lambda f: repr(f.usage_patch or "no_usage"))
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_hostile_usage_is_charged_the_catalog_price_and_never_held(fake, fault, stream) -> None:
+    m = manager(fake, budget=1, fallbacks=["test/a"])
+    fake.script("test/a", [fault])
+    task = Task(messages="Say hello", max_tokens=20)
+    if stream:
+        async def consume() -> None:
+            async for _ in m.stream_task(task):
+                pass
+        asyncio.run(consume())
+        cost = m.spent()
+    else:
+        r = m.execute_task_sync(task)
+        cost = r.cost
+        assert r.cost_source in ("catalog", "tokenizer")
+        assert 0 <= r.usage["prompt_tokens"] <= 1000 and 0 <= r.usage["completion_tokens"] <= 1000
+    # the catalog price of (at most) the prompt and the 20 reserved tokens, never the lie
+    assert Decimal(0) < cost <= Decimal("0.0001")
+    assert m.spent() == cost
+    assert m.reserved() == (0, Decimal(0))  # settled, not left to expire
+
+
+def test_a_negative_cost_never_refills_the_budget(fake) -> None:
+    m = manager(fake, budget="0.0002", fallbacks=["test/a"])
+    fake.fail("test/a", Fault.lying_usage(cost=-1000))
+    spent = []
+    with pytest.raises(orroute.BudgetExceededError):
+        for _ in range(50):
+            m.execute_task_sync(Task(messages="Say hello", max_tokens=20))
+            spent.append(m.spent())
+    assert spent == sorted(spent) and spent[0] > 0
+    assert m.spent() <= Decimal("0.0002")
+
+
+def test_random_usage_lies_never_end_the_process(fake) -> None:
+    rng = random.Random(14)
+    values = [-1, 0, 1, 1.5, 1e300, -1e300, "abc", "12", None, [], {}, True, 2**62, "1e999"]
+    fields = ["prompt_tokens", "completion_tokens", "total_tokens", "cost",
+              "prompt_tokens_details.cached_tokens", "completion_tokens_details.reasoning_tokens"]
+    m = manager(fake, budget=10, fallbacks=["test/a"])
+    for _ in range(100):
+        patch = {rng.choice(fields): rng.choice(values) for _ in range(rng.randint(1, 4))}
+        fake.script("test/a", [Fault.lying_usage(**patch)])
+        r = m.execute_task_sync(Task(messages="Say hello", max_tokens=20))
+        assert Decimal(0) <= r.cost <= Decimal("0.0001"), patch
+    assert m.reserved() == (0, Decimal(0))
+
+
+def test_missing_max_tokens_sends_the_reserved_bound(fake) -> None:
+    m = manager(fake, budget="0.01", fallbacks=["test/a"], default_max_tokens=64)
+    m.execute_task_sync(Task(messages="Write a long story"))
+    assert chats(fake)[-1].json["max_tokens"] == 64
+    m.execute_task_sync(Task(messages="Write a long story", max_tokens=9))
+    assert chats(fake)[-1].json["max_tokens"] == 9
+
+
+@pytest.mark.parametrize("bad", [2**63, 2**31, 0, -1, 1.5, True], ids=repr)
+def test_out_of_range_max_tokens_is_refused_before_sending(fake, bad) -> None:
+    m = manager(fake, budget=1, fallbacks=["test/a"])
+    with pytest.raises(orroute.InvalidArgumentError, match="max_tokens"):
+        m.execute_task_sync(Task(messages="hi", max_tokens=bad))
+    assert chats(fake) == []
+
+
+def test_budget_holds_when_the_upstream_ignores_max_tokens_in_a_stream(fake) -> None:
+    limit = Decimal("0.0005")
+    m = manager(fake, budget=limit, fallbacks=["test/a"])
+    fake.fail("test/a", Fault.ignore_max_tokens(3000))  # ~$0.006 per answer if let run
+
+    async def consume() -> list[dict]:
+        return [c async for c in m.stream_task(Task(messages="Say hello", max_tokens=30))]
+
+    chunks = asyncio.run(consume())
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-1]["orroute"]["cut_at_reservation"] is True
+    with pytest.raises(orroute.BudgetExceededError):
+        for _ in range(20):
+            asyncio.run(consume())
+    assert m.spent() <= limit
+
+
+@pytest.mark.parametrize(
+    ("model", "limit"),
+    [("test/a:nitro", "0.0003"), ("test/a:floor", "0.0003"), ("test/a:online", "0.05")],
+)
+def test_variants_are_reserved_and_budgets_hold(fake, model, limit) -> None:
+    m = manager(fake, budget=Decimal(limit), fallbacks=[model])
+    calls = 0
+    with pytest.raises(orroute.BudgetExceededError):
+        for _ in range(60):
+            fake.script("test/a", [Fault.lying_usage(cost=10)])  # an upstream asking for more
+            m.execute_task_sync(Task(messages="Say hello", max_tokens=20))
+            calls += 1
+    assert calls > 0
+    assert m.spent() <= Decimal(limit)
+    assert {r.json["model"] for r in chats(fake)} == {model}
+
+
+def test_a_free_variant_is_booked_free_whatever_the_upstream_claims(fake) -> None:
+    m = manager(fake, budget="0.0001", fallbacks=["test/a:free"])
+    for _ in range(5):  # the fake answers as test/a and reports its price
+        assert m.execute_task_sync(Task(messages="Say hello", max_tokens=20)).cost == 0
+    assert m.spent() == 0
+
+
+def test_an_unpriced_model_is_refused_naming_the_setting_unless_priced(fake) -> None:
+    m = manager(fake, budget=1, fallbacks=["acme/unknown"])
+    with pytest.raises(orroute.UnpricedModelError, match="unpriced_model_price") as e:
+        m.execute_task_sync(Task(messages="hi", max_tokens=5))
+    assert "acme/unknown" in str(e.value)
+    assert chats(fake) == []
+    priced = manager(fake, budget=1, fallbacks=["acme/unknown"],
+                     unpriced_model_price={"prompt": 1, "completion": 2})
+    with pytest.raises(orroute.APIError):  # reserved, then sent: the fake does not know it
+        priced.execute_task_sync(Task(messages="hi", max_tokens=5))
+    assert [r.json["model"] for r in chats(fake)] == ["acme/unknown"]
+    assert priced.reserved() == (0, Decimal(0))
+
+
+def test_the_emergency_cutoff_refuses_even_free_calls(fake, tmp_path: Path) -> None:
+    tracker = orroute.CostTracker(tmp_path / "l.sqlite3")
+    m = manager(fake, ledger=tracker)
+    tracker.cutoff("runaway")
+    with pytest.raises(orroute.EmergencyCutoffError):
+        m.execute_task_sync(Task(messages="hi", max_tokens=5), model="test/a:free")
+    assert chats(fake) == []
+
+
+def test_auto_router_is_reserved_at_the_dearest_model_and_the_budget_holds() -> None:
+    with FakeOpenRouter() as fake:  # the bundled catalog: openrouter/auto is priced "-1"
+        task = Task(messages="hi", max_tokens=100)
+        probe = manager(fake, budget=1000, fallbacks=["openrouter/auto"])
+        bound = probe.plan(task)["estimate"]
+        mini = manager(fake, budget=1000, fallbacks=["openai/gpt-4o-mini"]).plan(task)["estimate"]
+        assert bound is not None and bound > 50 * mini  # the dearest model it may pick
+        # (the reservation counts the prompt with the router's tokenizer: within a few tokens)
+        tight = manager(fake, budget=bound * Decimal("0.9"), fallbacks=["openrouter/auto"])
+        with pytest.raises(orroute.BudgetExceededError):
+            tight.execute_task_sync(task)
+        assert chats(fake) == []  # refused before a byte was sent
+        ok = manager(fake, budget=bound * Decimal("1.1"), fallbacks=["openrouter/auto"])
+        r = ok.execute_task_sync(task)
+        assert chats(fake)[-1].served_model == "openai/gpt-4o-mini"  # the router's pick
+        assert Decimal(0) < ok.spent() <= bound
+
+
+def test_a_lease_never_starts_a_call_the_budget_cannot_cover(fake, tmp_path: Path) -> None:
+    """Two managers (each with its own lease) on one ledger; the upstream overruns max_tokens in
+    non-streamed replies (the contract's one bounded exception): once the budget is overspent,
+    neither lease starts another call."""
+    path = tmp_path / "shared.sqlite3"
+    tracker = orroute.CostTracker(path)
+    tracker.set_budget("0.002")
+    a, b = manager(fake, ledger=tracker, fallbacks=["test/a"]), manager(fake, ledger=str(path),
+                                                                        fallbacks=["test/a"])
+    fake.fail("test/a", Fault.ignore_max_tokens(400))  # ~$0.0008 where $0.00005 was reserved
+    refused = 0
+    for i in range(20):
+        try:
+            (a if i % 2 else b).execute_task_sync(Task(messages="hi", max_tokens=20))
+        except orroute.BudgetExceededError:
+            refused += 1
+    spent = tracker.total_cost()
+    overrun = Decimal("0.0009")  # at most one call's overrun past the limit
+    assert spent <= Decimal("0.002") + overrun
+    assert refused >= 10
+
+
+def test_alerts_fire_once_per_threshold_for_manager_calls(fake, tmp_path: Path) -> None:
+    path = tmp_path / "alerts.sqlite3"
+    tracker = orroute.CostTracker(path)
+    tracker.set_budget("0.0004", thresholds=[50, 80])
+    seen_tracker, seen_a, seen_b = [], [], []
+    tracker.on_alert(seen_tracker.append)
+    a = manager(fake, ledger=tracker, fallbacks=["test/a"])
+    b = manager(fake, ledger=str(path), fallbacks=["test/a"])  # a second engine on the file
+    a.on_alert(seen_a.append)
+    b.on_alert(seen_b.append)
+    with pytest.raises(orroute.BudgetExceededError):
+        for i in range(30):
+            (a if i % 2 else b).execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    fired = sorted(e.threshold_pct for e in seen_a + seen_b)
+    assert fired == [50, 80]  # each threshold exactly once across both engines
+    assert sorted(e.threshold_pct for e in seen_tracker) == sorted(
+        e.threshold_pct for e in seen_a)
+    assert sorted(e.threshold_pct for e in tracker.alerts) == [50, 80]

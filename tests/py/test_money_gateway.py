@@ -1,0 +1,77 @@
+"""Money fails closed through the gateway (``orroute serve``): unpriced models are a 400 before
+anything is sent, hostile usage is booked at the catalog price, budgets hold for variants and the
+auto-router, and threshold alerts of gateway calls fire through the tracker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+
+import openai
+import pytest
+from _gateway_util import call, gateway_fixtures
+
+from orroute.testing import FakeOpenRouter, Fault
+
+HOSTILE = [
+    Fault.lying_usage(cost="abc"),
+    Fault.lying_usage(cost=1e300),
+    Fault.lying_usage(cost=-5),
+    Fault.lying_usage(cost=None),
+    Fault.lying_usage(prompt_tokens=-3),
+    Fault.no_usage(),
+]
+UPSTREAM_KEY = "sk-or-v1-upstream-secret-money-0123456789abcdef"
+fake, gateway, key, client = gateway_fixtures(UPSTREAM_KEY)
+
+
+@pytest.fixture(autouse=True)
+def _clean(fake: FakeOpenRouter) -> Iterator[None]:
+    yield
+    fake.clear_faults()
+
+
+def test_gateway_refuses_an_unpriced_model_with_400(gateway, fake) -> None:
+    key_, _ = gateway.keys.create("money-unpriced")
+    gateway.tracker.set_budget(1, project="money-unpriced")
+    before = fake.request_count
+    status, _, body = call(gateway, "POST", "/v1/chat/completions", key=key_, body={
+        "model": "acme/not-in-catalog", "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}]})
+    assert status == 400, body
+    err = json.loads(body)["error"]
+    assert err["code"] == "unpriced_model" and "acme/not-in-catalog" in err["message"]
+    assert fake.request_count == before
+
+
+@pytest.mark.parametrize("fault", HOSTILE, ids=lambda f: repr(f.usage_patch or "no_usage"))
+def test_gateway_survives_hostile_usage_and_books_the_catalog_price(
+        gateway, client: openai.OpenAI, fake, fault) -> None:
+    fake.script("openai/gpt-4o-mini", [fault])
+    before = gateway.tracker.total_cost()
+    out = client.chat.completions.create(model="openai/gpt-4o-mini", max_tokens=20,
+                                         messages=[{"role": "user", "content": "Say hi"}])
+    assert out.choices[0].message.content
+    row = gateway.tracker.usage_history(limit=1)[0]
+    assert row.cost_source.split(":")[0] in ("catalog", "tokenizer")
+    assert Decimal(0) < gateway.tracker.total_cost() - before < Decimal("0.001")
+    assert gateway.tracker.live_reservations()[0] == 0
+
+
+def test_gateway_budget_holds_for_variants_and_auto(gateway) -> None:
+    key_, _ = gateway.keys.create("money-variants")
+    limit = Decimal("0.0002")
+    gateway.tracker.set_budget(limit, project="money-variants")
+    seen: list = []
+    gateway.tracker.on_alert(seen.append)
+    codes = []
+    for i in range(60):
+        model = ["openai/gpt-4o-mini:nitro", "openai/gpt-4o:online", "openrouter/auto"][i % 3]
+        status, _, _ = call(gateway, "POST", "/v1/chat/completions", key=key_, body={
+            "model": model, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]})
+        codes.append(status)
+    assert 402 in codes and 200 in codes
+    assert gateway.tracker.budget_status(project="money-variants").spent <= limit
+    fired = sorted(e.threshold_pct for e in seen if "money-variants" in e.budget)
+    assert fired[:2] == [50, 80] and len(fired) == len(set(fired))  # each threshold once
