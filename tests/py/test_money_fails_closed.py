@@ -237,3 +237,37 @@ def test_alerts_fire_once_per_threshold_for_manager_calls(fake, tmp_path: Path) 
     assert sorted(e.threshold_pct for e in seen_tracker) == sorted(
         e.threshold_pct for e in seen_a)
     assert sorted(e.threshold_pct for e in tracker.alerts) == [50, 80]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_python_callbacks_that_raise_on_the_network_thread_do_not_end_the_process(
+        fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's callback bridge (``_core.Engine.submit``): a chunk or done callback that raises
+    is reported through ``sys.unraisablehook`` and the stream stops; the process lives on."""
+    import json as _json
+    import sys
+    import threading
+
+    from orroute import _core
+
+    reported: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(str(u.exc_value)))
+    m = manager(fake, budget=1, fallbacks=["test/a"])
+    done = threading.Event()
+
+    def on_chunk(data: bytes) -> bool:
+        raise RuntimeError("consumer bug")
+
+    def on_done(res: dict) -> None:
+        done.set()
+        raise RuntimeError("done bug")
+
+    et = _core.EngineTask()
+    et.request_json = _json.dumps({"messages": [{"role": "user", "content": "hi"}],
+                                   "max_tokens": 20})
+    et.stream = True
+    m._engine.submit(et, on_chunk, on_done)
+    assert done.wait(10)
+    m.execute_task_sync(Task(messages="still alive", max_tokens=5))  # the engine still works
+    assert any("consumer bug" in r for r in reported) and any("done bug" in r for r in reported)
+    assert m.reserved() == (0, Decimal(0))
