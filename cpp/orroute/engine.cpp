@@ -431,7 +431,9 @@ class ChatSink final : public Sink {
       return DataAction::kContinue;
     }
     bool keep = true;
+    unfinished_ += bytes.size();
     parser_.feed(bytes, [&](SseEvent&& ev) {
+      unfinished_ = 0;
       if (ev.data.empty() || is_done_marker(ev.data)) return true;
       rapidjson::Document chunk;
       chunk.Parse(ev.data.c_str(), ev.data.size());
@@ -458,6 +460,10 @@ class ChatSink final : public Sink {
       }
       return true;  // after a kPause the rest of this piece is still handed over (bounded)
     });
+    if (keep && unfinished_ > kMaxBody) {  // one endless event: the parser would buffer it all
+      broken_ = "a stream event is larger than " + std::to_string(kMaxBody) + " bytes";
+      return DataAction::kAbort;
+    }
     return keep ? DataAction::kContinue : DataAction::kAbort;
   }
 
@@ -620,6 +626,7 @@ class ChatSink final : public Sink {
   bool user_stopped_ = false;
   bool cut_ = false;          // stopped at the reservation (see read())
   int64_t metered_ = 0;       // output tokens counted so far
+  size_t unfinished_ = 0;     // bytes fed since the last complete event
   std::string broken_;        // why reading stopped ("" = it did not)
 };
 
