@@ -6,10 +6,11 @@ import json
 import logging
 import threading
 import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any
 
 _log = logging.getLogger("orroute.cost")
 

@@ -6,7 +6,6 @@ lease cases."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Iterator
 from decimal import Decimal
