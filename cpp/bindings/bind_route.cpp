@@ -118,6 +118,8 @@ py::dict stats_dict(const ModelStats& s) {
   d["success_rate"] = s.success_rate();
   d["retries"] = s.retries;
   d["fallbacks"] = s.fallbacks;
+  d["usage_corrections"] = s.usage_corrections;
+  d["cut_at_reservation"] = s.cut_at_reservation;
   d["input_tokens"] = s.input_tokens;
   d["output_tokens"] = s.output_tokens;
   d["cost"] = s.cost_of_successes;

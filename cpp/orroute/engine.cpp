@@ -445,7 +445,14 @@ class ChatSink final : public Sink {
         first_content_ = sender_->clock()->now();
       }
       delivered_ = true;
-      if (sender_->meter_limit() > 0) metered_ += text_tokens(model_, generated_text(chunk, "delta"));
+      if (sender_->meter_limit() > 0) {
+        // Counting each piece alone overcounts a little (a word split across chunks); past the
+        // limit the whole answer so far is counted once more before deciding.
+        const std::string piece = generated_text(chunk, "delta");
+        generated_ += piece;
+        metered_ += text_tokens(model_, piece);
+        if (metered_ > sender_->meter_limit()) metered_ = text_tokens(model_, generated_);
+      }
       if (sender_->emit(ev.data) == ChunkAction::kCancel) {
         user_stopped_ = true;
         return keep = false;
@@ -627,6 +634,7 @@ class ChatSink final : public Sink {
   bool cut_ = false;          // stopped at the reservation (see read())
   int64_t metered_ = 0;       // output tokens counted so far
   size_t unfinished_ = 0;     // bytes fed since the last complete event
+  std::string generated_;     // the answer's text so far (metered streams; bounded by the cut)
   std::string broken_;        // why reading stopped ("" = it did not)
 };
 

@@ -68,6 +68,7 @@ def test_hostile_usage_is_charged_the_catalog_price_and_never_held(fake, fault, 
         assert 0 <= r.usage["prompt_tokens"] <= 1000 and 0 <= r.usage["completion_tokens"] <= 1000
     # the catalog price of (at most) the prompt and the 20 reserved tokens, never the lie
     assert Decimal(0) < cost <= Decimal("0.0001")
+    assert m.metrics()["test/a"]["usage_corrections"] == 1  # counted in metrics
     assert m.spent() == cost
     assert m.reserved() == (0, Decimal(0))  # settled, not left to expire
 
@@ -123,6 +124,7 @@ def test_budget_holds_when_the_upstream_ignores_max_tokens_in_a_stream(fake) -> 
         return [c async for c in m.stream_task(Task(messages="Say hello", max_tokens=30))]
 
     chunks = asyncio.run(consume())
+    assert m.metrics()["test/a"]["cut_at_reservation"] == 1
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
     assert chunks[-1]["orroute"]["cut_at_reservation"] is True
     with pytest.raises(orroute.BudgetExceededError):

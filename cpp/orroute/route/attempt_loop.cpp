@@ -349,6 +349,7 @@ void Run::on_attempt_locked(AttemptResult r, uint64_t generation) {
     release_permits(CallOutcome::kSuccess, now);
     ctx_.metrics->record_success(model, now, rec.latency, r.ttft, r.input_tokens, r.output_tokens,
                                  cost);
+    ctx_.metrics->record_usage_check(model, !charge.problem.empty(), r.cut_at_reservation);
     rec.outcome = "ok";
     outcome_.attempts.push_back(std::move(rec));
     outcome_.ok = true;

@@ -135,6 +135,14 @@ void Metrics::record_retry(std::string_view model) {
   ++get(model).totals.retries;
 }
 
+void Metrics::record_usage_check(std::string_view model, bool corrected, bool cut) {
+  if (!corrected && !cut) return;
+  std::lock_guard lock(mu_);
+  ModelStats& t = get(model).totals;
+  t.usage_corrections += corrected ? 1 : 0;
+  t.cut_at_reservation += cut ? 1 : 0;
+}
+
 void Metrics::record_fallback(std::string_view model) {
   std::lock_guard lock(mu_);
   ++get(model).totals.fallbacks;

@@ -55,6 +55,10 @@ struct ModelStats {
   int64_t failures = 0;
   int64_t retries = 0;     // attempts that were a retry on this model
   int64_t fallbacks = 0;   // times the router gave up on this model and moved to the next
+  // Successful calls whose upstream usage was not believed (cost or tokens replaced, see
+  // cost/usage_audit.h), and streams cut at their reservation.
+  int64_t usage_corrections = 0;
+  int64_t cut_at_reservation = 0;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
   Money cost_of_successes;  // settled cost of successful calls
@@ -91,6 +95,8 @@ class Metrics {
   void record_failure(std::string_view model, Instant now, ErrorClass error, Duration latency);
   void record_retry(std::string_view model);
   void record_fallback(std::string_view model);
+  // A successful call whose usage was corrected (`corrected`) or whose stream was cut (`cut`).
+  void record_usage_check(std::string_view model, bool corrected, bool cut);
 
   // Figures for one model (zeros if never seen).
   ModelStats model(std::string_view model, Instant now) const;
