@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "orroute/error.h"
+#include "orroute/net/protocol.h"
 #include "orroute/route/retry_policy.h"
 
 using namespace orroute;
@@ -24,15 +25,26 @@ TEST_CASE("failures are classified by status, transport and message", "[route][r
       {402, false, "insufficient credits", C::kPaymentRequired},
       {403, false, "flagged", C::kModeration},
       {404, false, "no endpoints", C::kNotFound},
+      {409, false, "conflict", C::kConflict},
       {418, false, "", C::kOther},
   }));
   CAPTURE(status, message);
   REQUIRE(classify(status, timed_out, message) == expected);
 }
 
+TEST_CASE("the engine retries exactly the statuses the plain client retries", "[route][retry]") {
+  // One rule (net/protocol's is_retryable_status): a 409 used to be retried by one and not the
+  // other.
+  for (int status = 100; status < 600; ++status) {
+    CAPTURE(status);
+    REQUIRE((recovery_for(classify(status, false, "")) == Recovery::kRetrySame) ==
+            is_retryable_status(status));
+  }
+}
+
 TEST_CASE("each class has one recovery", "[route][retry]") {
   using C = ErrorClass;
-  for (C c : {C::kConnection, C::kTimeout, C::kRateLimited, C::kServer}) {
+  for (C c : {C::kConnection, C::kTimeout, C::kRateLimited, C::kServer, C::kConflict}) {
     REQUIRE(recovery_for(c) == Recovery::kRetrySame);
   }
   for (C c : {C::kContextTooLong, C::kModeration, C::kNotFound}) {

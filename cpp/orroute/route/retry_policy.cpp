@@ -9,6 +9,7 @@
 #include <string>
 
 #include "orroute/error.h"
+#include "orroute/net/protocol.h"
 
 namespace orroute {
 
@@ -27,6 +28,7 @@ const char* to_string(ErrorClass c) noexcept {
     case ErrorClass::kStreamBroken: return "stream_broken";
     case ErrorClass::kCancelled: return "cancelled";
     case ErrorClass::kOther: return "other";
+    case ErrorClass::kConflict: return "conflict";
   }
   return "other";
 }
@@ -111,9 +113,14 @@ std::optional<int64_t> parse_http_date_ms(std::string_view s) {
 ErrorClass classify(int http_status, bool timed_out, std::string_view message) noexcept {
   if (timed_out) return ErrorClass::kTimeout;
   if (http_status == 0) return ErrorClass::kConnection;
-  if (http_status == 408) return ErrorClass::kTimeout;
-  if (http_status == 429) return ErrorClass::kRateLimited;
-  if (http_status >= 500) return ErrorClass::kServer;
+  // Which statuses are transient is one rule, net/protocol's is_retryable_status (the plain
+  // client's retries use it too); here it only gets a name.
+  if (is_retryable_status(http_status)) {
+    if (http_status == 408) return ErrorClass::kTimeout;
+    if (http_status == 429) return ErrorClass::kRateLimited;
+    if (http_status >= 500) return ErrorClass::kServer;
+    return ErrorClass::kConflict;
+  }
   if (http_status == 413) return ErrorClass::kContextTooLong;
   if (http_status == 400 || http_status == 422) {
     return mentions_context_length(message) ? ErrorClass::kContextTooLong
@@ -132,6 +139,7 @@ Recovery recovery_for(ErrorClass c) noexcept {
     case ErrorClass::kTimeout:
     case ErrorClass::kRateLimited:
     case ErrorClass::kServer:
+    case ErrorClass::kConflict:
       return Recovery::kRetrySame;
     case ErrorClass::kContextTooLong:
     case ErrorClass::kModeration:

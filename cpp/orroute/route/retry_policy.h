@@ -25,8 +25,9 @@ enum class ErrorClass : uint8_t {
   kStreamBroken,     // an error after content was already handed to the caller
   kCancelled,        // the caller cancelled
   kOther,            // any other status
+  kConflict,         // HTTP 409: a transient conflict upstream, retried like a 5xx
 };
-inline constexpr int kErrorClassCount = 13;
+inline constexpr int kErrorClassCount = 14;
 
 // Stable lowercase name ("connection", "rate_limited", ...).
 const char* to_string(ErrorClass c) noexcept;
