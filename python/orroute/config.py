@@ -134,13 +134,14 @@ def redact_ledger_url(location: str) -> str:
 
 
 def mask_key(key: str | None) -> str | None:
-    """A form of an API key that is safe to print: ``sk-or-v1-...cdef`` (``***`` if short), as
-    the client shows it."""
+    """A form of an API key that is safe to print: ``sk-or-v1-...cdef`` (``***`` if short). The
+    rule is the core's (``_core.mask_key``), so the client, the engine's messages and the settings
+    show a key the same way."""
     if not key:
         return None
-    if len(key) < 16:
-        return "***"
-    return f"{key[:9]}...{key[-4:]}"
+    from . import _core  # lazy: `import orroute.config` stays light
+
+    return _core.mask_key(key)
 
 
 def default_home(env: Mapping[str, str] | None = None) -> Path:

@@ -155,6 +155,15 @@ def test_key_is_masked_everywhere_but_the_attribute() -> None:
     assert mask_key(None) is None
 
 
+def test_settings_mask_keys_with_the_core_rule() -> None:
+    """One masking rule (C++): a key that is not OpenRouter's shows the same prefix everywhere."""
+    from orroute import _core
+
+    for key in ("sk-proj-0123456789abcdefghij", "sk-or-v1-" + "a" * 40, "x" * 16, "short-key"):
+        assert mask_key(key) == _core.mask_key(key)
+    assert mask_key("sk-proj-0123456789abcdefghij") == "sk-...ghij"
+
+
 def test_environment_is_not_modified(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text(f"OPENROUTER_API_KEY={KEY}\n")
