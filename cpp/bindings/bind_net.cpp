@@ -231,6 +231,7 @@ void bind_net(py::module_& m) {
           py::arg("chat") = false, py::arg("queue_capacity") = 64,
           "Starts a call (validating it first when `chat`); never blocks on the network.");
 
+  m.attr("DEFAULT_BASE_URL") = std::string(kDefaultBaseUrl);
   m.def("mask_key", &mask_key, py::arg("key"), "The masked form of an API key, safe to show.");
   m.def("json_dumps", [](py::handle obj) { return py_to_json(obj); }, py::arg("obj"),
         "Compact JSON text of a Python value (as the client sends it).");

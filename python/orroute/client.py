@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # typing_extensions is not a run-time dependency (Self is typ
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncOpenRouter", "AsyncStream", "OpenRouter", "Stream", "Timeout"]
 
-DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+DEFAULT_BASE_URL: str = _core.DEFAULT_BASE_URL  # the core owns the default
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_RETRIES = 2
 MODELS_CACHE_TTL = 3600.0

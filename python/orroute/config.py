@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from . import _core
 from ._exceptions import InvalidArgumentError, ParseError
 
 TYPE_CHECKING = False
@@ -54,7 +55,7 @@ __all__ = [
     "parse_env_file",
 ]
 
-DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+DEFAULT_BASE_URL: str = _core.DEFAULT_BASE_URL  # the core owns the default
 
 # The integration guide's preference order, mapped to ids of the bundled catalog (the guide's dated
 # ids are gone from OpenRouter: claude-3-5-sonnet-20241022 -> its successor claude-sonnet-4.5,
@@ -139,8 +140,6 @@ def mask_key(key: str | None) -> str | None:
     show a key the same way."""
     if not key:
         return None
-    from . import _core  # lazy: `import orroute.config` stays light
-
     return _core.mask_key(key)
 
 

@@ -22,7 +22,6 @@ from .task import Task
 
 __all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult"]
 
-_DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 _log = logging.getLogger("orroute.cost")
 _FEEDBACK_MEMORY = 100_000  # results remembered for record_feedback
 
@@ -299,7 +298,7 @@ class AIModelManager:
         keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
         cfg = _core.EngineConfig()
         cfg.base_url = (
-            base_url or os.environ.get("OPENROUTER_BASE_URL") or _DEFAULT_BASE_URL
+            base_url or os.environ.get("OPENROUTER_BASE_URL") or _core.DEFAULT_BASE_URL
         ).rstrip("/")
         cfg.api_keys = [k for k in keys if k]
         if app_name:

@@ -171,3 +171,19 @@ def test_environment_is_not_modified(tmp_path: Path, monkeypatch) -> None:
 
     assert load_settings().api_key == KEY
     assert "OPENROUTER_API_KEY" not in os.environ
+
+
+def test_the_default_base_url_has_one_owner_the_core() -> None:
+    from orroute import _core, client, config
+    from orroute.gateway import settings as gw_settings
+
+    assert _core.DEFAULT_BASE_URL == "https://openrouter.ai/api/v1"
+    for value in (client.DEFAULT_BASE_URL, config.DEFAULT_BASE_URL, gw_settings.DEFAULT_BASE_URL,
+                  config.Settings().base_url, gw_settings.GatewaySettings().base_url):
+        assert value == _core.DEFAULT_BASE_URL
+    src = Path(config.__file__).parent
+    literal = "https://" + "openrouter.ai/api/v1"
+    holders = [p.name for p in src.rglob("*.py")
+               for line in p.read_text().splitlines()
+               if f'= "{literal}"' in line and not line.lstrip().startswith("#")]
+    assert holders == []  # no module keeps its own copy

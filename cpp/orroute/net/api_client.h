@@ -12,6 +12,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "orroute/net/http.h"
@@ -44,8 +45,12 @@ class Notifier {
   std::vector<uint64_t> tokens_;
 };
 
+// OpenRouter's API root: the one default every entry point (client, manager, gateway, CLI,
+// settings) uses; Python reads it as _core.DEFAULT_BASE_URL.
+inline constexpr std::string_view kDefaultBaseUrl = "https://openrouter.ai/api/v1";
+
 struct ClientConfig {
-  std::string base_url = "https://openrouter.ai/api/v1";
+  std::string base_url = std::string(kDefaultBaseUrl);
   std::vector<std::string> api_keys;
   std::string app_name;  // X-OpenRouter-Title and X-Title
   std::string app_url;   // HTTP-Referer

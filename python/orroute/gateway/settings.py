@@ -27,7 +27,7 @@ from typing import Any
 
 __all__ = ["ALIASES", "GatewaySettings", "load_gateway_settings"]
 
-DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+from ..config import DEFAULT_BASE_URL  # the core owns the default
 
 #: Model names that mean "let orroute choose", and the selector strategy each one uses.
 ALIASES: dict[str, str] = {
