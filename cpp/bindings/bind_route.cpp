@@ -197,6 +197,8 @@ std::shared_ptr<py::object> hold_callable(py::object f) {
 }  // namespace
 
 void bind_route(py::module_& m) {
+  m.def("default_fallback_order", &default_fallback_order,
+        "The integration guide's model order (bundled catalog ids).");
   py::class_<ComplexityAnalyzer>(m, "ComplexityAnalyzer")
       .def(py::init([](double simple, double complex_, double frontier) {
              return ComplexityAnalyzer({simple, complex_, frontier});

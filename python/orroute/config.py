@@ -57,19 +57,10 @@ __all__ = [
 
 DEFAULT_BASE_URL: str = _core.DEFAULT_BASE_URL  # the core owns the default
 
-# The integration guide's preference order, mapped to ids of the bundled catalog (the guide's dated
-# ids are gone from OpenRouter: claude-3-5-sonnet-20241022 -> its successor claude-sonnet-4.5,
-# claude-3-haiku-20240307 -> claude-3-haiku, llama-3-1-8b-instruct -> llama-3.1-8b-instruct,
-# gemini-pro-1.5 -> its successor gemini-2.5-pro). It is a suggestion written by `config init`;
-# the default fallback list is empty, which lets the selector rank the candidates for each task.
-GUIDE_MODEL_ORDER: tuple[str, ...] = (
-    "openai/gpt-4o",
-    "openai/gpt-4o-mini",
-    "anthropic/claude-sonnet-4.5",
-    "anthropic/claude-3-haiku",
-    "meta-llama/llama-3.1-8b-instruct",
-    "google/gemini-2.5-pro",
-)
+# The integration guide's preference order (bundled catalog ids; the core owns the list: it is
+# also the engine's last resort). A suggestion written by `config init`; the default fallback list
+# is empty, which lets the selector rank the candidates for each task.
+GUIDE_MODEL_ORDER: tuple[str, ...] = tuple(_core.default_fallback_order())
 
 STRATEGIES = ("cost_optimized", "balanced", "performance", "quality_first")
 _PERIODS = ("total", "daily", "weekly", "monthly")

@@ -187,3 +187,11 @@ def test_the_default_base_url_has_one_owner_the_core() -> None:
                for line in p.read_text().splitlines()
                if f'= "{literal}"' in line and not line.lstrip().startswith("#")]
     assert holders == []  # no module keeps its own copy
+
+
+def test_the_guide_model_order_is_the_engines_and_exists_in_the_catalog() -> None:
+    from orroute import _core, config
+
+    assert list(config.GUIDE_MODEL_ORDER) == _core.default_fallback_order()
+    catalog = orroute.Catalog.bundled()
+    assert all(catalog.get(m) is not None for m in config.GUIDE_MODEL_ORDER)
