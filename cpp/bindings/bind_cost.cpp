@@ -36,7 +36,7 @@ void bind_cost(py::module_& m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const BudgetExceeded& e) {
-      const py::object cls = py::module_::import("orroute._exceptions").attr("BudgetExceededError");
+      const py::object cls = py::module_::import("orroute._exceptions").attr(python_class(e.kind()));
       const py::object err = cls(e.what(), py::arg("budget") = e.budget, py::arg("limit") = e.limit,
                                  py::arg("spent") = e.spent, py::arg("reserved") = e.reserved,
                                  py::arg("estimate") = e.estimate,

@@ -75,7 +75,8 @@ py::dict result_dict(const EngineResult& r) {
   d["cut_at_reservation"] = r.cut_at_reservation;
   d["alerts"] = r.alerts;
   d["budget_refused"] = o.budget_refused;
-  d["budget_error_type"] = o.budget_error_type;
+  d["budget_error_type"] = o.budget_refused ? python_class(o.budget_error) : "";
+  d["budget_error_kind"] = o.budget_refused ? py::cast(o.budget_error) : py::none();
   d["nothing_sent"] = o.nothing_sent;
   d["ttft"] = o.result.ttft ? py::cast(secs(*o.result.ttft)) : py::none();
   py::list attempts;

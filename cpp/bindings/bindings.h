@@ -3,7 +3,26 @@
 
 #include <pybind11/pybind11.h>
 
+#include "orroute/error.h"
+
 namespace orroute::bindings {
+
+// The one table from the core's error kinds to the classes of orroute/_exceptions.py: the only
+// place Python class names appear on the C++ side.
+inline const char* python_class(ErrorKind kind) noexcept {
+  switch (kind) {
+    case ErrorKind::kInvalidArgument: return "InvalidArgumentError";
+    case ErrorKind::kNotFound: return "NotFoundInCatalogError";
+    case ErrorKind::kParse: return "ParseError";
+    case ErrorKind::kNoModelAvailable: return "NoModelAvailableError";
+    case ErrorKind::kBudgetExceeded: return "BudgetExceededError";
+    case ErrorKind::kEmergencyCutoff: return "EmergencyCutoffError";
+    case ErrorKind::kApprovalDenied: return "ApprovalDeniedError";
+    case ErrorKind::kUnpricedModel: return "UnpricedModelError";
+    case ErrorKind::kError: break;
+  }
+  return "OrRouteError";
+}
 
 void bind_money(pybind11::module_& m);
 void bind_catalog(pybind11::module_& m);    // Catalog, ModelInfo, pricing

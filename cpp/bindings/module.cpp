@@ -14,10 +14,24 @@ PYBIND11_MODULE(_core, m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const orroute::Error& e) {
-      const py::object cls = py::module_::import("orroute._exceptions").attr(e.python_type());
+      const py::object cls =
+          py::module_::import("orroute._exceptions").attr(orroute::bindings::python_class(e.kind()));
       PyErr_SetObject(cls.ptr(), py::str(e.what()).ptr());
     }
   });
+
+  py::enum_<orroute::ErrorKind>(m, "ErrorKind", "What went wrong, as the core names it.")
+      .value("ERROR", orroute::ErrorKind::kError)
+      .value("INVALID_ARGUMENT", orroute::ErrorKind::kInvalidArgument)
+      .value("NOT_FOUND", orroute::ErrorKind::kNotFound)
+      .value("PARSE", orroute::ErrorKind::kParse)
+      .value("NO_MODEL_AVAILABLE", orroute::ErrorKind::kNoModelAvailable)
+      .value("BUDGET_EXCEEDED", orroute::ErrorKind::kBudgetExceeded)
+      .value("EMERGENCY_CUTOFF", orroute::ErrorKind::kEmergencyCutoff)
+      .value("APPROVAL_DENIED", orroute::ErrorKind::kApprovalDenied)
+      .value("UNPRICED_MODEL", orroute::ErrorKind::kUnpricedModel);
+  m.def("python_class", &orroute::bindings::python_class, py::arg("kind"),
+        "The orroute._exceptions class name an ErrorKind becomes.");
 
   orroute::bindings::bind_money(m);
   orroute::bindings::bind_catalog(m);

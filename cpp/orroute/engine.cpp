@@ -161,7 +161,7 @@ class LedgerGate final : public BudgetGate {
           return h;
         case ReserveStatus::kExceeded:
           h.ok = false;
-          h.error_type = "BudgetExceededError";
+          h.error_kind = ErrorKind::kBudgetExceeded;
           h.refusal = "budget " + (o.blocking ? o.blocking->budget.name() : std::string("?")) +
                       ": worst case " + worst_case.to_string() + " USD on " + model +
                       " exceeds the " +
@@ -171,19 +171,19 @@ class LedgerGate final : public BudgetGate {
         case ReserveStatus::kCutoff:
           h.ok = false;
           h.stop = true;
-          h.error_type = "EmergencyCutoffError";
+          h.error_kind = ErrorKind::kEmergencyCutoff;
           h.refusal = "emergency cutoff: " + o.cutoff_reason;
           return h;
       }
     } catch (const Error& e) {
       h.ok = false;
       h.stop = true;
-      h.error_type = e.python_type();
+      h.error_kind = e.kind();
       h.refusal = e.what();
     } catch (const std::exception& e) {  // an approval hook's own failure: refuse, never send
       h.ok = false;
       h.stop = true;
-      h.error_type = "ApprovalDeniedError";
+      h.error_kind = ErrorKind::kApprovalDenied;
       h.refusal = std::string("the approval hook failed: ") + e.what();
     }
     return h;
@@ -1007,7 +1007,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     EngineResult res;
     res.api_error = sender->last_error();
     if (out.ok) res.api_error.reset();
-    res.budget_error_type = out.budget_error_type;
+    res.budget_error = out.budget_error;
     res.completion_json = out.result.body;
     res.prompt_tokens = out.result.input_tokens;
     res.completion_tokens = out.result.output_tokens;

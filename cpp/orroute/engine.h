@@ -89,7 +89,7 @@ struct EnginePlan {
 struct EngineResult {
   RouteOutcome route;             // ok, error class, attempts, cost, model
   std::optional<ApiError> api_error;  // the last API failure (for the Python exception)
-  std::string budget_error_type;  // "BudgetExceededError" / "EmergencyCutoffError" / ...
+  ErrorKind budget_error = ErrorKind::kBudgetExceeded;  // route.budget_refused: what refused
   std::string completion_json;    // the response in OpenAI shape (streams: assembled)
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;

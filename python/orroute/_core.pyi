@@ -1,6 +1,7 @@
 # Type stubs for orroute._core (the C++ core). Keep in step with cpp/bindings/*.cpp: CI runs
 # `python -m mypy.stubtest orroute._core`. Private module: use the public API in `orroute`.
 from collections.abc import Sequence
+from typing import ClassVar
 from decimal import Decimal
 
 def parse_money(amount: Decimal | str | float) -> Decimal: ...
@@ -793,6 +794,26 @@ class ChatStream:
     def completion(self) -> Any: ...
 
 DEFAULT_BASE_URL: str
+
+class ErrorKind:
+    ERROR: ClassVar[ErrorKind]
+    INVALID_ARGUMENT: ClassVar[ErrorKind]
+    NOT_FOUND: ClassVar[ErrorKind]
+    PARSE: ClassVar[ErrorKind]
+    NO_MODEL_AVAILABLE: ClassVar[ErrorKind]
+    BUDGET_EXCEEDED: ClassVar[ErrorKind]
+    EMERGENCY_CUTOFF: ClassVar[ErrorKind]
+    APPROVAL_DENIED: ClassVar[ErrorKind]
+    UNPRICED_MODEL: ClassVar[ErrorKind]
+    __members__: ClassVar[dict[str, ErrorKind]]
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __index__(self) -> int: ...
+
+def python_class(kind: ErrorKind) -> str: ...
 
 def default_fallback_order() -> list[str]: ...
 

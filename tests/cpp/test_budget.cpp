@@ -151,7 +151,7 @@ TEST_CASE("the guard throws for refusals, cutoff and denied approvals", "[budget
       REQUIRE(e.budget == "global/total");
       REQUIRE(e.limit == Money::dollars(1));
       REQUIRE(e.estimate == Money::dollars(2));
-      REQUIRE(std::string(e.python_type()) == "BudgetExceededError");
+      REQUIRE(e.kind() == ErrorKind::kBudgetExceeded);
     }
   }
   SECTION("cutoff stops everything until lifted") {

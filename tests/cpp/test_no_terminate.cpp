@@ -127,7 +127,7 @@ TEST_CASE("pricing that throws on an answer fails the run, and the reservation i
           "[no_terminate]") {
   struct CountingGate final : BudgetGate {
     int reserved = 0, released = 0, settled = 0;
-    Hold reserve(const std::string&, Money) override { return {true, uint64_t(++reserved), "", false, ""}; }
+    Hold reserve(const std::string&, Money) override { return {true, uint64_t(++reserved), "", false, ErrorKind::kBudgetExceeded}; }
     void settle(uint64_t, Money, const CallInfo&) override { ++settled; }
     void release(uint64_t) override { ++released; }
   } gate;

@@ -106,10 +106,10 @@ class FakeBudget final : public BudgetGate {
   std::map<uint64_t, Money> holds;
   uint64_t next = 1;
   Hold reserve(const std::string&, Money worst) override {
-    if (spent + reserved + worst > limit) return {false, 0, "budget total exceeded", stop, ""};
+    if (spent + reserved + worst > limit) return {false, 0, "budget total exceeded", stop, ErrorKind::kBudgetExceeded};
     reserved += worst;
     holds[next] = worst;
-    return {true, next++, "", false, ""};
+    return {true, next++, "", false, ErrorKind::kBudgetExceeded};
   }
   void settle(uint64_t id, Money actual, const CallInfo&) override {
     reserved -= holds.at(id);
@@ -324,7 +324,7 @@ TEST_CASE("budget refusals skip to cheaper candidates or refuse before sending",
     h.sender->hang = false;
     auto refused = h.run({"a/1"}, 10, 20);
     REQUIRE(refused.budget_refused);
-    REQUIRE(refused.budget_error_type == "BudgetExceededError");
+    REQUIRE(refused.budget_error == ErrorKind::kBudgetExceeded);
     auto small = h.run({"a/1"}, 2, 10);
     REQUIRE(small.ok);
     run->cancel();

@@ -272,3 +272,21 @@ def test_python_callbacks_that_raise_on_the_network_thread_do_not_end_the_proces
     m.execute_task_sync(Task(messages="still alive", max_tokens=5))  # the engine still works
     assert any("consumer bug" in r for r in reported) and any("done bug" in r for r in reported)
     assert m.reserved() == (0, Decimal(0))
+
+
+def test_every_core_error_kind_becomes_an_orroute_exception() -> None:
+    """Errors cross the binding as an ErrorKind; one table in the bindings names their classes."""
+    from orroute import _core, _exceptions
+
+    for kind in _core.ErrorKind.__members__.values():
+        cls = getattr(_exceptions, _core.python_class(kind))
+        assert issubclass(cls, orroute.OrRouteError)
+    assert _core.python_class(_core.ErrorKind.UNPRICED_MODEL) == "UnpricedModelError"
+
+
+def test_a_refusal_carries_its_error_kind(fake) -> None:
+    from orroute import _core
+
+    m = manager(fake, budget=1, fallbacks=["acme/unknown"])
+    res = m._engine.run(m._engine_task(Task(messages="hi", max_tokens=5)))
+    assert res["budget_refused"] and res["budget_error_kind"] == _core.ErrorKind.UNPRICED_MODEL

@@ -250,7 +250,7 @@ class Ledger {
 class BudgetExceeded : public Error {
  public:
   BudgetExceeded(const BudgetState& state, Money estimate, Policy policy, Money remaining);
-  const char* python_type() const noexcept override { return "BudgetExceededError"; }
+  ErrorKind kind() const noexcept override { return ErrorKind::kBudgetExceeded; }
   std::string budget;
   Money limit, spent, reserved, estimate, remaining;
   Policy policy;
@@ -259,13 +259,13 @@ class BudgetExceeded : public Error {
 class EmergencyCutoff : public Error {
  public:
   using Error::Error;
-  const char* python_type() const noexcept override { return "EmergencyCutoffError"; }
+  ErrorKind kind() const noexcept override { return ErrorKind::kEmergencyCutoff; }
 };
 
 class ApprovalDenied : public Error {
  public:
   using Error::Error;
-  const char* python_type() const noexcept override { return "ApprovalDeniedError"; }
+  ErrorKind kind() const noexcept override { return ErrorKind::kApprovalDenied; }
 };
 
 }  // namespace orroute

@@ -83,7 +83,7 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   Permits permits_;
   int budget_refusals_ = 0;
   std::string budget_message_;
-  std::string budget_error_type_;
+  ErrorKind budget_error_ = ErrorKind::kBudgetExceeded;
   RouteOutcome outcome_;
 };
 
@@ -186,7 +186,7 @@ void Run::step_locked() {
                                         " USD < worst-case " + worst->to_string() + " USD on " +
                                         model
                                   : ctx_.prices->unpriced_reason(model);
-          budget_error_type_ = "BudgetExceededError";
+          budget_error_ = ErrorKind::kBudgetExceeded;
           skip(model, "budget", budget_message_);
           next_candidate();
           continue;
@@ -225,7 +225,7 @@ void Run::step_locked() {
         release_permits(CallOutcome::kNeutral, now);
         ++budget_refusals_;
         budget_message_ = ctx_.prices->unpriced_reason(model);
-        budget_error_type_ = "UnpricedModelError";
+        budget_error_ = ErrorKind::kUnpricedModel;
         skip(model, "unpriced", budget_message_);
         next_candidate();
         continue;
@@ -235,7 +235,7 @@ void Run::step_locked() {
         release_permits(CallOutcome::kNeutral, now);
         ++budget_refusals_;
         budget_message_ = hold.refusal;
-        budget_error_type_ = hold.error_type.empty() ? "BudgetExceededError" : hold.error_type;
+        budget_error_ = hold.error_kind;
         skip(model, "budget", hold.refusal);
         if (hold.stop) {
           idx_ = req_.candidates.size();
@@ -430,7 +430,7 @@ void Run::finish_exhausted(Lock& lock) {
     if (budget_refusals_ > 0) {
       outcome_.budget_refused = true;
       outcome_.message = budget_message_;
-      outcome_.budget_error_type = budget_error_type_;
+      outcome_.budget_error = budget_error_;
     } else {
       std::string msg = "no candidate model could take the request:";
       for (const AttemptRecord& a : outcome_.attempts) msg += " " + a.model + " (" + a.outcome.substr(8) + ")";

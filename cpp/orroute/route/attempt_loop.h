@@ -19,6 +19,7 @@
 
 #include "orroute/catalog/money.h"
 #include "orroute/catalog/pricing.h"
+#include "orroute/error.h"
 #include "orroute/route/clock.h"
 #include "orroute/route/metrics.h"
 #include "orroute/route/rate_limiter.h"
@@ -92,7 +93,7 @@ class BudgetGate {
     uint64_t id = 0;           // pass to settle / release (0 = nothing to settle)
     std::string refusal;       // !ok: why (names the budget; no secrets)
     bool stop = false;         // !ok: no other candidate may be tried (refuse policy, cutoff)
-    std::string error_type;    // !ok: Python class name ("BudgetExceededError", ...)
+    ErrorKind error_kind = ErrorKind::kBudgetExceeded;  // !ok: what refused
   };
   // What a settled call was, for the ledger's record.
   struct CallInfo {
@@ -166,7 +167,7 @@ struct RouteOutcome {
   ErrorClass error = ErrorClass::kOther;  // !ok
   bool budget_refused = false;            // !ok: every candidate was refused by the budget
   bool nothing_sent = false;              // !ok: no request reached the network
-  std::string budget_error_type;          // budget_refused: Python class name
+  ErrorKind budget_error = ErrorKind::kBudgetExceeded;  // budget_refused: what refused
   int http_status = 0;
   std::string message;
   std::string model;                      // model that answered (ok) or last tried

@@ -24,7 +24,7 @@ namespace orroute {
 class NoModelAvailable : public Error {
  public:
   using Error::Error;
-  const char* python_type() const noexcept override { return "NoModelAvailableError"; }
+  ErrorKind kind() const noexcept override { return ErrorKind::kNoModelAvailable; }
 };
 
 // How candidates are ranked. Score = wq x quality + wc x cheapness + ws x speed, with
