@@ -1,8 +1,8 @@
 # Type stubs for orroute._core (the C++ core). Keep in step with cpp/bindings/*.cpp: CI runs
 # `python -m mypy.stubtest orroute._core`. Private module: use the public API in `orroute`.
 from collections.abc import Sequence
-from typing import ClassVar
 from decimal import Decimal
+from typing import ClassVar
 
 def parse_money(amount: Decimal | str | float) -> Decimal: ...
 
