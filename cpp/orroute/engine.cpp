@@ -950,8 +950,22 @@ EnginePlan Engine::plan(const EngineTask& task) const {
       plan.reasons.push_back("integration guide default order");
     }
   }
-  plan.estimate = impl_->pricer->worst_case(plan.candidates.front(),
-                                            request_shape(task.request_json), plan.prompt_tokens,
+  // The estimate is exactly what the attempt loop reserves for the first candidate: the same
+  // pricer, the same request shape (plus the server-side fallbacks it would send), and the prompt
+  // counted with that model's own tokenizer.
+  RequestShape shape = request_shape(task.request_json);
+  if (shape.models.empty()) {
+    for (size_t i = 1; i < plan.candidates.size() &&
+                       static_cast<int>(shape.models.size()) < config_.server_side_fallbacks; ++i) {
+      shape.models.push_back(plan.candidates[i]);
+    }
+  }
+  int64_t first_prompt = plan.prompt_tokens;
+  try {
+    first_prompt = count_chat_tokens_json(plan.candidates.front(), messages_json, tools_json).tokens;
+  } catch (const Error&) {
+  }
+  plan.estimate = impl_->pricer->worst_case(plan.candidates.front(), shape, first_prompt,
                                             plan.max_tokens, nullptr);
   return plan;
 }

@@ -290,3 +290,17 @@ def test_a_refusal_carries_its_error_kind(fake) -> None:
     m = manager(fake, budget=1, fallbacks=["acme/unknown"])
     res = m._engine.run(m._engine_task(Task(messages="hi", max_tokens=5)))
     assert res["budget_refused"] and res["budget_error_kind"] == _core.ErrorKind.UNPRICED_MODEL
+
+
+@pytest.mark.parametrize("model", ["openrouter/auto", "anthropic/claude-sonnet-4.5",
+                                   "openai/gpt-4o-mini:nitro"])
+def test_the_plans_estimate_is_exactly_the_reservation(model) -> None:
+    """A budget equal to the plan's estimate admits the call; one attounit less refuses it."""
+    with FakeOpenRouter() as fake:
+        task = Task(messages="Estimate me, please: a few words of prompt.", max_tokens=50)
+        est = manager(fake, budget=1000, fallbacks=[model]).plan(task)["estimate"]
+        exact = manager(fake, budget=est, fallbacks=[model])
+        exact.execute_task_sync(task)
+        below = manager(fake, budget=est - Decimal("1e-18"), fallbacks=[model])
+        with pytest.raises(orroute.BudgetExceededError):
+            below.execute_task_sync(task)
