@@ -35,6 +35,7 @@ from ._exceptions import (
     StreamError,
     status_error_class,
 )
+from .config import api_keys
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -95,37 +96,6 @@ def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, 
     if t <= 0:
         raise InvalidArgumentError(f"timeout must be positive, got {timeout!r}")
     return (min(10.0, t), t, t, None) if stream else (min(10.0, t), None, None, t)
-
-
-def _read_dotenv(name: str) -> str | None:
-    """Value of `name` in ./.env (simple KEY=VALUE lines, optional `export` and quotes)."""
-    path = Path.cwd() / ".env"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == name:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                value = value[1:-1]
-            return value
-    return None
-
-
-def _load_keys(api_key: str | Sequence[str] | None) -> list[str]:
-    if api_key is None:
-        api_key = os.environ.get("OPENROUTER_API_KEY") or _read_dotenv("OPENROUTER_API_KEY")
-    if api_key is None:
-        return []
-    keys = api_key.split(",") if isinstance(api_key, str) else list(api_key)
-    return [k.strip() for k in keys if k and k.strip()]
 
 
 def _cache_dir() -> Path:
@@ -380,7 +350,7 @@ class _Base:
         ua = f"orroute/{__version__} python/{sys.version_info[0]}.{sys.version_info[1]}"
         self._core = _core.NetClient(
             base_url=base_url,
-            api_keys=_load_keys(api_key),
+            api_keys=api_keys(api_key),
             app_name=app_name or os.environ.get("OPENROUTER_APP_NAME", ""),
             app_url=app_url or os.environ.get("OPENROUTER_APP_URL", ""),
             user_agent=ua,

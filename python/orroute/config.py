@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -123,6 +123,40 @@ def redact_ledger_url(location: str) -> str:
     user, colon, password = auth.partition(":")
     hidden = f"{user}:***" if colon else "***"
     return f"{head}://{hidden}@{tail}" if (password or not colon) else location
+
+
+def _read_dotenv(name: str) -> str | None:
+    """Value of `name` in ./.env (simple KEY=VALUE lines, optional `export` and quotes)."""
+    path = Path.cwd() / ".env"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[7:].lstrip()
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            return value
+    return None
+
+
+def api_keys(api_key: str | Sequence[str] | None = None) -> list[str]:
+    """The API keys to use, in rotation order: ``api_key`` (a string, comma-separated for
+    rotation, or a list), else ``OPENROUTER_API_KEY``, else ``OPENROUTER_API_KEY`` in ``./.env``.
+    The one reading of keys: the client, the manager and the gateway all call it."""
+    if api_key is None:
+        api_key = os.environ.get("OPENROUTER_API_KEY") or _read_dotenv("OPENROUTER_API_KEY")
+    if api_key is None:
+        return []
+    keys = api_key.split(",") if isinstance(api_key, str) else list(api_key)
+    return [k.strip() for k in keys if k and k.strip()]
 
 
 def mask_key(key: str | None) -> str | None:

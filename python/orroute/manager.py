@@ -292,10 +292,9 @@ class AIModelManager:
     ) -> None:
         from . import _core
         from .catalog import Catalog
+        from .config import api_keys
 
-        if api_key is None:
-            api_key = os.environ.get("OPENROUTER_API_KEY")
-        keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
+        keys = api_keys(api_key)  # env, .env and "k1,k2" rotation: the client's rule
         cfg = _core.EngineConfig()
         cfg.base_url = (
             base_url or os.environ.get("OPENROUTER_BASE_URL") or _core.DEFAULT_BASE_URL

@@ -304,3 +304,15 @@ def test_the_plans_estimate_is_exactly_the_reservation(model) -> None:
         below = manager(fake, budget=est - Decimal("1e-18"), fallbacks=[model])
         with pytest.raises(orroute.BudgetExceededError):
             below.execute_task_sync(task)
+
+
+def test_the_manager_rotates_comma_separated_keys_from_the_environment(
+        fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys have one reader (config.api_keys): "k1,k2" in the environment rotates in the manager as
+    in the client (it used to be sent as one key "k1,k2", a 401)."""
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-v1-first-0123456789,sk-or-v1-second-0123456789")
+    m = orroute.AIModelManager(base_url=fake.base_url, fallbacks=["test/a"])
+    for _ in range(4):
+        m.execute_task_sync(Task(messages="hi", max_tokens=5))
+    sent = {r.api_key.reveal() for r in chats(fake)}
+    assert sent == {"sk-or-v1-first-0123456789", "sk-or-v1-second-0123456789"}
