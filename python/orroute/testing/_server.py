@@ -16,7 +16,14 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .._http_server import Connection, RawRequest, head_bytes, serve_in_thread
+from .._http_server import (
+    Connection,
+    HttpLimits,
+    HttpServer,
+    RawRequest,
+    head_bytes,
+    serve_in_thread,
+)
 from .._http_server import new_event_loop as _new_loop
 from . import _replies as R
 from ._faults import Fault
@@ -238,6 +245,8 @@ class FakeOpenRouter:
         host, port: where to listen (port 0 = a free port).
         record: keep every request in ``requests`` (turn off for long benchmarks).
         use_uvloop: None = use uvloop when installed.
+        http_limits: header/body sizes and timeouts of its HTTP server (an
+            ``orroute.gateway.HttpLimits``; None: its defaults).
 
     >>> with FakeOpenRouter() as fake:
     ...     fake.base_url.startswith("http://127.0.0.1:")
@@ -268,8 +277,10 @@ class FakeOpenRouter:
         port: int = 0,
         record: bool = True,
         use_uvloop: bool | None = None,
+        http_limits: HttpLimits | None = None,
     ) -> None:
         self.host = host
+        self._http_limits = http_limits
         self._port = port
         self.seed = seed
         self.generation_delay = generation_delay
@@ -287,7 +298,7 @@ class FakeOpenRouter:
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._server: HttpServer | None = None
         self._conns: set[Connection] = set()
         self._open_streams = 0
         self._reset_state()
@@ -301,10 +312,9 @@ class FakeOpenRouter:
         loop = _new_loop(self._use_uvloop)
 
         async def listen() -> None:
-            self._server = await loop.create_server(
-                lambda: Connection(self), self.host, self._port, backlog=4096
-            )
-            self._port = self._server.sockets[0].getsockname()[1]
+            self._server = HttpServer(self, self._http_limits)
+            await self._server.start(self.host, self._port)
+            self._port = self._server.port
 
         self._loop = loop
         try:
