@@ -404,10 +404,11 @@ class Connection(asyncio.Protocol):
         lim = self.limits
         if self._closed:
             return
-        if self._task is not None:  # answering: only a client that stopped reading is cut off
-            if self._paused and now - self._paused_at > lim.write_timeout:
-                _log.info("closing a connection whose client stopped reading")
-                self.abort()
+        if self._paused and now - self._paused_at > lim.write_timeout:
+            _log.info("aborting a connection whose client stopped reading")
+            self.abort()  # cancels the handler, if one is still writing
+            return
+        if self._task is not None:  # answering: the handler's own timeouts apply
             return
         if self._phase == _HEAD and now - self.since > lim.header_timeout:
             self._fail(408, "request headers not received in time")
