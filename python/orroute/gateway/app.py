@@ -16,13 +16,15 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .._exceptions import InvalidArgumentError, NoModelAvailableError
-from .._http_server import Connection, RawRequest, head_bytes
+from .._http_server import Connection, RawRequest, head_bytes, header_value
 from ..client import _bridge
 from ._json import dumps, loads
+from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
 from .settings import ALIASES, GatewaySettings
+from .validate import validate_chat
 
-__all__ = ["GatewayApp"]
+__all__ = ["GatewayApp", "HttpError", "validate_chat"]
 
 _log = logging.getLogger("orroute.gateway")
 _JSON = ("Content-Type", "application/json")
@@ -35,75 +37,11 @@ _MODELS_PATHS = frozenset({"/v1/models", "/api/v1/models", "/models"})
 _VERSION = "0.1.0"
 
 
-class HttpError(Exception):
-    """An error answered to the client in OpenAI's error shape."""
-
-    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type_
-        self.param = param
-        self.code = code
-
-    def body(self) -> bytes:
-        return dumps({"error": {"message": str(self), "type": self.type, "param": self.param,
-                                "code": self.code if self.code is not None else self.status}})
-
-
 def _usd(d: Any) -> str:
     return f"{Decimal(d).normalize():f}"
 
 
-def _bad(field: str, message: str) -> HttpError:
-    return HttpError(400, message, param=field, code="invalid_value")
-
-
-_ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
-
-
-def validate_chat(body: Any) -> dict[str, Any]:
-    """The parsed body if it is a well-formed chat request; HttpError(400) naming the field."""
-    if not isinstance(body, dict):
-        raise _bad("body", "the request body must be a JSON object")
-    model = body.get("model")
-    if model is None:
-        raise _bad("model", "'model' is required (a model id, orroute/auto, or a route name)")
-    if not isinstance(model, str) or not model.strip():
-        raise _bad("model", "'model' must be a non-empty string")
-    messages = body.get("messages")
-    if messages is None:
-        raise _bad("messages", "'messages' is required")
-    if not isinstance(messages, list) or not messages:
-        raise _bad("messages", "'messages' must be a non-empty array")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise _bad(f"messages[{i}]", f"'messages[{i}]' must be an object")
-        role = m.get("role")
-        if role not in _ROLES:
-            raise _bad(f"messages[{i}].role",
-                       f"'messages[{i}].role' must be one of {sorted(_ROLES)}, got {role!r}")
-        content = m.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise _bad(f"messages[{i}].content",
-                       f"'messages[{i}].content' must be a string or an array of parts")
-        if content is None and role in ("user", "system") :
-            raise _bad(f"messages[{i}].content", f"'messages[{i}].content' is required")
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise _bad("stream", "'stream' must be a boolean")
-    for name in ("max_tokens", "max_completion_tokens"):
-        v = body.get(name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise _bad(name, f"'{name}' must be a positive integer")
-    for name, lo, hi in (("temperature", 0, 2), ("top_p", 0, 1)):
-        v = body.get(name)
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
-                              or not lo <= v <= hi):
-            raise _bad(name, f"'{name}' must be a number between {lo} and {hi}")
-    n = body.get("n")
-    if n is not None and n != 1:
-        raise _bad("n", "'n' must be 1 (one choice per request)")
-    return body
+_bad = bad_field
 
 
 def _sent(attempts: list[dict[str, Any]]) -> int:
@@ -118,6 +56,13 @@ class ChatOutcome:
 
     model: str
     attempts: int
+
+    def headers(self) -> list[tuple[str, str]]:
+        """``X-Orroute-Model`` and ``X-Orroute-Attempts``. The model may be whatever the client
+        sent (an unknown id is tried as is): percent-encoded where it is not printable ASCII, so
+        it can neither split the response nor fail to encode."""
+        return [("X-Orroute-Model", header_value(self.model)),
+                ("X-Orroute-Attempts", str(self.attempts))]
 
 
 class GatewayApp:
@@ -349,7 +294,7 @@ class GatewayApp:
                 raise
             res = pending.result()
             out = ChatOutcome(res["model"], _sent(res["attempts"]))
-            extra = [("X-Orroute-Model", out.model), ("X-Orroute-Attempts", str(out.attempts))]
+            extra = out.headers()
             if res["ok"]:
                 self._send(conn, 200, pending.body(), close, extra)
                 return out
@@ -375,16 +320,14 @@ class GatewayApp:
                 finished = True
                 res = run.result()
                 out = ChatOutcome(res["model"], _sent(res["attempts"]))
-                extra = [("X-Orroute-Model", out.model),
-                         ("X-Orroute-Attempts", str(out.attempts))]
+                extra = out.headers()
                 if not res["ok"]:
                     status, payload, headers = self._failure(res, key.project)
                     self._send(conn, status, payload, close, extra + headers)
                     return out if status != 402 else None
             else:
                 out = ChatOutcome(run.model(), run.attempts())
-                extra = [("X-Orroute-Model", out.model),
-                         ("X-Orroute-Attempts", str(out.attempts))]
+                extra = out.headers()
             chunked = raw.version != "HTTP/1.0"
             conn.write(head_bytes(200, [*_SSE, _SERVER, *extra], chunked=chunked,
                                   close=close or not chunked))
