@@ -6,6 +6,7 @@ protocol in ``orroute._http_server`` for every parsed request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -19,6 +20,8 @@ from .._exceptions import InvalidArgumentError, NoModelAvailableError
 from .._http_server import Connection, RawRequest, head_bytes, header_value
 from ..client import _bridge
 from ._json import dumps, loads
+from .choices import merge_choices
+from .collector import Collector
 from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
 from .settings import ALIASES, GatewaySettings
@@ -34,6 +37,7 @@ _SERVER = ("Server", "orroute")
 # OpenAI clients use base_url .../v1; OpenRouter-style ones .../api/v1; some none
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/api/v1/chat/completions", "/chat/completions"})
 _MODELS_PATHS = frozenset({"/v1/models", "/api/v1/models", "/models"})
+_MODEL_PREFIXES = ("/v1/models/", "/api/v1/models/", "/models/")
 _VERSION = "0.1.0"
 
 
@@ -212,7 +216,11 @@ class GatewayApp:
             except ValueError:
                 raise _bad("body", "the request body is not valid JSON") from None
             validate_chat(body)
-            await self._run_chat(conn, raw, body, key, close, raw.body)
+            n = body.get("n") or 1
+            if n > 1:
+                await self._chat_n(conn, raw, body, key, close, n)
+            else:
+                await self._run_chat(conn, raw, body, key, close, raw.body)
         except HttpError as e:
             self._send(conn, e.status, e.body(), close)
         except InvalidArgumentError as e:  # the engine refused the request before sending
@@ -220,6 +228,28 @@ class GatewayApp:
         except NoModelAvailableError as e:
             self._send(conn, 503, HttpError(503, str(e), type_="service_unavailable",
                                             code="no_model_available").body(), close)
+
+    async def _chat_n(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
+                      key: GatewayKey, close: bool, n: int) -> None:
+        """``n`` choices: n completions run concurrently, merged (choices.py). Any failure is
+        answered as that completion's error; what the others cost is in the ledger."""
+        if body.get("stream"):
+            raise _bad("n", "'n' > 1 is not supported with 'stream': true")
+        one = {k: v for k, v in body.items() if k != "n"}
+        one_raw = dumps(one)
+        parts = [Collector() for _ in range(n)]
+        outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw)  # type: ignore[arg-type]
+                                      for c in parts))
+        failed = next((i for i, c in enumerate(parts) if c.status != 200), None)
+        if failed is not None:
+            out = outs[failed]
+            self._send(conn, parts[failed].status, parts[failed].body, close,
+                       out.headers() if out is not None else None)
+            return
+        merged = merge_choices([loads(c.body) for c in parts])
+        done = [o for o in outs if o is not None]
+        headers = ChatOutcome(done[0].model, sum(o.attempts for o in done)).headers()
+        self._send(conn, 200, dumps(merged), close, headers)
 
     def _task(self, body: dict[str, Any], raw: RawRequest, key: GatewayKey,
               raw_body: bytes) -> Any:
@@ -370,6 +400,11 @@ class GatewayApp:
             self._auth(raw)
             self._send(conn, 200, self._v1_models(), close)
             return None
+        for prefix in _MODEL_PREFIXES:
+            if path.startswith(prefix):
+                self._auth(raw)
+                self._send(conn, 200, dumps(self._v1_model(unquote(path[len(prefix):]))), close)
+                return None
         if path == "/openapi.json":
             if self._openapi is None:
                 from .openapi import openapi_spec
@@ -408,6 +443,22 @@ class GatewayApp:
                              "owned_by": m.id.partition("/")[0]})
             self._models_v1 = dumps({"object": "list", "data": data})
         return self._models_v1
+
+    def _v1_model(self, model_id: str) -> dict[str, Any]:
+        """One entry of ``/v1/models`` (OpenAI's model object): an alias, a route or a catalog
+        model; 404 ``model_not_found`` otherwise."""
+        created = int(self.started)
+        if model_id in ALIASES:
+            owner = "orroute"
+        elif model_id in self.settings.routes:
+            owner = "orroute-route"
+        elif self.catalog.get(model_id) is not None:
+            owner = model_id.partition("/")[0]
+        else:
+            raise HttpError(404, f"The model '{model_id[:200]}' does not exist",
+                            type_="invalid_request_error", param="model",
+                            code="model_not_found")
+        return {"id": model_id, "object": "model", "created": created, "owned_by": owner}
 
     def _model_dict(self, m: Any) -> dict[str, Any]:
         p = m.pricing
@@ -571,7 +622,7 @@ class GatewayApp:
                 raise _bad("max_tokens", "'max_tokens' must be a positive integer")
             body = {"model": model, "messages": [{"role": "user", "content": message}],
                     "max_tokens": max_tokens}
-            collector = _Collector()
+            collector = Collector()
             t0 = time.perf_counter()
             reply = await self._run_chat(collector, raw, body, key, False,  # type: ignore[arg-type]
                                          dumps(body))
@@ -596,26 +647,3 @@ class GatewayApp:
             self._send(conn, 200, dumps(out), close)
         except HttpError as e:
             self._send(conn, e.status, e.body(), close)
-
-
-class _Collector:
-    """Stands in for a Connection to capture a plain reply (used by /api/v1/ai/test)."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.body = b""
-
-    def write(self, data: bytes) -> None:
-        head, _, body = data.partition(b"\r\n\r\n")
-        self.status = int(head.split(b" ", 2)[1])
-        self.body = body
-
-    async def drain(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
