@@ -68,9 +68,117 @@ def test_n_with_stream_is_a_400(client: openai.OpenAI) -> None:
 def test_n_refused_by_the_budget_costs_nothing_more(gateway: Gateway) -> None:
     k, _ = gateway.keys.create("n-budget")
     gateway.tracker.set_budget("0.0000001", project="n-budget")
-    with openai.OpenAI(base_url=gateway.base_url, api_key=k, max_retries=0) as c:
-        with pytest.raises(openai.APIStatusError) as e:
-            c.chat.completions.create(model=MODEL, messages=HI, n=3, max_tokens=1000)
+    with (openai.OpenAI(base_url=gateway.base_url, api_key=k, max_retries=0) as c,
+          pytest.raises(openai.APIStatusError) as e):
+        c.chat.completions.create(model=MODEL, messages=HI, n=3, max_tokens=1000)
     assert e.value.status_code == 402
     assert gateway.tracker.budget_status(project="n-budget").reserved == 0
     assert json.loads(e.value.response.content)["error"]["code"] == "budget_exceeded"
+
+
+# --- POST /v1/responses --------------------------------------------------------------------------
+
+
+def test_responses_create(client: openai.OpenAI, fake: FakeOpenRouter) -> None:
+    fake.clear_requests()
+    r = client.responses.create(model=MODEL, input="Say hi", instructions="Be brief.",
+                                max_output_tokens=500)
+    assert r.status == "completed" and r.output_text
+    assert r.usage is not None and r.usage.input_tokens > 0 and r.usage.output_tokens > 0
+    sent = fake.last_request
+    assert sent is not None and sent.endpoint == "/chat/completions"
+    assert sent.json["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert sent.json["max_tokens"] == 500
+    cut = client.responses.create(model=MODEL, input="Say hi", max_output_tokens=1)
+    assert cut.status == "incomplete"
+    assert cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens"
+
+
+def test_responses_stream(client: openai.OpenAI) -> None:
+    plain = client.responses.create(model=MODEL, input="Say hi")
+    events = list(client.responses.create(model=MODEL, input="Say hi", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == plain.output_text  # the fake answers the same request the same way
+    done = events[-1].response  # type: ignore[union-attr]
+    assert done.output_text == text and done.usage is not None and done.usage.output_tokens > 0
+
+
+def test_responses_stream_helper_accumulates(client: openai.OpenAI) -> None:
+    with client.responses.stream(model=MODEL, input="Say hi") as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
+    assert final.output_text
+
+
+def test_responses_function_call_round_trip(client: openai.OpenAI, fake: FakeOpenRouter) -> None:
+    tool = {"type": "function", "name": "get_weather", "description": "Weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                           "required": ["city"]}}
+    fake.set_reply(MODEL, {"tool_calls": [{"function": {"name": "get_weather",
+                                                        "arguments": {"city": "Paris"}}}]})
+    try:
+        r = client.responses.create(model=MODEL, input="Weather in Paris?", tools=[tool])
+        calls = [o for o in r.output if o.type == "function_call"]
+        assert len(calls) == 1 and calls[0].name == "get_weather"
+        assert json.loads(calls[0].arguments) == {"city": "Paris"}
+        streamed = list(client.responses.create(model=MODEL, input="Weather in Paris?",
+                                                tools=[tool], stream=True))
+        args = "".join(e.delta for e in streamed
+                       if e.type == "response.function_call_arguments.delta")
+        assert json.loads(args) == {"city": "Paris"}
+        fake.clear_requests()
+        client.responses.create(model=MODEL, tools=[tool], input=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": calls[0].call_id, "name": "get_weather",
+             "arguments": calls[0].arguments},
+            {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"}])
+    finally:
+        fake.set_reply(MODEL, None)
+    sent = fake.last_request
+    assert sent is not None
+    msgs = sent.json["messages"]
+    assert msgs[1]["tool_calls"][0]["id"] == calls[0].call_id
+    assert msgs[2] == {"role": "tool", "tool_call_id": calls[0].call_id, "content": "sunny"}
+    assert sent.json["tools"][0]["function"]["name"] == "get_weather"
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"model": MODEL}, "input"),
+    ({"model": MODEL, "input": 5}, "input"),
+    ({"model": MODEL, "input": [{"type": "web_search_call"}]}, "input[0].type"),
+    ({"model": MODEL, "input": "hi", "previous_response_id": "resp_1"}, "previous_response_id"),
+    ({"model": MODEL, "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0]"),
+    ({"model": MODEL, "input": "hi", "max_output_tokens": "9"}, "max_output_tokens"),
+], ids=["no_input", "input_type", "item_type", "stateful", "hosted_tool", "max_output_tokens"])
+def test_responses_bad_requests_name_the_field(gateway: Gateway, key: str, body: dict,  # type: ignore[type-arg]
+                                               param: str) -> None:
+    status, _, raw = call(gateway, "POST", "/v1/responses", body, key)
+    assert status == 400 and json.loads(raw)["error"]["param"] == param
+
+
+async def test_responses_stream_async(gateway: Gateway, key: str) -> None:
+    async with openai.AsyncOpenAI(base_url=gateway.base_url, api_key=key, max_retries=0) as c:
+        stream = await c.responses.create(model=MODEL, input="Say hi", stream=True)
+        kinds = [e.type async for e in stream]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert "response.output_text.delta" in kinds
+
+
+def test_responses_stream_that_breaks_ends_with_response_failed(client: openai.OpenAI,
+                                                                fake: FakeOpenRouter) -> None:
+    from orroute.testing import Fault
+
+    fake.fail(MODEL, Fault.stream_error(after_tokens=2, message="Provider disconnected"))
+    try:
+        events = list(client.responses.create(model=MODEL, input="Say hi", stream=True))
+    finally:
+        fake.clear_faults()
+    assert events[-1].type == "response.failed"
+    assert "Provider disconnected" in events[-1].response.error.message  # type: ignore[union-attr]
+    assert "response.completed" not in [e.type for e in events]

@@ -24,6 +24,7 @@ from .choices import merge_choices
 from .collector import Collector
 from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
+from .responses import ResponseEvents, from_chat, to_chat
 from .settings import ALIASES, GatewaySettings
 from .validate import validate_chat
 
@@ -36,6 +37,7 @@ _SSE = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
 _SERVER = ("Server", "orroute")
 # OpenAI clients use base_url .../v1; OpenRouter-style ones .../api/v1; some none
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/api/v1/chat/completions", "/chat/completions"})
+_RESPONSES_PATHS = frozenset({"/v1/responses", "/api/v1/responses", "/responses"})
 _MODELS_PATHS = frozenset({"/v1/models", "/api/v1/models", "/models"})
 _MODEL_PREFIXES = ("/v1/models/", "/api/v1/models/", "/models/")
 _VERSION = "0.1.0"
@@ -115,6 +117,11 @@ class GatewayApp:
                     raise HttpError(405, "use POST", type_="method_not_allowed")
                 key = self._auth(raw)
                 return self._chat(conn, raw, key, close)
+            if path in _RESPONSES_PATHS:
+                if method != "POST":
+                    raise HttpError(405, "use POST", type_="method_not_allowed")
+                key = self._auth(raw)
+                return self._responses(conn, raw, key, close)
             if method == "GET":
                 return self._get(conn, raw, path, query, close)
             if method == "POST" and path == "/api/v1/ai/test":
@@ -209,18 +216,11 @@ class GatewayApp:
 
     # --- chat -----------------------------------------------------------------------------------
 
-    async def _chat(self, conn: Connection, raw: RawRequest, key: GatewayKey, close: bool) -> None:
+    async def _answer_errors(self, conn: Connection, close: bool,
+                             work: Coroutine[Any, Any, Any]) -> None:
+        """Runs a completion route, answering the errors it may raise before it wrote anything."""
         try:
-            try:
-                body = loads(raw.body)
-            except ValueError:
-                raise _bad("body", "the request body is not valid JSON") from None
-            validate_chat(body)
-            n = body.get("n") or 1
-            if n > 1:
-                await self._chat_n(conn, raw, body, key, close, n)
-            else:
-                await self._run_chat(conn, raw, body, key, close, raw.body)
+            await work
         except HttpError as e:
             self._send(conn, e.status, e.body(), close)
         except InvalidArgumentError as e:  # the engine refused the request before sending
@@ -228,6 +228,50 @@ class GatewayApp:
         except NoModelAvailableError as e:
             self._send(conn, 503, HttpError(503, str(e), type_="service_unavailable",
                                             code="no_model_available").body(), close)
+
+    @staticmethod
+    def _json_body(raw: RawRequest) -> Any:
+        try:
+            return loads(raw.body)
+        except ValueError:
+            raise _bad("body", "the request body is not valid JSON") from None
+
+    async def _chat(self, conn: Connection, raw: RawRequest, key: GatewayKey, close: bool) -> None:
+        async def work() -> None:
+            body = validate_chat(self._json_body(raw))
+            n = body.get("n") or 1
+            if n > 1:
+                await self._chat_n(conn, raw, body, key, close, n)
+            else:
+                await self._run_chat(conn, raw, body, key, close, raw.body)
+
+        await self._answer_errors(conn, close, work())
+
+    async def _responses(self, conn: Connection, raw: RawRequest, key: GatewayKey,
+                         close: bool) -> None:
+        """``POST /v1/responses``: the Responses request as a chat completion (responses.py)."""
+        async def work() -> None:
+            request = self._json_body(raw)
+            chat = validate_chat(to_chat(request))
+            chat_raw = dumps(chat)
+            if chat.get("stream"):
+                et = self._task(chat, raw, key, chat_raw)
+                self.in_flight += 1
+                try:
+                    await self._relay_stream(conn, raw, et, key, close,
+                                             ResponseEvents(request, chat["model"]))
+                finally:
+                    self.in_flight -= 1
+                return
+            reply = Collector()
+            out = await self._run_chat(reply, raw, chat, key, False, chat_raw)  # type: ignore[arg-type]
+            headers = out.headers() if out is not None else None
+            if reply.status != 200:
+                self._send(conn, reply.status, reply.body, close, headers)
+                return
+            self._send(conn, 200, dumps(from_chat(loads(reply.body), request)), close, headers)
+
+        await self._answer_errors(conn, close, work())
 
     async def _chat_n(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
                       key: GatewayKey, close: bool, n: int) -> None:
@@ -335,17 +379,26 @@ class GatewayApp:
             self.in_flight -= 1
 
     async def _relay_stream(self, conn: Connection, raw: RawRequest, et: Any, key: GatewayKey,
-                            close: bool) -> ChatOutcome | None:
+                            close: bool, events: ResponseEvents | None = None
+                            ) -> ChatOutcome | None:
         """Relays a stream as the engine hands it over: each chunk's JSON text framed as ``data:
-        <text>`` (never re-encoded), then ``data: [DONE]``. The engine's queue is bounded: when
-        this client reads slowly, the upstream transfer is paused instead of buffered."""
+        <text>`` (never re-encoded), then ``data: [DONE]``; or, with ``events``, each chunk as
+        the Responses API's events. The engine's queue is bounded: when this client reads
+        slowly, the upstream transfer is paused instead of buffered."""
         run = self.engine.submit_stream(et, self.settings.stream_queue)
         bridge = _bridge()
         finished = False
         self._streams.add(run)
+
+        def take() -> bytes:
+            if events is None:
+                return run.take_sse()  # type: ignore[no-any-return]
+            return b"".join(events.chunk(loads(c)) for c in run.take())
+
         try:
             await bridge.wait(run)
-            data = run.take_sse()
+            opening = events.start() if events is not None else b""  # numbered before chunks
+            data = take()
             if not data and run.finished():  # failed (or empty) before anything came
                 finished = True
                 res = run.result()
@@ -361,6 +414,7 @@ class GatewayApp:
             chunked = raw.version != "HTTP/1.0"
             conn.write(head_bytes(200, [*_SSE, _SERVER, *extra], chunked=chunked,
                                   close=close or not chunked))
+            data = opening + data
             while True:
                 if data:
                     conn.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
@@ -370,14 +424,20 @@ class GatewayApp:
                 if run.finished():
                     break
                 await bridge.wait(run)
-                data = run.take_sse()
+                data = take()
             finished = True
             res = run.result()
             tail = b""
-            if not res["ok"]:  # broke after content was relayed: tell the client in-band
-                _, payload, _ = self._failure(res, key.project)
-                tail = b"data: " + payload + b"\n\n"
-            tail += b"data: [DONE]\n\n"
+            if events is not None:
+                if res["ok"]:
+                    tail = events.end()
+                else:
+                    tail = events.failed(loads(self._failure(res, key.project)[1])["error"])
+            else:
+                if not res["ok"]:  # broke after content was relayed: tell the client in-band
+                    _, payload, _ = self._failure(res, key.project)
+                    tail = b"data: " + payload + b"\n\n"
+                tail += b"data: [DONE]\n\n"
             conn.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(tail), tail) if chunked else tail)
             if not chunked:
                 conn.close()
