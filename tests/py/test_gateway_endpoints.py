@@ -182,3 +182,55 @@ def test_responses_stream_that_breaks_ends_with_response_failed(client: openai.O
     assert events[-1].type == "response.failed"
     assert "Provider disconnected" in events[-1].response.error.message  # type: ignore[union-attr]
     assert "response.completed" not in [e.type for e in events]
+
+
+# --- POST /v1/embeddings ---------------------------------------------------------------------------
+
+EMBED = "openai/text-embedding-3-small"
+
+
+@pytest.fixture
+def embed_model(fake: FakeOpenRouter) -> str:
+    """An embedding model the upstream has and the gateway learns of on first use."""
+    fake.add_model(EMBED, prompt_price="0.00000002", completion_price="0")
+    return EMBED
+
+
+def test_embeddings_create(client: openai.OpenAI, fake: FakeOpenRouter, gateway: Gateway,
+                           key: str, embed_model: str) -> None:
+    fake.clear_requests()
+    r = client.embeddings.create(model=embed_model, input=["hello", "world"])  # base64 default
+    assert [d.index for d in r.data] == [0, 1] and len(r.data[0].embedding) == 16
+    assert r.data[0].embedding != r.data[1].embedding
+    again = client.embeddings.create(model=embed_model, input="hello", encoding_format="float")
+    assert again.data[0].embedding == pytest.approx(r.data[0].embedding, rel=1e-6)
+    sent = [q for q in fake.requests if q.endpoint == "/embeddings"]
+    assert len(sent) == 2 and sent[0].json["input"] == ["hello", "world"]
+    project = gateway.keys.verify(key).project  # type: ignore[union-attr]
+    spent = gateway.tracker.total_cost(project=project)
+    assert spent == Decimal(str(r.usage.prompt_tokens + again.usage.prompt_tokens)) * Decimal(
+        "0.00000002")
+    assert gateway.tracker.live_reservations()[0] == 0
+
+
+def test_embeddings_refused_by_the_budget_are_not_sent(gateway: Gateway, fake: FakeOpenRouter,
+                                                       embed_model: str) -> None:
+    k, _ = gateway.keys.create("embed-budget")
+    gateway.tracker.set_budget("0.000000001", project="embed-budget")
+    fake.clear_requests()
+    with (openai.OpenAI(base_url=gateway.base_url, api_key=k, max_retries=0) as c,
+          pytest.raises(openai.APIStatusError) as e):
+        c.embeddings.create(model=embed_model, input="x" * 1000)
+    assert e.value.status_code == 402
+    assert not [q for q in fake.requests if q.endpoint == "/embeddings"]
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"model": EMBED}, "input"), ({"model": EMBED, "input": [1.5]}, "input[0]"),
+    ({"model": EMBED, "input": "x", "dimensions": 0}, "dimensions"),
+    ({"model": "nobody/unpriced", "input": "x"}, "model")],
+    ids=["no_input", "bad_item", "dimensions", "unpriced"])
+def test_embeddings_bad_requests_name_the_field(gateway: Gateway, key: str, embed_model: str,
+                                                body: dict, param: str) -> None:  # type: ignore[type-arg]
+    status, _, raw = call(gateway, "POST", "/v1/embeddings", body, key)
+    assert status == 400 and json.loads(raw)["error"]["param"] == param

@@ -22,6 +22,7 @@ from ..client import _bridge
 from ._json import dumps, loads
 from .choices import merge_choices
 from .collector import Collector
+from .embeddings import EmbeddingsRoute
 from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
 from .responses import ResponseEvents, from_chat, to_chat
@@ -37,6 +38,7 @@ _SSE = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
 _SERVER = ("Server", "orroute")
 # OpenAI clients use base_url .../v1; OpenRouter-style ones .../api/v1; some none
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/api/v1/chat/completions", "/chat/completions"})
+_EMBEDDINGS_PATHS = frozenset({"/v1/embeddings", "/api/v1/embeddings", "/embeddings"})
 _RESPONSES_PATHS = frozenset({"/v1/responses", "/api/v1/responses", "/responses"})
 _MODELS_PATHS = frozenset({"/v1/models", "/api/v1/models", "/models"})
 _MODEL_PREFIXES = ("/v1/models/", "/api/v1/models/", "/models/")
@@ -97,6 +99,7 @@ class GatewayApp:
         self._openapi: bytes | None = None
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
+        self._embeddings = EmbeddingsRoute(self)
 
     # --- App protocol ---------------------------------------------------------------------------
 
@@ -122,6 +125,11 @@ class GatewayApp:
                     raise HttpError(405, "use POST", type_="method_not_allowed")
                 key = self._auth(raw)
                 return self._responses(conn, raw, key, close)
+            if path in _EMBEDDINGS_PATHS:
+                if method != "POST":
+                    raise HttpError(405, "use POST", type_="method_not_allowed")
+                key = self._auth(raw)
+                return self._embeddings.serve(conn, raw, key, close)
             if method == "GET":
                 return self._get(conn, raw, path, query, close)
             if method == "POST" and path == "/api/v1/ai/test":

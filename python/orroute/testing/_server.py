@@ -26,6 +26,7 @@ from .._http_server import (
 )
 from .._http_server import new_event_loop as _new_loop
 from . import _replies as R
+from ._embeddings import EmbeddingError, embed
 from ._faults import Fault
 
 __all__ = ["FakeOpenRouter", "Headers", "ModelProfile", "RecordedRequest", "serve_forever"]
@@ -676,6 +677,10 @@ class FakeOpenRouter:
             if raw.method != "POST":
                 raise _HttpError(Fault.status_error(405, "Method not allowed"))
             return self._chat(conn, rec, chunked, close)
+        if endpoint == "/embeddings":
+            if raw.method != "POST":
+                raise _HttpError(Fault.status_error(405, "Method not allowed"))
+            return self._embeddings(conn, rec, close)
         if raw.method != "GET":
             raise _HttpError(Fault.status_error(405, "Method not allowed"))
         fault = self._take_fault(endpoint, wildcard=False)
@@ -800,6 +805,33 @@ class FakeOpenRouter:
         if entry is None or time.monotonic() < entry[0]:
             raise _HttpError(Fault.status_error(404, f"Generation {gen_id} not found"))
         return _dumps({"data": _generation_stats(*entry[1])})
+
+    # --- embeddings -------------------------------------------------------------------------------
+
+    def _embeddings(self, conn: Connection, rec: RecordedRequest, close: bool) -> Any:
+        body = rec.json
+        model = body.get("model") if isinstance(body, dict) else None
+        rec.model = model if isinstance(model, str) else None
+        served = self._resolve(rec.model) if rec.model else None
+        if served is None:
+            raise _HttpError(Fault.bad_request(f"{rec.model} is not a valid model ID"))
+        fault = self._take_fault(served)
+        rec.fault = fault
+        if fault is not None and fault.is_status:
+            raise _HttpError(fault)
+        acct = self._accounting
+        try:
+            reply, cost = embed(body, served, self.seed, acct.text_tokens,
+                                lambda m, t: acct.cost(m, t, 0)[0])
+        except EmbeddingError as e:
+            raise _HttpError(e.fault) from None
+        with self._lock:
+            self._usage += cost
+        rec.served_model = served
+        rec.status = 200
+        data = _dumps(reply)
+        head = head_bytes(200, [_JSON, _SERVER], length=len(data), close=close)
+        return self._play(conn, self._apply_fault([(0.0, head + data)], fault), rec, stream=False)
 
     # --- chat completions -------------------------------------------------------------------------
 
