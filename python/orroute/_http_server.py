@@ -96,6 +96,7 @@ class HttpServer:
         self.connections: set[Connection] = set()
         self.evicted = 0  # connections closed at the cap to make room
         self.refused = 0  # connections answered 503 at the cap
+        self.rejected: dict[int, int] = {}  # requests answered here (400/408/413/431) by status
         self._server: asyncio.AbstractServer | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -186,6 +187,7 @@ class Connection(asyncio.Protocol):
         self._expect_continue = False
         self.since = 0.0  # when the current phase began (loop time)
         self.requests_served = 0
+        self.last_status = 0  # set by a handler that writes a response head (for its metrics)
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -429,6 +431,7 @@ class Connection(asyncio.Protocol):
         if self._closing and not self._queue and self._task is None:
             self.close()
             return
+        self.server.rejected[status] = self.server.rejected.get(status, 0) + 1
         self._fatal = error_bytes(status, message)
         if self.transport is not None and not self._reading_paused:
             self._reading_paused = True

@@ -25,6 +25,8 @@ from .collector import Collector
 from .embeddings import EmbeddingsRoute
 from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .metrics import GatewayMetrics, route_of
 from .responses import ResponseEvents, from_chat, to_chat
 from .settings import ALIASES, GatewaySettings
 from .validate import validate_chat
@@ -100,6 +102,8 @@ class GatewayApp:
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
         self._embeddings = EmbeddingsRoute(self)
+        self.metrics = GatewayMetrics(self)
+        self.http_server: Any = None  # the HttpServer, once listening (its counters: /metrics)
 
     # --- App protocol ---------------------------------------------------------------------------
 
@@ -110,6 +114,28 @@ class GatewayApp:
         self.conns.discard(conn)
 
     def _handle(self, conn: Connection, raw: RawRequest) -> Coroutine[Any, Any, None] | None:
+        started = time.perf_counter()
+        conn.last_status = 0
+        pending = self._dispatch(conn, raw)
+        route = route_of(raw.target.partition("?")[0])
+        if pending is None:
+            self.metrics.observe(route, conn.last_status or 500, started)
+            return None
+        return self._observed(pending, conn, route, started)
+
+    async def _observed(self, pending: Coroutine[Any, Any, None], conn: Connection, route: str,
+                        started: float) -> None:
+        status = 500  # a handler that raised is answered 500 by the HTTP layer
+        try:
+            await pending
+            status = conn.last_status or 500
+        except asyncio.CancelledError:
+            status = conn.last_status or 499  # the client left first (nginx's 499)
+            raise
+        finally:
+            self.metrics.observe(route, status, started)
+
+    def _dispatch(self, conn: Connection, raw: RawRequest) -> Coroutine[Any, Any, None] | None:
         self.requests += 1
         close = not raw.keep_alive
         try:
@@ -151,6 +177,7 @@ class GatewayApp:
         headers = [_JSON, _SERVER]
         if extra:
             headers.extend(extra)
+        conn.last_status = status
         conn.write(head_bytes(status, headers, length=len(body), close=close) + body)
 
     def _scrub(self, data: bytes) -> bytes:
@@ -420,6 +447,7 @@ class GatewayApp:
                 out = ChatOutcome(run.model(), run.attempts())
                 extra = out.headers()
             chunked = raw.version != "HTTP/1.0"
+            conn.last_status = 200
             conn.write(head_bytes(200, [*_SSE, _SERVER, *extra], chunked=chunked,
                                   close=close or not chunked))
             data = opening + data
@@ -473,6 +501,12 @@ class GatewayApp:
                 self._auth(raw)
                 self._send(conn, 200, dumps(self._v1_model(unquote(path[len(prefix):]))), close)
                 return None
+        if path == "/metrics":
+            conn.last_status = 200
+            body = self.metrics.render()
+            conn.write(head_bytes(200, [("Content-Type", METRICS_TYPE), _SERVER],
+                                  length=len(body), close=close) + body)
+            return None
         if path == "/openapi.json":
             if self._openapi is None:
                 from .openapi import openapi_spec

@@ -10,6 +10,7 @@ class Collector:
     """Records the status and body of the one response written to it."""
 
     closed = False
+    last_status = 0
 
     def __init__(self) -> None:
         self.status = 0

@@ -118,6 +118,7 @@ class Gateway:
         self.app = GatewayApp(s, keys=self.keys, tracker=self.tracker, catalog=catalog,
                               selector=selector, manager=manager)
         self._server = HttpServer(self.app, s.http)
+        self.app.http_server = self._server
         await self._server.start(s.host, self._port, reuse_port=reuse_port or None)
         self._port = self._server.port
 
