@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from .._exceptions import InvalidArgumentError, NoModelAvailableError
+from .._exceptions import InvalidArgumentError, NoModelAvailableError, ParseError
 from .._http_server import Connection, RawRequest, head_bytes, header_value
 from ..client import _bridge
 from ._json import dumps, loads
@@ -258,8 +258,10 @@ class GatewayApp:
             await work
         except HttpError as e:
             self._send(conn, e.status, e.body(), close)
-        except InvalidArgumentError as e:  # the engine refused the request before sending
-            self._send(conn, 400, HttpError(400, str(e), param="body").body(), close)
+        except (InvalidArgumentError, ParseError) as e:  # the engine refused it before sending
+            field = str(e).split(" ", 1)[0].strip("'\":")  # its messages start with the field
+            param = field if field.replace("_", "").isalnum() else "body"
+            self._send(conn, 400, HttpError(400, str(e), param=param).body(), close)
         except NoModelAvailableError as e:
             self._send(conn, 503, HttpError(503, str(e), type_="service_unavailable",
                                             code="no_model_available").body(), close)

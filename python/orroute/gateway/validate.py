@@ -103,7 +103,8 @@ def validate_chat(body: Any) -> dict[str, Any]:
         if v is not None and not isinstance(v, dict):
             raise bad_field(name, f"'{name}' must be an object")
     stop = body.get("stop")
-    if stop is not None and not isinstance(stop, (str, list)):
+    if stop is not None and not (isinstance(stop, str) or (
+            isinstance(stop, list) and all(isinstance(s, str) for s in stop))):
         raise bad_field("stop", "'stop' must be a string or an array of strings")
     return body
 
