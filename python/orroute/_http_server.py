@@ -172,6 +172,7 @@ class Connection(asyncio.Protocol):
         self._eof = False
         self._reading_paused = False
         self._fatal: bytes | None = None  # the error to answer once the queue is done
+        self._upgrading: tuple[RawRequest, int, bytearray] | None = None  # (request, length, body)
         self._closed_future: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._paused = False
@@ -220,15 +221,20 @@ class Connection(asyncio.Protocol):
         self.app._connection_closed(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._upgrading is not None:
+            self._upgrade(data)
+            return
         if self._closing or self._fatal is not None:
             return  # past an error or a last request: the rest is not read
         in_head = self._phase == _HEAD
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # Upgrade / CONNECT: not supported. The request (if complete) is answered, then the
-            # connection closes; what follows is not HTTP/1.1.
-            self._closing_after_queue()
+        except httptools.HttpParserUpgrade as e:
+            # Upgrade (h2c, websocket) / CONNECT: not supported, so the request is answered as
+            # plain HTTP/1.1 and the connection closes. llhttp stops before an upgrading request's
+            # body (curl --http2 sends h2c with its POST): read Content-Length bytes of it here.
+            self._upgrade(data[int(e.args[0]):] if e.args else b"")
+            return
         except httptools.HttpParserCallbackError as e:
             cause = e.__context__
             if isinstance(cause, _Reject):
@@ -437,6 +443,32 @@ class Connection(asyncio.Protocol):
             self._reading_paused = True
             self.transport.pause_reading()
         self._pump()
+
+    def _upgrade(self, data: bytes) -> None:
+        """Collects the body of a request llhttp handed over as upgraded (see data_received);
+        queues it once complete, then answers what is queued and closes."""
+        if self._upgrading is None:
+            request = self._queue.pop() if self._queue else None
+            length = request.headers.get("content-length", "0") if request is not None else "0"
+            if request is None or request.method == "CONNECT" or not length.isdigit():
+                if request is not None:
+                    self._queue.append(request)
+                self._closing_after_queue()
+                return
+            if int(length) > self.limits.max_body_bytes:
+                self._fail(413, "request body too large")
+                return
+            self._upgrading = (request, int(length), bytearray())
+            self._phase = _BODY  # request_timeout applies while it arrives
+        request, length, body = self._upgrading
+        body += data[: length - len(body)]
+        if len(body) < length:
+            return
+        self._upgrading = None
+        self._phase = _IDLE
+        request.body = bytes(body)
+        self._queue.append(request)
+        self._closing_after_queue()
 
     def _closing_after_queue(self) -> None:
         if self._queue:

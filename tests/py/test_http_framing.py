@@ -10,9 +10,10 @@ or forbids), so the comparison is written down, not hidden.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
-from _http_util import echo_server, exchange, h11_accepts
+from _http_util import echo_server, exchange, h11_accepts, read_responses
 
 ACCEPT, REJECT, EITHER = "accept", "reject", "either"
 H = b"Host: x\r\n"
@@ -141,3 +142,21 @@ def test_smuggled_request_is_not_served(served) -> None:  # type: ignore[no-unty
     answers = exchange(served, smuggle, 2)
     assert [s for s, _, _ in answers] == [400]
     assert "/admin" not in served.app.targets
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one_read", "body_later"])
+def test_an_upgrade_request_is_answered_as_http_1_1_with_its_body(served, split: bool) -> None:  # type: ignore[no-untyped-def]
+    """curl --http2 on http:// sends 'Upgrade: h2c' with its POST: answered as HTTP/1.1 (the
+    upgrade is ignored), body included, then the connection closes."""
+    head = (b"POST /up HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+            b"Connection: Upgrade, HTTP2-Settings\r\nContent-Length: 5\r\n\r\n")
+    with served.connect() as s:
+        if split:
+            s.sendall(head + b"he")
+            time.sleep(0.05)
+            s.sendall(b"llo")
+        else:
+            s.sendall(head + b"hello")
+        answers = read_responses(s, 2)
+    assert [(st, json.loads(b)["body"]) for st, _, b in answers] == [(200, "hello")]
+    assert answers[0][1]["connection"] == "close"

@@ -137,7 +137,9 @@ class GatewayApp:
 
     def _dispatch(self, conn: Connection, raw: RawRequest) -> Coroutine[Any, Any, None] | None:
         self.requests += 1
-        close = not raw.keep_alive
+        # An answer to HEAD must carry no body; ours do (errors): close after it so the client
+        # cannot read the body as the next response.
+        close = not raw.keep_alive or raw.method == "HEAD"
         try:
             path, _, query = raw.target.partition("?")
             method = raw.method
