@@ -59,10 +59,41 @@ def test_n_choices(client: openai.OpenAI, fake: FakeOpenRouter, gateway: Gateway
     assert spent > Decimal(0)
 
 
-def test_n_with_stream_is_a_400(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as e:
-        client.chat.completions.create(model=MODEL, messages=HI, n=2, stream=True)
-    assert e.value.param == "n"
+def test_n_streamed(client: openai.OpenAI, gateway: Gateway) -> None:
+    plain = client.chat.completions.create(model=MODEL, messages=HI, n=2)
+    texts = {0: "", 1: ""}
+    usage = []
+    for chunk in client.chat.completions.create(model=MODEL, messages=HI, n=2, stream=True,
+                                                stream_options={"include_usage": True}):
+        for c in chunk.choices:
+            texts[c.index] += c.delta.content or ""
+        if chunk.usage is not None:
+            usage.append(chunk.usage)
+    assert texts == {c.index: c.message.content for c in plain.choices}
+    assert len(usage) == 1 and plain.usage is not None
+    assert usage[0].prompt_tokens == plain.usage.prompt_tokens  # summed over both, once
+    assert gateway.app is not None and gateway.app.in_flight == 0
+
+
+async def test_n_streamed_async(gateway: Gateway, key: str) -> None:
+    async with openai.AsyncOpenAI(base_url=gateway.base_url, api_key=key, max_retries=0) as c:
+        stream = await c.chat.completions.create(model=MODEL, messages=HI, n=3, stream=True)
+        seen = {ch.index async for chunk in stream for ch in chunk.choices}
+    assert seen == {0, 1, 2}
+
+
+def test_n_streamed_failure_before_content_is_an_http_error(client: openai.OpenAI,
+                                                            fake: FakeOpenRouter,
+                                                            gateway: Gateway) -> None:
+    from orroute.testing import Fault
+
+    fake.fail(MODEL, Fault.status_error(400, "bad thing"), times=1)
+    try:
+        with pytest.raises(openai.BadRequestError):
+            list(client.chat.completions.create(model=MODEL, messages=HI, n=2, stream=True))
+    finally:
+        fake.clear_faults()
+    assert fake.wait_until(lambda: gateway.tracker.live_reservations()[0] == 0, timeout=10)
 
 
 def test_n_refused_by_the_budget_costs_nothing_more(gateway: Gateway) -> None:

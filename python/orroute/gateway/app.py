@@ -29,6 +29,7 @@ from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import GatewayMetrics, route_of
 from .responses import ResponseEvents, from_chat, to_chat
 from .settings import ALIASES, GatewaySettings
+from .stream_n import relay_n
 from .validate import validate_chat
 
 __all__ = ["GatewayApp", "HttpError", "validate_chat"]
@@ -314,11 +315,13 @@ class GatewayApp:
 
     async def _chat_n(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
                       key: GatewayKey, close: bool, n: int) -> None:
-        """``n`` choices: n completions run concurrently, merged (choices.py). Any failure is
-        answered as that completion's error; what the others cost is in the ledger."""
-        if body.get("stream"):
-            raise _bad("n", "'n' > 1 is not supported with 'stream': true")
+        """``n`` choices: n completions run concurrently, merged (choices.py), or streamed
+        together (stream_n.py). Any failure is answered as that completion's error; what the
+        others cost is in the ledger."""
         one = {k: v for k, v in body.items() if k != "n"}
+        if body.get("stream"):
+            await relay_n(self, conn, raw, one, key, close, n)
+            return
         one_raw = dumps(one)
         parts = [Collector() for _ in range(n)]
         outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw)  # type: ignore[arg-type]

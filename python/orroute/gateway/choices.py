@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["merge_choices"]
+__all__ = ["merge_choices", "sum_usage"]
 
 
 def _sum(a: Any, b: Any) -> Any:
@@ -23,19 +23,25 @@ def _sum(a: Any, b: Any) -> Any:
     return a if a is not None else b
 
 
+def sum_usage(usages: list[Any]) -> Any:
+    """The usage objects added field by field (None if there is none)."""
+    total: Any = None
+    for u in usages:
+        if isinstance(u, dict):
+            total = u if total is None else _sum(total, u)
+    return total
+
+
 def merge_choices(replies: list[dict[str, Any]]) -> dict[str, Any]:
     """One chat completion with every reply's first choice, as ``index`` 0..n-1, and the summed
     usage (every completion was billed for the whole prompt, so the prompt tokens add up too)."""
     merged = dict(replies[0])
     choices = []
-    usage: Any = None
     for i, reply in enumerate(replies):
         first = (reply.get("choices") or [{}])[0]
         choices.append({**first, "index": i})
-        u = reply.get("usage")
-        if isinstance(u, dict):
-            usage = u if usage is None else _sum(usage, u)
     merged["choices"] = choices
+    usage = sum_usage([r.get("usage") for r in replies])
     if usage is not None:
         merged["usage"] = usage
     return merged
