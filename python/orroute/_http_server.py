@@ -449,20 +449,20 @@ class Connection(asyncio.Protocol):
         queues it once complete, then answers what is queued and closes."""
         if self._upgrading is None:
             request = self._queue.pop() if self._queue else None
-            length = request.headers.get("content-length", "0") if request is not None else "0"
-            if request is None or request.method == "CONNECT" or not length.isdigit():
+            declared = request.headers.get("content-length", "0") if request is not None else "0"
+            if request is None or request.method == "CONNECT" or not declared.isdigit():
                 if request is not None:
                     self._queue.append(request)
                 self._closing_after_queue()
                 return
-            if int(length) > self.limits.max_body_bytes:
+            if int(declared) > self.limits.max_body_bytes:
                 self._fail(413, "request body too large")
                 return
-            self._upgrading = (request, int(length), bytearray())
+            self._upgrading = (request, int(declared), bytearray())
             self._phase = _BODY  # request_timeout applies while it arrives
-        request, length, body = self._upgrading
-        body += data[: length - len(body)]
-        if len(body) < length:
+        request, size, body = self._upgrading
+        body += data[: size - len(body)]
+        if len(body) < size:
             return
         self._upgrading = None
         self._phase = _IDLE
