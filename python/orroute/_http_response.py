@@ -19,6 +19,7 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 # RFC 9110 5.1 token; 5.5 field-value: visible characters, SP, HTAB and obs-text (0x80-0xFF)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
+_NAMES_SEEN: set[str] = set()
 # what header_value leaves alone: printable ASCII except '%' (so the encoding is reversible)
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
@@ -48,7 +49,13 @@ def head_bytes(
     """
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
     for k, v in headers:
-        if _TOKEN.match(k) is None or _BAD_VALUE.search(v) is not None:
+        if k not in _NAMES_SEEN:
+            if _TOKEN.match(k) is None:
+                raise ValueError(f"unsafe response header {k!r}")
+            if len(_NAMES_SEEN) < 256:  # names come from code: a handful, checked once each
+                _NAMES_SEEN.add(k)
+        # printable ASCII (the usual value) is safe: str methods in C before the regex
+        if not (v.isascii() and v.isprintable()) and _BAD_VALUE.search(v) is not None:
             raise ValueError(f"unsafe response header {k!r}")
         lines.append(f"{k}: {v}")
     if length is not None:

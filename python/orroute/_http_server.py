@@ -23,6 +23,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
@@ -45,6 +46,7 @@ __all__ = [
 
 _log = logging.getLogger("orroute.http")
 
+_OWS = (b" ", b"\t")
 # connection phases
 _IDLE, _HEAD, _BODY = 0, 1, 2
 
@@ -52,7 +54,7 @@ _IDLE, _HEAD, _BODY = 0, 1, 2
 class RawRequest:
     """One parsed request. ``headers`` keys are lower-case; duplicates joined with ", "."""
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "request_id", "target", "version")
+    __slots__ = ("_id", "body", "headers", "keep_alive", "method", "target", "version")
 
     def __init__(self, method: str, target: str, version: str, headers: dict[str, str],
                  body: bytes, keep_alive: bool = True) -> None:
@@ -62,7 +64,12 @@ class RawRequest:
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
-        self.request_id = ""
+        self._id = 0
+
+    @property
+    def request_id(self) -> str:
+        """``req_`` and 16 hex digits, unique in this process (formatted only when asked for)."""
+        return f"req_{self._id:016x}"
 
 
 class App(Protocol):
@@ -124,9 +131,9 @@ class HttpServer:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def next_request_id(self) -> str:
+    def next_request_id(self) -> int:
         self._ids += 1
-        return f"req_{self._ids:016x}"
+        return self._ids
 
     def _admit(self, conn: Connection) -> bool:
         """At the cap, closes the connection idle the longest (a slow or parked client cannot
@@ -160,6 +167,8 @@ class Connection(asyncio.Protocol):
         self.app = app
         self.server = server
         self.limits = server.limits
+        self._max_head = server.limits.max_header_bytes
+        self._max_headers = server.limits.max_headers
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._queue: deque[RawRequest] = deque()
@@ -186,6 +195,8 @@ class Connection(asyncio.Protocol):
         self._head_len = 0
         self._head_fed = 0  # bytes of whole feeds that started and ended inside the head
         self._expect_continue = False
+        self._version = "1.1"
+        self._now: Callable[[], float] = time.monotonic  # the loop's clock once connected
         self.since = 0.0  # when the current phase began (loop time)
         self.requests_served = 0
         self.last_status = 0  # set by a handler that writes a response head (for its metrics)
@@ -194,7 +205,8 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-        self.since = asyncio.get_running_loop().time()
+        self._now = asyncio.get_running_loop().time
+        self.since = self._now()
         if not self.server._admit(self):
             self._closed = self._refused = True
             transport.write(error_bytes(503, "too many connections"))  # type: ignore[attr-defined]
@@ -283,7 +295,7 @@ class Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._phase = _HEAD
-        self.since = asyncio.get_running_loop().time()
+        self.since = self._now()
         self._url = b""
         self._headers = {}
         self._body = []
@@ -297,22 +309,29 @@ class Connection(asyncio.Protocol):
             raise _Reject(431, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_len += len(name) + len(value) + 4
-        if self._head_len > self.limits.max_header_bytes:
-            raise _Reject(431, "request header fields too large")
-        if len(self._headers) >= self.limits.max_headers:
-            raise _Reject(431, "too many header fields")
+        # The hot path of every request (once per header): limits first, in one branch.
+        n = self._head_len = self._head_len + len(name) + len(value) + 4
+        headers = self._headers
+        if n > self._max_head or len(headers) >= self._max_headers:
+            raise _Reject(431, "request header fields too large" if n > self._max_head
+                          else "too many header fields")
         key = name.decode("latin-1").lower()
-        text = value.decode("latin-1").strip(" \t")  # OWS is not part of the value
-        old = self._headers.get(key)
-        if key == "host" and old is not None:  # RFC 9112 3.2: exactly one Host
+        if value[-1:] in _OWS:  # llhttp drops leading whitespace, not trailing
+            value = value.rstrip(b" \t")
+        text = value.decode("latin-1")
+        old = headers.get(key)
+        if old is None:
+            headers[key] = text
+        elif key == "host":  # RFC 9112 3.2: exactly one Host
             raise _Reject(400, "more than one Host header")
-        self._headers[key] = text if old is None else f"{old}, {text}"
+        else:
+            headers[key] = f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
         self._phase = _BODY
         # What llhttp leaves to the server (RFC 9112 3.2 and 6.1).
-        if self._parser.get_http_version() == "1.0":
+        self._version = self._parser.get_http_version()
+        if self._version == "1.0":
             if "transfer-encoding" in self._headers:
                 raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
         elif "host" not in self._headers:
@@ -339,13 +358,13 @@ class Connection(asyncio.Protocol):
         request = RawRequest(
             p.get_method().decode("ascii"),
             self._url.decode("latin-1"),
-            f"HTTP/{p.get_http_version()}",
+            "HTTP/1.1" if self._version == "1.1" else f"HTTP/{self._version}",
             self._headers,
             b"".join(self._body),
             p.should_keep_alive(),
         )
         self._phase = _IDLE
-        self.since = asyncio.get_running_loop().time()
+        self.since = self._now()
         self._body = []
         self._queue.append(request)
         if len(self._queue) > self.limits.max_pipeline and not self._reading_paused:
@@ -493,7 +512,7 @@ class Connection(asyncio.Protocol):
             if self._expect_continue and not self._queue and self._phase == _BODY:
                 self.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the next one waited its turn
                 self._expect_continue = False
-            request.request_id = self.server.next_request_id()
+            request._id = self.server.next_request_id()
             self.requests_served += 1
             self._current = request
             self._wrote = False
@@ -533,7 +552,7 @@ class Connection(asyncio.Protocol):
         finally:
             self._current = None
         self._task = None
-        self.since = asyncio.get_running_loop().time()
+        self.since = self._now()
         if self._closing and not self._queue:
             self.close()
         else:
