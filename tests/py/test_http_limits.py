@@ -203,3 +203,32 @@ def test_the_gateway_reads_its_limits_from_the_config_file(tmp_path) -> None:  #
     cfg.write_text("[gateway.http]\nmax_body_byte = 1\n")
     with pytest.raises(ValueError, match="max_body_byte"):
         load_gateway_settings(config_file=cfg, env={}, env_file=False)
+
+
+def test_three_hundred_slow_clients_do_not_starve_a_normal_one() -> None:
+    """Slow clients trickle a header or a chunked body a byte at a time: they cost a parser
+    callback per byte, never a re-parse, and a normal client is served meanwhile. With a cap
+    below their number, the newcomer evicts one of them."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 800:
+        pytest.skip(f"open-file limit {soft} < 800")
+    with echo_server(HttpLimits(max_connections=250)) as s:
+        slow = []
+        for i in range(300):
+            sock = s.connect()
+            sock.sendall(b"POST /e HTTP/1.1\r\nHost: x\r\nX-Slow: " if i % 2 else
+                         post(b"Transfer-Encoding: chunked\r\n", b"1\r\nx\r\n"))
+            slow.append(sock)
+        for _ in range(3):  # a trickle on every one of them
+            for i, sock in enumerate(slow):
+                try:
+                    sock.sendall(b"a" if i % 2 else b"1\r\nx\r\n")
+                except OSError:
+                    pass  # evicted at the cap
+        (status, _, body), = exchange(s, post(b"Content-Length: 2\r\n", b"ok"))
+        assert status == 200 and json.loads(body)["body"] == "ok"
+        assert s.server.evicted >= 50
+        for sock in slow:
+            sock.close()
