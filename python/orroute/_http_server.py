@@ -173,7 +173,6 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self._queue: deque[RawRequest] = deque()
         self._task: asyncio.Task[None] | None = None
-        self._current: RawRequest | None = None
         self._wrote = False  # something of the current request's response was written
         self._closed = False
         self._refused = False
@@ -499,6 +498,10 @@ class Connection(asyncio.Protocol):
         """Answers queued requests one at a time, in order."""
         while self._task is None and not self._closed:
             if not self._queue:
+                if self._expect_continue and self._phase == _BODY and self._fatal is None:
+                    # the request being read waited for the ones before it: its turn now
+                    self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    self._expect_continue = False
                 if self._fatal is not None:
                     self.write(self._fatal)
                     self.close()
@@ -509,12 +512,8 @@ class Connection(asyncio.Protocol):
                     self.transport.resume_reading()
                 return
             request = self._queue.popleft()
-            if self._expect_continue and not self._queue and self._phase == _BODY:
-                self.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the next one waited its turn
-                self._expect_continue = False
             request._id = self.server.next_request_id()
             self.requests_served += 1
-            self._current = request
             self._wrote = False
             if not request.keep_alive:
                 self._closing = True
@@ -549,8 +548,6 @@ class Connection(asyncio.Protocol):
             self._task = None
             self._handler_failed(request)
             return
-        finally:
-            self._current = None
         self._task = None
         self.since = self._now()
         if self._closing and not self._queue:

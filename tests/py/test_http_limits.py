@@ -232,3 +232,22 @@ def test_three_hundred_slow_clients_do_not_starve_a_normal_one() -> None:
         assert s.server.evicted >= 50
         for sock in slow:
             sock.close()
+
+
+def test_100_continue_waits_for_the_requests_before_it() -> None:
+    """'100 Continue' belongs to the request being read: it is sent only once the pipelined
+    request before it has its answer, never in the middle of that answer's turn."""
+    with echo_server() as s, s.connect() as sock:
+        s.app.slow = 0.3
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                     + post(b"Expect: 100-continue\r\nContent-Length: 2\r\n", b""))
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += sock.recv(65536)
+        assert got.startswith(b"HTTP/1.1 200 ")  # the first answer comes first
+        while b"100 Continue" not in got:
+            got += sock.recv(65536)
+        assert got.index(b"200 OK") < got.index(b"100 Continue")
+        sock.sendall(b"ok")
+        answers = read_responses(sock, 1)
+        assert answers[0][0] == 200 and json.loads(answers[0][2])["body"] == "ok"
