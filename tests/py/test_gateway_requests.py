@@ -55,6 +55,8 @@ def test_a_model_name_cannot_split_or_break_the_response(gateway: Gateway, key: 
     [("tools", {"type": "function"}), ("tools", ["not-a-tool"]),
      ("tools", [{"type": "function", "function": {"parameters": {}}}]),
      ("messages", "hi"), ("messages", []), ("messages", [{"role": "user", "content": 5}]),
+     ("messages", [{"role": {"an": "object"}, "content": "hi"}]),  # found by the fuzzer
+     ("tools", None), ("stop", [1]),  # found by the fuzzer: null reached the engine
      ("n", "2"), ("n", 0), ("n", 1000), ("n", True),
      ("max_tokens", "10"), ("max_tokens", -1), ("max_tokens", 1.5),
      ("temperature", "hot"), ("stream", "yes"), ("tool_choice", 3), ("response_format", "json"),

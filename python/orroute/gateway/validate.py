@@ -35,7 +35,7 @@ def _validate_messages(messages: Any) -> None:
         if not isinstance(m, dict):
             raise bad_field(f"messages[{i}]", f"'messages[{i}]' must be an object")
         role = m.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:  # an object is not even hashable
             raise bad_field(f"messages[{i}].role",
                             f"'messages[{i}].role' must be one of {sorted(_ROLES)}, got "
                             f"{str(role)[:40]!r}")
