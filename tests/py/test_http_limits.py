@@ -158,7 +158,9 @@ def test_at_the_cap_with_every_connection_busy_a_new_one_gets_503() -> None:
         busy = [s.connect() for _ in range(2)]
         for sock in busy:
             sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while s.app.handled < 2 and time.monotonic() < deadline:  # both handlers running
+            time.sleep(0.01)
         with s.connect() as sock:
             assert b" 503 " in closed_by_server(sock)
         for sock in busy:
