@@ -247,7 +247,7 @@ class FakeOpenRouter:
         record: keep every request in ``requests`` (turn off for long benchmarks).
         use_uvloop: None = use uvloop when installed.
         http_limits: header/body sizes and timeouts of its HTTP server (an
-            ``orroute.gateway.HttpLimits``; None: its defaults).
+            ``orroute.gateway.HttpLimits``; None: its defaults, without a connection cap).
 
     >>> with FakeOpenRouter() as fake:
     ...     fake.base_url.startswith("http://127.0.0.1:")
@@ -313,7 +313,10 @@ class FakeOpenRouter:
         loop = _new_loop(self._use_uvloop)
 
         async def listen() -> None:
-            self._server = HttpServer(self, self._http_limits)
+            # a test server holds as many connections as a test opens (bench/fake_server.py
+            # holds 5,000 streams): no cap of its own unless asked
+            limits = self._http_limits or HttpLimits(max_connections=1 << 20)
+            self._server = HttpServer(self, limits)
             await self._server.start(self.host, self._port)
             self._port = self._server.port
 
