@@ -27,7 +27,8 @@ from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import GatewayMetrics, route_of
-from .responses import ResponseEvents, from_chat, to_chat
+from .response_events import ResponseEvents
+from .responses import from_chat, to_chat
 from .settings import ALIASES, GatewaySettings
 from .stream_n import relay_n
 from .validate import validate_chat

@@ -5,7 +5,7 @@ is stateless: a request carries its whole conversation in ``input`` (``previous_
 ``background`` and hosted tools are refused with a 400 naming the field). A request becomes one
 chat completion body (:func:`to_chat`); the completion becomes a Response object
 (:func:`from_chat`), or, streamed, each chat chunk becomes the Responses events that carry the
-same text and tool-call arguments (:class:`ResponseEvents`).
+same text and tool-call arguments (``response_events.ResponseEvents``).
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._json import dumps
-from .errors import HttpError, bad_field
+from .errors import bad_field
 from .validate import positive_int
 
-__all__ = ["ResponseEvents", "from_chat", "to_chat"]
+__all__ = ["call_item", "envelope", "finish", "from_chat", "message_item", "to_chat", "usage_of"]
 
 _PASS = ("temperature", "top_p", "parallel_tool_calls", "user", "seed", "provider", "models",
          "transforms", "usage")
@@ -179,7 +178,7 @@ def to_chat(body: Any) -> dict[str, Any]:
     return chat
 
 
-def _usage(u: Any) -> dict[str, Any] | None:
+def usage_of(u: Any) -> dict[str, Any] | None:
     if not isinstance(u, dict):
         return None
     pt = int(u.get("prompt_tokens") or 0)
@@ -197,7 +196,7 @@ def _usage(u: Any) -> dict[str, Any] | None:
     return out
 
 
-def _envelope(rid: str, request: dict[str, Any], model: str, created: int, status: str
+def envelope(rid: str, request: dict[str, Any], model: str, created: int, status: str
               ) -> dict[str, Any]:
     """The fields every Response object has, from the request that asked for it."""
     return {
@@ -214,12 +213,12 @@ def _envelope(rid: str, request: dict[str, Any], model: str, created: int, statu
     }
 
 
-def _message_item(mid: str, text: str, status: str = "completed") -> dict[str, Any]:
+def message_item(mid: str, text: str, status: str = "completed") -> dict[str, Any]:
     return {"type": "message", "id": mid, "status": status, "role": "assistant",
             "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
 
 
-def _call_item(call: dict[str, Any], i: int, rid: str, status: str = "completed"
+def call_item(call: dict[str, Any], i: int, rid: str, status: str = "completed"
                ) -> dict[str, Any]:
     fn = call.get("function") or {}
     return {"type": "function_call", "id": f"fc_{rid[5:]}_{i}",
@@ -227,7 +226,7 @@ def _call_item(call: dict[str, Any], i: int, rid: str, status: str = "completed"
             "arguments": fn.get("arguments") or "", "status": status}
 
 
-def _finish(resp: dict[str, Any], finish_reason: Any) -> None:
+def finish(resp: dict[str, Any], finish_reason: Any) -> None:
     if finish_reason == "length":
         resp["status"] = "incomplete"
         resp["incomplete_details"] = {"reason": "max_output_tokens"}
@@ -239,7 +238,7 @@ def _finish(resp: dict[str, Any], finish_reason: Any) -> None:
 def from_chat(chat: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """The Response object for a chat completion answered to :func:`to_chat`'s body."""
     rid = "resp_" + str(chat.get("id") or f"{time.time_ns():x}")
-    resp = _envelope(rid, request, str(chat.get("model") or request.get("model")),
+    resp = envelope(rid, request, str(chat.get("model") or request.get("model")),
                      int(chat.get("created") or time.time()), "completed")
     choice = (chat.get("choices") or [{}])[0]
     message = choice.get("message") or {}
@@ -250,151 +249,11 @@ def from_chat(chat: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
                        "summary": [{"type": "summary_text", "text": reasoning}]})
     content = message.get("content")
     if isinstance(content, str) and content:
-        output.append(_message_item(f"msg_{rid[5:]}", content))
+        output.append(message_item(f"msg_{rid[5:]}", content))
     for i, call in enumerate(message.get("tool_calls") or []):
         if isinstance(call, dict):
-            output.append(_call_item(call, i, rid))
+            output.append(call_item(call, i, rid))
     resp["output"] = output
-    resp["usage"] = _usage(chat.get("usage"))
-    _finish(resp, choice.get("finish_reason"))
+    resp["usage"] = usage_of(chat.get("usage"))
+    finish(resp, choice.get("finish_reason"))
     return resp
-
-
-def _sse(event: dict[str, Any]) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n"
-
-
-class ResponseEvents:
-    """Turns a streamed chat completion into the Responses API's server-sent events.
-
-    >>> ev = ResponseEvents({"model": "m", "input": "hi"}, "m")  # doctest: +SKIP
-    >>> ev.start() + ev.chunk(chunk) + ... + ev.end()  # bytes to relay
-    """
-
-    def __init__(self, request: dict[str, Any], model: str) -> None:
-        self.request = request
-        self.rid = f"resp_{time.time_ns():x}"
-        self.resp = _envelope(self.rid, request, model, int(time.time()), "in_progress")
-        self.seq = 0
-        self.text: list[str] = []
-        self.text_index: int | None = None  # output_index of the message item, once opened
-        self.calls: dict[int, dict[str, Any]] = {}  # tool-call index -> item being built
-        self.next_index = 0
-        self.usage: Any = None
-        self.finish_reason: Any = None
-
-    def _event(self, kind: str, **fields: Any) -> bytes:
-        event = {"type": kind, "sequence_number": self.seq, **fields}
-        self.seq += 1
-        return _sse(event)
-
-    def _snapshot(self) -> dict[str, Any]:
-        return {**self.resp, "output": list(self.resp["output"])}
-
-    def start(self) -> bytes:
-        return (self._event("response.created", response=self._snapshot())
-                + self._event("response.in_progress", response=self._snapshot()))
-
-    def chunk(self, chunk: Any) -> bytes:
-        """The events for one chat completion chunk (parsed JSON)."""
-        if not isinstance(chunk, dict):
-            return b""
-        if chunk.get("model"):
-            self.resp["model"] = str(chunk["model"])
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
-        out = b""
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                out += self._text_delta(content)
-            for call in delta.get("tool_calls") or []:
-                if isinstance(call, dict):
-                    out += self._call_delta(call)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-        return out
-
-    def _text_delta(self, text: str) -> bytes:
-        out = b""
-        mid = f"msg_{self.rid[5:]}"
-        if self.text_index is None:
-            self.text_index = self.next_index
-            self.next_index += 1
-            item = _message_item(mid, "", "in_progress")
-            item["content"] = []
-            out += self._event("response.output_item.added", output_index=self.text_index,
-                               item=item)
-            out += self._event("response.content_part.added", item_id=mid,
-                               output_index=self.text_index, content_index=0,
-                               part={"type": "output_text", "text": "", "annotations": [],
-                                     "logprobs": []})
-        self.text.append(text)
-        return out + self._event("response.output_text.delta", item_id=mid,
-                                 output_index=self.text_index, content_index=0, delta=text,
-                                 logprobs=[])
-
-    def _call_delta(self, call: dict[str, Any]) -> bytes:
-        index = call.get("index", 0)
-        index = index if isinstance(index, int) else 0
-        fn = call.get("function") or {}
-        out = b""
-        item = self.calls.get(index)
-        if item is None:
-            item = _call_item({"id": call.get("id"), "function": {"name": fn.get("name")}},
-                              index, self.rid, "in_progress")
-            item["output_index"] = self.next_index
-            self.next_index += 1
-            self.calls[index] = item
-            shown = {k: v for k, v in item.items() if k != "output_index"}
-            out += self._event("response.output_item.added", output_index=item["output_index"],
-                               item=shown)
-        args = fn.get("arguments")
-        if isinstance(args, str) and args:
-            item["arguments"] += args
-            out += self._event("response.function_call_arguments.delta", item_id=item["id"],
-                               output_index=item["output_index"], delta=args)
-        return out
-
-    def end(self) -> bytes:
-        """The closing events: each item done, then ``response.completed``."""
-        out = b""
-        items: list[tuple[int, dict[str, Any]]] = []
-        if self.text_index is not None:
-            mid = f"msg_{self.rid[5:]}"
-            text = "".join(self.text)
-            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-            out += self._event("response.output_text.done", item_id=mid,
-                               output_index=self.text_index, content_index=0, text=text,
-                               logprobs=[])
-            out += self._event("response.content_part.done", item_id=mid,
-                               output_index=self.text_index, content_index=0, part=part)
-            item = _message_item(mid, text)
-            out += self._event("response.output_item.done", output_index=self.text_index,
-                               item=item)
-            items.append((self.text_index, item))
-        for call in self.calls.values():
-            index = call.pop("output_index")
-            call["status"] = "completed"
-            out += self._event("response.function_call_arguments.done", item_id=call["id"],
-                               output_index=index, name=call["name"],
-                               arguments=call["arguments"])
-            out += self._event("response.output_item.done", output_index=index, item=call)
-            items.append((index, call))
-        self.resp["output"] = [item for _, item in sorted(items, key=lambda p: p[0])]
-        self.resp["status"] = "completed"
-        self.resp["usage"] = _usage(self.usage)
-        _finish(self.resp, self.finish_reason)
-        return out + self._event("response.completed", response=self._snapshot())
-
-    def failed(self, error: HttpError | dict[str, Any]) -> bytes:
-        """``response.failed`` for an error after the stream began."""
-        err = error if isinstance(error, dict) else {"code": str(error.code or error.status),
-                                                     "message": str(error)}
-        self.resp["status"] = "failed"
-        self.resp["error"] = {"code": str(err.get("code") or "server_error"),
-                              "message": str(err.get("message") or "upstream error")}
-        return self._event("response.failed", response=self._snapshot())
