@@ -609,7 +609,7 @@ def test_pipelined_requests_and_100_continue(fake):
         body,
     )
     with socket.create_connection((fake.host, fake.port), timeout=10) as s:
-        s.sendall(one + one + b"GET /api/v1/credits HTTP/1.1\r\nConnection: close\r\n\r\n")
+        s.sendall(one + one + b"GET /api/v1/credits HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         raw = _read_all(s)
     assert raw.count(b"HTTP/1.1 200 OK") == 3
     with socket.create_connection((fake.host, fake.port), timeout=10) as s:
@@ -626,7 +626,7 @@ def test_chunked_request_body(fake):
     body = json.dumps(chat()).encode()
     with socket.create_connection((fake.host, fake.port), timeout=10) as s:
         s.sendall(
-            b"POST /api/v1/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+            b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
             b"Connection: close\r\n\r\n%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n"
             % (10, body[:10], len(body) - 10, body[10:])
         )
@@ -783,7 +783,7 @@ def test_both_event_loops_serve_streams_and_faults(use_uvloop):
         with socket.create_connection((fake.host, fake.port), timeout=10) as s:
             body = json.dumps(chat()).encode()
             s.sendall(
-                b"POST /api/v1/chat/completions HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s"
+                b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
                 % (len(body), body)
             )
             assert fake.wait_until(lambda: fake.request_count == 4)

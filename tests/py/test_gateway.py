@@ -357,7 +357,8 @@ def test_openapi_describes_every_endpoint(gateway: Gateway) -> None:
     assert status == 200 and spec["openapi"].startswith("3.")
     assert {"/v1/chat/completions", "/v1/models", "/api/v1/ai/health", "/api/v1/ai/models",
             "/api/v1/ai/models/{model_id}", "/api/v1/ai/usage", "/api/v1/ai/test",
-            "/api/v1/ai/credits"} <= set(spec["paths"])
+            "/api/v1/ai/credits", "/v1/responses", "/v1/embeddings", "/v1/models/{model_id}",
+            "/metrics"} <= set(spec["paths"])
     for ref in json.dumps(spec).split('"$ref": "#/components/schemas/')[1:]:
         assert ref.split('"')[0] in spec["components"]["schemas"]
 
@@ -366,7 +367,8 @@ def test_upstream_key_never_reaches_a_client(gateway: Gateway, key: str,
                                              fake: FakeOpenRouter) -> None:
     seen: list[Any] = [repr(gateway), repr(gateway.settings)]
     for path in ("/api/v1/ai/health", "/api/v1/ai/credits", "/api/v1/ai/usage", "/v1/models",
-                 "/openapi.json", f"/api/v1/ai/models/{MODEL}"):
+                 "/openapi.json", f"/api/v1/ai/models/{MODEL}", f"/v1/models/{MODEL}",
+                 "/metrics"):
         seen.extend(call(gateway, "GET", path, key=key))
     fake.fail(MODEL, Fault.status_error(401, f"bad key {UPSTREAM_KEY}"))
     status, headers, body = call(gateway, "POST", "/v1/chat/completions",

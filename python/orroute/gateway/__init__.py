@@ -18,6 +18,7 @@ __all__ = [
     "Gateway",
     "GatewayKey",
     "GatewaySettings",
+    "HttpLimits",
     "KeyStore",
     "load_gateway_settings",
 ]
@@ -30,10 +31,12 @@ _LAZY = {
     "GatewayKey": ".keys",
     "KeyStore": ".keys",
     "Gateway": ".server",
+    "HttpLimits": "orroute._http_limits",
 }
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .._http_limits import HttpLimits
     from .keys import KEY_PREFIX, GatewayKey, KeyStore
     from .server import Gateway
     from .settings import ALIASES, GatewaySettings, load_gateway_settings
@@ -43,7 +46,7 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'orroute.gateway' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = getattr(importlib.import_module(module, __name__), name)  # absolute or relative
     globals()[name] = value
     return value
 

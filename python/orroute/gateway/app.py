@@ -6,6 +6,7 @@ protocol in ``orroute._http_server`` for every parsed request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -15,14 +16,24 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from .._exceptions import InvalidArgumentError, NoModelAvailableError
-from .._http_server import Connection, RawRequest, head_bytes
+from .._exceptions import InvalidArgumentError, NoModelAvailableError, ParseError
+from .._http_server import Connection, RawRequest, head_bytes, header_value
 from ..client import _bridge
 from ._json import dumps, loads
+from .choices import merge_choices
+from .collector import Collector
+from .embeddings import EmbeddingsRoute
+from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .metrics import GatewayMetrics, route_of
+from .response_events import ResponseEvents
+from .responses import from_chat, to_chat
 from .settings import ALIASES, GatewaySettings
+from .stream_n import relay_n
+from .validate import validate_chat
 
-__all__ = ["GatewayApp"]
+__all__ = ["GatewayApp", "HttpError", "validate_chat"]
 
 _log = logging.getLogger("orroute.gateway")
 _JSON = ("Content-Type", "application/json")
@@ -31,79 +42,18 @@ _SSE = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
 _SERVER = ("Server", "orroute")
 # OpenAI clients use base_url .../v1; OpenRouter-style ones .../api/v1; some none
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/api/v1/chat/completions", "/chat/completions"})
+_EMBEDDINGS_PATHS = frozenset({"/v1/embeddings", "/api/v1/embeddings", "/embeddings"})
+_RESPONSES_PATHS = frozenset({"/v1/responses", "/api/v1/responses", "/responses"})
 _MODELS_PATHS = frozenset({"/v1/models", "/api/v1/models", "/models"})
+_MODEL_PREFIXES = ("/v1/models/", "/api/v1/models/", "/models/")
 _VERSION = "0.1.0"
-
-
-class HttpError(Exception):
-    """An error answered to the client in OpenAI's error shape."""
-
-    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type_
-        self.param = param
-        self.code = code
-
-    def body(self) -> bytes:
-        return dumps({"error": {"message": str(self), "type": self.type, "param": self.param,
-                                "code": self.code if self.code is not None else self.status}})
 
 
 def _usd(d: Any) -> str:
     return f"{Decimal(d).normalize():f}"
 
 
-def _bad(field: str, message: str) -> HttpError:
-    return HttpError(400, message, param=field, code="invalid_value")
-
-
-_ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
-
-
-def validate_chat(body: Any) -> dict[str, Any]:
-    """The parsed body if it is a well-formed chat request; HttpError(400) naming the field."""
-    if not isinstance(body, dict):
-        raise _bad("body", "the request body must be a JSON object")
-    model = body.get("model")
-    if model is None:
-        raise _bad("model", "'model' is required (a model id, orroute/auto, or a route name)")
-    if not isinstance(model, str) or not model.strip():
-        raise _bad("model", "'model' must be a non-empty string")
-    messages = body.get("messages")
-    if messages is None:
-        raise _bad("messages", "'messages' is required")
-    if not isinstance(messages, list) or not messages:
-        raise _bad("messages", "'messages' must be a non-empty array")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise _bad(f"messages[{i}]", f"'messages[{i}]' must be an object")
-        role = m.get("role")
-        if role not in _ROLES:
-            raise _bad(f"messages[{i}].role",
-                       f"'messages[{i}].role' must be one of {sorted(_ROLES)}, got {role!r}")
-        content = m.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise _bad(f"messages[{i}].content",
-                       f"'messages[{i}].content' must be a string or an array of parts")
-        if content is None and role in ("user", "system") :
-            raise _bad(f"messages[{i}].content", f"'messages[{i}].content' is required")
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise _bad("stream", "'stream' must be a boolean")
-    for name in ("max_tokens", "max_completion_tokens"):
-        v = body.get(name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise _bad(name, f"'{name}' must be a positive integer")
-    for name, lo, hi in (("temperature", 0, 2), ("top_p", 0, 1)):
-        v = body.get(name)
-        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
-                              or not lo <= v <= hi):
-            raise _bad(name, f"'{name}' must be a number between {lo} and {hi}")
-    n = body.get("n")
-    if n is not None and n != 1:
-        raise _bad("n", "'n' must be 1 (one choice per request)")
-    return body
+_bad = bad_field
 
 
 def _sent(attempts: list[dict[str, Any]]) -> int:
@@ -118,6 +68,13 @@ class ChatOutcome:
 
     model: str
     attempts: int
+
+    def headers(self) -> list[tuple[str, str]]:
+        """``X-Orroute-Model`` and ``X-Orroute-Attempts``. The model may be whatever the client
+        sent (an unknown id is tried as is): percent-encoded where it is not printable ASCII, so
+        it can neither split the response nor fail to encode."""
+        return [("X-Orroute-Model", header_value(self.model)),
+                ("X-Orroute-Attempts", str(self.attempts))]
 
 
 class GatewayApp:
@@ -146,6 +103,9 @@ class GatewayApp:
         self._openapi: bytes | None = None
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
+        self._embeddings = EmbeddingsRoute(self)
+        self.metrics = GatewayMetrics(self)
+        self.http_server: Any = None  # the HttpServer, once listening (its counters: /metrics)
 
     # --- App protocol ---------------------------------------------------------------------------
 
@@ -156,8 +116,32 @@ class GatewayApp:
         self.conns.discard(conn)
 
     def _handle(self, conn: Connection, raw: RawRequest) -> Coroutine[Any, Any, None] | None:
+        started = time.perf_counter()
+        conn.last_status = 0
+        pending = self._dispatch(conn, raw)
+        route = route_of(raw.target.partition("?")[0])
+        if pending is None:
+            self.metrics.observe(route, conn.last_status or 500, started)
+            return None
+        return self._observed(pending, conn, route, started)
+
+    async def _observed(self, pending: Coroutine[Any, Any, None], conn: Connection, route: str,
+                        started: float) -> None:
+        status = 500  # a handler that raised is answered 500 by the HTTP layer
+        try:
+            await pending
+            status = conn.last_status or 500
+        except asyncio.CancelledError:
+            status = conn.last_status or 499  # the client left first (nginx's 499)
+            raise
+        finally:
+            self.metrics.observe(route, status, started)
+
+    def _dispatch(self, conn: Connection, raw: RawRequest) -> Coroutine[Any, Any, None] | None:
         self.requests += 1
-        close = not raw.keep_alive
+        # An answer to HEAD must carry no body; ours do (errors): close after it so the client
+        # cannot read the body as the next response.
+        close = not raw.keep_alive or raw.method == "HEAD"
         try:
             path, _, query = raw.target.partition("?")
             method = raw.method
@@ -166,6 +150,16 @@ class GatewayApp:
                     raise HttpError(405, "use POST", type_="method_not_allowed")
                 key = self._auth(raw)
                 return self._chat(conn, raw, key, close)
+            if path in _RESPONSES_PATHS:
+                if method != "POST":
+                    raise HttpError(405, "use POST", type_="method_not_allowed")
+                key = self._auth(raw)
+                return self._responses(conn, raw, key, close)
+            if path in _EMBEDDINGS_PATHS:
+                if method != "POST":
+                    raise HttpError(405, "use POST", type_="method_not_allowed")
+                key = self._auth(raw)
+                return self._embeddings.serve(conn, raw, key, close)
             if method == "GET":
                 return self._get(conn, raw, path, query, close)
             if method == "POST" and path == "/api/v1/ai/test":
@@ -187,6 +181,7 @@ class GatewayApp:
         headers = [_JSON, _SERVER]
         if extra:
             headers.extend(extra)
+        conn.last_status = status
         conn.write(head_bytes(status, headers, length=len(body), close=close) + body)
 
     def _scrub(self, data: bytes) -> bytes:
@@ -260,21 +255,88 @@ class GatewayApp:
 
     # --- chat -----------------------------------------------------------------------------------
 
-    async def _chat(self, conn: Connection, raw: RawRequest, key: GatewayKey, close: bool) -> None:
+    async def _answer_errors(self, conn: Connection, close: bool,
+                             work: Coroutine[Any, Any, Any]) -> None:
+        """Runs a completion route, answering the errors it may raise before it wrote anything."""
         try:
-            try:
-                body = loads(raw.body)
-            except ValueError:
-                raise _bad("body", "the request body is not valid JSON") from None
-            validate_chat(body)
-            await self._run_chat(conn, raw, body, key, close, raw.body)
+            await work
         except HttpError as e:
             self._send(conn, e.status, e.body(), close)
-        except InvalidArgumentError as e:  # the engine refused the request before sending
-            self._send(conn, 400, HttpError(400, str(e), param="body").body(), close)
+        except (InvalidArgumentError, ParseError) as e:  # the engine refused it before sending
+            field = str(e).split(" ", 1)[0].strip("'\":")  # its messages start with the field
+            param = field if field.replace("_", "").isalnum() else "body"
+            self._send(conn, 400, HttpError(400, str(e), param=param).body(), close)
         except NoModelAvailableError as e:
             self._send(conn, 503, HttpError(503, str(e), type_="service_unavailable",
                                             code="no_model_available").body(), close)
+
+    @staticmethod
+    def _json_body(raw: RawRequest) -> Any:
+        try:
+            return loads(raw.body)
+        except ValueError:
+            raise _bad("body", "the request body is not valid JSON") from None
+
+    async def _chat(self, conn: Connection, raw: RawRequest, key: GatewayKey, close: bool) -> None:
+        async def work() -> None:
+            body = validate_chat(self._json_body(raw))
+            n = body.get("n") or 1
+            if n > 1:
+                await self._chat_n(conn, raw, body, key, close, n)
+            else:
+                await self._run_chat(conn, raw, body, key, close, raw.body)
+
+        await self._answer_errors(conn, close, work())
+
+    async def _responses(self, conn: Connection, raw: RawRequest, key: GatewayKey,
+                         close: bool) -> None:
+        """``POST /v1/responses``: the Responses request as a chat completion (responses.py)."""
+        async def work() -> None:
+            request = self._json_body(raw)
+            chat = validate_chat(to_chat(request))
+            chat_raw = dumps(chat)
+            if chat.get("stream"):
+                et = self._task(chat, raw, key, chat_raw)
+                self.in_flight += 1
+                try:
+                    await self._relay_stream(conn, raw, et, key, close,
+                                             ResponseEvents(request, chat["model"]))
+                finally:
+                    self.in_flight -= 1
+                return
+            reply = Collector()
+            out = await self._run_chat(reply, raw, chat, key, False, chat_raw)  # type: ignore[arg-type]
+            headers = out.headers() if out is not None else None
+            if reply.status != 200:
+                self._send(conn, reply.status, reply.body, close, headers)
+                return
+            self._send(conn, 200, dumps(from_chat(loads(reply.body), request)), close, headers)
+
+        await self._answer_errors(conn, close, work())
+
+    async def _chat_n(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
+                      key: GatewayKey, close: bool, n: int) -> None:
+        """``n`` choices: n completions run concurrently, merged (choices.py), or streamed
+        together (stream_n.py). Any failure is answered as that completion's error; what the
+        others cost is in the ledger."""
+        one = {k: v for k, v in body.items() if k != "n"}
+        if body.get("stream"):
+            await relay_n(self, conn, raw, one, key, close, n)
+            return
+        one_raw = dumps(one)
+        parts = [Collector() for _ in range(n)]
+        outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw)  # type: ignore[arg-type]
+                                      for c in parts))
+        failed = next((i for i, c in enumerate(parts) if c.status != 200), None)
+        if failed is not None:
+            out = outs[failed]
+            self._send(conn, parts[failed].status, parts[failed].body, close,
+                       out.headers() if out is not None else None)
+            return
+        merged = merge_choices([loads(c.body) for c in parts])
+        done = [o for o in outs if o is not None]
+        headers = ChatOutcome(done[0].model, sum(o.attempts for o in done)).headers()
+        self._send(conn, 200, dumps(merged), close, headers)
 
     def _task(self, body: dict[str, Any], raw: RawRequest, key: GatewayKey,
               raw_body: bytes) -> Any:
@@ -358,7 +420,7 @@ class GatewayApp:
             res = pending.result()
             self._settled(res)
             out = ChatOutcome(res["model"], _sent(res["attempts"]))
-            extra = [("X-Orroute-Model", out.model), ("X-Orroute-Attempts", str(out.attempts))]
+            extra = out.headers()
             if res["ok"]:
                 self._send(conn, 200, pending.body(), close, extra)
                 return out
@@ -369,35 +431,44 @@ class GatewayApp:
             self.in_flight -= 1
 
     async def _relay_stream(self, conn: Connection, raw: RawRequest, et: Any, key: GatewayKey,
-                            close: bool) -> ChatOutcome | None:
+                            close: bool, events: ResponseEvents | None = None
+                            ) -> ChatOutcome | None:
         """Relays a stream as the engine hands it over: each chunk's JSON text framed as ``data:
-        <text>`` (never re-encoded), then ``data: [DONE]``. The engine's queue is bounded: when
-        this client reads slowly, the upstream transfer is paused instead of buffered."""
+        <text>`` (never re-encoded), then ``data: [DONE]``; or, with ``events``, each chunk as
+        the Responses API's events. The engine's queue is bounded: when this client reads
+        slowly, the upstream transfer is paused instead of buffered."""
         run = self.engine.submit_stream(et, self.settings.stream_queue)
         bridge = _bridge()
         finished = False
         self._streams.add(run)
+
+        def take() -> bytes:
+            if events is None:
+                return run.take_sse()  # type: ignore[no-any-return]
+            return b"".join(events.chunk(loads(c)) for c in run.take())
+
         try:
             await bridge.wait(run)
-            data = run.take_sse()
+            opening = events.start() if events is not None else b""  # numbered before chunks
+            data = take()
             if not data and run.finished():  # failed (or empty) before anything came
                 finished = True
                 res = run.result()
                 self._settled(res)
                 out = ChatOutcome(res["model"], _sent(res["attempts"]))
-                extra = [("X-Orroute-Model", out.model),
-                         ("X-Orroute-Attempts", str(out.attempts))]
+                extra = out.headers()
                 if not res["ok"]:
                     status, payload, headers = self._failure(res, key.project)
                     self._send(conn, status, payload, close, extra + headers)
                     return out if status != 402 else None
             else:
                 out = ChatOutcome(run.model(), run.attempts())
-                extra = [("X-Orroute-Model", out.model),
-                         ("X-Orroute-Attempts", str(out.attempts))]
+                extra = out.headers()
             chunked = raw.version != "HTTP/1.0"
+            conn.last_status = 200
             conn.write(head_bytes(200, [*_SSE, _SERVER, *extra], chunked=chunked,
                                   close=close or not chunked))
+            data = opening + data
             while True:
                 if data:
                     conn.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
@@ -407,15 +478,21 @@ class GatewayApp:
                 if run.finished():
                     break
                 await bridge.wait(run)
-                data = run.take_sse()
+                data = take()
             finished = True
             res = run.result()
             self._settled(res)
             tail = b""
-            if not res["ok"]:  # broke after content was relayed: tell the client in-band
-                _, payload, _ = self._failure(res, key.project)
-                tail = b"data: " + payload + b"\n\n"
-            tail += b"data: [DONE]\n\n"
+            if events is not None:
+                if res["ok"]:
+                    tail = events.end()
+                else:
+                    tail = events.failed(loads(self._failure(res, key.project)[1])["error"])
+            else:
+                if not res["ok"]:  # broke after content was relayed: tell the client in-band
+                    _, payload, _ = self._failure(res, key.project)
+                    tail = b"data: " + payload + b"\n\n"
+                tail += b"data: [DONE]\n\n"
             conn.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(tail), tail) if chunked else tail)
             if not chunked:
                 conn.close()
@@ -437,6 +514,17 @@ class GatewayApp:
         if path in _MODELS_PATHS:
             self._auth(raw)
             self._send(conn, 200, self._v1_models(), close)
+            return None
+        for prefix in _MODEL_PREFIXES:
+            if path.startswith(prefix):
+                self._auth(raw)
+                self._send(conn, 200, dumps(self._v1_model(unquote(path[len(prefix):]))), close)
+                return None
+        if path == "/metrics":
+            conn.last_status = 200
+            body = self.metrics.render()
+            conn.write(head_bytes(200, [("Content-Type", METRICS_TYPE), _SERVER],
+                                  length=len(body), close=close) + body)
             return None
         if path == "/openapi.json":
             if self._openapi is None:
@@ -476,6 +564,22 @@ class GatewayApp:
                              "owned_by": m.id.partition("/")[0]})
             self._models_v1 = dumps({"object": "list", "data": data})
         return self._models_v1
+
+    def _v1_model(self, model_id: str) -> dict[str, Any]:
+        """One entry of ``/v1/models`` (OpenAI's model object): an alias, a route or a catalog
+        model; 404 ``model_not_found`` otherwise."""
+        created = int(self.started)
+        if model_id in ALIASES:
+            owner = "orroute"
+        elif model_id in self.settings.routes:
+            owner = "orroute-route"
+        elif self.catalog.get(model_id) is not None:
+            owner = model_id.partition("/")[0]
+        else:
+            raise HttpError(404, f"The model '{model_id[:200]}' does not exist",
+                            type_="invalid_request_error", param="model",
+                            code="model_not_found")
+        return {"id": model_id, "object": "model", "created": created, "owned_by": owner}
 
     def _model_dict(self, m: Any) -> dict[str, Any]:
         p = m.pricing
@@ -639,7 +743,7 @@ class GatewayApp:
                 raise _bad("max_tokens", "'max_tokens' must be a positive integer")
             body = {"model": model, "messages": [{"role": "user", "content": message}],
                     "max_tokens": max_tokens}
-            collector = _Collector()
+            collector = Collector()
             t0 = time.perf_counter()
             reply = await self._run_chat(collector, raw, body, key, False,  # type: ignore[arg-type]
                                          dumps(body))
@@ -664,26 +768,3 @@ class GatewayApp:
             self._send(conn, 200, dumps(out), close)
         except HttpError as e:
             self._send(conn, e.status, e.body(), close)
-
-
-class _Collector:
-    """Stands in for a Connection to capture a plain reply (used by /api/v1/ai/test)."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.body = b""
-
-    def write(self, data: bytes) -> None:
-        head, _, body = data.partition(b"\r\n\r\n")
-        self.status = int(head.split(b" ", 2)[1])
-        self.body = body
-
-    async def drain(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-

@@ -190,6 +190,44 @@ def openapi_spec(settings: GatewaySettings | None = None) -> dict[str, Any]:
                 "402": _json(_ref("Error"), "The key's project budget would be exceeded; the "
                              "message states the budget"),
                 "502": _json(_ref("Error"), "Upstream unreachable")}}},
+        "/v1/responses": {"post": {
+            "summary": "OpenAI Responses API, translated onto a chat completion (stateless: "
+                       "the whole conversation in input; function tools only)",
+            "security": secured,
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"type": "object", "required": ["model", "input"],
+                           "additionalProperties": True}}}},
+            "responses": {
+                "200": {"description": "A response object, or with stream=true the Responses "
+                        "API's SSE events ending with response.completed (or response.failed)",
+                        "headers": model_header,
+                        "content": {"application/json": {"schema": {"type": "object"}},
+                                    "text/event-stream": {"schema": {"type": "string"}}}},
+                **_ERRORS,
+                "402": _json(_ref("Error"), "The key's project budget would be exceeded")}}},
+        "/v1/embeddings": {"post": {
+            "summary": "Embeddings, passed to the upstream; the worst case is reserved in the "
+                       "ledger and settled at the actual cost",
+            "security": secured,
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"type": "object", "required": ["model", "input"],
+                           "additionalProperties": True}}}},
+            "responses": {"200": _json({"type": "object"}, "OpenAI's embedding list"),
+                          **_ERRORS,
+                          "402": _json(_ref("Error"), "The key's project budget would be "
+                                       "exceeded; nothing was sent")}}},
+        "/v1/models/{model_id}": {"get": {
+            "summary": "One model, alias or route (OpenAI model object; its id may contain '/')",
+            "security": secured,
+            "parameters": [{"name": "model_id", "in": "path", "required": True,
+                            "schema": {"type": "string"}, "example": "openai/gpt-4o-mini"}],
+            "responses": {"200": _json({"type": "object"}, "The model"), "401": _ERRORS["401"],
+                          "404": _json(_ref("Error"), "Unknown model (model_not_found)")}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus text format: requests, errors, latency, tokens, spend, "
+                       "breakers, reservations (no key needed)",
+            "responses": {"200": {"description": "text/plain; version=0.0.4",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/v1/models": {"get": {"summary": "Models, aliases and routes (OpenAI list shape)",
                                "security": secured,
                                "responses": {"200": _json(_ref("ModelList"), "The models"),

@@ -14,7 +14,7 @@ import signal
 import threading
 from typing import Any
 
-from .._http_server import Connection, new_event_loop, serve_in_thread
+from .._http_server import HttpServer, new_event_loop, serve_in_thread
 from .app import GatewayApp
 from .keys import KeyStore
 from .settings import GatewaySettings, load_gateway_settings
@@ -62,7 +62,7 @@ class Gateway:
         self._catalog = catalog
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._server: HttpServer | None = None
         self.app: GatewayApp | None = None
         self.manager: Any = None  # the orroute.AIModelManager, once started
         self._port = settings.port
@@ -117,12 +117,10 @@ class Gateway:
         selector = ModelSelector(catalog, strategy=s.strategy)
         self.app = GatewayApp(s, keys=self.keys, tracker=self.tracker, catalog=catalog,
                               selector=selector, manager=manager)
-        app = self.app
-        self._server = await loop.create_server(
-            lambda: Connection(app), s.host, self._port, backlog=4096,
-            reuse_port=reuse_port or None,
-        )
-        self._port = self._server.sockets[0].getsockname()[1]
+        self._server = HttpServer(self.app, s.http)
+        self.app.http_server = self._server
+        await self._server.start(s.host, self._port, reuse_port=reuse_port or None)
+        self._port = self._server.port
 
     async def _stop_async(self) -> None:
         if self._server is not None:

@@ -16,6 +16,9 @@ file's ``[gateway]`` table::
     "openai/gpt-4o" = {limit_requests = 60, limit_input = 100000}
     [gateway.breaker]                # circuit breaker: failures, failure_rate, cooldown, ...
     cooldown = 30
+    [gateway.http]                   # HttpLimits: sizes, timeouts, connection cap
+    max_body_bytes = 8388608
+    idle_timeout = 30
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .._http_limits import HttpLimits
 
 __all__ = ["ALIASES", "GatewaySettings", "load_gateway_settings"]
 
@@ -64,6 +69,7 @@ class GatewaySettings:
     max_admission_wait: float = 5.0  # seconds to wait for a rate limit before the next model
     timeout: float = 600.0  # seconds for a completion (first byte and idle gap for a stream)
     stream_queue: int = 64  # chunks buffered per stream before the upstream transfer is paused
+    http: HttpLimits = field(default_factory=HttpLimits)  # header/body sizes, timeouts, conn cap
 
     def api_keys(self) -> list[str]:
         """The upstream key(s): ``api_key`` may hold several, comma-separated (rotated)."""
@@ -113,7 +119,7 @@ def load_gateway_settings(
     where = f"{cfg_path}: gateway"
     unknown = set(gw) - {"host", "port", "strategy", "routes", "candidates", "workers",
                          "max_retries", "limits", "breaker", "max_admission_wait", "timeout",
-                         "stream_queue"}
+                         "stream_queue", "http"}
     if unknown:
         raise ConfigError(f"{where}: unknown key {min(unknown)!r}")
     try:
@@ -131,6 +137,10 @@ def load_gateway_settings(
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}.{name} must be a table")
             setattr(s, name, dict(value))
+        http = gw.get("http") or {}
+        if not isinstance(http, dict):
+            raise ConfigError(f"{where}.http must be a table")
+        s.http = HttpLimits.from_mapping(http)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
     routes = gw.get("routes") or {}

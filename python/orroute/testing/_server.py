@@ -16,9 +16,17 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .._http_server import Connection, RawRequest, head_bytes, serve_in_thread
+from .._http_server import (
+    Connection,
+    HttpLimits,
+    HttpServer,
+    RawRequest,
+    head_bytes,
+    serve_in_thread,
+)
 from .._http_server import new_event_loop as _new_loop
 from . import _replies as R
+from ._embeddings import EmbeddingError, embed
 from ._faults import Fault
 
 __all__ = ["FakeOpenRouter", "Headers", "ModelProfile", "RecordedRequest", "serve_forever"]
@@ -243,6 +251,8 @@ class FakeOpenRouter:
         host, port: where to listen (port 0 = a free port).
         record: keep every request in ``requests`` (turn off for long benchmarks).
         use_uvloop: None = use uvloop when installed.
+        http_limits: header/body sizes and timeouts of its HTTP server (an
+            ``orroute.gateway.HttpLimits``; None: its defaults, without a connection cap).
 
     >>> with FakeOpenRouter() as fake:
     ...     fake.base_url.startswith("http://127.0.0.1:")
@@ -273,8 +283,10 @@ class FakeOpenRouter:
         port: int = 0,
         record: bool = True,
         use_uvloop: bool | None = None,
+        http_limits: HttpLimits | None = None,
     ) -> None:
         self.host = host
+        self._http_limits = http_limits
         self._port = port
         self.seed = seed
         self.generation_delay = generation_delay
@@ -292,7 +304,7 @@ class FakeOpenRouter:
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._server: HttpServer | None = None
         self._conns: set[Connection] = set()
         self._open_streams = 0
         self._reset_state()
@@ -306,10 +318,12 @@ class FakeOpenRouter:
         loop = _new_loop(self._use_uvloop)
 
         async def listen() -> None:
-            self._server = await loop.create_server(
-                lambda: Connection(self), self.host, self._port, backlog=4096
-            )
-            self._port = self._server.sockets[0].getsockname()[1]
+            # a test server holds as many connections as a test opens (bench/fake_server.py
+            # holds 5,000 streams): no cap of its own unless asked
+            limits = self._http_limits or HttpLimits(max_connections=1 << 20)
+            self._server = HttpServer(self, limits)
+            await self._server.start(self.host, self._port)
+            self._port = self._server.port
 
         self._loop = loop
         try:
@@ -671,6 +685,10 @@ class FakeOpenRouter:
             if raw.method != "POST":
                 raise _HttpError(Fault.status_error(405, "Method not allowed"))
             return self._chat(conn, rec, chunked, close)
+        if endpoint == "/embeddings":
+            if raw.method != "POST":
+                raise _HttpError(Fault.status_error(405, "Method not allowed"))
+            return self._embeddings(conn, rec, close)
         if raw.method != "GET":
             raise _HttpError(Fault.status_error(405, "Method not allowed"))
         fault = self._take_fault(endpoint, wildcard=False)
@@ -795,6 +813,33 @@ class FakeOpenRouter:
         if entry is None or time.monotonic() < entry[0]:
             raise _HttpError(Fault.status_error(404, f"Generation {gen_id} not found"))
         return _dumps({"data": _generation_stats(*entry[1])})
+
+    # --- embeddings -------------------------------------------------------------------------------
+
+    def _embeddings(self, conn: Connection, rec: RecordedRequest, close: bool) -> Any:
+        body = rec.json
+        model = body.get("model") if isinstance(body, dict) else None
+        rec.model = model if isinstance(model, str) else None
+        served = self._resolve(rec.model) if rec.model else None
+        if served is None:
+            raise _HttpError(Fault.bad_request(f"{rec.model} is not a valid model ID"))
+        fault = self._take_fault(served)
+        rec.fault = fault
+        if fault is not None and fault.is_status:
+            raise _HttpError(fault)
+        acct = self._accounting
+        try:
+            reply, cost = embed(body, served, self.seed, acct.text_tokens,
+                                lambda m, t: acct.cost(m, t, 0)[0])
+        except EmbeddingError as e:
+            raise _HttpError(e.fault) from None
+        with self._lock:
+            self._usage += cost
+        rec.served_model = served
+        rec.status = 200
+        data = _dumps(reply)
+        head = head_bytes(200, [_JSON, _SERVER], length=len(data), close=close)
+        return self._play(conn, self._apply_fault([(0.0, head + data)], fault), rec, stream=False)
 
     # --- chat completions -------------------------------------------------------------------------
 

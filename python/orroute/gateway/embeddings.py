@@ -1,0 +1,167 @@
+"""``POST /v1/embeddings``: passed to the upstream's ``/embeddings``, metered like a completion.
+
+Money fails closed: before anything is sent, the worst case is reserved in the ledger for the
+key's project (every input token at the model's prompt price; a string has at most one token per
+UTF-8 byte, a token array its length), so a budget refuses with 402 as for chat. The answer is
+settled at the upstream's ``usage.cost`` when it is a sane number, else priced from its
+``usage.prompt_tokens``, else at the worst case. A model the gateway cannot price is refused.
+
+Embedding models are not in OpenRouter's default ``/models`` list (text output only): the
+gateway reads ``/models?output_modalities=embeddings`` the first time it meets one, and again
+at most once a minute for a model it still does not know.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .._exceptions import ApprovalDeniedError, BudgetExceededError, EmergencyCutoffError
+from ..client import _bridge
+from ._json import dumps, loads
+from .errors import HttpError, bad_field
+from .validate import positive_int
+
+if TYPE_CHECKING:
+    from .._http_server import Connection, RawRequest
+    from .app import GatewayApp
+    from .keys import GatewayKey
+
+__all__ = ["EmbeddingsRoute", "worst_case_tokens"]
+
+_REFETCH_AFTER = 60.0  # seconds between catalog reads for unknown embedding models
+MAX_INPUTS = 2048  # OpenAI's limit per request
+
+
+def worst_case_tokens(value: Any) -> int:
+    """The most tokens ``input`` can be: UTF-8 bytes of each string (no BPE token is shorter
+    than a byte, plus one per string for any framing), the length of each token array. 400 for
+    anything else."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise bad_field("input", "'input' must be a string or a non-empty array")
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return len(value)
+    if len(value) > MAX_INPUTS:
+        raise bad_field("input", f"'input' may hold at most {MAX_INPUTS} items")
+    total = 0
+    for i, v in enumerate(value):
+        if isinstance(v, str):
+            total += len(v.encode()) + 1
+        elif isinstance(v, list) and v and all(isinstance(t, int) and not isinstance(t, bool)
+                                               for t in v):
+            total += len(v)
+        else:
+            raise bad_field(f"input[{i}]", f"'input[{i}]' must be a string or an array of "
+                            "token ids")
+    return total
+
+
+def _sane_cost(usage: Any) -> Decimal | None:
+    cost = usage.get("cost") if isinstance(usage, dict) else None
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)):
+        return None
+    if not math.isfinite(cost) or cost < 0:
+        return None
+    return Decimal(str(cost))
+
+
+class EmbeddingsRoute:
+    """The ``/v1/embeddings`` handler of one GatewayApp (event loop thread only)."""
+
+    def __init__(self, app: GatewayApp) -> None:
+        self.app = app
+        self._extra: Any = None  # a Catalog of embedding models read from the upstream
+        self._fetched = -math.inf
+
+    async def _catalog_for(self, model: str) -> Any:
+        """A catalog that prices ``model``, or None."""
+        if self.app.catalog.get(model) is not None:
+            return self.app.catalog
+        if self._extra is not None and self._extra.get(model) is not None:
+            return self._extra
+        if time.monotonic() - self._fetched < _REFETCH_AFTER:
+            return None
+        self._fetched = time.monotonic()
+        status, data = await self.app._upstream_json("/models?output_modalities=embeddings")
+        if status == 200 and isinstance(data, dict):
+            from ..catalog import Catalog
+
+            try:
+                self._extra = Catalog.from_json(dumps(data))
+            except Exception:  # noqa: BLE001 - an unreadable list prices nothing
+                self._extra = None
+        if self._extra is not None and self._extra.get(model) is not None:
+            return self._extra
+        return None
+
+    async def serve(self, conn: Connection, raw: RawRequest, key: GatewayKey,
+                    close: bool) -> None:
+        app = self.app
+        try:
+            try:
+                body = loads(raw.body)
+            except ValueError:
+                raise bad_field("body", "the request body is not valid JSON") from None
+            if not isinstance(body, dict):
+                raise bad_field("body", "the request body must be a JSON object")
+            model = body.get("model")
+            if not isinstance(model, str) or not model.strip():
+                raise bad_field("model", "'model' must be a non-empty string")
+            tokens = worst_case_tokens(body.get("input"))
+            positive_int(body, "dimensions")
+            if body.get("encoding_format") not in (None, "float", "base64"):
+                raise bad_field("encoding_format", "'encoding_format' must be float or base64")
+            catalog = await self._catalog_for(model)
+            if catalog is None:
+                raise HttpError(400, f"the model {model[:200]!r} cannot be priced, so it is not "
+                                "called (an embedding model of the upstream's catalog?)",
+                                param="model", code="model_not_found")
+            worst = catalog.cost(model, prompt_tokens=tokens, completion_tokens=0)
+            await self._call(conn, body, model, key, close, catalog, worst)
+        except HttpError as e:
+            app._send(conn, e.status, e.body(), close)
+
+    async def _call(self, conn: Connection, body: dict[str, Any], model: str, key: GatewayKey,
+                    close: bool, catalog: Any, worst: Decimal) -> None:
+        app = self.app
+        try:
+            hold = app.tracker.reserve(worst, project=key.project, model=model,
+                                       tags={"gateway_key": key.id})
+        except (BudgetExceededError, EmergencyCutoffError, ApprovalDeniedError) as e:
+            raise HttpError(402, f"budget exceeded for project {key.project!r}: {e}",
+                            type_="insufficient_quota", code="budget_exceeded") from None
+        settled = False
+        t0 = time.perf_counter()
+        call = app.engine.net_client.start("POST", "/embeddings", body=body, max_retries=1,
+                                           timeouts=(10.0, None, None, app.settings.timeout))
+        try:
+            await _bridge().wait(call)
+            if not call.ok:
+                err = call.error()
+                status = int(err.get("status") or 0)
+                if status in (401, 403):
+                    raise HttpError(502, "the upstream rejected the gateway's credentials",
+                                    type_="upstream_error", code="upstream_auth")
+                if err.get("kind") in ("connection", "timeout") or status < 400:
+                    raise HttpError(502, "the upstream cannot be reached", type_="upstream_error")
+                raise HttpError(status, app._scrub_text(err.get("message") or "upstream error"),
+                                type_="upstream_error")
+            reply = call.body_json()
+            usage = reply.get("usage") if isinstance(reply, dict) else None
+            cost = _sane_cost(usage)
+            pt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+            if cost is None and isinstance(pt, int) and not isinstance(pt, bool) and pt >= 0:
+                cost = catalog.cost(model, prompt_tokens=pt, completion_tokens=0)
+            hold.settle(cost if cost is not None else worst, model=model,
+                        prompt_tokens=pt if isinstance(pt, int) and pt >= 0 else 0,
+                        latency=time.perf_counter() - t0)
+            settled = True
+            app._send(conn, 200, dumps(reply), close)
+        finally:
+            if not settled:
+                call.cancel()
+                hold.release()

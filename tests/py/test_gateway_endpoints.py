@@ -1,0 +1,267 @@
+"""The endpoints OpenAI clients call besides chat completions, driven by the real ``openai``
+SDK against the gateway in front of FakeOpenRouter: ``models.retrieve``, ``n > 1``,
+``embeddings.create`` and ``responses.create`` (plain and streamed)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import openai
+import pytest
+from _gateway_util import call, gateway_fixtures
+
+from orroute.gateway import Gateway
+from orroute.testing import FakeOpenRouter
+
+UPSTREAM_KEY = "sk-or-v1-upstream-secret-endpoints-0123456789abcdef"
+MODEL = "openai/gpt-4o-mini"
+HI = [{"role": "user", "content": "Say hi"}]
+
+fake, gateway, key, client = gateway_fixtures(UPSTREAM_KEY, routes={"support": [MODEL]})
+
+
+# --- GET /v1/models/{id} -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_id", [MODEL, "orroute/auto", "support"])
+def test_models_retrieve(client: openai.OpenAI, model_id: str) -> None:
+    m = client.models.retrieve(model_id)
+    assert m.id == model_id and m.object == "model"
+
+
+def test_models_retrieve_unknown_is_404(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as e:
+        client.models.retrieve("nobody/nothing")
+    assert e.value.code == "model_not_found"
+
+
+def test_models_retrieve_needs_a_key(gateway: Gateway) -> None:
+    assert call(gateway, "GET", f"/v1/models/{MODEL}")[0] == 401
+
+
+# --- n > 1 ---------------------------------------------------------------------------------------
+
+
+def test_n_choices(client: openai.OpenAI, fake: FakeOpenRouter, gateway: Gateway,
+                   key: str) -> None:
+    fake.clear_requests()
+    one = client.chat.completions.create(model=MODEL, messages=HI, max_tokens=16)
+    r = client.chat.completions.create(model=MODEL, messages=HI, max_tokens=16, n=2)
+    assert [c.index for c in r.choices] == [0, 1]
+    assert all(c.message.content for c in r.choices)
+    assert one.usage is not None and r.usage is not None
+    assert r.usage.prompt_tokens == 2 * one.usage.prompt_tokens  # each choice paid the prompt
+    sent = [q for q in fake.requests if q.endpoint == "/chat/completions"]
+    assert len(sent) == 3 and all("n" not in (q.json or {}) for q in sent)
+    project = gateway.keys.verify(key).project  # type: ignore[union-attr]
+    spent = gateway.tracker.total_cost(project=project)
+    assert spent > Decimal(0)
+
+
+def test_n_streamed(client: openai.OpenAI, gateway: Gateway) -> None:
+    plain = client.chat.completions.create(model=MODEL, messages=HI, n=2)
+    texts = {0: "", 1: ""}
+    usage = []
+    for chunk in client.chat.completions.create(model=MODEL, messages=HI, n=2, stream=True,
+                                                stream_options={"include_usage": True}):
+        for c in chunk.choices:
+            texts[c.index] += c.delta.content or ""
+        if chunk.usage is not None:
+            usage.append(chunk.usage)
+    assert texts == {c.index: c.message.content for c in plain.choices}
+    assert len(usage) == 1 and plain.usage is not None
+    assert usage[0].prompt_tokens == plain.usage.prompt_tokens  # summed over both, once
+    assert gateway.app is not None and gateway.app.in_flight == 0
+
+
+async def test_n_streamed_async(gateway: Gateway, key: str) -> None:
+    async with openai.AsyncOpenAI(base_url=gateway.base_url, api_key=key, max_retries=0) as c:
+        stream = await c.chat.completions.create(model=MODEL, messages=HI, n=3, stream=True)
+        seen = {ch.index async for chunk in stream for ch in chunk.choices}
+    assert seen == {0, 1, 2}
+
+
+def test_n_streamed_failure_before_content_is_an_http_error(client: openai.OpenAI,
+                                                            fake: FakeOpenRouter,
+                                                            gateway: Gateway) -> None:
+    from orroute.testing import Fault
+
+    fake.fail(MODEL, Fault.status_error(400, "bad thing"), times=1)
+    try:
+        with pytest.raises(openai.BadRequestError):
+            list(client.chat.completions.create(model=MODEL, messages=HI, n=2, stream=True))
+    finally:
+        fake.clear_faults()
+    assert fake.wait_until(lambda: gateway.tracker.live_reservations()[0] == 0, timeout=10)
+
+
+def test_n_refused_by_the_budget_costs_nothing_more(gateway: Gateway) -> None:
+    k, _ = gateway.keys.create("n-budget")
+    gateway.tracker.set_budget("0.0000001", project="n-budget")
+    with (openai.OpenAI(base_url=gateway.base_url, api_key=k, max_retries=0) as c,
+          pytest.raises(openai.APIStatusError) as e):
+        c.chat.completions.create(model=MODEL, messages=HI, n=3, max_tokens=1000)
+    assert e.value.status_code == 402
+    assert gateway.tracker.budget_status(project="n-budget").reserved == 0
+    assert json.loads(e.value.response.content)["error"]["code"] == "budget_exceeded"
+
+
+# --- POST /v1/responses --------------------------------------------------------------------------
+
+
+def test_responses_create(client: openai.OpenAI, fake: FakeOpenRouter) -> None:
+    fake.clear_requests()
+    r = client.responses.create(model=MODEL, input="Say hi", instructions="Be brief.",
+                                max_output_tokens=500)
+    assert r.status == "completed" and r.output_text
+    assert r.usage is not None and r.usage.input_tokens > 0 and r.usage.output_tokens > 0
+    sent = fake.last_request
+    assert sent is not None and sent.endpoint == "/chat/completions"
+    assert sent.json["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert sent.json["max_tokens"] == 500
+    cut = client.responses.create(model=MODEL, input="Say hi", max_output_tokens=1)
+    assert cut.status == "incomplete"
+    assert cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens"
+
+
+def test_responses_stream(client: openai.OpenAI) -> None:
+    plain = client.responses.create(model=MODEL, input="Say hi")
+    events = list(client.responses.create(model=MODEL, input="Say hi", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == plain.output_text  # the fake answers the same request the same way
+    done = events[-1].response  # type: ignore[union-attr]
+    assert done.output_text == text and done.usage is not None and done.usage.output_tokens > 0
+
+
+def test_responses_stream_helper_accumulates(client: openai.OpenAI) -> None:
+    with client.responses.stream(model=MODEL, input="Say hi") as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
+    assert final.output_text
+
+
+def test_responses_function_call_round_trip(client: openai.OpenAI, fake: FakeOpenRouter) -> None:
+    tool = {"type": "function", "name": "get_weather", "description": "Weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                           "required": ["city"]}}
+    fake.set_reply(MODEL, {"tool_calls": [{"function": {"name": "get_weather",
+                                                        "arguments": {"city": "Paris"}}}]})
+    try:
+        r = client.responses.create(model=MODEL, input="Weather in Paris?", tools=[tool])
+        calls = [o for o in r.output if o.type == "function_call"]
+        assert len(calls) == 1 and calls[0].name == "get_weather"
+        assert json.loads(calls[0].arguments) == {"city": "Paris"}
+        streamed = list(client.responses.create(model=MODEL, input="Weather in Paris?",
+                                                tools=[tool], stream=True))
+        args = "".join(e.delta for e in streamed
+                       if e.type == "response.function_call_arguments.delta")
+        assert json.loads(args) == {"city": "Paris"}
+        fake.clear_requests()
+        client.responses.create(model=MODEL, tools=[tool], input=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": calls[0].call_id, "name": "get_weather",
+             "arguments": calls[0].arguments},
+            {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"}])
+    finally:
+        fake.set_reply(MODEL, None)
+    sent = fake.last_request
+    assert sent is not None
+    msgs = sent.json["messages"]
+    assert msgs[1]["tool_calls"][0]["id"] == calls[0].call_id
+    assert msgs[2] == {"role": "tool", "tool_call_id": calls[0].call_id, "content": "sunny"}
+    assert sent.json["tools"][0]["function"]["name"] == "get_weather"
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"model": MODEL}, "input"),
+    ({"model": MODEL, "input": 5}, "input"),
+    ({"model": MODEL, "input": [{"type": "web_search_call"}]}, "input[0].type"),
+    ({"model": MODEL, "input": "hi", "previous_response_id": "resp_1"}, "previous_response_id"),
+    ({"model": MODEL, "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0]"),
+    ({"model": MODEL, "input": "hi", "max_output_tokens": "9"}, "max_output_tokens"),
+], ids=["no_input", "input_type", "item_type", "stateful", "hosted_tool", "max_output_tokens"])
+def test_responses_bad_requests_name_the_field(gateway: Gateway, key: str, body: dict,  # type: ignore[type-arg]
+                                               param: str) -> None:
+    status, _, raw = call(gateway, "POST", "/v1/responses", body, key)
+    assert status == 400 and json.loads(raw)["error"]["param"] == param
+
+
+async def test_responses_stream_async(gateway: Gateway, key: str) -> None:
+    async with openai.AsyncOpenAI(base_url=gateway.base_url, api_key=key, max_retries=0) as c:
+        stream = await c.responses.create(model=MODEL, input="Say hi", stream=True)
+        kinds = [e.type async for e in stream]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert "response.output_text.delta" in kinds
+
+
+def test_responses_stream_that_breaks_ends_with_response_failed(client: openai.OpenAI,
+                                                                fake: FakeOpenRouter) -> None:
+    from orroute.testing import Fault
+
+    fake.fail(MODEL, Fault.stream_error(after_tokens=2, message="Provider disconnected"))
+    try:
+        events = list(client.responses.create(model=MODEL, input="Say hi", stream=True))
+    finally:
+        fake.clear_faults()
+    assert events[-1].type == "response.failed"
+    assert "Provider disconnected" in events[-1].response.error.message  # type: ignore[union-attr]
+    assert "response.completed" not in [e.type for e in events]
+
+
+# --- POST /v1/embeddings ---------------------------------------------------------------------------
+
+EMBED = "openai/text-embedding-3-small"
+
+
+@pytest.fixture
+def embed_model(fake: FakeOpenRouter) -> str:
+    """An embedding model the upstream has and the gateway learns of on first use."""
+    fake.add_model(EMBED, prompt_price="0.00000002", completion_price="0")
+    return EMBED
+
+
+def test_embeddings_create(client: openai.OpenAI, fake: FakeOpenRouter, gateway: Gateway,
+                           key: str, embed_model: str) -> None:
+    fake.clear_requests()
+    r = client.embeddings.create(model=embed_model, input=["hello", "world"])  # base64 default
+    assert [d.index for d in r.data] == [0, 1] and len(r.data[0].embedding) == 16
+    assert r.data[0].embedding != r.data[1].embedding
+    again = client.embeddings.create(model=embed_model, input="hello", encoding_format="float")
+    assert again.data[0].embedding == pytest.approx(r.data[0].embedding, rel=1e-6)
+    sent = [q for q in fake.requests if q.endpoint == "/embeddings"]
+    assert len(sent) == 2 and sent[0].json["input"] == ["hello", "world"]
+    project = gateway.keys.verify(key).project  # type: ignore[union-attr]
+    spent = gateway.tracker.total_cost(project=project)
+    assert spent == Decimal(str(r.usage.prompt_tokens + again.usage.prompt_tokens)) * Decimal(
+        "0.00000002")
+    assert gateway.tracker.live_reservations()[0] == 0
+
+
+def test_embeddings_refused_by_the_budget_are_not_sent(gateway: Gateway, fake: FakeOpenRouter,
+                                                       embed_model: str) -> None:
+    k, _ = gateway.keys.create("embed-budget")
+    gateway.tracker.set_budget("0.000000001", project="embed-budget")
+    fake.clear_requests()
+    with (openai.OpenAI(base_url=gateway.base_url, api_key=k, max_retries=0) as c,
+          pytest.raises(openai.APIStatusError) as e):
+        c.embeddings.create(model=embed_model, input="x" * 1000)
+    assert e.value.status_code == 402
+    assert not [q for q in fake.requests if q.endpoint == "/embeddings"]
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"model": EMBED}, "input"), ({"model": EMBED, "input": [1.5]}, "input[0]"),
+    ({"model": EMBED, "input": "x", "dimensions": 0}, "dimensions"),
+    ({"model": "nobody/unpriced", "input": "x"}, "model")],
+    ids=["no_input", "bad_item", "dimensions", "unpriced"])
+def test_embeddings_bad_requests_name_the_field(gateway: Gateway, key: str, embed_model: str,
+                                                body: dict, param: str) -> None:  # type: ignore[type-arg]
+    status, _, raw = call(gateway, "POST", "/v1/embeddings", body, key)
+    assert status == 400 and json.loads(raw)["error"]["param"] == param
