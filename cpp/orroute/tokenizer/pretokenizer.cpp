@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string_view>
 
 #include "orroute/tokenizer/unicode_tables.h"
 
@@ -197,13 +198,90 @@ const U8* next_o200k(const U8* p, const U8* end) noexcept {
   return whitespace(p, end, c0, true);
 }
 
+// GPT-2's pattern: case-sensitive contractions, then one optional space before a run of letters,
+// of digits (unbounded) or of other symbols; white space as cl100k without the newline rule.
+const U8* next_r50k(const U8* p, const U8* end) noexcept {
+  const Ch c0 = at(p, end);
+  if (c0.cp == '\'' && end - p >= 2) {
+    switch (p[1]) {
+      case 's':
+      case 'd':
+      case 'm':
+      case 't':
+        return p + 2;
+      case 'l':
+        if (end - p >= 3 && p[2] == 'l') return p + 3;
+        break;
+      case 'v':
+      case 'r':
+        if (end - p >= 3 && p[2] == 'e') return p + 3;
+        break;
+      default:
+        break;
+    }
+  }
+  const U8* q = p;  // start of the run after ` ?`
+  Ch c = c0;
+  if (c0.cp == ' ' && p + 1 < end) {
+    q = p + 1;
+    c = at(q, end);
+  }
+  if (in(kLetterMask, c.cls)) return run(q + c.len, end, kLetterMask);
+  if (c.cls == unicode::kNumber) return run(q + c.len, end, bit(unicode::kNumber));
+  if (in(kPunctMask, c.cls)) return run(q + c.len, end, kPunctMask);
+  // White space: \s++$ | \s+(?!\S) | \s
+  const U8* last_start = p;
+  q = p;
+  while (q < end) {
+    const Ch w = at(q, end);
+    if (w.cls != unicode::kSpace) break;
+    last_start = q;
+    q += w.len;
+  }
+  if (q == end) return end;
+  if (last_start != p) return last_start;
+  return p + c0.len;
+}
+
+constexpr std::string_view kCl100kRegex =
+    R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s)";
+constexpr std::string_view kO200kRegex =
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+    R"(|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr std::string_view kR50kRegex =
+    R"('(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s)";
+// The GPT-2 release's form, which tiktoken documents as equivalent to kR50kRegex.
+constexpr std::string_view kGpt2Regex =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?[\p{L}]+| ?[\p{N}]+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
 }  // namespace
+
+std::string_view pattern_regex(SplitPattern pattern) noexcept {
+  switch (pattern) {
+    case SplitPattern::kCl100k:
+      return kCl100kRegex;
+    case SplitPattern::kO200k:
+      return kO200kRegex;
+    case SplitPattern::kR50k:
+      return kR50kRegex;
+  }
+  return {};
+}
+
+std::optional<SplitPattern> pattern_from_regex(std::string_view regex) noexcept {
+  if (regex == kCl100kRegex) return SplitPattern::kCl100k;
+  if (regex == kO200kRegex) return SplitPattern::kO200k;
+  if (regex == kR50kRegex || regex == kGpt2Regex) return SplitPattern::kR50k;
+  return std::nullopt;
+}
 
 size_t next_piece_end(SplitPattern pattern, std::string_view text, size_t pos) noexcept {
   const auto* begin = reinterpret_cast<const U8*>(text.data());
   const U8* end = begin + text.size();
   const U8* q = pattern == SplitPattern::kCl100k ? next_cl100k(begin + pos, end)
-                                                 : next_o200k(begin + pos, end);
+                 : pattern == SplitPattern::kO200k ? next_o200k(begin + pos, end)
+                                                   : next_r50k(begin + pos, end);
   return static_cast<size_t>(q - begin);
 }
 

@@ -292,22 +292,49 @@ Vocab Vocab::from_tiktoken_file(const std::string& path) {
     len_of_rank[rank] = static_cast<uint32_t>(bytes.size());
     v.blob_ += bytes;
   }
-  if (start_of_rank.empty()) throw ParseError(path + ": empty vocabulary");
+  v.finish(start_of_rank, len_of_rank, path + ": ");
+  return v;
+}
+
+Vocab Vocab::from_ranks(std::span<const std::pair<std::string, uint32_t>> ranks) {
+  Vocab v;
+  std::vector<uint32_t> start_of_rank(ranks.size(), kNone);
+  std::vector<uint32_t> len_of_rank(ranks.size(), 0);
+  for (const auto& [bytes, rank] : ranks) {
+    if (rank >= ranks.size()) {
+      throw ParseError("mergeable ranks must be 0..n-1; rank " + std::to_string(rank) +
+                       " is out of range for " + std::to_string(ranks.size()) + " tokens");
+    }
+    if (start_of_rank[rank] != kNone) throw ParseError("duplicate rank " + std::to_string(rank));
+    if (bytes.empty()) throw ParseError("rank " + std::to_string(rank) + " has empty bytes");
+    if (v.blob_.size() + bytes.size() >= kNone) throw ParseError("vocabulary too large");
+    start_of_rank[rank] = static_cast<uint32_t>(v.blob_.size());
+    len_of_rank[rank] = static_cast<uint32_t>(bytes.size());
+    v.blob_ += bytes;
+  }
+  v.finish(start_of_rank, len_of_rank, "");
+  return v;
+}
+
+void Vocab::finish(const std::vector<uint32_t>& start_of_rank,
+                   const std::vector<uint32_t>& len_of_rank, const std::string& where) {
+  if (start_of_rank.empty()) throw ParseError(where + "empty vocabulary");
+  if (start_of_rank.size() >= (1u << kIdBits) - 1) throw ParseError(where + "vocabulary too large");
   // Re-lay the blob in rank order so offsets are monotonic (files are normally sorted already).
   std::string blob;
-  blob.reserve(v.blob_.size());
-  v.offsets_.reserve(start_of_rank.size() + 1);
+  blob.reserve(blob_.size());
+  offsets_.clear();
+  offsets_.reserve(start_of_rank.size() + 1);
   for (size_t r = 0; r < start_of_rank.size(); ++r) {
-    if (start_of_rank[r] == kNone) throw ParseError(path + ": missing rank " + std::to_string(r));
-    v.offsets_.push_back(static_cast<uint32_t>(blob.size()));
-    blob.append(v.blob_, start_of_rank[r], len_of_rank[r]);
+    if (start_of_rank[r] == kNone) throw ParseError(where + "missing rank " + std::to_string(r));
+    offsets_.push_back(static_cast<uint32_t>(blob.size()));
+    blob.append(blob_, start_of_rank[r], len_of_rank[r]);
   }
-  v.offsets_.push_back(static_cast<uint32_t>(blob.size()));
-  v.blob_ = std::move(blob);
-  v.build(nullptr, 0);
-  const std::vector<uint32_t> triples = sorted_triples(v.find_merge_triples());
-  v.build(reinterpret_cast<const char*>(triples.data()), triples.size() / 3);
-  return v;
+  offsets_.push_back(static_cast<uint32_t>(blob.size()));
+  blob_ = std::move(blob);
+  build(nullptr, 0);
+  const std::vector<uint32_t> triples = sorted_triples(find_merge_triples());
+  build(reinterpret_cast<const char*>(triples.data()), triples.size() / 3);
 }
 
 void Vocab::save_binary_file(const std::string& path) const {

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +21,10 @@ class Vocab {
   // Parses a tiktoken file (`base64 rank` per line, ranks 0..n-1). Throws NotFound if it cannot
   // be opened, ParseError if malformed (bad base64, duplicate or missing rank, missing bytes).
   static Vocab from_tiktoken_file(const std::string& path);
+  // Builds a vocabulary from (token bytes, rank) pairs, the form of tiktoken's mergeable_ranks.
+  // Ranks must be 0..n-1, each once, with distinct bytes, and every single byte must be a token;
+  // otherwise throws ParseError naming the problem.
+  static Vocab from_ranks(std::span<const std::pair<std::string, uint32_t>> ranks);
   // Loads the compact binary form written by save_binary(). Throws NotFound / ParseError.
   static Vocab from_binary_file(const std::string& path);
   // Writes the compact binary form (token bytes + precomputed merge pairs). Throws Error on I/O.
@@ -75,6 +81,10 @@ class Vocab {
     return w | (uint64_t{s.size()} << 56);
   }
   uint32_t find_long(std::string_view bytes) const noexcept;
+  // Lays blob_ out in rank order from per-rank (start, length) into the current blob_ and builds
+  // the tables. Throws ParseError (message prefixed by `where`) for a missing rank.
+  void finish(const std::vector<uint32_t>& start_of_rank, const std::vector<uint32_t>& len_of_rank,
+              const std::string& where);
 
   // Builds the lookup tables from offsets_/blob_ and `n_pairs` merge triples (left, right,
   // merged) read from `triples` (unaligned bytes). Inserting them in the order sorted_triples()
