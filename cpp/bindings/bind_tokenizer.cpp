@@ -94,6 +94,7 @@ void bind_tokenizer(py::module_& m) {
       .def_property_readonly("pat_str",
                              [](const Encoding& e) { return std::string(pattern_regex(e.pattern())); })
       .def_property_readonly("n_vocab", &Encoding::n_vocab)
+      .def_property_readonly("n_ranks", [](const Encoding& e) { return e.vocab().size(); })
       .def_property_readonly("eot_token", &Encoding::eot_token)
       .def_property_readonly("special_tokens",
                              [](const Encoding& e) {
@@ -207,6 +208,20 @@ void bind_tokenizer(py::module_& m) {
         [](std::string_view model) { return std::string(tiktoken_encoding_name(model)); },
         py::arg("model"));
   m.def("encoding_for_model", &encoding_for_model, py::arg("model"), py::arg("strict"));
+  m.def("tiktoken_model_tables", [] {
+    auto pairs = [](std::span<const std::pair<std::string_view, std::string_view>> t) {
+      return std::vector<std::pair<std::string, std::string>>(t.begin(), t.end());
+    };
+    return std::pair(pairs(tiktoken_model_names()), pairs(tiktoken_model_prefixes()));
+  });
+  m.def("parse_tiktoken_ranks",
+        [](std::string_view data, std::string_view where) {
+          const auto ranks = parse_tiktoken_ranks(data, where);
+          py::dict d;
+          for (const auto& [bytes, rank] : ranks) d[py::bytes(bytes)] = rank;
+          return d;
+        },
+        py::arg("data"), py::arg("where"));
 
   py::class_<ModelTokenizer>(m, "ModelTokenizer")
       .def_readonly("encoding", &ModelTokenizer::encoding)

@@ -112,6 +112,13 @@ bool shipped(std::string_view encoding) {
 
 }  // namespace
 
+std::span<const std::pair<std::string_view, std::string_view>> tiktoken_model_names() noexcept {
+  return kTiktokenExact;
+}
+std::span<const std::pair<std::string_view, std::string_view>> tiktoken_model_prefixes() noexcept {
+  return kTiktokenPrefix;
+}
+
 std::string_view tiktoken_encoding_name(std::string_view model) noexcept {
   for (const auto& [name, enc] : kTiktokenExact) {
     if (model == name) return enc;

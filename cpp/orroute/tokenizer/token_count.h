@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace orroute {
@@ -29,6 +30,9 @@ ModelTokenizer tokenizer_for_model(std::string_view model_or_family);
 // names, then prefixes; case-sensitive, no provider prefix), legacy ones included ("gpt2",
 // "r50k_base", "p50k_base", "p50k_edit"); empty if tiktoken does not know the model. No failure.
 std::string_view tiktoken_encoding_name(std::string_view model) noexcept;
+// The tables behind it: (model, encoding) by exact name, and (prefix, encoding), in tiktoken's order.
+std::span<const std::pair<std::string_view, std::string_view>> tiktoken_model_names() noexcept;
+std::span<const std::pair<std::string_view, std::string_view>> tiktoken_model_prefixes() noexcept;
 
 // The shipped encoding to encode `model_or_family` with: tokenizer_for_model's, except that a model
 // whose tiktoken encoding orroute does not ship (the gpt2, r50k and p50k families) throws NotFound

@@ -253,18 +253,16 @@ void Vocab::build(const char* triples, size_t n_pairs) {
   }
 }
 
-Vocab Vocab::from_tiktoken_file(const std::string& path) {
-  const std::string data = read_file(path);
-  Vocab v;
-  std::vector<uint32_t> start_of_rank;  // rank -> offset in blob, kNone if absent
-  std::vector<uint32_t> len_of_rank;
+std::vector<std::pair<std::string, uint32_t>> parse_tiktoken_ranks(std::string_view data,
+                                                                  std::string_view where) {
+  std::vector<std::pair<std::string, uint32_t>> ranks;
   std::string bytes;
   size_t pos = 0;
   size_t line_no = 0;
   while (pos < data.size()) {
     size_t eol = data.find('\n', pos);
-    if (eol == std::string::npos) eol = data.size();
-    std::string_view line(data.data() + pos, eol - pos);
+    if (eol == std::string_view::npos) eol = data.size();
+    std::string_view line = data.substr(pos, eol - pos);
     pos = eol + 1;
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -278,22 +276,22 @@ Vocab Vocab::from_tiktoken_file(const std::string& path) {
       ok = ok && c >= '0' && c <= '9';
       rank = rank * 10 + static_cast<uint64_t>(c - '0');
     }
-    if (!ok || rank >= (1u << kIdBits) - 1) {
-      throw ParseError(path + ":" + std::to_string(line_no) + ": malformed vocabulary line");
+    if (!ok || rank >= Vocab::kNone) {
+      throw ParseError(std::string(where) + ":" + std::to_string(line_no) +
+                       ": malformed vocabulary line");
     }
-    if (rank >= start_of_rank.size()) {
-      start_of_rank.resize(rank + 1, kNone);
-      len_of_rank.resize(rank + 1, 0);
-    }
-    if (start_of_rank[rank] != kNone) {
-      throw ParseError(path + ": duplicate rank " + std::to_string(rank));
-    }
-    start_of_rank[rank] = static_cast<uint32_t>(v.blob_.size());
-    len_of_rank[rank] = static_cast<uint32_t>(bytes.size());
-    v.blob_ += bytes;
+    ranks.emplace_back(bytes, static_cast<uint32_t>(rank));
   }
-  v.finish(start_of_rank, len_of_rank, path + ": ");
-  return v;
+  return ranks;
+}
+
+Vocab Vocab::from_tiktoken_file(const std::string& path) {
+  const auto ranks = parse_tiktoken_ranks(read_file(path), path);
+  try {
+    return from_ranks(ranks);
+  } catch (const ParseError& e) {
+    throw ParseError(path + ": " + e.what());
+  }
 }
 
 Vocab Vocab::from_ranks(std::span<const std::pair<std::string, uint32_t>> ranks) {

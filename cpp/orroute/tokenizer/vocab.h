@@ -108,4 +108,10 @@ class Vocab {
   int pair_shift_ = 64;
 };
 
+// Parses tiktoken's text format (`base64(bytes) rank` per line; CR and blank lines ignored) into
+// (bytes, rank) pairs in file order. Throws ParseError naming `where` and the line number for a
+// malformed line. Ranks are not checked here (Vocab::from_ranks does).
+std::vector<std::pair<std::string, uint32_t>> parse_tiktoken_ranks(std::string_view data,
+                                                                  std::string_view where);
+
 }  // namespace orroute
