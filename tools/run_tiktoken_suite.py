@@ -27,8 +27,20 @@ SHIM = "import orroute.tiktoken_compat as _compat\n\n_compat.install()\n"
 
 def fetch_sdist(version: str, into: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", f"tiktoken=={version}", "--no-binary", ":all:",
-         "--no-deps", "--no-build-isolation", "-q", "-d", str(into)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            f"tiktoken=={version}",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-d",
+            str(into),
+        ],
         check=True,
     )
     return next(into.glob("tiktoken-*.tar.gz"))
@@ -39,7 +51,7 @@ def test_sources(tests: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for path in tests.glob("test_*.py"):
         text = path.read_text()
-        for m in re.finditer(r"^def (test_\w+)\(.*?(?=^def |\Z)", text, re.S | re.M):
+        for m in re.finditer(r"^def (test_\w+)\(.*?(?=^def |\Z)", text, re.DOTALL | re.MULTILINE):
             out[f"{path.stem}::{m.group(1)}"] = m.group(0)
     return out
 
@@ -47,7 +59,9 @@ def test_sources(tests: Path) -> dict[str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--version", default="0.14.0")
-    ap.add_argument("--sdist", type=Path, help="a downloaded tiktoken sdist (else pip downloads it)")
+    ap.add_argument(
+        "--sdist", type=Path, help="a downloaded tiktoken sdist (else pip downloads it)"
+    )
     ap.add_argument("--max-examples", default="100", help="TIKTOKEN_MAX_EXAMPLES for hypothesis")
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args()
@@ -71,10 +85,24 @@ def main() -> int:
     }
     report = work / "report.xml"
     subprocess.run(
-        [sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:cacheprovider",
-         "-o", "addopts=", "--rootdir", str(tests.parent), f"--junitxml={report}",
-         *args.pytest_args],
-        env=env, cwd=tests.parent, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(tests),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            "--rootdir",
+            str(tests.parent),
+            f"--junitxml={report}",
+            *args.pytest_args,
+        ],
+        env=env,
+        cwd=tests.parent,
+        check=False,
     )
     sources = test_sources(tests)
     passed, legacy, other = [], [], []

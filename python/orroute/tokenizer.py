@@ -176,7 +176,8 @@ class Encoding:
         allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
         if not _encodable(text):
             text = _utf8_safe(text)
-        return np.frombuffer(self._core.encode_to_buffer(text, allowed, disallowed), np.uint32)
+        buffer: Any = self._core.encode_to_buffer(text, allowed, disallowed)  # buffer protocol
+        return np.frombuffer(buffer, np.uint32)
 
     def count(
         self,
@@ -269,7 +270,7 @@ class Encoding:
     def _encode_only_native_bpe(self, text: str) -> list[int]:
         """Splits with the ``regex`` package and ``pat_str`` instead of the core's scanner (a
         cross-check, as in tiktoken; needs ``regex``)."""
-        import regex
+        import regex  # type: ignore[import-untyped,unused-ignore]
 
         out: list[int] = []
         for piece in regex.findall(regex.compile(self._pat_str), text):

@@ -17,10 +17,9 @@ def read_file(blobpath: str) -> bytes:
     if blobpath.startswith(("http://", "https://")):
         import urllib.request
 
-        with urllib.request.urlopen(blobpath, timeout=60) as response:  # noqa: S310 (http only)
+        with urllib.request.urlopen(blobpath, timeout=60) as response:
             return bytes(response.read())
-    if blobpath.startswith("file://"):
-        blobpath = blobpath[len("file://") :]
+    blobpath = blobpath.removeprefix("file://")
     return Path(blobpath).read_bytes()
 
 

@@ -52,7 +52,9 @@ def get_encoding(encoding_name: str) -> Encoding:
     201088
     """
     if not isinstance(encoding_name, str):
-        raise ValueError(f"Expected a string in get_encoding, got {type(encoding_name)}")
+        raise ValueError(  # noqa: TRY004 (tiktoken raises ValueError here)
+            f"Expected a string in get_encoding, got {type(encoding_name)}"
+        )
     enc = ENCODINGS.get(encoding_name)
     if enc is not None:
         return enc
