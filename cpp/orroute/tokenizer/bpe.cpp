@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <queue>
 
 namespace orroute {
@@ -113,6 +114,94 @@ void bpe_encode(const Vocab& vocab, std::string_view piece, std::vector<uint32_t
   encode_piece(
       vocab, piece, [&](uint32_t id) { out.push_back(id); },
       [&](const uint32_t* ids, size_t n) { out.insert(out.end(), ids, ids + n); });
+}
+
+namespace {
+
+// This thread's cache table for `vocab`: two per thread (e.g. cl100k and o200k in one process),
+// the older one reset when a third vocabulary comes along.
+CachedBpe::Table& table_for(const Vocab& vocab) {
+  thread_local std::unique_ptr<CachedBpe::Table> tables[2];
+  thread_local unsigned next = 0;
+  for (auto& t : tables) {
+    if (t && t->vocab_id == vocab.id()) return *t;
+  }
+  auto& t = tables[next++ % 2];
+  if (!t) t = std::make_unique<CachedBpe::Table>();
+  std::memset(t->slots, 0, sizeof t->slots);
+  t->vocab_id = vocab.id();
+  return *t;
+}
+
+struct Key {
+  uint64_t k0 = 0, k1 = 0;
+  size_t slot;
+};
+
+inline Key key_of(std::string_view piece) noexcept {  // piece.size() in [2, 16]
+  Key k;
+  const size_t n = piece.size();
+  if (n > 8) {
+    std::memcpy(&k.k0, piece.data(), 8);
+    std::memcpy(&k.k1, piece.data() + 8, n - 8);
+  } else {
+    std::memcpy(&k.k0, piece.data(), n);
+  }
+  const uint64_t h = (k.k0 * 0x9E3779B97F4A7C15ull) ^ ((k.k1 + n) * 0xC2B2AE3D27D4EB4Full);
+  k.slot = (h ^ (h >> 29)) * 0x165667B19E3779F9ull >> (64 - CachedBpe::kBits);
+  return k;
+}
+
+constexpr size_t kCacheMaxPiece = 16;
+
+}  // namespace
+
+CachedBpe::CachedBpe(const Vocab& vocab) : vocab_(vocab), table_(table_for(vocab)) {}
+
+void CachedBpe::encode(std::string_view piece, std::vector<uint32_t>& out) {
+  const size_t n = piece.size();
+  if (n < 2 || n > kCacheMaxPiece) {
+    bpe_encode(vocab_, piece, out);
+    return;
+  }
+  const Key k = key_of(piece);
+  Slot& slot = table_.slots[k.slot];
+  if ((slot.meta & 0xFF) == n && slot.k0 == k.k0 && slot.k1 == k.k1) {
+    out.insert(out.end(), slot.tokens, slot.tokens + (slot.meta >> 8));
+    return;
+  }
+  const size_t before = out.size();
+  bpe_encode(vocab_, piece, out);
+  const size_t made = out.size() - before;
+  if (made <= 3) {
+    slot.k0 = k.k0;
+    slot.k1 = k.k1;
+    slot.meta = static_cast<uint32_t>(n | made << 8);
+    std::memcpy(slot.tokens, out.data() + before, made * sizeof(uint32_t));
+  }
+}
+
+size_t CachedBpe::count(std::string_view piece) {
+  const size_t n = piece.size();
+  if (n < 2 || n > kCacheMaxPiece) return bpe_count(vocab_, piece);
+  const Key k = key_of(piece);
+  Slot& slot = table_.slots[k.slot];
+  if ((slot.meta & 0xFF) == n && slot.k0 == k.k0 && slot.k1 == k.k1) return slot.meta >> 8;
+  uint32_t tokens[kCacheMaxPiece];
+  size_t made = 0;
+  encode_piece(
+      vocab_, piece, [&](uint32_t id) { tokens[made++] = id; },
+      [&](const uint32_t* ids, size_t m) {
+        std::memcpy(tokens + made, ids, m * sizeof(uint32_t));
+        made += m;
+      });
+  if (made <= 3) {
+    slot.k0 = k.k0;
+    slot.k1 = k.k1;
+    slot.meta = static_cast<uint32_t>(n | made << 8);
+    std::memcpy(slot.tokens, tokens, made * sizeof(uint32_t));
+  }
+  return made;
 }
 
 size_t bpe_count(const Vocab& vocab, std::string_view piece) {

@@ -195,7 +195,7 @@ bool Encoding::is_special_token(uint32_t token) const noexcept {
 
 template <class Sink>
 void Encoding::encode_ordinary_into(std::string_view text, Sink& sink) const {
-  split_pieces(pattern_, text, [&](std::string_view piece) { sink.piece(*vocab_, piece); });
+  split_pieces(pattern_, text, [&](std::string_view piece) { sink.piece(piece); });
 }
 
 void Encoding::check_disallowed(std::string_view text, const SpecialPolicy& policy) const {
@@ -251,10 +251,11 @@ namespace {
 
 struct VectorSink {
   std::vector<uint32_t>& out;
+  CachedBpe bpe;
   size_t last_piece = 0;  // tokens of the last piece (tiktoken's last_piece_token_len)
-  void piece(const Vocab& v, std::string_view p) {
+  void piece(std::string_view p) {
     const size_t before = out.size();
-    bpe_encode(v, p, out);
+    bpe.encode(p, out);
     last_piece = out.size() - before;
   }
   void special(uint32_t id) {
@@ -264,8 +265,9 @@ struct VectorSink {
 };
 
 struct CountSink {
+  CachedBpe bpe;
   size_t n = 0;
-  void piece(const Vocab& v, std::string_view p) { n += bpe_count(v, p); }
+  void piece(std::string_view p) { n += bpe.count(p); }
   void special(uint32_t) { ++n; }
 };
 
@@ -303,13 +305,13 @@ void parallel_for(size_t n, unsigned threads, Fn&& fn) {
 std::vector<uint32_t> Encoding::encode_ordinary(std::string_view text) const {
   std::vector<uint32_t> out;
   out.reserve(text.size() / 3 + 4);
-  VectorSink sink{out};
+  VectorSink sink{out, CachedBpe(*vocab_)};
   encode_ordinary_into(text, sink);
   return out;
 }
 
 size_t Encoding::count_ordinary(std::string_view text) const {
-  CountSink sink;
+  CountSink sink{CachedBpe(*vocab_)};
   encode_ordinary_into(text, sink);
   return sink.n;
 }
@@ -317,13 +319,13 @@ size_t Encoding::count_ordinary(std::string_view text) const {
 std::vector<uint32_t> Encoding::encode(std::string_view text, const SpecialPolicy& policy) const {
   std::vector<uint32_t> out;
   out.reserve(text.size() / 3 + 4);
-  VectorSink sink{out};
+  VectorSink sink{out, CachedBpe(*vocab_)};
   encode_into(text, policy, sink);
   return out;
 }
 
 size_t Encoding::count(std::string_view text, const SpecialPolicy& policy) const {
-  CountSink sink;
+  CountSink sink{CachedBpe(*vocab_)};
   encode_into(text, policy, sink);
   return sink.n;
 }
@@ -376,7 +378,7 @@ std::vector<uint32_t> Encoding::encode_bytes(std::string_view bytes) const {
   const size_t valid = utf8_valid_prefix(bytes);
   if (valid == bytes.size()) return encode_ordinary(bytes);
   std::vector<uint32_t> tokens;
-  VectorSink sink{tokens};
+  VectorSink sink{tokens, CachedBpe(*vocab_)};
   encode_ordinary_into(bytes.substr(0, valid), sink);
   // tiktoken widens the last piece over preceding all-white-space tokens, since a split there can
   // disappear once more bytes follow (cl100k's \s*[\r\n] turns "\n" + " " into "\n \n").

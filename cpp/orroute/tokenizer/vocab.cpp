@@ -1,5 +1,6 @@
 #include "orroute/tokenizer/vocab.h"
 
+#include <atomic>
 #include <bit>
 #include <cstdio>
 #include <cstring>
@@ -172,6 +173,8 @@ std::vector<uint32_t> Vocab::sorted_triples(const std::vector<uint32_t>& found) 
 }
 
 void Vocab::build(const char* triples, size_t n_pairs) {
+  static std::atomic<uint64_t> next_id{1};
+  id_ = next_id.fetch_add(1, std::memory_order_relaxed);
   const uint32_t n = size();
   if (n >= (1u << kIdBits) - 1) throw ParseError("vocabulary too large");
   max_len_ = 0;

@@ -36,6 +36,9 @@ class Vocab {
   std::string_view token_bytes(uint32_t id) const noexcept {
     return {blob_.data() + offsets_[id], offsets_[id + 1] - offsets_[id]};
   }
+  // Identity of this vocabulary's tables, unique in the process and never reused (caches keyed by
+  // it cannot confuse two vocabularies, even one built where another was freed).
+  uint64_t id() const noexcept { return id_; }
   // Longest token, in bytes.
   size_t max_token_len() const noexcept { return max_len_; }
   // Id of the token with exactly these bytes, or kNone.
@@ -93,6 +96,7 @@ class Vocab {
   std::vector<uint32_t> find_merge_triples() const;
   static std::vector<uint32_t> sorted_triples(const std::vector<uint32_t>& triples);
 
+  uint64_t id_ = 0;
   std::vector<uint32_t> offsets_;  // token id -> start in blob_; size() + 1 entries
   std::string blob_;
   size_t max_len_ = 0;
