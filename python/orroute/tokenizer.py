@@ -154,6 +154,8 @@ class Encoding:
         >>> get_encoding("cl100k_base").encode("<|endoftext|>", allowed_special="all")
         [100257]
         """
+        if not allowed_special and not disallowed_special:  # no special handling at all
+            return self.encode_ordinary(text)
         allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
         try:
             return self._core.encode(text, allowed, disallowed)
@@ -191,6 +193,13 @@ class Encoding:
         >>> get_encoding("o200k_base").count("hello world")
         2
         """
+        if not allowed_special and not disallowed_special:  # no special handling at all
+            try:
+                return self._core.count_ordinary(text)
+            except TypeError:
+                if not isinstance(text, str) or _encodable(text):
+                    raise
+                return self._core.count_ordinary(_utf8_safe(text))
         allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
         try:
             return self._core.count(text, allowed, disallowed)

@@ -133,40 +133,46 @@ CachedBpe::Table& table_for(const Vocab& vocab) {
   return *t;
 }
 
-struct Key {
-  uint64_t k0 = 0, k1 = 0;
-  size_t slot;
-};
-
-inline Key key_of(std::string_view piece) noexcept {  // piece.size() in [2, 16]
-  Key k;
-  const size_t n = piece.size();
-  if (n > 8) {
-    std::memcpy(&k.k0, piece.data(), 8);
-    std::memcpy(&k.k1, piece.data() + 8, n - 8);
-  } else {
-    std::memcpy(&k.k0, piece.data(), n);
-  }
-  const uint64_t h = (k.k0 * 0x9E3779B97F4A7C15ull) ^ ((k.k1 + n) * 0xC2B2AE3D27D4EB4Full);
-  k.slot = (h ^ (h >> 29)) * 0x165667B19E3779F9ull >> (64 - CachedBpe::kBits);
-  return k;
+template <class T>
+inline T load(const char* p) noexcept {
+  T v;
+  std::memcpy(&v, p, sizeof v);  // a single unaligned load
+  return v;
 }
-
-constexpr size_t kCacheMaxPiece = 16;
 
 }  // namespace
 
+// The piece's bytes zero-padded to 16, read without touching a byte outside it: two overlapping
+// fixed-size loads, shifted into place (overlapping bytes are equal, so OR is exact).
+CachedBpe::Ref CachedBpe::ref(std::string_view piece) const noexcept {
+  Ref r{0, 0, 0, 0};
+  const char* p = piece.data();
+  const size_t n = piece.size();
+  if (n < 2 || n > kMaxPiece) return r;
+  if (n >= 8) {
+    r.k0 = load<uint64_t>(p);
+    if (n > 8) r.k1 = load<uint64_t>(p + n - 8) >> (8 * (16 - n));
+  } else if (n >= 4) {
+    r.k0 = load<uint32_t>(p) | (uint64_t{load<uint32_t>(p + n - 4)} << (8 * (n - 4)));
+  } else {
+    r.k0 = load<uint16_t>(p) | (uint64_t{static_cast<unsigned char>(p[n - 1])} << (8 * (n - 1)));
+  }
+  const uint64_t h = (r.k0 * 0x9E3779B97F4A7C15ull) ^ ((r.k1 + n) * 0xC2B2AE3D27D4EB4Full);
+  r.slot = static_cast<uint32_t>((h ^ (h >> 29)) * 0x165667B19E3779F9ull >> (64 - kBits));
+  r.len = static_cast<uint32_t>(n);
+  __builtin_prefetch(&table_.slots[r.slot]);
+  return r;
+}
+
 CachedBpe::CachedBpe(const Vocab& vocab) : vocab_(vocab), table_(table_for(vocab)) {}
 
-void CachedBpe::encode(std::string_view piece, std::vector<uint32_t>& out) {
-  const size_t n = piece.size();
-  if (n < 2 || n > kCacheMaxPiece) {
+void CachedBpe::encode(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
+  if (r.len == 0) {
     bpe_encode(vocab_, piece, out);
     return;
   }
-  const Key k = key_of(piece);
-  Slot& slot = table_.slots[k.slot];
-  if ((slot.meta & 0xFF) == n && slot.k0 == k.k0 && slot.k1 == k.k1) {
+  Slot& slot = table_.slots[r.slot];
+  if ((slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) {
     out.insert(out.end(), slot.tokens, slot.tokens + (slot.meta >> 8));
     return;
   }
@@ -174,20 +180,18 @@ void CachedBpe::encode(std::string_view piece, std::vector<uint32_t>& out) {
   bpe_encode(vocab_, piece, out);
   const size_t made = out.size() - before;
   if (made <= 3) {
-    slot.k0 = k.k0;
-    slot.k1 = k.k1;
-    slot.meta = static_cast<uint32_t>(n | made << 8);
+    slot.k0 = r.k0;
+    slot.k1 = r.k1;
+    slot.meta = static_cast<uint32_t>(r.len | made << 8);
     std::memcpy(slot.tokens, out.data() + before, made * sizeof(uint32_t));
   }
 }
 
-size_t CachedBpe::count(std::string_view piece) {
-  const size_t n = piece.size();
-  if (n < 2 || n > kCacheMaxPiece) return bpe_count(vocab_, piece);
-  const Key k = key_of(piece);
-  Slot& slot = table_.slots[k.slot];
-  if ((slot.meta & 0xFF) == n && slot.k0 == k.k0 && slot.k1 == k.k1) return slot.meta >> 8;
-  uint32_t tokens[kCacheMaxPiece];
+size_t CachedBpe::count(std::string_view piece, const Ref& r) {
+  if (r.len == 0) return bpe_count(vocab_, piece);
+  Slot& slot = table_.slots[r.slot];
+  if ((slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) return slot.meta >> 8;
+  uint32_t tokens[kMaxPiece];
   size_t made = 0;
   encode_piece(
       vocab_, piece, [&](uint32_t id) { tokens[made++] = id; },
@@ -196,9 +200,9 @@ size_t CachedBpe::count(std::string_view piece) {
         made += m;
       });
   if (made <= 3) {
-    slot.k0 = k.k0;
-    slot.k1 = k.k1;
-    slot.meta = static_cast<uint32_t>(n | made << 8);
+    slot.k0 = r.k0;
+    slot.k1 = r.k1;
+    slot.meta = static_cast<uint32_t>(r.len | made << 8);
     std::memcpy(slot.tokens, tokens, made * sizeof(uint32_t));
   }
   return made;

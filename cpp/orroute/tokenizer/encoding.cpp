@@ -195,7 +195,24 @@ bool Encoding::is_special_token(uint32_t token) const noexcept {
 
 template <class Sink>
 void Encoding::encode_ordinary_into(std::string_view text, Sink& sink) const {
-  split_pieces(pattern_, text, [&](std::string_view piece) { sink.piece(piece); });
+  // Pre-tokenizes a block of pieces, requests the cache lines their lookups will touch, then
+  // encodes them: the memory latency of one piece overlaps the others' (a lookup that waited for
+  // memory was half the time of encoding).
+  constexpr size_t kBlock = 16;
+  size_t ends[kBlock];
+  CachedBpe::Ref refs[kBlock];
+  for (size_t pos = 0; pos < text.size();) {
+    size_t m = 0;
+    for (size_t e = pos; m < kBlock && e < text.size();) {
+      const size_t start = e;
+      ends[m] = e = next_piece_end(pattern_, text, e);
+      refs[m++] = sink.bpe.ref(text.substr(start, e - start));
+    }
+    for (size_t i = 0, start = pos; i < m; start = ends[i++]) {
+      sink.piece(text.substr(start, ends[i] - start), refs[i]);
+    }
+    pos = ends[m - 1];
+  }
 }
 
 void Encoding::check_disallowed(std::string_view text, const SpecialPolicy& policy) const {
@@ -253,9 +270,9 @@ struct VectorSink {
   std::vector<uint32_t>& out;
   CachedBpe bpe;
   size_t last_piece = 0;  // tokens of the last piece (tiktoken's last_piece_token_len)
-  void piece(std::string_view p) {
+  void piece(std::string_view p, const CachedBpe::Ref& r) {
     const size_t before = out.size();
-    bpe.encode(p, out);
+    bpe.encode(p, r, out);
     last_piece = out.size() - before;
   }
   void special(uint32_t id) {
@@ -267,7 +284,7 @@ struct VectorSink {
 struct CountSink {
   CachedBpe bpe;
   size_t n = 0;
-  void piece(std::string_view p) { n += bpe.count(p); }
+  void piece(std::string_view p, const CachedBpe::Ref& r) { n += bpe.count(p, r); }
   void special(uint32_t) { ++n; }
 };
 
