@@ -124,7 +124,31 @@ inline const U8* whitespace(const U8* p, const U8* end, Ch c0, bool o200k) noexc
   return p + c0.len;                    // \s
 }
 
+inline bool ascii_letter(U8 b) noexcept {
+  return b < 0x80 && (kAscii[b] == unicode::kUpper || kAscii[b] == unicode::kLower);
+}
+
+// Start of the letters of an ASCII word piece at `p`: `p` if it is a letter, `p + 1` if `p` is an
+// ASCII character the patterns accept before a word ([^\r\n\p{L}\p{N}]) followed by one; else
+// nullptr. `quote_prefix`: whether `'` may be that character (cl100k tries contractions first).
+inline const U8* ascii_word_start(const U8* p, const U8* end, bool quote_prefix) noexcept {
+  if (ascii_letter(*p)) return p;
+  if (*p >= 0x80 || kAscii[*p] == unicode::kNumber || *p == '\r' || *p == '\n') return nullptr;
+  if (!quote_prefix && *p == '\'') return nullptr;
+  return p + 1 < end && ascii_letter(p[1]) ? p + 1 : nullptr;
+}
+
+// Fast path for the commonest piece, an ASCII word with an optional ASCII prefix character; the
+// general scanner below decides everything else (and finishes a word that goes on past ASCII).
+inline const U8* ascii_word_cl100k(const U8* p, const U8* end) noexcept {
+  const U8* q = ascii_word_start(p, end, false);
+  if (!q) return nullptr;
+  for (++q; q < end && ascii_letter(*q);) ++q;
+  return q < end && *q >= 0x80 ? run(q, end, kLetterMask) : q;
+}
+
 const U8* next_cl100k(const U8* p, const U8* end) noexcept {
+  if (const U8* q = ascii_word_cl100k(p, end)) return q;
   const Ch c0 = at(p, end);
   if (c0.cp == '\'') {
     if (const size_t k = contraction(p, end)) return p + k;
@@ -153,7 +177,20 @@ inline const U8* with_contraction(const U8* e, const U8* end) noexcept {
   return e;
 }
 
+// o200k's words in ASCII: an upper-case run, then a lower-case run ([U]*[W]+, or [U]+[W]* when no
+// lower-case letter follows), then an optional contraction. A non-ASCII byte right after leaves
+// the piece to the general scanner (it may be a letter or mark that continues the word).
+inline const U8* ascii_word_o200k(const U8* p, const U8* end) noexcept {
+  const U8* q = ascii_word_start(p, end, true);
+  if (!q) return nullptr;
+  while (q < end && *q < 0x80 && kAscii[*q] == unicode::kUpper) ++q;
+  while (q < end && *q < 0x80 && kAscii[*q] == unicode::kLower) ++q;
+  if (q < end && *q >= 0x80) return nullptr;
+  return with_contraction(q, end);
+}
+
 const U8* next_o200k(const U8* p, const U8* end) noexcept {
+  if (const U8* q = ascii_word_o200k(p, end)) return q;
   const Ch c0 = at(p, end);
   const bool prefix = !is_newline(c0.cp) && !in(kLetterMask, c0.cls) &&
                       c0.cls != unicode::kNumber;
