@@ -18,7 +18,7 @@ Modes: `encode` and `count` call the peer once per document on one thread; `enco
 encodes the round's slice as one string; `batch encode` / `batch count` hand all documents to the
 peer's parallel API with 2 threads. MB/s is per wall second; MB/CPU-s divides by the process CPU
 time the call used (all threads), which is what a loaded server pays. A curve of single-string
-encode throughput against input size follows.
+encode throughput against input size follows (distinct strings of each size, no reuse).
 
 Usage: PYTHONPATH=python python3 bench/tokenizer.py [--encoding o200k_base] [--mb 1] [--rounds 5]
        [--peers orroute,tiktoken,tokie,...] [--threads 2]
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -126,7 +127,9 @@ def tiktoken_oracle(name: str) -> Any:
 
     cache = Path(tempfile.mkdtemp(prefix="tiktoken-cache-"))
     stem = "o200k_base" if name.startswith("o200k") else name
-    shutil.copy(VOCAB / f"{stem}.tiktoken", cache / hashlib.sha1(URL.format(stem).encode()).hexdigest())
+    shutil.copy(
+        VOCAB / f"{stem}.tiktoken", cache / hashlib.sha1(URL.format(stem).encode()).hexdigest()
+    )
     os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
     registry.ENCODINGS.pop(name, None)
     return tiktoken.get_encoding(name)
@@ -164,26 +167,50 @@ def hf_tokenizer_json(name: str) -> Path:
         "truncation": None,
         "padding": None,
         "added_tokens": [
-            {"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-             "normalized": False, "special": True}
+            {
+                "id": i,
+                "content": t,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": True,
+            }
             for t, i in sorted(enc._special_tokens.items(), key=lambda kv: kv[1])
         ],
         "normalizer": None,
         "pre_tokenizer": {
             "type": "Sequence",
             "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": enc._pat_str}, "behavior": "Isolated",
-                 "invert": False},
-                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-                 "use_regex": False},
+                {
+                    "type": "Split",
+                    "pattern": {"Regex": enc._pat_str},
+                    "behavior": "Isolated",
+                    "invert": False,
+                },
+                {
+                    "type": "ByteLevel",
+                    "add_prefix_space": False,
+                    "trim_offsets": True,
+                    "use_regex": False,
+                },
             ],
         },
         "post_processor": None,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
-                    "use_regex": False},
+        "decoder": {
+            "type": "ByteLevel",
+            "add_prefix_space": False,
+            "trim_offsets": True,
+            "use_regex": False,
+        },
         "model": {
-            "type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-            "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
             "ignore_merges": True,
             "vocab": {text(t): r for t, r in ranks.items()},
             "merges": [[text(m[3]), text(m[4])] for m in merges],
@@ -200,76 +227,112 @@ def make_peers(name: str, wanted: list[str], threads: int) -> list[Peer]:
 
     peers: list[Peer] = []
     ours = orroute.get_encoding(name)
-    peers.append(Peer(
-        "orroute", ours.encode_ordinary, lambda t: ours.count(t, disallowed_special=()),
-        lambda d: ours.encode_batch(d, num_threads=threads, disallowed_special=()),
-        lambda d: ours.count_batch(d, num_threads=threads, disallowed_special=()),
-        orroute.__version__,
-    ))
+    peers.append(
+        Peer(
+            "orroute",
+            ours.encode_ordinary,
+            lambda t: ours.count(t, disallowed_special=()),
+            lambda d: ours.encode_batch(d, num_threads=threads, disallowed_special=()),
+            lambda d: ours.count_batch(d, num_threads=threads, disallowed_special=()),
+            orroute.__version__,
+        )
+    )
     for peer in wanted:
         try:
             if peer == "tiktoken":
                 tk = tiktoken_oracle(name)
-                peers.append(Peer(
-                    "tiktoken", tk.encode_ordinary, lambda t, tk=tk: len(tk.encode_ordinary(t)),
-                    lambda d, tk=tk: tk.encode_ordinary_batch(d, num_threads=threads),
-                    lambda d, tk=tk: [len(x) for x in tk.encode_ordinary_batch(d, num_threads=threads)],
-                    version("tiktoken"),
-                ))
+                peers.append(
+                    Peer(
+                        "tiktoken",
+                        tk.encode_ordinary,
+                        lambda t, tk=tk: len(tk.encode_ordinary(t)),
+                        lambda d, tk=tk: tk.encode_ordinary_batch(d, num_threads=threads),
+                        lambda d, tk=tk: [
+                            len(x) for x in tk.encode_ordinary_batch(d, num_threads=threads)
+                        ],
+                        version("tiktoken"),
+                    )
+                )
             elif peer == "tokie":
                 import tokie
 
                 tt = tokie.Tokenizer.from_json(str(hf_tokenizer_json(name)))
-                peers.append(Peer(
-                    "tokie", lambda t, tt=tt: tt.encode(t, add_special_tokens=False).ids,
-                    tt.count_tokens,
-                    lambda d, tt=tt: tt.encode_batch(d, add_special_tokens=False),
-                    tt.count_tokens_batch, version("tokie"),
-                ))
+                peers.append(
+                    Peer(
+                        "tokie",
+                        lambda t, tt=tt: tt.encode(t, add_special_tokens=False).ids,
+                        tt.count_tokens,
+                        lambda d, tt=tt: tt.encode_batch(d, add_special_tokens=False),
+                        tt.count_tokens_batch,
+                        version("tokie"),
+                    )
+                )
             elif peer == "bpe-openai":
                 import bpe_openai
 
                 bo = bpe_openai.get_encoding(name)
-                peers.append(Peer(
-                    "bpe-openai", bo.encode_ordinary, lambda t, bo=bo: len(bo.encode_ordinary(t)),
-                    lambda d, bo=bo: bo.encode_ordinary_batch(d, num_threads=threads),
-                    lambda d, bo=bo: [len(x) for x in bo.encode_ordinary_batch(d, num_threads=threads)],
-                    version("bpe-openai"),
-                ))
+                peers.append(
+                    Peer(
+                        "bpe-openai",
+                        bo.encode_ordinary,
+                        lambda t, bo=bo: len(bo.encode_ordinary(t)),
+                        lambda d, bo=bo: bo.encode_ordinary_batch(d, num_threads=threads),
+                        lambda d, bo=bo: [
+                            len(x) for x in bo.encode_ordinary_batch(d, num_threads=threads)
+                        ],
+                        version("bpe-openai"),
+                    )
+                )
             elif peer == "rs-bpe":
                 import rs_bpe
 
                 rb = getattr(rs_bpe.openai, name)()
                 opts = rs_bpe.openai.ParallelOptions(1, 16, threads)
-                peers.append(Peer(
-                    "rs-bpe", rb.encode, rb.count,
-                    lambda d, rb=rb, o=opts: rb.encode_batch_parallel(d, o)[0],
-                    lambda d, rb=rb, o=opts: [len(x) for x in rb.encode_batch_parallel(d, o)[0]],
-                    version("rs-bpe"),
-                ))
+                peers.append(
+                    Peer(
+                        "rs-bpe",
+                        rb.encode,
+                        rb.count,
+                        lambda d, rb=rb, o=opts: rb.encode_batch_parallel(d, o)[0],
+                        lambda d, rb=rb, o=opts: [
+                            len(x) for x in rb.encode_batch_parallel(d, o)[0]
+                        ],
+                        version("rs-bpe"),
+                    )
+                )
             elif peer == "fastokens":
                 import fastokens
 
-                ft = fastokens.Tokenizer.from_tiktoken(str(VOCAB / f"{name}.tiktoken"), encoding=name)
-                peers.append(Peer(
-                    "fastokens", lambda t, ft=ft: ft.encode_ordinary(t).ids,
-                    lambda t, ft=ft: len(ft.encode_ordinary(t).ids),
-                    lambda d, ft=ft: ft.encode_batch_flat(d),
-                    lambda d, ft=ft: ft.encode_batch_flat(d)[1],
-                    version("fastokens"),
-                ))
+                ft = fastokens.Tokenizer.from_tiktoken(
+                    str(VOCAB / f"{name}.tiktoken"), encoding=name
+                )
+                peers.append(
+                    Peer(
+                        "fastokens",
+                        lambda t, ft=ft: ft.encode_ordinary(t).ids,
+                        lambda t, ft=ft: len(ft.encode_ordinary(t).ids),
+                        lambda d, ft=ft: ft.encode_batch_flat(d),
+                        lambda d, ft=ft: ft.encode_batch_flat(d)[1],
+                        version("fastokens"),
+                    )
+                )
             elif peer == "hf-tokenizers":
                 import tokenizers
 
                 hf = tokenizers.Tokenizer.from_file(str(hf_tokenizer_json(name)))
-                peers.append(Peer(
-                    "hf-tokenizers", lambda t, hf=hf: hf.encode(t, add_special_tokens=False).ids,
-                    lambda t, hf=hf: len(hf.encode(t, add_special_tokens=False).ids),
-                    lambda d, hf=hf: hf.encode_batch(d, add_special_tokens=False),
-                    lambda d, hf=hf: [len(e.ids) for e in hf.encode_batch(d, add_special_tokens=False)],
-                    version("tokenizers"),
-                ))
-        except Exception as e:  # a peer that is not installed or cannot load this encoding
+                peers.append(
+                    Peer(
+                        "hf-tokenizers",
+                        lambda t, hf=hf: hf.encode(t, add_special_tokens=False).ids,
+                        lambda t, hf=hf: len(hf.encode(t, add_special_tokens=False).ids),
+                        lambda d, hf=hf: hf.encode_batch(d, add_special_tokens=False),
+                        lambda d, hf=hf: [
+                            len(e.ids) for e in hf.encode_batch(d, add_special_tokens=False)
+                        ],
+                        version("tokenizers"),
+                    )
+                )
+        except Exception as e:  # noqa: BLE001 (a peer not installed or unable to load this vocab)
             print(f"  (skipping {peer}: {type(e).__name__}: {e})", file=sys.stderr)
     return peers
 
@@ -284,25 +347,33 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def run_mode(peers: list[Peer], label: str, rounds: list[list[str]],
-             call: Callable[[Peer, list[str]], Callable[[], Any]]) -> None:
+def run_mode(
+    peers: list[Peer],
+    label: str,
+    rounds: list[list[str]],
+    call: Callable[[Peer, list[str]], Callable[[], Any]],
+) -> None:
     wall: dict[str, list[float]] = {p.name: [] for p in peers}
     cpu: dict[str, list[float]] = {p.name: [] for p in peers}
     for k, docs in enumerate(rounds):
         mb = sum(len(d.encode()) for d in docs) / 1e6
-        order = peers[k % len(peers):] + peers[: k % len(peers)]
+        order = peers[k % len(peers) :] + peers[: k % len(peers)]
         for p in order:
             w, c = timed(call(p, docs))
             wall[p.name].append(mb / w)
             cpu[p.name].append(mb / max(c, 1e-9))
     ref_w, ref_c = wall["orroute"], cpu["orroute"]
     print(f"\n{label}")
-    print(f"  {'peer':16} {'MB/s':>8} {'MB/CPU-s':>9} {'orroute/peer (wall)':>20} {'(CPU)':>7}  exact")
+    print(
+        f"  {'peer':16} {'MB/s':>8} {'MB/CPU-s':>9} {'orroute/peer (wall)':>20} {'(CPU)':>7}  exact"
+    )
     for p in peers:
         rw = statistics.median(a / b for a, b in zip(ref_w, wall[p.name]))
         rc = statistics.median(a / b for a, b in zip(ref_c, cpu[p.name]))
-        print(f"  {p.name:16} {statistics.median(wall[p.name]):8.2f} "
-              f"{statistics.median(cpu[p.name]):9.2f} {rw:19.2f}x {rc:6.2f}x  {p.exact}")
+        print(
+            f"  {p.name:16} {statistics.median(wall[p.name]):8.2f} "
+            f"{statistics.median(cpu[p.name]):9.2f} {rw:19.2f}x {rc:6.2f}x  {p.exact}"
+        )
 
 
 def check_exact(peers: list[Peer], docs: list[str], oracle: Any) -> None:
@@ -311,7 +382,7 @@ def check_exact(peers: list[Peer], docs: list[str], oracle: Any) -> None:
         try:
             bad = sum(1 for d, e in zip(docs, expected) if list(p.encode(d)) != e)
             p.exact = "yes" if bad == 0 else f"NO ({bad}/{len(docs)} docs differ)"
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 (any failure makes the peer inexact)
             p.exact = f"NO ({type(e).__name__})"
 
 
@@ -334,8 +405,10 @@ def main() -> None:
     check_exact(peers, pool[-1], tiktoken_oracle(args.encoding))
     cpus = os.cpu_count()
     load = os.getloadavg()[0]
-    print(f"{args.encoding}: {len(docs)} distinct documents from {DATA}; {args.rounds} rounds of "
-          f"{args.mb} MB per mode, fresh text each round; {cpus} CPUs, load average {load:.1f}")
+    print(
+        f"{args.encoding}: {len(docs)} distinct documents from {DATA}; {args.rounds} rounds of "
+        f"{args.mb} MB per mode, fresh text each round; {cpus} CPUs, load average {load:.1f}"
+    )
     print("  " + ", ".join(f"{p.name} {p.version}" for p in peers))
 
     fresh = iter(pool[:-1])
@@ -344,38 +417,61 @@ def main() -> None:
         return [next(fresh) for _ in range(args.rounds)]
 
     if "encode" in modes:
-        run_mode(peers, "encode, one call per document, 1 thread", take(),
-                 lambda p, d: lambda: [p.encode(x) for x in d])
+        run_mode(
+            peers,
+            "encode, one call per document, 1 thread",
+            take(),
+            lambda p, d: lambda: [p.encode(x) for x in d],
+        )
     if "count" in modes:
-        run_mode(peers, "count, one call per document, 1 thread", take(),
-                 lambda p, d: lambda: [p.count(x) for x in d])
+        run_mode(
+            peers,
+            "count, one call per document, 1 thread",
+            take(),
+            lambda p, d: lambda: [p.count(x) for x in d],
+        )
     if "string" in modes:
-        run_mode(peers, "encode, the round's text as one string", take(),
-                 lambda p, d: (lambda s: lambda: p.encode(s))("\n".join(d)))
+        run_mode(
+            peers,
+            "encode, the round's text as one string",
+            take(),
+            lambda p, d: functools.partial(p.encode, "\n".join(d)),
+        )
     if "batch-encode" in modes:
-        run_mode(peers, f"batch encode, {args.threads} threads", take(),
-                 lambda p, d: lambda: p.batch_encode(d))
+        run_mode(
+            peers,
+            f"batch encode, {args.threads} threads",
+            take(),
+            lambda p, d: lambda: p.batch_encode(d),
+        )
     if "batch-count" in modes:
-        run_mode(peers, f"batch count, {args.threads} threads", take(),
-                 lambda p, d: lambda: p.batch_count(d))
+        run_mode(
+            peers,
+            f"batch count, {args.threads} threads",
+            take(),
+            lambda p, d: lambda: p.batch_count(d),
+        )
     if "curve" in modes:
-        print("\nencode one string vs its size (MB/CPU-s, median of rounds; fresh text each time)")
-        sizes = [1_000, 10_000, 100_000, 1_000_000]
-        print(f"  {'peer':16}" + "".join(f"{s:>10,}B" for s in sizes))
+        print(
+            "\nencode one string vs its size (MB/CPU-s, median over distinct strings of that size)"
+        )
         text = "\n".join(d for r in take() for d in r)
+        sizes = [s for s in (1_000, 10_000, 100_000, 1_000_000) if 2 * s <= len(text) // 4]
+        print(f"  {'peer':16}" + "".join(f"{s:>10,}B" for s in sizes))
         rows: dict[str, list[float]] = {p.name: [] for p in peers}
-        for size in sizes:
-            pieces = max(1, min(args.rounds * 4, len(text) // size))
-            chunks = [text[i * size:(i + 1) * size] for i in range(pieces)]
+        region = len(text) // len(sizes)
+        for i, size in enumerate(sizes):
+            # each size reads its own region of fresh text, cut into distinct strings
+            part = text[i * region : (i + 1) * region]
+            chunks = [part[j : j + size] for j in range(0, len(part) - size + 1, size)]
+            groups = [chunks[k :: args.rounds] for k in range(min(args.rounds, len(chunks)))]
             per: dict[str, list[float]] = {p.name: [] for p in peers}
-            for k, chunk in enumerate(chunks):
-                reps = max(1, 100_000 // size)  # distinct offsets of the chunk, never the same text
-                variants = [chunk[j:] + chunk[:j] for j in range(reps)]
-                mb = sum(len(v.encode()) for v in variants) / 1e6
-                for p in peers[k % len(peers):] + peers[: k % len(peers)]:
+            for k, group in enumerate(groups):
+                mb = sum(len(c.encode()) for c in group) / 1e6
+                for p in peers[k % len(peers) :] + peers[: k % len(peers)]:
                     try:
-                        _, c = timed(lambda p=p: [p.encode(v) for v in variants])
-                    except Exception:  # e.g. bpe-openai refuses inputs over its length limit
+                        _, c = timed(lambda p=p, g=group: [p.encode(x) for x in g])
+                    except Exception:  # noqa: BLE001 (bpe-openai refuses long inputs)
                         per[p.name].append(float("nan"))
                         continue
                     per[p.name].append(mb / max(c, 1e-9))
@@ -386,15 +482,24 @@ def main() -> None:
         print("  (nan: the peer refused the input)")
 
     load = subprocess.run(
-        [sys.executable, "-c",
-         "import time, orroute; import orroute._core; "
-         "t, c = time.perf_counter(), time.process_time(); "
-         f"orroute.get_encoding({args.encoding!r}); "
-         "print((time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3)"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import time, orroute; import orroute._core; "
+                "t, c = time.perf_counter(), time.process_time(); "
+                f"orroute.get_encoding({args.encoding!r}); "
+                "print((time.perf_counter() - t) * 1e3, (time.process_time() - c) * 1e3)"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     wall, cpu = map(float, load.stdout.split())
-    print(f"\ncold load of {args.encoding} in a fresh process: {wall:.1f} ms wall, {cpu:.1f} ms CPU")
+    print(
+        f"\ncold load of {args.encoding} in a fresh process: {wall:.1f} ms wall, {cpu:.1f} ms CPU"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <queue>
 
 namespace orroute {
@@ -118,19 +119,60 @@ void bpe_encode(const Vocab& vocab, std::string_view piece, std::vector<uint32_t
 
 namespace {
 
-// This thread's cache table for `vocab`: two per thread (e.g. cl100k and o200k in one process),
-// the older one reset when a third vocabulary comes along.
+// Tables of threads that have ended, kept warm for the next threads (batch calls start short-lived
+// threads; a fresh table each time would make every batch start cold). Bounded; leaked at exit so
+// that threads ending during shutdown can still use it.
+struct TablePool {
+  std::mutex mu;
+  std::vector<std::unique_ptr<CachedBpe::Table>> free;
+};
+TablePool& table_pool() {
+  static TablePool* pool = new TablePool;
+  return *pool;
+}
+constexpr size_t kPooledTables = 8;
+
+// A thread's two tables (e.g. cl100k and o200k in one process); the older one is reused when a
+// third vocabulary comes along. They go back to the pool when the thread ends.
+struct ThreadTables {
+  std::unique_ptr<CachedBpe::Table> tables[2];
+  unsigned next = 0;
+  ~ThreadTables() {
+    TablePool& pool = table_pool();
+    std::lock_guard<std::mutex> lock(pool.mu);
+    for (auto& t : tables) {
+      if (t && pool.free.size() < kPooledTables) pool.free.push_back(std::move(t));
+    }
+  }
+};
+
+// This thread's cache table for `vocab`: its own, else a pooled one (one already for `vocab` if
+// any), else a new one.
 CachedBpe::Table& table_for(const Vocab& vocab) {
-  thread_local std::unique_ptr<CachedBpe::Table> tables[2];
-  thread_local unsigned next = 0;
-  for (auto& t : tables) {
+  thread_local ThreadTables mine;
+  for (auto& t : mine.tables) {
     if (t && t->vocab_id == vocab.id()) return *t;
   }
-  auto& t = tables[next++ % 2];
-  if (!t) t = std::make_unique<CachedBpe::Table>();
-  std::memset(t->slots, 0, sizeof t->slots);
-  t->vocab_id = vocab.id();
-  return *t;
+  auto& slot = mine.tables[mine.next++ % 2];
+  {
+    TablePool& pool = table_pool();
+    std::lock_guard<std::mutex> lock(pool.mu);
+    auto it = std::find_if(pool.free.begin(), pool.free.end(),
+                           [&](const auto& t) { return t->vocab_id == vocab.id(); });
+    if (it == pool.free.end() && !pool.free.empty() && !slot) it = pool.free.end() - 1;
+    if (it != pool.free.end()) {
+      std::unique_ptr<CachedBpe::Table> taken = std::move(*it);
+      pool.free.erase(it);
+      if (slot && pool.free.size() < kPooledTables) pool.free.push_back(std::move(slot));
+      slot = std::move(taken);
+    }
+  }
+  if (!slot) slot = std::make_unique<CachedBpe::Table>();
+  if (slot->vocab_id != vocab.id()) {
+    std::memset(slot->slots, 0, sizeof slot->slots);
+    slot->vocab_id = vocab.id();
+  }
+  return *slot;
 }
 
 template <class T>
