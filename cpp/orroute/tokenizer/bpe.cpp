@@ -175,53 +175,17 @@ CachedBpe::Table& table_for(const Vocab& vocab) {
   return *slot;
 }
 
-template <class T>
-inline T load(const char* p) noexcept {
-  T v;
-  std::memcpy(&v, p, sizeof v);  // a single unaligned load
-  return v;
-}
-
 }  // namespace
-
-// The piece's bytes zero-padded to 16, read without touching a byte outside it: two overlapping
-// fixed-size loads, shifted into place (overlapping bytes are equal, so OR is exact).
-CachedBpe::Ref CachedBpe::ref(std::string_view piece) const noexcept {
-  Ref r{0, 0, 0, 0};
-  const char* p = piece.data();
-  const size_t n = piece.size();
-  if (n < 2 || n > kMaxPiece) return r;
-  if (n >= 8) {
-    r.k0 = load<uint64_t>(p);
-    if (n > 8) r.k1 = load<uint64_t>(p + n - 8) >> (8 * (16 - n));
-  } else if (n >= 4) {
-    r.k0 = load<uint32_t>(p) | (uint64_t{load<uint32_t>(p + n - 4)} << (8 * (n - 4)));
-  } else {
-    r.k0 = load<uint16_t>(p) | (uint64_t{static_cast<unsigned char>(p[n - 1])} << (8 * (n - 1)));
-  }
-  const uint64_t h = (r.k0 * 0x9E3779B97F4A7C15ull) ^ ((r.k1 + n) * 0xC2B2AE3D27D4EB4Full);
-  r.slot = static_cast<uint32_t>((h ^ (h >> 29)) * 0x165667B19E3779F9ull >> (64 - kBits));
-  r.len = static_cast<uint32_t>(n);
-  __builtin_prefetch(&table_.slots[r.slot]);
-  return r;
-}
 
 CachedBpe::CachedBpe(const Vocab& vocab) : vocab_(vocab), table_(table_for(vocab)) {}
 
-void CachedBpe::encode(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
-  if (r.len == 0) {
-    bpe_encode(vocab_, piece, out);
-    return;
-  }
-  Slot& slot = table_.slots[r.slot];
-  if ((slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) {
-    out.insert(out.end(), slot.tokens, slot.tokens + (slot.meta >> 8));
-    return;
-  }
+void CachedBpe::encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
   const size_t before = out.size();
   bpe_encode(vocab_, piece, out);
+  if (r.len == 0) return;
   const size_t made = out.size() - before;
   if (made <= 3) {
+    Slot& slot = table_.slots[r.slot];
     slot.k0 = r.k0;
     slot.k1 = r.k1;
     slot.meta = static_cast<uint32_t>(r.len | made << 8);
@@ -229,10 +193,8 @@ void CachedBpe::encode(std::string_view piece, const Ref& r, std::vector<uint32_
   }
 }
 
-size_t CachedBpe::count(std::string_view piece, const Ref& r) {
+size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
   if (r.len == 0) return bpe_count(vocab_, piece);
-  Slot& slot = table_.slots[r.slot];
-  if ((slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) return slot.meta >> 8;
   uint32_t tokens[kMaxPiece];
   size_t made = 0;
   encode_piece(
@@ -242,6 +204,7 @@ size_t CachedBpe::count(std::string_view piece, const Ref& r) {
         made += m;
       });
   if (made <= 3) {
+    Slot& slot = table_.slots[r.slot];
     slot.k0 = r.k0;
     slot.k1 = r.k1;
     slot.meta = static_cast<uint32_t>(r.len | made << 8);

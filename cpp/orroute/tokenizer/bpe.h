@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 #include <vector>
 
@@ -36,11 +37,44 @@ class CachedBpe {
     uint32_t slot;
     uint32_t len;
   };
-  Ref ref(std::string_view piece) const noexcept;
+  Ref ref(std::string_view piece) const noexcept {
+    // The piece's bytes zero-padded to 16, read without touching a byte outside it: two
+    // overlapping fixed-size loads, shifted into place (overlapping bytes are equal, so OR is exact).
+    Ref r{0, 0, 0, 0};
+    const char* p = piece.data();
+    const size_t n = piece.size();
+    if (n < 2 || n > kMaxPiece) return r;
+    if (n >= 8) {
+      r.k0 = load<uint64_t>(p);
+      if (n > 8) r.k1 = load<uint64_t>(p + n - 8) >> (8 * (16 - n));
+    } else if (n >= 4) {
+      r.k0 = load<uint32_t>(p) | (uint64_t{load<uint32_t>(p + n - 4)} << (8 * (n - 4)));
+    } else {
+      r.k0 = load<uint16_t>(p) | (uint64_t{static_cast<unsigned char>(p[n - 1])} << (8 * (n - 1)));
+    }
+    const uint64_t h = (r.k0 * 0x9E3779B97F4A7C15ull) ^ ((r.k1 + n) * 0xC2B2AE3D27D4EB4Full);
+    r.slot = static_cast<uint32_t>((h ^ (h >> 29)) * 0x165667B19E3779F9ull >> (64 - kBits));
+    r.len = static_cast<uint32_t>(n);
+    __builtin_prefetch(&table_.slots[r.slot]);
+    return r;
+  }
   // Appends the tokens of `piece` (whose ref is `r`), as bpe_encode.
-  void encode(std::string_view piece, const Ref& r, std::vector<uint32_t>& out);
+  void encode(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
+    const Slot& slot = table_.slots[r.slot];
+    if (r.len != 0 && (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) {
+      out.insert(out.end(), slot.tokens, slot.tokens + (slot.meta >> 8));
+      return;
+    }
+    encode_miss(piece, r, out);
+  }
   // Number of tokens of `piece`, as bpe_count.
-  size_t count(std::string_view piece, const Ref& r);
+  size_t count(std::string_view piece, const Ref& r) {
+    const Slot& slot = table_.slots[r.slot];
+    if (r.len != 0 && (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) {
+      return slot.meta >> 8;
+    }
+    return count_miss(piece, r);
+  }
   void encode(std::string_view piece, std::vector<uint32_t>& out) { encode(piece, ref(piece), out); }
   size_t count(std::string_view piece) { return count(piece, ref(piece)); }
 
@@ -57,6 +91,16 @@ class CachedBpe {
   };
 
  private:
+  template <class T>
+  static T load(const char* p) noexcept {
+    T v;
+    std::memcpy(&v, p, sizeof v);  // a single unaligned load
+    return v;
+  }
+  // The slow paths: BPE, then remember the result when it fits a slot.
+  void encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out);
+  size_t count_miss(std::string_view piece, const Ref& r);
+
   const Vocab& vocab_;
   Table& table_;
 };

@@ -200,18 +200,16 @@ void Encoding::encode_ordinary_into(std::string_view text, Sink& sink) const {
   // memory was half the time of encoding).
   constexpr size_t kBlock = 16;
   size_t ends[kBlock];
+  std::string_view pieces[kBlock];
   CachedBpe::Ref refs[kBlock];
+  const char* data = text.data();
   for (size_t pos = 0; pos < text.size();) {
-    size_t m = 0;
-    for (size_t e = pos; m < kBlock && e < text.size();) {
-      const size_t start = e;
-      ends[m] = e = next_piece_end(pattern_, text, e);
-      refs[m++] = sink.bpe.ref(text.substr(start, e - start));
+    const size_t m = next_piece_ends(pattern_, text, pos, ends, kBlock);
+    for (size_t i = 0; i < m; pos = ends[i++]) {
+      pieces[i] = std::string_view(data + pos, ends[i] - pos);
+      refs[i] = sink.bpe.ref(pieces[i]);
     }
-    for (size_t i = 0, start = pos; i < m; start = ends[i++]) {
-      sink.piece(text.substr(start, ends[i] - start), refs[i]);
-    }
-    pos = ends[m - 1];
+    for (size_t i = 0; i < m; ++i) sink.piece(pieces[i], refs[i]);
   }
 }
 

@@ -313,6 +313,34 @@ std::optional<SplitPattern> pattern_from_regex(std::string_view regex) noexcept 
   return std::nullopt;
 }
 
+namespace {
+template <const U8* (*Next)(const U8*, const U8*)>
+size_t ends_of(std::string_view text, size_t pos, size_t* ends, size_t max) noexcept {
+  const auto* begin = reinterpret_cast<const U8*>(text.data());
+  const U8* end = begin + text.size();
+  const U8* p = begin + pos;
+  size_t m = 0;
+  do {
+    p = Next(p, end);
+    ends[m++] = static_cast<size_t>(p - begin);
+  } while (m < max && p < end);
+  return m;
+}
+}  // namespace
+
+size_t next_piece_ends(SplitPattern pattern, std::string_view text, size_t pos, size_t* ends,
+                       size_t max) noexcept {
+  switch (pattern) {
+    case SplitPattern::kCl100k:
+      return ends_of<next_cl100k>(text, pos, ends, max);
+    case SplitPattern::kO200k:
+      return ends_of<next_o200k>(text, pos, ends, max);
+    case SplitPattern::kR50k:
+      return ends_of<next_r50k>(text, pos, ends, max);
+  }
+  return 0;
+}
+
 size_t next_piece_end(SplitPattern pattern, std::string_view text, size_t pos) noexcept {
   const auto* begin = reinterpret_cast<const U8*>(text.data());
   const U8* end = begin + text.size();
