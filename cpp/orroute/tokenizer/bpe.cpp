@@ -1,9 +1,12 @@
 #include "orroute/tokenizer/bpe.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
+#include <type_traits>
 #include <queue>
 
 namespace orroute {
@@ -119,12 +122,28 @@ void bpe_encode(const Vocab& vocab, std::string_view piece, std::vector<uint32_t
 
 namespace {
 
+// Tables come zeroed from calloc: for a 2 MB block the allocator maps fresh zero pages, so a new
+// table costs no memset and only the pages a text touches are ever faulted in.
+// Table is an aggregate, hence an implicit-lifetime type: calloc creates it, zeroed (C++20).
+struct FreeTable {
+  void operator()(CachedBpe::Table* t) const noexcept { std::free(t); }
+};
+using TablePtr = std::unique_ptr<CachedBpe::Table, FreeTable>;
+
+TablePtr new_table() {
+  static_assert(std::is_aggregate_v<CachedBpe::Table> &&
+                std::is_trivially_destructible_v<CachedBpe::Table>);
+  auto* t = static_cast<CachedBpe::Table*>(std::calloc(1, sizeof(CachedBpe::Table)));
+  if (!t) throw std::bad_alloc();
+  return TablePtr(t);
+}
+
 // Tables of threads that have ended, kept warm for the next threads (batch calls start short-lived
 // threads; a fresh table each time would make every batch start cold). Bounded; leaked at exit so
 // that threads ending during shutdown can still use it.
 struct TablePool {
   std::mutex mu;
-  std::vector<std::unique_ptr<CachedBpe::Table>> free;
+  std::vector<TablePtr> free;
 };
 TablePool& table_pool() {
   static TablePool* pool = new TablePool;
@@ -135,7 +154,7 @@ constexpr size_t kPooledTables = 8;
 // A thread's two tables (e.g. cl100k and o200k in one process); the older one is reused when a
 // third vocabulary comes along. They go back to the pool when the thread ends.
 struct ThreadTables {
-  std::unique_ptr<CachedBpe::Table> tables[2];
+  TablePtr tables[2];
   unsigned next = 0;
   ~ThreadTables() {
     TablePool& pool = table_pool();
@@ -161,17 +180,18 @@ CachedBpe::Table& table_for(const Vocab& vocab) {
                            [&](const auto& t) { return t->vocab_id == vocab.id(); });
     if (it == pool.free.end() && !pool.free.empty() && !slot) it = pool.free.end() - 1;
     if (it != pool.free.end()) {
-      std::unique_ptr<CachedBpe::Table> taken = std::move(*it);
+      TablePtr taken = std::move(*it);
       pool.free.erase(it);
       if (slot && pool.free.size() < kPooledTables) pool.free.push_back(std::move(slot));
       slot = std::move(taken);
     }
   }
-  if (!slot) slot = std::make_unique<CachedBpe::Table>();
-  if (slot->vocab_id != vocab.id()) {
-    std::memset(slot->slots, 0, sizeof slot->slots);
-    slot->vocab_id = vocab.id();
+  if (!slot) {
+    slot = new_table();
+  } else if (slot->vocab_id != vocab.id()) {
+    std::memset(slot->slots, 0, sizeof slot->slots);  // another vocabulary's entries
   }
+  slot->vocab_id = vocab.id();
   return *slot;
 }
 
