@@ -37,9 +37,10 @@ def _constructor(name: str) -> Callable[[], dict[str, Any]]:
     return construct
 
 
-ENCODING_CONSTRUCTORS: dict[str, Callable[[], dict[str, Any]]] = {
+_BUNDLED: dict[str, Callable[[], dict[str, Any]]] = {
     name: _constructor(name) for name in _core.encoding_names()
 }
+ENCODING_CONSTRUCTORS: dict[str, Callable[[], dict[str, Any]]] = dict(_BUNDLED)
 
 
 def get_encoding(encoding_name: str) -> Encoding:
@@ -72,10 +73,8 @@ def get_encoding(encoding_name: str) -> Encoding:
                     "special_tokens=...) and put it in tiktoken.registry.ENCODINGS."
                 )
             raise ValueError(f"Unknown encoding {encoding_name}. Known encodings: {shipped}")
-        if getattr(constructor, "__name__", None) == encoding_name and encoding_name in (
-            _core.encoding_names()
-        ):
-            return _get_bundled(encoding_name)  # the bundled object, not a copy
+        if constructor is _BUNDLED.get(encoding_name):
+            return _get_bundled(encoding_name)  # the shared object, not a copy of it
         enc = Encoding(**constructor())
         ENCODINGS[encoding_name] = enc
         return enc
