@@ -3,7 +3,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <algorithm>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -38,36 +37,14 @@ SpecialPolicy policy(SpecialSet allowed, SpecialSet disallowed) {
   return p;
 }
 
-// Python ints for token ids, made once and shared: creating an int per token cost about as much
-// as encoding it. Grown (under the GIL) to cover the largest id seen, at most 2^21 entries; the
-// objects live for the life of the process, like CPython's own small ints.
-PyObject* token_int(uint32_t id) {
-  static std::vector<PyObject*> ints;
-  constexpr uint32_t kMax = 1u << 21;
-  if (id >= ints.size() && id < kMax) {
-    const size_t want = std::min<size_t>(kMax, std::max<size_t>(size_t{id} + 1, ints.size() * 2));
-    ints.reserve(want);
-    while (ints.size() < want) {
-      PyObject* o = PyLong_FromUnsignedLong(static_cast<unsigned long>(ints.size()));
-      if (!o) throw py::error_already_set();
-      ints.push_back(o);
-    }
-  }
-  if (id < ints.size()) {
-    Py_INCREF(ints[id]);
-    return ints[id];
-  }
-  PyObject* o = PyLong_FromUnsignedLong(id);
-  if (!o) throw py::error_already_set();
-  return o;
-}
-
 // list[int] built directly: pybind11's generic list caster is several times slower per token.
 py::list to_list(const Tokens& tokens) {
   auto list = py::reinterpret_steal<py::list>(PyList_New(static_cast<Py_ssize_t>(tokens.size())));
   if (!list) throw py::error_already_set();
   for (size_t i = 0; i < tokens.size(); ++i) {
-    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), token_int(tokens[i]));
+    PyObject* item = PyLong_FromUnsignedLong(tokens[i]);
+    if (!item) throw py::error_already_set();
+    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), item);
   }
   return list;
 }
