@@ -116,6 +116,17 @@ void bind_tokenizer(py::module_& m) {
              return released_list([&] { return e.encode(text, p); });
            },
            py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
+      .def("encode_with_unstable",
+           [](const Encoding& e, std::string_view text, SpecialSet allowed, SpecialSet disallowed) {
+             const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
+             std::pair<Tokens, std::vector<Tokens>> out;
+             {
+               py::gil_scoped_release release;
+               out = e.encode_with_unstable(text, p);
+             }
+             return py::make_tuple(to_list(out.first), to_lists(out.second));
+           },
+           py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
       .def("encode_to_buffer",
            [](const Encoding& e, std::string_view text, SpecialSet allowed, SpecialSet disallowed) {
              const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));

@@ -35,6 +35,9 @@ class Encoding:
     def encode(
         self, text: str, allowed: Sequence[str] | None, disallowed: Sequence[str] | None
     ) -> list[int]: ...
+    def encode_with_unstable(
+        self, text: str, allowed: Sequence[str] | None, disallowed: Sequence[str] | None
+    ) -> tuple[list[int], list[list[int]]]: ...
     def encode_to_buffer(
         self, text: str, allowed: Sequence[str] | None, disallowed: Sequence[str] | None
     ) -> TokenBuffer: ...

@@ -181,6 +181,22 @@ class Encoding:
         buffer: Any = self._core.encode_to_buffer(text, allowed, disallowed)  # buffer protocol
         return np.frombuffer(buffer, np.uint32)
 
+    def encode_with_unstable(
+        self,
+        text: str,
+        *,
+        allowed_special: _Special = frozenset(),
+        disallowed_special: _Special = "all",
+    ) -> tuple[list[int], list[list[int]]]:
+        """tiktoken's ``encode_with_unstable``: the tokens that more text cannot change, and the
+        token sequences that may continue them (sorted here; tiktoken's order is arbitrary).
+        tiktoken documents this API as unstable.
+        """
+        allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
+        if not _encodable(text):
+            text = _utf8_safe(text)
+        return self._core.encode_with_unstable(text, allowed, disallowed)
+
     def count(
         self,
         text: str,

@@ -93,12 +93,13 @@ void merge_large(const Vocab& v, std::string_view piece, Emit&& emit) {
 }
 
 template <class Emit, class EmitMany>
-void encode_piece(const Vocab& v, std::string_view piece, Emit&& emit, EmitMany&& emit_many) {
+void encode_piece(const Vocab& v, std::string_view piece, Emit&& emit, EmitMany&& emit_many,
+                  bool whole_first = true) {
   if (piece.size() == 1) {
     emit(v.byte_token(static_cast<uint8_t>(piece[0])));
     return;
   }
-  if (const uint32_t whole = v.find(piece); whole != kNone) {
+  if (const uint32_t whole = whole_first ? v.find(piece) : kNone; whole != kNone) {
     emit(whole);
     return;
   }
@@ -231,6 +232,13 @@ size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
     std::memcpy(slot.tokens, tokens, made * sizeof(uint32_t));
   }
   return made;
+}
+
+void bpe_merge(const Vocab& vocab, std::string_view piece, std::vector<uint32_t>& out) {
+  encode_piece(
+      vocab, piece, [&](uint32_t id) { out.push_back(id); },
+      [&](const uint32_t* ids, size_t n) { out.insert(out.end(), ids, ids + n); },
+      /*whole_first=*/false);
 }
 
 size_t bpe_count(const Vocab& vocab, std::string_view piece) {

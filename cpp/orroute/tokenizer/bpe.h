@@ -18,6 +18,10 @@ namespace orroute {
 // length. Thread-safe (no shared state), no failure mode besides allocation.
 void bpe_encode(const Vocab& vocab, std::string_view piece, std::vector<uint32_t>& out);
 
+// Appends the tokens merging gives for `piece` (non-empty), without first looking the whole piece
+// up: tiktoken's byte_pair_encode, which encode_with_unstable uses. Same guarantees as bpe_encode.
+void bpe_merge(const Vocab& vocab, std::string_view piece, std::vector<uint32_t>& out);
+
 // Number of tokens bpe_encode would append, without building them.
 size_t bpe_count(const Vocab& vocab, std::string_view piece);
 

@@ -14,6 +14,7 @@
 
 #include "orroute/error.h"
 #include "orroute/tokenizer/bpe.h"
+#include "orroute/tokenizer/unicode_tables.h"
 
 namespace orroute {
 
@@ -395,19 +396,7 @@ std::vector<uint32_t> Encoding::encode_bytes(std::string_view bytes) const {
   std::vector<uint32_t> tokens;
   VectorSink sink{tokens, CachedBpe(*vocab_)};
   encode_ordinary_into(bytes.substr(0, valid), sink);
-  // tiktoken widens the last piece over preceding all-white-space tokens, since a split there can
-  // disappear once more bytes follow (cl100k's \s*[\r\n] turns "\n" + " " into "\n \n").
-  auto all_space = [&](uint32_t t) {
-    if (t >= vocab_->size()) return false;
-    for (const char c : vocab_->token_bytes(t)) {
-      if (c != ' ' && c != '\n' && c != '\t') return false;
-    }
-    return true;
-  };
-  size_t last = sink.last_piece;
-  if (last > 0 && all_space(tokens[tokens.size() - last])) {
-    while (last < tokens.size() && all_space(tokens[tokens.size() - last - 1])) ++last;
-  }
+  const size_t last = widen_last_piece(tokens, sink.last_piece);
   std::string unstable;
   if (!tokens.empty() && last > 0) {
     unstable = decode_bytes(std::span(tokens).last(last));
@@ -416,6 +405,97 @@ std::vector<uint32_t> Encoding::encode_bytes(std::string_view bytes) const {
   unstable += bytes.substr(valid);
   bpe_encode(*vocab_, unstable, tokens);
   return tokens;
+}
+
+size_t Encoding::widen_last_piece(const std::vector<uint32_t>& tokens, size_t last) const noexcept {
+  // A split before white space can disappear once more text follows (cl100k's \s*[\r\n] turns
+  // "\n" + " " into "\n \n"), so tiktoken counts preceding all-white-space tokens as unstable too.
+  auto all_space = [&](uint32_t t) {
+    if (t >= vocab_->size()) return false;
+    for (const char c : vocab_->token_bytes(t)) {
+      if (c != ' ' && c != '\n' && c != '\t') return false;
+    }
+    return true;
+  };
+  if (last > 0 && all_space(tokens[tokens.size() - last])) {
+    while (last < tokens.size() && all_space(tokens[tokens.size() - last - 1])) ++last;
+  }
+  return last;
+}
+
+const std::vector<std::string_view>& Encoding::sorted_token_bytes() const {
+  std::call_once(sorted_once_, [&] {
+    sorted_.reserve(vocab_->size());
+    for (uint32_t id = 0; id < vocab_->size(); ++id) sorted_.push_back(vocab_->token_bytes(id));
+    std::sort(sorted_.begin(), sorted_.end());
+  });
+  return sorted_;
+}
+
+std::pair<std::vector<uint32_t>, std::vector<std::vector<uint32_t>>>
+Encoding::encode_with_unstable(std::string_view text, const SpecialPolicy& policy) const {
+  std::pair<std::vector<uint32_t>, std::vector<std::vector<uint32_t>>> result;
+  auto& [tokens, completions] = result;
+  VectorSink sink{tokens, CachedBpe(*vocab_)};
+  encode_into(text, policy, sink);
+  if (sink.last_piece == 0) return result;  // ends with a special token: nothing unstable
+  const size_t last = widen_last_piece(tokens, sink.last_piece);
+  const std::string unstable = decode_bytes(std::span(tokens).last(last));
+  tokens.resize(tokens.size() - last);
+  if (unstable.empty()) return result;
+
+  std::vector<std::vector<uint32_t>> found;
+  const std::vector<std::string_view>& sorted = sorted_token_bytes();
+  // Every token that starts with the unstable bytes.
+  for (auto it = std::lower_bound(sorted.begin(), sorted.end(), std::string_view(unstable));
+       it != sorted.end() && it->starts_with(unstable); ++it) {
+    found.push_back({vocab_->find(*it)});
+  }
+  // Every token that could straddle the end: unstable[:i] + a token starting with unstable[i:],
+  // re-encoded, cut after the tokens that cover the unstable bytes.
+  for (size_t i = 1; i < unstable.size(); ++i) {
+    const std::string_view prefix = std::string_view(unstable).substr(0, i);
+    const std::string_view suffix = std::string_view(unstable).substr(i);
+    for (auto it = std::lower_bound(sorted.begin(), sorted.end(), suffix);
+         it != sorted.end() && it->starts_with(suffix); ++it) {
+      const std::string possibility = std::string(prefix) + std::string(*it);
+      std::vector<uint32_t> encoded;
+      if (utf8_valid_prefix(possibility) == possibility.size()) {
+        encoded = encode_ordinary(possibility);
+      } else {
+        bpe_merge(*vocab_, possibility, encoded);
+      }
+      std::vector<uint32_t> seq;
+      size_t covered = 0;
+      for (const uint32_t t : encoded) {
+        seq.push_back(t);
+        covered += vocab_->token_bytes(t).size();
+        if (covered >= unstable.size()) break;
+      }
+      found.push_back(std::move(seq));
+    }
+  }
+  // White space at the end can gain a split once text follows ("\n\n" + "0" -> "\n", "\n", "0").
+  if (unstable.size() > 1) {
+    size_t start = unstable.size() - 1;  // start of the last character
+    while (start > 0 && unstable.size() - start < 4 &&
+           (static_cast<unsigned char>(unstable[start]) & 0xC0) == 0x80) {
+      --start;
+    }
+    const auto* p = reinterpret_cast<const unsigned char*>(unstable.data());
+    const unicode::Char c = unicode::decode_utf8(p + start, p + unstable.size());
+    if (start > 0 && c.cp != 0xFFFFFFFFu && start + c.len == unstable.size() &&
+        unicode::char_class(c) == unicode::kSpace) {
+      std::vector<uint32_t> reencoded;
+      bpe_merge(*vocab_, std::string_view(unstable).substr(0, start), reencoded);
+      bpe_merge(*vocab_, std::string_view(unstable).substr(start), reencoded);
+      found.push_back(std::move(reencoded));
+    }
+  }
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  completions = std::move(found);
+  return result;
 }
 
 std::string_view Encoding::token_bytes(uint32_t token) const {
@@ -457,13 +537,7 @@ std::pair<std::string, std::vector<size_t>> Encoding::decode_with_offsets(
   return out;
 }
 
-std::vector<std::string_view> Encoding::token_byte_values() const {
-  std::vector<std::string_view> values;
-  values.reserve(vocab_->size());
-  for (uint32_t id = 0; id < vocab_->size(); ++id) values.push_back(vocab_->token_bytes(id));
-  std::sort(values.begin(), values.end());
-  return values;
-}
+std::vector<std::string_view> Encoding::token_byte_values() const { return sorted_token_bytes(); }
 
 // ---- registry -------------------------------------------------------------------------------
 

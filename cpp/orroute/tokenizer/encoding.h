@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -110,6 +111,11 @@ class Encoding {
   // encoded as ordinary text; the tokens of its last piece (widened over trailing white-space
   // tokens) are re-merged together with the invalid remainder by BPE. No failure mode.
   std::vector<uint32_t> encode_bytes(std::string_view bytes) const;
+  // tiktoken's encode_with_unstable: the tokens of `text` that further text cannot change, and
+  // every token sequence that may continue them (sorted, distinct), computed as tiktoken does
+  // (its own docs call the API unstable). Same failure mode as encode.
+  std::pair<std::vector<uint32_t>, std::vector<std::vector<uint32_t>>> encode_with_unstable(
+      std::string_view text, const SpecialPolicy& policy) const;
   // BPE of `bytes` as one piece, without pre-tokenizing (tiktoken's _encode_single_piece).
   std::vector<uint32_t> encode_single_piece(std::string_view bytes) const;
   // Id of the token with exactly these bytes, ordinary or special (tiktoken's
@@ -138,6 +144,11 @@ class Encoding {
   // Throws InvalidArgument if a string `policy` disallows occurs in `text`.
   void check_disallowed(std::string_view text, const SpecialPolicy& policy) const;
   const SpecialToken* special_by_id(uint32_t token) const noexcept;
+  // Widens the last piece's token count over preceding all-white-space tokens (tiktoken's
+  // _increase_last_piece_token_len).
+  size_t widen_last_piece(const std::vector<uint32_t>& tokens, size_t last) const noexcept;
+  // token_byte_values(), sorted once on first use.
+  const std::vector<std::string_view>& sorted_token_bytes() const;
 
   std::string name_;
   SplitPattern pattern_;
@@ -148,6 +159,8 @@ class Encoding {
   StringSetMatcher special_matcher_;
   uint32_t n_vocab_ = 0;
   std::optional<uint32_t> eot_;
+  mutable std::once_flag sorted_once_;
+  mutable std::vector<std::string_view> sorted_;
 };
 
 // Names of the encodings get_encoding() knows: "cl100k_base", "o200k_base", "o200k_harmony".
