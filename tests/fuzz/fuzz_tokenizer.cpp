@@ -1,9 +1,9 @@
 // Fuzz harness for the tokenizer's parsers and encoders: the .tiktoken text parser and the
 // rank-table builder (hostile vocabulary files), the binary vocabulary loader, the split-pattern
-// recogniser, and encode / count / encode_bytes / decode_with_offsets on arbitrary bytes under
-// every encoding, with the invariants that must hold for any input (round trips, count ==
-// encode size, offsets within the text). Every orroute::Error is an expected outcome; anything else
-// escaping, a crash, or an ASan/UBSan report is a bug.
+// recogniser, and encode / count / encode_bytes / decode_with_offsets / encode_with_unstable on
+// arbitrary bytes under every encoding, with the invariants that must hold for any input (round
+// trips, count == encode size, offsets within the text). Every orroute::Error is an expected
+// outcome; anything else escaping, a crash, or an ASan/UBSan report is a bug.
 //
 // libFuzzer (clang):
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Icpp \
@@ -58,6 +58,13 @@ void check_encoding(const orroute::Encoding& enc, std::string_view text) {
     }
   }
   if (!text.empty()) (void)enc.encode_single_piece(text.substr(0, 64));
+  const auto [stable, completions] = enc.encode_with_unstable(text.substr(0, 48), all);
+  if (enc.decode_bytes(stable) != text.substr(0, enc.decode_bytes(stable).size())) {
+    fail("encode_with_unstable: stable tokens are not a prefix of the text");
+  }
+  for (const auto& seq : completions) {
+    if (seq.empty()) fail("encode_with_unstable: empty completion");
+  }
   (void)enc.encode_single_token(text);
 }
 
