@@ -147,8 +147,23 @@ inline const U8* ascii_word_cl100k(const U8* p, const U8* end) noexcept {
   return q < end && *q >= 0x80 ? run(q, end, kLetterMask) : q;
 }
 
+// Fast path for ` ?[^\s\p{L}\p{N}]+` followed by trailing newlines (and `/` for o200k) in ASCII,
+// when no earlier alternative can match: the character after a punctuation start is not a letter
+// (else it prefixes a word) and nothing non-ASCII is involved (it could be a letter, a mark or
+// more punctuation); a quote start is left to the general scanner (cl100k's contractions).
+inline const U8* ascii_punct(const U8* p, const U8* end, bool slash_too) noexcept {
+  const U8* q = *p == ' ' ? p + 1 : p;
+  if (q >= end || *q >= 0x80 || kAscii[*q] != unicode::kOther || *q == '\'') return nullptr;
+  if (q == p && p + 1 < end && (p[1] >= 0x80 || ascii_letter(p[1]))) return nullptr;
+  for (++q; q < end && *q < 0x80 && kAscii[*q] == unicode::kOther;) ++q;
+  if (q < end && *q >= 0x80) return nullptr;
+  while (q < end && (*q == '\r' || *q == '\n' || (slash_too && *q == '/'))) ++q;
+  return q;
+}
+
 const U8* next_cl100k(const U8* p, const U8* end) noexcept {
   if (const U8* q = ascii_word_cl100k(p, end)) return q;
+  if (const U8* q = ascii_punct(p, end, false)) return q;
   const Ch c0 = at(p, end);
   if (c0.cp == '\'') {
     if (const size_t k = contraction(p, end)) return p + k;
@@ -191,6 +206,7 @@ inline const U8* ascii_word_o200k(const U8* p, const U8* end) noexcept {
 
 const U8* next_o200k(const U8* p, const U8* end) noexcept {
   if (const U8* q = ascii_word_o200k(p, end)) return q;
+  if (const U8* q = ascii_punct(p, end, true)) return q;
   const Ch c0 = at(p, end);
   const bool prefix = !is_newline(c0.cp) && !in(kLetterMask, c0.cls) &&
                       c0.cls != unicode::kNumber;
