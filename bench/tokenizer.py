@@ -1,81 +1,486 @@
-"""Tokenizer throughput: orroute vs tiktoken, measured in one run on the same text.
+"""Tokenizer throughput: orroute against tiktoken and the other fast tokenizers on PyPI, in one run.
 
-Prints MB/s for encode (one thread), count (one thread; tiktoken has no count, so len(encode)),
-and batch encode over all cores, with the ratios, plus the cold load time of o200k_base.
-The text mixes English prose-like source comments and code (Python's standard library) with
-multilingual text; the tiktoken oracle is built offline from the vocabularies bundled in orroute.
+Peers (each optional; a missing one is skipped): tiktoken (also the exactness oracle), tokie,
+bpe-openai (GitHub's rust-gems `bpe`), rs-bpe, fastokens, and HF `tokenizers`. tokie and HF
+tokenizers load the same vocabulary converted to a `tokenizer.json` (byte-level BPE with the
+encoding's split regex and `ignore_merges`, as transformers' TikTokenConverter); fastokens reads the
+`.tiktoken` file; the others bundle the OpenAI vocabularies. Every peer is first checked token for
+token against tiktoken on the corpus; an inexact peer is still timed but marked.
 
-Usage: PYTHONPATH=python python3 bench/tokenizer.py [--mb 4] [--encoding o200k_base]
+Text: real documents from /work/shared/data (RouterBench, RouteLLM MMLU and GSM8K prompts and model
+answers, RouterDC questions, the OpenRouter catalog and LiteLLM tables), split into distinct
+documents. **No text is ever encoded twice by the same peer**: round k of every measurement uses
+its own slice of the corpus, so caches of repeated inputs (tokie, fastokens) cannot help. Rounds
+run the peers interleaved, in rotating order; each figure is the median over rounds, and ratios
+are medians of per-round ratios against orroute (same round, same text).
+
+Modes: `encode` and `count` call the peer once per document on one thread; `encode 1 string`
+encodes the round's slice as one string; `batch encode` / `batch count` hand all documents to the
+peer's parallel API with 2 threads. MB/s is per wall second; MB/CPU-s divides by the process CPU
+time the call used (all threads), which is what a loaded server pays. A curve of single-string
+encode throughput against input size follows (distinct strings of each size, no reuse).
+
+Usage: PYTHONPATH=python python3 bench/tokenizer.py [--encoding o200k_base] [--mb 1] [--rounds 5]
+       [--peers orroute,tiktoken,tokie,...] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import functools
 import hashlib
+import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-
-import tiktoken
+from typing import Any
 
 import orroute
 
+DATA = Path(os.environ.get("ORROUTE_SHARED_DATA", "/work/shared/data"))
+VOCAB = Path(orroute.__file__).resolve().parent / "data"
 URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
-MULTILINGUAL = (
-    "Съешь же ещё этих мягких французских булок, да выпей чаю. Größenwahn über Äpfel und Straße. "
-    "中文字符测试，包括标点符号。日本語のテキスト、カタカナとひらがな。한국어 텍스트입니다. "
-    "إن الأمم المتحدة تعمل على تعزيز السلام. हिन्दी भाषा विश्व की प्रमुख भाषाओं में से एक है। "
-    "👨‍👩‍👧‍👦 emoji ✨ and numbers 1234567890, 3.14159, 2025-01-01T12:00:00Z.\n"
-)
 
 
-def corpus(megabytes: float) -> str:
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    parts: list[str] = []
-    size = 0
+# ---- corpus ---------------------------------------------------------------------------------
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def documents(root: Path) -> list[str]:
+    """Distinct text fields (>= 40 chars) of every CSV/JSON/YAML file under `root`, in a fixed
+    order that interleaves the sources so any slice mixes them."""
+    csv.field_size_limit(1 << 30)
+    by_file: list[list[str]] = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix == ".csv":
+            with path.open(encoding="utf-8", errors="replace", newline="") as f:
+                cells = [c for row in csv.reader(f) for c in row]
+        elif path.suffix == ".json":
+            cells = list(_strings(json.loads(path.read_text(encoding="utf-8"))))
+        elif path.suffix in (".yml", ".yaml", ".md"):
+            cells = path.read_text(encoding="utf-8", errors="replace").split("\n\n")
+        else:
+            continue
+        by_file.append([c for c in cells if len(c) >= 40])
+    seen: set[str] = set()
+    out: list[str] = []
+    for i in range(max(map(len, by_file))):
+        for cells in by_file:
+            if i < len(cells) and cells[i] not in seen:
+                seen.add(cells[i])
+                out.append(cells[i])
+    return out
+
+
+def slices(docs: list[str], megabytes: float, count: int) -> list[list[str]]:
+    """`count` disjoint runs of consecutive documents of about `megabytes` each."""
     target = int(megabytes * 1e6)
-    for i, path in enumerate(sorted(stdlib.glob("*.py"))):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        parts.append(text)
-        if i % 4 == 0:
-            parts.append(MULTILINGUAL * 20)
-        size += len(text.encode())
+    out: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for d in docs:
+        cur.append(d)
+        size += len(d.encode())
         if size >= target:
-            break
-    return "".join(parts)[:target]
+            out.append(cur)
+            cur, size = [], 0
+            if len(out) == count:
+                return out
+    raise SystemExit(f"corpus too small for {count} x {megabytes} MB of distinct text")
 
 
-def oracle(name: str, data_dir: Path) -> tiktoken.Encoding:
-    cache = Path(tempfile.mkdtemp())
+# ---- peers ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Peer:
+    name: str
+    encode: Callable[[str], list[int]]
+    count: Callable[[str], int]
+    batch_encode: Callable[[list[str]], Any]
+    batch_count: Callable[[list[str]], Any]
+    version: str = ""
+    exact: str = "?"
+
+
+def tiktoken_oracle(name: str) -> Any:
+    import tiktoken
+    from tiktoken import registry
+
+    cache = Path(tempfile.mkdtemp(prefix="tiktoken-cache-"))
+    stem = "o200k_base" if name.startswith("o200k") else name
     shutil.copy(
-        data_dir / f"{name}.tiktoken", cache / hashlib.sha1(URL.format(name).encode()).hexdigest()
+        VOCAB / f"{stem}.tiktoken", cache / hashlib.sha1(URL.format(stem).encode()).hexdigest()
     )
     os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    registry.ENCODINGS.pop(name, None)
     return tiktoken.get_encoding(name)
 
 
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def hf_tokenizer_json(name: str) -> Path:
+    """The encoding as a HF tokenizer.json (cached in the temp dir): byte-level BPE whose merges
+    are ranked by the merged token's rank, with the split regex and ignore_merges (whole-piece
+    lookup first, as tiktoken)."""
+    path = Path(tempfile.gettempdir()) / f"orroute-bench-{name}-tokenizer.json"
+    if path.exists():
+        return path
+    enc = orroute.get_encoding(name)
+    ranks: dict[bytes, int] = enc._mergeable_ranks
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    byte_chr = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in byte_chr:
+            byte_chr[b] = chr(256 + extra)
+            extra += 1
+
+    def text(b: bytes) -> str:
+        return "".join(byte_chr[x] for x in b)
+
+    merges: list[tuple[int, int, int, bytes, bytes]] = []
+    for token, rank in ranks.items():
+        for i in range(1, len(token)):
+            left, right = token[:i], token[i:]
+            if left in ranks and right in ranks:
+                merges.append((rank, ranks[left], ranks[right], left, right))
+    merges.sort()
+    doc = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [
+            {
+                "id": i,
+                "content": t,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": True,
+            }
+            for t, i in sorted(enc._special_tokens.items(), key=lambda kv: kv[1])
+        ],
+        "normalizer": None,
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {
+                    "type": "Split",
+                    "pattern": {"Regex": enc._pat_str},
+                    "behavior": "Isolated",
+                    "invert": False,
+                },
+                {
+                    "type": "ByteLevel",
+                    "add_prefix_space": False,
+                    "trim_offsets": True,
+                    "use_regex": False,
+                },
+            ],
+        },
+        "post_processor": None,
+        "decoder": {
+            "type": "ByteLevel",
+            "add_prefix_space": False,
+            "trim_offsets": True,
+            "use_regex": False,
+        },
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": True,
+            "vocab": {text(t): r for t, r in ranks.items()},
+            "merges": [[text(m[3]), text(m[4])] for m in merges],
+        },
+    }
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False))
+    tmp.rename(path)
+    return path
+
+
+def make_peers(name: str, wanted: list[str], threads: int) -> list[Peer]:
+    from importlib.metadata import version
+
+    peers: list[Peer] = []
+    ours = orroute.get_encoding(name)
+    peers.append(
+        Peer(
+            "orroute",
+            ours.encode_ordinary,
+            lambda t: ours.count(t, disallowed_special=()),
+            lambda d: ours.encode_batch(d, num_threads=threads, disallowed_special=()),
+            lambda d: ours.count_batch(d, num_threads=threads, disallowed_special=()),
+            orroute.__version__,
+        )
+    )
+    for peer in wanted:
+        try:
+            if peer == "tiktoken":
+                tk = tiktoken_oracle(name)
+                peers.append(
+                    Peer(
+                        "tiktoken",
+                        tk.encode_ordinary,
+                        lambda t, tk=tk: len(tk.encode_ordinary(t)),
+                        lambda d, tk=tk: tk.encode_ordinary_batch(d, num_threads=threads),
+                        lambda d, tk=tk: [
+                            len(x) for x in tk.encode_ordinary_batch(d, num_threads=threads)
+                        ],
+                        version("tiktoken"),
+                    )
+                )
+            elif peer == "tokie":
+                import tokie
+
+                tt = tokie.Tokenizer.from_json(str(hf_tokenizer_json(name)))
+                peers.append(
+                    Peer(
+                        "tokie",
+                        lambda t, tt=tt: tt.encode(t, add_special_tokens=False).ids,
+                        tt.count_tokens,
+                        lambda d, tt=tt: tt.encode_batch(d, add_special_tokens=False),
+                        tt.count_tokens_batch,
+                        version("tokie"),
+                    )
+                )
+            elif peer == "bpe-openai":
+                import bpe_openai
+
+                bo = bpe_openai.get_encoding(name)
+                peers.append(
+                    Peer(
+                        "bpe-openai",
+                        bo.encode_ordinary,
+                        lambda t, bo=bo: len(bo.encode_ordinary(t)),
+                        lambda d, bo=bo: bo.encode_ordinary_batch(d, num_threads=threads),
+                        lambda d, bo=bo: [
+                            len(x) for x in bo.encode_ordinary_batch(d, num_threads=threads)
+                        ],
+                        version("bpe-openai"),
+                    )
+                )
+            elif peer == "rs-bpe":
+                import rs_bpe
+
+                rb = getattr(rs_bpe.openai, name)()
+                opts = rs_bpe.openai.ParallelOptions(1, 16, threads)
+                peers.append(
+                    Peer(
+                        "rs-bpe",
+                        rb.encode,
+                        rb.count,
+                        lambda d, rb=rb, o=opts: rb.encode_batch_parallel(d, o)[0],
+                        lambda d, rb=rb, o=opts: [
+                            len(x) for x in rb.encode_batch_parallel(d, o)[0]
+                        ],
+                        version("rs-bpe"),
+                    )
+                )
+            elif peer == "fastokens":
+                import fastokens
+
+                ft = fastokens.Tokenizer.from_tiktoken(
+                    str(VOCAB / f"{name}.tiktoken"), encoding=name
+                )
+                peers.append(
+                    Peer(
+                        "fastokens",
+                        lambda t, ft=ft: ft.encode_ordinary(t).ids,
+                        lambda t, ft=ft: len(ft.encode_ordinary(t).ids),
+                        lambda d, ft=ft: ft.encode_batch_flat(d),
+                        lambda d, ft=ft: ft.encode_batch_flat(d)[1],
+                        version("fastokens"),
+                    )
+                )
+            elif peer == "hf-tokenizers":
+                import tokenizers
+
+                hf = tokenizers.Tokenizer.from_file(str(hf_tokenizer_json(name)))
+                peers.append(
+                    Peer(
+                        "hf-tokenizers",
+                        lambda t, hf=hf: hf.encode(t, add_special_tokens=False).ids,
+                        lambda t, hf=hf: len(hf.encode(t, add_special_tokens=False).ids),
+                        lambda d, hf=hf: hf.encode_batch(d, add_special_tokens=False),
+                        lambda d, hf=hf: [
+                            len(e.ids) for e in hf.encode_batch(d, add_special_tokens=False)
+                        ],
+                        version("tokenizers"),
+                    )
+                )
+        except Exception as e:  # noqa: BLE001 (a peer not installed or unable to load this vocab)
+            print(f"  (skipping {peer}: {type(e).__name__}: {e})", file=sys.stderr)
+    return peers
+
+
+# ---- measurement ----------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds of all threads) of one call."""
+    c, t = time.process_time(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def run_mode(
+    peers: list[Peer],
+    label: str,
+    rounds: list[list[str]],
+    call: Callable[[Peer, list[str]], Callable[[], Any]],
+) -> None:
+    wall: dict[str, list[float]] = {p.name: [] for p in peers}
+    cpu: dict[str, list[float]] = {p.name: [] for p in peers}
+    for k, docs in enumerate(rounds):
+        mb = sum(len(d.encode()) for d in docs) / 1e6
+        order = peers[k % len(peers) :] + peers[: k % len(peers)]
+        for p in order:
+            w, c = timed(call(p, docs))
+            wall[p.name].append(mb / w)
+            cpu[p.name].append(mb / max(c, 1e-9))
+    ref_w, ref_c = wall["orroute"], cpu["orroute"]
+    print(f"\n{label}")
+    print(
+        f"  {'peer':16} {'MB/s':>8} {'MB/CPU-s':>9} {'orroute/peer (wall)':>20} {'(CPU)':>7}  exact"
+    )
+    for p in peers:
+        rw = statistics.median(a / b for a, b in zip(ref_w, wall[p.name]))
+        rc = statistics.median(a / b for a, b in zip(ref_c, cpu[p.name]))
+        print(
+            f"  {p.name:16} {statistics.median(wall[p.name]):8.2f} "
+            f"{statistics.median(cpu[p.name]):9.2f} {rw:19.2f}x {rc:6.2f}x  {p.exact}"
+        )
+
+
+def check_exact(peers: list[Peer], docs: list[str], oracle: Any) -> None:
+    expected = [oracle.encode_ordinary(d) for d in docs]
+    for p in peers:
+        try:
+            bad = sum(1 for d, e in zip(docs, expected) if list(p.encode(d)) != e)
+            p.exact = "yes" if bad == 0 else f"NO ({bad}/{len(docs)} docs differ)"
+        except Exception as e:  # noqa: BLE001 (any failure makes the peer inexact)
+            p.exact = f"NO ({type(e).__name__})"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mb", type=float, default=4.0, help="size of the text in MB")
     ap.add_argument("--encoding", default="o200k_base")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--mb", type=float, default=1.0, help="MB of distinct text per round")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2, help="threads for the batch modes")
+    ap.add_argument("--peers", default="tiktoken,tokie,bpe-openai,rs-bpe,fastokens,hf-tokenizers")
+    ap.add_argument("--modes", default="encode,count,string,batch-encode,batch-count,curve")
     args = ap.parse_args()
+    os.environ.setdefault("RAYON_NUM_THREADS", str(args.threads))  # HF tokenizers, tokie, ...
 
-    data_dir = Path(orroute.__file__).resolve().parent / "data"
+    docs = documents(DATA)
+    modes = args.modes.split(",")
+    n_rounds = args.rounds * (len(modes) + 1)
+    pool = slices(docs, args.mb, n_rounds)
+    peers = make_peers(args.encoding, [p for p in args.peers.split(",") if p], args.threads)
+    check_exact(peers, pool[-1], tiktoken_oracle(args.encoding))
+    cpus = os.cpu_count()
+    load = os.getloadavg()[0]
+    print(
+        f"{args.encoding}: {len(docs)} distinct documents from {DATA}; {args.rounds} rounds of "
+        f"{args.mb} MB per mode, fresh text each round; {cpus} CPUs, load average {load:.1f}"
+    )
+    print("  " + ", ".join(f"{p.name} {p.version}" for p in peers))
+
+    fresh = iter(pool[:-1])
+
+    def take() -> list[list[str]]:
+        return [next(fresh) for _ in range(args.rounds)]
+
+    if "encode" in modes:
+        run_mode(
+            peers,
+            "encode, one call per document, 1 thread",
+            take(),
+            lambda p, d: lambda: [p.encode(x) for x in d],
+        )
+    if "count" in modes:
+        run_mode(
+            peers,
+            "count, one call per document, 1 thread",
+            take(),
+            lambda p, d: lambda: [p.count(x) for x in d],
+        )
+    if "string" in modes:
+        run_mode(
+            peers,
+            "encode, the round's text as one string",
+            take(),
+            lambda p, d: functools.partial(p.encode, "\n".join(d)),
+        )
+    if "batch-encode" in modes:
+        run_mode(
+            peers,
+            f"batch encode, {args.threads} threads",
+            take(),
+            lambda p, d: lambda: p.batch_encode(d),
+        )
+    if "batch-count" in modes:
+        run_mode(
+            peers,
+            f"batch count, {args.threads} threads",
+            take(),
+            lambda p, d: lambda: p.batch_count(d),
+        )
+    if "curve" in modes:
+        print(
+            "\nencode one string vs its size (MB/CPU-s, median over distinct strings of that size)"
+        )
+        text = "\n".join(d for r in take() for d in r)
+        sizes = [s for s in (1_000, 10_000, 100_000, 1_000_000) if 2 * s <= len(text) // 4]
+        print(f"  {'peer':16}" + "".join(f"{s:>10,}B" for s in sizes))
+        rows: dict[str, list[float]] = {p.name: [] for p in peers}
+        region = len(text) // len(sizes)
+        for i, size in enumerate(sizes):
+            # each size reads its own region of fresh text, cut into distinct strings
+            part = text[i * region : (i + 1) * region]
+            chunks = [part[j : j + size] for j in range(0, len(part) - size + 1, size)]
+            groups = [chunks[k :: args.rounds] for k in range(min(args.rounds, len(chunks)))]
+            per: dict[str, list[float]] = {p.name: [] for p in peers}
+            for k, group in enumerate(groups):
+                mb = sum(len(c.encode()) for c in group) / 1e6
+                for p in peers[k % len(peers) :] + peers[: k % len(peers)]:
+                    try:
+                        _, c = timed(lambda p=p, g=group: [p.encode(x) for x in g])
+                    except Exception:  # noqa: BLE001 (bpe-openai refuses long inputs)
+                        per[p.name].append(float("nan"))
+                        continue
+                    per[p.name].append(mb / max(c, 1e-9))
+            for p in peers:
+                rows[p.name].append(statistics.median(per[p.name]))
+        for p in peers:
+            print(f"  {p.name:16}" + "".join(f"{v:11.2f}" for v in rows[p.name]))
+        print("  (nan: the peer refused the input)")
+
     load = subprocess.run(
         [
             sys.executable,
@@ -90,44 +495,11 @@ def main() -> None:
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ},
     )
-    text = corpus(args.mb)
-    mb = len(text.encode()) / 1e6
-    docs = [text[i : i + 20_000] for i in range(0, len(text), 20_000)]
-    ours, ref = orroute.get_encoding(args.encoding), oracle(args.encoding, data_dir)
-    assert ours.encode_ordinary(text) == ref.encode_ordinary(text), "parity broken on bench text"
-    cores = os.cpu_count() or 1
-
-    rows = [
-        ("encode, 1 thread", lambda: ours.encode_ordinary(text), lambda: ref.encode_ordinary(text)),
-        (
-            "count, 1 thread",
-            lambda: ours.count(text, disallowed_special=()),
-            lambda: len(ref.encode_ordinary(text)),
-        ),
-        (
-            f"batch encode, {cores} threads",
-            lambda: ours.encode_batch(docs, num_threads=cores, disallowed_special=()),
-            lambda: ref.encode_ordinary_batch(docs, num_threads=cores),
-        ),
-        (
-            f"batch count, {cores} threads",
-            lambda: ours.count_batch(docs, num_threads=cores, disallowed_special=()),
-            lambda: [len(t) for t in ref.encode_ordinary_batch(docs, num_threads=cores)],
-        ),
-    ]
-    print(
-        f"{args.encoding}: {mb:.2f} MB of text ({len(docs)} docs for batch), best of {args.repeat}; "
-        f"tiktoken {tiktoken.__version__}"
-    )
-    print(f"{'':28} {'orroute MB/s':>13} {'tiktoken MB/s':>14} {'ratio':>7}")
-    for label, mine, theirs in rows:
-        a = mb / best(mine, args.repeat)
-        b = mb / best(theirs, args.repeat)
-        print(f"{label:28} {a:13.1f} {b:14.1f} {a / b:6.2f}x")
     wall, cpu = map(float, load.stdout.split())
-    print(f"cold load of {args.encoding} (fresh process): {wall:.1f} ms wall, {cpu:.1f} ms CPU")
+    print(
+        f"\ncold load of {args.encoding} in a fresh process: {wall:.1f} ms wall, {cpu:.1f} ms CPU"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <map>
+#include <optional>
+#include <string_view>
+#include <utility>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,23 +23,80 @@ namespace {
 
 using EncodingPtr = std::shared_ptr<Encoding>;
 using Strings = std::vector<std::string>;
+using Views = std::vector<std::string_view>;  // views of Python str/bytes kept alive by the caller
+using Tokens = std::vector<uint32_t>;
+// A special-token set from Python: None is tiktoken's "all".
+using SpecialSet = std::optional<Strings>;
+
+SpecialPolicy policy(SpecialSet allowed, SpecialSet disallowed) {
+  SpecialPolicy p;
+  p.allow_all = !allowed;
+  p.disallow_others = !disallowed;
+  if (allowed) p.allowed = std::move(*allowed);
+  if (disallowed) p.disallowed = std::move(*disallowed);
+  return p;
+}
 
 // list[int] built directly: pybind11's generic list caster is several times slower per token.
-py::list to_list(const std::vector<uint32_t>& tokens) {
-  PyObject* list = PyList_New(static_cast<Py_ssize_t>(tokens.size()));
+py::list to_list(const Tokens& tokens) {
+  auto list = py::reinterpret_steal<py::list>(PyList_New(static_cast<Py_ssize_t>(tokens.size())));
   if (!list) throw py::error_already_set();
   for (size_t i = 0; i < tokens.size(); ++i) {
-    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), PyLong_FromUnsignedLong(tokens[i]));
+    PyObject* item = PyLong_FromUnsignedLong(tokens[i]);
+    if (!item) throw py::error_already_set();
+    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), item);
   }
-  return py::reinterpret_steal<py::list>(list);
+  return list;
+}
+
+py::list to_lists(const std::vector<Tokens>& batch) {
+  py::list result(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) result[i] = to_list(batch[i]);
+  return result;
+}
+
+// Tokens handed to numpy without a copy (buffer protocol, read-only uint32).
+struct TokenBuffer {
+  Tokens tokens;
+};
+
+// Runs fn() with the GIL released and converts its tokens to a list.
+template <class Fn>
+py::list released_list(Fn&& fn) {
+  Tokens out;
+  {
+    py::gil_scoped_release release;
+    out = fn();
+  }
+  return to_list(out);
 }
 
 }  // namespace
 
 void bind_tokenizer(py::module_& m) {
+  py::class_<TokenBuffer>(m, "TokenBuffer", py::buffer_protocol())
+      .def_buffer([](TokenBuffer& b) {
+        return py::buffer_info(b.tokens.data(), sizeof(uint32_t),
+                               py::format_descriptor<uint32_t>::format(), 1,
+                               {static_cast<py::ssize_t>(b.tokens.size())},
+                               {static_cast<py::ssize_t>(sizeof(uint32_t))}, /*readonly=*/true);
+      });
+
   py::class_<Encoding, EncodingPtr>(m, "Encoding")
+      .def(py::init([](std::string name, std::string_view pat_str,
+                       const std::vector<std::pair<std::string, uint32_t>>& ranks,
+                       const std::map<std::string, uint32_t>& special_tokens) {
+             std::vector<SpecialToken> specials;
+             for (const auto& [text, id] : special_tokens) specials.push_back({text, id});
+             return std::const_pointer_cast<Encoding>(
+                 make_encoding(std::move(name), pat_str, ranks, std::move(specials)));
+           }),
+           py::arg("name"), py::arg("pat_str"), py::arg("ranks"), py::arg("special_tokens"))
       .def_property_readonly("name", &Encoding::name)
+      .def_property_readonly("pat_str",
+                             [](const Encoding& e) { return std::string(pattern_regex(e.pattern())); })
       .def_property_readonly("n_vocab", &Encoding::n_vocab)
+      .def_property_readonly("n_ranks", [](const Encoding& e) { return e.vocab().size(); })
       .def_property_readonly("eot_token", &Encoding::eot_token)
       .def_property_readonly("special_tokens",
                              [](const Encoding& e) {
@@ -42,56 +104,78 @@ void bind_tokenizer(py::module_& m) {
                                for (const SpecialToken& s : e.special_tokens()) d[py::str(s.text)] = s.id;
                                return d;
                              })
+      .def("is_special_token", &Encoding::is_special_token, py::arg("token"))
       .def("encode_ordinary",
            [](const Encoding& e, std::string_view text) {
-             std::vector<uint32_t> out;
-             {
-               py::gil_scoped_release release;
-               out = e.encode_ordinary(text);
-             }
-             return to_list(out);
+             return released_list([&] { return e.encode_ordinary(text); });
            },
            py::arg("text"))
       .def("encode",
-           [](const Encoding& e, std::string_view text, Strings allowed, Strings disallowed) {
-             std::vector<uint32_t> out;
+           [](const Encoding& e, std::string_view text, SpecialSet allowed, SpecialSet disallowed) {
+             const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
+             return released_list([&] { return e.encode(text, p); });
+           },
+           py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
+      .def("encode_with_unstable",
+           [](const Encoding& e, std::string_view text, SpecialSet allowed, SpecialSet disallowed) {
+             const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
+             std::pair<Tokens, std::vector<Tokens>> out;
              {
                py::gil_scoped_release release;
-               out = e.encode(text, {std::move(allowed), std::move(disallowed)});
+               out = e.encode_with_unstable(text, p);
              }
-             return to_list(out);
+             return py::make_tuple(to_list(out.first), to_lists(out.second));
+           },
+           py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
+      .def("encode_to_buffer",
+           [](const Encoding& e, std::string_view text, SpecialSet allowed, SpecialSet disallowed) {
+             const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
+             py::gil_scoped_release release;
+             return TokenBuffer{e.encode(text, p)};
            },
            py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
       .def("count_ordinary", &Encoding::count_ordinary, py::arg("text"),
            py::call_guard<py::gil_scoped_release>())
       .def("count",
-           [](const Encoding& e, std::string_view text, Strings allowed, Strings disallowed) {
-             return e.count(text, {std::move(allowed), std::move(disallowed)});
+           [](const Encoding& e, std::string_view text, SpecialSet allowed, SpecialSet disallowed) {
+             const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
+             py::gil_scoped_release release;
+             return e.count(text, p);
            },
-           py::arg("text"), py::arg("allowed"), py::arg("disallowed"),
-           py::call_guard<py::gil_scoped_release>())
+           py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
       .def("encode_batch",
-           [](const Encoding& e, const Strings& texts, Strings allowed, Strings disallowed,
+           [](const Encoding& e, const Views& texts, SpecialSet allowed, SpecialSet disallowed,
               unsigned threads) {
-             std::vector<std::vector<uint32_t>> out;
+             const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
+             std::vector<Tokens> out;
              {
                py::gil_scoped_release release;
-               out = e.encode_batch(texts, {std::move(allowed), std::move(disallowed)}, threads);
+               out = e.encode_batch(texts, p, threads);
              }
-             py::list result(out.size());
-             for (size_t i = 0; i < out.size(); ++i) result[i] = to_list(out[i]);
-             return result;
+             return to_lists(out);
            },
            py::arg("texts"), py::arg("allowed"), py::arg("disallowed"), py::arg("threads"))
       .def("count_batch",
-           [](const Encoding& e, const Strings& texts, Strings allowed, Strings disallowed,
+           [](const Encoding& e, const Views& texts, SpecialSet allowed, SpecialSet disallowed,
               unsigned threads) {
-             return e.count_batch(texts, {std::move(allowed), std::move(disallowed)}, threads);
+             const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
+             py::gil_scoped_release release;
+             return e.count_batch(texts, p, threads);
            },
-           py::arg("texts"), py::arg("allowed"), py::arg("disallowed"), py::arg("threads"),
-           py::call_guard<py::gil_scoped_release>())
+           py::arg("texts"), py::arg("allowed"), py::arg("disallowed"), py::arg("threads"))
+      .def("encode_bytes",
+           [](const Encoding& e, std::string_view bytes) {
+             return released_list([&] { return e.encode_bytes(bytes); });
+           },
+           py::arg("bytes"))
+      .def("encode_single_piece",
+           [](const Encoding& e, std::string_view bytes) {
+             return released_list([&] { return e.encode_single_piece(bytes); });
+           },
+           py::arg("bytes"))
+      .def("encode_single_token", &Encoding::encode_single_token, py::arg("bytes"))
       .def("decode_bytes",
-           [](const Encoding& e, const std::vector<uint32_t>& tokens) {
+           [](const Encoding& e, const Tokens& tokens) {
              std::string out;
              {
                py::gil_scoped_release release;
@@ -100,15 +184,57 @@ void bind_tokenizer(py::module_& m) {
              return py::bytes(out);
            },
            py::arg("tokens"))
+      .def("decode_bytes_batch",
+           [](const Encoding& e, const std::vector<Tokens>& batch) {
+             std::vector<std::string> out;
+             {
+               py::gil_scoped_release release;
+               out = e.decode_bytes_batch(batch);
+             }
+             py::list result(out.size());
+             for (size_t i = 0; i < out.size(); ++i) result[i] = py::bytes(out[i]);
+             return result;
+           },
+           py::arg("batch"))
+      .def("decode_with_offsets",
+           [](const Encoding& e, const Tokens& tokens) {
+             auto [bytes, offsets] = e.decode_with_offsets(tokens);
+             return py::make_tuple(py::bytes(bytes), offsets);
+           },
+           py::arg("tokens"))
       .def("token_bytes",
            [](const Encoding& e, uint32_t token) { return py::bytes(std::string(e.token_bytes(token))); },
-           py::arg("token"));
+           py::arg("token"))
+      .def("token_byte_values", [](const Encoding& e) {
+        const std::vector<std::string_view> values = e.token_byte_values();
+        py::list result(values.size());
+        for (size_t i = 0; i < values.size(); ++i) result[i] = py::bytes(values[i]);
+        return result;
+      });
 
   m.def("get_encoding",
         [](std::string_view name) { return std::const_pointer_cast<Encoding>(get_encoding(name)); },
         py::arg("name"), py::call_guard<py::gil_scoped_release>());
   m.def("encoding_names", &encoding_names);
   m.def("add_vocab_dir", &add_vocab_dir, py::arg("dir"));
+  m.def("tiktoken_encoding_name",
+        [](std::string_view model) { return std::string(tiktoken_encoding_name(model)); },
+        py::arg("model"));
+  m.def("encoding_for_model", &encoding_for_model, py::arg("model"), py::arg("strict"));
+  m.def("tiktoken_model_tables", [] {
+    auto pairs = [](std::span<const std::pair<std::string_view, std::string_view>> t) {
+      return std::vector<std::pair<std::string, std::string>>(t.begin(), t.end());
+    };
+    return std::pair(pairs(tiktoken_model_names()), pairs(tiktoken_model_prefixes()));
+  });
+  m.def("parse_tiktoken_ranks",
+        [](std::string_view data, std::string_view where) {
+          const auto ranks = parse_tiktoken_ranks(data, where);
+          py::dict d;
+          for (const auto& [bytes, rank] : ranks) d[py::bytes(bytes)] = rank;
+          return d;
+        },
+        py::arg("data"), py::arg("where"));
 
   py::class_<ModelTokenizer>(m, "ModelTokenizer")
       .def_readonly("encoding", &ModelTokenizer::encoding)

@@ -3,6 +3,7 @@
 // is checked by tests/py/test_tokenizer_parity.py.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -93,9 +94,94 @@ TEST_CASE("o200k scanner splits words by case and keeps contractions", "[tokeniz
   CHECK(split(p, "\n  \n ") == Pieces{"\n  \n", " "});
 }
 
+TEST_CASE("r50k scanner splits like GPT-2's regex", "[tokenizer]") {
+  const auto p = SplitPattern::kR50k;
+  CHECK(split(p, "I'm here, they'RE  12345 ok!!\n\n  x  ") ==
+        Pieces{"I", "'m", " here", ",", " they", "'", "RE", " ", " 12345", " ok", "!!", "\n\n ", " x",
+               "  "});
+  CHECK(split(p, "HelloWorld don't\n") == Pieces{"HelloWorld", " don", "'t", "\n"});
+  CHECK(split(p, "a  b") == Pieces{"a", " ", " b"});
+}
+
+TEST_CASE("split patterns are recognised by tiktoken's regex strings", "[tokenizer]") {
+  for (SplitPattern p : {SplitPattern::kCl100k, SplitPattern::kO200k, SplitPattern::kR50k}) {
+    CHECK(orroute::pattern_from_regex(orroute::pattern_regex(p)) == p);
+  }
+  CHECK(orroute::pattern_from_regex(
+            R"('s|'t|'re|'ve|'m|'ll|'d| ?[\p{L}]+| ?[\p{N}]+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)") ==
+        SplitPattern::kR50k);
+  CHECK_FALSE(orroute::pattern_from_regex(R"(\w+)").has_value());
+  const std::vector<std::pair<std::string, uint32_t>> ranks = {{"a", 0}};
+  CHECK_THROWS_AS(orroute::make_encoding("x", R"(\w+)", ranks, {}), orroute::InvalidArgument);
+}
+
+TEST_CASE("vocabularies from ranks check their ranks", "[tokenizer]") {
+  std::vector<std::pair<std::string, uint32_t>> ranks;
+  for (int b = 0; b < 256; ++b) ranks.emplace_back(std::string(1, static_cast<char>(b)), b);
+  ranks.emplace_back("ab", 256);
+  const orroute::Vocab v = orroute::Vocab::from_ranks(ranks);
+  CHECK(v.find("ab") == 256);
+  CHECK(v.merge(v.byte_token('a'), v.byte_token('b')) == 256);
+  auto gap = ranks;
+  gap.back().second = 300;
+  CHECK_THROWS_AS(orroute::Vocab::from_ranks(gap), orroute::ParseError);
+  auto dup_rank = ranks;
+  dup_rank.back().second = 5;
+  CHECK_THROWS_AS(orroute::Vocab::from_ranks(dup_rank), orroute::ParseError);
+  auto dup_bytes = ranks;
+  dup_bytes.back().first = "a";
+  CHECK_THROWS_AS(orroute::Vocab::from_ranks(dup_bytes), orroute::ParseError);
+  CHECK_THROWS_AS(orroute::parse_tiktoken_ranks("YQ== 0\nnot base64 1\n", "f"), orroute::ParseError);
+  CHECK(orroute::parse_tiktoken_ranks("YQ== 0\r\n\nYg== 1", "f") ==
+        std::vector<std::pair<std::string, uint32_t>>{{"a", 0}, {"b", 1}});
+}
+
+TEST_CASE("the piece cache gives exactly what BPE gives", "[tokenizer]") {
+  for (const char* name : {"cl100k_base", "o200k_base"}) {
+    const auto enc = orroute::get_encoding(name);
+    orroute::CachedBpe cached(enc->vocab());
+    std::mt19937 rng(7);
+    const std::string alphabet = "aeiou tnrsl'.\xC3\xA9\xE4\xB8\xAD";
+    for (int round = 0; round < 20000; ++round) {
+      std::string piece(1 + rng() % 20, ' ');
+      for (char& c : piece) c = alphabet[rng() % alphabet.size()];
+      std::vector<uint32_t> want, got;
+      orroute::bpe_encode(enc->vocab(), piece, want);
+      cached.encode(piece, got);  // the second time a piece repeats, this is a hit
+      REQUIRE(got == want);
+      REQUIRE(cached.count(piece) == want.size());
+    }
+  }
+}
+
+TEST_CASE("tiktoken's byte encoding, offsets and single tokens", "[tokenizer]") {
+  const auto enc = orroute::get_encoding("cl100k_base");
+  CHECK(enc->encode_bytes(" \xec\x8b\xa4\xed") == std::vector<uint32_t>{62085});
+  for (size_t n = 0; n < 10; ++n) {
+    const std::string bytes(n, '\x80');
+    CHECK(enc->decode_bytes(enc->encode_bytes(bytes)) == bytes);
+  }
+  const auto [text, offsets] = enc->decode_with_offsets(enc->encode_ordinary("hello world"));
+  CHECK(text == "hello world");
+  CHECK(offsets == std::vector<size_t>{0, 5});
+  CHECK(enc->encode_single_token("hello") == 15339u);
+  CHECK(enc->encode_single_token("<|endoftext|>") == 100257u);
+  CHECK_FALSE(enc->encode_single_token("hello world").has_value());
+  CHECK(enc->is_special_token(100257));
+  CHECK_FALSE(enc->is_special_token(15339));
+  const auto values = enc->token_byte_values();
+  CHECK(values.size() == enc->vocab().size());
+  CHECK(std::is_sorted(values.begin(), values.end()));
+  const auto harmony = orroute::get_encoding("o200k_harmony");
+  CHECK(harmony->n_vocab() == 201088);
+  CHECK(harmony->special_tokens().size() == 1091);
+  CHECK(&harmony->vocab() == &orroute::get_encoding("o200k_base")->vocab());  // shared
+  CHECK(harmony->token_bytes(200018) == "<|endofprompt|>");  // first listed text of a shared id
+}
+
 TEST_CASE("scanner covers every byte of arbitrary input", "[tokenizer]") {
   std::mt19937 rng(42);
-  for (SplitPattern p : {SplitPattern::kCl100k, SplitPattern::kO200k}) {
+  for (SplitPattern p : {SplitPattern::kCl100k, SplitPattern::kO200k, SplitPattern::kR50k}) {
     for (int round = 0; round < 200; ++round) {
       std::string text(rng() % 64, '\0');
       for (char& c : text) c = static_cast<char>(rng());
@@ -176,8 +262,22 @@ TEST_CASE("special tokens follow tiktoken's rules", "[tokenizer]") {
       (void)enc->encode(text, {{"<|endoftext|>"}, {"<|fim_prefix|>"}});
       FAIL("no error");
     } catch (const orroute::InvalidArgument& e) {
-      REQUIRE(std::string(e.what()).find("<|fim_prefix|>") != std::string::npos);
+      REQUIRE(std::string(e.what()).rfind(
+                  "Encountered text corresponding to disallowed special token '<|fim_prefix|>'.\n",
+                  0) == 0);
     }
+  }
+  SECTION("\"all\" flags: every special allowed, or every one not allowed disallowed") {
+    orroute::SpecialPolicy all;
+    all.allow_all = true;
+    all.disallow_others = true;
+    REQUIRE(enc->encode(text, all) == std::vector<uint32_t>{64, 100257, 65, 100258});
+    orroute::SpecialPolicy some;
+    some.allowed = {"<|endoftext|>"};
+    some.disallow_others = true;
+    REQUIRE_THROWS_AS(enc->encode(text, some), orroute::InvalidArgument);
+    some.allowed.push_back("<|fim_prefix|>");
+    REQUIRE(enc->count(text, some) == 4);
   }
   SECTION("ordinary encoding ignores them") {
     REQUIRE(enc->encode_ordinary(text).size() > 4);

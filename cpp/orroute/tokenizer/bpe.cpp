@@ -1,7 +1,12 @@
 #include "orroute/tokenizer/bpe.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <type_traits>
 #include <queue>
 
 namespace orroute {
@@ -88,12 +93,13 @@ void merge_large(const Vocab& v, std::string_view piece, Emit&& emit) {
 }
 
 template <class Emit, class EmitMany>
-void encode_piece(const Vocab& v, std::string_view piece, Emit&& emit, EmitMany&& emit_many) {
+void encode_piece(const Vocab& v, std::string_view piece, Emit&& emit, EmitMany&& emit_many,
+                  bool whole_first = true) {
   if (piece.size() == 1) {
     emit(v.byte_token(static_cast<uint8_t>(piece[0])));
     return;
   }
-  if (const uint32_t whole = v.find(piece); whole != kNone) {
+  if (const uint32_t whole = whole_first ? v.find(piece) : kNone; whole != kNone) {
     emit(whole);
     return;
   }
@@ -113,6 +119,126 @@ void bpe_encode(const Vocab& vocab, std::string_view piece, std::vector<uint32_t
   encode_piece(
       vocab, piece, [&](uint32_t id) { out.push_back(id); },
       [&](const uint32_t* ids, size_t n) { out.insert(out.end(), ids, ids + n); });
+}
+
+namespace {
+
+// Tables come zeroed from calloc: for a 2 MB block the allocator maps fresh zero pages, so a new
+// table costs no memset and only the pages a text touches are ever faulted in.
+// Table is an aggregate, hence an implicit-lifetime type: calloc creates it, zeroed (C++20).
+struct FreeTable {
+  void operator()(CachedBpe::Table* t) const noexcept { std::free(t); }
+};
+using TablePtr = std::unique_ptr<CachedBpe::Table, FreeTable>;
+
+TablePtr new_table() {
+  static_assert(std::is_aggregate_v<CachedBpe::Table> &&
+                std::is_trivially_destructible_v<CachedBpe::Table>);
+  auto* t = static_cast<CachedBpe::Table*>(std::calloc(1, sizeof(CachedBpe::Table)));
+  if (!t) throw std::bad_alloc();
+  return TablePtr(t);
+}
+
+// Tables of threads that have ended, kept warm for the next threads (batch calls start short-lived
+// threads; a fresh table each time would make every batch start cold). Bounded; leaked at exit so
+// that threads ending during shutdown can still use it.
+struct TablePool {
+  std::mutex mu;
+  std::vector<TablePtr> free;
+};
+TablePool& table_pool() {
+  static TablePool* pool = new TablePool;
+  return *pool;
+}
+constexpr size_t kPooledTables = 8;
+
+// A thread's two tables (e.g. cl100k and o200k in one process); the older one is reused when a
+// third vocabulary comes along. They go back to the pool when the thread ends.
+struct ThreadTables {
+  TablePtr tables[2];
+  unsigned next = 0;
+  ~ThreadTables() {
+    TablePool& pool = table_pool();
+    std::lock_guard<std::mutex> lock(pool.mu);
+    for (auto& t : tables) {
+      if (t && pool.free.size() < kPooledTables) pool.free.push_back(std::move(t));
+    }
+  }
+};
+
+// This thread's cache table for `vocab`: its own, else a pooled one (one already for `vocab` if
+// any), else a new one.
+CachedBpe::Table& table_for(const Vocab& vocab) {
+  thread_local ThreadTables mine;
+  for (auto& t : mine.tables) {
+    if (t && t->vocab_id == vocab.id()) return *t;
+  }
+  auto& slot = mine.tables[mine.next++ % 2];
+  {
+    TablePool& pool = table_pool();
+    std::lock_guard<std::mutex> lock(pool.mu);
+    auto it = std::find_if(pool.free.begin(), pool.free.end(),
+                           [&](const auto& t) { return t->vocab_id == vocab.id(); });
+    if (it == pool.free.end() && !pool.free.empty() && !slot) it = pool.free.end() - 1;
+    if (it != pool.free.end()) {
+      TablePtr taken = std::move(*it);
+      pool.free.erase(it);
+      if (slot && pool.free.size() < kPooledTables) pool.free.push_back(std::move(slot));
+      slot = std::move(taken);
+    }
+  }
+  if (!slot) {
+    slot = new_table();
+  } else if (slot->vocab_id != vocab.id()) {
+    std::memset(slot->slots, 0, sizeof slot->slots);  // another vocabulary's entries
+  }
+  slot->vocab_id = vocab.id();
+  return *slot;
+}
+
+}  // namespace
+
+CachedBpe::CachedBpe(const Vocab& vocab) : vocab_(vocab), table_(table_for(vocab)) {}
+
+void CachedBpe::encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
+  const size_t before = out.size();
+  bpe_encode(vocab_, piece, out);
+  if (r.len == 0) return;
+  const size_t made = out.size() - before;
+  if (made <= 3) {
+    Slot& slot = table_.slots[r.slot];
+    slot.k0 = r.k0;
+    slot.k1 = r.k1;
+    slot.meta = static_cast<uint32_t>(r.len | made << 8);
+    std::memcpy(slot.tokens, out.data() + before, made * sizeof(uint32_t));
+  }
+}
+
+size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
+  if (r.len == 0) return bpe_count(vocab_, piece);
+  uint32_t tokens[kMaxPiece];
+  size_t made = 0;
+  encode_piece(
+      vocab_, piece, [&](uint32_t id) { tokens[made++] = id; },
+      [&](const uint32_t* ids, size_t m) {
+        std::memcpy(tokens + made, ids, m * sizeof(uint32_t));
+        made += m;
+      });
+  if (made <= 3) {
+    Slot& slot = table_.slots[r.slot];
+    slot.k0 = r.k0;
+    slot.k1 = r.k1;
+    slot.meta = static_cast<uint32_t>(r.len | made << 8);
+    std::memcpy(slot.tokens, tokens, made * sizeof(uint32_t));
+  }
+  return made;
+}
+
+void bpe_merge(const Vocab& vocab, std::string_view piece, std::vector<uint32_t>& out) {
+  encode_piece(
+      vocab, piece, [&](uint32_t id) { out.push_back(id); },
+      [&](const uint32_t* ids, size_t n) { out.insert(out.end(), ids, ids + n); },
+      /*whole_first=*/false);
 }
 
 size_t bpe_count(const Vocab& vocab, std::string_view piece) {

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string_view>
 
 #include "orroute/tokenizer/unicode_tables.h"
 
@@ -123,7 +124,46 @@ inline const U8* whitespace(const U8* p, const U8* end, Ch c0, bool o200k) noexc
   return p + c0.len;                    // \s
 }
 
+inline bool ascii_letter(U8 b) noexcept {
+  return b < 0x80 && (kAscii[b] == unicode::kUpper || kAscii[b] == unicode::kLower);
+}
+
+// Start of the letters of an ASCII word piece at `p`: `p` if it is a letter, `p + 1` if `p` is an
+// ASCII character the patterns accept before a word ([^\r\n\p{L}\p{N}]) followed by one; else
+// nullptr. `quote_prefix`: whether `'` may be that character (cl100k tries contractions first).
+inline const U8* ascii_word_start(const U8* p, const U8* end, bool quote_prefix) noexcept {
+  if (ascii_letter(*p)) return p;
+  if (*p >= 0x80 || kAscii[*p] == unicode::kNumber || *p == '\r' || *p == '\n') return nullptr;
+  if (!quote_prefix && *p == '\'') return nullptr;
+  return p + 1 < end && ascii_letter(p[1]) ? p + 1 : nullptr;
+}
+
+// Fast path for the commonest piece, an ASCII word with an optional ASCII prefix character; the
+// general scanner below decides everything else (and finishes a word that goes on past ASCII).
+inline const U8* ascii_word_cl100k(const U8* p, const U8* end) noexcept {
+  const U8* q = ascii_word_start(p, end, false);
+  if (!q) return nullptr;
+  for (++q; q < end && ascii_letter(*q);) ++q;
+  return q < end && *q >= 0x80 ? run(q, end, kLetterMask) : q;
+}
+
+// Fast path for ` ?[^\s\p{L}\p{N}]+` followed by trailing newlines (and `/` for o200k) in ASCII,
+// when no earlier alternative can match: the character after a punctuation start is not a letter
+// (else it prefixes a word) and nothing non-ASCII is involved (it could be a letter, a mark or
+// more punctuation); a quote start is left to the general scanner (cl100k's contractions).
+inline const U8* ascii_punct(const U8* p, const U8* end, bool slash_too) noexcept {
+  const U8* q = *p == ' ' ? p + 1 : p;
+  if (q >= end || *q >= 0x80 || kAscii[*q] != unicode::kOther || *q == '\'') return nullptr;
+  if (q == p && p + 1 < end && (p[1] >= 0x80 || ascii_letter(p[1]))) return nullptr;
+  for (++q; q < end && *q < 0x80 && kAscii[*q] == unicode::kOther;) ++q;
+  if (q < end && *q >= 0x80) return nullptr;
+  while (q < end && (*q == '\r' || *q == '\n' || (slash_too && *q == '/'))) ++q;
+  return q;
+}
+
 const U8* next_cl100k(const U8* p, const U8* end) noexcept {
+  if (const U8* q = ascii_word_cl100k(p, end)) return q;
+  if (const U8* q = ascii_punct(p, end, false)) return q;
   const Ch c0 = at(p, end);
   if (c0.cp == '\'') {
     if (const size_t k = contraction(p, end)) return p + k;
@@ -152,7 +192,21 @@ inline const U8* with_contraction(const U8* e, const U8* end) noexcept {
   return e;
 }
 
+// o200k's words in ASCII: an upper-case run, then a lower-case run ([U]*[W]+, or [U]+[W]* when no
+// lower-case letter follows), then an optional contraction. A non-ASCII byte right after leaves
+// the piece to the general scanner (it may be a letter or mark that continues the word).
+inline const U8* ascii_word_o200k(const U8* p, const U8* end) noexcept {
+  const U8* q = ascii_word_start(p, end, true);
+  if (!q) return nullptr;
+  while (q < end && *q < 0x80 && kAscii[*q] == unicode::kUpper) ++q;
+  while (q < end && *q < 0x80 && kAscii[*q] == unicode::kLower) ++q;
+  if (q < end && *q >= 0x80) return nullptr;
+  return with_contraction(q, end);
+}
+
 const U8* next_o200k(const U8* p, const U8* end) noexcept {
+  if (const U8* q = ascii_word_o200k(p, end)) return q;
+  if (const U8* q = ascii_punct(p, end, true)) return q;
   const Ch c0 = at(p, end);
   const bool prefix = !is_newline(c0.cp) && !in(kLetterMask, c0.cls) &&
                       c0.cls != unicode::kNumber;
@@ -197,13 +251,118 @@ const U8* next_o200k(const U8* p, const U8* end) noexcept {
   return whitespace(p, end, c0, true);
 }
 
+// GPT-2's pattern: case-sensitive contractions, then one optional space before a run of letters,
+// of digits (unbounded) or of other symbols; white space as cl100k without the newline rule.
+const U8* next_r50k(const U8* p, const U8* end) noexcept {
+  const Ch c0 = at(p, end);
+  if (c0.cp == '\'' && end - p >= 2) {
+    switch (p[1]) {
+      case 's':
+      case 'd':
+      case 'm':
+      case 't':
+        return p + 2;
+      case 'l':
+        if (end - p >= 3 && p[2] == 'l') return p + 3;
+        break;
+      case 'v':
+      case 'r':
+        if (end - p >= 3 && p[2] == 'e') return p + 3;
+        break;
+      default:
+        break;
+    }
+  }
+  const U8* q = p;  // start of the run after ` ?`
+  Ch c = c0;
+  if (c0.cp == ' ' && p + 1 < end) {
+    q = p + 1;
+    c = at(q, end);
+  }
+  if (in(kLetterMask, c.cls)) return run(q + c.len, end, kLetterMask);
+  if (c.cls == unicode::kNumber) return run(q + c.len, end, bit(unicode::kNumber));
+  if (in(kPunctMask, c.cls)) return run(q + c.len, end, kPunctMask);
+  // White space: \s++$ | \s+(?!\S) | \s
+  const U8* last_start = p;
+  q = p;
+  while (q < end) {
+    const Ch w = at(q, end);
+    if (w.cls != unicode::kSpace) break;
+    last_start = q;
+    q += w.len;
+  }
+  if (q == end) return end;
+  if (last_start != p) return last_start;
+  return p + c0.len;
+}
+
+constexpr std::string_view kCl100kRegex =
+    R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s)";
+constexpr std::string_view kO200kRegex =
+    R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+    R"(|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr std::string_view kR50kRegex =
+    R"('(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s)";
+// The GPT-2 release's form, which tiktoken documents as equivalent to kR50kRegex.
+constexpr std::string_view kGpt2Regex =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?[\p{L}]+| ?[\p{N}]+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
 }  // namespace
+
+std::string_view pattern_regex(SplitPattern pattern) noexcept {
+  switch (pattern) {
+    case SplitPattern::kCl100k:
+      return kCl100kRegex;
+    case SplitPattern::kO200k:
+      return kO200kRegex;
+    case SplitPattern::kR50k:
+      return kR50kRegex;
+  }
+  return {};
+}
+
+std::optional<SplitPattern> pattern_from_regex(std::string_view regex) noexcept {
+  if (regex == kCl100kRegex) return SplitPattern::kCl100k;
+  if (regex == kO200kRegex) return SplitPattern::kO200k;
+  if (regex == kR50kRegex || regex == kGpt2Regex) return SplitPattern::kR50k;
+  return std::nullopt;
+}
+
+namespace {
+template <const U8* (*Next)(const U8*, const U8*)>
+size_t ends_of(std::string_view text, size_t pos, size_t* ends, size_t max) noexcept {
+  const auto* begin = reinterpret_cast<const U8*>(text.data());
+  const U8* end = begin + text.size();
+  const U8* p = begin + pos;
+  size_t m = 0;
+  do {
+    p = Next(p, end);
+    ends[m++] = static_cast<size_t>(p - begin);
+  } while (m < max && p < end);
+  return m;
+}
+}  // namespace
+
+size_t next_piece_ends(SplitPattern pattern, std::string_view text, size_t pos, size_t* ends,
+                       size_t max) noexcept {
+  switch (pattern) {
+    case SplitPattern::kCl100k:
+      return ends_of<next_cl100k>(text, pos, ends, max);
+    case SplitPattern::kO200k:
+      return ends_of<next_o200k>(text, pos, ends, max);
+    case SplitPattern::kR50k:
+      return ends_of<next_r50k>(text, pos, ends, max);
+  }
+  return 0;
+}
 
 size_t next_piece_end(SplitPattern pattern, std::string_view text, size_t pos) noexcept {
   const auto* begin = reinterpret_cast<const U8*>(text.data());
   const U8* end = begin + text.size();
   const U8* q = pattern == SplitPattern::kCl100k ? next_cl100k(begin + pos, end)
-                                                 : next_o200k(begin + pos, end);
+                 : pattern == SplitPattern::kO200k ? next_o200k(begin + pos, end)
+                                                   : next_r50k(begin + pos, end);
   return static_cast<size_t>(q - begin);
 }
 

@@ -53,31 +53,110 @@ const Family& family_named(std::string_view name) {
   return kFamilies[std::size(kFamilies) - 1];
 }
 
-// OpenAI's own models, as tiktoken maps them (o200k_harmony counts ordinary text as o200k_base).
+// tiktoken 0.14's tiktoken.model tables, in its order (exact names first, then prefixes).
+constexpr std::pair<std::string_view, std::string_view> kTiktokenExact[] = {
+    {"o1", "o200k_base"}, {"o3", "o200k_base"}, {"o4-mini", "o200k_base"}, {"gpt-5", "o200k_base"},
+    {"gpt-4.1", "o200k_base"}, {"gpt-4o", "o200k_base"}, {"gpt-4", "cl100k_base"},
+    {"gpt-3.5-turbo", "cl100k_base"}, {"gpt-3.5", "cl100k_base"}, {"gpt-35-turbo", "cl100k_base"},
+    {"davinci-002", "cl100k_base"}, {"babbage-002", "cl100k_base"},
+    {"text-embedding-ada-002", "cl100k_base"}, {"text-embedding-3-small", "cl100k_base"},
+    {"text-embedding-3-large", "cl100k_base"},
+    // deprecated text, code, edit and embedding models
+    {"text-davinci-003", "p50k_base"}, {"text-davinci-002", "p50k_base"},
+    {"text-davinci-001", "r50k_base"}, {"text-curie-001", "r50k_base"},
+    {"text-babbage-001", "r50k_base"}, {"text-ada-001", "r50k_base"}, {"davinci", "r50k_base"},
+    {"curie", "r50k_base"}, {"babbage", "r50k_base"}, {"ada", "r50k_base"},
+    {"code-davinci-002", "p50k_base"}, {"code-davinci-001", "p50k_base"},
+    {"code-cushman-002", "p50k_base"}, {"code-cushman-001", "p50k_base"},
+    {"davinci-codex", "p50k_base"}, {"cushman-codex", "p50k_base"},
+    {"text-davinci-edit-001", "p50k_edit"}, {"code-davinci-edit-001", "p50k_edit"},
+    {"text-similarity-davinci-001", "r50k_base"}, {"text-similarity-curie-001", "r50k_base"},
+    {"text-similarity-babbage-001", "r50k_base"}, {"text-similarity-ada-001", "r50k_base"},
+    {"text-search-davinci-doc-001", "r50k_base"}, {"text-search-curie-doc-001", "r50k_base"},
+    {"text-search-babbage-doc-001", "r50k_base"}, {"text-search-ada-doc-001", "r50k_base"},
+    {"code-search-babbage-code-001", "r50k_base"}, {"code-search-ada-code-001", "r50k_base"},
+    {"gpt2", "gpt2"}, {"gpt-2", "gpt2"},
+};
+constexpr std::pair<std::string_view, std::string_view> kTiktokenPrefix[] = {
+    {"o1-", "o200k_base"}, {"o3-", "o200k_base"}, {"o4-mini-", "o200k_base"},
+    {"gpt-5", "o200k_base"}, {"gpt-4.5-", "o200k_base"}, {"gpt-4.1-", "o200k_base"},
+    {"chatgpt-4o-", "o200k_base"}, {"gpt-4o-", "o200k_base"}, {"gpt-4-", "cl100k_base"},
+    {"gpt-3.5-turbo-", "cl100k_base"}, {"gpt-35-turbo-", "cl100k_base"},
+    {"gpt-oss-", "o200k_harmony"}, {"ft:gpt-4o", "o200k_base"}, {"ft:gpt-4", "cl100k_base"},
+    {"ft:gpt-3.5-turbo", "cl100k_base"}, {"ft:davinci-002", "cl100k_base"},
+    {"ft:babbage-002", "cl100k_base"},
+};
+
+// Lower-cased id without OpenRouter's variant suffix (":free", ":thinking"; not "ft:"), and the
+// same without its provider ("openai/").
+struct ModelName {
+  std::string full;
+  std::string bare;
+};
+ModelName normalize(std::string_view model) {
+  std::string m = lower(model);
+  if (const size_t colon = m.rfind(':'); colon != std::string::npos && !starts_with(m, "ft:")) {
+    m.resize(colon);
+  }
+  const size_t slash = m.find('/');
+  std::string bare = m.substr(slash == std::string::npos ? 0 : slash + 1);
+  return {std::move(m), std::move(bare)};
+}
+
+bool shipped(std::string_view encoding) {
+  for (const std::string& n : encoding_names()) {
+    if (n == encoding) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::span<const std::pair<std::string_view, std::string_view>> tiktoken_model_names() noexcept {
+  return kTiktokenExact;
+}
+std::span<const std::pair<std::string_view, std::string_view>> tiktoken_model_prefixes() noexcept {
+  return kTiktokenPrefix;
+}
+
+std::string_view tiktoken_encoding_name(std::string_view model) noexcept {
+  for (const auto& [name, enc] : kTiktokenExact) {
+    if (model == name) return enc;
+  }
+  for (const auto& [prefix, enc] : kTiktokenPrefix) {
+    if (starts_with(model, prefix)) return enc;
+  }
+  return {};
+}
+
+std::string encoding_for_model(std::string_view model_or_family, bool strict) {
+  const ModelTokenizer t = tokenizer_for_model(model_or_family);
+  if (t.exact) return t.encoding;
+  const ModelName m = normalize(model_or_family);
+  const std::string_view legacy = tiktoken_encoding_name(m.bare);
+  if (!legacy.empty() && !shipped(legacy) && (m.full == m.bare || starts_with(m.full, "openai/"))) {
+    std::string names;
+    for (const std::string& n : encoding_names()) names += (names.empty() ? "" : ", ") + n;
+    throw NotFound("model '" + std::string(model_or_family) + "' uses tiktoken's " +
+                   std::string(legacy) + " encoding, which orroute does not ship (it ships " +
+                   names + "); load its .tiktoken file with orroute.tiktoken_compat.Encoding(" +
+                   "name, pat_str=..., mergeable_ranks=load_tiktoken_bpe(path), " +
+                   "special_tokens=...)");
+  }
+  if (strict) {
+    throw NotFound("no exact tokenizer known for model '" + std::string(model_or_family) + "'");
+  }
+  return t.encoding;
+}
+
+namespace {
+
+// OpenAI's own models whose encoding orroute ships, as tiktoken maps them (o200k_harmony counts
+// ordinary text as o200k_base); nullptr for others.
 const char* openai_encoding(std::string_view m) {
-  static constexpr std::pair<const char*, const char*> kExact[] = {
-      {"o1", "o200k_base"},     {"o3", "o200k_base"},          {"o4-mini", "o200k_base"},
-      {"gpt-5", "o200k_base"},  {"gpt-4.1", "o200k_base"},     {"gpt-4o", "o200k_base"},
-      {"gpt-4", "cl100k_base"}, {"gpt-3.5-turbo", "cl100k_base"}, {"gpt-3.5", "cl100k_base"},
-      {"gpt-35-turbo", "cl100k_base"}, {"davinci-002", "cl100k_base"},
-      {"babbage-002", "cl100k_base"},  {"text-embedding-ada-002", "cl100k_base"},
-      {"text-embedding-3-small", "cl100k_base"}, {"text-embedding-3-large", "cl100k_base"},
-  };
-  static constexpr std::pair<const char*, const char*> kPrefix[] = {
-      {"o1-", "o200k_base"},          {"o3-", "o200k_base"},        {"o4-mini-", "o200k_base"},
-      {"gpt-5", "o200k_base"},        {"gpt-4.5-", "o200k_base"},   {"gpt-4.1-", "o200k_base"},
-      {"chatgpt-4o-", "o200k_base"},  {"gpt-4o-", "o200k_base"},    {"gpt-4-", "cl100k_base"},
-      {"gpt-3.5-turbo-", "cl100k_base"}, {"gpt-35-turbo-", "cl100k_base"},
-      {"gpt-oss-", "o200k_base"},     {"ft:gpt-4o", "o200k_base"},  {"ft:gpt-4", "cl100k_base"},
-      {"ft:gpt-3.5-turbo", "cl100k_base"}, {"ft:davinci-002", "cl100k_base"},
-      {"ft:babbage-002", "cl100k_base"},
-  };
-  for (const auto& [name, enc] : kExact) {
-    if (m == name) return enc;
-  }
-  for (const auto& [prefix, enc] : kPrefix) {
-    if (starts_with(m, prefix)) return enc;
-  }
+  const std::string_view enc = tiktoken_encoding_name(m);
+  if (enc == "cl100k_base") return "cl100k_base";
+  if (enc == "o200k_base" || enc == "o200k_harmony") return "o200k_base";
   return nullptr;
 }
 
@@ -87,12 +166,10 @@ ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
   for (const Family& f : kFamilies) {
     if (lower(model_or_family) == lower(f.name)) return from_family(f, false);
   }
-  std::string m = lower(model_or_family);
-  if (const size_t colon = m.rfind(':'); colon != std::string::npos && !starts_with(m, "ft:")) {
-    m.resize(colon);  // OpenRouter variants: ":free", ":thinking", ...
-  }
+  const ModelName names = normalize(model_or_family);
+  const std::string& m = names.full;
+  const std::string& bare = names.bare;
   const bool openai_provider = starts_with(m, "openai/");
-  const std::string bare = m.substr(m.find('/') == std::string::npos ? 0 : m.find('/') + 1);
   if (const char* enc = openai_encoding(bare); enc && (openai_provider || m == bare)) {
     return {enc, "GPT", 1.0, true};
   }

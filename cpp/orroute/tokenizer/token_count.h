@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace orroute {
@@ -24,6 +25,20 @@ struct ModelTokenizer {
 // "Llama2", "Llama3", "Llama4", "Qwen", "Qwen3", "Mistral", "DeepSeek", "Grok", "Cohere", "Nova",
 // "Yi", "Other"; case-insensitive). Unknown models get the "Other" estimate. Never throws.
 ModelTokenizer tokenizer_for_model(std::string_view model_or_family);
+
+// Name of the encoding tiktoken 0.14 gives `model` (tiktoken.model.encoding_name_for_model: exact
+// names, then prefixes; case-sensitive, no provider prefix), legacy ones included ("gpt2",
+// "r50k_base", "p50k_base", "p50k_edit"); empty if tiktoken does not know the model. No failure.
+std::string_view tiktoken_encoding_name(std::string_view model) noexcept;
+// The tables behind it: (model, encoding) by exact name, and (prefix, encoding), in tiktoken's order.
+std::span<const std::pair<std::string_view, std::string_view>> tiktoken_model_names() noexcept;
+std::span<const std::pair<std::string_view, std::string_view>> tiktoken_model_prefixes() noexcept;
+
+// The shipped encoding to encode `model_or_family` with: tokenizer_for_model's, except that a model
+// whose tiktoken encoding orroute does not ship (the gpt2, r50k and p50k families) throws NotFound
+// saying so instead of answering with an estimate, and with `strict` any model without an exact
+// encoding throws NotFound. Thread-safe.
+std::string encoding_for_model(std::string_view model_or_family, bool strict);
 
 // A token count and whether it is exact or an estimate.
 struct TokenCount {

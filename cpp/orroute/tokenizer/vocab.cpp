@@ -1,5 +1,6 @@
 #include "orroute/tokenizer/vocab.h"
 
+#include <atomic>
 #include <bit>
 #include <cstdio>
 #include <cstring>
@@ -172,6 +173,8 @@ std::vector<uint32_t> Vocab::sorted_triples(const std::vector<uint32_t>& found) 
 }
 
 void Vocab::build(const char* triples, size_t n_pairs) {
+  static std::atomic<uint64_t> next_id{1};
+  id_ = next_id.fetch_add(1, std::memory_order_relaxed);
   const uint32_t n = size();
   if (n >= (1u << kIdBits) - 1) throw ParseError("vocabulary too large");
   max_len_ = 0;
@@ -253,18 +256,16 @@ void Vocab::build(const char* triples, size_t n_pairs) {
   }
 }
 
-Vocab Vocab::from_tiktoken_file(const std::string& path) {
-  const std::string data = read_file(path);
-  Vocab v;
-  std::vector<uint32_t> start_of_rank;  // rank -> offset in blob, kNone if absent
-  std::vector<uint32_t> len_of_rank;
+std::vector<std::pair<std::string, uint32_t>> parse_tiktoken_ranks(std::string_view data,
+                                                                  std::string_view where) {
+  std::vector<std::pair<std::string, uint32_t>> ranks;
   std::string bytes;
   size_t pos = 0;
   size_t line_no = 0;
   while (pos < data.size()) {
     size_t eol = data.find('\n', pos);
-    if (eol == std::string::npos) eol = data.size();
-    std::string_view line(data.data() + pos, eol - pos);
+    if (eol == std::string_view::npos) eol = data.size();
+    std::string_view line = data.substr(pos, eol - pos);
     pos = eol + 1;
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -278,36 +279,63 @@ Vocab Vocab::from_tiktoken_file(const std::string& path) {
       ok = ok && c >= '0' && c <= '9';
       rank = rank * 10 + static_cast<uint64_t>(c - '0');
     }
-    if (!ok || rank >= (1u << kIdBits) - 1) {
-      throw ParseError(path + ":" + std::to_string(line_no) + ": malformed vocabulary line");
+    if (!ok || rank >= Vocab::kNone) {
+      throw ParseError(std::string(where) + ":" + std::to_string(line_no) +
+                       ": malformed vocabulary line");
     }
-    if (rank >= start_of_rank.size()) {
-      start_of_rank.resize(rank + 1, kNone);
-      len_of_rank.resize(rank + 1, 0);
+    ranks.emplace_back(bytes, static_cast<uint32_t>(rank));
+  }
+  return ranks;
+}
+
+Vocab Vocab::from_tiktoken_file(const std::string& path) {
+  const auto ranks = parse_tiktoken_ranks(read_file(path), path);
+  try {
+    return from_ranks(ranks);
+  } catch (const ParseError& e) {
+    throw ParseError(path + ": " + e.what());
+  }
+}
+
+Vocab Vocab::from_ranks(std::span<const std::pair<std::string, uint32_t>> ranks) {
+  Vocab v;
+  std::vector<uint32_t> start_of_rank(ranks.size(), kNone);
+  std::vector<uint32_t> len_of_rank(ranks.size(), 0);
+  for (const auto& [bytes, rank] : ranks) {
+    if (rank >= ranks.size()) {
+      throw ParseError("mergeable ranks must be 0..n-1; rank " + std::to_string(rank) +
+                       " is out of range for " + std::to_string(ranks.size()) + " tokens");
     }
-    if (start_of_rank[rank] != kNone) {
-      throw ParseError(path + ": duplicate rank " + std::to_string(rank));
-    }
+    if (start_of_rank[rank] != kNone) throw ParseError("duplicate rank " + std::to_string(rank));
+    if (bytes.empty()) throw ParseError("rank " + std::to_string(rank) + " has empty bytes");
+    if (v.blob_.size() + bytes.size() >= kNone) throw ParseError("vocabulary too large");
     start_of_rank[rank] = static_cast<uint32_t>(v.blob_.size());
     len_of_rank[rank] = static_cast<uint32_t>(bytes.size());
     v.blob_ += bytes;
   }
-  if (start_of_rank.empty()) throw ParseError(path + ": empty vocabulary");
+  v.finish(start_of_rank, len_of_rank, "");
+  return v;
+}
+
+void Vocab::finish(const std::vector<uint32_t>& start_of_rank,
+                   const std::vector<uint32_t>& len_of_rank, const std::string& where) {
+  if (start_of_rank.empty()) throw ParseError(where + "empty vocabulary");
+  if (start_of_rank.size() >= (1u << kIdBits) - 1) throw ParseError(where + "vocabulary too large");
   // Re-lay the blob in rank order so offsets are monotonic (files are normally sorted already).
   std::string blob;
-  blob.reserve(v.blob_.size());
-  v.offsets_.reserve(start_of_rank.size() + 1);
+  blob.reserve(blob_.size());
+  offsets_.clear();
+  offsets_.reserve(start_of_rank.size() + 1);
   for (size_t r = 0; r < start_of_rank.size(); ++r) {
-    if (start_of_rank[r] == kNone) throw ParseError(path + ": missing rank " + std::to_string(r));
-    v.offsets_.push_back(static_cast<uint32_t>(blob.size()));
-    blob.append(v.blob_, start_of_rank[r], len_of_rank[r]);
+    if (start_of_rank[r] == kNone) throw ParseError(where + "missing rank " + std::to_string(r));
+    offsets_.push_back(static_cast<uint32_t>(blob.size()));
+    blob.append(blob_, start_of_rank[r], len_of_rank[r]);
   }
-  v.offsets_.push_back(static_cast<uint32_t>(blob.size()));
-  v.blob_ = std::move(blob);
-  v.build(nullptr, 0);
-  const std::vector<uint32_t> triples = sorted_triples(v.find_merge_triples());
-  v.build(reinterpret_cast<const char*>(triples.data()), triples.size() / 3);
-  return v;
+  offsets_.push_back(static_cast<uint32_t>(blob.size()));
+  blob_ = std::move(blob);
+  build(nullptr, 0);
+  const std::vector<uint32_t> triples = sorted_triples(find_merge_triples());
+  build(reinterpret_cast<const char*>(triples.data()), triples.size() / 3);
 }
 
 void Vocab::save_binary_file(const std::string& path) const {

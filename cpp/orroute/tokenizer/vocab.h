@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +21,10 @@ class Vocab {
   // Parses a tiktoken file (`base64 rank` per line, ranks 0..n-1). Throws NotFound if it cannot
   // be opened, ParseError if malformed (bad base64, duplicate or missing rank, missing bytes).
   static Vocab from_tiktoken_file(const std::string& path);
+  // Builds a vocabulary from (token bytes, rank) pairs, the form of tiktoken's mergeable_ranks.
+  // Ranks must be 0..n-1, each once, with distinct bytes, and every single byte must be a token;
+  // otherwise throws ParseError naming the problem.
+  static Vocab from_ranks(std::span<const std::pair<std::string, uint32_t>> ranks);
   // Loads the compact binary form written by save_binary(). Throws NotFound / ParseError.
   static Vocab from_binary_file(const std::string& path);
   // Writes the compact binary form (token bytes + precomputed merge pairs). Throws Error on I/O.
@@ -30,6 +36,9 @@ class Vocab {
   std::string_view token_bytes(uint32_t id) const noexcept {
     return {blob_.data() + offsets_[id], offsets_[id + 1] - offsets_[id]};
   }
+  // Identity of this vocabulary's tables, unique in the process and never reused (caches keyed by
+  // it cannot confuse two vocabularies, even one built where another was freed).
+  uint64_t id() const noexcept { return id_; }
   // Longest token, in bytes.
   size_t max_token_len() const noexcept { return max_len_; }
   // Id of the token with exactly these bytes, or kNone.
@@ -75,6 +84,10 @@ class Vocab {
     return w | (uint64_t{s.size()} << 56);
   }
   uint32_t find_long(std::string_view bytes) const noexcept;
+  // Lays blob_ out in rank order from per-rank (start, length) into the current blob_ and builds
+  // the tables. Throws ParseError (message prefixed by `where`) for a missing rank.
+  void finish(const std::vector<uint32_t>& start_of_rank, const std::vector<uint32_t>& len_of_rank,
+              const std::string& where);
 
   // Builds the lookup tables from offsets_/blob_ and `n_pairs` merge triples (left, right,
   // merged) read from `triples` (unaligned bytes). Inserting them in the order sorted_triples()
@@ -83,6 +96,7 @@ class Vocab {
   std::vector<uint32_t> find_merge_triples() const;
   static std::vector<uint32_t> sorted_triples(const std::vector<uint32_t>& triples);
 
+  uint64_t id_ = 0;
   std::vector<uint32_t> offsets_;  // token id -> start in blob_; size() + 1 entries
   std::string blob_;
   size_t max_len_ = 0;
@@ -97,5 +111,11 @@ class Vocab {
   uint64_t pair_mask_ = 0;
   int pair_shift_ = 64;
 };
+
+// Parses tiktoken's text format (`base64(bytes) rank` per line; CR and blank lines ignored) into
+// (bytes, rank) pairs in file order. Throws ParseError naming `where` and the line number for a
+// malformed line. Ranks are not checked here (Vocab::from_ranks does).
+std::vector<std::pair<std::string, uint32_t>> parse_tiktoken_ranks(std::string_view data,
+                                                                  std::string_view where);
 
 }  // namespace orroute
