@@ -49,7 +49,9 @@ void bind_verify(py::module_& m) {
       .def_readonly("checked", &CalculationCheck::checked)
       .def_readonly("wrong", &CalculationCheck::wrong)
       .def_readonly("first_wrong", &CalculationCheck::first_wrong)
-      .def_readonly("final_answer", &CalculationCheck::final_answer);
+      .def_readonly("final_answer", &CalculationCheck::final_answer)
+      .def_readonly("final_is_last_result", &CalculationCheck::final_is_last_result)
+      .def_readonly("final_in_results", &CalculationCheck::final_in_results);
   m.def("final_answer", &final_answer, py::arg("text"), Release());
   m.def("check_calculations", &check_calculations, py::arg("solution"), Release());
   m.def("arithmetic_verdict", &arithmetic_verdict, py::arg("check"),

@@ -573,12 +573,15 @@ def evaluate(
     verbose: bool = True,
     speed: bool = True,
     cascade: bool = True,
+    cost_share: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Runs the held-out evaluation, prints the report, optionally writes PNG plots.
 
     Args:
-        datasets: bundled outcome tables to evaluate ("routerbench", "mmlu").
+        datasets: bundled outcome tables to evaluate ("routerbench", "mmlu"), and "gsm8k"
+            (verify-then-escalate cascades on the shared GSM8K development set,
+            ``orroute._verify_eval``).
         folds: cross-validation folds (prompts are split, never individual rows).
         seed: fold assignment and random-baseline seed.
         out_dir: directory for PNG plots (needs matplotlib); None = no plots.
@@ -586,6 +589,8 @@ def evaluate(
         speed: also time ``route()`` on long and short RouterBench prompts (``route_speed``).
         cascade: also evaluate ``CascadeRouter`` (per task type) on RouterBench (``cascade_cv``,
             ~1 min).
+        cost_share: also check that a requested cost share, chosen on the training folds,
+            holds on the held-out folds (``share_transfer``; nested CV, a few minutes on MMLU).
         **options: LearnedRouter.fit options.
 
     Returns:
@@ -597,6 +602,11 @@ def evaluate(
 
     results: dict[str, Any] = {}
     for name in datasets:
+        if name == "gsm8k":  # shared data, not bundled: verify-then-escalate cascades
+            from ._verify_eval import evaluate_gsm8k
+
+            results[name] = evaluate_gsm8k(folds=folds, seed=seed, verbose=verbose, speed=speed)
+            continue
         data = load_outcomes(name)
         t0 = time.perf_counter()
         cv = cross_validated(data, folds=folds, seed=seed, **options)
@@ -619,6 +629,12 @@ def evaluate(
             if verbose:
                 print(f"\n== RouteLLM MMLU ({len(data.prompts)} prompts, {folds}-fold CV) ==")
                 _print_pgr(f"MMLU {strong} vs {weak}", r["pgr"])
+        if cost_share:
+            from ._verify_eval import print_share_transfer, share_transfer
+
+            r["share_transfer"] = share_transfer(data, cv, folds=folds, seed=seed)
+            if verbose:
+                print_share_transfer(name, r["share_transfer"])
         r["cv_seconds"] = secs
         if speed and name == "routerbench":
             r["speed"] = route_speed(data)

@@ -113,7 +113,13 @@ TEST_CASE("arithmetic re-check finds wrong calculations and reads the final answ
     REQUIRE(c.final_answer.found);
     REQUIRE(c.final_answer.marked);
     REQUIRE(c.final_answer.text == "18");
+    REQUIRE(c.final_is_last_result);
+    REQUIRE(c.final_in_results);
     REQUIRE(orroute::arithmetic_verdict(c).outcome == VerdictOutcome::kPass);
+    const auto other = orroute::check_calculations("3 + 4 = 7 and 7 * 2 = 14\n#### 7");
+    REQUIRE_FALSE(other.final_is_last_result);
+    REQUIRE(other.final_in_results);
+    REQUIRE_FALSE(orroute::check_calculations("3 + 4 = 7\n#### 9").final_in_results);
   }
   SECTION("a wrong step") {
     const auto c = orroute::check_calculations("Total: 12 × 15 = 170, then 170 + 5 = 175.");

@@ -1,10 +1,12 @@
 #include "orroute/verify/arithmetic.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
+#include <vector>
 
 namespace orroute {
 
@@ -209,6 +211,7 @@ std::string canonical(double v) {
 
 struct Checker {
   CalculationCheck out;
+  std::vector<double> results;  // stated results of the checked calculations, in text order
 
   void check(std::string_view left, std::string_view right) {
     if (left.empty() || right.empty() || out.checked >= kMaxCalculations) return;
@@ -219,6 +222,7 @@ struct Checker {
     double rv = 0;
     if (!r.evaluate(&rv)) return;
     ++out.checked;
+    results.push_back(rv);
     // A stated result with d decimals is read as rounded to d decimals (3.33 for 10/3).
     const double tolerance = (r.operators() == 0 ? 0.5 * std::pow(10.0, -r.decimals()) : 0.0) +
                              1e-9 * std::max(1.0, std::abs(lv));
@@ -328,6 +332,13 @@ CalculationCheck check_calculations(std::string_view solution) {
     checker.check(left_side(s, eq), right_side(s, eq));
   }
   checker.out.final_answer = final_answer(solution);
+  const FinalAnswer& fin = checker.out.final_answer;
+  auto same = [&](double r) { return std::abs(r - fin.value) <= 1e-9 * std::max(1.0, std::abs(r)); };
+  if (fin.found && !checker.results.empty()) {
+    checker.out.final_is_last_result = same(checker.results.back());
+    checker.out.final_in_results =
+        std::any_of(checker.results.begin(), checker.results.end(), same);
+  }
   return checker.out;
 }
 

@@ -27,6 +27,10 @@ struct CalculationCheck {
   int32_t wrong = 0;        // of which the stated result is wrong
   std::string first_wrong;  // the first wrong one, clipped ("9 * 2 = 19")
   FinalAnswer final_answer;
+  // Whether the final answer is the stated result of the last checked calculation / of any one.
+  // A final answer that no calculation produced is a strong sign of a wrong solution.
+  bool final_is_last_result = false;
+  bool final_in_results = false;
 };
 
 // The final numeric answer of a solution: after the last marker if any, else the last number.

@@ -103,7 +103,7 @@ const std::vector<std::string>& escalation_feature_names() {
       "answer_refusal", "answer_code_fences", "answer_repeated_lines", "answer_ends_cleanly",
       "answer_to_prompt_length", "calc_log_checked", "calc_wrong_any", "calc_log_wrong",
       "final_found", "final_marked", "final_integral", "final_negative", "final_log_magnitude",
-      "final_in_prompt", "answer_numbers_per_line"};
+      "final_in_prompt", "answer_numbers_per_line", "final_is_last_result", "final_in_results"};
   return names;
 }
 
@@ -151,7 +151,8 @@ std::vector<double> escalation_features(std::string_view prompt, std::string_vie
       fin.found && fin.value < 0 ? 1.0 : 0.0,
       fin.found ? std::log10(1.0 + std::min(std::abs(fin.value), 1e12)) : 0.0,
       final_in_prompt ? 1.0 : 0.0,
-      a.lines ? std::min(10.0, static_cast<double>(a.numbers) / a.lines) : 0.0};
+      a.lines ? std::min(10.0, static_cast<double>(a.numbers) / a.lines) : 0.0,
+      calc.final_is_last_result ? 1.0 : 0.0, calc.final_in_results ? 1.0 : 0.0};
   for (const double e : extra) x.push_back(std::isfinite(e) ? e : 0.0);
   return x;
 }
