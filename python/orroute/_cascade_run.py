@@ -300,6 +300,7 @@ async def _stream_stage(manager: AIModelManager, task: Task,
             if run.finished():
                 finished = True
                 res = run.result()
+                assert res is not None  # finished() implies the result is set
                 if not res["ok"]:
                     raise _error_for(res)
                 r = manager._result(res)

@@ -122,12 +122,12 @@ def gsm8k_cv(d: Gsm8k, folds: int = 5, seed: int = 0) -> dict[str, Any]:
     import numpy as np
 
     from . import _core
-    from .verify import Answer, arithmetic, choose_operating_point
+    from .verify import Answer, arithmetic, as_verdict, choose_operating_point
 
     n = len(d.prompts)
     labels = {"strong better": (d.strong > d.weak).astype(float), "weak wrong": 1.0 - d.weak}
     check = arithmetic()
-    verdict = np.array([check(Answer(p, a)).as_feature()
+    verdict = np.array([as_verdict(check(Answer(p, a)), "arithmetic").as_feature()
                         for p, a in zip(d.prompts, d.weak_answers, strict=True)])
     feats = np.array([_core.escalation_features(p, a, [])
                       for p, a in zip(d.prompts, d.weak_answers, strict=True)])
@@ -163,8 +163,9 @@ def gsm8k_cv(d: Gsm8k, folds: int = 5, seed: int = 0) -> dict[str, Any]:
             best: tuple[float, str, float, Any] | None = None
             for label in LABELS:
                 for l2 in L2_GRID:
-                    inner = _oof(pos, 3, seed + 2, lambda tr, te, lb=label, l=l2: fit_predict(
-                        train[tr], train[te], p_train[tr], p_train[te], use_router, lb, l))
+                    inner = _oof(pos, 3, seed + 2, lambda tr, te, lb=label, l=l2, rows=train,
+                                 pr=p_train, ur=use_router: fit_predict(
+                                     rows[tr], rows[te], pr[tr], pr[te], ur, lb, l))
                     a = apgr(inner, train)
                     if best is None or a > best[0] + 1e-12:
                         best = (a, label, l2, inner)
@@ -207,7 +208,7 @@ def decision_time_us(d: Gsm8k, repeats: int = 5) -> dict[str, float]:
     import numpy as np
 
     from . import _core
-    from .verify import Answer, EscalationScorer, arithmetic
+    from .verify import Answer, EscalationScorer, arithmetic, as_verdict
 
     check = arithmetic()
     label = (d.strong > d.weak).astype(float)
@@ -218,7 +219,7 @@ def decision_time_us(d: Gsm8k, repeats: int = 5) -> dict[str, float]:
     for name, fn in (
         ("arithmetic verifier", lambda p, a: check(Answer(p, a))),
         ("verifier + escalation score", lambda p, a: scorer.score(
-            p, a, [check(Answer(p, a)).as_feature(), 0.5, 0.5])),
+            p, a, [as_verdict(check(Answer(p, a)), "arithmetic").as_feature(), 0.5, 0.5])),
         ("core only (check_calculations)", lambda p, a: _core.check_calculations(a)),
     ):
         best = float("inf")
@@ -337,7 +338,7 @@ def share_transfer(data: Any, cv: dict[str, Any], folds: int = 5, seed: int = 0,
     strong, weak = STRONG_WEAK[data.name]
     js, jw = data.models.index(strong), data.models.index(weak)
     has_costs = data.costs is not None
-    costs = data.costs if has_costs else None
+    costs: Any = data.costs
     p_out = cv["learned"][0]
     c_out = cv["learned"][1]
 

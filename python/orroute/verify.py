@@ -38,6 +38,7 @@ __all__ = [
     "Verifier",
     "answer_key",
     "arithmetic",
+    "as_verdict",
     "choose_operating_point",
     "code",
     "get_verifier",
@@ -189,19 +190,17 @@ def code(tests: str | Callable[[Answer], str] = "", *, timeout: float = 5.0,
     return _named("code", check)
 
 
-def _limits(timeout: float, memory_mb: int) -> Callable[[], None]:
-    def apply() -> None:  # runs in the child between fork and exec
-        import resource
-
-        cpu = max(1, math.ceil(timeout))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        mem = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
-        os.setsid()  # own process group: a timeout kills everything it spawned
-
-    return apply
+# The child limits itself, then execs the real interpreter: no preexec_fn (unsafe in a process with
+# threads, and the engine runs a transport thread).
+_BOOTSTRAP = (
+    "import os, resource, sys\n"
+    "cpu, mem = int(sys.argv[1]), int(sys.argv[2])\n"
+    "resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (mem, mem))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))\n"
+    "os.execv(sys.argv[3], [sys.argv[3], '-I', '-B', sys.argv[4]])\n"
+)
 
 
 def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
@@ -212,10 +211,12 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
         path = os.path.join(tmp, "answer.py")
         with open(path, "w", encoding="utf-8", errors="replace") as f:
             f.write(source)
+        exe = python or sys.executable
+        cpu = str(max(1, math.ceil(timeout)))
         proc = subprocess.Popen(
-            [python or sys.executable, "-I", "-B", path], cwd=tmp, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=_limits(timeout, memory_mb) if os.name == "posix" else None,
+            [exe, "-I", "-c", _BOOTSTRAP, cpu, str(memory_mb << 20), exe, path], cwd=tmp,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,  # own process group: a timeout kills all it spawned
             env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"})
         try:
             _, err = proc.communicate(timeout=timeout)
@@ -425,7 +426,7 @@ class OperatingPoint:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> OperatingPoint:
         t = d["threshold"]
-        return cls(**{**d, "threshold": float(t) if not isinstance(t, str) else float(t)})
+        return cls(**{**d, "threshold": float(t)})  # float("inf") reads the saved "inf"
 
 
 def _finite(x: float) -> float | str:

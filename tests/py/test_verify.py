@@ -111,7 +111,8 @@ def test_escalation_scorer_learns_from_verifier_outcomes_and_round_trips() -> No
     s = v.EscalationScorer.fit(prompts, answers, labels, extra=extra, extra_names=["arith"])
     bad = s.score("What is 5 + 1?", "5 + 1 = 7\n#### 6", [-1.0])
     good = s.score("What is 5 + 1?", "5 + 1 = 6\n#### 6", [1.0])
-    assert bad > 0.8 > 0.2 > good
+    assert bad > 0.8
+    assert good < 0.2
     again = v.EscalationScorer.from_dict(json.loads(json.dumps(s.to_dict())))
     assert again.score("What is 5 + 1?", "5 + 1 = 7", [-1.0]) == s.score(
         "What is 5 + 1?", "5 + 1 = 7", [-1.0])
