@@ -319,9 +319,10 @@ def share_transfer(data: Any, cv: dict[str, Any], folds: int = 5, seed: int = 0,
                    targets: tuple[float, ...] = (0.3, 0.5), inner: int = 3) -> dict[str, Any]:
     """Does a requested cost share hold on new prompts? Per outer fold (the folds of
     ``cross_validated``, whose out-of-fold predictions ``cv`` holds), the operating point is chosen
-    on the training folds only — from inner out-of-fold predictions (``inner`` routers per fold,
-    the way ``fit_operating_point`` calibrates) and, for comparison, from the outer router's own
-    in-sample predictions — then applied to the held-out fold.
+    on the training folds only — from the outer router's own in-sample predictions (what
+    ``fit_operating_point`` does by default) and, for comparison, from inner out-of-fold
+    predictions (``inner`` routers per fold; ``fit_operating_point(folds=3)``) — then applied to
+    the held-out fold.
 
     RouterBench (costs): the cost weight of ``route`` for a share of GPT-4's cost. MMLU (no
     costs): a threshold on P(GPT-4 right) - P(Mixtral right) for a share of calls to GPT-4.

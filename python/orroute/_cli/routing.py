@@ -134,7 +134,7 @@ def _read_table(path: str) -> tuple[list[str], dict[str, list[float | None]],
               help="Router option (e.g. epochs=8, l2=0.03); repeatable.")
 @click.option("--max-cost-share", type=float, default=None, metavar="X",
               help="Also choose the cost_weight spending at most X (0-1) of --reference's cost "
-                   "(3-fold out-of-fold calibration); written to OUTPUT.op.json.")
+                   "on the table; written to OUTPUT.op.json.")
 @click.option("--target-cost-share", type=float, default=None, metavar="X",
               help="Like --max-cost-share, aiming at X instead of staying below it.")
 @click.option("--reference", default=None, metavar="MODEL",
@@ -179,7 +179,7 @@ def fit_cmd(table: str, output: str, options: tuple[str, ...], max_cost_share: f
         if op is not None:
             click.echo(f"operating point: cost_weight {op.cost_weight:.4g} -> {op.share:.1%} of "
                        f"{op.reference}'s cost (90% interval {op.share_lo:.1%}-{op.share_hi:.1%}"
-                       f", out-of-fold){'' if op.met else '; the requested maximum is NOT met'}"
+                       f", on the training table){'' if op.met else '; the requested maximum is NOT met'}"
                        f" -> {output}.op.json")
 
 
