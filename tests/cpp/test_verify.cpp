@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -177,8 +178,17 @@ TEST_CASE("answer signals and agreement", "[verify]") {
   REQUIRE(a.share == Approx(0.5));
   REQUIRE(orroute::agreement({}).count == 0);
   const auto x = orroute::escalation_features("What is 3 + 4?", "3 + 4 = 8\n#### 8", {0.5, NAN});
-  REQUIRE(x.size() == orroute::escalation_feature_names().size() + 2);
+  const auto& names = orroute::escalation_feature_names();
+  REQUIRE(x.size() == names.size() + 2);
   REQUIRE(x.back() == 0.0);
+  auto feature = [&](const std::vector<double>& v, const char* name) {
+    return v[static_cast<size_t>(std::find(names.begin(), names.end(), name) - names.begin())];
+  };
+  REQUIRE(feature(x, "prompt_numbers_used") == 1.0);
+  const auto partial =
+      orroute::escalation_features("Add 1,200 and 3.5 and 7.", "1200 + 3.5 = 1203.5");
+  REQUIRE(feature(partial, "prompt_numbers_used") == Approx(2.0 / 3));
+  REQUIRE(feature(partial, "log_prompt_numbers_unused") == Approx(std::log(2.0)));
 }
 
 TEST_CASE("the escalation model learns a separable signal and round-trips", "[verify]") {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -31,6 +32,34 @@ int32_t count_phrases(std::string_view lower, const std::string_view* begin,
 }
 
 double log1p_count(double x) { return std::log1p(std::max(0.0, x)); }
+
+// The values of the numbers written in `text` ("1,200", "3.5"; signs ignored), at most `limit`.
+std::vector<double> number_values(std::string_view text, size_t limit = 4096) {
+  std::vector<double> out;
+  for (size_t i = 0; i < text.size() && out.size() < limit;) {
+    if (text[i] < '0' || text[i] > '9') {
+      ++i;
+      continue;
+    }
+    std::string digits;
+    size_t e = i;
+    while (e < text.size() && digits.size() < 40) {
+      const char c = text[e];
+      const bool next_digit = e + 1 < text.size() && text[e + 1] >= '0' && text[e + 1] <= '9';
+      if (c >= '0' && c <= '9') {
+        digits += c;
+      } else if (c == '.' && next_digit && digits.find('.') == std::string::npos) {
+        digits += c;
+      } else if (c != ',' || !next_digit) {
+        break;
+      }
+      ++e;
+    }
+    out.push_back(std::strtod(digits.c_str(), nullptr));
+    i = e + (e == i);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -103,7 +132,8 @@ const std::vector<std::string>& escalation_feature_names() {
       "answer_refusal", "answer_code_fences", "answer_repeated_lines", "answer_ends_cleanly",
       "answer_to_prompt_length", "calc_log_checked", "calc_wrong_any", "calc_log_wrong",
       "final_found", "final_marked", "final_integral", "final_negative", "final_log_magnitude",
-      "final_in_prompt", "answer_numbers_per_line", "final_is_last_result", "final_in_results"};
+      "final_in_prompt", "answer_numbers_per_line", "final_is_last_result", "final_in_results",
+      "prompt_numbers_used", "log_prompt_numbers_unused"};
   return names;
 }
 
@@ -136,6 +166,16 @@ std::vector<double> escalation_features(std::string_view prompt, std::string_vie
     }
     i = e;
   }
+  // A worked solution normally uses every quantity the problem gives: the share of the prompt's
+  // distinct numbers that appear in the answer, and how many do not.
+  std::vector<double> given = number_values(prompt);
+  std::sort(given.begin(), given.end());
+  given.erase(std::unique(given.begin(), given.end()), given.end());
+  std::vector<double> written = number_values(answer);
+  std::sort(written.begin(), written.end());
+  size_t used = 0;
+  for (const double g : given) used += std::binary_search(written.begin(), written.end(), g);
+  const double used_share = given.empty() ? 1.0 : static_cast<double>(used) / given.size();
   std::vector<double> x = {
       1.0,
       log1p_count(p.chars), log1p_count(p.words), log1p_count(prompt_numbers),
@@ -152,7 +192,8 @@ std::vector<double> escalation_features(std::string_view prompt, std::string_vie
       fin.found ? std::log10(1.0 + std::min(std::abs(fin.value), 1e12)) : 0.0,
       final_in_prompt ? 1.0 : 0.0,
       a.lines ? std::min(10.0, static_cast<double>(a.numbers) / a.lines) : 0.0,
-      calc.final_is_last_result ? 1.0 : 0.0, calc.final_in_results ? 1.0 : 0.0};
+      calc.final_is_last_result ? 1.0 : 0.0, calc.final_in_results ? 1.0 : 0.0,
+      used_share, log1p_count(static_cast<double>(given.size() - used))};
   for (const double e : extra) x.push_back(std::isfinite(e) ? e : 0.0);
   return x;
 }
