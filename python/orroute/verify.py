@@ -174,8 +174,9 @@ def code(tests: str | Callable[[Answer], str] = "", *, timeout: float = 5.0,
     """Runs the answer's first Python code block followed by ``tests`` (assert statements; a
     callable gets the Answer and returns them) in a fresh ``python -I`` subprocess in an empty
     temporary directory, with a wall-clock ``timeout``, a CPU limit, an address-space limit of
-    ``memory_mb`` and no core dumps. Pass on exit status 0; fail on an error, a failed assert, a
-    timeout or a missing code block. Output is discarded beyond 64 KB."""
+    ``memory_mb``, a 16 MB file-size limit and no core dumps. Pass on exit status 0; fail on an
+    error, a failed assert, a timeout or a missing code block. stdout is discarded; the reason is
+    the last line of stderr (read from a file, at most its last 64 KB)."""
     if timeout <= 0 or memory_mb <= 0:
         raise InvalidArgumentError("timeout and memory_mb must be positive")
 
@@ -213,19 +214,31 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
             f.write(source)
         exe = python or sys.executable
         cpu = str(max(1, math.ceil(timeout)))
-        proc = subprocess.Popen(
-            [exe, "-I", "-c", _BOOTSTRAP, cpu, str(memory_mb << 20), exe, path], cwd=tmp,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True,  # own process group: a timeout kills all it spawned
-            env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"})
-        try:
-            _, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            return Verdict("fail", 0.0, f"timed out after {timeout:g} s", "code")
+        # stderr goes to a file (capped by RLIMIT_FSIZE), never to a pipe we would have to buffer
+        with open(os.path.join(tmp, "stderr"), "w+b") as err:
+            proc = subprocess.Popen(
+                [exe, "-I", "-c", _BOOTSTRAP, cpu, str(memory_mb << 20), exe, path], cwd=tmp,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                start_new_session=True,  # own process group: a timeout kills all it spawned
+                env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"})
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                return Verdict("fail", 0.0, f"timed out after {timeout:g} s", "code")
+            err.seek(max(0, os.fstat(err.fileno()).st_size - 65536))
+            tail = err.read(65536)
     if proc.returncode == 0:
         return Verdict("pass", 1.0, "code ran and the tests passed", "code")
-    lines = err[-65536:].decode("utf-8", "replace").strip().splitlines()
+    if proc.returncode < 0:  # a limit hit: SIGXCPU (CPU time), SIGXFSZ (output size), SIGKILL
+        import signal
+
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        return Verdict("fail", 0.0, f"killed by {name}", "code")
+    lines = tail.decode("utf-8", "replace").strip().splitlines()
     last = lines[-1][:160] if lines else f"exit status {proc.returncode}"
     return Verdict("fail", 0.0, last, "code")
 
@@ -237,7 +250,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         proc.kill()
-    proc.communicate()
+    proc.wait()
 
 
 def answer_key(content: str) -> str:

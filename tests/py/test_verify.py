@@ -61,14 +61,17 @@ def test_arithmetic_verifier() -> None:
         ("def add(a, b):\n    while True: pass", "fail", "timed out"),
         ("def add(a, b):\n    x = bytearray(4 << 30)\n    return a + b", "fail", "MemoryError"),
         ("def add(a, b)\n    return a + b", "fail", "SyntaxError"),
+        # the 16 MB file-size limit ends it (Python ignores SIGXFSZ: the write fails, exit 1)
+        ("import sys\nwhile True: sys.stderr.write('x' * 65536)", "fail", "xxx"),
     ],
-    ids=["pass", "wrong", "timeout", "memory", "syntax"],
+    ids=["pass", "wrong", "timeout", "memory", "syntax", "floods-stderr"],
 )
 def test_code_verifier_runs_in_a_limited_subprocess(code: str, outcome: str, reason: str) -> None:
     check = v.code("assert add(2, 3) == 5", timeout=1.5, memory_mb=256)
     r = check(ans(f"Here:\n```python\n{code}\n```"))
     assert r.outcome == outcome
     assert reason in r.reason
+    assert len(r.reason) <= 160
     assert check(ans("no code")).outcome == "fail"
 
 

@@ -22,7 +22,7 @@ using rapidjson::Value;
 constexpr int kMaxDepth = 64;
 // uniqueItems compares items pairwise; beyond this many items the check fails instead of taking
 // quadratic time on a hostile array.
-constexpr size_t kMaxUniqueItems = 2000;
+constexpr size_t kMaxUniqueItems = 500;
 constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseNanAndInfFlag;
 
 std::string_view trim(std::string_view s) {
