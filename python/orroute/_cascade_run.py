@@ -86,6 +86,9 @@ def _result(stages: list[StageRecord], accepted: TaskResult) -> CascadeResult:
 class VerifiedCascade:
     """Cheap model first; verify its answer; escalate when a check fails.
 
+    The last stage is accepted whatever it says; its answer is still checked (verdicts reported,
+    self-consistency skipped: no extra samples are drawn there).
+
     Args:
         stages: catalog model ids, cheapest first; the last is always accepted.
         verifiers: ``orroute.verify`` verifiers, names registered there, or any callable taking

@@ -389,6 +389,26 @@ def _choose_weight(probs: Sequence[Sequence[float]], pred: Sequence[Sequence[flo
     return point
 
 
+def _out_of_fold(prompts: Sequence[str], scores: Mapping[str, Sequence[float | None]],
+                 costs: Mapping[str, Sequence[float | None]], folds: int, seed: int,
+                 options: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Probabilities and predicted costs of every prompt from a router trained without it."""
+    import numpy as np
+
+    n, models = len(prompts), list(scores)
+    probs, pred = np.zeros((n, len(models))), np.zeros((n, len(models)))
+    order = np.random.default_rng(seed).permutation(n)
+    for k in range(folds):
+        test = order[k::folds]
+        train = np.setdiff1d(order, test)
+        r = LearnedRouter.fit([prompts[i] for i in train],
+                              {m: [scores[m][i] for i in train] for m in models},
+                              {m: [costs[m][i] for i in train] for m in costs}, **options)
+        pr, pc = r.predict_many([prompts[i] for i in test])
+        probs[test], pred[test] = pr, pc
+    return probs, pred
+
+
 def fit_operating_point(prompts: Sequence[str], scores: Mapping[str, Sequence[float | None]],
                         costs: Mapping[str, Sequence[float | None]], *, reference: str,
                         max_cost_share: float | None = None,
@@ -419,17 +439,7 @@ def fit_operating_point(prompts: Sequence[str], scores: Mapping[str, Sequence[fl
         pr, pc = router.predict_many(prompts)
         probs, pred = np.array(pr), np.array(pc)
     else:
-        probs = np.zeros((n, len(models)))
-        pred = np.zeros((n, len(models)))
-    order = np.random.default_rng(seed).permutation(n)
-    for k in range(folds if folds >= 2 else 0):
-        test = order[k::folds]
-        train = np.setdiff1d(order, test)
-        r = LearnedRouter.fit([prompts[i] for i in train],
-                              {m: [scores[m][i] for i in train] for m in models},
-                              {m: [costs[m][i] for i in train] for m in costs}, **options)
-        pr, pc = r.predict_many([prompts[i] for i in test])
-        probs[test], pred[test] = pr, pc
+        probs, pred = _out_of_fold(prompts, scores, costs, folds, seed, options)
     ok = ~np.isnan(real).any(axis=1)
     point = _choose_weight(probs[ok], pred[ok], real[ok], models.index(reference),
                            max_cost_share, target_cost_share, None, router)

@@ -329,11 +329,11 @@ def run_verifiers(verifiers: Sequence[Verifier], answer: Answer) -> list[Verdict
     for v in verifiers:
         name = getattr(v, "__name__", type(v).__name__)
         try:
-            out.append(as_verdict(v(answer), name))
-        except InvalidArgumentError:
-            raise
+            value = v(answer)
         except Exception as e:  # noqa: BLE001  # a user plug-in failing must not end the cascade
             out.append(Verdict("fail", 0.0, f"verifier raised {type(e).__name__}", name))
+            continue
+        out.append(as_verdict(value, name))  # a wrong return type is a bug: it raises
     return out
 
 

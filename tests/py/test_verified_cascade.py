@@ -154,6 +154,9 @@ def test_route_with_a_cost_share_uses_the_calibrated_weight(tmp_path) -> None:
     again = LearnedRouter.load(path)
     assert again.operating_point == op
     assert again.route("What is 4+1?", max_cost_share=0.5) == "cheap"
+    _, cross = fit_operating_point(prompts, scores, costs, reference="strong", max_cost_share=0.5,
+                                   folds=3, epochs=10, learning_rate=0.5)
+    assert cross.share <= 0.5 and cross.met and cross.rows == len(prompts)
     # 90% is out of reach (easy prompts are as likely right on the cheap model): the closest
     again.calibrate(prompts, costs, reference="strong", target_cost_share=0.9)
     t = again.operating_point
