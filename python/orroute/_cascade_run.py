@@ -146,6 +146,44 @@ class VerifiedCascade:
         assert self.threshold is not None
         return verdicts, score, score >= self.threshold
 
+    def calibrate(self, prompts: Sequence[str], answers: Sequence[str],
+                  cheap_cost: Sequence[float], strong_cost: Sequence[float], *,
+                  target_cost_share: float | None = None,
+                  max_cost_share: float | None = None) -> OperatingPoint:
+        """Sets :attr:`threshold` for a cost share of the strong model from a calibration set
+        (a two-stage cascade): the cheap model's ``answers`` to ``prompts`` (prompts the scorer did
+        not train on) and both models' costs per prompt. A cheap answer that fails a verifier is
+        always escalated (it costs cheap + strong whatever the threshold); the threshold on the
+        escalation score decides the rest. Returns the :class:`orroute.verify.OperatingPoint`
+        (share with a 90% bootstrap interval) and keeps it in :attr:`operating_point`.
+        Without a scorer the share is what the verifiers alone give.
+
+        Raises:
+            InvalidArgumentError: not a two-stage cascade, or inputs of different lengths.
+        """
+        from .verify import Answer, choose_operating_point
+
+        if len(self.stages) != 2:
+            raise InvalidArgumentError("calibrate() needs a two-stage cascade")
+        if not len(prompts) == len(answers) == len(cheap_cost) == len(strong_cost):
+            raise InvalidArgumentError("prompts, answers and costs differ in length")
+        score, base, escalated = [], [], []
+        for p, a, c, s in zip(prompts, answers, cheap_cost, strong_cost, strict=True):
+            verdicts, sc, _ = self.judge(Answer(prompt=p, content=a))
+            failed = any(v.failed for v in verdicts)
+            score.append(0.0 if sc is None else sc)
+            base.append(float(c) + float(s) if failed else float(c))
+            escalated.append(float(c) + float(s))
+        if self.scorer is None:  # nothing to choose: report what the verifiers give
+            score = [0.0] * len(score)
+        op = choose_operating_point(score, base, escalated, [float(s) for s in strong_cost],
+                                    target_cost_share=target_cost_share,
+                                    max_cost_share=max_cost_share)
+        if self.scorer is not None:
+            self.threshold = op.threshold
+        self.operating_point = op
+        return op
+
     def __repr__(self) -> str:
         names = [getattr(v, "__name__", "verifier") for v in self.verifiers]
         return f"VerifiedCascade({' -> '.join(self.stages)}, verifiers={names})"

@@ -188,3 +188,28 @@ def test_cli_fit_writes_the_operating_point(tmp_path) -> None:
     r = CliRunner().invoke(cli, ["routing", "fit", str(table), "-o", str(out),
                                  "--max-cost-share", "0.5", "--target-cost-share", "0.4"])
     assert r.exit_code == 1
+
+
+def test_cascade_calibration_targets_a_cost_share() -> None:
+    from orroute.verify import EscalationScorer
+
+    n = 200
+    prompts = [f"What is {i} + 1?" for i in range(n)]
+    # a quarter of the answers fail the arithmetic check; the rest differ in hedging
+    answers = [f"{i} + 1 = {i + 2}\n#### {i + 2}" if i % 4 == 0 else
+               (f"I think maybe {i} + 1 = {i + 1}\n#### {i + 1}" if i % 4 == 1 else
+                f"{i} + 1 = {i + 1}\n#### {i + 1}") for i in range(n)]
+    labels = [1.0 if i % 4 in (0, 1) else 0.0 for i in range(n)]
+    scorer = EscalationScorer.fit(prompts, answers, labels,
+                                  extra=[[1.0 if i % 4 else -1.0] for i in range(n)])
+    cascade = VerifiedCascade([CHEAP, STRONG], [arithmetic()], scorer=scorer, threshold=0.99)
+    cheap, strong = [0.001] * n, [0.01] * n
+    op = cascade.calibrate(prompts, answers, cheap, strong, target_cost_share=0.6)
+    # every prompt pays the cheap model (10%); the failing quarter always adds the strong one
+    assert op.share == pytest.approx(0.6, abs=0.01)
+    assert cascade.threshold == op.threshold and cascade.operating_point is op
+    floor = VerifiedCascade([CHEAP, STRONG], [arithmetic()]).calibrate(
+        prompts, answers, cheap, strong, max_cost_share=0.5)
+    assert floor.share == pytest.approx(0.1 + 0.25)      # verifiers alone: the failing quarter
+    with pytest.raises(orroute.InvalidArgumentError):
+        VerifiedCascade(["a", "b", "c"]).calibrate([], [], [], [], target_cost_share=0.5)
