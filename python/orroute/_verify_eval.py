@@ -298,11 +298,11 @@ def _print_gsm8k(r: dict[str, Any], folds: int) -> None:
     v = r["verifier"]
     print(f"arithmetic verifier fails {v['fail']:.1%} of Mixtral answers; Mixtral wrong when it "
           f"fails {v['weak_wrong_given_fail']:.1%}, when it does not {v['weak_wrong_given_notfail']:.1%}")
-    print(f"{"cascade score (escalate highest first)":57s} {'APGR [90% CI]':>20s} "
+    print(f"{'cascade score (escalate highest first)':57s} {'APGR [90% CI]':>20s} "
           f"{'CPT(50%) [90% CI]':>22s} {'CPT(80%)':>9s} {'cost share @PGR50':>18s}")
     for k, m in r["pgr"].items():
         a, c = m["APGR_90"], m["CPT50_90"]
-        print(f"{k:57s} {m["APGR"]:6.3f} [{a[0]:.3f},{a[1]:.3f}] {m['CPT50']:7.1%} "
+        print(f"{k:57s} {m['APGR']:6.3f} [{a[0]:.3f},{a[1]:.3f}] {m['CPT50']:7.1%} "
               f"[{c[0]:5.1%},{c[1]:5.1%}] {m['CPT80']:9.1%} {m['cost_share_at_PGR50']:18.1%}")
     print("(CPT: share of prompts escalated to GPT-4, RouteLLM's convention; cost share: Mixtral on "
           "every prompt + GPT-4 on the escalated ones, of GPT-4 alone)")
