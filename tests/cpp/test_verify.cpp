@@ -153,7 +153,8 @@ TEST_CASE("arithmetic re-check finds wrong calculations and reads the final answ
     REQUIRE(orroute::final_answer("The answer is $1,234.").text == "1234");
     REQUIRE(orroute::final_answer("so \\boxed{-7}").text == "-7");
     REQUIRE(orroute::final_answer("We get 3 and then -2.50").text == "-2.5");
-    REQUIRE_FALSE(orroute::final_answer("The answer is 3 and 4").marked == false);
+    REQUIRE(orroute::final_answer("The answer is 3 and 4").marked);
+    REQUIRE(orroute::final_answer("The answer is 3 and 4").text == "3");
     REQUIRE_FALSE(orroute::final_answer("no numbers").found);
     REQUIRE(orroute::arithmetic_verdict(orroute::check_calculations("I do not know")).outcome ==
             VerdictOutcome::kFail);

@@ -269,11 +269,12 @@ std::string validate(const Value& v, const Value& schema, const std::string& pat
           sub = &p->value;
         }
       }
-      if (!sub && extra != schema.MemberEnd()) sub = &extra->value;
+      const bool additional = !sub && extra != schema.MemberEnd();
+      if (additional) sub = &extra->value;
       if (!sub) continue;
       if (auto err = validate(m->value, *sub, child(path, clip_for_reason(name, 40)), depth + 1);
           !err.empty()) {
-        if (sub == &extra->value && extra->value.IsBool()) {
+        if (additional && sub->IsBool()) {
           return path + ": unexpected property '" + clip_for_reason(name, 40) + "'";
         }
         return err;
