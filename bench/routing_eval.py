@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Held-out evaluation of orroute's learned router on the bundled RouterBench and RouteLLM-MMLU
 outcome tables: accuracy-cost curves, cost to match the best single model, AIQ, PGR/APGR/CPT, and
-the baselines (single models, random mixes, task-type-only router, random router, oracle).
+the baselines (single models, random mixes, task-type-only router, random router, oracle); the
+verify-then-escalate cascade on the shared GSM8K development set (``--datasets gsm8k``); and
+whether requested cost shares, chosen on training folds, hold on held-out folds.
 
 Usage: PYTHONPATH=python python3 bench/routing_eval.py [--folds 5] [--seed 0] [--out bench/out/routing]
-       [--datasets routerbench,mmlu] [--option key=value ...]
+       [--datasets routerbench,mmlu,gsm8k] [--no-cost-share] [--option key=value ...]
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/out/routing", help="directory for PNG plots ('' = none)")
-    ap.add_argument("--datasets", default="routerbench,mmlu")
+    ap.add_argument("--datasets", default="routerbench,mmlu,gsm8k")
+    ap.add_argument("--no-cost-share", action="store_true",
+                    help="skip the cost-share transfer check (nested CV)")
     ap.add_argument("--option", action="append", default=[], help="router option key=value")
     args = ap.parse_args()
     options = {}
@@ -28,7 +32,7 @@ def main() -> None:
         key, _, value = item.partition("=")
         options[key] = ast.literal_eval(value)
     evaluate(datasets=tuple(args.datasets.split(",")), folds=args.folds, seed=args.seed,
-             out_dir=args.out or None, **options)
+             out_dir=args.out or None, cost_share=not args.no_cost_share, **options)
 
 
 if __name__ == "__main__":

@@ -33,5 +33,6 @@ void bind_cost(pybind11::module_& m);       // ledger, budgets, reservations
 void bind_redis(pybind11::module_& m);      // RedisLedger (when built with hiredis)
 void bind_route(pybind11::module_& m);      // engine, breakers, limits, metrics
 void bind_routing(pybind11::module_& m);    // learned router
+void bind_verify(pybind11::module_& m);     // answer verifiers, escalation, operating points
 
 }  // namespace orroute::bindings

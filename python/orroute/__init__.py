@@ -42,6 +42,7 @@ _LAZY: dict[str, str] = {
     # learned routing
     "LearnedRouter": "orroute.routing",
     "CascadeRouter": "orroute.routing",
+    "VerifiedCascade": "orroute.routing",
     # gateway (orroute serve)
     "Gateway": "orroute.gateway",
     # router
@@ -82,7 +83,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         Conversation,
         TaskResult,
     )
-    from .routing import CascadeRouter, LearnedRouter  # noqa: F401
+    from .routing import CascadeRouter, LearnedRouter, VerifiedCascade  # noqa: F401
     from .selector import ModelSelector, Ranked  # noqa: F401
     from .tokenizer import (  # noqa: F401
         Encoding,

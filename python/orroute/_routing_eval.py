@@ -104,6 +104,9 @@ def cascade_cv(data: Outcomes, folds: int = 5, seed: int = 0, task_types: bool =
     score, cost = np.zeros(n), np.zeros(n)
     curve_s, curve_c = np.zeros((len(weights), n)), np.zeros((len(weights), n))
     stages = []
+    # per fold and weight: the training folds' cost (in-sample: the cascade was chosen there)
+    train_cost: list[list[float]] = []
+    folds_test: list[Any] = []
 
     def run(router: Any, test: Any, out_s: Any, out_c: Any) -> None:
         idx = {m: j for j, m in enumerate(data.models)}
@@ -123,11 +126,44 @@ def cascade_cv(data: Outcomes, folds: int = 5, seed: int = 0, task_types: bool =
         routers = CascadeRouter.fit_path(*args, cost_weights=[None, *weights], **options)
         stages.append(routers[0])
         run(routers[0], test, score, cost)
+        tr_s, tr_c = np.zeros(n), np.zeros(n)
+        fold_costs = []
         for wi, r in enumerate(routers[1:]):
             run(r, test, curve_s[wi], curve_c[wi])
+            run(r, train, tr_s, tr_c)
+            fold_costs.append(float(tr_c[train].sum()))
+        train_cost.append(fold_costs)
+        folds_test.append(test)
     curve = [(float(w), float(curve_c[i].mean()), float(curve_s[i].mean()))
              for i, w in enumerate(weights)]
-    return {"score": score, "cost": cost, "curve": curve, "stages": stages}
+    return {"score": score, "cost": cost, "curve": curve, "stages": stages,
+            "train_cost": train_cost, "folds": folds_test, "curve_s": curve_s,
+            "curve_c": curve_c}
+
+
+def cascade_at_share(cv: dict[str, Any], reference: Any, share: float) -> dict[str, float]:
+    """Held-out accuracy and cost share of the cascade when, in every fold, the cost weight is
+    the one whose *training* cost share of ``reference`` (per-prompt costs) is the largest not
+    above ``share`` (the C++ operating-point rule over the weight grid)."""
+    import numpy as np
+
+    from . import _core
+
+    acc_num, cost_num, ref_num, n = 0.0, 0.0, 0.0, 0
+    misses = []
+    for fold_costs, test in zip(cv["train_cost"], cv["folds"], strict=True):
+        train = np.setdiff1d(np.arange(len(reference)), test)
+        shares = [c / reference[train].sum() for c in fold_costs]
+        # one "prompt" per setting suffices: the grid choice only needs the totals
+        i, _ = _core.choose_grid_point([[x] for x in shares], [1.0], share,
+                                       _core.ShareMode.AT_MOST, 0, 0, 0.9)
+        acc_num += float(cv["curve_s"][i][test].sum())
+        cost_num += float(cv["curve_c"][i][test].sum())
+        ref_num += float(reference[test].sum())
+        misses.append(float(cv["curve_c"][i][test].sum() / reference[test].sum()) - share)
+        n += len(test)
+    return {"accuracy": acc_num / n, "share": cost_num / ref_num,
+            "max_over": max(misses)}
 
 
 # ---------------------------------------------------------------------------- predictions
@@ -394,7 +430,12 @@ def _eval_cascade(data: Outcomes, r: dict[str, Any], folds: int, seed: int) -> d
     best_cost, best_acc = r["singles"][r["best"]]
     task_hull = r["hulls"]["task"]
     reach = [c for _, c, a in cv["curve"] if a >= best_acc]
+    singles = [(c, q) for c, q in r["singles"].values()]
+    lo, hi = min(c for c, _ in singles), max(c for c, _ in singles)
+    ref = data.costs[:, data.models.index(r["best"])]
     return {
+        "aiq": aiq(hull([(c, a) for _, c, a in cv["curve"]] + singles), lo, hi),
+        "at_half": cascade_at_share(cv, ref, 0.5),
         "accuracy": float(cv["score"].mean()), "cost": float(cv["cost"].mean()),
         "share": float(cv["cost"].mean() / best_cost),
         "curve": [(w, c, a, hull_at(task_hull, c)) for w, c, a in cv["curve"]],
@@ -412,6 +453,11 @@ def _print_cascade(cr: dict[str, Any]) -> None:
     ms = cr["match_share"]
     print("cost to match the best model on the held-out curve: "
           + ("not reached" if ms is None else f"{ms:.1%}"))
+    h = cr["at_half"]
+    print(f"operating point 'at most 50% of {cr['best']}'s cost', chosen on the training folds: "
+          f"held-out accuracy {h['accuracy']:.4f} at {h['share']:.1%} (worst fold "
+          f"{h['max_over']:+.1%} over 50%); AIQ of the cascade curve (with single models) "
+          f"{cr['aiq']:.4f}")
     print(f"{'cost_weight':>12s} {'cost share':>10s} {'accuracy':>9s} {'task-type hull':>15s}")
     for w, c, a, h in cr["curve"]:
         print(f"{w:12.1f} {c / cr['best_cost']:10.1%} {a:9.4f} {h:15.4f}")
@@ -573,12 +619,15 @@ def evaluate(
     verbose: bool = True,
     speed: bool = True,
     cascade: bool = True,
+    cost_share: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Runs the held-out evaluation, prints the report, optionally writes PNG plots.
 
     Args:
-        datasets: bundled outcome tables to evaluate ("routerbench", "mmlu").
+        datasets: bundled outcome tables to evaluate ("routerbench", "mmlu"), and "gsm8k"
+            (verify-then-escalate cascades on the shared GSM8K development set,
+            ``orroute._verify_eval``).
         folds: cross-validation folds (prompts are split, never individual rows).
         seed: fold assignment and random-baseline seed.
         out_dir: directory for PNG plots (needs matplotlib); None = no plots.
@@ -586,6 +635,8 @@ def evaluate(
         speed: also time ``route()`` on long and short RouterBench prompts (``route_speed``).
         cascade: also evaluate ``CascadeRouter`` (per task type) on RouterBench (``cascade_cv``,
             ~1 min).
+        cost_share: also check that a requested cost share, chosen on the training folds,
+            holds on the held-out folds (``share_transfer``; nested CV, a few minutes on MMLU).
         **options: LearnedRouter.fit options.
 
     Returns:
@@ -597,6 +648,11 @@ def evaluate(
 
     results: dict[str, Any] = {}
     for name in datasets:
+        if name == "gsm8k":  # shared data, not bundled: verify-then-escalate cascades
+            from ._verify_eval import evaluate_gsm8k
+
+            results[name] = evaluate_gsm8k(folds=folds, seed=seed, verbose=verbose, speed=speed)
+            continue
         data = load_outcomes(name)
         t0 = time.perf_counter()
         cv = cross_validated(data, folds=folds, seed=seed, **options)
@@ -619,6 +675,12 @@ def evaluate(
             if verbose:
                 print(f"\n== RouteLLM MMLU ({len(data.prompts)} prompts, {folds}-fold CV) ==")
                 _print_pgr(f"MMLU {strong} vs {weak}", r["pgr"])
+        if cost_share:
+            from ._verify_eval import print_share_transfer, share_transfer
+
+            r["share_transfer"] = share_transfer(data, cv, folds=folds, seed=seed)
+            if verbose:
+                print_share_transfer(name, r["share_transfer"])
         r["cv_seconds"] = secs
         if speed and name == "routerbench":
             r["speed"] = route_speed(data)

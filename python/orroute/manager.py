@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import _exceptions as _exc
+from ._cascade_run import CascadeResult
 from .task import Task
 
 __all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult"]
@@ -84,39 +85,6 @@ class TaskResult:
     def fallbacks(self) -> int:
         """Models given up on before the one that answered."""
         return len({a.model for a in self.attempts if a.model != self.model})
-
-
-@dataclass
-class CascadeResult:
-    """What ``execute_cascade`` returns: ``result`` (the accepted answer: its ``content`` and
-    ``model``), ``calls`` (every stage's result, in call order) and ``cost`` (their summed USD)."""
-
-    result: TaskResult
-    calls: list[TaskResult]
-    cost: Decimal
-
-    @property
-    def content(self) -> str:
-        return self.result.content
-
-    @property
-    def model(self) -> str:
-        return self.result.model
-
-
-def _next_stage(cascade: Any, calls: Mapping[str, TaskResult], task_type: str | None) -> str | None:
-    """The cascade's next model given the answers so far (None: accept one of them)."""
-    nxt: str | None = cascade.decide({m: r.content for m, r in calls.items()}, task_type)
-    if nxt is not None and nxt in calls:  # a cascade never calls a model twice
-        raise _exc.InvalidArgumentError(f"cascade asked for {nxt!r} twice")
-    return nxt
-
-
-def _cascade_result(cascade: Any, calls: Mapping[str, TaskResult],
-                    task_type: str | None) -> CascadeResult:
-    chosen = cascade.chosen_model({m: r.content for m, r in calls.items()}, task_type)
-    return CascadeResult(result=calls[chosen], calls=list(calls.values()),
-                         cost=sum((c.cost for c in calls.values()), Decimal(0)))
 
 
 def _attempts(raw: Sequence[Mapping[str, Any]]) -> list[Attempt]:
@@ -535,28 +503,30 @@ class AIModelManager:
         r.task_id = task.id or ""
         return r
 
-    async def execute_cascade(self, task: Task, cascade: Any, *,
-                              task_type: str | None = None) -> CascadeResult:
-        """Runs ``task`` through a cascade (``orroute.routing.CascadeRouter``): each stage is an
-        :meth:`execute_task` on the stage's model only (no fallback to other models; the names
-        must be catalog ids); after each answer ``cascade.decide`` says whether to stop or which
-        model to call next.
+    async def execute_cascade(self, task: Task, cascade: Any, *, task_type: str | None = None,
+                              stream: bool = False) -> Any:
+        """Runs ``task`` through a cascade: an ``orroute.routing.VerifiedCascade`` (cheap model
+        first, verify, escalate on failure) or an agreement ``CascadeRouter``. Every stage is an
+        :meth:`execute_task` on the stage's model only, reserved, settled and recorded.
 
-        Returns a :class:`CascadeResult`: the accepted answer's result, every stage's result and
-        the summed cost. Raises like :meth:`execute_task` (a failing stage stops the cascade).
+        Returns a :class:`CascadeResult` (accepted answer, stages with verdicts, summed cost), or
+        with ``stream=True`` (VerifiedCascade only) a ``CascadeStream`` to iterate: the final
+        stage streams. Raises like :meth:`execute_task` (a failing stage stops the cascade).
         """
-        calls: dict[str, TaskResult] = {}
-        while (nxt := _next_stage(cascade, calls, task_type)) is not None:
-            calls[nxt] = await self._run(task, nxt, pin=True)
-        return _cascade_result(cascade, calls, task_type)
+        from ._cascade_run import CascadeStream, VerifiedCascade, run_cascade
+
+        if stream:
+            if not isinstance(cascade, VerifiedCascade):
+                raise _exc.InvalidArgumentError("stream=True needs a VerifiedCascade")
+            return CascadeStream(self, task, cascade)
+        return await run_cascade(self, task, cascade, task_type=task_type)
 
     def execute_cascade_sync(self, task: Task, cascade: Any, *,
                              task_type: str | None = None) -> CascadeResult:
-        """Blocking :meth:`execute_cascade` (stages run one after another)."""
-        calls: dict[str, TaskResult] = {}
-        while (nxt := _next_stage(cascade, calls, task_type)) is not None:
-            calls[nxt] = self._run_sync(task, nxt, pin=True)
-        return _cascade_result(cascade, calls, task_type)
+        """Blocking :meth:`execute_cascade` (stages run one after another; no streaming)."""
+        from ._cascade_run import run_cascade_sync
+
+        return run_cascade_sync(self, task, cascade, task_type=task_type)
 
     async def stream_task(
         self, task: Task, *, model: str | None = None

@@ -16,13 +16,16 @@ dict-shaped API, the bundled outcome data and the evaluation (``evaluate``).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import _core
 from ._cascade import Cascade, CascadeRouter, extract_answer
+from ._cascade_run import VerifiedCascade
 from ._exceptions import InvalidArgumentError
 
 __all__ = [
@@ -31,8 +34,11 @@ __all__ = [
     "CatalogQualityPredictor",
     "LearnedRouter",
     "PromptStats",
+    "RouteOperatingPoint",
+    "VerifiedCascade",
     "evaluate",
     "extract_answer",
+    "fit_operating_point",
     "load_outcomes",
     "prompt_features",
     "prompt_stats",
@@ -130,6 +136,7 @@ class LearnedRouter:
     def __init__(self, core: _core.LearnedRouter) -> None:
         self._core = core
         self._models: list[str] = core.model_names()
+        self.operating_point: RouteOperatingPoint | None = None
 
     # ---- training and persistence ----
 
@@ -174,8 +181,12 @@ class LearnedRouter:
         return cls(core)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Writes the router to a versioned binary file (sparse weights; a few MB at most)."""
+        """Writes the router to a versioned binary file (sparse weights; a few MB at most), and
+        its operating point, if any, next to it (``<path>.op.json``)."""
         self._core.save(os.fspath(path))
+        if self.operating_point is not None:
+            with open(os.fspath(path) + ".op.json", "w", encoding="utf-8") as f:
+                json.dump(self.operating_point.to_dict(), f, indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LearnedRouter:
@@ -184,7 +195,12 @@ class LearnedRouter:
         Raises:
             ParseError: missing file, not a router file, other format version, or truncated.
         """
-        return cls(_core.LearnedRouter.load(os.fspath(path)))
+        router = cls(_core.LearnedRouter.load(os.fspath(path)))
+        op_path = os.fspath(path) + ".op.json"
+        if os.path.exists(op_path):
+            with open(op_path, encoding="utf-8") as f:
+                router.operating_point = RouteOperatingPoint.from_dict(json.load(f))
+        return router
 
     # ---- prediction and routing ----
 
@@ -210,13 +226,53 @@ class LearnedRouter:
             [costs[i : i + m] for i in range(0, len(costs), m)],
         )
 
-    def route(self, prompt: str, cost_weight: float) -> str:
+    def route(self, prompt: str, cost_weight: float | None = None, *,
+              max_cost_share: float | None = None,
+              target_cost_share: float | None = None) -> str:
         """The model maximising ``P(success) - cost_weight * expected USD cost``.
 
         ``cost_weight`` is how much success probability one dollar is worth: 0 picks the most
-        likely model; about 100-1000 trades typical per-call costs of 1e-4..1e-2 USD.
+        likely model; about 100-1000 trades typical per-call costs of 1e-4..1e-2 USD. Instead of a
+        weight, ask for a cost share of the reference model (``max_cost_share=0.5``: at most half
+        of what always calling it would cost); that needs an operating point for exactly that
+        request, from :meth:`calibrate` or :func:`fit_operating_point` (``orroute routing fit
+        --max-cost-share``), stored in :attr:`operating_point`.
+
+        Raises:
+            InvalidArgumentError: both or neither of a weight and a share, or no operating point
+                for the requested share.
         """
+        if (max_cost_share is not None or target_cost_share is not None):
+            if cost_weight is not None:
+                raise InvalidArgumentError("give a cost_weight or a cost share, not both")
+            cost_weight = self._weight_for(max_cost_share, target_cost_share)
+        if cost_weight is None:
+            raise InvalidArgumentError("route() needs cost_weight, max_cost_share or "
+                                       "target_cost_share")
         return self._core.route(prompt, float(cost_weight))
+
+    def _weight_for(self, max_share: float | None, target: float | None) -> float:
+        op = self.operating_point
+        mode, share = ("max", max_share) if max_share is not None else ("target", target)
+        if op is None or op.mode != mode or abs(op.requested - float(share or 0)) > 1e-9:
+            raise InvalidArgumentError(
+                f"no operating point for {mode}_cost_share={share}: call calibrate() or "
+                "fit_operating_point() (orroute routing fit --max-cost-share/--target-cost-share)")
+        return op.cost_weight
+
+    def calibrate(self, prompts: Sequence[str], costs: Mapping[str, Sequence[float]], *,
+                  reference: str, max_cost_share: float | None = None,
+                  target_cost_share: float | None = None,
+                  weights: Sequence[float] | None = None) -> RouteOperatingPoint:
+        """Chooses the ``cost_weight`` whose cost share of ``reference`` on a calibration set
+        (prompts this router did not train on, with every model's real cost) is closest to
+        ``target_cost_share`` / the largest not above ``max_cost_share``; stores and returns it
+        (share with a 90% bootstrap interval over the calibration prompts)."""
+        probs, pred = self.predict_many(prompts)
+        return _choose_weight(probs, pred, [[float(costs[m][i]) for m in self._models]
+                                            for i in range(len(prompts))],
+                              self._models.index(reference), max_cost_share, target_cost_share,
+                              weights, self)
 
     def route_threshold(self, prompt: str, threshold: float) -> str:
         """The cheapest model whose predicted success reaches ``threshold`` (else the most likely)."""
@@ -270,3 +326,121 @@ def evaluate(**kwargs: Any) -> dict[str, Any]:
     from ._routing_eval import evaluate as _evaluate
 
     return _evaluate(**kwargs)
+
+
+# ---------------------------------------------------------------------------- operating points
+
+DEFAULT_WEIGHTS = [0.0] + [10 ** (k / 20) for k in range(-20, 101)]  # 0.1 .. 1e5
+
+
+@dataclass(frozen=True)
+class RouteOperatingPoint:
+    """The ``cost_weight`` chosen for a cost share of the ``reference`` model on calibration
+    prompts: ``share`` there with its 90% bootstrap interval [``share_lo``, ``share_hi``];
+    ``requested`` and ``mode`` (``"max"`` or ``"target"``) say what was asked; ``met`` is False
+    when even the cheapest setting costs more than a maximum share."""
+
+    cost_weight: float
+    share: float
+    share_lo: float
+    share_hi: float
+    requested: float
+    mode: str
+    reference: str
+    met: bool
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "orroute.operating_point/1", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RouteOperatingPoint:
+        if d.get("format") != "orroute.operating_point/1":
+            raise InvalidArgumentError("not an orroute.operating_point/1 document")
+        return cls(**{k: v for k, v in d.items() if k != "format"})
+
+
+def _choose_weight(probs: Sequence[Sequence[float]], pred: Sequence[Sequence[float]],
+                   real: Sequence[Sequence[float]], ref: int, max_share: float | None,
+                   target: float | None, weights: Sequence[float] | None,
+                   router: LearnedRouter | None) -> RouteOperatingPoint:
+    """Realised cost per calibration prompt for each weight of the grid (the rule of
+    ``route``: argmax P - w * predicted cost, ties to the cheaper prediction), then the C++
+    choice of the weight for the share."""
+    import numpy as np
+
+    if (max_share is None) == (target is None):
+        raise InvalidArgumentError("give exactly one of max_cost_share and target_cost_share")
+    grid = list(weights) if weights is not None else DEFAULT_WEIGHTS
+    p = np.asarray(probs, dtype=float)
+    c = np.nan_to_num(np.asarray(pred, dtype=float), nan=0.0)
+    actual = np.asarray(real, dtype=float)
+    rows = np.arange(len(p))
+    cost = [actual[rows, (p - w * c - 1e-12 * c).argmax(axis=1)].tolist() for w in grid]
+    share = float(target if target is not None else max_share)  # type: ignore[arg-type]
+    mode = _core.ShareMode.TARGET if target is not None else _core.ShareMode.AT_MOST
+    i, op = _core.choose_grid_point(cost, actual[:, ref].tolist(), share, mode, 1000, 0, 0.9)
+    names = router.models if router is not None else []
+    point = RouteOperatingPoint(float(grid[i]), op.share, op.share_lo, op.share_hi, share,
+                                "target" if target is not None else "max",
+                                names[ref] if names else str(ref), op.met, op.rows)
+    if router is not None:
+        router.operating_point = point
+    return point
+
+
+def _out_of_fold(prompts: Sequence[str], scores: Mapping[str, Sequence[float | None]],
+                 costs: Mapping[str, Sequence[float | None]], folds: int, seed: int,
+                 options: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Probabilities and predicted costs of every prompt from a router trained without it."""
+    import numpy as np
+
+    n, models = len(prompts), list(scores)
+    probs, pred = np.zeros((n, len(models))), np.zeros((n, len(models)))
+    order = np.random.default_rng(seed).permutation(n)
+    for k in range(folds):
+        test = order[k::folds]
+        train = np.setdiff1d(order, test)
+        r = LearnedRouter.fit([prompts[i] for i in train],
+                              {m: [scores[m][i] for i in train] for m in models},
+                              {m: [costs[m][i] for i in train] for m in costs}, **options)
+        pr, pc = r.predict_many([prompts[i] for i in test])
+        probs[test], pred[test] = pr, pc
+    return probs, pred
+
+
+def fit_operating_point(prompts: Sequence[str], scores: Mapping[str, Sequence[float | None]],
+                        costs: Mapping[str, Sequence[float | None]], *, reference: str,
+                        max_cost_share: float | None = None,
+                        target_cost_share: float | None = None, folds: int = 0, seed: int = 0,
+                        **options: Any) -> tuple[LearnedRouter, RouteOperatingPoint]:
+    """Fits a router on the whole table and chooses its operating point on the same table.
+
+    ``folds=0`` (default) calibrates on the fitted router's own predictions for its training
+    prompts; ``folds >= 2`` on out-of-fold predictions (``folds`` routers, each trained without the
+    prompts it predicts). Measured on held-out folds (``bench/routing_eval.py``), the first lands
+    closer to the requested share on new prompts: the router is strongly regularised, so its
+    in-sample predictions are barely optimistic, while routers trained on less data predict on a
+    different scale. Rows with a missing cost are left out of the calibration. Returns the router
+    (with ``operating_point`` set) and the point.
+    """
+    import numpy as np
+
+    models = list(scores)
+    if reference not in models:
+        raise InvalidArgumentError(f"reference {reference!r} is not one of the models")
+    n = len(prompts)
+    # a model without a cost column is free (as when routing); a missing cell drops the row
+    cols = {m: costs.get(m) or [0.0] * n for m in models}
+    real = np.array([[np.nan if cols[m][i] is None else float(cols[m][i])  # type: ignore[arg-type]
+                      for m in models] for i in range(n)])
+    router = LearnedRouter.fit(prompts, scores, costs, **options)
+    if folds < 2:
+        pr, pc = router.predict_many(prompts)
+        probs, pred = np.array(pr), np.array(pc)
+    else:
+        probs, pred = _out_of_fold(prompts, scores, costs, folds, seed, options)
+    ok = ~np.isnan(real).any(axis=1)
+    point = _choose_weight(probs[ok], pred[ok], real[ok], models.index(reference),
+                           max_cost_share, target_cost_share, None, router)
+    return router, point

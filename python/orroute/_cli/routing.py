@@ -132,8 +132,16 @@ def _read_table(path: str) -> tuple[list[str], dict[str, list[float | None]],
 @click.option("-o", "--output", required=True, metavar="PATH", help="Router file to write.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Router option (e.g. epochs=8, l2=0.03); repeatable.")
+@click.option("--max-cost-share", type=float, default=None, metavar="X",
+              help="Also choose the cost_weight spending at most X (0-1) of --reference's cost "
+                   "on the table; written to OUTPUT.op.json.")
+@click.option("--target-cost-share", type=float, default=None, metavar="X",
+              help="Like --max-cost-share, aiming at X instead of staying below it.")
+@click.option("--reference", default=None, metavar="MODEL",
+              help="Model whose cost the share is of (default: the dearest on average).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def fit_cmd(table: str, output: str, options: tuple[str, ...], as_json: bool) -> None:
+def fit_cmd(table: str, output: str, options: tuple[str, ...], max_cost_share: float | None,
+            target_cost_share: float | None, reference: str | None, as_json: bool) -> None:
     """Train a router from TABLE (CSV: prompt, score:<model>..., cost:<model>...) and save it."""
     import ast
     import time
@@ -152,13 +160,50 @@ def fit_cmd(table: str, output: str, options: tuple[str, ...], as_json: bool) ->
                                      param_hint="--option") from None
     prompts, scores, costs = _read_table(table)
     t0 = time.perf_counter()
-    router = LearnedRouter.fit(prompts, scores, costs, **opts)
+    if max_cost_share is None and target_cost_share is None:
+        router = LearnedRouter.fit(prompts, scores, costs, **opts)
+    else:
+        router = _fit_with_operating_point(prompts, scores, costs, reference, max_cost_share,
+                                           target_cost_share, opts)
     secs = time.perf_counter() - t0
     router.save(output)
     rows = router.row_counts()
+    op = router.operating_point
     if as_json:
         emit_json({"output": output, "prompts": len(prompts), "models": router.models,
-                   "rows": rows, "seconds": secs})
+                   "rows": rows, "seconds": secs,
+                   "operating_point": op.to_dict() if op is not None else None})
     else:
         click.echo(f"trained on {len(prompts)} prompts x {len(router.models)} models "
                    f"({sum(rows.values())} rows) in {secs:.1f} s -> {output}")
+        if op is not None:
+            click.echo(f"operating point: cost_weight {op.cost_weight:.4g} -> {op.share:.1%} of "
+                       f"{op.reference}'s cost (90% interval {op.share_lo:.1%}-{op.share_hi:.1%}"
+                       f", on the training table){'' if op.met else '; the requested maximum is NOT met'}"
+                       f" -> {output}.op.json")
+
+
+def _fit_with_operating_point(prompts: list[str], scores: dict[str, list[float | None]],
+                              costs: dict[str, list[float | None]], reference: str | None,
+                              max_share: float | None, target: float | None,
+                              opts: dict[str, Any]) -> Any:
+    from ..routing import fit_operating_point
+
+    if max_share is not None and target is not None:
+        raise CLIError("give --max-cost-share or --target-cost-share, not both")
+    share = max_share if max_share is not None else target
+    if share is None or not 0 < share <= 1:
+        raise CLIError("the cost share must be in (0, 1]")
+    priced = [m for m in scores if any(c is not None for c in costs.get(m, []))]
+    if not priced:
+        raise CLIError("a cost share needs cost:<model> columns")
+    if reference is None:
+        def mean_cost(m: str) -> float:
+            known = [c for c in costs[m] if c is not None]
+            return sum(known) / len(known)
+        reference = max(priced, key=mean_cost)
+    if reference not in priced:
+        raise CLIError(f"--reference {reference!r} has no cost column")
+    router, _ = fit_operating_point(prompts, scores, costs, reference=reference,
+                                    max_cost_share=max_share, target_cost_share=target, **opts)
+    return router
