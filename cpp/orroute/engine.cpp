@@ -16,6 +16,7 @@
 #include "orroute/route/redis_router_state.h"
 #endif
 #include "orroute/net/sse_parser.h"
+#include "orroute/select/expected_cost.h"
 #include "orroute/tokenizer/token_count.h"
 
 namespace orroute {
@@ -120,9 +121,12 @@ class CatalogPrices final : public PriceBook {
 // Reservations through the BudgetGuard (cutoff, approval hook, atomic check-and-reserve).
 class LedgerGate final : public BudgetGate {
  public:
-  LedgerGate(BudgetGuard& guard, SpendScope scope, std::string task_id, std::string task_type)
+  LedgerGate(BudgetGuard& guard, SpendScope scope, std::string task_id, std::string task_type,
+             const ModelCatalog& catalog, const PriceBook& prices, int64_t prompt_tokens,
+             int64_t max_tokens)
       : guard_(guard), scope_(std::move(scope)), task_id_(std::move(task_id)),
-        task_type_(std::move(task_type)) {}
+        task_type_(std::move(task_type)), catalog_(catalog), prices_(prices),
+        prompt_tokens_(prompt_tokens), max_tokens_(max_tokens) {}
 
   Hold reserve(const std::string& model, Money worst_case) override {
     ReserveRequest req;
@@ -136,7 +140,10 @@ class LedgerGate final : public BudgetGate {
       switch (o.status) {
         case ReserveStatus::kReserved:
           h.id = static_cast<uint64_t>(o.reservation_id);
-          estimates_[h.id] = worst_case;
+          // The row keeps the expected cost (not this worst case) for estimate-vs-actual reports.
+          estimates_[h.id] = expected_cost(catalog_, model, task_type_,
+                                           prices_.prompt_tokens(model, prompt_tokens_), max_tokens_)
+                                 .value_or(worst_case);
           return h;
         case ReserveStatus::kExceeded:
           h.ok = false;
@@ -202,6 +209,9 @@ class LedgerGate final : public BudgetGate {
   BudgetGuard& guard_;
   SpendScope scope_;
   std::string task_id_, task_type_;
+  const ModelCatalog& catalog_;
+  const PriceBook& prices_;
+  int64_t prompt_tokens_, max_tokens_;
   std::unordered_map<uint64_t, Money> estimates_;  // touched by one run's steps, never concurrently
 };
 
@@ -534,6 +544,7 @@ class Engine::Impl {
 
   mutable std::mutex feedback_mu;
   std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;
+  std::shared_ptr<FeedbackStore> feedback_store;  // where feedback is kept; may be null
 
   std::unordered_map<std::string, double> predicted(const std::string& task_type) const {
     std::unordered_map<std::string, double> out;
@@ -754,7 +765,10 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   // Per-run pieces: prices (per-family prompt counts) and the budget gate (scope, task id).
   auto prices = std::make_shared<CatalogPrices>(*catalog_, messages_json, tools_json);
   std::shared_ptr<LedgerGate> gate;
-  if (guard_) gate = std::make_shared<LedgerGate>(*guard_, task.scope, task.task_id, plan.task_type);
+  if (guard_) {
+    gate = std::make_shared<LedgerGate>(*guard_, task.scope, task.task_id, plan.task_type,
+                                        *catalog_, *prices, plan.prompt_tokens, plan.max_tokens);
+  }
 
   LoopContext ctx;
   ctx.clock = impl_->clock;
@@ -870,12 +884,33 @@ HealthReport Engine::health() const {
 
 std::vector<ModelStats> Engine::metrics() const { return impl_->metrics.all(impl_->clock->now()); }
 
-void Engine::record_feedback(const std::string& model, const std::string& task_type, double score) {
+void Engine::record_feedback(const std::string& model, const std::string& task_type, double score,
+                             const std::string& source, const std::string& result_id) {
   if (!(score >= 0.0 && score <= 1.0)) throw InvalidArgument("feedback score must be in [0, 1]");
   std::lock_guard lock(impl_->feedback_mu);
+  if (impl_->feedback_store) {  // durable first: a failed write changes nothing
+    FeedbackEntry e;
+    e.model = model;
+    e.task_type = task_type;
+    e.score = score;
+    e.source = source;
+    e.result_id = result_id;
+    impl_->feedback_store->add(e);
+  }
   auto& v = impl_->feedback[{model, task_type}];
   v.first += score;
   v.second += 1;
+}
+
+void Engine::set_feedback_store(std::shared_ptr<FeedbackStore> store) {
+  std::lock_guard lock(impl_->feedback_mu);
+  impl_->feedback_store = std::move(store);
+  if (!impl_->feedback_store) return;
+  for (const FeedbackSummary& s : impl_->feedback_store->summary()) {
+    auto& v = impl_->feedback[{s.model, s.task_type}];
+    v.first += s.sum;
+    v.second += s.count;
+  }
 }
 
 }  // namespace orroute
