@@ -178,6 +178,7 @@ class LedgerGate final : public BudgetGate {
     rec.model_requested = info.model;
     rec.model_used = info.result && !info.result->served_model.empty() ? info.result->served_model
                                                                       : info.model;
+    rec.provider = prices_.provider(info.model);  // for reports by provider
     if (info.result) {
       rec.prompt_tokens = info.result->input_tokens;
       rec.completion_tokens = info.result->output_tokens;

@@ -141,8 +141,9 @@ class Forecast:
     (variance of the per-unit spend times the remaining units, plus the uncertainty of the
     mean); ``probability_over`` is the chance, under the same model, that the period ends above
     the limit. A total budget has no period end: ``exhausted_at`` is when the rate reaches the
-    limit (None at a zero rate). ``samples`` is how many units the rate is based on (0: only
-    the current partial unit, no interval).
+    limit (None at a zero rate). ``samples`` is how many whole units the rate is based on; with
+    none (less than an hour or a day of history) there is no rate and no forecast. Amounts are
+    rounded to the ledger's precision (1e-18 USD).
     """
 
     budget: str
@@ -155,7 +156,7 @@ class Forecast:
     now: datetime
     unit: str
     samples: int
-    rate: Decimal
+    rate: Decimal | None
     projected: Decimal | None
     low: Decimal | None
     high: Decimal | None
@@ -184,6 +185,11 @@ def _scope_filters(scope: str) -> dict[str, Any]:
 
 def _q(value: float) -> Decimal:
     return Decimal(repr(value)).quantize(Decimal("1e-12"))
+
+
+def _exact(value: Decimal) -> Decimal:
+    """A quotient rounded to the ledger's precision (attodollars)."""
+    return value.quantize(Decimal("1e-18"))
 
 
 def forecast(tracker: CostTracker, *, budget: str | None = None, now: datetime | None = None,
@@ -228,20 +234,16 @@ def forecast(tracker: CostTracker, *, budget: str | None = None, now: datetime |
             if first_unit <= r.time < cur_unit:
                 samples[(r.time - first_unit) // unit] += r.cost
         window_start, window_end = b.window
-        if n:
-            rate = sum(samples, _ZERO) / n
-            sd = statistics.stdev([float(x) for x in samples]) if n > 1 else 0.0
-        else:  # no whole unit yet: the period's own pace so far, and no interval
-            elapsed = (now - max(window_start, first_call)) / unit
-            rate = b.spent / Decimal(repr(elapsed)) if elapsed > 0 else _ZERO
-            sd = 0.0
+        rate: Decimal | None = None
         projected = low = high = None
         p_over = None
         exhausted = None
-        if window_end is not None:
-            remaining = max(0.0, (window_end - now) / unit)
-            projected = b.spent + rate * Decimal(repr(remaining))
-            if n:
+        if n:  # otherwise less than one whole unit of history: no rate, no forecast
+            rate = _exact(sum(samples, _ZERO) / n)
+            sd = statistics.stdev([float(x) for x in samples]) if n > 1 else 0.0
+            if window_end is not None:
+                remaining = max(0.0, (window_end - now) / unit)
+                projected = _exact(b.spent + rate * Decimal(repr(remaining)))
                 spread = sd * math.sqrt(remaining + remaining * remaining / n)
                 half = _q(z * spread)
                 low, high = max(b.spent, projected - half), projected + half
@@ -249,9 +251,9 @@ def forecast(tracker: CostTracker, *, budget: str | None = None, now: datetime |
                     p_over = 1 - statistics.NormalDist(float(projected), spread).cdf(float(b.limit))
                 else:
                     p_over = 1.0 if projected > b.limit else 0.0
-        elif rate > 0:
-            left = b.limit - b.spent
-            exhausted = now + unit * max(0.0, float(left / rate))
+            elif rate > 0:
+                left = b.limit - b.spent
+                exhausted = now + unit * max(0.0, float(left / rate))
         out.append(Forecast(
             budget=b.name, period=b.period, limit=b.limit, spent=b.spent, reserved=b.reserved,
             window_start=window_start, window_end=window_end, now=now,
@@ -499,7 +501,8 @@ def percentile(values: Iterable[float], q: float) -> float | None:
 class ModelPerformance:
     """One model in :func:`performance`. Latency and TTFT over successful calls; ``cost_per_call``
     over every recorded call (failed calls usually cost nothing), ``cost_per_success`` over the
-    successful ones; ``quality`` the mean feedback score (None without feedback)."""
+    successful ones (both rounded to 1e-18 USD); ``quality`` the mean feedback score (None
+    without feedback)."""
 
     model: str
     calls: int
@@ -550,8 +553,8 @@ def performance(tracker: CostTracker, *, since: datetime | None = None,
             latency_p99=percentile(lat, 0.99), ttft_p50=percentile(ttft, 0.5),
             ttft_p95=percentile(ttft, 0.95), ttft_p99=percentile(ttft, 0.99),
             tokens_per_second=statistics.median(rates) if rates else None, cost=cost,
-            cost_per_call=cost / len(recs),
-            cost_per_success=sum((r.cost for r in ok), _ZERO) / len(ok) if ok else None,
+            cost_per_call=_exact(cost / len(recs)),
+            cost_per_success=_exact(sum((r.cost for r in ok), _ZERO) / len(ok)) if ok else None,
             quality=q, feedback_count=nq, errors=errors))
     out.sort(key=lambda p: (-p.calls, p.model))
     return out

@@ -122,7 +122,7 @@ def test_performance_percentiles_success_quality_and_cost_per_call(tracker) -> N
     # nearest rank over [1.0, 3.0]: p50 = the 1st value, p95 and p99 = the 2nd
     assert (mini.latency_p50, mini.latency_p95, mini.latency_p99) == (1.0, 3.0, 3.0)
     assert (mini.ttft_p50, mini.ttft_p99) == (0.2, 0.3)
-    assert mini.cost_per_call == Decimal("0.040") / 3
+    assert mini.cost_per_call == (Decimal("0.040") / 3).quantize(Decimal("1e-18"))
     assert mini.cost_per_success == Decimal("0.020")
     assert (mini.quality, mini.feedback_count) == (0.75, 2)
     assert mini.errors == {"RateLimitError": 1}
@@ -160,8 +160,8 @@ def test_forecast_projects_the_period_end_with_an_interval(tracker) -> None:
     # whole days since the first call's day: Mar 1, 2, 3 -> 0.03, 0.03, 0.04 USD
     samples = [0.03, 0.03, 0.04]
     remaining = 27.5  # days from Mar 4 12:00 to Apr 1 00:00
-    rate = Decimal("0.1") / 3
-    projected = Decimal("0.1") + rate * Decimal("27.5")
+    rate = (Decimal("0.1") / 3).quantize(Decimal("1e-18"))
+    projected = (Decimal("0.1") + rate * Decimal("27.5")).quantize(Decimal("1e-18"))
     spread = statistics.stdev(samples) * math.sqrt(remaining + remaining**2 / 3)
     half = statistics.NormalDist().inv_cdf(0.95) * spread
     assert (f.budget, f.unit, f.samples) == ("global/monthly", "day", 3)
@@ -180,10 +180,20 @@ def test_forecast_of_a_total_budget_says_when_it_runs_out(tracker) -> None:
     # p1 spent 0.01 + 0.02 (Mar 1) and 0.04 (Mar 3): 0.07 over 3 whole days
     assert f.spent == Decimal("0.070") and f.samples == 3
     assert f.projected is None and f.window_end is None
-    days = float((Decimal("0.2") - Decimal("0.07")) / (Decimal("0.07") / 3))
+    days = float((Decimal("0.2") - Decimal("0.07")) / (Decimal("0.07") / 3).quantize(Decimal("1e-18")))
     assert f.exhausted_at == NOW + timedelta(days=days)
     with pytest.raises(orroute.NotFoundInCatalogError):
         A.forecast(tracker, budget="project:nope/total")
+
+
+def test_forecast_needs_one_whole_unit_of_history(tmp_path) -> None:
+    now = NOW + timedelta(minutes=30)
+    t = orroute.CostTracker(tmp_path / "l.sqlite3", clock=lambda: now)
+    t.set_budget("1", period="daily")
+    t.record_call(time=now - timedelta(minutes=10), cost="0.5", model=MINI)  # within this hour
+    (f,) = A.forecast(t, now=now)
+    assert (f.spent, f.samples, f.unit) == (Decimal("0.5"), 0, "hour")
+    assert f.rate is None and f.projected is None and f.probability_over is None
 
 
 def test_feedback_survives_a_new_tracker_and_feeds_the_alternatives(ledger_location) -> None:

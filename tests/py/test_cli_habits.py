@@ -39,7 +39,7 @@ def test_every_help_ends_with_examples(path: str) -> None:
     examples = r.output.split("Examples:")
     assert len(examples) == 2, f"no examples in `orroute {path} --help`"
     lines = [ln.strip() for ln in examples[1].splitlines() if ln.strip()]
-    assert lines and all(ln.startswith("orroute") or ln.startswith("echo") for ln in lines)
+    assert lines and all(ln.startswith(("orroute", "echo")) for ln in lines)
     assert any(f"orroute {path}" in ln for ln in lines) or not path
 
 

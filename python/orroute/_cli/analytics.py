@@ -129,18 +129,26 @@ def forecast_cmd(budget: str | None, level: float, as_json: bool) -> None:
         return
     print_table(
         f"budget forecast ({level:.0%} interval)",
-        ["budget", "limit", "spent", f"rate/{rows[0].unit}", "projected", "interval",
+        ["budget", "limit", "spent", "rate", "projected", "interval",
          "P(over)", "period ends"],
-        [(f.budget, usd(f.limit), usd(f.spent), usd(f.rate, per=f"/{f.unit}"),
+        [(f.budget, usd(f.limit), usd(f.spent),
+          "-" if f.rate is None else usd(f.rate, per=f"/{f.unit}"),
           usd(f.projected) if f.projected is not None else "-",
           f"{usd(f.low)} - {usd(f.high)}" if f.low is not None else
-          ("n/a (total budget)" if f.window_end is None else "too little history"),
+          ("too little history" if f.rate is None else "n/a (total budget)"),
           "-" if f.probability_over is None else f"{f.probability_over:.0%}",
-          (f.window_end.strftime("%Y-%m-%d %H:%M") if f.window_end else
-           "runs out " + f.exhausted_at.strftime("%Y-%m-%d") if f.exhausted_at else "never"))
+          _period_end(f))
          for f in rows],
         justify={c: "right" for c in ("limit", "spent", "projected", "P(over)")},
         caption="rate: mean spend per whole hour (daily budgets) or day over the recent past")
+
+
+def _period_end(f: Any) -> str:
+    if f.window_end is not None:
+        return str(f.window_end.strftime("%Y-%m-%d %H:%M"))
+    if f.exhausted_at is not None:
+        return "runs out " + f.exhausted_at.strftime("%Y-%m-%d %H:%M")
+    return "-" if f.rate is None else "never at this rate"
 
 
 @analytics.command("savings")
