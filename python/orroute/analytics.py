@@ -298,6 +298,24 @@ def _price(catalog: Any, model: str, r: UsageRecord) -> Decimal:
                                 reasoning_tokens=min(r.reasoning_tokens, r.completion_tokens)))
 
 
+def _token_totals(recs: Sequence[UsageRecord]) -> dict[str, int]:
+    return {"prompt_tokens": sum(r.prompt_tokens for r in recs),
+            "completion_tokens": sum(r.completion_tokens for r in recs),
+            "cached_tokens": sum(min(r.cached_tokens, r.prompt_tokens) for r in recs),
+            "reasoning_tokens": sum(min(r.reasoning_tokens, r.completion_tokens) for r in recs),
+            "requests": len(recs)}
+
+
+def _price_all(catalog: Any, model: str, recs: Sequence[UsageRecord],
+               totals: dict[str, int]) -> Decimal:
+    """The exact cost of ``recs`` on ``model``: priced once on the summed token counts when the
+    model's price does not depend on the prompt's size (cost is then linear in the counts),
+    call by call otherwise."""
+    if not getattr(catalog[model].pricing, "tiers", None):
+        return Decimal(catalog.cost(model, **totals))
+    return sum((_price(catalog, model, r) for r in recs), _ZERO)
+
+
 def savings(tracker: CostTracker, baseline: str, *, since: datetime | None = None,
             until: datetime | None = None, project: str | None = None,
             catalog: Any = None) -> Savings:
@@ -543,7 +561,7 @@ def performance(tracker: CostTracker, *, since: datetime | None = None,
                  and r.latency_s - (r.ttft_s or 0) > 0]
         errors: dict[str, int] = {}
         for r in recs:
-            if r not in ok:
+            if r.outcome not in ("ok", CACHE_HIT_OUTCOME):
                 errors[r.error_class or r.outcome] = errors.get(r.error_class or r.outcome, 0) + 1
         cost = sum((r.cost for r in recs), _ZERO)
         q, nq = quality.get(model, (None, 0))
@@ -634,12 +652,13 @@ def cheaper_alternatives(tracker: CostTracker, *, tolerance: float = 0.0,
             continue  # outside the selector's view (e.g. an endpoint's own model): no comparison
         pool = list(candidates) if candidates is not None else list(quality)
         cost = sum((r.cost for r in recs), _ZERO)
+        totals = _token_totals(recs)
         best: tuple[Decimal, str] | None = None
         for alt in pool:
             if alt == model or alt not in quality or quality[alt] < quality[model] - tolerance:
                 continue
             try:
-                alt_cost = sum((_price(catalog, alt, r) for r in recs), _ZERO)
+                alt_cost = _price_all(catalog, alt, recs, totals)
             except (InvalidArgumentError, NotFoundInCatalogError):
                 continue  # not priceable (dynamic price, not in the catalog)
             if alt_cost < cost and (best is None or alt_cost < best[0]):
