@@ -136,7 +136,9 @@ class Forecast:
     """Where a budget's current period is heading.
 
     ``projected = spent + rate x remaining time``, with ``rate`` the mean spend per ``unit``
-    (hour for daily budgets, else day) over the complete units of ``history`` before now. The
+    (hour for daily budgets, else day; UTC-aligned) over the units of the recent history that
+    ended before now: the whole units of the lookback, or, in a ledger younger than that, every
+    unit from the one of the first call (counted whole: spending began there). The
     ``level`` interval ``[low, high]`` is a normal prediction interval for the remaining spend
     (variance of the per-unit spend times the remaining units, plus the uncertainty of the
     mean); ``probability_over`` is the chance, under the same model, that the period ends above
