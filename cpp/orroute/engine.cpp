@@ -888,26 +888,31 @@ std::vector<ModelStats> Engine::metrics() const { return impl_->metrics.all(impl
 void Engine::record_feedback(const std::string& model, const std::string& task_type, double score,
                              const std::string& source, const std::string& result_id) {
   if (!(score >= 0.0 && score <= 1.0)) throw InvalidArgument("feedback score must be in [0, 1]");
-  std::lock_guard lock(impl_->feedback_mu);
-  if (impl_->feedback_store) {  // durable first: a failed write changes nothing
+  std::shared_ptr<FeedbackStore> store;
+  {
+    std::lock_guard lock(impl_->feedback_mu);
+    store = impl_->feedback_store;
+  }
+  if (store) {  // durable first (a failed write changes nothing), and not under the lock plan() takes
     FeedbackEntry e;
     e.model = model;
     e.task_type = task_type;
     e.score = score;
     e.source = source;
     e.result_id = result_id;
-    impl_->feedback_store->add(e);
+    store->add(e);
   }
+  std::lock_guard lock(impl_->feedback_mu);
   auto& v = impl_->feedback[{model, task_type}];
   v.first += score;
   v.second += 1;
 }
 
 void Engine::set_feedback_store(std::shared_ptr<FeedbackStore> store) {
+  const std::vector<FeedbackSummary> kept = store ? store->summary() : std::vector<FeedbackSummary>{};
   std::lock_guard lock(impl_->feedback_mu);
   impl_->feedback_store = std::move(store);
-  if (!impl_->feedback_store) return;
-  for (const FeedbackSummary& s : impl_->feedback_store->summary()) {
+  for (const FeedbackSummary& s : kept) {
     auto& v = impl_->feedback[{s.model, s.task_type}];
     v.first += s.sum;
     v.second += s.count;

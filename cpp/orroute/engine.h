@@ -162,8 +162,8 @@ class Engine {
                        const std::string& source = "user", const std::string& result_id = "");
   // Keeps feedback in `store` (normally the ledger's, open_feedback_store): adds the scores
   // recorded there to the selector's means now, and writes every later record_feedback() through.
-  // Scores other processes record later are seen by engines created after them. Throws Error if
-  // the store cannot be read.
+  // Scores other processes record later are seen by engines created after them. Call once, before
+  // the engine is shared. Throws Error if the store cannot be read.
   void set_feedback_store(std::shared_ptr<FeedbackStore> store);
   // Sets (or removes, when unlimited) a rate limit.
   void set_limit(const std::string& scope, const RateLimit& limit);
