@@ -141,9 +141,10 @@ class LedgerGate final : public BudgetGate {
         case ReserveStatus::kReserved:
           h.id = static_cast<uint64_t>(o.reservation_id);
           // The row keeps the expected cost (not this worst case) for estimate-vs-actual reports.
-          estimates_[h.id] = expected_cost(catalog_, model, task_type_,
-                                           prices_.prompt_tokens(model, prompt_tokens_), max_tokens_)
-                                 .value_or(worst_case);
+          estimates_[h.id] =
+              expected_cost(catalog_, model, task_type_,
+                            prices_.prompt_tokens(model, prompt_tokens_), max_tokens_)
+                  .value_or(worst_case);
           return h;
         case ReserveStatus::kExceeded:
           h.ok = false;
@@ -893,7 +894,8 @@ void Engine::record_feedback(const std::string& model, const std::string& task_t
     std::lock_guard lock(impl_->feedback_mu);
     store = impl_->feedback_store;
   }
-  if (store) {  // durable first (a failed write changes nothing), and not under the lock plan() takes
+  // Durable first (a failed write changes nothing), and not under the lock plan() takes.
+  if (store) {
     FeedbackEntry e;
     e.model = model;
     e.task_type = task_type;
@@ -909,7 +911,8 @@ void Engine::record_feedback(const std::string& model, const std::string& task_t
 }
 
 void Engine::set_feedback_store(std::shared_ptr<FeedbackStore> store) {
-  const std::vector<FeedbackSummary> kept = store ? store->summary() : std::vector<FeedbackSummary>{};
+  const std::vector<FeedbackSummary> kept =
+      store ? store->summary() : std::vector<FeedbackSummary>{};
   std::lock_guard lock(impl_->feedback_mu);
   impl_->feedback_store = std::move(store);
   for (const FeedbackSummary& s : kept) {

@@ -1,6 +1,6 @@
 // Quality feedback kept next to the usage ledger, so that what users said about a model's answers
 // outlives the process that heard it: the selector of a new engine starts from the scores recorded
-// before it (Engine::set_feedback_store), and reports read them back (`orroute models performance`).
+// before it (Engine::set_feedback_store), and reports read them back (`models performance`).
 //
 // One score per row: the model, the task type it was judged on, a score in [0, 1], where it came
 // from ("user", "test", "benchmark", ...) and optionally the call it judges (result / generation

@@ -126,7 +126,9 @@ class RedisFeedbackStore final : public FeedbackStore {
           pid_ = ::getpid();
         }
         RedisReply r = redis_command(ctx_.get(), args, who_);
-        if (r->type == REDIS_REPLY_ERROR) throw Error(who_ + ": " + args[0] + ": " + reply_text(r.get()));
+        if (r->type == REDIS_REPLY_ERROR) {
+          throw Error(who_ + ": " + args[0] + ": " + reply_text(r.get()));
+        }
         return r;
       } catch (const RedisConnectionLost& e) {
         ctx_.reset();
