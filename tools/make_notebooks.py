@@ -16,22 +16,132 @@ ROOT = Path(__file__).resolve().parents[1] / "notebooks"
 
 ROUTING_QUALITY = [
     ("md", """\
-# Routing quality: the learned router against the baselines
+# Routing quality: which of my calls could have gone to a cheaper model?
+
+This notebook reads **your** usage ledger (every call made through orroute, with its exact cost)
+and the quality feedback kept in it (`AIModelManager.record_feedback`, `orroute models rate`),
+and asks, for each task type and model you used: is there a model of at least the same quality
+for that task type that would have answered the same tokens for less?
+
+Quality is the router's own view: the selector's priors per task type, with your feedback folded
+in exactly as the router does when it ranks (so this is what the router would pick next time).
+Costs are the same token counts repriced exactly on the other model.
+
+It reads the ledger named by `ORROUTE_LEDGER`, else the demo's (`$ORROUTE_HOME/demo.sqlite3`),
+else the default ledger. An appendix shows the learned router on RouterBench."""),
+    ("code", """\
+import os
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+import orroute
+from orroute import analytics
+from orroute.config import load_settings
+
+settings = load_settings()
+demo_ledger = settings.home / "demo.sqlite3"
+if settings.sources["ledger"] == "default" and demo_ledger.exists():
+    ledger = demo_ledger
+else:
+    ledger = settings.ledger_path
+tracker = orroute.CostTracker(ledger)
+df = tracker.to_dataframe()
+print(f"{ledger}: {len(df)} calls, {df['model'].nunique()} models, "
+      f"exact total ${tracker.total_cost()}")
+
+
+def short(label, width=28):
+    label = label or "(none)"
+    return label if len(label) <= width else label[: width - 1] + "\u2026"
+"""),
+    ("md", "## Your feedback"),
+    ("code", """\
+fb = pd.DataFrame([{"model": r.model, "task type": r.task_type, "scores": r.count,
+                    "mean": round(r.mean, 3)} for r in analytics.feedback(tracker)])
+if fb.empty:
+    print("no feedback recorded yet: qualities below are the selector's priors")
+fb"""),
+    ("md", """\
+## Cheaper models of the same quality
+
+`tolerance` accepts models slightly below the one you used (0 = at least as good)."""),
+    ("code", """\
+tolerance = float(os.environ.get("ORROUTE_NB_TOLERANCE", "0"))
+alts = analytics.cheaper_alternatives(tracker, tolerance=tolerance)
+table = pd.DataFrame([{
+    "task type": a.task_type, "model": a.model, "calls": a.calls, "cost": a.cost,
+    "quality": round(a.quality, 3), "instead": a.alternative,
+    "its quality": round(a.alternative_quality, 3), "would cost": a.alternative_cost,
+    "saving": a.saving, "saving %": round(100 * a.saving_share, 1)} for a in alts])
+total = sum((a.cost for a in alts), 0)
+saved = sum((a.saving for a in alts), 0)
+print(f"{sum(a.calls for a in alts)} calls could have cost ${total - saved} instead of ${total} "
+      f"(saving ${saved})")
+table"""),
+    ("code", """\
+if alts:
+    top = alts[:10]
+    labels = [f"{a.task_type}: {short(a.model.split('/')[-1], 24)} -> "
+              f"{short(a.alternative.split('/')[-1], 24)}" for a in top]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(top) + 1.2))
+    ax.barh(range(len(top)), [float(a.cost) for a in top], color="lightgrey", label="actual")
+    ax.barh(range(len(top)), [float(a.alternative_cost) for a in top], color="tab:green",
+            label="on the cheaper model")
+    ax.set_yticks(range(len(top)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("USD")
+    ax.set_title("the biggest savings")
+    ax.legend(loc="lower right")
+    plt.tight_layout()
+    plt.show()"""),
+    ("md", """\
+## Quality against cost for your busiest task type
+
+Each point is a model the selector considers for the task type, placed by its quality (with your
+feedback) and by what your calls of that type would have cost on it."""),
+    ("code", """\
+ok = df[df["outcome"] == "ok"]
+if len(ok):
+    busiest = ok["task_type"].replace("", "general").value_counts().index[0]
+    calls = [r for r in tracker.usage_history() if r.outcome == "ok"
+             and (r.task_type or "general") == busiest]
+    feedback = {r.model: r.mean for r in analytics.feedback(tracker) if r.task_type == busiest}
+    ranked = orroute.ModelSelector().rank(busiest, int(ok["prompt_tokens"].median()),
+                                         predicted_quality=feedback, explain=False, limit=25)
+    catalog = orroute.Catalog.bundled()
+    points = []
+    for c in ranked:
+        try:
+            cost = sum(catalog.cost(c.model, prompt_tokens=r.prompt_tokens,
+                                    completion_tokens=r.completion_tokens) for r in calls)
+        except orroute.OrRouteError:
+            continue
+        points.append((float(cost), c.quality, c.model))
+    used = set(ok[ok["task_type"].replace("", "general") == busiest]["model"])
+    fig, ax = plt.subplots(figsize=(8, 5))
+    others = [p for p in points if p[2] not in used]
+    ax.scatter([p[0] for p in others], [p[1] for p in others], s=15, color="tab:blue",
+               label="other candidates")
+    markers = "o^sDvP*X"
+    for i, (cost, q, model) in enumerate(p for p in points if p[2] in used):
+        # a legend entry per model used: names never overlap each other or the points
+        ax.scatter(cost, q, s=60, marker=markers[i % len(markers)], color="tab:red",
+                   label=short(model, 40))
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"cost of your {len(calls)} {busiest} calls on the model (USD, log scale)")
+    ax.set_ylabel("quality for the task type")
+    ax.set_title(f"{busiest}: the models you used (red) among the candidates")
+    plt.tight_layout()
+    plt.show()"""),
+    ("md", """\
+## Appendix: the learned router on RouterBench
 
 `orroute.routing.LearnedRouter` predicts, from the prompt alone, each model's chance of answering
-well, and routes on quality per dollar: it picks the model maximising
-`P(success) - cost_weight x expected cost`. Sweeping `cost_weight` traces an accuracy-cost curve.
-
-This notebook trains it on part of RouterBench's outcome table (11 models; ARC-Challenge, MBPP,
-Winogrande, with the cost of every answer, bundled with orroute), and compares it **on held-out
-prompts** with:
-
-* every single model (one point each),
-* random mixes of two models (the straight line between their points),
-* a task-type-only router (knows the benchmark the prompt came from, nothing else),
-* the oracle (the cheapest model that got each prompt right): an upper bound no router reaches.
-
-Runtime: a few seconds. Set `ORROUTE_NB_SAMPLE` to use fewer prompts."""),
+well and routes on quality per dollar. Trained on 70% of RouterBench's bundled outcome table and
+compared on the held-out prompts with every single model, a task-type-only router and the oracle
+(`ORROUTE_NB_SAMPLE` uses fewer prompts)."""),
     ("code", """\
 import os
 import random
@@ -140,12 +250,14 @@ for c, a, w in curve[::3]:
 
 COST_ANALYSIS: list[tuple[str, str]] = [
     ("code", """\
+import os
 from decimal import Decimal
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 import orroute
+from orroute import analytics
 from orroute.config import load_settings
 
 settings = load_settings()
@@ -160,46 +272,156 @@ print(f"{ledger}: {len(df)} calls, {df['model'].nunique()} models, "
       f"exact total ${tracker.total_cost()}")
 df[["time", "project", "task_type", "model", "prompt_tokens", "completion_tokens", "cost",
     "latency_s", "ttft_s", "outcome"]].tail()"""),
-    ("md", "## Where the money goes: by model, project and day"),
-    ("code", """\
-fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-by_model = df.groupby("model")["cost_usd"].sum().sort_values()
-by_model.plot.barh(ax=axes[0], title="spend by model (USD)")
-df.groupby("project")["cost_usd"].sum().sort_values().plot.barh(ax=axes[1],
-                                                                title="spend by project (USD)")
-per_day = df.set_index("time")["cost_usd"].resample("D").sum()
-per_day.index = per_day.index.strftime("%Y-%m-%d")
-per_day.plot.bar(ax=axes[2], title="spend per day (USD)", rot=0)
-plt.tight_layout()
-plt.show()
+    ("md", """\
+## Where the money goes
 
-# the exact figures, from the ledger's own report (Decimal sums, no float rounding)
-pd.DataFrame([{"model": r.key, "calls": r.calls, "cost": r.cost,
-               "mean latency (s)": r.mean_latency_s}
-              for r in tracker.report("total", "model")]).sort_values("cost", ascending=False)"""),
-    ("md", "## Cost per task type"),
+By model, provider, project, user (the `user` tag), conversation and task type: exact sums from
+the ledger (`orroute.analytics.spend`, the same figures as `orroute analytics cost --by ...`).
+Each chart shows the eight largest groups."""),
     ("code", """\
-per_type = df.groupby("task_type").agg(
-    calls=("cost_usd", "size"), total_usd=("cost_usd", "sum"), mean_usd=("cost_usd", "mean"),
-    tokens_out=("completion_tokens", "mean"))
-per_type["share"] = per_type["total_usd"] / per_type["total_usd"].sum()
-ax = per_type["mean_usd"].sort_values().plot.barh(title="mean cost per task (USD)",
-                                                   figsize=(7, 3))
-plt.show()
-per_type.sort_values("total_usd", ascending=False)"""),
-    ("md", "## Latency and time to first token"),
-    ("code", """\
-ok = df[df["outcome"] == "ok"]
-top = ok["model"].value_counts().index[:6]
-fig, axes = plt.subplots(1, 2, figsize=(14, 4))
-ok[ok["model"].isin(top)].boxplot(column="latency_s", by="model", ax=axes[0], rot=30)
-axes[0].set_title("latency (s)")
-ok[ok["model"].isin(top)].boxplot(column="ttft_s", by="model", ax=axes[1], rot=30)
-axes[1].set_title("time to first token (s)")
-fig.suptitle("")
+def short(label, width=28):
+    label = label or "(none)"
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+views = ["model", "provider", "project", "user", "conversation", "task_type"]
+fig, axes = plt.subplots(2, 3, figsize=(15, 7))
+for ax, by in zip(axes.flat, views):
+    rows = sorted(analytics.spend(tracker, by=by), key=lambda r: r.cost)[-8:]
+    ax.set_title(f"spend by {by.replace('_', ' ')} (USD)")
+    if not any(r.key for r in rows):  # e.g. no `user` tag on any call
+        ax.text(0.5, 0.5, "not recorded on these calls", ha="center", va="center",
+                transform=ax.transAxes, color="grey")
+        ax.set_axis_off()
+        continue
+    ax.barh([short(r.key) for r in rows], [float(r.cost) for r in rows])
+    ax.tick_params(axis="y", labelsize=8)
 plt.tight_layout()
 plt.show()
-ok.groupby("model")[["latency_s", "ttft_s"]].describe(percentiles=[0.5, 0.95]).round(3)"""),
+pd.DataFrame([{"model": r.key, "calls": r.calls, "errors": r.errors, "cost": r.cost,
+               "share %": round(100 * r.share, 1)} for r in analytics.spend(tracker, by="model")])"""),
+    ("code", """\
+days = analytics.spend(tracker, by="day")
+fig, ax = plt.subplots(figsize=(10, 3.5))
+ax.bar(range(len(days)), [float(r.cost) for r in days])
+step = max(1, len(days) // 12)  # at most ~12 date labels: they never overlap
+ax.set_xticks(range(0, len(days), step), [r.period for r in days][::step], rotation=30,
+              ha="right")
+ax.set_ylabel("USD")
+ax.set_title("spend per day")
+plt.tight_layout()
+plt.show()"""),
+    ("md", """\
+## Where the period will end
+
+For every budget, `orroute.analytics.forecast` projects the period's end at the recent pace
+(mean spend per hour for daily budgets, per day otherwise) with a 90% interval and the chance of
+going over. A total budget has no period end: the forecast says when it would run out."""),
+    ("code", """\
+forecasts = analytics.forecast(tracker)
+pd.DataFrame([{"budget": f.budget, "limit": f.limit, "spent": f.spent,
+               "rate per unit": None if f.rate is None else f.rate.quantize(Decimal("1e-9")),
+               "unit": f.unit,
+               "based on units": f.samples, "projected": f.projected, "low": f.low,
+               "high": f.high, "P(over)": f.probability_over, "runs out": f.exhausted_at}
+              for f in forecasts])"""),
+    ("code", """\
+windowed = [f for f in forecasts if f.window_end is not None and f.projected is not None]
+if windowed:
+    f = max(windowed, key=lambda f: f.spent)
+    b = next(b for b in tracker.budgets() if b.name == f.budget)
+    scoped = df[(df["time"] >= f.window_start) & (df["time"] <= f.now)]
+    if b.scope.startswith("project:"):
+        scoped = scoped[scoped["project"] == b.scope.removeprefix("project:")]
+    spent = scoped.sort_values("time").set_index("time")["cost_usd"].cumsum()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.step(spent.index, spent.values, where="post", label="spent")
+    ax.plot([f.now, f.window_end], [float(f.spent), float(f.projected)], "--",
+            label="projected")
+    if f.low is not None:
+        ax.fill_between([f.now, f.window_end], [float(f.spent)] * 2,
+                        [float(f.low), float(f.high)], alpha=0.2,
+                        label=f"{f.level:.0%} interval")
+    ax.axhline(float(f.limit), color="red", linewidth=0.8, label=f"limit ${f.limit}")
+    ax.set_title(f"{f.budget}: forecast to {f.window_end:%Y-%m-%d %H:%M}")
+    ax.set_ylabel("USD")
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    plt.tight_layout()
+    plt.show()
+else:
+    print("no daily, weekly or monthly budget with spending yet: nothing to draw")"""),
+    ("md", """\
+## Savings against a baseline model
+
+The same token counts priced exactly on a baseline of your choice (`ORROUTE_NB_BASELINE`, default
+`openai/gpt-4o`); `orroute analytics savings --baseline MODEL` prints the same figures."""),
+    ("code", """\
+baseline = os.environ.get("ORROUTE_NB_BASELINE", "openai/gpt-4o")
+sv = analytics.savings(tracker, baseline)
+print(f"actual ${sv.actual} vs ${sv.baseline_cost} on {baseline}: saved ${sv.saved} "
+      f"({sv.saved_share:.0%}) over {sv.calls} calls")
+rows = sv.by_model[:8]
+if rows:
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.2))
+    y = range(len(rows))
+    ax.barh([i + 0.2 for i in y], [float(b) for _, _, _, b in rows], height=0.4,
+            label=f"on {baseline}", color="lightgrey")
+    ax.barh([i - 0.2 for i in y], [float(a) for _, _, a, _ in rows], height=0.4,
+            label="actual", color="tab:green")
+    ax.set_yticks(list(y), [short(m) for m, *_ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("USD")
+    ax.legend(loc="lower right")
+    plt.tight_layout()
+    plt.show()"""),
+    ("md", """\
+## Errors, fallbacks and cache hits over time
+
+Errors: calls that failed; fallbacks: calls that needed more than one attempt (a retry or another
+model); cache hits: answers from orroute's response cache, and calls whose prompt the provider
+partly served from its cache."""),
+    ("code", """\
+span = (df["time"].max() - df["time"].min()) if len(df) else pd.Timedelta(0)
+bucket = "hour" if span <= pd.Timedelta(days=2) else "day"
+tr = analytics.trends(tracker, bucket)
+fig, ax = plt.subplots(figsize=(10, 3.5))
+x = range(len(tr))
+ax.plot(x, [r.calls for r in tr], "o-", label="calls")
+ax.plot(x, [r.errors for r in tr], "s-", label="errors")
+ax.plot(x, [r.fallbacks for r in tr], "^-", label="fallbacks")
+ax.plot(x, [r.cache_hits + r.prompt_cache_hits for r in tr], "d-", label="cache hits")
+step = max(1, len(tr) // 12)
+ax.set_xticks(list(x)[::step], [r.period for r in tr][::step], rotation=30, ha="right")
+ax.set_title(f"per {bucket}")
+ax.legend()
+plt.tight_layout()
+plt.show()
+pd.DataFrame([{**vars(r), "error rate": round(r.error_rate, 3)} for r in tr])"""),
+    ("md", "## Latency, time to first token, success and quality per model"),
+    ("code", """\
+import inspect
+
+perf = analytics.performance(tracker)
+ok = df[df["outcome"] == "ok"]
+# matplotlib >= 3.10 says orientation=, older ones vert=
+horizontal = ({"orientation": "horizontal"}
+              if "orientation" in inspect.signature(plt.Axes.boxplot).parameters
+              else {"vert": False})
+top = [p.model for p in perf[:6]]
+if top:
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4))
+    for ax, col, title in ((axes[0], "latency_s", "latency (s)"),
+                           (axes[1], "ttft_s", "time to first token (s)")):
+        data = [ok[ok["model"] == m][col].dropna() for m in top]
+        ax.boxplot(data, **horizontal)
+        ax.set_yticks(range(1, len(top) + 1), [short(m) for m in top], fontsize=8)
+        ax.set_title(title)
+    plt.tight_layout()
+    plt.show()
+pd.DataFrame([{"model": p.model, "calls": p.calls, "success": round(p.success_rate, 3),
+               "p50 s": p.latency_p50, "p95 s": p.latency_p95, "p99 s": p.latency_p99,
+               "quality": p.quality, "cost/call": p.cost_per_call.quantize(Decimal("1e-12"))}
+              for p in perf])"""),
     ("md", "## Budget burn-down"),
     ("code", """\
 budgets = tracker.budgets()
@@ -208,7 +430,7 @@ for b in budgets:
           f"({b.fraction_used:.0%} used)")
 fig, ax = plt.subplots(figsize=(9, 4))
 for b in budgets[-3:]:  # the most recent budgets (each demo run has its own)
-    scoped = df[df["project"] == b.scope.removeprefix("project:")] \
+    scoped = df[df["project"] == b.scope.removeprefix("project:")] \\
         if b.scope.startswith("project:") else df
     spent = scoped.sort_values("time").set_index("time")["cost_usd"].cumsum()
     line = ax.step(spent.index, spent.values, where="post", label=f"spent, {b.name}")[0]
@@ -217,30 +439,38 @@ for b in budgets[-3:]:  # the most recent budgets (each demo run has its own)
         ax.axhline(float(b.limit) * pct / 100, linestyle=":", color="grey", linewidth=0.8)
 ax.set_ylabel("USD")
 ax.set_title("budget burn-down")
-ax.legend()
+ax.legend(fontsize=8)
+fig.autofmt_xdate()
+plt.tight_layout()
 plt.show()
 pd.DataFrame([{"budget": a.budget, "threshold %": a.threshold_pct, "spent": a.spent,
                "limit": a.limit} for a in tracker.alerts])"""),
     ("md", """\
 ## Estimates against actual costs
 
-Before each call the router reserves an estimate (prompt tokens x prompt price + expected output x
-completion price); afterwards the ledger books the actual cost. Points above the line were
-over-estimated (the reservation held more than needed), below it under-estimated."""),
+Before each call the router reserves the worst case (every allowed output token) but records its
+**expected** cost on the call row: prompt tokens plus the task type's expected output, at the
+model's prices. This compares that estimate, not the reservation, with the actual cost. Points
+above the line were over-estimated."""),
     ("code", """\
 est = df.dropna(subset=["estimated_cost_usd"])
-fig, ax = plt.subplots(figsize=(5, 5))
-ax.scatter(est["cost_usd"], est["estimated_cost_usd"], s=12)
-hi = max(est["cost_usd"].max(), est["estimated_cost_usd"].max()) if len(est) else 1
-ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
-ax.set_xscale("symlog", linthresh=1e-6)
-ax.set_yscale("symlog", linthresh=1e-6)
-ax.set_xlabel("actual cost (USD)")
-ax.set_ylabel("estimated cost (USD)")
-plt.show()
-pd.DataFrame([{"model": r.key, "calls": r.calls, "estimated": r.estimated, "actual": r.cost,
-               "estimate error": r.estimate_error}
-              for r in tracker.report("total", "model") if r.estimate_error is not None])"""),
+est = est[(est["outcome"] == "ok") & (est["cost_usd"] > 0)]
+if len(est):
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(est["cost_usd"], est["estimated_cost_usd"], s=12)
+    lo = min(est["cost_usd"].min(), est["estimated_cost_usd"].min())
+    hi = max(est["cost_usd"].max(), est["estimated_cost_usd"].max())
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("actual cost (USD)")
+    ax.set_ylabel("estimated cost (USD)")
+    plt.tight_layout()
+    plt.show()
+pd.DataFrame([{"model": r.key, "calls": r.calls, "estimated": r.estimated, "actual": r.actual,
+               "error %": None if r.error is None else round(100 * r.error, 1),
+               "median est/actual": r.median_ratio}
+              for r in analytics.estimates(tracker, "model")])"""),
     ("md", """\
 ## What would other strategies have cost?
 
@@ -258,10 +488,12 @@ HEADER = """\
 # Cost analysis of the usage ledger
 
 Every call made through orroute (the router, the gateway, the demo) is a row in the usage ledger,
-with exact costs. This notebook loads it into pandas and answers the usual questions: where the money
-goes (by model, project, day and task type), how fast the models were (latency and time to first
-token), how the budget burned down, how good the cost estimates were, and what the same workload
-would have cost under other selection strategies.
+with exact costs. This notebook answers the analyst's questions from it: where the money goes (by model, provider,
+project, user, conversation, task type and day), where each budget's period will end (with an
+interval), what a baseline model would have cost, how errors, fallbacks and cache hits evolve, how
+fast and how good each model was, how the budget burned down, how good the cost estimates were,
+and what the same workload would cost under other selection strategies. The figures come from
+`orroute.analytics`, the same functions as `orroute analytics ...`.
 
 It reads the ledger named by `ORROUTE_LEDGER`, else the demo's (`$ORROUTE_HOME/demo.sqlite3`, written
 by `orroute demo`), else the default ledger. Run `orroute demo` first to have something to look at."""

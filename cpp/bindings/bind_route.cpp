@@ -10,6 +10,7 @@
 #include "bindings.h"
 #include "casters.h"
 #include "orroute/catalog/capabilities.h"
+#include "orroute/cost/feedback_store.h"
 #include "orroute/cost/open_ledger.h"
 #include "orroute/cost/sqlite_ledger.h"
 #include "orroute/engine.h"
@@ -404,8 +405,11 @@ void bind_route(py::module_& m) {
              QualityPriors priors;
              if (!priors_json.empty()) priors = QualityPriors::from_json(priors_json);
              py::gil_scoped_release nogil;  // may fetch {base_url}/models
-             return std::make_unique<Engine>(config, std::move(catalog), std::move(ledger),
-                                             std::move(priors));
+             auto engine = std::make_unique<Engine>(config, std::move(catalog), std::move(ledger),
+                                                    std::move(priors));
+             // feedback kept next to the ledger: the selector starts from what was recorded
+             if (ledger_path) engine->set_feedback_store(open_feedback_store(*ledger_path));
+             return engine;
            }),
            py::arg("config"), py::arg("catalog"), py::arg("ledger_path") = py::none(),
            py::arg("priors_json") = "")
@@ -489,7 +493,7 @@ void bind_route(py::module_& m) {
              return out;
            })
       .def("record_feedback", &Engine::record_feedback, py::arg("model"), py::arg("task_type"),
-           py::arg("score"))
+           py::arg("score"), py::arg("source") = "user", py::arg("result_id") = "")
       .def(
           "set_limit",
           [](Engine& e, const std::string& scope, int64_t requests, int64_t input_tokens,

@@ -17,6 +17,7 @@
 #include "orroute/route/redis_router_state.h"
 #endif
 #include "orroute/net/sse_parser.h"
+#include "orroute/select/expected_cost.h"
 #include "orroute/tokenizer/token_count.h"
 
 namespace orroute {
@@ -141,9 +142,12 @@ class CatalogPrices final : public PriceBook {
 // Reservations through the BudgetGuard (cutoff, approval hook, atomic check-and-reserve).
 class LedgerGate final : public BudgetGate {
  public:
-  LedgerGate(BudgetGuard& guard, SpendScope scope, std::string task_id, std::string task_type)
+  LedgerGate(BudgetGuard& guard, SpendScope scope, std::string task_id, std::string task_type,
+             const ModelCatalog& catalog, const PriceBook& prices, int64_t prompt_tokens,
+             int64_t max_tokens)
       : guard_(guard), scope_(std::move(scope)), task_id_(std::move(task_id)),
-        task_type_(std::move(task_type)) {}
+        task_type_(std::move(task_type)), catalog_(catalog), prices_(prices),
+        prompt_tokens_(prompt_tokens), max_tokens_(max_tokens) {}
 
   Hold reserve(const std::string& model, Money worst_case) override {
     ReserveRequest req;
@@ -157,7 +161,11 @@ class LedgerGate final : public BudgetGate {
       switch (o.status) {
         case ReserveStatus::kReserved:
           h.id = static_cast<uint64_t>(o.reservation_id);
-          estimates_[h.id] = worst_case;
+          // The row keeps the expected cost (not this worst case) for estimate-vs-actual reports.
+          estimates_[h.id] =
+              expected_cost(catalog_, model, task_type_,
+                            prices_.prompt_tokens(model, prompt_tokens_), max_tokens_)
+                  .value_or(worst_case);
           return h;
         case ReserveStatus::kExceeded:
           h.ok = false;
@@ -197,6 +205,7 @@ class LedgerGate final : public BudgetGate {
     rec.model_requested = info.model;
     rec.model_used = info.result && !info.result->served_model.empty() ? info.result->served_model
                                                                       : info.model;
+    rec.provider = prices_.provider(info.model);  // for reports by provider
     if (info.result) {
       rec.prompt_tokens = info.result->input_tokens;
       rec.completion_tokens = info.result->output_tokens;
@@ -244,6 +253,9 @@ class LedgerGate final : public BudgetGate {
   BudgetGuard& guard_;
   SpendScope scope_;
   std::string task_id_, task_type_;
+  const ModelCatalog& catalog_;
+  const PriceBook& prices_;
+  int64_t prompt_tokens_, max_tokens_;
   std::unordered_map<uint64_t, Money> estimates_;  // touched by one run's steps, never concurrently
   std::mutex mu_;
   std::vector<Alert> alerts_;
@@ -761,6 +773,7 @@ class Engine::Impl {
 
   mutable std::mutex feedback_mu;
   std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;
+  std::shared_ptr<FeedbackStore> feedback_store;  // where feedback is kept; may be null
 
   std::unordered_map<std::string, double> predicted(const std::string& task_type) const {
     std::unordered_map<std::string, double> out;
@@ -997,7 +1010,10 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, messages_json, tools_json,
                                                 std::move(shape), plan.prompt_tokens);
   std::shared_ptr<LedgerGate> gate;
-  if (guard_) gate = std::make_shared<LedgerGate>(*guard_, task.scope, task.task_id, plan.task_type);
+  if (guard_) {
+    gate = std::make_shared<LedgerGate>(*guard_, task.scope, task.task_id, plan.task_type,
+                                        *catalog_, *prices, plan.prompt_tokens, plan.max_tokens);
+  }
 
   LoopContext ctx;
   ctx.clock = impl_->clock;
@@ -1115,12 +1131,40 @@ HealthReport Engine::health() const {
 
 std::vector<ModelStats> Engine::metrics() const { return impl_->metrics.all(impl_->clock->now()); }
 
-void Engine::record_feedback(const std::string& model, const std::string& task_type, double score) {
+void Engine::record_feedback(const std::string& model, const std::string& task_type, double score,
+                             const std::string& source, const std::string& result_id) {
   if (!(score >= 0.0 && score <= 1.0)) throw InvalidArgument("feedback score must be in [0, 1]");
+  std::shared_ptr<FeedbackStore> store;
+  {
+    std::lock_guard lock(impl_->feedback_mu);
+    store = impl_->feedback_store;
+  }
+  // Durable first (a failed write changes nothing), and not under the lock plan() takes.
+  if (store) {
+    FeedbackEntry e;
+    e.model = model;
+    e.task_type = task_type;
+    e.score = score;
+    e.source = source;
+    e.result_id = result_id;
+    store->add(e);
+  }
   std::lock_guard lock(impl_->feedback_mu);
   auto& v = impl_->feedback[{model, task_type}];
   v.first += score;
   v.second += 1;
+}
+
+void Engine::set_feedback_store(std::shared_ptr<FeedbackStore> store) {
+  const std::vector<FeedbackSummary> kept =
+      store ? store->summary() : std::vector<FeedbackSummary>{};
+  std::lock_guard lock(impl_->feedback_mu);
+  impl_->feedback_store = std::move(store);
+  for (const FeedbackSummary& s : kept) {
+    auto& v = impl_->feedback[{s.model, s.task_type}];
+    v.first += s.sum;
+    v.second += s.count;
+  }
 }
 
 }  // namespace orroute

@@ -18,6 +18,7 @@
 #include "orroute/catalog/money.h"
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/call_pricing.h"
+#include "orroute/cost/feedback_store.h"
 #include "orroute/cost/ledger.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/chunk_queue.h"
@@ -166,8 +167,15 @@ class Engine {
   HealthReport health() const;
   std::vector<ModelStats> metrics() const;
   // Records a quality score in [0, 1] for `model` on `task_type`; later selections use the mean.
-  // Throws InvalidArgument if the score is outside [0, 1].
-  void record_feedback(const std::string& model, const std::string& task_type, double score);
+  // With a feedback store, the score is written there first (`source`, `result_id` go with it).
+  // Throws InvalidArgument if the score is outside [0, 1], Error if the store fails.
+  void record_feedback(const std::string& model, const std::string& task_type, double score,
+                       const std::string& source = "user", const std::string& result_id = "");
+  // Keeps feedback in `store` (normally the ledger's, open_feedback_store): adds the scores
+  // recorded there to the selector's means now, and writes every later record_feedback() through.
+  // Scores other processes record later are seen by engines created after them. Call once, before
+  // the engine is shared. Throws Error if the store cannot be read.
+  void set_feedback_store(std::shared_ptr<FeedbackStore> store);
   // Sets (or removes, when unlimited) a rate limit.
   void set_limit(const std::string& scope, const RateLimit& limit);
 

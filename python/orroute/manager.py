@@ -611,7 +611,8 @@ class AIModelManager:
         return self.metrics(as_dataframe=True)
 
     def record_feedback(self, result_id: str, score: float) -> None:
-        """Scores a result in [0, 1]; kept per model and task type and used by later selections.
+        """Scores a result in [0, 1]; kept per model and task type and used by later selections
+        (also by managers created later on the same ledger: the score is stored there).
 
         Raises:
             NotFoundInCatalogError: ``result_id`` is not a result of this manager.
@@ -622,7 +623,8 @@ class AIModelManager:
         if not 0.0 <= float(score) <= 1.0:
             raise _exc.InvalidArgumentError(f"score must be in [0, 1], got {score}")
         model, task_type = self._results[result_id]
-        self._engine.record_feedback(model, task_type, float(score))
+        # kept in the ledger (when the manager has one): later managers rank with it
+        self._engine.record_feedback(model, task_type, float(score), "user", result_id)
 
     def set_limit(self, scope: str, **limit: Any) -> None:
         """Sets a rate limit at run time (same keys as the ``limits`` argument)."""

@@ -4,6 +4,7 @@ public CostTracker API."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -85,8 +86,13 @@ def test_analytics_cost_groups_exactly(ledger: str) -> None:
     assert [r["project"] for r in by_project["rows"]] == ["p2"]
     by_day = json.loads(run(ledger, "analytics", "cost", "--by", "day", "--json").stdout)
     assert len(by_day["rows"]) == 1 and by_day["rows"][0]["calls"] == 3
-    table = run(ledger, "analytics", "cost", "--period", "week").stdout
-    assert "openai/gpt-4o-mini" in table and "total" in table
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert by_day["rows"][0]["day"] == today  # the date, not "total"
+    piped = run(ledger, "analytics", "cost", "--period", "week").stdout
+    assert piped.splitlines()[1].split("\t")[:2] == ["openai/gpt-4o-mini", "1"]
+    table = CliRunner().invoke(cli, ["--ledger", ledger, "analytics", "cost", "--period", "week"],
+                               env={"ORROUTE_OUTPUT": "table"}).stdout
+    assert "openai/gpt-4o-mini" in table and "total $0.0000007 over 3 calls" in table
 
 
 def test_analytics_on_an_empty_ledger(ledger: str) -> None:

@@ -1,5 +1,6 @@
 """The notebooks: committed without outputs, public API only, and executed here against data that
-`orroute demo` produces (offline, time-compressed so that this stays quick)."""
+`orroute demo` produces (offline, time-compressed so that this stays quick): the cost notebook on
+its ledger, the routing notebook on its ledger plus some feedback."""
 
 from __future__ import annotations
 
@@ -69,6 +70,14 @@ def test_cost_analysis_runs_on_the_demos_ledger(demo_ledger: Path,
     _execute("cost_analysis.ipynb")
 
 
-def test_routing_quality_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_routing_quality_runs_on_the_demos_ledger_and_feedback(
+        demo_ledger: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import orroute
+    from orroute import analytics
+
+    tracker = orroute.CostTracker(demo_ledger)
+    for r in tracker.usage_history(limit=6):  # some of the models used, rated by "the user"
+        analytics.record_feedback(tracker, r.model, 0.4, task_type=r.task_type or "general")
+    monkeypatch.setenv("ORROUTE_LEDGER", str(demo_ledger))
     monkeypatch.setenv("ORROUTE_NB_SAMPLE", "900")
     _execute("routing_quality.ipynb")

@@ -10,6 +10,9 @@ Exit codes (also in docs/cli.md):
     4  API error (no or rejected API key, no credits, network, rate limit, upstream failure)
     5  not found (unknown model id, budget or ledger)
     130 interrupted (Ctrl+C)
+
+Piped output: tables become TSV (same cells; ``--json`` gives exact values). Every ``--help``
+ends with examples (``_examples.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import click
 
 from ._common import AppContext, CLIError, exit_code_for, one_line
+from ._examples import add_examples
 
 __all__ = ["cli", "main"]
 
@@ -61,7 +65,9 @@ class LazyGroup(click.Group):
                 if e.name != f"{__name__}.{module}":
                     raise
                 return None
-            self.add_command(getattr(mod, attr), cmd_name)
+            command = getattr(mod, attr)
+            add_examples(command, cmd_name)
+            self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
 
@@ -117,6 +123,9 @@ def cli(ctx: click.Context, config_file: str | None, env_file: str | None, ledge
     """
     ctx.obj = AppContext(config_file=config_file, env_file=env_file,
                          overrides={"ledger": ledger, "project": project}, debug=debug)
+
+
+add_examples(cli, "")
 
 
 def main(argv: list[str] | None = None) -> None:

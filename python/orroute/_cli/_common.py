@@ -6,6 +6,7 @@ import dataclasses
 import datetime as _dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -176,13 +177,38 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
+def plain_output() -> bool:
+    """True when stdout is not a terminal (a pipe or a file): tables are printed as TSV.
+    ``ORROUTE_OUTPUT=table`` or ``tsv`` overrides."""
+    forced = os.environ.get("ORROUTE_OUTPUT", "").strip().lower()
+    if forced in ("table", "tsv"):
+        return forced == "tsv"
+    return not sys.stdout.isatty()
+
+
+def _tsv_field(v: Any) -> str:
+    text = str(v) if isinstance(v, int) and not isinstance(v, bool) else cell(v)  # no "1,234"
+    return text.replace("\t", " ").replace("\n", " ")
+
+
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                 *, justify: Mapping[str, str] | None = None, caption: str | None = None) -> None:
-    """Prints a rich table on stdout. Columns named in ``justify`` get that alignment; columns of
-    numbers are right-aligned when their first value is a number or an amount."""
+    """Prints a rich table on stdout; when stdout is not a terminal, the same cells as TSV (a
+    header line, then one line per row; title and caption go to stderr if that is a terminal).
+    Columns named in ``justify`` get that alignment; columns of numbers are right-aligned when
+    their first value is a number or an amount."""
+    rows = [list(r) for r in rows]
+    if plain_output():
+        lines = ["\t".join(_tsv_field(c) for c in columns)]
+        lines += ["\t".join(_tsv_field(v) for v in r) for r in rows]
+        click.echo("\n".join(lines))
+        if sys.stderr.isatty():
+            for note in (title, caption):
+                if note:
+                    click.echo(note, err=True)
+        return
     from rich.table import Table
 
-    rows = [list(r) for r in rows]
     table = Table(title=title, caption=caption, show_lines=False, header_style="bold")
     for i, col in enumerate(columns):
         j = (justify or {}).get(col)

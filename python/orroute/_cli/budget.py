@@ -51,7 +51,9 @@ def status_row(b: Any) -> dict[str, Any]:
             "window_start": start, "window_end": end}
 
 
-@budget.command("set")
+# ignore_unknown_options: "-5" is the LIMIT argument (then refused by its range with a clear
+# message), not an unknown option "-5".
+@budget.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("limit", type=click.FloatRange(min=0))
 @click.option("--period", type=click.Choice(_PERIODS), default="total", show_default=True)
 @scope_options

@@ -312,17 +312,26 @@ def _measure(client: Any, model: str, prompt: str, max_tokens: int) -> dict[str,
 @click.argument("model_id")
 @click.option("--prompt", default="Say hello in five words.", show_default=True)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--no-record", is_flag=True,
+              help="Do not book the call in the ledger (tag source=models test).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def test_model(model_id: str, prompt: str, max_tokens: int, as_json: bool) -> None:
-    """Send one real completion to MODEL_ID; show the answer, latency, TTFT and exact cost."""
+def test_model(model_id: str, prompt: str, max_tokens: int, no_record: bool,
+               as_json: bool) -> None:
+    """Send one real completion to MODEL_ID; show the answer, latency, TTFT and exact cost. The
+    call is booked in the ledger (see `models performance`)."""
     s = app().settings
     if s.is_openrouter:
         lookup(load_catalog(), model_id)
     client = make_client(s)
+    tracker = None if no_record else make_tracker(s)
     try:
         r = _measure(client, model_id, prompt, max_tokens)
+    except Exception as e:
+        _record(tracker, "models test", model_id, None, e)
+        raise
     finally:
         _close(client)
+    _record(tracker, "models test", model_id, r)
     if as_json:
         emit_json(r)
         return
@@ -339,17 +348,43 @@ def _close(client: Any) -> None:
         close()
 
 
+def _record(tracker: Any, source: str, model: str, r: dict[str, Any] | None,
+            error: BaseException | None = None) -> None:
+    """Books one `models test` / `models benchmark` run in the ledger (tag ``source``), so that
+    `models performance` and the analytics include it. A ledger failure is reported, never
+    fatal: the measurement itself was made."""
+    if tracker is None:
+        return
+    try:
+        project = app().settings.project
+        if r is not None:
+            tracker.record_call(
+                cost=r["cost"] if r["cost"] is not None else 0, model=r["model"],
+                model_requested=model, project=project, task_type="general",
+                tags={"source": source}, prompt_tokens=r["prompt_tokens"],
+                completion_tokens=r["completion_tokens"], latency=r["latency"], ttft=r["ttft"])
+        else:
+            tracker.record_call(cost=0, model=model, project=project, task_type="general",
+                                tags={"source": source}, outcome="error",
+                                error_class=type(error).__name__ if error else "")
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        click.echo(f"warning: not recorded in the ledger: {e}", err=True)
+
+
 @models.command("benchmark", short_help="Compare latency, TTFT, tokens/s and cost.")
 @click.argument("model_ids", nargs=-1)
 @click.option("--runs", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--prompt", default="Explain in three sentences why the sky is blue.",
               show_default=True)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--no-record", is_flag=True,
+              help="Do not book the runs in the ledger (tag source=models benchmark).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def benchmark(model_ids: tuple[str, ...], runs: int, prompt: str, max_tokens: int,
-              as_json: bool) -> None:
+              no_record: bool, as_json: bool) -> None:
     """Compare latency, TTFT, tokens/s and cost of models (default: the configured order, or
-    the integration guide's six)."""
+    the integration guide's six). Every run is booked in the ledger (see `models
+    performance`)."""
     from rich.progress import Progress
 
     from ..config import GUIDE_MODEL_ORDER
@@ -361,6 +396,7 @@ def benchmark(model_ids: tuple[str, ...], runs: int, prompt: str, max_tokens: in
         for mid in ids:
             lookup(catalog, mid)
     client = make_client(s)
+    tracker = None if no_record else make_tracker(s)
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in ids}
     errors: dict[str, list[str]] = {m: [] for m in ids}
     try:
@@ -371,8 +407,10 @@ def benchmark(model_ids: tuple[str, ...], runs: int, prompt: str, max_tokens: in
                     progress.update(bar, description=f"{mid}")
                     try:
                         results[mid].append(_measure(client, mid, prompt, max_tokens))
+                        _record(tracker, "models benchmark", mid, results[mid][-1])
                     except Exception as e:  # noqa: BLE001 - a failing model is a result too
                         errors[mid].append(str(e).splitlines()[0] if str(e) else type(e).__name__)
+                        _record(tracker, "models benchmark", mid, None, e)
                     progress.advance(bar)
     finally:
         _close(client)
@@ -492,23 +530,22 @@ def recommend(task_type: str, budget: float | None, input_size: int, output_size
                        f"quality {pick['quality']:.2f})")
 
 
-@models.command("performance", short_help="Per-model latency, success and cost from the ledger.")
+@models.command("performance", short_help="Per-model latency, success, quality and cost.")
 @click.option("--period", type=click.Choice(["today", "week", "month", "all"]), default="all",
               show_default=True)
 @click.option("--project", default=None, help="Only this project.")
+@click.option("--task", "task_type", default=None, help="Only this task type.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def performance(period: str, project: str | None, as_json: bool) -> None:
-    """Latency and TTFT percentiles, tokens/s, success rate and cost per call of each model, from
-    the calls recorded in the ledger."""
+def performance(period: str, project: str | None, task_type: str | None, as_json: bool) -> None:
+    """Latency and TTFT p50/p95/p99, tokens/s, success rate, quality (mean feedback score) and
+    cost per call of each model, from the calls and the feedback recorded in the ledger
+    (including `models test` and `models benchmark` runs)."""
+    from ..analytics import performance as measure
     from .analytics import since_for
 
     s = app().settings
-    history = make_tracker(s).usage_history(since=since_for(period), project=project)
-    by_model: dict[str, list[Any]] = {}
-    for rec in history:
-        by_model.setdefault(rec.model or rec.model_requested or "?", []).append(rec)
-    rows = [_performance_row(model, recs) for model, recs in by_model.items()]
-    rows.sort(key=lambda r: -r["calls"])
+    rows = measure(make_tracker(s), since=since_for(period), project=project,
+                   task_type=task_type_name(task_type) if task_type else None)
     if as_json:
         emit_json({"period": period, "ledger": f"{s.ledger_path}", "models": rows})
         return
@@ -517,40 +554,33 @@ def performance(period: str, project: str | None, as_json: bool) -> None:
         return
     print_table(
         f"model performance, {period}",
-        ["model", "calls", "success", "latency p50", "p95", "TTFT p50", "tokens/s",
-         "cost/call"],
-        [(r["model"], r["calls"], f"{r['success_rate']:.0%}", _secs(r["latency_p50"]),
-          _secs(r["latency_p95"]), _secs(r["ttft_p50"]),
-          "-" if r["tokens_per_second"] is None else f"{r['tokens_per_second']:.0f}",
-          usd(r["cost_per_success"])) for r in rows],
-        justify={c: "right" for c in ("success", "latency p50", "p95", "TTFT p50", "tokens/s",
-                                      "cost/call")},
-        caption=f"ledger {s.ledger_path}")
+        ["model", "calls", "success", "latency p50", "p95", "p99", "TTFT p50", "p95 ", "p99 ",
+         "tokens/s", "quality", "cost/call"],
+        [(r.model, r.calls, f"{r.success_rate:.0%}", _secs(r.latency_p50), _secs(r.latency_p95),
+          _secs(r.latency_p99), _secs(r.ttft_p50), _secs(r.ttft_p95), _secs(r.ttft_p99),
+          "-" if r.tokens_per_second is None else f"{r.tokens_per_second:.0f}",
+          "-" if r.quality is None else f"{r.quality:.2f} ({r.feedback_count})",
+          usd(r.cost_per_call)) for r in rows],
+        justify={c: "right" for c in ("success", "latency p50", "p95", "p99", "TTFT p50", "p95 ",
+                                      "p99 ", "tokens/s", "quality", "cost/call")},
+        caption=f"quality: mean feedback score (count); ledger {s.ledger_path}")
 
 
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+@models.command("rate", context_settings={"ignore_unknown_options": True},
+                short_help="Record a quality score for a model (kept in the ledger).")
+@click.argument("model_id")
+@click.argument("score", type=click.FloatRange(0, 1))
+@click.option("--task", "task_type", default="general", show_default=True,
+              help="Task type the score is for (aliases such as code-analysis work).")
+@click.option("--result-id", default="", help="The call the score is about, if known.")
+def rate(model_id: str, score: float, task_type: str, result_id: str) -> None:
+    """Record a quality SCORE in [0, 1] for MODEL_ID on a task type. Routers started later on
+    this ledger rank with it; `models performance` shows the mean."""
+    import orroute
 
+    from ..analytics import record_feedback
 
-def _performance_row(model: str, recs: list[Any]) -> dict[str, Any]:
-    ok = [r for r in recs if r.outcome == "ok"]
-    lat = [r.latency_s for r in ok if r.latency_s is not None]
-    ttft = [r.ttft_s for r in ok if r.ttft_s is not None]
-    rates = [r.completion_tokens / (r.latency_s - (r.ttft_s or 0)) for r in ok
-             if r.latency_s is not None and r.completion_tokens
-             and r.latency_s - (r.ttft_s or 0) > 0]
-    errors: dict[str, int] = {}
-    for r in recs:
-        if r.outcome != "ok":
-            errors[r.error_class or r.outcome] = errors.get(r.error_class or r.outcome, 0) + 1
-    return {
-        "model": model, "calls": len(recs), "success_rate": len(ok) / len(recs),
-        "latency_p50": _pct(lat, 0.5), "latency_p95": _pct(lat, 0.95),
-        "ttft_p50": _pct(ttft, 0.5),
-        "tokens_per_second": statistics.median(rates) if rates else None,
-        "cost_per_success": (sum((r.cost for r in ok), Decimal(0)) / len(ok)) if ok else None,
-        "errors": errors,
-    }
+    lookup(orroute.Catalog.bundled(), model_id)
+    record_feedback(make_tracker(app().settings), model_id, score,
+                    task_type=task_type_name(task_type), result_id=result_id)
+    click.echo(f"recorded {score:g} for {model_id} on {task_type_name(task_type)}")
