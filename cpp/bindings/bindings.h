@@ -14,5 +14,6 @@ void bind_cost(pybind11::module_& m);       // ledger, budgets, reservations
 void bind_redis(pybind11::module_& m);      // RedisLedger (when built with hiredis)
 void bind_route(pybind11::module_& m);      // engine, breakers, limits, metrics
 void bind_routing(pybind11::module_& m);    // learned router
+void bind_provider(pybind11::module_& m);   // providers, wire adapters, balancer
 
 }  // namespace orroute::bindings

@@ -28,4 +28,5 @@ PYBIND11_MODULE(_core, m) {
   orroute::bindings::bind_redis(m);
   orroute::bindings::bind_route(m);
   orroute::bindings::bind_routing(m);
+  orroute::bindings::bind_provider(m);
 }

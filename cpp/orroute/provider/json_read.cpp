@@ -32,7 +32,9 @@ bool json_depth_ok(std::string_view text, int max_depth) {
 
 bool parse_json(std::string_view text, rapidjson::Document& doc) {
   if (!json_depth_ok(text)) return false;
-  doc.Parse(text.data(), text.size());
+  // Invalid UTF-8 is refused here, so no translated text can carry it to Python (where decoding
+  // would raise).
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
   return !doc.HasParseError();
 }
 

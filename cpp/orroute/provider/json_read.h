@@ -19,8 +19,8 @@ inline constexpr int kMaxJsonDepth = 64;
 // not counted). Linear, no allocation. It does not validate the JSON.
 bool json_depth_ok(std::string_view text, int max_depth = kMaxJsonDepth);
 
-// Parses `text` into `doc` after the depth guard. False (doc left unspecified) if too deep or not
-// JSON. Never throws.
+// Parses `text` into `doc` after the depth guard. False (doc left unspecified) if too deep, not
+// JSON, or not valid UTF-8. Never throws.
 bool parse_json(std::string_view text, rapidjson::Document& doc);
 
 // The member `name` of `obj`, or nullptr if `obj` is not an object or has no such member.

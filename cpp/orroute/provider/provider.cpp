@@ -101,6 +101,7 @@ void validate(const ProviderConfig& config) {
   }
   if (config.weight < 0) throw InvalidArgument(who + ": weight must be >= 0");
   if (config.default_max_tokens <= 0) throw InvalidArgument(who + ": default_max_tokens must be > 0");
+  if (config.max_retries < 0) throw InvalidArgument(who + ": max_retries must be >= 0");
 }
 
 ClientConfig client_config(const ProviderConfig& config) {
@@ -110,6 +111,7 @@ ClientConfig client_config(const ProviderConfig& config) {
   c.api_keys = config.api_keys;
   c.timeouts = config.timeouts;
   c.stream_timeouts = config.stream_timeouts;
+  c.retry.max_retries = config.max_retries;
   switch (config.kind) {
     case ProviderKind::kAnthropic:
       c.auth_header = "x-api-key";

@@ -40,6 +40,7 @@ struct ProviderConfig {
   int32_t priority = 0;                // failover order: lower first
   int32_t weight = 1;                  // share when balancing deployments of one model (>= 0)
   int64_t default_max_tokens = 4096;   // sent to Anthropic when a request has none (it requires one)
+  int32_t max_retries = 2;             // retries of one call at this provider before failing over
 };
 
 // "openrouter", "openai", "anthropic", "gemini", "azure", "groq", "together", "ollama", "vllm",
