@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from orroute import _core
-from orroute.testing import FakeAnthropic, FakeOpenRouter, Fault
+from orroute.testing import FakeAnthropic, Fault
 
 anthropic = pytest.importorskip("anthropic")
 
@@ -322,7 +322,7 @@ def test_openai_compatible_kinds_rewrite_model_ask_for_stream_usage_and_drop_ope
     chunks, end = read_stream(
         p.stream(chat(max_tokens=10, models=["x/y"], provider={"order": ["a"]}), "openai/gpt-4o")
     )
-    assert end == 2
+    assert end == 2 and chunks[-1]["usage"]["total_tokens"] > 0
     sent = fake_openrouter.last_request.json
     assert sent["stream_options"] == {"include_usage": True}
     assert "models" not in sent and "provider" not in sent

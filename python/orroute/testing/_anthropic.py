@@ -10,6 +10,7 @@ error shape (``{"type":"error","error":{"type","message"}}``, 529 for overloaded
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from .._http_server import Connection, RawRequest, head_bytes
 from ._faults import Fault
+from ._replies import split_pieces
 from ._server import (
     _HANG,
     _JSON,
@@ -32,7 +34,6 @@ from ._server import (
     _Reply,
     _Secret,
 )
-from ._replies import split_pieces
 
 __all__ = ["ANTHROPIC_VERSION", "FakeAnthropic"]
 
@@ -169,7 +170,7 @@ class FakeAnthropic(FakeOpenRouter):
             raise _HttpError(
                 Fault.bad_request("messages: roles must be user/assistant, starting with user")
             )
-        if any(a == b for a, b in zip(roles, roles[1:], strict=False)):
+        if any(a == b for a, b in itertools.pairwise(roles)):
             raise _HttpError(Fault.bad_request("messages: roles must alternate"))
         served = self._resolve(rec.model) if rec.model else None
         if served is None or served != rec.model:
