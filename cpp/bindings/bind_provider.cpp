@@ -40,6 +40,11 @@ void bind_provider(py::module_& m) {
       .def_property(
           "headers", [](const ProviderConfig& c) { return c.headers.fields; },
           [](ProviderConfig& c, std::vector<std::pair<std::string, std::string>> h) { c.headers.fields = std::move(h); })
+      .def_property(
+          "timeout", [](const ProviderConfig& c) { return static_cast<double>(c.timeouts.total_ms) / 1000.0; },
+          [](ProviderConfig& c, double seconds) {  // a whole call; for streams, the longest silence
+            c.timeouts.total_ms = c.stream_timeouts.idle_ms = static_cast<int64_t>(seconds * 1000.0);
+          })
       .def_readwrite("api_version", &ProviderConfig::api_version)
       .def_readwrite("priority", &ProviderConfig::priority)
       .def_readwrite("weight", &ProviderConfig::weight)

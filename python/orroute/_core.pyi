@@ -930,6 +930,7 @@ class ProviderConfig:
     base_url: str
     api_keys: list[str]
     headers: list[tuple[str, str]]
+    timeout: float
     api_version: str
     priority: int
     weight: int

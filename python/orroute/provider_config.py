@@ -103,6 +103,8 @@ class ProviderSettings:
         cfg.priority = self.priority
         cfg.weight = self.weight
         cfg.max_retries = self.max_retries
+        if self.timeout is not None:
+            cfg.timeout = self.timeout
         cfg.default_max_tokens = self.default_max_tokens
         return cfg
 

@@ -102,6 +102,11 @@ void validate(const ProviderConfig& config) {
   if (config.weight < 0) throw InvalidArgument(who + ": weight must be >= 0");
   if (config.default_max_tokens <= 0) throw InvalidArgument(who + ": default_max_tokens must be > 0");
   if (config.max_retries < 0) throw InvalidArgument(who + ": max_retries must be >= 0");
+  for (const Timeouts& t : {config.timeouts, config.stream_timeouts}) {
+    if (t.connect_ms < 0 || t.first_byte_ms < 0 || t.idle_ms < 0 || t.total_ms < 0) {
+      throw InvalidArgument(who + ": timeouts must not be negative");
+    }
+  }
 }
 
 ClientConfig client_config(const ProviderConfig& config) {
