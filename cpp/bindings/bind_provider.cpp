@@ -8,7 +8,7 @@
 #include "json_py.h"
 #include "casters.h"
 #include "orroute/provider/balancer.h"
-#include "orroute/provider/price_book.h"
+#include "orroute/provider/provider_prices.h"
 #include "orroute/provider/provider_client.h"
 #include "orroute/error.h"
 #include "orroute/route/clock.h"
@@ -97,13 +97,13 @@ void bind_provider(py::module_& m) {
           py::arg("chat_json"), py::arg("model"), "Sends and waits (GIL released): {ok, completion, error, attempts}.")
       .def("stream", &ProviderClient::stream, py::arg("chat_json"), py::arg("model"));
 
-  py::class_<PriceBook>(m, "PriceBook", "One provider's own prices (private).")
-      .def_static("from_litellm_json", &PriceBook::from_litellm_json, py::arg("json"), py::arg("litellm_provider"))
-      .def("__len__", &PriceBook::size)
-      .def("__contains__", [](const PriceBook& b, const std::string& model) { return b.find(model) != nullptr; })
+  py::class_<ProviderPrices>(m, "ProviderPrices", "One provider's own prices (private).")
+      .def_static("from_litellm_json", &ProviderPrices::from_litellm_json, py::arg("json"), py::arg("litellm_provider"))
+      .def("__len__", &ProviderPrices::size)
+      .def("__contains__", [](const ProviderPrices& b, const std::string& model) { return b.find(model) != nullptr; })
       .def(
           "cost",
-          [](const PriceBook& b, const std::string& model, int64_t prompt, int64_t completion, int64_t cached,
+          [](const ProviderPrices& b, const std::string& model, int64_t prompt, int64_t completion, int64_t cached,
              int64_t cache_write) {
             const Pricing* p = b.find(model);
             if (p == nullptr) throw NotFound("no price for model '" + model + "' in this price book");

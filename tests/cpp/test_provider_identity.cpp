@@ -7,7 +7,7 @@
 #include "orroute/catalog/catalog.h"
 #include "orroute/error.h"
 #include "orroute/provider/model_map.h"
-#include "orroute/provider/price_book.h"
+#include "orroute/provider/provider_prices.h"
 #include "orroute/provider/provider.h"
 
 namespace {
@@ -33,7 +33,7 @@ const orroute::ModelCatalog& catalog() {
 }  // namespace
 
 TEST_CASE("price book reads a provider's prices exactly from LiteLLM's table", "[provider]") {
-  const auto book = orroute::PriceBook::from_litellm_json(litellm(), "anthropic");
+  const auto book = orroute::ProviderPrices::from_litellm_json(litellm(), "anthropic");
   REQUIRE(book.size() > 10);
   const auto* p = book.find("claude-sonnet-4-5");
   REQUIRE(p != nullptr);
@@ -64,13 +64,13 @@ TEST_CASE("price book reads a provider's prices exactly from LiteLLM's table", "
     REQUIRE(orroute::price_call(*p, u, "claude-sonnet-4-5").to_string() == "25.8");
   }
   SECTION("prefixed keys lose the provider prefix") {
-    const auto gemini = orroute::PriceBook::from_litellm_json(litellm(), "gemini");
+    const auto gemini = orroute::ProviderPrices::from_litellm_json(litellm(), "gemini");
     REQUIRE(gemini.find("gemini-2.5-flash") != nullptr);
     REQUIRE(gemini.find("gemini-2.5-flash")->base.prompt.to_string() == "0.0000003");
     REQUIRE(gemini.find("gemini/gemini-2.5-flash") == nullptr);
   }
   SECTION("bad prices are skipped and named; junk is a parse error") {
-    const auto b = orroute::PriceBook::from_litellm_json(
+    const auto b = orroute::ProviderPrices::from_litellm_json(
         R"({"x":{"litellm_provider":"p","input_cost_per_token":"abc","output_cost_per_token":1},
             "y":{"litellm_provider":"p","input_cost_per_token":1e-6,"output_cost_per_token":2e-6},
             "z":{"litellm_provider":"p","mode":"embedding","input_cost_per_token":1e-6,"output_cost_per_token":0},
@@ -79,15 +79,15 @@ TEST_CASE("price book reads a provider's prices exactly from LiteLLM's table", "
     REQUIRE(b.size() == 1);
     REQUIRE(b.find("y")->base.completion.to_string() == "0.000002");
     REQUIRE(b.warnings().size() == 2);
-    REQUIRE_THROWS_AS(orroute::PriceBook::from_litellm_json("[1]", "p"), orroute::ParseError);
-    REQUIRE_THROWS_AS(orroute::PriceBook::from_litellm_json(std::string(500, '['), "p"), orroute::ParseError);
+    REQUIRE_THROWS_AS(orroute::ProviderPrices::from_litellm_json("[1]", "p"), orroute::ParseError);
+    REQUIRE_THROWS_AS(orroute::ProviderPrices::from_litellm_json(std::string(500, '['), "p"), orroute::ParseError);
   }
 }
 
 TEST_CASE("model map derives each provider's name for a model from the catalog and price list", "[provider]") {
-  const auto anthropic = orroute::PriceBook::from_litellm_json(litellm(), "anthropic");
-  const auto openai = orroute::PriceBook::from_litellm_json(litellm(), "openai");
-  const auto gemini = orroute::PriceBook::from_litellm_json(litellm(), "gemini");
+  const auto anthropic = orroute::ProviderPrices::from_litellm_json(litellm(), "anthropic");
+  const auto openai = orroute::ProviderPrices::from_litellm_json(litellm(), "openai");
+  const auto gemini = orroute::ProviderPrices::from_litellm_json(litellm(), "gemini");
   orroute::ModelMap map;
   map.set("anthropic/claude-haiku-4.5", "anthropic", "my-haiku-alias");  // an override set first wins
   REQUIRE(map.derive(catalog(), {}, "openrouter", orroute::ProviderKind::kOpenRouter) > 300);

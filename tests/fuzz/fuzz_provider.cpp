@@ -23,7 +23,7 @@
 #include "orroute/provider/anthropic_reply.h"
 #include "orroute/provider/anthropic_request.h"
 #include "orroute/provider/anthropic_stream.h"
-#include "orroute/provider/price_book.h"
+#include "orroute/provider/provider_prices.h"
 
 namespace {
 
@@ -50,7 +50,7 @@ void one_input(std::string_view in) {
     if (out.size() > 2 * (events + 1)) std::abort();  // at most two chunks per event
   }
   try {
-    (void)orroute::PriceBook::from_litellm_json(in, "p");
+    (void)orroute::ProviderPrices::from_litellm_json(in, "p");
   } catch (const orroute::ParseError&) {
   }
 }

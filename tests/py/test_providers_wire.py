@@ -72,7 +72,7 @@ def fake():
 def anthropic_prices() -> Any:
     if not LITELLM.exists():
         pytest.skip("shared LiteLLM price table not present")
-    return _core.PriceBook.from_litellm_json(LITELLM.read_text(), "anthropic")
+    return _core.ProviderPrices.from_litellm_json(LITELLM.read_text(), "anthropic")
 
 
 # --- the fake against the official SDK --------------------------------------------------------

@@ -52,7 +52,7 @@ void ModelMap::set(std::string_view model, std::string_view provider, std::strin
   reverse_.emplace(Key{std::string(native), p}, std::string(model));
 }
 
-size_t ModelMap::derive(const ModelCatalog& catalog, const PriceBook& prices, std::string_view provider,
+size_t ModelMap::derive(const ModelCatalog& catalog, const ProviderPrices& prices, std::string_view provider,
                         ProviderKind kind) {
   const std::string p(provider);
   const std::string_view author = author_for(kind);

@@ -1,4 +1,4 @@
-#include "orroute/provider/price_book.h"
+#include "orroute/provider/provider_prices.h"
 
 #include <rapidjson/document.h>
 
@@ -60,12 +60,12 @@ std::optional<std::pair<std::string_view, int64_t>> split_tier(std::string_view 
 
 }  // namespace
 
-PriceBook PriceBook::from_litellm_json(std::string_view json, std::string_view litellm_provider) {
+ProviderPrices ProviderPrices::from_litellm_json(std::string_view json, std::string_view litellm_provider) {
   rapidjson::Document doc;
   if (!json_depth_ok(json)) throw ParseError("LiteLLM price table: nested too deeply");
   doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(json.data(), json.size());
   if (doc.HasParseError() || !doc.IsObject()) throw ParseError("LiteLLM price table: not a JSON object");
-  PriceBook book;
+  ProviderPrices book;
   const std::string prefix = std::string(litellm_provider) + "/";
   for (const auto& entry : doc.GetObject()) {
     const rapidjson::Value& e = entry.value;
@@ -113,9 +113,9 @@ PriceBook PriceBook::from_litellm_json(std::string_view json, std::string_view l
   return book;
 }
 
-void PriceBook::set(std::string model, Pricing pricing) { prices_[std::move(model)] = std::move(pricing); }
+void ProviderPrices::set(std::string model, Pricing pricing) { prices_[std::move(model)] = std::move(pricing); }
 
-const Pricing* PriceBook::find(std::string_view model) const {
+const Pricing* ProviderPrices::find(std::string_view model) const {
   const auto it = prices_.find(model);
   return it == prices_.end() ? nullptr : &it->second;
 }

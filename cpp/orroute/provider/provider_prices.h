@@ -14,9 +14,9 @@
 namespace orroute {
 
 // Immutable after building; const members are safe from any thread.
-class PriceBook {
+class ProviderPrices {
  public:
-  PriceBook() = default;
+  ProviderPrices() = default;
 
   // The chat models of `litellm_provider` ("anthropic", "openai", "gemini", "azure", "groq",
   // "together_ai", ...) in LiteLLM's table. Keys lose their "<provider>/" prefix ("gemini/gemini-2.5-
@@ -25,7 +25,7 @@ class PriceBook {
   // output_cost_per_reasoning_token, input_cost_per_audio_token, and every "<field>_above_<N>k_tokens"
   // as a tier from N*1000+1 prompt tokens. An entry whose price is not a decimal is skipped and
   // named in warnings(). Throws ParseError if `json` is not a JSON object.
-  static PriceBook from_litellm_json(std::string_view json, std::string_view litellm_provider);
+  static ProviderPrices from_litellm_json(std::string_view json, std::string_view litellm_provider);
 
   // Adds or replaces one model's prices (config overrides).
   void set(std::string model, Pricing pricing);
