@@ -14,7 +14,8 @@ TEST_CASE("anthropic reply becomes a chat completion with tool calls and cache u
           "content":[{"type":"thinking","thinking":"hmm","signature":"s"},{"type":"text","text":"Let me check."},
                      {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}],
           "stop_reason":"tool_use","stop_sequence":null,
-          "usage":{"input_tokens":10,"cache_creation_input_tokens":200,"cache_read_input_tokens":3000,"output_tokens":50}})",
+          "usage":{"input_tokens":10,"cache_creation_input_tokens":200,"cache_read_input_tokens":3000,
+                   "output_tokens":50}})",
       1700000000);
   REQUIRE_FALSE(r.error);
   rapidjson::Document d;
@@ -26,7 +27,8 @@ TEST_CASE("anthropic reply becomes a chat completion with tool calls and cache u
   REQUIRE(std::string(choice["finish_reason"].GetString()) == "tool_calls");
   REQUIRE(std::string(choice["message"]["content"].GetString()) == "Let me check.");
   REQUIRE(std::string(choice["message"]["reasoning"].GetString()) == "hmm");
-  REQUIRE(std::string(choice["message"]["tool_calls"][0]["function"]["arguments"].GetString()) == R"({"city":"Paris"})");
+  const auto& call = choice["message"]["tool_calls"][0];
+  REQUIRE(std::string(call["function"]["arguments"].GetString()) == R"({"city":"Paris"})");
   REQUIRE(r.usage.prompt_tokens == 3210);
   REQUIRE(r.usage.cached_tokens == 3000);
   REQUIRE(r.usage.cache_write_tokens == 200);
@@ -61,7 +63,8 @@ TEST_CASE("anthropic reply finish reasons", "[anthropic]") {
 TEST_CASE("anthropic replies that cannot be priced or read are errors, not completions", "[anthropic]") {
   for (const char* body : {"", "[]", "{\"content\":[]}", R"({"content":[],"usage":{"input_tokens":1}})",
                            R"({"content":[{"type":"text"}],"usage":{"input_tokens":1,"output_tokens":1}})",
-                           R"({"content":[{"type":"tool_use","id":"x","name":"f","input":"s"}],"usage":{"input_tokens":1,"output_tokens":1}})",
+                           R"({"content":[{"type":"tool_use","id":"x","name":"f","input":"s"}],
+                               "usage":{"input_tokens":1,"output_tokens":1}})",
                            R"({"content":[],"usage":{"input_tokens":1,"output_tokens":1.5}})",
                            R"({"content":[],"usage":{"input_tokens":1,"output_tokens":10000000000000}})"}) {
     INFO(body);

@@ -47,9 +47,8 @@ TEST_CASE("anthropic request: max_tokens is required, from the request or the de
   REQUIRE(translate(chat, 4096)["max_tokens"].GetInt64() == 4096);
   REQUIRE(translate(R"({"max_completion_tokens":7,"messages":[{"role":"user","content":"hi"}]})", 4096)["max_tokens"]
               .GetInt64() == 7);
-  REQUIRE_THROWS_AS(orroute::anthropic_request_from_chat(R"({"max_tokens":-1,"messages":[{"role":"user","content":"x"}]})",
-                                                         {"m", 10}),
-                    orroute::InvalidArgument);
+  const std::string negative = R"({"max_tokens":-1,"messages":[{"role":"user","content":"x"}]})";
+  REQUIRE_THROWS_AS(orroute::anthropic_request_from_chat(negative, {"m", 10}), orroute::InvalidArgument);
 }
 
 TEST_CASE("anthropic request: images become base64 or url sources", "[anthropic]") {
@@ -63,10 +62,9 @@ TEST_CASE("anthropic request: images become base64 or url sources", "[anthropic]
   REQUIRE(std::string(c[0]["source"]["data"].GetString()) == "iVBORw0KGgo=");
   REQUIRE(std::string(c[1]["source"]["url"].GetString()) == "https://x.test/a.jpg");
   REQUIRE(std::string(c[2]["cache_control"]["type"].GetString()) == "ephemeral");
-  REQUIRE_THROWS_AS(orroute::anthropic_request_from_chat(
-                        R"({"max_tokens":5,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x"}}]}]})",
-                        {"m", 0}),
-                    orroute::InvalidArgument);
+  const std::string ftp =
+      R"({"max_tokens":5,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x"}}]}]})";
+  REQUIRE_THROWS_AS(orroute::anthropic_request_from_chat(ftp, {"m", 0}), orroute::InvalidArgument);
 }
 
 TEST_CASE("anthropic request: tools, tool_choice, tool calls and tool results", "[anthropic]") {

@@ -1,8 +1,8 @@
 // Fuzz harness for the provider adapters' parsers: Anthropic request translation, reply, error
-// bodies, the SSE event stream (through SseParser + AnthropicStreamTranslator),
-// and the LiteLLM price table. The contract under test: any bytes
-// give a value or a documented exception (InvalidArgument / ParseError), never a crash, another
-// exception, or unbounded work.
+// bodies, the SSE event stream (through SseParser + AnthropicStreamTranslator), ProviderClient's
+// request rewrite for each wire format, and the LiteLLM price table. The contract under test: any
+// bytes give a value or a documented exception (InvalidArgument / ParseError), never a crash,
+// another exception, or unbounded work.
 //
 // Two ways to run it:
 //  - libFuzzer (clang): build this file with -fsanitize=fuzzer,address -DORROUTE_LIBFUZZER;
@@ -23,11 +23,32 @@
 #include "orroute/provider/anthropic_reply.h"
 #include "orroute/provider/anthropic_request.h"
 #include "orroute/provider/anthropic_stream.h"
+#include "orroute/provider/provider_client.h"
 #include "orroute/provider/provider_prices.h"
 
 namespace {
 
+// The body rewrite of ProviderClient (no I/O; one client per wire format, made once).
+orroute::ProviderClient& client(orroute::ProviderKind kind) {
+  static auto make = [](orroute::ProviderKind k) {
+    orroute::ProviderConfig c;
+    c.name = "fuzz";
+    c.kind = k;
+    c.base_url = "http://127.0.0.1:9";
+    return orroute::ProviderClient::create(c);
+  };
+  static const auto openai = make(orroute::ProviderKind::kOpenAI);
+  static const auto anthropic = make(orroute::ProviderKind::kAnthropic);
+  return kind == orroute::ProviderKind::kAnthropic ? *anthropic : *openai;
+}
+
 void one_input(std::string_view in) {
+  for (const auto kind : {orroute::ProviderKind::kOpenAI, orroute::ProviderKind::kAnthropic}) {
+    try {
+      (void)client(kind).wire_body(in, "m", true);
+    } catch (const orroute::InvalidArgument&) {
+    }
+  }
   try {
     (void)orroute::anthropic_request_from_chat(in, {"claude", 100});
   } catch (const orroute::InvalidArgument&) {

@@ -35,7 +35,9 @@ Value image_block(const Value& part, const std::string& where, Alloc& a) {
   Value source(rapidjson::kObjectType);
   if (url->rfind("data:", 0) == 0) {
     const size_t marker = url->find(";base64,");
-    if (marker == std::string_view::npos) throw InvalidArgument(where + ": a data: URL must be base64 (data:<type>;base64,...)");
+    if (marker == std::string_view::npos) {
+      throw InvalidArgument(where + ": a data: URL must be base64 (data:<type>;base64,...)");
+    }
     source.AddMember("type", "base64", a);
     source.AddMember("media_type", str(url->substr(5, marker - 5), a), a);
     source.AddMember("data", str(url->substr(marker + 8), a), a);
@@ -48,7 +50,9 @@ Value image_block(const Value& part, const std::string& where, Alloc& a) {
   Value b(rapidjson::kObjectType);
   b.AddMember("type", "image", a);
   b.AddMember("source", source, a);
-  if (const Value* cc = json_member(part, "cache_control"); cc && cc->IsObject()) b.AddMember("cache_control", Value(*cc, a), a);
+  if (const Value* cc = json_member(part, "cache_control"); cc && cc->IsObject()) {
+    b.AddMember("cache_control", Value(*cc, a), a);
+  }
   return b;
 }
 

@@ -132,7 +132,8 @@ void Balancer::finish(size_t index, bool ok, Duration latency) {
       s.recovered_at = now;
     }
     const double sample = static_cast<double>(std::max<int64_t>(0, latency.count()));
-    s.latency_ns = s.latency_ns < 0 ? sample : options_.latency_alpha * sample + (1 - options_.latency_alpha) * s.latency_ns;
+    const double alpha = options_.latency_alpha;
+    s.latency_ns = s.latency_ns < 0 ? sample : alpha * sample + (1 - alpha) * s.latency_ns;
     return;
   }
   ++s.failures;

@@ -31,7 +31,8 @@ std::string hyphenate(std::string s) {
 // The trailing date of a canonical slug ("...-20250929" or "...-2024-08-06"), or "".
 std::string trailing_date(std::string_view slug) {
   auto digits = [](std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
   };
   if (slug.size() > 9 && slug[slug.size() - 9] == '-' && digits(slug.substr(slug.size() - 8))) {
     return std::string(slug.substr(slug.size() - 8));

@@ -31,7 +31,8 @@ class ModelMap {
   //  - other kinds: nothing (their model names are not derivable; use set()).
   // Variants (":free", ":batch") are OpenRouter's own and never mapped. Entries already set are kept
   // (overrides win whatever the order). Returns how many entries were added.
-  size_t derive(const ModelCatalog& catalog, const ProviderPrices& prices, std::string_view provider, ProviderKind kind);
+  size_t derive(const ModelCatalog& catalog, const ProviderPrices& prices, std::string_view provider,
+                ProviderKind kind);
 
   // The provider's name for `model`, or nullopt if that provider is not known to serve it.
   std::optional<std::string> native(std::string_view model, std::string_view provider) const;

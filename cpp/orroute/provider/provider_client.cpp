@@ -65,7 +65,7 @@ Call::Next ProviderStream::next(std::string& chunk, bool block, int64_t timeout_
       return n;
     }
     if (format_ == WireFormat::kChatCompletions) {
-      if (n == Call::Next::kItem) chunk = std::move(data_);
+      if (n == Call::Next::kItem) chunk = client_->scrub(std::move(data_));  // an echoed key never passes
       return n;
     }
     if (n == Call::Next::kEnd) {
