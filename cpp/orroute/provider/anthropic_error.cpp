@@ -11,10 +11,7 @@ namespace {
 constexpr size_t kMaxMessage = 2000;  // an upstream message longer than this is cut
 
 std::string bounded(std::string_view s) {
-  if (s.size() <= kMaxMessage) return std::string(s);
-  size_t cut = kMaxMessage;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 char
-  return std::string(s.substr(0, cut)) + "…";
+  return s.size() <= kMaxMessage ? std::string(s) : utf8_prefix(s, kMaxMessage) + "…";
 }
 
 // Fills message/code/status from Anthropic's {"type":"error","error":{type,message}} object.

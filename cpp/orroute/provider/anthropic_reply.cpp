@@ -18,7 +18,7 @@ ApiError malformed(std::string what, std::string_view body) {
   err.status = 502;
   err.code_json = "502";
   err.message = "malformed Anthropic reply: " + std::move(what);
-  err.body = std::string(body.substr(0, 2000));
+  err.body = utf8_prefix(body, 2000);
   return err;
 }
 

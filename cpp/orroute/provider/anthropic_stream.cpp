@@ -145,8 +145,8 @@ bool AnthropicStreamTranslator::translate(std::string_view data, std::vector<std
     if (msg == nullptr || !msg->IsObject()) return fail("message_start without a message");
     if (started_) return fail("a second message_start");
     started_ = true;
-    id_ = std::string(json_string(*msg, "id").value_or("")).substr(0, 256);
-    model_ = std::string(json_string(*msg, "model").value_or("")).substr(0, 256);
+    id_ = utf8_prefix(json_string(*msg, "id").value_or(""), 256);
+    model_ = utf8_prefix(json_string(*msg, "model").value_or(""), 256);
     if (const rapidjson::Value* u = json_member(*msg, "usage"); u && !u->IsNull() && !merge_usage(*u)) {
       return fail("message_start with an invalid usage");
     }
@@ -160,7 +160,7 @@ bool AnthropicStreamTranslator::translate(std::string_view data, std::vector<std
         nullptr);
     return true;
   }
-  if (!started_) return fail("\"" + std::string(type->substr(0, 64)) + "\" before message_start");
+  if (!started_) return fail("\"" + utf8_prefix(*type, 64) + "\" before message_start");
   if (finished_) return fail("an event after message_stop");
   if (*type == "content_block_start") {
     const auto index = json_count(ev, "index");

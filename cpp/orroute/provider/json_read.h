@@ -23,6 +23,10 @@ bool json_depth_ok(std::string_view text, int max_depth = kMaxJsonDepth);
 // JSON, or not valid UTF-8. Never throws.
 bool parse_json(std::string_view text, rapidjson::Document& doc);
 
+// The longest prefix of `s` of at most `max_bytes` that does not end inside a UTF-8 sequence (so
+// valid UTF-8 stays valid when cut).
+std::string utf8_prefix(std::string_view s, size_t max_bytes);
+
 // The member `name` of `obj`, or nullptr if `obj` is not an object or has no such member.
 const rapidjson::Value* json_member(const rapidjson::Value& obj, const char* name);
 
