@@ -17,6 +17,7 @@ import pytest
 
 from orroute import _core
 from orroute.testing import FakeAnthropic, Fault
+from orroute.testing.pytest_plugin import fake_anthropic  # noqa: F401 - the plugin's fixture
 
 anthropic = pytest.importorskip("anthropic")
 
@@ -79,29 +80,29 @@ def anthropic_prices() -> Any:
 
 
 def test_official_sdk_reads_fake_anthropic_plain_stream_and_tools(fake):
-    client = anthropic.Anthropic(base_url=fake.url, api_key=KEY, max_retries=0)
-    msg = client.messages.create(
-        model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
-    )
-    assert msg.content[0].type == "text" and msg.content[0].text
-    assert msg.usage.input_tokens > 0 and msg.usage.output_tokens > 0
-    with client.messages.stream(
-        model="claude-sonnet-4-5",
-        max_tokens=64,
-        messages=[{"role": "user", "content": "weather in Paris?"}],
-        tools=[{"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}],
-        tool_choice={"type": "any"},
-    ) as s:
-        final = s.get_final_message()
-    assert final.stop_reason == "tool_use"
-    assert final.content[0].type == "tool_use" and "city" in final.content[0].input
-    fake.fail("claude-sonnet-4-5", Fault.status_error(529, "Overloaded"), times=1)
-    with pytest.raises(anthropic.APIStatusError) as info:
-        client.messages.create(
-            model="claude-sonnet-4-5", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+    with anthropic.Anthropic(base_url=fake.url, api_key=KEY, max_retries=0) as client:
+        msg = client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
         )
-    assert info.value.status_code == 529
-    assert info.value.body["error"]["type"] == "overloaded_error"
+        assert msg.content[0].type == "text" and msg.content[0].text
+        assert msg.usage.input_tokens > 0 and msg.usage.output_tokens > 0
+        with client.messages.stream(
+            model="claude-sonnet-4-5",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "weather in Paris?"}],
+            tools=[{"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}],
+            tool_choice={"type": "any"},
+        ) as s:
+            final = s.get_final_message()
+        assert final.stop_reason == "tool_use"
+        assert final.content[0].type == "tool_use" and "city" in final.content[0].input
+        fake.fail("claude-sonnet-4-5", Fault.status_error(529, "Overloaded"), times=1)
+        with pytest.raises(anthropic.APIStatusError) as info:
+            client.messages.create(
+                model="claude-sonnet-4-5", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+            )
+        assert info.value.status_code == 529
+        assert info.value.body["error"]["type"] == "overloaded_error"
 
 
 # --- ProviderClient -> FakeAnthropic ----------------------------------------------------------
@@ -299,6 +300,13 @@ def _core_error() -> type[Exception]:
     import orroute
 
     return orroute.InvalidArgumentError
+
+
+def test_plugin_fixture_serves_keyless_local_calls(fake_anthropic):  # noqa: F811
+    p = provider("anthropic", fake_anthropic.base_url)
+    r = p.complete(chat(max_tokens=5), "claude-haiku-4-5")
+    assert r["ok"] and "x-api-key" not in fake_anthropic.last_request.headers
+    assert r["completion"]["choices"][0]["finish_reason"] in ("stop", "length")
 
 
 # --- ProviderClient -> FakeOpenRouter (OpenAI-compatible kinds) -------------------------------
