@@ -63,8 +63,16 @@ DEFAULT_KEY_ENV: dict[str, str | None] = {
 }
 _PROVIDER_KEYS = frozenset(
     {
-        "kind", "base_url", "api_key_env", "headers", "api_version", "priority", "weight",
-        "timeout", "max_retries", "default_max_tokens",
+        "kind",
+        "base_url",
+        "api_key_env",
+        "headers",
+        "api_version",
+        "priority",
+        "weight",
+        "timeout",
+        "max_retries",
+        "default_max_tokens",
     }
 )
 _GROUP_KEYS = frozenset({"strategy", "failover", "ramp_seconds", "deployments"})
@@ -152,8 +160,11 @@ def _provider(
 ) -> ProviderSettings:
     unknown = set(table) - _PROVIDER_KEYS
     if unknown:
-        hint = " (keys are read from the variable named by api_key_env)" if (
-            unknown & {"api_key", "api_keys"}) else ""
+        hint = (
+            " (keys are read from the variable named by api_key_env)"
+            if (unknown & {"api_key", "api_keys"})
+            else ""
+        )
         raise ConfigError(f"{where}: unknown setting {min(unknown)!r}{hint}")
     kind = str(table.get("kind", name))
     if kind not in DEFAULT_KEY_ENV and kind != "openai-compatible":
@@ -164,11 +175,14 @@ def _provider(
     if key_env:
         raw = env.get(str(key_env), "")
         keys = tuple(k.strip() for k in raw.split(",") if k.strip())
-    base_url = str(table.get("base_url") or env.get(f"{name.upper().replace('-', '_')}_BASE_URL", ""))
+    base_url = str(
+        table.get("base_url") or env.get(f"{name.upper().replace('-', '_')}_BASE_URL", "")
+    )
     headers = table.get("headers", {})
     timeout = table.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                or timeout <= 0):
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
         raise ConfigError(f"{where}.timeout must be a positive number of seconds")
     settings = ProviderSettings(
         name=name,
@@ -182,7 +196,9 @@ def _provider(
         weight=_int(table.get("weight", 1), f"{where}.weight"),
         timeout=float(timeout) if timeout is not None else None,
         max_retries=_int(table.get("max_retries", 2), f"{where}.max_retries"),
-        default_max_tokens=_int(table.get("default_max_tokens", 4096), f"{where}.default_max_tokens"),
+        default_max_tokens=_int(
+            table.get("default_max_tokens", 4096), f"{where}.default_max_tokens"
+        ),
     )
     try:
         _core.validate_provider(settings.to_core())
@@ -230,8 +246,9 @@ def parse_providers(
     tables = _table(toml.get("providers", {}), f"{where}: providers")
     for name, table in tables.items():
         providers.append(
-            _provider(name, _table(table, f"{where}: providers.{name}"), env,
-                      f"{where}: providers.{name}")
+            _provider(
+                name, _table(table, f"{where}: providers.{name}"), env, f"{where}: providers.{name}"
+            )
         )
     if not tables and env.get("ORROUTE_PROVIDERS"):
         for name in (n.strip() for n in env["ORROUTE_PROVIDERS"].split(",")):
@@ -248,8 +265,12 @@ def parse_providers(
                 raise ConfigError(f"{where}: model_map.{model}: unknown provider {provider!r}")
             model_map.setdefault(model, {})[provider] = str(native)
     groups = tuple(
-        _group(model, _table(t, f"{where}: model_groups.{model}"), names,
-               f"{where}: model_groups.{model}")
+        _group(
+            model,
+            _table(t, f"{where}: model_groups.{model}"),
+            names,
+            f"{where}: model_groups.{model}",
+        )
         for model, t in _table(toml.get("model_groups", {}), f"{where}: model_groups").items()
     )
     ordered = sorted(enumerate(providers), key=lambda ip: (ip[1].priority, ip[0]))

@@ -49,7 +49,9 @@ TOML = textwrap.dedent(
 
 def test_toml_providers_with_keys_from_env_and_dotenv(tmp_path):
     (tmp_path / "orroute.toml").write_text(TOML)
-    (tmp_path / ".env").write_text(f"ANTHROPIC_API_KEY={ANT}\nAZURE_EU_KEY=k1,k2-0123456789abcdef\n")
+    (tmp_path / ".env").write_text(
+        f"ANTHROPIC_API_KEY={ANT}\nAZURE_EU_KEY=k1,k2-0123456789abcdef\n"
+    )
     env = {"OPENROUTER_API_KEY": OR, "ANTHROPIC_API_KEY": "sk-ant-from-the-environment-wins"}
     settings = load_settings(
         config_file=tmp_path / "orroute.toml", env_file=tmp_path / ".env", env=env
@@ -98,8 +100,12 @@ def test_environment_only_providers():
         ({"providers": {"anthropic": {"weight": "3"}}}, "weight must be an integer"),
         ({"providers": {"anthropic": {}}, "model_map": {"m": {"nope": "x"}}}, "unknown provider"),
         (
-            {"providers": {"anthropic": {}},
-             "model_groups": {"m": {"strategy": "random", "deployments": [{"provider": "anthropic"}]}}},
+            {
+                "providers": {"anthropic": {}},
+                "model_groups": {
+                    "m": {"strategy": "random", "deployments": [{"provider": "anthropic"}]}
+                },
+            },
             "random",
         ),
     ],

@@ -207,12 +207,7 @@ def test_anthropic_stream_with_tool_call_becomes_chat_chunks(fake):
     assert fake.last_request.json["stream"] is True
     assert fake.last_request.json["tool_choice"] == {"type": "any"}
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
-    calls = [
-        tc
-        for c in chunks
-        for ch in c["choices"]
-        for tc in ch["delta"].get("tool_calls", [])
-    ]
+    calls = [tc for c in chunks for ch in c["choices"] for tc in ch["delta"].get("tool_calls", [])]
     assert calls[0]["function"]["name"] == "get_weather" and calls[0]["id"].startswith("toolu_")
     args = json.loads("".join(tc["function"].get("arguments", "") for tc in calls))
     assert isinstance(args["city"], str)
@@ -255,9 +250,7 @@ def test_anthropic_stream_failures_surface_as_errors_after_partial_text(fake, fa
     stream = p.stream(chat(max_tokens=64), "claude-sonnet-4-5")
     chunks, end = read_stream(stream)
     assert end == 3
-    text = "".join(
-        ch["delta"].get("content") or "" for c in chunks for ch in c.get("choices", [])
-    )
+    text = "".join(ch["delta"].get("content") or "" for c in chunks for ch in c.get("choices", []))
     assert text  # the partial text arrived before the failure
     err = stream.error()
     if status is not None:

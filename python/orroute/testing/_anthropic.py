@@ -235,17 +235,13 @@ class FakeAnthropic(FakeOpenRouter):
                 chat["tool_choice"] = "none"
         return chat
 
-    def _cache_usage(
-        self, model: str, body: Mapping[str, Any], reply: _Reply
-    ) -> tuple[int, int]:
+    def _cache_usage(self, model: str, body: Mapping[str, Any], reply: _Reply) -> tuple[int, int]:
         """(cache_creation_input_tokens, cache_read_input_tokens) of an explicit-cache request."""
         if not _has_cache_control(body):
             return 0, 0
         prefix = {k: body.get(k) for k in ("system", "tools")}
         prefix["messages"] = body["messages"][:-1]
-        digest = hashlib.sha256(
-            (model + json.dumps(prefix, sort_keys=True)).encode()
-        ).hexdigest()
+        digest = hashlib.sha256((model + json.dumps(prefix, sort_keys=True)).encode()).hexdigest()
         chat = self._as_chat({**body, "messages": body["messages"][:-1] or body["messages"][:1]})
         tokens = self._accounting.prompt_tokens(model, chat["messages"], chat.get("tools"))
         tokens = max(0, min(tokens, reply.prompt_tokens - 1))
@@ -352,7 +348,10 @@ class FakeAnthropic(FakeOpenRouter):
             },
         }
         events: list[tuple[float, Any]] = [
-            (profile.latency, head + event("message_start", start) + event("ping", {"type": "ping"}))
+            (
+                profile.latency,
+                head + event("message_start", start) + event("ping", {"type": "ping"}),
+            )
         ]
         # Every content delta, in order; the fault's after_tokens counts these.
         deltas: list[bytes] = []
@@ -453,7 +452,10 @@ class FakeAnthropic(FakeOpenRouter):
         headers = dict(fault.headers)
         headers.pop("X-RateLimit-Reset", None)  # Anthropic sends anthropic-ratelimit-* instead
         body = _dumps(
-            {"type": "error", "error": {"type": _error_type(fault.status), "message": fault.message}}
+            {
+                "type": "error",
+                "error": {"type": _error_type(fault.status), "message": fault.message},
+            }
         )
         head = head_bytes(
             fault.status,
