@@ -122,6 +122,17 @@ class FakeAnthropic(FakeOpenRouter):
         self._explicit_cache: set[str] = set()
         self._cache_lock = threading.Lock()
 
+    def start(self) -> FakeAnthropic:
+        """Starts listening (idempotent). Returns self."""
+        super().start()
+        return self
+
+    def __enter__(self) -> FakeAnthropic:  # noqa: PYI034
+        return self.start()
+
+    async def __aenter__(self) -> FakeAnthropic:  # noqa: PYI034
+        return self.start()
+
     def __repr__(self) -> str:
         state = "running" if self._thread is not None else "stopped"
         return f"FakeAnthropic({state}, models={len(self._models)})"
