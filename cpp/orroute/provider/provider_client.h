@@ -2,7 +2,8 @@
 // request is rewritten for the provider (its model name; Anthropic's Messages format), the reply
 // and stream come back as chat.completion / chat.completion.chunk JSON with usage in OpenAI's
 // shape, and errors as ApiError values. This is the piece an engine plugs in per provider; it owns
-// one ApiClient (one transport thread, the provider's keys and retry policy).
+// one ApiClient (one transport thread, the provider's keys and retry policy) and asks the
+// provider's WireAdapter for everything wire-specific.
 #pragma once
 
 #include <deque>
@@ -13,8 +14,8 @@
 #include <vector>
 
 #include "orroute/net/api_client.h"
-#include "orroute/provider/anthropic_stream.h"
 #include "orroute/provider/provider.h"
+#include "orroute/provider/wire_adapter.h"
 
 namespace orroute {
 
@@ -38,20 +39,18 @@ class ProviderStream {
   // silent end. Never throws.
   Call::Next next(std::string& chunk, bool block, int64_t timeout_ms = -1);
   const ApiError& error() const { return error_; }
-  // The usage the stream reported so far (Anthropic: from its own events; OpenAI-compatible: the
-  // caller reads it from the chunks).
-  std::optional<Usage> anthropic_usage() const;
   void cancel() { call_->cancel(); }
   Call& call() { return *call_; }
 
  private:
   friend class ProviderClient;
-  ProviderStream(std::shared_ptr<Call> call, WireFormat format, int64_t created, std::shared_ptr<ApiClient> client);
+  ProviderStream(std::shared_ptr<Call> call, std::shared_ptr<const WireAdapter> adapter,
+                 std::unique_ptr<StreamTranslator> translator, std::shared_ptr<ApiClient> client);
 
   std::shared_ptr<Call> call_;
+  std::shared_ptr<const WireAdapter> adapter_;
+  std::unique_ptr<StreamTranslator> translator_;
   std::shared_ptr<ApiClient> client_;  // scrubs keys from upstream messages
-  WireFormat format_;
-  AnthropicStreamTranslator translator_;
   std::deque<std::string> pending_;  // at most 2 chunks per event
   bool failed_ = false;
   ApiError error_;
@@ -82,10 +81,8 @@ class ProviderClient {
 
  private:
   explicit ProviderClient(ProviderConfig config);
-  // Re-reads a failed call's body with the provider's error shape (Anthropic).
-  ApiError provider_error(const ApiError& err) const;
-
   ProviderConfig config_;
+  std::shared_ptr<const WireAdapter> adapter_;
   std::shared_ptr<ApiClient> api_;
 };
 
