@@ -25,6 +25,7 @@
 #include "orroute/provider/anthropic_stream.h"
 #include "orroute/provider/provider_client.h"
 #include "orroute/provider/provider_prices.h"
+#include "orroute/provider/wire_adapter.h"
 
 namespace {
 
@@ -48,6 +49,12 @@ void one_input(std::string_view in) {
       (void)client(kind).wire_body(in, "m", true);
     } catch (const orroute::InvalidArgument&) {
     }
+    orroute::ProviderConfig c;
+    c.name = "fuzz";
+    c.kind = kind;
+    const auto adapter = orroute::WireAdapter::for_provider(c);
+    (void)adapter->reply(in, 0);
+    (void)adapter->error(500, {}, in, 0);
   }
   try {
     (void)orroute::anthropic_request_from_chat(in, {"claude", 100});
