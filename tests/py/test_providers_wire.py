@@ -384,3 +384,28 @@ def test_outage_at_openrouter_fails_over_to_anthropic_with_per_provider_cost(
     assert served == ["openrouter"] * 4 + ["anthropic"] * 8
     assert not balancer.is_up(0)
     assert spent["openrouter"] > 0 and spent["anthropic"] > 0
+
+
+@pytest.mark.parametrize(
+    ("strategy", "check"),
+    [
+        ("weighted", lambda slow, fast: (slow, fast) == (30, 10)),  # weights 3:1, exact
+        ("round_robin", lambda slow, fast: (slow, fast) == (20, 20)),
+        ("lowest_latency", lambda slow, fast: fast >= 34),  # the 40 ms deployment is avoided
+    ],
+    ids=["weighted", "round-robin", "lowest-latency"],
+)
+def test_balancer_split_over_real_calls(strategy, check):
+    """Two deployments of one model (two fake Anthropic endpoints, one 40 ms slower); 40 calls
+    through the C++ client; the split is counted by the servers themselves."""
+    with FakeAnthropic(latency=0.04) as slow, FakeAnthropic() as fast:
+        clients = [provider("anthropic", slow.base_url), provider("anthropic", fast.base_url)]
+        balancer = _core.Balancer([("slow", 3), ("fast", 1)], strategy=strategy)
+        for task in range(40):
+            i = balancer.pick()
+            t0 = time.monotonic()
+            r = clients[i].complete(chat(f"task {task}", max_tokens=8), "claude-sonnet-4-5")
+            balancer.finish(i, r["ok"], time.monotonic() - t0)
+            assert r["ok"]
+        counts = (slow.request_count, fast.request_count)
+        assert check(*counts), counts
