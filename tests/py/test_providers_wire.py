@@ -409,3 +409,14 @@ def test_balancer_split_over_real_calls(strategy, check):
             assert r["ok"]
         counts = (slow.request_count, fast.request_count)
         assert check(*counts), counts
+
+
+def test_anthropic_malformed_stream_event_is_a_502_stream_error(fake):
+    p = provider("anthropic", fake.base_url, keys=[KEY])
+    fake.fail("claude-sonnet-4-5", Fault.malformed_json(after_tokens=2), times=1)
+    stream = p.stream(chat(max_tokens=64), "claude-sonnet-4-5")
+    _chunks, end = read_stream(stream)
+    err = stream.error()
+    assert end == 3 and err["kind"] == "stream" and err["status"] == 502
+    assert "malformed Anthropic stream" in err["message"]
+    assert fake.wait_until(lambda: fake.open_streams == 0)  # the transfer was cancelled
