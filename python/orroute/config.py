@@ -85,8 +85,10 @@ _SCALAR_KEYS = (
     "api_key", "base_url", "preferred_model", "fallback_enabled", "cost_optimization",
     "log_level", "strategy", "project", "ledger", "fallbacks", "router_state",
 )
+# tables read by orroute.provider_config (load_providers), not by load_settings
+_PROVIDER_TABLES = ("providers", "model_map", "model_groups")
 _TOML_KEYS = frozenset(_SCALAR_KEYS) | {"budgets", "limits", "app_name", "app_url", "timeout",
-                                         "max_retries", "gateway"}
+                                         "max_retries", "gateway", *_PROVIDER_TABLES}
 
 
 class ConfigError(ParseError):
@@ -594,6 +596,8 @@ def load_settings(
             where = f"{cfg_path}: {name}"
             if name == "gateway":
                 continue  # the [gateway] table is read by orroute.gateway.settings
+            if name in _PROVIDER_TABLES:
+                continue  # read by orroute.provider_config.load_providers
             if name == "budgets":
                 values[name] = _budgets(raw, where)
             elif name == "limits":

@@ -2,7 +2,7 @@
 // hostile, so no input may throw, crash, hang or trip ASan/UBSan.
 //
 // With clang/libFuzzer: clang++ -fsanitize=fuzzer,address,undefined -DORROUTE_LIBFUZZER ...
-// Without it (any compiler, e.g. the ASan/UBSan build): cmake -DORROUTE_BUILD_FUZZ=ON builds
+// Without it (any compiler, e.g. the ASan/UBSan build): the test build (ORROUTE_BUILD_TESTS) builds
 // orroute_fuzz_verify, a standalone driver that mutates built-in seeds for N iterations:
 //   build/fuzz/orroute_fuzz_verify [iterations=200000] [seed=1]
 #include <cstdint>

@@ -369,7 +369,7 @@ HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::stri
   req.url = url_for(spec.path);
   req.body = spec.body;
   req.timeouts = spec.timeouts ? *spec.timeouts : (spec.stream ? config_.stream_timeouts : config_.timeouts);
-  if (key) req.headers.add("Authorization", "Bearer " + *key);
+  if (key) req.headers.add(config_.auth_header, config_.auth_prefix + *key);
   if (!spec.body.empty()) req.headers.add("Content-Type", "application/json");
   req.headers.add("Accept", spec.stream ? "text/event-stream" : "application/json");
   if (!config_.app_url.empty()) req.headers.add("HTTP-Referer", config_.app_url);
@@ -378,6 +378,7 @@ HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::stri
     req.headers.add("X-Title", config_.app_name);
   }
   req.headers.add("User-Agent", config_.user_agent);
+  for (const auto& [k, v] : config_.headers.fields) req.headers.add(k, v);
   for (const auto& [k, v] : spec.extra_headers.fields) req.headers.add(k, v);
   return req;
 }

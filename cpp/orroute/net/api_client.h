@@ -55,6 +55,11 @@ struct ClientConfig {
   std::string app_name;  // X-OpenRouter-Title and X-Title
   std::string app_url;   // HTTP-Referer
   std::string user_agent = "orroute";
+  // How a key is sent: `auth_header: auth_prefix + key`. Anthropic uses "x-api-key" with no prefix,
+  // Azure OpenAI "api-key".
+  std::string auth_header = "Authorization";
+  std::string auth_prefix = "Bearer ";
+  Headers headers;  // sent on every request (e.g. anthropic-version), before a call's extra_headers
   Timeouts timeouts{10'000, 0, 0, 600'000};         // non-streamed calls
   Timeouts stream_timeouts{10'000, 600'000, 600'000, 0};  // streamed calls
   RetryPolicy retry;

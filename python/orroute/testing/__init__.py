@@ -1,4 +1,5 @@
-"""Test helpers: ``FakeOpenRouter``, a loopback server that speaks OpenRouter's API.
+"""Test helpers: ``FakeOpenRouter``, a loopback server that speaks OpenRouter's API, and
+``FakeAnthropic``, its sibling speaking Anthropic's Messages API with the same faults.
 
 >>> from orroute.testing import FakeOpenRouter, Fault
 >>> with FakeOpenRouter() as fake:
@@ -11,10 +12,12 @@ The pytest fixture ``fake_openrouter`` is registered by orroute's pytest plugin
 
 from __future__ import annotations
 
+from ._anthropic import FakeAnthropic
 from ._faults import Fault
 from ._server import FakeOpenRouter, Headers, ModelProfile, RecordedRequest, serve_forever
 
 __all__ = [
+    "FakeAnthropic",
     "FakeOpenRouter",
     "Fault",
     "Headers",

@@ -1,4 +1,4 @@
-"""pytest plugin of orroute: the ``fake_openrouter`` fixture.
+"""pytest plugin of orroute: the ``fake_openrouter`` and ``fake_anthropic`` fixtures.
 
 Registered through the ``pytest11`` entry point, so it is available in any project where orroute is
 installed. In a source checkout, ``from orroute.testing.pytest_plugin import fake_openrouter`` in a
@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from ._anthropic import FakeAnthropic
 from ._server import FakeOpenRouter
 
-__all__ = ["fake_openrouter"]
+__all__ = ["fake_anthropic", "fake_openrouter"]
 
 
 @pytest.fixture
@@ -24,4 +25,14 @@ def fake_openrouter() -> Iterator[FakeOpenRouter]:
     a client at ``fake_openrouter.base_url``.
     """
     with FakeOpenRouter() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    """A running FakeAnthropic (Anthropic's Messages API, any key accepted), stopped after the test.
+
+    Point an Anthropic provider's ``base_url`` at ``fake_anthropic.base_url`` (``.../v1``).
+    """
+    with FakeAnthropic() as fake:
         yield fake

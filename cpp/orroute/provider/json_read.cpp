@@ -1,0 +1,75 @@
+#include "orroute/provider/json_read.h"
+
+#include <cmath>
+
+namespace orroute {
+
+bool json_depth_ok(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+bool parse_json(std::string_view text, rapidjson::Document& doc) {
+  if (!json_depth_ok(text)) return false;
+  // Invalid UTF-8 is refused here, so no translated text can carry it to Python (where decoding
+  // would raise).
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
+  return !doc.HasParseError();
+}
+
+std::string utf8_prefix(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return std::string(s);
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // s[cut] continues a char
+  return std::string(s.substr(0, cut));
+}
+
+const rapidjson::Value* json_member(const rapidjson::Value& obj, const char* name) {
+  if (!obj.IsObject()) return nullptr;
+  const auto it = obj.FindMember(name);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+std::optional<std::string_view> json_string(const rapidjson::Value& obj, const char* name) {
+  const auto* v = json_member(obj, name);
+  if (v == nullptr || !v->IsString()) return std::nullopt;
+  return std::string_view(v->GetString(), v->GetStringLength());
+}
+
+std::optional<int64_t> json_count(const rapidjson::Value& obj, const char* name) {
+  const auto* v = json_member(obj, name);
+  if (v == nullptr) return std::nullopt;
+  if (v->IsInt64()) {
+    const int64_t n = v->GetInt64();
+    return n >= 0 ? std::optional<int64_t>(n) : std::nullopt;
+  }
+  if (v->IsDouble()) {
+    const double d = v->GetDouble();
+    // 9.2e18 is below INT64_MAX; anything above is not a token count we can hold.
+    if (std::isfinite(d) && d >= 0 && d < 9.2e18 && d == std::floor(d)) return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+}  // namespace orroute

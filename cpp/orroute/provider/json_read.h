@@ -1,0 +1,39 @@
+// Defensive reading of upstream JSON for the provider adapters: a nesting-depth guard run before
+// RapidJSON (whose parser and writer recurse), and typed member look-ups that never throw and never
+// convert an out-of-range number with undefined behaviour.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace orroute {
+
+// Deepest nesting accepted from an upstream or a caller. Real messages nest fewer than 20 levels.
+inline constexpr int kMaxJsonDepth = 64;
+
+// True if `text` never nests arrays/objects deeper than `max_depth` (brackets inside strings are
+// not counted). Linear, no allocation. It does not validate the JSON.
+bool json_depth_ok(std::string_view text, int max_depth = kMaxJsonDepth);
+
+// Parses `text` into `doc` after the depth guard. False (doc left unspecified) if too deep, not
+// JSON, or not valid UTF-8. Never throws.
+bool parse_json(std::string_view text, rapidjson::Document& doc);
+
+// The longest prefix of `s` of at most `max_bytes` that does not end inside a UTF-8 sequence (so
+// valid UTF-8 stays valid when cut).
+std::string utf8_prefix(std::string_view s, size_t max_bytes);
+
+// The member `name` of `obj`, or nullptr if `obj` is not an object or has no such member.
+const rapidjson::Value* json_member(const rapidjson::Value& obj, const char* name);
+
+// The string member, or nullopt if absent or not a string.
+std::optional<std::string_view> json_string(const rapidjson::Value& obj, const char* name);
+
+// A non-negative integer member that fits in int64 (an integral double is accepted), or nullopt.
+std::optional<int64_t> json_count(const rapidjson::Value& obj, const char* name);
+
+}  // namespace orroute
