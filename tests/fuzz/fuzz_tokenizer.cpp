@@ -5,14 +5,11 @@
 // trips, count == encode size, offsets within the text). Every orroute::Error is an expected
 // outcome; anything else escaping, a crash, or an ASan/UBSan report is a bug.
 //
-// libFuzzer (clang):
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Icpp \
-//     tests/fuzz/fuzz_tokenizer.cpp cpp/orroute/tokenizer/*.cpp -o fuzz_tokenizer
-//   ORROUTE_VOCAB_DIR=python/orroute/data ./fuzz_tokenizer
-// Without clang, the built-in driver (random and mutated inputs, or the files given):
-//   g++ -std=c++20 -g -O1 -fsanitize=address,undefined -DORROUTE_FUZZ_MAIN -Icpp \
-//     tests/fuzz/fuzz_tokenizer.cpp cpp/orroute/tokenizer/*.cpp -o /tmp/fuzz_tokenizer
-//   ORROUTE_VOCAB_DIR=python/orroute/data /tmp/fuzz_tokenizer 20000   # or: ... FILE...
+// Built with the tests as build/dev/orroute_fuzz_tokenizer (ORROUTE_FUZZ_MAIN: random and
+// mutated inputs, or the files given):
+//   ORROUTE_VOCAB_DIR=python/orroute/data build/dev/orroute_fuzz_tokenizer 20000   # or: ... FILE...
+// With clang, the same file is a libFuzzer target: build it and cpp/orroute/tokenizer/*.cpp with
+// -fsanitize=fuzzer,address,undefined -Icpp, and run it with ORROUTE_VOCAB_DIR set as above.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
