@@ -59,7 +59,11 @@ def test_call_rows_carry_the_expected_cost_not_the_reservation(tmp_path: Path) -
     # (the prompt counted with test/a's tokenizer, within a token of the plan's reference count)
     prompt_tokens = (row.estimated_cost - Decimal(500 * 2) / 10**6) * 10**6
     assert prompt_tokens == int(prompt_tokens) and abs(prompt_tokens - plan["prompt_tokens"]) <= 2
-    assert plan["estimate"] == Decimal(plan["prompt_tokens"]) / 10**6 + Decimal(2000 * 2) / 10**6
+    # the plan's estimate is the reservation: max_tokens 2000 x $2/M plus the prompt as the
+    # reservation counts it (the request as sent, with the model's own tokenizer)
+    reserved_prompt = (plan["estimate"] - Decimal(2000 * 2) / 10**6) * 10**6
+    assert reserved_prompt == int(reserved_prompt)
+    assert abs(reserved_prompt - plan["prompt_tokens"]) <= 2
     assert row.estimated_cost < plan["estimate"]
 
 
