@@ -9,6 +9,7 @@
 #include "bindings.h"
 #include "json_py.h"
 #include "orroute/error.h"
+#include "orroute/json.h"
 #include "orroute/net/api_client.h"
 
 namespace py = pybind11;
@@ -21,7 +22,9 @@ namespace {
 
 template <typename Writer>
 void write_py(Writer& w, py::handle obj, int depth) {
-  if (depth > 200) throw InvalidArgument("request body nested too deeply");
+  if (depth >= kMaxJsonDepth) {
+    throw InvalidArgument("request body nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   if (obj.is_none()) {
     w.Null();
   } else if (PyBool_Check(obj.ptr())) {
@@ -118,8 +121,7 @@ py::object json_to_py(const rapidjson::Value& v) {
 py::object json_text_to_py(const std::string& text) {
   if (text.empty()) return py::none();
   rapidjson::Document doc;
-  doc.Parse(text.data(), text.size());
-  if (doc.HasParseError()) return py::str(text);
+  if (parse_json_text(text, doc) != JsonParse::kOk) return py::str(text);  // depth-bounded: json_to_py recurses
   return json_to_py(doc);
 }
 
@@ -219,7 +221,7 @@ void bind_net(py::module_& m) {
             spec.queue_capacity = queue_capacity;
             if (chat) {
               rapidjson::Document doc;
-              doc.Parse(spec.body.data(), spec.body.size());
+              parse_json_text(spec.body, doc);  // py_to_json wrote it, within kMaxJsonDepth
               validate_chat_request(doc);
             }
             py::gil_scoped_release release;
@@ -237,8 +239,9 @@ void bind_net(py::module_& m) {
         "Compact JSON text of a Python value (as the client sends it).");
   m.def("json_loads", [](const std::string& text) {
         rapidjson::Document doc;
-        doc.Parse(text.data(), text.size());
-        if (doc.HasParseError()) throw ParseError("invalid JSON");
+        if (const JsonParse st = parse_json_text(text, doc); st != JsonParse::kOk) {
+          throw ParseError(std::string("invalid JSON: ") + json_parse_reason(st));
+        }
         return json_to_py(doc);
       }, py::arg("text"), "Parses JSON text with the core's parser.");
   bind_stream(m);

@@ -12,6 +12,7 @@
 
 #include "orroute/cost/usage_audit.h"
 #include "orroute/error.h"
+#include "orroute/json.h"
 #include "orroute/net/protocol.h"
 #ifdef ORROUTE_HAVE_REDIS
 #include "orroute/route/redis_router_state.h"
@@ -451,8 +452,12 @@ class ChatSink final : public Sink {
       unfinished_ = 0;
       if (ev.data.empty() || is_done_marker(ev.data)) return true;
       rapidjson::Document chunk;
-      chunk.Parse(ev.data.c_str(), ev.data.size());
-      if (chunk.HasParseError() || !chunk.IsObject()) return true;  // tolerate junk events
+      const JsonParse st = parse_json_text(ev.data, chunk, kMaxBody);
+      if (st == JsonParse::kTooDeep || st == JsonParse::kTooLarge) {  // hostile, not junk: stop here
+        broken_ = std::string("a stream event is ") + json_parse_reason(st);
+        return keep = false;
+      }
+      if (st != JsonParse::kOk || !chunk.IsObject()) return true;  // tolerate junk events
       const bool fine = acc_.add(chunk);
       if (!fine) return keep = false;
       if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() &&
@@ -581,10 +586,9 @@ class ChatSink final : public Sink {
       }
     } else {
       rapidjson::Document doc;
-      doc.Parse(body_.c_str(), body_.size());
-      if (doc.HasParseError() || !doc.IsObject()) {
+      if (const JsonParse st = parse_json_text(body_, doc, kMaxBody); st != JsonParse::kOk || !doc.IsObject()) {
         r.http_status = 502;
-        r.error_message = "response is not JSON";
+        r.error_message = st == JsonParse::kTooDeep ? "response JSON is nested too deeply" : "response is not JSON";
         ApiError e;
         e.status = 502;
         e.message = r.error_message;
@@ -627,8 +631,7 @@ class ChatSink final : public Sink {
   }
   void read_usage_json(const std::string& json, AttemptResult& r) {
     rapidjson::Document d;
-    d.Parse(json.c_str(), json.size());
-    if (!d.HasParseError() && d.IsObject()) fill_usage(parse_usage(d), r);
+    if (parse_json_text(json, d) == JsonParse::kOk && d.IsObject()) fill_usage(parse_usage(d), r);
   }
 
   // A non-streamed reply larger than this is refused (memory is bounded whatever the upstream).
@@ -659,8 +662,10 @@ std::string chat_attempt_body(std::string_view request_json, const std::string& 
                               const std::vector<std::string>& server_models,
                               std::optional<int64_t> reserved_max_tokens) {
   rapidjson::Document d;
-  d.Parse(request_json.data(), request_json.size());
-  if (d.HasParseError() || !d.IsObject()) throw InvalidArgument("chat request must be a JSON object");
+  if (const JsonParse st = parse_json_text(request_json, d); st != JsonParse::kOk || !d.IsObject()) {
+    throw InvalidArgument(std::string("chat request must be a JSON object") +
+                          (st == JsonParse::kOk ? "" : std::string(" (") + json_parse_reason(st) + ")"));
+  }
   auto& a = d.GetAllocator();
   // Replace in place: every other member keeps its value and its place.
   if (auto it = d.FindMember("model"); it != d.MemberEnd()) {
@@ -865,8 +870,10 @@ void Engine::set_limit(const std::string& scope, const RateLimit& limit) {
 
 EnginePlan Engine::plan(const EngineTask& task) const {
   rapidjson::Document body;
-  body.Parse(task.request_json.c_str(), task.request_json.size());
-  if (body.HasParseError()) throw InvalidArgument("task request is not valid JSON");
+  if (const JsonParse st = parse_json_text(task.request_json, body); st != JsonParse::kOk) {
+    throw InvalidArgument(st == JsonParse::kInvalid ? std::string("task request is not valid JSON")
+                                                    : std::string("task request JSON is ") + json_parse_reason(st));
+  }
   if (!body.IsObject()) throw InvalidArgument("task request must be a JSON object");
   std::string preferred = config_.preferred_model;
   if (body.HasMember("model") && body["model"].IsString()) preferred = body["model"].GetString();
@@ -988,7 +995,9 @@ std::shared_ptr<ApiClient> Engine::client() const { return impl_->client; }
 std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan plan,
                                           ChunkCallback on_chunk, DoneCallback on_done) {
   rapidjson::Document body;
-  body.Parse(task.request_json.c_str(), task.request_json.size());
+  if (parse_json_text(task.request_json, body) != JsonParse::kOk || !body.IsObject() || !body.HasMember("messages")) {
+    throw InvalidArgument("task request must be a JSON object with messages (plan() it first)");
+  }
   const std::string messages_json = json_text(body["messages"]);
   const std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
 

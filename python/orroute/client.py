@@ -131,6 +131,19 @@ def _error_from(err: Mapping[str, Any], partial: str = "") -> APIError:
     return APIConnectionError(message, status_code=status or None, **kw)
 
 
+def _chat_body(body: Any, status: int) -> Any:
+    """A chat reply must be a JSON object; anything else (not JSON, too deep, a list) is an APIError."""
+    if isinstance(body, dict):
+        return body
+    text = body if isinstance(body, str) else repr(body)
+    snippet = text[:200] + ("..." if len(text) > 200 else "")
+    raise APIError(
+        f"the server's reply is not a JSON object (HTTP {status}): {snippet}",
+        status_code=status,
+        body=snippet,
+    )
+
+
 def _check_body_error(body: Any, status: int) -> None:
     """A 2xx JSON body with a top-level error and no result is an error too."""
     if (
@@ -554,7 +567,7 @@ class _Completions:
         if stream:
             return Stream(_core.ChatStream(call))
         call.wait_done()
-        return ChatCompletion(c._result(call))
+        return ChatCompletion(_chat_body(c._result(call), call.status()))
 
 
 class _Chat:
@@ -675,7 +688,7 @@ class _AsyncCompletions:
         if stream:
             return AsyncStream(_core.ChatStream(call))
         await _await_call(call)
-        return ChatCompletion(c._result(call))
+        return ChatCompletion(_chat_body(c._result(call), call.status()))
 
 
 def _data(body: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 
 namespace orroute {
 namespace {
@@ -307,7 +308,10 @@ bool ModelInfo::is_free() const { return variant() == "free" || pricing.is_zero(
 
 ModelCatalog ModelCatalog::from_json(std::string_view json) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(json.data(), json.size());
+  if (const JsonParse st = parse_json_text<rapidjson::kParseNumbersAsStringsFlag>(json, doc);
+      st == JsonParse::kTooLarge || st == JsonParse::kTooDeep) {
+    throw ParseError(std::string("not a models response: ") + json_parse_reason(st));
+  }
   if (doc.HasParseError()) {
     throw ParseError("not a models response: invalid JSON at offset " +
                      std::to_string(doc.GetErrorOffset()) + ": " +

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 
 namespace orroute {
 namespace {
@@ -101,8 +102,7 @@ RequestShape request_shape(std::string_view request_json) noexcept {
   RequestShape shape;
   try {
     rapidjson::Document d;
-    d.Parse(request_json.data(), request_json.size());
-    if (d.HasParseError() || !d.IsObject()) return shape;
+    if (parse_json_text(request_json, d) != JsonParse::kOk || !d.IsObject()) return shape;
     if (auto it = d.FindMember("models"); it != d.MemberEnd() && it->value.IsArray()) {
       for (const auto& m : it->value.GetArray()) {
         if (m.IsString()) shape.models.emplace_back(m.GetString(), m.GetStringLength());

@@ -1,13 +1,14 @@
 #include "orroute/net/chat_stream.h"
 
+#include "orroute/json.h"
+
 namespace orroute {
 
 Call::Next ChatStream::next(rapidjson::Document& chunk, bool block, int64_t timeout_ms) {
   if (error_) return Call::Next::kError;
   const Call::Next n = call_->next(data_, block, timeout_ms);
   if (n != Call::Next::kItem) return n;
-  chunk.Parse(data_.data(), data_.size());
-  if (chunk.HasParseError() || !chunk.IsObject()) {
+  if (parse_json_text(data_, chunk) != JsonParse::kOk || !chunk.IsObject()) {
     ApiError err;
     err.kind = ApiError::Kind::kStream;
     err.message = "the server sent a stream event that is not a JSON object: " +

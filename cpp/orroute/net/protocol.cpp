@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 
 namespace orroute {
 
@@ -109,8 +110,7 @@ ApiError error_from_response(int status, const Headers& headers, std::string_vie
   err.retry_after = retry_after_seconds(headers, now_ms);
   if (auto gen = headers.get("x-generation-id")) err.generation_id = std::string(*gen);
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (!doc.HasParseError() && doc.IsObject()) {
+  if (parse_json_text(body, doc) == JsonParse::kOk && doc.IsObject()) {
     if (const auto* error = member(doc, "error"); error && error->IsObject()) {
       fill_from_error_object(err, *error);
     } else if (error && error->IsString()) {
@@ -146,15 +146,27 @@ ApiError error_from_stream_event(const rapidjson::Value& event) {
 
 bool is_retryable_status(int status) { return status == 408 || status == 409 || status == 429 || status >= 500; }
 
+namespace {
+
+// A duration from a count of milliseconds without undefined behaviour: NaN is 0, the rest is
+// clamped to [0, ~31 years] before the conversion to int64.
+std::chrono::milliseconds clamped_ms(double ms) {
+  constexpr double kMaxMs = 1e12;
+  if (!(ms > 0)) return std::chrono::milliseconds(0);
+  return std::chrono::milliseconds(static_cast<int64_t>(std::min(ms, kMaxMs)));
+}
+
+}  // namespace
+
 std::optional<std::chrono::milliseconds> RetryPolicy::delay(int retry, std::optional<double> retry_after,
                                                             double uniform01) const {
   if (retry_after) {
-    if (*retry_after > max_retry_after_seconds) return std::nullopt;
-    return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(*retry_after * 1000.0)));
+    if (std::isnan(*retry_after) || *retry_after > max_retry_after_seconds) return std::nullopt;
+    return clamped_ms(std::ceil(*retry_after * 1000.0));
   }
   const double cap = std::min(max_seconds, base_seconds * std::pow(2.0, std::min(retry, 30)));
   const double u = std::clamp(uniform01, 0.0, 1.0);
-  return std::chrono::milliseconds(static_cast<int64_t>(cap * u * 1000.0));
+  return clamped_ms(cap * u * 1000.0);
 }
 
 namespace {

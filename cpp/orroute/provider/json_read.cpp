@@ -4,38 +4,10 @@
 
 namespace orroute {
 
-bool json_depth_ok(std::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
-
 bool parse_json(std::string_view text, rapidjson::Document& doc) {
-  if (!json_depth_ok(text)) return false;
   // Invalid UTF-8 is refused here, so no translated text can carry it to Python (where decoding
   // would raise).
-  doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
-  return !doc.HasParseError();
+  return parse_json_text<rapidjson::kParseValidateEncodingFlag>(text, doc) == JsonParse::kOk;
 }
 
 std::string utf8_prefix(std::string_view s, size_t max_bytes) {

@@ -5,6 +5,8 @@
 
 #include <rapidjson/document.h>
 
+#include "orroute/json.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,15 +14,9 @@
 
 namespace orroute {
 
-// Deepest nesting accepted from an upstream or a caller. Real messages nest fewer than 20 levels.
-inline constexpr int kMaxJsonDepth = 64;
-
-// True if `text` never nests arrays/objects deeper than `max_depth` (brackets inside strings are
-// not counted). Linear, no allocation. It does not validate the JSON.
-bool json_depth_ok(std::string_view text, int max_depth = kMaxJsonDepth);
-
-// Parses `text` into `doc` after the depth guard. False (doc left unspecified) if too deep, not
-// JSON, or not valid UTF-8. Never throws.
+// Parses `text` into `doc` with the shared guard (orroute/json.h: size, depth, iterative parse)
+// and UTF-8 validation. False (doc null) if too large, too deep, not JSON, or not valid UTF-8.
+// Never throws.
 bool parse_json(std::string_view text, rapidjson::Document& doc);
 
 // The longest prefix of `s` of at most `max_bytes` that does not end inside a UTF-8 sequence (so

@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 #include "orroute/provider/json_read.h"
 
 namespace orroute {
@@ -62,9 +63,10 @@ std::optional<std::pair<std::string_view, int64_t>> split_tier(std::string_view 
 
 ProviderPrices ProviderPrices::from_litellm_json(std::string_view json, std::string_view litellm_provider) {
   rapidjson::Document doc;
-  if (!json_depth_ok(json)) throw ParseError("LiteLLM price table: nested too deeply");
-  doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(json.data(), json.size());
-  if (doc.HasParseError() || !doc.IsObject()) throw ParseError("LiteLLM price table: not a JSON object");
+  if (const JsonParse st = parse_json_text<rapidjson::kParseNumbersAsStringsFlag>(json, doc); st != JsonParse::kOk) {
+    throw ParseError(std::string("LiteLLM price table: ") + json_parse_reason(st));
+  }
+  if (!doc.IsObject()) throw ParseError("LiteLLM price table: not a JSON object");
   ProviderPrices book;
   const std::string prefix = std::string(litellm_provider) + "/";
   for (const auto& entry : doc.GetObject()) {

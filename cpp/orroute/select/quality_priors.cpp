@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 
 namespace orroute {
 namespace {
@@ -83,8 +84,7 @@ std::optional<double> QualityScores::get(QualityCategory c) const {
 
 QualityPriors QualityPriors::from_json(std::string_view json) {
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  if (parse_json_text(json, doc) != JsonParse::kOk || !doc.IsObject()) {
     throw ParseError("quality priors: not a JSON object");
   }
   QualityPriors p;

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 #include "orroute/tokenizer/encoding.h"
 
 namespace orroute {
@@ -219,8 +220,7 @@ std::string strip_period(std::string s) {
 int64_t tools_tokens(const Encoding& enc, bool o200k, std::string_view tools_json) {
   if (tools_json.empty()) return 0;
   rapidjson::Document doc;
-  doc.Parse(tools_json.data(), tools_json.size());
-  if (doc.HasParseError() || !doc.IsArray()) throw ParseError("tools must be a JSON array");
+  if (parse_json_text(tools_json, doc) != JsonParse::kOk || !doc.IsArray()) throw ParseError("tools must be a JSON array");
   if (doc.Empty()) return 0;
   const int64_t func_init = o200k ? 7 : 10, prop_init = 3, prop_key = 3, enum_init = -3,
                 enum_item = 3, func_end = 12;
@@ -309,8 +309,7 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
 TokenCount count_chat_tokens_json(std::string_view model_or_family, std::string_view messages_json,
                                   std::string_view tools_json) {
   rapidjson::Document doc;
-  doc.Parse(messages_json.data(), messages_json.size());
-  if (doc.HasParseError() || !doc.IsArray()) throw ParseError("messages must be a JSON array");
+  if (parse_json_text(messages_json, doc) != JsonParse::kOk || !doc.IsArray()) throw ParseError("messages must be a JSON array");
   std::vector<ChatMessage> messages;
   for (const auto& v : doc.GetArray()) {
     if (!v.IsObject()) throw ParseError("each message must be a JSON object");

@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <unordered_map>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 
 namespace orroute {
 
@@ -23,7 +25,9 @@ constexpr int kMaxDepth = 64;
 // uniqueItems compares items pairwise; beyond this many items the check fails instead of taking
 // quadratic time on a hostile array.
 constexpr size_t kMaxUniqueItems = 500;
-constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseNanAndInfFlag;
+// Nesting is not limited at parse time (a deep reply is still valid JSON); the walkers below stop
+// at kMaxDepth instead. The parse itself is the shared iterative one.
+constexpr unsigned kParseFlags = rapidjson::kParseNanAndInfFlag;
 
 std::string_view trim(std::string_view s) {
   const auto b = s.find_first_not_of(" \t\r\n");
@@ -33,8 +37,7 @@ std::string_view trim(std::string_view s) {
 }
 
 bool parse(rapidjson::Document& doc, std::string_view text) {
-  doc.Parse<kParseFlags>(text.data(), text.size());
-  return !doc.HasParseError();
+  return parse_json_text<kParseFlags>(text, doc, kMaxJsonBytes, std::numeric_limits<int>::max()) == JsonParse::kOk;
 }
 
 const char* type_name(const Value& v) {

@@ -25,4 +25,7 @@ except ImportError:  # pragma: no cover - depends on the environment
         return json.dumps(obj, separators=(",", ":"), default=str).encode()
 
     def loads(data: bytes | str) -> Any:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:  # deeply nested input: a bad request, like orjson's depth limit
+            raise ValueError("JSON nested too deeply") from None

@@ -1,0 +1,49 @@
+// The one way bytes from outside (an upstream, a client, a file, a user) become a RapidJSON
+// document. RapidJSON's default parser recurses once per nesting level, so 20 MB of `[` overflows
+// the stack; here the text is first scanned for nesting depth and size (linear, no recursion, no
+// allocation) and then parsed with kParseIterativeFlag. A document that passes nests at most
+// kMaxJsonDepth levels, so code that walks it recursively (json_to_py, Writer, CopyFrom, the
+// schema checker) is bounded too.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <cstddef>
+#include <string_view>
+
+namespace orroute {
+
+// Deepest nesting accepted. Real requests and replies nest fewer than 20 levels.
+inline constexpr int kMaxJsonDepth = 128;
+// Largest text parsed when the caller has no tighter bound of its own.
+inline constexpr size_t kMaxJsonBytes = size_t{128} << 20;
+
+enum class JsonParse { kOk, kTooLarge, kTooDeep, kInvalid };
+
+// A short English reason for a status other than kOk ("nested too deeply", ...).
+const char* json_parse_reason(JsonParse status) noexcept;
+
+// True if `text` never nests arrays/objects deeper than `max_depth` (brackets inside strings are
+// not counted). Linear, no allocation. It does not validate the JSON.
+bool json_depth_ok(std::string_view text, int max_depth = kMaxJsonDepth) noexcept;
+
+// Parses `text` into `doc` with `kFlags` (plus kParseIterativeFlag) after the size and depth
+// checks. On any status but kOk, `doc` is null. Never throws, never recurses per nesting level.
+template <unsigned kFlags = rapidjson::kParseDefaultFlags>
+JsonParse parse_json_text(std::string_view text, rapidjson::Document& doc, size_t max_bytes = kMaxJsonBytes,
+                          int max_depth = kMaxJsonDepth) noexcept {
+  JsonParse status = JsonParse::kOk;
+  if (text.size() > max_bytes) {
+    status = JsonParse::kTooLarge;
+  } else if (!json_depth_ok(text, max_depth)) {
+    status = JsonParse::kTooDeep;
+  } else {
+    doc.Parse<kFlags | rapidjson::kParseIterativeFlag>(text.data(), text.size());
+    if (!doc.HasParseError()) return JsonParse::kOk;
+    status = JsonParse::kInvalid;
+  }
+  doc.SetNull();
+  return status;
+}
+
+}  // namespace orroute

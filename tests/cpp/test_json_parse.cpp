@@ -1,0 +1,116 @@
+// The shared JSON guard (orroute/json.h) and every call site class that parses outside bytes:
+// hostile nesting (a million levels, closed or not) is refused cleanly, never by a stack overflow.
+#include <catch2/catch.hpp>
+
+#include <rapidjson/document.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "orroute/catalog/catalog.h"
+#include "orroute/cost/call_pricing.h"
+#include "orroute/engine.h"
+#include "orroute/error.h"
+#include "orroute/json.h"
+#include "orroute/net/protocol.h"
+#include "orroute/provider/json_read.h"
+#include "orroute/provider/provider_prices.h"
+#include "orroute/select/quality_priors.h"
+#include "orroute/tokenizer/token_count.h"
+#include "orroute/verify/json_check.h"
+
+using orroute::JsonParse;
+using orroute::parse_json_text;
+
+namespace {
+
+constexpr size_t kMillion = 1'000'000;
+
+std::string arrays(size_t depth, bool closed = true) {
+  return std::string(depth, '[') + (closed ? std::string(depth, ']') : std::string());
+}
+
+std::string objects(size_t depth) {
+  std::string s;
+  s.reserve(depth * 6);
+  for (size_t i = 0; i < depth; ++i) s += "{\"a\":";
+  s += "1";
+  s.append(depth, '}');
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("the shared parser refuses a million levels of nesting without recursing", "[json]") {
+  rapidjson::Document doc;
+  CHECK(parse_json_text(arrays(kMillion), doc) == JsonParse::kTooDeep);
+  CHECK(doc.IsNull());
+  CHECK(parse_json_text(arrays(kMillion, false), doc) == JsonParse::kTooDeep);
+  CHECK(parse_json_text(objects(kMillion), doc) == JsonParse::kTooDeep);
+  CHECK(parse_json_text(std::string(20'000'000, '['), doc) == JsonParse::kTooDeep);
+  // Without a depth limit the parse is still iterative: refused as invalid, not a crash.
+  CHECK(parse_json_text(arrays(kMillion, false), doc, orroute::kMaxJsonBytes, std::numeric_limits<int>::max()) ==
+        JsonParse::kInvalid);
+}
+
+TEST_CASE("the shared parser accepts nesting up to the limit and counts only real brackets", "[json]") {
+  rapidjson::Document doc;
+  REQUIRE(parse_json_text(arrays(127), doc) == JsonParse::kOk);
+  CHECK(doc.IsArray());
+  CHECK(parse_json_text(objects(127), doc) == JsonParse::kOk);
+  CHECK(parse_json_text(arrays(orroute::kMaxJsonDepth), doc) == JsonParse::kOk);
+  CHECK(parse_json_text(arrays(orroute::kMaxJsonDepth + 1), doc) == JsonParse::kTooDeep);
+  // Brackets inside strings (escaped quotes included) do not count.
+  const std::string in_string = "{\"s\":\"" + std::string(1000, '[') + "\\\"" + std::string(1000, '{') + "\"}";
+  REQUIRE(parse_json_text(in_string, doc) == JsonParse::kOk);
+  CHECK(doc["s"].GetStringLength() == 2001);
+  CHECK(parse_json_text("{\"a\":", doc) == JsonParse::kInvalid);
+  CHECK(doc.IsNull());
+  CHECK(parse_json_text("[1,2]", doc, 3) == JsonParse::kTooLarge);
+  CHECK(std::string(orroute::json_parse_reason(JsonParse::kTooDeep)) == "nested too deeply");
+}
+
+TEST_CASE("upstream error bodies nested a million deep give a plain HTTP error", "[json][net]") {
+  const auto err = orroute::error_from_response(500, orroute::Headers{}, std::string(20'000'000, '['), 0);
+  CHECK(err.status == 500);
+  CHECK(err.message.rfind("HTTP 500: [[[", 0) == 0);
+  const auto err2 = orroute::error_from_response(502, orroute::Headers{}, "{\"error\":" + objects(kMillion) + "}", 0);
+  CHECK(err2.status == 502);
+}
+
+TEST_CASE("files and tables nested a million deep are parse errors", "[json][catalog]") {
+  CHECK_THROWS_AS(orroute::ModelCatalog::from_json(objects(kMillion)), orroute::ParseError);
+  CHECK_THROWS_WITH(orroute::ModelCatalog::from_json(arrays(kMillion, false)), Catch::Contains("nested too deeply"));
+  CHECK_THROWS_AS(orroute::QualityPriors::from_json(arrays(kMillion)), orroute::ParseError);
+  CHECK_THROWS_WITH(orroute::ProviderPrices::from_litellm_json(objects(kMillion), "anthropic"),
+                    Catch::Contains("nested too deeply"));
+}
+
+TEST_CASE("requests nested a million deep are refused by every request reader", "[json][engine]") {
+  CHECK_THROWS_AS(orroute::count_chat_tokens_json("openai/gpt-4o", arrays(kMillion), ""), orroute::ParseError);
+  CHECK_THROWS_AS(orroute::count_chat_tokens_json("openai/gpt-4o", "[]", arrays(kMillion)), orroute::ParseError);
+  CHECK(orroute::request_shape("{\"models\":" + arrays(kMillion) + "}").models.empty());
+  CHECK_THROWS_WITH(orroute::chat_attempt_body(objects(kMillion), "m", false, {}), Catch::Contains("nested too deeply"));
+  const std::string ok = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"x\":" + arrays(100) + "}";
+  CHECK(orroute::chat_attempt_body(ok, "m", false, {}).find("\"model\":\"m\"") != std::string::npos);
+}
+
+TEST_CASE("provider adapters share the guard and verify parses iteratively", "[json][provider][verify]") {
+  rapidjson::Document doc;
+  CHECK_FALSE(orroute::parse_json(arrays(kMillion), doc));
+  CHECK(orroute::parse_json(arrays(127), doc));
+  CHECK(orroute::check_json_reply(std::string(20'000'000, '[')).outcome == orroute::VerdictOutcome::kFail);
+  CHECK(orroute::check_json_reply(arrays(kMillion)).outcome == orroute::VerdictOutcome::kPass);
+}
+
+TEST_CASE("retry delays from absurd or non-finite seconds convert without undefined behaviour", "[json][net]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  const orroute::RetryPolicy open{3, 0.5, inf, inf};
+  CHECK(open.delay(0, 1e300, 0.5)->count() == 1'000'000'000'000);
+  CHECK(open.delay(0, inf, 0.5)->count() == 1'000'000'000'000);
+  CHECK_FALSE(open.delay(0, std::nan(""), 0.5).has_value());
+  CHECK(open.delay(40, std::nullopt, 0.999)->count() > 0);
+  const orroute::RetryPolicy nan_cap{3, 0.5, std::nan(""), 60.0};
+  CHECK(nan_cap.delay(2, std::nullopt, 0.5)->count() >= 0);
+}
