@@ -103,6 +103,7 @@ void bind_catalog(py::module_& m) {
       .def("__len__", &ModelCatalog::size)
       .def("find", &ModelCatalog::find, py::arg("id"), ref)
       .def("at", &ModelCatalog::at, py::arg("id"), ref)
+      .def("nearest_ids", &ModelCatalog::nearest_ids, py::arg("id"), py::arg("n") = 3)
       .def_property_readonly("models", &ModelCatalog::models, ref)
       .def_property_readonly("warnings", &ModelCatalog::warnings)
       .def(

@@ -140,7 +140,7 @@ void bind_select(py::module_& m) {
              size_t limit, std::string prompt) {
             SelectionRequest r{std::move(task_type), input_size, budget, std::nullopt,
                                std::move(constraints), std::move(predicted_quality), explain,
-                               limit, std::move(prompt)};
+                               limit, std::move(prompt), std::nullopt, std::string()};
             if (strategy) r.strategy = strategy_from_name(*strategy);
             py::gil_scoped_release release;
             return s.rank(r);

@@ -941,6 +941,15 @@ EnginePlan Engine::plan(const EngineTask& task) const {
       req.predicted_quality = impl_->predicted(plan.task_type);  // feedback; wins over a predictor
       req.prompt = prompt;  // a learned quality predictor, when installed, reads it
       req.limit = static_cast<size_t>(config_.max_candidates);
+      // The difficulty floor (docs/router.md): not when the caller names the model; that choice is
+      // the caller's, and its fallbacks are ranked as the caller's strategy alone says.
+      if (preferred.empty() && plan.complexity.tier != ComplexityTier::kEconomy) {
+        req.quality_floor = quality_floor(plan.complexity.tier);
+        req.quality_floor_why = "complexity " + std::to_string(plan.complexity.score).substr(0, 4) +
+                                " -> " + to_string(plan.complexity.tier);
+      } else if (!preferred.empty() && plan.complexity.tier != ComplexityTier::kEconomy) {
+        plan.reasons.push_back("no complexity floor: the caller named the model");
+      }
       for (int pass = 0; pass < 2 && ranked.empty(); ++pass) {
         try {
           ranked = impl_->selector->rank(req);

@@ -489,7 +489,11 @@ class CostTracker:
         type and model, else 1024. ``model`` defaults to ``task.model`` if set, else to the model
         ``ModelSelector`` picks for the task's type, size and budget (as in the plan).
         """
-        model = model or getattr(task, "model", None)
+        from .task import Task
+
+        model = model or (task.get("model") if isinstance(task, Mapping) else
+                          getattr(task, "model", None))
+        task = Task.coerce(task)
         if not model:
             model = self._model_for_task(task)
         prompt = task.input_size

@@ -21,7 +21,7 @@ from . import _exceptions as _exc
 from ._cascade_run import CascadeResult
 from .task import Task
 
-__all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult"]
+__all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult", "Usage"]
 
 _log = logging.getLogger("orroute.cost")
 _FEEDBACK_MEMORY = 100_000  # results remembered for record_feedback
@@ -44,6 +44,23 @@ class Attempt:
     message: str = ""
 
 
+class Usage(dict[str, int]):
+    """Token counts of a result: a dict (``usage["total_tokens"]``) that also reads as attributes
+    (``usage.total_tokens``, as in the plan and the ``openai`` package).
+
+    >>> Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5).total_tokens
+    5
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> int:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"usage has no {name!r}") from None
+
+
 @dataclass
 class TaskResult:
     """What ``execute_task`` returns.
@@ -52,7 +69,8 @@ class TaskResult:
         id: result id (pass it to ``record_feedback``).
         content: the answer's text.
         model: the model that answered.
-        usage: ``prompt_tokens``, ``completion_tokens``, ``total_tokens``.
+        usage: ``prompt_tokens``, ``completion_tokens``, ``total_tokens`` (a :class:`Usage`:
+            ``usage["total_tokens"]`` or ``usage.total_tokens``).
         cost: settled cost in USD.
         attempts: every try, in order (see :class:`Attempt`).
         reasons: why the router chose the candidates (complexity, selector, fallbacks).
@@ -342,11 +360,46 @@ class AIModelManager:
         self._project = project
         self._results: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._base_url = cfg.base_url
+        self._strategy = strategy
+        self._ledger_path = ledger_path
+        self._selector: Any = None
+        self._cost_tracker: Any = self._tracker
         if budget is not None:
             self.set_budget(budget)
 
     def __repr__(self) -> str:  # never shows the key
         return f"AIModelManager(base_url={self._base_url!r})"
+
+    # -- the plan's parts -----------------------------------------------------------------------
+    @property
+    def selector(self) -> Any:
+        """The plan's ``manager.selector``: an :class:`orroute.ModelSelector` over the engine's
+        catalog (the endpoint's ``/models`` when it answered, else the one given or bundled), with
+        this manager's strategy and the bundled quality priors, as the engine ranks."""
+        if self._selector is None:
+            from .catalog import Catalog
+            from .selector import ModelSelector
+
+            self._selector = ModelSelector(Catalog(self._engine.catalog),
+                                           strategy=self._strategy)
+        return self._selector
+
+    @property
+    def cost_tracker(self) -> Any:
+        """The plan's ``manager.cost_tracker``: the :class:`orroute.CostTracker` given as
+        ``ledger``, or one on the same ledger file or Redis server. With no shared ledger (none,
+        or the in-memory one a bare ``budget`` makes) it is a private in-memory tracker: its
+        ``estimate_cost`` and ``track_usage`` work, and this manager's own spend stays in
+        :meth:`spent`."""
+        if self._cost_tracker is None:
+            from .catalog import Catalog
+            from .cost import CostTracker
+
+            path = self._ledger_path if self._ledger_path not in (None, ":memory:") else None
+            tracker = CostTracker(path or ":memory:", catalog=Catalog(self._engine.catalog))
+            tracker._selector = self.selector  # the plan's _get_model_for_task: this selector
+            self._cost_tracker = tracker
+        return self._cost_tracker
 
     # -- budgets --------------------------------------------------------------------------------
     def set_budget(self, budget: Decimal | float | str | Mapping[str, Any]) -> None:
@@ -378,8 +431,7 @@ class AIModelManager:
                      pin: bool = False) -> Any:
         from . import _core
 
-        if not isinstance(task, Task):
-            raise _exc.InvalidArgumentError(f"expected an orroute.Task, got {type(task).__name__}")
+        task = Task.coerce(task)
         if not task.messages:
             raise _exc.InvalidArgumentError("task has no messages")
         body: dict[str, Any] = {"messages": list(task.messages)}
@@ -435,11 +487,11 @@ class AIModelManager:
             response = json.loads(res["completion"]) if res["completion"] else {}
         except ValueError:
             response = {}
-        usage = {
-            "prompt_tokens": res["prompt_tokens"],
-            "completion_tokens": res["completion_tokens"],
-            "total_tokens": res["prompt_tokens"] + res["completion_tokens"],
-        }
+        usage = Usage(
+            prompt_tokens=res["prompt_tokens"],
+            completion_tokens=res["completion_tokens"],
+            total_tokens=res["prompt_tokens"] + res["completion_tokens"],
+        )
         plan = res["plan"]
         result_id = response.get("id") or os.urandom(12).hex()
         result = TaskResult(
@@ -478,6 +530,7 @@ class AIModelManager:
         return self._run_sync(task, model)
 
     def _run_sync(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
+        task = Task.coerce(task)
         r = self._result(self._engine.run(self._engine_task(task, model=model, pin=pin)))
         r.task_id = task.id or ""
         return r
@@ -492,6 +545,7 @@ class AIModelManager:
             _bridge,  # one eventfd per loop; the transport thread never takes the GIL
         )
 
+        task = Task.coerce(task)
         pending = self._engine.submit_async(self._engine_task(task, model=model, pin=pin))
         try:
             await _bridge().wait(pending)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +25,7 @@ __all__ = [
     "STRATEGIES",
     "ModelSelector",
     "ModelSpec",
+    "ModelTable",
     "Ranked",
     "bundled_priors_path",
     "task_types",
@@ -99,13 +100,70 @@ class ModelSpec:
     quality_source: str
 
     def __getitem__(self, key: str) -> Any:
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
+        if key not in _SPEC_KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in _SPEC_KEYS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_SPEC_KEYS)
+
+    def __len__(self) -> int:
+        return len(_SPEC_KEYS)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``spec[key]``, or ``default`` for a key the spec does not have."""
+        return self[key] if key in _SPEC_KEYS else default
 
     def keys(self) -> list[str]:
-        return ["capabilities", "cost_per_1k", "context_window", "tier", "quality"]
+        return list(_SPEC_KEYS)
+
+    def values(self) -> list[Any]:
+        return [self[k] for k in _SPEC_KEYS]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, self[k]) for k in _SPEC_KEYS]
+
+
+# The keys a ModelSpec shows as a dict (the plan's three, then orroute's).
+_SPEC_KEYS = ("id", "capabilities", "cost_per_1k", "context_window", "tier", "quality",
+              "quality_source")
+
+
+class ModelTable(Mapping[str, ModelSpec]):
+    """``ModelSelector.models``: a read-only dict of model id -> :class:`ModelSpec`.
+
+    An unknown id raises ``KeyError`` (:class:`orroute.NotFoundInCatalogError`) naming the
+    nearest ids of the catalog, so a retired name points at its successors.
+    """
+
+    __slots__ = ("_catalog", "_specs")
+
+    def __init__(self, specs: dict[str, ModelSpec], catalog: Catalog) -> None:
+        self._specs = specs
+        self._catalog = catalog
+
+    def __getitem__(self, model_id: str) -> ModelSpec:
+        try:
+            return self._specs[model_id]
+        except KeyError:
+            pass
+        self._catalog[model_id]  # raises NotFoundInCatalogError naming the nearest ids
+        raise KeyError(model_id)  # in the catalog yet not a selector entry: not expected
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._specs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __repr__(self) -> str:
+        return f"<ModelTable of {len(self._specs)} models>"
 
 
 @dataclass(frozen=True)
@@ -206,7 +264,7 @@ class ModelSelector:
         self._core = _Core(
             self.catalog._core, _load_priors(priors), strategy, _constraints(constraints)
         )
-        self._models: dict[str, ModelSpec] | None = None
+        self._models: ModelTable | None = None
         if quality_predictor is not None:
             self.set_quality_predictor(quality_predictor)
 
@@ -222,10 +280,11 @@ class ModelSelector:
         return str(self._core.default_strategy)
 
     @property
-    def models(self) -> dict[str, ModelSpec]:
-        """Model id -> :class:`ModelSpec` (capabilities, cost_per_1k, context_window, ...)."""
+    def models(self) -> ModelTable:
+        """Model id -> :class:`ModelSpec` (capabilities, cost_per_1k, context_window, ...), as a
+        read-only dict; an unknown id raises ``KeyError`` naming the nearest ids."""
         if self._models is None:
-            self._models = {
+            self._models = ModelTable({
                 s.model_id: ModelSpec(
                     id=s.model_id,
                     capabilities=list(s.capabilities),
@@ -236,7 +295,7 @@ class ModelSelector:
                     quality_source=s.quality_source,
                 )
                 for s in self._core.specs()
-            }
+            }, self.catalog)
         return self._models
 
     def select_model(

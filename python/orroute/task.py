@@ -111,3 +111,45 @@ class Task:
         return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
     __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
+
+    @classmethod
+    def coerce(cls, task: Any) -> Task:
+        """A :class:`Task` from a Task, a mapping or any object with the plan's fields.
+
+        Fields read (as keys or attributes): ``id``, ``type``, ``messages`` (or ``input``: a
+        string or messages), ``input_size``, ``max_tokens``, ``project``, ``capabilities``,
+        ``quality``, ``budget``, ``conversation``, ``tags``. Missing fields take the defaults of
+        the constructor; the values are validated as there.
+
+        Raises:
+            InvalidArgumentError: a field has a bad value, or both ``messages`` and ``input``
+                are given and differ.
+
+        >>> Task.coerce({"type": "coding", "input": "hi", "max_tokens": 50}).max_tokens
+        50
+        """
+        if isinstance(task, Task):
+            return task
+        if isinstance(task, Mapping):
+            def get(name: str) -> Any:
+                return task.get(name)
+        elif task is None or isinstance(task, (str, bytes)):
+            raise InvalidArgumentError(
+                f"expected a task (orroute.Task, a mapping or an object with the plan's fields), "
+                f"got {type(task).__name__}"
+            )
+        else:
+            def get(name: str) -> Any:
+                return getattr(task, name, None)
+        messages, text = get("messages"), get("input")
+        if messages is not None and text is not None and messages != text:
+            raise InvalidArgumentError("task gives both 'messages' and 'input'; give one")
+        fields: dict[str, Any] = {
+            "messages": messages if messages is not None else (text if text is not None else ())
+        }
+        for name in ("id", "type", "input_size", "max_tokens", "project", "capabilities",
+                     "quality", "budget", "conversation", "tags"):
+            value = get(name)
+            if value is not None:
+                fields[name] = value
+        return cls(**fields)

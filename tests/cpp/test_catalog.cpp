@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <vector>
 
 #include "orroute/catalog/catalog.h"
 #include "orroute/error.h"
@@ -283,4 +284,34 @@ TEST_CASE("filter combines capability, price, context, provider and free", "[cat
   for (const auto* m : cat.filter(f)) CHECK_FALSE(m->pricing.dynamic);
   CHECK_THROWS_WITH(orroute::capability_bits({"telepathy"}),
                     Catch::Contains("unknown capability 'telepathy'") && Catch::Contains("tools"));
+}
+
+TEST_CASE("unknown ids name the nearest ones: containing the stem, else by edit distance",
+          "[catalog]") {
+  const auto cat = ModelCatalog::from_json(
+      R"({"data":[{"id":"anthropic/claude-sonnet-4.5","pricing":{"prompt":"0","completion":"0"}},
+                  {"id":"openai/gpt-4o","pricing":{"prompt":"0","completion":"0"}},
+                  {"id":"openai/gpt-4","pricing":{"prompt":"0","completion":"0"}},
+                  {"id":"google/gemini-2.5-pro","pricing":{"prompt":"0","completion":"0"}}]})");
+  SECTION("stem contained, in catalog order") {
+    REQUIRE(cat.nearest_ids("gpt-4") == std::vector<std::string>{"openai/gpt-4o", "openai/gpt-4"});
+    REQUIRE(cat.nearest_ids("gpt-4", 1) == std::vector<std::string>{"openai/gpt-4o"});
+  }
+  SECTION("no stem match: nearest by edit distance") {
+    REQUIRE(cat.nearest_ids("anthropic/claude-sonet-4.5").front() == "anthropic/claude-sonnet-4.5");
+    REQUIRE(cat.nearest_ids("claude-3-sonnet").front() == "anthropic/claude-sonnet-4.5");
+  }
+  SECTION("nothing close: nothing suggested") {
+    REQUIRE(cat.nearest_ids("zzzzzzzzzzzzzzzzzzzz").empty());
+    REQUIRE(cat.nearest_ids("").empty());
+  }
+  SECTION("at() names them") {
+    try {
+      (void)cat.at("claude-3-sonnet");
+      FAIL("expected NotFound");
+    } catch (const orroute::NotFound& e) {
+      REQUIRE(std::string(e.what()).find("did you mean: anthropic/claude-sonnet-4.5") !=
+              std::string::npos);
+    }
+  }
 }

@@ -72,3 +72,11 @@ TEST_CASE("a declared task type wins over the guess", "[route][complexity]") {
   in.declared_type = "review";
   REQUIRE(ComplexityAnalyzer().analyze(in).task_type == "review");
 }
+
+TEST_CASE("the quality floor rises with the tier and economy has none", "[route][complexity]") {
+  REQUIRE(quality_floor(ComplexityTier::kEconomy) == 0.0);
+  REQUIRE(quality_floor(ComplexityTier::kEconomy) < quality_floor(ComplexityTier::kStandard));
+  REQUIRE(quality_floor(ComplexityTier::kStandard) < quality_floor(ComplexityTier::kPremium));
+  REQUIRE(quality_floor(ComplexityTier::kPremium) < quality_floor(ComplexityTier::kFrontier));
+  REQUIRE(quality_floor(ComplexityTier::kFrontier) <= 1.0);
+}

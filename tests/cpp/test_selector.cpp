@@ -241,3 +241,60 @@ TEST_CASE("models past their expiration_date are never selected; near ones say s
   req.constraints = only_old;
   CHECK_THROWS_WITH(sel.rank(req), Catch::Contains("expiration_date reached"));
 }
+
+TEST_CASE("a quality floor keeps only strong enough candidates under every strategy", "[select]") {
+  using orroute::Strategy;
+  const ModelSelector sel(small_catalog(), priors());
+  const auto has_reason = [](const orroute::Candidate& c, const std::string& text) {
+    return std::any_of(c.reasons.begin(), c.reasons.end(),
+                       [&](const std::string& r) { return r.find(text) != std::string::npos; });
+  };
+  for (const Strategy s : {Strategy::kCostOptimized, Strategy::kBalanced, Strategy::kPerformance,
+                           Strategy::kQualityFirst}) {
+    CAPTURE(orroute::strategy_name(s));
+    orroute::SelectionRequest req;
+    req.strategy = s;
+    req.input_tokens = 100;
+    const auto unfloored = sel.rank(req);
+    double best = 0;
+    size_t strong = 0;
+    for (const auto& c : unfloored) best = std::max(best, c.quality);
+    for (const auto& c : unfloored) strong += c.quality >= 0.75 ? 1 : 0;
+    REQUIRE(strong > 0);
+    REQUIRE(strong < unfloored.size());  // the floor has something to remove
+
+    {  // a floor some candidates reach removes the rest and says so
+      req.quality_floor = 0.75;
+      req.quality_floor_why = "complexity 0.80 -> premium";
+      const auto ranked = sel.rank(req);
+      REQUIRE(ranked.size() == strong);
+      for (const auto& c : ranked) REQUIRE(c.quality >= 0.75);
+      REQUIRE(has_reason(ranked.front(), "quality floor 0.75 from complexity 0.80 -> premium: kept " +
+                                             std::to_string(strong) + " of " +
+                                             std::to_string(unfloored.size())));
+    }
+    {  // a floor nobody reaches is relaxed to the best quality there is
+      req.quality_floor = 0.999;
+      const auto ranked = sel.rank(req);
+      REQUIRE_FALSE(ranked.empty());
+      for (const auto& c : ranked) REQUIRE(c.quality == best);
+      REQUIRE(has_reason(ranked.front(), "relaxed to"));
+    }
+    {  // the budget is still a hard limit: the floor relaxes to what it affords
+      // Under the flagship's estimate, above the standard model's.
+      const auto flagship = std::find_if(unfloored.begin(), unfloored.end(), [](const auto& c) {
+        return c.model->id == "big/flagship";
+      });
+      REQUIRE(flagship != unfloored.end());
+      req.budget = flagship->estimated_cost - Money::parse("0.000000001");
+      req.quality_floor = 0.9;
+      const auto ranked = sel.rank(req);
+      REQUIRE_FALSE(ranked.empty());
+      for (const auto& c : ranked) {
+        REQUIRE(c.model->id != "big/flagship");
+        REQUIRE(c.estimated_cost <= *req.budget);
+      }
+      REQUIRE(has_reason(ranked.front(), "relaxed to"));
+    }
+  }
+}

@@ -383,18 +383,64 @@ const ModelInfo* ModelCatalog::find(std::string_view id) const {
   return it == index_.end() ? nullptr : &models_[it->second];
 }
 
-const ModelInfo& ModelCatalog::at(std::string_view id) const {
-  if (const ModelInfo* m = find(id)) return *m;
-  // Suggest ids that share the part after the provider, or contain the query.
-  std::string_view stem = id.substr(id.find('/') == std::string_view::npos ? 0 : id.find('/') + 1);
-  stem = stem.substr(0, stem.find(':'));
-  std::string close;
-  int n = 0;
-  for (const ModelInfo& m : models_) {
-    if (!stem.empty() && m.id.find(stem) != std::string::npos && n < 3) {
-      close += (n++ ? ", " : "") + m.id;
+namespace {
+
+// The part of an id after the provider and before any ":variant" ("openai/gpt-4o:free" -> "gpt-4o").
+std::string_view id_stem(std::string_view id) {
+  const auto slash = id.find('/');
+  std::string_view stem = id.substr(slash == std::string_view::npos ? 0 : slash + 1);
+  return stem.substr(0, stem.find(':'));
+}
+
+// Levenshtein distance, case-sensitive; only used on the error path of `at`.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
     }
   }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::vector<std::string> ModelCatalog::nearest_ids(std::string_view id, size_t n) const {
+  // Ids whose stem contains the query's stem first (in catalog order); when none do, the ids
+  // whose stems are closest by edit distance (so a retired name like "claude-3-sonnet" still
+  // points at its successors), ties broken by catalog order.
+  const std::string_view stem = id_stem(id);
+  std::vector<std::string> out;
+  if (stem.empty() || n == 0) return out;
+  for (const ModelInfo& m : models_) {
+    if (m.id.find(stem) != std::string::npos) out.push_back(m.id);
+    if (out.size() == n) return out;
+  }
+  if (!out.empty()) return out;
+  std::vector<std::pair<size_t, size_t>> scored;  // (distance, catalog index)
+  scored.reserve(models_.size());
+  for (size_t i = 0; i < models_.size(); ++i) {
+    scored.emplace_back(edit_distance(stem, id_stem(models_[i].id)), i);
+  }
+  const size_t k = std::min(n, scored.size());
+  std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(k), scored.end());
+  for (size_t i = 0; i < k; ++i) {
+    // A suggestion that shares less than half its letters with the query is noise.
+    if (scored[i].first * 2 > stem.size()) break;
+    out.push_back(models_[scored[i].second].id);
+  }
+  return out;
+}
+
+const ModelInfo& ModelCatalog::at(std::string_view id) const {
+  if (const ModelInfo* m = find(id)) return *m;
+  std::string close;
+  for (const std::string& c : nearest_ids(id, 3)) close += (close.empty() ? "" : ", ") + c;
   throw NotFound("unknown model '" + std::string(id) + "'" +
                  (close.empty() ? std::string(" (not in the catalog)") : "; did you mean: " + close));
 }

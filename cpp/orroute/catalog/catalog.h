@@ -45,6 +45,10 @@ class ModelCatalog {
   const ModelInfo* find(std::string_view id) const;
   // Like find, but throws NotFound naming the id (and close ids, if any).
   const ModelInfo& at(std::string_view id) const;
+  // Up to `n` ids close to `id` (for "did you mean"): ids containing the part of `id` after the
+  // provider first, else the nearest by edit distance within half the query's length. Empty if
+  // nothing is close. O(catalog size x id length).
+  std::vector<std::string> nearest_ids(std::string_view id, size_t n = 3) const;
   // Every model, in catalog order. References stay valid for the catalog's lifetime.
   const std::vector<ModelInfo>& models() const { return models_; }
   size_t size() const { return models_.size(); }

@@ -22,6 +22,18 @@ const char* to_string(ComplexityTier t) noexcept {
   return "economy";
 }
 
+double quality_floor(ComplexityTier t) noexcept {
+  // Quantiles of the bundled priors over the general-task candidates: ~25th percentile for
+  // standard, ~75th for premium, ~90th for frontier; economy tasks take any model that qualifies.
+  switch (t) {
+    case ComplexityTier::kEconomy: return 0.0;
+    case ComplexityTier::kStandard: return 0.65;
+    case ComplexityTier::kPremium: return 0.80;
+    case ComplexityTier::kFrontier: return 0.90;
+  }
+  return 0.0;
+}
+
 namespace {
 
 std::string lower(std::string_view s) {

@@ -15,6 +15,11 @@ namespace orroute {
 enum class ComplexityTier : uint8_t { kEconomy, kStandard, kPremium, kFrontier };
 const char* to_string(ComplexityTier t) noexcept;  // "economy", "standard", "premium", "frontier"
 
+// The least effective quality (the selector's [0, 1] scale for the task type) a candidate needs
+// for a task of this tier: economy none (0), standard 0.65, premium 0.80, frontier 0.90. The
+// engine gives it to the selector as a soft floor under every strategy (docs/router.md).
+double quality_floor(ComplexityTier t) noexcept;
+
 struct ComplexityInput {
   std::string_view prompt;          // the latest user message (the text to judge)
   int32_t prior_turns = 0;          // messages before it in the conversation

@@ -424,6 +424,26 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     throw NoModelAvailable(msg);
   }
 
+  // The difficulty floor: soft, after the hard constraints, so it orders what the caller allowed
+  // instead of refusing a task the constraints and budget can serve.
+  std::string floor_reason;
+  if (req.quality_floor) {
+    const double floor = *req.quality_floor;
+    double best_q = 0;
+    for (const Scored& s : pass) best_q = std::max(best_q, s.quality);
+    const size_t before = pass.size();
+    const double applied = best_q >= floor ? floor : best_q;
+    std::erase_if(pass, [&](const Scored& s) { return s.quality < applied; });
+    const std::string why = req.quality_floor_why.empty() ? std::string("task difficulty")
+                                                           : req.quality_floor_why;
+    floor_reason = best_q >= floor
+        ? "quality floor " + fmt(floor) + " from " + why + ": kept " +
+              std::to_string(pass.size()) + " of " + std::to_string(before) + " candidates"
+        : "quality floor " + fmt(floor) + " from " + why + " relaxed to " + fmt(best_q) +
+              ", the best quality within the constraints (kept " + std::to_string(pass.size()) +
+              " of " + std::to_string(before) + ")";
+  }
+
   // Normalise cost (log scale) and speed over the survivors, then score.
   double lmin = 1e300, lmax = -1e300, tps_max = 0, lat_min = 1e300;
   for (const Scored& s : pass) {
@@ -498,6 +518,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
         r.push_back("expires on " + *e.model->expiration_date + " (in " +
                     std::to_string(e.expires_day - today) + " days)");
       }
+      if (!floor_reason.empty()) r.push_back(floor_reason);
       r.push_back("score " + fmt(score, 3) + " = " + fmt(sw.quality) + " x quality " +
                   fmt(s.quality) + " + " + fmt(sw.cheap) + " x cheapness " + fmt(cand.cheapness) +
                   " + " + fmt(sw.speed) + " x speed " + fmt(cand.speed) + " (" +

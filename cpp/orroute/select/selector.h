@@ -79,6 +79,14 @@ struct SelectionRequest {
   // The prompt, when known: with a quality predictor installed (set_quality_predictor), its
   // predictions for this prompt fill predicted_quality (entries given explicitly win).
   std::string prompt;
+  // A floor on effective quality from the task's difficulty (the engine passes the complexity
+  // analyzer's floor for its tier; see docs/router.md). Applied under every strategy after the
+  // hard constraints: candidates below it are dropped. When none reaches it, the floor is
+  // relaxed to the best quality among the candidates (the strongest models that fit the
+  // constraints and budget stay), never to an empty ranking. `quality_floor_why` names its source
+  // in the reasons ("complexity 0.93 -> frontier").
+  std::optional<double> quality_floor;
+  std::string quality_floor_why;
 };
 
 // A ranked candidate. `model` points into the selector's catalog.
