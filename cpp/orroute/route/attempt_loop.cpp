@@ -147,38 +147,32 @@ void Run::release_permits(CallOutcome outcome, Instant now) {
   permits_ = Permits{};
 }
 
-// Attributes an attempt's outcome: the model's breaker always; the provider the reply names gets
-// it (it served or failed the call) and the endpoint then counts as working; with no provider
-// named (no reply at all, or a reply that names none) the endpoint takes it. Breakers taken but
-// not to blame are released neutrally. The reservation is left alone (the caller settles it).
+// Attributes an attempt's outcome: the model's breaker always; the provider the reply names
+// (top-level "provider", or the error's metadata.provider_name) gets it too. The endpoint takes it
+// only when no reply arrived at all (connection error, timeout): any reply proves the endpoint
+// answers, and a reply naming no provider (a 500, a 503 "no provider available") stays the
+// model's alone, else one model's errors would block every model. Breakers taken but not to
+// blame are released neutrally. The reservation is left alone (the caller settles it).
 void Run::settle_breakers(const std::string& model, const AttemptResult& r, CallOutcome outcome,
                           Instant now) {
   if (!permits_.model_key.empty()) ctx_.state->breaker_record(permits_.model_key, outcome, now);
   permits_.model_key.clear();
   if (!r.provider.empty() && ctx_.providers) ctx_.providers->note(model, r.provider);
   if (!ctx_.config.provider_breakers) return;
-  if (!r.provider.empty()) {
-    const std::string key = provider_breaker_key(r.provider);
-    if (key != permits_.provider_key) {
-      // OpenRouter routed this call to another provider than last time: record without a permit
-      // (that breaker may be open; the call went there anyway).
-      ctx_.state->breaker_record(key, outcome, now);
-      if (!permits_.provider_key.empty()) {
-        ctx_.state->breaker_record(permits_.provider_key, CallOutcome::kNeutral, now);
-      }
-    } else {
-      ctx_.state->breaker_record(key, outcome, now);
-    }
-    if (!permits_.endpoint_key.empty()) {
-      ctx_.state->breaker_record(permits_.endpoint_key, CallOutcome::kSuccess, now);
-    }
-  } else {
-    if (!permits_.provider_key.empty()) {
-      ctx_.state->breaker_record(permits_.provider_key, CallOutcome::kNeutral, now);
-    }
-    if (!permits_.endpoint_key.empty()) {
-      ctx_.state->breaker_record(permits_.endpoint_key, outcome, now);
-    }
+  const std::string named = r.provider.empty() ? std::string() : provider_breaker_key(r.provider);
+  if (!named.empty()) {
+    // When OpenRouter routed this call elsewhere than last time, the named breaker is recorded
+    // without a permit (it may be open: the call went there anyway).
+    ctx_.state->breaker_record(named, outcome, now);
+  }
+  if (!permits_.provider_key.empty() && permits_.provider_key != named) {
+    ctx_.state->breaker_record(permits_.provider_key, CallOutcome::kNeutral, now);
+  }
+  if (!permits_.endpoint_key.empty()) {
+    const bool replied = r.ok || r.http_status != 0;
+    const CallOutcome endpoint_outcome =
+        r.cancelled ? CallOutcome::kNeutral : (replied ? CallOutcome::kSuccess : outcome);
+    ctx_.state->breaker_record(permits_.endpoint_key, endpoint_outcome, now);
   }
   permits_.provider_key.clear();
   permits_.endpoint_key.clear();
