@@ -692,8 +692,8 @@ class GatewayApp:
         router = self.manager.health()
         healthy = upstream.get("authenticated") and ledger["ok"] and router["overall"] != "down"
         # degraded (still 200) while any breaker, model or provider, is open or probing
-        status = "healthy" if healthy and router["overall"] == "ok" else "degraded"
-        body = {"status": status, "version": _VERSION,
+        state = "healthy" if healthy and router["overall"] == "ok" else "degraded"
+        body = {"status": state, "version": _VERSION,
                 "pid": os.getpid(),  # which worker answered (`orroute serve --workers N`)
                 "uptime_s": round(time.time() - self.started, 3), "upstream": upstream,
                 "ledger": ledger, "router": router, "models": len(self.catalog),
