@@ -153,6 +153,19 @@ py::dict health_dict(const HealthReport& h) {
     models[m.model.c_str()] = x;
   }
   d["models"] = models;
+  py::list breakers;
+  for (const BreakerHealth& b : h.breakers) {
+    py::dict x;
+    x["key"] = b.key;
+    x["kind"] = b.kind;
+    x["name"] = b.name;
+    x["state"] = to_string(b.state);
+    x["retry_in"] = secs(b.retry_in);
+    x["consecutive_failures"] = b.consecutive_failures;
+    x["times_opened"] = b.times_opened;
+    breakers.append(std::move(x));
+  }
+  d["breakers"] = breakers;
   return d;
 }
 

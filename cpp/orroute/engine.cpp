@@ -125,10 +125,6 @@ class CatalogPrices final : public PriceBook {
     if (!m || m->context_length <= 0) return std::nullopt;
     return m->context_length;
   }
-  std::string provider(const std::string& model) const override {
-    if (const ModelInfo* m = catalog_.find(model)) return std::string(m->provider());
-    return PriceBook::provider(model);
-  }
 
  private:
   const CallPricer& pricer_;
@@ -198,6 +194,13 @@ class LedgerGate final : public BudgetGate {
     return h;
   }
 
+  // The model's author as the catalog names it ("openai" for "openai/gpt-4o"); "" if none.
+  std::string author_of(const std::string& model) const {
+    if (const ModelInfo* m = catalog_.find(model)) return std::string(m->provider());
+    const auto slash = model.find('/');
+    return slash == std::string::npos ? std::string() : model.substr(0, slash);
+  }
+
   void settle(uint64_t id, Money actual, const CallInfo& info) override {
     CallRecord rec;
     rec.scope = scope_;
@@ -206,7 +209,7 @@ class LedgerGate final : public BudgetGate {
     rec.model_requested = info.model;
     rec.model_used = info.result && !info.result->served_model.empty() ? info.result->served_model
                                                                       : info.model;
-    rec.provider = prices_.provider(info.model);  // for reports by provider
+    rec.provider = author_of(info.model);  // the model's author, for reports by provider
     if (info.result) {
       rec.prompt_tokens = info.result->input_tokens;
       rec.completion_tokens = info.result->output_tokens;
@@ -540,6 +543,7 @@ class ChatSink final : public Sink {
       r.cut_at_reservation = true;
       r.body = acc_.completion_json();
       r.served_model = acc_.model();
+      r.provider = acc_.provider();
       r.counted_output_tokens = metered_;
       if (first_content_) r.ttft = *first_content_ - started_;
       return r;
@@ -565,6 +569,7 @@ class ChatSink final : public Sink {
     } else if (status_ < 200 || status_ >= 300) {
       ApiError e = error_from_response(status_, headers_, body_, sender_->clock()->unix_millis());
       r.http_status = status_;
+      r.provider = e.provider;
       r.error_message = e.message;
       if (auto v = headers_.get("Retry-After")) r.retry_after = std::string(*v);
       if (auto v = headers_.get("X-RateLimit-Reset")) r.rate_limit_reset = std::string(*v);
@@ -574,12 +579,14 @@ class ChatSink final : public Sink {
         ApiError e = *acc_.error();
         r.http_status = e.status >= 400 ? e.status : 502;  // a mid-stream error is an upstream failure
         r.error_message = e.message;
+        r.provider = e.provider.empty() ? acc_.provider() : e.provider;
         err = std::move(e);
       } else {
         r.ok = true;
         r.http_status = status_;
         r.body = acc_.completion_json();
         r.served_model = acc_.model();
+        r.provider = acc_.provider();
         r.counted_output_tokens = metered_;
         if (acc_.has_usage()) read_usage_json(acc_.usage_json(), r);
         if (first_content_) r.ttft = *first_content_ - started_;
@@ -597,12 +604,14 @@ class ChatSink final : public Sink {
         ApiError e = error_from_stream_event(doc);
         r.http_status = e.status >= 400 ? e.status : 502;
         r.error_message = e.message;
+        r.provider = e.provider;
         err = std::move(e);
       } else {
         r.ok = true;
         r.http_status = status_;
         if (doc.HasMember("usage") && doc["usage"].IsObject()) fill_usage(parse_usage(doc["usage"]), r);
         if (doc.HasMember("model") && doc["model"].IsString()) r.served_model = doc["model"].GetString();
+        if (doc.HasMember("provider") && doc["provider"].IsString()) r.provider = doc["provider"].GetString();
         if (sender_->meter_limit() > 0) {
           r.counted_output_tokens = text_tokens(model_, generated_text(doc, "message"));
         }
@@ -775,10 +784,14 @@ class Engine::Impl {
   std::unique_ptr<ModelSelector> selector;
   std::unique_ptr<CallPricer> pricer;  // over the catalog in use (built after any refresh)
   std::vector<std::string> key_scopes;
+  ProviderMemory providers;  // which upstream last served each model (provider breakers)
 
   mutable std::mutex feedback_mu;
   std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;
   std::shared_ptr<FeedbackStore> feedback_store;  // where feedback is kept; may be null
+
+  // The endpoint breaker's name: the base URL's host.
+  std::string endpoint() const { return url_host(client->config().base_url); }
 
   std::unordered_map<std::string, double> predicted(const std::string& task_type) const {
     std::unordered_map<std::string, double> out;
@@ -1042,6 +1055,8 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   ctx.prices = prices.get();
   ctx.config = config_.loop;
   ctx.config.key_scopes = impl_->key_scopes;
+  ctx.config.endpoint = impl_->endpoint();
+  ctx.providers = &impl_->providers;
 
   RouteRequest req;
   req.candidates = plan.candidates;
@@ -1144,7 +1159,12 @@ HealthReport Engine::health() const {
       if (!m.empty() && std::find(models.begin(), models.end(), m) == models.end()) models.push_back(m);
     }
   }
-  return assess_health(models, impl_->state, impl_->metrics, now);
+  std::vector<std::string> keys;
+  if (config_.loop.provider_breakers) {
+    if (const std::string host = impl_->endpoint(); !host.empty()) keys.push_back(endpoint_breaker_key(host));
+    for (const std::string& p : impl_->providers.providers()) keys.push_back(provider_breaker_key(p));
+  }
+  return assess_health(models, impl_->state, impl_->metrics, now, {}, keys);
 }
 
 std::vector<ModelStats> Engine::metrics() const { return impl_->metrics.all(impl_->clock->now()); }

@@ -645,7 +645,14 @@ class AIModelManager:
     # -- observability --------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """``{"overall": "ok"|"degraded"|"down", "models": {id: {"state": "ok"|"degraded"|
-        "circuit_open"|"rate_limited", "reason", "breaker", "retry_in", "success_rate", ...}}}``."""
+        "circuit_open"|"rate_limited", "reason", "breaker", "retry_in", "success_rate", ...}},
+        "breakers": [{"key", "kind": "model"|"provider"|"endpoint", "name", "state":
+        "open"|"half_open", "retry_in", "consecutive_failures", "times_opened"}, ...]}``.
+
+        ``breakers`` lists every breaker that is not closed: a model's, a provider's (named by
+        OpenRouter's replies, e.g. ``"Together"``) or the endpoint's (the base URL's host, which
+        takes failures with no reply). ``overall`` is ``degraded`` while any is open (``down`` when
+        no model can be called, or the endpoint's is open)."""
         return self._engine.health()
 
     def metrics(self, *, as_dataframe: bool = False) -> Any:

@@ -85,6 +85,23 @@ TEST_CASE("redis router state: a breaker opened by one process refuses in anothe
   }
 }
 
+TEST_CASE("redis router state: provider and endpoint breaker keys, recorded without a permit",
+          "[redis][breaker]") {
+  // The attempt loop records a reply's provider even when it took no permit for it (OpenRouter
+  // routed the call to another provider than last time); names may hold spaces.
+  ManualClock clock;
+  auto [a, b] = pair_of("provider-keys", clock);
+  if (!a) return;
+  for (int i = 0; i < 3; ++i) a->breaker_record("provider:Google AI Studio", CallOutcome::kOutage, clock.now());
+  REQUIRE_FALSE(b->breaker_allow("provider:Google AI Studio", clock.now()));
+  REQUIRE(b->breaker_snapshot("provider:Google AI Studio", clock.now()).state == BreakerState::kOpen);
+  REQUIRE(b->breaker_allow("provider:Google", clock.now()));
+  b->breaker_record("provider:Google", CallOutcome::kNeutral, clock.now());
+  REQUIRE(b->breaker_allow("endpoint:openrouter.ai", clock.now()));
+  b->breaker_record("endpoint:openrouter.ai", CallOutcome::kSuccess, clock.now());
+  REQUIRE(a->breaker_snapshot("endpoint:openrouter.ai", clock.now()).state == BreakerState::kClosed);
+}
+
 TEST_CASE("redis router state: rate limits and holds hold across processes", "[redis][limiter]") {
   ManualClock clock;
   auto [a, b] = pair_of("limits", clock);

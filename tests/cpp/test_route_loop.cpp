@@ -7,6 +7,7 @@
 
 #include "orroute/error.h"
 #include "orroute/route/attempt_loop.h"
+#include "orroute/route/health.h"
 
 using namespace orroute;
 using namespace std::chrono_literals;
@@ -290,18 +291,109 @@ TEST_CASE("an open circuit skips the model until the cooldown", "[route][loop]")
   REQUIRE(probe.model == "a/1");
 }
 
-TEST_CASE("provider breakers open for every model of that provider", "[route][loop]") {
+static AttemptResult served_by(std::string provider) {
+  AttemptResult r;
+  r.ok = true;
+  r.http_status = 200;
+  r.input_tokens = 10;
+  r.output_tokens = 5;
+  r.provider = std::move(provider);
+  return r;
+}
+
+static AttemptResult failed_at(std::string provider, int status = 502) {
+  AttemptResult r = failure(status);
+  r.provider = std::move(provider);
+  return r;
+}
+
+TEST_CASE("one failing model does not open its author's other models", "[route][loop][breaker]") {
   Harness h;
+  ProviderMemory providers;
+  h.ctx.providers = &providers;
+  h.ctx.config.endpoint = "api.test";
   h.ctx.config.retry.max_retries_per_model = 0;
-  h.sender->script["p/one"] = {failure(500), failure(500)};
-  h.sender->script["p/two"] = {failure(500)};
-  h.run({"p/one", "q/x"});
-  h.run({"p/one", "q/x"});
-  h.run({"p/two", "q/x"});  // third consecutive failure of provider p
+  h.sender->script["p/one"] = {failure(500), failure(500), failure(500)};
+  for (int i = 0; i < 3; ++i) h.run({"p/one", "q/x"});
+  REQUIRE(h.state.breaker_snapshot("model:p/one", h.clock.now()).state == BreakerState::kOpen);
   h.sender->calls.clear();
-  auto out = h.run({"p/three", "q/x"});
+  auto out = h.run({"p/one", "p/two"});
+  REQUIRE(out.ok);
+  REQUIRE(out.model == "p/two");
+  REQUIRE(out.attempts[0].outcome == "skipped:circuit_open");
+  REQUIRE(h.sender->models() == std::vector<std::string>{"p/two"});
+  REQUIRE(h.state.breaker_snapshot("endpoint:api.test", h.clock.now()).state == BreakerState::kClosed);
+}
+
+TEST_CASE("a provider named by failing replies opens that provider's breaker only", "[route][loop][breaker]") {
+  Harness h;
+  ProviderMemory providers;
+  h.ctx.providers = &providers;
+  h.ctx.config.endpoint = "api.test";
+  h.ctx.config.retry.max_retries_per_model = 0;
+  // Learn who serves what: X serves a/one, b/two and c/four; Y serves a/three (same author).
+  h.sender->script["a/one"] = {served_by("X"), failed_at("X"), failed_at("X")};
+  h.sender->script["b/two"] = {served_by("X"), failed_at("X")};
+  h.sender->script["a/three"] = {served_by("Y")};
+  h.sender->script["c/four"] = {served_by("X")};
+  for (const char* m : {"a/one", "b/two", "a/three", "c/four"}) REQUIRE(h.run({m}).ok);
+  REQUIRE(providers.last("a/one") == "X");
+  // Three failures named X, over two models: no model breaker opens, provider X does.
+  h.run({"a/one", "q/x"});
+  h.run({"b/two", "q/x"});
+  h.run({"a/one", "q/x"});
+  const Instant now = h.clock.now();
+  REQUIRE(h.state.breaker_snapshot("provider:X", now).state == BreakerState::kOpen);
+  REQUIRE(h.state.breaker_snapshot("provider:Y", now).state == BreakerState::kClosed);
+  REQUIRE(h.state.breaker_snapshot("endpoint:api.test", now).state == BreakerState::kClosed);
+  REQUIRE(h.state.breaker_snapshot("model:a/one", now).state == BreakerState::kClosed);
+  h.sender->calls.clear();
+  auto out = h.run({"c/four", "a/three"});  // c/four was last served by X: gated by its breaker
   REQUIRE(out.attempts[0].outcome == "skipped:provider_circuit_open");
-  REQUIRE(h.sender->models() == std::vector<std::string>{"q/x"});
+  REQUIRE(out.model == "a/three");
+  REQUIRE(h.sender->models() == std::vector<std::string>{"a/three"});
+  // Health lists the open provider breaker and is degraded.
+  std::vector<std::string> models{"a/three", "c/four"};
+  std::vector<std::string> keys{"endpoint:api.test", "provider:X", "provider:Y"};
+  const HealthReport report = assess_health(models, h.state, h.metrics, h.clock.now(), {}, keys);
+  REQUIRE(report.overall == OverallHealth::kDegraded);
+  REQUIRE(report.breakers.size() == 1);
+  REQUIRE(report.breakers[0].kind == "provider");
+  REQUIRE(report.breakers[0].name == "X");
+  REQUIRE(report.breakers[0].state == BreakerState::kOpen);
+}
+
+TEST_CASE("failures before any reply open the endpoint breaker", "[route][loop][breaker]") {
+  Harness h;
+  ProviderMemory providers;
+  h.ctx.providers = &providers;
+  h.ctx.config.endpoint = "api.test";
+  h.ctx.config.retry.max_retries_per_model = 0;
+  AttemptResult timeout;
+  timeout.timed_out = true;
+  h.sender->script["a/1"] = {timeout};
+  h.sender->script["b/2"] = {timeout};
+  h.sender->script["c/3"] = {timeout};
+  h.run({"a/1"});
+  h.run({"b/2"});
+  h.run({"c/3"});
+  REQUIRE(h.state.breaker_snapshot("endpoint:api.test", h.clock.now()).state == BreakerState::kOpen);
+  h.sender->calls.clear();
+  auto out = h.run({"d/4"});
+  REQUIRE_FALSE(out.ok);
+  REQUIRE(out.attempts[0].outcome == "skipped:endpoint_circuit_open");
+  REQUIRE(h.sender->calls.empty());
+  std::vector<std::string> keys{"endpoint:api.test"};
+  const HealthReport report = assess_health({}, h.state, h.metrics, h.clock.now(), {}, keys);
+  REQUIRE(report.overall == OverallHealth::kDown);
+  REQUIRE(report.breakers.size() == 1);
+  REQUIRE(report.breakers[0].name == "api.test");
+}
+
+TEST_CASE("url_host takes the host of the base URL", "[route][loop][breaker]") {
+  REQUIRE(url_host("https://openrouter.ai/api/v1") == "openrouter.ai");
+  REQUIRE(url_host("http://user:pw@127.0.0.1:8080/v1?x") == "127.0.0.1:8080");
+  REQUIRE(url_host("not a url").empty());
 }
 
 TEST_CASE("budget refusals skip to cheaper candidates or refuse before sending", "[route][loop]") {

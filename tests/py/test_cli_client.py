@@ -90,7 +90,8 @@ def test_health_checks_api_credits_and_ledger(fake) -> None:
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["ok"] is True
-    assert {c["check"].split()[0] for c in data["checks"]} >= {"api", "credits", "ledger"}
+    assert {c["check"].split()[0] for c in data["checks"]} >= {"api", "credits", "ledger", "router"}
+    assert data["router"]["overall"] == "ok" and data["router"]["breakers"] == []
     fake.fail("/credits", Fault.server_error(500))
     r = run(fake, "health")
     assert r.exit_code == 4 and "FAIL" in r.stdout
@@ -125,3 +126,15 @@ def test_models_list_live_unreachable_is_one_line_error() -> None:
     assert r.exit_code == 4
     assert "cannot fetch the live catalog" in r.output
     assert "Traceback" not in r.output and KEY not in r.output
+
+
+def test_health_router_line_names_every_open_breaker() -> None:
+    from orroute._cli.account import _router_line
+
+    h = {"overall": "degraded", "models": {}, "breakers": [
+        {"key": "provider:Together", "kind": "provider", "name": "Together", "state": "open",
+         "retry_in": 12.4, "consecutive_failures": 5, "times_opened": 1},
+        {"key": "model:test/a", "kind": "model", "name": "test/a", "state": "half_open",
+         "retry_in": 0.0, "consecutive_failures": 0, "times_opened": 1}]}
+    assert _router_line(h) == "degraded: provider:Together open (12s), model:test/a half_open"
+    assert _router_line({"overall": "ok", "breakers": []}) == "ok"

@@ -68,6 +68,7 @@ void fill_from_error_object(ApiError& err, const rapidjson::Value& error) {
       }
     }
     if (const auto* pn = member(*md, "provider_name"); pn && pn->IsString()) {
+      err.provider = pn->GetString();
       err.message += " [provider: " + std::string(pn->GetString()) + "]";
     }
   }
@@ -140,6 +141,7 @@ ApiError error_from_stream_event(const rapidjson::Value& event) {
       err.message = error->GetString();
     }
   }
+  if (err.provider.empty()) err.provider = str_or(event, "provider");
   if (err.message.empty()) err.message = "the stream reported an error";
   return err;
 }

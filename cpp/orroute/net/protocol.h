@@ -27,6 +27,7 @@ struct ApiError {
   std::string metadata_json;          // error.metadata as JSON text ("" if absent)
   std::string body;                   // the raw error body or event (may be "")
   std::string generation_id;          // "" if unknown
+  std::string provider;               // the upstream that failed (metadata.provider_name), "" if unnamed
   std::optional<double> retry_after;  // seconds, from Retry-After / X-RateLimit-Reset
 };
 
@@ -108,6 +109,8 @@ class StreamAccumulator {
   const std::string& id() const { return id_; }
   // The "model" the chunks named ("" if none).
   const std::string& model() const { return model_; }
+  // The "provider" (upstream display name, e.g. "OpenAI") the chunks named ("" if none).
+  const std::string& provider() const { return provider_; }
   // Ends the completion early: every choice's finish reason becomes `finish_reason` (a stream
   // cut at its reservation is "length").
   void cut(std::string_view finish_reason);

@@ -8,9 +8,39 @@
 
 namespace orroute {
 
-std::string PriceBook::provider(const std::string& model) const {
-  const auto slash = model.find('/');
-  return slash == std::string::npos ? std::string() : model.substr(0, slash);
+std::string ProviderMemory::last(const std::string& model) const {
+  std::lock_guard lock(mu_);
+  auto it = by_model_.find(model);
+  return it == by_model_.end() ? std::string() : it->second;
+}
+
+void ProviderMemory::note(const std::string& model, const std::string& provider) {
+  if (provider.empty()) return;
+  std::lock_guard lock(mu_);
+  by_model_[model] = provider;
+}
+
+std::vector<std::string> ProviderMemory::providers() const {
+  std::vector<std::string> out;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [model, provider] : by_model_) out.push_back(provider);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string provider_breaker_key(const std::string& provider) { return "provider:" + provider; }
+std::string endpoint_breaker_key(const std::string& endpoint) { return "endpoint:" + endpoint; }
+
+std::string url_host(std::string_view url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return {};
+  std::string_view rest = url.substr(scheme + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) rest = rest.substr(at + 1);
+  return std::string(rest);
 }
 
 namespace {
@@ -43,7 +73,7 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
  private:
   using Lock = std::unique_lock<std::mutex>;
   struct Permits {
-    std::string model_key, provider_key;  // breaker keys taken (empty = not taken)
+    std::string model_key, provider_key, endpoint_key;  // breaker keys taken (empty = not taken)
     uint64_t reservation = 0;
     bool reserved = false;
     Money amount;  // what was reserved
@@ -55,6 +85,8 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   void on_attempt_locked(AttemptResult r, uint64_t generation);
   void fail_internal(const char* what) noexcept;
   void release_permits(CallOutcome outcome, Instant now);
+  void settle_breakers(const std::string& model, const AttemptResult& r, CallOutcome outcome,
+                       Instant now);
   void skip(const std::string& model, const std::string& why, std::string message = {});
   void next_candidate();
   void finish(Lock& lock);  // unlocks
@@ -108,8 +140,42 @@ void Run::release_permits(CallOutcome outcome, Instant now) {
   if (!permits_.provider_key.empty()) {
     ctx_.state->breaker_record(permits_.provider_key, outcome, now);
   }
+  if (!permits_.endpoint_key.empty()) {
+    ctx_.state->breaker_record(permits_.endpoint_key, outcome, now);
+  }
   if (permits_.reserved && ctx_.budget) ctx_.budget->release(permits_.reservation);
   permits_ = Permits{};
+}
+
+// Attributes an attempt's outcome: the model's breaker always; the provider the reply names
+// (top-level "provider", or the error's metadata.provider_name) gets it too. The endpoint takes it
+// only when no reply arrived at all (connection error, timeout): any reply proves the endpoint
+// answers, and a reply naming no provider (a 500, a 503 "no provider available") stays the
+// model's alone, else one model's errors would block every model. Breakers taken but not to
+// blame are released neutrally. The reservation is left alone (the caller settles it).
+void Run::settle_breakers(const std::string& model, const AttemptResult& r, CallOutcome outcome,
+                          Instant now) {
+  if (!permits_.model_key.empty()) ctx_.state->breaker_record(permits_.model_key, outcome, now);
+  permits_.model_key.clear();
+  if (!r.provider.empty() && ctx_.providers) ctx_.providers->note(model, r.provider);
+  if (!ctx_.config.provider_breakers) return;
+  const std::string named = r.provider.empty() ? std::string() : provider_breaker_key(r.provider);
+  if (!named.empty()) {
+    // When OpenRouter routed this call elsewhere than last time, the named breaker is recorded
+    // without a permit (it may be open: the call went there anyway).
+    ctx_.state->breaker_record(named, outcome, now);
+  }
+  if (!permits_.provider_key.empty() && permits_.provider_key != named) {
+    ctx_.state->breaker_record(permits_.provider_key, CallOutcome::kNeutral, now);
+  }
+  if (!permits_.endpoint_key.empty()) {
+    const bool replied = r.ok || r.http_status != 0;
+    const CallOutcome endpoint_outcome =
+        r.cancelled ? CallOutcome::kNeutral : (replied ? CallOutcome::kSuccess : outcome);
+    ctx_.state->breaker_record(permits_.endpoint_key, endpoint_outcome, now);
+  }
+  permits_.provider_key.clear();
+  permits_.endpoint_key.clear();
 }
 
 void Run::schedule_step(Duration delay) {
@@ -203,17 +269,29 @@ void Run::step_locked() {
       continue;
     }
     permits_.model_key = model_key;
-    if (ctx_.config.provider_breakers && ctx_.prices) {
-      const std::string provider = ctx_.prices->provider(model);
-      if (!provider.empty()) {
-        const std::string provider_key = "provider:" + provider;
-        if (!ctx_.state->breaker_allow(provider_key, now)) {
+    if (ctx_.config.provider_breakers) {
+      // The endpoint's breaker, then that of the provider that last served this model (the
+      // provider of this call is only known from its reply).
+      if (!ctx_.config.endpoint.empty()) {
+        const std::string key = endpoint_breaker_key(ctx_.config.endpoint);
+        if (!ctx_.state->breaker_allow(key, now)) {
           release_permits(CallOutcome::kNeutral, now);
-          skip(model, "provider_circuit_open");
+          skip(model, "endpoint_circuit_open", key);
           next_candidate();
           continue;
         }
-        permits_.provider_key = provider_key;
+        permits_.endpoint_key = key;
+      }
+      const std::string provider = ctx_.providers ? ctx_.providers->last(model) : std::string();
+      if (!provider.empty()) {
+        const std::string key = provider_breaker_key(provider);
+        if (!ctx_.state->breaker_allow(key, now)) {
+          release_permits(CallOutcome::kNeutral, now);
+          skip(model, "provider_circuit_open", key);
+          next_candidate();
+          continue;
+        }
+        permits_.provider_key = key;
       }
     }
 
@@ -346,6 +424,7 @@ void Run::on_attempt_locked(AttemptResult r, uint64_t generation) {
     if (permits_.ticket) {
       ctx_.state->settle_admission(permits_.ticket, LimitUsage{1, r.input_tokens, r.output_tokens});
     }
+    settle_breakers(model, r, CallOutcome::kSuccess, now);
     release_permits(CallOutcome::kSuccess, now);
     ctx_.metrics->record_success(model, now, rec.latency, r.ttft, r.input_tokens, r.output_tokens,
                                  cost);
@@ -373,7 +452,8 @@ void Run::on_attempt_locked(AttemptResult r, uint64_t generation) {
         ctx_.prices ? ctx_.prices->prompt_tokens(model, req_.prompt_tokens) : req_.prompt_tokens;
     ctx_.state->settle_admission(permits_.ticket, LimitUsage{1, sent_tokens, r.output_tokens});
   }
-  release_permits(outage ? CallOutcome::kOutage : CallOutcome::kNeutral, now);
+  settle_breakers(model, r, outage ? CallOutcome::kOutage : CallOutcome::kNeutral, now);
+  release_permits(CallOutcome::kNeutral, now);
   if (cls != ErrorClass::kCancelled) ctx_.metrics->record_failure(model, now, cls, rec.latency);
 
   std::optional<Duration> server_wait;

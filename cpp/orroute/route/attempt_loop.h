@@ -15,6 +15,8 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "orroute/catalog/money.h"
@@ -58,6 +60,9 @@ struct AttemptResult {
   std::optional<Duration> ttft;     // streamed calls: time to the first content
   std::string body;                 // response body (non-streamed) for the caller
   std::string served_model;         // the "model" field of the response, if any
+  // The upstream the reply names: the top-level "provider" of a completion ("OpenAI", "Together"),
+  // or error.metadata.provider_name of an error; "" when the reply names none or none arrived.
+  std::string provider;
 };
 
 // Sends one attempt. `done` must be called exactly once, from any thread; the returned function
@@ -133,16 +138,39 @@ class PriceBook {
   virtual int64_t prompt_tokens(const std::string& /*model*/, int64_t counted) const {
     return counted;
   }
-  // Provider name for per-provider breakers ("openai" for "openai/gpt-4o"); empty = none.
-  virtual std::string provider(const std::string& model) const;
 };
+
+// Which upstream provider last served each model (learned from replies), so the next call to that
+// model is gated by that provider's breaker before it is sent. Thread-safe.
+class ProviderMemory {
+ public:
+  // The provider that last served `model` ("" if none is known yet).
+  std::string last(const std::string& model) const;
+  void note(const std::string& model, const std::string& provider);
+  // Every provider seen, sorted (for health reports).
+  std::vector<std::string> providers() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::string> by_model_;
+};
+
+// Breaker keys: "model:<id>", "provider:<name from the reply>", "endpoint:<host of the base URL>".
+std::string provider_breaker_key(const std::string& provider);
+std::string endpoint_breaker_key(const std::string& endpoint);
+// The host[:port] of an http(s) URL ("openrouter.ai" for "https://openrouter.ai/api/v1"); "" if
+// it has none. Never throws.
+std::string url_host(std::string_view url);
 
 struct LoopConfig {
   RecoveryConfig retry;
   Duration max_admission_wait = std::chrono::seconds(5);  // wait this long for a rate limit,
                                                           // else take the next candidate
   std::vector<std::string> key_scopes;  // extra limiter scopes every attempt books ("key:<name>")
+  // Provider breakers: one per upstream provider the replies name, and one for the endpoint
+  // (`endpoint`: the base URL's host) that takes failures with no reply or no provider named.
   bool provider_breakers = true;
+  std::string endpoint;  // "" = no endpoint breaker
 };
 
 // One attempt, for the caller's record.
@@ -185,6 +213,7 @@ struct LoopContext {
   Scheduler* scheduler = nullptr;
   BudgetGate* budget = nullptr;  // may be null: no budget
   const PriceBook* prices = nullptr;  // may be null: nothing priced, no context check
+  ProviderMemory* providers = nullptr;  // may be null: providers are not remembered across runs
   LoopConfig config;
 };
 

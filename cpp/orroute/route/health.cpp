@@ -23,8 +23,26 @@ const char* to_string(OverallHealth s) noexcept {
   return "ok";
 }
 
+namespace {
+
+BreakerHealth breaker_health(const std::string& key, const BreakerSnapshot& b) {
+  BreakerHealth h;
+  h.key = key;
+  const auto colon = key.find(':');
+  h.kind = colon == std::string::npos ? std::string() : key.substr(0, colon);
+  h.name = colon == std::string::npos ? key : key.substr(colon + 1);
+  h.state = b.state;
+  h.retry_in = b.state == BreakerState::kOpen ? b.open_for : Duration(0);
+  h.consecutive_failures = b.consecutive_failures;
+  h.times_opened = b.times_opened;
+  return h;
+}
+
+}  // namespace
+
 HealthReport assess_health(std::span<const std::string> models, RouterState& state,
-                           const Metrics& metrics, Instant now, const HealthConfig& config) {
+                           const Metrics& metrics, Instant now, const HealthConfig& config,
+                           std::span<const std::string> breaker_keys) {
   HealthReport report;
   int usable = 0;
   int ok = 0;
@@ -33,6 +51,7 @@ HealthReport assess_health(std::span<const std::string> models, RouterState& sta
     h.model = id;
     const std::string key = "model:" + id;
     const BreakerSnapshot b = state.breaker_snapshot(key, now);
+    if (b.state != BreakerState::kClosed) report.breakers.push_back(breaker_health(key, b));
     const ModelStats m = metrics.model(id, now);
     h.breaker = b.state;
     h.success_rate = m.success_rate();
@@ -63,11 +82,19 @@ HealthReport assess_health(std::span<const std::string> models, RouterState& sta
     if (h.state == HealthState::kOk) ++ok;
     report.models.push_back(std::move(h));
   }
+  bool endpoint_open = false;
+  for (const std::string& key : breaker_keys) {
+    const BreakerSnapshot b = state.breaker_snapshot(key, now);
+    if (b.state == BreakerState::kClosed) continue;
+    BreakerHealth h = breaker_health(key, b);
+    if (h.kind == "endpoint" && b.state == BreakerState::kOpen) endpoint_open = true;
+    report.breakers.push_back(std::move(h));
+  }
   const int n = static_cast<int>(report.models.size());
-  if (ok == n) {
-    report.overall = OverallHealth::kOk;
-  } else if (usable == 0) {
+  if (endpoint_open || (n > 0 && usable == 0)) {
     report.overall = OverallHealth::kDown;
+  } else if (ok == n && report.breakers.empty()) {
+    report.overall = OverallHealth::kOk;
   } else {
     report.overall = OverallHealth::kDegraded;
   }

@@ -15,6 +15,7 @@ from ._common import (
     emit_json,
     field_of,
     make_client,
+    make_manager,
     print_table,
     to_data,
     usd,
@@ -106,15 +107,29 @@ def health(probe: bool, as_json: bool) -> None:
             models[mid] = "ok" if r is not None else "failing"
             if r is not None:
                 checks[-1]["detail"] = f"answered in {r['latency']:.2f}s, {usd(r['cost'])}"
+    router: dict[str, Any] | None = None
+    if client is not None:
+        router = check("router", lambda: make_manager(s).health())
+        if router is not None:
+            checks[-1]["detail"] = _router_line(router)
+            checks[-1]["ok"] = router["overall"] != "down"
     ok = all(c["ok"] for c in checks)
     if as_json:
-        emit_json({"ok": ok, "checks": checks, "models": models})
+        emit_json({"ok": ok, "checks": checks, "models": models, "router": router})
     else:
         print_table("orroute health", ["check", "ok", "detail", "time"],
                     [(c["check"], "ok" if c["ok"] else "FAIL", _short(c["detail"]),
                       f"{c['seconds'] * 1000:.0f} ms") for c in checks])
     if not ok:
         raise CLIError("some checks failed", EXIT_API)
+
+
+def _router_line(h: dict[str, Any]) -> str:
+    """``ok``, or the overall state and every breaker that is not closed (model, provider or
+    endpoint; shared across processes only with a Redis ``router_state``)."""
+    opened = [f"{b['key']} {b['state']}" + (f" ({b['retry_in']:.0f}s)" if b["retry_in"] else "")
+              for b in h.get("breakers") or []]
+    return h["overall"] + (": " + ", ".join(opened) if opened else "")
 
 
 def _no_key() -> str:

@@ -691,7 +691,9 @@ class GatewayApp:
             ledger = {"ok": False, "error": type(e).__name__}
         router = self.manager.health()
         healthy = upstream.get("authenticated") and ledger["ok"] and router["overall"] != "down"
-        body = {"status": "healthy" if healthy else "degraded", "version": _VERSION,
+        # degraded (still 200) while any breaker, model or provider, is open or probing
+        state = "healthy" if healthy and router["overall"] == "ok" else "degraded"
+        body = {"status": state, "version": _VERSION,
                 "pid": os.getpid(),  # which worker answered (`orroute serve --workers N`)
                 "uptime_s": round(time.time() - self.started, 3), "upstream": upstream,
                 "ledger": ledger, "router": router, "models": len(self.catalog),
