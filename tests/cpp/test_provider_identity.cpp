@@ -21,12 +21,12 @@ std::string read(const std::string& path) {
 }
 
 const std::string& litellm() {
-  static const std::string text = read(ORROUTE_SHARED_DIR "/data/litellm_model_prices.json");
+  static const std::string text = read(ORROUTE_SOURCE_DIR "/tests/data/litellm_model_prices_subset.json");
   return text;
 }
 
 const orroute::ModelCatalog& catalog() {
-  static const auto c = orroute::ModelCatalog::from_file(ORROUTE_SHARED_DIR "/data/openrouter_models.json");
+  static const auto c = orroute::ModelCatalog::from_file(ORROUTE_SOURCE_DIR "/python/orroute/data/openrouter_models.json");
   return c;
 }
 
