@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-_PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
+import orroute
+
+# the child imports the same orroute as this process (the source tree or the installed wheel)
+_PYTHON_DIR = Path(orroute.__file__).resolve().parents[1]
 
 # A loopback upstream that answers every chat completion with a body nested 20 million deep
 # (plain JSON or one SSE event) and every other path with a small JSON error.

@@ -330,7 +330,8 @@ def test_install_makes_import_tiktoken_resolve_to_orroute() -> None:
         "assert encoding_for_model('gpt-4').encode('hello world') == [15339, 1917]\n"
         "print('ok')\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # the child imports the same orroute as this process (the source tree or the installed wheel)
+    env = {**os.environ, "PYTHONPATH": str(Path(orroute.__file__).resolve().parents[1])}
     out = subprocess.run(
         [sys.executable, "-c", prog],
         capture_output=True,
