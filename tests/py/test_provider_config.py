@@ -10,7 +10,7 @@ from orroute.config import ConfigError, load_settings
 from orroute.provider_config import load_providers, parse_providers
 
 ANT = "sk-ant-api03-0123456789abcdefghij"
-OR = "sk-or-v1-0123456789abcdefghijklmnop"
+OR = "sk-or-v1-test-key-not-real-mnop"  # shaped like an OpenRouter key, plainly fake
 
 TOML = textwrap.dedent(
     """

@@ -259,7 +259,7 @@ struct Transport::Impl {
   }
 
   // Every callback into a sink or a posted function runs on the transport thread: an exception
-  // escaping one would end the process (std::terminate), so each is contained here.
+  // escaping one would end the process, so each is contained here.
   static void safe_done(Sink& sink, const TransferResult& result) noexcept {
     try {
       sink.on_done(result);
