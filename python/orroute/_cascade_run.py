@@ -18,7 +18,6 @@ every stage with its verdicts, escalation score and cost.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -327,28 +326,7 @@ def _whole_chunk(r: TaskResult) -> dict[str, Any]:
 async def _stream_stage(manager: AIModelManager, task: Task,
                         model: str) -> AsyncIterator[dict[str, Any] | TaskResult]:
     """Streams one stage on ``model`` only; yields chunks, then the settled TaskResult."""
-    from .client import _bridge
-    from .manager import _error_for
-
-    run = manager._engine.submit_stream(manager._engine_task(task, stream=True, model=model, pin=True),
-                                        manager._stream_queue)
-    bridge = _bridge()
-    finished = False
-    try:
-        while True:
-            for data in run.take():
-                yield json.loads(data)
-            if run.finished():
-                finished = True
-                res = run.result()
-                assert res is not None  # finished() implies the result is set
-                if not res["ok"]:
-                    raise _error_for(res)
-                r = manager._result(res)
-                r.task_id = task.id or ""
-                yield r
-                return
-            await bridge.wait(run)
-    finally:
-        if not finished:
-            run.cancel()
+    async for item in manager._stream_settled(task, model=model, pin=True):
+        if not isinstance(item, dict):  # the settled TaskResult
+            item.task_id = task.id or ""
+        yield item

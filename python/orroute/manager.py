@@ -590,10 +590,19 @@ class AIModelManager:
         Retries and fallbacks happen before the first chunk; an error after content was yielded
         raises :class:`orroute.StreamError`. Leaving the loop early cancels the request.
         """
+        async for item in self._stream_settled(task, model=model):
+            if isinstance(item, dict):
+                yield item
+
+    async def _stream_settled(
+        self, task: Task, *, model: str | None = None, pin: bool = False
+    ) -> AsyncIterator[dict[str, Any] | TaskResult]:
+        """:meth:`stream_task`'s loop: yields the chunks, then the settled :class:`TaskResult`
+        (alerts fired; a failure raises). Cascades stream their final stage through it."""
         from .client import _bridge
 
         run = self._engine.submit_stream(
-            self._engine_task(task, stream=True, model=model), self._stream_queue
+            self._engine_task(task, stream=True, model=model, pin=pin), self._stream_queue
         )
         bridge = _bridge()  # one eventfd per loop: the transport thread never takes the GIL
         finished = False
@@ -607,7 +616,7 @@ class AIModelManager:
                     finished = True
                     res = run.result()
                     assert res is not None  # finished() implies the result is set
-                    self._result(res)  # alerts fire; a failure raises
+                    yield self._result(res)  # alerts fire; a failure raises
                     return
                 await bridge.wait(run)
         finally:
