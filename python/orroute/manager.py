@@ -166,6 +166,7 @@ def _error_for(res: Mapping[str, Any]) -> BaseException:
             else:
                 err = cls(text, **kwargs)
     err.attempts = attempts  # type: ignore[attr-defined]
+    err._engine_result = res  # type: ignore[attr-defined]  # the gateway answers from it
     return err
 
 
@@ -434,7 +435,7 @@ class AIModelManager:
         task = Task.coerce(task)
         if not task.messages:
             raise _exc.InvalidArgumentError("task has no messages")
-        body: dict[str, Any] = {"messages": list(task.messages)}
+        body: dict[str, Any] = {**task.params, "messages": list(task.messages)}
         if task.max_tokens is not None:
             body["max_tokens"] = task.max_tokens
         if model:

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Task"]
 
+#: Request fields the router sets itself (a task's ``params`` may not).
+_ROUTER_FIELDS = frozenset({"model", "messages", "stream", "max_tokens", "models"})
+
 
 class Task:
     """A task for a model: its messages, what it needs, and what it may cost.
@@ -33,6 +36,9 @@ class Task:
         budget: most this one task may cost, in USD (stored as ``decimal.Decimal``).
         conversation: conversation the spend is booked to.
         tags: extra budget scopes, e.g. ``{"user": "alice", "team": "search"}``.
+        params: more OpenAI chat request fields sent as given (``temperature``, ``tools``,
+            ``response_format``, ...); ``model``, ``messages``, ``stream`` and ``max_tokens`` are
+            the router's and may not appear here.
 
     >>> Task(type="coding", messages="Write a haiku about C++").messages[0]["role"]
     'user'
@@ -46,6 +52,7 @@ class Task:
         "input_size",
         "max_tokens",
         "messages",
+        "params",
         "project",
         "quality",
         "tags",
@@ -65,6 +72,7 @@ class Task:
         budget: Decimal | float | str | None = None,
         conversation: str | None = None,
         tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(type, str) or not type:
             raise InvalidArgumentError("task type must be a non-empty string")
@@ -87,6 +95,10 @@ class Task:
                 raise InvalidArgumentError(f"budget must be an amount in USD, got {budget!r}") from None
             if not budget.is_finite() or budget < 0:
                 raise InvalidArgumentError(f"budget must be >= 0, got {budget}")
+        params = dict(params or {})
+        reserved = sorted(_ROUTER_FIELDS.intersection(params))
+        if reserved:
+            raise InvalidArgumentError(f"task params may not set {reserved[0]!r}: the router does")
         self.id = id if id is not None else os.urandom(16).hex()
         self.type = type
         self.messages: list[Message] = msgs
@@ -98,6 +110,7 @@ class Task:
         self.budget = budget
         self.conversation = conversation
         self.tags = dict(tags or {})
+        self.params: dict[str, Any] = params
 
     def __repr__(self) -> str:
         return (
@@ -118,8 +131,8 @@ class Task:
 
         Fields read (as keys or attributes): ``id``, ``type``, ``messages`` (or ``input``: a
         string or messages), ``input_size``, ``max_tokens``, ``project``, ``capabilities``,
-        ``quality``, ``budget``, ``conversation``, ``tags``. Missing fields take the defaults of
-        the constructor; the values are validated as there.
+        ``quality``, ``budget``, ``conversation``, ``tags``, ``params``. Missing fields take the
+        defaults of the constructor; the values are validated as there.
 
         Raises:
             InvalidArgumentError: a field has a bad value, or both ``messages`` and ``input``
@@ -148,7 +161,7 @@ class Task:
             "messages": messages if messages is not None else (text if text is not None else ())
         }
         for name in ("id", "type", "input_size", "max_tokens", "project", "capabilities",
-                     "quality", "budget", "conversation", "tags"):
+                     "quality", "budget", "conversation", "tags", "params"):
             value = get(name)
             if value is not None:
                 fields[name] = value

@@ -20,6 +20,7 @@ from .._exceptions import InvalidArgumentError, NoModelAvailableError, ParseErro
 from .._http_server import Connection, RawRequest, head_bytes, header_value
 from ..client import _bridge
 from ._json import dumps, loads
+from .cascade import CASCADE_ALIAS, CascadeRoute
 from .choices import merge_choices
 from .collector import Collector
 from .embeddings import EmbeddingsRoute
@@ -104,6 +105,7 @@ class GatewayApp:
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
         self._embeddings = EmbeddingsRoute(self)
+        self._cascade = CascadeRoute(self)
         self.metrics = GatewayMetrics(self)
         self.http_server: Any = None  # the HttpServer, once listening (its counters: /metrics)
 
@@ -344,6 +346,8 @@ class GatewayApp:
         project. The engine keeps every field but ``model`` (set per attempt)."""
         from .. import _core
 
+        if body["model"] == CASCADE_ALIAS:  # served by CascadeRoute, one choice at a time
+            raise _bad("model", "orroute/cascade streams one choice of a chat completion (n = 1)")
         et = _core.EngineTask()
         et.request_json = raw_body.decode()  # valid UTF-8: it parsed as JSON
         resolved = self.resolve(body)
@@ -406,6 +410,8 @@ class GatewayApp:
 
     async def _run_chat(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
                         key: GatewayKey, close: bool, raw_body: bytes) -> ChatOutcome | None:
+        if body["model"] == CASCADE_ALIAS:
+            return await self._cascade.serve(conn, raw, body, key, close)
         et = self._task(body, raw, key, raw_body)
         self.in_flight += 1
         try:
