@@ -18,7 +18,7 @@ every stage with its verdicts, escalation score and cost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from .task import Task
     from .verify import Answer, EscalationScorer, OperatingPoint, Verdict, Verifier
 
-__all__ = ["CascadeResult", "CascadeStream", "StageRecord", "VerifiedCascade"]
+__all__ = ["CascadeResult", "CascadeStream", "CascadeStreamSync", "StageRecord",
+           "VerifiedCascade"]
 
 
 @dataclass
@@ -249,18 +250,24 @@ def run_cascade_sync(manager: AIModelManager, task: Task, cascade: Any, *,
     if isinstance(cascade, VerifiedCascade):
         stages: list[StageRecord] = []
         for i, model in enumerate(cascade.stages):
-            final = i == len(cascade.stages) - 1
-            first = manager._run_sync(task, model, pin=True)
-            extra = [] if final else [manager._run_sync(task, model, pin=True)
-                                      for _ in range(cascade.samples - 1)]
-            stages.append(_judged(task, cascade, model, first, extra, final))
+            stages.append(_stage_sync(manager, task, cascade, model,
+                                      final=i == len(cascade.stages) - 1))
             if not stages[-1].escalated:
-                return _result(stages, first)
+                return _result(stages, stages[-1].result)
         raise AssertionError("the last stage never escalates")
     calls: dict[str, TaskResult] = {}
     while (nxt := _router_next(cascade, calls, task_type)) is not None:
         calls[nxt] = manager._run_sync(task, nxt, pin=True)
     return _router_result(cascade, calls, task_type)
+
+
+def _stage_sync(manager: AIModelManager, task: Task, cascade: VerifiedCascade, model: str,
+                final: bool) -> StageRecord:
+    """Blocking :func:`_stage`: the answer, then its extra samples, one call after another."""
+    first = manager._run_sync(task, model, pin=True)
+    extra = [] if final else [manager._run_sync(task, model, pin=True)
+                              for _ in range(cascade.samples - 1)]
+    return _judged(task, cascade, model, first, extra, final)
 
 
 async def _stage(manager: AIModelManager, task: Task, cascade: VerifiedCascade, model: str,
@@ -313,6 +320,48 @@ class CascadeStream:
             else:
                 result = item
         assert result is not None
+        stages.append(_judged(task, c, final, result, [], final=True))
+        self.result = _result(stages, result)
+
+
+class CascadeStreamSync:
+    """``execute_cascade_sync(..., stream=True)``: :class:`CascadeStream` for a plain ``for``
+    loop. The earlier stages run (and are verified) first, one call after another; the final
+    stage streams. ``result`` is the :class:`CascadeResult` once the iteration has finished;
+    leaving the loop early (or ``close()``) cancels the stage still streaming."""
+
+    def __init__(self, manager: AIModelManager, task: Task, cascade: VerifiedCascade) -> None:
+        self._manager, self._task, self._cascade = manager, task, cascade
+        self.result: CascadeResult | None = None
+        self._gen: Iterator[dict[str, Any]] | None = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()
+
+    def _run(self) -> Iterator[dict[str, Any]]:
+        c, task, m = self._cascade, self._task, self._manager
+        stages: list[StageRecord] = []
+        for model in c.stages[:-1]:
+            stages.append(_stage_sync(m, task, c, model, final=False))
+            if not stages[-1].escalated:
+                self.result = _result(stages, stages[-1].result)
+                yield _whole_chunk(stages[-1].result)
+                return
+        final = c.stages[-1]
+        result: TaskResult | None = None
+        for item in m._stream_settled_sync(task, model=final, pin=True):
+            if isinstance(item, dict):
+                yield item
+            else:
+                result = item
+        assert result is not None
+        result.task_id = task.id or ""
         stages.append(_judged(task, c, final, result, [], final=True))
         self.result = _result(stages, result)
 

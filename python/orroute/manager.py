@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -576,11 +576,17 @@ class AIModelManager:
             return CascadeStream(self, task, cascade)
         return await run_cascade(self, task, cascade, task_type=task_type)
 
-    def execute_cascade_sync(self, task: Task, cascade: Any, *,
-                             task_type: str | None = None) -> CascadeResult:
-        """Blocking :meth:`execute_cascade` (stages run one after another; no streaming)."""
-        from ._cascade_run import run_cascade_sync
+    def execute_cascade_sync(self, task: Task, cascade: Any, *, task_type: str | None = None,
+                             stream: bool = False) -> Any:
+        """Blocking :meth:`execute_cascade` (stages and samples run one after another). With
+        ``stream=True`` (VerifiedCascade only) a ``CascadeStreamSync`` to iterate (a plain
+        ``for`` loop): the final stage streams; leaving the loop early cancels it."""
+        from ._cascade_run import CascadeStreamSync, VerifiedCascade, run_cascade_sync
 
+        if stream:
+            if not isinstance(cascade, VerifiedCascade):
+                raise _exc.InvalidArgumentError("stream=True needs a VerifiedCascade")
+            return CascadeStreamSync(self, task, cascade)
         return run_cascade_sync(self, task, cascade, task_type=task_type)
 
     async def stream_task(
@@ -620,6 +626,45 @@ class AIModelManager:
                     yield self._result(res)  # alerts fire; a failure raises
                     return
                 await bridge.wait(run)
+        finally:
+            if not finished:
+                run.cancel()
+
+    def stream_task_sync(self, task: Task, *, model: str | None = None
+                         ) -> Iterator[dict[str, Any]]:
+        """Blocking :meth:`stream_task`: a generator of chunks for a plain ``for`` loop (the GIL
+        is released while waiting). Closing it, or dropping it early, cancels the request."""
+        for item in self._stream_settled_sync(task, model=model):
+            if isinstance(item, dict):
+                yield item
+
+    def _stream_settled_sync(
+        self, task: Task, *, model: str | None = None, pin: bool = False
+    ) -> Iterator[dict[str, Any] | TaskResult]:
+        """:meth:`_stream_settled` for a thread without an event loop: the same bounded hand-off,
+        waiting on an eventfd of its own instead of the loop's."""
+        import select
+
+        from . import _core
+
+        run = self._engine.submit_stream(
+            self._engine_task(task, stream=True, model=model, pin=pin), self._stream_queue
+        )
+        notifier = _core.Notifier()
+        finished = False
+        try:
+            while True:
+                for data in run.take():
+                    yield json.loads(data)
+                if run.finished():
+                    finished = True
+                    res = run.result()
+                    assert res is not None  # finished() implies the result is set
+                    yield self._result(res)  # alerts fire; a failure raises
+                    return
+                run.arm(notifier, 1)  # notifies at once when a chunk or the end is waiting
+                select.select([notifier.fd], [], [])
+                notifier.drain()
         finally:
             if not finished:
                 run.cancel()
