@@ -18,7 +18,7 @@ every stage with its verdicts, escalation score and cost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -333,7 +333,7 @@ class CascadeStreamSync:
     def __init__(self, manager: AIModelManager, task: Task, cascade: VerifiedCascade) -> None:
         self._manager, self._task, self._cascade = manager, task, cascade
         self.result: CascadeResult | None = None
-        self._gen: Iterator[dict[str, Any]] | None = None
+        self._gen: Generator[dict[str, Any], None, None] | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._gen is None:
@@ -344,7 +344,7 @@ class CascadeStreamSync:
         if self._gen is not None:
             self._gen.close()
 
-    def _run(self) -> Iterator[dict[str, Any]]:
+    def _run(self) -> Generator[dict[str, Any], None, None]:
         c, task, m = self._cascade, self._task, self._manager
         stages: list[StageRecord] = []
         for model in c.stages[:-1]:
