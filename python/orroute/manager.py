@@ -82,6 +82,8 @@ class TaskResult:
             ``"catalog"``, ``"tokenizer"``, ``"metered"`` (see docs/cost.md).
         cut_at_reservation: a stream stopped (finish reason ``length``) because the upstream
             went past the ``max_tokens`` it was reserved for.
+        compression: what prompt compression did before the call (an
+            ``orroute.compress.Compressed``: tokens before and kept, the summary call), or None.
     """
 
     id: str
@@ -98,6 +100,7 @@ class TaskResult:
     response: dict[str, Any] = field(repr=False, default_factory=dict)
     cost_source: str = ""
     cut_at_reservation: bool = False
+    compression: Any = None
 
     @property
     def fallbacks(self) -> int:
@@ -241,6 +244,8 @@ class AIModelManager:
             of the reported tokens is not believed (the catalog price is recorded).
         webhook_url: threshold alerts of this manager's calls are POSTed there (as JSON); with a
             :class:`orroute.CostTracker` as ``ledger``, its callbacks and webhook fire too.
+        compress: prompt compression before every call (an :class:`orroute.compress.Compression`
+            or a mapping of its fields; a task's own ``compress`` wins). See docs/router.md.
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -276,6 +281,7 @@ class AIModelManager:
         unpriced_model_price: float | str | Decimal | Mapping[str, Any] | None = None,
         cost_check_multiple: int = 2,
         webhook_url: str | None = None,
+        compress: Any = None,
     ) -> None:
         from . import _core
         from .catalog import Catalog
@@ -359,6 +365,9 @@ class AIModelManager:
         self._webhook_url = webhook_url
         self._webhooks: list[Any] = []
         self._project = project
+        from .compress import Compression
+
+        self._compress = Compression.coerce(compress)
         self._results: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._base_url = cfg.base_url
         self._strategy = strategy
@@ -531,10 +540,43 @@ class AIModelManager:
         return self._run_sync(task, model)
 
     def _run_sync(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
-        task = Task.coerce(task)
+        task, compressed = self._compressed_sync(Task.coerce(task), model)
         r = self._result(self._engine.run(self._engine_task(task, model=model, pin=pin)))
         r.task_id = task.id or ""
+        r.compression = compressed
         return r
+
+    def _compressed_sync(self, task: Task, model: str | None) -> tuple[Task, Any]:
+        """``task`` after prompt compression (orroute/compress.py), and what it did."""
+        from .compress import apply, prepare
+
+        prep = prepare(self, task, model)
+        if prep is None:
+            return task, None
+        if prep.summary_task is None:
+            return apply(task, prep, None)
+        try:
+            summary = self._run_sync(prep.summary_task, prep.options.summarize_with, pin=True)
+        except _exc.OrRouteError as e:  # no summary: the older turns are dropped instead
+            _log.warning("compression: the summary call failed (%s); trimming", type(e).__name__)
+            return apply(task, prep, None, type(e).__name__)
+        return apply(task, prep, summary)
+
+    async def _compressed(self, task: Task, model: str | None) -> tuple[Task, Any]:
+        """:meth:`_compressed_sync` on the event loop."""
+        from .compress import apply, prepare
+
+        prep = prepare(self, task, model)
+        if prep is None:
+            return task, None
+        if prep.summary_task is None:
+            return apply(task, prep, None)
+        try:
+            summary = await self._run(prep.summary_task, prep.options.summarize_with, pin=True)
+        except _exc.OrRouteError as e:  # no summary: the older turns are dropped instead
+            _log.warning("compression: the summary call failed (%s); trimming", type(e).__name__)
+            return apply(task, prep, None, type(e).__name__)
+        return apply(task, prep, summary)
 
     async def execute_task(self, task: Task, *, model: str | None = None) -> TaskResult:
         """Runs ``task`` on the engine's network thread; cancelling the await cancels the request
@@ -546,7 +588,7 @@ class AIModelManager:
             _bridge,  # one eventfd per loop; the transport thread never takes the GIL
         )
 
-        task = Task.coerce(task)
+        task, compressed = await self._compressed(Task.coerce(task), model)
         pending = self._engine.submit_async(self._engine_task(task, model=model, pin=pin))
         try:
             await _bridge().wait(pending)
@@ -556,6 +598,7 @@ class AIModelManager:
         res = pending.result()
         r = self._result(res)
         r.task_id = task.id or ""
+        r.compression = compressed
         return r
 
     async def execute_cascade(self, task: Task, cascade: Any, *, task_type: str | None = None,
@@ -608,6 +651,7 @@ class AIModelManager:
         (alerts fired; a failure raises). Cascades stream their final stage through it."""
         from .client import _bridge
 
+        task, compressed = await self._compressed(Task.coerce(task), model)
         run = self._engine.submit_stream(
             self._engine_task(task, stream=True, model=model, pin=pin), self._stream_queue
         )
@@ -623,7 +667,9 @@ class AIModelManager:
                     finished = True
                     res = run.result()
                     assert res is not None  # finished() implies the result is set
-                    yield self._result(res)  # alerts fire; a failure raises
+                    result = self._result(res)  # alerts fire; a failure raises
+                    result.compression = compressed
+                    yield result
                     return
                 await bridge.wait(run)
         finally:
@@ -647,6 +693,7 @@ class AIModelManager:
 
         from . import _core
 
+        task, compressed = self._compressed_sync(Task.coerce(task), model)
         run = self._engine.submit_stream(
             self._engine_task(task, stream=True, model=model, pin=pin), self._stream_queue
         )
@@ -660,7 +707,9 @@ class AIModelManager:
                     finished = True
                     res = run.result()
                     assert res is not None  # finished() implies the result is set
-                    yield self._result(res)  # alerts fire; a failure raises
+                    result = self._result(res)  # alerts fire; a failure raises
+                    result.compression = compressed
+                    yield result
                     return
                 run.arm(notifier, 1)  # notifies at once when a chunk or the end is waiting
                 select.select([notifier.fd], [], [])

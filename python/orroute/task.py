@@ -39,6 +39,8 @@ class Task:
         params: more OpenAI chat request fields sent as given (``temperature``, ``tools``,
             ``response_format``, ...); ``model``, ``messages``, ``stream`` and ``max_tokens`` are
             the router's and may not appear here.
+        compress: prompt compression for this task (an ``orroute.compress.Compression`` or a
+            mapping of its fields; ``False`` turns the manager's off; None: the manager's).
 
     >>> Task(type="coding", messages="Write a haiku about C++").messages[0]["role"]
     'user'
@@ -47,6 +49,7 @@ class Task:
     __slots__ = (
         "budget",
         "capabilities",
+        "compress",
         "conversation",
         "id",
         "input_size",
@@ -73,6 +76,7 @@ class Task:
         conversation: str | None = None,
         tags: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
+        compress: Any = None,
     ) -> None:
         if not isinstance(type, str) or not type:
             raise InvalidArgumentError("task type must be a non-empty string")
@@ -111,6 +115,11 @@ class Task:
         self.conversation = conversation
         self.tags = dict(tags or {})
         self.params: dict[str, Any] = params
+        if compress is not None and compress is not False:
+            from .compress import Compression
+
+            compress = Compression.coerce(compress)
+        self.compress = compress
 
     def __repr__(self) -> str:
         return (
@@ -131,8 +140,8 @@ class Task:
 
         Fields read (as keys or attributes): ``id``, ``type``, ``messages`` (or ``input``: a
         string or messages), ``input_size``, ``max_tokens``, ``project``, ``capabilities``,
-        ``quality``, ``budget``, ``conversation``, ``tags``, ``params``. Missing fields take the
-        defaults of the constructor; the values are validated as there.
+        ``quality``, ``budget``, ``conversation``, ``tags``, ``params``, ``compress``. Missing
+        fields take the defaults of the constructor; the values are validated as there.
 
         Raises:
             InvalidArgumentError: a field has a bad value, or both ``messages`` and ``input``
@@ -161,7 +170,8 @@ class Task:
             "messages": messages if messages is not None else (text if text is not None else ())
         }
         for name in ("id", "type", "input_size", "max_tokens", "project", "capabilities",
-                     "quality", "budget", "conversation", "tags", "params"):
+                     "quality", "budget", "conversation", "tags", "params",
+                     "compress"):
             value = get(name)
             if value is not None:
                 fields[name] = value
