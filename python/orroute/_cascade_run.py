@@ -207,6 +207,29 @@ def _answer(task: Task, r: TaskResult, samples: Sequence[TaskResult]) -> Answer:
                   samples=[s.content for s in samples], model=r.model)
 
 
+# ---------------------------------------------------------------------------- ledger tags
+
+#: Tags every stage's calls carry in the ledger (``orroute.analytics.cascades`` reads them):
+#: ``cascade`` = ``"<stage>/<stages>"`` (1-based), ``cascade_final`` = the last stage's model.
+STAGE_TAG, FINAL_TAG = "cascade", "cascade_final"
+
+
+def stage_task(task: Any, stage: int, models: Sequence[str]) -> Task:
+    """``task`` with the ledger tags of stage ``stage`` of a cascade over ``models``."""
+    import copy
+
+    from .task import Task
+
+    out = copy.copy(Task.coerce(task))
+    out.tags = {**out.tags, STAGE_TAG: f"{stage}/{len(models)}", FINAL_TAG: models[-1]}
+    return out
+
+
+def _router_stage(task: Any, router: Any, calls: Mapping[str, TaskResult], model: str,
+                  task_type: str | None) -> Task:
+    return stage_task(task, len(calls) + 1, router.cascade(task_type).models)
+
+
 # ---------------------------------------------------------------------------- agreement cascades
 
 
@@ -240,7 +263,8 @@ async def run_cascade(manager: AIModelManager, task: Task, cascade: Any, *,
         raise AssertionError("the last stage never escalates")
     calls: dict[str, TaskResult] = {}
     while (nxt := _router_next(cascade, calls, task_type)) is not None:
-        calls[nxt] = await manager._run(task, nxt, pin=True)
+        calls[nxt] = await manager._run(_router_stage(task, cascade, calls, nxt, task_type), nxt,
+                                        pin=True)
     return _router_result(cascade, calls, task_type)
 
 
@@ -257,15 +281,17 @@ def run_cascade_sync(manager: AIModelManager, task: Task, cascade: Any, *,
         raise AssertionError("the last stage never escalates")
     calls: dict[str, TaskResult] = {}
     while (nxt := _router_next(cascade, calls, task_type)) is not None:
-        calls[nxt] = manager._run_sync(task, nxt, pin=True)
+        calls[nxt] = manager._run_sync(_router_stage(task, cascade, calls, nxt, task_type), nxt,
+                                       pin=True)
     return _router_result(cascade, calls, task_type)
 
 
 def _stage_sync(manager: AIModelManager, task: Task, cascade: VerifiedCascade, model: str,
                 final: bool) -> StageRecord:
     """Blocking :func:`_stage`: the answer, then its extra samples, one call after another."""
-    first = manager._run_sync(task, model, pin=True)
-    extra = [] if final else [manager._run_sync(task, model, pin=True)
+    staged = stage_task(task, cascade.stages.index(model) + 1, cascade.stages)
+    first = manager._run_sync(staged, model, pin=True)
+    extra = [] if final else [manager._run_sync(staged, model, pin=True)
                               for _ in range(cascade.samples - 1)]
     return _judged(task, cascade, model, first, extra, final)
 
@@ -273,7 +299,8 @@ def _stage_sync(manager: AIModelManager, task: Task, cascade: VerifiedCascade, m
 async def _stage(manager: AIModelManager, task: Task, cascade: VerifiedCascade, model: str,
                  final: bool) -> StageRecord:
     n = 1 if final else cascade.samples
-    results = await asyncio.gather(*(manager._run(task, model, pin=True) for _ in range(n)))
+    staged = stage_task(task, cascade.stages.index(model) + 1, cascade.stages)
+    results = await asyncio.gather(*(manager._run(staged, model, pin=True) for _ in range(n)))
     return _judged(task, cascade, model, results[0], list(results[1:]), final)
 
 
@@ -314,7 +341,8 @@ class CascadeStream:
                 return
         final = c.stages[-1]
         result: TaskResult | None = None
-        async for item in _stream_stage(self._manager, task, final):
+        async for item in _stream_stage(self._manager, stage_task(task, len(c.stages), c.stages),
+                                        final):
             if isinstance(item, dict):
                 yield item
             else:
@@ -355,7 +383,8 @@ class CascadeStreamSync:
                 return
         final = c.stages[-1]
         result: TaskResult | None = None
-        for item in m._stream_settled_sync(task, model=final, pin=True):
+        for item in m._stream_settled_sync(stage_task(task, len(c.stages), c.stages), model=final,
+                                           pin=True):
             if isinstance(item, dict):
                 yield item
             else:

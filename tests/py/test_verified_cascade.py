@@ -266,3 +266,35 @@ def test_cascade_calibration_targets_a_cost_share() -> None:
     assert floor.share == pytest.approx(0.1 + 0.25)      # verifiers alone: the failing quarter
     with pytest.raises(orroute.InvalidArgumentError):
         VerifiedCascade(["a", "b", "c"]).calibrate([], [], [], [], target_cost_share=0.5)
+
+
+def test_the_ledger_shows_each_cascade_run_and_what_it_saved(fake, tmp_path) -> None:
+    from orroute import analytics
+
+    m, tracker = _manager(fake, tmp_path)
+    cascade = VerifiedCascade([CHEAP, STRONG], [arithmetic()])
+    fake.set_reply(CHEAP, "2 + 2 = 5\n#### 5")
+    fake.set_reply(STRONG, "2 + 2 = 4\n#### 4")
+    m.execute_cascade_sync(Task(id="esc", messages="2 + 2?"), cascade)
+    fake.set_reply(CHEAP, "2 + 2 = 4\n#### 4")
+    m.execute_cascade_sync(Task(id="ok1", messages="2 + 2?"), cascade)
+    asyncio.run(m.execute_cascade(Task(id="ok2", messages="2 + 2?"), cascade))
+    m.execute_task_sync(Task(id="plain", messages="hi"), model=STRONG)   # not a cascade
+    rows = {r.task_id: r for r in tracker.usage_history()}
+    assert rows["esc"].tags == {"cascade": "2/2", "cascade_final": STRONG}
+    assert rows["plain"].tags == {}
+    runs = analytics.cascades(tracker)
+    assert [(r.task_id, r.stages, r.escalated) for r in runs] == [
+        ("esc", (CHEAP, STRONG), True), ("ok1", (CHEAP,), False), ("ok2", (CHEAP,), False)]
+    analytics.record_feedback(tracker, CHEAP, 0.9)
+    assert analytics.cascade_summary(tracker)[0].final_only_cost is None   # not in the bundled
+    catalog = m.selector.catalog                                          # catalog: unpriced
+    (s,) = analytics.cascade_summary(tracker, catalog=catalog)
+    assert (s.first, s.final, s.runs, s.escalated) == (CHEAP, STRONG, 3, 1)
+    assert s.cost == sum((r.cost for r in runs), Decimal(0))
+    # the final model alone: the escalated run's own call, the others' first answers repriced
+    repriced = [Decimal(catalog.cost(STRONG, prompt_tokens=r.first_call.prompt_tokens,
+                                     completion_tokens=r.first_call.completion_tokens))
+                for r in runs[1:]]
+    assert s.final_only_cost == runs[0].final_cost + sum(repriced, Decimal(0))
+    assert s.quality_first == pytest.approx(0.9) and s.quality_final is None
