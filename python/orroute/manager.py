@@ -833,8 +833,9 @@ class Conversation:
     - downgrades when its ``budget`` runs low: each turn may cost at most what is left, so the
       router picks cheaper models;
     - ``switch_model(id)`` pins a model (``switch_model(None)`` unpins);
-    - keeps the history within ``max_history_tokens``: the system prompt and the last
-      ``keep_recent`` messages stay; older turns are dropped, or replaced by a summary when a
+    - keeps the history within ``max_history_tokens`` by prompt compression's rule (C++,
+      docs/router.md): the system prompt and the last ``keep_recent`` messages stay (a tool call
+      with its results); older turns are dropped, or replaced by a summary when a
       ``summarizer`` (a callable taking the dropped messages, sync or async) is given.
     """
 
@@ -899,21 +900,36 @@ class Conversation:
     def _upgrade(self) -> None:
         self.min_quality = min(0.95, (self.min_quality or 0.5) + 0.15)
 
-    def _tokens(self, messages: Sequence[Mapping[str, Any]]) -> int:
-        try:
-            from .tokenizer import count_tokens
+    def _fold(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        """(kept, dropped) history when the next turn would pass ``max_history_tokens``, by
+        prompt compression's rule (``cpp/orroute/route/compression.h``: system messages and
+        the last ``keep_recent`` messages stay, a tool call keeps its results, older turns
+        fold); None when it fits."""
+        from . import _core
 
-            return int(count_tokens(list(messages), model=self.model or "openai/gpt-4o"))
-        except (_exc.OrRouteError, TypeError, ValueError):  # unusual content: estimate from bytes
-            return sum(len(str(m.get("content", ""))) // 4 + 4 for m in messages)
+        rule = _core.CompressionRule()
+        rule.max_prompt_tokens = self.max_history_tokens
+        rule.keep_last = self.keep_recent
+        messages = self.messages
+        try:
+            plan = _core.plan_compression(self.model or "openai/gpt-4o",
+                                          json.dumps(messages, ensure_ascii=False, default=str),
+                                          rule)
+        except _exc.OrRouteError:  # content the tokenizer cannot read: keep the last turns
+            cut = max(0, len(self.history) - self.keep_recent)
+            return (self.history[cut:], self.history[:cut]) if cut else None
+        if not plan.compress:
+            return None
+        head = len(messages) - len(self.history)  # the system prompt and the summary
+        folded = {i - head for i in plan.fold}
+        return ([m for i, m in enumerate(self.history) if i not in folded],
+                [m for i, m in enumerate(self.history) if i in folded])
 
     async def _trim(self) -> None:
-        if self._tokens(self.messages) <= self.max_history_tokens:
+        fold = self._fold()
+        if fold is None:
             return
-        keep = self.history[-self.keep_recent :]
-        dropped = self.history[: -self.keep_recent]
-        while len(keep) > 1 and self._tokens(keep) > self.max_history_tokens:
-            dropped.append(keep.pop(0))
+        keep, dropped = fold
         if dropped and self.summarizer is not None:
             previous = [{"role": "system", "content": self.summary}] if self.summary else []
             out = self.summarizer(previous + dropped)
@@ -951,7 +967,7 @@ class Conversation:
     def send_sync(self, content: str) -> TaskResult:
         """:meth:`send` for synchronous code (the summarizer, if any, must then be synchronous)."""
         self.history.append({"role": "user", "content": content})
-        if self._tokens(self.messages) > self.max_history_tokens:
+        if self._fold() is not None:
             asyncio.run(self._trim())
         try:
             result = self._manager.execute_task_sync(self._task(), model=self.model)
