@@ -119,6 +119,13 @@ def test_the_request_names_its_own_stages_and_safe_verifiers(
     body["orroute"] = {"stages": [CHEAP, CHEAP]}
     status, _, data = call(gateway, "POST", "/v1/chat/completions", body, key)
     assert status == 400 and json.loads(data)["error"]["param"] == "orroute.stages"
+    # hostile shapes are answered 400 or checked as far as they go: never a 500
+    for rf in ({"type": "json_schema", "json_schema": "nope"},
+               {"type": "json_schema", "json_schema": {"schema": {"type": 7}}}):
+        status, _, data = call(gateway, "POST", "/v1/chat/completions",
+                               {"model": "orroute/cascade", "messages": Q,
+                                "response_format": rf}, key)
+        assert status in (200, 400), data
 
 
 def test_the_project_budget_holds_for_every_stage(

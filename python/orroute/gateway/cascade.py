@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import APIError, BudgetError, InvalidArgumentError
+from .._exceptions import APIError, BudgetError, OrRouteError
 from .._http_server import Connection, RawRequest, head_bytes
 from ._json import dumps
 from .errors import HttpError, bad_field
@@ -107,12 +107,12 @@ def _implied(body: Mapping[str, Any]) -> list[Any]:
     out: list[Any] = []
     rf = body.get("response_format")
     if isinstance(rf, dict):
-        schema = (rf.get("json_schema") or {}).get("schema") if rf.get("type") == "json_schema" \
-            else None
+        spec = rf.get("json_schema") if rf.get("type") == "json_schema" else None
+        schema = spec.get("schema") if isinstance(spec, dict) else None
         if isinstance(schema, dict):
             try:
                 out.append(json_schema(schema))
-            except InvalidArgumentError as e:
+            except OrRouteError as e:
                 raise bad_field("response_format", f"'response_format' schema: {e}") from None
         elif rf.get("type") in ("json_object", "json_schema"):
             out.append(json_valid())
@@ -120,7 +120,7 @@ def _implied(body: Mapping[str, Any]) -> list[Any]:
     if tools:
         try:
             out.append(tool_calls(tools))
-        except InvalidArgumentError as e:
+        except OrRouteError as e:
             raise bad_field("tools", f"'tools': {e}") from None
     return out
 
