@@ -21,11 +21,21 @@ void SqliteLedger::Impl::commit_job(Job& job) {
   job.on_fail.clear();
 }
 
-void SqliteLedger::Impl::run_batch(const std::vector<Job*>& batch) {
+std::vector<SqliteLedger::Impl::Job*> SqliteLedger::Impl::run_batch() {
   std::lock_guard lock(mu);
+  std::vector<Job*> batch;
+  bool taken = false;
+  auto take = [&] {  // the jobs queued so far, this thread's own included
+    std::lock_guard q(queue_mu);
+    batch.swap(queue);
+    taken = true;
+  };
   bool committed = false;
   try {
     Txn txn(*this);
+    // Taken once the write lock is held: the jobs queued while this thread waited for another
+    // process's transaction ride in this one (batches grow with contention).
+    take();
     if (batch.size() == 1) {  // no savepoint needed: a failure rolls back the transaction
       current = batch[0];
       try {
@@ -35,7 +45,7 @@ void SqliteLedger::Impl::run_batch(const std::vector<Job*>& batch) {
         batch[0]->error = std::current_exception();
         fail_job(*batch[0]);
         pending_new.clear();
-        return;  // ~Txn rolls back
+        return batch;  // ~Txn rolls back
       }
       current = nullptr;
     } else {
@@ -59,6 +69,11 @@ void SqliteLedger::Impl::run_batch(const std::vector<Job*>& batch) {
   } catch (...) {
     // BEGIN or COMMIT failed: nothing in the batch happened.
     current = nullptr;
+    if (!taken) {  // BEGIN failed: only the leader's own job (the queue's front) waited that long
+      std::lock_guard q(queue_mu);
+      batch.push_back(queue.front());
+      queue.erase(queue.begin());
+    }
     for (Job* job : batch) {
       if (!job->error) {
         job->error = std::current_exception();
@@ -72,6 +87,7 @@ void SqliteLedger::Impl::run_batch(const std::vector<Job*>& batch) {
     }
   }
   pending_new.clear();
+  return batch;
 }
 
 }  // namespace orroute

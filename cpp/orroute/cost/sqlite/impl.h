@@ -161,6 +161,13 @@ struct SqliteLedger::Impl {
 
   sqlite::Query q(const std::string& sql);
 
+  // SQLite's busy handler: waits for another connection's write lock up to busy_timeout_ms, in
+  // steps of tens of microseconds. (sqlite3_busy_timeout sleeps 1, 2, 5, 10... ms per retry while
+  // a writer holds the lock ~50 µs: with several processes on one file the lock then sits idle
+  // while they sleep, and throughput falls as processes are added.) Returns 0 to give up.
+  static int busy_wait(void* self, int count);
+  std::chrono::steady_clock::time_point busy_since{};  // of the current wait
+
   // RAII write transaction. BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy
   // timeout), so the reads inside see the state the writes are based on: check-and-reserve is
   // atomic across processes.
@@ -182,7 +189,8 @@ struct SqliteLedger::Impl {
 
   // ---- group commit ----
   // Money operations from many threads are batched: the first waiting thread becomes the leader,
-  // takes every queued job, and runs them in one BEGIN IMMEDIATE transaction, each inside its own
+  // takes the write lock, then every queued job (those that queued while it waited included), and
+  // runs them in one BEGIN IMMEDIATE transaction, each inside its own
   // SAVEPOINT so a failing job is rolled back alone. One commit (one WAL append) then serves the
   // whole batch. A job's caller returns only after the commit, so nothing is reported before it
   // is durable; the cross-process semantics are unchanged (each batch is one atomic step).
@@ -215,7 +223,8 @@ struct SqliteLedger::Impl {
 
   void commit_job(Job& job);
 
-  void run_batch(const std::vector<Job*>& batch);
+  // Runs a batch as the leader: takes the write lock, then every queued job; returns them.
+  std::vector<Job*> run_batch();
 
   // Leadership is handed over, not raced for: when a batch ends and jobs are queued, the oldest
   // queued job's thread leads next, so a thread returning from a batch cannot start a new batch
@@ -235,10 +244,8 @@ struct SqliteLedger::Impl {
     }
     while (!job.done) {
       if (job.lead) {
-        std::vector<Job*> batch;
-        batch.swap(queue);
         lk.unlock();
-        run_batch(batch);
+        const std::vector<Job*> batch = run_batch();
         lk.lock();
         for (Job* j : batch) j->done = true;
         if (queue.empty()) {
