@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -58,19 +57,11 @@ LEARNED_QUANTILE = 0.9
 
 
 def default_ledger_path() -> Path:
-    """Where ``CostTracker()`` keeps its ledger: ``$ORROUTE_HOME/ledger.sqlite3`` if set, else the
-    platform's user data directory (``~/.local/share/orroute`` on Linux, honouring
-    ``$XDG_DATA_HOME``; ``~/Library/Application Support/orroute``; ``%LOCALAPPDATA%\\orroute``)."""
-    home = os.environ.get("ORROUTE_HOME")
-    if home:
-        return Path(home).expanduser() / "ledger.sqlite3"
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "orroute" / "ledger.sqlite3"
+    """Where ``CostTracker()`` keeps its ledger: ``ledger.sqlite3`` in ``$ORROUTE_HOME``, else in
+    the platform's user data directory (``config.default_home``: the settings' one answer)."""
+    from .config import default_ledger_path as _default
+
+    return _default()
 
 
 def _dt(us: int) -> datetime:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -90,24 +89,9 @@ class AppContext:
 
 def _configure_logging(level: str) -> None:
     """orroute's loggers write to stderr at LOG_LEVEL (the library itself only logs)."""
-    log = logging.getLogger("orroute")
-    log.setLevel(level)
-    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        log.addHandler(handler)
+    from ..config import apply_log_level
 
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is at the time (click's test runner swaps it)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
+    apply_log_level(level, handler=True)
 
 
 def app(ctx: click.Context | None = None) -> AppContext:

@@ -106,6 +106,7 @@ class Gateway:
         )
 
     async def _start_async(self, reuse_port: bool = False) -> None:
+        from .._engine import engine_of
         from ..catalog import Catalog
         from ..selector import ModelSelector
 
@@ -113,7 +114,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         manager = await loop.run_in_executor(None, self._build_manager)
         self.manager = manager
-        catalog = self._catalog if self._catalog is not None else Catalog(manager._engine.catalog)
+        catalog = self._catalog if self._catalog is not None else Catalog(engine_of(manager).catalog)
         selector = ModelSelector(catalog, strategy=s.strategy)
         self.app = GatewayApp(s, keys=self.keys, tracker=self.tracker, catalog=catalog,
                               selector=selector, manager=manager)
