@@ -37,11 +37,14 @@ __all__ = [
     "api_error",
     "bridge",
     "chat_reply",
+    "chat_request_problem",
     "engine_config",
     "engine_of",
     "engine_task",
     "new_client",
+    "planner",
     "result_error",
+    "task_request",
     "wait",
     "wait_any",
 ]
@@ -303,6 +306,15 @@ def check_body_error(body: Any) -> None:
         })
 
 
+def chat_request_problem(text: bytes | str, *, require_model: bool = False,
+                         max_n: int = 0) -> tuple[str, str] | None:
+    """The first rule a chat request (JSON text) breaks, as ``(field, message)``, or None. The
+    one rule set (C++, net/protocol.cpp): the engine applies it to every task, the client to
+    every chat call, the gateway to every body."""
+    problem = _core.check_chat_request(text, require_model, max_n)
+    return None if problem is None else (problem[0], problem[1])
+
+
 def call_result(call: Any) -> Any:
     """The JSON body of a finished network call, or its exception."""
     if not call.ok:
@@ -504,6 +516,48 @@ def engine_task(
     if tags:
         et.tags = list(tags)
     return et
+
+
+def task_request(task: Any, *, stream: bool = False, model: str | None = None,
+                 pin: bool = False, project: str | None = None) -> Any:
+    """The engine task of an :class:`orroute.Task`: its messages and output bound as the request
+    body, ``model`` first (``pin``: that model only, no fallback), its budget, quality floor,
+    project (else ``project``), conversation and tags."""
+    from .task import Task
+
+    task = Task.coerce(task)
+    if not task.messages:
+        raise _exc.InvalidArgumentError("task has no messages")
+    body: dict[str, Any] = {"messages": list(task.messages)}
+    if task.max_tokens is not None:
+        body["max_tokens"] = task.max_tokens
+    if model:
+        body["model"] = model
+    return engine_task(
+        json.dumps(body, ensure_ascii=False),
+        task_type=task.type,
+        task_id=task.id or "",
+        stream=stream,
+        fallbacks=[model] if pin and model else None,
+        max_cost=Decimal(task.budget) if task.budget is not None else None,
+        min_quality=task.quality,
+        project=task.project or project,
+        conversation=task.conversation,
+        tags=sorted((str(k), str(v)) for k, v in task.tags.items()) if task.tags else None,
+    )
+
+
+def planner(catalog: Any, strategy: str = "balanced") -> Engine:
+    """An engine that only plans (no key, no ledger, the given catalog as is): what
+    ``CostTracker.estimate_cost`` and ``simulate`` ask when no manager's engine is at hand. It
+    plans, counts and prices exactly as a manager's engine with the same catalog and strategy
+    (the estimate is the amount that engine reserves)."""
+    from .selector import bundled_priors_path
+
+    cfg = _core.EngineConfig()
+    cfg.refresh_catalog = False
+    cfg.strategy = strategy
+    return Engine(cfg, catalog, None, bundled_priors_path().read_text(encoding="utf-8"))
 
 
 def engine_of(manager: Any) -> Engine:

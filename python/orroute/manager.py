@@ -131,13 +131,6 @@ def _content(response: Mapping[str, Any]) -> str:
     return content or ""
 
 
-def _check_header_value(name: str, value: str | None) -> None:
-    """App attribution goes into request headers: CR, LF or another control character in it
-    could inject a header, so it is refused."""
-    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise _exc.InvalidArgumentError(f"{name} must not contain control characters (CR, LF)")
-
-
 def _per_token_prices(value: Any) -> tuple[Decimal, Decimal] | None:
     """``unpriced_model_price`` (USD per million tokens: a number, or prompt/completion) as the
     engine's (prompt, completion) USD per token."""
@@ -240,8 +233,6 @@ class AIModelManager:
 
         settings = runtime_settings()  # environment, .env, config file (LOG_LEVEL applied)
         strategy = strategy or settings.strategy
-        _check_header_value("app_name", app_name)
-        _check_header_value("app_url", app_url)
         cfg = _engine.engine_config(
             base_url=base_url or settings.base_url,
             api_keys=api_keys(api_key),  # env, .env and "k1,k2" rotation: the client's rule
@@ -337,6 +328,7 @@ class AIModelManager:
             path = self._ledger_path if self._ledger_path not in (None, ":memory:") else None
             tracker = CostTracker(path or ":memory:", catalog=Catalog(self._door.catalog))
             tracker._selector = self.selector  # the plan's _get_model_for_task: this selector
+            tracker._planner = self._door  # estimate_cost: this engine's plan, as it reserves
             self._cost_tracker = tracker
         return self._cost_tracker
 
@@ -368,26 +360,8 @@ class AIModelManager:
     # -- running tasks -------------------------------------------------------------------------
     def _engine_task(self, task: Task, *, stream: bool = False, model: str | None = None,
                      pin: bool = False) -> Any:
-        task = Task.coerce(task)
-        if not task.messages:
-            raise _exc.InvalidArgumentError("task has no messages")
-        body: dict[str, Any] = {"messages": list(task.messages)}
-        if task.max_tokens is not None:
-            body["max_tokens"] = task.max_tokens
-        if model:
-            body["model"] = model
-        return _engine.engine_task(
-            json.dumps(body, ensure_ascii=False),
-            task_type=task.type,
-            task_id=task.id or "",
-            stream=stream,
-            fallbacks=[model] if pin and model else None,  # this model only: no fallback
-            max_cost=Decimal(task.budget) if task.budget is not None else None,
-            min_quality=task.quality,
-            project=task.project or self._project,
-            conversation=task.conversation,
-            tags=sorted((str(k), str(v)) for k, v in task.tags.items()) if task.tags else None,
-        )
+        return _engine.task_request(task, stream=stream, model=model, pin=pin,
+                                    project=self._project)
 
     def on_alert(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """Registers ``callback(AlertEvent)`` for budget thresholds crossed by this manager's

@@ -345,7 +345,9 @@ class ModelSelector:
             predicted_quality: a learned predictor's probability of success per model id for this
                 prompt; it replaces 80% of the prior for those models.
             prompt: the prompt, for the installed quality predictor (explicit
-                ``predicted_quality`` entries win over its predictions).
+                ``predicted_quality`` entries win over its predictions); its complexity tier also
+                sets the engine's quality floor (the same C++ rule ``AIModelManager`` routes
+                with: standard 0.65, premium 0.80, frontier 0.90; see docs/router.md).
             explain: False skips building the reasons (faster).
             limit: keep only the best ``limit`` candidates (all by default).
         """

@@ -261,6 +261,19 @@ def is_tty() -> bool:
 # --- library objects built from the settings (one place maps settings to constructor args) ------
 
 
+def since_for(period: str, now: _dt.datetime | None = None) -> _dt.datetime | None:
+    """Start of a reporting period (UTC): today = since midnight, week / month = the last 7 / 30
+    days, all = no start."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    if period == "today":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "week":
+        return now - _dt.timedelta(days=7)
+    if period == "month":
+        return now - _dt.timedelta(days=30)
+    return None
+
+
 def make_client(s: Any, *, async_: bool = False) -> Any:
     """An ``orroute.OpenRouter`` (or ``AsyncOpenRouter``) for the settings' endpoint and key."""
     import orroute

@@ -11,7 +11,6 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -29,7 +28,7 @@ from .._exceptions import (
     RateLimitError,
     UnpricedModelError,
 )
-from .._http_server import Connection, RawRequest, head_bytes, header_value
+from .._http_server import Connection, RawRequest, head_bytes
 from ._json import dumps, loads
 from .choices import merge_choices
 from .collector import Collector
@@ -38,6 +37,10 @@ from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import GatewayMetrics, route_of
+from .outcome import SERVER as _SERVER
+from .outcome import SSE as _SSE
+from .outcome import ChatOutcome
+from .outcome import sent as _sent
 from .response_events import ResponseEvents
 from .responses import from_chat, to_chat
 from .settings import ALIASES, GatewaySettings
@@ -48,9 +51,6 @@ __all__ = ["GatewayApp", "HttpError", "validate_chat"]
 
 _log = logging.getLogger("orroute.gateway")
 _JSON = ("Content-Type", "application/json")
-_SSE = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
-        ("X-Accel-Buffering", "no")]
-_SERVER = ("Server", "orroute")
 # OpenAI clients use base_url .../v1; OpenRouter-style ones .../api/v1; some none
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/api/v1/chat/completions", "/chat/completions"})
 _EMBEDDINGS_PATHS = frozenset({"/v1/embeddings", "/api/v1/embeddings", "/embeddings"})
@@ -65,27 +65,6 @@ def _usd(d: Any) -> str:
 
 
 _bad = bad_field
-
-
-def _sent(attempts: list[dict[str, Any]]) -> int:
-    """Requests that reached the upstream (attempts skipped by a breaker, a rate limit or the
-    budget sent nothing)."""
-    return sum(1 for a in attempts if not a["outcome"].startswith("skipped"))
-
-
-@dataclass
-class ChatOutcome:
-    """Which model a completion was sent to last, and how many upstream requests it took."""
-
-    model: str
-    attempts: int
-
-    def headers(self) -> list[tuple[str, str]]:
-        """``X-Orroute-Model`` and ``X-Orroute-Attempts``. The model may be whatever the client
-        sent (an unknown id is tried as is): percent-encoded where it is not printable ASCII, so
-        it can neither split the response nor fail to encode."""
-        return [("X-Orroute-Model", header_value(self.model)),
-                ("X-Orroute-Attempts", str(self.attempts))]
 
 
 class GatewayApp:
@@ -290,7 +269,7 @@ class GatewayApp:
 
     async def _chat(self, conn: Connection, raw: RawRequest, key: GatewayKey, close: bool) -> None:
         async def work() -> None:
-            body = validate_chat(self._json_body(raw))
+            body = validate_chat(self._json_body(raw), raw.body)
             n = body.get("n") or 1
             if n > 1:
                 await self._chat_n(conn, raw, body, key, close, n)
@@ -304,8 +283,9 @@ class GatewayApp:
         """``POST /v1/responses``: the Responses request as a chat completion (responses.py)."""
         async def work() -> None:
             request = self._json_body(raw)
-            chat = validate_chat(to_chat(request))
+            chat = to_chat(request)
             chat_raw = dumps(chat)
+            validate_chat(chat, chat_raw)
             if chat.get("stream"):
                 et = self._task(chat, raw, key, chat_raw)
                 self.in_flight += 1

@@ -16,6 +16,10 @@ from .._engine import wait_any as _wait_any
 from .._http_server import head_bytes
 from ._json import dumps, loads
 from .choices import sum_usage
+from .outcome import SERVER as _SERVER
+from .outcome import SSE as _SSE
+from .outcome import ChatOutcome
+from .outcome import sent as _sent
 
 if TYPE_CHECKING:
     from .._http_server import Connection, RawRequest
@@ -41,7 +45,6 @@ def _frame(chunk: Any, index: int, usage: list[Any]) -> bytes:
 
 async def relay_n(app: GatewayApp, conn: Connection, raw: RawRequest, one: dict[str, Any],
                   key: GatewayKey, close: bool, n: int) -> None:
-    from .app import _SERVER, _SSE, ChatOutcome, _sent  # the app's headers and outcome
 
     one_raw = dumps(one)
     runs = [app.engine.stream(app._task(one, raw, key, one_raw), app.settings.stream_queue)
