@@ -56,6 +56,7 @@ __all__ = [
     "default_ledger_path",
     "load_settings",
     "mask_key",
+    "output_form",
     "parse_env_file",
     "runtime_settings",
 ]
@@ -236,6 +237,13 @@ def apply_log_level(level: str, *, handler: bool | None = None) -> None:
         h = _StderrHandler()
         h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         log.addHandler(h)
+
+
+def output_form(env: Mapping[str, str] | None = None) -> str | None:
+    """``ORROUTE_OUTPUT``: ``"table"`` or ``"tsv"`` forces how the command line prints tables
+    (else None: TSV when stdout is not a terminal). Other values are ignored."""
+    forced = (os.environ if env is None else env).get("ORROUTE_OUTPUT", "").strip().lower()
+    return forced if forced in ("table", "tsv") else None
 
 
 def runtime_settings() -> Settings:

@@ -255,3 +255,27 @@ def test_router_state_variable_reaches_the_manager(fake) -> None:
     r = _ask(fake, ORROUTE_ROUTER_STATE="redis://127.0.0.1:9/0")
     assert r.exit_code != 0 and "redis" in r.output.lower()
     assert _ask(fake).exit_code == 0
+
+
+# --- the command line's own: ORROUTE_OUTPUT, ORROUTE_DEBUG -------------------------------------
+
+
+def test_output_variable_forces_the_table_form() -> None:
+    """Under CliRunner stdout is not a terminal: TSV, unless ``ORROUTE_OUTPUT=table``."""
+    args = ["models", "list", "--limit", "3"]
+    plain = CliRunner().invoke(cli, args)
+    assert plain.exit_code == 0, plain.output
+    assert "\t" in plain.stdout.splitlines()[0]
+    table = CliRunner().invoke(cli, args, env={"ORROUTE_OUTPUT": "table"})
+    assert table.exit_code == 0, table.output
+    assert "\t" not in table.stdout and table.stdout != plain.stdout
+
+
+def test_debug_variable_raises_instead_of_one_line_errors(tmp_path) -> None:
+    (tmp_path / "bad.toml").write_text("strategy = 'sideways'\n")
+    args = ["--config", str(tmp_path / "bad.toml"), "config", "show"]
+    quiet = CliRunner().invoke(cli, args)
+    loud = CliRunner().invoke(cli, args, env={"ORROUTE_DEBUG": "1"})
+    assert quiet.exit_code != 0 and "sideways" in quiet.output  # one line, exit code
+    assert isinstance(quiet.exception, SystemExit)
+    assert isinstance(loud.exception, orroute.config.ConfigError)  # raised: the traceback

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -164,8 +163,10 @@ def console(stderr: bool = False) -> Any:
 def plain_output() -> bool:
     """True when stdout is not a terminal (a pipe or a file): tables are printed as TSV.
     ``ORROUTE_OUTPUT=table`` or ``tsv`` overrides."""
-    forced = os.environ.get("ORROUTE_OUTPUT", "").strip().lower()
-    if forced in ("table", "tsv"):
+    from ..config import output_form
+
+    forced = output_form()
+    if forced is not None:
         return forced == "tsv"
     return not sys.stdout.isatty()
 
