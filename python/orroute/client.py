@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from . import _engine
 from ._exceptions import APIError, InvalidArgumentError
-from .config import api_keys, cache_dir, runtime_settings
+from .config import Settings, api_keys, cache_dir, runtime_settings
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -222,6 +222,7 @@ class _Base:
         app_name: str | None = None,
         app_url: str | None = None,
         default_headers: Mapping[str, str] | None = None,
+        settings: Settings | None = None,
         _core_client: Any = None,
     ) -> None:
         if max_retries < 0:
@@ -232,7 +233,7 @@ class _Base:
         if _core_client is not None:
             self._core = _core_client
             return
-        s = runtime_settings()  # environment, .env, config file: config.py's one reading
+        s = runtime_settings(settings)  # environment, .env, config file: config.py's reading
         self._core = _engine.new_client(
             base_url=base_url or s.base_url,
             api_keys=api_keys(api_key),
@@ -488,7 +489,11 @@ class OpenRouter(_Base):
             ``Timeout``.
         max_retries: retries on connection errors, timeouts, 408, 429 and 5xx (backoff with full
             jitter, honouring Retry-After / X-RateLimit-Reset).
-        app_name, app_url: app attribution (X-OpenRouter-Title / X-Title, HTTP-Referer).
+        app_name, app_url: app attribution (X-OpenRouter-Title / X-Title, HTTP-Referer); else
+            ``OPENROUTER_APP_NAME`` / ``OPENROUTER_APP_URL``. CR, LF or other control characters
+            are refused (``InvalidArgumentError``).
+        settings: an :class:`orroute.config.Settings` to take what is not given here from
+            (default: ``orroute.config.load_settings()``).
 
     >>> client = OpenRouter(api_key="sk-or-v1-0000000000000000", base_url="http://127.0.0.1:9")
     >>> client

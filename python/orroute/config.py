@@ -246,10 +246,12 @@ def output_form(env: Mapping[str, str] | None = None) -> str | None:
     return forced if forced in ("table", "tsv") else None
 
 
-def runtime_settings() -> Settings:
-    """The settings a client or manager starts from (environment, ``.env``, config file), with
-    ``LOG_LEVEL`` applied to the ``orroute`` logger when it is set anywhere."""
-    s = load_settings()
+def runtime_settings(settings: Settings | None = None) -> Settings:
+    """The settings a client or manager starts from: ``settings`` when the caller already loaded
+    them (the command line's flags, the gateway's config file), else :func:`load_settings`
+    (environment, ``.env``, config file). ``LOG_LEVEL`` is applied to the ``orroute`` logger when
+    it is set anywhere."""
+    s = load_settings() if settings is None else settings
     if s.sources.get("log_level", "default") != "default":
         apply_log_level(s.log_level)
     return s

@@ -191,6 +191,13 @@ class AIModelManager:
             of the reported tokens is not believed (the catalog price is recorded).
         webhook_url: threshold alerts of this manager's calls are POSTed there (as JSON); with a
             :class:`orroute.CostTracker` as ``ledger``, its callbacks and webhook fire too.
+        app_name, app_url: app attribution (``X-Title`` / ``X-OpenRouter-Title``,
+            ``HTTP-Referer``), as on the client; else ``OPENROUTER_APP_NAME`` /
+            ``OPENROUTER_APP_URL``. CR, LF or other control characters are refused.
+        settings: an :class:`orroute.config.Settings` that supplies what is not given here (key,
+            base URL, strategy, app name and URL, log level); default
+            ``orroute.config.load_settings()``. The strategy is ``ORROUTE_STRATEGY``, else
+            ``cost_optimized`` when ``OPENROUTER_COST_OPTIMIZATION`` is true, else balanced.
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -227,11 +234,12 @@ class AIModelManager:
         unpriced_model_price: float | str | Decimal | Mapping[str, Any] | None = None,
         cost_check_multiple: int = 2,
         webhook_url: str | None = None,
+        settings: Any = None,
     ) -> None:
         from .catalog import Catalog
         from .config import api_keys, runtime_settings
 
-        settings = runtime_settings()  # environment, .env, config file (LOG_LEVEL applied)
+        settings = runtime_settings(settings)  # env, .env, config file (LOG_LEVEL applied)
         strategy = strategy or settings.strategy
         cfg = _engine.engine_config(
             base_url=base_url or settings.base_url,

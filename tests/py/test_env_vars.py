@@ -279,3 +279,22 @@ def test_debug_variable_raises_instead_of_one_line_errors(tmp_path) -> None:
     assert quiet.exit_code != 0 and "sideways" in quiet.output  # one line, exit code
     assert isinstance(quiet.exception, SystemExit)
     assert isinstance(loud.exception, orroute.config.ConfigError)  # raised: the traceback
+
+
+# --- ORROUTE_VOCAB_DIR (docs/tokenizer.md): searched before the bundled vocabularies -------------
+
+
+def test_vocab_dir_is_searched_first(tmp_path) -> None:
+    """A (broken) ``cl100k_base.bin`` in ``$ORROUTE_VOCAB_DIR`` is the one loaded: counting fails
+    with it and works without the variable."""
+    vocab = tmp_path / "vocab"
+    vocab.mkdir()
+    (vocab / "cl100k_base.bin").write_bytes(b"not a vocabulary")
+    code = "import orroute; print(orroute.get_encoding('cl100k_base').n_vocab)"
+    root = str(Path(orroute.__file__).resolve().parents[1])
+    env = {"PYTHONPATH": root, "PATH": os.environ.get("PATH", "")}
+    ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0 and ok.stdout.strip() == "100277", ok.stderr
+    bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "ORROUTE_VOCAB_DIR": str(vocab)})
+    assert bad.returncode != 0 and "cl100k_base" in bad.stderr

@@ -290,7 +290,7 @@ def make_client(s: Any, *, async_: bool = False) -> Any:
 def _call_options(s: Any) -> dict[str, Any]:
     """The constructor arguments a client and a manager share: endpoint, key, timeout, retries
     and the attribution name (only the ones the settings set)."""
-    kwargs: dict[str, Any] = {"api_key": s.api_key, "base_url": s.base_url}
+    kwargs: dict[str, Any] = {"api_key": s.api_key, "base_url": s.base_url, "settings": s}
     if s.timeout is not None:
         kwargs["timeout"] = s.timeout
     if s.max_retries is not None:
