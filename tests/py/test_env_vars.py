@@ -293,8 +293,50 @@ def test_vocab_dir_is_searched_first(tmp_path) -> None:
     code = "import orroute; print(orroute.get_encoding('cl100k_base').n_vocab)"
     root = str(Path(orroute.__file__).resolve().parents[1])
     env = {"PYTHONPATH": root, "PATH": os.environ.get("PATH", "")}
-    ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    ok = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                        check=False)
     assert ok.returncode == 0 and ok.stdout.strip() == "100277", ok.stderr
-    bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          env={**env, "ORROUTE_VOCAB_DIR": str(vocab)})
     assert bad.returncode != 0 and "cl100k_base" in bad.stderr
+
+
+# --- one reader --------------------------------------------------------------------------------
+
+# Not settings: the handshake between `orroute serve --workers N` and its worker processes, and
+# the research code's data directory (orroute.research, outside the library's import path).
+NOT_SETTINGS = {("gateway/cli.py", "ORROUTE_GATEWAY_REUSE_PORT"),
+                ("research/verify_eval.py", "ORROUTE_SHARED_DATA")}
+
+
+def _environ_reads(path: Path) -> set[str]:
+    """Names of orroute variables ``path`` reads from ``os.environ`` / ``os.getenv``."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        target = None
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            f = ast.unparse(node.func)
+            if f in ("os.environ.get", "os.getenv", "environ.get", "getenv"):
+                target = node.args[0].value
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in ("os.environ",
+                                                                               "environ"):
+            if isinstance(node.slice, ast.Constant):
+                target = node.slice.value
+        elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant) and any(
+                ast.unparse(c) in ("os.environ", "environ") for c in node.comparators):
+            target = node.left.value
+        if isinstance(target, str) and target.startswith(("OPENROUTER_", "ORROUTE_", "LOG_LEVEL")):
+            out.add(target)
+    return out
+
+
+def test_only_config_reads_orroute_settings_from_the_environment() -> None:
+    package = Path(orroute.__file__).resolve().parent
+    found = {(str(p.relative_to(package)), v)
+             for p in package.rglob("*.py") if p.name != "config.py"
+             for v in _environ_reads(p)}
+    assert found <= NOT_SETTINGS, sorted(found - NOT_SETTINGS)
+    # the check sees a read when there is one
+    assert _environ_reads(package / "gateway" / "cli.py") == {"ORROUTE_GATEWAY_REUSE_PORT"}

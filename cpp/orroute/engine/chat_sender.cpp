@@ -7,19 +7,22 @@ namespace orroute {
 
 std::function<void()> ChatSender::send(const std::string& model, int,
                                        std::function<void(AttemptResult)> done) {
+  uint64_t attempt = 0;
   {
     std::lock_guard lock(send_mu_);
     cancelled_ = false;
+    attempt = ++attempt_;
   }
   start(model, std::move(done));
   auto self = shared_from_this();  // keeps the transport alive for the cancel function
-  return [self] { self->cancel(); };
+  return [self, attempt] { self->cancel(attempt); };
 }
 
-void ChatSender::cancel() {
+void ChatSender::cancel(uint64_t attempt) {
   TransferId id = 0;
   {
     std::lock_guard lock(send_mu_);
+    if (attempt != attempt_) return;  // an earlier attempt, already over: not this one's transfer
     cancelled_ = true;
     id = transfer_;
   }
