@@ -29,7 +29,6 @@ from . import _core
 from . import _exceptions as _exc
 
 __all__ = [
-    "DEFAULT_BASE_URL",
     "Engine",
     "LoopBridge",
     "Plan",
@@ -48,8 +47,6 @@ __all__ = [
     "wait",
     "wait_any",
 ]
-
-DEFAULT_BASE_URL: str = _core.DEFAULT_BASE_URL  # the core owns the default
 
 # ------------------------------------------------------------------------------------------------
 # Typed records of what the engine returns (dicts at run time: no copy on the hot path).

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from . import _engine
 from ._exceptions import APIError, InvalidArgumentError
+from .config import DEFAULT_BASE_URL as _DEFAULT_BASE_URL
 from .config import Settings, api_keys, cache_dir, runtime_settings
 from .types import (
     ChatCompletion,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # typing_extensions is not a run-time dependency (Self is typ
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncOpenRouter", "AsyncStream", "OpenRouter", "Stream", "Timeout"]
 
-DEFAULT_BASE_URL: str = _engine.DEFAULT_BASE_URL  # the core owns the default
+DEFAULT_BASE_URL: str = _DEFAULT_BASE_URL  # the core owns it; config.py names it
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_RETRIES = 2
 MODELS_CACHE_TTL = 3600.0

@@ -92,3 +92,39 @@ def test_a_failure_is_the_same_exception_from_the_client_and_the_manager(status,
     assert from_client.value.status_code == from_manager.value.status_code == status
     if cls is orroute.RateLimitError:
         assert from_client.value.retry_after == from_manager.value.retry_after == 7
+
+
+# --- keys: the engine rotates as the client does ----------------------------------------------
+
+
+def test_the_manager_sets_aside_rejected_keys_streaming_too() -> None:
+    good = "sk-or-v1-good-key-0000000000"
+    keys = ["sk-or-v1-bad-key-1111111111", "sk-or-v1-bad-key-2222222222", good]
+    with FakeOpenRouter(api_key=good) as fake:
+        manager = orroute.AIModelManager(api_key=keys, base_url=fake.base_url,
+                                         fallbacks=["openai/gpt-4o-mini"], max_retries=0)
+
+        async def stream() -> str:
+            parts = []
+            async for chunk in manager.stream_task(Task(messages="hi", max_tokens=5)):
+                parts += [c["delta"].get("content") or "" for c in chunk["choices"]]
+            return "".join(parts)
+
+        import asyncio
+
+        assert asyncio.run(stream())
+        assert manager.execute_task_sync(Task(messages="hi", max_tokens=5)).content
+        sent = [r.api_key.reveal() for r in fake.requests
+                if r.endpoint == "/chat/completions" and r.api_key is not None]
+        assert set(sent) == set(keys) and sent[-1] == good
+
+
+def test_when_every_key_is_rejected_the_manager_raises_authentication_error() -> None:
+    with FakeOpenRouter(api_key="sk-or-v1-the-only-good-one-000") as fake:
+        manager = orroute.AIModelManager(api_key=["sk-or-v1-bad-a-000000000",
+                                                  "sk-or-v1-bad-b-000000000"],
+                                         base_url=fake.base_url,
+                                         fallbacks=["openai/gpt-4o-mini"], max_retries=0)
+        with pytest.raises(orroute.AuthenticationError):
+            manager.execute_task_sync(Task(messages="hi", max_tokens=5))
+        assert len([r for r in fake.requests if r.endpoint == "/chat/completions"]) == 2
