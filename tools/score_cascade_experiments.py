@@ -23,7 +23,8 @@ import time
 
 import numpy as np
 
-from orroute._routing_eval import _folds, load_outcomes
+from orroute.research.evaluation import load_outcomes
+from orroute.research.metrics import _folds
 from orroute.routing import LearnedRouter
 
 GPT4 = "gpt-4-1106-preview"

@@ -165,7 +165,7 @@ def options_for(manager_default: Compression | None, task: Task) -> Compression 
 def prepare(manager: AIModelManager, task: Task, model: str | None) -> Prepared | None:
     """Decides (in C++) whether ``task`` is compressed for ``model`` (or the engine's first
     candidate for it); None when not."""
-    from . import _core
+    from . import _core, _engine
     from .task import Task
 
     opts = options_for(manager._compress, task)
@@ -179,7 +179,7 @@ def prepare(manager: AIModelManager, task: Task, model: str | None) -> Prepared 
         target = candidates[0]
     tools = task.params.get("tools")
     plan = _core.plan_compression(target, json.dumps(list(task.messages), ensure_ascii=False),
-                                  opts.rule(), manager._engine.catalog,
+                                  opts.rule(), _engine.engine_of(manager).catalog,
                                   json.dumps(tools) if tools else "")
     if not plan.compress:
         return None

@@ -1,4 +1,4 @@
-"""The self-consistency measurement's closed form (``orroute._sc_eval.outcome``) agrees with the
+"""The self-consistency measurement's closed form (``orroute.research.self_consistency.outcome``) agrees with the
 real verifier, ``orroute.verify.self_consistency``, run on every ordered draw of k of 10 answers."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from itertools import combinations
 
 import pytest
 
-from orroute._sc_eval import outcome
+from orroute.research.self_consistency import outcome
 from orroute.verify import Answer, self_consistency
 
 

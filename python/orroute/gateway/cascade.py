@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import APIError, BudgetError, OrRouteError
+from .._exceptions import APIError, BudgetError, OrRouteError, UnpricedModelError
 from .._http_server import Connection, RawRequest, head_bytes
 from ._json import dumps
 from .errors import HttpError, bad_field
@@ -134,14 +134,13 @@ class CascadeRoute:
     # -- which cascade ---------------------------------------------------------------------------
     def _default_stages(self, body: Mapping[str, Any]) -> list[str]:
         """The engine's first choice under ``cost_optimized``, then under ``quality_first``."""
-        from .. import _core
+        from .. import _engine
 
         stages: list[str] = []
         for strategy in ("cost_optimized", "quality_first"):
-            et = _core.EngineTask()
-            et.request_json = dumps({"messages": body["messages"]}).decode()
-            et.strategy = strategy
-            et.capabilities = self.app._capabilities(dict(body))
+            et = _engine.engine_task(dumps({"messages": body["messages"]}).decode(),
+                                     strategy=strategy,
+                                     capabilities=self.app._capabilities(dict(body)))
             candidates = self.app.engine.plan(et)["candidates"]
             if candidates and candidates[0] not in stages:
                 stages.append(candidates[0])
@@ -204,18 +203,28 @@ class CascadeRoute:
 
         return ChatOutcome(result.model, _attempts(result))
 
-    def _failed(self, conn: Connection, e: BaseException, key: GatewayKey,
+    def _error_reply(self, e: APIError | BudgetError,
+                     project: str) -> tuple[int, bytes, list[tuple[str, str]]]:
+        """A stage's failure as the gateway answers any completion's: 400 unpriced model, 402
+        budget, else the upstream failure (5xx, 429 with Retry-After, keys scrubbed)."""
+        if isinstance(e, UnpricedModelError):
+            return 400, HttpError(400, str(e), param="model", code="unpriced_model").body(), []
+        if isinstance(e, BudgetError):
+            refusal = {"budget_error_type": type(e).__name__, "message": str(e), "plan": {}}
+            return 402, HttpError(402, self.app._budget_message(refusal, project),
+                                  type_="insufficient_quota", code="budget_exceeded").body(), []
+        return self.app.upstream_failure(e)
+
+    def _failed(self, conn: Connection, e: APIError | BudgetError, key: GatewayKey,
                 close: bool) -> ChatOutcome | None:
         """A stage failed before anything was written: answered as the gateway answers that
-        engine result (402 budget, 5xx upstream, ...); what earlier stages cost is in the ledger."""
+        failure; what earlier stages cost is in the ledger."""
         from .app import ChatOutcome
 
-        res = getattr(e, "_engine_result", None)
-        if res is None:  # not an engine failure: let the gateway's error handling answer
-            raise e
-        status, payload, headers = self.app._failure(res, key.project)
-        out = ChatOutcome(res["model"], sum(1 for a in res["attempts"]
-                                            if not a["outcome"].startswith("skipped")))
+        status, payload, headers = self._error_reply(e, key.project)
+        attempts = getattr(e, "attempts", None) or []
+        out = ChatOutcome(attempts[-1].model if attempts else CASCADE_ALIAS,
+                          sum(1 for a in attempts if not (a.error or "").startswith("skipped")))
         self.app._send(conn, status, payload, close, out.headers() + headers)
         return out if status != 402 else None
 
@@ -255,10 +264,7 @@ class CascadeRoute:
                         "model": result.model, "choices": [], "orroute": extension(result)}
                 tail = b"data: " + dumps(last) + b"\n\n"
             except (APIError, BudgetError) as e:  # broke after the headers: say so in-band
-                res = getattr(e, "_engine_result", None)
-                if res is None:
-                    raise
-                tail = b"data: " + self.app._failure(res, key.project)[1] + b"\n\n"
+                tail = b"data: " + self._error_reply(e, key.project)[1] + b"\n\n"
                 result = None
             tail += b"data: [DONE]\n\n"
             conn.write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(tail), tail) if chunked else tail)

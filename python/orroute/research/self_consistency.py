@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from math import ceil, comb
 from typing import Any
 
-from ._verify_eval import shared_data_dir
+from .verify_eval import shared_data_dir
 
 STRONG = "meta-math/MetaMath-Mistral-7B"
 CHEAP = ("mistralai/Mistral-7B-v0.1", "meta-llama/Meta-Llama-3-8B",
@@ -109,8 +109,8 @@ def _arithmetic_point(ratio_out: list[float]) -> dict[str, float]:
     comparison: escalated share, PGR, cost share."""
     import numpy as np
 
-    from ._verify_eval import load_gsm8k
-    from .verify import Answer, arithmetic, as_verdict
+    from ..verify import Answer, arithmetic, as_verdict
+    from .verify_eval import load_gsm8k
 
     d = load_gsm8k()
     check = arithmetic()
