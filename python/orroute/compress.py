@@ -162,11 +162,11 @@ def options_for(manager_default: Compression | None, task: Task) -> Compression 
     return Compression.coerce(own) if own is not None else manager_default
 
 
-def prepare(manager: AIModelManager, task: Task, model: str | None) -> Prepared | None:
+def prepare(manager: AIModelManager, task: Task, model: str | None,
+            catalog: Any) -> Prepared | None:
     """Decides (in C++) whether ``task`` is compressed for ``model`` (or the engine's first
-    candidate for it); None when not."""
-    from . import _core, _engine
-    from .task import Task
+    candidate for it), priced from ``catalog`` (the engine's core catalog); None when not."""
+    from . import _core
 
     opts = options_for(manager._compress, task)
     if opts is None or not task.messages:
@@ -179,14 +179,14 @@ def prepare(manager: AIModelManager, task: Task, model: str | None) -> Prepared 
         target = candidates[0]
     tools = task.params.get("tools")
     plan = _core.plan_compression(target, json.dumps(list(task.messages), ensure_ascii=False),
-                                  opts.rule(), _engine.engine_of(manager).catalog,
+                                  opts.rule(), catalog,
                                   json.dumps(tools) if tools else "")
     if not plan.compress:
         return None
     summary_task = None
     if opts.summarize_with:
         folded = [task.messages[i] for i in plan.fold]
-        summary_task = Task(
+        summary_task = type(task)(  # an orroute.Task (task.py imports this module)
             id=f"{task.id}:summary", type="summarization",
             messages=[{"role": "system", "content": SUMMARY_PROMPT},
                       {"role": "user", "content": transcript(folded)}],
@@ -199,8 +199,6 @@ def apply(task: Task, prep: Prepared, summary: TaskResult | None,
           error: str | None = None) -> tuple[Task, Compressed]:
     """``task`` with its messages compressed by ``prep`` (the summary inserted after the leading
     system messages, or nothing when trimmed), and the record of what was done."""
-    from .task import Task
-
     plan = prep.plan
     kept = [dict(task.messages[i]) for i in plan.keep]
     if summary is not None and summary.content.strip():
@@ -209,7 +207,7 @@ def apply(task: Task, prep: Prepared, summary: TaskResult | None,
     budget = task.budget
     if budget is not None and summary is not None:  # the summary was paid from the task's budget
         budget = max(Decimal(0), budget - summary.cost)
-    out = Task(id=task.id, type=task.type, messages=kept, input_size=None,
+    out = type(task)(id=task.id, type=task.type, messages=kept, input_size=None,
                max_tokens=task.max_tokens, project=task.project, capabilities=task.capabilities,
                quality=task.quality, budget=budget, conversation=task.conversation,
                tags=task.tags, params=task.params, compress=False)

@@ -464,7 +464,7 @@ class AIModelManager:
         """``task`` after prompt compression (orroute/compress.py), and what it did."""
         from .compress import apply, prepare
 
-        prep = prepare(self, task, model)
+        prep = prepare(self, task, model, self._door.catalog)
         if prep is None:
             return task, None
         if prep.summary_task is None:
@@ -480,7 +480,7 @@ class AIModelManager:
         """:meth:`_compressed_sync` on the event loop."""
         from .compress import apply, prepare
 
-        prep = prepare(self, task, model)
+        prep = prepare(self, task, model, self._door.catalog)
         if prep is None:
             return task, None
         if prep.summary_task is None:

@@ -95,7 +95,7 @@ class GatewayApp:
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
         self._embeddings = EmbeddingsRoute(self)
-        self._cascade = CascadeRoute(self)
+        self._cascade = CascadeRoute(self, ChatOutcome, [*_SSE, _SERVER])
         self.metrics = GatewayMetrics(self)
         self.http_server: Any = None  # the HttpServer, once listening (its counters: /metrics)
 

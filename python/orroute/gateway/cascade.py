@@ -24,7 +24,7 @@ one last chunk with no choices carries the same ``orroute`` field before ``data:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import APIError, BudgetError, OrRouteError, UnpricedModelError
@@ -126,10 +126,15 @@ def _implied(body: Mapping[str, Any]) -> list[Any]:
 
 
 class CascadeRoute:
-    """Serves ``orroute/cascade`` for one :class:`GatewayApp` (see the module docstring)."""
+    """Serves ``orroute/cascade`` for one :class:`GatewayApp` (see the module docstring).
+    ``outcome`` is the app's ``ChatOutcome`` and ``sse_headers`` its event-stream headers
+    (given, not imported: app.py imports this module)."""
 
-    def __init__(self, app: GatewayApp) -> None:
+    def __init__(self, app: GatewayApp, outcome: type[ChatOutcome],
+                 sse_headers: Sequence[tuple[str, str]]) -> None:
         self.app = app
+        self.outcome = outcome
+        self.sse_headers = list(sse_headers)
 
     # -- which cascade ---------------------------------------------------------------------------
     def _default_stages(self, body: Mapping[str, Any]) -> list[str]:
@@ -199,9 +204,7 @@ class CascadeRoute:
             self.app.in_flight -= 1
 
     def _outcome(self, result: CascadeResult) -> ChatOutcome:
-        from .app import ChatOutcome
-
-        return ChatOutcome(result.model, _attempts(result))
+        return self.outcome(result.model, _attempts(result))
 
     def _error_reply(self, e: APIError | BudgetError,
                      project: str) -> tuple[int, bytes, list[tuple[str, str]]]:
@@ -219,11 +222,9 @@ class CascadeRoute:
                 close: bool) -> ChatOutcome | None:
         """A stage failed before anything was written: answered as the gateway answers that
         failure; what earlier stages cost is in the ledger."""
-        from .app import ChatOutcome
-
         status, payload, headers = self._error_reply(e, key.project)
         attempts = getattr(e, "attempts", None) or []
-        out = ChatOutcome(attempts[-1].model if attempts else CASCADE_ALIAS,
+        out = self.outcome(attempts[-1].model if attempts else CASCADE_ALIAS,
                           sum(1 for a in attempts if not (a.error or "").startswith("skipped")))
         self.app._send(conn, status, payload, close, out.headers() + headers)
         return out if status != 402 else None
@@ -231,8 +232,6 @@ class CascadeRoute:
     async def _stream(self, conn: Connection, raw: RawRequest, task: Any,
                       cascade: VerifiedCascade, key: GatewayKey,
                       close: bool) -> ChatOutcome | None:
-        from .app import _SERVER, _SSE
-
         stream = await self.app.manager.execute_cascade(task, cascade, stream=True)
         chunks = stream.__aiter__()
         try:
@@ -244,7 +243,7 @@ class CascadeRoute:
                 return self._failed(conn, e, key, close)
             chunked = raw.version != "HTTP/1.0"
             conn.last_status = 200
-            conn.write(head_bytes(200, [*_SSE, _SERVER], chunked=chunked,
+            conn.write(head_bytes(200, self.sse_headers, chunked=chunked,
                                   close=close or not chunked))
 
             async def send(data: bytes) -> None:
