@@ -158,6 +158,22 @@ TEST_CASE("keys rotate round-robin and rejected keys are set aside", "[net]") {
   REQUIRE(orroute::mask_key("short") == "***");
 }
 
+TEST_CASE("a broken rule's message is valid UTF-8 however the value is cut", "[net]") {
+  // 39 ASCII bytes, then a 3-byte character across the 40-byte cut (the gateway fuzzer's find)
+  const std::string body = R"({"model":"m","messages":[{"role":"user","content":"hi"}],)"
+                           R"("max_completion_tokens":[1,"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa模型"]})";
+  auto p = orroute::check_chat_request(parse(body.c_str()), {});
+  REQUIRE(p);
+  const std::string& m = p->message;
+  for (size_t i = 0; i < m.size();) {  // every sequence complete
+    const auto c = static_cast<unsigned char>(m[i]);
+    const size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4;
+    REQUIRE(i + len <= m.size());
+    for (size_t k = 1; k < len; ++k) REQUIRE((static_cast<unsigned char>(m[i + k]) & 0xC0) == 0x80);
+    i += len;
+  }
+}
+
 TEST_CASE("a chat request's first broken rule names its field", "[net]") {
   auto field = [](const char* body, orroute::ChatRequestRules rules = {}) {
     auto p = orroute::check_chat_request(parse(body), rules);
