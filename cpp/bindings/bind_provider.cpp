@@ -52,6 +52,7 @@ void bind_provider(py::module_& m) {
       .def_readwrite("weight", &ProviderConfig::weight)
       .def_readwrite("default_max_tokens", &ProviderConfig::default_max_tokens)
       .def_readwrite("max_retries", &ProviderConfig::max_retries)
+      .def_property_readonly("litellm_provider", [](const ProviderConfig& c) { return litellm_provider(c.kind); })
       .def("__repr__", [](const ProviderConfig& c) {
         return "ProviderConfig(name='" + c.name + "', kind='" + to_string(c.kind) + "', keys=" +
                std::to_string(c.api_keys.size()) + ")";

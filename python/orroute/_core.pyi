@@ -908,6 +908,22 @@ class EngineConfig:
     default_max_tokens: int
     router_state: str
     refresh_catalog: bool
+    provider_name: str
+    provider_priority: int
+    def add_provider(self, config: ProviderConfig, prices: ProviderPrices) -> None: ...
+    @property
+    def provider_names(self) -> list[str]: ...
+    def set_model_name(self, model: str, provider: str, native: str) -> None: ...
+    def add_model_group(
+        self,
+        model: str,
+        deployments: Sequence[tuple[str, int]] = ...,
+        strategy: str = "round_robin",
+        failover: str = "immediate",
+        ramp_seconds: float = 60.0,
+        failures_to_down: int = 3,
+        cooldown_seconds: float = 30.0,
+    ) -> None: ...
     unpriced_model_price: tuple[Decimal, Decimal] | None
     cost_check_multiple: int
     endpoint_markup_pct: int
@@ -1229,6 +1245,8 @@ class ProviderConfig:
     weight: int
     default_max_tokens: int
     max_retries: int
+    @property
+    def litellm_provider(self) -> str: ...
     def __init__(self) -> None: ...
 
 def validate_provider(config: ProviderConfig) -> None: ...

@@ -142,6 +142,10 @@ void BalancerRules::finish(BalancerState& st, size_t index, bool ok, Duration la
   }
 }
 
+void BalancerRules::release(BalancerState& st, size_t index) const {
+  if (index < st.deps.size() && st.deps[index].in_flight > 0) --st.deps[index].in_flight;
+}
+
 void BalancerRules::set_down(BalancerState& st, size_t index) const {
   if (index >= st.deps.size()) return;
   DeploymentState& s = st.deps[index];

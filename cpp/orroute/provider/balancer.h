@@ -74,6 +74,9 @@ class BalancerRules {
   std::optional<size_t> choose(BalancerState& state, const std::vector<size_t>& exclude, Instant now) const;
   // See Balancer::finish / set_down / set_up. Out-of-range index: no-op.
   void finish(BalancerState& state, size_t index, bool ok, Duration latency, Instant now) const;
+  // A picked deployment that was never sent to (skipped by a breaker, a budget, a rate limit):
+  // no longer in flight, no outcome counted.
+  void release(BalancerState& state, size_t index) const;
   void set_down(BalancerState& state, size_t index) const;
   void set_up(BalancerState& state, size_t index, Instant now) const;
   // The share weight now (weight x ramp fraction; 0 while down).

@@ -648,6 +648,14 @@ void RedisRouterState::balancer_finish(std::string_view group, size_t index, boo
   });
 }
 
+void RedisRouterState::balancer_release(std::string_view group, size_t index, Instant) {
+  std::lock_guard lk(impl_->mu);
+  impl_->balancer_update(group, [&](const BalancerRules& r, BalancerState& st) {
+    r.release(st, index);
+    return true;
+  });
+}
+
 void RedisRouterState::balancer_set_health(std::string_view group, size_t index, bool up, Instant now) {
   std::lock_guard lk(impl_->mu);
   impl_->balancer_update(group, [&](const BalancerRules& r, BalancerState& st) {

@@ -60,6 +60,7 @@ class RedisRouterState final : public RouterState {
   std::optional<size_t> balancer_pick(std::string_view group, const std::vector<size_t>& exclude,
                                       Instant now) override;
   void balancer_finish(std::string_view group, size_t index, bool ok, Duration latency, Instant now) override;
+  void balancer_release(std::string_view group, size_t index, Instant now) override;
   void balancer_set_health(std::string_view group, size_t index, bool up, Instant now) override;
   std::vector<DeploymentView> balancer_view(std::string_view group, Instant now) override;
 

@@ -116,6 +116,12 @@ void InMemoryRouterState::balancer_finish(std::string_view name, size_t index, b
   g.rules->finish(g.state, index, ok, latency, now);
 }
 
+void InMemoryRouterState::balancer_release(std::string_view name, size_t index, Instant) {
+  std::lock_guard lock(mu_);
+  Group& g = group(name);
+  g.rules->release(g.state, index);
+}
+
 void InMemoryRouterState::balancer_set_health(std::string_view name, size_t index, bool up, Instant now) {
   std::lock_guard lock(mu_);
   Group& g = group(name);

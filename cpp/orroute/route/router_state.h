@@ -53,6 +53,7 @@ class RouterState {
   virtual std::optional<size_t> balancer_pick(std::string_view group, const std::vector<size_t>& exclude,
                                               Instant now) = 0;
   virtual void balancer_finish(std::string_view group, size_t index, bool ok, Duration latency, Instant now) = 0;
+  virtual void balancer_release(std::string_view group, size_t index, Instant now) = 0;
   // A breaker or health check says a deployment is down (or up again).
   virtual void balancer_set_health(std::string_view group, size_t index, bool up, Instant now) = 0;
   virtual std::vector<DeploymentView> balancer_view(std::string_view group, Instant now) = 0;
@@ -81,6 +82,7 @@ class InMemoryRouterState final : public RouterState {
   std::optional<size_t> balancer_pick(std::string_view group, const std::vector<size_t>& exclude,
                                       Instant now) override;
   void balancer_finish(std::string_view group, size_t index, bool ok, Duration latency, Instant now) override;
+  void balancer_release(std::string_view group, size_t index, Instant now) override;
   void balancer_set_health(std::string_view group, size_t index, bool up, Instant now) override;
   std::vector<DeploymentView> balancer_view(std::string_view group, Instant now) override;
 
