@@ -126,3 +126,41 @@ def test_balancing_splits_calls_between_the_deployments(
                      for _ in range(40))
     assert dict(served) == expected
     assert len(orf.requests) == expected["openrouter"] and len(ant.requests) == expected["anthropic"]
+
+
+def _group(strategy: str) -> dict[str, Any]:
+    return {**TWO, "model_groups": {MODEL: {"strategy": strategy, "deployments": [
+        {"provider": "openrouter"}, {"provider": "anthropic"}]}}}
+
+
+def test_lowest_latency_sends_most_calls_to_the_faster_deployment(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    orf, ant = fakes
+    orf.fail("*", Fault.delay(0.1))  # OpenRouter answers 100 ms later than Anthropic
+    mgr = _manager(orf, ant, tmp_path, _group("lowest_latency"))
+    served = Counter(mgr.execute_task_sync(Task(messages="hi", max_tokens=10)).provider
+                     for _ in range(40))
+    # each measured once, then the faster one; every 20th pick re-measures the other
+    assert served["anthropic"] >= 36 and served["openrouter"] >= 1
+
+
+def test_least_busy_spreads_concurrent_calls_by_calls_in_flight(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    orf, ant = fakes
+    orf.fail("*", Fault.delay(1.5))  # OpenRouter's calls stay in flight longer
+    ant.fail("*", Fault.delay(0.05))
+    mgr = _manager(orf, ant, tmp_path, _group("least_busy"))
+
+    async def wave(n: int) -> list[str]:
+        return [r.provider for r in await asyncio.gather(
+            *(mgr.execute_task(Task(messages="hi", max_tokens=10)) for _ in range(n)))]
+
+    async def run() -> tuple[list[str], list[str]]:
+        first = asyncio.ensure_future(wave(10))  # 10 calls at once: 5 and 5 in flight
+        await asyncio.sleep(0.6)  # Anthropic's 5 are done, OpenRouter's 5 still in flight
+        second = await wave(5)  # so all 5 go where nothing is in flight
+        return await first, second
+
+    first, second = asyncio.run(run())
+    assert Counter(first) == {"openrouter": 5, "anthropic": 5}
+    assert Counter(second) == {"anthropic": 5}
