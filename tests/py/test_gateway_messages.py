@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -202,3 +203,42 @@ def test_usage_maps_back_without_cache_tokens_in_input() -> None:
             "choices": [{"message": {"tool_calls": [{"id": "c", "function": {
                 "name": "f", "arguments": "[1"}}]}}], "usage": {"prompt_tokens": 1,
                                                                   "completion_tokens": 1}}))
+
+
+def test_routed_to_the_anthropic_provider_when_openrouter_is_down(tmp_path: Path) -> None:
+    """The gateway with two providers: an Anthropic-SDK client's calls (plain and streamed) go
+    to OpenRouter, then, once it is down, to Anthropic's Messages API, each priced at the prices
+    of the provider that served it and in the ledger with that provider."""
+    from orroute.gateway import GatewaySettings
+    from orroute.provider_config import parse_providers
+    from orroute.testing import FakeAnthropic
+
+    ant_key = "sk-ant-api03-gateway-0123456789abcdef"
+    model = "anthropic/claude-sonnet-4.5"
+    with FakeOpenRouter(api_key=UPSTREAM_KEY) as orf, FakeAnthropic(api_key=ant_key) as ant:
+        providers = parse_providers(
+            {"providers": {"openrouter": {"priority": 0}, "anthropic": {"priority": 1}}},
+            {"OPENROUTER_API_KEY": UPSTREAM_KEY, "OPENROUTER_BASE_URL": orf.base_url,
+             "ANTHROPIC_API_KEY": ant_key, "ANTHROPIC_BASE_URL": ant.base_url})
+        settings = GatewaySettings(base_url=orf.base_url, api_key=UPSTREAM_KEY, port=0,
+                                   ledger=str(tmp_path / "ledger.sqlite3"), providers=providers)
+        with Gateway(settings) as gw:
+            key = gw.keys.create("agents")[0]
+            gw.tracker.set_budget(1, project="agents")
+            root = gw.base_url.removesuffix("/v1")
+            with anthropic.Anthropic(base_url=root, api_key=key, max_retries=0) as c:
+                before = c.messages.create(model=model, max_tokens=32,
+                                           messages=[{"role": "user", "content": "hi"}])
+                orf.fail("*", Fault.server_error(503))
+                after = c.messages.create(model=model, max_tokens=32,
+                                          messages=[{"role": "user", "content": "hi"}])
+                with c.messages.stream(model=model, max_tokens=32,
+                                       messages=[{"role": "user", "content": "hi"}]) as s:
+                    streamed = s.get_final_message()
+            assert before.model == model and after.model == "claude-sonnet-4-5"
+            assert streamed.content[0].text == after.content[0].text  # type: ignore[union-attr]
+            assert len(ant.requests) == 2 and ant.requests[0].headers["x-api-key"] == ant_key
+            rows = sorted(gw.tracker.usage_history(limit=10), key=lambda r: r.id)
+            assert [r.tags.get("provider") for r in rows] == ["openrouter", "anthropic", "anthropic"]
+            assert all(r.project == "agents" and r.cost > 0 for r in rows)
+            assert gw.tracker.budget_status(project="agents").spent == sum(r.cost for r in rows)

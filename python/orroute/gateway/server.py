@@ -102,7 +102,7 @@ class Gateway:
             breaker=s.breaker, max_retries=s.max_retries,
             max_admission_wait=s.max_admission_wait, timeout=s.timeout,
             max_candidates=s.candidates if s.fallback_enabled else 1,
-            app_name="orroute gateway", router_state=s.router_state,
+            app_name="orroute gateway", router_state=s.router_state, providers=s.providers,
         )
 
     async def _start_async(self, reuse_port: bool = False) -> None:

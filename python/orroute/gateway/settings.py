@@ -70,6 +70,9 @@ class GatewaySettings:
     timeout: float = 600.0  # seconds for a completion (first byte and idle gap for a stream)
     stream_queue: int = 64  # chunks buffered per stream before the upstream transfer is paused
     http: HttpLimits = field(default_factory=HttpLimits)  # header/body sizes, timeouts, conn cap
+    # several providers (orroute.provider_config.ProvidersConfig: [providers.*] tables or
+    # ORROUTE_PROVIDERS); None: the one upstream above
+    providers: Any = None
 
     def api_keys(self) -> list[str]:
         """The upstream key(s): ``api_key`` may hold several, comma-separated (rotated)."""
@@ -112,6 +115,10 @@ def load_gateway_settings(
     s.router_state = str(base.router_state) if base.router_state else None
     s.strategy = base.strategy
     s.fallback_enabled = base.fallback_enabled
+    from ..provider_config import load_providers
+
+    providers = load_providers(base, env=env)
+    s.providers = providers if providers.providers else None
     cfg_path = base.config_file
     gw: dict[str, Any] = {}
     if cfg_path is not None:
