@@ -47,6 +47,12 @@ _LAZY: dict[str, str] = {
     "Gateway": "orroute.gateway",
     # router
     "AIModelManager": "orroute.manager",
+    # the architecture document's API (several providers)
+    "APIManager": "orroute.api_manager",
+    "APIRouter": "orroute.api_manager",
+    "APIConfig": "orroute.api_manager",
+    "APIResponse": "orroute.api_manager",
+    "ProviderType": "orroute.api_manager",
     "TaskResult": "orroute.manager",
     "CascadeResult": "orroute.manager",
     "Attempt": "orroute.manager",

@@ -525,7 +525,7 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
     task = Task.coerce(task)
     if not task.messages:
         raise _exc.InvalidArgumentError("task has no messages")
-    body: dict[str, Any] = {"messages": list(task.messages)}
+    body: dict[str, Any] = {**task.params, "messages": list(task.messages)}
     if task.max_tokens is not None:
         body["max_tokens"] = task.max_tokens
     if model:

@@ -83,6 +83,8 @@ class TaskResult:
             ``"catalog"``, ``"tokenizer"``, ``"metered"`` (see docs/cost.md).
         cut_at_reservation: a stream stopped (finish reason ``length``) because the upstream
             went past the ``max_tokens`` it was reserved for.
+        provider: with several providers (``providers=``), the one that answered, and
+            ``provider_model`` its name for the model; ``""`` with one endpoint.
     """
 
     id: str
@@ -99,6 +101,8 @@ class TaskResult:
     response: dict[str, Any] = field(repr=False, default_factory=dict)
     cost_source: str = ""
     cut_at_reservation: bool = False
+    provider: str = ""
+    provider_model: str = ""
 
     @property
     def fallbacks(self) -> int:
@@ -183,6 +187,11 @@ class AIModelManager:
         router_state: ``"redis://..."`` to share circuit breakers, rate-limit windows and
             Retry-After holds with every manager (any process, any machine) using that Redis
             server and prefix; omitted: this manager's own in-process state.
+        providers: several providers (an ``orroute.provider_config.ProvidersConfig``, e.g.
+            ``load_providers(settings)``): each model is tried at every provider serving it, by
+            priority or its group's balancing, before the next model (docs/providers.md).
+        provider_prices: a LiteLLM price table (path or JSON text) pricing the providers other
+            than OpenRouter; default: the bundled Anthropic/OpenAI/Gemini prices.
         unpriced_model_price: with a ledger, calls to model ids the catalog cannot price are
             refused (:class:`orroute.UnpricedModelError`) unless this gives their price, in USD
             per million tokens: a number (input and output) or ``{"prompt": 3, "completion":
@@ -231,6 +240,8 @@ class AIModelManager:
         refresh_catalog: bool = True,
         stream_queue: int = 64,
         router_state: str | None = None,
+        providers: Any = None,
+        provider_prices: str | None = None,
         unpriced_model_price: float | str | Decimal | Mapping[str, Any] | None = None,
         cost_check_multiple: int = 2,
         webhook_url: str | None = None,
@@ -265,6 +276,10 @@ class AIModelManager:
             breaker=breaker,
             limits=limits,
         )
+        if providers is not None:  # a ProvidersConfig (orroute.provider_config)
+            from ._providers_engine import configure_providers
+
+            configure_providers(cfg, providers, provider_prices)
         cat = catalog if catalog is not None else Catalog.bundled()
         core_catalog: Any = getattr(cat, "_core", cat)
         ledger_path: str | None
@@ -423,6 +438,8 @@ class AIModelManager:
             response=response,
             cost_source=res.get("cost_source", ""),
             cut_at_reservation=bool(res.get("cut_at_reservation")),
+            provider=res.get("provider", ""),
+            provider_model=res.get("provider_model", ""),
         )
         self._results[result_id] = (result.model, result.task_type)
         if len(self._results) > _FEEDBACK_MEMORY:

@@ -33,6 +33,7 @@ class Task:
         budget: most this one task may cost, in USD (stored as ``decimal.Decimal``).
         conversation: conversation the spend is booked to.
         tags: extra budget scopes, e.g. ``{"user": "alice", "team": "search"}``.
+        params: other request fields, sent as given (``{"temperature": 0.7}``).
 
     >>> Task(type="coding", messages="Write a haiku about C++").messages[0]["role"]
     'user'
@@ -46,6 +47,7 @@ class Task:
         "input_size",
         "max_tokens",
         "messages",
+        "params",
         "project",
         "quality",
         "tags",
@@ -65,6 +67,7 @@ class Task:
         budget: Decimal | float | str | None = None,
         conversation: str | None = None,
         tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(type, str) or not type:
             raise InvalidArgumentError("task type must be a non-empty string")
@@ -98,6 +101,10 @@ class Task:
         self.budget = budget
         self.conversation = conversation
         self.tags = dict(tags or {})
+        # request fields sent as given (temperature, top_p, stop, tools, ...); messages, model,
+        # stream and max_tokens are the task's own
+        self.params = {str(k): v for k, v in (params or {}).items()
+                       if k not in ("messages", "model", "stream", "max_tokens")}
 
     def __repr__(self) -> str:
         return (
@@ -148,7 +155,7 @@ class Task:
             "messages": messages if messages is not None else (text if text is not None else ())
         }
         for name in ("id", "type", "input_size", "max_tokens", "project", "capabilities",
-                     "quality", "budget", "conversation", "tags"):
+                     "quality", "budget", "conversation", "tags", "params"):
             value = get(name)
             if value is not None:
                 fields[name] = value

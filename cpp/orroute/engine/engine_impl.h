@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "orroute/engine/engine.h"
+#include "orroute/engine/provider_routes.h"
 #include "orroute/engine/transport_scheduler.h"
 
 namespace orroute {
@@ -37,6 +38,7 @@ class Engine::Impl {
   std::unique_ptr<CallPricer> pricer;  // over the catalog in use (built after any refresh)
   std::vector<std::string> key_scopes;
   ProviderMemory providers;  // which upstream last served each model (provider breakers)
+  std::unique_ptr<ProviderRoutes> routes;  // several providers (null: the one endpoint)
 
   mutable std::mutex feedback_mu;
   std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;

@@ -272,8 +272,9 @@ void Run::step_locked() {
     if (ctx_.config.provider_breakers) {
       // The endpoint's breaker, then that of the provider that last served this model (the
       // provider of this call is only known from its reply).
-      if (!ctx_.config.endpoint.empty()) {
-        const std::string key = endpoint_breaker_key(ctx_.config.endpoint);
+      const std::string endpoint = ctx_.config.endpoint_of ? ctx_.config.endpoint_of(model) : ctx_.config.endpoint;
+      if (!endpoint.empty()) {
+        const std::string key = endpoint_breaker_key(endpoint);
         if (!ctx_.state->breaker_allow(key, now)) {
           release_permits(CallOutcome::kNeutral, now);
           skip(model, "endpoint_circuit_open", key);

@@ -35,6 +35,7 @@ from .collector import Collector
 from .embeddings import EmbeddingsRoute
 from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
+from .messages import MESSAGES_PATHS, serve_messages
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import GatewayMetrics, route_of
 from .outcome import SERVER as _SERVER
@@ -150,6 +151,8 @@ class GatewayApp:
                     raise HttpError(405, "use POST", type_="method_not_allowed")
                 key = self._auth(raw)
                 return self._embeddings.serve(conn, raw, key, close)
+            if path in MESSAGES_PATHS:  # Anthropic's Messages API (messages.py)
+                return serve_messages(self, conn, raw, close)
             if method == "GET":
                 return self._get(conn, raw, path, query, close)
             if method == "POST" and path == "/api/v1/ai/test":
