@@ -47,6 +47,25 @@ def replicated_catalog(scale: int) -> Catalog:
     return Catalog.from_json(json.dumps(doc))
 
 
+def curve_point(
+    sel: orroute.ModelSelector, queries: list[tuple[str, int, float | None]], n: int
+) -> list[tuple[str, float]]:
+    """(label, median µs) of each query, rank(limit=4) and the full rank on one catalog."""
+    rows: list[tuple[str, float]] = []
+    for task, size, budget in queries:
+        t = median_us(lambda t=task, s=size, b=budget: sel.select_model(t, s, b), n)
+        rows.append((f"select_model({task!r}, {size}, {budget})", t))
+    for limit in (4, 0):
+        t = median_us(
+            lambda lim=limit: sel.rank("coding", 2000, 0.05, explain=False, limit=lim or None),
+            max(20, n // 10),
+        )
+        rows.append((f"rank(coding, limit={limit or 'all'}, no reasons)", t))
+    t = median_us(lambda: sel.rank("coding", 2000, 0.05, limit=4), max(20, n // 10))
+    rows.append(("rank(coding, limit=4, reasons)", t))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000, help="timed calls per figure (median taken)")
@@ -60,22 +79,9 @@ def main() -> None:
     )
     for scale in (int(x) for x in args.scales.split(",") if x.strip()):
         sel = orroute.ModelSelector(replicated_catalog(scale))
-        models, selectable = len(sel.catalog), len(sel.models)
-        n = max(50, args.n // scale)
-        rows: list[tuple[str, float]] = []
-        for task, size, budget in queries:
-            t = median_us(lambda t=task, s=size, b=budget: sel.select_model(t, s, b), n)
-            rows.append((f"select_model({task!r}, {size}, {budget})", t))
-        for limit in (4, 0):
-            t = median_us(
-                lambda lim=limit: sel.rank("coding", 2000, 0.05, explain=False, limit=lim or None),
-                max(20, n // 10),
-            )
-            rows.append((f"rank(coding, limit={limit or 'all'}, no reasons)", t))
-        t = median_us(lambda: sel.rank("coding", 2000, 0.05, limit=4), max(20, n // 10))
-        rows.append(("rank(coding, limit=4, reasons)", t))
-        for label, t in rows:
-            print(f"{models:>7} {selectable:>10}  {label:<36}{t:>10.1f}{t * 1000 / models:>10.2f}")
+        for label, t in curve_point(sel, queries, max(50, args.n // scale)):
+            models = len(sel.catalog)
+            print(f"{models:>7} {len(sel.models):>10}  {label:<36}{t:>10.1f}{t * 1000 / models:>10.2f}")
         print()
     print("target: select_model over ~26k models <= 100 µs")
 
