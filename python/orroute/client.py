@@ -11,7 +11,6 @@ the retries and the key rotation; this module only shapes arguments and results.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -47,6 +46,8 @@ from .types import (
 )
 
 if TYPE_CHECKING:  # typing_extensions is not a run-time dependency (Self is typing's from 3.11)
+    import asyncio
+
     from typing_extensions import Self
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncOpenRouter", "AsyncStream", "OpenRouter", "Stream", "Timeout"]
@@ -204,8 +205,18 @@ _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = (
 )
 
 
+_running_loop: Any = None  # asyncio.get_running_loop, bound on the first async call
+
+
 def _bridge() -> _LoopBridge:
-    loop = asyncio.get_running_loop()
+    # asyncio is imported by the first async call, not by `import orroute.client`: a sync client
+    # is usable without it (importing asyncio is most of the time to a usable client).
+    global _running_loop
+    if _running_loop is None:
+        from asyncio import get_running_loop
+
+        _running_loop = get_running_loop
+    loop = _running_loop()
     b = _bridges.get(loop)
     if b is None:
         b = _bridges[loop] = _LoopBridge(loop)
