@@ -17,16 +17,18 @@ about sending.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import weakref
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from . import _core
 from . import _exceptions as _exc
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "Engine",
@@ -143,7 +145,11 @@ _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = (
 
 def bridge() -> LoopBridge:
     """The running loop's bridge (made on first use)."""
-    loop = asyncio.get_running_loop()
+    # asyncio is imported here, on the first async call, not by `import orroute`: a sync client is
+    # usable without it (importing asyncio is most of the time to a usable client).
+    from asyncio import get_running_loop
+
+    loop = get_running_loop()
     b = _bridges.get(loop)
     if b is None:
         b = _bridges[loop] = LoopBridge(loop)
@@ -251,7 +257,9 @@ def result_error(res: Mapping[str, Any]) -> BaseException:
                       _exc.BudgetExceededError)
         err = cls(message)
     elif res["error"] == "cancelled":
-        err = asyncio.CancelledError(message)
+        from asyncio import CancelledError  # only an async call can have been cancelled
+
+        err = CancelledError(message)
     elif res["nothing_sent"]:
         err = _exc.NoModelAvailableError(message)
     else:

@@ -111,6 +111,14 @@ struct EnginePlan {
   int64_t prompt_tokens = 0;
   int64_t max_tokens = 0;
   std::optional<Money> estimate;  // worst case on the first candidate
+
+  // What plan() already derived from the request, so submit() neither parses nor counts it again
+  // (internal: not part of the plan shown to Python). Empty messages_json: submit() derives them.
+  std::string messages_json, tools_json;
+  std::optional<RequestShape> shape;  // with the server-side fallbacks plan() added
+  std::vector<std::string> shape_candidates;  // the candidates `shape` was made for
+  // Prompt tokens by tokenizer (the key of tokenizer_key()), as counted for this request.
+  std::vector<std::pair<std::string, int64_t>> prompt_counts;
 };
 
 struct EngineResult {

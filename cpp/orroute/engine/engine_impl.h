@@ -60,11 +60,11 @@ class Engine::Impl {
   void update_selector(const std::string& model) {
     if (!selector) return;
     const Instant now = clock->now();
-    const ModelStats s = metrics.model(model, now);
+    const SelectionFigures s = metrics.selection_figures(model, now);  // O(1): kept as recorded
     orroute::ModelMetrics mm;
-    mm.success_rate = s.success_rate();
-    if (s.latency.p50) mm.latency_ms = *s.latency.p50 * 1000.0;
-    if (s.tokens_per_second.p50) mm.tokens_per_second = *s.tokens_per_second.p50;
+    mm.success_rate = s.success_rate;
+    if (s.latency_p50) mm.latency_ms = *s.latency_p50 * 1000.0;
+    if (s.tokens_per_second_p50) mm.tokens_per_second = *s.tokens_per_second_p50;
     mm.available = state.breaker_snapshot("model:" + model, now).state != BreakerState::kOpen &&
                    state.held_for("model:" + model, now).count() == 0;
     try {

@@ -20,12 +20,18 @@ namespace orroute {
 
 std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan plan,
                                           ChunkCallback on_chunk, DoneCallback on_done) {
-  rapidjson::Document body;
-  if (parse_json_text(task.request_json, body) != JsonParse::kOk || !body.IsObject() || !body.HasMember("messages")) {
-    throw InvalidArgument("task request must be a JSON object with messages (plan() it first)");
+  // plan() hands over the messages, tools, shape and prompt counts it derived: no second parse.
+  std::string messages_json = std::move(plan.messages_json);
+  std::string tools_json = std::move(plan.tools_json);
+  if (messages_json.empty()) {
+    rapidjson::Document body;
+    if (parse_json_text(task.request_json, body) != JsonParse::kOk || !body.IsObject() ||
+        !body.HasMember("messages")) {
+      throw InvalidArgument("task request must be a JSON object with messages (plan() it first)");
+    }
+    messages_json = json_text(body["messages"]);
+    tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
   }
-  const std::string messages_json = json_text(body["messages"]);
-  const std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
 
   std::vector<std::string> server_models;
   if (config_.server_side_fallbacks > 0) {
@@ -36,8 +42,15 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   }
   // Under a ledger the request carries the max_tokens that was reserved, and answers are metered.
   const int64_t meter_limit = guard_ ? plan.max_tokens : 0;
-  RequestShape shape = request_shape(task.request_json);
-  if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
+  RequestShape shape;
+  if (plan.shape && plan.shape_candidates == plan.candidates) {
+    shape = std::move(*plan.shape);  // plan() added the same server-side fallbacks
+  } else {
+    shape = request_shape(task.request_json);
+    if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
+  }
+  plan.shape.reset();
+  plan.shape_candidates.clear();
   // Several providers: each model at every provider serving it (balanced groups in their order).
   ProviderRoutes* routes = impl_->routes.get();
   std::vector<BalancerPick> picks;
@@ -47,8 +60,10 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
                                              task.stream, std::move(server_models),
                                              std::move(on_chunk), meter_limit);
   // Per-run pieces: prices (per-family prompt counts) and the budget gate (scope, task id).
-  auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, messages_json, tools_json,
-                                                std::move(shape), plan.prompt_tokens);
+  auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, std::move(messages_json),
+                                                std::move(tools_json), std::move(shape),
+                                                plan.prompt_tokens);
+  for (const auto& [key, n] : plan.prompt_counts) prices->seed(key, n);
   if (routes) sender->set_routes(routes);
   std::shared_ptr<PriceBook> book = prices;
   if (routes) book = std::make_shared<RoutedPrices>(prices, *routes);
