@@ -36,6 +36,7 @@ from ._exceptions import (
     status_error_class,
 )
 from .config import api_keys
+from .observe import Call, Observer, completion_fields
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -217,9 +218,10 @@ def _bridge() -> _LoopBridge:
 
 
 class _StreamBase:
-    def __init__(self, core_stream: Any) -> None:
+    def __init__(self, core_stream: Any, observed: Call | None = None) -> None:
         self._cs = core_stream
         self._finished = False
+        self._observed = observed
 
     @property
     def text(self) -> str:
@@ -245,13 +247,22 @@ class _StreamBase:
             return ChatCompletionChunk(chunk)
         self._finished = True
         if kind == 3:
-            raise _error_from(self._cs.error(), partial=self._cs.text(0))
+            err = _error_from(self._cs.error(), partial=self._cs.text(0))
+            if self._observed is not None:
+                self._observed.failed(err)
+            raise err
+        if self._observed is not None:
+            fields = completion_fields(self._cs.completion())
+            fields.update(completion_fields({"usage": self._cs.usage()}))
+            self._observed.done(**fields)
         return None  # end
 
     def _close(self) -> None:
         if not self._finished:
             self._finished = True
             self._cs.cancel()
+            if self._observed is not None:
+                self._observed.cancelled()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # at interpreter shutdown the core may be gone
@@ -347,13 +358,21 @@ class _Base:
         app_name: str | None = None,
         app_url: str | None = None,
         default_headers: Mapping[str, str] | None = None,
+        on_request: Any = None,
+        on_response: Any = None,
+        on_error: Any = None,
+        on_budget_alert: Any = None,
         _core_client: Any = None,
+        _observer: Observer | None = None,
     ) -> None:
         if max_retries < 0:
             raise InvalidArgumentError("max_retries must be >= 0")
         self._timeout = timeout
         self._max_retries = max_retries
         self._headers = list((default_headers or {}).items())
+        self._observe = _observer or Observer(
+            "client", on_request=on_request, on_response=on_response, on_error=on_error,
+            on_budget_alert=on_budget_alert)
         if _core_client is not None:
             self._core = _core_client
             return
@@ -363,7 +382,7 @@ class _Base:
         ua = f"orroute/{__version__} python/{sys.version_info[0]}.{sys.version_info[1]}"
         self._core = _core.NetClient(
             base_url=base_url,
-            api_keys=api_keys(api_key),
+            api_keys=self._observe.mask(api_keys(api_key)),
             app_name=app_name or os.environ.get("OPENROUTER_APP_NAME", ""),
             app_url=app_url or os.environ.get("OPENROUTER_APP_URL", ""),
             user_agent=ua,
@@ -396,7 +415,14 @@ class _Base:
             timeout=self._timeout if timeout is ... else timeout,
             max_retries=self._max_retries if max_retries is None else max_retries,
             _core_client=self._core,
+            _observer=self._observe,
         )
+
+    @property
+    def callbacks(self) -> Observer:
+        """The :class:`orroute.observe.Observer` of this client's chat calls:
+        ``client.callbacks.add("on_response", fn)`` registers one more callback."""
+        return self._observe
 
     # -- request building (defaults and shape only; the core validates and sends) --------------
     def _start(
@@ -561,13 +587,20 @@ class _Completions:
         Raises the ``APIError`` subclass matching the failure after the retries are spent.
         """
         c = self._client
-        call = c._start_chat(
-            model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
-        )
-        if stream:
-            return Stream(_core.ChatStream(call))
-        call.wait_done()
-        return ChatCompletion(_chat_body(c._result(call), call.status()))
+        observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
+        try:
+            call = c._start_chat(
+                model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
+            )
+            if stream:
+                return Stream(_core.ChatStream(call), observed)
+            call.wait_done()
+            r = ChatCompletion(_chat_body(c._result(call), call.status()))
+        except BaseException as e:
+            observed.raised(e)
+            raise
+        observed.done(**completion_fields(r), result=r)
+        return r
 
 
 class _Chat:
@@ -682,13 +715,20 @@ class _AsyncCompletions:
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
         c = self._client
-        call = c._start_chat(
-            model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
-        )
-        if stream:
-            return AsyncStream(_core.ChatStream(call))
-        await _await_call(call)
-        return ChatCompletion(_chat_body(c._result(call), call.status()))
+        observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
+        try:
+            call = c._start_chat(
+                model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
+            )
+            if stream:
+                return AsyncStream(_core.ChatStream(call), observed)
+            await _await_call(call)
+            r = ChatCompletion(_chat_body(c._result(call), call.status()))
+        except BaseException as e:
+            observed.raised(e)
+            raise
+        observed.done(**completion_fields(r), result=r)
+        return r
 
 
 def _data(body: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import _exceptions as _exc
 from ._cascade_run import CascadeResult
+from .observe import task_result_fields
 from .task import Task
 
 __all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult", "Usage"]
@@ -240,6 +241,9 @@ class AIModelManager:
             of the reported tokens is not believed (the catalog price is recorded).
         webhook_url: threshold alerts of this manager's calls are POSTed there (as JSON); with a
             :class:`orroute.CostTracker` as ``ledger``, its callbacks and webhook fire too.
+        on_request, on_response, on_error, on_budget_alert: callbacks (a callable or a list;
+            sync or async) taking an :class:`orroute.observe.CallEvent` (an ``AlertEvent`` for
+            budget alerts); they can neither fail nor delay a call (see :mod:`orroute.observe`).
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -275,6 +279,10 @@ class AIModelManager:
         unpriced_model_price: float | str | Decimal | Mapping[str, Any] | None = None,
         cost_check_multiple: int = 2,
         webhook_url: str | None = None,
+        on_request: Any = None,
+        on_response: Any = None,
+        on_error: Any = None,
+        on_budget_alert: Any = None,
     ) -> None:
         from . import _core
         from .catalog import Catalog
@@ -354,6 +362,11 @@ class AIModelManager:
         self._has_ledger = ledger_path is not None
         # Alerts of this manager's calls fire here (and through a CostTracker given as ledger).
         self._tracker = ledger if hasattr(ledger, "_dispatch") else None
+        from .observe import Observer
+
+        self._observe = Observer("manager", on_request=on_request, on_response=on_response,
+                                 on_error=on_error, on_budget_alert=on_budget_alert,
+                                 secrets=cfg.api_keys)
         self._alert_callbacks: list[Callable[[Any], None]] = []
         self._webhook_url = webhook_url
         self._webhooks: list[Any] = []
@@ -459,6 +472,17 @@ class AIModelManager:
             et.tags = sorted((str(k), str(v)) for k, v in task.tags.items())
         return et
 
+    @property
+    def callbacks(self) -> Any:
+        """The :class:`orroute.observe.Observer` of this manager's calls:
+        ``manager.callbacks.add("on_response", fn)`` registers one more callback."""
+        return self._observe
+
+    def _observed(self, task: Task, model: str | None, stream: bool) -> Any:
+        return self._observe.start(model=model, stream=stream, messages=task.messages,
+                                   params={"max_tokens": task.max_tokens} if task.max_tokens
+                                   else None, project=task.project or self._project)
+
     def on_alert(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """Registers ``callback(AlertEvent)`` for budget thresholds crossed by this manager's
         calls (each threshold fires once per window across every process sharing the ledger).
@@ -473,6 +497,7 @@ class AIModelManager:
             from ._alerts import dispatch
 
             dispatch(alerts, self._alert_callbacks, self._webhook_url, self._webhooks)
+            self._observe.budget_alerts(alerts)
             if self._tracker is not None:
                 self._tracker._dispatch(alerts)
         if res.get("cost_problem"):
@@ -531,7 +556,9 @@ class AIModelManager:
 
     def _run_sync(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
         task = Task.coerce(task)
-        r = self._result(self._engine.run(self._engine_task(task, model=model, pin=pin)))
+        with self._observed(task, model, False) as call:
+            r = self._result(self._engine.run(self._engine_task(task, model=model, pin=pin)))
+            call.done(**task_result_fields(r))
         r.task_id = task.id or ""
         return r
 
@@ -546,14 +573,15 @@ class AIModelManager:
         )
 
         task = Task.coerce(task)
-        pending = self._engine.submit_async(self._engine_task(task, model=model, pin=pin))
-        try:
-            await _bridge().wait(pending)
-        except asyncio.CancelledError:
-            pending.cancel()
-            raise
-        res = pending.result()
-        r = self._result(res)
+        with self._observed(task, model, False) as call:
+            pending = self._engine.submit_async(self._engine_task(task, model=model, pin=pin))
+            try:
+                await _bridge().wait(pending)
+            except asyncio.CancelledError:
+                pending.cancel()
+                raise
+            r = self._result(pending.result())
+            call.done(**task_result_fields(r))
         r.task_id = task.id or ""
         return r
 
@@ -601,11 +629,13 @@ class AIModelManager:
         (alerts fired; a failure raises). Cascades stream their final stage through it."""
         from .client import _bridge
 
+        task = Task.coerce(task)
         run = self._engine.submit_stream(
             self._engine_task(task, stream=True, model=model, pin=pin), self._stream_queue
         )
         bridge = _bridge()  # one eventfd per loop: the transport thread never takes the GIL
         finished = False
+        call = self._observed(task, model, True)
         try:
             while True:
                 # A bounded hand-off: at most ~stream_queue chunks wait here; beyond that the
@@ -616,10 +646,14 @@ class AIModelManager:
                     finished = True
                     res = run.result()
                     assert res is not None  # finished() implies the result is set
-                    yield self._result(res)  # alerts fire; a failure raises
+                    with call:
+                        r = self._result(res)  # alerts fire; a failure raises
+                        call.done(**task_result_fields(r))
+                    yield r
                     return
                 await bridge.wait(run)
         finally:
+            call.__exit__(None, None, None)  # no-op once ended; else the consumer left early
             if not finished:
                 run.cancel()
 

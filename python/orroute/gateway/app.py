@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote
 from .._exceptions import InvalidArgumentError, NoModelAvailableError, ParseError
 from .._http_server import Connection, RawRequest, head_bytes, header_value
 from ..client import _bridge
+from ..observe import observe_result
 from ._json import dumps, loads
 from .choices import merge_choices
 from .collector import Collector
@@ -93,6 +94,7 @@ class GatewayApp:
         self.selector = selector
         self.manager = manager
         self.engine = manager._engine
+        self.observe = manager._observe.with_source("gateway")  # logs, callbacks, spans
         self.started = time.time()
         self.conns: set[Connection] = set()
         self.in_flight = 0
@@ -300,7 +302,8 @@ class GatewayApp:
                 self.in_flight += 1
                 try:
                     await self._relay_stream(conn, raw, et, key, close,
-                                             ResponseEvents(request, chat["model"]))
+                                             ResponseEvents(request, chat["model"]),
+                                             self._observe_call(chat, key))
                 finally:
                     self.in_flight -= 1
                 return
@@ -360,10 +363,23 @@ class GatewayApp:
             et.task_type = task_type
         return et
 
-    def _settled(self, res: dict[str, Any]) -> None:
-        """Budget thresholds this call crossed fire through the tracker (callbacks, webhook)."""
+    def _observe_call(self, body: dict[str, Any], key: GatewayKey) -> Any:
+        """Starts the log line, callbacks and span of one chat call."""
+        model = body.get("model")
+        return self.observe.start(
+            model=model if isinstance(model, str) else None, stream=bool(body.get("stream")),
+            messages=body.get("messages"),
+            params={k: v for k, v in body.items() if k not in ("model", "messages")},
+            project=key.project)
+
+    def _settled(self, res: dict[str, Any], observed: Any = None) -> None:
+        """Budget thresholds this call crossed fire through the tracker (callbacks, webhook);
+        the call's observation ends with the engine's result."""
         if res.get("alerts"):
             self.tracker._dispatch(res["alerts"])
+            self.observe.budget_alerts(res["alerts"])
+        if observed is not None:
+            observe_result(observed, res)
 
     def _failure(self, res: dict[str, Any], project: str) -> tuple[int, bytes, list[tuple[str, str]]]:
         """Status, error body and headers for a run that failed before anything was relayed."""
@@ -407,10 +423,11 @@ class GatewayApp:
     async def _run_chat(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
                         key: GatewayKey, close: bool, raw_body: bytes) -> ChatOutcome | None:
         et = self._task(body, raw, key, raw_body)
+        observed = self._observe_call(body, key)
         self.in_flight += 1
         try:
             if et.stream:
-                return await self._relay_stream(conn, raw, et, key, close)
+                return await self._relay_stream(conn, raw, et, key, close, observed=observed)
             pending = self.engine.submit_async(et)
             try:
                 await _bridge().wait(pending)
@@ -418,7 +435,7 @@ class GatewayApp:
                 pending.cancel()  # the client left: the upstream call stops, the hold is released
                 raise
             res = pending.result()
-            self._settled(res)
+            self._settled(res, observed)
             out = ChatOutcome(res["model"], _sent(res["attempts"]))
             extra = out.headers()
             if res["ok"]:
@@ -428,11 +445,12 @@ class GatewayApp:
             self._send(conn, status, payload, close, extra + headers)
             return out if status != 402 else None
         finally:
+            observed.__exit__(None, None, None)  # no-op once ended; else the client left
             self.in_flight -= 1
 
     async def _relay_stream(self, conn: Connection, raw: RawRequest, et: Any, key: GatewayKey,
-                            close: bool, events: ResponseEvents | None = None
-                            ) -> ChatOutcome | None:
+                            close: bool, events: ResponseEvents | None = None,
+                            observed: Any = None) -> ChatOutcome | None:
         """Relays a stream as the engine hands it over: each chunk's JSON text framed as ``data:
         <text>`` (never re-encoded), then ``data: [DONE]``; or, with ``events``, each chunk as
         the Responses API's events. The engine's queue is bounded: when this client reads
@@ -454,7 +472,7 @@ class GatewayApp:
             if not data and run.finished():  # failed (or empty) before anything came
                 finished = True
                 res = run.result()
-                self._settled(res)
+                self._settled(res, observed)
                 out = ChatOutcome(res["model"], _sent(res["attempts"]))
                 extra = out.headers()
                 if not res["ok"]:
@@ -481,7 +499,7 @@ class GatewayApp:
                 data = take()
             finished = True
             res = run.result()
-            self._settled(res)
+            self._settled(res, observed)
             tail = b""
             if events is not None:
                 if res["ok"]:
@@ -500,6 +518,8 @@ class GatewayApp:
         finally:
             self._streams.discard(run)
             self._paused_before += run.pauses()
+            if observed is not None:
+                observed.__exit__(None, None, None)  # no-op once ended; else the client left
             if not finished:
                 run.cancel()  # client gone or handler cancelled: stop upstream, release the hold
 

@@ -32,6 +32,8 @@ class Gateway:
         tracker: an ``orroute.CostTracker`` (default: one on the settings' ledger).
         catalog: an ``orroute.Catalog`` (default: the upstream's ``/models``, else the bundled
             snapshot).
+        on_request, on_response, on_error, on_budget_alert: callbacks of every chat call the
+            gateway routes (see :mod:`orroute.observe`).
         **overrides: any GatewaySettings field (``host``, ``port``, ``base_url``, ``api_key``,
             ``ledger``, ``routes``, ``strategy``, ...).
 
@@ -40,7 +42,9 @@ class Gateway:
     """
 
     def __init__(self, settings: GatewaySettings | None = None, *, tracker: Any = None,
-                 catalog: Any = None, **overrides: Any) -> None:
+                 catalog: Any = None, on_request: Any = None, on_response: Any = None,
+                 on_error: Any = None, on_budget_alert: Any = None,
+                 **overrides: Any) -> None:
         if settings is None:
             settings = load_gateway_settings(**overrides)
         else:
@@ -60,6 +64,8 @@ class Gateway:
             keys_path = str(default_home() / "gateway-keys.sqlite3")
         self.keys = KeyStore(keys_path, cache_ttl=settings.key_cache_ttl)
         self._catalog = catalog
+        self._callbacks = {"on_request": on_request, "on_response": on_response,
+                           "on_error": on_error, "on_budget_alert": on_budget_alert}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: HttpServer | None = None
@@ -102,7 +108,7 @@ class Gateway:
             breaker=s.breaker, max_retries=s.max_retries,
             max_admission_wait=s.max_admission_wait, timeout=s.timeout,
             max_candidates=s.candidates if s.fallback_enabled else 1,
-            app_name="orroute gateway", router_state=s.router_state,
+            app_name="orroute gateway", router_state=s.router_state, **self._callbacks,
         )
 
     async def _start_async(self, reuse_port: bool = False) -> None:
