@@ -29,6 +29,8 @@ void bind_cache(py::module_& m) {
       "canonical_request",
       [](std::string_view request_json) { return canonical_request(request_json, nullptr); },
       py::arg("request_json"), py::call_guard<py::gil_scoped_release>());
+  m.def("cache_hit_completion", &cache_hit_completion, py::arg("reply"),
+        py::call_guard<py::gil_scoped_release>());
   m.def("replay_chunks", &replay_chunks, py::arg("completion_json"), py::arg("piece_bytes") = 48,
         py::call_guard<py::gil_scoped_release>());
 

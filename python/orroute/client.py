@@ -19,7 +19,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -36,7 +36,7 @@ from ._exceptions import (
     status_error_class,
 )
 from .config import api_keys
-from .observe import Call, Observer, completion_fields
+from .observe import Call, Observer, cache_fields, completion_fields
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -218,10 +218,12 @@ def _bridge() -> _LoopBridge:
 
 
 class _StreamBase:
-    def __init__(self, core_stream: Any, observed: Call | None = None) -> None:
+    def __init__(self, core_stream: Any, observed: Call | None = None,
+                 on_complete: Callable[[dict[str, Any]], None] | None = None) -> None:
         self._cs = core_stream
         self._finished = False
         self._observed = observed
+        self._on_complete = on_complete  # the response cache keeps the finished completion
 
     @property
     def text(self) -> str:
@@ -251,6 +253,8 @@ class _StreamBase:
             if self._observed is not None:
                 self._observed.failed(err)
             raise err
+        if self._on_complete is not None:
+            self._on_complete(dict(self._cs.completion(), usage=self._cs.usage()))
         if self._observed is not None:
             fields = completion_fields(self._cs.completion())
             fields.update(completion_fields({"usage": self._cs.usage()}))
@@ -362,6 +366,7 @@ class _Base:
         on_response: Any = None,
         on_error: Any = None,
         on_budget_alert: Any = None,
+        cache: Any = None,
         _core_client: Any = None,
         _observer: Observer | None = None,
     ) -> None:
@@ -373,6 +378,9 @@ class _Base:
         self._observe = _observer or Observer(
             "client", on_request=on_request, on_response=on_response, on_error=on_error,
             on_budget_alert=on_budget_alert)
+        from .cache import resolve_cache
+
+        self._cache = resolve_cache(cache)  # see orroute.cache; None: ORROUTE_CACHE / config
         if _core_client is not None:
             self._core = _core_client
             return
@@ -416,6 +424,7 @@ class _Base:
             max_retries=self._max_retries if max_retries is None else max_retries,
             _core_client=self._core,
             _observer=self._observe,
+            cache=self._cache or False,
         )
 
     @property
@@ -475,6 +484,16 @@ class _Base:
             max_retries=max_retries,
             extra_headers=extra_headers,
         )
+
+    def _cache_lookup(self, model: str | None, messages: Any, params: dict[str, Any],
+                      extra_body: Mapping[str, Any] | None, cache: bool) -> Any:
+        """The response cache's answer for this request (None: no cache or opted out)."""
+        if self._cache is None or cache is False:
+            return None
+        from ._client_cache import Lookup
+
+        return Lookup(self._cache, self._chat_body(model, messages, False, params, extra_body),
+                      self.base_url)
 
     @staticmethod
     def _chat_body(
@@ -578,6 +597,7 @@ class _Completions:
         extra_headers: Mapping[str, str] | None = None,
         timeout: float | Timeout | None | Any = ...,
         max_retries: int | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> ChatCompletion | Stream:
         """Creates a chat completion (``stream=True``: a ``Stream`` of chunks).
@@ -585,20 +605,28 @@ class _Completions:
         Takes every field of OpenRouter's request (tools, response_format, models, provider,
         reasoning, plugins, ...) as keyword arguments; ``extra_body`` for anything newer.
         Raises the ``APIError`` subclass matching the failure after the retries are spent.
+        With a response cache (``OpenRouter(cache=True)``, see :mod:`orroute.cache`) a repeated
+        request is answered from it (``cache=False``: not this call).
         """
         c = self._client
         observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
         try:
+            cached = c._cache_lookup(model, messages, params, extra_body, cache)
+            if cached is not None and cached.hit is not None:
+                return _cache_hit(cached, observed, stream, asynchronous=False)
             call = c._start_chat(
                 model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
             )
             if stream:
-                return Stream(_core.ChatStream(call), observed)
+                return Stream(_core.ChatStream(call), observed,
+                              cached.store if cached is not None else None)
             call.wait_done()
             r = ChatCompletion(_chat_body(c._result(call), call.status()))
         except BaseException as e:
             observed.raised(e)
             raise
+        if cached is not None:
+            cached.store(r.model_dump())
         observed.done(**completion_fields(r), result=r)
         return r
 
@@ -711,24 +739,42 @@ class _AsyncCompletions:
         extra_headers: Mapping[str, str] | None = None,
         timeout: float | Timeout | None | Any = ...,
         max_retries: int | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
         c = self._client
         observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
         try:
+            cached = c._cache_lookup(model, messages, params, extra_body, cache)
+            if cached is not None and cached.hit is not None:
+                return _cache_hit(cached, observed, stream, asynchronous=True)
             call = c._start_chat(
                 model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
             )
             if stream:
-                return AsyncStream(_core.ChatStream(call), observed)
+                return AsyncStream(_core.ChatStream(call), observed,
+                                   cached.store if cached is not None else None)
             await _await_call(call)
             r = ChatCompletion(_chat_body(c._result(call), call.status()))
         except BaseException as e:
             observed.raised(e)
             raise
+        if cached is not None:
+            cached.store(r.model_dump())
         observed.done(**completion_fields(r), result=r)
         return r
+
+
+def _cache_hit(cached: Any, observed: Call, stream: bool, *, asynchronous: bool) -> Any:
+    """A call answered from the response cache: the marked completion, or its replay."""
+    from ._client_cache import AsyncReplayStream, ReplayStream
+
+    comp = cached.completion()
+    observed.done(**completion_fields(comp), **cache_fields(comp))
+    if stream:
+        return AsyncReplayStream(comp) if asynchronous else ReplayStream(comp)
+    return ChatCompletion(comp)
 
 
 def _data(body: Any) -> dict[str, Any]:

@@ -244,6 +244,9 @@ class AIModelManager:
         on_request, on_response, on_error, on_budget_alert: callbacks (a callable or a list;
             sync or async) taking an :class:`orroute.observe.CallEvent` (an ``AlertEvent`` for
             budget alerts); they can neither fail nor delay a call (see :mod:`orroute.observe`).
+        cache: the response cache (see :mod:`orroute.cache`): True (next to the ledger), a
+            location or an :class:`orroute.cache.ResponseCache`; None follows ``ORROUTE_CACHE``
+            / the config file; ``Task(cache=False)`` skips it for one task.
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -283,6 +286,7 @@ class AIModelManager:
         on_response: Any = None,
         on_error: Any = None,
         on_budget_alert: Any = None,
+        cache: Any = None,
     ) -> None:
         from . import _core
         from .catalog import Catalog
@@ -356,6 +360,11 @@ class AIModelManager:
 
         priors = bundled_priors_path().read_text(encoding="utf-8")
         self._engine = _core.Engine(cfg, core_catalog, ledger_path, priors)
+        from .cache import resolve_cache
+
+        self.cache = resolve_cache(cache, next_to=ledger_path)
+        if self.cache is not None:  # consulted by the engine before it reserves
+            self._engine.set_response_cache(self.cache._core, self.cache.allow_sampling)
         if int(stream_queue) < 1:
             raise _exc.InvalidArgumentError("stream_queue must be >= 1")
         self._stream_queue = int(stream_queue)
@@ -457,6 +466,7 @@ class AIModelManager:
         et.task_type = task.type
         et.task_id = task.id or ""
         et.stream = stream
+        et.use_cache = task.cache
         if pin and model:  # this model only: no fallback to the configured chain or ranking
             et.fallbacks = [model]
         if task.budget is not None:

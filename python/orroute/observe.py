@@ -317,7 +317,21 @@ def task_result_fields(r: Any) -> dict[str, Any]:
     out.update(response_model=r.model, prompt_tokens=r.usage["prompt_tokens"],
                completion_tokens=r.usage["completion_tokens"], cost=r.cost,
                cost_source=r.cost_source, attempts=len(r.attempts), result=r)
+    out.update(cache_fields(r.response))
     return out
+
+
+def cache_fields(body: Any) -> dict[str, Any]:
+    """``outcome`` ``"cache_hit"`` and ``saved`` when ``body`` was answered from the response
+    cache (its ``orroute_cache`` mark), else nothing."""
+    mark = body.get("orroute_cache") if isinstance(body, Mapping) else None
+    if not (isinstance(mark, Mapping) and mark.get("hit") is True):
+        return {}
+    try:
+        saved: Decimal | None = Decimal(str(mark.get("saved")))
+    except ArithmeticError:
+        saved = None
+    return {"outcome": "cache_hit", "saved": saved}
 
 
 def observe_result(call: Call, res: Mapping[str, Any]) -> None:
@@ -328,6 +342,10 @@ def observe_result(call: Call, res: Mapping[str, Any]) -> None:
         "completion_tokens": res.get("completion_tokens", 0), "cost": res.get("cost"),
         "cost_source": res.get("cost_source", ""), "attempts": len(res.get("attempts") or ())}
     if res.get("ok"):
+        if fields["cost_source"] == "cache":
+            import json
+
+            fields.update(cache_fields(json.loads(res.get("completion") or "{}")))
         call.done(**fields)
         return
     from .manager import _error_for

@@ -33,6 +33,7 @@ class Task:
         budget: most this one task may cost, in USD (stored as ``decimal.Decimal``).
         conversation: conversation the spend is booked to.
         tags: extra budget scopes, e.g. ``{"user": "alice", "team": "search"}``.
+        cache: False skips the manager's response cache for this task (see orroute.cache).
 
     >>> Task(type="coding", messages="Write a haiku about C++").messages[0]["role"]
     'user'
@@ -40,6 +41,7 @@ class Task:
 
     __slots__ = (
         "budget",
+        "cache",
         "capabilities",
         "conversation",
         "id",
@@ -65,6 +67,7 @@ class Task:
         budget: Decimal | float | str | None = None,
         conversation: str | None = None,
         tags: Mapping[str, str] | None = None,
+        cache: bool = True,
     ) -> None:
         if not isinstance(type, str) or not type:
             raise InvalidArgumentError("task type must be a non-empty string")
@@ -98,6 +101,7 @@ class Task:
         self.budget = budget
         self.conversation = conversation
         self.tags = dict(tags or {})
+        self.cache = bool(cache)
 
     def __repr__(self) -> str:
         return (
@@ -148,7 +152,7 @@ class Task:
             "messages": messages if messages is not None else (text if text is not None else ())
         }
         for name in ("id", "type", "input_size", "max_tokens", "project", "capabilities",
-                     "quality", "budget", "conversation", "tags"):
+                     "quality", "budget", "conversation", "tags", "cache"):
             value = get(name)
             if value is not None:
                 fields[name] = value

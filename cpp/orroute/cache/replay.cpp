@@ -136,4 +136,33 @@ std::vector<std::string> replay_chunks(std::string_view completion_json, size_t 
   return out;
 }
 
+std::string cache_hit_completion(const CachedReply& hit) {
+  rapidjson::Document d;
+  if (parse_json_text(hit.completion_json, d) != JsonParse::kOk || !d.IsObject()) {
+    return hit.completion_json;  // stored by this engine, so never; kept as is if it happens
+  }
+  auto& a = d.GetAllocator();
+  auto usage = d.FindMember("usage");
+  if (usage == d.MemberEnd() || !usage->value.IsObject()) {
+    d.RemoveMember("usage");
+    rapidjson::Value u(rapidjson::kObjectType);
+    u.AddMember("prompt_tokens", hit.prompt_tokens, a);
+    u.AddMember("completion_tokens", hit.completion_tokens, a);
+    u.AddMember("total_tokens", hit.prompt_tokens + hit.completion_tokens, a);
+    d.AddMember("usage", u, a);
+    usage = d.FindMember("usage");
+  }
+  usage->value.RemoveMember("cost");
+  usage->value.AddMember("cost", 0, a);
+  d.RemoveMember("orroute_cache");
+  rapidjson::Value mark(rapidjson::kObjectType);
+  mark.AddMember("hit", true, a);
+  mark.AddMember("saved", rapidjson::Value(hit.cost.to_string().c_str(), a), a);
+  d.AddMember("orroute_cache", mark, a);
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  d.Accept(w);
+  return {buf.GetString(), buf.GetSize()};
+}
+
 }  // namespace orroute

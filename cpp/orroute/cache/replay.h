@@ -7,7 +7,14 @@
 #include <string_view>
 #include <vector>
 
+#include "orroute/cache/response_cache.h"
+
 namespace orroute {
+
+// The completion a hit returns: the cached one with usage.cost 0 (usage added from the entry's
+// counts when it had none) and an `orroute_cache` object {"hit": true, "saved": "<USD>"} (the
+// original cost). The cached text as is if it is not a JSON object. Never throws but bad_alloc.
+std::string cache_hit_completion(const CachedReply& hit);
 
 // The chunks (JSON texts) of `completion_json` (an OpenAI chat.completion): per choice, a first
 // chunk with the role, the content in pieces of about `piece_bytes` bytes (never splitting a UTF-8

@@ -356,6 +356,9 @@ class GatewayApp:
         else:
             et.fallbacks = resolved
         et.stream = bool(body.get("stream"))
+        # per-call opt-out of the response cache
+        if raw.headers.get("x-orroute-cache", "").strip().lower() in ("0", "false", "no", "off"):
+            et.use_cache = False
         et.project = key.project
         et.tags = [("gateway_key", key.id)]
         task_type = raw.headers.get("x-orroute-task-type")
