@@ -37,6 +37,9 @@ class SqliteResponseCache final : public ResponseCache {
     }
     sqlite3_busy_timeout(db_, 30'000);
     exec("PRAGMA journal_mode=WAL");
+    // A cache may lose its last entries on power loss (WAL keeps the file consistent); it must
+    // not make every hit wait for an fsync.
+    exec("PRAGMA synchronous=NORMAL");
     exec(
         "CREATE TABLE IF NOT EXISTS response_cache ("
         " key TEXT PRIMARY KEY,"

@@ -11,8 +11,10 @@ namespace orroute {
 std::string cache_key_for(const CacheGate& gate, const EngineTask& task,
                           const std::string& base_url, const std::vector<std::string>& candidates) {
   if (!gate.cache || !task.use_cache) return "";
-  // The same question routed the same way: the endpoint and the ordered candidates.
+  // The same question routed the same way (the endpoint and the ordered candidates) for the same
+  // project: one project (a gateway key's) never sees what another asked.
   std::string scope = base_url;
+  scope.append("\nproject:").append(task.scope.project);
   for (const auto& c : candidates) scope.append("\n").append(c);
   CacheKey k = cache_key(task.request_json, scope, gate.policy);
   return k.cacheable ? std::move(k.key) : std::string();

@@ -25,8 +25,9 @@ struct CacheGate {
   CachePolicy policy;
 };
 
-// The key of `task` when it goes to `candidates` at `base_url` ("" when there is no cache, the
-// task opted out or the request is not cacheable). Never throws (but bad_alloc).
+// The key of `task` when it goes to `candidates` at `base_url`, within the task's project (""
+// when there is no cache, the task opted out or the request is not cacheable). Never throws (but
+// bad_alloc).
 std::string cache_key_for(const CacheGate& gate, const EngineTask& task,
                           const std::string& base_url, const std::vector<std::string>& candidates);
 
