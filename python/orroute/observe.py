@@ -253,8 +253,9 @@ class Call:
         return event
 
     def _log(self, e: CallEvent) -> None:
-        ok = e.outcome in ("ok", "cache_hit")
-        level = logging.INFO if ok or e.outcome == "cancelled" else logging.WARNING
+        # One INFO line per call whatever its outcome: a failure is also raised to the caller
+        # (the command line prints it), so a WARNING here would say it twice.
+        level = logging.INFO
         if not _log.isEnabledFor(level):
             return
         scrub = self._observer.scrub

@@ -4,6 +4,7 @@
 
 #include <rapidjson/document.h>
 
+#include <future>
 #include <memory>
 #include <string>
 
@@ -203,4 +204,101 @@ TEST_CASE("cache limits are checked", "[cache]") {
   CacheLimits l;
   l.ttl_s = 0;
   CHECK_THROWS_AS(open_response_cache(":memory:", l), InvalidArgument);
+}
+
+// ---- the engine's gate -------------------------------------------------------------------------
+
+#include "orroute/cost/open_ledger.h"
+#include "orroute/engine/cache_gate.h"
+
+namespace {
+
+std::shared_ptr<const ModelCatalog> one_model_catalog() {
+  return std::make_shared<const ModelCatalog>(ModelCatalog::from_json(R"({"data": [
+    {"id": "x/m", "context_length": 8000, "pricing": {"prompt": "0.000001", "completion": "0.000002"}}
+  ]})"));
+}
+
+EngineTask hello_task(const std::string& project) {
+  EngineTask t;
+  t.request_json = R"({"messages": [{"role": "user", "content": "hello"}], "max_tokens": 10})";
+  t.fallbacks = {"x/m"};
+  t.scope.project = project;
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("the engine answers a hit before reserving: $0, recorded with its saving", "[cache]") {
+  test::TempLedgerFile file;
+  auto ledger = open_ledger(file.path);
+  BudgetSpec spent;  // a budget of $0: any reservation is refused
+  spent.limit = Money::zero();
+  ledger->set_budget(spent);
+  EngineConfig cfg;
+  cfg.client.base_url = "http://127.0.0.1:9";  // nothing listens: a request would fail
+  cfg.client.api_keys = {"sk-test"};
+  Engine engine(cfg, one_model_catalog(), ledger);
+  auto cache = open_response_cache(":memory:");
+  engine.set_response_cache(cache);
+
+  const EngineTask task = hello_task("p");
+  {  // without the entry: refused by the budget, nothing recorded
+    const EngineResult miss = engine.run(task);
+    CHECK_FALSE(miss.route.ok);
+    CHECK(miss.route.budget_refused);
+  }
+  const EnginePlan plan = engine.plan(task);
+  const std::string key = cache_key_for(CacheGate{cache, {}}, task, cfg.client.base_url, plan.candidates);
+  REQUIRE(key.size() == 64);
+  cache->put(key, reply("cached answer", "0.000123"));
+
+  const EngineResult hit = engine.run(task);
+  REQUIRE(hit.route.ok);
+  CHECK(hit.route.cost == Money::zero());
+  CHECK(hit.route.charge.source == "cache");
+  CHECK(hit.route.model == "m/a");
+  CHECK(hit.route.attempts.empty());  // nothing sent
+  rapidjson::Document body;
+  body.Parse(hit.completion_json.c_str());
+  REQUIRE(body.IsObject());
+  CHECK(body["usage"]["cost"].GetInt() == 0);
+  CHECK(std::string(body["orroute_cache"]["saved"].GetString()) == Money::parse("0.000123").to_string());
+  CHECK(std::string(body["choices"][0]["message"]["content"].GetString()) == "cached answer");
+
+  const auto calls = ledger->calls(CallQuery{});
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].outcome == kCacheHitOutcome);
+  CHECK(calls[0].cost == Money::zero());
+  CHECK(calls[0].estimated_cost == Money::parse("0.000123"));
+  CHECK(calls[0].scope.project == "p");
+  CHECK(ledger->live_reservations().first == 0);
+
+  SECTION("another project does not see it") {
+    CHECK_FALSE(engine.run(hello_task("q")).route.ok);
+  }
+  SECTION("a task that opts out does not use it") {
+    EngineTask t = hello_task("p");
+    t.use_cache = false;
+    CHECK_FALSE(engine.run(t).route.ok);
+  }
+  SECTION("a stream gets the reply replayed as chunks") {
+    EngineTask t = hello_task("p");
+    t.stream = true;
+    std::string text;
+    int chunks = 0;
+    std::promise<EngineResult> done;
+    engine.submit(t, engine.plan(t), [&](const std::string& c) {
+      ++chunks;
+      rapidjson::Document d;
+      d.Parse(c.c_str());
+      for (const auto& ch : d["choices"].GetArray()) {
+        if (ch["delta"].HasMember("content")) text += ch["delta"]["content"].GetString();
+      }
+      return ChunkAction::kContinue;
+    }, [&](EngineResult r) { done.set_value(std::move(r)); });
+    CHECK(done.get_future().get().route.ok);
+    CHECK(text == "cached answer");
+    CHECK(chunks >= 2);
+  }
 }
