@@ -27,11 +27,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._exceptions import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = ["CacheStats", "ResponseCache", "default_cache_location"]
 
@@ -41,13 +43,11 @@ DEFAULT_MAX_BYTES = 256 << 20
 
 
 def default_cache_location() -> str:
-    """``responses.sqlite3`` in orroute's cache directory (created when missing)."""
-    home = os.environ.get("ORROUTE_HOME")
-    if home:
-        base = Path(home) / "cache"
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = Path(xdg) / "orroute"
+    """``responses.sqlite3`` in orroute's cache directory (``orroute.config.cache_dir()``;
+    created when missing)."""
+    from .config import cache_dir
+
+    base = cache_dir()
     base.mkdir(parents=True, exist_ok=True)
     return str(base / "responses.sqlite3")
 
@@ -153,28 +153,17 @@ class ResponseCache:
         return [json.loads(c) for c in _core.replay_chunks(completion_json)]
 
 
-def _enabled_by_settings() -> bool:
-    """``ORROUTE_CACHE`` / the config file's ``cache`` key."""
-    flag = os.environ.get("ORROUTE_CACHE")
-    if flag is not None:
-        return flag.strip().lower() in ("1", "true", "yes", "on")
-    from .config import ConfigError, load_settings
-
-    try:
-        return bool(load_settings().cache)
-    except ConfigError:
-        return False  # a broken config is reported by whatever reads it for its own settings
-
-
 def resolve_cache(cache: bool | str | os.PathLike[str] | ResponseCache | None, *,
+                  settings: Settings | None = None,
                   next_to: str | None = None) -> ResponseCache | None:
-    """The cache a client or manager uses: ``None`` follows ``ORROUTE_CACHE`` / the config;
-    ``True`` opens one next to the ledger ``next_to`` (a file or redis:// URL; else the default
-    location); a string or path is a location; a :class:`ResponseCache` is used as it is."""
+    """The cache a client or manager uses: ``None`` follows the settings' ``cache``
+    (``ORROUTE_CACHE`` / the config file's ``cache`` key); ``True`` opens one next to the ledger
+    ``next_to`` (a file or redis:// URL; else the default location); a string or path is a
+    location; a :class:`ResponseCache` is used as it is."""
     if isinstance(cache, ResponseCache):
         return cache
     if cache is None:
-        cache = _enabled_by_settings()
+        cache = bool(settings is not None and settings.cache)
     if cache is False:
         return None
     if cache is True:

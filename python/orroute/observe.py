@@ -349,9 +349,9 @@ def observe_result(call: Call, res: Mapping[str, Any]) -> None:
             fields.update(cache_fields(json.loads(res.get("completion") or "{}")))
         call.done(**fields)
         return
-    from .manager import _error_for
+    from ._engine import result_error  # the one result -> exception table
 
-    call.failed(_error_for(res), **fields)
+    call.failed(result_error(res), **fields)
 
 
 def flush_callbacks(timeout: float = 5.0) -> bool:

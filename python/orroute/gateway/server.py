@@ -51,6 +51,8 @@ class Gateway:
             for k, v in overrides.items():
                 setattr(settings, k, v)
         self.settings = settings
+        self._callbacks = {"on_request": on_request, "on_response": on_response,
+                           "on_error": on_error, "on_budget_alert": on_budget_alert}
         if tracker is None:
             from ..cost import CostTracker
 
@@ -64,8 +66,6 @@ class Gateway:
             keys_path = str(default_home() / "gateway-keys.sqlite3")
         self.keys = KeyStore(keys_path, cache_ttl=settings.key_cache_ttl)
         self._catalog = catalog
-        self._callbacks = {"on_request": on_request, "on_response": on_response,
-                           "on_error": on_error, "on_budget_alert": on_budget_alert}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: HttpServer | None = None
@@ -108,10 +108,12 @@ class Gateway:
             breaker=s.breaker, max_retries=s.max_retries,
             max_admission_wait=s.max_admission_wait, timeout=s.timeout,
             max_candidates=s.candidates if s.fallback_enabled else 1,
-            app_name="orroute gateway", router_state=s.router_state, **self._callbacks,
+            app_name="orroute gateway", router_state=s.router_state, settings=s.config,
+            **self._callbacks,
         )
 
     async def _start_async(self, reuse_port: bool = False) -> None:
+        from .._engine import engine_of
         from ..catalog import Catalog
         from ..selector import ModelSelector
 
@@ -119,7 +121,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         manager = await loop.run_in_executor(None, self._build_manager)
         self.manager = manager
-        catalog = self._catalog if self._catalog is not None else Catalog(manager._engine.catalog)
+        catalog = self._catalog if self._catalog is not None else Catalog(engine_of(manager).catalog)
         selector = ModelSelector(catalog, strategy=s.strategy)
         self.app = GatewayApp(s, keys=self.keys, tracker=self.tracker, catalog=catalog,
                               selector=selector, manager=manager)
