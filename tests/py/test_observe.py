@@ -371,3 +371,18 @@ def test_without_opentelemetry_in_use_nothing_is_imported(fake: FakeOpenRouter) 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_cache_hit_span_says_so_with_the_saving(fake: FakeOpenRouter, spans: Any,
+                                                  tmp_path: Path) -> None:
+    from orroute.cache import ResponseCache
+
+    m = manager(fake, cache=ResponseCache(tmp_path / "c.sqlite3"))
+    first = m.execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    m.execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    miss, hit = spans.get_finished_spans()
+    assert miss.attributes["orroute.cache_hit"] is False
+    assert hit.attributes["orroute.cache_hit"] is True and hit.status.is_ok
+    assert hit.attributes["orroute.cost_usd"] == 0
+    assert hit.attributes["orroute.saved_usd"] == pytest.approx(float(first.cost))
+    assert hit.attributes["gen_ai.usage.output_tokens"] == first.usage.completion_tokens
