@@ -294,3 +294,25 @@ def test_projects_do_not_share_entries(fake: FakeOpenRouter, tmp_path: Path) -> 
     assert chats(fake) == 2
     m.execute_task_sync(Task(messages=MSG, max_tokens=20, project="bob"))
     assert chats(fake) == 2
+
+
+def test_gateway_n_choices_are_never_copies_of_one_cached_answer(
+        fake: FakeOpenRouter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import openai
+
+    from orroute.gateway import Gateway, GatewaySettings
+
+    monkeypatch.setenv("ORROUTE_CACHE", "1")
+    settings = GatewaySettings(base_url=fake.base_url, api_key=KEY,
+                               ledger=str(tmp_path / "gw.sqlite3"), port=0)
+    with Gateway(settings) as gw:
+        key = gw.keys.create("proj")[0]
+        oc = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        oc.chat.completions.create(model="test/a", messages=MSG)  # type: ignore[arg-type]
+        before = chats(fake)
+        r = oc.chat.completions.create(model="test/a", messages=MSG, n=3)  # type: ignore[arg-type]
+        list(oc.chat.completions.create(model="test/a", messages=MSG, n=2,  # type: ignore[arg-type]
+                                        stream=True))
+        oc.close()
+    assert len(r.choices) == 3
+    assert chats(fake) - before == 5  # every choice asked the upstream

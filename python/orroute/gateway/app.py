@@ -319,7 +319,9 @@ class GatewayApp:
             return
         one_raw = dumps(one)
         parts = [Collector() for _ in range(n)]
-        outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw)  # type: ignore[arg-type]
+        # n choices ask for n answers: never n copies of one cached answer
+        outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw,  # type: ignore[arg-type]
+                                                     use_cache=False)
                                       for c in parts))
         failed = next((i for i, c in enumerate(parts) if c.status != 200), None)
         if failed is not None:
@@ -333,7 +335,7 @@ class GatewayApp:
         self._send(conn, 200, dumps(merged), close, headers)
 
     def _task(self, body: dict[str, Any], raw: RawRequest, key: GatewayKey,
-              raw_body: bytes) -> Any:
+              raw_body: bytes, *, use_cache: bool = True) -> Any:
         """The engine task: the client's body as sent, the candidates in order, the key's
         project. The engine keeps every field but ``model`` (set per attempt)."""
         resolved = self.resolve(body)
@@ -348,7 +350,7 @@ class GatewayApp:
             project=key.project,
             tags=[("gateway_key", key.id)],
             # per-call opt-out of the response cache
-            use_cache=raw.headers.get("x-orroute-cache", "").strip().lower()
+            use_cache=use_cache and raw.headers.get("x-orroute-cache", "").strip().lower()
             not in ("0", "false", "no", "off"),
         )
 
@@ -420,8 +422,9 @@ class GatewayApp:
         return status, dumps({"error": body}), headers
 
     async def _run_chat(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
-                        key: GatewayKey, close: bool, raw_body: bytes) -> ChatOutcome | None:
-        et = self._task(body, raw, key, raw_body)
+                        key: GatewayKey, close: bool, raw_body: bytes, *,
+                        use_cache: bool = True) -> ChatOutcome | None:
+        et = self._task(body, raw, key, raw_body, use_cache=use_cache)
         observed = self._observe_call(body, key)
         self.in_flight += 1
         try:
