@@ -386,3 +386,25 @@ def test_a_cache_hit_span_says_so_with_the_saving(fake: FakeOpenRouter, spans: A
     assert hit.attributes["orroute.cost_usd"] == 0
     assert hit.attributes["orroute.saved_usd"] == pytest.approx(float(first.cost))
     assert hit.attributes["gen_ai.usage.output_tokens"] == first.usage.completion_tokens
+
+
+def test_the_gateway_never_logs_its_upstream_key_echoed_back(
+        fake: FakeOpenRouter, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import openai
+
+    from orroute.gateway import Gateway, GatewaySettings
+
+    caplog.set_level(logging.DEBUG, logger="orroute")
+    settings = GatewaySettings(base_url=fake.base_url, api_key=KEY,
+                               ledger=str(tmp_path / "gw.sqlite3"), port=0)
+    with Gateway(settings) as gw:
+        key = gw.keys.create("proj")[0]
+        oc = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        fake.fail("test/a", Fault.bad_request(f"invalid key {KEY}"))
+        with pytest.raises(openai.BadRequestError):
+            oc.chat.completions.create(model="test/a", messages=[{"role": "user",
+                                                                   "content": "hi"}])
+        oc.close()
+    lines = [r for r in call_lines(caplog) if r.getMessage().startswith("gateway call")]
+    assert len(lines) == 1 and "outcome=BadRequestError" in lines[0].getMessage()
+    assert KEY not in caplog.text and KEY[8:] not in caplog.text
