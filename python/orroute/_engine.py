@@ -494,9 +494,10 @@ def engine_task(
     project: str | None = None,
     conversation: str | None = None,
     tags: Sequence[tuple[str, str]] | None = None,
+    use_cache: bool = True,
 ) -> Any:
     """An engine task: the request body (JSON text, kept as sent but ``model``, set per attempt)
-    and how to route it."""
+    and how to route it (``use_cache=False``: not answered from the response cache)."""
     et = _core.EngineTask()
     et.request_json = request_json
     if task_type:
@@ -520,6 +521,8 @@ def engine_task(
         et.conversation = conversation
     if tags:
         et.tags = list(tags)
+    if not use_cache:
+        et.use_cache = False
     return et
 
 
@@ -549,6 +552,7 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
         project=task.project or project,
         conversation=task.conversation,
         tags=sorted((str(k), str(v)) for k, v in task.tags.items()) if task.tags else None,
+        use_cache=task.cache,
     )
 
 
@@ -621,6 +625,11 @@ class Engine:
 
     def metrics(self) -> list[dict[str, Any]]:
         return self._core.metrics()
+
+    def set_response_cache(self, cache: Any) -> None:
+        """Answers repeated requests from ``cache`` (an :class:`orroute.cache.ResponseCache`),
+        consulted before anything is reserved (see docs/observability.md)."""
+        self._core.set_response_cache(cache._core, cache.allow_sampling)
 
     def record_feedback(self, model: str, task_type: str, score: float, source: str,
                         result_id: str) -> None:

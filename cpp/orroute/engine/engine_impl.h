@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "orroute/engine/cache_gate.h"
 #include "orroute/engine/engine.h"
 #include "orroute/engine/provider_routes.h"
 #include "orroute/engine/transport_scheduler.h"
@@ -43,6 +44,7 @@ class Engine::Impl {
   mutable std::mutex feedback_mu;
   std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;
   std::shared_ptr<FeedbackStore> feedback_store;  // where feedback is kept; may be null
+  CacheGate cache;  // the response cache (set_response_cache); no cache by default
 
   // The endpoint breaker's name: the base URL's host.
   std::string endpoint() const { return url_host(client->config().base_url); }

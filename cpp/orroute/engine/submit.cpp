@@ -6,6 +6,8 @@
 #include <memory>
 #include <utility>
 
+#include "orroute/cache/replay.h"
+#include "orroute/engine/cache_gate.h"
 #include "orroute/engine/catalog_prices.h"
 #include "orroute/engine/chat_sender.h"
 #include "orroute/engine/chat_text.h"
@@ -31,6 +33,12 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     }
     messages_json = json_text(body["messages"]);
     tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
+  }
+  // The response cache first: a hit reserves nothing and sends nothing.
+  const std::string cache_key =
+      cache_key_for(impl_->cache, task, impl_->client->config().base_url, plan.candidates);
+  if (std::optional<CachedReply> hit = cache_lookup(impl_->cache, cache_key)) {
+    return serve_cached(*hit, task, std::move(plan), on_chunk, std::move(on_done));
   }
 
   std::vector<std::string> server_models;
@@ -95,7 +103,9 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
 
   Impl* impl = impl_.get();
   auto finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
+                 cache_key,
                  on_done = std::move(on_done)](RouteOutcome out) mutable {
+    cache_store(impl->cache, cache_key, out, out.result.body);
     EngineResult res;
     if (routes) {
       // The balancers learn how their picks went; a pick never sent is only released.
@@ -138,6 +148,33 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   auto run = start_route(ctx, std::move(req), sender, std::move(finish));
   return std::make_shared<EngineRun>(std::move(run), [sender] { sender->resume(); },
                                      [sender] { return sender->progress(); });
+}
+
+namespace {
+
+// The handle of a task answered from the cache: already finished, nothing to cancel.
+class FinishedRun final : public RouteRun {
+ public:
+  void cancel() override {}
+};
+
+}  // namespace
+
+std::shared_ptr<EngineRun> Engine::serve_cached(const CachedReply& hit, const EngineTask& task,
+                                                EnginePlan plan, const ChunkCallback& on_chunk,
+                                                DoneCallback on_done) {
+  EngineResult res = cache_hit_result(hit, std::move(plan), task, ledger_.get());
+  if (task.stream && on_chunk) {
+    // Bounded by the cached reply's size (the store keeps none above kMaxCachedReplyBytes); a
+    // consumer behind (kPause) just has these queued.
+    for (const std::string& chunk : replay_chunks(res.completion_json)) {
+      if (on_chunk(chunk) == ChunkAction::kCancel) break;
+    }
+  }
+  const std::string model = hit.model;
+  if (on_done) on_done(std::move(res));
+  return std::make_shared<EngineRun>(std::make_shared<FinishedRun>(), [] {},
+                                     [model] { return std::pair<std::string, int>{model, 0}; });
 }
 
 EngineResult Engine::run(const EngineTask& task) {
