@@ -57,6 +57,7 @@ _LAZY: dict[str, str] = {
     "CascadeResult": "orroute.manager",
     "Attempt": "orroute.manager",
     "Conversation": "orroute.manager",
+    "Compression": "orroute.compress",
 }
 
 # Derived from _LAZY, the one list of lazily loaded public names (tests/py/test_package.py checks
@@ -81,6 +82,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from ._simulate import simulate  # noqa: F401
     from .catalog import Catalog, ModelInfo  # noqa: F401
     from .client import AsyncOpenRouter, AsyncStream, OpenRouter, Stream, Timeout  # noqa: F401
+    from .compress import Compression  # noqa: F401
     from .cost import BudgetStatus, CostTracker, Reservation  # noqa: F401
     from .gateway import Gateway  # noqa: F401
     from .manager import (  # noqa: F401

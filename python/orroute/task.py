@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Task"]
 
+#: Request fields the router sets itself (a task's ``params`` may not).
+_ROUTER_FIELDS = frozenset({"model", "messages", "stream", "max_tokens", "models"})
+
 
 class Task:
     """A task for a model: its messages, what it needs, and what it may cost.
@@ -33,7 +36,11 @@ class Task:
         budget: most this one task may cost, in USD (stored as ``decimal.Decimal``).
         conversation: conversation the spend is booked to.
         tags: extra budget scopes, e.g. ``{"user": "alice", "team": "search"}``.
-        params: other request fields, sent as given (``{"temperature": 0.7}``).
+        params: more OpenAI chat request fields sent as given (``temperature``, ``tools``,
+            ``response_format``, ...); ``model``, ``messages``, ``stream`` and ``max_tokens`` are
+            the router's and may not appear here.
+        compress: prompt compression for this task (an ``orroute.compress.Compression`` or a
+            mapping of its fields; ``False`` turns the manager's off; None: the manager's).
         cache: False skips the manager's response cache for this task (see orroute.cache).
 
     >>> Task(type="coding", messages="Write a haiku about C++").messages[0]["role"]
@@ -44,6 +51,7 @@ class Task:
         "budget",
         "cache",
         "capabilities",
+        "compress",
         "conversation",
         "id",
         "input_size",
@@ -71,6 +79,7 @@ class Task:
         tags: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
         cache: bool = True,
+        compress: Any = None,
     ) -> None:
         if not isinstance(type, str) or not type:
             raise InvalidArgumentError("task type must be a non-empty string")
@@ -93,6 +102,10 @@ class Task:
                 raise InvalidArgumentError(f"budget must be an amount in USD, got {budget!r}") from None
             if not budget.is_finite() or budget < 0:
                 raise InvalidArgumentError(f"budget must be >= 0, got {budget}")
+        params = dict(params or {})
+        reserved = sorted(_ROUTER_FIELDS.intersection(params))
+        if reserved:
+            raise InvalidArgumentError(f"task params may not set {reserved[0]!r}: the router does")
         self.id = id if id is not None else os.urandom(16).hex()
         self.type = type
         self.messages: list[Message] = msgs
@@ -104,10 +117,12 @@ class Task:
         self.budget = budget
         self.conversation = conversation
         self.tags = dict(tags or {})
-        # request fields sent as given (temperature, top_p, stop, tools, ...); messages, model,
-        # stream and max_tokens are the task's own
-        self.params = {str(k): v for k, v in (params or {}).items()
-                       if k not in ("messages", "model", "stream", "max_tokens")}
+        self.params: dict[str, Any] = params
+        if compress is not None and compress is not False:
+            from .compress import Compression
+
+            compress = Compression.coerce(compress)
+        self.compress = compress
         self.cache = bool(cache)
 
     def __repr__(self) -> str:
@@ -129,8 +144,8 @@ class Task:
 
         Fields read (as keys or attributes): ``id``, ``type``, ``messages`` (or ``input``: a
         string or messages), ``input_size``, ``max_tokens``, ``project``, ``capabilities``,
-        ``quality``, ``budget``, ``conversation``, ``tags``. Missing fields take the defaults of
-        the constructor; the values are validated as there.
+        ``quality``, ``budget``, ``conversation``, ``tags``, ``params``, ``compress``. Missing
+        fields take the defaults of the constructor; the values are validated as there.
 
         Raises:
             InvalidArgumentError: a field has a bad value, or both ``messages`` and ``input``
@@ -159,7 +174,8 @@ class Task:
             "messages": messages if messages is not None else (text if text is not None else ())
         }
         for name in ("id", "type", "input_size", "max_tokens", "project", "capabilities",
-                     "quality", "budget", "conversation", "tags", "params", "cache"):
+                     "quality", "budget", "conversation", "tags", "params", "cache",
+                     "compress"):
             value = get(name)
             if value is not None:
                 fields[name] = value
