@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 import orroute
@@ -48,3 +49,32 @@ def make_manager(fake: FakeOpenRouter, tracker: orroute.CostTracker, **kwargs: A
 
 def ledger_rows(tracker: orroute.CostTracker) -> list[Any]:
     return tracker.usage_history()
+
+
+class Weather(pydantic.BaseModel):
+    """The structured output every framework test asks for (a schema the fake fills in)."""
+
+    city: str
+    celsius: float
+
+
+WEATHER_TOOL_RESULT = "sunny, 21 degrees"
+
+
+def get_weather(city: str) -> str:
+    """Returns the weather in a city (the tool every framework test offers)."""
+    return f"{city}: {WEATHER_TOOL_RESULT}"
+
+
+def assert_booked(tracker: orroute.CostTracker, calls: int, fake: FakeOpenRouter) -> None:
+    """Every upstream call the framework made is in the ledger, settled."""
+    rows = ledger_rows(tracker)
+    assert len(rows) == calls == fake.request_count, (len(rows), calls, fake.request_count)
+    assert all(r.outcome == "ok" and r.cost > 0 for r in rows)
+
+
+def tool_result_sent(fake: FakeOpenRouter) -> bool:
+    """The framework ran the tool and sent its result back upstream."""
+    last = fake.requests[-1].messages
+    return any(m.get("role") == "tool" and WEATHER_TOOL_RESULT in str(m.get("content"))
+               for m in last)
