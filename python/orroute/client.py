@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote
 
+from . import _client_surface as _surface
 from . import _core
 from ._exceptions import (
     APIConnectionError,
     APIError,
+    APIResponseValidationError,
     APITimeoutError,
     InvalidArgumentError,
     RateLimitError,
@@ -43,6 +45,7 @@ from .types import (
     Credits,
     Generation,
     KeyInfo,
+    Model,
     ModelList,
 )
 
@@ -88,6 +91,9 @@ class Timeout:
 
 def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, Any, Any]:
     """A float means: total time for a plain call; first byte and idle gap for a stream."""
+    timeout = _surface.timeout_of(timeout)  # httpx.Timeout, openai.NOT_GIVEN
+    if timeout is ...:
+        timeout = DEFAULT_TIMEOUT
     if isinstance(timeout, Timeout):
         return timeout._tuple()
     if timeout is None:
@@ -137,7 +143,7 @@ def _chat_body(body: Any, status: int) -> Any:
         return body
     text = body if isinstance(body, str) else repr(body)
     snippet = text[:200] + ("..." if len(text) > 200 else "")
-    raise APIError(
+    raise APIResponseValidationError(
         f"the server's reply is not a JSON object (HTTP {status}): {snippet}",
         status_code=status,
         body=snippet,
@@ -217,9 +223,16 @@ def _bridge() -> _LoopBridge:
 
 
 class _StreamBase:
-    def __init__(self, core_stream: Any) -> None:
+    def __init__(self, core_stream: Any, include_usage: bool = True) -> None:
         self._cs = core_stream
         self._finished = False
+        self._include_usage = include_usage
+
+    def _hidden(self, kind: int, chunk: Any) -> bool:
+        """The final usage chunk (no choices), unless asked for with ``stream_options=
+        {"include_usage": True}``, as openai does (``.usage`` has it either way)."""
+        return (kind == 0 and not self._include_usage and isinstance(chunk, dict)
+                and not chunk.get("choices") and chunk.get("usage") is not None)
 
     @property
     def text(self) -> str:
@@ -276,7 +289,7 @@ class Stream(_StreamBase):
             raise StopIteration
         while True:
             kind, chunk = self._cs.next(0.25)  # GIL released while waiting
-            if kind != 1:
+            if kind != 1 and not self._hidden(kind, chunk):
                 break
         item = self._item(kind, chunk)
         if item is None:
@@ -307,6 +320,8 @@ class AsyncStream(_StreamBase):
             raise StopAsyncIteration
         while True:
             kind, chunk = self._cs.try_next()
+            if self._hidden(kind, chunk):
+                continue
             if kind != 1:
                 break
             try:
@@ -384,19 +399,44 @@ class _Base:
         """The configured keys, masked."""
         return self._core.masked_keys()
 
+    @property
+    def api_key(self) -> str:
+        """The first configured key, masked (openai's attribute; orroute never hands a key back)."""
+        keys = self._core.masked_keys()
+        return keys[0] if keys else ""
+
+    @property
+    def max_retries(self) -> int:
+        return self._max_retries
+
+    @property
+    def timeout(self) -> float | Timeout | None:
+        return self._timeout
+
     def __repr__(self) -> str:
         keys = self._core.masked_keys()
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={keys[0] if len(keys) == 1 else keys!r})"
 
     def with_options(
-        self, *, timeout: float | Timeout | None | Any = ..., max_retries: int | None = None
+        self,
+        *,
+        timeout: float | Timeout | None | Any = ...,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        **_openai_only: Any,
     ) -> Any:
-        """A client sharing this one's connections, with other per-call defaults."""
-        return type(self)(
+        """A client sharing this one's connections, with other per-call defaults (``copy`` in
+        openai; its other arguments, such as ``http_client``, have no meaning here)."""
+        timeout = _surface.timeout_of(timeout)
+        clone = type(self)(
             timeout=self._timeout if timeout is ... else timeout,
             max_retries=self._max_retries if max_retries is None else max_retries,
             _core_client=self._core,
         )
+        clone._headers = self._headers + list((default_headers or {}).items())
+        return clone
+
+    copy = with_options
 
     # -- request building (defaults and shape only; the core validates and sends) --------------
     def _start(
@@ -437,15 +477,16 @@ class _Base:
         timeout: Any,
         max_retries: int | None,
         extra_headers: Mapping[str, str] | None,
+        extra_query: Mapping[str, Any] | None = None,
     ) -> Any:
         """Validates the chat request and starts it on the transport (shared by sync and async)."""
         return self._start(
             "POST",
-            "/chat/completions",
+            _surface.with_query("/chat/completions", extra_query),
             self._chat_body(model, messages, stream, params, extra_body),
             stream=stream,
             chat=True,
-            timeout=timeout,
+            timeout=_surface.timeout_of(timeout),
             max_retries=max_retries,
             extra_headers=extra_headers,
         )
@@ -458,11 +499,9 @@ class _Base:
         params: dict[str, Any],
         extra_body: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
-        unknown = [k for k in params if k not in CHAT_FIELDS]
-        if unknown:
-            raise InvalidArgumentError(
-                f"unknown parameter(s) {', '.join(sorted(unknown))}; pass new API fields in extra_body={{...}}"
-            )
+        # Fields newer than CHAT_FIELDS are sent as given (openai's newer keywords, such as
+        # prompt_cache_retention); openai's NOT_GIVEN / omit mean "leave it out".
+        params = _surface.strip_omitted(params)
         body: dict[str, Any] = {}
         if model is not None:
             body["model"] = model
@@ -519,9 +558,29 @@ class _Base:
         return None
 
 
-class _Completions:
-    def __init__(self, client: OpenRouter) -> None:
+class _CompletionsBase:
+    """What the sync and async ``chat.completions`` share: starting a call, raw responses."""
+
+    def __init__(self, client: Any) -> None:
         self._client = client
+
+    def _begin(self, messages: Any, model: Any, stream: Any, extra_body: Any,
+               extra_headers: Any, extra_query: Any, timeout: Any, max_retries: Any,
+               params: dict[str, Any]) -> tuple[Any, bool, bool]:
+        stream = bool(stream) and not _surface.is_omitted(stream)
+        opts = params.get("stream_options")
+        include_usage = isinstance(opts, Mapping) and bool(opts.get("include_usage"))
+        call = self._client._start_chat(model, messages, stream, params, extra_body, timeout,
+                                        max_retries, extra_headers, extra_query)
+        return call, stream, include_usage
+
+    @property
+    def with_raw_response(self) -> _RawCompletions:
+        """``with_raw_response.create(...)``: the status and headers too (``.parse()``)."""
+        return _RawCompletions(self)
+
+
+class _Completions(_CompletionsBase):
 
     @overload
     def create(
@@ -550,24 +609,59 @@ class _Completions:
         stream: bool = False,
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
         timeout: float | Timeout | None | Any = ...,
         max_retries: int | None = None,
         **params: Any,
     ) -> ChatCompletion | Stream:
-        """Creates a chat completion (``stream=True``: a ``Stream`` of chunks).
+        """Creates a chat completion (``stream=True``: a ``Stream`` of chunks; the final usage
+        chunk only with ``stream_options={"include_usage": True}``, as in openai).
 
         Takes every field of OpenRouter's request (tools, response_format, models, provider,
-        reasoning, plugins, ...) as keyword arguments; ``extra_body`` for anything newer.
-        Raises the ``APIError`` subclass matching the failure after the retries are spent.
+        reasoning, plugins, ...) as keyword arguments, newer ones too (sent as given);
+        ``extra_body`` / ``extra_headers`` / ``extra_query`` as in openai. Raises the
+        ``APIError`` subclass matching the failure after the retries are spent.
         """
-        c = self._client
-        call = c._start_chat(
-            model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
-        )
+        return self._finish(*self._begin(messages, model, stream, extra_body, extra_headers,
+                                         extra_query, timeout, max_retries, params))
+
+    def _finish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:
-            return Stream(_core.ChatStream(call))
+            return Stream(_core.ChatStream(call), include_usage)
         call.wait_done()
-        return ChatCompletion(_chat_body(c._result(call), call.status()))
+        return ChatCompletion(_chat_body(self._client._result(call), call.status()))
+
+    def parse(self, *, response_format: Any, **kwargs: Any) -> ChatCompletion:
+        """``create`` with ``response_format`` a pydantic model class (sent as a JSON schema);
+        each choice's ``message.parsed`` is the validated object."""
+        fmt, model_cls = _surface.response_format_of(response_format)
+        return _surface.parse_choices(self.create(response_format=fmt, **kwargs), model_cls)
+
+    def stream(self, **kwargs: Any) -> _surface.EventStream:
+        """openai's streaming helper: ``with ...stream(model=, messages=) as s: for event in s``
+        (events ``chunk``, ``content.delta``, ``content.done``), then ``s.get_final_completion()``."""
+        return _surface.EventStream(self.create(stream=True, **kwargs))
+
+
+class _RawCompletions:
+    def __init__(self, completions: Any) -> None:
+        self._completions: Any = completions
+
+    def create(self, *, messages: Sequence[Any], model: str | None = None, stream: bool = False,
+               extra_body: Mapping[str, Any] | None = None,
+               extra_headers: Mapping[str, str] | None = None,
+               extra_query: Mapping[str, Any] | None = None, timeout: Any = ...,
+               max_retries: int | None = None, **params: Any) -> Any:
+        c = self._completions
+        call, stream, include_usage = c._begin(messages, model, stream, extra_body,
+                                               extra_headers, extra_query, timeout, max_retries,
+                                               params)
+        if isinstance(c, _AsyncCompletions):
+            async def finish() -> _surface.RawResponse:
+                return _surface.RawResponse(call, await c._afinish(call, stream, include_usage))
+
+            return finish()
+        return _surface.RawResponse(call, c._finish(call, stream, include_usage))
 
 
 class _Chat:
@@ -594,6 +688,10 @@ class _Models:
                 raise
             return offline
         return self._fresh(body)
+
+    def retrieve(self, model: str, **_openai_options: Any) -> Model:
+        """One model of ``list()`` (cached like it); ``NotFoundError`` when it has no such id."""
+        return _surface.retrieve_model(self.list(), model)
 
     # The sync and async list() differ only in how they wait for the GET.
     def _cached(self, ttl: float) -> ModelList | None:
@@ -635,6 +733,7 @@ class OpenRouter(_Base):
         super().__init__(**kwargs)
         self.chat = _Chat(self, _Completions)
         self.models = _Models(self)
+        self.embeddings = _surface.Embeddings(self)
 
     def _get(self, path: str, *, not_found_retries: int = 0) -> Any:
         call = self._start("GET", path, not_found_retries=not_found_retries)
@@ -664,9 +763,7 @@ class OpenRouter(_Base):
         self.close()
 
 
-class _AsyncCompletions:
-    def __init__(self, client: AsyncOpenRouter) -> None:
-        self._client = client
+class _AsyncCompletions(_CompletionsBase):
 
     async def create(
         self,
@@ -676,19 +773,27 @@ class _AsyncCompletions:
         stream: bool = False,
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
         timeout: float | Timeout | None | Any = ...,
         max_retries: int | None = None,
         **params: Any,
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
-        c = self._client
-        call = c._start_chat(
-            model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
-        )
+        return await self._afinish(*self._begin(messages, model, stream, extra_body,
+                                                extra_headers, extra_query, timeout,
+                                                max_retries, params))
+
+    async def _afinish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:
-            return AsyncStream(_core.ChatStream(call))
+            return AsyncStream(_core.ChatStream(call), include_usage)
         await _await_call(call)
-        return ChatCompletion(_chat_body(c._result(call), call.status()))
+        return ChatCompletion(_chat_body(self._client._result(call), call.status()))
+
+    async def parse(self, *, response_format: Any, **kwargs: Any) -> ChatCompletion:
+        """Async twin of ``OpenRouter.chat.completions.parse``."""
+        fmt, model_cls = _surface.response_format_of(response_format)
+        return _surface.parse_choices(await self.create(response_format=fmt, **kwargs),
+                                      model_cls)
 
 
 def _data(body: Any) -> dict[str, Any]:
@@ -724,6 +829,9 @@ class _AsyncModels(_Models):
             return offline
         return self._fresh(body)
 
+    async def retrieve(self, model: str, **_openai_options: Any) -> Model:  # type: ignore[override]
+        return _surface.retrieve_model(await self.list(), model)
+
 
 class AsyncOpenRouter(_Base):
     """Asynchronous client (the ``openai.AsyncOpenAI`` shape); same arguments as ``OpenRouter``."""
@@ -732,6 +840,7 @@ class AsyncOpenRouter(_Base):
         super().__init__(**kwargs)
         self.chat = _Chat(self, _AsyncCompletions)
         self.models = _AsyncModels(self)
+        self.embeddings = _surface.AsyncEmbeddings(self)
 
     async def _aget(self, path: str, *, not_found_retries: int = 0) -> Any:
         call = self._start("GET", path, not_found_retries=not_found_retries)
