@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from ._exceptions import InvalidArgumentError, NotFoundError
+from ._exceptions import AuthenticationError, InvalidArgumentError, NotFoundError
 from .types import ChatCompletion, CreateEmbeddingResponse, Model
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "RawResponse",
     "StreamEvent",
     "is_omitted",
+    "missing_key_error",
     "parse_choices",
     "response_format_of",
     "retrieve_model",
@@ -40,6 +41,14 @@ def is_omitted(value: Any) -> bool:
 
 def strip_omitted(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if not is_omitted(v)}
+
+
+def missing_key_error() -> AuthenticationError:
+    """What a call to OpenRouter without a key raises, before sending anything."""
+    return AuthenticationError(
+        "no OpenRouter API key: set OPENROUTER_API_KEY (in the environment or in ./.env) or pass "
+        "api_key=...; keys are at https://openrouter.ai/keys. To try orroute without one, "
+        "`orroute sim` runs the router against a local fake OpenRouter.")
 
 
 def timeout_of(value: Any) -> Any:

@@ -104,6 +104,11 @@ def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, 
     return (min(10.0, t), t, t, None) if stream else (min(10.0, t), None, None, t)
 
 
+def _keyless(core: Any) -> bool:
+    """No key for OpenRouter itself: every call but ``/models`` would be answered 401."""
+    return not core.masked_keys() and core.base_url.rstrip("/") == DEFAULT_BASE_URL.rstrip("/")
+
+
 def _cache_dir() -> Path:
     home = os.environ.get("ORROUTE_HOME")
     if home:
@@ -371,6 +376,7 @@ class _Base:
         self._headers = list((default_headers or {}).items())
         if _core_client is not None:
             self._core = _core_client
+            self._keyless = _keyless(_core_client)
             return
         base_url = base_url or os.environ.get("OPENROUTER_BASE_URL") or DEFAULT_BASE_URL
         from . import __version__
@@ -389,6 +395,7 @@ class _Base:
             backoff_max=8.0,
             max_retry_after=60.0,
         )
+        self._keyless = _keyless(self._core)
 
     @property
     def base_url(self) -> str:
@@ -452,6 +459,8 @@ class _Base:
         extra_headers: Mapping[str, str] | None = None,
         not_found_retries: int = 0,
     ) -> Any:
+        if self._keyless and not path.startswith("/models"):
+            raise _surface.missing_key_error()
         t = self._timeout if timeout is ... else timeout
         retries = self._max_retries if max_retries is None else max_retries
         headers = self._headers + list((extra_headers or {}).items())

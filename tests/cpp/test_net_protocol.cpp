@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <string>
+#include <vector>
 
 #include "orroute/error.h"
 #include "orroute/net/keys.h"
@@ -100,6 +101,24 @@ TEST_CASE("chat requests are validated before sending", "[net]") {
   REQUIRE_THROWS_WITH(
       orroute::validate_chat_request(parse(R"({"model":"a","models":["b","c","d","e"],"messages":[{"role":"user"}]})")),
       Catch::Contains("at most 3"));
+}
+
+TEST_CASE("sampling parameters outside their documented range are refused", "[net]") {
+  const std::string head = R"({"model":"a/b","messages":[{"role":"user"}],)";
+  const std::vector<std::string> fine = {R"("temperature":0})", R"("temperature":2})",
+                                         R"("temperature":0.7})", R"("top_p":1})",
+                                         R"("temperature":null})"};
+  for (const std::string& ok : fine) {
+    REQUIRE_NOTHROW(orroute::validate_chat_request(parse(head + ok)));
+  }
+  REQUIRE_THROWS_WITH(orroute::validate_chat_request(parse(head + R"("temperature":2.5})")),
+                      Catch::Contains("`temperature` must be a number from 0 to 2; got 2.5"));
+  REQUIRE_THROWS_WITH(orroute::validate_chat_request(parse(head + R"("temperature":-0.1})")),
+                      Catch::Contains("temperature"));
+  REQUIRE_THROWS_WITH(orroute::validate_chat_request(parse(head + R"("temperature":"hot"})")),
+                      Catch::Contains("temperature"));
+  REQUIRE_THROWS_WITH(orroute::validate_chat_request(parse(head + R"("top_p":1.5})")),
+                      Catch::Contains("`top_p` must be a number from 0 to 1"));
 }
 
 TEST_CASE("stream accumulator joins text and tool-call deltas and keeps the usage", "[net]") {

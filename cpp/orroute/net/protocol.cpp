@@ -303,6 +303,18 @@ void validate_chat_request(const rapidjson::Value& body) {
                             std::to_string(kMaxOutputTokens) + "; got " + to_json(*v));
     }
   }
+  // The sampling ranges OpenAI and OpenRouter document. Outside them a provider refuses the call
+  // (after the budget was reserved and a retry spent) or silently clamps it: refuse it here.
+  constexpr std::pair<const char*, double> kRanges[] = {{"temperature", 2.0}, {"top_p", 1.0}};
+  for (const auto& [f, hi] : kRanges) {
+    const auto* v = member(body, f);
+    if (v == nullptr || v->IsNull()) continue;
+    if (!v->IsNumber() || !(v->GetDouble() >= 0.0 && v->GetDouble() <= hi)) {
+      throw InvalidArgument("`" + std::string(f) + "` must be a number from 0 to " +
+                            (hi == 2.0 ? std::string("2") : std::string("1")) + "; got " +
+                            to_json(*v));
+    }
+  }
 }
 
 StreamAccumulator::Choice& StreamAccumulator::choice(size_t index) {
