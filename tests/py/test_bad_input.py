@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,28 @@ def test_no_key_is_fine_for_a_server_of_your_own(monkeypatch: pytest.MonkeyPatch
     with FakeOpenRouter() as open_fake:  # accepts any or no key
         client = orroute.OpenRouter(base_url=open_fake.base_url)
         assert client.chat.completions.create(model="openai/gpt-4o-mini", messages=HI).choices
+
+
+@pytest.mark.parametrize("kind", ["task budget", "downgrade budget"])
+def test_budget_too_small_for_any_model_names_the_cheapest(fake: FakeOpenRouter,
+                                                           kind: str) -> None:
+    fake.reset()
+    if kind == "task budget":
+        manager = orroute.AIModelManager(api_key=KEY, base_url=fake.base_url,
+                                         refresh_catalog=False)
+        task = orroute.Task(messages="hello", budget="0.00000001")
+    else:
+        manager = orroute.AIModelManager(
+            api_key=KEY, base_url=fake.base_url, refresh_catalog=False,
+            budget={"limit": "0.0000001", "policy": "downgrade"})
+        task = orroute.Task(messages="hello")
+    with pytest.raises(orroute.BudgetExceededError) as info:
+        manager.execute_task_sync(task)
+    message = str(info.value)
+    assert "the budget is too small for every candidate model" in message
+    cheapest = re.search(r"the cheapest, (\S+), may cost up to \$([0-9.]+)", message)
+    assert cheapest is not None and Decimal(cheapest.group(2)) > 0
+    # it is the cheapest of the catalog's estimates for this request among those tried
+    assert manager.cost_tracker.estimate_cost(task, model=cheapest.group(1)) <= Decimal(
+        cheapest.group(2))
+    assert fake.request_count == 0
