@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace orroute {
+
+// The body sent to `model` for one attempt: the caller's request with every field kept as sent
+// (OpenRouter's extras: provider, transforms, models, reasoning, response_format, tools, plugins,
+// unknown fields...), except "model" (set to `model`) and "stream" (set to `stream`). Adds only
+// what settling needs when the caller did not say: stream_options.include_usage for a stream,
+// usage.include (OpenRouter's usage.cost); and OpenRouter's `models` list (`model` first, then
+// `server_models`, at most 3) when the request has none and `server_models` is not empty; and
+// `max_tokens` = `reserved_max_tokens` when given and the request bounds neither max_tokens nor
+// max_completion_tokens (the request carries what was reserved for).
+// Throws InvalidArgument if `request_json` is not a JSON object. Pure.
+std::string chat_attempt_body(std::string_view request_json, const std::string& model, bool stream,
+                              const std::vector<std::string>& server_models,
+                              std::optional<int64_t> reserved_max_tokens = std::nullopt);
+
+}  // namespace orroute

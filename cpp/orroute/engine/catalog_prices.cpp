@@ -1,0 +1,80 @@
+#include "orroute/engine/catalog_prices.h"
+
+#include "orroute/cost/usage_audit.h"
+#include "orroute/error.h"
+#include "orroute/net/protocol.h"
+#include "orroute/tokenizer/token_count.h"
+
+namespace orroute {
+
+int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) const {
+  const ModelTokenizer t = tokenizer_for_model(model);
+  const std::string key = t.encoding + "/" + std::to_string(t.factor);
+  std::lock_guard lock(mu_);
+  auto it = counts_.find(key);
+  if (it != counts_.end()) return it->second;
+  int64_t n = counted;
+  try {
+    n = count_chat_tokens_json(model, messages_, tools_).tokens;
+  } catch (const Error&) {
+  }
+  counts_.emplace(key, n);
+  return n;
+}
+
+std::optional<Money> CatalogPrices::worst_case(const std::string& model, int64_t prompt_tokens,
+                                               int64_t max_output_tokens) const {
+  return pricer_.worst_case(model, shape_, prompt_tokens, max_output_tokens, nullptr);
+}
+
+std::string CatalogPrices::unpriced_reason(const std::string& model) const {
+  std::string why;
+  pricer_.worst_case(model, shape_, 0, 0, &why);
+  return why.empty() ? PriceBook::unpriced_reason(model) : why;
+}
+
+Charge CatalogPrices::actual(const std::string& model, const AttemptResult& r, Money reserved) const {
+  Usage u;
+  u.present = r.usage_present;
+  u.prompt_tokens = r.input_tokens;
+  u.completion_tokens = r.output_tokens;
+  u.cached_tokens = r.cached_tokens;
+  u.cache_write_tokens = r.cache_write_tokens;
+  u.audio_tokens = r.audio_tokens;
+  u.reasoning_tokens = r.reasoning_tokens;
+  u.audio_output_tokens = r.audio_output_tokens;
+  u.image_output_tokens = r.image_output_tokens;
+  u.cost = r.reported_cost;
+  u.cost_reported = r.cost_reported;
+  u.cost_problem = r.cost_problem;
+  u.token_problem = r.token_problem;
+  ChargeInput in;
+  in.requested = model;
+  in.served = r.served_model;
+  in.shape = shape_;
+  in.usage = &u;
+  try {
+    in.counted_prompt_tokens = prompt_tokens(model, counted_);
+  } catch (...) {
+    in.counted_prompt_tokens = counted_;
+  }
+  in.counted_completion_tokens = r.counted_output_tokens;
+  in.context_length = context_length(model);
+  in.metered = r.cut_at_reservation;
+  in.reserved = reserved;
+  const AuditedCharge a = audit_charge(pricer_, in);
+  Charge c;
+  c.cost = a.cost;
+  c.source = a.source;
+  c.problem = a.problem;
+  c.counts = a.counts;
+  return c;
+}
+
+std::optional<int64_t> CatalogPrices::context_length(const std::string& model) const {
+  const ModelInfo* m = catalog_.find(model);
+  if (!m || m->context_length <= 0) return std::nullopt;
+  return m->context_length;
+}
+
+}  // namespace orroute

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "orroute/catalog/catalog.h"
+#include "orroute/catalog/money.h"
+#include "orroute/cost/call_pricing.h"
+#include "orroute/route/attempt_loop.h"
+
+namespace orroute {
+
+// Prices through the CallPricer (variants, routers, `models` lists, unknown ids); prompt tokens
+// per model family, counted once per tokenizer; charges checked by audit_charge.
+class CatalogPrices final : public PriceBook {
+ public:
+  CatalogPrices(const CallPricer& pricer, std::string messages_json, std::string tools_json,
+                RequestShape shape, int64_t counted)
+      : pricer_(pricer), catalog_(pricer.catalog()), messages_(std::move(messages_json)),
+        tools_(std::move(tools_json)), shape_(std::move(shape)), counted_(counted) {}
+
+  int64_t prompt_tokens(const std::string& model, int64_t counted) const override;
+  std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
+                                  int64_t max_output_tokens) const override;
+  std::string unpriced_reason(const std::string& model) const override;
+  Charge actual(const std::string& model, const AttemptResult& r, Money reserved) const override;
+  std::optional<int64_t> context_length(const std::string& model) const override;
+
+ private:
+  const CallPricer& pricer_;
+  const ModelCatalog& catalog_;
+  std::string messages_, tools_;
+  RequestShape shape_;
+  int64_t counted_ = 0;
+  mutable std::mutex mu_;
+  mutable std::unordered_map<std::string, int64_t> counts_;
+};
+
+}  // namespace orroute

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "orroute/engine/engine.h"
+#include "orroute/net/api_client.h"
+#include "orroute/net/protocol.h"
+#include "orroute/route/attempt_loop.h"
+#include "orroute/route/clock.h"
+
+namespace orroute {
+
+// Sends chat attempts over the transport and reads the response (plain JSON or SSE).
+class ChatSender final : public AttemptSender, public std::enable_shared_from_this<ChatSender> {
+ public:
+  // `meter_limit` > 0: the reservation's output tokens; answers are counted as they arrive and a
+  // stream is cut once it passes them; it is also sent as max_tokens when the body has none.
+  ChatSender(std::shared_ptr<ApiClient> client, const Clock* clock, std::string body_json,
+             bool stream, std::vector<std::string> server_models, ChunkCallback on_chunk,
+             int64_t meter_limit)
+      : client_(std::move(client)), clock_(clock), body_json_(std::move(body_json)),
+        stream_(stream), server_models_(std::move(server_models)), on_chunk_(std::move(on_chunk)),
+        meter_limit_(meter_limit) {}
+  int64_t meter_limit() const { return meter_limit_; }
+
+  std::function<void()> send(const std::string& model, int,
+                             std::function<void(AttemptResult)> done) override;
+
+  std::optional<ApiError> last_error() const {
+    std::lock_guard lock(mu_);
+    return last_error_;
+  }
+  void set_error(std::optional<ApiError> e) {
+    std::lock_guard lock(mu_);
+    last_error_ = std::move(e);
+  }
+  const Clock* clock() const { return clock_; }
+  bool stream() const { return stream_; }
+  // Hands a chunk to the consumer; a kPause holds the transfer (counted: see resume()).
+  ChunkAction emit(const std::string& chunk) {
+    if (!on_chunk_) return ChunkAction::kContinue;
+    const ChunkAction a = on_chunk_(chunk);
+    if (a == ChunkAction::kPause) holds_.fetch_add(1);
+    return a;
+  }
+  // True while the consumer is behind (more kPause than resume()).
+  bool held() const { return holds_.load() > 0; }
+  // One resume per kPause, in either order with it; resumes the transfer when none is left.
+  void resume() {
+    if (holds_.fetch_sub(1) != 1) return;
+    TransferId id = 0;
+    {
+      std::lock_guard lock(send_mu_);  // waits for send() to have stored the id
+      id = transfer_;
+    }
+    if (id != 0) client_->transport().resume(id);
+  }
+  std::pair<std::string, int> progress() const {
+    std::lock_guard lock(send_mu_);
+    return {model_, sent_};
+  }
+  ApiClient& client() { return *client_; }
+
+ private:
+  std::shared_ptr<ApiClient> client_;
+  const Clock* clock_;
+  std::string body_json_;
+  bool stream_;
+  std::vector<std::string> server_models_;
+  ChunkCallback on_chunk_;
+  int64_t meter_limit_ = 0;
+  mutable std::mutex mu_;
+  std::optional<ApiError> last_error_;
+  std::atomic<int> holds_{0};
+  mutable std::mutex send_mu_;  // guards the fields below
+  TransferId transfer_ = 0;     // the latest attempt's transfer
+  std::string model_;
+  int sent_ = 0;
+};
+
+}  // namespace orroute

@@ -1,0 +1,227 @@
+#include "orroute/engine/chat_sink.h"
+
+#include <rapidjson/document.h>
+
+#include <exception>
+#include <utility>
+
+#include "orroute/engine/chat_text.h"
+#include "orroute/json.h"
+
+namespace orroute {
+
+DataAction ChatSink::on_data(std::string_view bytes) {
+  try {
+    return read(bytes);
+  } catch (const std::exception& e) {
+    broken_ = std::string("the reply could not be read: ") + e.what();
+    return DataAction::kAbort;
+  }
+}
+
+DataAction ChatSink::read(std::string_view bytes) {
+  // The consumer is behind: libcurl keeps these bytes and the transfer waits for resume().
+  if (sender_->stream() && sender_->held()) return DataAction::kPause;
+  if (!(sender_->stream() && status_ >= 200 && status_ < 300)) {
+    if (body_.size() + bytes.size() > kMaxBody) {
+      broken_ = "the reply is larger than " + std::to_string(kMaxBody) + " bytes";
+      return DataAction::kAbort;
+    }
+    body_.append(bytes);
+    return DataAction::kContinue;
+  }
+  bool keep = true;
+  unfinished_ += bytes.size();
+  parser_.feed(bytes, [&](SseEvent&& ev) {
+    unfinished_ = 0;
+    if (ev.data.empty() || is_done_marker(ev.data)) return true;
+    rapidjson::Document chunk;
+    const JsonParse st = parse_json_text(ev.data, chunk, kMaxBody);
+    if (st == JsonParse::kTooDeep || st == JsonParse::kTooLarge) {  // hostile, not junk: stop here
+      broken_ = std::string("a stream event is ") + json_parse_reason(st);
+      return keep = false;
+    }
+    if (st != JsonParse::kOk || !chunk.IsObject()) return true;  // tolerate junk events
+    const bool fine = acc_.add(chunk);
+    if (!fine) return keep = false;
+    if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() &&
+        !chunk["choices"].Empty()) {
+      first_content_ = sender_->clock()->now();
+    }
+    delivered_ = true;
+    if (sender_->meter_limit() > 0) {
+      // Counting each piece alone overcounts a little (a word split across chunks); past the
+      // limit the whole answer so far is counted once more before deciding.
+      const std::string piece = generated_text(chunk, "delta");
+      generated_ += piece;
+      metered_ += text_tokens(model_, piece);
+      if (metered_ > sender_->meter_limit()) metered_ = text_tokens(model_, generated_);
+    }
+    if (sender_->emit(ev.data) == ChunkAction::kCancel) {
+      user_stopped_ = true;
+      return keep = false;
+    }
+    if (sender_->meter_limit() > 0 && metered_ > sender_->meter_limit()) {
+      // The upstream ignores max_tokens: stop here (one chunk over at most), and tell the
+      // consumer the answer ended by length.
+      cut_ = true;
+      acc_.cut("length");
+      sender_->emit(cut_chunk());
+      return keep = false;
+    }
+    return true;  // after a kPause the rest of this piece is still handed over (bounded)
+  });
+  if (keep && unfinished_ > kMaxBody) {  // one endless event: the parser would buffer it all
+    broken_ = "a stream event is larger than " + std::to_string(kMaxBody) + " bytes";
+    return DataAction::kAbort;
+  }
+  return keep ? DataAction::kContinue : DataAction::kAbort;
+}
+
+std::string ChatSink::cut_chunk() const {
+  rapidjson::Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  d.AddMember("id", rapidjson::Value(acc_.id().c_str(), a), a);
+  d.AddMember("object", "chat.completion.chunk", a);
+  d.AddMember("model", rapidjson::Value((acc_.model().empty() ? model_ : acc_.model()).c_str(), a), a);
+  rapidjson::Value choice(rapidjson::kObjectType);
+  choice.AddMember("index", 0, a);
+  choice.AddMember("delta", rapidjson::Value(rapidjson::kObjectType), a);
+  choice.AddMember("finish_reason", "length", a);
+  rapidjson::Value choices(rapidjson::kArrayType);
+  choices.PushBack(choice, a);
+  d.AddMember("choices", choices, a);
+  rapidjson::Value flag(rapidjson::kObjectType);
+  flag.AddMember("cut_at_reservation", true, a);
+  d.AddMember("orroute", flag, a);
+  return json_text(d);
+}
+
+void ChatSink::on_done(const TransferResult& t) {
+  auto done = std::move(done_);
+  AttemptResult r;
+  try {
+    r = result_of(t);
+  } catch (const std::exception& e) {
+    r = AttemptResult{};
+    r.http_status = 502;
+    r.error_message = std::string("the reply could not be read: ") + e.what();
+    ApiError err;
+    err.status = 502;
+    err.message = r.error_message;
+    sender_->set_error(std::move(err));
+  }
+  if (done) done(std::move(r));
+}
+
+AttemptResult ChatSink::result_of(const TransferResult& t) {
+  AttemptResult r;
+  r.content_delivered = delivered_;
+  std::optional<ApiError> err;
+  if (cut_) {
+    r.ok = true;
+    r.http_status = status_;
+    r.cut_at_reservation = true;
+    r.body = acc_.completion_json();
+    r.served_model = acc_.model();
+    r.provider = acc_.provider();
+    r.counted_output_tokens = metered_;
+    if (first_content_) r.ttft = *first_content_ - started_;
+    return r;
+  }
+  if (!broken_.empty()) {
+    r.http_status = 502;
+    r.error_message = broken_;
+    ApiError e;
+    e.status = 502;
+    e.message = broken_;
+    sender_->set_error(std::move(e));
+    return r;
+  }
+  if (user_stopped_ || (t.status == TransferStatus::kCancelled && !acc_.error())) {
+    r.cancelled = true;
+  } else if (t.status == TransferStatus::kConnectError || t.status == TransferStatus::kTimeout) {
+    r.timed_out = t.status == TransferStatus::kTimeout;
+    r.error_message = t.error;
+    ApiError e;
+    e.kind = r.timed_out ? ApiError::Kind::kTimeout : ApiError::Kind::kConnection;
+    e.message = sender_->client().scrub(t.error);
+    err = e;
+  } else if (status_ < 200 || status_ >= 300) {
+    ApiError e = error_from_response(status_, headers_, body_, sender_->clock()->unix_millis());
+    r.http_status = status_;
+    r.provider = e.provider;
+    r.error_message = e.message;
+    if (auto v = headers_.get("Retry-After")) r.retry_after = std::string(*v);
+    if (auto v = headers_.get("X-RateLimit-Reset")) r.rate_limit_reset = std::string(*v);
+    err = std::move(e);
+  } else if (sender_->stream()) {
+    if (acc_.error()) {
+      ApiError e = *acc_.error();
+      r.http_status = e.status >= 400 ? e.status : 502;  // a mid-stream error is an upstream failure
+      r.error_message = e.message;
+      r.provider = e.provider.empty() ? acc_.provider() : e.provider;
+      err = std::move(e);
+    } else {
+      r.ok = true;
+      r.http_status = status_;
+      r.body = acc_.completion_json();
+      r.served_model = acc_.model();
+      r.provider = acc_.provider();
+      r.counted_output_tokens = metered_;
+      if (acc_.has_usage()) read_usage_json(acc_.usage_json(), r);
+      if (first_content_) r.ttft = *first_content_ - started_;
+    }
+  } else {
+    rapidjson::Document doc;
+    if (const JsonParse st = parse_json_text(body_, doc, kMaxBody); st != JsonParse::kOk || !doc.IsObject()) {
+      r.http_status = 502;
+      r.error_message = st == JsonParse::kTooDeep ? "response JSON is nested too deeply" : "response is not JSON";
+      ApiError e;
+      e.status = 502;
+      e.message = r.error_message;
+      err = e;
+    } else if (doc.HasMember("error") && doc["error"].IsObject()) {
+      ApiError e = error_from_stream_event(doc);
+      r.http_status = e.status >= 400 ? e.status : 502;
+      r.error_message = e.message;
+      r.provider = e.provider;
+      err = std::move(e);
+    } else {
+      r.ok = true;
+      r.http_status = status_;
+      if (doc.HasMember("usage") && doc["usage"].IsObject()) fill_usage(parse_usage(doc["usage"]), r);
+      if (doc.HasMember("model") && doc["model"].IsString()) r.served_model = doc["model"].GetString();
+      if (doc.HasMember("provider") && doc["provider"].IsString()) r.provider = doc["provider"].GetString();
+      if (sender_->meter_limit() > 0) {
+        r.counted_output_tokens = text_tokens(model_, generated_text(doc, "message"));
+      }
+      r.body = std::move(body_);
+    }
+  }
+  if (err) sender_->set_error(std::move(err));
+  return r;
+}
+
+void ChatSink::fill_usage(const Usage& u, AttemptResult& r) {
+  r.input_tokens = u.prompt_tokens;
+  r.output_tokens = u.completion_tokens;
+  r.cached_tokens = u.cached_tokens;
+  r.cache_write_tokens = u.cache_write_tokens;
+  r.audio_tokens = u.audio_tokens;
+  r.reasoning_tokens = u.reasoning_tokens;
+  r.audio_output_tokens = u.audio_output_tokens;
+  r.image_output_tokens = u.image_output_tokens;
+  r.reported_cost = u.cost;
+  r.usage_present = u.present;
+  r.cost_reported = u.cost_reported;
+  r.cost_problem = u.cost_problem;
+  r.token_problem = u.token_problem;
+}
+
+void ChatSink::read_usage_json(const std::string& json, AttemptResult& r) {
+  rapidjson::Document d;
+  if (parse_json_text(json, d) == JsonParse::kOk && d.IsObject()) fill_usage(parse_usage(d), r);
+}
+
+}  // namespace orroute

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "orroute/engine/chat_sender.h"
+#include "orroute/net/http.h"
+#include "orroute/net/protocol.h"
+#include "orroute/net/sse_parser.h"
+#include "orroute/net/transport.h"
+#include "orroute/route/attempt_loop.h"
+#include "orroute/route/clock.h"
+
+namespace orroute {
+
+// Reads one attempt's reply (plain JSON or SSE) into its AttemptResult; streamed chunks go to the
+// sender's consumer, metered against the reservation when it has a meter limit.
+class ChatSink final : public Sink {
+ public:
+  ChatSink(std::shared_ptr<ChatSender> sender, std::string model,
+           std::function<void(AttemptResult)> done)
+      : sender_(std::move(sender)), model_(std::move(model)), done_(std::move(done)),
+        started_(sender_->clock()->now()) {}
+
+  void on_head(int status, const Headers& headers) override {
+    status_ = status;
+    headers_ = headers;
+  }
+
+  // Every byte here is the upstream's: nothing it sends may throw out of the transport thread.
+  DataAction on_data(std::string_view bytes) override;
+
+  // on_data's body: buffers a plain reply (bounded), or parses, meters and hands on SSE chunks.
+  DataAction read(std::string_view bytes);
+
+  // The closing chunk of a stream cut at its reservation (finish reason "length").
+  std::string cut_chunk() const;
+
+  void on_done(const TransferResult& t) override;
+
+  // The attempt's outcome once the transfer ended (ok, cut at the reservation, or why not).
+  AttemptResult result_of(const TransferResult& t);
+
+ private:
+  static void fill_usage(const Usage& u, AttemptResult& r);
+  void read_usage_json(const std::string& json, AttemptResult& r);
+
+  // A non-streamed reply larger than this is refused (memory is bounded whatever the upstream).
+  static constexpr size_t kMaxBody = 64u << 20;
+
+  std::shared_ptr<ChatSender> sender_;
+  std::string model_;
+  std::function<void(AttemptResult)> done_;
+  Instant started_;
+  int status_ = 0;
+  Headers headers_;
+  std::string body_;
+  SseParser parser_;
+  StreamAccumulator acc_;
+  std::optional<Instant> first_content_;
+  bool delivered_ = false;
+  bool user_stopped_ = false;
+  bool cut_ = false;          // stopped at the reservation (see read())
+  int64_t metered_ = 0;       // output tokens counted so far
+  size_t unfinished_ = 0;     // bytes fed since the last complete event
+  std::string generated_;     // the answer's text so far (metered streams; bounded by the cut)
+  std::string broken_;        // why reading stopped ("" = it did not)
+};
+
+}  // namespace orroute

@@ -1,0 +1,100 @@
+#include "orroute/engine/chat_text.h"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <exception>
+#include <string_view>
+
+#include "orroute/tokenizer/token_count.h"
+
+namespace orroute {
+
+std::string json_text(const rapidjson::Value& v) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  v.Accept(w);
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+// Text of the last user message (string content or text parts).
+std::string last_user_text(const rapidjson::Value& messages) {
+  for (auto it = messages.End(); it != messages.Begin();) {
+    --it;
+    if (!it->IsObject() || !it->HasMember("role") || !(*it)["role"].IsString()) continue;
+    if (std::string_view((*it)["role"].GetString()) != "user") continue;
+    if (!it->HasMember("content")) return {};
+    const auto& c = (*it)["content"];
+    if (c.IsString()) return c.GetString();
+    std::string out;
+    if (c.IsArray()) {
+      for (const auto& part : c.GetArray()) {
+        if (part.IsObject() && part.HasMember("text") && part["text"].IsString()) {
+          out += part["text"].GetString();
+          out += '\n';
+        }
+      }
+    }
+    return out;
+  }
+  return {};
+}
+
+namespace {
+
+// Appends the generated text of a message or delta (content, reasoning, refusal, tool calls) to
+// `out`: what the answer's tokens are counted from when the usage cannot be believed.
+void append_generated_text(const rapidjson::Value& msg, std::string& out) {
+  if (!msg.IsObject()) return;
+  for (const char* f : {"content", "reasoning", "refusal"}) {
+    auto it = msg.FindMember(f);
+    if (it == msg.MemberEnd()) continue;
+    if (it->value.IsString()) {
+      out.append(it->value.GetString(), it->value.GetStringLength());
+    } else if (it->value.IsArray()) {
+      for (const auto& part : it->value.GetArray()) {
+        if (!part.IsObject()) continue;
+        auto t = part.FindMember("text");
+        if (t != part.MemberEnd() && t->value.IsString()) out.append(t->value.GetString(), t->value.GetStringLength());
+      }
+    }
+  }
+  auto calls = msg.FindMember("tool_calls");
+  if (calls == msg.MemberEnd() || !calls->value.IsArray()) return;
+  for (const auto& c : calls->value.GetArray()) {
+    if (!c.IsObject()) continue;
+    auto fn = c.FindMember("function");
+    if (fn == c.MemberEnd() || !fn->value.IsObject()) continue;
+    for (const char* f : {"name", "arguments"}) {
+      auto it = fn->value.FindMember(f);
+      if (it != fn->value.MemberEnd() && it->value.IsString()) out.append(it->value.GetString(), it->value.GetStringLength());
+    }
+  }
+}
+
+}  // namespace
+
+// The generated text of every choice of a completion (`key` "message") or chunk ("delta").
+std::string generated_text(const rapidjson::Value& doc, const char* key) {
+  std::string out;
+  if (!doc.IsObject()) return out;
+  auto choices = doc.FindMember("choices");
+  if (choices == doc.MemberEnd() || !choices->value.IsArray()) return out;
+  for (const auto& c : choices->value.GetArray()) {
+    if (!c.IsObject()) continue;
+    auto m = c.FindMember(key);
+    if (m != c.MemberEnd()) append_generated_text(m->value, out);
+  }
+  return out;
+}
+
+int64_t text_tokens(const std::string& model, const std::string& text) {
+  if (text.empty()) return 0;
+  try {
+    return count_text_tokens(model, text).tokens;
+  } catch (const std::exception&) {
+    return static_cast<int64_t>(text.size());  // at most one token per byte
+  }
+}
+
+}  // namespace orroute

@@ -1,0 +1,24 @@
+// Text of chat requests and replies, for counting: JSON re-serialized, the last user message, the
+// generated text of a completion or chunk, and its tokens.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <cstdint>
+#include <string>
+
+namespace orroute {
+
+// `v` as compact JSON text.
+std::string json_text(const rapidjson::Value& v);
+
+// Text of the last user message (string content or text parts).
+std::string last_user_text(const rapidjson::Value& messages);
+
+// The generated text of every choice of a completion (`key` "message") or chunk ("delta").
+std::string generated_text(const rapidjson::Value& doc, const char* key);
+
+// Tokens of `text` for `model` (at most one per byte when the model has no tokenizer).
+int64_t text_tokens(const std::string& model, const std::string& text);
+
+}  // namespace orroute

@@ -1,0 +1,182 @@
+// The engine: one per AIModelManager (or client). It composes the router's pieces along "the path
+// of one request": count prompt tokens, analyze complexity, choose ordered candidates, then run the
+// attempt loop (breakers, budget reservation, rate-limit admission, send over the shared transport,
+// classify / retry / fall back, settle cost and metrics). Thread-safe; every call may come from any
+// thread. Requests run asynchronously on the transport thread; callbacks never run under an engine
+// lock.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "orroute/catalog/catalog.h"
+#include "orroute/catalog/money.h"
+#include "orroute/cost/budget_guard.h"
+#include "orroute/cost/call_pricing.h"
+#include "orroute/cost/feedback_store.h"
+#include "orroute/cost/ledger.h"
+#include "orroute/net/api_client.h"
+#include "orroute/net/chunk_queue.h"
+#include "orroute/route/attempt_loop.h"
+#include "orroute/route/complexity.h"
+#include "orroute/route/health.h"
+#include "orroute/route/metrics.h"
+#include "orroute/route/router_state.h"
+#include "orroute/select/selector.h"
+
+namespace orroute {
+
+struct EngineConfig {
+  ClientConfig client;             // endpoint, keys, timeouts (its own retries are not used)
+  LoopConfig loop;                 // retry policy, admission wait, key scopes
+  BreakerConfig breaker;
+  MetricsConfig metrics;
+  ComplexityThresholds thresholds;
+  Strategy strategy = Strategy::kBalanced;
+  std::vector<std::string> fallbacks;  // non-empty: the exact order of models to try
+  std::string preferred_model;         // tried first when set (then the ranking)
+  std::map<std::string, RateLimit> limits;  // scope ("model:<id>", "key") -> limit
+  int max_candidates = 4;              // from the selector's ranking
+  int server_side_fallbacks = 0;       // also send OpenRouter's `models` list (at most 3)
+  int64_t default_max_tokens = 1024;   // output bound when a task gives none (reserved, and sent
+                                       // as max_tokens when a ledger is attached)
+  PricingPolicy pricing;               // variants, routers, unknown ids, the usage cost check
+  // Replace the given catalog by GET {base_url}/models when that answers (a custom or local
+  // endpoint's own models are then selected and priced). Blocks the constructor up to ~5 s.
+  bool refresh_catalog = false;
+  // Where breaker state and rate-limit windows live: "" = in this process; "redis://..." =
+  // shared by every engine using that Redis server and prefix (RedisRouterState).
+  std::string router_state;
+};
+
+// One task to run.
+struct EngineTask {
+  std::string request_json;  // chat request body: {"messages": [...], ...}; "model" = preferred
+  std::string task_type = "general";  // "general": guessed by the complexity analyzer
+  std::string task_id;
+  SpendScope scope;                   // project / conversation / tags the spend is booked to
+  std::vector<std::string> fallbacks;  // per-task exact order (overrides the engine's)
+  std::optional<Money> max_cost;       // most this task may cost (worst-case estimate)
+  std::optional<double> min_quality;
+  uint32_t required_capabilities = 0;
+  // Rank the candidates with this strategy instead of the engine's, ignoring the body's "model"
+  // and the engine's configured fallbacks (a gateway alias such as "orroute/auto": the selector
+  // with this engine's measured latency, success and breaker state picks). Not used when
+  // `fallbacks` is set.
+  std::optional<Strategy> strategy;
+  bool stream = false;
+};
+
+// What the engine decided before sending.
+struct EnginePlan {
+  std::vector<std::string> candidates;
+  std::vector<std::string> reasons;
+  Complexity complexity;
+  std::string task_type;  // used for selection (declared or guessed)
+  int64_t prompt_tokens = 0;
+  int64_t max_tokens = 0;
+  std::optional<Money> estimate;  // worst case on the first candidate
+};
+
+struct EngineResult {
+  RouteOutcome route;             // ok, error class, attempts, cost, model
+  std::optional<ApiError> api_error;  // the last API failure (for the Python exception)
+  ErrorKind budget_error = ErrorKind::kBudgetExceeded;  // route.budget_refused: what refused
+  std::string completion_json;    // the response in OpenAI shape (streams: assembled)
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  EnginePlan plan;
+  // Threshold alerts the settle of this call crossed (each fired once across every process
+  // sharing the ledger): the caller delivers them (callbacks, webhook).
+  std::vector<Alert> alerts;
+  bool cut_at_reservation = false;  // streamed: cut (finish reason "length") at its reservation
+};
+
+// Called with each streamed chunk's JSON text (the upstream's bytes, never re-encoded) on the
+// transport thread; must not block. kPause: the chunk is taken but the consumer is behind: the
+// transfer is paused (libcurl keeps the bytes) until EngineRun::resume(), once per kPause.
+// kCancel stops the run.
+using ChunkCallback = std::function<ChunkAction(const std::string&)>;
+using DoneCallback = std::function<void(EngineResult)>;
+
+// Handle of a submitted task. Thread-safe.
+class EngineRun {
+ public:
+  EngineRun(std::shared_ptr<RouteRun> run, std::function<void()> resume,
+            std::function<std::pair<std::string, int>()> progress)
+      : run_(std::move(run)), resume_(std::move(resume)), progress_(std::move(progress)) {}
+  // Cancels: the attempt in flight is aborted, the reservation released; on_done reports
+  // cancelled (unless it already finished). Idempotent.
+  void cancel() { run_->cancel(); }
+  // Resumes reading the stream after the chunk callback answered kPause. Call once per kPause;
+  // may come before the pause took effect (it then cancels it). No-op once finished.
+  void resume() { resume_(); }
+  // The model of the latest attempt sent ("" before the first) and how many were sent.
+  std::pair<std::string, int> progress() const { return progress_(); }
+
+ private:
+  std::shared_ptr<RouteRun> run_;
+  std::function<void()> resume_;
+  std::function<std::pair<std::string, int>()> progress_;
+};
+
+class Engine {
+ public:
+  // `catalog` must not be null; `ledger` may be null (no budgets, nothing recorded). `clock` must
+  // outlive the engine. Throws InvalidArgument for a bad configuration.
+  // `priors` are the selector's quality priors (empty: tier defaults only).
+  Engine(EngineConfig config, std::shared_ptr<const ModelCatalog> catalog,
+         std::shared_ptr<Ledger> ledger, QualityPriors priors = {},
+         const Clock* clock = &SteadyClock::instance());
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Counts, analyzes and selects. Throws InvalidArgument (malformed request), NoModelAvailable.
+  EnginePlan plan(const EngineTask& task) const;
+
+  // Runs `task` with `plan`. `on_done` is called exactly once (transport thread, or the caller's
+  // thread if it fails at once). Cancel through the returned handle.
+  std::shared_ptr<EngineRun> submit(const EngineTask& task, EnginePlan plan, ChunkCallback on_chunk,
+                                    DoneCallback on_done);
+  // plan + submit + wait. Blocks the calling thread.
+  EngineResult run(const EngineTask& task);
+
+  HealthReport health() const;
+  std::vector<ModelStats> metrics() const;
+  // Records a quality score in [0, 1] for `model` on `task_type`; later selections use the mean.
+  // With a feedback store, the score is written there first (`source`, `result_id` go with it).
+  // Throws InvalidArgument if the score is outside [0, 1], Error if the store fails.
+  void record_feedback(const std::string& model, const std::string& task_type, double score,
+                       const std::string& source = "user", const std::string& result_id = "");
+  // Keeps feedback in `store` (normally the ledger's, open_feedback_store): adds the scores
+  // recorded there to the selector's means now, and writes every later record_feedback() through.
+  // Scores other processes record later are seen by engines created after them. Call once, before
+  // the engine is shared. Throws Error if the store cannot be read.
+  void set_feedback_store(std::shared_ptr<FeedbackStore> store);
+  // Sets (or removes, when unlimited) a rate limit.
+  void set_limit(const std::string& scope, const RateLimit& limit);
+
+  BudgetGuard* budget_guard() { return guard_.get(); }
+  const ModelCatalog& catalog() const { return *catalog_; }
+  // The catalog in use (the endpoint's /models when refresh_catalog fetched it).
+  std::shared_ptr<const ModelCatalog> catalog_ptr() const { return catalog_; }
+  // The engine's HTTP client (its one libcurl loop), for other calls to the same endpoint.
+  std::shared_ptr<ApiClient> client() const;
+  const EngineConfig& config() const { return config_; }
+
+ private:
+  class Impl;
+  EngineConfig config_;
+  std::shared_ptr<const ModelCatalog> catalog_;
+  std::shared_ptr<Ledger> ledger_;
+  std::unique_ptr<BudgetGuard> guard_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orroute

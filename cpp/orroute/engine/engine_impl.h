@@ -1,0 +1,76 @@
+// The engine's state behind its public class: the HTTP client and scheduler, router state,
+// metrics, analyzer, selector, pricer and feedback. Shared by the files that implement Engine.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "orroute/engine/engine.h"
+#include "orroute/engine/transport_scheduler.h"
+
+namespace orroute {
+
+class Engine::Impl {
+ public:
+  Impl(Engine& e, const Clock* clk)
+      : engine(e), clock(clk), state_owner(make_state(e.config_, *clk)), state(*state_owner),
+        metrics(e.config_.metrics), analyzer(e.config_.thresholds) {}
+
+  // In this process, or in Redis when the configuration names a server.
+  static std::unique_ptr<RouterState> make_state(const EngineConfig& c, const Clock& clk);
+
+  Engine& engine;
+  const Clock* clock;
+  std::shared_ptr<ApiClient> client;
+  std::unique_ptr<TransportScheduler> scheduler;
+  std::unique_ptr<RouterState> state_owner;
+  RouterState& state;
+  Metrics metrics;
+  ComplexityAnalyzer analyzer;
+  std::unique_ptr<ModelSelector> selector;
+  std::unique_ptr<CallPricer> pricer;  // over the catalog in use (built after any refresh)
+  std::vector<std::string> key_scopes;
+  ProviderMemory providers;  // which upstream last served each model (provider breakers)
+
+  mutable std::mutex feedback_mu;
+  std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;
+  std::shared_ptr<FeedbackStore> feedback_store;  // where feedback is kept; may be null
+
+  // The endpoint breaker's name: the base URL's host.
+  std::string endpoint() const { return url_host(client->config().base_url); }
+
+  std::unordered_map<std::string, double> predicted(const std::string& task_type) const {
+    std::unordered_map<std::string, double> out;
+    std::lock_guard lock(feedback_mu);
+    for (const auto& [key, v] : feedback) {
+      if (key.second == task_type && v.second > 0) out[key.first] = v.first / static_cast<double>(v.second);
+    }
+    return out;
+  }
+
+  // Feeds measured behaviour back to the selector (every strategy avoids failing models).
+  void update_selector(const std::string& model) {
+    if (!selector) return;
+    const Instant now = clock->now();
+    const ModelStats s = metrics.model(model, now);
+    orroute::ModelMetrics mm;
+    mm.success_rate = s.success_rate();
+    if (s.latency.p50) mm.latency_ms = *s.latency.p50 * 1000.0;
+    if (s.tokens_per_second.p50) mm.tokens_per_second = *s.tokens_per_second.p50;
+    mm.available = state.breaker_snapshot("model:" + model, now).state != BreakerState::kOpen &&
+                   state.held_for("model:" + model, now).count() == 0;
+    try {
+      selector->set_metrics(model, mm);
+    } catch (const Error&) {
+      // not a catalog model
+    }
+  }
+};
+
+}  // namespace orroute

@@ -1,0 +1,123 @@
+#include "orroute/engine/ledger_gate.h"
+
+#include <chrono>
+#include <exception>
+#include <utility>
+
+#include "orroute/error.h"
+#include "orroute/select/expected_cost.h"
+
+namespace orroute {
+
+namespace {
+
+int64_t to_us(Duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); }
+
+}  // namespace
+
+BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case) {
+  ReserveRequest req;
+  req.scope = scope_;
+  req.amount = worst_case;
+  req.model = model;
+  req.task_id = task_id_;
+  Hold h;
+  try {
+    const ReserveOutcome o = guard_.reserve(req);
+    switch (o.status) {
+      case ReserveStatus::kReserved:
+        h.id = static_cast<uint64_t>(o.reservation_id);
+        // The row keeps the expected cost (not this worst case) for estimate-vs-actual reports.
+        estimates_[h.id] =
+            expected_cost(catalog_, model, task_type_,
+                          prices_.prompt_tokens(model, prompt_tokens_), max_tokens_)
+                .value_or(worst_case);
+        return h;
+      case ReserveStatus::kExceeded:
+        h.ok = false;
+        h.error_kind = ErrorKind::kBudgetExceeded;
+        h.refusal = "budget " + (o.blocking ? o.blocking->budget.name() : std::string("?")) +
+                    ": worst case " + worst_case.to_string() + " USD on " + model +
+                    " exceeds the " +
+                    (o.remaining ? o.remaining->to_string() : std::string("?")) +
+                    " USD remaining";
+        return h;
+      case ReserveStatus::kCutoff:
+        h.ok = false;
+        h.stop = true;
+        h.error_kind = ErrorKind::kEmergencyCutoff;
+        h.refusal = "emergency cutoff: " + o.cutoff_reason;
+        return h;
+    }
+  } catch (const Error& e) {
+    h.ok = false;
+    h.stop = true;
+    h.error_kind = e.kind();
+    h.refusal = e.what();
+  } catch (const std::exception& e) {  // an approval hook's own failure: refuse, never send
+    h.ok = false;
+    h.stop = true;
+    h.error_kind = ErrorKind::kApprovalDenied;
+    h.refusal = std::string("the approval hook failed: ") + e.what();
+  }
+  return h;
+}
+
+std::string LedgerGate::author_of(const std::string& model) const {
+  if (const ModelInfo* m = catalog_.find(model)) return std::string(m->provider());
+  const auto slash = model.find('/');
+  return slash == std::string::npos ? std::string() : model.substr(0, slash);
+}
+
+void LedgerGate::settle(uint64_t id, Money actual, const CallInfo& info) {
+  CallRecord rec;
+  rec.scope = scope_;
+  rec.task_id = task_id_;
+  rec.task_type = task_type_;
+  rec.model_requested = info.model;
+  rec.model_used = info.result && !info.result->served_model.empty() ? info.result->served_model
+                                                                    : info.model;
+  rec.provider = author_of(info.model);  // the model's author, for reports by provider
+  if (info.result) {
+    rec.prompt_tokens = info.result->input_tokens;
+    rec.completion_tokens = info.result->output_tokens;
+    rec.cached_tokens = info.result->cached_tokens;
+    rec.cache_write_tokens = info.result->cache_write_tokens;
+    rec.reasoning_tokens = info.result->reasoning_tokens;
+    if (info.result->ttft) rec.ttft_us = to_us(*info.result->ttft);
+  }
+  auto it = estimates_.find(id);
+  if (it != estimates_.end()) rec.estimated_cost = it->second;
+  rec.cost = actual;
+  rec.latency_us = to_us(info.latency);
+  rec.attempts = info.attempts;
+  if (info.charge) {
+    rec.cost_source = info.charge->problem.empty()
+                          ? info.charge->source
+                          : info.charge->source + ": " + info.charge->problem;
+  }
+  try {
+    SettleOutcome out = guard_.ledger().settle(static_cast<int64_t>(id), std::move(rec));
+    std::lock_guard lock(mu_);
+    for (Alert& a : out.alerts) alerts_.push_back(std::move(a));
+  } catch (const std::exception&) {
+    // The call succeeded but its row could not be written (storage failure): give the
+    // reservation back now rather than leave it held until it expires.
+    release(id);
+  }
+}
+
+void LedgerGate::release(uint64_t id) {
+  try {
+    guard_.ledger().release(static_cast<int64_t>(id));
+  } catch (const std::exception&) {
+    // Storage failure: the ledger reclaims the reservation by its TTL.
+  }
+}
+
+std::vector<Alert> LedgerGate::take_alerts() {
+  std::lock_guard lock(mu_);
+  return std::exchange(alerts_, {});
+}
+
+}  // namespace orroute

@@ -1,0 +1,148 @@
+// Engine::plan: count, analyze, select, estimate (what submit() then runs).
+#include <rapidjson/document.h>
+
+#include <algorithm>
+
+#include "orroute/engine/chat_text.h"
+#include "orroute/engine/default_order.h"
+#include "orroute/engine/engine.h"
+#include "orroute/engine/engine_impl.h"
+#include "orroute/error.h"
+#include "orroute/json.h"
+#include "orroute/net/protocol.h"
+#include "orroute/tokenizer/token_count.h"
+
+namespace orroute {
+
+EnginePlan Engine::plan(const EngineTask& task) const {
+  rapidjson::Document body;
+  if (const JsonParse st = parse_json_text(task.request_json, body); st != JsonParse::kOk) {
+    throw InvalidArgument(st == JsonParse::kInvalid ? std::string("task request is not valid JSON")
+                                                    : std::string("task request JSON is ") + json_parse_reason(st));
+  }
+  if (!body.IsObject()) throw InvalidArgument("task request must be a JSON object");
+  std::string preferred = config_.preferred_model;
+  if (body.HasMember("model") && body["model"].IsString()) preferred = body["model"].GetString();
+  const bool by_strategy = task.strategy && task.fallbacks.empty();
+  if (!body.HasMember("model")) {  // the router picks the model; validate the rest
+    body.AddMember("model", "router", body.GetAllocator());
+  }
+  validate_chat_request(body);
+  EnginePlan plan;
+  const auto& messages = body["messages"];
+  const std::string messages_json = json_text(messages);
+  const std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
+
+  // validate_chat_request checked the range; with both set, reserve for the larger.
+  for (const char* f : {"max_tokens", "max_completion_tokens"}) {
+    if (body.HasMember(f) && body[f].IsInt64()) plan.max_tokens = std::max(plan.max_tokens, body[f].GetInt64());
+  }
+  if (plan.max_tokens == 0) plan.max_tokens = config_.default_max_tokens;
+
+  const std::string reference =
+      preferred.empty() || by_strategy ? std::string("openai/gpt-4o") : preferred;
+  if (by_strategy) preferred.clear();  // e.g. "orroute/auto": not a model to call
+  plan.prompt_tokens = count_chat_tokens_json(reference, messages_json, tools_json).tokens;
+
+  const std::string prompt = last_user_text(messages);
+  ComplexityInput in;
+  in.prompt = prompt;
+  in.prior_turns = static_cast<int32_t>(messages.Size()) - 1;
+  in.prompt_tokens = plan.prompt_tokens;
+  in.tools = body.HasMember("tools") && body["tools"].IsArray() ? static_cast<int32_t>(body["tools"].Size()) : 0;
+  in.max_output_tokens = plan.max_tokens;
+  in.declared_type = task.task_type;
+  plan.complexity = impl_->analyzer.analyze(in);
+  plan.task_type = plan.complexity.task_type;
+  plan.reasons = plan.complexity.reasons;
+  plan.reasons.push_back("complexity " + std::to_string(plan.complexity.score).substr(0, 4) + " -> " +
+                         to_string(plan.complexity.tier));
+
+  static const std::vector<std::string> kNone;
+  const std::vector<std::string>& explicit_order =
+      !task.fallbacks.empty() ? task.fallbacks : by_strategy ? kNone : config_.fallbacks;
+  if (!explicit_order.empty()) {
+    // A task's own model goes before the engine's chain (a task's own list is its exact order).
+    if (task.fallbacks.empty() && !preferred.empty()) plan.candidates.push_back(preferred);
+    for (const std::string& id : explicit_order) {
+      if (std::find(plan.candidates.begin(), plan.candidates.end(), id) == plan.candidates.end()) {
+        plan.candidates.push_back(id);
+      }
+    }
+    plan.reasons.push_back("explicit fallback order");
+  } else {
+    if (!preferred.empty()) plan.candidates.push_back(preferred);
+    std::vector<Candidate> ranked;
+    if (impl_->selector) {
+      SelectionRequest req;
+      req.task_type = plan.task_type;
+      req.input_tokens = plan.prompt_tokens;
+      req.budget = task.max_cost;
+      if (by_strategy) req.strategy = task.strategy;
+      Constraints c = impl_->selector->default_constraints();
+      c.required_capabilities |= task.required_capabilities;
+      if (task.min_quality) c.min_quality = task.min_quality;
+      c.expected_output_tokens = plan.max_tokens;
+      req.constraints = c;
+      req.predicted_quality = impl_->predicted(plan.task_type);  // feedback; wins over a predictor
+      req.prompt = prompt;  // a learned quality predictor, when installed, reads it
+      req.limit = static_cast<size_t>(config_.max_candidates);
+      // The difficulty floor (docs/router.md): not when the caller names the model; that choice is
+      // the caller's, and its fallbacks are ranked as the caller's strategy alone says.
+      if (preferred.empty() && plan.complexity.tier != ComplexityTier::kEconomy) {
+        req.quality_floor = quality_floor(plan.complexity.tier);
+        req.quality_floor_why = "complexity " + std::to_string(plan.complexity.score).substr(0, 4) +
+                                " -> " + to_string(plan.complexity.tier);
+      } else if (!preferred.empty() && plan.complexity.tier != ComplexityTier::kEconomy) {
+        plan.reasons.push_back("no complexity floor: the caller named the model");
+      }
+      for (int pass = 0; pass < 2 && ranked.empty(); ++pass) {
+        try {
+          ranked = impl_->selector->rank(req);
+        } catch (const InvalidArgument&) {
+          if (req.task_type == "general") break;
+          req.task_type = "general";  // a guessed type the selector does not know
+        } catch (const NoModelAvailable& e) {
+          plan.reasons.push_back(std::string("selector: ") + e.what());
+          break;
+        }
+      }
+    }
+    for (const Candidate& c : ranked) {
+      if (static_cast<int>(plan.candidates.size()) >= config_.max_candidates) break;
+      if (std::find(plan.candidates.begin(), plan.candidates.end(), c.model->id) == plan.candidates.end()) {
+        plan.candidates.push_back(c.model->id);
+      }
+    }
+    if (!ranked.empty()) {
+      plan.reasons.insert(plan.reasons.end(), ranked.front().reasons.begin(), ranked.front().reasons.end());
+    }
+    if (plan.candidates.empty()) {
+      for (const std::string& id : default_fallback_order()) {
+        if (catalog_->find(id)) plan.candidates.push_back(id);
+      }
+      if (plan.candidates.empty()) throw NoModelAvailable("no candidate model for this task");
+      plan.reasons.push_back("integration guide default order");
+    }
+  }
+  // The estimate is exactly what the attempt loop reserves for the first candidate: the same
+  // pricer, the same request shape (plus the server-side fallbacks it would send), and the prompt
+  // counted with that model's own tokenizer.
+  RequestShape shape = request_shape(task.request_json);
+  if (shape.models.empty()) {
+    for (size_t i = 1; i < plan.candidates.size() &&
+                       static_cast<int>(shape.models.size()) < config_.server_side_fallbacks; ++i) {
+      shape.models.push_back(plan.candidates[i]);
+    }
+  }
+  int64_t first_prompt = plan.prompt_tokens;
+  try {
+    first_prompt = count_chat_tokens_json(plan.candidates.front(), messages_json, tools_json).tokens;
+  } catch (const Error&) {
+  }
+  plan.estimate = impl_->pricer->worst_case(plan.candidates.front(), shape, first_prompt,
+                                            plan.max_tokens, nullptr);
+  return plan;
+}
+
+}  // namespace orroute
