@@ -122,7 +122,7 @@ class _Pipe:
 
 class _Handler:
     """One gateway application serving requests handed over as httpx requests. Used from any
-    event loop, one at a time per loop (the sync transport runs its own)."""
+    event loop, one at a time per loop (the sync transports share one of their own)."""
 
     def __init__(self, manager: Any, *, project: str, routes: dict[str, list[str]] | None,
                  fallback: bool, candidates: int, api_key: Any) -> None:
@@ -134,6 +134,7 @@ class _Handler:
         )
         selector = manager.selector
         self.manager = manager
+        self.tasks: set[asyncio.Future[Any]] = set()  # requests still running (close cancels)
         self.app = GatewayApp(settings, keys=_InProcessKeys(project),  # type: ignore[arg-type]
                               tracker=manager.cost_tracker, catalog=selector.catalog,
                               selector=selector, manager=manager)
@@ -153,7 +154,12 @@ class _Handler:
             pipe.eof = True
             return pipe, None
         task = asyncio.ensure_future(pending)
-        task.add_done_callback(lambda _: pipe._news.set())
+        self.tasks.add(task)
+        def ended(t: asyncio.Future[Any]) -> None:
+            pipe._news.set()
+            self.tasks.discard(t)
+
+        task.add_done_callback(ended)
         try:
             await pipe.wait(task, lambda: pipe.status)
         except BaseException:
@@ -208,10 +214,30 @@ async def _abort(pipe: _Pipe, task: Any) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
+def _abandon(loop: asyncio.AbstractEventLoop, pipe: _Pipe, task: Any) -> None:
+    """A body dropped unread and unclosed (an openai Stream left to the garbage collector): the
+    relay would wait for a reader forever, holding the budget reservation; stop it."""
+    if task is None or task.done() or loop.is_closed():
+        return
+
+    def stop() -> None:
+        pipe.abort()
+        task.cancel()
+
+    try:
+        loop.call_soon_threadsafe(stop)
+    except RuntimeError:  # the loop closed meanwhile: its tasks are gone with it
+        pass
+
+
 class _AsyncBody(httpx.AsyncByteStream):
     def __init__(self, pipe: _Pipe, task: Any) -> None:
         self._pipe = pipe
         self._task = task
+        self._loop = asyncio.get_running_loop()
+
+    def __del__(self) -> None:
+        _abandon(self._loop, self._pipe, self._task)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
@@ -276,6 +302,9 @@ class _SyncBody(httpx.SyncByteStream):
         self._pipe = pipe
         self._task = task
 
+    def __del__(self) -> None:
+        _abandon(self._loop, self._pipe, self._task)
+
     def __iter__(self) -> Iterator[bytes]:
         while True:
             if _finished(self._pipe, self._task):  # the whole reply is here: no thread hop
@@ -303,10 +332,28 @@ def _run(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
         raise
 
 
+_shared_lock = threading.Lock()
+_shared: asyncio.AbstractEventLoop | None = None
+
+
+def _shared_loop() -> asyncio.AbstractEventLoop:
+    """The event loop every sync transport runs its requests on: one daemon thread per process,
+    started on first use (a client per call must not cost a thread per call)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="orroute-transport",
+                             daemon=True).start()
+            _shared = loop
+        return _shared
+
+
 class Transport(httpx.BaseTransport):
     """An ``httpx.BaseTransport`` answered by orroute in process; same arguments as
-    :class:`AsyncTransport`. Requests run on an event loop thread of its own (started on first
-    use, stopped by ``close()``), so it serves any number of threads.
+    :class:`AsyncTransport`. Requests run on one event loop thread shared by every sync
+    transport (started on first use), so it serves any number of threads; ``close()`` cancels
+    the requests still running.
 
     >>> client = openai.OpenAI(base_url="http://orroute.invalid/v1", api_key="-",
     ...     http_client=httpx.Client(transport=orroute.Transport()))  # doctest: +SKIP
@@ -319,46 +366,25 @@ class Transport(httpx.BaseTransport):
         self._handler = _Handler(self.manager, project=project or self.manager._project or "",
                                  routes=routes, fallback=fallback, candidates=candidates,
                                  api_key=manager_kwargs.get("api_key"))
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="orroute-transport",
-                                          daemon=True)
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
-        loop = self._running_loop()
+        loop = _shared_loop()
         pipe, task = _run(loop, self._handler.open(request, body))
         return _response(pipe, _SyncBody(loop, pipe, task))
 
     def close(self) -> None:
-        """Stops the loop thread (requests still running are cancelled)."""
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
+        """Cancels this transport's requests still running (their reservations are released)."""
+        if not self._handler.tasks:
             return
 
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        async def cancel_mine() -> None:
+            tasks = list(self._handler.tasks)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-        try:
-            asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout=10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
+        _run(_shared_loop(), cancel_mine())
 
 
 def openai_client(manager: Any = None, *, project: str | None = None,

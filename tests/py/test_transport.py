@@ -5,6 +5,7 @@ types, streams and exceptions."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_closing_a_stream_early_stops_the_upstream_transfer(
     fake: FakeOpenRouter, tracker: orroute.CostTracker
 ) -> None:
     fake.reset()
-    fake.set_model_profile(MODEL, tokens_per_second=50)  # ~2 s of output: still running
+    fake.set_model_profile(MODEL, tokens_per_second=3)  # ~10 s of output: still running
     try:
         client = orroute.openai_client(make_manager(fake, tracker))
         messages = [{"role": "user", "content": "Write a long story " * 20}]
@@ -75,7 +76,34 @@ def test_closing_a_stream_early_stops_the_upstream_transfer(
         next(iter(s))
         assert fake.open_streams == 1
         s.close()
-        assert fake.wait_until(lambda: fake.open_streams == 0, timeout=5)
+        assert fake.wait_until(lambda: fake.open_streams == 0, timeout=3)
+    finally:
+        fake.reset()
+
+
+@pytest.mark.parametrize("via", ["openai", "httpx"])
+def test_a_stream_dropped_unclosed_stops_the_upstream_transfer(
+    fake: FakeOpenRouter, tracker: orroute.CostTracker, via: str
+) -> None:
+    fake.reset()
+    fake.set_model_profile(MODEL, tokens_per_second=3)  # ~10 s of output
+    try:
+        manager = make_manager(fake, tracker)
+        messages = [{"role": "user", "content": "Write a long story " * 20}]
+        if via == "openai":
+            s: Any = orroute.openai_client(manager).chat.completions.create(
+                model=MODEL, messages=messages, stream=True)
+            next(iter(s))
+        else:
+            http = httpx.Client(transport=orroute.Transport(manager), base_url="http://x/v1")
+            s = http.send(http.build_request("POST", "/chat/completions", json={
+                "model": MODEL, "messages": messages, "stream": True}), stream=True)
+            next(s.iter_raw())
+        assert fake.open_streams == 1
+        del s  # neither read to the end nor closed
+        gc.collect()
+        assert fake.wait_until(lambda: fake.open_streams == 0, timeout=3)
+        assert fake.wait_until(lambda: manager.reserved()[0] == 0, timeout=5)  # hold released
     finally:
         fake.reset()
 
