@@ -29,6 +29,8 @@ __all__ = [
     "retrieve_model",
     "strip_omitted",
     "timeout_of",
+    "usage_only",
+    "wants_usage_chunk",
     "with_query",
 ]
 
@@ -41,6 +43,20 @@ def is_omitted(value: Any) -> bool:
 
 def strip_omitted(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if not is_omitted(v)}
+
+
+def usage_only(chunk: Any) -> bool:
+    """The final usage chunk of a stream: no choices, a usage object. openai's service sends it
+    only when asked (``stream_options={"include_usage": True}``); OpenRouter always does, so
+    orroute's clients hide it unless asked (the native client and the openai transport)."""
+    return (isinstance(chunk, dict) and not chunk.get("choices")
+            and isinstance(chunk.get("usage"), dict))
+
+
+def wants_usage_chunk(params: Mapping[str, Any]) -> bool:
+    """Whether a chat request asked for the usage chunk."""
+    opts = params.get("stream_options")
+    return isinstance(opts, Mapping) and opts.get("include_usage") is True
 
 
 def missing_key_error() -> AuthenticationError:

@@ -236,8 +236,7 @@ class _StreamBase:
     def _hidden(self, kind: int, chunk: Any) -> bool:
         """The final usage chunk (no choices), unless asked for with ``stream_options=
         {"include_usage": True}``, as openai does (``.usage`` has it either way)."""
-        return (kind == 0 and not self._include_usage and isinstance(chunk, dict)
-                and not chunk.get("choices") and chunk.get("usage") is not None)
+        return kind == 0 and not self._include_usage and _surface.usage_only(chunk)
 
     @property
     def text(self) -> str:
@@ -577,8 +576,7 @@ class _CompletionsBase:
                extra_headers: Any, extra_query: Any, timeout: Any, max_retries: Any,
                params: dict[str, Any]) -> tuple[Any, bool, bool]:
         stream = bool(stream) and not _surface.is_omitted(stream)
-        opts = params.get("stream_options")
-        include_usage = isinstance(opts, Mapping) and bool(opts.get("include_usage"))
+        include_usage = _surface.wants_usage_chunk(params)
         call = self._client._start_chat(model, messages, stream, params, extra_body, timeout,
                                         max_retries, extra_headers, extra_query)
         return call, stream, include_usage

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 
+from ._client_surface import usage_only, wants_usage_chunk
 from ._http_server import RawRequest
 from .gateway.app import GatewayApp
 from .gateway.errors import HttpError
@@ -43,6 +46,7 @@ BASE_URL = "http://orroute.invalid/v1"
 #: own bounded queue then pauses the upstream transfer).
 _PIPE_LIMIT = 1 << 16
 _HOP_HEADERS = frozenset({"connection", "transfer-encoding", "keep-alive"})
+_EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 
 
 class _InProcessKeys:
@@ -64,7 +68,8 @@ class _Pipe:
     Runs on one event loop. ``drain`` waits while more than ``_PIPE_LIMIT`` bytes are unread, so
     a slow reader pauses the relay instead of growing a buffer."""
 
-    def __init__(self) -> None:
+    def __init__(self, drop_usage: bool = False) -> None:
+        self.drop_usage = drop_usage  # hide a stream's usage chunk (not asked for)
         self.closed = False  # the reader left: the gateway stops relaying (and the engine run)
         self.last_status = 0
         self.status = 0
@@ -86,6 +91,10 @@ class _Pipe:
                 name, _, value = line.partition(":")
                 if name.lower() not in _HOP_HEADERS:
                     self.headers.append((name, value.strip()))
+                if name.lower() == "content-type" and "event-stream" not in value:
+                    self.drop_usage = False  # a JSON reply (or an error): nothing to hide
+        elif self.drop_usage and _EMPTY_CHOICES.search(data):
+            data = _without_usage_chunk(data)
         if data:
             self._chunks.append(data)
             self._size += len(data)
@@ -148,7 +157,7 @@ class _Handler:
         headers.setdefault("authorization", "Bearer in-process")  # the gateway wants a token
         # HTTP/1.0: the gateway writes a stream unframed (no chunked encoding) and closes it.
         raw = RawRequest(request.method, target, "HTTP/1.0", headers, body, keep_alive=True)
-        pipe = _Pipe()
+        pipe = _Pipe(drop_usage=not _asks_usage(request.url.path, body))
         pending = self.app._handle(pipe, raw)  # type: ignore[arg-type]
         if pending is None:
             pipe.eof = True
@@ -182,6 +191,32 @@ def _content_length(headers: list[tuple[str, str]]) -> int | None:
         if name.lower() == "content-length" and value.isdigit():
             return int(value)
     return None
+
+
+def _without_usage_chunk(sse: bytes) -> bytes:
+    """``sse`` (whole ``data: ...`` events, as the gateway writes them) without the usage chunk,
+    which openai's service sends only when asked (the rule: ``_client_surface.usage_only``)."""
+    kept = []
+    for event in sse.split(b"\n\n"):
+        if event.startswith(b"data: {") and _EMPTY_CHOICES.search(event):
+            try:
+                if usage_only(json.loads(event[6:])):
+                    continue
+            except ValueError:
+                pass
+        kept.append(event)
+    return b"\n\n".join(kept)
+
+
+def _asks_usage(path: str, body: bytes) -> bool:
+    """Whether a chat request wants its stream's usage chunk (other requests: no filtering)."""
+    if not path.endswith("/chat/completions") or b"include_usage" not in body:
+        return not path.endswith("/chat/completions")
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return True  # the gateway answers 400: nothing streams
+    return not isinstance(request, dict) or wants_usage_chunk(request)
 
 
 def _error_head(status: int, message: str, type_: str) -> bytes:

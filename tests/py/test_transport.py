@@ -64,6 +64,17 @@ def test_stream_is_parsed_by_openai_and_matches_the_ledger(
     assert fake.open_streams == 0
 
 
+def test_usage_chunk_only_when_asked_as_openai_does(manager: Any) -> None:
+    client = orroute.openai_client(manager)
+    plain = list(client.chat.completions.create(model=MODEL, messages=HI, stream=True))
+    # openai's documented loop: every chunk has a choice
+    assert "".join(c.choices[0].delta.content or "" for c in plain)
+    asked = list(client.chat.completions.create(model=MODEL, messages=HI, stream=True,
+                                                stream_options={"include_usage": True}))
+    assert asked[-1].choices == [] and asked[-1].usage.completion_tokens > 0
+    assert len(asked) == len(plain) + 1
+
+
 def test_closing_a_stream_early_stops_the_upstream_transfer(
     fake: FakeOpenRouter, tracker: orroute.CostTracker
 ) -> None:
