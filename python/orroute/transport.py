@@ -285,6 +285,26 @@ class _AsyncBody(httpx.AsyncByteStream):
         await _abort(self._pipe, self._task)
 
 
+#: The gateway's answers for an upstream that could not be reached or did not answer in time
+#: (its mapping, gateway/app.py), raised as what an httpx transport raises for them, so openai
+#: raises APIConnectionError / APITimeoutError as it does for a network failure of its own.
+_NETWORK_FAILURES = {"upstream_unreachable": httpx.ConnectError,
+                     "upstream_timeout": httpx.ReadTimeout}
+
+
+def _raise_network_failure(pipe: _Pipe, request: httpx.Request) -> None:
+    if pipe.status not in (502, 504) or not pipe.eof:
+        return
+    try:
+        error = json.loads(b"".join(pipe._chunks)).get("error") or {}
+    except (ValueError, AttributeError):
+        return
+    code = error.get("code") if isinstance(error, dict) else None
+    exc = _NETWORK_FAILURES.get(code) if isinstance(code, str) else None
+    if exc is not None:
+        raise exc(str(error.get("message") or error.get("code")), request=request)
+
+
 def _response(pipe: _Pipe, stream: Any) -> httpx.Response:
     return httpx.Response(pipe.status, headers=pipe.headers, stream=stream)
 
@@ -328,6 +348,7 @@ class AsyncTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
         pipe, task = await self._handler.open(request, body)
+        _raise_network_failure(pipe, request)
         return _response(pipe, _AsyncBody(pipe, task))
 
 
@@ -406,6 +427,7 @@ class Transport(httpx.BaseTransport):
         body = request.read()
         loop = _shared_loop()
         pipe, task = _run(loop, self._handler.open(request, body))
+        _raise_network_failure(pipe, request)
         return _response(pipe, _SyncBody(loop, pipe, task))
 
     def close(self) -> None:

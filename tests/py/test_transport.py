@@ -168,6 +168,15 @@ def test_upstream_error_without_fallback_is_openai_error(manager: Any, fake: Fak
     assert info.value.status_code == 503
 
 
+def test_unreachable_upstream_is_openai_connection_error(tracker: orroute.CostTracker) -> None:
+    manager = orroute.AIModelManager(api_key="sk-or-v1-x", base_url="http://127.0.0.1:9/api/v1",
+                                     ledger=tracker, refresh_catalog=False, max_retries=0)
+    client = orroute.openai_client(manager)
+    with pytest.raises(openai.APIConnectionError) as info:
+        client.chat.completions.create(model=MODEL, messages=HI)
+    assert not isinstance(info.value, openai.APITimeoutError)
+
+
 def test_models_retrieve_and_list(manager: Any) -> None:
     client = orroute.openai_client(manager)
     assert client.models.retrieve(MODEL).id == MODEL
