@@ -164,6 +164,7 @@ class _Handler:
             return pipe, None
         task = asyncio.ensure_future(pending)
         self.tasks.add(task)
+
         def ended(t: asyncio.Future[Any]) -> None:
             pipe._news.set()
             self.tasks.discard(t)
@@ -176,8 +177,9 @@ class _Handler:
             task.cancel()
             raise
         if not pipe.status:  # the handler raised before answering: the server's 500
-            exc = task.exception()
-            _log.error("in-process request failed", exc_info=exc)
+            if task.cancelled():  # Transport.close() while it started
+                raise httpx.ReadError("the transport was closed", request=request)
+            _log.error("in-process request failed", exc_info=task.exception())
             pipe.write(_error_head(500, "internal error in orroute's request handling",
                                    "server_error"))
             pipe.eof = True

@@ -221,6 +221,20 @@ def test_transport_serves_a_plain_httpx_client(manager: Any) -> None:
         assert r.status_code == 400 and r.json()["error"]["param"] == "body"
 
 
+def test_a_bug_in_request_handling_is_an_openai_500(manager: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import orroute.gateway.app as app
+
+    def broken(body: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app, "validate_chat", broken)
+    client = orroute.openai_client(manager)
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model=MODEL, messages=HI)
+    assert info.value.status_code == 500 and "boom" not in info.value.message
+
+
 def test_manager_and_its_arguments_are_exclusive(manager: Any) -> None:
     with pytest.raises(TypeError):
         orroute.Transport(manager, budget=1)
