@@ -223,7 +223,7 @@ def test_transport_serves_a_plain_httpx_client(manager: Any) -> None:
 
 def test_a_bug_in_request_handling_is_an_openai_500(manager: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import orroute.gateway.app as app
+    from orroute.gateway import app
 
     def broken(body: Any) -> Any:
         raise RuntimeError("boom")
