@@ -200,10 +200,10 @@ class AsyncEmbeddings(Embeddings):
                      extra_headers: Mapping[str, str] | None = None,
                      extra_query: Mapping[str, Any] | None = None, timeout: Any = ...,
                      **params: Any) -> CreateEmbeddingResponse:
-        from .client import _await_call
+        from . import _engine
 
         call = self._start(input, model, params, extra_body, extra_headers, extra_query, timeout)
-        await _await_call(call)
+        await _engine.wait(call)
         return CreateEmbeddingResponse(self._client._result(call))
 
 

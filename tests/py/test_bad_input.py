@@ -40,10 +40,10 @@ def test_known_and_own_task_types_are_accepted(own: str) -> None:
 
 
 @pytest.mark.parametrize(("field", "value", "match"), [
-    ("max_tokens", -1, "`max_tokens` must be a whole number from 1"),
-    ("temperature", 3, "`temperature` must be a number from 0 to 2"),
-    ("temperature", -0.5, "`temperature` must be a number from 0 to 2"),
-    ("top_p", 1.2, "`top_p` must be a number from 0 to 1"),
+    ("max_tokens", -1, "'max_tokens' must be a whole number from 1"),
+    ("temperature", 3, "'temperature' must be a number between 0 and 2"),
+    ("temperature", -0.5, "'temperature' must be a number between 0 and 2"),
+    ("top_p", 1.2, "'top_p' must be a number between 0 and 1"),
 ])
 def test_sampling_and_output_bounds(fake: FakeOpenRouter, field: str, value: float,
                                     match: str) -> None:
