@@ -68,15 +68,14 @@ def missing_key_error() -> AuthenticationError:
 
 
 def timeout_of(value: Any) -> Any:
-    """``value`` as the client's timeout: ``...`` (the client's default) for openai's markers, an
-    ``orroute.Timeout`` for an ``httpx.Timeout``-like object (``read`` bounds the first byte and
-    each gap of a stream), otherwise unchanged (a float, None or an ``orroute.Timeout``)."""
+    """``value`` as the client's timeout: ``...`` (the client's default) for openai's markers,
+    the core's ``(connect, first_byte, idle, total)`` for an ``httpx.Timeout``-like object
+    (``read`` bounds the first byte and each gap of a stream), otherwise unchanged (a float, None
+    or an ``orroute.Timeout``)."""
     if is_omitted(value):
         return ...
     if all(hasattr(value, a) for a in ("connect", "read", "write", "pool")):
-        from .client import Timeout
-
-        return Timeout(connect=value.connect, first_byte=value.read, idle=value.read, total=None)
+        return (value.connect, value.read, value.read, None)
     return value
 
 

@@ -85,6 +85,8 @@ def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, 
         timeout = DEFAULT_TIMEOUT
     if isinstance(timeout, Timeout):
         return timeout._tuple()
+    if isinstance(timeout, tuple) and len(timeout) == 4:  # an httpx.Timeout, converted
+        return timeout
     if timeout is None:
         return (10.0, None, None, None)
     t = float(timeout)
