@@ -298,7 +298,7 @@ def chat_reply(body: Any, status: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         text = body if isinstance(body, str) else repr(body)
         snippet = text[:200] + ("..." if len(text) > 200 else "")
-        raise _exc.APIError(
+        raise _exc.APIResponseValidationError(
             f"the server's reply is not a JSON object (HTTP {status}): {snippet}",
             status_code=status,
             body=snippet,

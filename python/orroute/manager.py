@@ -398,7 +398,13 @@ class AIModelManager:
         else:
             limit, period, project, policy = budget, "total", self._project, "refuse"
         scope = f"project:{project}" if project else "global"
-        self._door.set_budget(scope, str(period), Decimal(str(limit)), str(policy))
+        try:
+            amount = Decimal(str(limit))
+        except ArithmeticError:  # decimal.InvalidOperation: "five"
+            raise _exc.InvalidArgumentError(
+                f"budget must be an amount in USD such as 5 or '2.50' (or a mapping with a "
+                f"'limit'), got {limit!r}") from None
+        self._door.set_budget(scope, str(period), amount, str(policy))
 
     def spent(self) -> Decimal:
         """Settled spend in USD: the ledger's total, or (without a ledger) the cost of this

@@ -21,6 +21,41 @@ __all__ = ["Task"]
 _ROUTER_FIELDS = frozenset({"model", "messages", "stream", "max_tokens", "models"})
 
 
+_KNOWN_TYPES: tuple[str, ...] | None = None
+
+
+def _check_type(name: str) -> None:
+    """A type one or two edits away from a known task type (``"codng"``) is a typo: refused,
+    naming the type meant. Other unknown types are allowed (a learned router or a cascade may be
+    trained on task types of the caller's own)."""
+    global _KNOWN_TYPES
+    if _KNOWN_TYPES is None:
+        from . import _core  # the task types are the engine's (select/task_types.cpp)
+
+        _KNOWN_TYPES = tuple(t for t, _ in _core.task_type_rules())
+    known = _KNOWN_TYPES
+    if name in known:
+        return
+    import difflib
+
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    if near and _edits(name, near[0]) <= 2:
+        raise InvalidArgumentError(
+            f"unknown task type {name!r}; did you mean {near[0]!r}? (known task types: "
+            f"{', '.join(known)}; a type of your own must not be a near-miss of one of these)")
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (short strings)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
 class Task:
     """A task for a model: its messages, what it needs, and what it may cost.
 
@@ -83,6 +118,7 @@ class Task:
     ) -> None:
         if not isinstance(type, str) or not type:
             raise InvalidArgumentError("task type must be a non-empty string")
+        _check_type(type)
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         msgs = list(messages)
