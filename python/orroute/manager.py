@@ -20,6 +20,7 @@ from typing import Any
 from . import _engine
 from . import _exceptions as _exc
 from ._cascade_run import CascadeResult
+from .observe import task_result_fields
 from .task import Task
 
 __all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult", "Usage"]
@@ -83,6 +84,8 @@ class TaskResult:
             ``"catalog"``, ``"tokenizer"``, ``"metered"`` (see docs/cost.md).
         cut_at_reservation: a stream stopped (finish reason ``length``) because the upstream
             went past the ``max_tokens`` it was reserved for.
+        provider: with several providers (``providers=``), the one that answered, and
+            ``provider_model`` its name for the model; ``""`` with one endpoint.
         compression: what prompt compression did before the call (an
             ``orroute.compress.Compressed``: tokens before and kept, the summary call), or None.
     """
@@ -101,6 +104,8 @@ class TaskResult:
     response: dict[str, Any] = field(repr=False, default_factory=dict)
     cost_source: str = ""
     cut_at_reservation: bool = False
+    provider: str = ""
+    provider_model: str = ""
     compression: Any = None
 
     @property
@@ -186,6 +191,11 @@ class AIModelManager:
         router_state: ``"redis://..."`` to share circuit breakers, rate-limit windows and
             Retry-After holds with every manager (any process, any machine) using that Redis
             server and prefix; omitted: this manager's own in-process state.
+        providers: several providers (an ``orroute.provider_config.ProvidersConfig``, e.g.
+            ``load_providers(settings)``): each model is tried at every provider serving it, by
+            priority or its group's balancing, before the next model (docs/providers.md).
+        provider_prices: a LiteLLM price table (path or JSON text) pricing the providers other
+            than OpenRouter; default: the bundled Anthropic/OpenAI/Gemini prices.
         unpriced_model_price: with a ledger, calls to model ids the catalog cannot price are
             refused (:class:`orroute.UnpricedModelError`) unless this gives their price, in USD
             per million tokens: a number (input and output) or ``{"prompt": 3, "completion":
@@ -203,6 +213,12 @@ class AIModelManager:
             base URL, strategy, app name and URL, log level); default
             ``orroute.config.load_settings()``. The strategy is ``ORROUTE_STRATEGY``, else
             ``cost_optimized`` when ``OPENROUTER_COST_OPTIMIZATION`` is true, else balanced.
+        on_request, on_response, on_error, on_budget_alert: callbacks (a callable or a list;
+            sync or async) taking an :class:`orroute.observe.CallEvent` (an ``AlertEvent`` for
+            budget alerts); they can neither fail nor delay a call (see :mod:`orroute.observe`).
+        cache: the response cache (see :mod:`orroute.cache`): True (next to the ledger), a
+            location or an :class:`orroute.cache.ResponseCache`; None follows the settings
+            (``ORROUTE_CACHE`` / the config file's ``cache``); ``Task(cache=False)`` skips it.
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -236,20 +252,33 @@ class AIModelManager:
         refresh_catalog: bool = True,
         stream_queue: int = 64,
         router_state: str | None = None,
+        providers: Any = None,
+        provider_prices: str | None = None,
         unpriced_model_price: float | str | Decimal | Mapping[str, Any] | None = None,
         cost_check_multiple: int = 2,
         webhook_url: str | None = None,
         compress: Any = None,
         settings: Any = None,
+        on_request: Any = None,
+        on_response: Any = None,
+        on_error: Any = None,
+        on_budget_alert: Any = None,
+        cache: Any = None,
     ) -> None:
         from .catalog import Catalog
         from .config import api_keys, runtime_settings
 
         settings = runtime_settings(settings)  # env, .env, config file (LOG_LEVEL applied)
         strategy = strategy or settings.strategy
+        from .observe import Observer
+
+        keys = api_keys(api_key)  # env, .env and "k1,k2" rotation: the client's rule
+        self._observe = Observer("manager", on_request=on_request, on_response=on_response,
+                                 on_error=on_error, on_budget_alert=on_budget_alert,
+                                 secrets=keys)
         cfg = _engine.engine_config(
             base_url=base_url or settings.base_url,
-            api_keys=api_keys(api_key),  # env, .env and "k1,k2" rotation: the client's rule
+            api_keys=keys,
             app_name=app_name or settings.app_name,
             app_url=app_url or settings.app_url,
             strategy=strategy,
@@ -271,6 +300,10 @@ class AIModelManager:
             breaker=breaker,
             limits=limits,
         )
+        if providers is not None:  # a ProvidersConfig (orroute.provider_config)
+            from ._providers_engine import configure_providers
+
+            configure_providers(cfg, providers, provider_prices)
         cat = catalog if catalog is not None else Catalog.bundled()
         core_catalog: Any = getattr(cat, "_core", cat)
         ledger_path: str | None
@@ -292,6 +325,11 @@ class AIModelManager:
 
         priors = bundled_priors_path().read_text(encoding="utf-8")
         self._door = _engine.Engine(cfg, core_catalog, ledger_path, priors)
+        from .cache import resolve_cache
+
+        self.cache = resolve_cache(cache, settings=settings, next_to=ledger_path)
+        if self.cache is not None:  # consulted by the engine before it reserves
+            self._door.set_response_cache(self.cache)
         if int(stream_queue) < 1:
             raise _exc.InvalidArgumentError("stream_queue must be >= 1")
         self._stream_queue = int(stream_queue)
@@ -360,7 +398,13 @@ class AIModelManager:
         else:
             limit, period, project, policy = budget, "total", self._project, "refuse"
         scope = f"project:{project}" if project else "global"
-        self._door.set_budget(scope, str(period), Decimal(str(limit)), str(policy))
+        try:
+            amount = Decimal(str(limit))
+        except ArithmeticError:  # decimal.InvalidOperation: "five"
+            raise _exc.InvalidArgumentError(
+                f"budget must be an amount in USD such as 5 or '2.50' (or a mapping with a "
+                f"'limit'), got {limit!r}") from None
+        self._door.set_budget(scope, str(period), amount, str(policy))
 
     def spent(self) -> Decimal:
         """Settled spend in USD: the ledger's total, or (without a ledger) the cost of this
@@ -380,6 +424,17 @@ class AIModelManager:
         return _engine.task_request(task, stream=stream, model=model, pin=pin,
                                     project=self._project)
 
+    @property
+    def callbacks(self) -> Any:
+        """The :class:`orroute.observe.Observer` of this manager's calls:
+        ``manager.callbacks.add("on_response", fn)`` registers one more callback."""
+        return self._observe
+
+    def _observed(self, task: Task, model: str | None, stream: bool) -> Any:
+        return self._observe.start(model=model, stream=stream, messages=task.messages,
+                                   params={"max_tokens": task.max_tokens} if task.max_tokens
+                                   else None, project=task.project or self._project)
+
     def on_alert(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """Registers ``callback(AlertEvent)`` for budget thresholds crossed by this manager's
         calls (each threshold fires once per window across every process sharing the ledger).
@@ -394,6 +449,7 @@ class AIModelManager:
             from ._alerts import dispatch
 
             dispatch(alerts, self._alert_callbacks, self._webhook_url, self._webhooks)
+            self._observe.budget_alerts(alerts)
             if self._tracker is not None:
                 self._tracker._dispatch(alerts)
         if res.get("cost_problem"):
@@ -432,6 +488,8 @@ class AIModelManager:
             response=response,
             cost_source=res.get("cost_source", ""),
             cut_at_reservation=bool(res.get("cut_at_reservation")),
+            provider=res.get("provider", ""),
+            provider_model=res.get("provider_model", ""),
         )
         self._results[result_id] = (result.model, result.task_type)
         if len(self._results) > _FEEDBACK_MEMORY:
@@ -455,7 +513,9 @@ class AIModelManager:
 
     def _run_sync(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
         task, compressed = self._compressed_sync(Task.coerce(task), model)
-        r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)))
+        with self._observed(task, model, False) as call:
+            r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)))
+            call.done(**task_result_fields(r))
         r.task_id = task.id or ""
         r.compression = compressed
         return r
@@ -499,8 +559,11 @@ class AIModelManager:
 
     async def _run(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
         task, compressed = await self._compressed(Task.coerce(task), model)
-        # on the engine's network thread; cancelling the await cancels the run
-        r = self._result(await self._door.run_async(self._engine_task(task, model=model, pin=pin)))
+        with self._observed(task, model, False) as call:
+            # on the engine's network thread; cancelling the await cancels the run
+            r = self._result(
+                await self._door.run_async(self._engine_task(task, model=model, pin=pin)))
+            call.done(**task_result_fields(r))
         r.task_id = task.id or ""
         r.compression = compressed
         return r
@@ -559,6 +622,7 @@ class AIModelManager:
         )
         bridge = _engine.bridge()  # one eventfd per loop: the transport thread never takes the GIL
         finished = False
+        call = self._observed(task, model, True)
         try:
             while True:
                 # A bounded hand-off: at most ~stream_queue chunks wait here; beyond that the
@@ -569,12 +633,15 @@ class AIModelManager:
                     finished = True
                     res = run.result()
                     assert res is not None  # finished() implies the result is set
-                    result = self._result(res)  # alerts fire; a failure raises
-                    result.compression = compressed
-                    yield result
+                    with call:
+                        r = self._result(res)  # alerts fire; a failure raises
+                        call.done(**task_result_fields(r))
+                    r.compression = compressed
+                    yield r
                     return
                 await bridge.wait(run)
         finally:
+            call.__exit__(None, None, None)  # no-op once ended; else the consumer left early
             if not finished:
                 run.cancel()
 

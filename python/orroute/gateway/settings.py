@@ -75,6 +75,9 @@ class GatewaySettings:
     config: Any = field(default=None, repr=False)  # the orroute.config.Settings read (if any)
     stream_queue: int = 64  # chunks buffered per stream before the upstream transfer is paused
     http: HttpLimits = field(default_factory=HttpLimits)  # header/body sizes, timeouts, conn cap
+    # several providers (orroute.provider_config.ProvidersConfig: [providers.*] tables or
+    # ORROUTE_PROVIDERS); None: the one upstream above
+    providers: Any = None
     cascade: dict[str, Any] = field(default_factory=dict)  # orroute/cascade: stages, verifiers
 
     def api_keys(self) -> list[str]:
@@ -119,6 +122,10 @@ def load_gateway_settings(
     s.router_state = str(base.router_state) if base.router_state else None
     s.strategy = base.strategy
     s.fallback_enabled = base.fallback_enabled
+    from ..provider_config import load_providers
+
+    providers = load_providers(base, env=env)
+    s.providers = providers if providers.providers else None
     cfg_path = base.config_file
     gw: dict[str, Any] = {}
     if cfg_path is not None:
