@@ -34,6 +34,13 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   std::function<void()> send(const std::string& model, int,
                              std::function<void(AttemptResult)> done) override;
 
+  // Starts (or, after a key was set aside, restarts) the attempt on `model` with the key ring's
+  // next key. A cancel() before or during it aborts the transfer.
+  void start(const std::string& model, std::function<void(AttemptResult)> done);
+  // Aborts attempt number `attempt`'s latest transfer (a restart with another key included); a
+  // no-op once a later attempt was sent.
+  void cancel(uint64_t attempt);
+
   std::optional<ApiError> last_error() const {
     std::lock_guard lock(mu_);
     return last_error_;
@@ -82,6 +89,8 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   std::atomic<int> holds_{0};
   mutable std::mutex send_mu_;  // guards the fields below
   TransferId transfer_ = 0;     // the latest attempt's transfer
+  bool cancelled_ = false;      // cancel() was called: a restart with another key is aborted
+  uint64_t attempt_ = 0;        // send() calls so far (the current attempt's number)
   std::string model_;
   int sent_ = 0;
 };

@@ -22,10 +22,10 @@ namespace orroute {
 // sender's consumer, metered against the reservation when it has a meter limit.
 class ChatSink final : public Sink {
  public:
-  ChatSink(std::shared_ptr<ChatSender> sender, std::string model,
+  ChatSink(std::shared_ptr<ChatSender> sender, std::string model, std::string key,
            std::function<void(AttemptResult)> done)
-      : sender_(std::move(sender)), model_(std::move(model)), done_(std::move(done)),
-        started_(sender_->clock()->now()) {}
+      : sender_(std::move(sender)), model_(std::move(model)), key_(std::move(key)),
+        done_(std::move(done)), started_(sender_->clock()->now()) {}
 
   void on_head(int status, const Headers& headers) override {
     status_ = status;
@@ -49,12 +49,16 @@ class ChatSink final : public Sink {
  private:
   static void fill_usage(const Usage& u, AttemptResult& r);
   void read_usage_json(const std::string& json, AttemptResult& r);
+  // True when the server rejected this attempt's key (401/402) and another key is left: the key
+  // is set aside and the sender restarts the attempt with the next one.
+  bool rotated_key(const TransferResult& t, std::function<void(AttemptResult)>& done);
 
   // A non-streamed reply larger than this is refused (memory is bounded whatever the upstream).
   static constexpr size_t kMaxBody = 64u << 20;
 
   std::shared_ptr<ChatSender> sender_;
   std::string model_;
+  std::string key_;  // the API key this attempt sent ("" = none)
   std::function<void(AttemptResult)> done_;
   Instant started_;
   int status_ = 0;
