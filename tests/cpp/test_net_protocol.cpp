@@ -158,22 +158,6 @@ TEST_CASE("keys rotate round-robin and rejected keys are set aside", "[net]") {
   REQUIRE(orroute::mask_key("short") == "***");
 }
 
-TEST_CASE("a broken rule's message is valid UTF-8 however the value is cut", "[net]") {
-  // 39 ASCII bytes, then a 3-byte character across the 40-byte cut (the gateway fuzzer's find)
-  const std::string body = R"({"model":"m","messages":[{"role":"user","content":"hi"}],)"
-                           R"("max_completion_tokens":[1,"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa模型"]})";
-  auto p = orroute::check_chat_request(parse(body.c_str()), {});
-  REQUIRE(p);
-  const std::string& m = p->message;
-  for (size_t i = 0; i < m.size();) {  // every sequence complete
-    const auto c = static_cast<unsigned char>(m[i]);
-    const size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4;
-    REQUIRE(i + len <= m.size());
-    for (size_t k = 1; k < len; ++k) REQUIRE((static_cast<unsigned char>(m[i + k]) & 0xC0) == 0x80);
-    i += len;
-  }
-}
-
 TEST_CASE("a chat request's first broken rule names its field", "[net]") {
   auto field = [](const char* body, orroute::ChatRequestRules rules = {}) {
     auto p = orroute::check_chat_request(parse(body), rules);
@@ -206,5 +190,24 @@ TEST_CASE("a header value cannot end its line", "[net]") {
   REQUIRE_NOTHROW(orroute::check_header_value("app_name", "My App\t(v2)"));
   for (const std::string& v : {std::string("a\r\nX-Injected: 1"), std::string("a\nb"), std::string("nul\0x", 5)}) {
     REQUIRE_THROWS_WITH(orroute::check_header_value("app_name", v), Catch::Contains("app_name"));
+  }
+}
+
+TEST_CASE("a chat request problem quoting the client's text stays valid UTF-8", "[net]") {
+  // "x" and 14 x "模" (3 bytes each): the 40-byte cut of the quoted value falls inside a character
+  std::string body = R"({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":"x)";
+  for (int i = 0; i < 14; ++i) body += "\xe6\xa8\xa1";
+  body += "\"}";
+  auto p = orroute::check_chat_request(parse(body));
+  REQUIRE(p);
+  REQUIRE(p->field == "max_tokens");
+  const std::string& m = p->message;
+  size_t i = 0;  // every multi-byte sequence complete
+  while (i < m.size()) {
+    const auto c = static_cast<unsigned char>(m[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4;
+    REQUIRE(i + n <= m.size());
+    for (size_t k = 1; k < n; ++k) REQUIRE((static_cast<unsigned char>(m[i + k]) & 0xC0) == 0x80);
+    i += n;
   }
 }
