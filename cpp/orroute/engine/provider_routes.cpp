@@ -121,6 +121,16 @@ std::string ProviderRoutes::endpoint_of(const std::string& candidate) const {
   return r ? r->endpoint : std::string();
 }
 
+std::vector<std::string> ProviderRoutes::endpoints() const {
+  std::vector<std::string> out;
+  for (const ProviderRoute& r : routes_) {
+    if (r.provider != nullptr && !r.endpoint.empty() && std::find(out.begin(), out.end(), r.endpoint) == out.end()) {
+      out.push_back(r.endpoint);
+    }
+  }
+  return out;
+}
+
 void ProviderRoutes::close() {
   for (ProviderRoute& r : routes_) {
     if (r.provider != nullptr) r.client.reset();

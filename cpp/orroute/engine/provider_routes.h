@@ -57,6 +57,8 @@ class ProviderRoutes {
                                   std::vector<BalancerPick>& picks) const;
   // The endpoint (host) a candidate's calls go to.
   std::string endpoint_of(const std::string& candidate) const;
+  // Every provider's endpoint host (health reports list their breakers).
+  std::vector<std::string> endpoints() const;
   void close();  // stops every provider's transport
 
  private:
