@@ -164,3 +164,17 @@ def test_least_busy_spreads_concurrent_calls_by_calls_in_flight(
     first, second = asyncio.run(run())
     assert Counter(first) == {"openrouter": 5, "anthropic": 5}
     assert Counter(second) == {"anthropic": 5}
+
+
+def test_the_plan_estimates_the_dearest_provider_the_first_model_may_use(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    orf, ant = fakes
+    task = Task(messages="How much?", max_tokens=1000)
+    alone = AIModelManager(api_key=OR_KEY, base_url=orf.base_url, fallbacks=[MODEL],
+                           refresh_catalog=False).plan(task)["estimate"]
+    dear = ('{"claude-sonnet-4-5": {"litellm_provider": "anthropic", "mode": "chat", '
+            '"input_cost_per_token": "6e-06", "output_cost_per_token": "3e-05"}}')
+    both = _manager(orf, ant, tmp_path, TWO, provider_prices=dear).plan(task)["estimate"]
+    # Anthropic here at twice OpenRouter's prices: the estimate is Anthropic's worst case
+    assert alone > 0 and both > alone
+    assert both >= Decimal("0.03")  # 1,000 output tokens at $30/M
