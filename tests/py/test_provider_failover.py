@@ -178,3 +178,18 @@ def test_the_plan_estimates_the_dearest_provider_the_first_model_may_use(
     # Anthropic here at twice OpenRouter's prices: the estimate is Anthropic's worst case
     assert alone > 0 and both > alone
     assert both >= Decimal("0.03")  # 1,000 output tokens at $30/M
+
+
+def test_balancing_skips_a_deployment_whose_breaker_is_open(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    orf, ant = fakes
+    mgr = _manager(orf, ant, tmp_path, _group("round_robin"),
+                   breaker={"failures": 2, "cooldown": 60})
+    orf.fail("*", Fault.server_error(503))
+    results = [mgr.execute_task_sync(Task(messages="hi", max_tokens=10)) for _ in range(10)]
+    assert [r.provider for r in results] == ["anthropic"] * 10  # no task failed
+    # OpenRouter took calls until its breaker opened; after that the balancer no longer picks it
+    # first (round-robin would have, every other call, only for the loop to skip it)
+    assert len(orf.requests) <= 4
+    late = [a.model for r in results[5:] for a in r.attempts]
+    assert late == [f"{MODEL}@anthropic"] * 5

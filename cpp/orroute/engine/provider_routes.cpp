@@ -100,7 +100,16 @@ std::vector<std::string> ProviderRoutes::expand(const std::vector<std::string>& 
     if (group != config_.groups.end()) {
       const std::string key = group_key(model);
       const auto view = state_.balancer_view(key, now);
-      if (const auto i = state_.balancer_pick(key, {}, now)) {
+      // a deployment whose breaker is open is not picked (it would only be skipped)
+      std::vector<size_t> open;
+      for (size_t d = 0; d < view.size(); ++d) {
+        const auto r = std::find_if(routes_.begin(), routes_.end(), [&](const ProviderRoute& x) { return x.name == view[d].name; });
+        if (r != routes_.end() &&
+            state_.breaker_snapshot("model:" + candidate_of(model, *r), now).state == BreakerState::kOpen) {
+          open.push_back(d);
+        }
+      }
+      if (const auto i = state_.balancer_pick(key, open, now)) {
         const std::string& name = view.at(*i).name;
         auto it = std::find_if(order.begin(), order.end(), [&](const ProviderRoute* r) { return r->name == name; });
         if (it != order.end()) {
