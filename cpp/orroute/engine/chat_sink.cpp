@@ -54,7 +54,7 @@ DataAction ChatSink::read(std::string_view bytes) {
   return keep ? DataAction::kContinue : DataAction::kAbort;
 }
 
-bool ChatSink::take_chunk(std::string_view data) {
+bool ChatSink::take_chunk(const std::string& data) {
   rapidjson::Document chunk;
   const JsonParse st = parse_json_text(data, chunk, kMaxBody);
   if (st == JsonParse::kTooDeep || st == JsonParse::kTooLarge) {  // hostile, not junk: stop here
@@ -75,7 +75,7 @@ bool ChatSink::take_chunk(std::string_view data) {
     metered_ += text_tokens(model_, piece);
     if (metered_ > sender_->meter_limit()) metered_ = text_tokens(model_, generated_);
   }
-  if (sender_->emit(std::string(data)) == ChunkAction::kCancel) {
+  if (sender_->emit(data) == ChunkAction::kCancel) {
     user_stopped_ = true;
     return false;
   }

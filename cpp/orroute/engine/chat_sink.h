@@ -59,7 +59,7 @@ class ChatSink final : public Sink {
 
  private:
   // One chat chunk's JSON text: accumulated, metered, handed to the consumer. False: stop reading.
-  bool take_chunk(std::string_view data);
+  bool take_chunk(const std::string& data);
   AttemptResult result_for(const TransferResult& t);
   static void fill_usage(const Usage& u, AttemptResult& r);
   void read_usage_json(const std::string& json, AttemptResult& r);
