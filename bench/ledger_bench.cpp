@@ -1,71 +1,176 @@
-// The C++ engine's path through the ledger, without Python: reserve+settle against two budgets on a
-// fresh file ledger. Prints one line per run; bench/ledger.py runs it when it has been built
-// (target orroute_ledger_bench, with ORROUTE_BUILD_TESTS).
+// The C++ engine's path through the ledger, without Python: reserve+settle against two budgets,
+// from THREADS threads in each of PROCS processes sharing one ledger (a fresh SQLite file in DIR,
+// or a redis:// URL). Prints one line per run: settled calls/s over all processes, median and p99
+// µs of one reserve+settle, and whether the budgets came out exact (spent = calls x cost and
+// nothing left reserved: 1, else 0). bench/ledger.py runs it when it has been built (target
+// orroute_ledger_bench, with ORROUTE_BUILD_TESTS).
 //
-//   orroute_ledger_bench DIR THREADS CALLS LEASES(0|1)
+//   orroute_ledger_bench DIR|redis://... THREADS CALLS LEASES(0|1) [PROCS]
+//
+// CALLS is the total over every process and thread. The processes open their own ledger after
+// fork() and start together (a pipe closed by the parent); the time runs from that start to the
+// last process's exit (its leases given back included).
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "orroute/cost/open_ledger.h"
 #include "orroute/cost/sqlite_ledger.h"
+#ifdef ORROUTE_HAVE_REDIS
+#include "orroute/cost/redis_ledger.h"
+#endif
 
 using namespace orroute;
 
+namespace {
+
+const Money kCost = Money::parse("0.000123456789");
+
+std::shared_ptr<Ledger> open(const std::string& location, bool leases) {
+  if (is_redis_location(location)) return open_ledger(location);
+  SqliteLedgerOptions options;
+  options.leases = leases;
+  return std::make_shared<SqliteLedger>(location, options);
+}
+
+// One process's share: `threads` threads of `per` reserve+settle each; latencies (µs) to `out`.
+void work(Ledger& ledger, int threads, int per, const std::string& out) {
+  std::vector<std::vector<float>> latency(static_cast<size_t>(threads));
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      ReserveRequest req;
+      req.scope.project = "bench";
+      req.amount = Money::parse("0.001");
+      CallRecord row;
+      row.model_used = "m/a";
+      row.cost = kCost;
+      auto& lat = latency[static_cast<size_t>(t)];
+      lat.reserve(static_cast<size_t>(per));
+      for (int i = 0; i < per; ++i) {
+        const auto s = std::chrono::steady_clock::now();
+        const ReserveOutcome r = ledger.reserve(req);
+        if (r.status != ReserveStatus::kReserved) std::abort();  // the budgets are far away
+        ledger.settle(r.reservation_id, row);
+        lat.push_back(std::chrono::duration<float, std::micro>(std::chrono::steady_clock::now() - s).count());
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  std::ofstream f(out, std::ios::binary);
+  for (const auto& v : latency) f.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: %s DIR THREADS CALLS LEASES\n", argv[0]);
+  if (argc != 5 && argc != 6) {
+    std::fprintf(stderr, "usage: %s DIR|redis://... THREADS CALLS LEASES [PROCS]\n", argv[0]);
     return 2;
   }
-  const std::string path = std::string(argv[1]) + "/cpp-bench.sqlite3";
+  const std::string where = argv[1];
+  const bool redis = is_redis_location(where);
+  const std::string dir = redis ? std::filesystem::temp_directory_path().string() : where;
+  const std::string location = redis ? where : dir + "/cpp-bench.sqlite3";
   const int threads = std::max(1, std::atoi(argv[2]));
-  const int per = std::max(1, std::atoi(argv[3]) / threads);
-  for (const char* suffix : {"", "-wal", "-shm", "-orroute"}) std::filesystem::remove(path + suffix);
-  std::vector<std::vector<double>> latency(static_cast<size_t>(threads));
-  double secs = 0;
+  const int procs = argc == 6 ? std::max(1, std::atoi(argv[5])) : 1;
+  const int per = std::max(1, std::atoi(argv[3]) / (threads * procs));
+  const bool leases = std::atoi(argv[4]) != 0;
+  auto clean = [&] {
+    if (!redis) {
+      for (const char* suffix : {"", "-wal", "-shm", "-orroute"}) std::filesystem::remove(location + suffix);
+    }
+  };
+  clean();
   {
-    SqliteLedgerOptions options;
-    options.leases = std::atoi(argv[4]) != 0;
-    SqliteLedger ledger(path, options);
+    auto ledger = open(location, leases);
+#ifdef ORROUTE_HAVE_REDIS
+    if (auto* r = dynamic_cast<RedisLedger*>(ledger.get())) r->wipe();
+#endif
     BudgetSpec daily;
     daily.scope = parse_scope("project:bench");
     daily.window = Window::kDaily;
     daily.limit = Money::dollars(1'000'000'000);
-    ledger.set_budget(daily);
+    ledger->set_budget(daily);
     BudgetSpec total;
     total.limit = Money::dollars(1'000'000'000);
-    ledger.set_budget(total);
-    std::vector<std::thread> pool;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] {
-        ReserveRequest req;
-        req.scope.project = "bench";
-        req.amount = Money::parse("0.001");
-        CallRecord row;
-        row.model_used = "m/a";
-        row.cost = Money::parse("0.000123456789");
-        auto& lat = latency[static_cast<size_t>(t)];
-        for (int i = 0; i < per; ++i) {
-          const auto s = std::chrono::steady_clock::now();
-          const ReserveOutcome r = ledger.reserve(req);
-          ledger.settle(r.reservation_id, row);
-          lat.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s).count());
-        }
-      });
-    }
-    for (auto& th : pool) th.join();
-    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ledger->set_budget(total);
   }
-  std::vector<double> all;
-  for (const auto& v : latency) all.insert(all.end(), v.begin(), v.end());
+  const std::string lat_prefix = dir + "/cpp-bench-lat-" + std::to_string(::getpid()) + "-";
+  auto lat_file = [&](int p) { return lat_prefix + std::to_string(p); };
+  int go[2];
+  if (::pipe(go) != 0) return 1;
+  std::vector<pid_t> children;
+  for (int p = 0; p < procs; ++p) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::close(go[1]);
+      int code = 0;
+      try {
+        auto ledger = open(location, leases);
+        char c;
+        while (::read(go[0], &c, 1) > 0) {
+        }
+        work(*ledger, threads, per, lat_file(p));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "process %d: %s\n", p, e.what());
+        code = 1;
+      }
+      ::_exit(code);
+    }
+    children.push_back(pid);
+  }
+  ::close(go[0]);
+  // Give every child the time to open its ledger before the start.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200 + 50 * procs));
+  const auto t0 = std::chrono::steady_clock::now();
+  ::close(go[1]);
+  bool failed = false;
+  for (const pid_t pid : children) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (failed) return 1;
+  std::vector<float> all;
+  for (int p = 0; p < procs; ++p) {
+    std::ifstream f(lat_file(p), std::ios::binary);
+    float v;
+    while (f.read(reinterpret_cast<char*>(&v), sizeof v)) all.push_back(v);
+    std::filesystem::remove(lat_file(p));
+  }
+  if (all.empty()) return 1;
   std::sort(all.begin(), all.end());
-  std::printf("%.0f %.1f %.1f\n", static_cast<double>(per) * threads / secs, all[all.size() / 2],
-              all[all.size() * 99 / 100]);
-  for (const char* suffix : {"", "-wal", "-shm", "-orroute"}) std::filesystem::remove(path + suffix);
+  const int64_t calls = static_cast<int64_t>(per) * threads * procs;
+  bool exact = static_cast<int64_t>(all.size()) == calls;
+  {
+    auto ledger = open(location, leases);
+    SpendScope scope;
+    scope.project = "bench";
+    for (const BudgetState& s : ledger->budget_states(scope, 0, false)) {
+      exact &= s.spent == kCost * calls && s.reserved.is_zero();
+    }
+    exact &= ledger->live_reservations().first == 0;
+#ifdef ORROUTE_HAVE_REDIS
+    if (auto* r = dynamic_cast<RedisLedger*>(ledger.get())) r->wipe();
+#endif
+  }
+  double sum = 0;
+  for (const float v : all) sum += v;
+  std::printf("%.0f %.1f %.1f %d mean %.1f max %.0f\n", static_cast<double>(calls) / secs,
+              all[all.size() / 2], all[all.size() * 99 / 100], exact ? 1 : 0,
+              sum / static_cast<double>(all.size()), all.back());
+  clean();
   return 0;
 }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 
-from orroute.routing import evaluate
+from orroute.research import evaluate
 
 
 def main() -> None:

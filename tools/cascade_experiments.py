@@ -4,7 +4,7 @@
 A cascade calls cheap models first and accepts their answer when they agree (answer keys from
 ``orroute._cascade.extract_answer``: option letter, code hash, short text); otherwise it calls the
 next model; the last model's answer is always accepted. Cost = sum of the costs of every model called.
-Same 5 folds as bench/routing_eval.py (``_routing_eval._folds``, seed 0): per fold the cascades
+Same 5 folds as bench/routing_eval.py (``orroute.research.evaluation._folds``, seed 0): per fold the cascades
 (models, order, agreement rule, one per task type or one for all) are chosen on the training folds
 only (``CascadeRouter.fit``), then run on the held-out fold with the real answers, scores, costs.
 
@@ -24,7 +24,14 @@ import time
 import numpy as np
 
 from orroute._cascade import _tables
-from orroute._routing_eval import _folds, _route_points, cascade_cv, hull, hull_at, load_outcomes
+from orroute.research.evaluation import (
+    _folds,
+    _route_points,
+    cascade_cv,
+    hull,
+    hull_at,
+    load_outcomes,
+)
 
 GPT4 = "gpt-4-1106-preview"
 

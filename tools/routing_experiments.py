@@ -41,7 +41,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import normalize
 
-from orroute import _routing_eval as E
+from orroute.research import evaluation as E
 
 # ---------------------------------------------------------------------------- text pieces
 

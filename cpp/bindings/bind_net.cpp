@@ -11,6 +11,7 @@
 #include "orroute/error.h"
 #include "orroute/json.h"
 #include "orroute/net/api_client.h"
+#include "orroute/net/protocol.h"
 
 namespace py = pybind11;
 
@@ -186,6 +187,9 @@ void bind_net(py::module_& m) {
                        const std::string& app_url, const std::string& user_agent, const py::tuple& timeouts,
                        const py::tuple& stream_timeouts, int max_retries, double backoff_base, double backoff_max,
                        double max_retry_after) {
+             check_header_value("app_name", app_name);
+             check_header_value("app_url", app_url);
+             check_header_value("user_agent", user_agent);
              ClientConfig cfg;
              cfg.base_url = base_url;
              cfg.api_keys = std::move(api_keys);
@@ -216,7 +220,11 @@ void bind_net(py::module_& m) {
             spec.stream = stream;
             spec.max_retries = max_retries;
             if (!timeouts.is_none()) spec.timeouts = to_timeouts(timeouts.cast<py::tuple>());
-            for (const auto& [k, v] : headers) spec.extra_headers.add(k, v);
+            for (const auto& [k, v] : headers) {
+              check_header_value("header name " + k.substr(0, 40), k);
+              check_header_value("header " + k, v);
+              spec.extra_headers.add(k, v);
+            }
             spec.not_found_retries = not_found_retries;
             spec.queue_capacity = queue_capacity;
             if (chat) {
@@ -234,6 +242,22 @@ void bind_net(py::module_& m) {
           "Starts a call (validating it first when `chat`); never blocks on the network.");
 
   m.attr("DEFAULT_BASE_URL") = std::string(kDefaultBaseUrl);
+  m.def(
+      "check_chat_request",
+      [](std::string_view body_json, bool require_model, int64_t max_n) -> py::object {
+        rapidjson::Document doc;
+        if (JsonParse st = parse_json_text(body_json, doc); st != JsonParse::kOk) {
+          return py::make_tuple("body", st == JsonParse::kInvalid
+                                            ? std::string("the request body is not valid JSON")
+                                            : std::string("the request body is ") + json_parse_reason(st));
+        }
+        auto p = check_chat_request(doc, ChatRequestRules{require_model, max_n});
+        if (!p) return py::none();
+        return py::make_tuple(p->field, p->message);
+      },
+      py::arg("body_json"), py::arg("require_model") = false, py::arg("max_n") = 0,
+      "The first rule a chat request (JSON text) breaks, as (field, message), or None: the rules "
+      "the client, the engine and the gateway share (net/protocol.h).");
   m.def("mask_key", &mask_key, py::arg("key"), "The masked form of an API key, safe to show.");
   m.def("json_dumps", [](py::handle obj) { return py_to_json(obj); }, py::arg("obj"),
         "Compact JSON text of a Python value (as the client sends it).");

@@ -15,6 +15,7 @@
 #include "orroute/cost/sqlite_ledger.h"
 #include "orroute/engine.h"
 #include "orroute/net/api_client.h"
+#include "orroute/net/protocol.h"
 #include "orroute/route/complexity.h"
 #include "orroute/select/quality_priors.h"
 
@@ -240,9 +241,15 @@ void bind_route(py::module_& m) {
       .def_property("api_keys", [](const EngineConfig&) { return std::vector<std::string>{}; },
                     [](EngineConfig& c, std::vector<std::string> v) { c.client.api_keys = std::move(v); })
       .def_property("app_name", [](const EngineConfig& c) { return c.client.app_name; },
-                    [](EngineConfig& c, std::string v) { c.client.app_name = std::move(v); })
+                    [](EngineConfig& c, std::string v) {
+                      check_header_value("app_name", v);  // sent as X-Title: no header injection
+                      c.client.app_name = std::move(v);
+                    })
       .def_property("app_url", [](const EngineConfig& c) { return c.client.app_url; },
-                    [](EngineConfig& c, std::string v) { c.client.app_url = std::move(v); })
+                    [](EngineConfig& c, std::string v) {
+                      check_header_value("app_url", v);  // sent as HTTP-Referer
+                      c.client.app_url = std::move(v);
+                    })
       .def_property("timeout", [](const EngineConfig& c) { return c.client.timeouts.total_ms / 1e3; },
                     [](EngineConfig& c, double s) {
                       c.client.timeouts.total_ms = static_cast<int64_t>(s * 1e3);

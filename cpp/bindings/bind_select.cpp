@@ -7,6 +7,7 @@
 #include "bindings.h"
 #include "casters.h"
 #include "orroute/catalog/capabilities.h"
+#include "orroute/route/complexity.h"
 #include "orroute/select/selector.h"
 
 namespace py = pybind11;
@@ -137,18 +138,34 @@ void bind_select(py::module_& m) {
              std::optional<Money> budget, std::optional<std::string> strategy,
              std::optional<Constraints> constraints,
              std::unordered_map<std::string, double> predicted_quality, bool explain,
-             size_t limit, std::string prompt) {
+             size_t limit, std::string prompt, bool complexity_floor) {
+            py::gil_scoped_release release;
+            std::optional<double> floor;
+            std::string floor_why;
+            if (!prompt.empty() && complexity_floor) {
+              // The engine's difficulty floor (engine/plan.cpp, docs/router.md): the analyzer's
+              // tier for the prompt sets the least quality a candidate needs, under any strategy.
+              ComplexityInput in;
+              in.prompt = prompt;
+              in.prompt_tokens = input_size > 0 ? input_size : -1;
+              in.declared_type = task_type;
+              const Complexity c = ComplexityAnalyzer().analyze(in);
+              if (c.tier != ComplexityTier::kEconomy) {
+                floor = quality_floor(c.tier);
+                floor_why = "complexity " + std::to_string(c.score).substr(0, 4) + " -> " + to_string(c.tier);
+              }
+            }
             SelectionRequest r{std::move(task_type), input_size, budget, std::nullopt,
                                std::move(constraints), std::move(predicted_quality), explain,
-                               limit, std::move(prompt), std::nullopt, std::string()};
+                               limit, std::move(prompt), floor, std::move(floor_why)};
             if (strategy) r.strategy = strategy_from_name(*strategy);
-            py::gil_scoped_release release;
             return s.rank(r);
           },
           py::arg("task_type"), py::arg("input_size"), py::arg("budget") = py::none(),
           py::arg("strategy") = py::none(), py::arg("constraints") = py::none(),
           py::arg("predicted_quality") = std::unordered_map<std::string, double>{},
-          py::arg("explain") = true, py::arg("limit") = 0, py::arg("prompt") = "")
+          py::arg("explain") = true, py::arg("limit") = 0, py::arg("prompt") = "",
+          py::arg("complexity_floor") = true)
       .def(
           "set_quality_predictor",
           [](ModelSelector& s, std::shared_ptr<CatalogQualityPredictor> p) {

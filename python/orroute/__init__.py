@@ -38,7 +38,7 @@ _LAZY: dict[str, str] = {
     "CostTracker": "orroute.cost",
     "Reservation": "orroute.cost",
     "BudgetStatus": "orroute.cost",
-    "simulate": "orroute.cost",
+    "simulate": "orroute._simulate",
     # learned routing
     "LearnedRouter": "orroute.routing",
     "CascadeRouter": "orroute.routing",
@@ -78,9 +78,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from ._simulate import simulate  # noqa: F401
     from .catalog import Catalog, ModelInfo  # noqa: F401
     from .client import AsyncOpenRouter, AsyncStream, OpenRouter, Stream, Timeout  # noqa: F401
-    from .cost import BudgetStatus, CostTracker, Reservation, simulate  # noqa: F401
+    from .cost import BudgetStatus, CostTracker, Reservation  # noqa: F401
     from .gateway import Gateway  # noqa: F401
     from .manager import (  # noqa: F401
         AIModelManager,

@@ -503,6 +503,7 @@ class ModelSelector:
         explain: bool = True,
         limit: int = 0,
         prompt: str = "",
+        complexity_floor: bool = True,
     ) -> list[Candidate]: ...
     def set_quality_predictor(self, predictor: CatalogQualityPredictor | None) -> None: ...
     def set_metrics(
@@ -838,6 +839,10 @@ class ChatStream:
     def completion(self) -> Any: ...
 
 DEFAULT_BASE_URL: str
+
+def check_chat_request(
+    body_json: str | bytes, require_model: bool = False, max_n: int = 0
+) -> tuple[str, str] | None: ...
 
 class ErrorKind:
     ERROR: ClassVar[ErrorKind]

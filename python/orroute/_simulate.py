@@ -47,7 +47,7 @@ def _tasks(source: Any) -> list[Task]:
 
 def simulate(
     tasks_or_jsonl: Iterable[Task | Mapping[str, Any]] | str | os.PathLike[str],
-    strategies: Sequence[str],
+    strategies: Sequence[str] = ("balanced",),
     *,
     selector: Any = None,
     tracker: Any = None,
@@ -55,9 +55,12 @@ def simulate(
 ) -> Any:
     """Estimates what a workload would cost under each selection strategy, calling no API.
 
-    For every task and strategy the selector picks a model; the cost is the exact estimate of
-    :meth:`CostTracker.estimate_cost` (prompt tokens from ``input_size`` or the tokenizer, output
-    from ``max_tokens`` or what ``tracker``'s ledger has seen, else 1024).
+    A task with text (messages or ``prompt``, no ``input_size``) is planned by the engine, as an
+    ``AIModelManager`` with that strategy would plan it: its first candidate, prompt count, output
+    bound and estimate, which is the amount the router reserves (see
+    :meth:`CostTracker.estimate_cost`). A task given by size only (``input_size``) is ranked by
+    the selector and priced exactly: output from ``max_tokens`` or what ``tracker``'s ledger has
+    seen, else 1024.
 
     Args:
         tasks_or_jsonl: Tasks, mappings of Task fields (``prompt`` accepted for ``messages``), or
@@ -91,7 +94,16 @@ def simulate(
     tasks = _tasks(tasks_or_jsonl)
     rows: list[dict[str, Any]] = []
     for strategy in strategies:
+        planner: Any = None
         for task in tasks:
+            if task.messages and task.input_size is None:
+                if planner is None:
+                    from . import _engine
+
+                    catalog = selector.catalog
+                    planner = _engine.planner(getattr(catalog, "_core", catalog), strategy)
+                rows.append(_planned_row(planner, task, strategy))
+                continue
             prompt = task.input_size
             if prompt is None:
                 from .tokenizer import count_tokens
@@ -123,6 +135,32 @@ def simulate(
             except NoModelAvailableError as exc:
                 row["error"] = str(exc)
             rows.append(row)
+    return _frame(pd, rows, strategies, detail)
+
+
+def _planned_row(planner: Any, task: Task, strategy: str) -> dict[str, Any]:
+    """One task as the engine plans it under ``strategy`` (its estimate is the reservation)."""
+    from . import _engine
+
+    row: dict[str, Any] = {"strategy": strategy, "task_id": task.id, "task_type": task.type,
+                           "model": None, "prompt_tokens": None, "completion_tokens": None,
+                           "cost": None, "cost_usd": float("nan"), "error": None}
+    try:
+        plan = planner.plan(_engine.task_request(task))
+    except (NoModelAvailableError, InvalidArgumentError) as exc:
+        row["error"] = str(exc)
+        return row
+    row.update(model=plan["candidates"][0], prompt_tokens=int(plan["prompt_tokens"]),
+               completion_tokens=int(plan["max_tokens"]))
+    if plan["estimate"] is None:
+        row["error"] = f"{row['model']} cannot be priced"
+    else:
+        cost = Decimal(plan["estimate"])
+        row.update(cost=cost, cost_usd=float(cost))
+    return row
+
+
+def _frame(pd: Any, rows: list[dict[str, Any]], strategies: Sequence[str], detail: bool) -> Any:
     detail_df = pd.DataFrame(
         rows,
         columns=[

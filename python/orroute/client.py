@@ -11,31 +11,21 @@ the retries and the key rotation; this module only shapes arguments and results.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
 import os
-import sys
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote
 
-from . import _core
-from ._exceptions import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    InvalidArgumentError,
-    RateLimitError,
-    StreamError,
-    status_error_class,
-)
-from .config import api_keys
+from . import _engine
+from ._exceptions import APIError, InvalidArgumentError
+from .config import DEFAULT_BASE_URL as _DEFAULT_BASE_URL
+from .config import Settings, api_keys, cache_dir, runtime_settings
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -51,7 +41,7 @@ if TYPE_CHECKING:  # typing_extensions is not a run-time dependency (Self is typ
 
 __all__ = ["DEFAULT_BASE_URL", "AsyncOpenRouter", "AsyncStream", "OpenRouter", "Stream", "Timeout"]
 
-DEFAULT_BASE_URL: str = _core.DEFAULT_BASE_URL  # the core owns the default
+DEFAULT_BASE_URL: str = _DEFAULT_BASE_URL  # the core owns it; config.py names it
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_RETRIES = 2
 MODELS_CACHE_TTL = 3600.0
@@ -98,120 +88,6 @@ def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, 
     return (min(10.0, t), t, t, None) if stream else (min(10.0, t), None, None, t)
 
 
-def _cache_dir() -> Path:
-    home = os.environ.get("ORROUTE_HOME")
-    if home:
-        return Path(home) / "cache"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "orroute"
-
-
-def _error_from(err: Mapping[str, Any], partial: str = "") -> APIError:
-    """The exception for a failed call (the mapping from the core's error value)."""
-    kind, status, message = err["kind"], int(err.get("status") or 0), err["message"]
-    kw: dict[str, Any] = {
-        "code": err.get("code"),
-        "metadata": err.get("metadata") if isinstance(err.get("metadata"), dict) else None,
-        "generation_id": err.get("generation_id"),
-        "body": err.get("body"),
-    }
-    if kind == "status":
-        cls = status_error_class(status)
-        if cls is RateLimitError:
-            return RateLimitError(
-                message, retry_after=err.get("retry_after"), status_code=status, **kw
-            )
-        return cls(message, status_code=status, **kw)
-    if kind == "timeout":
-        return APITimeoutError(message, status_code=status or None, **kw)
-    if kind == "stream":
-        return StreamError(message, partial=partial, status_code=status or None, **kw)
-    if kind == "cancelled":
-        return APIConnectionError("the request was cancelled", **kw)
-    return APIConnectionError(message, status_code=status or None, **kw)
-
-
-def _chat_body(body: Any, status: int) -> Any:
-    """A chat reply must be a JSON object; anything else (not JSON, too deep, a list) is an APIError."""
-    if isinstance(body, dict):
-        return body
-    text = body if isinstance(body, str) else repr(body)
-    snippet = text[:200] + ("..." if len(text) > 200 else "")
-    raise APIError(
-        f"the server's reply is not a JSON object (HTTP {status}): {snippet}",
-        status_code=status,
-        body=snippet,
-    )
-
-
-def _check_body_error(body: Any, status: int) -> None:
-    """A 2xx JSON body with a top-level error and no result is an error too."""
-    if (
-        isinstance(body, dict)
-        and isinstance(body.get("error"), dict)
-        and "choices" not in body
-        and "data" not in body
-    ):
-        e = body["error"]
-        code = e.get("code")
-        st = code if isinstance(code, int) and code >= 400 else 500
-        raise _error_from(
-            {
-                "kind": "status",
-                "status": st,
-                "message": str(e.get("message") or "error"),
-                "code": code,
-                "metadata": e.get("metadata"),
-                "body": body,
-                "generation_id": body.get("id"),
-            }
-        )
-
-
-# ------------------------------------------------------------------------------------------------
-# The asyncio bridge: one eventfd per event loop, signalled by the transport thread (which never
-# takes the GIL); the loop's reader resolves the futures of the calls that have news.
-
-
-class _LoopBridge:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.notifier = _core.Notifier()
-        self.waiters: dict[int, asyncio.Future[None]] = {}
-        self.next_token = 1
-        loop.add_reader(self.notifier.fd, self._drain)
-
-    def _drain(self) -> None:
-        for token in self.notifier.drain():
-            fut = self.waiters.pop(token, None)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-
-    async def wait(self, armable: Any) -> None:
-        token = self.next_token
-        self.next_token += 1
-        fut = self.loop.create_future()
-        self.waiters[token] = fut
-        armable.arm(self.notifier, token)
-        try:
-            await fut
-        finally:
-            self.waiters.pop(token, None)
-
-
-_bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _bridge() -> _LoopBridge:
-    loop = asyncio.get_running_loop()
-    b = _bridges.get(loop)
-    if b is None:
-        b = _bridges[loop] = _LoopBridge(loop)
-    return b
-
-
 # ------------------------------------------------------------------------------------------------
 # Streams
 
@@ -245,7 +121,7 @@ class _StreamBase:
             return ChatCompletionChunk(chunk)
         self._finished = True
         if kind == 3:
-            raise _error_from(self._cs.error(), partial=self._cs.text(0))
+            raise _engine.api_error(self._cs.error(), partial=self._cs.text(0))
         return None  # end
 
     def _close(self) -> None:
@@ -310,7 +186,7 @@ class AsyncStream(_StreamBase):
             if kind != 1:
                 break
             try:
-                await _bridge().wait(self._cs)
+                await _engine.bridge().wait(self._cs)
             except BaseException:
                 self._close()
                 raise
@@ -347,6 +223,7 @@ class _Base:
         app_name: str | None = None,
         app_url: str | None = None,
         default_headers: Mapping[str, str] | None = None,
+        settings: Settings | None = None,
         _core_client: Any = None,
     ) -> None:
         if max_retries < 0:
@@ -357,22 +234,15 @@ class _Base:
         if _core_client is not None:
             self._core = _core_client
             return
-        base_url = base_url or os.environ.get("OPENROUTER_BASE_URL") or DEFAULT_BASE_URL
-        from . import __version__
-
-        ua = f"orroute/{__version__} python/{sys.version_info[0]}.{sys.version_info[1]}"
-        self._core = _core.NetClient(
-            base_url=base_url,
+        s = runtime_settings(settings)  # environment, .env, config file: config.py's reading
+        self._core = _engine.new_client(
+            base_url=base_url or s.base_url,
             api_keys=api_keys(api_key),
-            app_name=app_name or os.environ.get("OPENROUTER_APP_NAME", ""),
-            app_url=app_url or os.environ.get("OPENROUTER_APP_URL", ""),
-            user_agent=ua,
+            app_name=app_name or s.app_name or "",
+            app_url=app_url or s.app_url or "",
             timeouts=_timeouts(timeout, False),
             stream_timeouts=_timeouts(timeout, True),
             max_retries=max_retries,
-            backoff_base=0.5,
-            backoff_max=8.0,
-            max_retry_after=60.0,
         )
 
     @property
@@ -478,15 +348,11 @@ class _Base:
 
     @staticmethod
     def _result(call: Any) -> Any:
-        if not call.ok:
-            raise _error_from(call.error())
-        body = call.body_json()
-        _check_body_error(body, call.status())
-        return body
+        return _engine.call_result(call)
 
     def _models_cache_path(self) -> Path:
         digest = hashlib.sha1(self.base_url.encode()).hexdigest()[:12]
-        return _cache_dir() / f"models-{digest}.json"
+        return cache_dir() / f"models-{digest}.json"
 
     def _models_from_cache(self, ttl: float | None) -> dict[str, Any] | None:
         path = self._models_cache_path()
@@ -565,9 +431,9 @@ class _Completions:
             model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
         )
         if stream:
-            return Stream(_core.ChatStream(call))
+            return Stream(_engine.stream_of(call))
         call.wait_done()
-        return ChatCompletion(_chat_body(c._result(call), call.status()))
+        return ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
 
 
 class _Chat:
@@ -624,7 +490,11 @@ class OpenRouter(_Base):
             ``Timeout``.
         max_retries: retries on connection errors, timeouts, 408, 429 and 5xx (backoff with full
             jitter, honouring Retry-After / X-RateLimit-Reset).
-        app_name, app_url: app attribution (X-OpenRouter-Title / X-Title, HTTP-Referer).
+        app_name, app_url: app attribution (X-OpenRouter-Title / X-Title, HTTP-Referer); else
+            ``OPENROUTER_APP_NAME`` / ``OPENROUTER_APP_URL``. CR, LF or other control characters
+            are refused (``InvalidArgumentError``).
+        settings: an :class:`orroute.config.Settings` to take what is not given here from
+            (default: ``orroute.config.load_settings()``).
 
     >>> client = OpenRouter(api_key="sk-or-v1-0000000000000000", base_url="http://127.0.0.1:9")
     >>> client
@@ -686,9 +556,9 @@ class _AsyncCompletions:
             model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
         )
         if stream:
-            return AsyncStream(_core.ChatStream(call))
-        await _await_call(call)
-        return ChatCompletion(_chat_body(c._result(call), call.status()))
+            return AsyncStream(_engine.stream_of(call))
+        await _engine.wait(call)
+        return ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
 
 
 def _data(body: Any) -> dict[str, Any]:
@@ -699,15 +569,6 @@ def _data(body: Any) -> dict[str, Any]:
 def _generation_get(id: str, wait: float) -> tuple[str, int]:
     """Path of ``GET /generation`` and how many 404s to retry (every 0.5 s) within ``wait``."""
     return f"/generation?id={quote(id)}", max(0, int(wait / 0.5))
-
-
-async def _await_call(call: Any) -> None:
-    if not call.done:
-        try:
-            await _bridge().wait(call)
-        except BaseException:
-            call.cancel()
-            raise
 
 
 class _AsyncModels(_Models):
@@ -735,7 +596,7 @@ class AsyncOpenRouter(_Base):
 
     async def _aget(self, path: str, *, not_found_retries: int = 0) -> Any:
         call = self._start("GET", path, not_found_retries=not_found_retries)
-        await _await_call(call)
+        await _engine.wait(call)
         return self._result(call)
 
     async def credits(self) -> Credits:

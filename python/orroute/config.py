@@ -26,6 +26,7 @@ uses). It is itself read from the environment or the ``.env`` file.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -49,10 +50,15 @@ __all__ = [
     "ConfigError",
     "RateLimitConfig",
     "Settings",
+    "apply_log_level",
+    "cache_dir",
     "default_home",
+    "default_ledger_path",
     "load_settings",
     "mask_key",
+    "output_form",
     "parse_env_file",
+    "runtime_settings",
 ]
 
 DEFAULT_BASE_URL: str = _core.DEFAULT_BASE_URL  # the core owns the default
@@ -80,15 +86,18 @@ ENV_VARS: dict[str, str] = {
     "ledger": "ORROUTE_LEDGER",
     "router_state": "ORROUTE_ROUTER_STATE",
     "fallbacks": "ORROUTE_FALLBACKS",
+    "app_name": "OPENROUTER_APP_NAME",
+    "app_url": "OPENROUTER_APP_URL",
 }
 _SCALAR_KEYS = (
     "api_key", "base_url", "preferred_model", "fallback_enabled", "cost_optimization",
-    "log_level", "strategy", "project", "ledger", "fallbacks", "router_state",
+    "log_level", "strategy", "project", "ledger", "fallbacks", "router_state", "app_name",
+    "app_url",
 )
 # tables read by orroute.provider_config (load_providers), not by load_settings
 _PROVIDER_TABLES = ("providers", "model_map", "model_groups")
-_TOML_KEYS = frozenset(_SCALAR_KEYS) | {"budgets", "limits", "app_name", "app_url", "timeout",
-                                         "max_retries", "gateway", *_PROVIDER_TABLES}
+_TOML_KEYS = frozenset(_SCALAR_KEYS) | {"budgets", "limits", "timeout", "max_retries", "gateway",
+                                         *_PROVIDER_TABLES}
 
 
 class ConfigError(ParseError):
@@ -187,6 +196,67 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
     return base / "orroute"
 
 
+def default_ledger_path(env: Mapping[str, str] | None = None) -> Path:
+    """``ledger.sqlite3`` in :func:`default_home`: where ``CostTracker()`` keeps its ledger."""
+    return default_home(env) / "ledger.sqlite3"
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the client caches ``/models`` lists: ``$ORROUTE_HOME/cache``, else
+    ``$XDG_CACHE_HOME/orroute``, else ``~/.cache/orroute``."""
+    env = os.environ if env is None else env
+    home = env.get("ORROUTE_HOME")
+    if home:
+        return Path(home).expanduser() / "cache"
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "orroute"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def apply_log_level(level: str, *, handler: bool | None = None) -> None:
+    """Sets the ``orroute`` logger to ``level`` and makes its records visible on stderr:
+    ``handler=True`` always (the command line), ``None`` only when the application configured
+    no handler (neither on ``orroute`` nor on the root logger), so that ``LOG_LEVEL=DEBUG``
+    shows records without any logging setup; ``False`` never."""
+    log = logging.getLogger("orroute")
+    log.setLevel(level)
+    if any(isinstance(h, _StderrHandler) for h in log.handlers) or handler is False:
+        return
+    if handler or not (log.handlers or logging.getLogger().handlers):
+        h = _StderrHandler()
+        h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log.addHandler(h)
+
+
+def output_form(env: Mapping[str, str] | None = None) -> str | None:
+    """``ORROUTE_OUTPUT``: ``"table"`` or ``"tsv"`` forces how the command line prints tables
+    (else None: TSV when stdout is not a terminal). Other values are ignored."""
+    forced = (os.environ if env is None else env).get("ORROUTE_OUTPUT", "").strip().lower()
+    return forced if forced in ("table", "tsv") else None
+
+
+def runtime_settings(settings: Settings | None = None) -> Settings:
+    """The settings a client or manager starts from: ``settings`` when the caller already loaded
+    them (the command line's flags, the gateway's config file), else :func:`load_settings`
+    (environment, ``.env``, config file). ``LOG_LEVEL`` is applied to the ``orroute`` logger when
+    it is set anywhere."""
+    s = load_settings() if settings is None else settings
+    if s.sources.get("log_level", "default") != "default":
+        apply_log_level(s.log_level)
+    return s
+
+
 @dataclass(frozen=True)
 class BudgetConfig:
     """A budget from the config file: ``limit`` USD per ``period`` for a scope."""
@@ -234,7 +304,7 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     preferred_model: str | None = None
     fallback_enabled: bool = True
-    cost_optimization: bool = True
+    cost_optimization: bool = False
     log_level: str = "WARNING"
     strategy: str = "balanced"
     project: str = "default"
@@ -623,14 +693,18 @@ def load_settings(
         values[name] = _convert(name, raw, name) if name not in ("budgets", "limits") else raw
         sources[name] = "override"
 
-    for name in (*_SCALAR_KEYS, "budgets", "limits", "app_name", "app_url", "timeout",
-                 "max_retries"):
+    for name in (*_SCALAR_KEYS, "budgets", "limits", "timeout", "max_retries"):
         sources.setdefault(name, "default")
     nullable = {"api_key", "preferred_model", "ledger", "router_state", "app_name", "app_url",
                 "timeout", "max_retries"}
     values = {k: v for k, v in values.items() if v is not None or k in nullable}
     if values.get("ledger") == ":memory:":
         values["ledger"] = Path(":memory:")
+    if values.get("cost_optimization") and sources["strategy"] == "default":
+        # OPENROUTER_COST_OPTIMIZATION=true picks the cost-optimized strategy unless a strategy
+        # is set explicitly (argument, ORROUTE_STRATEGY, the config file or an override)
+        values["strategy"] = "cost_optimized"
+        sources["strategy"] = f"{sources['cost_optimization']} (cost_optimization)"
     sources["home"] = "env" if "ORROUTE_HOME" in environ else (
         f".env ({env_path})" if "ORROUTE_HOME" in dotenv else "default")
     return Settings(home=home, config_file=cfg_path, env_file=env_path, sources=sources, **values)

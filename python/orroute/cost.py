@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,7 +42,6 @@ __all__ = [
     "Reservation",
     "UsageRecord",
     "default_ledger_path",
-    "simulate",
 ]
 
 _log = logging.getLogger("orroute.cost")
@@ -58,19 +56,11 @@ LEARNED_QUANTILE = 0.9
 
 
 def default_ledger_path() -> Path:
-    """Where ``CostTracker()`` keeps its ledger: ``$ORROUTE_HOME/ledger.sqlite3`` if set, else the
-    platform's user data directory (``~/.local/share/orroute`` on Linux, honouring
-    ``$XDG_DATA_HOME``; ``~/Library/Application Support/orroute``; ``%LOCALAPPDATA%\\orroute``)."""
-    home = os.environ.get("ORROUTE_HOME")
-    if home:
-        return Path(home).expanduser() / "ledger.sqlite3"
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "orroute" / "ledger.sqlite3"
+    """Where ``CostTracker()`` keeps its ledger: ``ledger.sqlite3`` in ``$ORROUTE_HOME``, else in
+    the platform's user data directory (``config.default_home``: the settings' one answer)."""
+    from .config import default_ledger_path as _default
+
+    return _default()
 
 
 def _dt(us: int) -> datetime:
@@ -482,18 +472,26 @@ class CostTracker:
     # ---- the plan's API ----
 
     def estimate_cost(self, task: Task, model: str | None = None) -> Decimal:
-        """Worst-case cost of running ``task`` on ``model`` (USD, exact).
+        """Worst-case cost of running ``task`` (on ``model``, if given), in USD, exact.
 
-        Prompt tokens come from ``task.input_size`` or the tokenizer; output tokens from
-        ``task.max_tokens``, else the 90th percentile of what this ledger has seen for the task
-        type and model, else 1024. ``model`` defaults to ``task.model`` if set, else to the model
-        ``ModelSelector`` picks for the task's type, size and budget (as in the plan).
+        A task with messages is planned by the engine itself (``AIModelManager.plan``; this
+        tracker's manager's engine when it came from ``manager.cost_tracker``): the same model
+        (``model``, else ``task.model``, else the router's first candidate), the same prompt
+        count and the same output bound (``max_tokens``, else the router's default), so the
+        estimate is exactly what a budget reserves for the task.
+
+        A task given by size only (``task.input_size``: no text to plan) is priced by the plan's
+        formula: ``input_size`` prompt tokens; output ``task.max_tokens``, else the 90th
+        percentile of what this ledger has seen for the task type and model, else 1024; ``model``
+        else the one ``ModelSelector`` picks for the task's type, size and budget.
         """
         from .task import Task
 
         model = model or (task.get("model") if isinstance(task, Mapping) else
                           getattr(task, "model", None))
         task = Task.coerce(task)
+        if task.messages and task.input_size is None:
+            return self._planned_cost(task, model)
         if not model:
             model = self._model_for_task(task)
         prompt = task.input_size
@@ -505,6 +503,23 @@ class CostTracker:
             prompt = count_tokens(task.messages, model=model)
         completion = task.max_tokens or self.expected_completion_tokens(task.type, model)
         return self._price(model, int(prompt), int(completion))
+
+    def _planned_cost(self, task: Task, model: str | None) -> Decimal:
+        """The engine's estimate for ``task``: the amount its reservation holds."""
+        from . import _engine
+
+        planner = getattr(self, "_planner", None)
+        if planner is None:
+            catalog = self._catalog
+            if catalog is None:
+                from .catalog import Catalog
+
+                catalog = self._catalog = Catalog.bundled()
+            planner = self._planner = _engine.planner(getattr(catalog, "_core", catalog))
+        plan = planner.plan(_engine.task_request(task, model=model))
+        if plan["estimate"] is None:  # the model cannot be priced: say which, as the catalog does
+            return self._price(plan["candidates"][0], plan["prompt_tokens"], plan["max_tokens"])
+        return Decimal(plan["estimate"])
 
     def _model_for_task(self, task: Task) -> str:
         """The plan's ``_get_model_for_task``: the model the selector picks for the task."""
@@ -874,14 +889,3 @@ _CALL_FIELDS: dict[str, Any] = {
     "error_class": "",
     "attempts": 1,
 }
-
-
-def simulate(
-    tasks_or_jsonl: Any, strategies: Sequence[str] = ("balanced",), **kwargs: Any
-) -> pandas.DataFrame:
-    """Offline replay: what a workload would cost under each selection strategy, calling no API.
-    Returns a pandas DataFrame (one row per strategy; ``detail=True`` for one per task). See
-    :func:`orroute._simulate.simulate` for the arguments."""
-    from ._simulate import simulate as _simulate
-
-    return _simulate(tasks_or_jsonl, strategies, **kwargs)

@@ -1,7 +1,7 @@
 """``AIModelManager``: the plan's router, on the C++ engine.
 
-The engine (``orroute._core.Engine``) counts, analyzes, selects, reserves, admits, sends, retries,
-falls back and settles; this module turns tasks into engine requests and engine results into
+The engine (reached only through ``orroute._engine``) counts, analyzes, selects, reserves, admits,
+sends, retries, falls back and settles; this module turns tasks into engine requests and engine results into
 Python objects and exceptions.
 """
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from . import _engine
 from . import _exceptions as _exc
 from ._cascade_run import CascadeResult
 from .task import Task
@@ -123,56 +124,6 @@ def _attempts(raw: Sequence[Mapping[str, Any]]) -> list[Attempt]:
     ]
 
 
-def _error_for(res: Mapping[str, Any]) -> BaseException:
-    """The exception for a failed engine result (one mapping, used by every entry point)."""
-    message = res["message"] or "request failed"
-    attempts = _attempts(res["attempts"])
-    if res["budget_refused"]:
-        cls = getattr(
-            _exc, res["budget_error_type"] or "BudgetExceededError", _exc.BudgetExceededError
-        )
-        err: BaseException = cls(message)
-    elif res["error"] == "cancelled":
-        err = asyncio.CancelledError(message)
-    elif res["nothing_sent"]:
-        err = _exc.NoModelAvailableError(message)
-    else:
-        api = res["api_error"] or {
-            "kind": "status",
-            "status": res["http_status"],
-            "message": message,
-        }
-        kind = api["kind"]
-        meta: dict[str, Any] = {}
-        if api.get("metadata_json"):
-            try:
-                meta = json.loads(api["metadata_json"])
-            except ValueError:
-                meta = {}
-        kwargs: dict[str, Any] = {
-            "status_code": api.get("status") or None,
-            "metadata": meta if isinstance(meta, dict) else {},
-            "generation_id": api.get("generation_id") or None,
-        }
-        text = api.get("message") or message
-        if res["error"] == "stream_broken" or kind == "stream":
-            err = _exc.StreamError(text, **kwargs)
-        elif kind == "timeout" or res["error"] == "timeout" and not api.get("status"):
-            err = _exc.APITimeoutError(text, **kwargs)
-        elif kind == "connection":
-            err = _exc.APIConnectionError(text, **kwargs)
-        else:
-            status = int(api.get("status") or res["http_status"] or 0)
-            kwargs["status_code"] = status
-            cls = _exc.status_error_class(status) if status else _exc.APIStatusError
-            if cls is _exc.RateLimitError:
-                err = cls(text, retry_after=api.get("retry_after"), **kwargs)
-            else:
-                err = cls(text, **kwargs)
-    err.attempts = attempts  # type: ignore[attr-defined]
-    return err
-
-
 def _content(response: Mapping[str, Any]) -> str:
     try:
         msg = response["choices"][0]["message"]
@@ -249,6 +200,13 @@ class AIModelManager:
             of the reported tokens is not believed (the catalog price is recorded).
         webhook_url: threshold alerts of this manager's calls are POSTed there (as JSON); with a
             :class:`orroute.CostTracker` as ``ledger``, its callbacks and webhook fire too.
+        app_name, app_url: app attribution (``X-Title`` / ``X-OpenRouter-Title``,
+            ``HTTP-Referer``), as on the client; else ``OPENROUTER_APP_NAME`` /
+            ``OPENROUTER_APP_URL``. CR, LF or other control characters are refused.
+        settings: an :class:`orroute.config.Settings` that supplies what is not given here (key,
+            base URL, strategy, app name and URL, log level); default
+            ``orroute.config.load_settings()``. The strategy is ``ORROUTE_STRATEGY``, else
+            ``cost_optimized`` when ``OPENROUTER_COST_OPTIMIZATION`` is true, else balanced.
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -259,7 +217,7 @@ class AIModelManager:
         api_key: str | Sequence[str] | None = None,
         base_url: str | None = None,
         *,
-        strategy: str = "balanced",
+        strategy: str | None = None,
         budget: Decimal | float | str | Mapping[str, Any] | None = None,
         ledger: Any = None,
         fallbacks: Sequence[str] | None = None,
@@ -278,6 +236,7 @@ class AIModelManager:
         default_max_tokens: int = 1024,
         max_candidates: int = 4,
         app_name: str | None = None,
+        app_url: str | None = None,
         refresh_catalog: bool = True,
         stream_queue: int = 64,
         router_state: str | None = None,
@@ -286,62 +245,41 @@ class AIModelManager:
         unpriced_model_price: float | str | Decimal | Mapping[str, Any] | None = None,
         cost_check_multiple: int = 2,
         webhook_url: str | None = None,
+        settings: Any = None,
     ) -> None:
-        from . import _core
         from .catalog import Catalog
-        from .config import api_keys
+        from .config import api_keys, runtime_settings
 
-        keys = api_keys(api_key)  # env, .env and "k1,k2" rotation: the client's rule
-        cfg = _core.EngineConfig()
-        cfg.base_url = (
-            base_url or os.environ.get("OPENROUTER_BASE_URL") or _core.DEFAULT_BASE_URL
-        ).rstrip("/")
-        cfg.api_keys = [k for k in keys if k]
-        if app_name:
-            cfg.app_name = app_name
-        cfg.strategy = strategy
-        cfg.timeout = float(timeout)
-        cfg.max_retries = int(max_retries)
-        cfg.retry_base_delay = float(retry_base_delay)
-        cfg.max_server_wait = float(max_retry_wait)
-        cfg.max_admission_wait = float(max_admission_wait)
-        if len(thresholds) != 3:
-            raise _exc.InvalidArgumentError("thresholds must be three numbers (low, medium, high)")
-        low, mid, high = (float(t) for t in thresholds)
-        cfg.thresholds = (low, mid, high)
-        cfg.fallbacks = list(fallbacks or [])
-        cfg.preferred_model = preferred_model or ""
-        cfg.server_side_fallbacks = int(server_side_fallbacks)
-        cfg.default_max_tokens = int(default_max_tokens)
-        cfg.max_candidates = int(max_candidates)
-        cfg.refresh_catalog = bool(refresh_catalog)
-        cfg.unpriced_model_price = _per_token_prices(unpriced_model_price)
-        cfg.cost_check_multiple = int(cost_check_multiple)
-        if router_state:
-            if not _core.redis_available():
-                raise _exc.InvalidArgumentError(
-                    "router_state needs the Redis backend, and this orroute was built without "
-                    "hiredis"
-                )
-            cfg.router_state = str(router_state)
+        settings = runtime_settings(settings)  # env, .env, config file (LOG_LEVEL applied)
+        strategy = strategy or settings.strategy
+        cfg = _engine.engine_config(
+            base_url=base_url or settings.base_url,
+            api_keys=api_keys(api_key),  # env, .env and "k1,k2" rotation: the client's rule
+            app_name=app_name or settings.app_name,
+            app_url=app_url or settings.app_url,
+            strategy=strategy,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_base_delay=retry_base_delay,
+            max_retry_wait=max_retry_wait,
+            max_admission_wait=max_admission_wait,
+            thresholds=thresholds,
+            fallbacks=fallbacks or [],
+            preferred_model=preferred_model,
+            server_side_fallbacks=server_side_fallbacks,
+            default_max_tokens=default_max_tokens,
+            max_candidates=max_candidates,
+            refresh_catalog=refresh_catalog,
+            unpriced_model_price=_per_token_prices(unpriced_model_price),
+            cost_check_multiple=cost_check_multiple,
+            router_state=router_state,
+            breaker=breaker,
+            limits=limits,
+        )
         if providers is not None:  # a ProvidersConfig (orroute.provider_config)
             from ._providers_engine import configure_providers
 
             configure_providers(cfg, providers, provider_prices)
-        for name, value in (breaker or {}).items():
-            attr = {
-                "failures": "breaker_failures",
-                "failure_rate": "breaker_failure_rate",
-                "min_calls": "breaker_min_calls",
-                "window": "breaker_window",
-                "cooldown": "breaker_cooldown",
-                "successes_to_close": "breaker_successes_to_close",
-            }.get(name)
-            if attr is None:
-                raise _exc.InvalidArgumentError(f"unknown breaker setting {name!r}")
-            setattr(cfg, attr, value)
-        for scope, spec in (limits or {}).items():
-            cfg.set_limit(_limit_scope(scope), **_limit_args(scope, spec))
         cat = catalog if catalog is not None else Catalog.bundled()
         core_catalog: Any = getattr(cat, "_core", cat)
         ledger_path: str | None
@@ -362,7 +300,7 @@ class AIModelManager:
         from .selector import bundled_priors_path
 
         priors = bundled_priors_path().read_text(encoding="utf-8")
-        self._engine = _core.Engine(cfg, core_catalog, ledger_path, priors)
+        self._door = _engine.Engine(cfg, core_catalog, ledger_path, priors)
         if int(stream_queue) < 1:
             raise _exc.InvalidArgumentError("stream_queue must be >= 1")
         self._stream_queue = int(stream_queue)
@@ -395,7 +333,7 @@ class AIModelManager:
             from .catalog import Catalog
             from .selector import ModelSelector
 
-            self._selector = ModelSelector(Catalog(self._engine.catalog),
+            self._selector = ModelSelector(Catalog(self._door.catalog),
                                            strategy=self._strategy)
         return self._selector
 
@@ -411,8 +349,9 @@ class AIModelManager:
             from .cost import CostTracker
 
             path = self._ledger_path if self._ledger_path not in (None, ":memory:") else None
-            tracker = CostTracker(path or ":memory:", catalog=Catalog(self._engine.catalog))
+            tracker = CostTracker(path or ":memory:", catalog=Catalog(self._door.catalog))
             tracker._selector = self.selector  # the plan's _get_model_for_task: this selector
+            tracker._planner = self._door  # estimate_cost: this engine's plan, as it reserves
             self._cost_tracker = tracker
         return self._cost_tracker
 
@@ -427,52 +366,25 @@ class AIModelManager:
         else:
             limit, period, project, policy = budget, "total", self._project, "refuse"
         scope = f"project:{project}" if project else "global"
-        self._engine.set_budget(scope, str(period), Decimal(str(limit)), str(policy))
+        self._door.set_budget(scope, str(period), Decimal(str(limit)), str(policy))
 
     def spent(self) -> Decimal:
         """Settled spend in USD: the ledger's total, or (without a ledger) the cost of this
         manager's successful calls."""
         if self._has_ledger:
-            return self._engine.spent()
-        return sum((r["cost"] for r in self._engine.metrics()), Decimal(0))
+            return self._door.spent()
+        return sum((r["cost"] for r in self._door.metrics()), Decimal(0))
 
     def reserved(self) -> tuple[int, Decimal]:
         """Live reservations: how many and how much (USD)."""
-        count, amount = self._engine.reserved()
+        count, amount = self._door.reserved()
         return count, amount
 
     # -- running tasks -------------------------------------------------------------------------
     def _engine_task(self, task: Task, *, stream: bool = False, model: str | None = None,
                      pin: bool = False) -> Any:
-        from . import _core
-
-        task = Task.coerce(task)
-        if not task.messages:
-            raise _exc.InvalidArgumentError("task has no messages")
-        body: dict[str, Any] = {**task.params, "messages": list(task.messages)}
-        if task.max_tokens is not None:
-            body["max_tokens"] = task.max_tokens
-        if model:
-            body["model"] = model
-        et = _core.EngineTask()
-        et.request_json = json.dumps(body, ensure_ascii=False)
-        et.task_type = task.type
-        et.task_id = task.id or ""
-        et.stream = stream
-        if pin and model:  # this model only: no fallback to the configured chain or ranking
-            et.fallbacks = [model]
-        if task.budget is not None:
-            et.max_cost = Decimal(task.budget)
-        if task.quality is not None:
-            et.min_quality = float(task.quality)
-        project = task.project or self._project
-        if project:
-            et.project = project
-        if task.conversation:
-            et.conversation = task.conversation
-        if task.tags:
-            et.tags = sorted((str(k), str(v)) for k, v in task.tags.items())
-        return et
+        return _engine.task_request(task, stream=stream, model=model, pin=pin,
+                                    project=self._project)
 
     def on_alert(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """Registers ``callback(AlertEvent)`` for budget thresholds crossed by this manager's
@@ -497,7 +409,9 @@ class AIModelManager:
     def _result(self, res: Mapping[str, Any]) -> TaskResult:
         self._settled(res)
         if not res["ok"]:
-            raise _error_for(res)
+            err = _engine.result_error(res)
+            err.attempts = _attempts(res["attempts"])  # type: ignore[attr-defined]
+            raise err
         try:
             response = json.loads(res["completion"]) if res["completion"] else {}
         except ValueError:
@@ -532,9 +446,10 @@ class AIModelManager:
             self._results.popitem(last=False)
         return result
 
-    def plan(self, task: Task) -> dict[str, Any]:
-        """What the router would do for ``task``: candidates, reasons, complexity, estimate."""
-        return self._engine.plan(self._engine_task(task))
+    def plan(self, task: Task) -> _engine.Plan:
+        """What the router would do for ``task``: candidates, reasons, complexity, prompt and
+        output tokens, and ``estimate``, the exact amount a budget reserves for it."""
+        return self._door.plan(self._engine_task(task))
 
     def execute_task_sync(self, task: Task, *, model: str | None = None) -> TaskResult:
         """Runs ``task`` and blocks until it is done (the GIL is released while waiting).
@@ -548,7 +463,7 @@ class AIModelManager:
 
     def _run_sync(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
         task = Task.coerce(task)
-        r = self._result(self._engine.run(self._engine_task(task, model=model, pin=pin)))
+        r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)))
         r.task_id = task.id or ""
         return r
 
@@ -558,19 +473,9 @@ class AIModelManager:
         return await self._run(task, model)
 
     async def _run(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
-        from .client import (
-            _bridge,  # one eventfd per loop; the transport thread never takes the GIL
-        )
-
         task = Task.coerce(task)
-        pending = self._engine.submit_async(self._engine_task(task, model=model, pin=pin))
-        try:
-            await _bridge().wait(pending)
-        except asyncio.CancelledError:
-            pending.cancel()
-            raise
-        res = pending.result()
-        r = self._result(res)
+        # on the engine's network thread; cancelling the await cancels the run
+        r = self._result(await self._door.run_async(self._engine_task(task, model=model, pin=pin)))
         r.task_id = task.id or ""
         return r
 
@@ -616,12 +521,10 @@ class AIModelManager:
     ) -> AsyncIterator[dict[str, Any] | TaskResult]:
         """:meth:`stream_task`'s loop: yields the chunks, then the settled :class:`TaskResult`
         (alerts fired; a failure raises). Cascades stream their final stage through it."""
-        from .client import _bridge
-
-        run = self._engine.submit_stream(
+        run = self._door.stream(
             self._engine_task(task, stream=True, model=model, pin=pin), self._stream_queue
         )
-        bridge = _bridge()  # one eventfd per loop: the transport thread never takes the GIL
+        bridge = _engine.bridge()  # one eventfd per loop: the transport thread never takes the GIL
         finished = False
         try:
             while True:
@@ -679,13 +582,13 @@ class AIModelManager:
         OpenRouter's replies, e.g. ``"Together"``) or the endpoint's (the base URL's host, which
         takes failures with no reply). ``overall`` is ``degraded`` while any is open (``down`` when
         no model can be called, or the endpoint's is open)."""
-        return self._engine.health()
+        return self._door.health()
 
     def metrics(self, *, as_dataframe: bool = False) -> Any:
         """Per-model performance: calls, successes, success rate, errors by class, retries,
         fallbacks, tokens, cost and cost per success, latency / TTFT / tokens-per-second p50, p95,
         p99 over the metrics window. A dict keyed by model, or a pandas DataFrame."""
-        rows = self._engine.metrics()
+        rows = self._door.metrics()
         if as_dataframe:
             import pandas as pd  # lazy: pandas is an optional dependency
 
@@ -711,40 +614,16 @@ class AIModelManager:
             raise _exc.InvalidArgumentError(f"score must be in [0, 1], got {score}")
         model, task_type = self._results[result_id]
         # kept in the ledger (when the manager has one): later managers rank with it
-        self._engine.record_feedback(model, task_type, float(score), "user", result_id)
+        self._door.record_feedback(model, task_type, float(score), "user", result_id)
 
     def set_limit(self, scope: str, **limit: Any) -> None:
         """Sets a rate limit at run time (same keys as the ``limits`` argument)."""
-        self._engine.set_limit(_limit_scope(scope), **_limit_args(scope, limit))
+        self._door.set_limit(scope, limit)
 
 
 def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
     if not fut.done():
         fut.set_result(value)
-
-
-def _limit_scope(scope: str) -> str:
-    if scope == "key" or ":" in scope.split("/")[0]:
-        return scope
-    return f"model:{scope}"
-
-
-def _limit_args(scope: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    names = {
-        "limit_requests": "requests",
-        "requests": "requests",
-        "limit_input": "input_tokens",
-        "input_tokens": "input_tokens",
-        "limit_output": "output_tokens",
-        "output_tokens": "output_tokens",
-        "window": "window",
-    }
-    out: dict[str, Any] = {}
-    for k, v in spec.items():
-        if k not in names:
-            raise _exc.InvalidArgumentError(f"unknown rate limit field {k!r} for {scope!r}")
-        out[names[k]] = float(v) if k == "window" else int(v)
-    return out
 
 
 class Conversation:

@@ -4,7 +4,7 @@ dollar.
 The work happens in C++ (``orroute._core.LearnedRouter``): hashed word and character n-gram
 features, one L2-regularised logistic model per model plus a shared rank-1 difficulty component,
 AdaGrad training, microsecond predictions, a versioned binary file. This module adds the
-dict-shaped API, the bundled outcome data and the evaluation (``evaluate``).
+dict-shaped API and the bundled outcome data (the held-out evaluation is ``orroute.research``).
 
 >>> from orroute.routing import LearnedRouter
 >>> router = LearnedRouter.fit(["2+2?", "Prove Fermat's last theorem"],
@@ -36,7 +36,6 @@ __all__ = [
     "PromptStats",
     "RouteOperatingPoint",
     "VerifiedCascade",
-    "evaluate",
     "extract_answer",
     "fit_operating_point",
     "load_outcomes",
@@ -311,21 +310,11 @@ class LearnedRouter:
 
 def load_outcomes(name: str = "routerbench") -> Any:
     """Loads a bundled outcome table: ``"routerbench"`` (11 models, 3 tasks, with costs) or
-    ``"mmlu"`` (RouteLLM: GPT-4 vs Mixtral, no costs). Returns an ``Outcomes`` record."""
-    from ._routing_eval import load_outcomes as _load
+    ``"mmlu"`` (RouteLLM: GPT-4 vs Mixtral, no costs). Returns an ``Outcomes`` record. (The
+    held-out evaluation is ``orroute.research.evaluate``.)"""
+    from ._outcomes import load_outcomes as _load
 
     return _load(name)
-
-
-def evaluate(**kwargs: Any) -> dict[str, Any]:
-    """Held-out evaluation of the learned router against baselines; prints a report.
-
-    See :func:`orroute._routing_eval.evaluate` for the arguments (``datasets``, ``folds``,
-    ``seed``, ``out_dir`` for PNG plots, router options). Needs numpy (matplotlib for plots).
-    """
-    from ._routing_eval import evaluate as _evaluate
-
-    return _evaluate(**kwargs)
 
 
 # ---------------------------------------------------------------------------- operating points

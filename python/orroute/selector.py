@@ -337,6 +337,7 @@ class ModelSelector:
         prompt: str | None = None,
         explain: bool = True,
         limit: int | None = None,
+        complexity_floor: bool = True,
         **constraints: Any,
     ) -> list[Ranked]:
         """Every candidate for the task, best first, with its score and the reasons.
@@ -345,9 +346,12 @@ class ModelSelector:
             predicted_quality: a learned predictor's probability of success per model id for this
                 prompt; it replaces 80% of the prior for those models.
             prompt: the prompt, for the installed quality predictor (explicit
-                ``predicted_quality`` entries win over its predictions).
+                ``predicted_quality`` entries win over its predictions); its complexity tier also
+                sets the engine's quality floor (the same C++ rule ``AIModelManager`` routes
+                with: standard 0.65, premium 0.80, frontier 0.90; see docs/router.md).
             explain: False skips building the reasons (faster).
             limit: keep only the best ``limit`` candidates (all by default).
+            complexity_floor: False ranks a ``prompt`` without the complexity floor.
         """
         merged = {**self._constraint_kwargs, **constraints} if constraints else None
         ranked = self._core.rank(
@@ -360,6 +364,7 @@ class ModelSelector:
             explain,
             limit or 0,
             prompt or "",
+            complexity_floor,
         )
         return [
             Ranked(

@@ -157,3 +157,38 @@ TEST_CASE("keys rotate round-robin and rejected keys are set aside", "[net]") {
   REQUIRE(orroute::mask_key("sk-or-v1-test-456789abcdef0123") == "sk-or-v1-...0123");
   REQUIRE(orroute::mask_key("short") == "***");
 }
+
+TEST_CASE("a chat request's first broken rule names its field", "[net]") {
+  auto field = [](const char* body, orroute::ChatRequestRules rules = {}) {
+    auto p = orroute::check_chat_request(parse(body), rules);
+    return p ? p->field : std::string("ok");
+  };
+  const char* hi = R"("messages":[{"role":"user","content":"hi"}])";
+  REQUIRE(field((std::string("{\"model\":\"a/b\",") + hi + "}").c_str()) == "ok");
+  REQUIRE(field("[1]") == "body");
+  REQUIRE(field(R"({"models":["a/b"],"messages":[{"role":"user","content":"hi"}]})") == "ok");
+  REQUIRE(field(R"({"models":["a/b"],"messages":[{"role":"user","content":"hi"}]})", {true, 0}) == "model");
+  REQUIRE(field(R"({"model":" ","messages":[{"role":"user","content":"hi"}]})") == "model");
+  REQUIRE(field(R"({"model":"m","messages":[{"role":"robot","content":"x"}]})") == "messages[0].role");
+  REQUIRE(field(R"({"model":"m","messages":[{"role":"user","content":5}]})") == "messages[0].content");
+  REQUIRE(field(R"({"model":"m","messages":[{"role":"user"}]})") == "messages[0].content");
+  REQUIRE(field(R"({"model":"m","messages":[{"role":"assistant","tool_calls":[1]}]})") ==
+          "messages[0].tool_calls");
+  REQUIRE(field((std::string("{\"model\":\"m\",\"n\":9,") + hi + "}").c_str(), {true, 8}) == "n");
+  REQUIRE(field((std::string("{\"model\":\"m\",\"n\":9,") + hi + "}").c_str()) == "ok");
+  REQUIRE(field((std::string("{\"model\":\"m\",\"temperature\":2.5,") + hi + "}").c_str()) == "temperature");
+  REQUIRE(field((std::string("{\"model\":\"m\",\"tools\":null,") + hi + "}").c_str()) == "tools");
+  REQUIRE(field((std::string("{\"model\":\"m\",\"tools\":[{\"function\":{}}],") + hi + "}").c_str()) ==
+          "tools[0].function");
+  REQUIRE(field((std::string("{\"model\":\"m\",\"stop\":[1],") + hi + "}").c_str()) == "stop");
+  REQUIRE(field((std::string("{\"model\":\"m\",\"response_format\":\"json\",") + hi + "}").c_str()) ==
+          "response_format");
+  REQUIRE(field((std::string("{\"model\":\"m\",\"max_tokens\":1.5,") + hi + "}").c_str()) == "max_tokens");
+}
+
+TEST_CASE("a header value cannot end its line", "[net]") {
+  REQUIRE_NOTHROW(orroute::check_header_value("app_name", "My App\t(v2)"));
+  for (const std::string& v : {std::string("a\r\nX-Injected: 1"), std::string("a\nb"), std::string("nul\0x", 5)}) {
+    REQUIRE_THROWS_WITH(orroute::check_header_value("app_name", v), Catch::Contains("app_name"));
+  }
+}

@@ -18,7 +18,8 @@ def test_defaults_without_any_source(tmp_path: Path) -> None:
     s = load_settings(env={"ORROUTE_HOME": str(tmp_path / "h")})
     assert s.api_key is None
     assert s.base_url == "https://openrouter.ai/api/v1"
-    assert s.fallback_enabled is True and s.cost_optimization is True
+    # cost optimization is opt-in: true picks the cost_optimized strategy (see test_env_vars.py)
+    assert s.fallback_enabled is True and s.cost_optimization is False
     assert s.strategy == "balanced"
     assert s.ledger_path == tmp_path / "h" / "ledger.sqlite3"
     assert s.config_file is None and s.env_file is None

@@ -15,6 +15,7 @@ import pytest
 
 import orroute
 from orroute import Task
+from orroute._engine import engine_of
 from orroute.testing import FakeOpenRouter, Fault
 
 MODELS = ["test/a", "test/b"]  # synthetic: $1/M prompt, $2/M completion tokens
@@ -267,7 +268,7 @@ def test_python_callbacks_that_raise_on_the_network_thread_do_not_end_the_proces
     et.request_json = _json.dumps({"messages": [{"role": "user", "content": "hi"}],
                                    "max_tokens": 20})
     et.stream = True
-    m._engine.submit(et, on_chunk, on_done)
+    engine_of(m)._core.submit(et, on_chunk, on_done)
     assert done.wait(10)
     m.execute_task_sync(Task(messages="still alive", max_tokens=5))  # the engine still works
     assert any("consumer bug" in r for r in reported) and any("done bug" in r for r in reported)
@@ -288,7 +289,7 @@ def test_a_refusal_carries_its_error_kind(fake) -> None:
     from orroute import _core
 
     m = manager(fake, budget=1, fallbacks=["acme/unknown"])
-    res = m._engine.run(m._engine_task(Task(messages="hi", max_tokens=5)))
+    res = engine_of(m).run(m._engine_task(Task(messages="hi", max_tokens=5)))
     assert res["budget_refused"] and res["budget_error_kind"] == _core.ErrorKind.UNPRICED_MODEL
 
 

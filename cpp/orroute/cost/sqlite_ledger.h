@@ -26,7 +26,8 @@
 namespace orroute {
 
 struct SqliteLedgerOptions {
-  int32_t busy_timeout_ms = 30'000;          // how long a writer waits for the lock
+  int32_t busy_timeout_ms = 30'000;          // how long a writer waits for the lock (polled
+                                             // every 25-400 µs, then Error)
   bool durable_fsync = false;                // synchronous=FULL (survives power loss)
   int64_t reclaim_interval_us = 1'000'000;  // background reclaim check during reserve()
   // Budget leases (see the class comment). Off: every reserve is its own exact transaction.

@@ -8,6 +8,31 @@ namespace orroute {
 
 std::function<void()> ChatSender::send(const std::string& model, int,
                                        std::function<void(AttemptResult)> done) {
+  uint64_t attempt = 0;
+  {
+    std::lock_guard lock(send_mu_);
+    cancelled_ = false;
+    attempt = ++attempt_;
+  }
+  start(model, std::move(done));
+  auto self = shared_from_this();  // keeps the transport alive for the cancel function
+  return [self, attempt] { self->cancel(attempt); };
+}
+
+void ChatSender::cancel(uint64_t attempt) {
+  TransferId id = 0;
+  std::shared_ptr<ApiClient> client;
+  {
+    std::lock_guard lock(send_mu_);
+    if (attempt != attempt_) return;  // an earlier attempt, already over: not this one's transfer
+    cancelled_ = true;
+    id = transfer_;
+    client = transfer_client_;
+  }
+  if (id != 0 && client) client->transport().cancel(id);
+}
+
+void ChatSender::start(const std::string& model, std::function<void(AttemptResult)> done) {
   if (routes_ != nullptr) {
     const ProviderRoute* route = routes_->route(model);
     if (route == nullptr) {
@@ -15,16 +40,22 @@ std::function<void()> ChatSender::send(const std::string& model, int,
       r.http_status = 400;
       r.error_message = "no provider for candidate " + model;
       done(std::move(r));
-      return [] {};
+      return;
     }
-    if (route->provider != nullptr) return send_to(*route, model, std::move(done));
+    if (route->provider != nullptr) {
+      start_at(*route, model, std::move(done));
+      return;
+    }
   }
   HttpRequest req;
   req.method = "POST";
   req.url = client_->url_for("/chat/completions");
   req.headers.add("Content-Type", "application/json");
   req.headers.add("Accept", stream_ ? "text/event-stream" : "application/json");
-  if (auto key = client_->keys().next()) req.headers.add("Authorization", "Bearer " + *key);
+  // The key ring rotates; a key the server rejects (401/402) is set aside by the sink, which then
+  // restarts the attempt with the next key (the client's rule: see ApiClient).
+  std::string key = client_->keys().next().value_or("");
+  if (!key.empty()) req.headers.add("Authorization", "Bearer " + key);
   const ClientConfig& cfg = client_->config();
   if (!cfg.app_name.empty()) {
     req.headers.add("X-Title", cfg.app_name);
@@ -35,12 +66,12 @@ std::function<void()> ChatSender::send(const std::string& model, int,
   req.body = chat_attempt_body(body_json_, model, stream_, server_models_,
                                meter_limit_ > 0 ? std::optional<int64_t>(meter_limit_) : std::nullopt);
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
-  auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(done));
-  return submit(client_, std::move(req), std::move(sink), model);
+  auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(key), std::move(done));
+  submit(client_, std::move(req), std::move(sink), model);
 }
 
-std::function<void()> ChatSender::send_to(const ProviderRoute& route, const std::string& candidate,
-                                          std::function<void(AttemptResult)> done) {
+void ChatSender::start_at(const ProviderRoute& route, const std::string& candidate,
+                          std::function<void(AttemptResult)> done) {
   const std::string native = routes_->native(candidate);
   const std::string model = ProviderRoutes::split(candidate).first;
   WireAdapter::Request wire;
@@ -60,7 +91,7 @@ std::function<void()> ChatSender::send_to(const ProviderRoute& route, const std:
     err.message = r.error_message;
     set_error(std::move(err));
     done(std::move(r));
-    return [] {};
+    return;
   }
   const ClientConfig& cfg = route.client->config();
   HttpRequest req;
@@ -68,31 +99,35 @@ std::function<void()> ChatSender::send_to(const ProviderRoute& route, const std:
   req.url = route.client->url_for(wire.path);
   req.headers.add("Content-Type", "application/json");
   req.headers.add("Accept", stream_ ? "text/event-stream" : "application/json");
-  if (auto key = route.client->keys().next()) req.headers.add(cfg.auth_header, cfg.auth_prefix + *key);
+  std::string key = route.client->keys().next().value_or("");
+  if (!key.empty()) req.headers.add(cfg.auth_header, cfg.auth_prefix + key);
   for (const auto& [name, value] : cfg.headers.fields) req.headers.add(name, value);
   if (!cfg.user_agent.empty()) req.headers.add("User-Agent", cfg.user_agent);
   req.body = std::move(wire.body);
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
   // Metering counts the answer with the model's tokenizer (the router's id names the family).
-  auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(done));
-  sink->use_wire(route.adapter, route.name, route.client);
-  return submit(route.client, std::move(req), std::move(sink), candidate);
+  auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(key), std::move(done));
+  sink->use_wire(route.adapter, route.name, route.client, candidate);
+  submit(route.client, std::move(req), std::move(sink), candidate);
 }
 
-std::function<void()> ChatSender::submit(std::shared_ptr<ApiClient> client, HttpRequest req,
-                                         std::shared_ptr<Sink> sink, const std::string& model) {
+void ChatSender::submit(std::shared_ptr<ApiClient> client, HttpRequest req, std::shared_ptr<Sink> sink,
+                        const std::string& model) {
   Transport& transport = client->transport();
+  bool cancelled = false;
   TransferId id = 0;
   {
-    // resume() reads the id under this lock, so it never misses a transfer that just started.
+    // resume() and cancel() read the id under this lock, so they never miss a transfer that just
+    // started.
     std::lock_guard lock(send_mu_);
     id = transport.submit(std::move(req), std::move(sink));
     transfer_ = id;
     transfer_client_ = client;
     model_ = model;
     ++sent_;
+    cancelled = cancelled_;
   }
-  return [client, id] { client->transport().cancel(id); };  // keeps the transport alive
+  if (cancelled) transport.cancel(id);
 }
 
 }  // namespace orroute

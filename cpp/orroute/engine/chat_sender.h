@@ -38,6 +38,13 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   std::function<void()> send(const std::string& model, int,
                              std::function<void(AttemptResult)> done) override;
 
+  // Starts (or, after a key was set aside, restarts) the attempt on `model` with the key ring's
+  // next key. A cancel() before or during it aborts the transfer.
+  void start(const std::string& model, std::function<void(AttemptResult)> done);
+  // Aborts attempt number `attempt`'s latest transfer (a restart with another key included); a
+  // no-op once a later attempt was sent.
+  void cancel(uint64_t attempt);
+
   std::optional<ApiError> last_error() const {
     std::lock_guard lock(mu_);
     return last_error_;
@@ -77,11 +84,10 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
 
  private:
   // The attempt at a provider other than the engine's own endpoint.
-  std::function<void()> send_to(const ProviderRoute& route, const std::string& candidate,
-                                std::function<void(AttemptResult)> done);
-  // Submits `req` on `client`'s transport with `sink`; the cancel function.
-  std::function<void()> submit(std::shared_ptr<ApiClient> client, HttpRequest req, std::shared_ptr<Sink> sink,
-                               const std::string& model);
+  void start_at(const ProviderRoute& route, const std::string& candidate, std::function<void(AttemptResult)> done);
+  // Submits `req` on `client`'s transport with `sink` (aborted at once if cancel() came first).
+  void submit(std::shared_ptr<ApiClient> client, HttpRequest req, std::shared_ptr<Sink> sink,
+              const std::string& model);
 
  public:
 
@@ -100,6 +106,8 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   TransferId transfer_ = 0;     // the latest attempt's transfer
   std::shared_ptr<ApiClient> transfer_client_;  // whose transport runs it
   const ProviderRoutes* routes_ = nullptr;
+  bool cancelled_ = false;      // cancel() was called: a restart with another key is aborted
+  uint64_t attempt_ = 0;        // send() calls so far (the current attempt's number)
   std::string model_;
   int sent_ = 0;
 };

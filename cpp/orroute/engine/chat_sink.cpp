@@ -109,8 +109,25 @@ std::string ChatSink::cut_chunk() const {
   return json_text(d);
 }
 
+bool ChatSink::rotated_key(const TransferResult& t, std::function<void(AttemptResult)>& done) {
+  if ((status_ != 401 && status_ != 402) || key_.empty() || user_stopped_ || delivered_ ||
+      t.status != TransferStatus::kOk || !done) {
+    return false;
+  }
+  ApiClient& client = wire_client_ ? *wire_client_ : sender_->client();  // whose key it was
+  if (client.keys().set_aside(key_, status_) == 0) return false;
+  try {
+    sender_->start(candidate_.empty() ? model_ : candidate_, done);
+  } catch (const std::exception&) {
+    return false;  // not restarted: this attempt fails as it is
+  }
+  done = nullptr;
+  return true;
+}
+
 void ChatSink::on_done(const TransferResult& t) {
   auto done = std::move(done_);
+  if (rotated_key(t, done)) return;
   AttemptResult r;
   try {
     r = result_of(t);

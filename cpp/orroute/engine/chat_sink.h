@@ -23,19 +23,22 @@ namespace orroute {
 // sender's consumer, metered against the reservation when it has a meter limit.
 class ChatSink final : public Sink {
  public:
-  ChatSink(std::shared_ptr<ChatSender> sender, std::string model,
+  ChatSink(std::shared_ptr<ChatSender> sender, std::string model, std::string key,
            std::function<void(AttemptResult)> done)
-      : sender_(std::move(sender)), model_(std::move(model)), done_(std::move(done)),
-        started_(sender_->clock()->now()) {}
+      : sender_(std::move(sender)), model_(std::move(model)), key_(std::move(key)),
+        done_(std::move(done)), started_(sender_->clock()->now()) {}
 
   // The reply comes in `adapter`'s wire format (a provider other than the engine's endpoint):
   // each stream event, a plain reply and an error body are translated to the chat shape first;
   // `provider` is named in the result (its breaker) and `client` scrubs its keys.
-  void use_wire(std::shared_ptr<const WireAdapter> adapter, std::string provider, std::shared_ptr<ApiClient> client) {
+  // `candidate` is what a restart with the provider's next key sends again.
+  void use_wire(std::shared_ptr<const WireAdapter> adapter, std::string provider, std::shared_ptr<ApiClient> client,
+                std::string candidate) {
     adapter_ = std::move(adapter);
     translator_ = adapter_->stream_translator(sender_->clock()->unix_millis() / 1000);
     provider_ = std::move(provider);
     wire_client_ = std::move(client);
+    candidate_ = std::move(candidate);
   }
 
   void on_head(int status, const Headers& headers) override {
@@ -63,12 +66,16 @@ class ChatSink final : public Sink {
   AttemptResult result_for(const TransferResult& t);
   static void fill_usage(const Usage& u, AttemptResult& r);
   void read_usage_json(const std::string& json, AttemptResult& r);
+  // True when the server rejected this attempt's key (401/402) and another key is left: the key
+  // is set aside and the sender restarts the attempt with the next one.
+  bool rotated_key(const TransferResult& t, std::function<void(AttemptResult)>& done);
 
   // A non-streamed reply larger than this is refused (memory is bounded whatever the upstream).
   static constexpr size_t kMaxBody = 64u << 20;
 
   std::shared_ptr<ChatSender> sender_;
   std::string model_;
+  std::string key_;  // the API key this attempt sent ("" = none)
   std::function<void(AttemptResult)> done_;
   Instant started_;
   int status_ = 0;
@@ -88,6 +95,7 @@ class ChatSink final : public Sink {
   std::unique_ptr<StreamTranslator> translator_;
   std::string provider_;
   std::shared_ptr<ApiClient> wire_client_;
+  std::string candidate_;  // "" = model_ (the own endpoint)
   std::optional<ApiError> wire_error_;  // the translator stopped the stream (malformed or error event)
 };
 

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
+#include <utility>
 #include <cmath>
 
 #include "orroute/error.h"
@@ -260,47 +262,182 @@ Usage parse_usage(const rapidjson::Value& usage) noexcept {
   return u;
 }
 
-void validate_chat_request(const rapidjson::Value& body) {
-  if (!body.IsObject()) throw InvalidArgument("the request body must be a JSON object");
-  const auto* messages = member(body, "messages");
-  if (messages == nullptr || !messages->IsArray()) {
-    throw InvalidArgument("`messages` is required and must be a list of messages");
-  }
-  if (messages->Empty()) throw InvalidArgument("`messages` must not be empty");
+namespace {
+
+using Problem = std::optional<ChatRequestProblem>;
+
+Problem problem(std::string field, std::string message) {
+  return ChatRequestProblem{std::move(field), std::move(message)};
+}
+
+Problem bad(const std::string& field, const std::string& what) {
+  return problem(field, "'" + field + "' " + what);
+}
+
+// A JSON value shown in a message: at most 40 characters of its JSON text.
+std::string shown(const rapidjson::Value& v) {
+  std::string text = to_json(v);
+  if (text.size() > 40) text = text.substr(0, 40) + "...";
+  return text;
+}
+
+bool is_whole(const rapidjson::Value& v) { return v.IsInt64() || v.IsUint64(); }
+
+Problem check_messages(const rapidjson::Value* messages) {
+  static const char* const kRoles[] = {"assistant", "developer", "function", "system", "tool", "user"};
+  if (messages == nullptr) return bad("messages", "is required");
+  if (!messages->IsArray() || messages->Empty()) return bad("messages", "must be a non-empty array");
   for (rapidjson::SizeType i = 0; i < messages->Size(); ++i) {
     const auto& m = (*messages)[i];
+    const std::string at = "messages[" + std::to_string(i) + "]";
+    if (!m.IsObject()) return bad(at, "must be an object");
     const auto* role = member(m, "role");
-    if (!m.IsObject() || role == nullptr || !role->IsString()) {
-      throw InvalidArgument("`messages[" + std::to_string(i) + "]` must be an object with a string `role`");
+    const bool known = role != nullptr && role->IsString() &&
+                       std::any_of(std::begin(kRoles), std::end(kRoles),
+                                   [&](const char* r) { return role->GetString() == std::string_view(r); });
+    if (!known) {
+      return bad(at + ".role",
+                 "must be one of assistant, developer, function, system, tool, user; got " +
+                     (role == nullptr ? std::string("nothing") : shown(*role)));
+    }
+    const std::string_view r = role->GetString();
+    const auto* content = member(m, "content");
+    if (content != nullptr && !content->IsNull()) {
+      if (!content->IsString() && !content->IsArray()) {
+        return bad(at + ".content", "must be a string or an array of parts");
+      }
+      if (content->IsArray()) {
+        for (const auto& part : content->GetArray()) {
+          if (!part.IsObject()) return bad(at + ".content", "parts must be objects");
+        }
+      }
+    } else if (r == "user" || r == "system") {
+      return bad(at + ".content", "is required");
+    }
+    if (const auto* calls = member(m, "tool_calls"); calls && !calls->IsNull()) {
+      bool ok = calls->IsArray();
+      if (ok) {
+        for (const auto& c : calls->GetArray()) ok = ok && c.IsObject();
+      }
+      if (!ok) return bad(at + ".tool_calls", "must be an array of objects");
     }
   }
-  if (const auto* model = member(body, "model"); model && !model->IsString()) {
-    throw InvalidArgument("`model` must be a string such as \"openai/gpt-4o\"");
-  }
-  if (const auto* models = member(body, "models")) {
-    if (!models->IsArray()) throw InvalidArgument("`models` must be a list of model ids");
-    if (models->Size() > 3) {
-      throw InvalidArgument("`models` (the fallback list) may hold at most 3 model ids; got " +
-                            std::to_string(models->Size()));
+  return std::nullopt;
+}
+
+Problem check_tools(const rapidjson::Value* tools) {
+  if (tools == nullptr) return std::nullopt;
+  if (!tools->IsArray()) return bad("tools", "must be an array of tool objects");
+  for (rapidjson::SizeType i = 0; i < tools->Size(); ++i) {
+    const auto& t = (*tools)[i];
+    const std::string at = "tools[" + std::to_string(i) + "]";
+    if (!t.IsObject()) return bad(at, "must be an object");
+    const auto* type = member(t, "type");
+    if (type != nullptr && !(type->IsString() && type->GetString() == std::string_view("function"))) {
+      continue;  // another kind of tool (a server tool): its shape is the upstream's business
     }
-    for (const auto& m : models->GetArray()) {
-      if (!m.IsString()) throw InvalidArgument("`models` must contain only strings");
+    const auto* fn = member(t, "function");
+    const auto* name = fn ? member(*fn, "name") : nullptr;
+    if (fn == nullptr || !fn->IsObject() || name == nullptr || !name->IsString()) {
+      return bad(at + ".function", "must be an object with a 'name' string");
+    }
+    if (const auto* params = member(*fn, "parameters"); params && !params->IsNull() && !params->IsObject()) {
+      return bad(at + ".function.parameters", "must be a JSON Schema object");
     }
   }
-  if (member(body, "model") == nullptr && member(body, "models") == nullptr) {
-    throw InvalidArgument("`model` is required (e.g. model=\"openai/gpt-4o-mini\")");
-  }
-  if (const auto* stream = member(body, "stream"); stream && !stream->IsBool()) {
-    throw InvalidArgument("`stream` must be a bool");
-  }
+  return std::nullopt;
+}
+
+Problem check_numbers(const rapidjson::Value& body, const ChatRequestRules& rules) {
   // The output bound is what a budget reserves for: it must be a whole number the engine's
   // integers hold (2**63 or 1e300 would wrap or be ignored, and the call would run unbounded).
   for (const char* f : {"max_tokens", "max_completion_tokens"}) {
     const auto* v = member(body, f);
     if (v == nullptr || v->IsNull()) continue;
     if (!v->IsInt64() || v->GetInt64() < 1 || v->GetInt64() > kMaxOutputTokens) {
-      throw InvalidArgument("`" + std::string(f) + "` must be a whole number from 1 to " +
-                            std::to_string(kMaxOutputTokens) + "; got " + to_json(*v));
+      return bad(f, "must be a whole number from 1 to " + std::to_string(kMaxOutputTokens) + "; got " +
+                        shown(*v));
+    }
+  }
+  if (const auto* n = member(body, "n"); n && !n->IsNull()) {
+    if (!is_whole(*n) || (n->IsInt64() && n->GetInt64() < 1)) return bad("n", "must be a positive integer");
+    if (rules.max_n > 0 && (!n->IsInt64() || n->GetInt64() > rules.max_n)) {
+      return bad("n", "must be at most " + std::to_string(rules.max_n));
+    }
+  }
+  struct Range {
+    const char* name;
+    double hi;
+    const char* text;
+  };
+  static const Range kRanges[] = {{"temperature", 2.0, "2"}, {"top_p", 1.0, "1"}};
+  for (const Range& range : kRanges) {
+    const auto* v = member(body, range.name);
+    if (v == nullptr || v->IsNull()) continue;
+    if (!v->IsNumber() || !(v->GetDouble() >= 0.0 && v->GetDouble() <= range.hi)) {
+      return bad(range.name, std::string("must be a number between 0 and ") + range.text);
+    }
+  }
+  return std::nullopt;
+}
+
+Problem check_shapes(const rapidjson::Value& body) {
+  if (const auto* c = member(body, "tool_choice"); c && !c->IsNull() && !c->IsString() && !c->IsObject()) {
+    return bad("tool_choice", "must be a string or an object");
+  }
+  for (const char* name : {"response_format", "stream_options", "provider", "reasoning", "usage"}) {
+    if (const auto* v = member(body, name); v && !v->IsNull() && !v->IsObject()) return bad(name, "must be an object");
+  }
+  if (const auto* stop = member(body, "stop"); stop && !stop->IsNull()) {
+    bool ok = stop->IsString() || stop->IsArray();
+    if (ok && stop->IsArray()) {
+      for (const auto& s : stop->GetArray()) ok = ok && s.IsString();
+    }
+    if (!ok) return bad("stop", "must be a string or an array of strings");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<ChatRequestProblem> check_chat_request(const rapidjson::Value& body, const ChatRequestRules& rules) {
+  if (!body.IsObject()) return problem("body", "the request body must be a JSON object");
+  const auto* model = member(body, "model");
+  const auto* models = member(body, "models");
+  if (model == nullptr && (rules.require_model || models == nullptr)) {
+    return bad("model", "is required (a model id such as \"openai/gpt-4o-mini\", an alias or a route name)");
+  }
+  if (model != nullptr) {
+    const bool blank = !model->IsString() ||
+                       std::all_of(model->GetString(), model->GetString() + model->GetStringLength(),
+                                   [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
+    if (blank) return bad("model", "must be a non-empty string such as \"openai/gpt-4o\"");
+  }
+  if (models != nullptr) {
+    if (!models->IsArray()) return bad("models", "must be an array of model ids");
+    if (models->Size() > 3) {
+      return bad("models", "(the fallback list) may hold at most 3 model ids; got " + std::to_string(models->Size()));
+    }
+    for (const auto& m : models->GetArray()) {
+      if (!m.IsString()) return bad("models", "must contain only strings");
+    }
+  }
+  if (auto p = check_messages(member(body, "messages"))) return p;
+  if (const auto* stream = member(body, "stream"); stream && !stream->IsBool()) return bad("stream", "must be a boolean");
+  if (auto p = check_numbers(body, rules)) return p;
+  if (auto p = check_tools(member(body, "tools"))) return p;
+  return check_shapes(body);
+}
+
+void validate_chat_request(const rapidjson::Value& body, const ChatRequestRules& rules) {
+  if (auto p = check_chat_request(body, rules)) throw InvalidArgument(p->message);
+}
+
+void check_header_value(std::string_view what, std::string_view value) {
+  for (const char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) {
+      throw InvalidArgument(std::string(what) + " must not contain CR, LF or other control characters");
     }
   }
 }

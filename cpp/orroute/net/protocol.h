@@ -86,11 +86,39 @@ Usage parse_usage(const rapidjson::Value& usage) noexcept;
 // Largest max_tokens / max_completion_tokens a request may carry (int32's maximum).
 constexpr int64_t kMaxOutputTokens = 2'147'483'647;
 
-// Checks a chat completion request body before anything is sent. Throws InvalidArgument naming the
-// field: not an object, no `messages` array (or empty, or an item without a string `role`), `model`
-// not a string, `models` not an array of at most 3 strings, `stream` not a bool, `max_tokens` or
-// `max_completion_tokens` not a whole number in [1, kMaxOutputTokens].
-void validate_chat_request(const rapidjson::Value& body);
+// What a chat request may be: one rule set for the client, the engine and the gateway (which
+// adds a cap on `n` and needs `model` itself, not only a `models` list).
+struct ChatRequestRules {
+  bool require_model = false;  // `model` must be there (else `model` or `models`)
+  int64_t max_n = 0;           // largest `n` (0 = any positive whole number)
+};
+
+// The first rule a chat request breaks: the field that breaks it ("messages[2].role", "body")
+// and a message naming it.
+struct ChatRequestProblem {
+  std::string field;
+  std::string message;
+};
+
+// Checks a chat completion request body before anything is reserved or sent; nullopt when it is
+// well-formed. Every field the engine or the gateway reads must have the type OpenAI's API gives
+// it: the body an object; `model` a non-empty string (or `models`, at most 3 strings); `messages`
+// a non-empty array of objects with a known `role`, `content` a string or an array of part
+// objects (required for user and system), `tool_calls` an array of objects; `stream` a bool;
+// `max_tokens`, `max_completion_tokens` whole numbers in [1, kMaxOutputTokens]; `n` a positive
+// whole number (at most `rules.max_n`); `temperature` in [0, 2], `top_p` in [0, 1]; `tools` an
+// array of tool objects (a function tool names its function; its parameters an object);
+// `tool_choice` a string or an object; `response_format`, `stream_options`, `provider`,
+// `reasoning`, `usage` objects; `stop` a string or an array of strings. Never throws.
+std::optional<ChatRequestProblem> check_chat_request(const rapidjson::Value& body,
+                                                     const ChatRequestRules& rules = {});
+
+// check_chat_request, throwing InvalidArgument with the problem's message.
+void validate_chat_request(const rapidjson::Value& body, const ChatRequestRules& rules = {});
+
+// Throws InvalidArgument naming `what` when `value` holds CR, LF, NUL or another control
+// character: sent as a header value, it would end the line and inject a header of its own.
+void check_header_value(std::string_view what, std::string_view value);
 
 // Assembles a streamed chat completion from its chunks: text, reasoning, tool-call deltas (joined
 // by index), finish reasons, the final usage, and a mid-stream error. Not thread-safe.

@@ -10,8 +10,10 @@
 #include <random>
 #include <sstream>
 #include <type_traits>
+#include <utility>
 
 #include "orroute/error.h"
+#include "orroute/linear_solve.h"
 
 namespace orroute {
 namespace {
@@ -89,34 +91,13 @@ class Reader {
   size_t pos_ = 0;
 };
 
-// Solves (A + ridge) x = b for a small symmetric positive semi-definite A by Cholesky; the ridge
-// keeps it definite. `n` is the dimension.
+// Solves (A + ridge) x = b for a small symmetric positive semi-definite A; the ridge keeps it
+// definite. `n` is the dimension.
 std::vector<double> ridge_solve(std::vector<double> a, std::vector<double> b, size_t n,
                                 double ridge) {
   for (size_t i = 1; i < n; ++i) a[i * n + i] += ridge;  // no ridge on the intercept
   a[0] += 1e-12;
-  for (size_t j = 0; j < n; ++j) {
-    double d = a[j * n + j];
-    for (size_t k = 0; k < j; ++k) d -= a[j * n + k] * a[j * n + k];
-    d = std::sqrt(std::max(d, 1e-18));
-    a[j * n + j] = d;
-    for (size_t i = j + 1; i < n; ++i) {
-      double s = a[i * n + j];
-      for (size_t k = 0; k < j; ++k) s -= a[i * n + k] * a[j * n + k];
-      a[i * n + j] = s / d;
-    }
-  }
-  for (size_t i = 0; i < n; ++i) {  // L y = b
-    double s = b[i];
-    for (size_t k = 0; k < i; ++k) s -= a[i * n + k] * b[k];
-    b[i] = s / a[i * n + i];
-  }
-  for (size_t i = n; i-- > 0;) {  // L^T x = y
-    double s = b[i];
-    for (size_t k = i + 1; k < n; ++k) s -= a[k * n + i] * b[k];
-    b[i] = s / a[i * n + i];
-  }
-  return b;
+  return cholesky_solve(std::move(a), std::move(b), n, 1e-18);
 }
 
 }  // namespace

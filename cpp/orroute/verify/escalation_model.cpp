@@ -5,6 +5,7 @@
 #include <string>
 
 #include "orroute/error.h"
+#include "orroute/linear_solve.h"
 
 namespace orroute {
 
@@ -18,32 +19,6 @@ double sigmoid(double z) {
 
 // log(1 + exp(z)) without overflow.
 double softplus(double z) { return z > 30 ? z : std::log1p(std::exp(z)); }
-
-// Solves A x = b for a symmetric positive definite A (row-major, n x n) by Cholesky. A is
-// positive definite here: the Hessian of an L2-regularised logistic loss (plus a tiny ridge on the
-// intercept).
-std::vector<double> solve_spd(std::vector<double> a, std::vector<double> b, size_t n) {
-  for (size_t j = 0; j < n; ++j) {
-    double d = a[j * n + j];
-    for (size_t k = 0; k < j; ++k) d -= a[j * n + k] * a[j * n + k];
-    d = std::sqrt(std::max(d, 1e-12));
-    a[j * n + j] = d;
-    for (size_t i = j + 1; i < n; ++i) {
-      double s = a[i * n + j];
-      for (size_t k = 0; k < j; ++k) s -= a[i * n + k] * a[j * n + k];
-      a[i * n + j] = s / d;
-    }
-  }
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t k = 0; k < i; ++k) b[i] -= a[i * n + k] * b[k];
-    b[i] /= a[i * n + i];
-  }
-  for (size_t i = n; i-- > 0;) {
-    for (size_t k = i + 1; k < n; ++k) b[i] -= a[k * n + i] * b[k];
-    b[i] /= a[i * n + i];
-  }
-  return b;
-}
 
 }  // namespace
 
@@ -132,7 +107,9 @@ EscalationModel EscalationModel::fit(const std::vector<std::vector<double>>& x,
       hess[a * p + a] += a == 0 ? 1e-9 : l2 + 1e-9;
       if (a > 0) grad[a] += l2 * theta[a];
     }
-    const std::vector<double> step = solve_spd(hess, grad, p);
+    // The Hessian of an L2-regularised logistic loss (plus a tiny ridge on the intercept): positive
+    // definite.
+    const std::vector<double> step = cholesky_solve(hess, grad, p, 1e-12);
     double t = 1.0;
     std::vector<double> next(p);
     double next_loss = current;

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-import logging
-import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -90,24 +88,9 @@ class AppContext:
 
 def _configure_logging(level: str) -> None:
     """orroute's loggers write to stderr at LOG_LEVEL (the library itself only logs)."""
-    log = logging.getLogger("orroute")
-    log.setLevel(level)
-    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        log.addHandler(handler)
+    from ..config import apply_log_level
 
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is at the time (click's test runner swaps it)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
+    apply_log_level(level, handler=True)
 
 
 def app(ctx: click.Context | None = None) -> AppContext:
@@ -180,8 +163,10 @@ def console(stderr: bool = False) -> Any:
 def plain_output() -> bool:
     """True when stdout is not a terminal (a pipe or a file): tables are printed as TSV.
     ``ORROUTE_OUTPUT=table`` or ``tsv`` overrides."""
-    forced = os.environ.get("ORROUTE_OUTPUT", "").strip().lower()
-    if forced in ("table", "tsv"):
+    from ..config import output_form
+
+    forced = output_form()
+    if forced is not None:
         return forced == "tsv"
     return not sys.stdout.isatty()
 
@@ -277,6 +262,19 @@ def is_tty() -> bool:
 # --- library objects built from the settings (one place maps settings to constructor args) ------
 
 
+def since_for(period: str, now: _dt.datetime | None = None) -> _dt.datetime | None:
+    """Start of a reporting period (UTC): today = since midnight, week / month = the last 7 / 30
+    days, all = no start."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    if period == "today":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "week":
+        return now - _dt.timedelta(days=7)
+    if period == "month":
+        return now - _dt.timedelta(days=30)
+    return None
+
+
 def make_client(s: Any, *, async_: bool = False) -> Any:
     """An ``orroute.OpenRouter`` (or ``AsyncOpenRouter``) for the settings' endpoint and key."""
     import orroute
@@ -292,7 +290,7 @@ def make_client(s: Any, *, async_: bool = False) -> Any:
 def _call_options(s: Any) -> dict[str, Any]:
     """The constructor arguments a client and a manager share: endpoint, key, timeout, retries
     and the attribution name (only the ones the settings set)."""
-    kwargs: dict[str, Any] = {"api_key": s.api_key, "base_url": s.base_url}
+    kwargs: dict[str, Any] = {"api_key": s.api_key, "base_url": s.base_url, "settings": s}
     if s.timeout is not None:
         kwargs["timeout"] = s.timeout
     if s.max_retries is not None:

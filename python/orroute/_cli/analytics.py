@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from ._common import (
     make_tracker,
     print_table,
     records,
+    since_for,
     to_data,
     usd,
 )
@@ -26,19 +26,6 @@ PERIODS = ("today", "week", "month", "all")
 _BY = {"model": "model", "provider": "provider", "project": "project", "task-type": "task_type",
        "conversation": "conversation", "user": "tag:user", "outcome": "outcome",
        "hour": "hour", "day": "day", "week": "week", "month": "month"}
-
-
-def since_for(period: str, now: datetime | None = None) -> datetime | None:
-    """Start of a reporting period (UTC): today = since midnight, week / month = the last 7 / 30
-    days, all = no start."""
-    now = now or datetime.now(timezone.utc)
-    if period == "today":
-        return now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "week":
-        return now - timedelta(days=7)
-    if period == "month":
-        return now - timedelta(days=30)
-    return None
 
 
 def _by(value: str) -> str:

@@ -29,7 +29,7 @@ def demo(offline: bool | None, budget: float, strategy: str | None, speed: float
 
     The demo books its spend to $ORROUTE_HOME/demo.sqlite3, unless a ledger is set (--ledger,
     ORROUTE_LEDGER or the config file)."""
-    from ..demo import run_demo
+    from ._demo_show import run_demo
 
     s = app().settings
     ledger = s.ledger_path if s.sources.get("ledger") != "default" else None

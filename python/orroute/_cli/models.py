@@ -541,7 +541,7 @@ def performance(period: str, project: str | None, task_type: str | None, as_json
     cost per call of each model, from the calls and the feedback recorded in the ledger
     (including `models test` and `models benchmark` runs)."""
     from ..analytics import performance as measure
-    from .analytics import since_for
+    from ._common import since_for
 
     s = app().settings
     rows = measure(make_tracker(s), since=since_for(period), project=project,

@@ -16,7 +16,7 @@ def routing() -> None:
 
 
 def _summary(results: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-friendly headline figures of orroute.routing.evaluate's result."""
+    """The JSON-friendly headline figures of orroute.research.evaluate's result."""
     out: dict[str, Any] = {}
     for name, r in results.items():
         block: dict[str, Any] = {"prompts": r.get("n_prompts"), "cv_seconds": r.get("cv_seconds")}
@@ -60,7 +60,7 @@ def _summary(results: dict[str, Any]) -> dict[str, Any]:
 def eval_cmd(folds: int, seed: int, datasets: str, out_dir: str | None, speed: bool,
              cascade: bool, as_json: bool) -> None:
     """Held-out (cross-validated) accuracy-cost evaluation of the learned router and baselines."""
-    from ..routing import evaluate
+    from ..research import evaluate
 
     names = tuple(d.strip() for d in datasets.split(",") if d.strip())
     for d in names:

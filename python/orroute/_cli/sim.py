@@ -99,7 +99,7 @@ def sim(host: str, port: int, faults: tuple[str, ...], latency: float, ttft: flo
                           api_key=list(api_keys) or None, record=False,
                           use_uvloop=False)  # the stdlib loop is plenty for a CLI server
     if realistic:
-        from ..demo import apply_realistic_profiles
+        from ._demo_workload import apply_realistic_profiles
 
         apply_realistic_profiles(fake)
     for target, fault, times in parsed:

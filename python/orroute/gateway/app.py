@@ -11,14 +11,24 @@ import logging
 import os
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from .._exceptions import InvalidArgumentError, NoModelAvailableError, ParseError
-from .._http_server import Connection, RawRequest, head_bytes, header_value
-from ..client import _bridge
+from .. import _engine
+from .._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    InvalidArgumentError,
+    NoModelAvailableError,
+    ParseError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnpricedModelError,
+)
+from .._http_server import Connection, RawRequest, head_bytes
 from ._json import dumps, loads
 from .choices import merge_choices
 from .collector import Collector
@@ -28,6 +38,10 @@ from .keys import GatewayKey, KeyStore
 from .messages import MESSAGES_PATHS, serve_messages
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import GatewayMetrics, route_of
+from .outcome import SERVER as _SERVER
+from .outcome import SSE as _SSE
+from .outcome import ChatOutcome
+from .outcome import sent as _sent
 from .response_events import ResponseEvents
 from .responses import from_chat, to_chat
 from .settings import ALIASES, GatewaySettings
@@ -38,9 +52,6 @@ __all__ = ["GatewayApp", "HttpError", "validate_chat"]
 
 _log = logging.getLogger("orroute.gateway")
 _JSON = ("Content-Type", "application/json")
-_SSE = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
-        ("X-Accel-Buffering", "no")]
-_SERVER = ("Server", "orroute")
 # OpenAI clients use base_url .../v1; OpenRouter-style ones .../api/v1; some none
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/api/v1/chat/completions", "/chat/completions"})
 _EMBEDDINGS_PATHS = frozenset({"/v1/embeddings", "/api/v1/embeddings", "/embeddings"})
@@ -55,27 +66,6 @@ def _usd(d: Any) -> str:
 
 
 _bad = bad_field
-
-
-def _sent(attempts: list[dict[str, Any]]) -> int:
-    """Requests that reached the upstream (attempts skipped by a breaker, a rate limit or the
-    budget sent nothing)."""
-    return sum(1 for a in attempts if not a["outcome"].startswith("skipped"))
-
-
-@dataclass
-class ChatOutcome:
-    """Which model a completion was sent to last, and how many upstream requests it took."""
-
-    model: str
-    attempts: int
-
-    def headers(self) -> list[tuple[str, str]]:
-        """``X-Orroute-Model`` and ``X-Orroute-Attempts``. The model may be whatever the client
-        sent (an unknown id is tried as is): percent-encoded where it is not printable ASCII, so
-        it can neither split the response nor fail to encode."""
-        return [("X-Orroute-Model", header_value(self.model)),
-                ("X-Orroute-Attempts", str(self.attempts))]
 
 
 class GatewayApp:
@@ -93,7 +83,7 @@ class GatewayApp:
         self.catalog = catalog
         self.selector = selector
         self.manager = manager
-        self.engine = manager._engine
+        self.engine = _engine.engine_of(manager)
         self.started = time.time()
         self.conns: set[Connection] = set()
         self.in_flight = 0
@@ -282,7 +272,7 @@ class GatewayApp:
 
     async def _chat(self, conn: Connection, raw: RawRequest, key: GatewayKey, close: bool) -> None:
         async def work() -> None:
-            body = validate_chat(self._json_body(raw))
+            body = validate_chat(self._json_body(raw), raw.body)
             n = body.get("n") or 1
             if n > 1:
                 await self._chat_n(conn, raw, body, key, close, n)
@@ -296,8 +286,9 @@ class GatewayApp:
         """``POST /v1/responses``: the Responses request as a chat completion (responses.py)."""
         async def work() -> None:
             request = self._json_body(raw)
-            chat = validate_chat(to_chat(request))
+            chat = to_chat(request)
             chat_raw = dumps(chat)
+            validate_chat(chat, chat_raw)
             if chat.get("stream"):
                 et = self._task(chat, raw, key, chat_raw)
                 self.in_flight += 1
@@ -345,23 +336,18 @@ class GatewayApp:
               raw_body: bytes) -> Any:
         """The engine task: the client's body as sent, the candidates in order, the key's
         project. The engine keeps every field but ``model`` (set per attempt)."""
-        from .. import _core
-
-        et = _core.EngineTask()
-        et.request_json = raw_body.decode()  # valid UTF-8: it parsed as JSON
         resolved = self.resolve(body)
-        if isinstance(resolved, str):  # an alias: the engine's selector ranks, with its metrics
-            et.strategy = resolved
-            et.capabilities = self._capabilities(body)
-        else:
-            et.fallbacks = resolved
-        et.stream = bool(body.get("stream"))
-        et.project = key.project
-        et.tags = [("gateway_key", key.id)]
-        task_type = raw.headers.get("x-orroute-task-type")
-        if task_type:
-            et.task_type = task_type
-        return et
+        alias = isinstance(resolved, str)  # the engine's selector ranks, with its metrics
+        return _engine.engine_task(
+            raw_body.decode(),  # valid UTF-8: it parsed as JSON
+            task_type=raw.headers.get("x-orroute-task-type") or None,
+            stream=bool(body.get("stream")),
+            fallbacks=None if alias else resolved,  # type: ignore[arg-type]
+            strategy=resolved if alias else None,  # type: ignore[arg-type]
+            capabilities=self._capabilities(body) if alias else None,
+            project=key.project,
+            tags=[("gateway_key", key.id)],
+        )
 
     def _settled(self, res: dict[str, Any]) -> None:
         """Budget thresholds this call crossed fire through the tracker (callbacks, webhook)."""
@@ -369,43 +355,53 @@ class GatewayApp:
             self.tracker._dispatch(res["alerts"])
 
     def _failure(self, res: dict[str, Any], project: str) -> tuple[int, bytes, list[tuple[str, str]]]:
-        """Status, error body and headers for a run that failed before anything was relayed."""
-        if res["budget_refused"] and res["budget_error_type"] == "UnpricedModelError":
+        """Status, error body and headers for a run that failed before anything was relayed: the
+        engine's result goes through the one result → exception table (``orroute._engine``),
+        and the exception is presented as HTTP here."""
+        err = _engine.result_error(res)
+        if isinstance(err, UnpricedModelError):
             return 400, HttpError(400, res["message"], param="model",
                                   code="unpriced_model").body(), []
         if res["budget_refused"]:
             return 402, HttpError(402, self._budget_message(res, project),
                                   type_="insufficient_quota", code="budget_exceeded").body(), []
-        if res["nothing_sent"]:
+        if isinstance(err, NoModelAvailableError):
             return 503, HttpError(503, f"no model available: {res['message']}",
                                   type_="service_unavailable", code="no_model_available").body(), []
-        api = res["api_error"] or {"kind": "status", "status": res["http_status"],
-                                   "message": res["message"], "retry_after": None}
-        kind = api["kind"]
-        if kind == "connection":
-            return 502, HttpError(502, self._scrub_text(api["message"] or "upstream unreachable"),
-                                  type_="upstream_error", code="upstream_unreachable").body(), []
-        if kind == "timeout":
+        if not isinstance(err, APIError):  # cancelled by the engine itself
+            err = APIError(res["message"] or "request failed",
+                           status_code=res["http_status"] or None)
+        return self.upstream_failure(err)
+
+    def upstream_failure(self, err: APIError) -> tuple[int, bytes, list[tuple[str, str]]]:
+        """An upstream failure as the gateway answers it: unreachable 502, too slow 504, the
+        gateway's own upstream key rejected 502 (never the client's fault), else the upstream's
+        status and message (keys scrubbed), with Retry-After when it asked for one."""
+        if isinstance(err, APITimeoutError):
             return 504, HttpError(504, "the upstream did not answer in time",
                                   type_="upstream_error", code="upstream_timeout").body(), []
-        status = int(api.get("status") or res["http_status"] or 502)
-        if status in (401, 403) and kind == "status":  # the server's upstream key, not the client's
-            _log.error("upstream rejected the gateway's upstream key (%s)", status)
+        if isinstance(err, APIConnectionError):
+            return 502, HttpError(502, self._scrub_text(err.message or "upstream unreachable"),
+                                  type_="upstream_error", code="upstream_unreachable").body(), []
+        if isinstance(err, (AuthenticationError, PermissionDeniedError)):
+            # the server's upstream key, not the client's
+            _log.error("upstream rejected the gateway's upstream key (%s)", err.status_code)
             return 502, HttpError(502, "the upstream rejected the gateway's credentials",
                                   type_="upstream_error", code="upstream_auth").body(), []
+        status = err.status_code or 502
         if status < 400:
             status = 502
-        err: dict[str, Any] = {"message": self._scrub_text(api["message"] or "upstream error"),
-                               "type": "upstream_error", "code": status}
-        if api.get("metadata_json"):
+        body: dict[str, Any] = {"message": self._scrub_text(err.message or "upstream error"),
+                                "type": "upstream_error", "code": status}
+        if err.metadata:
             try:
-                err["metadata"] = loads(self._scrub(api["metadata_json"].encode()))
+                body["metadata"] = loads(self._scrub(dumps(err.metadata)))
             except ValueError:
                 pass
         headers = []
-        if api.get("retry_after") is not None:
-            headers.append(("Retry-After", str(max(0, round(api["retry_after"])))))
-        return status, dumps({"error": err}), headers
+        if isinstance(err, RateLimitError) and err.retry_after is not None:
+            headers.append(("Retry-After", str(max(0, round(err.retry_after)))))
+        return status, dumps({"error": body}), headers
 
     async def _run_chat(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
                         key: GatewayKey, close: bool, raw_body: bytes) -> ChatOutcome | None:
@@ -414,12 +410,9 @@ class GatewayApp:
         try:
             if et.stream:
                 return await self._relay_stream(conn, raw, et, key, close)
-            pending = self.engine.submit_async(et)
-            try:
-                await _bridge().wait(pending)
-            except BaseException:
-                pending.cancel()  # the client left: the upstream call stops, the hold is released
-                raise
+            pending = self.engine.submit(et)
+            # the client left: the upstream call stops, the hold is released
+            await _engine.wait(pending)
             res = pending.result()
             self._settled(res)
             out = ChatOutcome(res["model"], _sent(res["attempts"]))
@@ -440,8 +433,8 @@ class GatewayApp:
         <text>`` (never re-encoded), then ``data: [DONE]``; or, with ``events``, each chunk as
         the Responses API's events. The engine's queue is bounded: when this client reads
         slowly, the upstream transfer is paused instead of buffered."""
-        run = self.engine.submit_stream(et, self.settings.stream_queue)
-        bridge = _bridge()
+        run = self.engine.stream(et, self.settings.stream_queue)
+        bridge = _engine.bridge()
         finished = False
         self._streams.add(run)
 
@@ -666,17 +659,7 @@ class GatewayApp:
     async def _upstream_json(self, path: str) -> tuple[int, Any]:
         """GET ``path`` on the upstream through the engine's own libcurl loop (one network stack).
         Status 0: unreachable."""
-        call = self.engine.net_client.start("GET", path, max_retries=0,
-                                            timeouts=(5.0, None, None, 10.0))
-        try:
-            await _bridge().wait(call)
-        except BaseException:
-            call.cancel()
-            raise
-        if call.ok:
-            return call.status(), call.body_json()
-        err = call.error()
-        return int(err.get("status") or 0), None
+        return await self.engine.get_json(path)
 
     async def _health(self, conn: Connection, close: bool) -> None:
         t0 = time.perf_counter()

@@ -18,8 +18,8 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .. import _engine
 from .._exceptions import ApprovalDeniedError, BudgetExceededError, EmergencyCutoffError
-from ..client import _bridge
 from ._json import dumps, loads
 from .errors import HttpError, bad_field
 from .validate import positive_int
@@ -136,20 +136,14 @@ class EmbeddingsRoute:
                             type_="insufficient_quota", code="budget_exceeded") from None
         settled = False
         t0 = time.perf_counter()
-        call = app.engine.net_client.start("POST", "/embeddings", body=body, max_retries=1,
-                                           timeouts=(10.0, None, None, app.settings.timeout))
+        call = app.engine.net.start("POST", "/embeddings", body=body, max_retries=1,
+                                    timeouts=(10.0, None, None, app.settings.timeout))
         try:
-            await _bridge().wait(call)
-            if not call.ok:
-                err = call.error()
-                status = int(err.get("status") or 0)
-                if status in (401, 403):
-                    raise HttpError(502, "the upstream rejected the gateway's credentials",
-                                    type_="upstream_error", code="upstream_auth")
-                if err.get("kind") in ("connection", "timeout") or status < 400:
-                    raise HttpError(502, "the upstream cannot be reached", type_="upstream_error")
-                raise HttpError(status, app._scrub_text(err.get("message") or "upstream error"),
-                                type_="upstream_error")
+            await _engine.wait(call)
+            if not call.ok:  # the one table, presented as the chat route presents it
+                status, payload, headers = app.upstream_failure(_engine.api_error(call.error()))
+                app._send(conn, status, payload, close, headers)
+                return
             reply = call.body_json()
             usage = reply.get("usage") if isinstance(reply, dict) else None
             cost = _sane_cost(usage)

@@ -102,10 +102,12 @@ class Gateway:
             breaker=s.breaker, max_retries=s.max_retries,
             max_admission_wait=s.max_admission_wait, timeout=s.timeout,
             max_candidates=s.candidates if s.fallback_enabled else 1,
-            app_name="orroute gateway", router_state=s.router_state, providers=s.providers,
+            app_name="orroute gateway", router_state=s.router_state, settings=s.config,
+            providers=s.providers,
         )
 
     async def _start_async(self, reuse_port: bool = False) -> None:
+        from .._engine import engine_of
         from ..catalog import Catalog
         from ..selector import ModelSelector
 
@@ -113,7 +115,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         manager = await loop.run_in_executor(None, self._build_manager)
         self.manager = manager
-        catalog = self._catalog if self._catalog is not None else Catalog(manager._engine.catalog)
+        catalog = self._catalog if self._catalog is not None else Catalog(engine_of(manager).catalog)
         selector = ModelSelector(catalog, strategy=s.strategy)
         self.app = GatewayApp(s, keys=self.keys, tracker=self.tracker, catalog=catalog,
                               selector=selector, manager=manager)

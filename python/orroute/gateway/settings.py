@@ -68,6 +68,7 @@ class GatewaySettings:
     breaker: dict[str, Any] = field(default_factory=dict)  # failures, failure_rate, cooldown, ...
     max_admission_wait: float = 5.0  # seconds to wait for a rate limit before the next model
     timeout: float = 600.0  # seconds for a completion (first byte and idle gap for a stream)
+    config: Any = field(default=None, repr=False)  # the orroute.config.Settings read (if any)
     stream_queue: int = 64  # chunks buffered per stream before the upstream transfer is paused
     http: HttpLimits = field(default_factory=HttpLimits)  # header/body sizes, timeouts, conn cap
     # several providers (orroute.provider_config.ProvidersConfig: [providers.*] tables or
@@ -109,6 +110,7 @@ def load_gateway_settings(
 
     base = load_settings(config_file=config_file, env=env, env_file=env_file)
     s = GatewaySettings()
+    s.config = base
     s.api_key = base.api_key
     s.base_url = base.base_url
     s.ledger = str(base.ledger_path)

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._engine import wait_any as _wait_any
 from .._http_server import head_bytes
-from ..client import _bridge
 from ._json import dumps, loads
 from .choices import sum_usage
+from .outcome import SERVER as _SERVER
+from .outcome import SSE as _SSE
+from .outcome import ChatOutcome
+from .outcome import sent as _sent
 
 if TYPE_CHECKING:
     from .._http_server import Connection, RawRequest
@@ -23,24 +27,6 @@ if TYPE_CHECKING:
     from .keys import GatewayKey
 
 __all__ = ["relay_n"]
-
-
-async def _wait_any(runs: list[Any]) -> None:
-    """Until one of ``runs`` has news: one future armed on every run (no task per run)."""
-    bridge = _bridge()
-    fut = bridge.loop.create_future()
-    tokens = []
-    for run in runs:
-        token = bridge.next_token
-        bridge.next_token += 1
-        bridge.waiters[token] = fut
-        tokens.append(token)
-        run.arm(bridge.notifier, token)
-    try:
-        await fut
-    finally:
-        for token in tokens:
-            bridge.waiters.pop(token, None)
 
 
 def _frame(chunk: Any, index: int, usage: list[Any]) -> bytes:
@@ -59,10 +45,9 @@ def _frame(chunk: Any, index: int, usage: list[Any]) -> bytes:
 
 async def relay_n(app: GatewayApp, conn: Connection, raw: RawRequest, one: dict[str, Any],
                   key: GatewayKey, close: bool, n: int) -> None:
-    from .app import _SERVER, _SSE, ChatOutcome, _sent  # the app's headers and outcome
 
     one_raw = dumps(one)
-    runs = [app.engine.submit_stream(app._task(one, raw, key, one_raw), app.settings.stream_queue)
+    runs = [app.engine.stream(app._task(one, raw, key, one_raw), app.settings.stream_queue)
             for _ in range(n)]
     done = [False] * n
     usage: list[Any] = []

@@ -18,10 +18,10 @@ _ANT_KEY = "sk-ant-offline-demo-0000000000"
 async def provider_outage(ledger: Path, project: str, say: Callable[..., None], *,
                           tasks: int = 6) -> dict[str, Any]:
     """Runs the scene; returns ``{tasks, answered, by_provider: {name: {calls, cost}}}``."""
-    from .manager import AIModelManager
-    from .provider_config import parse_providers
-    from .task import Task
-    from .testing import FakeAnthropic, FakeOpenRouter, Fault
+    from ..manager import AIModelManager
+    from ..provider_config import parse_providers
+    from ..task import Task
+    from ..testing import FakeAnthropic, FakeOpenRouter, Fault
 
     with FakeOpenRouter(api_key=_OR_KEY, use_uvloop=False) as orf, \
             FakeAnthropic(api_key=_ANT_KEY, use_uvloop=False) as ant:

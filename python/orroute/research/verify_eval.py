@@ -1,5 +1,5 @@
 """Held-out evaluation of verify-then-escalate cascades and budget-targeted operating points
-(``bench/routing_eval.py --datasets gsm8k,...``; ``orroute.routing.evaluate``).
+(``bench/routing_eval.py --datasets gsm8k,...``; ``orroute.research.evaluate``).
 
 GSM8K (RouteLLM's development half, 658 problems, Mixtral-8x7B and GPT-4-1106 answers): a cascade
 always asks Mixtral, then escalates to GPT-4 when the escalation score is high. Scores are
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ._routing_eval import _folds, pgr_curve, pgr_metrics
+from .metrics import STRONG_WEAK, _folds, pgr_curve, pgr_metrics
 
 GSM8K_STRONG = "gpt-4-1106-preview"
 GSM8K_WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -54,7 +54,7 @@ class Gsm8k:
 def load_gsm8k(path: str | None = None) -> Gsm8k:
     import numpy as np
 
-    from .tokenizer import get_encoding
+    from ..tokenizer import get_encoding
 
     path = path or os.path.join(shared_data_dir(), "routing", "routellm_gsm8k_dev",
                                 "gsm8k_responses_dev.csv")
@@ -80,7 +80,7 @@ def _router_probs(d: Gsm8k, train: Any, test: Any) -> Any:
     """LearnedRouter (prompt only) fitted on ``train``: [P(weak right), P(strong right)] on test."""
     import numpy as np
 
-    from .routing import LearnedRouter
+    from ..routing import LearnedRouter
 
     r = LearnedRouter.fit([d.prompts[i] for i in train],
                           {"weak": d.weak[train].tolist(), "strong": d.strong[train].tolist()})
@@ -121,8 +121,8 @@ def gsm8k_cv(d: Gsm8k, folds: int = 5, seed: int = 0) -> dict[str, Any]:
     operating points."""
     import numpy as np
 
-    from . import _core
-    from .verify import Answer, arithmetic, as_verdict, choose_operating_point
+    from .. import _core
+    from ..verify import Answer, arithmetic, as_verdict, choose_operating_point
 
     n = len(d.prompts)
     labels = {"strong better": (d.strong > d.weak).astype(float), "weak wrong": 1.0 - d.weak}
@@ -210,8 +210,8 @@ def decision_time_us(d: Gsm8k, repeats: int = 5) -> dict[str, float]:
     verifier alone, and the whole decision (verifier + features + escalation model)."""
     import numpy as np
 
-    from . import _core
-    from .verify import Answer, EscalationScorer, arithmetic, as_verdict
+    from .. import _core
+    from ..verify import Answer, EscalationScorer, arithmetic, as_verdict
 
     check = arithmetic()
     label = (d.strong > d.weak).astype(float)
@@ -353,9 +353,8 @@ def share_transfer(data: Any, cv: dict[str, Any], folds: int = 5, seed: int = 0,
     """
     import numpy as np
 
-    from . import _core
-    from ._routing_eval import STRONG_WEAK
-    from .routing import LearnedRouter, _choose_weight
+    from .. import _core
+    from ..routing import LearnedRouter, _choose_weight
 
     s = data.scores
     n, _ = s.shape

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from . import demo as D
+from . import _demo_workload as D
 
 _BULK = "bulk_processing"
 
@@ -231,7 +231,7 @@ class DemoShow:
         for bulk summaries."""
         if not (self.offline and self.inject_faults and self.fake is not None):
             return
-        from .testing import Fault
+        from ..testing import Fault
 
         first: dict[str, D.DemoSpec] = {}
         for spec in specs:
@@ -409,3 +409,36 @@ class DemoShow:
         self.say(f"\nledger: {s.ledger} (project {s.project})\n"
                  f"  orroute --ledger {s.ledger} analytics cost --period all --by model\n"
                  f"  ORROUTE_LEDGER={s.ledger} jupyter lab notebooks/cost_analysis.ipynb")
+
+
+def run_demo(
+    *,
+    settings: Any,
+    offline: bool | None = None,
+    budget: Decimal | float | str = Decimal("0.008"),
+    strategy: str | None = None,
+    speed: float = 4.0,
+    concurrency: int = 4,
+    ledger: str | Path | None = None,
+    limit_tasks: int | None = None,
+    faults: bool = True,
+    quiet: bool = False,
+    console: Any = None,
+) -> D.DemoSummary:
+    """Runs the demo and returns its summary; prints as it goes unless ``quiet``.
+
+    Args:
+        settings: :class:`orroute.config.Settings` (key, base URL, ledger, strategy).
+        offline: True forces FakeOpenRouter, False forces the real API; None = offline when no key.
+        budget: the demo's budget in USD (alerts at 50% and 80%).
+        speed: time compression of the offline latencies (1 = real-time figures).
+        concurrency: tasks in flight at once.
+        ledger: ledger file (default: ``demo.sqlite3`` next to the settings' ledger).
+        limit_tasks: run only the first N tasks (tests).
+        faults: inject the offline faults (a failing provider, a rate limit).
+    """
+    return asyncio.run(DemoShow(
+        settings=settings, offline=offline, budget=Decimal(str(budget)), strategy=strategy,
+        speed=speed, concurrency=concurrency, ledger=ledger, limit_tasks=limit_tasks,
+        faults=faults, quiet=quiet, console=console,
+    ).run())

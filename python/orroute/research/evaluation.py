@@ -1,4 +1,4 @@
-"""Held-out evaluation of the learned router (``orroute.routing.evaluate``; ``bench/routing_eval.py``).
+"""Held-out evaluation of the learned router (``orroute.research.evaluate``; ``bench/routing_eval.py``).
 
 Protocol: K-fold cross-validation over prompts (fixed seed). Every fold trains a LearnedRouter and the
 task-type baseline on the other folds; all metrics are computed on the out-of-fold predictions, so
@@ -20,64 +20,14 @@ a random router (for PGR), the oracle (cheapest correct model per prompt).
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import itertools
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-STRONG_WEAK = {
-    "routerbench": ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat"),
-    "mmlu": ("gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"),
-}
+from .._outcomes import Outcomes, load_outcomes
+from .metrics import STRONG_WEAK, _folds, pgr_curve, pgr_metrics
 
+__all__ = ["Outcomes", "evaluate", "load_outcomes"]
 
-@dataclass
-class Outcomes:
-    """An outcome table: prompts x models. ``scores``/``costs`` are numpy arrays [prompt, model]
-    (``costs`` is None when the data has none)."""
-
-    name: str
-    prompts: list[str]
-    tasks: list[str]
-    models: list[str]
-    scores: Any
-    costs: Any
-    answers: Any = None  # [prompt][model] answer key or None (RouterBench only; cascade router)
-
-
-def load_outcomes(name: str = "routerbench") -> Outcomes:
-    import numpy as np
-
-    files = {"routerbench": "routerbench.csv.gz", "mmlu": "mmlu.csv.gz"}
-    if name not in files:
-        raise ValueError(f"unknown outcome table {name!r}; known: {sorted(files)}")
-    raw = (resources.files("orroute") / "data" / "routing" / files[name]).read_bytes()
-    reader = csv.reader(io.StringIO(gzip.decompress(raw).decode()))
-    header = next(reader)
-    rows = list(reader)
-    score_cols = [i for i, h in enumerate(header) if h.startswith("score:")]
-    cost_cols = [i for i, h in enumerate(header) if h.startswith("cost:")]
-    models = [header[i].removeprefix("score:") for i in score_cols]
-    scores = np.array([[float(r[i]) for i in score_cols] for r in rows])
-    costs = np.array([[float(r[i]) for i in cost_cols] for r in rows]) if cost_cols else None
-    # A handful of RouterBench rows lack a score for some model: the metrics need complete rows.
-    keep = ~np.isnan(scores).any(axis=1)
-    if costs is not None:
-        keep &= ~np.isnan(costs).any(axis=1)
-    idx = np.nonzero(keep)[0]
-    answers = None
-    ans_file = resources.files("orroute") / "data" / "routing" / f"{name}_answers.csv.gz"
-    if ans_file.is_file():
-        ar = list(csv.reader(io.StringIO(gzip.decompress(ans_file.read_bytes()).decode())))
-        a_cols = [ar[0].index(f"answer:{m}") for m in models]
-        if len(ar) - 1 != len(rows) or any(ar[i + 1][0] != rows[i][0] for i in range(len(rows))):
-            raise ValueError(f"{ans_file} does not match the outcome table's rows")
-        answers = [[ar[i + 1][j] or None for j in a_cols] for i in idx]
-    return Outcomes(name, [rows[i][2] for i in idx], [rows[i][1] for i in idx], models,
-                    scores[idx], None if costs is None else costs[idx], answers)
 
 
 def cascade_cv(data: Outcomes, folds: int = 5, seed: int = 0, task_types: bool = True,
@@ -92,7 +42,7 @@ def cascade_cv(data: Outcomes, folds: int = 5, seed: int = 0, task_types: bool =
     """
     import numpy as np
 
-    from ._cascade import CascadeRouter, answer_codes, simulate
+    from .._cascade import CascadeRouter, answer_codes, simulate
 
     if data.answers is None or data.costs is None:
         raise ValueError(f"{data.name}: no answers/costs for a cascade")
@@ -147,7 +97,7 @@ def cascade_at_share(cv: dict[str, Any], reference: Any, share: float) -> dict[s
     above ``share`` (the C++ operating-point rule over the weight grid)."""
     import numpy as np
 
-    from . import _core
+    from .. import _core
 
     acc_num, cost_num, ref_num, n = 0.0, 0.0, 0.0, 0
     misses = []
@@ -169,18 +119,11 @@ def cascade_at_share(cv: dict[str, Any], reference: Any, share: float) -> dict[s
 # ---------------------------------------------------------------------------- predictions
 
 
-def _folds(n: int, k: int, seed: int) -> list[Any]:
-    import numpy as np
-
-    order = np.random.default_rng(seed).permutation(n)
-    return [order[i::k] for i in range(k)]
-
-
 def cross_validated(data: Outcomes, folds: int = 5, seed: int = 0, **options: Any) -> dict:
     """Out-of-fold predictions: learned P/C and task-type P/C, each [prompt, model]."""
     import numpy as np
 
-    from .routing import LearnedRouter
+    from ..routing import LearnedRouter
 
     n, m = data.scores.shape
     p_learned = np.zeros((n, m))
@@ -273,47 +216,6 @@ def cost_to_reach(points: list, target: float) -> float | None:
     """Smallest cost among raw points with quality >= target (None if never reached)."""
     ok = [c for c, q, *_ in points if q >= target - 1e-12]
     return min(ok) if ok else None
-
-
-def pgr_curve(score: Any, strong: Any, weak: Any, grid: int = 101) -> tuple[Any, Any]:
-    """PGR at call shares f = 0..1 when the top-f prompts by ``score`` go to the strong model."""
-    import numpy as np
-
-    n = len(score)
-    order = np.argsort(-score, kind="stable")
-    acc_s, acc_w = strong.mean(), weak.mean()
-    fs = np.linspace(0, 1, grid)
-    gains = np.concatenate([[0.0], np.cumsum((strong - weak)[order])])
-    perf = np.array([acc_w + gains[round(float(f) * n)] / n for f in fs])
-    return fs, (perf - acc_w) / (acc_s - acc_w)
-
-
-def _trapezoid() -> Any:
-    """numpy's trapezoidal rule (``trapezoid`` since numpy 2.0, ``trapz`` before)."""
-    import numpy as np
-
-    for name in ("trapezoid", "trapz"):
-        if hasattr(np, name):
-            return getattr(np, name)
-    raise RuntimeError("numpy has no trapezoidal rule")
-
-
-def pgr_metrics(fs: Any, pgr: Any) -> dict[str, float]:
-    import numpy as np
-
-    def cpt(x: float) -> float:
-        hit = np.nonzero(pgr >= x - 1e-12)[0]
-        return float(fs[hit[0]]) if len(hit) else 1.0
-
-    return {
-        "APGR": float(_trapezoid()(pgr, fs)),
-        "CPT50": cpt(0.5),
-        "CPT80": cpt(0.8),
-        "PGR@50%": float(pgr[np.argmin(abs(fs - 0.5))]),
-    }
-
-
-# ---------------------------------------------------------------------------- reports
 
 
 def _eval_routerbench(data: Outcomes, cv: dict, seed: int) -> dict[str, Any]:
@@ -535,7 +437,7 @@ def route_speed(data: Outcomes, repeats: int = 5) -> dict[str, float]:
     so other processes on the machine do not count)."""
     import time
 
-    from .routing import LearnedRouter
+    from ..routing import LearnedRouter
 
     costs = data.costs if data.costs is not None else data.scores * 0.0
     sc = {mod: data.scores[:, j].tolist() for j, mod in enumerate(data.models)}
@@ -627,7 +529,7 @@ def evaluate(
     Args:
         datasets: bundled outcome tables to evaluate ("routerbench", "mmlu"), and "gsm8k"
             (verify-then-escalate cascades on the shared GSM8K development set,
-            ``orroute._verify_eval``).
+            ``orroute.research.verify_eval``).
         folds: cross-validation folds (prompts are split, never individual rows).
         seed: fold assignment and random-baseline seed.
         out_dir: directory for PNG plots (needs matplotlib); None = no plots.
@@ -649,7 +551,7 @@ def evaluate(
     results: dict[str, Any] = {}
     for name in datasets:
         if name == "gsm8k":  # shared data, not bundled: verify-then-escalate cascades
-            from ._verify_eval import evaluate_gsm8k
+            from .verify_eval import evaluate_gsm8k
 
             results[name] = evaluate_gsm8k(folds=folds, seed=seed, verbose=verbose, speed=speed)
             continue
@@ -676,7 +578,7 @@ def evaluate(
                 print(f"\n== RouteLLM MMLU ({len(data.prompts)} prompts, {folds}-fold CV) ==")
                 _print_pgr(f"MMLU {strong} vs {weak}", r["pgr"])
         if cost_share:
-            from ._verify_eval import print_share_transfer, share_transfer
+            from .verify_eval import print_share_transfer, share_transfer
 
             r["share_transfer"] = share_transfer(data, cv, folds=folds, seed=seed)
             if verbose:

@@ -1,0 +1,92 @@
+// Call rows: recording a call, its tags, its spend on the budget counters and the alerts it fires.
+#include <algorithm>
+
+#include "orroute/cost/sqlite/impl.h"
+#include "orroute/cost/sqlite/money_columns.h"
+
+namespace orroute {
+
+using namespace sqlite;
+
+SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease, Money released) {
+  if (c.prompt_tokens < 0 || c.completion_tokens < 0 || c.cached_tokens < 0 ||
+      c.cache_write_tokens < 0 || c.reasoning_tokens < 0) {
+    throw InvalidArgument("token counts must be >= 0");
+  }
+  check_scope(c.scope);
+  sync_state();
+  // Counters first: a counter created now is back-filled from rows before this one.
+  auto matched = match(c.scope, c.at, false);
+  if (lease) {
+    for (const auto& w : lease->windows) {
+      auto m = std::find_if(matched.begin(), matched.end(), [&](const Matched& x) {
+        return x.budget->id == w.first && x.start == w.second;
+      });
+      if (m == matched.end()) {
+        add_reserved(w.first, w.second, -released);
+      } else {
+        m->counter.reserved -= released;
+        if (m->counter.reserved.is_negative()) m->counter.reserved = Money();
+      }
+    }
+  }
+  const auto [cn, ca] = split(c.cost);
+  {
+    auto s = q("INSERT INTO calls(ts, project, conversation, task_id, task_type, "
+               "model_requested, model_used, provider, generation_id, prompt_tokens, "
+               "completion_tokens, cached_tokens, cache_write_tokens, reasoning_tokens, "
+               "est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
+               "error_class, attempts, cost_source) VALUES "
+               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    s.bind(1, c.at).bind(2, c.scope.project).bind(3, c.scope.conversation).bind(4, c.task_id);
+    s.bind(5, c.task_type).bind(6, c.model_requested).bind(7, c.model_used).bind(8, c.provider);
+    s.bind(9, c.generation_id).bind(10, c.prompt_tokens).bind(11, c.completion_tokens);
+    s.bind(12, c.cached_tokens).bind(13, c.cache_write_tokens).bind(14, c.reasoning_tokens);
+    if (c.estimated_cost) {
+      const auto [en, ea] = split(*c.estimated_cost);
+      s.bind(15, en).bind(16, ea);
+    } else {
+      s.bind_null(15).bind_null(16);
+    }
+    s.bind(17, cn).bind(18, ca);
+    if (c.latency_us >= 0) s.bind(19, c.latency_us); else s.bind_null(19);
+    if (c.ttft_us >= 0) s.bind(20, c.ttft_us); else s.bind_null(20);
+    s.bind_text(21, c.outcome).bind(22, c.error_class).bind(23, int64_t{c.attempts});
+    s.bind_text(24, c.cost_source);
+    s.run();
+  }
+  c.id = sqlite3_last_insert_rowid(db);
+  for (const auto& [k, v] : c.scope.tags) {
+    q("INSERT INTO call_tags(call_id, key, value) VALUES (?, ?, ?)")
+        .bind(1, c.id).bind_text(2, k).bind_text(3, v).run();
+  }
+  SettleOutcome out;
+  out.call_id = c.id;
+  for (auto& m : matched) {
+    m.counter.spent += c.cost;
+    write_counter(m.budget->id, m.start, m.counter);
+    const Money limit = m.budget->limit;
+    if (!m.counter.spent.is_negative() && !m.counter.spent.is_zero()) {
+      for (const int32_t t : m.budget->thresholds_pct) {
+        if (m.counter.spent * 100 < limit * t) continue;
+        const auto [sn, sa] = split(m.counter.spent);
+        const auto [ln, la] = split(limit);
+        const std::string name = m.budget->name();
+        q("INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(1, m.budget->id).bind(2, m.start).bind(3, int64_t{t}).bind(4, c.at)
+            .bind_text(5, name).bind(6, sn).bind(7, sa).bind(8, ln).bind(9, la).run();
+        if (sqlite3_changes(db) == 1) {
+          out.alerts.push_back({m.budget->id, name, t, m.start, c.at, m.counter.spent, limit});
+        }
+      }
+    }
+  }
+  return out;
+}
+
+SettleOutcome SqliteLedger::record(CallRecord call) {
+  if (call.at == 0) call.at = now_us();
+  return impl_->transact([&] { return impl_->insert_call(call); });
+}
+
+}  // namespace orroute

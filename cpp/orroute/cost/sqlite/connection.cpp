@@ -1,0 +1,130 @@
+// The connection: opening (pragmas, migrations), statements (cached), closing.
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "orroute/cost/sqlite/impl.h"
+#include "orroute/cost/sqlite/schema.h"
+
+namespace orroute {
+
+using namespace sqlite;
+
+int SqliteLedger::Impl::busy_wait(void* self, int count) {
+  auto& impl = *static_cast<Impl*>(self);
+  const auto now = std::chrono::steady_clock::now();
+  if (count == 0) impl.busy_since = now;
+  if (now - impl.busy_since >= std::chrono::milliseconds(impl.options.busy_timeout_ms)) return 0;
+  if (count < 3) {
+    std::this_thread::yield();
+  } else {
+    // 25, 50, 100, 200, then 400 µs: a few times the ~50 µs a writer holds the lock.
+    std::this_thread::sleep_for(std::chrono::microseconds(25 << std::min(count - 3, 4)));
+  }
+  return 1;
+}
+
+SqliteLedger::Impl::~Impl() {
+  if (!canonical.empty()) {
+    std::lock_guard lk(open_ledgers().mu);
+    auto [lo, hi] = open_ledgers().by_path.equal_range(canonical);
+    for (auto it = lo; it != hi; ++it) {
+      if (it->second == this) {
+        open_ledgers().by_path.erase(it);
+        break;
+      }
+    }
+  }
+  for (auto& [sql, s] : stmts) sqlite3_finalize(s);
+  for (auto& [sql, s] : literal_stmts) sqlite3_finalize(s);
+  if (db) sqlite3_close_v2(db);
+  if (sidecar_map) ::munmap(sidecar_map, 64);
+}
+
+void SqliteLedger::Impl::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown";
+    sqlite3_free(err);
+    throw Error(std::string("ledger: ") + msg);
+  }
+}
+
+sqlite::Query SqliteLedger::Impl::q(const char* sql) {
+  auto it = literal_stmts.find(sql);
+  if (it == literal_stmts.end()) {
+    sqlite3_stmt* s = prepare(sql);
+    it = literal_stmts.emplace(sql, s).first;
+  }
+  return Query(db, it->second);
+}
+
+sqlite3_stmt* SqliteLedger::Impl::prepare(const char* sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+    fail(db, "prepare");
+  }
+  return s;
+}
+
+sqlite::Query SqliteLedger::Impl::q(const std::string& sql) {
+  auto it = stmts.find(sql);
+  if (it == stmts.end()) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) !=
+        SQLITE_OK) {
+      fail(db, "prepare");
+    }
+    it = stmts.emplace(sql, s).first;
+  }
+  return Query(db, it->second);
+}
+
+void SqliteLedger::Impl::open() {
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    throw Error("ledger: cannot open '" + path + "': " + msg);
+  }
+  sqlite3_busy_handler(db, &Impl::busy_wait, this);
+  // Only takes effect on a new, empty file (existing files keep theirs).
+  if (options.page_size > 0) exec(("PRAGMA page_size=" + std::to_string(options.page_size)).c_str());
+  if (path != ":memory:") exec("PRAGMA journal_mode=WAL");
+  if (options.wal_autocheckpoint > 0) {
+    exec(("PRAGMA wal_autocheckpoint=" + std::to_string(options.wal_autocheckpoint)).c_str());
+  }
+  exec(options.durable_fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  exec("PRAGMA temp_store=MEMORY");
+  migrate();
+  open_sidecar();
+  leases_on = options.leases && has_epoch;
+}
+
+int64_t SqliteLedger::Impl::version() {
+  auto v = q("SELECT COALESCE(MAX(version), 0) FROM schema_version");
+  v.step();
+  return v.i64(0);
+}
+
+void SqliteLedger::Impl::migrate() {
+  exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL, "
+       "applied_at INTEGER NOT NULL)");
+  if (version() >= kSchemaVersion) {
+    if (version() > kSchemaVersion) {
+      throw Error("ledger '" + path + "' has schema version " + std::to_string(version()) +
+                  ", newer than this orroute understands (" + std::to_string(kSchemaVersion) +
+                  ")");
+    }
+    return;
+  }
+  Txn txn(*this);
+  // Re-read under the write lock: another process may have migrated meanwhile.
+  for (int64_t v = version(); v < kSchemaVersion; ++v) {
+    exec(kMigrations[v]);
+    q("INSERT INTO schema_version(version, applied_at) VALUES (?, ?)").bind(1, v + 1).bind(2, now_us()).run();
+  }
+  txn.commit();
+}
+
+}  // namespace orroute

@@ -1,0 +1,374 @@
+// SqliteLedger's state and its operations, shared by the files under cost/sqlite/ (one concept
+// each: connection, schema, shared state, process registry, group commit, budgets, reservations,
+// leases, call rows, queries). See sqlite_ledger.h for the design.
+#pragma once
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "orroute/cost/ledger.h"
+#include "orroute/cost/sqlite/process.h"
+#include "orroute/cost/sqlite/query.h"
+#include "orroute/cost/sqlite_ledger.h"
+#include "orroute/cost/window.h"
+
+namespace orroute {
+
+struct SqliteLedger::Impl {
+  std::string path;
+  SqliteLedgerOptions options;
+  sqlite3* db = nullptr;
+  std::mutex mu;
+  std::unordered_map<std::string, sqlite3_stmt*> stmts;
+  std::unordered_map<const char*, sqlite3_stmt*> literal_stmts;
+  int64_t pid = 0, pid_start = 0;
+  std::string host;
+  std::chrono::steady_clock::time_point last_reclaim{};
+
+  // Budgets as of a budget_gen (re-read when a writer bumps it). Replaced, never mutated: the
+  // lease fast path reads it under `lmu` while a transaction (under `mu`) may load a newer one.
+  struct BudgetSet {
+    int64_t gen = -1;
+    std::vector<Budget> budgets;
+    std::vector<std::shared_ptr<const TimeZone>> zones;
+  };
+  std::shared_ptr<const BudgetSet> bset = std::make_shared<BudgetSet>();
+
+  struct Counter {
+    Money spent, reserved;
+  };
+  struct Matched {
+    const Budget* budget;
+    TimeUs start, end;
+    Counter counter;
+  };
+
+  // ---- cross-process epoch (sidecar) ----
+  // A counter in a small shared file next to the ledger (`<path>-orroute`, mmap'd), bumped inside
+  // the writing transaction by set_cutoff, set_budget and remove_budget. While it is unchanged,
+  // this process's cached cutoff and budget list are current, so the lease fast path and cutoff()
+  // need no database read. A ":memory:" ledger keeps it in-process. nullptr: no sidecar (leases
+  // off, every read goes to the database).
+  std::atomic<uint64_t> local_epoch{0};
+  uint64_t* shared_epoch = nullptr;  // in the mmap'd sidecar
+  void* sidecar_map = nullptr;
+  bool has_epoch = false;
+
+  uint64_t load_epoch() const {
+    if (shared_epoch) return std::atomic_ref<uint64_t>(*shared_epoch).load(std::memory_order_acquire);
+    return local_epoch.load(std::memory_order_acquire);
+  }
+  void bump_epoch() {
+    if (shared_epoch) {
+      std::atomic_ref<uint64_t>(*shared_epoch).fetch_add(1, std::memory_order_acq_rel);
+    } else {
+      local_epoch.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+
+  void open_sidecar();
+
+  // ---- budget leases ----
+  // A lease is one `reservations` row (lease = 1) of this process charged to the reserved
+  // counters of a set of budget windows, exactly like a reservation; locally it is split into
+  // `free` (not yet handed out) and `held` (sub-reservations in flight). Guarded by `lmu`.
+  using WindowKey = std::vector<std::pair<int64_t, TimeUs>>;
+  struct Lease {
+    int64_t row_id = 0;
+    WindowKey windows;
+    std::string windows_text;
+    TimeUs window_end = 0;  // earliest end of its windows
+    TimeUs expires_at = 0;  // of the row
+    Money free, held;
+    int64_t pending = 0;    // claims of transactions not yet committed
+    bool closing = false;   // being deleted by an uncommitted transaction
+    bool dead = false;      // row gone (reclaimed or deleted)
+  };
+  // A reservation served from a lease (negative ids), or purely local when no budget matched.
+  struct Sub {
+    Money amount;
+    std::shared_ptr<Lease> lease;  // null: no budget matched at reserve time
+    TimeUs created_at = 0, expires_at = 0;
+    SpendScope scope;
+    std::string model, task_id;
+    bool settling = false;
+  };
+  static constexpr int64_t kLeaseTtlUs = 15LL * 60 * 1'000'000;
+  bool leases_on = false;
+  std::mutex lmu;  // order: mu before lmu, never the reverse
+  std::map<WindowKey, std::shared_ptr<Lease>> leases;
+  std::unordered_map<int64_t, Sub> subs;
+  int64_t next_sub_id = -1;
+  int64_t leases_gen = -1;  // budget_gen the leases' free portions were granted under
+  // Cached shared state, valid while the epoch equals cached_epoch.
+  bool state_valid = false;
+  uint64_t cached_epoch = 0;
+  std::optional<std::string> cached_cutoff;
+  // Last counter values this process read or wrote, for ReserveOutcome::remaining on the fast
+  // path (exact within one process).
+  std::map<std::pair<int64_t, TimeUs>, Counter> wcache;
+
+  // Every ledger object open in this process, by canonical file path: what "this process"
+  // sees (budget_states, live_reservations) covers all its objects on one file (e.g. a
+  // CostTracker and the engine's own ledger), not only the one asked. Never destroyed (static
+  // destruction order).
+  struct OpenLedgers {
+    std::mutex mu;
+    std::multimap<std::string, Impl*> by_path;
+  };
+  static OpenLedgers& open_ledgers() {
+    static auto* registry = new OpenLedgers;
+    return *registry;
+  }
+  std::string canonical;  // registry key ("" = not registered)
+
+  void register_open();
+
+  // This process's view across its objects on this file: free lease money per window, the
+  // lease rows, and the reservations served from them. Caller holds `mu` (never an lmu).
+  struct ProcessView {
+    std::map<std::pair<int64_t, TimeUs>, Money> free;
+    std::vector<int64_t> lease_rows;
+    int64_t subs = 0;
+    Money held;
+  };
+  ProcessView process_view();
+
+  ~Impl();
+
+  void exec(const char* sql);
+
+  // Hot path: statements from string literals are cached by address (no hashing of the text).
+  sqlite::Query q(const char* sql);
+
+  sqlite3_stmt* prepare(const char* sql);
+
+  sqlite::Query q(const std::string& sql);
+
+  // SQLite's busy handler: waits for another connection's write lock up to busy_timeout_ms, in
+  // steps of tens of microseconds. (sqlite3_busy_timeout sleeps 1, 2, 5, 10... ms per retry while
+  // a writer holds the lock ~50 µs: with several processes on one file the lock then sits idle
+  // while they sleep, and throughput falls as processes are added.) Returns 0 to give up.
+  static int busy_wait(void* self, int count);
+  std::chrono::steady_clock::time_point busy_since{};  // of the current wait
+
+  // RAII write transaction. BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy
+  // timeout), so the reads inside see the state the writes are based on: check-and-reserve is
+  // atomic across processes.
+  class Txn {
+   public:
+    explicit Txn(Impl& impl) : impl_(impl) { impl_.q("BEGIN IMMEDIATE").run(); }
+    ~Txn() {
+      if (!done_) sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    void commit() {
+      impl_.q("COMMIT").run();
+      done_ = true;
+    }
+
+   private:
+    Impl& impl_;
+    bool done_ = false;
+  };
+
+  // ---- group commit ----
+  // Money operations from many threads are batched: the first waiting thread becomes the leader,
+  // takes the write lock, then every queued job (those that queued while it waited included), and
+  // runs them in one BEGIN IMMEDIATE transaction, each inside its own
+  // SAVEPOINT so a failing job is rolled back alone. One commit (one WAL append) then serves the
+  // whole batch. A job's caller returns only after the commit, so nothing is reported before it
+  // is durable; the cross-process semantics are unchanged (each batch is one atomic step).
+  struct Job {
+    std::function<void()> run;
+    std::exception_ptr error;
+    bool done = false;
+    bool lead = false;  // this job's thread runs the next batch
+    // Local effects of the job: applied (under lmu) once the batch is committed, or undone if
+    // the job or the batch fails. Counter values written, for wcache.
+    std::vector<std::function<void()>> on_commit, on_fail;
+    std::vector<std::tuple<int64_t, TimeUs, Counter>> counters;
+  };
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::vector<Job*> queue;
+  bool leader_active = false;
+  Job* current = nullptr;  // the job running (under mu), for the hooks below
+  // Leases created by jobs of the running batch (under mu), so that later jobs extend them.
+  std::map<WindowKey, std::shared_ptr<Lease>> pending_new;
+
+  void after_commit(std::function<void()> f) {
+    if (current) current->on_commit.push_back(std::move(f));
+  }
+  void if_failed(std::function<void()> f) {
+    if (current) current->on_fail.push_back(std::move(f));
+  }
+
+  void fail_job(Job& job);
+
+  void commit_job(Job& job);
+
+  // Runs a batch as the leader: takes the write lock, then every queued job; returns them.
+  std::vector<Job*> run_batch();
+
+  // Leadership is handed over, not raced for: when a batch ends and jobs are queued, the oldest
+  // queued job's thread leads next, so a thread returning from a batch cannot start a new batch
+  // holding only its own next job while the others are still waking up (batches stay large).
+  template <class F>
+  auto transact(F&& body) -> decltype(body()) {
+    check_pid();
+    using R = decltype(body());
+    std::optional<R> result;
+    Job job;
+    job.run = [&] { result.emplace(body()); };
+    std::unique_lock lk(queue_mu);
+    queue.push_back(&job);
+    if (!leader_active) {
+      leader_active = true;
+      job.lead = true;
+    }
+    while (!job.done) {
+      if (job.lead) {
+        lk.unlock();
+        const std::vector<Job*> batch = run_batch();
+        lk.lock();
+        for (Job* j : batch) j->done = true;
+        if (queue.empty()) {
+          leader_active = false;
+        } else {
+          queue.front()->lead = true;
+        }
+        queue_cv.notify_all();
+      } else {
+        queue_cv.wait(lk);
+      }
+    }
+    lk.unlock();
+    if (job.error) std::rethrow_exception(job.error);
+    return std::move(*result);
+  }
+
+  // getpid() is a system call; a fork generation counter bumped in the child by an atfork
+  // handler tells the same thing for free on the hot path.
+  uint64_t fork_gen_at_open = 0;
+  void check_pid() const {
+    if (sqlite::fork_generation().load(std::memory_order_relaxed) == fork_gen_at_open) return;
+    if (static_cast<int64_t>(::getpid()) != pid) {
+      throw Error("ledger: this connection was opened in another process (fork); open a new one");
+    }
+  }
+
+  void open();
+
+  int64_t version();
+
+  void migrate();
+
+  // ---- budgets ----
+
+  void load_budgets(int64_t gen);
+
+  // Reads the shared state row (inside a transaction) and refreshes the budget cache.
+  std::optional<std::string> read_state();
+
+  // Inside a write transaction (the write lock held, so no other writer is between its change
+  // and its epoch bump): the cutoff, reading the state row only if the epoch moved since this
+  // process last cached it. Caches what it read once the batch commits.
+  std::optional<std::string> sync_state();
+
+  void bump_gen() { q("UPDATE state SET budget_gen = budget_gen + 1 WHERE id = 1").run(); }
+
+  Counter counter(const Budget& b, TimeUs start, TimeUs end);
+
+  void write_counter(int64_t budget_id, TimeUs start, const Counter& c);
+
+  std::vector<Matched> match(const SpendScope& scope, TimeUs at, bool all);
+
+  // ---- reservations ----
+
+  // Removes a reservation and its share of the counters. false if it does not exist.
+  bool remove_reservation(int64_t id);
+
+  int64_t reclaim_locked(TimeUs at);
+
+  // ---- leases (see the Lease struct); functions marked "under lmu" expect it held ----
+
+  // Under lmu: forgets a lease whose row is gone, and the reservations served from it.
+  void drop_lease(const std::shared_ptr<Lease>& lease);
+
+  // Under lmu: this process's unused lease money on one budget window.
+  Money own_free(const std::pair<int64_t, TimeUs>& w) const;
+
+  static std::string encode_windows(const WindowKey& key);
+
+  // Adds `delta` (may be negative) to a window's reserved counter; no-op if the counter is gone
+  // (its budget was removed).
+  void add_reserved(int64_t budget_id, TimeUs start, Money delta);
+
+  // Adds `delta` to a lease row's amount (exact nanos/attos carry, relative to what is stored so
+  // that several jobs of one batch compose) and pushes its expiry to at least `expires`.
+  // false if the row is gone.
+  bool add_to_lease_row(int64_t row_id, Money delta, TimeUs expires);
+
+  // Gives a lease's free money back to its budgets (in the current job). With `drop_if_idle`
+  // and nothing held, deletes the row too.
+  void return_free(const std::shared_ptr<Lease>& lease, bool drop_if_idle);
+
+  // Under lmu: drops reservations served from leases whose ttl passed (their money goes back to
+  // the lease's free part).
+  void purge_expired_subs(TimeUs at);
+
+  // Under lmu: a new local reservation id.
+  int64_t add_sub(int64_t id, const ReserveRequest& r, TimeUs at, std::shared_ptr<Lease> lease);
+
+  // Under lmu: min over `key`'s windows of limit - spent - reserved as this process sees it
+  // (its own free lease money not counted as reserved); nullopt if a window is unknown.
+  std::optional<Money> cached_remaining(const WindowKey& key) const;
+
+  // The lease fast path: no database access. nullopt when the slow path is needed.
+  std::optional<ReserveOutcome> reserve_fast(const ReserveRequest& r, TimeUs at);
+
+  // The lease slow path, inside a job: cutoff and budget changes, expired reservations, ended
+  // windows, then take the request from this scope's lease, growing it (or creating it) in the
+  // database by a grant sized to what is left.
+  ReserveOutcome reserve_slow(const ReserveRequest& r, TimeUs at);
+
+  // Settles a reservation served from a lease (id < 0).
+  SettleOutcome settle_sub(int64_t id, CallRecord call, TimeUs now);
+
+  // Releases a reservation served from a lease: local only.
+  bool release_sub(int64_t id);
+
+  // Gives back every lease's free money and deletes idle lease rows (a job).
+  void return_all_leases();
+
+  // ---- calls ----
+
+  // Records the row and adds its cost to every matching budget's window; returns fired alerts.
+  // With `lease`, also takes `released` off the reserved counters of the lease's windows (in the
+  // same counter writes when they are the call's windows).
+  SettleOutcome insert_call(CallRecord& c, const Lease* lease = nullptr, Money released = {});
+
+  // WHERE clause for a CallQuery, with named parameters bound by bind_query.
+  static std::string where(const CallQuery& cq);
+  static void bind_query(sqlite::Query& s, const CallQuery& cq);
+};
+
+// ---- public ------------------------------------------------------------------------------------
+
+}  // namespace orroute

@@ -1,0 +1,152 @@
+// Budget leases' bookkeeping: rows, free and held money, local reservations (see sqlite_ledger.h).
+#include <algorithm>
+
+#include "orroute/cost/sqlite/impl.h"
+#include "orroute/cost/sqlite/money_columns.h"
+
+namespace orroute {
+
+using namespace sqlite;
+
+void SqliteLedger::Impl::drop_lease(const std::shared_ptr<Lease>& lease) {
+  lease->dead = true;
+  auto it = leases.find(lease->windows);
+  if (it != leases.end() && it->second == lease) leases.erase(it);
+  for (auto s = subs.begin(); s != subs.end();) {
+    s = s->second.lease == lease ? subs.erase(s) : std::next(s);
+  }
+}
+
+Money SqliteLedger::Impl::own_free(const std::pair<int64_t, TimeUs>& w) const {
+  Money sum;
+  for (const auto& [key, lease] : leases) {
+    if (!lease->dead && std::find(key.begin(), key.end(), w) != key.end()) sum += lease->free;
+  }
+  return sum;
+}
+
+std::string SqliteLedger::Impl::encode_windows(const WindowKey& key) {
+  std::string out;  // "budget:start;..."
+  for (const auto& [id, start] : key) out += std::to_string(id) + ":" + std::to_string(start) + ";";
+  return out;
+}
+
+void SqliteLedger::Impl::add_reserved(int64_t budget_id, TimeUs start, Money delta) {
+  Counter c;
+  {
+    auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
+               "budget_windows WHERE budget_id = ? AND window_start = ?");
+    s.bind(1, budget_id).bind(2, start);
+    if (!s.step()) return;
+    c = {join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3)) + delta};
+  }
+  if (c.reserved.is_negative()) c.reserved = Money();
+  write_counter(budget_id, start, c);
+}
+
+bool SqliteLedger::Impl::add_to_lease_row(int64_t row_id, Money delta, TimeUs expires) {
+  const auto [dn, da] = split(delta);
+  q("UPDATE reservations SET "
+    "amount_nanos = amount_nanos + ?1 + (amount_attos + ?2 >= 1000000000), "
+    "amount_attos = amount_attos + ?2 - 1000000000 * (amount_attos + ?2 >= 1000000000), "
+    "expires_at = MAX(expires_at, ?3) WHERE id = ?4")
+      .bind(1, dn).bind(2, da).bind(3, expires).bind(4, row_id).run();
+  return sqlite3_changes(db) == 1;
+}
+
+void SqliteLedger::Impl::return_free(const std::shared_ptr<Lease>& lease, bool drop_if_idle) {
+  Money amount;
+  bool drop = false;
+  {
+    std::lock_guard lk(lmu);
+    if (lease->dead || lease->closing) return;
+    amount = lease->free;
+    drop = drop_if_idle && lease->held.is_zero() && lease->pending == 0;
+    if (amount.is_zero() && !drop) return;
+    lease->free = Money();
+    lease->closing = drop;
+  }
+  if_failed([lease, amount] {
+    lease->free += amount;
+    lease->closing = false;
+  });
+  if (drop) {
+    q("DELETE FROM reservations WHERE id = ?").bind(1, lease->row_id).run();
+    if (sqlite3_changes(db) == 0) {  // reclaimed meanwhile: its money is already back
+      after_commit([this, lease] { drop_lease(lease); });
+      return;
+    }
+  } else if (!add_to_lease_row(lease->row_id, -amount, 0)) {
+    after_commit([this, lease] { drop_lease(lease); });
+    return;
+  }
+  for (const auto& [id, start] : lease->windows) add_reserved(id, start, -amount);
+  if (drop) after_commit([this, lease] { drop_lease(lease); });
+}
+
+void SqliteLedger::Impl::purge_expired_subs(TimeUs at) {
+  for (auto it = subs.begin(); it != subs.end();) {
+    Sub& sub = it->second;
+    if (sub.expires_at > at || sub.settling) {
+      ++it;
+      continue;
+    }
+    if (sub.lease && !sub.lease->dead) {
+      sub.lease->held -= sub.amount;
+      sub.lease->free += sub.amount;
+    }
+    it = subs.erase(it);
+  }
+}
+
+int64_t SqliteLedger::Impl::add_sub(int64_t id, const ReserveRequest& r, TimeUs at,
+                                    std::shared_ptr<Lease> lease) {
+  Sub sub;
+  sub.amount = r.amount;
+  sub.lease = std::move(lease);
+  sub.created_at = at;
+  sub.expires_at = at + r.ttl_us;
+  sub.scope = r.scope;
+  sub.model = r.model;
+  sub.task_id = r.task_id;
+  subs.emplace(id, std::move(sub));
+  return id;
+}
+
+std::optional<Money> SqliteLedger::Impl::cached_remaining(const WindowKey& key) const {
+  std::optional<Money> out;
+  for (const auto& w : key) {
+    auto c = wcache.find(w);
+    const auto b = std::find_if(bset->budgets.begin(), bset->budgets.end(),
+                                [&](const Budget& x) { return x.id == w.first; });
+    if (c == wcache.end() || b == bset->budgets.end()) return std::nullopt;
+    Money r = b->limit - c->second.spent - c->second.reserved + own_free(w);
+    if (r.is_negative()) r = Money();
+    if (!out || r < *out) out = r;
+  }
+  return out;
+}
+
+bool SqliteLedger::Impl::release_sub(int64_t id) {
+  std::lock_guard lk(lmu);
+  auto it = subs.find(id);
+  if (it == subs.end() || it->second.settling) return false;
+  const Sub sub = it->second;
+  subs.erase(it);
+  if (!sub.lease) return true;
+  if (sub.lease->dead) return false;
+  sub.lease->held -= sub.amount;
+  sub.lease->free += sub.amount;
+  return true;
+}
+
+void SqliteLedger::Impl::return_all_leases() {
+  std::vector<std::shared_ptr<Lease>> all;
+  {
+    std::lock_guard lk(lmu);
+    for (const auto& [key, lease] : leases) all.push_back(lease);
+  }
+  for (auto& lease : all) return_free(lease, true);
+}
+
+}  // namespace orroute

@@ -1,0 +1,22 @@
+// Processes that own reservations: fork detection, start times (against pid reuse), liveness, host.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace orroute::sqlite {
+
+// Incremented in every forked child (pthread_atfork, registered once).
+std::atomic<uint64_t>& fork_generation();
+
+// Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat); 0 if unknown.
+// Guards against pid reuse when deciding that a reservation's owner is still alive.
+int64_t process_start(int64_t pid);
+
+// Whether `pid` (started at `start`, 0 = unknown) still runs on this host.
+bool process_alive(int64_t pid, int64_t start);
+
+std::string host_name();
+
+}  // namespace orroute::sqlite

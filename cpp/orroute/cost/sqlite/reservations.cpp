@@ -1,0 +1,218 @@
+// Reserving, settling and releasing (the entry points; lease-served ones go to lease_*.cpp), and
+// reservations without leases: one row each, their release and reclaim.
+#include <algorithm>
+
+#include "orroute/cost/sqlite/impl.h"
+#include "orroute/cost/sqlite/money_columns.h"
+#include "orroute/cost/sqlite/text_columns.h"
+
+namespace orroute {
+
+using namespace sqlite;
+
+bool SqliteLedger::Impl::remove_reservation(int64_t id) {
+  Money amount;
+  std::vector<std::pair<int64_t, TimeUs>> windows;
+  {
+    auto s = q("SELECT amount_nanos, amount_attos, windows FROM reservations WHERE id = ?");
+    s.bind(1, id);
+    if (!s.step()) return false;
+    amount = join(s.i64(0), s.i64(1));
+    windows = decode_windows(s.text(2));
+  }
+  for (const auto& [budget_id, start] : windows) {
+    auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
+               "budget_windows WHERE budget_id = ? AND window_start = ?");
+    s.bind(1, budget_id).bind(2, start);
+    if (!s.step()) continue;
+    Counter c{join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3)) - amount};
+    if (c.reserved.is_negative()) c.reserved = Money();
+    write_counter(budget_id, start, c);
+  }
+  q("DELETE FROM reservations WHERE id = ?").bind(1, id).run();
+  return true;
+}
+
+int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
+  last_reclaim = std::chrono::steady_clock::now();
+  std::vector<int64_t> dead;
+  std::vector<std::shared_ptr<Lease>> own;
+  {
+    auto s = q("SELECT id, pid, pid_start, host, expires_at FROM reservations");
+    std::unordered_map<int64_t, bool> alive;  // pid -> alive, per pass
+    while (s.step()) {
+      const int64_t id = s.i64(0), rpid = s.i64(1), rstart = s.i64(2), expires = s.i64(4);
+      bool gone = expires <= at;
+      if (!gone && rpid != pid && s.text(3) == host) {
+        auto it = alive.find(rpid);
+        if (it == alive.end()) it = alive.emplace(rpid, process_alive(rpid, rstart)).first;
+        gone = !it->second;
+      }
+      if (gone) dead.push_back(id);
+    }
+  }
+  if (!dead.empty()) {
+    std::lock_guard lk(lmu);
+    for (const auto& [key, lease] : leases) {
+      if (std::find(dead.begin(), dead.end(), lease->row_id) != dead.end()) own.push_back(lease);
+    }
+  }
+  for (const int64_t id : dead) remove_reservation(id);
+  // One of this process's leases expired (idle for its whole ttl): it is gone with its subs.
+  for (auto& lease : own) after_commit([this, lease] { drop_lease(lease); });
+  return static_cast<int64_t>(dead.size());
+}
+
+ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
+  if (r.amount.is_negative()) throw InvalidArgument("reservation amount must be >= 0");
+  if (r.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
+  check_scope(r.scope);
+  const TimeUs at = r.at != 0 ? r.at : now_us();
+  if (impl_->leases_on) {
+    impl_->check_pid();
+    if (auto out = impl_->reserve_fast(r, at)) return std::move(*out);
+    return impl_->transact([&] { return impl_->reserve_slow(r, at); });
+  }
+  return impl_->transact([&] { return reserve_in_txn(r, at); });
+}
+
+std::optional<ReserveOutcome> SqliteLedger::try_reserve_local(const ReserveRequest& r) {
+  if (!impl_->leases_on) return std::nullopt;
+  if (r.amount.is_negative()) throw InvalidArgument("reservation amount must be >= 0");
+  if (r.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
+  check_scope(r.scope);
+  impl_->check_pid();
+  return impl_->reserve_fast(r, r.at != 0 ? r.at : now_us());
+}
+
+ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) {
+  bool reclaimed = false;
+  if (std::chrono::steady_clock::now() - impl_->last_reclaim >=
+      std::chrono::microseconds(impl_->options.reclaim_interval_us)) {
+    impl_->reclaim_locked(at);
+    reclaimed = true;
+  }
+  for (;;) {
+    ReserveOutcome out;
+    if (auto cut = impl_->sync_state()) {
+      out.status = ReserveStatus::kCutoff;
+      out.cutoff_reason = *cut;
+      return out;
+    }
+    auto matched = impl_->match(r.scope, at, false);
+    const Impl::Matched* refuse = nullptr;
+    const Impl::Matched* downgrade = nullptr;
+    for (const auto& m : matched) {
+      const BudgetState st{*m.budget, m.start, m.end, m.counter.spent, m.counter.reserved};
+      if (!out.remaining || st.remaining() < *out.remaining) out.remaining = st.remaining();
+      if (m.counter.spent + m.counter.reserved + r.amount > m.budget->limit) {
+        if (m.budget->policy == Policy::kRefuse && !refuse) refuse = &m;
+        if (m.budget->policy == Policy::kDowngrade && !downgrade) downgrade = &m;
+      }
+    }
+    if (const Impl::Matched* b = refuse ? refuse : downgrade) {
+      if (!reclaimed && impl_->reclaim_locked(at) > 0) {
+        reclaimed = true;
+        continue;  // dead reservations freed room: check again
+      }
+      out.status = ReserveStatus::kExceeded;
+      out.blocking = BudgetState{*b->budget, b->start, b->end, b->counter.spent, b->counter.reserved};
+      return out;  // the batch commits new counters and reclaims
+    }
+    const auto [an, aa] = split(r.amount);
+    std::string windows;  // the counters this reservation is charged to: "budget:start;..."
+    for (const auto& m : matched) {
+      windows += std::to_string(m.budget->id) + ":" + std::to_string(m.start) + ";";
+    }
+    impl_->q("INSERT INTO reservations(pid, pid_start, host, created_at, expires_at, amount_nanos, "
+             "amount_attos, project, conversation, tags, model, task_id, windows) VALUES "
+             "(?,?,?,?,?,?,?,?,?,?,?,?,?)")
+        .bind(1, impl_->pid).bind(2, impl_->pid_start).bind(3, impl_->host).bind(4, at)
+        .bind(5, at + r.ttl_us).bind(6, an).bind(7, aa).bind(8, r.scope.project)
+        .bind(9, r.scope.conversation).bind(10, encode_tags(r.scope.tags)).bind(11, r.model)
+        .bind(12, r.task_id).bind_text(13, windows).run();
+    out.reservation_id = sqlite3_last_insert_rowid(impl_->db);
+    for (auto& m : matched) {
+      m.counter.reserved += r.amount;
+      impl_->write_counter(m.budget->id, m.start, m.counter);
+    }
+    return out;
+  }
+}
+
+SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
+  const TimeUs now = now_us();
+  if (reservation_id < 0) return impl_->settle_sub(reservation_id, std::move(call), now);
+  return impl_->transact([&] {
+  bool found = false;
+  {
+    auto s = impl_->q("SELECT created_at, project, conversation, tags, amount_nanos, amount_attos "
+                      "FROM reservations WHERE id = ?");
+    s.bind(1, reservation_id);
+    if (s.step()) {
+      found = true;
+      call.at = s.i64(0);
+      call.scope.project = s.text(1);
+      call.scope.conversation = s.text(2);
+      call.scope.tags = decode_tags(s.text(3));
+      // Spent past its reservation: other processes' leases must re-check the true remaining.
+      if (impl_->leases_on && call.cost > join(s.i64(4), s.i64(5))) {
+        impl_->bump_gen();
+        impl_->bump_epoch();
+      }
+    }
+  }
+  if (found) impl_->remove_reservation(reservation_id);
+  if (call.at == 0) call.at = now;
+  SettleOutcome out = impl_->insert_call(call);
+  out.reservation_found = found;
+  return out;
+  });
+}
+
+bool SqliteLedger::release(int64_t reservation_id) {
+  if (reservation_id < 0) {
+    impl_->check_pid();
+    return impl_->release_sub(reservation_id);
+  }
+  return impl_->transact([&] { return impl_->remove_reservation(reservation_id); });
+}
+
+int64_t SqliteLedger::reclaim(TimeUs at) {
+  if (at == 0) at = now_us();
+  return impl_->transact([&] {
+    if (impl_->leases_on) {
+      std::lock_guard lk(impl_->lmu);
+      impl_->purge_expired_subs(at);
+    }
+    return impl_->reclaim_locked(at);
+  });
+}
+
+std::pair<int64_t, Money> SqliteLedger::live_reservations() {
+  std::lock_guard lock(impl_->mu);
+  impl_->check_pid();
+  // Other processes' leases count whole (their money is set aside); this object's lease rows
+  // are replaced by the reservations it served from them.
+  auto s = impl_->q("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0), COALESCE(SUM(amount_attos), 0) "
+                    "FROM reservations WHERE NOT (lease = 1 AND amount_nanos = 0 AND "
+                    "amount_attos = 0)");
+  s.step();
+  int64_t n = s.i64(0);
+  Money sum = join(s.i64(1), s.i64(2));
+  const Impl::ProcessView view = impl_->process_view();
+  for (const int64_t id : view.lease_rows) {
+    auto r = impl_->q("SELECT amount_nanos, amount_attos FROM reservations WHERE id = ?");
+    r.bind(1, id);
+    if (!r.step()) continue;
+    const Money amount = join(r.i64(0), r.i64(1));
+    if (amount.is_zero()) continue;
+    --n;
+    sum -= amount;
+  }
+  n += view.subs;
+  sum += view.held;
+  return {n, sum};
+}
+
+}  // namespace orroute

@@ -1,0 +1,85 @@
+#include "orroute/cost/sqlite/schema.h"
+
+namespace orroute::sqlite {
+
+extern const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE state(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  budget_gen INTEGER NOT NULL,
+  cutoff_reason TEXT,
+  cutoff_at INTEGER);
+INSERT INTO state(id, budget_gen) VALUES (1, 0);
+
+CREATE TABLE calls(
+  id INTEGER PRIMARY KEY,
+  ts INTEGER NOT NULL,
+  project TEXT, conversation TEXT, task_id TEXT, task_type TEXT,
+  model_requested TEXT, model_used TEXT, provider TEXT, generation_id TEXT,
+  prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+  cached_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL,
+  reasoning_tokens INTEGER NOT NULL,
+  est_nanos INTEGER, est_attos INTEGER,
+  cost_nanos INTEGER NOT NULL, cost_attos INTEGER NOT NULL,
+  latency_us INTEGER, ttft_us INTEGER,
+  outcome TEXT NOT NULL, error_class TEXT, attempts INTEGER NOT NULL);
+CREATE INDEX calls_ts ON calls(ts);
+CREATE INDEX calls_project_ts ON calls(project, ts);
+CREATE INDEX calls_type_model ON calls(task_type, model_used, id);
+
+CREATE TABLE call_tags(
+  call_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (call_id, key)) WITHOUT ROWID;
+CREATE INDEX call_tags_kv ON call_tags(key, value, call_id);
+
+CREATE TABLE budgets(
+  id INTEGER PRIMARY KEY,
+  scope_kind TEXT NOT NULL, scope_key TEXT NOT NULL, scope_value TEXT NOT NULL,
+  period TEXT NOT NULL, time_zone TEXT NOT NULL,
+  limit_nanos INTEGER NOT NULL, limit_attos INTEGER NOT NULL,
+  policy TEXT NOT NULL, thresholds TEXT NOT NULL, created_at INTEGER NOT NULL,
+  UNIQUE (scope_kind, scope_key, scope_value, period));
+
+CREATE TABLE budget_windows(
+  budget_id INTEGER NOT NULL, window_start INTEGER NOT NULL,
+  spent_nanos INTEGER NOT NULL, spent_attos INTEGER NOT NULL,
+  reserved_nanos INTEGER NOT NULL, reserved_attos INTEGER NOT NULL,
+  PRIMARY KEY (budget_id, window_start)) WITHOUT ROWID;
+
+CREATE TABLE reservations(
+  id INTEGER PRIMARY KEY,
+  pid INTEGER NOT NULL, pid_start INTEGER NOT NULL, host TEXT,
+  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+  amount_nanos INTEGER NOT NULL, amount_attos INTEGER NOT NULL,
+  project TEXT, conversation TEXT, tags TEXT, model TEXT, task_id TEXT,
+  windows TEXT NOT NULL);
+
+CREATE TABLE alerts(
+  budget_id INTEGER NOT NULL, window_start INTEGER NOT NULL, threshold_pct INTEGER NOT NULL,
+  fired_at INTEGER NOT NULL, budget_name TEXT NOT NULL,
+  spent_nanos INTEGER NOT NULL, spent_attos INTEGER NOT NULL,
+  limit_nanos INTEGER NOT NULL, limit_attos INTEGER NOT NULL,
+  PRIMARY KEY (budget_id, window_start, threshold_pct));
+CREATE INDEX alerts_fired_at ON alerts(fired_at);
+)sql",
+    // 2: budget leases (a process's allowance, see SqliteLedger) are reservation rows marked 1.
+    R"sql(
+ALTER TABLE reservations ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+-- One page fewer per recorded call: project filters and project budgets use calls_ts.
+DROP INDEX calls_project_ts;
+)sql",
+    // 3: where each call's cost came from (the upstream's checked figure, the catalog, ...).
+    R"sql(
+ALTER TABLE calls ADD COLUMN cost_source TEXT NOT NULL DEFAULT '';
+)sql",
+};
+extern const int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+extern const char* const kCallColumns =
+    "id, ts, project, conversation, task_id, task_type, model_requested, model_used, provider, "
+    "generation_id, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, "
+    "reasoning_tokens, est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
+    "error_class, attempts, cost_source, "
+    "(SELECT group_concat(key || '=' || value, char(10)) FROM call_tags WHERE call_id = calls.id)";
+
+}  // namespace orroute::sqlite
