@@ -193,3 +193,19 @@ def test_balancing_skips_a_deployment_whose_breaker_is_open(
     assert len(orf.requests) <= 4
     late = [a.model for r in results[5:] for a in r.attempts]
     assert late == [f"{MODEL}@anthropic"] * 5
+
+
+def test_a_provider_key_it_rejects_is_set_aside_for_its_next_key(tmp_path: Path) -> None:
+    good, bad = ANT_KEY, "sk-ant-api03-revoked-0123456789abcdef"
+    with FakeOpenRouter(api_key=OR_KEY) as orf, FakeAnthropic(api_key=good) as ant:
+        env = {"OPENROUTER_API_KEY": OR_KEY, "OPENROUTER_BASE_URL": orf.base_url,
+               "ANTHROPIC_API_KEY": f"{bad},{good}", "ANTHROPIC_BASE_URL": ant.base_url}
+        providers = parse_providers({"providers": {"anthropic": {"priority": 0},
+                                                   "openrouter": {"priority": 1}}}, env)
+        mgr = AIModelManager(api_key=OR_KEY, base_url=orf.base_url, fallbacks=[MODEL],
+                             providers=providers, refresh_catalog=False)
+        results = [mgr.execute_task_sync(Task(messages="hi", max_tokens=10)) for _ in range(3)]
+        assert [r.provider for r in results] == ["anthropic"] * 3
+        keys = [r.headers.get("x-api-key") for r in ant.requests]
+        assert keys[0] == bad and set(keys[1:]) == {good}  # rejected once, then never sent again
+        assert orf.requests == []
