@@ -8,6 +8,7 @@ Measured in one run against FakeOpenRouter (in its own process, zero model laten
      per stream, in a fresh process per N.
 
 Usage: PYTHONPATH=python python3 bench/client.py [--requests 2000] [--streams 1000,10000]
+       (--streams 0 skips the streams table)
 """
 
 from __future__ import annotations
@@ -299,6 +300,22 @@ def streams_table(url: str, ns: list[int]) -> None:
         )
 
 
+def parse_counts(text: str) -> list[int]:
+    """"1000,10000" -> [1000, 10000]; "0" or "" -> [] (skip the streams table). A count below zero or
+    a word that is not a number ends the run with a usage message instead of a traceback."""
+    counts: list[int] = []
+    for word in filter(None, (w.strip() for w in text.split(","))):
+        try:
+            n = int(word)
+        except ValueError:
+            raise SystemExit(f"--streams: {word!r} is not a number (e.g. --streams 1000,10000)") from None
+        if n < 0:
+            raise SystemExit(f"--streams: {n} is negative")
+        if n:
+            counts.append(n)
+    return counts
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--stream-child":
         stream_child(sys.argv[2], int(sys.argv[3]))
@@ -316,11 +333,12 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-    if args.streams:
+    stream_counts = parse_counts(args.streams)
+    if stream_counts:
         # Streams last ~2 s each (20 tokens/s after a short first-token wait): all N are open together.
         server, url = start_server(tokens_per_second=20.0, ttft=0.2)
         try:
-            streams_table(url, [int(x) for x in args.streams.split(",")])
+            streams_table(url, stream_counts)
         finally:
             server.terminate()
             server.wait()

@@ -402,6 +402,7 @@ void bind_route(py::module_& m) {
             t.strategy = name ? std::optional(strategy_from_name(*name)) : std::nullopt;
           })
       .def_readwrite("stream", &EngineTask::stream)
+      .def_readwrite("use_cache", &EngineTask::use_cache)
       .def_property("project", [](const EngineTask& t) { return t.scope.project; },
                     [](EngineTask& t, std::string v) { t.scope.project = std::move(v); })
       .def_property("conversation", [](const EngineTask& t) { return t.scope.conversation; },
@@ -556,6 +557,12 @@ void bind_route(py::module_& m) {
              for (const ModelStats& s : e.metrics()) out.append(stats_dict(s));
              return out;
            })
+      .def(
+          "set_response_cache",
+          [](Engine& e, std::shared_ptr<ResponseCache> cache, bool allow_sampling) {
+            e.set_response_cache(std::move(cache), CachePolicy{allow_sampling});
+          },
+          py::arg("cache"), py::arg("allow_sampling") = false)
       .def("record_feedback", &Engine::record_feedback, py::arg("model"), py::arg("task_type"),
            py::arg("score"), py::arg("source") = "user", py::arg("result_id") = "")
       .def(

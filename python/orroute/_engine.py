@@ -17,16 +17,18 @@ about sending.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import weakref
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from . import _core
 from . import _exceptions as _exc
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "Engine",
@@ -145,7 +147,11 @@ _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = (
 
 def bridge() -> LoopBridge:
     """The running loop's bridge (made on first use)."""
-    loop = asyncio.get_running_loop()
+    # asyncio is imported here, on the first async call, not by `import orroute`: a sync client is
+    # usable without it (importing asyncio is most of the time to a usable client).
+    from asyncio import get_running_loop
+
+    loop = get_running_loop()
     b = _bridges.get(loop)
     if b is None:
         b = _bridges[loop] = LoopBridge(loop)
@@ -253,7 +259,9 @@ def result_error(res: Mapping[str, Any]) -> BaseException:
                       _exc.BudgetExceededError)
         err = cls(message)
     elif res["error"] == "cancelled":
-        err = asyncio.CancelledError(message)
+        from asyncio import CancelledError  # only an async call can have been cancelled
+
+        err = CancelledError(message)
     elif res["nothing_sent"]:
         err = _exc.NoModelAvailableError(message)
     else:
@@ -488,9 +496,10 @@ def engine_task(
     project: str | None = None,
     conversation: str | None = None,
     tags: Sequence[tuple[str, str]] | None = None,
+    use_cache: bool = True,
 ) -> Any:
     """An engine task: the request body (JSON text, kept as sent but ``model``, set per attempt)
-    and how to route it."""
+    and how to route it (``use_cache=False``: not answered from the response cache)."""
     et = _core.EngineTask()
     et.request_json = request_json
     if task_type:
@@ -514,6 +523,8 @@ def engine_task(
         et.conversation = conversation
     if tags:
         et.tags = list(tags)
+    if not use_cache:
+        et.use_cache = False
     return et
 
 
@@ -543,6 +554,7 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
         project=task.project or project,
         conversation=task.conversation,
         tags=sorted((str(k), str(v)) for k, v in task.tags.items()) if task.tags else None,
+        use_cache=task.cache,
     )
 
 
@@ -615,6 +627,11 @@ class Engine:
 
     def metrics(self) -> list[dict[str, Any]]:
         return self._core.metrics()
+
+    def set_response_cache(self, cache: Any) -> None:
+        """Answers repeated requests from ``cache`` (an :class:`orroute.cache.ResponseCache`),
+        consulted before anything is reserved (see docs/observability.md)."""
+        self._core.set_response_cache(cache._core, cache.allow_sampling)
 
     def record_feedback(self, model: str, task_type: str, score: float, source: str,
                         result_id: str) -> None:

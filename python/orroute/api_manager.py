@@ -148,7 +148,7 @@ class APIManager:
     def _groups(self) -> tuple[Any, ...]:
         return ()
 
-    def _router(self) -> Any:
+    def _underlying_manager(self) -> Any:
         if self._manager is None:
             if not self._configs:
                 raise InvalidArgumentError("register a provider first (APIManager.register_provider)")
@@ -170,7 +170,7 @@ class APIManager:
     @property
     def manager(self) -> Any:
         """The :class:`orroute.AIModelManager` underneath (budgets, ledger, metrics)."""
-        return self._router()
+        return self._underlying_manager()
 
     def _task(self, messages: Sequence[Mapping[str, Any]] | str, config: APIConfig | None,
               overrides: dict[str, Any]) -> Task:
@@ -189,7 +189,7 @@ class APIManager:
         started = time.perf_counter()
         try:
             task = self._task(messages, config, overrides)
-            result = await self._router().execute_task(task, model=model)
+            result = await self._underlying_manager().execute_task(task, model=model)
         except OrRouteError as e:
             return APIResponse(success=False, error=str(e), latency=time.perf_counter() - started)
         data = dict(result.response)

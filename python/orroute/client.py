@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -26,6 +26,7 @@ from . import _engine
 from ._exceptions import APIError, InvalidArgumentError
 from .config import DEFAULT_BASE_URL as _DEFAULT_BASE_URL
 from .config import Settings, api_keys, cache_dir, runtime_settings
+from .observe import Call, Observer, cache_fields, completion_fields
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -93,9 +94,12 @@ def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, 
 
 
 class _StreamBase:
-    def __init__(self, core_stream: Any) -> None:
+    def __init__(self, core_stream: Any, observed: Call | None = None,
+                 on_complete: Callable[[dict[str, Any]], None] | None = None) -> None:
         self._cs = core_stream
         self._finished = False
+        self._observed = observed  # the call's log line, callbacks and span (orroute.observe)
+        self._on_complete = on_complete  # the response cache keeps the finished completion
 
     @property
     def text(self) -> str:
@@ -121,13 +125,24 @@ class _StreamBase:
             return ChatCompletionChunk(chunk)
         self._finished = True
         if kind == 3:
-            raise _engine.api_error(self._cs.error(), partial=self._cs.text(0))
+            err = _engine.api_error(self._cs.error(), partial=self._cs.text(0))
+            if self._observed is not None:
+                self._observed.failed(err)
+            raise err
+        if self._on_complete is not None:
+            self._on_complete(dict(self._cs.completion(), usage=self._cs.usage()))
+        if self._observed is not None:
+            fields = completion_fields(self._cs.completion())
+            fields.update(completion_fields({"usage": self._cs.usage()}))
+            self._observed.done(**fields)
         return None  # end
 
     def _close(self) -> None:
         if not self._finished:
             self._finished = True
             self._cs.cancel()
+            if self._observed is not None:
+                self._observed.cancelled()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # at interpreter shutdown the core may be gone
@@ -224,20 +239,33 @@ class _Base:
         app_url: str | None = None,
         default_headers: Mapping[str, str] | None = None,
         settings: Settings | None = None,
+        on_request: Any = None,
+        on_response: Any = None,
+        on_error: Any = None,
+        on_budget_alert: Any = None,
+        cache: Any = None,
         _core_client: Any = None,
+        _observer: Observer | None = None,
     ) -> None:
         if max_retries < 0:
             raise InvalidArgumentError("max_retries must be >= 0")
         self._timeout = timeout
         self._max_retries = max_retries
         self._headers = list((default_headers or {}).items())
+        self._observe = _observer or Observer(
+            "client", on_request=on_request, on_response=on_response, on_error=on_error,
+            on_budget_alert=on_budget_alert)
         if _core_client is not None:
             self._core = _core_client
+            self._cache = cache or None
             return
         s = runtime_settings(settings)  # environment, .env, config file: config.py's reading
+        from .cache import resolve_cache
+
+        self._cache = resolve_cache(cache, settings=s)  # see orroute.cache
         self._core = _engine.new_client(
             base_url=base_url or s.base_url,
-            api_keys=api_keys(api_key),
+            api_keys=self._observe.mask(api_keys(api_key)),
             app_name=app_name or s.app_name or "",
             app_url=app_url or s.app_url or "",
             timeouts=_timeouts(timeout, False),
@@ -266,7 +294,25 @@ class _Base:
             timeout=self._timeout if timeout is ... else timeout,
             max_retries=self._max_retries if max_retries is None else max_retries,
             _core_client=self._core,
+            _observer=self._observe,
+            cache=self._cache,
         )
+
+    @property
+    def callbacks(self) -> Observer:
+        """The :class:`orroute.observe.Observer` of this client's chat calls:
+        ``client.callbacks.add("on_response", fn)`` registers one more callback."""
+        return self._observe
+
+    def _cache_lookup(self, model: str | None, messages: Any, params: dict[str, Any],
+                      extra_body: Mapping[str, Any] | None, cache: bool) -> Any:
+        """The response cache's answer for this request (None: no cache or opted out)."""
+        if self._cache is None or cache is False:
+            return None
+        from ._client_cache import Lookup
+
+        return Lookup(self._cache, self._chat_body(model, messages, False, params, extra_body),
+                      self.base_url)
 
     # -- request building (defaults and shape only; the core validates and sends) --------------
     def _start(
@@ -418,6 +464,7 @@ class _Completions:
         extra_headers: Mapping[str, str] | None = None,
         timeout: float | Timeout | None | Any = ...,
         max_retries: int | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> ChatCompletion | Stream:
         """Creates a chat completion (``stream=True``: a ``Stream`` of chunks).
@@ -425,15 +472,30 @@ class _Completions:
         Takes every field of OpenRouter's request (tools, response_format, models, provider,
         reasoning, plugins, ...) as keyword arguments; ``extra_body`` for anything newer.
         Raises the ``APIError`` subclass matching the failure after the retries are spent.
+        With a response cache (``OpenRouter(cache=True)``, see :mod:`orroute.cache`) a repeated
+        request is answered from it (``cache=False``: not this call).
         """
         c = self._client
-        call = c._start_chat(
-            model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
-        )
-        if stream:
-            return Stream(_engine.stream_of(call))
-        call.wait_done()
-        return ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
+        observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
+        try:
+            cached = c._cache_lookup(model, messages, params, extra_body, cache)
+            if cached is not None and cached.hit is not None:
+                return _cache_hit(cached, observed, stream, asynchronous=False)
+            call = c._start_chat(
+                model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
+            )
+            if stream:
+                return Stream(_engine.stream_of(call), observed,
+                              cached.store if cached is not None else None)
+            call.wait_done()
+            r = ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
+        except BaseException as e:
+            observed.raised(e)
+            raise
+        if cached is not None:
+            cached.store(r.model_dump())
+        observed.done(**completion_fields(r), result=r)
+        return r
 
 
 class _Chat:
@@ -548,17 +610,42 @@ class _AsyncCompletions:
         extra_headers: Mapping[str, str] | None = None,
         timeout: float | Timeout | None | Any = ...,
         max_retries: int | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
         c = self._client
-        call = c._start_chat(
-            model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
-        )
-        if stream:
-            return AsyncStream(_engine.stream_of(call))
-        await _engine.wait(call)
-        return ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
+        observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
+        try:
+            cached = c._cache_lookup(model, messages, params, extra_body, cache)
+            if cached is not None and cached.hit is not None:
+                return _cache_hit(cached, observed, stream, asynchronous=True)
+            call = c._start_chat(
+                model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
+            )
+            if stream:
+                return AsyncStream(_engine.stream_of(call), observed,
+                                   cached.store if cached is not None else None)
+            await _engine.wait(call)
+            r = ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
+        except BaseException as e:
+            observed.raised(e)
+            raise
+        if cached is not None:
+            cached.store(r.model_dump())
+        observed.done(**completion_fields(r), result=r)
+        return r
+
+
+def _cache_hit(cached: Any, observed: Call, stream: bool, *, asynchronous: bool) -> Any:
+    """A call answered from the response cache: the marked completion, or its replay."""
+    from ._client_cache import AsyncReplayStream, ReplayStream
+
+    comp = cached.completion()
+    observed.done(**completion_fields(comp), **cache_fields(comp))
+    if stream:
+        return AsyncReplayStream(comp) if asynchronous else ReplayStream(comp)
+    return ChatCompletion(comp)
 
 
 def _data(body: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 from . import _engine
 from . import _exceptions as _exc
 from ._cascade_run import CascadeResult
+from .observe import task_result_fields
 from .task import Task
 
 __all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult", "Usage"]
@@ -207,6 +208,12 @@ class AIModelManager:
             base URL, strategy, app name and URL, log level); default
             ``orroute.config.load_settings()``. The strategy is ``ORROUTE_STRATEGY``, else
             ``cost_optimized`` when ``OPENROUTER_COST_OPTIMIZATION`` is true, else balanced.
+        on_request, on_response, on_error, on_budget_alert: callbacks (a callable or a list;
+            sync or async) taking an :class:`orroute.observe.CallEvent` (an ``AlertEvent`` for
+            budget alerts); they can neither fail nor delay a call (see :mod:`orroute.observe`).
+        cache: the response cache (see :mod:`orroute.cache`): True (next to the ledger), a
+            location or an :class:`orroute.cache.ResponseCache`; None follows the settings
+            (``ORROUTE_CACHE`` / the config file's ``cache``); ``Task(cache=False)`` skips it.
 
     >>> manager = AIModelManager(api_key="sk-or-...", budget=5, fallbacks=["openai/gpt-4o-mini"])
     >>> result = manager.execute_task_sync(Task(messages="Say hi"))  # doctest: +SKIP
@@ -246,15 +253,26 @@ class AIModelManager:
         cost_check_multiple: int = 2,
         webhook_url: str | None = None,
         settings: Any = None,
+        on_request: Any = None,
+        on_response: Any = None,
+        on_error: Any = None,
+        on_budget_alert: Any = None,
+        cache: Any = None,
     ) -> None:
         from .catalog import Catalog
         from .config import api_keys, runtime_settings
 
         settings = runtime_settings(settings)  # env, .env, config file (LOG_LEVEL applied)
         strategy = strategy or settings.strategy
+        from .observe import Observer
+
+        keys = api_keys(api_key)  # env, .env and "k1,k2" rotation: the client's rule
+        self._observe = Observer("manager", on_request=on_request, on_response=on_response,
+                                 on_error=on_error, on_budget_alert=on_budget_alert,
+                                 secrets=keys)
         cfg = _engine.engine_config(
             base_url=base_url or settings.base_url,
-            api_keys=api_keys(api_key),  # env, .env and "k1,k2" rotation: the client's rule
+            api_keys=keys,
             app_name=app_name or settings.app_name,
             app_url=app_url or settings.app_url,
             strategy=strategy,
@@ -301,6 +319,11 @@ class AIModelManager:
 
         priors = bundled_priors_path().read_text(encoding="utf-8")
         self._door = _engine.Engine(cfg, core_catalog, ledger_path, priors)
+        from .cache import resolve_cache
+
+        self.cache = resolve_cache(cache, settings=settings, next_to=ledger_path)
+        if self.cache is not None:  # consulted by the engine before it reserves
+            self._door.set_response_cache(self.cache)
         if int(stream_queue) < 1:
             raise _exc.InvalidArgumentError("stream_queue must be >= 1")
         self._stream_queue = int(stream_queue)
@@ -386,6 +409,17 @@ class AIModelManager:
         return _engine.task_request(task, stream=stream, model=model, pin=pin,
                                     project=self._project)
 
+    @property
+    def callbacks(self) -> Any:
+        """The :class:`orroute.observe.Observer` of this manager's calls:
+        ``manager.callbacks.add("on_response", fn)`` registers one more callback."""
+        return self._observe
+
+    def _observed(self, task: Task, model: str | None, stream: bool) -> Any:
+        return self._observe.start(model=model, stream=stream, messages=task.messages,
+                                   params={"max_tokens": task.max_tokens} if task.max_tokens
+                                   else None, project=task.project or self._project)
+
     def on_alert(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """Registers ``callback(AlertEvent)`` for budget thresholds crossed by this manager's
         calls (each threshold fires once per window across every process sharing the ledger).
@@ -400,6 +434,7 @@ class AIModelManager:
             from ._alerts import dispatch
 
             dispatch(alerts, self._alert_callbacks, self._webhook_url, self._webhooks)
+            self._observe.budget_alerts(alerts)
             if self._tracker is not None:
                 self._tracker._dispatch(alerts)
         if res.get("cost_problem"):
@@ -463,7 +498,9 @@ class AIModelManager:
 
     def _run_sync(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
         task = Task.coerce(task)
-        r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)))
+        with self._observed(task, model, False) as call:
+            r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)))
+            call.done(**task_result_fields(r))
         r.task_id = task.id or ""
         return r
 
@@ -474,8 +511,11 @@ class AIModelManager:
 
     async def _run(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
         task = Task.coerce(task)
-        # on the engine's network thread; cancelling the await cancels the run
-        r = self._result(await self._door.run_async(self._engine_task(task, model=model, pin=pin)))
+        with self._observed(task, model, False) as call:
+            # on the engine's network thread; cancelling the await cancels the run
+            r = self._result(
+                await self._door.run_async(self._engine_task(task, model=model, pin=pin)))
+            call.done(**task_result_fields(r))
         r.task_id = task.id or ""
         return r
 
@@ -521,11 +561,13 @@ class AIModelManager:
     ) -> AsyncIterator[dict[str, Any] | TaskResult]:
         """:meth:`stream_task`'s loop: yields the chunks, then the settled :class:`TaskResult`
         (alerts fired; a failure raises). Cascades stream their final stage through it."""
+        task = Task.coerce(task)
         run = self._door.stream(
             self._engine_task(task, stream=True, model=model, pin=pin), self._stream_queue
         )
         bridge = _engine.bridge()  # one eventfd per loop: the transport thread never takes the GIL
         finished = False
+        call = self._observed(task, model, True)
         try:
             while True:
                 # A bounded hand-off: at most ~stream_queue chunks wait here; beyond that the
@@ -536,10 +578,14 @@ class AIModelManager:
                     finished = True
                     res = run.result()
                     assert res is not None  # finished() implies the result is set
-                    yield self._result(res)  # alerts fire; a failure raises
+                    with call:
+                        r = self._result(res)  # alerts fire; a failure raises
+                        call.done(**task_result_fields(r))
+                    yield r
                     return
                 await bridge.wait(run)
         finally:
+            call.__exit__(None, None, None)  # no-op once ended; else the consumer left early
             if not finished:
                 run.cancel()
 

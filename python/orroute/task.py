@@ -34,6 +34,7 @@ class Task:
         conversation: conversation the spend is booked to.
         tags: extra budget scopes, e.g. ``{"user": "alice", "team": "search"}``.
         params: other request fields, sent as given (``{"temperature": 0.7}``).
+        cache: False skips the manager's response cache for this task (see orroute.cache).
 
     >>> Task(type="coding", messages="Write a haiku about C++").messages[0]["role"]
     'user'
@@ -41,6 +42,7 @@ class Task:
 
     __slots__ = (
         "budget",
+        "cache",
         "capabilities",
         "conversation",
         "id",
@@ -68,6 +70,7 @@ class Task:
         conversation: str | None = None,
         tags: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
+        cache: bool = True,
     ) -> None:
         if not isinstance(type, str) or not type:
             raise InvalidArgumentError("task type must be a non-empty string")
@@ -105,6 +108,7 @@ class Task:
         # stream and max_tokens are the task's own
         self.params = {str(k): v for k, v in (params or {}).items()
                        if k not in ("messages", "model", "stream", "max_tokens")}
+        self.cache = bool(cache)
 
     def __repr__(self) -> str:
         return (
@@ -155,7 +159,7 @@ class Task:
             "messages": messages if messages is not None else (text if text is not None else ())
         }
         for name in ("id", "type", "input_size", "max_tokens", "project", "capabilities",
-                     "quality", "budget", "conversation", "tags", "params"):
+                     "quality", "budget", "conversation", "tags", "params", "cache"):
             value = get(name)
             if value is not None:
                 fields[name] = value

@@ -15,7 +15,7 @@ std::function<void()> ChatSender::send(const std::string& model, int,
     attempt = ++attempt_;
   }
   start(model, std::move(done));
-  auto self = shared_from_this();  // keeps the transport alive for the cancel function
+  auto self = shared_from_this();  // keeps the transports alive for the cancel function
   return [self, attempt] { self->cancel(attempt); };
 }
 
@@ -42,10 +42,7 @@ void ChatSender::start(const std::string& model, std::function<void(AttemptResul
       done(std::move(r));
       return;
     }
-    if (route->provider != nullptr) {
-      start_at(*route, model, std::move(done));
-      return;
-    }
+    if (route->provider != nullptr) return send_to(*route, model, std::move(done));
   }
   HttpRequest req;
   req.method = "POST";
@@ -70,8 +67,8 @@ void ChatSender::start(const std::string& model, std::function<void(AttemptResul
   submit(client_, std::move(req), std::move(sink), model);
 }
 
-void ChatSender::start_at(const ProviderRoute& route, const std::string& candidate,
-                          std::function<void(AttemptResult)> done) {
+void ChatSender::send_to(const ProviderRoute& route, const std::string& candidate,
+                         std::function<void(AttemptResult)> done) {
   const std::string native = routes_->native(candidate);
   const std::string model = ProviderRoutes::split(candidate).first;
   WireAdapter::Request wire;
@@ -99,6 +96,8 @@ void ChatSender::start_at(const ProviderRoute& route, const std::string& candida
   req.url = route.client->url_for(wire.path);
   req.headers.add("Content-Type", "application/json");
   req.headers.add("Accept", stream_ ? "text/event-stream" : "application/json");
+  // The provider's own key ring: a key it rejects (401/402) is set aside by the sink, which then
+  // restarts this candidate with that provider's next key.
   std::string key = route.client->keys().next().value_or("");
   if (!key.empty()) req.headers.add(cfg.auth_header, cfg.auth_prefix + key);
   for (const auto& [name, value] : cfg.headers.fields) req.headers.add(name, value);

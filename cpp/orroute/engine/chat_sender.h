@@ -84,7 +84,8 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
 
  private:
   // The attempt at a provider other than the engine's own endpoint.
-  void start_at(const ProviderRoute& route, const std::string& candidate, std::function<void(AttemptResult)> done);
+  void send_to(const ProviderRoute& route, const std::string& candidate,
+               std::function<void(AttemptResult)> done);
   // Submits `req` on `client`'s transport with `sink` (aborted at once if cancel() came first).
   void submit(std::shared_ptr<ApiClient> client, HttpRequest req, std::shared_ptr<Sink> sink,
               const std::string& model);
@@ -104,10 +105,10 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   std::atomic<int> holds_{0};
   mutable std::mutex send_mu_;  // guards the fields below
   TransferId transfer_ = 0;     // the latest attempt's transfer
-  std::shared_ptr<ApiClient> transfer_client_;  // whose transport runs it
-  const ProviderRoutes* routes_ = nullptr;
   bool cancelled_ = false;      // cancel() was called: a restart with another key is aborted
   uint64_t attempt_ = 0;        // send() calls so far (the current attempt's number)
+  std::shared_ptr<ApiClient> transfer_client_;  // whose transport runs it
+  const ProviderRoutes* routes_ = nullptr;
   std::string model_;
   int sent_ = 0;
 };

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "orroute/cache/cache_key.h"
+#include "orroute/cache/response_cache.h"
 #include "orroute/catalog/catalog.h"
 #include "orroute/catalog/money.h"
 #include "orroute/cost/budget_guard.h"
@@ -100,6 +102,7 @@ struct EngineTask {
   // `fallbacks` is set.
   std::optional<Strategy> strategy;
   bool stream = false;
+  bool use_cache = true;  // false: this task skips the response cache (when the engine has one)
 };
 
 // What the engine decided before sending.
@@ -111,6 +114,14 @@ struct EnginePlan {
   int64_t prompt_tokens = 0;
   int64_t max_tokens = 0;
   std::optional<Money> estimate;  // worst case on the first candidate
+
+  // What plan() already derived from the request, so submit() neither parses nor counts it again
+  // (internal: not part of the plan shown to Python). Empty messages_json: submit() derives them.
+  std::string messages_json, tools_json;
+  std::optional<RequestShape> shape;  // with the server-side fallbacks plan() added
+  std::vector<std::string> shape_candidates;  // the candidates `shape` was made for
+  // Prompt tokens by tokenizer (the key of tokenizer_key()), as counted for this request.
+  std::vector<std::pair<std::string, int64_t>> prompt_counts;
 };
 
 struct EngineResult {
@@ -193,6 +204,10 @@ class Engine {
   // Scores other processes record later are seen by engines created after them. Call once, before
   // the engine is shared. Throws Error if the store cannot be read.
   void set_feedback_store(std::shared_ptr<FeedbackStore> store);
+  // Answers repeated requests from `cache` (null: no cache), under `policy` (see
+  // engine/cache_gate.h: consulted before reserving; a hit costs $0 and is recorded). Call once,
+  // before the engine is shared.
+  void set_response_cache(std::shared_ptr<ResponseCache> cache, CachePolicy policy = {});
   // Sets (or removes, when unlimited) a rate limit.
   void set_limit(const std::string& scope, const RateLimit& limit);
 
@@ -206,6 +221,10 @@ class Engine {
 
  private:
   class Impl;
+  // Answers `task` from the cache (engine/cache_gate.h) through the caller's callbacks.
+  std::shared_ptr<EngineRun> serve_cached(const CachedReply& hit, const EngineTask& task,
+                                          EnginePlan plan, const ChunkCallback& on_chunk,
+                                          DoneCallback on_done);
   EngineConfig config_;
   std::shared_ptr<const ModelCatalog> catalog_;
   std::shared_ptr<Ledger> ledger_;

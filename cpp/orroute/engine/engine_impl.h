@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "orroute/engine/cache_gate.h"
 #include "orroute/engine/engine.h"
 #include "orroute/engine/provider_routes.h"
 #include "orroute/engine/transport_scheduler.h"
@@ -43,6 +44,7 @@ class Engine::Impl {
   mutable std::mutex feedback_mu;
   std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;
   std::shared_ptr<FeedbackStore> feedback_store;  // where feedback is kept; may be null
+  CacheGate cache;  // the response cache (set_response_cache); no cache by default
 
   // The endpoint breaker's name: the base URL's host.
   std::string endpoint() const { return url_host(client->config().base_url); }
@@ -60,11 +62,11 @@ class Engine::Impl {
   void update_selector(const std::string& model) {
     if (!selector) return;
     const Instant now = clock->now();
-    const ModelStats s = metrics.model(model, now);
+    const SelectionFigures s = metrics.selection_figures(model, now);  // O(1): kept as recorded
     orroute::ModelMetrics mm;
-    mm.success_rate = s.success_rate();
-    if (s.latency.p50) mm.latency_ms = *s.latency.p50 * 1000.0;
-    if (s.tokens_per_second.p50) mm.tokens_per_second = *s.tokens_per_second.p50;
+    mm.success_rate = s.success_rate;
+    if (s.latency_p50) mm.latency_ms = *s.latency_p50 * 1000.0;
+    if (s.tokens_per_second_p50) mm.tokens_per_second = *s.tokens_per_second_p50;
     mm.available = state.breaker_snapshot("model:" + model, now).state != BreakerState::kOpen &&
                    state.held_for("model:" + model, now).count() == 0;
     try {

@@ -6,6 +6,8 @@
 #include <memory>
 #include <utility>
 
+#include "orroute/cache/replay.h"
+#include "orroute/engine/cache_gate.h"
 #include "orroute/engine/catalog_prices.h"
 #include "orroute/engine/chat_sender.h"
 #include "orroute/engine/chat_text.h"
@@ -20,12 +22,24 @@ namespace orroute {
 
 std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan plan,
                                           ChunkCallback on_chunk, DoneCallback on_done) {
-  rapidjson::Document body;
-  if (parse_json_text(task.request_json, body) != JsonParse::kOk || !body.IsObject() || !body.HasMember("messages")) {
-    throw InvalidArgument("task request must be a JSON object with messages (plan() it first)");
+  // plan() hands over the messages, tools, shape and prompt counts it derived: no second parse.
+  std::string messages_json = std::move(plan.messages_json);
+  std::string tools_json = std::move(plan.tools_json);
+  if (messages_json.empty()) {
+    rapidjson::Document body;
+    if (parse_json_text(task.request_json, body) != JsonParse::kOk || !body.IsObject() ||
+        !body.HasMember("messages")) {
+      throw InvalidArgument("task request must be a JSON object with messages (plan() it first)");
+    }
+    messages_json = json_text(body["messages"]);
+    tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
   }
-  const std::string messages_json = json_text(body["messages"]);
-  const std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
+  // The response cache first: a hit reserves nothing and sends nothing.
+  const std::string cache_key =
+      cache_key_for(impl_->cache, task, impl_->client->config().base_url, plan.candidates);
+  if (std::optional<CachedReply> hit = cache_lookup(impl_->cache, cache_key)) {
+    return serve_cached(*hit, task, std::move(plan), on_chunk, std::move(on_done));
+  }
 
   std::vector<std::string> server_models;
   if (config_.server_side_fallbacks > 0) {
@@ -36,8 +50,15 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   }
   // Under a ledger the request carries the max_tokens that was reserved, and answers are metered.
   const int64_t meter_limit = guard_ ? plan.max_tokens : 0;
-  RequestShape shape = request_shape(task.request_json);
-  if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
+  RequestShape shape;
+  if (plan.shape && plan.shape_candidates == plan.candidates) {
+    shape = std::move(*plan.shape);  // plan() added the same server-side fallbacks
+  } else {
+    shape = request_shape(task.request_json);
+    if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
+  }
+  plan.shape.reset();
+  plan.shape_candidates.clear();
   // Several providers: each model at every provider serving it (balanced groups in their order).
   ProviderRoutes* routes = impl_->routes.get();
   std::vector<BalancerPick> picks;
@@ -47,8 +68,10 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
                                              task.stream, std::move(server_models),
                                              std::move(on_chunk), meter_limit);
   // Per-run pieces: prices (per-family prompt counts) and the budget gate (scope, task id).
-  auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, messages_json, tools_json,
-                                                std::move(shape), plan.prompt_tokens);
+  auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, std::move(messages_json),
+                                                std::move(tools_json), std::move(shape),
+                                                plan.prompt_tokens);
+  for (const auto& [key, n] : plan.prompt_counts) prices->seed(key, n);
   if (routes) sender->set_routes(routes);
   std::shared_ptr<PriceBook> book = prices;
   if (routes) book = std::make_shared<RoutedPrices>(prices, *routes);
@@ -80,7 +103,9 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
 
   Impl* impl = impl_.get();
   auto finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
+                 cache_key,
                  on_done = std::move(on_done)](RouteOutcome out) mutable {
+    cache_store(impl->cache, cache_key, out, out.result.body);
     EngineResult res;
     if (routes) {
       // The balancers learn how their picks went; a pick never sent is only released.
@@ -123,6 +148,33 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   auto run = start_route(ctx, std::move(req), sender, std::move(finish));
   return std::make_shared<EngineRun>(std::move(run), [sender] { sender->resume(); },
                                      [sender] { return sender->progress(); });
+}
+
+namespace {
+
+// The handle of a task answered from the cache: already finished, nothing to cancel.
+class FinishedRun final : public RouteRun {
+ public:
+  void cancel() override {}
+};
+
+}  // namespace
+
+std::shared_ptr<EngineRun> Engine::serve_cached(const CachedReply& hit, const EngineTask& task,
+                                                EnginePlan plan, const ChunkCallback& on_chunk,
+                                                DoneCallback on_done) {
+  EngineResult res = cache_hit_result(hit, std::move(plan), task, ledger_.get());
+  if (task.stream && on_chunk) {
+    // Bounded by the cached reply's size (the store keeps none above kMaxCachedReplyBytes); a
+    // consumer behind (kPause) just has these queued.
+    for (const std::string& chunk : replay_chunks(res.completion_json)) {
+      if (on_chunk(chunk) == ChunkAction::kCancel) break;
+    }
+  }
+  const std::string model = hit.model;
+  if (on_done) on_done(std::move(res));
+  return std::make_shared<EngineRun>(std::make_shared<FinishedRun>(), [] {},
+                                     [model] { return std::pair<std::string, int>{model, 0}; });
 }
 
 EngineResult Engine::run(const EngineTask& task) {

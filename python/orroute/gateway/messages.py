@@ -123,8 +123,8 @@ async def serve_messages(app: Any, conn: Connection, raw: RawRequest, close: boo
             chat_text = _core.chat_request_from_anthropic(raw.body.decode("utf-8", "replace"))
         except InvalidArgumentError as e:
             raise HttpError(400, str(e), param=str(e).split(" ", 1)[0].strip(":")) from None
-        chat_raw = chat_text.encode()
-        chat = validate_chat(loads(chat_raw), chat_raw)
+        chat = validate_chat(loads(chat_text), chat_text)
+        chat_raw = dumps(chat)
         if chat.get("stream"):
             et = app._task(chat, raw, key, chat_raw)
             app.in_flight += 1
