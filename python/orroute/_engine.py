@@ -176,6 +176,22 @@ async def wait_any(armables: Sequence[Any]) -> None:
             b.waiters.pop(token, None)
 
 
+class BlockingWaiter:
+    """:class:`LoopBridge` for a thread without an event loop (sync streaming): an eventfd of
+    its own, waited on with ``select`` (the GIL released)."""
+
+    def __init__(self) -> None:
+        self.notifier = _core.Notifier()
+
+    def wait(self, armable: Any) -> None:
+        """Until ``armable`` has news (at once when a chunk or the end is already waiting)."""
+        import select
+
+        armable.arm(self.notifier, 1)
+        select.select([self.notifier.fd], [], [])
+        self.notifier.drain()
+
+
 async def wait(armable: Any) -> None:
     """Waits for ``armable`` to finish; cancelling the await cancels it (the upstream transfer
     stops, a reservation is released)."""
@@ -284,7 +300,7 @@ def chat_reply(body: Any, status: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         text = body if isinstance(body, str) else repr(body)
         snippet = text[:200] + ("..." if len(text) > 200 else "")
-        raise _exc.APIError(
+        raise _exc.APIResponseValidationError(
             f"the server's reply is not a JSON object (HTTP {status}): {snippet}",
             status_code=status,
             body=snippet,

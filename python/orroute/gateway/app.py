@@ -31,6 +31,7 @@ from .._exceptions import (
 from .._http_server import Connection, RawRequest, head_bytes
 from ..observe import observe_result
 from ._json import dumps, loads
+from .cascade import CASCADE_ALIAS, CascadeRoute
 from .choices import merge_choices
 from .collector import Collector
 from .embeddings import EmbeddingsRoute
@@ -97,6 +98,7 @@ class GatewayApp:
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
         self._embeddings = EmbeddingsRoute(self)
+        self._cascade = CascadeRoute(self, ChatOutcome, [*_SSE, _SERVER])
         self.metrics = GatewayMetrics(self)
         self.http_server: Any = None  # the HttpServer, once listening (its counters: /metrics)
 
@@ -341,6 +343,8 @@ class GatewayApp:
               raw_body: bytes, *, use_cache: bool = True) -> Any:
         """The engine task: the client's body as sent, the candidates in order, the key's
         project. The engine keeps every field but ``model`` (set per attempt)."""
+        if body["model"] == CASCADE_ALIAS:  # served by CascadeRoute, one choice at a time
+            raise _bad("model", "orroute/cascade streams one choice of a chat completion (n = 1)")
         resolved = self.resolve(body)
         alias = isinstance(resolved, str)  # the engine's selector ranks, with its metrics
         return _engine.engine_task(
@@ -427,6 +431,8 @@ class GatewayApp:
     async def _run_chat(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
                         key: GatewayKey, close: bool, raw_body: bytes, *,
                         use_cache: bool = True) -> ChatOutcome | None:
+        if body["model"] == CASCADE_ALIAS:
+            return await self._cascade.serve(conn, raw, body, key, close)
         et = self._task(body, raw, key, raw_body, use_cache=use_cache)
         observed = self._observe_call(body, key)
         self.in_flight += 1
