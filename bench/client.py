@@ -2,8 +2,10 @@
 
 Measured in one run against FakeOpenRouter (in its own process, zero model latency):
   1. latency per chat completion (p50, p99) at concurrency 1 and 64 for: a raw libcurl call from
-     C++ (bench/raw_curl.cpp, compiled on the fly), orroute, the `openai` package, and the official
-     `openrouter` package when installed; "added" = the client's latency minus raw libcurl's.
+     C++ (bench/raw_curl.cpp, compiled on the fly), orroute, the `openai` package, `openai` on
+     orroute's in-process transport (`orroute.openai_client`, through the router), and the
+     official `openrouter` package when installed; "added" = the client's latency minus raw
+     libcurl's.
   2. N concurrent streams (1,000 and 10,000) through one AsyncOpenRouter: peak RSS and CPU time
      per stream, in a fresh process per N.
 
@@ -166,6 +168,7 @@ def latency_rows(url: str, conc: int, count: int) -> list[tuple[str, int, list[f
                 )
 
         rows.append(("openai (async)", conc, asyncio.run(openai_async())))
+        rows += transport_rows(url, conc, count)
     except ImportError:
         print("  (openai not installed)")
     try:
@@ -191,6 +194,34 @@ def latency_rows(url: str, conc: int, count: int) -> list[tuple[str, int, list[f
         print("  (openrouter SDK not installed: pip install openrouter)")
     except Exception as e:  # noqa: BLE001
         print(f"  (openrouter SDK failed: {type(e).__name__}: {e})")
+    return rows
+
+
+def transport_rows(url: str, conc: int, count: int) -> list[tuple[str, int, list[float]]]:
+    """openai's own client on ``orroute.openai_client``: the in-process drop-in for frameworks
+    (openai -> httpx -> orroute.Transport -> the router's engine -> libcurl). Its added latency
+    over "openai" is the router's work (selection, ledger-free settle) plus the transport's."""
+    import orroute
+
+    manager = orroute.AIModelManager(api_key="sk-or-v1-bench-not-a-real-key", base_url=url)
+    rows: list[tuple[str, int, list[float]]] = []
+    oc = orroute.openai_client(manager)
+
+    def tcall() -> object:
+        return oc.chat.completions.create(model=MODEL, messages=MSGS)
+
+    run_concurrent(tcall, 50, 1)
+    if conc == 1:
+        rows.append(("openai+Transport (sync)", conc, run_concurrent(tcall, count, 1)))
+
+    async def transport_async() -> list[float]:
+        async with orroute.async_openai_client(manager) as ac:
+            return await run_async(
+                lambda: ac.chat.completions.create(model=MODEL, messages=MSGS), count, conc
+            )
+
+    rows.append(("openai+Transport (async)", conc, asyncio.run(transport_async())))
+    oc.close()
     return rows
 
 

@@ -31,10 +31,12 @@ void bind_tokenizer(pybind11::module_& m);  // Encoding, chat counting
 void bind_net(pybind11::module_& m);        // transport, requests, streams
 void bind_cost(pybind11::module_& m);       // ledger, budgets, reservations
 void bind_feedback(pybind11::module_& m);   // FeedbackStore (next to the ledger)
+void bind_cache(pybind11::module_& m);      // response cache: key rule, store, replay
 void bind_redis(pybind11::module_& m);      // RedisLedger (when built with hiredis)
 void bind_route(pybind11::module_& m);      // engine, breakers, limits, metrics
 void bind_routing(pybind11::module_& m);    // learned router
 void bind_verify(pybind11::module_& m);     // answer verifiers, escalation, operating points
+void bind_compression(pybind11::module_& m);  // prompt compression's decision rule
 void bind_provider(pybind11::module_& m);   // providers, wire adapters, balancer
 
 }  // namespace orroute::bindings

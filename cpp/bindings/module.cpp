@@ -40,9 +40,11 @@ PYBIND11_MODULE(_core, m) {
   orroute::bindings::bind_net(m);
   orroute::bindings::bind_cost(m);
   orroute::bindings::bind_feedback(m);
+  orroute::bindings::bind_cache(m);
   orroute::bindings::bind_redis(m);
   orroute::bindings::bind_route(m);
   orroute::bindings::bind_routing(m);
   orroute::bindings::bind_verify(m);
+  orroute::bindings::bind_compression(m);
   orroute::bindings::bind_provider(m);
 }

@@ -174,6 +174,22 @@ async def wait_any(armables: Sequence[Any]) -> None:
             b.waiters.pop(token, None)
 
 
+class BlockingWaiter:
+    """:class:`LoopBridge` for a thread without an event loop (sync streaming): an eventfd of
+    its own, waited on with ``select`` (the GIL released)."""
+
+    def __init__(self) -> None:
+        self.notifier = _core.Notifier()
+
+    def wait(self, armable: Any) -> None:
+        """Until ``armable`` has news (at once when a chunk or the end is already waiting)."""
+        import select
+
+        armable.arm(self.notifier, 1)
+        select.select([self.notifier.fd], [], [])
+        self.notifier.drain()
+
+
 async def wait(armable: Any) -> None:
     """Waits for ``armable`` to finish; cancelling the await cancels it (the upstream transfer
     stops, a reservation is released)."""
@@ -282,7 +298,7 @@ def chat_reply(body: Any, status: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         text = body if isinstance(body, str) else repr(body)
         snippet = text[:200] + ("..." if len(text) > 200 else "")
-        raise _exc.APIError(
+        raise _exc.APIResponseValidationError(
             f"the server's reply is not a JSON object (HTTP {status}): {snippet}",
             status_code=status,
             body=snippet,
@@ -494,9 +510,10 @@ def engine_task(
     project: str | None = None,
     conversation: str | None = None,
     tags: Sequence[tuple[str, str]] | None = None,
+    use_cache: bool = True,
 ) -> Any:
     """An engine task: the request body (JSON text, kept as sent but ``model``, set per attempt)
-    and how to route it."""
+    and how to route it (``use_cache=False``: not answered from the response cache)."""
     et = _core.EngineTask()
     et.request_json = request_json
     if task_type:
@@ -520,6 +537,8 @@ def engine_task(
         et.conversation = conversation
     if tags:
         et.tags = list(tags)
+    if not use_cache:
+        et.use_cache = False
     return et
 
 
@@ -533,7 +552,7 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
     task = Task.coerce(task)
     if not task.messages:
         raise _exc.InvalidArgumentError("task has no messages")
-    body: dict[str, Any] = {"messages": list(task.messages)}
+    body: dict[str, Any] = {**task.params, "messages": list(task.messages)}
     if task.max_tokens is not None:
         body["max_tokens"] = task.max_tokens
     if model:
@@ -549,6 +568,7 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
         project=task.project or project,
         conversation=task.conversation,
         tags=sorted((str(k), str(v)) for k, v in task.tags.items()) if task.tags else None,
+        use_cache=task.cache,
     )
 
 
@@ -621,6 +641,11 @@ class Engine:
 
     def metrics(self) -> list[dict[str, Any]]:
         return self._core.metrics()
+
+    def set_response_cache(self, cache: Any) -> None:
+        """Answers repeated requests from ``cache`` (an :class:`orroute.cache.ResponseCache`),
+        consulted before anything is reserved (see docs/observability.md)."""
+        self._core.set_response_cache(cache._core, cache.allow_sampling)
 
     def record_feedback(self, model: str, task_type: str, score: float, source: str,
                         result_id: str) -> None:

@@ -16,16 +16,18 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote
 
+from . import _client_surface as _surface
 from . import _engine
 from ._exceptions import APIError, InvalidArgumentError
 from .config import DEFAULT_BASE_URL as _DEFAULT_BASE_URL
 from .config import Settings, api_keys, cache_dir, runtime_settings
+from .observe import Call, Observer, cache_fields, completion_fields
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -33,6 +35,7 @@ from .types import (
     Credits,
     Generation,
     KeyInfo,
+    Model,
     ModelList,
 )
 
@@ -78,8 +81,13 @@ class Timeout:
 
 def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, Any, Any]:
     """A float means: total time for a plain call; first byte and idle gap for a stream."""
+    timeout = _surface.timeout_of(timeout)  # httpx.Timeout, openai.NOT_GIVEN
+    if timeout is ...:
+        timeout = DEFAULT_TIMEOUT
     if isinstance(timeout, Timeout):
         return timeout._tuple()
+    if isinstance(timeout, tuple) and len(timeout) == 4:  # an httpx.Timeout, converted
+        return timeout
     if timeout is None:
         return (10.0, None, None, None)
     t = float(timeout)
@@ -92,10 +100,25 @@ def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, 
 # Streams
 
 
+def _keyless(core: Any) -> bool:
+    """No key for OpenRouter itself: every call but ``/models`` would be answered 401."""
+    return not core.masked_keys() and core.base_url.rstrip("/") == DEFAULT_BASE_URL.rstrip("/")
+
+
 class _StreamBase:
-    def __init__(self, core_stream: Any) -> None:
+    def __init__(self, core_stream: Any, observed: Call | None = None,
+                 on_complete: Callable[[dict[str, Any]], None] | None = None,
+                 include_usage: bool = True) -> None:
         self._cs = core_stream
         self._finished = False
+        self._observed = observed  # the call's log line, callbacks and span (orroute.observe)
+        self._on_complete = on_complete  # the response cache keeps the finished completion
+        self._include_usage = include_usage
+
+    def _hidden(self, kind: int, chunk: Any) -> bool:
+        """The final usage chunk (no choices), unless asked for with ``stream_options=
+        {"include_usage": True}``, as openai does (``.usage`` has it either way)."""
+        return kind == 0 and not self._include_usage and _surface.usage_only(chunk)
 
     @property
     def text(self) -> str:
@@ -121,13 +144,24 @@ class _StreamBase:
             return ChatCompletionChunk(chunk)
         self._finished = True
         if kind == 3:
-            raise _engine.api_error(self._cs.error(), partial=self._cs.text(0))
+            err = _engine.api_error(self._cs.error(), partial=self._cs.text(0))
+            if self._observed is not None:
+                self._observed.failed(err)
+            raise err
+        if self._on_complete is not None:
+            self._on_complete(dict(self._cs.completion(), usage=self._cs.usage()))
+        if self._observed is not None:
+            fields = completion_fields(self._cs.completion())
+            fields.update(completion_fields({"usage": self._cs.usage()}))
+            self._observed.done(**fields)
         return None  # end
 
     def _close(self) -> None:
         if not self._finished:
             self._finished = True
             self._cs.cancel()
+            if self._observed is not None:
+                self._observed.cancelled()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # at interpreter shutdown the core may be gone
@@ -152,7 +186,7 @@ class Stream(_StreamBase):
             raise StopIteration
         while True:
             kind, chunk = self._cs.next(0.25)  # GIL released while waiting
-            if kind != 1:
+            if kind != 1 and not self._hidden(kind, chunk):
                 break
         item = self._item(kind, chunk)
         if item is None:
@@ -170,7 +204,6 @@ class Stream(_StreamBase):
         self.close()
 
 
-
 class AsyncStream(_StreamBase):
     """Async twin of ``Stream``: an async iterator and an async context manager. Cancelling the task
     that iterates it aborts the transfer."""
@@ -183,6 +216,8 @@ class AsyncStream(_StreamBase):
             raise StopAsyncIteration
         while True:
             kind, chunk = self._cs.try_next()
+            if self._hidden(kind, chunk):
+                continue
             if kind != 1:
                 break
             try:
@@ -224,26 +259,41 @@ class _Base:
         app_url: str | None = None,
         default_headers: Mapping[str, str] | None = None,
         settings: Settings | None = None,
+        on_request: Any = None,
+        on_response: Any = None,
+        on_error: Any = None,
+        on_budget_alert: Any = None,
+        cache: Any = None,
         _core_client: Any = None,
+        _observer: Observer | None = None,
     ) -> None:
         if max_retries < 0:
             raise InvalidArgumentError("max_retries must be >= 0")
         self._timeout = timeout
         self._max_retries = max_retries
         self._headers = list((default_headers or {}).items())
+        self._observe = _observer or Observer(
+            "client", on_request=on_request, on_response=on_response, on_error=on_error,
+            on_budget_alert=on_budget_alert)
         if _core_client is not None:
             self._core = _core_client
+            self._cache = cache or None
+            self._keyless = _keyless(_core_client)
             return
         s = runtime_settings(settings)  # environment, .env, config file: config.py's reading
+        from .cache import resolve_cache
+
+        self._cache = resolve_cache(cache, settings=s)  # see orroute.cache
         self._core = _engine.new_client(
             base_url=base_url or s.base_url,
-            api_keys=api_keys(api_key),
+            api_keys=self._observe.mask(api_keys(api_key)),
             app_name=app_name or s.app_name or "",
             app_url=app_url or s.app_url or "",
             timeouts=_timeouts(timeout, False),
             stream_timeouts=_timeouts(timeout, True),
             max_retries=max_retries,
         )
+        self._keyless = _keyless(self._core)
 
     @property
     def base_url(self) -> str:
@@ -254,19 +304,62 @@ class _Base:
         """The configured keys, masked."""
         return self._core.masked_keys()
 
+    @property
+    def api_key(self) -> str:
+        """The first configured key, masked (openai's attribute; orroute never hands a key back)."""
+        keys = self._core.masked_keys()
+        return keys[0] if keys else ""
+
+    @property
+    def max_retries(self) -> int:
+        return self._max_retries
+
+    @property
+    def timeout(self) -> float | Timeout | None:
+        return self._timeout
+
     def __repr__(self) -> str:
         keys = self._core.masked_keys()
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={keys[0] if len(keys) == 1 else keys!r})"
 
     def with_options(
-        self, *, timeout: float | Timeout | None | Any = ..., max_retries: int | None = None
+        self,
+        *,
+        timeout: float | Timeout | None | Any = ...,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        **_openai_only: Any,
     ) -> Any:
-        """A client sharing this one's connections, with other per-call defaults."""
-        return type(self)(
+        """A client sharing this one's connections, with other per-call defaults (``copy`` in
+        openai; its other arguments, such as ``http_client``, have no meaning here)."""
+        timeout = _surface.timeout_of(timeout)
+        clone = type(self)(
             timeout=self._timeout if timeout is ... else timeout,
             max_retries=self._max_retries if max_retries is None else max_retries,
             _core_client=self._core,
+            _observer=self._observe,
+            cache=self._cache,
         )
+        clone._headers = self._headers + list((default_headers or {}).items())
+        return clone
+
+    copy = with_options
+
+    @property
+    def callbacks(self) -> Observer:
+        """The :class:`orroute.observe.Observer` of this client's chat calls:
+        ``client.callbacks.add("on_response", fn)`` registers one more callback."""
+        return self._observe
+
+    def _cache_lookup(self, model: str | None, messages: Any, params: dict[str, Any],
+                      extra_body: Mapping[str, Any] | None, cache: bool) -> Any:
+        """The response cache's answer for this request (None: no cache or opted out)."""
+        if self._cache is None or cache is False:
+            return None
+        from ._client_cache import Lookup
+
+        return Lookup(self._cache, self._chat_body(model, messages, False, params, extra_body),
+                      self.base_url)
 
     # -- request building (defaults and shape only; the core validates and sends) --------------
     def _start(
@@ -282,6 +375,8 @@ class _Base:
         extra_headers: Mapping[str, str] | None = None,
         not_found_retries: int = 0,
     ) -> Any:
+        if self._keyless and not path.startswith("/models"):
+            raise _surface.missing_key_error()
         t = self._timeout if timeout is ... else timeout
         retries = self._max_retries if max_retries is None else max_retries
         headers = self._headers + list((extra_headers or {}).items())
@@ -307,15 +402,16 @@ class _Base:
         timeout: Any,
         max_retries: int | None,
         extra_headers: Mapping[str, str] | None,
+        extra_query: Mapping[str, Any] | None = None,
     ) -> Any:
         """Validates the chat request and starts it on the transport (shared by sync and async)."""
         return self._start(
             "POST",
-            "/chat/completions",
+            _surface.with_query("/chat/completions", extra_query),
             self._chat_body(model, messages, stream, params, extra_body),
             stream=stream,
             chat=True,
-            timeout=timeout,
+            timeout=_surface.timeout_of(timeout),
             max_retries=max_retries,
             extra_headers=extra_headers,
         )
@@ -328,11 +424,9 @@ class _Base:
         params: dict[str, Any],
         extra_body: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
-        unknown = [k for k in params if k not in CHAT_FIELDS]
-        if unknown:
-            raise InvalidArgumentError(
-                f"unknown parameter(s) {', '.join(sorted(unknown))}; pass new API fields in extra_body={{...}}"
-            )
+        # Fields newer than CHAT_FIELDS are sent as given (openai's newer keywords, such as
+        # prompt_cache_retention); openai's NOT_GIVEN / omit mean "leave it out".
+        params = _surface.strip_omitted(params)
         body: dict[str, Any] = {}
         if model is not None:
             body["model"] = model
@@ -385,9 +479,28 @@ class _Base:
         return None
 
 
-class _Completions:
-    def __init__(self, client: OpenRouter) -> None:
+class _CompletionsBase:
+    """What the sync and async ``chat.completions`` share: starting a call, raw responses."""
+
+    def __init__(self, client: Any) -> None:
         self._client = client
+
+    def _begin(self, messages: Any, model: Any, stream: Any, extra_body: Any,
+               extra_headers: Any, extra_query: Any, timeout: Any, max_retries: Any,
+               params: dict[str, Any]) -> tuple[Any, bool, bool]:
+        stream = bool(stream) and not _surface.is_omitted(stream)
+        include_usage = _surface.wants_usage_chunk(params)
+        call = self._client._start_chat(model, messages, stream, params, extra_body, timeout,
+                                        max_retries, extra_headers, extra_query)
+        return call, stream, include_usage
+
+    @property
+    def with_raw_response(self) -> _RawCompletions:
+        """``with_raw_response.create(...)``: the status and headers too (``.parse()``)."""
+        return _RawCompletions(self)
+
+
+class _Completions(_CompletionsBase):
 
     @overload
     def create(
@@ -416,24 +529,50 @@ class _Completions:
         stream: bool = False,
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
         timeout: float | Timeout | None | Any = ...,
         max_retries: int | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> ChatCompletion | Stream:
-        """Creates a chat completion (``stream=True``: a ``Stream`` of chunks).
+        """Creates a chat completion (``stream=True``: a ``Stream`` of chunks; the final usage
+        chunk only with ``stream_options={"include_usage": True}``, as in openai).
 
         Takes every field of OpenRouter's request (tools, response_format, models, provider,
-        reasoning, plugins, ...) as keyword arguments; ``extra_body`` for anything newer.
-        Raises the ``APIError`` subclass matching the failure after the retries are spent.
+        reasoning, plugins, ...) as keyword arguments, newer ones too (sent as given);
+        ``extra_body`` / ``extra_headers`` / ``extra_query`` as in openai. Raises the
+        ``APIError`` subclass matching the failure after the retries are spent.
+        With a response cache (``OpenRouter(cache=True)``, see :mod:`orroute.cache`) a repeated
+        request is answered from it (``cache=False``: not this call).
         """
         c = self._client
-        call = c._start_chat(
-            model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
-        )
+        stream = bool(stream) and not _surface.is_omitted(stream)
+        include_usage = _surface.wants_usage_chunk(params)
+        observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
+        try:
+            cached = c._cache_lookup(model, messages, params, extra_body, cache)
+            if cached is not None and cached.hit is not None:
+                return _cache_hit(cached, observed, stream, asynchronous=False)
+            call = c._start_chat(model, messages, stream, params, extra_body, timeout,
+                                 max_retries, extra_headers, extra_query)
+            if stream:
+                return Stream(_engine.stream_of(call), observed,
+                              cached.store if cached is not None else None, include_usage)
+            call.wait_done()
+            r = ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
+        except BaseException as e:
+            observed.raised(e)
+            raise
+        if cached is not None:
+            cached.store(r.model_dump())
+        observed.done(**completion_fields(r), result=r)
+        return r
+
+    def _finish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:
-            return Stream(_engine.stream_of(call))
+            return Stream(_engine.stream_of(call), include_usage=include_usage)
         call.wait_done()
-        return ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
+        return ChatCompletion(_engine.chat_reply(self._client._result(call), call.status()))
 
 
 class _Chat:
@@ -460,6 +599,10 @@ class _Models:
                 raise
             return offline
         return self._fresh(body)
+
+    def retrieve(self, model: str, **_openai_options: Any) -> Model:
+        """One model of ``list()`` (cached like it); ``NotFoundError`` when it has no such id."""
+        return _surface.retrieve_model(self.list(), model)
 
     # The sync and async list() differ only in how they wait for the GET.
     def _cached(self, ttl: float) -> ModelList | None:
@@ -505,6 +648,7 @@ class OpenRouter(_Base):
         super().__init__(**kwargs)
         self.chat = _Chat(self, _Completions)
         self.models = _Models(self)
+        self.embeddings = _surface.Embeddings(self)
 
     def _get(self, path: str, *, not_found_retries: int = 0) -> Any:
         call = self._start("GET", path, not_found_retries=not_found_retries)
@@ -534,10 +678,7 @@ class OpenRouter(_Base):
         self.close()
 
 
-class _AsyncCompletions:
-    def __init__(self, client: AsyncOpenRouter) -> None:
-        self._client = client
-
+class _AsyncCompletions(_CompletionsBase):
     async def create(
         self,
         *,
@@ -546,19 +687,59 @@ class _AsyncCompletions:
         stream: bool = False,
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
         timeout: float | Timeout | None | Any = ...,
         max_retries: int | None = None,
+        cache: bool = True,
         **params: Any,
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
         c = self._client
-        call = c._start_chat(
-            model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
-        )
+        stream = bool(stream) and not _surface.is_omitted(stream)
+        include_usage = _surface.wants_usage_chunk(params)
+        observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
+        try:
+            cached = c._cache_lookup(model, messages, params, extra_body, cache)
+            if cached is not None and cached.hit is not None:
+                return _cache_hit(cached, observed, stream, asynchronous=True)
+            call = c._start_chat(model, messages, stream, params, extra_body, timeout,
+                                 max_retries, extra_headers, extra_query)
+            if stream:
+                return AsyncStream(_engine.stream_of(call), observed,
+                                   cached.store if cached is not None else None, include_usage)
+            await _engine.wait(call)
+            r = ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
+        except BaseException as e:
+            observed.raised(e)
+            raise
+        if cached is not None:
+            cached.store(r.model_dump())
+        observed.done(**completion_fields(r), result=r)
+        return r
+
+
+    async def _afinish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:
-            return AsyncStream(_engine.stream_of(call))
+            return AsyncStream(_engine.stream_of(call), include_usage=include_usage)
         await _engine.wait(call)
-        return ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
+        return ChatCompletion(_engine.chat_reply(self._client._result(call), call.status()))
+
+    async def parse(self, *, response_format: Any, **kwargs: Any) -> ChatCompletion:
+        """Async twin of ``OpenRouter.chat.completions.parse``."""
+        fmt, model_cls = _surface.response_format_of(response_format)
+        return _surface.parse_choices(await self.create(response_format=fmt, **kwargs),
+                                      model_cls)
+
+
+def _cache_hit(cached: Any, observed: Call, stream: bool, *, asynchronous: bool) -> Any:
+    """A call answered from the response cache: the marked completion, or its replay."""
+    from ._client_cache import AsyncReplayStream, ReplayStream
+
+    comp = cached.completion()
+    observed.done(**completion_fields(comp), **cache_fields(comp))
+    if stream:
+        return AsyncReplayStream(comp) if asynchronous else ReplayStream(comp)
+    return ChatCompletion(comp)
 
 
 def _data(body: Any) -> dict[str, Any]:
@@ -585,6 +766,9 @@ class _AsyncModels(_Models):
             return offline
         return self._fresh(body)
 
+    async def retrieve(self, model: str, **_openai_options: Any) -> Model:  # type: ignore[override]
+        return _surface.retrieve_model(await self.list(), model)
+
 
 class AsyncOpenRouter(_Base):
     """Asynchronous client (the ``openai.AsyncOpenAI`` shape); same arguments as ``OpenRouter``."""
@@ -593,6 +777,7 @@ class AsyncOpenRouter(_Base):
         super().__init__(**kwargs)
         self.chat = _Chat(self, _AsyncCompletions)
         self.models = _AsyncModels(self)
+        self.embeddings = _surface.AsyncEmbeddings(self)
 
     async def _aget(self, path: str, *, not_found_retries: int = 0) -> Any:
         call = self._start("GET", path, not_found_retries=not_found_retries)

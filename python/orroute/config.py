@@ -7,7 +7,7 @@ Every component (the client, the manager, the gateway, the command line) calls
 2. the process environment (``OPENROUTER_API_KEY``, ``OPENROUTER_BASE_URL``,
    ``OPENROUTER_PREFERRED_MODEL``, ``OPENROUTER_FALLBACK_ENABLED``,
    ``OPENROUTER_COST_OPTIMIZATION``, ``LOG_LEVEL``, ``ORROUTE_STRATEGY``, ``ORROUTE_PROJECT``,
-   ``ORROUTE_LEDGER``);
+   ``ORROUTE_LEDGER``, ``ORROUTE_CACHE``);
 3. a ``.env`` file (``./.env`` unless ``env_file`` / ``ORROUTE_ENV_FILE`` names another); it never
    overrides a variable that is already set in the environment;
 4. the TOML config file (``config_file``, else ``ORROUTE_CONFIG``, else ``./orroute.toml`` when it
@@ -88,11 +88,12 @@ ENV_VARS: dict[str, str] = {
     "fallbacks": "ORROUTE_FALLBACKS",
     "app_name": "OPENROUTER_APP_NAME",
     "app_url": "OPENROUTER_APP_URL",
+    "cache": "ORROUTE_CACHE",
 }
 _SCALAR_KEYS = (
     "api_key", "base_url", "preferred_model", "fallback_enabled", "cost_optimization",
     "log_level", "strategy", "project", "ledger", "fallbacks", "router_state", "app_name",
-    "app_url",
+    "app_url", "cache",
 )
 # tables read by orroute.provider_config (load_providers), not by load_settings
 _PROVIDER_TABLES = ("providers", "model_map", "model_groups")
@@ -313,6 +314,7 @@ class Settings:
     # Breakers and rate limits shared through Redis ("redis://..."); None = per process.
     router_state: LedgerURL | None = None
     fallbacks: tuple[str, ...] = ()
+    cache: bool = False  # the response cache for every client and manager (orroute.cache)
     budgets: tuple[BudgetConfig, ...] = ()
     limits: Mapping[str, RateLimitConfig] = field(default_factory=dict)
     app_name: str | None = None
@@ -508,7 +510,7 @@ def _as_int(value: Any, where: str) -> int:
 
 
 def _convert(name: str, value: Any, where: str) -> Any:
-    if name in ("fallback_enabled", "cost_optimization"):
+    if name in ("fallback_enabled", "cost_optimization", "cache"):
         return _as_bool(value, where)
     if name == "log_level":
         return _as_choice(value, _LOG_LEVELS, where, upper=True)

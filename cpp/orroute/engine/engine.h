@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "orroute/cache/cache_key.h"
+#include "orroute/cache/response_cache.h"
 #include "orroute/catalog/catalog.h"
 #include "orroute/catalog/money.h"
 #include "orroute/cost/budget_guard.h"
@@ -22,6 +24,10 @@
 #include "orroute/cost/ledger.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/chunk_queue.h"
+#include "orroute/provider/balancer.h"
+#include "orroute/provider/model_map.h"
+#include "orroute/provider/provider.h"
+#include "orroute/provider/provider_prices.h"
 #include "orroute/route/attempt_loop.h"
 #include "orroute/route/complexity.h"
 #include "orroute/route/health.h"
@@ -30,6 +36,21 @@
 #include "orroute/select/selector.h"
 
 namespace orroute {
+
+// A provider beside the engine's own endpoint: its settings and its own prices (by its model
+// names; a model it cannot price is never sent there while a ledger is attached: money fails
+// closed).
+struct EngineProvider {
+  ProviderConfig config;
+  ProviderPrices prices;
+};
+
+// How one model's calls are spread over its deployments (the providers that serve it).
+struct EngineModelGroup {
+  std::string model;                    // the router's id
+  std::vector<Deployment> deployments;  // provider names ("" = none listed: every provider serving it)
+  BalancerOptions options;
+};
 
 struct EngineConfig {
   ClientConfig client;             // endpoint, keys, timeouts (its own retries are not used)
@@ -52,6 +73,17 @@ struct EngineConfig {
   // Where breaker state and rate-limit windows live: "" = in this process; "redis://..." =
   // shared by every engine using that Redis server and prefix (RedisRouterState).
   std::string router_state;
+  // Several providers: the engine's own endpoint (`client`) is the provider `provider_name` (its
+  // failover rank `provider_priority`); `providers` are the others. Each candidate model is tried
+  // at every provider that serves it (`model_map`, derived from the catalog and each provider's
+  // prices, plus overrides) in priority order, or in its group's balanced order, before the next
+  // model: a failure at one provider (breaker open, 5xx, 402, timeout) goes to the same model at
+  // the next. Empty `providers`: one endpoint, as before.
+  std::string provider_name = "openrouter";
+  int32_t provider_priority = 0;
+  std::vector<EngineProvider> providers;
+  ModelMap model_map;
+  std::vector<EngineModelGroup> groups;
 };
 
 // One task to run.
@@ -70,6 +102,7 @@ struct EngineTask {
   // `fallbacks` is set.
   std::optional<Strategy> strategy;
   bool stream = false;
+  bool use_cache = true;  // false: this task skips the response cache (when the engine has one)
 };
 
 // What the engine decided before sending.
@@ -103,6 +136,10 @@ struct EngineResult {
   // sharing the ledger): the caller delivers them (callbacks, webhook).
   std::vector<Alert> alerts;
   bool cut_at_reservation = false;  // streamed: cut (finish reason "length") at its reservation
+  // With several providers: the provider that answered (or was tried last) and its name for the
+  // model; "" with one endpoint.
+  std::string provider;
+  std::string provider_model;
 };
 
 // Called with each streamed chunk's JSON text (the upstream's bytes, never re-encoded) on the
@@ -167,6 +204,10 @@ class Engine {
   // Scores other processes record later are seen by engines created after them. Call once, before
   // the engine is shared. Throws Error if the store cannot be read.
   void set_feedback_store(std::shared_ptr<FeedbackStore> store);
+  // Answers repeated requests from `cache` (null: no cache), under `policy` (see
+  // engine/cache_gate.h: consulted before reserving; a hit costs $0 and is recorded). Call once,
+  // before the engine is shared.
+  void set_response_cache(std::shared_ptr<ResponseCache> cache, CachePolicy policy = {});
   // Sets (or removes, when unlimited) a rate limit.
   void set_limit(const std::string& scope, const RateLimit& limit);
 
@@ -180,6 +221,10 @@ class Engine {
 
  private:
   class Impl;
+  // Answers `task` from the cache (engine/cache_gate.h) through the caller's callbacks.
+  std::shared_ptr<EngineRun> serve_cached(const CachedReply& hit, const EngineTask& task,
+                                          EnginePlan plan, const ChunkCallback& on_chunk,
+                                          DoneCallback on_done);
   EngineConfig config_;
   std::shared_ptr<const ModelCatalog> catalog_;
   std::shared_ptr<Ledger> ledger_;

@@ -11,7 +11,9 @@
 #include <utility>
 #include <vector>
 
+#include "orroute/engine/cache_gate.h"
 #include "orroute/engine/engine.h"
+#include "orroute/engine/provider_routes.h"
 #include "orroute/engine/transport_scheduler.h"
 
 namespace orroute {
@@ -37,10 +39,12 @@ class Engine::Impl {
   std::unique_ptr<CallPricer> pricer;  // over the catalog in use (built after any refresh)
   std::vector<std::string> key_scopes;
   ProviderMemory providers;  // which upstream last served each model (provider breakers)
+  std::unique_ptr<ProviderRoutes> routes;  // several providers (null: the one endpoint)
 
   mutable std::mutex feedback_mu;
   std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;
   std::shared_ptr<FeedbackStore> feedback_store;  // where feedback is kept; may be null
+  CacheGate cache;  // the response cache (set_response_cache); no cache by default
 
   // The endpoint breaker's name: the base URL's host.
   std::string endpoint() const { return url_host(client->config().base_url); }

@@ -6,12 +6,15 @@
 #include <memory>
 #include <utility>
 
+#include "orroute/cache/replay.h"
+#include "orroute/engine/cache_gate.h"
 #include "orroute/engine/catalog_prices.h"
 #include "orroute/engine/chat_sender.h"
 #include "orroute/engine/chat_text.h"
 #include "orroute/engine/engine.h"
 #include "orroute/engine/engine_impl.h"
 #include "orroute/engine/ledger_gate.h"
+#include "orroute/engine/routed_prices.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
 
@@ -30,6 +33,12 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     }
     messages_json = json_text(body["messages"]);
     tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
+  }
+  // The response cache first: a hit reserves nothing and sends nothing.
+  const std::string cache_key =
+      cache_key_for(impl_->cache, task, impl_->client->config().base_url, plan.candidates);
+  if (std::optional<CachedReply> hit = cache_lookup(impl_->cache, cache_key)) {
+    return serve_cached(*hit, task, std::move(plan), on_chunk, std::move(on_done));
   }
 
   std::vector<std::string> server_models;
@@ -50,6 +59,11 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   }
   plan.shape.reset();
   plan.shape_candidates.clear();
+  // Several providers: each model at every provider serving it (balanced groups in their order).
+  ProviderRoutes* routes = impl_->routes.get();
+  std::vector<BalancerPick> picks;
+  std::vector<std::string> candidates = plan.candidates;
+  if (routes) candidates = routes->expand(plan.candidates, impl_->clock->now(), picks);
   auto sender = std::make_shared<ChatSender>(impl_->client, impl_->clock, task.request_json,
                                              task.stream, std::move(server_models),
                                              std::move(on_chunk), meter_limit);
@@ -58,10 +72,14 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
                                                 std::move(tools_json), std::move(shape),
                                                 plan.prompt_tokens);
   for (const auto& [key, n] : plan.prompt_counts) prices->seed(key, n);
+  if (routes) sender->set_routes(routes);
+  std::shared_ptr<PriceBook> book = prices;
+  if (routes) book = std::make_shared<RoutedPrices>(prices, *routes);
   std::shared_ptr<LedgerGate> gate;
   if (guard_) {
     gate = std::make_shared<LedgerGate>(*guard_, task.scope, task.task_id, plan.task_type,
-                                        *catalog_, *prices, plan.prompt_tokens, plan.max_tokens);
+                                        *catalog_, *book, plan.prompt_tokens, plan.max_tokens);
+    if (routes) gate->set_routed_as(config_.provider_name);
   }
 
   LoopContext ctx;
@@ -70,22 +88,50 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   ctx.metrics = &impl_->metrics;
   ctx.scheduler = impl_->scheduler.get();
   ctx.budget = gate.get();
-  ctx.prices = prices.get();
+  ctx.prices = book.get();
   ctx.config = config_.loop;
   ctx.config.key_scopes = impl_->key_scopes;
   ctx.config.endpoint = impl_->endpoint();
   ctx.providers = &impl_->providers;
+  if (routes) ctx.config.endpoint_of = [routes](const std::string& c) { return routes->endpoint_of(c); };
 
   RouteRequest req;
-  req.candidates = plan.candidates;
+  req.candidates = std::move(candidates);
   req.prompt_tokens = plan.prompt_tokens;
   req.max_output_tokens = plan.max_tokens;
   req.max_cost = task.max_cost;
 
   Impl* impl = impl_.get();
-  auto finish = [impl, sender, prices, gate, plan = std::move(plan),
+  auto finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
+                 cache_key,
                  on_done = std::move(on_done)](RouteOutcome out) mutable {
+    cache_store(impl->cache, cache_key, out, out.result.body);
     EngineResult res;
+    if (routes) {
+      // The balancers learn how their picks went; a pick never sent is only released.
+      for (const BalancerPick& p : picks) {
+        const AttemptRecord* sent = nullptr;
+        for (const AttemptRecord& a : out.attempts) {
+          if (a.model == p.candidate && a.outcome.rfind("skipped:", 0) != 0) sent = &a;
+        }
+        try {
+          if (sent) {
+            impl->state.balancer_finish(p.group, p.index, sent->outcome == "ok", sent->latency, impl->clock->now());
+          } else {
+            impl->state.balancer_release(p.group, p.index, impl->clock->now());
+          }
+        } catch (const std::exception&) {
+          // shared state unreachable: balancing state only, the call itself is settled
+        }
+      }
+      if (!out.model.empty()) {
+        const auto [model, provider] = ProviderRoutes::split(out.model);
+        const ProviderRoute* r = routes->route(out.model);
+        res.provider = r ? r->name : provider;
+        res.provider_model = routes->native(out.model);
+        out.model = model;
+      }
+    }
     res.api_error = sender->last_error();
     if (out.ok) res.api_error.reset();
     res.budget_error = out.budget_error;
@@ -102,6 +148,33 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   auto run = start_route(ctx, std::move(req), sender, std::move(finish));
   return std::make_shared<EngineRun>(std::move(run), [sender] { sender->resume(); },
                                      [sender] { return sender->progress(); });
+}
+
+namespace {
+
+// The handle of a task answered from the cache: already finished, nothing to cancel.
+class FinishedRun final : public RouteRun {
+ public:
+  void cancel() override {}
+};
+
+}  // namespace
+
+std::shared_ptr<EngineRun> Engine::serve_cached(const CachedReply& hit, const EngineTask& task,
+                                                EnginePlan plan, const ChunkCallback& on_chunk,
+                                                DoneCallback on_done) {
+  EngineResult res = cache_hit_result(hit, std::move(plan), task, ledger_.get());
+  if (task.stream && on_chunk) {
+    // Bounded by the cached reply's size (the store keeps none above kMaxCachedReplyBytes); a
+    // consumer behind (kPause) just has these queued.
+    for (const std::string& chunk : replay_chunks(res.completion_json)) {
+      if (on_chunk(chunk) == ChunkAction::kCancel) break;
+    }
+  }
+  const std::string model = hit.model;
+  if (on_done) on_done(std::move(res));
+  return std::make_shared<EngineRun>(std::make_shared<FinishedRun>(), [] {},
+                                     [model] { return std::pair<std::string, int>{model, 0}; });
 }
 
 EngineResult Engine::run(const EngineTask& task) {

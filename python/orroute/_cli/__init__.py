@@ -43,6 +43,7 @@ _COMMANDS: dict[str, str] = {
     "serve": "serve:serve",
     "keys": "serve:keys",
     "routing": "routing:routing",
+    "cache": "cache_cmd:cache",
 }
 
 

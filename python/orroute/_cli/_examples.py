@@ -65,6 +65,10 @@ EXAMPLES: dict[str, list[str]] = {
     "keys revoke": ["orroute keys revoke KEY_ID"],
     "routing": ["orroute routing eval --folds 3", "orroute routing fit table.csv -o router.bin"],
     "routing eval": ["orroute routing eval", "orroute routing eval --datasets mmlu --json"],
+    "cache": ["orroute cache stats", "orroute cache clear --yes"],
+    "cache stats": ["orroute cache stats", "orroute cache stats --json",
+                    "orroute cache stats --location redis://cache-host:6379/0"],
+    "cache clear": ["orroute cache clear", "orroute cache clear --yes"],
     "routing fit": ["orroute routing fit outcomes.csv.gz -o router.bin",
                     "orroute routing fit outcomes.csv -o router.bin --option epochs=5"],
 }

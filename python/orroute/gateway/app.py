@@ -29,12 +29,15 @@ from .._exceptions import (
     UnpricedModelError,
 )
 from .._http_server import Connection, RawRequest, head_bytes
+from ..observe import observe_result
 from ._json import dumps, loads
+from .cascade import CASCADE_ALIAS, CascadeRoute
 from .choices import merge_choices
 from .collector import Collector
 from .embeddings import EmbeddingsRoute
 from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
+from .messages import MESSAGES_PATHS, serve_messages
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import GatewayMetrics, route_of
 from .outcome import SERVER as _SERVER
@@ -83,6 +86,7 @@ class GatewayApp:
         self.selector = selector
         self.manager = manager
         self.engine = _engine.engine_of(manager)
+        self.observe = manager._observe.with_source("gateway")  # logs, callbacks, spans
         self.started = time.time()
         self.conns: set[Connection] = set()
         self.in_flight = 0
@@ -94,6 +98,7 @@ class GatewayApp:
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
         self._embeddings = EmbeddingsRoute(self)
+        self._cascade = CascadeRoute(self, ChatOutcome, [*_SSE, _SERVER])
         self.metrics = GatewayMetrics(self)
         self.http_server: Any = None  # the HttpServer, once listening (its counters: /metrics)
 
@@ -150,6 +155,8 @@ class GatewayApp:
                     raise HttpError(405, "use POST", type_="method_not_allowed")
                 key = self._auth(raw)
                 return self._embeddings.serve(conn, raw, key, close)
+            if path in MESSAGES_PATHS:  # Anthropic's Messages API (messages.py)
+                return serve_messages(self, conn, raw, close)
             if method == "GET":
                 return self._get(conn, raw, path, query, close)
             if method == "POST" and path == "/api/v1/ai/test":
@@ -291,7 +298,8 @@ class GatewayApp:
                 self.in_flight += 1
                 try:
                     await self._relay_stream(conn, raw, et, key, close,
-                                             ResponseEvents(request, chat["model"]))
+                                             ResponseEvents(request, chat["model"]),
+                                             self._observe_call(chat, key))
                 finally:
                     self.in_flight -= 1
                 return
@@ -316,7 +324,9 @@ class GatewayApp:
             return
         one_raw = dumps(one)
         parts = [Collector() for _ in range(n)]
-        outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw)  # type: ignore[arg-type]
+        # n choices ask for n answers: never n copies of one cached answer
+        outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw,  # type: ignore[arg-type]
+                                                     use_cache=False)
                                       for c in parts))
         failed = next((i for i, c in enumerate(parts) if c.status != 200), None)
         if failed is not None:
@@ -330,9 +340,11 @@ class GatewayApp:
         self._send(conn, 200, dumps(merged), close, headers)
 
     def _task(self, body: dict[str, Any], raw: RawRequest, key: GatewayKey,
-              raw_body: bytes) -> Any:
+              raw_body: bytes, *, use_cache: bool = True) -> Any:
         """The engine task: the client's body as sent, the candidates in order, the key's
         project. The engine keeps every field but ``model`` (set per attempt)."""
+        if body["model"] == CASCADE_ALIAS:  # served by CascadeRoute, one choice at a time
+            raise _bad("model", "orroute/cascade streams one choice of a chat completion (n = 1)")
         resolved = self.resolve(body)
         alias = isinstance(resolved, str)  # the engine's selector ranks, with its metrics
         return _engine.engine_task(
@@ -344,12 +356,28 @@ class GatewayApp:
             capabilities=self._capabilities(body) if alias else None,
             project=key.project,
             tags=[("gateway_key", key.id)],
+            # per-call opt-out of the response cache
+            use_cache=use_cache and raw.headers.get("x-orroute-cache", "").strip().lower()
+            not in ("0", "false", "no", "off"),
         )
 
-    def _settled(self, res: dict[str, Any]) -> None:
-        """Budget thresholds this call crossed fire through the tracker (callbacks, webhook)."""
+    def _observe_call(self, body: dict[str, Any], key: GatewayKey) -> Any:
+        """Starts the log line, callbacks and span of one chat call."""
+        model = body.get("model")
+        return self.observe.start(
+            model=model if isinstance(model, str) else None, stream=bool(body.get("stream")),
+            messages=body.get("messages"),
+            params={k: v for k, v in body.items() if k not in ("model", "messages")},
+            project=key.project)
+
+    def _settled(self, res: dict[str, Any], observed: Any = None) -> None:
+        """Budget thresholds this call crossed fire through the tracker (callbacks, webhook);
+        the call's observation ends with the engine's result."""
         if res.get("alerts"):
             self.tracker._dispatch(res["alerts"])
+            self.observe.budget_alerts(res["alerts"])
+        if observed is not None:
+            observe_result(observed, res)
 
     def _failure(self, res: dict[str, Any], project: str) -> tuple[int, bytes, list[tuple[str, str]]]:
         """Status, error body and headers for a run that failed before anything was relayed: the
@@ -401,17 +429,21 @@ class GatewayApp:
         return status, dumps({"error": body}), headers
 
     async def _run_chat(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
-                        key: GatewayKey, close: bool, raw_body: bytes) -> ChatOutcome | None:
-        et = self._task(body, raw, key, raw_body)
+                        key: GatewayKey, close: bool, raw_body: bytes, *,
+                        use_cache: bool = True) -> ChatOutcome | None:
+        if body["model"] == CASCADE_ALIAS:
+            return await self._cascade.serve(conn, raw, body, key, close)
+        et = self._task(body, raw, key, raw_body, use_cache=use_cache)
+        observed = self._observe_call(body, key)
         self.in_flight += 1
         try:
             if et.stream:
-                return await self._relay_stream(conn, raw, et, key, close)
+                return await self._relay_stream(conn, raw, et, key, close, observed=observed)
             pending = self.engine.submit(et)
             # the client left: the upstream call stops, the hold is released
             await _engine.wait(pending)
             res = pending.result()
-            self._settled(res)
+            self._settled(res, observed)
             out = ChatOutcome(res["model"], _sent(res["attempts"]))
             extra = out.headers()
             if res["ok"]:
@@ -421,11 +453,12 @@ class GatewayApp:
             self._send(conn, status, payload, close, extra + headers)
             return out if status != 402 else None
         finally:
+            observed.__exit__(None, None, None)  # no-op once ended; else the client left
             self.in_flight -= 1
 
     async def _relay_stream(self, conn: Connection, raw: RawRequest, et: Any, key: GatewayKey,
-                            close: bool, events: ResponseEvents | None = None
-                            ) -> ChatOutcome | None:
+                            close: bool, events: ResponseEvents | None = None,
+                            observed: Any = None) -> ChatOutcome | None:
         """Relays a stream as the engine hands it over: each chunk's JSON text framed as ``data:
         <text>`` (never re-encoded), then ``data: [DONE]``; or, with ``events``, each chunk as
         the Responses API's events. The engine's queue is bounded: when this client reads
@@ -447,7 +480,7 @@ class GatewayApp:
             if not data and run.finished():  # failed (or empty) before anything came
                 finished = True
                 res = run.result()
-                self._settled(res)
+                self._settled(res, observed)
                 out = ChatOutcome(res["model"], _sent(res["attempts"]))
                 extra = out.headers()
                 if not res["ok"]:
@@ -474,7 +507,7 @@ class GatewayApp:
                 data = take()
             finished = True
             res = run.result()
-            self._settled(res)
+            self._settled(res, observed)
             tail = b""
             if events is not None:
                 if res["ok"]:
@@ -493,6 +526,8 @@ class GatewayApp:
         finally:
             self._streams.discard(run)
             self._paused_before += run.pauses()
+            if observed is not None:
+                observed.__exit__(None, None, None)  # no-op once ended; else the client left
             if not finished:
                 run.cancel()  # client gone or handler cancelled: stop upstream, release the hold
 

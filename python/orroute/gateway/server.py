@@ -32,6 +32,8 @@ class Gateway:
         tracker: an ``orroute.CostTracker`` (default: one on the settings' ledger).
         catalog: an ``orroute.Catalog`` (default: the upstream's ``/models``, else the bundled
             snapshot).
+        on_request, on_response, on_error, on_budget_alert: callbacks of every chat call the
+            gateway routes (see :mod:`orroute.observe`).
         **overrides: any GatewaySettings field (``host``, ``port``, ``base_url``, ``api_key``,
             ``ledger``, ``routes``, ``strategy``, ...).
 
@@ -40,13 +42,17 @@ class Gateway:
     """
 
     def __init__(self, settings: GatewaySettings | None = None, *, tracker: Any = None,
-                 catalog: Any = None, **overrides: Any) -> None:
+                 catalog: Any = None, on_request: Any = None, on_response: Any = None,
+                 on_error: Any = None, on_budget_alert: Any = None,
+                 **overrides: Any) -> None:
         if settings is None:
             settings = load_gateway_settings(**overrides)
         else:
             for k, v in overrides.items():
                 setattr(settings, k, v)
         self.settings = settings
+        self._callbacks = {"on_request": on_request, "on_response": on_response,
+                           "on_error": on_error, "on_budget_alert": on_budget_alert}
         if tracker is None:
             from ..cost import CostTracker
 
@@ -103,6 +109,8 @@ class Gateway:
             max_admission_wait=s.max_admission_wait, timeout=s.timeout,
             max_candidates=s.candidates if s.fallback_enabled else 1,
             app_name="orroute gateway", router_state=s.router_state, settings=s.config,
+            providers=s.providers,
+            **self._callbacks,
         )
 
     async def _start_async(self, reuse_port: bool = False) -> None:

@@ -47,7 +47,9 @@ async def relay_n(app: GatewayApp, conn: Connection, raw: RawRequest, one: dict[
                   key: GatewayKey, close: bool, n: int) -> None:
 
     one_raw = dumps(one)
-    runs = [app.engine.stream(app._task(one, raw, key, one_raw), app.settings.stream_queue)
+    # n choices ask for n answers: never n copies of one cached answer
+    runs = [app.engine.stream(app._task(one, raw, key, one_raw, use_cache=False),
+                              app.settings.stream_queue)
             for _ in range(n)]
     done = [False] * n
     usage: list[Any] = []
