@@ -595,6 +595,13 @@ def _limits(value: Any, where: str) -> dict[str, RateLimitConfig]:
 # --- loading ------------------------------------------------------------------------------------
 
 
+def provider_environment(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables provider settings read (keys, ``ORROUTE_PROVIDERS``...): ``settings``'s
+    ``.env`` file under the process environment (``env``, default ``os.environ``), which wins."""
+    dotenv = parse_env_file(settings.env_file) if settings.env_file else {}
+    return {**dotenv, **(os.environ if env is None else env)}
+
+
 def load_settings(
     *,
     config_file: str | os.PathLike[str] | None = None,

@@ -29,7 +29,6 @@ place the engine's rules live; this module only shapes the values.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 
 from . import _core
 from ._exceptions import OrRouteError
-from .config import ConfigError, Settings, _read_toml, mask_key, parse_env_file
+from .config import ConfigError, Settings, _read_toml, mask_key, provider_environment
 
 __all__ = [
     "DEFAULT_KEY_ENV",
@@ -280,9 +279,7 @@ def parse_providers(
 def load_providers(settings: Settings, *, env: Mapping[str, str] | None = None) -> ProvidersConfig:
     """The provider settings next to ``settings``: its TOML file's provider tables and its
     ``.env`` file's variables (the process environment wins over ``.env``, as everywhere)."""
-    environ = dict(os.environ if env is None else env)
-    dotenv = parse_env_file(settings.env_file) if settings.env_file else {}
-    merged = {**dotenv, **environ}
+    merged = provider_environment(settings, env)
     toml: Mapping[str, Any] = {}
     if settings.config_file is not None:
         toml = _read_toml(Path(settings.config_file))

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "orroute/error.h"
+#include "orroute/net/api_client.h"
 
 namespace orroute {
 
@@ -15,12 +16,12 @@ constexpr std::string_view kAzureApiVersion = "2024-10-21";
 struct KindInfo {
   ProviderKind kind;
   const char* name;
-  const char* base_url;
+  std::string_view base_url;  // "" when the deployment must give one
   const char* litellm;
 };
 
 constexpr std::array<KindInfo, 10> kKinds{{
-    {ProviderKind::kOpenRouter, "openrouter", "https://openrouter.ai/api/v1", "openrouter"},
+    {ProviderKind::kOpenRouter, "openrouter", kDefaultBaseUrl, "openrouter"},
     {ProviderKind::kOpenAI, "openai", "https://api.openai.com/v1", "openai"},
     {ProviderKind::kAnthropic, "anthropic", "https://api.anthropic.com/v1", "anthropic"},
     {ProviderKind::kGemini, "gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "gemini"},
@@ -76,7 +77,7 @@ WireFormat wire_format(ProviderKind kind) {
   return kind == ProviderKind::kAnthropic ? WireFormat::kAnthropicMessages : WireFormat::kChatCompletions;
 }
 
-std::string default_base_url(ProviderKind kind) { return info(kind).base_url; }
+std::string default_base_url(ProviderKind kind) { return std::string(info(kind).base_url); }
 
 std::string litellm_provider(ProviderKind kind) { return info(kind).litellm; }
 
