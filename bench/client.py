@@ -2,12 +2,15 @@
 
 Measured in one run against FakeOpenRouter (in its own process, zero model latency):
   1. latency per chat completion (p50, p99) at concurrency 1 and 64 for: a raw libcurl call from
-     C++ (bench/raw_curl.cpp, compiled on the fly), orroute, the `openai` package, and the official
-     `openrouter` package when installed; "added" = the client's latency minus raw libcurl's.
+     C++ (bench/raw_curl.cpp, compiled on the fly), orroute, the `openai` package, `openai` on
+     orroute's in-process transport (`orroute.openai_client`, through the router), and the
+     official `openrouter` package when installed; "added" = the client's latency minus raw
+     libcurl's.
   2. N concurrent streams (1,000 and 10,000) through one AsyncOpenRouter: peak RSS and CPU time
      per stream, in a fresh process per N.
 
 Usage: PYTHONPATH=python python3 bench/client.py [--requests 2000] [--streams 1000,10000]
+       (--streams 0 skips the streams table)
 """
 
 from __future__ import annotations
@@ -165,6 +168,7 @@ def latency_rows(url: str, conc: int, count: int) -> list[tuple[str, int, list[f
                 )
 
         rows.append(("openai (async)", conc, asyncio.run(openai_async())))
+        rows += transport_rows(url, conc, count)
     except ImportError:
         print("  (openai not installed)")
     try:
@@ -190,6 +194,34 @@ def latency_rows(url: str, conc: int, count: int) -> list[tuple[str, int, list[f
         print("  (openrouter SDK not installed: pip install openrouter)")
     except Exception as e:  # noqa: BLE001
         print(f"  (openrouter SDK failed: {type(e).__name__}: {e})")
+    return rows
+
+
+def transport_rows(url: str, conc: int, count: int) -> list[tuple[str, int, list[float]]]:
+    """openai's own client on ``orroute.openai_client``: the in-process drop-in for frameworks
+    (openai -> httpx -> orroute.Transport -> the router's engine -> libcurl). Its added latency
+    over "openai" is the router's work (selection, ledger-free settle) plus the transport's."""
+    import orroute
+
+    manager = orroute.AIModelManager(api_key="sk-or-v1-bench-not-a-real-key", base_url=url)
+    rows: list[tuple[str, int, list[float]]] = []
+    oc = orroute.openai_client(manager)
+
+    def tcall() -> object:
+        return oc.chat.completions.create(model=MODEL, messages=MSGS)
+
+    run_concurrent(tcall, 50, 1)
+    if conc == 1:
+        rows.append(("openai+Transport (sync)", conc, run_concurrent(tcall, count, 1)))
+
+    async def transport_async() -> list[float]:
+        async with orroute.async_openai_client(manager) as ac:
+            return await run_async(
+                lambda: ac.chat.completions.create(model=MODEL, messages=MSGS), count, conc
+            )
+
+    rows.append(("openai+Transport (async)", conc, asyncio.run(transport_async())))
+    oc.close()
     return rows
 
 
@@ -299,6 +331,22 @@ def streams_table(url: str, ns: list[int]) -> None:
         )
 
 
+def parse_counts(text: str) -> list[int]:
+    """"1000,10000" -> [1000, 10000]; "0" or "" -> [] (skip the streams table). A count below zero or
+    a word that is not a number ends the run with a usage message instead of a traceback."""
+    counts: list[int] = []
+    for word in filter(None, (w.strip() for w in text.split(","))):
+        try:
+            n = int(word)
+        except ValueError:
+            raise SystemExit(f"--streams: {word!r} is not a number (e.g. --streams 1000,10000)") from None
+        if n < 0:
+            raise SystemExit(f"--streams: {n} is negative")
+        if n:
+            counts.append(n)
+    return counts
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--stream-child":
         stream_child(sys.argv[2], int(sys.argv[3]))
@@ -316,11 +364,12 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-    if args.streams:
+    stream_counts = parse_counts(args.streams)
+    if stream_counts:
         # Streams last ~2 s each (20 tokens/s after a short first-token wait): all N are open together.
         server, url = start_server(tokens_per_second=20.0, ttft=0.2)
         try:
-            streams_table(url, [int(x) for x in args.streams.split(",")])
+            streams_table(url, stream_counts)
         finally:
             server.terminate()
             server.wait()

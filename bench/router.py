@@ -1,16 +1,21 @@
 """Benchmark of the router (AIModelManager). Prints figures; asserts nothing.
 
-In one run against FakeOpenRouter (in its own process, zero model latency):
-  1. added latency of the router over a bare client call (orroute.AsyncOpenRouter, same server):
-     p50 and p99 per task at concurrency 1 and 64. The router does more per call (token count,
-     complexity, selection, ledger reservation + settlement in SQLite, rate-limit admission,
-     breakers, metrics), so "added" = router latency - bare client latency.
-  2. the same workload through LiteLLM's Router (when `litellm` is installed) and the ratio of its
-     added latency to ours.
+In one run against FakeOpenRouter (in its own process, zero model latency), at concurrency
+1, 8, 64 and 256 (a curve, not a point):
+  1. the bare client (orroute.AsyncOpenRouter) and the manager in three ledger set-ups: none (no
+     budget: no reservations), an in-memory SQLite ledger (budget only), and a file ledger (budget
+     and ``ledger=<file>``, what the gateway runs); per set-up p50/p99 latency, throughput (calls/s)
+     and CPU per call (this process, both threads; the server's CPU is not counted). "added" =
+     manager - bare client at the same concurrency, and the issue's targets as same-run ratios:
+     added p50 at concurrency 1, added p50 / bare p50 at 64 and 256, manager calls/s / bare calls/s.
+  2. LiteLLM's Router (when ``litellm`` is installed) compared like with like: it sends through the
+     ``openai`` SDK, so its added latency is LiteLLM - bare ``openai.AsyncOpenAI`` (the SDK's own
+     ~5 ms is not LiteLLM's overhead), set against orroute's added latency over its own client.
   3. N concurrent streaming tasks (default 10,000) through one manager: wall time, tasks/s, peak
      RSS growth, in a fresh process.
 
-Usage: PYTHONPATH=python python3 bench/router.py [--requests 2000] [--streams 10000]
+Usage: PYTHONPATH=python python3 bench/router.py [--requests 2000] [--concurrency 1,8,64,256]
+       [--streams 10000]   (--streams 0 skips section 3)
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import json
 import os
 import resource
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,53 +62,92 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-async def measure(call, n: int, conc: int) -> list[float]:
-    """Runs `call()` n times with `conc` in flight; per-call latencies in µs."""
-    lat: list[float] = []
-    sem = asyncio.Semaphore(conc)
+@dataclass
+class Run:
+    """One set-up at one concurrency: latencies (µs), throughput and CPU per call."""
 
-    async def one() -> None:
-        async with sem:
+    lat: list[float]
+    calls_per_s: float
+    cpu_us: float
+
+    @property
+    def p50(self) -> float:
+        return pct(self.lat, 0.5)
+
+    @property
+    def p99(self) -> float:
+        return pct(self.lat, 0.99)
+
+
+async def measure(call: Callable[[], Awaitable[object]], n: int, conc: int) -> Run:
+    """Runs `call()` n times from `conc` workers (each awaits one call at a time)."""
+    lat: list[float] = []
+    for _ in range(min(50, n)):  # warm up connections and caches
+        await call()
+    per = max(1, n // conc)
+
+    async def worker() -> None:
+        for _ in range(per):
             t = time.perf_counter()
             await call()
             lat.append((time.perf_counter() - t) * 1e6)
 
-    for _ in range(min(50, n)):  # warm up connections and caches
-        await call()
-    await asyncio.gather(*(one() for _ in range(n)))
-    return lat
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(conc)))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return Run(lat, len(lat) / wall, cpu / len(lat) * 1e6)
 
 
-def row(name: str, lat: list[float], base: list[float] | None) -> str:
-    p50, p99 = pct(lat, 0.5), pct(lat, 0.99)
-    s = f"  {name:<28} p50 {p50:8.0f} µs   p99 {p99:8.0f} µs"
+def row(name: str, r: Run, base: Run | None) -> str:
+    s = (
+        f"  {name:<34}{r.p50:>9.0f}{r.p99:>9.0f}{r.calls_per_s:>9.0f}{r.cpu_us:>9.0f}"
+    )
     if base is not None:
-        s += f"   added p50 {p50 - pct(base, 0.5):+8.0f} µs   p99 {p99 - pct(base, 0.99):+8.0f} µs"
+        s += (
+            f"{r.p50 - base.p50:>+10.0f}{r.p99 - base.p99:>+10.0f}"
+            f"{100 * (r.p50 - base.p50) / base.p50:>+8.0f}%{100 * r.calls_per_s / base.calls_per_s:>8.0f}%"
+        )
     return s
 
 
-async def latency_section(url: str, n: int) -> None:
+HEADER = (
+    f"  {'':<34}{'p50 µs':>9}{'p99 µs':>9}{'calls/s':>9}{'CPU µs':>9}"
+    f"{'added p50':>10}{'added p99':>10}{'p50 +%':>9}{'thru %':>8}"
+)
+
+
+async def latency_section(url: str, n: int, levels: list[int], ledger_dir: str) -> None:
     import orroute
     from orroute import Task
 
     client = orroute.AsyncOpenRouter(api_key="sk-or-bench", base_url=url)
-    manager = orroute.AIModelManager(api_key="sk-or-bench", base_url=url, fallbacks=[MODEL, "m/b"])
-    budgeted = orroute.AIModelManager(
-        api_key="sk-or-bench", base_url=url, fallbacks=[MODEL, "m/b"], budget=1_000_000
-    )
-
-    async def with_budget() -> None:
-        await budgeted.execute_task(Task(messages=MSGS, max_tokens=16))
+    managers = {
+        "manager, no ledger": orroute.AIModelManager(
+            api_key="sk-or-bench", base_url=url, fallbacks=[MODEL, "m/b"]
+        ),
+        "manager + budget, memory ledger": orroute.AIModelManager(
+            api_key="sk-or-bench", base_url=url, fallbacks=[MODEL, "m/b"], budget=1_000_000
+        ),
+        "manager + budget, file ledger": orroute.AIModelManager(
+            api_key="sk-or-bench",
+            base_url=url,
+            fallbacks=[MODEL, "m/b"],
+            budget=1_000_000,
+            ledger=os.path.join(ledger_dir, "ledger.sqlite"),
+        ),
+    }
 
     async def bare() -> None:
         await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
 
-    async def routed() -> None:
-        await manager.execute_task(Task(messages=MSGS, max_tokens=16))
+    def routed(m: orroute.AIModelManager) -> Callable[[], Awaitable[object]]:
+        return lambda: m.execute_task(Task(messages=MSGS, max_tokens=16))
 
-    litellm_router = None
+    litellm_router = openai_client = None
     try:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch at import
         import litellm
+        import openai
         from litellm import Router
 
         litellm.suppress_debug_info = True
@@ -118,31 +164,56 @@ async def latency_section(url: str, n: int) -> None:
             ],
             num_retries=2,
         )
+        openai_client = openai.AsyncOpenAI(api_key="sk-or-bench", base_url=url, max_retries=0)
     except Exception as e:  # noqa: BLE001  (not installed, or an incompatible version)
         print(f"  (LiteLLM Router not measured: {type(e).__name__}: {e})")
 
+    async def sdk() -> None:
+        assert openai_client is not None
+        await openai_client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
+
     async def via_litellm() -> None:
+        assert litellm_router is not None
         await litellm_router.acompletion(model="bench", messages=MSGS, max_tokens=16)
 
-    for conc in (1, 64):
-        print(f"concurrency {conc}, {n} tasks:")
-        base = await measure(bare, n, conc)
-        ours = await measure(routed, n, conc)
+    summary: list[str] = []
+    for conc in levels:
+        count = max(n, 4 * conc)
+        print(f"\nconcurrency {conc}, {count} calls per set-up:")
+        print(HEADER)
+        base = await measure(bare, count, conc)
         print(row("bare AsyncOpenRouter", base, None))
-        print(row("AIModelManager", ours, base))
-        ledgered = await measure(with_budget, n, conc)
-        print(row("AIModelManager + budget", ledgered, base))
-        if litellm_router is not None:
-            theirs = await measure(via_litellm, n, conc)
-            print(row("LiteLLM Router", theirs, base))
-            ours_added = pct(ours, 0.5) - pct(base, 0.5)
-            their_added = pct(theirs, 0.5) - pct(base, 0.5)
-            if ours_added > 0:
-                print(f"  LiteLLM added / orroute added (p50): {their_added / ours_added:.1f}x")
-            else:
-                print("  orroute adds nothing measurable over the bare client at this concurrency")
-            print(f"  LiteLLM p50 / orroute p50: {pct(theirs, 0.5) / pct(ours, 0.5):.1f}x")
-    await client.close() if hasattr(client, "close") else None
+        runs = {}
+        for name, m in managers.items():
+            runs[name] = await measure(routed(m), count, conc)
+            print(row(name, runs[name], base))
+        ours = runs["manager, no ledger"]
+        filed = runs["manager + budget, file ledger"]
+        summary.append(
+            f"  conc {conc:>3}: manager added p50 {ours.p50 - base.p50:+.0f} µs "
+            f"({100 * (ours.p50 - base.p50) / base.p50:+.0f}% of bare), throughput "
+            f"{100 * ours.calls_per_s / base.calls_per_s:.0f}% of bare; with a file ledger "
+            f"{filed.p50 - base.p50:+.0f} µs ({100 * (filed.p50 - base.p50) / base.p50:+.0f}%), "
+            f"{100 * filed.calls_per_s / base.calls_per_s:.0f}%"
+        )
+        if litellm_router is not None and openai_client is not None:
+            sdk_run = await measure(sdk, count, conc)
+            theirs = await measure(via_litellm, count, conc)
+            print(row("bare openai.AsyncOpenAI", sdk_run, None))
+            print(row("LiteLLM Router (over openai SDK)", theirs, sdk_run))
+            ours_added = max(ours.p50 - base.p50, 1.0)
+            their_added = theirs.p50 - sdk_run.p50
+            summary.append(
+                f"           LiteLLM Router added p50 {their_added:+.0f} µs over the openai SDK it "
+                f"calls vs orroute manager {ours.p50 - base.p50:+.0f} µs over its client "
+                f"({their_added / ours_added:.1f}x); end to end LiteLLM p50 / manager p50 "
+                f"{theirs.p50 / ours.p50:.1f}x"
+            )
+    print("\nTargets (issue #21): added p50 <= 30 µs at conc 1; <= 10% of bare p50 at 64 and 256; "
+          "throughput >= 90% of bare")
+    print("\n".join(summary))
+    if openai_client is not None:
+        await openai_client.close()
 
 
 def stream_child(url: str, n: int) -> None:
@@ -206,6 +277,7 @@ def stream_section(url: str, n: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", default="1,8,64,256")
     ap.add_argument("--streams", type=int, default=10_000)
     ap.add_argument("--child-streams", type=int, default=0)
     ap.add_argument("--url", default="")
@@ -216,13 +288,14 @@ def main() -> None:
     server, url = start_server()
     try:
         print(f"FakeOpenRouter at {url} (separate process, zero model latency)")
-        asyncio.run(latency_section(url, a.requests))
+        levels = [int(x) for x in a.concurrency.split(",") if x.strip()]
+        with tempfile.TemporaryDirectory(prefix="orroute-router-bench-") as ledger_dir:
+            asyncio.run(latency_section(url, a.requests, levels, ledger_dir))
         if a.streams:
             stream_section(url, a.streams)
     finally:
         server.terminate()
         server.wait()
-    _ = statistics  # (kept for quick ad-hoc analysis)
 
 
 if __name__ == "__main__":

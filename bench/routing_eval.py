@@ -2,11 +2,12 @@
 """Held-out evaluation of orroute's learned router on the bundled RouterBench and RouteLLM-MMLU
 outcome tables: accuracy-cost curves, cost to match the best single model, AIQ, PGR/APGR/CPT, and
 the baselines (single models, random mixes, task-type-only router, random router, oracle); the
-verify-then-escalate cascade on the shared GSM8K development set (``--datasets gsm8k``); and
+verify-then-escalate cascade on the shared GSM8K development set (``--datasets gsm8k``); what k
+agreeing cheap samples buy (``--datasets selfconsistency``, shared RouterDC GSM8K table); and
 whether requested cost shares, chosen on training folds, hold on held-out folds.
 
 Usage: PYTHONPATH=python python3 bench/routing_eval.py [--folds 5] [--seed 0] [--out bench/out/routing]
-       [--datasets routerbench,mmlu,gsm8k] [--no-cost-share] [--option key=value ...]
+       [--datasets routerbench,mmlu,gsm8k,selfconsistency] [--no-cost-share] [--option key=value ...]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="bench/out/routing", help="directory for PNG plots ('' = none)")
-    ap.add_argument("--datasets", default="routerbench,mmlu,gsm8k")
+    ap.add_argument("--datasets", default="routerbench,mmlu,gsm8k,selfconsistency")
     ap.add_argument("--no-cost-share", action="store_true",
                     help="skip the cost-share transfer check (nested CV)")
     ap.add_argument("--option", action="append", default=[], help="router option key=value")

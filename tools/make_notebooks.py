@@ -136,6 +136,53 @@ if len(ok):
     plt.tight_layout()
     plt.show()"""),
     ("md", """\
+## Your cascades: verify, then escalate
+
+`manager.execute_cascade(task, VerifiedCascade([cheap, strong], verifiers))` (and the gateway's
+`orroute/cascade`) asks the cheap model first, checks its answer and calls the next stage only
+when a check fails; every stage's calls are in the ledger under the task's id, tagged with the
+stage. Here: how often the cheap answer stood, what the runs cost against the final model alone
+(its own calls when a run reached it, the cheap first answer repriced on it otherwise), and your
+feedback on both models."""),
+    ("code", """\
+runs = analytics.cascades(tracker)
+summary = analytics.cascade_summary(tracker)
+if not runs:
+    print("no cascade runs in this ledger yet: run manager.execute_cascade(...) or send "
+          "model='orroute/cascade' to the gateway")
+pd.DataFrame([{
+    "cheap stage": s.first, "final stage": s.final, "runs": s.runs,
+    "escalated %": round(100 * s.escalation_rate, 1), "cost": s.cost,
+    "final model alone": s.final_only_cost,
+    "cost share": None if s.cost_share is None else round(s.cost_share, 3),
+    "feedback, cheap": None if s.quality_first is None else round(s.quality_first, 3),
+    "feedback, final": None if s.quality_final is None else round(s.quality_final, 3)}
+    for s in summary])"""),
+    ("code", """\
+if runs:
+    by_type = pd.DataFrame([{"task type": r.task_type, "escalated": r.escalated,
+                             "cost": float(r.cost)} for r in runs])
+    per_type = by_type.groupby("task type").agg(runs=("escalated", "size"),
+                                                 escalated=("escalated", "mean"),
+                                                 cost=("cost", "sum"))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
+    axes[0].barh(per_type.index, per_type["escalated"] * 100)
+    axes[0].set_xlabel("runs escalated (%)")
+    axes[0].set_title("escalations by task type")
+    priced = [s for s in summary if s.final_only_cost is not None][:6]
+    labels = [f"{short(s.first.split('/')[-1], 20)} -> {short(s.final.split('/')[-1], 20)}"
+              for s in priced]
+    axes[1].barh([i + 0.2 for i in range(len(priced))],
+                 [float(s.final_only_cost) for s in priced], height=0.4, color="lightgrey",
+                 label="final model alone")
+    axes[1].barh([i - 0.2 for i in range(len(priced))], [float(s.cost) for s in priced],
+                 height=0.4, color="tab:green", label="the cascade")
+    axes[1].set_yticks(range(len(priced)), labels, fontsize=8)
+    axes[1].set_xlabel("USD")
+    axes[1].legend(loc="lower right")
+    plt.tight_layout()
+    plt.show()"""),
+    ("md", """\
 ## Appendix: the learned router on RouterBench
 
 `orroute.routing.LearnedRouter` predicts, from the prompt alone, each model's chance of answering

@@ -253,7 +253,12 @@ void bind_net(py::module_& m) {
         }
         auto p = check_chat_request(doc, ChatRequestRules{require_model, max_n});
         if (!p) return py::none();
-        return py::make_tuple(p->field, p->message);
+        // The field and message may quote the client's bytes, which need not be UTF-8.
+        auto text = [](const std::string& s) {
+          return py::reinterpret_steal<py::str>(
+              PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace"));
+        };
+        return py::make_tuple(text(p->field), text(p->message));
       },
       py::arg("body_json"), py::arg("require_model") = false, py::arg("max_n") = 0,
       "The first rule a chat request (JSON text) breaks, as (field, message), or None: the rules "

@@ -7,6 +7,8 @@
 #include "bindings.h"
 #include "json_py.h"
 #include "casters.h"
+#include "orroute/provider/anthropic_inbound.h"
+#include "orroute/provider/anthropic_outbound.h"
 #include "orroute/provider/balancer.h"
 #include "orroute/provider/provider_prices.h"
 #include "orroute/provider/provider_client.h"
@@ -50,6 +52,7 @@ void bind_provider(py::module_& m) {
       .def_readwrite("weight", &ProviderConfig::weight)
       .def_readwrite("default_max_tokens", &ProviderConfig::default_max_tokens)
       .def_readwrite("max_retries", &ProviderConfig::max_retries)
+      .def_property_readonly("litellm_provider", [](const ProviderConfig& c) { return litellm_provider(c.kind); })
       .def("__repr__", [](const ProviderConfig& c) {
         return "ProviderConfig(name='" + c.name + "', kind='" + to_string(c.kind) + "', keys=" +
                std::to_string(c.api_keys.size()) + ")";
@@ -145,6 +148,24 @@ void bind_provider(py::module_& m) {
       .def("in_flight", &Balancer::in_flight)
       .def("is_up", &Balancer::is_up)
       .def("__len__", &Balancer::size);
+
+  // The gateway's POST /v1/messages: Anthropic in, chat to the engine, Anthropic out.
+  m.def("chat_request_from_anthropic", &chat_request_from_anthropic, py::arg("messages_json"),
+        "A Messages API request body -> a chat-completions body (InvalidArgumentError names the field).");
+  m.def("anthropic_message_from_chat", &anthropic_message_from_chat, py::arg("completion_json"),
+        "A chat.completion body -> a Messages API message (ParseError if it cannot be expressed).");
+  m.def("anthropic_error_body", [](int status, const std::string& message) {
+        return py::bytes(anthropic_error_body(status, message));
+      }, py::arg("status"), py::arg("message"), "Anthropic's error object for an HTTP status, as JSON bytes.");
+  py::class_<AnthropicEventWriter>(m, "AnthropicEventWriter",
+                                   "Chat chunks -> Anthropic stream events, one stream (private).")
+      .def(py::init<std::string>(), py::arg("model"))
+      .def("chunk", [](AnthropicEventWriter& w, std::string_view c) { return py::bytes(w.chunk(c)); },
+           py::arg("chunk_json"))
+      .def("finish", [](AnthropicEventWriter& w) { return py::bytes(w.finish()); })
+      .def("fail", [](AnthropicEventWriter& w, int status, std::string_view message) {
+             return py::bytes(w.fail(status, message));
+           }, py::arg("status"), py::arg("message"));
 }
 
 }  // namespace orroute::bindings

@@ -75,6 +75,8 @@ py::dict result_dict(const EngineResult& r) {
   d["cost_source"] = o.ok ? o.charge.source : std::string();
   d["cost_problem"] = o.ok ? o.charge.problem : std::string();
   d["cut_at_reservation"] = r.cut_at_reservation;
+  d["provider"] = r.provider;
+  d["provider_model"] = r.provider_model;
   d["alerts"] = r.alerts;
   d["budget_refused"] = o.budget_refused;
   d["budget_error_type"] = o.budget_refused ? python_class(o.budget_error) : "";
@@ -297,6 +299,48 @@ void bind_route(py::module_& m) {
       .def_readwrite("default_max_tokens", &EngineConfig::default_max_tokens)
       .def_readwrite("router_state", &EngineConfig::router_state)
       .def_readwrite("refresh_catalog", &EngineConfig::refresh_catalog)
+      .def_readwrite("provider_name", &EngineConfig::provider_name)
+      .def_readwrite("provider_priority", &EngineConfig::provider_priority)
+      .def(
+          "add_provider",
+          [](EngineConfig& c, const ProviderConfig& p, const ProviderPrices& prices) {
+            validate(p);
+            c.providers.push_back({p, prices});
+          },
+          py::arg("config"), py::arg("prices"), "A provider beside the engine's own endpoint, with its own prices.")
+      .def_property_readonly("provider_names",
+                             [](const EngineConfig& c) {
+                               std::vector<std::string> out{c.provider_name};
+                               for (const auto& p : c.providers) out.push_back(p.config.name);
+                               return out;
+                             })
+      .def(
+          "set_model_name",
+          [](EngineConfig& c, const std::string& model, const std::string& provider, const std::string& native) {
+            c.model_map.set(model, provider, native);
+          },
+          py::arg("model"), py::arg("provider"), py::arg("native"), "The provider's name for a model (overrides).")
+      .def(
+          "add_model_group",
+          [](EngineConfig& c, const std::string& model, std::vector<std::pair<std::string, int32_t>> deployments,
+             const std::string& strategy, const std::string& failover, double ramp_seconds, int32_t failures_to_down,
+             double cooldown_seconds) {
+            EngineModelGroup g;
+            g.model = model;
+            for (auto& [name, weight] : deployments) g.deployments.push_back({std::move(name), weight});
+            g.options.strategy = parse_balance_strategy(strategy);
+            g.options.failover = parse_failover_mode(failover);
+            g.options.ramp = from_secs(ramp_seconds);
+            g.options.failures_to_down = failures_to_down;
+            g.options.cooldown = from_secs(cooldown_seconds);
+            BalancerRules check(g.deployments.empty() ? std::vector<Deployment>{{"x", 1}} : g.deployments, g.options);
+            (void)check;
+            c.groups.push_back(std::move(g));
+          },
+          py::arg("model"), py::arg("deployments") = std::vector<std::pair<std::string, int32_t>>{},
+          py::arg("strategy") = "round_robin", py::arg("failover") = "immediate", py::arg("ramp_seconds") = 60.0,
+          py::arg("failures_to_down") = 3, py::arg("cooldown_seconds") = 30.0,
+          "Balances one model over its deployments (provider names and weights; empty: every provider serving it).")
       .def_property(
           "unpriced_model_price",
           [](const EngineConfig& c) -> std::optional<std::pair<Money, Money>> {

@@ -36,6 +36,7 @@ void bind_redis(pybind11::module_& m);      // RedisLedger (when built with hire
 void bind_route(pybind11::module_& m);      // engine, breakers, limits, metrics
 void bind_routing(pybind11::module_& m);    // learned router
 void bind_verify(pybind11::module_& m);     // answer verifiers, escalation, operating points
+void bind_compression(pybind11::module_& m);  // prompt compression's decision rule
 void bind_provider(pybind11::module_& m);   // providers, wire adapters, balancer
 
 }  // namespace orroute::bindings

@@ -45,5 +45,6 @@ PYBIND11_MODULE(_core, m) {
   orroute::bindings::bind_route(m);
   orroute::bindings::bind_routing(m);
   orroute::bindings::bind_verify(m);
+  orroute::bindings::bind_compression(m);
   orroute::bindings::bind_provider(m);
 }

@@ -34,6 +34,11 @@ _LAZY: dict[str, str] = {
     "Timeout": "orroute.client",
     "Stream": "orroute.client",
     "AsyncStream": "orroute.client",
+    # in-process drop-in for the openai SDK and anything on httpx (needs httpx / openai)
+    "Transport": "orroute.transport",
+    "AsyncTransport": "orroute.transport",
+    "openai_client": "orroute.transport",
+    "async_openai_client": "orroute.transport",
     # cost and budgets
     "CostTracker": "orroute.cost",
     "Reservation": "orroute.cost",
@@ -47,10 +52,17 @@ _LAZY: dict[str, str] = {
     "Gateway": "orroute.gateway",
     # router
     "AIModelManager": "orroute.manager",
+    # the architecture document's API (several providers)
+    "APIManager": "orroute.api_manager",
+    "APIRouter": "orroute.api_manager",
+    "APIConfig": "orroute.api_manager",
+    "APIResponse": "orroute.api_manager",
+    "ProviderType": "orroute.api_manager",
     "TaskResult": "orroute.manager",
     "CascadeResult": "orroute.manager",
     "Attempt": "orroute.manager",
     "Conversation": "orroute.manager",
+    "Compression": "orroute.compress",
 }
 
 # Derived from _LAZY, the one list of lazily loaded public names (tests/py/test_package.py checks
@@ -75,6 +87,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from ._simulate import simulate  # noqa: F401
     from .catalog import Catalog, ModelInfo  # noqa: F401
     from .client import AsyncOpenRouter, AsyncStream, OpenRouter, Stream, Timeout  # noqa: F401
+    from .compress import Compression  # noqa: F401
     from .cost import BudgetStatus, CostTracker, Reservation  # noqa: F401
     from .gateway import Gateway  # noqa: F401
     from .manager import (  # noqa: F401
@@ -92,4 +105,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         count_tokens,
         encoding_for_model,
         get_encoding,
+    )
+    from .transport import (  # noqa: F401
+        AsyncTransport,
+        Transport,
+        async_openai_client,
+        openai_client,
     )

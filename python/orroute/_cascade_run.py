@@ -18,7 +18,7 @@ every stage with its verdicts, escalation score and cost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from .task import Task
     from .verify import Answer, EscalationScorer, OperatingPoint, Verdict, Verifier
 
-__all__ = ["CascadeResult", "CascadeStream", "StageRecord", "VerifiedCascade"]
+__all__ = ["CascadeResult", "CascadeStream", "CascadeStreamSync", "StageRecord",
+           "VerifiedCascade"]
 
 
 @dataclass
@@ -206,6 +207,29 @@ def _answer(task: Task, r: TaskResult, samples: Sequence[TaskResult]) -> Answer:
                   samples=[s.content for s in samples], model=r.model)
 
 
+# ---------------------------------------------------------------------------- ledger tags
+
+#: Tags every stage's calls carry in the ledger (``orroute.analytics.cascades`` reads them):
+#: ``cascade`` = ``"<stage>/<stages>"`` (1-based), ``cascade_final`` = the last stage's model.
+STAGE_TAG, FINAL_TAG = "cascade", "cascade_final"
+
+
+def stage_task(task: Any, stage: int, models: Sequence[str]) -> Task:
+    """``task`` with the ledger tags of stage ``stage`` of a cascade over ``models``."""
+    import copy
+
+    from .task import Task
+
+    out = copy.copy(Task.coerce(task))
+    out.tags = {**out.tags, STAGE_TAG: f"{stage}/{len(models)}", FINAL_TAG: models[-1]}
+    return out
+
+
+def _router_stage(task: Any, router: Any, calls: Mapping[str, TaskResult], model: str,
+                  task_type: str | None) -> Task:
+    return stage_task(task, len(calls) + 1, router.cascade(task_type).models)
+
+
 # ---------------------------------------------------------------------------- agreement cascades
 
 
@@ -239,7 +263,8 @@ async def run_cascade(manager: AIModelManager, task: Task, cascade: Any, *,
         raise AssertionError("the last stage never escalates")
     calls: dict[str, TaskResult] = {}
     while (nxt := _router_next(cascade, calls, task_type)) is not None:
-        calls[nxt] = await manager._run(task, nxt, pin=True)
+        calls[nxt] = await manager._run(_router_stage(task, cascade, calls, nxt, task_type), nxt,
+                                        pin=True)
     return _router_result(cascade, calls, task_type)
 
 
@@ -249,24 +274,33 @@ def run_cascade_sync(manager: AIModelManager, task: Task, cascade: Any, *,
     if isinstance(cascade, VerifiedCascade):
         stages: list[StageRecord] = []
         for i, model in enumerate(cascade.stages):
-            final = i == len(cascade.stages) - 1
-            first = manager._run_sync(task, model, pin=True)
-            extra = [] if final else [manager._run_sync(task, model, pin=True)
-                                      for _ in range(cascade.samples - 1)]
-            stages.append(_judged(task, cascade, model, first, extra, final))
+            stages.append(_stage_sync(manager, task, cascade, model,
+                                      final=i == len(cascade.stages) - 1))
             if not stages[-1].escalated:
-                return _result(stages, first)
+                return _result(stages, stages[-1].result)
         raise AssertionError("the last stage never escalates")
     calls: dict[str, TaskResult] = {}
     while (nxt := _router_next(cascade, calls, task_type)) is not None:
-        calls[nxt] = manager._run_sync(task, nxt, pin=True)
+        calls[nxt] = manager._run_sync(_router_stage(task, cascade, calls, nxt, task_type), nxt,
+                                       pin=True)
     return _router_result(cascade, calls, task_type)
+
+
+def _stage_sync(manager: AIModelManager, task: Task, cascade: VerifiedCascade, model: str,
+                final: bool) -> StageRecord:
+    """Blocking :func:`_stage`: the answer, then its extra samples, one call after another."""
+    staged = stage_task(task, cascade.stages.index(model) + 1, cascade.stages)
+    first = manager._run_sync(staged, model, pin=True)
+    extra = [] if final else [manager._run_sync(staged, model, pin=True)
+                              for _ in range(cascade.samples - 1)]
+    return _judged(task, cascade, model, first, extra, final)
 
 
 async def _stage(manager: AIModelManager, task: Task, cascade: VerifiedCascade, model: str,
                  final: bool) -> StageRecord:
     n = 1 if final else cascade.samples
-    results = await asyncio.gather(*(manager._run(task, model, pin=True) for _ in range(n)))
+    staged = stage_task(task, cascade.stages.index(model) + 1, cascade.stages)
+    results = await asyncio.gather(*(manager._run(staged, model, pin=True) for _ in range(n)))
     return _judged(task, cascade, model, results[0], list(results[1:]), final)
 
 
@@ -307,12 +341,56 @@ class CascadeStream:
                 return
         final = c.stages[-1]
         result: TaskResult | None = None
-        async for item in _stream_stage(self._manager, task, final):
+        async for item in _stream_stage(self._manager, stage_task(task, len(c.stages), c.stages),
+                                        final):
             if isinstance(item, dict):
                 yield item
             else:
                 result = item
         assert result is not None
+        stages.append(_judged(task, c, final, result, [], final=True))
+        self.result = _result(stages, result)
+
+
+class CascadeStreamSync:
+    """``execute_cascade_sync(..., stream=True)``: :class:`CascadeStream` for a plain ``for``
+    loop. The earlier stages run (and are verified) first, one call after another; the final
+    stage streams. ``result`` is the :class:`CascadeResult` once the iteration has finished;
+    leaving the loop early (or ``close()``) cancels the stage still streaming."""
+
+    def __init__(self, manager: AIModelManager, task: Task, cascade: VerifiedCascade) -> None:
+        self._manager, self._task, self._cascade = manager, task, cascade
+        self.result: CascadeResult | None = None
+        self._gen: Generator[dict[str, Any], None, None] | None = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()
+
+    def _run(self) -> Generator[dict[str, Any], None, None]:
+        c, task, m = self._cascade, self._task, self._manager
+        stages: list[StageRecord] = []
+        for model in c.stages[:-1]:
+            stages.append(_stage_sync(m, task, c, model, final=False))
+            if not stages[-1].escalated:
+                self.result = _result(stages, stages[-1].result)
+                yield _whole_chunk(stages[-1].result)
+                return
+        final = c.stages[-1]
+        result: TaskResult | None = None
+        for item in m._stream_settled_sync(stage_task(task, len(c.stages), c.stages), model=final,
+                                           pin=True):
+            if isinstance(item, dict):
+                yield item
+            else:
+                result = item
+        assert result is not None
+        result.task_id = task.id or ""
         stages.append(_judged(task, c, final, result, [], final=True))
         self.result = _result(stages, result)
 

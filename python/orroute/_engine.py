@@ -17,16 +17,18 @@ about sending.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import weakref
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from . import _core
 from . import _exceptions as _exc
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "Engine",
@@ -143,7 +145,11 @@ _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = (
 
 def bridge() -> LoopBridge:
     """The running loop's bridge (made on first use)."""
-    loop = asyncio.get_running_loop()
+    # asyncio is imported here, on the first async call, not by `import orroute`: a sync client is
+    # usable without it (importing asyncio is most of the time to a usable client).
+    from asyncio import get_running_loop
+
+    loop = get_running_loop()
     b = _bridges.get(loop)
     if b is None:
         b = _bridges[loop] = LoopBridge(loop)
@@ -166,6 +172,22 @@ async def wait_any(armables: Sequence[Any]) -> None:
     finally:
         for token in tokens:
             b.waiters.pop(token, None)
+
+
+class BlockingWaiter:
+    """:class:`LoopBridge` for a thread without an event loop (sync streaming): an eventfd of
+    its own, waited on with ``select`` (the GIL released)."""
+
+    def __init__(self) -> None:
+        self.notifier = _core.Notifier()
+
+    def wait(self, armable: Any) -> None:
+        """Until ``armable`` has news (at once when a chunk or the end is already waiting)."""
+        import select
+
+        armable.arm(self.notifier, 1)
+        select.select([self.notifier.fd], [], [])
+        self.notifier.drain()
 
 
 async def wait(armable: Any) -> None:
@@ -251,7 +273,9 @@ def result_error(res: Mapping[str, Any]) -> BaseException:
                       _exc.BudgetExceededError)
         err = cls(message)
     elif res["error"] == "cancelled":
-        err = asyncio.CancelledError(message)
+        from asyncio import CancelledError  # only an async call can have been cancelled
+
+        err = CancelledError(message)
     elif res["nothing_sent"]:
         err = _exc.NoModelAvailableError(message)
     else:
@@ -274,7 +298,7 @@ def chat_reply(body: Any, status: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         text = body if isinstance(body, str) else repr(body)
         snippet = text[:200] + ("..." if len(text) > 200 else "")
-        raise _exc.APIError(
+        raise _exc.APIResponseValidationError(
             f"the server's reply is not a JSON object (HTTP {status}): {snippet}",
             status_code=status,
             body=snippet,
@@ -528,7 +552,7 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
     task = Task.coerce(task)
     if not task.messages:
         raise _exc.InvalidArgumentError("task has no messages")
-    body: dict[str, Any] = {"messages": list(task.messages)}
+    body: dict[str, Any] = {**task.params, "messages": list(task.messages)}
     if task.max_tokens is not None:
         body["max_tokens"] = task.max_tokens
     if model:

@@ -15,18 +15,28 @@ Hierarchy::
     └── APIError                                  anything that came from (or failed to reach) the API
         ├── APIConnectionError
         │   └── APITimeoutError
+        ├── APIResponseValidationError            a reply that is not what the API promises
         ├── APIStatusError                        an HTTP error status
         │   ├── BadRequestError 400
         │   ├── AuthenticationError 401
         │   ├── PaymentRequiredError 402
         │   ├── PermissionDeniedError 403
         │   ├── NotFoundError 404
+        │   ├── ConflictError 409
+        │   ├── UnprocessableEntityError 422
         │   ├── RateLimitError 429
         │   └── InternalServerError 5xx
         └── StreamError                           an error event in the middle of a stream
+
+When the ``openai`` package has been imported (by the caller: orroute never imports it), every
+``APIError`` raised is also an instance of openai's class of the same name (``APIStatusError`` for
+``PaymentRequiredError``, ``APIError`` for ``StreamError``), so ``except openai.RateLimitError``
+catches orroute's 429 too. ``except orroute.RateLimitError`` works either way.
 """
 
 from __future__ import annotations
+
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time: `import orroute` stays fast
@@ -35,6 +45,7 @@ if TYPE_CHECKING:  # typing is not imported at run time: `import orroute` stays 
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
     "ApprovalDeniedError",
@@ -42,6 +53,7 @@ __all__ = [
     "BadRequestError",
     "BudgetError",
     "BudgetExceededError",
+    "ConflictError",
     "EmergencyCutoffError",
     "InternalServerError",
     "InvalidArgumentError",
@@ -55,6 +67,7 @@ __all__ = [
     "RateLimitError",
     "StreamError",
     "UnpricedModelError",
+    "UnprocessableEntityError",
     "status_error_class",
 ]
 
@@ -139,9 +152,15 @@ class APIError(OrRouteError):
         message: human-readable message (never contains an API key).
         status_code: HTTP status when there was one.
         code: OpenRouter's error code (``error.code``; usually the status) when known.
+        param, type: the ``error.param`` / ``error.type`` of the error body, when given.
+        body: the error body as received (parsed JSON when it was JSON).
         metadata: OpenRouter's ``error.metadata`` (provider name, raw upstream error, reasons ...).
         generation_id: the generation id when known.
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # openai loaded: an instance of the twin class that is also openai's (see the module doc)
+        return Exception.__new__(_openai_twin(cls), *args)
 
     def __init__(
         self,
@@ -153,13 +172,20 @@ class APIError(OrRouteError):
         generation_id: str | None = None,
         body: Any = None,
     ) -> None:
-        super().__init__(message)
+        Exception.__init__(self, message)  # not super(): openai's __init__ wants an httpx request
         self.message = message
         self.status_code = status_code
         self.code = code
         self.metadata = metadata or {}
         self.generation_id = generation_id
         self.body = body
+        err = body.get("error") if isinstance(body, dict) else None
+        err = err if isinstance(err, dict) else body if isinstance(body, dict) else {}
+        self.param: str | None = err.get("param") if isinstance(err.get("param"), str) else None
+        self.type: str | None = err.get("type") if isinstance(err.get("type"), str) else None
+
+    def __reduce__(self) -> Any:  # pickles as orroute's class (the twin is rebuilt on load)
+        return (type(self).__dict__.get("_orroute_class", type(self)), self.args, self.__dict__)
 
 
 class APIConnectionError(APIError):
@@ -168,6 +194,10 @@ class APIConnectionError(APIError):
 
 class APITimeoutError(APIConnectionError):
     """A connect, first-byte, idle or total timeout expired."""
+
+
+class APIResponseValidationError(APIError):
+    """The API answered 2xx with a body that is not what it promises (not JSON, not an object)."""
 
 
 class APIStatusError(APIError):
@@ -198,6 +228,14 @@ class NotFoundError(APIStatusError):
     """404: no such model or endpoint."""
 
 
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the resource's state."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: well-formed but semantically invalid."""
+
+
 class RateLimitError(APIStatusError):
     """429: rate limited. ``retry_after`` is the wait in seconds the server asked for, if any."""
 
@@ -224,6 +262,8 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     402: PaymentRequiredError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
     429: RateLimitError,
 }
 
@@ -235,3 +275,60 @@ def status_error_class(status: int) -> type[APIStatusError]:
     if status >= 500:
         return InternalServerError
     return APIStatusError
+
+
+# ------------------------------------------------------------------------------------------------
+# openai twins: built on first use, only once the caller has imported openai.
+
+_OPENAI_PEER = {"PaymentRequiredError": "APIStatusError", "StreamError": "APIError"}
+_twins: dict[type, type] = {}
+
+
+class _OpenAIFields:
+    """What openai's errors have beyond orroute's: ``request``, ``response`` (an httpx object
+    rebuilt from the status and body, for code that reads ``err.response.headers``) and
+    ``request_id``."""
+
+    request_id: str | None = None
+
+    @property
+    def request(self) -> Any:
+        import httpx  # openai is imported, so httpx is
+
+        return httpx.Request("POST", "https://orroute.invalid/")
+
+    @property
+    def response(self) -> Any:
+        status = getattr(self, "status_code", None)
+        if not status:
+            return None
+        import httpx
+
+        headers = {}
+        retry_after = getattr(self, "retry_after", None)
+        if retry_after is not None:
+            headers["retry-after"] = str(retry_after)
+        body = getattr(self, "body", None)
+        kw: dict[str, Any] = {"json": body} if isinstance(body, (dict, list)) else {}
+        return httpx.Response(status, headers=headers, request=self.request, **kw)
+
+
+def _openai_twin(cls: type) -> type:
+    """``cls``, or (openai imported) a subclass of it and of openai's matching error class."""
+    openai = sys.modules.get("openai")
+    if openai is None or "_orroute_class" in cls.__dict__:
+        return cls
+    twin = _twins.get(cls)
+    if twin is None:
+        peer = getattr(openai, _OPENAI_PEER.get(cls.__name__, cls.__name__), None)
+        if peer is None:  # a class of the caller's: the twin of its nearest orroute base's peer
+            peer = next((getattr(openai, _OPENAI_PEER.get(b.__name__, b.__name__), None)
+                         for b in cls.__mro__[1:] if b.__module__ == __name__), None)
+        if not (isinstance(peer, type) and issubclass(peer, Exception)):
+            twin = cls
+        else:
+            twin = type(cls.__name__, (cls, _OpenAIFields, peer),
+                        {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                         "_orroute_class": cls, "__doc__": cls.__doc__})
+        _twins[cls] = twin
+    return twin

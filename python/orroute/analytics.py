@@ -17,7 +17,10 @@ own code read the same figures:
 * :func:`feedback` / :func:`record_feedback`: quality scores kept in the ledger (the router's
   selector reads them when it starts);
 * :func:`cheaper_alternatives`: which of your calls could have gone to a cheaper model of at least
-  the same quality, by your feedback (else the selector's priors).
+  the same quality, by your feedback (else the selector's priors);
+* :func:`cascades` / :func:`cascade_summary`: your verify-then-escalate runs (``execute_cascade``,
+  the gateway's ``orroute/cascade``): how often the cheap stage's answer stood, what they cost
+  against the final model alone, and your feedback on each stage's model.
 
 Money is :class:`decimal.Decimal` and exact (summed by the ledger or in Decimal); ratios, rates and
 latencies are floats.
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Alternative",
+    "CascadeRun",
+    "CascadeSummary",
     "EstimateRow",
     "FeedbackRow",
     "Forecast",
@@ -51,6 +56,8 @@ __all__ = [
     "Savings",
     "SpendRow",
     "TrendRow",
+    "cascade_summary",
+    "cascades",
     "cheaper_alternatives",
     "estimates",
     "feedback",
@@ -672,4 +679,115 @@ def cheaper_alternatives(tracker: CostTracker, *, tolerance: float = 0.0,
                 alternative_quality=quality[best[1]], saving=cost - best[0],
                 feedback_count=counts.get((task_type, model), 0)))
     out.sort(key=lambda a: -a.saving)
+    return out
+
+
+# --- cascades -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CascadeRun:
+    """One cascade run in the ledger: the calls of one task id that carry a cascade stage tag
+    (``cascade`` = ``"<stage>/<stages>"``, ``cascade_final`` = the last stage's model; written by
+    ``execute_cascade`` and the gateway's ``orroute/cascade``). ``stages``: the models called, in
+    stage order (the answer of the last one stood); ``calls`` counts extra samples too."""
+
+    task_id: str
+    task_type: str
+    time: datetime
+    stages: tuple[str, ...]
+    final: str
+    calls: int
+    cost: Decimal
+    final_cost: Decimal  # the calls on the final model (0 when the run stopped before it)
+    first_call: UsageRecord = field(repr=False)
+
+    @property
+    def escalated(self) -> bool:
+        return len(self.stages) > 1
+
+
+def cascades(tracker: CostTracker, *, since: datetime | None = None,
+             until: datetime | None = None, project: str | None = None) -> list[CascadeRun]:
+    """Every cascade run in the ledger (see :class:`CascadeRun`), oldest first."""
+    from ._cascade_run import FINAL_TAG, STAGE_TAG
+
+    runs: dict[str, list[tuple[int, UsageRecord]]] = {}
+    for r in tracker.usage_history(since=since, until=until, project=project):
+        label = r.tags.get(STAGE_TAG, "")
+        stage, _, total = label.partition("/")
+        if not (stage.isdigit() and total.isdigit() and r.task_id):
+            continue
+        runs.setdefault(r.task_id, []).append((int(stage), r))
+    out = []
+    for task_id, rows in runs.items():
+        rows.sort(key=lambda x: (x[0], x[1].time, x[1].id))
+        stages = tuple(dict.fromkeys(r.model for _, r in rows))
+        first = rows[0][1]
+        final = first.tags.get(FINAL_TAG, stages[-1])
+        out.append(CascadeRun(task_id, first.task_type or "general", first.time, stages, final,
+                              len(rows), sum((r.cost for _, r in rows), _ZERO),
+                              sum((r.cost for _, r in rows if r.model == final), _ZERO), first))
+    out.sort(key=lambda c: c.time)
+    return out
+
+
+@dataclass(frozen=True)
+class CascadeSummary:
+    """Cascade runs from ``first`` (cheap stage) to ``final`` (last stage): how many, how many
+    escalated, what they cost, and what the final model alone would have cost (the escalated
+    runs' final calls as paid; the others' first answers repriced on it: same prompt, an answer
+    of the same length; None when it cannot be priced). ``quality_first``/``quality_final``:
+    your mean feedback on each model (None without feedback)."""
+
+    first: str
+    final: str
+    runs: int
+    escalated: int
+    cost: Decimal
+    final_only_cost: Decimal | None
+    quality_first: float | None
+    quality_final: float | None
+
+    @property
+    def escalation_rate(self) -> float:
+        return self.escalated / self.runs if self.runs else 0.0
+
+    @property
+    def saving(self) -> Decimal | None:
+        return None if self.final_only_cost is None else self.final_only_cost - self.cost
+
+    @property
+    def cost_share(self) -> float | None:
+        """Cost of the cascades as a share of the final model alone."""
+        return None if self.final_only_cost is None else _ratio(self.cost, self.final_only_cost)
+
+
+def cascade_summary(tracker: CostTracker, *, since: datetime | None = None,
+                    until: datetime | None = None, project: str | None = None,
+                    catalog: Any = None) -> list[CascadeSummary]:
+    """:func:`cascades` grouped by (first stage, final stage), most runs first."""
+    catalog = _catalog(catalog)
+    quality = _quality_by_model(tracker)
+    groups: dict[tuple[str, str], list[CascadeRun]] = {}
+    for run in cascades(tracker, since=since, until=until, project=project):
+        groups.setdefault((run.stages[0], run.final), []).append(run)
+    out = []
+    for (first, final), runs in groups.items():
+        alone: Decimal | None = _ZERO
+        for run in runs:
+            if alone is None:
+                break
+            if run.stages[-1] == final:  # reached the final model: its call is what it cost
+                alone += run.final_cost
+                continue
+            try:
+                alone += _price(catalog, final, run.first_call)
+            except (InvalidArgumentError, NotFoundInCatalogError, KeyError):
+                alone = None
+        out.append(CascadeSummary(
+            first, final, len(runs), sum(1 for r in runs if r.escalated),
+            sum((r.cost for r in runs), _ZERO), alone,
+            quality.get(first, (None, 0))[0], quality.get(final, (None, 0))[0]))
+    out.sort(key=lambda s: -s.runs)
     return out

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote
 
+from . import _client_surface as _surface
 from . import _engine
 from ._exceptions import APIError, InvalidArgumentError
 from .config import DEFAULT_BASE_URL as _DEFAULT_BASE_URL
@@ -34,6 +35,7 @@ from .types import (
     Credits,
     Generation,
     KeyInfo,
+    Model,
     ModelList,
 )
 
@@ -79,8 +81,13 @@ class Timeout:
 
 def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, Any, Any]:
     """A float means: total time for a plain call; first byte and idle gap for a stream."""
+    timeout = _surface.timeout_of(timeout)  # httpx.Timeout, openai.NOT_GIVEN
+    if timeout is ...:
+        timeout = DEFAULT_TIMEOUT
     if isinstance(timeout, Timeout):
         return timeout._tuple()
+    if isinstance(timeout, tuple) and len(timeout) == 4:  # an httpx.Timeout, converted
+        return timeout
     if timeout is None:
         return (10.0, None, None, None)
     t = float(timeout)
@@ -93,13 +100,25 @@ def _timeouts(timeout: float | Timeout | None, stream: bool) -> tuple[Any, Any, 
 # Streams
 
 
+def _keyless(core: Any) -> bool:
+    """No key for OpenRouter itself: every call but ``/models`` would be answered 401."""
+    return not core.masked_keys() and core.base_url.rstrip("/") == DEFAULT_BASE_URL.rstrip("/")
+
+
 class _StreamBase:
     def __init__(self, core_stream: Any, observed: Call | None = None,
-                 on_complete: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_complete: Callable[[dict[str, Any]], None] | None = None,
+                 include_usage: bool = True) -> None:
         self._cs = core_stream
         self._finished = False
         self._observed = observed  # the call's log line, callbacks and span (orroute.observe)
         self._on_complete = on_complete  # the response cache keeps the finished completion
+        self._include_usage = include_usage
+
+    def _hidden(self, kind: int, chunk: Any) -> bool:
+        """The final usage chunk (no choices), unless asked for with ``stream_options=
+        {"include_usage": True}``, as openai does (``.usage`` has it either way)."""
+        return kind == 0 and not self._include_usage and _surface.usage_only(chunk)
 
     @property
     def text(self) -> str:
@@ -167,7 +186,7 @@ class Stream(_StreamBase):
             raise StopIteration
         while True:
             kind, chunk = self._cs.next(0.25)  # GIL released while waiting
-            if kind != 1:
+            if kind != 1 and not self._hidden(kind, chunk):
                 break
         item = self._item(kind, chunk)
         if item is None:
@@ -185,7 +204,6 @@ class Stream(_StreamBase):
         self.close()
 
 
-
 class AsyncStream(_StreamBase):
     """Async twin of ``Stream``: an async iterator and an async context manager. Cancelling the task
     that iterates it aborts the transfer."""
@@ -198,6 +216,8 @@ class AsyncStream(_StreamBase):
             raise StopAsyncIteration
         while True:
             kind, chunk = self._cs.try_next()
+            if self._hidden(kind, chunk):
+                continue
             if kind != 1:
                 break
             try:
@@ -258,6 +278,7 @@ class _Base:
         if _core_client is not None:
             self._core = _core_client
             self._cache = cache or None
+            self._keyless = _keyless(_core_client)
             return
         s = runtime_settings(settings)  # environment, .env, config file: config.py's reading
         from .cache import resolve_cache
@@ -272,6 +293,7 @@ class _Base:
             stream_timeouts=_timeouts(timeout, True),
             max_retries=max_retries,
         )
+        self._keyless = _keyless(self._core)
 
     @property
     def base_url(self) -> str:
@@ -282,21 +304,46 @@ class _Base:
         """The configured keys, masked."""
         return self._core.masked_keys()
 
+    @property
+    def api_key(self) -> str:
+        """The first configured key, masked (openai's attribute; orroute never hands a key back)."""
+        keys = self._core.masked_keys()
+        return keys[0] if keys else ""
+
+    @property
+    def max_retries(self) -> int:
+        return self._max_retries
+
+    @property
+    def timeout(self) -> float | Timeout | None:
+        return self._timeout
+
     def __repr__(self) -> str:
         keys = self._core.masked_keys()
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={keys[0] if len(keys) == 1 else keys!r})"
 
     def with_options(
-        self, *, timeout: float | Timeout | None | Any = ..., max_retries: int | None = None
+        self,
+        *,
+        timeout: float | Timeout | None | Any = ...,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        **_openai_only: Any,
     ) -> Any:
-        """A client sharing this one's connections, with other per-call defaults."""
-        return type(self)(
+        """A client sharing this one's connections, with other per-call defaults (``copy`` in
+        openai; its other arguments, such as ``http_client``, have no meaning here)."""
+        timeout = _surface.timeout_of(timeout)
+        clone = type(self)(
             timeout=self._timeout if timeout is ... else timeout,
             max_retries=self._max_retries if max_retries is None else max_retries,
             _core_client=self._core,
             _observer=self._observe,
             cache=self._cache,
         )
+        clone._headers = self._headers + list((default_headers or {}).items())
+        return clone
+
+    copy = with_options
 
     @property
     def callbacks(self) -> Observer:
@@ -328,6 +375,8 @@ class _Base:
         extra_headers: Mapping[str, str] | None = None,
         not_found_retries: int = 0,
     ) -> Any:
+        if self._keyless and not path.startswith("/models"):
+            raise _surface.missing_key_error()
         t = self._timeout if timeout is ... else timeout
         retries = self._max_retries if max_retries is None else max_retries
         headers = self._headers + list((extra_headers or {}).items())
@@ -353,15 +402,16 @@ class _Base:
         timeout: Any,
         max_retries: int | None,
         extra_headers: Mapping[str, str] | None,
+        extra_query: Mapping[str, Any] | None = None,
     ) -> Any:
         """Validates the chat request and starts it on the transport (shared by sync and async)."""
         return self._start(
             "POST",
-            "/chat/completions",
+            _surface.with_query("/chat/completions", extra_query),
             self._chat_body(model, messages, stream, params, extra_body),
             stream=stream,
             chat=True,
-            timeout=timeout,
+            timeout=_surface.timeout_of(timeout),
             max_retries=max_retries,
             extra_headers=extra_headers,
         )
@@ -374,11 +424,9 @@ class _Base:
         params: dict[str, Any],
         extra_body: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
-        unknown = [k for k in params if k not in CHAT_FIELDS]
-        if unknown:
-            raise InvalidArgumentError(
-                f"unknown parameter(s) {', '.join(sorted(unknown))}; pass new API fields in extra_body={{...}}"
-            )
+        # Fields newer than CHAT_FIELDS are sent as given (openai's newer keywords, such as
+        # prompt_cache_retention); openai's NOT_GIVEN / omit mean "leave it out".
+        params = _surface.strip_omitted(params)
         body: dict[str, Any] = {}
         if model is not None:
             body["model"] = model
@@ -431,9 +479,28 @@ class _Base:
         return None
 
 
-class _Completions:
-    def __init__(self, client: OpenRouter) -> None:
+class _CompletionsBase:
+    """What the sync and async ``chat.completions`` share: starting a call, raw responses."""
+
+    def __init__(self, client: Any) -> None:
         self._client = client
+
+    def _begin(self, messages: Any, model: Any, stream: Any, extra_body: Any,
+               extra_headers: Any, extra_query: Any, timeout: Any, max_retries: Any,
+               params: dict[str, Any]) -> tuple[Any, bool, bool]:
+        stream = bool(stream) and not _surface.is_omitted(stream)
+        include_usage = _surface.wants_usage_chunk(params)
+        call = self._client._start_chat(model, messages, stream, params, extra_body, timeout,
+                                        max_retries, extra_headers, extra_query)
+        return call, stream, include_usage
+
+    @property
+    def with_raw_response(self) -> _RawCompletions:
+        """``with_raw_response.create(...)``: the status and headers too (``.parse()``)."""
+        return _RawCompletions(self)
+
+
+class _Completions(_CompletionsBase):
 
     @overload
     def create(
@@ -462,31 +529,35 @@ class _Completions:
         stream: bool = False,
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
         timeout: float | Timeout | None | Any = ...,
         max_retries: int | None = None,
         cache: bool = True,
         **params: Any,
     ) -> ChatCompletion | Stream:
-        """Creates a chat completion (``stream=True``: a ``Stream`` of chunks).
+        """Creates a chat completion (``stream=True``: a ``Stream`` of chunks; the final usage
+        chunk only with ``stream_options={"include_usage": True}``, as in openai).
 
         Takes every field of OpenRouter's request (tools, response_format, models, provider,
-        reasoning, plugins, ...) as keyword arguments; ``extra_body`` for anything newer.
-        Raises the ``APIError`` subclass matching the failure after the retries are spent.
+        reasoning, plugins, ...) as keyword arguments, newer ones too (sent as given);
+        ``extra_body`` / ``extra_headers`` / ``extra_query`` as in openai. Raises the
+        ``APIError`` subclass matching the failure after the retries are spent.
         With a response cache (``OpenRouter(cache=True)``, see :mod:`orroute.cache`) a repeated
         request is answered from it (``cache=False``: not this call).
         """
         c = self._client
+        stream = bool(stream) and not _surface.is_omitted(stream)
+        include_usage = _surface.wants_usage_chunk(params)
         observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
         try:
             cached = c._cache_lookup(model, messages, params, extra_body, cache)
             if cached is not None and cached.hit is not None:
                 return _cache_hit(cached, observed, stream, asynchronous=False)
-            call = c._start_chat(
-                model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
-            )
+            call = c._start_chat(model, messages, stream, params, extra_body, timeout,
+                                 max_retries, extra_headers, extra_query)
             if stream:
                 return Stream(_engine.stream_of(call), observed,
-                              cached.store if cached is not None else None)
+                              cached.store if cached is not None else None, include_usage)
             call.wait_done()
             r = ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
         except BaseException as e:
@@ -496,6 +567,12 @@ class _Completions:
             cached.store(r.model_dump())
         observed.done(**completion_fields(r), result=r)
         return r
+
+    def _finish(self, call: Any, stream: bool, include_usage: bool) -> Any:
+        if stream:
+            return Stream(_engine.stream_of(call), include_usage=include_usage)
+        call.wait_done()
+        return ChatCompletion(_engine.chat_reply(self._client._result(call), call.status()))
 
 
 class _Chat:
@@ -522,6 +599,10 @@ class _Models:
                 raise
             return offline
         return self._fresh(body)
+
+    def retrieve(self, model: str, **_openai_options: Any) -> Model:
+        """One model of ``list()`` (cached like it); ``NotFoundError`` when it has no such id."""
+        return _surface.retrieve_model(self.list(), model)
 
     # The sync and async list() differ only in how they wait for the GET.
     def _cached(self, ttl: float) -> ModelList | None:
@@ -567,6 +648,7 @@ class OpenRouter(_Base):
         super().__init__(**kwargs)
         self.chat = _Chat(self, _Completions)
         self.models = _Models(self)
+        self.embeddings = _surface.Embeddings(self)
 
     def _get(self, path: str, *, not_found_retries: int = 0) -> Any:
         call = self._start("GET", path, not_found_retries=not_found_retries)
@@ -596,10 +678,7 @@ class OpenRouter(_Base):
         self.close()
 
 
-class _AsyncCompletions:
-    def __init__(self, client: AsyncOpenRouter) -> None:
-        self._client = client
-
+class _AsyncCompletions(_CompletionsBase):
     async def create(
         self,
         *,
@@ -608,6 +687,7 @@ class _AsyncCompletions:
         stream: bool = False,
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
         timeout: float | Timeout | None | Any = ...,
         max_retries: int | None = None,
         cache: bool = True,
@@ -615,17 +695,18 @@ class _AsyncCompletions:
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
         c = self._client
+        stream = bool(stream) and not _surface.is_omitted(stream)
+        include_usage = _surface.wants_usage_chunk(params)
         observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
         try:
             cached = c._cache_lookup(model, messages, params, extra_body, cache)
             if cached is not None and cached.hit is not None:
                 return _cache_hit(cached, observed, stream, asynchronous=True)
-            call = c._start_chat(
-                model, messages, stream, params, extra_body, timeout, max_retries, extra_headers
-            )
+            call = c._start_chat(model, messages, stream, params, extra_body, timeout,
+                                 max_retries, extra_headers, extra_query)
             if stream:
                 return AsyncStream(_engine.stream_of(call), observed,
-                                   cached.store if cached is not None else None)
+                                   cached.store if cached is not None else None, include_usage)
             await _engine.wait(call)
             r = ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
         except BaseException as e:
@@ -635,6 +716,19 @@ class _AsyncCompletions:
             cached.store(r.model_dump())
         observed.done(**completion_fields(r), result=r)
         return r
+
+
+    async def _afinish(self, call: Any, stream: bool, include_usage: bool) -> Any:
+        if stream:
+            return AsyncStream(_engine.stream_of(call), include_usage=include_usage)
+        await _engine.wait(call)
+        return ChatCompletion(_engine.chat_reply(self._client._result(call), call.status()))
+
+    async def parse(self, *, response_format: Any, **kwargs: Any) -> ChatCompletion:
+        """Async twin of ``OpenRouter.chat.completions.parse``."""
+        fmt, model_cls = _surface.response_format_of(response_format)
+        return _surface.parse_choices(await self.create(response_format=fmt, **kwargs),
+                                      model_cls)
 
 
 def _cache_hit(cached: Any, observed: Call, stream: bool, *, asynchronous: bool) -> Any:
@@ -672,6 +766,9 @@ class _AsyncModels(_Models):
             return offline
         return self._fresh(body)
 
+    async def retrieve(self, model: str, **_openai_options: Any) -> Model:  # type: ignore[override]
+        return _surface.retrieve_model(await self.list(), model)
+
 
 class AsyncOpenRouter(_Base):
     """Asynchronous client (the ``openai.AsyncOpenAI`` shape); same arguments as ``OpenRouter``."""
@@ -680,6 +777,7 @@ class AsyncOpenRouter(_Base):
         super().__init__(**kwargs)
         self.chat = _Chat(self, _AsyncCompletions)
         self.models = _AsyncModels(self)
+        self.embeddings = _surface.AsyncEmbeddings(self)
 
     async def _aget(self, path: str, *, not_found_retries: int = 0) -> Any:
         call = self._start("GET", path, not_found_retries=not_found_retries)

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -84,6 +84,10 @@ class TaskResult:
             ``"catalog"``, ``"tokenizer"``, ``"metered"`` (see docs/cost.md).
         cut_at_reservation: a stream stopped (finish reason ``length``) because the upstream
             went past the ``max_tokens`` it was reserved for.
+        provider: with several providers (``providers=``), the one that answered, and
+            ``provider_model`` its name for the model; ``""`` with one endpoint.
+        compression: what prompt compression did before the call (an
+            ``orroute.compress.Compressed``: tokens before and kept, the summary call), or None.
     """
 
     id: str
@@ -100,6 +104,9 @@ class TaskResult:
     response: dict[str, Any] = field(repr=False, default_factory=dict)
     cost_source: str = ""
     cut_at_reservation: bool = False
+    provider: str = ""
+    provider_model: str = ""
+    compression: Any = None
 
     @property
     def fallbacks(self) -> int:
@@ -184,6 +191,11 @@ class AIModelManager:
         router_state: ``"redis://..."`` to share circuit breakers, rate-limit windows and
             Retry-After holds with every manager (any process, any machine) using that Redis
             server and prefix; omitted: this manager's own in-process state.
+        providers: several providers (an ``orroute.provider_config.ProvidersConfig``, e.g.
+            ``load_providers(settings)``): each model is tried at every provider serving it, by
+            priority or its group's balancing, before the next model (docs/providers.md).
+        provider_prices: a LiteLLM price table (path or JSON text) pricing the providers other
+            than OpenRouter; default: the bundled Anthropic/OpenAI/Gemini prices.
         unpriced_model_price: with a ledger, calls to model ids the catalog cannot price are
             refused (:class:`orroute.UnpricedModelError`) unless this gives their price, in USD
             per million tokens: a number (input and output) or ``{"prompt": 3, "completion":
@@ -192,6 +204,8 @@ class AIModelManager:
             of the reported tokens is not believed (the catalog price is recorded).
         webhook_url: threshold alerts of this manager's calls are POSTed there (as JSON); with a
             :class:`orroute.CostTracker` as ``ledger``, its callbacks and webhook fire too.
+        compress: prompt compression before every call (an :class:`orroute.compress.Compression`
+            or a mapping of its fields; a task's own ``compress`` wins). See docs/router.md.
         app_name, app_url: app attribution (``X-Title`` / ``X-OpenRouter-Title``,
             ``HTTP-Referer``), as on the client; else ``OPENROUTER_APP_NAME`` /
             ``OPENROUTER_APP_URL``. CR, LF or other control characters are refused.
@@ -238,9 +252,12 @@ class AIModelManager:
         refresh_catalog: bool = True,
         stream_queue: int = 64,
         router_state: str | None = None,
+        providers: Any = None,
+        provider_prices: str | None = None,
         unpriced_model_price: float | str | Decimal | Mapping[str, Any] | None = None,
         cost_check_multiple: int = 2,
         webhook_url: str | None = None,
+        compress: Any = None,
         settings: Any = None,
         on_request: Any = None,
         on_response: Any = None,
@@ -283,6 +300,10 @@ class AIModelManager:
             breaker=breaker,
             limits=limits,
         )
+        if providers is not None:  # a ProvidersConfig (orroute.provider_config)
+            from ._providers_engine import configure_providers
+
+            configure_providers(cfg, providers, provider_prices)
         cat = catalog if catalog is not None else Catalog.bundled()
         core_catalog: Any = getattr(cat, "_core", cat)
         ledger_path: str | None
@@ -319,6 +340,9 @@ class AIModelManager:
         self._webhook_url = webhook_url
         self._webhooks: list[Any] = []
         self._project = project
+        from .compress import Compression
+
+        self._compress = Compression.coerce(compress)
         self._results: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._base_url = cfg.base_url
         self._strategy = strategy
@@ -374,7 +398,13 @@ class AIModelManager:
         else:
             limit, period, project, policy = budget, "total", self._project, "refuse"
         scope = f"project:{project}" if project else "global"
-        self._door.set_budget(scope, str(period), Decimal(str(limit)), str(policy))
+        try:
+            amount = Decimal(str(limit))
+        except ArithmeticError:  # decimal.InvalidOperation: "five"
+            raise _exc.InvalidArgumentError(
+                f"budget must be an amount in USD such as 5 or '2.50' (or a mapping with a "
+                f"'limit'), got {limit!r}") from None
+        self._door.set_budget(scope, str(period), amount, str(policy))
 
     def spent(self) -> Decimal:
         """Settled spend in USD: the ledger's total, or (without a ledger) the cost of this
@@ -458,6 +488,8 @@ class AIModelManager:
             response=response,
             cost_source=res.get("cost_source", ""),
             cut_at_reservation=bool(res.get("cut_at_reservation")),
+            provider=res.get("provider", ""),
+            provider_model=res.get("provider_model", ""),
         )
         self._results[result_id] = (result.model, result.task_type)
         if len(self._results) > _FEEDBACK_MEMORY:
@@ -480,12 +512,45 @@ class AIModelManager:
         return self._run_sync(task, model)
 
     def _run_sync(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
-        task = Task.coerce(task)
+        task, compressed = self._compressed_sync(Task.coerce(task), model)
         with self._observed(task, model, False) as call:
             r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)))
             call.done(**task_result_fields(r))
         r.task_id = task.id or ""
+        r.compression = compressed
         return r
+
+    def _compressed_sync(self, task: Task, model: str | None) -> tuple[Task, Any]:
+        """``task`` after prompt compression (orroute/compress.py), and what it did."""
+        from .compress import apply, prepare
+
+        prep = prepare(self, task, model, self._door.catalog)
+        if prep is None:
+            return task, None
+        if prep.summary_task is None:
+            return apply(task, prep, None)
+        try:
+            summary = self._run_sync(prep.summary_task, prep.options.summarize_with, pin=True)
+        except _exc.OrRouteError as e:  # no summary: the older turns are dropped instead
+            _log.warning("compression: the summary call failed (%s); trimming", type(e).__name__)
+            return apply(task, prep, None, type(e).__name__)
+        return apply(task, prep, summary)
+
+    async def _compressed(self, task: Task, model: str | None) -> tuple[Task, Any]:
+        """:meth:`_compressed_sync` on the event loop."""
+        from .compress import apply, prepare
+
+        prep = prepare(self, task, model, self._door.catalog)
+        if prep is None:
+            return task, None
+        if prep.summary_task is None:
+            return apply(task, prep, None)
+        try:
+            summary = await self._run(prep.summary_task, prep.options.summarize_with, pin=True)
+        except _exc.OrRouteError as e:  # no summary: the older turns are dropped instead
+            _log.warning("compression: the summary call failed (%s); trimming", type(e).__name__)
+            return apply(task, prep, None, type(e).__name__)
+        return apply(task, prep, summary)
 
     async def execute_task(self, task: Task, *, model: str | None = None) -> TaskResult:
         """Runs ``task`` on the engine's network thread; cancelling the await cancels the request
@@ -493,13 +558,14 @@ class AIModelManager:
         return await self._run(task, model)
 
     async def _run(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
-        task = Task.coerce(task)
+        task, compressed = await self._compressed(Task.coerce(task), model)
         with self._observed(task, model, False) as call:
             # on the engine's network thread; cancelling the await cancels the run
             r = self._result(
                 await self._door.run_async(self._engine_task(task, model=model, pin=pin)))
             call.done(**task_result_fields(r))
         r.task_id = task.id or ""
+        r.compression = compressed
         return r
 
     async def execute_cascade(self, task: Task, cascade: Any, *, task_type: str | None = None,
@@ -520,11 +586,17 @@ class AIModelManager:
             return CascadeStream(self, task, cascade)
         return await run_cascade(self, task, cascade, task_type=task_type)
 
-    def execute_cascade_sync(self, task: Task, cascade: Any, *,
-                             task_type: str | None = None) -> CascadeResult:
-        """Blocking :meth:`execute_cascade` (stages run one after another; no streaming)."""
-        from ._cascade_run import run_cascade_sync
+    def execute_cascade_sync(self, task: Task, cascade: Any, *, task_type: str | None = None,
+                             stream: bool = False) -> Any:
+        """Blocking :meth:`execute_cascade` (stages and samples run one after another). With
+        ``stream=True`` (VerifiedCascade only) a ``CascadeStreamSync`` to iterate (a plain
+        ``for`` loop): the final stage streams; leaving the loop early cancels it."""
+        from ._cascade_run import CascadeStreamSync, VerifiedCascade, run_cascade_sync
 
+        if stream:
+            if not isinstance(cascade, VerifiedCascade):
+                raise _exc.InvalidArgumentError("stream=True needs a VerifiedCascade")
+            return CascadeStreamSync(self, task, cascade)
         return run_cascade_sync(self, task, cascade, task_type=task_type)
 
     async def stream_task(
@@ -544,7 +616,7 @@ class AIModelManager:
     ) -> AsyncIterator[dict[str, Any] | TaskResult]:
         """:meth:`stream_task`'s loop: yields the chunks, then the settled :class:`TaskResult`
         (alerts fired; a failure raises). Cascades stream their final stage through it."""
-        task = Task.coerce(task)
+        task, compressed = await self._compressed(Task.coerce(task), model)
         run = self._door.stream(
             self._engine_task(task, stream=True, model=model, pin=pin), self._stream_queue
         )
@@ -564,11 +636,48 @@ class AIModelManager:
                     with call:
                         r = self._result(res)  # alerts fire; a failure raises
                         call.done(**task_result_fields(r))
+                    r.compression = compressed
                     yield r
                     return
                 await bridge.wait(run)
         finally:
             call.__exit__(None, None, None)  # no-op once ended; else the consumer left early
+            if not finished:
+                run.cancel()
+
+    def stream_task_sync(self, task: Task, *, model: str | None = None
+                         ) -> Iterator[dict[str, Any]]:
+        """Blocking :meth:`stream_task`: a generator of chunks for a plain ``for`` loop (the GIL
+        is released while waiting). Closing it, or dropping it early, cancels the request."""
+        for item in self._stream_settled_sync(task, model=model):
+            if isinstance(item, dict):
+                yield item
+
+    def _stream_settled_sync(
+        self, task: Task, *, model: str | None = None, pin: bool = False
+    ) -> Iterator[dict[str, Any] | TaskResult]:
+        """:meth:`_stream_settled` for a thread without an event loop: the same bounded hand-off,
+        waiting on an eventfd of its own instead of the loop's."""
+        task, compressed = self._compressed_sync(Task.coerce(task), model)
+        run = self._door.stream(
+            self._engine_task(task, stream=True, model=model, pin=pin), self._stream_queue
+        )
+        waiter = _engine.BlockingWaiter()
+        finished = False
+        try:
+            while True:
+                for data in run.take():
+                    yield json.loads(data)
+                if run.finished():
+                    finished = True
+                    res = run.result()
+                    assert res is not None  # finished() implies the result is set
+                    result = self._result(res)  # alerts fire; a failure raises
+                    result.compression = compressed
+                    yield result
+                    return
+                waiter.wait(run)
+        finally:
             if not finished:
                 run.cancel()
 
@@ -663,8 +772,9 @@ class Conversation:
     - downgrades when its ``budget`` runs low: each turn may cost at most what is left, so the
       router picks cheaper models;
     - ``switch_model(id)`` pins a model (``switch_model(None)`` unpins);
-    - keeps the history within ``max_history_tokens``: the system prompt and the last
-      ``keep_recent`` messages stay; older turns are dropped, or replaced by a summary when a
+    - keeps the history within ``max_history_tokens`` by prompt compression's rule (C++,
+      docs/router.md): the system prompt and the last ``keep_recent`` messages stay (a tool call
+      with its results); older turns are dropped, or replaced by a summary when a
       ``summarizer`` (a callable taking the dropped messages, sync or async) is given.
     """
 
@@ -729,21 +839,36 @@ class Conversation:
     def _upgrade(self) -> None:
         self.min_quality = min(0.95, (self.min_quality or 0.5) + 0.15)
 
-    def _tokens(self, messages: Sequence[Mapping[str, Any]]) -> int:
-        try:
-            from .tokenizer import count_tokens
+    def _fold(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        """(kept, dropped) history when the next turn would pass ``max_history_tokens``, by
+        prompt compression's rule (``cpp/orroute/route/compression.h``: system messages and
+        the last ``keep_recent`` messages stay, a tool call keeps its results, older turns
+        fold); None when it fits."""
+        from . import _core
 
-            return int(count_tokens(list(messages), model=self.model or "openai/gpt-4o"))
-        except (_exc.OrRouteError, TypeError, ValueError):  # unusual content: estimate from bytes
-            return sum(len(str(m.get("content", ""))) // 4 + 4 for m in messages)
+        rule = _core.CompressionRule()
+        rule.max_prompt_tokens = self.max_history_tokens
+        rule.keep_last = self.keep_recent
+        messages = self.messages
+        try:
+            plan = _core.plan_compression(self.model or "openai/gpt-4o",
+                                          json.dumps(messages, ensure_ascii=False, default=str),
+                                          rule)
+        except _exc.OrRouteError:  # content the tokenizer cannot read: keep the last turns
+            cut = max(0, len(self.history) - self.keep_recent)
+            return (self.history[cut:], self.history[:cut]) if cut else None
+        if not plan.compress:
+            return None
+        head = len(messages) - len(self.history)  # the system prompt and the summary
+        folded = {i - head for i in plan.fold}
+        return ([m for i, m in enumerate(self.history) if i not in folded],
+                [m for i, m in enumerate(self.history) if i in folded])
 
     async def _trim(self) -> None:
-        if self._tokens(self.messages) <= self.max_history_tokens:
+        fold = self._fold()
+        if fold is None:
             return
-        keep = self.history[-self.keep_recent :]
-        dropped = self.history[: -self.keep_recent]
-        while len(keep) > 1 and self._tokens(keep) > self.max_history_tokens:
-            dropped.append(keep.pop(0))
+        keep, dropped = fold
         if dropped and self.summarizer is not None:
             previous = [{"role": "system", "content": self.summary}] if self.summary else []
             out = self.summarizer(previous + dropped)
@@ -781,7 +906,7 @@ class Conversation:
     def send_sync(self, content: str) -> TaskResult:
         """:meth:`send` for synchronous code (the summarizer, if any, must then be synchronous)."""
         self.history.append({"role": "user", "content": content})
-        if self._tokens(self.messages) > self.max_history_tokens:
+        if self._fold() is not None:
             asyncio.run(self._trim())
         try:
             result = self._manager.execute_task_sync(self._task(), model=self.model)

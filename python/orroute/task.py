@@ -17,6 +17,44 @@ if TYPE_CHECKING:
 
 __all__ = ["Task"]
 
+#: Request fields the router sets itself (a task's ``params`` may not).
+_ROUTER_FIELDS = frozenset({"model", "messages", "stream", "max_tokens", "models"})
+
+
+_KNOWN_TYPES: tuple[str, ...] | None = None
+
+
+def _check_type(name: str) -> None:
+    """A type one or two edits away from a known task type (``"codng"``) is a typo: refused,
+    naming the type meant. Other unknown types are allowed (a learned router or a cascade may be
+    trained on task types of the caller's own)."""
+    global _KNOWN_TYPES
+    if _KNOWN_TYPES is None:
+        from . import _core  # the task types are the engine's (select/task_types.cpp)
+
+        _KNOWN_TYPES = tuple(t for t, _ in _core.task_type_rules())
+    known = _KNOWN_TYPES
+    if name in known:
+        return
+    import difflib
+
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+    if near and _edits(name, near[0]) <= 2:
+        raise InvalidArgumentError(
+            f"unknown task type {name!r}; did you mean {near[0]!r}? (known task types: "
+            f"{', '.join(known)}; a type of your own must not be a near-miss of one of these)")
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (short strings)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
 
 class Task:
     """A task for a model: its messages, what it needs, and what it may cost.
@@ -33,6 +71,11 @@ class Task:
         budget: most this one task may cost, in USD (stored as ``decimal.Decimal``).
         conversation: conversation the spend is booked to.
         tags: extra budget scopes, e.g. ``{"user": "alice", "team": "search"}``.
+        params: more OpenAI chat request fields sent as given (``temperature``, ``tools``,
+            ``response_format``, ...); ``model``, ``messages``, ``stream`` and ``max_tokens`` are
+            the router's and may not appear here.
+        compress: prompt compression for this task (an ``orroute.compress.Compression`` or a
+            mapping of its fields; ``False`` turns the manager's off; None: the manager's).
         cache: False skips the manager's response cache for this task (see orroute.cache).
 
     >>> Task(type="coding", messages="Write a haiku about C++").messages[0]["role"]
@@ -43,11 +86,13 @@ class Task:
         "budget",
         "cache",
         "capabilities",
+        "compress",
         "conversation",
         "id",
         "input_size",
         "max_tokens",
         "messages",
+        "params",
         "project",
         "quality",
         "tags",
@@ -67,10 +112,13 @@ class Task:
         budget: Decimal | float | str | None = None,
         conversation: str | None = None,
         tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
         cache: bool = True,
+        compress: Any = None,
     ) -> None:
         if not isinstance(type, str) or not type:
             raise InvalidArgumentError("task type must be a non-empty string")
+        _check_type(type)
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         msgs = list(messages)
@@ -90,6 +138,10 @@ class Task:
                 raise InvalidArgumentError(f"budget must be an amount in USD, got {budget!r}") from None
             if not budget.is_finite() or budget < 0:
                 raise InvalidArgumentError(f"budget must be >= 0, got {budget}")
+        params = dict(params or {})
+        reserved = sorted(_ROUTER_FIELDS.intersection(params))
+        if reserved:
+            raise InvalidArgumentError(f"task params may not set {reserved[0]!r}: the router does")
         self.id = id if id is not None else os.urandom(16).hex()
         self.type = type
         self.messages: list[Message] = msgs
@@ -101,6 +153,12 @@ class Task:
         self.budget = budget
         self.conversation = conversation
         self.tags = dict(tags or {})
+        self.params: dict[str, Any] = params
+        if compress is not None and compress is not False:
+            from .compress import Compression
+
+            compress = Compression.coerce(compress)
+        self.compress = compress
         self.cache = bool(cache)
 
     def __repr__(self) -> str:
@@ -122,8 +180,8 @@ class Task:
 
         Fields read (as keys or attributes): ``id``, ``type``, ``messages`` (or ``input``: a
         string or messages), ``input_size``, ``max_tokens``, ``project``, ``capabilities``,
-        ``quality``, ``budget``, ``conversation``, ``tags``. Missing fields take the defaults of
-        the constructor; the values are validated as there.
+        ``quality``, ``budget``, ``conversation``, ``tags``, ``params``, ``compress``. Missing
+        fields take the defaults of the constructor; the values are validated as there.
 
         Raises:
             InvalidArgumentError: a field has a bad value, or both ``messages`` and ``input``
@@ -152,7 +210,8 @@ class Task:
             "messages": messages if messages is not None else (text if text is not None else ())
         }
         for name in ("id", "type", "input_size", "max_tokens", "project", "capabilities",
-                     "quality", "budget", "conversation", "tags", "cache"):
+                     "quality", "budget", "conversation", "tags", "params", "cache",
+                     "compress"):
             value = get(name)
             if value is not None:
                 fields[name] = value

@@ -30,7 +30,9 @@ __all__ = [
     "CompletionTokensDetails",
     "CompletionUsage",
     "CostDetails",
+    "CreateEmbeddingResponse",
     "Credits",
+    "Embedding",
     "Function",
     "Generation",
     "KeyInfo",
@@ -80,20 +82,81 @@ class BaseObject:
             value.model_dump() if isinstance(value, BaseObject) else value
         )
 
-    def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
-        """The object as a plain dict (deep copy of the JSON)."""
-        d = json.loads(json.dumps(self.__dict__["_data"]))
+    def model_dump(
+        self,
+        *,
+        mode: str = "python",
+        include: Any = None,
+        exclude: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: Any = True,
+        **_ignored: Any,
+    ) -> dict[str, Any]:
+        """The object as a plain dict (deep copy of the JSON), taking pydantic's arguments.
+
+        The dict holds the fields the server sent, so it is already what ``exclude_unset=True``
+        gives in pydantic; ``mode`` and ``by_alias`` change nothing (the values are JSON and the
+        names the wire names). ``include`` / ``exclude`` are top-level field names (a set, or a
+        dict whose keys are used); ``exclude_none`` drops None values at every depth."""
+        d: dict[str, Any] = json.loads(json.dumps(self.__dict__["_data"]))
+        if include is not None:
+            d = {k: v for k, v in d.items() if k in include}
+        if exclude is not None:
+            d = {k: v for k, v in d.items() if k not in exclude}
         if exclude_none:
             d = _drop_none(d)
         return d
 
-    to_dict = model_dump
+    def to_dict(self, *, mode: str = "python", use_api_names: bool = True,
+                exclude_unset: bool = True, exclude_defaults: bool = False,
+                exclude_none: bool = False, warnings: bool = True) -> dict[str, Any]:
+        """openai's ``to_dict``: the JSON as a dict (see ``model_dump``)."""
+        return self.model_dump(exclude_none=exclude_none)
 
-    def model_dump_json(self, *, indent: int | None = None) -> str:
-        """The object as JSON text."""
-        return json.dumps(self.__dict__["_data"], indent=indent)
+    def model_dump_json(self, *, indent: int | None = None, include: Any = None,
+                        exclude: Any = None, exclude_none: bool = False,
+                        **kwargs: Any) -> str:
+        """The object as JSON text (``model_dump``'s arguments)."""
+        return json.dumps(self.model_dump(include=include, exclude=exclude,
+                                          exclude_none=exclude_none, **kwargs), indent=indent)
 
-    to_json = model_dump_json
+    def to_json(self, *, indent: int | None = 2, use_api_names: bool = True,
+                exclude_unset: bool = True, exclude_defaults: bool = False,
+                exclude_none: bool = False, warnings: bool = True) -> str:
+        """openai's ``to_json`` (indented by 2 by default, as openai's)."""
+        return self.model_dump_json(indent=indent, exclude_none=exclude_none)
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Any:
+        """A copy (its own JSON), with ``update``'s fields replaced."""
+        data = self.model_dump()
+        if update:
+            data.update({k: v.model_dump() if isinstance(v, BaseObject) else v
+                         for k, v in update.items()})
+        return type(self)(data)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **_ignored: Any) -> Any:
+        """An object of this type from a dict (or an object with ``model_dump``)."""
+        if isinstance(obj, cls):
+            return obj
+        if hasattr(obj, "model_dump"):
+            obj = obj.model_dump()
+        if not isinstance(obj, dict):
+            raise TypeError(f"{cls.__name__}.model_validate needs a dict, got {type(obj).__name__}")
+        return cls(obj)
+
+    @classmethod
+    def model_validate_json(cls, text: str | bytes, **_ignored: Any) -> Any:
+        return cls.model_validate(json.loads(text))
+
+    @property
+    def model_fields_set(self) -> set[str]:
+        """The fields the server sent."""
+        return set(self.__dict__["_data"])
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -289,6 +352,23 @@ class ChatCompletionChunk(BaseObject):
         "choices": (ChunkChoice,),
         "usage": CompletionUsage,
         "error": None,
+    }
+
+
+class Embedding(BaseObject):
+    """One embedding: ``embedding`` (floats, or a base64 string when asked for), ``index``."""
+
+    _fields: ClassVar[dict[str, Any]] = {"embedding": None, "index": None, "object": None}
+
+
+class CreateEmbeddingResponse(BaseObject):
+    """``embeddings.create``'s result: ``data`` (Embedding), ``model``, ``usage`` (with cost)."""
+
+    _fields: ClassVar[dict[str, Any]] = {
+        "data": (Embedding,),
+        "model": None,
+        "object": None,
+        "usage": CompletionUsage,
     }
 
 

@@ -60,6 +60,46 @@ TEST_CASE("metrics keep per-model percentiles, counts, errors and cost", "[route
   }
 }
 
+TEST_CASE("the selector's figures follow the window as calls arrive and slices expire",
+          "[route][metrics]") {
+  // Random latencies, speeds and failures over 3 windows of time, including idle gaps longer than
+  // the window: after every record the running figures equal a full merge of the window.
+  ManualClock clock;
+  Metrics m({.window = 60s, .slices = 6});
+  uint64_t seed = 12345;
+  const auto next = [&] {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<double>(seed >> 11) / 9007199254740992.0;  // [0, 1)
+  };
+  const auto same = [&](std::string_view id) {
+    const ModelStats full = m.model(id, clock.now());
+    const SelectionFigures fast = m.selection_figures(id, clock.now());
+    REQUIRE(fast.success_rate == full.success_rate());
+    REQUIRE(fast.latency_p50 == full.latency.p50);
+    REQUIRE(fast.tokens_per_second_p50 == full.tokens_per_second.p50);
+  };
+  REQUIRE(m.selection_figures("m/none", clock.now()).success_rate == 1.0);
+  REQUIRE_FALSE(m.selection_figures("m/none", clock.now()).latency_p50);
+  for (int i = 0; i < 3000; ++i) {
+    const double r = next();
+    if (r < 0.02) {
+      clock.advance(Duration(std::chrono::seconds(61 + static_cast<int>(next() * 90))));
+    } else {
+      clock.advance(Duration(std::chrono::milliseconds(static_cast<int>(next() * 200))));
+    }
+    const std::string id = next() < 0.5 ? "m/a" : "m/b";
+    if (next() < 0.2) {
+      m.record_failure(id, clock.now(), ErrorClass::kServer, 1s);
+    } else {
+      const auto lat = Duration(std::chrono::microseconds(100 + static_cast<int>(next() * 2e6)));
+      m.record_success(id, clock.now(), lat, std::nullopt, 10,
+                       static_cast<int64_t>(next() * 400), Money::zero());
+    }
+    same("m/a");
+    same("m/b");
+  }
+}
+
 TEST_CASE("health reports breaker, holds and success rate", "[route][health]") {
   ManualClock clock;
   BreakerConfig bc;

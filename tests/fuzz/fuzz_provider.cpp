@@ -20,6 +20,8 @@
 #include "orroute/error.h"
 #include "orroute/net/sse_parser.h"
 #include "orroute/provider/anthropic_error.h"
+#include "orroute/provider/anthropic_inbound.h"
+#include "orroute/provider/anthropic_outbound.h"
 #include "orroute/provider/anthropic_reply.h"
 #include "orroute/provider/anthropic_request.h"
 #include "orroute/provider/anthropic_stream.h"
@@ -77,6 +79,25 @@ void one_input(std::string_view in) {
     (void)tr.usage();
     if (out.size() > 2 * (events + 1)) std::abort();  // at most two chunks per event
   }
+  // the gateway's /v1/messages: a client's Messages request in, chat replies and chunks out
+  try {
+    (void)orroute::chat_request_from_anthropic(in);
+  } catch (const orroute::InvalidArgument&) {
+  }
+  try {
+    (void)orroute::anthropic_message_from_chat(in);
+  } catch (const orroute::ParseError&) {
+  }
+  {
+    orroute::SseParser parser;
+    orroute::AnthropicEventWriter writer("m");
+    parser.feed(in, [&](orroute::SseEvent&& ev) {
+      (void)writer.chunk(ev.data);
+      return true;
+    });
+    (void)writer.chunk(in);
+    (void)writer.finish();
+  }
   try {
     (void)orroute::ProviderPrices::from_litellm_json(in, "p");
   } catch (const orroute::ParseError&) {
@@ -88,6 +109,8 @@ const char* const kCorpus[] = {
     R"({"model":"m","max_tokens":10,"stream":true,"stop":["x"],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":{"type":"function","function":{"name":"f"}},"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]},{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c","content":"r"}]})",
     R"({"id":"msg_1","model":"c","content":[{"type":"text","text":"hi"},{"type":"tool_use","id":"t","name":"f","input":{"a":[1,2]}}],"stop_reason":"tool_use","usage":{"input_tokens":5,"output_tokens":7,"cache_read_input_tokens":3,"cache_creation_input_tokens":2}})",
     R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
+    R"({"model":"m","max_tokens":9,"system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}],"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"any"},"messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AA"}}]},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{"a":1}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"r"}]}]}]})",
+    "data: {\"id\":\"g\",\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"a\",\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\"}}]},\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"prompt_tokens_details\":{\"cached_tokens\":1}}}\n\n",
     "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n"
     "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"f\"}}\n\n"
     "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\"}}\n\n"

@@ -156,12 +156,12 @@ def hostile(served: Served, rng: random.Random) -> bytes:
     return data
 
 
-def run_http(seconds: float, seed: int, log: Callable[[str], None]) -> int:
+def run_http(seconds: float, seed: int, log: Callable[[str], None], min_rounds: int = 0) -> int:
     rng = random.Random(seed)
     rounds = 0
     with echo_server(LIMITS) as served:
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or rounds < min_rounds:
             if rng.random() < 0.4:
                 check_echo(served, rng, pipelined=rng.choice([1, 1, 2, 3]))
             else:
@@ -205,7 +205,7 @@ FIELDS = ["model", "messages", "max_tokens", "n", "tools", "tool_choice", "strea
           "max_completion_tokens", "input", "instructions", "text", "max_output_tokens"]
 
 
-def run_gateway(seconds: float, seed: int, log: Callable[[str], None]) -> int:
+def run_gateway(seconds: float, seed: int, log: Callable[[str], None], min_rounds: int = 0) -> int:
     import tempfile
 
     import httpx
@@ -223,7 +223,7 @@ def run_gateway(seconds: float, seed: int, log: Callable[[str], None]) -> int:
         key = gw.keys.create("fuzz")[0]
         auth = {"Authorization": f"Bearer {key}"}
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or rounds < min_rounds:
             path, base = rng.choice([("/v1/chat/completions", CHAT), ("/v1/responses", RESPONSES),
                                      ("/v1/embeddings", {"model": "x", "input": "y"})])
             body = dict(base)

@@ -96,3 +96,19 @@ def test_demo_text_output_walks_through_the_story(tmp_path: Path) -> None:
     assert "cost by model" in out and "cost by task type" in out
     assert "saved $" in out
     assert str(tmp_path / "demo.sqlite3") in out
+
+
+def test_demo_survives_a_provider_outage(demo_run) -> None:
+    """The outage scene: OpenRouter goes down half way and the same model answers from the
+    Anthropic fake; every task answers, each booked with its provider at that provider's price."""
+    summary, _ = demo_run
+    outage = summary["provider_outage"]
+    assert outage["answered"] == outage["tasks"] == 6
+    assert {p: v["calls"] for p, v in outage["by_provider"].items()} == \
+        {"openrouter": 3, "anthropic": 3}
+    tracker = orroute.CostTracker(summary["ledger"])
+    rows = tracker.usage_history(project=summary["project"] + "-outage")
+    by_tag: dict[str, Decimal] = {}
+    for r in rows:
+        by_tag[r.tags["provider"]] = by_tag.get(r.tags["provider"], Decimal(0)) + r.cost
+    assert by_tag == {p: Decimal(v["cost"]) for p, v in outage["by_provider"].items()}

@@ -23,4 +23,5 @@ def _harness():  # type: ignore[no-untyped-def]
 def test_fuzz_harness_finds_nothing_in_a_short_run(target: str) -> None:
     fuzz = _harness()
     run = fuzz.run_http if target == "http" else fuzz.run_gateway
-    assert run(4.0, 20261203, lambda _: None) > 10
+    # At least 12 rounds whatever the machine's load (a slow machine runs longer, never fewer).
+    assert run(4.0, 20261203, lambda _: None, min_rounds=12) >= 12

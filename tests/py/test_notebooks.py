@@ -78,6 +78,15 @@ def test_routing_quality_runs_on_the_demos_ledger_and_feedback(
     tracker = orroute.CostTracker(demo_ledger)
     for r in tracker.usage_history(limit=6):  # some of the models used, rated by "the user"
         analytics.record_feedback(tracker, r.model, 0.4, task_type=r.task_type or "general")
+    cheap, strong = "openai/gpt-4o-mini", "openai/gpt-4o"  # and a few cascade runs
+    for i in range(4):
+        stages = [cheap, strong] if i % 2 else [cheap]
+        for n, model in enumerate(stages, 1):
+            tracker.record_call(task_id=f"cascade-{i}", task_type="math", model=model,
+                                cost="0.0001" if model == cheap else "0.002",
+                                prompt_tokens=200, completion_tokens=100,
+                                tags={"cascade": f"{n}/2", "cascade_final": strong})
+    assert len(analytics.cascades(tracker)) == 4
     monkeypatch.setenv("ORROUTE_LEDGER", str(demo_ledger))
     monkeypatch.setenv("ORROUTE_NB_SAMPLE", "900")
     _execute("routing_quality.ipynb")

@@ -157,3 +157,79 @@ def test_a_learned_router_plugs_in_as_quality_predictor() -> None:
     assert any("learned prediction" in r for c in explained if c.model == second for r in c.reasons)
     sel.set_quality_predictor(None)
     assert sel.select_model("coding", 2000, prompt="easy question number 7") == top
+
+
+def _catalog(models: list[dict]) -> orroute.Catalog:
+    base = {
+        "context_length": 200_000,
+        "architecture": {"input_modalities": ["text"], "output_modalities": ["text"]},
+        "supported_parameters": ["tools", "max_tokens"],
+    }
+    return orroute.Catalog.from_json(json.dumps({"data": [{**base, **m} for m in models]}))
+
+
+def test_rank_limit_is_the_head_of_the_full_ranking_even_among_ties() -> None:
+    # Eight copies of four price points: many exact ties in score and cost, broken by id.
+    prices = [("0.000001", "0.000002"), ("0.000002", "0.000004"), ("0.0000005", "0.000001"),
+              ("0.000003", "0.000015")]
+    models = [
+        {"id": f"p{k}/model-{i}", "pricing": {"prompt": p, "completion": c}}
+        for i in range(8)
+        for k, (p, c) in enumerate(prices)
+    ]
+    sel = orroute.ModelSelector(_catalog(models))
+    full = [r.model for r in sel.rank("general", 1000, explain=False)]
+    assert len(full) == len(models)
+    for k in (1, 2, 5, 17, len(models), len(models) + 3):
+        assert [r.model for r in sel.rank("general", 1000, explain=False, limit=k)] == full[:k]
+    assert sel.select_model("general", 1000) == full[0]
+    # equal scores and costs come out in id order
+    tied = [m for m in full if m.startswith("p2/")]
+    assert tied == sorted(tied)
+
+
+def test_budget_equal_to_the_estimate_keeps_the_model_one_nano_less_drops_it() -> None:
+    sel = orroute.ModelSelector(
+        _catalog([{"id": "a/only", "pricing": {"prompt": "0.0000001", "completion": "0.0000003"}}]),
+        expected_output_tokens=1000,
+    )
+    est = sel.rank("general", 3333, explain=False)[0].estimated_cost
+    assert est == Decimal("0.0000001") * 3333 + Decimal("0.0000003") * 1000
+    assert sel.select_model("general", 3333, budget=est) == "a/only"
+    with pytest.raises(orroute.NoModelAvailableError, match="budget"):
+        sel.select_model("general", 3333, budget=est - Decimal("0.000000001"))
+
+
+def test_long_prompts_are_priced_at_the_tier_that_applies_to_them() -> None:
+    # a/tiered is cheapest below 128k prompt tokens and dearest above (its override doubles it).
+    sel = orroute.ModelSelector(
+        _catalog([
+            {"id": "a/tiered", "pricing": {"prompt": "0.0000005", "completion": "0.000003",
+                                           "overrides": [{"min_prompt_tokens": 128000,
+                                                          "prompt": "0.000004",
+                                                          "completion": "0.00002"}]}},
+            {"id": "b/flat", "pricing": {"prompt": "0.000001", "completion": "0.000006"}},
+        ]),
+        strategy="cost_optimized",
+    )
+    assert sel.select_model("general", 1000) == "a/tiered"
+    assert sel.select_model("general", 150_000) == "b/flat"
+    long = {r.model: r.estimated_cost for r in sel.rank("general", 150_000, explain=False)}
+    out = sel.rank("general", 0, explain=False)[0]  # the task type's expected output tokens
+    per_out = out.estimated_cost / Decimal("0.000003")
+    assert long["a/tiered"] == Decimal("0.000004") * 150_000 + Decimal("0.00002") * per_out
+
+
+def test_a_model_marked_unavailable_is_skipped_until_cleared() -> None:
+    sel = orroute.ModelSelector(
+        _catalog([
+            {"id": "a/cheap", "pricing": {"prompt": "0.0000001", "completion": "0.0000002"}},
+            {"id": "b/dear", "pricing": {"prompt": "0.00001", "completion": "0.00002"}},
+        ]),
+        strategy="cost_optimized",
+    )
+    assert sel.select_model("general", 100) == "a/cheap"
+    sel.set_metrics("a/cheap", available=False)
+    assert sel.select_model("general", 100) == "b/dear"
+    sel.clear_metrics()
+    assert sel.select_model("general", 100) == "a/cheap"

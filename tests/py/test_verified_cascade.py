@@ -113,6 +113,59 @@ def test_the_final_stage_streams(fake, tmp_path) -> None:
     assert text == "2 + 2 = 4\n#### 4" and n_chunks == 1 and s.result.model == CHEAP
 
 
+def test_the_final_stage_streams_to_a_plain_for_loop(fake, tmp_path) -> None:
+    from orroute.testing import Fault
+
+    m, tracker = _manager(fake, tmp_path)
+    cascade = VerifiedCascade([CHEAP, STRONG], [arithmetic()])
+    fake.set_reply(CHEAP, "2 + 2 = 5\n#### 5")
+    fake.set_reply(STRONG, "2 + 2 = 4, so the answer is 4. " * 5)
+    s = m.execute_cascade_sync(Task(id="sync", messages="2 + 2?"), cascade, stream=True)
+    assert s.result is None                                  # nothing has run yet
+    chunks = list(s)
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "2 + 2 = 4, so the answer is 4. " * 5 and len(chunks) > 1
+    assert s.result.model == STRONG and s.result.stages[0].escalated
+    assert s.result.content == text and s.result.result.task_id == "sync"
+    assert s.result.stages[1].verdicts[0].outcome == "pass"
+    assert [x.model for x in tracker.usage_history()] == [CHEAP, STRONG]
+    assert s.result.cost == sum((x.cost for x in tracker.usage_history()), Decimal(0))
+
+    fake.set_reply(CHEAP, "2 + 2 = 4\n#### 4")             # accepted: one whole chunk
+    s = m.execute_cascade_sync(Task(messages="2 + 2?"), cascade, stream=True)
+    assert [c["choices"][0]["delta"]["content"] for c in s] == ["2 + 2 = 4\n#### 4"]
+    assert s.result.model == CHEAP
+
+    fake.set_reply(CHEAP, "2 + 2 = 5\n#### 5")             # leaving early cancels the stream
+    fake.set_reply(STRONG, "four " * 40)
+    fake.fail(STRONG, Fault.hang(after_tokens=5))            # never ends unless cancelled
+    s = m.execute_cascade_sync(Task(messages="2 + 2?"), cascade, stream=True)
+    for _ in s:
+        break
+    s.close()
+    assert s.result is None
+    assert fake.wait_until(lambda: fake.open_connections == 0, timeout=5)
+    assert fake.wait_until(lambda: m.reserved()[0] == 0, timeout=5)   # the hold is released
+    with pytest.raises(orroute.InvalidArgumentError):
+        m.execute_cascade_sync(Task(messages="q"), orroute.routing.CascadeRouter(
+            {None: orroute.routing.Cascade((CHEAP,), ())}), stream=True)
+
+
+def test_stream_task_sync_yields_chunks_and_raises_a_failure(fake, tmp_path) -> None:
+    from orroute.testing import Fault
+
+    m, tracker = _manager(fake, tmp_path)
+    fake.set_reply(CHEAP, "one two three four five six")
+    chunks = list(m.stream_task_sync(Task(messages="count"), model=CHEAP))
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks
+                   if c["choices"]) == "one two three four five six"
+    assert len(tracker.usage_history()) == 1
+    fake.fail("*", Fault.server_error(500))
+    with pytest.raises(orroute.APIError):
+        list(m.stream_task_sync(Task(messages="count"), model=CHEAP))
+    assert m.reserved()[0] == 0
+
+
 def test_a_failing_stage_stops_the_cascade(fake, tmp_path) -> None:
     from orroute.testing import Fault
 
@@ -213,3 +266,35 @@ def test_cascade_calibration_targets_a_cost_share() -> None:
     assert floor.share == pytest.approx(0.1 + 0.25)      # verifiers alone: the failing quarter
     with pytest.raises(orroute.InvalidArgumentError):
         VerifiedCascade(["a", "b", "c"]).calibrate([], [], [], [], target_cost_share=0.5)
+
+
+def test_the_ledger_shows_each_cascade_run_and_what_it_saved(fake, tmp_path) -> None:
+    from orroute import analytics
+
+    m, tracker = _manager(fake, tmp_path)
+    cascade = VerifiedCascade([CHEAP, STRONG], [arithmetic()])
+    fake.set_reply(CHEAP, "2 + 2 = 5\n#### 5")
+    fake.set_reply(STRONG, "2 + 2 = 4\n#### 4")
+    m.execute_cascade_sync(Task(id="esc", messages="2 + 2?"), cascade)
+    fake.set_reply(CHEAP, "2 + 2 = 4\n#### 4")
+    m.execute_cascade_sync(Task(id="ok1", messages="2 + 2?"), cascade)
+    asyncio.run(m.execute_cascade(Task(id="ok2", messages="2 + 2?"), cascade))
+    m.execute_task_sync(Task(id="plain", messages="hi"), model=STRONG)   # not a cascade
+    rows = {r.task_id: r for r in tracker.usage_history()}
+    assert rows["esc"].tags == {"cascade": "2/2", "cascade_final": STRONG}
+    assert rows["plain"].tags == {}
+    runs = analytics.cascades(tracker)
+    assert [(r.task_id, r.stages, r.escalated) for r in runs] == [
+        ("esc", (CHEAP, STRONG), True), ("ok1", (CHEAP,), False), ("ok2", (CHEAP,), False)]
+    analytics.record_feedback(tracker, CHEAP, 0.9)
+    assert analytics.cascade_summary(tracker)[0].final_only_cost is None   # not in the bundled
+    catalog = m.selector.catalog                                          # catalog: unpriced
+    (s,) = analytics.cascade_summary(tracker, catalog=catalog)
+    assert (s.first, s.final, s.runs, s.escalated) == (CHEAP, STRONG, 3, 1)
+    assert s.cost == sum((r.cost for r in runs), Decimal(0))
+    # the final model alone: the escalated run's own call, the others' first answers repriced
+    repriced = [Decimal(catalog.cost(STRONG, prompt_tokens=r.first_call.prompt_tokens,
+                                     completion_tokens=r.first_call.completion_tokens))
+                for r in runs[1:]]
+    assert s.final_only_cost == runs[0].final_cost + sum(repriced, Decimal(0))
+    assert s.quality_first == pytest.approx(0.9) and s.quality_final is None

@@ -7,9 +7,13 @@
 
 namespace orroute {
 
-int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) const {
+std::string tokenizer_key(const std::string& model) {
   const ModelTokenizer t = tokenizer_for_model(model);
-  const std::string key = t.encoding + "/" + std::to_string(t.factor);
+  return t.encoding + "/" + std::to_string(t.factor);
+}
+
+int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) const {
+  const std::string key = tokenizer_key(model);
   std::lock_guard lock(mu_);
   auto it = counts_.find(key);
   if (it != counts_.end()) return it->second;

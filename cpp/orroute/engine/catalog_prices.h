@@ -14,6 +14,9 @@
 
 namespace orroute {
 
+// Which counts of a prompt are the same: models whose tokenizer shares encoding and factor.
+std::string tokenizer_key(const std::string& model);
+
 // Prices through the CallPricer (variants, routers, `models` lists, unknown ids); prompt tokens
 // per model family, counted once per tokenizer; charges checked by audit_charge.
 class CatalogPrices final : public PriceBook {
@@ -22,6 +25,9 @@ class CatalogPrices final : public PriceBook {
                 RequestShape shape, int64_t counted)
       : pricer_(pricer), catalog_(pricer.catalog()), messages_(std::move(messages_json)),
         tools_(std::move(tools_json)), shape_(std::move(shape)), counted_(counted) {}
+
+  // A count already made for this request under tokenizer `key` (tokenizer_key()): not redone.
+  void seed(const std::string& key, int64_t tokens) { counts_.emplace(key, tokens); }
 
   int64_t prompt_tokens(const std::string& model, int64_t counted) const override;
   std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,

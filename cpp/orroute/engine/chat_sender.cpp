@@ -2,6 +2,7 @@
 
 #include "orroute/engine/attempt_body.h"
 #include "orroute/engine/chat_sink.h"
+#include "orroute/error.h"
 
 namespace orroute {
 
@@ -14,22 +15,35 @@ std::function<void()> ChatSender::send(const std::string& model, int,
     attempt = ++attempt_;
   }
   start(model, std::move(done));
-  auto self = shared_from_this();  // keeps the transport alive for the cancel function
+  auto self = shared_from_this();  // keeps the transports alive for the cancel function
   return [self, attempt] { self->cancel(attempt); };
 }
 
 void ChatSender::cancel(uint64_t attempt) {
   TransferId id = 0;
+  std::shared_ptr<ApiClient> client;
   {
     std::lock_guard lock(send_mu_);
     if (attempt != attempt_) return;  // an earlier attempt, already over: not this one's transfer
     cancelled_ = true;
     id = transfer_;
+    client = transfer_client_;
   }
-  if (id != 0) client_->transport().cancel(id);
+  if (id != 0 && client) client->transport().cancel(id);
 }
 
 void ChatSender::start(const std::string& model, std::function<void(AttemptResult)> done) {
+  if (routes_ != nullptr) {
+    const ProviderRoute* route = routes_->route(model);
+    if (route == nullptr) {
+      AttemptResult r;
+      r.http_status = 400;
+      r.error_message = "no provider for candidate " + model;
+      done(std::move(r));
+      return;
+    }
+    if (route->provider != nullptr) return send_to(*route, model, std::move(done));
+  }
   HttpRequest req;
   req.method = "POST";
   req.url = client_->url_for("/chat/completions");
@@ -50,7 +64,53 @@ void ChatSender::start(const std::string& model, std::function<void(AttemptResul
                                meter_limit_ > 0 ? std::optional<int64_t>(meter_limit_) : std::nullopt);
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
   auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(key), std::move(done));
-  Transport& transport = client_->transport();
+  submit(client_, std::move(req), std::move(sink), model);
+}
+
+void ChatSender::send_to(const ProviderRoute& route, const std::string& candidate,
+                         std::function<void(AttemptResult)> done) {
+  const std::string native = routes_->native(candidate);
+  const std::string model = ProviderRoutes::split(candidate).first;
+  WireAdapter::Request wire;
+  try {
+    // The same body as at the own endpoint (the reserved max_tokens, usage in streams), in the
+    // provider's wire format and under its name for the model; no OpenRouter `models` list.
+    const std::string chat = chat_attempt_body(body_json_, native, stream_, {},
+                                               meter_limit_ > 0 ? std::optional<int64_t>(meter_limit_) : std::nullopt);
+    wire = route.adapter->request(chat, native, stream_);
+  } catch (const InvalidArgument& e) {  // this provider cannot express the request: the next may
+    AttemptResult r;
+    r.http_status = 400;
+    r.provider = route.name;
+    r.error_message = std::string(route.name) + " cannot take this request: " + e.what();
+    ApiError err;
+    err.status = 400;
+    err.message = r.error_message;
+    set_error(std::move(err));
+    done(std::move(r));
+    return;
+  }
+  const ClientConfig& cfg = route.client->config();
+  HttpRequest req;
+  req.method = "POST";
+  req.url = route.client->url_for(wire.path);
+  req.headers.add("Content-Type", "application/json");
+  req.headers.add("Accept", stream_ ? "text/event-stream" : "application/json");
+  if (auto key = route.client->keys().next()) req.headers.add(cfg.auth_header, cfg.auth_prefix + *key);
+  for (const auto& [name, value] : cfg.headers.fields) req.headers.add(name, value);
+  if (!cfg.user_agent.empty()) req.headers.add("User-Agent", cfg.user_agent);
+  req.body = std::move(wire.body);
+  req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
+  // Metering counts the answer with the model's tokenizer (the router's id names the family). No
+  // key rotation here: a provider's rejected key fails this attempt and the next candidate runs.
+  auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::string(), std::move(done));
+  sink->use_wire(route.adapter, route.name, route.client);
+  submit(route.client, std::move(req), std::move(sink), candidate);
+}
+
+void ChatSender::submit(std::shared_ptr<ApiClient> client, HttpRequest req, std::shared_ptr<Sink> sink,
+                        const std::string& model) {
+  Transport& transport = client->transport();
   bool cancelled = false;
   TransferId id = 0;
   {
@@ -59,6 +119,7 @@ void ChatSender::start(const std::string& model, std::function<void(AttemptResul
     std::lock_guard lock(send_mu_);
     id = transport.submit(std::move(req), std::move(sink));
     transfer_ = id;
+    transfer_client_ = client;
     model_ = model;
     ++sent_;
     cancelled = cancelled_;

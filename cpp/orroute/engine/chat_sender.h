@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "orroute/engine/engine.h"
+#include "orroute/engine/provider_routes.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/protocol.h"
 #include "orroute/route/attempt_loop.h"
@@ -30,6 +31,9 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
         stream_(stream), server_models_(std::move(server_models)), on_chunk_(std::move(on_chunk)),
         meter_limit_(meter_limit) {}
   int64_t meter_limit() const { return meter_limit_; }
+  // Several providers: candidates "<model>@<provider>" go to that provider, through its client and
+  // wire adapter. `routes` must outlive the sender.
+  void set_routes(const ProviderRoutes* routes) { routes_ = routes; }
 
   std::function<void()> send(const std::string& model, int,
                              std::function<void(AttemptResult)> done) override;
@@ -64,17 +68,29 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   void resume() {
     if (holds_.fetch_sub(1) != 1) return;
     TransferId id = 0;
+    std::shared_ptr<ApiClient> client;
     {
       std::lock_guard lock(send_mu_);  // waits for send() to have stored the id
       id = transfer_;
+      client = transfer_client_;
     }
-    if (id != 0) client_->transport().resume(id);
+    if (id != 0 && client) client->transport().resume(id);
   }
   std::pair<std::string, int> progress() const {
     std::lock_guard lock(send_mu_);
     return {model_, sent_};
   }
   ApiClient& client() { return *client_; }
+
+ private:
+  // The attempt at a provider other than the engine's own endpoint.
+  void send_to(const ProviderRoute& route, const std::string& candidate,
+               std::function<void(AttemptResult)> done);
+  // Submits `req` on `client`'s transport with `sink` (aborted at once if cancel() came first).
+  void submit(std::shared_ptr<ApiClient> client, HttpRequest req, std::shared_ptr<Sink> sink,
+              const std::string& model);
+
+ public:
 
  private:
   std::shared_ptr<ApiClient> client_;
@@ -91,6 +107,8 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   TransferId transfer_ = 0;     // the latest attempt's transfer
   bool cancelled_ = false;      // cancel() was called: a restart with another key is aborted
   uint64_t attempt_ = 0;        // send() calls so far (the current attempt's number)
+  std::shared_ptr<ApiClient> transfer_client_;  // whose transport runs it
+  const ProviderRoutes* routes_ = nullptr;
   std::string model_;
   int sent_ = 0;
 };

@@ -35,47 +35,59 @@ DataAction ChatSink::read(std::string_view bytes) {
   parser_.feed(bytes, [&](SseEvent&& ev) {
     unfinished_ = 0;
     if (ev.data.empty() || is_done_marker(ev.data)) return true;
-    rapidjson::Document chunk;
-    const JsonParse st = parse_json_text(ev.data, chunk, kMaxBody);
-    if (st == JsonParse::kTooDeep || st == JsonParse::kTooLarge) {  // hostile, not junk: stop here
-      broken_ = std::string("a stream event is ") + json_parse_reason(st);
+    if (!translator_) return keep = take_chunk(ev.data);
+    std::vector<std::string> chunks;
+    const bool more = translator_->translate(ev.data, chunks);
+    for (const std::string& c : chunks) {
+      if (!take_chunk(c)) return keep = false;
+    }
+    if (!more) {
+      if (!acc_.error()) wire_error_ = translator_->error();
       return keep = false;
     }
-    if (st != JsonParse::kOk || !chunk.IsObject()) return true;  // tolerate junk events
-    const bool fine = acc_.add(chunk);
-    if (!fine) return keep = false;
-    if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() &&
-        !chunk["choices"].Empty()) {
-      first_content_ = sender_->clock()->now();
-    }
-    delivered_ = true;
-    if (sender_->meter_limit() > 0) {
-      // Counting each piece alone overcounts a little (a word split across chunks); past the
-      // limit the whole answer so far is counted once more before deciding.
-      const std::string piece = generated_text(chunk, "delta");
-      generated_ += piece;
-      metered_ += text_tokens(model_, piece);
-      if (metered_ > sender_->meter_limit()) metered_ = text_tokens(model_, generated_);
-    }
-    if (sender_->emit(ev.data) == ChunkAction::kCancel) {
-      user_stopped_ = true;
-      return keep = false;
-    }
-    if (sender_->meter_limit() > 0 && metered_ > sender_->meter_limit()) {
-      // The upstream ignores max_tokens: stop here (one chunk over at most), and tell the
-      // consumer the answer ended by length.
-      cut_ = true;
-      acc_.cut("length");
-      sender_->emit(cut_chunk());
-      return keep = false;
-    }
-    return true;  // after a kPause the rest of this piece is still handed over (bounded)
+    return true;
   });
   if (keep && unfinished_ > kMaxBody) {  // one endless event: the parser would buffer it all
     broken_ = "a stream event is larger than " + std::to_string(kMaxBody) + " bytes";
     return DataAction::kAbort;
   }
   return keep ? DataAction::kContinue : DataAction::kAbort;
+}
+
+bool ChatSink::take_chunk(std::string_view data) {
+  rapidjson::Document chunk;
+  const JsonParse st = parse_json_text(data, chunk, kMaxBody);
+  if (st == JsonParse::kTooDeep || st == JsonParse::kTooLarge) {  // hostile, not junk: stop here
+    broken_ = std::string("a stream event is ") + json_parse_reason(st);
+    return false;
+  }
+  if (st != JsonParse::kOk || !chunk.IsObject()) return true;  // tolerate junk events
+  if (!acc_.add(chunk)) return false;
+  if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() && !chunk["choices"].Empty()) {
+    first_content_ = sender_->clock()->now();
+  }
+  delivered_ = true;
+  if (sender_->meter_limit() > 0) {
+    // Counting each piece alone overcounts a little (a word split across chunks); past the
+    // limit the whole answer so far is counted once more before deciding.
+    const std::string piece = generated_text(chunk, "delta");
+    generated_ += piece;
+    metered_ += text_tokens(model_, piece);
+    if (metered_ > sender_->meter_limit()) metered_ = text_tokens(model_, generated_);
+  }
+  if (sender_->emit(std::string(data)) == ChunkAction::kCancel) {
+    user_stopped_ = true;
+    return false;
+  }
+  if (sender_->meter_limit() > 0 && metered_ > sender_->meter_limit()) {
+    // The upstream ignores max_tokens: stop here (one chunk over at most), and tell the
+    // consumer the answer ended by length.
+    cut_ = true;
+    acc_.cut("length");
+    sender_->emit(cut_chunk());
+    return false;
+  }
+  return true;  // after a kPause the rest of this piece is still handed over (bounded)
 }
 
 std::string ChatSink::cut_chunk() const {
@@ -131,6 +143,43 @@ void ChatSink::on_done(const TransferResult& t) {
 }
 
 AttemptResult ChatSink::result_of(const TransferResult& t) {
+  if (!adapter_) return result_for(t);
+  const int64_t now_ms = sender_->clock()->unix_millis();
+  if (status_ >= 200 && status_ < 300 && sender_->stream() && broken_.empty() && !cut_ && !wire_error_ &&
+      !user_stopped_ && t.status == TransferStatus::kOk && !acc_.error() && !translator_->complete()) {
+    wire_error_ = translator_->error();  // ended before message_stop: a truncated reply
+    if (!wire_error_) {
+      ApiError e;
+      e.kind = ApiError::Kind::kStream;
+      e.status = 502;
+      e.message = provider_ + " ended the stream before it was complete";
+      wire_error_ = e;
+    }
+  }
+  if (status_ >= 200 && status_ < 300 && !sender_->stream() && t.status == TransferStatus::kOk) {
+    WireReply w = adapter_->reply(body_, now_ms / 1000);
+    if (w.error) {
+      wire_error_ = std::move(w.error);
+    } else {
+      body_ = std::move(w.completion_json);  // read below as any chat completion
+    }
+  }
+  AttemptResult r;
+  if (wire_error_) {
+    ApiError e = *wire_error_;
+    e.message = wire_client_->scrub(e.message);
+    r.http_status = e.status >= 400 ? e.status : 502;
+    r.error_message = e.message;
+    r.content_delivered = delivered_;
+    sender_->set_error(std::move(e));
+  } else {
+    r = result_for(t);
+  }
+  if (status_ != 0) r.provider = provider_;  // a reply came: this provider's breaker takes it
+  return r;
+}
+
+AttemptResult ChatSink::result_for(const TransferResult& t) {
   AttemptResult r;
   r.content_delivered = delivered_;
   std::optional<ApiError> err;
@@ -164,7 +213,9 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
     e.message = sender_->client().scrub(t.error);
     err = e;
   } else if (status_ < 200 || status_ >= 300) {
-    ApiError e = error_from_response(status_, headers_, body_, sender_->clock()->unix_millis());
+    ApiError e = adapter_ ? adapter_->error(status_, headers_, body_, sender_->clock()->unix_millis())
+                          : error_from_response(status_, headers_, body_, sender_->clock()->unix_millis());
+    if (wire_client_) e.message = wire_client_->scrub(e.message);
     r.http_status = status_;
     r.provider = e.provider;
     r.error_message = e.message;

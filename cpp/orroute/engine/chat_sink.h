@@ -13,6 +13,7 @@
 #include "orroute/net/protocol.h"
 #include "orroute/net/sse_parser.h"
 #include "orroute/net/transport.h"
+#include "orroute/provider/wire_adapter.h"
 #include "orroute/route/attempt_loop.h"
 #include "orroute/route/clock.h"
 
@@ -26,6 +27,16 @@ class ChatSink final : public Sink {
            std::function<void(AttemptResult)> done)
       : sender_(std::move(sender)), model_(std::move(model)), key_(std::move(key)),
         done_(std::move(done)), started_(sender_->clock()->now()) {}
+
+  // The reply comes in `adapter`'s wire format (a provider other than the engine's endpoint):
+  // each stream event, a plain reply and an error body are translated to the chat shape first;
+  // `provider` is named in the result (its breaker) and `client` scrubs its keys.
+  void use_wire(std::shared_ptr<const WireAdapter> adapter, std::string provider, std::shared_ptr<ApiClient> client) {
+    adapter_ = std::move(adapter);
+    translator_ = adapter_->stream_translator(sender_->clock()->unix_millis() / 1000);
+    provider_ = std::move(provider);
+    wire_client_ = std::move(client);
+  }
 
   void on_head(int status, const Headers& headers) override {
     status_ = status;
@@ -47,6 +58,9 @@ class ChatSink final : public Sink {
   AttemptResult result_of(const TransferResult& t);
 
  private:
+  // One chat chunk's JSON text: accumulated, metered, handed to the consumer. False: stop reading.
+  bool take_chunk(std::string_view data);
+  AttemptResult result_for(const TransferResult& t);
   static void fill_usage(const Usage& u, AttemptResult& r);
   void read_usage_json(const std::string& json, AttemptResult& r);
   // True when the server rejected this attempt's key (401/402) and another key is left: the key
@@ -74,6 +88,11 @@ class ChatSink final : public Sink {
   size_t unfinished_ = 0;     // bytes fed since the last complete event
   std::string generated_;     // the answer's text so far (metered streams; bounded by the cut)
   std::string broken_;        // why reading stopped ("" = it did not)
+  std::shared_ptr<const WireAdapter> adapter_;     // null: the reply is in the chat shape already
+  std::unique_ptr<StreamTranslator> translator_;
+  std::string provider_;
+  std::shared_ptr<ApiClient> wire_client_;
+  std::optional<ApiError> wire_error_;  // the translator stopped the stream (malformed or error event)
 };
 
 }  // namespace orroute

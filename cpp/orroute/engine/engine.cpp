@@ -62,6 +62,9 @@ Engine::Engine(EngineConfig config, std::shared_ptr<const ModelCatalog> catalog,
     }
   }
   impl_->pricer = std::make_unique<CallPricer>(*catalog_, config_.pricing);
+  if (!config_.providers.empty()) {
+    impl_->routes = std::make_unique<ProviderRoutes>(config_, impl_->client, *catalog_, impl_->state);
+  }
   try {
     impl_->selector = std::make_unique<ModelSelector>(catalog_, std::move(priors), config_.strategy);
   } catch (const Error&) {
@@ -73,6 +76,7 @@ Engine::~Engine() {
   // Stop the transport (and every callback into this engine) before the members go away.
   if (impl_) {
     impl_->scheduler.reset();
+    if (impl_->routes) impl_->routes->close();
     impl_->client.reset();
   }
 }

@@ -24,6 +24,10 @@
 #include "orroute/cost/ledger.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/chunk_queue.h"
+#include "orroute/provider/balancer.h"
+#include "orroute/provider/model_map.h"
+#include "orroute/provider/provider.h"
+#include "orroute/provider/provider_prices.h"
 #include "orroute/route/attempt_loop.h"
 #include "orroute/route/complexity.h"
 #include "orroute/route/health.h"
@@ -32,6 +36,21 @@
 #include "orroute/select/selector.h"
 
 namespace orroute {
+
+// A provider beside the engine's own endpoint: its settings and its own prices (by its model
+// names; a model it cannot price is never sent there while a ledger is attached: money fails
+// closed).
+struct EngineProvider {
+  ProviderConfig config;
+  ProviderPrices prices;
+};
+
+// How one model's calls are spread over its deployments (the providers that serve it).
+struct EngineModelGroup {
+  std::string model;                    // the router's id
+  std::vector<Deployment> deployments;  // provider names ("" = none listed: every provider serving it)
+  BalancerOptions options;
+};
 
 struct EngineConfig {
   ClientConfig client;             // endpoint, keys, timeouts (its own retries are not used)
@@ -54,6 +73,17 @@ struct EngineConfig {
   // Where breaker state and rate-limit windows live: "" = in this process; "redis://..." =
   // shared by every engine using that Redis server and prefix (RedisRouterState).
   std::string router_state;
+  // Several providers: the engine's own endpoint (`client`) is the provider `provider_name` (its
+  // failover rank `provider_priority`); `providers` are the others. Each candidate model is tried
+  // at every provider that serves it (`model_map`, derived from the catalog and each provider's
+  // prices, plus overrides) in priority order, or in its group's balanced order, before the next
+  // model: a failure at one provider (breaker open, 5xx, 402, timeout) goes to the same model at
+  // the next. Empty `providers`: one endpoint, as before.
+  std::string provider_name = "openrouter";
+  int32_t provider_priority = 0;
+  std::vector<EngineProvider> providers;
+  ModelMap model_map;
+  std::vector<EngineModelGroup> groups;
 };
 
 // One task to run.
@@ -84,6 +114,14 @@ struct EnginePlan {
   int64_t prompt_tokens = 0;
   int64_t max_tokens = 0;
   std::optional<Money> estimate;  // worst case on the first candidate
+
+  // What plan() already derived from the request, so submit() neither parses nor counts it again
+  // (internal: not part of the plan shown to Python). Empty messages_json: submit() derives them.
+  std::string messages_json, tools_json;
+  std::optional<RequestShape> shape;  // with the server-side fallbacks plan() added
+  std::vector<std::string> shape_candidates;  // the candidates `shape` was made for
+  // Prompt tokens by tokenizer (the key of tokenizer_key()), as counted for this request.
+  std::vector<std::pair<std::string, int64_t>> prompt_counts;
 };
 
 struct EngineResult {
@@ -98,6 +136,10 @@ struct EngineResult {
   // sharing the ledger): the caller delivers them (callbacks, webhook).
   std::vector<Alert> alerts;
   bool cut_at_reservation = false;  // streamed: cut (finish reason "length") at its reservation
+  // With several providers: the provider that answered (or was tried last) and its name for the
+  // model; "" with one endpoint.
+  std::string provider;
+  std::string provider_model;
 };
 
 // Called with each streamed chunk's JSON text (the upstream's bytes, never re-encoded) on the

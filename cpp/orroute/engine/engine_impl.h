@@ -13,6 +13,7 @@
 
 #include "orroute/engine/cache_gate.h"
 #include "orroute/engine/engine.h"
+#include "orroute/engine/provider_routes.h"
 #include "orroute/engine/transport_scheduler.h"
 
 namespace orroute {
@@ -38,6 +39,7 @@ class Engine::Impl {
   std::unique_ptr<CallPricer> pricer;  // over the catalog in use (built after any refresh)
   std::vector<std::string> key_scopes;
   ProviderMemory providers;  // which upstream last served each model (provider breakers)
+  std::unique_ptr<ProviderRoutes> routes;  // several providers (null: the one endpoint)
 
   mutable std::mutex feedback_mu;
   std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;
@@ -60,11 +62,11 @@ class Engine::Impl {
   void update_selector(const std::string& model) {
     if (!selector) return;
     const Instant now = clock->now();
-    const ModelStats s = metrics.model(model, now);
+    const SelectionFigures s = metrics.selection_figures(model, now);  // O(1): kept as recorded
     orroute::ModelMetrics mm;
-    mm.success_rate = s.success_rate();
-    if (s.latency.p50) mm.latency_ms = *s.latency.p50 * 1000.0;
-    if (s.tokens_per_second.p50) mm.tokens_per_second = *s.tokens_per_second.p50;
+    mm.success_rate = s.success_rate;
+    if (s.latency_p50) mm.latency_ms = *s.latency_p50 * 1000.0;
+    if (s.tokens_per_second_p50) mm.tokens_per_second = *s.tokens_per_second_p50;
     mm.available = state.breaker_snapshot("model:" + model, now).state != BreakerState::kOpen &&
                    state.held_for("model:" + model, now).count() == 0;
     try {

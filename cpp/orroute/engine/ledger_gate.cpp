@@ -1,5 +1,7 @@
 #include "orroute/engine/ledger_gate.h"
 
+#include "orroute/engine/provider_routes.h"
+
 #include <chrono>
 #include <exception>
 #include <utility>
@@ -15,11 +17,21 @@ int64_t to_us(Duration d) { return std::chrono::duration_cast<std::chrono::micro
 
 }  // namespace
 
+void LedgerGate::tag_provider(SpendScope& scope, const std::string& provider) const {
+  if (provider.empty() && routed_as_.empty()) return;  // one endpoint: no tag, as before
+  for (const auto& [k, v] : scope.tags) {
+    if (k == "provider") return;  // the caller's own tag wins
+  }
+  scope.tags.emplace_back("provider", provider.empty() ? routed_as_ : provider);
+}
+
 BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case) {
   ReserveRequest req;
   req.scope = scope_;
   req.amount = worst_case;
-  req.model = model;
+  const auto [model_id, provider] = ProviderRoutes::split(model);
+  req.model = model_id;  // model budgets apply at every provider
+  tag_provider(req.scope, provider);  // the row says where it ran; budgets may scope on it
   req.task_id = task_id_;
   Hold h;
   try {
@@ -29,7 +41,7 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
         h.id = static_cast<uint64_t>(o.reservation_id);
         // The row keeps the expected cost (not this worst case) for estimate-vs-actual reports.
         estimates_[h.id] =
-            expected_cost(catalog_, model, task_type_,
+            expected_cost(catalog_, req.model, task_type_,
                           prices_.prompt_tokens(model, prompt_tokens_), max_tokens_)
                 .value_or(worst_case);
         return h;
@@ -74,10 +86,13 @@ void LedgerGate::settle(uint64_t id, Money actual, const CallInfo& info) {
   rec.scope = scope_;
   rec.task_id = task_id_;
   rec.task_type = task_type_;
-  rec.model_requested = info.model;
-  rec.model_used = info.result && !info.result->served_model.empty() ? info.result->served_model
-                                                                    : info.model;
-  rec.provider = author_of(info.model);  // the model's author, for reports by provider
+  // A candidate "<model>@<provider>" (several providers): the model is the router's id, the
+  // model used the provider's name for it, and a "provider" tag says where it ran.
+  const auto [model, provider] = ProviderRoutes::split(info.model);
+  rec.model_requested = model;
+  rec.model_used = info.result && !info.result->served_model.empty() ? info.result->served_model : model;
+  rec.provider = author_of(model);  // the model's author, for reports by provider
+  tag_provider(rec.scope, provider);
   if (info.result) {
     rec.prompt_tokens = info.result->input_tokens;
     rec.completion_tokens = info.result->output_tokens;

@@ -27,6 +27,12 @@ class LedgerGate final : public BudgetGate {
 
   Hold reserve(const std::string& model, Money worst_case) override;
 
+  // Several providers: the name of the engine's own endpoint, tagged on the calls it served.
+  void set_routed_as(std::string provider) { routed_as_ = std::move(provider); }
+
+  // Adds the tag "provider" = where a candidate runs (several providers only).
+  void tag_provider(SpendScope& scope, const std::string& provider) const;
+
   // The model's author as the catalog names it ("openai" for "openai/gpt-4o"); "" if none.
   std::string author_of(const std::string& model) const;
 
@@ -47,6 +53,7 @@ class LedgerGate final : public BudgetGate {
   std::unordered_map<uint64_t, Money> estimates_;  // touched by one run's steps, never concurrently
   std::mutex mu_;
   std::vector<Alert> alerts_;
+  std::string routed_as_;
 };
 
 }  // namespace orroute

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "orroute/engine/catalog_prices.h"
 #include "orroute/engine/chat_text.h"
 #include "orroute/engine/default_order.h"
 #include "orroute/engine/engine.h"
@@ -42,7 +43,18 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   const std::string reference =
       preferred.empty() || by_strategy ? std::string("openai/gpt-4o") : preferred;
   if (by_strategy) preferred.clear();  // e.g. "orroute/auto": not a model to call
-  plan.prompt_tokens = count_chat_tokens_json(reference, messages_json, tools_json).tokens;
+  // One count per tokenizer: models sharing one (encoding and factor) reuse it, here and in
+  // submit() (the first candidate is usually counted with the reference's tokenizer).
+  const auto count_for = [&](const std::string& model) -> int64_t {
+    const std::string key = tokenizer_key(model);
+    for (const auto& [k, n] : plan.prompt_counts) {
+      if (k == key) return n;
+    }
+    const int64_t n = count_chat_tokens_json(model, messages_json, tools_json).tokens;
+    plan.prompt_counts.emplace_back(key, n);
+    return n;
+  };
+  plan.prompt_tokens = count_for(reference);
 
   const std::string prompt = last_user_text(messages);
   ComplexityInput in;
@@ -137,11 +149,15 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   }
   int64_t first_prompt = plan.prompt_tokens;
   try {
-    first_prompt = count_chat_tokens_json(plan.candidates.front(), messages_json, tools_json).tokens;
+    first_prompt = count_for(plan.candidates.front());
   } catch (const Error&) {
   }
   plan.estimate = impl_->pricer->worst_case(plan.candidates.front(), shape, first_prompt,
                                             plan.max_tokens, nullptr);
+  plan.messages_json = messages_json;
+  plan.tools_json = tools_json;
+  plan.shape = std::move(shape);
+  plan.shape_candidates = plan.candidates;
   return plan;
 }
 

@@ -14,6 +14,7 @@
 #include "orroute/engine/engine.h"
 #include "orroute/engine/engine_impl.h"
 #include "orroute/engine/ledger_gate.h"
+#include "orroute/engine/routed_prices.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
 
@@ -21,9 +22,17 @@ namespace orroute {
 
 std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan plan,
                                           ChunkCallback on_chunk, DoneCallback on_done) {
-  rapidjson::Document body;
-  if (parse_json_text(task.request_json, body) != JsonParse::kOk || !body.IsObject() || !body.HasMember("messages")) {
-    throw InvalidArgument("task request must be a JSON object with messages (plan() it first)");
+  // plan() hands over the messages, tools, shape and prompt counts it derived: no second parse.
+  std::string messages_json = std::move(plan.messages_json);
+  std::string tools_json = std::move(plan.tools_json);
+  if (messages_json.empty()) {
+    rapidjson::Document body;
+    if (parse_json_text(task.request_json, body) != JsonParse::kOk || !body.IsObject() ||
+        !body.HasMember("messages")) {
+      throw InvalidArgument("task request must be a JSON object with messages (plan() it first)");
+    }
+    messages_json = json_text(body["messages"]);
+    tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
   }
   // The response cache first: a hit reserves nothing and sends nothing.
   const std::string cache_key =
@@ -31,8 +40,6 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   if (std::optional<CachedReply> hit = cache_lookup(impl_->cache, cache_key)) {
     return serve_cached(*hit, task, std::move(plan), on_chunk, std::move(on_done));
   }
-  const std::string messages_json = json_text(body["messages"]);
-  const std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
 
   std::vector<std::string> server_models;
   if (config_.server_side_fallbacks > 0) {
@@ -43,18 +50,36 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   }
   // Under a ledger the request carries the max_tokens that was reserved, and answers are metered.
   const int64_t meter_limit = guard_ ? plan.max_tokens : 0;
-  RequestShape shape = request_shape(task.request_json);
-  if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
+  RequestShape shape;
+  if (plan.shape && plan.shape_candidates == plan.candidates) {
+    shape = std::move(*plan.shape);  // plan() added the same server-side fallbacks
+  } else {
+    shape = request_shape(task.request_json);
+    if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
+  }
+  plan.shape.reset();
+  plan.shape_candidates.clear();
+  // Several providers: each model at every provider serving it (balanced groups in their order).
+  ProviderRoutes* routes = impl_->routes.get();
+  std::vector<BalancerPick> picks;
+  std::vector<std::string> candidates = plan.candidates;
+  if (routes) candidates = routes->expand(plan.candidates, impl_->clock->now(), picks);
   auto sender = std::make_shared<ChatSender>(impl_->client, impl_->clock, task.request_json,
                                              task.stream, std::move(server_models),
                                              std::move(on_chunk), meter_limit);
   // Per-run pieces: prices (per-family prompt counts) and the budget gate (scope, task id).
-  auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, messages_json, tools_json,
-                                                std::move(shape), plan.prompt_tokens);
+  auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, std::move(messages_json),
+                                                std::move(tools_json), std::move(shape),
+                                                plan.prompt_tokens);
+  for (const auto& [key, n] : plan.prompt_counts) prices->seed(key, n);
+  if (routes) sender->set_routes(routes);
+  std::shared_ptr<PriceBook> book = prices;
+  if (routes) book = std::make_shared<RoutedPrices>(prices, *routes);
   std::shared_ptr<LedgerGate> gate;
   if (guard_) {
     gate = std::make_shared<LedgerGate>(*guard_, task.scope, task.task_id, plan.task_type,
-                                        *catalog_, *prices, plan.prompt_tokens, plan.max_tokens);
+                                        *catalog_, *book, plan.prompt_tokens, plan.max_tokens);
+    if (routes) gate->set_routed_as(config_.provider_name);
   }
 
   LoopContext ctx;
@@ -63,23 +88,50 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   ctx.metrics = &impl_->metrics;
   ctx.scheduler = impl_->scheduler.get();
   ctx.budget = gate.get();
-  ctx.prices = prices.get();
+  ctx.prices = book.get();
   ctx.config = config_.loop;
   ctx.config.key_scopes = impl_->key_scopes;
   ctx.config.endpoint = impl_->endpoint();
   ctx.providers = &impl_->providers;
+  if (routes) ctx.config.endpoint_of = [routes](const std::string& c) { return routes->endpoint_of(c); };
 
   RouteRequest req;
-  req.candidates = plan.candidates;
+  req.candidates = std::move(candidates);
   req.prompt_tokens = plan.prompt_tokens;
   req.max_output_tokens = plan.max_tokens;
   req.max_cost = task.max_cost;
 
   Impl* impl = impl_.get();
-  auto finish = [impl, sender, prices, gate, plan = std::move(plan), cache_key,
+  auto finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
+                 cache_key,
                  on_done = std::move(on_done)](RouteOutcome out) mutable {
     cache_store(impl->cache, cache_key, out, out.result.body);
     EngineResult res;
+    if (routes) {
+      // The balancers learn how their picks went; a pick never sent is only released.
+      for (const BalancerPick& p : picks) {
+        const AttemptRecord* sent = nullptr;
+        for (const AttemptRecord& a : out.attempts) {
+          if (a.model == p.candidate && a.outcome.rfind("skipped:", 0) != 0) sent = &a;
+        }
+        try {
+          if (sent) {
+            impl->state.balancer_finish(p.group, p.index, sent->outcome == "ok", sent->latency, impl->clock->now());
+          } else {
+            impl->state.balancer_release(p.group, p.index, impl->clock->now());
+          }
+        } catch (const std::exception&) {
+          // shared state unreachable: balancing state only, the call itself is settled
+        }
+      }
+      if (!out.model.empty()) {
+        const auto [model, provider] = ProviderRoutes::split(out.model);
+        const ProviderRoute* r = routes->route(out.model);
+        res.provider = r ? r->name : provider;
+        res.provider_model = routes->native(out.model);
+        out.model = model;
+      }
+    }
     res.api_error = sender->last_error();
     if (out.ok) res.api_error.reset();
     res.budget_error = out.budget_error;

@@ -39,11 +39,80 @@ struct BalancerOptions {
   int32_t explore_every = 20;                // lowest-latency: every Nth pick goes round-robin (0: never)
 };
 
-// Thread-safe (one mutex; every method is O(deployments)). `clock` must outlive the balancer.
-class Balancer {
+// One deployment's balancing state (what a Balancer or a RouterState keeps between calls).
+struct DeploymentState {
+  int64_t in_flight = 0;
+  int32_t failures = 0;
+  bool down = false;
+  Instant down_until{};
+  std::optional<Instant> recovered_at;  // start of the ramp (gradual)
+  double latency_ns = -1;               // EWMA; < 0 = no sample yet
+  double current = 0;                   // smooth weighted round-robin state
+  double admit_credit = 0;              // ramp admission for the count-based strategies
+};
+
+// A whole group's balancing state.
+struct BalancerState {
+  std::vector<DeploymentState> deps;
+  size_t cursor = 0;
+  int64_t picks = 0;
+  size_t explore_cursor = 0;
+};
+
+// The balancing rules, as functions of a state passed in: the one place they live. Balancer runs
+// them on its own state under its mutex; a RouterState runs them on state it keeps in memory or
+// in Redis (shared by processes). Immutable after construction, so thread-safe.
+class BalancerRules {
  public:
   // Throws InvalidArgument if `deployments` is empty, a weight is negative, or an option is out of
   // range (ramp <= 0, ramp_floor outside (0, 1], latency_alpha outside (0, 1]).
+  BalancerRules(std::vector<Deployment> deployments, BalancerOptions options);
+
+  // A state with every deployment up and unmeasured.
+  BalancerState fresh() const;
+  // See Balancer::pick_excluding. `state` must have size() deployments.
+  std::optional<size_t> choose(BalancerState& state, const std::vector<size_t>& exclude, Instant now) const;
+  // See Balancer::finish / set_down / set_up. Out-of-range index: no-op.
+  void finish(BalancerState& state, size_t index, bool ok, Duration latency, Instant now) const;
+  // A picked deployment that was never sent to (skipped by a breaker, a budget, a rate limit):
+  // no longer in flight, no outcome counted.
+  void release(BalancerState& state, size_t index) const;
+  void set_down(BalancerState& state, size_t index) const;
+  void set_up(BalancerState& state, size_t index, Instant now) const;
+  // The share weight now (weight x ramp fraction; 0 while down).
+  double effective_weight(const BalancerState& state, size_t index, Instant now) const;
+
+  size_t size() const { return deps_.size(); }
+  const std::vector<Deployment>& deployments() const { return deps_; }
+  const BalancerOptions& options() const { return options_; }
+
+ private:
+  bool available(const DeploymentState& s, Instant now) const;  // up, or cooldown over (probation)
+  double ramp_fraction(const DeploymentState& s, Instant now) const;
+
+  std::vector<Deployment> deps_;
+  BalancerOptions options_;
+};
+
+// One deployment of a group as its state says now (health pages, tests).
+struct DeploymentView {
+  std::string name;
+  bool up = true;
+  int64_t in_flight = 0;
+  double effective_weight = 0;
+  std::optional<Duration> latency;  // smoothed latency of successful calls
+};
+
+std::vector<DeploymentView> view_of(const BalancerRules& rules, const BalancerState& state, Instant now);
+
+// `old`'s per-deployment state carried over to `rules` by deployment name (a config change in
+// one process keeps what the others measured); new names start fresh.
+BalancerState carry_over(const BalancerRules& old_rules, const BalancerState& old, const BalancerRules& rules);
+
+// Thread-safe (one mutex; every method is O(deployments)). `clock` must outlive the balancer.
+class Balancer {
+ public:
+  // Throws as BalancerRules does.
   Balancer(std::vector<Deployment> deployments, BalancerOptions options, const Clock& clock);
 
   // Chooses a deployment for one call and counts it in flight; nullopt if every deployment is down.
@@ -61,8 +130,8 @@ class Balancer {
   void set_down(size_t index);
   void set_up(size_t index);
 
-  size_t size() const { return deps_.size(); }
-  const std::string& name(size_t index) const { return deps_.at(index).spec.name; }
+  size_t size() const { return rules_.size(); }
+  const std::string& name(size_t index) const { return rules_.deployments().at(index).name; }
   bool is_up(size_t index) const;
   int64_t in_flight(size_t index) const;
   // The share weight now (weight x ramp fraction; 0 while down).
@@ -71,28 +140,10 @@ class Balancer {
   std::optional<Duration> latency(size_t index) const;
 
  private:
-  struct State {
-    Deployment spec;
-    int64_t in_flight = 0;
-    int32_t failures = 0;
-    bool down = false;
-    Instant down_until{};
-    std::optional<Instant> recovered_at;  // start of the ramp (gradual)
-    double latency_ns = -1;               // EWMA; < 0 = no sample yet
-    double current = 0;                   // smooth weighted round-robin state
-    double admit_credit = 0;              // ramp admission for the count-based strategies
-  };
-  bool available(const State& s, Instant now) const;  // up, or cooldown over (probation)
-  double ramp_fraction(const State& s, Instant now) const;
-  std::optional<size_t> choose(const std::vector<size_t>& exclude);
-
   const Clock& clock_;
-  BalancerOptions options_;
+  BalancerRules rules_;
   mutable std::mutex mu_;
-  std::vector<State> deps_;
-  size_t cursor_ = 0;
-  int64_t picks_ = 0;
-  size_t explore_cursor_ = 0;
+  BalancerState state_;
 };
 
 }  // namespace orroute

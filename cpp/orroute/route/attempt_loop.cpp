@@ -116,6 +116,16 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   int budget_refusals_ = 0;
   std::string budget_message_;
   ErrorKind budget_error_ = ErrorKind::kBudgetExceeded;
+  // The cheapest worst case among the candidates a budget refused: what a budget must allow.
+  std::string cheapest_refused_model_;
+  std::optional<Money> cheapest_refused_worst_;
+
+  void note_refused(const std::string& model, Money worst) {
+    if (!cheapest_refused_worst_ || worst < *cheapest_refused_worst_) {
+      cheapest_refused_worst_ = worst;
+      cheapest_refused_model_ = model;
+    }
+  }
   RouteOutcome outcome_;
 };
 
@@ -253,6 +263,7 @@ void Run::step_locked() {
                                         model
                                   : ctx_.prices->unpriced_reason(model);
           budget_error_ = ErrorKind::kBudgetExceeded;
+          if (worst) note_refused(model, *worst);
           skip(model, "budget", budget_message_);
           next_candidate();
           continue;
@@ -272,8 +283,9 @@ void Run::step_locked() {
     if (ctx_.config.provider_breakers) {
       // The endpoint's breaker, then that of the provider that last served this model (the
       // provider of this call is only known from its reply).
-      if (!ctx_.config.endpoint.empty()) {
-        const std::string key = endpoint_breaker_key(ctx_.config.endpoint);
+      const std::string endpoint = ctx_.config.endpoint_of ? ctx_.config.endpoint_of(model) : ctx_.config.endpoint;
+      if (!endpoint.empty()) {
+        const std::string key = endpoint_breaker_key(endpoint);
         if (!ctx_.state->breaker_allow(key, now)) {
           release_permits(CallOutcome::kNeutral, now);
           skip(model, "endpoint_circuit_open", key);
@@ -314,6 +326,7 @@ void Run::step_locked() {
         ++budget_refusals_;
         budget_message_ = hold.refusal;
         budget_error_ = hold.error_kind;
+        if (hold.error_kind == ErrorKind::kBudgetExceeded) note_refused(model, *worst);
         skip(model, "budget", hold.refusal);
         if (hold.stop) {
           idx_ = req_.candidates.size();
@@ -511,6 +524,15 @@ void Run::finish_exhausted(Lock& lock) {
       outcome_.budget_refused = true;
       outcome_.message = budget_message_;
       outcome_.budget_error = budget_error_;
+      const size_t n = req_.candidates.size();
+      if (n > 1 && budget_refusals_ == static_cast<int>(n) && cheapest_refused_worst_ &&
+          budget_error_ == ErrorKind::kBudgetExceeded) {
+        outcome_.message = "the budget is too small for every candidate model (" +
+                           std::to_string(n) + " tried): the cheapest, " +
+                           cheapest_refused_model_ + ", may cost up to $" +
+                           cheapest_refused_worst_->to_string() + " for this request; " +
+                           budget_message_;
+      }
     } else {
       std::string msg = "no candidate model could take the request:";
       for (const AttemptRecord& a : outcome_.attempts) msg += " " + a.model + " (" + a.outcome.substr(8) + ")";

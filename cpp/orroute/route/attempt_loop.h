@@ -171,6 +171,8 @@ struct LoopConfig {
   // (`endpoint`: the base URL's host) that takes failures with no reply or no provider named.
   bool provider_breakers = true;
   std::string endpoint;  // "" = no endpoint breaker
+  // Several providers: the endpoint of each candidate (replaces `endpoint` when set).
+  std::function<std::string(const std::string& candidate)> endpoint_of;
 };
 
 // One attempt, for the caller's record.

@@ -17,14 +17,58 @@ Percentiles percentiles(const LogHistogram& h) {
 }
 }  // namespace
 
-void LogHistogram::add(double value) {
-  if (!(value >= 0) || !std::isfinite(value)) return;
+int LogHistogram::bucket(double value) const {
+  if (!(value >= 0) || !std::isfinite(value)) return -1;
   int idx = 0;
   if (value > min_) idx = static_cast<int>(std::log(value / min_) / kLogRatio) + 1;
-  idx = std::clamp(idx, 0, kBuckets - 1);
+  return std::clamp(idx, 0, kBuckets - 1);
+}
+
+double LogHistogram::bucket_value(int bucket) const {
+  if (bucket == 0) return min_;
+  // Bucket i holds (min*1.1^(i-1), min*1.1^i]; report its geometric middle.
+  return min_ * std::exp((static_cast<double>(bucket) - 0.5) * kLogRatio);
+}
+
+void LogHistogram::add(double value) {
+  const int idx = bucket(value);
+  if (idx < 0) return;
   ++buckets_[static_cast<size_t>(idx)];
   ++count_;
   sum_ += value;
+}
+
+void RunningMedian::add(int bucket) {
+  ++counts_[static_cast<size_t>(bucket)];
+  ++total_;
+  if (bucket < median_) ++below_;
+  settle();
+}
+
+void RunningMedian::subtract(const LogHistogram& h) {
+  if (h.count() == 0) return;
+  for (int i = 0; i < LogHistogram::kBuckets; ++i) counts_[static_cast<size_t>(i)] -= h.count_in(i);
+  total_ -= h.count();
+  median_ = 0;  // a slice leaves the window once per slice width: rescan from the bottom
+  below_ = 0;
+  settle();
+}
+
+void RunningMedian::settle() {
+  if (total_ <= 0) {
+    median_ = 0;
+    below_ = 0;
+    return;
+  }
+  const int64_t rank = std::max<int64_t>(1, (total_ + 1) / 2);  // ceil(0.5 x total), nearest rank
+  while (below_ + counts_[static_cast<size_t>(median_)] < rank) {
+    below_ += counts_[static_cast<size_t>(median_)];
+    ++median_;
+  }
+  while (below_ >= rank) {
+    --median_;
+    below_ -= counts_[static_cast<size_t>(median_)];
+  }
 }
 
 void LogHistogram::merge(const LogHistogram& other) {
@@ -47,11 +91,7 @@ std::optional<double> LogHistogram::quantile(double q) const {
   int64_t seen = 0;
   for (int i = 0; i < kBuckets; ++i) {
     seen += buckets_[static_cast<size_t>(i)];
-    if (seen >= rank) {
-      if (i == 0) return min_;
-      // Bucket i holds (min*1.1^(i-1), min*1.1^i]; report its geometric middle.
-      return min_ * std::exp((static_cast<double>(i) - 0.5) * kLogRatio);
-    }
+    if (seen >= rank) return bucket_value(i);
   }
   return min_ * std::exp(static_cast<double>(kBuckets) * kLogRatio);
 }
@@ -87,11 +127,29 @@ Metrics::PerModel& Metrics::get(std::string_view model) {
   return it->second;
 }
 
+void Metrics::uncount(PerModel& m, Slice& s) const {
+  if (!s.counted) return;
+  s.counted = false;
+  m.window_calls -= s.calls;
+  m.window_successes -= s.successes;
+  m.latency.subtract(s.latency);
+  m.tps.subtract(s.tps);
+}
+
+void Metrics::expire(PerModel& m, int64_t current) const {
+  for (Slice& s : m.slices) {
+    if (s.counted && s.epoch <= current - config_.slices) uncount(m, s);
+  }
+}
+
 Metrics::Slice& Metrics::slice(PerModel& m, Instant now) {
   const int64_t e = epoch(now);
-  Slice& s = m.slices[static_cast<size_t>(e % config_.slices)];
+  expire(m, e);
+  Slice& s = m.slices[static_cast<size_t>(((e % config_.slices) + config_.slices) % config_.slices)];
   if (s.epoch != e) {
+    uncount(m, s);
     s.epoch = e;
+    s.counted = true;
     s.calls = s.successes = 0;
     s.latency.clear();
     s.ttft.clear();
@@ -113,11 +171,22 @@ void Metrics::record_success(std::string_view model, Instant now, Duration laten
   Slice& s = slice(m, now);
   ++s.calls;
   ++s.successes;
+  if (s.counted) {
+    ++m.window_calls;
+    ++m.window_successes;
+  }
+  const int lb = s.latency.bucket(seconds(latency));
   s.latency.add(seconds(latency));
+  if (s.counted && lb >= 0) m.latency.add(lb);
   if (ttft) s.ttft.add(seconds(*ttft));
   // Generation speed: tokens over the time after the first token when streamed.
   const Duration gen = ttft && latency > *ttft ? latency - *ttft : latency;
-  if (output_tokens > 0 && gen.count() > 0) s.tps.add(static_cast<double>(output_tokens) / seconds(gen));
+  if (output_tokens > 0 && gen.count() > 0) {
+    const double tps = static_cast<double>(output_tokens) / seconds(gen);
+    const int tb = s.tps.bucket(tps);
+    s.tps.add(tps);
+    if (s.counted && tb >= 0) m.tps.add(tb);
+  }
 }
 
 void Metrics::record_failure(std::string_view model, Instant now, ErrorClass error,
@@ -127,7 +196,9 @@ void Metrics::record_failure(std::string_view model, Instant now, ErrorClass err
   ++m.totals.calls;
   ++m.totals.failures;
   ++m.totals.errors_by_class[to_string(error)];
-  ++slice(m, now).calls;
+  Slice& s = slice(m, now);
+  ++s.calls;
+  if (s.counted) ++m.window_calls;
 }
 
 void Metrics::record_retry(std::string_view model) {
@@ -175,6 +246,38 @@ ModelStats Metrics::model(std::string_view model, Instant now) const {
     return empty;
   }
   return view(it->second, now);
+}
+
+SelectionFigures Metrics::selection_figures(std::string_view model, Instant now) const {
+  std::lock_guard lock(mu_);
+  SelectionFigures out;
+  auto it = models_.find(std::string(model));
+  if (it == models_.end()) return out;
+  PerModel& m = it->second;
+  const int64_t current = epoch(now);
+  for (const Slice& s : m.slices) {
+    if (s.counted && s.epoch > current) {
+      // The clock went back past recorded slices: the running figures do not describe this
+      // `now`; take the full view (rare, never on a monotonic clock).
+      const ModelStats v = view(m, now);
+      out.success_rate = v.success_rate();
+      out.latency_p50 = v.latency.p50;
+      out.tokens_per_second_p50 = v.tokens_per_second.p50;
+      return out;
+    }
+  }
+  expire(m, current);
+  if (m.window_calls > 0) {
+    out.success_rate = static_cast<double>(m.window_successes) / static_cast<double>(m.window_calls);
+  } else if (m.totals.calls > 0) {
+    out.success_rate =
+        static_cast<double>(m.totals.successes) / static_cast<double>(m.totals.calls);
+  }
+  const LogHistogram& shape_lat = m.slices.front().latency;  // bucket_value() depends on min only
+  const LogHistogram& shape_tps = m.slices.front().tps;
+  if (m.latency.count() > 0) out.latency_p50 = shape_lat.bucket_value(m.latency.bucket());
+  if (m.tps.count() > 0) out.tokens_per_second_p50 = shape_tps.bucket_value(m.tps.bucket());
+  return out;
 }
 
 std::vector<ModelStats> Metrics::all(Instant now) const {

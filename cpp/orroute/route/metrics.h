@@ -34,12 +34,44 @@ class LogHistogram {
   // Value at quantile q in [0, 1] (geometric middle of its bucket); nullopt if empty.
   std::optional<double> quantile(double q) const;
   double sum() const { return sum_; }
+  // Bucket `value` falls in, or -1 if add() would ignore it (negative, NaN, infinite).
+  int bucket(double value) const;
+  uint32_t count_in(int bucket) const { return buckets_[static_cast<size_t>(bucket)]; }
+  // The value quantile() reports for a sample in `bucket`.
+  double bucket_value(int bucket) const;
 
  private:
   double min_;
   int64_t count_ = 0;
   double sum_ = 0;
   std::array<uint32_t, kBuckets> buckets_{};
+};
+
+// The median of a multiset of LogHistogram buckets that grows one sample at a time and shrinks a
+// histogram at a time (a time slice leaving the window), kept current so reading it is O(1): the
+// bucket holding the median moves by at most one sample's worth per add. Same nearest-rank
+// definition as LogHistogram::quantile(0.5) over the same samples. Not thread-safe.
+class RunningMedian {
+ public:
+  void add(int bucket);
+  void subtract(const LogHistogram& h);
+  int64_t count() const { return total_; }
+  // Bucket holding the median; only meaningful when count() > 0.
+  int bucket() const { return median_; }
+
+ private:
+  void settle();
+  std::array<int64_t, LogHistogram::kBuckets> counts_{};
+  int64_t total_ = 0;
+  int median_ = 0;    // bucket holding the sample of rank ceil(total / 2)
+  int64_t below_ = 0;  // samples in buckets below median_
+};
+
+// What the selector needs of one model, read after every call (see Metrics::selection_figures).
+struct SelectionFigures {
+  double success_rate = 1.0;                // as ModelStats::success_rate()
+  std::optional<double> latency_p50;        // seconds, successful calls in the window
+  std::optional<double> tokens_per_second_p50;
 };
 
 struct Percentiles {
@@ -100,6 +132,9 @@ class Metrics {
 
   // Figures for one model (zeros if never seen).
   ModelStats model(std::string_view model, Instant now) const;
+  // The selector's figures for one model, maintained as calls are recorded: O(slices) to read,
+  // not a merge of the window's histograms. Equal to the same fields of model(model, now).
+  SelectionFigures selection_figures(std::string_view model, Instant now) const;
   // Figures for every model seen, sorted by id.
   std::vector<ModelStats> all(Instant now) const;
   void reset();
@@ -107,6 +142,7 @@ class Metrics {
  private:
   struct Slice {
     int64_t epoch = -1;
+    bool counted = false;  // its samples are in PerModel's running window figures
     int64_t calls = 0;
     int64_t successes = 0;
     LogHistogram latency{1e-6};
@@ -116,7 +152,13 @@ class Metrics {
   struct PerModel {
     ModelStats totals;
     std::vector<Slice> slices;
+    // Running figures over the counted slices (the selector's view, kept as samples arrive).
+    int64_t window_calls = 0, window_successes = 0;
+    RunningMedian latency, tps;
   };
+  // Takes slices that left the window (by `now`) out of the running figures; caller holds mu_.
+  void expire(PerModel& m, int64_t current) const;
+  void uncount(PerModel& m, Slice& s) const;
   PerModel& get(std::string_view model);                 // caller holds mu_
   Slice& slice(PerModel& m, Instant now);                // caller holds mu_
   ModelStats view(const PerModel& m, Instant now) const;  // caller holds mu_
@@ -124,7 +166,7 @@ class Metrics {
 
   MetricsConfig config_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, PerModel> models_;
+  mutable std::unordered_map<std::string, PerModel> models_;  // expire() runs on reads too
 };
 
 }  // namespace orroute

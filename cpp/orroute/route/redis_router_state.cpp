@@ -247,6 +247,65 @@ end
 return 1
 )lua";
 
+// Balancer state compare-and-set. ARGV: prefix, group, expected version ('' = none yet), state.
+const char* const kLuaBalancerCas = R"lua(
+local K = ARGV[1] .. 'bal:' .. ARGV[2]
+local v = redis.call('HGET', K, 'v')
+if (v or '') ~= ARGV[3] then return 0 end
+redis.call('HSET', K, 'v', tostring(tonumber(v or '0') + 1), 's', ARGV[4])
+redis.call('PEXPIRE', K, 86400000)
+return 1
+)lua";
+
+constexpr int kBalancerTries = 64;  // compare-and-set rounds before giving up under contention
+constexpr int64_t kNever = INT64_MAX;  // Instant::max() (down until set up again)
+
+// Deployment names are written percent-escaped, so tabs and newlines stay separators.
+std::string escape_name(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '%' || c == '\t' || c == '\n' || c == '\r') {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string unescape_name(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string num(double d) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", d);
+  return buf;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == sep) {
+      out.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
 using Reply = RedisReply;
 
 int64_t rint(const redisReply* r) {
@@ -270,6 +329,7 @@ struct RedisRouterState::Impl {
   std::unordered_map<std::string, RateLimit> limits;
   std::unordered_map<uint64_t, std::vector<std::string>> tickets;
   std::unordered_map<const char*, std::string> shas;
+  std::unordered_map<std::string, std::shared_ptr<const BalancerRules>> balancers;
 
   ~Impl() {
     if (pid != ::getpid()) (void)ctx.release();  // a forked child's copy of the parent's socket
@@ -323,6 +383,85 @@ struct RedisRouterState::Impl {
     }
     if (r->type == REDIS_REPLY_ERROR) fail("script: " + reply_text(r.get()));
     return r;
+  }
+
+  Instant instant(int64_t wall_us) const {
+    if (wall_us == kNever) return Instant::max();
+    return Instant(std::chrono::microseconds(wall_us - offset_us));
+  }
+
+  // "cursor picks explore\n" then per deployment "name\tin_flight\tfailures\tdown\tdown_until
+  // \trecovered_at\tlatency_ns\tcurrent\tcredit\n" (times: wall µs; recovered_at "-" if none).
+  std::string encode(const BalancerRules& rules, const BalancerState& st) const {
+    std::string out = std::to_string(st.cursor) + " " + std::to_string(st.picks) + " " +
+                      std::to_string(st.explore_cursor) + "\n";
+    for (size_t i = 0; i < st.deps.size() && i < rules.size(); ++i) {
+      const DeploymentState& d = st.deps[i];
+      out += escape_name(rules.deployments()[i].name) + "\t" + std::to_string(d.in_flight) + "\t" +
+             std::to_string(d.failures) + "\t" + (d.down ? "1" : "0") + "\t" +
+             std::to_string(d.down_until == Instant::max() ? kNever : wall(d.down_until)) + "\t" +
+             (d.recovered_at ? std::to_string(wall(*d.recovered_at)) : "-") + "\t" + num(d.latency_ns) + "\t" +
+             num(d.current) + "\t" + num(d.admit_credit) + "\n";
+    }
+    return out;
+  }
+
+  // The stored state for `rules`, matched by deployment name; fresh if absent or unreadable.
+  BalancerState decode(const BalancerRules& rules, std::string_view text) const {
+    BalancerState st = rules.fresh();
+    if (text.empty()) return st;
+    try {
+      const auto lines = split(text, '\n');
+      const auto head = split(lines.at(0), ' ');
+      st.cursor = static_cast<size_t>(std::stoull(std::string(head.at(0)))) % rules.size();
+      st.picks = std::stoll(std::string(head.at(1)));
+      st.explore_cursor = static_cast<size_t>(std::stoull(std::string(head.at(2))));
+      for (size_t l = 1; l < lines.size(); ++l) {
+        const auto f = split(lines[l], '\t');
+        if (f.size() != 9) continue;
+        const std::string name = unescape_name(f[0]);
+        for (size_t i = 0; i < rules.size(); ++i) {
+          if (rules.deployments()[i].name != name) continue;
+          DeploymentState& d = st.deps[i];
+          d.in_flight = std::stoll(std::string(f[1]));
+          d.failures = std::stoi(std::string(f[2]));
+          d.down = f[3] == "1";
+          d.down_until = instant(std::stoll(std::string(f[4])));
+          if (f[5] != "-") d.recovered_at = instant(std::stoll(std::string(f[5])));
+          d.latency_ns = std::stod(std::string(f[6]));
+          d.current = std::stod(std::string(f[7]));
+          d.admit_credit = std::stod(std::string(f[8]));
+        }
+      }
+    } catch (const std::exception&) {  // written by another version or damaged: start over
+      return rules.fresh();
+    }
+    return st;
+  }
+
+  std::shared_ptr<const BalancerRules> rules_of(std::string_view group) const {
+    auto it = balancers.find(std::string(group));
+    if (it == balancers.end()) throw NotFound("no balancer for model group \"" + std::string(group) + "\"");
+    return it->second;
+  }
+
+  // Caller holds mu. Reads the group's state, applies `op`, writes it back if nobody else wrote in
+  // between (else again). Returns what `op` returned.
+  template <class Op>
+  auto balancer_update(std::string_view group, Op&& op) {
+    const auto rules = rules_of(group);
+    const std::string key = prefix + "bal:" + std::string(group);
+    for (int attempt = 0; attempt < kBalancerTries; ++attempt) {
+      Reply cur = command({"HMGET", key, "v", "s"});
+      if (cur->type != REDIS_REPLY_ARRAY || cur->elements != 2) fail("balancer state: unexpected reply");
+      const std::string version = cur->element[0]->type == REDIS_REPLY_STRING ? reply_text(cur->element[0]) : "";
+      const std::string text = cur->element[1]->type == REDIS_REPLY_STRING ? reply_text(cur->element[1]) : "";
+      BalancerState st = decode(*rules, text);
+      auto result = op(*rules, st);
+      Reply ok = eval(kLuaBalancerCas, {std::string(group), version, encode(*rules, st)});
+      if (rint(ok.get()) == 1) return result;
+    }
+    fail("balancer state for group " + std::string(group) + ": too many concurrent writers");
   }
 
   Reply breaker_op(std::string_view key, Instant now, const char* op) {
@@ -485,6 +624,56 @@ LimitUsage RedisRouterState::usage_in_window(std::string_view scope, Instant now
        std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(window).count())},
       kLuaLimiterPrelude);
   return LimitUsage{rint(r->element[0]), rint(r->element[1]), rint(r->element[2])};
+}
+
+void RedisRouterState::set_balancer(std::string_view group, const BalancerRules& rules) {
+  std::lock_guard lk(impl_->mu);
+  impl_->balancers[std::string(group)] = std::make_shared<const BalancerRules>(rules);
+}
+
+std::optional<size_t> RedisRouterState::balancer_pick(std::string_view group, const std::vector<size_t>& exclude,
+                                                      Instant now) {
+  std::lock_guard lk(impl_->mu);
+  return impl_->balancer_update(group, [&](const BalancerRules& r, BalancerState& st) {
+    return r.choose(st, exclude, now);
+  });
+}
+
+void RedisRouterState::balancer_finish(std::string_view group, size_t index, bool ok, Duration latency,
+                                       Instant now) {
+  std::lock_guard lk(impl_->mu);
+  impl_->balancer_update(group, [&](const BalancerRules& r, BalancerState& st) {
+    r.finish(st, index, ok, latency, now);
+    return true;
+  });
+}
+
+void RedisRouterState::balancer_release(std::string_view group, size_t index, Instant) {
+  std::lock_guard lk(impl_->mu);
+  impl_->balancer_update(group, [&](const BalancerRules& r, BalancerState& st) {
+    r.release(st, index);
+    return true;
+  });
+}
+
+void RedisRouterState::balancer_set_health(std::string_view group, size_t index, bool up, Instant now) {
+  std::lock_guard lk(impl_->mu);
+  impl_->balancer_update(group, [&](const BalancerRules& r, BalancerState& st) {
+    if (up) {
+      r.set_up(st, index, now);
+    } else {
+      r.set_down(st, index);
+    }
+    return true;
+  });
+}
+
+std::vector<DeploymentView> RedisRouterState::balancer_view(std::string_view group, Instant now) {
+  std::lock_guard lk(impl_->mu);
+  const auto rules = impl_->rules_of(group);
+  Reply cur = impl_->command({"HGET", impl_->prefix + "bal:" + std::string(group), "s"});
+  const std::string text = cur->type == REDIS_REPLY_STRING ? reply_text(cur.get()) : "";
+  return view_of(*rules, impl_->decode(*rules, text), now);
 }
 
 void RedisRouterState::wipe() {

@@ -49,6 +49,21 @@ class RedisRouterState final : public RouterState {
   Duration held_for(std::string_view scope, Instant now) override;
   LimitUsage usage_in_window(std::string_view scope, Instant now) override;
 
+  // Balancer state: one hash per group holding the whole BalancerState (encoded, times as wall
+  // clock) and a version. Each operation reads it, runs BalancerRules on it here (the rules are
+  // not repeated in Lua) and writes it back only if the version is unchanged (a compare-and-set
+  // script); on a conflict it reads again. So picks and finishes from every process apply one
+  // after another to one state: round-robin rotates, least-busy sees the others' calls in flight,
+  // lowest-latency uses everybody's measurements. A process that dies with calls in flight leaves
+  // them counted until the group's key expires (idle for a day).
+  void set_balancer(std::string_view group, const BalancerRules& rules) override;
+  std::optional<size_t> balancer_pick(std::string_view group, const std::vector<size_t>& exclude,
+                                      Instant now) override;
+  void balancer_finish(std::string_view group, size_t index, bool ok, Duration latency, Instant now) override;
+  void balancer_release(std::string_view group, size_t index, Instant now) override;
+  void balancer_set_health(std::string_view group, size_t index, bool up, Instant now) override;
+  std::vector<DeploymentView> balancer_view(std::string_view group, Instant now) override;
+
   // Deletes every key under the prefix (tests). Throws Error on server failure.
   void wipe();
 

@@ -1,5 +1,7 @@
 #include "orroute/route/router_state.h"
 
+#include "orroute/error.h"
+
 namespace orroute {
 
 InMemoryRouterState::InMemoryRouterState(BreakerConfig breaker_config)
@@ -80,6 +82,60 @@ Duration InMemoryRouterState::held_for(std::string_view scope, Instant now) {
 LimitUsage InMemoryRouterState::usage_in_window(std::string_view scope, Instant now) {
   std::lock_guard lock(mu_);
   return limiter_.in_window(scope, now);
+}
+
+InMemoryRouterState::Group& InMemoryRouterState::group(std::string_view name) {
+  auto it = groups_.find(std::string(name));
+  if (it == groups_.end()) throw NotFound("no balancer for model group \"" + std::string(name) + "\"");
+  return it->second;
+}
+
+void InMemoryRouterState::set_balancer(std::string_view name, const BalancerRules& rules) {
+  auto fresh = std::make_shared<const BalancerRules>(rules);
+  std::lock_guard lock(mu_);
+  auto it = groups_.find(std::string(name));
+  if (it == groups_.end()) {
+    groups_.emplace(std::string(name), Group{fresh, fresh->fresh()});
+    return;
+  }
+  it->second.state = carry_over(*it->second.rules, it->second.state, *fresh);
+  it->second.rules = std::move(fresh);
+}
+
+std::optional<size_t> InMemoryRouterState::balancer_pick(std::string_view name, const std::vector<size_t>& exclude,
+                                                         Instant now) {
+  std::lock_guard lock(mu_);
+  Group& g = group(name);
+  return g.rules->choose(g.state, exclude, now);
+}
+
+void InMemoryRouterState::balancer_finish(std::string_view name, size_t index, bool ok, Duration latency,
+                                          Instant now) {
+  std::lock_guard lock(mu_);
+  Group& g = group(name);
+  g.rules->finish(g.state, index, ok, latency, now);
+}
+
+void InMemoryRouterState::balancer_release(std::string_view name, size_t index, Instant) {
+  std::lock_guard lock(mu_);
+  Group& g = group(name);
+  g.rules->release(g.state, index);
+}
+
+void InMemoryRouterState::balancer_set_health(std::string_view name, size_t index, bool up, Instant now) {
+  std::lock_guard lock(mu_);
+  Group& g = group(name);
+  if (up) {
+    g.rules->set_up(g.state, index, now);
+  } else {
+    g.rules->set_down(g.state, index);
+  }
+}
+
+std::vector<DeploymentView> InMemoryRouterState::balancer_view(std::string_view name, Instant now) {
+  std::lock_guard lock(mu_);
+  Group& g = group(name);
+  return view_of(*g.rules, g.state, now);
 }
 
 }  // namespace orroute

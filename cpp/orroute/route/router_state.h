@@ -3,12 +3,16 @@
 // shared between processes and machines (a Redis backend implements the same calls).
 #pragma once
 
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
+#include "orroute/provider/balancer.h"
 #include "orroute/route/circuit_breaker.h"
 #include "orroute/route/clock.h"
 #include "orroute/route/rate_limiter.h"
@@ -39,6 +43,20 @@ class RouterState {
   virtual void hold(std::string_view scope, Instant until) = 0;
   virtual Duration held_for(std::string_view scope, Instant now) = 0;
   virtual LimitUsage usage_in_window(std::string_view scope, Instant now) = 0;
+
+  // Balancing over a model group's deployments (BalancerRules: the one place the rules live),
+  // keyed by group name. set_balancer gives this process's rules for a group; state already kept
+  // for it (by this process, or by others sharing the store) is carried over by deployment name.
+  // The other calls throw NotFound for a group without rules, and mean what the Balancer method
+  // of the same name means (every pick followed by one finish for that index).
+  virtual void set_balancer(std::string_view group, const BalancerRules& rules) = 0;
+  virtual std::optional<size_t> balancer_pick(std::string_view group, const std::vector<size_t>& exclude,
+                                              Instant now) = 0;
+  virtual void balancer_finish(std::string_view group, size_t index, bool ok, Duration latency, Instant now) = 0;
+  virtual void balancer_release(std::string_view group, size_t index, Instant now) = 0;
+  // A breaker or health check says a deployment is down (or up again).
+  virtual void balancer_set_health(std::string_view group, size_t index, bool up, Instant now) = 0;
+  virtual std::vector<DeploymentView> balancer_view(std::string_view group, Instant now) = 0;
 };
 
 // Process-local state behind one mutex (each call is a few map lookups and counter updates).
@@ -60,13 +78,27 @@ class InMemoryRouterState final : public RouterState {
   Duration held_for(std::string_view scope, Instant now) override;
   LimitUsage usage_in_window(std::string_view scope, Instant now) override;
 
+  void set_balancer(std::string_view group, const BalancerRules& rules) override;
+  std::optional<size_t> balancer_pick(std::string_view group, const std::vector<size_t>& exclude,
+                                      Instant now) override;
+  void balancer_finish(std::string_view group, size_t index, bool ok, Duration latency, Instant now) override;
+  void balancer_release(std::string_view group, size_t index, Instant now) override;
+  void balancer_set_health(std::string_view group, size_t index, bool up, Instant now) override;
+  std::vector<DeploymentView> balancer_view(std::string_view group, Instant now) override;
+
  private:
+  struct Group {
+    std::shared_ptr<const BalancerRules> rules;
+    BalancerState state;
+  };
   CircuitBreaker& breaker(std::string_view key);  // caller holds mu_
+  Group& group(std::string_view name);            // caller holds mu_; NotFound if unknown
 
   std::mutex mu_;
   BreakerConfig breaker_config_;
   std::unordered_map<std::string, CircuitBreaker> breakers_;
   RateLimiter limiter_;
+  std::unordered_map<std::string, Group> groups_;
 };
 
 }  // namespace orroute

@@ -144,6 +144,7 @@ ModelSelector::ModelSelector(std::shared_ptr<const ModelCatalog> catalog, Qualit
     if (bits == 0) continue;
     Entry e{&m,
             bits,
+            0,
             tier_of(m.pricing),
             blended_price_per_mtok(m.pricing),
             {},
@@ -154,6 +155,11 @@ ModelSelector::ModelSelector(std::shared_ptr<const ModelCatalog> catalog, Qualit
             m.provider()};
     // OpenRouter removes a model on its expiration_date: from that day on it is never selected.
     if (m.expiration_date) e.expires_day = iso_day(*m.expiration_date).value_or(INT64_MAX);
+    for (const PriceTier& tier : m.pricing.tiers) {
+      if (!tier.utc_start && !tier.utc_end) {
+        e.tiers_from = std::min(e.tiers_from, tier.min_prompt_tokens.value_or(0));
+      }
+    }
     // Quality: the model's own prior, else its family's, else its price tier's default.
     std::optional<QualityScores> q = priors_.lookup(m.id);
     if (!q) {
@@ -174,14 +180,29 @@ ModelSelector::ModelSelector(std::shared_ptr<const ModelCatalog> catalog, Qualit
         weighted += types[t].weights[k] * e.quality[k];
       }
       const PriceSet& p = m.pricing.base;
-      by_task_[t].push_back({static_cast<uint32_t>(idx), e.router, e.free, e.free_variant,
-                             !m.pricing.tiers.empty(), e.expires_day, m.context_length,
-                             m.per_request_prompt_tokens.value_or(INT64_MAX), p.prompt,
-                             p.completion, p.request.value_or(Money()), weighted});
+      TaskTable& tt = by_task_[t];
+      tt.entry.push_back(static_cast<uint32_t>(idx));
+      tt.flags.push_back(static_cast<uint8_t>(
+          (e.router ? kRouterFlag : 0) | (e.free ? kFreeFlag : 0) |
+          (e.free_variant ? kFreeVariantFlag : 0) | (e.tiers_from != INT64_MAX ? kTieredFlag : 0) |
+          (e.expires_day != INT64_MAX ? kExpiresFlag : 0) |
+          (m.per_request_prompt_tokens ? kPromptLimitFlag : 0)));
+      tt.context.push_back(m.context_length);
+      tt.quality.push_back(weighted);
+      tt.prompt.push_back(approx_usd(p.prompt));
+      tt.completion.push_back(approx_usd(p.completion));
+      tt.request.push_back(approx_usd(p.request.value_or(Money())));
     }
     entries_.push_back(std::move(e));
   }
-  metrics_.resize(entries_.size());
+  // Ties in score and cost break on the id: rank ids once here, compare integers per selection.
+  std::vector<uint32_t> by_id(entries_.size());
+  for (uint32_t i = 0; i < by_id.size(); ++i) by_id[i] = i;
+  std::sort(by_id.begin(), by_id.end(),
+            [&](uint32_t a, uint32_t b) { return entries_[a].model->id < entries_[b].model->id; });
+  for (uint32_t r = 0; r < by_id.size(); ++r) entries_[by_id[r]].id_rank = r;
+  metrics_state_ = std::make_unique<std::atomic<uint8_t>[]>(entries_.size());
+  metrics_ = std::make_unique<LiveMetrics[]>(entries_.size());
 }
 
 void ModelSelector::set_metrics(std::string_view model_id, const ModelMetrics& metrics) {
@@ -190,19 +211,45 @@ void ModelSelector::set_metrics(std::string_view model_id, const ModelMetrics& m
     catalog_->at(model_id);  // throws NotFound with suggestions if the id is unknown
     return;                  // known but never selectable: nothing to record
   }
-  std::unique_lock lock(metrics_mu_);
-  metrics_[it->second] = metrics;
+  LiveMetrics& live = metrics_[it->second];
+  while (live.writing.exchange(true, std::memory_order_acquire)) {
+  }
+  uint8_t state = kHasMetrics;
+  if (!metrics.available) state |= kUnavailable;
+  if (metrics.success_rate) {
+    live.success_rate.store(*metrics.success_rate, std::memory_order_relaxed);
+    state |= kHasSuccess;
+  }
+  if (metrics.latency_ms) {
+    live.latency_ms.store(*metrics.latency_ms, std::memory_order_relaxed);
+    state |= kHasLatency;
+  }
+  if (metrics.tokens_per_second) {
+    live.tokens_per_second.store(*metrics.tokens_per_second, std::memory_order_relaxed);
+    state |= kHasTps;
+  }
+  metrics_state_[it->second].store(state, std::memory_order_release);
+  live.writing.store(false, std::memory_order_release);
 }
 
 void ModelSelector::set_quality_predictor(
     std::shared_ptr<const CatalogQualityPredictor> predictor) {
-  std::unique_lock lock(metrics_mu_);
+  std::lock_guard lock(predictor_mu_);
   predictor_ = std::move(predictor);
 }
 
 void ModelSelector::clear_metrics() {
-  std::unique_lock lock(metrics_mu_);
-  std::fill(metrics_.begin(), metrics_.end(), std::nullopt);
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    metrics_state_[i].store(0, std::memory_order_release);
+  }
+}
+
+Money ModelSelector::exact_cost(const Entry& e, int64_t input_tokens, int64_t output_tokens) const {
+  const PriceSet& p = e.model->pricing.tiers.empty()
+                          ? e.model->pricing.base
+                          : e.model->pricing.for_call(input_tokens, std::nullopt);
+  return p.prompt * input_tokens + p.completion * output_tokens +
+         (p.request ? *p.request : Money());
 }
 
 std::vector<ModelSpec> ModelSelector::specs() const {
@@ -242,6 +289,48 @@ std::vector<Candidate> ModelSelector::rank(const SelectionRequest& request) cons
   return run(request, false);
 }
 
+// The full per-model check for constraints beyond the plain ones (kept out of the scan loop so the
+// common case stays small): the first Stage that removes the model, or kPassed.
+int ModelSelector::full_stage(const Entry& e, const Constraints& c, int64_t need_context,
+                              int64_t input_tokens, int64_t today, bool unavailable) const {
+  const ModelInfo& m = *e.model;
+  Stage st = kPassed;
+  if (e.router) {
+    st = kDynamic;
+  } else if (e.expires_day <= today) {
+    st = kExpired;
+  } else if ((!c.allowed_models.empty() && !contains(c.allowed_models, m.id)) ||
+             contains(c.blocked_models, m.id)) {
+    st = kModels;
+  } else if ((!c.allowed_providers.empty() && !contains(c.allowed_providers, e.provider)) ||
+             contains(c.blocked_providers, e.provider)) {
+    st = kProviders;
+  } else if ((c.free_only && !e.free) || (c.paid_only && e.free) ||
+             (e.free && !c.free_only && !c.allow_free)) {
+    st = kFreePaid;
+  } else if (!c.tiers.empty() &&
+             std::find(c.tiers.begin(), c.tiers.end(), e.tier) == c.tiers.end()) {
+    st = kTiers;
+  } else if ((m.capabilities & c.required_capabilities) != c.required_capabilities) {
+    st = kCapabilities;
+  } else if (std::any_of(c.required_parameters.begin(), c.required_parameters.end(),
+                         [&](const std::string& p) { return !m.supports_parameter(p); })) {
+    st = kParameters;
+  } else if ((c.max_price_per_mtok && e.blended_per_mtok > *c.max_price_per_mtok) ||
+             (c.max_price_per_1k &&
+              scale(e.blended_per_mtok, 1, 1000) > *c.max_price_per_1k)) {
+    st = kPrice;
+  } else if (c.min_context && m.context_length < *c.min_context) {
+    st = kMinContext;
+  } else if (m.context_length < need_context ||
+             (m.per_request_prompt_tokens && *m.per_request_prompt_tokens < input_tokens)) {
+    st = kContext;
+  } else if (unavailable) {
+    st = kAvailable;
+  }
+  return st;
+}
+
 std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best_only) const {
   const auto& types = task_types();
   const TaskType& type = task_type(req.task_type);
@@ -263,13 +352,16 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
                      !c.paid_only && c.tiers.empty();
   const int64_t need_context = req.input_tokens + out_tokens;
   const int64_t today = today_utc();
+  const double in_d = static_cast<double>(req.input_tokens);
+  const double out_d = static_cast<double>(out_tokens);
+  const double budget_d = req.budget ? approx_usd(*req.budget) : 0.0;
 
-  // Learned predictions for this prompt, computed outside the lock; explicit entries win.
+  // Learned predictions for this prompt (computed outside any lock); explicit entries win.
   std::unordered_map<std::string, double> from_predictor;
   if (!req.prompt.empty()) {
     std::shared_ptr<const CatalogQualityPredictor> predictor;
     {
-      std::shared_lock plock(metrics_mu_);
+      std::lock_guard plock(predictor_mu_);
       predictor = predictor_;
     }
     if (predictor) {
@@ -279,106 +371,117 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   }
   const std::unordered_map<std::string, double>& predicted =
       from_predictor.empty() ? req.predicted_quality : from_predictor;
+  // Predictions by entry index, sorted: the scan (in entry order) merges with them instead of
+  // hashing every candidate's id.
+  std::vector<std::pair<uint32_t, double>> predicted_by_entry;
+  for (const auto& [id, p] : predicted) {
+    if (const auto it = entry_of_.find(id); it != entry_of_.end()) {
+      predicted_by_entry.emplace_back(static_cast<uint32_t>(it->second), p);
+    }
+  }
+  std::sort(predicted_by_entry.begin(), predicted_by_entry.end());
+  size_t next_prediction = 0;
 
+  const TaskTable& table = by_task_[type_idx];
+  const size_t rows = table.entry.size();
   std::array<int64_t, kPassed + 1> removed{};
-  removed[kTask] = static_cast<int64_t>(catalog_->size() - by_task_[type_idx].size());
-  std::optional<Money> cheapest_over_budget;
-  const ModelInfo* cheapest_over_budget_model = nullptr;
-  std::vector<Scored> pass;
-  pass.reserve(by_task_[type_idx].size());
+  removed[kTask] = static_cast<int64_t>(catalog_->size() - rows);
+  constexpr uint32_t kNone = UINT32_MAX;
+  uint32_t cheapest_over_budget = kNone;
+  double cheapest_over_budget_d = 0;
 
-  std::shared_lock lock(metrics_mu_);
-  for (const Slot& slot : by_task_[type_idx]) {
-    const uint32_t idx = slot.entry;
-    const auto& metrics = metrics_[idx];
-    // Fast path: with plain constraints only these stages can remove a model.
-    const auto quick = [&]() -> Stage {
-      if (slot.router) return kDynamic;
-      if (slot.expires_day <= today) return kExpired;
-      if (slot.free && !c.allow_free) return kFreePaid;
-      if (slot.context < need_context || slot.max_prompt < req.input_tokens) return kContext;
-      if (metrics && !metrics->available) return kAvailable;
-      return kPassed;
-    };
-    const auto stage = [&]() -> Stage {
-      const Entry& e = entries_[idx];
-      const ModelInfo& m = *e.model;
-      if (e.router) return kDynamic;
-      if (e.expires_day <= today) return kExpired;
-      if ((!c.allowed_models.empty() && !contains(c.allowed_models, m.id)) ||
-          contains(c.blocked_models, m.id)) {
-        return kModels;
+  // Survivors, column by column, in buffers this thread reuses (no allocation per selection once
+  // warm; a fresh 26k-model vector would be an mmap and page faults on every call).
+  struct Scratch {
+    std::vector<uint32_t> entry;
+    std::vector<double> cost, quality, log_cost, score;
+    std::vector<uint32_t> order;
+  };
+  thread_local Scratch scratch;
+  Scratch& sc = scratch;
+  sc.entry.resize(rows);
+  sc.cost.resize(rows);
+  sc.quality.resize(rows);
+  size_t n = 0;
+  bool any_speed = false;
+
+  for (size_t row = 0; row < rows; ++row) {
+    const uint32_t idx = table.entry[row];
+    const uint8_t flags = table.flags[row];
+    const uint8_t mstate = metrics_state_[idx].load(std::memory_order_acquire);
+    Stage st = kPassed;
+    if (plain) {
+      // Fast path: with plain constraints only these stages can remove a model.
+      if (flags & kRouterFlag) {
+        st = kDynamic;
+      } else if ((flags & kExpiresFlag) && entries_[idx].expires_day <= today) {
+        st = kExpired;
+      } else if ((flags & kFreeFlag) && !c.allow_free) {
+        st = kFreePaid;
+      } else if (table.context[row] < need_context ||
+                 ((flags & kPromptLimitFlag) &&
+                  *entries_[idx].model->per_request_prompt_tokens < req.input_tokens)) {
+        st = kContext;
+      } else if (mstate & kUnavailable) {
+        st = kAvailable;
       }
-      if ((!c.allowed_providers.empty() && !contains(c.allowed_providers, e.provider)) ||
-          contains(c.blocked_providers, e.provider)) {
-        return kProviders;
-      }
-      if ((c.free_only && !e.free) || (c.paid_only && e.free) ||
-          (e.free && !c.free_only && !c.allow_free)) {
-        return kFreePaid;
-      }
-      if (!c.tiers.empty() && std::find(c.tiers.begin(), c.tiers.end(), e.tier) == c.tiers.end()) {
-        return kTiers;
-      }
-      if ((m.capabilities & c.required_capabilities) != c.required_capabilities) return kCapabilities;
-      for (const auto& p : c.required_parameters) {
-        if (!m.supports_parameter(p)) return kParameters;
-      }
-      if ((c.max_price_per_mtok && e.blended_per_mtok > *c.max_price_per_mtok) ||
-          (c.max_price_per_1k && scale(e.blended_per_mtok, 1, 1000) > *c.max_price_per_1k)) {
-        return kPrice;
-      }
-      if (c.min_context && m.context_length < *c.min_context) return kMinContext;
-      if (m.context_length < req.input_tokens + out_tokens ||
-          (m.per_request_prompt_tokens && *m.per_request_prompt_tokens < req.input_tokens)) {
-        return kContext;
-      }
-      if (metrics && !metrics->available) return kAvailable;
-      return kPassed;
-    };
-    const Stage st = plain ? quick() : stage();
+    } else {
+      st = static_cast<Stage>(full_stage(entries_[idx], c, need_context, req.input_tokens, today,
+                                         (mstate & kUnavailable) != 0));
+    }
     if (st != kPassed) {
       ++removed[st];
       continue;
     }
     // Effective quality: prior for this task type, learned prediction, measured reliability.
-    double q = slot.quality;
-    if (!predicted.empty()) {
-      const ModelInfo& m = *entries_[idx].model;
-      if (const auto it = predicted.find(m.id); it != predicted.end()) {
-        q = kPredictedWeight * it->second + (1 - kPredictedWeight) * q;
-      }
+    double q = table.quality[row];
+    while (next_prediction < predicted_by_entry.size() &&
+           predicted_by_entry[next_prediction].first < idx) {
+      ++next_prediction;
     }
-    if (metrics && metrics->success_rate) {
-      q *= *metrics->success_rate;
-    } else if (slot.free_variant) {
+    if (next_prediction < predicted_by_entry.size() &&
+        predicted_by_entry[next_prediction].first == idx) {
+      q = kPredictedWeight * predicted_by_entry[next_prediction].second + (1 - kPredictedWeight) * q;
+    }
+    if (mstate & kHasSuccess) {
+      q *= metrics_[idx].success_rate.load(std::memory_order_relaxed);
+    } else if (flags & kFreeVariantFlag) {
       q *= kFreeVariantReliability;
     }
     if (c.min_quality && q < *c.min_quality) {
       ++removed[kQuality];
       continue;
     }
-    // Same as price_call() for plain prompt/completion counts, without its per-call checks.
-    Money cost;
-    if (slot.tiered) {
-      const PriceSet& p = entries_[idx].model->pricing.for_call(req.input_tokens, std::nullopt);
-      cost = p.prompt * req.input_tokens + p.completion * out_tokens +
-             (p.request ? *p.request : Money());
+    // Estimated cost in double for ranking; the budget decision stays exact (see below).
+    double cost;
+    if ((flags & kTieredFlag) && req.input_tokens >= entries_[idx].tiers_from) {
+      cost = approx_usd(exact_cost(entries_[idx], req.input_tokens, out_tokens));
     } else {
-      cost = slot.prompt * req.input_tokens + slot.completion * out_tokens + slot.request;
+      cost = table.prompt[row] * in_d + table.completion[row] * out_d + table.request[row];
     }
-    if (req.budget && cost > *req.budget) {
-      ++removed[kBudget];
-      if (!cheapest_over_budget || cost < *cheapest_over_budget) {
-        cheapest_over_budget = cost;
-        cheapest_over_budget_model = entries_[idx].model;
+    if (req.budget) {
+      // Exact Money comparison only when the double estimate is within rounding of the budget.
+      const double margin = 1e-9 * (std::fabs(cost) + std::fabs(budget_d)) + 1e-15;
+      const bool over = std::fabs(cost - budget_d) > margin
+                            ? cost > budget_d
+                            : exact_cost(entries_[idx], req.input_tokens, out_tokens) > *req.budget;
+      if (over) {
+        ++removed[kBudget];
+        if (cheapest_over_budget == kNone || cost < cheapest_over_budget_d) {
+          cheapest_over_budget = idx;
+          cheapest_over_budget_d = cost;
+        }
+        continue;
       }
-      continue;
     }
-    pass.push_back({idx, cost, fast_log2(approx_usd(cost) + kCostFloorUsd), q});
+    any_speed |= (mstate & (kHasLatency | kHasTps)) != 0;
+    sc.entry[n] = idx;
+    sc.cost[n] = cost;
+    sc.quality[n] = q;
+    ++n;
   }
 
-  if (pass.empty()) {
+  if (n == 0) {
     const std::array<std::string, kPassed> what{
         "task type '" + type.name + "' (" + type.rule + ")",
         "router entries (price and model chosen by OpenRouter)",
@@ -409,9 +512,10 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
                       (req.budget ? ", budget " + usd(*req.budget) : "") + "): " +
                       what[static_cast<size_t>(last)] + " removed the last " +
                       std::to_string(removed[static_cast<size_t>(last)]) + " candidates";
-    if (last == kBudget && cheapest_over_budget_model != nullptr) {
-      msg += " (cheapest estimate " + usd(*cheapest_over_budget) + " for " +
-             cheapest_over_budget_model->id + ")";
+    if (last == kBudget && cheapest_over_budget != kNone) {
+      const Entry& e = entries_[cheapest_over_budget];
+      msg += " (cheapest estimate " + usd(exact_cost(e, req.input_tokens, out_tokens)) + " for " +
+             e.model->id + ")";
     }
     std::string before;
     for (int s = 0; s < last; ++s) {
@@ -430,86 +534,128 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   if (req.quality_floor) {
     const double floor = *req.quality_floor;
     double best_q = 0;
-    for (const Scored& s : pass) best_q = std::max(best_q, s.quality);
-    const size_t before = pass.size();
+    for (size_t i = 0; i < n; ++i) best_q = std::max(best_q, sc.quality[i]);
+    const size_t before = n;
     const double applied = best_q >= floor ? floor : best_q;
-    std::erase_if(pass, [&](const Scored& s) { return s.quality < applied; });
+    size_t kept = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (sc.quality[i] < applied) continue;
+      sc.entry[kept] = sc.entry[i];
+      sc.cost[kept] = sc.cost[i];
+      sc.quality[kept] = sc.quality[i];
+      ++kept;
+    }
+    n = kept;
     const std::string why = req.quality_floor_why.empty() ? std::string("task difficulty")
                                                            : req.quality_floor_why;
     floor_reason = best_q >= floor
-        ? "quality floor " + fmt(floor) + " from " + why + ": kept " +
-              std::to_string(pass.size()) + " of " + std::to_string(before) + " candidates"
+        ? "quality floor " + fmt(floor) + " from " + why + ": kept " + std::to_string(n) +
+              " of " + std::to_string(before) + " candidates"
         : "quality floor " + fmt(floor) + " from " + why + " relaxed to " + fmt(best_q) +
-              ", the best quality within the constraints (kept " + std::to_string(pass.size()) +
-              " of " + std::to_string(before) + ")";
+              ", the best quality within the constraints (kept " + std::to_string(n) + " of " +
+              std::to_string(before) + ")";
   }
 
-  // Normalise cost (log scale) and speed over the survivors, then score.
+  // Normalise cost (log scale) and speed over the survivors, then score. Branch-free loops over
+  // the survivor columns (the compiler vectorises the log).
+  sc.log_cost.resize(n);
+  sc.score.resize(n);
   double lmin = 1e300, lmax = -1e300, tps_max = 0, lat_min = 1e300;
-  for (const Scored& s : pass) {
-    const double l = s.cost_d;
+  for (size_t i = 0; i < n; ++i) {
+    const double l = fast_log2(sc.cost[i] + kCostFloorUsd);
+    sc.log_cost[i] = l;
     lmin = std::min(lmin, l);
     lmax = std::max(lmax, l);
-    if (const auto& mt = metrics_[s.entry]) {
-      if (mt->tokens_per_second && *mt->tokens_per_second > 0) tps_max = std::max(tps_max, *mt->tokens_per_second);
-      if (mt->latency_ms && *mt->latency_ms > 0) lat_min = std::min(lat_min, *mt->latency_ms);
+  }
+  const auto speed_state = [&](uint32_t idx) {
+    return metrics_state_[idx].load(std::memory_order_acquire);
+  };
+  if (any_speed) {
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t ms = speed_state(sc.entry[i]);
+      const LiveMetrics& mt = metrics_[sc.entry[i]];
+      if (ms & kHasTps) {
+        const double v = mt.tokens_per_second.load(std::memory_order_relaxed);
+        if (v > 0) tps_max = std::max(tps_max, v);
+      }
+      if (ms & kHasLatency) {
+        const double v = mt.latency_ms.load(std::memory_order_relaxed);
+        if (v > 0) lat_min = std::min(lat_min, v);
+      }
     }
   }
   const Weights sw = kWeights[static_cast<size_t>(strategy)];
-  const auto speed_of = [&](size_t idx) {
-    const auto& mt = metrics_[idx];
-    if (!mt) return 0.5;
+  const auto speed_of = [&](uint32_t idx) {
+    if (!any_speed) return 0.5;
+    const uint8_t ms = speed_state(idx);
+    if (!(ms & kHasMetrics)) return 0.5;
+    const LiveMetrics& mt = metrics_[idx];
     double sum = 0;
-    int n = 0;
-    if (mt->tokens_per_second && *mt->tokens_per_second > 0 && tps_max > 0) {
-      sum += *mt->tokens_per_second / tps_max;
-      ++n;
+    int k = 0;
+    if (ms & kHasTps) {
+      const double v = mt.tokens_per_second.load(std::memory_order_relaxed);
+      if (v > 0 && tps_max > 0) {
+        sum += v / tps_max;
+        ++k;
+      }
     }
-    if (mt->latency_ms && *mt->latency_ms > 0 && lat_min < 1e300) {
-      sum += lat_min / *mt->latency_ms;
-      ++n;
+    if (ms & kHasLatency) {
+      const double v = mt.latency_ms.load(std::memory_order_relaxed);
+      if (v > 0 && lat_min < 1e300) {
+        sum += lat_min / v;
+        ++k;
+      }
     }
-    return n ? sum / n : 0.5;
+    return k ? sum / k : 0.5;
   };
-  const auto cheap_of = [&](double log_cost) {
-    return lmax > lmin ? (lmax - log_cost) / (lmax - lmin) : 1.0;
-  };
-  const auto score_of = [&](const Scored& s) {
-    return sw.quality * s.quality + sw.cheap * cheap_of(s.cost_d) + sw.speed * speed_of(s.entry);
-  };
-  const auto better = [&](const Scored& a, double sa, const Scored& b, double sb) {
-    if (sa != sb) return sa > sb;
-    if (a.cost != b.cost) return a.cost < b.cost;
-    return entries_[a.entry].model->id < entries_[b.entry].model->id;
+  const double span = lmax - lmin;
+  const auto cheap_of = [&](double log_cost) { return span > 0 ? (lmax - log_cost) / span : 1.0; };
+  if (any_speed) {
+    for (size_t i = 0; i < n; ++i) {
+      sc.score[i] = sw.quality * sc.quality[i] + sw.cheap * cheap_of(sc.log_cost[i]) +
+                    sw.speed * speed_of(sc.entry[i]);
+    }
+  } else {
+    const double speed_term = sw.speed * 0.5;
+    for (size_t i = 0; i < n; ++i) {
+      sc.score[i] = sw.quality * sc.quality[i] + sw.cheap * cheap_of(sc.log_cost[i]) + speed_term;
+    }
+  }
+  // Best first: higher score, then cheaper, then id order.
+  const auto better = [&](uint32_t a, uint32_t b) {
+    if (sc.score[a] != sc.score[b]) return sc.score[a] > sc.score[b];
+    if (sc.cost[a] != sc.cost[b]) return sc.cost[a] < sc.cost[b];
+    return entries_[sc.entry[a]].id_rank < entries_[sc.entry[b]].id_rank;
   };
 
-  const auto make = [&](const Scored& s, double score) {
-    const Entry& e = entries_[s.entry];
+  const auto make = [&](uint32_t i) {
+    const Entry& e = entries_[sc.entry[i]];
     Candidate cand;
     cand.model = e.model;
-    cand.score = score;
-    cand.quality = s.quality;
-    cand.cheapness = cheap_of(s.cost_d);
-    cand.speed = speed_of(s.entry);
-    cand.estimated_cost = s.cost;
+    cand.score = sc.score[i];
+    cand.quality = sc.quality[i];
+    cand.cheapness = cheap_of(sc.log_cost[i]);
+    cand.speed = speed_of(sc.entry[i]);
+    cand.estimated_cost = exact_cost(e, req.input_tokens, out_tokens);
     cand.tier = e.tier;
     cand.quality_source = e.quality_source;
     if (req.explain) {
-      const auto& mt = metrics_[s.entry];
+      const uint8_t ms = speed_state(sc.entry[i]);
       auto& r = cand.reasons;
       r.push_back("qualifies for '" + type.name + "': " + type.rule);
-      std::string qs = "quality " + fmt(s.quality) + " for " + type.name + " (prior: " +
+      std::string qs = "quality " + fmt(cand.quality) + " for " + type.name + " (prior: " +
                        e.quality_source + ")";
       if (predicted.count(e.model->id)) qs += ", blended with the learned prediction";
-      if (mt && mt->success_rate) {
-        qs += ", x measured success rate " + fmt(*mt->success_rate);
+      if (ms & kHasSuccess) {
+        qs += ", x measured success rate " +
+              fmt(metrics_[sc.entry[i]].success_rate.load(std::memory_order_relaxed));
       } else if (e.free_variant) {
         qs += ", x " + fmt(kFreeVariantReliability) + " for a rate-limited :free variant";
       }
       r.push_back(qs);
-      r.push_back("estimated cost " + usd(s.cost) + " for " + std::to_string(req.input_tokens) +
-                  " input + " + std::to_string(out_tokens) + " output tokens" +
-                  (req.budget ? " (budget " + usd(*req.budget) + ")" : ""));
+      r.push_back("estimated cost " + usd(cand.estimated_cost) + " for " +
+                  std::to_string(req.input_tokens) + " input + " + std::to_string(out_tokens) +
+                  " output tokens" + (req.budget ? " (budget " + usd(*req.budget) + ")" : ""));
       r.push_back("tier " + std::string(tier_name(e.tier)) + " (" + usd(e.blended_per_mtok) +
                   "/M tokens blended 3:1)");
       r.push_back("context window " + std::to_string(e.model->context_length) + " tokens fits " +
@@ -519,36 +665,39 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
                     std::to_string(e.expires_day - today) + " days)");
       }
       if (!floor_reason.empty()) r.push_back(floor_reason);
-      r.push_back("score " + fmt(score, 3) + " = " + fmt(sw.quality) + " x quality " +
-                  fmt(s.quality) + " + " + fmt(sw.cheap) + " x cheapness " + fmt(cand.cheapness) +
-                  " + " + fmt(sw.speed) + " x speed " + fmt(cand.speed) + " (" +
-                  std::string(strategy_name(strategy)) + ")");
+      r.push_back("score " + fmt(cand.score, 3) + " = " + fmt(sw.quality) + " x quality " +
+                  fmt(cand.quality) + " + " + fmt(sw.cheap) + " x cheapness " +
+                  fmt(cand.cheapness) + " + " + fmt(sw.speed) + " x speed " + fmt(cand.speed) +
+                  " (" + std::string(strategy_name(strategy)) + ")");
     }
     return cand;
   };
 
-  if (best_only) {
-    size_t best = 0;
-    double best_score = score_of(pass[0]);
-    for (size_t i = 1; i < pass.size(); ++i) {
-      const double sc = score_of(pass[i]);
-      if (better(pass[i], sc, pass[best], best_score)) {
+  if (best_only || req.limit == 1) {
+    uint32_t best = 0;
+    double best_score = sc.score[0];
+    for (uint32_t i = 1; i < n; ++i) {
+      if (sc.score[i] < best_score) continue;  // the common case, without the tie-breaks
+      if (better(i, best)) {
         best = i;
-        best_score = sc;
+        best_score = sc.score[i];
       }
     }
-    return {make(pass[best], best_score)};
+    return {make(best)};
   }
-  std::vector<std::pair<double, size_t>> order;
-  order.reserve(pass.size());
-  for (size_t i = 0; i < pass.size(); ++i) order.emplace_back(score_of(pass[i]), i);
-  std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
-    return better(pass[a.second], a.first, pass[b.second], b.first);
-  });
-  if (req.limit > 0 && order.size() > req.limit) order.resize(req.limit);
+  // rank(limit=k): partial selection, O(n log k); the whole list only when asked for.
+  sc.order.resize(n);
+  for (uint32_t i = 0; i < n; ++i) sc.order[i] = i;
+  const size_t keep = req.limit > 0 && req.limit < n ? req.limit : n;
+  if (keep < n) {
+    std::partial_sort(sc.order.begin(), sc.order.begin() + static_cast<std::ptrdiff_t>(keep),
+                      sc.order.end(), better);
+  } else {
+    std::sort(sc.order.begin(), sc.order.end(), better);
+  }
   std::vector<Candidate> out;
-  out.reserve(order.size());
-  for (const auto& [sc, i] : order) out.push_back(make(pass[i], sc));
+  out.reserve(keep);
+  for (size_t k = 0; k < keep; ++k) out.push_back(make(sc.order[k]));
   return out;
 }
 

@@ -3,10 +3,12 @@
 // prediction), estimated cost and measured speed/reliability.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -113,7 +115,8 @@ struct ModelSpec {
   std::string quality_source;
 };
 
-// Thread-safe: selection is const and may run concurrently with set_metrics().
+// Thread-safe: selection is const and may run concurrently with set_metrics(); neither takes a
+// lock shared with the other (selection is a lock-free scan, linear in the catalog).
 class ModelSelector {
  public:
   // `catalog` must not be null. Precomputes per-model data; O(models x task types).
@@ -145,6 +148,7 @@ class ModelSelector {
   struct Entry {
     const ModelInfo* model;
     uint32_t task_bits;  // bit i = qualifies for task_types()[i]
+    uint32_t id_rank;    // position of model->id in id order: ties break on it without strcmp
     Tier tier;
     Money blended_per_mtok;
     std::array<double, kNumQualityCategories> quality;
@@ -154,34 +158,62 @@ class ModelSelector {
     bool router;        // dynamic price or an openrouter/* entry
     std::string_view provider;
     int64_t expires_day = INT64_MAX;  // days since 1970-01-01 of expiration_date
+    // Fewest prompt tokens at which a price tier (pricing.overrides) can apply to a selection
+    // estimate (time-windowed tiers never do: the estimate has no time); INT64_MAX if none can.
+    int64_t tiers_from = INT64_MAX;
   };
-  struct Scored {
-    size_t entry;
-    Money cost;
-    double cost_d;  // log2 of the cost (plus a floor), for the cheapness term
-    double quality;
+  // Per-slot flags (SlotFlag bits) of a task table.
+  enum SlotFlag : uint8_t {
+    kRouterFlag = 1,       // never selected (dynamic price / openrouter/*)
+    kFreeFlag = 2,         // excluded unless allow_free or free_only
+    kFreeVariantFlag = 4,  // x0.9 reliability unless measured
+    kTieredFlag = 8,       // cost through Pricing::for_call (rare)
+    kExpiresFlag = 16,     // has an expiration_date (checked against today)
+    kPromptLimitFlag = 32, // per_request_limits.prompt_tokens (checked on the entry)
+  };
+  // The candidates of one task type, column by column (structure of arrays), so the selection
+  // scan reads ~41 bytes per model from consecutive memory and touches nothing else in the common
+  // case. Prices are doubles (USD per token) for scoring; money decisions (budget, reported
+  // cost) are exact, from the entry's Money prices (see exact_cost).
+  struct TaskTable {
+    std::vector<uint32_t> entry;
+    std::vector<uint8_t> flags;
+    std::vector<int64_t> context;
+    std::vector<double> quality;  // prior weighted for this task type
+    std::vector<double> prompt, completion, request;
+  };
+  // Measured behaviour of one entry, written by set_metrics and read without a lock by selection:
+  // `state` (release/acquire) says which fields hold a value; writers of one entry serialise on
+  // `writing`. A reader may combine fields of two consecutive records of one model (each a real
+  // measurement); it never sees a field flagged before its value is stored.
+  enum MetricsBit : uint8_t {
+    kHasMetrics = 1,
+    kUnavailable = 2,
+    kHasSuccess = 4,
+    kHasLatency = 8,
+    kHasTps = 16,
+  };
+  struct LiveMetrics {
+    std::atomic<bool> writing{false};
+    std::atomic<double> success_rate{0}, latency_ms{0}, tokens_per_second{0};
   };
   std::vector<Candidate> run(const SelectionRequest& request, bool best_only) const;
+  // input x prompt + output x completion + per-request fee, exactly (tiered prices included).
+  Money exact_cost(const Entry& e, int64_t input_tokens, int64_t output_tokens) const;
+  int full_stage(const Entry& e, const Constraints& c, int64_t need_context, int64_t input_tokens,
+                 int64_t today, bool unavailable) const;
 
   std::shared_ptr<const ModelCatalog> catalog_;
   QualityPriors priors_;
   Strategy default_strategy_;
   Constraints defaults_;
   std::vector<Entry> entries_;
-  // Hot data of one model for one task type, contiguous so selection walks one array.
-  struct Slot {
-    uint32_t entry;
-    bool router, free, free_variant, tiered;
-    int64_t expires_day;  // days since 1970-01-01 of expiration_date, or INT64_MAX
-    int64_t context;
-    int64_t max_prompt;  // per_request_limits.prompt_tokens, or INT64_MAX
-    Money prompt, completion, request;
-    double quality;      // prior weighted for this task type
-  };
-  std::vector<std::vector<Slot>> by_task_;  // task type index -> candidates
-  mutable std::shared_mutex metrics_mu_;  // guards metrics_ and predictor_
+  std::vector<TaskTable> by_task_;  // task type index -> candidates
+  // Parallel to entries_: MetricsBit state (read once per candidate) and the values.
+  std::unique_ptr<std::atomic<uint8_t>[]> metrics_state_;
+  std::unique_ptr<LiveMetrics[]> metrics_;
+  mutable std::mutex predictor_mu_;  // guards predictor_ (the pointer, not the predictor)
   std::shared_ptr<const CatalogQualityPredictor> predictor_;
-  std::vector<std::optional<ModelMetrics>> metrics_;  // parallel to entries_
   std::unordered_map<std::string, size_t> entry_of_;
 };
 

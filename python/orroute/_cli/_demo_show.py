@@ -299,7 +299,13 @@ class DemoShow:
                 self.bar = progress.add_task("running tasks", total=len(specs))
                 await self.run_all(manager, specs, tasks)
             self.progress = None
-            return self.summarize(len(specs), time.perf_counter() - t0, base_url)
+            summary = self.summarize(len(specs), time.perf_counter() - t0, base_url)
+            if self.offline and self.inject_faults:
+                from ._demo_outage import provider_outage
+
+                summary.provider_outage = await provider_outage(
+                    self.ledger, f"{self.project}-outage", self.say)
+            return summary
         finally:
             cost_log.propagate = propagate
             if self.fake is not None:

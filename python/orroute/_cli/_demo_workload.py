@@ -298,6 +298,8 @@ class DemoSummary:
     by_task_type: dict[str, dict[str, Any]]
     seconds: float
     outcomes: list[Outcome] = field(default_factory=list)
+    # the provider-outage scene (offline): {tasks, answered, by_provider: {name: {calls, cost}}}
+    provider_outage: dict[str, Any] | None = None
 
 
 def _elapsed(start: float) -> float:

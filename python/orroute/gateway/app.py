@@ -31,11 +31,13 @@ from .._exceptions import (
 from .._http_server import Connection, RawRequest, head_bytes
 from ..observe import observe_result
 from ._json import dumps, loads
+from .cascade import CASCADE_ALIAS, CascadeRoute
 from .choices import merge_choices
 from .collector import Collector
 from .embeddings import EmbeddingsRoute
 from .errors import HttpError, bad_field
 from .keys import GatewayKey, KeyStore
+from .messages import MESSAGES_PATHS, serve_messages
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import GatewayMetrics, route_of
 from .outcome import SERVER as _SERVER
@@ -96,6 +98,7 @@ class GatewayApp:
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
         self._embeddings = EmbeddingsRoute(self)
+        self._cascade = CascadeRoute(self, ChatOutcome, [*_SSE, _SERVER])
         self.metrics = GatewayMetrics(self)
         self.http_server: Any = None  # the HttpServer, once listening (its counters: /metrics)
 
@@ -152,6 +155,8 @@ class GatewayApp:
                     raise HttpError(405, "use POST", type_="method_not_allowed")
                 key = self._auth(raw)
                 return self._embeddings.serve(conn, raw, key, close)
+            if path in MESSAGES_PATHS:  # Anthropic's Messages API (messages.py)
+                return serve_messages(self, conn, raw, close)
             if method == "GET":
                 return self._get(conn, raw, path, query, close)
             if method == "POST" and path == "/api/v1/ai/test":
@@ -338,6 +343,8 @@ class GatewayApp:
               raw_body: bytes, *, use_cache: bool = True) -> Any:
         """The engine task: the client's body as sent, the candidates in order, the key's
         project. The engine keeps every field but ``model`` (set per attempt)."""
+        if body["model"] == CASCADE_ALIAS:  # served by CascadeRoute, one choice at a time
+            raise _bad("model", "orroute/cascade streams one choice of a chat completion (n = 1)")
         resolved = self.resolve(body)
         alias = isinstance(resolved, str)  # the engine's selector ranks, with its metrics
         return _engine.engine_task(
@@ -424,6 +431,8 @@ class GatewayApp:
     async def _run_chat(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
                         key: GatewayKey, close: bool, raw_body: bytes, *,
                         use_cache: bool = True) -> ChatOutcome | None:
+        if body["model"] == CASCADE_ALIAS:
+            return await self._cascade.serve(conn, raw, body, key, close)
         et = self._task(body, raw, key, raw_body, use_cache=use_cache)
         observed = self._observe_call(body, key)
         self.in_flight += 1

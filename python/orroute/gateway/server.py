@@ -109,6 +109,7 @@ class Gateway:
             max_admission_wait=s.max_admission_wait, timeout=s.timeout,
             max_candidates=s.candidates if s.fallback_enabled else 1,
             app_name="orroute gateway", router_state=s.router_state, settings=s.config,
+            providers=s.providers,
             **self._callbacks,
         )
 

@@ -16,6 +16,9 @@ file's ``[gateway]`` table::
     "openai/gpt-4o" = {limit_requests = 60, limit_input = 100000}
     [gateway.breaker]                # circuit breaker: failures, failure_rate, cooldown, ...
     cooldown = 30
+    [gateway.cascade]                # what orroute/cascade runs (gateway/cascade.py)
+    stages = ["mistralai/mistral-7b-instruct", "openai/gpt-4o"]
+    verifiers = ["arithmetic"]
     [gateway.http]                   # HttpLimits: sizes, timeouts, connection cap
     max_body_bytes = 8388608
     idle_timeout = 30
@@ -40,6 +43,7 @@ ALIASES: dict[str, str] = {
     "orroute/cheapest": "cost_optimized",
     "orroute/best": "quality_first",
     "orroute/fast": "performance",
+    "orroute/cascade": "cascade",  # verify the cheap answer, escalate (gateway/cascade.py)
 }
 
 
@@ -71,6 +75,10 @@ class GatewaySettings:
     config: Any = field(default=None, repr=False)  # the orroute.config.Settings read (if any)
     stream_queue: int = 64  # chunks buffered per stream before the upstream transfer is paused
     http: HttpLimits = field(default_factory=HttpLimits)  # header/body sizes, timeouts, conn cap
+    # several providers (orroute.provider_config.ProvidersConfig: [providers.*] tables or
+    # ORROUTE_PROVIDERS); None: the one upstream above
+    providers: Any = None
+    cascade: dict[str, Any] = field(default_factory=dict)  # orroute/cascade: stages, verifiers
 
     def api_keys(self) -> list[str]:
         """The upstream key(s): ``api_key`` may hold several, comma-separated (rotated)."""
@@ -114,6 +122,10 @@ def load_gateway_settings(
     s.router_state = str(base.router_state) if base.router_state else None
     s.strategy = base.strategy
     s.fallback_enabled = base.fallback_enabled
+    from ..provider_config import load_providers
+
+    providers = load_providers(base, env=env)
+    s.providers = providers if providers.providers else None
     cfg_path = base.config_file
     gw: dict[str, Any] = {}
     if cfg_path is not None:
@@ -121,7 +133,7 @@ def load_gateway_settings(
     where = f"{cfg_path}: gateway"
     unknown = set(gw) - {"host", "port", "strategy", "routes", "candidates", "workers",
                          "max_retries", "limits", "breaker", "max_admission_wait", "timeout",
-                         "stream_queue", "http"}
+                         "stream_queue", "http", "cascade"}
     if unknown:
         raise ConfigError(f"{where}: unknown key {min(unknown)!r}")
     try:
@@ -143,6 +155,7 @@ def load_gateway_settings(
         if not isinstance(http, dict):
             raise ConfigError(f"{where}.http must be a table")
         s.http = HttpLimits.from_mapping(http)
+        s.cascade = _cascade_table(gw.get("cascade") or {}, f"{where}.cascade")
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
     routes = gw.get("routes") or {}
@@ -161,3 +174,32 @@ def load_gateway_settings(
             raise TypeError(f"unknown gateway setting {k!r}")
         setattr(s, k, str(v) if k == "ledger" else v)
     return s
+
+
+def _cascade_table(table: Any, where: str) -> dict[str, Any]:
+    """``[gateway.cascade]``: ``stages`` (model ids, cheapest first) and ``verifiers`` (names
+    registered in ``orroute.verify``), checked when the file is read."""
+    from ..config import ConfigError
+
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - {"stages", "verifiers"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {min(unknown)!r}")
+    out: dict[str, Any] = {}
+    for name in ("stages", "verifiers"):
+        value = table.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{where}.{name} must be a list of names")
+        out[name] = list(value)
+    if len(set(out["stages"])) != len(out["stages"]):
+        raise ConfigError(f"{where}.stages names a model twice")
+    if out["verifiers"]:
+        from ..verify import verifier_names
+
+        bad = sorted(set(out["verifiers"]) - set(verifier_names()))
+    else:
+        bad = []
+    if bad:
+        raise ConfigError(f"{where}.verifiers: unknown verifier {bad[0]!r}")
+    return out

@@ -529,7 +529,8 @@ def evaluate(
     Args:
         datasets: bundled outcome tables to evaluate ("routerbench", "mmlu"), and "gsm8k"
             (verify-then-escalate cascades on the shared GSM8K development set,
-            ``orroute.research.verify_eval``).
+            ``orroute.research.verify_eval``), "selfconsistency" (what k agreeing cheap samples
+            buy, on the shared RouterDC GSM8K table: ``orroute.research.self_consistency``).
         folds: cross-validation folds (prompts are split, never individual rows).
         seed: fold assignment and random-baseline seed.
         out_dir: directory for PNG plots (needs matplotlib); None = no plots.
@@ -550,6 +551,11 @@ def evaluate(
 
     results: dict[str, Any] = {}
     for name in datasets:
+        if name == "selfconsistency":  # shared data: k cheap samples must agree (self_consistency.py)
+            from .self_consistency import evaluate_self_consistency
+
+            results[name] = evaluate_self_consistency(verbose=verbose)
+            continue
         if name == "gsm8k":  # shared data, not bundled: verify-then-escalate cascades
             from .verify_eval import evaluate_gsm8k
 

@@ -1,0 +1,485 @@
+"""httpx transports that answer in process through orroute: the drop-in for agent frameworks.
+
+``openai.OpenAI(http_client=httpx.Client(transport=orroute.Transport()))`` (or
+:func:`orroute.openai_client`) sends every openai call through orroute's router, in this process:
+selection (aliases such as ``orroute/auto``), budgets and reservations, retries, fallbacks,
+breakers, rate limits and the ledger, over the engine's libcurl client. Callers keep openai's
+own types, streams and exceptions, so anything built on the openai SDK or on httpx works
+unchanged (openai-agents, pydantic-ai, instructor, langchain-openai, litellm: docs/integrations.md).
+
+The requests are answered by the gateway's own request handling (``orroute.gateway.app``), so
+the routes, the validation and the error mapping (a budget refusal is HTTP 402 with code
+``budget_exceeded``, an empty candidate list 503 ``no_model_available``, an unknown path 404) are
+the gateway's, with no socket and no gateway key in between.
+
+``httpx`` (and ``openai`` for the helpers) are optional: this module is imported only when one of
+its names is first used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import re
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+
+from ._client_surface import usage_only, wants_usage_chunk
+from ._http_server import RawRequest
+from .gateway.app import GatewayApp
+from .gateway.errors import HttpError
+from .gateway.keys import GatewayKey
+from .gateway.settings import GatewaySettings
+
+__all__ = ["AsyncTransport", "Transport", "async_openai_client", "openai_client"]
+
+_log = logging.getLogger("orroute.transport")
+#: What an openai client built by the helpers is given as base_url: never contacted (the
+#: transport answers every request); ``.invalid`` cannot resolve should it ever leak.
+BASE_URL = "http://orroute.invalid/v1"
+#: Bytes of a streamed body buffered ahead of a slow reader before the relay waits (the engine's
+#: own bounded queue then pauses the upstream transfer).
+_PIPE_LIMIT = 1 << 16
+_HOP_HEADERS = frozenset({"connection", "transfer-encoding", "keep-alive"})
+_EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+
+
+class _InProcessKeys:
+    """The gateway's key check, in process: there is no client to authenticate (the caller is
+    this process), so every request runs under the transport's project."""
+
+    def __init__(self, project: str) -> None:
+        self.record = GatewayKey(id="in-process", project=project, name="in-process",
+                                 created_at=0.0, revoked_at=None)
+
+    def verify(self, token: str) -> GatewayKey:
+        return self.record
+
+
+class _Pipe:
+    """A stand-in for the gateway's ``Connection``: captures the status line and headers the
+    gateway writes, then queues the body (a whole reply, or a stream's SSE bytes) for httpx.
+
+    Runs on one event loop. ``drain`` waits while more than ``_PIPE_LIMIT`` bytes are unread, so
+    a slow reader pauses the relay instead of growing a buffer."""
+
+    def __init__(self, drop_usage: bool = False) -> None:
+        self.drop_usage = drop_usage  # hide a stream's usage chunk (not asked for)
+        self.closed = False  # the reader left: the gateway stops relaying (and the engine run)
+        self.last_status = 0
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.eof = False
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self._news = asyncio.Event()
+        self._room = asyncio.Event()
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if not self.status:
+            head, _, data = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            self.status = int(lines[0].split(" ", 2)[1])
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name.lower() not in _HOP_HEADERS:
+                    self.headers.append((name, value.strip()))
+                if name.lower() == "content-type" and "event-stream" not in value:
+                    self.drop_usage = False  # a JSON reply (or an error): nothing to hide
+        elif self.drop_usage and _EMPTY_CHOICES.search(data):
+            data = _without_usage_chunk(data)
+        if data:
+            self._chunks.append(data)
+            self._size += len(data)
+        self._news.set()
+
+    async def drain(self) -> None:
+        while self._size > _PIPE_LIMIT and not self.closed:
+            self._room.clear()
+            await self._room.wait()
+
+    def close(self) -> None:
+        self.eof = True
+        self._news.set()
+
+    def abort(self) -> None:
+        self.closed = True
+        self._chunks.clear()
+        self._size = 0
+        self._room.set()
+
+    def take(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._size = 0
+        self._room.set()
+        return data
+
+    async def wait(self, task: asyncio.Future[Any], ready: Any) -> None:
+        """Waits until ``ready()`` or the handler ended."""
+        while not ready() and not task.done():
+            self._news.clear()
+            await self._news.wait()
+
+
+class _Handler:
+    """One gateway application serving requests handed over as httpx requests. Used from any
+    event loop, one at a time per loop (the sync transports share one of their own)."""
+
+    def __init__(self, manager: Any, *, project: str, routes: dict[str, list[str]] | None,
+                 fallback: bool, candidates: int, api_key: Any) -> None:
+        keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
+        settings = GatewaySettings(
+            base_url=manager._base_url, api_key=",".join(keys) or None,
+            strategy=manager._strategy, routes=dict(routes or {}), candidates=candidates,
+            fallback_enabled=fallback, stream_queue=manager._stream_queue,
+        )
+        selector = manager.selector
+        self.manager = manager
+        self.tasks: set[asyncio.Future[Any]] = set()  # requests still running (close cancels)
+        self.app = GatewayApp(settings, keys=_InProcessKeys(project),  # type: ignore[arg-type]
+                              tracker=manager.cost_tracker, catalog=selector.catalog,
+                              selector=selector, manager=manager)
+
+    async def open(self, request: httpx.Request, body: bytes) -> tuple[_Pipe, Any]:
+        """Starts the request; returns once the status and headers are known, with the pipe
+        holding the body and the handler's task (None when the reply was written at once)."""
+        target = request.url.raw_path.decode("ascii")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in request.headers.raw}
+        headers.setdefault("authorization", "Bearer in-process")  # the gateway wants a token
+        # HTTP/1.0: the gateway writes a stream unframed (no chunked encoding) and closes it.
+        raw = RawRequest(request.method, target, "HTTP/1.0", headers, body, keep_alive=True)
+        pipe = _Pipe(drop_usage=not _asks_usage(request.url.path, body))
+        pending = self.app._handle(pipe, raw)  # type: ignore[arg-type]
+        if pending is None:
+            pipe.eof = True
+            return pipe, None
+        task = asyncio.ensure_future(pending)
+        self.tasks.add(task)
+
+        def ended(t: asyncio.Future[Any]) -> None:
+            pipe._news.set()
+            self.tasks.discard(t)
+
+        task.add_done_callback(ended)
+        try:
+            await pipe.wait(task, lambda: pipe.status)
+        except BaseException:
+            pipe.abort()
+            task.cancel()
+            raise
+        if not pipe.status:  # the handler raised before answering: the server's 500
+            if task.cancelled():  # Transport.close() while it started
+                raise httpx.ReadError("the transport was closed", request=request)
+            _log.error("in-process request failed", exc_info=task.exception())
+            pipe.write(_error_head(500, "internal error in orroute's request handling",
+                                   "server_error"))
+            pipe.eof = True
+        elif (length := _content_length(pipe.headers)) is not None and pipe._size >= length:
+            pipe.eof = True  # a whole reply (one write): readers need not wait for the task
+        return pipe, task
+
+
+def _content_length(headers: list[tuple[str, str]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == "content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+def _without_usage_chunk(sse: bytes) -> bytes:
+    """``sse`` (whole ``data: ...`` events, as the gateway writes them) without the usage chunk,
+    which openai's service sends only when asked (the rule: ``_client_surface.usage_only``)."""
+    kept = []
+    for event in sse.split(b"\n\n"):
+        if event.startswith(b"data: {") and _EMPTY_CHOICES.search(event):
+            try:
+                if usage_only(json.loads(event[6:])):
+                    continue
+            except ValueError:
+                pass
+        kept.append(event)
+    return b"\n\n".join(kept)
+
+
+def _asks_usage(path: str, body: bytes) -> bool:
+    """Whether a chat request wants its stream's usage chunk (other requests: no filtering)."""
+    if not path.endswith("/chat/completions") or b"include_usage" not in body:
+        return not path.endswith("/chat/completions")
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return True  # the gateway answers 400: nothing streams
+    return not isinstance(request, dict) or wants_usage_chunk(request)
+
+
+def _error_head(status: int, message: str, type_: str) -> bytes:
+    body = HttpError(status, message, type_=type_).body()
+    return (b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+            % (status, len(body), body))
+
+
+def _finished(pipe: _Pipe, task: Any) -> bool:
+    return pipe.eof or task is None or task.done()
+
+
+async def _next_chunk(pipe: _Pipe, task: Any) -> bytes:
+    """The next piece of the body, b"" at its end."""
+    while True:
+        data = pipe.take()
+        if data:
+            return data
+        if _finished(pipe, task):
+            return pipe.take()
+        await pipe.wait(task, lambda: pipe._chunks or pipe.eof)
+
+
+async def _abort(pipe: _Pipe, task: Any) -> None:
+    """The reader left early: stop the relay (the gateway cancels the engine run, which stops
+    the upstream transfer and releases the budget hold)."""
+    pipe.abort()
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _abandon(loop: asyncio.AbstractEventLoop, pipe: _Pipe, task: Any) -> None:
+    """A body dropped unread and unclosed (an openai Stream left to the garbage collector): the
+    relay would wait for a reader forever, holding the budget reservation; stop it."""
+    if task is None or task.done() or loop.is_closed():
+        return
+
+    def stop() -> None:
+        pipe.abort()
+        task.cancel()
+
+    try:
+        loop.call_soon_threadsafe(stop)
+    except RuntimeError:  # the loop closed meanwhile: its tasks are gone with it
+        pass
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    def __init__(self, pipe: _Pipe, task: Any) -> None:
+        self._pipe = pipe
+        self._task = task
+        self._loop = asyncio.get_running_loop()
+
+    def __del__(self) -> None:
+        _abandon(self._loop, self._pipe, self._task)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            data = await _next_chunk(self._pipe, self._task)
+            if not data:
+                return
+            yield data
+
+    async def aclose(self) -> None:
+        await _abort(self._pipe, self._task)
+
+
+#: The gateway's answers for an upstream that could not be reached or did not answer in time
+#: (its mapping, gateway/app.py), raised as what an httpx transport raises for them, so openai
+#: raises APIConnectionError / APITimeoutError as it does for a network failure of its own.
+_NETWORK_FAILURES = {"upstream_unreachable": httpx.ConnectError,
+                     "upstream_timeout": httpx.ReadTimeout}
+
+
+def _raise_network_failure(pipe: _Pipe, request: httpx.Request) -> None:
+    if pipe.status not in (502, 504) or not pipe.eof:
+        return
+    try:
+        error = json.loads(b"".join(pipe._chunks)).get("error") or {}
+    except (ValueError, AttributeError):
+        return
+    code = error.get("code") if isinstance(error, dict) else None
+    exc = _NETWORK_FAILURES.get(code) if isinstance(code, str) else None
+    if exc is not None:
+        raise exc(str(error.get("message") or error.get("code")), request=request)
+
+
+def _response(pipe: _Pipe, stream: Any) -> httpx.Response:
+    return httpx.Response(pipe.status, headers=pipe.headers, stream=stream)
+
+
+def _manager(manager: Any, kwargs: dict[str, Any]) -> Any:
+    if manager is not None:
+        if kwargs:
+            raise TypeError(f"pass either a manager or its arguments, not both: {sorted(kwargs)}")
+        return manager
+    from .manager import AIModelManager
+
+    return AIModelManager(**kwargs)
+
+
+class AsyncTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` answered by orroute in process (see the module doc).
+
+    Args:
+        manager: the ``orroute.AIModelManager`` whose engine, budgets and ledger serve the calls;
+            None builds one from ``**manager_kwargs`` (``api_key``, ``budget``, ``ledger``,
+            ``strategy``, ...).
+        project: the project calls are booked under (budgets ``project:<name>`` apply); default
+            the manager's project.
+        routes: names a request's ``model`` may use for an ordered list of models (fallbacks).
+        fallback: False tries one model per request.
+        candidates: how many ranked models an alias (``orroute/auto``, ``orroute/cheapest``,
+            ``orroute/best``, ``orroute/fast``) may fall back over.
+
+    >>> client = openai.AsyncOpenAI(base_url="http://orroute.invalid/v1", api_key="-",
+    ...     http_client=httpx.AsyncClient(transport=orroute.AsyncTransport()))  # doctest: +SKIP
+    """
+
+    def __init__(self, manager: Any = None, *, project: str | None = None,
+                 routes: dict[str, list[str]] | None = None, fallback: bool = True,
+                 candidates: int = 3, **manager_kwargs: Any) -> None:
+        self.manager = _manager(manager, manager_kwargs)
+        self._handler = _Handler(self.manager, project=project or self.manager._project or "",
+                                 routes=routes, fallback=fallback, candidates=candidates,
+                                 api_key=manager_kwargs.get("api_key"))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        pipe, task = await self._handler.open(request, body)
+        _raise_network_failure(pipe, request)
+        return _response(pipe, _AsyncBody(pipe, task))
+
+
+class _SyncBody(httpx.SyncByteStream):
+    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: _Pipe, task: Any) -> None:
+        self._loop = loop
+        self._pipe = pipe
+        self._task = task
+
+    def __del__(self) -> None:
+        _abandon(self._loop, self._pipe, self._task)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            if _finished(self._pipe, self._task):  # the whole reply is here: no thread hop
+                data = self._pipe.take()
+                if data:
+                    yield data
+                return
+            data = _run(self._loop, _next_chunk(self._pipe, self._task))
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        if not _finished(self._pipe, self._task):
+            _run(self._loop, _abort(self._pipe, self._task))
+
+
+def _run(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
+    """Runs ``coro`` on the transport's loop; an interrupted caller cancels it there."""
+    fut = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return fut.result()
+    except BaseException:
+        fut.cancel()
+        raise
+
+
+_shared_lock = threading.Lock()
+_shared: asyncio.AbstractEventLoop | None = None
+
+
+def _shared_loop() -> asyncio.AbstractEventLoop:
+    """The event loop every sync transport runs its requests on: one daemon thread per process,
+    started on first use (a client per call must not cost a thread per call)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="orroute-transport",
+                             daemon=True).start()
+            _shared = loop
+        return _shared
+
+
+class Transport(httpx.BaseTransport):
+    """An ``httpx.BaseTransport`` answered by orroute in process; same arguments as
+    :class:`AsyncTransport`. Requests run on one event loop thread shared by every sync
+    transport (started on first use), so it serves any number of threads; ``close()`` cancels
+    the requests still running.
+
+    >>> client = openai.OpenAI(base_url="http://orroute.invalid/v1", api_key="-",
+    ...     http_client=httpx.Client(transport=orroute.Transport()))  # doctest: +SKIP
+    """
+
+    def __init__(self, manager: Any = None, *, project: str | None = None,
+                 routes: dict[str, list[str]] | None = None, fallback: bool = True,
+                 candidates: int = 3, **manager_kwargs: Any) -> None:
+        self.manager = _manager(manager, manager_kwargs)
+        self._handler = _Handler(self.manager, project=project or self.manager._project or "",
+                                 routes=routes, fallback=fallback, candidates=candidates,
+                                 api_key=manager_kwargs.get("api_key"))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        loop = _shared_loop()
+        pipe, task = _run(loop, self._handler.open(request, body))
+        _raise_network_failure(pipe, request)
+        return _response(pipe, _SyncBody(loop, pipe, task))
+
+    def close(self) -> None:
+        """Cancels this transport's requests still running (their reservations are released)."""
+        if not self._handler.tasks:
+            return
+
+        async def cancel_mine() -> None:
+            tasks = list(self._handler.tasks)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        _run(_shared_loop(), cancel_mine())
+
+
+def openai_client(manager: Any = None, *, project: str | None = None,
+                  routes: dict[str, list[str]] | None = None, fallback: bool = True,
+                  candidates: int = 3, max_retries: int = 0, **openai_kwargs: Any) -> Any:
+    """A real ``openai.OpenAI`` whose every call goes through orroute in process.
+
+    ``manager`` (an ``orroute.AIModelManager``; None: one from the environment) and ``project``,
+    ``routes``, ``fallback``, ``candidates`` are :class:`Transport`'s. ``max_retries`` is openai's
+    own and defaults to 0: orroute already retries and falls back. Other keyword arguments go to
+    ``openai.OpenAI`` (``timeout``, ``default_headers``, ...).
+
+    >>> client = orroute.openai_client(orroute.AIModelManager(budget=5))       # doctest: +SKIP
+    >>> client.chat.completions.create(model="orroute/auto", messages=msgs)    # doctest: +SKIP
+    """
+    import openai
+
+    transport = Transport(manager, project=project, routes=routes, fallback=fallback,
+                          candidates=candidates)
+    openai_kwargs.setdefault("api_key", "orroute-in-process")  # openai requires one; unused
+    openai_kwargs.setdefault("base_url", BASE_URL)
+    return openai.OpenAI(http_client=httpx.Client(transport=transport),
+                         max_retries=max_retries, **openai_kwargs)
+
+
+def async_openai_client(manager: Any = None, *, project: str | None = None,
+                        routes: dict[str, list[str]] | None = None, fallback: bool = True,
+                        candidates: int = 3, max_retries: int = 0,
+                        **openai_kwargs: Any) -> Any:
+    """A real ``openai.AsyncOpenAI`` whose every call goes through orroute in process; the
+    arguments are :func:`openai_client`'s."""
+    import openai
+
+    transport = AsyncTransport(manager, project=project, routes=routes, fallback=fallback,
+                               candidates=candidates)
+    openai_kwargs.setdefault("api_key", "orroute-in-process")
+    openai_kwargs.setdefault("base_url", BASE_URL)
+    return openai.AsyncOpenAI(http_client=httpx.AsyncClient(transport=transport),
+                              max_retries=max_retries, **openai_kwargs)

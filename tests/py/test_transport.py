@@ -1,0 +1,249 @@
+"""orroute.Transport / AsyncTransport and the openai_client helpers: a real openai client whose
+calls go through orroute in process (selection, budgets, fallbacks, the ledger), with openai's own
+types, streams and exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+openai = pytest.importorskip("openai")
+httpx = pytest.importorskip("httpx")
+
+from _dropin_util import MODEL, dropin_fixtures, ledger_rows, make_manager
+
+import orroute
+from orroute.testing import FakeOpenRouter, Fault
+
+fake, tracker, manager = dropin_fixtures()
+
+HI = [{"role": "user", "content": "Say hi"}]
+
+
+def test_helper_returns_a_real_openai_client_booked_in_the_ledger(
+    manager: Any, tracker: orroute.CostTracker, fake: FakeOpenRouter
+) -> None:
+    client = orroute.openai_client(manager, project="app")
+    assert isinstance(client, openai.OpenAI)
+    r = client.chat.completions.create(model=MODEL, messages=HI)
+    assert type(r) is openai.types.chat.ChatCompletion
+    assert r.choices[0].message.content
+    assert r.model == MODEL
+    assert fake.request_count == 1
+    rows = ledger_rows(tracker)
+    assert [(row.model, row.project, row.outcome) for row in rows] == [(MODEL, "app", "ok")]
+    assert rows[0].prompt_tokens == r.usage.prompt_tokens
+    assert rows[0].completion_tokens == r.usage.completion_tokens
+
+
+def test_alias_is_resolved_by_the_router(manager: Any, tracker: orroute.CostTracker) -> None:
+    client = orroute.openai_client(manager)
+    r = client.chat.completions.create(model="orroute/cheapest", messages=HI)
+    assert r.model != "orroute/cheapest"
+    assert [row.model for row in ledger_rows(tracker)] == [r.model]
+
+
+def test_stream_is_parsed_by_openai_and_matches_the_ledger(
+    manager: Any, tracker: orroute.CostTracker, fake: FakeOpenRouter
+) -> None:
+    client = orroute.openai_client(manager)
+    plain = client.chat.completions.create(model=MODEL, messages=HI, seed=7)
+    with client.chat.completions.create(model=MODEL, messages=HI, seed=7, stream=True) as s:
+        chunks = list(s)
+    assert all(type(c) is openai.types.chat.ChatCompletionChunk for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == plain.choices[0].message.content
+    rows = ledger_rows(tracker)
+    assert len(rows) == 2 and rows[1].completion_tokens == plain.usage.completion_tokens
+    assert fake.open_streams == 0
+
+
+def test_usage_chunk_only_when_asked_as_openai_does(manager: Any) -> None:
+    client = orroute.openai_client(manager)
+    plain = list(client.chat.completions.create(model=MODEL, messages=HI, stream=True))
+    # openai's documented loop: every chunk has a choice
+    assert "".join(c.choices[0].delta.content or "" for c in plain)
+    asked = list(client.chat.completions.create(model=MODEL, messages=HI, stream=True,
+                                                stream_options={"include_usage": True}))
+    assert asked[-1].choices == [] and asked[-1].usage.completion_tokens > 0
+    assert len(asked) == len(plain) + 1
+
+
+def test_closing_a_stream_early_stops_the_upstream_transfer(
+    fake: FakeOpenRouter, tracker: orroute.CostTracker
+) -> None:
+    fake.reset()
+    fake.set_model_profile(MODEL, tokens_per_second=3)  # ~10 s of output: still running
+    try:
+        client = orroute.openai_client(make_manager(fake, tracker))
+        messages = [{"role": "user", "content": "Write a long story " * 20}]
+        s = client.chat.completions.create(model=MODEL, messages=messages, stream=True)
+        next(iter(s))
+        assert fake.open_streams == 1
+        s.close()
+        assert fake.wait_until(lambda: fake.open_streams == 0, timeout=3)
+    finally:
+        fake.reset()
+
+
+@pytest.mark.parametrize("via", ["openai", "httpx"])
+def test_a_stream_dropped_unclosed_stops_the_upstream_transfer(
+    fake: FakeOpenRouter, tracker: orroute.CostTracker, via: str
+) -> None:
+    fake.reset()
+    fake.set_model_profile(MODEL, tokens_per_second=3)  # ~10 s of output
+    try:
+        manager = make_manager(fake, tracker)
+        messages = [{"role": "user", "content": "Write a long story " * 20}]
+        if via == "openai":
+            s: Any = orroute.openai_client(manager).chat.completions.create(
+                model=MODEL, messages=messages, stream=True)
+            next(iter(s))
+        else:
+            http = httpx.Client(transport=orroute.Transport(manager), base_url="http://x/v1")
+            s = http.send(http.build_request("POST", "/chat/completions", json={
+                "model": MODEL, "messages": messages, "stream": True}), stream=True)
+            next(s.iter_raw())
+        assert fake.open_streams == 1
+        del s  # neither read to the end nor closed
+        gc.collect()
+        assert fake.wait_until(lambda: fake.open_streams == 0, timeout=3)
+        assert fake.wait_until(lambda: manager.reserved()[0] == 0, timeout=5)  # hold released
+    finally:
+        fake.reset()
+
+
+def test_budget_refusal_is_openai_402_with_a_code_and_nothing_is_sent(
+    fake: FakeOpenRouter, tracker: orroute.CostTracker
+) -> None:
+    fake.reset()
+    client = orroute.openai_client(make_manager(fake, tracker, budget="0.000001"))
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="openai/gpt-4o", messages=HI, max_tokens=2000)
+    assert info.value.status_code == 402
+    assert info.value.code == "budget_exceeded"
+    assert "budget" in info.value.message
+    assert fake.request_count == 0
+
+
+def test_invalid_request_is_openai_bad_request_before_sending(
+    manager: Any, fake: FakeOpenRouter
+) -> None:
+    client = orroute.openai_client(manager)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODEL, messages=HI, temperature=3)
+    assert info.value.param == "temperature"
+    assert fake.request_count == 0
+
+
+def test_unsupported_path_is_an_openai_404(manager: Any) -> None:
+    client = orroute.openai_client(manager)
+    with pytest.raises(openai.NotFoundError) as info:
+        client.files.list()
+    assert "no route" in info.value.message
+
+
+def test_upstream_rate_limit_falls_back_along_a_route(
+    manager: Any, fake: FakeOpenRouter, tracker: orroute.CostTracker
+) -> None:
+    fake.fail(MODEL, Fault.rate_limit(retry_after=0))
+    client = orroute.openai_client(manager, routes={"chat": [MODEL, "openai/gpt-4o"]})
+    raw = client.chat.completions.with_raw_response.create(model="chat", messages=HI)
+    assert raw.headers["x-orroute-model"] == "openai/gpt-4o"
+    assert raw.parse().model == "openai/gpt-4o"
+    assert [r.outcome for r in ledger_rows(tracker)][-1] == "ok"
+
+
+def test_upstream_error_without_fallback_is_openai_error(manager: Any, fake: FakeOpenRouter) -> None:
+    fake.fail(MODEL, Fault.server_error(503))
+    client = orroute.openai_client(manager, fallback=False)
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model=MODEL, messages=HI)
+    assert info.value.status_code == 503
+
+
+def test_unreachable_upstream_is_openai_connection_error(tracker: orroute.CostTracker) -> None:
+    manager = orroute.AIModelManager(api_key="sk-or-v1-x", base_url="http://127.0.0.1:9/api/v1",
+                                     ledger=tracker, refresh_catalog=False, max_retries=0)
+    client = orroute.openai_client(manager)
+    with pytest.raises(openai.APIConnectionError) as info:
+        client.chat.completions.create(model=MODEL, messages=HI)
+    assert not isinstance(info.value, openai.APITimeoutError)
+
+
+def test_models_retrieve_and_list(manager: Any) -> None:
+    client = orroute.openai_client(manager)
+    assert client.models.retrieve(MODEL).id == MODEL
+    ids = {m.id for m in client.models.list()}
+    assert {"orroute/auto", MODEL} <= ids
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nobody/no-such-model")
+
+
+def test_async_plain_and_stream(manager: Any, tracker: orroute.CostTracker) -> None:
+    async def run() -> tuple[Any, str]:
+        client = orroute.async_openai_client(manager)
+        assert isinstance(client, openai.AsyncOpenAI)
+        r = await client.chat.completions.create(model=MODEL, messages=HI, seed=3)
+        s = await client.chat.completions.create(model=MODEL, messages=HI, seed=3, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in s if c.choices])
+        await client.close()
+        return r, text
+
+    r, text = asyncio.run(run())
+    assert text == r.choices[0].message.content
+    assert len(ledger_rows(tracker)) == 2
+
+
+def test_async_concurrent_calls(manager: Any, tracker: orroute.CostTracker) -> None:
+    async def run() -> list[Any]:
+        client = orroute.async_openai_client(manager)
+        return await asyncio.gather(*(
+            client.chat.completions.create(model=MODEL, messages=[
+                {"role": "user", "content": f"question {i}"}]) for i in range(8)))
+
+    out = asyncio.run(run())
+    assert len({r.id for r in out}) == 8
+    assert len(ledger_rows(tracker)) == 8
+
+
+def test_transport_serves_a_plain_httpx_client(manager: Any) -> None:
+    with httpx.Client(transport=orroute.Transport(manager), base_url="http://x/v1") as http:
+        r = http.post("/chat/completions", json={"model": MODEL, "messages": HI})
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+        r = http.post("/chat/completions", content=b"{not json")
+        assert r.status_code == 400 and r.json()["error"]["param"] == "body"
+
+
+def test_a_bug_in_request_handling_is_an_openai_500(manager: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from orroute.gateway import app
+
+    def broken(body: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app, "validate_chat", broken)
+    client = orroute.openai_client(manager)
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model=MODEL, messages=HI)
+    assert info.value.status_code == 500 and "boom" not in info.value.message
+
+
+def test_manager_and_its_arguments_are_exclusive(manager: Any) -> None:
+    with pytest.raises(TypeError):
+        orroute.Transport(manager, budget=1)
+
+
+def test_import_orroute_does_not_import_httpx_or_openai() -> None:
+    code = ("import sys, orroute; orroute.Task; "
+            "print(sorted(m for m in ('httpx', 'openai') if m in sys.modules))")
+    env_path = str(Path(orroute.__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, check=True)
+    assert out.stdout.strip() == "[]"
