@@ -10,6 +10,12 @@ measured in the same run, Python's sqlite3 doing one bare INSERT+COMMIT per call
 of file.
 
     PYTHONPATH=python python3 bench/ledger.py [--calls 20000] [--backend sqlite|redis|both]
+                                              [--processes 1,2,4,8]
+
+Then, with `orroute_ledger_bench` built, the curve over processes: 1, 2, 4, 8 single-threaded
+processes reserving and settling against the same two budgets on one ledger (one SQLite file,
+leases on and off; one Redis server), total settled calls/s and its ratio to one process, and
+whether the budgets came out exact (spent = calls x cost, nothing left reserved).
 
 With `--backend redis` (or `both`) it measures the Redis ledger the same way (a private
 redis-server on a loopback port, or `--redis-url`): reserve+settle latency and settled calls/s
@@ -113,6 +119,27 @@ def cpp_engine(tmp: Path, n: int, threads: int, leases: bool) -> tuple[float, fl
     return float(out[0]), float(out[1])
 
 
+def process_curve(location: str, n: int, procs: list[int], leases: bool, label: str) -> None:
+    """Settled calls/s of 1 thread in each of ``procs`` processes sharing ``location`` (a directory
+    for a fresh SQLite file, or a redis:// URL), through orroute_ledger_bench."""
+    exe = REPO / "build" / "dev" / "orroute_ledger_bench"
+    if not exe.exists():
+        print(f"{label}: build orroute_ledger_bench (scripts/dev-build.sh) to see it")
+        return
+    cells, base = [], None
+    for p in procs:
+        out = subprocess.run(
+            [str(exe), location, "1", str(n), "1" if leases else "0", str(p)],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()
+        rate, p99, exact = float(out[0]), float(out[2]), out[3] == "1"
+        base = base or rate
+        cells.append(
+            f"{p}: {rate:,.0f}/s ({rate / base:.2f}x, p99 {p99:,.0f} us{'' if exact else ', NOT EXACT'})"
+        )
+    print(f"{label}: " + "; ".join(cells))
+
+
 def peer_sqlite(path: Path, n: int) -> float:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
@@ -182,7 +209,7 @@ def peer_redis_benchmark(port: int, n: int, clients: int) -> float | None:
     return None
 
 
-def bench_redis(tmp: Path, n: int, url: str | None) -> None:
+def bench_redis(tmp: Path, n: int, url: str | None, procs: list[int]) -> None:
     proc = None
     if url is None:
         proc, port = _start_redis(tmp)
@@ -209,6 +236,8 @@ def bench_redis(tmp: Path, n: int, url: str | None) -> None:
             rb = peer_redis_benchmark(port, nr * 4, clients)
             if rb is not None:
                 print(f"peer: redis-benchmark INCR, {clients} connection(s): {rb:,.0f} requests/s")
+        process_curve(url + "procs:" if "?prefix=" in url else url, nr, procs, False,
+                      "redis ledger, processes x 1 thread (C++)")
     finally:
         if proc is not None:
             proc.terminate()
@@ -220,11 +249,13 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--backend", choices=["sqlite", "redis", "both"], default="sqlite")
     ap.add_argument("--redis-url", default=None, help="an existing server (default: start one)")
+    ap.add_argument("--processes", default="1,2,4,8", help="process counts of the scaling curve")
     args = ap.parse_args()
     n = args.calls
+    procs = [int(p) for p in args.processes.split(",")]
     if args.backend in ("redis", "both"):
         with tempfile.TemporaryDirectory() as d:
-            bench_redis(Path(d), n, args.redis_url)
+            bench_redis(Path(d), n, args.redis_url, procs)
         if args.backend == "redis":
             return
     with tempfile.TemporaryDirectory() as d:
@@ -260,6 +291,9 @@ def main() -> None:
                 f"C++ engine path, leases {'on ' if leases else 'off'}: 1 thread "
                 f"{one_c[0]:,.0f}/s (median {one_c[1]:.1f} us), 8 threads {eight_c[0]:,.0f}/s"
             )
+        for leases in (True, False):
+            process_curve(str(tmp), n, procs, leases,
+                          f"sqlite ledger, processes x 1 thread (C++), leases {'on ' if leases else 'off'}")
         peer = peer_sqlite(tmp / "peer.sqlite3", n)
         print(
             f"peer: Python sqlite3 bare INSERT+COMMIT per call: {peer:,.0f}/s "

@@ -253,7 +253,7 @@ void bind_net(py::module_& m) {
         }
         auto p = check_chat_request(doc, ChatRequestRules{require_model, max_n});
         if (!p) return py::none();
-        // The field and message may quote the client's bytes, which need not be UTF-8.
+        // The message quotes the client's JSON: decoded leniently, so no byte of it can raise.
         auto text = [](const std::string& s) {
           return py::reinterpret_steal<py::str>(
               PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace"));

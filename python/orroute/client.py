@@ -574,6 +574,38 @@ class _Completions(_CompletionsBase):
         call.wait_done()
         return ChatCompletion(_engine.chat_reply(self._client._result(call), call.status()))
 
+    def parse(self, *, response_format: Any, **kwargs: Any) -> ChatCompletion:
+        """``create`` with ``response_format`` a pydantic model class (sent as a JSON schema);
+        each choice's ``message.parsed`` is the validated object."""
+        fmt, model_cls = _surface.response_format_of(response_format)
+        return _surface.parse_choices(self.create(response_format=fmt, **kwargs), model_cls)
+
+    def stream(self, **kwargs: Any) -> _surface.EventStream:
+        """openai's streaming helper: ``with ...stream(model=, messages=) as s: for event in s``
+        (events ``chunk``, ``content.delta``, ``content.done``), then ``s.get_final_completion()``."""
+        return _surface.EventStream(self.create(stream=True, **kwargs))
+
+
+class _RawCompletions:
+    def __init__(self, completions: Any) -> None:
+        self._completions: Any = completions
+
+    def create(self, *, messages: Sequence[Any], model: str | None = None, stream: bool = False,
+               extra_body: Mapping[str, Any] | None = None,
+               extra_headers: Mapping[str, str] | None = None,
+               extra_query: Mapping[str, Any] | None = None, timeout: Any = ...,
+               max_retries: int | None = None, **params: Any) -> Any:
+        c = self._completions
+        call, stream, include_usage = c._begin(messages, model, stream, extra_body,
+                                               extra_headers, extra_query, timeout, max_retries,
+                                               params)
+        if isinstance(c, _AsyncCompletions):
+            async def finish() -> _surface.RawResponse:
+                return _surface.RawResponse(call, await c._afinish(call, stream, include_usage))
+
+            return finish()
+        return _surface.RawResponse(call, c._finish(call, stream, include_usage))
+
 
 class _Chat:
     def __init__(self, client: Any, completions_cls: type) -> None:

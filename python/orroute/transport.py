@@ -19,18 +19,17 @@ its names is first used.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import logging
-import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 
-from ._client_surface import usage_only, wants_usage_chunk
+from ._client_surface import wants_usage_chunk
 from ._http_server import RawRequest
+from ._transport_pipe import Pipe, abandon, abort, content_length, finished, next_chunk
 from .gateway.app import GatewayApp
 from .gateway.errors import HttpError
 from .gateway.keys import GatewayKey
@@ -42,11 +41,6 @@ _log = logging.getLogger("orroute.transport")
 #: What an openai client built by the helpers is given as base_url: never contacted (the
 #: transport answers every request); ``.invalid`` cannot resolve should it ever leak.
 BASE_URL = "http://orroute.invalid/v1"
-#: Bytes of a streamed body buffered ahead of a slow reader before the relay waits (the engine's
-#: own bounded queue then pauses the upstream transfer).
-_PIPE_LIMIT = 1 << 16
-_HOP_HEADERS = frozenset({"connection", "transfer-encoding", "keep-alive"})
-_EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 
 
 class _InProcessKeys:
@@ -59,74 +53,6 @@ class _InProcessKeys:
 
     def verify(self, token: str) -> GatewayKey:
         return self.record
-
-
-class _Pipe:
-    """A stand-in for the gateway's ``Connection``: captures the status line and headers the
-    gateway writes, then queues the body (a whole reply, or a stream's SSE bytes) for httpx.
-
-    Runs on one event loop. ``drain`` waits while more than ``_PIPE_LIMIT`` bytes are unread, so
-    a slow reader pauses the relay instead of growing a buffer."""
-
-    def __init__(self, drop_usage: bool = False) -> None:
-        self.drop_usage = drop_usage  # hide a stream's usage chunk (not asked for)
-        self.closed = False  # the reader left: the gateway stops relaying (and the engine run)
-        self.last_status = 0
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.eof = False
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._size = 0
-        self._news = asyncio.Event()
-        self._room = asyncio.Event()
-
-    def write(self, data: bytes) -> None:
-        if self.closed:
-            return
-        if not self.status:
-            head, _, data = data.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            self.status = int(lines[0].split(" ", 2)[1])
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                if name.lower() not in _HOP_HEADERS:
-                    self.headers.append((name, value.strip()))
-                if name.lower() == "content-type" and "event-stream" not in value:
-                    self.drop_usage = False  # a JSON reply (or an error): nothing to hide
-        elif self.drop_usage and _EMPTY_CHOICES.search(data):
-            data = _without_usage_chunk(data)
-        if data:
-            self._chunks.append(data)
-            self._size += len(data)
-        self._news.set()
-
-    async def drain(self) -> None:
-        while self._size > _PIPE_LIMIT and not self.closed:
-            self._room.clear()
-            await self._room.wait()
-
-    def close(self) -> None:
-        self.eof = True
-        self._news.set()
-
-    def abort(self) -> None:
-        self.closed = True
-        self._chunks.clear()
-        self._size = 0
-        self._room.set()
-
-    def take(self) -> bytes:
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        self._size = 0
-        self._room.set()
-        return data
-
-    async def wait(self, task: asyncio.Future[Any], ready: Any) -> None:
-        """Waits until ``ready()`` or the handler ended."""
-        while not ready() and not task.done():
-            self._news.clear()
-            await self._news.wait()
 
 
 class _Handler:
@@ -148,7 +74,7 @@ class _Handler:
                               tracker=manager.cost_tracker, catalog=selector.catalog,
                               selector=selector, manager=manager)
 
-    async def open(self, request: httpx.Request, body: bytes) -> tuple[_Pipe, Any]:
+    async def open(self, request: httpx.Request, body: bytes) -> tuple[Pipe, Any]:
         """Starts the request; returns once the status and headers are known, with the pipe
         holding the body and the handler's task (None when the reply was written at once)."""
         target = request.url.raw_path.decode("ascii")
@@ -157,7 +83,7 @@ class _Handler:
         headers.setdefault("authorization", "Bearer in-process")  # the gateway wants a token
         # HTTP/1.0: the gateway writes a stream unframed (no chunked encoding) and closes it.
         raw = RawRequest(request.method, target, "HTTP/1.0", headers, body, keep_alive=True)
-        pipe = _Pipe(drop_usage=not _asks_usage(request.url.path, body))
+        pipe = Pipe(drop_usage=not _asks_usage(request.url.path, body))
         pending = self.app._handle(pipe, raw)  # type: ignore[arg-type]
         if pending is None:
             pipe.eof = True
@@ -183,31 +109,9 @@ class _Handler:
             pipe.write(_error_head(500, "internal error in orroute's request handling",
                                    "server_error"))
             pipe.eof = True
-        elif (length := _content_length(pipe.headers)) is not None and pipe._size >= length:
+        elif (length := content_length(pipe.headers)) is not None and pipe._size >= length:
             pipe.eof = True  # a whole reply (one write): readers need not wait for the task
         return pipe, task
-
-
-def _content_length(headers: list[tuple[str, str]]) -> int | None:
-    for name, value in headers:
-        if name.lower() == "content-length" and value.isdigit():
-            return int(value)
-    return None
-
-
-def _without_usage_chunk(sse: bytes) -> bytes:
-    """``sse`` (whole ``data: ...`` events, as the gateway writes them) without the usage chunk,
-    which openai's service sends only when asked (the rule: ``_client_surface.usage_only``)."""
-    kept = []
-    for event in sse.split(b"\n\n"):
-        if event.startswith(b"data: {") and _EMPTY_CHOICES.search(event):
-            try:
-                if usage_only(json.loads(event[6:])):
-                    continue
-            except ValueError:
-                pass
-        kept.append(event)
-    return b"\n\n".join(kept)
 
 
 def _asks_usage(path: str, body: bytes) -> bool:
@@ -227,64 +131,24 @@ def _error_head(status: int, message: str, type_: str) -> bytes:
             % (status, len(body), body))
 
 
-def _finished(pipe: _Pipe, task: Any) -> bool:
-    return pipe.eof or task is None or task.done()
-
-
-async def _next_chunk(pipe: _Pipe, task: Any) -> bytes:
-    """The next piece of the body, b"" at its end."""
-    while True:
-        data = pipe.take()
-        if data:
-            return data
-        if _finished(pipe, task):
-            return pipe.take()
-        await pipe.wait(task, lambda: pipe._chunks or pipe.eof)
-
-
-async def _abort(pipe: _Pipe, task: Any) -> None:
-    """The reader left early: stop the relay (the gateway cancels the engine run, which stops
-    the upstream transfer and releases the budget hold)."""
-    pipe.abort()
-    if task is not None and not task.done():
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-def _abandon(loop: asyncio.AbstractEventLoop, pipe: _Pipe, task: Any) -> None:
-    """A body dropped unread and unclosed (an openai Stream left to the garbage collector): the
-    relay would wait for a reader forever, holding the budget reservation; stop it."""
-    if task is None or task.done() or loop.is_closed():
-        return
-
-    def stop() -> None:
-        pipe.abort()
-        task.cancel()
-
-    try:
-        loop.call_soon_threadsafe(stop)
-    except RuntimeError:  # the loop closed meanwhile: its tasks are gone with it
-        pass
-
-
 class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, pipe: _Pipe, task: Any) -> None:
+    def __init__(self, pipe: Pipe, task: Any) -> None:
         self._pipe = pipe
         self._task = task
         self._loop = asyncio.get_running_loop()
 
     def __del__(self) -> None:
-        _abandon(self._loop, self._pipe, self._task)
+        abandon(self._loop, self._pipe, self._task)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
-            data = await _next_chunk(self._pipe, self._task)
+            data = await next_chunk(self._pipe, self._task)
             if not data:
                 return
             yield data
 
     async def aclose(self) -> None:
-        await _abort(self._pipe, self._task)
+        await abort(self._pipe, self._task)
 
 
 #: The gateway's answers for an upstream that could not be reached or did not answer in time
@@ -294,7 +158,7 @@ _NETWORK_FAILURES = {"upstream_unreachable": httpx.ConnectError,
                      "upstream_timeout": httpx.ReadTimeout}
 
 
-def _raise_network_failure(pipe: _Pipe, request: httpx.Request) -> None:
+def _raise_network_failure(pipe: Pipe, request: httpx.Request) -> None:
     if pipe.status not in (502, 504) or not pipe.eof:
         return
     try:
@@ -307,7 +171,7 @@ def _raise_network_failure(pipe: _Pipe, request: httpx.Request) -> None:
         raise exc(str(error.get("message") or error.get("code")), request=request)
 
 
-def _response(pipe: _Pipe, stream: Any) -> httpx.Response:
+def _response(pipe: Pipe, stream: Any) -> httpx.Response:
     return httpx.Response(pipe.status, headers=pipe.headers, stream=stream)
 
 
@@ -355,29 +219,29 @@ class AsyncTransport(httpx.AsyncBaseTransport):
 
 
 class _SyncBody(httpx.SyncByteStream):
-    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: _Pipe, task: Any) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: Pipe, task: Any) -> None:
         self._loop = loop
         self._pipe = pipe
         self._task = task
 
     def __del__(self) -> None:
-        _abandon(self._loop, self._pipe, self._task)
+        abandon(self._loop, self._pipe, self._task)
 
     def __iter__(self) -> Iterator[bytes]:
         while True:
-            if _finished(self._pipe, self._task):  # the whole reply is here: no thread hop
+            if finished(self._pipe, self._task):  # the whole reply is here: no thread hop
                 data = self._pipe.take()
                 if data:
                     yield data
                 return
-            data = _run(self._loop, _next_chunk(self._pipe, self._task))
+            data = _run(self._loop, next_chunk(self._pipe, self._task))
             if not data:
                 return
             yield data
 
     def close(self) -> None:
-        if not _finished(self._pipe, self._task):
-            _run(self._loop, _abort(self._pipe, self._task))
+        if not finished(self._pipe, self._task):
+            _run(self._loop, abort(self._pipe, self._task))
 
 
 def _run(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:

@@ -192,3 +192,22 @@ TEST_CASE("a header value cannot end its line", "[net]") {
     REQUIRE_THROWS_WITH(orroute::check_header_value("app_name", v), Catch::Contains("app_name"));
   }
 }
+
+TEST_CASE("a chat request problem quoting the client's text stays valid UTF-8", "[net]") {
+  // "x" and 14 x "模" (3 bytes each): the 40-byte cut of the quoted value falls inside a character
+  std::string body = R"({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":"x)";
+  for (int i = 0; i < 14; ++i) body += "\xe6\xa8\xa1";
+  body += "\"}";
+  auto p = orroute::check_chat_request(parse(body));
+  REQUIRE(p);
+  REQUIRE(p->field == "max_tokens");
+  const std::string& m = p->message;
+  size_t i = 0;  // every multi-byte sequence complete
+  while (i < m.size()) {
+    const auto c = static_cast<unsigned char>(m[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4;
+    REQUIRE(i + n <= m.size());
+    for (size_t k = 1; k < n; ++k) REQUIRE((static_cast<unsigned char>(m[i + k]) & 0xC0) == 0x80);
+    i += n;
+  }
+}

@@ -1,5 +1,5 @@
-"""``orroute._engine`` is the one door to the C++ engine and network client: no other module of
-the package touches ``_core.Engine``, the network client, the engine's tasks or config, or the
+"""``orroute._engine`` (a package) is the one door to the C++ engine and network client: no module
+outside it touches ``_core.Engine``, the network client, the engine's tasks or config, or the
 asyncio bridge. And a failure maps to the same exception whichever entry point met it."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from orroute import Task
 from orroute.testing import FakeOpenRouter, Fault
 
 PACKAGE = Path(orroute.__file__).resolve().parent
-DOOR = PACKAGE / "_engine.py"
+DOOR = PACKAGE / "_engine"
 
 # what only the door may name: the engine, the network client, their tasks/config/readers, and
 # the bridge's notifier (attributes of _core, or names imported from it)
@@ -47,8 +47,11 @@ def _violations(path: Path) -> list[str]:
 
 
 def test_only_the_door_touches_the_engine_the_network_client_and_the_bridge() -> None:
-    found = [v for p in sorted(PACKAGE.rglob("*.py")) if p != DOOR for v in _violations(p)]
+    found = [v for p in sorted(PACKAGE.rglob("*.py")) if DOOR not in p.parents
+             for v in _violations(p)]
     assert found == []
+    # the door itself does what the others may not (the check would see it)
+    assert _violations(DOOR / "engine.py") and _violations(DOOR / "loop.py")
 
 
 def test_the_check_sees_a_module_that_goes_around_the_door(tmp_path: Path) -> None:

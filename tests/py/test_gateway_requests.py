@@ -59,6 +59,7 @@ def test_a_model_name_cannot_split_or_break_the_response(gateway: Gateway, key: 
      ("tools", None), ("stop", [1]),  # found by the fuzzer: null reached the engine
      ("n", "2"), ("n", 0), ("n", 1000), ("n", True),
      ("max_tokens", "10"), ("max_tokens", -1), ("max_tokens", 1.5),
+     ("max_tokens", "x" + "\u6a21" * 14),  # found by the fuzzer: quoted value cut mid-character
      ("temperature", "hot"), ("stream", "yes"), ("tool_choice", 3), ("response_format", "json"),
      ("stop", 7)],
     ids=lambda v: json.dumps(v)[:30])

@@ -125,8 +125,14 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     assert ["orroute.catalog", "orroute.types"] in cycles(graph)
 
 
+def test_no_library_module_imports_the_research_code() -> None:
+    graph = import_graph()
+    library = [m for m in graph if not m.startswith(("orroute.research", "orroute._cli"))]
+    assert [m for m in library if any(d.startswith("orroute.research") for d in graph[m])] == []
+
+
 def test_research_and_demo_code_is_not_loaded_by_import_orroute() -> None:
-    code = ("import sys, orroute; "
+    code = ("import sys, orroute, orroute.routing, orroute.manager, orroute.cost; "
             "print(sorted(m for m in sys.modules if m.startswith(('orroute.research', "
             "'orroute._cli._demo', 'orroute._outcomes'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -1,0 +1,186 @@
+"""Tasks and the engine handle: an :class:`orroute.Task` as an engine task, and :class:`Engine`,
+what the manager holds instead of ``_core.Engine`` (plan, run blocking / awaited / streamed,
+health, metrics, budgets, limits, feedback)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from .. import _core
+from .. import _exceptions as _exc
+from .loop import wait
+from .records import Plan, RunResult
+from .wiring import limit_args, limit_scope
+
+__all__ = ["Engine", "engine_of", "engine_task", "planner", "task_request"]
+
+
+def engine_task(
+    request_json: str,
+    *,
+    task_type: str | None = None,
+    task_id: str = "",
+    stream: bool = False,
+    fallbacks: Sequence[str] | None = None,
+    strategy: str | None = None,
+    capabilities: Sequence[str] | None = None,
+    max_cost: Decimal | None = None,
+    min_quality: float | None = None,
+    project: str | None = None,
+    conversation: str | None = None,
+    tags: Sequence[tuple[str, str]] | None = None,
+    use_cache: bool = True,
+) -> Any:
+    """An engine task: the request body (JSON text, kept as sent but ``model``, set per attempt)
+    and how to route it (``use_cache=False``: not answered from the response cache)."""
+    et = _core.EngineTask()
+    et.request_json = request_json
+    if task_type:
+        et.task_type = task_type
+    if task_id:
+        et.task_id = task_id
+    et.stream = stream
+    if fallbacks:
+        et.fallbacks = list(fallbacks)
+    if strategy is not None:
+        et.strategy = strategy
+    if capabilities:
+        et.capabilities = list(capabilities)
+    if max_cost is not None:
+        et.max_cost = max_cost
+    if min_quality is not None:
+        et.min_quality = float(min_quality)
+    if project:
+        et.project = project
+    if conversation:
+        et.conversation = conversation
+    if tags:
+        et.tags = list(tags)
+    if not use_cache:
+        et.use_cache = False
+    return et
+
+
+def task_request(task: Any, *, stream: bool = False, model: str | None = None,
+                 pin: bool = False, project: str | None = None) -> Any:
+    """The engine task of an :class:`orroute.Task`: its messages and output bound as the request
+    body, ``model`` first (``pin``: that model only, no fallback), its budget, quality floor,
+    project (else ``project``), conversation and tags."""
+    from ..task import Task
+
+    task = Task.coerce(task)
+    if not task.messages:
+        raise _exc.InvalidArgumentError("task has no messages")
+    body: dict[str, Any] = {**task.params, "messages": list(task.messages)}
+    if task.max_tokens is not None:
+        body["max_tokens"] = task.max_tokens
+    if model:
+        body["model"] = model
+    return engine_task(
+        json.dumps(body, ensure_ascii=False),
+        task_type=task.type,
+        task_id=task.id or "",
+        stream=stream,
+        fallbacks=[model] if pin and model else None,
+        max_cost=Decimal(task.budget) if task.budget is not None else None,
+        min_quality=task.quality,
+        project=task.project or project,
+        conversation=task.conversation,
+        tags=sorted((str(k), str(v)) for k, v in task.tags.items()) if task.tags else None,
+        use_cache=task.cache,
+    )
+
+
+def planner(catalog: Any, strategy: str = "balanced") -> Engine:
+    """An engine that only plans (no key, no ledger, the given catalog as is): what
+    ``CostTracker.estimate_cost`` and ``simulate`` ask when no manager's engine is at hand. It
+    plans, counts and prices exactly as a manager's engine with the same catalog and strategy
+    (the estimate is the amount that engine reserves)."""
+    from ..selector import bundled_priors_path
+
+    cfg = _core.EngineConfig()
+    cfg.refresh_catalog = False
+    cfg.strategy = strategy
+    return Engine(cfg, catalog, None, bundled_priors_path().read_text(encoding="utf-8"))
+
+
+def engine_of(manager: Any) -> Engine:
+    """The engine an :class:`orroute.AIModelManager` routes with (the gateway relays on it)."""
+    door: Engine = manager._door
+    return door
+
+
+class Engine:
+    """The router's engine (``_core.Engine``): plan, run (blocking, awaited or streamed), health,
+    metrics, budgets, limits, feedback. Held by :class:`orroute.AIModelManager`; the gateway and
+    the cascade reach it through the manager's ``_door``."""
+
+    __slots__ = ("_core", "catalog", "net")
+
+    def __init__(self, config: Any, catalog: Any, ledger_path: str | None, priors: str) -> None:
+        self._core = _core.Engine(config, catalog, ledger_path, priors)
+        self.catalog = self._core.catalog  # the core catalog the engine prices with
+        self.net = self._core.net_client  # its libcurl loop, for plain GETs (health, credits)
+
+    def plan(self, task: Any) -> Plan:
+        return self._core.plan(task)  # type: ignore[return-value]
+
+    def run(self, task: Any) -> RunResult:
+        """Runs ``task`` to the end (GIL released while waiting)."""
+        return self._core.run(task)  # type: ignore[return-value]
+
+    def submit(self, task: Any) -> Any:
+        """Starts ``task``; the returned pending result has ``result()`` and ``body()`` (the
+        reply's bytes as received) once awaited with :func:`wait`."""
+        return self._core.submit_async(task)
+
+    async def run_async(self, task: Any) -> RunResult:
+        """Runs ``task`` on the network thread; cancelling the await cancels it."""
+        pending = self._core.submit_async(task)
+        await wait(pending)
+        return pending.result()  # type: ignore[return-value]
+
+    def stream(self, task: Any, capacity: int) -> Any:
+        """Starts a streamed run: ``take()`` / ``take_sse()`` chunks (at most ``capacity`` wait;
+        beyond that the upstream transfer pauses), ``finished()``, ``result()``, ``cancel()``."""
+        return self._core.submit_stream(task, capacity)
+
+    async def get_json(self, path: str, *, timeouts: Any = (5.0, None, None, 10.0)
+                       ) -> tuple[int, Any]:
+        """GET ``path`` on the engine's endpoint through its own libcurl loop: (status, JSON), or
+        (0, None) when unreachable."""
+        call = self.net.start("GET", path, max_retries=0, timeouts=timeouts)
+        await wait(call)
+        if call.ok:
+            return call.status(), call.body_json()
+        return int(call.error().get("status") or 0), None
+
+    def health(self) -> dict[str, Any]:
+        return self._core.health()
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return self._core.metrics()
+
+    def set_response_cache(self, cache: Any) -> None:
+        """Answers repeated requests from ``cache`` (an :class:`orroute.cache.ResponseCache`),
+        consulted before anything is reserved (see docs/observability.md)."""
+        self._core.set_response_cache(cache._core, cache.allow_sampling)
+
+    def record_feedback(self, model: str, task_type: str, score: float, source: str,
+                        result_id: str) -> None:
+        self._core.record_feedback(model, task_type, score, source, result_id)
+
+    def set_limit(self, scope: str, spec: Mapping[str, Any]) -> None:
+        self._core.set_limit(limit_scope(scope), **limit_args(scope, spec))
+
+    def set_budget(self, scope: str, period: str, limit: Decimal, policy: str) -> None:
+        self._core.set_budget(scope, period, limit, policy)
+
+    def reserved(self) -> tuple[int, Decimal]:
+        return self._core.reserved()
+
+    def spent(self) -> Decimal:
+        return self._core.spent()

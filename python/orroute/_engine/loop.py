@@ -1,0 +1,109 @@
+"""The asyncio bridge: one eventfd per event loop, signalled by the transport thread (which never
+takes the GIL); the loop's reader resolves the futures of the calls that have news."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import _core
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["BlockingWaiter", "LoopBridge", "bridge", "wait", "wait_any"]
+
+
+class LoopBridge:
+    """One eventfd per event loop: the transport thread signals a token, the loop's reader
+    resolves the future of the call that has news."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.notifier = _core.Notifier()
+        self.waiters: dict[int, asyncio.Future[None]] = {}
+        self.next_token = 1
+        loop.add_reader(self.notifier.fd, self._drain)
+
+    def _drain(self) -> None:
+        for token in self.notifier.drain():
+            fut = self.waiters.pop(token, None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+    async def wait(self, armable: Any) -> None:
+        """Until ``armable`` (a call, stream, pending result or streamed run) has news."""
+        token = self.next_token
+        self.next_token += 1
+        fut = self.loop.create_future()
+        self.waiters[token] = fut
+        armable.arm(self.notifier, token)
+        try:
+            await fut
+        finally:
+            self.waiters.pop(token, None)
+
+
+_bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def bridge() -> LoopBridge:
+    """The running loop's bridge (made on first use)."""
+    # asyncio is imported here, on the first async call, not by `import orroute`: a sync client is
+    # usable without it (importing asyncio is most of the time to a usable client).
+    from asyncio import get_running_loop
+
+    loop = get_running_loop()
+    b = _bridges.get(loop)
+    if b is None:
+        b = _bridges[loop] = LoopBridge(loop)
+    return b
+
+
+async def wait_any(armables: Sequence[Any]) -> None:
+    """Until one of ``armables`` has news: one future armed on every one (no task per run)."""
+    b = bridge()
+    fut = b.loop.create_future()
+    tokens = []
+    for armable in armables:
+        token = b.next_token
+        b.next_token += 1
+        b.waiters[token] = fut
+        tokens.append(token)
+        armable.arm(b.notifier, token)
+    try:
+        await fut
+    finally:
+        for token in tokens:
+            b.waiters.pop(token, None)
+
+
+class BlockingWaiter:
+    """:class:`LoopBridge` for a thread without an event loop (sync streaming): an eventfd of
+    its own, waited on with ``select`` (the GIL released)."""
+
+    def __init__(self) -> None:
+        self.notifier = _core.Notifier()
+
+    def wait(self, armable: Any) -> None:
+        """Until ``armable`` has news (at once when a chunk or the end is already waiting)."""
+        import select
+
+        armable.arm(self.notifier, 1)
+        select.select([self.notifier.fd], [], [])
+        self.notifier.drain()
+
+
+async def wait(armable: Any) -> None:
+    """Waits for ``armable`` to finish; cancelling the await cancels it (the upstream transfer
+    stops, a reservation is released)."""
+    if getattr(armable, "done", False) is True:
+        return
+    try:
+        await bridge().wait(armable)
+    except BaseException:
+        armable.cancel()
+        raise
