@@ -70,6 +70,9 @@ def _outcome(spec: D.DemoSpec, result: Any, latency: float) -> D.Outcome:
     return out
 
 
+_ALERTS = (25, 50, 80, 100)  # % of the budget
+
+
 class DemoShow:
     def __init__(self, *, settings: Any, offline: bool | None, budget: Decimal,
                  strategy: str | None, speed: float, concurrency: int,
@@ -123,7 +126,7 @@ class DemoShow:
                      "budget")
         self.say(f"{n} tasks (coding, questions, bulk summarization, reasoning, planning, long "
                  f"context) through AIModelManager; strategy [cyan]{self.strategy}[/], budget "
-                 f"[cyan]${self.budget}[/] (policy downgrade, alerts at 50/80/100%)\n"
+                 f"[cyan]${self.budget}[/] (policy downgrade, alerts at 25/50/80/100%)\n"
                  f"ledger {self.ledger}, project {self.project}\n")
 
     def show_outcome(self, i: int, n: int, spec: D.DemoSpec, out: D.Outcome) -> None:
@@ -167,11 +170,16 @@ class DemoShow:
         self.ledger.parent.mkdir(parents=True, exist_ok=True)
         self.tracker = orroute.CostTracker(self.ledger)
         self.alerts_seen = len(self.tracker.alerts)
-        return orroute.AIModelManager(
+        manager = orroute.AIModelManager(
             api_key=api_key, base_url=base_url, strategy=self.strategy, ledger=str(self.ledger),
             project=self.project,
             budget={"limit": self.budget, "project": self.project, "policy": "downgrade"},
         )
+        # Alerts from a quarter of the budget: the workload's spend varies with the injected
+        # faults (which fallback answered), and the demo is there to show an alert.
+        self.tracker.set_budget(self.budget, project=self.project, policy="downgrade",
+                                thresholds=_ALERTS)
+        return manager
 
     async def run_one(self, manager: Any, spec: D.DemoSpec, task: Any) -> D.Outcome:
         start = time.perf_counter()
@@ -430,7 +438,7 @@ def run_demo(
     Args:
         settings: :class:`orroute.config.Settings` (key, base URL, ledger, strategy).
         offline: True forces FakeOpenRouter, False forces the real API; None = offline when no key.
-        budget: the demo's budget in USD (alerts at 50% and 80%).
+        budget: the demo's budget in USD (alerts at 25, 50, 80 and 100%).
         speed: time compression of the offline latencies (1 = real-time figures).
         concurrency: tasks in flight at once.
         ledger: ledger file (default: ``demo.sqlite3`` next to the settings' ledger).

@@ -36,8 +36,9 @@ def shared_data_dir() -> str:
     env = os.environ.get("ORROUTE_SHARED_DATA")
     if env:
         return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.normpath(os.path.join(here, "..", "..", "..", "shared", "data"))
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))  # <checkout>/python/orroute/research/verify_eval.py
+    return os.path.normpath(os.path.join(checkout, "..", "shared", "data"))
 
 
 @dataclass
