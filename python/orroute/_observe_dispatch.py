@@ -17,7 +17,6 @@ The queue is bounded (``MAX_PENDING``): a callback slower than the calls that fe
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import collections
 import inspect
@@ -25,7 +24,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # asyncio itself is imported on use: a sync client never needs it
+    import asyncio
 
 _log = logging.getLogger("orroute")
 
@@ -46,6 +48,8 @@ def _is_async(cb: Any) -> bool:
 
 
 async def _bounded(cb: Callable[..., Any], arg: Any, timeout: float) -> None:
+    import asyncio
+
     try:
         await asyncio.wait_for(cb(arg), timeout)
     except asyncio.TimeoutError:
@@ -58,6 +62,8 @@ def _call_sync(cb: Callable[..., Any], arg: Any, timeout: float) -> None:
     try:
         out = cb(arg)
         if inspect.isawaitable(out):  # a plain function that returned a coroutine
+            import asyncio
+
             asyncio.run(_bounded(lambda _: out, None, timeout))
     except Exception:  # noqa: BLE001
         _log.exception("callback %s raised", _name(cb))
@@ -155,6 +161,8 @@ atexit.register(_worker.flush, 2.0)
 def submit(cb: Callable[..., Any], arg: Any, timeout: float) -> None:
     """Runs ``cb(arg)`` later, contained (see the module docstring). Never raises."""
     if _is_async(cb):
+        import asyncio
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -23,6 +23,22 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_a_sync_client_is_usable_without_importing_asyncio() -> None:
+    """Importing asyncio is most of the time to a usable client: only async calls need it."""
+    import os
+    from pathlib import Path
+
+    code = (
+        "import sys, orroute; c = orroute.OpenRouter(api_key='sk-or-v1-not-a-real-key'); "
+        "print('asyncio' in sys.modules)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(Path(orroute.__file__).resolve().parents[1]))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == "False"
+
+
 def test_every_public_name_resolves() -> None:
     """__all__ is derived from the lazy-import table: each name must load from its module."""
     assert orroute.__all__ == sorted(set(orroute.__all__))

@@ -164,3 +164,48 @@ def test_least_busy_spreads_concurrent_calls_by_calls_in_flight(
     first, second = asyncio.run(run())
     assert Counter(first) == {"openrouter": 5, "anthropic": 5}
     assert Counter(second) == {"anthropic": 5}
+
+
+def test_the_plan_estimates_the_dearest_provider_the_first_model_may_use(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    orf, ant = fakes
+    task = Task(messages="How much?", max_tokens=1000)
+    alone = AIModelManager(api_key=OR_KEY, base_url=orf.base_url, fallbacks=[MODEL],
+                           refresh_catalog=False).plan(task)["estimate"]
+    dear = ('{"claude-sonnet-4-5": {"litellm_provider": "anthropic", "mode": "chat", '
+            '"input_cost_per_token": "6e-06", "output_cost_per_token": "3e-05"}}')
+    both = _manager(orf, ant, tmp_path, TWO, provider_prices=dear).plan(task)["estimate"]
+    # Anthropic here at twice OpenRouter's prices: the estimate is Anthropic's worst case
+    assert alone > 0 and both > alone
+    assert both >= Decimal("0.03")  # 1,000 output tokens at $30/M
+
+
+def test_balancing_skips_a_deployment_whose_breaker_is_open(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    orf, ant = fakes
+    mgr = _manager(orf, ant, tmp_path, _group("round_robin"),
+                   breaker={"failures": 2, "cooldown": 60})
+    orf.fail("*", Fault.server_error(503))
+    results = [mgr.execute_task_sync(Task(messages="hi", max_tokens=10)) for _ in range(10)]
+    assert [r.provider for r in results] == ["anthropic"] * 10  # no task failed
+    # OpenRouter took calls until its breaker opened; after that the balancer no longer picks it
+    # first (round-robin would have, every other call, only for the loop to skip it)
+    assert len(orf.requests) <= 4
+    late = [a.model for r in results[5:] for a in r.attempts]
+    assert late == [f"{MODEL}@anthropic"] * 5
+
+
+def test_a_provider_key_it_rejects_is_set_aside_for_its_next_key(tmp_path: Path) -> None:
+    good, bad = ANT_KEY, "sk-ant-api03-revoked-0123456789abcdef"
+    with FakeOpenRouter(api_key=OR_KEY) as orf, FakeAnthropic(api_key=good) as ant:
+        env = {"OPENROUTER_API_KEY": OR_KEY, "OPENROUTER_BASE_URL": orf.base_url,
+               "ANTHROPIC_API_KEY": f"{bad},{good}", "ANTHROPIC_BASE_URL": ant.base_url}
+        providers = parse_providers({"providers": {"anthropic": {"priority": 0},
+                                                   "openrouter": {"priority": 1}}}, env)
+        mgr = AIModelManager(api_key=OR_KEY, base_url=orf.base_url, fallbacks=[MODEL],
+                             providers=providers, refresh_catalog=False)
+        results = [mgr.execute_task_sync(Task(messages="hi", max_tokens=10)) for _ in range(3)]
+        assert [r.provider for r in results] == ["anthropic"] * 3
+        keys = [r.headers.get("x-api-key") for r in ant.requests]
+        assert keys[0] == bad and set(keys[1:]) == {good}  # rejected once, then never sent again
+        assert orf.requests == []

@@ -96,15 +96,17 @@ void ChatSender::send_to(const ProviderRoute& route, const std::string& candidat
   req.url = route.client->url_for(wire.path);
   req.headers.add("Content-Type", "application/json");
   req.headers.add("Accept", stream_ ? "text/event-stream" : "application/json");
-  if (auto key = route.client->keys().next()) req.headers.add(cfg.auth_header, cfg.auth_prefix + *key);
+  // The provider's own key ring: a key it rejects (401/402) is set aside by the sink, which then
+  // restarts this candidate with that provider's next key.
+  std::string key = route.client->keys().next().value_or("");
+  if (!key.empty()) req.headers.add(cfg.auth_header, cfg.auth_prefix + key);
   for (const auto& [name, value] : cfg.headers.fields) req.headers.add(name, value);
   if (!cfg.user_agent.empty()) req.headers.add("User-Agent", cfg.user_agent);
   req.body = std::move(wire.body);
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
-  // Metering counts the answer with the model's tokenizer (the router's id names the family). No
-  // key rotation here: a provider's rejected key fails this attempt and the next candidate runs.
-  auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::string(), std::move(done));
-  sink->use_wire(route.adapter, route.name, route.client);
+  // Metering counts the answer with the model's tokenizer (the router's id names the family).
+  auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(key), std::move(done));
+  sink->use_wire(route.adapter, route.name, route.client, candidate);
   submit(route.client, std::move(req), std::move(sink), candidate);
 }
 

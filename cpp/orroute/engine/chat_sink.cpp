@@ -54,7 +54,7 @@ DataAction ChatSink::read(std::string_view bytes) {
   return keep ? DataAction::kContinue : DataAction::kAbort;
 }
 
-bool ChatSink::take_chunk(std::string_view data) {
+bool ChatSink::take_chunk(const std::string& data) {
   rapidjson::Document chunk;
   const JsonParse st = parse_json_text(data, chunk, kMaxBody);
   if (st == JsonParse::kTooDeep || st == JsonParse::kTooLarge) {  // hostile, not junk: stop here
@@ -75,7 +75,7 @@ bool ChatSink::take_chunk(std::string_view data) {
     metered_ += text_tokens(model_, piece);
     if (metered_ > sender_->meter_limit()) metered_ = text_tokens(model_, generated_);
   }
-  if (sender_->emit(std::string(data)) == ChunkAction::kCancel) {
+  if (sender_->emit(data) == ChunkAction::kCancel) {
     user_stopped_ = true;
     return false;
   }
@@ -114,9 +114,10 @@ bool ChatSink::rotated_key(const TransferResult& t, std::function<void(AttemptRe
       t.status != TransferStatus::kOk || !done) {
     return false;
   }
-  if (sender_->client().keys().set_aside(key_, status_) == 0) return false;
+  ApiClient& client = wire_client_ ? *wire_client_ : sender_->client();  // whose key it was
+  if (client.keys().set_aside(key_, status_) == 0) return false;
   try {
-    sender_->start(model_, done);
+    sender_->start(candidate_.empty() ? model_ : candidate_, done);
   } catch (const std::exception&) {
     return false;  // not restarted: this attempt fails as it is
   }

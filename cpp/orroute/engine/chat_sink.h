@@ -31,11 +31,14 @@ class ChatSink final : public Sink {
   // The reply comes in `adapter`'s wire format (a provider other than the engine's endpoint):
   // each stream event, a plain reply and an error body are translated to the chat shape first;
   // `provider` is named in the result (its breaker) and `client` scrubs its keys.
-  void use_wire(std::shared_ptr<const WireAdapter> adapter, std::string provider, std::shared_ptr<ApiClient> client) {
+  // `candidate` is what a restart with the provider's next key sends again.
+  void use_wire(std::shared_ptr<const WireAdapter> adapter, std::string provider, std::shared_ptr<ApiClient> client,
+                std::string candidate) {
     adapter_ = std::move(adapter);
     translator_ = adapter_->stream_translator(sender_->clock()->unix_millis() / 1000);
     provider_ = std::move(provider);
     wire_client_ = std::move(client);
+    candidate_ = std::move(candidate);
   }
 
   void on_head(int status, const Headers& headers) override {
@@ -59,7 +62,7 @@ class ChatSink final : public Sink {
 
  private:
   // One chat chunk's JSON text: accumulated, metered, handed to the consumer. False: stop reading.
-  bool take_chunk(std::string_view data);
+  bool take_chunk(const std::string& data);
   AttemptResult result_for(const TransferResult& t);
   static void fill_usage(const Usage& u, AttemptResult& r);
   void read_usage_json(const std::string& json, AttemptResult& r);
@@ -92,6 +95,7 @@ class ChatSink final : public Sink {
   std::unique_ptr<StreamTranslator> translator_;
   std::string provider_;
   std::shared_ptr<ApiClient> wire_client_;
+  std::string candidate_;  // "" = model_ (the own endpoint)
   std::optional<ApiError> wire_error_;  // the translator stopped the stream (malformed or error event)
 };
 

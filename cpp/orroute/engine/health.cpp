@@ -18,6 +18,13 @@ HealthReport Engine::health() const {
   std::vector<std::string> keys;
   if (config_.loop.provider_breakers) {
     if (const std::string host = impl_->endpoint(); !host.empty()) keys.push_back(endpoint_breaker_key(host));
+    if (impl_->routes) {
+      for (const std::string& host : impl_->routes->endpoints()) {
+        if (std::find(keys.begin(), keys.end(), endpoint_breaker_key(host)) == keys.end()) {
+          keys.push_back(endpoint_breaker_key(host));
+        }
+      }
+    }
     for (const std::string& p : impl_->providers.providers()) keys.push_back(provider_breaker_key(p));
   }
   return assess_health(models, impl_->state, impl_->metrics, now, {}, keys);

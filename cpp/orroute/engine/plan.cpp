@@ -154,6 +154,11 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   }
   plan.estimate = impl_->pricer->worst_case(plan.candidates.front(), shape, first_prompt,
                                             plan.max_tokens, nullptr);
+  if (impl_->routes && plan.estimate) {
+    // Several providers: the first model may run at any of them; the estimate is the dearest.
+    const auto elsewhere = impl_->routes->dearest_elsewhere(plan.candidates.front(), first_prompt, plan.max_tokens);
+    if (elsewhere && *elsewhere > *plan.estimate) plan.estimate = elsewhere;
+  }
   plan.messages_json = messages_json;
   plan.tools_json = tools_json;
   plan.shape = std::move(shape);

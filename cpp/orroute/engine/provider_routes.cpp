@@ -100,7 +100,16 @@ std::vector<std::string> ProviderRoutes::expand(const std::vector<std::string>& 
     if (group != config_.groups.end()) {
       const std::string key = group_key(model);
       const auto view = state_.balancer_view(key, now);
-      if (const auto i = state_.balancer_pick(key, {}, now)) {
+      // a deployment whose breaker is open is not picked (it would only be skipped)
+      std::vector<size_t> open;
+      for (size_t d = 0; d < view.size(); ++d) {
+        const auto r = std::find_if(routes_.begin(), routes_.end(), [&](const ProviderRoute& x) { return x.name == view[d].name; });
+        if (r != routes_.end() &&
+            state_.breaker_snapshot("model:" + candidate_of(model, *r), now).state == BreakerState::kOpen) {
+          open.push_back(d);
+        }
+      }
+      if (const auto i = state_.balancer_pick(key, open, now)) {
         const std::string& name = view.at(*i).name;
         auto it = std::find_if(order.begin(), order.end(), [&](const ProviderRoute* r) { return r->name == name; });
         if (it != order.end()) {
@@ -119,6 +128,32 @@ std::vector<std::string> ProviderRoutes::expand(const std::vector<std::string>& 
 std::string ProviderRoutes::endpoint_of(const std::string& candidate) const {
   const ProviderRoute* r = route(candidate);
   return r ? r->endpoint : std::string();
+}
+
+std::optional<Money> ProviderRoutes::dearest_elsewhere(const std::string& model, int64_t prompt_tokens,
+                                                       int64_t max_tokens) const {
+  std::optional<Money> dearest;
+  for (const ProviderRoute& r : routes_) {
+    if (r.provider == nullptr || !serves(r, model)) continue;
+    const Pricing* p = r.provider->prices.find(native(candidate_of(model, r)));
+    if (p == nullptr) continue;
+    try {
+      const Money w = worst_case_cost(*p, prompt_tokens, max_tokens, 1, 0, 0, true, model);
+      if (!dearest || w > *dearest) dearest = w;
+    } catch (const Error&) {
+    }
+  }
+  return dearest;
+}
+
+std::vector<std::string> ProviderRoutes::endpoints() const {
+  std::vector<std::string> out;
+  for (const ProviderRoute& r : routes_) {
+    if (r.provider != nullptr && !r.endpoint.empty() && std::find(out.begin(), out.end(), r.endpoint) == out.end()) {
+      out.push_back(r.endpoint);
+    }
+  }
+  return out;
 }
 
 void ProviderRoutes::close() {

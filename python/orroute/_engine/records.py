@@ -49,6 +49,8 @@ class RunResult(TypedDict, total=False):
     cost_source: str
     cost_problem: str
     cut_at_reservation: bool
+    provider: str  # several providers: the one that answered (or was tried last); else ""
+    provider_model: str  # its name for the model
     alerts: list[Any]
     budget_refused: bool
     budget_error_type: str
