@@ -19,10 +19,11 @@ The manager, the client and the gateway each own an :class:`Observer`. For every
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,12 +51,12 @@ def _escape(text: str, limit: int = 200) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CallEvent:
     """One chat call as the callbacks see it.
 
-    ``on_request`` gets it with the request fields only; ``on_response`` and ``on_error`` get it
-    completed. ``outcome`` is ``"ok"``, ``"cache_hit"``, ``"cancelled"`` or the error's class
+    ``on_request`` gets it with the request fields only; ``on_response`` and ``on_error`` get
+    another one, completed (an event is never changed once a callback has it). ``outcome`` is ``"ok"``, ``"cache_hit"``, ``"cancelled"`` or the error's class
     name (``"RateLimitError"``, ``"BudgetExceededError"``, ...).
 
     Attributes:
@@ -166,9 +167,17 @@ class Observer:
         return _escape(_KEYLIKE.sub(lambda m: m.group(1)[:3] + "***", text))
 
     # -- a call's life --------------------------------------------------------------------------
+    def _watched(self) -> bool:
+        """Whether anything would see a call: a callback, the log at INFO, OpenTelemetry."""
+        return (any(self._hooks.values()) or _log.isEnabledFor(logging.INFO)
+                or "opentelemetry.trace" in sys.modules)
+
     def start(self, *, model: str | None = None, stream: bool = False, messages: Any = None,
               params: Mapping[str, Any] | None = None, project: str | None = None) -> Call:
-        """Begins observing one call: fires ``on_request`` and opens the span."""
+        """Begins observing one call: fires ``on_request`` and opens the span. When nothing
+        watches (no callback, INFO off, no OpenTelemetry) the call costs one check."""
+        if not self._watched():
+            return _UNWATCHED
         event = CallEvent(call_id=os.urandom(8).hex(), source=self.source, model=model or "",
                           stream=stream, messages=messages, params=dict(params or {}),
                           project=project or "", started=time.time())
@@ -178,8 +187,9 @@ class Observer:
             span = _observe_otel.start(event, started_ns)
         except Exception:  # noqa: BLE001 (a tracing problem never fails a call)
             _log.debug("opentelemetry span start failed", exc_info=True)
+        shared = bool(self._hooks["on_request"])
         self._fire("on_request", event)
-        return Call(self, event, span)
+        return Call(self, event, span, shared)
 
     def budget_alerts(self, core_alerts: Iterable[Any]) -> None:
         """Fires ``on_budget_alert`` with an ``AlertEvent`` for each threshold the engine says
@@ -195,12 +205,14 @@ class Observer:
 class Call:
     """One observed call; ends once, with :meth:`done`, :meth:`failed` or :meth:`cancelled`."""
 
-    def __init__(self, observer: Observer, event: CallEvent, span: Any) -> None:
+    def __init__(self, observer: Observer | None, event: CallEvent | None, span: Any,
+                 shared: bool = False) -> None:
         self._observer = observer
         self._event = event
         self._span = span
+        self._shared = shared  # on_request callbacks hold the event: end on a copy
         self._t0 = time.perf_counter()
-        self._ended = False
+        self._ended = observer is None  # the unwatched call: every end is a no-op
 
     def __enter__(self) -> Call:  # noqa: PYI034 (final in practice; Self needs 3.11)
         return self
@@ -220,45 +232,48 @@ class Call:
         ``CancelledError`` / ``KeyboardInterrupt``)."""
         self.__exit__(type(exc), exc, None)
 
-    def done(self, **fields: Any) -> CallEvent:
+    def done(self, **fields: Any) -> CallEvent | None:
         """Ends the call as answered: ``fields`` are :class:`CallEvent` attributes (tokens,
         cost, response_model, provider, ... ; ``outcome`` defaults to ``"ok"``)."""
         fields.setdefault("outcome", "ok")
         return self._end("on_response", fields)
 
-    def failed(self, error: BaseException, **fields: Any) -> CallEvent:
+    def failed(self, error: BaseException, **fields: Any) -> CallEvent | None:
         """Ends the call as failed with ``error``."""
         fields.setdefault("outcome", type(error).__name__)
         fields.setdefault("status", int(getattr(error, "status_code", 0) or 0))
         return self._end("on_error", {"error": error, **fields})
 
-    def cancelled(self) -> CallEvent:
+    def cancelled(self) -> CallEvent | None:
         """Ends a call the caller abandoned (no result, no error of its own)."""
         return self._end("on_error", {"outcome": "cancelled"})
 
-    def _end(self, hook: str, fields: dict[str, Any]) -> CallEvent:
-        if self._ended:
+    def _end(self, hook: str, fields: dict[str, Any]) -> CallEvent | None:
+        if self._ended or self._event is None or self._observer is None:
             return self._event
         self._ended = True
         fields["latency"] = time.perf_counter() - self._t0
-        event = dataclasses.replace(self._event, **fields)
+        event = copy.copy(self._event) if self._shared else self._event
+        for name, value in fields.items():
+            setattr(event, name, value)
         self._event = event
         if self._span is not None:
             try:
                 _observe_otel.end(self._span, event)
             except Exception:  # noqa: BLE001
                 _log.debug("opentelemetry span end failed", exc_info=True)
-        self._log(event)
+        self._log(self._observer, event)
         self._observer._fire(hook, event)
         return event
 
-    def _log(self, e: CallEvent) -> None:
+    @staticmethod
+    def _log(observer: Observer, e: CallEvent) -> None:
         # One INFO line per call whatever its outcome: a failure is also raised to the caller
         # (the command line prints it), so a WARNING here would say it twice.
         level = logging.INFO
         if not _log.isEnabledFor(level):
             return
-        scrub = self._observer.scrub
+        scrub = observer.scrub
         cost = "unknown" if e.cost is None else f"{e.cost:f}"
         line = ("%s call model=%s provider=%s prompt_tokens=%d completion_tokens=%d cost=%s "
                 "latency_ms=%.1f outcome=%s")
@@ -277,6 +292,9 @@ class Call:
             "prompt_tokens": e.prompt_tokens, "completion_tokens": e.completion_tokens,
             "cost": None if e.cost is None else str(e.cost), "latency": e.latency,
             "outcome": e.outcome, "call_id": e.call_id}})
+
+
+_UNWATCHED = Call(None, None, None)  # what start() returns when nothing watches
 
 
 def _int(v: Any) -> int:

@@ -302,3 +302,17 @@ TEST_CASE("the engine answers a hit before reserving: $0, recorded with its savi
     CHECK(chunks >= 2);
   }
 }
+
+TEST_CASE("a completion without content (tool calls only) replays its calls", "[cache]") {
+  const auto chunks = replay_chunks(
+      R"({"id":"g","choices":[{"index":0,"message":{"role":"assistant","content":null,)"
+      R"("tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},)"
+      R"("finish_reason":"tool_calls"}]})");
+  REQUIRE(chunks.size() == 3);  // role, tool calls, finish
+  rapidjson::Document calls, last;
+  calls.Parse(chunks[1].c_str());
+  last.Parse(chunks[2].c_str());
+  CHECK(std::string(calls["choices"][0]["delta"]["tool_calls"][0]["function"]["name"].GetString()) == "f");
+  CHECK(calls["choices"][0]["delta"]["tool_calls"][0]["index"].GetInt() == 0);
+  CHECK(std::string(last["choices"][0]["finish_reason"].GetString()) == "tool_calls");
+}

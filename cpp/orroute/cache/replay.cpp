@@ -101,13 +101,15 @@ std::vector<std::string> replay_chunks(std::string_view completion_json, size_t 
         first.AddMember(Value(m.name, a), Value(m.value, a), a);
       }
     }
+    // RapidJSON refuses a null pointer even for an empty string (a message without content).
+    const char* text = content.empty() ? "" : content.data();
     const size_t head = cut_at(content, piece_bytes);
-    first.AddMember("content", Value(content.data(), static_cast<rapidjson::SizeType>(head), a), a);
+    first.AddMember("content", Value(text, static_cast<rapidjson::SizeType>(head), a), a);
     delta_chunk(std::move(first), nullptr, false);
     for (size_t at = head; at < content.size();) {
       const size_t n = cut_at(content.substr(at), piece_bytes);
       Value d(rapidjson::kObjectType);
-      d.AddMember("content", Value(content.data() + at, static_cast<rapidjson::SizeType>(n), a), a);
+      d.AddMember("content", Value(text + at, static_cast<rapidjson::SizeType>(n), a), a);
       delta_chunk(std::move(d), nullptr, false);
       at += n;
     }
