@@ -2,7 +2,7 @@
 # Installs the Debian packages orroute builds against, when any is missing.
 # As root it runs apt-get; otherwise it uses sudo if available, or says exactly what to install.
 set -euo pipefail
-packages=(build-essential cmake ninja-build libcurl4-openssl-dev rapidjson-dev catch2 libsqlite3-dev
+packages=(build-essential cmake ninja-build libcurl4-openssl-dev libssl-dev rapidjson-dev catch2 libsqlite3-dev
           pkg-config libhiredis-dev)
 [ "${1:-}" = "--with-test-services" ] && packages+=(redis-server)
 missing=()
