@@ -97,7 +97,7 @@ std::vector<std::string> ProviderRoutes::expand(const std::vector<std::string>& 
     }
     const auto group = std::find_if(config_.groups.begin(), config_.groups.end(),
                                     [&](const EngineModelGroup& g) { return g.model == model; });
-    if (group != config_.groups.end()) {
+    if (group != config_.groups.end()) try {
       const std::string key = group_key(model);
       const auto view = state_.balancer_view(key, now);
       // a deployment whose breaker is open is not picked (it would only be skipped)
@@ -119,6 +119,9 @@ std::vector<std::string> ProviderRoutes::expand(const std::vector<std::string>& 
           state_.balancer_release(key, *i, now);
         }
       }
+    } catch (const std::exception&) {
+      // Shared balancing state unreachable or contended: balancing is advice, the call is not
+      // refused for it; the providers keep their priority order.
     }
     for (const ProviderRoute* r : order) out.push_back(candidate_of(model, *r));
   }

@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <random>
+#include <thread>
 
 #include "orroute/net/redis_client.h"
 #include "orroute/error.h"
@@ -445,6 +448,14 @@ struct RedisRouterState::Impl {
     return it->second;
   }
 
+  // After a lost compare-and-set: a random pause that grows with the attempts (20 us << n, at most
+  // 2 ms), so writers in several processes stop colliding in lockstep.
+  static void backoff(int attempt) {
+    thread_local std::minstd_rand rng(std::random_device{}());
+    const int64_t cap = std::min<int64_t>(int64_t{20} << std::min(attempt, 7), 2000);
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int64_t>(0, cap)(rng)));
+  }
+
   // Caller holds mu. Reads the group's state, applies `op`, writes it back if nobody else wrote in
   // between (else again). Returns what `op` returned.
   template <class Op>
@@ -460,6 +471,7 @@ struct RedisRouterState::Impl {
       auto result = op(*rules, st);
       Reply ok = eval(kLuaBalancerCas, {std::string(group), version, encode(*rules, st)});
       if (rint(ok.get()) == 1) return result;
+      backoff(attempt);
     }
     fail("balancer state for group " + std::string(group) + ": too many concurrent writers");
   }
