@@ -94,6 +94,18 @@ def test_a_hit_reserves_nothing_so_it_passes_a_spent_budget(fake: FakeOpenRouter
     assert m.reserved() == (0, Decimal(0)) and chats(fake) == 1
 
 
+def test_the_emergency_cutoff_refuses_a_hit_too(fake: FakeOpenRouter, tmp_path: Path) -> None:
+    # docs/cost.md: the cutoff refuses every call, free ones included; a cached answer is one.
+    m = manager(fake, ledger=str(tmp_path / "l.sqlite3"), cache=True)
+    m.execute_task_sync(Task(messages=MSG, max_tokens=20))
+    m.cost_tracker.cutoff("runaway agent")
+    with pytest.raises(orroute.EmergencyCutoffError):
+        m.execute_task_sync(Task(messages=MSG, max_tokens=20))
+    m.cost_tracker.resume()
+    assert m.execute_task_sync(Task(messages=MSG, max_tokens=20)).cost == 0  # a hit again
+    assert chats(fake) == 1
+
+
 def test_task_cache_false_skips_it(fake: FakeOpenRouter, tmp_path: Path) -> None:
     m = manager(fake, ledger=str(tmp_path / "l.sqlite3"), cache=True)
     m.execute_task_sync(Task(messages=MSG, max_tokens=20))
