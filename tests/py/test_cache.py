@@ -205,6 +205,26 @@ def test_client_cache_hit_miss_sampling_and_opt_out(fake: FakeOpenRouter, tmp_pa
     assert chats(fake) == 6
 
 
+def test_clients_with_other_keys_do_not_share_entries(fake: FakeOpenRouter, tmp_path: Path) -> None:
+    # One cache file (the default location is per user, not per account): a client on another
+    # key (another account, a BYOK end user) never gets the answers asked on this one's.
+    shared = tmp_path / "c.sqlite3"
+    mine = client(fake, cache=ResponseCache(shared))
+    mine.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    other = orroute.OpenRouter(api_key="sk-or-v1-another0123456789abcdef", base_url=fake.base_url,
+                               max_retries=0, cache=ResponseCache(shared))
+    theirs = other.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    assert chats(fake) == 2 and not getattr(theirs, "orroute_cache", None)
+    again = mine.with_options(max_retries=1).chat.completions.create(
+        model="test/a", messages=MSG, temperature=0)
+    assert again.orroute_cache["hit"] is True and chats(fake) == 2  # the same key: a hit
+    rotated = orroute.OpenRouter(api_key=[KEY, "sk-or-v1-second0123456789abcdef"],
+                                 base_url=fake.base_url, max_retries=0, cache=ResponseCache(shared))
+    rotated.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    assert chats(fake) == 3  # another set of keys is another scope
+    assert KEY not in shared.read_bytes().decode("latin-1")  # the scope holds no key
+
+
 def test_client_stream_is_stored_and_replayed(fake: FakeOpenRouter, tmp_path: Path) -> None:
     c = client(fake, cache=ResponseCache(tmp_path / "c.sqlite3"))
     with c.chat.completions.create(model="test/a", messages=MSG, stream=True) as s:
