@@ -225,6 +225,24 @@ def test_clients_with_other_keys_do_not_share_entries(fake: FakeOpenRouter, tmp_
     assert KEY not in shared.read_bytes().decode("latin-1")  # the scope holds no key
 
 
+@pytest.mark.parametrize("poison", ["not json {", "[1, 2]", '"text"'])
+def test_a_poisoned_entry_is_a_miss_never_a_failed_call(fake: FakeOpenRouter, tmp_path: Path,
+                                                        poison: str) -> None:
+    # The cache file is the user's (or a shared Redis): what it holds is read as hostile.
+    import sqlite3
+
+    path = tmp_path / "c.sqlite3"
+    c = client(fake, cache=ResponseCache(path))
+    first = c.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    with sqlite3.connect(path) as db:
+        assert db.execute("UPDATE response_cache SET completion = ?", (poison,)).rowcount == 1
+    again = c.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    assert again.choices[0].message.content == first.choices[0].message.content
+    assert chats(fake) == 2  # asked upstream again
+    with c.chat.completions.create(model="test/a", messages=MSG, temperature=0, stream=True) as s:
+        assert "".join(ch.choices[0].delta.content or "" for ch in s if ch.choices)
+
+
 def test_client_stream_is_stored_and_replayed(fake: FakeOpenRouter, tmp_path: Path) -> None:
     c = client(fake, cache=ResponseCache(tmp_path / "c.sqlite3"))
     with c.chat.completions.create(model="test/a", messages=MSG, stream=True) as s:
