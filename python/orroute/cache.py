@@ -2,9 +2,10 @@
 
 Two chat requests are the same when, normalised, they ask the same model (or the same routing)
 the same messages with the same tools and sampling parameters; requests with ``temperature > 0``
-are not cached unless ``allow_sampling=True``. The rule and the stores are in the C++ core
+are not cached unless ``allow_sampling=True``. Entries are never shared across projects (a
+manager's task ``project``, a gateway key's) nor across a client's API keys. The rule and the stores are in the C++ core
 (``cpp/orroute/cache/``); the manager's engine consults the cache before it reserves anything, so
-a hit costs $0, holds no budget and is recorded in the ledger with outcome ``"cache_hit"`` and
+a hit costs $0, holds no budget (only the emergency cutoff refuses it) and is recorded in the ledger with outcome ``"cache_hit"`` and
 what it saved (the original call's cost, as the row's ``estimated_cost``). A stream asked for is
 replayed from the cached reply.
 

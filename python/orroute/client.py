@@ -247,6 +247,14 @@ class AsyncStream(_StreamBase):
 # Clients
 
 
+def _account_scope(base_url: str, keys: Sequence[str]) -> str:
+    """The response cache's scope of a client: its endpoint and its keys, as a digest (the
+    cache file is shared by every client of the user; another key is another account, whose
+    answers this one must never be served, and a key is never stored)."""
+    digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+    return f"{base_url}\nkeys:{digest}"
+
+
 class _Base:
     def __init__(
         self,
@@ -266,6 +274,7 @@ class _Base:
         cache: Any = None,
         _core_client: Any = None,
         _observer: Observer | None = None,
+        _cache_scope: str = "",
     ) -> None:
         if max_retries < 0:
             raise InvalidArgumentError("max_retries must be >= 0")
@@ -278,15 +287,17 @@ class _Base:
         if _core_client is not None:
             self._core = _core_client
             self._cache = cache or None
+            self._cache_scope = _cache_scope
             self._keyless = _keyless(_core_client)
             return
         s = runtime_settings(settings)  # environment, .env, config file: config.py's reading
         from .cache import resolve_cache
 
         self._cache = resolve_cache(cache, settings=s)  # see orroute.cache
+        keys = self._observe.mask(api_keys(api_key))
         self._core = _engine.new_client(
             base_url=base_url or s.base_url,
-            api_keys=self._observe.mask(api_keys(api_key)),
+            api_keys=keys,
             app_name=app_name or s.app_name or "",
             app_url=app_url or s.app_url or "",
             timeouts=_timeouts(timeout, False),
@@ -294,6 +305,7 @@ class _Base:
             max_retries=max_retries,
         )
         self._keyless = _keyless(self._core)
+        self._cache_scope = _account_scope(self._core.base_url, keys) if self._cache else ""
 
     @property
     def base_url(self) -> str:
@@ -339,6 +351,7 @@ class _Base:
             _core_client=self._core,
             _observer=self._observe,
             cache=self._cache,
+            _cache_scope=self._cache_scope,
         )
         clone._headers = self._headers + list((default_headers or {}).items())
         return clone
@@ -359,7 +372,7 @@ class _Base:
         from ._client_cache import Lookup
 
         return Lookup(self._cache, self._chat_body(model, messages, False, params, extra_body),
-                      self.base_url)
+                      self._cache_scope)
 
     # -- request building (defaults and shape only; the core validates and sends) --------------
     def _start(

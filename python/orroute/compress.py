@@ -191,7 +191,8 @@ def prepare(manager: AIModelManager, task: Task, model: str | None,
             messages=[{"role": "system", "content": SUMMARY_PROMPT},
                       {"role": "user", "content": transcript(folded)}],
             max_tokens=opts.summary_max_tokens, project=task.project,
-            conversation=task.conversation, tags=task.tags, compress=False)
+            conversation=task.conversation, tags=task.tags, compress=False,
+            budget=task.budget)  # paid from the task's budget: never above it (apply() deducts)
     return Prepared(opts, target, plan, summary_task)
 
 

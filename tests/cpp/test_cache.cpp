@@ -5,8 +5,10 @@
 #include <rapidjson/document.h>
 
 #include <future>
+#include <limits>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ledger_test_util.h"
 #include "orroute/cache/cache_key.h"
@@ -315,4 +317,24 @@ TEST_CASE("a completion without content (tool calls only) replays its calls", "[
   CHECK(std::string(calls["choices"][0]["delta"]["tool_calls"][0]["function"]["name"].GetString()) == "f");
   CHECK(calls["choices"][0]["delta"]["tool_calls"][0]["index"].GetInt() == 0);
   CHECK(std::string(last["choices"][0]["finish_reason"].GetString()) == "tool_calls");
+}
+
+TEST_CASE("an entry that cannot be served is a miss, never a crash", "[cache]") {
+  // What a store returns is hostile (a file anyone may edit, a shared Redis).
+  auto c = open_response_cache(":memory:");
+  std::vector<CachedReply> bad(5, reply("x"));
+  bad[0].completion_json = "not json {";
+  bad[1].completion_json = "[1,2]";
+  bad[2].prompt_tokens = -1;
+  bad[3].completion_tokens = std::numeric_limits<int64_t>::max();  // its sum would overflow
+  bad[4].cost = Money::parse("-5");  // a negative saving
+  for (size_t i = 0; i < bad.size(); ++i) {
+    const std::string key = "bad" + std::to_string(i);
+    REQUIRE(c->put(key, bad[i], kT0));
+    CHECK_FALSE(c->get(key, kT0 + 1).has_value());
+  }
+  REQUIRE(c->put("good", reply("x"), kT0));
+  CHECK(c->get("good", kT0 + 1).has_value());
+  CHECK(c->stats().hits == 1);
+  CHECK(c->stats().saved_nanos == 1'000'000);
 }

@@ -94,6 +94,18 @@ def test_a_hit_reserves_nothing_so_it_passes_a_spent_budget(fake: FakeOpenRouter
     assert m.reserved() == (0, Decimal(0)) and chats(fake) == 1
 
 
+def test_the_emergency_cutoff_refuses_a_hit_too(fake: FakeOpenRouter, tmp_path: Path) -> None:
+    # docs/cost.md: the cutoff refuses every call, free ones included; a cached answer is one.
+    m = manager(fake, ledger=str(tmp_path / "l.sqlite3"), cache=True)
+    m.execute_task_sync(Task(messages=MSG, max_tokens=20))
+    m.cost_tracker.cutoff("runaway agent")
+    with pytest.raises(orroute.EmergencyCutoffError):
+        m.execute_task_sync(Task(messages=MSG, max_tokens=20))
+    m.cost_tracker.resume()
+    assert m.execute_task_sync(Task(messages=MSG, max_tokens=20)).cost == 0  # a hit again
+    assert chats(fake) == 1
+
+
 def test_task_cache_false_skips_it(fake: FakeOpenRouter, tmp_path: Path) -> None:
     m = manager(fake, ledger=str(tmp_path / "l.sqlite3"), cache=True)
     m.execute_task_sync(Task(messages=MSG, max_tokens=20))
@@ -191,6 +203,44 @@ def test_client_cache_hit_miss_sampling_and_opt_out(fake: FakeOpenRouter, tmp_pa
     for _ in range(2):
         sampling.chat.completions.create(model="test/a", messages=MSG, temperature=0.9)
     assert chats(fake) == 6
+
+
+def test_clients_with_other_keys_do_not_share_entries(fake: FakeOpenRouter, tmp_path: Path) -> None:
+    # One cache file (the default location is per user, not per account): a client on another
+    # key (another account, a BYOK end user) never gets the answers asked on this one's.
+    shared = tmp_path / "c.sqlite3"
+    mine = client(fake, cache=ResponseCache(shared))
+    mine.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    other = orroute.OpenRouter(api_key="sk-or-v1-another0123456789abcdef", base_url=fake.base_url,
+                               max_retries=0, cache=ResponseCache(shared))
+    theirs = other.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    assert chats(fake) == 2 and not getattr(theirs, "orroute_cache", None)
+    again = mine.with_options(max_retries=1).chat.completions.create(
+        model="test/a", messages=MSG, temperature=0)
+    assert again.orroute_cache["hit"] is True and chats(fake) == 2  # the same key: a hit
+    rotated = orroute.OpenRouter(api_key=[KEY, "sk-or-v1-second0123456789abcdef"],
+                                 base_url=fake.base_url, max_retries=0, cache=ResponseCache(shared))
+    rotated.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    assert chats(fake) == 3  # another set of keys is another scope
+    assert KEY not in shared.read_bytes().decode("latin-1")  # the scope holds no key
+
+
+@pytest.mark.parametrize("poison", ["not json {", "[1, 2]", '"text"'])
+def test_a_poisoned_entry_is_a_miss_never_a_failed_call(fake: FakeOpenRouter, tmp_path: Path,
+                                                        poison: str) -> None:
+    # The cache file is the user's (or a shared Redis): what it holds is read as hostile.
+    import sqlite3
+
+    path = tmp_path / "c.sqlite3"
+    c = client(fake, cache=ResponseCache(path))
+    first = c.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    with sqlite3.connect(path) as db:
+        assert db.execute("UPDATE response_cache SET completion = ?", (poison,)).rowcount == 1
+    again = c.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    assert again.choices[0].message.content == first.choices[0].message.content
+    assert chats(fake) == 2  # asked upstream again
+    with c.chat.completions.create(model="test/a", messages=MSG, temperature=0, stream=True) as s:
+        assert "".join(ch.choices[0].delta.content or "" for ch in s if ch.choices)
 
 
 def test_client_stream_is_stored_and_replayed(fake: FakeOpenRouter, tmp_path: Path) -> None:

@@ -146,6 +146,19 @@ def test_a_failed_summary_falls_back_to_trimming(fake, tmp_path) -> None:
     assert len(_chats(fake)[-1].json["messages"]) == 4
 
 
+def test_the_summary_is_paid_from_the_task_budget_and_never_exceeds_it(fake, tmp_path) -> None:
+    # A summariser whose worst case is above the task's budget is refused before it is sent
+    # (the older turns are then trimmed): the task and its summary together stay within it.
+    m, tracker = _manager(fake, tmp_path, max_retries=0,
+                          compress={"max_tokens": 1200, "keep_last": 3, "summarize_with": STRONG})
+    budget = Decimal("0.01")
+    r = m.execute_task_sync(Task(id="t", messages=_conversation(), max_tokens=50, budget=budget))
+    assert r.model == STRONG and r.compression.summary is None
+    assert r.compression.summary_error == "BudgetExceededError"
+    assert len(_chats(fake)) == 1  # only the task itself was sent
+    assert sum(x.cost for x in tracker.usage_history()) == r.cost <= budget
+
+
 def test_bad_options_are_refused() -> None:
     with pytest.raises(orroute.InvalidArgumentError):
         Compression()                                         # no threshold

@@ -209,3 +209,28 @@ def test_a_provider_key_it_rejects_is_set_aside_for_its_next_key(tmp_path: Path)
         keys = [r.headers.get("x-api-key") for r in ant.requests]
         assert keys[0] == bad and set(keys[1:]) == {good}  # rejected once, then never sent again
         assert orf.requests == []
+
+
+def test_a_provider_without_a_price_is_never_sent_to_without_a_ledger_either(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic]) -> None:
+    # No ledger, no budget: a provider's reply carries no cost of its own, so a call it cannot
+    # price would be paid for and reported as $0. It is refused like under a budget.
+    orf, ant = fakes
+    env = {"OPENROUTER_API_KEY": OR_KEY, "ANTHROPIC_API_KEY": ANT_KEY,
+           "OPENROUTER_BASE_URL": orf.base_url, "ANTHROPIC_BASE_URL": ant.base_url}
+    toml = {**TWO, "model_map": {MODEL: {"anthropic": NATIVE}}}  # served, but no price for it
+    mgr = AIModelManager(api_key=OR_KEY, base_url=orf.base_url, fallbacks=[MODEL],
+                         providers=parse_providers(toml, env), provider_prices="{}",
+                         refresh_catalog=False, max_retries=0)
+    orf.fail("*", Fault.server_error(503))
+    with pytest.raises(Exception):  # noqa: B017 - whichever error: the point is nothing was sent
+        mgr.execute_task_sync(Task(messages="hi", max_tokens=20))
+    assert ant.requests == []
+    orf.fail("*", None)
+    priced = AIModelManager(api_key=OR_KEY, base_url=orf.base_url, fallbacks=[MODEL],
+                            providers=parse_providers({"providers": {"anthropic": {"priority": 0},
+                                                                     "openrouter": {"priority": 1}}},
+                                                      env),
+                            refresh_catalog=False, max_retries=0)
+    r = priced.execute_task_sync(Task(messages="hi", max_tokens=20))  # priced: sent and charged
+    assert r.provider == "anthropic" and r.cost > 0 and r.cost_source == "provider:anthropic"

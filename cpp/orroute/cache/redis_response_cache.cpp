@@ -114,6 +114,7 @@ class RedisResponseCache final : public ResponseCache {
     out.cost = Money::parse(reply_text(r->element[4]));
     out.stored_at = to_i64(reply_text(r->element[5]));
     out.hits = to_i64(reply_text(r->element[6]));
+    if (!usable_cached_reply(out)) return std::nullopt;  // a poisoned entry: a miss (counted as a hit)
     return out;
   }
 

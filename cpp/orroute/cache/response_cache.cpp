@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 
 namespace orroute {
 
@@ -19,6 +20,19 @@ void check_cache_limits(const CacheLimits& limits) {
   if (limits.ttl_s <= 0) throw InvalidArgument("cache ttl must be > 0 seconds");
   if (limits.max_entries <= 0) throw InvalidArgument("cache max_entries must be > 0");
   if (limits.max_bytes <= 0) throw InvalidArgument("cache max_bytes must be > 0");
+}
+
+bool usable_cached_reply(const CachedReply& reply) {
+  constexpr int64_t kMaxTokens = int64_t{1} << 40;  // far above any context; the sum cannot overflow
+  if (reply.prompt_tokens < 0 || reply.prompt_tokens > kMaxTokens || reply.completion_tokens < 0 ||
+      reply.completion_tokens > kMaxTokens || reply.cost.is_negative()) {
+    return false;
+  }
+  if (static_cast<int64_t>(reply.completion_json.size()) > kMaxCachedReplyBytes) return false;
+  rapidjson::Document d;
+  return parse_json_text(reply.completion_json, d, static_cast<size_t>(kMaxCachedReplyBytes)) ==
+             JsonParse::kOk &&
+         d.IsObject();
 }
 
 namespace {
@@ -87,6 +101,11 @@ class SqliteResponseCache final : public ResponseCache {
     r.cost = Money::parse(text(s, 4));
     r.stored_at = sqlite3_column_int64(s.s, 5);
     r.hits = sqlite3_column_int64(s.s, 6);
+    if (!usable_cached_reply(r)) {  // altered behind the store's back: never served
+      bump("misses", 1);
+      tx.commit();
+      return std::nullopt;
+    }
     Stmt u(db_, "UPDATE response_cache SET hits = hits + 1, used_us = ? WHERE key = ?");
     sqlite3_bind_int64(u.s, 1, now);
     bind(u, 2, key);

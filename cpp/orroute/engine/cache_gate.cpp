@@ -1,5 +1,7 @@
 #include "orroute/engine/cache_gate.h"
 
+#include <exception>
+
 #include "orroute/cache/replay.h"
 #include "orroute/engine/engine_impl.h"
 #include "orroute/error.h"
@@ -26,6 +28,15 @@ std::optional<CachedReply> cache_lookup(const CacheGate& gate, const std::string
     return gate.cache->get(key);
   } catch (const std::exception&) {
     return std::nullopt;  // a cache that fails is a miss, never a failed call
+  }
+}
+
+bool cutoff_refuses_hit(Ledger* ledger) {
+  if (ledger == nullptr) return false;  // no ledger, no cutoff
+  try {
+    return ledger->cutoff().has_value();
+  } catch (const std::exception&) {
+    return true;
   }
 }
 

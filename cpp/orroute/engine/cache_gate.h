@@ -34,6 +34,11 @@ std::string cache_key_for(const CacheGate& gate, const EngineTask& task,
 // The live reply under `key`, or nullopt (a miss, or the store failed). Never throws.
 std::optional<CachedReply> cache_lookup(const CacheGate& gate, const std::string& key);
 
+// Whether the emergency cutoff stands in the way of serving a hit: it refuses every call, free
+// ones included (docs/cost.md). True when `ledger` says a cutoff is engaged or cannot say (money
+// fails closed: the call then goes the ordinary way, whose reservation refuses it). Never throws.
+bool cutoff_refuses_hit(Ledger* ledger);
+
 // The result of a hit: the cached completion (usage.cost 0, and an `orroute_cache` object with
 // `hit` and `saved`), cost 0, cost source "cache". Records the ledger row when `ledger` is set (a
 // failing ledger is not the cache's to report: the row is skipped).

@@ -34,6 +34,10 @@ std::string RoutedPrices::unpriced_reason(const std::string& candidate) const {
          "'): set its prices or leave it to the other providers";
 }
 
+bool RoutedPrices::priced_only(const std::string& candidate) const {
+  return !ProviderRoutes::split(candidate).second.empty();
+}
+
 Charge RoutedPrices::actual(const std::string& candidate, const AttemptResult& r, Money reserved) const {
   const auto [model, provider] = ProviderRoutes::split(candidate);
   if (provider.empty()) return catalog_->actual(model, r, reserved);

@@ -22,6 +22,8 @@ class RoutedPrices final : public PriceBook {
   std::optional<Money> worst_case(const std::string& candidate, int64_t prompt_tokens,
                                   int64_t max_output_tokens) const override;
   std::string unpriced_reason(const std::string& candidate) const override;
+  // Every other provider's candidate: its reply has no usage.cost to charge.
+  bool priced_only(const std::string& candidate) const override;
   // A provider's reply is charged from its usage at its prices; without a usable usage object
   // the whole reservation is charged (money fails closed).
   Charge actual(const std::string& candidate, const AttemptResult& r, Money reserved) const override;

@@ -34,10 +34,12 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     messages_json = json_text(body["messages"]);
     tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
   }
-  // The response cache first: a hit reserves nothing and sends nothing.
+  // The response cache first: a hit reserves nothing and sends nothing; but under the emergency
+  // cutoff it is not served, and the reservation below refuses the call.
   const std::string cache_key =
       cache_key_for(impl_->cache, task, impl_->client->config().base_url, plan.candidates);
-  if (std::optional<CachedReply> hit = cache_lookup(impl_->cache, cache_key)) {
+  std::optional<CachedReply> hit = cache_lookup(impl_->cache, cache_key);
+  if (hit && !cutoff_refuses_hit(ledger_.get())) {
     return serve_cached(*hit, task, std::move(plan), on_chunk, std::move(on_done));
   }
 

@@ -339,6 +339,16 @@ void Run::step_locked() {
       permits_.reserved = true;
       permits_.reservation = hold.id;
       permits_.amount = *worst;
+    } else if (ctx_.prices && ctx_.prices->priced_only(model) &&
+               !ctx_.prices->worst_case(model, prompt_tokens, req_.max_output_tokens)) {
+      // No budget, but nothing would meter this call: refused the same way.
+      release_permits(CallOutcome::kNeutral, now);
+      ++budget_refusals_;
+      budget_message_ = ctx_.prices->unpriced_reason(model);
+      budget_error_ = ErrorKind::kUnpricedModel;
+      skip(model, "unpriced", budget_message_);
+      next_candidate();
+      continue;
     }
 
     // Rate limits: the model's and the key's; wait up to a bound, else move on.

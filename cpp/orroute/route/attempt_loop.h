@@ -129,6 +129,10 @@ class PriceBook {
   virtual std::string unpriced_reason(const std::string& model) const {
     return "model '" + model + "' cannot be priced";
   }
+  // Whether `model` must be priced to be sent even without a budget: its reply carries no cost
+  // of its own (another provider, charged at its own price list), so a call that cannot be
+  // priced would be paid for and reported as $0.
+  virtual bool priced_only(const std::string& /*model*/) const { return false; }
   // The charge of the successful attempt `r` on `model` (reserved: `reserved`). Must not throw.
   virtual Charge actual(const std::string& model, const AttemptResult& r, Money reserved) const = 0;
   // Context window in tokens; nullopt if unknown.
