@@ -105,6 +105,12 @@ def _keyless(core: Any) -> bool:
     return not core.masked_keys() and core.base_url.rstrip("/") == DEFAULT_BASE_URL.rstrip("/")
 
 
+def _own_credentials(headers: Mapping[str, str] | None) -> bool:
+    """A call sent with its own ``Authorization`` (another account): the response cache, scoped
+    by the client's keys, is not used for it."""
+    return bool(headers) and any(str(k).lower() == "authorization" for k in headers)  # type: ignore[union-attr]
+
+
 class _StreamBase:
     def __init__(self, core_stream: Any, observed: Call | None = None,
                  on_complete: Callable[[dict[str, Any]], None] | None = None,
@@ -563,7 +569,8 @@ class _Completions(_CompletionsBase):
         include_usage = _surface.wants_usage_chunk(params)
         observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
         try:
-            cached = c._cache_lookup(model, messages, params, extra_body, cache)
+            cached = c._cache_lookup(model, messages, params, extra_body,
+                                     cache and not _own_credentials(extra_headers))
             if cached is not None and cached.hit is not None:
                 return _cache_hit(cached, observed, stream, asynchronous=False)
             call = c._start_chat(model, messages, stream, params, extra_body, timeout,
@@ -744,7 +751,8 @@ class _AsyncCompletions(_CompletionsBase):
         include_usage = _surface.wants_usage_chunk(params)
         observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
         try:
-            cached = c._cache_lookup(model, messages, params, extra_body, cache)
+            cached = c._cache_lookup(model, messages, params, extra_body,
+                                     cache and not _own_credentials(extra_headers))
             if cached is not None and cached.hit is not None:
                 return _cache_hit(cached, observed, stream, asynchronous=True)
             call = c._start_chat(model, messages, stream, params, extra_body, timeout,

@@ -368,3 +368,11 @@ async def test_cancelling_an_async_call_aborts_it(fake):
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await asyncio.to_thread(fake.wait_until, lambda: fake.open_connections == 0)
+
+
+def test_a_call_with_its_own_authorization_sends_that_key_alone(client, fake):
+    # openai's per-call override: the call's own key replaces the client's, never beside it
+    client.chat.completions.create(
+        model="m/a", messages=MSGS, extra_headers={"Authorization": f"Bearer {KEY_B}"},
+    )
+    assert fake.last_request.headers["authorization"].reveal() == f"Bearer {KEY_B}"

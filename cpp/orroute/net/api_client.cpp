@@ -369,7 +369,10 @@ HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::stri
   req.url = url_for(spec.path);
   req.body = spec.body;
   req.timeouts = spec.timeouts ? *spec.timeouts : (spec.stream ? config_.stream_timeouts : config_.timeouts);
-  if (key) req.headers.add(config_.auth_header, config_.auth_prefix + *key);
+  // A call that carries its own credentials (openai's extra_headers={"Authorization": ...}) is
+  // sent with those alone, never with the ring's key beside them.
+  const bool own_auth = spec.extra_headers.get(config_.auth_header).has_value();
+  if (key && !own_auth) req.headers.add(config_.auth_header, config_.auth_prefix + *key);
   if (!spec.body.empty()) req.headers.add("Content-Type", "application/json");
   req.headers.add("Accept", spec.stream ? "text/event-stream" : "application/json");
   if (!config_.app_url.empty()) req.headers.add("HTTP-Referer", config_.app_url);
