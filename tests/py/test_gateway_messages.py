@@ -242,3 +242,21 @@ def test_routed_to_the_anthropic_provider_when_openrouter_is_down(tmp_path: Path
             assert [r.tags.get("provider") for r in rows] == ["openrouter", "anthropic", "anthropic"]
             assert all(r.project == "agents" and r.cost > 0 for r in rows)
             assert gw.tracker.budget_status(project="agents").spent == sum(r.cost for r in rows)
+
+
+def test_an_answer_cut_by_an_upstream_error_is_not_a_complete_message(
+        gateway: Gateway, key: str, fake: FakeOpenRouter) -> None:
+    """OpenRouter reports a failure mid-generation as a 200 whose choice has ``finish_reason:
+    "error"``; the Messages route must not hand the client the truncated text as a finished turn
+    (``end_turn``), and the upstream's words reach the client without the upstream key."""
+    fake.fail(MODEL, Fault.stream_error(after_tokens=2, message=f"boom {UPSTREAM_KEY}"))
+    try:
+        status, _, raw = call(gateway, "POST", "/v1/messages", {
+            "model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}, key)
+    finally:
+        fake.clear_faults(MODEL)
+    err = json.loads(raw)
+    assert status == 502 and err["type"] == "error", raw
+    assert err["error"]["type"] == "api_error"
+    assert "boom" in err["error"]["message"]
+    assert UPSTREAM_KEY.encode() not in raw and key.encode() not in raw
