@@ -16,7 +16,7 @@ import pytest
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
-from _dropin_util import MODEL, dropin_fixtures, ledger_rows, make_manager
+from _dropin_util import MODEL, UPSTREAM_KEY, dropin_fixtures, ledger_rows, make_manager
 
 import orroute
 from orroute.testing import FakeOpenRouter, Fault
@@ -247,3 +247,26 @@ def test_import_orroute_does_not_import_httpx_or_openai() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_upstream_echoing_its_key_never_shows_it_to_the_caller(
+    manager: Any, fake: FakeOpenRouter
+) -> None:
+    """The manager's upstream key, echoed by the upstream (an error, or a choice's error in a
+    200), is scrubbed as the gateway scrubs its own: the transport's app has no key of its own
+    (the manager holds it), so the app must take the manager's."""
+    client = httpx.Client(transport=orroute.Transport(manager), base_url="http://orroute.invalid/v1")
+    body = {"model": MODEL, "max_tokens": 8, "messages": HI}
+    try:
+        for fault, path in ((Fault.bad_request(f"bad key {UPSTREAM_KEY}"), "/chat/completions"),
+                            (Fault.bad_request(f"bad key {UPSTREAM_KEY}"), "/messages"),
+                            (Fault.stream_error(after_tokens=1, message=f"boom {UPSTREAM_KEY}"),
+                             "/chat/completions")):
+            fake.fail(MODEL, fault)
+            r = client.post(path, json=body)
+            assert r.status_code in (200, 400, 502), r.content
+            assert b"bad key" in r.content or b"boom" in r.content
+            assert UPSTREAM_KEY.encode() not in r.content
+    finally:
+        fake.clear_faults(MODEL)
+        client.close()

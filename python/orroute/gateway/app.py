@@ -93,7 +93,9 @@ class GatewayApp:
         self._streams: set[Any] = set()  # the engine runs being relayed
         self._paused_before = 0
         self.requests = 0
-        self._secrets = [k.encode() for k in settings.api_keys()]
+        # the settings' keys and the manager's (in process, the transport's app has none itself)
+        self._secrets = [k.encode() for k in dict.fromkeys(
+            [*settings.api_keys(), *self.observe.secrets])]
         self._openapi: bytes | None = None
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
