@@ -260,3 +260,17 @@ def test_an_answer_cut_by_an_upstream_error_is_not_a_complete_message(
     assert err["error"]["type"] == "api_error"
     assert "boom" in err["error"]["message"]
     assert UPSTREAM_KEY.encode() not in raw and key.encode() not in raw
+
+
+def test_a_body_that_is_not_utf8_is_a_400(gateway: Gateway, key: str,
+                                          fake: FakeOpenRouter) -> None:
+    """Invalid UTF-8 is refused as the chat route refuses it, not relayed upstream with the bad
+    bytes silently replaced by U+FFFD."""
+    sent = fake.request_count
+    raw = b'{"model":"%s","max_tokens":8,"messages":[{"role":"user","content":"\xff\xc3"}]}' % (
+        MODEL.encode())
+    status, _, body = call(gateway, "POST", "/v1/messages", key=key, raw=raw)
+    err = json.loads(body)
+    assert status == 400 and err["error"]["type"] == "invalid_request_error", body
+    assert "UTF-8" in err["error"]["message"]
+    assert fake.request_count == sent
