@@ -270,3 +270,25 @@ def test_an_upstream_echoing_its_key_never_shows_it_to_the_caller(
     finally:
         fake.clear_faults(MODEL)
         client.close()
+
+
+def test_an_upstream_that_stalls_mid_stream_ends_with_httpx_read_timeout(
+    manager: Any, fake: FakeOpenRouter
+) -> None:
+    """The caller's httpx read timeout holds in process as over a socket: a stream whose upstream
+    goes silent raises ``httpx.ReadTimeout`` (openai: APITimeoutError) instead of waiting for
+    the engine's own, much longer, timeout; the run is cancelled and the next call works."""
+    fake.fail(MODEL, Fault.hang(after_tokens=2))
+    body = {"model": MODEL, "max_tokens": 50, "stream": True, "messages": HI}
+    try:
+        with httpx.Client(transport=orroute.Transport(manager), timeout=httpx.Timeout(5, read=0.5),
+                          base_url="http://orroute.invalid/v1") as client:
+            with pytest.raises(httpx.ReadTimeout), \
+                    client.stream("POST", "/chat/completions", json=body) as r:
+                assert r.status_code == 200
+                for _ in r.iter_bytes():
+                    pass
+            fake.clear_faults(MODEL)
+            assert client.post("/chat/completions", json={**body, "stream": False}).status_code == 200
+    finally:
+        fake.clear_faults(MODEL)
