@@ -144,6 +144,11 @@ class Observer:
         self._hooks[hook].append(callback)
         return callback
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The keys this observer masks (for another component that must scrub the same)."""
+        return self._secrets
+
     def mask(self, keys: Iterable[str]) -> list[str]:
         """Remembers ``keys`` as secrets to mask in logs; returns them as a list."""
         keys = list(keys)

@@ -131,10 +131,28 @@ def _error_head(status: int, message: str, type_: str) -> bytes:
             % (status, len(body), body))
 
 
+def _read_timeout(request: httpx.Request) -> float | None:
+    """The caller's httpx read timeout (None: wait as long as the engine does)."""
+    timeout = request.extensions.get("timeout")
+    read = timeout.get("read") if isinstance(timeout, dict) else None
+    return float(read) if isinstance(read, (int, float)) and read > 0 else None
+
+
+async def _next_within(pipe: Pipe, task: Any, request: httpx.Request) -> bytes:
+    """``next_chunk`` under the caller's read timeout, as a socket read would be: a silent
+    upstream raises ``httpx.ReadTimeout`` and the run is stopped (its hold released)."""
+    try:
+        return await asyncio.wait_for(next_chunk(pipe, task), _read_timeout(request))
+    except TimeoutError:
+        await abort(pipe, task)
+        raise httpx.ReadTimeout("no data within the read timeout", request=request) from None
+
+
 class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, pipe: Pipe, task: Any) -> None:
+    def __init__(self, pipe: Pipe, task: Any, request: httpx.Request) -> None:
         self._pipe = pipe
         self._task = task
+        self._request = request
         self._loop = asyncio.get_running_loop()
 
     def __del__(self) -> None:
@@ -142,7 +160,7 @@ class _AsyncBody(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
-            data = await next_chunk(self._pipe, self._task)
+            data = await _next_within(self._pipe, self._task, self._request)
             if not data:
                 return
             yield data
@@ -215,14 +233,16 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         body = await request.aread()
         pipe, task = await self._handler.open(request, body)
         _raise_network_failure(pipe, request)
-        return _response(pipe, _AsyncBody(pipe, task))
+        return _response(pipe, _AsyncBody(pipe, task, request))
 
 
 class _SyncBody(httpx.SyncByteStream):
-    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: Pipe, task: Any) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: Pipe, task: Any,
+                 request: httpx.Request) -> None:
         self._loop = loop
         self._pipe = pipe
         self._task = task
+        self._request = request
 
     def __del__(self) -> None:
         abandon(self._loop, self._pipe, self._task)
@@ -234,7 +254,7 @@ class _SyncBody(httpx.SyncByteStream):
                 if data:
                     yield data
                 return
-            data = _run(self._loop, next_chunk(self._pipe, self._task))
+            data = _run(self._loop, _next_within(self._pipe, self._task, self._request))
             if not data:
                 return
             yield data
@@ -294,7 +314,7 @@ class Transport(httpx.BaseTransport):
         loop = _shared_loop()
         pipe, task = _run(loop, self._handler.open(request, body))
         _raise_network_failure(pipe, request)
-        return _response(pipe, _SyncBody(loop, pipe, task))
+        return _response(pipe, _SyncBody(loop, pipe, task, request))
 
     def close(self) -> None:
         """Cancels this transport's requests still running (their reservations are released)."""

@@ -242,3 +242,35 @@ def test_routed_to_the_anthropic_provider_when_openrouter_is_down(tmp_path: Path
             assert [r.tags.get("provider") for r in rows] == ["openrouter", "anthropic", "anthropic"]
             assert all(r.project == "agents" and r.cost > 0 for r in rows)
             assert gw.tracker.budget_status(project="agents").spent == sum(r.cost for r in rows)
+
+
+def test_an_answer_cut_by_an_upstream_error_is_not_a_complete_message(
+        gateway: Gateway, key: str, fake: FakeOpenRouter) -> None:
+    """OpenRouter reports a failure mid-generation as a 200 whose choice has ``finish_reason:
+    "error"``; the Messages route must not hand the client the truncated text as a finished turn
+    (``end_turn``), and the upstream's words reach the client without the upstream key."""
+    fake.fail(MODEL, Fault.stream_error(after_tokens=2, message=f"boom {UPSTREAM_KEY}"))
+    try:
+        status, _, raw = call(gateway, "POST", "/v1/messages", {
+            "model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}, key)
+    finally:
+        fake.clear_faults(MODEL)
+    err = json.loads(raw)
+    assert status == 502 and err["type"] == "error", raw
+    assert err["error"]["type"] == "api_error"
+    assert "boom" in err["error"]["message"]
+    assert UPSTREAM_KEY.encode() not in raw and key.encode() not in raw
+
+
+def test_a_body_that_is_not_utf8_is_a_400(gateway: Gateway, key: str,
+                                          fake: FakeOpenRouter) -> None:
+    """Invalid UTF-8 is refused as the chat route refuses it, not relayed upstream with the bad
+    bytes silently replaced by U+FFFD."""
+    sent = fake.request_count
+    raw = b'{"model":"%s","max_tokens":8,"messages":[{"role":"user","content":"\xff\xc3"}]}' % (
+        MODEL.encode())
+    status, _, body = call(gateway, "POST", "/v1/messages", key=key, raw=raw)
+    err = json.loads(body)
+    assert status == 400 and err["error"]["type"] == "invalid_request_error", body
+    assert "UTF-8" in err["error"]["message"]
+    assert fake.request_count == sent

@@ -16,7 +16,7 @@ import pytest
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
-from _dropin_util import MODEL, dropin_fixtures, ledger_rows, make_manager
+from _dropin_util import MODEL, UPSTREAM_KEY, dropin_fixtures, ledger_rows, make_manager
 
 import orroute
 from orroute.testing import FakeOpenRouter, Fault
@@ -247,3 +247,48 @@ def test_import_orroute_does_not_import_httpx_or_openai() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_upstream_echoing_its_key_never_shows_it_to_the_caller(
+    manager: Any, fake: FakeOpenRouter
+) -> None:
+    """The manager's upstream key, echoed by the upstream (an error, or a choice's error in a
+    200), is scrubbed as the gateway scrubs its own: the transport's app has no key of its own
+    (the manager holds it), so the app must take the manager's."""
+    client = httpx.Client(transport=orroute.Transport(manager), base_url="http://orroute.invalid/v1")
+    body = {"model": MODEL, "max_tokens": 8, "messages": HI}
+    try:
+        for fault, path in ((Fault.bad_request(f"bad key {UPSTREAM_KEY}"), "/chat/completions"),
+                            (Fault.bad_request(f"bad key {UPSTREAM_KEY}"), "/messages"),
+                            (Fault.stream_error(after_tokens=1, message=f"boom {UPSTREAM_KEY}"),
+                             "/chat/completions")):
+            fake.fail(MODEL, fault)
+            r = client.post(path, json=body)
+            assert r.status_code in (200, 400, 502), r.content
+            assert b"bad key" in r.content or b"boom" in r.content
+            assert UPSTREAM_KEY.encode() not in r.content
+    finally:
+        fake.clear_faults(MODEL)
+        client.close()
+
+
+def test_an_upstream_that_stalls_mid_stream_ends_with_httpx_read_timeout(
+    manager: Any, fake: FakeOpenRouter
+) -> None:
+    """The caller's httpx read timeout holds in process as over a socket: a stream whose upstream
+    goes silent raises ``httpx.ReadTimeout`` (openai: APITimeoutError) instead of waiting for
+    the engine's own, much longer, timeout; the run is cancelled and the next call works."""
+    fake.fail(MODEL, Fault.hang(after_tokens=2))
+    body = {"model": MODEL, "max_tokens": 50, "stream": True, "messages": HI}
+    try:
+        with httpx.Client(transport=orroute.Transport(manager), timeout=httpx.Timeout(5, read=0.5),
+                          base_url="http://orroute.invalid/v1") as client:
+            with pytest.raises(httpx.ReadTimeout), \
+                    client.stream("POST", "/chat/completions", json=body) as r:
+                assert r.status_code == 200
+                for _ in r.iter_bytes():
+                    pass
+            fake.clear_faults(MODEL)
+            assert client.post("/chat/completions", json={**body, "stream": False}).status_code == 200
+    finally:
+        fake.clear_faults(MODEL)

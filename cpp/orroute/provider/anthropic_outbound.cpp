@@ -106,6 +106,12 @@ std::string anthropic_message_from_chat(std::string_view completion_json) {
   if (!u.token_problem.empty()) throw ParseError("chat completion: usage." + u.token_problem);
   const Value* message = json_member(*choice, "message");
   if (message == nullptr || !message->IsObject()) throw ParseError("chat completion: choices[0].message missing");
+  if (json_string(*choice, "finish_reason").value_or("") == "error") {
+    // OpenRouter's failure after output began: the text so far is not a finished turn
+    const Value* error = json_member(*choice, "error");
+    const auto said = error ? json_string(*error, "message") : std::nullopt;
+    throw ParseError("the upstream failed mid-answer: " + std::string(said.value_or("no reason given")));
+  }
 
   rapidjson::StringBuffer buf;
   Writer w(buf);

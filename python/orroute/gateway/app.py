@@ -93,7 +93,9 @@ class GatewayApp:
         self._streams: set[Any] = set()  # the engine runs being relayed
         self._paused_before = 0
         self.requests = 0
-        self._secrets = [k.encode() for k in settings.api_keys()]
+        # the settings' keys and the manager's (in process, the transport's app has none itself)
+        self._secrets = [k.encode() for k in dict.fromkeys(
+            [*settings.api_keys(), *self.observe.secrets])]
         self._openapi: bytes | None = None
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
@@ -182,7 +184,8 @@ class GatewayApp:
         conn.write(head_bytes(status, headers, length=len(body), close=close) + body)
 
     def _scrub(self, data: bytes) -> bytes:
-        """Removes the upstream key(s) from bytes that came from upstream (error bodies)."""
+        """Removes the upstream key(s) from bytes that came from upstream (error bodies, and
+        answers whose choice carries the upstream's error)."""
         for secret in self._secrets:
             if secret in data:
                 data = data.replace(secret, b"[redacted]")
@@ -447,7 +450,8 @@ class GatewayApp:
             out = ChatOutcome(res["model"], _sent(res["attempts"]))
             extra = out.headers()
             if res["ok"]:
-                self._send(conn, 200, pending.body(), close, extra)
+                # a 200 can carry upstream words too (a choice's error): scrubbed like errors
+                self._send(conn, 200, self._scrub(pending.body()), close, extra)
                 return out
             status, payload, headers = self._failure(res, key.project)
             self._send(conn, status, payload, close, extra + headers)

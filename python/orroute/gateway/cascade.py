@@ -84,10 +84,12 @@ def _request_options(body: Mapping[str, Any]) -> tuple[list[str] | None, list[st
     stages = ext.get("stages")
     if stages is not None and not (
             isinstance(stages, list) and 1 <= len(stages) <= MAX_STAGES
-            and all(isinstance(m, str) and m.strip() and len(m) <= 200 for m in stages)
+            and all(isinstance(m, str) and m.strip() and len(m) <= 200 and m.isprintable()
+                    for m in stages)
             and len(set(stages)) == len(stages)):
         raise bad_field("orroute.stages",
-                        f"'orroute.stages' must be 1 to {MAX_STAGES} distinct model ids")
+                        f"'orroute.stages' must be 1 to {MAX_STAGES} distinct model ids "
+                        "(printable, at most 200 characters)")
     verifiers = ext.get("verifiers")
     if verifiers is not None:
         if not isinstance(verifiers, list) or not all(isinstance(v, str) for v in verifiers):

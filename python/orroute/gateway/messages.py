@@ -120,7 +120,11 @@ async def serve_messages(app: Any, conn: Connection, raw: RawRequest, close: boo
         from .validate import validate_chat
 
         try:
-            chat_text = _core.chat_request_from_anthropic(raw.body.decode("utf-8", "replace"))
+            text = raw.body.decode("utf-8")
+        except UnicodeDecodeError:  # refused, as the chat route does: not relayed half-replaced
+            raise HttpError(400, "body: not valid UTF-8", param="body") from None
+        try:
+            chat_text = _core.chat_request_from_anthropic(text)
         except InvalidArgumentError as e:
             raise HttpError(400, str(e), param=str(e).split(" ", 1)[0].strip(":")) from None
         chat = validate_chat(loads(chat_text), chat_text)
