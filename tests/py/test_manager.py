@@ -239,6 +239,17 @@ def test_stream_task_falls_back_before_the_first_chunk(fake):
     assert chunks and all(c.get("model", "test/b") == "test/b" for c in chunks)
 
 
+
+def test_a_stream_event_that_is_not_json_fails_the_stream_as_in_the_client(fake):
+    # mid-stream garbage is not skipped: the answer would look complete while it is not
+    fake.fail("test/a", Fault.malformed_json(after_tokens=2))
+
+    async def main():
+        return [c async for c in manager(fake, max_retries=0).stream_task(Task(messages="x"))]
+
+    with pytest.raises(orroute.OrRouteError, match="not a JSON object"):
+        asyncio.run(main())
+
 def test_metrics_and_health_report_per_model_figures(fake):
     fake.fail("test/a", Fault.server_error(), times=1)
     m = manager(fake, max_retries=1)

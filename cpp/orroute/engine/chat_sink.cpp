@@ -61,7 +61,10 @@ bool ChatSink::take_chunk(const std::string& data) {
     broken_ = std::string("a stream event is ") + json_parse_reason(st);
     return false;
   }
-  if (st != JsonParse::kOk || !chunk.IsObject()) return true;  // tolerate junk events
+  if (st != JsonParse::kOk || !chunk.IsObject()) {  // the client's rule (net/chat_stream.cpp)
+    broken_ = "the server sent a stream event that is not a JSON object";
+    return false;
+  }
   if (!acc_.add(chunk)) return false;
   if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() && !chunk["choices"].Empty()) {
     first_content_ = sender_->clock()->now();
