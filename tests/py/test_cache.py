@@ -225,6 +225,17 @@ def test_clients_with_other_keys_do_not_share_entries(fake: FakeOpenRouter, tmp_
     assert KEY not in shared.read_bytes().decode("latin-1")  # the scope holds no key
 
 
+
+def test_a_call_with_its_own_key_neither_reads_nor_fills_the_cache(fake: FakeOpenRouter,
+                                                                   tmp_path: Path) -> None:
+    # extra_headers={"Authorization": ...} is another account: not this client's scope
+    mine = client(fake, cache=ResponseCache(tmp_path / "c.sqlite3"))
+    mine.chat.completions.create(model="test/a", messages=MSG, temperature=0)
+    own = {"Authorization": "Bearer sk-or-v1-another0123456789abcdef"}
+    theirs = mine.chat.completions.create(model="test/a", messages=MSG, temperature=0,
+                                          extra_headers=own)
+    assert chats(fake) == 2 and not getattr(theirs, "orroute_cache", None)
+
 @pytest.mark.parametrize("poison", ["not json {", "[1, 2]", '"text"'])
 def test_a_poisoned_entry_is_a_miss_never_a_failed_call(fake: FakeOpenRouter, tmp_path: Path,
                                                         poison: str) -> None:
