@@ -21,7 +21,7 @@ from orroute.observe import CallEvent, flush_callbacks
 from orroute.testing import FakeOpenRouter
 
 MODELS = ["test/a", "test/b"]
-KEY = "sk-or-v1-cache0123456789abcdef"
+KEY = "sk-or-v1-test-key-not-real-cache"
 
 
 @pytest.fixture
@@ -211,14 +211,14 @@ def test_clients_with_other_keys_do_not_share_entries(fake: FakeOpenRouter, tmp_
     shared = tmp_path / "c.sqlite3"
     mine = client(fake, cache=ResponseCache(shared))
     mine.chat.completions.create(model="test/a", messages=MSG, temperature=0)
-    other = orroute.OpenRouter(api_key="sk-or-v1-another0123456789abcdef", base_url=fake.base_url,
+    other = orroute.OpenRouter(api_key="sk-or-v1-test-key-not-real-other", base_url=fake.base_url,
                                max_retries=0, cache=ResponseCache(shared))
     theirs = other.chat.completions.create(model="test/a", messages=MSG, temperature=0)
     assert chats(fake) == 2 and not getattr(theirs, "orroute_cache", None)
     again = mine.with_options(max_retries=1).chat.completions.create(
         model="test/a", messages=MSG, temperature=0)
     assert again.orroute_cache["hit"] is True and chats(fake) == 2  # the same key: a hit
-    rotated = orroute.OpenRouter(api_key=[KEY, "sk-or-v1-second0123456789abcdef"],
+    rotated = orroute.OpenRouter(api_key=[KEY, "sk-or-v1-test-key-not-real-second"],
                                  base_url=fake.base_url, max_retries=0, cache=ResponseCache(shared))
     rotated.chat.completions.create(model="test/a", messages=MSG, temperature=0)
     assert chats(fake) == 3  # another set of keys is another scope
@@ -231,7 +231,7 @@ def test_a_call_with_its_own_key_neither_reads_nor_fills_the_cache(fake: FakeOpe
     # extra_headers={"Authorization": ...} is another account: not this client's scope
     mine = client(fake, cache=ResponseCache(tmp_path / "c.sqlite3"))
     mine.chat.completions.create(model="test/a", messages=MSG, temperature=0)
-    own = {"Authorization": "Bearer sk-or-v1-another0123456789abcdef"}
+    own = {"Authorization": "Bearer sk-or-v1-test-key-not-real-other"}
     theirs = mine.chat.completions.create(model="test/a", messages=MSG, temperature=0,
                                           extra_headers=own)
     assert chats(fake) == 2 and not getattr(theirs, "orroute_cache", None)

@@ -21,7 +21,7 @@ from orroute.observe import CallEvent, flush_callbacks
 from orroute.testing import FakeOpenRouter, Fault
 
 MODELS = ["test/a", "test/b"]
-KEY = "sk-or-v1-observe0123456789abcdef"  # plainly fake
+KEY = "sk-or-v1-test-key-not-real-observe"  # plainly fake
 
 
 @pytest.fixture
