@@ -111,6 +111,30 @@ def _own_credentials(headers: Mapping[str, str] | None) -> bool:
     return bool(headers) and any(str(k).lower() == "authorization" for k in headers)  # type: ignore[union-attr]
 
 
+@dataclass
+class _Opened:
+    """A chat call under way: its observation, its cache lookup (None: no cache), and the sent
+    call (None: answered by the cache)."""
+
+    observed: Call
+    cached: Any
+    stream: bool
+    include_usage: bool
+    call: Any
+
+    @property
+    def store(self) -> Callable[[dict[str, Any]], None] | None:
+        """Where a finished stream's completion goes (the cache), if anywhere."""
+        return self.cached.store if self.cached is not None else None
+
+    def done(self, r: ChatCompletion) -> ChatCompletion:
+        """Caches and reports a finished completion."""
+        if self.cached is not None:
+            self.cached.store(r.model_dump())
+        self.observed.done(**completion_fields(r), result=r)
+        return r
+
+
 class _StreamBase:
     def __init__(self, core_stream: Any, observed: Call | None = None,
                  on_complete: Callable[[dict[str, Any]], None] | None = None,
@@ -513,6 +537,27 @@ class _CompletionsBase:
                                         max_retries, extra_headers, extra_query)
         return call, stream, include_usage
 
+    def _open(self, messages: Any, model: Any, stream: Any, extra_body: Any, extra_headers: Any,
+              extra_query: Any, timeout: Any, max_retries: Any, cache: bool,
+              params: dict[str, Any]) -> _Opened:
+        """The part of ``create`` both clients share: the call observed, the response cache asked
+        (a hit is ``opened.hit``), else the request sent (``opened.call``)."""
+        c = self._client
+        stream = bool(stream) and not _surface.is_omitted(stream)
+        include_usage = _surface.wants_usage_chunk(params)
+        observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
+        try:
+            cached = c._cache_lookup(model, messages, params, extra_body,
+                                     cache and not _own_credentials(extra_headers))
+            if cached is not None and cached.hit is not None:
+                return _Opened(observed, cached, stream, include_usage, None)
+            call = c._start_chat(model, messages, stream, params, extra_body, timeout,
+                                 max_retries, extra_headers, extra_query)
+        except BaseException as e:
+            observed.raised(e)
+            raise
+        return _Opened(observed, cached, stream, include_usage, call)
+
     @property
     def with_raw_response(self) -> _RawCompletions:
         """``with_raw_response.create(...)``: the status and headers too (``.parse()``)."""
@@ -564,29 +609,19 @@ class _Completions(_CompletionsBase):
         With a response cache (``OpenRouter(cache=True)``, see :mod:`orroute.cache`) a repeated
         request is answered from it (``cache=False``: not this call).
         """
-        c = self._client
-        stream = bool(stream) and not _surface.is_omitted(stream)
-        include_usage = _surface.wants_usage_chunk(params)
-        observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
+        o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
+                       max_retries, cache, params)
+        if o.call is None:
+            return _cache_hit(o.cached, o.observed, o.stream, asynchronous=False)
+        if o.stream:
+            return Stream(_engine.stream_of(o.call), o.observed, o.store, o.include_usage)
         try:
-            cached = c._cache_lookup(model, messages, params, extra_body,
-                                     cache and not _own_credentials(extra_headers))
-            if cached is not None and cached.hit is not None:
-                return _cache_hit(cached, observed, stream, asynchronous=False)
-            call = c._start_chat(model, messages, stream, params, extra_body, timeout,
-                                 max_retries, extra_headers, extra_query)
-            if stream:
-                return Stream(_engine.stream_of(call), observed,
-                              cached.store if cached is not None else None, include_usage)
-            call.wait_done()
-            r = ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
+            o.call.wait_done()
+            r = ChatCompletion(_engine.chat_reply(self._client._result(o.call), o.call.status()))
         except BaseException as e:
-            observed.raised(e)
+            o.observed.raised(e)
             raise
-        if cached is not None:
-            cached.store(r.model_dump())
-        observed.done(**completion_fields(r), result=r)
-        return r
+        return o.done(r)
 
     def _finish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:
@@ -746,30 +781,19 @@ class _AsyncCompletions(_CompletionsBase):
         **params: Any,
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
-        c = self._client
-        stream = bool(stream) and not _surface.is_omitted(stream)
-        include_usage = _surface.wants_usage_chunk(params)
-        observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
+        o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
+                       max_retries, cache, params)
+        if o.call is None:
+            return _cache_hit(o.cached, o.observed, o.stream, asynchronous=True)
+        if o.stream:
+            return AsyncStream(_engine.stream_of(o.call), o.observed, o.store, o.include_usage)
         try:
-            cached = c._cache_lookup(model, messages, params, extra_body,
-                                     cache and not _own_credentials(extra_headers))
-            if cached is not None and cached.hit is not None:
-                return _cache_hit(cached, observed, stream, asynchronous=True)
-            call = c._start_chat(model, messages, stream, params, extra_body, timeout,
-                                 max_retries, extra_headers, extra_query)
-            if stream:
-                return AsyncStream(_engine.stream_of(call), observed,
-                                   cached.store if cached is not None else None, include_usage)
-            await _engine.wait(call)
-            r = ChatCompletion(_engine.chat_reply(c._result(call), call.status()))
+            await _engine.wait(o.call)
+            r = ChatCompletion(_engine.chat_reply(self._client._result(o.call), o.call.status()))
         except BaseException as e:
-            observed.raised(e)
+            o.observed.raised(e)
             raise
-        if cached is not None:
-            cached.store(r.model_dump())
-        observed.done(**completion_fields(r), result=r)
-        return r
-
+        return o.done(r)
 
     async def _afinish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:
