@@ -7,6 +7,7 @@
 
 #include "orroute/cost/open_ledger.h"
 #include "orroute/error.h"
+#include "orroute/sqlite_util.h"
 
 namespace orroute {
 
@@ -110,35 +111,13 @@ class SqliteFeedbackStore final : public FeedbackStore {
   }
 
  private:
-  struct Stmt {
-    Stmt(sqlite3* db, const char* sql) {
-      if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) {
-        throw Error(std::string("feedback store: prepare: ") + sqlite3_errmsg(db));
-      }
-    }
-    ~Stmt() { sqlite3_finalize(s); }
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
-    sqlite3_stmt* s = nullptr;
+  struct Stmt : SqliteStmt {
+    Stmt(sqlite3* db, const char* sql) : SqliteStmt(db, sql, "feedback store") {}
   };
 
-  static void bind(Stmt& s, int i, const std::string& v) {
-    sqlite3_bind_text(s.s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  static std::string text(Stmt& s, int col) {
-    const auto* p = sqlite3_column_text(s.s, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(s.s, col)))
-             : std::string();
-  }
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      const std::string msg = err ? err : "unknown error";
-      sqlite3_free(err);
-      throw Error(std::string("feedback store: ") + msg);
-    }
-  }
+  static void bind(Stmt& s, int i, const std::string& v) { sqlite_bind_text(s, i, v); }
+  static std::string text(Stmt& s, int col) { return sqlite_column_text(s, col); }
+  void exec(const char* sql) { sqlite_exec(db_, sql, "feedback store"); }
   [[noreturn]] void fail(const char* what) {
     throw Error(std::string("feedback store: ") + what + ": " + sqlite3_errmsg(db_));
   }
