@@ -35,7 +35,9 @@ def tracker(tmp_path: Path) -> orroute.CostTracker:
     return t
 
 
-def manager(fake: FakeOpenRouter, tracker: orroute.CostTracker, model: str, **kw) -> orroute.AIModelManager:
+def manager(
+    fake: FakeOpenRouter, tracker: orroute.CostTracker, model: str, **kw
+) -> orroute.AIModelManager:
     kw.setdefault("retry_base_delay", 0.001)
     return orroute.AIModelManager(
         api_key="sk-or-test", base_url=fake.base_url, ledger=tracker, fallbacks=[model], **kw
@@ -76,7 +78,9 @@ def test_a_stream_cut_on_a_provider_that_stops_billing_books_what_arrived(fake, 
     assert "OpenAI stops billing" in row.cost_source
     assert row.completion_tokens >= 1 and row.prompt_tokens > 0
     # the prompt plus what arrived, at the catalog's prices: far below the 400-token worst case
-    expected = Decimal(row.prompt_tokens) * Decimal("0.000001") + Decimal(row.completion_tokens) * Decimal("0.000002")
+    expected = Decimal(row.prompt_tokens) * Decimal("0.000001") + Decimal(
+        row.completion_tokens
+    ) * Decimal("0.000002")
     assert row.cost == expected
     assert 0 < row.cost < worst
     assert tracker.total_cost() == row.cost
@@ -112,7 +116,10 @@ def test_a_cancelled_plain_call_the_upstream_received_books_the_worst_case(fake,
     worst = m.plan(task)["estimate"]
     [row] = settled(tracker, fake)
     assert row.outcome == "cancelled"
-    assert row.cost_source == "reservation: cut before the answer arrived; a non-streamed call is billed in full"
+    assert (
+        row.cost_source
+        == "reservation: cut before the answer arrived; a non-streamed call is billed in full"
+    )
     assert row.cost == worst == m.spent()
 
 
