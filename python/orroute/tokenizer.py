@@ -36,7 +36,11 @@ def _utf8_safe(text: str) -> str:
 
 def _special_set(value: _Special) -> list[str] | None:
     """tiktoken's allowed_special / disallowed_special for the core: None is "all"."""
-    return None if isinstance(value, str) and value == "all" else list(value)
+    if isinstance(value, str) and value == "all":
+        return None
+    # In tiktoken's order: it iterates a frozenset of the value, and the error for a disallowed
+    # "" names the first string that matches where "" does (a regex alternation's order).
+    return list(value if isinstance(value, frozenset) else frozenset(value))
 
 
 class Encoding:

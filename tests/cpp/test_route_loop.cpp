@@ -485,3 +485,43 @@ TEST_CASE("start_route refuses bad input", "[route][loop]") {
   REQUIRE_THROWS_AS(start_route(h.ctx, {{}, 1, 1, std::nullopt}, h.sender, nullptr), InvalidArgument);
   REQUIRE_THROWS_AS(start_route(h.ctx, {{"a/1"}, -1, 1, std::nullopt}, h.sender, nullptr), InvalidArgument);
 }
+
+TEST_CASE("an attempt the upstream may bill although it was cut is settled, not released",
+          "[route][loop][money]") {
+  Harness h;
+  AttemptResult cut = failure(0, "first_byte timeout after 300 ms");
+  cut.timed_out = true;
+  cut.abandoned = Abandonment::kClosedByUs;  // the whole request went out, then we hung up
+  h.sender->script["a/1"] = {cut};
+  auto out = h.run({"a/1"}, 10, 20);
+  REQUIRE(out.ok);  // the retry answered
+  // the cut attempt: its reservation (the default PriceBook::abandoned, 0.001 x 30 tokens)
+  REQUIRE(out.abandoned_cost == Money::parse("0.030"));
+  REQUIRE(h.budget.spent == Money::parse("0.030") + out.cost);
+  REQUIRE(h.budget.reserved.is_zero());
+  REQUIRE(h.budget.holds.empty());
+}
+
+TEST_CASE("a failed attempt the upstream did not bill releases its reservation", "[route][loop][money]") {
+  Harness h;
+  h.sender->script["a/1"] = {failure(503), failure(0, "connection reset")};
+  auto out = h.run({"a/1"});
+  REQUIRE(out.ok);
+  REQUIRE(out.abandoned_cost.is_zero());
+  REQUIRE(h.budget.spent == out.cost);
+}
+
+TEST_CASE("what a cut call is charged on: generated tokens or the reservation", "[money][abandoned]") {
+  using A = Abandonment;
+  using B = AbandonedBasis;
+  CHECK(abandoned_basis(A::kClosedByUs, true, "OpenAI") == B::kGenerated);
+  CHECK(abandoned_basis(A::kClosedByUs, true, "anthropic") == B::kGenerated);  // case-insensitive
+  CHECK(abandoned_basis(A::kClosedByUs, true, "Groq") == B::kReservation);      // runs on
+  CHECK(abandoned_basis(A::kClosedByUs, true, "") == B::kReservation);          // unknown: fail closed
+  CHECK(abandoned_basis(A::kClosedByUs, false, "OpenAI") == B::kReservation);   // non-streamed runs on
+  CHECK(abandoned_basis(A::kFailedMidAnswer, true, "Groq") == B::kGenerated);   // it stopped itself
+  CHECK(abandoned_basis(A::kFailedMidAnswer, false, "Groq") == B::kReservation);
+  CHECK_FALSE(cancellation_stops_billing("OpenAIX"));
+  CHECK(abandoned_reason(A::kClosedByUs, B::kReservation, true, "Groq", 7) ==
+        "cancelled after 7 answer tokens; Groq may bill the whole answer");
+}

@@ -267,7 +267,7 @@ def test_stream_is_relayed_before_the_upstream_finishes(gateway: Gateway, key: s
         s.close()
 
 
-def test_client_disconnect_cancels_upstream_and_releases_reservation(
+def test_client_disconnect_cancels_upstream_and_books_what_was_generated(
         gateway: Gateway, fake: FakeOpenRouter) -> None:
     key, _ = gateway.keys.create("disconnect")
     gateway.tracker.set_budget(100, project="disconnect")
@@ -285,6 +285,10 @@ def test_client_disconnect_cancels_upstream_and_releases_reservation(
         time.sleep(0.01)  # the relay task unwinds after the upstream cancel: wait for both
     assert gateway.tracker.budget_status(project="disconnect").reserved == 0
     assert gateway.app is not None and gateway.app.in_flight == 0
+    # the upstream generated part of the answer before the cut: that is booked (docs/cost.md, rule 5)
+    [row] = gateway.tracker.usage_history(project="disconnect")
+    assert row.outcome == "cancelled" and row.cost > 0
+    assert row.cost_source.startswith(("metered: cancelled after", "reservation: cancelled after"))
 
 
 # --- the integration guide's service API ---------------------------------------------------------

@@ -75,6 +75,34 @@ Charge CatalogPrices::actual(const std::string& model, const AttemptResult& r, M
   return c;
 }
 
+Charge CatalogPrices::abandoned(const std::string& model, const AttemptResult& r, Money reserved) const {
+  const AbandonedBasis basis = abandoned_basis(r.abandoned, r.streamed, r.provider);
+  Charge c;
+  c.cost = reserved;
+  c.source = "reservation";
+  if (basis == AbandonedBasis::kGenerated) {
+    ChargeInput in;
+    in.requested = model;
+    in.served = r.served_model;
+    in.shape = shape_;
+    try {
+      in.counted_prompt_tokens = prompt_tokens(model, counted_);
+    } catch (...) {
+      in.counted_prompt_tokens = counted_;
+    }
+    in.counted_completion_tokens = r.counted_output_tokens;
+    in.context_length = context_length(model);
+    in.metered = true;  // our own count of what arrived, priced
+    in.reserved = reserved;
+    const AuditedCharge a = audit_charge(pricer_, in);
+    c.cost = a.cost;
+    c.source = a.source;
+    c.counts = a.counts;
+  }
+  c.problem = abandoned_reason(r.abandoned, basis, r.streamed, r.provider, r.counted_output_tokens);
+  return c;
+}
+
 std::optional<int64_t> CatalogPrices::context_length(const std::string& model) const {
   const ModelInfo* m = catalog_.find(model);
   if (!m || m->context_length <= 0) return std::nullopt;

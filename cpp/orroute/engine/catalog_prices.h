@@ -34,6 +34,7 @@ class CatalogPrices final : public PriceBook {
                                   int64_t max_output_tokens) const override;
   std::string unpriced_reason(const std::string& model) const override;
   Charge actual(const std::string& model, const AttemptResult& r, Money reserved) const override;
+  Charge abandoned(const std::string& model, const AttemptResult& r, Money reserved) const override;
   std::optional<int64_t> context_length(const std::string& model) const override;
 
  private:

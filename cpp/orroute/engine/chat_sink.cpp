@@ -134,6 +134,7 @@ void ChatSink::on_done(const TransferResult& t) {
   AttemptResult r;
   try {
     r = result_of(t);
+    note_abandonment(t, r);
   } catch (const std::exception& e) {
     r = AttemptResult{};
     r.http_status = 502;
@@ -181,6 +182,24 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
   }
   if (status_ != 0) r.provider = provider_;  // a reply came: this provider's breaker takes it
   return r;
+}
+
+void ChatSink::note_abandonment(const TransferResult& t, AttemptResult& r) const {
+  if (r.ok || !t.request_sent) return;
+  const bool answering = status_ >= 200 && status_ < 300;
+  if (status_ != 0 && !answering) return;  // an error reply: OpenRouter bills no failed request
+  // (a transfer we stopped for an upstream error event is the upstream's failure, not ours)
+  const bool we_hung_up = r.cancelled || t.status == TransferStatus::kTimeout || !broken_.empty();
+  if (we_hung_up) {
+    r.abandoned = Abandonment::kClosedByUs;
+  } else if (answering && delivered_) {
+    r.abandoned = Abandonment::kFailedMidAnswer;  // an error event, or the stream just ended
+  } else {
+    return;  // the connection failed with nothing generated that we know of
+  }
+  r.streamed = sender_->stream();
+  if (r.streamed) r.counted_output_tokens = metered_;
+  if (r.provider.empty()) r.provider = acc_.provider().empty() ? provider_ : acc_.provider();
 }
 
 AttemptResult ChatSink::result_for(const TransferResult& t) {

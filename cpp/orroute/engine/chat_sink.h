@@ -64,6 +64,8 @@ class ChatSink final : public Sink {
   // One chat chunk's JSON text: accumulated, metered, handed to the consumer. False: stop reading.
   bool take_chunk(const std::string& data);
   AttemptResult result_for(const TransferResult& t);
+  // Marks a failed attempt the upstream may still bill (AttemptResult::abandoned).
+  void note_abandonment(const TransferResult& t, AttemptResult& r) const;
   static void fill_usage(const Usage& u, AttemptResult& r);
   void read_usage_json(const std::string& json, AttemptResult& r);
   // True when the server rejected this attempt's key (401/402) and another key is left: the key

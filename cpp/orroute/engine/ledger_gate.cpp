@@ -106,6 +106,8 @@ void LedgerGate::settle(uint64_t id, Money actual, const CallInfo& info) {
   rec.cost = actual;
   rec.latency_us = to_us(info.latency);
   rec.attempts = info.attempts;
+  rec.outcome = info.outcome;
+  rec.error_class = info.error_class;
   if (info.charge) {
     rec.cost_source = info.charge->problem.empty()
                           ? info.charge->source

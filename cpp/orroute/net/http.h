@@ -52,6 +52,9 @@ struct TransferResult {
   int http_status = 0;     // 0 if no response head arrived
   std::string error;       // human-readable reason when status != kOk
   bool got_body = false;   // at least one body byte reached the sink
+  // The whole request (head and body) went out: the server may be running it even if no answer
+  // came back (what a cancelled or timed-out call may still be billed for).
+  bool request_sent = false;
 };
 
 const char* to_string(TimeoutKind kind);

@@ -245,9 +245,11 @@ struct Transport::Impl {
   }
 
   // Removes the transfer and reports `result` to its sink.
-  void finish(Transfer* t, const TransferResult& result, bool in_multi = true) {
+  void finish(Transfer* t, const TransferResult& given, bool in_multi = true) {
     auto it = transfers.find(t->id);
     if (it == transfers.end()) return;
+    TransferResult result = given;
+    result.request_sent = whole_request_sent(t);
     std::unique_ptr<Transfer> owned = std::move(it->second);
     transfers.erase(it);
     if (in_multi) curl_multi_remove_handle(multi, owned->easy);
@@ -256,6 +258,17 @@ struct Transport::Impl {
     give_back_easy(owned->easy);
     active_count.fetch_sub(1, std::memory_order_relaxed);
     safe_done(*owned->sink, result);  // last: the sink may submit a retry from here
+  }
+
+  // Whether libcurl wrote the request's head and all of its body (asked before the handle is
+  // reused). A response head proves it as well.
+  static bool whole_request_sent(Transfer* t) {
+    if (t->head_done) return true;
+    long head_bytes = 0;
+    curl_off_t body_bytes = 0;
+    if (curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &head_bytes) != CURLE_OK) return false;
+    if (curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &body_bytes) != CURLE_OK) return false;
+    return head_bytes > 0 && body_bytes >= static_cast<curl_off_t>(t->request.body.size());
   }
 
   // Every callback into a sink or a posted function runs on the transport thread: an exception

@@ -85,6 +85,10 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   void on_attempt_locked(AttemptResult r, uint64_t generation);
   void fail_internal(const char* what) noexcept;
   void release_permits(CallOutcome outcome, Instant now);
+  // Books an attempt the upstream may bill although it was cut (r.abandoned), in place of
+  // releasing its reservation.
+  void settle_abandoned(const std::string& model, const AttemptResult& r, ErrorClass cls,
+                        Duration latency);
   void settle_breakers(const std::string& model, const AttemptResult& r, CallOutcome outcome,
                        Instant now);
   void skip(const std::string& model, const std::string& why, std::string message = {});
@@ -395,6 +399,26 @@ void Run::step_locked() {
   }
 }
 
+void Run::settle_abandoned(const std::string& model, const AttemptResult& r, ErrorClass cls,
+                           Duration latency) {
+  if (!permits_.reserved || !ctx_.budget) return;
+  const Charge charge = ctx_.prices ? ctx_.prices->abandoned(model, r, permits_.amount)
+                                    : PriceBook::reserved_charge(permits_.amount);
+  AttemptResult booked = r;  // the counts charged are the counts recorded
+  if (charge.counts) {
+    booked.input_tokens = charge.counts->prompt_tokens;
+    booked.output_tokens = charge.counts->completion_tokens;
+  } else {  // booked at the reservation: record the prompt we sent and what arrived, if anything
+    booked.input_tokens = ctx_.prices ? ctx_.prices->prompt_tokens(model, req_.prompt_tokens) : req_.prompt_tokens;
+    booked.output_tokens = r.counted_output_tokens;
+  }
+  BudgetGate::CallInfo info{model, &booked, latency, static_cast<int>(outcome_.attempts.size()) + 1, &charge,
+                            cls == ErrorClass::kCancelled ? "cancelled" : "error", to_string(cls)};
+  ctx_.budget->settle(permits_.reservation, charge.cost, info);
+  permits_.reserved = false;  // booked: release_permits must not give it back
+  outcome_.abandoned_cost += charge.cost;
+}
+
 void Run::on_attempt(AttemptResult r, uint64_t generation) noexcept {
   try {
     on_attempt_locked(std::move(r), generation);
@@ -440,7 +464,7 @@ void Run::on_attempt_locked(AttemptResult r, uint64_t generation) {
     const Money cost = charge.cost;
     if (permits_.reserved && ctx_.budget) {
       BudgetGate::CallInfo info{model, &r, rec.latency,
-                                static_cast<int>(outcome_.attempts.size()) + 1, &charge};
+                                static_cast<int>(outcome_.attempts.size()) + 1, &charge, "ok", ""};
       ctx_.budget->settle(permits_.reservation, cost, info);
     }
     permits_.reserved = false;
@@ -465,11 +489,13 @@ void Run::on_attempt_locked(AttemptResult r, uint64_t generation) {
   }
 
   // Failure. The request reached the server (or tried to): it counts against the rate limits
-  // with its input tokens; the reservation is released (failed calls are not billed).
+  // with its input tokens. The reservation is released (failed calls are not billed), unless the
+  // upstream got the call and may bill it although it was cut: then that is booked.
   ErrorClass cls = r.cancelled ? ErrorClass::kCancelled
                                : classify(r.http_status, r.timed_out, r.error_message);
   const bool outage = counts_as_outage(cls);
   if (cls != ErrorClass::kCancelled && r.content_delivered) cls = ErrorClass::kStreamBroken;
+  if (r.abandoned != Abandonment::kNone) settle_abandoned(model, r, cls, rec.latency);
   if (permits_.ticket) {
     const int64_t sent_tokens =
         ctx_.prices ? ctx_.prices->prompt_tokens(model, req_.prompt_tokens) : req_.prompt_tokens;

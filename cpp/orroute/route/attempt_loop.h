@@ -21,6 +21,7 @@
 
 #include "orroute/catalog/money.h"
 #include "orroute/catalog/pricing.h"
+#include "orroute/cost/abandoned_calls.h"
 #include "orroute/error.h"
 #include "orroute/route/clock.h"
 #include "orroute/route/metrics.h"
@@ -63,6 +64,11 @@ struct AttemptResult {
   // The upstream the reply names: the top-level "provider" of a completion ("OpenAI", "Together"),
   // or error.metadata.provider_name of an error; "" when the reply names none or none arrived.
   std::string provider;
+  // The upstream got the whole request but the attempt ended without a usable answer in a way
+  // it may still bill (cost/abandoned_calls.h); `streamed` says counted_output_tokens holds what
+  // arrived.
+  Abandonment abandoned = Abandonment::kNone;
+  bool streamed = false;
 };
 
 // Sends one attempt. `done` must be called exactly once, from any thread; the returned function
@@ -107,6 +113,8 @@ class BudgetGate {
     Duration latency{0};
     int attempts = 1;
     const Charge* charge = nullptr;
+    std::string outcome = "ok";  // the ledger row's outcome: "ok", or "cancelled"/"error" when
+    std::string error_class;     // an abandoned attempt is billed (with the error's class)
   };
   // Reserves `worst_case` for a call to `model`; atomic check-and-reserve. Must not throw.
   virtual Hold reserve(const std::string& model, Money worst_case) = 0;
@@ -135,6 +143,15 @@ class PriceBook {
   virtual bool priced_only(const std::string& /*model*/) const { return false; }
   // The charge of the successful attempt `r` on `model` (reserved: `reserved`). Must not throw.
   virtual Charge actual(const std::string& model, const AttemptResult& r, Money reserved) const = 0;
+  // The charge of an attempt the upstream may bill although it failed (r.abandoned != kNone):
+  // what it generated when that is known, else the reservation. Must not throw.
+  virtual Charge abandoned(const std::string& /*model*/, const AttemptResult& /*r*/, Money reserved) const {
+    return reserved_charge(reserved);
+  }
+  // The whole reservation, when what a cut call generated cannot be known.
+  static Charge reserved_charge(Money reserved) {
+    return Charge{reserved, "reservation", "the call was cut and what it generated is unknown", std::nullopt};
+  }
   // Context window in tokens; nullopt if unknown.
   virtual std::optional<int64_t> context_length(const std::string& model) const = 0;
   // Prompt tokens of the request for `model` (tokenizers differ by family); `counted` is the
@@ -207,6 +224,7 @@ struct RouteOutcome {
   std::string model;                      // model that answered (ok) or last tried
   AttemptResult result;                   // last attempt's result
   Money cost;                             // settled cost (ok)
+  Money abandoned_cost;                   // settled for attempts cut after the upstream got them
   Charge charge;                          // where `cost` came from (ok)
   std::vector<AttemptRecord> attempts;
 };

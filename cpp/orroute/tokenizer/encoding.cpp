@@ -145,7 +145,13 @@ std::optional<std::pair<size_t, size_t>> StringSetMatcher::find(std::string_view
     }
     return std::nullopt;
   };
-  if (lengths_.back() == 0) return match_at(from);  // "" matches at once
+  if (lengths_.back() == 0) {
+    // "" matches at once, so the match is at `from`; which string it names follows the order
+    // given, as a regex alternation does (tiktoken's error names that one).
+    for (size_t i = 0; i < strings_.size(); ++i) {
+      if (text.substr(from).starts_with(strings_[i])) return std::pair{from, i};
+    }
+  }
   for (size_t pos = from; pos < n; ++pos) {
     if (single_first_ >= 0) {
       const void* hit = std::memchr(text.data() + pos, single_first_, n - pos);
