@@ -200,6 +200,9 @@ _BOOTSTRAP = (
     "resource.setrlimit(resource.RLIMIT_AS, (mem, mem))\n"
     "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
     "resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))\n"
+    # no new processes or threads (fork bombs, daemons outliving the check); root ignores it, so
+    # the parent also kills the whole process group once the child is gone
+    "resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))\n"
     "os.execv(sys.argv[3], [sys.argv[3], '-I', '-B', sys.argv[4]])\n"
 )
 
@@ -226,6 +229,7 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 return Verdict("fail", 0.0, f"timed out after {timeout:g} s", "code")
+            _kill_leftovers(proc.pid)
             err.seek(max(0, os.fstat(err.fileno()).st_size - 65536))
             tail = err.read(65536)
     if proc.returncode == 0:
@@ -251,6 +255,17 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     except (ProcessLookupError, PermissionError):
         proc.kill()
     proc.wait()
+
+
+def _kill_leftovers(pgid: int) -> None:
+    """Kills whatever the child left running in its process group (a forked process that
+    outlived it). The group id stays reserved while members live, so this cannot hit others."""
+    import signal
+
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def answer_key(content: str) -> str:
