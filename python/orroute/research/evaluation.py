@@ -522,6 +522,7 @@ def evaluate(
     speed: bool = True,
     cascade: bool = True,
     cost_share: bool = False,
+    paths: dict[str, str] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Runs the held-out evaluation, prints the report, optionally writes PNG plots.
@@ -530,7 +531,10 @@ def evaluate(
         datasets: bundled outcome tables to evaluate ("routerbench", "mmlu"), and "gsm8k"
             (verify-then-escalate cascades on the shared GSM8K development set,
             ``orroute.research.verify_eval``), "selfconsistency" (what k agreeing cheap samples
-            buy, on the shared RouterDC GSM8K table: ``orroute.research.self_consistency``).
+            buy, on the shared RouterDC GSM8K table: ``orroute.research.self_consistency``),
+            "mtbench" (RouteLLM's MT-Bench judgements: ``orroute.research.mt_bench``),
+            "routerbench-verified" (RouterBench cascades with a sandboxed code check on MBPP:
+            ``orroute.research.verified_routerbench``; needs sanitized MBPP's tests).
         folds: cross-validation folds (prompts are split, never individual rows).
         seed: fold assignment and random-baseline seed.
         out_dir: directory for PNG plots (needs matplotlib); None = no plots.
@@ -540,6 +544,9 @@ def evaluate(
             ~1 min).
         cost_share: also check that a requested cost share, chosen on the training folds,
             holds on the held-out folds (``share_transfer``; nested CV, a few minutes on MMLU).
+        paths: data files that are not bundled: ``"mbpp"`` (sanitized MBPP's JSON, for
+            "routerbench-verified"), ``"mtbench"`` (a RouteLLM ``evals/mt_bench`` directory or the
+            compact table; default ``bench/data/mt_bench/``).
         **options: LearnedRouter.fit options.
 
     Returns:
@@ -550,11 +557,24 @@ def evaluate(
     import numpy as np
 
     results: dict[str, Any] = {}
+    paths = paths or {}
     for name in datasets:
         if name == "selfconsistency":  # shared data: k cheap samples must agree (self_consistency.py)
             from .self_consistency import evaluate_self_consistency
 
             results[name] = evaluate_self_consistency(verbose=verbose)
+            continue
+        if name == "mtbench":  # RouteLLM's MT-Bench judgements (bench/data/mt_bench)
+            from .mt_bench import evaluate_mt_bench
+
+            results[name] = evaluate_mt_bench(folds=folds, seed=seed, path=paths.get("mtbench"),
+                                              verbose=verbose)
+            continue
+        if name == "routerbench-verified":  # cascades with the MBPP code check (code_check.py)
+            from .verified_routerbench import evaluate_verified_routerbench
+
+            results[name] = evaluate_verified_routerbench(
+                folds=folds, seed=seed, mbpp_path=paths.get("mbpp"), verbose=verbose)
             continue
         if name == "gsm8k":  # shared data, not bundled: verify-then-escalate cascades
             from .verify_eval import evaluate_gsm8k

@@ -1,0 +1,97 @@
+"""Research code of issue 19: the MBPP code check's test binding and cache, verified chains, the
+MT-Bench loader (RouteLLM's judgement files)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from orroute.research import code_check as cc
+from orroute.research import mt_bench as mt
+from orroute.research.verified_routerbench import simulate_verified, verified_chains
+from orroute.verify import extract_code
+
+
+def test_the_test_is_bound_to_the_answers_function_when_it_used_another_name() -> None:
+    test = "assert remove_Occ('hello', 'l') == 'heo'"
+    assert cc.called_function(test) == "remove_Occ"
+    assert cc.called_function("assert len(x) == sorted(y)") is None  # builtins only
+    answer = "def helper(s):\n    return s\n\ndef remove_occurrences(s, ch):\n    return s\n"
+    assert cc.bind_entry_point(answer, "remove_Occ") == "remove_Occ = remove_occurrences\n"
+    assert cc.bind_entry_point("def remove_Occ(s, c): pass", "remove_Occ") == ""
+    assert cc.bind_entry_point("def (:", "remove_Occ") == ""  # unparsable: left to fail
+    suite = cc.test_suite(answer, [test], ["import math"])
+    assert suite.splitlines() == ["import math", "remove_Occ = remove_occurrences", "", test]
+
+
+def test_answers_are_run_in_the_sandbox_once_then_read_from_the_cache(tmp_path) -> None:
+    right = "```python\ndef add_two(a, b):\n    return a + b\n```"
+    wrong = "```python\ndef add_two(a, b):\n    return a - b\n```"
+    hang = "```python\ndef add(a, b):\n    while True: pass\n```"
+    answers = [right, wrong, "no code", hang]
+    suites = [cc.test_suite(extract_code(a), ["assert add(2, 3) == 5"], [])
+              for a in answers]
+    path = str(tmp_path / "runs.json")
+    cache = cc.RunCache(path)
+    assert cc.check_answers(answers, suites, cache) == [True, False, False, False]
+    stored = json.loads((tmp_path / "runs.json").read_text())
+    assert len(stored) == 3  # "no code" is never run
+    # a cache that says otherwise is believed: nothing runs again
+    flipped = {k: not v for k, v in stored.items()}
+    (tmp_path / "runs.json").write_text(json.dumps(flipped))
+    assert cc.check_answers(answers, suites, cc.RunCache(path)) == [False, True, False, True]
+
+
+def test_a_verified_chain_accepts_the_first_passing_answer_and_pays_every_call() -> None:
+    s = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    c = np.array([[1.0, 2.0, 10.0]] * 3)
+    passed = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])  # row 3: model 0 passes but is wrong
+    score, cost = simulate_verified((0, 1, 2), s, c, passed)
+    assert score.tolist() == [1.0, 1.0, 0.0]
+    assert cost.tolist() == [1.0, 3.0, 1.0]
+    score, cost = simulate_verified((1, 2), s, c, np.zeros((3, 3)))
+    assert score.tolist() == [1.0, 1.0, 1.0] and cost.tolist() == [12.0] * 3
+    assert len(verified_chains(4)) == 4 * 3 + 4 * 3 * 2
+    assert all(len(set(ch)) == len(ch) for ch in verified_chains(4))
+
+
+def _judge_prompt(answer: str) -> str:
+    return ("[Instruction]\nRate.\n\n[Question]\nQ\n\n[The Start of Assistant's Answer]\n"
+            f"{answer}\n[The End of Assistant's Answer]")
+
+
+def test_mt_bench_is_read_from_routellms_files_decontaminated(tmp_path) -> None:
+    qs = [{"question_id": 81, "category": "writing", "turns": ["Write.", "Again."]},
+          {"question_id": 82, "category": "math", "turns": ["Add 2 and 2.", "Now 3."]}]
+    (tmp_path / "question.jsonl").write_text("".join(json.dumps(q) + "\n" for q in qs))
+    (tmp_path / "contaminated_prompts.jsonl").write_text(
+        json.dumps({"eval_prompt": "Write.", "train_prompt": "Write."}) + "\n")
+    rows = []
+    for qid in (81, 82):
+        for model, sc in ((mt.STRONG, (9, 8)), (mt.WEAK, (6, 4))):
+            for turn in (1, 2):
+                rows.append({"question_id": qid, "model": model, "turn": turn,
+                             "score": sc[turn - 1],
+                             "user_prompt": _judge_prompt(f"{model} says 4") if turn == 1
+                             else "multi-turn prompt"})
+    (tmp_path / "judgements.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    d = mt.load_mt_bench(str(tmp_path))
+    assert d.prompts == ["Add 2 and 2."] and d.categories == ["math"]  # 81 is contaminated
+    assert d.weak_answers == [f"{mt.WEAK} says 4"]
+    assert d.strong.tolist() == [8.5] and d.weak.tolist() == [5.0]
+    # the bundled compact table is the same derivation of RouteLLM's files
+    bundled = mt.load_mt_bench()
+    assert len(bundled.prompts) == 72 and set(bundled.categories) == set(mt.CATEGORIES)
+    assert 9.0 < bundled.strong.mean() < 9.5 and 8.0 < bundled.weak.mean() < 8.5
+
+
+def test_a_judge_prompt_without_an_answer_is_refused(tmp_path) -> None:
+    (tmp_path / "question.jsonl").write_text(
+        json.dumps({"question_id": 1, "category": "math", "turns": ["a", "b"]}) + "\n")
+    (tmp_path / "contaminated_prompts.jsonl").write_text("")
+    (tmp_path / "judgements.jsonl").write_text(json.dumps(
+        {"question_id": 1, "model": mt.WEAK, "turn": 1, "score": 5, "user_prompt": "x"}) + "\n")
+    with pytest.raises(ValueError, match="no answer"):
+        mt.derive(str(tmp_path))
