@@ -161,11 +161,18 @@ def arithmetic(*, require_final: bool = True) -> Verifier:
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
 
+# Code Llama's instruct format wraps its answer in [PYTHON] ... [/PYTHON] instead of a fence
+_TAGGED = re.compile(r"\[PYTHON\]\n?(.*?)\[/PYTHON\]", re.DOTALL | re.IGNORECASE)
+
+
 def extract_code(content: str, language: str = "python") -> str | None:
-    """The first fenced code block in ``language`` (or untagged); None if there is none."""
+    """The first fenced code block in ``language`` (or untagged), else for Python the first
+    ``[PYTHON]...[/PYTHON]`` block; None if there is none."""
     for tag, body in _FENCE.findall(content):
         if tag.lower() in ("", language, "py" if language == "python" else language):
             return str(body)
+    if language == "python" and (m := _TAGGED.search(content)):
+        return m.group(1)
     return None
 
 

@@ -4,6 +4,7 @@ MT-Bench loader (RouteLLM's judgement files)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from orroute.research import code_check as cc
 from orroute.research import mt_bench as mt
 from orroute.research.verified_routerbench import simulate_verified, verified_chains
 from orroute.verify import extract_code
+
+BUNDLED = Path(__file__).parents[2] / "bench" / "data" / "mt_bench" / "mt_bench_routellm.jsonl.gz"
 
 
 def test_the_test_is_bound_to_the_answers_function_when_it_used_another_name() -> None:
@@ -82,7 +85,7 @@ def test_mt_bench_is_read_from_routellms_files_decontaminated(tmp_path) -> None:
     assert d.weak_answers == [f"{mt.WEAK} says 4"]
     assert d.strong.tolist() == [8.5] and d.weak.tolist() == [5.0]
     # the bundled compact table is the same derivation of RouteLLM's files
-    bundled = mt.load_mt_bench()
+    bundled = mt.load_mt_bench(str(BUNDLED))
     assert len(bundled.prompts) == 72 and set(bundled.categories) == set(mt.CATEGORIES)
     assert 9.0 < bundled.strong.mean() < 9.5 and 8.0 < bundled.weak.mean() < 8.5
 

@@ -75,6 +75,14 @@ def test_code_verifier_runs_in_a_limited_subprocess(code: str, outcome: str, rea
     assert check(ans("no code")).outcome == "fail"
 
 
+def test_code_is_taken_from_a_fence_or_code_llamas_python_tags() -> None:
+    assert v.extract_code("x\n```python\na = 1\n```\n[PYTHON]\nb = 2\n[/PYTHON]") == "a = 1\n"
+    assert v.extract_code(" \n[PYTHON]\ndef f():\n    return 1\n[/PYTHON]\n[TESTS]\n...") == (
+        "def f():\n    return 1\n")
+    assert v.extract_code("[PYTHON] unterminated") is None
+    assert v.extract_code("[PYTHON]\nx = 1\n[/PYTHON]", language="js") is None
+
+
 def test_code_verifier_output_floods_are_not_buffered() -> None:
     # 64 MB on stdout: discarded by the parent (never piped), so a right answer still passes
     flood = "import sys\nfor _ in range(64): sys.stdout.write('x' * (1 << 20))\n"

@@ -41,13 +41,17 @@ _ANSWER = re.compile(r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of 
 
 
 def default_path() -> str:
-    """``$ORROUTE_MT_BENCH`` or the compact table under ``<checkout>/bench/data/mt_bench/``."""
+    """``$ORROUTE_MT_BENCH`` or the compact table under ``bench/data/mt_bench/`` (of the source
+    checkout, else of the working directory)."""
     env = os.environ.get("ORROUTE_MT_BENCH")
     if env:
         return env
+    rel = os.path.join("bench", "data", "mt_bench", "mt_bench_routellm.jsonl.gz")
     checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
-    return os.path.join(checkout, "bench", "data", "mt_bench", "mt_bench_routellm.jsonl.gz")
+    # a source checkout's copy, else (installed package) the one under the working directory
+    here = os.path.join(checkout, rel)
+    return here if os.path.exists(here) else os.path.abspath(rel)
 
 
 def _jsonl(path: str) -> Iterator[dict[str, Any]]:
