@@ -220,9 +220,33 @@ def evaluate_mt_bench(folds: int = 5, seed: int = 0, path: str | None = None,
             "CPT50": float(np.mean([m["CPT50"] for m in ms])),
             "CPT80": float(np.mean([m["CPT80"] for m in ms])),
             "APGR_first": float(apgr[0]), "APGR_90": _bootstrap(first[name], d, seed)}
+    out["decision_us"] = decision_time_us(d)
+    out["answer_chars"] = float(np.mean([len(a) for a in d.weak_answers]))
     if verbose:
         _print(out, folds, seed)
     return out
+
+
+def decision_time_us(d: MtBench, repeats: int = 5) -> float:
+    """CPU microseconds per question of the escalation decision on Mixtral's turn-1 answer
+    (arithmetic re-check + features + the fitted model's score; no model call), best of
+    ``repeats`` passes."""
+    import time
+
+    from ..verify import Answer, EscalationScorer, arithmetic, as_verdict
+
+    check = arithmetic(require_final=False)
+    label = (d.strong > d.weak).astype(float).tolist()
+    scorer = EscalationScorer.fit(d.prompts, d.weak_answers, label,
+                                  extra=[[0.0]] * len(d.prompts), l2=10.0)
+    pairs = list(zip(d.prompts, d.weak_answers, strict=True))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.process_time()
+        for p, a in pairs:
+            scorer.score(p, a, [as_verdict(check(Answer(p, a)), "arithmetic").as_feature()])
+        best = min(best, (time.process_time() - t0) / len(pairs))
+    return best * 1e6
 
 
 def _bootstrap(score: Any, d: MtBench, seed: int, rounds: int = 500) -> tuple[float, float]:
@@ -253,3 +277,6 @@ def _print(r: dict[str, Any], folds: int, seed: int) -> None:
         lo, hi = m["APGR_90"]
         print(f"{k:58s} {m['APGR']:6.3f} [{m['APGR_min']:.3f},{m['APGR_max']:.3f}] "
               f"{m['APGR_first']:6.3f} [{lo:.3f},{hi:.3f}] {m['CPT50']:9.1%} {m['CPT80']:9.1%}")
+    if "decision_us" in r:
+        print(f"escalation decision per question (CPU, no model call; mean answer "
+              f"{r['answer_chars']:.0f} chars): {r['decision_us']:.1f} us")

@@ -114,26 +114,38 @@ def verified_cv(data: Any, passed_mbpp: Any | None, folds: int = 5, seed: int = 
             "train_share": train_share, "chosen": chosen, "ref": ref, "tasks": tasks}
 
 
-def at_share(cv: dict[str, Any], share: float) -> dict[str, Any]:
+def at_share(cv: dict[str, Any], share: float, mix: bool = False, seed: int = 0) -> dict[str, Any]:
     """Held-out accuracy and cost share when each fold uses the weight whose training share is
-    the largest not above ``share``."""
+    the largest not above ``share``. ``mix``: also send a random share p of the fold's prompts to
+    the next dearer weight, p set so that the *training* share is exactly ``share`` (a point on
+    the segment between two settings, as AIQ's hull assumes)."""
+    import numpy as np
 
     from .. import _core
 
+    rng = np.random.default_rng(seed)
     acc, cost, ref, n = 0.0, 0.0, 0.0, 0
     over, by_task = [], {}
     for fi, (test, shares) in enumerate(zip(cv["folds"], cv["train_share"], strict=True)):
         i, _ = _core.choose_grid_point([[float(x)] for x in shares], [1.0], share,
                                        _core.ShareMode.AT_MOST, 0, 0, 0.9)
-        acc += float(cv["curve_s"][i][test].sum())
-        cost += float(cv["curve_c"][i][test].sum())
+        use = np.full(len(test), i)
+        dearer = [k for k in range(len(shares)) if shares[k] > share]
+        if mix and dearer and shares[i] <= share:
+            k = min(dearer, key=lambda j: (shares[j], j))
+            p = (share - shares[i]) / (shares[k] - shares[i])
+            use[rng.random(len(test)) < p] = k
+        got_s = cv["curve_s"][use, test]
+        got_c = cv["curve_c"][use, test]
+        acc += float(got_s.sum())
+        cost += float(got_c.sum())
         ref += float(cv["ref"][test].sum())
-        over.append(float(cv["curve_c"][i][test].sum() / cv["ref"][test].sum()) - share)
+        over.append(float(got_c.sum() / cv["ref"][test].sum()) - share)
         n += len(test)
         for t, picks in cv["chosen"][fi].items():
             by_task.setdefault(t, []).append(picks[i])
     return {"accuracy": acc / n, "share": cost / ref, "max_over": max(over),
-            "cascades": by_task}
+            "min_over": min(over), "cascades": by_task}
 
 
 def curve_points(cv: dict[str, Any]) -> list[tuple[float, float, float]]:
@@ -180,7 +192,8 @@ def evaluate_verified_routerbench(folds: int = 5, seed: int = 0, mbpp_path: str 
         out["variants"][name] = {
             "aiq": aiq(hull([(c, a) for _, c, a in pts] + singles), lo, hi),
             "curve": [(w, c / ref_cost, a) for w, c, a in pts],
-            "at": {t: at_share(cv, t) for t in targets}}
+            "at": {t: at_share(cv, t) for t in targets},
+            "mixed": {t: at_share(cv, t, mix=True, seed=seed) for t in targets}}
     if verbose:
         _print(out, targets)
     return out
@@ -206,6 +219,9 @@ def _print(r: dict[str, Any], targets: tuple[float, ...]) -> None:
         cells = " ".join(f"{v['at'][t]['accuracy']:.4f} @ {v['at'][t]['share']:5.1%} "
                          f"({v['at'][t]['max_over']:+.1%})".rjust(34) for t in targets)
         print(f"{name:58s} {v['aiq']:7.4f} {cells}")
+        cells = " ".join(f"{v['mixed'][t]['accuracy']:.4f} @ {v['mixed'][t]['share']:5.1%} "
+                         f"({v['mixed'][t]['max_over']:+.1%})".rjust(34) for t in targets)
+        print(f"{'  mixed with the next setting to the exact training share':58s} {'':7s} {cells}")
     for name, v in r["variants"].items():
         print(f"\n{name}: held-out curve (cost weight, share of GPT-4's cost, accuracy)")
         for w, sh, a in v["curve"][::8]:
