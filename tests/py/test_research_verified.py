@@ -98,3 +98,40 @@ def test_a_judge_prompt_without_an_answer_is_refused(tmp_path) -> None:
         {"question_id": 1, "model": mt.WEAK, "turn": 1, "score": 5, "user_prompt": "x"}) + "\n")
     with pytest.raises(ValueError, match="no answer"):
         mt.derive(str(tmp_path))
+
+
+def _table(n: int = 200, seed: int = 0):
+    """A cheap model right on 60% of prompts (its check passes exactly then), a strong one
+    right on 90%, on two task types; answers never agree (so only checks can help)."""
+    from orroute._outcomes import Outcomes
+
+    rng = np.random.default_rng(seed)
+    cheap = (rng.random(n) < 0.6).astype(float)
+    strong = np.maximum(cheap, (rng.random(n) < 0.75).astype(float))
+    tasks = ["mbpp" if i % 2 else "arc" for i in range(n)]
+    answers = [[f"a{i}", f"b{i}"] for i in range(n)]
+    return Outcomes("t", [f"p{i}" for i in range(n)], tasks, ["cheap", "gpt-4-1106-preview"],
+                    np.stack([cheap, strong], axis=1), np.tile([1.0, 10.0], (n, 1)),
+                    answers), cheap
+
+
+def test_the_code_check_lifts_the_held_out_curve_on_its_task_only() -> None:
+    from orroute.research.verified_routerbench import at_share, verified_cv
+
+    data, cheap = _table()
+    mb = np.array([t == "mbpp" for t in data.tasks])
+    passed = np.stack([cheap[mb], np.zeros(mb.sum())], axis=1)
+    plain = verified_cv(data, None, folds=4, weights=[0.02, 0.1])
+    checked = verified_cv(data, passed, folds=4, weights=[0.02, 0.1])
+    # at w = 0.02 a checked chain (cheap, then strong on a failed check) is the best MBPP choice:
+    # the strong model's accuracy at the cheap price plus 40% of the strong one
+    i = 0
+    assert checked["curve_s"][i][mb].mean() >= plain["curve_s"][i][mb].mean()
+    assert checked["curve_c"][i][mb].mean() < plain["curve_c"][i][mb].mean()
+    assert np.array_equal(checked["curve_s"][i][~mb], plain["curve_s"][i][~mb])
+    assert all(picks["mbpp"][0] == "verified (0, 1)" for picks in checked["chosen"])
+    assert all(not picks["arc"][0].startswith("verified") for picks in checked["chosen"])
+    r = at_share(checked, 0.5)
+    assert r["share"] <= 0.5 + 0.1
+    mixed = at_share(checked, 0.5, mix=True)
+    assert abs(mixed["share"] - 0.5) < abs(r["share"] - 0.5) + 1e-9
