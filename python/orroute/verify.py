@@ -177,13 +177,16 @@ def extract_code(content: str, language: str = "python") -> str | None:
 
 
 def code(tests: str | Callable[[Answer], str] = "", *, timeout: float = 5.0,
-         memory_mb: int = 512, python: str | None = None) -> Verifier:
+         memory_mb: int = 512, python: str | None = None,
+         bind_names: bool = False) -> Verifier:
     """Runs the answer's first Python code block followed by ``tests`` (assert statements; a
     callable gets the Answer and returns them) in a fresh ``python -I`` subprocess in an empty
     temporary directory, with a wall-clock ``timeout``, a CPU limit, an address-space limit of
-    ``memory_mb``, a 16 MB file-size limit and no core dumps. Pass on exit status 0; fail on an
-    error, a failed assert, a timeout or a missing code block. stdout is discarded; the reason is
-    the last line of stderr (read from a file, at most its last 64 KB)."""
+    ``memory_mb``, a 16 MB file-size limit, no new processes and no core dumps. Pass on exit
+    status 0; fail on an error, a failed assert, a timeout or a missing code block. stdout is
+    discarded; the reason is the last line of stderr (read from a file, at most its last 64 KB).
+    ``bind_names``: when the task did not name the function, the one the tests call is bound to
+    the answer's closest top-level function (:func:`bind_entry_point`)."""
     if timeout <= 0 or memory_mb <= 0:
         raise InvalidArgumentError("timeout and memory_mb must be positive")
 
@@ -192,10 +195,52 @@ def code(tests: str | Callable[[Answer], str] = "", *, timeout: float = 5.0,
         if source is None:
             return Verdict("fail", 0.0, "no python code block", "code")
         suite = tests(a) if callable(tests) else tests
+        if bind_names:
+            suite = bind_entry_point(source, suite) + suite
         return run_python(source + "\n\n" + suite, timeout=timeout, memory_mb=memory_mb,
                           python=python)
 
     return _named("code", check)
+
+
+def called_function(tests: str) -> str | None:
+    """The first non-builtin function the tests call by name (``assert f(1) == 2`` -> ``f``)."""
+    import ast
+    import builtins
+
+    try:
+        tree = ast.parse(tests)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and not hasattr(builtins, node.func.id)):
+            return node.func.id
+    return None
+
+
+def bind_entry_point(source: str, tests: str) -> str:
+    """``"name = closest\\n"`` when ``tests`` call a function ``name`` that ``source`` does not
+    define at top level: ``closest`` is its top-level function or class whose name is most like
+    ``name`` (difflib ratio; later definitions win ties). ``""`` when nothing needs binding or
+    either side does not parse (left to fail when run)."""
+    import ast
+    import difflib
+
+    name = called_function(tests)
+    if name is None:
+        return ""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ""
+    defs = [n.name for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    if not defs or name in defs:
+        return ""
+    best = max(reversed(defs), key=lambda d: difflib.SequenceMatcher(None, d.lower(),
+                                                                    name.lower()).ratio())
+    return f"{name} = {best}\n"
 
 
 # The child limits itself, then execs the real interpreter: no preexec_fn (unsafe in a process with

@@ -83,6 +83,22 @@ def test_code_is_taken_from_a_fence_or_code_llamas_python_tags() -> None:
     assert v.extract_code("[PYTHON]\nx = 1\n[/PYTHON]", language="js") is None
 
 
+def test_the_tests_function_is_bound_to_the_answers_when_names_differ() -> None:
+    test = "assert remove_Occ('hello', 'l') == 'heo'"
+    assert v.called_function(test) == "remove_Occ"
+    assert v.called_function("assert len(x) == sorted(y)") is None  # builtins only
+    assert v.called_function("assert (") is None
+    answer = "def helper(s):\n    return s\n\ndef remove_occurrences(s, ch):\n    return s\n"
+    assert v.bind_entry_point(answer, test) == "remove_Occ = remove_occurrences\n"
+    assert v.bind_entry_point("def remove_Occ(s, c): pass", test) == ""
+    assert v.bind_entry_point("def (:", test) == ""  # unparsable: left to fail when run
+    assert v.bind_entry_point("x = 1", test) == ""
+    good = "```python\ndef remove_occurrences(s, ch):\n    return s.replace(ch, '', 1)[::-1]" \
+           ".replace(ch, '', 1)[::-1]\n```"
+    assert v.code(test, timeout=10)(ans(good)).outcome == "fail"  # NameError without binding
+    assert v.code(test, timeout=10, bind_names=True)(ans(good)).outcome == "pass"
+
+
 def test_code_verifier_output_floods_are_not_buffered() -> None:
     # 64 MB on stdout: discarded by the parent (never piped), so a right answer still passes
     flood = "import sys\nfor _ in range(64): sys.stdout.write('x' * (1 << 20))\n"

@@ -17,8 +17,6 @@ subprocess.
 from __future__ import annotations
 
 import ast
-import builtins
-import difflib
 import hashlib
 import json
 import os
@@ -29,7 +27,6 @@ from typing import Any
 
 TIMEOUT_S = 5.0
 MEMORY_MB = 512
-_BUILTINS = frozenset(dir(builtins))
 
 
 def _norm(text: str) -> str:
@@ -53,38 +50,13 @@ def load_mbpp_tests(path: str | None = None) -> dict[str, dict[str, Any]]:
                                  "imports": list(r.get("test_imports") or [])} for r in rows}
 
 
-def called_function(test: str) -> str | None:
-    """The first non-builtin function a test calls by name (``assert f(1) == 2`` -> ``f``)."""
-    try:
-        tree = ast.parse(test)
-    except SyntaxError:
-        return None
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id not in _BUILTINS):
-            return node.func.id
-    return None
-
-
-def bind_entry_point(source: str, name: str) -> str:
-    """``""`` when ``source`` defines ``name`` at top level (or does not parse); else the line
-    ``name = <closest top-level function>`` (difflib ratio; later definitions win ties)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return ""
-    defs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
-    if not defs or name in defs:
-        return ""
-    best = max(reversed(defs), key=lambda d: difflib.SequenceMatcher(None, d.lower(),
-                                                                    name.lower()).ratio())
-    return f"{name} = {best}\n"
-
-
 def test_suite(answer_code: str | None, tests: Sequence[str], imports: Sequence[str]) -> str:
-    """The statements appended to the answer's code: imports, the name binding, the tests."""
-    name = called_function(tests[0]) if tests else None
-    bind = bind_entry_point(answer_code, name) if answer_code and name else ""
+    """The statements appended to the answer's code: imports, the name binding
+    (``orroute.verify.bind_entry_point``), the tests."""
+    from ..verify import bind_entry_point
+
+    body = "\n".join(tests)
+    bind = bind_entry_point(answer_code, body) if answer_code else ""
     return "\n".join([*imports, bind, *tests]) + "\n"
 
 
