@@ -125,7 +125,8 @@ def at_share(cv: dict[str, Any], share: float, mix: bool = False, seed: int = 0)
 
     rng = np.random.default_rng(seed)
     acc, cost, ref, n = 0.0, 0.0, 0.0, 0
-    over, by_task = [], {}
+    over: list[float] = []
+    by_task: dict[str, list[str]] = {}
     for fi, (test, shares) in enumerate(zip(cv["folds"], cv["train_share"], strict=True)):
         i, _ = _core.choose_grid_point([[float(x)] for x in shares], [1.0], share,
                                        _core.ShareMode.AT_MOST, 0, 0, 0.9)
