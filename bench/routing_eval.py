@@ -28,8 +28,8 @@ def main() -> None:
     ap.add_argument("--out", default="bench/out/routing", help="directory for PNG plots ('' = none)")
     ap.add_argument("--datasets", default="routerbench,mmlu,gsm8k,selfconsistency,mtbench")
     ap.add_argument("--mbpp", default=None,
-                    help="sanitized MBPP JSON (google-research/mbpp, CC-BY-4.0; or $ORROUTE_MBPP)"
-                         " for routerbench-verified")
+                    help="sanitized MBPP JSON (google-research/mbpp, CC-BY-4.0) for routerbench-verified"
+                         " (default: <shared data>/routing/mbpp/sanitized-mbpp.json)")
     ap.add_argument("--mt-bench", default=None,
                     help="RouteLLM evals/mt_bench directory or compact table (default: bundled)")
     ap.add_argument("--no-cost-share", action="store_true",

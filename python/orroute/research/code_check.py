@@ -3,7 +3,7 @@ routerbench-verified``).
 
 RouterBench's MBPP prompts are the problem statements of *sanitized* MBPP without its tests, so
 the models named their functions freely. The check joins each prompt to sanitized MBPP (by its
-text; the file is read from ``--mbpp`` / ``$ORROUTE_MBPP``, not bundled: CC-BY-4.0), takes the
+text; the file is read from ``--mbpp`` or the shared data, not bundled: CC-BY-4.0), takes the
 **first** of its three tests, the example a user would hand over with the task, and runs every
 model's answer against it with ``orroute.verify.code``'s sandbox (subprocess, CPU/memory/output
 limits, timeout). The test's function is bound to the answer's closest top-level function when the
@@ -34,11 +34,10 @@ def _norm(text: str) -> str:
 
 
 def default_mbpp_path() -> str:
-    """``$ORROUTE_MBPP`` or ``<shared data>/routing/mbpp/sanitized-mbpp.json``."""
+    """``<shared data>/routing/mbpp/sanitized-mbpp.json`` (``verify_eval.shared_data_dir``)."""
     from .verify_eval import shared_data_dir
 
-    return os.environ.get("ORROUTE_MBPP") or os.path.join(
-        shared_data_dir(), "routing", "mbpp", "sanitized-mbpp.json")
+    return os.path.join(shared_data_dir(), "routing", "mbpp", "sanitized-mbpp.json")
 
 
 def load_mbpp_tests(path: str | None = None) -> dict[str, dict[str, Any]]:

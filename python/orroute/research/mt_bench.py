@@ -41,11 +41,8 @@ _ANSWER = re.compile(r"\[The Start of Assistant's Answer\]\n(.*?)\n\[The End of 
 
 
 def default_path() -> str:
-    """``$ORROUTE_MT_BENCH`` or the compact table under ``bench/data/mt_bench/`` (of the source
-    checkout, else of the working directory)."""
-    env = os.environ.get("ORROUTE_MT_BENCH")
-    if env:
-        return env
+    """The compact table under ``bench/data/mt_bench/`` (of the source checkout, else of the
+    working directory)."""
     rel = os.path.join("bench", "data", "mt_bench", "mt_bench_routellm.jsonl.gz")
     checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
