@@ -24,7 +24,7 @@ import itertools
 from typing import Any
 
 from .._outcomes import Outcomes, load_outcomes
-from .metrics import STRONG_WEAK, _folds, pgr_curve, pgr_metrics
+from .metrics import STRONG_WEAK, _folds, aiq, hull, hull_at, pgr_curve, pgr_metrics
 
 __all__ = ["Outcomes", "evaluate", "load_outcomes"]
 
@@ -177,39 +177,6 @@ def _threshold_points(p: Any, c_pred: Any, scores: Any, costs: Any, thresholds: 
         choice = np.where(np.isfinite(masked.min(axis=1)), masked.argmin(axis=1), p.argmax(axis=1))
         points.append((float(costs[rows, choice].mean()), float(scores[rows, choice].mean()), t))
     return points
-
-
-def hull(points: list) -> list[tuple[float, float]]:
-    """Non-decreasing upper convex hull of (cost, quality) points, sorted by cost."""
-    pts = sorted({(c, q) for c, q, *_ in points})
-    upper: list[tuple[float, float]] = []
-    for pt in pts:
-        while len(upper) >= 2:
-            (x1, y1), (x2, y2) = upper[-2], upper[-1]
-            if (x2 - x1) * (pt[1] - y1) - (y2 - y1) * (pt[0] - x1) >= 0:
-                upper.pop()
-            else:
-                break
-        upper.append(pt)
-    best = max(range(len(upper)), key=lambda i: upper[i][1])
-    return upper[: best + 1]
-
-
-def hull_at(h: list[tuple[float, float]], cost: float) -> float:
-    """Quality of the hull at ``cost`` (flat beyond its ends)."""
-    if cost <= h[0][0]:
-        return h[0][1]
-    for (x1, y1), (x2, y2) in itertools.pairwise(h):
-        if cost <= x2:
-            return y1 + (y2 - y1) * (cost - x1) / (x2 - x1)
-    return h[-1][1]
-
-
-def aiq(h: list[tuple[float, float]], lo: float, hi: float, steps: int = 2000) -> float:
-    import numpy as np
-
-    grid = np.linspace(lo, hi, steps)
-    return float(np.mean([hull_at(h, c) for c in grid]))
 
 
 def cost_to_reach(points: list, target: float) -> float | None:

@@ -165,7 +165,7 @@ def evaluate_verified_routerbench(folds: int = 5, seed: int = 0, mbpp_path: str 
 
     from .._outcomes import load_outcomes
     from .code_check import routerbench_mbpp_checks
-    from .evaluation import aiq, hull
+    from .metrics import aiq, hull
 
     data = load_outcomes("routerbench")
     mb = np.array([t == "mbpp" for t in data.tasks])
