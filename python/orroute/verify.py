@@ -259,6 +259,12 @@ _BOOTSTRAP = (
 )
 
 
+# Numeric libraries start worker threads at import unless told not to, and the child may not
+# create threads (RLIMIT_NPROC 0): one thread each keeps `import numpy` working in the check.
+_CHILD_ENV = {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
+
+
 def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
                python: str | None = None) -> Verdict:
     """Runs ``source`` as described in :func:`code`; the verdict's reason holds the last line of
@@ -275,7 +281,7 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
                 [exe, "-I", "-c", _BOOTSTRAP, cpu, str(memory_mb << 20), exe, path], cwd=tmp,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                 start_new_session=True,  # own process group: a timeout kills all it spawned
-                env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"})
+                env=_CHILD_ENV | {"PATH": os.environ.get("PATH", "")})
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
