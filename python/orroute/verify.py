@@ -161,22 +161,32 @@ def arithmetic(*, require_final: bool = True) -> Verifier:
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
 
+# Code Llama's instruct format wraps its answer in [PYTHON] ... [/PYTHON] instead of a fence
+_TAGGED = re.compile(r"\[PYTHON\]\n?(.*?)\[/PYTHON\]", re.DOTALL | re.IGNORECASE)
+
+
 def extract_code(content: str, language: str = "python") -> str | None:
-    """The first fenced code block in ``language`` (or untagged); None if there is none."""
+    """The first fenced code block in ``language`` (or untagged), else for Python the first
+    ``[PYTHON]...[/PYTHON]`` block; None if there is none."""
     for tag, body in _FENCE.findall(content):
         if tag.lower() in ("", language, "py" if language == "python" else language):
             return str(body)
+    if language == "python" and (m := _TAGGED.search(content)):
+        return m.group(1)
     return None
 
 
 def code(tests: str | Callable[[Answer], str] = "", *, timeout: float = 5.0,
-         memory_mb: int = 512, python: str | None = None) -> Verifier:
+         memory_mb: int = 512, python: str | None = None,
+         bind_names: bool = False) -> Verifier:
     """Runs the answer's first Python code block followed by ``tests`` (assert statements; a
     callable gets the Answer and returns them) in a fresh ``python -I`` subprocess in an empty
     temporary directory, with a wall-clock ``timeout``, a CPU limit, an address-space limit of
-    ``memory_mb``, a 16 MB file-size limit and no core dumps. Pass on exit status 0; fail on an
-    error, a failed assert, a timeout or a missing code block. stdout is discarded; the reason is
-    the last line of stderr (read from a file, at most its last 64 KB)."""
+    ``memory_mb``, a 16 MB file-size limit, no new processes and no core dumps. Pass on exit
+    status 0; fail on an error, a failed assert, a timeout or a missing code block. stdout is
+    discarded; the reason is the last line of stderr (read from a file, at most its last 64 KB).
+    ``bind_names``: when the task did not name the function, the one the tests call is bound to
+    the answer's closest top-level function (:func:`bind_entry_point`)."""
     if timeout <= 0 or memory_mb <= 0:
         raise InvalidArgumentError("timeout and memory_mb must be positive")
 
@@ -185,10 +195,52 @@ def code(tests: str | Callable[[Answer], str] = "", *, timeout: float = 5.0,
         if source is None:
             return Verdict("fail", 0.0, "no python code block", "code")
         suite = tests(a) if callable(tests) else tests
+        if bind_names:
+            suite = bind_entry_point(source, suite) + suite
         return run_python(source + "\n\n" + suite, timeout=timeout, memory_mb=memory_mb,
                           python=python)
 
     return _named("code", check)
+
+
+def called_function(tests: str) -> str | None:
+    """The first non-builtin function the tests call by name (``assert f(1) == 2`` -> ``f``)."""
+    import ast
+    import builtins
+
+    try:
+        tree = ast.parse(tests)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and not hasattr(builtins, node.func.id)):
+            return node.func.id
+    return None
+
+
+def bind_entry_point(source: str, tests: str) -> str:
+    """``"name = closest\\n"`` when ``tests`` call a function ``name`` that ``source`` does not
+    define at top level: ``closest`` is its top-level function or class whose name is most like
+    ``name`` (difflib ratio; later definitions win ties). ``""`` when nothing needs binding or
+    either side does not parse (left to fail when run)."""
+    import ast
+    import difflib
+
+    name = called_function(tests)
+    if name is None:
+        return ""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ""
+    defs = [n.name for n in tree.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    if not defs or name in defs:
+        return ""
+    best = max(reversed(defs), key=lambda d: difflib.SequenceMatcher(None, d.lower(),
+                                                                    name.lower()).ratio())
+    return f"{name} = {best}\n"
 
 
 # The child limits itself, then execs the real interpreter: no preexec_fn (unsafe in a process with
@@ -200,8 +252,17 @@ _BOOTSTRAP = (
     "resource.setrlimit(resource.RLIMIT_AS, (mem, mem))\n"
     "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
     "resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))\n"
+    # no new processes or threads (fork bombs, daemons outliving the check); root ignores it, so
+    # the parent also kills the whole process group once the child is gone
+    "resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))\n"
     "os.execv(sys.argv[3], [sys.argv[3], '-I', '-B', sys.argv[4]])\n"
 )
+
+
+# Numeric libraries start worker threads at import unless told not to, and the child may not
+# create threads (RLIMIT_NPROC 0): one thread each keeps `import numpy` working in the check.
+_CHILD_ENV = {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
 
 
 def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
@@ -220,12 +281,13 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
                 [exe, "-I", "-c", _BOOTSTRAP, cpu, str(memory_mb << 20), exe, path], cwd=tmp,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                 start_new_session=True,  # own process group: a timeout kills all it spawned
-                env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"})
+                env=_CHILD_ENV | {"PATH": os.environ.get("PATH", "")})
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 return Verdict("fail", 0.0, f"timed out after {timeout:g} s", "code")
+            _kill_leftovers(proc.pid)
             err.seek(max(0, os.fstat(err.fileno()).st_size - 65536))
             tail = err.read(65536)
     if proc.returncode == 0:
@@ -251,6 +313,17 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     except (ProcessLookupError, PermissionError):
         proc.kill()
     proc.wait()
+
+
+def _kill_leftovers(pgid: int) -> None:
+    """Kills whatever the child left running in its process group (a forked process that
+    outlived it). The group id stays reserved while members live, so this cannot hit others."""
+    import signal
+
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def answer_key(content: str) -> str:

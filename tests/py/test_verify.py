@@ -75,6 +75,72 @@ def test_code_verifier_runs_in_a_limited_subprocess(code: str, outcome: str, rea
     assert check(ans("no code")).outcome == "fail"
 
 
+def test_code_is_taken_from_a_fence_or_code_llamas_python_tags() -> None:
+    assert v.extract_code("x\n```python\na = 1\n```\n[PYTHON]\nb = 2\n[/PYTHON]") == "a = 1\n"
+    assert v.extract_code(" \n[PYTHON]\ndef f():\n    return 1\n[/PYTHON]\n[TESTS]\n...") == (
+        "def f():\n    return 1\n")
+    assert v.extract_code("[PYTHON] unterminated") is None
+    assert v.extract_code("[PYTHON]\nx = 1\n[/PYTHON]", language="js") is None
+
+
+def test_the_tests_function_is_bound_to_the_answers_when_names_differ() -> None:
+    test = "assert remove_Occ('hello', 'l') == 'heo'"
+    assert v.called_function(test) == "remove_Occ"
+    assert v.called_function("assert len(x) == sorted(y)") is None  # builtins only
+    assert v.called_function("assert (") is None
+    answer = "def helper(s):\n    return s\n\ndef remove_occurrences(s, ch):\n    return s\n"
+    assert v.bind_entry_point(answer, test) == "remove_Occ = remove_occurrences\n"
+    assert v.bind_entry_point("def remove_Occ(s, c): pass", test) == ""
+    assert v.bind_entry_point("def (:", test) == ""  # unparsable: left to fail when run
+    assert v.bind_entry_point("x = 1", test) == ""
+    good = "```python\ndef remove_occurrences(s, ch):\n    return s.replace(ch, '', 1)[::-1]" \
+           ".replace(ch, '', 1)[::-1]\n```"
+    assert v.code(test, timeout=10)(ans(good)).outcome == "fail"  # NameError without binding
+    assert v.code(test, timeout=10, bind_names=True)(ans(good)).outcome == "pass"
+
+
+def test_code_verifier_output_floods_are_not_buffered() -> None:
+    # 64 MB on stdout: discarded by the parent (never piped), so a right answer still passes
+    flood = "import sys\nfor _ in range(64): sys.stdout.write('x' * (1 << 20))\n"
+    r = v.code("assert add(2, 3) == 5", timeout=10)(
+        ans(f"```python\n{flood}def add(a, b):\n    return a + b\n```"))
+    assert r.outcome == "pass", r.reason
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped by init counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("children", [1, 20])
+def test_code_verifier_leaves_no_forked_process_behind(children: int) -> None:
+    # The answer forks sleepers that would outlive it, reports their pids and exits. Unprivileged,
+    # RLIMIT_NPROC refuses the fork; as root (which ignores it) the group is killed afterwards.
+    code = ("import os, sys, time\npids = []\n"
+            f"for _ in range({children}):\n"
+            "    pid = os.fork()\n"
+            "    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n"
+            "    pids.append(pid)\n"
+            "sys.exit('children ' + ' '.join(map(str, pids)))\n")
+    r = v.code("", timeout=10)(ans(f"```python\n{code}```"))
+    assert r.outcome == "fail"
+    if r.reason.startswith("children "):
+        pids = [int(x) for x in r.reason.split()[1:]]
+        assert len(pids) == children
+        import time
+
+        deadline = time.monotonic() + 5
+        while any(map(_alive, pids)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(_alive, pids))
+    else:
+        assert "BlockingIOError" in r.reason or "Resource temporarily unavailable" in r.reason
+
+
 def test_self_consistency_needs_agreeing_samples() -> None:
     check = v.self_consistency(3)
     assert check.samples == 3

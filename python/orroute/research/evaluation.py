@@ -24,7 +24,7 @@ import itertools
 from typing import Any
 
 from .._outcomes import Outcomes, load_outcomes
-from .metrics import STRONG_WEAK, _folds, pgr_curve, pgr_metrics
+from .metrics import STRONG_WEAK, _folds, aiq, hull, hull_at, pgr_curve, pgr_metrics
 
 __all__ = ["Outcomes", "evaluate", "load_outcomes"]
 
@@ -177,39 +177,6 @@ def _threshold_points(p: Any, c_pred: Any, scores: Any, costs: Any, thresholds: 
         choice = np.where(np.isfinite(masked.min(axis=1)), masked.argmin(axis=1), p.argmax(axis=1))
         points.append((float(costs[rows, choice].mean()), float(scores[rows, choice].mean()), t))
     return points
-
-
-def hull(points: list) -> list[tuple[float, float]]:
-    """Non-decreasing upper convex hull of (cost, quality) points, sorted by cost."""
-    pts = sorted({(c, q) for c, q, *_ in points})
-    upper: list[tuple[float, float]] = []
-    for pt in pts:
-        while len(upper) >= 2:
-            (x1, y1), (x2, y2) = upper[-2], upper[-1]
-            if (x2 - x1) * (pt[1] - y1) - (y2 - y1) * (pt[0] - x1) >= 0:
-                upper.pop()
-            else:
-                break
-        upper.append(pt)
-    best = max(range(len(upper)), key=lambda i: upper[i][1])
-    return upper[: best + 1]
-
-
-def hull_at(h: list[tuple[float, float]], cost: float) -> float:
-    """Quality of the hull at ``cost`` (flat beyond its ends)."""
-    if cost <= h[0][0]:
-        return h[0][1]
-    for (x1, y1), (x2, y2) in itertools.pairwise(h):
-        if cost <= x2:
-            return y1 + (y2 - y1) * (cost - x1) / (x2 - x1)
-    return h[-1][1]
-
-
-def aiq(h: list[tuple[float, float]], lo: float, hi: float, steps: int = 2000) -> float:
-    import numpy as np
-
-    grid = np.linspace(lo, hi, steps)
-    return float(np.mean([hull_at(h, c) for c in grid]))
 
 
 def cost_to_reach(points: list, target: float) -> float | None:
@@ -522,6 +489,7 @@ def evaluate(
     speed: bool = True,
     cascade: bool = True,
     cost_share: bool = False,
+    paths: dict[str, str] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Runs the held-out evaluation, prints the report, optionally writes PNG plots.
@@ -530,7 +498,10 @@ def evaluate(
         datasets: bundled outcome tables to evaluate ("routerbench", "mmlu"), and "gsm8k"
             (verify-then-escalate cascades on the shared GSM8K development set,
             ``orroute.research.verify_eval``), "selfconsistency" (what k agreeing cheap samples
-            buy, on the shared RouterDC GSM8K table: ``orroute.research.self_consistency``).
+            buy, on the shared RouterDC GSM8K table: ``orroute.research.self_consistency``),
+            "mtbench" (RouteLLM's MT-Bench judgements: ``orroute.research.mt_bench``),
+            "routerbench-verified" (RouterBench cascades with a sandboxed code check on MBPP:
+            ``orroute.research.verified_routerbench``; needs sanitized MBPP's tests).
         folds: cross-validation folds (prompts are split, never individual rows).
         seed: fold assignment and random-baseline seed.
         out_dir: directory for PNG plots (needs matplotlib); None = no plots.
@@ -540,6 +511,9 @@ def evaluate(
             ~1 min).
         cost_share: also check that a requested cost share, chosen on the training folds,
             holds on the held-out folds (``share_transfer``; nested CV, a few minutes on MMLU).
+        paths: data files that are not bundled: ``"mbpp"`` (sanitized MBPP's JSON, for
+            "routerbench-verified"), ``"mtbench"`` (a RouteLLM ``evals/mt_bench`` directory or the
+            compact table; default ``bench/data/mt_bench/``).
         **options: LearnedRouter.fit options.
 
     Returns:
@@ -550,11 +524,24 @@ def evaluate(
     import numpy as np
 
     results: dict[str, Any] = {}
+    paths = paths or {}
     for name in datasets:
         if name == "selfconsistency":  # shared data: k cheap samples must agree (self_consistency.py)
             from .self_consistency import evaluate_self_consistency
 
             results[name] = evaluate_self_consistency(verbose=verbose)
+            continue
+        if name == "mtbench":  # RouteLLM's MT-Bench judgements (bench/data/mt_bench)
+            from .mt_bench import evaluate_mt_bench
+
+            results[name] = evaluate_mt_bench(folds=folds, seed=seed, path=paths.get("mtbench"),
+                                              verbose=verbose)
+            continue
+        if name == "routerbench-verified":  # cascades with the MBPP code check (code_check.py)
+            from .verified_routerbench import evaluate_verified_routerbench
+
+            results[name] = evaluate_verified_routerbench(
+                folds=folds, seed=seed, mbpp_path=paths.get("mbpp"), verbose=verbose)
             continue
         if name == "gsm8k":  # shared data, not bundled: verify-then-escalate cascades
             from .verify_eval import evaluate_gsm8k

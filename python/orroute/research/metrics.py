@@ -1,11 +1,13 @@
-"""Shared pieces of the held-out evaluations: the cross-validation folds and RouteLLM's PGR
-(performance gap recovered) curve and its summary figures (APGR, CPT)."""
+"""Shared pieces of the held-out evaluations: the cross-validation folds, RouteLLM's PGR
+(performance gap recovered) curve and its summary figures (APGR, CPT), and RouterBench's AIQ
+(the non-decreasing convex hull of cost-quality points)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
-__all__ = ["STRONG_WEAK", "pgr_curve", "pgr_metrics"]
+__all__ = ["STRONG_WEAK", "aiq", "hull", "hull_at", "pgr_curve", "pgr_metrics"]
 
 # the strong and the weak model of each outcome table (PGR is measured between them)
 STRONG_WEAK = {
@@ -60,3 +62,39 @@ def pgr_metrics(fs: Any, pgr: Any) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- reports
+
+
+# ---------------------------------------------------------------------------- RouterBench AIQ
+
+
+def hull(points: list) -> list[tuple[float, float]]:
+    """Non-decreasing upper convex hull of (cost, quality) points, sorted by cost."""
+    pts = sorted({(c, q) for c, q, *_ in points})
+    upper: list[tuple[float, float]] = []
+    for pt in pts:
+        while len(upper) >= 2:
+            (x1, y1), (x2, y2) = upper[-2], upper[-1]
+            if (x2 - x1) * (pt[1] - y1) - (y2 - y1) * (pt[0] - x1) >= 0:
+                upper.pop()
+            else:
+                break
+        upper.append(pt)
+    best = max(range(len(upper)), key=lambda i: upper[i][1])
+    return upper[: best + 1]
+
+
+def hull_at(h: list[tuple[float, float]], cost: float) -> float:
+    """Quality of the hull at ``cost`` (flat beyond its ends)."""
+    if cost <= h[0][0]:
+        return h[0][1]
+    for (x1, y1), (x2, y2) in itertools.pairwise(h):
+        if cost <= x2:
+            return y1 + (y2 - y1) * (cost - x1) / (x2 - x1)
+    return h[-1][1]
+
+
+def aiq(h: list[tuple[float, float]], lo: float, hi: float, steps: int = 2000) -> float:
+    import numpy as np
+
+    grid = np.linspace(lo, hi, steps)
+    return float(np.mean([hull_at(h, c) for c in grid]))

@@ -1,0 +1,132 @@
+"""Research code of issue 19: the MBPP code check's test binding and cache, verified chains, the
+MT-Bench loader (RouteLLM's judgement files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orroute.research import code_check as cc
+from orroute.research import mt_bench as mt
+from orroute.research.verified_routerbench import simulate_verified, verified_chains
+from orroute.verify import extract_code
+
+BUNDLED = Path(__file__).parents[2] / "bench" / "data" / "mt_bench" / "mt_bench_routellm.jsonl.gz"
+
+
+def test_the_test_is_bound_to_the_answers_function_when_it_used_another_name() -> None:
+    test = "assert remove_Occ('hello', 'l') == 'heo'"
+    answer = "def helper(s):\n    return s\n\ndef remove_occurrences(s, ch):\n    return s\n"
+    suite = cc.test_suite(answer, [test], ["import math"])
+    assert suite.splitlines() == ["import math", "remove_Occ = remove_occurrences", "", test]
+
+
+def test_answers_are_run_in_the_sandbox_once_then_read_from_the_cache(tmp_path) -> None:
+    right = "```python\ndef add_two(a, b):\n    return a + b\n```"
+    wrong = "```python\ndef add_two(a, b):\n    return a - b\n```"
+    hang = "```python\ndef add(a, b):\n    while True: pass\n```"
+    answers = [right, wrong, "no code", hang]
+    suites = [cc.test_suite(extract_code(a), ["assert add(2, 3) == 5"], [])
+              for a in answers]
+    path = str(tmp_path / "runs.json")
+    cache = cc.RunCache(path)
+    assert cc.check_answers(answers, suites, cache) == [True, False, False, False]
+    stored = json.loads((tmp_path / "runs.json").read_text())
+    assert len(stored) == 3  # "no code" is never run
+    # a cache that says otherwise is believed: nothing runs again
+    flipped = {k: not v for k, v in stored.items()}
+    (tmp_path / "runs.json").write_text(json.dumps(flipped))
+    assert cc.check_answers(answers, suites, cc.RunCache(path)) == [False, True, False, True]
+
+
+def test_a_verified_chain_accepts_the_first_passing_answer_and_pays_every_call() -> None:
+    s = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    c = np.array([[1.0, 2.0, 10.0]] * 3)
+    passed = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])  # row 3: model 0 passes but is wrong
+    score, cost = simulate_verified((0, 1, 2), s, c, passed)
+    assert score.tolist() == [1.0, 1.0, 0.0]
+    assert cost.tolist() == [1.0, 3.0, 1.0]
+    score, cost = simulate_verified((1, 2), s, c, np.zeros((3, 3)))
+    assert score.tolist() == [1.0, 1.0, 1.0] and cost.tolist() == [12.0] * 3
+    assert len(verified_chains(4)) == 4 * 3 + 4 * 3 * 2
+    assert all(len(set(ch)) == len(ch) for ch in verified_chains(4))
+
+
+def _judge_prompt(answer: str) -> str:
+    return ("[Instruction]\nRate.\n\n[Question]\nQ\n\n[The Start of Assistant's Answer]\n"
+            f"{answer}\n[The End of Assistant's Answer]")
+
+
+def test_mt_bench_is_read_from_routellms_files_decontaminated(tmp_path) -> None:
+    qs = [{"question_id": 81, "category": "writing", "turns": ["Write.", "Again."]},
+          {"question_id": 82, "category": "math", "turns": ["Add 2 and 2.", "Now 3."]}]
+    (tmp_path / "question.jsonl").write_text("".join(json.dumps(q) + "\n" for q in qs))
+    (tmp_path / "contaminated_prompts.jsonl").write_text(
+        json.dumps({"eval_prompt": "Write.", "train_prompt": "Write."}) + "\n")
+    rows = []
+    for qid in (81, 82):
+        for model, sc in ((mt.STRONG, (9, 8)), (mt.WEAK, (6, 4))):
+            for turn in (1, 2):
+                rows.append({"question_id": qid, "model": model, "turn": turn,
+                             "score": sc[turn - 1],
+                             "user_prompt": _judge_prompt(f"{model} says 4") if turn == 1
+                             else "multi-turn prompt"})
+    (tmp_path / "judgements.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    d = mt.load_mt_bench(str(tmp_path))
+    assert d.prompts == ["Add 2 and 2."] and d.categories == ["math"]  # 81 is contaminated
+    assert d.weak_answers == [f"{mt.WEAK} says 4"]
+    assert d.strong.tolist() == [8.5] and d.weak.tolist() == [5.0]
+    # the bundled compact table is the same derivation of RouteLLM's files
+    bundled = mt.load_mt_bench(str(BUNDLED))
+    assert len(bundled.prompts) == 72 and set(bundled.categories) == set(mt.CATEGORIES)
+    assert 9.0 < bundled.strong.mean() < 9.5 and 8.0 < bundled.weak.mean() < 8.5
+
+
+def test_a_judge_prompt_without_an_answer_is_refused(tmp_path) -> None:
+    (tmp_path / "question.jsonl").write_text(
+        json.dumps({"question_id": 1, "category": "math", "turns": ["a", "b"]}) + "\n")
+    (tmp_path / "contaminated_prompts.jsonl").write_text("")
+    (tmp_path / "judgements.jsonl").write_text(json.dumps(
+        {"question_id": 1, "model": mt.WEAK, "turn": 1, "score": 5, "user_prompt": "x"}) + "\n")
+    with pytest.raises(ValueError, match="no answer"):
+        mt.derive(str(tmp_path))
+
+
+def _table(n: int = 200, seed: int = 0):
+    """A cheap model right on 60% of prompts (its check passes exactly then), a strong one
+    right on 90%, on two task types; answers never agree (so only checks can help)."""
+    from orroute._outcomes import Outcomes
+
+    rng = np.random.default_rng(seed)
+    cheap = (rng.random(n) < 0.6).astype(float)
+    strong = np.maximum(cheap, (rng.random(n) < 0.75).astype(float))
+    tasks = ["mbpp" if i % 2 else "arc" for i in range(n)]
+    answers = [[f"a{i}", f"b{i}"] for i in range(n)]
+    return Outcomes("t", [f"p{i}" for i in range(n)], tasks, ["cheap", "gpt-4-1106-preview"],
+                    np.stack([cheap, strong], axis=1), np.tile([1.0, 10.0], (n, 1)),
+                    answers), cheap
+
+
+def test_the_code_check_lifts_the_held_out_curve_on_its_task_only() -> None:
+    from orroute.research.verified_routerbench import at_share, verified_cv
+
+    data, cheap = _table()
+    mb = np.array([t == "mbpp" for t in data.tasks])
+    passed = np.stack([cheap[mb], np.zeros(mb.sum())], axis=1)
+    plain = verified_cv(data, None, folds=4, weights=[0.02, 0.1])
+    checked = verified_cv(data, passed, folds=4, weights=[0.02, 0.1])
+    # at w = 0.02 a checked chain (cheap, then strong on a failed check) is the best MBPP choice:
+    # the strong model's accuracy at the cheap price plus 40% of the strong one
+    i = 0
+    assert checked["curve_s"][i][mb].mean() >= plain["curve_s"][i][mb].mean()
+    assert checked["curve_c"][i][mb].mean() < plain["curve_c"][i][mb].mean()
+    assert np.array_equal(checked["curve_s"][i][~mb], plain["curve_s"][i][~mb])
+    assert all(picks["mbpp"][0] == "verified (0, 1)" for picks in checked["chosen"])
+    assert all(not picks["arc"][0].startswith("verified") for picks in checked["chosen"])
+    r = at_share(checked, 0.5)
+    assert r["share"] <= 0.5 + 0.1
+    mixed = at_share(checked, 0.5, mix=True)
+    assert abs(mixed["share"] - 0.5) < abs(r["share"] - 0.5) + 1e-9
