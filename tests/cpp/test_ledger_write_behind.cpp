@@ -166,9 +166,11 @@ TEST_CASE("a process killed with settles queued never lets the budget be exceede
   REQUIRE(WIFSIGNALED(status));
 
   SqliteLedger parent(file.path);
-  REQUIRE(parent.calls({}).empty());  // the child's rows are lost...
+  // Grants are 1/8 of what is left, so the child's slow-path reserves wrote the settles queued
+  // before them; those after its last one are lost with it...
+  REQUIRE(parent.calls({}).size() < 30);
   REQUIRE(parent.reclaim(0) == 1);
-  // ...but its whole lease (at least the 0.30 it spent) is counted as spent, not released.
+  // ...but its whole lease (with the 0.30 it spent) is counted as spent, not released.
   const BudgetState st = parent.budget_states({"p", "", {}}, 0, false).at(0);
   REQUIRE(st.spent >= Money::parse("0.30"));
   REQUIRE(st.reserved.is_zero());

@@ -372,8 +372,10 @@ struct SqliteLedger::Impl {
   // reservation). Writes the queue itself when it is full.
   std::optional<SettleOutcome> settle_behind(int64_t id, CallRecord& call, TimeUs now);
   // Writes every queued settle (one batch); returns the alerts nobody was handed yet. Throws the
-  // first failure (the failed settles stay queued, up to 3 attempts each).
-  std::vector<Alert> flush_behind();
+  // first failure (the failed settles stay queued, up to 3 attempts each). With `also`, that job
+  // rides last in the same batch (a lease's slow-path reserve: one transaction instead of two);
+  // then only its failure is thrown, and the settles' alerts wait for the next settle().
+  std::vector<Alert> flush_behind(const std::function<void()>& also = nullptr);
   // Before a read or a change of this object: its own queued settles are written first, so it
   // reads what it wrote (their alerts go to the next settle()).
   void flush_queued() {

@@ -79,6 +79,11 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
   if (impl_->leases_on) {
     impl_->check_pid();
     if (auto out = impl_->reserve_fast(r, at)) return std::move(*out);
+    if (impl_->behind_on) {  // the queued settles ride in the same transaction
+      std::optional<ReserveOutcome> out;
+      impl_->flush_behind([&] { out = impl_->reserve_slow(r, at); });
+      return std::move(*out);
+    }
     return impl_->transact([&] { return impl_->reserve_slow(r, at); });
   }
   return impl_->transact([&] { return reserve_in_txn(r, at); });

@@ -50,48 +50,50 @@ std::optional<SettleOutcome> SqliteLedger::Impl::settle_behind(int64_t id, CallR
   return out;
 }
 
-std::vector<Alert> SqliteLedger::Impl::flush_behind() {
+std::vector<Alert> SqliteLedger::Impl::flush_behind(const std::function<void()>& also) {
   std::vector<Behind> items;
   {
     std::lock_guard lk(bmu);
     items.swap(behind);
   }
+  std::vector<SettleOutcome> outs(items.size());
+  std::vector<std::function<void()>> jobs;
+  for (size_t i = 0; i < items.size(); ++i) {
+    jobs.push_back([this, &items, &outs, i] {
+      const Behind& b = items[i];
+      outs[i] = settle_sub_job(b.id, b.sub, b.call, b.now, false);
+    });
+  }
+  if (also) jobs.push_back(also);
+  const std::vector<std::exception_ptr> errors = transact_all(std::move(jobs));
   std::vector<Alert> alerts;
-  if (!items.empty()) {
-    std::vector<SettleOutcome> outs(items.size());
-    std::vector<std::function<void()>> jobs;
-    for (size_t i = 0; i < items.size(); ++i) {
-      jobs.push_back([this, &items, &outs, i] {
-        const Behind& b = items[i];
-        outs[i] = settle_sub_job(b.id, b.sub, b.call, b.now, false);
-      });
+  std::vector<Behind> retry;
+  std::exception_ptr first;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!errors[i]) {
+      for (Alert& a : outs[i].alerts) alerts.push_back(std::move(a));
+      continue;
     }
-    const std::vector<std::exception_ptr> errors = transact_all(std::move(jobs));
-    std::vector<Behind> retry;
-    std::exception_ptr first;
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (!errors[i]) {
-        for (Alert& a : outs[i].alerts) alerts.push_back(std::move(a));
-        continue;
-      }
-      if (!first) first = errors[i];
-      // Kept queued (its money stays held in the lease) and retried; after kMaxAttempts the row
-      // is given up but the money stays held: counted, never freed, until the process ends.
-      if (++items[i].attempts < kMaxAttempts) retry.push_back(std::move(items[i]));
-    }
-    if (!retry.empty()) {
-      std::lock_guard lk(bmu);
-      if (behind.empty()) behind_since = std::chrono::steady_clock::now();
-      behind.insert(behind.begin(), std::make_move_iterator(retry.begin()),
-                    std::make_move_iterator(retry.end()));
-    }
-    if (first) {
-      std::lock_guard lk(bmu);
-      for (Alert& a : alerts) late_alerts.push_back(std::move(a));
-      std::rethrow_exception(first);
-    }
+    if (!first) first = errors[i];
+    // Kept queued (its money stays held in the lease) and retried; after kMaxAttempts the row
+    // is given up but the money stays held: counted, never freed, until the process ends.
+    if (++items[i].attempts < kMaxAttempts) retry.push_back(std::move(items[i]));
   }
   std::lock_guard lk(bmu);
+  if (!retry.empty()) {
+    if (behind.empty()) behind_since = std::chrono::steady_clock::now();
+    behind.insert(behind.begin(), std::make_move_iterator(retry.begin()),
+                  std::make_move_iterator(retry.end()));
+  }
+  if (also) {  // the caller wants its own job's outcome; the settles' alerts wait for a settle
+    for (Alert& a : alerts) late_alerts.push_back(std::move(a));
+    if (errors.back()) std::rethrow_exception(errors.back());
+    return {};
+  }
+  if (first) {
+    for (Alert& a : alerts) late_alerts.push_back(std::move(a));
+    std::rethrow_exception(first);
+  }
   for (Alert& a : late_alerts) alerts.push_back(std::move(a));
   late_alerts.clear();
   return alerts;
