@@ -25,7 +25,10 @@ def run(tree: Path, tmp: str, calls: int, mode: str, procs: int) -> float | None
     exe = tree / "build" / "dev" / "orroute_ledger_bench"
     out = subprocess.run(
         [str(exe), tmp, "1", str(calls), MODES[mode], str(procs)],
-        capture_output=True, text=True, check=False, timeout=600,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
     fields = out.stdout.split()
     if out.returncode != 0 or len(fields) < 4:
@@ -51,7 +54,9 @@ def main() -> None:
     args = ap.parse_args()
     procs = [int(p) for p in args.processes.split(",")]
     trees = {"base": Path(args.base).resolve(), "branch": Path(args.branch).resolve()}
-    rows = [(t, m) for t in trees for m in MODES if m == "leases" or supports_write_behind(trees[t])]
+    rows = [
+        (t, m) for t in trees for m in MODES if m == "leases" or supports_write_behind(trees[t])
+    ]
     res: dict[tuple[str, str, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
@@ -60,11 +65,16 @@ def main() -> None:
                     rate = run(trees[tree], tmp, args.calls, mode, p)
                     if rate is not None:
                         res.setdefault((tree, mode, p), []).append(rate)
-                    print(f"round {i} {tree:6} {mode:12} {p} processes: "
-                          f"{'failed' if rate is None else f'{rate:,.0f}/s'}", flush=True)
+                    print(
+                        f"round {i} {tree:6} {mode:12} {p} processes: "
+                        f"{'failed' if rate is None else f'{rate:,.0f}/s'}",
+                        flush=True,
+                    )
     med = {k: statistics.median(v) for k, v in res.items()}
-    print(f"\nmedians of {args.rounds} alternated rounds, {args.calls} calls per run "
-          "(settled calls/s; x = ratio to the row's 1-process median)")
+    print(
+        f"\nmedians of {args.rounds} alternated rounds, {args.calls} calls per run "
+        "(settled calls/s; x = ratio to the row's 1-process median)"
+    )
     for tree, mode in rows:
         one = med.get((tree, mode, procs[0]))
         cells = []
