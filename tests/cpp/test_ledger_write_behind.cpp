@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "orroute/cost/open_ledger.h"
 #include "orroute/cost/sqlite_ledger.h"
 
 #include "ledger_test_util.h"
@@ -54,6 +55,18 @@ TEST_CASE("a queued settle is read back at once by its own ledger and by others 
   REQUIRE(spent(b) == Money::parse("0.004"));
   REQUIRE(a.budget_states({"p", "", {}}, 0, false).at(0).reserved.is_zero());
   REQUIRE(a.live_reservations().first == 0);
+}
+
+TEST_CASE("open_ledger passes the SQLite options on (a settle worker's write-behind)",
+          "[ledger][write_behind]") {
+  TempLedgerFile file;
+  auto ledger = open_ledger(file.path, behind(kMinute));
+  ledger->set_budget(spec("project:p", Window::kTotal, "100"));
+  const auto s = ledger->settle(ledger->reserve(req("0.01", "p")).reservation_id, cost("0.001"));
+  REQUIRE(s.call_id == 0);  // queued
+  REQUIRE(ledger->calls({}).size() == 1);
+  auto plain = open_ledger(file.path);  // default options: every settle written at once
+  REQUIRE(plain->settle(plain->reserve(req("0.01", "p")).reservation_id, cost("0.001")).call_id > 0);
 }
 
 TEST_CASE("the queue is written when it holds settle_batch calls or its oldest is due",
