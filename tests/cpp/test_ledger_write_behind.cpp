@@ -7,9 +7,11 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -196,6 +198,74 @@ TEST_CASE("a process killed with settles queued never lets the budget be exceede
   // What was really spent upstream (the child's 30 calls and the parent's) stays within $1.
   REQUIRE(Money::parse("0.01") * (30 + more) <= Money::dollars(1));
   REQUIRE(spent(parent) <= Money::dollars(1));
+}
+
+TEST_CASE("processes killed mid-run with settles queued never let the budget be exceeded",
+          "[ledger][write_behind]") {
+  TempLedgerFile file;
+  {
+    SqliteLedger setup(file.path);
+    setup.set_budget(spec("project:p", Window::kTotal, "2"));
+  }
+  // Calls sent upstream by the children (counted once reserved: the request goes out then, and
+  // may cost its whole reservation), in memory shared with the parent.
+  void* shared = ::mmap(nullptr, sizeof(std::atomic<int64_t>), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(shared != MAP_FAILED);
+  auto* sent = new (shared) std::atomic<int64_t>(0);
+  constexpr int kKids = 3;
+  std::vector<pid_t> kids;
+  for (int k = 0; k < kKids; ++k) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      try {
+        SqliteLedger child(file.path, behind(kMinute, 1000));
+        for (;;) {
+          const auto r = child.reserve(req("0.001", "p"));
+          if (r.status != ReserveStatus::kReserved) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            continue;
+          }
+          sent->fetch_add(1);
+          child.settle(r.reservation_id, cost("0.001"));
+        }
+      } catch (...) {
+        ::_exit(4);
+      }
+    }
+    kids.push_back(pid);
+  }
+  // Kill them while they run: at least a few hundred calls in, far from the $2 limit.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (sent->load() < 300 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (const pid_t pid : kids) ::kill(pid, SIGKILL);
+  for (const pid_t pid : kids) {
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFSIGNALED(status));  // killed mid-run, not exited on an error
+  }
+  const int64_t by_children = sent->load();
+  ::munmap(shared, sizeof(std::atomic<int64_t>));
+  REQUIRE(by_children >= 300);
+
+  SqliteLedger parent(file.path);
+  REQUIRE(parent.reclaim(0) >= 1);  // the children's leases, counted as spent
+  // (Usually fewer rows than calls: the settles queued in the children are lost.)
+  REQUIRE(parent.calls({}).size() <= static_cast<size_t>(by_children));
+  int64_t by_parent = 0;
+  for (;; ++by_parent) {
+    const auto r = parent.reserve(req("0.001", "p"));
+    if (r.status != ReserveStatus::kReserved) break;
+    parent.settle(r.reservation_id, cost("0.001"));
+  }
+  // Everything that was sent, at its full reservation, stays within the limit.
+  REQUIRE(Money::parse("0.001") * (by_children + by_parent) <= Money::dollars(2));
+  const BudgetState st = parent.budget_states({"p", "", {}}, 0, false).at(0);
+  REQUIRE(st.spent <= Money::dollars(2));
+  REQUIRE(st.reserved.is_zero());
 }
 
 TEST_CASE("write-behind keeps a budget exact across processes and threads",

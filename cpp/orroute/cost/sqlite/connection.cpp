@@ -101,6 +101,7 @@ void SqliteLedger::Impl::open() {
   open_sidecar();
   leases_on = options.leases && has_epoch;
   behind_on = leases_on && options.settle_delay_us > 0;
+  if (behind_on) start_flusher();  // here, so a thread that cannot start fails the open
 }
 
 int64_t SqliteLedger::Impl::version() {

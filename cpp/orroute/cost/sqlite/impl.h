@@ -366,7 +366,7 @@ struct SqliteLedger::Impl {
   std::chrono::steady_clock::time_point behind_since{};  // when the oldest was queued
   std::vector<Alert> late_alerts;  // fired by batches no settle() returned: the next one does
   bool flusher_stop = false;
-  std::thread* flusher = nullptr;  // started on first use; leaked in a forked child
+  std::thread* flusher = nullptr;  // started at open; leaked in a forked child
 
   // Queues a settle; nullopt when it must be written now (not from a live lease, or above its
   // reservation). Writes the queue itself when it is full.
@@ -385,6 +385,7 @@ struct SqliteLedger::Impl {
     for (Alert& a : alerts) late_alerts.push_back(std::move(a));
   }
   void flusher_loop();
+  void start_flusher();
   void stop_flusher();
 
   // Releases a reservation served from a lease: local only.

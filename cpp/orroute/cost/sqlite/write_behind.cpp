@@ -42,7 +42,6 @@ std::optional<SettleOutcome> SqliteLedger::Impl::settle_behind(int64_t id, CallR
     full = behind.size() >= static_cast<size_t>(std::max(1, options.settle_batch));
     if (!full) {
       out.alerts.swap(late_alerts);
-      if (!flusher) flusher = new std::thread([this] { flusher_loop(); });
       if (behind.size() == 1) bcv.notify_one();
     }
   }
@@ -122,6 +121,11 @@ void SqliteLedger::Impl::flusher_loop() {
     }
     lk.lock();
   }
+}
+
+void SqliteLedger::Impl::start_flusher() {
+  std::lock_guard lk(bmu);
+  if (!flusher && !flusher_stop) flusher = new std::thread([this] { flusher_loop(); });
 }
 
 void SqliteLedger::Impl::stop_flusher() {
