@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -266,6 +267,28 @@ TEST_CASE("processes killed mid-run with settles queued never let the budget be 
   const BudgetState st = parent.budget_states({"p", "", {}}, 0, false).at(0);
   REQUIRE(st.spent <= Money::dollars(2));
   REQUIRE(st.reserved.is_zero());
+}
+
+TEST_CASE("an expired write-behind lease is released if its process lives here, else spent",
+          "[ledger][write_behind]") {
+  TempLedgerFile file;
+  SqliteLedger a(file.path, behind(kMinute)), b(file.path);
+  a.set_budget(spec("project:p", Window::kTotal, "100"));
+  REQUIRE(a.reserve(req("0.01", "p")).status == ReserveStatus::kReserved);  // a 0.32 lease
+  const char* host = "";
+  SECTION("this host, process alive") { host = nullptr; }
+  SECTION("another host: cannot be checked") { host = "elsewhere"; }
+  if (host) {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(file.path.c_str(), &raw) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(raw, "UPDATE reservations SET host = 'elsewhere'", nullptr, nullptr,
+                         nullptr) == SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  REQUIRE(b.reclaim(now_us() + 365 * 24 * 3600 * kSec) == 1);  // long past its expiry
+  const BudgetState st = b.budget_states({"p", "", {}}, 0, false).at(0);
+  REQUIRE(st.reserved.is_zero());
+  REQUIRE(st.spent == (host ? Money::parse("0.32") : Money()));
 }
 
 TEST_CASE("write-behind keeps a budget exact across processes and threads",

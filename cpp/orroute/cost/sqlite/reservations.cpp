@@ -43,15 +43,17 @@ int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
     std::unordered_map<int64_t, bool> alive;  // pid -> alive, per pass
     while (s.step()) {
       const int64_t id = s.i64(0), rpid = s.i64(1), rstart = s.i64(2), expires = s.i64(4);
+      const bool here = s.text(3) == host;
       bool exited = false;
-      if (rpid != pid && s.text(3) == host) {
+      if (rpid != pid && here) {
         auto it = alive.find(rpid);
         if (it == alive.end()) it = alive.emplace(rpid, process_alive(rpid, rstart)).first;
         exited = !it->second;
       }
       // Settles queued in a dead process's memory may have spent any part of its write-behind
-      // lease: the whole lease counts as spent (fail closed), never as free again.
-      if (exited && s.i64(5) == 2) {
+      // lease: the whole lease counts as spent (fail closed), never as free again. So does an
+      // expired one from another host, whose process cannot be checked.
+      if (s.i64(5) == 2 && (exited || (expires <= at && !here))) {
         spent.push_back(id);
       } else if (exited || expires <= at) {
         dead.push_back(id);
