@@ -69,7 +69,8 @@ TEST_CASE("open_ledger passes the SQLite options on (a settle worker's write-beh
   REQUIRE(s.call_id == 0);  // queued
   REQUIRE(ledger->calls({}).size() == 1);
   auto plain = open_ledger(file.path);  // default options: every settle written at once
-  REQUIRE(plain->settle(plain->reserve(req("0.01", "p")).reservation_id, cost("0.001")).call_id > 0);
+  const auto id = plain->reserve(req("0.01", "p")).reservation_id;
+  REQUIRE(plain->settle(id, cost("0.001")).call_id > 0);
 }
 
 TEST_CASE("the queue is written when it holds settle_batch calls or its oldest is due",

@@ -92,7 +92,8 @@ std::vector<SqliteLedger::Impl::Job*> SqliteLedger::Impl::run_batch() {
   return batch;
 }
 
-void SqliteLedger::Impl::wait_jobs(std::unique_lock<std::mutex>& lk, const std::vector<Job*>& mine) {
+void SqliteLedger::Impl::wait_jobs(std::unique_lock<std::mutex>& lk,
+                                   const std::vector<Job*>& mine) {
   if (!leader_active) {
     leader_active = true;
     mine.front()->lead = true;

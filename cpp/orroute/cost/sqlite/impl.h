@@ -86,9 +86,10 @@ struct SqliteLedger::Impl {
   void open_sidecar();
 
   // ---- budget leases ----
-  // A lease is one `reservations` row (lease = 1, or 2 with write-behind settles) of this process charged to the reserved
-  // counters of a set of budget windows, exactly like a reservation; locally it is split into
-  // `free` (not yet handed out) and `held` (sub-reservations in flight). Guarded by `lmu`.
+  // A lease is one `reservations` row (lease = 1, or 2 with write-behind settles) of this
+  // process charged to the reserved counters of a set of budget windows, exactly like a
+  // reservation; locally it is split into `free` (not yet handed out) and `held`
+  // (sub-reservations in flight). Guarded by `lmu`.
   using WindowKey = std::vector<std::pair<int64_t, TimeUs>>;
   struct Lease {
     int64_t row_id = 0;
