@@ -1,5 +1,8 @@
 // Write-behind settles: lease-served settles queued in memory and written in batches (see the
 // "write-behind settles" part of impl.h, and docs/cost.md for the contract).
+#include <algorithm>
+#include <iterator>
+
 #include "orroute/cost/sqlite/impl.h"
 
 namespace orroute {
