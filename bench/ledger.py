@@ -14,8 +14,9 @@ of file.
 
 Then, with `orroute_ledger_bench` built, the curve over processes: 1, 2, 4, 8 single-threaded
 processes reserving and settling against the same two budgets on one ledger (one SQLite file,
-leases on and off; one Redis server), total settled calls/s and its ratio to one process, and
-whether the budgets came out exact (spent = calls x cost, nothing left reserved).
+leases on and off, and leases with write-behind settles; one Redis server), total settled
+calls/s and its ratio to one process, and whether the budgets came out exact (spent = calls x
+cost, nothing left reserved). bench/ledger_curve.py prints the same curve for two trees, alternated.
 
 With `--backend redis` (or `both`) it measures the Redis ledger the same way (a private
 redis-server on a loopback port, or `--redis-url`): reserve+settle latency and settled calls/s
@@ -119,9 +120,10 @@ def cpp_engine(tmp: Path, n: int, threads: int, leases: bool) -> tuple[float, fl
     return float(out[0]), float(out[1])
 
 
-def process_curve(location: str, n: int, procs: list[int], leases: bool, label: str) -> None:
+def process_curve(location: str, n: int, procs: list[int], leases: bool | str, label: str) -> None:
     """Settled calls/s of 1 thread in each of ``procs`` processes sharing ``location`` (a directory
-    for a fresh SQLite file, or a redis:// URL), through orroute_ledger_bench."""
+    for a fresh SQLite file, or a redis:// URL), through orroute_ledger_bench. ``leases``: on, off,
+    or ``"2"`` (leases with write-behind settles)."""
     exe = REPO / "build" / "dev" / "orroute_ledger_bench"
     if not exe.exists():
         print(f"{label}: build orroute_ledger_bench (scripts/dev-build.sh) to see it")
@@ -129,7 +131,8 @@ def process_curve(location: str, n: int, procs: list[int], leases: bool, label: 
     cells, base = [], None
     for p in procs:
         out = subprocess.run(
-            [str(exe), location, "1", str(n), "1" if leases else "0", str(p)],
+            [str(exe), location, "1", str(n), leases if isinstance(leases, str) else
+             "1" if leases else "0", str(p)],
             capture_output=True, text=True, check=True,
         ).stdout.split()
         rate, p99, exact = float(out[0]), float(out[2]), out[3] == "1"
@@ -294,6 +297,8 @@ def main() -> None:
         for leases in (True, False):
             process_curve(str(tmp), n, procs, leases,
                           f"sqlite ledger, processes x 1 thread (C++), leases {'on ' if leases else 'off'}")
+        process_curve(str(tmp), n, procs, "2",
+                      "sqlite ledger, processes x 1 thread (C++), write-behind settles (10 ms / 64)")
         peer = peer_sqlite(tmp / "peer.sqlite3", n)
         print(
             f"peer: Python sqlite3 bare INSERT+COMMIT per call: {peer:,.0f}/s "

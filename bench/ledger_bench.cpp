@@ -5,8 +5,9 @@
 // nothing left reserved: 1, else 0). bench/ledger.py runs it when it has been built (target
 // orroute_ledger_bench, with ORROUTE_BUILD_TESTS).
 //
-//   orroute_ledger_bench DIR|redis://... THREADS CALLS LEASES(0|1) [PROCS]
+//   orroute_ledger_bench DIR|redis://... THREADS CALLS LEASES(0|1|2) [PROCS]
 //
+// LEASES 2: leases with write-behind settles (settle_delay_us 10 ms, settle_batch 64).
 // CALLS is the total over every process and thread. The processes open their own ledger after
 // fork() and start together (a pipe closed by the parent); the time runs from that start to the
 // last process's exit (its leases given back included).
@@ -36,10 +37,11 @@ namespace {
 
 const Money kCost = Money::parse("0.000123456789");
 
-std::shared_ptr<Ledger> open(const std::string& location, bool leases) {
+std::shared_ptr<Ledger> open(const std::string& location, int leases) {
   if (is_redis_location(location)) return open_ledger(location);
   SqliteLedgerOptions options;
-  options.leases = leases;
+  options.leases = leases != 0;
+  if (leases == 2) options.settle_delay_us = 10'000;
   return std::make_shared<SqliteLedger>(location, options);
 }
 
@@ -85,7 +87,7 @@ int main(int argc, char** argv) {
   const int threads = std::max(1, std::atoi(argv[2]));
   const int procs = argc == 6 ? std::max(1, std::atoi(argv[5])) : 1;
   const int per = std::max(1, std::atoi(argv[3]) / (threads * procs));
-  const bool leases = std::atoi(argv[4]) != 0;
+  const int leases = std::atoi(argv[4]);
   auto clean = [&] {
     if (!redis) {
       for (const char* suffix : {"", "-wal", "-shm", "-orroute"}) std::filesystem::remove(location + suffix);

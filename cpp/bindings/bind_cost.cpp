@@ -161,18 +161,20 @@ void bind_cost(py::module_& m) {
   using GIL = py::call_guard<py::gil_scoped_release>;
   py::class_<SqliteLedger> sqlite(m, "SqliteLedger");
   sqlite.def(py::init([](const std::string& path, int32_t busy_timeout_ms, bool durable_fsync,
-                       bool leases) {
+                       bool leases, int64_t settle_delay_us) {
              SqliteLedgerOptions options;
              options.busy_timeout_ms = busy_timeout_ms;
              options.durable_fsync = durable_fsync;
              options.leases = leases;
+             options.settle_delay_us = settle_delay_us;
              return std::make_unique<SqliteLedger>(path, options);
            }),
            py::arg("path"), py::arg("busy_timeout_ms") = 30'000, py::arg("durable_fsync") = false,
-           py::arg("leases") = true, GIL())
+           py::arg("leases") = true, py::arg("settle_delay_us") = 0, GIL())
       .def_property_readonly("path", &SqliteLedger::path)
       .def_property_readonly("leases", &SqliteLedger::leases_enabled)
       .def("release_leases", &SqliteLedger::release_leases, GIL())
+      .def("flush_settles", &SqliteLedger::flush_settles, GIL())
       .def("schema_version", &SqliteLedger::schema_version, GIL());
   def_ledger_methods(sqlite);
 

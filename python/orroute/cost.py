@@ -273,7 +273,8 @@ class Reservation:
     def settle(self, actual_usd: Amount, **call: Any) -> int:
         """Records the call at its actual cost and frees the rest of the reservation.
 
-        Keyword arguments are the columns of :meth:`CostTracker.record_call`. Returns the row id.
+        Keyword arguments are the columns of :meth:`CostTracker.record_call`. Returns the row id
+        (0 when the tracker writes settles behind: ``CostTracker(settle_delay=...)``).
         """
         if self.done:
             raise InvalidArgumentError(f"reservation {self.id} was already settled or released")
@@ -328,6 +329,14 @@ class CostTracker:
         leases: serve reservations from this process's budget leases (an allowance taken from
             the matching budgets in one transaction; budgets stay exact, see docs/cost.md).
             ``False``: one database transaction per reservation.
+        settle_delay: seconds a lease-served settle may wait in memory before it is written
+            (with others, in one transaction: many times the calls/s across processes). 0 (the
+            default): every settle is written before it returns. With a delay, ``settle()``
+            returns row id 0, this tracker's own reads still see every settle, other processes
+            see it within the delay (or 64 calls, or this tracker's next read), and its alerts
+            fire from the settle that writes it; a process killed with settles waiting has its
+            whole budget lease counted as spent (the rows are lost, the budget holds). See
+            docs/cost.md. Ignored for Redis.
 
     >>> tracker = orroute.CostTracker(":memory:")  # doctest: +SKIP
     >>> tracker.set_budget(10, period="daily", project="demo")  # doctest: +SKIP
@@ -344,6 +353,7 @@ class CostTracker:
         approval_hook: Callable[[ApprovalRequest], bool] | None = None,
         busy_timeout: float = 30.0,
         leases: bool = True,
+        settle_delay: float = 0.0,
     ) -> None:
         self._redis = isinstance(ledger, str) and _is_redis_url(ledger)
         if ledger is None:
@@ -360,6 +370,9 @@ class CostTracker:
             self._path = str(path)
         self._busy_ms = int(busy_timeout * 1000)
         self._leases = bool(leases)
+        if not 0 <= settle_delay <= 60:
+            raise InvalidArgumentError("settle_delay must be between 0 and 60 seconds")
+        self._settle_delay_us = int(settle_delay * 1_000_000)
         self._catalog = catalog
         self._clock = clock
         self.webhook_url = webhook_url
@@ -387,7 +400,10 @@ class CostTracker:
             )
         else:
             self._core_ledger = _core.SqliteLedger(
-                self._path, busy_timeout_ms=self._busy_ms, leases=self._leases
+                self._path,
+                busy_timeout_ms=self._busy_ms,
+                leases=self._leases,
+                settle_delay_us=self._settle_delay_us,
             )
             # Unused lease money goes back to the budgets at exit even if the tracker is still
             # referenced then (the C++ destructor does it otherwise).
@@ -427,10 +443,18 @@ class CostTracker:
         return False if self._redis else bool(self._core.leases)
 
     def close(self) -> None:
-        """Gives this process's unused lease money back to the budgets (other processes then
-        see it as free). The tracker stays usable; also done at exit. No-op for Redis."""
+        """Writes the settles waiting (``settle_delay``) and gives this process's unused lease
+        money back to the budgets (other processes then see it as free). The tracker stays
+        usable; also done at exit. No-op for Redis."""
         if not self._redis:
+            self.flush()
             self._core.release_leases()
+
+    def flush(self) -> None:
+        """Writes the settles waiting in memory (``settle_delay``) now and fires the alerts
+        they crossed. No-op without a delay and for Redis."""
+        if not self._redis:
+            self._dispatch(self._core.flush_settles())
 
     def _now_us(self) -> int:
         if self._clock is None:

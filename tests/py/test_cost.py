@@ -377,3 +377,24 @@ def test_estimate_cost_without_a_model_prices_the_selectors_choice() -> None:
     chosen = orroute.ModelSelector().select_model("coding", 1000, task.budget)
     expected = orroute.Catalog.bundled().cost(chosen, prompt_tokens=1000, completion_tokens=200)
     assert tracker.estimate_cost(task) == expected
+
+
+def test_settle_delay_writes_settles_behind_and_flush_fires_their_alerts(tmp_path: Path) -> None:
+    path = tmp_path / "behind.sqlite3"
+    tracker = orroute.CostTracker(path, settle_delay=60)
+    tracker.set_budget(1, project="p")
+    seen: list[orroute.cost.AlertEvent] = []
+    tracker.on_alert(seen.append)
+    other = orroute.CostTracker(path)  # as another process would see the file
+    assert tracker.reserve("0.6", project="p").settle("0.6", model="m") == 0  # not written yet
+    assert other.total_cost(project="p") == 0 and seen == []
+    assert tracker.total_cost(project="p") == Decimal("0.6")  # its own reads see it at once
+    assert other.total_cost(project="p") == Decimal("0.6")
+    tracker.flush()  # the read wrote it; the alert it crossed fires with the next flush/settle
+    assert [a.threshold_pct for a in seen] == [50]
+    tracker.reserve("0.1", project="p").settle("0.1", model="m")
+    tracker.close()  # writes what waits, gives the lease back
+    status = other.budget_status(project="p")
+    assert status.spent == Decimal("0.7") and status.reserved == 0
+    with pytest.raises(orroute.InvalidArgumentError):
+        orroute.CostTracker(path, settle_delay=-1)

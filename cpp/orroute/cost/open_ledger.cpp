@@ -20,6 +20,11 @@ bool is_redis_location(std::string_view location) {
 }
 
 std::shared_ptr<Ledger> open_ledger(const std::string& location) {
+  return open_ledger(location, SqliteLedgerOptions{});
+}
+
+std::shared_ptr<Ledger> open_ledger(const std::string& location,
+                                    const SqliteLedgerOptions& sqlite_options) {
   if (is_redis_location(location)) {
 #ifdef ORROUTE_HAVE_REDIS
     return std::make_shared<RedisLedger>(location);
@@ -28,7 +33,7 @@ std::shared_ptr<Ledger> open_ledger(const std::string& location) {
                           "at build time; install libhiredis-dev and rebuild)");
 #endif
   }
-  return std::make_shared<SqliteLedger>(location);
+  return std::make_shared<SqliteLedger>(location, sqlite_options);
 }
 
 }  // namespace orroute

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "orroute/cost/ledger.h"
+#include "orroute/cost/sqlite_ledger.h"
 
 namespace orroute {
 
@@ -18,5 +19,9 @@ bool is_redis_location(std::string_view location);
 // Throws InvalidArgument for a redis:// location in a build without Redis, and whatever the
 // backend's constructor throws (Error when the file or server cannot be opened).
 std::shared_ptr<Ledger> open_ledger(const std::string& location);
+// The same, with the options a SQLite file is opened with (e.g. write-behind settles for a
+// settle worker: `settle_delay_us`); ignored for Redis.
+std::shared_ptr<Ledger> open_ledger(const std::string& location,
+                                    const SqliteLedgerOptions& sqlite_options);
 
 }  // namespace orroute

@@ -22,8 +22,9 @@ SqliteLedger::SqliteLedger(const std::string& path, SqliteLedgerOptions options)
 
 SqliteLedger::~SqliteLedger() {
   if (impl_->leases_on && static_cast<int64_t>(::getpid()) == impl_->pid) {
+    impl_->stop_flusher();
     try {
-      release_leases();
+      release_leases();  // writes the queued settles first
     } catch (...) {  // best effort: the rows are reclaimed when this process is gone
     }
   }
@@ -31,6 +32,7 @@ SqliteLedger::~SqliteLedger() {
 
 void SqliteLedger::release_leases() {
   if (!impl_->leases_on) return;
+  impl_->flush_queued();
   impl_->transact([&] {
     impl_->return_all_leases();
     return true;

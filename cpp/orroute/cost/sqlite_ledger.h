@@ -37,6 +37,16 @@ struct SqliteLedgerOptions {
   int32_t page_size = 1024;
   // WAL pages before a commit checkpoints (each checkpoint syncs twice); 0 = SQLite's 1000.
   int32_t wal_autocheckpoint = 10'000;
+  // Write-behind settles (with leases; 0 = off: every settle is written before it returns).
+  // A settle served from a lease and within its reservation is queued and written, with the
+  // others queued, in one batch when `settle_batch` are queued, when the oldest is this old, or
+  // before this object's next read or budget change. Its money stays reserved in the lease until
+  // then, and a process that dies with settles queued has its whole lease counted as spent (never
+  // released), so a crash can lose call rows but never lets a budget be exceeded. settle() then
+  // returns call_id 0, and the alerts its batch fires come back from the settle() (or
+  // flush_settles()) that writes it, or else the next one. See docs/cost.md.
+  int64_t settle_delay_us = 0;
+  int32_t settle_batch = 64;
 };
 
 // Budget leases (on by default): a process takes, in one transaction, an allowance from the
@@ -60,7 +70,7 @@ class SqliteLedger final : public Ledger {
   // `path` is a file path or ":memory:" (private to this object). Creates or migrates the
   // schema. Throws Error if the file cannot be opened or was written by a newer schema.
   explicit SqliteLedger(const std::string& path, SqliteLedgerOptions options = {});
-  // Gives back this process's unused lease money (best effort).
+  // Writes queued settles and gives back this process's unused lease money (best effort).
   ~SqliteLedger() override;
   SqliteLedger(const SqliteLedger&) = delete;
   SqliteLedger& operator=(const SqliteLedger&) = delete;
@@ -73,6 +83,10 @@ class SqliteLedger final : public Ledger {
   void release_leases();
   // Whether reserve() uses leases (options.leases and the sidecar could be opened).
   bool leases_enabled() const;
+  // Writes the queued write-behind settles now; returns the alerts not yet handed to a
+  // settle() (empty without write-behind). Throws Error if the batch fails (the settles stay
+  // queued; their money stays reserved).
+  std::vector<Alert> flush_settles();
 
   int64_t set_budget(const BudgetSpec& spec) override;
   bool remove_budget(const BudgetScope& scope, Window window) override;

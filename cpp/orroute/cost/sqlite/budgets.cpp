@@ -78,6 +78,7 @@ int64_t SqliteLedger::set_budget(const BudgetSpec& spec) {
     if (t <= 0 || t > 1000) throw InvalidArgument("alert thresholds must be in (0, 1000] percent");
   }
   TimeZone::locate(spec.time_zone);  // throws if unknown
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   Impl::Txn txn(*impl_);
@@ -109,6 +110,7 @@ int64_t SqliteLedger::set_budget(const BudgetSpec& spec) {
 }
 
 bool SqliteLedger::remove_budget(const BudgetScope& scope, Window window) {
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   Impl::Txn txn(*impl_);
@@ -130,6 +132,7 @@ bool SqliteLedger::remove_budget(const BudgetScope& scope, Window window) {
 }
 
 std::vector<Budget> SqliteLedger::budgets() {
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   Impl::Txn txn(*impl_);
@@ -139,6 +142,7 @@ std::vector<Budget> SqliteLedger::budgets() {
 }
 
 std::vector<BudgetState> SqliteLedger::budget_states(const SpendScope& scope, TimeUs at, bool all) {
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   if (at == 0) at = now_us();

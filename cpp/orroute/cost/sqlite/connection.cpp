@@ -26,6 +26,7 @@ int SqliteLedger::Impl::busy_wait(void* self, int count) {
 }
 
 SqliteLedger::Impl::~Impl() {
+  if (flusher && static_cast<int64_t>(::getpid()) == pid) stop_flusher();  // else: not ours (fork)
   if (!canonical.empty()) {
     std::lock_guard lk(open_ledgers().mu);
     auto [lo, hi] = open_ledgers().by_path.equal_range(canonical);
@@ -99,6 +100,8 @@ void SqliteLedger::Impl::open() {
   migrate();
   open_sidecar();
   leases_on = options.leases && has_epoch;
+  behind_on = leases_on && options.settle_delay_us > 0;
+  if (behind_on) start_flusher();  // here, so a thread that cannot start fails the open
 }
 
 int64_t SqliteLedger::Impl::version() {

@@ -1,4 +1,6 @@
 // Group commit: queued money operations run as one transaction, one savepoint each.
+#include <algorithm>
+
 #include "orroute/cost/sqlite/impl.h"
 
 namespace orroute {
@@ -88,6 +90,52 @@ std::vector<SqliteLedger::Impl::Job*> SqliteLedger::Impl::run_batch() {
   }
   pending_new.clear();
   return batch;
+}
+
+void SqliteLedger::Impl::wait_jobs(std::unique_lock<std::mutex>& lk,
+                                   const std::vector<Job*>& mine) {
+  if (!leader_active) {
+    leader_active = true;
+    mine.front()->lead = true;
+  }
+  auto all_done = [&] {
+    return std::all_of(mine.begin(), mine.end(), [](const Job* j) { return j->done; });
+  };
+  while (!all_done()) {
+    if (std::any_of(mine.begin(), mine.end(), [](const Job* j) { return j->lead && !j->done; })) {
+      lk.unlock();
+      const std::vector<Job*> batch = run_batch();
+      lk.lock();
+      for (Job* j : batch) j->done = true;
+      if (queue.empty()) {
+        leader_active = false;
+      } else {
+        queue.front()->lead = true;
+      }
+      queue_cv.notify_all();
+    } else {
+      queue_cv.wait(lk);
+    }
+  }
+}
+
+std::vector<std::exception_ptr> SqliteLedger::Impl::transact_all(
+    std::vector<std::function<void()>> bodies) {
+  check_pid();
+  std::vector<Job> jobs(bodies.size());
+  std::vector<Job*> mine;
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    jobs[i].run = std::move(bodies[i]);
+    mine.push_back(&jobs[i]);
+  }
+  std::vector<std::exception_ptr> errors;
+  if (mine.empty()) return errors;
+  std::unique_lock lk(queue_mu);
+  queue.insert(queue.end(), mine.begin(), mine.end());
+  wait_jobs(lk, mine);
+  lk.unlock();
+  for (const Job& j : jobs) errors.push_back(j.error);
+  return errors;
 }
 
 }  // namespace orroute

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -85,9 +86,10 @@ struct SqliteLedger::Impl {
   void open_sidecar();
 
   // ---- budget leases ----
-  // A lease is one `reservations` row (lease = 1) of this process charged to the reserved
-  // counters of a set of budget windows, exactly like a reservation; locally it is split into
-  // `free` (not yet handed out) and `held` (sub-reservations in flight). Guarded by `lmu`.
+  // A lease is one `reservations` row (lease = 1, or 2 with write-behind settles) of this
+  // process charged to the reserved counters of a set of budget windows, exactly like a
+  // reservation; locally it is split into `free` (not yet handed out) and `held`
+  // (sub-reservations in flight). Guarded by `lmu`.
   using WindowKey = std::vector<std::pair<int64_t, TimeUs>>;
   struct Lease {
     int64_t row_id = 0;
@@ -226,6 +228,12 @@ struct SqliteLedger::Impl {
   // Runs a batch as the leader: takes the write lock, then every queued job; returns them.
   std::vector<Job*> run_batch();
 
+  // Queues `jobs` together (so they ride in one batch, one savepoint each) and waits until all
+  // have run; returns each one's failure (null when it committed).
+  std::vector<std::exception_ptr> transact_all(std::vector<std::function<void()>> jobs);
+  // The waiting/leading loop of transact and transact_all; `lk` holds queue_mu.
+  void wait_jobs(std::unique_lock<std::mutex>& lk, const std::vector<Job*>& mine);
+
   // Leadership is handed over, not raced for: when a batch ends and jobs are queued, the oldest
   // queued job's thread leads next, so a thread returning from a batch cannot start a new batch
   // holding only its own next job while the others are still waking up (batches stay large).
@@ -238,26 +246,7 @@ struct SqliteLedger::Impl {
     job.run = [&] { result.emplace(body()); };
     std::unique_lock lk(queue_mu);
     queue.push_back(&job);
-    if (!leader_active) {
-      leader_active = true;
-      job.lead = true;
-    }
-    while (!job.done) {
-      if (job.lead) {
-        lk.unlock();
-        const std::vector<Job*> batch = run_batch();
-        lk.lock();
-        for (Job* j : batch) j->done = true;
-        if (queue.empty()) {
-          leader_active = false;
-        } else {
-          queue.front()->lead = true;
-        }
-        queue_cv.notify_all();
-      } else {
-        queue_cv.wait(lk);
-      }
-    }
+    wait_jobs(lk, {&job});
     lk.unlock();
     if (job.error) std::rethrow_exception(job.error);
     return std::move(*result);
@@ -301,8 +290,9 @@ struct SqliteLedger::Impl {
 
   // ---- reservations ----
 
-  // Removes a reservation and its share of the counters. false if it does not exist.
-  bool remove_reservation(int64_t id);
+  // Removes a reservation and its share of the counters; `as_spent` moves that share to spent
+  // instead of freeing it (a dead process's write-behind lease). false if it does not exist.
+  bool remove_reservation(int64_t id, bool as_spent = false);
 
   int64_t reclaim_locked(TimeUs at);
 
@@ -350,6 +340,54 @@ struct SqliteLedger::Impl {
 
   // Settles a reservation served from a lease (id < 0).
   SettleOutcome settle_sub(int64_t id, CallRecord call, TimeUs now);
+  // Inside a job: books `call` for the lease reservation `sub` (taken out of `subs`' reach by
+  // its `settling` flag). `reset_on_fail`: a failed job makes the reservation settleable again
+  // (a write-behind settle instead stays settling and is retried).
+  SettleOutcome settle_sub_job(int64_t id, const Sub& sub, const CallRecord& call, TimeUs now,
+                               bool reset_on_fail);
+
+  // ---- write-behind settles (options.settle_delay_us > 0; write_behind.cpp) ----
+  // A settle served from a lease, within its reservation, is queued here and returns at once;
+  // the queue is written by one group-committed batch (one savepoint per settle) when it holds
+  // settle_batch calls, when its oldest is settle_delay_us old (the flusher thread), and before
+  // any read, budget change or lease return of this object. Its money stays in the lease row
+  // (reserved) until its batch commits, so a crash loses rows but never frees their money: a
+  // dead process's write-behind lease (lease = 2) is counted as spent, not released.
+  struct Behind {
+    int64_t id;
+    Sub sub;
+    CallRecord call;
+    TimeUs now;
+    int attempts = 0;
+  };
+  bool behind_on = false;
+  std::mutex bmu;  // guards the fields below; a leaf lock (nothing else is taken under it)
+  std::condition_variable bcv;
+  std::vector<Behind> behind;
+  std::chrono::steady_clock::time_point behind_since{};  // when the oldest was queued
+  std::vector<Alert> late_alerts;  // fired by batches no settle() returned: the next one does
+  bool flusher_stop = false;
+  std::thread* flusher = nullptr;  // started at open; leaked in a forked child
+
+  // Queues a settle; nullopt when it must be written now (not from a live lease, or above its
+  // reservation). Writes the queue itself when it is full.
+  std::optional<SettleOutcome> settle_behind(int64_t id, CallRecord& call, TimeUs now);
+  // Writes every queued settle (one batch); returns the alerts nobody was handed yet. Throws the
+  // first failure (the failed settles stay queued, up to 3 attempts each). With `also`, that job
+  // rides last in the same batch (a lease's slow-path reserve: one transaction instead of two);
+  // then only its failure is thrown, and the settles' alerts wait for the next settle().
+  std::vector<Alert> flush_behind(const std::function<void()>& also = nullptr);
+  // Before a read or a change of this object: its own queued settles are written first, so it
+  // reads what it wrote (their alerts go to the next settle()).
+  void flush_queued() {
+    if (!behind_on) return;
+    std::vector<Alert> alerts = flush_behind();
+    std::lock_guard lk(bmu);
+    for (Alert& a : alerts) late_alerts.push_back(std::move(a));
+  }
+  void flusher_loop();
+  void start_flusher();
+  void stop_flusher();
 
   // Releases a reservation served from a lease: local only.
   bool release_sub(int64_t id);

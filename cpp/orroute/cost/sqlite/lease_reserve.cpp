@@ -224,9 +224,9 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
       const auto [gn, ga] = split(grant);
       const std::string windows = encode_windows(key);
       q("INSERT INTO reservations(pid, pid_start, host, created_at, expires_at, amount_nanos, "
-        "amount_attos, windows, lease) VALUES (?,?,?,?,?,?,?,?,1)")
+        "amount_attos, windows, lease) VALUES (?,?,?,?,?,?,?,?,?)")
           .bind(1, pid).bind(2, pid_start).bind(3, host).bind(4, at).bind(5, expires)
-          .bind(6, gn).bind(7, ga).bind_text(8, windows).run();
+          .bind(6, gn).bind(7, ga).bind_text(8, windows).bind(9, int64_t{behind_on ? 2 : 1}).run();
       auto fresh = std::make_shared<Lease>();
       fresh->row_id = sqlite3_last_insert_rowid(db);
       fresh->windows = key;

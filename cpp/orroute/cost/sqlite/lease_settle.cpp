@@ -8,6 +8,9 @@ namespace orroute {
 using namespace sqlite;
 
 SettleOutcome SqliteLedger::Impl::settle_sub(int64_t id, CallRecord call, TimeUs now) {
+  if (behind_on) {
+    if (auto out = settle_behind(id, call, now)) return std::move(*out);
+  }
   Sub sub;
   bool found = false;
   {
@@ -27,53 +30,58 @@ SettleOutcome SqliteLedger::Impl::settle_sub(int64_t id, CallRecord call, TimeUs
       return out;
     });
   }
-  return transact([&] {
+  return transact([&] { return settle_sub_job(id, sub, call, now, true); });
+}
+
+SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, const CallRecord& call,
+                                                 TimeUs now, bool reset_on_fail) {
+  if (reset_on_fail) {
     if_failed([this, id] {
       auto it = subs.find(id);
       if (it != subs.end()) it->second.settling = false;
     });
-    CallRecord c = call;
-    bool here = true;
-    // A call that cost more than it reserved (an upstream ignoring max_tokens) takes the excess
-    // off the lease's free money, so the lease never serves calls the budget cannot cover; when
-    // the free money does not cover it, the budget generation moves and every process re-leases
-    // under the true remaining amount.
-    Money taken;
-    if (sub.lease && call.cost > sub.amount) {
-      const Money excess = call.cost - sub.amount;
-      {
-        std::lock_guard lk(lmu);
-        taken = std::max(Money(), std::min(excess, sub.lease->free));
-        sub.lease->free -= taken;
-      }
-      if_failed([lease = sub.lease, taken] { lease->free += taken; });
-      if (taken < excess) {
-        bump_gen();
-        bump_epoch();
-      }
+  }
+  CallRecord c = call;
+  bool here = true;
+  // A call that cost more than it reserved (an upstream ignoring max_tokens) takes the excess
+  // off the lease's free money, so the lease never serves calls the budget cannot cover; when
+  // the free money does not cover it, the budget generation moves and every process re-leases
+  // under the true remaining amount.
+  Money taken;
+  if (sub.lease && call.cost > sub.amount) {
+    const Money excess = call.cost - sub.amount;
+    {
+      std::lock_guard lk(lmu);
+      taken = std::max(Money(), std::min(excess, sub.lease->free));
+      sub.lease->free -= taken;
     }
-    if (sub.lease &&
-        !add_to_lease_row(sub.lease->row_id, -(sub.amount + taken), now + 2 * kLeaseTtlUs)) {
-      here = false;  // the lease was reclaimed: like a reclaimed reservation
-      after_commit([this, lease = sub.lease] { drop_lease(lease); });
+    if_failed([lease = sub.lease, taken] { lease->free += taken; });
+    if (taken < excess) {
+      bump_gen();
+      bump_epoch();
     }
-    if (here) {
-      c.at = sub.created_at;
-      c.scope = sub.scope;
-    } else if (c.at == 0) {
-      c.at = now;
+  }
+  if (sub.lease &&
+      !add_to_lease_row(sub.lease->row_id, -(sub.amount + taken), now + 2 * kLeaseTtlUs)) {
+    here = false;  // the lease was reclaimed: like a reclaimed reservation
+    after_commit([this, lease = sub.lease] { drop_lease(lease); });
+  }
+  if (here) {
+    c.at = sub.created_at;
+    c.scope = sub.scope;
+  } else if (c.at == 0) {
+    c.at = now;
+  }
+  SettleOutcome out = insert_call(c, here ? sub.lease.get() : nullptr, sub.amount + taken);
+  out.reservation_found = here;
+  after_commit([this, id, lease = sub.lease, amount = sub.amount, here, now] {
+    subs.erase(id);
+    if (lease && here && !lease->dead) {
+      lease->held -= amount;
+      lease->expires_at = std::max(lease->expires_at, now + 2 * kLeaseTtlUs);
     }
-    SettleOutcome out = insert_call(c, here ? sub.lease.get() : nullptr, sub.amount + taken);
-    out.reservation_found = here;
-    after_commit([this, id, lease = sub.lease, amount = sub.amount, here, now] {
-      subs.erase(id);
-      if (lease && here && !lease->dead) {
-        lease->held -= amount;
-        lease->expires_at = std::max(lease->expires_at, now + 2 * kLeaseTtlUs);
-      }
-    });
-    return out;
   });
+  return out;
 }
 
 }  // namespace orroute

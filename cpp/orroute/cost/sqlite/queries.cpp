@@ -38,6 +38,7 @@ void SqliteLedger::Impl::bind_query(Query& s, const CallQuery& cq) {
 }
 
 std::vector<CallRecord> SqliteLedger::calls(const CallQuery& cq) {
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   std::string sql = std::string("SELECT ") + kCallColumns + " FROM calls" + Impl::where(cq) +
@@ -80,6 +81,7 @@ std::vector<CallRecord> SqliteLedger::calls(const CallQuery& cq) {
 }
 
 Money SqliteLedger::total_cost(const CallQuery& cq) {
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   auto s = impl_->q("SELECT COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(cost_attos), 0) FROM calls" +
@@ -123,6 +125,7 @@ std::vector<ReportRow> SqliteLedger::report(const CallQuery& cq, std::string_vie
                           "' (model, model_requested, project, provider, task_type, "
                           "conversation, outcome, error_class, task_id, tag:<key>)");
   }
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   const std::string sql =
@@ -156,6 +159,7 @@ std::vector<ReportRow> SqliteLedger::report(const CallQuery& cq, std::string_vie
 }
 
 std::vector<Alert> SqliteLedger::alerts(TimeUs from) {
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   auto s = impl_->q("SELECT budget_id, budget_name, threshold_pct, window_start, fired_at, "
@@ -174,6 +178,7 @@ std::optional<int64_t> SqliteLedger::completion_quantile(std::string_view task_t
                                                          std::string_view model, double q,
                                                          int64_t last_n) {
   if (!(q >= 0.0 && q <= 1.0)) throw InvalidArgument("quantile must be in [0, 1]");
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   auto s = impl_->q("SELECT completion_tokens FROM calls WHERE task_type = ? AND model_used = ? "

@@ -10,7 +10,7 @@ namespace orroute {
 
 using namespace sqlite;
 
-bool SqliteLedger::Impl::remove_reservation(int64_t id) {
+bool SqliteLedger::Impl::remove_reservation(int64_t id, bool as_spent) {
   Money amount;
   std::vector<std::pair<int64_t, TimeUs>> windows;
   {
@@ -27,6 +27,7 @@ bool SqliteLedger::Impl::remove_reservation(int64_t id) {
     if (!s.step()) continue;
     Counter c{join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3)) - amount};
     if (c.reserved.is_negative()) c.reserved = Money();
+    if (as_spent) c.spent += amount;
     write_counter(budget_id, start, c);
   }
   q("DELETE FROM reservations WHERE id = ?").bind(1, id).run();
@@ -35,20 +36,28 @@ bool SqliteLedger::Impl::remove_reservation(int64_t id) {
 
 int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
   last_reclaim = std::chrono::steady_clock::now();
-  std::vector<int64_t> dead;
+  std::vector<int64_t> dead, spent;  // spent: dead processes' write-behind leases
   std::vector<std::shared_ptr<Lease>> own;
   {
-    auto s = q("SELECT id, pid, pid_start, host, expires_at FROM reservations");
+    auto s = q("SELECT id, pid, pid_start, host, expires_at, lease FROM reservations");
     std::unordered_map<int64_t, bool> alive;  // pid -> alive, per pass
     while (s.step()) {
       const int64_t id = s.i64(0), rpid = s.i64(1), rstart = s.i64(2), expires = s.i64(4);
-      bool gone = expires <= at;
-      if (!gone && rpid != pid && s.text(3) == host) {
+      const bool here = s.text(3) == host;
+      bool exited = false;
+      if (rpid != pid && here) {
         auto it = alive.find(rpid);
         if (it == alive.end()) it = alive.emplace(rpid, process_alive(rpid, rstart)).first;
-        gone = !it->second;
+        exited = !it->second;
       }
-      if (gone) dead.push_back(id);
+      // Settles queued in a dead process's memory may have spent any part of its write-behind
+      // lease: the whole lease counts as spent (fail closed), never as free again. So does an
+      // expired one from another host, whose process cannot be checked.
+      if (s.i64(5) == 2 && (exited || (expires <= at && !here))) {
+        spent.push_back(id);
+      } else if (exited || expires <= at) {
+        dead.push_back(id);
+      }
     }
   }
   if (!dead.empty()) {
@@ -58,9 +67,10 @@ int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
     }
   }
   for (const int64_t id : dead) remove_reservation(id);
+  for (const int64_t id : spent) remove_reservation(id, true);
   // One of this process's leases expired (idle for its whole ttl): it is gone with its subs.
   for (auto& lease : own) after_commit([this, lease] { drop_lease(lease); });
-  return static_cast<int64_t>(dead.size());
+  return static_cast<int64_t>(dead.size() + spent.size());
 }
 
 ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
@@ -71,6 +81,11 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
   if (impl_->leases_on) {
     impl_->check_pid();
     if (auto out = impl_->reserve_fast(r, at)) return std::move(*out);
+    if (impl_->behind_on) {  // the queued settles ride in the same transaction
+      std::optional<ReserveOutcome> out;
+      impl_->flush_behind([&] { out = impl_->reserve_slow(r, at); });
+      return std::move(*out);
+    }
     return impl_->transact([&] { return impl_->reserve_slow(r, at); });
   }
   return impl_->transact([&] { return reserve_in_txn(r, at); });
@@ -180,6 +195,7 @@ bool SqliteLedger::release(int64_t reservation_id) {
 
 int64_t SqliteLedger::reclaim(TimeUs at) {
   if (at == 0) at = now_us();
+  impl_->flush_queued();
   return impl_->transact([&] {
     if (impl_->leases_on) {
       std::lock_guard lk(impl_->lmu);
@@ -190,12 +206,13 @@ int64_t SqliteLedger::reclaim(TimeUs at) {
 }
 
 std::pair<int64_t, Money> SqliteLedger::live_reservations() {
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   // Other processes' leases count whole (their money is set aside); this object's lease rows
   // are replaced by the reservations it served from them.
   auto s = impl_->q("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0), COALESCE(SUM(amount_attos), 0) "
-                    "FROM reservations WHERE NOT (lease = 1 AND amount_nanos = 0 AND "
+                    "FROM reservations WHERE NOT (lease <> 0 AND amount_nanos = 0 AND "
                     "amount_attos = 0)");
   s.step();
   int64_t n = s.i64(0);

@@ -82,6 +82,7 @@ std::optional<std::string> SqliteLedger::Impl::sync_state() {
 }
 
 void SqliteLedger::set_cutoff(std::optional<std::string> reason) {
+  impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
   impl_->check_pid();
   Impl::Txn txn(*impl_);
