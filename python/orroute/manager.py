@@ -515,7 +515,8 @@ class AIModelManager:
         task, compressed = self._compressed_sync(Task.coerce(task), model)
         with self._observed(task, model, False) as call:
             r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)))
-            call.done(**task_result_fields(r))
+            if call.watched:
+                call.done(**task_result_fields(r))
         r.task_id = task.id or ""
         r.compression = compressed
         return r
@@ -563,7 +564,8 @@ class AIModelManager:
             # on the engine's network thread; cancelling the await cancels the run
             r = self._result(
                 await self._door.run_async(self._engine_task(task, model=model, pin=pin)))
-            call.done(**task_result_fields(r))
+            if call.watched:
+                call.done(**task_result_fields(r))
         r.task_id = task.id or ""
         r.compression = compressed
         return r
@@ -635,7 +637,8 @@ class AIModelManager:
                     assert res is not None  # finished() implies the result is set
                     with call:
                         r = self._result(res)  # alerts fire; a failure raises
-                        call.done(**task_result_fields(r))
+                        if call.watched:
+                            call.done(**task_result_fields(r))
                     r.compression = compressed
                     yield r
                     return
