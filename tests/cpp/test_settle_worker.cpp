@@ -121,8 +121,10 @@ TEST_CASE("settles queued while a batch is written go to the ledger as one batch
   for (int i = 0; i < 6; ++i) ids.push_back(reserve(ledger, "0.10"));
   {
     SettleWorker worker(ledger);
+    CHECK(worker.idle());
     worker.post(ids[0], call("t0", "0.01"), note(seen, ledger));
     ledger.wait_entered();  // the first batch is being written: the next five queue behind it
+    CHECK_FALSE(worker.idle());  // the engine then hands settles to it rather than write them
     for (int i = 1; i < 6; ++i) {
       worker.post(ids[i], call("t" + std::to_string(i), "0.01"), note(seen, ledger));
     }

@@ -29,6 +29,11 @@ SettleWorker::Stats SettleWorker::stats() const {
   return stats_;
 }
 
+bool SettleWorker::idle() const {
+  std::lock_guard lock(mu_);
+  return queue_.empty() && !writing_;
+}
+
 void SettleWorker::loop() noexcept {
   std::deque<Item> batch;
   while (true) {
@@ -36,6 +41,7 @@ void SettleWorker::loop() noexcept {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and nothing left to write
+      writing_ = true;
       // Everything queued while the previous batch was written goes in this one.
       if (queue_.size() <= max_batch_) {
         batch.swap(queue_);
@@ -48,6 +54,8 @@ void SettleWorker::loop() noexcept {
     }
     write(batch);
     batch.clear();
+    std::lock_guard lock(mu_);
+    writing_ = false;
   }
 }
 

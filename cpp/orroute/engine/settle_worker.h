@@ -48,6 +48,11 @@ class SettleWorker {
 
   Stats stats() const;
 
+  // True when nothing is queued and no batch is being written: a settle made elsewhere now
+  // (on the network thread, when no other transfer is in flight) waits for nothing the worker
+  // would have done better. Thread-safe; a snapshot.
+  bool idle() const;
+
  private:
   struct Item {
     int64_t id = 0;
@@ -63,6 +68,7 @@ class SettleWorker {
   std::condition_variable cv_;
   std::deque<Item> queue_;
   bool stopping_ = false;
+  bool writing_ = false;  // a batch taken from the queue is being written
   Stats stats_;
   std::thread thread_;
 };
