@@ -122,6 +122,7 @@ TEST_CASE("settles queued while a batch is written go to the ledger as one batch
   {
     SettleWorker worker(ledger);
     CHECK(worker.idle());
+    REQUIRE(worker.start());
     worker.post(ids[0], call("t0", "0.01"), note(seen, ledger));
     ledger.wait_entered();  // the first batch is being written: the next five queue behind it
     CHECK_FALSE(worker.idle());  // the engine then hands settles to it rather than write them
@@ -155,6 +156,7 @@ TEST_CASE("a failed batch releases every reservation in it and records nothing",
   REQUIRE(ledger.live_reservations().first == 4);
   {
     SettleWorker worker(ledger);
+    REQUIRE(worker.start());
     worker.post(ids[0], call("t0", "0.01"), note(seen, ledger));
     ledger.wait_entered();
     for (int i = 1; i < 4; ++i) worker.post(ids[i], call("t" + std::to_string(i), "0.01"), note(seen, ledger));
@@ -174,6 +176,7 @@ TEST_CASE("stopping the worker writes what is still queued", "[settle_worker]") 
   for (int i = 0; i < 20; ++i) ids.push_back(reserve(ledger, "0.10"));
   {
     SettleWorker worker(ledger);
+    REQUIRE(worker.start());
     for (int i = 0; i < 20; ++i) worker.post(ids[i], call("t" + std::to_string(i), "0.01"), note(seen, ledger));
   }  // destroyed at once: every queued settle is still written and completed
   CHECK(seen.outcomes.size() == 20);

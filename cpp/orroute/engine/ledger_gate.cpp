@@ -127,7 +127,7 @@ void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
     then();
     return;
   }
-  if (!worker) {
+  if (!worker || !worker->start()) {  // no worker, or no thread for it: written here
     for (SettleItem& it : items) {
       try {
         SettleOutcome out = guard_.ledger().settle(it.reservation_id, std::move(it.call));

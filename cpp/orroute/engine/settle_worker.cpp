@@ -15,11 +15,22 @@ SettleWorker::~SettleWorker() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool SettleWorker::start() noexcept {
+  std::lock_guard lock(mu_);
+  if (thread_.joinable()) return true;
+  if (stopping_) return false;
+  try {
+    thread_ = std::thread([this] { loop(); });  // on first use: an engine that never batches has none
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
 void SettleWorker::post(int64_t id, CallRecord call, Done done) {
   {
     std::lock_guard lock(mu_);
     queue_.push_back(Item{id, std::move(call), std::move(done)});
-    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
   }
   cv_.notify_one();
 }

@@ -42,8 +42,12 @@ class SettleWorker {
   SettleWorker(const SettleWorker&) = delete;
   SettleWorker& operator=(const SettleWorker&) = delete;
 
-  // Queues a settle of reservation `id`; `done` runs after its batch. The thread starts on the
-  // first post. Thread-safe; throws only what allocating the queue entry or the thread throws.
+  // Starts the thread if it is not running. False when it cannot be started (the system refused
+  // a thread) or the worker is stopping: then write the settle yourself. Thread-safe.
+  bool start() noexcept;
+
+  // Queues a settle of reservation `id`; `done` runs after its batch. Call after start() returned
+  // true. Thread-safe; throws only what allocating the queue entry throws.
   void post(int64_t id, CallRecord call, Done done);
 
   Stats stats() const;
