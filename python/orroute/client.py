@@ -131,7 +131,8 @@ class _Opened:
         """Caches and reports a finished completion."""
         if self.cached is not None:
             self.cached.store(r.model_dump())
-        self.observed.done(**completion_fields(r), result=r)
+        if self.observed.watched:
+            self.observed.done(**completion_fields(r), result=r)
         return r
 
 

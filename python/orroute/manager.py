@@ -515,13 +515,22 @@ class AIModelManager:
         task, compressed = self._compressed_sync(Task.coerce(task), model)
         with self._observed(task, model, False) as call:
             r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)))
-            call.done(**task_result_fields(r))
+            if call.watched:
+                call.done(**task_result_fields(r))
         r.task_id = task.id or ""
         r.compression = compressed
         return r
 
+    def _compresses(self, task: Task) -> bool:
+        """Whether ``task`` may be compressed at all (compress.options_for is not None): when
+        neither the manager nor the task asks for it, a call skips the compression step."""
+        own = task.compress
+        return self._compress is not None or not (own is None or own is False)
+
     def _compressed_sync(self, task: Task, model: str | None) -> tuple[Task, Any]:
         """``task`` after prompt compression (orroute/compress.py), and what it did."""
+        if not self._compresses(task):
+            return task, None
         from .compress import apply, prepare
 
         prep = prepare(self, task, model, self._door.catalog)
@@ -558,12 +567,16 @@ class AIModelManager:
         return await self._run(task, model)
 
     async def _run(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
-        task, compressed = await self._compressed(Task.coerce(task), model)
+        task = Task.coerce(task)
+        compressed = None
+        if self._compresses(task):  # else no coroutine nor import for a step that does nothing
+            task, compressed = await self._compressed(task, model)
         with self._observed(task, model, False) as call:
             # on the engine's network thread; cancelling the await cancels the run
             r = self._result(
                 await self._door.run_async(self._engine_task(task, model=model, pin=pin)))
-            call.done(**task_result_fields(r))
+            if call.watched:
+                call.done(**task_result_fields(r))
         r.task_id = task.id or ""
         r.compression = compressed
         return r
@@ -635,7 +648,8 @@ class AIModelManager:
                     assert res is not None  # finished() implies the result is set
                     with call:
                         r = self._result(res)  # alerts fire; a failure raises
-                        call.done(**task_result_fields(r))
+                        if call.watched:
+                            call.done(**task_result_fields(r))
                     r.compression = compressed
                     yield r
                     return

@@ -222,6 +222,12 @@ class Call:
     def __enter__(self) -> Call:  # noqa: PYI034 (final in practice; Self needs 3.11)
         return self
 
+    @property
+    def watched(self) -> bool:
+        """Whether ending this call reports anything: callers skip gathering the fields of
+        :meth:`done` when it does not (the common case, and a few µs per call)."""
+        return not self._ended
+
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if self._ended:
             return

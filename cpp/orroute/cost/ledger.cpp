@@ -1,6 +1,7 @@
 #include "orroute/cost/ledger.h"
 
 #include <algorithm>
+#include <exception>
 
 namespace orroute {
 
@@ -142,5 +143,19 @@ BudgetExceeded::BudgetExceeded(const BudgetState& state, Money estimate_, Policy
       estimate(estimate_),
       remaining(remaining_),
       policy(policy_) {}
+
+std::vector<BatchSettle> Ledger::settle_batch(std::vector<SettleItem> items) {
+  std::vector<BatchSettle> out(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    try {
+      out[i].outcome = settle(items[i].reservation_id, std::move(items[i].call));
+    } catch (const std::exception& e) {
+      out[i].error = e.what();
+    } catch (...) {
+      out[i].error = "unknown error";
+    }
+  }
+  return out;
+}
 
 }  // namespace orroute

@@ -160,6 +160,18 @@ struct SettleOutcome {
   std::vector<Alert> alerts;      // thresholds this write crossed (fire them)
 };
 
+// One settle of a batch (Ledger::settle_batch).
+struct SettleItem {
+  int64_t reservation_id = 0;
+  CallRecord call;
+};
+
+// How one settle of a batch went: its outcome, or why it was not written (`error`).
+struct BatchSettle {
+  std::optional<SettleOutcome> outcome;  // nullopt: not written (the reservation is still held)
+  std::string error;                     // why, when not written
+};
+
 // Filter for calls(); empty strings / nullopt mean "any".
 struct CallQuery {
   TimeUs from = 0;
@@ -216,6 +228,12 @@ class Ledger {
   // Atomically: records `call` (at the reservation's time and scope) and removes the reservation.
   // A reservation already reclaimed still gets its row (reservation_found = false).
   virtual SettleOutcome settle(int64_t reservation_id, CallRecord call) = 0;
+  // settle() of each item, in order; one result per item, each as settle() would have done it.
+  // A backend may write the whole batch in one transaction (group commit: the engine's settle
+  // worker hands it every settle queued while the previous batch was written); if that
+  // transaction fails, every item is reported failed. Failures are results, never thrown
+  // (allocation aside). The default calls settle() once per item.
+  virtual std::vector<BatchSettle> settle_batch(std::vector<SettleItem> items);
   // Removes a reservation without recording a call. false if it no longer exists.
   virtual bool release(int64_t reservation_id) = 0;
   // Records a call made without a reservation (also counts towards budgets).

@@ -1,5 +1,7 @@
 #include "orroute/engine/catalog_prices.h"
 
+#include <cmath>
+
 #include "orroute/cost/usage_audit.h"
 #include "orroute/error.h"
 #include "orroute/net/protocol.h"
@@ -9,7 +11,9 @@ namespace orroute {
 
 std::string tokenizer_key(const std::string& model) {
   const ModelTokenizer t = tokenizer_for_model(model);
-  return t.encoding + "/" + std::to_string(t.factor);
+  // The factor in millionths: formatting a double (printf) cost more than the lookup itself,
+  // several times per call.
+  return t.encoding + "/" + std::to_string(std::llround(t.factor * 1e6));
 }
 
 int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) const {

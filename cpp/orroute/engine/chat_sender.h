@@ -80,6 +80,16 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
     std::lock_guard lock(send_mu_);
     return {model_, sent_};
   }
+  // Transfers in flight on the transport that ran the latest attempt (this one's own excluded
+  // once it ended); 0 before the first attempt.
+  int64_t transport_active() const {
+    std::shared_ptr<ApiClient> client;
+    {
+      std::lock_guard lock(send_mu_);
+      client = transfer_client_;
+    }
+    return client ? client->transport().active() : 0;
+  }
   ApiClient& client() { return *client_; }
 
  private:

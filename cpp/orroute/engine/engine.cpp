@@ -35,6 +35,7 @@ Engine::Engine(EngineConfig config, std::shared_ptr<const ModelCatalog> catalog,
   config_.client.retry.max_retries = 0;  // the attempt loop retries, with breakers and fallbacks
   if (ledger_) guard_ = std::make_unique<BudgetGuard>(*ledger_);
   impl_ = std::make_unique<Impl>(*this, clock);
+  if (ledger_) impl_->settle_worker = std::make_unique<SettleWorker>(*ledger_);
   impl_->client = ApiClient::create(config_.client);
   impl_->scheduler = std::make_unique<TransportScheduler>(impl_->client->transport());
   if (config_.refresh_catalog) {
@@ -78,11 +79,16 @@ Engine::~Engine() {
     impl_->scheduler.reset();
     if (impl_->routes) impl_->routes->close();
     impl_->client.reset();
+    impl_->settle_worker.reset();  // writes what the last runs left, then completes them
   }
 }
 
 void Engine::set_limit(const std::string& scope, const RateLimit& limit) {
   impl_->state.set_limit(scope, limit);
+}
+
+SettleWorker::Stats Engine::settle_stats() const {
+  return impl_->settle_worker ? impl_->settle_worker->stats() : SettleWorker::Stats{};
 }
 
 std::shared_ptr<ApiClient> Engine::client() const { return impl_->client; }

@@ -22,6 +22,7 @@
 #include "orroute/cost/call_pricing.h"
 #include "orroute/cost/feedback_store.h"
 #include "orroute/cost/ledger.h"
+#include "orroute/engine/settle_worker.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/chunk_queue.h"
 #include "orroute/provider/balancer.h"
@@ -212,6 +213,8 @@ class Engine {
   void set_limit(const std::string& scope, const RateLimit& limit);
 
   BudgetGuard* budget_guard() { return guard_.get(); }
+  // Batches and settles the settle worker has written (all zero without a ledger).
+  SettleWorker::Stats settle_stats() const;
   const ModelCatalog& catalog() const { return *catalog_; }
   // The catalog in use (the endpoint's /models when refresh_catalog fetched it).
   std::shared_ptr<const ModelCatalog> catalog_ptr() const { return catalog_; }

@@ -14,6 +14,7 @@
 #include "orroute/engine/cache_gate.h"
 #include "orroute/engine/engine.h"
 #include "orroute/engine/provider_routes.h"
+#include "orroute/engine/settle_worker.h"
 #include "orroute/engine/transport_scheduler.h"
 
 namespace orroute {
@@ -45,6 +46,9 @@ class Engine::Impl {
   std::map<std::pair<std::string, std::string>, std::pair<double, int64_t>> feedback;
   std::shared_ptr<FeedbackStore> feedback_store;  // where feedback is kept; may be null
   CacheGate cache;  // the response cache (set_response_cache); no cache by default
+  // Writes settles off the network thread (null: no ledger). Stopped after the transport, before
+  // the rest of the engine: its completions still use it.
+  std::unique_ptr<SettleWorker> settle_worker;
 
   // The endpoint breaker's name: the base URL's host.
   std::string endpoint() const { return url_host(client->config().base_url); }

@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <exception>
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "orroute/error.h"
@@ -113,14 +115,52 @@ void LedgerGate::settle(uint64_t id, Money actual, const CallInfo& info) {
                           ? info.charge->source
                           : info.charge->source + ": " + info.charge->problem;
   }
-  try {
-    SettleOutcome out = guard_.ledger().settle(static_cast<int64_t>(id), std::move(rec));
+  std::lock_guard lock(mu_);
+  pending_.push_back(SettleItem{static_cast<int64_t>(id), std::move(rec)});
+}
+
+void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
+  std::vector<SettleItem> items;
+  {
     std::lock_guard lock(mu_);
-    for (Alert& a : out.alerts) alerts_.push_back(std::move(a));
-  } catch (const std::exception&) {
-    // The call succeeded but its row could not be written (storage failure): give the
-    // reservation back now rather than leave it held until it expires.
-    release(id);
+    items.swap(pending_);
+  }
+  if (items.empty()) {
+    then();
+    return;
+  }
+  if (!worker || !worker->start()) {  // no worker, or no thread for it: written here
+    for (SettleItem& it : items) {
+      try {
+        SettleOutcome out = guard_.ledger().settle(it.reservation_id, std::move(it.call));
+        std::lock_guard lock(mu_);
+        for (Alert& a : out.alerts) alerts_.push_back(std::move(a));
+      } catch (const std::exception&) {
+        // The call succeeded but its row could not be written (storage failure): give the
+        // reservation back now rather than leave it held until it expires.
+        release(static_cast<uint64_t>(it.reservation_id));
+      }
+    }
+    then();
+    return;
+  }
+  // The last of this run's settles to be written runs `then` (a run settles once; the count
+  // only guards against a gate reused for several).
+  auto left = std::make_shared<size_t>(items.size());
+  auto shared_then = std::make_shared<std::function<void()>>(std::move(then));
+  for (SettleItem& it : items) {
+    worker->post(it.reservation_id, std::move(it.call),
+                 [self = shared_from_this(), left, shared_then](std::optional<SettleOutcome> out) {
+                   bool last = false;
+                   {
+                     std::lock_guard lock(self->mu_);
+                     if (out) {
+                       for (Alert& a : out->alerts) self->alerts_.push_back(std::move(a));
+                     }
+                     last = --*left == 0;
+                   }
+                   if (last) (*shared_then)();
+                 });
   }
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -11,12 +13,15 @@
 #include "orroute/catalog/money.h"
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/ledger.h"
+#include "orroute/engine/settle_worker.h"
 #include "orroute/route/attempt_loop.h"
 
 namespace orroute {
 
 // Reservations through the BudgetGuard (cutoff, approval hook, atomic check-and-reserve).
-class LedgerGate final : public BudgetGate {
+// settle() only records what to write; commit() writes it, on the settle worker when there is one
+// (off the network thread, batched with other runs' settles), and then finishes the run.
+class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<LedgerGate> {
  public:
   LedgerGate(BudgetGuard& guard, SpendScope scope, std::string task_id, std::string task_type,
              const ModelCatalog& catalog, const PriceBook& prices, int64_t prompt_tokens,
@@ -36,7 +41,14 @@ class LedgerGate final : public BudgetGate {
   // The model's author as the catalog names it ("openai" for "openai/gpt-4o"); "" if none.
   std::string author_of(const std::string& model) const;
 
+  // Keeps the call's row for commit(); writes nothing yet. Must not throw (allocation aside).
   void settle(uint64_t id, Money actual, const CallInfo& info) override;
+
+  // Writes the settles kept by settle() (through `worker`, or on this thread when it is null),
+  // then runs `then` (on the worker's thread, or this one when there was nothing to write). A
+  // settle that fails releases its reservation first. take_alerts() then has what they crossed.
+  // The gate must be owned by a shared_ptr.
+  void commit(SettleWorker* worker, std::function<void()> then);
 
   void release(uint64_t id) override;
 
@@ -53,6 +65,7 @@ class LedgerGate final : public BudgetGate {
   std::unordered_map<uint64_t, Money> estimates_;  // touched by one run's steps, never concurrently
   std::mutex mu_;
   std::vector<Alert> alerts_;
+  std::vector<SettleItem> pending_;  // kept by settle() for commit()
   std::string routed_as_;
 };
 

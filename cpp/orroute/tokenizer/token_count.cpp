@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <functional>
+#include <string>
+#include <unordered_map>
 
 #include "orroute/error.h"
 #include "orroute/json.h"
@@ -38,6 +41,16 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
+}
+
+bool equal_ci(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
@@ -163,9 +176,11 @@ const char* openai_encoding(std::string_view m) {
 
 }  // namespace
 
-ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
+namespace {
+
+ModelTokenizer resolve_tokenizer(std::string_view model_or_family) {
   for (const Family& f : kFamilies) {
-    if (lower(model_or_family) == lower(f.name)) return from_family(f, false);
+    if (equal_ci(model_or_family, f.name)) return from_family(f, false);
   }
   const ModelName names = normalize(model_or_family);
   const std::string& m = names.full;
@@ -193,6 +208,25 @@ ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
   if (starts_with(m, "01-ai/") || starts_with(bare, "yi-")) return fam("Yi");
   if (openai_provider || starts_with(bare, "gpt-") || starts_with(bare, "chatgpt")) return fam("GPT");
   return fam("Other");
+}
+
+}  // namespace
+
+ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
+  // A call asks several times for the same few models (plan, pricing, metering), and resolving
+  // one lower-cases it and scans ~30 names: remembered per thread, no lock. Bounded: a thread
+  // that sees more distinct ids than this starts over.
+  constexpr size_t kMaxRemembered = 1024;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  thread_local std::unordered_map<std::string, ModelTokenizer, Hash, std::equal_to<>> known;
+  if (auto it = known.find(model_or_family); it != known.end()) return it->second;
+  ModelTokenizer t = resolve_tokenizer(model_or_family);
+  if (known.size() >= kMaxRemembered) known.clear();
+  known.emplace(std::string(model_or_family), t);
+  return t;
 }
 
 namespace {

@@ -17,6 +17,10 @@ from .wiring import limit_args, limit_scope
 
 __all__ = ["Engine", "engine_of", "engine_task", "planner", "task_request"]
 
+# One encoder for every request body: json.dumps with a non-default argument builds a new
+# JSONEncoder per call (~2 µs of a call's ~4 µs of encoding).
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
 
 def engine_task(
     request_json: str,
@@ -80,7 +84,7 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
     if model:
         body["model"] = model
     return engine_task(
-        json.dumps(body, ensure_ascii=False),
+        _encode(body),
         task_type=task.type,
         task_id=task.id or "",
         stream=stream,

@@ -50,16 +50,27 @@ _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = (
 )
 
 
+_get_running_loop: Any = None  # asyncio.get_running_loop, once asyncio is imported
+_last: LoopBridge | None = None  # the bridge asked for last: every call asks, nearly always the same
+
+
 def bridge() -> LoopBridge:
     """The running loop's bridge (made on first use)."""
-    # asyncio is imported here, on the first async call, not by `import orroute`: a sync client is
-    # usable without it (importing asyncio is most of the time to a usable client).
-    from asyncio import get_running_loop
+    global _get_running_loop, _last
+    if _get_running_loop is None:
+        # asyncio is imported here, on the first async call, not by `import orroute`: a sync
+        # client is usable without it (importing asyncio is most of the time to a usable client).
+        from asyncio import get_running_loop
 
-    loop = get_running_loop()
+        _get_running_loop = get_running_loop
+    loop = _get_running_loop()
+    last = _last
+    if last is not None and last.loop is loop:  # no import nor weak-key lookup (~1 µs a call)
+        return last
     b = _bridges.get(loop)
     if b is None:
         b = _bridges[loop] = LoopBridge(loop)
+    _last = b
     return b
 
 
