@@ -7,7 +7,6 @@ Python objects and exceptions.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -15,13 +14,16 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _engine
 from . import _exceptions as _exc
 from ._cascade_run import CascadeResult
 from .observe import task_result_fields
 from .task import Task
+
+if TYPE_CHECKING:  # asyncio costs ~20 ms to import: only async calls load it (via _engine)
+    import asyncio
 
 __all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult", "Usage"]
 
@@ -873,7 +875,7 @@ class Conversation:
             previous = [{"role": "system", "content": self.summary}] if self.summary else []
             out = self.summarizer(previous + dropped)
             self.summary = (
-                await out if asyncio.iscoroutine(out) or isinstance(out, Awaitable) else out
+                await out if isinstance(out, Awaitable) else out
             )
         self.history = keep
 
@@ -907,6 +909,8 @@ class Conversation:
         """:meth:`send` for synchronous code (the summarizer, if any, must then be synchronous)."""
         self.history.append({"role": "user", "content": content})
         if self._fold() is not None:
+            import asyncio
+
             asyncio.run(self._trim())
         try:
             result = self._manager.execute_task_sync(self._task(), model=self.model)
