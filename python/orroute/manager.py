@@ -323,13 +323,15 @@ class AIModelManager:
                 )
         else:
             ledger_path = os.fspath(ledger)
-        from .selector import bundled_priors_path
+        from .catalog import bundled_priors_path
 
         priors = bundled_priors_path().read_text(encoding="utf-8")
         self._door = _engine.Engine(cfg, core_catalog, ledger_path, priors)
-        from .cache import resolve_cache
+        self.cache = None
+        if cache is not None or settings.cache:  # else resolve_cache's answer is None: skip its import
+            from .cache import resolve_cache
 
-        self.cache = resolve_cache(cache, settings=settings, next_to=ledger_path)
+            self.cache = resolve_cache(cache, settings=settings, next_to=ledger_path)
         if self.cache is not None:  # consulted by the engine before it reserves
             self._door.set_response_cache(self.cache)
         if int(stream_queue) < 1:
@@ -342,9 +344,11 @@ class AIModelManager:
         self._webhook_url = webhook_url
         self._webhooks: list[Any] = []
         self._project = project
-        from .compress import Compression
+        self._compress = None
+        if compress is not None:  # Compression.coerce(None) is None: skip its import
+            from .compress import Compression
 
-        self._compress = Compression.coerce(compress)
+            self._compress = Compression.coerce(compress)
         self._results: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._base_url = cfg.base_url
         self._strategy = strategy
