@@ -350,8 +350,7 @@ int ModelSelector::full_stage(const Entry& e, const Constraints& c, int64_t need
 // the same figures. Writes survivors from the start of the out columns; returns how many.
 size_t ModelSelector::scan_simple(const TaskTable& table, size_t fits, const SelectionRequest& req,
                                   int64_t out_tokens, double budget_d, uint32_t* out_entry,
-                                  double* out_cost, double* out_quality, double* out_log,
-                                  bool& any_speed) const {
+                                  double* out_cost, double* out_quality, bool& any_speed) const {
   const Constraints& c = req.constraints ? *req.constraints : defaults_;
   const uint32_t* const col_entry = table.entry.data();
   const double* const col_quality = table.quality.data();
@@ -385,7 +384,6 @@ size_t ModelSelector::scan_simple(const TaskTable& table, size_t fits, const Sel
     out_entry[n] = idx;
     out_cost[n] = cost;
     out_quality[n] = q;
-    out_log[n] = fast_log2(cost + kCostFloorUsd);  // here, while the scan waits on its loads
     bool keep = !(has_min_quality && q < min_quality);
     if (has_budget) {  // as scan_row's over_budget
       const double margin = 1e-9 * (std::fabs(cost) + std::fabs(budget_d)) + 1e-15;
@@ -572,15 +570,13 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   // (every ordering below ends on id rank), and counts per stage only matter when nothing
   // survives: then every row is scanned again by scan_row, which counts.
   const bool simple = plain && !has_predictions;
-  size_t logged = 0;  // survivors [0, logged) have their log cost already
   if (simple) {
     const int64_t* const ctx_end = col_context + table.simple_rows;
     const size_t fits = static_cast<size_t>(
         std::partition_point(col_context, ctx_end, [&](int64_t x) { return x >= need_context; }) -
         col_context);
     n = scan_simple(table, fits, req, out_tokens, budget_d, sc.entry.data(), sc.cost.data(),
-                    sc.quality.data(), sc.log_cost.data(), any_speed);
-    logged = n;
+                    sc.quality.data(), any_speed);
     for (size_t row = table.simple_rows; row < rows; ++row) scan_row(row);
   } else {
     for (size_t row = 0; row < rows; ++row) scan_row(row);
@@ -588,7 +584,16 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   if (n == 0 && simple) {
     for (size_t row = 0; row < table.simple_rows; ++row) scan_row(row);
   }
-  for (size_t i = logged; i < n; ++i) sc.log_cost[i] = fast_log2(sc.cost[i] + kCostFloorUsd);
+  {  // log costs, two at a time (the polynomial is most of a survivor's arithmetic)
+    const double* const cost = sc.cost.data();
+    double* const log_cost = sc.log_cost.data();
+    size_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+      fast_log2_x2(cost[i] + kCostFloorUsd, cost[i + 1] + kCostFloorUsd, log_cost[i],
+                   log_cost[i + 1]);
+    }
+    if (i < n) log_cost[i] = fast_log2(cost[i] + kCostFloorUsd);
+  }
 
   if (n == 0) {
     const std::array<std::string, kPassed> what{
@@ -818,9 +823,18 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     const auto score_at = [=](size_t i) {
       return wq * quality[i] + wc * (width > 0 ? (top - log_cost[i]) / width : 1.0) + speed_term;
     };
+    // A candidate whose score, estimated with a multiplication instead of the division, is below
+    // the best by far more than rounding (1e-9 relative; the estimate is within a few ulps) is below it exactly too: skipped without the division, as the exact test would.
+    const double inv_width = width > 0 ? 1.0 / width : 0.0;
+    const auto estimate_at = [=](size_t i) {
+      return wq * quality[i] + wc * (width > 0 ? (top - log_cost[i]) * inv_width : 1.0) +
+             speed_term;
+    };
+    constexpr double kEstimateSlack = 1e-9;
     uint32_t best = 0;
     double best_score = score_at(0);
     for (uint32_t i = 1; i < n; ++i) {
+      if (estimate_at(i) < best_score - kEstimateSlack * (1 + std::fabs(best_score))) continue;
       const double si = score_at(i);
       if (si < best_score) continue;  // the common case, without the tie-breaks
       if (si != best_score
