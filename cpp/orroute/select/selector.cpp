@@ -188,7 +188,11 @@ ModelSelector::ModelSelector(std::shared_ptr<const ModelCatalog> catalog, Qualit
   for (uint32_t i = 0; i < by_id.size(); ++i) by_id[i] = i;
   std::sort(by_id.begin(), by_id.end(),
             [&](uint32_t a, uint32_t b) { return entries_[a].model->id < entries_[b].model->id; });
-  for (uint32_t r = 0; r < by_id.size(); ++r) entries_[by_id[r]].id_rank = r;
+  id_rank_.resize(entries_.size());
+  for (uint32_t r = 0; r < by_id.size(); ++r) {
+    entries_[by_id[r]].id_rank = r;
+    id_rank_[by_id[r]] = r;
+  }
   metrics_state_ = std::make_unique<std::atomic<uint8_t>[]>(entries_.size());
   metrics_ = std::make_unique<LiveMetrics[]>(entries_.size());
 }
@@ -584,15 +588,31 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   if (n == 0 && simple) {
     for (size_t row = 0; row < table.simple_rows; ++row) scan_row(row);
   }
-  {  // log costs, two at a time (the polynomial is most of a survivor's arithmetic)
+  // Log costs, two at a time (the polynomial is most of a survivor's arithmetic), and their range
+  // on two chains per end (min and max are exact: the split does not change them).
+  double lmin = 1e300, lmax = -1e300;
+  {
     const double* const cost = sc.cost.data();
     double* const log_cost = sc.log_cost.data();
+    double lo0 = 1e300, lo1 = 1e300, hi0 = -1e300, hi1 = -1e300;
     size_t i = 0;
     for (; i + 2 <= n; i += 2) {
-      fast_log2_x2(cost[i] + kCostFloorUsd, cost[i + 1] + kCostFloorUsd, log_cost[i],
-                   log_cost[i + 1]);
+      double l0, l1;
+      fast_log2_x2(cost[i] + kCostFloorUsd, cost[i + 1] + kCostFloorUsd, l0, l1);
+      log_cost[i] = l0;
+      log_cost[i + 1] = l1;
+      lo0 = std::min(lo0, l0);
+      hi0 = std::max(hi0, l0);
+      lo1 = std::min(lo1, l1);
+      hi1 = std::max(hi1, l1);
     }
-    if (i < n) log_cost[i] = fast_log2(cost[i] + kCostFloorUsd);
+    if (i < n) {
+      log_cost[i] = fast_log2(cost[i] + kCostFloorUsd);
+      lo0 = std::min(lo0, log_cost[i]);
+      hi0 = std::max(hi0, log_cost[i]);
+    }
+    lmin = std::min(lo0, lo1);
+    lmax = std::max(hi0, hi1);
   }
 
   if (n == 0) {
@@ -661,6 +681,12 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
       ++kept;
     }
     n = kept;
+    lmin = 1e300;  // the range is over the candidates kept
+    lmax = -1e300;
+    for (size_t i = 0; i < n; ++i) {
+      lmin = std::min(lmin, sc.log_cost[i]);
+      lmax = std::max(lmax, sc.log_cost[i]);
+    }
     const std::string why = req.quality_floor_why.empty() ? std::string("task difficulty")
                                                            : req.quality_floor_why;
     floor_reason = best_q >= floor
@@ -674,31 +700,6 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   // Normalise cost (log scale, computed above) and speed over the survivors, then score.
   sc.score.resize(n);
   double tps_max = 0, lat_min = 1e300;
-  double lmin = 1e300, lmax = -1e300;
-  {
-    // Four running minima/maxima (min and max are exact, so the result does not depend on how
-    // the survivors are split): one chain would wait on each compare in turn.
-    const double* const log_cost = sc.log_cost.data();
-    double lo0 = 1e300, lo1 = 1e300, lo2 = 1e300, lo3 = 1e300;
-    double hi0 = -1e300, hi1 = -1e300, hi2 = -1e300, hi3 = -1e300;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-      lo0 = std::min(lo0, log_cost[i]);
-      hi0 = std::max(hi0, log_cost[i]);
-      lo1 = std::min(lo1, log_cost[i + 1]);
-      hi1 = std::max(hi1, log_cost[i + 1]);
-      lo2 = std::min(lo2, log_cost[i + 2]);
-      hi2 = std::max(hi2, log_cost[i + 2]);
-      lo3 = std::min(lo3, log_cost[i + 3]);
-      hi3 = std::max(hi3, log_cost[i + 3]);
-    }
-    for (; i < n; ++i) {
-      lo0 = std::min(lo0, log_cost[i]);
-      hi0 = std::max(hi0, log_cost[i]);
-    }
-    lmin = std::min(std::min(lo0, lo1), std::min(lo2, lo3));
-    lmax = std::max(std::max(hi0, hi1), std::max(hi2, hi3));
-  }
   const auto speed_state = [&](uint32_t idx) {
     return metrics_state_[idx].load(std::memory_order_acquire);
   };
@@ -763,7 +764,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   const auto better = [&](uint32_t a, uint32_t b) {
     if (sc.score[a] != sc.score[b]) return sc.score[a] > sc.score[b];
     if (sc.cost[a] != sc.cost[b]) return sc.cost[a] < sc.cost[b];
-    return entries_[sc.entry[a]].id_rank < entries_[sc.entry[b]].id_rank;
+    return id_rank_[sc.entry[a]] < id_rank_[sc.entry[b]];
   };
 
   const auto make = [&](uint32_t i) {
@@ -841,7 +842,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
               ? si > best_score
               : cost[i] != cost[best]
                     ? cost[i] < cost[best]
-                    : entries_[sc.entry[i]].id_rank < entries_[sc.entry[best]].id_rank) {
+                    : id_rank_[sc.entry[i]] < id_rank_[sc.entry[best]]) {
         best = i;
         best_score = si;
       }

@@ -223,6 +223,9 @@ class ModelSelector {
   mutable std::mutex predictor_mu_;  // guards predictor_ (the pointer, not the predictor)
   std::shared_ptr<const CatalogQualityPredictor> predictor_;
   std::unordered_map<std::string, size_t> entry_of_;
+  // Parallel to entries_: Entry::id_rank packed (ties in score and cost read it, often on a
+  // catalog with copies of one model).
+  std::vector<uint32_t> id_rank_;
 };
 
 }  // namespace orroute
