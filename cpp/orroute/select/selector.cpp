@@ -95,6 +95,92 @@ std::string fmt(double v, int digits = 2) {
 // Exact money to double for scoring only, without the int128 divisions of Money::to_double.
 double approx_usd(Money m) { return static_cast<double>(m.units()) * 1e-18; }
 
+// The columns scan_simple's main loop reads.
+struct SimpleColumns {
+  const uint32_t* entry;
+  const double* quality;
+  const double* prompt;
+  const double* completion;
+  const double* request;
+  const int64_t* tiers_from;
+  const std::atomic<uint8_t>* state;  // the selector's metrics state, by entry
+};
+
+// scan_simple's main loop, alone in a function with no call so that its pointers and figures all
+// stay in registers (a call anywhere in the loop's function spilled them). A row with metrics
+// (its state is read again, with acquire, by the caller), a price tier that applies, or an
+// estimate within rounding of the budget goes to `deferred`: rare, and survivor order does not
+// matter. Survivors are written unconditionally and kept by advancing the count.
+size_t simple_kernel(const SimpleColumns& col, size_t fits, int64_t input, double in_d, double out_d,
+                     bool has_min_quality, double min_quality, bool has_budget, double budget_d,
+                     uint32_t* __restrict out_entry, double* __restrict out_cost,
+                     double* __restrict out_quality, uint32_t* __restrict deferred,
+                     size_t& n_deferred) {
+  const uint32_t* const entry = col.entry;
+  const double* const quality = col.quality;
+  const double* const prompt = col.prompt;
+  const double* const completion = col.completion;
+  const double* const request = col.request;
+  const int64_t* const tiers = col.tiers_from;
+  const std::atomic<uint8_t>* const state = col.state;
+  size_t n = 0, nd = 0;
+  for (size_t row = 0; row < fits; ++row) {
+    const uint32_t idx = entry[row];
+    const int64_t tiers_from = tiers[row];  // INT64_MAX: no price tier
+    if (state[idx].load(std::memory_order_relaxed) != 0 ||
+        (tiers_from != INT64_MAX && input >= tiers_from)) {
+      deferred[nd++] = static_cast<uint32_t>(row);
+      continue;
+    }
+    const double q = quality[row];
+    const double cost = prompt[row] * in_d + completion[row] * out_d + request[row];
+    out_entry[n] = idx;
+    out_cost[n] = cost;
+    out_quality[n] = q;
+    bool keep = !(has_min_quality && q < min_quality);
+    if (has_budget) {  // as scan_row's over_budget; the exact test, when needed, is deferred
+      const double margin = 1e-9 * (std::fabs(cost) + std::fabs(budget_d)) + 1e-15;
+      if (std::fabs(cost - budget_d) > margin) {
+        keep &= !(cost > budget_d);
+      } else {
+        keep = false;
+        deferred[nd++] = static_cast<uint32_t>(row);
+      }
+    }
+    n += keep ? 1 : 0;
+  }
+  n_deferred = nd;
+  return n;
+}
+
+// est[i] = wq x quality[i] + scale x (top - log_cost[i]) + add (or wq x quality[i] + add when not
+// `scaled`), and the greatest of them: two lanes at a time where SSE2 is there. An estimate of the
+// score only (the division replaced by `scale`); never a decision by itself.
+double estimate_scores(const double* quality, const double* log_cost, size_t n, double wq,
+                       double scale, double top, double add, bool scaled, double* est) {
+  double best = -1e300;
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128d vq = _mm_set1_pd(wq), vs = _mm_set1_pd(scaled ? scale : 0.0),
+                vt = _mm_set1_pd(top), va = _mm_set1_pd(add);
+  __m128d vbest = _mm_set1_pd(-1e300);
+  for (; i + 2 <= n; i += 2) {
+    const __m128d e = _mm_add_pd(
+        _mm_add_pd(_mm_mul_pd(vq, _mm_loadu_pd(quality + i)),
+                   _mm_mul_pd(vs, _mm_sub_pd(vt, _mm_loadu_pd(log_cost + i)))),
+        va);
+    _mm_storeu_pd(est + i, e);
+    vbest = _mm_max_pd(vbest, e);
+  }
+  best = std::max(_mm_cvtsd_f64(vbest), _mm_cvtsd_f64(_mm_unpackhi_pd(vbest, vbest)));
+#endif
+  for (; i < n; ++i) {
+    est[i] = wq * quality[i] + (scaled ? scale * (top - log_cost[i]) : 0.0) + add;
+    best = std::max(best, est[i]);
+  }
+  return best;
+}
+
 std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
@@ -352,9 +438,11 @@ int ModelSelector::full_stage(const Entry& e, const Constraints& c, int64_t need
 // the context and none is a router, free, expiring or prompt-limited model, so only metrics,
 // min_quality and the budget can remove it. Same arithmetic as scan_row, so the same survivors with
 // the same figures. Writes survivors from the start of the out columns; returns how many.
+// `deferred` (room for `fits` rows) holds the rows the main loop leaves to a second one.
 size_t ModelSelector::scan_simple(const TaskTable& table, size_t fits, const SelectionRequest& req,
                                   int64_t out_tokens, double budget_d, uint32_t* out_entry,
-                                  double* out_cost, double* out_quality, bool& any_speed) const {
+                                  double* out_cost, double* out_quality, uint32_t* deferred,
+                                  bool& any_speed) const {
   const Constraints& c = req.constraints ? *req.constraints : defaults_;
   const uint32_t* const col_entry = table.entry.data();
   const double* const col_quality = table.quality.data();
@@ -362,40 +450,44 @@ size_t ModelSelector::scan_simple(const TaskTable& table, size_t fits, const Sel
   const double* const col_completion = table.completion.data();
   const double* const col_request = table.request.data();
   const int64_t* const col_tiers_from = table.tiers_from.data();
+  const std::atomic<uint8_t>* const state = metrics_state_.get();
   const double in_d = static_cast<double>(req.input_tokens);
   const double out_d = static_cast<double>(out_tokens);
   const int64_t input = req.input_tokens;
   const bool has_min_quality = c.min_quality.has_value();
   const double min_quality = c.min_quality.value_or(0);
   const bool has_budget = req.budget.has_value();
+  size_t n_deferred = 0;
+  size_t n = simple_kernel({col_entry, col_quality, col_prompt, col_completion, col_request,
+                            col_tiers_from, state},
+                           fits, input, in_d, out_d, has_min_quality, min_quality, has_budget,
+                           budget_d, out_entry, out_cost, out_quality, deferred, n_deferred);
   bool speed = false;
-  size_t n = 0;
-  for (size_t row = 0; row < fits; ++row) {
+  for (size_t k = 0; k < n_deferred; ++k) {
+    const size_t row = deferred[k];
     const uint32_t idx = col_entry[row];
-    const uint8_t mstate = metrics_state_[idx].load(std::memory_order_acquire);
+    const uint8_t mstate = state[idx].load(std::memory_order_acquire);
     double q = col_quality[row];
-    if (mstate != 0) {  // measured models are few: a predictable branch
-      if (mstate & kUnavailable) continue;
-      if (mstate & kHasSuccess) q *= metrics_[idx].success_rate.load(std::memory_order_relaxed);
-      speed |= (mstate & (kHasLatency | kHasTps)) != 0;
-    }
-    const int64_t tiers_from = col_tiers_from[row];  // INT64_MAX: no price tier
+    if (mstate & kUnavailable) continue;
+    if (mstate & kHasSuccess) q *= metrics_[idx].success_rate.load(std::memory_order_relaxed);
+    if (has_min_quality && q < min_quality) continue;
+    const int64_t tiers_from = col_tiers_from[row];
     const double cost =
         tiers_from != INT64_MAX && input >= tiers_from
             ? approx_usd(exact_cost(entries_[idx], input, out_tokens))
             : col_prompt[row] * in_d + col_completion[row] * out_d + col_request[row];
-    // Written unconditionally, kept by advancing n (no branch on data that passes or fails).
+    if (has_budget) {
+      const double margin = 1e-9 * (std::fabs(cost) + std::fabs(budget_d)) + 1e-15;
+      const bool over = std::fabs(cost - budget_d) > margin
+                            ? cost > budget_d
+                            : exact_cost(entries_[idx], input, out_tokens) > *req.budget;
+      if (over) continue;
+    }
+    speed |= (mstate & (kHasLatency | kHasTps)) != 0;
     out_entry[n] = idx;
     out_cost[n] = cost;
     out_quality[n] = q;
-    bool keep = !(has_min_quality && q < min_quality);
-    if (has_budget) {  // as scan_row's over_budget
-      const double margin = 1e-9 * (std::fabs(cost) + std::fabs(budget_d)) + 1e-15;
-      keep &= std::fabs(cost - budget_d) > margin
-                  ? !(cost > budget_d)
-                  : !(exact_cost(entries_[idx], input, out_tokens) > *req.budget);
-    }
-    n += keep ? 1 : 0;
+    ++n;
   }
   any_speed |= speed;
   return n;
@@ -579,8 +671,9 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     const size_t fits = static_cast<size_t>(
         std::partition_point(col_context, ctx_end, [&](int64_t x) { return x >= need_context; }) -
         col_context);
+    sc.order.resize(fits);
     n = scan_simple(table, fits, req, out_tokens, budget_d, sc.entry.data(), sc.cost.data(),
-                    sc.quality.data(), any_speed);
+                    sc.quality.data(), sc.order.data(), any_speed);
     for (size_t row = table.simple_rows; row < rows; ++row) scan_row(row);
   } else {
     for (size_t row = 0; row < rows; ++row) scan_row(row);
@@ -824,18 +917,23 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     const auto score_at = [=](size_t i) {
       return wq * quality[i] + wc * (width > 0 ? (top - log_cost[i]) / width : 1.0) + speed_term;
     };
-    // A candidate whose score, estimated with a multiplication instead of the division, is below
-    // the best by far more than rounding (1e-9 relative; the estimate is within a few ulps) is below it exactly too: skipped without the division, as the exact test would.
+    // Two passes. The first estimates every score with a multiplication instead of the division
+    // (within a few ulps of the exact score) and takes the greatest estimate, two lanes at a time,
+    // no branch. A candidate whose estimate is below that by far more than rounding (1e-9
+    // relative) scores below the candidate that has it, so it is not the best: the second pass
+    // scores exactly only the others (and candidate 0, where the exact loop starts), in the exact
+    // loop's order and tests.
     const double inv_width = width > 0 ? 1.0 / width : 0.0;
-    const auto estimate_at = [=](size_t i) {
-      return wq * quality[i] + wc * (width > 0 ? (top - log_cost[i]) * inv_width : 1.0) +
-             speed_term;
-    };
-    constexpr double kEstimateSlack = 1e-9;
+    const double cheap_scale = width > 0 ? wc * inv_width : 0.0;
+    const double cheap_const = width > 0 ? 0.0 : wc;  // cheapness 1 when the span is 0
+    double* const estimate = sc.score.data();
+    const double est_max = estimate_scores(quality, log_cost, n, wq, cheap_scale, top,
+                                           cheap_const + speed_term, width > 0, estimate);
+    const double threshold = est_max - 1e-9 * (1 + std::fabs(est_max));
     uint32_t best = 0;
     double best_score = score_at(0);
     for (uint32_t i = 1; i < n; ++i) {
-      if (estimate_at(i) < best_score - kEstimateSlack * (1 + std::fabs(best_score))) continue;
+      if (estimate[i] < threshold) continue;
       const double si = score_at(i);
       if (si < best_score) continue;  // the common case, without the tie-breaks
       if (si != best_score

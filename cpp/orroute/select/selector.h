@@ -205,7 +205,7 @@ class ModelSelector {
   static void order_rows(TaskTable& table);
   size_t scan_simple(const TaskTable& table, size_t fits, const SelectionRequest& req,
                      int64_t out_tokens, double budget_d, uint32_t* out_entry, double* out_cost,
-                     double* out_quality, bool& any_speed) const;
+                     double* out_quality, uint32_t* deferred, bool& any_speed) const;
   // input x prompt + output x completion + per-request fee, exactly (tiered prices included).
   Money exact_cost(const Entry& e, int64_t input_tokens, int64_t output_tokens) const;
   int full_stage(const Entry& e, const Constraints& c, int64_t need_context, int64_t input_tokens,
