@@ -111,11 +111,14 @@ struct SimpleColumns {
 // (its state is read again, with acquire, by the caller), a price tier that applies, or an
 // estimate within rounding of the budget goes to `deferred`: rare, and survivor order does not
 // matter. Survivors are written unconditionally and kept by advancing the count.
-size_t simple_kernel(const SimpleColumns& col, size_t fits, int64_t input, double in_d, double out_d,
-                     bool has_min_quality, double min_quality, bool has_budget, double budget_d,
-                     uint32_t* __restrict out_entry, double* __restrict out_cost,
-                     double* __restrict out_quality, uint32_t* __restrict deferred,
-                     size_t& n_deferred) {
+// With kPlainPrice (rows with no price tier and no request fee) the cost skips those two columns:
+// adding a request fee of 0.0 to a non-negative cost changes no bit.
+template <bool kPlainPrice>
+size_t simple_kernel(const SimpleColumns& col, size_t begin, size_t end, int64_t input,
+                     double in_d, double out_d, bool has_min_quality, double min_quality,
+                     bool has_budget, double budget_d, uint32_t* __restrict out_entry,
+                     double* __restrict out_cost, double* __restrict out_quality,
+                     uint32_t* __restrict deferred, size_t& n_deferred) {
   const uint32_t* const entry = col.entry;
   const double* const quality = col.quality;
   const double* const prompt = col.prompt;
@@ -123,17 +126,25 @@ size_t simple_kernel(const SimpleColumns& col, size_t fits, int64_t input, doubl
   const double* const request = col.request;
   const int64_t* const tiers = col.tiers_from;
   const std::atomic<uint8_t>* const state = col.state;
-  size_t n = 0, nd = 0;
-  for (size_t row = 0; row < fits; ++row) {
+  size_t n = 0, nd = n_deferred;
+  for (size_t row = begin; row < end; ++row) {
     const uint32_t idx = entry[row];
-    const int64_t tiers_from = tiers[row];  // INT64_MAX: no price tier
-    if (state[idx].load(std::memory_order_relaxed) != 0 ||
-        (tiers_from != INT64_MAX && input >= tiers_from)) {
+    bool defer = state[idx].load(std::memory_order_relaxed) != 0;
+    if constexpr (!kPlainPrice) {
+      const int64_t tiers_from = tiers[row];  // INT64_MAX: no price tier
+      defer |= tiers_from != INT64_MAX && input >= tiers_from;
+    }
+    if (defer) {
       deferred[nd++] = static_cast<uint32_t>(row);
       continue;
     }
     const double q = quality[row];
-    const double cost = prompt[row] * in_d + completion[row] * out_d + request[row];
+    double cost;
+    if constexpr (kPlainPrice) {
+      cost = prompt[row] * in_d + completion[row] * out_d;
+    } else {
+      cost = prompt[row] * in_d + completion[row] * out_d + request[row];
+    }
     out_entry[n] = idx;
     out_cost[n] = cost;
     out_quality[n] = q;
@@ -290,9 +301,17 @@ void ModelSelector::order_rows(TaskTable& t) {
   std::vector<uint32_t> perm(t.entry.size());
   for (uint32_t i = 0; i < perm.size(); ++i) perm[i] = i;
   const auto is_simple = [&](uint32_t r) { return (t.flags[r] & kNotSimple) == 0; };
+  // Among the simple rows, those with plain prices (no price tier, no request fee) first: their
+  // cost is prompt x input + completion x output, without the two other columns.
+  const auto plain_price = [&](uint32_t r) {
+    return t.tiers_from[r] == INT64_MAX && t.request[r] == 0.0;
+  };
+  const auto by_context = [&](uint32_t a, uint32_t b) { return t.context[a] > t.context[b]; };
   const auto split = std::stable_partition(perm.begin(), perm.end(), is_simple);
-  std::stable_sort(perm.begin(), split,
-                   [&](uint32_t a, uint32_t b) { return t.context[a] > t.context[b]; });
+  const auto priced = std::stable_partition(perm.begin(), split, plain_price);
+  std::stable_sort(perm.begin(), priced, by_context);
+  std::stable_sort(priced, split, by_context);
+  t.plain_price_rows = static_cast<size_t>(priced - perm.begin());
   t.simple_rows = static_cast<size_t>(split - perm.begin());
   const auto apply = [&](auto& column) {
     auto old = column;
@@ -434,12 +453,14 @@ int ModelSelector::full_stage(const Entry& e, const Constraints& c, int64_t need
   return st;
 }
 
-// The simple rows [0, fits) of a table under plain constraints and no predictions: every one fits
+// The simple rows [0, plain_fits) and [plain_price_rows, other_end) of a table (the rows of each
+// part that fit the context) under plain constraints and no predictions: every one fits
 // the context and none is a router, free, expiring or prompt-limited model, so only metrics,
 // min_quality and the budget can remove it. Same arithmetic as scan_row, so the same survivors with
 // the same figures. Writes survivors from the start of the out columns; returns how many.
-// `deferred` (room for `fits` rows) holds the rows the main loop leaves to a second one.
-size_t ModelSelector::scan_simple(const TaskTable& table, size_t fits, const SelectionRequest& req,
+// `deferred` (room for every simple row) holds the rows the main loops leave to a second one.
+size_t ModelSelector::scan_simple(const TaskTable& table, size_t plain_fits, size_t other_end,
+                                  const SelectionRequest& req,
                                   int64_t out_tokens, double budget_d, uint32_t* out_entry,
                                   double* out_cost, double* out_quality, uint32_t* deferred,
                                   bool& any_speed) const {
@@ -457,11 +478,15 @@ size_t ModelSelector::scan_simple(const TaskTable& table, size_t fits, const Sel
   const bool has_min_quality = c.min_quality.has_value();
   const double min_quality = c.min_quality.value_or(0);
   const bool has_budget = req.budget.has_value();
+  const SimpleColumns cols{col_entry,   col_quality,    col_prompt, col_completion,
+                           col_request, col_tiers_from, state};
   size_t n_deferred = 0;
-  size_t n = simple_kernel({col_entry, col_quality, col_prompt, col_completion, col_request,
-                            col_tiers_from, state},
-                           fits, input, in_d, out_d, has_min_quality, min_quality, has_budget,
-                           budget_d, out_entry, out_cost, out_quality, deferred, n_deferred);
+  size_t n = simple_kernel<true>(cols, 0, plain_fits, input, in_d, out_d, has_min_quality,
+                                 min_quality, has_budget, budget_d, out_entry, out_cost,
+                                 out_quality, deferred, n_deferred);
+  n += simple_kernel<false>(cols, table.plain_price_rows, other_end, input, in_d, out_d,
+                            has_min_quality, min_quality, has_budget, budget_d, out_entry + n,
+                            out_cost + n, out_quality + n, deferred, n_deferred);
   bool speed = false;
   for (size_t k = 0; k < n_deferred; ++k) {
     const size_t row = deferred[k];
@@ -667,13 +692,16 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   // survives: then every row is scanned again by scan_row, which counts.
   const bool simple = plain && !has_predictions;
   if (simple) {
-    const int64_t* const ctx_end = col_context + table.simple_rows;
-    const size_t fits = static_cast<size_t>(
-        std::partition_point(col_context, ctx_end, [&](int64_t x) { return x >= need_context; }) -
-        col_context);
-    sc.order.resize(fits);
-    n = scan_simple(table, fits, req, out_tokens, budget_d, sc.entry.data(), sc.cost.data(),
-                    sc.quality.data(), sc.order.data(), any_speed);
+    const auto fits_until = [&](size_t begin, size_t end) {  // first row of [begin, end) too small
+      return static_cast<size_t>(std::partition_point(col_context + begin, col_context + end,
+                                                      [&](int64_t x) { return x >= need_context; }) -
+                                 col_context);
+    };
+    sc.order.resize(table.simple_rows);
+    n = scan_simple(table, fits_until(0, table.plain_price_rows),
+                    fits_until(table.plain_price_rows, table.simple_rows), req, out_tokens,
+                    budget_d, sc.entry.data(), sc.cost.data(), sc.quality.data(), sc.order.data(),
+                    any_speed);
     for (size_t row = table.simple_rows; row < rows; ++row) scan_row(row);
   } else {
     for (size_t row = 0; row < rows; ++row) scan_row(row);

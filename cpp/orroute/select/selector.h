@@ -175,8 +175,8 @@ class ModelSelector {
   // scan reads ~45 bytes per model from consecutive memory and touches nothing else in the common
   // case. Prices are doubles (USD per token) for scoring; money decisions (budget, reported
   // cost) are exact, from the entry's Money prices (see exact_cost). Rows [0, simple_rows) carry
-  // no router/free/expiry/prompt-limit flag and are sorted by context, largest first (order_rows);
-  // the rest follow in catalog order.
+  // no router/free/expiry/prompt-limit flag, those with plain prices first, each part sorted by
+  // context, largest first (order_rows); the rest follow in catalog order.
   struct TaskTable {
     std::vector<uint32_t> entry;
     std::vector<uint8_t> flags;
@@ -184,6 +184,7 @@ class ModelSelector {
     std::vector<double> quality;  // prior weighted for this task type
     std::vector<double> prompt, completion, request;
     std::vector<int64_t> tiers_from;  // Entry::tiers_from
+    size_t plain_price_rows = 0;  // simple rows [0, this) have no price tier and no request fee
     size_t simple_rows = 0;
   };
   // Measured behaviour of one entry, written by set_metrics and read without a lock by selection:
@@ -203,7 +204,8 @@ class ModelSelector {
   };
   std::vector<Candidate> run(const SelectionRequest& request, bool best_only) const;
   static void order_rows(TaskTable& table);
-  size_t scan_simple(const TaskTable& table, size_t fits, const SelectionRequest& req,
+  size_t scan_simple(const TaskTable& table, size_t plain_fits, size_t other_end,
+                     const SelectionRequest& req,
                      int64_t out_tokens, double budget_d, uint32_t* out_entry, double* out_cost,
                      double* out_quality, uint32_t* deferred, bool& any_speed) const;
   // input x prompt + output x completion + per-request fee, exactly (tiered prices included).
