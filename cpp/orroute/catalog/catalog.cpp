@@ -375,6 +375,13 @@ ModelCatalog ModelCatalog::from_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InvalidArgument("cannot read model catalog file '" + path + "'");
   std::string text;
+  // Room for the whole file at once (growing by doubling would copy it and fault in twice the
+  // pages); a size that cannot be read is only a missed hint.
+  if (in.seekg(0, std::ios::end)) {
+    if (const std::streamoff size = in.tellg(); size > 0) text.reserve(static_cast<size_t>(size));
+  }
+  in.clear();
+  in.seekg(0, std::ios::beg);
   char chunk[1 << 16];
   while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
     text.append(chunk, static_cast<size_t>(in.gcount()));
