@@ -77,7 +77,10 @@ std::string random_model(Rng& r, size_t i) {
     }
   }
   json += "]";
-  if (r.chance(10)) json += ",\"expiration_date\":\"" + std::string(r.chance(50) ? "2000-01-01" : "2999-01-01") + "\"";
+  if (r.chance(10)) {
+    json += ",\"expiration_date\":\"" +
+            std::string(r.chance(50) ? "2000-01-01" : "2999-01-01") + "\"";
+  }
   if (r.chance(8)) {
     json += ",\"per_request_limits\":{\"prompt_tokens\":" + std::to_string(r.pick(kContexts)) + "}";
   }
@@ -100,7 +103,9 @@ std::string random_priors(Rng& r, size_t models) {
       }
     }
   }
-  return json + "},\"tier_defaults\":{\"premium\":{\"overall\":0.75},\"economy\":{\"overall\":0.45}}}";
+  return json +
+         "},\"tier_defaults\":{\"premium\":{\"overall\":0.75},"
+         "\"economy\":{\"overall\":0.45}}}";
 }
 
 double approx_usd(Money m) { return static_cast<double>(m.units()) * 1e-18; }
@@ -111,11 +116,12 @@ struct RefCandidate {
   double q, cost, log_cost, score = 0;
 };
 
+using MetricsById = std::unordered_map<std::string, ModelMetrics>;
+
 std::vector<std::string> reference_rank(const orroute::ModelCatalog& cat,
                                         const orroute::QualityPriors& priors,
-                                        const std::unordered_map<std::string, ModelMetrics>& metrics,
-                                        const SelectionRequest& req, Strategy strategy,
-                                        const Constraints& c) {
+                                        const MetricsById& metrics, const SelectionRequest& req,
+                                        Strategy strategy, const Constraints& c) {
   const orroute::TaskType& type = orroute::task_type(req.task_type);
   const int64_t out = c.expected_output_tokens.value_or(type.expected_output_tokens);
   const int64_t in = req.input_tokens;
@@ -133,13 +139,21 @@ std::vector<std::string> reference_rank(const orroute::ModelCatalog& cat,
     };
     if (m.pricing.dynamic || provider == "openrouter") continue;
     if (m.expiration_date && *m.expiration_date == "2000-01-01") continue;
-    if ((!c.allowed_models.empty() && !has(c.allowed_models, m.id)) || has(c.blocked_models, m.id)) continue;
+    if ((!c.allowed_models.empty() && !has(c.allowed_models, m.id)) ||
+        has(c.blocked_models, m.id)) {
+      continue;
+    }
     if ((!c.allowed_providers.empty() && !has(c.allowed_providers, provider)) ||
         has(c.blocked_providers, provider)) {
       continue;
     }
-    if ((c.free_only && !free) || (c.paid_only && free) || (free && !c.free_only && !c.allow_free)) continue;
-    if (!c.tiers.empty() && std::find(c.tiers.begin(), c.tiers.end(), tier) == c.tiers.end()) continue;
+    if ((c.free_only && !free) || (c.paid_only && free) ||
+        (free && !c.free_only && !c.allow_free)) {
+      continue;
+    }
+    if (!c.tiers.empty() && std::find(c.tiers.begin(), c.tiers.end(), tier) == c.tiers.end()) {
+      continue;
+    }
     if ((m.capabilities & c.required_capabilities) != c.required_capabilities) continue;
     if (std::any_of(c.required_parameters.begin(), c.required_parameters.end(),
                     [&](const std::string& p) { return !m.supports_parameter(p); })) {
@@ -175,7 +189,9 @@ std::vector<std::string> reference_rank(const orroute::ModelCatalog& cat,
     if (req.budget && exact > *req.budget) continue;
     int64_t tiers_from = INT64_MAX;
     for (const orroute::PriceTier& t : m.pricing.tiers) {
-      if (!t.utc_start && !t.utc_end) tiers_from = std::min(tiers_from, t.min_prompt_tokens.value_or(0));
+      if (!t.utc_start && !t.utc_end) {
+        tiers_from = std::min(tiers_from, t.min_prompt_tokens.value_or(0));
+      }
     }
     const orroute::PriceSet& b = m.pricing.base;
     const double cost = tiers_from != INT64_MAX && in >= tiers_from
@@ -201,7 +217,9 @@ std::vector<std::string> reference_rank(const orroute::ModelCatalog& cat,
     if (const auto mt = metrics.find(k.m->id); mt != metrics.end()) {
       const ModelMetrics& x = mt->second;
       any_speed |= x.latency_ms.has_value() || x.tokens_per_second.has_value();
-      if (x.tokens_per_second && *x.tokens_per_second > 0) tps_max = std::max(tps_max, *x.tokens_per_second);
+      if (x.tokens_per_second && *x.tokens_per_second > 0) {
+        tps_max = std::max(tps_max, *x.tokens_per_second);
+      }
       if (x.latency_ms && *x.latency_ms > 0) lat_min = std::min(lat_min, *x.latency_ms);
     }
   }
@@ -268,12 +286,14 @@ TEST_CASE("select_model and rank decide exactly as the reference scan on random 
     std::string json = "{\"data\":[";
     for (size_t i = 0; i < n_models; ++i) json += (i ? "," : "") + random_model(r, i);
     json += "]}";
-    auto cat = std::make_shared<const orroute::ModelCatalog>(orroute::ModelCatalog::from_json(json));
+    auto cat =
+        std::make_shared<const orroute::ModelCatalog>(orroute::ModelCatalog::from_json(json));
     REQUIRE(cat->warnings().empty());
-    const orroute::QualityPriors priors = orroute::QualityPriors::from_json(random_priors(r, n_models));
+    const orroute::QualityPriors priors =
+        orroute::QualityPriors::from_json(random_priors(r, n_models));
     const Strategy default_strategy = static_cast<Strategy>(r.below(4));
     ModelSelector sel(cat, priors, default_strategy);
-    std::unordered_map<std::string, ModelMetrics> metrics;
+    MetricsById metrics;
     for (int query = 0; query < 150; ++query) {
       if (query % 25 == 0) {  // live metrics change between queries
         sel.clear_metrics();
@@ -296,14 +316,15 @@ TEST_CASE("select_model and rank decide exactly as the reference scan on random 
       const ModelInfo& some = cat->models()[r.below(cat->size())];
       const int64_t out_default = orroute::task_type(req.task_type).expected_output_tokens;
       if (r.chance(50)) {
-        if (r.chance(40) && !some.pricing.dynamic) {  // exactly a model's cost: the exact rule decides
+        if (r.chance(40) && !some.pricing.dynamic) {  // a model's exact cost: exact rule decides
           const orroute::PriceSet& p = some.pricing.tiers.empty()
                                            ? some.pricing.base
                                            : some.pricing.for_call(req.input_tokens, std::nullopt);
           req.budget = p.prompt * req.input_tokens + p.completion * out_default +
                        (p.request ? *p.request : Money());
         } else {
-          req.budget = Money::parse(r.pick(std::vector<std::string>{"0", "0.0001", "0.001", "0.01", "0.05", "1"}));
+          req.budget = Money::parse(
+              r.pick(std::vector<std::string>{"0", "0.0001", "0.001", "0.01", "0.05", "1"}));
         }
       }
       const bool use_request_fields = r.chance(50);
@@ -336,7 +357,8 @@ TEST_CASE("select_model and rank decide exactly as the reference scan on random 
       std::vector<std::string> got;
       for (const orroute::Candidate& cand : sel.rank(req)) got.push_back(cand.model->id);
       const size_t k = req.limit > 0 ? std::min(req.limit, want.size()) : want.size();
-      REQUIRE(got == std::vector<std::string>(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(k)));
+      REQUIRE(got == std::vector<std::string>(
+                         want.begin(), want.begin() + static_cast<std::ptrdiff_t>(k)));
       if (!use_request_fields) {
         CHECK(sel.select_model(req.task_type, req.input_tokens, req.budget) == want.front());
       }

@@ -294,8 +294,9 @@ ModelSelector::ModelSelector(std::shared_ptr<const ModelCatalog> catalog, Qualit
   metrics_ = std::make_unique<LiveMetrics[]>(entries_.size());
 }
 
-// Puts a table's simple rows (see scan_simple) first, largest context first, so that the rows a
-// selection's context fits are a prefix; the other rows follow in catalog order.
+// Puts a table's simple rows (see scan_simple) first, in two parts (plain prices, then the rest),
+// each largest context first, so that the rows a selection's context fits are a prefix of each
+// part; the other rows follow in catalog order.
 void ModelSelector::order_rows(TaskTable& t) {
   constexpr uint8_t kNotSimple = kRouterFlag | kFreeFlag | kExpiresFlag | kPromptLimitFlag;
   std::vector<uint32_t> perm(t.entry.size());
@@ -685,17 +686,17 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   };
 
   // With plain constraints and no predictions, the table's simple rows (no router, free, expiry
-  // or prompt-limit flag; sorted by context, largest first) need no stage check but context,
-  // availability, quality floor and budget, and the context check is a binary search: the rows
-  // past it are not read at all. The other rows take scan_row. Survivor order does not matter
-  // (every ordering below ends on id rank), and counts per stage only matter when nothing
+  // or prompt-limit flag; two parts sorted by context, largest first) need no stage check but
+  // context, availability, quality floor and budget, and the context check is a binary search:
+  // the rows past it are not read at all. The other rows take scan_row. Survivor order does not
+  // matter (every ordering below ends on id rank), and counts per stage only matter when nothing
   // survives: then every row is scanned again by scan_row, which counts.
   const bool simple = plain && !has_predictions;
   if (simple) {
+    const auto fits = [&](int64_t x) { return x >= need_context; };
     const auto fits_until = [&](size_t begin, size_t end) {  // first row of [begin, end) too small
-      return static_cast<size_t>(std::partition_point(col_context + begin, col_context + end,
-                                                      [&](int64_t x) { return x >= need_context; }) -
-                                 col_context);
+      return static_cast<size_t>(
+          std::partition_point(col_context + begin, col_context + end, fits) - col_context);
     };
     sc.order.resize(table.simple_rows);
     n = scan_simple(table, fits_until(0, table.plain_price_rows),
@@ -934,8 +935,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   };
 
   if (fused) {
-    // The best only, without speed figures: score and compare in one pass that stores nothing
-    // (so nothing read in it can change under it and every figure stays in a register). Same
+    // The best only, without speed figures: scored exactly only where it can matter. Same
     // formula as below and the same order as `better`: higher score, then cheaper, then id rank.
     const double wq = sw.quality, wc = sw.cheap, speed_term = sw.speed * 0.5;
     const double top = lmax, width = span;
