@@ -1,5 +1,7 @@
 #include "orroute/json.h"
 
+#include <cstring>
+
 namespace orroute {
 
 const char* json_parse_reason(JsonParse status) noexcept {
@@ -14,21 +16,23 @@ const char* json_parse_reason(JsonParse status) noexcept {
 
 bool json_depth_ok(std::string_view text, int max_depth) noexcept {
   int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  while (p < end) {
+    const char c = *p++;
     if (c == '"') {
-      in_string = true;
+      // Skip the string with memchr (most of a document's bytes are string text): a quote ends it
+      // unless an odd run of backslashes precedes it. The run cannot reach before the opening
+      // quote, so counting back stays inside the string.
+      for (;;) {
+        const void* q = std::memchr(p, '"', static_cast<size_t>(end - p));
+        if (q == nullptr) return true;  // unterminated: not ours to judge (the parser rejects it)
+        const char* quote = static_cast<const char*>(q);
+        const char* b = quote;
+        while (b > p && b[-1] == '\\') --b;
+        p = quote + 1;
+        if ((quote - b) % 2 == 0) break;
+      }
     } else if (c == '[' || c == '{') {
       if (++depth > max_depth) return false;
     } else if (c == ']' || c == '}') {

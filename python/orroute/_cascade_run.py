@@ -17,7 +17,6 @@ every stage with its verdicts, escalation score and cost.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -300,6 +299,8 @@ async def _stage(manager: AIModelManager, task: Task, cascade: VerifiedCascade, 
                  final: bool) -> StageRecord:
     n = 1 if final else cascade.samples
     staged = stage_task(task, cascade.stages.index(model) + 1, cascade.stages)
+    import asyncio  # loaded on the first async call, not at import (~20 ms)
+
     results = await asyncio.gather(*(manager._run(staged, model, pin=True) for _ in range(n)))
     return _judged(task, cascade, model, results[0], list(results[1:]), final)
 

@@ -34,6 +34,14 @@ def bundled_catalog_path() -> Path:
     return _DATA / "openrouter_models.json"
 
 
+def bundled_priors_path() -> Path:
+    """Path of the quality-prior table shipped with the package (see tools/derive_priors.py).
+
+    Defined here, next to the catalog's, so a manager reads it without importing
+    ``orroute.selector``; ``orroute.selector`` re-exports it."""
+    return _DATA / "quality_priors.json"
+
+
 def __getattr__(name: str) -> object:
     # ModelInfo is the C++ class; resolve it lazily so importing this module stays cheap.
     if name == "ModelInfo":

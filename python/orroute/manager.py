@@ -7,7 +7,6 @@ Python objects and exceptions.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -15,13 +14,16 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _engine
 from . import _exceptions as _exc
 from ._cascade_run import CascadeResult
 from .observe import task_result_fields
 from .task import Task
+
+if TYPE_CHECKING:  # asyncio costs ~20 ms to import: only async calls load it (via _engine)
+    import asyncio
 
 __all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult", "Usage"]
 
@@ -321,13 +323,15 @@ class AIModelManager:
                 )
         else:
             ledger_path = os.fspath(ledger)
-        from .selector import bundled_priors_path
+        from .catalog import bundled_priors_path
 
         priors = bundled_priors_path().read_text(encoding="utf-8")
         self._door = _engine.Engine(cfg, core_catalog, ledger_path, priors)
-        from .cache import resolve_cache
+        self.cache = None
+        if cache is not None or settings.cache:  # else resolve_cache's answer is None: skip its import
+            from .cache import resolve_cache
 
-        self.cache = resolve_cache(cache, settings=settings, next_to=ledger_path)
+            self.cache = resolve_cache(cache, settings=settings, next_to=ledger_path)
         if self.cache is not None:  # consulted by the engine before it reserves
             self._door.set_response_cache(self.cache)
         if int(stream_queue) < 1:
@@ -340,9 +344,11 @@ class AIModelManager:
         self._webhook_url = webhook_url
         self._webhooks: list[Any] = []
         self._project = project
-        from .compress import Compression
+        self._compress = None
+        if compress is not None:  # Compression.coerce(None) is None: skip its import
+            from .compress import Compression
 
-        self._compress = Compression.coerce(compress)
+            self._compress = Compression.coerce(compress)
         self._results: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._base_url = cfg.base_url
         self._strategy = strategy
@@ -887,7 +893,7 @@ class Conversation:
             previous = [{"role": "system", "content": self.summary}] if self.summary else []
             out = self.summarizer(previous + dropped)
             self.summary = (
-                await out if asyncio.iscoroutine(out) or isinstance(out, Awaitable) else out
+                await out if isinstance(out, Awaitable) else out
             )
         self.history = keep
 
@@ -921,6 +927,8 @@ class Conversation:
         """:meth:`send` for synchronous code (the summarizer, if any, must then be synchronous)."""
         self.history.append({"role": "user", "content": content})
         if self._fold() is not None:
+            import asyncio
+
             asyncio.run(self._trim())
         try:
             result = self._manager.execute_task_sync(self._task(), model=self.model)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .catalog import Catalog
+from .catalog import Catalog, bundled_priors_path
 
 if TYPE_CHECKING:
     from ._core import Constraints
@@ -33,7 +33,6 @@ __all__ = [
 
 Amount = Decimal | int | str | float
 STRATEGIES = ("cost_optimized", "balanced", "performance", "quality_first")
-_DATA = Path(__file__).resolve().parent / "data"
 
 _CONSTRAINT_KEYS = frozenset(
     {
@@ -65,11 +64,6 @@ _LIST_KEYS = frozenset(
         "tiers",
     }
 )
-
-
-def bundled_priors_path() -> Path:
-    """Path of the quality-prior table shipped with the package (see tools/derive_priors.py)."""
-    return _DATA / "quality_priors.json"
 
 
 def task_types() -> dict[str, str]:

@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <string>
 
@@ -113,4 +114,52 @@ TEST_CASE("retry delays from absurd or non-finite seconds convert without undefi
   CHECK(open.delay(40, std::nullopt, 0.999)->count() > 0);
   const orroute::RetryPolicy nan_cap{3, 0.5, std::nan(""), 60.0};
   CHECK(nan_cap.delay(2, std::nullopt, 0.5)->count() >= 0);
+}
+
+TEST_CASE("the depth scan skips strings by their real end: escaped quotes and backslash runs",
+          "[json]") {
+  using orroute::json_depth_ok;
+  // Brackets inside strings never count, whatever escapes precede the closing quote.
+  CHECK(json_depth_ok(R"(["[[[[", "\"[[[[\"", "\\", "\\\"[[[["])", 1));
+  // An even run of backslashes before a quote ends the string: the brackets after it count.
+  CHECK_FALSE(json_depth_ok(R"(["a\\\\", [[ ]]])", 2));
+  CHECK(json_depth_ok(R"(["a\\\\", [[ ]]])", 3));
+  // An odd run escapes the quote: the string goes on and its brackets do not count.
+  CHECK(json_depth_ok(R"(["a\\\" [[[[ ", 1])", 1));
+  // An unterminated string hides nothing after it, and nothing before it is forgotten.
+  CHECK(json_depth_ok(R"([["abc)", 2));
+  CHECK_FALSE(json_depth_ok(R"([[["abc)", 2));
+  // Against a plain byte-by-byte reference on random texts of quotes, backslashes and brackets.
+  const auto reference = [](std::string_view t, int max_depth) {
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    for (const char c : t) {
+      if (in_string) {
+        if (escaped) escaped = false;
+        else if (c == '\\') escaped = true;
+        else if (c == '"') in_string = false;
+        continue;
+      }
+      if (c == '"') in_string = true;
+      else if (c == '[' || c == '{') {
+        if (++depth > max_depth) return false;
+      } else if (c == ']' || c == '}') {
+        --depth;
+      }
+    }
+    return true;
+  };
+  uint64_t state = 12345;
+  const auto next = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  const char alphabet[] = {'"', '\\', '[', ']', '{', '}', 'a', ' '};
+  for (int round = 0; round < 20000; ++round) {
+    std::string t(next() % 40, ' ');
+    for (char& c : t) c = alphabet[next() % sizeof alphabet];
+    const int max_depth = static_cast<int>(next() % 5);
+    INFO(t << " max_depth " << max_depth);
+    REQUIRE(json_depth_ok(t, max_depth) == reference(t, max_depth));
+  }
 }

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
-#include <sstream>
 
 #include "orroute/error.h"
 #include "orroute/json.h"
@@ -307,8 +306,14 @@ bool ModelInfo::has_output(std::string_view mod) const {
 bool ModelInfo::is_free() const { return variant() == "free" || pricing.is_zero(); }
 
 ModelCatalog ModelCatalog::from_json(std::string_view json) {
+  return from_text(std::string(json));
+}
+
+// The parse proper, on a buffer it owns: the document's strings are decoded in place (one copy of
+// the text instead of one per string).
+ModelCatalog ModelCatalog::from_text(std::string json) {
   rapidjson::Document doc;
-  if (const JsonParse st = parse_json_text<rapidjson::kParseNumbersAsStringsFlag>(json, doc);
+  if (const JsonParse st = parse_json_in_place<rapidjson::kParseNumbersAsStringsFlag>(json, doc);
       st == JsonParse::kTooLarge || st == JsonParse::kTooDeep) {
     throw ParseError(std::string("not a models response: ") + json_parse_reason(st));
   }
@@ -369,10 +374,21 @@ ModelCatalog ModelCatalog::from_json(std::string_view json) {
 ModelCatalog ModelCatalog::from_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InvalidArgument("cannot read model catalog file '" + path + "'");
-  std::ostringstream buf;
-  buf << in.rdbuf();
+  std::string text;
+  // Room for the whole file at once (growing by doubling would copy it and fault in twice the
+  // pages); a size that cannot be read is only a missed hint.
+  if (in.seekg(0, std::ios::end)) {
+    if (const std::streamoff size = in.tellg(); size > 0) text.reserve(static_cast<size_t>(size));
+  }
+  in.clear();
+  in.seekg(0, std::ios::beg);
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) throw InvalidArgument("cannot read model catalog file '" + path + "'");
   try {
-    return from_json(buf.str());
+    return from_text(std::move(text));
   } catch (const ParseError& e) {
     throw ParseError("'" + path + "': " + e.what());
   }

@@ -73,6 +73,8 @@ class ModelCatalog {
                    int64_t requests = 1, bool may_write_cache = false) const;
 
  private:
+  static ModelCatalog from_text(std::string json);
+
   std::vector<ModelInfo> models_;
   std::map<std::string, size_t, std::less<>> index_;
   std::vector<std::string> warnings_;

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "orroute/catalog/capabilities.h"
+#include "orroute/select/fast_log2.h"
 
 namespace orroute {
 namespace {
@@ -91,23 +92,105 @@ std::string fmt(double v, int digits = 2) {
   return buf;
 }
 
-// log2 to about 1e-4, much cheaper than std::log: only used to rank (never for money), and the
-// same function serves select_model and rank so both order candidates identically.
-double fast_log2(double x) {
-  uint64_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  const int exponent = static_cast<int>((bits >> 52) & 0x7ff) - 1023;
-  bits = (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;  // mantissa in [1, 2)
-  double m;
-  std::memcpy(&m, &bits, sizeof m);
-  // Least-squares quintic for log2(1 + t) on t in [0, 1): max error 5e-5.
-  const double t = m - 1.0;
-  return exponent +
-         t * (1.44127084 + t * (-0.705719485 + t * (0.40874967 + t * (-0.187743999 + t * 0.0434343352))));
-}
-
 // Exact money to double for scoring only, without the int128 divisions of Money::to_double.
 double approx_usd(Money m) { return static_cast<double>(m.units()) * 1e-18; }
+
+// The columns scan_simple's main loop reads.
+struct SimpleColumns {
+  const uint32_t* entry;
+  const double* quality;
+  const double* prompt;
+  const double* completion;
+  const double* request;
+  const int64_t* tiers_from;
+  const std::atomic<uint8_t>* state;  // the selector's metrics state, by entry
+};
+
+// scan_simple's main loop, alone in a function with no call so that its pointers and figures all
+// stay in registers (a call anywhere in the loop's function spilled them). A row with metrics
+// (its state is read again, with acquire, by the caller), a price tier that applies, or an
+// estimate within rounding of the budget goes to `deferred`: rare, and survivor order does not
+// matter. Survivors are written unconditionally and kept by advancing the count.
+// With kPlainPrice (rows with no price tier and no request fee) the cost skips those two columns:
+// adding a request fee of 0.0 to a non-negative cost changes no bit.
+template <bool kPlainPrice>
+size_t simple_kernel(const SimpleColumns& col, size_t begin, size_t end, int64_t input,
+                     double in_d, double out_d, bool has_min_quality, double min_quality,
+                     bool has_budget, double budget_d, uint32_t* __restrict out_entry,
+                     double* __restrict out_cost, double* __restrict out_quality,
+                     uint32_t* __restrict deferred, size_t& n_deferred) {
+  const uint32_t* const entry = col.entry;
+  const double* const quality = col.quality;
+  const double* const prompt = col.prompt;
+  const double* const completion = col.completion;
+  const double* const request = col.request;
+  const int64_t* const tiers = col.tiers_from;
+  const std::atomic<uint8_t>* const state = col.state;
+  size_t n = 0, nd = n_deferred;
+  for (size_t row = begin; row < end; ++row) {
+    const uint32_t idx = entry[row];
+    bool defer = state[idx].load(std::memory_order_relaxed) != 0;
+    if constexpr (!kPlainPrice) {
+      const int64_t tiers_from = tiers[row];  // INT64_MAX: no price tier
+      defer |= tiers_from != INT64_MAX && input >= tiers_from;
+    }
+    if (defer) {
+      deferred[nd++] = static_cast<uint32_t>(row);
+      continue;
+    }
+    const double q = quality[row];
+    double cost;
+    if constexpr (kPlainPrice) {
+      cost = prompt[row] * in_d + completion[row] * out_d;
+    } else {
+      cost = prompt[row] * in_d + completion[row] * out_d + request[row];
+    }
+    out_entry[n] = idx;
+    out_cost[n] = cost;
+    out_quality[n] = q;
+    bool keep = !(has_min_quality && q < min_quality);
+    if (has_budget) {  // as scan_row's over_budget; the exact test, when needed, is deferred
+      const double margin = 1e-9 * (std::fabs(cost) + std::fabs(budget_d)) + 1e-15;
+      if (std::fabs(cost - budget_d) > margin) {
+        keep &= !(cost > budget_d);
+      } else {
+        keep = false;
+        deferred[nd++] = static_cast<uint32_t>(row);
+      }
+    }
+    n += keep ? 1 : 0;
+  }
+  n_deferred = nd;
+  return n;
+}
+
+// est[i] = wq x quality[i] + scale x (top - log_cost[i]) + add (or wq x quality[i] + add when not
+// `scaled`), and the greatest of them: two lanes at a time where SSE2 is there. An estimate of the
+// score only (the division replaced by `scale`); never a decision by itself.
+double estimate_scores(const double* quality, const double* log_cost, size_t n, double wq,
+                       double scale, double top, double add, bool scaled, double* est) {
+  double best = -1e300;
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128d vq = _mm_set1_pd(wq), vs = _mm_set1_pd(scaled ? scale : 0.0),
+                vt = _mm_set1_pd(top), va = _mm_set1_pd(add);
+  __m128d vbest = _mm_set1_pd(-1e300);
+  for (; i + 2 <= n; i += 2) {
+    const __m128d e = _mm_add_pd(
+        _mm_add_pd(_mm_mul_pd(vq, _mm_loadu_pd(quality + i)),
+                   _mm_mul_pd(vs, _mm_sub_pd(vt, _mm_loadu_pd(log_cost + i)))),
+        va);
+    _mm_storeu_pd(est + i, e);
+    vbest = _mm_max_pd(vbest, e);
+  }
+  best = std::max(_mm_cvtsd_f64(vbest), _mm_cvtsd_f64(_mm_unpackhi_pd(vbest, vbest)));
+#endif
+  for (; i < n; ++i) {
+    est[i] = wq * quality[i] + (scaled ? scale * (top - log_cost[i]) : 0.0) + add;
+    best = std::max(best, est[i]);
+  }
+  return best;
+}
 
 std::string join(const std::vector<std::string>& v) {
   std::string out;
@@ -192,17 +275,57 @@ ModelSelector::ModelSelector(std::shared_ptr<const ModelCatalog> catalog, Qualit
       tt.prompt.push_back(approx_usd(p.prompt));
       tt.completion.push_back(approx_usd(p.completion));
       tt.request.push_back(approx_usd(p.request.value_or(Money())));
+      tt.tiers_from.push_back(e.tiers_from);
     }
     entries_.push_back(std::move(e));
   }
+  for (TaskTable& tt : by_task_) order_rows(tt);
   // Ties in score and cost break on the id: rank ids once here, compare integers per selection.
   std::vector<uint32_t> by_id(entries_.size());
   for (uint32_t i = 0; i < by_id.size(); ++i) by_id[i] = i;
   std::sort(by_id.begin(), by_id.end(),
             [&](uint32_t a, uint32_t b) { return entries_[a].model->id < entries_[b].model->id; });
-  for (uint32_t r = 0; r < by_id.size(); ++r) entries_[by_id[r]].id_rank = r;
+  id_rank_.resize(entries_.size());
+  for (uint32_t r = 0; r < by_id.size(); ++r) {
+    entries_[by_id[r]].id_rank = r;
+    id_rank_[by_id[r]] = r;
+  }
   metrics_state_ = std::make_unique<std::atomic<uint8_t>[]>(entries_.size());
   metrics_ = std::make_unique<LiveMetrics[]>(entries_.size());
+}
+
+// Puts a table's simple rows (see scan_simple) first, in two parts (plain prices, then the rest),
+// each largest context first, so that the rows a selection's context fits are a prefix of each
+// part; the other rows follow in catalog order.
+void ModelSelector::order_rows(TaskTable& t) {
+  constexpr uint8_t kNotSimple = kRouterFlag | kFreeFlag | kExpiresFlag | kPromptLimitFlag;
+  std::vector<uint32_t> perm(t.entry.size());
+  for (uint32_t i = 0; i < perm.size(); ++i) perm[i] = i;
+  const auto is_simple = [&](uint32_t r) { return (t.flags[r] & kNotSimple) == 0; };
+  // Among the simple rows, those with plain prices (no price tier, no request fee) first: their
+  // cost is prompt x input + completion x output, without the two other columns.
+  const auto plain_price = [&](uint32_t r) {
+    return t.tiers_from[r] == INT64_MAX && t.request[r] == 0.0;
+  };
+  const auto by_context = [&](uint32_t a, uint32_t b) { return t.context[a] > t.context[b]; };
+  const auto split = std::stable_partition(perm.begin(), perm.end(), is_simple);
+  const auto priced = std::stable_partition(perm.begin(), split, plain_price);
+  std::stable_sort(perm.begin(), priced, by_context);
+  std::stable_sort(priced, split, by_context);
+  t.plain_price_rows = static_cast<size_t>(priced - perm.begin());
+  t.simple_rows = static_cast<size_t>(split - perm.begin());
+  const auto apply = [&](auto& column) {
+    auto old = column;
+    for (size_t i = 0; i < perm.size(); ++i) column[i] = old[perm[i]];
+  };
+  apply(t.entry);
+  apply(t.flags);
+  apply(t.context);
+  apply(t.quality);
+  apply(t.prompt);
+  apply(t.completion);
+  apply(t.request);
+  apply(t.tiers_from);
 }
 
 void ModelSelector::set_metrics(std::string_view model_id, const ModelMetrics& metrics) {
@@ -331,6 +454,71 @@ int ModelSelector::full_stage(const Entry& e, const Constraints& c, int64_t need
   return st;
 }
 
+// The simple rows [0, plain_fits) and [plain_price_rows, other_end) of a table (the rows of each
+// part that fit the context) under plain constraints and no predictions: every one fits
+// the context and none is a router, free, expiring or prompt-limited model, so only metrics,
+// min_quality and the budget can remove it. Same arithmetic as scan_row, so the same survivors with
+// the same figures. Writes survivors from the start of the out columns; returns how many.
+// `deferred` (room for every simple row) holds the rows the main loops leave to a second one.
+size_t ModelSelector::scan_simple(const TaskTable& table, size_t plain_fits, size_t other_end,
+                                  const SelectionRequest& req,
+                                  int64_t out_tokens, double budget_d, uint32_t* out_entry,
+                                  double* out_cost, double* out_quality, uint32_t* deferred,
+                                  bool& any_speed) const {
+  const Constraints& c = req.constraints ? *req.constraints : defaults_;
+  const uint32_t* const col_entry = table.entry.data();
+  const double* const col_quality = table.quality.data();
+  const double* const col_prompt = table.prompt.data();
+  const double* const col_completion = table.completion.data();
+  const double* const col_request = table.request.data();
+  const int64_t* const col_tiers_from = table.tiers_from.data();
+  const std::atomic<uint8_t>* const state = metrics_state_.get();
+  const double in_d = static_cast<double>(req.input_tokens);
+  const double out_d = static_cast<double>(out_tokens);
+  const int64_t input = req.input_tokens;
+  const bool has_min_quality = c.min_quality.has_value();
+  const double min_quality = c.min_quality.value_or(0);
+  const bool has_budget = req.budget.has_value();
+  const SimpleColumns cols{col_entry,   col_quality,    col_prompt, col_completion,
+                           col_request, col_tiers_from, state};
+  size_t n_deferred = 0;
+  size_t n = simple_kernel<true>(cols, 0, plain_fits, input, in_d, out_d, has_min_quality,
+                                 min_quality, has_budget, budget_d, out_entry, out_cost,
+                                 out_quality, deferred, n_deferred);
+  n += simple_kernel<false>(cols, table.plain_price_rows, other_end, input, in_d, out_d,
+                            has_min_quality, min_quality, has_budget, budget_d, out_entry + n,
+                            out_cost + n, out_quality + n, deferred, n_deferred);
+  bool speed = false;
+  for (size_t k = 0; k < n_deferred; ++k) {
+    const size_t row = deferred[k];
+    const uint32_t idx = col_entry[row];
+    const uint8_t mstate = state[idx].load(std::memory_order_acquire);
+    double q = col_quality[row];
+    if (mstate & kUnavailable) continue;
+    if (mstate & kHasSuccess) q *= metrics_[idx].success_rate.load(std::memory_order_relaxed);
+    if (has_min_quality && q < min_quality) continue;
+    const int64_t tiers_from = col_tiers_from[row];
+    const double cost =
+        tiers_from != INT64_MAX && input >= tiers_from
+            ? approx_usd(exact_cost(entries_[idx], input, out_tokens))
+            : col_prompt[row] * in_d + col_completion[row] * out_d + col_request[row];
+    if (has_budget) {
+      const double margin = 1e-9 * (std::fabs(cost) + std::fabs(budget_d)) + 1e-15;
+      const bool over = std::fabs(cost - budget_d) > margin
+                            ? cost > budget_d
+                            : exact_cost(entries_[idx], input, out_tokens) > *req.budget;
+      if (over) continue;
+    }
+    speed |= (mstate & (kHasLatency | kHasTps)) != 0;
+    out_entry[n] = idx;
+    out_cost[n] = cost;
+    out_quality[n] = q;
+    ++n;
+  }
+  any_speed |= speed;
+  return n;
+}
+
 std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best_only) const {
   const auto& types = task_types();
   const TaskType& type = task_type(req.task_type);
@@ -380,7 +568,6 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     }
   }
   std::sort(predicted_by_entry.begin(), predicted_by_entry.end());
-  size_t next_prediction = 0;
 
   const TaskTable& table = by_task_[type_idx];
   const size_t rows = table.entry.size();
@@ -402,23 +589,46 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   sc.entry.resize(rows);
   sc.cost.resize(rows);
   sc.quality.resize(rows);
+  sc.log_cost.resize(rows);
   size_t n = 0;
   bool any_speed = false;
 
-  for (size_t row = 0; row < rows; ++row) {
-    const uint32_t idx = table.entry[row];
-    const uint8_t flags = table.flags[row];
+  // The scan. Columns and survivor buffers are read through local pointers (a store into a survivor
+  // column could otherwise alias a vector's internals and force reloads, and the thread_local
+  // scratch would be looked up again per row).
+  const uint32_t* const col_entry = table.entry.data();
+  const uint8_t* const col_flags = table.flags.data();
+  const int64_t* const col_context = table.context.data();
+  const double* const col_quality = table.quality.data();
+  const double* const col_prompt = table.prompt.data();
+  const double* const col_completion = table.completion.data();
+  const double* const col_request = table.request.data();
+  uint32_t* const out_entry = sc.entry.data();
+  double* const out_cost = sc.cost.data();
+  double* const out_quality = sc.quality.data();
+  const bool has_predictions = !predicted_by_entry.empty();
+  // Budget test of one estimate: the double decides unless it is within rounding of the budget,
+  // then the exact Money cost does.
+  const auto over_budget = [&](double cost, uint32_t idx) {
+    const double margin = 1e-9 * (std::fabs(cost) + std::fabs(budget_d)) + 1e-15;
+    return std::fabs(cost - budget_d) > margin
+               ? cost > budget_d
+               : exact_cost(entries_[idx], req.input_tokens, out_tokens) > *req.budget;
+  };
+  // Every check, in stage order, counting what removes each model: any row, any constraints.
+  const auto scan_row = [&](size_t row) {
+    const uint32_t idx = col_entry[row];
+    const uint8_t flags = col_flags[row];
     const uint8_t mstate = metrics_state_[idx].load(std::memory_order_acquire);
     Stage st = kPassed;
     if (plain) {
-      // Fast path: with plain constraints only these stages can remove a model.
       if (flags & kRouterFlag) {
         st = kDynamic;
       } else if ((flags & kExpiresFlag) && entries_[idx].expires_day <= today) {
         st = kExpired;
       } else if ((flags & kFreeFlag) && !c.allow_free) {
         st = kFreePaid;
-      } else if (table.context[row] < need_context ||
+      } else if (col_context[row] < need_context ||
                  ((flags & kPromptLimitFlag) &&
                   *entries_[idx].model->per_request_prompt_tokens < req.input_tokens)) {
         st = kContext;
@@ -431,17 +641,16 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     }
     if (st != kPassed) {
       ++removed[st];
-      continue;
+      return;
     }
     // Effective quality: prior for this task type, learned prediction, measured reliability.
-    double q = table.quality[row];
-    while (next_prediction < predicted_by_entry.size() &&
-           predicted_by_entry[next_prediction].first < idx) {
-      ++next_prediction;
-    }
-    if (next_prediction < predicted_by_entry.size() &&
-        predicted_by_entry[next_prediction].first == idx) {
-      q = kPredictedWeight * predicted_by_entry[next_prediction].second + (1 - kPredictedWeight) * q;
+    double q = col_quality[row];
+    if (has_predictions) {
+      const auto it = std::lower_bound(predicted_by_entry.begin(), predicted_by_entry.end(),
+                                       std::pair<uint32_t, double>(idx, -1e300));
+      if (it != predicted_by_entry.end() && it->first == idx) {
+        q = kPredictedWeight * it->second + (1 - kPredictedWeight) * q;
+      }
     }
     if (mstate & kHasSuccess) {
       q *= metrics_[idx].success_rate.load(std::memory_order_relaxed);
@@ -450,35 +659,82 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     }
     if (c.min_quality && q < *c.min_quality) {
       ++removed[kQuality];
-      continue;
+      return;
     }
-    // Estimated cost in double for ranking; the budget decision stays exact (see below).
+    // Estimated cost in double for ranking; the budget decision stays exact (over_budget).
     double cost;
     if ((flags & kTieredFlag) && req.input_tokens >= entries_[idx].tiers_from) {
       cost = approx_usd(exact_cost(entries_[idx], req.input_tokens, out_tokens));
     } else {
-      cost = table.prompt[row] * in_d + table.completion[row] * out_d + table.request[row];
+      cost = col_prompt[row] * in_d + col_completion[row] * out_d + col_request[row];
     }
-    if (req.budget) {
-      // Exact Money comparison only when the double estimate is within rounding of the budget.
-      const double margin = 1e-9 * (std::fabs(cost) + std::fabs(budget_d)) + 1e-15;
-      const bool over = std::fabs(cost - budget_d) > margin
-                            ? cost > budget_d
-                            : exact_cost(entries_[idx], req.input_tokens, out_tokens) > *req.budget;
-      if (over) {
-        ++removed[kBudget];
-        if (cheapest_over_budget == kNone || cost < cheapest_over_budget_d) {
-          cheapest_over_budget = idx;
-          cheapest_over_budget_d = cost;
-        }
-        continue;
+    if (req.budget && over_budget(cost, idx)) {
+      ++removed[kBudget];
+      // The cheapest, ties to the first in catalog order (rows are not scanned in that order).
+      if (cheapest_over_budget == kNone || cost < cheapest_over_budget_d ||
+          (cost == cheapest_over_budget_d && idx < cheapest_over_budget)) {
+        cheapest_over_budget = idx;
+        cheapest_over_budget_d = cost;
       }
+      return;
     }
     any_speed |= (mstate & (kHasLatency | kHasTps)) != 0;
-    sc.entry[n] = idx;
-    sc.cost[n] = cost;
-    sc.quality[n] = q;
+    out_entry[n] = idx;
+    out_cost[n] = cost;
+    out_quality[n] = q;
     ++n;
+  };
+
+  // With plain constraints and no predictions, the table's simple rows (no router, free, expiry
+  // or prompt-limit flag; two parts sorted by context, largest first) need no stage check but
+  // context, availability, quality floor and budget, and the context check is a binary search:
+  // the rows past it are not read at all. The other rows take scan_row. Survivor order does not
+  // matter (every ordering below ends on id rank), and counts per stage only matter when nothing
+  // survives: then every row is scanned again by scan_row, which counts.
+  const bool simple = plain && !has_predictions;
+  if (simple) {
+    const auto fits = [&](int64_t x) { return x >= need_context; };
+    const auto fits_until = [&](size_t begin, size_t end) {  // first row of [begin, end) too small
+      return static_cast<size_t>(
+          std::partition_point(col_context + begin, col_context + end, fits) - col_context);
+    };
+    sc.order.resize(table.simple_rows);
+    n = scan_simple(table, fits_until(0, table.plain_price_rows),
+                    fits_until(table.plain_price_rows, table.simple_rows), req, out_tokens,
+                    budget_d, sc.entry.data(), sc.cost.data(), sc.quality.data(), sc.order.data(),
+                    any_speed);
+    for (size_t row = table.simple_rows; row < rows; ++row) scan_row(row);
+  } else {
+    for (size_t row = 0; row < rows; ++row) scan_row(row);
+  }
+  if (n == 0 && simple) {
+    for (size_t row = 0; row < table.simple_rows; ++row) scan_row(row);
+  }
+  // Log costs, two at a time (the polynomial is most of a survivor's arithmetic), and their range
+  // on two chains per end (min and max are exact: the split does not change them).
+  double lmin = 1e300, lmax = -1e300;
+  {
+    const double* const cost = sc.cost.data();
+    double* const log_cost = sc.log_cost.data();
+    double lo0 = 1e300, lo1 = 1e300, hi0 = -1e300, hi1 = -1e300;
+    size_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+      double l0, l1;
+      fast_log2_x2(cost[i] + kCostFloorUsd, cost[i + 1] + kCostFloorUsd, l0, l1);
+      log_cost[i] = l0;
+      log_cost[i + 1] = l1;
+      lo0 = std::min(lo0, l0);
+      hi0 = std::max(hi0, l0);
+      lo1 = std::min(lo1, l1);
+      hi1 = std::max(hi1, l1);
+    }
+    if (i < n) {
+      log_cost[i] = fast_log2(cost[i] + kCostFloorUsd);
+      lo0 = std::min(lo0, log_cost[i]);
+      hi0 = std::max(hi0, log_cost[i]);
+    }
+    lmin = std::min(lo0, lo1);
+    lmax = std::max(hi0, hi1);
   }
 
   if (n == 0) {
@@ -543,9 +799,16 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
       sc.entry[kept] = sc.entry[i];
       sc.cost[kept] = sc.cost[i];
       sc.quality[kept] = sc.quality[i];
+      sc.log_cost[kept] = sc.log_cost[i];
       ++kept;
     }
     n = kept;
+    lmin = 1e300;  // the range is over the candidates kept
+    lmax = -1e300;
+    for (size_t i = 0; i < n; ++i) {
+      lmin = std::min(lmin, sc.log_cost[i]);
+      lmax = std::max(lmax, sc.log_cost[i]);
+    }
     const std::string why = req.quality_floor_why.empty() ? std::string("task difficulty")
                                                            : req.quality_floor_why;
     floor_reason = best_q >= floor
@@ -556,17 +819,9 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
               std::to_string(before) + ")";
   }
 
-  // Normalise cost (log scale) and speed over the survivors, then score. Branch-free loops over
-  // the survivor columns (the compiler vectorises the log).
-  sc.log_cost.resize(n);
+  // Normalise cost (log scale, computed above) and speed over the survivors, then score.
   sc.score.resize(n);
-  double lmin = 1e300, lmax = -1e300, tps_max = 0, lat_min = 1e300;
-  for (size_t i = 0; i < n; ++i) {
-    const double l = fast_log2(sc.cost[i] + kCostFloorUsd);
-    sc.log_cost[i] = l;
-    lmin = std::min(lmin, l);
-    lmax = std::max(lmax, l);
-  }
+  double tps_max = 0, lat_min = 1e300;
   const auto speed_state = [&](uint32_t idx) {
     return metrics_state_[idx].load(std::memory_order_acquire);
   };
@@ -610,22 +865,28 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   };
   const double span = lmax - lmin;
   const auto cheap_of = [&](double log_cost) { return span > 0 ? (lmax - log_cost) / span : 1.0; };
-  if (any_speed) {
+  const bool fused = !any_speed && (best_only || req.limit == 1);
+  if (fused) {
+    // scored in the pass that picks the best, below
+  } else if (any_speed) {
     for (size_t i = 0; i < n; ++i) {
       sc.score[i] = sw.quality * sc.quality[i] + sw.cheap * cheap_of(sc.log_cost[i]) +
                     sw.speed * speed_of(sc.entry[i]);
     }
   } else {
     const double speed_term = sw.speed * 0.5;
+    const double* const quality = sc.quality.data();
+    const double* const log_cost = sc.log_cost.data();
+    double* const score = sc.score.data();
     for (size_t i = 0; i < n; ++i) {
-      sc.score[i] = sw.quality * sc.quality[i] + sw.cheap * cheap_of(sc.log_cost[i]) + speed_term;
+      score[i] = sw.quality * quality[i] + sw.cheap * cheap_of(log_cost[i]) + speed_term;
     }
   }
   // Best first: higher score, then cheaper, then id order.
   const auto better = [&](uint32_t a, uint32_t b) {
     if (sc.score[a] != sc.score[b]) return sc.score[a] > sc.score[b];
     if (sc.cost[a] != sc.cost[b]) return sc.cost[a] < sc.cost[b];
-    return entries_[sc.entry[a]].id_rank < entries_[sc.entry[b]].id_rank;
+    return id_rank_[sc.entry[a]] < id_rank_[sc.entry[b]];
   };
 
   const auto make = [&](uint32_t i) {
@@ -673,14 +934,57 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     return cand;
   };
 
+  if (fused) {
+    // The best only, without speed figures: scored exactly only where it can matter. Same
+    // formula as below and the same order as `better`: higher score, then cheaper, then id rank.
+    const double wq = sw.quality, wc = sw.cheap, speed_term = sw.speed * 0.5;
+    const double top = lmax, width = span;
+    const double* const quality = sc.quality.data();
+    const double* const log_cost = sc.log_cost.data();
+    const double* const cost = sc.cost.data();
+    const auto score_at = [=](size_t i) {
+      return wq * quality[i] + wc * (width > 0 ? (top - log_cost[i]) / width : 1.0) + speed_term;
+    };
+    // Two passes. The first estimates every score with a multiplication instead of the division
+    // (within a few ulps of the exact score) and takes the greatest estimate, two lanes at a time,
+    // no branch. A candidate whose estimate is below that by far more than rounding (1e-9
+    // relative) scores below the candidate that has it, so it is not the best: the second pass
+    // scores exactly only the others (and candidate 0, where the exact loop starts), in the exact
+    // loop's order and tests.
+    const double inv_width = width > 0 ? 1.0 / width : 0.0;
+    const double cheap_scale = width > 0 ? wc * inv_width : 0.0;
+    const double cheap_const = width > 0 ? 0.0 : wc;  // cheapness 1 when the span is 0
+    double* const estimate = sc.score.data();
+    const double est_max = estimate_scores(quality, log_cost, n, wq, cheap_scale, top,
+                                           cheap_const + speed_term, width > 0, estimate);
+    const double threshold = est_max - 1e-9 * (1 + std::fabs(est_max));
+    uint32_t best = 0;
+    double best_score = score_at(0);
+    for (uint32_t i = 1; i < n; ++i) {
+      if (estimate[i] < threshold) continue;
+      const double si = score_at(i);
+      if (si < best_score) continue;  // the common case, without the tie-breaks
+      if (si != best_score
+              ? si > best_score
+              : cost[i] != cost[best]
+                    ? cost[i] < cost[best]
+                    : id_rank_[sc.entry[i]] < id_rank_[sc.entry[best]]) {
+        best = i;
+        best_score = si;
+      }
+    }
+    sc.score[best] = best_score;
+    return {make(best)};
+  }
   if (best_only || req.limit == 1) {
     uint32_t best = 0;
-    double best_score = sc.score[0];
+    const double* const score = sc.score.data();
+    double best_score = score[0];
     for (uint32_t i = 1; i < n; ++i) {
-      if (sc.score[i] < best_score) continue;  // the common case, without the tie-breaks
+      if (score[i] < best_score) continue;  // the common case, without the tie-breaks
       if (better(i, best)) {
         best = i;
-        best_score = sc.score[i];
+        best_score = score[i];
       }
     }
     return {make(best)};

@@ -172,15 +172,20 @@ class ModelSelector {
     kPromptLimitFlag = 32, // per_request_limits.prompt_tokens (checked on the entry)
   };
   // The candidates of one task type, column by column (structure of arrays), so the selection
-  // scan reads ~41 bytes per model from consecutive memory and touches nothing else in the common
+  // scan reads ~45 bytes per model from consecutive memory and touches nothing else in the common
   // case. Prices are doubles (USD per token) for scoring; money decisions (budget, reported
-  // cost) are exact, from the entry's Money prices (see exact_cost).
+  // cost) are exact, from the entry's Money prices (see exact_cost). Rows [0, simple_rows) carry
+  // no router/free/expiry/prompt-limit flag, those with plain prices first, each part sorted by
+  // context, largest first (order_rows); the rest follow in catalog order.
   struct TaskTable {
     std::vector<uint32_t> entry;
     std::vector<uint8_t> flags;
     std::vector<int64_t> context;
     std::vector<double> quality;  // prior weighted for this task type
     std::vector<double> prompt, completion, request;
+    std::vector<int64_t> tiers_from;  // Entry::tiers_from
+    size_t plain_price_rows = 0;  // simple rows [0, this) have no price tier and no request fee
+    size_t simple_rows = 0;
   };
   // Measured behaviour of one entry, written by set_metrics and read without a lock by selection:
   // `state` (release/acquire) says which fields hold a value; writers of one entry serialise on
@@ -198,6 +203,11 @@ class ModelSelector {
     std::atomic<double> success_rate{0}, latency_ms{0}, tokens_per_second{0};
   };
   std::vector<Candidate> run(const SelectionRequest& request, bool best_only) const;
+  static void order_rows(TaskTable& table);
+  size_t scan_simple(const TaskTable& table, size_t plain_fits, size_t other_end,
+                     const SelectionRequest& req,
+                     int64_t out_tokens, double budget_d, uint32_t* out_entry, double* out_cost,
+                     double* out_quality, uint32_t* deferred, bool& any_speed) const;
   // input x prompt + output x completion + per-request fee, exactly (tiered prices included).
   Money exact_cost(const Entry& e, int64_t input_tokens, int64_t output_tokens) const;
   int full_stage(const Entry& e, const Constraints& c, int64_t need_context, int64_t input_tokens,
@@ -215,6 +225,9 @@ class ModelSelector {
   mutable std::mutex predictor_mu_;  // guards predictor_ (the pointer, not the predictor)
   std::shared_ptr<const CatalogQualityPredictor> predictor_;
   std::unordered_map<std::string, size_t> entry_of_;
+  // Parallel to entries_: Entry::id_rank packed (ties in score and cost read it, often on a
+  // catalog with copies of one model).
+  std::vector<uint32_t> id_rank_;
 };
 
 }  // namespace orroute
