@@ -90,8 +90,8 @@ class CachedBpe {
     uint32_t tokens[3];
   };
   struct Table {
+    Slot slots[size_t{1} << kBits];  // first: exactly 2 MB from a 2 MB boundary, one huge page
     uint64_t vocab_id = 0;
-    Slot slots[size_t{1} << kBits];
   };
 
  private:
