@@ -265,7 +265,9 @@ class Encoding:
             flat = self._core.encode_batch_flat(texts, allowed, disallowed, num_threads)
         except TypeError:
             flat = self._core.encode_batch_flat(_sanitized(texts), allowed, disallowed, num_threads)
-        return memoryview(flat[0]), memoryview(flat[1])
+        tokens: Any = flat[0]  # buffer protocol (the stubs cannot say so before 3.12)
+        offsets: Any = flat[1]
+        return memoryview(tokens), memoryview(offsets)
 
     def encode_ordinary_batch(
         self, text: Sequence[str], *, num_threads: int = 0

@@ -3,6 +3,8 @@ batch calls, model mapping and count_tokens (text and chat messages)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -95,7 +97,7 @@ def test_flat_batch_matches_single_calls(enc: orroute.Encoding) -> None:
         assert (tokens.format, offsets.format, tokens.readonly) == ("I", "Q", True)
         assert offsets.tolist()[0] == 0 and len(offsets) == len(texts) + 1
         flat, bounds = tokens.tolist(), offsets.tolist()
-        assert [flat[a:b] for a, b in zip(bounds, bounds[1:])] == want
+        assert [flat[a:b] for a, b in itertools.pairwise(bounds)] == want
     tokens, offsets = enc.encode_batch_flat([])
     assert (tokens.tolist(), offsets.tolist()) == ([], [0])
     with pytest.raises(ValueError, match="disallowed special token"):
