@@ -8,7 +8,7 @@ namespace orroute {
 
 namespace {
 constexpr size_t kHugePage = size_t{2} << 20;
-constexpr size_t kWorthIt = size_t{1} << 20;  // smaller arrays fit the TLB anyway
+constexpr size_t kWorthIt = size_t{512} << 10;  // smaller arrays fit the TLB anyway
 }  // namespace
 
 void* alloc_table_memory(size_t bytes) {

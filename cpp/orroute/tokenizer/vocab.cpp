@@ -326,7 +326,7 @@ void Vocab::finish(const std::vector<uint32_t>& start_of_rank,
   if (start_of_rank.empty()) throw ParseError(where + "empty vocabulary");
   if (start_of_rank.size() >= (1u << kIdBits) - 1) throw ParseError(where + "vocabulary too large");
   // Re-lay the blob in rank order so offsets are monotonic (files are normally sorted already).
-  std::string blob;
+  decltype(blob_) blob;
   blob.reserve(blob_.size());
   offsets_.clear();
   offsets_.reserve(start_of_rank.size() + 1);

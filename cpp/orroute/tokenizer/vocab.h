@@ -105,8 +105,9 @@ class Vocab {
   static std::vector<uint32_t> sorted_triples(const std::vector<uint32_t>& triples);
 
   uint64_t id_ = 0;
-  std::vector<uint32_t> offsets_;  // token id -> start in blob_; size() + 1 entries
-  std::string blob_;
+  // Token bytes and their offsets: a whole-token lookup of a longer piece reads both at random.
+  std::vector<uint32_t, TableAllocator<uint32_t>> offsets_;  // id -> start in blob_; size() + 1
+  std::basic_string<char, std::char_traits<char>, TableAllocator<char>> blob_;
   size_t max_len_ = 0;
   uint32_t byte_tokens_[256] = {};
   std::vector<uint32_t> byte_pairs_;  // 65536 entries: byte_merge(a, b) at a << 8 | b
