@@ -1,7 +1,5 @@
 #include "orroute/tokenizer/bpe.h"
 
-#include "orroute/tokenizer/huge_pages.h"
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -10,6 +8,8 @@
 #include <new>
 #include <type_traits>
 #include <queue>
+
+#include "orroute/tokenizer/huge_pages.h"
 
 namespace orroute {
 namespace {

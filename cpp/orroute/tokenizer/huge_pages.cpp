@@ -20,8 +20,12 @@ void* alloc_table_memory(size_t bytes) {
   const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
   void* p = nullptr;
   if (posix_memalign(&p, kHugePage, rounded) != 0) throw std::bad_alloc();
+  // The last huge page only when the array fills a fair part of it: a 2 MB table with a small
+  // header after it must not make the header cost another 2 MB of memory.
+  const size_t tail = bytes % kHugePage;
+  const size_t advised = tail == 0 || tail >= kWorthIt ? rounded : bytes - tail;
   // Advice only: failure (no THP support, "never" mode) leaves ordinary pages, still correct.
-  (void)madvise(p, rounded, MADV_HUGEPAGE);
+  if (advised > 0) (void)madvise(p, advised, MADV_HUGEPAGE);
   return p;
 }
 

@@ -13,7 +13,8 @@
 namespace orroute {
 
 // Allocates `bytes` (uninitialised) aligned to 2 MB and advised for huge pages when `bytes` is at
-// least 1 MB, else plain malloc. Throws std::bad_alloc. Release with free_table_memory().
+// least 512 KB (a last, partly used huge page only if at least 512 KB of it is used), else plain
+// malloc. Throws std::bad_alloc. Release with free_table_memory().
 void* alloc_table_memory(size_t bytes);
 void free_table_memory(void* p) noexcept;
 
