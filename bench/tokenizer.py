@@ -16,7 +16,9 @@ are medians of per-round ratios against orroute (same round, same text).
 
 Modes: `encode` and `count` call the peer once per document on one thread; `encode 1 string`
 encodes the round's slice as one string; `batch encode` / `batch count` hand all documents to the
-peer's parallel API with 2 threads. MB/s is per wall second; MB/CPU-s divides by the process CPU
+peer's parallel API with 2 threads. `batch encode` uses each peer's fastest batch API: a flat
+buffer of all tokens for orroute and fastokens (both `encode_batch_flat`), lists for the others;
+`batch encode lists` asks every peer for one Python list of ints per document. MB/s is per wall second; MB/CPU-s divides by the process CPU
 time the call used (all threads), which is what a loaded server pays. A curve of single-string
 encode throughput against input size follows (distinct strings of each size, no reuse).
 
@@ -118,6 +120,7 @@ class Peer:
     batch_encode: Callable[[list[str]], Any]
     batch_count: Callable[[list[str]], Any]
     version: str = ""
+    batch_lists: Callable[[list[str]], Any] | None = None  # None: batch_encode gives lists
     exact: str = "?"
 
 
@@ -232,9 +235,10 @@ def make_peers(name: str, wanted: list[str], threads: int) -> list[Peer]:
             "orroute",
             ours.encode_ordinary,
             lambda t: ours.count(t, disallowed_special=()),
-            lambda d: ours.encode_batch(d, num_threads=threads, disallowed_special=()),
+            lambda d: ours.encode_batch_flat(d, num_threads=threads, disallowed_special=()),
             lambda d: ours.count_batch(d, num_threads=threads, disallowed_special=()),
             orroute.__version__,
+            lambda d: ours.encode_batch(d, num_threads=threads, disallowed_special=()),
         )
     )
     for peer in wanted:
@@ -314,6 +318,7 @@ def make_peers(name: str, wanted: list[str], threads: int) -> list[Peer]:
                         lambda d, ft=ft: ft.encode_batch_flat(d),
                         lambda d, ft=ft: ft.encode_batch_flat(d)[1],
                         version("fastokens"),
+                        lambda d, ft=ft: [e.ids for e in ft.encode_batch(d)],
                     )
                 )
             elif peer == "hf-tokenizers":
@@ -393,7 +398,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2, help="threads for the batch modes")
     ap.add_argument("--peers", default="tiktoken,tokie,bpe-openai,rs-bpe,fastokens,hf-tokenizers")
-    ap.add_argument("--modes", default="encode,count,string,batch-encode,batch-count,curve")
+    ap.add_argument(
+        "--modes",
+        default="encode,count,string,batch-encode,batch-encode-lists,batch-count,curve",
+    )
     args = ap.parse_args()
     os.environ.setdefault("RAYON_NUM_THREADS", str(args.threads))  # HF tokenizers, tokie, ...
 
@@ -443,6 +451,13 @@ def main() -> None:
             f"batch encode, {args.threads} threads",
             take(),
             lambda p, d: lambda: p.batch_encode(d),
+        )
+    if "batch-encode-lists" in modes:
+        run_mode(
+            peers,
+            f"batch encode to lists, {args.threads} threads",
+            take(),
+            lambda p, d: lambda: (p.batch_lists or p.batch_encode)(d),
         )
     if "batch-count" in modes:
         run_mode(

@@ -59,6 +59,17 @@ py::list to_lists(const std::vector<Tokens>& batch) {
 struct TokenBuffer {
   Tokens tokens;
 };
+// encode_batch_flat's offsets, the same way (read-only uint64).
+struct OffsetBuffer {
+  std::vector<uint64_t> offsets;
+};
+
+template <class T>
+py::buffer_info readonly_vector(std::vector<T>& v) {
+  return py::buffer_info(v.data(), sizeof(T), py::format_descriptor<T>::format(), 1,
+                         {static_cast<py::ssize_t>(v.size())},
+                         {static_cast<py::ssize_t>(sizeof(T))}, /*readonly=*/true);
+}
 
 // Runs fn() with the GIL released and converts its tokens to a list.
 template <class Fn>
@@ -75,12 +86,9 @@ py::list released_list(Fn&& fn) {
 
 void bind_tokenizer(py::module_& m) {
   py::class_<TokenBuffer>(m, "TokenBuffer", py::buffer_protocol())
-      .def_buffer([](TokenBuffer& b) {
-        return py::buffer_info(b.tokens.data(), sizeof(uint32_t),
-                               py::format_descriptor<uint32_t>::format(), 1,
-                               {static_cast<py::ssize_t>(b.tokens.size())},
-                               {static_cast<py::ssize_t>(sizeof(uint32_t))}, /*readonly=*/true);
-      });
+      .def_buffer([](TokenBuffer& b) { return readonly_vector(b.tokens); });
+  py::class_<OffsetBuffer>(m, "OffsetBuffer", py::buffer_protocol())
+      .def_buffer([](OffsetBuffer& b) { return readonly_vector(b.offsets); });
 
   py::class_<Encoding, EncodingPtr>(m, "Encoding")
       .def(py::init([](std::string name, std::string_view pat_str,
@@ -153,6 +161,19 @@ void bind_tokenizer(py::module_& m) {
                out = e.encode_batch(texts, p, threads);
              }
              return to_lists(out);
+           },
+           py::arg("texts"), py::arg("allowed"), py::arg("disallowed"), py::arg("threads"))
+      .def("encode_batch_flat",
+           [](const Encoding& e, const Views& texts, SpecialSet allowed, SpecialSet disallowed,
+              unsigned threads) {
+             const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
+             FlatTokens flat;
+             {
+               py::gil_scoped_release release;
+               flat = e.encode_batch_flat(texts, p, threads);
+             }
+             return py::make_tuple(TokenBuffer{std::move(flat.tokens)},
+                                   OffsetBuffer{std::move(flat.offsets)});
            },
            py::arg("texts"), py::arg("allowed"), py::arg("disallowed"), py::arg("threads"))
       .def("count_batch",

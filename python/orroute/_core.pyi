@@ -10,6 +10,8 @@ def parse_money(amount: Decimal | str | float) -> Decimal: ...
 
 class TokenBuffer:  # read-only uint32 buffer (buffer protocol; no __buffer__ before 3.12)
     ...
+class OffsetBuffer:  # read-only uint64 buffer (buffer protocol)
+    ...
 
 class Encoding:
     def __init__(
@@ -53,6 +55,13 @@ class Encoding:
         disallowed: Sequence[str] | None,
         threads: int,
     ) -> list[list[int]]: ...
+    def encode_batch_flat(
+        self,
+        texts: Sequence[str],
+        allowed: Sequence[str] | None,
+        disallowed: Sequence[str] | None,
+        threads: int,
+    ) -> tuple[TokenBuffer, OffsetBuffer]: ...
     def count_batch(
         self,
         texts: Sequence[str],

@@ -245,6 +245,34 @@ class Encoding:
         except TypeError:
             return self._core.encode_batch(_sanitized(texts), allowed, disallowed, num_threads)
 
+    def encode_batch_flat(
+        self,
+        text: Sequence[str],
+        *,
+        num_threads: int = 0,
+        allowed_special: _Special = frozenset(),
+        disallowed_special: _Special = "all",
+    ) -> tuple[memoryview, memoryview]:
+        """``encode_batch`` into one flat buffer, without a Python int per token: returns
+        ``(tokens, offsets)``, read-only memoryviews of ``uint32`` tokens and of
+        ``len(text) + 1`` ``uint64`` offsets; text ``i``'s tokens are
+        ``tokens[offsets[i]:offsets[i + 1]]``. ``numpy.frombuffer(tokens, numpy.uint32)`` wraps
+        them without a copy; ``tokens.tolist()`` gives a list.
+
+        >>> tokens, offsets = get_encoding("cl100k_base").encode_batch_flat(["hello world", "hi"])
+        >>> tokens.tolist(), offsets.tolist()
+        ([15339, 1917, 6151], [0, 2, 3])
+        """
+        allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
+        texts = list(text)
+        try:
+            flat = self._core.encode_batch_flat(texts, allowed, disallowed, num_threads)
+        except TypeError:
+            flat = self._core.encode_batch_flat(_sanitized(texts), allowed, disallowed, num_threads)
+        tokens: Any = flat[0]  # buffer protocol (the stubs cannot say so before 3.12)
+        offsets: Any = flat[1]
+        return memoryview(tokens), memoryview(offsets)
+
     def encode_ordinary_batch(
         self, text: Sequence[str], *, num_threads: int = 0
     ) -> list[list[int]]:

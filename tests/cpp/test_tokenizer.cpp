@@ -220,6 +220,49 @@ TEST_CASE("BPE merges match tiktoken's algorithm on short and long pieces", "[to
   }
 }
 
+TEST_CASE("the byte-pair table answers as the merge table", "[tokenizer]") {
+  for (const char* name : {"cl100k_base", "o200k_base"}) {
+    const orroute::Vocab& v = orroute::get_encoding(name)->vocab();
+    for (int a = 0; a < 256; ++a) {
+      for (int b = 0; b < 256; ++b) {
+        const auto ua = static_cast<uint8_t>(a), ub = static_cast<uint8_t>(b);
+        REQUIRE(v.byte_merge(ua, ub) == v.merge(v.byte_token(ua), v.byte_token(ub)));
+      }
+    }
+  }
+}
+
+TEST_CASE("BPE of arbitrary bytes matches tiktoken's algorithm", "[tokenizer]") {
+  // Bytes >= 0x80 (invalid UTF-8 included), as the byte-pair table and the small-piece merge see
+  // them; every length around the small/large boundary.
+  for (const char* name : {"cl100k_base", "o200k_base"}) {
+    const orroute::Vocab& v = orroute::get_encoding(name)->vocab();
+    std::mt19937 rng(11);
+    for (size_t len : {2, 3, 7, 8, 16, 17, 63, 64, 65, 200}) {
+      for (int round = 0; round < 30; ++round) {
+        std::string piece(len, '\0');
+        for (char& c : piece) c = static_cast<char>(rng() % 256);
+        std::vector<uint32_t> got;
+        orroute::bpe_encode(v, piece, got);
+        REQUIRE(got == reference_bpe(v, piece));
+      }
+    }
+  }
+}
+
+TEST_CASE("one-byte pieces through the cache give the byte's token", "[tokenizer]") {
+  const auto enc = orroute::get_encoding("o200k_base");
+  orroute::CachedBpe cached(enc->vocab());
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    const std::string_view piece(&c, 1);
+    std::vector<uint32_t> got;
+    cached.encode(piece, got);
+    REQUIRE(got == std::vector<uint32_t>{enc->vocab().byte_token(static_cast<uint8_t>(b))});
+    REQUIRE(cached.count(piece) == 1);
+  }
+}
+
 TEST_CASE("long pieces encode without quadratic blow-up", "[tokenizer]") {
   const auto enc = orroute::get_encoding("o200k_base");
   const std::string run(1 << 20, 'a');  // one megabyte, a single piece
@@ -301,6 +344,49 @@ TEST_CASE("batch encode and count agree with single calls", "[tokenizer]") {
   }
   texts.emplace_back("<|endoftext|>");
   REQUIRE_THROWS_AS(enc->count_batch(texts, {{}, {"<|endoftext|>"}}, 4), orroute::InvalidArgument);
+}
+
+TEST_CASE("flat batch encode equals single calls across chunks and threads", "[tokenizer]") {
+  const auto enc = orroute::get_encoding("cl100k_base");
+  // Many short texts, empty ones and a few of 100 KB: several 64 KB chunks of different sizes.
+  std::vector<std::string> owned;
+  std::mt19937 rng(3);
+  for (int i = 0; i < 400; ++i) {
+    if (i % 97 == 5) {
+      owned.push_back(std::string(100000, 'a' + i % 26) + " end");
+    } else if (i % 13 == 0) {
+      owned.emplace_back();
+    } else {
+      owned.push_back("doc " + std::to_string(i) + " \xC3\xA9t\xC3\xA9 " + std::string(rng() % 300, 'x'));
+    }
+  }
+  const std::vector<std::string_view> texts(owned.begin(), owned.end());
+  for (unsigned threads : {1u, 2u, 3u}) {
+    const orroute::FlatTokens flat = enc->encode_batch_flat(texts, {}, threads);
+    REQUIRE(flat.offsets.size() == texts.size() + 1);
+    REQUIRE(flat.offsets.front() == 0);
+    REQUIRE(flat.offsets.back() == flat.tokens.size());
+    const std::vector<size_t> counts = enc->count_batch(texts, {}, threads);
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const std::vector<uint32_t> want = enc->encode_ordinary(texts[i]);
+      const std::vector<uint32_t> got(flat.tokens.begin() + static_cast<ptrdiff_t>(flat.offsets[i]),
+                                      flat.tokens.begin() + static_cast<ptrdiff_t>(flat.offsets[i + 1]));
+      REQUIRE(got == want);
+      REQUIRE(counts[i] == want.size());
+    }
+  }
+  REQUIRE(enc->encode_batch_flat(std::vector<std::string_view>{}, {}, 2).offsets ==
+          std::vector<uint64_t>{0});
+  owned.emplace_back("<|endoftext|>");
+  const std::vector<std::string_view> with_special(owned.begin(), owned.end());
+  orroute::SpecialPolicy disallow_all;
+  disallow_all.disallow_others = true;
+  REQUIRE_THROWS_AS(enc->encode_batch_flat(with_special, disallow_all, 2),
+                    orroute::InvalidArgument);
+  orroute::SpecialPolicy allow_all;
+  allow_all.allow_all = true;
+  const orroute::FlatTokens flat = enc->encode_batch_flat(with_special, allow_all, 2);
+  REQUIRE(flat.tokens.back() == 100257);
 }
 
 TEST_CASE("models map to encodings, exact or estimated", "[tokenizer]") {

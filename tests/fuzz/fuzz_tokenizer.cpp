@@ -1,7 +1,7 @@
 // Fuzz harness for the tokenizer's parsers and encoders: the .tiktoken text parser and the
 // rank-table builder (hostile vocabulary files), the binary vocabulary loader, the split-pattern
-// recogniser, and encode / count / encode_bytes / decode_with_offsets / encode_with_unstable on
-// arbitrary bytes under every encoding, with the invariants that must hold for any input (round
+// recogniser, and encode / count / encode_bytes / decode_with_offsets / encode_with_unstable /
+// encode_batch_flat / count_batch on arbitrary bytes under every encoding, with the invariants that must hold for any input (round
 // trips, count == encode size, offsets within the text). Every orroute::Error is an expected
 // outcome; anything else escaping, a crash, or an ASan/UBSan report is a bug.
 //
@@ -10,6 +10,8 @@
 //   ORROUTE_VOCAB_DIR=python/orroute/data build/dev/orroute_fuzz_tokenizer 20000   # or: ... FILE...
 // With clang, the same file is a libFuzzer target: build it and cpp/orroute/tokenizer/*.cpp with
 // -fsanitize=fuzzer,address,undefined -Icpp, and run it with ORROUTE_VOCAB_DIR set as above.
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -63,6 +65,26 @@ void check_encoding(const orroute::Encoding& enc, std::string_view text) {
     if (seq.empty()) fail("encode_with_unstable: empty completion");
   }
   (void)enc.encode_single_token(text);
+  // The batch paths: the text cut at every newline into texts, encoded flat and counted on two
+  // threads, must give each text's own tokens (the cuts land anywhere in UTF-8 sequences too).
+  std::vector<std::string_view> texts;
+  for (size_t start = 0;;) {
+    const size_t nl = text.find('\n', start);
+    texts.push_back(text.substr(start, nl == std::string_view::npos ? nl : nl - start));
+    if (nl == std::string_view::npos) break;
+    start = nl + 1;
+  }
+  const orroute::FlatTokens flat = enc.encode_batch_flat(texts, {}, 2);
+  const std::vector<size_t> counts = enc.count_batch(texts, {}, 2);
+  if (flat.offsets.size() != texts.size() + 1) fail("flat batch: one offset per text + 1");
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::vector<uint32_t> one = enc.encode_ordinary(texts[i]);
+    const auto first = flat.tokens.begin() + static_cast<ptrdiff_t>(flat.offsets[i]);
+    if (flat.offsets[i + 1] - flat.offsets[i] != one.size() || counts[i] != one.size() ||
+        !std::equal(one.begin(), one.end(), first)) {
+      fail("flat batch / count_batch differ from single calls");
+    }
+  }
 }
 
 void fuzz_vocab(std::string_view data) {

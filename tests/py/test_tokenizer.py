@@ -3,6 +3,8 @@ batch calls, model mapping and count_tokens (text and chat messages)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -84,6 +86,24 @@ def test_batch_matches_single_calls(enc: orroute.Encoding) -> None:
     assert enc.encode_batch(texts, num_threads=3) == [enc.encode(t) for t in texts]
     assert enc.encode_ordinary_batch(texts) == [enc.encode_ordinary(t) for t in texts]
     assert enc.count_batch(texts, num_threads=2) == [len(enc.encode(t)) for t in texts]
+
+
+def test_flat_batch_matches_single_calls(enc: orroute.Encoding) -> None:
+    # Long texts among short and empty ones: the core splits the work into 64 KB runs of texts.
+    texts = [f"doc {i}: " + "wörd " * (i % 50) for i in range(300)] + ["", "x" * 200_000, "\ud800"]
+    want = [enc.encode(t) for t in texts]
+    for threads in (1, 2, 0):
+        tokens, offsets = enc.encode_batch_flat(texts, num_threads=threads)
+        assert (tokens.format, offsets.format, tokens.readonly) == ("I", "Q", True)
+        assert offsets.tolist()[0] == 0 and len(offsets) == len(texts) + 1
+        flat, bounds = tokens.tolist(), offsets.tolist()
+        assert [flat[a:b] for a, b in itertools.pairwise(bounds)] == want
+    tokens, offsets = enc.encode_batch_flat([])
+    assert (tokens.tolist(), offsets.tolist()) == ([], [0])
+    with pytest.raises(ValueError, match="disallowed special token"):
+        enc.encode_batch_flat(["a", "<|endoftext|>"])
+    tokens, _ = enc.encode_batch_flat(["<|endoftext|>"], allowed_special="all")
+    assert tokens.tolist() == [enc.eot_token]
 
 
 def test_single_token_bytes(enc: orroute.Encoding) -> None:

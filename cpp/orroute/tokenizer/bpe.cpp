@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <queue>
 
+#include "orroute/tokenizer/huge_pages.h"
+
 namespace orroute {
 namespace {
 
@@ -17,23 +19,32 @@ constexpr uint32_t kNone = Vocab::kNone;
 // heap on the short pieces that make up nearly all text.
 constexpr size_t kSmallPiece = 64;
 
-// Merges `n` parts in place; returns the number of parts left.
-size_t merge_small(const Vocab& v, uint32_t* ids, uint32_t* ranks, size_t n) {
-  for (size_t i = 0; i + 1 < n; ++i) ranks[i] = v.merge(ids[i], ids[i + 1]);
+// Merges the `n` bytes of `piece` into `ids`; returns the number of tokens. The first round of
+// ranks comes from the dense byte-pair table; after each merge only the two neighbouring pairs
+// are asked again. Arrays are shifted with plain loops: the pieces are short, and a libc memmove
+// call per merge cost more than the moves.
+size_t merge_small(const Vocab& v, const unsigned char* piece, uint32_t* ids, uint32_t* ranks,
+                   size_t n) {
+  for (size_t i = 0; i + 1 < n; ++i) {
+    ids[i] = v.byte_token(piece[i]);
+    ranks[i] = v.byte_merge(piece[i], piece[i + 1]);
+  }
+  ids[n - 1] = v.byte_token(piece[n - 1]);
+  ranks[n - 1] = kNone;  // past the last pair: the shift below copies it, never compares it
   while (n > 1) {
-    uint32_t best = kNone;
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < n; ++i) {
-      if (ranks[i] < best) {
-        best = ranks[i];
-        at = i;
-      }
-    }
+    // The lowest (rank, position), leftmost on ties, without a branch per pair: which pair is
+    // lowest is data-dependent, and a mispredicted branch per comparison cost more than the scan.
+    uint64_t low = uint64_t{ranks[0]} << 32;
+    for (size_t i = 1; i + 1 < n; ++i) low = std::min(low, (uint64_t{ranks[i]} << 32) | i);
+    const auto best = static_cast<uint32_t>(low >> 32);
+    const auto at = static_cast<size_t>(static_cast<uint32_t>(low));
     if (best == kNone) break;
     ids[at] = best;
-    std::memmove(ids + at + 1, ids + at + 2, (n - at - 2) * sizeof(uint32_t));
-    if (n >= at + 3) std::memmove(ranks + at + 1, ranks + at + 2, (n - at - 3) * sizeof(uint32_t));
     --n;
+    for (size_t i = at + 1; i < n; ++i) {
+      ids[i] = ids[i + 1];
+      ranks[i] = ranks[i + 1];
+    }
     if (at + 1 < n) ranks[at] = v.merge(ids[at], ids[at + 1]);
     if (at > 0) ranks[at - 1] = v.merge(ids[at - 1], ids[at]);
   }
@@ -57,7 +68,7 @@ void merge_large(const Vocab& v, std::string_view piece, Emit&& emit) {
   heap.reserve(n);
   auto key = [](uint32_t r, size_t i) { return (uint64_t{r} << 32) | i; };
   for (size_t i = 0; i + 1 < n; ++i) {
-    rank[i] = v.merge(ids[i], ids[i + 1]);
+    rank[i] = v.byte_merge(static_cast<uint8_t>(piece[i]), static_cast<uint8_t>(piece[i + 1]));
     if (rank[i] != kNone) heap.push_back(key(rank[i], i));
   }
   auto cmp = std::greater<uint64_t>();
@@ -106,8 +117,8 @@ void encode_piece(const Vocab& v, std::string_view piece, Emit&& emit, EmitMany&
   if (piece.size() <= kSmallPiece) {
     uint32_t ids[kSmallPiece];
     uint32_t ranks[kSmallPiece];
-    for (size_t i = 0; i < piece.size(); ++i) ids[i] = v.byte_token(static_cast<uint8_t>(piece[i]));
-    emit_many(ids, merge_small(v, ids, ranks, piece.size()));
+    const auto* bytes = reinterpret_cast<const unsigned char*>(piece.data());
+    emit_many(ids, merge_small(v, bytes, ids, ranks, piece.size()));
     return;
   }
   merge_large(v, piece, emit);
@@ -123,19 +134,19 @@ void bpe_encode(const Vocab& vocab, std::string_view piece, std::vector<uint32_t
 
 namespace {
 
-// Tables come zeroed from calloc: for a 2 MB block the allocator maps fresh zero pages, so a new
-// table costs no memset and only the pages a text touches are ever faulted in.
-// Table is an aggregate, hence an implicit-lifetime type: calloc creates it, zeroed (C++20).
+// Tables live on a huge page (huge_pages.h): a piece's lookup is one random access into 2 MB, and
+// with 4 KB pages that access usually missed the TLB too. Zeroed once when created.
+// Table is an aggregate, hence an implicit-lifetime type: the allocation creates it (C++20).
 struct FreeTable {
-  void operator()(CachedBpe::Table* t) const noexcept { std::free(t); }
+  void operator()(CachedBpe::Table* t) const noexcept { free_table_memory(t); }
 };
 using TablePtr = std::unique_ptr<CachedBpe::Table, FreeTable>;
 
 TablePtr new_table() {
   static_assert(std::is_aggregate_v<CachedBpe::Table> &&
                 std::is_trivially_destructible_v<CachedBpe::Table>);
-  auto* t = static_cast<CachedBpe::Table*>(std::calloc(1, sizeof(CachedBpe::Table)));
-  if (!t) throw std::bad_alloc();
+  auto* t = static_cast<CachedBpe::Table*>(alloc_table_memory(sizeof(CachedBpe::Table)));
+  std::memset(static_cast<void*>(t), 0, sizeof(CachedBpe::Table));
   return TablePtr(t);
 }
 

@@ -69,6 +69,10 @@ class CachedBpe {
       out.insert(out.end(), slot.tokens, slot.tokens + (slot.meta >> 8));
       return;
     }
+    if (piece.size() == 1) {  // a quarter of all pieces (spaces, punctuation): not cached
+      out.push_back(vocab_.byte_token(static_cast<uint8_t>(piece[0])));
+      return;
+    }
     encode_miss(piece, r, out);
   }
   // Number of tokens of `piece`, as bpe_count.
@@ -77,6 +81,7 @@ class CachedBpe {
     if (r.len != 0 && (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) {
       return slot.meta >> 8;
     }
+    if (piece.size() == 1) return 1;
     return count_miss(piece, r);
   }
   void encode(std::string_view piece, std::vector<uint32_t>& out) { encode(piece, ref(piece), out); }
@@ -90,8 +95,8 @@ class CachedBpe {
     uint32_t tokens[3];
   };
   struct Table {
+    Slot slots[size_t{1} << kBits];  // first: exactly 2 MB from a 2 MB boundary, one huge page
     uint64_t vocab_id = 0;
-    Slot slots[size_t{1} << kBits];
   };
 
  private:

@@ -360,10 +360,71 @@ std::vector<std::vector<uint32_t>> Encoding::encode_batch(std::span<const std::s
   return out;
 }
 
+
+namespace {
+// Consecutive texts of about this many bytes form one unit of batch work: large enough that a
+// unit's bookkeeping is negligible, small enough that two threads finish within one unit of each
+// other.
+constexpr size_t kBatchChunkBytes = 64 * 1024;
+
+// [begin, end) index ranges of consecutive texts of about kBatchChunkBytes each.
+std::vector<std::pair<size_t, size_t>> byte_chunks(std::span<const std::string_view> texts) {
+  std::vector<std::pair<size_t, size_t>> chunks;
+  size_t begin = 0, bytes = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    bytes += texts[i].size() + 16;  // + a per-text cost, so many empty texts still split
+    if (bytes >= kBatchChunkBytes) {
+      chunks.emplace_back(begin, i + 1);
+      begin = i + 1;
+      bytes = 0;
+    }
+  }
+  if (begin < texts.size()) chunks.emplace_back(begin, texts.size());
+  return chunks;
+}
+}  // namespace
+
+FlatTokens Encoding::encode_batch_flat(std::span<const std::string_view> texts,
+                                       const SpecialPolicy& policy, unsigned threads) const {
+  const auto chunks = byte_chunks(texts);
+  FlatTokens flat;
+  flat.offsets.assign(texts.size() + 1, 0);
+  // Each chunk encodes into its own buffer and records its texts' token counts in offsets[i + 1];
+  // the buffers are then concatenated in order and the counts summed into offsets.
+  std::vector<std::vector<uint32_t>> parts(chunks.size());
+  parallel_for(chunks.size(), threads, [&](size_t c) {
+    const auto [begin, end] = chunks[c];
+    size_t bytes = 0;
+    for (size_t i = begin; i < end; ++i) bytes += texts[i].size();
+    std::vector<uint32_t>& out = parts[c];
+    out.reserve(bytes / 3 + 4);
+    VectorSink sink{out, CachedBpe(*vocab_)};
+    for (size_t i = begin; i < end; ++i) {
+      const size_t before = out.size();
+      encode_into(texts[i], policy, sink);
+      flat.offsets[i + 1] = out.size() - before;
+    }
+  });
+  for (size_t i = 0; i < texts.size(); ++i) flat.offsets[i + 1] += flat.offsets[i];
+  flat.tokens.reserve(flat.offsets.back());
+  for (const std::vector<uint32_t>& part : parts) {
+    flat.tokens.insert(flat.tokens.end(), part.begin(), part.end());
+  }
+  return flat;
+}
+
 std::vector<size_t> Encoding::count_batch(std::span<const std::string_view> texts,
                                           const SpecialPolicy& policy, unsigned threads) const {
+  const auto chunks = byte_chunks(texts);
   std::vector<size_t> out(texts.size());
-  parallel_for(texts.size(), threads, [&](size_t i) { out[i] = count(texts[i], policy); });
+  parallel_for(chunks.size(), threads, [&](size_t c) {
+    CountSink sink{CachedBpe(*vocab_)};  // one cache handle per chunk, not per text
+    for (size_t i = chunks[c].first; i < chunks[c].second; ++i) {
+      const size_t before = sink.n;
+      encode_into(texts[i], policy, sink);
+      out[i] = sink.n - before;
+    }
+  });
   return out;
 }
 

@@ -65,6 +65,12 @@ class StringSetMatcher {
   std::vector<std::string> strings_;
 };
 
+// The tokens of many texts in one buffer: text i's tokens are tokens[offsets[i], offsets[i + 1]).
+struct FlatTokens {
+  std::vector<uint32_t> tokens;
+  std::vector<uint64_t> offsets;  // texts + 1 entries, offsets[0] == 0
+};
+
 // Immutable after construction; every method is safe to call from many threads at once.
 class Encoding {
  public:
@@ -106,6 +112,11 @@ class Encoding {
                                                   unsigned threads = 0) const;
   std::vector<size_t> count_batch(std::span<const std::string_view> texts,
                                   const SpecialPolicy& policy, unsigned threads = 0) const;
+  // encode_batch into one flat buffer: no vector per text, and the threads share the work by
+  // bytes (runs of consecutive texts of ~64 KB), so a few long texts among many short ones still
+  // keep every thread busy. Same failure mode as encode_batch.
+  FlatTokens encode_batch_flat(std::span<const std::string_view> texts, const SpecialPolicy& policy,
+                               unsigned threads = 0) const;
 
   // tiktoken's _encode_bytes: tokens of arbitrary bytes. The longest valid UTF-8 prefix is
   // encoded as ordinary text; the tokens of its last piece (widened over trailing white-space

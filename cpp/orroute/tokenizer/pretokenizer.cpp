@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "orroute/tokenizer/unicode_tables.h"
@@ -124,6 +125,25 @@ inline const U8* whitespace(const U8* p, const U8* end, Ch c0, bool o200k) noexc
   return p + c0.len;                    // \s
 }
 
+// End of the run of ASCII bytes b with lo <= (b | fold) <= hi starting at `p` (fold 0x20 makes
+// [a-z] match both cases), eight bytes at a time: words are the commonest pieces and their letters
+// were scanned one table lookup per byte. SWAR: with x7 = the bytes' low 7 bits, x7 + (0x80 - lo)
+// sets a byte's top bit iff x7 >= lo, x7 + (0x7F - hi) iff x7 > hi; neither sum carries into the
+// next byte. Bytes >= 0x80 (non-ASCII) are excluded by their own top bit.
+inline const U8* ascii_range_run(const U8* p, const U8* end, U8 lo, U8 hi, U8 fold) noexcept {
+  constexpr uint64_t k01 = 0x0101010101010101ull, k7F = k01 * 0x7F, k80 = k01 * 0x80;
+  while (end - p >= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);  // little-endian: the first byte is the lowest
+    const uint64_t x7 = (x | (k01 * fold)) & k7F;
+    const uint64_t ok = (x7 + k01 * (0x80 - lo)) & ~(x7 + k01 * (0x7F - hi)) & ~x & k80;
+    if (ok != k80) return p + (__builtin_ctzll(~ok & k80) >> 3);
+    p += 8;
+  }
+  while (p < end && *p < 0x80 && (*p | fold) >= lo && (*p | fold) <= hi) ++p;
+  return p;
+}
+
 inline bool ascii_letter(U8 b) noexcept {
   return b < 0x80 && (kAscii[b] == unicode::kUpper || kAscii[b] == unicode::kLower);
 }
@@ -143,7 +163,7 @@ inline const U8* ascii_word_start(const U8* p, const U8* end, bool quote_prefix)
 inline const U8* ascii_word_cl100k(const U8* p, const U8* end) noexcept {
   const U8* q = ascii_word_start(p, end, false);
   if (!q) return nullptr;
-  for (++q; q < end && ascii_letter(*q);) ++q;
+  q = ascii_range_run(q + 1, end, 'a', 'z', 0x20);  // [A-Za-z]
   return q < end && *q >= 0x80 ? run(q, end, kLetterMask) : q;
 }
 
@@ -198,8 +218,8 @@ inline const U8* with_contraction(const U8* e, const U8* end) noexcept {
 inline const U8* ascii_word_o200k(const U8* p, const U8* end) noexcept {
   const U8* q = ascii_word_start(p, end, true);
   if (!q) return nullptr;
-  while (q < end && *q < 0x80 && kAscii[*q] == unicode::kUpper) ++q;
-  while (q < end && *q < 0x80 && kAscii[*q] == unicode::kLower) ++q;
+  q = ascii_range_run(q, end, 'A', 'Z', 0);
+  q = ascii_range_run(q, end, 'a', 'z', 0);
   if (q < end && *q >= 0x80) return nullptr;
   return with_contraction(q, end);
 }

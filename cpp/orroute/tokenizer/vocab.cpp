@@ -254,6 +254,10 @@ void Vocab::build(const char* triples, size_t n_pairs) {
     while (pairs_[i] != kEmpty) i = (i + 1) & pair_mask_;
     pairs_[i] = (key << kIdBits) | t[2];
   }
+  byte_pairs_.resize(size_t{1} << 16);
+  for (size_t ab = 0; ab < byte_pairs_.size(); ++ab) {
+    byte_pairs_[ab] = merge(byte_tokens_[ab >> 8], byte_tokens_[ab & 0xFF]);
+  }
 }
 
 std::vector<std::pair<std::string, uint32_t>> parse_tiktoken_ranks(std::string_view data,
@@ -322,7 +326,7 @@ void Vocab::finish(const std::vector<uint32_t>& start_of_rank,
   if (start_of_rank.empty()) throw ParseError(where + "empty vocabulary");
   if (start_of_rank.size() >= (1u << kIdBits) - 1) throw ParseError(where + "vocabulary too large");
   // Re-lay the blob in rank order so offsets are monotonic (files are normally sorted already).
-  std::string blob;
+  decltype(blob_) blob;
   blob.reserve(blob_.size());
   offsets_.clear();
   offsets_.reserve(start_of_rank.size() + 1);

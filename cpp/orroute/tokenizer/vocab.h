@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "orroute/tokenizer/huge_pages.h"
+
 namespace orroute {
 
 // Immutable after loading; safe to share across threads. In a tiktoken vocabulary a token's rank is
@@ -55,6 +57,12 @@ class Vocab {
   }
   // Id of the single-byte token `b`.
   uint32_t byte_token(uint8_t b) const noexcept { return byte_tokens_[b]; }
+  // merge(byte_token(a), byte_token(b)) from a dense 256x256 table (256 KB, stays in L2): the
+  // first round of every merge asks only about byte pairs, and the hashed pair table (8 MB for
+  // o200k) cost a cache miss per question.
+  uint32_t byte_merge(uint8_t a, uint8_t b) const noexcept {
+    return byte_pairs_[(size_t{a} << 8) | b];
+  }
   // Id of the concatenation of tokens `left` and `right` if it is a token, else kNone.
   uint32_t merge(uint32_t left, uint32_t right) const noexcept {
     const uint64_t key = (static_cast<uint64_t>(left) << kIdBits) | right;
@@ -97,17 +105,19 @@ class Vocab {
   static std::vector<uint32_t> sorted_triples(const std::vector<uint32_t>& triples);
 
   uint64_t id_ = 0;
-  std::vector<uint32_t> offsets_;  // token id -> start in blob_; size() + 1 entries
-  std::string blob_;
+  // Token bytes and their offsets: a whole-token lookup of a longer piece reads both at random.
+  std::vector<uint32_t, TableAllocator<uint32_t>> offsets_;  // id -> start in blob_; size() + 1
+  std::basic_string<char, std::char_traits<char>, TableAllocator<char>> blob_;
   size_t max_len_ = 0;
   uint32_t byte_tokens_[256] = {};
-  std::vector<ShortSlot> short_;
+  std::vector<uint32_t> byte_pairs_;  // 65536 entries: byte_merge(a, b) at a << 8 | b
+  std::vector<ShortSlot, TableAllocator<ShortSlot>> short_;
   uint64_t short_mask_ = 0;
   int short_shift_ = 64;
-  std::vector<uint64_t> slots_;  // bytes -> id for longer tokens: (hash high 32 bits << 32) | id, open addressing
+  std::vector<uint64_t, TableAllocator<uint64_t>> slots_;  // bytes -> id for longer tokens: (hash high 32 bits << 32) | id, open addressing
   uint64_t slot_mask_ = 0;
   int slot_shift_ = 64;
-  std::vector<uint64_t> pairs_;  // (left << 42 | right << 21 | merged), open addressing
+  std::vector<uint64_t, TableAllocator<uint64_t>> pairs_;  // (left << 42 | right << 21 | merged), open addressing
   uint64_t pair_mask_ = 0;
   int pair_shift_ = 64;
 };
