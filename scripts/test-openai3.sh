@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The in-process drop-in under openai 3.x (built on httpx2), beside the suite's openai 2.x: builds a
+# private venv that sees this Python's packages but shadows openai with 3.x (the shared Python keeps
+# its openai), then runs tests/py/test_transport.py there against this tree's build.
+# Usage: scripts/test-openai3.sh [pytest args]   (venv: $ORROUTE_OPENAI3_VENV, default
+# /work/venv-openai3 if /work exists, else .venv-openai3; build first: scripts/dev-build.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+default=.venv-openai3
+[ -d /work ] && default=/work/venv-openai3
+venv=${ORROUTE_OPENAI3_VENV:-$default}
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" --system-site-packages
+fi
+"$venv/bin/python" -c 'import openai, sys; sys.exit(int(openai.__version__.split(".")[0]) != 3)' \
+  2>/dev/null || "$venv/bin/pip" install --quiet 'openai>=3,<4'
+"$venv/bin/python" -c 'import openai; print("openai", openai.__version__)'
+PYTHONPATH=$PWD/python "$venv/bin/python" -m pytest tests/py/test_transport.py -q -p no:cacheprovider "$@"
