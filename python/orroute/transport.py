@@ -34,7 +34,6 @@ from types import ModuleType
 from typing import Any
 
 from . import _http_libs
-from ._client_surface import wants_usage_chunk
 from ._http_server import RawRequest
 from ._transport_pipe import Pipe, abandon, abort, content_length, finished, next_chunk
 from .gateway.app import GatewayApp
@@ -93,7 +92,7 @@ class _Handler:
         headers.setdefault("authorization", "Bearer in-process")  # the gateway wants a token
         # HTTP/1.0: the gateway writes a stream unframed (no chunked encoding) and closes it.
         raw = RawRequest(request.method, target, "HTTP/1.0", headers, body, keep_alive=True)
-        pipe = Pipe(drop_usage=not _asks_usage(request.url.path, body))
+        pipe = Pipe()
         pending = self.app._handle(pipe, raw)  # type: ignore[arg-type]
         if pending is None:
             pipe.eof = True
@@ -123,17 +122,6 @@ class _Handler:
         elif (length := content_length(pipe.headers)) is not None and pipe._size >= length:
             pipe.eof = True  # a whole reply (one write): readers need not wait for the task
         return pipe, task
-
-
-def _asks_usage(path: str, body: bytes) -> bool:
-    """Whether a chat request wants its stream's usage chunk (other requests: no filtering)."""
-    if not path.endswith("/chat/completions") or b"include_usage" not in body:
-        return not path.endswith("/chat/completions")
-    try:
-        request = json.loads(body)
-    except ValueError:
-        return True  # the gateway answers 400: nothing streams
-    return not isinstance(request, dict) or wants_usage_chunk(request)
 
 
 def _error_head(status: int, message: str, type_: str) -> bytes:

@@ -63,12 +63,29 @@ def test_openai_plain_completion_names_the_model_that_served_it(client: openai.O
 
 def test_openai_stream_relays_every_chunk(client: openai.OpenAI) -> None:
     plain = client.chat.completions.create(model=MODEL, messages=HI, seed=7)
-    with client.chat.completions.create(model=MODEL, messages=HI, stream=True, seed=7) as stream:
+    with client.chat.completions.create(model=MODEL, messages=HI, stream=True, seed=7,
+                                        stream_options={"include_usage": True}) as stream:
         chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == plain.choices[0].message.content
     assert {c.model for c in chunks} == {MODEL}
+    assert chunks[-1].choices == []
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_usage_chunk_only_when_asked_as_openai_does(client: openai.OpenAI,
+                                                    gateway: Gateway) -> None:
+    """openai's service sends the usage chunk (no choices) only with
+    ``stream_options.include_usage``; clients written for it read ``chunk.choices[0]`` on every
+    chunk (openai's documented loop). The upstream sends it anyway (orroute asks, to settle the
+    call): the gateway leaves it out, and still books the usage."""
+    before = len(gateway.tracker.usage_history())
+    for n in (1, 2):
+        chunks = list(client.chat.completions.create(model=MODEL, messages=HI, stream=True, n=n))
+        assert chunks and all(c.choices for c in chunks)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks)
+    rows = gateway.tracker.usage_history()[before:]
+    assert len(rows) == 3 and all(r.completion_tokens > 0 for r in rows)
 
 
 async def test_openai_async_plain_and_stream(gateway: Gateway, key: str) -> None:
