@@ -9,6 +9,7 @@ nothing here imports ``openai``, ``httpx`` or ``pydantic`` (they are recognised 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -32,6 +33,7 @@ __all__ = [
     "usage_only",
     "wants_usage_chunk",
     "with_query",
+    "without_usage_chunk",
 ]
 
 
@@ -57,6 +59,27 @@ def wants_usage_chunk(params: Mapping[str, Any]) -> bool:
     """Whether a chat request asked for the usage chunk."""
     opts = params.get("stream_options")
     return isinstance(opts, Mapping) and opts.get("include_usage") is True
+
+
+_EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+
+
+def without_usage_chunk(sse: bytes) -> bytes:
+    """``sse`` (whole ``data: ...`` events, as the engine hands a stream over) without the usage
+    chunk (``usage_only``), for a stream that did not ask for it: openai's service sends none
+    then, and clients written for it read ``chunk.choices[0]`` on every chunk."""
+    if not _EMPTY_CHOICES.search(sse):  # the common case: no chunk to look at
+        return sse
+    kept = []
+    for event in sse.split(b"\n\n"):
+        if event.startswith(b"data: {") and _EMPTY_CHOICES.search(event):
+            try:
+                if usage_only(json.loads(event[6:])):
+                    continue
+            except ValueError:
+                pass
+        kept.append(event)
+    return b"\n\n".join(kept)
 
 
 def missing_key_error() -> AuthenticationError:

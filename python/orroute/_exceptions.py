@@ -293,24 +293,28 @@ class _OpenAIFields:
 
     @property
     def request(self) -> Any:
-        import httpx  # openai is imported, so httpx is
-
-        return httpx.Request("POST", "https://orroute.invalid/")
+        return _openai_http().Request("POST", "https://orroute.invalid/")
 
     @property
     def response(self) -> Any:
         status = getattr(self, "status_code", None)
         if not status:
             return None
-        import httpx
-
         headers = {}
         retry_after = getattr(self, "retry_after", None)
         if retry_after is not None:
             headers["retry-after"] = str(retry_after)
         body = getattr(self, "body", None)
         kw: dict[str, Any] = {"json": body} if isinstance(body, (dict, list)) else {}
-        return httpx.Response(status, headers=headers, request=self.request, **kw)
+        return _openai_http().Response(status, headers=headers, request=self.request, **kw)
+
+
+def _openai_http() -> Any:
+    """The HTTP library of the imported openai (httpx; httpx2 from openai 3 on, which need not
+    come with httpx)."""
+    from ._http_libs import for_openai
+
+    return for_openai(sys.modules["openai"])
 
 
 def _openai_twin(cls: type) -> type:

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
-import re
 from typing import Any
-
-from ._client_surface import usage_only
 
 __all__ = ["Pipe", "abandon", "abort", "content_length", "finished", "next_chunk"]
 
@@ -20,7 +16,6 @@ __all__ = ["Pipe", "abandon", "abort", "content_length", "finished", "next_chunk
 #: own bounded queue then pauses the upstream transfer).
 _PIPE_LIMIT = 1 << 16
 _HOP_HEADERS = frozenset({"connection", "transfer-encoding", "keep-alive"})
-_EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 
 
 class Pipe:
@@ -30,8 +25,7 @@ class Pipe:
     Runs on one event loop. ``drain`` waits while more than ``_PIPE_LIMIT`` bytes are unread, so
     a slow reader pauses the relay instead of growing a buffer."""
 
-    def __init__(self, drop_usage: bool = False) -> None:
-        self.drop_usage = drop_usage  # hide a stream's usage chunk (not asked for)
+    def __init__(self) -> None:
         self.closed = False  # the reader left: the gateway stops relaying (and the engine run)
         self.last_status = 0
         self.status = 0
@@ -53,10 +47,6 @@ class Pipe:
                 name, _, value = line.partition(":")
                 if name.lower() not in _HOP_HEADERS:
                     self.headers.append((name, value.strip()))
-                if name.lower() == "content-type" and "event-stream" not in value:
-                    self.drop_usage = False  # a JSON reply (or an error): nothing to hide
-        elif self.drop_usage and _EMPTY_CHOICES.search(data):
-            data = _without_usage_chunk(data)
         if data:
             self._chunks.append(data)
             self._size += len(data)
@@ -96,21 +86,6 @@ def content_length(headers: list[tuple[str, str]]) -> int | None:
         if name.lower() == "content-length" and value.isdigit():
             return int(value)
     return None
-
-
-def _without_usage_chunk(sse: bytes) -> bytes:
-    """``sse`` (whole ``data: ...`` events, as the gateway writes them) without the usage chunk,
-    which openai's service sends only when asked (the rule: ``_client_surface.usage_only``)."""
-    kept = []
-    for event in sse.split(b"\n\n"):
-        if event.startswith(b"data: {") and _EMPTY_CHOICES.search(event):
-            try:
-                if usage_only(json.loads(event[6:])):
-                    continue
-            except ValueError:
-                pass
-        kept.append(event)
-    return b"\n\n".join(kept)
 
 
 def finished(pipe: Pipe, task: Any) -> bool:

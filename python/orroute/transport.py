@@ -12,8 +12,14 @@ the routes, the validation and the error mapping (a budget refusal is HTTP 402 w
 ``budget_exceeded``, an empty candidate list 503 ``no_model_available``, an unknown path 404) are
 the gateway's, with no socket and no gateway key in between.
 
-``httpx`` (and ``openai`` for the helpers) are optional: this module is imported only when one of
-its names is first used.
+The transports serve both httpx-like libraries (``_http_libs``): ``httpx``, which openai 1.x and
+2.x build on, and ``httpx2``, which openai 3.x builds on. One transport object works in a client
+of either (its classes derive from the base classes of every library installed) and answers each
+request with the response, stream and exception classes of the request's own library.
+:func:`openai_client` builds its client on the library of the openai installed.
+
+``httpx``/``httpx2`` (and ``openai`` for the helpers) are optional: this module is imported only
+when one of its names is first used.
 """
 
 from __future__ import annotations
@@ -23,11 +29,11 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
+from functools import cache
+from types import ModuleType
 from typing import Any
 
-import httpx
-
-from ._client_surface import wants_usage_chunk
+from . import _http_libs
 from ._http_server import RawRequest
 from ._transport_pipe import Pipe, abandon, abort, content_length, finished, next_chunk
 from .gateway.app import GatewayApp
@@ -56,7 +62,7 @@ class _InProcessKeys:
 
 
 class _Handler:
-    """One gateway application serving requests handed over as httpx requests. Used from any
+    """One gateway application serving requests handed over as httpx(2) requests. Used from any
     event loop, one at a time per loop (the sync transports share one of their own)."""
 
     def __init__(self, manager: Any, *, project: str, routes: dict[str, list[str]] | None,
@@ -74,16 +80,19 @@ class _Handler:
                               tracker=manager.cost_tracker, catalog=selector.catalog,
                               selector=selector, manager=manager)
 
-    async def open(self, request: httpx.Request, body: bytes) -> tuple[Pipe, Any]:
+    async def open(self, request: Any, body: bytes) -> tuple[Pipe, Any]:
         """Starts the request; returns once the status and headers are known, with the pipe
-        holding the body and the handler's task (None when the reply was written at once)."""
+        holding the body and the handler's task (None when the reply was written at once).
+        The head is awaited under the caller's read timeout, as over a socket: a non-streamed
+        call's head comes only with the whole reply, so a hung upstream would hold the caller
+        until the engine's own, much longer, timeout."""
         target = request.url.raw_path.decode("ascii")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in request.headers.raw}
         headers.setdefault("authorization", "Bearer in-process")  # the gateway wants a token
         # HTTP/1.0: the gateway writes a stream unframed (no chunked encoding) and closes it.
         raw = RawRequest(request.method, target, "HTTP/1.0", headers, body, keep_alive=True)
-        pipe = Pipe(drop_usage=not _asks_usage(request.url.path, body))
+        pipe = Pipe()
         pending = self.app._handle(pipe, raw)  # type: ignore[arg-type]
         if pending is None:
             pipe.eof = True
@@ -97,14 +106,15 @@ class _Handler:
 
         task.add_done_callback(ended)
         try:
-            await pipe.wait(task, lambda: pipe.status)
+            await _within(pipe, task, request, pipe.wait(task, lambda: pipe.status))
         except BaseException:
             pipe.abort()
             task.cancel()
             raise
         if not pipe.status:  # the handler raised before answering: the server's 500
             if task.cancelled():  # Transport.close() while it started
-                raise httpx.ReadError("the transport was closed", request=request)
+                raise _http_libs.of(request).ReadError("the transport was closed",
+                                                       request=request)
             _log.error("in-process request failed", exc_info=task.exception())
             pipe.write(_error_head(500, "internal error in orroute's request handling",
                                    "server_error"))
@@ -114,42 +124,42 @@ class _Handler:
         return pipe, task
 
 
-def _asks_usage(path: str, body: bytes) -> bool:
-    """Whether a chat request wants its stream's usage chunk (other requests: no filtering)."""
-    if not path.endswith("/chat/completions") or b"include_usage" not in body:
-        return not path.endswith("/chat/completions")
-    try:
-        request = json.loads(body)
-    except ValueError:
-        return True  # the gateway answers 400: nothing streams
-    return not isinstance(request, dict) or wants_usage_chunk(request)
-
-
 def _error_head(status: int, message: str, type_: str) -> bytes:
     body = HttpError(status, message, type_=type_).body()
     return (b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
             % (status, len(body), body))
 
 
-def _read_timeout(request: httpx.Request) -> float | None:
+def _read_timeout(request: Any) -> float | None:
     """The caller's httpx read timeout (None: wait as long as the engine does)."""
     timeout = request.extensions.get("timeout")
     read = timeout.get("read") if isinstance(timeout, dict) else None
     return float(read) if isinstance(read, (int, float)) and read > 0 else None
 
 
-async def _next_within(pipe: Pipe, task: Any, request: httpx.Request) -> bytes:
-    """``next_chunk`` under the caller's read timeout, as a socket read would be: a silent
-    upstream raises ``httpx.ReadTimeout`` and the run is stopped (its hold released)."""
+async def _within(pipe: Pipe, task: Any, request: Any, wait: Any) -> Any:
+    """Awaits ``wait`` under the caller's read timeout, as a socket read would be: a silent
+    upstream raises the request library's ``ReadTimeout`` and the run is stopped (its hold
+    released)."""
     try:
-        return await asyncio.wait_for(next_chunk(pipe, task), _read_timeout(request))
+        return await asyncio.wait_for(wait, _read_timeout(request))
     except TimeoutError:
         await abort(pipe, task)
-        raise httpx.ReadTimeout("no data within the read timeout", request=request) from None
+        raise _http_libs.of(request).ReadTimeout("no data within the read timeout",
+                                                 request=request) from None
 
 
-class _AsyncBody(httpx.AsyncByteStream):
-    def __init__(self, pipe: Pipe, task: Any, request: httpx.Request) -> None:
+async def _next_within(pipe: Pipe, task: Any, request: Any) -> bytes:
+    """``next_chunk`` under the caller's read timeout."""
+    data: bytes = await _within(pipe, task, request, next_chunk(pipe, task))
+    return data
+
+
+class _AsyncBody:
+    """A reply's body for an async client; combined with its library's ``AsyncByteStream``
+    (``_bodies``)."""
+
+    def __init__(self, pipe: Pipe, task: Any, request: Any) -> None:
         self._pipe = pipe
         self._task = task
         self._request = request
@@ -170,13 +180,13 @@ class _AsyncBody(httpx.AsyncByteStream):
 
 
 #: The gateway's answers for an upstream that could not be reached or did not answer in time
-#: (its mapping, gateway/app.py), raised as what an httpx transport raises for them, so openai
-#: raises APIConnectionError / APITimeoutError as it does for a network failure of its own.
-_NETWORK_FAILURES = {"upstream_unreachable": httpx.ConnectError,
-                     "upstream_timeout": httpx.ReadTimeout}
+#: (its mapping, gateway/app.py), raised as what an httpx transport raises for them (named in
+#: the request's library), so openai raises APIConnectionError / APITimeoutError as it does for
+#: a network failure of its own.
+_NETWORK_FAILURES = {"upstream_unreachable": "ConnectError", "upstream_timeout": "ReadTimeout"}
 
 
-def _raise_network_failure(pipe: Pipe, request: httpx.Request) -> None:
+def _raise_network_failure(pipe: Pipe, request: Any) -> None:
     if pipe.status not in (502, 504) or not pipe.eof:
         return
     try:
@@ -184,13 +194,14 @@ def _raise_network_failure(pipe: Pipe, request: httpx.Request) -> None:
     except (ValueError, AttributeError):
         return
     code = error.get("code") if isinstance(error, dict) else None
-    exc = _NETWORK_FAILURES.get(code) if isinstance(code, str) else None
-    if exc is not None:
+    name = _NETWORK_FAILURES.get(code) if isinstance(code, str) else None
+    if name is not None:
+        exc = getattr(_http_libs.of(request), name)
         raise exc(str(error.get("message") or error.get("code")), request=request)
 
 
-def _response(pipe: Pipe, stream: Any) -> httpx.Response:
-    return httpx.Response(pipe.status, headers=pipe.headers, stream=stream)
+def _response(pipe: Pipe, request: Any, stream: Any) -> Any:
+    return _http_libs.of(request).Response(pipe.status, headers=pipe.headers, stream=stream)
 
 
 def _manager(manager: Any, kwargs: dict[str, Any]) -> Any:
@@ -203,8 +214,15 @@ def _manager(manager: Any, kwargs: dict[str, Any]) -> Any:
     return AIModelManager(**kwargs)
 
 
-class AsyncTransport(httpx.AsyncBaseTransport):
-    """An ``httpx.AsyncBaseTransport`` answered by orroute in process (see the module doc).
+_LIBS = _http_libs.installed()
+#: Every installed library's transport base classes: one transport serves clients of either.
+_ASYNC_BASES: Any = tuple(lib.AsyncBaseTransport for lib in _LIBS)
+_SYNC_BASES: Any = tuple(lib.BaseTransport for lib in _LIBS)
+
+
+class AsyncTransport(*_ASYNC_BASES):  # type: ignore[misc]
+    """An ``httpx.AsyncBaseTransport`` (and ``httpx2.AsyncBaseTransport``, whichever are
+    installed) answered by orroute in process (see the module doc).
 
     Args:
         manager: the ``orroute.AIModelManager`` whose engine, budgets and ledger serve the calls;
@@ -219,6 +237,8 @@ class AsyncTransport(httpx.AsyncBaseTransport):
 
     >>> client = openai.AsyncOpenAI(base_url="http://orroute.invalid/v1", api_key="-",
     ...     http_client=httpx.AsyncClient(transport=orroute.AsyncTransport()))  # doctest: +SKIP
+
+    (openai 3.x: ``httpx2.AsyncClient``.)
     """
 
     def __init__(self, manager: Any = None, *, project: str | None = None,
@@ -229,16 +249,19 @@ class AsyncTransport(httpx.AsyncBaseTransport):
                                  routes=routes, fallback=fallback, candidates=candidates,
                                  api_key=manager_kwargs.get("api_key"))
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: Any) -> Any:
         body = await request.aread()
         pipe, task = await self._handler.open(request, body)
         _raise_network_failure(pipe, request)
-        return _response(pipe, _AsyncBody(pipe, task, request))
+        return _response(pipe, request, _bodies(_http_libs.of(request))[1](pipe, task, request))
 
 
-class _SyncBody(httpx.SyncByteStream):
+class _SyncBody:
+    """A reply's body for a sync client; combined with its library's ``SyncByteStream``
+    (``_bodies``)."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop, pipe: Pipe, task: Any,
-                 request: httpx.Request) -> None:
+                 request: Any) -> None:
         self._loop = loop
         self._pipe = pipe
         self._task = task
@@ -262,6 +285,14 @@ class _SyncBody(httpx.SyncByteStream):
     def close(self) -> None:
         if not finished(self._pipe, self._task):
             _run(self._loop, abort(self._pipe, self._task))
+
+
+@cache
+def _bodies(lib: ModuleType) -> tuple[type[_SyncBody], type[_AsyncBody]]:
+    """The body streams for ``lib``'s clients, which accept only their library's stream
+    classes (``assert isinstance(response.stream, SyncByteStream)``)."""
+    return (type("SyncBody", (_SyncBody, lib.SyncByteStream), {}),
+            type("AsyncBody", (_AsyncBody, lib.AsyncByteStream), {}))
 
 
 def _run(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
@@ -291,14 +322,17 @@ def _shared_loop() -> asyncio.AbstractEventLoop:
         return _shared
 
 
-class Transport(httpx.BaseTransport):
-    """An ``httpx.BaseTransport`` answered by orroute in process; same arguments as
+class Transport(*_SYNC_BASES):  # type: ignore[misc]
+    """An ``httpx.BaseTransport`` (and ``httpx2.BaseTransport``, whichever are installed)
+    answered by orroute in process; same arguments as
     :class:`AsyncTransport`. Requests run on one event loop thread shared by every sync
     transport (started on first use), so it serves any number of threads; ``close()`` cancels
     the requests still running.
 
     >>> client = openai.OpenAI(base_url="http://orroute.invalid/v1", api_key="-",
     ...     http_client=httpx.Client(transport=orroute.Transport()))  # doctest: +SKIP
+
+    (openai 3.x: ``httpx2.Client``.)
     """
 
     def __init__(self, manager: Any = None, *, project: str | None = None,
@@ -309,12 +343,13 @@ class Transport(httpx.BaseTransport):
                                  routes=routes, fallback=fallback, candidates=candidates,
                                  api_key=manager_kwargs.get("api_key"))
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def handle_request(self, request: Any) -> Any:
         body = request.read()
         loop = _shared_loop()
         pipe, task = _run(loop, self._handler.open(request, body))
         _raise_network_failure(pipe, request)
-        return _response(pipe, _SyncBody(loop, pipe, task, request))
+        body_stream = _bodies(_http_libs.of(request))[0](loop, pipe, task, request)
+        return _response(pipe, request, body_stream)
 
     def close(self) -> None:
         """Cancels this transport's requests still running (their reservations are released)."""
@@ -338,7 +373,8 @@ def openai_client(manager: Any = None, *, project: str | None = None,
     ``manager`` (an ``orroute.AIModelManager``; None: one from the environment) and ``project``,
     ``routes``, ``fallback``, ``candidates`` are :class:`Transport`'s. ``max_retries`` is openai's
     own and defaults to 0: orroute already retries and falls back. Other keyword arguments go to
-    ``openai.OpenAI`` (``timeout``, ``default_headers``, ...).
+    ``openai.OpenAI`` (``timeout``, ``default_headers``, ...). The client is built on the HTTP
+    library of the installed openai (httpx for 1.x/2.x, httpx2 for 3.x).
 
     >>> client = orroute.openai_client(orroute.AIModelManager(budget=5))       # doctest: +SKIP
     >>> client.chat.completions.create(model="orroute/auto", messages=msgs)    # doctest: +SKIP
@@ -349,7 +385,8 @@ def openai_client(manager: Any = None, *, project: str | None = None,
                           candidates=candidates)
     openai_kwargs.setdefault("api_key", "orroute-in-process")  # openai requires one; unused
     openai_kwargs.setdefault("base_url", BASE_URL)
-    return openai.OpenAI(http_client=httpx.Client(transport=transport),
+    http = _http_libs.for_openai(openai)
+    return openai.OpenAI(http_client=http.Client(transport=transport),
                          max_retries=max_retries, **openai_kwargs)
 
 
@@ -365,5 +402,6 @@ def async_openai_client(manager: Any = None, *, project: str | None = None,
                                candidates=candidates)
     openai_kwargs.setdefault("api_key", "orroute-in-process")
     openai_kwargs.setdefault("base_url", BASE_URL)
-    return openai.AsyncOpenAI(http_client=httpx.AsyncClient(transport=transport),
+    http = _http_libs.for_openai(openai)
+    return openai.AsyncOpenAI(http_client=http.AsyncClient(transport=transport),
                               max_retries=max_retries, **openai_kwargs)

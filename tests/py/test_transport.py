@@ -1,11 +1,16 @@
 """orroute.Transport / AsyncTransport and the openai_client helpers: a real openai client whose
 calls go through orroute in process (selection, budgets, fallbacks, the ledger), with openai's own
-types, streams and exceptions."""
+types, streams and exceptions.
+
+The openai tests use the openai installed (2.x here; scripts/test-openai3.sh runs this file under
+openai 3.x, which builds on httpx2); the tests on a plain HTTP client run once per httpx-like
+library installed (the ``http`` fixture: httpx and httpx2)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +19,10 @@ from typing import Any
 import pytest
 
 openai = pytest.importorskip("openai")
-httpx = pytest.importorskip("httpx")
+OPENAI_MAJOR = int(openai.__version__.split(".")[0])
+#: The HTTP library the installed openai builds on (its exceptions are what openai wraps).
+httpx = pytest.importorskip("httpx2" if OPENAI_MAJOR >= 3 else "httpx")
+LIBS = [name for name in ("httpx", "httpx2") if importlib.util.find_spec(name) is not None]
 
 from _dropin_util import MODEL, UPSTREAM_KEY, dropin_fixtures, ledger_rows, make_manager
 
@@ -22,6 +30,12 @@ import orroute
 from orroute.testing import FakeOpenRouter, Fault
 
 fake, tracker, manager = dropin_fixtures()
+
+
+@pytest.fixture(params=LIBS)
+def http(request: pytest.FixtureRequest) -> Any:
+    """Each httpx-like library installed: one transport serves clients of either."""
+    return pytest.importorskip(request.param)
 
 HI = [{"role": "user", "content": "Say hi"}]
 
@@ -31,6 +45,7 @@ def test_helper_returns_a_real_openai_client_booked_in_the_ledger(
 ) -> None:
     client = orroute.openai_client(manager, project="app")
     assert isinstance(client, openai.OpenAI)
+    assert isinstance(client._client, httpx.Client)  # the library this openai builds on
     r = client.chat.completions.create(model=MODEL, messages=HI)
     assert type(r) is openai.types.chat.ChatCompletion
     assert r.choices[0].message.content
@@ -92,7 +107,7 @@ def test_closing_a_stream_early_stops_the_upstream_transfer(
         fake.reset()
 
 
-@pytest.mark.parametrize("via", ["openai", "httpx"])
+@pytest.mark.parametrize("via", ["openai", *LIBS])
 def test_a_stream_dropped_unclosed_stops_the_upstream_transfer(
     fake: FakeOpenRouter, tracker: orroute.CostTracker, via: str
 ) -> None:
@@ -101,17 +116,21 @@ def test_a_stream_dropped_unclosed_stops_the_upstream_transfer(
     try:
         manager = make_manager(fake, tracker)
         messages = [{"role": "user", "content": "Write a long story " * 20}]
+        chunks: Any = None
         if via == "openai":
             s: Any = orroute.openai_client(manager).chat.completions.create(
                 model=MODEL, messages=messages, stream=True)
             next(iter(s))
         else:
-            http = httpx.Client(transport=orroute.Transport(manager), base_url="http://x/v1")
+            lib = pytest.importorskip(via)
+            http = lib.Client(transport=orroute.Transport(manager), base_url="http://x/v1")
             s = http.send(http.build_request("POST", "/chat/completions", json={
                 "model": MODEL, "messages": messages, "stream": True}), stream=True)
-            next(s.iter_raw())
+            chunks = s.iter_raw()  # kept: httpx2 closes the response when it is collected
+            next(chunks)
         assert fake.open_streams == 1
         del s  # neither read to the end nor closed
+        chunks = None
         gc.collect()
         assert fake.wait_until(lambda: fake.open_streams == 0, timeout=3)
         assert fake.wait_until(lambda: manager.reserved()[0] == 0, timeout=5)  # hold released
@@ -190,6 +209,7 @@ def test_async_plain_and_stream(manager: Any, tracker: orroute.CostTracker) -> N
     async def run() -> tuple[Any, str]:
         client = orroute.async_openai_client(manager)
         assert isinstance(client, openai.AsyncOpenAI)
+        assert isinstance(client._client, httpx.AsyncClient)
         r = await client.chat.completions.create(model=MODEL, messages=HI, seed=3)
         s = await client.chat.completions.create(model=MODEL, messages=HI, seed=3, stream=True)
         text = "".join([c.choices[0].delta.content or "" async for c in s if c.choices])
@@ -213,12 +233,45 @@ def test_async_concurrent_calls(manager: Any, tracker: orroute.CostTracker) -> N
     assert len(ledger_rows(tracker)) == 8
 
 
-def test_transport_serves_a_plain_httpx_client(manager: Any) -> None:
-    with httpx.Client(transport=orroute.Transport(manager), base_url="http://x/v1") as http:
-        r = http.post("/chat/completions", json={"model": MODEL, "messages": HI})
+def test_transport_serves_a_plain_httpx_client(manager: Any, http: Any) -> None:
+    with http.Client(transport=orroute.Transport(manager), base_url="http://x/v1") as client:
+        r = client.post("/chat/completions", json={"model": MODEL, "messages": HI})
         assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
-        r = http.post("/chat/completions", content=b"{not json")
+        r = client.post("/chat/completions", content=b"{not json")
         assert r.status_code == 400 and r.json()["error"]["param"] == "body"
+
+
+def test_async_transport_serves_a_plain_async_client(manager: Any, http: Any) -> None:
+    async def run() -> list[bytes]:
+        async with http.AsyncClient(transport=orroute.AsyncTransport(manager),
+                                    base_url="http://x/v1") as client:
+            body = {"model": MODEL, "messages": HI, "stream": True}
+            async with client.stream("POST", "/chat/completions", json=body) as r:
+                assert r.status_code == 200
+                return [line async for line in r.aiter_lines() if line]
+
+    lines = asyncio.run(run())
+    assert lines[0].startswith("data: {") and lines[-1] == "data: [DONE]"
+
+
+def test_transport_needs_only_the_library_of_its_client() -> None:
+    """openai 3.x users may not have httpx at all: with httpx unimportable the transport is
+    built on httpx2 alone and serves an httpx2 client."""
+    if "httpx2" not in LIBS:
+        pytest.skip("httpx2 is not installed")
+    code = ("import sys; sys.modules['httpx'] = None\n"
+            "import httpx2, orroute\n"
+            "m = orroute.AIModelManager(api_key='sk-or-v1-x', base_url='http://127.0.0.1:9/v1',"
+            " refresh_catalog=False, ledger=None)\n"
+            "c = httpx2.Client(transport=orroute.Transport(m), base_url='http://x/v1')\n"
+            "r = c.post('/chat/completions', content=b'{not json')\n"
+            "print(r.status_code, r.json()['error']['param'], 'httpx' in sys.modules and "
+            "sys.modules['httpx'] is not None)")
+    env_path = str(Path(orroute.__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["400", "body", "False"]
 
 
 def test_a_bug_in_request_handling_is_an_openai_500(manager: Any,
@@ -242,7 +295,7 @@ def test_manager_and_its_arguments_are_exclusive(manager: Any) -> None:
 
 def test_import_orroute_does_not_import_httpx_or_openai() -> None:
     code = ("import sys, orroute; orroute.Task; "
-            "print(sorted(m for m in ('httpx', 'openai') if m in sys.modules))")
+            "print(sorted(m for m in ('httpx', 'httpx2', 'openai') if m in sys.modules))")
     env_path = str(Path(orroute.__file__).resolve().parents[1])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"}, check=True)
@@ -250,12 +303,12 @@ def test_import_orroute_does_not_import_httpx_or_openai() -> None:
 
 
 def test_an_upstream_echoing_its_key_never_shows_it_to_the_caller(
-    manager: Any, fake: FakeOpenRouter
+    manager: Any, fake: FakeOpenRouter, http: Any
 ) -> None:
     """The manager's upstream key, echoed by the upstream (an error, or a choice's error in a
     200), is scrubbed as the gateway scrubs its own: the transport's app has no key of its own
     (the manager holds it), so the app must take the manager's."""
-    client = httpx.Client(transport=orroute.Transport(manager), base_url="http://orroute.invalid/v1")
+    client = http.Client(transport=orroute.Transport(manager), base_url="http://orroute.invalid/v1")
     body = {"model": MODEL, "max_tokens": 8, "messages": HI}
     try:
         for fault, path in ((Fault.bad_request(f"bad key {UPSTREAM_KEY}"), "/chat/completions"),
@@ -273,7 +326,7 @@ def test_an_upstream_echoing_its_key_never_shows_it_to_the_caller(
 
 
 def test_an_upstream_that_stalls_mid_stream_ends_with_httpx_read_timeout(
-    manager: Any, fake: FakeOpenRouter
+    manager: Any, fake: FakeOpenRouter, http: Any
 ) -> None:
     """The caller's httpx read timeout holds in process as over a socket: a stream whose upstream
     goes silent raises ``httpx.ReadTimeout`` (openai: APITimeoutError) instead of waiting for
@@ -281,14 +334,46 @@ def test_an_upstream_that_stalls_mid_stream_ends_with_httpx_read_timeout(
     fake.fail(MODEL, Fault.hang(after_tokens=2))
     body = {"model": MODEL, "max_tokens": 50, "stream": True, "messages": HI}
     try:
-        with httpx.Client(transport=orroute.Transport(manager), timeout=httpx.Timeout(5, read=0.5),
-                          base_url="http://orroute.invalid/v1") as client:
-            with pytest.raises(httpx.ReadTimeout), \
+        with http.Client(transport=orroute.Transport(manager), timeout=http.Timeout(5, read=0.5),
+                         base_url="http://orroute.invalid/v1") as client:
+            with pytest.raises(http.ReadTimeout), \
                     client.stream("POST", "/chat/completions", json=body) as r:
                 assert r.status_code == 200
                 for _ in r.iter_bytes():
                     pass
             fake.clear_faults(MODEL)
             assert client.post("/chat/completions", json={**body, "stream": False}).status_code == 200
+    finally:
+        fake.clear_faults(MODEL)
+
+
+def test_an_upstream_that_never_answers_a_plain_call_ends_with_read_timeout(
+    manager: Any, fake: FakeOpenRouter, http: Any
+) -> None:
+    """A non-streamed call's head comes only with the whole reply: the read timeout covers the
+    wait for it too, as a socket read would (not the engine's own, much longer, timeout)."""
+    fake.fail(MODEL, Fault.hang())
+    body = {"model": MODEL, "max_tokens": 50, "messages": HI}
+    try:
+        with http.Client(transport=orroute.Transport(manager), timeout=http.Timeout(5, read=0.5),
+                         base_url="http://orroute.invalid/v1") as client:
+            with pytest.raises(http.ReadTimeout):
+                client.post("/chat/completions", json=body)
+            # the run was stopped: its hold released (by the engine, shortly)
+            assert fake.wait_until(lambda: manager.reserved()[0] == 0, timeout=5)
+            fake.clear_faults(MODEL)
+            assert client.post("/chat/completions", json=body).status_code == 200
+    finally:
+        fake.clear_faults(MODEL)
+
+
+def test_openai_timeout_on_a_hung_upstream_is_api_timeout_error(
+    manager: Any, fake: FakeOpenRouter
+) -> None:
+    fake.fail(MODEL, Fault.hang())
+    try:
+        client = orroute.openai_client(manager, timeout=0.5)
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(model=MODEL, messages=HI)
     finally:
         fake.clear_faults(MODEL)

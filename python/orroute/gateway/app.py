@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .. import _engine
+from .._client_surface import wants_usage_chunk, without_usage_chunk
 from .._exceptions import (
     APIConnectionError,
     APIError,
@@ -441,7 +442,8 @@ class GatewayApp:
         self.in_flight += 1
         try:
             if et.stream:
-                return await self._relay_stream(conn, raw, et, key, close, observed=observed)
+                return await self._relay_stream(conn, raw, et, key, close, observed=observed,
+                                                usage_chunk=wants_usage_chunk(body))
             pending = self.engine.submit(et)
             # the client left: the upstream call stops, the hold is released
             await _engine.wait(pending)
@@ -462,11 +464,14 @@ class GatewayApp:
 
     async def _relay_stream(self, conn: Connection, raw: RawRequest, et: Any, key: GatewayKey,
                             close: bool, events: ResponseEvents | None = None,
-                            observed: Any = None) -> ChatOutcome | None:
+                            observed: Any = None,
+                            usage_chunk: bool = True) -> ChatOutcome | None:
         """Relays a stream as the engine hands it over: each chunk's JSON text framed as ``data:
         <text>`` (never re-encoded), then ``data: [DONE]``; or, with ``events``, each chunk as
         the Responses API's events. The engine's queue is bounded: when this client reads
-        slowly, the upstream transfer is paused instead of buffered."""
+        slowly, the upstream transfer is paused instead of buffered. ``usage_chunk`` False (the
+        client did not ask with ``stream_options.include_usage``) leaves out the usage chunk the
+        upstream sends anyway (the engine asks for it to settle the call), as openai does."""
         run = self.engine.stream(et, self.settings.stream_queue)
         bridge = _engine.bridge()
         finished = False
@@ -474,7 +479,8 @@ class GatewayApp:
 
         def take() -> bytes:
             if events is None:
-                return run.take_sse()  # type: ignore[no-any-return]
+                sse: bytes = run.take_sse()
+                return sse if usage_chunk else without_usage_chunk(sse)
             return b"".join(events.chunk(loads(c)) for c in run.take())
 
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._client_surface import wants_usage_chunk
 from .._engine import wait_any as _wait_any
 from .._http_server import head_bytes
 from ._json import dumps, loads
@@ -97,7 +98,7 @@ async def relay_n(app: GatewayApp, conn: Connection, raw: RawRequest, one: dict[
             await _wait_any(live)
             pending = [r.take() if not done[i] else [] for i, r in enumerate(runs)]
         tail = failure
-        if not failure and usage:
+        if not failure and usage and wants_usage_chunk(one):  # only when asked, as openai does
             last = {**usage[-1], "choices": [], "usage": sum_usage([u["usage"] for u in usage])}
             tail = b"data: " + dumps(last) + b"\n\n"
         tail += b"data: [DONE]\n\n"
