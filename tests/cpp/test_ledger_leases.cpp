@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -283,4 +284,47 @@ TEST_CASE("leases off: one exact database reservation per call", "[ledger][lease
   REQUIRE(a.settle(r.reservation_id, cost("0.005")).reservation_found);
   REQUIRE(state(b).reserved.is_zero());
   REQUIRE(state(b).spent == Money::parse("0.005"));
+}
+
+TEST_CASE("settle_batch writes many settles in one transaction, as settling each would", "[ledger][leases][batch]") {
+  for (const bool leases : {true, false}) {
+    TempLedgerFile file, same;
+    SqliteLedgerOptions o;
+    o.leases = leases;
+    SqliteLedger batched(file.path, o), one_by_one(same.path, o);
+    for (SqliteLedger* l : {&batched, &one_by_one}) {
+      l->set_budget(spec("project:p", Window::kTotal, "1"));
+    }
+    std::vector<SettleItem> items;
+    const char* costs[] = {"0.004", "0.01", "0.05", "0.0001", "0.007"};  // 0.05 > its reservation
+    for (const char* c : costs) {
+      const auto a = batched.reserve(req("0.01", "p"));
+      const auto b = one_by_one.reserve(req("0.01", "p"));
+      REQUIRE((a.status == ReserveStatus::kReserved && b.status == ReserveStatus::kReserved));
+      items.push_back({a.reservation_id, cost(c)});
+      one_by_one.settle(b.reservation_id, cost(c));
+    }
+    items.push_back({leases ? -999999 : 999999, cost("0.002")});  // gone: the row alone
+    one_by_one.settle(leases ? -999999 : 999999, cost("0.002"));
+    const auto out = batched.settle_batch(items);
+    REQUIRE(out.size() == items.size());
+    std::set<int64_t> ids;
+    for (size_t i = 0; i < out.size(); ++i) {
+      INFO("item " << i << " leases " << leases);
+      REQUIRE(out[i].error.empty());
+      REQUIRE(out[i].outcome.has_value());
+      REQUIRE(out[i].outcome->reservation_found == (i + 1 < out.size()));
+      ids.insert(out[i].outcome->call_id);
+    }
+    REQUIRE(ids.size() == out.size());  // one row each
+    REQUIRE(state(batched).spent == state(one_by_one).spent);
+    REQUIRE(state(batched).spent == Money::parse("0.0711"));  // the row without one is outside p
+    REQUIRE(state(batched).reserved.is_zero());
+    REQUIRE(batched.live_reservations().first == 0);
+    REQUIRE(batched.calls({}).size() == out.size());
+    // a settled reservation cannot be settled twice: the second batch books rows without one
+    const auto again = batched.settle_batch({items[0], items[1]});
+    REQUIRE((again[0].outcome && !again[0].outcome->reservation_found));
+    REQUIRE(state(batched).reserved.is_zero());
+  }
 }

@@ -95,6 +95,7 @@ class SqliteLedger final : public Ledger {
   ReserveOutcome reserve(const ReserveRequest& request) override;
   std::optional<ReserveOutcome> try_reserve_local(const ReserveRequest& request) override;
   SettleOutcome settle(int64_t reservation_id, CallRecord call) override;
+  std::vector<BatchSettle> settle_batch(std::vector<SettleItem> items) override;
   bool release(int64_t reservation_id) override;
   SettleOutcome record(CallRecord call) override;
   int64_t reclaim(TimeUs at) override;

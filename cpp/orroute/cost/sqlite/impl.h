@@ -340,6 +340,13 @@ struct SqliteLedger::Impl {
 
   // Settles a reservation served from a lease (id < 0).
   SettleOutcome settle_sub(int64_t id, CallRecord call, TimeUs now);
+  // Marks lease sub-reservation `id` as being settled and returns it; nullopt when it is gone
+  // (reclaimed, released, its lease dead) or another settle has it.
+  std::optional<Sub> claim_sub(int64_t id);
+  // The body of settle() for a database reservation (positive id), inside a transaction.
+  SettleOutcome settle_reserved_job(int64_t id, CallRecord& call, TimeUs now);
+  // The body of a settle whose reservation is gone: the row alone, inside a transaction.
+  SettleOutcome settle_unreserved_job(CallRecord& call, TimeUs now);
   // Inside a job: books `call` for the lease reservation `sub` (taken out of `subs`' reach by
   // its `settling` flag). `reset_on_fail`: a failed job makes the reservation settleable again
   // (a write-behind settle instead stays settling and is retried).

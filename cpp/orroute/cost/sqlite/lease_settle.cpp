@@ -11,26 +11,26 @@ SettleOutcome SqliteLedger::Impl::settle_sub(int64_t id, CallRecord call, TimeUs
   if (behind_on) {
     if (auto out = settle_behind(id, call, now)) return std::move(*out);
   }
-  Sub sub;
-  bool found = false;
-  {
-    std::lock_guard lk(lmu);
-    auto it = subs.find(id);
-    if (it != subs.end() && !it->second.settling && !(it->second.lease && it->second.lease->dead)) {
-      it->second.settling = true;
-      sub = it->second;
-      found = true;
-    }
+  const std::optional<Sub> sub = claim_sub(id);
+  if (!sub) return transact([&] { return settle_unreserved_job(call, now); });
+  return transact([&] { return settle_sub_job(id, *sub, call, now, true); });
+}
+
+std::optional<SqliteLedger::Impl::Sub> SqliteLedger::Impl::claim_sub(int64_t id) {
+  std::lock_guard lk(lmu);
+  auto it = subs.find(id);
+  if (it == subs.end() || it->second.settling || (it->second.lease && it->second.lease->dead)) {
+    return std::nullopt;
   }
-  if (!found) {
-    if (call.at == 0) call.at = now;
-    return transact([&] {
-      SettleOutcome out = insert_call(call, nullptr, Money());
-      out.reservation_found = false;
-      return out;
-    });
-  }
-  return transact([&] { return settle_sub_job(id, sub, call, now, true); });
+  it->second.settling = true;
+  return it->second;
+}
+
+SettleOutcome SqliteLedger::Impl::settle_unreserved_job(CallRecord& call, TimeUs now) {
+  if (call.at == 0) call.at = now;
+  SettleOutcome out = insert_call(call, nullptr, Money());
+  out.reservation_found = false;
+  return out;
 }
 
 SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, const CallRecord& call,

@@ -158,12 +158,15 @@ ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) 
 SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
   const TimeUs now = now_us();
   if (reservation_id < 0) return impl_->settle_sub(reservation_id, std::move(call), now);
-  return impl_->transact([&] {
+  return impl_->transact([&] { return impl_->settle_reserved_job(reservation_id, call, now); });
+}
+
+SettleOutcome SqliteLedger::Impl::settle_reserved_job(int64_t id, CallRecord& call, TimeUs now) {
   bool found = false;
   {
-    auto s = impl_->q("SELECT created_at, project, conversation, tags, amount_nanos, amount_attos "
-                      "FROM reservations WHERE id = ?");
-    s.bind(1, reservation_id);
+    auto s = q("SELECT created_at, project, conversation, tags, amount_nanos, amount_attos "
+               "FROM reservations WHERE id = ?");
+    s.bind(1, id);
     if (s.step()) {
       found = true;
       call.at = s.i64(0);
@@ -171,18 +174,58 @@ SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
       call.scope.conversation = s.text(2);
       call.scope.tags = decode_tags(s.text(3));
       // Spent past its reservation: other processes' leases must re-check the true remaining.
-      if (impl_->leases_on && call.cost > join(s.i64(4), s.i64(5))) {
-        impl_->bump_gen();
-        impl_->bump_epoch();
+      if (leases_on && call.cost > join(s.i64(4), s.i64(5))) {
+        bump_gen();
+        bump_epoch();
       }
     }
   }
-  if (found) impl_->remove_reservation(reservation_id);
+  if (found) remove_reservation(id);
   if (call.at == 0) call.at = now;
-  SettleOutcome out = impl_->insert_call(call);
+  SettleOutcome out = insert_call(call);
   out.reservation_found = found;
   return out;
-  });
+}
+
+// Many settles in one transaction (one savepoint each): the settle worker hands over every
+// call that finished while it wrote the previous batch. With write-behind the settles queue as
+// they do one by one.
+std::vector<BatchSettle> SqliteLedger::settle_batch(std::vector<SettleItem> items) {
+  if (impl_->behind_on || items.size() < 2) return Ledger::settle_batch(std::move(items));
+  const TimeUs now = now_us();
+  std::vector<SettleOutcome> outs(items.size());
+  std::vector<std::function<void()>> jobs;
+  jobs.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    CallRecord& call = items[i].call;
+    const int64_t id = items[i].reservation_id;
+    SettleOutcome& out = outs[i];
+    if (id >= 0) {
+      jobs.push_back([this, id, &call, &out, now] { out = impl_->settle_reserved_job(id, call, now); });
+    } else if (std::optional<Impl::Sub> sub = impl_->claim_sub(id)) {
+      jobs.push_back([this, id, sub = std::move(*sub), &call, &out, now] {
+        out = impl_->settle_sub_job(id, sub, call, now, true);
+      });
+    } else {
+      jobs.push_back([this, &call, &out, now] { out = impl_->settle_unreserved_job(call, now); });
+    }
+  }
+  const std::vector<std::exception_ptr> errors = impl_->transact_all(std::move(jobs));
+  std::vector<BatchSettle> result(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!errors[i]) {
+      result[i].outcome = std::move(outs[i]);
+      continue;
+    }
+    try {
+      std::rethrow_exception(errors[i]);
+    } catch (const std::exception& e) {
+      result[i].error = e.what();
+    } catch (...) {
+      result[i].error = "unknown error";
+    }
+  }
+  return result;
 }
 
 bool SqliteLedger::release(int64_t reservation_id) {
