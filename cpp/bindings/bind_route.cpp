@@ -69,6 +69,8 @@ py::dict result_dict(const EngineResult& r) {
   d["model"] = o.model;
   d["served_model"] = o.result.served_model;
   d["completion"] = r.completion_json;
+  d["completion_id"] = o.ok ? py::object(py::str(r.summary.id)) : py::object(py::none());
+  d["content"] = o.ok ? py::object(py::str(r.summary.content)) : py::object(py::none());
   d["prompt_tokens"] = r.prompt_tokens;
   d["completion_tokens"] = r.completion_tokens;
   d["cost"] = o.cost;
