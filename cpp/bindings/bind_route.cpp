@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <mutex>
+#include <utility>
 
 #include "bindings.h"
 #include "casters.h"
@@ -28,89 +29,168 @@ double secs(Duration d) { return static_cast<double>(d.count()) / 1e9; }
 Duration from_secs(double s) { return Duration(static_cast<int64_t>(s * 1e9)); }
 py::object opt(const std::optional<double>& v) { return v ? py::cast(*v) : py::none(); }
 
+// The keys of the dicts built for every call (result, plan, complexity, attempts), interned once:
+// without them each dict insertion makes and frees a new str and hashes it (~45 per call). Made
+// under the GIL on first use and never freed, like the constants of Python code.
+struct ResultKeys {
+  static PyObject* intern(const char* s) {
+    PyObject* k = PyUnicode_InternFromString(s);
+    if (k == nullptr) throw py::error_already_set();
+    return k;
+  }
+  PyObject* score = intern("score");
+  PyObject* tier = intern("tier");
+  PyObject* task_type = intern("task_type");
+  PyObject* reasons = intern("reasons");
+  PyObject* length = intern("length");
+  PyObject* code = intern("code");
+  PyObject* math = intern("math");
+  PyObject* multi_step = intern("multi_step");
+  PyObject* question = intern("question");
+  PyObject* tools = intern("tools");
+  PyObject* depth = intern("depth");
+  PyObject* output = intern("output");
+  PyObject* features = intern("features");
+  PyObject* candidates = intern("candidates");
+  PyObject* complexity = intern("complexity");
+  PyObject* prompt_tokens = intern("prompt_tokens");
+  PyObject* max_tokens = intern("max_tokens");
+  PyObject* estimate = intern("estimate");
+  PyObject* ok = intern("ok");
+  PyObject* error = intern("error");
+  PyObject* http_status = intern("http_status");
+  PyObject* message = intern("message");
+  PyObject* model = intern("model");
+  PyObject* served_model = intern("served_model");
+  PyObject* completion = intern("completion");
+  PyObject* completion_id = intern("completion_id");
+  PyObject* content = intern("content");
+  PyObject* completion_tokens = intern("completion_tokens");
+  PyObject* cost = intern("cost");
+  PyObject* cost_source = intern("cost_source");
+  PyObject* cost_problem = intern("cost_problem");
+  PyObject* cut_at_reservation = intern("cut_at_reservation");
+  PyObject* provider = intern("provider");
+  PyObject* provider_model = intern("provider_model");
+  PyObject* alerts = intern("alerts");
+  PyObject* budget_refused = intern("budget_refused");
+  PyObject* budget_error_type = intern("budget_error_type");
+  PyObject* budget_error_kind = intern("budget_error_kind");
+  PyObject* nothing_sent = intern("nothing_sent");
+  PyObject* ttft = intern("ttft");
+  PyObject* outcome = intern("outcome");
+  PyObject* status = intern("status");
+  PyObject* latency = intern("latency");
+  PyObject* waited = intern("waited");
+  PyObject* attempts = intern("attempts");
+  PyObject* kind = intern("kind");
+  PyObject* code_json = intern("code_json");
+  PyObject* metadata_json = intern("metadata_json");
+  PyObject* generation_id = intern("generation_id");
+  PyObject* retry_after = intern("retry_after");
+  PyObject* api_error = intern("api_error");
+  PyObject* plan = intern("plan");
+};
+
+const ResultKeys& keys() {
+  static const ResultKeys* k = new ResultKeys();  // never freed: outlives interpreter shutdown order
+  return *k;
+}
+
+// d[key] = value for an interned key.
+template <typename T>
+void put(py::dict& d, PyObject* key, T&& value) {
+  d[py::handle(key)] = std::forward<T>(value);
+}
+
 py::dict complexity_dict(const Complexity& c) {
+  const ResultKeys& k = keys();
   py::dict d;
-  d["score"] = c.score;
-  d["tier"] = to_string(c.tier);
-  d["task_type"] = c.task_type;
-  d["reasons"] = c.reasons;
+  put(d, k.score, c.score);
+  put(d, k.tier, to_string(c.tier));
+  put(d, k.task_type, c.task_type);
+  put(d, k.reasons, c.reasons);
   py::dict f;
-  f["length"] = c.features.length;
-  f["code"] = c.features.code;
-  f["math"] = c.features.math;
-  f["multi_step"] = c.features.multi_step;
-  f["question"] = c.features.question;
-  f["tools"] = c.features.tools;
-  f["depth"] = c.features.depth;
-  f["output"] = c.features.output;
-  d["features"] = f;
+  put(f, k.length, c.features.length);
+  put(f, k.code, c.features.code);
+  put(f, k.math, c.features.math);
+  put(f, k.multi_step, c.features.multi_step);
+  put(f, k.question, c.features.question);
+  put(f, k.tools, c.features.tools);
+  put(f, k.depth, c.features.depth);
+  put(f, k.output, c.features.output);
+  put(d, k.features, f);
   return d;
 }
 
 py::dict plan_dict(const EnginePlan& p) {
+  const ResultKeys& k = keys();
   py::dict d;
-  d["candidates"] = p.candidates;
-  d["reasons"] = p.reasons;
-  d["complexity"] = complexity_dict(p.complexity);
-  d["task_type"] = p.task_type;
-  d["prompt_tokens"] = p.prompt_tokens;
-  d["max_tokens"] = p.max_tokens;
-  d["estimate"] = p.estimate ? py::cast(*p.estimate) : py::none();
+  put(d, k.candidates, p.candidates);
+  put(d, k.reasons, p.reasons);
+  put(d, k.complexity, complexity_dict(p.complexity));
+  put(d, k.task_type, p.task_type);
+  put(d, k.prompt_tokens, p.prompt_tokens);
+  put(d, k.max_tokens, p.max_tokens);
+  put(d, k.estimate, p.estimate ? py::cast(*p.estimate) : py::none());
   return d;
 }
 
 py::dict result_dict(const EngineResult& r) {
+  const ResultKeys& k = keys();
   const RouteOutcome& o = r.route;
   py::dict d;
-  d["ok"] = o.ok;
-  d["error"] = o.ok ? py::none() : py::cast(std::string(to_string(o.error)));
-  d["http_status"] = o.http_status;
-  d["message"] = o.message;
-  d["model"] = o.model;
-  d["served_model"] = o.result.served_model;
-  d["completion"] = r.completion_json;
-  d["prompt_tokens"] = r.prompt_tokens;
-  d["completion_tokens"] = r.completion_tokens;
-  d["cost"] = o.cost;
-  d["cost_source"] = o.ok ? o.charge.source : std::string();
-  d["cost_problem"] = o.ok ? o.charge.problem : std::string();
-  d["cut_at_reservation"] = r.cut_at_reservation;
-  d["provider"] = r.provider;
-  d["provider_model"] = r.provider_model;
-  d["alerts"] = r.alerts;
-  d["budget_refused"] = o.budget_refused;
-  d["budget_error_type"] = o.budget_refused ? python_class(o.budget_error) : "";
-  d["budget_error_kind"] = o.budget_refused ? py::cast(o.budget_error) : py::none();
-  d["nothing_sent"] = o.nothing_sent;
-  d["ttft"] = o.result.ttft ? py::cast(secs(*o.result.ttft)) : py::none();
+  put(d, k.ok, o.ok);
+  put(d, k.error, o.ok ? py::none() : py::cast(std::string(to_string(o.error))));
+  put(d, k.http_status, o.http_status);
+  put(d, k.message, o.message);
+  put(d, k.model, o.model);
+  put(d, k.served_model, o.result.served_model);
+  put(d, k.completion, r.completion_json);
+  put(d, k.completion_id, o.ok ? py::object(py::str(r.summary.id)) : py::object(py::none()));
+  put(d, k.content, o.ok ? py::object(py::str(r.summary.content)) : py::object(py::none()));
+  put(d, k.prompt_tokens, r.prompt_tokens);
+  put(d, k.completion_tokens, r.completion_tokens);
+  put(d, k.cost, o.cost);
+  put(d, k.cost_source, o.ok ? o.charge.source : std::string());
+  put(d, k.cost_problem, o.ok ? o.charge.problem : std::string());
+  put(d, k.cut_at_reservation, r.cut_at_reservation);
+  put(d, k.provider, r.provider);
+  put(d, k.provider_model, r.provider_model);
+  put(d, k.alerts, r.alerts);
+  put(d, k.budget_refused, o.budget_refused);
+  put(d, k.budget_error_type, o.budget_refused ? python_class(o.budget_error) : "");
+  put(d, k.budget_error_kind, o.budget_refused ? py::cast(o.budget_error) : py::none());
+  put(d, k.nothing_sent, o.nothing_sent);
+  put(d, k.ttft, o.result.ttft ? py::cast(secs(*o.result.ttft)) : py::none());
   py::list attempts;
   for (const AttemptRecord& a : o.attempts) {
     py::dict x;
-    x["model"] = a.model;
-    x["outcome"] = a.outcome;
-    x["status"] = a.http_status;
-    x["message"] = a.message;
-    x["latency"] = secs(a.latency);
-    x["waited"] = secs(a.waited);
+    put(x, k.model, a.model);
+    put(x, k.outcome, a.outcome);
+    put(x, k.status, a.http_status);
+    put(x, k.message, a.message);
+    put(x, k.latency, secs(a.latency));
+    put(x, k.waited, secs(a.waited));
     attempts.append(x);
   }
-  d["attempts"] = attempts;
+  put(d, k.attempts, attempts);
   if (r.api_error) {
     const ApiError& e = *r.api_error;
     static const char* kinds[] = {"status", "connection", "timeout", "stream", "cancelled"};
     py::dict x;
-    x["kind"] = kinds[static_cast<int>(e.kind)];
-    x["status"] = e.status;
-    x["message"] = e.message;
-    x["code_json"] = e.code_json;
-    x["metadata_json"] = e.metadata_json;
-    x["generation_id"] = e.generation_id;
-    x["retry_after"] = opt(e.retry_after);
-    d["api_error"] = x;
+    put(x, k.kind, kinds[static_cast<int>(e.kind)]);
+    put(x, k.status, e.status);
+    put(x, k.message, e.message);
+    put(x, k.code_json, e.code_json);
+    put(x, k.metadata_json, e.metadata_json);
+    put(x, k.generation_id, e.generation_id);
+    put(x, k.retry_after, opt(e.retry_after));
+    put(d, k.api_error, x);
   } else {
-    d["api_error"] = py::none();
+    put(d, k.api_error, py::none());
   }
-  d["plan"] = plan_dict(r.plan);
+  put(d, k.plan, plan_dict(r.plan));
   return d;
 }
 

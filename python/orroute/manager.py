@@ -81,7 +81,10 @@ class TaskResult:
         candidates: the ordered candidates.
         task_type: declared or guessed task type.
         complexity: score in [0, 1] and tier.
-        response: the completion in OpenAI shape (a dict).
+        response: the completion in OpenAI shape (a dict, parsed from ``completion_json`` on
+            first read).
+        completion_json: the completion's JSON text as the upstream sent it (streams: as
+            assembled).
         cost_source: where ``cost`` came from: ``"upstream"`` (the reply's checked usage.cost),
             ``"catalog"``, ``"tokenizer"``, ``"metered"`` (see docs/cost.md).
         cut_at_reservation: a stream stopped (finish reason ``length``) because the upstream
@@ -103,12 +106,30 @@ class TaskResult:
     candidates: list[str]
     task_type: str
     complexity: dict[str, Any]
-    response: dict[str, Any] = field(repr=False, default_factory=dict)
     cost_source: str = ""
     cut_at_reservation: bool = False
     provider: str = ""
     provider_model: str = ""
     compression: Any = None
+    # The reply's JSON text; ``response`` parses it on first read (the engine already gave
+    # ``id`` and ``content``, so most calls never need it parsed in Python).
+    completion_json: str = field(default="", repr=False, compare=False)
+    _response: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """The completion in OpenAI shape (a dict; ``{}`` when the reply was not JSON)."""
+        if self._response is None:
+            try:
+                parsed = json.loads(self.completion_json) if self.completion_json else {}
+            except ValueError:
+                parsed = {}
+            self._response = parsed if isinstance(parsed, dict) else {}
+        return self._response
+
+    @response.setter
+    def response(self, value: dict[str, Any]) -> None:
+        self._response = value
 
     @property
     def fallbacks(self) -> int:
@@ -128,17 +149,6 @@ def _attempts(raw: Sequence[Mapping[str, Any]]) -> list[Attempt]:
         )
         for a in raw
     ]
-
-
-def _content(response: Mapping[str, Any]) -> str:
-    try:
-        msg = response["choices"][0]["message"]
-    except (KeyError, IndexError, TypeError):
-        return ""
-    content = msg.get("content")
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return content or ""
 
 
 def _per_token_prices(value: Any) -> tuple[Decimal, Decimal] | None:
@@ -468,21 +478,17 @@ class AIModelManager:
             err = _engine.result_error(res)
             err.attempts = _attempts(res["attempts"])  # type: ignore[attr-defined]
             raise err
-        try:
-            response = json.loads(res["completion"]) if res["completion"] else {}
-        except ValueError:
-            response = {}
         usage = Usage(
             prompt_tokens=res["prompt_tokens"],
             completion_tokens=res["completion_tokens"],
             total_tokens=res["prompt_tokens"] + res["completion_tokens"],
         )
         plan = res["plan"]
-        result_id = response.get("id") or os.urandom(12).hex()
+        result_id = res["completion_id"] or os.urandom(12).hex()
         result = TaskResult(
             id=result_id,
             task_id="",
-            content=_content(response),
+            content=res["content"] or "",
             model=res["model"],
             usage=usage,
             cost=res["cost"],
@@ -491,11 +497,11 @@ class AIModelManager:
             candidates=list(plan["candidates"]),
             task_type=plan["task_type"],
             complexity=plan["complexity"],
-            response=response,
             cost_source=res.get("cost_source", ""),
             cut_at_reservation=bool(res.get("cut_at_reservation")),
             provider=res.get("provider", ""),
             provider_model=res.get("provider_model", ""),
+            completion_json=res["completion"],
         )
         self._results[result_id] = (result.model, result.task_type)
         if len(self._results) > _FEEDBACK_MEMORY:

@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "orroute/cache/replay.h"
+#include "orroute/engine/chat_text.h"
 #include "orroute/engine/engine_impl.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
@@ -56,6 +57,7 @@ EngineResult cache_hit_result(const CachedReply& hit, EnginePlan plan, const Eng
   o.result.input_tokens = hit.prompt_tokens;
   o.result.output_tokens = hit.completion_tokens;
   res.completion_json = o.result.body;
+  res.summary = reply_summary(res.completion_json);
   res.prompt_tokens = hit.prompt_tokens;
   res.completion_tokens = hit.completion_tokens;
   res.plan = std::move(plan);

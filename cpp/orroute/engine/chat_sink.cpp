@@ -286,6 +286,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
       if (sender_->meter_limit() > 0) {
         r.counted_output_tokens = text_tokens(model_, generated_text(doc, "message"));
       }
+      r.summary = reply_summary(doc);  // the caller's id and text without a second parse
       r.body = std::move(body_);
     }
   }

@@ -6,6 +6,7 @@
 #include <exception>
 #include <string_view>
 
+#include "orroute/json.h"
 #include "orroute/tokenizer/token_count.h"
 
 namespace orroute {
@@ -75,6 +76,39 @@ void append_generated_text(const rapidjson::Value& msg, std::string& out) {
 }  // namespace
 
 // The generated text of every choice of a completion (`key` "message") or chunk ("delta").
+ReplySummary reply_summary(const rapidjson::Value& doc) {
+  ReplySummary out;
+  if (!doc.IsObject()) return out;
+  auto id = doc.FindMember("id");
+  if (id != doc.MemberEnd() && id->value.IsString()) {
+    out.id.assign(id->value.GetString(), id->value.GetStringLength());
+  }
+  auto choices = doc.FindMember("choices");
+  if (choices == doc.MemberEnd() || !choices->value.IsArray() || choices->value.Empty()) return out;
+  const rapidjson::Value& first = choices->value[0];
+  if (!first.IsObject()) return out;
+  auto msg = first.FindMember("message");
+  if (msg == first.MemberEnd() || !msg->value.IsObject()) return out;
+  auto content = msg->value.FindMember("content");
+  if (content == msg->value.MemberEnd()) return out;
+  if (content->value.IsString()) {
+    out.content.assign(content->value.GetString(), content->value.GetStringLength());
+  } else if (content->value.IsArray()) {
+    for (const auto& part : content->value.GetArray()) {
+      if (!part.IsObject()) continue;
+      auto t = part.FindMember("text");
+      if (t != part.MemberEnd() && t->value.IsString()) out.content.append(t->value.GetString(), t->value.GetStringLength());
+    }
+  }
+  return out;
+}
+
+ReplySummary reply_summary(const std::string& completion_json) {
+  rapidjson::Document doc;
+  if (completion_json.empty() || parse_json_text(completion_json, doc) != JsonParse::kOk) return {};
+  return reply_summary(doc);
+}
+
 std::string generated_text(const rapidjson::Value& doc, const char* key) {
   std::string out;
   if (!doc.IsObject()) return out;

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "orroute/route/attempt_loop.h"
+
 namespace orroute {
 
 // `v` as compact JSON text.
@@ -17,6 +19,11 @@ std::string last_user_text(const rapidjson::Value& messages);
 
 // The generated text of every choice of a completion (`key` "message") or chunk ("delta").
 std::string generated_text(const rapidjson::Value& doc, const char* key);
+
+// The id and the first choice's message text of a chat completion (ReplySummary); from JSON text,
+// empty when the text is not a JSON object.
+ReplySummary reply_summary(const rapidjson::Value& doc);
+ReplySummary reply_summary(const std::string& completion_json);
 
 // Tokens of `text` for `model` (at most one per byte when the model has no tokenizer).
 int64_t text_tokens(const std::string& model, const std::string& text);

@@ -130,6 +130,7 @@ struct EngineResult {
   std::optional<ApiError> api_error;  // the last API failure (for the Python exception)
   ErrorKind budget_error = ErrorKind::kBudgetExceeded;  // route.budget_refused: what refused
   std::string completion_json;    // the response in OpenAI shape (streams: assembled)
+  ReplySummary summary;           // its id and first message text (route.ok only)
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   EnginePlan plan;

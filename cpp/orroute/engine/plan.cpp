@@ -9,6 +9,7 @@
 #include "orroute/engine/engine.h"
 #include "orroute/engine/engine_impl.h"
 #include "orroute/error.h"
+#include "orroute/fixed_text.h"
 #include "orroute/json.h"
 #include "orroute/net/protocol.h"
 #include "orroute/tokenizer/token_count.h"
@@ -67,7 +68,7 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   plan.complexity = impl_->analyzer.analyze(in);
   plan.task_type = plan.complexity.task_type;
   plan.reasons = plan.complexity.reasons;
-  plan.reasons.push_back("complexity " + std::to_string(plan.complexity.score).substr(0, 4) + " -> " +
+  plan.reasons.push_back("complexity " + fixed_text(plan.complexity.score, 6).substr(0, 4) + " -> " +
                          to_string(plan.complexity.tier));
 
   static const std::vector<std::string> kNone;
@@ -103,7 +104,7 @@ EnginePlan Engine::plan(const EngineTask& task) const {
       // the caller's, and its fallbacks are ranked as the caller's strategy alone says.
       if (preferred.empty() && plan.complexity.tier != ComplexityTier::kEconomy) {
         req.quality_floor = quality_floor(plan.complexity.tier);
-        req.quality_floor_why = "complexity " + std::to_string(plan.complexity.score).substr(0, 4) +
+        req.quality_floor_why = "complexity " + fixed_text(plan.complexity.score, 6).substr(0, 4) +
                                 " -> " + to_string(plan.complexity.tier);
       } else if (!preferred.empty() && plan.complexity.tier != ComplexityTier::kEconomy) {
         plan.reasons.push_back("no complexity floor: the caller named the model");

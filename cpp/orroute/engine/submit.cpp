@@ -138,6 +138,10 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     if (out.ok) res.api_error.reset();
     res.budget_error = out.budget_error;
     res.completion_json = std::move(out.result.body);  // the caller's copy; the outcome's is spent
+    if (out.ok) {
+      // Read by the sink's parse of a plain reply; a stream's assembled reply is read here.
+      res.summary = out.result.summary ? std::move(*out.result.summary) : reply_summary(res.completion_json);
+    }
     res.prompt_tokens = out.result.input_tokens;
     res.completion_tokens = out.result.output_tokens;
     res.cut_at_reservation = out.ok && out.result.cut_at_reservation;

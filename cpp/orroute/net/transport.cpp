@@ -21,6 +21,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The transport whose loop runs on this thread (null elsewhere): its own commands need no wake-up.
+thread_local const void* t_running_loop = nullptr;
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -110,6 +113,7 @@ struct Transport::Impl {
   bool stopping = false;          // guarded by mu
   std::atomic<TransferId> next_id{1};
   std::atomic<int64_t> active_count{0};
+  std::atomic<int64_t> wakeups{0};  // curl_multi_wakeup calls made by push()
 
   // Loop-thread state.
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;
@@ -118,12 +122,22 @@ struct Transport::Impl {
   std::vector<CURL*> easy_pool;
   Clock::time_point last_deadline_scan;
 
+  // Queues `cmd` and wakes the loop only when it may be asleep. A wake-up is a syscall that, on an
+  // idle core, costs as much as a small call's whole CPU (an inter-processor interrupt): when the
+  // queue was already non-empty, the push that made it so woke the loop (or came from the loop,
+  // which reads the queue before it polls), so this command rides along; and the loop thread
+  // itself never needs waking.
   void push(Command cmd) {
+    bool wake;
     {
       std::lock_guard<std::mutex> lock(mu);
+      wake = commands.empty() && t_running_loop != this;
       commands.push_back(std::move(cmd));
     }
-    curl_multi_wakeup(multi);
+    if (wake) {
+      wakeups.fetch_add(1, std::memory_order_relaxed);
+      curl_multi_wakeup(multi);
+    }
   }
 
   static size_t on_header(char* data, size_t size, size_t n, void* userdata) {
@@ -420,6 +434,7 @@ struct Transport::Impl {
   }
 
   void loop() {
+    t_running_loop = this;
     int running = 0;
     while (true) {
       {
@@ -530,5 +545,7 @@ void Transport::post(std::function<void()> fn, std::chrono::milliseconds delay) 
 }
 
 int64_t Transport::active() const { return impl_->active_count.load(std::memory_order_relaxed); }
+
+int64_t Transport::wakeups() const { return impl_->wakeups.load(std::memory_order_relaxed); }
 
 }  // namespace orroute

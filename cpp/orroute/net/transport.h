@@ -68,6 +68,10 @@ class Transport {
   // Number of transfers in flight (approximate when read from another thread).
   int64_t active() const;
 
+  // How many times a command woke the transport thread (diagnostics: commands queued while one is
+  // already waiting, or queued from the transport thread itself, wake nobody).
+  int64_t wakeups() const;
+
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;

@@ -32,6 +32,13 @@
 namespace orroute {
 
 // How one attempt ended, as the sender reports it.
+// What the caller of a non-streamed chat completion needs at once, read from the parse the
+// network thread already made: the completion's "id" and its first choice's message text.
+struct ReplySummary {
+  std::string id;       // "" when the reply has no string id
+  std::string content;  // string content, or the text parts joined; "" otherwise
+};
+
 struct AttemptResult {
   bool ok = false;
   int http_status = 0;              // 0 when no response head arrived
@@ -60,6 +67,7 @@ struct AttemptResult {
   bool cut_at_reservation = false;  // streamed: cut when it would pass its reservation
   std::optional<Duration> ttft;     // streamed calls: time to the first content
   std::string body;                 // response body (non-streamed) for the caller
+  std::optional<ReplySummary> summary;  // id and text of `body` when the sink parsed it already
   std::string served_model;         // the "model" field of the response, if any
   // The upstream the reply names: the top-level "provider" of a completion ("OpenAI", "Together"),
   // or error.metadata.provider_name of an error; "" when the reply names none or none arrived.

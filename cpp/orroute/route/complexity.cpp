@@ -4,10 +4,10 @@
 #include <array>
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <utility>
 
 #include "orroute/error.h"
+#include "orroute/fixed_text.h"
 #include "orroute/select/features.h"
 
 namespace orroute {
@@ -138,12 +138,10 @@ Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {
   out.tier = tier_for(out.score);
   out.features = f;
 
-  char buf[96];
   for (size_t i = 0; i < values.size(); ++i) {
     if (kWeights[i].second * values[i] >= 0.04) {
-      std::snprintf(buf, sizeof buf, "%s %.2f (+%.2f)", kWeights[i].first, values[i],
-                    kWeights[i].second * values[i]);
-      out.reasons.emplace_back(buf);
+      out.reasons.push_back(std::string(kWeights[i].first) + " " + fixed_text(values[i], 2) + " (+" +
+                            fixed_text(kWeights[i].second * values[i], 2) + ")");
     }
   }
   if (lookup && !deep && !why_how) out.reasons.emplace_back("simple lookup question");

@@ -1,10 +1,10 @@
 #include "orroute/select/selector.h"
+#include "orroute/fixed_text.h"
 
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <cstdint>
 #include <mutex>
@@ -86,11 +86,7 @@ bool contains(const std::vector<std::string>& v, std::string_view s) {
 
 std::string usd(Money m) { return "$" + m.to_string(); }
 
-std::string fmt(double v, int digits = 2) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
+std::string fmt(double v, int digits = 2) { return fixed_text(v, digits); }
 
 // Exact money to double for scoring only, without the int128 divisions of Money::to_double.
 double approx_usd(Money m) { return static_cast<double>(m.units()) * 1e-18; }

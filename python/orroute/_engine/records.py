@@ -43,6 +43,8 @@ class RunResult(TypedDict, total=False):
     model: str
     served_model: str
     completion: str
+    completion_id: str | None  # ok: the reply's id ("" when it has none); else None
+    content: str | None  # ok: the first choice's message text (text parts joined); else None
     prompt_tokens: int
     completion_tokens: int
     cost: Decimal

@@ -1,0 +1,42 @@
+// reply_summary: the id and first message text a manager result shows, read from the network
+// thread's parse of the reply.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "orroute/engine/chat_text.h"
+
+using orroute::reply_summary;
+
+TEST_CASE("reply_summary reads the id and the first choice's message text", "[chat_text]") {
+  SECTION("string content") {
+    const auto s = reply_summary(std::string(
+        R"({"id":"gen-1","choices":[{"message":{"role":"assistant","content":"Hi \u00e9"}},)"
+        R"({"message":{"content":"second"}}]})"));
+    CHECK(s.id == "gen-1");
+    CHECK(s.content == "Hi \xc3\xa9");
+  }
+  SECTION("text parts joined, other parts and non-string texts skipped") {
+    const auto s = reply_summary(std::string(
+        R"({"id":"x","choices":[{"message":{"content":[{"type":"text","text":"Hel"},)"
+        R"({"type":"image_url"},"loose",{"type":"text","text":5},{"type":"text","text":"lo"}]}}]})"));
+    CHECK(s.content == "Hello");
+  }
+  SECTION("no content, null content, tool calls only") {
+    CHECK(reply_summary(std::string(R"({"id":"x","choices":[{"message":{"role":"assistant"}}]})")).content.empty());
+    CHECK(reply_summary(std::string(R"({"id":"x","choices":[{"message":{"content":null}}]})")).content.empty());
+    CHECK(reply_summary(std::string(
+              R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"f"}}]}}]})"))
+              .content.empty());
+  }
+  SECTION("odd shapes give empty fields, never a throw") {
+    for (const char* text : {"", "not json", "[]", "{}", R"({"id":5,"choices":"x"})",
+                             R"({"choices":[]})", R"({"choices":[3]})", R"({"choices":[{"message":"m"}]})",
+                             R"({"choices":[{"delta":{"content":"d"}}]})"}) {
+      INFO(text);
+      const auto s = reply_summary(std::string(text));
+      CHECK(s.id.empty());
+      CHECK(s.content.empty());
+    }
+  }
+}

@@ -1,0 +1,79 @@
+"""A manager result's id, text and response come from the engine's one parse of the reply (the
+OpenAI-shaped ``response`` is parsed only when read): plain, streamed and cached replies give
+the same fields as the reply itself (text parts: Catch2 ``[chat_text]``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+import orroute
+from orroute import Task
+from orroute.testing import FakeOpenRouter
+
+MODELS = ["test/a", "test/b"]
+
+
+@pytest.fixture
+def fake():
+    with FakeOpenRouter(models=MODELS) as f:
+        yield f
+
+
+def manager(fake: FakeOpenRouter, **kw) -> orroute.AIModelManager:
+    return orroute.AIModelManager(api_key="sk-or-test", base_url=fake.base_url,
+                                  fallbacks=MODELS, **kw)
+
+
+def test_id_content_and_response_are_the_replys(fake):
+    r = manager(fake).execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    sent = json.loads(r.completion_json)
+    assert r.response == sent
+    assert r.id == sent["id"] and r.id.startswith("gen-")
+    assert r.content == sent["choices"][0]["message"]["content"] and r.content
+
+
+def test_a_reply_without_content_gives_empty_text(fake):
+    fake.set_reply("*", {"tool_calls": [{"id": "c1", "type": "function",
+                                         "function": {"name": "f", "arguments": "{}"}}]})
+    r = manager(fake).execute_task_sync(Task(messages="call f", max_tokens=20))
+    assert r.content == ""
+    assert r.response["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "f"
+
+
+def test_the_streamed_result_has_the_assembled_text(fake):
+    m = manager(fake)
+
+    async def main():
+        parts, final = [], None
+        async for item in m._stream_settled(Task(messages="stream me", max_tokens=30)):
+            if isinstance(item, dict):
+                for choice in item.get("choices", []):
+                    parts.append(choice.get("delta", {}).get("content") or "")
+            else:
+                final = item
+        return "".join(parts), final
+
+    text, final = asyncio.run(main())
+    assert final is not None and text
+    assert final.content == text
+    assert final.id == final.response["id"]
+
+
+def test_a_cache_hit_has_the_cached_text(fake, tmp_path: Path):
+    m = manager(fake, ledger=str(tmp_path / "l.sqlite3"), cache=True)
+    first = m.execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    again = m.execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    assert again.cost_source == "cache"
+    assert again.content == first.content
+    assert again.response["choices"][0]["message"]["content"] == first.content
+
+
+def test_the_response_is_parsed_once_and_can_be_replaced(fake):
+    r = manager(fake).execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    assert r.response is r.response
+    r.response = {"id": "x"}
+    assert r.response == {"id": "x"}
