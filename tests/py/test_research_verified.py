@@ -175,3 +175,29 @@ def test_the_mt_bench_cascade_scores_are_out_of_fold_and_the_product_tracks_its_
     d2.strong_turn1[test] = 1.0
     again = mt.mt_bench_cv(d2, folds=5, seed=0)["category prior x turn-1 check (fixed settings)"]
     np.testing.assert_allclose(again[test], product[test])
+
+
+def test_the_operating_point_reports_its_share_interval_and_where_accuracy_is_lost() -> None:
+    from orroute.research.verified_routerbench import at_share, verified_cv
+
+    data, cheap = _table(400, seed=3)
+    mb = np.array([t == "mbpp" for t in data.tasks])
+    passed = np.stack([cheap[mb], np.zeros(mb.sum())], axis=1)
+    cv = verified_cv(data, passed, folds=4, weights=np.logspace(-3, 0, 13))
+    mixed = at_share(cv, 0.5, mix=True)
+    lo, hi = mixed["share_90"]
+    # the mixed point costs exactly 50% on the training folds, so a fold-sized batch drawn from
+    # them lands around it; the interval is a real spread, not a point
+    assert lo < 0.5 < hi and hi - lo > 0.01
+    assert 0 <= mixed["inside"] <= mixed["folds"] == 4
+    # the per-task breakdown adds up to the whole: prompts, accuracy and GPT-4's accuracy
+    per = mixed["per_task"]
+    assert sum(x["n"] for x in per.values()) == len(data.prompts)
+    total = sum(x["n"] * x["accuracy"] for x in per.values()) / len(data.prompts)
+    assert total == pytest.approx(mixed["accuracy"])
+    ref = data.scores[:, data.models.index("gpt-4-1106-preview")]
+    assert sum(x["n"] * x["reference"] for x in per.values()) == pytest.approx(ref.sum())
+    behind = sum(x["prompts_behind"] for x in per.values())
+    assert behind == pytest.approx(ref.sum() - mixed["accuracy"] * len(data.prompts))
+    # per task, the cascade costs at most what GPT-4 alone would (the table's dearest model)
+    assert all(0.0 <= x["cost_share"] <= 1.0 + 1e-9 for x in per.values())
