@@ -201,3 +201,22 @@ def test_the_operating_point_reports_its_share_interval_and_where_accuracy_is_lo
     assert behind == pytest.approx(ref.sum() - mixed["accuracy"] * len(data.prompts))
     # per task, the cascade costs at most what GPT-4 alone would (the table's dearest model)
     assert all(0.0 <= x["cost_share"] <= 1.0 + 1e-9 for x in per.values())
+
+
+def test_the_in_sample_ceiling_grows_with_the_candidates_and_respects_the_share() -> None:
+    from dataclasses import replace
+
+    from orroute.research.metrics import aiq, hull
+    from orroute.research.verified_routerbench import in_sample_ceiling
+
+    data, cheap = _table(300, seed=5)
+    # RouterBench-sized prices (1e-4..1e-3 USD), where the ceiling's weight grid (1..1e4) bites
+    data = replace(data, costs=data.costs * 1e-4)
+    mb = np.array([t == "mbpp" for t in data.tasks])
+    passed = np.stack([cheap[mb], np.zeros(mb.sum())], axis=1)
+    plain, checked = in_sample_ceiling(data, None, 0.5), in_sample_ceiling(data, passed, 0.5)
+    for c in (plain, checked):
+        assert c["grid"][0] <= 0.5 and c["mixed"] >= c["grid"][1] - 1e-12
+    # verified chains only add candidates: the best hull can only rise
+    assert aiq(hull(checked["points"]), 1e-4, 1e-3) >= aiq(hull(plain["points"]), 1e-4, 1e-3) - 1e-12
+    assert checked["grid"][1] > plain["grid"][1]  # the check buys accuracy at the same budget
