@@ -130,3 +130,93 @@ def test_the_code_check_lifts_the_held_out_curve_on_its_task_only() -> None:
     assert r["share"] <= 0.5 + 0.1
     mixed = at_share(checked, 0.5, mix=True)
     assert abs(mixed["share"] - 0.5) < abs(r["share"] - 0.5) + 1e-9
+
+
+def test_mt_bench_keeps_the_turn_1_scores_a_turn_1_check_can_see() -> None:
+    d = mt.load_mt_bench(str(BUNDLED))
+    assert len(d.strong_turn1) == len(d.prompts) == len(d.weak_turn1)
+    # the two-turn mean is not the turn-1 score: turn 2 moves it on some questions
+    assert np.any(d.strong_turn1 != d.strong) and np.all((d.weak_turn1 >= 1) & (d.weak_turn1 <= 10))
+
+
+def test_the_category_prior_falls_back_to_the_training_mean_for_an_unseen_category() -> None:
+    gain = np.array([2.0, 4.0, 0.0, 1.0, 9.0])
+    cats = np.array(["math", "math", "writing", "writing", "roleplay"])
+    train = np.array([0, 1, 2, 3])
+    prior = mt.category_prior(gain, cats, train, np.array([0, 2, 4]))
+    assert prior.tolist() == [3.0, 0.5, 1.75]  # roleplay is not in train: the overall mean
+
+
+def test_prior_times_check_orders_by_expected_gain_and_never_inverts_the_check() -> None:
+    prior = np.array([3.0, 3.0, 1.0, -2.0, -2.0])
+    p = np.array([0.9, 0.2, 0.9, 0.9, 0.1])
+    s = mt.prior_times_check(prior, p)
+    # a big-gain category outranks a small one at the same probability; within a category the
+    # likelier escalation goes first, also where the category's mean gain is negative (clipped)
+    assert s[0] > s[2] > s[3] > s[4] and s[0] > s[1]
+    assert s[3] < s[1]
+
+
+def test_the_mt_bench_cascade_scores_are_out_of_fold_and_the_product_tracks_its_parts() -> None:
+    d = mt.load_mt_bench(str(BUNDLED))
+    scores = mt.mt_bench_cv(d, folds=5, seed=0)
+    product = scores["category prior x turn-1 check (fixed settings)"]
+    cat = scores[mt.CATEGORY_ALONE]
+    assert product.shape == (len(d.prompts),) and np.all(np.isfinite(product))
+    # within one category of one fold the prior is constant, so the product's order there is
+    # the check's order, not the category's: the scores are not a relabelled category router
+    assert len(np.unique(np.round(product, 9))) > len(np.unique(np.round(cat, 6)))
+    # no leakage of the label: shuffling the held-out questions' scores changes nothing
+    # upstream, so the score of a question does not depend on its own judge scores
+    d2 = mt.MtBench(d.prompts, d.categories, d.weak_answers, d.strong.copy(), d.weak.copy(),
+                    d.strong_turn1.copy(), d.weak_turn1.copy())
+    test = np.sort(mt._folds(len(d.prompts), 5, 0)[0])
+    d2.strong[test] = 1.0
+    d2.strong_turn1[test] = 1.0
+    again = mt.mt_bench_cv(d2, folds=5, seed=0)["category prior x turn-1 check (fixed settings)"]
+    np.testing.assert_allclose(again[test], product[test])
+
+
+def test_the_operating_point_reports_its_share_interval_and_where_accuracy_is_lost() -> None:
+    from orroute.research.verified_routerbench import at_share, verified_cv
+
+    data, cheap = _table(400, seed=3)
+    mb = np.array([t == "mbpp" for t in data.tasks])
+    passed = np.stack([cheap[mb], np.zeros(mb.sum())], axis=1)
+    cv = verified_cv(data, passed, folds=4, weights=np.logspace(-3, 0, 13))
+    mixed = at_share(cv, 0.5, mix=True)
+    lo, hi = mixed["share_90"]
+    # the mixed point costs exactly 50% on the training folds, so a fold-sized batch drawn from
+    # them lands around it; the interval is a real spread, not a point
+    assert lo < 0.5 < hi and hi - lo > 0.01
+    assert 0 <= mixed["inside"] <= mixed["folds"] == 4
+    # the per-task breakdown adds up to the whole: prompts, accuracy and GPT-4's accuracy
+    per = mixed["per_task"]
+    assert sum(x["n"] for x in per.values()) == len(data.prompts)
+    total = sum(x["n"] * x["accuracy"] for x in per.values()) / len(data.prompts)
+    assert total == pytest.approx(mixed["accuracy"])
+    ref = data.scores[:, data.models.index("gpt-4-1106-preview")]
+    assert sum(x["n"] * x["reference"] for x in per.values()) == pytest.approx(ref.sum())
+    behind = sum(x["prompts_behind"] for x in per.values())
+    assert behind == pytest.approx(ref.sum() - mixed["accuracy"] * len(data.prompts))
+    # per task, the cascade costs at most what GPT-4 alone would (the table's dearest model)
+    assert all(0.0 <= x["cost_share"] <= 1.0 + 1e-9 for x in per.values())
+
+
+def test_the_in_sample_ceiling_grows_with_the_candidates_and_respects_the_share() -> None:
+    from dataclasses import replace
+
+    from orroute.research.metrics import aiq, hull
+    from orroute.research.verified_routerbench import in_sample_ceiling
+
+    data, cheap = _table(300, seed=5)
+    # RouterBench-sized prices (1e-4..1e-3 USD), where the ceiling's weight grid (1..1e4) bites
+    data = replace(data, costs=data.costs * 1e-4)
+    mb = np.array([t == "mbpp" for t in data.tasks])
+    passed = np.stack([cheap[mb], np.zeros(mb.sum())], axis=1)
+    plain, checked = in_sample_ceiling(data, None, 0.5), in_sample_ceiling(data, passed, 0.5)
+    for c in (plain, checked):
+        assert c["grid"][0] <= 0.5 and c["mixed"] >= c["grid"][1] - 1e-12
+    # verified chains only add candidates: the best hull can only rise
+    assert aiq(hull(checked["points"]), 1e-4, 1e-3) >= aiq(hull(plain["points"]), 1e-4, 1e-3) - 1e-12
+    assert checked["grid"][1] > plain["grid"][1]  # the check buys accuracy at the same budget

@@ -89,15 +89,18 @@ def verified_cv(data: Any, passed_mbpp: Any | None, folds: int = 5, seed: int = 
         passed = passed_mbpp if (t == "mbpp" and passed_mbpp is not None) else None
         per_task[t] = (rows, *candidate_matrices(data, passed, rows))
     ref = data.costs[:, data.models.index(reference)]
+    ref_score = data.scores[:, data.models.index(reference)]
     curve_s = np.zeros((len(weights), n))
     curve_c = np.zeros((len(weights), n))
     train_share = []
+    train_cost: list[Any] = []  # per fold: [weight, prompt] cost on the training rows (0 on test)
     chosen: list[dict[str, list[str]]] = []
     fold_list = _folds(n, folds, seed)
     for test in fold_list:
         in_test = np.zeros(n, bool)
         in_test[test] = True
         shares = np.zeros(len(weights))
+        fold_cost = np.zeros((len(weights), n))
         picks: dict[str, list[str]] = {}
         for t, (rows, sc, co, names) in per_task.items():
             tr, te = ~in_test[rows], in_test[rows]
@@ -106,47 +109,125 @@ def verified_cv(data: Any, passed_mbpp: Any | None, folds: int = 5, seed: int = 
                 ch = int(np.lexsort((cost_tr, -(acc_tr - w * cost_tr)))[0])  # ties -> cheaper
                 curve_s[wi, rows[te]] = sc[te, ch]
                 curve_c[wi, rows[te]] = co[te, ch]
+                fold_cost[wi, rows[tr]] = co[tr, ch]
                 shares[wi] += cost_tr[ch]
                 picks.setdefault(t, []).append(names[ch])
         train_share.append(shares / ref[~in_test].sum())
+        train_cost.append(fold_cost)
         chosen.append(picks)
     return {"weights": weights, "curve_s": curve_s, "curve_c": curve_c, "folds": fold_list,
-            "train_share": train_share, "chosen": chosen, "ref": ref, "tasks": tasks}
+            "train_share": train_share, "train_cost": train_cost, "chosen": chosen, "ref": ref, "ref_score": ref_score,
+            "tasks": tasks}
 
 
 def at_share(cv: dict[str, Any], share: float, mix: bool = False, seed: int = 0) -> dict[str, Any]:
     """Held-out accuracy and cost share when each fold uses the weight whose training share is
     the largest not above ``share``. ``mix``: also send a random share p of the fold's prompts to
     the next dearer weight, p set so that the *training* share is exactly ``share`` (a point on
-    the segment between two settings, as AIQ's hull assumes)."""
+    the segment between two settings, as AIQ's hull assumes).
+
+    ``share_90``: per fold, the 90% interval of the share a batch of the held-out fold's size would
+    cost under the chosen setting, from bootstrap batches of the *training* prompts (what a user
+    can be told in advance); ``inside``: how many held-out folds landed in their interval."""
     import numpy as np
 
     from .. import _core
 
     rng = np.random.default_rng(seed)
+    interval_rng = np.random.default_rng(seed + 1)  # its own stream: the mixing stays as it was
     acc, cost, ref, n = 0.0, 0.0, 0.0, 0
     over: list[float] = []
+    intervals: list[tuple[float, float]] = []
+    inside = 0
     by_task: dict[str, list[str]] = {}
+    # per task: [prompts, held-out score, the reference model's score, cost, reference cost]
+    per_task: dict[str, list[float]] = {}
     for fi, (test, shares) in enumerate(zip(cv["folds"], cv["train_share"], strict=True)):
         i, _ = _core.choose_grid_point([[float(x)] for x in shares], [1.0], share,
                                        _core.ShareMode.AT_MOST, 0, 0, 0.9)
         use = np.full(len(test), i)
         dearer = [k for k in range(len(shares)) if shares[k] > share]
+        k, p = i, 0.0
         if mix and dearer and shares[i] <= share:
             k = min(dearer, key=lambda j: (shares[j], j))
             p = (share - shares[i]) / (shares[k] - shares[i])
             use[rng.random(len(test)) < p] = k
+        lo, hi = _share_interval(cv, fi, i, k, p, len(test), interval_rng)
+        intervals.append((lo, hi))
         got_s = cv["curve_s"][use, test]
         got_c = cv["curve_c"][use, test]
         acc += float(got_s.sum())
         cost += float(got_c.sum())
         ref += float(cv["ref"][test].sum())
-        over.append(float(got_c.sum() / cv["ref"][test].sum()) - share)
+        realised = float(got_c.sum() / cv["ref"][test].sum())
+        over.append(realised - share)
+        inside += int(lo <= realised <= hi)
         n += len(test)
+        for t in np.unique(cv["tasks"][test]):
+            m = cv["tasks"][test] == t
+            row = per_task.setdefault(str(t), [0.0] * 5)
+            for k, v in enumerate((m.sum(), got_s[m].sum(), cv["ref_score"][test][m].sum(),
+                                   got_c[m].sum(), cv["ref"][test][m].sum())):
+                row[k] += float(v)
         for t, picks in cv["chosen"][fi].items():
             by_task.setdefault(t, []).append(picks[i])
     return {"accuracy": acc / n, "share": cost / ref, "max_over": max(over),
-            "min_over": min(over), "cascades": by_task}
+            "min_over": min(over), "cascades": by_task,
+            "share_90": (float(np.mean([a for a, _ in intervals])),
+                         float(np.mean([b for _, b in intervals]))), "inside": inside,
+            "folds": len(intervals),
+            "per_task": {t: {"n": int(r[0]), "accuracy": r[1] / r[0], "reference": r[2] / r[0],
+                             "prompts_behind": r[2] - r[1], "cost_share": r[3] / r[4]}
+                         for t, r in per_task.items()}}
+
+
+def _share_interval(cv: dict[str, Any], fold: int, i: int, k: int, p: float, size: int,
+                    rng: Any, rounds: int = 400) -> tuple[float, float]:
+    """90% interval of the cost share of ``size`` prompts drawn from fold ``fold``'s training rows
+    under setting ``i`` (each prompt sent to setting ``k`` with probability ``p``)."""
+    import numpy as np
+
+    train = np.setdiff1d(np.arange(len(cv["ref"])), cv["folds"][fold])
+    ci, ck = cv["train_cost"][fold][i, train], cv["train_cost"][fold][k, train]
+    ref = cv["ref"][train]
+    vals = np.empty(rounds)
+    for r in range(rounds):
+        j = rng.integers(0, len(train), size)
+        cost = np.where(rng.random(size) < p, ck[j], ci[j])
+        vals[r] = cost.sum() / ref[j].sum()
+    lo, hi = np.quantile(vals, [0.05, 0.95])
+    return float(lo), float(hi)
+
+
+def in_sample_ceiling(data: Any, passed_mbpp: Any | None, share: float = 0.5,
+                      reference: str = "gpt-4-1106-preview") -> dict[str, Any]:
+    """What this candidate family can do at best: each task's cascade chosen *and scored* on all
+    prompts (no held-out fold; optimistic by construction). Accuracy at ``share`` of the
+    reference's cost (grid point, and mixed with the next dearer weight) and the hull's points."""
+    import numpy as np
+
+    tasks = np.array(data.tasks)
+    ref = data.costs[:, data.models.index(reference)]
+    per = []
+    for t in np.unique(tasks):
+        rows = np.nonzero(tasks == t)[0]
+        sc, co, _ = candidate_matrices(data, passed_mbpp if t == "mbpp" else None, rows)
+        per.append((sc.sum(axis=0, dtype=np.float64), co.sum(axis=0)))
+    pts = []
+    for w in np.logspace(0, 4, 161):
+        acc = cost = 0.0
+        for a, c in per:
+            ch = int(np.lexsort((c, -(a - w * c)))[0])
+            acc, cost = acc + a[ch], cost + c[ch]
+        pts.append((cost / ref.sum(), acc / len(tasks)))
+    below = max((p for p in pts if p[0] <= share), key=lambda p: (p[1], -p[0]))
+    above = [p for p in pts if p[0] > share]
+    mixed = below[1]
+    if above:
+        up = min(above, key=lambda p: p[0])
+        mixed = below[1] + (share - below[0]) / (up[0] - below[0]) * (up[1] - below[1])
+    return {"grid": below, "mixed": mixed,
+            "points": [(s_ * float(ref.mean()), a) for s_, a in pts]}
 
 
 def curve_points(cv: dict[str, Any]) -> list[tuple[float, float, float]]:
@@ -188,13 +269,16 @@ def evaluate_verified_routerbench(folds: int = 5, seed: int = 0, mbpp_path: str 
                         "right_if_fail": _cond(ys[:, j], first_pass[:, j] == 0)}
                     for j, m in enumerate(data.models)}
     for name, passed in variants.items():
+        ceiling = in_sample_ceiling(data, passed, 0.5)
         cv = verified_cv(data, passed, folds=folds, seed=seed)
         pts = curve_points(cv)
         out["variants"][name] = {
             "aiq": aiq(hull([(c, a) for _, c, a in pts] + singles), lo, hi),
             "curve": [(w, c / ref_cost, a) for w, c, a in pts],
             "at": {t: at_share(cv, t) for t in targets},
-            "mixed": {t: at_share(cv, t, mix=True, seed=seed) for t in targets}}
+            "mixed": {t: at_share(cv, t, mix=True, seed=seed) for t in targets},
+            "ceiling": {"grid": ceiling["grid"], "mixed": ceiling["mixed"],
+                        "aiq": aiq(hull(ceiling["points"] + singles), lo, hi)}}
     if verbose:
         _print(out, targets)
     return out
@@ -223,10 +307,25 @@ def _print(r: dict[str, Any], targets: tuple[float, ...]) -> None:
         cells = " ".join(f"{v['mixed'][t]['accuracy']:.4f} @ {v['mixed'][t]['share']:5.1%} "
                          f"({v['mixed'][t]['max_over']:+.1%})".rjust(34) for t in targets)
         print(f"{'  mixed with the next setting to the exact training share':58s} {'':7s} {cells}")
+        cells = " ".join(f"{v['mixed'][t]['share_90'][0]:5.1%}-{v['mixed'][t]['share_90'][1]:5.1%} "
+                         f"({v['mixed'][t]['inside']}/{v['mixed'][t]['folds']} in)".rjust(34)
+                         for t in targets)
+        print(f"{'  its share on a fold-sized batch, 90% from training folds':58s} {'':7s} {cells}")
+    print("in-sample ceiling of each candidate family (chosen and scored on all prompts, "
+          "optimistic): accuracy at <=50% (grid point / mixed), AIQ")
+    for name, v in r["variants"].items():
+        c = v["ceiling"]
+        print(f"  {name:56s} {c['grid'][1]:.4f} @ {c['grid'][0]:5.1%} / {c['mixed']:.4f}  "
+              f"AIQ {c['aiq']:.4f}")
     for name, v in r["variants"].items():
         print(f"\n{name}: held-out curve (cost weight, share of GPT-4's cost, accuracy)")
         for w, sh, a in v["curve"][::8]:
             print(f"  {w:10.1f} {sh:8.1%} {a:8.4f}")
+        print("  mixed at <=50%, per task: prompts, accuracy vs GPT-4's (prompts behind), share "
+              "of GPT-4's cost on the task")
+        for t, x in v["mixed"][0.5]["per_task"].items():
+            print(f"    {t:28s} {x['n']:4d} {x['accuracy']:.4f} vs {x['reference']:.4f} "
+                  f"({x['prompts_behind']:+5.1f}) {x['cost_share']:6.1%}")
         at = v["at"][0.5]["cascades"]
         for t, picks in at.items():
             print(f"  at <=50%, {t}: " + "; ".join(sorted(set(picks))))
