@@ -71,6 +71,14 @@ py::buffer_info readonly_vector(std::vector<T>& v) {
                          {static_cast<py::ssize_t>(sizeof(T))}, /*readonly=*/true);
 }
 
+// tiktoken's default arguments (allowed_special=set(), disallowed_special="all"): every special
+// token's text is an error. The commonest call gets its own entry points, so it pays for no
+// conversion of the two sets (about 0.3 us a call, 6% of encoding a typical 400-byte text).
+const SpecialPolicy& default_policy() {
+  static const SpecialPolicy p{.allowed = {}, .disallowed = {}, .allow_all = false, .disallow_others = true};
+  return p;
+}
+
 // Runs fn() with the GIL released and converts its tokens to a list.
 template <class Fn>
 py::list released_list(Fn&& fn) {
@@ -142,6 +150,14 @@ void bind_tokenizer(py::module_& m) {
              return TokenBuffer{e.encode(text, p)};
            },
            py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
+      .def("encode_default",
+           [](const Encoding& e, std::string_view text) {
+             return released_list([&] { return e.encode(text, default_policy()); });
+           },
+           py::arg("text"))
+      .def("count_default",
+           [](const Encoding& e, std::string_view text) { return e.count(text, default_policy()); },
+           py::arg("text"), py::call_guard<py::gil_scoped_release>())
       .def("count_ordinary", &Encoding::count_ordinary, py::arg("text"),
            py::call_guard<py::gil_scoped_release>())
       .def("count",
