@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -37,12 +38,36 @@ SpecialPolicy policy(SpecialSet allowed, SpecialSet disallowed) {
   return p;
 }
 
+// One Python int per token id, shared by every list the process builds: a list item is then a
+// reference count bump instead of an int allocated (and later freed) per token, which was half
+// the cost of encode() to a list. Created on first use of each id, never freed (one int per id
+// ever returned, ids below kSharedIds: at most 32 bytes per vocabulary entry); only touched with
+// the GIL held. A process-lifetime table, so never destroyed (no Python call at exit).
+constexpr uint32_t kSharedIds = uint32_t{1} << 21;  // Vocab's id bound; larger ids get fresh ints
+PyObject** shared_ids() {
+  static PyObject** table = static_cast<PyObject**>(std::calloc(kSharedIds, sizeof(PyObject*)));
+  return table;  // calloc: untouched pages cost nothing
+}
+
+PyObject* token_int(PyObject** table, uint32_t id) {
+  if (table == nullptr || id >= kSharedIds) return PyLong_FromUnsignedLong(id);
+  PyObject* obj = table[id];
+  if (obj == nullptr) {
+    obj = PyLong_FromUnsignedLong(id);
+    if (obj == nullptr) return nullptr;
+    table[id] = obj;  // the table keeps this reference for the life of the process
+  }
+  Py_INCREF(obj);
+  return obj;
+}
+
 // list[int] built directly: pybind11's generic list caster is several times slower per token.
 py::list to_list(const Tokens& tokens) {
   auto list = py::reinterpret_steal<py::list>(PyList_New(static_cast<Py_ssize_t>(tokens.size())));
   if (!list) throw py::error_already_set();
+  PyObject** table = shared_ids();
   for (size_t i = 0; i < tokens.size(); ++i) {
-    PyObject* item = PyLong_FromUnsignedLong(tokens[i]);
+    PyObject* item = token_int(table, tokens[i]);
     if (!item) throw py::error_already_set();
     PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), item);
   }
