@@ -127,6 +127,28 @@ def test_token_lists_share_one_int_per_id_and_count_references(enc: orroute.Enco
     assert sys.getrefcount(hello) == before
 
 
+def test_texts_either_side_of_the_gil_release_size_agree(enc: orroute.Encoding) -> None:
+    # Texts under 16 KB are encoded with the GIL held, longer ones without: same results.
+    unit = "hello wörld 123 <|endoftext|>\n"
+    for n in (100, 16 * 1024 - 1, 16 * 1024, 40_000):
+        text = (unit * (n // len(unit) + 1))[:n]
+        tokens = enc.encode(text, disallowed_special=())
+        assert (
+            tokens
+            == enc.encode_ordinary(text)
+            == enc.encode_batch([text], disallowed_special=())[0]
+        )
+        assert enc.decode(tokens) == text
+        assert enc.count(text, disallowed_special=()) == len(tokens)
+        assert enc.encode(text, allowed_special="all").count(enc.eot_token) == text.count(
+            "<|endoftext|>"
+        )
+        with pytest.raises(ValueError, match="disallowed special token"):
+            enc.encode(text)
+        with pytest.raises(ValueError, match="disallowed special token"):
+            enc.count(text)
+
+
 def test_special_token_ids_beyond_the_shared_table_are_plain_ints() -> None:
     from orroute.tiktoken_compat import Encoding
 
@@ -139,7 +161,9 @@ def test_special_token_ids_beyond_the_shared_table_are_plain_ints() -> None:
         special_tokens={"<|big|>": big},
     )
     assert enc.encode("a<|big|>", allowed_special="all")[-1] == big
-    assert enc.encode("a<|big|>", allowed_special="all") == enc.encode("a<|big|>", allowed_special="all")
+    assert enc.encode("a<|big|>", allowed_special="all") == enc.encode(
+        "a<|big|>", allowed_special="all"
+    )
 
 
 def test_single_token_bytes(enc: orroute.Encoding) -> None:
