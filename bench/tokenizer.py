@@ -14,7 +14,8 @@ its own slice of the corpus, so caches of repeated inputs (tokie, fastokens) can
 run the peers interleaved, in rotating order; each figure is the median over rounds, and ratios
 are medians of per-round ratios against orroute (same round, same text).
 
-Modes: `encode` and `count` call the peer once per document on one thread; `encode 1 string`
+Modes: `encode` and `count` call the peer once per document on one thread (`defaults`: the
+same with `encode(text)` and tiktoken's default special-token arguments, orroute and tiktoken only); `encode 1 string`
 encodes the round's slice as one string; `batch encode` / `batch count` hand all documents to the
 peer's parallel API with 2 threads. `batch encode` uses each peer's fastest batch API: a flat
 buffer of all tokens for orroute and fastokens (both `encode_batch_flat`), lists for the others;
@@ -122,6 +123,9 @@ class Peer:
     version: str = ""
     batch_lists: Callable[[list[str]], Any] | None = None  # None: batch_encode gives lists
     exact: str = "?"
+    # tiktoken's `encode(text)` with its default arguments (special-token text is an error):
+    # only peers with that API (orroute, tiktoken) run the `defaults` mode
+    encode_defaults: Callable[[str], list[int]] | None = None
 
 
 def tiktoken_oracle(name: str) -> Any:
@@ -239,6 +243,7 @@ def make_peers(name: str, wanted: list[str], threads: int) -> list[Peer]:
             lambda d: ours.count_batch(d, num_threads=threads, disallowed_special=()),
             orroute.__version__,
             lambda d: ours.encode_batch(d, num_threads=threads, disallowed_special=()),
+            encode_defaults=ours.encode,
         )
     )
     for peer in wanted:
@@ -255,6 +260,7 @@ def make_peers(name: str, wanted: list[str], threads: int) -> list[Peer]:
                             len(x) for x in tk.encode_ordinary_batch(d, num_threads=threads)
                         ],
                         version("tiktoken"),
+                        encode_defaults=tk.encode,
                     )
                 )
             elif peer == "tokie":
@@ -437,6 +443,14 @@ def main() -> None:
             "count, one call per document, 1 thread",
             take(),
             lambda p, d: lambda: [p.count(x) for x in d],
+        )
+    if "defaults" in modes:
+        with_defaults = [p for p in peers if p.encode_defaults is not None]
+        run_mode(
+            with_defaults,
+            "encode(text) with tiktoken's default arguments, one call per document",
+            take(),
+            lambda p, d: lambda: [p.encode_defaults(x) for x in d],  # type: ignore[misc]
         )
     if "string" in modes:
         run_mode(

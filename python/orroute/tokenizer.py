@@ -158,8 +158,16 @@ class Encoding:
         >>> get_encoding("cl100k_base").encode("<|endoftext|>", allowed_special="all")
         [100257]
         """
-        if not allowed_special and not disallowed_special:  # no special handling at all
-            return self.encode_ordinary(text)
+        if not allowed_special:
+            if not disallowed_special:  # no special handling at all
+                return self.encode_ordinary(text)
+            if disallowed_special == "all":  # tiktoken's defaults: no set to convert
+                try:
+                    return self._core.encode_default(text)
+                except TypeError:
+                    if not isinstance(text, str) or _encodable(text):
+                        raise
+                    return self._core.encode_default(_utf8_safe(text))
         allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
         try:
             return self._core.encode(text, allowed, disallowed)
@@ -220,6 +228,13 @@ class Encoding:
                 if not isinstance(text, str) or _encodable(text):
                     raise
                 return self._core.count_ordinary(_utf8_safe(text))
+        if not allowed_special and disallowed_special == "all":  # tiktoken's defaults
+            try:
+                return self._core.count_default(text)
+            except TypeError:
+                if not isinstance(text, str) or _encodable(text):
+                    raise
+                return self._core.count_default(_utf8_safe(text))
         allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
         try:
             return self._core.count(text, allowed, disallowed)

@@ -126,6 +126,21 @@ def test_encode_family_matches_tiktoken(
     assert ours.encode_ordinary(text) == ref.encode_ordinary(text)
 
 
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=150, deadline=None)
+@given(text=texts)
+def test_default_arguments_match_tiktoken(name: str, text: str) -> None:
+    # encode(text) / count(text) with no keywords take their own core entry points
+    # (encode_default / count_default): same tokens and same error as tiktoken's defaults.
+    ours, ref = OURS[name], ORACLE[name]
+    expected = outcome(ref.encode, text)
+    assert outcome(ours.encode, text) == expected
+    assert outcome(ours.count, text) == (
+        ("ok", len(expected[1])) if expected[0] == "ok" else expected
+    )
+    assert outcome(ours.encode, text, allowed_special=frozenset()) == expected
+
+
 @pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
 @pytest.mark.parametrize("text", ["<|endoftext|>", "x<|endoftext|>", "plain", ""])
 @pytest.mark.parametrize("size", range(1, 6))

@@ -4,6 +4,7 @@ batch calls, model mapping and count_tokens (text and chat messages)."""
 from __future__ import annotations
 
 import itertools
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -104,6 +105,65 @@ def test_flat_batch_matches_single_calls(enc: orroute.Encoding) -> None:
         enc.encode_batch_flat(["a", "<|endoftext|>"])
     tokens, _ = enc.encode_batch_flat(["<|endoftext|>"], allowed_special="all")
     assert tokens.tolist() == [enc.eot_token]
+
+
+def test_token_lists_share_one_int_per_id_and_count_references(enc: orroute.Encoding) -> None:
+    # Lists hold the process-wide int of each id (the binding's shared table): the values are
+    # right, the lists are independent, and every list adds and releases exactly its references.
+    text = "shared ints: hello hello world 12345 \u00e9t\u00e9"
+    first = enc.encode(text)
+    assert first == enc.encode_batch([text])[0] == list(enc.encode_to_numpy(text).tolist())
+    again = enc.encode_ordinary(text)
+    assert all(a is b for a, b in zip(first, again))
+    again[0] = -1  # a list is the caller's own
+    assert enc.encode(text)[0] == first[0] != -1
+    hello = enc.encode("hello")[0]  # an int the table holds
+    before = sys.getrefcount(hello)
+    lists = [enc.encode("hello hello") for _ in range(50)]
+    assert lists[0][0] is hello
+    per_list = sum(1 for t in lists[0] if t is hello)
+    assert sys.getrefcount(hello) == before + 50 * per_list
+    del lists
+    assert sys.getrefcount(hello) == before
+
+
+def test_texts_either_side_of_the_gil_release_size_agree(enc: orroute.Encoding) -> None:
+    # Texts under 16 KB are encoded with the GIL held, longer ones without: same results.
+    unit = "hello wörld 123 <|endoftext|>\n"
+    for n in (100, 16 * 1024 - 1, 16 * 1024, 40_000):
+        text = (unit * (n // len(unit) + 1))[:n]
+        tokens = enc.encode(text, disallowed_special=())
+        assert (
+            tokens
+            == enc.encode_ordinary(text)
+            == enc.encode_batch([text], disallowed_special=())[0]
+        )
+        assert enc.decode(tokens) == text
+        assert enc.count(text, disallowed_special=()) == len(tokens)
+        assert enc.encode(text, allowed_special="all").count(enc.eot_token) == text.count(
+            "<|endoftext|>"
+        )
+        with pytest.raises(ValueError, match="disallowed special token"):
+            enc.encode(text)
+        with pytest.raises(ValueError, match="disallowed special token"):
+            enc.count(text)
+
+
+def test_special_token_ids_beyond_the_shared_table_are_plain_ints() -> None:
+    from orroute.tiktoken_compat import Encoding
+
+    base = orroute.get_encoding("cl100k_base")
+    big = (1 << 21) + 7  # above the binding's table of shared ints
+    enc = Encoding(
+        "big_special",
+        pat_str=base._pat_str,
+        mergeable_ranks=base._mergeable_ranks,
+        special_tokens={"<|big|>": big},
+    )
+    assert enc.encode("a<|big|>", allowed_special="all")[-1] == big
+    assert enc.encode("a<|big|>", allowed_special="all") == enc.encode(
+        "a<|big|>", allowed_special="all"
+    )
 
 
 def test_single_token_bytes(enc: orroute.Encoding) -> None:
