@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import _engine
 from . import _exceptions as _exc
-from ._cascade_run import CascadeResult
 from ._logs import logger
 from .observe import task_result_fields
 from .task import Task
@@ -25,7 +24,20 @@ from .task import Task
 if TYPE_CHECKING:  # asyncio costs ~20 ms to import: only async calls load it (via _engine)
     import asyncio
 
+    from ._cascade_run import CascadeResult
+
 __all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult", "Usage"]
+
+
+def __getattr__(name: str) -> Any:
+    """``CascadeResult`` (re-exported here) loads the cascade module on first use: a manager that
+    never runs a cascade does not import it (~1 ms)."""
+    if name == "CascadeResult":
+        from ._cascade_run import CascadeResult
+
+        return CascadeResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _FEEDBACK_MEMORY = 100_000  # results remembered for record_feedback
 _LOG = "orroute.cost"  # the logger of the cost and compression warnings

@@ -63,6 +63,16 @@ def test_a_client_is_usable_without_importing_logging(cls: str) -> None:
     assert _fresh(code) == "False False"
 
 
+def test_a_manager_is_usable_without_the_cascade_module() -> None:
+    """The cascade runner is imported by the first cascade (or `orroute.CascadeResult`)."""
+    code = (
+        "import sys, orroute; m = orroute.AIModelManager(api_key='sk-or-v1-not-a-real-key'); "
+        "print('orroute._cascade_run' in sys.modules); "
+        "from orroute.manager import CascadeResult; print(CascadeResult is orroute.CascadeResult)"
+    )
+    assert _fresh(code).split("\n") == ["False", "True"]
+
+
 def test_unimported_logging_reads_as_unconfigured() -> None:
     """Without `logging` imported, INFO is off and WARNING on (as an unconfigured logger), and
     a warning still reaches stderr; once the application configures logging, its level rules."""
