@@ -18,4 +18,6 @@ fi
 cmake --build "$build" -j"$(nproc)"
 so=$(ls "$build"/_core*.so)
 ln -sf "$(realpath "$so")" python/orroute/
+# the bundled catalog snapshot, where an installed wheel has it (next to the JSON)
+ln -sf "$(realpath "$build/catalog/openrouter_models.snapshot")" python/orroute/data/
 echo "built $(basename "$so"); run: PYTHONPATH=$PWD/python python3 -m pytest   and   $build/orroute_tests"

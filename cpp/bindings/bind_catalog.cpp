@@ -8,6 +8,7 @@
 #include "bindings.h"
 #include "casters.h"
 #include "orroute/catalog/catalog.h"
+#include "orroute/catalog/catalog_snapshot.h"
 
 namespace py = pybind11;
 
@@ -100,6 +101,17 @@ void bind_catalog(py::module_& m) {
           py::arg("text"), py::call_guard<py::gil_scoped_release>())
       .def_static("from_file", &ModelCatalog::from_file, py::arg("path"),
                   py::call_guard<py::gil_scoped_release>())
+      .def_static("load_bundled", &orroute::load_bundled_catalog, py::arg("json_path"),
+                  py::arg("snapshot_path"), py::call_guard<py::gil_scoped_release>())
+      .def_static(
+          "from_snapshot", [](py::bytes b) { return orroute::read_catalog_snapshot(std::string_view(b)); },
+          py::arg("data"))
+      .def(
+          "to_snapshot",
+          [](const ModelCatalog& c, uint64_t json_size) {
+            return py::bytes(orroute::write_catalog_snapshot(c, json_size));
+          },
+          py::arg("json_size"))
       .def("__len__", &ModelCatalog::size)
       .def("find", &ModelCatalog::find, py::arg("id"), ref)
       .def("at", &ModelCatalog::at, py::arg("id"), ref)

@@ -59,7 +59,7 @@ _LAZY: dict[str, str] = {
     "APIResponse": "orroute.api_manager",
     "ProviderType": "orroute.api_manager",
     "TaskResult": "orroute.manager",
-    "CascadeResult": "orroute.manager",
+    "CascadeResult": "orroute._cascade_run",
     "Attempt": "orroute.manager",
     "Conversation": "orroute.manager",
     "Compression": "orroute.compress",

@@ -34,6 +34,12 @@ def bundled_catalog_path() -> Path:
     return _DATA / "openrouter_models.json"
 
 
+def bundled_snapshot_path() -> Path:
+    """Path of the binary form of :func:`bundled_catalog_path`, written at build time (it may be
+    missing, e.g. in a source checkout before a build: the JSON is then parsed)."""
+    return _DATA / "openrouter_models.snapshot"
+
+
 def bundled_priors_path() -> Path:
     """Path of the quality-prior table shipped with the package (see tools/derive_priors.py).
 
@@ -85,8 +91,19 @@ class Catalog:
         if _bundled is None:
             with _bundled_lock:
                 if _bundled is None:
-                    _bundled = cls.load(bundled_catalog_path())
+                    _bundled = cls._load_bundled()
         return _bundled
+
+    @classmethod
+    def _load_bundled(cls) -> Catalog:
+        # The binary snapshot written at build time when it matches the JSON, else the JSON (the
+        # catalog's first warning then says why the snapshot was not used).
+        from ._core import ModelCatalog
+
+        json_path = bundled_catalog_path()
+        if not json_path.is_file():
+            raise FileNotFoundError(f"model catalog file not found: {json_path}")
+        return cls(ModelCatalog.load_bundled(str(json_path), str(bundled_snapshot_path())))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Catalog:

@@ -26,7 +26,6 @@ uses). It is itself read from the environment or the ``.env`` file.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -213,31 +212,14 @@ def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "orroute"
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
-
-
 def apply_log_level(level: str, *, handler: bool | None = None) -> None:
     """Sets the ``orroute`` logger to ``level`` and makes its records visible on stderr:
     ``handler=True`` always (the command line), ``None`` only when the application configured
     no handler (neither on ``orroute`` nor on the root logger), so that ``LOG_LEVEL=DEBUG``
     shows records without any logging setup; ``False`` never."""
-    log = logging.getLogger("orroute")
-    log.setLevel(level)
-    if any(isinstance(h, _StderrHandler) for h in log.handlers) or handler is False:
-        return
-    if handler or not (log.handlers or logging.getLogger().handlers):
-        h = _StderrHandler()
-        h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        log.addHandler(h)
+    from ._log_stderr import show_on_stderr  # imports logging
+
+    show_on_stderr(level, handler=handler)
 
 
 def output_form(env: Mapping[str, str] | None = None) -> str | None:

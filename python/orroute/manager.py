@@ -8,7 +8,6 @@ Python objects and exceptions.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -18,17 +17,30 @@ from typing import TYPE_CHECKING, Any
 
 from . import _engine
 from . import _exceptions as _exc
-from ._cascade_run import CascadeResult
+from ._logs import logger
 from .observe import task_result_fields
 from .task import Task
 
 if TYPE_CHECKING:  # asyncio costs ~20 ms to import: only async calls load it (via _engine)
     import asyncio
 
+    from ._cascade_run import CascadeResult
+
 __all__ = ["AIModelManager", "Attempt", "CascadeResult", "Conversation", "TaskResult", "Usage"]
 
-_log = logging.getLogger("orroute.cost")
+
+def __getattr__(name: str) -> Any:
+    """``CascadeResult`` (re-exported here) loads the cascade module on first use: a manager that
+    never runs a cascade does not import it (~1 ms)."""
+    if name == "CascadeResult":
+        from ._cascade_run import CascadeResult
+
+        return CascadeResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _FEEDBACK_MEMORY = 100_000  # results remembered for record_feedback
+_LOG = "orroute.cost"  # the logger of the cost and compression warnings
 
 
 @dataclass(frozen=True)
@@ -469,8 +481,8 @@ class AIModelManager:
             if self._tracker is not None:
                 self._tracker._dispatch(alerts)
         if res.get("cost_problem"):
-            _log.warning("%s: cost from %s (%s)", res["model"], res["cost_source"],
-                         res["cost_problem"])
+            logger(_LOG).warning("%s: cost from %s (%s)", res["model"], res["cost_source"],
+                           res["cost_problem"])
 
     def _result(self, res: Mapping[str, Any]) -> TaskResult:
         self._settled(res)
@@ -553,7 +565,8 @@ class AIModelManager:
         try:
             summary = self._run_sync(prep.summary_task, prep.options.summarize_with, pin=True)
         except _exc.OrRouteError as e:  # no summary: the older turns are dropped instead
-            _log.warning("compression: the summary call failed (%s); trimming", type(e).__name__)
+            logger(_LOG).warning("compression: the summary call failed (%s); trimming",
+                                 type(e).__name__)
             return apply(task, prep, None, type(e).__name__)
         return apply(task, prep, summary)
 
@@ -569,7 +582,8 @@ class AIModelManager:
         try:
             summary = await self._run(prep.summary_task, prep.options.summarize_with, pin=True)
         except _exc.OrRouteError as e:  # no summary: the older turns are dropped instead
-            _log.warning("compression: the summary call failed (%s); trimming", type(e).__name__)
+            logger(_LOG).warning("compression: the summary call failed (%s); trimming",
+                                 type(e).__name__)
             return apply(task, prep, None, type(e).__name__)
         return apply(task, prep, summary)
 

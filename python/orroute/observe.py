@@ -20,7 +20,6 @@ The manager, the client and the gateway each own an :class:`Observer`. For every
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import re
 import sys
@@ -30,11 +29,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from . import _observe_dispatch, _observe_otel
+from . import _observe_otel
+from ._logs import enabled, logger
 
 __all__ = ["HOOKS", "CallEvent", "Observer", "completion_fields", "flush_callbacks"]
 
-_log = logging.getLogger("orroute")
+_INFO = 20  # logging.INFO (logging is imported on use: see _logs)
 
 #: The callback names, in the order of a call's life.
 HOOKS = ("on_request", "on_response", "on_error", "on_budget_alert")
@@ -162,6 +162,10 @@ class Observer:
         return twin
 
     def _fire(self, hook: str, arg: Any) -> None:
+        if not self._hooks[hook]:
+            return
+        from . import _observe_dispatch  # imported on the first callback (inspect, logging)
+
         for cb in self._hooks[hook]:
             _observe_dispatch.submit(cb, arg, self.callback_timeout)
 
@@ -174,7 +178,7 @@ class Observer:
     # -- a call's life --------------------------------------------------------------------------
     def _watched(self) -> bool:
         """Whether anything would see a call: a callback, the log at INFO, OpenTelemetry."""
-        return (any(self._hooks.values()) or _log.isEnabledFor(logging.INFO)
+        return (any(self._hooks.values()) or enabled(_INFO)
                 or "opentelemetry.trace" in sys.modules)
 
     def start(self, *, model: str | None = None, stream: bool = False, messages: Any = None,
@@ -191,7 +195,7 @@ class Observer:
         try:
             span = _observe_otel.start(event, started_ns)
         except Exception:  # noqa: BLE001 (a tracing problem never fails a call)
-            _log.debug("opentelemetry span start failed", exc_info=True)
+            logger().debug("opentelemetry span start failed", exc_info=True)
         shared = bool(self._hooks["on_request"])
         self._fire("on_request", event)
         return Call(self, event, span, shared)
@@ -272,7 +276,7 @@ class Call:
             try:
                 _observe_otel.end(self._span, event)
             except Exception:  # noqa: BLE001
-                _log.debug("opentelemetry span end failed", exc_info=True)
+                logger().debug("opentelemetry span end failed", exc_info=True)
         self._log(self._observer, event)
         self._observer._fire(hook, event)
         return event
@@ -281,8 +285,8 @@ class Call:
     def _log(observer: Observer, e: CallEvent) -> None:
         # One INFO line per call whatever its outcome: a failure is also raised to the caller
         # (the command line prints it), so a WARNING here would say it twice.
-        level = logging.INFO
-        if not _log.isEnabledFor(level):
+        level = _INFO
+        if not enabled(level):
             return
         scrub = observer.scrub
         cost = "unknown" if e.cost is None else f"{e.cost:f}"
@@ -297,7 +301,7 @@ class Call:
         if e.error is not None:
             line += " status=%d error=%s"
             args += [e.status, scrub(str(e.error))]
-        _log.log(level, line, *args, extra={"orroute_call": {
+        logger().log(level, line, *args, extra={"orroute_call": {
             "source": e.source, "model": scrub(e.response_model or e.model),
             "provider": scrub(e.provider),
             "prompt_tokens": e.prompt_tokens, "completion_tokens": e.completion_tokens,
@@ -386,4 +390,8 @@ def observe_result(call: Call, res: Mapping[str, Any]) -> None:
 def flush_callbacks(timeout: float = 5.0) -> bool:
     """Waits until the callbacks of the calls made so far have run (synchronous ones; coroutine
     callbacks run on their loop). True if they did within ``timeout`` seconds."""
+    if "orroute._observe_dispatch" not in sys.modules:  # no callback has run: nothing to wait for
+        return True
+    from . import _observe_dispatch
+
     return _observe_dispatch.flush(timeout)

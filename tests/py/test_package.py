@@ -41,6 +41,50 @@ def test_a_sync_client_is_usable_without_importing_asyncio(cls: str) -> None:
     assert out.stdout.strip() == "False"
 
 
+def _fresh(code: str) -> str:
+    """stdout of ``code`` run in a fresh interpreter on this tree's package."""
+    import os
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(orroute.__file__).resolve().parents[1]))
+    env.pop("LOG_LEVEL", None)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize("cls", ["OpenRouter", "AsyncOpenRouter", "AIModelManager"])
+def test_a_client_is_usable_without_importing_logging(cls: str) -> None:
+    """`logging` (~3.5 ms with traceback) is imported on the first record or callback only."""
+    code = (
+        f"import sys, orroute; c = orroute.{cls}(api_key='sk-or-v1-not-a-real-key'); "
+        "print('logging' in sys.modules, 'orroute._observe_dispatch' in sys.modules)"
+    )
+    assert _fresh(code) == "False False"
+
+
+def test_a_manager_is_usable_without_the_cascade_module() -> None:
+    """The cascade runner is imported by the first cascade (or `orroute.CascadeResult`)."""
+    code = (
+        "import sys, orroute; m = orroute.AIModelManager(api_key='sk-or-v1-not-a-real-key'); "
+        "print('orroute._cascade_run' in sys.modules); "
+        "from orroute.manager import CascadeResult; print(CascadeResult is orroute.CascadeResult)"
+    )
+    assert _fresh(code).split("\n") == ["False", "True"]
+
+
+def test_unimported_logging_reads_as_unconfigured() -> None:
+    """Without `logging` imported, INFO is off and WARNING on (as an unconfigured logger), and
+    a warning still reaches stderr; once the application configures logging, its level rules."""
+    code = (
+        "import sys; from orroute import _logs; "
+        "print(_logs.enabled(20), _logs.enabled(30), 'logging' in sys.modules); "
+        "import logging; logging.getLogger('orroute').setLevel(logging.INFO); "
+        "print(_logs.enabled(20), _logs.enabled(10))"
+    )
+    assert _fresh(code).split("\n") == ["False True False", "True False"]
+
+
 def test_every_public_name_resolves() -> None:
     """__all__ is derived from the lazy-import table: each name must load from its module."""
     assert orroute.__all__ == sorted(set(orroute.__all__))

@@ -74,6 +74,9 @@ class ModelCatalog {
 
  private:
   static ModelCatalog from_text(std::string json);
+  // The snapshot loader builds a catalog from its parts (catalog_snapshot.h).
+  friend ModelCatalog read_catalog_snapshot(std::string_view, std::optional<uint64_t>);
+  friend ModelCatalog load_bundled_catalog(const std::string&, const std::string&);
 
   std::vector<ModelInfo> models_;
   std::map<std::string, size_t, std::less<>> index_;

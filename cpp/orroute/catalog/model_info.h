@@ -18,6 +18,8 @@ struct ReasoningInfo {
   std::vector<std::string> supported_efforts;  // e.g. {"high","medium","low"}; may be empty
   std::optional<std::string> default_effort;
   std::optional<bool> supports_max_tokens;
+
+  friend bool operator==(const ReasoningInfo&, const ReasoningInfo&) = default;
 };
 
 // Immutable description of a model. Owned by a ModelCatalog; plain data, safe to read from any
@@ -57,6 +59,9 @@ struct ModelInfo {
   bool has_output(std::string_view modality) const;
   // True for ":free" variants and models whose prompt, completion and request prices are all zero.
   bool is_free() const;
+
+  // Field by field (a snapshot load must equal the JSON parse).
+  friend bool operator==(const ModelInfo&, const ModelInfo&) = default;
 };
 
 }  // namespace orroute

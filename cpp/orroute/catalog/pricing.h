@@ -45,6 +45,8 @@ struct PriceTier {
   // True if this tier applies to a call with `prompt_tokens` at `utc_hhmm` (nullopt = time
   // unknown: time-windowed tiers never apply then). Pure.
   bool applies(int64_t prompt_tokens, std::optional<int32_t> utc_hhmm) const;
+
+  friend bool operator==(const PriceTier&, const PriceTier&) = default;
 };
 
 // Every price of one model. Immutable after parsing.
@@ -59,6 +61,8 @@ struct Pricing {
   const PriceSet& for_call(int64_t prompt_tokens, std::optional<int32_t> utc_hhmm) const;
   // True if the prompt and completion prices are both zero (and not dynamic).
   bool is_zero() const;
+
+  friend bool operator==(const Pricing&, const Pricing&) = default;
 };
 
 // Token and unit counts of one call, as OpenRouter reports them in `usage`.

@@ -1,0 +1,31 @@
+// Build-time tool: parses the bundled catalog JSON and writes its binary snapshot
+// (orroute/catalog/catalog_snapshot.h), which loads without JSON parsing.
+// Usage: orroute_catalog_snapshot <in.json> <out.snapshot>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+
+#include "orroute/catalog/catalog_snapshot.h"
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s <in.json> <out.snapshot>\n", argv[0]);
+    return 2;
+  }
+  try {
+    const orroute::ModelCatalog cat = orroute::ModelCatalog::from_file(argv[1]);
+    const std::string bytes =
+        orroute::write_catalog_snapshot(cat, std::filesystem::file_size(argv[1]));
+    std::ofstream out(argv[2], std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out.flush()) {
+      std::fprintf(stderr, "%s: cannot write %s\n", argv[0], argv[2]);
+      return 1;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", argv[0], e.what());
+    return 1;
+  }
+  return 0;
+}
