@@ -343,7 +343,8 @@ def _log_layers(report: Mapping[str, Any]) -> None:
                      ", ".join(missing), ", ".join(report["layers"]))
 
 
-def sandbox_report(python: str | None = None) -> dict[str, list[str]]:
+def sandbox_report(python: str | None = None,
+                   disable: Collection[str] = ()) -> dict[str, list[str]]:
     """The layers the code sandbox has here (``{"layers": [...], "missing": [...]}``), from a
     run of an empty program; see docs/routing.md for what each one stops."""
     with tempfile.TemporaryDirectory(prefix="orroute-verify-") as tmp:
@@ -351,7 +352,8 @@ def sandbox_report(python: str | None = None) -> dict[str, list[str]]:
         open(path, "w").close()
         exe = python or sys.executable
         out = subprocess.run(
-            [exe, "-I", "-c", _supervisor_source(), "5", str(256 << 20), "10", exe, path, tmp, ""],
+            [exe, "-I", "-c", _supervisor_source(), "5", str(256 << 20), "10", exe, path, tmp,
+             ",".join(sorted(disable))],
             cwd=tmp, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False,
             env=_CHILD_ENV).stdout
     report = _parse_report(out)
