@@ -185,7 +185,9 @@ def code(tests: str | Callable[[Answer], str] = "", *, timeout: float = 5.0,
     """Runs the answer's first Python code block followed by ``tests`` (assert statements; a
     callable gets the Answer and returns them) in a fresh ``python -I`` subprocess in an empty
     temporary directory, with a wall-clock ``timeout``, a CPU limit, an address-space limit of
-    ``memory_mb``, a 16 MB file-size limit, no new processes and no core dumps. Pass on exit
+    ``memory_mb``, a 16 MB file-size limit, no new processes or threads and no core dumps,
+    confined by the sandbox layers the kernel allows (network and PID namespaces, Landlock,
+    seccomp, uid 65534 or no capabilities as root; :func:`sandbox_report`). Pass on exit
     status 0; fail on an error, a failed assert, a timeout or a missing code block. stdout is
     discarded; the reason is the last line of stderr (read from a file, at most its last 64 KB).
     ``bind_names``: when the task did not name the function, the one the tests call is bound to

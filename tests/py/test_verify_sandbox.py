@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
-import shutil
 import sys
 import tempfile
 import time
