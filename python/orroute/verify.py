@@ -17,13 +17,14 @@ one by name in a line:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,7 +46,9 @@ __all__ = [
     "json_schema",
     "json_valid",
     "register_verifier",
+    "run_python",
     "run_verifiers",
+    "sandbox_report",
     "self_consistency",
     "tool_calls",
     "verifier_names",
@@ -182,7 +185,9 @@ def code(tests: str | Callable[[Answer], str] = "", *, timeout: float = 5.0,
     """Runs the answer's first Python code block followed by ``tests`` (assert statements; a
     callable gets the Answer and returns them) in a fresh ``python -I`` subprocess in an empty
     temporary directory, with a wall-clock ``timeout``, a CPU limit, an address-space limit of
-    ``memory_mb``, a 16 MB file-size limit, no new processes and no core dumps. Pass on exit
+    ``memory_mb``, a 16 MB file-size limit, no new processes or threads and no core dumps,
+    confined by the sandbox layers the kernel allows (network and PID namespaces, Landlock,
+    seccomp, uid 65534 or no capabilities as root; :func:`sandbox_report`). Pass on exit
     status 0; fail on an error, a failed assert, a timeout or a missing code block. stdout is
     discarded; the reason is the last line of stderr (read from a file, at most its last 64 KB).
     ``bind_names``: when the task did not name the function, the one the tests call is bound to
@@ -243,66 +248,120 @@ def bind_entry_point(source: str, tests: str) -> str:
     return f"{name} = {best}\n"
 
 
-# The child limits itself, then execs the real interpreter: no preexec_fn (unsafe in a process with
-# threads, and the engine runs a transport thread).
-_BOOTSTRAP = (
-    "import os, resource, sys\n"
-    "cpu, mem = int(sys.argv[1]), int(sys.argv[2])\n"
-    "resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))\n"
-    "resource.setrlimit(resource.RLIMIT_AS, (mem, mem))\n"
-    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
-    "resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))\n"
-    # no new processes or threads (fork bombs, daemons outliving the check); root ignores it, so
-    # the parent also kills the whole process group once the child is gone
-    "resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))\n"
-    "os.execv(sys.argv[3], [sys.argv[3], '-I', '-B', sys.argv[4]])\n"
-)
-
+# The supervisor (_sandbox_child.py, run with ``python -I -c``: no preexec_fn in this threaded
+# process) confines the code, runs it and reports on stdout which layers held and how it ended.
+_SUPERVISOR: list[str] = []
+_LOG = logging.getLogger("orroute.verify")
+_WARNED: set[tuple[str, ...]] = set()
 
 # Numeric libraries start worker threads at import unless told not to, and the child may not
 # create threads (RLIMIT_NPROC 0): one thread each keeps `import numpy` working in the check.
 _CHILD_ENV = {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
 
+# sandbox layers a caller may switch off (tests exercise the fallbacks with it)
+SANDBOX_LAYERS = frozenset({"namespaces", "uid", "nproc", "landlock", "seccomp"})
+
+
+def _supervisor_source() -> str:
+    if not _SUPERVISOR:
+        with open(os.path.join(os.path.dirname(__file__), "_sandbox_child.py"),
+                  encoding="utf-8") as f:
+            _SUPERVISOR.append(f.read())
+    return _SUPERVISOR[0]
+
 
 def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
-               python: str | None = None) -> Verdict:
+               python: str | None = None, disable: Collection[str] = ()) -> Verdict:
     """Runs ``source`` as described in :func:`code`; the verdict's reason holds the last line of
-    stderr (clipped)."""
+    stderr (clipped). ``disable`` switches sandbox layers off (:data:`SANDBOX_LAYERS`; for
+    tests and diagnosis only: it weakens the sandbox)."""
+    if not set(disable) <= SANDBOX_LAYERS:
+        raise InvalidArgumentError(f"unknown sandbox layers {sorted(set(disable) - SANDBOX_LAYERS)}")
     with tempfile.TemporaryDirectory(prefix="orroute-verify-") as tmp:
         path = os.path.join(tmp, "answer.py")
         with open(path, "w", encoding="utf-8", errors="replace") as f:
             f.write(source)
         exe = python or sys.executable
         cpu = str(max(1, math.ceil(timeout)))
-        # stderr goes to a file (capped by RLIMIT_FSIZE), never to a pipe we would have to buffer
+        # stderr goes to a file (capped by RLIMIT_FSIZE), never to a pipe we would have to buffer;
+        # stdout carries only the supervisor's one-line report (the code's stdout is /dev/null)
         with open(os.path.join(tmp, "stderr"), "w+b") as err:
             proc = subprocess.Popen(
-                [exe, "-I", "-c", _BOOTSTRAP, cpu, str(memory_mb << 20), exe, path], cwd=tmp,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                start_new_session=True,  # own process group: a timeout kills all it spawned
+                [exe, "-I", "-c", _supervisor_source(), cpu, str(memory_mb << 20), repr(timeout),
+                 exe, path, tmp, ",".join(sorted(disable))], cwd=tmp,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                start_new_session=True,  # own process group: the backstop kills all it spawned
                 env=_CHILD_ENV | {"PATH": os.environ.get("PATH", "")})
-            try:
-                proc.wait(timeout=timeout)
+            try:  # the supervisor enforces `timeout`; this is the backstop if it hangs
+                out, _ = proc.communicate(timeout=timeout + 10)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 return Verdict("fail", 0.0, f"timed out after {timeout:g} s", "code")
             _kill_leftovers(proc.pid)
             err.seek(max(0, os.fstat(err.fileno()).st_size - 65536))
             tail = err.read(65536)
-    if proc.returncode == 0:
-        return Verdict("pass", 1.0, "code ran and the tests passed", "code")
-    if proc.returncode < 0:  # a limit hit: SIGXCPU (CPU time), SIGXFSZ (output size), SIGKILL
+    lines = tail.decode("utf-8", "replace").strip().splitlines()
+    report = _parse_report(out)
+    if report is None:  # fail closed: without the supervisor's word nothing passes
+        last = lines[-1][:120] if lines else f"exit status {proc.returncode}"
+        return Verdict("fail", 0.0, f"sandbox failed: {last}", "code")
+    _log_layers(report)
+    if report["timed_out"]:
+        return Verdict("fail", 0.0, f"timed out after {timeout:g} s", "code")
+    how, n = report["status"]
+    if how == "exit" and n == 0:
+        weaker = f"; sandbox without {','.join(report['missing'])}" if report["missing"] else ""
+        return Verdict("pass", 1.0, ("code ran and the tests passed" + weaker)[:160], "code")
+    if how == "signal":  # a limit hit: SIGXCPU (CPU time), SIGXFSZ (output size), SIGKILL
         import signal
 
         try:
-            name = signal.Signals(-proc.returncode).name
+            name = signal.Signals(n).name
         except ValueError:
-            name = f"signal {-proc.returncode}"
+            name = f"signal {n}"
         return Verdict("fail", 0.0, f"killed by {name}", "code")
-    lines = tail.decode("utf-8", "replace").strip().splitlines()
-    last = lines[-1][:160] if lines else f"exit status {proc.returncode}"
+    last = lines[-1][:160] if lines else f"exit status {n}"
     return Verdict("fail", 0.0, last, "code")
+
+
+def _parse_report(out: bytes) -> dict[str, Any] | None:
+    try:
+        report = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+        how, n = report["status"]
+        if how in ("exit", "signal") and isinstance(n, int) and isinstance(report["layers"], list):
+            return dict(report)
+    except (ValueError, IndexError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _log_layers(report: Mapping[str, Any]) -> None:
+    missing = tuple(report.get("missing", ()))
+    _LOG.debug("code check sandbox: %s", ",".join(report["layers"]))
+    if missing and missing not in _WARNED:
+        _WARNED.add(missing)
+        _LOG.warning("code check sandbox runs without %s (in force: %s); see docs/routing.md",
+                     ", ".join(missing), ", ".join(report["layers"]))
+
+
+def sandbox_report(python: str | None = None,
+                   disable: Collection[str] = ()) -> dict[str, list[str]]:
+    """The layers the code sandbox has here (``{"layers": [...], "missing": [...]}``), from a
+    run of an empty program; see docs/routing.md for what each one stops."""
+    with tempfile.TemporaryDirectory(prefix="orroute-verify-") as tmp:
+        path = os.path.join(tmp, "answer.py")
+        open(path, "w").close()
+        exe = python or sys.executable
+        out = subprocess.run(
+            [exe, "-I", "-c", _supervisor_source(), "5", str(256 << 20), "10", exe, path, tmp,
+             ",".join(sorted(disable))],
+            cwd=tmp, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False,
+            env=_CHILD_ENV).stdout
+    report = _parse_report(out)
+    if report is None:
+        return {"layers": [], "missing": ["supervisor"]}
+    return {"layers": list(report["layers"]), "missing": list(report["missing"])}
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
