@@ -226,3 +226,36 @@ def test_numpy_still_imports_with_one_thread() -> None:
 def test_the_bootstrap_runs_with_the_given_interpreter() -> None:
     r = v.run_python("import sys\nassert sys.flags.isolated\n", python=sys.executable)
     assert r.outcome == "pass", r.reason
+
+
+# ---------------------------------------------------------------------------- the report channel
+# The verdict trusts one line from the supervisor. Code that reaches the supervisor's stdout (its
+# /proc/<pid>/fd/1 when neither Landlock nor a uid change stands in the way) can write a line
+# of its own and then kill the supervisor, or flood the pipe the caller reads.
+
+PASS_LINE = '{"layers": [], "missing": [], "status": ["exit", 0], "timed_out": false}'
+
+
+def fake_supervisor(monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+    monkeypatch.setattr(v, "_supervisor_source", lambda: "import os, signal, sys\n" + body)
+
+
+def test_a_pass_line_from_a_supervisor_that_was_killed_is_a_fail(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_supervisor(monkeypatch, f"print({PASS_LINE!r}, flush=True)\n"
+                                 "os.kill(os.getpid(), signal.SIGKILL)\n")
+    r = v.run_python("raise SystemExit(1)")
+    assert r.outcome == "fail" and r.reason.startswith("sandbox failed"), r.reason
+
+
+def test_a_forged_line_before_the_supervisors_own_is_a_fail(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_supervisor(monkeypatch, f"print({PASS_LINE!r})\nprint({PASS_LINE!r})\n")
+    r = v.run_python("pass")
+    assert r.outcome == "fail" and r.reason.startswith("sandbox failed"), r.reason
+
+
+def test_a_flooded_report_pipe_is_cut_off_not_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_supervisor(monkeypatch, "chunk = b'x' * 65536\nwhile True:\n    os.write(1, chunk)\n")
+    r = v.run_python("pass", timeout=1)  # the caller holds at most the cap, then kills
+    assert r.outcome == "fail" and "report" in r.reason, r.reason
