@@ -259,3 +259,24 @@ def test_a_flooded_report_pipe_is_cut_off_not_buffered(monkeypatch: pytest.Monke
     fake_supervisor(monkeypatch, "chunk = b'x' * 65536\nwhile True:\n    os.write(1, chunk)\n")
     r = v.run_python("pass", timeout=1)  # the caller holds at most the cap, then kills
     assert r.outcome == "fail" and "report" in r.reason, r.reason
+
+
+def test_raw_devices_are_out_of_reach_where_landlock_is_in_force() -> None:
+    """As root without capabilities (``nocaps``) the code is still uid 0, the owner of root's
+    0600 block devices: a read of the raw disk would bypass every file rule. Landlock allows
+    only the few character devices Python uses, not all of /dev."""
+    need((), "landlock")
+    devices = [str(p) for p in Path("/dev").iterdir() if p.is_block_device()]
+    if not devices:
+        pytest.skip("no block device here")
+    code = ("found = []\n"
+            f"for p in {devices!r}:\n"
+            "    try:\n        open(p, 'rb').close()\n        found.append(p)\n"
+            "    except OSError:\n        pass\n"
+            "assert not found, found\n"
+            "import os\nassert os.urandom(4) and open('/dev/urandom', 'rb').read(4)\n")
+    r = v.run_python(code, timeout=10)
+    assert r.outcome == "pass", r.reason
+    if "nocaps" in layers():  # the control: the same probe does reach a device without Landlock
+        r = v.run_python(code, timeout=10, disable=("landlock",))
+        assert r.outcome == "fail" and "/dev/" in r.reason, r.reason
