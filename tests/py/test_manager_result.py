@@ -77,3 +77,20 @@ def test_the_response_is_parsed_once_and_can_be_replaced(fake):
     assert r.response is r.response
     r.response = {"id": "x"}
     assert r.response == {"id": "x"}
+
+
+def test_dataclass_helpers_see_response_as_a_field_as_before(fake):
+    """``response`` was a plain dataclass field: asdict lists it, replace and the constructor
+    take it, and a replaced response survives replace (the lazy parse must not change that)."""
+    import dataclasses
+
+    r = manager(fake).execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    d = dataclasses.asdict(r)
+    assert d["response"] == json.loads(r.completion_json)
+    assert not any(k.startswith("_") for k in d)
+    assert dataclasses.replace(r, content="other").response == r.response
+    assert dataclasses.replace(r, response={"id": "y"}).response == {"id": "y"}
+    r.response = {"id": "x"}
+    assert dataclasses.replace(r, content="other").response == {"id": "x"}
+    fields = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.init}
+    assert orroute.TaskResult(**{**fields, "response": {"id": "z"}}).response == {"id": "z"}
