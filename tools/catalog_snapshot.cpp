@@ -5,6 +5,9 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string>
 
 #include "orroute/catalog/catalog_snapshot.h"
 
@@ -14,9 +17,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const orroute::ModelCatalog cat = orroute::ModelCatalog::from_file(argv[1]);
-    const std::string bytes =
-        orroute::write_catalog_snapshot(cat, std::filesystem::file_size(argv[1]));
+    std::ifstream in(argv[1], std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) throw std::runtime_error(std::string("cannot read ") + argv[1]);
+    const orroute::ModelCatalog cat = orroute::ModelCatalog::from_json(text);
+    const std::string bytes = orroute::write_catalog_snapshot(cat, orroute::catalog_json_fingerprint(text));
     std::ofstream out(argv[2], std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!out.flush()) {

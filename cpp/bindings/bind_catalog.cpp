@@ -108,10 +108,10 @@ void bind_catalog(py::module_& m) {
           py::arg("data"))
       .def(
           "to_snapshot",
-          [](const ModelCatalog& c, uint64_t json_size) {
-            return py::bytes(orroute::write_catalog_snapshot(c, json_size));
+          [](const ModelCatalog& c, uint64_t json_fingerprint) {
+            return py::bytes(orroute::write_catalog_snapshot(c, json_fingerprint));
           },
-          py::arg("json_size"))
+          py::arg("json_fingerprint"))
       .def("__len__", &ModelCatalog::size)
       .def("find", &ModelCatalog::find, py::arg("id"), ref)
       .def("at", &ModelCatalog::at, py::arg("id"), ref)

@@ -16,7 +16,8 @@ Layers, each used when the kernel allows it and reported as missing otherwise:
   root's files and processes are out of reach.
 - ``nproc``: RLIMIT_NPROC 0 (no new process or thread for a non-root uid).
 - ``landlock``: writes only beneath the temp dir (and /dev/null); reads only the interpreter's
-  own paths and system dirs (no /home, /root, /proc/<other pid>); no TCP (ABI 4+); no signals
+  own paths, system dirs and a few character devices (no /home, /root, /proc/<other pid>, no
+  block device); no TCP (ABI 4+); no signals
   or abstract unix sockets out of the sandbox (ABI 6+).
 - ``seccomp``: socket(2), fork/vfork/clone (threads too), clone3, io_uring, ptrace,
   process_vm_*, unshare/setns fail (EPERM/EAGAIN/ENOSYS); another syscall ABI kills the process.
@@ -78,7 +79,10 @@ LL_EXECUTE, LL_WRITE_FILE, LL_READ_FILE, LL_READ_DIR = 1, 2, 4, 8
 LL_FILE_ONLY = LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE  # | TRUNCATE (ABI 3), added below
 LL_TRUNCATE, LL_REFER = 1 << 14, 1 << 13
 SYS_LL_CREATE, SYS_LL_ADD, SYS_LL_RESTRICT = 444, 445, 446  # the same on every architecture
-READ_DIRS = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/dev",
+# Not all of /dev: root without capabilities is still uid 0, the owner of root's 0600 block
+# devices, and a raw disk read would bypass every rule here. Only what Python itself may open.
+READ_DIRS = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc",
+             "/dev/zero", "/dev/urandom", "/dev/random", "/dev/full",
              "/sys", "/proc/self", "/proc/cpuinfo", "/proc/meminfo")
 
 

@@ -77,6 +77,30 @@ class Usage(dict[str, int]):
             raise AttributeError(f"usage has no {name!r}") from None
 
 
+class _LazyResponse:
+    """``TaskResult.response``: a dataclass field whose default means "parse ``completion_json``
+    when first read"; a value given or assigned is kept as is."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = "_" + name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self  # on the class: the field's default (dataclasses reads it)
+        value = obj.__dict__.get(self._slot)
+        if value is None:
+            try:
+                parsed = json.loads(obj.completion_json) if obj.completion_json else {}
+            except ValueError:
+                parsed = {}
+            value = obj.__dict__[self._slot] = parsed if isinstance(parsed, dict) else {}
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        # __init__ passes the field's default, this descriptor itself: not given, parse on read
+        obj.__dict__[self._slot] = None if value is self else value
+
+
 @dataclass
 class TaskResult:
     """What ``execute_task`` returns.
@@ -118,30 +142,16 @@ class TaskResult:
     candidates: list[str]
     task_type: str
     complexity: dict[str, Any]
+    # A field as before (asdict, replace and the constructor see it), whose value is parsed from
+    # ``completion_json`` on first read: the engine already gave ``id`` and ``content``, so most
+    # calls never need the reply parsed in Python.
+    response: dict[str, Any] = field(default=_LazyResponse(), repr=False)  # type: ignore[arg-type]
     cost_source: str = ""
     cut_at_reservation: bool = False
     provider: str = ""
     provider_model: str = ""
     compression: Any = None
-    # The reply's JSON text; ``response`` parses it on first read (the engine already gave
-    # ``id`` and ``content``, so most calls never need it parsed in Python).
     completion_json: str = field(default="", repr=False, compare=False)
-    _response: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
-
-    @property
-    def response(self) -> dict[str, Any]:
-        """The completion in OpenAI shape (a dict; ``{}`` when the reply was not JSON)."""
-        if self._response is None:
-            try:
-                parsed = json.loads(self.completion_json) if self.completion_json else {}
-            except ValueError:
-                parsed = {}
-            self._response = parsed if isinstance(parsed, dict) else {}
-        return self._response
-
-    @response.setter
-    def response(self, value: dict[str, Any]) -> None:
-        self._response = value
 
     @property
     def fallbacks(self) -> int:

@@ -293,17 +293,28 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                 start_new_session=True,  # own process group: the backstop kills all it spawned
                 env=_CHILD_ENV | {"PATH": os.environ.get("PATH", "")})
-            try:  # the supervisor enforces `timeout`; this is the backstop if it hangs
-                out, _ = proc.communicate(timeout=timeout + 10)
-            except subprocess.TimeoutExpired:
+            # the supervisor enforces `timeout`; the deadline is the backstop if it hangs
+            out = _read_report(proc, timeout + 10)
+            if out is None:
                 _kill_group(proc)
                 return Verdict("fail", 0.0, f"timed out after {timeout:g} s", "code")
+            if len(out) > _REPORT_CAP:
+                _kill_group(proc)
+                return Verdict("fail", 0.0, "sandbox failed: report larger than "
+                               f"{_REPORT_CAP} bytes", "code")
+            try:  # its stdout closed: it is exiting (a held copy would have kept it open)
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                return Verdict("fail", 0.0, "sandbox failed: the supervisor did not exit", "code")
             _kill_leftovers(proc.pid)
             err.seek(max(0, os.fstat(err.fileno()).st_size - 65536))
             tail = err.read(65536)
     lines = tail.decode("utf-8", "replace").strip().splitlines()
-    report = _parse_report(out)
-    if report is None:  # fail closed: without the supervisor's word nothing passes
+    # fail closed: without the supervisor's word (one line, and a clean exit after it) nothing
+    # passes; a second line or a killed supervisor means something else wrote to its stdout
+    report = _parse_report(out) if proc.returncode == 0 and out.count(b"\n") == 1 else None
+    if report is None:
         last = lines[-1][:120] if lines else f"exit status {proc.returncode}"
         return Verdict("fail", 0.0, f"sandbox failed: {last}", "code")
     _log_layers(report)
@@ -323,6 +334,34 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
         return Verdict("fail", 0.0, f"killed by {name}", "code")
     last = lines[-1][:160] if lines else f"exit status {n}"
     return Verdict("fail", 0.0, last, "code")
+
+
+# The supervisor's report is one short line; more than this is not its own and is not kept.
+_REPORT_CAP = 64 << 10
+
+
+def _read_report(proc: subprocess.Popen[bytes], timeout: float) -> bytes | None:
+    """The supervisor's stdout up to EOF, stopping once it passes ``_REPORT_CAP`` bytes (the
+    caller never buffers without bound); None when ``timeout`` passes first."""
+    import selectors
+    import time
+
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    out = bytearray()
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while len(out) <= _REPORT_CAP:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            out += chunk
+    proc.stdout.close()
+    return bytes(out)
 
 
 def _parse_report(out: bytes) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -42,6 +43,13 @@ void write_file(const std::string& path, const std::string& bytes) {
                                                                 static_cast<std::streamsize>(bytes.size()));
 }
 
+// The snapshot the build tool writes for the JSON at `path`.
+std::string snapshot_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return write_catalog_snapshot(ModelCatalog::from_json(text), catalog_json_fingerprint(text));
+}
+
 }  // namespace
 
 TEST_CASE("a snapshot loads every model field and warning the JSON gives", "[catalog][snapshot]") {
@@ -70,7 +78,7 @@ TEST_CASE("a truncated or extended snapshot is refused", "[catalog][snapshot]") 
 TEST_CASE("a snapshot of another version or another JSON is refused", "[catalog][snapshot]") {
   const ModelCatalog json = ModelCatalog::from_file(kAllModalities);
   std::string bytes = write_catalog_snapshot(json, 123);
-  REQUIRE_THROWS_WITH(read_catalog_snapshot(bytes, 124), Catch::Contains("123 bytes"));
+  REQUIRE_THROWS_WITH(read_catalog_snapshot(bytes, 124), Catch::Contains("made from another JSON"));
   REQUIRE_NOTHROW(read_catalog_snapshot(bytes, 123));
   bytes[8] = static_cast<char>(kCatalogSnapshotVersion + 1);  // the version follows the magic
   REQUIRE_THROWS_WITH(read_catalog_snapshot(bytes), Catch::Contains("format version"));
@@ -105,11 +113,11 @@ TEST_CASE("load_bundled_catalog falls back to the JSON, saying why", "[catalog][
     require_same(json, load_bundled_catalog(json_path, snap_path));
   }
   SECTION("a valid snapshot is used") {
-    write_file(snap_path, write_catalog_snapshot(json, std::filesystem::file_size(json_path)));
+    write_file(snap_path, snapshot_of(json_path));
     require_same(json, load_bundled_catalog(json_path, snap_path));
   }
   SECTION("a corrupt or stale snapshot: the JSON, with a warning first") {
-    const std::string good = write_catalog_snapshot(json, std::filesystem::file_size(json_path));
+    const std::string good = snapshot_of(json_path);
     for (const std::string& bad :
          {good.substr(0, good.size() / 2), write_catalog_snapshot(json, 1), std::string("junk")}) {
       write_file(snap_path, bad);
@@ -119,6 +127,32 @@ TEST_CASE("load_bundled_catalog falls back to the JSON, saying why", "[catalog][
       REQUIRE_THAT(got.warnings().front(), Catch::StartsWith("snapshot '" + snap_path + "' not used: catalog snapshot: "));
     }
   }
+  std::filesystem::remove(snap_path);
+  std::filesystem::remove(json_path);
+}
+
+// A JSON edited in place to the same size (a price digit changed) is another catalog: its
+// snapshot must not be used, or the engine prices calls from the old figures.
+TEST_CASE("a snapshot of a same-size JSON with other prices is not used", "[catalog][snapshot]") {
+  const std::string json_path = temp_path("same_size.json");
+  const std::string snap_path = temp_path("same_size.snapshot");
+  std::ifstream in(kAllModalities, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  write_file(json_path, text);
+  write_file(snap_path, snapshot_of(json_path));
+  const size_t at = text.find("\"prompt\": \"");
+  REQUIRE(at != std::string::npos);
+  char& digit = text[text.find_first_of("123456789", at)];
+  digit = digit == '9' ? '8' : static_cast<char>(digit + 1);
+  write_file(json_path, text);  // same size, a different prompt price
+  const ModelCatalog edited = ModelCatalog::from_file(json_path);
+  const ModelCatalog got = load_bundled_catalog(json_path, snap_path);
+  REQUIRE(got.size() == edited.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO(got.models()[i].id);
+    REQUIRE(got.models()[i] == edited.models()[i]);
+  }
+  REQUIRE_THAT(got.warnings().front(), Catch::Contains("not used"));
   std::filesystem::remove(snap_path);
   std::filesystem::remove(json_path);
 }

@@ -40,3 +40,17 @@ TEST_CASE("reply_summary reads the id and the first choice's message text", "[ch
     }
   }
 }
+
+// The caller's `response` is Python's json.loads of the same text, where the last of duplicate
+// keys wins: the summary must agree with it, or a hostile upstream shows a verifier one text
+// (TaskResult.content) and the caller's response another.
+TEST_CASE("reply_summary takes the last of duplicate keys, as the caller's response does", "[chat_text]") {
+  const auto s = reply_summary(std::string(
+      R"({"id":"first","id":"last","choices":[{"message":{"content":"shadowed"}}],)"
+      R"("choices":[{"message":{"content":"a","content":"b"},"message":{"content":"real"}}]})"));
+  CHECK(s.id == "last");
+  CHECK(s.content == "real");
+  CHECK(reply_summary(std::string(R"({"choices":[{"message":{"content":[{"text":"x","text":"y"}]}}]})"))
+            .content == "y");
+  CHECK(reply_summary(std::string(R"({"id":"x","id":7})")).id.empty());  // Python: 7, not a string
+}

@@ -29,10 +29,10 @@ namespace {
 void run_one(std::string_view input) {
   try {
     const ModelCatalog cat = read_catalog_snapshot(input);
-    // The recorded JSON size is bytes 16..23; writing back with it must give the input again.
-    uint64_t json_size = 0;
-    std::memcpy(&json_size, input.data() + 16, sizeof json_size);
-    if (write_catalog_snapshot(cat, json_size) != input) fail("read then written differs", input);
+    // The recorded JSON fingerprint is bytes 16..23; writing back with it gives the input again.
+    uint64_t fingerprint = 0;
+    std::memcpy(&fingerprint, input.data() + 16, sizeof fingerprint);
+    if (write_catalog_snapshot(cat, fingerprint) != input) fail("read then written differs", input);
   } catch (const ParseError&) {
   }
 }

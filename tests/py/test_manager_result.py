@@ -77,3 +77,66 @@ def test_the_response_is_parsed_once_and_can_be_replaced(fake):
     assert r.response is r.response
     r.response = {"id": "x"}
     assert r.response == {"id": "x"}
+
+
+def test_dataclass_helpers_see_response_as_a_field_as_before(fake):
+    """``response`` was a plain dataclass field: asdict lists it, replace and the constructor
+    take it, and a replaced response survives replace (the lazy parse must not change that)."""
+    import dataclasses
+
+    r = manager(fake).execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    d = dataclasses.asdict(r)
+    assert d["response"] == json.loads(r.completion_json)
+    assert not any(k.startswith("_") for k in d)
+    assert dataclasses.replace(r, content="other").response == r.response
+    assert dataclasses.replace(r, response={"id": "y"}).response == {"id": "y"}
+    r.response = {"id": "x"}
+    assert dataclasses.replace(r, content="other").response == {"id": "x"}
+    fields = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.init}
+    assert orroute.TaskResult(**{**fields, "response": {"id": "z"}}).response == {"id": "z"}
+
+
+def test_a_reply_with_invalid_utf8_gives_a_result_not_a_decode_error():
+    """An upstream's raw bytes are not ours to trust: a reply that is JSON but not UTF-8 (a
+    stray 0xff in the text) reaches the caller with U+FFFD in its place, as a result, instead of
+    a UnicodeDecodeError out of the binding after the call was made and paid."""
+    import socket
+    import threading
+
+    body = (b'{"id":"gen-\xff1","model":"test/a","provider":"P\xfe","object":"chat.completion",'
+            b'"choices":[{"index":0,"message":{"role":"assistant","content":"bad \xff byte"},'
+            b'"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,'
+            b'"total_tokens":5,"cost":0.00001}}')
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += c.recv(65536)
+                head, rest = data.split(b"\r\n\r\n", 1)
+                if not head.startswith(b"POST"):
+                    c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                n = next(int(h.split(b":")[1]) for h in head.split(b"\r\n")
+                         if h.lower().startswith(b"content-length"))
+                while len(rest) < n:
+                    rest += c.recv(65536)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        m = orroute.AIModelManager(api_key="sk-or-test", fallbacks=["openai/gpt-4o-mini"],
+                                   base_url=f"http://127.0.0.1:{srv.getsockname()[1]}/api/v1")
+        r = m.execute_task_sync(Task(messages="hi", max_tokens=5))
+    finally:
+        srv.close()
+    assert r.content == "bad \ufffd byte"
+    assert r.id == "gen-\ufffd1"
+    assert r.response["choices"][0]["message"]["content"] == r.content

@@ -226,3 +226,57 @@ def test_numpy_still_imports_with_one_thread() -> None:
 def test_the_bootstrap_runs_with_the_given_interpreter() -> None:
     r = v.run_python("import sys\nassert sys.flags.isolated\n", python=sys.executable)
     assert r.outcome == "pass", r.reason
+
+
+# ---------------------------------------------------------------------------- the report channel
+# The verdict trusts one line from the supervisor. Code that reaches the supervisor's stdout (its
+# /proc/<pid>/fd/1 when neither Landlock nor a uid change stands in the way) can write a line
+# of its own and then kill the supervisor, or flood the pipe the caller reads.
+
+PASS_LINE = '{"layers": [], "missing": [], "status": ["exit", 0], "timed_out": false}'
+
+
+def fake_supervisor(monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+    monkeypatch.setattr(v, "_supervisor_source", lambda: "import os, signal, sys\n" + body)
+
+
+def test_a_pass_line_from_a_supervisor_that_was_killed_is_a_fail(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_supervisor(monkeypatch, f"print({PASS_LINE!r}, flush=True)\n"
+                                 "os.kill(os.getpid(), signal.SIGKILL)\n")
+    r = v.run_python("raise SystemExit(1)")
+    assert r.outcome == "fail" and r.reason.startswith("sandbox failed"), r.reason
+
+
+def test_a_forged_line_before_the_supervisors_own_is_a_fail(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_supervisor(monkeypatch, f"print({PASS_LINE!r})\nprint({PASS_LINE!r})\n")
+    r = v.run_python("pass")
+    assert r.outcome == "fail" and r.reason.startswith("sandbox failed"), r.reason
+
+
+def test_a_flooded_report_pipe_is_cut_off_not_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_supervisor(monkeypatch, "chunk = b'x' * 65536\nwhile True:\n    os.write(1, chunk)\n")
+    r = v.run_python("pass", timeout=1)  # the caller holds at most the cap, then kills
+    assert r.outcome == "fail" and "report" in r.reason, r.reason
+
+
+def test_raw_devices_are_out_of_reach_where_landlock_is_in_force() -> None:
+    """As root without capabilities (``nocaps``) the code is still uid 0, the owner of root's
+    0600 block devices: a read of the raw disk would bypass every file rule. Landlock allows
+    only the few character devices Python uses, not all of /dev."""
+    need((), "landlock")
+    devices = [str(p) for p in Path("/dev").iterdir() if p.is_block_device()]
+    if not devices:
+        pytest.skip("no block device here")
+    code = ("found = []\n"
+            f"for p in {devices!r}:\n"
+            "    try:\n        open(p, 'rb').close()\n        found.append(p)\n"
+            "    except OSError:\n        pass\n"
+            "assert not found, found\n"
+            "import os\nassert os.urandom(4) and open('/dev/urandom', 'rb').read(4)\n")
+    r = v.run_python(code, timeout=10)
+    assert r.outcome == "pass", r.reason
+    if "nocaps" in layers():  # the control: the same probe does reach a device without Landlock
+        r = v.run_python(code, timeout=10, disable=("landlock",))
+        assert r.outcome == "fail" and "/dev/" in r.reason, r.reason

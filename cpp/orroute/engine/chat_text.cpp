@@ -75,29 +75,41 @@ void append_generated_text(const rapidjson::Value& msg, std::string& out) {
 
 }  // namespace
 
-// The generated text of every choice of a completion (`key` "message") or chunk ("delta").
+namespace {
+
+// The value of the LAST member named `name` (nullptr if none): Python's json.loads, which gives
+// the caller its `response`, keeps the last of duplicate keys, and the summary must agree.
+const rapidjson::Value* last_member(const rapidjson::Value& obj, std::string_view name) {
+  const rapidjson::Value* found = nullptr;
+  for (const auto& m : obj.GetObject()) {
+    if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == name) found = &m.value;
+  }
+  return found;
+}
+
+}  // namespace
+
 ReplySummary reply_summary(const rapidjson::Value& doc) {
   ReplySummary out;
   if (!doc.IsObject()) return out;
-  auto id = doc.FindMember("id");
-  if (id != doc.MemberEnd() && id->value.IsString()) {
-    out.id.assign(id->value.GetString(), id->value.GetStringLength());
+  if (const auto* id = last_member(doc, "id"); id && id->IsString()) {
+    out.id.assign(id->GetString(), id->GetStringLength());
   }
-  auto choices = doc.FindMember("choices");
-  if (choices == doc.MemberEnd() || !choices->value.IsArray() || choices->value.Empty()) return out;
-  const rapidjson::Value& first = choices->value[0];
+  const auto* choices = last_member(doc, "choices");
+  if (!choices || !choices->IsArray() || choices->Empty()) return out;
+  const rapidjson::Value& first = (*choices)[0];
   if (!first.IsObject()) return out;
-  auto msg = first.FindMember("message");
-  if (msg == first.MemberEnd() || !msg->value.IsObject()) return out;
-  auto content = msg->value.FindMember("content");
-  if (content == msg->value.MemberEnd()) return out;
-  if (content->value.IsString()) {
-    out.content.assign(content->value.GetString(), content->value.GetStringLength());
-  } else if (content->value.IsArray()) {
-    for (const auto& part : content->value.GetArray()) {
+  const auto* msg = last_member(first, "message");
+  if (!msg || !msg->IsObject()) return out;
+  const auto* content = last_member(*msg, "content");
+  if (!content) return out;
+  if (content->IsString()) {
+    out.content.assign(content->GetString(), content->GetStringLength());
+  } else if (content->IsArray()) {
+    for (const auto& part : content->GetArray()) {
       if (!part.IsObject()) continue;
-      auto t = part.FindMember("text");
-      if (t != part.MemberEnd() && t->value.IsString()) out.content.append(t->value.GetString(), t->value.GetStringLength());
+      const auto* t = last_member(part, "text");
+      if (t && t->IsString()) out.content.append(t->GetString(), t->GetStringLength());
     }
   }
   return out;
@@ -109,6 +121,7 @@ ReplySummary reply_summary(const std::string& completion_json) {
   return reply_summary(doc);
 }
 
+// The generated text of every choice of a completion (`key` "message") or chunk ("delta").
 std::string generated_text(const rapidjson::Value& doc, const char* key) {
   std::string out;
   if (!doc.IsObject()) return out;
