@@ -211,37 +211,6 @@ CachedBpe::Table& table_for(const Vocab& vocab) {
 
 CachedBpe::CachedBpe(const Vocab& vocab) : vocab_(vocab), table_(table_for(vocab)) {}
 
-bool CachedBpe::spilled_hit(const Slot& slot, uint32_t at, uint32_t n,
-                            std::vector<uint32_t>& out) const {
-  const Slot& partner = table_.slots[at ^ 1];
-  if (!(slot.meta & kSpill) || partner.meta != 0) return false;
-  uint32_t words[8];
-  std::memcpy(words, &partner, sizeof words);
-  out.insert(out.end(), slot.tokens, slot.tokens + kInline);
-  const uint32_t rest = n - kInline;  // 1..kSpilled, in words 0-3 then 5-7
-  out.insert(out.end(), words, words + std::min(rest, 4u));
-  if (rest > 4) out.insert(out.end(), words + 5, words + 5 + (rest - 4));
-  return true;
-}
-
-void CachedBpe::remember(const Ref& r, const uint32_t* tokens, size_t n, bool spill) noexcept {
-  static_assert(sizeof(Slot) == 32 && sizeof(Slot) * 2 == 64);
-  Slot& slot = table_.slots[r.slot];
-  slot.k0 = r.k0;
-  slot.k1 = r.k1;
-  uint32_t meta = static_cast<uint32_t>(r.len | n << 8);
-  std::memcpy(slot.tokens, tokens, std::min<size_t>(n, kInline) * sizeof(uint32_t));
-  if (spill && n > kInline && n <= kMaxSpilled) {
-    uint32_t words[8] = {};  // words[4] is the partner's meta: 0, empty
-    const size_t rest = n - kInline;
-    std::memcpy(words, tokens + kInline, std::min<size_t>(rest, 4) * sizeof(uint32_t));
-    if (rest > 4) std::memcpy(words + 5, tokens + kInline + 4, (rest - 4) * sizeof(uint32_t));
-    std::memcpy(static_cast<void*>(&table_.slots[r.slot ^ 1]), words, sizeof words);
-    meta |= kSpill;
-  }
-  slot.meta = meta;
-}
-
 void CachedBpe::encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
   const size_t before = out.size();
   if (r.len >= Vocab::kMidMin) {  // whole-token lookup by the key already made, then merging
@@ -253,7 +222,15 @@ void CachedBpe::encode_miss(std::string_view piece, const Ref& r, std::vector<ui
   } else {
     bpe_encode(vocab_, piece, out);
   }
-  if (r.len != 0) remember(r, out.data() + before, out.size() - before, /*spill=*/true);
+  if (r.len == 0) return;
+  const size_t made = out.size() - before;
+  if (made <= 3) {
+    Slot& slot = table_.slots[r.slot];
+    slot.k0 = r.k0;
+    slot.k1 = r.k1;
+    slot.meta = static_cast<uint32_t>(r.len | made << 8);
+    std::memcpy(slot.tokens, out.data() + before, made * sizeof(uint32_t));
+  }
 }
 
 size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
@@ -272,9 +249,13 @@ size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
         },
         /*whole_first=*/r.len < Vocab::kMidMin);
   }
-  // Counting needs no spill: a piece of 4+ tokens keeps only its count (encode merges it again)
-  // and leaves the partner slot's entry alone.
-  remember(r, tokens, made, /*spill=*/false);
+  if (made <= 3) {
+    Slot& slot = table_.slots[r.slot];
+    slot.k0 = r.k0;
+    slot.k1 = r.k1;
+    slot.meta = static_cast<uint32_t>(r.len | made << 8);
+    std::memcpy(slot.tokens, tokens, made * sizeof(uint32_t));
+  }
   return made;
 }
 

@@ -25,8 +25,7 @@ void bpe_merge(const Vocab& vocab, std::string_view piece, std::vector<uint32_t>
 // Number of tokens bpe_encode would append, without building them.
 size_t bpe_count(const Vocab& vocab, std::string_view piece);
 
-// bpe_encode / bpe_count behind a per-thread cache of short pieces (2..16 bytes; any token count
-// for counting, up to kMaxSpilled tokens for encoding).
+// bpe_encode / bpe_count behind a per-thread cache of short pieces (2..16 bytes, up to 3 tokens).
 // Natural text repeats a small set of pieces, and a hit costs one access to one table instead of
 // lookups in the vocabulary's larger tables and the merges. Results are identical to bpe_encode's. Cheap to construct (one thread-local lookup);
 // use one per call on one thread, never shared between threads.
@@ -67,12 +66,8 @@ class CachedBpe {
   void encode(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
     const Slot& slot = table_.slots[r.slot];
     if (r.len != 0 && (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) {
-      const uint32_t n = (slot.meta >> 8) & 0xFF;
-      if (n <= kInline) {
-        out.insert(out.end(), slot.tokens, slot.tokens + n);
-        return;
-      }
-      if (spilled_hit(slot, r.slot, n, out)) return;
+      out.insert(out.end(), slot.tokens, slot.tokens + (slot.meta >> 8));
+      return;
     }
     if (piece.size() == 1) {  // a quarter of all pieces (spaces, punctuation): not cached
       out.push_back(vocab_.byte_token(static_cast<uint8_t>(piece[0])));
@@ -84,7 +79,7 @@ class CachedBpe {
   size_t count(std::string_view piece, const Ref& r) {
     const Slot& slot = table_.slots[r.slot];
     if (r.len != 0 && (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) {
-      return (slot.meta >> 8) & 0xFF;
+      return slot.meta >> 8;
     }
     if (piece.size() == 1) return 1;
     return count_miss(piece, r);
@@ -94,18 +89,10 @@ class CachedBpe {
 
   static constexpr size_t kMaxPiece = 16;
   static constexpr int kBits = 16;  // 64K slots, 2 MB: measured best of 4K..256K on real text
-  static constexpr uint32_t kInline = 3;  // tokens held in the slot itself
-  // A piece of 4..kMaxSpilled tokens keeps its tokens after the third in the other slot of its
-  // 64-byte pair (slot ^ 1, the same cache line), marked by kSpill in its own meta and by meta 0
-  // (empty, so never a key's hit) in the partner. Any later entry written to the partner sets the
-  // partner's meta, which invalidates the spill. Pieces of 4+ tokens are 29% of merges.
-  static constexpr uint32_t kSpilled = 7;  // words 0-3 and 5-7 of the partner slot
-  static constexpr uint32_t kMaxSpilled = kInline + kSpilled;
-  static constexpr uint32_t kSpill = 1u << 16;
   struct Slot {
     uint64_t k0, k1;
-    uint32_t meta;  // length | token count << 8 | kSpill; 0 = empty
-    uint32_t tokens[kInline];
+    uint32_t meta;  // length | token count << 8; 0 = empty
+    uint32_t tokens[3];
   };
   struct Table {
     Slot slots[size_t{1} << kBits];  // first: exactly 2 MB from a 2 MB boundary, one huge page
@@ -119,13 +106,7 @@ class CachedBpe {
     std::memcpy(&v, p, sizeof v);  // a single unaligned load
     return v;
   }
-  // Appends a hit's `n` (> kInline) tokens if they were spilled to the partner slot and it still
-  // holds them; false if not (the caller merges again).
-  bool spilled_hit(const Slot& slot, uint32_t at, uint32_t n, std::vector<uint32_t>& out) const;
-  // Remembers the `n` tokens of the piece of `r`. Without `spill` (counting), or beyond
-  // kMaxSpilled, a piece of more than kInline tokens keeps only its count: encode merges it again.
-  void remember(const Ref& r, const uint32_t* tokens, size_t n, bool spill) noexcept;
-  // The slow paths: BPE, then remember the result.
+  // The slow paths: BPE, then remember the result when it fits a slot.
   void encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out);
   size_t count_miss(std::string_view piece, const Ref& r);
 
