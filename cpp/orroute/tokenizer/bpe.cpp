@@ -211,6 +211,10 @@ CachedBpe::Table& table_for(const Vocab& vocab) {
 
 CachedBpe::CachedBpe(const Vocab& vocab) : vocab_(vocab), table_(table_for(vocab)) {}
 
+// A cached piece of kMidMin.. bytes is a whole token only if find_mid knows it: every cached
+// length must be in the mid table's range.
+static_assert(CachedBpe::kMaxPiece <= Vocab::kMidMax);
+
 void CachedBpe::encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
   const size_t before = out.size();
   if (r.len >= Vocab::kMidMin) {  // whole-token lookup by the key already made, then merging
