@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -150,6 +151,40 @@ TEST_CASE("the piece cache gives exactly what BPE gives", "[tokenizer]") {
       cached.encode(piece, got);  // the second time a piece repeats, this is a hit
       REQUIRE(got == want);
       REQUIRE(cached.count(piece) == want.size());
+    }
+  }
+}
+
+TEST_CASE("the 8..16-byte token table finds exactly what find does", "[tokenizer]") {
+  auto key = [](std::string_view s, uint64_t& k0, uint64_t& k1) {
+    k0 = k1 = 0;
+    std::memcpy(&k0, s.data(), 8);
+    std::memcpy(&k1, s.data() + 8, s.size() - 8);
+  };
+  for (const char* name : {"cl100k_base", "o200k_base"}) {
+    const orroute::Vocab& v = orroute::get_encoding(name)->vocab();
+    size_t mid = 0;
+    uint64_t k0, k1;
+    for (uint32_t id = 0; id < v.size(); ++id) {
+      const std::string_view t = v.token_bytes(id);
+      if (t.size() < orroute::Vocab::kMidMin || t.size() > orroute::Vocab::kMidMax) continue;
+      ++mid;
+      key(t, k0, k1);
+      REQUIRE(v.find_mid(k0, k1, static_cast<uint32_t>(t.size())) == id);
+      // The same bytes one longer or shorter (zero padding must not make a match) are not it.
+      if (t.size() < orroute::Vocab::kMidMax) {
+        REQUIRE(v.find_mid(k0, k1, static_cast<uint32_t>(t.size() + 1)) ==
+                v.find(std::string(t) + '\0'));
+      }
+    }
+    CHECK(mid > 20000);
+    std::mt19937 rng(5);
+    const std::string alphabet = "etaoin shrdlu.,\n\0\xC3\xA9";
+    for (int round = 0; round < 100000; ++round) {
+      std::string s(orroute::Vocab::kMidMin + rng() % 9, ' ');
+      for (char& c : s) c = alphabet[rng() % alphabet.size()];
+      key(s, k0, k1);
+      REQUIRE(v.find_mid(k0, k1, static_cast<uint32_t>(s.size())) == v.find(s));
     }
   }
 }

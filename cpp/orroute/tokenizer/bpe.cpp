@@ -211,9 +211,21 @@ CachedBpe::Table& table_for(const Vocab& vocab) {
 
 CachedBpe::CachedBpe(const Vocab& vocab) : vocab_(vocab), table_(table_for(vocab)) {}
 
+// A cached piece of kMidMin.. bytes is a whole token only if find_mid knows it: every cached
+// length must be in the mid table's range.
+static_assert(CachedBpe::kMaxPiece <= Vocab::kMidMax);
+
 void CachedBpe::encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
   const size_t before = out.size();
-  bpe_encode(vocab_, piece, out);
+  if (r.len >= Vocab::kMidMin) {  // whole-token lookup by the key already made, then merging
+    if (const uint32_t id = vocab_.find_mid(r.k0, r.k1, r.len); id != kNone) {
+      out.push_back(id);
+    } else {
+      bpe_merge(vocab_, piece, out);
+    }
+  } else {
+    bpe_encode(vocab_, piece, out);
+  }
   if (r.len == 0) return;
   const size_t made = out.size() - before;
   if (made <= 3) {
@@ -229,12 +241,18 @@ size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
   if (r.len == 0) return bpe_count(vocab_, piece);
   uint32_t tokens[kMaxPiece];
   size_t made = 0;
-  encode_piece(
-      vocab_, piece, [&](uint32_t id) { tokens[made++] = id; },
-      [&](const uint32_t* ids, size_t m) {
-        std::memcpy(tokens + made, ids, m * sizeof(uint32_t));
-        made += m;
-      });
+  const uint32_t whole = r.len >= Vocab::kMidMin ? vocab_.find_mid(r.k0, r.k1, r.len) : kNone;
+  if (whole != kNone) {
+    tokens[made++] = whole;
+  } else {
+    encode_piece(
+        vocab_, piece, [&](uint32_t id) { tokens[made++] = id; },
+        [&](const uint32_t* ids, size_t m) {
+          std::memcpy(tokens + made, ids, m * sizeof(uint32_t));
+          made += m;
+        },
+        /*whole_first=*/r.len < Vocab::kMidMin);
+  }
   if (made <= 3) {
     Slot& slot = table_.slots[r.slot];
     slot.k0 = r.k0;

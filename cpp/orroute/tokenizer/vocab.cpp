@@ -235,6 +235,32 @@ void Vocab::build(const char* triples, size_t n_pairs) {
     }
     slots_[i] = ((h >> 32) << 32) | id;
   }
+  // The mid-length tokens again, keyed as CachedBpe keys pieces (find_mid). Duplicates were
+  // rejected above.
+  struct Mid {
+    uint64_t k0, k1;
+    uint32_t len, id;
+  };
+  std::vector<Mid> mids;
+  hashes.clear();
+  for (uint32_t id = 0; id < n; ++id) {
+    const std::string_view t = token_bytes(id);
+    if (t.size() < kMidMin || t.size() > kMidMax) continue;
+    Mid m{0, 0, static_cast<uint32_t>(t.size()), id};
+    std::memcpy(&m.k0, t.data(), 8);
+    std::memcpy(&m.k1, t.data() + 8, t.size() - 8);
+    mids.push_back(m);
+    hashes.push_back(mid_hash(m.k0, m.k1, m.len));
+  }
+  const int mid_bits = std::bit_width(uint64_t{mids.size()} * 3 / 2 + 1);
+  mid_.assign(size_t{1} << mid_bits, MidSlot{0, 0, 0});
+  mid_mask_ = mid_.size() - 1;
+  mid_shift_ = 64 - mid_bits;
+  for (uint32_t k : order_by_top_bits(hashes)) {
+    uint64_t i = hashes[k] >> mid_shift_;
+    while (mid_[i].len_id != 0) i = (i + 1) & mid_mask_;
+    mid_[i] = {mids[k].k0, mids[k].k1, mids[k].id | mids[k].len << 24};
+  }
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
     byte_tokens_[b] = find(std::string_view(&c, 1));

@@ -55,6 +55,21 @@ class Vocab {
     }
     return find_long(bytes);
   }
+  // Id of the token of kMidMin..kMidMax bytes packed as `k0` (its first 8 bytes) and `k1` (the
+  // rest, zero-padded), both little-endian, or kNone. CachedBpe's keys are already in this form,
+  // so a miss there asks this table (one access, keys inline) instead of find() (hash the bytes,
+  // then compare them in the blob: two more random accesses).
+  static constexpr size_t kMidMin = 8, kMidMax = 16;
+  uint32_t find_mid(uint64_t k0, uint64_t k1, uint32_t len) const noexcept {
+    const uint32_t want = len << 24;
+    for (uint64_t i = mid_hash(k0, k1, len) >> mid_shift_;; i = (i + 1) & mid_mask_) {
+      const MidSlot& slot = mid_[i];
+      if (slot.k0 == k0 && slot.k1 == k1 && (slot.len_id & 0xFF000000u) == want) {
+        return slot.len_id & 0xFFFFFFu;
+      }
+      if (slot.len_id == 0) return kNone;
+    }
+  }
   // Id of the single-byte token `b`.
   uint32_t byte_token(uint8_t b) const noexcept { return byte_tokens_[b]; }
   // merge(byte_token(a), byte_token(b)) from a dense 256x256 table (256 KB, stays in L2): the
@@ -92,6 +107,14 @@ class Vocab {
     return w | (uint64_t{s.size()} << 56);
   }
   uint32_t find_long(std::string_view bytes) const noexcept;
+  struct MidSlot {
+    uint64_t k0, k1;
+    uint32_t len_id;  // id | length << 24; 0 = empty
+  };
+  static uint64_t mid_hash(uint64_t k0, uint64_t k1, uint64_t len) noexcept {
+    const uint64_t h = (k0 * 0x9E3779B97F4A7C15ull) ^ ((k1 + len) * 0xC2B2AE3D27D4EB4Full);
+    return (h ^ (h >> 29)) * 0x165667B19E3779F9ull;
+  }
   // Lays blob_ out in rank order from per-rank (start, length) into the current blob_ and builds
   // the tables. Throws ParseError (message prefixed by `where`) for a missing rank.
   void finish(const std::vector<uint32_t>& start_of_rank, const std::vector<uint32_t>& len_of_rank,
@@ -117,6 +140,10 @@ class Vocab {
   std::vector<uint64_t, TableAllocator<uint64_t>> slots_;  // bytes -> id for longer tokens: (hash high 32 bits << 32) | id, open addressing
   uint64_t slot_mask_ = 0;
   int slot_shift_ = 64;
+  // Tokens of kMidMin..kMidMax bytes with their bytes inline (find_mid), open addressing.
+  std::vector<MidSlot, TableAllocator<MidSlot>> mid_;
+  uint64_t mid_mask_ = 0;
+  int mid_shift_ = 64;
   std::vector<uint64_t, TableAllocator<uint64_t>> pairs_;  // (left << 42 | right << 21 | merged), open addressing
   uint64_t pair_mask_ = 0;
   int pair_shift_ = 64;
