@@ -10,6 +10,7 @@
 #include <system_error>
 #include <filesystem>
 
+#include "orroute/byte_io.h"
 #include "orroute/error.h"
 
 namespace orroute {
@@ -21,19 +22,10 @@ constexpr uint32_t kByteOrderMark = 0x01020304;
 // optional-field flags, the capability bits): bounds the model count before reserving for it.
 constexpr size_t kMinModelBytes = 64;
 
-class Writer {
+// The snapshot's own value kinds, over the shared byte layer (orroute/byte_io.h).
+class Writer : public ByteWriter {
  public:
-  template <typename T>
-  void raw(T v) {
-    char b[sizeof(T)];
-    std::memcpy(b, &v, sizeof(T));
-    out_.append(b, sizeof(T));
-  }
   void flag(bool v) { raw<uint8_t>(v ? 1 : 0); }
-  void str(const std::string& s) {
-    raw<uint32_t>(static_cast<uint32_t>(s.size()));
-    out_.append(s);
-  }
   void strs(const std::vector<std::string>& v) {
     raw<uint32_t>(static_cast<uint32_t>(v.size()));
     for (const std::string& s : v) str(s);
@@ -47,41 +39,15 @@ class Writer {
   void opt_str(const std::optional<std::string>& v) { opt(v, [&](const std::string& s) { str(s); }); }
   void opt_i64(const std::optional<int64_t>& v) { opt(v, [&](int64_t x) { raw(x); }); }
   void opt_money(const std::optional<Money>& v) { opt(v, [&](Money x) { money(x); }); }
-  std::string take() { return std::move(out_); }
-
- private:
-  std::string out_;
 };
 
-class Reader {
+class Reader : public ByteReader {
  public:
-  explicit Reader(std::string_view b) : b_(b) {}
-  template <typename T>
-  T raw() {
-    need(sizeof(T));
-    T v;
-    std::memcpy(&v, b_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return v;
-  }
+  explicit Reader(std::string_view b) : ByteReader(b, "catalog snapshot") {}
   bool flag() {
     const uint8_t v = raw<uint8_t>();
     if (v > 1) fail("a flag is neither 0 nor 1");
     return v == 1;
-  }
-  std::string str() {
-    const uint32_t n = raw<uint32_t>();
-    need(n);
-    std::string s(b_.substr(pos_, n));
-    pos_ += n;
-    return s;
-  }
-  // A count of items each taking at least `min_bytes`: bounded by what is left, so a corrupt count
-  // cannot ask for a huge allocation.
-  uint32_t count(size_t min_bytes) {
-    const uint32_t n = raw<uint32_t>();
-    if (n > (b_.size() - pos_) / min_bytes) fail("a count larger than the bytes left");
-    return n;
   }
   std::vector<std::string> strs() {
     std::vector<std::string> v(count(sizeof(uint32_t)));
@@ -97,17 +63,6 @@ class Reader {
   std::optional<std::string> opt_str() { return opt([&] { return str(); }); }
   std::optional<int64_t> opt_i64() { return opt([&] { return raw<int64_t>(); }); }
   std::optional<Money> opt_money() { return opt([&] { return money(); }); }
-  bool at_end() const { return pos_ == b_.size(); }
-  [[noreturn]] void fail(const std::string& why) const {
-    throw ParseError("catalog snapshot: " + why + " (at byte " + std::to_string(pos_) + ")");
-  }
-
- private:
-  void need(size_t n) const {
-    if (n > b_.size() - pos_) fail("truncated");
-  }
-  std::string_view b_;
-  size_t pos_ = 0;
 };
 
 // The price fields in one order, for both directions.

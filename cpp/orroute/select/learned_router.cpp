@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "orroute/byte_io.h"
 #include "orroute/error.h"
 #include "orroute/linear_solve.h"
 
@@ -38,58 +39,7 @@ double logit_of(double p) {
 
 bool finite(double x) { return std::isfinite(x); }
 
-class Writer {
- public:
-  template <typename T>
-  void put(T v) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    const auto* p = reinterpret_cast<const char*>(&v);
-    out_.append(p, sizeof(T));
-  }
-  void put_str(std::string_view s) {
-    put<uint32_t>(static_cast<uint32_t>(s.size()));
-    out_.append(s);
-  }
-  void put_raw(const char* p, size_t n) { out_.append(p, n); }
-  std::string take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  template <typename T>
-  T get() {
-    need(sizeof(T));
-    T v;
-    std::memcpy(&v, in_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return v;
-  }
-  std::string get_str() {
-    const auto n = get<uint32_t>();
-    need(n);
-    std::string s(in_.substr(pos_, n));
-    pos_ += n;
-    return s;
-  }
-  std::string_view get_raw(size_t n) {
-    need(n);
-    const std::string_view s = in_.substr(pos_, n);
-    pos_ += n;
-    return s;
-  }
-  bool at_end() const { return pos_ == in_.size(); }
-
- private:
-  void need(size_t n) const {
-    if (in_.size() - pos_ < n) throw ParseError("learned router file is truncated");
-  }
-  std::string_view in_;
-  size_t pos_ = 0;
-};
+using Writer = ByteWriter;
 
 // Solves (A + ridge) x = b for a small symmetric positive semi-definite A; the ridge keeps it
 // definite. `n` is the dimension.
@@ -522,27 +472,27 @@ void put_sparse(Writer& w, const std::vector<float>& values, const std::vector<f
   for (size_t i = 0; i < dim; ++i) {
     nnz += (values[i * stride + col] != 0.0f || acc[i * stride + col] != acc0);
   }
-  w.put<uint32_t>(nnz);
+  w.raw<uint32_t>(nnz);
   for (size_t i = 0; i < dim; ++i) {
     const float v = values[i * stride + col];
     const float a = acc[i * stride + col];
     if (v == 0.0f && a == acc0) continue;
-    w.put<uint32_t>(static_cast<uint32_t>(i));
-    w.put<float>(v);
-    w.put<float>(a);
+    w.raw<uint32_t>(static_cast<uint32_t>(i));
+    w.raw<float>(v);
+    w.raw<float>(a);
   }
 }
 
-void get_sparse(Reader& r, std::vector<float>& values, std::vector<float>& acc, size_t stride,
+void get_sparse(ByteReader& r, std::vector<float>& values, std::vector<float>& acc, size_t stride,
                 size_t col) {
   const size_t dim = values.size() / stride;
-  const auto nnz = r.get<uint32_t>();
+  const auto nnz = r.raw<uint32_t>();
   if (nnz > dim) throw ParseError("learned router file is corrupt (too many weights)");
   for (uint32_t k = 0; k < nnz; ++k) {
-    const auto i = r.get<uint32_t>();
+    const auto i = r.raw<uint32_t>();
     if (i >= dim) throw ParseError("learned router file is corrupt (weight index out of range)");
-    values[i * stride + col] = r.get<float>();
-    acc[i * stride + col] = r.get<float>();
+    values[i * stride + col] = r.raw<float>();
+    acc[i * stride + col] = r.raw<float>();
   }
 }
 
@@ -551,53 +501,53 @@ void get_sparse(Reader& r, std::vector<float>& values, std::vector<float>& acc, 
 std::string LearnedRouter::to_bytes() const {
   std::shared_lock lock(mutex_);
   Writer w;
-  w.put_raw(kMagic, sizeof kMagic);
-  w.put<uint32_t>(kFileVersion);
+  w.bytes(kMagic, sizeof kMagic);
+  w.raw<uint32_t>(kFileVersion);
   const FeatureConfig& f = config_.features;
-  w.put<uint32_t>(f.hash_bits);
-  w.put<uint8_t>(f.word_unigrams);
-  w.put<uint8_t>(f.word_bigrams);
-  w.put<uint32_t>(f.char_ngram_min);
-  w.put<uint32_t>(f.char_ngram_max);
-  w.put<uint32_t>(f.char_window);
-  w.put<uint32_t>(f.word_window);  // since version 2
-  w.put<uint8_t>(f.structure);
-  w.put<uint32_t>(config_.epochs);
-  w.put<double>(config_.learning_rate);
-  w.put<double>(config_.l2);
-  w.put<double>(config_.l2_shared);
-  w.put<uint8_t>(config_.shared_component);
-  w.put<double>(config_.adagrad_init);
-  w.put<double>(config_.prior_strength);
-  w.put<uint64_t>(config_.seed);
-  w.put<uint32_t>(static_cast<uint32_t>(models_.size()));
+  w.raw<uint32_t>(f.hash_bits);
+  w.raw<uint8_t>(f.word_unigrams);
+  w.raw<uint8_t>(f.word_bigrams);
+  w.raw<uint32_t>(f.char_ngram_min);
+  w.raw<uint32_t>(f.char_ngram_max);
+  w.raw<uint32_t>(f.char_window);
+  w.raw<uint32_t>(f.word_window);  // since version 2
+  w.raw<uint8_t>(f.structure);
+  w.raw<uint32_t>(config_.epochs);
+  w.raw<double>(config_.learning_rate);
+  w.raw<double>(config_.l2);
+  w.raw<double>(config_.l2_shared);
+  w.raw<uint8_t>(config_.shared_component);
+  w.raw<double>(config_.adagrad_init);
+  w.raw<double>(config_.prior_strength);
+  w.raw<uint64_t>(config_.seed);
+  w.raw<uint32_t>(static_cast<uint32_t>(models_.size()));
   for (size_t mi = 0; mi < models_.size(); ++mi) {
     const ModelParams& m = models_[mi];
-    w.put_str(m.name);
-    for (const double v : {m.bias, m.bias_prior, m.bias_acc, m.scale, m.scale_acc}) w.put(v);
-    w.put<int64_t>(m.rows);
-    w.put<double>(m.score_sum);
-    w.put<double>(m.cost_n);
-    w.put<double>(m.cost_min);
-    w.put<double>(m.cost_max);
+    w.str(m.name);
+    for (const double v : {m.bias, m.bias_prior, m.bias_acc, m.scale, m.scale_acc}) w.raw(v);
+    w.raw<int64_t>(m.rows);
+    w.raw<double>(m.score_sum);
+    w.raw<double>(m.cost_n);
+    w.raw<double>(m.cost_min);
+    w.raw<double>(m.cost_max);
     if (m.cost_n > 0) {
-      for (const double v : m.cost_xtx) w.put(v);
-      for (const double v : m.cost_xty) w.put(v);
+      for (const double v : m.cost_xtx) w.raw(v);
+      for (const double v : m.cost_xty) w.raw(v);
     }
     put_sparse(w, w_, w_acc_, models_.size(), mi, static_cast<float>(config_.adagrad_init));
   }
   if (config_.shared_component) put_sparse(w, v_, v_acc_, 1, 0, static_cast<float>(config_.adagrad_init));
-  w.put_raw(kEndMagic, sizeof kEndMagic);
+  w.bytes(kEndMagic, sizeof kEndMagic);
   return w.take();
 }
 
 std::shared_ptr<LearnedRouter> LearnedRouter::from_bytes(std::string_view bytes) {
-  Reader r(bytes);
+  ByteReader r(bytes, "learned router file");
   if (bytes.size() < sizeof kMagic ||
-      std::memcmp(r.get_raw(sizeof kMagic).data(), kMagic, sizeof kMagic) != 0) {
+      std::memcmp(r.bytes(sizeof kMagic).data(), kMagic, sizeof kMagic) != 0) {
     throw ParseError("not an orroute learned router file (bad magic)");
   }
-  const auto version = r.get<uint32_t>();
+  const auto version = r.raw<uint32_t>();
   if (version < kOldestFileVersion || version > kFileVersion) {
     throw ParseError("learned router file version " + std::to_string(version) +
                      " is not supported (this orroute reads versions " +
@@ -605,23 +555,23 @@ std::shared_ptr<LearnedRouter> LearnedRouter::from_bytes(std::string_view bytes)
                      ")");
   }
   RouterConfig c;
-  c.features.hash_bits = r.get<uint32_t>();
-  c.features.word_unigrams = r.get<uint8_t>() != 0;
-  c.features.word_bigrams = r.get<uint8_t>() != 0;
-  c.features.char_ngram_min = r.get<uint32_t>();
-  c.features.char_ngram_max = r.get<uint32_t>();
-  c.features.char_window = r.get<uint32_t>();
+  c.features.hash_bits = r.raw<uint32_t>();
+  c.features.word_unigrams = r.raw<uint8_t>() != 0;
+  c.features.word_bigrams = r.raw<uint8_t>() != 0;
+  c.features.char_ngram_min = r.raw<uint32_t>();
+  c.features.char_ngram_max = r.raw<uint32_t>();
+  c.features.char_window = r.raw<uint32_t>();
   // Version 1 had no word window: its word features read the whole prompt.
-  c.features.word_window = version >= 2 ? r.get<uint32_t>() : 0;
-  c.features.structure = r.get<uint8_t>() != 0;
-  c.epochs = r.get<uint32_t>();
-  c.learning_rate = r.get<double>();
-  c.l2 = r.get<double>();
-  c.l2_shared = r.get<double>();
-  c.shared_component = r.get<uint8_t>() != 0;
-  c.adagrad_init = r.get<double>();
-  c.prior_strength = r.get<double>();
-  c.seed = r.get<uint64_t>();
+  c.features.word_window = version >= 2 ? r.raw<uint32_t>() : 0;
+  c.features.structure = r.raw<uint8_t>() != 0;
+  c.epochs = r.raw<uint32_t>();
+  c.learning_rate = r.raw<double>();
+  c.l2 = r.raw<double>();
+  c.l2_shared = r.raw<double>();
+  c.shared_component = r.raw<uint8_t>() != 0;
+  c.adagrad_init = r.raw<double>();
+  c.prior_strength = r.raw<double>();
+  c.seed = r.raw<uint64_t>();
   std::shared_ptr<LearnedRouter> router;
   try {
     router.reset(new LearnedRouter(c));
@@ -629,7 +579,7 @@ std::shared_ptr<LearnedRouter> LearnedRouter::from_bytes(std::string_view bytes)
     throw ParseError(std::string("learned router file has an invalid configuration: ") + e.what());
   }
   const uint32_t dim = router->featurizer_.dim();
-  const auto n_models = r.get<uint32_t>();
+  const auto n_models = r.raw<uint32_t>();
   if (n_models == 0 || n_models > 100000) throw ParseError("learned router file is corrupt");
   router->models_.resize(n_models);
   router->w_.assign(static_cast<size_t>(dim) * n_models, 0.0f);
@@ -637,22 +587,22 @@ std::shared_ptr<LearnedRouter> LearnedRouter::from_bytes(std::string_view bytes)
   router->w_acc_.assign(static_cast<size_t>(dim) * n_models, acc0);
   for (size_t mi = 0; mi < n_models; ++mi) {
     ModelParams& m = router->models_[mi];
-    m.name = r.get_str();
-    m.bias = r.get<double>();
-    m.bias_prior = r.get<double>();
-    m.bias_acc = r.get<double>();
-    m.scale = r.get<double>();
-    m.scale_acc = r.get<double>();
-    m.rows = r.get<int64_t>();
-    m.score_sum = r.get<double>();
-    m.cost_n = r.get<double>();
-    m.cost_min = r.get<double>();
-    m.cost_max = r.get<double>();
+    m.name = r.str();
+    m.bias = r.raw<double>();
+    m.bias_prior = r.raw<double>();
+    m.bias_acc = r.raw<double>();
+    m.scale = r.raw<double>();
+    m.scale_acc = r.raw<double>();
+    m.rows = r.raw<int64_t>();
+    m.score_sum = r.raw<double>();
+    m.cost_n = r.raw<double>();
+    m.cost_min = r.raw<double>();
+    m.cost_max = r.raw<double>();
     if (m.cost_n > 0) {
       m.cost_xtx.resize(kCostDims * kCostDims);
       m.cost_xty.resize(kCostDims);
-      for (double& v : m.cost_xtx) v = r.get<double>();
-      for (double& v : m.cost_xty) v = r.get<double>();
+      for (double& v : m.cost_xtx) v = r.raw<double>();
+      for (double& v : m.cost_xty) v = r.raw<double>();
     }
     m.refit_cost();
     get_sparse(r, router->w_, router->w_acc_, n_models, mi);
@@ -662,7 +612,7 @@ std::shared_ptr<LearnedRouter> LearnedRouter::from_bytes(std::string_view bytes)
     router->v_acc_.assign(dim, acc0);
     get_sparse(r, router->v_, router->v_acc_, 1, 0);
   }
-  if (std::memcmp(r.get_raw(sizeof kEndMagic).data(), kEndMagic, sizeof kEndMagic) != 0 ||
+  if (std::memcmp(r.bytes(sizeof kEndMagic).data(), kEndMagic, sizeof kEndMagic) != 0 ||
       !r.at_end()) {
     throw ParseError("learned router file is corrupt (bad trailer)");
   }
