@@ -47,6 +47,7 @@ from .outcome import ChatOutcome
 from .outcome import sent as _sent
 from .response_events import ResponseEvents
 from .responses import from_chat, to_chat
+from .scrub import scrub_secrets
 from .settings import ALIASES, GatewaySettings
 from .stream_n import relay_n
 from .validate import validate_chat
@@ -186,11 +187,8 @@ class GatewayApp:
 
     def _scrub(self, data: bytes) -> bytes:
         """Removes the upstream key(s) from bytes that came from upstream (error bodies, and
-        answers whose choice carries the upstream's error)."""
-        for secret in self._secrets:
-            if secret in data:
-                data = data.replace(secret, b"[redacted]")
-        return data
+        answers whose choice carries the upstream's error), escaped or not."""
+        return scrub_secrets(data, self._secrets)
 
     def _scrub_text(self, text: str) -> str:
         return self._scrub(text.encode()).decode(errors="replace")
