@@ -34,6 +34,14 @@ def _utf8_safe(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def _retry_text(text: object, err: TypeError) -> str:
+    """For a binding's TypeError: ``text`` with its lone surrogates replaced when they were the
+    cause (tiktoken's behaviour); otherwise ``err`` again (not a str)."""
+    if not isinstance(text, str) or _encodable(text):
+        raise err
+    return _utf8_safe(text)
+
+
 def _special_set(value: _Special) -> list[str] | None:
     """tiktoken's allowed_special / disallowed_special for the core: None is "all"."""
     if isinstance(value, str) and value == "all":
@@ -136,10 +144,8 @@ class Encoding:
         """
         try:
             return self._core.encode_ordinary(text)
-        except TypeError:
-            if not isinstance(text, str) or _encodable(text):
-                raise
-            return self._core.encode_ordinary(_utf8_safe(text))
+        except TypeError as err:
+            return self._core.encode_ordinary(_retry_text(text, err))
 
     def encode(
         self,
@@ -164,17 +170,13 @@ class Encoding:
             if disallowed_special == "all":  # tiktoken's defaults: no set to convert
                 try:
                     return self._core.encode_default(text)
-                except TypeError:
-                    if not isinstance(text, str) or _encodable(text):
-                        raise
-                    return self._core.encode_default(_utf8_safe(text))
+                except TypeError as err:
+                    return self._core.encode_default(_retry_text(text, err))
         allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
         try:
             return self._core.encode(text, allowed, disallowed)
-        except TypeError:
-            if not isinstance(text, str) or _encodable(text):
-                raise
-            return self._core.encode(_utf8_safe(text), allowed, disallowed)
+        except TypeError as err:
+            return self._core.encode(_retry_text(text, err), allowed, disallowed)
 
     def encode_to_numpy(
         self,
@@ -224,24 +226,18 @@ class Encoding:
         if not allowed_special and not disallowed_special:  # no special handling at all
             try:
                 return self._core.count_ordinary(text)
-            except TypeError:
-                if not isinstance(text, str) or _encodable(text):
-                    raise
-                return self._core.count_ordinary(_utf8_safe(text))
+            except TypeError as err:
+                return self._core.count_ordinary(_retry_text(text, err))
         if not allowed_special and disallowed_special == "all":  # tiktoken's defaults
             try:
                 return self._core.count_default(text)
-            except TypeError:
-                if not isinstance(text, str) or _encodable(text):
-                    raise
-                return self._core.count_default(_utf8_safe(text))
+            except TypeError as err:
+                return self._core.count_default(_retry_text(text, err))
         allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
         try:
             return self._core.count(text, allowed, disallowed)
-        except TypeError:
-            if not isinstance(text, str) or _encodable(text):
-                raise
-            return self._core.count(_utf8_safe(text), allowed, disallowed)
+        except TypeError as err:
+            return self._core.count(_retry_text(text, err), allowed, disallowed)
 
     def encode_batch(
         self,

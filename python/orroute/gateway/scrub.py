@@ -31,7 +31,7 @@ def scrub_secrets(data: bytes, secrets: Sequence[bytes]) -> bytes:
             data = data.replace(secret, REDACTED)
     if b"\\u00" in data and secrets:
         plain = _ESCAPED_KEY_CHAR.sub(_plain, data)
-        if plain != data and any(secret in plain for secret in secrets):
+        if any(secret in plain for secret in secrets):
             for secret in secrets:
                 plain = plain.replace(secret, REDACTED)
             return plain
