@@ -5,14 +5,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/system-deps.sh --with-test-services
-python3 -m pip install --quiet ".[test]"
+phase() { echo "== $(date -u +%T) $*"; }
+
+# The package is built once, with the Catch2 tests and fuzz drivers in the same CMake tree
+# (build/test-<wheel tag>): the core library is compiled once for both, as the wheel ships it
+# (Release), and warnings are errors there too.
+phase "build and install the package with its tests"
+python3 -m pip install --quiet ".[test]" -C build-dir="build/test-{wheel_tag}" \
+  -C cmake.define.ORROUTE_BUILD_TESTS=ON -C cmake.define.ORROUTE_WERROR=ON
+phase "ruff"
 python3 -m ruff check python/ tests/py bench tools   # [tool.ruff] in pyproject.toml; fails fast
 
-cmake -S . -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORROUTE_BUILD_TESTS=ON \
-  -DORROUTE_BUILD_PYTHON=OFF -DORROUTE_WERROR=ON >/dev/null
-cmake --build build/cpp-tests -j"$(nproc)"
-(cd build/cpp-tests && ./orroute_tests)
+phase "Catch2"
+tests_bin=$(ls -t build/test-*/orroute_tests | head -n 1)
+(cd "$(dirname "$tests_bin")" && ./orroute_tests)
 
+phase "pytest"
 python3 -m pytest "$@"
+phase "stubtest and mypy"
 python3 -m mypy.stubtest orroute._core --ignore-missing-stub --allowlist .ci/stubtest-allowlist.txt
 python3 -m mypy --no-incremental   # the package type-checks ([tool.mypy] in pyproject.toml)
+phase "done"

@@ -32,7 +32,10 @@ namespace {
   std::abort();
 }
 
-void check_encoding(const orroute::Encoding& enc, std::string_view text) {
+// `with_unstable`: also check encode_with_unstable, whose completions can list every token that
+// starts with the text's last piece (~50k vectors for a trailing space in o200k): under ASan that
+// is most of a run's time, so each input checks it on one encoding only.
+void check_encoding(const orroute::Encoding& enc, std::string_view text, bool with_unstable = true) {
   const std::vector<uint32_t> tokens = enc.encode_ordinary(text);
   if (enc.decode_bytes(tokens) != text) fail("decode(encode_ordinary(x)) != x");
   if (enc.count_ordinary(text) != tokens.size()) fail("count_ordinary != encode size");
@@ -57,12 +60,14 @@ void check_encoding(const orroute::Encoding& enc, std::string_view text) {
     }
   }
   if (!text.empty()) (void)enc.encode_single_piece(text.substr(0, 64));
-  const auto [stable, completions] = enc.encode_with_unstable(text.substr(0, 48), all);
-  if (enc.decode_bytes(stable) != text.substr(0, enc.decode_bytes(stable).size())) {
-    fail("encode_with_unstable: stable tokens are not a prefix of the text");
-  }
-  for (const auto& seq : completions) {
-    if (seq.empty()) fail("encode_with_unstable: empty completion");
+  if (with_unstable) {
+    const auto [stable, completions] = enc.encode_with_unstable(text.substr(0, 48), all);
+    if (enc.decode_bytes(stable) != text.substr(0, enc.decode_bytes(stable).size())) {
+      fail("encode_with_unstable: stable tokens are not a prefix of the text");
+    }
+    for (const auto& seq : completions) {
+      if (seq.empty()) fail("encode_with_unstable: empty completion");
+    }
   }
   (void)enc.encode_single_token(text);
   // The batch paths: the text cut at every newline into texts, encoded flat and counted on two
@@ -134,7 +139,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
       fuzz_binary(data.substr(1));
       break;
     default:
-      for (const auto& enc : encodings) check_encoding(*enc, data.substr(1));
+      for (size_t i = 0; i < encodings.size(); ++i) {
+        check_encoding(*encodings[i], data.substr(1), i == size % encodings.size());
+      }
   }
   return 0;
 }
