@@ -3,7 +3,9 @@
 Runs each tree's own `build/dev/orroute_ledger_bench` (1 thread in each of 1/2/4/8 processes,
 reserve + settle against two budgets on one fresh file) in turn, `--rounds` times, and prints the
 median settled calls/s per tree and mode, each point's ratio to that row's one-process figure, and
-the branch/base ratio of the medians. Modes: `leases` (default options) and, where the tree has it,
+the branch/base ratio of the medians; then the median CPU per settled call (user + system of every
+process of the run, from `RUSAGE_CHILDREN`), steadier than calls/s on a shared machine, where a
+run's rate mostly says how much CPU it was given. Modes: `leases` (default options) and, where the tree has it,
 `write-behind` (LEASES=2: settle_delay_us 10 ms, settle_batch 64). A run whose budgets did not come
 out exact is reported (and counted as a failure).
 
@@ -13,6 +15,7 @@ out exact is reported (and counted as a failure).
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -21,8 +24,10 @@ from pathlib import Path
 MODES = {"leases": "1", "write-behind": "2"}
 
 
-def run(tree: Path, tmp: str, calls: int, mode: str, procs: int) -> float | None:
+def run(tree: Path, tmp: str, calls: int, mode: str, procs: int) -> tuple[float, float] | None:
+    """Calls/s and µs of CPU per call of one run, or None if it failed."""
     exe = tree / "build" / "dev" / "orroute_ledger_bench"
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [str(exe), tmp, "1", str(calls), MODES[mode], str(procs)],
         capture_output=True,
@@ -30,13 +35,15 @@ def run(tree: Path, tmp: str, calls: int, mode: str, procs: int) -> float | None
         check=False,
         timeout=600,
     )
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     fields = out.stdout.split()
     if out.returncode != 0 or len(fields) < 4:
         return None
     if fields[3] != "1":
         print(f"NOT EXACT: {tree} {mode} {procs} processes")
         return None
-    return float(fields[0])
+    cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+    return float(fields[0]), cpu / calls * 1e6
 
 
 def supports_write_behind(tree: Path) -> bool:
@@ -58,16 +65,18 @@ def main() -> None:
         (t, m) for t in trees for m in MODES if m == "leases" or supports_write_behind(trees[t])
     ]
     res: dict[tuple[str, str, int], list[float]] = {}
+    cpu: dict[tuple[str, str, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
             for p in procs:
                 for tree, mode in rows:
-                    rate = run(trees[tree], tmp, args.calls, mode, p)
-                    if rate is not None:
-                        res.setdefault((tree, mode, p), []).append(rate)
+                    got = run(trees[tree], tmp, args.calls, mode, p)
+                    if got is not None:
+                        res.setdefault((tree, mode, p), []).append(got[0])
+                        cpu.setdefault((tree, mode, p), []).append(got[1])
                     print(
                         f"round {i} {tree:6} {mode:12} {p} processes: "
-                        f"{'failed' if rate is None else f'{rate:,.0f}/s'}",
+                        + ("failed" if got is None else f"{got[0]:,.0f}/s, {got[1]:.1f} µs CPU/call"),
                         flush=True,
                     )
     med = {k: statistics.median(v) for k, v in res.items()}
@@ -92,6 +101,20 @@ def main() -> None:
                 cells.append(f"{p}: {b / a:.2f}x")
         if cells:
             print(f"branch {mode} / base leases: " + "; ".join(cells))
+    cmed = {k: statistics.median(v) for k, v in cpu.items()}
+    print("\nCPU per settled call (µs, user + system of all processes; medians)")
+    for tree, mode in rows:
+        cells = [f"{p}: {cmed[(tree, mode, p)]:.1f}" if (tree, mode, p) in cmed else f"{p}: n/a"
+                 for p in procs]
+        print(f"{tree:6} {mode:12} " + "; ".join(cells))
+    for mode in MODES:
+        cells = []
+        for p in procs:
+            a, b = cmed.get(("base", mode, p)), cmed.get(("branch", mode, p))
+            if a and b:
+                cells.append(f"{p}: {b / a:.2f}x")
+        if cells:
+            print(f"branch / base CPU per call, {mode}: " + "; ".join(cells))
 
 
 if __name__ == "__main__":

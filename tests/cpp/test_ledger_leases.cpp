@@ -6,10 +6,12 @@
 // (objects of one process share their view of reserved money).
 #include <catch2/catch.hpp>
 
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <set>
 #include <string>
 #include <thread>
@@ -89,7 +91,9 @@ TEST_CASE("a lease serves reserves locally and others see it as reserved", "[led
   a.settle(r.reservation_id, cost("0.004"));
   REQUIRE(state(a).spent == Money::parse("0.004"));
   REQUIRE(state(a).reserved.is_zero());
-  REQUIRE(outside(file.path).reserved == Money::parse("0.31"));  // the rest of the grant
+  // The settled 0.01 stays in the lease row (its cost is in spent) until the row is next
+  // written (a grant, a return): one page fewer per settle. Others see the whole grant.
+  REQUIRE(outside(file.path).reserved == Money::parse("0.32"));
   a.release_leases();
   seen = outside(file.path);
   REQUIRE(seen.reserved.is_zero());
@@ -327,4 +331,88 @@ TEST_CASE("settle_batch writes many settles in one transaction, as settling each
     REQUIRE((again[0].outcome && !again[0].outcome->reservation_found));
     REQUIRE(state(batched).reserved.is_zero());
   }
+}
+
+namespace {
+// Counter rows whose atto columns left [0, 1e9) (the carry formulas rely on it).
+int64_t unnormalized_counters(const std::string& path) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM budget_windows WHERE spent_attos NOT BETWEEN "
+                                 "0 AND 999999999 OR reserved_attos NOT BETWEEN 0 AND 999999999",
+                             -1, &s, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(s) == SQLITE_ROW);
+  const int64_t n = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  sqlite3_close_v2(db);
+  return n;
+}
+}  // namespace
+
+TEST_CASE("settles keep counters exact to the atto through carries and borrows", "[ledger][leases]") {
+  // The counters are (nanos, attos) columns updated in SQL (one UPDATE ... RETURNING per window):
+  // amounts whose atto parts sum past 1e9 carry, released reservations with larger atto parts
+  // than what is reserved borrow, and a release larger than what is reserved stops at zero.
+  for (const bool leases : {true, false}) {
+    TempLedgerFile file;
+    SqliteLedgerOptions options;
+    options.leases = leases;
+    SqliteLedger l(file.path, options);
+    l.set_budget(spec("project:p", Window::kDaily, "1000"));
+    l.set_budget(spec("global", Window::kTotal, "1000"));
+    Money spent;
+    const char* amounts[] = {"0.000000000999999999", "0.123456789987654321", "0.000000001000000001",
+                             "0.5"};
+    const char* costs[] = {"0.000000000999999999", "0.000000000000000001", "0.100000000900000000",
+                           "0.499999999999999999"};
+    for (int i = 0; i < 40; ++i) {
+      const auto r = l.reserve(req(amounts[i % 4], "p"));
+      REQUIRE(r.status == ReserveStatus::kReserved);
+      spent += Money::parse(costs[(i / 4) % 4]);
+      REQUIRE(l.settle(r.reservation_id, cost(costs[(i / 4) % 4])).reservation_found);
+      SpendScope scope;
+      scope.project = "p";
+      for (const BudgetState& s : l.budget_states(scope, 0, false)) {
+        REQUIRE(s.spent == spent);
+        REQUIRE(s.reserved.is_zero());  // this process's own free lease money is not counted
+      }
+      REQUIRE(unnormalized_counters(file.path) == 0);
+    }
+    l.release_leases();
+    Outside seen = outside(file.path);
+    REQUIRE(seen.reserved.is_zero());
+    REQUIRE(l.total_cost({}) == spent);
+  }
+}
+
+TEST_CASE("a process killed after settling from its lease leaves the budget exact", "[ledger][leases]") {
+  // Its settled reservations were still in its lease row (consumed, their cost in spent): the
+  // reclaim releases the whole row, so nothing stays reserved and nothing is counted twice.
+  TempLedgerFile file;
+  SqliteLedger parent(file.path);
+  parent.set_budget(spec("project:p", Window::kTotal, "100"));
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    SqliteLedger mine(file.path);
+    for (int i = 0; i < 10; ++i) {
+      const auto r = mine.reserve(req("0.01", "p"));
+      if (r.status != ReserveStatus::kReserved) ::_exit(1);
+      mine.settle(r.reservation_id, cost("0.004"));
+    }
+    (void)mine.reserve(req("0.01", "p"));  // one in flight too
+    ::kill(::getpid(), SIGKILL);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+  REQUIRE(outside(file.path).reserved == Money::parse("0.32"));  // the whole lease, still held
+  parent.reclaim(0);
+  SpendScope scope;
+  scope.project = "p";
+  const BudgetState st = parent.budget_states(scope, 0, false).at(0);
+  REQUIRE(st.spent == Money::parse("0.04"));
+  REQUIRE(st.reserved.is_zero());
+  REQUIRE(parent.live_reservations().first == 0);
 }

@@ -52,10 +52,12 @@ struct SqliteLedgerOptions {
 // Budget leases (on by default): a process takes, in one transaction, an allowance from the
 // budgets that match a scope (a `reservations` row charged to their reserved counters, like a
 // reservation) and serves reserve() from it in memory; settle() is still one durable transaction
-// that also takes the settled reservation off the lease. A grant is what the call needs, or more
+// (the row and its spend); the settled reservation stays in the lease row and the reserved
+// counters ("consumed", already spent) until the row is next written: its next grant, a return,
+// or the expiry refresh (docs/cost.md). A grant is what the call needs, or more
 // while there is room: at most 1/8 of what the budgets have left and 32 calls of this size, so
 // grants shrink to exact near the limit and spend never exceeds it. Other processes see this
-// process's unused lease money as reserved; this process does not (budget_states() and
+// process's unused and consumed lease money as reserved; this process does not (budget_states() and
 // live_reservations() show its own reservations only, over all its SqliteLedger objects on the
 // file). Cutoffs and budget changes reach every
 // process's next reserve() through an epoch counter in a shared sidecar file (`<path>-orroute`,

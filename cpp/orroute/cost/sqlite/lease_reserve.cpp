@@ -112,6 +112,8 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
       lease = nullptr;
     }
   }
+  // Its settled reservations leave the counters first, so the check below sees true room.
+  if (lease && flush_consumed(lease)) matched = match(r.scope, at, false);
   if (lease) {
     std::lock_guard lk(lmu);
     claimed = std::min(lease->free, r.amount);
@@ -163,7 +165,7 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
         {
           std::lock_guard lk(lmu);
           for (const auto& [k, l] : leases) {
-            if (l == lease || l->dead || l->free.is_zero()) continue;
+            if (l == lease || l->dead || (l->free.is_zero() && l->consumed.is_zero())) continue;
             for (const auto& w : k) {
               if (std::find(key.begin(), key.end(), w) != key.end()) {
                 others.push_back(l);

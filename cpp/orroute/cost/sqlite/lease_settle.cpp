@@ -61,9 +61,23 @@ SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, con
       bump_epoch();
     }
   }
-  if (sub.lease &&
-      !add_to_lease_row(sub.lease->row_id, -(sub.amount + taken), now + 2 * kLeaseTtlUs)) {
-    here = false;  // the lease was reclaimed: like a reclaimed reservation
+  // The lease row and its windows' reserved counters keep the settled reservation (as
+  // `consumed`) while the row's expiry is more than a lease ttl away: one page fewer per settle,
+  // and a crash still only releases money whose cost is already in spent. Write-behind leases
+  // (whose dead rows count as spent) and a row due for an expiry refresh take it off now.
+  bool keep_in_row = false;
+  if (sub.lease && !behind_on) {
+    std::lock_guard lk(lmu);
+    keep_in_row = sub.lease->expires_at - now > kLeaseTtlUs;
+  }
+  if (keep_in_row) {
+    auto s = q("SELECT 1 FROM reservations WHERE id = ?");
+    s.bind(1, sub.lease->row_id);
+    here = s.step();
+  } else if (sub.lease) {
+    here = add_to_lease_row(sub.lease->row_id, -(sub.amount + taken), now + 2 * kLeaseTtlUs);
+  }
+  if (sub.lease && !here) {  // the lease was reclaimed: like a reclaimed reservation
     after_commit([this, lease = sub.lease] { drop_lease(lease); });
   }
   if (here) {
@@ -72,13 +86,18 @@ SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, con
   } else if (c.at == 0) {
     c.at = now;
   }
-  SettleOutcome out = insert_call(c, here ? sub.lease.get() : nullptr, sub.amount + taken);
+  const bool release_now = here && !keep_in_row;
+  SettleOutcome out = insert_call(c, release_now ? sub.lease.get() : nullptr, sub.amount + taken);
   out.reservation_found = here;
-  after_commit([this, id, lease = sub.lease, amount = sub.amount, here, now] {
+  after_commit([this, id, lease = sub.lease, amount = sub.amount, taken, here, keep_in_row, now] {
     subs.erase(id);
     if (lease && here && !lease->dead) {
       lease->held -= amount;
-      lease->expires_at = std::max(lease->expires_at, now + 2 * kLeaseTtlUs);
+      if (keep_in_row) {
+        lease->consumed += amount + taken;
+      } else {
+        lease->expires_at = std::max(lease->expires_at, now + 2 * kLeaseTtlUs);
+      }
     }
   });
   return out;

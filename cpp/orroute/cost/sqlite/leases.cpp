@@ -20,7 +20,9 @@ void SqliteLedger::Impl::drop_lease(const std::shared_ptr<Lease>& lease) {
 Money SqliteLedger::Impl::own_free(const std::pair<int64_t, TimeUs>& w) const {
   Money sum;
   for (const auto& [key, lease] : leases) {
-    if (!lease->dead && std::find(key.begin(), key.end(), w) != key.end()) sum += lease->free;
+    if (!lease->dead && std::find(key.begin(), key.end(), w) != key.end()) {
+      sum += lease->free + lease->consumed;
+    }
   }
   return sum;
 }
@@ -54,20 +56,41 @@ bool SqliteLedger::Impl::add_to_lease_row(int64_t row_id, Money delta, TimeUs ex
   return sqlite3_changes(db) == 1;
 }
 
+bool SqliteLedger::Impl::flush_consumed(const std::shared_ptr<Lease>& lease) {
+  // Taken now, not at commit, so a later job of the same batch cannot take it twice; settles
+  // add to it only once their batch has committed.
+  Money consumed;
+  {
+    std::lock_guard lk(lmu);
+    consumed = lease->consumed;
+    lease->consumed = Money();
+  }
+  if (consumed.is_zero()) return false;
+  if_failed([lease, consumed] { lease->consumed += consumed; });
+  if (!add_to_lease_row(lease->row_id, -consumed, 0)) return false;  // gone: released with it
+  for (const auto& [id, start] : lease->windows) add_reserved(id, start, -consumed);
+  return true;
+}
+
 void SqliteLedger::Impl::return_free(const std::shared_ptr<Lease>& lease, bool drop_if_idle) {
-  Money amount;
+  Money amount;  // free and consumed: the part of the row no call holds
+  Money free, consumed;
   bool drop = false;
   {
     std::lock_guard lk(lmu);
     if (lease->dead || lease->closing) return;
-    amount = lease->free;
+    free = lease->free;
+    consumed = lease->consumed;
+    amount = free + consumed;
     drop = drop_if_idle && lease->held.is_zero() && lease->pending == 0;
     if (amount.is_zero() && !drop) return;
     lease->free = Money();
+    lease->consumed = Money();
     lease->closing = drop;
   }
-  if_failed([lease, amount] {
-    lease->free += amount;
+  if_failed([lease, free, consumed] {
+    lease->free += free;
+    lease->consumed += consumed;
     lease->closing = false;
   });
   if (drop) {

@@ -23,7 +23,7 @@ SqliteLedger::Impl::ProcessView SqliteLedger::Impl::process_view() {
     for (const auto& [key, lease] : impl.leases) {
       if (lease->dead) continue;
       v.lease_rows.push_back(lease->row_id);
-      for (const auto& w : key) v.free[w] += lease->free;
+      for (const auto& w : key) v.free[w] += lease->free + lease->consumed;
     }
     for (const auto& [id, sub] : impl.subs) {
       if (sub.lease && sub.lease->dead) continue;
