@@ -85,12 +85,12 @@ def enter_namespaces(root: bool, net_pid_ipc: bool, mounts: bool) -> bool:
         flags |= CLONE_NEWUSER
     if not flags:
         return False
+    uid, gid = os.getuid(), os.getgid()  # after unshare, unmapped ids read as 65534
     if libc.unshare(flags) != 0:
         if ctypes.get_errno() in REFUSED:
             return False
         raise fail("unshare")
     if not root:  # map our own ids only: no root inside, no other user's files
-        uid, gid = os.getuid(), os.getgid()
         for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"),
                            ("gid_map", f"{gid} {gid} 1")):
             with open(f"/proc/self/{name}", "w", encoding="ascii") as f:
@@ -137,7 +137,7 @@ def read_only_tree() -> bool:
     return True
 
 
-def confine_files(tmp: str, script: str, owner: int, pidns: bool) -> list[str]:
+def confine_files(tmp: str, script: str, owner: tuple[int, int], pidns: bool) -> list[str]:
     """The child's own mount namespace: all read-only but a fresh size-capped tmpfs on the work
     dir (the script copied in), and a fresh /proc of its PID namespace. The layers in force."""
     if libc.unshare(CLONE_NEWNS) != 0:
@@ -151,7 +151,7 @@ def confine_files(tmp: str, script: str, owner: int, pidns: bool) -> list[str]:
         source = f.read()
     mount("orroute-verify", tmp, "tmpfs", MS_NOSUID | MS_NODEV,
           f"size={WORK_BYTES},nr_inodes={WORK_FILES},mode=700")
-    os.chown(tmp, owner, owner)
+    os.chown(tmp, *owner)
     with open(script, "xb") as f:  # ENOSPC for a script larger than the work dir: setup fails
         f.write(source)
     layers.append("tmpfs")
@@ -303,7 +303,7 @@ def child(args: dict, report_w: int, alive_r: int) -> None:
     """Limits itself, reports its layers on ``report_w`` and execs the code (never returns)."""
     layers = []
     if "mounts" not in args["off"]:
-        owner = NOBODY if args["drop_uid"] else os.getuid()
+        owner = (NOBODY, NOBODY) if args["drop_uid"] else (os.getuid(), os.getgid())
         layers += confine_files(args["tmp"], args["script"], owner, args["pidns"])
     if new_session_keyring():
         layers.append("keyring")

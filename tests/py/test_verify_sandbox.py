@@ -343,8 +343,9 @@ def this_tree() -> str:
 
 
 def run_as_non_root(source: str, *args: str, env: dict[str, str]) -> str:
-    """``source`` run by a non-root Python that can import this orroute: 65534 when we are root
-    (needs a Python and a tree it can read), else ourselves."""
+    """``source`` run by a non-root Python that can import this orroute: uid 4242, gid 4343 (not
+    65534, the id an unmapped one reads as in a new user namespace) when we are root (needs a
+    Python and a tree others can read), else ourselves."""
     import subprocess
 
     python_dir = this_tree()
@@ -354,19 +355,19 @@ def run_as_non_root(source: str, *args: str, env: dict[str, str]) -> str:
         exe = nobody_python() or ""
         if not exe:
             pytest.skip("no Python that 65534 can run")
-        kw = {"user": 65534, "group": 65534, "extra_groups": []}
+        kw = {"user": 4242, "group": 4343, "extra_groups": []}
     out = subprocess.run([exe, "-c", source, *args], capture_output=True, text=True, timeout=60,
                          cwd="/", env={"PYTHONPATH": python_dir, "PATH": "/usr/bin:/bin", **env},
                          check=False, **kw)  # type: ignore[call-overload]
     if "No module named" in out.stderr or "Permission denied" in out.stderr:
-        pytest.skip(f"65534 cannot import this tree: {out.stderr.strip()[-120:]}")
+        pytest.skip(f"uid 4242 cannot import this tree: {out.stderr.strip()[-120:]}")
     assert out.returncode == 0, out.stderr[-400:]
     return str(out.stdout)
 
 
-@pytest.mark.parametrize("disable", [("namespaces", "landlock"),
+@pytest.mark.parametrize("disable", [(), ("namespaces", "landlock"),
                                      ("namespaces", "mounts", "landlock")],
-                         ids=["mount-namespace", "nothing"])
+                         ids=["every-layer", "mount-namespace", "nothing"])
 def test_a_non_root_callers_environment_is_out_of_reach(disable: tuple[str, ...]) -> None:
     import json
 
@@ -376,6 +377,8 @@ def test_a_non_root_callers_environment_is_out_of_reach(disable: tuple[str, ...]
     got = json.loads(out.strip().splitlines()[-1])
     if "mounts" in disable:  # nothing confines the code: it must not run at all
         assert got["reason"].startswith("sandbox failed: nothing confines"), got
+    elif not got["layers"]:
+        pytest.fail(f"the sandbox did not start for a non-root caller: {got}")
     elif "readonly" in got["layers"]:  # its user namespace: no ptrace-access to the caller
         assert got["reason"] == "blocked", got
     else:
