@@ -27,7 +27,8 @@ Layers, each used when the kernel allows it and reported as missing otherwise:
   block device); no TCP (ABI 4+); no signals
   or abstract unix sockets out of the sandbox (ABI 6+).
 - ``seccomp``: socket(2), fork/vfork/clone (threads too), clone3, io_uring, ptrace,
-  process_vm_*, unshare/setns fail (EPERM/EAGAIN/ENOSYS); another syscall ABI kills the process.
+  process_vm_*, unshare/setns, keyctl/add_key/request_key fail (EPERM/EAGAIN/ENOSYS); another
+  syscall ABI kills the process.
 - ``nocaps``: root that cannot become nobody (its Python is not readable by 65534) keeps uid 0
   but with no capability at all.
 - ``keyring``: a new empty session keyring (the caller's keys are not possessed); seccomp also
