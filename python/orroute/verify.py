@@ -392,7 +392,9 @@ def _log_layers(report: Mapping[str, Any]) -> None:
 def sandbox_report(python: str | None = None,
                    disable: Collection[str] = ()) -> dict[str, list[str]]:
     """The layers the code sandbox has here (``{"layers": [...], "missing": [...]}``), from a
-    run of an empty program; see docs/routing.md for what each one stops."""
+    run of an empty program; see docs/routing.md for what each one stops. With none of
+    ``uid``, ``landlock`` and ``readonly`` among the layers, code checks fail instead of
+    running (the code would run as this user, free to read and write its files)."""
     with tempfile.TemporaryDirectory(prefix="orroute-verify-") as tmp:
         path = os.path.join(tmp, "answer.py")
         open(path, "w").close()
