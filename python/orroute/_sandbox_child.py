@@ -27,8 +27,8 @@ Layers, each used when the kernel allows it and reported as missing otherwise:
   block device); no TCP (ABI 4+); no signals
   or abstract unix sockets out of the sandbox (ABI 6+).
 - ``seccomp``: socket(2), fork/vfork/clone (threads too), clone3, io_uring, ptrace,
-  process_vm_*, unshare/setns, keyctl/add_key/request_key fail (EPERM/EAGAIN/ENOSYS); another
-  syscall ABI kills the process.
+  process_vm_*, unshare/setns, keyctl/add_key/request_key, memfd_create, bpf, perf_event_open,
+  userfaultfd fail (EPERM/EAGAIN/ENOSYS); another syscall ABI kills the process.
 - ``nocaps``: root that cannot become nobody (its Python is not readable by 65534) keeps uid 0
   but with no capability at all.
 - ``keyring``: a new empty session keyring (the caller's keys are not possessed); seccomp also
@@ -228,10 +228,13 @@ def landlock(tmp: str, exe: str) -> list[str]:
 # ---------------------------------------------------------------------------- seccomp
 
 # EPERM: ptrace, process_vm_readv/writev, unshare, setns, io_uring_setup, add_key, request_key,
-# keyctl; EAGAIN: fork, vfork
+# keyctl, memfd_create (memory outside RLIMIT_AS and any tmpfs bound), and kernel surface no
+# check needs: bpf, perf_event_open, userfaultfd; EAGAIN: fork, vfork
 ARCHES = {  # machine: (AUDIT_ARCH, socket, clone, clone3, blocked with EPERM, with EAGAIN)
-    "x86_64": (0xC000003E, 41, 56, 435, (101, 310, 311, 272, 308, 425, 248, 249, 250), (57, 58)),
-    "aarch64": (0xC00000B7, 198, 220, 435, (117, 270, 271, 97, 268, 425, 217, 218, 219), ()),
+    "x86_64": (0xC000003E, 41, 56, 435, (101, 310, 311, 272, 308, 425, 248, 249, 250, 319, 321,
+                                         298, 323), (57, 58)),
+    "aarch64": (0xC00000B7, 198, 220, 435, (117, 270, 271, 97, 268, 425, 217, 218, 219, 279, 280,
+                                            241, 282), ()),
 }
 RET_ALLOW, RET_KILL, RET_ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
 LD_W_ABS, JEQ, JGE, RET = 0x20, 0x15, 0x35, 0x06

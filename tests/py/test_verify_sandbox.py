@@ -483,3 +483,41 @@ def test_a_stopped_code_still_times_out() -> None:
     r = v.run_python("import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)\n", timeout=1,
                      disable=("namespaces",))
     assert r.reason == "timed out after 1 s" and time.monotonic() - t < 8
+
+
+def test_memory_files_outside_the_address_space_limit_are_refused() -> None:
+    """A memfd's pages are not in RLIMIT_AS and in no tmpfs: 64 of them at 16 MB would be 1 GB
+    (the bound that remains without seccomp)."""
+    need((), "seccomp")
+    code = ("import os, sys\nfd = os.memfd_create('x')\nos.write(fd, b'x' * (1 << 20))\n"
+            "sys.exit('made one')\n")
+    r = v.run_python(code, timeout=10)
+    assert r.outcome == "fail" and "Operation not permitted" in r.reason, r.reason
+
+
+ABSTRACT = ("import socket\ns = socket.socket(socket.AF_UNIX)\ns.settimeout(2)\n"
+            "s.connect(NAME)\n")
+
+
+@pytest.mark.parametrize(("disable", "reaches"), [
+    (("seccomp", "landlock"), False), (("seccomp", "landlock", "namespaces"), True),
+], ids=["netns", "control"])
+def test_abstract_unix_sockets_of_the_host_are_out_of_reach(
+        disable: tuple[str, ...], reaches: bool) -> None:
+    """Abstract unix socket names live in the network namespace (seccomp's socket() refusal and
+    Landlock's scope stop them too; switched off here to show the namespace alone does)."""
+    if reaches:
+        need(disable, "readonly")  # the control must run, which needs something confining files
+    else:
+        need(disable, "netns")
+    name = f"\0orroute-test-{uuid.uuid4().hex}"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(name)
+    s.listen(1)
+    s.settimeout(0.3)
+    try:
+        r = v.run_python(ABSTRACT.replace("NAME", repr(name)), timeout=10, disable=disable)
+        assert _accepted(s) == reaches
+        assert r.outcome == ("pass" if reaches else "fail"), r.reason
+    finally:
+        s.close()
