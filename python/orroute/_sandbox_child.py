@@ -45,9 +45,11 @@ import json
 import os
 import re
 import resource
+import select
 import signal
 import struct
 import sys
+import time
 
 NOBODY = 65534
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWIPC = 0x00020000, 0x10000000, 0x08000000
@@ -392,17 +394,21 @@ def work_dir_over(tmp: str) -> bool:
     used, entries, stack = 0, 0, [tmp]
     try:
         while stack:
-            with os.scandir(stack.pop()) as it:
+            try:
+                it = os.scandir(stack.pop())
+            except FileNotFoundError:
+                continue  # removed while we walked (skipped, so churn cannot end the walk)
+            with it:
                 for e in it:
-                    st = e.stat(follow_symlinks=False)
-                    used += st.st_blocks * 512
+                    try:
+                        used += e.stat(follow_symlinks=False).st_blocks * 512
+                    except FileNotFoundError:
+                        continue
                     entries += 1
                     if used > WORK_BYTES or entries > WORK_FILES:
                         return True
                     if e.is_dir(follow_symlinks=False):
                         stack.append(e.path)
-    except FileNotFoundError:
-        pass  # removed while we walked: counted at the next look
     except OSError:
         return True
     return False
@@ -411,9 +417,6 @@ def work_dir_over(tmp: str) -> bool:
 def wait_watching(pid: int, tmp: str, deadline: float) -> tuple[int, str]:
     """Waits for the child while summing the temp dir (no tmpfs bounds it); kills the child
     at the deadline or past the bounds. Its wait status and "" / "timeout" / "disk"."""
-    import select
-    import time
-
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -488,9 +491,6 @@ def main() -> None:
                 "keyring", "landlock", "landlock-net", "landlock-scope",
                 "seccomp"] + (["uid"] if root else ["nproc"])
     missing = [x for x in expected if x not in layers]
-
-    import time
-
     deadline = time.monotonic() + timeout
     if "tmpfs" in layers:  # the kernel bounds the disk: just wait, woken by the timer
         timed_out = []
