@@ -521,3 +521,13 @@ def test_abstract_unix_sockets_of_the_host_are_out_of_reach(
         assert r.outcome == ("pass" if reaches else "fail"), r.reason
     finally:
         s.close()
+
+
+def test_the_code_inherits_no_descriptor_but_stdin_stdout_and_its_stderr_file() -> None:
+    """Neither the supervisor's report pipe nor its liveness pipe (nor anything of the caller's)
+    reaches the code; stdin and stdout are /dev/null."""
+    code = ("import os, sys\nfds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
+            "links = [os.readlink(f'/proc/self/fd/{f}') for f in (0, 1)]\n"
+            "sys.exit(f'{fds[:3]} {len(fds)} {links}')\n")
+    r = v.run_python(code, timeout=10)
+    assert r.reason == "[0, 1, 2] 4 ['/dev/null', '/dev/null']", r.reason  # 4: the listing's own
