@@ -108,6 +108,10 @@ MS_REC, MS_PRIVATE = 1 << 14, 1 << 18
 MOUNT_OPTIONS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 1024,
                  "nodiratime": 2048, "relatime": 1 << 21}  # kept on a remount: they may be locked
 SYS_MOUNT_SETATTR, AT_RECURSIVE, MOUNT_ATTR_RDONLY = 442, 0x8000, 1
+# Where root keeps secrets that Landlock's /etc read rule would let a no-capability root code
+# (still uid 0, their owner) read: hidden under /dev/null or an empty tmpfs in its namespace.
+ROOT_SECRETS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers",
+                "/etc/sudoers.d", "/etc/ssh", "/etc/ssl/private", "/root/.ssh")
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int,
@@ -140,6 +144,17 @@ def read_only_tree() -> bool:
     return True
 
 
+def hide_root_secrets() -> None:
+    """Covers ROOT_SECRETS that exist: a directory with an empty read-only tmpfs, a file with
+    /dev/null."""
+    for path in ROOT_SECRETS:
+        if os.path.isdir(path) and not os.path.islink(path):
+            mount("orroute-hidden", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=4k,nr_inodes=1,mode=0")
+        elif os.path.lexists(path) and not os.path.islink(path):
+            mount("/dev/null", path, None, MS_BIND)
+
+
 def confine_files(tmp: str, script: str, owner: tuple[int, int], pidns: bool) -> list[str]:
     """The child's own mount namespace: all read-only but a fresh size-capped tmpfs on the work
     dir (the script copied in), and a fresh /proc of its PID namespace. The layers in force."""
@@ -158,6 +173,8 @@ def confine_files(tmp: str, script: str, owner: tuple[int, int], pidns: bool) ->
     with open(script, "xb") as f:  # ENOSPC for a script larger than the work dir: setup fails
         f.write(source)
     layers.append("tmpfs")
+    if owner[0] == 0:
+        hide_root_secrets()
     if pidns:
         try:
             mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)

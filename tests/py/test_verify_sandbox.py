@@ -531,3 +531,23 @@ def test_the_code_inherits_no_descriptor_but_stdin_stdout_and_its_stderr_file() 
             "sys.exit(f'{fds[:3]} {len(fds)} {links}')\n")
     r = v.run_python(code, timeout=10)
     assert r.reason == "[0, 1, 2] 4 ['/dev/null', '/dev/null']", r.reason  # 4: the listing's own
+
+
+def test_roots_secrets_are_hidden_from_a_no_capability_root_code() -> None:
+    """``nocaps`` root is still uid 0, the owner of /etc/shadow (0640) and the host's keys:
+    Landlock's /etc read rule would let it read them; its mount namespace covers them."""
+    have = layers()
+    if "nocaps" not in have:
+        pytest.skip("only a no-capability root code owns root's secret files")
+    if "netns" not in have:
+        pytest.skip("no namespaces here (a container): no mount namespace to cover them")
+    present = [p for p in ("/etc/shadow", "/etc/gshadow") if os.path.exists(p)]
+    if not present:
+        pytest.skip("no /etc/shadow here")
+    code = ("import sys\nfound = []\n"
+            f"for p in {present!r}:\n"
+            "    try:\n        found.append(len(open(p).read()))\n    except OSError:\n"
+            "        pass\n"
+            "sys.exit(f'read {found}')\n")
+    r = v.run_python(code, timeout=10)
+    assert r.reason == f"read {[0] * len(present)}", r.reason  # /dev/null: empty
