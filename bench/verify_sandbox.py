@@ -1,6 +1,7 @@
 """Added latency of the code verifier's sandbox: wall ms per ``orroute.verify.run_python`` call
-on a trivial answer, this tree against a baseline tree (default /work/wt-base, the pre-sandbox
-build), two long-lived workers alternated call by call (order flipped each call), median and range of the round medians.
+on a trivial answer, this tree against a baseline tree (default /work/wt-base, an untouched
+build of main), two long-lived workers alternated call by call (order flipped each call), median
+and range of the round medians.
 
     PYTHONPATH=python python3 bench/verify_sandbox.py [--base /work/wt-base] [--rounds 7] [--calls 15]
 
