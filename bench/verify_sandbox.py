@@ -1,8 +1,13 @@
 """Added latency of the code verifier's sandbox: wall ms per ``orroute.verify.run_python`` call
-on a trivial answer, this tree against a baseline tree (default /work/wt-base, the pre-sandbox
-build), two long-lived workers alternated call by call (order flipped each call), median and range of the round medians.
+on a trivial answer, this tree against a baseline tree (default /work/wt-base, an untouched
+build of main), two long-lived workers alternated call by call (order flipped each call), median
+and range of the round medians.
 
     PYTHONPATH=python python3 bench/verify_sandbox.py [--base /work/wt-base] [--rounds 7] [--calls 15]
+
+``--base-disable mounts`` (layers, comma-separated) makes the baseline this tree with those
+layers switched off: the cost of the layers themselves, without the two trees' other changes
+(with ``mounts`` off the baseline bounds the disk with the ``diskwatch`` poll instead).
 """
 
 from __future__ import annotations
@@ -19,18 +24,19 @@ HERE = Path(__file__).resolve().parent
 CHILD = """
 import sys, time
 import orroute.verify as v
-v.run_python("pass")  # warm: the supervisor source is read once
+disable = tuple(filter(None, sys.argv[1].split(",")))
+v.run_python("pass", disable=disable)  # warm: the supervisor source is read once
 for _ in sys.stdin:  # one timed call per line, so the two trees alternate call by call
     t = time.perf_counter()
-    r = v.run_python("assert sum(range(10)) == 45")
+    r = v.run_python("assert sum(range(10)) == 45", disable=disable)
     assert r.outcome == "pass", r.reason
     print((time.perf_counter() - t) * 1e3, flush=True)
 """
 
 
-def worker(tree: Path) -> subprocess.Popen[str]:
+def worker(tree: Path, disable: str = "") -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(tree / "python"))
-    return subprocess.Popen([sys.executable, "-c", CHILD], env=env, text=True,
+    return subprocess.Popen([sys.executable, "-c", CHILD, disable], env=env, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
 
@@ -47,8 +53,11 @@ def main() -> None:
     ap.add_argument("--base", type=Path, default=Path("/work/wt-base"))
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--calls", type=int, default=15)
+    ap.add_argument("--base-disable", default="",
+                    help="baseline = this tree with these sandbox layers off (e.g. mounts)")
     a = ap.parse_args()
-    procs = {"baseline": worker(a.base), "sandbox": worker(HERE.parent)}
+    base = worker(HERE.parent, a.base_disable) if a.base_disable else worker(a.base)
+    procs = {"baseline": base, "sandbox": worker(HERE.parent)}
     medians: dict[str, list[float]] = {k: [] for k in procs}
     diffs = []
     for r in range(a.rounds):

@@ -185,9 +185,11 @@ def code(tests: str | Callable[[Answer], str] = "", *, timeout: float = 5.0,
     """Runs the answer's first Python code block followed by ``tests`` (assert statements; a
     callable gets the Answer and returns them) in a fresh ``python -I`` subprocess in an empty
     temporary directory, with a wall-clock ``timeout``, a CPU limit, an address-space limit of
-    ``memory_mb``, a 16 MB file-size limit, no new processes or threads and no core dumps,
-    confined by the sandbox layers the kernel allows (network and PID namespaces, Landlock,
-    seccomp, uid 65534 or no capabilities as root; :func:`sandbox_report`). Pass on exit
+    ``memory_mb``, a 16 MB file-size limit, 64 open files, a 64 MB / 4096-entry work dir, no
+    new processes or threads and no core dumps, confined by the sandbox layers the kernel allows
+    (network, PID and IPC namespaces, a read-only mount namespace with a private /proc, Landlock,
+    seccomp, uid 65534 or no capabilities as root; :func:`sandbox_report`); where nothing would
+    confine the code's files (no uid change, Landlock or mount namespace) it fails. Pass on exit
     status 0; fail on an error, a failed assert, a timeout or a missing code block. stdout is
     discarded; the reason is the last line of stderr (read from a file, at most its last 64 KB).
     ``bind_names``: when the task did not name the function, the one the tests call is bound to
@@ -260,7 +262,8 @@ _CHILD_ENV = {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREA
               "MKL_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
 
 # sandbox layers a caller may switch off (tests exercise the fallbacks with it)
-SANDBOX_LAYERS = frozenset({"namespaces", "uid", "nproc", "landlock", "seccomp"})
+# ("namespaces": net, PID, IPC; "mounts": the code's read-only mount namespace, tmpfs and /proc)
+SANDBOX_LAYERS = frozenset({"namespaces", "mounts", "uid", "nproc", "landlock", "seccomp"})
 
 
 def _supervisor_source() -> str:
@@ -320,6 +323,8 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
     _log_layers(report)
     if report["timed_out"]:
         return Verdict("fail", 0.0, f"timed out after {timeout:g} s", "code")
+    if report.get("disk_full"):
+        return Verdict("fail", 0.0, "killed: wrote more than its work dir may hold", "code")
     how, n = report["status"]
     if how == "exit" and n == 0:
         weaker = f"; sandbox without {','.join(report['missing'])}" if report["missing"] else ""
@@ -387,7 +392,9 @@ def _log_layers(report: Mapping[str, Any]) -> None:
 def sandbox_report(python: str | None = None,
                    disable: Collection[str] = ()) -> dict[str, list[str]]:
     """The layers the code sandbox has here (``{"layers": [...], "missing": [...]}``), from a
-    run of an empty program; see docs/routing.md for what each one stops."""
+    run of an empty program; see docs/routing.md for what each one stops. With none of
+    ``uid``, ``landlock`` and ``readonly`` among the layers, code checks fail instead of
+    running (the code would run as this user, free to read and write its files)."""
     with tempfile.TemporaryDirectory(prefix="orroute-verify-") as tmp:
         path = os.path.join(tmp, "answer.py")
         open(path, "w").close()
