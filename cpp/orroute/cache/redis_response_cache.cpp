@@ -144,7 +144,7 @@ class RedisResponseCache final : public ResponseCache {
       if (name == "saved_nanos") out.saved_nanos = v;
     }
     out.entries = to_i64(reply_text(
-        run({"ZCOUNT", prefix_ + "rc:exp", "(" + std::to_string(now_us()), "+inf"}).get()));
+        run({"ZCOUNT", prefix_ + "rc:exp", std::string(1, '(') += std::to_string(now_us()), "+inf"}).get()));
     out.bytes = to_i64(reply_text(run({"GET", prefix_ + "rc:bytes"}).get()));
     return out;
   }

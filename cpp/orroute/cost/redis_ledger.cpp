@@ -253,7 +253,10 @@ struct RedisLedger::Impl {
       args.push_back(w.budget->scope.value);
       args.push_back(units_string(w.budget->limit));
       std::string t;
-      for (const int32_t v : w.budget->thresholds_pct) t += (t.empty() ? "" : ",") + std::to_string(v);
+      for (const int32_t v : w.budget->thresholds_pct) {
+        if (!t.empty()) t += ',';
+        t += std::to_string(v);
+      }
       args.push_back(t);
       args.push_back(w.budget->name());
     }

@@ -82,7 +82,10 @@ std::string encode_budget(const BudgetSpec& b) {
   put_field(out, units_string(b.limit));
   put_field(out, to_string(b.policy));
   std::string t;
-  for (const int32_t v : b.thresholds_pct) t += (t.empty() ? "" : ",") + std::to_string(v);
+  for (const int32_t v : b.thresholds_pct) {
+    if (!t.empty()) t += ',';
+    t += std::to_string(v);
+  }
   put_field(out, t);
   return out;
 }

@@ -95,7 +95,9 @@ CompressionPlan plan_compression(std::string_view model, std::string_view messag
     }
     const auto& m = msgs[static_cast<rapidjson::SizeType>(i)];
     roles[static_cast<size_t>(i)] = role_of(m);
-    const std::string one = "[" + to_json(m) + "]";
+    std::string one = "[";
+    one += to_json(m);
+    one += ']';
     tokens[static_cast<size_t>(i)] = std::max<int64_t>(0, count_chat_tokens_json(model, one).tokens - empty);
   }
   // Units: start indices of runs that a tool result never begins.

@@ -23,7 +23,10 @@ std::vector<std::pair<int64_t, TimeUs>> decode_windows(const std::string& text) 
 
 std::string encode_thresholds(const std::vector<int32_t>& t) {
   std::string out;
-  for (const int32_t v : t) out += (out.empty() ? "" : ",") + std::to_string(v);
+  for (const int32_t v : t) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(v);
+  }
   return out;
 }
 
