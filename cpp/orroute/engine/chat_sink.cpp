@@ -7,6 +7,7 @@
 
 #include "orroute/engine/chat_text.h"
 #include "orroute/json.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 
@@ -148,6 +149,10 @@ void ChatSink::on_done(const TransferResult& t) {
 }
 
 AttemptResult ChatSink::result_of(const TransferResult& t) {
+  // A body (a plain reply or an error) is text from here on: bytes that are not UTF-8 become
+  // U+FFFD once, so the caller, the ledger, the cache and the gateway's clients all get text.
+  // (Stream events are made valid by the SSE parser.)
+  repair_utf8(body_);
   if (!adapter_) return result_for(t);
   const int64_t now_ms = sender_->clock()->unix_millis();
   if (status_ >= 200 && status_ < 300 && sender_->stream() && broken_.empty() && !cut_ && !wire_error_ &&

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "orroute/error.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 
@@ -173,6 +174,7 @@ void Call::on_done(int attempt, const TransferResult& result) {
   }
   const RetryPolicy& policy = client_->config_.retry;
   if (result.status == TransferStatus::kOk) {
+    repair_utf8(body_);  // a reply or error body is text: what is not UTF-8 becomes U+FFFD
     if (status_ >= 200 && status_ < 300) {
       if (!streaming_) {
         std::lock_guard<std::mutex> lock(mu_);

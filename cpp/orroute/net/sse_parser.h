@@ -1,7 +1,8 @@
 // Incremental Server-Sent Events parser (the text/event-stream format of WHATWG HTML §9.2),
 // separate from any I/O: feed it bytes as they arrive, in pieces of any size, and it reports each
 // complete event. Comment lines (": OPENROUTER PROCESSING") are skipped, LF, CRLF and CR line ends
-// are all accepted, multi-line `data:` fields are joined with '\n'.
+// are all accepted, multi-line `data:` fields are joined with '\n'. As the standard decodes the
+// stream, an event's fields are valid UTF-8: bytes that are not become U+FFFD (orroute/utf8.h).
 #pragma once
 
 #include <cstddef>

@@ -1,0 +1,233 @@
+"""Every byte an upstream sends is hostile until checked: replies that are not UTF-8, streams cut
+inside a character, error bodies and headers of raw bytes, echoed keys. None of them may end in a
+raw Python error (UnicodeDecodeError, KeyError, TypeError, a json error) after the call was paid,
+through the manager, the client, the gateway or the openai drop-in, sync and async, streamed or
+not. The upstream is a FakeOpenRouter answering ``Fault.raw`` bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import orroute
+from orroute import Task
+from orroute.testing import FakeOpenRouter, Fault
+
+MODEL = "test/a"  # synthetic: $1/M prompt, $2/M completion tokens
+KEY = "sk-or-v1-hostile-upstream-test-key-0123456789"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenRouter]:
+    with FakeOpenRouter(models=[MODEL, "test/b"]) as f:
+        yield f
+
+
+def manager(fake: FakeOpenRouter, tmp_path: Path, **kw: Any) -> orroute.AIModelManager:
+    kw.setdefault("retry_base_delay", 0.001)
+    return orroute.AIModelManager(api_key=KEY, base_url=fake.base_url,
+                                  ledger=str(tmp_path / "ledger.sqlite3"), **kw)
+
+
+def completion(content: bytes = b"ok", *, id: bytes = b"gen-1", model: bytes = MODEL.encode(),
+               provider: bytes = b"P", extra_message: bytes = b"") -> bytes:
+    """A plain chat completion's JSON as raw bytes (fields may hold any bytes)."""
+    return (b'{"id":"' + id + b'","model":"' + model + b'","provider":"' + provider
+            + b'","object":"chat.completion","created":1,"choices":[{"index":0,"message":'
+            b'{"role":"assistant","content":"' + content + b'"' + extra_message
+            + b'},"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":2,'
+            b'"total_tokens":10,"cost":0.000012}}')
+
+
+def sse(*events: bytes) -> bytes:
+    return b"".join(b"data: " + e + b"\n\n" for e in events)
+
+
+def chunk(delta: bytes, *, id: bytes = b"gen-1", model: bytes = MODEL.encode(),
+          provider: bytes = b"P", finish: bytes = b"null") -> bytes:
+    return (b'{"id":"' + id + b'","model":"' + model + b'","provider":"' + provider
+            + b'","object":"chat.completion.chunk","created":1,"choices":[{"index":0,"delta":'
+            + delta + b',"finish_reason":' + finish + b"}]}")
+
+
+USAGE = (b'{"id":"gen-1","model":"test/a","object":"chat.completion.chunk","created":1,'
+         b'"choices":[],"usage":{"prompt_tokens":8,"completion_tokens":2,"total_tokens":10,'
+         b'"cost":0.000012}}')
+
+
+def stream_reply(*pieces: bytes) -> Fault:
+    return Fault.raw(*pieces, content_type="text/event-stream", content_length=-1)
+
+
+def hostile_stream(content: bytes, **kw: bytes) -> bytes:
+    return sse(chunk(b'{"role":"assistant","content":"' + content + b'"}', **kw),
+               chunk(b"{}", finish=b'"stop"', **kw), USAGE, b"[DONE]")
+
+
+# --- the manager ----------------------------------------------------------------------------------
+
+
+def test_manager_stream_with_invalid_utf8_in_a_delta_gives_replacement_chars(fake, tmp_path):
+    """A delta holding a byte that is not UTF-8 reaches the consumer with U+FFFD, sync and
+    async, and the run settles: no UnicodeDecodeError out of json.loads of the queued chunk."""
+    m = manager(fake, tmp_path)
+    fake.fail(MODEL, stream_reply(hostile_stream(b"bad \xff byte", provider=b"P\xfe")))
+    chunks = list(m.stream_task_sync(Task(messages="hi", max_tokens=5), model=MODEL))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "bad \ufffd byte"
+
+    async def run() -> str:
+        out = []
+        async for c in m.stream_task(Task(messages="hi", max_tokens=5), model=MODEL):
+            if c["choices"]:
+                out.append(c["choices"][0]["delta"].get("content") or "")
+        return "".join(out)
+
+    assert asyncio.run(run()) == "bad \ufffd byte"
+
+
+def test_manager_stream_split_inside_a_character_keeps_the_character(fake, tmp_path):
+    """An SSE event cut by the network between the bytes of one character is joined before it
+    is read: the consumer sees the character, not two U+FFFD."""
+    m = manager(fake, tmp_path)
+    body = hostile_stream("héllo wörld €".encode())
+    cut = body.index("é".encode()) + 1  # between the two bytes of é
+    cut2 = body.index("€".encode()) + 2  # inside the three bytes of €
+    fake.fail(MODEL, stream_reply(body[:cut], body[cut:cut2], body[cut2:]))
+    chunks = list(m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "héllo wörld €"
+
+
+def test_manager_plain_reply_with_invalid_utf8_names_reaches_the_ledger_readably(fake, tmp_path):
+    """The served model and provider of a reply are upstream bytes; the ledger keeps the row
+    and reading the history back never raises."""
+    m = manager(fake, tmp_path)
+    fake.fail(MODEL, Fault.raw(completion(b"fine", model=b"test/a\xff", provider=b"Prov\xfe")))
+    r = m.execute_task_sync(Task(messages="hi", max_tokens=5), model=MODEL)
+    assert r.content == "fine"
+    rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert len(rows) == 1
+    for value in vars(rows[0]).values():  # every text field is text (it encodes back)
+        if isinstance(value, str):
+            value.encode()
+
+
+def test_manager_error_body_not_utf8_is_an_api_error(fake, tmp_path):
+    """A 500 whose body is neither JSON nor UTF-8 is an orroute error, not a decode error."""
+    m = manager(fake, tmp_path, max_retries=0)
+    fake.fail("*", Fault.raw(b"\xff\xfe upstream \xc3 broke", status=500))
+    with pytest.raises(orroute.OrRouteError):
+        m.execute_task_sync(Task(messages="hi", max_tokens=5), model=MODEL)
+
+
+# --- the plain client -------------------------------------------------------------------------
+
+
+def client(fake: FakeOpenRouter) -> orroute.OpenRouter:
+    return orroute.OpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+
+
+def test_client_error_body_not_utf8_is_an_api_status_error(fake):
+    fake.fail(MODEL, Fault.raw(b"\xff\xfe upstream \xc3 broke", status=500))
+    with pytest.raises(orroute.InternalServerError):
+        client(fake).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_client_error_json_with_invalid_utf8_message_is_an_api_status_error(fake):
+    fake.fail(MODEL, Fault.raw(b'{"error":{"code":400,"message":"bad \xff"}}', status=400))
+    with pytest.raises(orroute.BadRequestError) as e:
+        client(fake).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert "bad \ufffd" in str(e.value)
+
+
+def test_client_header_value_not_utf8_does_not_break_the_response(fake):
+    fake.fail(MODEL, Fault.raw(completion(b"fine"), headers={"X-Odd": b"caf\xe9 \xff"}))
+    raw = client(fake).chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert raw.parse().choices[0].message.content == "fine"
+    assert "x-odd" in raw.headers
+
+
+def test_client_stream_with_invalid_utf8_and_split_characters(fake):
+    body = hostile_stream("caf\xe9 ".encode() + b"\xff")
+    cut = body.index(b"\xc3") + 1
+    fake.fail(MODEL, stream_reply(body[:cut], body[cut:]))
+    with client(fake).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+    ) as s:
+        text = "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+    assert text == "café \ufffd"
+
+
+def test_client_plain_reply_with_invalid_utf8(fake):
+    fake.fail(MODEL, Fault.raw(completion(b"bad \xff", id=b"gen-\xfe")))
+    r = client(fake).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content == "bad \ufffd"
+
+
+# --- the response cache ----------------------------------------------------------------------
+
+
+def test_cache_hit_of_a_reply_with_invalid_utf8(fake, tmp_path):
+    """The cache keeps what the upstream sent; serving it again never raises."""
+    m = manager(fake, tmp_path, cache=str(tmp_path / "cache.sqlite3"))
+    fake.fail(MODEL, Fault.raw(completion(b"bad \xff")), times=1)
+    t = Task(messages="hi", max_tokens=5, params={"temperature": 0})
+    first = m.execute_task_sync(t, model=MODEL)
+    second = m.execute_task_sync(t, model=MODEL)
+    assert first.content == second.content == "bad \ufffd"
+    chunks = list(m.stream_task_sync(t, model=MODEL))  # a streamed hit replays the stored reply
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks
+                   if c["choices"]) == "bad \ufffd"
+    assert len([r for r in fake.requests if r.path.endswith("/chat/completions")]) == 1
+
+
+# --- the gateway and the drop-in ---------------------------------------------------------------
+
+
+def test_dropin_stream_with_invalid_utf8(fake, tmp_path):
+    m = manager(fake, tmp_path)
+    oc = orroute.openai_client(m)
+    fake.fail(MODEL, stream_reply(hostile_stream(b"bad \xff byte")))
+    s = oc.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                   stream=True, max_tokens=5)
+    text = "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+    assert text == "bad \ufffd byte"
+
+
+def test_dropin_plain_with_invalid_utf8(fake, tmp_path):
+    m = manager(fake, tmp_path)
+    oc = orroute.openai_client(m)
+    fake.fail(MODEL, Fault.raw(completion(b"bad \xff byte")))
+    r = oc.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                   max_tokens=5)
+    assert r.choices[0].message.content == "bad \ufffd byte"
+
+
+def test_gateway_stream_relays_valid_utf8(fake, tmp_path):
+    from orroute.gateway import Gateway, GatewaySettings
+
+    fake.fail(MODEL, stream_reply(hostile_stream(b"bad \xff byte")))
+    settings = GatewaySettings(base_url=fake.base_url, api_key=KEY,
+                               ledger=str(tmp_path / "gw.sqlite3"), port=0)
+    with Gateway(settings) as gw:
+        key = gw.keys.create("p")[0]
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(
+            {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True,
+             "max_tokens": 5}), headers={"Authorization": f"Bearer {key}",
+                                         "Content-Type": "application/json"})
+        data = conn.getresponse().read()
+        conn.close()
+    data.decode("utf-8")  # what the gateway sends is UTF-8
+    assert "bad \ufffd byte" in "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in data.decode().splitlines()
+        if line.startswith("data: {") and json.loads(line[6:]).get("choices"))
