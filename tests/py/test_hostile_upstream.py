@@ -231,3 +231,44 @@ def test_gateway_stream_relays_valid_utf8(fake, tmp_path):
         json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
         for line in data.decode().splitlines()
         if line.startswith("data: {") and json.loads(line[6:]).get("choices"))
+
+
+# --- sizes: nothing an upstream sends is buffered without bound ---------------------------------
+
+BIG = 70 << 20  # past the 64 MiB a reply or one stream event may take
+
+
+def endless(first: bytes, piece: int = 4 << 20) -> list[bytes]:
+    """``first`` and then BIG bytes of 'a' with no line end, in pieces."""
+    return [first] + [b"a" * piece] * (BIG // piece)
+
+
+def test_client_stream_event_without_end_is_cut_not_buffered(fake):
+    """A `data:` line that never ends (70 MiB and counting) stops the stream with an error that
+    says why, instead of growing the parser's buffer for as long as the upstream sends."""
+    fake.fail(MODEL, stream_reply(*endless(b'data: {"choices":[{"delta":{"content":"'),
+                                  b'"}}]}\n\n'))
+    with pytest.raises(orroute.APIError, match="larger than"):
+        with client(fake).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+        ) as s:
+            for _ in s:
+                pass
+
+
+def test_client_reply_larger_than_the_limit_says_so(fake):
+    """A plain reply past the limit is an error naming the size, not 'cancelled'."""
+    fake.fail(MODEL, Fault.raw(*endless(b'{"x":"'), b'"}'))
+    with pytest.raises(orroute.APIError, match="larger than") as e:
+        client(fake).chat.completions.create(model=MODEL,
+                                             messages=[{"role": "user", "content": "hi"}])
+    assert not isinstance(e.value, orroute.APIConnectionError)
+
+
+def test_manager_stream_event_without_end_is_cut(fake, tmp_path):
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    fake.fail("*", stream_reply(*endless(b'data: {"choices":[{"delta":{"content":"'),
+                                b'"}}]}\n\n'))
+    with pytest.raises(orroute.OrRouteError, match="larger than"):
+        for _ in m.stream_task_sync(Task(messages="hi", max_tokens=5), model=MODEL):
+            pass

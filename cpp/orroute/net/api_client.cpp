@@ -100,6 +100,7 @@ void Call::start_attempt() {
   status_ = 0;
   headers_.fields.clear();
   body_.clear();
+  too_large_.clear();
   streaming_ = false;
   saw_done_ = false;
   parser_.reset();
@@ -130,7 +131,10 @@ void Call::on_head(int attempt, int status, const Headers& headers) {
 DataAction Call::on_data(int attempt, std::string_view bytes) {
   if (attempt != attempt_) return DataAction::kAbort;
   if (!streaming_) {
-    if (body_.size() + bytes.size() > kMaxBody) return DataAction::kAbort;
+    if (body_.size() + bytes.size() > kMaxBody) {
+      too_large_ = "the reply is larger than " + std::to_string(kMaxBody) + " bytes";
+      return DataAction::kAbort;
+    }
     body_.append(bytes);
     return DataAction::kContinue;
   }
@@ -149,6 +153,11 @@ DataAction Call::on_data(int attempt, std::string_view bytes) {
     queue_.push_back(std::move(ev.data));
     return true;
   });
+  if (parser_.pending_bytes() > kMaxBody) {  // one endless event: the parser would buffer it all
+    too_large_ = "a stream event is larger than " + std::to_string(kMaxBody) + " bytes";
+    parser_.reset();
+    return DataAction::kAbort;
+  }
   if (queue_.size() != before) {
     delivered_ = true;
     notify_locked(lock);
@@ -173,6 +182,14 @@ void Call::on_done(int attempt, const TransferResult& result) {
     if (cancelled_ || state_ != State::kRunning) return;
   }
   const RetryPolicy& policy = client_->config_.retry;
+  if (!too_large_.empty()) {  // a broken server: a retry would send as much again
+    ApiError err;
+    err.kind = streaming_ ? ApiError::Kind::kStream : ApiError::Kind::kStatus;
+    err.status = 502;
+    err.message = too_large_;
+    fail(std::move(err));
+    return;
+  }
   if (result.status == TransferStatus::kOk) {
     repair_utf8(body_);  // a reply or error body is text: what is not UTF-8 becomes U+FFFD
     if (status_ >= 200 && status_ < 300) {

@@ -153,6 +153,7 @@ class Call : public std::enable_shared_from_this<Call> {
   int status_ = 0;
   Headers headers_;
   std::string body_;
+  std::string too_large_;   // why the attempt's reply was cut for its size ("" if it was not)
   bool streaming_ = false;  // a 2xx head arrived for a stream: body is SSE
   bool delivered_ = false;  // an event was handed to the queue: no retry after this
   SseParser parser_;

@@ -28,8 +28,12 @@ class SseParser {
 
   // Consumes `bytes` (any split of the stream), calling `sink` for each event completed inside them.
   // Returns false if the sink asked to stop. Never throws for malformed input (unknown fields are
-  // ignored, as the standard says); memory grows only with the longest unfinished event.
+  // ignored, as the standard says); memory grows only with the longest unfinished event (the caller
+  // caps it with pending_bytes()).
   bool feed(std::string_view bytes, const EventSink& sink);
+
+  // Bytes held for the unfinished line and event: what a caller caps, since an event may never end.
+  size_t pending_bytes() const { return line_.size() + data_.size() + event_.size() + id_.size(); }
 
   // True if a partial line or event is buffered (the stream ended in the middle of an event).
   bool has_partial() const { return !line_.empty() || has_data_ || !event_.empty(); }
