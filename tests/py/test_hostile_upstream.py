@@ -272,3 +272,72 @@ def test_manager_stream_event_without_end_is_cut(fake, tmp_path):
     with pytest.raises(orroute.OrRouteError, match="larger than"):
         for _ in m.stream_task_sync(Task(messages="hi", max_tokens=5), model=MODEL):
             pass
+
+
+# --- keys: an upstream that echoes the key it was sent --------------------------------------------
+
+ESCAPED_KEY = "".join("\\u%04x" % ord(c) for c in KEY).encode()  # JSON that reads as the key
+
+ECHOES = [
+    Fault.bad_request(f"bad key {KEY}"),
+    Fault.status_error(400, "bad", metadata={"raw": f"key={KEY}"}),
+    Fault.raw(b'{"error":{"code":400,"message":"bad ' + ESCAPED_KEY + b'"}}', status=400),
+    Fault.raw(b'{"error":{"code":400,"message":"bad","metadata":{"raw":"' + ESCAPED_KEY
+              + b'"}}}', status=400),
+    Fault.raw(b"oops " + KEY.encode(), status=400, content_type="text/plain"),
+    Fault.stream_error(after_tokens=1, message=f"boom {KEY}"),
+]
+ECHO_IDS = ["message", "metadata", "escaped-message", "escaped-metadata", "not-json", "mid-stream"]
+
+
+def shown(value: Any) -> str:
+    """Everything a caller could print of a result or an exception."""
+    out = [str(value), repr(value)]
+    for attr in ("body", "response", "args", "__dict__"):
+        out.append(repr(getattr(value, attr, None)))
+    return "\n".join(out)
+
+
+def leaks(text: str) -> bool:
+    return KEY in text or KEY[12:] in text or ESCAPED_KEY.decode() in text
+
+
+def outcome(run: Any) -> str:
+    try:
+        return shown(run())
+    except orroute.OrRouteError as e:
+        return shown(e)
+
+
+@pytest.mark.parametrize("fault", ECHOES, ids=ECHO_IDS)
+def test_an_echoed_key_never_reaches_a_manager_caller(fake, tmp_path, fault):
+    """Not in the exception (message, body, metadata), the result, the streamed chunks, sync or
+    async, plain or escaped with JSON \\u escapes."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    task = Task(messages="hi", max_tokens=5)
+
+    async def astream() -> list[Any]:
+        return [c async for c in m.stream_task(task, model=MODEL)]
+
+    runs = [lambda: m.execute_task_sync(task, model=MODEL),
+            lambda: list(m.stream_task_sync(task, model=MODEL)),
+            lambda: asyncio.run(astream())]
+    for run in runs:
+        fake.fail("*", fault)
+        assert not leaks(outcome(run))
+    ledger = (tmp_path / "ledger.sqlite3").read_bytes()
+    assert KEY.encode() not in ledger and KEY[12:].encode() not in ledger
+
+
+@pytest.mark.parametrize("fault", ECHOES, ids=ECHO_IDS)
+def test_an_echoed_key_never_reaches_a_client_caller(fake, fault):
+    c = client(fake)
+    msgs = [{"role": "user", "content": "hi"}]
+
+    def stream() -> list[Any]:
+        with c.chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+            return list(s)
+
+    for run in (lambda: c.chat.completions.create(model=MODEL, messages=msgs), stream):
+        fake.fail("*", fault)
+        assert not leaks(outcome(run))

@@ -151,8 +151,9 @@ void ChatSink::on_done(const TransferResult& t) {
 AttemptResult ChatSink::result_of(const TransferResult& t) {
   // A body (a plain reply or an error) is text from here on: bytes that are not UTF-8 become
   // U+FFFD once, so the caller, the ledger, the cache and the gateway's clients all get text.
-  // (Stream events are made valid by the SSE parser.)
+  // (Stream events are made valid by the SSE parser.) An echoed key never passes either.
   repair_utf8(body_);
+  body_ = (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(body_));
   if (!adapter_) return result_for(t);
   const int64_t now_ms = sender_->clock()->unix_millis();
   if (status_ >= 200 && status_ < 300 && sender_->stream() && broken_.empty() && !cut_ && !wire_error_ &&
@@ -176,8 +177,7 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
   }
   AttemptResult r;
   if (wire_error_) {
-    ApiError e = *wire_error_;
-    e.message = wire_client_->scrub(e.message);
+    ApiError e = scrubbed(*wire_error_);
     r.http_status = e.status >= 400 ? e.status : 502;
     r.error_message = e.message;
     r.content_delivered = delivered_;
@@ -243,7 +243,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
   } else if (status_ < 200 || status_ >= 300) {
     ApiError e = adapter_ ? adapter_->error(status_, headers_, body_, sender_->clock()->unix_millis())
                           : error_from_response(status_, headers_, body_, sender_->clock()->unix_millis());
-    if (wire_client_) e.message = wire_client_->scrub(e.message);
+    e = scrubbed(std::move(e));
     r.http_status = status_;
     r.provider = e.provider;
     r.error_message = e.message;
@@ -252,7 +252,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     err = std::move(e);
   } else if (sender_->stream()) {
     if (acc_.error()) {
-      ApiError e = *acc_.error();
+      ApiError e = scrubbed(*acc_.error());
       r.http_status = e.status >= 400 ? e.status : 502;  // a mid-stream error is an upstream failure
       r.error_message = e.message;
       r.provider = e.provider.empty() ? acc_.provider() : e.provider;
@@ -297,6 +297,10 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
   }
   if (err) sender_->set_error(std::move(err));
   return r;
+}
+
+ApiError ChatSink::scrubbed(ApiError e) {
+  return (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(e));
 }
 
 void ChatSink::fill_usage(const Usage& u, AttemptResult& r) {

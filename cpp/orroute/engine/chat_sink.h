@@ -72,6 +72,9 @@ class ChatSink final : public Sink {
   // is set aside and the sender restarts the attempt with the next one.
   bool rotated_key(const TransferResult& t, std::function<void(AttemptResult)>& done);
 
+  // `e` with the attempt's keys scrubbed out (an upstream may echo the key it was sent).
+  ApiError scrubbed(ApiError e);
+
   // A non-streamed reply larger than this is refused (memory is bounded whatever the upstream).
   static constexpr size_t kMaxBody = 64u << 20;
 

@@ -118,6 +118,8 @@ class Call : public std::enable_shared_from_this<Call> {
   // Aborts the call: the transfer is cancelled promptly and its connection freed; a waiting
   // consumer sees kError with kind kCancelled. No-op once finished.
   void cancel();
+  // `e` with the client's keys scrubbed out of it (ApiClient::scrub).
+  ApiError scrubbed(ApiError e) const;
 
   int attempts() const;
 
@@ -180,8 +182,14 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   Transport& transport() { return *transport_; }
   // The URL for `path` (base_url + path, or path itself when absolute).
   std::string url_for(const std::string& path) const;
-  // Replaces every configured key inside `text` by its masked form.
+  // Replaces every configured key inside `text` by its masked form, also where the text is JSON
+  // that spells a key with \u escapes (an upstream echoing the key it was sent: once parsed,
+  // "\u0073k-or-..." reads as "sk-or-..."). Key characters never need escaping in JSON, so
+  // un-escaping just those keeps the document's meaning; the text is returned as it came when no
+  // key is in it. Thread-safe.
   std::string scrub(std::string text) const;
+  // `e` with every text an upstream wrote (message, body, code, metadata) scrubbed.
+  ApiError scrub(ApiError e) const;
 
  private:
   friend class Call;
