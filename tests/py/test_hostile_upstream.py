@@ -248,12 +248,12 @@ def test_client_stream_event_without_end_is_cut_not_buffered(fake):
     says why, instead of growing the parser's buffer for as long as the upstream sends."""
     fake.fail(MODEL, stream_reply(*endless(b'data: {"choices":[{"delta":{"content":"'),
                                   b'"}}]}\n\n'))
-    with pytest.raises(orroute.APIError, match="larger than"):
-        with client(fake).chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
-        ) as s:
-            for _ in s:
-                pass
+    c = client(fake)
+    msgs = [{"role": "user", "content": "hi"}]
+    with pytest.raises(orroute.APIError, match="larger than"), \
+            c.chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        for _ in s:
+            pass
 
 
 def test_client_reply_larger_than_the_limit_says_so(fake):
@@ -276,7 +276,7 @@ def test_manager_stream_event_without_end_is_cut(fake, tmp_path):
 
 # --- keys: an upstream that echoes the key it was sent --------------------------------------------
 
-ESCAPED_KEY = "".join("\\u%04x" % ord(c) for c in KEY).encode()  # JSON that reads as the key
+ESCAPED_KEY = "".join(f"\\u{ord(c):04x}" for c in KEY).encode()  # JSON that reads as the key
 
 ECHOES = [
     Fault.bad_request(f"bad key {KEY}"),

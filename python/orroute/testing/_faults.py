@@ -6,8 +6,8 @@ A fault is attached to a model (or an endpoint path) with ``FakeOpenRouter.fail`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = ["Fault"]
