@@ -341,3 +341,16 @@ def test_an_echoed_key_never_reaches_a_client_caller(fake, fault):
     for run in (lambda: c.chat.completions.create(model=MODEL, messages=msgs), stream):
         fake.fail("*", fault)
         assert not leaks(outcome(run))
+
+
+@pytest.mark.parametrize("length", [2**31, 2**63 - 1], ids=["2GiB", "int64-max"])
+def test_a_content_length_that_lies_ends_the_call_not_the_process(fake, tmp_path, length):
+    """A head claiming gigabytes and a short body that then closes: an error, promptly, without
+    an allocation of the claimed size."""
+    fake.fail("*", Fault.raw(completion(b"short"), content_length=length))
+    with pytest.raises(orroute.APIError):
+        client(fake).chat.completions.create(model=MODEL,
+                                             messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(orroute.OrRouteError):
+        manager(fake, tmp_path, max_retries=0, fallbacks=[]).execute_task_sync(
+            Task(messages="hi", max_tokens=5), model=MODEL)
