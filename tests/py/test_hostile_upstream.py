@@ -354,3 +354,67 @@ def test_a_content_length_that_lies_ends_the_call_not_the_process(fake, tmp_path
     with pytest.raises(orroute.OrRouteError):
         manager(fake, tmp_path, max_retries=0, fallbacks=[]).execute_task_sync(
             Task(messages="hi", max_tokens=5), model=MODEL)
+
+
+# --- a direct provider (Anthropic's wire format) through the manager -----------------------------
+
+ANT_KEY = "sk-ant-api03-hostile-0123456789abcdef"
+CLAUDE = "anthropic/claude-sonnet-4.5"
+
+
+def anthropic_manager(tmp_path: Path, orf: FakeOpenRouter, ant: Any) -> orroute.AIModelManager:
+    from orroute.provider_config import parse_providers
+
+    env = {"OPENROUTER_API_KEY": KEY, "ANTHROPIC_API_KEY": ANT_KEY,
+           "OPENROUTER_BASE_URL": orf.base_url, "ANTHROPIC_BASE_URL": ant.base_url}
+    providers = parse_providers({"providers": {"anthropic": {"priority": 0},
+                                               "openrouter": {"priority": 1}}}, env)
+    return orroute.AIModelManager(api_key=KEY, base_url=orf.base_url, fallbacks=[],
+                                  ledger=str(tmp_path / "ledger.sqlite3"), providers=providers,
+                                  refresh_catalog=False, max_retries=0)
+
+
+ANT_MESSAGE = (b'{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5",'
+               b'"content":[{"type":"text","text":"bad \xff byte"}],"stop_reason":"end_turn",'
+               b'"usage":{"input_tokens":8,"output_tokens":3}}')
+
+
+def ant_stream(text: bytes) -> bytes:
+    def ev(name: bytes, data: bytes) -> bytes:
+        return b"event: " + name + b"\ndata: " + data + b"\n\n"
+
+    return (ev(b"message_start", b'{"type":"message_start","message":{"id":"msg_1","type":"message",'
+               b'"role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":'
+               b'{"input_tokens":8,"output_tokens":1}}}')
+            + ev(b"content_block_start", b'{"type":"content_block_start","index":0,'
+                 b'"content_block":{"type":"text","text":""}}')
+            + ev(b"content_block_delta", b'{"type":"content_block_delta","index":0,'
+                 b'"delta":{"type":"text_delta","text":"' + text + b'"}}')
+            + ev(b"content_block_stop", b'{"type":"content_block_stop","index":0}')
+            + ev(b"message_delta", b'{"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+                 b'"usage":{"output_tokens":3}}')
+            + ev(b"message_stop", b'{"type":"message_stop"}'))
+
+
+def test_anthropic_replies_with_invalid_utf8_and_echoed_keys(tmp_path):
+    from orroute.testing import FakeAnthropic
+
+    with FakeOpenRouter(api_key=KEY) as orf, FakeAnthropic(api_key=ANT_KEY) as ant:
+        m = anthropic_manager(tmp_path, orf, ant)
+        task = Task(messages="hi", max_tokens=20)
+        ant.fail("*", Fault.raw(ANT_MESSAGE))
+        r = m.execute_task_sync(task, model=CLAUDE)
+        assert r.content == "bad \ufffd byte" and r.provider == "anthropic"
+        ant.fail("*", stream_reply(ant_stream(b"bad \xff byte")))
+        chunks = list(m.stream_task_sync(task, model=CLAUDE))
+        assert "".join(c["choices"][0]["delta"].get("content") or ""
+                       for c in chunks if c.get("choices")) == "bad \ufffd byte"
+        escaped = "".join(f"\\u{ord(c):04x}" for c in ANT_KEY).encode()
+        for body in (b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
+                     + ANT_KEY.encode() + b'"}}',
+                     b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
+                     + escaped + b'"}}'):
+            ant.fail("*", Fault.raw(body, status=400))
+            orf.fail("*", Fault.server_error(503))  # the fallback fails too: the error is shown
+            text = outcome(lambda: m.execute_task_sync(task, model=CLAUDE))
+            assert ANT_KEY not in text and ANT_KEY[14:] not in text and escaped.decode() not in text
