@@ -418,3 +418,34 @@ def test_anthropic_replies_with_invalid_utf8_and_echoed_keys(tmp_path):
             orf.fail("*", Fault.server_error(503))  # the fallback fails too: the error is shown
             text = outcome(lambda: m.execute_task_sync(task, model=CLAUDE))
             assert ANT_KEY not in text and ANT_KEY[14:] not in text and escaped.decode() not in text
+
+
+def test_async_client_twin_invalid_utf8_error_body_and_echoed_key(fake):
+    """The async client reads through the same core: the same three hostile replies."""
+    msgs = [{"role": "user", "content": "hi"}]
+
+    async def run() -> tuple[str, str, str]:
+        c = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        body = hostile_stream("caf\xe9 ".encode() + b"\xff")
+        cut = body.index(b"\xc3") + 1
+        fake.fail(MODEL, stream_reply(body[:cut], body[cut:]))
+        s = await c.chat.completions.create(model=MODEL, messages=msgs, stream=True)
+        text = "".join([ch.choices[0].delta.content or "" async for ch in s if ch.choices])
+        fake.fail(MODEL, Fault.raw(b"\xff\xfe upstream \xc3 broke", status=500))
+        try:
+            await c.chat.completions.create(model=MODEL, messages=msgs)
+            bad = "no error"
+        except orroute.InternalServerError as e:
+            bad = shown(e)
+        fake.fail(MODEL, Fault.stream_error(after_tokens=1, message=f"boom {KEY}"))
+        try:
+            s = await c.chat.completions.create(model=MODEL, messages=msgs, stream=True)
+            echoed = repr([ch async for ch in s])
+        except orroute.OrRouteError as e:
+            echoed = shown(e)
+        return text, bad, echoed
+
+    text, bad, echoed = asyncio.run(run())
+    assert text == "café \ufffd"
+    assert "upstream" in bad and "\ufffd" in bad
+    assert "boom" in echoed and not leaks(echoed)
