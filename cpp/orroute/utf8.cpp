@@ -86,4 +86,11 @@ bool repair_utf8(std::string& s) {
   return true;
 }
 
+std::string utf8_prefix(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return std::string(s);
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // s[cut] continues a char
+  return std::string(s.substr(0, cut));
+}
+
 }  // namespace orroute

@@ -18,4 +18,8 @@ bool utf8_valid(std::string_view s) noexcept;
 // changed. Well-formed text is left as it is after one scan (no copy).
 bool repair_utf8(std::string& s);
 
+// The longest prefix of `s` of at most `max_bytes` that does not end inside a UTF-8 sequence (so
+// valid UTF-8 stays valid when cut).
+std::string utf8_prefix(std::string_view s, size_t max_bytes);
+
 }  // namespace orroute

@@ -449,3 +449,19 @@ def test_async_client_twin_invalid_utf8_error_body_and_echoed_key(fake):
     assert text == "café \ufffd"
     assert "upstream" in bad and "\ufffd" in bad
     assert "boom" in echoed and not leaks(echoed)
+
+
+def test_names_a_reply_gives_are_bounded(fake, tmp_path):
+    """The served model and provider a reply names go to the ledger, the breakers and the result:
+    an upstream naming a 100 kB provider gets them cut to 256 bytes, so neither a ledger row nor
+    a breaker key grows with what the upstream sends."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    for i in range(3):
+        fake.fail("*", Fault.raw(completion(b"fine", model=b"test/a" + b"x" * 100_000,
+                                            provider=b"%d" % i + b"P" * 100_000)))
+        r = m.execute_task_sync(Task(messages="hi", max_tokens=5), model=MODEL)
+        assert r.content == "fine"
+        assert len(r.provider or "") <= 256
+    rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert len(rows) == 3
+    assert all(len(row.model) <= 256 and len(row.provider or "") <= 256 for row in rows)

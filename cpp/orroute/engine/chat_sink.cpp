@@ -136,6 +136,9 @@ void ChatSink::on_done(const TransferResult& t) {
   try {
     r = result_of(t);
     note_abandonment(t, r);
+    // names a reply gives go to the ledger and key breakers: bounded, whatever the upstream sends
+    if (r.provider.size() > kMaxName) r.provider = utf8_prefix(r.provider, kMaxName);
+    if (r.served_model.size() > kMaxName) r.served_model = utf8_prefix(r.served_model, kMaxName);
   } catch (const std::exception& e) {
     r = AttemptResult{};
     r.http_status = 502;

@@ -75,6 +75,10 @@ class ChatSink final : public Sink {
   // `e` with the attempt's keys scrubbed out (an upstream may echo the key it was sent).
   ApiError scrubbed(ApiError e);
 
+  // Longest served-model or provider name kept from a reply (they key ledger rows and breakers;
+  // real ones are a few dozen bytes).
+  static constexpr size_t kMaxName = 256;
+
   // A non-streamed reply larger than this is refused (memory is bounded whatever the upstream).
   static constexpr size_t kMaxBody = 64u << 20;
 
