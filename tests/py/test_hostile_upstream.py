@@ -465,3 +465,23 @@ def test_names_a_reply_gives_are_bounded(fake, tmp_path):
     rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
     assert len(rows) == 3
     assert all(len(row.model) <= 256 and len(row.provider or "") <= 256 for row in rows)
+
+
+def test_tool_call_arguments_and_ids_with_invalid_utf8_stream_and_settle(fake, tmp_path):
+    """Bytes that are not UTF-8 inside a streamed tool call's id, name and arguments, split
+    between reads: the chunks carry U+FFFD and the run settles as the paid call it was."""
+    m = manager(fake, tmp_path)
+    start = chunk(b'{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_\xff",'
+                  b'"type":"function","function":{"name":"get_\xfe","arguments":""}}]}')
+    args = chunk(b'{"tool_calls":[{"index":0,"function":{"arguments":"{\\"city\\":\\"Z\xc3\xbcr'
+                 b'\xff\\"}"}}]}')
+    body = sse(start, args, chunk(b"{}", finish=b'"tool_calls"'), USAGE, b"[DONE]")
+    cut = body.index(b"\xc3\xbc") + 1
+    fake.fail(MODEL, stream_reply(body[:cut], body[cut:]))
+    items = list(m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL))
+    deltas = [c["choices"][0]["delta"] for c in items if c["choices"]]
+    calls = [tc for d in deltas for tc in d.get("tool_calls") or []]
+    assert calls[0]["id"] == "call_\ufffd" and calls[0]["function"]["name"] == "get_\ufffd"
+    assert "".join(tc["function"].get("arguments") or "" for tc in calls) == '{"city":"Zür\ufffd"}'
+    (row,) = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert row.outcome == "ok" and row.cost > 0  # settled as the paid call it was
