@@ -286,8 +286,10 @@ ECHOES = [
               + b'"}}}', status=400),
     Fault.raw(b"oops " + KEY.encode(), status=400, content_type="text/plain"),
     Fault.stream_error(after_tokens=1, message=f"boom {KEY}"),
+    stream_reply(hostile_stream(b"your key is " + ESCAPED_KEY + b" and " + KEY.encode())),
 ]
-ECHO_IDS = ["message", "metadata", "escaped-message", "escaped-metadata", "not-json", "mid-stream"]
+ECHO_IDS = ["message", "metadata", "escaped-message", "escaped-metadata", "not-json", "mid-stream",
+            "streamed-content"]
 
 
 def shown(value: Any) -> str:

@@ -55,7 +55,11 @@ DataAction ChatSink::read(std::string_view bytes) {
   return keep ? DataAction::kContinue : DataAction::kAbort;
 }
 
-bool ChatSink::take_chunk(const std::string& data) {
+bool ChatSink::take_chunk(const std::string& event) {
+  // An event echoing the attempt's key is scrubbed before anything reads or relays it.
+  const ApiClient& keys = wire_client_ ? *wire_client_ : sender_->client();
+  const std::string scrubbed = keys.mentions_key(event) ? keys.scrub(event) : std::string();
+  const std::string& data = scrubbed.empty() ? event : scrubbed;
   rapidjson::Document chunk;
   const JsonParse st = parse_json_text(data, chunk, kMaxBody);
   if (st == JsonParse::kTooDeep || st == JsonParse::kTooLarge) {  // hostile, not junk: stop here

@@ -62,7 +62,7 @@ class ChatSink final : public Sink {
 
  private:
   // One chat chunk's JSON text: accumulated, metered, handed to the consumer. False: stop reading.
-  bool take_chunk(const std::string& data);
+  bool take_chunk(const std::string& event);
   AttemptResult result_for(const TransferResult& t);
   // Marks a failed attempt the upstream may still bill (AttemptResult::abandoned).
   void note_abandonment(const TransferResult& t, AttemptResult& r) const;

@@ -150,7 +150,8 @@ DataAction Call::on_data(int attempt, std::string_view bytes) {
       saw_done_ = true;
       return true;
     }
-    queue_.push_back(std::move(ev.data));
+    // an event echoing the key is scrubbed before the consumer sees it
+    queue_.push_back(client_->mentions_key(ev.data) ? client_->scrub(std::move(ev.data)) : std::move(ev.data));
     return true;
   });
   if (parser_.pending_bytes() > kMaxBody) {  // one endless event: the parser would buffer it all
@@ -473,6 +474,18 @@ std::string ApiClient::scrub(std::string text) const {
     if (mask_all(plain)) return plain;
   }
   return text;
+}
+
+bool ApiClient::mentions_key(std::string_view text) const {
+  std::lock_guard<std::mutex> lock(keys_.mu_);
+  auto holds = [this](std::string_view t) {
+    for (const auto& e : keys_.entries_) {
+      if (!e.key.empty() && t.find(e.key) != std::string_view::npos) return true;
+    }
+    return false;
+  };
+  if (holds(text)) return true;
+  return text.find("\\u00") != std::string_view::npos && holds(unescape_key_chars(text));
 }
 
 ApiError Call::scrubbed(ApiError e) const { return client_->scrub(std::move(e)); }

@@ -190,6 +190,9 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   std::string scrub(std::string text) const;
   // `e` with every text an upstream wrote (message, body, code, metadata) scrubbed.
   ApiError scrub(ApiError e) const;
+  // True if scrub() would change `text` (it holds a key, plain or escaped). No copy unless the
+  // text has \u00 escapes: the cheap test for every stream event.
+  bool mentions_key(std::string_view text) const;
 
  private:
   friend class Call;
