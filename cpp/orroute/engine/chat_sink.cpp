@@ -177,6 +177,7 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
   if (status_ >= 200 && status_ < 300 && !sender_->stream() && t.status == TransferStatus::kOk) {
     WireReply w = adapter_->reply(body_, now_ms / 1000);
     if (w.error) {
+      unreadable_ = true;
       wire_error_ = std::move(w.error);
     } else {
       body_ = std::move(w.completion_json);  // read below as any chat completion
@@ -201,7 +202,9 @@ void ChatSink::note_abandonment(const TransferResult& t, AttemptResult& r) const
   const bool answering = status_ >= 200 && status_ < 300;
   if (status_ != 0 && !answering) return;  // an error reply: OpenRouter bills no failed request
   // (a transfer we stopped for an upstream error event is the upstream's failure, not ours)
-  const bool we_hung_up = r.cancelled || t.status == TransferStatus::kTimeout || !broken_.empty();
+  // (a 2xx body we could not read is an answer we refused, as a refused stream event is)
+  const bool we_hung_up =
+      r.cancelled || t.status == TransferStatus::kTimeout || !broken_.empty() || unreadable_;
   if (we_hung_up) {
     r.abandoned = Abandonment::kClosedByUs;
   } else if (answering && delivered_) {
@@ -277,6 +280,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
   } else {
     rapidjson::Document doc;
     if (const JsonParse st = parse_json_text(body_, doc, kMaxBody); st != JsonParse::kOk || !doc.IsObject()) {
+      unreadable_ = true;
       r.http_status = 502;
       r.error_message = st == JsonParse::kTooDeep ? "response JSON is nested too deeply" : "response is not JSON";
       ApiError e;

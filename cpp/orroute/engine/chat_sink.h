@@ -103,6 +103,7 @@ class ChatSink final : public Sink {
   std::shared_ptr<const WireAdapter> adapter_;     // null: the reply is in the chat shape already
   std::unique_ptr<StreamTranslator> translator_;
   std::string provider_;
+  bool unreadable_ = false;  // a 2xx non-streamed reply whose body could not be read (it was billed)
   std::shared_ptr<ApiClient> wire_client_;
   std::string candidate_;  // "" = model_ (the own endpoint)
   std::optional<ApiError> wire_error_;  // the translator stopped the stream (malformed or error event)
