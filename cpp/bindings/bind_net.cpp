@@ -88,14 +88,19 @@ std::string py_to_json(py::handle obj) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+py::str upstream_str(std::string_view s) {
+  PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
+  if (!o) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(o);
+}
+
 py::object json_to_py(const rapidjson::Value& v) {
   switch (v.GetType()) {
     case rapidjson::kNullType: return py::none();
     case rapidjson::kFalseType: return py::bool_(false);
     case rapidjson::kTrueType: return py::bool_(true);
     case rapidjson::kStringType:
-      return py::reinterpret_steal<py::object>(
-          PyUnicode_DecodeUTF8(v.GetString(), static_cast<Py_ssize_t>(v.GetStringLength()), "replace"));
+      return upstream_str(std::string_view(v.GetString(), v.GetStringLength()));
     case rapidjson::kNumberType:
       if (v.IsInt64()) return py::int_(v.GetInt64());
       if (v.IsUint64()) return py::int_(v.GetUint64());
@@ -109,9 +114,7 @@ py::object json_to_py(const rapidjson::Value& v) {
     case rapidjson::kObjectType: {
       py::dict out;
       for (const auto& m : v.GetObject()) {
-        py::object key = py::reinterpret_steal<py::object>(
-            PyUnicode_DecodeUTF8(m.name.GetString(), static_cast<Py_ssize_t>(m.name.GetStringLength()), "replace"));
-        out[key] = json_to_py(m.value);
+        out[upstream_str(std::string_view(m.name.GetString(), m.name.GetStringLength()))] = json_to_py(m.value);
       }
       return out;
     }
@@ -122,7 +125,7 @@ py::object json_to_py(const rapidjson::Value& v) {
 py::object json_text_to_py(const std::string& text) {
   if (text.empty()) return py::none();
   rapidjson::Document doc;
-  if (parse_json_text(text, doc) != JsonParse::kOk) return py::str(text);  // depth-bounded: json_to_py recurses
+  if (parse_json_text(text, doc) != JsonParse::kOk) return upstream_str(text);  // depth-bounded: json_to_py recurses
   return json_to_py(doc);
 }
 
@@ -131,11 +134,11 @@ py::dict error_to_py(const ApiError& e) {
   py::dict d;
   d["kind"] = kinds[static_cast<int>(e.kind)];
   d["status"] = e.status;
-  d["message"] = e.message;
+  d["message"] = upstream_str(e.message);
   d["code"] = e.code_json.empty() ? py::object(py::none()) : json_text_to_py(e.code_json);
   d["metadata"] = e.metadata_json.empty() ? py::object(py::none()) : json_text_to_py(e.metadata_json);
   d["body"] = json_text_to_py(e.body);
-  d["generation_id"] = e.generation_id.empty() ? py::object(py::none()) : py::object(py::str(e.generation_id));
+  d["generation_id"] = e.generation_id.empty() ? py::object(py::none()) : py::object(upstream_str(e.generation_id));
   d["retry_after"] = e.retry_after ? py::object(py::float_(*e.retry_after)) : py::object(py::none());
   return d;
 }
@@ -161,7 +164,7 @@ py::dict headers_to_py(const Headers& h) {
   for (const auto& [k, v] : h.fields) {
     std::string lower = k;
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    d[py::str(lower)] = v;
+    d[upstream_str(lower)] = upstream_str(v);
   }
   return d;
 }
@@ -254,11 +257,7 @@ void bind_net(py::module_& m) {
         auto p = check_chat_request(doc, ChatRequestRules{require_model, max_n});
         if (!p) return py::none();
         // The message quotes the client's JSON: decoded leniently, so no byte of it can raise.
-        auto text = [](const std::string& s) {
-          return py::reinterpret_steal<py::str>(
-              PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace"));
-        };
-        return py::make_tuple(text(p->field), text(p->message));
+        return py::make_tuple(upstream_str(p->field), upstream_str(p->message));
       },
       py::arg("body_json"), py::arg("require_model") = false, py::arg("max_n") = 0,
       "The first rule a chat request (JSON text) breaks, as (field, message), or None: the rules "

@@ -10,6 +10,7 @@
 
 #include "bindings.h"
 #include "casters.h"
+#include "json_py.h"
 #include "orroute/catalog/capabilities.h"
 #include "orroute/cost/feedback_store.h"
 #include "orroute/cost/open_ledger.h"
@@ -97,14 +98,6 @@ const ResultKeys& keys() {
   return *k;
 }
 
-// Text that came from the upstream, as a str: bytes that are not UTF-8 become U+FFFD (a strict
-// decode would raise UnicodeDecodeError out of the result, after the call was made and paid).
-py::str upstream_text(const std::string& s) {
-  PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
-  if (!o) throw py::error_already_set();
-  return py::reinterpret_steal<py::str>(o);
-}
-
 // d[key] = value for an interned key.
 template <typename T>
 void put(py::dict& d, PyObject* key, T&& value) {
@@ -151,19 +144,19 @@ py::dict result_dict(const EngineResult& r) {
   put(d, k.ok, o.ok);
   put(d, k.error, o.ok ? py::none() : py::cast(std::string(to_string(o.error))));
   put(d, k.http_status, o.http_status);
-  put(d, k.message, upstream_text(o.message));
+  put(d, k.message, upstream_str(o.message));
   put(d, k.model, o.model);
-  put(d, k.served_model, upstream_text(o.result.served_model));
-  put(d, k.completion, upstream_text(r.completion_json));
-  put(d, k.completion_id, o.ok ? py::object(upstream_text(r.summary.id)) : py::object(py::none()));
-  put(d, k.content, o.ok ? py::object(upstream_text(r.summary.content)) : py::object(py::none()));
+  put(d, k.served_model, upstream_str(o.result.served_model));
+  put(d, k.completion, upstream_str(r.completion_json));
+  put(d, k.completion_id, o.ok ? py::object(upstream_str(r.summary.id)) : py::object(py::none()));
+  put(d, k.content, o.ok ? py::object(upstream_str(r.summary.content)) : py::object(py::none()));
   put(d, k.prompt_tokens, r.prompt_tokens);
   put(d, k.completion_tokens, r.completion_tokens);
   put(d, k.cost, o.cost);
   put(d, k.cost_source, o.ok ? o.charge.source : std::string());
   put(d, k.cost_problem, o.ok ? o.charge.problem : std::string());
   put(d, k.cut_at_reservation, r.cut_at_reservation);
-  put(d, k.provider, upstream_text(r.provider));
+  put(d, k.provider, upstream_str(r.provider));
   put(d, k.provider_model, r.provider_model);
   put(d, k.alerts, r.alerts);
   put(d, k.budget_refused, o.budget_refused);
@@ -177,7 +170,7 @@ py::dict result_dict(const EngineResult& r) {
     put(x, k.model, a.model);
     put(x, k.outcome, a.outcome);
     put(x, k.status, a.http_status);
-    put(x, k.message, upstream_text(a.message));
+    put(x, k.message, upstream_str(a.message));
     put(x, k.latency, secs(a.latency));
     put(x, k.waited, secs(a.waited));
     attempts.append(x);
@@ -189,10 +182,10 @@ py::dict result_dict(const EngineResult& r) {
     py::dict x;
     put(x, k.kind, kinds[static_cast<int>(e.kind)]);
     put(x, k.status, e.status);
-    put(x, k.message, upstream_text(e.message));
-    put(x, k.code_json, upstream_text(e.code_json));
-    put(x, k.metadata_json, upstream_text(e.metadata_json));
-    put(x, k.generation_id, upstream_text(e.generation_id));
+    put(x, k.message, upstream_str(e.message));
+    put(x, k.code_json, upstream_str(e.code_json));
+    put(x, k.metadata_json, upstream_str(e.metadata_json));
+    put(x, k.generation_id, upstream_str(e.generation_id));
     put(x, k.retry_after, opt(e.retry_after));
     put(d, k.api_error, x);
   } else {

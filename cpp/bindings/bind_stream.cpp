@@ -48,7 +48,7 @@ void bind_stream(py::module_& m) {
       .def("error", [](const ChatStream& s) { return error_to_py(s.error()); })
       .def("cancel", [](ChatStream& s) { s.call().cancel(); })
       .def_property_readonly("call", &ChatStream::call_ptr)
-      .def("text", [](const ChatStream& s, size_t index) { return s.accumulator().text(index); }, py::arg("index") = 0)
+      .def("text", [](const ChatStream& s, size_t index) { return upstream_str(s.accumulator().text(index)); }, py::arg("index") = 0)
       .def("usage", [](const ChatStream& s) { return json_text_to_py(s.accumulator().usage_json()); })
       .def("completion", [](const ChatStream& s) { return json_text_to_py(s.accumulator().completion_json()); },
            "The completion assembled so far (text, tool calls, usage) as a dict.");

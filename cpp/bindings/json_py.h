@@ -8,6 +8,7 @@
 #include <rapidjson/writer.h>
 
 #include <string>
+#include <string_view>
 
 namespace orroute::bindings {
 
@@ -15,6 +16,10 @@ namespace orroute::bindings {
 std::string py_to_json(pybind11::handle obj);
 // Python value of a parsed JSON value (dicts keep key order).
 pybind11::object json_to_py(const rapidjson::Value& v);
+// Text from outside (an upstream's reply, error, headers) as a str: bytes that are not UTF-8
+// become U+FFFD. pybind11's own std::string -> str is strict and would raise UnicodeDecodeError
+// after the call was made and paid. The core repairs what it reads; this is the last guard.
+pybind11::str upstream_str(std::string_view s);
 // Parses JSON text into a Python value; invalid JSON gives the text itself as a str.
 pybind11::object json_text_to_py(const std::string& text);
 

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include "bindings.h"
+#include "json_py.h"
 #include "orroute/error.h"
 
 namespace py = pybind11;
@@ -16,7 +17,8 @@ PYBIND11_MODULE(_core, m) {
     } catch (const orroute::Error& e) {
       const py::object cls =
           py::module_::import("orroute._exceptions").attr(orroute::bindings::python_class(e.kind()));
-      PyErr_SetObject(cls.ptr(), py::str(e.what()).ptr());
+      // a message may quote an upstream: decoded leniently, so the translation itself cannot fail
+      PyErr_SetObject(cls.ptr(), orroute::bindings::upstream_str(e.what()).ptr());
     }
   });
 

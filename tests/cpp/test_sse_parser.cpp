@@ -46,6 +46,9 @@ TEST_CASE("sse parser yields the same events wherever the bytes are split", "[ss
       {"retry: 100\nunknown: y\n\ndata\n\n", V{""}},
       {": only comments\n: more\n\n", V{}},
       {"data: {\"delta\":\"é漢\"}\n\n", V{"{\"delta\":\"é漢\"}"}},
+      // bytes that are not UTF-8 become U+FFFD (WHATWG's decode), wherever the read split them
+      {"data: a\xFF" "b\xC3\n\ndata: \xE6\xBC\n\n", V{"a\xEF\xBF\xBD" "b\xEF\xBF\xBD", "\xEF\xBF\xBD"}},
+      {"event: e\xFE\nid: \xC0\xAF\ndata: \xED\xA0\x80\n\n", V{"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}},
   }));
   for (size_t cut = 0; cut <= payload.size(); ++cut) {
     INFO("split at " << cut);
@@ -94,4 +97,23 @@ TEST_CASE("sse parser reports event name and id", "[sse]") {
   REQUIRE(got.data == "boom");
   REQUIRE(orroute::is_done_marker("[DONE]"));
   REQUIRE_FALSE(orroute::is_done_marker("[DONE] "));
+}
+
+TEST_CASE("sse parser repairs every field of an event and reports what an unfinished one holds", "[sse]") {
+  orroute::SseParser p;
+  std::vector<orroute::SseEvent> got;
+  auto sink = [&](orroute::SseEvent&& ev) {
+    got.push_back(std::move(ev));
+    return true;
+  };
+  p.feed("event: e\xFE\nid: i\xFF\ndata: d", sink);
+  REQUIRE(got.empty());
+  REQUIRE(p.pending_bytes() == std::string("e\xFE" "i\xFF" "data: d").size());
+  p.feed("\xF0\x9F", sink);
+  p.feed("\x98\x80\n\n", sink);  // a four-byte character split across reads stays whole
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].event == "e\xEF\xBF\xBD");
+  CHECK(got[0].id == "i\xEF\xBF\xBD");
+  CHECK(got[0].data == "d\xF0\x9F\x98\x80");
+  CHECK(p.pending_bytes() == 2);  // the id is kept for later events, as the standard says
 }

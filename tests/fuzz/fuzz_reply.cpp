@@ -1,7 +1,8 @@
 // Fuzz harness for everything a reply's bytes reach before money is booked: the SSE parser, chunk
 // assembly (StreamAccumulator), parse_usage and audit_charge. The invariants: nothing throws,
 // a charge is never negative, never above the check multiple of the catalog price of what the
-// model's context window can hold, and never counts negative tokens.
+// model's context window can hold, and never counts negative tokens; every event the SSE parser
+// hands over is valid UTF-8 (the bytes are hostile, the text is not).
 //
 // Two ways to run it:
 //  - standalone (default build: build/dev/orroute_fuzz_reply [iterations] [seed]): mutates a set
@@ -23,6 +24,7 @@
 #include "orroute/cost/usage_audit.h"
 #include "orroute/net/protocol.h"
 #include "orroute/net/sse_parser.h"
+#include "orroute/utf8.h"
 
 using namespace orroute;
 
@@ -73,6 +75,9 @@ void run_one(std::string_view input) {
   SseParser parser;
   StreamAccumulator acc;
   parser.feed(input, [&](SseEvent&& ev) {
+    if (!utf8_valid(ev.data) || !utf8_valid(ev.event) || !utf8_valid(ev.id)) {
+      fail("an SSE event is not valid UTF-8", input);
+    }
     if (ev.data.empty() || is_done_marker(ev.data)) return true;
     rapidjson::Document chunk;
     chunk.Parse(ev.data.c_str(), ev.data.size());
@@ -98,6 +103,7 @@ const char* const kSeeds[] = {
     "data: {\"id\":\"g\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
     "data: {\"id\":\"g\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2,\"cost\":\"0.00001\"}}\n\n"
     "data: [DONE]\n\n",
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"}}]}\n\n",
     R"({"usage":{"prompt_tokens":-1,"completion_tokens":1e300,"cost":"abc"}})",
 };
 

@@ -160,3 +160,21 @@ def test_a_timed_out_plain_call_is_booked_and_the_retry_too(fake, tracker):
     assert [r.outcome for r in rows] == ["error", "ok"]
     assert rows[0].error_class == "timeout" and rows[0].cost == worst
     assert tracker.total_cost() == worst + result.cost
+
+
+@pytest.mark.parametrize("reply", [Fault.malformed_json(),
+                                   Fault.raw(b'{"id":"x","choices":[{"message":{"content":'
+                                             b'"lone \\ud800 high"}}]}')],
+                         ids=["truncated", "unparseable-escape"])
+def test_a_paid_plain_reply_that_cannot_be_read_books_the_worst_case(fake, tracker, reply):
+    """A 200 whose body we cannot read was answered and billed in full: it is booked at the
+    reservation (as a reply we refused), not released as if nothing had been spent."""
+    fake.fail(CHEAP_RUNS_ON, reply)
+    m = manager(fake, tracker, CHEAP_RUNS_ON, max_retries=0)
+    task = Task(messages=PROMPT, max_tokens=50)
+    with pytest.raises(orroute.OrRouteError, match="not JSON"):
+        m.execute_task_sync(task)
+    worst = m.plan(task)["estimate"]
+    [row] = settled(tracker, fake)
+    assert row.outcome == "error"
+    assert row.cost == worst == m.spent() > 0

@@ -236,9 +236,12 @@ def test_a_call_with_its_own_key_neither_reads_nor_fills_the_cache(fake: FakeOpe
                                           extra_headers=own)
     assert chats(fake) == 2 and not getattr(theirs, "orroute_cache", None)
 
-@pytest.mark.parametrize("poison", ["not json {", "[1, 2]", '"text"'])
+@pytest.mark.parametrize("poison", ["not json {", "[1, 2]", '"text"',
+                                    (b'{"id":"x","choices":[{"index":0,"message":{"role":'
+                                     b'"assistant","content":"\xff\xfe"}}]}')],
+                         ids=["not-json", "array", "string", "not-utf8"])
 def test_a_poisoned_entry_is_a_miss_never_a_failed_call(fake: FakeOpenRouter, tmp_path: Path,
-                                                        poison: str) -> None:
+                                                        poison: str | bytes) -> None:
     # The cache file is the user's (or a shared Redis): what it holds is read as hostile.
     import sqlite3
 

@@ -8,6 +8,7 @@
 #include "orroute/error.h"
 #include "orroute/sqlite_util.h"
 #include "orroute/json.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 
@@ -30,6 +31,8 @@ bool usable_cached_reply(const CachedReply& reply) {
     return false;
   }
   if (static_cast<int64_t>(reply.completion_json.size()) > kMaxCachedReplyBytes) return false;
+  // what the engine stores is valid UTF-8 (upstream bytes are repaired on the way in)
+  if (!utf8_valid(reply.completion_json) || !utf8_valid(reply.model)) return false;
   rapidjson::Document d;
   return parse_json_text(reply.completion_json, d, static_cast<size_t>(kMaxCachedReplyBytes)) ==
              JsonParse::kOk &&

@@ -76,7 +76,7 @@ std::shared_ptr<ResponseCache> open_response_cache(const std::string& location,
                                                    const CacheLimits& limits = {});
 
 // Whether a reply read back from a store can be served: its completion a JSON object within
-// kMaxCachedReplyBytes, its token counts and cost not negative nor absurd. A store is a file or a
+// kMaxCachedReplyBytes, it and the model valid UTF-8, its token counts and cost not negative nor absurd. A store is a file or a
 // shared server: what it returns is hostile, and an entry that is not usable is a miss (each
 // backend's get() checks). Never throws (but bad_alloc).
 bool usable_cached_reply(const CachedReply& reply);

@@ -7,6 +7,7 @@
 
 #include "orroute/engine/chat_text.h"
 #include "orroute/json.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 
@@ -54,7 +55,11 @@ DataAction ChatSink::read(std::string_view bytes) {
   return keep ? DataAction::kContinue : DataAction::kAbort;
 }
 
-bool ChatSink::take_chunk(const std::string& data) {
+bool ChatSink::take_chunk(const std::string& event) {
+  // An event echoing the attempt's key is scrubbed before anything reads or relays it.
+  const ApiClient& keys = wire_client_ ? *wire_client_ : sender_->client();
+  const std::string scrubbed = keys.mentions_key(event) ? keys.scrub(event) : std::string();
+  const std::string& data = scrubbed.empty() ? event : scrubbed;
   rapidjson::Document chunk;
   const JsonParse st = parse_json_text(data, chunk, kMaxBody);
   if (st == JsonParse::kTooDeep || st == JsonParse::kTooLarge) {  // hostile, not junk: stop here
@@ -135,6 +140,9 @@ void ChatSink::on_done(const TransferResult& t) {
   try {
     r = result_of(t);
     note_abandonment(t, r);
+    // names a reply gives go to the ledger and key breakers: bounded, whatever the upstream sends
+    if (r.provider.size() > kMaxName) r.provider = utf8_prefix(r.provider, kMaxName);
+    if (r.served_model.size() > kMaxName) r.served_model = utf8_prefix(r.served_model, kMaxName);
   } catch (const std::exception& e) {
     r = AttemptResult{};
     r.http_status = 502;
@@ -148,6 +156,11 @@ void ChatSink::on_done(const TransferResult& t) {
 }
 
 AttemptResult ChatSink::result_of(const TransferResult& t) {
+  // A body (a plain reply or an error) is text from here on: bytes that are not UTF-8 become
+  // U+FFFD once, so the caller, the ledger, the cache and the gateway's clients all get text.
+  // (Stream events are made valid by the SSE parser.) An echoed key never passes either.
+  repair_utf8(body_);
+  body_ = (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(body_));
   if (!adapter_) return result_for(t);
   const int64_t now_ms = sender_->clock()->unix_millis();
   if (status_ >= 200 && status_ < 300 && sender_->stream() && broken_.empty() && !cut_ && !wire_error_ &&
@@ -164,6 +177,7 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
   if (status_ >= 200 && status_ < 300 && !sender_->stream() && t.status == TransferStatus::kOk) {
     WireReply w = adapter_->reply(body_, now_ms / 1000);
     if (w.error) {
+      unreadable_ = true;
       wire_error_ = std::move(w.error);
     } else {
       body_ = std::move(w.completion_json);  // read below as any chat completion
@@ -171,8 +185,7 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
   }
   AttemptResult r;
   if (wire_error_) {
-    ApiError e = *wire_error_;
-    e.message = wire_client_->scrub(e.message);
+    ApiError e = scrubbed(*wire_error_);
     r.http_status = e.status >= 400 ? e.status : 502;
     r.error_message = e.message;
     r.content_delivered = delivered_;
@@ -189,7 +202,9 @@ void ChatSink::note_abandonment(const TransferResult& t, AttemptResult& r) const
   const bool answering = status_ >= 200 && status_ < 300;
   if (status_ != 0 && !answering) return;  // an error reply: OpenRouter bills no failed request
   // (a transfer we stopped for an upstream error event is the upstream's failure, not ours)
-  const bool we_hung_up = r.cancelled || t.status == TransferStatus::kTimeout || !broken_.empty();
+  // (a 2xx body we could not read is an answer we refused, as a refused stream event is)
+  const bool we_hung_up =
+      r.cancelled || t.status == TransferStatus::kTimeout || !broken_.empty() || unreadable_;
   if (we_hung_up) {
     r.abandoned = Abandonment::kClosedByUs;
   } else if (answering && delivered_) {
@@ -238,7 +253,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
   } else if (status_ < 200 || status_ >= 300) {
     ApiError e = adapter_ ? adapter_->error(status_, headers_, body_, sender_->clock()->unix_millis())
                           : error_from_response(status_, headers_, body_, sender_->clock()->unix_millis());
-    if (wire_client_) e.message = wire_client_->scrub(e.message);
+    e = scrubbed(std::move(e));
     r.http_status = status_;
     r.provider = e.provider;
     r.error_message = e.message;
@@ -247,7 +262,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     err = std::move(e);
   } else if (sender_->stream()) {
     if (acc_.error()) {
-      ApiError e = *acc_.error();
+      ApiError e = scrubbed(*acc_.error());
       r.http_status = e.status >= 400 ? e.status : 502;  // a mid-stream error is an upstream failure
       r.error_message = e.message;
       r.provider = e.provider.empty() ? acc_.provider() : e.provider;
@@ -265,6 +280,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
   } else {
     rapidjson::Document doc;
     if (const JsonParse st = parse_json_text(body_, doc, kMaxBody); st != JsonParse::kOk || !doc.IsObject()) {
+      unreadable_ = true;
       r.http_status = 502;
       r.error_message = st == JsonParse::kTooDeep ? "response JSON is nested too deeply" : "response is not JSON";
       ApiError e;
@@ -292,6 +308,10 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
   }
   if (err) sender_->set_error(std::move(err));
   return r;
+}
+
+ApiError ChatSink::scrubbed(ApiError e) {
+  return (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(e));
 }
 
 void ChatSink::fill_usage(const Usage& u, AttemptResult& r) {

@@ -62,7 +62,7 @@ class ChatSink final : public Sink {
 
  private:
   // One chat chunk's JSON text: accumulated, metered, handed to the consumer. False: stop reading.
-  bool take_chunk(const std::string& data);
+  bool take_chunk(const std::string& event);
   AttemptResult result_for(const TransferResult& t);
   // Marks a failed attempt the upstream may still bill (AttemptResult::abandoned).
   void note_abandonment(const TransferResult& t, AttemptResult& r) const;
@@ -71,6 +71,13 @@ class ChatSink final : public Sink {
   // True when the server rejected this attempt's key (401/402) and another key is left: the key
   // is set aside and the sender restarts the attempt with the next one.
   bool rotated_key(const TransferResult& t, std::function<void(AttemptResult)>& done);
+
+  // `e` with the attempt's keys scrubbed out (an upstream may echo the key it was sent).
+  ApiError scrubbed(ApiError e);
+
+  // Longest served-model or provider name kept from a reply (they key ledger rows and breakers;
+  // real ones are a few dozen bytes).
+  static constexpr size_t kMaxName = 256;
 
   // A non-streamed reply larger than this is refused (memory is bounded whatever the upstream).
   static constexpr size_t kMaxBody = 64u << 20;
@@ -96,6 +103,7 @@ class ChatSink final : public Sink {
   std::shared_ptr<const WireAdapter> adapter_;     // null: the reply is in the chat shape already
   std::unique_ptr<StreamTranslator> translator_;
   std::string provider_;
+  bool unreadable_ = false;  // a 2xx non-streamed reply whose body could not be read (it was billed)
   std::shared_ptr<ApiClient> wire_client_;
   std::string candidate_;  // "" = model_ (the own endpoint)
   std::optional<ApiError> wire_error_;  // the translator stopped the stream (malformed or error event)

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "orroute/error.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 
@@ -99,6 +100,7 @@ void Call::start_attempt() {
   status_ = 0;
   headers_.fields.clear();
   body_.clear();
+  too_large_.clear();
   streaming_ = false;
   saw_done_ = false;
   parser_.reset();
@@ -129,7 +131,10 @@ void Call::on_head(int attempt, int status, const Headers& headers) {
 DataAction Call::on_data(int attempt, std::string_view bytes) {
   if (attempt != attempt_) return DataAction::kAbort;
   if (!streaming_) {
-    if (body_.size() + bytes.size() > kMaxBody) return DataAction::kAbort;
+    if (body_.size() + bytes.size() > kMaxBody) {
+      too_large_ = "the reply is larger than " + std::to_string(kMaxBody) + " bytes";
+      return DataAction::kAbort;
+    }
     body_.append(bytes);
     return DataAction::kContinue;
   }
@@ -145,9 +150,15 @@ DataAction Call::on_data(int attempt, std::string_view bytes) {
       saw_done_ = true;
       return true;
     }
-    queue_.push_back(std::move(ev.data));
+    // an event echoing the key is scrubbed before the consumer sees it
+    queue_.push_back(client_->mentions_key(ev.data) ? client_->scrub(std::move(ev.data)) : std::move(ev.data));
     return true;
   });
+  if (parser_.pending_bytes() > kMaxBody) {  // one endless event: the parser would buffer it all
+    too_large_ = "a stream event is larger than " + std::to_string(kMaxBody) + " bytes";
+    parser_.reset();
+    return DataAction::kAbort;
+  }
   if (queue_.size() != before) {
     delivered_ = true;
     notify_locked(lock);
@@ -172,7 +183,17 @@ void Call::on_done(int attempt, const TransferResult& result) {
     if (cancelled_ || state_ != State::kRunning) return;
   }
   const RetryPolicy& policy = client_->config_.retry;
+  if (!too_large_.empty()) {  // a broken server: a retry would send as much again
+    ApiError err;
+    err.kind = streaming_ ? ApiError::Kind::kStream : ApiError::Kind::kStatus;
+    err.status = 502;
+    err.message = too_large_;
+    fail(std::move(err));
+    return;
+  }
   if (result.status == TransferStatus::kOk) {
+    repair_utf8(body_);  // a reply or error body is text: what is not UTF-8 becomes U+FFFD
+    body_ = client_->scrub(std::move(body_));  // and an echoed key never passes
     if (status_ >= 200 && status_ < 300) {
       if (!streaming_) {
         std::lock_guard<std::mutex> lock(mu_);
@@ -184,8 +205,7 @@ void Call::on_done(int attempt, const TransferResult& result) {
       finish_ok();
       return;
     }
-    ApiError err = error_from_response(status_, headers_, body_, now_unix_ms());
-    err.message = client_->scrub(std::move(err.message));
+    ApiError err = client_->scrub(error_from_response(status_, headers_, body_, now_unix_ms()));
     if ((status_ == 401 || status_ == 402) && !key_.empty()) {
       // This key is rejected: set it aside and, if another is left, try it at once.
       if (client_->keys_.set_aside(key_, status_) > 0) {
@@ -386,17 +406,96 @@ HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::stri
   return req;
 }
 
+namespace {
+
+// A character a key may hold: the only ones un-escaped before matching.
+bool key_char(unsigned c) {
+  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-' ||
+         c == '.' || c == '_';
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// `text` with each \u00XX that spells a key character (and is not itself escaped: an odd run of
+// backslashes ends in it) replaced by that character.
+std::string unescape_key_chars(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '\\') {
+      out.push_back(text[i++]);
+      continue;
+    }
+    size_t run = 0;
+    while (i + run < text.size() && text[i + run] == '\\') ++run;
+    const size_t after = i + run;
+    if (run % 2 == 1 && after + 5 <= text.size() && text[after] == 'u' && text[after + 1] == '0' &&
+        text[after + 2] == '0' && hex_value(text[after + 3]) >= 0 && hex_value(text[after + 4]) >= 0) {
+      const unsigned c = static_cast<unsigned>(hex_value(text[after + 3]) * 16 + hex_value(text[after + 4]));
+      if (key_char(c)) {
+        out.append(run - 1, '\\');
+        out.push_back(static_cast<char>(c));
+        i = after + 5;
+        continue;
+      }
+    }
+    out.append(run, '\\');
+    i = after;
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string ApiClient::scrub(std::string text) const {
   std::lock_guard<std::mutex> lock(keys_.mu_);
-  for (const auto& e : keys_.entries_) {
-    if (e.key.empty()) continue;
-    for (size_t pos = text.find(e.key); pos != std::string::npos; pos = text.find(e.key, pos)) {
-      const std::string masked = mask_key(e.key);
-      text.replace(pos, e.key.size(), masked);
-      pos += masked.size();
+  auto mask_all = [this](std::string& t) {
+    bool hit = false;
+    for (const auto& e : keys_.entries_) {
+      if (e.key.empty()) continue;
+      for (size_t pos = t.find(e.key); pos != std::string::npos; pos = t.find(e.key, pos)) {
+        const std::string masked = mask_key(e.key);
+        t.replace(pos, e.key.size(), masked);
+        pos += masked.size();
+        hit = true;
+      }
     }
+    return hit;
+  };
+  mask_all(text);
+  if (text.find("\\u00") != std::string::npos) {
+    std::string plain = unescape_key_chars(text);
+    if (mask_all(plain)) return plain;
   }
   return text;
+}
+
+bool ApiClient::mentions_key(std::string_view text) const {
+  std::lock_guard<std::mutex> lock(keys_.mu_);
+  auto holds = [this](std::string_view t) {
+    for (const auto& e : keys_.entries_) {
+      if (!e.key.empty() && t.find(e.key) != std::string_view::npos) return true;
+    }
+    return false;
+  };
+  if (holds(text)) return true;
+  return text.find("\\u00") != std::string_view::npos && holds(unescape_key_chars(text));
+}
+
+ApiError Call::scrubbed(ApiError e) const { return client_->scrub(std::move(e)); }
+
+ApiError ApiClient::scrub(ApiError e) const {
+  e.message = scrub(std::move(e.message));
+  e.body = scrub(std::move(e.body));
+  e.code_json = scrub(std::move(e.code_json));
+  e.metadata_json = scrub(std::move(e.metadata_json));
+  return e;
 }
 
 double ApiClient::uniform01() {

@@ -118,6 +118,8 @@ class Call : public std::enable_shared_from_this<Call> {
   // Aborts the call: the transfer is cancelled promptly and its connection freed; a waiting
   // consumer sees kError with kind kCancelled. No-op once finished.
   void cancel();
+  // `e` with the client's keys scrubbed out of it (ApiClient::scrub).
+  ApiError scrubbed(ApiError e) const;
 
   int attempts() const;
 
@@ -153,6 +155,7 @@ class Call : public std::enable_shared_from_this<Call> {
   int status_ = 0;
   Headers headers_;
   std::string body_;
+  std::string too_large_;   // why the attempt's reply was cut for its size ("" if it was not)
   bool streaming_ = false;  // a 2xx head arrived for a stream: body is SSE
   bool delivered_ = false;  // an event was handed to the queue: no retry after this
   SseParser parser_;
@@ -179,8 +182,17 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   Transport& transport() { return *transport_; }
   // The URL for `path` (base_url + path, or path itself when absolute).
   std::string url_for(const std::string& path) const;
-  // Replaces every configured key inside `text` by its masked form.
+  // Replaces every configured key inside `text` by its masked form, also where the text is JSON
+  // that spells a key with \u escapes (an upstream echoing the key it was sent: once parsed,
+  // "\u0073k-or-..." reads as "sk-or-..."). Key characters never need escaping in JSON, so
+  // un-escaping just those keeps the document's meaning; the text is returned as it came when no
+  // key is in it. Thread-safe.
   std::string scrub(std::string text) const;
+  // `e` with every text an upstream wrote (message, body, code, metadata) scrubbed.
+  ApiError scrub(ApiError e) const;
+  // True if scrub() would change `text` (it holds a key, plain or escaped). No copy unless the
+  // text has \u00 escapes: the cheap test for every stream event.
+  bool mentions_key(std::string_view text) const;
 
  private:
   friend class Call;

@@ -15,12 +15,12 @@ Call::Next ChatStream::next(rapidjson::Document& chunk, bool block, int64_t time
                   (data_.size() > 200 ? data_.substr(0, 200) + "..." : data_);
     err.body = data_;
     err.generation_id = acc_.id();
-    error_ = std::move(err);
+    error_ = call_->scrubbed(std::move(err));
     call_->cancel();
     return Call::Next::kError;
   }
   if (!acc_.add(chunk)) {  // deliver this chunk; the error comes with the next call
-    error_ = *acc_.error();
+    error_ = call_->scrubbed(*acc_.error());  // an error event may echo the key
     call_->cancel();
   }
   return Call::Next::kItem;

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "orroute/utf8.h"
+
 namespace orroute {
 
 void SseParser::reset() {
@@ -62,6 +64,11 @@ bool SseParser::process_line(std::string_view line, const EventSink& sink) {
       return true;
     }
     SseEvent ev{std::move(event_), std::move(data_), id_};
+    // The stream is text: its bytes are decoded as UTF-8 with U+FFFD for what is not (WHATWG),
+    // per event, so a character split between two reads is whole again here.
+    repair_utf8(ev.data);
+    repair_utf8(ev.event);
+    repair_utf8(ev.id);
     event_.clear();
     data_.clear();
     has_data_ = false;

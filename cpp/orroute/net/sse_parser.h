@@ -1,7 +1,8 @@
 // Incremental Server-Sent Events parser (the text/event-stream format of WHATWG HTML §9.2),
 // separate from any I/O: feed it bytes as they arrive, in pieces of any size, and it reports each
 // complete event. Comment lines (": OPENROUTER PROCESSING") are skipped, LF, CRLF and CR line ends
-// are all accepted, multi-line `data:` fields are joined with '\n'.
+// are all accepted, multi-line `data:` fields are joined with '\n'. As the standard decodes the
+// stream, an event's fields are valid UTF-8: bytes that are not become U+FFFD (orroute/utf8.h).
 #pragma once
 
 #include <cstddef>
@@ -27,8 +28,12 @@ class SseParser {
 
   // Consumes `bytes` (any split of the stream), calling `sink` for each event completed inside them.
   // Returns false if the sink asked to stop. Never throws for malformed input (unknown fields are
-  // ignored, as the standard says); memory grows only with the longest unfinished event.
+  // ignored, as the standard says); memory grows only with the longest unfinished event (the caller
+  // caps it with pending_bytes()).
   bool feed(std::string_view bytes, const EventSink& sink);
+
+  // Bytes held for the unfinished line and event: what a caller caps, since an event may never end.
+  size_t pending_bytes() const { return line_.size() + data_.size() + event_.size() + id_.size(); }
 
   // True if a partial line or event is buffered (the stream ended in the middle of an event).
   bool has_partial() const { return !line_.empty() || has_data_ || !event_.empty(); }

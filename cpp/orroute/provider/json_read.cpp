@@ -10,13 +10,6 @@ bool parse_json(std::string_view text, rapidjson::Document& doc) {
   return parse_json_text<rapidjson::kParseValidateEncodingFlag>(text, doc) == JsonParse::kOk;
 }
 
-std::string utf8_prefix(std::string_view s, size_t max_bytes) {
-  if (s.size() <= max_bytes) return std::string(s);
-  size_t cut = max_bytes;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // s[cut] continues a char
-  return std::string(s.substr(0, cut));
-}
-
 const rapidjson::Value* json_member(const rapidjson::Value& obj, const char* name) {
   if (!obj.IsObject()) return nullptr;
   const auto it = obj.FindMember(name);

@@ -6,6 +6,7 @@
 #include <rapidjson/document.h>
 
 #include "orroute/json.h"
+#include "orroute/utf8.h"  // utf8_prefix
 
 #include <cstdint>
 #include <optional>
@@ -18,10 +19,6 @@ namespace orroute {
 // and UTF-8 validation. False (doc null) if too large, too deep, not JSON, or not valid UTF-8.
 // Never throws.
 bool parse_json(std::string_view text, rapidjson::Document& doc);
-
-// The longest prefix of `s` of at most `max_bytes` that does not end inside a UTF-8 sequence (so
-// valid UTF-8 stays valid when cut).
-std::string utf8_prefix(std::string_view s, size_t max_bytes);
 
 // The member `name` of `obj`, or nullptr if `obj` is not an object or has no such member.
 const rapidjson::Value* json_member(const rapidjson::Value& obj, const char* name);

@@ -93,7 +93,7 @@ def _translate(status: int, body: bytes) -> tuple[int, bytes]:
     """A chat route's JSON answer as Anthropic's: (status, body)."""
     if status == 200:
         try:
-            return 200, _core.anthropic_message_from_chat(body.decode()).encode()
+            return 200, _core.anthropic_message_from_chat(body.decode(errors="replace")).encode()
         except OrRouteError as e:  # e.g. a tool call whose arguments are not an object
             return 502, _core.anthropic_error_body(502, f"the upstream reply cannot be expressed: {e}")
     try:

@@ -190,6 +190,9 @@ class FakeAnthropic(FakeOpenRouter):
         rec.fault = fault
         if fault is not None and fault.is_status:
             raise _HttpError(fault)
+        if fault is not None and fault.kind == "raw":
+            rec.status = fault.status
+            return self._play(conn, self._raw_events(fault), rec, stream=rec.stream)
         chat = self._as_chat(body)
         reply = self._make_reply(served, chat, rec.body)
         rec.served_model = served

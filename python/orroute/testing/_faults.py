@@ -6,6 +6,7 @@ A fault is attached to a model (or an endpoint path) with ``FakeOpenRouter.fail`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,7 +24,8 @@ class Fault:
     Attributes:
         kind: ``"status"`` (an HTTP error answer), ``"hang"``, ``"reset"``, ``"stream_error"``,
             ``"malformed_json"``, ``"slow_drip"``, ``"delay"``, ``"usage"`` (a correct answer
-            whose usage lies) or ``"ignore_max_tokens"`` (an answer longer than asked for).
+            whose usage lies), ``"ignore_max_tokens"`` (an answer longer than asked for) or
+            ``"raw"`` (exactly the bytes given: a hostile upstream).
         status: HTTP status for ``"status"`` faults, error code for ``"stream_error"``.
         message: the error message sent in the body.
         metadata: ``error.metadata`` sent in the body.
@@ -34,6 +36,8 @@ class Fault:
         usage_patch: for ``"usage"``, fields of ``usage`` replaced (``None`` removes the field).
         drop_usage: for ``"usage"``, the reply carries no usage at all.
         tokens: for ``"ignore_max_tokens"``, how many completion tokens the answer has.
+        raw_head, raw_body: for ``"raw"``, the response head and the body's pieces (each piece is
+            one write, ``interval`` seconds apart).
     """
 
     kind: str
@@ -48,6 +52,8 @@ class Fault:
     usage_patch: tuple[tuple[str, Any], ...] = ()
     drop_usage: bool = False
     tokens: int = 0
+    raw_head: bytes = b""
+    raw_body: tuple[bytes, ...] = ()
 
     @property
     def is_status(self) -> bool:
@@ -265,6 +271,40 @@ class Fault:
         """An answer of ``tokens`` completion tokens whatever ``max_tokens`` asked for (billed
         and reported truthfully: the upstream simply overran)."""
         return cls(kind="ignore_max_tokens", tokens=int(tokens))
+
+    # --- hostile bytes: whatever an upstream may send -----------------------------------------
+
+    @classmethod
+    def raw(
+        cls,
+        *pieces: bytes,
+        status: int = 200,
+        content_type: bytes | str = "application/json",
+        headers: Mapping[str, bytes | str] | None = None,
+        content_length: int | None = None,
+        interval: float = 0.005,
+    ) -> Fault:
+        """A reply of exactly these bytes, for hostile-upstream tests: not UTF-8, cut inside a
+        character, lying about its length... Each piece is written alone, ``interval`` seconds
+        after the previous one (so a piece boundary can fall inside an SSE line or a UTF-8
+        sequence), then the connection closes. The head carries ``Content-Length``
+        (``content_length`` when given, true or not; ``-1`` leaves it out) and
+        ``Connection: close``; header values may be bytes that are not Latin-1 text.
+
+        >>> Fault.raw(b'{"id":', b'"x"}').raw_body
+        (b'{"id":', b'"x"}')
+        """
+        def b(v: bytes | str) -> bytes:
+            return v if isinstance(v, bytes) else v.encode("latin-1")
+
+        length = sum(len(p) for p in pieces) if content_length is None else content_length
+        lines = [b"HTTP/1.1 %d Raw" % status, b"Content-Type: " + b(content_type)]
+        lines += [b(k) + b": " + b(v) for k, v in (headers or {}).items()]
+        if length >= 0:
+            lines.append(b"Content-Length: %d" % length)
+        lines.append(b"Connection: close")
+        return cls(kind="raw", status=status, raw_head=b"\r\n".join(lines) + b"\r\n\r\n",
+                   raw_body=tuple(pieces), interval=float(interval))
 
     @property
     def is_reply_fault(self) -> bool:

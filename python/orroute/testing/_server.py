@@ -41,6 +41,7 @@ _PH_CREATED = 1_111_111_111
 _PH_CREATED_B = b'"created":1111111111'
 _HANG = object()
 _RESET = object()
+_CLOSE = object()
 _ALNUM = string.ascii_letters + string.digits
 
 Reply = str | Mapping[str, Any] | Callable[[dict[str, Any]], "str | Mapping[str, Any]"]
@@ -887,6 +888,9 @@ class FakeOpenRouter:
 
         rec.served_model = served
         rec.fault = fault
+        if fault is not None and fault.kind == "raw":
+            rec.status = fault.status
+            return self._play(conn, self._raw_events(fault), rec, stream=rec.stream)
         reply = self._make_reply(served, body, rec.body)
         if fault is not None and fault.is_reply_fault:
             reply = self._faulty_reply(reply, fault)
@@ -1358,6 +1362,14 @@ class FakeOpenRouter:
         )
         return [(0.0, head + body)]
 
+    def _raw_events(self, fault: Fault) -> list[tuple[float, Any]]:
+        """A ``Fault.raw`` reply: its head, each body piece as one write, then the close."""
+        pieces = fault.raw_body or (b"",)
+        events: list[tuple[float, Any]] = [(0.0, fault.raw_head + pieces[0])]
+        events += [(fault.interval, p) for p in pieces[1:]]
+        events.append((fault.interval, _CLOSE))
+        return events
+
     def _apply_fault(
         self, events: list[tuple[float, Any]], fault: Fault | None
     ) -> list[tuple[float, Any]]:
@@ -1402,6 +1414,9 @@ class FakeOpenRouter:
                     return
                 if data is _RESET:
                     conn.reset()
+                    return
+                if data is _CLOSE:
+                    conn.close()
                     return
                 conn.write(data)
                 if stream and not counted:

@@ -1,0 +1,96 @@
+#include "orroute/utf8.h"
+
+#include <cstdint>
+#include <cstring>
+
+namespace orroute {
+namespace {
+
+// Length of the well-formed sequence at s[i] (1-4), or 0 if it is ill-formed; then `bad` is the
+// length of its maximal ill-formed subpart (>= 1), which one U+FFFD replaces.
+size_t sequence_at(std::string_view s, size_t i, size_t& bad) noexcept {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = b(0);
+  size_t need;
+  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte (Unicode Table 3-7)
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) {
+    need = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    need = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;  // no surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    need = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;  // nothing past U+10FFFF
+  } else {
+    bad = 1;
+    return 0;
+  }
+  size_t k = 1;
+  for (; k < need && i + k < s.size(); ++k) {
+    const unsigned char x = b(k);
+    if (k == 1 ? (x < lo || x > hi) : (x < 0x80 || x > 0xBF)) break;
+  }
+  if (k == need) return need;
+  bad = k;
+  return 0;
+}
+
+// Index of the first byte at or after `i` that is not ASCII (s.size() if none).
+size_t skip_ascii(std::string_view s, size_t i) noexcept {
+  while (i + 8 <= s.size()) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    if (w & 0x8080808080808080ull) break;
+    i += 8;
+  }
+  while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;
+  return i;
+}
+
+// Index of the first ill-formed byte (s.size() if none).
+size_t first_bad(std::string_view s) noexcept {
+  size_t i = 0, bad = 0;
+  while ((i = skip_ascii(s, i)) < s.size()) {
+    const size_t n = sequence_at(s, i, bad);
+    if (n == 0) return i;
+    i += n;
+  }
+  return s.size();
+}
+
+}  // namespace
+
+bool utf8_valid(std::string_view s) noexcept { return first_bad(s) == s.size(); }
+
+bool repair_utf8(std::string& s) {
+  size_t i = first_bad(s);
+  if (i == s.size()) return false;
+  std::string out;
+  out.reserve(s.size() + 16);
+  out.append(s, 0, i);
+  while (i < s.size()) {
+    size_t bad = 0;
+    const size_t n = sequence_at(s, i, bad);
+    if (n > 0) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out.append("\xEF\xBF\xBD");
+      i += bad;
+    }
+  }
+  s = std::move(out);
+  return true;
+}
+
+std::string utf8_prefix(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return std::string(s);
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // s[cut] continues a char
+  return std::string(s.substr(0, cut));
+}
+
+}  // namespace orroute

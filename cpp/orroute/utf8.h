@@ -1,0 +1,25 @@
+// Upstream text made valid UTF-8. An upstream's bytes are hostile: a reply, a stream event or an
+// error body may hold bytes that are not UTF-8, and every consumer downstream (Python's str, the
+// gateway's clients, the ledger, the cache) needs text. The rule is the one of WHATWG's UTF-8
+// decode (what an event stream's bytes go through, and what Python's errors="replace" does): each
+// maximal ill-formed subpart (Unicode §3.9, "U+FFFD substitution of maximal subparts") becomes one
+// U+FFFD; surrogates (ED A0..ED BF) and overlong forms are ill-formed.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace orroute {
+
+// True if `s` is well-formed UTF-8. Linear, no allocation; ASCII runs are checked 8 bytes at a time.
+bool utf8_valid(std::string_view s) noexcept;
+
+// Replaces every maximal ill-formed subpart of `s` with U+FFFD (EF BF BD). Returns true if `s`
+// changed. Well-formed text is left as it is after one scan (no copy).
+bool repair_utf8(std::string& s);
+
+// The longest prefix of `s` of at most `max_bytes` that does not end inside a UTF-8 sequence (so
+// valid UTF-8 stays valid when cut).
+std::string utf8_prefix(std::string_view s, size_t max_bytes);
+
+}  // namespace orroute

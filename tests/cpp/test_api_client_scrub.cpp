@@ -1,0 +1,65 @@
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <string>
+
+#include "orroute/net/api_client.h"
+#include "orroute/net/keys.h"
+
+namespace {
+
+const std::string kKey = "sk-or-v1-abcdef0123456789";
+
+std::shared_ptr<orroute::ApiClient> client() {
+  orroute::ClientConfig cfg;
+  cfg.base_url = "http://127.0.0.1:9/api/v1";
+  cfg.api_keys = {kKey};
+  return orroute::ApiClient::create(std::move(cfg));
+}
+
+// JSON text spelling `s` with one \u00XX escape per character.
+std::string escaped(const std::string& s) {
+  std::string out;
+  char buf[8];
+  for (unsigned char c : s) {
+    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+    out += buf;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("scrub masks an echoed key, plain or spelled with JSON escapes", "[net][scrub]") {
+  const auto c = client();
+  const std::string masked = orroute::mask_key(kKey);
+  SECTION("plain") { CHECK(c->scrub("bad key " + kKey + "!") == "bad key " + masked + "!"); }
+  SECTION("every character escaped") {
+    CHECK(c->scrub("{\"m\":\"" + escaped(kKey) + "\"}") == "{\"m\":\"" + masked + "\"}");
+  }
+  SECTION("a few characters escaped, the rest of the JSON keeps its escapes") {
+    const std::string text = "{\"m\":\"\\u00e9 \\\\u0073 " + escaped("sk") + kKey.substr(2) + "\"}";
+    CHECK(c->scrub(text) == "{\"m\":\"\\u00e9 \\\\u0073 " + masked + "\"}");
+  }
+  SECTION("an escaped backslash before u0073 is text, not an escape") {
+    const std::string text = "\\\\u0073k-or-v1-abcdef0123456789";
+    CHECK(c->scrub(text) == text);
+  }
+  SECTION("text without a key comes back as it was") {
+    const std::string text = "{\"m\":\"\\u0041\\u00e9 fine\"}";
+    CHECK(c->scrub(text) == text);
+  }
+  SECTION("every field of an error") {
+    orroute::ApiError e;
+    e.message = "m " + kKey;
+    e.body = "{\"error\":\"" + escaped(kKey) + "\"}";
+    e.code_json = "\"" + kKey + "\"";
+    e.metadata_json = "{\"raw\":\"" + escaped(kKey) + "\"}";
+    const orroute::ApiError s = c->scrub(e);
+    for (const std::string* f : {&s.message, &s.body, &s.code_json, &s.metadata_json}) {
+      CHECK(f->find(kKey) == std::string::npos);
+      CHECK(f->find(escaped(kKey)) == std::string::npos);
+      CHECK(f->find(masked) != std::string::npos);
+    }
+  }
+}

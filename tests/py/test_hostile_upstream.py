@@ -1,0 +1,489 @@
+"""Every byte an upstream sends is hostile until checked: replies that are not UTF-8, streams cut
+inside a character, error bodies and headers of raw bytes, echoed keys. None of them may end in a
+raw Python error (UnicodeDecodeError, KeyError, TypeError, a json error) after the call was paid,
+through the manager, the client, the gateway or the openai drop-in, sync and async, streamed or
+not. The upstream is a FakeOpenRouter answering ``Fault.raw`` bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import orroute
+from orroute import Task
+from orroute.testing import FakeOpenRouter, Fault
+
+MODEL = "test/a"  # synthetic: $1/M prompt, $2/M completion tokens
+KEY = "sk-or-v1-hostile-upstream-test-key-0123456789"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenRouter]:
+    with FakeOpenRouter(models=[MODEL, "test/b"]) as f:
+        yield f
+
+
+def manager(fake: FakeOpenRouter, tmp_path: Path, **kw: Any) -> orroute.AIModelManager:
+    kw.setdefault("retry_base_delay", 0.001)
+    return orroute.AIModelManager(api_key=KEY, base_url=fake.base_url,
+                                  ledger=str(tmp_path / "ledger.sqlite3"), **kw)
+
+
+def completion(content: bytes = b"ok", *, id: bytes = b"gen-1", model: bytes = MODEL.encode(),
+               provider: bytes = b"P", extra_message: bytes = b"") -> bytes:
+    """A plain chat completion's JSON as raw bytes (fields may hold any bytes)."""
+    return (b'{"id":"' + id + b'","model":"' + model + b'","provider":"' + provider
+            + b'","object":"chat.completion","created":1,"choices":[{"index":0,"message":'
+            b'{"role":"assistant","content":"' + content + b'"' + extra_message
+            + b'},"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":2,'
+            b'"total_tokens":10,"cost":0.000012}}')
+
+
+def sse(*events: bytes) -> bytes:
+    return b"".join(b"data: " + e + b"\n\n" for e in events)
+
+
+def chunk(delta: bytes, *, id: bytes = b"gen-1", model: bytes = MODEL.encode(),
+          provider: bytes = b"P", finish: bytes = b"null") -> bytes:
+    return (b'{"id":"' + id + b'","model":"' + model + b'","provider":"' + provider
+            + b'","object":"chat.completion.chunk","created":1,"choices":[{"index":0,"delta":'
+            + delta + b',"finish_reason":' + finish + b"}]}")
+
+
+USAGE = (b'{"id":"gen-1","model":"test/a","object":"chat.completion.chunk","created":1,'
+         b'"choices":[],"usage":{"prompt_tokens":8,"completion_tokens":2,"total_tokens":10,'
+         b'"cost":0.000012}}')
+
+
+def stream_reply(*pieces: bytes) -> Fault:
+    return Fault.raw(*pieces, content_type="text/event-stream", content_length=-1)
+
+
+def hostile_stream(content: bytes, **kw: bytes) -> bytes:
+    return sse(chunk(b'{"role":"assistant","content":"' + content + b'"}', **kw),
+               chunk(b"{}", finish=b'"stop"', **kw), USAGE, b"[DONE]")
+
+
+# --- the manager ----------------------------------------------------------------------------------
+
+
+def test_manager_stream_with_invalid_utf8_in_a_delta_gives_replacement_chars(fake, tmp_path):
+    """A delta holding a byte that is not UTF-8 reaches the consumer with U+FFFD, sync and
+    async, and the run settles: no UnicodeDecodeError out of json.loads of the queued chunk."""
+    m = manager(fake, tmp_path)
+    fake.fail(MODEL, stream_reply(hostile_stream(b"bad \xff byte", provider=b"P\xfe")))
+    chunks = list(m.stream_task_sync(Task(messages="hi", max_tokens=5), model=MODEL))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "bad \ufffd byte"
+
+    async def run() -> str:
+        out = []
+        async for c in m.stream_task(Task(messages="hi", max_tokens=5), model=MODEL):
+            if c["choices"]:
+                out.append(c["choices"][0]["delta"].get("content") or "")
+        return "".join(out)
+
+    assert asyncio.run(run()) == "bad \ufffd byte"
+
+
+def test_manager_stream_split_inside_a_character_keeps_the_character(fake, tmp_path):
+    """An SSE event cut by the network between the bytes of one character is joined before it
+    is read: the consumer sees the character, not two U+FFFD."""
+    m = manager(fake, tmp_path)
+    body = hostile_stream("héllo wörld €".encode())
+    cut = body.index("é".encode()) + 1  # between the two bytes of é
+    cut2 = body.index("€".encode()) + 2  # inside the three bytes of €
+    fake.fail(MODEL, stream_reply(body[:cut], body[cut:cut2], body[cut2:]))
+    chunks = list(m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "héllo wörld €"
+
+
+def test_manager_plain_reply_with_invalid_utf8_names_reaches_the_ledger_readably(fake, tmp_path):
+    """The served model and provider of a reply are upstream bytes; the ledger keeps the row
+    and reading the history back never raises."""
+    m = manager(fake, tmp_path)
+    fake.fail(MODEL, Fault.raw(completion(b"fine", model=b"test/a\xff", provider=b"Prov\xfe")))
+    r = m.execute_task_sync(Task(messages="hi", max_tokens=5), model=MODEL)
+    assert r.content == "fine"
+    rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert len(rows) == 1
+    for value in vars(rows[0]).values():  # every text field is text (it encodes back)
+        if isinstance(value, str):
+            value.encode()
+
+
+def test_manager_error_body_not_utf8_is_an_api_error(fake, tmp_path):
+    """A 500 whose body is neither JSON nor UTF-8 is an orroute error, not a decode error."""
+    m = manager(fake, tmp_path, max_retries=0)
+    fake.fail("*", Fault.raw(b"\xff\xfe upstream \xc3 broke", status=500))
+    with pytest.raises(orroute.OrRouteError):
+        m.execute_task_sync(Task(messages="hi", max_tokens=5), model=MODEL)
+
+
+# --- the plain client -------------------------------------------------------------------------
+
+
+def client(fake: FakeOpenRouter) -> orroute.OpenRouter:
+    return orroute.OpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+
+
+def test_client_error_body_not_utf8_is_an_api_status_error(fake):
+    fake.fail(MODEL, Fault.raw(b"\xff\xfe upstream \xc3 broke", status=500))
+    with pytest.raises(orroute.InternalServerError):
+        client(fake).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_client_error_json_with_invalid_utf8_message_is_an_api_status_error(fake):
+    fake.fail(MODEL, Fault.raw(b'{"error":{"code":400,"message":"bad \xff"}}', status=400))
+    with pytest.raises(orroute.BadRequestError) as e:
+        client(fake).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert "bad \ufffd" in str(e.value)
+
+
+def test_client_header_value_not_utf8_does_not_break_the_response(fake):
+    fake.fail(MODEL, Fault.raw(completion(b"fine"), headers={"X-Odd": b"caf\xe9 \xff"}))
+    raw = client(fake).chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert raw.parse().choices[0].message.content == "fine"
+    assert "x-odd" in raw.headers
+
+
+def test_client_stream_with_invalid_utf8_and_split_characters(fake):
+    body = hostile_stream("caf\xe9 ".encode() + b"\xff")
+    cut = body.index(b"\xc3") + 1
+    fake.fail(MODEL, stream_reply(body[:cut], body[cut:]))
+    with client(fake).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+    ) as s:
+        text = "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+    assert text == "café \ufffd"
+
+
+def test_client_plain_reply_with_invalid_utf8(fake):
+    fake.fail(MODEL, Fault.raw(completion(b"bad \xff", id=b"gen-\xfe")))
+    r = client(fake).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content == "bad \ufffd"
+
+
+# --- the response cache ----------------------------------------------------------------------
+
+
+def test_cache_hit_of_a_reply_with_invalid_utf8(fake, tmp_path):
+    """The cache keeps what the upstream sent; serving it again never raises."""
+    m = manager(fake, tmp_path, cache=str(tmp_path / "cache.sqlite3"))
+    fake.fail(MODEL, Fault.raw(completion(b"bad \xff")), times=1)
+    t = Task(messages="hi", max_tokens=5, params={"temperature": 0})
+    first = m.execute_task_sync(t, model=MODEL)
+    second = m.execute_task_sync(t, model=MODEL)
+    assert first.content == second.content == "bad \ufffd"
+    chunks = list(m.stream_task_sync(t, model=MODEL))  # a streamed hit replays the stored reply
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks
+                   if c["choices"]) == "bad \ufffd"
+    assert len([r for r in fake.requests if r.path.endswith("/chat/completions")]) == 1
+
+
+# --- the gateway and the drop-in ---------------------------------------------------------------
+
+
+def test_dropin_stream_with_invalid_utf8(fake, tmp_path):
+    m = manager(fake, tmp_path)
+    oc = orroute.openai_client(m)
+    fake.fail(MODEL, stream_reply(hostile_stream(b"bad \xff byte")))
+    s = oc.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                   stream=True, max_tokens=5)
+    text = "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+    assert text == "bad \ufffd byte"
+
+
+def test_dropin_plain_with_invalid_utf8(fake, tmp_path):
+    m = manager(fake, tmp_path)
+    oc = orroute.openai_client(m)
+    fake.fail(MODEL, Fault.raw(completion(b"bad \xff byte")))
+    r = oc.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                   max_tokens=5)
+    assert r.choices[0].message.content == "bad \ufffd byte"
+
+
+def test_gateway_stream_relays_valid_utf8(fake, tmp_path):
+    from orroute.gateway import Gateway, GatewaySettings
+
+    fake.fail(MODEL, stream_reply(hostile_stream(b"bad \xff byte")))
+    settings = GatewaySettings(base_url=fake.base_url, api_key=KEY,
+                               ledger=str(tmp_path / "gw.sqlite3"), port=0)
+    with Gateway(settings) as gw:
+        key = gw.keys.create("p")[0]
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(
+            {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True,
+             "max_tokens": 5}), headers={"Authorization": f"Bearer {key}",
+                                         "Content-Type": "application/json"})
+        data = conn.getresponse().read()
+        conn.close()
+    data.decode("utf-8")  # what the gateway sends is UTF-8
+    assert "bad \ufffd byte" in "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in data.decode().splitlines()
+        if line.startswith("data: {") and json.loads(line[6:]).get("choices"))
+
+
+# --- sizes: nothing an upstream sends is buffered without bound ---------------------------------
+
+BIG = 70 << 20  # past the 64 MiB a reply or one stream event may take
+
+
+def endless(first: bytes, piece: int = 4 << 20) -> list[bytes]:
+    """``first`` and then BIG bytes of 'a' with no line end, in pieces."""
+    return [first] + [b"a" * piece] * (BIG // piece)
+
+
+def test_client_stream_event_without_end_is_cut_not_buffered(fake):
+    """A `data:` line that never ends (70 MiB and counting) stops the stream with an error that
+    says why, instead of growing the parser's buffer for as long as the upstream sends."""
+    fake.fail(MODEL, stream_reply(*endless(b'data: {"choices":[{"delta":{"content":"'),
+                                  b'"}}]}\n\n'))
+    c = client(fake)
+    msgs = [{"role": "user", "content": "hi"}]
+    with pytest.raises(orroute.APIError, match="larger than"), \
+            c.chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        for _ in s:
+            pass
+
+
+def test_client_reply_larger_than_the_limit_says_so(fake):
+    """A plain reply past the limit is an error naming the size, not 'cancelled'."""
+    fake.fail(MODEL, Fault.raw(*endless(b'{"x":"'), b'"}'))
+    with pytest.raises(orroute.APIError, match="larger than") as e:
+        client(fake).chat.completions.create(model=MODEL,
+                                             messages=[{"role": "user", "content": "hi"}])
+    assert not isinstance(e.value, orroute.APIConnectionError)
+
+
+def test_manager_stream_event_without_end_is_cut(fake, tmp_path):
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    fake.fail("*", stream_reply(*endless(b'data: {"choices":[{"delta":{"content":"'),
+                                b'"}}]}\n\n'))
+    with pytest.raises(orroute.OrRouteError, match="larger than"):
+        for _ in m.stream_task_sync(Task(messages="hi", max_tokens=5), model=MODEL):
+            pass
+
+
+# --- keys: an upstream that echoes the key it was sent --------------------------------------------
+
+ESCAPED_KEY = "".join(f"\\u{ord(c):04x}" for c in KEY).encode()  # JSON that reads as the key
+
+ECHOES = [
+    Fault.bad_request(f"bad key {KEY}"),
+    Fault.status_error(400, "bad", metadata={"raw": f"key={KEY}"}),
+    Fault.raw(b'{"error":{"code":400,"message":"bad ' + ESCAPED_KEY + b'"}}', status=400),
+    Fault.raw(b'{"error":{"code":400,"message":"bad","metadata":{"raw":"' + ESCAPED_KEY
+              + b'"}}}', status=400),
+    Fault.raw(b"oops " + KEY.encode(), status=400, content_type="text/plain"),
+    Fault.stream_error(after_tokens=1, message=f"boom {KEY}"),
+    stream_reply(hostile_stream(b"your key is " + ESCAPED_KEY + b" and " + KEY.encode())),
+]
+ECHO_IDS = ["message", "metadata", "escaped-message", "escaped-metadata", "not-json", "mid-stream",
+            "streamed-content"]
+
+
+def shown(value: Any) -> str:
+    """Everything a caller could print of a result or an exception."""
+    out = [str(value), repr(value)]
+    for attr in ("body", "response", "args", "__dict__"):
+        out.append(repr(getattr(value, attr, None)))
+    return "\n".join(out)
+
+
+def leaks(text: str) -> bool:
+    return KEY in text or KEY[12:] in text or ESCAPED_KEY.decode() in text
+
+
+def outcome(run: Any) -> str:
+    try:
+        return shown(run())
+    except orroute.OrRouteError as e:
+        return shown(e)
+
+
+@pytest.mark.parametrize("fault", ECHOES, ids=ECHO_IDS)
+def test_an_echoed_key_never_reaches_a_manager_caller(fake, tmp_path, fault):
+    """Not in the exception (message, body, metadata), the result, the streamed chunks, sync or
+    async, plain or escaped with JSON \\u escapes."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    task = Task(messages="hi", max_tokens=5)
+
+    async def astream() -> list[Any]:
+        return [c async for c in m.stream_task(task, model=MODEL)]
+
+    runs = [lambda: m.execute_task_sync(task, model=MODEL),
+            lambda: list(m.stream_task_sync(task, model=MODEL)),
+            lambda: asyncio.run(astream())]
+    for run in runs:
+        fake.fail("*", fault)
+        assert not leaks(outcome(run))
+    ledger = (tmp_path / "ledger.sqlite3").read_bytes()
+    assert KEY.encode() not in ledger and KEY[12:].encode() not in ledger
+
+
+@pytest.mark.parametrize("fault", ECHOES, ids=ECHO_IDS)
+def test_an_echoed_key_never_reaches_a_client_caller(fake, fault):
+    c = client(fake)
+    msgs = [{"role": "user", "content": "hi"}]
+
+    def stream() -> list[Any]:
+        with c.chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+            return list(s)
+
+    for run in (lambda: c.chat.completions.create(model=MODEL, messages=msgs), stream):
+        fake.fail("*", fault)
+        assert not leaks(outcome(run))
+
+
+@pytest.mark.parametrize("length", [2**31, 2**63 - 1], ids=["2GiB", "int64-max"])
+def test_a_content_length_that_lies_ends_the_call_not_the_process(fake, tmp_path, length):
+    """A head claiming gigabytes and a short body that then closes: an error, promptly, without
+    an allocation of the claimed size."""
+    fake.fail("*", Fault.raw(completion(b"short"), content_length=length))
+    with pytest.raises(orroute.APIError):
+        client(fake).chat.completions.create(model=MODEL,
+                                             messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(orroute.OrRouteError):
+        manager(fake, tmp_path, max_retries=0, fallbacks=[]).execute_task_sync(
+            Task(messages="hi", max_tokens=5), model=MODEL)
+
+
+# --- a direct provider (Anthropic's wire format) through the manager -----------------------------
+
+ANT_KEY = "sk-ant-api03-hostile-0123456789abcdef"
+CLAUDE = "anthropic/claude-sonnet-4.5"
+
+
+def anthropic_manager(tmp_path: Path, orf: FakeOpenRouter, ant: Any) -> orroute.AIModelManager:
+    from orroute.provider_config import parse_providers
+
+    env = {"OPENROUTER_API_KEY": KEY, "ANTHROPIC_API_KEY": ANT_KEY,
+           "OPENROUTER_BASE_URL": orf.base_url, "ANTHROPIC_BASE_URL": ant.base_url}
+    providers = parse_providers({"providers": {"anthropic": {"priority": 0},
+                                               "openrouter": {"priority": 1}}}, env)
+    return orroute.AIModelManager(api_key=KEY, base_url=orf.base_url, fallbacks=[],
+                                  ledger=str(tmp_path / "ledger.sqlite3"), providers=providers,
+                                  refresh_catalog=False, max_retries=0)
+
+
+ANT_MESSAGE = (b'{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5",'
+               b'"content":[{"type":"text","text":"bad \xff byte"}],"stop_reason":"end_turn",'
+               b'"usage":{"input_tokens":8,"output_tokens":3}}')
+
+
+def ant_stream(text: bytes) -> bytes:
+    def ev(name: bytes, data: bytes) -> bytes:
+        return b"event: " + name + b"\ndata: " + data + b"\n\n"
+
+    return (ev(b"message_start", b'{"type":"message_start","message":{"id":"msg_1","type":"message",'
+               b'"role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":'
+               b'{"input_tokens":8,"output_tokens":1}}}')
+            + ev(b"content_block_start", b'{"type":"content_block_start","index":0,'
+                 b'"content_block":{"type":"text","text":""}}')
+            + ev(b"content_block_delta", b'{"type":"content_block_delta","index":0,'
+                 b'"delta":{"type":"text_delta","text":"' + text + b'"}}')
+            + ev(b"content_block_stop", b'{"type":"content_block_stop","index":0}')
+            + ev(b"message_delta", b'{"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+                 b'"usage":{"output_tokens":3}}')
+            + ev(b"message_stop", b'{"type":"message_stop"}'))
+
+
+def test_anthropic_replies_with_invalid_utf8_and_echoed_keys(tmp_path):
+    from orroute.testing import FakeAnthropic
+
+    with FakeOpenRouter(api_key=KEY) as orf, FakeAnthropic(api_key=ANT_KEY) as ant:
+        m = anthropic_manager(tmp_path, orf, ant)
+        task = Task(messages="hi", max_tokens=20)
+        ant.fail("*", Fault.raw(ANT_MESSAGE))
+        r = m.execute_task_sync(task, model=CLAUDE)
+        assert r.content == "bad \ufffd byte" and r.provider == "anthropic"
+        ant.fail("*", stream_reply(ant_stream(b"bad \xff byte")))
+        chunks = list(m.stream_task_sync(task, model=CLAUDE))
+        assert "".join(c["choices"][0]["delta"].get("content") or ""
+                       for c in chunks if c.get("choices")) == "bad \ufffd byte"
+        escaped = "".join(f"\\u{ord(c):04x}" for c in ANT_KEY).encode()
+        for body in (b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
+                     + ANT_KEY.encode() + b'"}}',
+                     b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
+                     + escaped + b'"}}'):
+            ant.fail("*", Fault.raw(body, status=400))
+            orf.fail("*", Fault.server_error(503))  # the fallback fails too: the error is shown
+            text = outcome(lambda: m.execute_task_sync(task, model=CLAUDE))
+            assert ANT_KEY not in text and ANT_KEY[14:] not in text and escaped.decode() not in text
+
+
+def test_async_client_twin_invalid_utf8_error_body_and_echoed_key(fake):
+    """The async client reads through the same core: the same three hostile replies."""
+    msgs = [{"role": "user", "content": "hi"}]
+
+    async def run() -> tuple[str, str, str]:
+        c = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        body = hostile_stream("caf\xe9 ".encode() + b"\xff")
+        cut = body.index(b"\xc3") + 1
+        fake.fail(MODEL, stream_reply(body[:cut], body[cut:]))
+        s = await c.chat.completions.create(model=MODEL, messages=msgs, stream=True)
+        text = "".join([ch.choices[0].delta.content or "" async for ch in s if ch.choices])
+        fake.fail(MODEL, Fault.raw(b"\xff\xfe upstream \xc3 broke", status=500))
+        try:
+            await c.chat.completions.create(model=MODEL, messages=msgs)
+            bad = "no error"
+        except orroute.InternalServerError as e:
+            bad = shown(e)
+        fake.fail(MODEL, Fault.stream_error(after_tokens=1, message=f"boom {KEY}"))
+        try:
+            s = await c.chat.completions.create(model=MODEL, messages=msgs, stream=True)
+            echoed = repr([ch async for ch in s])
+        except orroute.OrRouteError as e:
+            echoed = shown(e)
+        return text, bad, echoed
+
+    text, bad, echoed = asyncio.run(run())
+    assert text == "café \ufffd"
+    assert "upstream" in bad and "\ufffd" in bad
+    assert "boom" in echoed and not leaks(echoed)
+
+
+def test_names_a_reply_gives_are_bounded(fake, tmp_path):
+    """The served model and provider a reply names go to the ledger, the breakers and the result:
+    an upstream naming a 100 kB provider gets them cut to 256 bytes, so neither a ledger row nor
+    a breaker key grows with what the upstream sends."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    for i in range(3):
+        fake.fail("*", Fault.raw(completion(b"fine", model=b"test/a" + b"x" * 100_000,
+                                            provider=b"%d" % i + b"P" * 100_000)))
+        r = m.execute_task_sync(Task(messages="hi", max_tokens=5), model=MODEL)
+        assert r.content == "fine"
+        assert len(r.provider or "") <= 256
+    rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert len(rows) == 3
+    assert all(len(row.model) <= 256 and len(row.provider or "") <= 256 for row in rows)
+
+
+def test_tool_call_arguments_and_ids_with_invalid_utf8_stream_and_settle(fake, tmp_path):
+    """Bytes that are not UTF-8 inside a streamed tool call's id, name and arguments, split
+    between reads: the chunks carry U+FFFD and the run settles as the paid call it was."""
+    m = manager(fake, tmp_path)
+    start = chunk(b'{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_\xff",'
+                  b'"type":"function","function":{"name":"get_\xfe","arguments":""}}]}')
+    args = chunk(b'{"tool_calls":[{"index":0,"function":{"arguments":"{\\"city\\":\\"Z\xc3\xbcr'
+                 b'\xff\\"}"}}]}')
+    body = sse(start, args, chunk(b"{}", finish=b'"tool_calls"'), USAGE, b"[DONE]")
+    cut = body.index(b"\xc3\xbc") + 1
+    fake.fail(MODEL, stream_reply(body[:cut], body[cut:]))
+    items = list(m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL))
+    deltas = [c["choices"][0]["delta"] for c in items if c["choices"]]
+    calls = [tc for d in deltas for tc in d.get("tool_calls") or []]
+    assert calls[0]["id"] == "call_\ufffd" and calls[0]["function"]["name"] == "get_\ufffd"
+    assert "".join(tc["function"].get("arguments") or "" for tc in calls) == '{"city":"Zür\ufffd"}'
+    (row,) = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert row.outcome == "ok" and row.cost > 0  # settled as the paid call it was
