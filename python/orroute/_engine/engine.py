@@ -137,15 +137,10 @@ class Engine:
         return self._core.run(task)  # type: ignore[return-value]
 
     def submit(self, task: Any) -> Any:
-        """Starts ``task``; the returned pending result has ``result()`` and ``body()`` (the
-        reply's bytes as received) once awaited with :func:`wait`."""
+        """Starts ``task`` on the network thread; the returned pending result has ``result()``
+        and ``body()`` (the reply's bytes as received) once awaited with :func:`wait` (which
+        cancels the run when the await is cancelled)."""
         return self._core.submit_async(task)
-
-    async def run_async(self, task: Any) -> RunResult:
-        """Runs ``task`` on the network thread; cancelling the await cancels it."""
-        pending = self._core.submit_async(task)
-        await wait(pending)
-        return pending.result()  # type: ignore[return-value]
 
     def stream(self, task: Any, capacity: int) -> Any:
         """Starts a streamed run: ``take()`` / ``take_sse()`` chunks (at most ``capacity`` wait;
