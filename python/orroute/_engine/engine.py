@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import _core
 from .. import _exceptions as _exc
+from ..task import Task
 from .loop import wait
 from .records import Plan, RunResult
 from .wiring import limit_args, limit_scope
@@ -73,8 +74,6 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
     """The engine task of an :class:`orroute.Task`: its messages and output bound as the request
     body, ``model`` first (``pin``: that model only, no fallback), its budget, quality floor,
     project (else ``project``), conversation and tags."""
-    from ..task import Task
-
     task = Task.coerce(task)
     if not task.messages:
         raise _exc.InvalidArgumentError("task has no messages")
