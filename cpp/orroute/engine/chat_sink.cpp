@@ -55,7 +55,8 @@ DataAction ChatSink::read(std::string_view bytes) {
 }
 
 bool ChatSink::take_chunk(const std::string& data) {
-  rapidjson::Document chunk;
+  LocalJson<> chunk_json;  // one per stream event: no heap for a usual one
+  rapidjson::Document& chunk = chunk_json.doc();
   const JsonParse st = parse_json_text(data, chunk, kMaxBody);
   if (st == JsonParse::kTooDeep || st == JsonParse::kTooLarge) {  // hostile, not junk: stop here
     broken_ = std::string("a stream event is ") + json_parse_reason(st);
@@ -263,7 +264,8 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
       if (first_content_) r.ttft = *first_content_ - started_;
     }
   } else {
-    rapidjson::Document doc;
+    LocalJson<> reply_json;  // no heap for a usual reply
+    rapidjson::Document& doc = reply_json.doc();
     if (const JsonParse st = parse_json_text(body_, doc, kMaxBody); st != JsonParse::kOk || !doc.IsObject()) {
       r.http_status = 502;
       r.error_message = st == JsonParse::kTooDeep ? "response JSON is nested too deeply" : "response is not JSON";
@@ -311,7 +313,8 @@ void ChatSink::fill_usage(const Usage& u, AttemptResult& r) {
 }
 
 void ChatSink::read_usage_json(const std::string& json, AttemptResult& r) {
-  rapidjson::Document d;
+  LocalJson<> usage_json;
+  rapidjson::Document& d = usage_json.doc();
   if (parse_json_text(json, d) == JsonParse::kOk && d.IsObject()) fill_usage(parse_usage(d), r);
 }
 

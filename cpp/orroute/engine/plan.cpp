@@ -17,7 +17,8 @@
 namespace orroute {
 
 EnginePlan Engine::plan(const EngineTask& task) const {
-  rapidjson::Document body;
+  LocalJson<> body_json;  // no heap for a usual request
+  rapidjson::Document& body = body_json.doc();
   if (const JsonParse st = parse_json_text(task.request_json, body); st != JsonParse::kOk) {
     throw InvalidArgument(st == JsonParse::kInvalid ? std::string("task request is not valid JSON")
                                                     : std::string("task request JSON is ") + json_parse_reason(st));
