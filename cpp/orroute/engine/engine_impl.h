@@ -39,6 +39,7 @@ class Engine::Impl {
   ComplexityAnalyzer analyzer;
   std::unique_ptr<ModelSelector> selector;
   SelectorFeed selector_feed;  // models whose call ended since the selector last read them
+  std::mutex selector_feeding;  // held by the plan() that applies the feed
   std::unique_ptr<CallPricer> pricer;  // over the catalog in use (built after any refresh)
   std::vector<std::string> key_scopes;
   ProviderMemory providers;  // which upstream last served each model (provider breakers)
@@ -71,8 +72,11 @@ class Engine::Impl {
   }
 
   // Before a ranking: the selector takes the figures of every model whose call ended since.
+  // Plans on other threads wait while one feeds, so none ranks before notes another took are
+  // applied (the network thread's note() never waits on this).
   void feed_selector() {
     if (!selector) return;
+    std::lock_guard lock(selector_feeding);
     for (const auto& [model, at] : selector_feed.take()) update_selector(model, at);
   }
 
