@@ -41,13 +41,8 @@ def engine_task(
 ) -> Any:
     """An engine task: the request body (JSON text, kept as sent but ``model``, set per attempt)
     and how to route it (``use_cache=False``: not answered from the response cache)."""
-    et = _core.EngineTask()
-    et.request_json = request_json
-    if task_type:
-        et.task_type = task_type
-    if task_id:
-        et.task_id = task_id
-    et.stream = stream
+    # one call for what every task sets (each property set is a call of its own)
+    et = _core.EngineTask(request_json, task_id, stream, task_type or "")
     if fallbacks:
         et.fallbacks = list(fallbacks)
     if strategy is not None:
