@@ -459,7 +459,18 @@ void bind_route(py::module_& m) {
           py::arg("output_tokens") = 0, py::arg("window") = 60.0);
 
   py::class_<EngineTask>(m, "EngineTask")
-      .def(py::init<>())
+      // The fields every task sets, in one call (each property set is a call of its own).
+      .def(py::init([](std::string request_json, std::string task_id, bool stream,
+                       std::string task_type) {
+             EngineTask t;
+             t.request_json = std::move(request_json);
+             t.task_id = std::move(task_id);
+             t.stream = stream;
+             if (!task_type.empty()) t.task_type = std::move(task_type);  // else "general"
+             return t;
+           }),
+           py::arg("request_json") = std::string(), py::arg("task_id") = std::string(),
+           py::arg("stream") = false, py::arg("task_type") = std::string())
       .def_readwrite("request_json", &EngineTask::request_json)
       .def_readwrite("task_type", &EngineTask::task_type)
       .def_readwrite("task_id", &EngineTask::task_id)

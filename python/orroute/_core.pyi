@@ -975,7 +975,8 @@ class EngineTask:
     project: str
     conversation: str
     tags: list[tuple[str, str]]
-    def __init__(self) -> None: ...
+    def __init__(self, request_json: str = "", task_id: str = "", stream: bool = False,
+                 task_type: str = "") -> None: ...
 
 class EngineRun:
     def cancel(self) -> None: ...

@@ -19,11 +19,19 @@ if TYPE_CHECKING:
 _WARNING = 30  # logging.WARNING, without importing logging
 
 
+_loggers: dict[str, logging.Logger] = {}
+
+
 def logger(name: str = "orroute") -> logging.Logger:
     """The logger ``name`` (``logging`` is imported on the first call)."""
-    import logging
+    found = _loggers.get(name)  # every call asks (enabled()): no import nor getLogger lock
+    if found is None:
+        import logging
 
-    return logging.getLogger(name)
+        # logging keeps every logger it made for the life of the process (reconfiguring one
+        # changes that same object), so holding it here never goes stale
+        found = _loggers[name] = logging.getLogger(name)
+    return found
 
 
 def enabled(level: int, name: str = "orroute") -> bool:

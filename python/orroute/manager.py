@@ -609,8 +609,9 @@ class AIModelManager:
             task, compressed = await self._compressed(task, model)
         with self._observed(task, model, False) as call:
             # on the engine's network thread; cancelling the await cancels the run
-            r = self._result(
-                await self._door.run_async(self._engine_task(task, model=model, pin=pin)))
+            pending = self._door.submit(self._engine_task(task, model=model, pin=pin))
+            await _engine.wait(pending)
+            r = self._result(pending.result())
             if call.watched:
                 call.done(**task_result_fields(r))
         r.task_id = task.id or ""

@@ -24,6 +24,29 @@ _ROUTER_FIELDS = frozenset({"model", "messages", "stream", "max_tokens", "models
 _KNOWN_TYPES: tuple[str, ...] | None = None
 
 
+class _TaskIds:
+    """Task ids: 32 hex digits, 80 random bits drawn once per process and a 48-bit counter.
+    Unique across processes like a fresh ``os.urandom(16)`` per task, without its syscall on
+    every call; a forked child draws its own prefix (else parent and child would repeat ids)."""
+
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        from itertools import count
+
+        self._prefix = os.urandom(10).hex()
+        self._next = count(1).__next__  # one C call: atomic under the GIL
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{self._next() & 0xFFFFFFFFFFFF:012x}"
+
+
+_new_task_id = _TaskIds()
+
+
 def _check_type(name: str) -> None:
     """A type one or two edits away from a known task type (``"codng"``) is a typo: refused,
     naming the type meant. Other unknown types are allowed (a learned router or a cascade may be
@@ -142,7 +165,7 @@ class Task:
         reserved = sorted(_ROUTER_FIELDS.intersection(params))
         if reserved:
             raise InvalidArgumentError(f"task params may not set {reserved[0]!r}: the router does")
-        self.id = id if id is not None else os.urandom(16).hex()
+        self.id = id if id is not None else _new_task_id()
         self.type = type
         self.messages: list[Message] = msgs
         self.input_size = input_size

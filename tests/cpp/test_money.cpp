@@ -45,3 +45,52 @@ TEST_CASE("money converts to nano-dollars for storage", "[money]") {
   REQUIRE(Money::from_nanos(5) == Money::parse("0.000000005"));
   REQUIRE(orroute::scale(Money::dollars(10), 8, 10) == Money::dollars(8));
 }
+
+namespace {
+
+// Money::to_string as first written (one 128-bit division per digit): the reference the fast
+// version must match character for character.
+std::string reference_text(orroute::Int128 v) {
+  const bool negative = v < 0;
+  if (negative) v = -v;
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+    v /= 10;
+  } while (v != 0);
+  if (digits.size() <= 18) digits.insert(0, 18 + 1 - digits.size(), '0');
+  std::string out = digits.substr(0, digits.size() - 18);
+  std::string frac = digits.substr(digits.size() - 18);
+  while (!frac.empty() && frac.back() == '0') frac.pop_back();
+  if (!frac.empty()) out += "." + frac;
+  return negative ? "-" + out : out;
+}
+
+}  // namespace
+
+TEST_CASE("Money::to_string writes what the digit-by-digit reference writes", "[money]") {
+  using orroute::Int128;
+  const Int128 one = static_cast<Int128>(1'000'000'000'000'000'000LL);
+  const Int128 max = ~(static_cast<Int128>(1) << 127);
+  std::vector<Int128> values = {0, 1, -1, 10, 100, one, -one, one - 1, one + 1, 10 * one,
+                                one / 2, one / 1000, static_cast<Int128>(25) * one / 10'000'000,
+                                max, -max, max / 3, static_cast<Int128>(UINT64_MAX) * one,
+                                static_cast<Int128>(UINT64_MAX) * one + one - 1,
+                                (static_cast<Int128>(UINT64_MAX) + 1) * one};
+  uint64_t s = 0x9E3779B97F4A7C15ULL;  // splitmix64: spread over every magnitude
+  for (int i = 0; i < 20000; ++i) {
+    s += 0x9E3779B97F4A7C15ULL;
+    uint64_t z = s;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    Int128 v = (static_cast<Int128>(z) << 64 | z * 0x2545F4914F6CDD1DULL) & max;
+    v >>= (z % 127);  // every number of digits
+    if (z & 1) v = -v;
+    values.push_back(v);
+  }
+  for (const Int128 v : values) {
+    INFO(reference_text(v));
+    REQUIRE(orroute::Money::from_units(v).to_string() == reference_text(v));
+  }
+}

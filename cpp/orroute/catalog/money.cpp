@@ -1,8 +1,11 @@
 #include "orroute/catalog/money.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 #include "orroute/error.h"
 
@@ -99,23 +102,43 @@ Money Money::from_double(double usd) {
 }
 
 std::string Money::to_string() const {
-  Int128 v = units_;
-  const bool negative = v < 0;
+  // Every result dict carries an amount or two: whole dollars and the 18 decimals are each written
+  // with 64-bit arithmetic (two 128-bit divisions in all, not two per digit).
+  const bool negative = units_ < 0;
   // |INT128_MIN| is not representable, but no parse/arith path within budgets reaches it.
-  if (negative) v = -v;
-  std::string digits;
-  do {
-    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
-    v /= 10;
-  } while (v != 0);
-  if (digits.size() <= static_cast<size_t>(kScale)) {
-    digits.insert(0, static_cast<size_t>(kScale) + 1 - digits.size(), '0');
+  const Int128 u = negative ? -units_ : units_;
+  const Int128 whole = u / kOne;
+  uint64_t frac = static_cast<uint64_t>(u % kOne);
+  char buf[64];  // '-', at most 21 whole digits (|units_| / 10^18 < 1.8e20), '.', 18 decimals
+  char* p = buf;
+  if (negative) *p++ = '-';
+  if (whole <= static_cast<Int128>(std::numeric_limits<uint64_t>::max())) {
+    p = std::to_chars(p, buf + sizeof buf, static_cast<uint64_t>(whole)).ptr;
+  } else {  // above $1.8e19: the high digits, then the low 19 zero-padded
+    constexpr uint64_t kTen19 = 10'000'000'000'000'000'000ULL;
+    p = std::to_chars(p, buf + sizeof buf, static_cast<uint64_t>(whole / kTen19)).ptr;
+    const auto low = static_cast<uint64_t>(whole % kTen19);
+    char digits[20];
+    char* end = std::to_chars(digits, digits + sizeof digits, low).ptr;
+    const auto n = static_cast<size_t>(end - digits);
+    p = std::fill_n(p, n < 19 ? 19 - n : 0, '0');
+    p = std::copy(digits, end, p);
   }
-  std::string out = digits.substr(0, digits.size() - kScale);
-  std::string frac = digits.substr(digits.size() - kScale);
-  while (!frac.empty() && frac.back() == '0') frac.pop_back();
-  if (!frac.empty()) out += "." + frac;
-  return negative ? "-" + out : out;
+  if (frac != 0) {
+    int width = kScale;
+    while (frac % 10 == 0) {  // trailing zeros are not written
+      frac /= 10;
+      --width;
+    }
+    char digits[20];
+    char* end = std::to_chars(digits, digits + sizeof digits, frac).ptr;
+    const auto n = static_cast<size_t>(end - digits);
+    *p++ = '.';
+    const auto w = static_cast<size_t>(width);
+    p = std::fill_n(p, n < w ? w - n : 0, '0');
+    p = std::copy(digits, end, p);
+  }
+  return std::string(buf, p);
 }
 
 double Money::to_double() const {

@@ -11,7 +11,8 @@ namespace orroute {
 std::string chat_attempt_body(std::string_view request_json, const std::string& model, bool stream,
                               const std::vector<std::string>& server_models,
                               std::optional<int64_t> reserved_max_tokens) {
-  rapidjson::Document d;
+  LocalJson<> json;  // no heap for a usual request
+  rapidjson::Document& d = json.doc();
   if (const JsonParse st = parse_json_text(request_json, d); st != JsonParse::kOk || !d.IsObject()) {
     throw InvalidArgument(std::string("chat request must be a JSON object") +
                           (st == JsonParse::kOk ? "" : std::string(" (") + json_parse_reason(st) + ")"));

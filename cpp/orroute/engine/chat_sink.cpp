@@ -60,7 +60,8 @@ bool ChatSink::take_chunk(const std::string& event) {
   const ApiClient& keys = wire_client_ ? *wire_client_ : sender_->client();
   const std::string scrubbed = keys.mentions_key(event) ? keys.scrub(event) : std::string();
   const std::string& data = scrubbed.empty() ? event : scrubbed;
-  rapidjson::Document chunk;
+  LocalJson<> chunk_json;  // one per stream event: no heap for a usual one
+  rapidjson::Document& chunk = chunk_json.doc();
   const JsonParse st = parse_json_text(data, chunk, kMaxBody);
   if (st == JsonParse::kTooDeep || st == JsonParse::kTooLarge) {  // hostile, not junk: stop here
     broken_ = std::string("a stream event is ") + json_parse_reason(st);
@@ -278,7 +279,8 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
       if (first_content_) r.ttft = *first_content_ - started_;
     }
   } else {
-    rapidjson::Document doc;
+    LocalJson<> reply_json;  // no heap for a usual reply
+    rapidjson::Document& doc = reply_json.doc();
     if (const JsonParse st = parse_json_text(body_, doc, kMaxBody); st != JsonParse::kOk || !doc.IsObject()) {
       unreadable_ = true;
       r.http_status = 502;
@@ -331,7 +333,8 @@ void ChatSink::fill_usage(const Usage& u, AttemptResult& r) {
 }
 
 void ChatSink::read_usage_json(const std::string& json, AttemptResult& r) {
-  rapidjson::Document d;
+  LocalJson<> usage_json;
+  rapidjson::Document& d = usage_json.doc();
   if (parse_json_text(json, d) == JsonParse::kOk && d.IsObject()) fill_usage(parse_usage(d), r);
 }
 

@@ -116,7 +116,8 @@ ReplySummary reply_summary(const rapidjson::Value& doc) {
 }
 
 ReplySummary reply_summary(const std::string& completion_json) {
-  rapidjson::Document doc;
+  LocalJson<> reply_json;  // no heap for a usual reply
+  rapidjson::Document& doc = reply_json.doc();
   if (completion_json.empty() || parse_json_text(completion_json, doc) != JsonParse::kOk) return {};
   return reply_summary(doc);
 }

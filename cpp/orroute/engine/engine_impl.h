@@ -14,6 +14,7 @@
 #include "orroute/engine/cache_gate.h"
 #include "orroute/engine/engine.h"
 #include "orroute/engine/provider_routes.h"
+#include "orroute/engine/selector_feed.h"
 #include "orroute/engine/settle_worker.h"
 #include "orroute/engine/transport_scheduler.h"
 
@@ -37,6 +38,8 @@ class Engine::Impl {
   Metrics metrics;
   ComplexityAnalyzer analyzer;
   std::unique_ptr<ModelSelector> selector;
+  SelectorFeed selector_feed;  // models whose call ended since the selector last read them
+  std::mutex selector_feeding;  // held by the plan() that applies the feed
   std::unique_ptr<CallPricer> pricer;  // over the catalog in use (built after any refresh)
   std::vector<std::string> key_scopes;
   ProviderMemory providers;  // which upstream last served each model (provider breakers)
@@ -62,10 +65,24 @@ class Engine::Impl {
     return out;
   }
 
-  // Feeds measured behaviour back to the selector (every strategy avoids failing models).
-  void update_selector(const std::string& model) {
+  // A call to `model` ended (on the network thread): the selector reads its new figures before
+  // the next ranking (feed_selector), not on the path that completes the call.
+  void note_for_selector(const std::string& model) {
+    if (selector) selector_feed.note(model, clock->now());
+  }
+
+  // Before a ranking: the selector takes the figures of every model whose call ended since.
+  // Plans on other threads wait while one feeds, so none ranks before notes another took are
+  // applied (the network thread's note() never waits on this).
+  void feed_selector() {
     if (!selector) return;
-    const Instant now = clock->now();
+    std::lock_guard lock(selector_feeding);
+    for (const auto& [model, at] : selector_feed.take()) update_selector(model, at);
+  }
+
+  // Feeds measured behaviour back to the selector (every strategy avoids failing models), as
+  // they stood when the model's latest call ended (`now`).
+  void update_selector(const std::string& model, Instant now) {
     const SelectionFigures s = metrics.selection_figures(model, now);  // O(1): kept as recorded
     orroute::ModelMetrics mm;
     mm.success_rate = s.success_rate;

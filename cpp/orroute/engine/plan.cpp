@@ -17,7 +17,8 @@
 namespace orroute {
 
 EnginePlan Engine::plan(const EngineTask& task) const {
-  rapidjson::Document body;
+  LocalJson<> body_json;  // no heap for a usual request
+  rapidjson::Document& body = body_json.doc();
   if (const JsonParse st = parse_json_text(task.request_json, body); st != JsonParse::kOk) {
     throw InvalidArgument(st == JsonParse::kInvalid ? std::string("task request is not valid JSON")
                                                     : std::string("task request JSON is ") + json_parse_reason(st));
@@ -32,8 +33,8 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   validate_chat_request(body);
   EnginePlan plan;
   const auto& messages = body["messages"];
-  const std::string messages_json = json_text(messages);
-  const std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
+  std::string messages_json = json_text(messages);
+  std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
 
   // validate_chat_request checked the range; with both set, reserve for the larger.
   for (const char* f : {"max_tokens", "max_completion_tokens"}) {
@@ -109,6 +110,7 @@ EnginePlan Engine::plan(const EngineTask& task) const {
       } else if (!preferred.empty() && plan.complexity.tier != ComplexityTier::kEconomy) {
         plan.reasons.push_back("no complexity floor: the caller named the model");
       }
+      impl_->feed_selector();  // the figures of every call that ended before this one
       for (int pass = 0; pass < 2 && ranked.empty(); ++pass) {
         try {
           ranked = impl_->selector->rank(req);
@@ -160,8 +162,8 @@ EnginePlan Engine::plan(const EngineTask& task) const {
     const auto elsewhere = impl_->routes->dearest_elsewhere(plan.candidates.front(), first_prompt, plan.max_tokens);
     if (elsewhere && *elsewhere > *plan.estimate) plan.estimate = elsewhere;
   }
-  plan.messages_json = messages_json;
-  plan.tools_json = tools_json;
+  plan.messages_json = std::move(messages_json);
+  plan.tools_json = std::move(tools_json);
   plan.shape = std::move(shape);
   plan.shape_candidates = plan.candidates;
   return plan;

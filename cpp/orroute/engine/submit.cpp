@@ -145,7 +145,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     res.prompt_tokens = out.result.input_tokens;
     res.completion_tokens = out.result.output_tokens;
     res.cut_at_reservation = out.ok && out.result.cut_at_reservation;
-    if (!out.model.empty()) impl->update_selector(out.model);
+    if (!out.model.empty()) impl->note_for_selector(out.model);  // read at the next ranking
     res.route = std::move(out);
     res.plan = std::move(plan);
     if (!gate) {

@@ -342,7 +342,8 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
 
 TokenCount count_chat_tokens_json(std::string_view model_or_family, std::string_view messages_json,
                                   std::string_view tools_json) {
-  rapidjson::Document doc;
+  LocalJson<> messages_doc;  // no heap for usual messages
+  rapidjson::Document& doc = messages_doc.doc();
   if (parse_json_text(messages_json, doc) != JsonParse::kOk || !doc.IsArray()) throw ParseError("messages must be a JSON array");
   std::vector<ChatMessage> messages;
   for (const auto& v : doc.GetArray()) {

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import _core
 from .. import _exceptions as _exc
+from ..task import Task
 from .loop import wait
 from .records import Plan, RunResult
 from .wiring import limit_args, limit_scope
@@ -40,13 +41,8 @@ def engine_task(
 ) -> Any:
     """An engine task: the request body (JSON text, kept as sent but ``model``, set per attempt)
     and how to route it (``use_cache=False``: not answered from the response cache)."""
-    et = _core.EngineTask()
-    et.request_json = request_json
-    if task_type:
-        et.task_type = task_type
-    if task_id:
-        et.task_id = task_id
-    et.stream = stream
+    # one call for what every task sets (each property set is a call of its own)
+    et = _core.EngineTask(request_json, task_id, stream, task_type or "")
     if fallbacks:
         et.fallbacks = list(fallbacks)
     if strategy is not None:
@@ -73,8 +69,6 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
     """The engine task of an :class:`orroute.Task`: its messages and output bound as the request
     body, ``model`` first (``pin``: that model only, no fallback), its budget, quality floor,
     project (else ``project``), conversation and tags."""
-    from ..task import Task
-
     task = Task.coerce(task)
     if not task.messages:
         raise _exc.InvalidArgumentError("task has no messages")
@@ -137,15 +131,10 @@ class Engine:
         return self._core.run(task)  # type: ignore[return-value]
 
     def submit(self, task: Any) -> Any:
-        """Starts ``task``; the returned pending result has ``result()`` and ``body()`` (the
-        reply's bytes as received) once awaited with :func:`wait`."""
+        """Starts ``task`` on the network thread; the returned pending result has ``result()``
+        and ``body()`` (the reply's bytes as received) once awaited with :func:`wait` (which
+        cancels the run when the await is cancelled)."""
         return self._core.submit_async(task)
-
-    async def run_async(self, task: Any) -> RunResult:
-        """Runs ``task`` on the network thread; cancelling the await cancels it."""
-        pending = self._core.submit_async(task)
-        await wait(pending)
-        return pending.result()  # type: ignore[return-value]
 
     def stream(self, task: Any, capacity: int) -> Any:
         """Starts a streamed run: ``take()`` / ``take_sse()`` chunks (at most ``capacity`` wait;

@@ -110,11 +110,22 @@ class BlockingWaiter:
 
 async def wait(armable: Any) -> None:
     """Waits for ``armable`` to finish; cancelling the await cancels it (the upstream transfer
-    stops, a reservation is released)."""
+    stops, a reservation is released).
+
+    :meth:`LoopBridge.wait` written out in this one coroutine: every awaited call passes here,
+    and each coroutine layer costs its creation and a resume per call."""
     if getattr(armable, "done", False) is True:
         return
+    b = bridge()
+    token = b.next_token
+    b.next_token = token + 1
+    fut = b.loop.create_future()
+    b.waiters[token] = fut
     try:
-        await bridge().wait(armable)
+        armable.arm(b.notifier, token)
+        await fut
     except BaseException:
         armable.cancel()
         raise
+    finally:
+        b.waiters.pop(token, None)
