@@ -274,6 +274,32 @@ TEST_CASE("a lease reclaimed while its process lives is noticed at settle", "[le
   REQUIRE(a.reserve(req("0.9", "p")).status == ReserveStatus::kReserved);  // a fresh lease
 }
 
+TEST_CASE("a reclaimed lease's row id taken by a new reservation is not mistaken for the lease",
+          "[ledger][leases]") {
+  // SQLite reuses the largest rowid once its row is deleted: the reclaimed lease's id can name
+  // another reservation by the time the lease's process settles. That settle must not find (and
+  // write) the other row, or that reservation's money and the counters drift.
+  TempLedgerFile file;
+  SqliteLedgerOptions off;
+  off.leases = false;
+  SqliteLedger a(file.path), b(file.path, off);
+  a.set_budget(spec("global", Window::kTotal, "1"));
+  ReserveRequest early = req("0.1", "p", 1000 * kSec);
+  early.ttl_us = kSec;
+  const auto r = a.reserve(early);
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  REQUIRE(b.reclaim(now_us()) == 1);
+  const auto other = b.reserve(req("0.3", "p"));
+  REQUIRE(other.reservation_id > 0);
+  const auto s = a.settle(r.reservation_id, cost("0.05"));
+  CHECK_FALSE(s.reservation_found);
+  CHECK(b.live_reservations() == std::pair<int64_t, Money>{1, Money::parse("0.3")});
+  CHECK(b.budget_states({}, 0, false).at(0).reserved == Money::parse("0.3"));
+  CHECK(b.budget_states({}, 0, false).at(0).spent == Money::parse("0.05"));
+  REQUIRE(b.settle(other.reservation_id, cost("0.3")).reservation_found);
+  CHECK(b.budget_states({}, 0, false).at(0).reserved.is_zero());
+}
+
 TEST_CASE("leases off: one exact database reservation per call", "[ledger][leases]") {
   TempLedgerFile file;
   SqliteLedgerOptions off;

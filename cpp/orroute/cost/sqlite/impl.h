@@ -93,6 +93,7 @@ struct SqliteLedger::Impl {
   using WindowKey = std::vector<std::pair<int64_t, TimeUs>>;
   struct Lease {
     int64_t row_id = 0;
+    TimeUs created_at = 0;  // of the row: with row_id and this process, what names the row
     WindowKey windows;
     std::string windows_text;
     TimeUs window_end = 0;  // earliest end of its windows
@@ -323,7 +324,16 @@ struct SqliteLedger::Impl {
   // Adds `delta` to a lease row's amount (exact nanos/attos carry, relative to what is stored so
   // that several jobs of one batch compose) and pushes its expiry to at least `expires`.
   // false if the row is gone.
-  bool add_to_lease_row(int64_t row_id, Money delta, TimeUs expires);
+  bool add_to_lease_row(const Lease& lease, Money delta, TimeUs expires);
+  // Whether the lease's row still exists. A deleted row's id is reused by the next insert
+  // (INTEGER PRIMARY KEY without AUTOINCREMENT), so every statement on a lease's row matches
+  // the id and what only that row has (leases.cpp, kLeaseRow).
+  bool lease_row_exists(const Lease& lease);
+  // Deletes the lease's row; false if it was gone.
+  bool delete_lease_row(const Lease& lease);
+  // Binds ?1..?4 of a statement on a lease's row; the temporary query lives to the end of the
+  // caller's full expression.
+  sqlite::Query& lease_row(sqlite::Query&& q, const Lease& lease) const;
 
   // Gives a lease's free money back to its budgets (in the current job). With `drop_if_idle`
   // and nothing held, deletes the row too.

@@ -104,13 +104,9 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
     auto it = pending_new.find(key);
     if (it != pending_new.end()) lease = it->second;
   }
-  if (lease) {
-    auto s = q("SELECT 1 FROM reservations WHERE id = ?");
-    s.bind(1, lease->row_id);
-    if (!s.step()) {
-      after_commit([this, lease] { drop_lease(lease); });
-      lease = nullptr;
-    }
+  if (lease && !lease_row_exists(*lease)) {
+    after_commit([this, lease] { drop_lease(lease); });
+    lease = nullptr;
   }
   // Its settled reservations leave the counters first, so the check below sees true room.
   if (lease && flush_consumed(lease)) matched = match(r.scope, at, false);
@@ -185,9 +181,7 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
         reclaimed = true;
         if (reclaim_locked(at) > 0) {
           if (lease) {
-            auto s = q("SELECT 1 FROM reservations WHERE id = ?");
-            s.bind(1, lease->row_id);
-            if (!s.step()) {  // our own lease expired: its claim went with it
+            if (!lease_row_exists(*lease)) {  // our own lease expired: its claim went with it
               after_commit([this, lease] { drop_lease(lease); });
               lease = nullptr;
               claimed = Money();
@@ -221,7 +215,7 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
     // (which needs at + ttl <= expires) keeps working between refreshes.
     const TimeUs expires = at + std::max(r.ttl_us, kLeaseTtlUs) + kLeaseTtlUs;
     if (lease) {
-      add_to_lease_row(lease->row_id, grant, expires);
+      add_to_lease_row(*lease, grant, expires);
     } else {
       const auto [gn, ga] = split(grant);
       const std::string windows = encode_windows(key);
@@ -231,6 +225,7 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
           .bind(6, gn).bind(7, ga).bind_text(8, windows).bind(9, int64_t{behind_on ? 2 : 1}).run();
       auto fresh = std::make_shared<Lease>();
       fresh->row_id = sqlite3_last_insert_rowid(db);
+      fresh->created_at = at;
       fresh->windows = key;
       fresh->windows_text = windows;
       fresh->window_end = window_end;

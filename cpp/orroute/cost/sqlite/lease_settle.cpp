@@ -71,11 +71,9 @@ SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, con
     keep_in_row = sub.lease->expires_at - now > kLeaseTtlUs;
   }
   if (keep_in_row) {
-    auto s = q("SELECT 1 FROM reservations WHERE id = ?");
-    s.bind(1, sub.lease->row_id);
-    here = s.step();
+    here = lease_row_exists(*sub.lease);
   } else if (sub.lease) {
-    here = add_to_lease_row(sub.lease->row_id, -(sub.amount + taken), now + 2 * kLeaseTtlUs);
+    here = add_to_lease_row(*sub.lease, -(sub.amount + taken), now + 2 * kLeaseTtlUs);
   }
   if (sub.lease && !here) {  // the lease was reclaimed: like a reclaimed reservation
     after_commit([this, lease = sub.lease] { drop_lease(lease); });

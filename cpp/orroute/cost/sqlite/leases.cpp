@@ -46,15 +46,36 @@ void SqliteLedger::Impl::add_reserved(int64_t budget_id, TimeUs start, Money del
   write_counter(budget_id, start, c);
 }
 
-bool SqliteLedger::Impl::add_to_lease_row(int64_t row_id, Money delta, TimeUs expires) {
+// A lease's row: its id alone could name a later reservation once the row is reclaimed (SQLite
+// reuses the largest rowid), so the statements also match what only this lease's row has.
+// Binds ?1..?4 (lease_row).
+#define ORROUTE_LEASE_ROW "id = ?1 AND lease != 0 AND pid = ?2 AND pid_start = ?3 AND created_at = ?4"
+
+sqlite::Query& SqliteLedger::Impl::lease_row(sqlite::Query&& q, const Lease& lease) const {
+  return q.bind(1, lease.row_id).bind(2, pid).bind(3, pid_start).bind(4, lease.created_at);
+}
+
+bool SqliteLedger::Impl::add_to_lease_row(const Lease& lease, Money delta, TimeUs expires) {
   const auto [dn, da] = split(delta);
-  q("UPDATE reservations SET "
-    "amount_nanos = amount_nanos + ?1 + (amount_attos + ?2 >= 1000000000), "
-    "amount_attos = amount_attos + ?2 - 1000000000 * (amount_attos + ?2 >= 1000000000), "
-    "expires_at = MAX(expires_at, ?3) WHERE id = ?4")
-      .bind(1, dn).bind(2, da).bind(3, expires).bind(4, row_id).run();
+  lease_row(q("UPDATE reservations SET "
+              "amount_nanos = amount_nanos + ?5 + (amount_attos + ?6 >= 1000000000), "
+              "amount_attos = amount_attos + ?6 - 1000000000 * (amount_attos + ?6 >= 1000000000), "
+              "expires_at = MAX(expires_at, ?7) WHERE " ORROUTE_LEASE_ROW),
+            lease)
+      .bind(5, dn).bind(6, da).bind(7, expires).run();
   return sqlite3_changes(db) == 1;
 }
+
+bool SqliteLedger::Impl::lease_row_exists(const Lease& lease) {
+  return lease_row(q("SELECT 1 FROM reservations WHERE " ORROUTE_LEASE_ROW), lease).step();
+}
+
+bool SqliteLedger::Impl::delete_lease_row(const Lease& lease) {
+  lease_row(q("DELETE FROM reservations WHERE " ORROUTE_LEASE_ROW), lease).run();
+  return sqlite3_changes(db) == 1;
+}
+
+#undef ORROUTE_LEASE_ROW
 
 bool SqliteLedger::Impl::flush_consumed(const std::shared_ptr<Lease>& lease) {
   // Taken now, not at commit, so a later job of the same batch cannot take it twice; settles
@@ -67,7 +88,7 @@ bool SqliteLedger::Impl::flush_consumed(const std::shared_ptr<Lease>& lease) {
   }
   if (consumed.is_zero()) return false;
   if_failed([lease, consumed] { lease->consumed += consumed; });
-  if (!add_to_lease_row(lease->row_id, -consumed, 0)) return false;  // gone: released with it
+  if (!add_to_lease_row(*lease, -consumed, 0)) return false;  // gone: released with it
   for (const auto& [id, start] : lease->windows) add_reserved(id, start, -consumed);
   return true;
 }
@@ -94,12 +115,11 @@ void SqliteLedger::Impl::return_free(const std::shared_ptr<Lease>& lease, bool d
     lease->closing = false;
   });
   if (drop) {
-    q("DELETE FROM reservations WHERE id = ?").bind(1, lease->row_id).run();
-    if (sqlite3_changes(db) == 0) {  // reclaimed meanwhile: its money is already back
+    if (!delete_lease_row(*lease)) {  // reclaimed meanwhile: its money is already back
       after_commit([this, lease] { drop_lease(lease); });
       return;
     }
-  } else if (!add_to_lease_row(lease->row_id, -amount, 0)) {
+  } else if (!add_to_lease_row(*lease, -amount, 0)) {
     after_commit([this, lease] { drop_lease(lease); });
     return;
   }

@@ -262,8 +262,10 @@ std::pair<int64_t, Money> SqliteLedger::live_reservations() {
   Money sum = join(s.i64(1), s.i64(2));
   const Impl::ProcessView view = impl_->process_view();
   for (const int64_t id : view.lease_rows) {
-    auto r = impl_->q("SELECT amount_nanos, amount_attos FROM reservations WHERE id = ?");
-    r.bind(1, id);
+    // A lease row of this process (the id of a reclaimed one may name another reservation now).
+    auto r = impl_->q("SELECT amount_nanos, amount_attos FROM reservations WHERE id = ? AND "
+                      "lease <> 0 AND pid = ? AND pid_start = ?");
+    r.bind(1, id).bind(2, impl_->pid).bind(3, impl_->pid_start);
     if (!r.step()) continue;
     const Money amount = join(r.i64(0), r.i64(1));
     if (amount.is_zero()) continue;
