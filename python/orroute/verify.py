@@ -189,8 +189,9 @@ def code(tests: str | Callable[[Answer], str] = "", *, timeout: float = 5.0,
     new processes or threads and no core dumps, confined by the sandbox layers the kernel allows
     (network, PID and IPC namespaces, a read-only mount namespace with a private /proc, Landlock,
     seccomp, uid 65534 or no capabilities as root; :func:`sandbox_report`); where nothing would
-    confine the code's files (no uid change, Landlock or mount namespace) it fails. Pass on exit
-    status 0; fail on an error, a failed assert, a timeout or a missing code block. stdout is
+    confine the code's files (no uid change, Landlock or mount namespace) it fails. Pass when the
+    program runs to its end and exits with status 0 (an answer that exits early, even with 0,
+    fails: the tests after it did not run); fail on an error, a failed assert, a timeout or a missing code block. stdout is
     discarded; the reason is the last line of stderr (read from a file, at most its last 64 KB).
     ``bind_names``: when the task did not name the function, the one the tests call is bound to
     the answer's closest top-level function (:func:`bind_entry_point`)."""
@@ -281,10 +282,12 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
     tests and diagnosis only: it weakens the sandbox)."""
     if not set(disable) <= SANDBOX_LAYERS:
         raise InvalidArgumentError(f"unknown sandbox layers {sorted(set(disable) - SANDBOX_LAYERS)}")
+    ran_to_end = _ran_to_end_line()
     with tempfile.TemporaryDirectory(prefix="orroute-verify-") as tmp:
         path = os.path.join(tmp, "answer.py")
         with open(path, "w", encoding="utf-8", errors="replace") as f:
             f.write(source)
+            f.write(f"\n\n__import__('os').write(2, {ran_to_end!r})\n")
         exe = python or sys.executable
         cpu = str(max(1, math.ceil(timeout)))
         # stderr goes to a file (capped by RLIMIT_FSIZE), never to a pipe we would have to buffer;
@@ -313,7 +316,9 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
             _kill_leftovers(proc.pid)
             err.seek(max(0, os.fstat(err.fileno()).st_size - 65536))
             tail = err.read(65536)
-    lines = tail.decode("utf-8", "replace").strip().splitlines()
+    finished = ran_to_end in tail
+    lines = [x for x in tail.decode("utf-8", "replace").strip().splitlines()
+             if x != ran_to_end.decode().strip()]
     # fail closed: without the supervisor's word (one line, and a clean exit after it) nothing
     # passes; a second line or a killed supervisor means something else wrote to its stdout
     report = _parse_report(out) if proc.returncode == 0 and out.count(b"\n") == 1 else None
@@ -326,6 +331,9 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
     if report.get("disk_full"):
         return Verdict("fail", 0.0, "killed: wrote more than its work dir may hold", "code")
     how, n = report["status"]
+    if how == "exit" and n == 0 and not finished:
+        return Verdict("fail", 0.0, "the code exited (status 0) before its end: the tests after "
+                       "it did not all run", "code")
     if how == "exit" and n == 0:
         weaker = f"; sandbox without {','.join(report['missing'])}" if report["missing"] else ""
         return Verdict("pass", 1.0, ("code ran and the tests passed" + weaker)[:160], "code")
@@ -339,6 +347,15 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
         return Verdict("fail", 0.0, f"killed by {name}", "code")
     last = lines[-1][:160] if lines else f"exit status {n}"
     return Verdict("fail", 0.0, last, "code")
+
+
+def _ran_to_end_line() -> bytes:
+    """The stderr line the checked program writes as its last statement, fresh per run. Exit
+    status 0 is a pass only with it: an answer that ends the process early (``sys.exit(0)``,
+    ``os._exit(0)``, a ``__main__`` block's ``exit()``) would otherwise pass tests that never
+    ran. (Code written to defeat the check can still forge it, as it can patch what the tests
+    compare: it runs in their interpreter.)"""
+    return f"orroute-verify: ran to the end {os.urandom(12).hex()}\n".encode()
 
 
 # The supervisor's report is one short line; more than this is not its own and is not kept.

@@ -551,3 +551,15 @@ def test_roots_secrets_are_hidden_from_a_no_capability_root_code() -> None:
             "sys.exit(f'read {found}')\n")
     r = v.run_python(code, timeout=10)
     assert r.reason == f"read {[0] * len(present)}", r.reason  # /dev/null: empty
+
+
+@pytest.mark.parametrize("early_exit", ["import sys\nsys.exit(0)", "import os\nos._exit(0)",
+                                        "raise SystemExit", "exit()",
+                                        "if __name__ == '__main__':\n    raise SystemExit(None)"])
+def test_an_answer_that_exits_before_the_tests_run_fails(early_exit: str) -> None:
+    # Exit status 0 alone is not a pass: the tests after the answer must have run to the end.
+    check = v.code("assert answer() == 42")
+    r = check(v.Answer(prompt="", content=f"```python\ndef answer():\n    return 41\n{early_exit}\n```"))
+    assert r.outcome == "fail" and "before" in r.reason, r.reason
+    ok = check(v.Answer(prompt="", content="```python\ndef answer():\n    return 42\n```"))
+    assert ok.outcome == "pass", ok.reason
