@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -120,6 +121,44 @@ TEST_CASE("frames of a rolled-back transaction never overwrite frames committed 
   Db plain(f.path, nullptr);
   REQUIRE(plain.text("PRAGMA integrity_check") == "ok");
   REQUIRE(plain.text("SELECT count(*) FROM t WHERE who = 'b'") == "200");
+}
+
+TEST_CASE("a spilled transaction that rewrites its own frames commits whole through a crash",
+          "[ledger][wal_gather]") {
+  // A transaction larger than the cache spills frames, then changes a spilled page again: SQLite
+  // overwrites that frame in place and, at commit, rewrites the checksums of every frame from it
+  // on (walRewriteChecksums), the commit frame's header last, after the commit frame was written.
+  // That header reaches the file only when the new wal-index header is published (xShmBarrier):
+  // a process that dies right after its commit must still leave a WAL whose recovery keeps it.
+  TempLedgerFile f;
+  {
+    Db init(f.path, gather());
+    init.exec("PRAGMA page_size=1024; PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0");
+    init.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, who TEXT, v BLOB)");
+    insert(init, 0, 10, "before");
+  }
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    sqlite3* db = nullptr;
+    int code = sqlite3_open_v2(f.path.c_str(), &db, SQLITE_OPEN_READWRITE,
+                               orroute::sqlite::wal_gather_vfs()) != SQLITE_OK;
+    // synchronous=NORMAL as the ledger: no WAL sync at commit (which would write it first)
+    std::string sql = "PRAGMA wal_autocheckpoint=0; PRAGMA synchronous=NORMAL; PRAGMA cache_size=8; BEGIN IMMEDIATE;";
+    for (int i = 10; i < 70; ++i) {
+      sql += "INSERT INTO t(k, who, v) VALUES (" + std::to_string(i) + ", 'tx', randomblob(300));";
+    }
+    sql += "UPDATE t SET v = randomblob(300) WHERE k < 40; UPDATE t SET who = 'done' WHERE k >= 10;";
+    sql += "COMMIT;";
+    code |= sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK;
+    ::_exit(code);  // no close: no checkpoint, the WAL stays as the commit left it
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  Db plain(f.path, nullptr);  // recovers the wal-index from the WAL file alone (no process left)
+  REQUIRE(plain.text("PRAGMA integrity_check") == "ok");
+  CHECK(plain.text("SELECT count(*) FROM t WHERE who = 'done'") == "60");
 }
 
 TEST_CASE("processes committing through the gathering VFS keep the file whole",
@@ -250,4 +289,28 @@ TEST_CASE("frames still gathered when the write lock is released are dropped, ne
   CHECK(size == 32 + 1048);  // the rolled-back frame never reached the file
   REQUIRE(p.wal->pMethods->xSync(p.wal, SQLITE_SYNC_NORMAL) == SQLITE_OK);
   CHECK(p.on_disk() == 32 + 1048);
+}
+
+TEST_CASE("a frame header rewritten in place reaches the file at once, its error reported",
+          "[ledger][wal_gather]") {
+  // walRewriteChecksums reads each frame of the transaction and writes its header back with a
+  // new checksum, the commit frame's last. Gathered, that header would wait for xShmBarrier,
+  // which cannot report a failed write: the commit would be published over a stale checksum
+  // (recovery would then drop it and every later transaction).
+  TempLedgerFile f;
+  RawPair p(f.path);
+  REQUIRE(p.write_lock(SQLITE_SHM_LOCK) == SQLITE_OK);
+  REQUIRE(p.frame(0, false) == SQLITE_OK);
+  REQUIRE(p.frame(1, true) == SQLITE_OK);
+  CHECK(p.on_disk() == 32 + 2 * 1048);
+  const int64_t off = 32 + 1048;  // frame 1, the commit frame
+  std::vector<char> frame(1048);
+  REQUIRE(p.wal->pMethods->xRead(p.wal, frame.data(), 1048, off) == SQLITE_OK);
+  unsigned char header[24] = {0, 0, 0, 2, 0, 0, 0, 9};
+  header[16] = 0x5A;  // a new checksum
+  REQUIRE(p.wal->pMethods->xWrite(p.wal, header, 24, off) == SQLITE_OK);
+  std::ifstream in(p.wal_path, std::ios::binary);
+  in.seekg(off + 16);
+  CHECK(in.get() == 0x5A);  // on disk before anything else touches the file
+  REQUIRE(p.write_lock(SQLITE_SHM_UNLOCK) == SQLITE_OK);
 }

@@ -4,8 +4,13 @@
 // - a transaction's frames are all written before it updates the wal-index and publishes the new
 //   header (walIndexWriteHdr), and all of it happens while this connection holds the WAL write
 //   lock (shm lock 0 of the database file), released after.
+// - a transaction that spilled and then changed a spilled page again rewrites checksums at commit
+//   (walRewriteChecksums): it reads each frame from the first changed one on (the header and the
+//   page, at the frame's start) and writes its header back there, the commit frame's last.
 // So gathered frames are written at the latest when the commit frame's page arrives (before the
-// commit can be seen, and with the error reported to SQLite by that write). Frames still gathered
+// commit can be seen, and with the error reported to SQLite by that write). A header written
+// where the connection just read a frame is such a rewrite: it goes to the file at once (held
+// back, it would wait for xShmBarrier, which cannot report a failed write). Frames still gathered
 // when the write lock is released belong to a transaction that did not commit (rolled back, or a
 // write failed): they are dropped, never written later over frames another writer appended.
 #include "orroute/cost/sqlite/wal_gather_vfs.h"
@@ -42,6 +47,7 @@ struct File {
   sqlite3_int64 run_start = 0;
   bool after_header = false;  // the next write at the run's end is a frame's page
   bool commit_page = false;   // ... and it ends a commit
+  sqlite3_int64 read_at = -1;  // offset of the last read, if no write came after it
 };
 
 std::mutex g_mu;  // links between databases and their WAL files
@@ -89,6 +95,7 @@ int x_read(sqlite3_file* pf, void* out, int amt, sqlite3_int64 off) {
   File* f = as(pf);
   if (f->is_wal) {
     if (const int rc = write_run(f); rc != SQLITE_OK) return rc;
+    f->read_at = off;
   }
   return f->real->pMethods->xRead(f->real, out, amt, off);
 }
@@ -96,9 +103,11 @@ int x_read(sqlite3_file* pf, void* out, int amt, sqlite3_int64 off) {
 int x_write(sqlite3_file* pf, const void* data, int amt, sqlite3_int64 off) {
   File* f = as(pf);
   if (!f->is_wal) return f->real->pMethods->xWrite(f->real, data, amt, off);
+  const bool rewrite = off == f->read_at;  // a checksum rewrite (see the top)
+  f->read_at = -1;
   const bool continues = !f->run.empty() && off == f->run_start + static_cast<sqlite3_int64>(f->run.size());
   const bool page = continues && f->after_header;
-  const bool header = amt == kFrameHeader && (f->run.empty() || (continues && !f->after_header));
+  const bool header = amt == kFrameHeader && !rewrite && (f->run.empty() || (continues && !f->after_header));
   if (!page && !header) {  // not part of an appended run of frames: in order, as SQLite asked
     if (const int rc = write_run(f); rc != SQLITE_OK) return rc;
     return f->real->pMethods->xWrite(f->real, data, amt, off);
@@ -171,8 +180,9 @@ int x_shm_lock(sqlite3_file* pf, int offset, int n, int flags) {
 }
 void x_shm_barrier(sqlite3_file* pf) {
   File* f = as(pf);
-  // Never has work: a commit's frames were written with its last page. Kept so that a header
-  // is never published over frames still in memory should that ever change.
+  // Never has work: a commit's frames were written with its last page, and a rewritten header at
+  // once. Kept so that a header is never published over frames still in memory should SQLite
+  // ever write otherwise (a failed write here cannot be reported).
   if (f->peer) (void)write_run(f->peer);
   f->real->pMethods->xShmBarrier(f->real);
 }
