@@ -256,6 +256,32 @@ TEST_CASE("a new day moves to a new lease and returns the old one", "[ledger][le
   REQUIRE(a.calls({}).at(1).at == kFeb01_0000);  // booked at the reservation's time
 }
 
+TEST_CASE("a new day returns the old lease's settled (consumed) money too", "[ledger][leases]") {
+  // Reserves dated ahead of the clock: the lease row's expiry is then more than a lease ttl
+  // away at settle time, so settles leave their reservations in the row (consumed). Moving to
+  // the next day's lease must take those off the old day's counters as well.
+  TempLedgerFile file;
+  SqliteLedger a(file.path);
+  a.set_budget(spec("global", Window::kDaily, "10"));
+  constexpr TimeUs kDay = 86400 * kSec;
+  const TimeUs midnight = (now_us() / kDay + 2) * kDay;
+  const TimeUs before = midnight - 60 * kSec;
+  for (int i = 0; i < 3; ++i) {
+    const auto r = a.reserve(req("0.01", "p", before));
+    REQUIRE(r.status == ReserveStatus::kReserved);
+    REQUIRE(a.settle(r.reservation_id, cost("0.004")).reservation_found);
+  }
+  CHECK(outside(file.path, "p", before).reserved > Money::parse("0.03"));  // grant + consumed
+  const auto next = a.reserve(req("0.01", "p", midnight));
+  REQUIRE(next.status == ReserveStatus::kReserved);
+  CHECK(outside(file.path, "p", before).reserved.is_zero());
+  CHECK(a.budget_states({}, before, false).at(0).spent == Money::parse("0.012"));
+  REQUIRE(a.settle(next.reservation_id, cost("0.01")).reservation_found);
+  a.release_leases();
+  CHECK(outside(file.path, "p", midnight).reserved.is_zero());
+  CHECK(outside(file.path, "p", before).reserved.is_zero());
+}
+
 TEST_CASE("a lease reclaimed while its process lives is noticed at settle", "[ledger][leases]") {
   TempLedgerFile file;
   SqliteLedger a(file.path), b(file.path);
