@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -77,7 +78,15 @@ class Engine::Impl {
   void feed_selector() {
     if (!selector) return;
     std::lock_guard lock(selector_feeding);
-    for (const auto& [model, at] : selector_feed.take()) update_selector(model, at);
+    for (const auto& [model, at] : selector_feed.take()) {
+      try {
+        update_selector(model, at);
+      } catch (const std::exception&) {
+        // The router state could not be read (a shared state's store is down): this ranking
+        // uses the model's previous figures, and the note stays for the next one.
+        selector_feed.note(model, at);
+      }
+    }
   }
 
   // Feeds measured behaviour back to the selector (every strategy avoids failing models), as
