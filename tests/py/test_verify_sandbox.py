@@ -342,6 +342,29 @@ def this_tree() -> str:
     return str(Path(v.__file__).resolve().parent.parent)
 
 
+_READABLE_COPY: list[str] = []
+
+
+def tree_others_can_read() -> str:
+    """This tree's directory when every other user can reach it, else (an installed package
+    under root's home, as in CI) a world-readable copy of the package, made once per session."""
+    here = Path(this_tree())
+    if all(p.stat().st_mode & 0o005 == 0o005 for p in (here / "orroute", here, *here.parents)):
+        return str(here)
+    if not _READABLE_COPY:
+        top = tempfile.mkdtemp(prefix="orroute-readable-")
+        shutil.copytree(here / "orroute", Path(top) / "orroute",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for d, _dirs, files in os.walk(top):
+            os.chmod(d, 0o755)
+            for f in files:
+                os.chmod(os.path.join(d, f), 0o755 if f.endswith(".so") else 0o644)
+        import atexit
+        atexit.register(shutil.rmtree, top, ignore_errors=True)
+        _READABLE_COPY.append(top)
+    return _READABLE_COPY[0]
+
+
 def run_as_non_root(source: str, *args: str, env: dict[str, str]) -> str:
     """``source`` run by a non-root Python that can import this orroute: uid 4242, gid 4343 (not
     65534, the id an unmapped one reads as in a new user namespace) when we are root (needs a
@@ -356,6 +379,7 @@ def run_as_non_root(source: str, *args: str, env: dict[str, str]) -> str:
         if not exe:
             pytest.skip("no Python that 65534 can run")
         kw = {"user": 4242, "group": 4343, "extra_groups": []}
+        python_dir = tree_others_can_read()
     out = subprocess.run([exe, "-c", source, *args], capture_output=True, text=True, timeout=60,
                          cwd="/", env={"PYTHONPATH": python_dir, "PATH": "/usr/bin:/bin", **env},
                          check=False, **kw)  # type: ignore[call-overload]
