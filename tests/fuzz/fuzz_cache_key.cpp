@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "mutate.h"
 #include "orroute/cache/cache_key.h"
 #include "orroute/cache/replay.h"
 
@@ -55,20 +56,6 @@ const char* const kSeeds[] = {
     R"({"id":"gen-1","model":"x/m","provider":"P","choices":[{"index":0,"message":{"role":"assistant","content":"héllo wörld, a longer answer here","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":20,"cost":0.00005}})",
 };
 
-std::string mutate(std::string s, std::mt19937_64& rng) {
-  const int edits = 1 + static_cast<int>(rng() % 4);
-  for (int e = 0; e < edits && !s.empty(); ++e) {
-    const size_t at = rng() % s.size();
-    switch (rng() % 4) {
-      case 0: s[at] = static_cast<char>(rng() & 0xff); break;
-      case 1: s.erase(at, 1 + rng() % 8); break;
-      case 2: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 16)); break;
-      default: s.resize(at); break;
-    }
-  }
-  return s;
-}
-
 }  // namespace
 
 #ifdef ORROUTE_LIBFUZZER
@@ -84,10 +71,7 @@ int main(int argc, char** argv) {
   for (const char* s : kSeeds) run_one(s);
   run_one(std::string(100'000, '['));  // deep nesting: refused, not a stack overflow
   for (long long i = 0; i < iterations; ++i) {
-    std::string input = kSeeds[rng() % std::size(kSeeds)];
-    const int rounds = 1 + static_cast<int>(rng() % 3);
-    for (int r = 0; r < rounds; ++r) input = mutate(std::move(input), rng);
-    run_one(input);
+    run_one(orroute::fuzz::mutated(kSeeds[rng() % std::size(kSeeds)], rng));
   }
   std::printf("fuzz_cache_key: %lld inputs, seed %llu: no invariant broken\n", iterations,
               static_cast<unsigned long long>(seed));

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "mutate.h"
 #include "orroute/catalog/catalog_snapshot.h"
 #include "orroute/error.h"
 
@@ -37,23 +38,10 @@ void run_one(std::string_view input) {
   }
 }
 
-std::string mutate(std::string s, std::mt19937_64& rng) {
-  const int edits = 1 + static_cast<int>(rng() % 4);
-  for (int e = 0; e < edits && !s.empty(); ++e) {
-    const size_t at = rng() % s.size();
-    switch (rng() % 5) {
-      case 0: s[at] = static_cast<char>(rng() & 0xff); break;
-      case 1: s.erase(at, 1 + rng() % 8); break;
-      case 2: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 16)); break;
-      case 3: {  // a length or count field turned huge
-        const uint32_t big = 0xffffff00u | static_cast<uint32_t>(rng() & 0xff);
-        if (at + sizeof big <= s.size()) std::memcpy(s.data() + at, &big, sizeof big);
-        break;
-      }
-      default: s.resize(at); break;
-    }
-  }
-  return s;
+// A length or count field turned huge.
+[[maybe_unused]] void huge_field(std::string& s, size_t at, std::mt19937_64& rng) {
+  const uint32_t big = 0xffffff00u | static_cast<uint32_t>(rng() & 0xff);
+  if (at + sizeof big <= s.size()) std::memcpy(s.data() + at, &big, sizeof big);
 }
 
 }  // namespace
@@ -73,10 +61,7 @@ int main(int argc, char** argv) {
   run_one(seed_bytes);
   run_one("");
   for (long long i = 0; i < iterations; ++i) {
-    std::string input = seed_bytes;
-    const int rounds = 1 + static_cast<int>(rng() % 3);
-    for (int r = 0; r < rounds; ++r) input = mutate(std::move(input), rng);
-    run_one(input);
+    run_one(orroute::fuzz::mutated(seed_bytes, rng, huge_field));
   }
   std::printf("fuzz_catalog_snapshot: %lld inputs, seed %llu: no invariant broken\n", iterations,
               static_cast<unsigned long long>(seed));

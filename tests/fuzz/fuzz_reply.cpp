@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mutate.h"
 #include "orroute/cost/usage_audit.h"
 #include "orroute/net/protocol.h"
 #include "orroute/net/sse_parser.h"
@@ -110,27 +111,13 @@ const char* const kSeeds[] = {
 const char* const kNumbers[] = {"-1", "0", "1e300", "-1e300", "18446744073709551616", "1.5",
                                 "\"x\"", "null", "9223372036854775807", "[]", "{}", "1e-400"};
 
-std::string mutate(std::string s, std::mt19937_64& rng) {
-  const int edits = 1 + static_cast<int>(rng() % 4);
-  for (int e = 0; e < edits && !s.empty(); ++e) {
-    const size_t at = rng() % s.size();
-    switch (rng() % 5) {
-      case 0: s[at] = static_cast<char>(rng() & 0xff); break;                 // flip a byte
-      case 1: s.erase(at, 1 + rng() % 8); break;                               // delete
-      case 2: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 16)); break;  // splice
-      case 3: {                                                                // swap a number
-        const size_t digit = s.find_first_of("0123456789", at);
-        if (digit != std::string::npos) {
-          size_t end = s.find_first_not_of("0123456789.eE+-", digit);
-          if (end == std::string::npos) end = s.size();
-          s.replace(digit, end - digit, kNumbers[rng() % std::size(kNumbers)]);
-        }
-        break;
-      }
-      default: s.resize(at); break;                                            // truncate
-    }
-  }
-  return s;
+// A number swapped for one of kNumbers.
+[[maybe_unused]] void swap_number(std::string& s, size_t at, std::mt19937_64& rng) {
+  const size_t digit = s.find_first_of("0123456789", at);
+  if (digit == std::string::npos) return;
+  size_t end = s.find_first_not_of("0123456789.eE+-", digit);
+  if (end == std::string::npos) end = s.size();
+  s.replace(digit, end - digit, kNumbers[rng() % std::size(kNumbers)]);
 }
 
 }  // namespace
@@ -146,10 +133,7 @@ int main(int argc, char** argv) {
   const uint64_t seed = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 14;
   std::mt19937_64 rng(seed);
   for (long long i = 0; i < iterations; ++i) {
-    std::string input = kSeeds[rng() % std::size(kSeeds)];
-    const int rounds = 1 + static_cast<int>(rng() % 3);
-    for (int r = 0; r < rounds; ++r) input = mutate(std::move(input), rng);
-    run_one(input);
+    run_one(orroute::fuzz::mutated(kSeeds[rng() % std::size(kSeeds)], rng, swap_number));
   }
   std::printf("fuzz_reply: %lld inputs, seed %llu: no invariant broken\n", iterations,
               static_cast<unsigned long long>(seed));

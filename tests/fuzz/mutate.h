@@ -1,0 +1,41 @@
+// Byte-level mutations for the fuzz drivers' own main() (a libFuzzer build mutates by itself).
+#pragma once
+
+#include <cstddef>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace orroute::fuzz {
+
+// `seed` after 1-3 rounds of 1-4 edits each: a byte flipped, a run erased, a run of the input
+// spliced in elsewhere, a cut. `domain(s, at, rng)`, when given, is one more kind of edit that
+// knows the driver's format (a number swapped, a length field made huge).
+template <class Domain>
+std::string mutated(std::string s, std::mt19937_64& rng, Domain&& domain) {
+  constexpr bool kHasDomain = !std::is_same_v<std::decay_t<Domain>, std::nullptr_t>;
+  const int rounds = 1 + static_cast<int>(rng() % 3);
+  for (int r = 0; r < rounds; ++r) {
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !s.empty(); ++e) {
+      const size_t at = rng() % s.size();
+      switch (rng() % (kHasDomain ? 5 : 4)) {
+        case 0: s[at] = static_cast<char>(rng() & 0xff); break;
+        case 1: s.erase(at, 1 + rng() % 8); break;
+        case 2: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 16)); break;
+        case 3: s.resize(at); break;
+        default:
+          if constexpr (kHasDomain) domain(s, at, rng);
+          break;
+      }
+    }
+  }
+  return s;
+}
+
+inline std::string mutated(std::string s, std::mt19937_64& rng) {
+  return mutated(std::move(s), rng, nullptr);
+}
+
+}  // namespace orroute::fuzz
