@@ -263,6 +263,12 @@ void bind_net(py::module_& m) {
       "The first rule a chat request (JSON text) breaks, as (field, message), or None: the rules "
       "the client, the engine and the gateway share (net/protocol.h).");
   m.def("mask_key", &mask_key, py::arg("key"), "The masked form of an API key, safe to show.");
+  m.def("unescape_key_chars", [](const py::bytes& data) {
+        const std::string_view text = data;
+        return py::bytes(unescape_key_chars(text));
+      }, py::arg("data"),
+      "`data` (JSON bytes) with each \\u00XX escape that spells a key character replaced by that "
+      "character: the same document, in which an escaped key can be matched as bytes.");
   m.def("json_dumps", [](py::handle obj) { return py_to_json(obj); }, py::arg("obj"),
         "Compact JSON text of a Python value (as the client sends it).");
   m.def("json_loads", [](const std::string& text) {

@@ -61,4 +61,51 @@ std::vector<std::string> KeyRing::masked() const {
   return out;
 }
 
+namespace {
+
+// A character a key may hold: the only ones un-escaped before matching.
+bool key_char(unsigned c) {
+  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-' ||
+         c == '.' || c == '_';
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+// `text` with each \u00XX that spells a key character (and is not itself escaped: an odd run of
+// backslashes ends in it) replaced by that character.
+std::string unescape_key_chars(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '\\') {
+      out.push_back(text[i++]);
+      continue;
+    }
+    size_t run = 0;
+    while (i + run < text.size() && text[i + run] == '\\') ++run;
+    const size_t after = i + run;
+    if (run % 2 == 1 && after + 5 <= text.size() && text[after] == 'u' && text[after + 1] == '0' &&
+        text[after + 2] == '0' && hex_value(text[after + 3]) >= 0 && hex_value(text[after + 4]) >= 0) {
+      const unsigned c = static_cast<unsigned>(hex_value(text[after + 3]) * 16 + hex_value(text[after + 4]));
+      if (key_char(c)) {
+        out.append(run - 1, '\\');
+        out.push_back(static_cast<char>(c));
+        i = after + 5;
+        continue;
+      }
+    }
+    out.append(run, '\\');
+    i = after;
+  }
+  return out;
+}
+
 }  // namespace orroute

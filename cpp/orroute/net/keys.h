@@ -6,9 +6,15 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace orroute {
+
+// `text` with each JSON escape \u00XX that spells a key character ([0-9A-Za-z._-]) and is not
+// itself escaped replaced by that character: the same JSON document, in which a key an upstream
+// spelled with escapes can be matched as bytes (ApiClient::scrub; the gateway's scrub_secrets).
+std::string unescape_key_chars(std::string_view text);
 
 // Thread-safe.
 class KeyRing {
