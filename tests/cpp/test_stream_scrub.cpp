@@ -44,11 +44,12 @@ std::string content(const rapidjson::Document& d) {
 }
 
 // What a consumer joins from `pieces` streamed through one scrubber (and its flush at the end).
+// Each event is scrubbed whole first, as the reader of a stream does (Call, ChatSink).
 std::string streamed(const orroute::ApiClient& keys, const std::vector<std::string>& pieces) {
   orroute::StreamScrubber s;
   std::string out;
   for (const std::string& p : pieces) {
-    rapidjson::Document d = chunk(p);
+    rapidjson::Document d = chunk(keys.scrub(p));
     s.scrub(d, keys);
     out += content(d);
   }
