@@ -120,6 +120,10 @@ def _details(result: Any) -> Mapping[str, Any]:
     return details
 
 
+def _attempts_of(result: Any) -> list[Attempt]:
+    return _attempts(_details(result).get("attempts", ()))
+
+
 def _plan_part(name: str, default: Callable[[], Any]) -> Callable[[Any], Any]:
     def compute(result: Any) -> Any:
         plan = _details(result).get("plan")
@@ -166,17 +170,14 @@ class TaskResult:
     # Fields as before (asdict, replace, ==, the constructor see them) whose values are made from
     # the engine's result when first read: most calls never read them. (Defaults: none given and
     # no engine result behind it, they are empty.)
-    attempts: list[Attempt] = field(  # type: ignore[assignment]
-        default=_Lazy(lambda r: _attempts(_details(r).get("attempts", ()))))
-    reasons: list[str] = field(default=_Lazy(_plan_part("reasons", list)))  # type: ignore[assignment]
-    candidates: list[str] = field(  # type: ignore[assignment]
-        default=_Lazy(_plan_part("candidates", list)))
+    attempts: list[Attempt] = field(default=_Lazy(_attempts_of))  # type: ignore[arg-type]
+    reasons: list[str] = field(default=_Lazy(_plan_part("reasons", list)))  # type: ignore[arg-type]
+    candidates: list[str] = field(default=_Lazy(_plan_part("candidates", list)))  # type: ignore[arg-type]
     task_type: str = ""
-    complexity: dict[str, Any] = field(  # type: ignore[assignment]
-        default=_Lazy(_plan_part("complexity", dict)))
+    complexity: dict[str, Any] = field(default=_Lazy(_plan_part("complexity", dict)))  # type: ignore[arg-type]
     # Parsed from ``completion_json`` on first read: the engine already gave ``id`` and
     # ``content``, so most calls never need the reply parsed in Python.
-    response: dict[str, Any] = field(default=_Lazy(_parsed_response), repr=False)  # type: ignore[assignment]
+    response: dict[str, Any] = field(default=_Lazy(_parsed_response), repr=False)  # type: ignore[arg-type]
     cost_source: str = ""
     cut_at_reservation: bool = False
     provider: str = ""
