@@ -363,6 +363,25 @@ TEST_CASE("a provider named by failing replies opens that provider's breaker onl
   REQUIRE(report.breakers[0].state == BreakerState::kOpen);
 }
 
+TEST_CASE("an upstream naming a new provider on every reply keeps the breakers bounded",
+          "[route][loop][breaker]") {
+  Harness h;
+  h.ctx.budget = nullptr;  // 100k paid calls: no budget in the way
+  ProviderMemory providers;
+  h.ctx.providers = &providers;
+  constexpr int kNames = 100'000;
+  for (int i = 0; i < kNames; ++i) h.sender->script["a/1"].push_back(served_by("P" + std::to_string(i)));
+  h.sender->script["a/1"].push_back(served_by("P0"));  // a name seen first keeps its own breaker
+  for (int i = 0; i <= kNames; ++i) REQUIRE(h.run({"a/1"}).ok);
+  const Instant now = h.clock.now();
+  // model:a/1, the first names and (other): not one breaker per name the upstream made up
+  REQUIRE(h.state.breaker_count() == 1 + ProviderMemory::kMaxNames + 1);
+  REQUIRE(providers.last("a/1") == "P0");
+  REQUIRE(h.state.breaker_snapshot("provider:P0", now).calls_in_window == 1);
+  REQUIRE(h.state.breaker_snapshot("provider:P" + std::to_string(kNames - 1), now).calls_in_window == 0);
+  REQUIRE(h.state.breaker_snapshot("provider:(other)", now).calls_in_window > 0);
+}
+
 TEST_CASE("failures before any reply open the endpoint breaker", "[route][loop][breaker]") {
   Harness h;
   ProviderMemory providers;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "orroute/engine/selector_feed.h"
+#include "orroute/error.h"
 
 using namespace orroute;
 
@@ -52,4 +53,31 @@ TEST_CASE("notes from several threads while another takes: every model is given"
   for (auto& t : writers) t.join();
   for (const auto& [model, when] : feed.take()) seen.insert(model);
   CHECK(seen.size() == 4 * 50);
+}
+
+TEST_CASE("a model whose router state cannot be read is fed again by the next ranking", "[selector_feed]") {
+  // What Engine::Impl::feed_selector does before each ranking: update_selector reads the model's
+  // breaker and hold from the router state, which throws while a shared store is down.
+  SelectorFeed feed;
+  feed.note("m/a", at(10));
+  feed.note("m/down", at(20));
+  feed.note("m/c", at(30));
+  bool store_down = true;
+  std::vector<std::string> fed;
+  auto update_selector = [&](const std::string& model, Instant) {
+    if (model == "m/down" && store_down) throw Error("router state: the store is down");
+    fed.push_back(model);
+  };
+  CHECK(feed.apply(update_selector) == 1);
+  CHECK(fed == std::vector<std::string>{"m/a", "m/c"});  // the others are fed all the same
+  store_down = false;  // the next ranking, with the store back
+  fed.clear();
+  std::vector<Instant> times;
+  CHECK(feed.apply([&](const std::string& model, Instant when) {
+    update_selector(model, when);
+    times.push_back(when);
+  }) == 0);
+  CHECK(fed == std::vector<std::string>{"m/down"});
+  CHECK(times == std::vector<Instant>{at(20)});
+  CHECK(feed.take().empty());
 }

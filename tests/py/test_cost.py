@@ -398,3 +398,31 @@ def test_settle_delay_writes_settles_behind_and_flush_fires_their_alerts(tmp_pat
     assert status.spent == Decimal("0.7") and status.reserved == 0
     with pytest.raises(orroute.InvalidArgumentError):
         orroute.CostTracker(path, settle_delay=-1)
+
+
+def test_rows_written_before_the_utf8_fix_read_with_replacement_chars(tmp_path: Path) -> None:
+    """A ledger written by an older version may hold names that are not UTF-8 (a hostile
+    upstream's model or provider): every query reads them with U+FFFD instead of raising."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    tracker = orroute.CostTracker(str(path))
+    tracker.record_call(cost="0.5", model="m/a", provider="P", project="p", tags={"user": "u"})
+    tracker.close()
+    db = sqlite3.connect(path)
+    bad = "CAST(? AS TEXT)"  # the bytes as they are, typed TEXT as the old writer stored them
+    db.execute(f"UPDATE calls SET model_used = {bad}, provider = {bad}, project = {bad}",
+               (b"test/a\xff", b"Prov\xfe\xc3", b"proj\xc3("))
+    db.execute(f"UPDATE call_tags SET value = {bad}", (b"u\xff",))
+    db.commit()
+    db.close()
+
+    tracker = orroute.CostTracker(str(path))
+    (row,) = tracker.usage_history()
+    assert (row.model, row.provider, row.project) == ("test/a\ufffd", "Prov\ufffd\ufffd",
+                                                      "proj\ufffd(")
+    assert row.tags == {"user": "u\ufffd"}
+    for by in ("model", "provider", "project", "tag:user"):
+        (report_row,) = tracker.report(by=by)
+        assert "\ufffd" in report_row.key and report_row.cost == Decimal("0.5")
+    assert tracker.to_dataframe()["model"].tolist() == ["test/a\ufffd"]

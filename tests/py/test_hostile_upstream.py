@@ -487,3 +487,108 @@ def test_tool_call_arguments_and_ids_with_invalid_utf8_stream_and_settle(fake, t
     assert "".join(tc["function"].get("arguments") or "" for tc in calls) == '{"city":"Zür\ufffd"}'
     (row,) = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
     assert row.outcome == "ok" and row.cost > 0  # settled as the paid call it was
+
+
+# --- keys split over stream events --------------------------------------------------------------
+
+MASKED = KEY[:9] + "..." + KEY[-4:]  # how a scrubbed key reads
+
+
+def split_key_stream(*parts: bytes) -> tuple[Fault, str]:
+    """A stream whose content events are ``parts`` (together: text around the key), sent in two
+    reads cut inside the second event; and the text the caller must see."""
+    events = [chunk(b'{"role":"assistant","content":"' + p + b'"}') for p in parts]
+    body = sse(*events, chunk(b"{}", finish=b'"stop"'), USAGE, b"[DONE]")
+    cut = body.index(events[1]) + len(events[1]) // 2
+    plain = json.loads(b'"' + b"".join(parts) + b'"')
+    return stream_reply(body[:cut], body[cut:]), plain.replace(KEY, MASKED)
+
+
+K = KEY.encode()
+SPLITS = [
+    (b"your key is " + K[:1], K[1:] + b" ok"),
+    (b"your key is " + K[:9], K[9:] + b" ok"),
+    (b"your key is " + K[:30], K[30:] + b" ok"),
+    (b"your key is " + K[:-1], K[-1:] + b" ok"),
+    (b"your key is " + K[:5], K[5:20], K[20:] + b" ok"),  # over three events
+    (b"your key is " + ESCAPED_KEY[:60], ESCAPED_KEY[60:] + b" ok"),  # spelled with escapes
+    (b"sk and sk-or-v1-", b"hostile is not it " + K[:12], K[12:]),  # false starts, key at the end
+    (b"no key, just " + K[:12], b" a prefix"),  # held back, then released as it was
+]
+SPLIT_IDS = ["1", "prefix", "middle", "last-char", "three-events", "escaped", "false-starts",
+             "prefix-only"]
+
+
+def content_of(chunks: list[Any]) -> str:
+    def text(c: Any) -> str:
+        if isinstance(c, dict):
+            return "".join((ch.get("delta") or {}).get("content") or "" for ch in c.get("choices") or [])
+        return "".join(ch.delta.content or "" for ch in c.choices or [])
+    return "".join(text(c) for c in chunks)
+
+
+@pytest.mark.parametrize("parts", SPLITS, ids=SPLIT_IDS)
+def test_a_key_split_over_events_never_reaches_a_client_caller(fake, parts):
+    fault, expected = split_key_stream(*parts)
+    msgs = [{"role": "user", "content": "hi"}]
+    fake.fail(MODEL, fault)
+    with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        chunks = list(s)
+        final = s.get_final_completion() if hasattr(s, "get_final_completion") else None
+    assert content_of(chunks) == expected
+    assert not leaks(repr(final))
+
+    async def run() -> list[Any]:
+        c = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        fake.fail(MODEL, fault)
+        s = await c.chat.completions.create(model=MODEL, messages=msgs, stream=True)
+        return [ch async for ch in s]
+
+    assert content_of(asyncio.run(run())) == expected
+
+
+@pytest.mark.parametrize("parts", SPLITS, ids=SPLIT_IDS)
+def test_a_key_split_over_events_never_reaches_a_manager_caller(fake, tmp_path, parts):
+    fault, expected = split_key_stream(*parts)
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    task = Task(messages="hi", max_tokens=50)
+
+    async def astream() -> list[Any]:
+        return [c async for c in m.stream_task(task, model=MODEL)]
+
+    for run in (lambda: list(m.stream_task_sync(task, model=MODEL)), lambda: asyncio.run(astream())):
+        fake.fail("*", fault)
+        assert content_of(run()) == expected
+
+
+@pytest.mark.parametrize("parts", SPLITS, ids=SPLIT_IDS)
+def test_a_key_split_over_events_never_reaches_a_dropin_caller(fake, tmp_path, parts):
+    fault, expected = split_key_stream(*parts)
+    oc = orroute.openai_client(manager(fake, tmp_path, max_retries=0, fallbacks=[]))
+    fake.fail(MODEL, fault)
+    s = oc.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                   stream=True, max_tokens=50)
+    assert content_of(list(s)) == expected
+
+
+def test_a_key_split_over_events_never_reaches_a_gateway_client(fake, tmp_path):
+    import http.client
+
+    from orroute.gateway import Gateway, GatewaySettings
+
+    settings = GatewaySettings(base_url=fake.base_url, api_key=KEY,
+                               ledger=str(tmp_path / "gw.sqlite3"), port=0)
+    with Gateway(settings) as gw:
+        key = gw.keys.create("p")[0]
+        for parts in SPLITS:
+            fault, expected = split_key_stream(*parts)
+            fake.fail(MODEL, fault)
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            conn.request("POST", "/v1/chat/completions", body=json.dumps(
+                {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True,
+                 "max_tokens": 50}), headers={"Authorization": f"Bearer {key}",
+                                              "Content-Type": "application/json"})
+            data = conn.getresponse().read().decode()
+            conn.close()
+            chunks = [json.loads(line[6:]) for line in data.splitlines() if line.startswith("data: {")]
+            assert content_of(chunks) == expected, parts

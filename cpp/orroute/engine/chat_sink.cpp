@@ -71,6 +71,7 @@ bool ChatSink::take_chunk(const std::string& event) {
     broken_ = "the server sent a stream event that is not a JSON object";
     return false;
   }
+  const bool rewritten = scrubber_.scrub(chunk, keys);
   if (!acc_.add(chunk)) return false;
   if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() && !chunk["choices"].Empty()) {
     first_content_ = sender_->clock()->now();
@@ -84,7 +85,7 @@ bool ChatSink::take_chunk(const std::string& event) {
     metered_ += text_tokens(model_, piece);
     if (metered_ > sender_->meter_limit()) metered_ = text_tokens(model_, generated_);
   }
-  if (sender_->emit(data) == ChunkAction::kCancel) {
+  if (sender_->emit(rewritten ? json_text(chunk) : data) == ChunkAction::kCancel) {
     user_stopped_ = true;
     return false;
   }
@@ -92,11 +93,20 @@ bool ChatSink::take_chunk(const std::string& event) {
     // The upstream ignores max_tokens: stop here (one chunk over at most), and tell the
     // consumer the answer ended by length.
     cut_ = true;
+    release_held();
     acc_.cut("length");
     sender_->emit(cut_chunk());
     return false;
   }
   return true;  // after a kPause the rest of this piece is still handed over (bounded)
+}
+
+void ChatSink::release_held() {
+  LocalJson<> chunk_json;
+  rapidjson::Document& chunk = chunk_json.doc();
+  if (!scrubber_.flush(chunk, acc_)) return;
+  acc_.add(chunk);
+  sender_->emit(json_text(chunk));
 }
 
 std::string ChatSink::cut_chunk() const {
@@ -139,6 +149,7 @@ void ChatSink::on_done(const TransferResult& t) {
   if (rotated_key(t, done)) return;
   AttemptResult r;
   try {
+    if (sender_->stream() && !user_stopped_ && !cut_) release_held();
     r = result_of(t);
     note_abandonment(t, r);
     // names a reply gives go to the ledger and key breakers: bounded, whatever the upstream sends

@@ -12,6 +12,7 @@
 #include "orroute/net/http.h"
 #include "orroute/net/protocol.h"
 #include "orroute/net/sse_parser.h"
+#include "orroute/net/stream_scrub.h"
 #include "orroute/net/transport.h"
 #include "orroute/provider/wire_adapter.h"
 #include "orroute/route/attempt_loop.h"
@@ -63,6 +64,8 @@ class ChatSink final : public Sink {
  private:
   // One chat chunk's JSON text: accumulated, metered, handed to the consumer. False: stop reading.
   bool take_chunk(const std::string& event);
+  // Hands the consumer the text held back in case a key followed (once the stream ends).
+  void release_held();
   AttemptResult result_for(const TransferResult& t);
   // Marks a failed attempt the upstream may still bill (AttemptResult::abandoned).
   void note_abandonment(const TransferResult& t, AttemptResult& r) const;
@@ -92,6 +95,7 @@ class ChatSink final : public Sink {
   std::string body_;
   SseParser parser_;
   StreamAccumulator acc_;
+  StreamScrubber scrubber_;  // a key split over two events never reaches the consumer
   std::optional<Instant> first_content_;
   bool delivered_ = false;
   bool user_stopped_ = false;

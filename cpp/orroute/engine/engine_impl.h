@@ -75,18 +75,11 @@ class Engine::Impl {
   // Before a ranking: the selector takes the figures of every model whose call ended since.
   // Plans on other threads wait while one feeds, so none ranks before notes another took are
   // applied (the network thread's note() never waits on this).
+  // A model whose router state cannot be read keeps its previous figures (SelectorFeed::apply).
   void feed_selector() {
     if (!selector) return;
     std::lock_guard lock(selector_feeding);
-    for (const auto& [model, at] : selector_feed.take()) {
-      try {
-        update_selector(model, at);
-      } catch (const std::exception&) {
-        // The router state could not be read (a shared state's store is down): this ranking
-        // uses the model's previous figures, and the note stays for the next one.
-        selector_feed.note(model, at);
-      }
-    }
+    selector_feed.apply([this](const std::string& model, Instant at) { update_selector(model, at); });
   }
 
   // Feeds measured behaviour back to the selector (every strategy avoids failing models), as

@@ -6,6 +6,7 @@
 // selector itself before each completion.
 #pragma once
 
+#include <exception>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -29,6 +30,24 @@ class SelectorFeed {
       e.queued = true;
       queued_.push_back(&*it);  // unordered_map nodes never move: the pointer stays valid
     }
+  }
+
+  // Calls `update(model, at)` for each model take() gives. A model whose update throws (the router
+  // state cannot be read: a shared store is down) is noted again, so the next apply() gives it
+  // again and the selector keeps its previous figures meanwhile; the other models are applied.
+  // Returns how many updates failed.
+  template <class Update>
+  size_t apply(Update&& update) {
+    size_t failed = 0;
+    for (const auto& [model, at] : take()) {
+      try {
+        update(model, at);
+      } catch (const std::exception&) {
+        note(model, at);
+        ++failed;
+      }
+    }
+    return failed;
   }
 
   // The models noted since the last take(), each with its latest time, in the order first noted.

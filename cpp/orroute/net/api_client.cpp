@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -439,6 +440,23 @@ bool ApiClient::mentions_key(std::string_view text) const {
   };
   if (holds(text)) return true;
   return text.find("\\u00") != std::string_view::npos && holds(unescape_key_chars(text));
+}
+
+size_t ApiClient::key_start_at_end(std::string_view text) const {
+  std::lock_guard<std::mutex> lock(keys_.mu_);
+  size_t longest = 0;
+  for (const auto& e : keys_.entries_) {
+    const std::string& key = e.key;
+    // from the longest candidate down: the first that matches is this key's longest
+    for (size_t len = std::min(text.size(), key.size() - 1); len > longest; --len) {
+      const size_t at = text.size() - len;
+      if (text[at] == key[0] && text.compare(at, len, key, 0, len) == 0) {
+        longest = len;
+        break;
+      }
+    }
+  }
+  return longest;
 }
 
 ApiError Call::scrubbed(ApiError e) const { return client_->scrub(std::move(e)); }

@@ -120,6 +120,8 @@ class Call : public std::enable_shared_from_this<Call> {
   void cancel();
   // `e` with the client's keys scrubbed out of it (ApiClient::scrub).
   ApiError scrubbed(ApiError e) const;
+  // The client whose keys this call's texts are scrubbed of.
+  const ApiClient& client() const { return *client_; }
 
   int attempts() const;
 
@@ -193,6 +195,10 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   // True if scrub() would change `text` (it holds a key, plain or escaped). No copy unless the
   // text has \u00 escapes: the cheap test for every stream event.
   bool mentions_key(std::string_view text) const;
+  // The length of the longest end of `text` that begins a configured key without being all of
+  // it: what a stream holds back until its next piece shows whether the key follows (0: none).
+  // Reads at most the longest key's length from the end. Thread-safe.
+  size_t key_start_at_end(std::string_view text) const;
 
  private:
   friend class Call;

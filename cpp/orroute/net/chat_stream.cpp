@@ -5,9 +5,14 @@
 namespace orroute {
 
 Call::Next ChatStream::next(rapidjson::Document& chunk, bool block, int64_t timeout_ms) {
-  if (error_) return Call::Next::kError;
-  const Call::Next n = call_->next(data_, block, timeout_ms);
-  if (n != Call::Next::kItem) return n;
+  const Call::Next n = error_ ? Call::Next::kError : call_->next(data_, block, timeout_ms);
+  if (n == Call::Next::kPending) return n;
+  if (n != Call::Next::kItem) {
+    // The end (or a failure): the text held back in case a key followed goes out first.
+    if (!scrubber_.flush(chunk, acc_)) return n;
+    acc_.add(chunk);
+    return Call::Next::kItem;
+  }
   if (parse_json_text(data_, chunk) != JsonParse::kOk || !chunk.IsObject()) {
     ApiError err;
     err.kind = ApiError::Kind::kStream;
@@ -17,8 +22,9 @@ Call::Next ChatStream::next(rapidjson::Document& chunk, bool block, int64_t time
     err.generation_id = acc_.id();
     error_ = call_->scrubbed(std::move(err));
     call_->cancel();
-    return Call::Next::kError;
+    return next(chunk, block, timeout_ms);  // what was held back, then the error
   }
+  scrubber_.scrub(chunk, call_->client());  // a key split over this event and the last one never passes
   if (!acc_.add(chunk)) {  // deliver this chunk; the error comes with the next call
     error_ = call_->scrubbed(*acc_.error());  // an error event may echo the key
     call_->cancel();

@@ -9,6 +9,7 @@
 
 #include "orroute/net/api_client.h"
 #include "orroute/net/protocol.h"
+#include "orroute/net/stream_scrub.h"
 
 namespace orroute {
 
@@ -19,7 +20,8 @@ class ChatStream {
 
   // kItem: `chunk` holds the parsed event, already folded into accumulator(). kPending: nothing yet.
   // kEnd: finished normally. kError: see error() (the call failed, an event was not JSON, or the
-  // previous event carried a mid-stream error). Never throws.
+  // previous event carried a mid-stream error). Before kEnd or kError, one more kItem carries the
+  // text held back in case a key followed (StreamScrubber). Never throws.
   Call::Next next(rapidjson::Document& chunk, bool block, int64_t timeout_ms = -1);
 
   // The failure after kError. Stream errors carry the partial text in accumulator().text().
@@ -31,6 +33,7 @@ class ChatStream {
  private:
   std::shared_ptr<Call> call_;
   StreamAccumulator acc_;
+  StreamScrubber scrubber_;
   std::optional<ApiError> error_;
   std::string data_;
 };

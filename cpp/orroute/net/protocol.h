@@ -135,6 +135,7 @@ class StreamAccumulator {
   // The last `usage` object seen, as JSON text ("null" if none yet).
   std::string usage_json() const;
   const std::string& id() const { return id_; }
+  int64_t created() const { return created_; }
   // The "model" the chunks named ("" if none).
   const std::string& model() const { return model_; }
   // The "provider" (upstream display name, e.g. "OpenAI") the chunks named ("" if none).

@@ -14,10 +14,13 @@ std::string ProviderMemory::last(const std::string& model) const {
   return it == by_model_.end() ? std::string() : it->second;
 }
 
-void ProviderMemory::note(const std::string& model, const std::string& provider) {
-  if (provider.empty()) return;
+std::string ProviderMemory::note(const std::string& model, const std::string& provider) {
+  if (provider.empty()) return {};
   std::lock_guard lock(mu_);
-  by_model_[model] = provider;
+  if (names_.size() < kMaxNames) names_.insert(provider);
+  std::string name = names_.count(provider) ? provider : std::string(kOtherProvider);
+  by_model_[model] = name;
+  return name;
 }
 
 std::vector<std::string> ProviderMemory::providers() const {
@@ -190,9 +193,9 @@ void Run::settle_breakers(const std::string& model, const AttemptResult& r, Call
                           Instant now) {
   if (!permits_.model_key.empty()) ctx_.state->breaker_record(permits_.model_key, outcome, now);
   permits_.model_key.clear();
-  if (!r.provider.empty() && ctx_.providers) ctx_.providers->note(model, r.provider);
+  const std::string served = ctx_.providers ? ctx_.providers->note(model, r.provider) : std::string();
   if (!ctx_.config.provider_breakers) return;
-  const std::string named = r.provider.empty() ? std::string() : provider_breaker_key(r.provider);
+  const std::string named = served.empty() ? std::string() : provider_breaker_key(served);
   if (!named.empty()) {
     // When OpenRouter routed this call elsewhere than last time, the named breaker is recorded
     // without a permit (it may be open: the call went there anyway).

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "orroute/catalog/money.h"
@@ -170,18 +171,26 @@ class PriceBook {
 };
 
 // Which upstream provider last served each model (learned from replies), so the next call to that
-// model is gated by that provider's breaker before it is sent. Thread-safe.
+// model is gated by that provider's breaker before it is sent. The names come from the upstream:
+// only the first kMaxNames distinct ones keep a breaker of their own, every later one shares
+// kOtherProvider's, so a reply naming a new provider each time cannot grow the breakers. Thread-safe.
 class ProviderMemory {
  public:
+  static constexpr size_t kMaxNames = 256;
+  static constexpr std::string_view kOtherProvider = "(other)";
+
   // The provider that last served `model` ("" if none is known yet).
   std::string last(const std::string& model) const;
-  void note(const std::string& model, const std::string& provider);
-  // Every provider seen, sorted (for health reports).
+  // Remembers that `provider` served `model`; returns the name its breaker goes by (`provider`,
+  // or kOtherProvider once kMaxNames other names were seen; "" for "").
+  std::string note(const std::string& model, const std::string& provider);
+  // Every provider seen, sorted (for health reports); at most kMaxNames + 1.
   std::vector<std::string> providers() const;
 
  private:
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::string> by_model_;
+  std::unordered_set<std::string> names_;  // the names that keep their own breaker
 };
 
 // Breaker keys: "model:<id>", "provider:<name from the reply>", "endpoint:<host of the base URL>".
@@ -245,7 +254,8 @@ struct LoopContext {
   Scheduler* scheduler = nullptr;
   BudgetGate* budget = nullptr;  // may be null: no budget
   const PriceBook* prices = nullptr;  // may be null: nothing priced, no context check
-  ProviderMemory* providers = nullptr;  // may be null: providers are not remembered across runs
+  // May be null: providers are not remembered across runs and no provider breaker is kept.
+  ProviderMemory* providers = nullptr;
   LoopConfig config;
 };
 

@@ -48,6 +48,11 @@ BreakerSnapshot InMemoryRouterState::breaker_snapshot(std::string_view key, Inst
   return it->second.snapshot(now);
 }
 
+size_t InMemoryRouterState::breaker_count() {
+  std::lock_guard lock(mu_);
+  return breakers_.size();
+}
+
 void InMemoryRouterState::set_limit(std::string_view scope, const RateLimit& limit) {
   std::lock_guard lock(mu_);
   limiter_.set_limit(scope, limit);

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "orroute/error.h"
+#include "orroute/utf8.h"
 
 namespace orroute::sqlite {
 
@@ -61,11 +62,15 @@ class Query {
   }
   int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
   bool null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+  // Column `col` as valid UTF-8 ("" for NULL): a row written before upstream text was repaired on
+  // the way in may hold bytes that are not UTF-8, and every reader (Python's str) needs text.
   std::string text(int col) const {
     const auto* p = sqlite3_column_text(s_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(s_, col)))
-             : std::string();
+    std::string out = p ? std::string(reinterpret_cast<const char*>(p),
+                                      static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+                        : std::string();
+    repair_utf8(out);
+    return out;
   }
 
  private:
