@@ -38,14 +38,18 @@ struct SmallMerge {
     ids[n - 1] = v.byte_token(piece[n - 1]);
     ranks[n - 1] = kNone;  // the shift below copies it, never compares it
   }
+  // The lowest (rank << 32 | position), leftmost on ties, without a branch per pair: which pair
+  // is lowest is data-dependent, and a mispredicted branch per comparison cost more than the scan.
+  uint64_t lowest_pair() const {
+    uint64_t low = uint64_t{ranks[0]} << 32;
+    for (size_t i = 1; i + 1 < n; ++i) low = std::min(low, (uint64_t{ranks[i]} << 32) | i);
+    return low;
+  }
   // Merges the lowest pair (leftmost on ties); false when no pair merges any more. The new
   // token's two neighbouring pairs are left for ask_neighbours.
   bool merge_lowest() {
     if (n < 2) return false;
-    // The lowest (rank, position) without a branch per pair: which pair is lowest is
-    // data-dependent, and a mispredicted branch per comparison cost more than the scan.
-    uint64_t low = uint64_t{ranks[0]} << 32;
-    for (size_t i = 1; i + 1 < n; ++i) low = std::min(low, (uint64_t{ranks[i]} << 32) | i);
+    const uint64_t low = lowest_pair();
     const auto best = static_cast<uint32_t>(low >> 32);
     if (best == kNone) return false;
     at = static_cast<size_t>(static_cast<uint32_t>(low));
@@ -57,6 +61,7 @@ struct SmallMerge {
     }
     return true;
   }
+  // Starts loading the pair-table lines ask_neighbours will read.
   void prefetch_neighbours(const Vocab& v) const {
     if (at + 1 < n) v.prefetch_merge(ids[at], ids[at + 1]);
     if (at > 0) v.prefetch_merge(ids[at - 1], ids[at]);
@@ -67,8 +72,7 @@ struct SmallMerge {
   void prefetch_guess(const Vocab& v) {
     if (at > 0) ranks[at - 1] = kNone;  // unknown until ask_neighbours
     if (at + 1 < n) ranks[at] = kNone;
-    uint64_t low = uint64_t{ranks[0]} << 32;
-    for (size_t i = 1; i + 1 < n; ++i) low = std::min(low, (uint64_t{ranks[i]} << 32) | i);
+    const uint64_t low = lowest_pair();
     const auto guess = static_cast<uint32_t>(low >> 32);
     if (guess == kNone) return;
     const auto g = static_cast<size_t>(static_cast<uint32_t>(low));

@@ -87,8 +87,8 @@ class Vocab {
       if (slot == kEmpty) return kNone;
     }
   }
-  // Starts loading the pair-table line merge(left, right) reads first: merging several pieces
-  // at once asks for all their next pairs before reading any, so the misses overlap.
+  // Starts loading the pair-table line merge(left, right) reads first, so a merge loop can ask
+  // for the lines of questions it expects to ask next and wait for them together (bpe.cpp).
   void prefetch_merge(uint32_t left, uint32_t right) const noexcept {
     __builtin_prefetch(&pairs_[pair_slot((static_cast<uint64_t>(left) << kIdBits) | right)]);
   }
