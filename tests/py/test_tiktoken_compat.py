@@ -369,3 +369,40 @@ def test_install_makes_import_tiktoken_resolve_to_orroute() -> None:
         timeout=120,
     )
     assert out.stdout.strip() == "ok", out.stderr
+
+
+# Pieces the per-thread cache has not seen, so they go through merging: words of random letters
+# (rarely one token; they merge into many) at lengths around the 16-byte cache limit and the
+# 64-byte small-merge limit, next to digit runs of 1-4, contractions, white space runs before
+# letters and other scripts. The merge loop guesses its next merge ahead of the current one's
+# answers (bpe.cpp); a wrong guess must never change a token.
+def _letters(alphabet: str, sizes: list[int]) -> st.SearchStrategy[str]:
+    return st.sampled_from(sizes).flatmap(
+        lambda n: st.text(alphabet=alphabet, min_size=n, max_size=n)
+    )
+
+
+_BOUNDARY_SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65]
+merge_parts = st.one_of(
+    _letters("abcdefghijklmnopqrstuvwxyz", _BOUNDARY_SIZES),
+    _letters("etaoinshrdlu", _BOUNDARY_SIZES),  # common letters: long merge chains
+    _letters("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij", _BOUNDARY_SIZES),
+    _letters("0123456789", [1, 2, 3, 4]),
+    _letters("абвгдежзийклмнопрстуфхцчшщ", [1, 2, 5, 8, 16, 33]),
+    _letters("的一是不了人我在有他这为之大来以个中上们", [1, 2, 5, 11, 22]),
+    _letters("éèàçüöäßñ", [1, 2, 8, 16]),
+    st.sampled_from(["'s", "'T", "'re", "'VE", "'m", "'ll", "'d", " ", "  ", "   ", "\n", " \n", "\t"]),
+)
+merge_texts = st.lists(merge_parts, min_size=1, max_size=10).map("".join)
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+@settings(max_examples=300, deadline=None)
+@given(text=merge_texts)
+def test_first_seen_pieces_merge_as_tiktoken(name: str, text: str) -> None:
+    ours, oracle = OURS[name], ORACLE[name]
+    expected = oracle.encode_ordinary(text)
+    assert ours.encode_ordinary(text) == expected
+    assert ours.count(text, disallowed_special=()) == len(expected)
+    word = text.encode()
+    assert ours._encode_single_piece(word) == oracle._encode_single_piece(word)

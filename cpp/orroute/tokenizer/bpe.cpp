@@ -19,36 +19,82 @@ constexpr uint32_t kNone = Vocab::kNone;
 // heap on the short pieces that make up nearly all text.
 constexpr size_t kSmallPiece = 64;
 
-// Merges the `n` bytes of `piece` into `ids`; returns the number of tokens. The first round of
-// ranks comes from the dense byte-pair table; after each merge only the two neighbouring pairs
-// are asked again. Arrays are shifted with plain loops: the pieces are short, and a libc memmove
-// call per merge cost more than the moves.
-size_t merge_small(const Vocab& v, const unsigned char* piece, uint32_t* ids, uint32_t* ranks,
-                   size_t n) {
-  for (size_t i = 0; i + 1 < n; ++i) {
-    ids[i] = v.byte_token(piece[i]);
-    ranks[i] = v.byte_merge(piece[i], piece[i + 1]);
+// A short piece being merged in stack arrays: its tokens so far and the rank of each adjacent
+// pair (ranks[i]: ids[i] with ids[i + 1]; kNone past the last pair). Arrays are shifted with plain
+// loops: the pieces are short, and a libc memmove call per merge cost more than the moves.
+struct SmallMerge {
+  uint32_t ids[kSmallPiece];
+  uint32_t ranks[kSmallPiece];
+  size_t n;
+  size_t at;  // where the last merge happened: its two neighbouring pairs are asked next
+
+  // The first round: every pair is a byte pair, answered by the dense byte-pair table.
+  void start(const Vocab& v, const unsigned char* piece, size_t len) {
+    n = len;
+    for (size_t i = 0; i + 1 < n; ++i) {
+      ids[i] = v.byte_token(piece[i]);
+      ranks[i] = v.byte_merge(piece[i], piece[i + 1]);
+    }
+    ids[n - 1] = v.byte_token(piece[n - 1]);
+    ranks[n - 1] = kNone;  // the shift below copies it, never compares it
   }
-  ids[n - 1] = v.byte_token(piece[n - 1]);
-  ranks[n - 1] = kNone;  // past the last pair: the shift below copies it, never compares it
-  while (n > 1) {
-    // The lowest (rank, position), leftmost on ties, without a branch per pair: which pair is
-    // lowest is data-dependent, and a mispredicted branch per comparison cost more than the scan.
+  // The lowest (rank << 32 | position), leftmost on ties, without a branch per pair: which pair
+  // is lowest is data-dependent, and a mispredicted branch per comparison cost more than the scan.
+  uint64_t lowest_pair() const {
     uint64_t low = uint64_t{ranks[0]} << 32;
     for (size_t i = 1; i + 1 < n; ++i) low = std::min(low, (uint64_t{ranks[i]} << 32) | i);
+    return low;
+  }
+  // Merges the lowest pair (leftmost on ties); false when no pair merges any more. The new
+  // token's two neighbouring pairs are left for ask_neighbours.
+  bool merge_lowest() {
+    if (n < 2) return false;
+    const uint64_t low = lowest_pair();
     const auto best = static_cast<uint32_t>(low >> 32);
-    const auto at = static_cast<size_t>(static_cast<uint32_t>(low));
-    if (best == kNone) break;
+    if (best == kNone) return false;
+    at = static_cast<size_t>(static_cast<uint32_t>(low));
     ids[at] = best;
     --n;
     for (size_t i = at + 1; i < n; ++i) {
       ids[i] = ids[i + 1];
       ranks[i] = ranks[i + 1];
     }
+    return true;
+  }
+  // Starts loading the pair-table lines ask_neighbours will read.
+  void prefetch_neighbours(const Vocab& v) const {
+    if (at + 1 < n) v.prefetch_merge(ids[at], ids[at + 1]);
+    if (at > 0) v.prefetch_merge(ids[at - 1], ids[at]);
+  }
+  // Guesses the next merge before the new token's two pairs are known: the lowest of the other
+  // pairs (half the questions are answered "no merge", so it is often right), and starts loading
+  // the pair-table lines that merge would ask about, so its wait overlaps this one's.
+  void prefetch_guess(const Vocab& v) {
+    if (at > 0) ranks[at - 1] = kNone;  // unknown until ask_neighbours
+    if (at + 1 < n) ranks[at] = kNone;
+    const uint64_t low = lowest_pair();
+    const auto guess = static_cast<uint32_t>(low >> 32);
+    if (guess == kNone) return;
+    const auto g = static_cast<size_t>(static_cast<uint32_t>(low));
+    if (g + 2 < n) v.prefetch_merge(guess, ids[g + 2]);
+    if (g > 0) v.prefetch_merge(ids[g - 1], guess);
+  }
+  void ask_neighbours(const Vocab& v) {
     if (at + 1 < n) ranks[at] = v.merge(ids[at], ids[at + 1]);
     if (at > 0) ranks[at - 1] = v.merge(ids[at - 1], ids[at]);
   }
-  return n;
+};
+
+// Merges the `n` bytes of `piece` into `m.ids`; returns the number of tokens. After each merge
+// only the two neighbouring pairs are asked again.
+size_t merge_small(const Vocab& v, const unsigned char* piece, SmallMerge& m, size_t n) {
+  m.start(v, piece, n);
+  while (m.merge_lowest()) {
+    m.prefetch_neighbours(v);
+    m.prefetch_guess(v);
+    m.ask_neighbours(v);
+  }
+  return m.n;
 }
 
 // Long pieces: doubly linked list of parts, min-heap of (rank, position) with lazy deletion. A heap
@@ -115,10 +161,9 @@ void encode_piece(const Vocab& v, std::string_view piece, Emit&& emit, EmitMany&
     return;
   }
   if (piece.size() <= kSmallPiece) {
-    uint32_t ids[kSmallPiece];
-    uint32_t ranks[kSmallPiece];
+    SmallMerge m;
     const auto* bytes = reinterpret_cast<const unsigned char*>(piece.data());
-    emit_many(ids, merge_small(v, bytes, ids, ranks, piece.size()));
+    emit_many(m.ids, merge_small(v, bytes, m, piece.size()));
     return;
   }
   merge_large(v, piece, emit);
@@ -226,15 +271,16 @@ void CachedBpe::encode_miss(std::string_view piece, const Ref& r, std::vector<ui
   } else {
     bpe_encode(vocab_, piece, out);
   }
-  if (r.len == 0) return;
-  const size_t made = out.size() - before;
-  if (made <= 3) {
-    Slot& slot = table_.slots[r.slot];
-    slot.k0 = r.k0;
-    slot.k1 = r.k1;
-    slot.meta = static_cast<uint32_t>(r.len | made << 8);
-    std::memcpy(slot.tokens, out.data() + before, made * sizeof(uint32_t));
-  }
+  remember(r, out.data() + before, out.size() - before);
+}
+
+void CachedBpe::remember(const Ref& r, const uint32_t* tokens, size_t n) {
+  if (r.len == 0 || n > 3) return;
+  Slot& slot = table_.slots[r.slot];
+  slot.k0 = r.k0;
+  slot.k1 = r.k1;
+  slot.meta = static_cast<uint32_t>(r.len | n << 8);
+  std::memcpy(slot.tokens, tokens, n * sizeof(uint32_t));
 }
 
 size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
@@ -253,13 +299,7 @@ size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
         },
         /*whole_first=*/r.len < Vocab::kMidMin);
   }
-  if (made <= 3) {
-    Slot& slot = table_.slots[r.slot];
-    slot.k0 = r.k0;
-    slot.k1 = r.k1;
-    slot.meta = static_cast<uint32_t>(r.len | made << 8);
-    std::memcpy(slot.tokens, tokens, made * sizeof(uint32_t));
-  }
+  remember(r, tokens, made);
   return made;
 }
 

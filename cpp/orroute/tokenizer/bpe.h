@@ -64,8 +64,8 @@ class CachedBpe {
   }
   // Appends the tokens of `piece` (whose ref is `r`), as bpe_encode.
   void encode(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
-    const Slot& slot = table_.slots[r.slot];
-    if (r.len != 0 && (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) {
+    if (hit(r)) {
+      const Slot& slot = table_.slots[r.slot];
       out.insert(out.end(), slot.tokens, slot.tokens + (slot.meta >> 8));
       return;
     }
@@ -77,10 +77,7 @@ class CachedBpe {
   }
   // Number of tokens of `piece`, as bpe_count.
   size_t count(std::string_view piece, const Ref& r) {
-    const Slot& slot = table_.slots[r.slot];
-    if (r.len != 0 && (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1) {
-      return slot.meta >> 8;
-    }
+    if (hit(r)) return table_.slots[r.slot].meta >> 8;
     if (piece.size() == 1) return 1;
     return count_miss(piece, r);
   }
@@ -106,9 +103,14 @@ class CachedBpe {
     std::memcpy(&v, p, sizeof v);  // a single unaligned load
     return v;
   }
+  bool hit(const Ref& r) const noexcept {
+    const Slot& slot = table_.slots[r.slot];
+    return r.len != 0 && (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1;
+  }
   // The slow paths: BPE, then remember the result when it fits a slot.
   void encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out);
   size_t count_miss(std::string_view piece, const Ref& r);
+  void remember(const Ref& r, const uint32_t* tokens, size_t n);
 
   const Vocab& vocab_;
   Table& table_;

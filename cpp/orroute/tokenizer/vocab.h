@@ -81,14 +81,20 @@ class Vocab {
   // Id of the concatenation of tokens `left` and `right` if it is a token, else kNone.
   uint32_t merge(uint32_t left, uint32_t right) const noexcept {
     const uint64_t key = (static_cast<uint64_t>(left) << kIdBits) | right;
-    for (uint64_t i = mix(key) >> pair_shift_;; i = (i + 1) & pair_mask_) {
+    for (uint64_t i = pair_slot(key);; i = (i + 1) & pair_mask_) {
       const uint64_t slot = pairs_[i];
       if ((slot >> kIdBits) == key) return static_cast<uint32_t>(slot & kIdMask);
       if (slot == kEmpty) return kNone;
     }
   }
+  // Starts loading the pair-table line merge(left, right) reads first, so a merge loop can ask
+  // for the lines of questions it expects to ask next and wait for them together (bpe.cpp).
+  void prefetch_merge(uint32_t left, uint32_t right) const noexcept {
+    __builtin_prefetch(&pairs_[pair_slot((static_cast<uint64_t>(left) << kIdBits) | right)]);
+  }
 
  private:
+  uint64_t pair_slot(uint64_t key) const noexcept { return mix(key) >> pair_shift_; }
   static constexpr int kIdBits = 21;
   static constexpr uint64_t kIdMask = (uint64_t{1} << kIdBits) - 1;
   static constexpr uint64_t kEmpty = ~uint64_t{0};
