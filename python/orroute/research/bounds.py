@@ -31,7 +31,7 @@ in-sample, the floor against which the other rows are read.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import combinations
 from statistics import NormalDist
 from typing import Any
@@ -220,18 +220,16 @@ def _three_way_candidates(rb: _RouterBench, fail_score: Any) -> dict[str, list[t
     return extra
 
 
-def _router_fail_score(rb: _RouterBench, seed: int) -> tuple[Any, dict[str, float]]:
-    """The LearnedRouter's out-of-fold 1 - P(the cascade's first model is right), and its
-    within-task AUC for "the cascade's answer is wrong" (mean over the frontier cascades)."""
+def _router_fail_score(rb: _RouterBench, p_right: Any) -> tuple[Any, dict[str, float]]:
+    """Three-way candidates on ``1 - p_right`` of the cascade's first model (``p_right``: the
+    LearnedRouter's out-of-fold [prompt, model] probabilities), and that score's within-task AUC
+    for "the cascade's answer is wrong" (mean over the frontier cascades)."""
     import numpy as np
 
-    from .evaluation import cross_validated
-
-    p, _ = cross_validated(rb.data, seed=seed)["learned"]
     aucs: dict[str, list[float]] = {}
 
     def fail(t: str, rows: Any, i: int, cascade_score: Any) -> Any:
-        f = 1.0 - p[rows, rb.cascades[i][0][0]]
+        f = 1.0 - p_right[rows, rb.cascades[i][0][0]]
         a = auc_of(f, cascade_score < 0.5)
         if not math.isnan(a):
             aucs.setdefault(t, []).append(a)
@@ -241,9 +239,13 @@ def _router_fail_score(rb: _RouterBench, seed: int) -> tuple[Any, dict[str, floa
     return extra, {t: float(np.mean(v)) for t, v in aucs.items()}
 
 
-def routerbench_bounds(aucs: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0), draws: int = 3,
+def routerbench_bounds(router_probabilities: Callable[[Any], Any] | None = None,
+                       aucs: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0), draws: int = 3,
                        seed: int = 0) -> dict[str, Any]:
-    """Rows ``(ingredient, signal AUC or None, accuracy at <= 50% mixed, AIQ)``."""
+    """Rows ``(ingredient, signal AUC or None, accuracy at <= 50% mixed, AIQ)``.
+    ``router_probabilities(outcomes)``: the LearnedRouter's out-of-fold [prompt, model]
+    probabilities (``evaluation.cross_validated``), for the real three-way row (skipped if None).
+    """
     import numpy as np
 
     rb = _RouterBench()
@@ -263,8 +265,9 @@ def routerbench_bounds(aucs: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0), d
         simulated("+ three-way (prompt predicts cascade failure)",
                   lambda g, a=auc: _three_way_candidates(
                       rb, lambda t, r, i, sc: signal(sc < 0.5, a, g)), auc)
-    extra, real_auc = _router_fail_score(rb, seed)
-    rows.append(("+ three-way, LearnedRouter out-of-fold", real_auc, *rb.ceiling(extra)))
+    if router_probabilities is not None:
+        extra, real_auc = _router_fail_score(rb, router_probabilities(rb.data))
+        rows.append(("+ three-way, LearnedRouter out-of-fold", real_auc, *rb.ceiling(extra)))
     return {"rows": rows}
 
 
@@ -316,8 +319,10 @@ def mt_bench_bounds(aucs: Sequence[float] = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0
                           for a, v in sim.items()}}
 
 
-def evaluate_bounds(seed: int = 0, verbose: bool = True) -> dict[str, Any]:
-    out = {"routerbench": routerbench_bounds(seed=seed), "mtbench": mt_bench_bounds(seed=seed)}
+def evaluate_bounds(router_probabilities: Callable[[Any], Any] | None = None, seed: int = 0,
+                    verbose: bool = True) -> dict[str, Any]:
+    out = {"routerbench": routerbench_bounds(router_probabilities, seed=seed),
+           "mtbench": mt_bench_bounds(seed=seed)}
     if verbose:
         _print(out)
     return out

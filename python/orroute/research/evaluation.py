@@ -548,7 +548,9 @@ def evaluate(
         if name == "bounds":  # in-sample ceilings of the ingredients issue 19 could add
             from .bounds import evaluate_bounds
 
-            results[name] = evaluate_bounds(seed=seed, verbose=verbose)
+            results[name] = evaluate_bounds(
+                lambda d: cross_validated(d, folds=folds, seed=seed, **options)["learned"][0],
+                seed=seed, verbose=verbose)
             continue
         if name == "gsm8k":  # shared data, not bundled: verify-then-escalate cascades
             from .verify_eval import evaluate_gsm8k
