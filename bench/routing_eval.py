@@ -6,10 +6,11 @@ verify-then-escalate cascade on the shared GSM8K development set (``--datasets g
 agreeing cheap samples buy (``--datasets selfconsistency``, shared RouterDC GSM8K table); and
 whether requested cost shares, chosen on training folds, hold on held-out folds; MT-Bench
 (``--datasets mtbench``, RouteLLM's judgements under bench/data/mt_bench); RouterBench cascades with
-a sandboxed code check on MBPP (``--datasets routerbench-verified --mbpp sanitized-mbpp.json``).
+a sandboxed code check on MBPP (``--datasets routerbench-verified --mbpp sanitized-mbpp.json``);
+the in-sample ceilings of the ingredients the cascades could add (``--datasets bounds``, ~10 min).
 
 Usage: PYTHONPATH=python python3 bench/routing_eval.py [--folds 5] [--seed 0] [--out bench/out/routing]
-       [--datasets routerbench,mmlu,gsm8k,selfconsistency,mtbench,routerbench-verified]
+       [--datasets routerbench,mmlu,gsm8k,selfconsistency,mtbench,routerbench-verified,bounds]
        [--mbpp PATH] [--mt-bench PATH] [--no-cost-share] [--option key=value ...]
 """
 

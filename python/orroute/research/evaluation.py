@@ -501,7 +501,9 @@ def evaluate(
             buy, on the shared RouterDC GSM8K table: ``orroute.research.self_consistency``),
             "mtbench" (RouteLLM's MT-Bench judgements: ``orroute.research.mt_bench``),
             "routerbench-verified" (RouterBench cascades with a sandboxed code check on MBPP:
-            ``orroute.research.verified_routerbench``; needs sanitized MBPP's tests).
+            ``orroute.research.verified_routerbench``; needs sanitized MBPP's tests);
+            "bounds" (what each ingredient the verify-then-escalate router could add reaches at
+            best, in-sample: ``orroute.research.bounds``).
         folds: cross-validation folds (prompts are split, never individual rows).
         seed: fold assignment and random-baseline seed.
         out_dir: directory for PNG plots (needs matplotlib); None = no plots.
@@ -542,6 +544,13 @@ def evaluate(
 
             results[name] = evaluate_verified_routerbench(
                 folds=folds, seed=seed, mbpp_path=paths.get("mbpp"), verbose=verbose)
+            continue
+        if name == "bounds":  # in-sample ceilings of the ingredients issue 19 could add
+            from .bounds import evaluate_bounds
+
+            results[name] = evaluate_bounds(
+                lambda d: cross_validated(d, folds=folds, seed=seed, **options)["learned"][0],
+                seed=seed, verbose=verbose)
             continue
         if name == "gsm8k":  # shared data, not bundled: verify-then-escalate cascades
             from .verify_eval import evaluate_gsm8k

@@ -207,19 +207,28 @@ def in_sample_ceiling(data: Any, passed_mbpp: Any | None, share: float = 0.5,
     import numpy as np
 
     tasks = np.array(data.tasks)
-    ref = data.costs[:, data.models.index(reference)]
     per = []
     for t in np.unique(tasks):
         rows = np.nonzero(tasks == t)[0]
         sc, co, _ = candidate_matrices(data, passed_mbpp if t == "mbpp" else None, rows)
         per.append((sc.sum(axis=0, dtype=np.float64), co.sum(axis=0)))
+    return family_ceiling(per, data.costs[:, data.models.index(reference)], share)
+
+
+def family_ceiling(per_task: list[tuple[Any, Any]], ref: Any, share: float) -> dict[str, Any]:
+    """The in-sample ceiling of a candidate family: ``per_task`` holds, per task, each
+    candidate's summed score and summed cost over the task's prompts; ``ref``: the reference's
+    cost per prompt (all tasks). Per cost weight, each task takes its best candidate."""
+    import numpy as np
+
+    n = len(ref)
     pts = []
     for w in np.logspace(0, 4, 161):
         acc = cost = 0.0
-        for a, c in per:
+        for a, c in per_task:
             ch = int(np.lexsort((c, -(a - w * c)))[0])
             acc, cost = acc + a[ch], cost + c[ch]
-        pts.append((cost / ref.sum(), acc / len(tasks)))
+        pts.append((cost / ref.sum(), acc / n))
     below = max((p for p in pts if p[0] <= share), key=lambda p: (p[1], -p[0]))
     above = [p for p in pts if p[0] > share]
     mixed = below[1]
