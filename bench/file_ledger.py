@@ -13,15 +13,13 @@ Usage: PYTHONPATH=python python3 bench/file_ledger.py [--requests 3000] [--concu
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from router import MODEL, MSGS, Run, measure, start_server  # the same server, workload, timing
+from router import MODEL, MSGS, Run, measure, run_against_server  # same server, workload, timing
 
 SETUPS = ("bare", "manager, no ledger", "manager, file ledger")
 
@@ -77,16 +75,9 @@ def main() -> None:
     ap.add_argument("--concurrency", default="64,256")
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
-    server, url = start_server()
-    try:
-        print(f"FakeOpenRouter at {url} (separate process, zero model latency)")
-        levels = [int(x) for x in a.concurrency.split(",") if x.strip()]
-        with tempfile.TemporaryDirectory(prefix="orroute-file-ledger-bench-") as d:
-            asyncio.run(run(url, a.requests, levels, a.rounds, d))
-    finally:
-        server.terminate()
-        server.wait()
-
+    print("FakeOpenRouter in a separate process, zero model latency")
+    run_against_server(lambda url, levels, d: run(url, a.requests, levels, a.rounds, d),
+                       a.concurrency, "orroute-file-ledger-bench-")
 
 if __name__ == "__main__":
     main()
