@@ -137,7 +137,9 @@ py::dict plan_dict(const EnginePlan& p) {
   return d;
 }
 
-py::dict result_dict(const EngineResult& r) {
+// A run's result without its nested parts (attempts, the upstream error, the plan): what a
+// successful call's caller reads on every call. result_dict adds the rest.
+py::dict result_head(const EngineResult& r) {
   const ResultKeys& k = keys();
   const RouteOutcome& o = r.route;
   py::dict d;
@@ -164,6 +166,13 @@ py::dict result_dict(const EngineResult& r) {
   put(d, k.budget_error_kind, o.budget_refused ? py::cast(o.budget_error) : py::none());
   put(d, k.nothing_sent, o.nothing_sent);
   put(d, k.ttft, o.result.ttft ? py::cast(secs(*o.result.ttft)) : py::none());
+  return d;
+}
+
+py::dict result_dict(const EngineResult& r) {
+  const ResultKeys& k = keys();
+  const RouteOutcome& o = r.route;
+  py::dict d = result_head(r);
   py::list attempts;
   for (const AttemptRecord& a : o.attempts) {
     py::dict x;
@@ -506,6 +515,16 @@ void bind_route(py::module_& m) {
 
   py::class_<PendingResult, std::shared_ptr<PendingResult>>(m, "PendingResult")
       .def("arm", &PendingResult::arm, py::arg("notifier"), py::arg("token"))
+      .def("summary", [](PendingResult& p) {
+             std::lock_guard lock(p.mu);
+             if (!p.result) throw InvalidArgument("the task has not finished");
+             p.run.reset();  // finished: a result kept for its details keeps no run alive
+             py::dict d = result_head(*p.result);
+             put(d, keys().task_type, p.result->plan.task_type);
+             return d;
+           },
+           "result() without attempts, api_error and plan (task_type instead): a call's result "
+           "as read on every call; result() still gives the rest.")
       .def("cancel",
            [](PendingResult& p) {
              std::shared_ptr<EngineRun> run;

@@ -77,9 +77,13 @@ class Usage(dict[str, int]):
             raise AttributeError(f"usage has no {name!r}") from None
 
 
-class _LazyResponse:
-    """``TaskResult.response``: a dataclass field whose default means "parse ``completion_json``
-    when first read"; a value given or assigned is kept as is."""
+class _Lazy:
+    """A dataclass field whose default means "computed by ``compute(result)`` when first read"; a
+    value given or assigned is kept as is. The fields most calls never read (the parsed response,
+    the attempts, the plan's parts) cost nothing until they are read."""
+
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        self._compute = compute
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._slot = "_" + name
@@ -89,16 +93,42 @@ class _LazyResponse:
             return self  # on the class: the field's default (dataclasses reads it)
         value = obj.__dict__.get(self._slot)
         if value is None:
-            try:
-                parsed = json.loads(obj.completion_json) if obj.completion_json else {}
-            except ValueError:
-                parsed = {}
-            value = obj.__dict__[self._slot] = parsed if isinstance(parsed, dict) else {}
+            value = obj.__dict__[self._slot] = self._compute(obj)
         return value
 
     def __set__(self, obj: Any, value: Any) -> None:
-        # __init__ passes the field's default, this descriptor itself: not given, parse on read
+        # __init__ passes the field's default, this descriptor itself: not given, computed on read
         obj.__dict__[self._slot] = None if value is self else value
+
+
+def _parsed_response(result: Any) -> dict[str, Any]:
+    try:
+        parsed = json.loads(result.completion_json) if result.completion_json else {}
+    except ValueError:
+        parsed = {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _details(result: Any) -> Mapping[str, Any]:
+    """The engine's whole result behind a :class:`TaskResult` (attempts, plan), or ``{}``: given
+    as a pending result (its ``result()`` is built on the first read) or as that dict."""
+    details = result.__dict__.get("_details")
+    if details is None:
+        return {}
+    if not isinstance(details, Mapping):
+        details = result.__dict__["_details"] = details.result()
+    return details
+
+
+def _attempts_of(result: Any) -> list[Attempt]:
+    return _attempts(_details(result).get("attempts", ()))
+
+
+def _plan_part(name: str, default: Callable[[], Any]) -> Callable[[Any], Any]:
+    def compute(result: Any) -> Any:
+        plan = _details(result).get("plan")
+        return default() if plan is None else plan[name]
+    return compute
 
 
 @dataclass
@@ -137,15 +167,17 @@ class TaskResult:
     model: str
     usage: dict[str, int]
     cost: Decimal
-    attempts: list[Attempt]
-    reasons: list[str]
-    candidates: list[str]
-    task_type: str
-    complexity: dict[str, Any]
-    # A field as before (asdict, replace and the constructor see it), whose value is parsed from
-    # ``completion_json`` on first read: the engine already gave ``id`` and ``content``, so most
-    # calls never need the reply parsed in Python.
-    response: dict[str, Any] = field(default=_LazyResponse(), repr=False)  # type: ignore[arg-type]
+    # Fields as before (asdict, replace, ==, the constructor see them) whose values are made from
+    # the engine's result when first read: most calls never read them. (Defaults: none given and
+    # no engine result behind it, they are empty.)
+    attempts: list[Attempt] = field(default=_Lazy(_attempts_of))  # type: ignore[arg-type]
+    reasons: list[str] = field(default=_Lazy(_plan_part("reasons", list)))  # type: ignore[arg-type]
+    candidates: list[str] = field(default=_Lazy(_plan_part("candidates", list)))  # type: ignore[arg-type]
+    task_type: str = ""
+    complexity: dict[str, Any] = field(default=_Lazy(_plan_part("complexity", dict)))  # type: ignore[arg-type]
+    # Parsed from ``completion_json`` on first read: the engine already gave ``id`` and
+    # ``content``, so most calls never need the reply parsed in Python.
+    response: dict[str, Any] = field(default=_Lazy(_parsed_response), repr=False)  # type: ignore[arg-type]
     cost_source: str = ""
     cut_at_reservation: bool = False
     provider: str = ""
@@ -157,6 +189,16 @@ class TaskResult:
     def fallbacks(self) -> int:
         """Models given up on before the one that answered."""
         return len({a.model for a in self.attempts if a.model != self.model})
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled and copied with every field made: the engine's result is not kept."""
+        state = {f"_{name}": getattr(self, name) for name in _LAZY_FIELDS}
+        state.update((k, v) for k, v in self.__dict__.items()
+                     if k != "_details" and k not in state)
+        return state
+
+
+_LAZY_FIELDS = ("attempts", "reasons", "candidates", "complexity", "response")
 
 
 def _attempts(raw: Sequence[Mapping[str, Any]]) -> list[Attempt]:
@@ -494,18 +536,21 @@ class AIModelManager:
             logger(_LOG).warning("%s: cost from %s (%s)", res["model"], res["cost_source"],
                            res["cost_problem"])
 
-    def _result(self, res: Mapping[str, Any]) -> TaskResult:
+    def _result(self, res: Mapping[str, Any], pending: Any = None) -> TaskResult:
+        """The :class:`TaskResult` of an engine result ``res`` (raises its error). ``res`` may be
+        the ``summary()`` of ``pending``, whose whole result (attempts, plan) is then built only
+        when a field that needs it is read."""
         self._settled(res)
         if not res["ok"]:
-            err = _engine.result_error(res)
-            err.attempts = _attempts(res["attempts"])  # type: ignore[attr-defined]
+            full = res if pending is None else pending.result()
+            err = _engine.result_error(full)
+            err.attempts = _attempts(full["attempts"])  # type: ignore[attr-defined]
             raise err
         usage = Usage(
             prompt_tokens=res["prompt_tokens"],
             completion_tokens=res["completion_tokens"],
             total_tokens=res["prompt_tokens"] + res["completion_tokens"],
         )
-        plan = res["plan"]
         result_id = res["completion_id"] or os.urandom(12).hex()
         result = TaskResult(
             id=result_id,
@@ -514,17 +559,15 @@ class AIModelManager:
             model=res["model"],
             usage=usage,
             cost=res["cost"],
-            attempts=_attempts(res["attempts"]),
-            reasons=list(plan["reasons"]),
-            candidates=list(plan["candidates"]),
-            task_type=plan["task_type"],
-            complexity=plan["complexity"],
+            task_type=res["task_type"] if pending is not None else res["plan"]["task_type"],
             cost_source=res.get("cost_source", ""),
             cut_at_reservation=bool(res.get("cut_at_reservation")),
             provider=res.get("provider", ""),
             provider_model=res.get("provider_model", ""),
             completion_json=res["completion"],
         )
+        # what attempts, reasons, candidates and complexity are made from when read
+        result.__dict__["_details"] = res if pending is None else pending
         self._results[result_id] = (result.model, result.task_type)
         if len(self._results) > _FEEDBACK_MEMORY:
             self._results.popitem(last=False)
@@ -611,7 +654,7 @@ class AIModelManager:
             # on the engine's network thread; cancelling the await cancels the run
             pending = self._door.submit(self._engine_task(task, model=model, pin=pin))
             await _engine.wait(pending)
-            r = self._result(pending.result())
+            r = self._result(pending.summary(), pending)
             if call.watched:
                 call.done(**task_result_fields(r))
         r.task_id = task.id or ""

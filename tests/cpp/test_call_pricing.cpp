@@ -134,3 +134,19 @@ TEST_CASE("request_shape reads models, the web plugin and auto-router patterns, 
   CHECK_FALSE(request_shape(R"({"plugins": [{"id": "web", "enabled": false}]})").web_plugin);
   CHECK(request_shape("not json").models.empty());
 }
+
+TEST_CASE("request_shape_of a parsed body reads what request_shape reads from its text",
+          "[call_pricing]") {
+  for (const char* body :
+       {R"({"models": ["a/b", 3], "plugins": [{"id": "web"}, {"id": "auto-router", "allowed_models": ["x/*"]}, 7]})",
+        R"({"web_search_options": {}, "models": []})", R"({"plugins": [{"id": "web", "enabled": false}]})",
+        R"({"plugins": "web", "models": "a/b"})", "[1, 2]", "{}"}) {
+    rapidjson::Document d;
+    d.Parse(body);
+    REQUIRE_FALSE(d.HasParseError());
+    const RequestShape text = request_shape(body), parsed = request_shape_of(d);
+    CHECK(parsed.models == text.models);
+    CHECK(parsed.web_plugin == text.web_plugin);
+    CHECK(parsed.allowed_models == text.allowed_models);
+  }
+}

@@ -474,3 +474,22 @@ TEST_CASE("text and chat token counts", "[tokenizer]") {
   CHECK(tools.tokens > (3 + user + hi) + 3 + 12);
   CHECK_THROWS_AS(orroute::count_chat_tokens_json("gpt-4o", "{not json"), orroute::ParseError);
 }
+
+TEST_CASE("messages read from a parsed array count as their JSON text does", "[tokenizer]") {
+  for (const char* messages :
+       {R"([{"role":"system","content":"hello world"},{"role":"user","name":"bob","content":"hi"}])",
+        R"([{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"x","detail":"low","width":9}}]}])",
+        R"([{"role":"assistant","content":null,"tool_calls":[{"function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","content":7}])",
+        "[]"}) {
+    rapidjson::Document d;
+    d.Parse(messages);
+    REQUIRE_FALSE(d.HasParseError());
+    for (const char* model : {"gpt-4o", "anthropic/claude-sonnet-4", "gpt-4"}) {
+      CHECK(orroute::count_chat_tokens(model, orroute::chat_messages_of(d)).tokens ==
+            orroute::count_chat_tokens_json(model, messages).tokens);
+    }
+  }
+  rapidjson::Document not_array;
+  not_array.Parse(R"({"role":"user"})");
+  CHECK_THROWS_AS(orroute::chat_messages_of(not_array), orroute::ParseError);
+}

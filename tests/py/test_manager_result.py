@@ -140,3 +140,44 @@ def test_a_reply_with_invalid_utf8_gives_a_result_not_a_decode_error():
     assert r.content == "bad \ufffd byte"
     assert r.id == "gen-\ufffd1"
     assert r.response["choices"][0]["message"]["content"] == r.content
+
+
+def test_an_awaited_result_reads_its_attempts_and_plan_as_a_blocking_one_does(fake):
+    """The awaited path hands over the engine's result without its attempts and plan, which are
+    built when first read: they must read as the blocking path's (built at once), and survive
+    pickling, copying and ``dataclasses`` helpers without the engine's object."""
+    import copy
+    import dataclasses
+    import pickle
+
+    from orroute.testing import Fault
+
+    fake.fail("test/a", Fault.server_error())
+    task = Task(messages="Say hello", max_tokens=20, type="coding")
+    blocking = manager(fake).execute_task_sync(task)
+    m = manager(fake)  # breakers of its own: the same attempts
+    awaited = asyncio.run(m.execute_task(task))
+    assert awaited.model == blocking.model == "test/b"
+    assert [(a.model, a.error, a.status) for a in awaited.attempts] == \
+        [(a.model, a.error, a.status) for a in blocking.attempts]
+    assert awaited.fallbacks == blocking.fallbacks == 1
+    for name in ("reasons", "candidates", "task_type", "complexity"):
+        assert getattr(awaited, name) == getattr(blocking, name), name
+    assert awaited.candidates == MODELS and awaited.task_type == "coding"
+    assert set(awaited.complexity) >= {"score", "tier", "features"}
+
+    fake.clear_faults()
+    fresh = asyncio.run(m.execute_task(Task(messages="Say hello", max_tokens=20)))
+    for again in (pickle.loads(pickle.dumps(fresh)), copy.deepcopy(fresh), copy.copy(fresh)):
+        assert again == fresh
+        assert again.attempts == fresh.attempts and again.complexity == fresh.complexity
+    assert dataclasses.asdict(fresh)["candidates"] == MODELS
+    assert dataclasses.replace(fresh, content="x").attempts == fresh.attempts
+    fresh.reasons = ["mine"]
+    assert fresh.reasons == ["mine"]
+
+
+def test_a_task_result_built_by_hand_has_empty_details():
+    r = orroute.TaskResult(id="r", task_id="t", content="c", model="m/a",
+                           usage={"prompt_tokens": 1}, cost=0)  # type: ignore[arg-type]
+    assert (r.attempts, r.reasons, r.candidates, r.complexity, r.response) == ([], [], [], {}, {})

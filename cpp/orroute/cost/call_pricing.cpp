@@ -99,10 +99,16 @@ bool model_pattern_matches(std::string_view pattern, std::string_view id) {
 }
 
 RequestShape request_shape(std::string_view request_json) noexcept {
+  LocalJson<> json;  // no heap for a usual request
+  rapidjson::Document& d = json.doc();
+  if (parse_json_text(request_json, d) != JsonParse::kOk) return RequestShape{};
+  return request_shape_of(d);
+}
+
+RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
   RequestShape shape;
   try {
-    rapidjson::Document d;
-    if (parse_json_text(request_json, d) != JsonParse::kOk || !d.IsObject()) return shape;
+    if (!d.IsObject()) return shape;
     if (auto it = d.FindMember("models"); it != d.MemberEnd() && it->value.IsArray()) {
       for (const auto& m : it->value.GetArray()) {
         if (m.IsString()) shape.models.emplace_back(m.GetString(), m.GetStringLength());

@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include <rapidjson/document.h>
+
 #include "orroute/catalog/catalog.h"
 #include "orroute/catalog/money.h"
 #include "orroute/catalog/pricing.h"
@@ -51,6 +53,8 @@ struct RequestShape {
 
 // Reads the price-relevant fields of a chat request body (never throws; junk is ignored).
 RequestShape request_shape(std::string_view request_json) noexcept;
+// The same, from a body already parsed (the engine's plan has it: no second parse).
+RequestShape request_shape_of(const rapidjson::Value& body) noexcept;
 
 // The prices a call to one id is bounded by, or why it cannot be.
 struct PriceBound {

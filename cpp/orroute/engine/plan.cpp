@@ -47,12 +47,14 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   if (by_strategy) preferred.clear();  // e.g. "orroute/auto": not a model to call
   // One count per tokenizer: models sharing one (encoding and factor) reuse it, here and in
   // submit() (the first candidate is usually counted with the reference's tokenizer).
+  // The messages as counted, read from the body parsed above (not from messages_json again).
+  const std::vector<ChatMessage> chat = chat_messages_of(messages);
   const auto count_for = [&](const std::string& model) -> int64_t {
     const std::string key = tokenizer_key(model);
     for (const auto& [k, n] : plan.prompt_counts) {
       if (k == key) return n;
     }
-    const int64_t n = count_chat_tokens_json(model, messages_json, tools_json).tokens;
+    const int64_t n = count_chat_tokens(model, chat, tools_json).tokens;
     plan.prompt_counts.emplace_back(key, n);
     return n;
   };
@@ -143,7 +145,7 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   // The estimate is exactly what the attempt loop reserves for the first candidate: the same
   // pricer, the same request shape (plus the server-side fallbacks it would send), and the prompt
   // counted with that model's own tokenizer.
-  RequestShape shape = request_shape(task.request_json);
+  RequestShape shape = request_shape_of(body);
   if (shape.models.empty()) {
     for (size_t i = 1; i < plan.candidates.size() &&
                        static_cast<int>(shape.models.size()) < config_.server_side_fallbacks; ++i) {

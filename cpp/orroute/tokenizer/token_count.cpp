@@ -340,12 +340,10 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
   return finish(t, n);
 }
 
-TokenCount count_chat_tokens_json(std::string_view model_or_family, std::string_view messages_json,
-                                  std::string_view tools_json) {
-  LocalJson<> messages_doc;  // no heap for usual messages
-  rapidjson::Document& doc = messages_doc.doc();
-  if (parse_json_text(messages_json, doc) != JsonParse::kOk || !doc.IsArray()) throw ParseError("messages must be a JSON array");
+std::vector<ChatMessage> chat_messages_of(const rapidjson::Value& doc) {
+  if (!doc.IsArray()) throw ParseError("messages must be a JSON array");
   std::vector<ChatMessage> messages;
+  messages.reserve(doc.Size());
   for (const auto& v : doc.GetArray()) {
     if (!v.IsObject()) throw ParseError("each message must be a JSON object");
     ChatMessage m;
@@ -402,7 +400,15 @@ TokenCount count_chat_tokens_json(std::string_view model_or_family, std::string_
     }
     messages.push_back(std::move(m));
   }
-  return count_chat_tokens(model_or_family, messages, tools_json);
+  return messages;
+}
+
+TokenCount count_chat_tokens_json(std::string_view model_or_family, std::string_view messages_json,
+                                  std::string_view tools_json) {
+  LocalJson<> messages_doc;  // no heap for usual messages
+  rapidjson::Document& doc = messages_doc.doc();
+  if (parse_json_text(messages_json, doc) != JsonParse::kOk || !doc.IsArray()) throw ParseError("messages must be a JSON array");
+  return count_chat_tokens(model_or_family, chat_messages_of(doc), tools_json);
 }
 
 }  // namespace orroute

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <rapidjson/document.h>
+
 namespace orroute {
 
 // How a model's tokens are counted.
@@ -89,6 +91,11 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
 // Throws ParseError for malformed JSON.
 TokenCount count_chat_tokens_json(std::string_view model_or_family, std::string_view messages_json,
                                   std::string_view tools_json = {});
+
+// The messages of an already parsed OpenAI "messages" array, as count_chat_tokens reads them (for
+// a caller that has the request parsed: no second parse). Throws ParseError as
+// count_chat_tokens_json does.
+std::vector<ChatMessage> chat_messages_of(const rapidjson::Value& messages);
 
 // Tokens of one image part (before any family factor), per the approximation above.
 int64_t image_tokens(std::string_view detail, int32_t width, int32_t height);
