@@ -17,13 +17,12 @@ import asyncio
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from router import MODEL, MSGS, start_server  # the same server and workload
+from router import MODEL, MSGS, run_against_server  # the same server and workload
 
 SETUPS = ("bare", "manager, no ledger", "manager, memory ledger", "manager, file ledger")
 
@@ -88,14 +87,8 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,64")
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
-    server, url = start_server()
-    try:
-        levels = [int(x) for x in a.concurrency.split(",") if x.strip()]
-        with tempfile.TemporaryDirectory(prefix="orroute-manager-cpu-") as d:
-            asyncio.run(run(url, a.requests, levels, a.rounds, d))
-    finally:
-        server.terminate()
-        server.wait()
+    run_against_server(lambda url, levels, d: run(url, a.requests, levels, a.rounds, d),
+                       a.concurrency, "orroute-manager-cpu-")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,21 @@ def start_server() -> tuple[subprocess.Popen, str]:
     return p, line.split(" on ")[1].split()[0]
 
 
+def run_against_server(
+    body: Callable[[str, list[int], str], Awaitable[None]], concurrency: str, prefix: str
+) -> None:
+    """Runs ``body(url, levels, tmp_dir)`` against a fresh FakeOpenRouter process, with the
+    levels parsed from "64,256" and a temporary directory for ledger files (removed after)."""
+    server, url = start_server()
+    try:
+        levels = [int(x) for x in concurrency.split(",") if x.strip()]
+        with tempfile.TemporaryDirectory(prefix=prefix) as d:
+            asyncio.run(body(url, levels, d))
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))]

@@ -204,6 +204,50 @@ TEST_CASE("a cutoff reaches a process holding a lease on its very next reserve",
   REQUIRE(guard.reserve(req("0.01", "p")).status == ReserveStatus::kReserved);
 }
 
+TEST_CASE("grants grow while a lease is refilled quickly and shrink once it idles", "[ledger][leases]") {
+  TempLedgerFile file;
+  SqliteLedger a(file.path);
+  a.set_budget(spec("project:p", Window::kTotal, "1000"));
+  const TimeUs t0 = 1'700'000'000'000'000;
+  int64_t n = 0;  // reservations made; each 0.01, none settled: the lease row is every grant
+  auto reserve_until = [&](int64_t count, TimeUs at) {
+    for (; n < count; ++n) REQUIRE(a.reserve(req("0.01", "p", at)).status == ReserveStatus::kReserved);
+  };
+  auto cents = [](int64_t calls) { return Money::parse("0.01") * calls; };
+  reserve_until(32, t0);
+  REQUIRE(outside(file.path).reserved == cents(32));  // the first grant: 32 calls
+  // Refilled within 250 ms of the last grant: each grant doubles (64, 128, 256, 512, 1024).
+  reserve_until(33, t0 + 1'000);
+  REQUIRE(outside(file.path).reserved == cents(32 + 64));
+  int64_t granted = 32 + 64;
+  TimeUs at = t0 + 1'000;
+  for (const int64_t grant : {128, 256, 512, 1024, 1024}) {  // and no further than 1024 calls
+    at += 10'000;
+    reserve_until(granted + 1, at);
+    granted += grant;
+    REQUIRE(outside(file.path).reserved == cents(granted));
+  }
+  // A refill more than 2 s after the last grant halves it; one in between keeps it.
+  reserve_until(granted + 1, at + 3'000'000);
+  REQUIRE(outside(file.path).reserved == cents(granted + 512));
+  reserve_until(granted + 512 + 1, at + 4'000'000);
+  REQUIRE(outside(file.path).reserved == cents(granted + 1024));
+}
+
+TEST_CASE("write-behind leases keep grants of 32 calls", "[ledger][leases]") {
+  TempLedgerFile file;
+  SqliteLedgerOptions o;
+  o.settle_delay_us = 10'000;
+  SqliteLedger a(file.path, o);
+  a.set_budget(spec("project:p", Window::kTotal, "1000"));
+  const TimeUs t0 = 1'700'000'000'000'000;
+  for (int i = 0; i < 97; ++i) {
+    REQUIRE(a.reserve(req("0.01", "p", t0 + i)).status == ReserveStatus::kReserved);
+  }
+  // A crash counts a write-behind lease as spent whole: its grants stay small however busy.
+  REQUIRE(outside(file.path).reserved == Money::parse("0.01") * 128);
+}
+
 TEST_CASE("a lower limit set by another process applies to the next reserve", "[ledger][leases]") {
   TempLedgerFile file;
   SqliteLedger a(file.path), b(file.path);

@@ -55,8 +55,9 @@ struct SqliteLedgerOptions {
 // (the row and its spend); the settled reservation stays in the lease row and the reserved
 // counters ("consumed", already spent) until the row is next written: its next grant, a return,
 // or the expiry refresh (docs/cost.md). A grant is what the call needs, or more
-// while there is room: at most 1/8 of what the budgets have left and 32 calls of this size, so
-// grants shrink to exact near the limit and spend never exceeds it. Other processes see this
+// while there is room: at most 1/8 of what the budgets have left and 32 calls of this size (up to
+// 1024 for a lease refilled again and again, see grant_calls_for), so grants shrink to exact near
+// the limit and spend never exceeds it. Other processes see this
 // process's unused and consumed lease money as reserved; this process does not (budget_states() and
 // live_reservations() show its own reservations only, over all its SqliteLedger objects on the
 // file). Cutoffs and budget changes reach every

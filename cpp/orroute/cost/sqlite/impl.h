@@ -91,6 +91,10 @@ struct SqliteLedger::Impl {
   // reservation; locally it is split into `free` (not yet handed out) and `held`
   // (sub-reservations in flight). Guarded by `lmu`.
   using WindowKey = std::vector<std::pair<int64_t, TimeUs>>;
+  // A grant covers this many calls of the reserving call's size (never more than 1/8 of what
+  // the budgets have left): the minimum, and the most for a lease refilled again and again.
+  static constexpr int64_t kMinGrantCalls = 32;
+  static constexpr int64_t kMaxGrantCalls = 1024;
   struct Lease {
     int64_t row_id = 0;
     TimeUs created_at = 0;  // of the row: with row_id and this process, what names the row
@@ -104,6 +108,10 @@ struct SqliteLedger::Impl {
     // transaction that writes the row anyway (a grant, a return, an expiry refresh). Saves a
     // page per settle; always zero with write-behind settles (whose rows burn as spent).
     Money consumed;
+    // Grants are sized to how fast the lease is used (grant_calls_for): the calls of a
+    // reservation's size the next grant covers, and when the last grant committed.
+    int64_t grant_calls = kMinGrantCalls;
+    TimeUs granted_at = 0;
     int64_t pending = 0;    // claims of transactions not yet committed
     bool closing = false;   // being deleted by an uncommitted transaction
     bool dead = false;      // row gone (reclaimed or deleted)
@@ -357,6 +365,8 @@ struct SqliteLedger::Impl {
   // windows, then take the request from this scope's lease, growing it (or creating it) in the
   // database by a grant sized to what is left.
   ReserveOutcome reserve_slow(const ReserveRequest& r, TimeUs at);
+  // How many calls the next grant of `lease` (null: a new lease) covers at time `at`.
+  int64_t grant_calls_for(const Lease* lease, TimeUs at) const;
 
   // Settles a reservation served from a lease (id < 0).
   SettleOutcome settle_sub(int64_t id, CallRecord call, TimeUs now);

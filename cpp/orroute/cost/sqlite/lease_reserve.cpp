@@ -9,6 +9,28 @@ namespace orroute {
 
 using namespace sqlite;
 
+namespace {
+
+// A lease refilled sooner than this after its last grant gets a grant twice as large; one that
+// waited longer than kSlowRefillUs, half as large.
+constexpr TimeUs kQuickRefillUs = 250'000;
+constexpr TimeUs kSlowRefillUs = 2'000'000;
+
+}  // namespace
+
+int64_t SqliteLedger::Impl::grant_calls_for(const Lease* lease, TimeUs at) const {
+  // Sized to the rate the lease is used at: a busy process takes the write lock for a grant a
+  // few times a second, not every 32 calls. That transaction runs on the thread that reserves
+  // (the router's calling thread, its event loop) and waits for the settles being written, so
+  // its cost lands on every call in flight. Write-behind leases stay at the minimum: a crash
+  // burns the whole lease as spent (docs/cost.md). Under mu (the fields change at commit).
+  if (!lease || behind_on || lease->granted_at == 0) return kMinGrantCalls;
+  const TimeUs since = at - lease->granted_at;
+  if (since < kQuickRefillUs) return std::min(lease->grant_calls * 2, kMaxGrantCalls);
+  if (since > kSlowRefillUs) return std::max(lease->grant_calls / 2, kMinGrantCalls);
+  return lease->grant_calls;
+}
+
 std::optional<ReserveOutcome> SqliteLedger::Impl::reserve_fast(const ReserveRequest& r, TimeUs at) {
   const uint64_t e = load_epoch();
   std::lock_guard lk(lmu);
@@ -204,12 +226,13 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
     }
     // Fits. Grant at least what is missing; more while the budgets have room, so the next
     // calls stay local: at most 1/8 of what is left (grants shrink near the limit and end up
-    // exact) and at most 32 calls of this size.
+    // exact) and at most grant_calls_for() calls of this size (32 to 1024).
     const Money need_now = need;
     Money grant;
+    const int64_t calls = grant_calls_for(lease.get(), at);
     if (!need_now.is_zero() || !lease) {
       const Money eighth = Money::from_units(room.value_or(Money()).units() / 8);
-      grant = std::max(need_now, std::min(eighth, r.amount * 32));
+      grant = std::max(need_now, std::min(eighth, r.amount * calls));
     }
     // The row outlives any reservation it may serve by one more lease ttl, so the fast path
     // (which needs at + ttl <= expires) keeps working between refreshes.
@@ -243,7 +266,11 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
       }
     }
     out.reservation_id = id;
-    after_commit([this, lease, grant, need_now, expires, id, r, at] {
+    after_commit([this, lease, grant, need_now, expires, id, r, at, calls] {
+      if (!grant.is_zero()) {
+        lease->grant_calls = calls;
+        lease->granted_at = at;
+      }
       lease->free += grant - need_now;
       lease->held += r.amount;
       --lease->pending;
