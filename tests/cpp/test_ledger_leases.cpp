@@ -70,6 +70,18 @@ BudgetState state(SqliteLedger& l, const char* project = "p", TimeUs at = 0) {
   return states[0];
 }
 
+// `a` reserves 0.1 of a total budget of 1 on a lease that expires after a second; `b`, far past
+// that, reclaims the lease while `a`'s process still lives. Returns `a`'s reservation.
+ReserveOutcome reserve_on_a_lease_reclaimed_by(SqliteLedger& a, SqliteLedger& b) {
+  a.set_budget(spec("global", Window::kTotal, "1"));
+  ReserveRequest early = req("0.1", "p", 1000 * kSec);
+  early.ttl_us = kSec;
+  const auto r = a.reserve(early);
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  REQUIRE(b.reclaim(now_us()) == 1);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("a lease serves reserves locally and others see it as reserved", "[ledger][leases]") {
@@ -329,13 +341,7 @@ TEST_CASE("a new day returns the old lease's settled (consumed) money too", "[le
 TEST_CASE("a lease reclaimed while its process lives is noticed at settle", "[ledger][leases]") {
   TempLedgerFile file;
   SqliteLedger a(file.path), b(file.path);
-  a.set_budget(spec("global", Window::kTotal, "1"));
-  ReserveRequest early = req("0.1", "p", 1000 * kSec);
-  early.ttl_us = kSec;
-  const auto r = a.reserve(early);
-  REQUIRE(r.status == ReserveStatus::kReserved);
-  // Far past the lease's expiry another process reclaims it.
-  REQUIRE(b.reclaim(now_us()) == 1);
+  const auto r = reserve_on_a_lease_reclaimed_by(a, b);
   REQUIRE(outside(file.path).live == 0);
   const auto s = a.settle(r.reservation_id, cost("0.05"));
   REQUIRE_FALSE(s.reservation_found);
@@ -353,12 +359,7 @@ TEST_CASE("a reclaimed lease's row id taken by a new reservation is not mistaken
   SqliteLedgerOptions off;
   off.leases = false;
   SqliteLedger a(file.path), b(file.path, off);
-  a.set_budget(spec("global", Window::kTotal, "1"));
-  ReserveRequest early = req("0.1", "p", 1000 * kSec);
-  early.ttl_us = kSec;
-  const auto r = a.reserve(early);
-  REQUIRE(r.status == ReserveStatus::kReserved);
-  REQUIRE(b.reclaim(now_us()) == 1);
+  const auto r = reserve_on_a_lease_reclaimed_by(a, b);
   const auto other = b.reserve(req("0.3", "p"));
   REQUIRE(other.reservation_id > 0);
   const auto s = a.settle(r.reservation_id, cost("0.05"));
