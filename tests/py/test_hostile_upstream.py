@@ -494,11 +494,23 @@ def test_tool_call_arguments_and_ids_with_invalid_utf8_stream_and_settle(fake, t
 MASKED = KEY[:9] + "..." + KEY[-4:]  # how a scrubbed key reads
 
 
-def split_key_stream(*parts: bytes) -> tuple[Fault, str]:
-    """A stream whose content events are ``parts`` (together: text around the key), sent in two
-    reads cut inside the second event; and the text the caller must see."""
-    events = [chunk(b'{"role":"assistant","content":"' + p + b'"}') for p in parts]
-    body = sse(*events, chunk(b"{}", finish=b'"stop"'), USAGE, b"[DONE]")
+def split_delta(field: str, part: bytes, first: bool) -> bytes:
+    """A delta carrying ``part`` as its content, or as its tool call's arguments."""
+    if field == "content":
+        return b'{"role":"assistant","content":"' + part + b'"}'
+    opening = b'"id":"call_1","type":"function",' if first else b""
+    name = b'"name":"f",' if first else b""
+    return (b'{"tool_calls":[{"index":0,' + opening + b'"function":{' + name + b'"arguments":"'
+            + part + b'"}}]}')
+
+
+def split_key_stream(*parts: bytes, field: str = "content") -> tuple[Fault, str]:
+    """A stream whose ``field`` (content, or a tool call's arguments) comes in ``parts``
+    (together: text around the key), sent in two reads cut inside the second event; and the text
+    the caller must see."""
+    events = [chunk(split_delta(field, p, i == 0)) for i, p in enumerate(parts)]
+    finish = b'"stop"' if field == "content" else b'"tool_calls"'
+    body = sse(*events, chunk(b"{}", finish=finish), USAGE, b"[DONE]")
     cut = body.index(events[1]) + len(events[1]) // 2
     plain = json.loads(b'"' + b"".join(parts) + b'"')
     return stream_reply(body[:cut], body[cut:]), plain.replace(KEY, MASKED)
@@ -519,23 +531,34 @@ SPLIT_IDS = ["1", "prefix", "middle", "last-char", "three-events", "escaped", "f
              "prefix-only"]
 
 
-def content_of(chunks: list[Any]) -> str:
-    def text(c: Any) -> str:
-        if isinstance(c, dict):
-            return "".join((ch.get("delta") or {}).get("content") or "" for ch in c.get("choices") or [])
-        return "".join(ch.delta.content or "" for ch in c.choices or [])
-    return "".join(text(c) for c in chunks)
+FIELDS = ["content", "arguments"]
 
 
+def text_of(chunks: list[Any], field: str = "content") -> str:
+    """What a consumer joins of ``field`` (content, or tool-call arguments) over ``chunks``,
+    dicts or the client's typed chunks."""
+    def get(obj: Any, name: str) -> Any:
+        return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+    def of_delta(delta: Any) -> str:
+        if field == "content":
+            return get(delta, "content") or ""
+        return "".join(get(get(tc, "function") or {}, "arguments") or ""
+                       for tc in get(delta, "tool_calls") or [])
+
+    return "".join(of_delta(get(ch, "delta") or {}) for c in chunks for ch in get(c, "choices") or [])
+
+
+@pytest.mark.parametrize("field", FIELDS)
 @pytest.mark.parametrize("parts", SPLITS, ids=SPLIT_IDS)
-def test_a_key_split_over_events_never_reaches_a_client_caller(fake, parts):
-    fault, expected = split_key_stream(*parts)
+def test_a_key_split_over_events_never_reaches_a_client_caller(fake, parts, field):
+    fault, expected = split_key_stream(*parts, field=field)
     msgs = [{"role": "user", "content": "hi"}]
     fake.fail(MODEL, fault)
     with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
         chunks = list(s)
         final = s.get_final_completion() if hasattr(s, "get_final_completion") else None
-    assert content_of(chunks) == expected
+    assert text_of(chunks, field) == expected
     assert not leaks(repr(final))
 
     async def run() -> list[Any]:
@@ -544,12 +567,13 @@ def test_a_key_split_over_events_never_reaches_a_client_caller(fake, parts):
         s = await c.chat.completions.create(model=MODEL, messages=msgs, stream=True)
         return [ch async for ch in s]
 
-    assert content_of(asyncio.run(run())) == expected
+    assert text_of(asyncio.run(run()), field) == expected
 
 
+@pytest.mark.parametrize("field", FIELDS)
 @pytest.mark.parametrize("parts", SPLITS, ids=SPLIT_IDS)
-def test_a_key_split_over_events_never_reaches_a_manager_caller(fake, tmp_path, parts):
-    fault, expected = split_key_stream(*parts)
+def test_a_key_split_over_events_never_reaches_a_manager_caller(fake, tmp_path, parts, field):
+    fault, expected = split_key_stream(*parts, field=field)
     m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
     task = Task(messages="hi", max_tokens=50)
 
@@ -558,17 +582,18 @@ def test_a_key_split_over_events_never_reaches_a_manager_caller(fake, tmp_path, 
 
     for run in (lambda: list(m.stream_task_sync(task, model=MODEL)), lambda: asyncio.run(astream())):
         fake.fail("*", fault)
-        assert content_of(run()) == expected
+        assert text_of(run(), field) == expected
 
 
+@pytest.mark.parametrize("field", FIELDS)
 @pytest.mark.parametrize("parts", SPLITS, ids=SPLIT_IDS)
-def test_a_key_split_over_events_never_reaches_a_dropin_caller(fake, tmp_path, parts):
-    fault, expected = split_key_stream(*parts)
+def test_a_key_split_over_events_never_reaches_a_dropin_caller(fake, tmp_path, parts, field):
+    fault, expected = split_key_stream(*parts, field=field)
     oc = orroute.openai_client(manager(fake, tmp_path, max_retries=0, fallbacks=[]))
     fake.fail(MODEL, fault)
     s = oc.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
                                    stream=True, max_tokens=50)
-    assert content_of(list(s)) == expected
+    assert text_of(list(s), field) == expected
 
 
 def test_a_key_split_over_events_never_reaches_a_gateway_client(fake, tmp_path):
@@ -580,8 +605,8 @@ def test_a_key_split_over_events_never_reaches_a_gateway_client(fake, tmp_path):
                                ledger=str(tmp_path / "gw.sqlite3"), port=0)
     with Gateway(settings) as gw:
         key = gw.keys.create("p")[0]
-        for parts in SPLITS:
-            fault, expected = split_key_stream(*parts)
+        for parts, field in [(parts, field) for field in FIELDS for parts in SPLITS]:
+            fault, expected = split_key_stream(*parts, field=field)
             fake.fail(MODEL, fault)
             conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
             conn.request("POST", "/v1/chat/completions", body=json.dumps(
@@ -591,4 +616,112 @@ def test_a_key_split_over_events_never_reaches_a_gateway_client(fake, tmp_path):
             data = conn.getresponse().read().decode()
             conn.close()
             chunks = [json.loads(line[6:]) for line in data.splitlines() if line.startswith("data: {")]
-            assert content_of(chunks) == expected, parts
+            assert text_of(chunks, field) == expected, (parts, field)
+
+
+def error_event(message: bytes) -> bytes:
+    """A mid-stream error event, as OpenRouter sends one."""
+    return (b'{"id":"gen-1","model":"test/a","object":"chat.completion.chunk","created":1,'
+            b'"error":{"code":502,"message":"' + message + b'"},"choices":[{"index":0,'
+            b'"delta":{"content":""},"finish_reason":"error"}]}')
+
+
+FAILED_MIDWAY = [
+    sse(chunk(b'{"role":"assistant","content":"your key is ' + K[:30] + b'"}'),
+        error_event(b"boom " + K[30:])),
+    sse(chunk(b'{"role":"assistant","content":"your key is ' + K[:30] + b'"}'),
+        b"not json " + K[30:]),
+]
+
+
+@pytest.mark.parametrize("body", FAILED_MIDWAY, ids=["error-event", "not-json"])
+def test_a_stream_failing_midway_never_releases_the_start_of_a_key_it_held(fake, tmp_path, body):
+    """The start of a key held back at the end of an event is dropped when the stream fails
+    instead of ending: the error that follows may carry the rest of the key (client sync and
+    async, manager)."""
+    msgs = [{"role": "user", "content": "hi"}]
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+
+    def seen(chunks: Iterator[Any]) -> str:
+        got: list[Any] = []
+        try:
+            got.extend(chunks)
+        except orroute.OrRouteError as e:
+            return text_of(got) + "\n" + shown(e)
+        return text_of(got)
+
+    def from_client() -> Iterator[Any]:
+        with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+            yield from s
+
+    async def from_async_client() -> str:
+        c = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        got: list[Any] = []
+        try:
+            async for ch in await c.chat.completions.create(model=MODEL, messages=msgs, stream=True):
+                got.append(ch)
+        except orroute.OrRouteError as e:
+            return text_of(got) + "\n" + shown(e)
+        return text_of(got)
+
+    runs = [lambda: seen(from_client()), lambda: asyncio.run(from_async_client()),
+            lambda: seen(iter(m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL)))]
+    for run in runs:
+        fake.fail("*", stream_reply(body))
+        text = run()
+        assert "your key is" in text  # what came before the start of the key was delivered
+        assert K[:30].decode() not in text and K[9:30].decode() not in text
+
+
+def anthropic_event(name: bytes, data: bytes) -> bytes:
+    return b"event: " + name + b"\ndata: " + data + b"\n\n"
+
+
+def test_a_key_split_over_anthropic_events_never_reaches_a_provider_stream_caller():
+    """The private per-provider client (ProviderStream): a key split over two text deltas, and
+    over two tool-input deltas, of an Anthropic stream is masked in the chunks it gives."""
+    from orroute import _core
+    from orroute.testing import FakeAnthropic
+
+    ak = ANT_KEY.encode()
+
+    def delta(index: int, kind: bytes, field: bytes, text: bytes) -> bytes:
+        return anthropic_event(b"content_block_delta", b'{"type":"content_block_delta","index":%d,'
+                               b'"delta":{"type":"' % index + kind + b'","' + field + b'":"'
+                               + text + b'"}}')
+
+    body = (anthropic_event(b"message_start", b'{"type":"message_start","message":{"id":"msg_1",'
+                            b'"type":"message","role":"assistant","model":"claude-sonnet-4-5",'
+                            b'"content":[],"usage":{"input_tokens":8,"output_tokens":1}}}')
+            + anthropic_event(b"content_block_start", b'{"type":"content_block_start","index":0,'
+                              b'"content_block":{"type":"text","text":""}}')
+            + delta(0, b"text_delta", b"text", b"your key is " + ak[:10])
+            + delta(0, b"text_delta", b"text", ak[10:] + b" ok")
+            + anthropic_event(b"content_block_stop", b'{"type":"content_block_stop","index":0}')
+            + anthropic_event(b"content_block_start", b'{"type":"content_block_start","index":1,'
+                              b'"content_block":{"type":"tool_use","id":"toolu_1","name":"f",'
+                              b'"input":{}}}')
+            + delta(1, b"input_json_delta", b"partial_json", b'{\\"k\\":\\"' + ak[:20])
+            + delta(1, b"input_json_delta", b"partial_json", ak[20:] + b'\\"}')
+            + anthropic_event(b"content_block_stop", b'{"type":"content_block_stop","index":1}')
+            + anthropic_event(b"message_delta", b'{"type":"message_delta","delta":{"stop_reason":'
+                              b'"tool_use"},"usage":{"output_tokens":9}}')
+            + anthropic_event(b"message_stop", b'{"type":"message_stop"}'))
+    masked = ANT_KEY[:3] + "..." + ANT_KEY[-4:]
+    with FakeAnthropic(api_key=ANT_KEY) as ant:
+        cfg = _core.ProviderConfig()
+        cfg.name = cfg.kind = "anthropic"
+        cfg.base_url = ant.base_url
+        cfg.api_keys = [ANT_KEY]
+        cfg.max_retries = 0
+        cut = body.index(ak[10:])  # the second text delta arrives in a read of its own
+        ant.fail("*", stream_reply(body[:cut], body[cut:]))
+        stream = _core.ProviderClient(cfg).stream(json.dumps(
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}), "claude-sonnet-4-5")
+        chunks = []
+        while (item := stream.next(10.0))[0] == 0:
+            chunks.append(item[1])
+    assert item[0] == 2  # the end, not an error
+    assert text_of(chunks) == f"your key is {masked} ok"
+    assert text_of(chunks, "arguments") == '{"k":"' + masked + '"}'
+    assert ANT_KEY[3:] not in json.dumps(chunks)

@@ -101,6 +101,18 @@ bool ChatSink::take_chunk(const std::string& event) {
   return true;  // after a kPause the rest of this piece is still handed over (bounded)
 }
 
+void ChatSink::settle_held(const TransferResult& t) {
+  // Only a stream that ended as it should: a failed one's error may carry the rest of the key.
+  const bool clean_end = sender_->stream() && !user_stopped_ && !cut_ && t.status == TransferStatus::kOk &&
+                         status_ >= 200 && status_ < 300 && broken_.empty() && !acc_.error() && !wire_error_ &&
+                         (!translator_ || translator_->complete());
+  if (!clean_end) {
+    scrubber_.discard();
+    return;
+  }
+  release_held();
+}
+
 void ChatSink::release_held() {
   LocalJson<> chunk_json;
   rapidjson::Document& chunk = chunk_json.doc();
@@ -149,7 +161,7 @@ void ChatSink::on_done(const TransferResult& t) {
   if (rotated_key(t, done)) return;
   AttemptResult r;
   try {
-    if (sender_->stream() && !user_stopped_ && !cut_) release_held();
+    settle_held(t);
     r = result_of(t);
     note_abandonment(t, r);
     // names a reply gives go to the ledger and key breakers: bounded, whatever the upstream sends

@@ -66,6 +66,8 @@ class ChatSink final : public Sink {
   bool take_chunk(const std::string& event);
   // Hands the consumer the text held back in case a key followed (once the stream ends).
   void release_held();
+  // At the end of transfer `t`: release_held() if the stream ended as it should, else drops it.
+  void settle_held(const TransferResult& t);
   AttemptResult result_for(const TransferResult& t);
   // Marks a failed attempt the upstream may still bill (AttemptResult::abandoned).
   void note_abandonment(const TransferResult& t, AttemptResult& r) const;

@@ -7,8 +7,12 @@ namespace orroute {
 Call::Next ChatStream::next(rapidjson::Document& chunk, bool block, int64_t timeout_ms) {
   const Call::Next n = error_ ? Call::Next::kError : call_->next(data_, block, timeout_ms);
   if (n == Call::Next::kPending) return n;
-  if (n != Call::Next::kItem) {
-    // The end (or a failure): the text held back in case a key followed goes out first.
+  if (n == Call::Next::kError) {
+    scrubber_.discard();  // the error may carry the rest of a key whose start is held
+    return n;
+  }
+  if (n == Call::Next::kEnd) {
+    // The end: the text held back in case a key followed goes out first.
     if (!scrubber_.flush(chunk, acc_)) return n;
     acc_.add(chunk);
     return Call::Next::kItem;
@@ -22,7 +26,7 @@ Call::Next ChatStream::next(rapidjson::Document& chunk, bool block, int64_t time
     err.generation_id = acc_.id();
     error_ = call_->scrubbed(std::move(err));
     call_->cancel();
-    return next(chunk, block, timeout_ms);  // what was held back, then the error
+    return next(chunk, block, timeout_ms);  // the error
   }
   scrubber_.scrub(chunk, call_->client());  // a key split over this event and the last one never passes
   if (!acc_.add(chunk)) {  // deliver this chunk; the error comes with the next call

@@ -20,8 +20,8 @@ class ChatStream {
 
   // kItem: `chunk` holds the parsed event, already folded into accumulator(). kPending: nothing yet.
   // kEnd: finished normally. kError: see error() (the call failed, an event was not JSON, or the
-  // previous event carried a mid-stream error). Before kEnd or kError, one more kItem carries the
-  // text held back in case a key followed (StreamScrubber). Never throws.
+  // previous event carried a mid-stream error). Before kEnd, one more kItem carries the text held
+  // back in case a key followed (StreamScrubber); before kError it is dropped. Never throws.
   Call::Next next(rapidjson::Document& chunk, bool block, int64_t timeout_ms = -1);
 
   // The failure after kError. Stream errors carry the partial text in accumulator().text().

@@ -1,14 +1,20 @@
 // Keeps a key an upstream echoes in streamed text from reaching the consumer split over two events
 // ("...sk-or-v1-12" + "34ab..."). Each event is scrubbed whole where it is read (Call, ChatSink);
-// this scrubs the texts a consumer joins (choices[].delta.content, reasoning, refusal) across
-// events: the end of a text that could begin a key is held back and put in front of the same text
-// of the next chunk, where the joined text is scrubbed. The chunks are parsed JSON, so a key
-// spelled with escapes reads as the key here.
+// this scrubs the texts a consumer joins across events (choices[].delta.content, reasoning,
+// refusal, and tool_calls[].function.arguments per tool call): the end of a text that could begin
+// a key is held back and put in front of the same text of the next chunk, where the joined text
+// is scrubbed. The chunks are parsed JSON, so a key spelled with escapes reads as the key here.
+//
+// What is held goes out when its choice finishes (in that chunk), when the choice's next tool call
+// begins (a tool call's arguments: tool calls stream one after another), or at the normal end of
+// the stream (flush()). A stream that fails or is cancelled drops it (discard()): its error may
+// carry the rest of the key, and the consumer never gets the held start of one unmasked.
 #pragma once
 
 #include <rapidjson/document.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,32 +25,60 @@ namespace orroute {
 class ApiClient;
 class StreamAccumulator;
 
-// One per stream; not thread-safe. Holds less than the longest key's length per text (choice
-// indexes are clamped to 0..255, as the accumulator does).
+// One per stream; not thread-safe. Holds less than the longest key's length per text. Indexes are
+// clamped as the accumulator does (choices to 0..255, tool calls to 0..1023), and a choice holds
+// the arguments of one tool call at a time, so what is held is bounded whatever the upstream sends.
 class StreamScrubber {
  public:
+  // What the chunk flush() writes names (the stream's own chunks' id, created and model).
+  struct ChunkHead {
+    std::string_view id;
+    int64_t created = 0;
+    std::string_view model;
+  };
+
   // Scrubs the texts of `chunk` of `keys`' keys in place: what the previous chunks held back goes in front, a key
   // in the joined text is masked, and an end that could begin a key is held back. A choice that
-  // finishes in this chunk gets everything held for it. True if `chunk` changed (relayed text must
-  // then be written anew from it).
+  // finishes in this chunk (other than with "error") gets everything held for it. True if `chunk`
+  // changed (relayed text must then be written anew from it).
   bool scrub(rapidjson::Document& chunk, const ApiClient& keys);
-  // At the end of the stream: `out` becomes a chat.completion.chunk like the stream's (`acc`'s id,
-  // created and model) carrying every text still held back, in choice order. False (and `out`
-  // untouched) if none is.
+  // At the normal end of the stream: `out` becomes a chat.completion.chunk named by `head`
+  // carrying every text still held back, in choice order. False (and `out` untouched) if none is.
+  bool flush(rapidjson::Document& out, const ChunkHead& head);
+  // flush() named like `acc`'s chunks.
   bool flush(rapidjson::Document& out, const StreamAccumulator& acc);
+  // The stream failed or was cancelled: what is held is dropped, never released.
+  void discard() { held_.clear(); }
   bool holding() const { return !held_.empty(); }
 
  private:
+  static constexpr size_t kNoTool = SIZE_MAX;  // a text of the delta itself, not a tool call's
   struct Held {
     size_t choice;
-    const char* field;  // one of kFields
+    const char* field;  // one of kFields, or kArguments
+    size_t tool;        // the tool call's index for kArguments, else kNoTool
     std::string text;
   };
-  // `text` of `field` in `choice` after what was held for it, scrubbed, without its end that could
-  // begin a key (now held); nullopt when that is `text` as it came.
-  std::optional<std::string> scrub_text(size_t choice, const char* field, std::string_view text,
-                                        const ApiClient& keys);
-  std::string take_held(size_t choice, const char* field);
+  struct Slot {  // which text of the stream
+    size_t choice;
+    const char* field;
+    size_t tool = kNoTool;
+  };
+  // `text` of `slot` after what was held for it, scrubbed, without its end that could begin a key
+  // (now held); with everything held for it when `last`. nullopt when that is `text` as it came.
+  std::optional<std::string> pass(const Slot& slot, std::string_view text, bool last, const ApiClient& keys);
+  std::optional<std::string> scrub_text(const Slot& slot, std::string_view text, const ApiClient& keys);
+  std::string take_held(const Slot& slot);
+  // The delta's content, reasoning and refusal of `choice`; true if one changed.
+  bool scrub_fields(size_t choice, bool last, rapidjson::Value& delta, rapidjson::Document& chunk,
+                    const ApiClient& keys);
+  // The delta's tool-call arguments of `choice`; then what is held for the choice's other tool
+  // calls (all of them when `last`) is added as entries of its own. True if the delta changed.
+  bool scrub_tool_calls(size_t choice, bool last, rapidjson::Value& delta, rapidjson::Document& chunk,
+                        const ApiClient& keys);
+  // Moves the held arguments of `choice`'s tool calls other than `keep` into `delta.tool_calls`.
+  bool release_tool_calls(size_t choice, size_t keep, rapidjson::Value& delta, rapidjson::Document& chunk);
+  bool holds_for(size_t choice) const;
 
   std::vector<Held> held_;
 };

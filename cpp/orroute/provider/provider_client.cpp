@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 
 namespace orroute {
 
@@ -39,6 +40,26 @@ ProviderStream::ProviderStream(std::shared_ptr<Call> call, std::shared_ptr<const
     : call_(std::move(call)), adapter_(std::move(adapter)), translator_(std::move(translator)),
       client_(std::move(client)) {}
 
+void ProviderStream::take(std::string chunk) {
+  if (client_->mentions_key(chunk)) chunk = client_->scrub(std::move(chunk));  // a key whole in one chunk
+  rapidjson::Document doc;
+  if (parse_json_text(chunk, doc) != JsonParse::kOk || !doc.IsObject()) {  // not chat-shaped: as it is
+    pending_.push_back(std::move(chunk));
+    return;
+  }
+  if (id_.empty() && doc.HasMember("id") && doc["id"].IsString()) id_ = doc["id"].GetString();
+  if (model_.empty() && doc.HasMember("model") && doc["model"].IsString()) model_ = doc["model"].GetString();
+  if (created_ == 0 && doc.HasMember("created") && doc["created"].IsInt64()) created_ = doc["created"].GetInt64();
+  if (scrubber_.scrub(doc, *client_)) chunk = to_json(doc);  // a key split over two chunks
+  pending_.push_back(std::move(chunk));
+}
+
+void ProviderStream::fail(ApiError error) {
+  error_ = client_->scrub(std::move(error));
+  failed_ = true;
+  scrubber_.discard();  // the error may carry the rest of a key whose start is held
+}
+
 Call::Next ProviderStream::next(std::string& chunk, bool block, int64_t timeout_ms) {
   for (;;) {
     if (!pending_.empty()) {
@@ -50,23 +71,24 @@ Call::Next ProviderStream::next(std::string& chunk, bool block, int64_t timeout_
     const Call::Next n = call_->next(data_, block, timeout_ms);
     if (n == Call::Next::kPending) return n;
     if (n == Call::Next::kError) {
-      error_ = provider_error(call_->error(), *adapter_, *client_);
-      failed_ = true;
+      fail(provider_error(call_->error(), *adapter_, *client_));
       return n;
     }
     if (n == Call::Next::kEnd) {
-      if (translator_->complete()) return n;
-      error_ = translator_->error().value_or(ApiError{});
-      failed_ = true;
-      return Call::Next::kError;
+      if (!translator_->complete()) {
+        fail(translator_->error().value_or(ApiError{}));
+        return Call::Next::kError;
+      }
+      rapidjson::Document held;
+      if (!scrubber_.flush(held, StreamScrubber::ChunkHead{id_, created_, model_})) return n;
+      chunk = to_json(held);
+      return Call::Next::kItem;  // kEnd comes with the next call (nothing is held any more)
     }
     std::vector<std::string> out;
     const bool go_on = translator_->translate(data_, out);
-    for (auto& c : out) pending_.push_back(client_->scrub(std::move(c)));  // an echoed key never passes
+    for (auto& c : out) take(std::move(c));
     if (!go_on) {
-      error_ = translator_->error().value_or(ApiError{});
-      error_.message = client_->scrub(error_.message);
-      failed_ = true;
+      fail(translator_->error().value_or(ApiError{}));
       call_->cancel();  // nothing more is read from this response
     }
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "orroute/net/api_client.h"
+#include "orroute/net/stream_scrub.h"
 #include "orroute/provider/provider.h"
 #include "orroute/provider/wire_adapter.h"
 
@@ -36,7 +37,8 @@ class ProviderStream {
   // kItem: `chunk` holds the next chunk. kPending: nothing yet (non-blocking or timed out). kEnd:
   // the reply is complete. kError: see error(); an error chunk (mid-stream error) is handed out as
   // kItem first. An Anthropic stream that ends before message_stop is an error (truncated), never a
-  // silent end. Never throws.
+  // silent end. A key split over two chunks is masked (StreamScrubber): at the end one more kItem
+  // carries the text held back in case a key followed; a failed stream drops it. Never throws.
   Call::Next next(std::string& chunk, bool block, int64_t timeout_ms = -1);
   const ApiError& error() const { return error_; }
   void cancel() { call_->cancel(); }
@@ -46,12 +48,19 @@ class ProviderStream {
   friend class ProviderClient;
   ProviderStream(std::shared_ptr<Call> call, std::shared_ptr<const WireAdapter> adapter,
                  std::unique_ptr<StreamTranslator> translator, std::shared_ptr<ApiClient> client);
+  // Queues a translated chunk with the keys in it masked, also across chunks.
+  void take(std::string chunk);
+  // The stream failed: `error` (keys scrubbed) comes next, and nothing held back is released.
+  void fail(ApiError error);
 
   std::shared_ptr<Call> call_;
   std::shared_ptr<const WireAdapter> adapter_;
   std::unique_ptr<StreamTranslator> translator_;
   std::shared_ptr<ApiClient> client_;  // scrubs keys from upstream messages
-  std::deque<std::string> pending_;  // at most 2 chunks per event
+  StreamScrubber scrubber_;
+  std::string id_, model_;  // the stream's, for the chunk carrying what the scrubber held
+  int64_t created_ = 0;
+  std::deque<std::string> pending_;  // at most 2 chunks per event (3 at the end)
   bool failed_ = false;
   ApiError error_;
   std::string data_;
