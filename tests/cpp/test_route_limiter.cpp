@@ -125,3 +125,15 @@ TEST_CASE("router state serializes limiter calls", "[route][limiter]") {
   REQUIRE_FALSE(state.try_admit(kModel, {}, clock.now()).admitted);
   REQUIRE_THROWS_AS(state.set_limit("model:a", {.requests = -1}), InvalidArgument);
 }
+
+TEST_CASE("holds on scopes named by upstream replies stop growing at the cap", "[route][limiter]") {
+  RateLimiter rl;
+  ManualClock clock;
+  const Instant until = clock.now() + 30s;
+  for (size_t i = 0; i < RateLimiter::kMaxScopes + 1000; ++i) rl.hold("model:m/" + std::to_string(i), until);
+  CHECK(rl.held_for("model:m/0", clock.now()) == 30s);
+  CHECK(rl.held_for("model:m/" + std::to_string(RateLimiter::kMaxScopes - 1), clock.now()) == 30s);
+  CHECK(rl.held_for("model:m/" + std::to_string(RateLimiter::kMaxScopes), clock.now()) == Duration(0));
+  rl.hold("model:m/0", until + 10s);  // a scope kept before still extends its hold
+  CHECK(rl.held_for("model:m/0", clock.now()) == 40s);
+}

@@ -544,3 +544,26 @@ TEST_CASE("what a cut call is charged on: generated tokens or the reservation", 
   CHECK(abandoned_reason(A::kClosedByUs, B::kReservation, true, "Groq", 7) ==
         "cancelled after 7 answer tokens; Groq may bill the whole answer");
 }
+
+TEST_CASE("a caller naming a new model on every request keeps metrics, breakers and provider memory bounded",
+          "[route][loop][metrics]") {
+  Harness h;
+  h.ctx.budget = nullptr;  // 100k paid calls: no budget in the way
+  ProviderMemory providers;
+  h.ctx.providers = &providers;
+  constexpr int kNames = 100'000;
+  for (int i = 0; i < kNames; ++i) {
+    const std::string model = "m/" + std::to_string(i);
+    h.sender->script[model].push_back(served_by("P"));
+    REQUIRE(h.run({model}).ok);
+  }
+  const Instant now = h.clock.now();
+  // the first names keep figures of their own, every later one shares "(other)"'s
+  REQUIRE(h.metrics.all(now).size() == Metrics::kMaxModels + 1);
+  CHECK(h.metrics.model("m/0", now).successes == 1);
+  CHECK(h.metrics.model("m/" + std::to_string(kNames - 1), now).calls == 0);
+  CHECK(h.metrics.model("(other)", now).successes == kNames - static_cast<int>(Metrics::kMaxModels));
+  REQUIRE(h.state.breaker_count() <= InMemoryRouterState::kMaxBreakers + 1);
+  CHECK(providers.last("m/0") == "P");
+  CHECK(providers.last("m/" + std::to_string(kNames - 1)).empty());  // not remembered past the cap
+}

@@ -81,3 +81,13 @@ TEST_CASE("a model whose router state cannot be read is fed again by the next ra
   CHECK(times == std::vector<Instant>{at(20)});
   CHECK(feed.take().empty());
 }
+
+TEST_CASE("a caller naming a new model on every call keeps the feed bounded", "[selector_feed]") {
+  SelectorFeed feed;
+  for (int i = 0; i < 100'000; ++i) feed.note("m/" + std::to_string(i), at(i));
+  const auto noted = feed.take();
+  REQUIRE(noted.size() == SelectorFeed::kMaxModels);
+  CHECK(noted.front().first == "m/0");
+  feed.note("m/0", at(200'000));  // a model noted before is still fed
+  REQUIRE(feed.take().size() == 1);
+}

@@ -725,3 +725,21 @@ def test_a_key_split_over_anthropic_events_never_reaches_a_provider_stream_calle
     assert text_of(chunks) == f"your key is {masked} ok"
     assert text_of(chunks, "arguments") == '{"k":"' + masked + '"}'
     assert ANT_KEY[3:] not in json.dumps(chunks)
+
+
+def test_a_caller_naming_a_new_model_per_call_keeps_the_engine_bounded(fake, tmp_path):
+    """With unknown models priced (``unpriced_model_price``), each made-up name reaches the engine:
+    past Metrics' cap (512) they share the ``(other)`` figures instead of adding ~30 kB each, and
+    names built to break a log line or a text format come back only as data."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[], unpriced_model_price=1)
+    hostile = ['x/a"} 1\ninjected{model="b', "x/\\\r\n# HELP injected", "<script>x</script>"]
+    names = hostile + [f"made-up/model-{i}" for i in range(600)]
+    for name in names:
+        try:
+            m.execute_task_sync(Task(messages="hi", max_tokens=4), model=name)
+        except orroute.OrRouteError:
+            pass
+    rows = m.metrics()
+    assert len(rows) == 512 + 1  # Metrics::kMaxModels names of their own and "(other)"
+    assert rows["(other)"]["calls"] == len(names) - 512
+    assert all(rows[name]["calls"] == 1 for name in hostile)  # the names as they were, as data

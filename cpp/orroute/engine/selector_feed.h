@@ -20,9 +20,14 @@ namespace orroute {
 // Thread-safe.
 class SelectorFeed {
  public:
+  // The models are the callers' names (a gateway client may name a new one per request); the
+  // selector only ranks catalog models, far fewer than this. Past it, a new model is not noted.
+  static constexpr size_t kMaxModels = 4096;
+
   // `model` finished a call at `at` (of several notes of one model, the latest time is kept).
   void note(const std::string& model, Instant at) {
     std::lock_guard lock(mu_);
+    if (models_.size() >= kMaxModels && models_.find(model) == models_.end()) return;
     auto [it, fresh] = models_.try_emplace(model, Entry{at, false});
     Entry& e = it->second;
     if (at > e.at) e.at = at;
@@ -69,7 +74,7 @@ class SelectorFeed {
     bool queued;
   };
   std::mutex mu_;
-  std::unordered_map<std::string, Entry> models_;  // grows to the models ever called
+  std::unordered_map<std::string, Entry> models_;  // the models ever called, at most kMaxModels
   std::vector<std::pair<const std::string, Entry>*> queued_;
 };
 

@@ -19,7 +19,7 @@ std::string ProviderMemory::note(const std::string& model, const std::string& pr
   std::lock_guard lock(mu_);
   if (names_.size() < kMaxNames) names_.insert(provider);
   std::string name = names_.count(provider) ? provider : std::string(kOtherProvider);
-  by_model_[model] = name;
+  if (by_model_.size() < kMaxModels || by_model_.count(model)) by_model_[model] = name;
   return name;
 }
 

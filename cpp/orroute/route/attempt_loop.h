@@ -178,6 +178,8 @@ class ProviderMemory {
  public:
   static constexpr size_t kMaxNames = 256;
   static constexpr std::string_view kOtherProvider = "(other)";
+  // Models are the caller's names: past this many, a new one's provider is not remembered.
+  static constexpr size_t kMaxModels = 4096;
 
   // The provider that last served `model` ("" if none is known yet).
   std::string last(const std::string& model) const;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "orroute/error.h"
+#include "orroute/route/capped_names.h"
 
 namespace orroute {
 
@@ -118,13 +119,12 @@ int64_t Metrics::epoch(Instant now) const {
 }
 
 Metrics::PerModel& Metrics::get(std::string_view model) {
-  auto it = models_.find(std::string(model));
-  if (it == models_.end()) {
-    it = models_.emplace(std::string(model), PerModel{}).first;
-    it->second.totals.model = std::string(model);
-    it->second.slices.resize(static_cast<size_t>(config_.slices));
-  }
-  return it->second;
+  return capped_entry(models_, model, kMaxModels, [this](const std::string& name) {
+    PerModel m;
+    m.totals.model = name;
+    m.slices.resize(static_cast<size_t>(config_.slices));
+    return m;
+  });
 }
 
 void Metrics::uncount(PerModel& m, Slice& s) const {

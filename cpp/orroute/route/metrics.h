@@ -113,9 +113,14 @@ struct MetricsConfig {
   int slices = 10;  // window resolution: samples leave the window a slice at a time
 };
 
-// Thread-safe (one mutex; each record is a few array increments).
+// Thread-safe (one mutex; each record is a few array increments). The models are named by the
+// caller (a gateway client may name a new one per request): the first kMaxModels distinct names
+// keep figures of their own (~30 kB each), later ones share those of "(other)" (kOtherName), and
+// model() and selection_figures() of a name that shares them read as never seen.
 class Metrics {
  public:
+  static constexpr size_t kMaxModels = 512;
+
   // Throws InvalidArgument on a non-positive window or slices outside [1, 120].
   explicit Metrics(MetricsConfig config = {});
 
@@ -135,7 +140,7 @@ class Metrics {
   // The selector's figures for one model, maintained as calls are recorded: O(slices) to read,
   // not a merge of the window's histograms. Equal to the same fields of model(model, now).
   SelectionFigures selection_figures(std::string_view model, Instant now) const;
-  // Figures for every model seen, sorted by id.
+  // Figures for every model seen, sorted by id: at most kMaxModels + 1.
   std::vector<ModelStats> all(Instant now) const;
   void reset();
 

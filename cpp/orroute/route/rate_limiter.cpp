@@ -127,8 +127,12 @@ void RateLimiter::settle(uint64_t ticket, const LimitUsage& actual) {
 void RateLimiter::forget(uint64_t ticket) { tickets_.erase(ticket); }
 
 void RateLimiter::hold(std::string_view scope, Instant until) {
-  Scope& s = scopes_[std::string(scope)];
-  s.held_until = std::max(s.held_until, until);
+  auto it = scopes_.find(std::string(scope));
+  if (it == scopes_.end()) {
+    if (scopes_.size() >= kMaxScopes) return;  // advice only: the upstream's next 429 says it again
+    it = scopes_.emplace(std::string(scope), Scope{}).first;
+  }
+  it->second.held_until = std::max(it->second.held_until, until);
 }
 
 Duration RateLimiter::held_for(std::string_view scope, Instant now) const {

@@ -61,8 +61,10 @@ class RateLimiter {
   // Drops a ticket without changing what it booked (the request was sent: it counts).
   void forget(uint64_t ticket);
 
-  // Refuses everything under `scope` until `until` (a 429's Retry-After). Holds only extend.
+  // Refuses everything under `scope` until `until` (a 429's Retry-After). Holds only extend. The
+  // scopes come from upstream replies: a new one past kMaxScopes held is not kept.
   void hold(std::string_view scope, Instant until);
+  static constexpr size_t kMaxScopes = 4096;
   // Time left on the hold of `scope` (0 if none).
   Duration held_for(std::string_view scope, Instant now) const;
   // LimitUsage admitted under `scope` in the window ending at `now`.

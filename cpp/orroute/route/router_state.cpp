@@ -1,6 +1,7 @@
 #include "orroute/route/router_state.h"
 
 #include "orroute/error.h"
+#include "orroute/route/capped_names.h"
 
 namespace orroute {
 
@@ -19,11 +20,7 @@ void InMemoryRouterState::set_breaker_config(const BreakerConfig& config) {
 }
 
 CircuitBreaker& InMemoryRouterState::breaker(std::string_view key) {
-  auto it = breakers_.find(std::string(key));
-  if (it == breakers_.end()) {
-    it = breakers_.emplace(std::string(key), CircuitBreaker(breaker_config_)).first;
-  }
-  return it->second;
+  return capped_entry(breakers_, key, kMaxBreakers, [this](const std::string&) { return CircuitBreaker(breaker_config_); });
 }
 
 bool InMemoryRouterState::breaker_allow(std::string_view key, Instant now) {

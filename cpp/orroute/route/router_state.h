@@ -68,8 +68,10 @@ class InMemoryRouterState final : public RouterState {
   bool breaker_allow(std::string_view key, Instant now) override;
   void breaker_record(std::string_view key, CallOutcome outcome, Instant now) override;
   BreakerSnapshot breaker_snapshot(std::string_view key, Instant now) override;
-  // How many breakers are held (one per key used since the last set_breaker_config).
+  // How many breakers are held (one per key used since the last set_breaker_config). The keys name
+  // requested models: past kMaxBreakers, new keys share the breaker of "(other)" (kOtherName).
   size_t breaker_count();
+  static constexpr size_t kMaxBreakers = 4096;
 
   void set_limit(std::string_view scope, const RateLimit& limit) override;
   Admission try_admit(std::span<const std::string> scopes, const LimitUsage& usage,
