@@ -164,6 +164,13 @@ def test_special_token_ids_beyond_the_shared_table_are_plain_ints() -> None:
     assert enc.encode("a<|big|>", allowed_special="all") == enc.encode(
         "a<|big|>", allowed_special="all"
     )
+    # Big ids among many ordinary tokens: the list builder reads ahead of the item it stores
+    # (its prefetches), so big ids must be met there too, at every distance from either end.
+    words = " ".join(f"w{i}" for i in range(40))
+    for at in range(0, len(words) + 1, 7):
+        text = words[:at] + "<|big|><|big|>" + words[at:]
+        tokens = enc.encode(text, allowed_special="all")
+        assert tokens == [*base.encode(words[:at]), big, big, *base.encode(words[at:])]
 
 
 def test_single_token_bytes(enc: orroute.Encoding) -> None:

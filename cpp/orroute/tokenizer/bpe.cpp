@@ -61,11 +61,6 @@ struct SmallMerge {
     }
     return true;
   }
-  // Starts loading the pair-table lines ask_neighbours will read.
-  void prefetch_neighbours(const Vocab& v) const {
-    if (at + 1 < n) v.prefetch_merge(ids[at], ids[at + 1]);
-    if (at > 0) v.prefetch_merge(ids[at - 1], ids[at]);
-  }
   // Guesses the next merge before the new token's two pairs are known: the lowest of the other
   // pairs (half the questions are answered "no merge", so it is often right), and starts loading
   // the pair-table lines that merge would ask about, so its wait overlaps this one's.
@@ -90,7 +85,6 @@ struct SmallMerge {
 size_t merge_small(const Vocab& v, const unsigned char* piece, SmallMerge& m, size_t n) {
   m.start(v, piece, n);
   while (m.merge_lowest()) {
-    m.prefetch_neighbours(v);
     m.prefetch_guess(v);
     m.ask_neighbours(v);
   }

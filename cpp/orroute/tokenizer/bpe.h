@@ -65,8 +65,12 @@ class CachedBpe {
   // Appends the tokens of `piece` (whose ref is `r`), as bpe_encode.
   void encode(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
     if (hit(r)) {
+      // Most hits are one token: push_back is inline, where a range insert calls memmove.
       const Slot& slot = table_.slots[r.slot];
-      out.insert(out.end(), slot.tokens, slot.tokens + (slot.meta >> 8));
+      out.push_back(slot.tokens[0]);
+      if (const uint32_t n = slot.meta >> 8; n > 1) {
+        out.insert(out.end(), slot.tokens + 1, slot.tokens + n);
+      }
       return;
     }
     if (piece.size() == 1) {  // a quarter of all pieces (spaces, punctuation): not cached
