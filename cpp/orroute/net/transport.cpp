@@ -445,11 +445,9 @@ struct Transport::Impl {
     return false;
   }
 
-  // One turn of the loop, on the thread that drives it (the loop thread, or a caller holding a
-  // Driver): queued commands, due timers, libcurl's work, finished transfers, deadlines; then a
-  // wait of at most `max_wait_ms` (less when libcurl or a timer is due sooner) for a socket or a
-  // wake-up. The loop thread does not wait in libcurl with nothing under way: it parks instead.
-  void turn(long max_wait_ms, bool park_when_idle = false) {
+  // The loop's work, on the thread that drives it (the loop thread, or a caller holding a Driver):
+  // queued commands, due timers, libcurl's work, finished transfers, deadlines.
+  void work() {
     process_commands();
     run_timers();
     int running = 0;
@@ -462,6 +460,11 @@ struct Transport::Impl {
       if (t != nullptr) finish(t, result_for(t, msg->data.result));
     }
     scan_deadlines();
+  }
+
+  // Waits at most `max_wait_ms` (less when libcurl or a timer is due sooner, not at all when a
+  // command is queued) for a socket or a wake-up.
+  void wait_for_io(long max_wait_ms) {
     long wait_ms = -1;
     curl_multi_timeout(multi, &wait_ms);
     if (wait_ms < 0 || wait_ms > max_wait_ms) wait_ms = max_wait_ms;
@@ -474,7 +477,6 @@ struct Transport::Impl {
       std::lock_guard<std::mutex> lock(mu);
       if (!commands.empty() || stopping) wait_ms = 0;
     }
-    if (park_when_idle && transfers.empty() && timers.empty()) return;
     if (wait_ms > 0) curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
   }
 
@@ -528,7 +530,10 @@ struct Transport::Impl {
 
   void loop() {
     t_running_loop = this;
-    while (wait_for_turn()) turn(1000, /*park_when_idle=*/true);
+    while (wait_for_turn()) {
+      work();
+      if (!transfers.empty() || !timers.empty()) wait_for_io(1000);  // else: park
+    }
     // Shutting down: every transfer still known ends as cancelled, and so does whatever the sinks
     // or pending timers (retry waits) submit in reaction, so no waiter is left hanging.
     while (true) {
@@ -628,17 +633,19 @@ Transport::Driver::~Driver() {
 }
 
 void Transport::Driver::run_once() {
-  if (impl_) impl_->turn(0);
+  if (impl_) impl_->work();
 }
 
 bool Transport::Driver::run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  if (!impl_) return done();
   const auto deadline = Clock::now() + timeout;
-  while (!done()) {
+  while (true) {
+    impl_->work();
+    if (done()) return true;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0 || !impl_) return false;
-    impl_->turn(static_cast<long>(left));
+    if (left <= 0) return false;
+    impl_->wait_for_io(static_cast<long>(left));
   }
-  return true;
 }
 
 }  // namespace orroute
