@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <optional>
 
 #include "bindings.h"
 #include "json_py.h"
@@ -145,20 +146,23 @@ py::dict error_to_py(const ApiError& e) {
 }
 
 // Waits for `call` with the GIL released, in slices so Ctrl-C still interrupts (and cancels it).
-// With `driver` held, this thread runs the event loop itself meanwhile.
-void wait_interruptible(Call& call, Transport::Driver* driver = nullptr) {
+// With `driver` held, this thread runs the event loop itself for the first slice; it lets go
+// before any Python code (a signal handler) may run here, so a call made from there finds the
+// loop driven, and a long call is the loop thread's again.
+void wait_interruptible(Call& call, std::optional<Transport::Driver>* driver = nullptr) {
   constexpr auto kSlice = std::chrono::milliseconds(100);
   while (true) {
     bool done;
     {
       py::gil_scoped_release release;
-      if (driver != nullptr && driver->held()) {
-        done = driver->run_until([&call] { return call.state() != Call::State::kRunning; }, kSlice);
+      if (driver != nullptr && *driver && (*driver)->held()) {
+        done = (*driver)->run_until([&call] { return call.state() != Call::State::kRunning; }, kSlice);
       } else {
         done = call.wait(kSlice.count());
       }
     }
     if (done) return;
+    if (driver != nullptr) driver->reset();
     if (PyErr_CheckSignals() != 0) {
       call.cancel();
       throw py::error_already_set();
@@ -244,18 +248,20 @@ void bind_net(py::module_& m) {
               parse_json_text(spec.body, json.doc());  // py_to_json wrote it, within kMaxJsonDepth
               validate_chat_request(json.doc());
             }
-            // While the loop thread is idle the request is sent from this thread: no wake-up
-            // before it leaves. A blocking call is waited for here too (no hand-off at all);
-            // otherwise the loop thread, woken as the driver lets go, takes over the transfer
-            // while the server works.
-            Transport::Driver driver(c.transport());
+            if (!blocking) {
+              py::gil_scoped_release release;
+              return c.start(std::move(spec));
+            }
+            // While the loop thread is idle, the call is sent and waited for on this thread: no
+            // hand-off between threads, no wake-up either way.
+            std::optional<Transport::Driver> driver;
+            driver.emplace(c.transport());
             std::shared_ptr<Call> call;
             {
               py::gil_scoped_release release;
               call = c.start(std::move(spec));
-              if (!blocking) driver.run_once();
             }
-            if (blocking) wait_interruptible(*call, &driver);
+            wait_interruptible(*call, &driver);
             return call;
           },
           py::arg("method"), py::arg("path"), py::arg("body") = py::none(), py::arg("stream") = false,

@@ -1,11 +1,15 @@
 """A sync client's plain call runs the network loop on the caller's thread while the loop's own
 thread is idle (no hand-off between threads); everything a call does still happens, also with
-calls from several threads, an async client beside it, and a call interrupted by a signal."""
+calls from several threads, an async client beside it, and a call interrupted by a signal (or
+making a call from its handler)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -91,3 +95,32 @@ def test_a_sync_call_interrupted_by_a_signal_is_cancelled_and_the_client_goes_on
         time.sleep(0.01)
     assert client._core.active_transfers() == 0  # the slow transfer was cancelled
     assert client.chat.completions.create(model="m/a", messages=MSGS).choices
+
+
+_CALL_FROM_A_SIGNAL_HANDLER = """
+import signal, sys
+import orroute
+from orroute.testing import FakeOpenRouter
+
+msgs = [{"role": "user", "content": "Say hello"}]
+with FakeOpenRouter(models=["m/a", "m/slow"], use_uvloop=False) as fake:
+    fake.set_model_profile("m/slow", latency=1.0)
+    client = orroute.OpenRouter(api_key=sys.argv[1], base_url=fake.base_url)
+    inner = []
+    signal.signal(signal.SIGALRM, lambda *_: inner.append(
+        client.chat.completions.create(model="m/a", messages=msgs).id))
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    outer = client.chat.completions.create(model="m/slow", messages=msgs)
+    print(len(inner), bool(outer.id))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+def test_a_sync_call_from_a_signal_handler_during_a_sync_call_completes(tmp_path):
+    script = tmp_path / "nested.py"
+    script.write_text(_CALL_FROM_A_SIGNAL_HANDLER)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, str(script), KEY], check=False, capture_output=True,
+                         text=True, timeout=30, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "True"]

@@ -632,10 +632,6 @@ Transport::Driver::~Driver() {
   impl_->release_from_caller();
 }
 
-void Transport::Driver::run_once() {
-  if (impl_) impl_->work();
-}
-
 bool Transport::Driver::run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   if (!impl_) return done();
   const auto deadline = Clock::now() + timeout;

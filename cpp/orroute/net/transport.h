@@ -94,9 +94,6 @@ class Transport {
     bool held() const { return impl_ != nullptr; }
     // Runs the loop on this thread until `done()` or `timeout` passed; true if done(). Held only.
     bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
-    // One turn without waiting: starts what is queued (a request on a kept-alive connection is
-    // sent at once). No-op when not held.
-    void run_once();
 
    private:
     std::shared_ptr<Impl> impl_;  // null when not held
