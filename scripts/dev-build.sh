@@ -8,6 +8,7 @@ build=${ORROUTE_DEV_BUILD_DIR:-build/dev}
 launcher=()
 if command -v ccache >/dev/null 2>&1; then  # worktrees share compiled objects (paths relative to /work)
   export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$PWD")}
+  export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}  # -g would otherwise hash the build directory
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 if [ ! -f "$build/build.ninja" ]; then
