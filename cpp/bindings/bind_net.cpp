@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <optional>
 
 #include "bindings.h"
 #include "json_py.h"
@@ -124,7 +125,8 @@ py::object json_to_py(const rapidjson::Value& v) {
 
 py::object json_text_to_py(const std::string& text) {
   if (text.empty()) return py::none();
-  rapidjson::Document doc;
+  LocalJson<> json;  // a usual reply parses without the heap (a Document takes a 64 KB chunk)
+  rapidjson::Document& doc = json.doc();
   if (parse_json_text(text, doc) != JsonParse::kOk) return upstream_str(text);  // depth-bounded: json_to_py recurses
   return json_to_py(doc);
 }
@@ -144,14 +146,23 @@ py::dict error_to_py(const ApiError& e) {
 }
 
 // Waits for `call` with the GIL released, in slices so Ctrl-C still interrupts (and cancels it).
-void wait_interruptible(Call& call) {
+// With `driver` held, this thread runs the event loop itself for the first slice; it lets go
+// before any Python code (a signal handler) may run here, so a call made from there finds the
+// loop driven, and a long call is the loop thread's again.
+void wait_interruptible(Call& call, std::optional<Transport::Driver>* driver = nullptr) {
+  constexpr auto kSlice = std::chrono::milliseconds(100);
   while (true) {
     bool done;
     {
       py::gil_scoped_release release;
-      done = call.wait(100);
+      if (driver != nullptr && *driver && (*driver)->held()) {
+        done = (*driver)->run_until([&call] { return call.state() != Call::State::kRunning; }, kSlice);
+      } else {
+        done = call.wait(kSlice.count());
+      }
     }
     if (done) return;
+    if (driver != nullptr) driver->reset();
     if (PyErr_CheckSignals() != 0) {
       call.cancel();
       throw py::error_already_set();
@@ -173,7 +184,7 @@ void bind_net(py::module_& m) {
   py::class_<Call, std::shared_ptr<Call>>(m, "Call", "One API call in flight (private).")
       .def("wait", [](Call& c, double timeout) { py::gil_scoped_release r; return c.wait(static_cast<int64_t>(timeout * 1000)); },
            py::arg("timeout"), "Waits up to `timeout` seconds (GIL released); True once finished.")
-      .def("wait_done", &wait_interruptible, "Waits until finished (GIL released, Ctrl-C cancels).")
+      .def("wait_done", [](Call& c) { wait_interruptible(c); }, "Waits until finished (GIL released, Ctrl-C cancels).")
       .def_property_readonly("done", [](const Call& c) { return c.state() != Call::State::kRunning; })
       .def_property_readonly("ok", [](const Call& c) { return c.state() == Call::State::kDone; })
       .def_property_readonly("attempts", &Call::attempts)
@@ -211,11 +222,13 @@ void bind_net(py::module_& m) {
       .def("masked_keys", [](ApiClient& c) { return c.keys().masked(); })
       .def("usable_keys", [](ApiClient& c) { return c.keys().usable(); })
       .def("active_transfers", [](ApiClient& c) { return c.transport().active(); })
+      .def("wakeups", [](ApiClient& c) { return c.transport().wakeups(); },
+           "How many times a command woke the network loop's thread (diagnostics).")
       .def(
           "start",
           [](ApiClient& c, const std::string& method, const std::string& path, py::object body, bool stream,
              int max_retries, py::object timeouts, const std::vector<std::pair<std::string, std::string>>& headers,
-             int not_found_retries, bool chat, size_t queue_capacity) {
+             int not_found_retries, bool chat, size_t queue_capacity, bool blocking) {
             CallSpec spec;
             spec.method = method;
             spec.path = path;
@@ -231,18 +244,32 @@ void bind_net(py::module_& m) {
             spec.not_found_retries = not_found_retries;
             spec.queue_capacity = queue_capacity;
             if (chat) {
-              rapidjson::Document doc;
-              parse_json_text(spec.body, doc);  // py_to_json wrote it, within kMaxJsonDepth
-              validate_chat_request(doc);
+              LocalJson<> json;
+              parse_json_text(spec.body, json.doc());  // py_to_json wrote it, within kMaxJsonDepth
+              validate_chat_request(json.doc());
             }
-            py::gil_scoped_release release;
-            return c.start(std::move(spec));
+            if (!blocking) {
+              py::gil_scoped_release release;
+              return c.start(std::move(spec));
+            }
+            // While the loop thread is idle, the call is sent and waited for on this thread: no
+            // hand-off between threads, no wake-up either way.
+            std::optional<Transport::Driver> driver;
+            driver.emplace(c.transport());
+            std::shared_ptr<Call> call;
+            {
+              py::gil_scoped_release release;
+              call = c.start(std::move(spec));
+            }
+            wait_interruptible(*call, &driver);
+            return call;
           },
           py::arg("method"), py::arg("path"), py::arg("body") = py::none(), py::arg("stream") = false,
           py::arg("max_retries") = -1, py::arg("timeouts") = py::none(),
           py::arg("headers") = std::vector<std::pair<std::string, std::string>>{}, py::arg("not_found_retries") = 0,
-          py::arg("chat") = false, py::arg("queue_capacity") = 64,
-          "Starts a call (validating it first when `chat`); never blocks on the network.");
+          py::arg("chat") = false, py::arg("queue_capacity") = 64, py::arg("blocking") = false,
+          "Starts a call (validating it first when `chat`); never blocks on the network unless "
+          "`blocking` (not for streams): then returns it finished (Ctrl-C cancels it).");
 
   m.attr("DEFAULT_BASE_URL") = std::string(kDefaultBaseUrl);
   m.def(

@@ -418,7 +418,11 @@ class _Base:
         max_retries: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
         not_found_retries: int = 0,
+        blocking: bool = False,
     ) -> Any:
+        """Starts a call; ``blocking`` (a plain call of a sync client): returns it finished, sent
+        and waited for on this thread while the network loop's own thread is idle (no hand-off
+        between threads, which costs a plain call's latency two wake-ups)."""
         if self._keyless and not path.startswith("/models"):
             raise _surface.missing_key_error()
         t = self._timeout if timeout is ... else timeout
@@ -434,6 +438,7 @@ class _Base:
             headers=headers,
             not_found_retries=not_found_retries,
             chat=chat,
+            blocking=blocking and not stream,
         )
 
     def _start_chat(
@@ -447,6 +452,7 @@ class _Base:
         max_retries: int | None,
         extra_headers: Mapping[str, str] | None,
         extra_query: Mapping[str, Any] | None = None,
+        blocking: bool = False,
     ) -> Any:
         """Validates the chat request and starts it on the transport (shared by sync and async)."""
         return self._start(
@@ -458,6 +464,7 @@ class _Base:
             timeout=_surface.timeout_of(timeout),
             max_retries=max_retries,
             extra_headers=extra_headers,
+            blocking=blocking,
         )
 
     @staticmethod
@@ -540,9 +547,10 @@ class _CompletionsBase:
 
     def _open(self, messages: Any, model: Any, stream: Any, extra_body: Any, extra_headers: Any,
               extra_query: Any, timeout: Any, max_retries: Any, cache: bool,
-              params: dict[str, Any]) -> _Opened:
+              params: dict[str, Any], blocking: bool = False) -> _Opened:
         """The part of ``create`` both clients share: the call observed, the response cache asked
-        (a hit is ``opened.hit``), else the request sent (``opened.call``)."""
+        (a hit is ``opened.hit``), else the request sent (``opened.call``; finished if
+        ``blocking`` and not a stream)."""
         c = self._client
         stream = bool(stream) and not _surface.is_omitted(stream)
         include_usage = _surface.wants_usage_chunk(params)
@@ -553,7 +561,7 @@ class _CompletionsBase:
             if cached is not None and cached.hit is not None:
                 return _Opened(observed, cached, stream, include_usage, None)
             call = c._start_chat(model, messages, stream, params, extra_body, timeout,
-                                 max_retries, extra_headers, extra_query)
+                                 max_retries, extra_headers, extra_query, blocking)
         except BaseException as e:
             observed.raised(e)
             raise
@@ -611,13 +619,12 @@ class _Completions(_CompletionsBase):
         request is answered from it (``cache=False``: not this call).
         """
         o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
-                       max_retries, cache, params)
+                       max_retries, cache, params, blocking=True)
         if o.call is None:
             return _cache_hit(o.cached, o.observed, o.stream, asynchronous=False)
         if o.stream:
             return Stream(_engine.stream_of(o.call), o.observed, o.store, o.include_usage)
         try:
-            o.call.wait_done()
             r = ChatCompletion(_engine.chat_reply(self._client._result(o.call), o.call.status()))
         except BaseException as e:
             o.observed.raised(e)
@@ -739,8 +746,7 @@ class OpenRouter(_Base):
         self.embeddings = _surface.Embeddings(self)
 
     def _get(self, path: str, *, not_found_retries: int = 0) -> Any:
-        call = self._start("GET", path, not_found_retries=not_found_retries)
-        call.wait_done()
+        call = self._start("GET", path, not_found_retries=not_found_retries, blocking=True)
         return self._result(call)
 
     def credits(self) -> Credits:

@@ -111,9 +111,14 @@ struct Transport::Impl {
   std::mutex mu;
   std::vector<Command> commands;  // guarded by mu
   bool stopping = false;          // guarded by mu
+  // The loop thread waits on park_cv, outside libcurl, while it has nothing to do or a Driver holds
+  // the loop (guarded by mu, as is caller_driving).
+  std::condition_variable park_cv;
+  bool loop_parked = false;
+  bool caller_driving = false;
   std::atomic<TransferId> next_id{1};
   std::atomic<int64_t> active_count{0};
-  std::atomic<int64_t> wakeups{0};  // curl_multi_wakeup calls made by push()
+  std::atomic<int64_t> wakeups{0};  // wake-ups of the loop thread (push, a Driver letting go)
 
   // Loop-thread state.
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;
@@ -127,15 +132,22 @@ struct Transport::Impl {
   // queue was already non-empty, the push that made it so woke the loop (or came from the loop,
   // which reads the queue before it polls), so this command rides along; and the loop thread
   // itself never needs waking.
+  // A parked loop thread is woken through its condition variable, a loop in libcurl's poll (the
+  // loop thread's or a Driver's) through curl_multi_wakeup.
   void push(Command cmd) {
     bool wake;
+    bool unpark;
     {
       std::lock_guard<std::mutex> lock(mu);
       wake = commands.empty() && t_running_loop != this;
+      unpark = loop_parked && !caller_driving;
       commands.push_back(std::move(cmd));
     }
-    if (wake) {
-      wakeups.fetch_add(1, std::memory_order_relaxed);
+    if (!wake) return;
+    wakeups.fetch_add(1, std::memory_order_relaxed);
+    if (unpark) {
+      park_cv.notify_one();
+    } else {
       curl_multi_wakeup(multi);
     }
   }
@@ -433,38 +445,94 @@ struct Transport::Impl {
     return false;
   }
 
-  void loop() {
-    t_running_loop = this;
+  // The loop's work, on the thread that drives it (the loop thread, or a caller holding a Driver):
+  // queued commands, due timers, libcurl's work, finished transfers, deadlines.
+  void work() {
+    process_commands();
+    run_timers();
     int running = 0;
+    curl_multi_perform(multi, &running);
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Transfer* t = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
+      if (t != nullptr) finish(t, result_for(t, msg->data.result));
+    }
+    scan_deadlines();
+  }
+
+  // Waits at most `max_wait_ms` (less when libcurl or a timer is due sooner, not at all when a
+  // command is queued) for a socket or a wake-up.
+  void wait_for_io(long max_wait_ms) {
+    long wait_ms = -1;
+    curl_multi_timeout(multi, &wait_ms);
+    if (wait_ms < 0 || wait_ms > max_wait_ms) wait_ms = max_wait_ms;
+    if (!timers.empty()) {
+      const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(timers.top().due - Clock::now()).count();
+      wait_ms = std::clamp<long>(static_cast<long>(until), 0, wait_ms);
+    }
+    if (wait_ms > 20 && !transfers.empty() && any_custom_deadline()) wait_ms = 20;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!commands.empty() || stopping) wait_ms = 0;
+    }
+    if (wait_ms > 0) curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+  }
+
+  // Whether the driver has nothing to do (reads loop state: asked by the driver only, under mu).
+  bool idle() const { return commands.empty() && transfers.empty() && timers.empty(); }
+
+  // The loop thread: parks while it has nothing to do (so that a blocking caller may drive the loop
+  // itself) or while a Driver holds the loop; returns when it may take a turn, false once stopping.
+  bool wait_for_turn() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (caller_driving || (!stopping && idle())) {
+      loop_parked = true;
+      park_cv.wait(lock);
+      loop_parked = false;
+    }
+    return !stopping;
+  }
+
+  // A caller takes the loop while the loop thread is parked with nothing to do. With no transfer
+  // under way the loop thread is about to park (it has just handed a result over, perhaps to this
+  // very caller, who may have taken its core): the caller gives it a few microseconds to.
+  bool claim_for_caller() {
+    const auto give_up = Clock::now() + std::chrono::microseconds(50);
     while (true) {
       {
         std::lock_guard<std::mutex> lock(mu);
-        if (stopping) break;
+        if (caller_driving || stopping) return false;
+        if (loop_parked) {
+          caller_driving = true;
+          return true;
+        }
       }
-      process_commands();
-      run_timers();
-      curl_multi_perform(multi, &running);
-      int left = 0;
-      while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
-        if (msg->msg != CURLMSG_DONE) continue;
-        Transfer* t = nullptr;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
-        if (t != nullptr) finish(t, result_for(t, msg->data.result));
-      }
-      scan_deadlines();
-      long wait_ms = -1;
-      curl_multi_timeout(multi, &wait_ms);
-      if (wait_ms < 0 || wait_ms > 1000) wait_ms = 1000;
-      if (!timers.empty()) {
-        const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(timers.top().due - Clock::now()).count();
-        wait_ms = std::clamp<long>(static_cast<long>(until), 0, wait_ms);
-      }
-      if (wait_ms > 20 && !transfers.empty() && any_custom_deadline()) wait_ms = 20;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!commands.empty() || stopping) wait_ms = 0;
-      }
-      if (wait_ms > 0) curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+      if (active_count.load(std::memory_order_relaxed) != 0 || Clock::now() >= give_up) return false;
+      std::this_thread::yield();
+    }
+  }
+
+  // The caller gives the loop back; the loop thread takes over if anything is left to do.
+  void release_from_caller() {
+    bool work_left;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      caller_driving = false;
+      work_left = stopping || !idle();
+    }
+    if (work_left) {
+      wakeups.fetch_add(1, std::memory_order_relaxed);
+      park_cv.notify_one();
+    }
+  }
+
+  void loop() {
+    t_running_loop = this;
+    while (wait_for_turn()) {
+      work();
+      if (!transfers.empty() || !timers.empty()) wait_for_io(1000);  // else: park
     }
     // Shutting down: every transfer still known ends as cancelled, and so does whatever the sinks
     // or pending timers (retry waits) submit in reaction, so no waiter is left hanging.
@@ -514,8 +582,11 @@ Transport::~Transport() {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->stopping = true;
   }
+  impl_->park_cv.notify_one();
   curl_multi_wakeup(impl_->multi);
-  if (impl_->thread.get_id() == std::this_thread::get_id()) {
+  // From inside a sink (on the loop thread, or on a caller driving it) the loop cannot be joined:
+  // it winds down on its own once its driver lets go.
+  if (t_running_loop == impl_.get()) {
     impl_->thread.detach();
   } else {
     impl_->thread.join();
@@ -547,5 +618,30 @@ void Transport::post(std::function<void()> fn, std::chrono::milliseconds delay) 
 int64_t Transport::active() const { return impl_->active_count.load(std::memory_order_relaxed); }
 
 int64_t Transport::wakeups() const { return impl_->wakeups.load(std::memory_order_relaxed); }
+
+Transport::Driver::Driver(Transport& transport) {
+  if (!transport.impl_->claim_for_caller()) return;
+  impl_ = transport.impl_;
+  outer_loop_ = t_running_loop;
+  t_running_loop = impl_.get();
+}
+
+Transport::Driver::~Driver() {
+  if (!impl_) return;
+  t_running_loop = outer_loop_;
+  impl_->release_from_caller();
+}
+
+bool Transport::Driver::run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  if (!impl_) return done();
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    impl_->work();
+    if (done()) return true;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    impl_->wait_for_io(static_cast<long>(left));
+  }
+}
 
 }  // namespace orroute

@@ -68,12 +68,39 @@ class Transport {
   // Number of transfers in flight (approximate when read from another thread).
   int64_t active() const;
 
-  // How many times a command woke the transport thread (diagnostics: commands queued while one is
-  // already waiting, or queued from the transport thread itself, wake nobody).
+  // How many times the transport thread was woken, by a command or a Driver letting go (commands
+  // queued while one is waiting, or from the thread driving the loop, wake nobody). Diagnostics.
   int64_t wakeups() const;
 
  private:
   struct Impl;
+
+ public:
+  // Lets a blocking caller run the event loop on its own thread while the loop's thread has nothing
+  // to do (no transfer, timer nor command), so its call needs no hand-off between threads: no
+  // wake-up of the loop thread to send, none of the caller to return (each costs as much as a small
+  // call's CPU when it crosses cores). Still one loop: one multi handle, one thread in it at a time;
+  // the loop thread stays parked while a Driver is held. Commands queued from the holder's thread
+  // wake nobody (it reads the queue before it polls); sinks and posted functions run on it.
+  // When released, the loop thread takes over whatever is left (a transfer still under way).
+  class Driver {
+   public:
+    // Claims the loop if its thread is idle; held() says whether it did (otherwise it is busy,
+    // or another Driver holds it, and the caller waits as usual).
+    explicit Driver(Transport& transport);
+    ~Driver();
+    Driver(const Driver&) = delete;
+    Driver& operator=(const Driver&) = delete;
+    bool held() const { return impl_ != nullptr; }
+    // Runs the loop on this thread until `done()` or `timeout` passed; true if done(). Held only.
+    bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
+
+   private:
+    std::shared_ptr<Impl> impl_;  // null when not held
+    const void* outer_loop_ = nullptr;    // the loop this thread ran before (restored on release)
+  };
+
+ private:
   std::shared_ptr<Impl> impl_;
 };
 

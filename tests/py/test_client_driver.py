@@ -1,0 +1,126 @@
+"""A sync client's plain call runs the network loop on the caller's thread while the loop's own
+thread is idle (no hand-off between threads); everything a call does still happens, also with
+calls from several threads, an async client beside it, and a call interrupted by a signal (or
+making a call from its handler)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import orroute
+from orroute.testing import FakeOpenRouter
+
+MSGS = [{"role": "user", "content": "Say hello"}]
+KEY = "sk-or-v1-" + "c" * 60 + "3333"
+
+
+@pytest.fixture
+def fake():
+    with FakeOpenRouter(models=["m/a", "m/slow"], use_uvloop=False) as f:
+        yield f
+
+
+@pytest.fixture
+def client(fake):
+    return orroute.OpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=1)
+
+
+def test_a_sync_call_on_an_idle_client_wakes_no_thread(client):
+    client.chat.completions.create(model="m/a", messages=MSGS)
+    before = client._core.wakeups()
+    for _ in range(20):
+        r = client.chat.completions.create(model="m/a", messages=MSGS)
+        assert r.choices[0].message.content
+    assert client._core.wakeups() == before
+
+
+def test_sync_calls_from_many_threads_with_an_async_client_beside_them(client, fake):
+    aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url)
+    errors: list[BaseException] = []
+    done = []
+
+    def sync_worker() -> None:
+        try:
+            for _ in range(15):
+                done.append(client.chat.completions.create(model="m/a", messages=MSGS).id)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    async def async_calls() -> None:
+        rs = await asyncio.gather(*(aclient.chat.completions.create(model="m/a", messages=MSGS)
+                                    for _ in range(30)))
+        done.extend(r.id for r in rs)
+
+    threads = [threading.Thread(target=sync_worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    asyncio.run(async_calls())
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    assert len(done) == 6 * 15 + 30 and len(set(done)) == len(done)
+    assert client._core.active_transfers() == 0
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+def test_a_sync_call_interrupted_by_a_signal_is_cancelled_and_the_client_goes_on(client, fake):
+    fake.set_model_profile("m/slow", latency=30.0)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        t0 = time.monotonic()
+        with pytest.raises(Interrupted):
+            client.chat.completions.create(model="m/slow", messages=MSGS)
+        assert time.monotonic() - t0 < 5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    deadline = time.monotonic() + 5
+    while client._core.active_transfers() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client._core.active_transfers() == 0  # the slow transfer was cancelled
+    assert client.chat.completions.create(model="m/a", messages=MSGS).choices
+
+
+_CALL_FROM_A_SIGNAL_HANDLER = """
+import signal, sys
+import orroute
+from orroute.testing import FakeOpenRouter
+
+msgs = [{"role": "user", "content": "Say hello"}]
+with FakeOpenRouter(models=["m/a", "m/slow"], use_uvloop=False) as fake:
+    fake.set_model_profile("m/slow", latency=1.0)
+    client = orroute.OpenRouter(api_key=sys.argv[1], base_url=fake.base_url)
+    inner = []
+    signal.signal(signal.SIGALRM, lambda *_: inner.append(
+        client.chat.completions.create(model="m/a", messages=msgs).id))
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    outer = client.chat.completions.create(model="m/slow", messages=msgs)
+    print(len(inner), bool(outer.id))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+def test_a_sync_call_from_a_signal_handler_during_a_sync_call_completes(tmp_path):
+    script = tmp_path / "nested.py"
+    script.write_text(_CALL_FROM_A_SIGNAL_HANDLER)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, str(script), KEY], check=False, capture_output=True,
+                         text=True, timeout=30, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "True"]
