@@ -65,8 +65,14 @@ void write_py(Writer& w, py::handle obj, int depth) {
   } else if (PyLong_Check(obj.ptr())) {
     int overflow = 0;
     const long long v = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
-    if (overflow != 0) throw InvalidArgument("integer too large for JSON: " + py::str(obj).cast<std::string>());
-    w.Int64(v);
+    if (overflow == 0) {
+      w.Int64(v);
+    } else {  // beyond 64 bits: its digits, as json.dumps writes it (the reader judges its range)
+      PyObject* digits = PyLong_Type.tp_repr(obj.ptr());
+      if (digits == nullptr) throw py::error_already_set();
+      const std::string text = py::reinterpret_steal<py::str>(digits).cast<std::string>();
+      w.RawValue(text.data(), text.size(), rapidjson::kNumberType);
+    }
   } else if (PyFloat_Check(obj.ptr())) {
     const double d = PyFloat_AsDouble(obj.ptr());
     if (!std::isfinite(d)) throw InvalidArgument("NaN and infinity are not valid JSON numbers");
