@@ -22,6 +22,38 @@ void bind_stream(py::module_& m);  // bind_stream.cpp
 
 namespace {
 
+// A dict key as Python's json module writes it: a str as is; an int, float, bool or None as its
+// JSON text (`{50256: -100}` in a logit_bias is sent as `{"50256": -100}`).
+template <typename Writer>
+void write_key(Writer& w, py::handle key) {
+  if (PyUnicode_Check(key.ptr())) {
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(key.ptr(), &n);
+    if (s == nullptr) throw py::error_already_set();
+    w.Key(s, static_cast<rapidjson::SizeType>(n));
+    return;
+  }
+  std::string text;
+  if (key.is_none()) {
+    text = "null";
+  } else if (PyBool_Check(key.ptr())) {
+    text = key.ptr() == Py_True ? "true" : "false";
+  } else if (PyLong_Check(key.ptr()) || PyFloat_Check(key.ptr())) {
+    if (PyFloat_Check(key.ptr()) && !std::isfinite(PyFloat_AsDouble(key.ptr()))) {
+      throw InvalidArgument("NaN and infinity are not valid JSON object keys");
+    }
+    // int.__repr__ / float.__repr__, as json does: an IntEnum key is its number
+    const reprfunc repr = PyLong_Check(key.ptr()) ? PyLong_Type.tp_repr : PyFloat_Type.tp_repr;
+    PyObject* r = repr(key.ptr());
+    if (r == nullptr) throw py::error_already_set();
+    text = py::reinterpret_steal<py::str>(r).cast<std::string>();
+  } else {
+    throw InvalidArgument("JSON object keys must be str, int, float, bool or None, not " +
+                          py::str(py::type::handle_of(key).attr("__name__")).cast<std::string>());
+  }
+  w.Key(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+}
+
 template <typename Writer>
 void write_py(Writer& w, py::handle obj, int depth) {
   if (depth >= kMaxJsonDepth) {
@@ -34,8 +66,14 @@ void write_py(Writer& w, py::handle obj, int depth) {
   } else if (PyLong_Check(obj.ptr())) {
     int overflow = 0;
     const long long v = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
-    if (overflow != 0) throw InvalidArgument("integer too large for JSON: " + py::str(obj).cast<std::string>());
-    w.Int64(v);
+    if (overflow == 0) {
+      w.Int64(v);
+    } else {  // beyond 64 bits: its digits, as json.dumps writes it (the reader judges its range)
+      PyObject* digits = PyLong_Type.tp_repr(obj.ptr());
+      if (digits == nullptr) throw py::error_already_set();
+      const std::string text = py::reinterpret_steal<py::str>(digits).cast<std::string>();
+      w.RawValue(text.data(), text.size(), rapidjson::kNumberType);
+    }
   } else if (PyFloat_Check(obj.ptr())) {
     const double d = PyFloat_AsDouble(obj.ptr());
     if (!std::isfinite(d)) throw InvalidArgument("NaN and infinity are not valid JSON numbers");
@@ -48,10 +86,7 @@ void write_py(Writer& w, py::handle obj, int depth) {
   } else if (PyDict_Check(obj.ptr())) {
     w.StartObject();
     for (auto item : py::reinterpret_borrow<py::dict>(obj)) {
-      if (!PyUnicode_Check(item.first.ptr())) throw InvalidArgument("JSON object keys must be strings");
-      Py_ssize_t n = 0;
-      const char* s = PyUnicode_AsUTF8AndSize(item.first.ptr(), &n);
-      w.Key(s, static_cast<rapidjson::SizeType>(n));
+      write_key(w, item.first);
       write_py(w, item.second, depth + 1);
     }
     w.EndObject();

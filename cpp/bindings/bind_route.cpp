@@ -468,17 +468,17 @@ void bind_route(py::module_& m) {
           py::arg("output_tokens") = 0, py::arg("window") = 60.0);
 
   py::class_<EngineTask>(m, "EngineTask")
-      // The fields every task sets, in one call (each property set is a call of its own).
-      .def(py::init([](std::string request_json, std::string task_id, bool stream,
-                       std::string task_type) {
+      // The fields every task sets, in one call (each property set is a call of its own). The
+      // request is JSON text, or a dict written as the client writes its bodies (no str between).
+      .def(py::init([](py::handle request, std::string task_id, bool stream, std::string task_type) {
              EngineTask t;
-             t.request_json = std::move(request_json);
+             t.request_json = PyUnicode_Check(request.ptr()) ? request.cast<std::string>() : py_to_json(request);
              t.task_id = std::move(task_id);
              t.stream = stream;
              if (!task_type.empty()) t.task_type = std::move(task_type);  // else "general"
              return t;
            }),
-           py::arg("request_json") = std::string(), py::arg("task_id") = std::string(),
+           py::arg("request_json") = py::str(), py::arg("task_id") = std::string(),
            py::arg("stream") = false, py::arg("task_type") = std::string())
       .def_readwrite("request_json", &EngineTask::request_json)
       .def_readwrite("task_type", &EngineTask::task_type)

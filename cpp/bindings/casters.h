@@ -5,6 +5,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <string>
 
 #include "orroute/catalog/money.h"
@@ -29,11 +30,31 @@ struct type_caster<orroute::Money> {
   }
 
   static handle cast(const orroute::Money& m, return_value_policy, handle) {
+    // A Decimal is immutable, so the amounts converted last are handed out again: a call's cost
+    // and estimate repeat across calls of one shape, and building a Decimal from text (its context
+    // lookup and parse) was half of a result's conversion. Slots are read and written under the
+    // GIL, which every cast holds; a slot's Decimal lives until another amount takes the slot.
+    struct Slot {
+      orroute::Money::Rep units = 0;
+      PyObject* decimal = nullptr;
+    };
+    static Slot slots[kCachedAmounts];
+    const orroute::Money::Rep units = m.units();
+    const uint64_t mixed = (static_cast<uint64_t>(units) ^ static_cast<uint64_t>(units >> 64)) * 0x9E3779B97F4A7C15ull;
+    Slot& slot = slots[mixed >> (64 - kCachedAmountsLog2)];
+    if (slot.decimal != nullptr && slot.units == units) return handle(slot.decimal).inc_ref();
     static object decimal_cls = module_::import("decimal").attr("Decimal");
-    return decimal_cls(m.to_string()).release();
+    object made = decimal_cls(m.to_string());
+    Py_XDECREF(slot.decimal);
+    slot.units = units;
+    slot.decimal = made.inc_ref().ptr();
+    return made.release();
   }
 
  private:
+  static constexpr int kCachedAmountsLog2 = 6;
+  static constexpr int kCachedAmounts = 1 << kCachedAmountsLog2;
+
   static bool is_decimal(handle h) {
     static object decimal_cls = module_::import("decimal").attr("Decimal");
     return isinstance(h, decimal_cls);

@@ -1,6 +1,6 @@
 # Type stubs for orroute._core (the C++ core). Keep in step with cpp/bindings/*.cpp: CI runs
 # `python -m mypy.stubtest orroute._core`. Private module: use the public API in `orroute`.
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import ClassVar
 
@@ -978,7 +978,7 @@ class EngineTask:
     project: str
     conversation: str
     tags: list[tuple[str, str]]
-    def __init__(self, request_json: str = "", task_id: str = "", stream: bool = False,
+    def __init__(self, request_json: str | Mapping[str, Any] = "", task_id: str = "", stream: bool = False,
                  task_type: str = "") -> None: ...
 
 class EngineRun:

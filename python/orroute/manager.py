@@ -11,7 +11,7 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -199,6 +199,34 @@ class TaskResult:
 
 
 _LAZY_FIELDS = ("attempts", "reasons", "candidates", "complexity", "response")
+
+
+def _defaults_of_result() -> dict[str, Any]:
+    """Every defaulted field of :class:`TaskResult` as its ``__init__`` stores it (a lazy field
+    under its slot, empty: computed on first read)."""
+    out: dict[str, Any] = {}
+    for f in fields(TaskResult):
+        if isinstance(f.default, _Lazy):
+            out["_" + f.name] = None
+        elif f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not MISSING:  # a fresh value per result: not shareable here
+            raise TypeError(f"TaskResult.{f.name}: _engine_result does not take factory defaults")
+    return out
+
+
+_RESULT_DEFAULTS = _defaults_of_result()
+
+
+def _engine_result(**given: Any) -> TaskResult:
+    """A :class:`TaskResult` of the engine's figures, made without the dataclass ``__init__``
+    (its five lazy-field setters were most of the cost of every call's result): the same
+    instance dict, defaults first."""
+    result = TaskResult.__new__(TaskResult)
+    state = result.__dict__
+    state.update(_RESULT_DEFAULTS)
+    state.update(given)
+    return result
 
 
 def _attempts(raw: Sequence[Mapping[str, Any]]) -> list[Attempt]:
@@ -552,7 +580,7 @@ class AIModelManager:
             total_tokens=res["prompt_tokens"] + res["completion_tokens"],
         )
         result_id = res["completion_id"] or os.urandom(12).hex()
-        result = TaskResult(
+        result = _engine_result(
             id=result_id,
             task_id="",
             content=res["content"] or "",
@@ -565,9 +593,9 @@ class AIModelManager:
             provider=res.get("provider", ""),
             provider_model=res.get("provider_model", ""),
             completion_json=res["completion"],
+            # what attempts, reasons, candidates and complexity are made from when read
+            _details=res if pending is None else pending,
         )
-        # what attempts, reasons, candidates and complexity are made from when read
-        result.__dict__["_details"] = res if pending is None else pending
         self._results[result_id] = (result.model, result.task_type)
         if len(self._results) > _FEEDBACK_MEMORY:
             self._results.popitem(last=False)

@@ -146,7 +146,8 @@ class Task:
             messages = [{"role": "user", "content": messages}]
         msgs = list(messages)
         for i, m in enumerate(msgs):
-            if not isinstance(m, Mapping) or "role" not in m:
+            # a dict first: the Mapping check is an ABC's (several times the cost)
+            if (m.__class__ is not dict and not isinstance(m, Mapping)) or "role" not in m:
                 raise InvalidArgumentError(f"task message {i} must be a mapping with a 'role'")
         if input_size is not None and input_size < 0:
             raise InvalidArgumentError(f"input_size must be >= 0, got {input_size}")
@@ -161,21 +162,22 @@ class Task:
                 raise InvalidArgumentError(f"budget must be an amount in USD, got {budget!r}") from None
             if not budget.is_finite() or budget < 0:
                 raise InvalidArgumentError(f"budget must be >= 0, got {budget}")
-        params = dict(params or {})
-        reserved = sorted(_ROUTER_FIELDS.intersection(params))
-        if reserved:
-            raise InvalidArgumentError(f"task params may not set {reserved[0]!r}: the router does")
+        params = dict(params) if params else {}
+        if params:
+            reserved = sorted(_ROUTER_FIELDS.intersection(params))
+            if reserved:
+                raise InvalidArgumentError(f"task params may not set {reserved[0]!r}: the router does")
         self.id = id if id is not None else _new_task_id()
         self.type = type
         self.messages: list[Message] = msgs
         self.input_size = input_size
         self.max_tokens = max_tokens
         self.project = project
-        self.capabilities = tuple(capabilities)
+        self.capabilities = tuple(capabilities) if capabilities else ()
         self.quality = quality
         self.budget = budget
         self.conversation = conversation
-        self.tags = dict(tags or {})
+        self.tags = dict(tags) if tags else {}
         self.params: dict[str, Any] = params
         if compress is not None and compress is not False:
             from .compress import Compression

@@ -41,3 +41,42 @@ TEST_CASE("a task's own strategy ranks the candidates and ignores the body's ali
   CHECK(engine.plan(task).candidates ==
         std::vector<std::string>{"orroute/auto", "configured/chain"});
 }
+
+TEST_CASE("the first attempt's body made by plan() is the one the request text gives", "[engine]") {
+  const std::string model =
+      R"({"id":"m/a","context_length":64000,"architecture":{"input_modalities":["text"],)"
+      R"("output_modalities":["text"]},"pricing":{"prompt":"0.000001","completion":"0.000002"}})";
+  auto catalog = std::make_shared<const ModelCatalog>(ModelCatalog::from_json("{\"data\":[" + model + "]}"));
+  EngineConfig config;
+  config.client.base_url = "http://127.0.0.1:9";  // never called: plan() only
+  config.client.api_keys = {"sk-test"};
+  config.fallbacks = {"m/a", "m/b", "m/c"};
+  for (const int server_side : {0, 2}) {
+    config.server_side_fallbacks = server_side;
+    Engine engine(config, catalog, nullptr, QualityPriors());
+    for (const char* request :
+         {R"({"messages":[{"role":"user","content":"hi"}],"temperature":0.5,"extra":{"k":[1,2]}})",
+          R"({"model":"m/b","messages":[{"role":"user","content":"hi"}],"max_tokens":9,"usage":{"include":false}})",
+          R"({"messages":[{"role":"user","content":"hi"}],"models":["x/y"],"stream_options":{"include_usage":false}})"}) {
+      for (const bool stream : {false, true}) {
+        CAPTURE(server_side, request, stream);
+        EngineTask task;
+        task.request_json = request;
+        task.stream = stream;
+        const EnginePlan plan = engine.plan(task);
+        REQUIRE(plan.first_attempt);
+        const PreparedAttempt& first = *plan.first_attempt;
+        CHECK(first.model == plan.candidates.front());
+        CHECK(first.stream == stream);
+        CHECK(first.server_models == server_fallbacks(plan.candidates, server_side));
+        CHECK_FALSE(first.reserved_max_tokens);  // no ledger: nothing reserved, nothing metered
+        CHECK(first.body == chat_attempt_body(task.request_json, first.model, stream, first.server_models));
+        // made for that attempt only
+        CHECK(first.made_for(first.model, stream, first.server_models, std::nullopt));
+        CHECK_FALSE(first.made_for(first.model, !stream, first.server_models, std::nullopt));
+        CHECK_FALSE(first.made_for("m/c", stream, first.server_models, std::nullopt));
+        CHECK_FALSE(first.made_for(first.model, stream, first.server_models, int64_t{16}));
+      }
+    }
+  }
+}

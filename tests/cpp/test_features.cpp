@@ -87,6 +87,32 @@ TEST_CASE("prompt stats read length, code, math and multi-step cues", "[features
   }
 }
 
+TEST_CASE("prompt stats count every occurrence of the multi-byte cues, overlapping ones too",
+          "[features]") {
+  // "==" twice in "===" (and '=' three times as a math cue); "```" twice in "````"
+  const auto eq = orroute::prompt_stats("a === b");
+  REQUIRE(eq.code_cues == 2);
+  REQUIRE(eq.math_cues == 3);
+  REQUIRE(orroute::prompt_stats("````").code_fences == 2);
+  // each symbol cue, and one at the very end of the text
+  REQUIRE(orroute::prompt_stats("x => y -> z () // a != b += c :: d").code_cues == 7);
+  REQUIRE(orroute::prompt_stats("x ==").code_cues == 1);
+  REQUIRE(orroute::prompt_stats("=").code_cues == 0);
+  // "step by step" is case-sensitive and may end the text; each "step" word is a keyword too
+  REQUIRE(orroute::prompt_stats("step by step").multistep_cues == 3);
+  REQUIRE(orroute::prompt_stats("Step By Step").multistep_cues == 2);
+  // keywords: whole words, lower-cased, at most 15 bytes; UTF-8 bytes are word bytes
+  REQUIRE(orroute::prompt_stats("SOLVE the Integral").math_cues == 2);
+  REQUIRE(orroute::prompt_stats("solved integrals").math_cues == 0);
+  REQUIRE(orroute::prompt_stats("\xc3\xa9solve").math_cues == 0);
+  REQUIRE(orroute::prompt_stats("javascript typescript").code_cues == 2);
+  // lines end at '\n' and at the end of the text, blank ones not counted
+  const auto lines = orroute::prompt_stats("A) one\n\n  \nb. two\n- three\n10) four");
+  REQUIRE(lines.lines == 4);
+  REQUIRE(lines.choice_options == 2);
+  REQUIRE(lines.list_items == 2);
+}
+
 TEST_CASE("feature config is validated", "[features]") {
   FeatureConfig bad;
   bad.hash_bits = 4;

@@ -80,3 +80,18 @@ TEST_CASE("the quality floor rises with the tier and economy has none", "[route]
   REQUIRE(quality_floor(ComplexityTier::kPremium) < quality_floor(ComplexityTier::kFrontier));
   REQUIRE(quality_floor(ComplexityTier::kFrontier) <= 1.0);
 }
+
+TEST_CASE("cue words count where a word starts, in any ASCII case", "[route][complexity]") {
+  const auto type_of = [](std::string_view p) { return judge(p).task_type; };
+  REQUIRE(type_of("Summarize this") == "summarization");  // a cue may run on into the word
+  REQUIRE(type_of("TL;DR please") == "summarization");
+  REQUIRE(type_of("the unsummarized text") == "general");  // not where a word starts
+  REQUIRE(type_of("re-design the page") == "reasoning");   // after a hyphen a word starts
+  REQUIRE(type_of("\xc3\xa9" "design") == "reasoning");     // UTF-8 bytes are no letters here
+  REQUIRE(type_of("redesign the page") == "general");
+  REQUIRE(type_of("HOW do magnets work") == "reasoning");
+  REQUIRE(type_of("tell me how") == "general");  // "how " needs its space
+  REQUIRE(type_of("Write a HAIKU") == "creative");
+  REQUIRE(type_of("label these rows") == "extraction");
+  REQUIRE(type_of("  WHAT IS an atom") == "chat");  // a lookup, case-insensitively, after spaces
+}

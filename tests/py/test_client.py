@@ -33,6 +33,15 @@ def client(fake):
     )
 
 
+def test_non_string_keys_are_sent_as_json_writes_them(client, fake):
+    # as the openai SDK (json.dumps) sends them: logit_bias is keyed by token ids, often ints
+    client.chat.completions.create(model="m/a", messages=MSGS,
+                                   logit_bias={50256: -100, True: 1, None: 2, 1.5: 3})
+    assert fake.last_request.json["logit_bias"] == {"50256": -100, "true": 1, "null": 2, "1.5": 3}
+    with pytest.raises(orroute.InvalidArgumentError, match="keys must be str, int, float"):
+        client.chat.completions.create(model="m/a", messages=MSGS, logit_bias={(1, 2): 1})
+
+
 def test_completion_has_openai_shape_and_openrouter_extras(client, fake):
     r = client.chat.completions.create(model="m/a", messages=MSGS)
     assert r.object == "chat.completion"

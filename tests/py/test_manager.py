@@ -42,6 +42,24 @@ def test_result_has_content_model_usage_cost_attempts_and_reasons(fake):
     assert m.spent() == r.cost
 
 
+def test_task_params_are_sent_as_json_writes_them(fake):
+    # logit_bias is keyed by token id: callers pass ints (the openai SDK sends them as strings)
+    params = {"logit_bias": {50256: -100, "15": 5}, "temperature": 0.25, "stop": ("a", "b"),
+              "metadata": {"note": "café ☕"}}
+    m = manager(fake)
+    m.execute_task_sync(Task(messages="Say hello", max_tokens=20, params=params))
+    asyncio.run(m.execute_task(Task(messages="Say hello", max_tokens=20, params=params)))
+    sent = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+    assert len(sent) == 2
+    for request in sent:
+        assert request.json["logit_bias"] == {"50256": -100, "15": 5}
+        assert request.json["temperature"] == 0.25 and request.json["stop"] == ["a", "b"]
+        assert request.json["metadata"] == {"note": "café ☕"}
+    with pytest.raises(orroute.InvalidArgumentError, match="keys must be str"):
+        m.execute_task_sync(Task(messages="Say hello", params={"logit_bias": {(1, 2): 1}}))
+    assert len(chat_models(fake)) == 2  # the bad one was refused before sending
+
+
 def test_fallback_order_is_followed(fake):
     fake.fail("test/a", Fault.server_error())
     fake.fail("test/b", Fault.moderation())

@@ -177,6 +177,19 @@ def test_an_awaited_result_reads_its_attempts_and_plan_as_a_blocking_one_does(fa
     assert fresh.reasons == ["mine"]
 
 
+def test_a_result_made_by_the_engine_has_every_field_the_constructor_sets(fake):
+    """Results of calls are made without the dataclass ``__init__`` (it is most of their cost):
+    each must hold what the constructor would store, for every field, on both paths."""
+    import dataclasses
+
+    m = manager(fake)
+    for r in (m.execute_task_sync(Task(messages="Say hello", max_tokens=20)),
+              asyncio.run(m.execute_task(Task(messages="Say hello", max_tokens=20)))):
+        made = dataclasses.replace(r)  # through __init__, every field given
+        assert set(vars(r)) - {"_details"} == set(vars(made)) - {"_details"}
+        assert r == made and repr(r) == repr(made)
+
+
 def test_a_task_result_built_by_hand_has_empty_details():
     r = orroute.TaskResult(id="r", task_id="t", content="c", model="m/a",
                            usage={"prompt_tokens": 1}, cost=0)  # type: ignore[arg-type]

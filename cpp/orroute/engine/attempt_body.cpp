@@ -17,6 +17,21 @@ std::string chat_attempt_body(std::string_view request_json, const std::string& 
     throw InvalidArgument(std::string("chat request must be a JSON object") +
                           (st == JsonParse::kOk ? "" : std::string(" (") + json_parse_reason(st) + ")"));
   }
+  return chat_attempt_body(d, model, stream, server_models, reserved_max_tokens);
+}
+
+std::vector<std::string> server_fallbacks(const std::vector<std::string>& candidates, int n) {
+  std::vector<std::string> out;
+  for (size_t i = 1; i < candidates.size() && static_cast<int>(out.size()) < n; ++i) {
+    out.push_back(candidates[i]);
+  }
+  return out;
+}
+
+std::string chat_attempt_body(rapidjson::Document& d, const std::string& model, bool stream,
+                              const std::vector<std::string>& server_models,
+                              std::optional<int64_t> reserved_max_tokens) {
+  if (!d.IsObject()) throw InvalidArgument("chat request must be a JSON object");
   auto& a = d.GetAllocator();
   // Replace in place: every other member keeps its value and its place.
   if (auto it = d.FindMember("model"); it != d.MemberEnd()) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <rapidjson/document.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -20,5 +22,28 @@ namespace orroute {
 std::string chat_attempt_body(std::string_view request_json, const std::string& model, bool stream,
                               const std::vector<std::string>& server_models,
                               std::optional<int64_t> reserved_max_tokens = std::nullopt);
+// The same, of a request already parsed (a JSON object), which it changes in place.
+std::string chat_attempt_body(rapidjson::Document& request, const std::string& model, bool stream,
+                              const std::vector<std::string>& server_models,
+                              std::optional<int64_t> reserved_max_tokens = std::nullopt);
+
+// OpenRouter's server-side fallbacks of a run: the candidates after the first, at most `n`.
+std::vector<std::string> server_fallbacks(const std::vector<std::string>& candidates, int n);
+
+// A first attempt's body made ahead (by plan(), from the request it parsed anyway) and what it
+// was made for: sent as is when the first attempt asks for exactly that, so a call's request is
+// parsed once, not once more for its first attempt.
+struct PreparedAttempt {
+  std::string model;
+  bool stream = false;
+  std::vector<std::string> server_models;
+  std::optional<int64_t> reserved_max_tokens;
+  std::string body;
+
+  bool made_for(const std::string& m, bool s, const std::vector<std::string>& servers,
+                std::optional<int64_t> reserved) const {
+    return m == model && s == stream && servers == server_models && reserved == reserved_max_tokens;
+  }
+};
 
 }  // namespace orroute

@@ -60,8 +60,14 @@ void ChatSender::start(const std::string& model, std::function<void(AttemptResul
   }
   if (!cfg.app_url.empty()) req.headers.add("HTTP-Referer", cfg.app_url);
   if (!cfg.user_agent.empty()) req.headers.add("User-Agent", cfg.user_agent);
-  req.body = chat_attempt_body(body_json_, model, stream_, server_models_,
-                               meter_limit_ > 0 ? std::optional<int64_t>(meter_limit_) : std::nullopt);
+  const std::optional<int64_t> reserved =
+      meter_limit_ > 0 ? std::optional<int64_t>(meter_limit_) : std::nullopt;
+  if (prepared_ && prepared_->made_for(model, stream_, server_models_, reserved)) {
+    req.body = std::move(prepared_->body);
+  } else {
+    req.body = chat_attempt_body(body_json_, model, stream_, server_models_, reserved);
+  }
+  prepared_.reset();  // the first attempt's only: a retry, a fallback or a next key build their own
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
   auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(key), std::move(done));
   submit(client_, std::move(req), std::move(sink), model);

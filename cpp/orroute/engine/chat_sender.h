@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "orroute/engine/attempt_body.h"
 #include "orroute/engine/engine.h"
 #include "orroute/engine/provider_routes.h"
 #include "orroute/net/api_client.h"
@@ -34,6 +35,9 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   // Several providers: candidates "<model>@<provider>" go to that provider, through its client and
   // wire adapter. `routes` must outlive the sender.
   void set_routes(const ProviderRoutes* routes) { routes_ = routes; }
+  // The first attempt's body, made ahead by plan() (set before the run starts): the first
+  // attempt sends it when made for that attempt's model and options; no later one does.
+  void set_prepared(PreparedAttempt prepared) { prepared_ = std::move(prepared); }
 
   std::function<void()> send(const std::string& model, int,
                              std::function<void(AttemptResult)> done) override;
@@ -119,6 +123,7 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   uint64_t attempt_ = 0;        // send() calls so far (the current attempt's number)
   std::shared_ptr<ApiClient> transfer_client_;  // whose transport runs it
   const ProviderRoutes* routes_ = nullptr;
+  std::optional<PreparedAttempt> prepared_;  // taken by the first start()
   std::string model_;
   int sent_ = 0;
 };

@@ -22,6 +22,7 @@
 #include "orroute/cost/call_pricing.h"
 #include "orroute/cost/feedback_store.h"
 #include "orroute/cost/ledger.h"
+#include "orroute/engine/attempt_body.h"
 #include "orroute/engine/settle_worker.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/chunk_queue.h"
@@ -123,6 +124,8 @@ struct EnginePlan {
   std::vector<std::string> shape_candidates;  // the candidates `shape` was made for
   // Prompt tokens by tokenizer (the key of tokenizer_key()), as counted for this request.
   std::vector<std::pair<std::string, int64_t>> prompt_counts;
+  // The first candidate's attempt body, from the request as plan() parsed it.
+  std::optional<PreparedAttempt> first_attempt;
 };
 
 struct EngineResult {

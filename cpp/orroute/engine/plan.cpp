@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "orroute/engine/attempt_body.h"
 #include "orroute/engine/catalog_prices.h"
 #include "orroute/engine/chat_text.h"
 #include "orroute/engine/default_order.h"
@@ -146,12 +147,8 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   // pricer, the same request shape (plus the server-side fallbacks it would send), and the prompt
   // counted with that model's own tokenizer.
   RequestShape shape = request_shape_of(body);
-  if (shape.models.empty()) {
-    for (size_t i = 1; i < plan.candidates.size() &&
-                       static_cast<int>(shape.models.size()) < config_.server_side_fallbacks; ++i) {
-      shape.models.push_back(plan.candidates[i]);
-    }
-  }
+  std::vector<std::string> server_models = server_fallbacks(plan.candidates, config_.server_side_fallbacks);
+  if (shape.models.empty()) shape.models = server_models;
   int64_t first_prompt = plan.prompt_tokens;
   try {
     first_prompt = count_for(plan.candidates.front());
@@ -168,6 +165,13 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   plan.tools_json = std::move(tools_json);
   plan.shape = std::move(shape);
   plan.shape_candidates = plan.candidates;
+  // Last: it changes `body` (model, stream, usage...), which nothing above reads any more.
+  PreparedAttempt& first = plan.first_attempt.emplace();
+  first.model = plan.candidates.front();
+  first.stream = task.stream;
+  first.server_models = std::move(server_models);
+  if (guard_) first.reserved_max_tokens = plan.max_tokens;  // as submit() meters it
+  first.body = chat_attempt_body(body, first.model, first.stream, first.server_models, first.reserved_max_tokens);
   return plan;
 }
 

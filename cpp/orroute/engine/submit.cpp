@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "orroute/cache/replay.h"
+#include "orroute/engine/attempt_body.h"
 #include "orroute/engine/cache_gate.h"
 #include "orroute/engine/catalog_prices.h"
 #include "orroute/engine/chat_sender.h"
@@ -43,13 +44,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     return serve_cached(*hit, task, std::move(plan), on_chunk, std::move(on_done));
   }
 
-  std::vector<std::string> server_models;
-  if (config_.server_side_fallbacks > 0) {
-    for (size_t i = 1; i < plan.candidates.size() &&
-                       static_cast<int>(server_models.size()) < config_.server_side_fallbacks; ++i) {
-      server_models.push_back(plan.candidates[i]);
-    }
-  }
+  std::vector<std::string> server_models = server_fallbacks(plan.candidates, config_.server_side_fallbacks);
   // Under a ledger the request carries the max_tokens that was reserved, and answers are metered.
   const int64_t meter_limit = guard_ ? plan.max_tokens : 0;
   RequestShape shape;
@@ -75,6 +70,8 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
                                                 plan.prompt_tokens);
   for (const auto& [key, n] : plan.prompt_counts) prices->seed(key, n);
   if (routes) sender->set_routes(routes);
+  if (plan.first_attempt) sender->set_prepared(std::move(*plan.first_attempt));
+  plan.first_attempt.reset();
   std::shared_ptr<PriceBook> book = prices;
   if (routes) book = std::make_shared<RoutedPrices>(prices, *routes);
   std::shared_ptr<LedgerGate> gate;

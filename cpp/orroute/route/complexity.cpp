@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "orroute/error.h"
 #include "orroute/fixed_text.h"
@@ -36,34 +36,77 @@ double quality_floor(ComplexityTier t) noexcept {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s.size(), ' ');
-  std::transform(s.begin(), s.end(), out.begin(),
-                 [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
-  return out;
+// ASCII only, whatever the process locale (Python sets LC_CTYPE from the environment): bytes of
+// UTF-8 text are never letters here.
+bool is_alnum(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+char lower(unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); }
+
+// Whether `text` holds `cue` (lower case) at `i`, ignoring ASCII case.
+bool cue_at(std::string_view text, size_t i, std::string_view cue) {
+  if (text.size() - i < cue.size()) return false;
+  for (size_t k = 0; k < cue.size(); ++k) {
+    if (lower(static_cast<unsigned char>(text[i + k])) != cue[k]) return false;
+  }
+  return true;
 }
 
-// Occurrences of any cue in `text` (already lower-cased). Cues starting with a letter must start
-// at a word boundary so "class" does not match "classic"... at its start at least.
-int count_cues(const std::string& text, std::initializer_list<std::string_view> cues) {
-  int n = 0;
-  for (std::string_view cue : cues) {
-    size_t pos = 0;
-    while ((pos = text.find(cue, pos)) != std::string::npos) {
-      const bool word_start = pos == 0 || !std::isalnum(static_cast<unsigned char>(text[pos - 1])) ||
-                              !std::isalpha(static_cast<unsigned char>(cue.front()));
-      if (word_start) ++n;
-      pos += cue.size();
+// The families of cue words the analyzer asks about. A cue counts where it starts a word (every
+// cue starts with a letter, so "class" is not found in "subclass"); it may run on into the word
+// ("summar" finds "summarize").
+enum CueFamily : uint32_t {
+  kWhyHow = 1u << 0,
+  kDeep = 1u << 1,
+  kTranslate = 1u << 2,
+  kSummary = 1u << 3,
+  kExtraction = 1u << 4,
+  kCreative = 1u << 5,
+};
+
+struct CueWord {
+  std::string_view text;
+  uint32_t family;
+};
+
+constexpr CueWord kCueWords[] = {
+    {"why", kWhyHow},        {"how ", kWhyHow},       {"explain", kWhyHow},    {"prove", kDeep},
+    {"design", kDeep},       {"analyze", kDeep},      {"analyse", kDeep},      {"optimize", kDeep},
+    {"derive", kDeep},       {"critique", kDeep},     {"research", kDeep},     {"translate", kTranslate},
+    {"summar", kSummary},    {"tl;dr", kSummary},     {"tldr", kSummary},      {"extract", kExtraction},
+    {"classify", kExtraction}, {"json", kExtraction}, {"categorize", kExtraction}, {"label", kExtraction},
+    {"story", kCreative},    {"poem", kCreative},     {"haiku", kCreative},    {"essay", kCreative},
+    {"lyrics", kCreative},   {"creative", kCreative}, {"slogan", kCreative}};
+
+// The cue families found in `text`, in one pass: only word starts are compared, each with the
+// cues of its first letter.
+uint32_t cue_families(std::string_view text) {
+  static const auto by_letter = [] {
+    std::array<std::vector<CueWord>, 26> out;
+    for (const CueWord& w : kCueWords) out[static_cast<size_t>(w.text[0] - 'a')].push_back(w);
+    return out;
+  }();
+  uint32_t found = 0;
+  bool after_alnum = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool word_start = !after_alnum && is_alpha(c);
+    after_alnum = is_alnum(c);
+    if (!word_start) continue;
+    for (const CueWord& w : by_letter[static_cast<size_t>(lower(c) - 'a')]) {
+      if ((found & w.family) == 0 && cue_at(text, i, w.text)) found |= w.family;
     }
   }
-  return n;
+  return found;
 }
 
-bool starts_with_any(const std::string& text, std::initializer_list<std::string_view> cues) {
+bool starts_with_any(std::string_view text, std::initializer_list<std::string_view> cues) {
   size_t i = 0;
-  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  while (i < text.size() && is_space(static_cast<unsigned char>(text[i]))) ++i;
   for (std::string_view cue : cues) {
-    if (text.compare(i, cue.size(), cue) == 0) return true;
+    if (cue_at(text, i, cue)) return true;
   }
   return false;
 }
@@ -87,7 +130,7 @@ ComplexityTier ComplexityAnalyzer::tier_for(double score) const noexcept {
 }
 
 Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {
-  const std::string t = lower(in.prompt);
+  const uint32_t cues = cue_families(in.prompt);
   ComplexityFeatures f;
 
   const double tokens = in.prompt_tokens >= 0 ? static_cast<double>(in.prompt_tokens)
@@ -104,12 +147,11 @@ Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {
 
   // Question type: lookups and small transformations are easy; "why/how" asks for reasoning;
   // design / proof / analysis asks for the most.
-  const bool lookup = starts_with_any(t, {"what is", "what's", "who ", "when ", "where ", "define",
+  const bool lookup = starts_with_any(in.prompt, {"what is", "what's", "who ", "when ", "where ", "define",
                                           "translate", "list ", "name ", "hi", "hello", "thanks",
                                           "is ", "are ", "yes", "no"});
-  const bool why_how = count_cues(t, {"why", "how ", "explain"}) > 0;
-  const bool deep = count_cues(t, {"prove", "design", "analyze", "analyse", "optimize", "derive",
-                                   "critique", "research"}) > 0;
+  const bool why_how = (cues & kWhyHow) != 0;
+  const bool deep = (cues & kDeep) != 0;
   f.question = deep ? 1.0 : why_how ? 0.6 : lookup ? 0.0 : 0.3;
 
   f.tools = in.tools <= 0 ? 0.0 : std::min(1.0, 0.5 + 0.1 * in.tools);
@@ -154,13 +196,13 @@ Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {
     out.task_type = "coding";
   } else if (f.math >= 0.4) {
     out.task_type = "math";
-  } else if (count_cues(t, {"translate"}) > 0) {
+  } else if (cues & kTranslate) {
     out.task_type = "translation";
-  } else if (count_cues(t, {"summar", "tl;dr", "tldr"}) > 0) {
+  } else if (cues & kSummary) {
     out.task_type = "summarization";
-  } else if (count_cues(t, {"extract", "classify", "json", "categorize", "label"}) > 0) {
+  } else if (cues & kExtraction) {
     out.task_type = "extraction";
-  } else if (count_cues(t, {"story", "poem", "haiku", "essay", "lyrics", "creative", "slogan"}) > 0) {
+  } else if (cues & kCreative) {
     out.task_type = "creative";
   } else if (f.multi_step >= 0.4 || deep || why_how) {
     out.task_type = "reasoning";

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "orroute/error.h"
@@ -32,12 +33,12 @@ uint64_t mix(uint64_t x) {
   return x;
 }
 
-bool is_alnum(unsigned char c) {
+constexpr bool is_alnum(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
-bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-bool is_punct(unsigned char c) { return c > 32 && c < 127 && !is_alnum(c); }
-bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+constexpr bool is_punct(unsigned char c) { return c > 32 && c < 127 && !is_alnum(c); }
+constexpr bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_word_byte(unsigned char c) { return is_alnum(c) || c == '_' || c >= 0x80; }
 
 char lower(unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); }
@@ -95,41 +96,125 @@ constexpr std::array<std::string_view, 20> kStepWords = {
 constexpr size_t kMaxKeyword = 16;  // longer words are no keyword
 constexpr uint8_t kCueCode = 1, kCueMath = 2, kCueStep = 4;
 
+// The keywords packed as 16 zero-padded bytes (every keyword has at most 15), in an open-addressed
+// table: a word is looked up with two 8-byte compares instead of a binary search of strings.
+struct PackedWord {
+  uint64_t lo = 0;
+  uint64_t hi = 0;
+  bool operator==(const PackedWord&) const = default;
+};
+
+PackedWord pack(std::string_view w) {
+  char bytes[16] = {};
+  std::memcpy(bytes, w.data(), w.size());
+  PackedWord p;
+  std::memcpy(&p.lo, bytes, 8);
+  std::memcpy(&p.hi, bytes + 8, 8);
+  return p;
+}
+
+size_t slot_of(const PackedWord& p, size_t mask) {
+  return static_cast<size_t>(mix(p.lo ^ (p.hi * kFnvPrime))) & mask;
+}
+
 // Which cue families `w` (lower case) belongs to: a bitmask of kCue*; 0 for most words.
 uint8_t keyword_cues(std::string_view w) {
+  struct Slot {
+    PackedWord word;
+    uint8_t cues = 0;  // 0: empty
+  };
+  static constexpr size_t kSlots = 256;  // a power of two, over twice the keywords
   static const auto* table = [] {
-    auto* t = new std::vector<std::pair<std::string_view, uint8_t>>();
+    auto* t = new std::array<Slot, kSlots>{};
     auto add = [&](std::string_view k, uint8_t f) {
-      for (auto& e : *t) {
-        if (e.first == k) return void(e.second |= f);
+      const PackedWord p = pack(k);
+      for (size_t i = slot_of(p, kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
+        Slot& slot = (*t)[i];
+        if (slot.cues == 0 || slot.word == p) {
+          slot.word = p;
+          slot.cues |= f;
+          return;
+        }
       }
-      t->emplace_back(k, f);
     };
     for (const auto k : kCodeWords) add(k, kCueCode);
     for (const auto k : kMathWords) add(k, kCueMath);
     for (const auto k : kStepWords) add(k, kCueStep);
-    std::sort(t->begin(), t->end());
     return t;
   }();
   // Cheap pre-filter: which (first letter, length) pairs occur among the keywords at all.
   static const auto* seen = [] {
     auto* f = new std::array<uint16_t, 26>{};  // bit L set: a keyword of length L starts here
-    for (const auto& e : *table) (*f)[static_cast<size_t>(e.first[0] - 'a')] |= uint16_t(1u << e.first.size());
+    auto mark = [&](std::string_view k) { (*f)[static_cast<size_t>(k[0] - 'a')] |= uint16_t(1u << k.size()); };
+    for (const auto k : kCodeWords) mark(k);
+    for (const auto k : kMathWords) mark(k);
+    for (const auto k : kStepWords) mark(k);
     return f;
   }();
   if (w.size() < 2 || w.size() > 15 || w[0] < 'a' || w[0] > 'z') return 0;
   if (((*seen)[static_cast<size_t>(w[0] - 'a')] >> w.size() & 1u) == 0) return 0;
-  const auto it = std::lower_bound(table->begin(), table->end(), w,
-                                   [](const auto& e, std::string_view k) { return e.first < k; });
-  return it != table->end() && it->first == w ? it->second : 0;
+  const PackedWord p = pack(w);
+  for (size_t i = slot_of(p, kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
+    const Slot& slot = (*table)[i];
+    if (slot.cues == 0) return 0;
+    if (slot.word == p) return slot.cues;
+  }
 }
 
-size_t count_sub(std::string_view text, std::string_view pat) {
-  size_t n = 0;
-  for (size_t pos = text.find(pat); pos != std::string_view::npos; pos = text.find(pat, pos + 1)) {
-    ++n;
+// What prompt_stats counts of one byte, as bits (0 for most bytes of text).
+enum ByteClass : uint16_t {
+  kNewline = 1u << 0,
+  kDigit = 1u << 1,
+  kUpper = 1u << 2,
+  kPunct = 1u << 3,
+  kSentenceEnd = 1u << 4,  // '.', '!', '?'
+  kCodeByte = 1u << 5,     // '{', '}', ';'
+  kMathByte = 1u << 6,     // '=', '+', '^', '\\', '$'
+  kCueStart = 1u << 7,     // may start "```", "step by step" or a symbol code cue
+};
+
+constexpr std::array<uint16_t, 256> byte_classes() {
+  std::array<uint16_t, 256> t{};
+  for (int b = 0; b < 256; ++b) {
+    const auto c = static_cast<unsigned char>(b);
+    uint16_t k = 0;
+    if (c == '\n') k |= kNewline;
+    if (is_digit(c)) k |= kDigit;
+    if (c >= 'A' && c <= 'Z') k |= kUpper;
+    if (is_punct(c)) k |= kPunct;
+    if (c == '.' || c == '!' || c == '?') k |= kSentenceEnd;
+    if (c == '{' || c == '}' || c == ';') k |= kCodeByte;
+    if (c == '=' || c == '+' || c == '^' || c == '\\' || c == '$') k |= kMathByte;
+    for (const char first : {'`', 's', '=', '-', '(', '/', '!', '+', ':'}) {
+      if (c == static_cast<unsigned char>(first)) k |= kCueStart;
+    }
+    t[static_cast<size_t>(b)] = k;
   }
-  return n;
+  return t;
+}
+
+constexpr std::array<uint16_t, 256> kByteClass = byte_classes();
+
+bool starts_at(std::string_view text, size_t i, std::string_view pat) {
+  return text.size() - i >= pat.size() && text.compare(i, pat.size(), pat) == 0;
+}
+
+// The code cues spelled with symbols ("==", "->", ...) that start at `i` (0 or 1: no two of them
+// share a first and second byte). Every occurrence counts, overlapping ones too ("===" is two).
+int32_t symbol_code_cue_at(std::string_view text, size_t i) {
+  if (i + 1 >= text.size()) return 0;
+  const char c = text[i];
+  const char d = text[i + 1];
+  switch (c) {
+    case '=': return d == '=' || d == '>';
+    case '-': return d == '>';
+    case '(': return d == ')';
+    case '/': return d == '/';
+    case '!': return d == '=';
+    case '+': return d == '=';
+    case ':': return d == ':';
+    default: return 0;
+  }
 }
 
 // "A)", "B.", "(c)", "D:" at the start of a line (after spaces).
@@ -182,34 +267,36 @@ PromptStats prompt_stats(std::string_view prompt) {
   PromptStats s;
   s.chars = static_cast<int32_t>(prompt.size());
   size_t line_start = 0;
-  for (size_t i = 0; i <= prompt.size(); ++i) {
-    if (i == prompt.size() || prompt[i] == '\n') {
-      const std::string_view line = prompt.substr(line_start, i - line_start);
-      if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
-        ++s.lines;
-        if (is_choice_line(line)) ++s.choice_options;
-        if (is_list_line(line)) ++s.list_items;
-      }
-      line_start = i + 1;
-      if (i == prompt.size()) break;
+  const auto end_line = [&](size_t end) {
+    const std::string_view line = prompt.substr(line_start, end - line_start);
+    if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
+      ++s.lines;
+      if (is_choice_line(line)) ++s.choice_options;
+      if (is_list_line(line)) ++s.list_items;
     }
+    line_start = end + 1;
+  };
+  for (size_t i = 0; i < prompt.size(); ++i) {
     const auto c = static_cast<unsigned char>(prompt[i]);
-    if (is_digit(c)) ++s.digits;
-    if (c >= 'A' && c <= 'Z') ++s.uppercase;
-    if (is_punct(c)) ++s.punctuation;
-    if (c == '?') ++s.questions;
-    if ((c == '.' || c == '!' || c == '?') &&
-        (i + 1 == prompt.size() || is_space(static_cast<unsigned char>(prompt[i + 1])))) {
+    const uint16_t k = kByteClass[c];
+    if (k == 0) continue;  // most bytes: lower-case letters, spaces, UTF-8
+    if (k & kNewline) end_line(i);
+    s.digits += (k & kDigit) != 0;
+    s.uppercase += (k & kUpper) != 0;
+    s.punctuation += (k & kPunct) != 0;
+    s.questions += c == '?';
+    if ((k & kSentenceEnd) && (i + 1 == prompt.size() || is_space(static_cast<unsigned char>(prompt[i + 1])))) {
       ++s.sentences;
     }
-    if (c == '{' || c == '}' || c == ';') ++s.code_cues;
-    if (c == '=' || c == '+' || c == '^' || c == '\\' || c == '$') ++s.math_cues;
+    s.code_cues += (k & kCodeByte) != 0;
+    s.math_cues += (k & kMathByte) != 0;
+    if (k & kCueStart) {  // the multi-byte cues, in this same pass (not one scan per cue)
+      s.code_cues += symbol_code_cue_at(prompt, i);
+      if (c == '`' && starts_at(prompt, i, "```")) ++s.code_fences;
+      if (c == 's' && starts_at(prompt, i, "step by step")) ++s.multistep_cues;
+    }
   }
-  s.code_fences = static_cast<int32_t>(count_sub(prompt, "```"));
-  for (const std::string_view pat : {"==", "=>", "->", "()", "//", "!=", "+=", "::"}) {
-    s.code_cues += static_cast<int32_t>(count_sub(prompt, pat));
-  }
-  s.multistep_cues += static_cast<int32_t>(count_sub(prompt, "step by step"));
+  end_line(prompt.size());
 
   // Keyword cues: one hash lookup per word of keyword length (lower-cased into a small buffer).
   size_t word_chars = 0;
