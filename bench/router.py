@@ -15,7 +15,7 @@ In one run against FakeOpenRouter (in its own process, zero model latency), at c
      RSS growth, in a fresh process.
 
 Usage: PYTHONPATH=python python3 bench/router.py [--requests 2000] [--concurrency 1,8,64,256]
-       [--streams 10000]   (--streams 0 skips section 3)
+       [--streams 10000]   (--streams 0 skips section 3)   [--prompt-kb 20]  (a 20 KiB prompt)
 """
 
 from __future__ import annotations
@@ -289,9 +289,22 @@ def stream_section(url: str, n: int) -> None:
     )
 
 
+def prompt_of(kb: int) -> list[dict[str, str]]:
+    """One user message of ``kb`` KiB of real text (this repository's docs: prose, tables and
+    code), for what the router's own work on a prompt (count, complexity, JSON) adds at agent
+    sizes; the default "Say hi" measures the fixed cost of a call."""
+    text = "".join(p.read_text(encoding="utf-8") for p in sorted((HERE.parent / "docs").glob("*.md")))
+    while len(text.encode()) < kb * 1024:
+        text += text
+    return [{"role": "user", "content": text.encode()[: kb * 1024].decode(errors="ignore")}]
+
+
 def main() -> None:
+    global MSGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--prompt-kb", type=int, default=0,
+                    help="a prompt of this many KiB of real text instead of 'Say hi'")
     ap.add_argument("--concurrency", default="1,8,64,256")
     ap.add_argument("--streams", type=int, default=10_000)
     ap.add_argument("--child-streams", type=int, default=0)
@@ -300,6 +313,8 @@ def main() -> None:
     if a.child_streams:
         stream_child(a.url, a.child_streams)
         return
+    if a.prompt_kb:
+        MSGS = prompt_of(a.prompt_kb)
     server, url = start_server()
     try:
         print(f"FakeOpenRouter at {url} (separate process, zero model latency)")
