@@ -624,7 +624,7 @@ void bind_route(py::module_& m) {
               }
             };
             py::gil_scoped_release nogil;
-            EnginePlan p = e.plan(t);
+            EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
             return e.submit(t, std::move(p), std::move(chunk), std::move(done));
           },
           py::arg("task"), py::arg("on_chunk"), py::arg("on_done"))
@@ -632,7 +632,7 @@ void bind_route(py::module_& m) {
           "submit_stream",
           [](Engine& e, const EngineTask& t, size_t capacity) {
             py::gil_scoped_release nogil;
-            return StreamedRun::start(e, t, e.plan(t), capacity);
+            return StreamedRun::start(e, t, e.plan(t, Engine::PlanUse::kSend), capacity);
           },
           py::arg("task"), py::arg("capacity") = 64,
           "Plans and starts a streamed task; chunks go to a bounded queue (GIL not taken).")
@@ -646,7 +646,7 @@ void bind_route(py::module_& m) {
           [](Engine& e, const EngineTask& t) {
             auto pending = std::make_shared<PendingResult>();
             py::gil_scoped_release nogil;
-            EnginePlan p = e.plan(t);
+            EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
             auto run = e.submit(t, std::move(p), nullptr,
                                 [pending](EngineResult r) { pending->complete(std::move(r)); });
             std::lock_guard lock(pending->mu);

@@ -63,7 +63,8 @@ TEST_CASE("the first attempt's body made by plan() is the one the request text g
         EngineTask task;
         task.request_json = request;
         task.stream = stream;
-        const EnginePlan plan = engine.plan(task);
+        CHECK_FALSE(engine.plan(task).first_attempt);  // a plan only shown makes no body
+        const EnginePlan plan = engine.plan(task, Engine::PlanUse::kSend);
         REQUIRE(plan.first_attempt);
         const PreparedAttempt& first = *plan.first_attempt;
         CHECK(first.model == plan.candidates.front());

@@ -363,13 +363,21 @@ TEST_CASE("a provider named by failing replies opens that provider's breaker onl
   REQUIRE(report.breakers[0].state == BreakerState::kOpen);
 }
 
+// A harness for 100k calls that each bring a new name: no budget in the way, provider memory on.
+struct ManyNamesHarness : Harness {
+  static constexpr int kNames = 100'000;
+  ProviderMemory providers;
+  ManyNamesHarness() {
+    ctx.budget = nullptr;
+    ctx.providers = &providers;
+  }
+};
+
 TEST_CASE("an upstream naming a new provider on every reply keeps the breakers bounded",
           "[route][loop][breaker]") {
-  Harness h;
-  h.ctx.budget = nullptr;  // 100k paid calls: no budget in the way
-  ProviderMemory providers;
-  h.ctx.providers = &providers;
-  constexpr int kNames = 100'000;
+  ManyNamesHarness h;
+  ProviderMemory& providers = h.providers;
+  constexpr int kNames = ManyNamesHarness::kNames;
   for (int i = 0; i < kNames; ++i) h.sender->script["a/1"].push_back(served_by("P" + std::to_string(i)));
   h.sender->script["a/1"].push_back(served_by("P0"));  // a name seen first keeps its own breaker
   for (int i = 0; i <= kNames; ++i) REQUIRE(h.run({"a/1"}).ok);
@@ -547,11 +555,9 @@ TEST_CASE("what a cut call is charged on: generated tokens or the reservation", 
 
 TEST_CASE("a caller naming a new model on every request keeps metrics, breakers and provider memory bounded",
           "[route][loop][metrics]") {
-  Harness h;
-  h.ctx.budget = nullptr;  // 100k paid calls: no budget in the way
-  ProviderMemory providers;
-  h.ctx.providers = &providers;
-  constexpr int kNames = 100'000;
+  ManyNamesHarness h;
+  const ProviderMemory& providers = h.providers;
+  constexpr int kNames = ManyNamesHarness::kNames;
   for (int i = 0; i < kNames; ++i) {
     const std::string model = "m/" + std::to_string(i);
     h.sender->script[model].push_back(served_by("P"));

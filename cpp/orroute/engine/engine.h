@@ -124,7 +124,7 @@ struct EnginePlan {
   std::vector<std::string> shape_candidates;  // the candidates `shape` was made for
   // Prompt tokens by tokenizer (the key of tokenizer_key()), as counted for this request.
   std::vector<std::pair<std::string, int64_t>> prompt_counts;
-  // The first candidate's attempt body, from the request as plan() parsed it.
+  // The first candidate's attempt body, from the request as plan() parsed it (PlanUse::kSend).
   std::optional<PreparedAttempt> first_attempt;
 };
 
@@ -188,7 +188,10 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Counts, analyzes and selects. Throws InvalidArgument (malformed request), NoModelAvailable.
-  EnginePlan plan(const EngineTask& task) const;
+  // kSend: the plan is for submit(), and carries the first attempt's body (made from the request
+  // as parsed here); kShow (estimates, `plan()` in Python) does not make it.
+  enum class PlanUse { kShow, kSend };
+  EnginePlan plan(const EngineTask& task, PlanUse use = PlanUse::kShow) const;
 
   // Runs `task` with `plan`. `on_done` is called exactly once (transport thread, or the caller's
   // thread if it fails at once). Cancel through the returned handle.

@@ -17,7 +17,7 @@
 
 namespace orroute {
 
-EnginePlan Engine::plan(const EngineTask& task) const {
+EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   LocalJson<> body_json;  // no heap for a usual request
   rapidjson::Document& body = body_json.doc();
   if (const JsonParse st = parse_json_text(task.request_json, body); st != JsonParse::kOk) {
@@ -165,6 +165,7 @@ EnginePlan Engine::plan(const EngineTask& task) const {
   plan.tools_json = std::move(tools_json);
   plan.shape = std::move(shape);
   plan.shape_candidates = plan.candidates;
+  if (use != PlanUse::kSend) return plan;
   // Last: it changes `body` (model, stream, usage...), which nothing above reads any more.
   PreparedAttempt& first = plan.first_attempt.emplace();
   first.model = plan.candidates.front();

@@ -194,7 +194,7 @@ std::shared_ptr<EngineRun> Engine::serve_cached(const CachedReply& hit, const En
 }
 
 EngineResult Engine::run(const EngineTask& task) {
-  EnginePlan p = plan(task);
+  EnginePlan p = plan(task, PlanUse::kSend);
   auto promise = std::make_shared<std::promise<EngineResult>>();
   auto future = promise->get_future();
   submit(task, std::move(p), nullptr, [promise](EngineResult r) { promise->set_value(std::move(r)); });

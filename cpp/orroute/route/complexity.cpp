@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "orroute/ascii.h"
 #include "orroute/error.h"
 #include "orroute/fixed_text.h"
 #include "orroute/select/features.h"
@@ -36,14 +37,11 @@ double quality_floor(ComplexityTier t) noexcept {
 
 namespace {
 
-// ASCII only, whatever the process locale (Python sets LC_CTYPE from the environment): bytes of
-// UTF-8 text are never letters here.
-bool is_alnum(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-char lower(unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); }
+// Letters, spaces and case are ASCII's (orroute/ascii.h): bytes of UTF-8 text are no letters here.
+using ascii::is_alnum;
+using ascii::is_alpha;
+using ascii::is_space;
+using ascii::lower;
 
 // Whether `text` holds `cue` (lower case) at `i`, ignoring ASCII case.
 bool cue_at(std::string_view text, size_t i, std::string_view cue) {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "orroute/ascii.h"
 #include "orroute/error.h"
 
 namespace orroute {
@@ -33,15 +34,13 @@ uint64_t mix(uint64_t x) {
   return x;
 }
 
-constexpr bool is_alnum(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-constexpr bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-constexpr bool is_punct(unsigned char c) { return c > 32 && c < 127 && !is_alnum(c); }
-constexpr bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-bool is_word_byte(unsigned char c) { return is_alnum(c) || c == '_' || c >= 0x80; }
+using ascii::is_alnum;
+using ascii::is_digit;
+using ascii::is_space;
+using ascii::lower;
 
-char lower(unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); }
+constexpr bool is_punct(unsigned char c) { return c > 32 && c < 127 && !is_alnum(c); }
+bool is_word_byte(unsigned char c) { return is_alnum(c) || c == '_' || c >= 0x80; }
 
 // Calls f(token) for each word (run of word bytes) and single punctuation symbol of `text`, in
 // order. Tokens are views into `text` (not lower-cased: hash them with lower()).
