@@ -14,14 +14,24 @@ In one run against FakeOpenRouter (in its own process, zero model latency), at c
   3. N concurrent streaming tasks (default 10,000) through one manager: wall time, tasks/s, peak
      RSS growth, in a fresh process.
 
+The prompt of every call (one mode per run):
+  default          one short user message ("Say hi"): the fixed cost of a call;
+  --prompt-kb K    the same K KiB user message on every call: the router's work on one big prompt
+                   (counts, complexity, JSON), as a caller resending one document would see it;
+  --conversation N an agent: each call sends a fixed system prompt (4 KiB), every earlier turn
+                   (user message and a synthetic assistant reply) and one NEW user message never
+                   sent before, growing to ~N KiB, then a new conversation starts. Every set-up
+                   (the bare client too) sends the same sequence of message lists.
+
 Usage: PYTHONPATH=python python3 bench/router.py [--requests 2000] [--concurrency 1,8,64,256]
-       [--streams 10000]   (--streams 0 skips section 3)   [--prompt-kb 20]  (a 20 KiB prompt)
+       [--streams 10000]   (--streams 0 skips section 3)   [--prompt-kb 20 | --conversation 40]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import resource
@@ -36,7 +46,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MODEL = "m/a"
-MSGS = [{"role": "user", "content": "Say hi"}]
+Messages = list[dict[str, str]]
 
 
 def free_port() -> int:
@@ -94,17 +104,20 @@ class Run:
         return pct(self.lat, 0.99)
 
 
-async def measure(call: Callable[[], Awaitable[object]], n: int, conc: int) -> Run:
-    """Runs `call()` n times from `conc` workers (each awaits one call at a time)."""
+async def measure(call: Callable[[Messages], Awaitable[object]], n: int, conc: int) -> Run:
+    """Runs `call(messages)` n times from `conc` workers (each awaits one call at a time), the
+    messages of each call from a fresh PROMPTS() (so every set-up sends the same sequence)."""
+    prompts = PROMPTS()
     lat: list[float] = []
     for _ in range(min(50, n)):  # warm up connections and caches
-        await call()
+        await call(prompts())
     per = max(1, n // conc)
 
     async def worker() -> None:
         for _ in range(per):
+            msgs = prompts()
             t = time.perf_counter()
-            await call()
+            await call(msgs)
             lat.append((time.perf_counter() - t) * 1e6)
 
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -152,11 +165,11 @@ async def latency_section(url: str, n: int, levels: list[int], ledger_dir: str) 
         ),
     }
 
-    async def bare() -> None:
-        await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
+    async def bare(msgs: Messages) -> None:
+        await client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=16)
 
-    def routed(m: orroute.AIModelManager) -> Callable[[], Awaitable[object]]:
-        return lambda: m.execute_task(Task(messages=MSGS, max_tokens=16))
+    def routed(m: orroute.AIModelManager) -> Callable[[Messages], Awaitable[object]]:
+        return lambda msgs: m.execute_task(Task(messages=msgs, max_tokens=16))
 
     litellm_router = openai_client = None
     try:
@@ -183,13 +196,13 @@ async def latency_section(url: str, n: int, levels: list[int], ledger_dir: str) 
     except Exception as e:  # noqa: BLE001  (not installed, or an incompatible version)
         print(f"  (LiteLLM Router not measured: {type(e).__name__}: {e})")
 
-    async def sdk() -> None:
+    async def sdk(msgs: Messages) -> None:
         assert openai_client is not None
-        await openai_client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
+        await openai_client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=16)
 
-    async def via_litellm() -> None:
+    async def via_litellm(msgs: Messages) -> None:
         assert litellm_router is not None
-        await litellm_router.acompletion(model="bench", messages=MSGS, max_tokens=16)
+        await litellm_router.acompletion(model="bench", messages=msgs, max_tokens=16)
 
     summary: list[str] = []
     for conc in levels:
@@ -289,22 +302,86 @@ def stream_section(url: str, n: int) -> None:
     )
 
 
-def prompt_of(kb: int) -> list[dict[str, str]]:
-    """One user message of ``kb`` KiB of real text (this repository's docs: prose, tables and
-    code), for what the router's own work on a prompt (count, complexity, JSON) adds at agent
-    sizes; the default "Say hi" measures the fixed cost of a call."""
+def docs_text(kb: int = 0) -> str:
+    """This repository's docs (prose, tables and code), repeated to at least ``kb`` KiB."""
     text = "".join(p.read_text(encoding="utf-8") for p in sorted((HERE.parent / "docs").glob("*.md")))
     while len(text.encode()) < kb * 1024:
         text += text
-    return [{"role": "user", "content": text.encode()[: kb * 1024].decode(errors="ignore")}]
+    return text
+
+
+def prompt_of(kb: int) -> Messages:
+    """One user message of ``kb`` KiB of real text, for what the router's own work on a prompt
+    (count, complexity, JSON) adds at agent sizes; the default "Say hi" measures the fixed cost of
+    a call."""
+    return [{"role": "user", "content": docs_text(kb).encode()[: kb * 1024].decode(errors="ignore")}]
+
+
+class FixedPrompt:
+    """The same messages on every call."""
+
+    def __init__(self, messages: Messages) -> None:
+        self.messages = messages
+
+    def __call__(self) -> Messages:
+        return self.messages
+
+
+class Conversation:
+    """An agent's calls: each returns the system prompt, every earlier turn and one new user
+    message (never sent before: it names its conversation and turn, and is cut from the docs at an
+    offset that moves on every call); once a call's messages reach ``max_kb`` KiB the next call
+    starts a new conversation. Each turn also leaves a synthetic assistant reply in the history,
+    so every call sends the same sequence whoever answers it."""
+
+    SYSTEM_KB, USER_BYTES, REPLY_BYTES = 4, 1024, 512
+
+    def __init__(self, max_kb: int) -> None:
+        self.text = docs_text()
+        self.system = {"role": "system", "content": self.text[: self.SYSTEM_KB * 1024]}
+        self.max_bytes = max_kb * 1024
+        self.offset = self.SYSTEM_KB * 1024
+        self.conversation = 0
+        self.history: Messages = []
+        self.size = 0
+
+    def slice(self, tag: str, n: int) -> str:
+        if self.offset + n > len(self.text):
+            self.offset = self.SYSTEM_KB * 1024
+        piece = self.text[self.offset : self.offset + n]
+        self.offset += n
+        return f"[{tag}] {piece}"
+
+    def __call__(self) -> Messages:
+        if not self.history or self.size >= self.max_bytes:
+            self.conversation += 1
+            self.history = [self.system]
+            self.size = len(self.system["content"])
+        turn = len(self.history) // 2 + 1
+        tag = f"conversation {self.conversation}, turn {turn}"
+        user = {"role": "user", "content": self.slice(tag, self.USER_BYTES)}
+        messages = [*self.history, user]
+        reply = {"role": "assistant", "content": self.slice(tag + ", reply", self.REPLY_BYTES)}
+        self.history = [*messages, reply]
+        self.size += len(user["content"]) + len(reply["content"])
+        return messages
+
+
+# Makes the prompt source of one measured set-up (main() sets it from the mode).
+PROMPTS: Callable[[], Callable[[], Messages]] = functools.partial(
+    FixedPrompt, [{"role": "user", "content": "Say hi"}]
+)
 
 
 def main() -> None:
-    global MSGS
+    global PROMPTS
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--prompt-kb", type=int, default=0,
-                    help="a prompt of this many KiB of real text instead of 'Say hi'")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--prompt-kb", type=int, default=0,
+                      help="the same prompt of this many KiB of real text on every call")
+    mode.add_argument("--conversation", type=int, default=0, metavar="KB",
+                      help="an agent's growing conversation, restarted at ~KB KiB")
     ap.add_argument("--concurrency", default="1,8,64,256")
     ap.add_argument("--streams", type=int, default=10_000)
     ap.add_argument("--child-streams", type=int, default=0)
@@ -314,10 +391,18 @@ def main() -> None:
         stream_child(a.url, a.child_streams)
         return
     if a.prompt_kb:
-        MSGS = prompt_of(a.prompt_kb)
+        PROMPTS = functools.partial(FixedPrompt, prompt_of(a.prompt_kb))
+        what = f"the same {a.prompt_kb} KiB user message on every call"
+    elif a.conversation:
+        PROMPTS = functools.partial(Conversation, a.conversation)
+        what = (f"an agent's conversation: a {Conversation.SYSTEM_KB} KiB system prompt, the earlier "
+                f"turns and one new user message per call, restarted at ~{a.conversation} KiB")
+    else:
+        what = "one short user message ('Say hi'): the fixed cost of a call"
     server, url = start_server()
     try:
         print(f"FakeOpenRouter at {url} (separate process, zero model latency)")
+        print(f"Prompt: {what}")
         levels = [int(x) for x in a.concurrency.split(",") if x.strip()]
         with tempfile.TemporaryDirectory(prefix="orroute-router-bench-") as ledger_dir:
             asyncio.run(latency_section(url, a.requests, levels, ledger_dir))
