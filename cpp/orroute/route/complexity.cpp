@@ -10,6 +10,7 @@
 #include "orroute/error.h"
 #include "orroute/fixed_text.h"
 #include "orroute/select/features.h"
+#include "orroute/text_memo.h"
 
 namespace orroute {
 
@@ -111,6 +112,30 @@ bool starts_with_any(std::string_view text, std::initializer_list<std::string_vi
 
 double saturate(double x, double half) { return x <= 0 ? 0 : x / (x + half); }
 
+// What the analyzer reads from the prompt's text alone (the rest of its input is a few numbers).
+struct TextReading {
+  uint32_t cues = 0;
+  PromptStats stats;
+  bool lookup = false;  // opens like a lookup or a small transformation
+};
+
+TextReading read_text(std::string_view prompt) {
+  TextReading r;
+  r.cues = cue_families(prompt);
+  r.stats = prompt_stats(prompt);
+  r.lookup = starts_with_any(prompt, {"what is", "what's", "who ", "when ", "where ", "define",
+                                      "translate", "list ", "name ", "hi", "hello", "thanks",
+                                      "is ", "are ", "yes", "no"});
+  return r;
+}
+
+// The reading of each long prompt, once per process: a caller that retries or resends one prompt
+// (a document to summarise, an agent's tool result) pays for one pass over it. 2 MiB of texts.
+TextReading reading_of(std::string_view prompt) {
+  static TextMemo<TextReading> memo(TextMemoLimits{2u << 20, 256});
+  return memo.get({}, prompt, read_text);
+}
+
 }  // namespace
 
 ComplexityAnalyzer::ComplexityAnalyzer(ComplexityThresholds t) : thresholds_(t) {
@@ -128,7 +153,8 @@ ComplexityTier ComplexityAnalyzer::tier_for(double score) const noexcept {
 }
 
 Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {
-  const uint32_t cues = cue_families(in.prompt);
+  const TextReading text = reading_of(in.prompt);
+  const uint32_t cues = text.cues;
   ComplexityFeatures f;
 
   const double tokens = in.prompt_tokens >= 0 ? static_cast<double>(in.prompt_tokens)
@@ -138,16 +164,14 @@ Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {
 
   // Code, math and multi-step cues come from the learned router's prompt statistics, so both
   // routers read a prompt the same way.
-  const PromptStats st = prompt_stats(in.prompt);
+  const PromptStats& st = text.stats;
   f.code = std::min(1.0, 0.3 * std::min(st.code_fences, 2) + 0.7 * saturate(st.code_cues, 4));
   f.math = saturate(st.math_cues, 3);
   f.multi_step = std::min(1.0, saturate(st.multistep_cues, 2) + 0.4 * saturate(st.list_items, 4));
 
   // Question type: lookups and small transformations are easy; "why/how" asks for reasoning;
   // design / proof / analysis asks for the most.
-  const bool lookup = starts_with_any(in.prompt, {"what is", "what's", "who ", "when ", "where ", "define",
-                                          "translate", "list ", "name ", "hi", "hello", "thanks",
-                                          "is ", "are ", "yes", "no"});
+  const bool lookup = text.lookup;
   const bool why_how = (cues & kWhyHow) != 0;
   const bool deep = (cues & kDeep) != 0;
   f.question = deep ? 1.0 : why_how ? 0.6 : lookup ? 0.0 : 0.3;

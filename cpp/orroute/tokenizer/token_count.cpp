@@ -13,6 +13,7 @@
 
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/text_memo.h"
 #include "orroute/tokenizer/encoding.h"
 
 namespace orroute {
@@ -317,6 +318,21 @@ int64_t image_tokens(std::string_view detail, int32_t width, int32_t height) {
   return 85 + 170 * tiles;
 }
 
+namespace {
+
+// Counts of the texts of chat messages and of tools arrays, by encoding: an agent resends its
+// system prompt, tools and earlier turns on every call, and each is counted once per process.
+// 8 MiB: the stored texts of a few long conversations; a message over 128 KiB (a shard's quarter)
+// is counted each time.
+TextMemo<int64_t>& chat_count_memo() {
+  static TextMemo<int64_t> memo(TextMemoLimits{8u << 20, 256});
+  return memo;
+}
+
+}  // namespace
+
+TextMemoStats chat_count_memo_stats() { return chat_count_memo().stats(); }
+
 TokenCount count_text_tokens(std::string_view model_or_family, std::string_view text) {
   const ModelTokenizer t = tokenizer_for_model(model_or_family);
   return finish(t, static_cast<int64_t>(get_encoding(t.encoding)->count_ordinary(text)));
@@ -326,7 +342,8 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
                              std::string_view tools_json) {
   const ModelTokenizer t = tokenizer_for_model(model_or_family);
   const auto enc = get_encoding(t.encoding);
-  auto count = [&](std::string_view s) { return static_cast<int64_t>(enc->count_ordinary(s)); };
+  auto count_now = [&](std::string_view s) { return static_cast<int64_t>(enc->count_ordinary(s)); };
+  auto count = [&](std::string_view s) { return chat_count_memo().get(t.encoding, s, count_now); };
   int64_t n = 3;  // every reply is primed with <|start|>assistant<|message|>
   for (const ChatMessage& m : messages) {
     n += 3 + count(m.role);
@@ -336,7 +353,12 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
     if (!m.name.empty()) n += count(m.name) + 1;
     for (const ChatToolCall& c : m.tool_calls) n += 3 + count(c.name) + count(c.arguments);
   }
-  n += tools_tokens(*enc, t.encoding == "o200k_base", tools_json);
+  // The tools array is one text in its own domain (its count is not a text's count).
+  if (!tools_json.empty()) {
+    n += chat_count_memo().get("tools " + t.encoding, tools_json, [&](std::string_view tools) {
+      return tools_tokens(*enc, t.encoding == "o200k_base", tools);
+    });
+  }
   return finish(t, n);
 }
 

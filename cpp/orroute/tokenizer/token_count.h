@@ -12,6 +12,8 @@
 
 #include <rapidjson/document.h>
 
+#include "orroute/text_memo.h"
+
 namespace orroute {
 
 // How a model's tokens are counted.
@@ -85,6 +87,11 @@ struct ChatMessage {
 // factor applied to the total. Throws ParseError for malformed tools_json.
 TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const ChatMessage> messages,
                              std::string_view tools_json = {});
+
+// What count_chat_tokens remembers: each message text (content part, tool call arguments, name)
+// and each tools array of 256 bytes or more is counted once per encoding per process, then read
+// from a TextMemo of at most 8 MiB (exact; least recently used first out). Thread-safe.
+TextMemoStats chat_count_memo_stats();
 
 // Same, with `messages_json` an OpenAI "messages" array as JSON text (content as a string or a
 // list of {"type":"text"} / {"type":"image_url"} parts; image_url may carry "width"/"height").

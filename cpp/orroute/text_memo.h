@@ -1,0 +1,150 @@
+// TextMemo: a bounded, exact, thread-safe memo of values computed from long texts (token counts
+// of a conversation's messages, the complexity analyzer's reading of a prompt).
+//
+// Agents resend their whole conversation on every call: the system prompt and every earlier turn
+// come back unchanged, and only the newest message is new. Whatever the router computes from one
+// text alone can be computed once per process. A hit is exact: entries are found by a 64-bit hash
+// and then compared byte for byte with the stored domain and text, so two texts that share a hash
+// never share a value.
+//
+// Bounded whatever the input: the stored bytes (text + domain + a per-entry overhead) never exceed
+// the limit; the least recently used entries go first; a text too long to store in its shard is
+// computed each time and not stored, and one shorter than `min_text` is computed directly (there a
+// lookup costs about as much as the computation). A lookup costs one hash of the text, one compare
+// of it on a hit and one copy of it on a miss: far less than the tokenizer or the analyzer spend.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <list>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+namespace orroute {
+
+struct TextMemoLimits {
+  size_t max_bytes = 8u << 20;  // stored bytes at most, over all shards
+  size_t min_text = 256;        // shorter texts are not memoised
+};
+
+struct TextMemoStats {
+  uint64_t hits = 0, misses = 0, evictions = 0;
+  size_t entries = 0, bytes = 0;
+};
+
+// The hash an entry is found by (tests give one that makes every text collide).
+struct TextMemoHash {
+  uint64_t operator()(std::string_view domain, std::string_view text) const noexcept {
+    const uint64_t d = std::hash<std::string_view>{}(domain);
+    return std::hash<std::string_view>{}(text) ^ (d * 0x9e3779b97f4a7c15ull);
+  }
+};
+
+// `Value` is copied out on every hit: keep it small. Thread-safe: the entries are split over
+// kShards shards by hash, each behind its own mutex, held only to look up, refresh or insert
+// (never while `compute` runs, never while a text is copied for storing).
+template <class Value, class Hash = TextMemoHash>
+class TextMemo {
+ public:
+  static constexpr size_t kShards = 16;
+  static constexpr size_t kEntryOverhead = 96;  // list node, map node, bookkeeping (counted as stored)
+
+  explicit TextMemo(TextMemoLimits limits = {}) : limits_(limits) {}
+  TextMemo(const TextMemo&) = delete;
+  TextMemo& operator=(const TextMemo&) = delete;
+
+  // compute(text) for `text` in `domain` (what the value means: an encoding's name...), from the
+  // memo when this (domain, text) was computed before. An exception from `compute` propagates and
+  // nothing is stored.
+  template <class Compute>
+  Value get(std::string_view domain, std::string_view text, Compute&& compute) {
+    if (text.size() < limits_.min_text) return compute(text);
+    const uint64_t h = Hash{}(domain, text);
+    Shard& s = shards_[h % kShards];
+    {
+      std::lock_guard lock(s.mu);
+      if (auto it = s.index.find(h); it != s.index.end() && it->second->matches(domain, text)) {
+        s.lru.splice(s.lru.begin(), s.lru, it->second);  // most recently used first
+        ++s.hits;
+        return it->second->value;
+      }
+      ++s.misses;
+    }
+    Value v = compute(text);
+    const size_t cost = text.size() + domain.size() + kEntryOverhead;
+    if (cost > shard_budget() / 4) return v;  // would flush a quarter of its shard
+    std::list<Entry> fresh;  // the copy of the text is made before the lock is taken
+    fresh.push_back(Entry{h, std::string(domain), std::string(text), v, cost});
+    std::lock_guard lock(s.mu);
+    if (auto it = s.index.find(h); it != s.index.end()) {
+      if (it->second->matches(domain, text)) return v;  // another thread stored it meanwhile
+      s.drop(it->second);                                // a different text with the same hash
+    }
+    s.lru.splice(s.lru.begin(), fresh);
+    s.index.emplace(h, s.lru.begin());
+    s.bytes += cost;
+    while (s.bytes > shard_budget()) {
+      s.drop(std::prev(s.lru.end()));
+      ++s.evictions;
+    }
+    return v;
+  }
+
+  TextMemoStats stats() const {
+    TextMemoStats out;
+    for (const Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      out.hits += s.hits;
+      out.misses += s.misses;
+      out.evictions += s.evictions;
+      out.entries += s.lru.size();
+      out.bytes += s.bytes;
+    }
+    return out;
+  }
+
+  void clear() {
+    for (Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      s.index.clear();
+      s.lru.clear();
+      s.bytes = 0;
+    }
+  }
+
+  const TextMemoLimits& limits() const noexcept { return limits_; }
+
+ private:
+  struct Entry {
+    uint64_t hash;
+    std::string domain, text;
+    Value value;
+    size_t cost;
+    bool matches(std::string_view d, std::string_view t) const { return text == t && domain == d; }
+  };
+  struct Shard {
+    mutable std::mutex mu;
+    std::list<Entry> lru;  // most recently used first
+    std::unordered_map<uint64_t, typename std::list<Entry>::iterator> index;
+    size_t bytes = 0;
+    uint64_t hits = 0, misses = 0, evictions = 0;
+    void drop(typename std::list<Entry>::iterator it) {
+      bytes -= it->cost;
+      index.erase(it->hash);
+      lru.erase(it);
+    }
+  };
+
+  size_t shard_budget() const noexcept { return limits_.max_bytes / kShards; }
+
+  TextMemoLimits limits_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace orroute
