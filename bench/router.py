@@ -21,7 +21,9 @@ The prompt of every call (one mode per run):
   --conversation N an agent: each call sends a fixed system prompt (4 KiB), every earlier turn
                    (user message and a synthetic assistant reply) and one NEW user message never
                    sent before, growing to ~N KiB, then a new conversation starts. Every set-up
-                   (the bare client too) sends the same sequence of message lists.
+                   (the bare client too) sends the same sequence of message sizes, with texts of
+                   its own (the fake server counts each prompt for its usage and remembers long
+                   texts as orroute does: a set-up must not find its texts counted by another).
 
 Usage: PYTHONPATH=python python3 bench/router.py [--requests 2000] [--concurrency 1,8,64,256]
        [--streams 10000]   (--streams 0 skips section 3)   [--prompt-kb 20 | --conversation 40]
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import itertools
 import json
 import os
 import resource
@@ -332,9 +335,11 @@ class Conversation:
     message (never sent before: it names its conversation and turn, and is cut from the docs at an
     offset that moves on every call); once a call's messages reach ``max_kb`` KiB the next call
     starts a new conversation. Each turn also leaves a synthetic assistant reply in the history,
-    so every call sends the same sequence whoever answers it."""
+    so every call sends the same sequence of sizes whoever answers it; the tags name the source
+    (one per measured set-up), so no two set-ups send one text."""
 
     SYSTEM_KB, USER_BYTES, REPLY_BYTES = 4, 1024, 512
+    sources = itertools.count(1)
 
     def __init__(self, max_kb: int) -> None:
         self.text = docs_text()
@@ -344,6 +349,7 @@ class Conversation:
         self.conversation = 0
         self.history: Messages = []
         self.size = 0
+        self.source = next(Conversation.sources)
 
     def slice(self, tag: str, n: int) -> str:
         if self.offset + n > len(self.text):
@@ -358,7 +364,7 @@ class Conversation:
             self.history = [self.system]
             self.size = len(self.system["content"])
         turn = len(self.history) // 2 + 1
-        tag = f"conversation {self.conversation}, turn {turn}"
+        tag = f"source {self.source}, conversation {self.conversation}, turn {turn}"
         user = {"role": "user", "content": self.slice(tag, self.USER_BYTES)}
         messages = [*self.history, user]
         reply = {"role": "assistant", "content": self.slice(tag + ", reply", self.REPLY_BYTES)}
