@@ -1,16 +1,19 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "orroute/catalog/catalog.h"
 #include "orroute/catalog/money.h"
 #include "orroute/cost/call_pricing.h"
 #include "orroute/route/attempt_loop.h"
+#include "orroute/tokenizer/token_count.h"
 
 namespace orroute {
 
@@ -19,11 +22,13 @@ std::string tokenizer_key(const std::string& model);
 
 // Prices through the CallPricer (variants, routers, `models` lists, unknown ids); prompt tokens
 // per model family, counted once per tokenizer; charges checked by audit_charge.
+// `messages` (the request's, as count_chat_tokens reads them) may be null: a model whose count
+// was not seeded then gets `counted`.
 class CatalogPrices final : public PriceBook {
  public:
-  CatalogPrices(const CallPricer& pricer, std::string messages_json, std::string tools_json,
-                RequestShape shape, int64_t counted)
-      : pricer_(pricer), catalog_(pricer.catalog()), messages_(std::move(messages_json)),
+  CatalogPrices(const CallPricer& pricer, std::shared_ptr<const std::vector<ChatMessage>> messages,
+                std::string tools_json, RequestShape shape, int64_t counted)
+      : pricer_(pricer), catalog_(pricer.catalog()), messages_(std::move(messages)),
         tools_(std::move(tools_json)), shape_(std::move(shape)), counted_(counted) {}
 
   // A count already made for this request under tokenizer `key` (tokenizer_key()): not redone.
@@ -40,7 +45,8 @@ class CatalogPrices final : public PriceBook {
  private:
   const CallPricer& pricer_;
   const ModelCatalog& catalog_;
-  std::string messages_, tools_;
+  std::shared_ptr<const std::vector<ChatMessage>> messages_;
+  std::string tools_;
   RequestShape shape_;
   int64_t counted_ = 0;
   mutable std::mutex mu_;

@@ -36,6 +36,7 @@
 #include "orroute/route/metrics.h"
 #include "orroute/route/router_state.h"
 #include "orroute/select/selector.h"
+#include "orroute/tokenizer/token_count.h"
 
 namespace orroute {
 
@@ -118,8 +119,11 @@ struct EnginePlan {
   std::optional<Money> estimate;  // worst case on the first candidate
 
   // What plan() already derived from the request, so submit() neither parses nor counts it again
-  // (internal: not part of the plan shown to Python). Empty messages_json: submit() derives them.
-  std::string messages_json, tools_json;
+  // (internal: not part of the plan shown to Python): the messages as counted (shared with the
+  // run's prices, which count them for another tokenizer when a fallback needs it: no JSON text
+  // written and parsed again) and the tools as JSON text. Null messages: submit() derives them.
+  std::shared_ptr<const std::vector<ChatMessage>> messages;
+  std::string tools_json;
   std::optional<RequestShape> shape;  // with the server-side fallbacks plan() added
   std::vector<std::string> shape_candidates;  // the candidates `shape` was made for
   // Prompt tokens by tokenizer (the key of tokenizer_key()), as counted for this request.

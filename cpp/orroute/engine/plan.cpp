@@ -34,7 +34,6 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   validate_chat_request(body);
   EnginePlan plan;
   const auto& messages = body["messages"];
-  std::string messages_json = json_text(messages);
   std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
 
   // validate_chat_request checked the range; with both set, reserve for the larger.
@@ -48,14 +47,14 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   if (by_strategy) preferred.clear();  // e.g. "orroute/auto": not a model to call
   // One count per tokenizer: models sharing one (encoding and factor) reuse it, here and in
   // submit() (the first candidate is usually counted with the reference's tokenizer).
-  // The messages as counted, read from the body parsed above (not from messages_json again).
-  const std::vector<ChatMessage> chat = chat_messages_of(messages);
+  // The messages as counted, read from the body parsed above; submit() hands them to the prices.
+  auto chat = std::make_shared<const std::vector<ChatMessage>>(chat_messages_of(messages));
   const auto count_for = [&](const std::string& model) -> int64_t {
     const std::string key = tokenizer_key(model);
     for (const auto& [k, n] : plan.prompt_counts) {
       if (k == key) return n;
     }
-    const int64_t n = count_chat_tokens(model, chat, tools_json).tokens;
+    const int64_t n = count_chat_tokens(model, *chat, tools_json).tokens;
     plan.prompt_counts.emplace_back(key, n);
     return n;
   };
@@ -161,7 +160,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
     const auto elsewhere = impl_->routes->dearest_elsewhere(plan.candidates.front(), first_prompt, plan.max_tokens);
     if (elsewhere && *elsewhere > *plan.estimate) plan.estimate = elsewhere;
   }
-  plan.messages_json = std::move(messages_json);
+  plan.messages = std::move(chat);
   plan.tools_json = std::move(tools_json);
   plan.shape = std::move(shape);
   plan.shape_candidates = plan.candidates;

@@ -24,15 +24,18 @@ namespace orroute {
 std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan plan,
                                           ChunkCallback on_chunk, DoneCallback on_done) {
   // plan() hands over the messages, tools, shape and prompt counts it derived: no second parse.
-  std::string messages_json = std::move(plan.messages_json);
+  std::shared_ptr<const std::vector<ChatMessage>> messages = std::move(plan.messages);
   std::string tools_json = std::move(plan.tools_json);
-  if (messages_json.empty()) {
+  if (!messages) {
     rapidjson::Document body;
     if (parse_json_text(task.request_json, body) != JsonParse::kOk || !body.IsObject() ||
         !body.HasMember("messages")) {
       throw InvalidArgument("task request must be a JSON object with messages (plan() it first)");
     }
-    messages_json = json_text(body["messages"]);
+    try {
+      messages = std::make_shared<const std::vector<ChatMessage>>(chat_messages_of(body["messages"]));
+    } catch (const ParseError&) {  // not countable: the prices fall back to the plan's count
+    }
     tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
   }
   // The response cache first: a hit reserves nothing and sends nothing; but under the emergency
@@ -65,7 +68,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
                                              task.stream, std::move(server_models),
                                              std::move(on_chunk), meter_limit);
   // Per-run pieces: prices (per-family prompt counts) and the budget gate (scope, task id).
-  auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, std::move(messages_json),
+  auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, std::move(messages),
                                                 std::move(tools_json), std::move(shape),
                                                 plan.prompt_tokens);
   for (const auto& [key, n] : plan.prompt_counts) prices->seed(key, n);
