@@ -20,7 +20,10 @@ namespace orroute {
 EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   LocalJson<> body_json;  // no heap for a usual request
   rapidjson::Document& body = body_json.doc();
-  if (const JsonParse st = parse_json_text(task.request_json, body); st != JsonParse::kOk) {
+  // Parsed in place in a copy: the strings (a long request is mostly its messages' text) are
+  // decoded where they lie instead of copied into the document. `body` points into `request`.
+  std::string request = task.request_json;
+  if (const JsonParse st = parse_json_in_place(request, body); st != JsonParse::kOk) {
     throw InvalidArgument(st == JsonParse::kInvalid ? std::string("task request is not valid JSON")
                                                     : std::string("task request JSON is ") + json_parse_reason(st));
   }
