@@ -179,3 +179,18 @@ TEST_CASE("text memo answers exactly from many threads at once, within its bound
   CHECK(st.hits + st.misses == 8u * 20000u);
   CHECK(st.hits > st.misses);
 }
+
+TEST_CASE("text_hash reads every byte: one changed byte anywhere changes it", "[text_memo]") {
+  // Lengths around the 8- and 32-byte steps, a byte flipped at every offset.
+  for (size_t n : {1u, 7u, 8u, 9u, 31u, 32u, 33u, 63u, 64u, 65u, 100u, 1000u}) {
+    const std::string t = text_of(static_cast<int>(n), n);
+    const uint64_t h = orroute::text_hash(t);
+    for (size_t i = 0; i < n; ++i) {
+      std::string u = t;
+      u[i] = static_cast<char>(u[i] ^ 0x20);
+      INFO("length " << n << ", byte " << i);
+      CHECK(orroute::text_hash(u) != h);
+    }
+    CHECK(orroute::text_hash(t + std::string(1, '\0')) != h);  // a trailing zero byte counts
+  }
+}
