@@ -10,16 +10,14 @@ using namespace sqlite;
 std::optional<SqliteLedger::Impl::Counter> SqliteLedger::Impl::existing_counter(int64_t budget_id,
                                                                                TimeUs start) {
   if (in_write_txn) {
-    if (auto it = txn_reads.counters.find({budget_id, start}); it != txn_reads.counters.end()) {
-      return it->second.counter;
-    }
+    if (const TxnReads::Entry* e = txn_reads.find({budget_id, start})) return e->counter;
   }
   auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
              "budget_windows WHERE budget_id = ? AND window_start = ?");
   s.bind(1, budget_id).bind(2, start);
   if (!s.step()) return std::nullopt;
   const Counter c{join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3))};
-  if (in_write_txn) txn_reads.counters[{budget_id, start}] = {c, false};
+  if (in_write_txn) txn_reads.set({budget_id, start}, c, false);
   return c;
 }
 
@@ -52,15 +50,16 @@ SqliteLedger::Impl::Counter SqliteLedger::Impl::counter(const Budget& b, TimeUs 
   q("INSERT INTO budget_windows VALUES (?, ?, ?, ?, 0, 0)")
       .bind(1, b.id).bind(2, start).bind(3, sn).bind(4, sa).run();
   const Counter c{spent, Money()};
-  if (in_write_txn) txn_reads.counters[{b.id, start}] = {c, false};
+  if (in_write_txn) txn_reads.set({b.id, start}, c, false);
   return c;
 }
 
 void SqliteLedger::Impl::write_counter(int64_t budget_id, TimeUs start, const Counter& c) {
   if (current) current->counters.emplace_back(budget_id, start, c);
   if (in_write_txn) {
-    if (auto it = txn_reads.counters.find({budget_id, start}); it != txn_reads.counters.end()) {
-      it->second = {c, true};  // its window exists: written at commit
+    if (TxnReads::Entry* e = txn_reads.find({budget_id, start})) {
+      e->counter = c;  // its window exists: written at commit
+      e->dirty = true;
       return;
     }
   }
@@ -69,14 +68,15 @@ void SqliteLedger::Impl::write_counter(int64_t budget_id, TimeUs start, const Co
   q("UPDATE budget_windows SET spent_nanos = ?, spent_attos = ?, reserved_nanos = ?, "
     "reserved_attos = ? WHERE budget_id = ? AND window_start = ?")
       .bind(1, sn).bind(2, sa).bind(3, rn).bind(4, ra).bind(5, budget_id).bind(6, start).run();
-  if (in_write_txn && sqlite3_changes(db) == 1) txn_reads.counters[{budget_id, start}] = {c, false};
+  if (in_write_txn && sqlite3_changes(db) == 1) txn_reads.set({budget_id, start}, c, false);
 }
 
 void SqliteLedger::Impl::flush_counters() {
-  for (auto& [key, entry] : txn_reads.counters) {
+  for (TxnReads::Entry& entry : txn_reads.counters) {
     if (!entry.dirty) continue;
     const auto [sn, sa] = split(entry.counter.spent);
     const auto [rn, ra] = split(entry.counter.reserved);
+    const auto& key = entry.window;
     q("UPDATE budget_windows SET spent_nanos = ?, spent_attos = ?, reserved_nanos = ?, "
       "reserved_attos = ? WHERE budget_id = ? AND window_start = ?")
         .bind(1, sn).bind(2, sa).bind(3, rn).bind(4, ra).bind(5, key.first).bind(6, key.second).run();
@@ -160,7 +160,7 @@ bool SqliteLedger::remove_budget(const BudgetScope& scope, Window window) {
   }
   impl_->q("DELETE FROM budgets WHERE id = ?").bind(1, id).run();
   impl_->q("DELETE FROM budget_windows WHERE budget_id = ?").bind(1, id).run();
-  std::erase_if(impl_->txn_reads.counters, [id](const auto& e) { return e.first.first == id; });
+  std::erase_if(impl_->txn_reads.counters, [id](const auto& e) { return e.window.first == id; });
   impl_->bump_gen();
   impl_->bump_epoch();
   txn.commit();

@@ -149,19 +149,37 @@ struct SqliteLedger::Impl {
   // Emptied when a write transaction begins or ends; a job's savepoint restores what it held
   // before the job (run_batch); lease rows are also forgotten on any change to the reservations
   // table (reservations_changed, the connection's update hook).
+  // Vectors, searched linearly (a call matches a few budgets), so that a transaction and a job's
+  // snapshot reuse their capacity instead of allocating.
   struct TxnReads {
     struct Entry {
+      std::pair<int64_t, TimeUs> window;
       Counter counter;
       bool dirty = false;  // written here, not yet in the file
     };
-    std::map<std::pair<int64_t, TimeUs>, Entry> counters;
+    std::vector<Entry> counters;
     std::vector<std::pair<int64_t, TimeUs>> lease_rows;  // (row id, created_at) seen to exist
+    Entry* find(const std::pair<int64_t, TimeUs>& window) {
+      for (Entry& e : counters) {
+        if (e.window == window) return &e;
+      }
+      return nullptr;
+    }
+    void set(const std::pair<int64_t, TimeUs>& window, const Counter& c, bool dirty) {
+      if (Entry* e = find(window)) {
+        e->counter = c;
+        e->dirty = dirty;
+      } else {
+        counters.push_back({window, c, dirty});
+      }
+    }
     void clear() {
       counters.clear();
       lease_rows.clear();
     }
   };
   TxnReads txn_reads;
+  TxnReads txn_reads_before_job;  // run_batch: txn_reads when the running job's savepoint began
   // Alerts (budget id, window start, threshold) known to be in the file: a settle past a
   // threshold skips its INSERT OR IGNORE (alerts are never deleted and budget ids never reused).
   // Filled when the transaction that inserted or found the row commits; under `mu`; emptied when
