@@ -132,8 +132,8 @@ TextReading read_text(std::string_view prompt) {
 // The reading of each long prompt, once per process: a caller that retries or resends one prompt
 // (a document to summarise, an agent's tool result) pays for one pass over it. 2 MiB of texts.
 TextReading reading_of(std::string_view prompt) {
-  static TextMemo<TextReading> memo(TextMemoLimits{2u << 20, 256});
-  return memo.get({}, prompt, read_text);
+  static auto* memo = new TextMemo<TextReading>(TextMemoLimits{2u << 20, 256});  // never destroyed
+  return memo->get({}, prompt, read_text);
 }
 
 }  // namespace

@@ -324,9 +324,11 @@ namespace {
 // system prompt, tools and earlier turns on every call, and each is counted once per process.
 // 8 MiB: the stored texts of a few long conversations; a message over 128 KiB (a shard's quarter)
 // is counted each time.
+// Never destroyed: a network thread may still settle a call (and count) while statics are torn
+// down at exit.
 TextMemo<int64_t>& chat_count_memo() {
-  static TextMemo<int64_t> memo(TextMemoLimits{8u << 20, 256});
-  return memo;
+  static auto* memo = new TextMemo<int64_t>(TextMemoLimits{8u << 20, 256});
+  return *memo;
 }
 
 }  // namespace
