@@ -127,3 +127,17 @@ TEST_CASE("a tools array counts the same from the memo as computed", "[tokenizer
   CHECK_THROWS_AS(orroute::count_chat_tokens_json("gpt-4o", messages, std::string(300, '[')),
                   orroute::ParseError);
 }
+
+TEST_CASE("many distinct huge messages keep the count memo within its bytes", "[tokenizer][text_memo]") {
+  // What a hostile caller can do: every call a new long text. Each is counted (exactly) and the
+  // memo stays under its 8 MiB, dropping its oldest entries.
+  std::mt19937_64 rng(99);
+  const std::string base = random_text(rng, 100'000);
+  for (int i = 0; i < 200; ++i) {
+    const std::vector<ChatMessage> call = {text_message("user", std::to_string(i) + base)};
+    REQUIRE(orroute::count_chat_tokens("gpt-4o", call).tokens == uncached_count("gpt-4o", call));
+  }
+  const auto st = orroute::chat_count_memo_stats();
+  CHECK(st.bytes <= (8u << 20));
+  CHECK(st.evictions > 0);
+}
