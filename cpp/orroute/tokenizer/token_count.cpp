@@ -431,7 +431,9 @@ TokenCount count_chat_tokens_json(std::string_view model_or_family, std::string_
                                   std::string_view tools_json) {
   LocalJson<> messages_doc;  // no heap for usual messages
   rapidjson::Document& doc = messages_doc.doc();
-  if (parse_json_text(messages_json, doc) != JsonParse::kOk || !doc.IsArray()) throw ParseError("messages must be a JSON array");
+  // Parsed in place in a copy: a conversation is mostly text, decoded where it lies, not copied.
+  std::string text(messages_json);
+  if (parse_json_in_place(text, doc) != JsonParse::kOk || !doc.IsArray()) throw ParseError("messages must be a JSON array");
   return count_chat_tokens(model_or_family, chat_messages_of(doc), tools_json);
 }
 
