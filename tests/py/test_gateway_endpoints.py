@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 import openai
 import pytest
 from _gateway_util import call, gateway_fixtures
 
 from orroute.gateway import Gateway
-from orroute.testing import FakeOpenRouter
+from orroute.testing import FakeOpenRouter, Fault
 
 UPSTREAM_KEY = "sk-or-v1-upstream-secret-endpoints-0123456789abcdef"
 MODEL = "openai/gpt-4o-mini"
@@ -203,8 +204,6 @@ async def test_responses_stream_async(gateway: Gateway, key: str) -> None:
 
 def test_responses_stream_that_breaks_ends_with_response_failed(client: openai.OpenAI,
                                                                 fake: FakeOpenRouter) -> None:
-    from orroute.testing import Fault
-
     fake.fail(MODEL, Fault.stream_error(after_tokens=2, message="Provider disconnected"))
     try:
         events = list(client.responses.create(model=MODEL, input="Say hi", stream=True))
@@ -265,3 +264,59 @@ def test_embeddings_bad_requests_name_the_field(gateway: Gateway, key: str, embe
                                                 body: dict, param: str) -> None:  # type: ignore[type-arg]
     status, _, raw = call(gateway, "POST", "/v1/embeddings", body, key)
     assert status == 400 and json.loads(raw)["error"]["param"] == param
+
+
+# --- an upstream reply in an odd shape --------------------------------------------------------------
+
+_USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+# chat completions the engine relays (they parse, carry a usable usage) but whose choices or usage
+# are not what OpenAI's shape says: the routes that read them answer, they do not crash (500)
+ODD_REPLIES = [
+    {"choices": [1]},
+    {"choices": ["x"]},
+    {"choices": [None]},
+    {"choices": {"a": 1}},
+    {"choices": [{"message": "text"}]},
+    {"choices": [{"message": {"content": "hi", "tool_calls": ["x", {"function": "f"}]}}]},
+    {"choices": [{"message": {"content": "hi"}}], "usage": {**_USAGE, "total_tokens": "many"}},
+    {"choices": [{"message": {"content": "hi"}}],
+     "usage": {**_USAGE, "prompt_tokens_details": "x", "completion_tokens_details": [1]}},
+]
+ODD_CHUNKS = [
+    {"choices": [{"index": 0, "delta": "x"}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": "f"}]}}]},
+    {"choices": [{"index": 0, "delta": {"content": "a"}}], "usage": {"prompt_tokens": "x"}},
+]
+
+
+def _odd_reply(fields: dict[str, Any]) -> Fault:
+    reply = {"id": "gen-odd", "object": "chat.completion", "model": MODEL, "usage": _USAGE, **fields}
+    return Fault.raw(json.dumps(reply).encode())
+
+
+def _odd_stream(chunk: dict[str, Any]) -> Fault:
+    head = {"id": "gen-odd", "object": "chat.completion.chunk", "model": MODEL}
+    events = [{**head, **chunk}, {**head, "choices": [], "usage": _USAGE}]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    return Fault.raw(body + b"data: [DONE]\n\n", content_type="text/event-stream")
+
+
+@pytest.mark.parametrize("reply", ODD_REPLIES, ids=lambda r: json.dumps(r)[:60])
+def test_responses_and_ai_test_of_an_odd_reply_answer(gateway: Gateway, fake: FakeOpenRouter,
+                                                      key: str, reply: dict[str, Any]) -> None:
+    for path, body in [("/v1/responses", {"model": MODEL, "input": "Say hi"}),
+                       ("/api/v1/ai/test", {"model": MODEL})]:
+        fake.script(MODEL, [_odd_reply(reply)])
+        status, _, data = call(gateway, "POST", path, body, key=key)
+        assert status == 200, (path, data)
+        assert isinstance(json.loads(data), dict)
+
+
+@pytest.mark.parametrize("chunk", ODD_CHUNKS, ids=lambda c: json.dumps(c)[:60])
+def test_responses_stream_of_an_odd_chunk_completes(gateway: Gateway, fake: FakeOpenRouter,
+                                                    key: str, chunk: dict[str, Any]) -> None:
+    fake.script(MODEL, [_odd_stream(chunk)])
+    status, _, data = call(gateway, "POST", "/v1/responses",
+                           {"model": MODEL, "input": "Say hi", "stream": True}, key=key)
+    assert status == 200, data
+    assert b"event: response.completed" in data

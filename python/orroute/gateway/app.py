@@ -46,7 +46,7 @@ from .outcome import SSE as _SSE
 from .outcome import ChatOutcome
 from .outcome import sent as _sent
 from .response_events import ResponseEvents
-from .responses import from_chat, to_chat
+from .responses import first_choice, from_chat, obj, to_chat
 from .scrub import scrub_secrets
 from .settings import ALIASES, GatewaySettings
 from .stream_n import relay_n
@@ -67,6 +67,14 @@ _VERSION = "0.1.0"
 
 def _usd(d: Any) -> str:
     return f"{Decimal(d).normalize():f}"
+
+
+def _amount(value: Any) -> Decimal | None:
+    """An amount of USD the upstream sent as a JSON number (finite), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    amount = Decimal(str(value))
+    return amount if amount.is_finite() else None
 
 
 _bad = bad_field
@@ -733,13 +741,14 @@ class GatewayApp:
             self._send(conn, 502, HttpError(502, "the upstream cannot be reached",
                                             type_="upstream_error").body(), close)
             return
-        if status != 200 or not isinstance(data, dict):
-            self._send(conn, 502, HttpError(502, f"upstream /credits answered {status}",
+        d = data.get("data") if isinstance(data, dict) else None
+        total = _amount(d.get("total_credits", 0)) if isinstance(d, dict) else None
+        used = _amount(d.get("total_usage", 0)) if isinstance(d, dict) else None
+        if status != 200 or total is None or used is None:
+            self._send(conn, 502, HttpError(502, f"upstream /credits answered {status} without"
+                                            " the credits as numbers",
                                             type_="upstream_error").body(), close)
             return
-        d = data.get("data") or {}
-        total = Decimal(str(d.get("total_credits", 0)))
-        used = Decimal(str(d.get("total_usage", 0)))
         project_budget = None
         for b in self.tracker.budgets():
             if b.scope == f"project:{key.project}":
@@ -787,10 +796,10 @@ class GatewayApp:
                        "model": reply.model if reply else None}
                 self._send(conn, 200, dumps(out), close)
                 return
-            data = loads(collector.body)
-            choice = (data.get("choices") or [{}])[0]
+            data = obj(loads(collector.body))
+            choice = first_choice(data)
             out = {"success": True, "model": data.get("model") or reply.model,
-                   "requested": model, "content": (choice.get("message") or {}).get("content"),
+                   "requested": model, "content": obj(choice.get("message")).get("content"),
                    "finish_reason": choice.get("finish_reason"), "usage": data.get("usage"),
                    "latency_ms": round(latency * 1000, 2), "attempts": reply.attempts}
             self._send(conn, 200, dumps(out), close)
