@@ -12,6 +12,7 @@ import openai
 import pytest
 from _gateway_util import call, gateway_fixtures
 
+from orroute import _engine
 from orroute.gateway import Gateway
 from orroute.testing import FakeOpenRouter, Fault
 
@@ -106,6 +107,28 @@ def test_n_refused_by_the_budget_costs_nothing_more(gateway: Gateway) -> None:
     assert e.value.status_code == 402
     assert gateway.tracker.budget_status(project="n-budget").reserved == 0
     assert json.loads(e.value.response.content)["error"]["code"] == "budget_exceeded"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_n_that_do_not_all_fit_the_budget_are_none_sent(gateway: Gateway, fake: FakeOpenRouter,
+                                                        stream: bool) -> None:
+    """Room for two of three completions: the request is refused before any is sent, not
+    answered 402 after two were paid for and thrown away."""
+    k, rec = gateway.keys.create(f"n-fit-{stream}")
+    body = {"model": MODEL, "messages": HI, "max_tokens": 1000}
+    one = gateway.app.engine.plan(_engine.engine_task(
+        json.dumps(body), project=rec.project, tags=[("gateway_key", rec.id)]))["estimate"]
+    gateway.tracker.set_budget(one * Decimal("2.5"), project=rec.project)
+    fake.clear_requests()
+    status, _, data = call(gateway, "POST", "/v1/chat/completions",
+                           {**body, "n": 3, "stream": stream}, key=k)
+    assert status == 402, data
+    assert json.loads(data)["error"]["code"] == "budget_exceeded"
+    assert not [r for r in fake.requests if r.endpoint == "/chat/completions"]
+    budget = gateway.tracker.budget_status(project=rec.project)
+    assert budget.spent == 0 and budget.reserved == 0
+    status, _, data = call(gateway, "POST", "/v1/chat/completions", {**body, "n": 2}, key=k)
+    assert status == 200, data  # two do fit
 
 
 # --- POST /v1/responses --------------------------------------------------------------------------

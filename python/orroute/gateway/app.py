@@ -22,6 +22,8 @@ from .._exceptions import (
     APIError,
     APITimeoutError,
     AuthenticationError,
+    BudgetExceededError,
+    EmergencyCutoffError,
     InvalidArgumentError,
     NoModelAvailableError,
     ParseError,
@@ -329,10 +331,11 @@ class GatewayApp:
         together (stream_n.py). Any failure is answered as that completion's error; what the
         others cost is in the ledger."""
         one = {k: v for k, v in body.items() if k != "n"}
+        one_raw = dumps(one)
+        self._refuse_unless_all_fit(raw, one, one_raw, key, n)
         if body.get("stream"):
             await relay_n(self, conn, raw, one, key, close, n)
             return
-        one_raw = dumps(one)
         parts = [Collector() for _ in range(n)]
         # n choices ask for n answers: never n copies of one cached answer
         outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw,  # type: ignore[arg-type]
@@ -348,6 +351,31 @@ class GatewayApp:
         done = [o for o in outs if o is not None]
         headers = ChatOutcome(done[0].model, sum(o.attempts for o in done)).headers()
         self._send(conn, 200, dumps(merged), close, headers)
+
+    def _refuse_unless_all_fit(self, raw: RawRequest, one: dict[str, Any], one_raw: bytes,
+                               key: GatewayKey, n: int) -> None:
+        """Each of the ``n`` completions reserves its own worst case as it starts; before any is
+        sent, the budgets must hold all of them, or the request is refused with nothing spent
+        (not answered 402 after some were paid for and thrown away). The check is one
+        reservation of n times the first candidate's worst case, released at once with the lease
+        it took: the budget rule is the ledger's; a call that slips in between can still refuse
+        one, never overspend."""
+        if one["model"] == CASCADE_ALIAS:
+            return  # its stages are refused by _task, before anything runs
+        plan = self.engine.plan(self._task(one, raw, key, one_raw))
+        estimate = plan.get("estimate")
+        if estimate is None:
+            return  # not priced: each run is refused by the engine as for one choice
+        candidates = plan.get("candidates") or [""]
+        try:
+            self.tracker.reserve(estimate * n, project=key.project,
+                                 tags={"gateway_key": key.id}, model=candidates[0]).release()
+        except (BudgetExceededError, EmergencyCutoffError) as e:
+            raise HttpError(402, f"the {n} completions asked for may cost up to "
+                            f"${Decimal(estimate * n).normalize():f} together: {e}",
+                            type_="insufficient_quota", code="budget_exceeded") from None
+        finally:
+            self.tracker.close()  # the lease that reservation took goes back for the engine's
 
     def _task(self, body: dict[str, Any], raw: RawRequest, key: GatewayKey,
               raw_body: bytes, *, use_cache: bool = True) -> Any:
