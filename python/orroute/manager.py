@@ -443,6 +443,8 @@ class AIModelManager:
         self._has_ledger = ledger_path is not None
         # Alerts of this manager's calls fire here (and through a CostTracker given as ledger).
         self._tracker = ledger if hasattr(ledger, "_dispatch") else None
+        if self._tracker is not None:
+            self._tracker._follow_approval(self._door)  # its approval hook guards these calls too
         self._alert_callbacks: list[Callable[[Any], None]] = []
         self._webhook_url = webhook_url
         self._webhooks: list[Any] = []

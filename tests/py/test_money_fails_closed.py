@@ -108,6 +108,25 @@ def test_an_upstream_under_reporting_a_call_is_booked_its_catalog_price(fake, fa
     assert m.reserved() == (0, Decimal(0))
 
 
+def test_the_ledgers_approval_hook_guards_the_managers_calls(fake, tmp_path) -> None:
+    """A CostTracker's approval rule, given to a manager as its ledger, was silently not applied to
+    the manager's calls (its engine opened the ledger's file with a guard of its own)."""
+    tracker = orroute.CostTracker(str(tmp_path / "ledger.sqlite3"), approval_above="0",
+                                  approval_hook=lambda request: False)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a"])
+    task = Task(messages="Say hello", max_tokens=20)
+    with pytest.raises(orroute.ApprovalDeniedError):
+        m.execute_task_sync(task)
+    assert not chats(fake)
+    asked: list[str] = []
+    tracker.set_approval("0", lambda request: asked.append(request.model) is None)  # changed later
+    assert m.execute_task_sync(task).content
+    assert asked == ["test/a"]
+    tracker.set_approval(None, None)
+    m.execute_task_sync(task)
+    assert asked == ["test/a"] and len(chats(fake)) == 2
+
+
 def test_a_negative_cost_never_refills_the_budget(fake) -> None:
     m = manager(fake, budget="0.0002", fallbacks=["test/a"])
     fake.fail("test/a", Fault.lying_usage(cost=-1000))
