@@ -543,6 +543,10 @@ from typing import TypeAlias
 
 def window_bounds(period: str, time_zone: str, at: int) -> tuple[int, int]: ...
 def now_us() -> int: ...
+def audit_usage(
+    catalog: ModelCatalog, model: str, usage_json: str, counted_prompt_tokens: int,
+    reserved: _Money,
+) -> tuple[Decimal, str, str, int]: ...
 
 class SpendScope:
     project: str

@@ -278,6 +278,27 @@ def test_embeddings_refused_by_the_budget_are_not_sent(gateway: Gateway, fake: F
     assert not [q for q in fake.requests if q.endpoint == "/embeddings"]
 
 
+@pytest.mark.parametrize("usage", [
+    {"prompt_tokens": 1},  # 1 token for ~500: priced as 1
+    {"prompt_tokens": 1, "cost": 0.00000002},  # priced consistently with the lie
+    {"prompt_tokens": 500, "cost": 0},  # a paid call reported free
+    {"prompt_tokens": 500, "cost": 1000},  # $1000 for $0.00001 of tokens
+], ids=lambda u: json.dumps(u))
+def test_embeddings_usage_lies_are_booked_within_the_catalogs_bounds(
+        gateway: Gateway, fake: FakeOpenRouter, embed_model: str, usage: dict[str, Any]) -> None:
+    k, rec = gateway.keys.create(f"embed-lie-{len(usage)}-{usage.get('cost')}")
+    gateway.tracker.set_budget(1, project=rec.project)
+    text = "word " * 500  # 500 tokens: $0.00001 at $0.02/M; reserved at a token per byte
+    reply = {"object": "list", "model": embed_model, "usage": usage,
+             "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}]}
+    fake.script(embed_model, [Fault.raw(json.dumps(reply).encode())])
+    status, _, data = call(gateway, "POST", "/v1/embeddings",
+                           {"model": embed_model, "input": text}, key=k)
+    assert status == 200, data
+    spent = gateway.tracker.budget_status(project=rec.project).spent
+    assert Decimal("0.000005") <= spent <= Decimal("0.00000002") * (len(text) + 1)
+
+
 @pytest.mark.parametrize(("body", "param"), [
     ({"model": EMBED}, "input"), ({"model": EMBED, "input": [1.5]}, "input[0]"),
     ({"model": EMBED, "input": "x", "dimensions": 0}, "dimensions"),

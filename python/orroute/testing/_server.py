@@ -831,6 +831,9 @@ class FakeOpenRouter:
         rec.fault = fault
         if fault is not None and fault.is_status:
             raise _HttpError(fault)
+        if fault is not None and fault.kind == "raw":
+            rec.status = fault.status
+            return self._play(conn, self._raw_events(fault), rec, stream=False)
         acct = self._accounting
         try:
             reply, cost = embed(body, served, self.seed, acct.text_tokens,
