@@ -52,7 +52,7 @@ from .responses import first_choice, from_chat, obj, to_chat
 from .scrub import scrub_secrets
 from .settings import ALIASES, GatewaySettings
 from .stream_n import relay_n
-from .validate import validate_chat
+from .validate import task_type_header, validate_chat
 
 __all__ = ["GatewayApp", "HttpError", "validate_chat"]
 
@@ -387,7 +387,7 @@ class GatewayApp:
         alias = isinstance(resolved, str)  # the engine's selector ranks, with its metrics
         return _engine.engine_task(
             raw_body.decode(),  # valid UTF-8: it parsed as JSON
-            task_type=raw.headers.get("x-orroute-task-type") or None,
+            task_type=task_type_header(raw.headers),
             stream=bool(body.get("stream")),
             fallbacks=None if alias else resolved,  # type: ignore[arg-type]
             strategy=resolved if alias else None,  # type: ignore[arg-type]
