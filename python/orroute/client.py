@@ -63,7 +63,9 @@ class Timeout:
     Args:
         connect: TCP and TLS handshake.
         first_byte: from sending to the first byte of the response.
-        idle: longest gap between two pieces of a streamed body.
+        idle: longest gap between two pieces of a streamed body; SSE comments and pings
+            (OpenRouter's ``: OPENROUTER PROCESSING``) are keep-alives, not pieces, so a stream
+            that sends only those for this long ends.
         total: the whole request.
 
     >>> Timeout(connect=5, first_byte=30, idle=60)
