@@ -210,8 +210,9 @@ void Encoding::encode_ordinary_into(std::string_view text, Sink& sink) const {
   std::string_view pieces[kBlock];
   CachedBpe::Ref refs[kBlock];
   const char* data = text.data();
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t m = next_piece_ends(pattern_, text, pos, ends, kBlock);
+  PieceScanner scanner(pattern_, text);
+  size_t pos = 0;
+  for (size_t m; (m = scanner.next(ends, kBlock)) > 0;) {
     for (size_t i = 0; i < m; pos = ends[i++]) {
       pieces[i] = std::string_view(data + pos, ends[i] - pos);
       refs[i] = sink.bpe.ref(pieces[i]);
