@@ -718,6 +718,11 @@ size_t ends_of(std::string_view text, size_t pos, size_t* ends, size_t max) noex
 }
 }  // namespace
 
+ByteWindow classify_window(std::string_view text, size_t pos, ByteClassifier classifier) noexcept {
+  const auto* begin = reinterpret_cast<const U8*>(text.data());
+  return classify(begin + pos, begin + text.size(), classifier);
+}
+
 PieceScanner::PieceScanner(SplitPattern pattern, std::string_view text, size_t pos,
                            ByteClassifier classifier) noexcept
     : pattern_(pattern), text_(text), pos_(pos), classifier_(classifier) {}

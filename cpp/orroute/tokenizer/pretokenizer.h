@@ -56,6 +56,9 @@ struct ByteWindow {
   uint64_t quote = 0;     // '\''
 };
 
+// The window of `text` at byte `pos` (< text.size()) as the scanner classifies it. For tests.
+ByteWindow classify_window(std::string_view text, size_t pos, ByteClassifier classifier) noexcept;
+
 // Pre-tokenizes one text a block of pieces at a time: the pieces next_piece_end gives, in order,
 // decided from 64-byte windows of classified bytes where they are ASCII (the window kept from one
 // call to the next) and by next_piece_end's scanner elsewhere. Thread-compatible (one per thread).
