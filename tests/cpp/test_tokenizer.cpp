@@ -4,11 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "orroute/error.h"
@@ -539,6 +541,43 @@ TEST_CASE("flat batch encode equals single calls across chunks and threads", "[t
   allow_all.allow_all = true;
   const orroute::FlatTokens flat = enc->encode_batch_flat(with_special, allow_all, 2);
   REQUIRE(flat.tokens.back() == 100257);
+}
+
+TEST_CASE("batch calls from several threads at once share the helpers", "[tokenizer]") {
+  // Helper threads are shared by every batch call: each call's work must come back whole and
+  // right while others queue theirs, and a call that fails must not disturb the others.
+  const auto enc = orroute::get_encoding("o200k_base");
+  std::vector<std::string> owned;
+  for (int i = 0; i < 300; ++i) owned.push_back("text " + std::to_string(i) + std::string(i * 7 % 900, 'q'));
+  const std::vector<std::string_view> texts(owned.begin(), owned.end());
+  std::vector<size_t> want;
+  for (const std::string_view t : texts) want.push_back(enc->count_ordinary(t));
+  std::vector<std::string> bad = owned;
+  bad[150] += "<|endoftext|>";
+  const std::vector<std::string_view> bad_texts(bad.begin(), bad.end());
+  orroute::SpecialPolicy disallow_all;
+  disallow_all.disallow_others = true;
+  std::atomic<int> wrong{0}, unexpected{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 6; ++c) {
+    callers.emplace_back([&, c] {
+      for (int round = 0; round < 30; ++round) {
+        try {
+          if (c == 0) {
+            (void)enc->count_batch(bad_texts, disallow_all, 2);
+            ++unexpected;
+          } else if (enc->count_batch(texts, {}, 1 + c % 3) != want) {
+            ++wrong;
+          }
+        } catch (const orroute::InvalidArgument&) {
+          if (c != 0) ++unexpected;
+        }
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  CHECK(wrong == 0);
+  CHECK(unexpected == 0);
 }
 
 TEST_CASE("models map to encodings, exact or estimated", "[tokenizer]") {
