@@ -278,18 +278,7 @@ TEST_CASE("the byte classifiers agree on every byte at every position", "[tokeni
         const auto simd = orroute::classify_window(text, start, orroute::ByteClassifier::kBest);
         const auto scalar = orroute::classify_window(text, start, orroute::ByteClassifier::kScalar);
         INFO("byte " << b << " at " << pos << " window at " << start);
-        REQUIRE(simd.lim == scalar.lim);
-        REQUIRE(simd.at_end == scalar.at_end);
-        REQUIRE(simd.upper == scalar.upper);
-        REQUIRE(simd.lower == scalar.lower);
-        REQUIRE(simd.digit == scalar.digit);
-        REQUIRE(simd.space == scalar.space);
-        REQUIRE(simd.newline == scalar.newline);
-        REQUIRE(simd.other == scalar.other);
-        REQUIRE(simd.nonascii == scalar.nonascii);
-        REQUIRE(simd.blank == scalar.blank);
-        REQUIRE(simd.slash == scalar.slash);
-        REQUIRE(simd.quote == scalar.quote);
+        REQUIRE(simd == scalar);
       }
     }
   }

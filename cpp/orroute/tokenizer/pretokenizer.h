@@ -54,6 +54,7 @@ struct ByteWindow {
   uint64_t blank = 0;     // ' '
   uint64_t slash = 0;     // '/'
   uint64_t quote = 0;     // '\''
+  bool operator==(const ByteWindow&) const = default;
 };
 
 // The window of `text` at byte `pos` (< text.size()) as the scanner classifies it. For tests.
