@@ -5,9 +5,12 @@
 // nothing left reserved: 1, else 0). bench/ledger.py runs it when it has been built (target
 // orroute_ledger_bench, with ORROUTE_BUILD_TESTS).
 //
-//   orroute_ledger_bench DIR|redis://... THREADS CALLS LEASES(0|1|2) [PROCS]
+//   orroute_ledger_bench DIR|redis://... THREADS CALLS LEASES(0|1|2) [PROCS [BATCH]]
 //
 // LEASES 2: leases with write-behind settles (settle_delay_us 10 ms, settle_batch 64).
+// BATCH > 1: each thread reserves BATCH calls, then settles them with one settle_batch (as the
+// engine's settle worker does with the calls that finished while it wrote); a call's latency is
+// then its batch's time over BATCH.
 // CALLS is the total over every process and thread. The processes open their own ledger after
 // fork() and start together (a pipe closed by the parent); the time runs from that start to the
 // last process's exit (its leases given back included).
@@ -46,7 +49,7 @@ std::shared_ptr<Ledger> open(const std::string& location, int leases) {
 }
 
 // One process's share: `threads` threads of `per` reserve+settle each; latencies (µs) to `out`.
-void work(Ledger& ledger, int threads, int per, const std::string& out) {
+void work(Ledger& ledger, int threads, int per, int batch, const std::string& out) {
   std::vector<std::vector<float>> latency(static_cast<size_t>(threads));
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
@@ -59,12 +62,25 @@ void work(Ledger& ledger, int threads, int per, const std::string& out) {
       row.cost = kCost;
       auto& lat = latency[static_cast<size_t>(t)];
       lat.reserve(static_cast<size_t>(per));
-      for (int i = 0; i < per; ++i) {
+      std::vector<SettleItem> items;
+      for (int i = 0; i < per; i += batch) {
+        const int n = std::min(batch, per - i);
         const auto s = std::chrono::steady_clock::now();
-        const ReserveOutcome r = ledger.reserve(req);
-        if (r.status != ReserveStatus::kReserved) std::abort();  // the budgets are far away
-        ledger.settle(r.reservation_id, row);
-        lat.push_back(std::chrono::duration<float, std::micro>(std::chrono::steady_clock::now() - s).count());
+        items.clear();
+        for (int k = 0; k < n; ++k) {
+          const ReserveOutcome r = ledger.reserve(req);
+          if (r.status != ReserveStatus::kReserved) std::abort();  // the budgets are far away
+          items.push_back({r.reservation_id, row});
+        }
+        if (n == 1) {
+          ledger.settle(items[0].reservation_id, row);
+        } else {
+          for (const BatchSettle& b : ledger.settle_batch(items)) {
+            if (!b.outcome) std::abort();
+          }
+        }
+        const float us = std::chrono::duration<float, std::micro>(std::chrono::steady_clock::now() - s).count();
+        lat.insert(lat.end(), static_cast<size_t>(n), us / static_cast<float>(n));
       }
     });
   }
@@ -76,8 +92,8 @@ void work(Ledger& ledger, int threads, int per, const std::string& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5 && argc != 6) {
-    std::fprintf(stderr, "usage: %s DIR|redis://... THREADS CALLS LEASES [PROCS]\n", argv[0]);
+  if (argc < 5 || argc > 7) {
+    std::fprintf(stderr, "usage: %s DIR|redis://... THREADS CALLS LEASES [PROCS [BATCH]]\n", argv[0]);
     return 2;
   }
   const std::string where = argv[1];
@@ -85,7 +101,8 @@ int main(int argc, char** argv) {
   const std::string dir = redis ? std::filesystem::temp_directory_path().string() : where;
   const std::string location = redis ? where : dir + "/cpp-bench.sqlite3";
   const int threads = std::max(1, std::atoi(argv[2]));
-  const int procs = argc == 6 ? std::max(1, std::atoi(argv[5])) : 1;
+  const int procs = argc >= 6 ? std::max(1, std::atoi(argv[5])) : 1;
+  const int batch = argc == 7 ? std::max(1, std::atoi(argv[6])) : 1;
   const int per = std::max(1, std::atoi(argv[3]) / (threads * procs));
   const int leases = std::atoi(argv[4]);
   auto clean = [&] {
@@ -123,7 +140,7 @@ int main(int argc, char** argv) {
         char c;
         while (::read(go[0], &c, 1) > 0) {
         }
-        work(*ledger, threads, per, lat_file(p));
+        work(*ledger, threads, per, batch, lat_file(p));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "process %d: %s\n", p, e.what());
         code = 1;

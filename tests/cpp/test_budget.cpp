@@ -127,6 +127,45 @@ TEST_CASE("soft thresholds fire once per threshold per window", "[budget]") {
   REQUIRE(ledger.alerts(0).size() == 4);
 }
 
+TEST_CASE("a budget made after another was removed fires its own thresholds", "[budget]") {
+  // SQLite would give the new budget the removed one's id (the largest rowid + 1): the removed
+  // budget's alerts must not stand for the new one's.
+  SqliteLedger ledger(":memory:");
+  const int64_t first = ledger.set_budget(spec("project:a", Window::kTotal, "1"));
+  auto spend = [&](const char* project, const char* usd) {
+    CallRecord c = cost(usd);
+    c.scope.project = project;
+    std::vector<int32_t> fired;
+    for (const auto& a : ledger.record(c).alerts) fired.push_back(a.threshold_pct);
+    return fired;
+  };
+  REQUIRE(spend("a", "0.6") == std::vector<int32_t>{50});
+  REQUIRE(spend("a", "0.1").empty());  // fired once
+  REQUIRE(ledger.remove_budget(parse_scope("project:a"), Window::kTotal));
+  CHECK(ledger.set_budget(spec("project:b", Window::kTotal, "1")) != first);
+  REQUIRE(spend("b", "0.6") == std::vector<int32_t>{50});
+  REQUIRE(spend("b", "0.3") == std::vector<int32_t>{80});
+  REQUIRE(spend("b", "0.05").empty());
+}
+
+TEST_CASE("a threshold fires once per window across the ledger objects of one file", "[budget]") {
+  TempLedgerFile file;
+  SqliteLedger a(file.path), b(file.path);
+  a.set_budget(spec("global", Window::kTotal, "1"));
+  auto spend = [](SqliteLedger& l, const char* usd) {
+    std::vector<int32_t> fired;
+    for (const auto& x : l.record(cost(usd)).alerts) fired.push_back(x.threshold_pct);
+    return fired;
+  };
+  REQUIRE(spend(a, "0.6") == std::vector<int32_t>{50});
+  REQUIRE(spend(b, "0.1").empty());
+  REQUIRE(spend(a, "0.01").empty());
+  REQUIRE(spend(b, "0.2") == std::vector<int32_t>{80});
+  REQUIRE(spend(a, "0.01").empty());
+  REQUIRE(spend(b, "0.01").empty());
+  REQUIRE(a.alerts(0).size() == 2);
+}
+
 TEST_CASE("downgrade budgets report what is left instead of throwing", "[budget]") {
   SqliteLedger ledger(":memory:");
   ledger.set_budget(spec("global", Window::kTotal, "1", Policy::kDowngrade));

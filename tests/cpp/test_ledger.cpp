@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <string>
@@ -119,12 +120,42 @@ TEST_CASE("ledger file survives reopening and records its schema version", "[led
   TempLedgerFile file;
   {
     SqliteLedger ledger(file.path);
-    REQUIRE(ledger.schema_version() == 3);
+    REQUIRE(ledger.schema_version() == 4);
     ledger.record(call("m", "0.5"));
   }
   SqliteLedger again(file.path);
-  REQUIRE(again.schema_version() == 3);
+  REQUIRE(again.schema_version() == 4);
   REQUIRE(again.total_cost({}) == Money::parse("0.5"));
+}
+
+TEST_CASE("a file from before budget ids were kept unique gives new budgets unused ids", "[ledger]") {
+  TempLedgerFile file;
+  int64_t removed = 0;
+  {
+    SqliteLedger ledger(file.path);
+    removed = ledger.set_budget(orroute::test::spec("project:a", orroute::Window::kTotal, "1"));
+    CallRecord c = call("m", "0.6");
+    c.scope.project = "a";
+    REQUIRE(ledger.record(c).alerts.size() == 1);  // its 50% alert stays in the file
+    REQUIRE(ledger.remove_budget(orroute::parse_scope("project:a"), orroute::Window::kTotal));
+  }
+  {
+    // The file as schema version 3 left it: no last_budget_id.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(file.path.c_str(), &db) == SQLITE_OK);
+    const int rc = sqlite3_exec(db,
+                                "ALTER TABLE state DROP COLUMN last_budget_id; "
+                                "DELETE FROM schema_version WHERE version = 4",
+                                nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+  }
+  SqliteLedger ledger(file.path);
+  REQUIRE(ledger.schema_version() == 4);
+  CHECK(ledger.set_budget(orroute::test::spec("project:b", orroute::Window::kTotal, "1")) > removed);
+  CallRecord c = call("m", "0.6");
+  c.scope.project = "b";
+  CHECK(ledger.record(c).alerts.size() == 1);
 }
 
 TEST_CASE("learned completion expectation is a high percentile of past completions", "[ledger]") {

@@ -430,6 +430,40 @@ TEST_CASE("settle_batch writes many settles in one transaction, as settling each
   }
 }
 
+TEST_CASE("a settle that fails inside a batch leaves nothing for the batch's later settles to read",
+          "[ledger][batch]") {
+  TempLedgerFile file;
+  SqliteLedger ledger(file.path);
+  BudgetSpec budget = spec("project:p", Window::kDaily, "1");
+  budget.thresholds_pct = {10, 60};
+  ledger.set_budget(budget);
+  auto in_p = [](const char* usd) {
+    CallRecord c = cost(usd);
+    c.scope.project = "p";
+    return c;
+  };
+  ledger.settle(999000, in_p("0.5"));  // today's counter: 0.5 spent
+  {
+    // The batch's first settle fails at its alert, after it wrote the counter (0.75 spent).
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(file.path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    const int rc = sqlite3_exec(db,
+                                "CREATE TRIGGER boom BEFORE INSERT ON alerts WHEN NEW.spent_nanos = "
+                                "750000000 BEGIN SELECT RAISE(ABORT, 'boom'); END",
+                                nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+  }
+  // Reservations the ledger no longer has: each settle books its row and its spend alone.
+  const auto out =
+      ledger.settle_batch({{999001, in_p("0.25")}, {999002, in_p("0.125")}, {999003, in_p("0.0625")}});
+  REQUIRE(out.size() == 3);
+  REQUIRE_FALSE(out[0].error.empty());
+  REQUIRE((out[1].outcome && out[2].outcome));
+  CHECK(state(ledger).spent == Money::parse("0.6875"));
+  CHECK(ledger.calls({}).size() == 3);
+}
+
 namespace {
 // Counter rows whose atto columns left [0, 1e9) (the carry formulas rely on it).
 int64_t unnormalized_counters(const std::string& path) {

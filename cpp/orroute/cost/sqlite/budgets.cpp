@@ -7,13 +7,22 @@ namespace orroute {
 
 using namespace sqlite;
 
-SqliteLedger::Impl::Counter SqliteLedger::Impl::counter(const Budget& b, TimeUs start, TimeUs end) {
-  {
-    auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
-               "budget_windows WHERE budget_id = ? AND window_start = ?");
-    s.bind(1, b.id).bind(2, start);
-    if (s.step()) return {join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3))};
+std::optional<SqliteLedger::Impl::Counter> SqliteLedger::Impl::existing_counter(int64_t budget_id,
+                                                                               TimeUs start) {
+  if (in_write_txn) {
+    if (const TxnReads::Entry* e = txn_reads.find({budget_id, start})) return e->counter;
   }
+  auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
+             "budget_windows WHERE budget_id = ? AND window_start = ?");
+  s.bind(1, budget_id).bind(2, start);
+  if (!s.step()) return std::nullopt;
+  const Counter c{join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3))};
+  if (in_write_txn) txn_reads.set({budget_id, start}, c, false);
+  return c;
+}
+
+SqliteLedger::Impl::Counter SqliteLedger::Impl::counter(const Budget& b, TimeUs start, TimeUs end) {
+  if (std::optional<Counter> c = existing_counter(b.id, start)) return *c;
   // First use of this window: start from the calls already recorded in it.
   Money spent;
   {
@@ -40,16 +49,39 @@ SqliteLedger::Impl::Counter SqliteLedger::Impl::counter(const Budget& b, TimeUs 
   const auto [sn, sa] = split(spent);
   q("INSERT INTO budget_windows VALUES (?, ?, ?, ?, 0, 0)")
       .bind(1, b.id).bind(2, start).bind(3, sn).bind(4, sa).run();
-  return {spent, Money()};
+  const Counter c{spent, Money()};
+  if (in_write_txn) txn_reads.set({b.id, start}, c, false);
+  return c;
 }
 
 void SqliteLedger::Impl::write_counter(int64_t budget_id, TimeUs start, const Counter& c) {
   if (current) current->counters.emplace_back(budget_id, start, c);
+  if (in_write_txn) {
+    if (TxnReads::Entry* e = txn_reads.find({budget_id, start})) {
+      e->counter = c;  // its window exists: written at commit
+      e->dirty = true;
+      return;
+    }
+  }
   const auto [sn, sa] = split(c.spent);
   const auto [rn, ra] = split(c.reserved);
   q("UPDATE budget_windows SET spent_nanos = ?, spent_attos = ?, reserved_nanos = ?, "
     "reserved_attos = ? WHERE budget_id = ? AND window_start = ?")
       .bind(1, sn).bind(2, sa).bind(3, rn).bind(4, ra).bind(5, budget_id).bind(6, start).run();
+  if (in_write_txn && sqlite3_changes(db) == 1) txn_reads.set({budget_id, start}, c, false);
+}
+
+void SqliteLedger::Impl::flush_counters() {
+  for (TxnReads::Entry& entry : txn_reads.counters) {
+    if (!entry.dirty) continue;
+    const auto [sn, sa] = split(entry.counter.spent);
+    const auto [rn, ra] = split(entry.counter.reserved);
+    const auto& key = entry.window;
+    q("UPDATE budget_windows SET spent_nanos = ?, spent_attos = ?, reserved_nanos = ?, "
+      "reserved_attos = ? WHERE budget_id = ? AND window_start = ?")
+        .bind(1, sn).bind(2, sa).bind(3, rn).bind(4, ra).bind(5, key.first).bind(6, key.second).run();
+    entry.dirty = false;
+  }
 }
 
 std::vector<SqliteLedger::Impl::Matched> SqliteLedger::Impl::match(const SpendScope& scope,
@@ -83,9 +115,11 @@ int64_t SqliteLedger::set_budget(const BudgetSpec& spec) {
   impl_->check_pid();
   Impl::Txn txn(*impl_);
   const auto [ln, la] = split(spec.limit);
-  impl_->q("INSERT INTO budgets(scope_kind, scope_key, scope_value, period, time_zone, "
+  // A new budget's id is past every id used before (state.last_budget_id): see schema migration 4.
+  impl_->q("INSERT INTO budgets(id, scope_kind, scope_key, scope_value, period, time_zone, "
            "limit_nanos, limit_attos, policy, thresholds, created_at) VALUES "
-           "(?,?,?,?,?,?,?,?,?,?) ON CONFLICT (scope_kind, scope_key, scope_value, period) DO "
+           "((SELECT MAX(last_budget_id, (SELECT COALESCE(MAX(id), 0) FROM budgets)) + 1 FROM state "
+           "WHERE id = 1),?,?,?,?,?,?,?,?,?,?) ON CONFLICT (scope_kind, scope_key, scope_value, period) DO "
            "UPDATE SET time_zone = excluded.time_zone, limit_nanos = excluded.limit_nanos, "
            "limit_attos = excluded.limit_attos, policy = excluded.policy, "
            "thresholds = excluded.thresholds")
@@ -103,6 +137,7 @@ int64_t SqliteLedger::set_budget(const BudgetSpec& spec) {
     s.step();
     id = s.i64(0);
   }
+  impl_->q("UPDATE state SET last_budget_id = MAX(last_budget_id, ?) WHERE id = 1").bind(1, id).run();
   impl_->bump_gen();
   impl_->bump_epoch();  // inside the transaction: see sync_state()
   txn.commit();
@@ -125,6 +160,7 @@ bool SqliteLedger::remove_budget(const BudgetScope& scope, Window window) {
   }
   impl_->q("DELETE FROM budgets WHERE id = ?").bind(1, id).run();
   impl_->q("DELETE FROM budget_windows WHERE budget_id = ?").bind(1, id).run();
+  std::erase_if(impl_->txn_reads.counters, [id](const auto& e) { return e.window.first == id; });
   impl_->bump_gen();
   impl_->bump_epoch();
   txn.commit();

@@ -69,6 +69,12 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
     if (!m.counter.spent.is_negative() && !m.counter.spent.is_zero()) {
       for (const int32_t t : m.budget->thresholds_pct) {
         if (m.counter.spent * 100 < limit * t) continue;
+        const std::tuple<int64_t, TimeUs, int32_t> key{m.budget->id, m.start, t};
+        if (known_alerts.contains(key)) continue;  // fired before: the insert would be ignored
+        after_commit([this, key] {
+          if (known_alerts.size() >= kMaxKnownAlerts) known_alerts.clear();
+          known_alerts.insert(key);
+        });
         const auto [sn, sa] = split(m.counter.spent);
         const auto [ln, la] = split(limit);
         const std::string name = m.budget->name();

@@ -91,6 +91,7 @@ void SqliteLedger::Impl::open() {
     throw Error("ledger: cannot open '" + path + "': " + msg);
   }
   sqlite3_busy_handler(db, &Impl::busy_wait, this);
+  sqlite3_update_hook(db, &Impl::reservations_changed, this);
   // Only takes effect on a new, empty file (existing files keep theirs).
   if (options.page_size > 0) exec(("PRAGMA page_size=" + std::to_string(options.page_size)).c_str());
   if (path != ":memory:") exec("PRAGMA journal_mode=WAL");

@@ -53,6 +53,7 @@ std::vector<SqliteLedger::Impl::Job*> SqliteLedger::Impl::run_batch() {
     } else {
       for (Job* job : batch) {
         q("SAVEPOINT job").run();
+        txn_reads_before_job = txn_reads;  // what the file holds (or will, at commit) before it
         current = job;
         try {
           job->run();
@@ -61,6 +62,7 @@ std::vector<SqliteLedger::Impl::Job*> SqliteLedger::Impl::run_batch() {
           job->error = std::current_exception();
           fail_job(*job);
           q("ROLLBACK TO job").run();
+          txn_reads = txn_reads_before_job;
         }
         current = nullptr;
         q("RELEASE job").run();

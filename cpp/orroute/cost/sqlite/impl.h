@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -140,6 +141,55 @@ struct SqliteLedger::Impl {
   // path (exact within one process).
   std::map<std::pair<int64_t, TimeUs>, Counter> wcache;
 
+  // Budget-window counters and lease rows this connection read or wrote inside its running
+  // write transaction, served again without a statement: while the write lock is held only this
+  // connection changes the file. A counter written in the transaction stays here (dirty) and is
+  // written once, before COMMIT (flush_counters): a settle batch of one lease and two budgets
+  // reads each counter once and writes it once, instead of a read and a write per settle.
+  // Emptied when a write transaction begins or ends; a job's savepoint restores what it held
+  // before the job (run_batch); lease rows are also forgotten on any change to the reservations
+  // table (reservations_changed, the connection's update hook).
+  // Vectors, searched linearly (a call matches a few budgets), so that a transaction and a job's
+  // snapshot reuse their capacity instead of allocating.
+  struct TxnReads {
+    struct Entry {
+      std::pair<int64_t, TimeUs> window;
+      Counter counter;
+      bool dirty = false;  // written here, not yet in the file
+    };
+    std::vector<Entry> counters;
+    std::vector<std::pair<int64_t, TimeUs>> lease_rows;  // (row id, created_at) seen to exist
+    Entry* find(const std::pair<int64_t, TimeUs>& window) {
+      for (Entry& e : counters) {
+        if (e.window == window) return &e;
+      }
+      return nullptr;
+    }
+    void set(const std::pair<int64_t, TimeUs>& window, const Counter& c, bool dirty) {
+      if (Entry* e = find(window)) {
+        e->counter = c;
+        e->dirty = dirty;
+      } else {
+        counters.push_back({window, c, dirty});
+      }
+    }
+    void clear() {
+      counters.clear();
+      lease_rows.clear();
+    }
+  };
+  TxnReads txn_reads;
+  TxnReads txn_reads_before_job;  // run_batch: txn_reads when the running job's savepoint began
+  // Alerts (budget id, window start, threshold) known to be in the file: a settle past a
+  // threshold skips its INSERT OR IGNORE (alerts are never deleted and budget ids never reused).
+  // Filled when the transaction that inserted or found the row commits; under `mu`; emptied when
+  // it holds kMaxKnownAlerts (many conversation budgets).
+  std::set<std::tuple<int64_t, TimeUs, int32_t>> known_alerts;
+  static constexpr size_t kMaxKnownAlerts = 4096;
+  bool in_write_txn = false;  // a Txn is open (BEGIN IMMEDIATE ran, no COMMIT/ROLLBACK yet)
+  static void reservations_changed(void* self, int op, const char* db_name, const char* table,
+                                   sqlite3_int64 row);
+
   // Every ledger object open in this process, by canonical file path: what "this process"
   // sees (budget_states, live_reservations) covers all its objects on one file (e.g. a
   // CostTracker and the engine's own ledger), not only the one asked. Never destroyed (static
@@ -189,11 +239,18 @@ struct SqliteLedger::Impl {
   // atomic across processes.
   class Txn {
    public:
-    explicit Txn(Impl& impl) : impl_(impl) { impl_.q("BEGIN IMMEDIATE").run(); }
+    explicit Txn(Impl& impl) : impl_(impl) {
+      impl_.q("BEGIN IMMEDIATE").run();
+      impl_.txn_reads.clear();
+      impl_.in_write_txn = true;
+    }
     ~Txn() {
       if (!done_) sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+      impl_.in_write_txn = false;
+      impl_.txn_reads.clear();
     }
     void commit() {
+      impl_.flush_counters();
       impl_.q("COMMIT").run();
       done_ = true;
     }
@@ -296,9 +353,16 @@ struct SqliteLedger::Impl {
 
   void bump_gen() { q("UPDATE state SET budget_gen = budget_gen + 1 WHERE id = 1").run(); }
 
+  // A budget window's counter, created (from the calls already recorded in it) on first use.
   Counter counter(const Budget& b, TimeUs start, TimeUs end);
+  // The counter if its window exists; no statement when this transaction already read it.
+  std::optional<Counter> existing_counter(int64_t budget_id, TimeUs start);
 
+  // Sets a window's counter: in the file now, or (inside a write transaction, for a window it
+  // read) at its commit.
   void write_counter(int64_t budget_id, TimeUs start, const Counter& c);
+  // Writes the counters the running transaction changed (Txn::commit, before COMMIT).
+  void flush_counters();
 
   std::vector<Matched> match(const SpendScope& scope, TimeUs at, bool all);
 

@@ -1,5 +1,6 @@
 // Budget leases' bookkeeping: rows, free and held money, local reservations (see sqlite_ledger.h).
 #include <algorithm>
+#include <cstring>
 
 #include "orroute/cost/sqlite/impl.h"
 #include "orroute/cost/sqlite/money_columns.h"
@@ -34,16 +35,11 @@ std::string SqliteLedger::Impl::encode_windows(const WindowKey& key) {
 }
 
 void SqliteLedger::Impl::add_reserved(int64_t budget_id, TimeUs start, Money delta) {
-  Counter c;
-  {
-    auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
-               "budget_windows WHERE budget_id = ? AND window_start = ?");
-    s.bind(1, budget_id).bind(2, start);
-    if (!s.step()) return;
-    c = {join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3)) + delta};
-  }
-  if (c.reserved.is_negative()) c.reserved = Money();
-  write_counter(budget_id, start, c);
+  std::optional<Counter> c = existing_counter(budget_id, start);
+  if (!c) return;
+  c->reserved += delta;
+  if (c->reserved.is_negative()) c->reserved = Money();
+  write_counter(budget_id, start, *c);
 }
 
 // A lease's row: its id alone could name a later reservation once the row is reclaimed (SQLite
@@ -67,7 +63,19 @@ bool SqliteLedger::Impl::add_to_lease_row(const Lease& lease, Money delta, TimeU
 }
 
 bool SqliteLedger::Impl::lease_row_exists(const Lease& lease) {
-  return lease_row(q("SELECT 1 FROM reservations WHERE " ORROUTE_LEASE_ROW), lease).step();
+  const std::pair<int64_t, TimeUs> key{lease.row_id, lease.created_at};
+  auto& seen = txn_reads.lease_rows;
+  if (in_write_txn && std::find(seen.begin(), seen.end(), key) != seen.end()) return true;
+  const bool exists = lease_row(q("SELECT 1 FROM reservations WHERE " ORROUTE_LEASE_ROW), lease).step();
+  if (exists && in_write_txn) seen.push_back(key);
+  return exists;
+}
+
+void SqliteLedger::Impl::reservations_changed(void* self, int /*op*/, const char* /*db_name*/,
+                                              const char* table, sqlite3_int64 /*row*/) {
+  if (std::strcmp(table, "reservations") == 0) {
+    static_cast<Impl*>(self)->txn_reads.lease_rows.clear();
+  }
 }
 
 bool SqliteLedger::Impl::delete_lease_row(const Lease& lease) {

@@ -21,14 +21,12 @@ bool SqliteLedger::Impl::remove_reservation(int64_t id, bool as_spent) {
     windows = decode_windows(s.text(2));
   }
   for (const auto& [budget_id, start] : windows) {
-    auto s = q("SELECT spent_nanos, spent_attos, reserved_nanos, reserved_attos FROM "
-               "budget_windows WHERE budget_id = ? AND window_start = ?");
-    s.bind(1, budget_id).bind(2, start);
-    if (!s.step()) continue;
-    Counter c{join(s.i64(0), s.i64(1)), join(s.i64(2), s.i64(3)) - amount};
-    if (c.reserved.is_negative()) c.reserved = Money();
-    if (as_spent) c.spent += amount;
-    write_counter(budget_id, start, c);
+    std::optional<Counter> c = existing_counter(budget_id, start);
+    if (!c) continue;
+    c->reserved -= amount;
+    if (c->reserved.is_negative()) c->reserved = Money();
+    if (as_spent) c->spent += amount;
+    write_counter(budget_id, start, *c);
   }
   q("DELETE FROM reservations WHERE id = ?").bind(1, id).run();
   return true;

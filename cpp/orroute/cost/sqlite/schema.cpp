@@ -72,6 +72,16 @@ DROP INDEX calls_project_ts;
     R"sql(
 ALTER TABLE calls ADD COLUMN cost_source TEXT NOT NULL DEFAULT '';
 )sql",
+    // 4: budget ids are never reused. SQLite gives a new row the largest rowid + 1, so a budget
+    // made after the newest one was removed took its id, and the removed budget's alerts (and
+    // reservations naming its windows) stood for the new one's: its thresholds never fired.
+    R"sql(
+ALTER TABLE state ADD COLUMN last_budget_id INTEGER NOT NULL DEFAULT 0;
+UPDATE state SET last_budget_id = (SELECT MAX(m) FROM (
+  SELECT COALESCE(MAX(id), 0) AS m FROM budgets UNION ALL
+  SELECT COALESCE(MAX(budget_id), 0) FROM alerts UNION ALL
+  SELECT COALESCE(MAX(budget_id), 0) FROM budget_windows));
+)sql",
 };
 extern const int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
