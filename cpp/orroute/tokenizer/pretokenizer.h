@@ -30,7 +30,8 @@ std::optional<SplitPattern> pattern_from_regex(std::string_view regex) noexcept;
 // End offset (> pos) of the piece that starts at byte `pos` (< text.size()) of `text`, with the
 // leftmost-first backtracking semantics of tiktoken's regex engine; `$` is the end of `text`.
 // Invalid UTF-8 bytes are scanned as one-byte characters of no category. Thread-safe, no failure.
-// The general scanner, one piece per call: the reference PieceScanner's fast paths must agree with.
+// The general scanner, one piece per call: the reference the PieceScanner's fast paths are tested
+// against.
 size_t next_piece_end(SplitPattern pattern, std::string_view text, size_t pos) noexcept;
 
 // How the scanner classifies the bytes of its 64-byte windows (see pretokenizer.cpp): with SSE2
