@@ -697,6 +697,13 @@ void bind_route(py::module_& m) {
             e.budget_guard()->ledger().set_budget(spec);
           },
           py::arg("scope"), py::arg("window"), py::arg("limit"), py::arg("policy") = "refuse")
+      .def(
+          "set_approval",  // the CostTracker's rule, for the calls this engine reserves
+          [](Engine& e, std::optional<Money> above, ApprovalHook hook) {
+            if (!e.budget_guard()) throw InvalidArgument("this engine has no ledger");
+            e.budget_guard()->set_approval(above, std::move(hook));
+          },
+          py::arg("above"), py::arg("hook"))
       .def("reserved",
            [](Engine& e) {
              if (!e.budget_guard()) return std::pair<int64_t, Money>{0, Money::zero()};

@@ -95,6 +95,8 @@ def timeout_of(value: Any) -> Any:
     the core's ``(connect, first_byte, idle, total)`` for an ``httpx.Timeout``-like object
     (``read`` bounds the first byte and each gap of a stream), otherwise unchanged (a float, None
     or an ``orroute.Timeout``)."""
+    if value is ... or value is None or type(value) in (float, int):  # most calls: no conversion
+        return value
     if is_omitted(value):
         return ...
     if all(hasattr(value, a) for a in ("connect", "read", "write", "pool")):

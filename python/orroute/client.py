@@ -63,7 +63,9 @@ class Timeout:
     Args:
         connect: TCP and TLS handshake.
         first_byte: from sending to the first byte of the response.
-        idle: longest gap between two pieces of a streamed body.
+        idle: longest gap between two pieces of a streamed body; SSE comments and pings
+            (OpenRouter's ``: OPENROUTER PROCESSING``) are keep-alives, not pieces, so a stream
+            that sends only those for this long ends.
         total: the whole request.
 
     >>> Timeout(connect=5, first_byte=30, idle=60)
@@ -287,6 +289,9 @@ def _account_scope(base_url: str, keys: Sequence[str]) -> str:
 
 
 class _Base:
+    # (timeout, its tuple for a plain call, for a stream): see _default_timeouts
+    _timeout_tuples: tuple[Any, Any, Any] | None = None
+
     def __init__(
         self,
         *,
@@ -310,6 +315,7 @@ class _Base:
         if max_retries < 0:
             raise InvalidArgumentError("max_retries must be >= 0")
         self._timeout = timeout
+        self._timeout_tuples = None
         self._max_retries = max_retries
         self._headers = list((default_headers or {}).items())
         self._observe = _observer or Observer(
@@ -425,21 +431,32 @@ class _Base:
         between threads, which costs a plain call's latency two wake-ups)."""
         if self._keyless and not path.startswith("/models"):
             raise _surface.missing_key_error()
-        t = self._timeout if timeout is ... else timeout
+        if timeout is ... or timeout is self._timeout:
+            timeouts = self._default_timeouts(stream)
+        else:
+            timeouts = _timeouts(timeout, stream)
         retries = self._max_retries if max_retries is None else max_retries
-        headers = self._headers + list((extra_headers or {}).items())
+        headers = self._headers + list(extra_headers.items()) if extra_headers else self._headers
         return self._core.start(
             method,
             path,
             body,
             stream=stream,
             max_retries=retries,
-            timeouts=_timeouts(t, stream),
+            timeouts=timeouts,
             headers=headers,
             not_found_retries=not_found_retries,
             chat=chat,
             blocking=blocking and not stream,
         )
+
+    def _default_timeouts(self, stream: bool) -> tuple[Any, Any, Any, Any]:
+        """The client's timeout as the core takes it (worked out once per client and mode)."""
+        cached = self._timeout_tuples
+        if cached is None or cached[0] is not self._timeout:
+            cached = self._timeout_tuples = (self._timeout, _timeouts(self._timeout, False),
+                                             _timeouts(self._timeout, True))
+        return cached[2] if stream else cached[1]
 
     def _start_chat(
         self,

@@ -380,6 +380,8 @@ class CostTracker:
         self._callbacks: list[Callable[[AlertEvent], None]] = []
         self._lock = threading.Lock()
         self._approval: tuple[Amount | None, Any] = (None, None)
+        # the engines of managers given this tracker as their ledger: they apply its approval rule
+        self._approval_engines: weakref.WeakSet[Any] = weakref.WeakSet()
         self._open()
         if approval_above is not None:
             self.set_approval(approval_above, approval_hook)
@@ -732,6 +734,7 @@ class CostTracker:
         if above_usd is None:
             self._approval = (None, None)
             self._guard.set_approval(None, None)
+            self._tell_engines()
             return
         if hook is None:
             raise InvalidArgumentError("an approval amount needs an approval hook")
@@ -752,6 +755,19 @@ class CostTracker:
 
         self._approval = (above_usd, ask)
         self._guard.set_approval(_core.parse_money(above_usd), ask)
+        self._tell_engines()
+
+    def _follow_approval(self, engine: Any) -> None:
+        """``engine`` (a manager's, on this ledger) applies this tracker's approval rule, now and
+        whenever :meth:`set_approval` changes it: its calls reserve through a guard of its own."""
+        self._approval_engines.add(engine)
+        self._tell_engines()
+
+    def _tell_engines(self) -> None:
+        above, ask = self._approval
+        money = None if above is None else _core.parse_money(above)
+        for engine in list(self._approval_engines):
+            engine.set_approval(money, ask)
 
     def on_alert(self, callback: Callable[[AlertEvent], None]) -> Callable[[AlertEvent], None]:
         """Registers ``callback(AlertEvent)`` for threshold alerts fired by this process (each

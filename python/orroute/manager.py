@@ -305,7 +305,8 @@ class AIModelManager:
             per million tokens: a number (input and output) or ``{"prompt": 3, "completion":
             15}``. See docs/cost.md for how variants and routers are priced.
         cost_check_multiple: an upstream ``usage.cost`` above this multiple of the catalog price
-            of the reported tokens is not believed (the catalog price is recorded).
+            of the reported tokens, or below its inverse, is not believed (the catalog price is
+            recorded).
         webhook_url: threshold alerts of this manager's calls are POSTed there (as JSON); with a
             :class:`orroute.CostTracker` as ``ledger``, its callbacks and webhook fire too.
         compress: prompt compression before every call (an :class:`orroute.compress.Compression`
@@ -442,6 +443,8 @@ class AIModelManager:
         self._has_ledger = ledger_path is not None
         # Alerts of this manager's calls fire here (and through a CostTracker given as ledger).
         self._tracker = ledger if hasattr(ledger, "_dispatch") else None
+        if self._tracker is not None:
+            self._tracker._follow_approval(self._door)  # its approval hook guards these calls too
         self._alert_callbacks: list[Callable[[Any], None]] = []
         self._webhook_url = webhook_url
         self._webhooks: list[Any] = []

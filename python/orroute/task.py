@@ -47,11 +47,20 @@ class _TaskIds:
 _new_task_id = _TaskIds()
 
 
+_TYPE_MAX = 64  # a task type is a name, stored on every ledger row of the call
+
+
 def _check_type(name: str) -> None:
     """A type one or two edits away from a known task type (``"codng"``) is a typo: refused,
     naming the type meant. Other unknown types are allowed (a learned router or a cascade may be
-    trained on task types of the caller's own)."""
+    trained on task types of the caller's own) if they are names: at most 64 printable ASCII
+    characters without spaces or quotes."""
     global _KNOWN_TYPES
+    if (len(name) > _TYPE_MAX or not name.isascii() or not name.isprintable()
+            or any(c in name for c in " \"'\\")):
+        raise InvalidArgumentError(
+            f"task type {name[:40]!r}{'...' if len(name) > 40 else ''} is not a name: at most "
+            f"{_TYPE_MAX} printable ASCII characters without spaces or quotes")
     if _KNOWN_TYPES is None:
         from . import _core  # the task types are the engine's (select/task_types.cpp)
 

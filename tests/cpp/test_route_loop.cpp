@@ -274,6 +274,29 @@ TEST_CASE("Retry-After is waited and holds the model for everyone", "[route][loo
   }
 }
 
+TEST_CASE("an absurd Retry-After holds the model an hour at most", "[route][loop]") {
+  // One hostile (or buggy) 429 must not take a model out of every run until the process ends
+  // (or, with a shared router state, for good): after the cap it is tried again.
+  const auto [header, value] = GENERATE(table<std::string, std::string>({
+      {"retry_after", "99999999999999999999"},
+      {"retry_after", "1e300"},
+      {"retry_after", "Wed, 21 Oct 2999 07:28:00 GMT"},
+      {"rate_limit_reset", "99999999999999"},  // epoch ms in the year 5138
+  }));
+  Harness h;
+  AttemptResult r = failure(429, "rate limited");
+  (header == "retry_after" ? r.retry_after : r.rate_limit_reset) = value;
+  h.sender->script["a/1"] = {r};
+  auto out = h.run({"a/1", "b/2"});
+  REQUIRE(out.model == "b/2");
+  INFO(header << ": " << value);
+  REQUIRE(h.state.held_for("model:a/1", h.clock.now()) > Duration(30min));
+  REQUIRE(h.state.held_for("model:a/1", h.clock.now()) <= Duration(1h));
+  h.clock.advance(1h);
+  h.sender->calls.clear();
+  REQUIRE(h.run({"a/1", "b/2"}).model == "a/1");
+}
+
 TEST_CASE("an open circuit skips the model until the cooldown", "[route][loop]") {
   Harness h;
   h.ctx.config.retry.max_retries_per_model = 0;

@@ -26,8 +26,9 @@ const ModelCatalog& catalog() {
 
 Money usd(const char* s) { return Money::parse(s); }
 
-// Charges the reply usage `usage_json` (prompt counted by us: 10 tokens, answer: 20).
-AuditedCharge charge(const std::string& usage_json, bool has_usage = true) {
+// Charges the reply usage `usage_json` (prompt counted by us: 10 tokens, answer: 20, unless said).
+AuditedCharge charge(const std::string& usage_json, bool has_usage = true,
+                     int64_t counted_prompt = 10, int64_t counted_completion = 20) {
   static const CallPricer pricer(catalog(), {});
   rapidjson::Document d;
   d.Parse(usage_json.c_str(), usage_json.size());
@@ -37,8 +38,8 @@ AuditedCharge charge(const std::string& usage_json, bool has_usage = true) {
   in.requested = "x/m";
   in.served = "x/m";
   in.usage = has_usage ? &u : nullptr;
-  in.counted_prompt_tokens = 10;
-  in.counted_completion_tokens = 20;
+  in.counted_prompt_tokens = counted_prompt;
+  in.counted_completion_tokens = counted_completion;
   in.context_length = 1000;
   in.reserved = usd("0.01");
   return audit_charge(pricer, in);
@@ -78,6 +79,48 @@ TEST_CASE("each hostile cost is replaced by the catalog price and named", "[usag
   CHECK(c.source == "catalog");
   CHECK(c.cost == kCatalog_100_200);
   CHECK(c.problem.find(why) != std::string::npos);
+}
+
+TEST_CASE("a cost below half the catalog price is replaced by the catalog price", "[usage_audit]") {
+  // A paid call reported free (or nearly) would book less than it cost: the budget would not see it.
+  const char* cost = GENERATE("0", "0.0", "\"0\"", "0.0002", "0.000000001");
+  const auto c = charge(std::string(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": )") +
+                        cost + "}");
+  INFO(cost << " -> " << c.problem);
+  CHECK(c.source == "catalog");
+  CHECK(c.cost == kCatalog_100_200);
+  CHECK(c.problem.find("is less than 1/2 of the catalog price") != std::string::npos);
+  // half the catalog price is still believed (a cheaper provider, a cache discount)
+  CHECK(charge(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 0.00025})").source ==
+        "upstream");
+}
+
+TEST_CASE("fewer tokens than were sent or received are replaced by the tokenizer's count",
+          "[usage_audit]") {
+  // We sent 400 prompt tokens and received 200: a report of 1 prompt token (priced consistently)
+  // would book a fraction of the call.
+  const char* tokens = GENERATE(R"("prompt_tokens": 1, "completion_tokens": 200, "cost": 0.000401)",
+                                R"("prompt_tokens": 0, "completion_tokens": 200)",
+                                R"("prompt_tokens": 400, "completion_tokens": 0, "cost": 0.0004)",
+                                R"("prompt_tokens": 80, "completion_tokens": 40)");
+  const auto c = charge(std::string("{") + tokens + "}", true, 400, 200);
+  INFO(tokens << " -> " << c.problem);
+  CHECK(c.source == "tokenizer");
+  CHECK(c.counts.prompt_tokens == 400);
+  CHECK(c.counts.completion_tokens == 200);
+  CHECK(c.cost == usd("0.0008"));  // 400 x 1e-6 + 200 x 2e-6
+  CHECK(c.problem.find("less than a quarter") != std::string::npos);
+}
+
+TEST_CASE("token counts a tokenizer or an image can explain are believed", "[usage_audit]") {
+  // Other families' tokenizers, and images (Gemini bills 258 tokens where we count 765), differ
+  // from our count: down to a quarter of it (less a few template tokens) is the upstream's word.
+  const auto c = charge(R"({"prompt_tokens": 120, "completion_tokens": 60})", true, 400, 200);
+  CHECK(c.source == "catalog");
+  CHECK(c.counts.prompt_tokens == 120);
+  CHECK(c.counts.completion_tokens == 60);
+  // a tiny prompt's chat template is most of our count: "hi" is 8 tokens here, 1-2 elsewhere
+  CHECK(charge(R"({"prompt_tokens": 1, "completion_tokens": 1})", true, 8, 1).counts.prompt_tokens == 1);
 }
 
 TEST_CASE("a missing cost is the catalog price, flagged", "[usage_audit]") {
@@ -192,6 +235,10 @@ TEST_CASE("10,000 randomly mutated usage objects never throw and never corrupt t
     REQUIRE(c.counts.prompt_tokens <= 1000);
     REQUIRE(c.counts.completion_tokens <= 1000);
     REQUIRE(c.cost <= usd("0.006"));  // 2 x (1000 x 1e-6 + 1000 x 2e-6)
+    // ... and never less than half the catalog price of the tokens charged for
+    if (const auto listed = pricer.price("x/m", "x/m", {}, c.counts); listed && c.source != "reservation") {
+      REQUIRE(c.cost * 2 >= *listed);
+    }
     ReserveRequest r;
     r.amount = in.reserved;
     const ReserveOutcome o = ledger.reserve(r);

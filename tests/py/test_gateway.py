@@ -380,6 +380,23 @@ def test_ai_credits(gateway: Gateway, key: str) -> None:
         data["total_usage"])
 
 
+
+@pytest.mark.parametrize("answer", [
+    {"data": {"total_credits": "abc", "total_usage": 0}},
+    {"data": {"total_credits": "NaN", "total_usage": 0}},
+    {"data": {"total_credits": True, "total_usage": 0}},
+    {"data": {"total_credits": {}, "total_usage": 0}},
+    {"data": {"total_credits": 5, "total_usage": [1]}},
+    {"data": []},
+    {"data": None},
+], ids=lambda a: json.dumps(a)[:50])
+def test_ai_credits_of_an_odd_upstream_answer_is_a_502(gateway: Gateway, fake: FakeOpenRouter,
+                                                       key: str, answer: Any) -> None:
+    fake.script("/credits", [Fault.raw(json.dumps(answer).encode())])
+    status, _, body = call(gateway, "GET", "/api/v1/ai/credits", key=key)
+    assert status == 502, body
+    assert json.loads(body)["error"]["type"] == "upstream_error"
+
 def test_openapi_describes_every_endpoint(gateway: Gateway) -> None:
     status, _, body = call(gateway, "GET", "/openapi.json")
     spec = json.loads(body)

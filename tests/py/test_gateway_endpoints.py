@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 import openai
 import pytest
 from _gateway_util import call, gateway_fixtures
 
+from orroute import _engine
 from orroute.gateway import Gateway
-from orroute.testing import FakeOpenRouter
+from orroute.testing import FakeOpenRouter, Fault
 
 UPSTREAM_KEY = "sk-or-v1-upstream-secret-endpoints-0123456789abcdef"
 MODEL = "openai/gpt-4o-mini"
@@ -105,6 +107,28 @@ def test_n_refused_by_the_budget_costs_nothing_more(gateway: Gateway) -> None:
     assert e.value.status_code == 402
     assert gateway.tracker.budget_status(project="n-budget").reserved == 0
     assert json.loads(e.value.response.content)["error"]["code"] == "budget_exceeded"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_n_that_do_not_all_fit_the_budget_are_none_sent(gateway: Gateway, fake: FakeOpenRouter,
+                                                        stream: bool) -> None:
+    """Room for two of three completions: the request is refused before any is sent, not
+    answered 402 after two were paid for and thrown away."""
+    k, rec = gateway.keys.create(f"n-fit-{stream}")
+    body = {"model": MODEL, "messages": HI, "max_tokens": 1000}
+    one = gateway.app.engine.plan(_engine.engine_task(
+        json.dumps(body), project=rec.project, tags=[("gateway_key", rec.id)]))["estimate"]
+    gateway.tracker.set_budget(one * Decimal("2.5"), project=rec.project)
+    fake.clear_requests()
+    status, _, data = call(gateway, "POST", "/v1/chat/completions",
+                           {**body, "n": 3, "stream": stream}, key=k)
+    assert status == 402, data
+    assert json.loads(data)["error"]["code"] == "budget_exceeded"
+    assert not [r for r in fake.requests if r.endpoint == "/chat/completions"]
+    budget = gateway.tracker.budget_status(project=rec.project)
+    assert budget.spent == 0 and budget.reserved == 0
+    status, _, data = call(gateway, "POST", "/v1/chat/completions", {**body, "n": 2}, key=k)
+    assert status == 200, data  # two do fit
 
 
 # --- POST /v1/responses --------------------------------------------------------------------------
@@ -203,8 +227,6 @@ async def test_responses_stream_async(gateway: Gateway, key: str) -> None:
 
 def test_responses_stream_that_breaks_ends_with_response_failed(client: openai.OpenAI,
                                                                 fake: FakeOpenRouter) -> None:
-    from orroute.testing import Fault
-
     fake.fail(MODEL, Fault.stream_error(after_tokens=2, message="Provider disconnected"))
     try:
         events = list(client.responses.create(model=MODEL, input="Say hi", stream=True))
@@ -256,6 +278,27 @@ def test_embeddings_refused_by_the_budget_are_not_sent(gateway: Gateway, fake: F
     assert not [q for q in fake.requests if q.endpoint == "/embeddings"]
 
 
+@pytest.mark.parametrize("usage", [
+    {"prompt_tokens": 1},  # 1 token for ~500: priced as 1
+    {"prompt_tokens": 1, "cost": 0.00000002},  # priced consistently with the lie
+    {"prompt_tokens": 500, "cost": 0},  # a paid call reported free
+    {"prompt_tokens": 500, "cost": 1000},  # $1000 for $0.00001 of tokens
+], ids=lambda u: json.dumps(u))
+def test_embeddings_usage_lies_are_booked_within_the_catalogs_bounds(
+        gateway: Gateway, fake: FakeOpenRouter, embed_model: str, usage: dict[str, Any]) -> None:
+    k, rec = gateway.keys.create(f"embed-lie-{len(usage)}-{usage.get('cost')}")
+    gateway.tracker.set_budget(1, project=rec.project)
+    text = "word " * 500  # 500 tokens: $0.00001 at $0.02/M; reserved at a token per byte
+    reply = {"object": "list", "model": embed_model, "usage": usage,
+             "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}]}
+    fake.script(embed_model, [Fault.raw(json.dumps(reply).encode())])
+    status, _, data = call(gateway, "POST", "/v1/embeddings",
+                           {"model": embed_model, "input": text}, key=k)
+    assert status == 200, data
+    spent = gateway.tracker.budget_status(project=rec.project).spent
+    assert Decimal("0.000005") <= spent <= Decimal("0.00000002") * (len(text) + 1)
+
+
 @pytest.mark.parametrize(("body", "param"), [
     ({"model": EMBED}, "input"), ({"model": EMBED, "input": [1.5]}, "input[0]"),
     ({"model": EMBED, "input": "x", "dimensions": 0}, "dimensions"),
@@ -265,3 +308,59 @@ def test_embeddings_bad_requests_name_the_field(gateway: Gateway, key: str, embe
                                                 body: dict, param: str) -> None:  # type: ignore[type-arg]
     status, _, raw = call(gateway, "POST", "/v1/embeddings", body, key)
     assert status == 400 and json.loads(raw)["error"]["param"] == param
+
+
+# --- an upstream reply in an odd shape --------------------------------------------------------------
+
+_USAGE = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+# chat completions the engine relays (they parse, carry a usable usage) but whose choices or usage
+# are not what OpenAI's shape says: the routes that read them answer, they do not crash (500)
+ODD_REPLIES = [
+    {"choices": [1]},
+    {"choices": ["x"]},
+    {"choices": [None]},
+    {"choices": {"a": 1}},
+    {"choices": [{"message": "text"}]},
+    {"choices": [{"message": {"content": "hi", "tool_calls": ["x", {"function": "f"}]}}]},
+    {"choices": [{"message": {"content": "hi"}}], "usage": {**_USAGE, "total_tokens": "many"}},
+    {"choices": [{"message": {"content": "hi"}}],
+     "usage": {**_USAGE, "prompt_tokens_details": "x", "completion_tokens_details": [1]}},
+]
+ODD_CHUNKS = [
+    {"choices": [{"index": 0, "delta": "x"}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": "f"}]}}]},
+    {"choices": [{"index": 0, "delta": {"content": "a"}}], "usage": {"prompt_tokens": "x"}},
+]
+
+
+def _odd_reply(fields: dict[str, Any]) -> Fault:
+    reply = {"id": "gen-odd", "object": "chat.completion", "model": MODEL, "usage": _USAGE, **fields}
+    return Fault.raw(json.dumps(reply).encode())
+
+
+def _odd_stream(chunk: dict[str, Any]) -> Fault:
+    head = {"id": "gen-odd", "object": "chat.completion.chunk", "model": MODEL}
+    events = [{**head, **chunk}, {**head, "choices": [], "usage": _USAGE}]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    return Fault.raw(body + b"data: [DONE]\n\n", content_type="text/event-stream")
+
+
+@pytest.mark.parametrize("reply", ODD_REPLIES, ids=lambda r: json.dumps(r)[:60])
+def test_responses_and_ai_test_of_an_odd_reply_answer(gateway: Gateway, fake: FakeOpenRouter,
+                                                      key: str, reply: dict[str, Any]) -> None:
+    for path, body in [("/v1/responses", {"model": MODEL, "input": "Say hi"}),
+                       ("/api/v1/ai/test", {"model": MODEL})]:
+        fake.script(MODEL, [_odd_reply(reply)])
+        status, _, data = call(gateway, "POST", path, body, key=key)
+        assert status == 200, (path, data)
+        assert isinstance(json.loads(data), dict)
+
+
+@pytest.mark.parametrize("chunk", ODD_CHUNKS, ids=lambda c: json.dumps(c)[:60])
+def test_responses_stream_of_an_odd_chunk_completes(gateway: Gateway, fake: FakeOpenRouter,
+                                                    key: str, chunk: dict[str, Any]) -> None:
+    fake.script(MODEL, [_odd_stream(chunk)])
+    status, _, data = call(gateway, "POST", "/v1/responses",
+                           {"model": MODEL, "input": "Say hi", "stream": True}, key=key)
+    assert status == 200, data
+    assert b"event: response.completed" in data

@@ -95,3 +95,22 @@ def test_a_handler_error_is_a_500_with_a_request_id(gateway: Gateway, key: str,
     monkeypatch.undo()
     assert call(gateway, "POST", "/v1/chat/completions", {"model": MODEL, "messages": HI},
                 key)[0] == 200
+
+
+@pytest.mark.parametrize(("task_type", "status"), [
+    ("coding", 200), ("my_pipeline_step", 200),
+    ("codng", 400),  # a typo of a known type, refused as Task(type=...) refuses it
+    ("x" * 5000, 400),  # stored on every ledger row of the call: not a place for 5 kB
+    ("evil\"} 1", 400),
+], ids=["known", "own", "typo", "long", "quote"])
+def test_the_task_type_header_is_checked_as_a_tasks_type(gateway: Gateway, key: str,
+                                                         task_type: str, status: int) -> None:
+    data = json.dumps({"model": MODEL, "messages": HI}).encode()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as s:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                  + key.encode() + b"\r\nX-Orroute-Task-Type: " + task_type.encode()
+                  + b"\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data))
+        [(got, _, body)] = read_responses(s, 1)
+    assert got == status, body
+    if status == 400:
+        assert json.loads(body)["error"]["param"] == "X-Orroute-Task-Type"

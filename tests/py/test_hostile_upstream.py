@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,6 +273,41 @@ def test_manager_stream_event_without_end_is_cut(fake, tmp_path):
     with pytest.raises(orroute.OrRouteError, match="larger than"):
         for _ in m.stream_task_sync(Task(messages="hi", max_tokens=5), model=MODEL):
             pass
+
+
+def keep_alive_forever(*first: bytes) -> Fault:
+    """``first`` events, then an SSE comment every 0.1 s for 30 s: a stream that never ends."""
+    return Fault.raw(*first, *[b": OPENROUTER PROCESSING\n\n"] * 300,
+                     content_type="text/event-stream", content_length=-1, interval=0.1)
+
+
+@pytest.mark.parametrize("first", [(), (sse(chunk(b'{"content":"hi"}')),)],
+                         ids=["before-content", "after-content"])
+def test_client_stream_of_keep_alives_only_hits_the_idle_timeout(fake, first):
+    """Comments keep proxies from closing a quiet connection; they are not an answer: a stream
+    that sends only them waits as long as the idle timeout says, not for as long as they come."""
+    fake.fail(MODEL, keep_alive_forever(*first))
+    c = orroute.OpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(orroute.APITimeoutError), \
+            c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                      stream=True) as s:
+        for _ in s:
+            pass
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("first", [(), (sse(chunk(b'{"content":"hi"}')),)],
+                         ids=["before-content", "after-content"])
+def test_manager_stream_of_keep_alives_only_hits_the_idle_timeout(fake, tmp_path, first):
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[], timeout=1.0)
+    fake.fail("*", keep_alive_forever(*first))
+    started = time.monotonic()
+    with pytest.raises(orroute.OrRouteError, match="timeout"):
+        for _ in m.stream_task_sync(Task(messages="hi", max_tokens=5), model=MODEL):
+            pass
+    assert time.monotonic() - started < 10
+    assert m.reserved() == (0, 0)
 
 
 # --- keys: an upstream that echoes the key it was sent --------------------------------------------

@@ -74,6 +74,59 @@ def test_hostile_usage_is_charged_the_catalog_price_and_never_held(fake, fault, 
     assert m.reserved() == (0, Decimal(0))  # settled, not left to expire
 
 
+UNDER_REPORTS = [
+    Fault.lying_usage(prompt_tokens=1, total_tokens=21, cost=None),  # few tokens, cost left to us
+    Fault.lying_usage(prompt_tokens=1, total_tokens=21, cost=0.000041),  # priced as the lie
+    Fault.lying_usage(cost=0),  # a paid call reported free
+]
+
+
+@pytest.mark.parametrize("fault", UNDER_REPORTS, ids=lambda f: repr(f.usage_patch))
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_an_upstream_under_reporting_a_call_is_booked_its_catalog_price(fake, fault, stream) -> None:
+    """A 2,000-token prompt reported as 1 token, or a paid call reported free, would book a
+    fraction of the call: the budget would never see what the upstream bills."""
+    m = manager(fake, budget=1, fallbacks=["test/a"])
+    task = Task(messages="word " * 2000, max_tokens=20)
+
+    def run() -> Decimal:
+        before = m.spent()
+        if stream:
+            async def consume() -> None:
+                async for _ in m.stream_task(task):
+                    pass
+            asyncio.run(consume())
+        else:
+            m.execute_task_sync(task)
+        return m.spent() - before
+
+    honest = run()
+    assert honest > Decimal("0.002")  # 2,000 prompt tokens at $1/M
+    fake.script("test/a", [fault])
+    assert run() >= honest
+    assert m.metrics()["test/a"]["usage_corrections"] == 1
+    assert m.reserved() == (0, Decimal(0))
+
+
+def test_the_ledgers_approval_hook_guards_the_managers_calls(fake, tmp_path) -> None:
+    """A CostTracker's approval rule, given to a manager as its ledger, was silently not applied to
+    the manager's calls (its engine opened the ledger's file with a guard of its own)."""
+    tracker = orroute.CostTracker(str(tmp_path / "ledger.sqlite3"), approval_above="0",
+                                  approval_hook=lambda request: False)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a"])
+    task = Task(messages="Say hello", max_tokens=20)
+    with pytest.raises(orroute.ApprovalDeniedError):
+        m.execute_task_sync(task)
+    assert not chats(fake)
+    asked: list[str] = []
+    tracker.set_approval("0", lambda request: asked.append(request.model) is None)  # changed later
+    assert m.execute_task_sync(task).content
+    assert asked == ["test/a"]
+    tracker.set_approval(None, None)
+    m.execute_task_sync(task)
+    assert asked == ["test/a"] and len(chats(fake)) == 2
+
+
 def test_a_negative_cost_never_refills_the_budget(fake) -> None:
     m = manager(fake, budget="0.0002", fallbacks=["test/a"])
     fake.fail("test/a", Fault.lying_usage(cost=-1000))

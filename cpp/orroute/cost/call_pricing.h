@@ -39,8 +39,8 @@ struct PricingPolicy {
   // Worst-case fee of the web plugin (`:online`, plugins: [{"id": "web"}]) per request: five
   // results at $4 per 1000 (the default engine), unless the model lists a dearer web_search price.
   Money web_search_fee = Money::parse("0.02");
-  // An upstream `usage.cost` above this multiple of the catalog price of the reported tokens is
-  // not believed (the catalog price is recorded instead).
+  // An upstream `usage.cost` above this multiple of the catalog price of the reported tokens, or
+  // below its inverse, is not believed (the catalog price is recorded instead).
   int64_t cost_check_multiple = 2;
 };
 

@@ -1,6 +1,8 @@
 #include "orroute/cost/usage_audit.h"
 
 #include <algorithm>
+#include <string>
+#include <utility>
 
 namespace orroute {
 namespace {
@@ -22,6 +24,28 @@ UsageCounts counts_from(const Usage& u) {
 bool breakdowns_fit(const UsageCounts& c) {
   return c.cached_tokens + c.cache_write_tokens + c.audio_tokens <= c.prompt_tokens &&
          c.reasoning_tokens + c.audio_output_tokens + c.image_output_tokens <= c.completion_tokens;
+}
+
+// Token counts below ours would book less than the call cost. Our count is exact for OpenAI's
+// families and close for others, but other tokenizers and images legitimately report fewer (Gemini
+// bills an image 258 tokens where we count OpenAI's 765), and a tiny prompt is mostly our chat
+// template: only a report under a quarter of our count, less that template, is refused.
+constexpr int64_t kUnderReportRatio = 4;
+constexpr int64_t kTemplateTokens = 16;
+
+// Why `reported` (the upstream's) cannot be the count of what we `counted`, or "".
+std::string under_report(const char* field, int64_t reported, int64_t counted) {
+  if (reported * kUnderReportRatio + kTemplateTokens >= counted) return "";
+  return "usage." + std::string(field) + " " + std::to_string(reported) +
+         " is less than a quarter of the " + std::to_string(counted) + " tokens counted";
+}
+
+std::string under_reported(const UsageCounts& reported, const UsageCounts& counted) {
+  std::string why = under_report("prompt_tokens", reported.prompt_tokens, counted.prompt_tokens);
+  if (why.empty()) {
+    why = under_report("completion_tokens", reported.completion_tokens, counted.completion_tokens);
+  }
+  return why;
 }
 
 }  // namespace
@@ -51,6 +75,10 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
       if (window > 0 && (out.counts.prompt_tokens > window || out.counts.completion_tokens > window)) {
         out.source = "tokenizer";
         out.problem = "usage token counts exceed the model's context window";
+        out.counts = counted;
+      } else if (std::string why = under_reported(out.counts, counted); !why.empty()) {
+        out.source = "tokenizer";
+        out.problem = std::move(why);
         out.counts = counted;
       } else if (!breakdowns_fit(out.counts)) {
         UsageCounts totals;
@@ -91,6 +119,14 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
       out.problem = "usage.cost " + u->cost->to_string() + " is more than " +
                     std::to_string(pricer.policy().cost_check_multiple) +
                     "x the catalog price " + catalog->to_string();
+      return out;
+    }
+    if (*u->cost * pricer.policy().cost_check_multiple < *catalog) {  // a paid call reported free
+      out.cost = *catalog;
+      out.source = "catalog";
+      out.problem = "usage.cost " + u->cost->to_string() + " is less than 1/" +
+                    std::to_string(pricer.policy().cost_check_multiple) + " of the catalog price " +
+                    catalog->to_string();
       return out;
     }
     out.cost = *u->cost;

@@ -1,7 +1,8 @@
 // Turns an upstream's usage report into the charge the ledger records. Nothing the upstream says
-// is believed as is: token counts must be whole, non-negative and fit the model's context; the
-// reported `cost` must be a finite, non-negative decimal no more than PricingPolicy::
-// cost_check_multiple times the catalog price of those tokens. What fails is replaced (tokens by
+// is believed as is: token counts must be whole, non-negative, fit the model's context and not
+// fall far below our own count of what was sent and received; the reported `cost` must be a
+// finite, non-negative decimal within PricingPolicy::cost_check_multiple times (either way) the
+// catalog price of those tokens. What fails is replaced (tokens by
 // the tokenizer's count of the prompt and the answer, the cost by the catalog price) and named in
 // `source` and `problem`, so the call row says where its cost came from.
 #pragma once

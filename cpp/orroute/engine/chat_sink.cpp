@@ -32,13 +32,18 @@ DataAction ChatSink::read(std::string_view bytes) {
     return DataAction::kContinue;
   }
   bool keep = true;
+  bool answered = false;  // a chunk came: not just comments or pings (the idle timeout restarts)
   unfinished_ += bytes.size();
   parser_.feed(bytes, [&](SseEvent&& ev) {
     unfinished_ = 0;
     if (ev.data.empty() || is_done_marker(ev.data)) return true;
-    if (!translator_) return keep = take_chunk(ev.data);
+    if (!translator_) {
+      answered = true;
+      return keep = take_chunk(ev.data);
+    }
     std::vector<std::string> chunks;
     const bool more = translator_->translate(ev.data, chunks);
+    answered = answered || !chunks.empty();
     for (const std::string& c : chunks) {
       if (!take_chunk(c)) return keep = false;
     }
@@ -52,7 +57,8 @@ DataAction ChatSink::read(std::string_view bytes) {
     broken_ = "a stream event is larger than " + std::to_string(kMaxBody) + " bytes";
     return DataAction::kAbort;
   }
-  return keep ? DataAction::kContinue : DataAction::kAbort;
+  if (!keep) return DataAction::kAbort;
+  return answered ? DataAction::kContinue : DataAction::kKeepAlive;
 }
 
 bool ChatSink::take_chunk(const std::string& event) {

@@ -160,10 +160,9 @@ DataAction Call::on_data(int attempt, std::string_view bytes) {
     parser_.reset();
     return DataAction::kAbort;
   }
-  if (queue_.size() != before) {
-    delivered_ = true;
-    notify_locked(lock);
-  }
+  if (queue_.size() == before) return DataAction::kKeepAlive;  // comments only: still idle
+  delivered_ = true;
+  notify_locked(lock);
   return DataAction::kContinue;
 }
 

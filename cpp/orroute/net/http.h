@@ -24,7 +24,9 @@ struct Headers {
 struct Timeouts {
   int64_t connect_ms = 10'000;  // TCP + TLS handshake
   int64_t first_byte_ms = 0;    // from submit to the first byte of the response head
-  int64_t idle_ms = 0;          // longest gap between two pieces of the body (not counted while paused)
+  // Longest gap between two pieces of the body (not counted while paused); bytes the sink calls
+  // keep-alives (DataAction::kKeepAlive: SSE comments, pings) are no piece.
+  int64_t idle_ms = 0;
   int64_t total_ms = 0;         // whole transfer
 };
 

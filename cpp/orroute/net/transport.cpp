@@ -184,16 +184,21 @@ struct Transport::Impl {
   static size_t on_write(char* data, size_t size, size_t n, void* userdata) {
     auto* t = static_cast<Transfer*>(userdata);
     const size_t len = size * n;
-    t->last_activity = Clock::now();
-    if (len == 0) return 0;
+    const Clock::time_point now = Clock::now();
+    if (len == 0) {
+      t->last_activity = now;
+      return 0;
+    }
     DataAction action = DataAction::kAbort;
     try {
       action = t->sink->on_data(std::string_view(data, len));
     } catch (...) {
       action = DataAction::kAbort;  // the sink failed on these bytes: end the transfer only
     }
+    if (action != DataAction::kKeepAlive) t->last_activity = now;
     switch (action) {
       case DataAction::kContinue:
+      case DataAction::kKeepAlive:
         t->got_body = true;
         return len;
       case DataAction::kPause:

@@ -19,6 +19,9 @@ using TransferId = uint64_t;  // never 0 for a real transfer
 // What the sink wants after a piece of body.
 enum class DataAction {
   kContinue,  // consumed; keep going
+  // Consumed, but nothing of the answer: keep-alives (SSE comments, pings). The idle timeout keeps
+  // running, so a stream that only keeps alive ends when it says, not when the upstream stops.
+  kKeepAlive,
   kPause,     // NOT consumed: pause the transfer; the same bytes come again after resume()
   kAbort,     // stop the transfer; on_done gets kCancelled
 };

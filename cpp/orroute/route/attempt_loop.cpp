@@ -533,7 +533,8 @@ void Run::on_attempt_locked(AttemptResult r, uint64_t generation) {
     server_wait = parse_rate_limit_reset(*r.rate_limit_reset, ctx_.clock->unix_millis());
   }
   if (cls == ErrorClass::kRateLimited && server_wait) {
-    ctx_.state->hold("model:" + model, now + *server_wait);  // for every run, not just this one
+    // for every run, not just this one
+    ctx_.state->hold("model:" + model, now + rate_limit_hold(*server_wait));
   }
 
   rec.outcome = to_string(cls);

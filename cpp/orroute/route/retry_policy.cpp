@@ -179,6 +179,10 @@ std::optional<Duration> parse_rate_limit_reset(std::string_view value,
   return from_seconds((at_ms - static_cast<double>(now_unix_ms)) / 1000.0);
 }
 
+Duration rate_limit_hold(Duration server_wait) noexcept {
+  return std::min(server_wait, kMaxRateLimitHold);
+}
+
 RecoveryPolicy::RecoveryPolicy(RecoveryConfig config) : config_(config) {
   if (config_.max_retries_per_model < 0) throw InvalidArgument("max_retries_per_model must be >= 0");
   if (config_.base_delay.count() < 0 || config_.max_delay.count() < 0 ||

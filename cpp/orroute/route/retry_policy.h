@@ -62,6 +62,12 @@ std::optional<Duration> parse_retry_after(std::string_view value, int64_t now_un
 std::optional<Duration> parse_rate_limit_reset(std::string_view value,
                                                int64_t now_unix_ms) noexcept;
 
+// How long a 429 holds its model for every run: what the server asked, at most an hour. A reset
+// days or years away (a hostile or broken header) would otherwise take the model out until the
+// process ends, or for good with a shared router state; after the cap one request asks again.
+inline constexpr Duration kMaxRateLimitHold = std::chrono::hours(1);
+Duration rate_limit_hold(Duration server_wait) noexcept;
+
 struct RecoveryConfig {
   int max_retries_per_model = 2;                        // retries after the first try, same model
   Duration base_delay = std::chrono::milliseconds(250);  // backoff cap for the first retry

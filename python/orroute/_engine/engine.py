@@ -111,7 +111,7 @@ class Engine:
     metrics, budgets, limits, feedback. Held by :class:`orroute.AIModelManager`; the gateway and
     the cascade reach it through the manager's ``_door``."""
 
-    __slots__ = ("_core", "catalog", "net")
+    __slots__ = ("__weakref__", "_core", "catalog", "net")
 
     def __init__(self, config: Any, catalog: Any, ledger_path: str | None, priors: str) -> None:
         self._core = _core.Engine(config, catalog, ledger_path, priors)
@@ -166,6 +166,10 @@ class Engine:
 
     def set_budget(self, scope: str, period: str, limit: Decimal, policy: str) -> None:
         self._core.set_budget(scope, period, limit, policy)
+
+    def set_approval(self, above: Any, hook: Any) -> None:
+        """Calls estimated above ``above`` (Money, None: no rule) need ``hook`` to allow them."""
+        self._core.set_approval(above, hook)
 
     def reserved(self) -> tuple[int, Decimal]:
         return self._core.reserved()

@@ -22,6 +22,8 @@ from .._exceptions import (
     APIError,
     APITimeoutError,
     AuthenticationError,
+    BudgetExceededError,
+    EmergencyCutoffError,
     InvalidArgumentError,
     NoModelAvailableError,
     ParseError,
@@ -46,11 +48,11 @@ from .outcome import SSE as _SSE
 from .outcome import ChatOutcome
 from .outcome import sent as _sent
 from .response_events import ResponseEvents
-from .responses import from_chat, to_chat
+from .responses import first_choice, from_chat, obj, to_chat
 from .scrub import scrub_secrets
 from .settings import ALIASES, GatewaySettings
 from .stream_n import relay_n
-from .validate import validate_chat
+from .validate import task_type_header, validate_chat
 
 __all__ = ["GatewayApp", "HttpError", "validate_chat"]
 
@@ -67,6 +69,14 @@ _VERSION = "0.1.0"
 
 def _usd(d: Any) -> str:
     return f"{Decimal(d).normalize():f}"
+
+
+def _amount(value: Any) -> Decimal | None:
+    """An amount of USD the upstream sent as a JSON number (finite), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    amount = Decimal(str(value))
+    return amount if amount.is_finite() else None
 
 
 _bad = bad_field
@@ -321,10 +331,11 @@ class GatewayApp:
         together (stream_n.py). Any failure is answered as that completion's error; what the
         others cost is in the ledger."""
         one = {k: v for k, v in body.items() if k != "n"}
+        one_raw = dumps(one)
+        self._refuse_unless_all_fit(raw, one, one_raw, key, n)
         if body.get("stream"):
             await relay_n(self, conn, raw, one, key, close, n)
             return
-        one_raw = dumps(one)
         parts = [Collector() for _ in range(n)]
         # n choices ask for n answers: never n copies of one cached answer
         outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw,  # type: ignore[arg-type]
@@ -341,6 +352,31 @@ class GatewayApp:
         headers = ChatOutcome(done[0].model, sum(o.attempts for o in done)).headers()
         self._send(conn, 200, dumps(merged), close, headers)
 
+    def _refuse_unless_all_fit(self, raw: RawRequest, one: dict[str, Any], one_raw: bytes,
+                               key: GatewayKey, n: int) -> None:
+        """Each of the ``n`` completions reserves its own worst case as it starts; before any is
+        sent, the budgets must hold all of them, or the request is refused with nothing spent
+        (not answered 402 after some were paid for and thrown away). The check is one
+        reservation of n times the first candidate's worst case, released at once with the lease
+        it took: the budget rule is the ledger's; a call that slips in between can still refuse
+        one, never overspend."""
+        if one["model"] == CASCADE_ALIAS:
+            return  # its stages are refused by _task, before anything runs
+        plan = self.engine.plan(self._task(one, raw, key, one_raw))
+        estimate = plan.get("estimate")
+        if estimate is None:
+            return  # not priced: each run is refused by the engine as for one choice
+        candidates = plan.get("candidates") or [""]
+        try:
+            self.tracker.reserve(estimate * n, project=key.project,
+                                 tags={"gateway_key": key.id}, model=candidates[0]).release()
+        except (BudgetExceededError, EmergencyCutoffError) as e:
+            raise HttpError(402, f"the {n} completions asked for may cost up to "
+                            f"${Decimal(estimate * n).normalize():f} together: {e}",
+                            type_="insufficient_quota", code="budget_exceeded") from None
+        finally:
+            self.tracker.close()  # the lease that reservation took goes back for the engine's
+
     def _task(self, body: dict[str, Any], raw: RawRequest, key: GatewayKey,
               raw_body: bytes, *, use_cache: bool = True) -> Any:
         """The engine task: the client's body as sent, the candidates in order, the key's
@@ -351,7 +387,7 @@ class GatewayApp:
         alias = isinstance(resolved, str)  # the engine's selector ranks, with its metrics
         return _engine.engine_task(
             raw_body.decode(),  # valid UTF-8: it parsed as JSON
-            task_type=raw.headers.get("x-orroute-task-type") or None,
+            task_type=task_type_header(raw.headers),
             stream=bool(body.get("stream")),
             fallbacks=None if alias else resolved,  # type: ignore[arg-type]
             strategy=resolved if alias else None,  # type: ignore[arg-type]
@@ -733,13 +769,14 @@ class GatewayApp:
             self._send(conn, 502, HttpError(502, "the upstream cannot be reached",
                                             type_="upstream_error").body(), close)
             return
-        if status != 200 or not isinstance(data, dict):
-            self._send(conn, 502, HttpError(502, f"upstream /credits answered {status}",
+        d = data.get("data") if isinstance(data, dict) else None
+        total = _amount(d.get("total_credits", 0)) if isinstance(d, dict) else None
+        used = _amount(d.get("total_usage", 0)) if isinstance(d, dict) else None
+        if status != 200 or total is None or used is None:
+            self._send(conn, 502, HttpError(502, f"upstream /credits answered {status} without"
+                                            " the credits as numbers",
                                             type_="upstream_error").body(), close)
             return
-        d = data.get("data") or {}
-        total = Decimal(str(d.get("total_credits", 0)))
-        used = Decimal(str(d.get("total_usage", 0)))
         project_budget = None
         for b in self.tracker.budgets():
             if b.scope == f"project:{key.project}":
@@ -787,10 +824,10 @@ class GatewayApp:
                        "model": reply.model if reply else None}
                 self._send(conn, 200, dumps(out), close)
                 return
-            data = loads(collector.body)
-            choice = (data.get("choices") or [{}])[0]
+            data = obj(loads(collector.body))
+            choice = first_choice(data)
             out = {"success": True, "model": data.get("model") or reply.model,
-                   "requested": model, "content": (choice.get("message") or {}).get("content"),
+                   "requested": model, "content": obj(choice.get("message")).get("content"),
                    "finish_reason": choice.get("finish_reason"), "usage": data.get("usage"),
                    "latency_ms": round(latency * 1000, 2), "attempts": reply.attempts}
             self._send(conn, 200, dumps(out), close)

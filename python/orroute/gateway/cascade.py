@@ -31,6 +31,7 @@ from .._exceptions import APIError, BudgetError, OrRouteError, UnpricedModelErro
 from .._http_server import Connection, RawRequest, head_bytes
 from ._json import dumps
 from .errors import HttpError, bad_field
+from .validate import task_type_header
 
 if TYPE_CHECKING:
     from .._cascade_run import CascadeResult, StageRecord, VerifiedCascade
@@ -178,7 +179,7 @@ class CascadeRoute:
         params = {k: v for k, v in body.items() if k not in _NOT_PARAMS}
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
         params.pop("max_completion_tokens", None)
-        return Task(type=raw.headers.get("x-orroute-task-type") or "general",
+        return Task(type=task_type_header(raw.headers) or "general",
                     messages=body["messages"], max_tokens=limit, project=key.project,
                     tags={"gateway_key": key.id}, params=params)
 

@@ -3,8 +3,9 @@
 Money fails closed: before anything is sent, the worst case is reserved in the ledger for the
 key's project (every input token at the model's prompt price; a string has at most one token per
 UTF-8 byte, a token array its length), so a budget refuses with 402 as for chat. The answer is
-settled at the upstream's ``usage.cost`` when it is a sane number, else priced from its
-``usage.prompt_tokens``, else at the worst case. A model the gateway cannot price is refused.
+settled by the engine's rule for an upstream's usage (``_core.audit_usage``, docs/cost.md rule
+3): its ``usage.cost`` when within 2x of the catalog price of its tokens either way, its tokens
+when not far below our count of the input. A model the gateway cannot price is refused.
 
 Embedding models are not in OpenRouter's default ``/models`` list (text output only): the
 gateway reads ``/models?output_modalities=embeddings`` the first time it meets one, and again
@@ -13,13 +14,15 @@ at most once a minute for a model it still does not know.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .. import _engine
+from .. import _core, _engine
 from .._exceptions import ApprovalDeniedError, BudgetExceededError, EmergencyCutoffError
+from ..tokenizer import count_tokens
 from ._json import dumps, loads
 from .errors import HttpError, bad_field
 from .validate import positive_int
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EmbeddingsRoute", "worst_case_tokens"]
 
+_cost_log = logging.getLogger("orroute.cost")
 _REFETCH_AFTER = 60.0  # seconds between catalog reads for unknown embedding models
 MAX_INPUTS = 2048  # OpenAI's limit per request
 
@@ -60,13 +64,13 @@ def worst_case_tokens(value: Any) -> int:
     return total
 
 
-def _sane_cost(usage: Any) -> Decimal | None:
-    cost = usage.get("cost") if isinstance(usage, dict) else None
-    if isinstance(cost, bool) or not isinstance(cost, (int, float)):
-        return None
-    if not math.isfinite(cost) or cost < 0:
-        return None
-    return Decimal(str(cost))
+def counted_tokens(value: Any, model: str) -> int:
+    """Our tokenizer's count of an ``input`` that :func:`worst_case_tokens` accepted: what the
+    upstream's usage is checked against."""
+    items = [value] if isinstance(value, str) else value
+    if all(isinstance(v, int) for v in items):
+        return len(items)
+    return sum(count_tokens(v, model=model) if isinstance(v, str) else len(v) for v in items)
 
 
 class EmbeddingsRoute:
@@ -146,13 +150,13 @@ class EmbeddingsRoute:
                 return
             reply = call.body_json()
             usage = reply.get("usage") if isinstance(reply, dict) else None
-            cost = _sane_cost(usage)
-            pt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-            if cost is None and isinstance(pt, int) and not isinstance(pt, bool) and pt >= 0:
-                cost = catalog.cost(model, prompt_tokens=pt, completion_tokens=0)
-            hold.settle(cost if cost is not None else worst, model=model,
-                        prompt_tokens=pt if isinstance(pt, int) and pt >= 0 else 0,
-                        latency=time.perf_counter() - t0)
+            # the engine's rule for what an upstream's usage may book (docs/cost.md, rule 3)
+            cost, source, problem, tokens = _core.audit_usage(
+                getattr(catalog, "_core", catalog), model, dumps(usage).decode(),
+                counted_tokens(body["input"], model), worst)
+            if problem:
+                _cost_log.warning("%s: cost from %s (%s)", model, source, problem)
+            hold.settle(cost, model=model, prompt_tokens=tokens, latency=time.perf_counter() - t0)
             settled = True
             app._send(conn, 200, dumps(reply), close)
         finally:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ._json import dumps
 from .errors import HttpError
-from .responses import call_item, envelope, finish, message_item, usage_of
+from .responses import call_item, envelope, finish, message_item, obj, usage_of
 
 __all__ = ["ResponseEvents"]
 
@@ -59,14 +59,16 @@ class ResponseEvents:
         if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
         out = b""
-        for choice in chunk.get("choices") or []:
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
+            delta = obj(choice.get("delta"))
             content = delta.get("content")
             if isinstance(content, str) and content:
                 out += self._text_delta(content)
-            for call in delta.get("tool_calls") or []:
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else []:
                 if isinstance(call, dict):
                     out += self._call_delta(call)
             if choice.get("finish_reason"):
@@ -95,7 +97,7 @@ class ResponseEvents:
     def _call_delta(self, call: dict[str, Any]) -> bytes:
         index = call.get("index", 0)
         index = index if isinstance(index, int) else 0
-        fn = call.get("function") or {}
+        fn = obj(call.get("function"))
         out = b""
         item = self.calls.get(index)
         if item is None:

@@ -16,7 +16,8 @@ from typing import Any
 from .errors import bad_field
 from .validate import positive_int
 
-__all__ = ["call_item", "envelope", "finish", "from_chat", "message_item", "to_chat", "usage_of"]
+__all__ = ["call_item", "envelope", "finish", "first_choice", "from_chat", "message_item", "obj",
+           "to_chat", "usage_of"]
 
 _PASS = ("temperature", "top_p", "parallel_tool_calls", "user", "seed", "provider", "models",
          "transforms", "usage")
@@ -178,18 +179,41 @@ def to_chat(body: Any) -> dict[str, Any]:
     return chat
 
 
+# A completion is the upstream's bytes relayed (the engine checked its usage for the ledger, not
+# its shape): what is read from it here is read as the shape OpenAI documents, or as absent.
+
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value: Any) -> int:
+    """A token count: a non-negative whole number, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def first_choice(chat: dict[str, Any]) -> dict[str, Any]:
+    """The completion's first choice, or an empty one."""
+    choices = chat.get("choices")
+    return obj(choices[0]) if isinstance(choices, list) and choices else {}
+
+
 def usage_of(u: Any) -> dict[str, Any] | None:
     if not isinstance(u, dict):
         return None
-    pt = int(u.get("prompt_tokens") or 0)
-    ct = int(u.get("completion_tokens") or 0)
-    cached = int(((u.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
-    reasoning = int(((u.get("completion_tokens_details") or {}).get("reasoning_tokens")) or 0)
+    pt = _count(u.get("prompt_tokens"))
+    ct = _count(u.get("completion_tokens"))
+    cached = _count(obj(u.get("prompt_tokens_details")).get("cached_tokens"))
+    reasoning = _count(obj(u.get("completion_tokens_details")).get("reasoning_tokens"))
     out: dict[str, Any] = {
         "input_tokens": pt, "input_tokens_details": {"cached_tokens": cached,
                                                      "cache_write_tokens": 0},
         "output_tokens": ct, "output_tokens_details": {"reasoning_tokens": reasoning},
-        "total_tokens": int(u.get("total_tokens") or pt + ct),
+        "total_tokens": _count(u.get("total_tokens")) or pt + ct,
     }
     if u.get("cost") is not None:
         out["cost"] = u["cost"]  # OpenRouter's exact cost (USD), as on chat completions
@@ -220,10 +244,11 @@ def message_item(mid: str, text: str, status: str = "completed") -> dict[str, An
 
 def call_item(call: dict[str, Any], i: int, rid: str, status: str = "completed"
                ) -> dict[str, Any]:
-    fn = call.get("function") or {}
+    fn = obj(call.get("function"))
     return {"type": "function_call", "id": f"fc_{rid[5:]}_{i}",
-            "call_id": call.get("id") or f"call_{rid[5:]}_{i}", "name": fn.get("name") or "",
-            "arguments": fn.get("arguments") or "", "status": status}
+            "call_id": _text(call.get("id")) or f"call_{rid[5:]}_{i}",
+            "name": _text(fn.get("name")), "arguments": _text(fn.get("arguments")),
+            "status": status}
 
 
 def finish(resp: dict[str, Any], finish_reason: Any) -> None:
@@ -240,8 +265,8 @@ def from_chat(chat: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     rid = "resp_" + str(chat.get("id") or f"{time.time_ns():x}")
     resp = envelope(rid, request, str(chat.get("model") or request.get("model")),
                      int(chat.get("created") or time.time()), "completed")
-    choice = (chat.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
+    choice = first_choice(chat)
+    message = obj(choice.get("message"))
     output: list[dict[str, Any]] = []
     reasoning = message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
@@ -250,7 +275,8 @@ def from_chat(chat: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     content = message.get("content")
     if isinstance(content, str) and content:
         output.append(message_item(f"msg_{rid[5:]}", content))
-    for i, call in enumerate(message.get("tool_calls") or []):
+    calls = message.get("tool_calls")
+    for i, call in enumerate(calls if isinstance(calls, list) else []):
         if isinstance(call, dict):
             output.append(call_item(call, i, rid))
     resp["output"] = output

@@ -4,14 +4,30 @@ field (never a dropped connection or a 500)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .._engine import chat_request_problem
-from .errors import bad_field
+from .._exceptions import InvalidArgumentError
+from ..task import _check_type
+from .errors import HttpError, bad_field
 
-__all__ = ["MAX_N", "positive_int", "validate_chat"]
+__all__ = ["MAX_N", "positive_int", "task_type_header", "validate_chat"]
 
 MAX_N = 8  # choices per request: each is a separate upstream completion, reserved on its own
+
+
+def task_type_header(headers: Mapping[str, str]) -> str | None:
+    """The ``X-Orroute-Task-Type`` header, checked as ``Task(type=...)`` is (a typo of a known
+    type, or a value that is not a name, is a 400 naming the header)."""
+    name = headers.get("x-orroute-task-type", "").strip()
+    if not name:
+        return None
+    try:
+        _check_type(name)
+    except InvalidArgumentError as e:
+        raise HttpError(400, str(e), param="X-Orroute-Task-Type") from None
+    return name
 
 
 def positive_int(body: dict[str, Any], name: str, *, maximum: int | None = None) -> int | None:

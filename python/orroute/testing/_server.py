@@ -696,6 +696,9 @@ class FakeOpenRouter:
         rec.fault = fault
         if fault is not None and fault.is_status:
             raise _HttpError(fault)
+        if fault is not None and fault.kind == "raw":  # e.g. a /credits answer of any shape
+            rec.status = fault.status
+            return self._play(conn, self._raw_events(fault), rec, stream=False)
         if endpoint == "/models" or endpoint == "/models/user":
             body = self._models_json(rec.query)
         elif endpoint == "/models/count":
@@ -828,6 +831,9 @@ class FakeOpenRouter:
         rec.fault = fault
         if fault is not None and fault.is_status:
             raise _HttpError(fault)
+        if fault is not None and fault.kind == "raw":
+            rec.status = fault.status
+            return self._play(conn, self._raw_events(fault), rec, stream=False)
         acct = self._accounting
         try:
             reply, cost = embed(body, served, self.seed, acct.text_tokens,
