@@ -4,11 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "orroute/error.h"
@@ -230,6 +232,112 @@ TEST_CASE("scanner covers every byte of arbitrary input", "[tokenizer]") {
   }
 }
 
+namespace {
+// Piece ends of `text` by the general scanner alone (next_piece_end, one piece per call).
+std::vector<size_t> reference_ends(SplitPattern p, std::string_view text) {
+  std::vector<size_t> ends;
+  for (size_t pos = 0; pos < text.size();) ends.push_back(pos = orroute::next_piece_end(p, text, pos));
+  return ends;
+}
+
+// Piece ends of `text` by the PieceScanner (bit-parallel windows, per-piece bitmaps, general
+// scanner), in blocks of `block` pieces.
+std::vector<size_t> scanner_ends(SplitPattern p, std::string_view text,
+                                 orroute::ByteClassifier c, size_t block = 16) {
+  std::vector<size_t> ends;
+  orroute::PieceScanner scanner(p, text, 0, c);
+  std::vector<size_t> buf(block);
+  for (size_t m; (m = scanner.next(buf.data(), block)) > 0;) {
+    ends.insert(ends.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(m));
+  }
+  return ends;
+}
+
+// Every way the scanner can cut `text` matches the general scanner: both patterns, both byte
+// classifiers, blocks of 1 and 16 pieces.
+void check_scanner_agrees(std::string_view text) {
+  for (SplitPattern p : {SplitPattern::kCl100k, SplitPattern::kO200k}) {
+    const std::vector<size_t> expected = reference_ends(p, text);
+    for (auto c : {orroute::ByteClassifier::kBest, orroute::ByteClassifier::kScalar}) {
+      for (size_t block : {size_t{1}, size_t{16}}) {
+        INFO("pattern " << static_cast<int>(p) << " block " << block << " text [" << text << "]");
+        REQUIRE(scanner_ends(p, text, c, block) == expected);
+      }
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("the byte classifiers agree on every byte at every position", "[tokenizer]") {
+  for (size_t pos = 0; pos < 64; ++pos) {
+    for (int b = 0; b < 256; ++b) {
+      std::string text(130, 'a');
+      text[pos] = static_cast<char>(b);
+      text[127 - pos] = static_cast<char>(255 - b);
+      for (size_t start : {size_t{0}, size_t{1}, size_t{70}, size_t{100}}) {
+        const auto simd = orroute::classify_window(text, start, orroute::ByteClassifier::kBest);
+        const auto scalar = orroute::classify_window(text, start, orroute::ByteClassifier::kScalar);
+        INFO("byte " << b << " at " << pos << " window at " << start);
+        REQUIRE(simd == scalar);
+      }
+    }
+  }
+  // A short tail: bytes past the text are in no class.
+  const auto w = orroute::classify_window("ab 1\xC3\xA9", 0, orroute::ByteClassifier::kBest);
+  CHECK(w.lim == 6);
+  CHECK(w.at_end);
+  CHECK(w.lower == 0b11);
+  CHECK(w.nonascii == 0b110000);
+  CHECK(w.other == 0);
+}
+
+TEST_CASE("the piece scanner splits as the general scanner at window edges", "[tokenizer]") {
+  // Each feature put at every offset around the 64-byte windows (63/64/65 and on), after ASCII
+  // words, so the windows' cuts fall before, inside and after it.
+  const std::vector<std::string> features = {
+      "        ",          "   \n  ",         "\n\n\n",       " \t \t x",     "1234567890123",
+      "12 345 6789",       "don't",           "DON'T'S",      "they're'll",   "it's's",
+      "x'",                "x'l",             "'ll",          " 're",         "!!\n\n/ab",
+      "!\n/",              ".\n\n  b",        "a/\n/\nb",     " .a..b",       "HTTPServer",
+      "helloWORLDHello",   "\xC3\xA9t\xC3\xA9", "a\xC2\xA0 b", "x\xE3\x80\x80y", "\xD9\xA3\xD9\xA4" "12",
+      "end'\xC5\xBF",      "\t.",             " 1",           "\x1c\x1d x",   "\r\n\r\n ",
+  };
+  for (const std::string& f : features) {
+    for (size_t pad = 0; pad < 140; ++pad) {
+      std::string text;
+      while (text.size() < pad) text += text.size() % 7 == 6 ? ' ' : 'w';
+      text.resize(pad);
+      check_scanner_agrees(text + f);
+      check_scanner_agrees(text + f + " tail words here");
+      check_scanner_agrees(text + f + f + f);
+    }
+  }
+}
+
+TEST_CASE("the piece scanner splits random ASCII and mixed text as the general scanner",
+          "[tokenizer]") {
+  const std::vector<std::string> parts = {
+      "a",  "Z",  "'",   "s",  "S",   "t",   "re",   "RE",   "ll", "lL", "ve", "m",  "d",
+      " ",  "  ", "   ", "\n", "\r",  "\r\n", "\t",  "\x0b", "\x0c", "1", "12", "123", "4567",
+      "/",  "./", "\n/", ".",  "!",   "?!",  "A",    "Hello", "WORLD", "\x1c", "\x7f", "'s",
+      "'T", " '", "-",   "\xC3\xA9", "\xC2\xA0", "\xE3\x80\x80", "\xD9\xA3", "\xC5\xBF", "\x80",
+  };
+  const auto n_ascii = static_cast<size_t>(
+      std::find_if(parts.begin(), parts.end(),
+                   [](const std::string& s) { return static_cast<unsigned char>(s[0]) >= 0x80; }) -
+      parts.begin());
+  std::mt19937 rng(7);
+  for (int round = 0; round < 20000; ++round) {
+    std::string text;
+    const bool ascii_only = round % 2 == 0;
+    const size_t n = rng() % 150;
+    for (size_t i = 0; i < n; ++i) {
+      text += parts[rng() % (ascii_only ? n_ascii : parts.size())];
+    }
+    check_scanner_agrees(text);
+  }
+}
+
 TEST_CASE("BPE merges match tiktoken's algorithm on short and long pieces", "[tokenizer]") {
   const auto enc = orroute::get_encoding("cl100k_base");
   const orroute::Vocab& v = enc->vocab();
@@ -422,6 +530,43 @@ TEST_CASE("flat batch encode equals single calls across chunks and threads", "[t
   allow_all.allow_all = true;
   const orroute::FlatTokens flat = enc->encode_batch_flat(with_special, allow_all, 2);
   REQUIRE(flat.tokens.back() == 100257);
+}
+
+TEST_CASE("batch calls from several threads at once share the helpers", "[tokenizer]") {
+  // Helper threads are shared by every batch call: each call's work must come back whole and
+  // right while others queue theirs, and a call that fails must not disturb the others.
+  const auto enc = orroute::get_encoding("o200k_base");
+  std::vector<std::string> owned;
+  for (int i = 0; i < 300; ++i) owned.push_back("text " + std::to_string(i) + std::string(i * 7 % 900, 'q'));
+  const std::vector<std::string_view> texts(owned.begin(), owned.end());
+  std::vector<size_t> want;
+  for (const std::string_view t : texts) want.push_back(enc->count_ordinary(t));
+  std::vector<std::string> bad = owned;
+  bad[150] += "<|endoftext|>";
+  const std::vector<std::string_view> bad_texts(bad.begin(), bad.end());
+  orroute::SpecialPolicy disallow_all;
+  disallow_all.disallow_others = true;
+  std::atomic<int> wrong{0}, unexpected{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 6; ++c) {
+    callers.emplace_back([&, c] {
+      for (int round = 0; round < 30; ++round) {
+        try {
+          if (c == 0) {
+            (void)enc->count_batch(bad_texts, disallow_all, 2);
+            ++unexpected;
+          } else if (enc->count_batch(texts, {}, 1 + c % 3) != want) {
+            ++wrong;
+          }
+        } catch (const orroute::InvalidArgument&) {
+          if (c != 0) ++unexpected;
+        }
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  CHECK(wrong == 0);
+  CHECK(unexpected == 0);
 }
 
 TEST_CASE("models map to encodings, exact or estimated", "[tokenizer]") {

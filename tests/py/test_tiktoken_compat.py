@@ -406,3 +406,34 @@ def test_first_seen_pieces_merge_as_tiktoken(name: str, text: str) -> None:
     assert ours.count(text, disallowed_special=()) == len(expected)
     word = text.encode()
     assert ours._encode_single_piece(word) == oracle._encode_single_piece(word)
+
+
+# The pre-tokenizer decides ASCII text 64 bytes at a time from per-class bitmaps (pretokenizer.cpp):
+# every run that can cross a window's edge — spaces, newlines after punctuation, digits, letters
+# changing case, contractions — and non-ASCII bytes at the edge, after ASCII padding of every
+# length around one and two windows, so each feature lands at offsets 62..66 and 126..130 too.
+window_parts = st.one_of(
+    _letters(" ", [1, 2, 3, 5, 17, 63, 64, 65]),
+    _letters(" \n\r\t", [1, 2, 3, 9, 33]),
+    _letters("0123456789", [1, 2, 3, 4, 5, 6, 7, 64, 65]),
+    _letters("aAbBzZ", [1, 2, 5, 63, 64]),
+    _letters("!./'\"-", [1, 2, 3, 8]),
+    st.sampled_from(
+        ["'s", "'T", "'re", "'VE", "'m", "'ll", "'LL", "'d", "'x", "'", " '", "!\n", "!\n/", ".\n\n ",
+         "/\n/", "é", "\u00a0", "\u3000", "\u0663", "\u017f", "ſ's", "don't", "I'M"]
+    ),
+)
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+@settings(max_examples=400, deadline=None)
+@given(
+    pad=st.integers(min_value=0, max_value=140),
+    parts=st.lists(window_parts, min_size=1, max_size=8),
+)
+def test_window_edges_split_as_tiktoken(name: str, pad: int, parts: list[str]) -> None:
+    ours, oracle = OURS[name], ORACLE[name]
+    text = ("word " * 30)[:pad] + "".join(parts)
+    expected = oracle.encode_ordinary(text)
+    assert ours.encode_ordinary(text) == expected
+    assert ours.count(text, disallowed_special=()) == len(expected)

@@ -7,6 +7,10 @@
 
 #include "orroute/tokenizer/unicode_tables.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace orroute {
 namespace {
 
@@ -316,6 +320,358 @@ const U8* next_r50k(const U8* p, const U8* end) noexcept {
   return p + c0.len;
 }
 
+// ---- the block scanner ------------------------------------------------------------------------
+//
+// Most pieces are ASCII. The scanner classifies a 64-byte window of text once into one bitmap per
+// ASCII class (bit j = byte j of the window; SSE2 compares and movemasks, 16 bytes at a time), as
+// fastokens' scan_simd.rs does. A window of ASCII has all its piece starts derived at once
+// (window_starts, below: 95% of the bench corpus's pieces). In other windows each piece's end is
+// found from the bitmaps with a few bit operations and one count of trailing zeros per run
+// (block_o200k / block_cl100k). Both decide only what the bitmaps decide exactly: a piece whose
+// end depends on a non-ASCII byte (a letter, mark, digit or white space the tables must
+// classify) or on bytes past the window goes to the general scanner above, which remains the
+// reference for every piece (the tests compare the two on every window offset).
+
+using Window = ByteWindow;
+
+// Class bits of the ASCII bytes, from the generated tables (kAscii).
+enum : uint8_t { kBitUpper = 1, kBitLower = 2, kBitDigit = 4, kBitSpace = 8, kBitOther = 16 };
+const std::array<uint8_t, 128> kAsciiBits = [] {
+  std::array<uint8_t, 128> t{};
+  for (size_t c = 0; c < 128; ++c) {
+    switch (kAscii[c]) {
+      case unicode::kUpper: t[c] = kBitUpper; break;
+      case unicode::kLower: t[c] = kBitLower; break;
+      case unicode::kNumber: t[c] = kBitDigit; break;
+      case unicode::kSpace: t[c] = kBitSpace; break;
+      default: t[c] = kBitOther; break;
+    }
+  }
+  return t;
+}();
+
+// The bitmaps of 64 readable bytes at `p`, one table lookup per byte.
+void classify_scalar(const U8* p, Window& w) noexcept {
+  for (unsigned j = 0; j < 64; ++j) {
+    const uint64_t b = uint64_t{1} << j;
+    const U8 c = p[j];
+    if (c >= 0x80) {
+      w.nonascii |= b;
+      continue;
+    }
+    const uint8_t bits = kAsciiBits[c];
+    if (bits & kBitUpper) w.upper |= b;
+    if (bits & kBitLower) w.lower |= b;
+    if (bits & kBitDigit) w.digit |= b;
+    if (bits & kBitSpace) w.space |= b;
+    if (bits & kBitOther) w.other |= b;
+    if (c == '\r' || c == '\n') w.newline |= b;
+    if (c == ' ') w.blank |= b;
+    if (c == '/') w.slash |= b;
+    if (c == '\'') w.quote |= b;
+  }
+}
+
+#if defined(__SSE2__)
+// The same with SSE2 (baseline on x86-64). Signed compares: bytes >= 0x80 are negative and fall
+// outside every ASCII range. The ranges are the tables' (the tests compare both classifiers on
+// every byte value at every position).
+void classify_sse2(const U8* p, Window& w) noexcept {
+  auto in = [](__m128i x, char lo, char hi) {
+    return _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(static_cast<char>(lo - 1))),
+                         _mm_cmplt_epi8(x, _mm_set1_epi8(static_cast<char>(hi + 1))));
+  };
+  auto bits = [](__m128i m, unsigned k) {
+    return static_cast<uint64_t>(static_cast<uint16_t>(_mm_movemask_epi8(m))) << (16 * k);
+  };
+  for (unsigned k = 0; k < 4; ++k) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k));
+    const __m128i upper = in(x, 'A', 'Z');
+    const __m128i lower = in(x, 'a', 'z');
+    const __m128i digit = in(x, '0', '9');
+    const __m128i blank = _mm_cmpeq_epi8(x, _mm_set1_epi8(' '));
+    const __m128i space = _mm_or_si128(in(x, '\t', '\r'), blank);
+    const __m128i newline = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\n')),
+                                         _mm_cmpeq_epi8(x, _mm_set1_epi8('\r')));
+    const __m128i known = _mm_or_si128(_mm_or_si128(upper, lower), _mm_or_si128(digit, space));
+    w.upper |= bits(upper, k);
+    w.lower |= bits(lower, k);
+    w.digit |= bits(digit, k);
+    w.space |= bits(space, k);
+    w.newline |= bits(newline, k);
+    w.blank |= bits(blank, k);
+    w.slash |= bits(_mm_cmpeq_epi8(x, _mm_set1_epi8('/')), k);
+    w.quote |= bits(_mm_cmpeq_epi8(x, _mm_set1_epi8('\'')), k);
+    w.nonascii |= bits(x, k);
+    w.other |= ~bits(_mm_or_si128(known, x), k) & (uint64_t{0xFFFF} << (16 * k));
+  }
+}
+#endif
+
+// The window of text at `p` (< end).
+Window classify(const U8* p, const U8* end, ByteClassifier classifier) noexcept {
+  Window w{};
+  w.base = p;
+  const size_t left = static_cast<size_t>(end - p);
+  w.lim = left < 64 ? static_cast<unsigned>(left) : 64u;
+  w.at_end = left <= 64;
+  U8 tail[64];
+  const U8* bytes = p;
+  if (left < 64) {  // never read past the text: classify a zero-padded copy, then mask
+    std::memset(tail, 0, sizeof tail);
+    std::memcpy(tail, p, left);
+    bytes = tail;
+  }
+#if defined(__SSE2__)
+  if (classifier == ByteClassifier::kBest) {
+    classify_sse2(bytes, w);
+  } else {
+    classify_scalar(bytes, w);
+  }
+#else
+  (void)classifier;
+  classify_scalar(bytes, w);
+#endif
+  if (w.lim < 64) {
+    const uint64_t valid = (uint64_t{1} << w.lim) - 1;
+    for (uint64_t* m : {&w.upper, &w.lower, &w.digit, &w.space, &w.newline, &w.other,
+                        &w.nonascii, &w.blank, &w.slash, &w.quote}) {
+      *m &= valid;
+    }
+  }
+  return w;
+}
+
+inline bool has(uint64_t mask, unsigned j) noexcept { return j < 64 && ((mask >> j) & 1u); }
+
+// End of the run of bytes in `mask` starting at byte j of the window (64: the run fills it).
+inline unsigned run_end(uint64_t mask, unsigned j) noexcept {
+  if (j >= 64) return 64;
+  const uint64_t rest = ~(mask >> j);
+  return rest ? j + static_cast<unsigned>(__builtin_ctzll(rest)) : 64u;
+}
+
+// A piece ending where a run stopped at byte k of the window is decided by the bitmaps unless
+// the byte at k is non-ASCII (it may continue the run) or k is where the window cut the text.
+inline bool settled(const Window& w, unsigned k) noexcept {
+  return k < w.lim ? !has(w.nonascii, k) : w.at_end;
+}
+
+// Start of the letters of an ASCII word at byte j (as ascii_word_start): j if it is a letter,
+// j + 1 if j is a character the patterns accept before a word followed by a letter. kNoWord if
+// no word starts at j; kUndecided if that depends on bytes the bitmaps do not decide.
+constexpr unsigned kNoWord = 65, kUndecided = 66;
+inline unsigned word_letters(const Window& w, unsigned j) noexcept {
+  const uint64_t letter = w.upper | w.lower;
+  if (has(letter, j)) return j;
+  if (has(w.nonascii, j)) return kUndecided;  // may be a letter, or a prefix of one
+  if (has(w.digit | w.newline, j)) return kNoWord;  // [^\r\n\p{L}\p{N}] excludes these
+  if (!settled(w, j + 1)) return kUndecided;  // the next byte may be a non-ASCII letter
+  return has(letter, j + 1) ? j + 1 : kNoWord;
+}
+
+// End of the digits piece \p{N}{1,3} at byte j, or nullptr if undecided.
+inline const U8* digits(const Window& w, unsigned j) noexcept {
+  const unsigned d = run_end(w.digit, j);
+  if (d - j >= 3) return w.base + j + 3;
+  return settled(w, d) ? w.base + d : nullptr;
+}
+
+// Whether ` ?[^\s\p{L}\p{N}]+` matches at byte j (where no word starts).
+inline bool is_punctuation(const Window& w, unsigned j) noexcept {
+  return has(w.other, j) || (has(w.blank, j) && has(w.other, j + 1));
+}
+
+// End of ` ?[^\s\p{L}\p{N}]+` plus the trailing run of `trail` at byte j (is_punctuation), or
+// nullptr if undecided.
+inline const U8* punctuation(const Window& w, unsigned j, uint64_t trail) noexcept {
+  const unsigned s = has(w.other, j) ? j : j + 1;
+  const unsigned r = run_end(w.other, s);
+  if (!settled(w, r)) return nullptr;  // a non-ASCII symbol or mark would continue the run
+  const unsigned t = run_end(trail, r);
+  return t < w.lim || w.at_end ? w.base + t : nullptr;
+}
+
+// The white-space alternatives at byte j (a white-space byte) for o200k (\s*[\r\n]+ | \s+(?!\S)
+// | \s+) or cl100k (\s++$ | \s*[\r\n] | \s+(?!\S) | \s); nullptr if undecided.
+inline const U8* white_space(const Window& w, unsigned j, bool o200k) noexcept {
+  const unsigned e = run_end(w.space, j);
+  if (!settled(w, e)) return nullptr;  // a non-ASCII white space would continue the run
+  const bool text_end = e == w.lim;      // settled, so the text ends here
+  const uint64_t run = (e < 64 ? (uint64_t{1} << e) - 1 : ~uint64_t{0}) & ~((uint64_t{1} << j) - 1);
+  const uint64_t newlines = w.newline & run;
+  const unsigned after_last_newline = newlines ? 64u - static_cast<unsigned>(__builtin_clzll(newlines)) : 0u;
+  if (o200k) {
+    if (newlines) return w.base + after_last_newline;
+    if (text_end || e - j == 1) return w.base + e;
+    return w.base + e - 1;  // all but the last (every ASCII white space is one byte)
+  }
+  if (text_end) return w.base + e;
+  if (newlines) return w.base + after_last_newline;
+  return w.base + (e - j >= 2 ? e - 1 : j + 1);
+}
+
+// The o200k piece at byte j of the window, or nullptr if the bitmaps do not decide it.
+inline const U8* block_o200k(const Window& w, unsigned j, const U8* end) noexcept {
+  const unsigned q = word_letters(w, j);
+  if (q == kUndecided) return nullptr;
+  if (q != kNoWord) {  // [U]*[W]+ or [U]+[W]*: an upper-case run, then a lower-case run
+    const unsigned e = run_end(w.lower, run_end(w.upper, q));
+    return settled(w, e) ? with_contraction(w.base + e, end) : nullptr;
+  }
+  if (has(w.digit, j)) return digits(w, j);
+  if (is_punctuation(w, j)) return punctuation(w, j, w.newline | w.slash);
+  return white_space(w, j, true);
+}
+
+// The cl100k piece at byte j of the window, or nullptr if the bitmaps do not decide it.
+inline const U8* block_cl100k(const Window& w, unsigned j, const U8* end) noexcept {
+  const U8* p = w.base + j;
+  if (*p == '\'') {
+    if (const size_t k = contraction(p, end)) return p + k;
+  }
+  const unsigned q = word_letters(w, j);
+  if (q == kUndecided) return nullptr;
+  if (q != kNoWord) {  // \p{L}++ after the optional prefix character
+    const unsigned e = run_end(w.upper | w.lower, q);
+    return settled(w, e) ? w.base + e : nullptr;
+  }
+  if (has(w.digit, j)) return digits(w, j);
+  if (is_punctuation(w, j)) return punctuation(w, j, w.newline);
+  return white_space(w, j, false);
+}
+
+// ---- piece starts of a whole window at once ---------------------------------------------------
+//
+// In a window of ASCII text the patterns' rules are relations between neighbouring bytes'
+// classes, so the window's piece starts are derived with whole-register operations on the
+// bitmaps (bit i of `x << 1` is byte i - 1's bit) and then read off with one count of trailing
+// zeros per piece, without a branch per piece on what kind of piece it is. The scanner opens a
+// window only at a piece start and the regexes look only forward from a piece's start, so byte
+// 0 is a start and nothing before the window matters. Per byte i (X: a character allowed before
+// a word, i.e. ASCII other than letters, digits and newlines):
+// - a letter after a non-letter starts a word (o200k also an upper-case letter after a
+//   lower-case one: [U]*[W]+ ends there); that is a piece start unless byte i - 1 is an X that
+//   is one (it is then the word's prefix);
+// - punctuation starts a piece unless byte i - 1 is punctuation (the same run) or a space (the
+//   optional space of ` ?[^\s\p{L}\p{N}]+`); the last byte of a white-space run before
+//   non-space always starts one (see below), so a space or tab before a word is always its prefix;
+// - a digit starts a piece at the start of its run and every third digit after;
+// - newlines right after punctuation are its ([\r\n]* / [\r\n/]*); a white-space run starts a
+//   piece, and one of two or more bytes splits after its last newline (\s*[\r\n]+ / \s*[\r\n])
+//   and before its last byte (\s+(?!\S)), unless the text ends with it (cl100k: \s++$ takes it
+//   whole; o200k: the rest after the last newline is one piece);
+// - contractions: o200k appends '(?i:s|t|re|ve|m|ll|d) to a word (whose letters are not
+//   themselves a contraction's), cl100k makes one a piece wherever an apostrophe starts a piece;
+//   the bytes inside are not starts, the byte after is.
+// Multi-byte white-space runs, digit runs over three and contractions are resolved one at a time
+// (they are few). Starts are taken only up to the start of the run the window's end cuts (its
+// end is unknown). o200k windows with a newline followed by '/' are left to the per-piece path
+// (its punctuation's [\r\n/]* makes chains the rules above do not follow).
+// Returns the piece ends decided in the window: bits (0, 63], or 0 if none is.
+template <bool O200k>
+uint64_t window_starts(const Window& w, const U8* end) noexcept {
+  const bool text_end = w.at_end && w.lim < 64;  // the text ends at bit lim of the window
+  const uint64_t valid = w.lim < 64 ? (uint64_t{1} << w.lim) - 1 : ~uint64_t{0};
+  const uint64_t letter = w.upper | w.lower;
+  const uint64_t tab = w.space & ~w.newline & ~w.blank;  // \t \v \f
+  if (O200k && (w.slash & (w.newline << 1)) != 0) return 0;
+  unsigned cut = w.lim;  // starts are taken in (0, cut]
+  if (!text_end) {  // the run at the window's end: its kind's bytes up to bit 63
+    uint64_t kind = w.other;
+    for (const uint64_t k : {letter, w.digit, w.space}) {
+      if (k >> 63) kind = k;
+    }
+    const uint64_t before = ~kind & ~(uint64_t{1} << 63);
+    if (before == 0) return 0;
+    cut = 64 - static_cast<unsigned>(__builtin_clzll(before));
+  }
+  const uint64_t punct_start = w.other & ~(w.other << 1) & ~(w.blank << 1);
+  // Contractions, in order (an o200k word's letters must not be a contraction's).
+  uint64_t inside = 0, after = 0;
+  for (uint64_t c = w.quote & (O200k ? letter << 1 : punct_start); c != 0; c &= c - 1) {
+    const auto i = static_cast<unsigned>(__builtin_ctzll(c));
+    if (O200k && ((inside >> (i - 1)) & 1)) continue;
+    if (!text_end && i + 3 >= 64) {  // its end may lie past the window
+      cut = std::min(cut, i - 1);
+      break;
+    }
+    const size_t len = contraction(w.base + i, end);
+    if (len == 0) continue;
+    inside |= ((uint64_t{1} << len) - 1) << i;
+    after |= uint64_t{1} << (i + len);
+  }
+  if (!O200k) inside &= ~w.quote;  // cl100k's contraction is a piece of its own
+  uint64_t word = letter & ~(letter << 1);
+  if (O200k) word |= w.upper & (w.lower << 1);
+  word &= ~((w.blank | tab | punct_start) << 1);
+  uint64_t starts = word | punct_start | (w.digit & ~(w.digit << 1)) | after;
+  // Digit runs of four or more: a piece every three digits.
+  for (uint64_t r = w.digit & ~(w.digit << 1) & (w.digit >> 1) & (w.digit >> 2) & (w.digit >> 3);
+       r != 0; r &= r - 1) {
+    const auto i = static_cast<unsigned>(__builtin_ctzll(r));
+    for (unsigned k = i + 3, e = run_end(w.digit, i); k < e; k += 3) starts |= uint64_t{1} << k;
+  }
+  // White space: every run starts a piece unless it begins with newlines punctuation takes.
+  const uint64_t space_first = w.space & ~(w.space << 1);
+  const uint64_t taken = w.newline & (w.other << 1);
+  starts |= space_first & ~taken;
+  for (uint64_t r = space_first & (w.space >> 1); r != 0; r &= r - 1) {  // runs of 2+ bytes
+    const auto i = static_cast<unsigned>(__builtin_ctzll(r));
+    if (i >= cut) break;
+    const unsigned e = run_end(w.space, i);
+    const unsigned s = (taken >> i) & 1 ? run_end(w.newline, i) : i;
+    if (s == e) continue;
+    starts |= uint64_t{1} << s;  // s < e <= 64
+    const bool ends_text = text_end && e == w.lim;
+    if (!O200k && ends_text) continue;  // \s++$
+    unsigned rest = s;  // start of the run's part after its last newline
+    const uint64_t below_e = e < 64 ? (uint64_t{1} << e) - 1 : ~uint64_t{0};
+    const uint64_t newlines = w.newline & below_e & ~((uint64_t{1} << s) - 1);
+    if (newlines != 0) {
+      rest = 64 - static_cast<unsigned>(__builtin_clzll(newlines));
+      if (rest < 64) starts |= uint64_t{1} << rest;  // rest == e is a start anyway
+    }
+    if (!ends_text && e - rest >= 2) starts |= uint64_t{1} << (e - 1);
+  }
+  starts = (starts & ~inside & valid) | (text_end ? uint64_t{1} << w.lim : 0);
+  const uint64_t upto_cut = cut >= 63 ? ~uint64_t{0} : (uint64_t{2} << cut) - 1;
+  return starts & upto_cut & ~uint64_t{1};
+}
+
+// A window is re-classified at the next piece's start once that start is this far into it, so a
+// piece of up to 64 - kRefill bytes is always inside the window (longer ones, 1-2% of pieces,
+// go to the general scanner when the window cuts them).
+constexpr unsigned kRefill = 48;
+
+template <bool O200k>
+size_t block_ends(std::string_view text, size_t pos, size_t* ends, size_t max,
+                  ByteClassifier classifier, Window& w, uint64_t& pending) noexcept {
+  const auto* begin = reinterpret_cast<const U8*>(text.data());
+  const U8* end = begin + text.size();
+  const U8* p = begin + pos;
+  size_t m = 0;
+  do {
+    if (pending != 0) {  // the ends window_starts decided
+      p = w.base + __builtin_ctzll(pending);
+      pending &= pending - 1;
+      ends[m++] = static_cast<size_t>(p - begin);
+      if (pending == 0) w.base = nullptr;  // open the next window at this start
+      continue;
+    }
+    if (w.base == nullptr || static_cast<size_t>(p - w.base) >= kRefill) {
+      w = classify(p, end, classifier);
+      if (w.nonascii == 0 && (pending = window_starts<O200k>(w, end)) != 0) continue;
+    }
+    const auto j = static_cast<unsigned>(p - w.base);
+    const U8* q = O200k ? block_o200k(w, j, end) : block_cl100k(w, j, end);
+    if (q == nullptr) q = O200k ? next_o200k(p, end) : next_cl100k(p, end);
+    p = q;
+    ends[m++] = static_cast<size_t>(p - begin);
+  } while (m < max && p < end);
+  return m;
+}
+
 constexpr std::string_view kCl100kRegex =
     R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s)";
 constexpr std::string_view kO200kRegex =
@@ -364,17 +720,31 @@ size_t ends_of(std::string_view text, size_t pos, size_t* ends, size_t max) noex
 }
 }  // namespace
 
-size_t next_piece_ends(SplitPattern pattern, std::string_view text, size_t pos, size_t* ends,
-                       size_t max) noexcept {
-  switch (pattern) {
+ByteWindow classify_window(std::string_view text, size_t pos, ByteClassifier classifier) noexcept {
+  const auto* begin = reinterpret_cast<const U8*>(text.data());
+  return classify(begin + pos, begin + text.size(), classifier);
+}
+
+PieceScanner::PieceScanner(SplitPattern pattern, std::string_view text, size_t pos,
+                           ByteClassifier classifier) noexcept
+    : pattern_(pattern), text_(text), pos_(pos), classifier_(classifier) {}
+
+size_t PieceScanner::next(size_t* ends, size_t max) noexcept {
+  if (pos_ >= text_.size()) return 0;
+  size_t m = 0;
+  switch (pattern_) {
     case SplitPattern::kCl100k:
-      return ends_of<next_cl100k>(text, pos, ends, max);
+      m = block_ends<false>(text_, pos_, ends, max, classifier_, window_, pending_);
+      break;
     case SplitPattern::kO200k:
-      return ends_of<next_o200k>(text, pos, ends, max);
+      m = block_ends<true>(text_, pos_, ends, max, classifier_, window_, pending_);
+      break;
     case SplitPattern::kR50k:
-      return ends_of<next_r50k>(text, pos, ends, max);
+      m = ends_of<next_r50k>(text_, pos_, ends, max);
+      break;
   }
-  return 0;
+  pos_ = ends[m - 1];
+  return m;
 }
 
 size_t next_piece_end(SplitPattern pattern, std::string_view text, size_t pos) noexcept {
