@@ -19,7 +19,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from router import MODEL, MSGS, Run, measure, run_against_server  # same server, workload, timing
+from router import (  # same server, workload, timing
+    MODEL,
+    Messages,
+    Run,
+    measure,
+    run_against_server,
+)
 
 SETUPS = ("bare", "manager, no ledger", "manager, file ledger")
 
@@ -33,11 +39,11 @@ async def run(url: str, n: int, levels: list[int], rounds: int, ledger_dir: str)
     no_ledger = orroute.AIModelManager(**kw)
     filed = orroute.AIModelManager(**kw, budget=1_000_000, ledger=str(Path(ledger_dir) / "l.sqlite"))
 
-    async def bare() -> None:
-        await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
+    async def bare(msgs: Messages) -> None:
+        await client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=16)
 
-    def routed(m: orroute.AIModelManager) -> Callable[[], Awaitable[object]]:
-        return lambda: m.execute_task(Task(messages=MSGS, max_tokens=16))
+    def routed(m: orroute.AIModelManager) -> Callable[[Messages], Awaitable[object]]:
+        return lambda msgs: m.execute_task(Task(messages=msgs, max_tokens=16))
 
     calls = dict(zip(SETUPS, (bare, routed(no_ledger), routed(filed))))
     # ratios[conc][setup] = [(p50 / bare p50, calls/s / bare calls/s) per round]

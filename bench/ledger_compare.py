@@ -3,14 +3,18 @@ run with its own build: alternates the trees N times and prints the medians and 
 
     python3 bench/ledger_compare.py 5 /work/main /work/wt-money
 """
+import argparse
 import os
 import re
 import statistics
 import subprocess
-import sys
 
-runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-base, branch = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else ("/work/main", ".")
+ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+ap.add_argument("runs", nargs="?", type=int, default=3, help="alternations of the two trees")
+ap.add_argument("base", nargs="?", default="/work/main", help="the baseline checkout")
+ap.add_argument("branch", nargs="?", default=".", help="the checkout compared with it")
+args = ap.parse_args()
+runs, base, branch = args.runs, args.base, args.branch
 trees = {"base": base, "branch": branch}
 res = {k: {"lat": [], "t1": [], "t8": [], "cpp1": [], "cpp8": [], "peer": []} for k in trees}
 for i in range(runs):

@@ -374,9 +374,10 @@ class Conversation:
 
 
 # Makes the prompt source of one measured set-up (main() sets it from the mode).
-PROMPTS: Callable[[], Callable[[], Messages]] = functools.partial(
-    FixedPrompt, [{"role": "user", "content": "Say hi"}]
-)
+# The default workload: one short user message, the fixed cost of a call (the other benches'
+# workload too: manager_cpu.py, file_ledger.py, call_segments.py).
+MSGS: Messages = [{"role": "user", "content": "Say hi"}]
+PROMPTS: Callable[[], Callable[[], Messages]] = functools.partial(FixedPrompt, MSGS)
 
 
 def main() -> None:

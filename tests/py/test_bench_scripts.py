@@ -1,0 +1,35 @@
+"""Every bench script starts: `--help` imports what it imports (benches share router.py's workload,
+so a change there that drops a name another bench uses is caught here, not at the next benchmark
+run) and parses its arguments. Nothing is measured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_"))
+
+
+def _help(script: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    return subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def helps() -> dict[str, subprocess.CompletedProcess[str]]:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip((s.name for s in SCRIPTS), pool.map(_help, SCRIPTS)))
+
+
+@pytest.mark.parametrize("name", [s.name for s in SCRIPTS])
+def test_bench_script_starts(name: str, helps: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    done = helps[name]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage" in done.stdout.lower()
