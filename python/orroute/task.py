@@ -56,6 +56,8 @@ def _check_type(name: str) -> None:
     trained on task types of the caller's own) if they are names: at most 64 printable ASCII
     characters without spaces or quotes."""
     global _KNOWN_TYPES
+    if _KNOWN_TYPES is not None and name in _KNOWN_TYPES:  # every call's case: a known type
+        return
     if (len(name) > _TYPE_MAX or not name.isascii() or not name.isprintable()
             or any(c in name for c in " \"'\\")):
         raise InvalidArgumentError(
