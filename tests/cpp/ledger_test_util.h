@@ -3,6 +3,7 @@
 // recorded calls. Test code only; nothing here is thread-safe beyond what the builders return.
 #pragma once
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -17,6 +18,16 @@ namespace orroute::test {
 inline constexpr TimeUs kSec = 1'000'000;
 inline constexpr TimeUs kJan31_2359 = 1706745540LL * kSec;
 inline constexpr TimeUs kFeb01_0000 = 1706745600LL * kSec;
+
+// Runs `sql` on the ledger file at `path` through a connection of its own (what another program
+// could do to the file: add a trigger, drop a column); SQLite's result code.
+inline int exec_on_file(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  return rc;
+}
 
 // A fresh ledger path in the temp directory (unique per process and object); the file and its
 // sidecars (-wal, -shm, -orroute) are removed at construction and at scope exit.

@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-#include <sqlite3.h>
 
 #include <atomic>
 #include <string>
@@ -139,17 +138,10 @@ TEST_CASE("a file from before budget ids were kept unique gives new budgets unus
     REQUIRE(ledger.record(c).alerts.size() == 1);  // its 50% alert stays in the file
     REQUIRE(ledger.remove_budget(orroute::parse_scope("project:a"), orroute::Window::kTotal));
   }
-  {
-    // The file as schema version 3 left it: no last_budget_id.
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(file.path.c_str(), &db) == SQLITE_OK);
-    const int rc = sqlite3_exec(db,
-                                "ALTER TABLE state DROP COLUMN last_budget_id; "
-                                "DELETE FROM schema_version WHERE version = 4",
-                                nullptr, nullptr, nullptr);
-    sqlite3_close(db);
-    REQUIRE(rc == SQLITE_OK);
-  }
+  // The file as schema version 3 left it: no last_budget_id.
+  REQUIRE(orroute::test::exec_on_file(file.path, "ALTER TABLE state DROP COLUMN last_budget_id; "
+                                                 "DELETE FROM schema_version WHERE version = 4") ==
+          SQLITE_OK);
   SqliteLedger ledger(file.path);
   REQUIRE(ledger.schema_version() == 4);
   CHECK(ledger.set_budget(orroute::test::spec("project:b", orroute::Window::kTotal, "1")) > removed);

@@ -443,17 +443,9 @@ TEST_CASE("a settle that fails inside a batch leaves nothing for the batch's lat
     return c;
   };
   ledger.settle(999000, in_p("0.5"));  // today's counter: 0.5 spent
-  {
-    // The batch's first settle fails at its alert, after it wrote the counter (0.75 spent).
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open_v2(file.path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-    const int rc = sqlite3_exec(db,
-                                "CREATE TRIGGER boom BEFORE INSERT ON alerts WHEN NEW.spent_nanos = "
-                                "750000000 BEGIN SELECT RAISE(ABORT, 'boom'); END",
-                                nullptr, nullptr, nullptr);
-    sqlite3_close(db);
-    REQUIRE(rc == SQLITE_OK);
-  }
+  // The batch's first settle fails at its alert, after it wrote the counter (0.75 spent).
+  REQUIRE(exec_on_file(file.path, "CREATE TRIGGER boom BEFORE INSERT ON alerts WHEN NEW.spent_nanos "
+                                  "= 750000000 BEGIN SELECT RAISE(ABORT, 'boom'); END") == SQLITE_OK);
   // Reservations the ledger no longer has: each settle books its row and its spend alone.
   const auto out =
       ledger.settle_batch({{999001, in_p("0.25")}, {999002, in_p("0.125")}, {999003, in_p("0.0625")}});
