@@ -17,7 +17,10 @@ SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if not p.name.startswi
 
 
 def _help(script: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    # the orroute these tests import (the source tree's with a built extension, or the installed one)
+    import orroute
+
+    env = dict(os.environ, PYTHONPATH=str(Path(orroute.__file__).resolve().parents[1]))
     return subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
