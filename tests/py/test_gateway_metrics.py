@@ -54,6 +54,15 @@ def test_metrics_count_requests_tokens_spend_and_errors(gateway: Gateway,
     assert after[("orroute_ledger_spend_usd_total", ())] > 0
 
 
+def test_anthropic_messages_have_their_own_route(gateway: Gateway, key: str) -> None:
+    before = scrape(gateway)
+    ok_key = ("orroute_gateway_requests_total", (("route", "messages"), ("status", "200")))
+    status, _, _ = call(gateway, "POST", "/v1/messages",
+                        {"model": MODEL, "max_tokens": 16, "messages": HI}, key)
+    assert status == 200
+    assert scrape(gateway)[ok_key] == before.get(ok_key, 0) + 1
+
+
 def test_metrics_hold_no_secret(gateway: Gateway, client: openai.OpenAI, key: str) -> None:
     client.chat.completions.create(model=MODEL, messages=HI, max_tokens=8)
     _, _, body = call(gateway, "GET", "/metrics")

@@ -29,7 +29,8 @@ _ROUTES = {
     "/chat/completions": "chat", "/v1/responses": "responses", "/api/v1/responses": "responses",
     "/responses": "responses", "/v1/embeddings": "embeddings", "/api/v1/embeddings": "embeddings",
     "/embeddings": "embeddings", "/v1/models": "models", "/api/v1/models": "models",
-    "/models": "models", "/metrics": "metrics", "/health": "health",
+    "/models": "models", "/v1/messages": "messages", "/api/v1/messages": "messages",
+    "/messages": "messages", "/metrics": "metrics", "/health": "health",
     "/api/v1/ai/health": "health",
 }
 _KINDS = {400: "bad_request", 401: "unauthorized", 402: "budget", 404: "not_found",
