@@ -289,9 +289,6 @@ def _account_scope(base_url: str, keys: Sequence[str]) -> str:
 
 
 class _Base:
-    # (timeout, its tuple for a plain call, for a stream): see _default_timeouts
-    _timeout_tuples: tuple[Any, Any, Any] | None = None
-
     def __init__(
         self,
         *,
@@ -315,7 +312,8 @@ class _Base:
         if max_retries < 0:
             raise InvalidArgumentError("max_retries must be >= 0")
         self._timeout = timeout
-        self._timeout_tuples = None
+        # the timeout as the core takes it, for a plain call and for a stream (_default_timeouts)
+        self._timeout_pair: tuple[Any, Any] | None = None
         self._max_retries = max_retries
         self._headers = list((default_headers or {}).items())
         self._observe = _observer or Observer(
@@ -452,11 +450,10 @@ class _Base:
 
     def _default_timeouts(self, stream: bool) -> tuple[Any, Any, Any, Any]:
         """The client's timeout as the core takes it (worked out once per client and mode)."""
-        cached = self._timeout_tuples
-        if cached is None or cached[0] is not self._timeout:
-            cached = self._timeout_tuples = (self._timeout, _timeouts(self._timeout, False),
-                                             _timeouts(self._timeout, True))
-        return cached[2] if stream else cached[1]
+        pair = self._timeout_pair
+        if pair is None:  # on first use: an invalid timeout fails the call, as before
+            pair = self._timeout_pair = (_timeouts(self._timeout, False), _timeouts(self._timeout, True))
+        return pair[stream]
 
     def _start_chat(
         self,

@@ -56,20 +56,18 @@ def _check_type(name: str) -> None:
     trained on task types of the caller's own) if they are names: at most 64 printable ASCII
     characters without spaces or quotes."""
     global _KNOWN_TYPES
-    if _KNOWN_TYPES is not None and name in _KNOWN_TYPES:  # every call's case: a known type
+    if _KNOWN_TYPES is None:
+        from . import _core  # the task types are the engine's (select/task_types.cpp)
+
+        _KNOWN_TYPES = tuple(t for t, _ in _core.task_type_rules())
+    known = _KNOWN_TYPES
+    if name in known:  # every call's case: before the checks a known type passes anyway
         return
     if (len(name) > _TYPE_MAX or not name.isascii() or not name.isprintable()
             or any(c in name for c in " \"'\\")):
         raise InvalidArgumentError(
             f"task type {name[:40]!r}{'...' if len(name) > 40 else ''} is not a name: at most "
             f"{_TYPE_MAX} printable ASCII characters without spaces or quotes")
-    if _KNOWN_TYPES is None:
-        from . import _core  # the task types are the engine's (select/task_types.cpp)
-
-        _KNOWN_TYPES = tuple(t for t, _ in _core.task_type_rules())
-    known = _KNOWN_TYPES
-    if name in known:
-        return
     import difflib
 
     near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "orroute/error.h"
+#include "orroute/text_memo.h"
 #include "orroute/tokenizer/encoding.h"
 #include "orroute/tokenizer/token_count.h"
 

@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
+import orroute
+
 ROOT = Path(__file__).resolve().parents[2]
+# the orroute these tests import (the source tree's with a built extension, or the installed one)
+ORROUTE_PATH = str(Path(orroute.__file__).resolve().parents[1])
 SCRIPTS = sorted(p for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_"))
 
 
 def _help(script: Path) -> subprocess.CompletedProcess[str]:
-    # the orroute these tests import (the source tree's with a built extension, or the installed one)
-    import orroute
-
-    env = dict(os.environ, PYTHONPATH=str(Path(orroute.__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=ORROUTE_PATH)
     return subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 

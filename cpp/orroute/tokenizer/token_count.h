@@ -12,9 +12,9 @@
 
 #include <rapidjson/document.h>
 
-#include "orroute/text_memo.h"
-
 namespace orroute {
+
+struct TextMemoStats;  // orroute/text_memo.h
 
 // How a model's tokens are counted.
 struct ModelTokenizer {

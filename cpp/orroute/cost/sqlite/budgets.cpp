@@ -63,23 +63,22 @@ void SqliteLedger::Impl::write_counter(int64_t budget_id, TimeUs start, const Co
       return;
     }
   }
+  if (update_counter_row(budget_id, start, c) && in_write_txn) txn_reads.set({budget_id, start}, c, false);
+}
+
+bool SqliteLedger::Impl::update_counter_row(int64_t budget_id, TimeUs start, const Counter& c) {
   const auto [sn, sa] = split(c.spent);
   const auto [rn, ra] = split(c.reserved);
   q("UPDATE budget_windows SET spent_nanos = ?, spent_attos = ?, reserved_nanos = ?, "
     "reserved_attos = ? WHERE budget_id = ? AND window_start = ?")
       .bind(1, sn).bind(2, sa).bind(3, rn).bind(4, ra).bind(5, budget_id).bind(6, start).run();
-  if (in_write_txn && sqlite3_changes(db) == 1) txn_reads.set({budget_id, start}, c, false);
+  return sqlite3_changes(db) == 1;
 }
 
 void SqliteLedger::Impl::flush_counters() {
   for (TxnReads::Entry& entry : txn_reads.counters) {
     if (!entry.dirty) continue;
-    const auto [sn, sa] = split(entry.counter.spent);
-    const auto [rn, ra] = split(entry.counter.reserved);
-    const auto& key = entry.window;
-    q("UPDATE budget_windows SET spent_nanos = ?, spent_attos = ?, reserved_nanos = ?, "
-      "reserved_attos = ? WHERE budget_id = ? AND window_start = ?")
-        .bind(1, sn).bind(2, sa).bind(3, rn).bind(4, ra).bind(5, key.first).bind(6, key.second).run();
+    update_counter_row(entry.window.first, entry.window.second, entry.counter);
     entry.dirty = false;
   }
 }

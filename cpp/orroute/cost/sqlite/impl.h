@@ -363,6 +363,8 @@ struct SqliteLedger::Impl {
   void write_counter(int64_t budget_id, TimeUs start, const Counter& c);
   // Writes the counters the running transaction changed (Txn::commit, before COMMIT).
   void flush_counters();
+  // The UPDATE of a window's row; false if the window has none.
+  bool update_counter_row(int64_t budget_id, TimeUs start, const Counter& c);
 
   std::vector<Matched> match(const SpendScope& scope, TimeUs at, bool all);
 
