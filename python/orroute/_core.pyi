@@ -915,6 +915,7 @@ class EngineConfig:
     app_name: str
     app_url: str
     timeout: float
+    stream_deadline: float
     max_retries: int
     retry_base_delay: float
     retry_max_delay: float

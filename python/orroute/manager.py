@@ -288,6 +288,9 @@ class AIModelManager:
             endpoint's ``/models`` when it answers).
         max_retries: retries of the same model on transient errors before falling back.
         max_admission_wait: seconds to wait for a rate limit before taking the next candidate.
+        stream_deadline: seconds a streamed attempt may last in all (default: the core's, one
+            hour), so an upstream trickling an endless answer cannot hold the call and its
+            reservation; ``timeout`` is the gap allowed between two pieces of the answer.
         breaker: circuit breaker settings: ``failures`` (consecutive), ``failure_rate``,
             ``min_calls``, ``window``, ``cooldown`` (seconds), ``successes_to_close``.
         stream_queue: chunks a ``stream_task`` holds for a slow consumer before the upstream
@@ -348,6 +351,7 @@ class AIModelManager:
         max_admission_wait: float = 5.0,
         breaker: Mapping[str, Any] | None = None,
         timeout: float = 600.0,
+        stream_deadline: float | None = None,
         thresholds: tuple[float, float, float] = (0.3, 0.7, 0.9),
         server_side_fallbacks: int = 0,
         default_max_tokens: int = 1024,
@@ -388,6 +392,7 @@ class AIModelManager:
             app_url=app_url or settings.app_url,
             strategy=strategy,
             timeout=timeout,
+            stream_deadline=stream_deadline,
             max_retries=max_retries,
             retry_base_delay=retry_base_delay,
             max_retry_wait=max_retry_wait,

@@ -310,6 +310,52 @@ def test_manager_stream_of_keep_alives_only_hits_the_idle_timeout(fake, tmp_path
     assert m.reserved() == (0, 0)
 
 
+def empty_events_forever(event: bytes) -> Fault:
+    """A valid event that carries nothing of the answer every 0.1 s for 30 s."""
+    return Fault.raw(*[sse(event)] * 300, content_type="text/event-stream", content_length=-1,
+                     interval=0.1)
+
+
+EMPTY_EVENTS = [b"{}", b'{"choices":[]}', chunk(b"{}"), chunk(b'{"content":""}'),
+                chunk(b'{"role":"assistant"}'), USAGE]
+
+
+@pytest.mark.parametrize("event", EMPTY_EVENTS,
+                         ids=["object", "no-choices", "empty-delta", "empty-content", "role", "usage"])
+def test_manager_stream_of_empty_events_hits_the_idle_timeout_and_frees_its_reservation(
+        fake, tmp_path, event):
+    """``data: {}`` is valid JSON but no answer: like a comment it does not restart the idle
+    clock, so an upstream sending it forever cannot hold the call and its reservation."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[], timeout=1.0)
+    fake.fail("*", empty_events_forever(event))
+    started = time.monotonic()
+    with pytest.raises(orroute.OrRouteError, match="timeout"):
+        for _ in m.stream_task_sync(Task(messages="hi", max_tokens=5), model=MODEL):
+            pass
+    assert time.monotonic() - started < 10
+    assert m.reserved() == (0, 0)
+
+
+def test_manager_stream_trickling_an_endless_answer_ends_at_the_stream_deadline(fake, tmp_path):
+    """Each piece restarts the idle clock: only the total deadline stops an upstream that answers
+    one token every 0.1 s for ever (here 30 s; the default deadline is an hour)."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[], timeout=5.0, stream_deadline=1.0)
+    fake.fail("*", Fault.raw(*[sse(chunk(b'{"content":" a"}'))] * 300,
+                             content_type="text/event-stream", content_length=-1, interval=0.1))
+    started = time.monotonic()
+    with pytest.raises(orroute.OrRouteError, match="timeout"):
+        for _ in m.stream_task_sync(Task(messages="hi", max_tokens=1000), model=MODEL):
+            pass
+    assert time.monotonic() - started < 10
+    assert m.reserved() == (0, 0)
+
+
+def test_a_stream_has_a_total_deadline_by_default():
+    assert 0 < orroute._core.EngineConfig().stream_deadline <= 3600
+    with pytest.raises(orroute.InvalidArgumentError):
+        orroute.AIModelManager(api_key=KEY, stream_deadline=0)
+
+
 # --- keys: an upstream that echoes the key it was sent --------------------------------------------
 
 ESCAPED_KEY = "".join(f"\\u{ord(c):04x}" for c in KEY).encode()  # JSON that reads as the key

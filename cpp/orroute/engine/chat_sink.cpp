@@ -32,18 +32,17 @@ DataAction ChatSink::read(std::string_view bytes) {
     return DataAction::kContinue;
   }
   bool keep = true;
-  bool answered = false;  // a chunk came: not just comments or pings (the idle timeout restarts)
+  // Only a piece of the answer restarts the idle timeout: comments, pings and valid events that
+  // carry nothing (`data: {}` forever) keep it running, so they cannot hold the call and its
+  // reservation.
+  const uint64_t progress = acc_.progress();
   unfinished_ += bytes.size();
   parser_.feed(bytes, [&](SseEvent&& ev) {
     unfinished_ = 0;
     if (ev.data.empty() || is_done_marker(ev.data)) return true;
-    if (!translator_) {
-      answered = true;
-      return keep = take_chunk(ev.data);
-    }
+    if (!translator_) return keep = take_chunk(ev.data);
     std::vector<std::string> chunks;
     const bool more = translator_->translate(ev.data, chunks);
-    answered = answered || !chunks.empty();
     for (const std::string& c : chunks) {
       if (!take_chunk(c)) return keep = false;
     }
@@ -58,7 +57,7 @@ DataAction ChatSink::read(std::string_view bytes) {
     return DataAction::kAbort;
   }
   if (!keep) return DataAction::kAbort;
-  return answered ? DataAction::kContinue : DataAction::kKeepAlive;
+  return acc_.progress() != progress ? DataAction::kContinue : DataAction::kKeepAlive;
 }
 
 bool ChatSink::take_chunk(const std::string& event) {

@@ -61,7 +61,7 @@ struct ClientConfig {
   std::string auth_prefix = "Bearer ";
   Headers headers;  // sent on every request (e.g. anthropic-version), before a call's extra_headers
   Timeouts timeouts{10'000, 0, 0, 600'000};         // non-streamed calls
-  Timeouts stream_timeouts{10'000, 600'000, 600'000, 0};  // streamed calls
+  Timeouts stream_timeouts = kDefaultStreamTimeouts;  // streamed calls
   RetryPolicy retry;
   TransportOptions transport;
 };

@@ -30,6 +30,10 @@ struct Timeouts {
   int64_t total_ms = 0;         // whole transfer
 };
 
+// A stream's default timeouts. The total deadline bounds how long an upstream can hold a call (and
+// its budget reservation) by trickling an answer that never ends; the idle gap alone cannot.
+inline constexpr Timeouts kDefaultStreamTimeouts{10'000, 600'000, 600'000, 3'600'000};
+
 struct HttpRequest {
   std::string method = "GET";  // GET, POST, DELETE, ...
   std::string url;

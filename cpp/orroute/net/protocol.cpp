@@ -471,27 +471,34 @@ bool StreamAccumulator::add(const rapidjson::Value& chunk) {
     for (const auto& c : choices->GetArray()) {
       const int64_t idx = int_or(c, "index");
       Choice& ch = choice(static_cast<size_t>(std::max<int64_t>(0, std::min<int64_t>(idx, 255))));
-      if (auto fr = str_or(c, "finish_reason"); !fr.empty()) ch.finish_reason = fr;
+      if (auto fr = str_or(c, "finish_reason"); !fr.empty()) {
+        progress_ += ch.finish_reason != fr;
+        ch.finish_reason = fr;
+      }
       if (auto nfr = str_or(c, "native_finish_reason"); !nfr.empty()) ch.native_finish_reason = nfr;
       const auto* delta = member(c, "delta");
       if (delta == nullptr || !delta->IsObject()) continue;
       if (auto role = str_or(*delta, "role"); !role.empty()) ch.role = role;
       if (const auto* v = member(*delta, "content"); v && v->IsString()) {
         ch.content.append(v->GetString(), v->GetStringLength());
+        progress_ += v->GetStringLength();
         ch.has_content = true;
       }
       if (const auto* v = member(*delta, "reasoning"); v && v->IsString()) {
         ch.reasoning.append(v->GetString(), v->GetStringLength());
+        progress_ += v->GetStringLength();
         ch.has_reasoning = true;
       }
       if (const auto* v = member(*delta, "refusal"); v && v->IsString()) {
         ch.refusal.append(v->GetString(), v->GetStringLength());
+        progress_ += v->GetStringLength();
         ch.has_refusal = true;
       }
       if (const auto* v = member(*delta, "reasoning_details"); v && v->IsArray()) {
         for (const auto& d : v->GetArray()) {
           rapidjson::Value copy(d, ch.reasoning_details.GetAllocator());
           ch.reasoning_details.PushBack(copy, ch.reasoning_details.GetAllocator());
+          ++progress_;
         }
       }
       if (const auto* tcs = member(*delta, "tool_calls"); tcs && tcs->IsArray()) {
@@ -499,12 +506,19 @@ bool StreamAccumulator::add(const rapidjson::Value& chunk) {
           const auto i = static_cast<size_t>(std::clamp<int64_t>(int_or(tc, "index"), 0, 1023));
           if (i >= ch.tool_calls.size()) ch.tool_calls.resize(i + 1);
           ToolCall& call = ch.tool_calls[i];
-          if (auto id = str_or(tc, "id"); !id.empty()) call.id = id;
+          if (auto id = str_or(tc, "id"); !id.empty() && id != call.id) {
+            call.id = id;
+            ++progress_;
+          }
           if (auto type = str_or(tc, "type"); !type.empty()) call.type = type;
           if (const auto* fn = member(tc, "function"); fn && fn->IsObject()) {
-            if (const auto* name = member(*fn, "name"); name && name->IsString()) call.name.append(name->GetString());
+            if (const auto* name = member(*fn, "name"); name && name->IsString()) {
+              call.name.append(name->GetString());
+              progress_ += name->GetStringLength();
+            }
             if (const auto* args = member(*fn, "arguments"); args && args->IsString()) {
               call.arguments.append(args->GetString(), args->GetStringLength());
+              progress_ += args->GetStringLength();
             }
           }
         }

@@ -131,6 +131,9 @@ class StreamAccumulator {
   // Text received so far in choice `index` (the partial text after an error).
   std::string text(size_t index = 0) const;
   const std::optional<ApiError>& error() const { return error_; }
+  // Grows with each piece of the answer folded in (text, reasoning, tool calls, a finish reason);
+  // an event that leaves it unchanged carried nothing (`{}`, an empty delta, a repeated usage).
+  uint64_t progress() const { return progress_; }
   bool has_usage() const { return has_usage_; }
   // The last `usage` object seen, as JSON text ("null" if none yet).
   std::string usage_json() const;
@@ -163,6 +166,7 @@ class StreamAccumulator {
   std::vector<Choice> choices_;
   rapidjson::Document usage_;
   bool has_usage_ = false;
+  uint64_t progress_ = 0;
   std::optional<ApiError> error_;
 };
 

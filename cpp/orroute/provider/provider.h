@@ -36,7 +36,7 @@ struct ProviderConfig {
   Headers headers;                     // added to every request
   std::string api_version;             // Azure api-version / anthropic-version; "" = the default
   Timeouts timeouts{10'000, 0, 0, 600'000};
-  Timeouts stream_timeouts{10'000, 600'000, 600'000, 0};
+  Timeouts stream_timeouts = kDefaultStreamTimeouts;
   int32_t priority = 0;                // failover order: lower first
   int32_t weight = 1;                  // share when balancing deployments of one model (>= 0)
   int64_t default_max_tokens = 4096;   // sent to Anthropic when a request has none (it requires one)

@@ -70,6 +70,7 @@ def engine_config(
     app_url: str | None,
     strategy: str,
     timeout: float,
+    stream_deadline: float | None,
     max_retries: int,
     retry_base_delay: float,
     max_retry_wait: float,
@@ -97,6 +98,8 @@ def engine_config(
         cfg.app_url = app_url
     cfg.strategy = strategy
     cfg.timeout = float(timeout)
+    if stream_deadline is not None:  # None: the core's default
+        cfg.stream_deadline = float(stream_deadline)
     cfg.max_retries = int(max_retries)
     cfg.retry_base_delay = float(retry_base_delay)
     cfg.max_server_wait = float(max_retry_wait)
