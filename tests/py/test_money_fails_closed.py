@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -124,6 +126,45 @@ def test_the_ledgers_approval_hook_guards_the_managers_calls(fake, tmp_path) -> 
     assert asked == ["test/a"]
     tracker.set_approval(None, None)
     m.execute_task_sync(task)
+    assert asked == ["test/a"] and len(chats(fake)) == 2
+
+
+def test_an_approval_a_fallback_needs_never_runs_on_the_network_thread(fake, tmp_path) -> None:
+    """The hook of a fallback ran on the network thread: one slow answer (a human asked) stalled
+    every call in flight. A fallback that needs approval is now skipped without asking (the call
+    ends with the error that made it fall back); the hook runs only on the caller's thread."""
+    release = threading.Event()
+    asked: list[tuple[str, bool]] = []
+
+    def hook(request: orroute.ApprovalRequest) -> bool:
+        asked.append((request.model, threading.current_thread() is threading.main_thread()))
+        if request.model == "test/b":
+            release.wait(10)
+        return True
+
+    tracker = orroute.CostTracker(str(tmp_path / "ledger.sqlite3"), approval_above="0",
+                                  approval_hook=hook)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a", "test/b"], max_retries=0)
+    fake.fail("test/a", Fault.server_error(), times=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(orroute.InternalServerError) as e:
+            m.execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    finally:
+        release.set()
+    assert time.monotonic() - started < 5
+    assert "needs approval" in e.value.attempts[-1].message  # type: ignore[attr-defined]
+    assert asked == [("test/a", True)]
+    assert m.reserved() == (0, Decimal(0))
+
+
+def test_a_retry_of_an_approved_call_is_not_asked_again(fake, tmp_path) -> None:
+    asked: list[str] = []
+    tracker = orroute.CostTracker(str(tmp_path / "ledger.sqlite3"), approval_above="0",
+                                  approval_hook=lambda request: asked.append(request.model) is None)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a"], max_retries=1)
+    fake.fail("test/a", Fault.server_error(), times=1)
+    assert m.execute_task_sync(Task(messages="Say hello", max_tokens=20)).content
     assert asked == ["test/a"] and len(chats(fake)) == 2
 
 

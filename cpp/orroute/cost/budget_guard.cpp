@@ -14,11 +14,13 @@ std::optional<Money> BudgetGuard::approval_threshold() const {
   return approval_above_;
 }
 
+bool BudgetGuard::needs_approval(Money amount) const {
+  std::lock_guard lock(mu_);
+  return approval_above_ && amount > *approval_above_;
+}
+
 std::optional<ReserveOutcome> BudgetGuard::try_reserve_local(const ReserveRequest& request) {
-  {
-    std::lock_guard lock(mu_);
-    if (approval_above_ && request.amount > *approval_above_) return std::nullopt;
-  }
+  if (needs_approval(request.amount)) return std::nullopt;
   std::optional<ReserveOutcome> out = ledger_.try_reserve_local(request);
   if (out && out->status == ReserveStatus::kCutoff) {
     throw EmergencyCutoff("emergency cutoff engaged: " + out->cutoff_reason);
@@ -27,13 +29,13 @@ std::optional<ReserveOutcome> BudgetGuard::try_reserve_local(const ReserveReques
   return out;
 }
 
-ReserveOutcome BudgetGuard::reserve(const ReserveRequest& request) {
+ReserveOutcome BudgetGuard::reserve(const ReserveRequest& request, bool approved) {
   // A cutoff wins over everything: don't bother a human for a call that cannot run anyway.
   if (auto reason = ledger_.cutoff()) throw EmergencyCutoff("emergency cutoff engaged: " + *reason);
   ApprovalHook hook;
   {
     std::lock_guard lock(mu_);
-    if (approval_above_ && request.amount > *approval_above_) {
+    if (!approved && approval_above_ && request.amount > *approval_above_) {
       hook = hook_;
       if (!hook) throw ApprovalDenied("no approval hook for a call above the approval amount");
     }

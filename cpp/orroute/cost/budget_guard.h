@@ -30,11 +30,14 @@ class BudgetGuard {
   // Calls estimated strictly above `above` need `hook` to return true. nullopt removes the hook.
   void set_approval(std::optional<Money> above, ApprovalHook hook);
   std::optional<Money> approval_threshold() const;
+  // Whether a call estimated at `amount` needs the hook's approval.
+  bool needs_approval(Money amount) const;
 
   // kReserved: go ahead (settle or release reservation_id afterwards).
   // kExceeded (returned only for downgrade budgets): pick a model costing at most `remaining`.
   // Throws EmergencyCutoff, ApprovalDenied, or BudgetExceeded (refuse budgets).
-  ReserveOutcome reserve(const ReserveRequest& request);
+  // `approved`: the hook already allowed this call (a retry of an approved call) and is not asked.
+  ReserveOutcome reserve(const ReserveRequest& request, bool approved = false);
   // reserve() when it can be decided without waiting (no approval needed and the ledger can
   // answer locally, see Ledger::try_reserve_local); nullopt otherwise. Same results and throws.
   std::optional<ReserveOutcome> try_reserve_local(const ReserveRequest& request);

@@ -37,9 +37,20 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
   req.task_id = task_id_;
   Hold h;
   try {
-    const ReserveOutcome o = guard_.reserve(req);
+    const bool asks = guard_.needs_approval(worst_case);
+    const auto approved = approved_.find(model);
+    const bool approved_before = asks && approved != approved_.end() && worst_case <= approved->second;
+    if (asks && !approved_before && std::this_thread::get_id() != caller_) {
+      h.ok = false;  // the next candidate may not need approval
+      h.error_kind = ErrorKind::kApprovalDenied;
+      h.refusal = "the fallback " + model + " (estimated at $" + worst_case.to_string() +
+                  ") needs approval, which is asked only before the first attempt";
+      return h;
+    }
+    const ReserveOutcome o = guard_.reserve(req, approved_before);
     switch (o.status) {
       case ReserveStatus::kReserved:
+        if (asks && !approved_before) approved_[model] = worst_case;
         h.id = static_cast<uint64_t>(o.reservation_id);
         // The row keeps the expected cost (not this worst case) for estimate-vs-actual reports.
         estimates_[h.id] =

@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -28,7 +29,7 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
              int64_t max_tokens)
       : guard_(guard), scope_(std::move(scope)), task_id_(std::move(task_id)),
         task_type_(std::move(task_type)), catalog_(catalog), prices_(prices),
-        prompt_tokens_(prompt_tokens), max_tokens_(max_tokens) {}
+        prompt_tokens_(prompt_tokens), max_tokens_(max_tokens), caller_(std::this_thread::get_id()) {}
 
   Hold reserve(const std::string& model, Money worst_case) override;
 
@@ -62,7 +63,12 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
   const ModelCatalog& catalog_;
   const PriceBook& prices_;
   int64_t prompt_tokens_, max_tokens_;
-  std::unordered_map<uint64_t, Money> estimates_;  // touched by one run's steps, never concurrently
+  // The approval hook may wait for a human: it is asked only on the thread that started the run,
+  // never on the network thread (a retry or fallback), where it would stall every call in flight.
+  std::thread::id caller_;
+  // Touched by one run's steps, never concurrently:
+  std::unordered_map<uint64_t, Money> estimates_;
+  std::unordered_map<std::string, Money> approved_;  // the largest amount approved per model
   std::mutex mu_;
   std::vector<Alert> alerts_;
   std::vector<SettleItem> pending_;  // kept by settle() for commit()
