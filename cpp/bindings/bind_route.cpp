@@ -709,6 +709,12 @@ void bind_route(py::module_& m) {
             e.budget_guard()->set_approval(above, std::move(hook));
           },
           py::arg("above"), py::arg("hook"))
+      .def(
+          "release_leases",  // this process's unused lease money back to the budgets
+          [](Engine& e) {
+            if (e.budget_guard()) e.budget_guard()->ledger().release_leases();
+          },
+          py::call_guard<py::gil_scoped_release>())
       .def("reserved",
            [](Engine& e) {
              if (!e.budget_guard()) return std::pair<int64_t, Money>{0, Money::zero()};

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._alerts import AlertEvent, dispatch
+from ._engine.wiring import give_back_leases
 from ._exceptions import (
     BudgetExceededError,
     InvalidArgumentError,
@@ -303,15 +304,6 @@ def _is_redis_url(location: str) -> bool:
     return location.startswith(("redis://", "rediss://"))
 
 
-def _give_back_leases(ledger: Any, pid: int) -> None:
-    if os.getpid() != pid:
-        return  # a forked child: the parent's leases are not ours
-    try:
-        ledger.release_leases()
-    except Exception:  # noqa: BLE001 (logged; best effort: dead processes' leases get reclaimed)
-        _log.debug("could not give back budget leases", exc_info=True)
-
-
 class CostTracker:
     """The plan's cost tracker: estimates, budgets, reservations, alerts and the usage ledger.
 
@@ -410,7 +402,7 @@ class CostTracker:
             # Unused lease money goes back to the budgets at exit even if the tracker is still
             # referenced then (the C++ destructor does it otherwise).
             self._finalizer = weakref.finalize(
-                self, _give_back_leases, self._core_ledger, self._pid
+                self, give_back_leases, self._core_ledger, self._pid
             )
         self._guard = _core.BudgetGuard(self._core_ledger)
         above, hook = self._approval

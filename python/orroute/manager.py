@@ -534,6 +534,11 @@ class AIModelManager:
         count, amount = self._door.reserved()
         return count, amount
 
+    def close(self) -> None:
+        """Gives this process's unused budget lease money back to the ledger file's budgets
+        (other processes see it free); also done at exit. The manager stays usable."""
+        self._door.release_leases()
+
     # -- running tasks -------------------------------------------------------------------------
     def _engine_task(self, task: Task, *, stream: bool = False, model: str | None = None,
                      pin: bool = False) -> Any:

@@ -241,3 +241,36 @@ def test_leases_off_books_each_reservation_exactly(tmp_path: Path) -> None:
     r.settle("0.004", model="m")
     assert other.budget_status(project="shared").spent == Decimal("0.004")
     assert other.live_reservations() == (0, 0)
+
+
+MANAGER_EXITS = r"""
+import sys, threading, time
+import orroute
+from orroute import Task
+base_url, path, close = sys.argv[1], sys.argv[2], sys.argv[3] == "close"
+m = orroute.AIModelManager(api_key="sk-or-test", base_url=base_url, ledger=path,
+                           fallbacks=["test/a"], budget="1")
+m.execute_task_sync(Task(messages="hi", max_tokens=20))
+if close:
+    m.close()
+# A thread still running at exit holds the manager: its engine is never destroyed.
+threading.Thread(target=lambda held=m: time.sleep(60), daemon=True).start()
+print(m.spent(), flush=True)
+"""
+
+
+def test_an_engines_budget_leases_go_back_when_its_process_exits(tmp_path: Path) -> None:
+    """A manager's engine takes a lease of the budget from the ledger file; other processes saw
+    it as spent until it expired when the engine was not destroyed at exit (a thread held it).
+    Unused lease money now goes back at exit, and at close()."""
+    from orroute.testing import FakeOpenRouter
+
+    path = str(tmp_path / "ledger.sqlite3")
+    with FakeOpenRouter(models=["test/a"]) as fake:
+        for close in ("exit", "close"):
+            out = subprocess.run([sys.executable, "-c", MANAGER_EXITS, fake.base_url, path, close],
+                                 env=_env(), capture_output=True,
+                                 text=True, timeout=60, check=True)
+            assert Decimal(out.stdout.split()[-1]) > 0
+    tracker = orroute.CostTracker(path)
+    assert tracker.headroom() == Decimal(1) - tracker.total_cost()

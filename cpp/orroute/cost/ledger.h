@@ -240,6 +240,9 @@ class Ledger {
   virtual SettleOutcome record(CallRecord call) = 0;
   // Removes reservations that expired or whose process is gone; returns how many.
   virtual int64_t reclaim(TimeUs at) = 0;
+  // Gives this process's unused lease money back to the budgets, so other processes see it free
+  // (a backend without leases has nothing to give back). The ledger stays usable.
+  virtual void release_leases() {}
   // Total reserved over all live reservations, and their count.
   virtual std::pair<int64_t, Money> live_reservations() = 0;
 

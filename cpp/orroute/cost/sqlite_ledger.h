@@ -83,7 +83,7 @@ class SqliteLedger final : public Ledger {
   int64_t schema_version();
   // Gives this process's unused lease money back to the budgets and deletes idle lease rows
   // (also done by the destructor). The ledger stays usable. Throws Error on database failure.
-  void release_leases();
+  void release_leases() override;
   // Whether reserve() uses leases (options.leases and the sidecar could be opened).
   bool leases_enabled() const;
   // Writes the queued write-behind settles now; returns the alerts not yet handed to a

@@ -4,6 +4,8 @@ health, metrics, budgets, limits, feedback)."""
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -13,7 +15,7 @@ from .. import _exceptions as _exc
 from ..task import Task
 from .loop import wait
 from .records import Plan, RunResult
-from .wiring import limit_args, limit_scope
+from .wiring import give_back_leases, limit_args, limit_scope
 
 __all__ = ["Engine", "engine_of", "engine_task", "planner", "task_request"]
 
@@ -115,6 +117,10 @@ class Engine:
 
     def __init__(self, config: Any, catalog: Any, ledger_path: str | None, priors: str) -> None:
         self._core = _core.Engine(config, catalog, ledger_path, priors)
+        if ledger_path is not None:
+            # Unused lease money goes back to the budgets at exit even if the engine is still
+            # referenced then (a thread holds it; the C++ destructor does it otherwise).
+            weakref.finalize(self, give_back_leases, self._core, os.getpid())
         self.catalog = self._core.catalog  # the core catalog the engine prices with
         self.net = self._core.net_client  # its libcurl loop, for plain GETs (health, credits)
 
@@ -173,6 +179,10 @@ class Engine:
 
     def reserved(self) -> tuple[int, Decimal]:
         return self._core.reserved()
+
+    def release_leases(self) -> None:
+        """Gives this process's unused budget lease money back (other processes see it free)."""
+        self._core.release_leases()
 
     def spent(self) -> Decimal:
         return self._core.spent()

@@ -3,6 +3,8 @@ timeouts, retries, breakers, rate limits)."""
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -11,7 +13,21 @@ from typing import Any
 from .. import _core
 from .. import _exceptions as _exc
 
-__all__ = ["engine_config", "limit_args", "limit_scope", "new_client", "stream_of", "user_agent"]
+__all__ = ["engine_config", "give_back_leases", "limit_args", "limit_scope", "new_client",
+           "stream_of", "user_agent"]
+
+_log = logging.getLogger("orroute.cost")
+
+
+def give_back_leases(ledger: Any, pid: int) -> None:
+    """``ledger.release_leases()`` (a ledger or an engine), best effort: at exit (a
+    ``weakref.finalize``) or close; not in a forked child, whose parent's leases they are."""
+    if os.getpid() != pid:
+        return
+    try:
+        ledger.release_leases()
+    except Exception:  # noqa: BLE001 (logged; best effort: dead processes' leases get reclaimed)
+        _log.debug("could not give back budget leases", exc_info=True)
 
 
 def user_agent() -> str:
