@@ -577,10 +577,13 @@ MASKED = KEY[:9] + "..." + KEY[-4:]  # how a scrubbed key reads
 
 
 def split_delta(field: str, part: bytes, first: bool) -> bytes:
-    """A delta carrying ``part`` as its content, or as its tool call's arguments."""
+    """A delta carrying ``part`` as its content, or as its tool call's arguments or name (a
+    consumer joins a streamed name as it joins the arguments)."""
     if field == "content":
         return b'{"role":"assistant","content":"' + part + b'"}'
     opening = b'"id":"call_1","type":"function",' if first else b""
+    if field == "name":
+        return b'{"tool_calls":[{"index":0,' + opening + b'"function":{"name":"' + part + b'"}}]}'
     name = b'"name":"f",' if first else b""
     return (b'{"tool_calls":[{"index":0,' + opening + b'"function":{' + name + b'"arguments":"'
             + part + b'"}}]}')
@@ -613,19 +616,19 @@ SPLIT_IDS = ["1", "prefix", "middle", "last-char", "three-events", "escaped", "f
              "prefix-only"]
 
 
-FIELDS = ["content", "arguments"]
+FIELDS = ["content", "arguments", "name"]
 
 
 def text_of(chunks: list[Any], field: str = "content") -> str:
-    """What a consumer joins of ``field`` (content, or tool-call arguments) over ``chunks``,
-    dicts or the client's typed chunks."""
+    """What a consumer joins of ``field`` (content, or tool-call arguments or names) over
+    ``chunks``, dicts or the client's typed chunks."""
     def get(obj: Any, name: str) -> Any:
         return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
     def of_delta(delta: Any) -> str:
         if field == "content":
             return get(delta, "content") or ""
-        return "".join(get(get(tc, "function") or {}, "arguments") or ""
+        return "".join(get(get(tc, "function") or {}, field) or ""
                        for tc in get(delta, "tool_calls") or [])
 
     return "".join(of_delta(get(ch, "delta") or {}) for c in chunks for ch in get(c, "choices") or [])

@@ -9,9 +9,10 @@ namespace orroute {
 
 namespace {
 
-// The delta texts a consumer joins across chunks, and a tool call's (in its "function").
+// The delta texts a consumer joins across chunks, and a tool call's (in its "function"). A tool
+// call's id is not joined (a chunk naming it replaces it) and is scrubbed with its event.
 constexpr const char* kFields[] = {"content", "reasoning", "refusal"};
-constexpr const char* kArguments = "arguments";
+constexpr const char* kToolFields[] = {"name", "arguments"};
 
 // `value`'s "index" clamped to [0, max] (0 when it has none), as StreamAccumulator reads it.
 size_t clamped_index(const rapidjson::Value& value, int64_t max) {
@@ -37,8 +38,9 @@ rapidjson::Value string_value(std::string_view s, rapidjson::Document::Allocator
   return rapidjson::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
 }
 
-// Adds {"index": tool, "function": {"arguments": text}} to `delta`'s tool_calls.
-void add_tool_call(rapidjson::Value& delta, size_t tool, std::string_view text, rapidjson::Document::AllocatorType& a) {
+// Adds {"index": tool, "function": {field: text}} to `delta`'s tool_calls.
+void add_tool_call(rapidjson::Value& delta, size_t tool, const char* field, std::string_view text,
+                   rapidjson::Document::AllocatorType& a) {
   auto calls = delta.FindMember("tool_calls");
   if (calls == delta.MemberEnd() || !calls->value.IsArray()) {
     delta.RemoveMember("tool_calls");
@@ -46,7 +48,7 @@ void add_tool_call(rapidjson::Value& delta, size_t tool, std::string_view text, 
     calls = delta.FindMember("tool_calls");
   }
   rapidjson::Value function(rapidjson::kObjectType);
-  function.AddMember(rapidjson::StringRef(kArguments), string_value(text, a), a);
+  function.AddMember(rapidjson::StringRef(field), string_value(text, a), a);
   rapidjson::Value call(rapidjson::kObjectType);
   call.AddMember("index", static_cast<uint64_t>(tool), a);
   call.AddMember("function", function, a);
@@ -127,12 +129,14 @@ bool StreamScrubber::scrub_tool_calls(size_t choice, bool last, rapidjson::Value
       current = tool_index(call);
       const auto function = call.FindMember("function");
       if (function == call.MemberEnd() || !function->value.IsObject()) continue;
-      const auto args = function->value.FindMember(kArguments);
-      if (args == function->value.MemberEnd() || !args->value.IsString()) continue;
-      const std::optional<std::string> out = pass({choice, kArguments, current}, view(args->value), last, keys);
-      if (!out) continue;
-      args->value = string_value(*out, chunk.GetAllocator());
-      changed = true;
+      for (const char* field : kToolFields) {
+        const auto text = function->value.FindMember(field);
+        if (text == function->value.MemberEnd() || !text->value.IsString()) continue;
+        const std::optional<std::string> out = pass({choice, field, current}, view(text->value), last, keys);
+        if (!out) continue;
+        text->value = string_value(*out, chunk.GetAllocator());
+        changed = true;
+      }
     }
   }
   // A tool call ends when the choice's next one begins (or the choice finishes).
@@ -144,11 +148,11 @@ bool StreamScrubber::release_tool_calls(size_t choice, size_t keep, rapidjson::V
                                         rapidjson::Document& chunk) {
   bool changed = false;
   for (auto it = held_.begin(); it != held_.end();) {
-    if (it->choice != choice || it->field != kArguments || it->tool == keep) {
+    if (it->choice != choice || it->tool == kNoTool || it->tool == keep) {
       ++it;
       continue;
     }
-    add_tool_call(delta, it->tool, it->text, chunk.GetAllocator());
+    add_tool_call(delta, it->tool, it->field, it->text, chunk.GetAllocator());
     it = held_.erase(it);
     changed = true;
   }
@@ -203,7 +207,7 @@ bool StreamScrubber::flush(rapidjson::Document& out, const ChunkHead& head) {
     if (h.tool == kNoTool) {
       delta.AddMember(rapidjson::StringRef(h.field), string_value(h.text, a), a);
     } else {
-      add_tool_call(delta, h.tool, h.text, a);
+      add_tool_call(delta, h.tool, h.field, h.text, a);
     }
   }
   out.AddMember("choices", choices, a);

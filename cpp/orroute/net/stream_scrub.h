@@ -1,7 +1,7 @@
 // Keeps a key an upstream echoes in streamed text from reaching the consumer split over two events
 // ("...sk-or-v1-12" + "34ab..."). Each event is scrubbed whole where it is read (Call, ChatSink);
 // this scrubs the texts a consumer joins across events (choices[].delta.content, reasoning,
-// refusal, and tool_calls[].function.arguments per tool call): the end of a text that could begin
+// refusal, and tool_calls[].function.name and .arguments per tool call): the end of a text that could begin
 // a key is held back and put in front of the same text of the next chunk, where the joined text
 // is scrubbed. The chunks are parsed JSON, so a key spelled with escapes reads as the key here.
 //
@@ -55,8 +55,8 @@ class StreamScrubber {
   static constexpr size_t kNoTool = SIZE_MAX;  // a text of the delta itself, not a tool call's
   struct Held {
     size_t choice;
-    const char* field;  // one of kFields, or kArguments
-    size_t tool;        // the tool call's index for kArguments, else kNoTool
+    const char* field;  // one of kFields, or of kToolFields
+    size_t tool;        // the tool call's index for kToolFields, else kNoTool
     std::string text;
   };
   struct Slot {  // which text of the stream
@@ -72,11 +72,11 @@ class StreamScrubber {
   // The delta's content, reasoning and refusal of `choice`; true if one changed.
   bool scrub_fields(size_t choice, bool last, rapidjson::Value& delta, rapidjson::Document& chunk,
                     const ApiClient& keys);
-  // The delta's tool-call arguments of `choice`; then what is held for the choice's other tool
+  // The delta's tool-call names and arguments of `choice`; then what is held for the choice's other tool
   // calls (all of them when `last`) is added as entries of its own. True if the delta changed.
   bool scrub_tool_calls(size_t choice, bool last, rapidjson::Value& delta, rapidjson::Document& chunk,
                         const ApiClient& keys);
-  // Moves the held arguments of `choice`'s tool calls other than `keep` into `delta.tool_calls`.
+  // Moves the held texts of `choice`'s tool calls other than `keep` into `delta.tool_calls`.
   bool release_tool_calls(size_t choice, size_t keep, rapidjson::Value& delta, rapidjson::Document& chunk);
   bool holds_for(size_t choice) const;
 
