@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "orroute/route/capped_names.h"
 #include "orroute/route/redis_router_state.h"
 #include "redis_server.h"
 
@@ -100,6 +101,23 @@ TEST_CASE("redis router state: provider and endpoint breaker keys, recorded with
   REQUIRE(b->breaker_allow("endpoint:openrouter.ai", clock.now()));
   b->breaker_record("endpoint:openrouter.ai", CallOutcome::kSuccess, clock.now());
   REQUIRE(a->breaker_snapshot("endpoint:openrouter.ai", clock.now()).state == BreakerState::kClosed);
+}
+
+TEST_CASE("redis router state: past kMaxBreakers names, new ones share the breaker of (other)",
+          "[redis][breaker]") {
+  // The keys name requested models: a caller naming a new model per call must not grow Redis
+  // without bound (the in-memory state's rule, kept in Redis so every process files a name alike).
+  ManualClock clock;
+  auto [a, b] = pair_of("breaker-cap", clock);
+  if (!a) return;
+  for (size_t i = 0; i < RedisRouterState::kMaxBreakers; ++i) {
+    a->breaker_record("model:m" + std::to_string(i), CallOutcome::kNeutral, clock.now());
+  }
+  for (int i = 0; i < 3; ++i) a->breaker_record("model:new-1", CallOutcome::kOutage, clock.now());
+  REQUIRE_FALSE(b->breaker_allow("model:new-2", clock.now()));  // the shared "(other)" breaker
+  REQUIRE(b->breaker_snapshot(kOtherName, clock.now()).state == BreakerState::kOpen);
+  REQUIRE(b->breaker_allow("model:m7", clock.now()));  // a name within the cap keeps its own
+  b->breaker_record("model:m7", CallOutcome::kNeutral, clock.now());
 }
 
 TEST_CASE("redis router state: rate limits and holds hold across processes", "[redis][limiter]") {

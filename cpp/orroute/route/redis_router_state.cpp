@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "orroute/net/redis_client.h"
+#include "orroute/route/capped_names.h"
 #include "orroute/error.h"
 
 namespace orroute {
@@ -16,10 +17,22 @@ namespace {
 
 // Breaker: one hash per key. The same state machine as CircuitBreaker (circuit_breaker.cpp), with
 // times in wall-clock microseconds. ARGV: prefix, key, now, consecutive_failures, failure_rate,
-// min_calls_in_window, window, cooldown, half_open_probes, successes_to_close, op.
+// min_calls_in_window, window, cooldown, half_open_probes, successes_to_close, op, cap, other.
+// The keys name requested models: a set of the names seen holds the first `cap`; every later one
+// shares the breaker of `other` (capped_names.h's rule, here so every process files a name alike).
 const char* const kLuaBreaker = R"lua(
 local P = ARGV[1]
-local K = P .. 'br:' .. ARGV[2]
+local names = P .. 'brnames'
+local name = ARGV[2]
+if redis.call('SISMEMBER', names, name) == 0 then
+  if redis.call('SCARD', names) >= tonumber(ARGV[12]) then
+    name = ARGV[13]
+  else
+    redis.call('SADD', names, name)
+  end
+end
+redis.call('PEXPIRE', names, 86400000)
+local K = P .. 'br:' .. name
 local now = tonumber(ARGV[3])
 local cons_lim, rate, minc = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local win, cool = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -486,7 +499,8 @@ struct RedisRouterState::Impl {
                               std::to_string(breaker.consecutive_failures), rate,
                               std::to_string(breaker.min_calls_in_window), us(breaker.window),
                               us(breaker.cooldown), std::to_string(breaker.half_open_probes),
-                              std::to_string(breaker.successes_to_close), op});
+                              std::to_string(breaker.successes_to_close), op,
+                              std::to_string(RedisRouterState::kMaxBreakers), std::string(kOtherName)});
   }
 };
 

@@ -35,6 +35,10 @@ class RedisRouterState final : public RouterState {
   RedisRouterState(const std::string& url, const Clock& clock, BreakerConfig breaker_config = {});
   ~RedisRouterState() override;
 
+  // The keys name requested models: past this many names (over every process on the prefix), new
+  // keys share the breaker of "(other)" (kOtherName), as in InMemoryRouterState.
+  static constexpr size_t kMaxBreakers = InMemoryRouterState::kMaxBreakers;
+
   void set_breaker_config(const BreakerConfig& config) override;
   bool breaker_allow(std::string_view key, Instant now) override;
   void breaker_record(std::string_view key, CallOutcome outcome, Instant now) override;
