@@ -9,8 +9,6 @@
 #include "ledger_methods.h"
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/sqlite_ledger.h"
-#include "orroute/cost/usage_audit.h"
-#include "orroute/json.h"
 #ifdef ORROUTE_HAVE_REDIS
 #include "orroute/cost/redis_ledger.h"
 #endif
@@ -21,27 +19,6 @@ namespace orroute::bindings {
 namespace {
 
 using Tags = std::vector<std::pair<std::string, std::string>>;
-
-// The charge of a call the engine did not make (the gateway's /v1/embeddings): the upstream's
-// `usage` JSON audited by the engine's one rule, usage_audit.h. (cost, source, problem, prompt
-// tokens charged).
-py::tuple audit_usage(const ModelCatalog& catalog, const std::string& model,
-                      std::string_view usage_json, int64_t counted_prompt_tokens, Money reserved) {
-  rapidjson::Document doc;
-  Usage usage;
-  if (parse_json_text(usage_json, doc) == JsonParse::kOk && doc.IsObject()) usage = parse_usage(doc);
-  ChargeInput in;
-  in.requested = model;
-  in.served = model;
-  in.usage = &usage;
-  in.counted_prompt_tokens = counted_prompt_tokens;
-  if (const ModelInfo* m = catalog.find(model); m && m->context_length > 0) {
-    in.context_length = m->context_length;
-  }
-  in.reserved = reserved;
-  const AuditedCharge c = audit_charge(CallPricer(catalog, PricingPolicy{}), in);
-  return py::make_tuple(c.cost, c.source, c.problem, c.counts.prompt_tokens);
-}
 
 std::string status_name(ReserveStatus s) {
   switch (s) {
@@ -76,10 +53,6 @@ void bind_cost(py::module_& m) {
         py::arg("period"), py::arg("time_zone"), py::arg("at"),
         "[start, end) in UTC microseconds of the budget window containing `at`.");
   m.def("now_us", &now_us);
-  m.def("audit_usage", &audit_usage, py::arg("catalog"), py::arg("model"), py::arg("usage_json"),
-        py::arg("counted_prompt_tokens"), py::arg("reserved"),
-        "(cost, source, problem, prompt_tokens): an upstream's usage audited (usage_audit.h).");
-
   py::class_<SpendScope>(m, "SpendScope")
       .def(py::init([](std::string project, std::string conversation, Tags tags) {
              return SpendScope{std::move(project), std::move(conversation), std::move(tags)};

@@ -15,6 +15,7 @@
 #include "orroute/cost/feedback_store.h"
 #include "orroute/cost/open_ledger.h"
 #include "orroute/cost/sqlite_ledger.h"
+#include "orroute/cost/usage_audit.h"
 #include "orroute/engine.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/protocol.h"
@@ -709,6 +710,16 @@ void bind_route(py::module_& m) {
             e.budget_guard()->set_approval(above, std::move(hook));
           },
           py::arg("above"), py::arg("hook"))
+      .def(
+          "audit_usage",  // a call the engine did not make (/v1/embeddings), under its pricing policy
+          [](const Engine& e, const ModelCatalog& catalog, const std::string& model, std::string_view usage_json,
+             int64_t counted_prompt_tokens, Money reserved) {
+            const AuditedCharge c =
+                audit_usage_json(catalog, e.config().pricing, model, usage_json, counted_prompt_tokens, reserved);
+            return py::make_tuple(c.cost, c.source, c.problem, c.counts.prompt_tokens);
+          },
+          py::arg("catalog"), py::arg("model"), py::arg("usage_json"), py::arg("counted_prompt_tokens"),
+          py::arg("reserved"), "(cost, source, problem, prompt_tokens): an upstream's usage audited (usage_audit.h).")
       .def(
           "release_leases",  // this process's unused lease money back to the budgets
           [](Engine& e) {

@@ -411,3 +411,21 @@ def test_the_manager_rotates_comma_separated_keys_from_the_environment(
         m.execute_task_sync(Task(messages="hi", max_tokens=5))
     sent = {r.api_key.reveal() for r in chats(fake)}
     assert sent == {"sk-or-v1-first-0123456789", "sk-or-v1-second-0123456789"}
+
+
+def test_embeddings_audit_the_upstreams_cost_with_the_managers_multiple(fake, tmp_path) -> None:
+    """The drop-in's /embeddings checked ``usage.cost`` against 2x the catalog price whatever
+    the manager's ``cost_check_multiple``: a cost 5x the catalog's is the upstream's to book
+    under a multiple of 10, and is replaced by the catalog's under the default."""
+    embed = "openai/text-embedding-3-small"
+    fake.add_model(embed, prompt_price="0.000001", completion_price="0")
+    reply = (b'{"object":"list","model":"' + embed.encode() + b'","data":[{"object":"embedding",'
+             b'"index":0,"embedding":[0.5,0.25]}],"usage":{"prompt_tokens":1000,'
+             b'"total_tokens":1000,"cost":0.005}}')  # 5x the catalog's $0.001
+    for multiple, booked in ((10, Decimal("0.005")), (2, Decimal("0.001"))):
+        tracker = orroute.CostTracker(str(tmp_path / f"ledger-{multiple}.sqlite3"))
+        m = manager(fake, ledger=tracker, cost_check_multiple=multiple)
+        fake.fail(embed, Fault.raw(reply), times=1)
+        with orroute.openai_client(m) as oc:
+            oc.embeddings.create(model=embed, input="hello " * 10, encoding_format="float")
+        assert tracker.total_cost() == booked, multiple

@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include "orroute/json.h"
+
 namespace orroute {
 namespace {
 
@@ -138,6 +140,24 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
   }
   if (out.cost.is_negative()) out.cost = Money();
   return out;
+}
+
+AuditedCharge audit_usage_json(const ModelCatalog& catalog, const PricingPolicy& policy,
+                               const std::string& model, std::string_view usage_json,
+                               int64_t counted_prompt_tokens, Money reserved) {
+  rapidjson::Document doc;
+  Usage usage;
+  if (parse_json_text(usage_json, doc) == JsonParse::kOk && doc.IsObject()) usage = parse_usage(doc);
+  ChargeInput in;
+  in.requested = model;
+  in.served = model;
+  in.usage = &usage;
+  in.counted_prompt_tokens = counted_prompt_tokens;
+  if (const ModelInfo* m = catalog.find(model); m && m->context_length > 0) {
+    in.context_length = m->context_length;
+  }
+  in.reserved = reserved;
+  return audit_charge(CallPricer(catalog, policy), in);
 }
 
 }  // namespace orroute

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "orroute/catalog/money.h"
 #include "orroute/catalog/pricing.h"
@@ -43,5 +44,13 @@ struct AuditedCharge {
 
 // The charge of one answered call. Never throws.
 AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noexcept;
+
+// The charge of a call the engine did not make (the gateway's /v1/embeddings): the upstream's
+// `usage` JSON (anything: what is not a usage object counts as none) for a prompt of
+// `counted_prompt_tokens` to `model`, audited by audit_charge under `policy` (the engine's, so
+// its cost_check_multiple). Never throws but for allocation.
+AuditedCharge audit_usage_json(const ModelCatalog& catalog, const PricingPolicy& policy,
+                               const std::string& model, std::string_view usage_json,
+                               int64_t counted_prompt_tokens, Money reserved);
 
 }  // namespace orroute

@@ -3,8 +3,9 @@
 Money fails closed: before anything is sent, the worst case is reserved in the ledger for the
 key's project (every input token at the model's prompt price; a string has at most one token per
 UTF-8 byte, a token array its length), so a budget refuses with 402 as for chat. The answer is
-settled by the engine's rule for an upstream's usage (``_core.audit_usage``, docs/cost.md rule
-3): its ``usage.cost`` when within 2x of the catalog price of its tokens either way, its tokens
+settled by the engine's rule for an upstream's usage (``Engine.audit_usage``, docs/cost.md rule
+3): its ``usage.cost`` when within the engine's ``cost_check_multiple`` (2x by default) of the
+catalog price of its tokens either way, its tokens
 when not far below our count of the input. A model the gateway cannot price is refused.
 
 Embedding models are not in OpenRouter's default ``/models`` list (text output only): the
@@ -20,7 +21,7 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .. import _core, _engine
+from .. import _engine
 from .._exceptions import ApprovalDeniedError, BudgetExceededError, EmergencyCutoffError
 from ..tokenizer import count_tokens
 from ._json import dumps, loads
@@ -151,7 +152,7 @@ class EmbeddingsRoute:
             reply = call.body_json()
             usage = reply.get("usage") if isinstance(reply, dict) else None
             # the engine's rule for what an upstream's usage may book (docs/cost.md, rule 3)
-            cost, source, problem, tokens = _core.audit_usage(
+            cost, source, problem, tokens = app.engine.audit_usage(
                 getattr(catalog, "_core", catalog), model, dumps(usage).decode(),
                 counted_tokens(body["input"], model), worst)
             if problem:
