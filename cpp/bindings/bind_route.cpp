@@ -473,6 +473,10 @@ void bind_route(py::module_& m) {
           py::arg("scope"), py::arg("requests") = 0, py::arg("input_tokens") = 0,
           py::arg("output_tokens") = 0, py::arg("window") = 60.0);
 
+  py::class_<Prepaid, std::shared_ptr<Prepaid>>(m, "Prepaid")
+      .def(py::init<Money, std::string>(), py::arg("amount"), py::arg("model"))
+      .def_property_readonly("left", &Prepaid::left);
+
   py::class_<EngineTask>(m, "EngineTask")
       // The fields every task sets, in one call (each property set is a call of its own). The
       // request is JSON text, or a dict written as the client writes its bodies (no str between).
@@ -510,6 +514,7 @@ void bind_route(py::module_& m) {
           })
       .def_readwrite("stream", &EngineTask::stream)
       .def_readwrite("use_cache", &EngineTask::use_cache)
+      .def_readwrite("prepaid", &EngineTask::prepaid)
       .def_property("project", [](const EngineTask& t) { return t.scope.project; },
                     [](EngineTask& t, std::string v) { t.scope.project = std::move(v); })
       .def_property("conversation", [](const EngineTask& t) { return t.scope.conversation; },

@@ -963,6 +963,11 @@ class EngineConfig:
         window: float = 60.0,
     ) -> None: ...
 
+class Prepaid:
+    def __init__(self, amount: _Money, model: str) -> None: ...
+    @property
+    def left(self) -> Decimal: ...
+
 class EngineTask:
     request_json: str
     task_type: str
@@ -975,6 +980,7 @@ class EngineTask:
     strategy: str | None
     stream: bool
     use_cache: bool
+    prepaid: Prepaid | None
     project: str
     conversation: str
     tags: list[tuple[str, str]]

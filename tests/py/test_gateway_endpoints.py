@@ -4,7 +4,10 @@ SDK against the gateway in front of FakeOpenRouter: ``models.retrieve``, ``n > 1
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -129,6 +132,48 @@ def test_n_that_do_not_all_fit_the_budget_are_none_sent(gateway: Gateway, fake: 
     assert budget.spent == 0 and budget.reserved == 0
     status, _, data = call(gateway, "POST", "/v1/chat/completions", {**body, "n": 2}, key=k)
     assert status == 200, data  # two do fit
+
+
+def test_concurrent_n_requests_never_pay_for_completions_they_throw_away(
+        gateway: Gateway, fake: FakeOpenRouter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The n-fit check was one reservation released at once: concurrent n=2 requests with room
+    for two completions in all passed it (here each run waits before it starts, as any await
+    there lets another request in: every request's first run, then every second one), their
+    runs then took the room one by one, and requests holding one of their two completions were
+    answered 402 after paying for it. One reservation sized for n now covers a request's runs:
+    the requests refused are refused before anything of theirs is sent."""
+    from orroute.gateway.app import GatewayApp
+
+    run_chat = GatewayApp._run_chat
+    runs = itertools.count()
+
+    async def late_run_chat(self: GatewayApp, *args: Any, **kw: Any) -> Any:
+        k = next(runs)  # 0, 1 (the first request's), 2, 3 (the second's) ...
+        await asyncio.sleep(0.2 + 0.02 * (k // 2 + (6 if k % 2 else 0)))
+        return await run_chat(self, *args, **kw)
+
+    monkeypatch.setattr(GatewayApp, "_run_chat", late_run_chat)
+    k, rec = gateway.keys.create("n-race")
+    body = {"model": MODEL, "messages": HI, "max_tokens": 1000, "n": 2}
+    one = gateway.app.engine.plan(_engine.engine_task(
+        json.dumps({k: v for k, v in body.items() if k != "n"}),
+        project=rec.project, tags=[("gateway_key", rec.id)]))["estimate"]
+    gateway.tracker.set_budget(one * Decimal("2.5"), project=rec.project)
+    fake.clear_requests()
+    fake.fail(MODEL, Fault.delay(0.5))  # a run holds its room while the others start
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            statuses = [s for s, _, _ in pool.map(
+                lambda _: call(gateway, "POST", "/v1/chat/completions", body, key=k), range(6))]
+    finally:
+        fake.clear_faults()
+    sent = [r for r in fake.requests if r.endpoint == "/chat/completions"]
+    assert 200 in statuses and set(statuses) <= {200, 402}
+    # the answered requests' two completions each: none paid for and thrown away behind a 402
+    assert len(sent) == 2 * statuses.count(200), statuses
+    assert fake.wait_until(lambda: gateway.tracker.live_reservations()[0] == 0, timeout=10)
+    rows = gateway.tracker.usage_history(project=rec.project)
+    assert len(rows) == len(sent) and all(r.cost > 0 for r in rows)  # each call recorded
 
 
 # --- POST /v1/responses --------------------------------------------------------------------------

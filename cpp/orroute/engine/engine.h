@@ -22,6 +22,7 @@
 #include "orroute/cost/call_pricing.h"
 #include "orroute/cost/feedback_store.h"
 #include "orroute/cost/ledger.h"
+#include "orroute/cost/prepaid.h"
 #include "orroute/engine/attempt_body.h"
 #include "orroute/engine/settle_worker.h"
 #include "orroute/net/api_client.h"
@@ -106,6 +107,9 @@ struct EngineTask {
   std::optional<Strategy> strategy;
   bool stream = false;
   bool use_cache = true;  // false: this task skips the response cache (when the engine has one)
+  // Money the caller reserved for this and sibling tasks (the gateway's n choices): attempts draw
+  // their worst case from it instead of reserving their own (cost/prepaid.h).
+  std::shared_ptr<Prepaid> prepaid;
 };
 
 // What the engine decided before sending.

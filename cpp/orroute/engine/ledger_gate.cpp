@@ -2,6 +2,7 @@
 
 #include "orroute/engine/provider_routes.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -45,6 +46,14 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
       h.error_kind = ErrorKind::kApprovalDenied;
       h.refusal = "the fallback " + model + " (estimated at $" + worst_case.to_string() +
                   ") needs approval, which is asked only before the first attempt";
+      return h;
+    }
+    if (prepaid_ && prepaid_->take(req.model, worst_case)) {
+      h.id = next_prepaid_++;
+      prepaid_holds_[h.id] = worst_case;
+      estimates_[h.id] = expected_cost(catalog_, req.model, task_type_,
+                                       prices_.prompt_tokens(model, prompt_tokens_), max_tokens_)
+                             .value_or(worst_case);
       return h;
     }
     const ReserveOutcome o = guard_.reserve(req, approved_before);
@@ -126,16 +135,26 @@ void LedgerGate::settle(uint64_t id, Money actual, const CallInfo& info) {
                           ? info.charge->source
                           : info.charge->source + ": " + info.charge->problem;
   }
+  if (auto held = prepaid_holds_.find(id); held != prepaid_holds_.end()) {
+    prepaid_->give(held->second - std::min(actual, held->second));  // a retry may draw it again
+    prepaid_holds_.erase(held);
+    std::lock_guard lock(mu_);
+    records_.push_back(std::move(rec));
+    return;
+  }
   std::lock_guard lock(mu_);
   pending_.push_back(SettleItem{static_cast<int64_t>(id), std::move(rec)});
 }
 
 void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
   std::vector<SettleItem> items;
+  std::vector<CallRecord> records;
   {
     std::lock_guard lock(mu_);
     items.swap(pending_);
+    records.swap(records_);
   }
+  write_records(records);
   if (items.empty()) {
     then();
     return;
@@ -175,7 +194,25 @@ void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
   }
 }
 
+void LedgerGate::write_records(std::vector<CallRecord>& records) {
+  // Rare (the gateway's n choices) and not batched: written here, on whichever thread commits.
+  for (CallRecord& rec : records) {
+    try {
+      SettleOutcome out = guard_.ledger().record(std::move(rec));
+      std::lock_guard lock(mu_);
+      for (Alert& a : out.alerts) alerts_.push_back(std::move(a));
+    } catch (const std::exception&) {
+      // Storage failure: the row and its spend are lost, as when a settle cannot be written.
+    }
+  }
+}
+
 void LedgerGate::release(uint64_t id) {
+  if (auto held = prepaid_holds_.find(id); held != prepaid_holds_.end()) {
+    prepaid_->give(held->second);
+    prepaid_holds_.erase(held);
+    return;
+  }
   try {
     guard_.ledger().release(static_cast<int64_t>(id));
   } catch (const std::exception&) {

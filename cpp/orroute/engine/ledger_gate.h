@@ -14,6 +14,7 @@
 #include "orroute/catalog/money.h"
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/ledger.h"
+#include "orroute/cost/prepaid.h"
 #include "orroute/engine/settle_worker.h"
 #include "orroute/route/attempt_loop.h"
 
@@ -36,6 +37,10 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
   // Several providers: the name of the engine's own endpoint, tagged on the calls it served.
   void set_routed_as(std::string provider) { routed_as_ = std::move(provider); }
 
+  // Attempts draw their worst case from `prepaid` while it has enough for them (null: none); their
+  // calls are recorded, not settled (the caller's reservation covers them until it releases it).
+  void set_prepaid(std::shared_ptr<Prepaid> prepaid) { prepaid_ = std::move(prepaid); }
+
   // Adds the tag "provider" = where a candidate runs (several providers only).
   void tag_provider(SpendScope& scope, const std::string& provider) const;
 
@@ -57,6 +62,9 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
   std::vector<Alert> take_alerts();
 
  private:
+  // Records the calls drawn from prepaid_ (their alerts go to take_alerts()).
+  void write_records(std::vector<CallRecord>& records);
+
   BudgetGuard& guard_;
   SpendScope scope_;
   std::string task_id_, task_type_;
@@ -69,9 +77,16 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
   // Touched by one run's steps, never concurrently:
   std::unordered_map<uint64_t, Money> estimates_;
   std::unordered_map<std::string, Money> approved_;  // the largest amount approved per model
+  std::shared_ptr<Prepaid> prepaid_;
+  // The holds drawn from prepaid_, by the ids handed out for them (from kPrepaidIds up: above any
+  // ledger reservation's, below a lease's, which are negative as int64).
+  static constexpr uint64_t kPrepaidIds = uint64_t{1} << 62;
+  uint64_t next_prepaid_ = kPrepaidIds;
+  std::unordered_map<uint64_t, Money> prepaid_holds_;
   std::mutex mu_;
   std::vector<Alert> alerts_;
   std::vector<SettleItem> pending_;  // kept by settle() for commit()
+  std::vector<CallRecord> records_;  // the same, for calls drawn from prepaid_
   std::string routed_as_;
 };
 

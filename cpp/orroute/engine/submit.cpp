@@ -82,6 +82,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     gate = std::make_shared<LedgerGate>(*guard_, task.scope, task.task_id, plan.task_type,
                                         *catalog_, *book, plan.prompt_tokens, plan.max_tokens);
     if (routes) gate->set_routed_as(config_.provider_name);
+    gate->set_prepaid(task.prepaid);
   }
 
   LoopContext ctx;

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from .. import _engine
+from .. import _core, _engine
 from .._client_surface import wants_usage_chunk, without_usage_chunk
 from .._exceptions import (
     APIConnectionError,
@@ -332,15 +332,22 @@ class GatewayApp:
         others cost is in the ledger."""
         one = {k: v for k, v in body.items() if k != "n"}
         one_raw = dumps(one)
-        self._refuse_unless_all_fit(raw, one, one_raw, key, n)
-        if body.get("stream"):
-            await relay_n(self, conn, raw, one, key, close, n)
-            return
-        parts = [Collector() for _ in range(n)]
-        # n choices ask for n answers: never n copies of one cached answer
-        outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw,  # type: ignore[arg-type]
-                                                     use_cache=False)
-                                      for c in parts))
+        held = self._reserve_all(raw, one, one_raw, key, n)
+        prepaid = held[1] if held else None
+        try:
+            if body.get("stream"):
+                await relay_n(self, conn, raw, one, key, close, n, prepaid)
+                return
+            parts = [Collector() for _ in range(n)]
+            # n choices ask for n answers: never n copies of one cached answer
+            outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw,  # type: ignore[arg-type]
+                                                         use_cache=False, prepaid=prepaid)
+                                          for c in parts))
+        finally:
+            if held:
+                held[0].release()  # the runs' calls are recorded: what is left goes back
+                self.tracker.close()  # with the lease it took
+
         failed = next((i for i, c in enumerate(parts) if c.status != 200), None)
         if failed is not None:
             out = outs[failed]
@@ -352,40 +359,42 @@ class GatewayApp:
         headers = ChatOutcome(done[0].model, sum(o.attempts for o in done)).headers()
         self._send(conn, 200, dumps(merged), close, headers)
 
-    def _refuse_unless_all_fit(self, raw: RawRequest, one: dict[str, Any], one_raw: bytes,
-                               key: GatewayKey, n: int) -> None:
-        """Each of the ``n`` completions reserves its own worst case as it starts; before any is
-        sent, the budgets must hold all of them, or the request is refused with nothing spent
-        (not answered 402 after some were paid for and thrown away). The check is one
-        reservation of n times the first candidate's worst case, released at once with the lease
-        it took: the budget rule is the ledger's; a call that slips in between can still refuse
-        one, never overspend."""
+    def _reserve_all(self, raw: RawRequest, one: dict[str, Any], one_raw: bytes,
+                     key: GatewayKey, n: int) -> tuple[Any, Any] | None:
+        """Before any of the ``n`` completions is sent, the budgets must hold all of them, or the
+        request is refused with nothing spent (not answered 402 after some were paid for and
+        thrown away). One reservation of n times the first candidate's worst case, held until
+        the n runs end (release it then): they draw their worst cases from it (the
+        ``_core.Prepaid`` returned with it) instead of reserving their own, so no request
+        running meanwhile, in this process or another, can take the room they need. None when
+        there is nothing to reserve (each run is then reserved, or refused, as for one choice)."""
         if one["model"] == CASCADE_ALIAS:
-            return  # its stages are refused by _task, before anything runs
+            return None  # its stages are refused by _task, before anything runs
         plan = self.engine.plan(self._task(one, raw, key, one_raw))
         estimate = plan.get("estimate")
         if estimate is None:
-            return  # not priced: each run is refused by the engine as for one choice
+            return None  # not priced: each run is refused by the engine as for one choice
         candidates = plan.get("candidates") or [""]
         try:
-            self.tracker.reserve(estimate * n, project=key.project,
-                                 tags={"gateway_key": key.id}, model=candidates[0]).release()
+            held = self.tracker.reserve(estimate * n, project=key.project,
+                                        tags={"gateway_key": key.id}, model=candidates[0])
         except (BudgetExceededError, EmergencyCutoffError) as e:
+            self.tracker.close()  # the lease that reservation took goes back for the engine's
             raise HttpError(402, f"the {n} completions asked for may cost up to "
                             f"${Decimal(estimate * n).normalize():f} together: {e}",
                             type_="insufficient_quota", code="budget_exceeded") from None
-        finally:
-            self.tracker.close()  # the lease that reservation took goes back for the engine's
+        return held, _core.Prepaid(estimate * n, candidates[0])
 
     def _task(self, body: dict[str, Any], raw: RawRequest, key: GatewayKey,
-              raw_body: bytes, *, use_cache: bool = True) -> Any:
+              raw_body: bytes, *, use_cache: bool = True, prepaid: Any = None) -> Any:
         """The engine task: the client's body as sent, the candidates in order, the key's
-        project. The engine keeps every field but ``model`` (set per attempt)."""
+        project (drawing from ``prepaid``, see _reserve_all). The engine keeps every field but
+        ``model`` (set per attempt)."""
         if body["model"] == CASCADE_ALIAS:  # served by CascadeRoute, one choice at a time
             raise _bad("model", "orroute/cascade streams one choice of a chat completion (n = 1)")
         resolved = self.resolve(body)
         alias = isinstance(resolved, str)  # the engine's selector ranks, with its metrics
-        return _engine.engine_task(
+        et = _engine.engine_task(
             raw_body.decode(),  # valid UTF-8: it parsed as JSON
             task_type=task_type_header(raw.headers),
             stream=bool(body.get("stream")),
@@ -398,6 +407,9 @@ class GatewayApp:
             use_cache=use_cache and raw.headers.get("x-orroute-cache", "").strip().lower()
             not in ("0", "false", "no", "off"),
         )
+        if prepaid is not None:
+            et.prepaid = prepaid
+        return et
 
     def _observe_call(self, body: dict[str, Any], key: GatewayKey) -> Any:
         """Starts the log line, callbacks and span of one chat call."""
@@ -468,10 +480,10 @@ class GatewayApp:
 
     async def _run_chat(self, conn: Connection, raw: RawRequest, body: dict[str, Any],
                         key: GatewayKey, close: bool, raw_body: bytes, *,
-                        use_cache: bool = True) -> ChatOutcome | None:
+                        use_cache: bool = True, prepaid: Any = None) -> ChatOutcome | None:
         if body["model"] == CASCADE_ALIAS:
             return await self._cascade.serve(conn, raw, body, key, close)
-        et = self._task(body, raw, key, raw_body, use_cache=use_cache)
+        et = self._task(body, raw, key, raw_body, use_cache=use_cache, prepaid=prepaid)
         observed = self._observe_call(body, key)
         self.in_flight += 1
         try:
