@@ -356,6 +356,21 @@ def test_a_stream_has_a_total_deadline_by_default():
         orroute.AIModelManager(api_key=KEY, stream_deadline=0)
 
 
+@pytest.mark.parametrize("delta", [
+    b'{"reasoning_details":[{"type":"reasoning.text","text":"' + b"think " * 200 + b'"}]}',
+    b'{"reasoning_details":[{"type":"reasoning.summary","summary":"' + b"think " * 200 + b'"}]}',
+], ids=["text", "summary"])
+def test_manager_stream_of_reasoning_details_is_metered_and_cut(fake, tmp_path, delta):
+    """Reasoning sent only as ``reasoning_details`` was not metered: an upstream ignoring
+    max_tokens streamed it past the reservation (and the accumulator kept every entry)."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    fake.fail("*", stream_reply(sse(*[chunk(delta)] * 500)))
+    items = list(m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL))
+    assert len(items) < 10  # cut at the reservation, not relayed to the end
+    assert items[-1]["choices"][0]["finish_reason"] == "length"
+    assert m.reserved() == (0, 0)
+
+
 # --- keys: an upstream that echoes the key it was sent --------------------------------------------
 
 ESCAPED_KEY = "".join(f"\\u{ord(c):04x}" for c in KEY).encode()  # JSON that reads as the key

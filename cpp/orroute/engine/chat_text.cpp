@@ -43,10 +43,28 @@ std::string last_user_text(const rapidjson::Value& messages) {
 
 namespace {
 
-// Appends the generated text of a message or delta (content, reasoning, refusal, tool calls) to
-// `out`: what the answer's tokens are counted from when the usage cannot be believed.
+// The text of `msg`'s reasoning_details entries ("text", or a summary's "summary"; encrypted data
+// is not text). OpenRouter repeats its `reasoning` string there: counted only when that is absent,
+// so an upstream sending reasoning as details alone is metered, and one sending both is not twice.
+void append_reasoning_details(const rapidjson::Value& msg, std::string& out) {
+  if (auto r = msg.FindMember("reasoning"); r != msg.MemberEnd() && r->value.IsString()) return;
+  auto details = msg.FindMember("reasoning_details");
+  if (details == msg.MemberEnd() || !details->value.IsArray()) return;
+  for (const auto& d : details->value.GetArray()) {
+    if (!d.IsObject()) continue;
+    for (const char* f : {"text", "summary"}) {
+      auto t = d.FindMember(f);
+      if (t != d.MemberEnd() && t->value.IsString()) out.append(t->value.GetString(), t->value.GetStringLength());
+    }
+  }
+}
+
+// Appends the generated text of a message or delta (content, reasoning, refusal, tool calls,
+// reasoning details) to `out`: what the answer's tokens are metered and counted from when the
+// usage cannot be believed.
 void append_generated_text(const rapidjson::Value& msg, std::string& out) {
   if (!msg.IsObject()) return;
+  append_reasoning_details(msg, out);
   for (const char* f : {"content", "reasoning", "refusal"}) {
     auto it = msg.FindMember(f);
     if (it == msg.MemberEnd()) continue;
