@@ -371,6 +371,22 @@ def test_manager_stream_of_reasoning_details_is_metered_and_cut(fake, tmp_path, 
     assert m.reserved() == (0, 0)
 
 
+def test_manager_stream_of_encrypted_reasoning_keeps_memory_bounded(fake, tmp_path):
+    """Encrypted reasoning is no text to meter, but the accumulator kept a copy of every entry:
+    200 MiB of it streamed grew the process by as much. What it keeps is now capped."""
+    import resource
+
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    entry = chunk(b'{"reasoning_details":[{"type":"reasoning.encrypted","data":"'
+                  + b"A" * (1 << 20) + b'"}]}')
+    fake.fail("*", stream_reply(*[sse(entry)] * 200, hostile_stream(b"ok")))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL):
+        pass
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 100 * 1024
+
+
 # --- keys: an upstream that echoes the key it was sent --------------------------------------------
 
 ESCAPED_KEY = "".join(f"\\u{ord(c):04x}" for c in KEY).encode()  # JSON that reads as the key

@@ -460,6 +460,22 @@ void StreamAccumulator::cut(std::string_view finish_reason) {
   }
 }
 
+namespace {
+
+// The bytes of the strings in `v` (what copying it keeps, near enough).
+size_t string_bytes(const rapidjson::Value& v) {
+  if (v.IsString()) return v.GetStringLength();
+  size_t n = 0;
+  if (v.IsArray()) {
+    for (const auto& e : v.GetArray()) n += string_bytes(e);
+  } else if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) n += m.name.GetStringLength() + string_bytes(m.value);
+  }
+  return n;
+}
+
+}  // namespace
+
 bool StreamAccumulator::add(const rapidjson::Value& chunk) {
   if (!chunk.IsObject()) return true;
   if (id_.empty()) id_ = str_or(chunk, "id");
@@ -496,6 +512,9 @@ bool StreamAccumulator::add(const rapidjson::Value& chunk) {
       }
       if (const auto* v = member(*delta, "reasoning_details"); v && v->IsArray()) {
         for (const auto& d : v->GetArray()) {
+          // Encrypted reasoning is no text the meter counts: what is kept of it is capped.
+          details_bytes_ += string_bytes(d);
+          if (details_bytes_ > kMaxReasoningDetailBytes) continue;
           rapidjson::Value copy(d, ch.reasoning_details.GetAllocator());
           ch.reasoning_details.PushBack(copy, ch.reasoning_details.GetAllocator());
           ++progress_;

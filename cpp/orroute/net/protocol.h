@@ -167,6 +167,10 @@ class StreamAccumulator {
   rapidjson::Document usage_;
   bool has_usage_ = false;
   uint64_t progress_ = 0;
+  // reasoning_details entries past this many bytes (over all choices) are not kept (completion_json
+  // lacks them; the chunks carrying them were relayed as they came).
+  static constexpr size_t kMaxReasoningDetailBytes = 16u << 20;
+  size_t details_bytes_ = 0;
   std::optional<ApiError> error_;
 };
 
