@@ -6,7 +6,13 @@
 
 namespace orroute {
 
+namespace {
+constexpr std::string_view kBom = "\xEF\xBB\xBF";
+}  // namespace
+
 void SseParser::reset() {
+  bom_seen_ = 0;
+  at_start_ = true;
   line_.clear();
   last_was_cr_ = false;
   has_data_ = false;
@@ -15,8 +21,22 @@ void SseParser::reset() {
   id_.clear();
 }
 
-bool SseParser::feed(std::string_view bytes, const EventSink& sink) {
+size_t SseParser::skip_bom(std::string_view bytes) {
   size_t i = 0;
+  while (at_start_ && i < bytes.size()) {
+    if (bytes[i] != kBom[bom_seen_]) {
+      at_start_ = false;
+      line_.append(kBom.substr(0, bom_seen_));  // the start of a line after all
+      return i;
+    }
+    ++i;
+    at_start_ = ++bom_seen_ < kBom.size();
+  }
+  return i;
+}
+
+bool SseParser::feed(std::string_view bytes, const EventSink& sink) {
+  size_t i = at_start_ ? skip_bom(bytes) : 0;
   while (i < bytes.size()) {
     if (last_was_cr_ && bytes[i] == '\n') {  // the LF of a CRLF split across the previous line end
       last_was_cr_ = false;

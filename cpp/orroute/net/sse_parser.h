@@ -1,7 +1,8 @@
 // Incremental Server-Sent Events parser (the text/event-stream format of WHATWG HTML §9.2),
 // separate from any I/O: feed it bytes as they arrive, in pieces of any size, and it reports each
 // complete event. Comment lines (": OPENROUTER PROCESSING") are skipped, LF, CRLF and CR line ends
-// are all accepted, multi-line `data:` fields are joined with '\n'. As the standard decodes the
+// are all accepted, multi-line `data:` fields are joined with '\n', a byte order mark starting the
+// stream is dropped. As the standard decodes the
 // stream, an event's fields are valid UTF-8: bytes that are not become U+FFFD (orroute/utf8.h).
 #pragma once
 
@@ -44,10 +45,15 @@ class SseParser {
  private:
   // Returns false if the sink asked to stop.
   bool process_line(std::string_view line, const EventSink& sink);
+  // How many leading bytes of `bytes` belong to a byte order mark starting the stream (a part of
+  // one split over feeds is kept back; a part that turns out no mark goes back into line_).
+  size_t skip_bom(std::string_view bytes);
 
+  size_t bom_seen_ = 0;       // bytes of the mark matched so far
+  bool at_start_ = true;      // no byte of the stream but a mark's has come yet
   std::string line_;         // current unfinished line
   bool last_was_cr_ = false;  // a CR ended the previous line: a following LF belongs to it
-  bool has_data_ = false;     // at least one data: line in the current event
+  bool has_data_ = false;  // at least one data: line in the current event
   std::string data_;
   std::string event_;
   std::string id_;
