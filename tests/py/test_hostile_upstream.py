@@ -387,6 +387,21 @@ def test_manager_stream_of_encrypted_reasoning_keeps_memory_bounded(fake, tmp_pa
     assert grown_kib < 100 * 1024
 
 
+@pytest.mark.parametrize("fault", [
+    Fault.raw(completion(), content_type="application/json"),
+    Fault.raw(b"<html>oops</html>", content_type="text/html"),
+    stream_reply(b""),
+], ids=["json", "html", "empty"])
+def test_a_stream_answered_with_no_event_is_an_error_not_an_empty_answer(fake, tmp_path, fault):
+    """A 200 that is no event stream (a plain completion, a proxy's page, nothing) ended the
+    stream as if the answer were empty: the caller got no text and no error."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    fake.fail("*", fault)
+    with pytest.raises(orroute.APIError, match="no event"):
+        list(m.stream_task_sync(Task(messages="hi", max_tokens=20), model=MODEL))
+    assert m.reserved() == (0, 0)
+
+
 # --- keys: an upstream that echoes the key it was sent --------------------------------------------
 
 ESCAPED_KEY = "".join(f"\\u{ord(c):04x}" for c in KEY).encode()  # JSON that reads as the key

@@ -261,6 +261,10 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     if (first_content_) r.ttft = *first_content_ - started_;
     return r;
   }
+  if (broken_.empty() && sender_->stream() && !translator_ && !delivered_ && t.status == TransferStatus::kOk &&
+      status_ >= 200 && status_ < 300) {  // not an empty answer: no answer (a page, a plain reply)
+    broken_ = "the server answered the stream with no event";
+  }
   if (!broken_.empty()) {
     r.http_status = 502;
     r.error_message = broken_;
