@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from router import MODEL, MSGS, start_server  # the same server and workload  # noqa: E402
+from router import MODEL, MSGS, start_server  # the same server and workload
 
 SETUPS = {"bare": "bare AsyncOpenRouter", "manager": "manager, no ledger",
           "file": "manager, file ledger"}
