@@ -5,7 +5,9 @@ Why count instructions: on a shared 2-core VM the wall clock and CPU time of one
 between runs, so a change of a few percent to a call's work cannot be seen in them. Instruction
 counts repeat to within ~0.1% run to run whatever the load, so two trees (or a tree and its
 peer, the bare client) compare in one run. They are not time: a cache miss or a syscall costs
-no instructions here (the kernel is not counted), so read them next to `bench/manager_cpu.py`.
+no instructions here (the kernel is not counted), so read them next to `bench/manager_cpu.py`;
+`--cache-sim` adds the misses of a simulated first-level cache (instruction and data), which
+show how much code and data a call touches.
 
 Each set-up runs in its own process under `valgrind --tool=callgrind` (50-100x slower than
 native: keep --requests small) against one FakeOpenRouter process (not counted). Prints, per tree,
@@ -13,7 +15,7 @@ instructions per call in total and per thread (the calling thread first), and th
 set-up to the bare client of the same tree. Asserts nothing.
 
 Usage: PYTHONPATH=python python3 bench/instructions.py [--requests 1000] [--concurrency 8]
-       [--trees .,/work/wt-base] [--setups bare,manager,file]
+       [--trees .,/work/wt-base] [--setups bare,manager,file] [--cache-sim]
 """
 
 from __future__ import annotations
@@ -73,12 +75,15 @@ async def _child(setup: str, url: str, n: int, conc: int, ledger: str) -> None:
     _callgrind("-d")
 
 
-def count(tree: Path, setup: str, url: str, n: int, conc: int) -> list[int]:
-    """Instructions per call of each thread of one set-up's process, in the order the threads
-    started (the calling thread, then the network loop, then any other)."""
+def count(tree: Path, setup: str, url: str, n: int, conc: int,
+          cache_sim: bool) -> list[dict[str, int]]:
+    """Events per call (Ir: instructions; with `cache_sim` also I1mr, D1mr, D1mw: first-level
+    cache misses of a simulated cache) of each thread of one set-up's process, in the order the
+    threads started (the calling thread, then the network loop, then any other)."""
     with tempfile.TemporaryDirectory(prefix="orroute-instr-") as d:
         env = dict(os.environ, PYTHONPATH=str(tree / "python"))
         cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+               f"--cache-sim={'yes' if cache_sim else 'no'}",
                f"--callgrind-out-file={d}/cg.%p", sys.executable, __file__, "--child", setup,
                "--url", url, "--requests", str(n), "--concurrency", str(conc),
                "--ledger", f"{d}/ledger.sqlite"]
@@ -88,11 +93,15 @@ def count(tree: Path, setup: str, url: str, n: int, conc: int) -> list[int]:
         per_thread = []
         dumps = Path(d).glob("cg.*.1-*")  # the dump taken after the measured calls, per thread
         for f in sorted(dumps, key=lambda p: int(p.name.rsplit("-", 1)[1])):
+            events: list[str] = []
             for line in f.read_text(errors="replace").splitlines():
-                if line.startswith("summary:"):
-                    per_thread.append(int(line.split()[1]) // n)
+                if line.startswith("events:"):
+                    events = line.split()[1:]
+                elif line.startswith("summary:"):
+                    values = [int(v) // n for v in line.split()[1:]]
+                    per_thread.append(dict(zip(events, values)))
         # threads that did next to nothing in the measured calls (idle helpers) are left out
-        return [x for x in per_thread if x > 100]
+        return [t for t in per_thread if t.get("Ir", 0) > 100]
 
 
 def main() -> None:
@@ -103,6 +112,8 @@ def main() -> None:
     ap.add_argument("--trees", default=".",
                     help="comma-separated source trees with a built extension (python/orroute)")
     ap.add_argument("--setups", default=",".join(SETUPS))
+    ap.add_argument("--cache-sim", action="store_true",
+                    help="also count first-level cache misses (simulated; ~2x slower)")
     ap.add_argument("--child", choices=list(SETUPS), help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--ledger", help=argparse.SUPPRESS)
@@ -123,15 +134,21 @@ def main() -> None:
               "calls; instructions per call (callgrind), the calling thread first")
         for tree in trees:
             print(f"\n{tree}")
-            bare = None
+            bare: dict[str, int] = {}
             for setup in setups:
-                threads = count(tree, setup, url, args.requests, args.concurrency)
-                total = sum(threads)
-                if setup == "bare":
-                    bare = total
-                ratio = f"{total / bare:5.3f}x bare" if bare else ""
-                print(f"  {SETUPS[setup]:22} {total:9,d}  ({' + '.join(f'{t:,d}' for t in threads)})"
-                      f"  {ratio}")
+                threads = count(tree, setup, url, args.requests, args.concurrency, args.cache_sim)
+                print(f"  {SETUPS[setup]}")
+                for kind, keys in (("instructions", ("Ir",)),
+                                   ("L1 misses", ("I1mr", "D1mr", "D1mw"))):
+                    if keys[0] not in threads[0]:
+                        continue
+                    each = [sum(t[k] for k in keys) for t in threads]
+                    total = sum(each)
+                    if setup == "bare":
+                        bare[kind] = total
+                    ratio = f"{total / bare[kind]:5.3f}x bare" if bare.get(kind) else ""
+                    print(f"    {kind:13} {total:9,d}  ({' + '.join(f'{x:,d}' for x in each)})"
+                          f"  {ratio}")
     finally:
         server.terminate()
         server.wait()
