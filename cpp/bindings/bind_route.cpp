@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 
 #include "bindings.h"
@@ -99,10 +100,24 @@ const ResultKeys& keys() {
   return *k;
 }
 
-// d[key] = value for an interned key.
+// d[key] = value for an interned key (straight into the dict: no item accessor, no generic
+// mapping protocol).
 template <typename T>
 void put(py::dict& d, PyObject* key, T&& value) {
-  d[py::handle(key)] = std::forward<T>(value);
+  py::object v;
+  if constexpr (std::is_base_of_v<py::handle, std::remove_cvref_t<T>>) {
+    v = py::reinterpret_borrow<py::object>(value);
+  } else {
+    v = py::cast(std::forward<T>(value));
+  }
+  if (PyDict_SetItem(d.ptr(), key, v.ptr()) != 0) throw py::error_already_set();
+}
+
+// An empty dict with room for `n` keys: filling it never resizes it.
+py::dict dict_for(Py_ssize_t n) {
+  PyObject* d = _PyDict_NewPresized(n);
+  if (!d) throw py::error_already_set();
+  return py::reinterpret_steal<py::dict>(d);
 }
 
 py::dict complexity_dict(const Complexity& c) {
@@ -140,10 +155,14 @@ py::dict plan_dict(const EnginePlan& p) {
 
 // A run's result without its nested parts (attempts, the upstream error, the plan): what a
 // successful call's caller reads on every call. result_dict adds the rest.
+// The most keys a result dict gets: result_head's 23, then result_dict's attempts, api_error and
+// plan (summary() adds task_type only).
+constexpr Py_ssize_t kResultKeys = 26;
+
 py::dict result_head(const EngineResult& r) {
   const ResultKeys& k = keys();
   const RouteOutcome& o = r.route;
-  py::dict d;
+  py::dict d = dict_for(kResultKeys);
   put(d, k.ok, o.ok);
   put(d, k.error, o.ok ? py::none() : py::cast(std::string(to_string(o.error))));
   put(d, k.http_status, o.http_status);

@@ -35,7 +35,7 @@ Money worst(const CallPricer& p, const char* id, RequestShape shape = {}) {
 TEST_CASE("a catalog id is bounded by its own prices", "[call_pricing]") {
   const CallPricer p(catalog(), {});
   CHECK(worst(p, "x/cheap") == usd("0.003"));  // 1000 x 1e-6 + 1000 x 2e-6
-  CHECK(p.bound("x/cheap").basis == "catalog");
+  CHECK(p.bound("x/cheap").pricing() == &catalog().find("x/cheap")->pricing);  // not a copy
 }
 
 TEST_CASE("a :free variant costs nothing, listed or not", "[call_pricing]") {

@@ -11,9 +11,9 @@ void require_non_negative(int64_t v, const char* name) {
   if (v < 0) throw InvalidArgument(std::string(name) + " must be >= 0, got " + std::to_string(v));
 }
 
-void require_static(const Pricing& pricing, const std::string& what) {
+void require_static(const Pricing& pricing, std::string_view what) {
   if (pricing.dynamic) {
-    throw InvalidArgument("model '" + what +
+    throw InvalidArgument("model '" + std::string(what) +
                           "' has a dynamic price (listed as \"-1\"): it routes to another model "
                           "and is billed at that model's price, so it cannot be priced in advance");
   }
@@ -56,7 +56,7 @@ bool Pricing::is_zero() const {
          (!base.request || base.request->is_zero());
 }
 
-Money price_call(const Pricing& pricing, const UsageCounts& u, const std::string& what) {
+Money price_call(const Pricing& pricing, const UsageCounts& u, std::string_view what) {
   require_non_negative(u.prompt_tokens, "prompt_tokens");
   require_non_negative(u.completion_tokens, "completion_tokens");
   require_non_negative(u.cached_tokens, "cached_tokens");
@@ -106,7 +106,7 @@ Money price_call(const Pricing& pricing, const UsageCounts& u, const std::string
 
 Money worst_case_cost(const Pricing& pricing, int64_t prompt_tokens, int64_t max_output_tokens,
                       int64_t requests, int64_t images, int64_t web_searches, bool may_write_cache,
-                      const std::string& what) {
+                      std::string_view what) {
   require_non_negative(prompt_tokens, "prompt_tokens");
   require_non_negative(max_output_tokens, "max_output_tokens");
   require_non_negative(requests, "requests");
@@ -115,25 +115,23 @@ Money worst_case_cost(const Pricing& pricing, int64_t prompt_tokens, int64_t max
   require_static(pricing, what);
   // The size tier is fixed by prompt_tokens; time windows are unknown in advance, so take the
   // dearest price set over every time-windowed tier that could apply at this size too.
-  std::vector<const PriceSet*> sets{&pricing.for_call(prompt_tokens, std::nullopt)};
-  for (const PriceTier& tier : pricing.tiers) {
-    if ((tier.utc_start || tier.utc_end) && tier.min_prompt_tokens.value_or(0) <= prompt_tokens) {
-      sets.push_back(&tier.prices);
-    }
-  }
-  Money worst;
-  for (const PriceSet* p : sets) {
-    Money in = p->prompt;
+  auto cost_under = [&](const PriceSet& p) {
+    Money in = p.prompt;
     if (may_write_cache) {
-      in = std::max({in, p->input_cache_write.value_or(in), p->input_cache_write_1h.value_or(in)});
+      in = std::max({in, p.input_cache_write.value_or(in), p.input_cache_write_1h.value_or(in)});
     }
     // Any output token may be reasoning, audio or image: price them all at the dearest kind.
-    const Money out = std::max({p->completion, p->internal_reasoning.value_or(p->completion),
-                                p->audio_output.value_or(p->completion),
-                                p->image_output.value_or(p->completion)});
-    const Money c = in * prompt_tokens + out * max_output_tokens + per(requests, p->request) +
-                    per(images, p->image) + per(web_searches, p->web_search);
-    worst = std::max(worst, c);
+    const Money out = std::max({p.completion, p.internal_reasoning.value_or(p.completion),
+                                p.audio_output.value_or(p.completion),
+                                p.image_output.value_or(p.completion)});
+    return in * prompt_tokens + out * max_output_tokens + per(requests, p.request) +
+           per(images, p.image) + per(web_searches, p.web_search);
+  };
+  Money worst = std::max(Money(), cost_under(pricing.for_call(prompt_tokens, std::nullopt)));
+  for (const PriceTier& tier : pricing.tiers) {
+    if ((tier.utc_start || tier.utc_end) && tier.min_prompt_tokens.value_or(0) <= prompt_tokens) {
+      worst = std::max(worst, cost_under(tier.prices));
+    }
   }
   return worst;
 }

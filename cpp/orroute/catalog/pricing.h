@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "orroute/catalog/money.h"
@@ -106,7 +107,7 @@ struct UsageCounts {
 // Throws InvalidArgument if a count is negative, if cached + cache_write + audio > prompt or
 // reasoning + audio_output + image_output > completion, or if the pricing is dynamic (`what`
 // names the model in the message). Pure; thread-safe.
-Money price_call(const Pricing& pricing, const UsageCounts& usage, const std::string& what);
+Money price_call(const Pricing& pricing, const UsageCounts& usage, std::string_view what);
 
 // Worst-case cost of a call, for budget reservations: the highest price set that could apply to
 // `prompt_tokens` at any time of day, then
@@ -117,6 +118,6 @@ Money price_call(const Pricing& pricing, const UsageCounts& usage, const std::st
 // highest of the prompt and cache-write prices. Throws like price_call. Pure; thread-safe.
 Money worst_case_cost(const Pricing& pricing, int64_t prompt_tokens, int64_t max_output_tokens,
                       int64_t requests, int64_t images, int64_t web_searches, bool may_write_cache,
-                      const std::string& what);
+                      std::string_view what);
 
 }  // namespace orroute

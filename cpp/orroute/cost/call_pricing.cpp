@@ -175,46 +175,49 @@ PriceBound CallPricer::bound(std::string_view id, const RequestShape& shape) con
   try {
     if (const ModelInfo* m = catalog_.find(id)) {
       if (!m->pricing.dynamic) {
-        b.pricing = m->pricing;
-        b.basis = "catalog";
+        b.listed = &m->pricing;
         return b;
       }
       // A router: whatever it picks, bounded by the dearest model it may pick.
-      b.pricing = shape.allowed_models.empty() ? any_router_ : router_pricing(shape.allowed_models);
-      if (b.pricing) {
-        b.basis = "router: dearest model it may choose";
-        return b;
+      if (shape.allowed_models.empty()) {
+        if (any_router_) b.listed = &*any_router_;
+      } else {
+        b.derived = router_pricing(shape.allowed_models);
       }
+      if (b.pricing()) return b;
     } else if (const std::string_view suffix = suffix_of(id); !suffix.empty()) {
       if (const ModelInfo* base = catalog_.find(base_of(id)); base && !base->pricing.dynamic) {
         if (suffix == "free") {
-          b.pricing = Pricing{};
-          b.basis = "variant :free";
-        } else if (suffix == "online") {
-          b.pricing = with_fee(base->pricing, web_fee(policy_, base->pricing));
-          b.basis = "variant :online of " + base->id + " plus the web search fee";
-        } else {
-          b.pricing = scaled(base->pricing, policy_.endpoint_markup_pct);
-          b.basis = "variant :" + std::string(suffix) + " of " + base->id + " at " +
-                    std::to_string(policy_.endpoint_markup_pct) + "% (dearest endpoint)";
+          b.derived = Pricing{};
+        } else if (suffix == "online") {  // the base prices plus the web search fee
+          b.derived = with_fee(base->pricing, web_fee(policy_, base->pricing));
+        } else {  // may reach the dearest endpoint: the base prices at endpoint_markup_pct
+          b.derived = scaled(base->pricing, policy_.endpoint_markup_pct);
         }
         return b;
       }
     }
     if (policy_.unpriced_model_price) {
-      b.pricing = Pricing{};
-      b.pricing->base = *policy_.unpriced_model_price;
-      b.basis = "unpriced_model_price";
+      b.derived = Pricing{};
+      b.derived->base = *policy_.unpriced_model_price;
       return b;
     }
     b.refusal = "model '" + std::string(id) +
                 "' has no price in the catalog, so its cost cannot be reserved; set "
                 "unpriced_model_price to reserve for unknown models, or use a catalog model";
   } catch (const std::exception& e) {
-    b.pricing.reset();
+    b.listed = nullptr;
+    b.derived.reset();
     b.refusal = "model '" + std::string(id) + "' could not be priced: " + e.what();
   }
   return b;
+}
+
+const Pricing& CallPricer::charged(const Pricing& bound, const RequestShape& shape,
+                                   std::optional<Pricing>& scratch) const {
+  if (!shape.web_plugin) return bound;
+  scratch = with_fee(bound, web_fee(policy_, bound));
+  return *scratch;
 }
 
 std::optional<Money> CallPricer::worst_case(std::string_view model_id, const RequestShape& shape,
@@ -223,14 +226,14 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
   std::optional<Money> worst;
   auto consider = [&](std::string_view id) -> bool {
     PriceBound b = bound(id, shape);
-    if (!b.pricing) {
+    if (!b.pricing()) {
       if (refusal) *refusal = b.refusal;
       return false;
     }
-    Pricing p = shape.web_plugin ? with_fee(*b.pricing, web_fee(policy_, *b.pricing)) : *b.pricing;
     try {
-      const Money c = worst_case_cost(p, prompt_tokens, max_output_tokens, 1, 0, 0, true,
-                                      std::string(id));
+      std::optional<Pricing> scratch;
+      const Money c = worst_case_cost(charged(*b.pricing(), shape, scratch), prompt_tokens,
+                                      max_output_tokens, 1, 0, 0, true, id);
       worst = worst ? std::max(*worst, c) : c;
     } catch (const std::exception& e) {
       if (refusal) *refusal = "model '" + std::string(id) + "' could not be priced: " + e.what();
@@ -270,10 +273,10 @@ std::optional<Money> CallPricer::price(std::string_view requested, std::string_v
     }
   }
   PriceBound b = bound(id, shape);
-  if (!b.pricing) return std::nullopt;
+  if (!b.pricing()) return std::nullopt;
   try {
-    Pricing p = shape.web_plugin ? with_fee(*b.pricing, web_fee(policy_, *b.pricing)) : *b.pricing;
-    return price_call(p, usage, std::string(id));
+    std::optional<Pricing> scratch;
+    return price_call(charged(*b.pricing(), shape, scratch), usage, id);
   } catch (const std::exception&) {
     return std::nullopt;
   }

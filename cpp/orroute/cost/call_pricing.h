@@ -58,9 +58,12 @@ RequestShape request_shape_of(const rapidjson::Value& body) noexcept;
 
 // The prices a call to one id is bounded by, or why it cannot be.
 struct PriceBound {
-  std::optional<Pricing> pricing;  // nullopt: refused
-  std::string basis;               // how it was priced ("catalog", "variant :nitro of x/y", ...)
-  std::string refusal;             // !pricing: names the id and the setting
+  const Pricing* listed = nullptr;  // prices held by the catalog or the pricer (no copy per call)
+  std::optional<Pricing> derived;   // prices worked out for this id (variants, unpriced ids)
+  std::string refusal;              // neither: names the id and the setting
+
+  // The bounding prices; nullptr when refused.
+  const Pricing* pricing() const { return listed ? listed : derived ? &*derived : nullptr; }
 };
 
 // Immutable after construction; thread-safe. `catalog` must outlive it.
@@ -90,6 +93,10 @@ class CallPricer {
 
  private:
   std::optional<Pricing> router_pricing(const std::vector<std::string>& patterns) const;
+  // `bound` as the request is charged: plus the web plugin's fee when it asks for it (then built
+  // in `scratch`).
+  const Pricing& charged(const Pricing& bound, const RequestShape& shape,
+                         std::optional<Pricing>& scratch) const;
 
   const ModelCatalog& catalog_;
   PricingPolicy policy_;

@@ -1,5 +1,6 @@
 #include "orroute/engine/catalog_prices.h"
 
+#include <charconv>
 #include <cmath>
 
 #include "orroute/cost/usage_audit.h"
@@ -11,9 +12,17 @@ namespace orroute {
 
 std::string tokenizer_key(const std::string& model) {
   const ModelTokenizer t = tokenizer_for_model(model);
-  // The factor in millionths: formatting a double (printf) cost more than the lookup itself,
-  // several times per call.
-  return t.encoding + "/" + std::to_string(std::llround(t.factor * 1e6));
+  // "o200k/1000000": the encoding without "_base" and the factor in millionths (formatting a
+  // double cost more than the lookup itself). Short enough to live inside the string (no heap)
+  // for factors below 100; a key is made several times per call.
+  std::string_view encoding = t.encoding;
+  if (encoding.ends_with("_base")) encoding.remove_suffix(5);
+  char digits[24];
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, std::llround(t.factor * 1e6));
+  std::string key;
+  key.reserve(encoding.size() + 1 + static_cast<size_t>(end - digits));
+  key.append(encoding).append(1, '/').append(digits, end);
+  return key;
 }
 
 int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) const {

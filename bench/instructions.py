@@ -1,0 +1,158 @@
+"""Instructions per call, counted by valgrind's callgrind: the bare async client against the
+manager (no ledger, a file ledger), each thread of the client process apart, after a warm-up.
+
+Why count instructions: on a shared 2-core VM the wall clock and CPU time of one tree move 2-3x
+between runs, so a change of a few percent to a call's work cannot be seen in them. Instruction
+counts repeat to within ~0.1% run to run whatever the load, so two trees (or a tree and its
+peer, the bare client) compare in one run. They are not time: a cache miss or a syscall costs
+no instructions here (the kernel is not counted), so read them next to `bench/manager_cpu.py`;
+`--cache-sim` adds the misses of a simulated first-level cache (instruction and data), which
+show how much code and data a call touches.
+
+Each set-up runs in its own process under `valgrind --tool=callgrind` (50-100x slower than
+native: keep --requests small) against one FakeOpenRouter process (not counted). Prints, per tree,
+instructions per call in total and per thread (the calling thread first), and the ratio of each
+set-up to the bare client of the same tree. Asserts nothing.
+
+Usage: PYTHONPATH=python python3 bench/instructions.py [--requests 1000] [--concurrency 8]
+       [--trees .,/work/wt-base] [--setups bare,manager,file] [--cache-sim]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from router import MODEL, MSGS, start_server  # the same server and workload
+
+SETUPS = {"bare": "bare AsyncOpenRouter", "manager": "manager, no ledger",
+          "file": "manager, file ledger"}
+WARM_UP = 200
+
+
+def _callgrind(command: str) -> None:
+    """Asks the callgrind running this process to zero (-z) or dump (-d) its counts; returns once
+    it has."""
+    subprocess.run(["callgrind_control", command, str(os.getpid())], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+async def _child(setup: str, url: str, n: int, conc: int, ledger: str) -> None:
+    import orroute
+    from orroute import Task
+
+    if setup == "bare":
+        client = orroute.AsyncOpenRouter(api_key="sk-or-bench", base_url=url)
+
+        async def call() -> object:
+            return await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
+    else:
+        kw: dict[str, object] = {"budget": 1_000_000, "ledger": ledger} if setup == "file" else {}
+        manager = orroute.AIModelManager(api_key="sk-or-bench", base_url=url,
+                                         fallbacks=[MODEL, "m/b"], **kw)
+
+        async def call() -> object:
+            return await manager.execute_task(Task(messages=MSGS, max_tokens=16))
+
+    for _ in range(WARM_UP):
+        await call()
+    gate = asyncio.Semaphore(conc)
+
+    async def one() -> None:
+        async with gate:
+            await call()
+
+    _callgrind("-z")
+    await asyncio.gather(*(one() for _ in range(n)))
+    _callgrind("-d")
+
+
+def count(tree: Path, setup: str, url: str, n: int, conc: int,
+          cache_sim: bool) -> list[dict[str, int]]:
+    """Events per call (Ir: instructions; with `cache_sim` also I1mr, D1mr, D1mw: first-level
+    cache misses of a simulated cache) of each thread of one set-up's process, in the order the
+    threads started (the calling thread, then the network loop, then any other)."""
+    with tempfile.TemporaryDirectory(prefix="orroute-instr-") as d:
+        env = dict(os.environ, PYTHONPATH=str(tree / "python"))
+        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+               f"--cache-sim={'yes' if cache_sim else 'no'}",
+               f"--callgrind-out-file={d}/cg.%p", sys.executable, __file__, "--child", setup,
+               "--url", url, "--requests", str(n), "--concurrency", str(conc),
+               "--ledger", f"{d}/ledger.sqlite"]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            sys.exit(f"{setup} in {tree} failed:\n{done.stderr[-3000:]}")
+        per_thread = []
+        dumps = Path(d).glob("cg.*.1-*")  # the dump taken after the measured calls, per thread
+        for f in sorted(dumps, key=lambda p: int(p.name.rsplit("-", 1)[1])):
+            events: list[str] = []
+            for line in f.read_text(errors="replace").splitlines():
+                if line.startswith("events:"):
+                    events = line.split()[1:]
+                elif line.startswith("summary:"):
+                    values = [int(v) // n for v in line.split()[1:]]
+                    per_thread.append(dict(zip(events, values)))
+        # threads that did next to nothing in the measured calls (idle helpers) are left out
+        return [t for t in per_thread if t.get("Ir", 0) > 100]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=1000, help="measured calls per set-up")
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--trees", default=".",
+                    help="comma-separated source trees with a built extension (python/orroute)")
+    ap.add_argument("--setups", default=",".join(SETUPS))
+    ap.add_argument("--cache-sim", action="store_true",
+                    help="also count first-level cache misses (simulated; ~2x slower)")
+    ap.add_argument("--child", choices=list(SETUPS), help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--ledger", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        asyncio.run(_child(args.child, args.url, args.requests, args.concurrency, args.ledger))
+        return
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        sys.exit("needs valgrind (apt-get install valgrind)")
+    setups = [s for s in args.setups.split(",") if s]
+    unknown = [s for s in setups if s not in SETUPS]
+    if unknown:
+        sys.exit(f"unknown set-up(s) {unknown}; choose from {list(SETUPS)}")
+    trees = [Path(t).resolve() for t in args.trees.split(",") if t]
+    server, url = start_server()
+    try:
+        print(f"{args.requests} calls at concurrency {args.concurrency} after {WARM_UP} warm-up "
+              "calls; instructions per call (callgrind), the calling thread first")
+        for tree in trees:
+            print(f"\n{tree}")
+            bare: dict[str, int] = {}
+            for setup in setups:
+                threads = count(tree, setup, url, args.requests, args.concurrency, args.cache_sim)
+                print(f"  {SETUPS[setup]}")
+                for kind, keys in (("instructions", ("Ir",)),
+                                   ("L1 misses", ("I1mr", "D1mr", "D1mw"))):
+                    if keys[0] not in threads[0]:
+                        continue
+                    each = [sum(t[k] for k in keys) for t in threads]
+                    total = sum(each)
+                    if setup == "bare":
+                        bare[kind] = total
+                    ratio = f"{total / bare[kind]:5.3f}x bare" if bare.get(kind) else ""
+                    print(f"    {kind:13} {total:9,d}  ({' + '.join(f'{x:,d}' for x in each)})"
+                          f"  {ratio}")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
