@@ -3,21 +3,17 @@ timeouts, retries, breakers, rate limits)."""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from .. import _core
+from .. import _core, _logs
 from .. import _exceptions as _exc
 
 __all__ = ["engine_config", "give_back_leases", "limit_args", "limit_scope", "new_client",
            "stream_of", "user_agent"]
-
-_log = logging.getLogger("orroute.cost")
-
 
 def give_back_leases(ledger: Any, pid: int) -> None:
     """``ledger.release_leases()`` (a ledger or an engine), best effort: at exit (a
@@ -27,7 +23,8 @@ def give_back_leases(ledger: Any, pid: int) -> None:
     try:
         ledger.release_leases()
     except Exception:  # noqa: BLE001 (logged; best effort: dead processes' leases get reclaimed)
-        _log.debug("could not give back budget leases", exc_info=True)
+        if _logs.enabled(10, "orroute.cost"):  # DEBUG
+            _logs.logger("orroute.cost").debug("could not give back budget leases", exc_info=True)
 
 
 def user_agent() -> str:
