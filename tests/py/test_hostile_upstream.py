@@ -302,9 +302,15 @@ def test_client_stream_of_keep_alives_only_hits_the_idle_timeout(fake, first):
 def test_manager_stream_of_keep_alives_only_hits_the_idle_timeout(fake, tmp_path, first):
     m = manager(fake, tmp_path, max_retries=0, fallbacks=[], timeout=1.0)
     fake.fail("*", keep_alive_forever(*first))
+    assert_stream_times_out_freeing_its_reservation(m)
+
+
+def assert_stream_times_out_freeing_its_reservation(m: orroute.AIModelManager,
+                                                    max_tokens: int = 5) -> None:
+    """A stream of ``m`` ends in a timeout error within 10 s and holds no reservation after."""
     started = time.monotonic()
     with pytest.raises(orroute.OrRouteError, match="timeout"):
-        for _ in m.stream_task_sync(Task(messages="hi", max_tokens=5), model=MODEL):
+        for _ in m.stream_task_sync(Task(messages="hi", max_tokens=max_tokens), model=MODEL):
             pass
     assert time.monotonic() - started < 10
     assert m.reserved() == (0, 0)
@@ -328,12 +334,7 @@ def test_manager_stream_of_empty_events_hits_the_idle_timeout_and_frees_its_rese
     clock, so an upstream sending it forever cannot hold the call and its reservation."""
     m = manager(fake, tmp_path, max_retries=0, fallbacks=[], timeout=1.0)
     fake.fail("*", empty_events_forever(event))
-    started = time.monotonic()
-    with pytest.raises(orroute.OrRouteError, match="timeout"):
-        for _ in m.stream_task_sync(Task(messages="hi", max_tokens=5), model=MODEL):
-            pass
-    assert time.monotonic() - started < 10
-    assert m.reserved() == (0, 0)
+    assert_stream_times_out_freeing_its_reservation(m)
 
 
 def test_manager_stream_trickling_an_endless_answer_ends_at_the_stream_deadline(fake, tmp_path):
@@ -342,12 +343,7 @@ def test_manager_stream_trickling_an_endless_answer_ends_at_the_stream_deadline(
     m = manager(fake, tmp_path, max_retries=0, fallbacks=[], timeout=5.0, stream_deadline=1.0)
     fake.fail("*", Fault.raw(*[sse(chunk(b'{"content":" a"}'))] * 300,
                              content_type="text/event-stream", content_length=-1, interval=0.1))
-    started = time.monotonic()
-    with pytest.raises(orroute.OrRouteError, match="timeout"):
-        for _ in m.stream_task_sync(Task(messages="hi", max_tokens=1000), model=MODEL):
-            pass
-    assert time.monotonic() - started < 10
-    assert m.reserved() == (0, 0)
+    assert_stream_times_out_freeing_its_reservation(m, max_tokens=1000)
 
 
 def test_a_stream_has_a_total_deadline_by_default():
