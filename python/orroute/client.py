@@ -401,9 +401,11 @@ class _Base:
         return self._observe
 
     def _cache_lookup(self, model: str | None, messages: Any, params: dict[str, Any],
-                      extra_body: Mapping[str, Any] | None, cache: bool) -> Any:
-        """The response cache's answer for this request (None: no cache or opted out)."""
-        if self._cache is None or cache is False:
+                      extra_body: Mapping[str, Any] | None, cache: bool,
+                      extra_headers: Mapping[str, str] | None) -> Any:
+        """The response cache's answer for this request (None: no cache, opted out, or sent
+        with its own credentials)."""
+        if self._cache is None or cache is False or _own_credentials(extra_headers):
             return None
         from ._client_cache import Lookup
 
@@ -571,8 +573,7 @@ class _CompletionsBase:
         include_usage = _surface.wants_usage_chunk(params)
         observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
         try:
-            cached = c._cache_lookup(model, messages, params, extra_body,
-                                     cache and not _own_credentials(extra_headers))
+            cached = c._cache_lookup(model, messages, params, extra_body, cache, extra_headers)
             if cached is not None and cached.hit is not None:
                 return _Opened(observed, cached, stream, include_usage, None)
             call = c._start_chat(model, messages, stream, params, extra_body, timeout,
