@@ -293,6 +293,8 @@ void bind_net(py::module_& m) {
       .def("masked_keys", [](ApiClient& c) { return c.keys().masked(); })
       .def("usable_keys", [](ApiClient& c) { return c.keys().usable(); })
       .def("active_transfers", [](ApiClient& c) { return c.transport().active(); })
+      .def("drives", [](ApiClient& c) { return c.transport().drives(); },
+           "How many times a caller's thread drove the idle network loop itself (diagnostics).")
       .def("wakeups", [](ApiClient& c) { return c.transport().wakeups(); },
            "How many times a command woke the network loop's thread (diagnostics).")
       .def(
@@ -320,8 +322,15 @@ void bind_net(py::module_& m) {
               validate_chat_request(json.doc());
             }
             if (!blocking) {
+              // While the loop thread is idle, the call is also sent from this thread (one turn of
+              // the loop: a kept-alive connection writes the request): the server starts on it at
+              // once, and the loop thread, woken as the Driver lets go, waits for the reply while
+              // the server works, instead of being woken first and sending late.
               py::gil_scoped_release release;
-              return c.start(std::move(spec));
+              Transport::Driver driver(c.transport());
+              auto call = c.start(std::move(spec));
+              if (driver.held()) driver.run_until([] { return true; }, std::chrono::milliseconds(0));
+              return call;
             }
             // While the loop thread is idle, the call is sent and waited for on this thread: no
             // hand-off between threads, no wake-up either way.

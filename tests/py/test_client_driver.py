@@ -1,5 +1,6 @@
 """A sync client's plain call runs the network loop on the caller's thread while the loop's own
-thread is idle (no hand-off between threads); everything a call does still happens, also with
+thread is idle (no hand-off between threads), and an async call is sent from the event loop's
+thread then; everything a call does still happens, also with
 calls from several threads, an async client beside it, and a call interrupted by a signal (or
 making a call from its handler)."""
 
@@ -40,6 +41,24 @@ def test_a_sync_call_on_an_idle_client_wakes_no_thread(client):
         r = client.chat.completions.create(model="m/a", messages=MSGS)
         assert r.choices[0].message.content
     assert client._core.wakeups() == before
+
+
+def test_an_async_call_on_an_idle_client_is_sent_from_the_event_loop_thread(fake):
+    # The request goes out before create() first yields (one turn of the loop on the asyncio
+    # thread); the loop thread only waits for the reply. A call finds the loop idle unless the
+    # loop thread is still on its way to park after the previous reply (it may be descheduled
+    # there on a loaded machine), hence "most", not "all".
+    aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=1)
+
+    async def calls() -> int:
+        await aclient.chat.completions.create(model="m/a", messages=MSGS)  # a warm connection
+        before = aclient._core.drives()
+        for _ in range(20):
+            r = await aclient.chat.completions.create(model="m/a", messages=MSGS)
+            assert r.choices[0].message.content
+        return aclient._core.drives() - before
+
+    assert asyncio.run(calls()) >= 10
 
 
 def test_sync_calls_from_many_threads_with_an_async_client_beside_them(client, fake):
