@@ -181,7 +181,9 @@ py::object json_to_py(const rapidjson::Value& v) {
       return out;
     }
     case rapidjson::kObjectType: {
-      py::dict out;
+      PyObject* presized = _PyDict_NewPresized(static_cast<Py_ssize_t>(v.MemberCount()));  // never resized
+      if (presized == nullptr) throw py::error_already_set();
+      const auto out = py::reinterpret_steal<py::dict>(presized);
       for (const auto& m : v.GetObject()) {
         const py::object key = json_key(std::string_view(m.name.GetString(), m.name.GetStringLength()));
         const py::object value = json_to_py(m.value);
