@@ -143,3 +143,20 @@ def test_a_sync_call_from_a_signal_handler_during_a_sync_call_completes(tmp_path
                          text=True, timeout=30, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["1", "True"]
+
+
+def test_a_managers_call_on_an_idle_engine_is_sent_from_the_event_loop_thread(fake):
+    # The manager's first attempt goes out as the client's async calls do: one turn of the idle
+    # loop on the asyncio thread, after the plan ("most" calls: see the test above).
+    manager = orroute.AIModelManager(api_key=KEY, base_url=fake.base_url, fallbacks=["m/a"])
+    net = orroute._engine.engine_of(manager).net
+
+    async def calls() -> int:
+        await manager.execute_task(orroute.Task(messages=MSGS))  # a warm connection
+        before = net.drives()
+        for _ in range(20):
+            r = await manager.execute_task(orroute.Task(messages=MSGS))
+            assert r.content
+        return net.drives() - before
+
+    assert asyncio.run(calls()) >= 10
