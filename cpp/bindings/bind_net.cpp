@@ -6,6 +6,9 @@
 
 #include <cmath>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
 
 #include "bindings.h"
 #include "json_py.h"
@@ -130,6 +133,34 @@ py::str upstream_str(std::string_view s) {
   return py::reinterpret_steal<py::str>(o);
 }
 
+namespace {
+
+// The str of a reply's object key. Keys repeat from reply to reply ("id", "choices", "message",
+// "usage", ...): a short one is decoded (and its hash computed) once per process and shared, not
+// anew for every key of every reply, which was a third of turning a reply into Python objects.
+// Bounded (kMaxKeys of at most kMaxKeyBytes): once full, other keys are made per use, so an
+// upstream inventing keys costs memory once. Used with the GIL held only.
+py::object json_key(std::string_view name) {
+  constexpr size_t kMaxKeys = 512;
+  constexpr size_t kMaxKeyBytes = 32;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  static auto* keys = new std::unordered_map<std::string, py::object, Hash, std::equal_to<>>();  // never
+  // destroyed: its objects must not be released after the interpreter is gone
+  if (name.size() > kMaxKeyBytes) return upstream_str(name);
+  if (const auto it = keys->find(name); it != keys->end()) return it->second;
+  py::str key = upstream_str(name);
+  if (keys->size() < kMaxKeys) {
+    PyObject_Hash(key.ptr());  // a str caches its hash: every dict it goes into reuses it
+    keys->emplace(std::string(name), key);
+  }
+  return key;
+}
+
+}  // namespace
+
 py::object json_to_py(const rapidjson::Value& v) {
   switch (v.GetType()) {
     case rapidjson::kNullType: return py::none();
@@ -142,15 +173,21 @@ py::object json_to_py(const rapidjson::Value& v) {
       if (v.IsUint64()) return py::int_(v.GetUint64());
       return py::float_(v.GetDouble());
     case rapidjson::kArrayType: {
+      // CPython's own calls, not pybind11's accessors (an accessor object and a generic
+      // setitem per element): a reply is dozens of them
       py::list out(v.Size());
-      size_t i = 0;
-      for (const auto& item : v.GetArray()) out[i++] = json_to_py(item);
+      Py_ssize_t i = 0;
+      for (const auto& item : v.GetArray()) PyList_SET_ITEM(out.ptr(), i++, json_to_py(item).release().ptr());
       return out;
     }
     case rapidjson::kObjectType: {
-      py::dict out;
+      PyObject* presized = _PyDict_NewPresized(static_cast<Py_ssize_t>(v.MemberCount()));  // never resized
+      if (presized == nullptr) throw py::error_already_set();
+      const auto out = py::reinterpret_steal<py::dict>(presized);
       for (const auto& m : v.GetObject()) {
-        out[upstream_str(std::string_view(m.name.GetString(), m.name.GetStringLength()))] = json_to_py(m.value);
+        const py::object key = json_key(std::string_view(m.name.GetString(), m.name.GetStringLength()));
+        const py::object value = json_to_py(m.value);
+        if (PyDict_SetItem(out.ptr(), key.ptr(), value.ptr()) != 0) throw py::error_already_set();
       }
       return out;
     }
@@ -162,7 +199,8 @@ py::object json_text_to_py(const std::string& text) {
   if (text.empty()) return py::none();
   LocalJson<> json;  // a usual reply parses without the heap (a Document takes a 64 KB chunk)
   rapidjson::Document& doc = json.doc();
-  if (parse_json_text(text, doc) != JsonParse::kOk) return upstream_str(text);  // depth-bounded: json_to_py recurses
+  std::string copy = text;  // parsed in place: the strings are not copied a second time, into the document
+  if (parse_json_in_place(copy, doc) != JsonParse::kOk) return upstream_str(text);  // depth-bounded: json_to_py recurses
   return json_to_py(doc);
 }
 
@@ -257,6 +295,8 @@ void bind_net(py::module_& m) {
       .def("masked_keys", [](ApiClient& c) { return c.keys().masked(); })
       .def("usable_keys", [](ApiClient& c) { return c.keys().usable(); })
       .def("active_transfers", [](ApiClient& c) { return c.transport().active(); })
+      .def("drives", [](ApiClient& c) { return c.transport().drives(); },
+           "How many times a caller's thread drove the idle network loop itself (diagnostics).")
       .def("wakeups", [](ApiClient& c) { return c.transport().wakeups(); },
            "How many times a command woke the network loop's thread (diagnostics).")
       .def(
@@ -284,8 +324,15 @@ void bind_net(py::module_& m) {
               validate_chat_request(json.doc());
             }
             if (!blocking) {
+              // While the loop thread is idle, the call is also sent from this thread (one turn of
+              // the loop: a kept-alive connection writes the request): the server starts on it at
+              // once, and the loop thread, woken as the Driver lets go, waits for the reply while
+              // the server works, instead of being woken first and sending late.
               py::gil_scoped_release release;
-              return c.start(std::move(spec));
+              Transport::Driver driver(c.transport());
+              auto call = c.start(std::move(spec));
+              if (driver.held()) driver.run_until([] { return true; }, std::chrono::milliseconds(0));
+              return call;
             }
             // While the loop thread is idle, the call is sent and waited for on this thread: no
             // hand-off between threads, no wake-up either way.
@@ -333,9 +380,10 @@ void bind_net(py::module_& m) {
       "character: the same document, in which an escaped key can be matched as bytes.");
   m.def("json_dumps", [](py::handle obj) { return py_to_json(obj); }, py::arg("obj"),
         "Compact JSON text of a Python value (as the client sends it).");
-  m.def("json_loads", [](const std::string& text) {
-        rapidjson::Document doc;
-        if (const JsonParse st = parse_json_text(text, doc); st != JsonParse::kOk) {
+  m.def("json_loads", [](std::string text) {
+        LocalJson<> json;
+        rapidjson::Document& doc = json.doc();
+        if (const JsonParse st = parse_json_in_place(text, doc); st != JsonParse::kOk) {
           throw ParseError(std::string("invalid JSON: ") + json_parse_reason(st));
         }
         return json_to_py(doc);

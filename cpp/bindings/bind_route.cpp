@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <type_traits>
@@ -19,6 +20,7 @@
 #include "orroute/cost/usage_audit.h"
 #include "orroute/engine.h"
 #include "orroute/net/api_client.h"
+#include "orroute/net/transport.h"
 #include "orroute/net/protocol.h"
 #include "orroute/route/complexity.h"
 #include "orroute/select/quality_priors.h"
@@ -677,8 +679,14 @@ void bind_route(py::module_& m) {
             auto pending = std::make_shared<PendingResult>();
             py::gil_scoped_release nogil;
             EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
+            // As the client's async calls: while the network loop is idle, the first attempt is
+            // sent from this thread (one turn of the loop, claimed after the plan so no other
+            // thread's call waits for it), and the loop thread, woken as the Driver lets go,
+            // waits for the reply while the server works.
+            Transport::Driver driver(e.client()->transport());
             auto run = e.submit(t, std::move(p), nullptr,
                                 [pending](EngineResult r) { pending->complete(std::move(r)); });
+            if (driver.held()) driver.run_until([] { return true; }, std::chrono::milliseconds(0));
             std::lock_guard lock(pending->mu);
             pending->run = std::move(run);
             return pending;

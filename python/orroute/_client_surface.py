@@ -58,7 +58,8 @@ def usage_only(chunk: Any) -> bool:
 def wants_usage_chunk(params: Mapping[str, Any]) -> bool:
     """Whether a chat request asked for the usage chunk."""
     opts = params.get("stream_options")
-    return isinstance(opts, Mapping) and opts.get("include_usage") is True
+    # None first: most calls have no stream_options, and a Mapping check is an ABC check
+    return opts is not None and isinstance(opts, Mapping) and opts.get("include_usage") is True
 
 
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')

@@ -52,6 +52,14 @@ class BaseObject:
         d.update(kwargs)
         object.__setattr__(self, "_data", d)
 
+    @classmethod
+    def _adopt(cls, data: dict[str, Any]) -> Any:
+        """An object over ``data`` itself rather than a copy: for a dict nothing else holds (a
+        reply the core has just parsed)."""
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "_data", data)
+        return obj
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)

@@ -1,5 +1,6 @@
 """A sync client's plain call runs the network loop on the caller's thread while the loop's own
-thread is idle (no hand-off between threads); everything a call does still happens, also with
+thread is idle (no hand-off between threads), and an async call is sent from the event loop's
+thread then; everything a call does still happens, also with
 calls from several threads, an async client beside it, and a call interrupted by a signal (or
 making a call from its handler)."""
 
@@ -40,6 +41,24 @@ def test_a_sync_call_on_an_idle_client_wakes_no_thread(client):
         r = client.chat.completions.create(model="m/a", messages=MSGS)
         assert r.choices[0].message.content
     assert client._core.wakeups() == before
+
+
+def test_an_async_call_on_an_idle_client_is_sent_from_the_event_loop_thread(fake):
+    # The request goes out before create() first yields (one turn of the loop on the asyncio
+    # thread); the loop thread only waits for the reply. A call finds the loop idle unless the
+    # loop thread is still on its way to park after the previous reply (it may be descheduled
+    # there on a loaded machine), hence "most", not "all".
+    aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=1)
+
+    async def calls() -> int:
+        await aclient.chat.completions.create(model="m/a", messages=MSGS)  # a warm connection
+        before = aclient._core.drives()
+        for _ in range(20):
+            r = await aclient.chat.completions.create(model="m/a", messages=MSGS)
+            assert r.choices[0].message.content
+        return aclient._core.drives() - before
+
+    assert asyncio.run(calls()) >= 10
 
 
 def test_sync_calls_from_many_threads_with_an_async_client_beside_them(client, fake):
@@ -124,3 +143,20 @@ def test_a_sync_call_from_a_signal_handler_during_a_sync_call_completes(tmp_path
                          text=True, timeout=30, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["1", "True"]
+
+
+def test_a_managers_call_on_an_idle_engine_is_sent_from_the_event_loop_thread(fake):
+    # The manager's first attempt goes out as the client's async calls do: one turn of the idle
+    # loop on the asyncio thread, after the plan ("most" calls: see the test above).
+    manager = orroute.AIModelManager(api_key=KEY, base_url=fake.base_url, fallbacks=["m/a"])
+    net = orroute._engine.engine_of(manager).net
+
+    async def calls() -> int:
+        await manager.execute_task(orroute.Task(messages=MSGS))  # a warm connection
+        before = net.drives()
+        for _ in range(20):
+            r = await manager.execute_task(orroute.Task(messages=MSGS))
+            assert r.content
+        return net.drives() - before
+
+    assert asyncio.run(calls()) >= 10

@@ -119,6 +119,7 @@ struct Transport::Impl {
   std::atomic<TransferId> next_id{1};
   std::atomic<int64_t> active_count{0};
   std::atomic<int64_t> wakeups{0};  // wake-ups of the loop thread (push, a Driver letting go)
+  std::atomic<int64_t> drives{0};   // Drivers that held the loop
 
   // Loop-thread state.
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;
@@ -511,6 +512,7 @@ struct Transport::Impl {
         if (caller_driving || stopping) return false;
         if (loop_parked) {
           caller_driving = true;
+          drives.fetch_add(1, std::memory_order_relaxed);
           return true;
         }
       }
@@ -623,6 +625,8 @@ void Transport::post(std::function<void()> fn, std::chrono::milliseconds delay) 
 int64_t Transport::active() const { return impl_->active_count.load(std::memory_order_relaxed); }
 
 int64_t Transport::wakeups() const { return impl_->wakeups.load(std::memory_order_relaxed); }
+
+int64_t Transport::drives() const { return impl_->drives.load(std::memory_order_relaxed); }
 
 Transport::Driver::Driver(Transport& transport) {
   if (!transport.impl_->claim_for_caller()) return;

@@ -75,6 +75,10 @@ class Transport {
   // queued while one is waiting, or from the thread driving the loop, wake nobody). Diagnostics.
   int64_t wakeups() const;
 
+  // How many times a caller's thread took the idle loop to drive it (a Driver that held it).
+  // Diagnostics.
+  int64_t drives() const;
+
  private:
   struct Impl;
 
