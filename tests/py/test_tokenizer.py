@@ -4,7 +4,10 @@ batch calls, model mapping and count_tokens (text and chat messages)."""
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import sys
+import threading
 
 import pytest
 from hypothesis import given, settings
@@ -87,6 +90,37 @@ def test_batch_matches_single_calls(enc: orroute.Encoding) -> None:
     assert enc.encode_batch(texts, num_threads=3) == [enc.encode(t) for t in texts]
     assert enc.encode_ordinary_batch(texts) == [enc.encode_ordinary(t) for t in texts]
     assert enc.count_batch(texts, num_threads=2) == [len(enc.encode(t)) for t in texts]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_during_batches_on_another_thread_can_batch() -> None:
+    # The batch helpers are the parent's threads: the child has none of them, and the fork may
+    # come while one is being started or holds a lock. The child must get a working pool (an
+    # alarm ends it if it hangs) and exact results.
+    enc = orroute.get_encoding("o200k_base")
+    texts = [f"doc {i}: " + "wörd 東京 " * (i % 60) for i in range(600)]
+    want = [enc.encode(t) for t in texts]
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            assert enc.encode_batch(texts, num_threads=2) == want
+
+    busy = threading.Thread(target=churn)
+    busy.start()
+    try:
+        for _ in range(8):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child reports through its exit status
+                signal.alarm(30)
+                ok = enc.encode_batch(texts, num_threads=2) == want
+                ok = ok and enc.count_batch(texts, num_threads=2) == [len(t) for t in want]
+                os._exit(0 if ok else 1)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        stop.set()
+        busy.join()
 
 
 def test_flat_batch_matches_single_calls(enc: orroute.Encoding) -> None:

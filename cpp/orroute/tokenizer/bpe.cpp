@@ -1,5 +1,7 @@
 #include "orroute/tokenizer/bpe.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -189,37 +191,102 @@ TablePtr new_table() {
   return TablePtr(t);
 }
 
-// Tables of threads that have ended, kept warm for the next threads (batch calls start short-lived
-// threads; a fresh table each time would make every batch start cold). Bounded; leaked at exit so
-// that threads ending during shutdown can still use it.
+struct ThreadTables;
+thread_local ThreadTables* this_threads_tables = nullptr;  // made on the thread's first use
+
+// Tables of threads that have ended, kept warm for the next threads (a fresh table each time
+// would make every short-lived thread start cold). Bounded; leaked at exit so that threads ending
+// during shutdown can still use it. `live` lists every thread's tables, so that a forked child
+// can take back those of the threads it does not have.
 struct TablePool {
   std::mutex mu;
   std::vector<TablePtr> free;
+  std::vector<ThreadTables*> live;
 };
-TablePool& table_pool() {
-  static TablePool* pool = new TablePool;
-  return *pool;
-}
+TablePool& table_pool();
 constexpr size_t kPooledTables = 8;
+
+// Under the pool's lock: keeps `t` warm in the pool if there is room, else frees it.
+void give_back(TablePool& pool, TablePtr& t) {
+  if (t && pool.free.size() < kPooledTables) pool.free.push_back(std::move(t));
+  t.reset();
+}
 
 // A thread's two tables (e.g. cl100k and o200k in one process); the older one is reused when a
 // third vocabulary comes along. They go back to the pool when the thread ends.
 struct ThreadTables {
   TablePtr tables[2];
   unsigned next = 0;
-  ~ThreadTables() {
+};
+
+// Run when a thread that has tables ends. Through a pthread key rather than a thread_local
+// object's destructor: glibc records those in a heap node per thread, which a forked child could
+// neither reach nor free.
+void end_thread_tables(void* p) {
+  auto* mine = static_cast<ThreadTables*>(p);
+  this_threads_tables = nullptr;
+  {
     TablePool& pool = table_pool();
     std::lock_guard<std::mutex> lock(pool.mu);
-    for (auto& t : tables) {
-      if (t && pool.free.size() < kPooledTables) pool.free.push_back(std::move(t));
-    }
+    std::erase(pool.live, mine);
+    for (auto& t : mine->tables) give_back(pool, t);
   }
-};
+  delete mine;
+}
+
+pthread_key_t thread_tables_key() {
+  static const pthread_key_t key = [] {
+    pthread_key_t k;
+    if (pthread_key_create(&k, end_thread_tables) != 0) throw std::bad_alloc();
+    return k;
+  }();
+  return key;
+}
+
+ThreadTables& thread_tables() {
+  if (this_threads_tables != nullptr) return *this_threads_tables;
+  auto mine = std::make_unique<ThreadTables>();
+  {
+    TablePool& pool = table_pool();
+    std::lock_guard<std::mutex> lock(pool.mu);
+    pool.live.push_back(mine.get());
+  }
+  pthread_setspecific(thread_tables_key(), mine.get());
+  return *(this_threads_tables = mine.release());
+}
+
+// fork(): the pool's lock is held across it, so the child's copy is consistent; the child, which
+// has only the thread that forked, takes back the tables of every other thread (they would
+// otherwise stay allocated and unreachable) and makes the lock anew.
+void pool_before_fork() { table_pool().mu.lock(); }
+void pool_after_fork_in_parent() { table_pool().mu.unlock(); }
+void pool_after_fork_in_child() {
+  TablePool& pool = table_pool();
+  for (ThreadTables* t : pool.live) {
+    if (t == this_threads_tables) continue;
+    for (auto& table : t->tables) give_back(pool, table);
+    delete t;
+  }
+  pool.live.clear();
+  if (this_threads_tables != nullptr) pool.live.push_back(this_threads_tables);
+  new (&pool.mu) std::mutex();
+}
+
+TablePool& table_pool() {
+  static TablePool* const pool = [] {
+    pthread_atfork(pool_before_fork, pool_after_fork_in_parent, pool_after_fork_in_child);
+    return new TablePool;
+  }();
+  return *pool;
+}
+// Made while the library loads, before any thread of ours exists.
+[[maybe_unused]] const TablePool& pool_at_load = table_pool();
+[[maybe_unused]] const pthread_key_t key_at_load = thread_tables_key();
 
 // This thread's cache table for `vocab`: its own, else a pooled one (one already for `vocab` if
 // any), else a new one.
 CachedBpe::Table& table_for(const Vocab& vocab) {
-  thread_local ThreadTables mine;
+  ThreadTables& mine = thread_tables();
   for (auto& t : mine.tables) {
     if (t && t->vocab_id == vocab.id()) return *t;
   }
@@ -233,7 +300,7 @@ CachedBpe::Table& table_for(const Vocab& vocab) {
     if (it != pool.free.end()) {
       TablePtr taken = std::move(*it);
       pool.free.erase(it);
-      if (slot && pool.free.size() < kPooledTables) pool.free.push_back(std::move(slot));
+      give_back(pool, slot);
       slot = std::move(taken);
     }
   }

@@ -1,23 +1,22 @@
 #include "orroute/tokenizer/encoding.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
+#include <pthread.h>
 
 #include <algorithm>
-#include <cstring>
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <functional>
-#include <system_error>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <functional>
 #include <filesystem>
 #include <map>
+#include <new>
 #include <mutex>
 #include <thread>
 
 #include "orroute/error.h"
+#include "orroute/tokenizer/batch_threads.h"
 #include "orroute/tokenizer/bpe.h"
 #include "orroute/tokenizer/unicode_tables.h"
 
@@ -299,84 +298,6 @@ struct CountSink {
   void special(uint32_t) { ++n; }
 };
 
-// Helper threads for the batch calls, started on first use and kept for the life of the process:
-// a batch of 0.4 MB takes ~4 ms, and starting and ending a thread per call (and the new thread
-// finding its piece cache and the vocabulary's lines cold) cost ~10% of its CPU time. A task is a
-// call's work loop; the caller runs the same loop itself, so a call never waits for a helper that
-// has not started (it withdraws those), and a helper never waits for anything. Never destroyed
-// (parked helpers need their mutex at exit); a forked child starts its own (the parent's helpers
-// do not exist there).
-class Helpers {
- public:
-  struct Task {
-    std::function<void()> work;  // must not throw
-    std::atomic<unsigned> running{0};
-    std::mutex mu;
-    std::condition_variable done;
-  };
-
-  static Helpers& get() {
-    static std::atomic<Helpers*> current{nullptr};
-    Helpers* h = current.load(std::memory_order_acquire);
-    if (h == nullptr || h->pid_ != getpid()) {
-      static std::mutex mu;
-      std::lock_guard<std::mutex> lock(mu);
-      h = current.load(std::memory_order_relaxed);
-      if (h == nullptr || h->pid_ != getpid()) {
-        h = new Helpers;  // a forked child's old one is left as it is
-        current.store(h, std::memory_order_release);
-      }
-    }
-    return *h;
-  }
-
-  // Runs task.work on the caller and on up to `n` helpers (fewer if threads cannot be started);
-  // returns once every copy has finished.
-  void run(Task& task, unsigned n) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      try {
-        for (; threads_ < n; ++threads_) std::thread(&Helpers::loop, this).detach();
-      } catch (const std::system_error&) {  // out of threads: the caller does the work
-      }
-      for (unsigned i = 0; i < std::min(n, threads_); ++i) queue_.push_back(&task);
-    }
-    wake_.notify_all();
-    task.work();
-    {
-      std::lock_guard<std::mutex> lock(mu_);  // withdraw the copies no helper has taken
-      std::erase(queue_, &task);
-    }
-    std::unique_lock<std::mutex> lock(task.mu);
-    task.done.wait(lock, [&] { return task.running.load() == 0; });
-  }
-
- private:
-  Helpers() : pid_(getpid()) {}
-
-  void loop() {
-    for (;;) {
-      Task* task;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [&] { return !queue_.empty(); });
-        task = queue_.front();
-        queue_.pop_front();
-        task->running.fetch_add(1);  // under mu_: the caller withdraws or counts this copy
-      }
-      task->work();
-      std::lock_guard<std::mutex> lock(task->mu);
-      if (task->running.fetch_sub(1) == 1) task->done.notify_all();
-    }
-  }
-
-  const pid_t pid_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::deque<Task*> queue_;
-  unsigned threads_ = 0;
-};
-
 // Runs fn(i) for i in [0, n) on up to `threads` threads (the caller and helpers); rethrows the
 // first exception.
 template <class Fn>
@@ -390,8 +311,7 @@ void parallel_for(size_t n, unsigned threads, Fn&& fn) {
   std::atomic<size_t> cursor{0};
   std::exception_ptr error;
   std::mutex error_mu;
-  Helpers::Task task;
-  task.work = [&] {
+  const std::function<void()> work = [&] {
     for (size_t i; (i = cursor.fetch_add(1, std::memory_order_relaxed)) < n;) {
       try {
         fn(i);
@@ -404,7 +324,7 @@ void parallel_for(size_t n, unsigned threads, Fn&& fn) {
   // At most one helper per further core: more cannot speed up this work, and each keeps its
   // piece caches (up to 4 MB) for the life of the process.
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  Helpers::get().run(task, std::min(threads, cores) - 1);
+  run_with_helpers(work, std::min(threads, cores) - 1);
   if (error) std::rethrow_exception(error);
 }
 
@@ -738,10 +658,18 @@ const std::vector<Spec>& specs() {
   return s;
 }
 
+// The registry's lock. A fork() never catches it held by another thread (which would leave it
+// held for good in the child): the forking thread takes it first, and the child makes it anew.
 std::mutex& registry_mutex() {
-  static std::mutex mu;
-  return mu;
+  static std::mutex* const mu = [] {
+    pthread_atfork([] { registry_mutex().lock(); }, [] { registry_mutex().unlock(); },
+                   [] { new (&registry_mutex()) std::mutex(); });
+    return new std::mutex;
+  }();
+  return *mu;
 }
+// Made while the library loads, before any thread of ours exists.
+[[maybe_unused]] const std::mutex& registry_mutex_at_load = registry_mutex();
 std::vector<std::string>& extra_dirs() {
   static std::vector<std::string> dirs;
   return dirs;
