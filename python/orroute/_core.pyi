@@ -52,21 +52,21 @@ class Encoding:
     ) -> int: ...
     def encode_batch(
         self,
-        texts: Sequence[str],
+        texts: list[str],
         allowed: Sequence[str] | None,
         disallowed: Sequence[str] | None,
         threads: int,
     ) -> list[list[int]]: ...
     def encode_batch_flat(
         self,
-        texts: Sequence[str],
+        texts: list[str],
         allowed: Sequence[str] | None,
         disallowed: Sequence[str] | None,
         threads: int,
     ) -> tuple[TokenBuffer, OffsetBuffer]: ...
     def count_batch(
         self,
-        texts: Sequence[str],
+        texts: list[str],
         allowed: Sequence[str] | None,
         disallowed: Sequence[str] | None,
         threads: int,
