@@ -23,8 +23,12 @@ buffer of all tokens for orroute and fastokens (both `encode_batch_flat`), lists
 time the call used (all threads), which is what a loaded server pays. A curve of single-string
 encode throughput against input size follows (distinct strings of each size, no reuse).
 
+`--warm MB` has every peer batch-encode that much other text first, so the modes measure caches
+as a long-running process has them (fastokens' grow with what it has seen; see
+docs/tokenizer.md, seventh pass).
+
 Usage: PYTHONPATH=python python3 bench/tokenizer.py [--encoding o200k_base] [--mb 1] [--rounds 5]
-       [--peers orroute,tiktoken,tokie,...] [--threads 2]
+       [--peers orroute,tiktoken,tokie,...] [--threads 2] [--warm 0]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import csv
 import functools
 import hashlib
 import json
+import math
 import os
 import shutil
 import statistics
@@ -408,12 +413,20 @@ def main() -> None:
         "--modes",
         default="encode,count,string,batch-encode,batch-encode-lists,batch-count,curve",
     )
+    ap.add_argument(
+        "--warm",
+        type=float,
+        default=0.0,
+        help="MB of other text every peer batch-encodes before the modes (caches warm, as in a "
+        "long-running process)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("RAYON_NUM_THREADS", str(args.threads))  # HF tokenizers, tokie, ...
 
     docs = documents(DATA)
     modes = args.modes.split(",")
-    n_rounds = args.rounds * (len(modes) + 1)
+    n_warm = math.ceil(args.warm / args.mb)
+    n_rounds = args.rounds * (len(modes) + 1) + n_warm
     pool = slices(docs, args.mb, n_rounds)
     peers = make_peers(args.encoding, [p for p in args.peers.split(",") if p], args.threads)
     check_exact(peers, pool[-1], tiktoken_oracle(args.encoding))
@@ -425,7 +438,10 @@ def main() -> None:
     )
     print("  " + ", ".join(f"{p.name} {p.version}" for p in peers))
 
-    fresh = iter(pool[:-1])
+    for warm in pool[-1 - n_warm : -1]:
+        for p in peers:
+            p.batch_encode(warm)
+    fresh = iter(pool[: -1 - n_warm])
 
     def take() -> list[list[str]]:
         return [next(fresh) for _ in range(args.rounds)]
