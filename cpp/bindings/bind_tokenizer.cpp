@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdlib>
+#include <exception>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -188,6 +189,26 @@ const SpecialPolicy& default_policy() {
   return p;
 }
 
+// fn() with the GIL released. The GIL is taken back in ordinary code, not in a destructor (as
+// py::gil_scoped_release does): when the interpreter is exiting, Python 3.11 ends a daemon thread
+// that takes the GIL back with pthread_exit, whose unwinding aborts the process if it meets a
+// noexcept frame (every destructor). fn's own exception is rethrown once the GIL is back.
+template <class Fn>
+auto without_gil(Fn&& fn) {
+  using Result = decltype(fn());
+  std::optional<Result> result;
+  std::exception_ptr error;
+  PyThreadState* state = PyEval_SaveThread();
+  try {
+    result.emplace(fn());
+  } catch (...) {
+    error = std::current_exception();
+  }
+  PyEval_RestoreThread(state);
+  if (error) std::rethrow_exception(error);
+  return std::move(*result);
+}
+
 // Texts shorter than this are encoded with the GIL held: they take microseconds, about what
 // releasing and re-taking the GIL costs (fastokens' threshold is 32 KB). Other Python threads
 // wait at most ~0.3 ms for one call.
@@ -197,8 +218,7 @@ constexpr size_t kReleaseGilBytes = 16 * 1024;
 template <class Fn>
 auto gil_free_if_long(size_t bytes, Fn&& fn) {
   if (bytes < kReleaseGilBytes) return fn();
-  py::gil_scoped_release release;
-  return fn();
+  return without_gil(std::forward<Fn>(fn));
 }
 
 // Runs fn() (encoding a text of `bytes` bytes; the GIL released if long) and converts its tokens
@@ -211,12 +231,7 @@ py::list released_list(size_t bytes, Fn&& fn) {
 // Runs fn() with the GIL released and converts its tokens to a list.
 template <class Fn>
 py::list released_list(Fn&& fn) {
-  Tokens out;
-  {
-    py::gil_scoped_release release;
-    out = fn();
-  }
-  return to_list(out);
+  return to_list(without_gil(std::forward<Fn>(fn)));
 }
 
 }  // namespace
@@ -264,19 +279,14 @@ void bind_tokenizer(py::module_& m) {
       .def("encode_with_unstable",
            [](const Encoding& e, TextView text, SpecialSet allowed, SpecialSet disallowed) {
              const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
-             std::pair<Tokens, std::vector<Tokens>> out;
-             {
-               py::gil_scoped_release release;
-               out = e.encode_with_unstable(text.view, p);
-             }
+             const auto out = without_gil([&] { return e.encode_with_unstable(text.view, p); });
              return py::make_tuple(to_list(out.first), to_lists(out.second));
            },
            py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
       .def("encode_to_buffer",
            [](const Encoding& e, TextView text, SpecialSet allowed, SpecialSet disallowed) {
              const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
-             py::gil_scoped_release release;
-             return TokenBuffer{e.encode(text.view, p)};
+             return without_gil([&] { return TokenBuffer{e.encode(text.view, p)}; });
            },
            py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
       .def("encode_default",
@@ -306,23 +316,15 @@ void bind_tokenizer(py::module_& m) {
            [](const Encoding& e, const TextViews& texts, SpecialSet allowed, SpecialSet disallowed,
               unsigned threads) {
              const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
-             std::vector<Tokens> out;
-             {
-               py::gil_scoped_release release;
-               out = e.encode_batch(texts.views, p, threads);
-             }
-             return to_lists(out);
+             return to_lists(without_gil([&] { return e.encode_batch(texts.views, p, threads); }));
            },
            py::arg("texts"), py::arg("allowed"), py::arg("disallowed"), py::arg("threads"))
       .def("encode_batch_flat",
            [](const Encoding& e, const TextViews& texts, SpecialSet allowed, SpecialSet disallowed,
               unsigned threads) {
              const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
-             FlatTokens flat;
-             {
-               py::gil_scoped_release release;
-               flat = e.encode_batch_flat(texts.views, p, threads);
-             }
+             FlatTokens flat =
+                 without_gil([&] { return e.encode_batch_flat(texts.views, p, threads); });
              return py::make_tuple(TokenBuffer{std::move(flat.tokens)},
                                    OffsetBuffer{std::move(flat.offsets)});
            },
@@ -331,8 +333,7 @@ void bind_tokenizer(py::module_& m) {
            [](const Encoding& e, const TextViews& texts, SpecialSet allowed, SpecialSet disallowed,
               unsigned threads) {
              const SpecialPolicy p = policy(std::move(allowed), std::move(disallowed));
-             py::gil_scoped_release release;
-             return e.count_batch(texts.views, p, threads);
+             return without_gil([&] { return e.count_batch(texts.views, p, threads); });
            },
            py::arg("texts"), py::arg("allowed"), py::arg("disallowed"), py::arg("threads"))
       .def("encode_bytes",
@@ -348,21 +349,13 @@ void bind_tokenizer(py::module_& m) {
       .def("encode_single_token", &Encoding::encode_single_token, py::arg("bytes"))
       .def("decode_bytes",
            [](const Encoding& e, const Tokens& tokens) {
-             std::string out;
-             {
-               py::gil_scoped_release release;
-               out = e.decode_bytes(tokens);
-             }
-             return py::bytes(out);
+             return py::bytes(without_gil([&] { return e.decode_bytes(tokens); }));
            },
            py::arg("tokens"))
       .def("decode_bytes_batch",
            [](const Encoding& e, const std::vector<Tokens>& batch) {
-             std::vector<std::string> out;
-             {
-               py::gil_scoped_release release;
-               out = e.decode_bytes_batch(batch);
-             }
+             const std::vector<std::string> out =
+                 without_gil([&] { return e.decode_bytes_batch(batch); });
              py::list result(out.size());
              for (size_t i = 0; i < out.size(); ++i) result[i] = py::bytes(out[i]);
              return result;
@@ -385,8 +378,10 @@ void bind_tokenizer(py::module_& m) {
       });
 
   m.def("get_encoding",
-        [](std::string_view name) { return std::const_pointer_cast<Encoding>(get_encoding(name)); },
-        py::arg("name"), py::call_guard<py::gil_scoped_release>());
+        [](std::string_view name) {
+          return std::const_pointer_cast<Encoding>(without_gil([&] { return get_encoding(name); }));
+        },
+        py::arg("name"));
   m.def("encoding_names", &encoding_names);
   m.def("add_vocab_dir", &add_vocab_dir, py::arg("dir"));
   m.def("tiktoken_encoding_name",
@@ -419,10 +414,16 @@ void bind_tokenizer(py::module_& m) {
       .def_readonly("exact", &TokenCount::exact)
       .def_readonly("encoding", &TokenCount::encoding)
       .def_readonly("family", &TokenCount::family);
-  m.def("count_text_tokens", &count_text_tokens, py::arg("model"), py::arg("text"),
-        py::call_guard<py::gil_scoped_release>());
-  m.def("count_chat_tokens_json", &count_chat_tokens_json, py::arg("model"),
-        py::arg("messages_json"), py::arg("tools_json"), py::call_guard<py::gil_scoped_release>());
+  m.def("count_text_tokens",
+        [](std::string_view model, std::string_view text) {
+          return without_gil([&] { return count_text_tokens(model, text); });
+        },
+        py::arg("model"), py::arg("text"));
+  m.def("count_chat_tokens_json",
+        [](std::string_view model, std::string_view messages_json, std::string_view tools_json) {
+          return without_gil([&] { return count_chat_tokens_json(model, messages_json, tools_json); });
+        },
+        py::arg("model"), py::arg("messages_json"), py::arg("tools_json"));
 }
 
 }  // namespace orroute::bindings

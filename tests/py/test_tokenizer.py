@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import subprocess
 import sys
 import threading
 
@@ -121,6 +122,41 @@ def test_a_child_forked_during_batches_on_another_thread_can_batch() -> None:
     finally:
         stop.set()
         busy.join()
+
+
+DAEMONS_AT_EXIT = """
+import threading, time, orroute
+enc = orroute.get_encoding("o200k_base")
+texts = ["word " * 2000] * 100
+calls = [
+    lambda: enc.encode_batch(texts, num_threads=2),
+    lambda: enc.count_batch(texts, num_threads=2),
+    lambda: enc.encode_batch_flat(texts, num_threads=2),
+    lambda: enc.encode(texts[0] * 4),  # over 16 KB: the GIL is released
+    lambda: orroute.count_tokens(texts[0] * 4, model="openai/gpt-4o"),
+]
+def loop(call):
+    while True:
+        call()
+for call in calls:
+    threading.Thread(target=loop, args=(call,), daemon=True).start()
+time.sleep(0.5)
+"""
+
+
+def test_daemon_threads_inside_calls_do_not_abort_the_exit() -> None:
+    # At exit Python 3.11 ends a daemon thread that takes the GIL back with pthread_exit; the
+    # binding must re-take it outside any noexcept frame, or the process aborts (status 134).
+    for _ in range(3):
+        run = subprocess.run(
+            [sys.executable, "-c", DAEMONS_AT_EXIT],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_flat_batch_matches_single_calls(enc: orroute.Encoding) -> None:
