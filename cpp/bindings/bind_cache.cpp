@@ -5,6 +5,7 @@
 
 #include "bindings.h"
 #include "casters.h"
+#include "gil.h"
 #include "orroute/cache/cache_key.h"
 #include "orroute/cache/replay.h"
 #include "orroute/cache/response_cache.h"
@@ -24,15 +25,15 @@ void bind_cache(py::module_& m) {
         return cache_key(request_json, scope, CachePolicy{allow_sampling});
       },
       py::arg("request_json"), py::arg("scope"), py::arg("allow_sampling") = false,
-      py::call_guard<py::gil_scoped_release>());
+      py::call_guard<GilRelease>());
   m.def(
       "canonical_request",
       [](std::string_view request_json) { return canonical_request(request_json, nullptr); },
-      py::arg("request_json"), py::call_guard<py::gil_scoped_release>());
+      py::arg("request_json"), py::call_guard<GilRelease>());
   m.def("cache_hit_completion", &cache_hit_completion, py::arg("reply"),
-        py::call_guard<py::gil_scoped_release>());
+        py::call_guard<GilRelease>());
   m.def("replay_chunks", &replay_chunks, py::arg("completion_json"), py::arg("piece_bytes") = 48,
-        py::call_guard<py::gil_scoped_release>());
+        py::call_guard<GilRelease>());
 
   py::class_<CacheLimits>(m, "CacheLimits")
       .def(py::init<>())
@@ -61,13 +62,13 @@ void bind_cache(py::module_& m) {
              return open_response_cache(location, limits);
            }),
            py::arg("location"), py::arg("limits") = CacheLimits{},
-           py::call_guard<py::gil_scoped_release>())
+           py::call_guard<GilRelease>())
       .def("get", &ResponseCache::get, py::arg("key"), py::arg("now") = 0,
-           py::call_guard<py::gil_scoped_release>())
+           py::call_guard<GilRelease>())
       .def("put", &ResponseCache::put, py::arg("key"), py::arg("reply"), py::arg("now") = 0,
-           py::call_guard<py::gil_scoped_release>())
-      .def("stats", &ResponseCache::stats, py::call_guard<py::gil_scoped_release>())
-      .def("clear", &ResponseCache::clear, py::call_guard<py::gil_scoped_release>())
+           py::call_guard<GilRelease>())
+      .def("stats", &ResponseCache::stats, py::call_guard<GilRelease>())
+      .def("clear", &ResponseCache::clear, py::call_guard<GilRelease>())
       .def_property_readonly("limits", &ResponseCache::limits);
 }
 

@@ -7,6 +7,7 @@
 
 #include "bindings.h"
 #include "casters.h"
+#include "gil.h"
 #include "orroute/catalog/catalog.h"
 #include "orroute/catalog/catalog_snapshot.h"
 
@@ -98,11 +99,11 @@ void bind_catalog(py::module_& m) {
       .def(py::init<>())
       .def_static(
           "from_json", [](std::string_view text) { return ModelCatalog::from_json(text); },
-          py::arg("text"), py::call_guard<py::gil_scoped_release>())
+          py::arg("text"), py::call_guard<GilRelease>())
       .def_static("from_file", &ModelCatalog::from_file, py::arg("path"),
-                  py::call_guard<py::gil_scoped_release>())
+                  py::call_guard<GilRelease>())
       .def_static("load_bundled", &orroute::load_bundled_catalog, py::arg("json_path"),
-                  py::arg("snapshot_path"), py::call_guard<py::gil_scoped_release>())
+                  py::arg("snapshot_path"), py::call_guard<GilRelease>())
       .def_static(
           "from_snapshot", [](py::bytes b) { return orroute::read_catalog_snapshot(std::string_view(b)); },
           py::arg("data"))

@@ -5,6 +5,7 @@
 
 #include "bindings.h"
 #include "casters.h"
+#include "gil.h"
 #include "orroute/catalog/catalog.h"
 #include "orroute/route/compression.h"
 
@@ -30,7 +31,7 @@ void bind_compression(py::module_& m) {
       .def_readonly("summary_at", &CompressionPlan::summary_at);
   m.def("plan_compression", &plan_compression, py::arg("model"), py::arg("messages_json"),
         py::arg("rule"), py::arg("catalog") = nullptr, py::arg("tools_json") = "",
-        py::call_guard<py::gil_scoped_release>());
+        py::call_guard<GilRelease>());
 }
 
 }  // namespace orroute::bindings

@@ -6,6 +6,7 @@
 
 #include "bindings.h"
 #include "casters.h"
+#include "gil.h"
 #include "ledger_methods.h"
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/sqlite_ledger.h"
@@ -157,7 +158,7 @@ void bind_cost(py::module_& m) {
       .def_readonly("model", &ApprovalRequest::model)
       .def_readonly("task_id", &ApprovalRequest::task_id);
 
-  using GIL = py::call_guard<py::gil_scoped_release>;
+  using GIL = py::call_guard<GilRelease>;
   py::class_<SqliteLedger> sqlite(m, "SqliteLedger");
   sqlite.def(py::init([](const std::string& path, int32_t busy_timeout_ms, bool durable_fsync,
                        bool leases, int64_t settle_delay_us) {
@@ -189,7 +190,7 @@ void bind_cost(py::module_& m) {
               const std::string& model, const std::string& task_id) {
              const ReserveRequest req{scope, amount, at, ttl_us, model, task_id};
              if (auto out = g.try_reserve_local(req)) return std::move(*out);
-             py::gil_scoped_release release;
+             GilRelease release;
              return g.reserve(req);
            },
            py::arg("scope"), py::arg("amount"), py::arg("at") = 0,

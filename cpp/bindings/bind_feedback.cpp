@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "gil.h"
 #include "orroute/cost/feedback_store.h"
 
 namespace py = pybind11;
@@ -29,11 +30,11 @@ void bind_feedback(py::module_& m) {
 
   py::class_<FeedbackStore, std::shared_ptr<FeedbackStore>>(m, "FeedbackStore")
       .def(py::init([](const std::string& location) { return open_feedback_store(location); }),
-           py::arg("location"), py::call_guard<py::gil_scoped_release>())
-      .def("add", &FeedbackStore::add, py::arg("entry"), py::call_guard<py::gil_scoped_release>())
-      .def("summary", &FeedbackStore::summary, py::call_guard<py::gil_scoped_release>())
+           py::arg("location"), py::call_guard<GilRelease>())
+      .def("add", &FeedbackStore::add, py::arg("entry"), py::call_guard<GilRelease>())
+      .def("summary", &FeedbackStore::summary, py::call_guard<GilRelease>())
       .def("entries", &FeedbackStore::entries, py::arg("start") = 0, py::arg("limit") = -1,
-           py::call_guard<py::gil_scoped_release>());
+           py::call_guard<GilRelease>());
 }
 
 }  // namespace orroute::bindings

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "bindings.h"
+#include "gil.h"
 #include "json_py.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
@@ -227,7 +228,7 @@ void wait_interruptible(Call& call, std::optional<Transport::Driver>* driver = n
   while (true) {
     bool done;
     {
-      py::gil_scoped_release release;
+      GilRelease release;
       if (driver != nullptr && *driver && (*driver)->held()) {
         done = (*driver)->run_until([&call] { return call.state() != Call::State::kRunning; }, kSlice);
       } else {
@@ -255,7 +256,7 @@ py::dict headers_to_py(const Headers& h) {
 
 void bind_net(py::module_& m) {
   py::class_<Call, std::shared_ptr<Call>>(m, "Call", "One API call in flight (private).")
-      .def("wait", [](Call& c, double timeout) { py::gil_scoped_release r; return c.wait(static_cast<int64_t>(timeout * 1000)); },
+      .def("wait", [](Call& c, double timeout) { GilRelease r; return c.wait(static_cast<int64_t>(timeout * 1000)); },
            py::arg("timeout"), "Waits up to `timeout` seconds (GIL released); True once finished.")
       .def("wait_done", [](Call& c) { wait_interruptible(c); }, "Waits until finished (GIL released, Ctrl-C cancels).")
       .def_property_readonly("done", [](const Call& c) { return c.state() != Call::State::kRunning; })
@@ -328,7 +329,7 @@ void bind_net(py::module_& m) {
               // the loop: a kept-alive connection writes the request): the server starts on it at
               // once, and the loop thread, woken as the Driver lets go, waits for the reply while
               // the server works, instead of being woken first and sending late.
-              py::gil_scoped_release release;
+              GilRelease release;
               Transport::Driver driver(c.transport());
               auto call = c.start(std::move(spec));
               if (driver.held()) driver.run_until([] { return true; }, std::chrono::milliseconds(0));
@@ -340,7 +341,7 @@ void bind_net(py::module_& m) {
             driver.emplace(c.transport());
             std::shared_ptr<Call> call;
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               call = c.start(std::move(spec));
             }
             wait_interruptible(*call, &driver);

@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "gil.h"
 #include "json_py.h"
 #include "casters.h"
 #include "orroute/provider/anthropic_inbound.h"
@@ -68,7 +69,7 @@ void bind_provider(py::module_& m) {
             std::string chunk;
             Call::Next n;
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               n = s.next(chunk, true, timeout < 0 ? -1 : static_cast<int64_t>(timeout * 1000));
             }
             return next_to_py(n, chunk);
@@ -87,7 +88,7 @@ void bind_provider(py::module_& m) {
           [](ProviderClient& c, const std::string& chat_json, const std::string& model) {
             ProviderResult r;
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               r = c.complete(chat_json, model);
             }
             py::dict d;

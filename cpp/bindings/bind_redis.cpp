@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "gil.h"
 #include "ledger_methods.h"
 #include "orroute/cost/open_ledger.h"
 #ifdef ORROUTE_HAVE_REDIS
@@ -19,7 +20,7 @@ void bind_redis(py::module_& m) {
   m.def("redis_available", &redis_ledger_available,
         "Whether this build has the Redis ledger (hiredis found at build time).");
 #ifdef ORROUTE_HAVE_REDIS
-  using GIL = py::call_guard<py::gil_scoped_release>;
+  using GIL = py::call_guard<GilRelease>;
   py::class_<RedisLedger> redis(m, "RedisLedger");
   redis
       .def(py::init([](const std::string& url, const std::string& prefix,

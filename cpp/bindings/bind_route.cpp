@@ -12,6 +12,7 @@
 
 #include "bindings.h"
 #include "casters.h"
+#include "gil.h"
 #include "json_py.h"
 #include "orroute/catalog/capabilities.h"
 #include "orroute/cost/feedback_store.h"
@@ -566,7 +567,7 @@ void bind_route(py::module_& m) {
              }
              if (run) run->cancel();
            },
-           py::call_guard<py::gil_scoped_release>())
+           py::call_guard<GilRelease>())
       .def("result", [](PendingResult& p) {
         std::lock_guard lock(p.mu);
         if (!p.result) throw InvalidArgument("the task has not finished");
@@ -579,8 +580,8 @@ void bind_route(py::module_& m) {
       }, "The response body as the upstream sent it (bytes).");
 
   py::class_<EngineRun, std::shared_ptr<EngineRun>>(m, "EngineRun")
-      .def("cancel", &EngineRun::cancel, py::call_guard<py::gil_scoped_release>())
-      .def("resume", &EngineRun::resume, py::call_guard<py::gil_scoped_release>());
+      .def("cancel", &EngineRun::cancel, py::call_guard<GilRelease>())
+      .def("resume", &EngineRun::resume, py::call_guard<GilRelease>());
 
   // The bounded stream hand-off: the transport thread queues chunks and signals the Notifier; the
   // loop takes them in batches. No Python object is touched off the GIL.
@@ -600,7 +601,7 @@ void bind_route(py::module_& m) {
              auto r = s.result();
              return r ? py::object(result_dict(*r)) : py::object(py::none());
            })
-      .def("cancel", &StreamedRun::cancel, py::call_guard<py::gil_scoped_release>())
+      .def("cancel", &StreamedRun::cancel, py::call_guard<GilRelease>())
       .def("model", [](const StreamedRun& s) { return s.progress().first; })
       .def("attempts", [](const StreamedRun& s) { return s.progress().second; })
       .def("pauses", [](StreamedRun& s) { return s.queue().pauses(); });
@@ -612,7 +613,7 @@ void bind_route(py::module_& m) {
              if (ledger_path) ledger = open_ledger(*ledger_path);  // a file or redis://
              QualityPriors priors;
              if (!priors_json.empty()) priors = QualityPriors::from_json(priors_json);
-             py::gil_scoped_release nogil;  // may fetch {base_url}/models
+             GilRelease nogil;  // may fetch {base_url}/models
              auto engine = std::make_unique<Engine>(config, std::move(catalog), std::move(ledger),
                                                     std::move(priors));
              // feedback kept next to the ledger: the selector starts from what was recorded
@@ -624,7 +625,7 @@ void bind_route(py::module_& m) {
       .def("plan", [](const Engine& e, const EngineTask& t) {
              EnginePlan p;
              {
-               py::gil_scoped_release nogil;
+               GilRelease nogil;
                p = e.plan(t);
              }
              return plan_dict(p);
@@ -655,7 +656,7 @@ void bind_route(py::module_& m) {
                 err.discard_as_unraisable("orroute: task done callback");
               }
             };
-            py::gil_scoped_release nogil;
+            GilRelease nogil;
             EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
             return e.submit(t, std::move(p), std::move(chunk), std::move(done));
           },
@@ -663,7 +664,7 @@ void bind_route(py::module_& m) {
       .def(
           "submit_stream",
           [](Engine& e, const EngineTask& t, size_t capacity) {
-            py::gil_scoped_release nogil;
+            GilRelease nogil;
             return StreamedRun::start(e, t, e.plan(t, Engine::PlanUse::kSend), capacity);
           },
           py::arg("task"), py::arg("capacity") = 64,
@@ -677,7 +678,7 @@ void bind_route(py::module_& m) {
           "submit_async",
           [](Engine& e, const EngineTask& t) {
             auto pending = std::make_shared<PendingResult>();
-            py::gil_scoped_release nogil;
+            GilRelease nogil;
             EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
             // As the client's async calls: while the network loop is idle, the first attempt is
             // sent from this thread (one turn of the loop, claimed after the plan so no other
@@ -695,7 +696,7 @@ void bind_route(py::module_& m) {
       .def("run", [](Engine& e, const EngineTask& t) {
              EngineResult r;
              {
-               py::gil_scoped_release nogil;
+               GilRelease nogil;
                r = e.run(t);
              }
              return result_dict(r);
@@ -757,7 +758,7 @@ void bind_route(py::module_& m) {
           [](Engine& e) {
             if (e.budget_guard()) e.budget_guard()->ledger().release_leases();
           },
-          py::call_guard<py::gil_scoped_release>())
+          py::call_guard<GilRelease>())
       .def("reserved",
            [](Engine& e) {
              if (!e.budget_guard()) return std::pair<int64_t, Money>{0, Money::zero()};

@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "gil.h"
 #include "orroute/select/features.h"
 #include "orroute/select/learned_router.h"
 #include "orroute/select/quality_predictor.h"
@@ -13,7 +14,7 @@ namespace orroute::bindings {
 
 namespace {
 
-using Release = py::call_guard<py::gil_scoped_release>;
+using Release = py::call_guard<GilRelease>;
 
 std::shared_ptr<LearnedRouter> fit(std::vector<std::string> prompts,
                                    std::vector<std::string> models,
@@ -21,7 +22,7 @@ std::shared_ptr<LearnedRouter> fit(std::vector<std::string> prompts,
                                    std::vector<std::vector<double>> costs, RouterConfig config) {
   const OutcomeTable table{std::move(prompts), std::move(models), std::move(scores),
                            std::move(costs)};
-  py::gil_scoped_release release;
+  GilRelease release;
   return LearnedRouter::fit(table, config);
 }
 
@@ -117,7 +118,7 @@ void bind_routing(py::module_& m) {
           [](const LearnedRouter& r, const std::vector<std::string>& prompts) {
             std::vector<double> p, c;
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               r.predict_many(prompts, p, c);
             }
             return py::make_tuple(p, c);

@@ -6,6 +6,7 @@
 
 #include "bindings.h"
 #include "casters.h"
+#include "gil.h"
 #include "orroute/catalog/capabilities.h"
 #include "orroute/route/complexity.h"
 #include "orroute/select/selector.h"
@@ -131,7 +132,7 @@ void bind_select(py::module_& m) {
            py::arg("constraints") = py::none())
       .def("select_model", &ModelSelector::select_model, py::arg("task_type"),
            py::arg("input_size"), py::arg("budget") = py::none(),
-           py::call_guard<py::gil_scoped_release>())
+           py::call_guard<GilRelease>())
       .def(
           "rank",
           [](const ModelSelector& s, std::string task_type, int64_t input_size,
@@ -139,7 +140,7 @@ void bind_select(py::module_& m) {
              std::optional<Constraints> constraints,
              std::unordered_map<std::string, double> predicted_quality, bool explain,
              size_t limit, std::string prompt, bool complexity_floor) {
-            py::gil_scoped_release release;
+            GilRelease release;
             std::optional<double> floor;
             std::string floor_why;
             if (!prompt.empty() && complexity_floor) {

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "gil.h"
 #include "json_py.h"
 #include "orroute/net/chat_stream.h"
 
@@ -27,7 +28,7 @@ void bind_stream(py::module_& m) {
             rapidjson::Document chunk;
             Call::Next n;
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               n = s.next(chunk, /*block=*/true, timeout < 0 ? -1 : static_cast<int64_t>(timeout * 1000));
             }
             if (n == Call::Next::kItem) return py::make_tuple(0, json_to_py(chunk));

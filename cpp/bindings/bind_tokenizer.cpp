@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "gil.h"
 #include "orroute/tokenizer/encoding.h"
 #include "orroute/tokenizer/token_count.h"
 
@@ -189,24 +190,11 @@ const SpecialPolicy& default_policy() {
   return p;
 }
 
-// fn() with the GIL released. The GIL is taken back in ordinary code, not in a destructor (as
-// py::gil_scoped_release does): when the interpreter is exiting, Python 3.11 ends a daemon thread
-// that takes the GIL back with pthread_exit, whose unwinding aborts the process if it meets a
-// noexcept frame (every destructor). fn's own exception is rethrown once the GIL is back.
+// fn() with the GIL released (GilRelease: a daemon thread inside it at exit ends quietly).
 template <class Fn>
 auto without_gil(Fn&& fn) {
-  using Result = decltype(fn());
-  std::optional<Result> result;
-  std::exception_ptr error;
-  PyThreadState* state = PyEval_SaveThread();
-  try {
-    result.emplace(fn());
-  } catch (...) {
-    error = std::current_exception();
-  }
-  PyEval_RestoreThread(state);
-  if (error) std::rethrow_exception(error);
-  return std::move(*result);
+  GilRelease released;
+  return fn();
 }
 
 // Texts shorter than this are encoded with the GIL held: they take microseconds, about what

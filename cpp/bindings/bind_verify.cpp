@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "gil.h"
 #include "orroute/verify/arithmetic.h"
 #include "orroute/verify/escalation_model.h"
 #include "orroute/verify/json_check.h"
@@ -15,7 +16,7 @@ namespace py = pybind11;
 namespace orroute::bindings {
 
 namespace {
-using Release = py::call_guard<py::gil_scoped_release>;
+using Release = py::call_guard<GilRelease>;
 }  // namespace
 
 void bind_verify(py::module_& m) {

@@ -160,3 +160,37 @@ def test_a_managers_call_on_an_idle_engine_is_sent_from_the_event_loop_thread(fa
         return net.drives() - before
 
     assert asyncio.run(calls()) >= 10
+
+
+# Daemon threads stuck in blocking calls (a sync client's and a manager's) when the program ends.
+DAEMONS_IN_CALLS_AT_EXIT = """
+import sys, threading, time
+import orroute
+from orroute.testing import FakeOpenRouter
+fake = FakeOpenRouter(models=["m/a"])
+fake.__enter__()
+KEY = "sk-or-v1-" + "d" * 64
+MSGS = [{"role": "user", "content": "hi"}]
+def client():
+    c = orroute.OpenRouter(api_key=KEY, base_url=fake.base_url)
+    while True:
+        c.chat.completions.create(model="m/a", messages=MSGS)
+def manager():
+    m = orroute.AIModelManager(api_key=KEY, base_url=fake.base_url, fallbacks=["m/a"])
+    while True:
+        m.execute_task_sync(orroute.Task(messages=MSGS))
+for target in (client, client, manager, manager):
+    threading.Thread(target=target, daemon=True).start()
+time.sleep(0.5)
+"""
+
+
+def test_daemon_threads_inside_calls_do_not_abort_the_exit():
+    # At exit Python 3.11 ends a daemon thread that takes the GIL back with pthread_exit; a
+    # binding that re-took it in a noexcept destructor (pybind11's gil_scoped_release) aborted
+    # the whole process (status 134) instead of exiting 0.
+    for _ in range(3):
+        run = subprocess.run([sys.executable, "-c", DAEMONS_IN_CALLS_AT_EXIT], capture_output=True,
+                             text=True, timeout=120, check=False,
+                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        assert run.returncode == 0, run.stderr[-2000:]
