@@ -13,11 +13,16 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 import orroute
 from orroute.testing import FakeOpenRouter
+
+# A child Python imports the orroute these tests import (the installed one in CI, where the source
+# tree has no built extension), whatever an earlier test put on sys.path.
+CHILD_PATH = os.pathsep.join([str(Path(orroute.__file__).resolve().parents[1]), *sys.path])
 
 MSGS = [{"role": "user", "content": "Say hello"}]
 KEY = "sk-or-v1-" + "c" * 60 + "3333"
@@ -138,7 +143,7 @@ with FakeOpenRouter(models=["m/a", "m/slow"], use_uvloop=False) as fake:
 def test_a_sync_call_from_a_signal_handler_during_a_sync_call_completes(tmp_path):
     script = tmp_path / "nested.py"
     script.write_text(_CALL_FROM_A_SIGNAL_HANDLER)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env = dict(os.environ, PYTHONPATH=CHILD_PATH)
     out = subprocess.run([sys.executable, str(script), KEY], check=False, capture_output=True,
                          text=True, timeout=30, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -192,5 +197,5 @@ def test_daemon_threads_inside_calls_do_not_abort_the_exit():
     for _ in range(3):
         run = subprocess.run([sys.executable, "-c", DAEMONS_IN_CALLS_AT_EXIT], capture_output=True,
                              text=True, timeout=120, check=False,
-                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+                             env=dict(os.environ, PYTHONPATH=CHILD_PATH))
         assert run.returncode == 0, run.stderr[-2000:]
