@@ -134,6 +134,12 @@ py::str upstream_str(std::string_view s) {
   return py::reinterpret_steal<py::str>(o);
 }
 
+py::dict presized_dict(Py_ssize_t n) {
+  PyObject* d = _PyDict_NewPresized(n);
+  if (d == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::dict>(d);
+}
+
 namespace {
 
 // The str of a reply's object key. Keys repeat from reply to reply ("id", "choices", "message",
@@ -182,9 +188,7 @@ py::object json_to_py(const rapidjson::Value& v) {
       return out;
     }
     case rapidjson::kObjectType: {
-      PyObject* presized = _PyDict_NewPresized(static_cast<Py_ssize_t>(v.MemberCount()));  // never resized
-      if (presized == nullptr) throw py::error_already_set();
-      const auto out = py::reinterpret_steal<py::dict>(presized);
+      const py::dict out = presized_dict(static_cast<Py_ssize_t>(v.MemberCount()));
       for (const auto& m : v.GetObject()) {
         const py::object key = json_key(std::string_view(m.name.GetString(), m.name.GetStringLength()));
         const py::object value = json_to_py(m.value);
@@ -325,15 +329,9 @@ void bind_net(py::module_& m) {
               validate_chat_request(json.doc());
             }
             if (!blocking) {
-              // While the loop thread is idle, the call is also sent from this thread (one turn of
-              // the loop: a kept-alive connection writes the request): the server starts on it at
-              // once, and the loop thread, woken as the Driver lets go, waits for the reply while
-              // the server works, instead of being woken first and sending late.
+              // While the loop thread is idle, the call is also sent from this thread.
               GilRelease release;
-              Transport::Driver driver(c.transport());
-              auto call = c.start(std::move(spec));
-              if (driver.held()) driver.run_until([] { return true; }, std::chrono::milliseconds(0));
-              return call;
+              return start_sending_here(c.transport(), [&] { return c.start(std::move(spec)); });
             }
             // While the loop thread is idle, the call is sent and waited for on this thread: no
             // hand-off between threads, no wake-up either way.

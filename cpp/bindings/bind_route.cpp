@@ -4,7 +4,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <chrono>
 #include <memory>
 #include <mutex>
 #include <type_traits>
@@ -21,8 +20,8 @@
 #include "orroute/cost/usage_audit.h"
 #include "orroute/engine.h"
 #include "orroute/net/api_client.h"
-#include "orroute/net/transport.h"
 #include "orroute/net/protocol.h"
+#include "orroute/net/transport.h"
 #include "orroute/route/complexity.h"
 #include "orroute/select/quality_priors.h"
 
@@ -116,13 +115,6 @@ void put(py::dict& d, PyObject* key, T&& value) {
   if (PyDict_SetItem(d.ptr(), key, v.ptr()) != 0) throw py::error_already_set();
 }
 
-// An empty dict with room for `n` keys: filling it never resizes it.
-py::dict dict_for(Py_ssize_t n) {
-  PyObject* d = _PyDict_NewPresized(n);
-  if (!d) throw py::error_already_set();
-  return py::reinterpret_steal<py::dict>(d);
-}
-
 py::dict complexity_dict(const Complexity& c) {
   const ResultKeys& k = keys();
   py::dict d;
@@ -165,7 +157,7 @@ constexpr Py_ssize_t kResultKeys = 26;
 py::dict result_head(const EngineResult& r) {
   const ResultKeys& k = keys();
   const RouteOutcome& o = r.route;
-  py::dict d = dict_for(kResultKeys);
+  py::dict d = presized_dict(kResultKeys);
   put(d, k.ok, o.ok);
   put(d, k.error, o.ok ? py::none() : py::cast(std::string(to_string(o.error))));
   put(d, k.http_status, o.http_status);
@@ -681,13 +673,11 @@ void bind_route(py::module_& m) {
             GilRelease nogil;
             EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
             // As the client's async calls: while the network loop is idle, the first attempt is
-            // sent from this thread (one turn of the loop, claimed after the plan so no other
-            // thread's call waits for it), and the loop thread, woken as the Driver lets go,
-            // waits for the reply while the server works.
-            Transport::Driver driver(e.client()->transport());
-            auto run = e.submit(t, std::move(p), nullptr,
-                                [pending](EngineResult r) { pending->complete(std::move(r)); });
-            if (driver.held()) driver.run_until([] { return true; }, std::chrono::milliseconds(0));
+            // sent from this thread (the loop claimed after the plan: no other call waits for it).
+            auto run = start_sending_here(e.client()->transport(), [&] {
+              return e.submit(t, std::move(p), nullptr,
+                              [pending](EngineResult r) { pending->complete(std::move(r)); });
+            });
             std::lock_guard lock(pending->mu);
             pending->run = std::move(run);
             return pending;

@@ -4,7 +4,6 @@
 #include <pybind11/stl.h>
 
 #include <cstdlib>
-#include <exception>
 #include <map>
 #include <optional>
 #include <string_view>

@@ -20,6 +20,8 @@ pybind11::object json_to_py(const rapidjson::Value& v);
 // become U+FFFD. pybind11's own std::string -> str is strict and would raise UnicodeDecodeError
 // after the call was made and paid. The core repairs what it reads; this is the last guard.
 pybind11::str upstream_str(std::string_view s);
+// An empty dict with room for `n` keys: filling it with up to n never resizes it.
+pybind11::dict presized_dict(Py_ssize_t n);
 // Parses JSON text into a Python value; invalid JSON gives the text itself as a str.
 pybind11::object json_text_to_py(const std::string& text);
 

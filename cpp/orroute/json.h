@@ -54,13 +54,14 @@ bool json_depth_ok(std::string_view text, int max_depth = kMaxJsonDepth) noexcep
 namespace json_detail {
 
 // `doc` parsed from `text` whose depth is known to be at most `max_depth`: recursively when that
-// bounds the recursion (kMaxJsonDepth), else iteratively. A `terminated` text (a NUL right after
-// it, none inside) is read as a C string: a quarter fewer instructions than a sized read.
+// bounds the recursion (kMaxJsonDepth), else iteratively. A text with a NUL right after it
+// (`nul_after`) and none inside is read as a C string: a quarter fewer instructions than a sized
+// read, which a NUL inside needs to reject the text at the same offset.
 template <unsigned kFlags>
-void parse_checked(std::string_view text, bool terminated, rapidjson::Document& doc, int max_depth) {
+void parse_checked(std::string_view text, bool nul_after, rapidjson::Document& doc, int max_depth) {
   if (max_depth > kMaxJsonDepth) {
     doc.Parse<kFlags | rapidjson::kParseIterativeFlag>(text.data(), text.size());
-  } else if (terminated) {
+  } else if (nul_after && std::memchr(text.data(), '\0', text.size()) == nullptr) {
     doc.Parse<kFlags>(text.data());
   } else {
     doc.Parse<kFlags>(text.data(), text.size());
@@ -68,7 +69,7 @@ void parse_checked(std::string_view text, bool terminated, rapidjson::Document& 
 }
 
 template <unsigned kFlags>
-JsonParse parse_json(std::string_view text, bool terminated, rapidjson::Document& doc, size_t max_bytes,
+JsonParse parse_json(std::string_view text, bool nul_after, rapidjson::Document& doc, size_t max_bytes,
                      int max_depth) noexcept {
   JsonParse status = JsonParse::kOk;
   if (text.size() > max_bytes) {
@@ -76,7 +77,7 @@ JsonParse parse_json(std::string_view text, bool terminated, rapidjson::Document
   } else if (!json_depth_ok(text, max_depth)) {
     status = JsonParse::kTooDeep;
   } else {
-    parse_checked<kFlags>(text, terminated, doc, max_depth);
+    parse_checked<kFlags>(text, nul_after, doc, max_depth);
     if (!doc.HasParseError()) return JsonParse::kOk;
     status = JsonParse::kInvalid;
   }
@@ -94,15 +95,13 @@ JsonParse parse_json_text(std::string_view text, rapidjson::Document& doc, size_
   return json_detail::parse_json<kFlags>(text, false, doc, max_bytes, max_depth);
 }
 
-// The same for a std::string, which is NUL-terminated: read as a C string unless a NUL inside it
-// (never valid JSON) needs the sized read to reject it at the same offset.
+// The same for a std::string, which is NUL-terminated: read as a C string (see parse_checked).
 // (A template on exactly std::string, so a literal or a string_view still takes the overload above.)
 template <unsigned kFlags = rapidjson::kParseDefaultFlags, typename String>
   requires std::same_as<String, std::string>
 JsonParse parse_json_text(const String& text, rapidjson::Document& doc, size_t max_bytes = kMaxJsonBytes,
                           int max_depth = kMaxJsonDepth) noexcept {
-  const bool terminated = std::memchr(text.data(), '\0', text.size()) == nullptr;
-  return json_detail::parse_json<kFlags>(text, terminated, doc, max_bytes, max_depth);
+  return json_detail::parse_json<kFlags>(text, true, doc, max_bytes, max_depth);
 }
 
 // parse_json_text on a buffer the caller owns and gives up: strings are decoded in place

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include "orroute/net/http.h"
 
@@ -110,5 +111,17 @@ class Transport {
  private:
   std::shared_ptr<Impl> impl_;
 };
+
+// start() (which submits transfers to `transport`), then, when the loop's thread was idle, the
+// loop's next turn on this thread: the requests go out at once (a kept-alive connection writes
+// them), and the loop thread, woken as the Driver lets go, only waits for the replies while the
+// server works, instead of being woken first to send them late. Returns what start() returns.
+template <class Start>
+auto start_sending_here(Transport& transport, Start&& start) {
+  Transport::Driver driver(transport);
+  auto started = std::forward<Start>(start)();
+  if (driver.held()) driver.run_until([] { return true; }, std::chrono::milliseconds(0));
+  return started;
+}
 
 }  // namespace orroute

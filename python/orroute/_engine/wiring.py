@@ -15,6 +15,7 @@ from .. import _exceptions as _exc
 __all__ = ["engine_config", "give_back_leases", "limit_args", "limit_scope", "new_client",
            "stream_of", "user_agent"]
 
+
 def give_back_leases(ledger: Any, pid: int) -> None:
     """``ledger.release_leases()`` (a ledger or an engine), best effort: at exit (a
     ``weakref.finalize``) or close; not in a forked child, whose parent's leases they are."""
