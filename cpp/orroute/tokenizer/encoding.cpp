@@ -209,19 +209,20 @@ void Encoding::encode_ordinary_into(std::string_view text, Sink& sink) const {
   // Pre-tokenizes a block of pieces, requests the cache lines their lookups will touch, then
   // encodes them: the memory latency of one piece overlaps the others' (a lookup that waited for
   // memory was half the time of encoding).
-  constexpr size_t kBlock = 16;
+  constexpr size_t kBlock = CachedBpe::kMaxBlock;
   size_t ends[kBlock];
   std::string_view pieces[kBlock];
   CachedBpe::Ref refs[kBlock];
   const char* data = text.data();
+  const char* const data_end = data + text.size();
   PieceScanner scanner(pattern_, text);
   size_t pos = 0;
   for (size_t m; (m = scanner.next(ends, kBlock)) > 0;) {
     for (size_t i = 0; i < m; pos = ends[i++]) {
       pieces[i] = std::string_view(data + pos, ends[i] - pos);
-      refs[i] = sink.bpe.ref(pieces[i]);
+      refs[i] = sink.bpe.ref(pieces[i], data_end);
     }
-    for (size_t i = 0; i < m; ++i) sink.piece(pieces[i], refs[i]);
+    sink.pieces(pieces, refs, m);
   }
 }
 
@@ -280,10 +281,8 @@ struct VectorSink {
   std::vector<uint32_t>& out;
   CachedBpe bpe;
   size_t last_piece = 0;  // tokens of the last piece (tiktoken's last_piece_token_len)
-  void piece(std::string_view p, const CachedBpe::Ref& r) {
-    const size_t before = out.size();
-    bpe.encode(p, r, out);
-    last_piece = out.size() - before;
+  void pieces(const std::string_view* p, const CachedBpe::Ref* r, size_t m) {
+    last_piece = bpe.encode_block(p, r, m, out);
   }
   void special(uint32_t id) {
     out.push_back(id);
@@ -294,7 +293,9 @@ struct VectorSink {
 struct CountSink {
   CachedBpe bpe;
   size_t n = 0;
-  void piece(std::string_view p, const CachedBpe::Ref& r) { n += bpe.count(p, r); }
+  void pieces(const std::string_view* p, const CachedBpe::Ref* r, size_t m) {
+    for (size_t i = 0; i < m; ++i) n += bpe.count(p[i], r[i]);
+  }
   void special(uint32_t) { ++n; }
 };
 
