@@ -164,6 +164,30 @@ def test_daemon_threads_inside_calls_do_not_abort_the_exit() -> None:
         assert run.returncode == 0, run.stderr[-2000:]
 
 
+LONG_BATCH_AT_EXIT = """
+import threading, time, orroute
+enc = orroute.get_encoding("o200k_base")
+texts = ["word " * 13_000] * 300_000  # 20 GB of text: minutes of counting on two threads
+threading.Thread(target=enc.count_batch, args=(texts,), kwargs={"num_threads": 2},
+                 daemon=True).start()
+time.sleep(1)
+"""
+
+
+def test_a_batch_in_a_daemon_thread_does_not_hold_up_the_exit() -> None:
+    # The exit joins the batch helpers; a helper leaves a batch after the 64 KB unit it is in
+    # rather than working through the rest of it (before: the exit waited for the whole batch).
+    run = subprocess.run(
+        [sys.executable, "-c", LONG_BATCH_AT_EXIT],
+        capture_output=True,
+        text=True,
+        timeout=40,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=CHILD_PATH),
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
 def test_flat_batch_matches_single_calls(enc: orroute.Encoding) -> None:
     # Long texts among short and empty ones: the core splits the work into 64 KB runs of texts.
     texts = [f"doc {i}: " + "wörd " * (i % 50) for i in range(300)] + ["", "x" * 200_000, "\ud800"]

@@ -309,23 +309,20 @@ void parallel_for(size_t n, unsigned threads, Fn&& fn) {
     for (size_t i = 0; i < n; ++i) fn(i);
     return;
   }
-  std::atomic<size_t> cursor{0};
   std::exception_ptr error;
   std::mutex error_mu;
-  const std::function<void()> work = [&] {
-    for (size_t i; (i = cursor.fetch_add(1, std::memory_order_relaxed)) < n;) {
-      try {
-        fn(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (!error) error = std::current_exception();
-      }
+  const std::function<void(size_t)> unit = [&](size_t i) {
+    try {
+      fn(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (!error) error = std::current_exception();
     }
   };
   // At most one helper per further core: more cannot speed up this work, and each keeps its
   // piece caches (up to 4 MB) for the life of the process.
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  run_with_helpers(work, std::min(threads, cores) - 1);
+  run_units(n, std::min(threads, cores) - 1, unit);
   if (error) std::rethrow_exception(error);
 }
 
