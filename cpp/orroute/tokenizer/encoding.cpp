@@ -666,9 +666,25 @@ std::mutex& registry_mutex() {
   }();
   return *mu;
 }
-// Made while the library loads, before any thread of ours exists.
+// The encodings and vocabularies loaded so far. Never destroyed: a thread may still count while
+// statics are torn down at exit.
+struct Registry {
+  std::map<std::string, std::shared_ptr<const Encoding>, std::less<>> encodings;
+  std::map<std::string, std::shared_ptr<const Vocab>, std::less<>> vocabs;
+};
+Registry& registry() {
+  static Registry* const r = new Registry;
+  return *r;
+}
+
+// Every static of the registry is made while the library loads, not on first use: the loading
+// thread holds the GIL (Python cannot fork meanwhile) and no thread of ours exists yet. Made on
+// first use, inside get_encoding, which runs without the GIL, a fork by another thread could copy
+// an initialization half done, and the child would wait for its guard forever.
 [[maybe_unused]] const std::mutex& registry_mutex_at_load = registry_mutex();
-std::vector<std::string>& extra_dirs() {
+[[maybe_unused]] const Registry& registry_at_load = registry();
+[[maybe_unused]] const std::vector<Spec>& specs_at_load = specs();
+std::vector<std::string>& extra_dirs() {  // constant-initialized: no guard
   static std::vector<std::string> dirs;
   return dirs;
 }
@@ -730,8 +746,7 @@ void add_vocab_dir(std::string dir) {
 }
 
 std::shared_ptr<const Encoding> get_encoding(std::string_view name) {
-  static std::map<std::string, std::shared_ptr<const Encoding>, std::less<>> cache;
-  static std::map<std::string, std::shared_ptr<const Vocab>, std::less<>> vocabs;
+  auto& [cache, vocabs] = registry();
   const Spec* spec = nullptr;
   for (const Spec& s : specs()) {
     if (name == s.name) spec = &s;
