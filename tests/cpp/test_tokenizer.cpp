@@ -254,12 +254,12 @@ std::vector<size_t> scanner_ends(SplitPattern p, std::string_view text,
 }
 
 // Every way the scanner can cut `text` matches the general scanner: both patterns, both byte
-// classifiers, blocks of 1 and 16 pieces.
+// classifiers, blocks of 1 and 16 pieces and of the encoder's block (CachedBpe::kMaxBlock).
 void check_scanner_agrees(std::string_view text) {
   for (SplitPattern p : {SplitPattern::kCl100k, SplitPattern::kO200k}) {
     const std::vector<size_t> expected = reference_ends(p, text);
     for (auto c : {orroute::ByteClassifier::kBest, orroute::ByteClassifier::kScalar}) {
-      for (size_t block : {size_t{1}, size_t{16}}) {
+      for (size_t block : {size_t{1}, size_t{16}, orroute::CachedBpe::kMaxBlock}) {
         INFO("pattern " << static_cast<int>(p) << " block " << block << " text [" << text << "]");
         REQUIRE(scanner_ends(p, text, c, block) == expected);
       }

@@ -87,7 +87,7 @@ class CachedBpe {
   // bpe_encode; returns the number of tokens of the last piece. A hit copies the slot's three
   // token fields whole and advances by its count, without a branch on the count, into a buffer
   // appended once per block.
-  static constexpr size_t kMaxBlock = 16;
+  static constexpr size_t kMaxBlock = 64;
   size_t encode_block(const std::string_view* pieces, const Ref* refs, size_t m,
                       std::vector<uint32_t>& out) {
     uint32_t buffer[kMaxBlock * 3];

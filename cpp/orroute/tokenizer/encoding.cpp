@@ -208,7 +208,8 @@ template <class Sink>
 void Encoding::encode_ordinary_into(std::string_view text, Sink& sink) const {
   // Pre-tokenizes a block of pieces, requests the cache lines their lookups will touch, then
   // encodes them: the memory latency of one piece overlaps the others' (a lookup that waited for
-  // memory was half the time of encoding).
+  // memory was half the time of encoding). 64 pieces (a typical document in one block) gave the
+  // first lookups of a block time to arrive: against 16, count 1.13-1.16x; 128 the same, 256 0.97x.
   constexpr size_t kBlock = CachedBpe::kMaxBlock;
   size_t ends[kBlock];
   std::string_view pieces[kBlock];
