@@ -314,7 +314,7 @@ struct PendingResult {
   uint64_t token = 0;
   std::shared_ptr<EngineRun> run;
 
-  void complete(EngineResult r) {
+  void complete(EngineResult&& r) {
     std::shared_ptr<Notifier> n;
     uint64_t t = 0;
     {
@@ -668,7 +668,7 @@ void bind_route(py::module_& m) {
               };
             }
             auto done_f = hold_callable(on_done);
-            DoneCallback done = [done_f](EngineResult r) {
+            DoneCallback done = [done_f](EngineResult&& r) {
               py::gil_scoped_acquire gil;
               try {
                 (*done_f)(result_dict(r));
@@ -704,7 +704,7 @@ void bind_route(py::module_& m) {
             // sent from this thread (the loop claimed after the plan: no other call waits for it).
             auto run = start_sending_here(e.client()->transport(), [&] {
               return e.submit(t, std::move(p), nullptr,
-                              [pending](EngineResult r) { pending->complete(std::move(r)); });
+                              [pending](EngineResult&& r) { pending->complete(std::move(r)); });
             });
             std::lock_guard lock(pending->mu);
             pending->run = std::move(run);

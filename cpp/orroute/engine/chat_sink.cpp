@@ -145,7 +145,7 @@ std::string ChatSink::cut_chunk() const {
   return json_text(d);
 }
 
-bool ChatSink::rotated_key(const TransferResult& t, std::function<void(AttemptResult)>& done) {
+bool ChatSink::rotated_key(const TransferResult& t, AttemptDone& done) {
   if ((status_ != 401 && status_ != 402) || key_.empty() || user_stopped_ || delivered_ ||
       t.status != TransferStatus::kOk || !done) {
     return false;
