@@ -14,6 +14,8 @@
 // of it on a hit and one copy of it on a miss: far less than the tokenizer or the analyzer spend.
 #pragma once
 
+#include <pthread.h>
+
 #include <array>
 #include <bit>
 #include <cstddef>
@@ -26,6 +28,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace orroute {
 
@@ -76,6 +79,47 @@ struct TextMemoHash {
   }
 };
 
+// Every live memo's shard locks are taken around fork(), so that a child (which has only the
+// forking thread) never starts with a shard locked by a thread that does not exist there: its
+// first lookup in that shard would wait forever. Registered once, with pthread_atfork.
+class TextMemoForkGuard {
+ public:
+  using Hook = void (*)(void* memo, bool lock);
+  static void add(void* memo, Hook hook) {
+    State& st = state();
+    std::lock_guard lock(st.mu);
+    st.memos.emplace_back(memo, hook);
+  }
+  static void remove(void* memo) {
+    State& st = state();
+    std::lock_guard lock(st.mu);
+    std::erase_if(st.memos, [memo](const auto& m) { return m.first == memo; });
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    std::vector<std::pair<void*, Hook>> memos;
+  };
+  static State& state() {
+    static State* st = [] {
+      auto* made = new State;  // never destroyed: a fork may come during exit
+      pthread_atfork(
+          [] {
+            state().mu.lock();
+            for (const auto& [memo, hook] : state().memos) hook(memo, true);
+          },
+          [] { release(); }, [] { release(); });
+      return made;
+    }();
+    return *st;
+  }
+  static void release() {
+    for (const auto& [memo, hook] : state().memos) hook(memo, false);
+    state().mu.unlock();
+  }
+};
+
 // `Value` is copied out on every hit: keep it small. Thread-safe: the entries are split over
 // kShards shards by hash, each behind its own mutex, held only to look up, refresh or insert
 // (never while `compute` runs, never while a text is copied for storing).
@@ -85,7 +129,12 @@ class TextMemo {
   static constexpr size_t kShards = 16;
   static constexpr size_t kEntryOverhead = 96;  // list node, map node, bookkeeping (counted as stored)
 
-  explicit TextMemo(TextMemoLimits limits = {}) : limits_(limits) {}
+  explicit TextMemo(TextMemoLimits limits = {}) : limits_(limits) {
+    TextMemoForkGuard::add(this, [](void* memo, bool lock) {
+      for (Shard& s : static_cast<TextMemo*>(memo)->shards_) lock ? s.mu.lock() : s.mu.unlock();
+    });
+  }
+  ~TextMemo() { TextMemoForkGuard::remove(this); }
   TextMemo(const TextMemo&) = delete;
   TextMemo& operator=(const TextMemo&) = delete;
 
