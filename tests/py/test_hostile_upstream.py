@@ -870,3 +870,78 @@ def test_a_caller_naming_a_new_model_per_call_keeps_the_engine_bounded(fake, tmp
     assert len(rows) == 512 + 1  # Metrics::kMaxModels names of their own and "(other)"
     assert rows["(other)"]["calls"] == len(names) - 512
     assert all(rows[name]["calls"] == 1 for name in hostile)  # the names as they were, as data
+
+
+# --- a key split over a tool call's id and its name -----------------------------------------------
+
+
+def tool_call(id: bytes, name: bytes) -> bytes:
+    """A reply message's tool call named ``name`` with id ``id`` (an upstream may put any text in both)."""
+    return (b',"tool_calls":[{"id":"' + id + b'","type":"function","function":{"name":"' + name
+            + b'","arguments":"{}"}}]')
+
+
+def id_and_name(obj: Any) -> str:
+    """A tool call's id and name, as a log line or a consumer showing the call puts them side by side
+    (dicts or the client's typed objects; a streamed call's id may come in any of its deltas)."""
+    def get(o: Any, name: str) -> Any:
+        return o.get(name) if isinstance(o, dict) else getattr(o, name, None)
+
+    return (get(obj, "id") or "") + (get(get(obj, "function") or {}, "name") or "")
+
+
+# (id, name, what a consumer must see side by side)
+ID_NAME = [(b"call_" + K[:p], K[p:] + b"_fn", "call_" + MASKED + "_fn") for p in (1, 9, 30, len(K) - 1)]
+ID_NAME_IDS = ["1", "prefix", "middle", "last-char"]
+INNOCENT = [(b"call_s", b"k-means"), (b"call_" + K[:12], b"get_weather")]  # a key's start, no key
+
+
+@pytest.mark.parametrize(("id", "name", "expected"), ID_NAME, ids=ID_NAME_IDS)
+def test_a_key_split_over_a_tool_calls_id_and_name_never_reaches_a_caller(fake, tmp_path, id, name,
+                                                                          expected):
+    """A reply whose tool call's id ends with the key's start and whose name goes on with its rest:
+    the client and the manager (plain and streamed, the name in the id's event or over several)
+    show the call with the key masked."""
+    msgs = [{"role": "user", "content": "hi"}]
+    fake.fail(MODEL, Fault.raw(completion(b"", extra_message=tool_call(id, name))))
+    reply = client(fake).chat.completions.create(model=MODEL, messages=msgs)
+    assert id_and_name(reply.choices[0].message.tool_calls[0]) == expected
+    assert not leaks(repr(reply))
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    fake.fail(MODEL, Fault.raw(completion(b"", extra_message=tool_call(id, name))))
+    assert not leaks(shown(m.execute_task_sync(Task(messages="hi", max_tokens=50), model=MODEL)))
+    cut = len(name) // 2
+    for names in ([name], [name[:cut], name[cut:]]):  # the name whole with the id, or over two events
+        events = [chunk(b'{"tool_calls":[{"index":0,"id":"' + id + b'","type":"function","function":'
+                        b'{"name":"' + names[0] + b'","arguments":""}}]}')]
+        events += [chunk(b'{"tool_calls":[{"index":0,"function":{"name":"' + n + b'"}}]}')
+                   for n in names[1:]]
+        events += [chunk(b'{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}'),
+                   chunk(b"{}", finish=b'"tool_calls"'), USAGE, b"[DONE]"]
+        fake.fail(MODEL, stream_reply(sse(*events)))
+        with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+            calls = [tc for c in s for ch in c.choices for tc in ch.delta.tool_calls or []]
+        assert "".join(id_and_name(tc) for tc in calls) == expected, names
+        fake.fail(MODEL, stream_reply(sse(*events)))
+        items = list(m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL))
+        calls = [tc for c in items for ch in c["choices"] for tc in ch["delta"].get("tool_calls") or []]
+        assert "".join(id_and_name(tc) for tc in calls) == expected, names
+
+
+@pytest.mark.parametrize(("id", "name"), INNOCENT, ids=["one-char", "prefix"])
+def test_a_tool_calls_id_ending_like_a_key_and_its_name_come_through_whole(fake, id, name):
+    msgs = [{"role": "user", "content": "hi"}]
+    fake.fail(MODEL, Fault.raw(completion(b"", extra_message=tool_call(id, name))))
+    call = client(fake).chat.completions.create(model=MODEL, messages=msgs).choices[0].message.tool_calls[0]
+    assert (call.id, call.function.name) == (id.decode(), name.decode())
+    events = [chunk(b'{"tool_calls":[{"index":0,"id":"' + id + b'","type":"function","function":'
+                    b'{"name":"' + name[:2] + b'","arguments":""}}]}'),
+              chunk(b'{"tool_calls":[{"index":0,"function":{"name":"' + name[2:] + b'"}}]}'),
+              chunk(b"{}", finish=b'"tool_calls"'), USAGE, b"[DONE]"]
+    fake.fail(MODEL, stream_reply(sse(*events)))
+    with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        calls = [tc for c in s for ch in c.choices for tc in ch.delta.tool_calls or []]
+        final = s.get_final_completion().choices[0].message.tool_calls[0]
+    assert "".join(tc.id or "" for tc in calls) == id.decode()
+    assert "".join(tc.function.name or "" for tc in calls if tc.function) == name.decode()
+    assert (final.id, final.function.name) == (id.decode(), name.decode())

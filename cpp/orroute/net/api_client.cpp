@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 #include "orroute/utf8.h"
 
 namespace orroute {
@@ -407,6 +408,64 @@ HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::stri
 }
 
 std::string ApiClient::scrub(std::string text) const {
+  text = mask_keys(std::move(text));
+  const bool escaped = text.find("\\u00") != std::string::npos;
+  if (!holds_half_a_key(text) && !(escaped && holds_half_a_key(unescape_key_chars(text)))) return text;
+  return scrub_tool_calls(std::move(text));
+}
+
+bool ApiClient::holds_half_a_key(std::string_view text) const {
+  std::lock_guard<std::mutex> lock(keys_.mu_);
+  return std::any_of(keys_.entries_.begin(), keys_.entries_.end(), [&](const KeyRing::Entry& e) {
+    const std::string_view key = e.key;
+    const size_t half = key.size() / 2;
+    return text.find(key.substr(0, half)) != std::string_view::npos ||
+           text.find(key.substr(half)) != std::string_view::npos;
+  });
+}
+
+std::string ApiClient::scrub_tool_calls(std::string body) const {
+  rapidjson::Document doc;
+  if (parse_json_text(body, doc) != JsonParse::kOk || !doc.IsObject()) return body;
+  const auto choices = doc.FindMember("choices");
+  if (choices == doc.MemberEnd() || !choices->value.IsArray()) return body;
+  bool changed = false;
+  for (auto& choice : choices->value.GetArray()) {
+    const auto message = choice.IsObject() ? choice.FindMember("message") : choice.MemberEnd();
+    if (!choice.IsObject() || message == choice.MemberEnd() || !message->value.IsObject()) continue;
+    const auto calls = message->value.FindMember("tool_calls");
+    if (calls == message->value.MemberEnd() || !calls->value.IsArray()) continue;
+    for (auto& call : calls->value.GetArray()) {
+      const auto id = call.IsObject() ? call.FindMember("id") : call.MemberEnd();
+      if (!call.IsObject() || id == call.MemberEnd() || !id->value.IsString()) continue;
+      const auto function = call.FindMember("function");
+      if (function == call.MemberEnd() || !function->value.IsObject()) continue;
+      const auto name = function->value.FindMember("name");
+      if (name == function->value.MemberEnd() || !name->value.IsString()) continue;
+      std::string head(id->value.GetString(), id->value.GetStringLength());
+      std::string tail(name->value.GetString(), name->value.GetStringLength());
+      if (!scrub_across(head, tail)) continue;
+      id->value.SetString(head.data(), static_cast<rapidjson::SizeType>(head.size()), doc.GetAllocator());
+      name->value.SetString(tail.data(), static_cast<rapidjson::SizeType>(tail.size()), doc.GetAllocator());
+      changed = true;
+    }
+  }
+  return changed ? to_json(doc) : body;
+}
+
+bool ApiClient::scrub_across(std::string& head, std::string& tail) const {
+  // A key crossing the join starts inside the longest end of `head` that begins one.
+  const size_t start = key_start_at_end(head);
+  if (start == 0) return false;
+  std::string joined = head.substr(head.size() - start) + tail;
+  std::string masked = mask_keys(joined);
+  if (masked == joined) return false;
+  head.resize(head.size() - start);
+  tail = std::move(masked);
+  return true;
+}
+
+std::string ApiClient::mask_keys(std::string text) const {
   std::lock_guard<std::mutex> lock(keys_.mu_);
   auto mask_all = [this](std::string& t) {
     bool hit = false;
