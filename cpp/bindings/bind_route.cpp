@@ -362,10 +362,7 @@ void bind_route(py::module_& m) {
                       c.client.stream_timeouts.idle_ms = static_cast<int64_t>(s * 1e3);
                     })
       .def_property("stream_deadline", [](const EngineConfig& c) { return c.client.stream_timeouts.total_ms / 1e3; },
-                    [](EngineConfig& c, double s) {
-                      if (!(s > 0 && s < 1e9)) throw InvalidArgument("stream_deadline must be seconds > 0");
-                      c.client.stream_timeouts.total_ms = static_cast<int64_t>(s * 1e3);
-                    })
+                    [](EngineConfig& c, double s) { c.client.stream_timeouts.total_ms = stream_deadline_ms(s); })
       .def_property("max_retries", [](const EngineConfig& c) { return c.loop.retry.max_retries_per_model; },
                     [](EngineConfig& c, int v) { c.loop.retry.max_retries_per_model = v; })
       .def_property("retry_base_delay", [](const EngineConfig& c) { return secs(c.loop.retry.base_delay); },

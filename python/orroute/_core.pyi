@@ -815,6 +815,7 @@ class NetClient:
         backoff_base: float,
         backoff_max: float,
         max_retry_after: float,
+        stream_deadline: float | None = None,
     ) -> None: ...
     @property
     def base_url(self) -> str: ...

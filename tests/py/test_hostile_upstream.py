@@ -346,6 +346,30 @@ def test_manager_stream_trickling_an_endless_answer_ends_at_the_stream_deadline(
     assert_stream_times_out_freeing_its_reservation(m, max_tokens=1000)
 
 
+def test_client_stream_trickling_an_endless_answer_ends_at_the_stream_deadline(fake):
+    """The bare client's stream with a number ``timeout`` (first byte and idle gap only), for the
+    client or for the call, ends at the stream deadline all the same, sync and async."""
+    fake.fail("*", Fault.raw(*[sse(chunk(b'{"content":" a"}'))] * 300,
+                             content_type="text/event-stream", content_length=-1, interval=0.1))
+    msgs = [{"role": "user", "content": "hi"}]
+    kw: dict[str, Any] = {"api_key": KEY, "base_url": fake.base_url, "max_retries": 0,
+                          "stream_deadline": 1.0}
+    started = time.monotonic()
+    with pytest.raises(orroute.APITimeoutError):
+        for _ in orroute.OpenRouter(timeout=5.0, **kw).chat.completions.create(
+                model=MODEL, messages=msgs, stream=True, timeout=5.0):
+            pass
+
+    async def run() -> None:
+        c = orroute.AsyncOpenRouter(timeout=5.0, **kw)
+        async for _ in await c.chat.completions.create(model=MODEL, messages=msgs, stream=True):
+            pass
+
+    with pytest.raises(orroute.APITimeoutError):
+        asyncio.run(run())
+    assert time.monotonic() - started < 10
+
+
 def test_a_stream_has_a_total_deadline_by_default():
     assert 0 < orroute._core.EngineConfig().stream_deadline <= 3600
     with pytest.raises(orroute.InvalidArgumentError):

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 
 #include "orroute/error.h"
@@ -366,6 +367,12 @@ ApiClient::ApiClient(ClientConfig config)
       transport_(std::make_unique<Transport>(config_.transport)),
       rng_(std::random_device{}()) {
   config_.api_keys.clear();  // the KeyRing holds them; no second copy
+  if (config_.stream_timeouts.total_ms <= 0) config_.stream_timeouts.total_ms = kDefaultStreamTimeouts.total_ms;
+}
+
+int64_t stream_deadline_ms(double seconds) {
+  if (!(seconds > 0 && seconds < 1e9)) throw InvalidArgument("stream_deadline must be seconds > 0");
+  return static_cast<int64_t>(std::ceil(seconds * 1e3));
 }
 
 ApiClient::~ApiClient() = default;
@@ -390,6 +397,9 @@ HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::stri
   req.url = url_for(spec.path);
   req.body = spec.body;
   req.timeouts = spec.timeouts ? *spec.timeouts : (spec.stream ? config_.stream_timeouts : config_.timeouts);
+  // A stream never goes without a total deadline (kDefaultStreamTimeouts): a call's own
+  // timeouts that set none get the client's.
+  if (spec.stream && req.timeouts.total_ms <= 0) req.timeouts.total_ms = config_.stream_timeouts.total_ms;
   // A call that carries its own credentials (openai's extra_headers={"Authorization": ...}) is
   // sent with those alone, never with the ring's key beside them.
   const bool own_auth = spec.extra_headers.get(config_.auth_header).has_value();

@@ -61,10 +61,15 @@ struct ClientConfig {
   std::string auth_prefix = "Bearer ";
   Headers headers;  // sent on every request (e.g. anthropic-version), before a call's extra_headers
   Timeouts timeouts{10'000, 0, 0, 600'000};         // non-streamed calls
-  Timeouts stream_timeouts = kDefaultStreamTimeouts;  // streamed calls
+  // Streamed calls; a total of 0 becomes kDefaultStreamTimeouts' (no stream without a deadline).
+  Timeouts stream_timeouts = kDefaultStreamTimeouts;
   RetryPolicy retry;
   TransportOptions transport;
 };
+
+// A stream deadline given in seconds, in milliseconds; throws InvalidArgument unless 0 < s < 1e9
+// (stream_deadline= of the client and of the manager).
+int64_t stream_deadline_ms(double seconds);
 
 // One API call to send.
 struct CallSpec {
