@@ -969,3 +969,43 @@ def test_a_tool_calls_id_ending_like_a_key_and_its_name_come_through_whole(fake,
     assert "".join(tc.id or "" for tc in calls) == id.decode()
     assert "".join(tc.function.name or "" for tc in calls if tc.function) == name.decode()
     assert (final.id, final.function.name) == (id.decode(), name.decode())
+
+
+# --- events after data: [DONE] ----------------------------------------------------------------------
+
+LYING_USAGE = USAGE.replace(b'"completion_tokens":2,"total_tokens":10', b'"completion_tokens":9999,"total_tokens":10007')
+AFTER_DONE = stream_reply(sse(chunk(b'{"role":"assistant","content":"hi"}'), chunk(b"{}", finish=b'"stop"'),
+                              USAGE, b"[DONE]", chunk(b'{"content":" and more"}'), LYING_USAGE,
+                              chunk(b'{"content":" for ever"}')))
+
+
+def test_events_after_done_are_no_part_of_a_client_answer(fake):
+    """``data: [DONE]`` ends the stream: content and usage an upstream sends after it are ignored
+    (the transfer is closed there) and the stream ends as it should, sync and async."""
+    msgs = [{"role": "user", "content": "hi"}]
+    fake.fail(MODEL, AFTER_DONE)
+    with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        chunks = list(s)
+        final = s.get_final_completion()
+    assert text_of(chunks) == "hi" and final.choices[0].message.content == "hi"
+    assert final.usage is not None and final.usage.completion_tokens == 2
+
+    async def run() -> list[Any]:
+        c = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        return [ch async for ch in await c.chat.completions.create(model=MODEL, messages=msgs, stream=True)]
+
+    assert text_of(asyncio.run(run())) == "hi"
+
+
+def test_events_after_done_are_no_part_of_a_manager_answer_nor_its_cost(fake, tmp_path):
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    fake.fail(MODEL, AFTER_DONE)
+    task = Task(messages="hi", max_tokens=50)
+    assert text_of(list(m.stream_task_sync(task, model=MODEL))) == "hi"
+
+    async def run() -> list[Any]:
+        return [c async for c in m.stream_task(task, model=MODEL)]
+
+    assert text_of(asyncio.run(run())) == "hi"
+    rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert [(r.outcome, r.completion_tokens) for r in rows] == [("ok", 2), ("ok", 2)]

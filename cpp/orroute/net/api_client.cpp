@@ -105,7 +105,7 @@ void Call::start_attempt() {
   body_.clear();
   too_large_.clear();
   streaming_ = false;
-  saw_done_ = false;
+  done_.reset();
   parser_.reset();
   auto sink = std::make_shared<AttemptSink>(shared_from_this(), attempt_);
   lock.unlock();
@@ -149,14 +149,12 @@ DataAction Call::on_data(int attempt, std::string_view bytes) {
   }
   const size_t before = queue_.size();
   parser_.feed(bytes, [this](SseEvent&& ev) {
-    if (is_done_marker(ev.data)) {
-      saw_done_ = true;
-      return true;
-    }
+    if (!done_.admits(ev.data)) return !done_.closed();
     // an event echoing the key is scrubbed before the consumer sees it
     queue_.push_back(client_->mentions_key(ev.data) ? client_->scrub(std::move(ev.data)) : std::move(ev.data));
     return true;
   });
+  if (done_.closed()) return DataAction::kAbort;  // on_done counts it a normal end
   if (parser_.pending_bytes() > kMaxBody) {  // one endless event: the parser would buffer it all
     too_large_ = "a stream event is larger than " + std::to_string(kMaxBody) + " bytes";
     parser_.reset();
@@ -178,8 +176,9 @@ void Call::notify_locked(std::unique_lock<std::mutex>& lock) {
   lock.lock();
 }
 
-void Call::on_done(int attempt, const TransferResult& result) {
+void Call::on_done(int attempt, const TransferResult& transfer) {
   if (attempt != attempt_) return;
+  const TransferResult result = done_.counted(transfer);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (cancelled_ || state_ != State::kRunning) return;

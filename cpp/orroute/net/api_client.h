@@ -166,7 +166,7 @@ class Call : public std::enable_shared_from_this<Call> {
   bool streaming_ = false;  // a 2xx head arrived for a stream: body is SSE
   bool delivered_ = false;  // an event was handed to the queue: no retry after this
   SseParser parser_;
-  bool saw_done_ = false;
+  DoneMarker done_;  // events after [DONE] are ignored and close the transfer
   // Stream queue (guarded by mu_).
   std::deque<std::string> queue_;
   bool paused_ = false;
