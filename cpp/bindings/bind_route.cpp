@@ -485,8 +485,8 @@ void bind_route(py::module_& m) {
           py::arg("output_tokens") = 0, py::arg("window") = 60.0);
 
   py::class_<Prepaid, std::shared_ptr<Prepaid>>(m, "Prepaid")
-      .def(py::init<Money, std::string>(), py::arg("amount"), py::arg("model"))
-      .def_property_readonly("left", &Prepaid::left);
+      .def(py::init<int>(), py::arg("runs"))
+      .def_property_readonly("runs", &Prepaid::runs);
 
   py::class_<EngineTask>(m, "EngineTask")
       // The fields every task sets, in one call (each property set is a call of its own). The
