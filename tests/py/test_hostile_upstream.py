@@ -370,6 +370,26 @@ def test_client_stream_trickling_an_endless_answer_ends_at_the_stream_deadline(f
     assert time.monotonic() - started < 10
 
 
+def test_a_streams_reservation_is_held_as_long_as_the_stream_may_last(fake, tmp_path):
+    """A reservation expires (15 min) and is reclaimed even while its process lives: a stream
+    allowed to last longer (the default deadline is an hour) would have its worst case freed
+    for others to spend while it still runs. Its reservation is held until its deadline."""
+    import sqlite3
+
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[], stream_deadline=7200.0)
+    m.set_budget(1.0)
+    fake.fail(MODEL, Fault.raw(*[sse(chunk(b'{"content":" a"}'))] * 30, content_type="text/event-stream",
+                               content_length=-1, interval=0.1))
+    stream = m.stream_task_sync(Task(messages="hi", max_tokens=1000), model=MODEL)
+    next(iter(stream))  # under way
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    held_until = db.execute("SELECT max(expires_at) FROM reservations").fetchone()[0] / 1e6
+    db.close()
+    for _ in stream:
+        pass
+    assert held_until >= time.time() + 7200, held_until - time.time()
+
+
 def test_a_stream_has_a_total_deadline_by_default():
     assert 0 < orroute._core.EngineConfig().stream_deadline <= 3600
     with pytest.raises(orroute.InvalidArgumentError):

@@ -32,6 +32,7 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
   ReserveRequest req;
   req.scope = scope_;
   req.amount = worst_case;
+  req.ttl_us = hold_us_;
   const auto [model_id, provider] = ProviderRoutes::split(model);
   req.model = model_id;  // model budgets apply at every provider
   tag_provider(req.scope, provider);  // the row says where it ran; budgets may scope on it

@@ -35,6 +35,11 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
 
   Hold reserve(const std::string& model, Money worst_case) override;
 
+  // An attempt may last `longest_ms` (its timeout or stream deadline): its reservation is held
+  // that long plus the usual ttl (admission waits, settling), never reclaimed as expired while
+  // the call may still run and spend.
+  void hold_for(int64_t longest_ms) { hold_us_ = ReserveRequest{}.ttl_us + longest_ms * 1000; }
+
   // Several providers: the name of the engine's own endpoint, tagged on the calls it served.
   void set_routed_as(std::string provider) { routed_as_ = std::move(provider); }
 
@@ -75,6 +80,7 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
   // Touched by one run's steps, never concurrently:
   std::unordered_map<uint64_t, Money> estimates_;
   std::unordered_map<std::string, Money> approved_;  // the largest amount approved per model
+  int64_t hold_us_ = ReserveRequest{}.ttl_us;  // each reservation's ttl (hold_for)
   std::shared_ptr<Prepaid> prepaid_;
   bool prepaid_tried_ = false;  // the run's first reservation asked prepaid_
   bool drew_ = false;           // and got its share
