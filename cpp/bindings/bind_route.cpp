@@ -184,6 +184,34 @@ py::dict result_head(const EngineResult& r) {
   return d;
 }
 
+// What the manager reads of every call's result (manager.py's _result and _settled); result()
+// has the rest. Kept under 22 keys, so the dict's table comes from Python's small-object
+// allocator: a 26-key table is a ~800-byte malloc, which glibc served only after consolidating
+// its fast bins (3.5k instructions a call).
+constexpr Py_ssize_t kSummaryKeys = 15;
+
+py::dict summary_dict(const EngineResult& r) {
+  const ResultKeys& k = keys();
+  const RouteOutcome& o = r.route;
+  py::dict d = presized_dict(kSummaryKeys);
+  put(d, k.ok, o.ok);
+  put(d, k.model, o.model);
+  put(d, k.task_type, r.plan.task_type);
+  put(d, k.completion, upstream_str(r.completion_json));
+  put(d, k.completion_id, o.ok ? py::object(upstream_str(r.summary.id)) : py::object(py::none()));
+  put(d, k.content, o.ok ? py::object(upstream_str(r.summary.content)) : py::object(py::none()));
+  put(d, k.prompt_tokens, r.prompt_tokens);
+  put(d, k.completion_tokens, r.completion_tokens);
+  put(d, k.cost, o.cost);
+  put(d, k.cost_source, o.ok ? o.charge.source : std::string());
+  put(d, k.cost_problem, o.ok ? o.charge.problem : std::string());
+  put(d, k.cut_at_reservation, r.cut_at_reservation);
+  put(d, k.provider, upstream_str(r.provider));
+  put(d, k.provider_model, r.provider_model);
+  put(d, k.alerts, r.alerts);
+  return d;
+}
+
 py::dict result_dict(const EngineResult& r) {
   const ResultKeys& k = keys();
   const RouteOutcome& o = r.route;
@@ -286,7 +314,7 @@ struct PendingResult {
   uint64_t token = 0;
   std::shared_ptr<EngineRun> run;
 
-  void complete(EngineResult r) {
+  void complete(EngineResult&& r) {
     std::shared_ptr<Notifier> n;
     uint64_t t = 0;
     {
@@ -541,12 +569,12 @@ void bind_route(py::module_& m) {
              std::lock_guard lock(p.mu);
              if (!p.result) throw InvalidArgument("the task has not finished");
              p.run.reset();  // finished: a result kept for its details keeps no run alive
-             py::dict d = result_head(*p.result);
-             put(d, keys().task_type, p.result->plan.task_type);
-             return d;
+             return summary_dict(*p.result);
            },
-           "result() without attempts, api_error and plan (task_type instead): a call's result "
-           "as read on every call; result() still gives the rest.")
+           "What a call's caller reads on every call: ok, model, task_type, completion, "
+           "completion_id, content, prompt_tokens, completion_tokens, cost, cost_source, "
+           "cost_problem, cut_at_reservation, provider, provider_model, alerts; result() gives "
+           "the rest (errors, attempts, plan).")
       .def("cancel",
            [](PendingResult& p) {
              std::shared_ptr<EngineRun> run;
@@ -637,7 +665,7 @@ void bind_route(py::module_& m) {
               };
             }
             auto done_f = hold_callable(on_done);
-            DoneCallback done = [done_f](EngineResult r) {
+            DoneCallback done = [done_f](EngineResult&& r) {
               py::gil_scoped_acquire gil;
               try {
                 (*done_f)(result_dict(r));
@@ -673,7 +701,7 @@ void bind_route(py::module_& m) {
             // sent from this thread (the loop claimed after the plan: no other call waits for it).
             auto run = start_sending_here(e.client()->transport(), [&] {
               return e.submit(t, std::move(p), nullptr,
-                              [pending](EngineResult r) { pending->complete(std::move(r)); });
+                              [pending](EngineResult&& r) { pending->complete(std::move(r)); });
             });
             std::lock_guard lock(pending->mu);
             pending->run = std::move(run);

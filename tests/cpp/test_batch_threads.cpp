@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -159,4 +160,27 @@ TEST_CASE("a child forked while the helpers wait for work takes back what they h
   REQUIRE(waitpid(pid, &status, 0) == pid);
   INFO("child status " << status);
   CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+}
+
+TEST_CASE("stopping the helpers waits for the unit a helper is in, not for the rest of its batch",
+          "[tokenizer][batch_threads]") {
+  // At exit (stop_batch_helpers runs then) a batch may still be running on a thread that is not
+  // joined, e.g. a daemon Python thread. The helpers leave it after their current unit; its
+  // caller runs the remaining units, each exactly once.
+  constexpr size_t kUnits = 2000;  // ~2 s on the caller alone
+  std::vector<std::atomic<int>> runs(kUnits);
+  std::atomic<size_t> done{0};
+  const std::function<void(size_t)> unit = [&](size_t i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    runs[i].fetch_add(1);
+    done.fetch_add(1);
+  };
+  std::thread caller([&] { orroute::run_units(kUnits, 1, unit); });
+  while (done.load() < 20) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  orroute::stop_batch_helpers();
+  const size_t done_when_stopped = done.load();
+  caller.join();
+  INFO("units done when the stop returned: " << done_when_stopped);
+  CHECK(done_when_stopped < kUnits / 2);
+  CHECK(std::all_of(runs.begin(), runs.end(), [](const auto& r) { return r.load() == 1; }));
 }

@@ -298,7 +298,7 @@ TEST_CASE("the engine answers a hit before reserving: $0, recorded with its savi
         if (ch["delta"].HasMember("content")) text += ch["delta"]["content"].GetString();
       }
       return ChunkAction::kContinue;
-    }, [&](EngineResult r) { done.set_value(std::move(r)); });
+    }, [&](EngineResult&& r) { done.set_value(std::move(r)); });
     CHECK(done.get_future().get().route.ok);
     CHECK(text == "cached answer");
     CHECK(chunks >= 2);

@@ -84,11 +84,11 @@ class Prices final : public PriceBook {
 
 class OkSender final : public AttemptSender {
  public:
-  std::function<void()> send(const std::string&, int, std::function<void(AttemptResult)> done) override {
+  std::function<void()> send(const std::string&, int, AttemptDone done) override {
     AttemptResult r;
     r.ok = true;
     r.http_status = 200;
-    done(r);
+    done(std::move(r));
     return [] {};
   }
 };

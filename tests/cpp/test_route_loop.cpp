@@ -50,10 +50,10 @@ class FakeSender final : public AttemptSender {
   std::map<std::string, std::deque<AttemptResult>> script;
   std::vector<std::pair<std::string, Instant>> calls;
   bool hang = false;  // keep attempts open until cancelled
-  std::function<void(AttemptResult)> pending;
+  AttemptDone pending;
   Duration latency = 100ms;
 
-  std::function<void()> send(const std::string& model, int, std::function<void(AttemptResult)> done) override {
+  std::function<void()> send(const std::string& model, int, AttemptDone done) override {
     calls.emplace_back(model, clock_.now());
     if (hang) {
       pending = done;
@@ -63,7 +63,7 @@ class FakeSender final : public AttemptSender {
           r.cancelled = true;
           auto p = std::move(pending);
           pending = nullptr;
-          p(r);
+          p(std::move(r));
         }
       };
     }
@@ -79,7 +79,7 @@ class FakeSender final : public AttemptSender {
       r.output_tokens = 5;
     }
     clock_.advance(latency);
-    done(r);
+    done(std::move(r));
     return [] {};
   }
   std::vector<std::string> models() const {

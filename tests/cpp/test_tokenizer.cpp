@@ -157,6 +157,70 @@ TEST_CASE("the piece cache gives exactly what BPE gives", "[tokenizer]") {
   }
 }
 
+TEST_CASE("a piece's cache key is the same whether or not bytes after it may be read",
+          "[tokenizer]") {
+  // The encoder reads 16 bytes from a piece's start and masks them to its length where the text
+  // has them (CachedBpe::ref with the text's end), else it loads only the piece's own bytes.
+  const auto enc = orroute::get_encoding("o200k_base");
+  const orroute::CachedBpe cached(enc->vocab());
+  std::mt19937 rng(11);
+  for (int round = 0; round < 20000; ++round) {
+    std::string buffer(64, ' ');
+    for (char& c : buffer) c = static_cast<char>(rng());
+    const size_t len = 1 + rng() % 20;
+    const size_t at = rng() % (buffer.size() - len + 1);
+    const std::string_view piece(buffer.data() + at, len);
+    const auto whole = cached.ref(piece, buffer.data() + buffer.size());
+    const auto own = cached.ref(piece);
+    INFO("length " << len << " at " << at);
+    REQUIRE(whole.len == own.len);
+    if (len > orroute::CachedBpe::kMaxPiece) {  // never cached: the key is not used
+      REQUIRE(own.len == orroute::CachedBpe::kUncached);
+      continue;
+    }
+    REQUIRE(own.len == len);
+    REQUIRE(whole.k0 == own.k0);
+    REQUIRE(whole.k1 == own.k1);
+    REQUIRE(whole.slot == own.slot);
+  }
+}
+
+TEST_CASE("a block of pieces, hits and misses interleaved, encodes as BPE piece by piece",
+          "[tokenizer]") {
+  for (const char* name : {"cl100k_base", "o200k_base"}) {
+    const auto enc = orroute::get_encoding(name);
+    orroute::CachedBpe cached(enc->vocab());
+    std::mt19937 rng(5);
+    const std::string alphabet = "aeiou tnrsl'.\xC3\xA9\xE4\xB8\xAD";
+    for (int round = 0; round < 3000; ++round) {
+      // Pieces cut from one text, lengths 1..20 (past the cache's 16), from a small alphabet so
+      // that many repeat (hits) among first sightings (misses that merge and are remembered).
+      std::string text;
+      std::vector<size_t> ends;
+      const size_t m = 1 + rng() % orroute::CachedBpe::kMaxBlock;
+      for (size_t i = 0; i < m; ++i) {
+        const size_t len = 1 + rng() % 20;
+        for (size_t k = 0; k < len; ++k) text += alphabet[rng() % (round % 2 ? 4 : alphabet.size())];
+        ends.push_back(text.size());
+      }
+      std::vector<std::string_view> pieces;
+      std::vector<orroute::CachedBpe::Ref> refs;
+      std::vector<uint32_t> want = {7};  // tokens already there stay
+      for (size_t i = 0, from = 0; i < m; from = ends[i++]) {
+        pieces.emplace_back(text.data() + from, ends[i] - from);
+        refs.push_back(cached.ref(pieces.back(), text.data() + text.size()));
+        orroute::bpe_encode(enc->vocab(), pieces.back(), want);
+      }
+      std::vector<uint32_t> got = {7};
+      const size_t last = cached.encode_block(pieces.data(), refs.data(), m, got);
+      REQUIRE(got == want);
+      std::vector<uint32_t> last_piece;
+      orroute::bpe_encode(enc->vocab(), pieces.back(), last_piece);
+      REQUIRE(last == last_piece.size());
+    }
+  }
+}
+
 TEST_CASE("the 8..16-byte token table finds exactly what find does", "[tokenizer]") {
   auto key = [](std::string_view s, uint64_t& k0, uint64_t& k1) {
     k0 = k1 = 0;
@@ -254,12 +318,12 @@ std::vector<size_t> scanner_ends(SplitPattern p, std::string_view text,
 }
 
 // Every way the scanner can cut `text` matches the general scanner: both patterns, both byte
-// classifiers, blocks of 1 and 16 pieces.
+// classifiers, blocks of 1 and 16 pieces and of the encoder's block (CachedBpe::kMaxBlock).
 void check_scanner_agrees(std::string_view text) {
   for (SplitPattern p : {SplitPattern::kCl100k, SplitPattern::kO200k}) {
     const std::vector<size_t> expected = reference_ends(p, text);
     for (auto c : {orroute::ByteClassifier::kBest, orroute::ByteClassifier::kScalar}) {
-      for (size_t block : {size_t{1}, size_t{16}}) {
+      for (size_t block : {size_t{1}, size_t{16}, orroute::CachedBpe::kMaxBlock}) {
         INFO("pattern " << static_cast<int>(p) << " block " << block << " text [" << text << "]");
         REQUIRE(scanner_ends(p, text, c, block) == expected);
       }

@@ -408,6 +408,23 @@ def test_first_seen_pieces_merge_as_tiktoken(name: str, text: str) -> None:
     assert ours._encode_single_piece(word) == oracle._encode_single_piece(word)
 
 
+# Piece-cache hits (bpe.h, CachedBpe): a piece's key is read 16 bytes at a time and masked to its
+# length where the text has 16 bytes after its start, from its own bytes only nearer the end;
+# one-byte pieces are cached too, and a block of 64 pieces copies its hits' tokens into a buffer
+# flushed before each miss. Pieces of 1..17 bytes, each text repeated so its pieces hit the second
+# time, every piece at the end and at every distance from it below 16 bytes.
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+@settings(max_examples=300, deadline=None)
+@given(text=merge_texts, tail=st.integers(min_value=0, max_value=17))
+def test_cached_pieces_near_the_end_encode_as_tiktoken(name: str, text: str, tail: int) -> None:
+    ours, oracle = OURS[name], ORACLE[name]
+    for t in (text, text + "x" * tail, text + " " + text[: tail + 1], (text + " ") * 3):
+        expected = oracle.encode_ordinary(t)
+        assert ours.encode_ordinary(t) == expected  # the first time: misses, then hits
+        assert ours.encode_ordinary(t) == expected  # all hits
+        assert ours.count(t, disallowed_special=()) == len(expected)
+
+
 # The pre-tokenizer decides ASCII text 64 bytes at a time from per-class bitmaps (pretokenizer.cpp):
 # every run that can cross a window's edge — spaces, newlines after punctuation, digits, letters
 # changing case, contractions — and non-ASCII bytes at the edge, after ASCII padding of every

@@ -149,19 +149,40 @@ time.sleep(0.5)
 """
 
 
+def _exits_cleanly(script: str, timeout: float) -> None:
+    """Runs `script` in a child Python importing this orroute; it must exit 0 within `timeout` s."""
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=dict(os.environ, PYTHONPATH=CHILD_PATH),
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
 def test_daemon_threads_inside_calls_do_not_abort_the_exit() -> None:
     # At exit Python 3.11 ends a daemon thread that takes the GIL back with pthread_exit; the
     # binding must re-take it outside any noexcept frame, or the process aborts (status 134).
     for _ in range(3):
-        run = subprocess.run(
-            [sys.executable, "-c", DAEMONS_AT_EXIT],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env=dict(os.environ, PYTHONPATH=CHILD_PATH),
-        )
-        assert run.returncode == 0, run.stderr[-2000:]
+        _exits_cleanly(DAEMONS_AT_EXIT, timeout=120)
+
+
+LONG_BATCH_AT_EXIT = """
+import threading, time, orroute
+enc = orroute.get_encoding("o200k_base")
+texts = ["word " * 13_000] * 300_000  # 20 GB of text: minutes of counting on two threads
+threading.Thread(target=enc.count_batch, args=(texts,), kwargs={"num_threads": 2},
+                 daemon=True).start()
+time.sleep(1)
+"""
+
+
+def test_a_batch_in_a_daemon_thread_does_not_hold_up_the_exit() -> None:
+    # The exit joins the batch helpers; a helper leaves a batch after the 64 KB unit it is in
+    # rather than working through the rest of it (before: the exit waited for the whole batch).
+    _exits_cleanly(LONG_BATCH_AT_EXIT, timeout=40)
 
 
 def test_flat_batch_matches_single_calls(enc: orroute.Encoding) -> None:

@@ -7,7 +7,7 @@
 namespace orroute {
 
 std::function<void()> ChatSender::send(const std::string& model, int,
-                                       std::function<void(AttemptResult)> done) {
+                                       AttemptDone done) {
   uint64_t attempt = 0;
   {
     std::lock_guard lock(send_mu_);
@@ -32,7 +32,7 @@ void ChatSender::cancel(uint64_t attempt) {
   if (id != 0 && client) client->transport().cancel(id);
 }
 
-void ChatSender::start(const std::string& model, std::function<void(AttemptResult)> done) {
+void ChatSender::start(const std::string& model, AttemptDone done) {
   if (routes_ != nullptr) {
     const ProviderRoute* route = routes_->route(model);
     if (route == nullptr) {
@@ -74,7 +74,7 @@ void ChatSender::start(const std::string& model, std::function<void(AttemptResul
 }
 
 void ChatSender::send_to(const ProviderRoute& route, const std::string& candidate,
-                         std::function<void(AttemptResult)> done) {
+                         AttemptDone done) {
   const std::string native = routes_->native(candidate);
   const std::string model = ProviderRoutes::split(candidate).first;
   WireAdapter::Request wire;

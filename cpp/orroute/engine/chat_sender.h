@@ -40,11 +40,11 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   void set_prepared(PreparedAttempt prepared) { prepared_ = std::move(prepared); }
 
   std::function<void()> send(const std::string& model, int,
-                             std::function<void(AttemptResult)> done) override;
+                             AttemptDone done) override;
 
   // Starts (or, after a key was set aside, restarts) the attempt on `model` with the key ring's
   // next key. A cancel() before or during it aborts the transfer.
-  void start(const std::string& model, std::function<void(AttemptResult)> done);
+  void start(const std::string& model, AttemptDone done);
   // Aborts attempt number `attempt`'s latest transfer (a restart with another key included); a
   // no-op once a later attempt was sent.
   void cancel(uint64_t attempt);
@@ -99,7 +99,7 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
  private:
   // The attempt at a provider other than the engine's own endpoint.
   void send_to(const ProviderRoute& route, const std::string& candidate,
-               std::function<void(AttemptResult)> done);
+               AttemptDone done);
   // Submits `req` on `client`'s transport with `sink` (aborted at once if cancel() came first).
   void submit(std::shared_ptr<ApiClient> client, HttpRequest req, std::shared_ptr<Sink> sink,
               const std::string& model);

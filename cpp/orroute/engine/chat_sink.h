@@ -25,7 +25,7 @@ namespace orroute {
 class ChatSink final : public Sink {
  public:
   ChatSink(std::shared_ptr<ChatSender> sender, std::string model, std::string key,
-           std::function<void(AttemptResult)> done)
+           AttemptDone done)
       : sender_(std::move(sender)), model_(std::move(model)), key_(std::move(key)),
         done_(std::move(done)), started_(sender_->clock()->now()) {}
 
@@ -75,7 +75,7 @@ class ChatSink final : public Sink {
   void read_usage_json(const std::string& json, AttemptResult& r);
   // True when the server rejected this attempt's key (401/402) and another key is left: the key
   // is set aside and the sender restarts the attempt with the next one.
-  bool rotated_key(const TransferResult& t, std::function<void(AttemptResult)>& done);
+  bool rotated_key(const TransferResult& t, AttemptDone& done);
 
   // `e` with the attempt's keys scrubbed out (an upstream may echo the key it was sent).
   ApiError scrubbed(ApiError e);
@@ -90,7 +90,7 @@ class ChatSink final : public Sink {
   std::shared_ptr<ChatSender> sender_;
   std::string model_;
   std::string key_;  // the API key this attempt sent ("" = none)
-  std::function<void(AttemptResult)> done_;
+  AttemptDone done_;
   DoneMarker end_marker_;  // events after [DONE] are ignored and close the transfer
   Instant started_;
   int status_ = 0;

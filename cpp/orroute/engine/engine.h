@@ -160,7 +160,7 @@ struct EngineResult {
 // transfer is paused (libcurl keeps the bytes) until EngineRun::resume(), once per kPause.
 // kCancel stops the run.
 using ChunkCallback = std::function<ChunkAction(const std::string&)>;
-using DoneCallback = std::function<void(EngineResult)>;
+using DoneCallback = std::function<void(EngineResult&&)>;
 
 // Handle of a submitted task. Thread-safe.
 class EngineRun {

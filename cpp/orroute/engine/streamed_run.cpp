@@ -15,7 +15,7 @@ std::shared_ptr<StreamedRun> StreamedRun::start(Engine& engine, EngineTask task,
         auto s = weak.lock();
         return s ? s->queue_.push(chunk) : ChunkAction::kCancel;
       },
-      [weak](EngineResult r) {
+      [weak](EngineResult&& r) {
         if (auto s = weak.lock()) {
           {
             std::lock_guard lock(s->mu_);

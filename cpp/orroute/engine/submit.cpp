@@ -108,7 +108,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   Impl* impl = impl_.get();
   auto finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
                  cache_key,
-                 on_done = std::move(on_done)](RouteOutcome out) mutable {
+                 on_done = std::move(on_done)](RouteOutcome&& out) mutable {
     cache_store(impl->cache, cache_key, out, out.result.body);
     EngineResult res;
     if (routes) {
@@ -202,7 +202,7 @@ EngineResult Engine::run(const EngineTask& task) {
   EnginePlan p = plan(task, PlanUse::kSend);
   auto promise = std::make_shared<std::promise<EngineResult>>();
   auto future = promise->get_future();
-  submit(task, std::move(p), nullptr, [promise](EngineResult r) { promise->set_value(std::move(r)); });
+  submit(task, std::move(p), nullptr, [promise](EngineResult&& r) { promise->set_value(std::move(r)); });
   return future.get();
 }
 

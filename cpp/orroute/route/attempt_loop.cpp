@@ -79,7 +79,7 @@ class Jitter {
 class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
  public:
   Run(const LoopContext& ctx, RouteRequest req, std::shared_ptr<AttemptSender> sender,
-      std::function<void(RouteOutcome)> on_done)
+      RouteDone on_done)
       : ctx_(ctx),
         req_(std::move(req)),
         sender_(std::move(sender)),
@@ -103,8 +103,8 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   };
 
   void step_locked();
-  void on_attempt(AttemptResult r, uint64_t generation) noexcept;
-  void on_attempt_locked(AttemptResult r, uint64_t generation);
+  void on_attempt(AttemptResult&& r, uint64_t generation) noexcept;
+  void on_attempt_locked(AttemptResult&& r, uint64_t generation);
   void fail_internal(const char* what) noexcept;
   void release_permits(CallOutcome outcome, Instant now);
   // Books an attempt the upstream may bill although it was cut (r.abandoned), in place of
@@ -123,7 +123,7 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   LoopContext ctx_;
   RouteRequest req_;
   std::shared_ptr<AttemptSender> sender_;
-  std::function<void(RouteOutcome)> on_done_;
+  RouteDone on_done_;
   RecoveryPolicy policy_;
   Jitter rng_;
 
@@ -408,7 +408,7 @@ void Run::step_locked() {
     auto self = shared_from_this();
     std::function<void()> cancel_fn = sender_->send(
         model, static_cast<int>(generation),
-        [self, generation](AttemptResult r) { self->on_attempt(std::move(r), generation); });
+        [self, generation](AttemptResult&& r) { self->on_attempt(std::move(r), generation); });
     lock.lock();
     if (in_flight_ && generation_ == generation) {
       cancel_attempt_ = cancel_fn;
@@ -441,7 +441,7 @@ void Run::settle_abandoned(const std::string& model, const AttemptResult& r, Err
   outcome_.abandoned_cost += charge.cost;
 }
 
-void Run::on_attempt(AttemptResult r, uint64_t generation) noexcept {
+void Run::on_attempt(AttemptResult&& r, uint64_t generation) noexcept {
   try {
     on_attempt_locked(std::move(r), generation);
   } catch (const std::exception& e) {
@@ -451,7 +451,7 @@ void Run::on_attempt(AttemptResult r, uint64_t generation) noexcept {
   }
 }
 
-void Run::on_attempt_locked(AttemptResult r, uint64_t generation) {
+void Run::on_attempt_locked(AttemptResult&& r, uint64_t generation) {
   Lock lock(mu_);
   if (finished_ || generation != generation_ || !in_flight_) return;
   in_flight_ = false;
@@ -640,7 +640,7 @@ void Run::cancel() {
 
 std::shared_ptr<RouteRun> start_route(const LoopContext& context, RouteRequest request,
                                       std::shared_ptr<AttemptSender> sender,
-                                      std::function<void(RouteOutcome)> on_done) {
+                                      RouteDone on_done) {
   if (request.candidates.empty()) throw InvalidArgument("route: no candidate models");
   if (!context.clock || !context.state || !context.metrics || !context.scheduler || !sender) {
     throw InvalidArgument("route: clock, state, metrics, scheduler and sender are required");

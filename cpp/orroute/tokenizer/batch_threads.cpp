@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -14,12 +15,22 @@
 namespace orroute {
 namespace {
 
-// One call's work, queued once per helper asked to run it.
+// One call's units, queued once per helper asked to help with them.
 struct Task {
-  const std::function<void()>* work;
+  const std::function<void(size_t)>* unit;
+  size_t n;
+  std::atomic<size_t> cursor{0};     // the next unit to take
   std::atomic<unsigned> running{0};  // copies taken by helpers and not yet returned
   std::mutex mu;
   std::condition_variable done;
+
+  // Runs units until none are left, or until `leave()`.
+  template <class Leave>
+  void take_units(Leave&& leave) {
+    for (size_t i; !leave() && (i = cursor.fetch_add(1, std::memory_order_relaxed)) < n;) {
+      (*unit)(i);
+    }
+  }
 };
 
 class Helpers {
@@ -32,9 +43,10 @@ class Helpers {
     return *helpers;
   }
 
-  void run(const std::function<void()>& work, unsigned n) {
+  void run(size_t units, unsigned n, const std::function<void(size_t)>& unit) {
     Task task;
-    task.work = &work;
+    task.unit = &unit;
+    task.n = units;
     {
       std::lock_guard<std::mutex> lock(mu_);
       start_helpers(n);
@@ -42,7 +54,7 @@ class Helpers {
       for (size_t i = 0; i < copies; ++i) queue_.push_back(&task);
     }
     wake_.notify_all();
-    work();
+    task.take_units([] { return false; });
     {
       std::lock_guard<std::mutex> lock(mu_);  // withdraw the copies no helper has taken
       std::erase(queue_, &task);
@@ -56,13 +68,14 @@ class Helpers {
     return static_cast<unsigned>(threads_.size());
   }
 
-  // The helpers leave once they are no longer listed (so concurrent stops each join their own,
-  // and a batch meanwhile starts new ones).
+  // The helpers leave (after the unit they are in) once their generation is over, so concurrent
+  // stops each join their own, and a batch meanwhile starts new ones.
   void stop() {
     std::vector<pthread_t> threads;
     {
       std::lock_guard<std::mutex> lock(mu_);
       threads.swap(threads_);
+      generation_.fetch_add(1, std::memory_order_relaxed);
     }
     wake_.notify_all();
     for (const pthread_t t : threads) pthread_join(t, nullptr);
@@ -96,43 +109,42 @@ class Helpers {
   // it runs: in a forked child that block would belong to a thread that is not there.
   void start_helpers(unsigned n) {
     threads_.reserve(n);
+    // The generation is the thread's argument: read under mu_ here, it cannot miss a stop.
+    void* const generation = reinterpret_cast<void*>(generation_.load(std::memory_order_relaxed));
     while (threads_.size() < n) {
       pthread_t t;
-      if (pthread_create(&t, nullptr, &Helpers::entry, this) != 0) return;
+      if (pthread_create(&t, nullptr, &Helpers::entry, generation) != 0) return;
       threads_.push_back(t);
     }
   }
 
-  static void* entry(void* self) {
-    static_cast<Helpers*>(self)->loop();
+  static void* entry(void* generation) {
+    get().loop(reinterpret_cast<uintptr_t>(generation));
     return nullptr;
   }
 
-  void loop() {
+  void loop(uintptr_t generation) {
+    const auto over = [&] { return generation_.load(std::memory_order_relaxed) != generation; };
     for (;;) {
       Task* task;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [&] { return !listed() || !queue_.empty(); });
-        if (!listed()) return;
+        wake_.wait(lock, [&] { return over() || !queue_.empty(); });
+        if (over()) return;
         task = queue_.front();
         queue_.pop_front();
         task->running.fetch_add(1);  // under mu_: the caller withdraws or counts this copy
       }
-      (*task->work)();
+      task->take_units(over);
       std::lock_guard<std::mutex> lock(task->mu);
       if (task->running.fetch_sub(1) == 1) task->done.notify_all();
     }
   }
 
-  // Under mu_: whether the calling helper is still one of threads_ (stop() takes them out).
-  bool listed() const {
-    const pthread_t self = pthread_self();
-    return std::any_of(threads_.begin(), threads_.end(),
-                       [&](pthread_t t) { return pthread_equal(t, self) != 0; });
-  }
-
   std::mutex mu_;
+  // Bumped by each stop(); a helper leaves once the generation it was started in is over. Atomic
+  // so that a helper inside a batch sees a stop between two units without taking mu_.
+  std::atomic<uintptr_t> generation_{0};
   std::condition_variable wake_;
   std::deque<Task*> queue_;
   std::vector<pthread_t> threads_;
@@ -143,8 +155,8 @@ class Helpers {
 
 }  // namespace
 
-void run_with_helpers(const std::function<void()>& work, unsigned helpers) {
-  Helpers::get().run(work, helpers);
+void run_units(size_t n, unsigned helpers, const std::function<void(size_t)>& unit) {
+  Helpers::get().run(n, helpers, unit);
 }
 
 unsigned batch_helper_count() { return Helpers::get().count(); }

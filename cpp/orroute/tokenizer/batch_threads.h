@@ -8,22 +8,25 @@
 // exist, forgets them and starts its own on its first batch.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 
 namespace orroute {
 
-// Runs `work` on the calling thread and, at the same time, on up to `helpers` helper threads
-// (fewer if threads cannot be started); returns once every
-// copy has returned. The caller never waits for a helper that has not taken the work yet (it
-// withdraws those copies), so `work` must share its units among its copies (an atomic cursor)
-// and finish them all even when it runs alone. `work` must not throw.
-void run_with_helpers(const std::function<void()>& work, unsigned helpers);
+// Runs unit(i) once for every i in [0, n), on the calling thread and at the same time on up to
+// `helpers` helper threads (fewer if threads cannot be started); returns once every unit has run.
+// The caller takes units until none are left and never waits for a helper that has not started
+// (it withdraws those); a helper also stops taking units once the helpers are being stopped
+// (stop_batch_helpers, at exit), so stopping waits for at most the unit each helper is in, and
+// the caller runs the rest. `unit` must not throw.
+void run_units(size_t n, unsigned helpers, const std::function<void(size_t)>& unit);
 
 // Number of helper threads alive now.
 unsigned batch_helper_count();
 
-// Stops the helper threads and joins them (each finishes the work it has taken first); the next
-// batch call starts new ones. Runs at exit.
+// Stops the helper threads and joins them (each finishes the unit it is in first: a batch running
+// on another thread, e.g. a daemon thread at interpreter exit, does not hold the exit up for the
+// rest of its units); the next batch call starts new ones. Runs at exit.
 void stop_batch_helpers();
 
 }  // namespace orroute

@@ -322,6 +322,10 @@ CachedBpe::CachedBpe(const Vocab& vocab) : vocab_(vocab), table_(table_for(vocab
 static_assert(CachedBpe::kMaxPiece <= Vocab::kMidMax);
 
 void CachedBpe::encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
+  if (r.len == kUncached) {
+    bpe_encode(vocab_, piece, out);
+    return;
+  }
   const size_t before = out.size();
   if (r.len >= Vocab::kMidMin) {  // whole-token lookup by the key already made, then merging
     if (const uint32_t id = vocab_.find_mid(r.k0, r.k1, r.len); id != kNone) {
@@ -336,7 +340,7 @@ void CachedBpe::encode_miss(std::string_view piece, const Ref& r, std::vector<ui
 }
 
 void CachedBpe::remember(const Ref& r, const uint32_t* tokens, size_t n) {
-  if (r.len == 0 || n > 3) return;
+  if (r.len == kUncached || n > 3) return;
   Slot& slot = table_.slots[r.slot];
   slot.k0 = r.k0;
   slot.k1 = r.k1;
@@ -345,7 +349,7 @@ void CachedBpe::remember(const Ref& r, const uint32_t* tokens, size_t n) {
 }
 
 size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
-  if (r.len == 0) return bpe_count(vocab_, piece);
+  if (r.len == kUncached) return bpe_count(vocab_, piece);
   uint32_t tokens[kMaxPiece];
   size_t made = 0;
   const uint32_t whole = r.len >= Vocab::kMidMin ? vocab_.find_mid(r.k0, r.k1, r.len) : kNone;

@@ -2,6 +2,8 @@
 // adjacent pair whose concatenation has the lowest rank, leftmost first on ties.
 #pragma once
 
+#include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -25,7 +27,7 @@ void bpe_merge(const Vocab& vocab, std::string_view piece, std::vector<uint32_t>
 // Number of tokens bpe_encode would append, without building them.
 size_t bpe_count(const Vocab& vocab, std::string_view piece);
 
-// bpe_encode / bpe_count behind a per-thread cache of short pieces (2..16 bytes, up to 3 tokens).
+// bpe_encode / bpe_count behind a per-thread cache of short pieces (1..16 bytes, up to 3 tokens).
 // Natural text repeats a small set of pieces, and a hit costs one access to one table instead of
 // lookups in the vocabulary's larger tables and the merges. Results are identical to bpe_encode's. Cheap to construct (one thread-local lookup);
 // use one per call on one thread, never shared between threads.
@@ -33,56 +35,87 @@ class CachedBpe {
  public:
   explicit CachedBpe(const Vocab& vocab);
 
-  // Where a piece lives in the cache (len 0: not cached). Computing it also starts loading that
-  // cache line, so callers compute the refs of a block of pieces before encoding them, and the
-  // memory latency of one lookup overlaps the others.
+  // Where a piece lives in the cache (len kUncached: not cached). Computing it also starts
+  // loading that cache line, so callers compute the refs of a block of pieces before encoding
+  // them, and the memory latency of one lookup overlaps the others.
   struct Ref {
     uint64_t k0, k1;  // piece bytes, zero-padded
     uint32_t slot;
     uint32_t len;
   };
-  Ref ref(std::string_view piece) const noexcept {
-    // The piece's bytes zero-padded to 16, read without touching a byte outside it: two
-    // overlapping fixed-size loads, shifted into place (overlapping bytes are equal, so OR is exact).
-    Ref r{0, 0, 0, 0};
+  static constexpr uint32_t kUncached = 0xFF;  // a Ref's len for pieces over kMaxPiece bytes
+  // `readable_end`: bytes up to it may be read (the end of the text the piece is in). With 16
+  // bytes readable from the piece's start (all but the last pieces of a text) the key is two
+  // loads masked to the piece's length, without a branch on the length: which of several length
+  // classes comes next is data-dependent, and those branches were mispredicted on hits.
+  Ref ref(std::string_view piece, const char* readable_end) const noexcept {
     const char* p = piece.data();
     const size_t n = piece.size();
-    if (n < 2 || n > kMaxPiece) return r;
+    if (readable_end - p < 16) return ref(piece);
+    const size_t m = n < kMaxPiece ? n : kMaxPiece;
+    Ref r{load<uint64_t>(p) & kLowMask[m], load<uint64_t>(p + 8) & kHighMask[m], 0,
+          n <= kMaxPiece ? static_cast<uint32_t>(n) : kUncached};
+    locate(r);
+    return r;
+  }
+  // The same for a piece whose text may end with it: reads no byte outside the piece.
+  Ref ref(std::string_view piece) const noexcept {
+    // Two overlapping fixed-size loads, shifted into place (overlapping bytes are equal, so OR is
+    // exact).
+    Ref r{0, 0, 0, kUncached};
+    const char* p = piece.data();
+    const size_t n = piece.size();
+    if (n > kMaxPiece) {
+      locate(r);
+      return r;
+    }
     if (n >= 8) {
       r.k0 = load<uint64_t>(p);
       if (n > 8) r.k1 = load<uint64_t>(p + n - 8) >> (8 * (16 - n));
     } else if (n >= 4) {
       r.k0 = load<uint32_t>(p) | (uint64_t{load<uint32_t>(p + n - 4)} << (8 * (n - 4)));
-    } else {
+    } else if (n >= 2) {
       r.k0 = load<uint16_t>(p) | (uint64_t{static_cast<unsigned char>(p[n - 1])} << (8 * (n - 1)));
+    } else if (n == 1) {
+      r.k0 = static_cast<unsigned char>(p[0]);
     }
-    const uint64_t h = (r.k0 * 0x9E3779B97F4A7C15ull) ^ ((r.k1 + n) * 0xC2B2AE3D27D4EB4Full);
-    r.slot = static_cast<uint32_t>((h ^ (h >> 29)) * 0x165667B19E3779F9ull >> (64 - kBits));
     r.len = static_cast<uint32_t>(n);
-    __builtin_prefetch(&table_.slots[r.slot]);
+    locate(r);
     return r;
+  }
+  // Appends the tokens of pieces[0..m) (whose refs are refs[0..m), m <= kMaxBlock) to `out`, as
+  // bpe_encode; returns the number of tokens of the last piece. A hit copies the slot's three
+  // token fields whole and advances by its count, without a branch on the count, into a buffer
+  // appended once per block.
+  static constexpr size_t kMaxBlock = 64;
+  size_t encode_block(const std::string_view* pieces, const Ref* refs, size_t m,
+                      std::vector<uint32_t>& out) {
+    uint32_t buffer[kMaxBlock * 3];
+    size_t filled = 0, last = 0;
+    for (size_t i = 0; i < m; ++i) {
+      const Slot& slot = table_.slots[refs[i].slot];
+      if (hit(refs[i])) [[likely]] {
+        std::memcpy(buffer + filled, slot.tokens, sizeof slot.tokens);
+        last = slot.meta >> 8;
+        filled += last;
+        continue;
+      }
+      out.insert(out.end(), buffer, buffer + filled);
+      filled = 0;
+      const size_t before = out.size();
+      encode_miss(pieces[i], refs[i], out);
+      last = out.size() - before;
+    }
+    out.insert(out.end(), buffer, buffer + filled);
+    return last;
   }
   // Appends the tokens of `piece` (whose ref is `r`), as bpe_encode.
   void encode(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
-    if (hit(r)) {
-      // Most hits are one token: push_back is inline, where a range insert calls memmove.
-      const Slot& slot = table_.slots[r.slot];
-      out.push_back(slot.tokens[0]);
-      if (const uint32_t n = slot.meta >> 8; n > 1) {
-        out.insert(out.end(), slot.tokens + 1, slot.tokens + n);
-      }
-      return;
-    }
-    if (piece.size() == 1) {  // a quarter of all pieces (spaces, punctuation): not cached
-      out.push_back(vocab_.byte_token(static_cast<uint8_t>(piece[0])));
-      return;
-    }
-    encode_miss(piece, r, out);
+    encode_block(&piece, &r, 1, out);
   }
   // Number of tokens of `piece`, as bpe_count.
   size_t count(std::string_view piece, const Ref& r) {
-    if (hit(r)) return table_.slots[r.slot].meta >> 8;
-    if (piece.size() == 1) return 1;
+    if (hit(r)) [[likely]] return table_.slots[r.slot].meta >> 8;
     return count_miss(piece, r);
   }
   void encode(std::string_view piece, std::vector<uint32_t>& out) { encode(piece, ref(piece), out); }
@@ -107,9 +140,28 @@ class CachedBpe {
     std::memcpy(&v, p, sizeof v);  // a single unaligned load
     return v;
   }
+  // The low n bytes of the first and of the second 8-byte word of a piece of n bytes.
+  static constexpr auto kLowMask = [] {
+    std::array<uint64_t, kMaxPiece + 1> m{};
+    for (size_t n = 0; n <= kMaxPiece; ++n) m[n] = n >= 8 ? ~uint64_t{0} : (uint64_t{1} << 8 * n) - 1;
+    return m;
+  }();
+  static constexpr auto kHighMask = [] {
+    std::array<uint64_t, kMaxPiece + 1> m{};
+    for (size_t n = 9; n <= kMaxPiece; ++n) m[n] = n == 16 ? ~uint64_t{0} : (uint64_t{1} << 8 * (n - 8)) - 1;
+    return m;
+  }();
+  // Sets r.slot from the key and starts loading that slot. One multiply: its top bits depend on
+  // every bit of the folded key.
+  void locate(Ref& r) const noexcept {
+    const uint64_t folded = r.k0 ^ std::rotl(r.k1 + r.len, 32);
+    r.slot = static_cast<uint32_t>((folded * 0x9E3779B97F4A7C15ull) >> (64 - kBits));
+    __builtin_prefetch(&table_.slots[r.slot]);
+  }
+  // An uncached piece (len kUncached) never hits: no slot stores that length (empty ones 0).
   bool hit(const Ref& r) const noexcept {
     const Slot& slot = table_.slots[r.slot];
-    return r.len != 0 && (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1;
+    return (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1;
   }
   // The slow paths: BPE, then remember the result when it fits a slot.
   void encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out);

@@ -330,6 +330,9 @@ TextMemo<int64_t>& chat_count_memo() {
   static auto* memo = new TextMemo<int64_t>(TextMemoLimits{8u << 20, 256});
   return *memo;
 }
+// Made while the library loads, as the encoding registry (encoding.cpp): made on first use, on a
+// thread without the GIL, a fork could copy its initialization half done.
+[[maybe_unused]] const TextMemo<int64_t>& chat_count_memo_at_load = chat_count_memo();
 
 }  // namespace
 
