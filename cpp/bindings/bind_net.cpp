@@ -278,7 +278,7 @@ void bind_net(py::module_& m) {
       .def(py::init([](const std::string& base_url, std::vector<std::string> api_keys, const std::string& app_name,
                        const std::string& app_url, const std::string& user_agent, const py::tuple& timeouts,
                        const py::tuple& stream_timeouts, int max_retries, double backoff_base, double backoff_max,
-                       double max_retry_after) {
+                       double max_retry_after, std::optional<double> stream_deadline) {
              check_header_value("app_name", app_name);
              check_header_value("app_url", app_url);
              check_header_value("user_agent", user_agent);
@@ -290,12 +290,15 @@ void bind_net(py::module_& m) {
              cfg.user_agent = user_agent;
              cfg.timeouts = to_timeouts(timeouts);
              cfg.stream_timeouts = to_timeouts(stream_timeouts);
+             if (stream_deadline && cfg.stream_timeouts.total_ms == 0) {
+               cfg.stream_timeouts.total_ms = stream_deadline_ms(*stream_deadline);
+             }
              cfg.retry = RetryPolicy{max_retries, backoff_base, backoff_max, max_retry_after};
              return ApiClient::create(std::move(cfg));
            }),
            py::arg("base_url"), py::arg("api_keys"), py::arg("app_name"), py::arg("app_url"), py::arg("user_agent"),
            py::arg("timeouts"), py::arg("stream_timeouts"), py::arg("max_retries"), py::arg("backoff_base"),
-           py::arg("backoff_max"), py::arg("max_retry_after"))
+           py::arg("backoff_max"), py::arg("max_retry_after"), py::arg("stream_deadline") = py::none())
       .def_property_readonly("base_url", [](const ApiClient& c) { return c.config().base_url; })
       .def("masked_keys", [](ApiClient& c) { return c.keys().masked(); })
       .def("usable_keys", [](ApiClient& c) { return c.keys().usable(); })

@@ -390,10 +390,7 @@ void bind_route(py::module_& m) {
                       c.client.stream_timeouts.idle_ms = static_cast<int64_t>(s * 1e3);
                     })
       .def_property("stream_deadline", [](const EngineConfig& c) { return c.client.stream_timeouts.total_ms / 1e3; },
-                    [](EngineConfig& c, double s) {
-                      if (!(s > 0 && s < 1e9)) throw InvalidArgument("stream_deadline must be seconds > 0");
-                      c.client.stream_timeouts.total_ms = static_cast<int64_t>(s * 1e3);
-                    })
+                    [](EngineConfig& c, double s) { c.client.stream_timeouts.total_ms = stream_deadline_ms(s); })
       .def_property("max_retries", [](const EngineConfig& c) { return c.loop.retry.max_retries_per_model; },
                     [](EngineConfig& c, int v) { c.loop.retry.max_retries_per_model = v; })
       .def_property("retry_base_delay", [](const EngineConfig& c) { return secs(c.loop.retry.base_delay); },
@@ -516,8 +513,8 @@ void bind_route(py::module_& m) {
           py::arg("output_tokens") = 0, py::arg("window") = 60.0);
 
   py::class_<Prepaid, std::shared_ptr<Prepaid>>(m, "Prepaid")
-      .def(py::init<Money, std::string>(), py::arg("amount"), py::arg("model"))
-      .def_property_readonly("left", &Prepaid::left);
+      .def(py::init<int>(), py::arg("runs"))
+      .def_property_readonly("runs", &Prepaid::runs);
 
   py::class_<EngineTask>(m, "EngineTask")
       // The fields every task sets, in one call (each property set is a call of its own). The

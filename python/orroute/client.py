@@ -297,6 +297,7 @@ class _Base:
         base_url: str | None = None,
         timeout: float | Timeout | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        stream_deadline: float | None = None,
         app_name: str | None = None,
         app_url: str | None = None,
         default_headers: Mapping[str, str] | None = None,
@@ -339,6 +340,7 @@ class _Base:
             timeouts=_timeouts(timeout, False),
             stream_timeouts=_timeouts(timeout, True),
             max_retries=max_retries,
+            stream_deadline=stream_deadline,
         )
         self._keyless = _keyless(self._core)
         self._cache_scope = _account_scope(self._core.base_url, keys) if self._cache else ""
@@ -742,6 +744,9 @@ class OpenRouter(_Base):
             OpenAI-compatible endpoint works.
         timeout: seconds (total for a plain call; first byte and idle gap for a stream) or a
             ``Timeout``.
+        stream_deadline: seconds a stream may last in all when ``timeout`` sets no total
+            (default: the core's, one hour), so an upstream trickling an endless answer cannot
+            hold a call for ever.
         max_retries: retries on connection errors, timeouts, 408, 429 and 5xx (backoff with full
             jitter, honouring Retry-After / X-RateLimit-Reset).
         app_name, app_url: app attribution (X-OpenRouter-Title / X-Title, HTTP-Referer); else

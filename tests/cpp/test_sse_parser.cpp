@@ -130,3 +130,20 @@ TEST_CASE("sse parser repairs every field of an event and reports what an unfini
   CHECK(got[0].data == "d\xF0\x9F\x98\x80");
   CHECK(p.pending_bytes() == 2);  // the id is kept for later events, as the standard says
 }
+
+TEST_CASE("[DONE] ends a stream: events after it are refused and the transfer counts as ended well",
+          "[sse]") {
+  orroute::DoneMarker m;
+  CHECK(m.admits(R"({"choices":[]})"));
+  CHECK_FALSE(m.admits("[DONE]"));
+  CHECK_FALSE(m.closed());  // nothing after it yet: the upstream may end the transfer itself
+  orroute::TransferResult stopped;
+  stopped.status = orroute::TransferStatus::kCancelled;
+  stopped.error = "stopped";
+  CHECK(m.counted(stopped).status == orroute::TransferStatus::kOk);
+  CHECK_FALSE(m.admits(R"({"usage":{"completion_tokens":9999}})"));
+  CHECK(m.closed());
+  m.reset();
+  CHECK(m.counted(stopped).status == orroute::TransferStatus::kCancelled);  // no [DONE]: as it came
+  CHECK(m.admits(""));
+}

@@ -254,3 +254,89 @@ TEST_CASE("what a failed stream held back is never released", "[net][scrub]") {
     CHECK_FALSE(s.flush(end, orroute::StreamAccumulator()));
   }
 }
+
+namespace {
+
+// A chunk of tool call 0 carrying `name`, and `id` with empty arguments when `id` is not null.
+rapidjson::Document id_name_chunk(const char* id, const std::string& name) {
+  return one_choice([&](rapidjson::Value& delta, auto& a) {
+    rapidjson::Value function(rapidjson::kObjectType);
+    function.AddMember("name", rapidjson::Value(name.c_str(), a), a);
+    if (id) function.AddMember("arguments", "", a);  // as the first delta of a tool call has them
+    rapidjson::Value call(rapidjson::kObjectType);
+    call.AddMember("index", 0, a);
+    if (id) call.AddMember("id", rapidjson::Value(id, a), a);
+    call.AddMember("function", function, a);
+    rapidjson::Value calls(rapidjson::kArrayType);
+    calls.PushBack(call, a);
+    delta.AddMember("tool_calls", calls, a);
+  }, nullptr);
+}
+
+// What a consumer shows of tool call 0 streamed as `id` with the first name piece, then the other
+// pieces (and the end of the stream): its id (the last one given) beside the joined name.
+std::string id_beside_name(const orroute::ApiClient& keys, const std::string& id,
+                           const std::vector<std::string>& names) {
+  orroute::StreamScrubber s;
+  std::string got_id, got_name;
+  auto read = [&](const rapidjson::Document& d) {
+    for (const auto& c : d["choices"].GetArray()) {
+      if (!c.HasMember("delta") || !c["delta"].HasMember("tool_calls")) continue;
+      for (const auto& call : c["delta"]["tool_calls"].GetArray()) {
+        if (call.HasMember("id")) got_id = call["id"].GetString();
+        if (call.HasMember("function") && call["function"].HasMember("name")) {
+          got_name += call["function"]["name"].GetString();
+        }
+      }
+    }
+  };
+  for (size_t i = 0; i < names.size(); ++i) {
+    rapidjson::Document d = id_name_chunk(i == 0 ? id.c_str() : nullptr, keys.scrub(names[i]));
+    s.scrub(d, keys);
+    read(d);
+  }
+  rapidjson::Document end;
+  if (s.flush(end, orroute::StreamAccumulator())) read(end);
+  return got_id + "|" + got_name;
+}
+
+}  // namespace
+
+TEST_CASE("a key split over a streamed tool call's id and name reaches the consumer masked", "[net][scrub]") {
+  const auto c = client();
+  const std::string masked = orroute::mask_key(kKey);
+  for (size_t i = 1; i < kKey.size(); ++i) {
+    INFO("split at " << i);
+    const std::string id = "call_" + kKey.substr(0, i), rest = kKey.substr(i) + "_fn";
+    const std::string shown = id_beside_name(*c, id, {rest});
+    CHECK(shown.find(kKey.substr(0, i) + "|") == std::string::npos);  // the id lost the key's start
+    CHECK(std::string(shown).erase(shown.find('|'), 1) == "call_" + masked + "_fn");
+    for (size_t j = 0; j <= rest.size(); ++j) {  // the name over two events
+      INFO("name split at " << j);
+      const std::string two = id_beside_name(*c, id, {rest.substr(0, j), rest.substr(j)});
+      CHECK(std::string(two).erase(two.find('|'), 1) == "call_" + masked + "_fn");
+    }
+  }
+  SECTION("ids and names that only look like a key's start come through whole") {
+    CHECK(id_beside_name(*c, "call_s", {"k-means"}) == "call_s|k-means");
+    CHECK(id_beside_name(*c, "call_s", {"k-", "means"}) == "call_s|k-means");
+    CHECK(id_beside_name(*c, "call_" + kKey.substr(0, 12), {"get_weather"}) ==
+          "call_" + kKey.substr(0, 12) + "|get_weather");
+    CHECK(id_beside_name(*c, "call_sk-or", {"-v1-ab"}) == "call_sk-or|-v1-ab");  // released at the end
+  }
+}
+
+TEST_CASE("a key split over a reply's tool call id and name is masked, nothing else is", "[net][scrub]") {
+  const auto c = client();
+  auto reply = [](const std::string& id, const std::string& name) {
+    return R"({"choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":")" + id +
+           R"(","type":"function","function":{"name":")" + name + R"(","arguments":"{}"}}]}}]})";
+  };
+  for (size_t i = 1; i < kKey.size(); ++i) {
+    INFO("split at " << i);
+    CHECK(c->scrub(reply("call_" + kKey.substr(0, i), kKey.substr(i) + "_fn")) ==
+          reply("call_", orroute::mask_key(kKey) + "_fn"));
+  }
+  const std::string innocent = reply("call_" + kKey.substr(0, 12), "get_" + kKey.substr(12, 3));
+  CHECK(c->scrub(innocent) == innocent);
+}

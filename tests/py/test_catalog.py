@@ -231,3 +231,17 @@ def test_from_json_and_load_agree(tmp_path: Path) -> None:
     assert [m.id for m in a] == [m.id for m in b] == ["x/y"]
     with pytest.raises(FileNotFoundError):
         orroute.Catalog.load(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("price", ["99999999999999999999", "170141183460469231731", "1000001"])
+def test_a_price_too_large_to_multiply_skips_its_entry(price: str) -> None:
+    """A hostile catalog's huge price (USD per unit) made worst cases overflow the money type
+    (a call of 100 tokens reserved $0): such an entry is skipped, as a negative price is."""
+    entry = {"id": "x/huge", "name": "huge", "context_length": 8192,
+             "architecture": {"input_modalities": ["text"], "output_modalities": ["text"],
+                              "tokenizer": "GPT"},
+             "pricing": {"prompt": price, "completion": price}}
+    fine = {**entry, "id": "x/fine", "pricing": {"prompt": "1000000", "completion": "0.000002"}}
+    c = orroute.Catalog.from_json(json.dumps({"data": [entry, fine]}))
+    assert c.get("x/huge") is None
+    assert c.worst_case_cost("x/fine", prompt_tokens=100, max_output_tokens=1) == Decimal("100000000.000002")

@@ -176,6 +176,31 @@ def test_concurrent_n_requests_never_pay_for_completions_they_throw_away(
     assert len(rows) == len(sent) and all(r.cost > 0 for r in rows)  # each call recorded
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_n_completions_count_once_in_the_budget_while_they_run(gateway: Gateway, fake: FakeOpenRouter,
+                                                               stream: bool) -> None:
+    """An n=2 request whose first completion has ended and second still runs: the budget counts
+    the first one's cost and the second one's worst case, once each (it counted the request's
+    whole hold for two beside the first one's recorded cost); the calls settle as any does."""
+    k, rec = gateway.keys.create(f"n-once-{stream}")
+    body = {"model": MODEL, "messages": HI, "max_tokens": 1000}
+    one = gateway.app.engine.plan(_engine.engine_task(
+        json.dumps(body), project=rec.project, tags=[("gateway_key", rec.id)]))["estimate"]
+    gateway.tracker.set_budget(one * 10, project=rec.project)
+    fake.script(MODEL, [None, Fault.delay(2.0)])  # the second completion sent takes 2 s
+
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(call, gateway, "POST", "/v1/chat/completions",
+                             {**body, "n": 2, "stream": stream}, key=k)
+        assert fake.wait_until(
+            lambda: gateway.tracker.budget_status(project=rec.project).spent > 0, timeout=10)
+        during = gateway.tracker.budget_status(project=rec.project)
+        assert answer.result()[0] == 200
+    assert during.reserved <= one, (during.reserved, one)  # the running one's worst case, once
+    after = gateway.tracker.budget_status(project=rec.project)
+    assert after.reserved == 0 and len(gateway.tracker.usage_history(project=rec.project)) == 2
+
+
 # --- POST /v1/responses --------------------------------------------------------------------------
 
 

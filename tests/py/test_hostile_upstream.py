@@ -346,6 +346,50 @@ def test_manager_stream_trickling_an_endless_answer_ends_at_the_stream_deadline(
     assert_stream_times_out_freeing_its_reservation(m, max_tokens=1000)
 
 
+def test_client_stream_trickling_an_endless_answer_ends_at_the_stream_deadline(fake):
+    """The bare client's stream with a number ``timeout`` (first byte and idle gap only), for the
+    client or for the call, ends at the stream deadline all the same, sync and async."""
+    fake.fail("*", Fault.raw(*[sse(chunk(b'{"content":" a"}'))] * 300,
+                             content_type="text/event-stream", content_length=-1, interval=0.1))
+    msgs = [{"role": "user", "content": "hi"}]
+    kw: dict[str, Any] = {"api_key": KEY, "base_url": fake.base_url, "max_retries": 0,
+                          "stream_deadline": 1.0}
+    started = time.monotonic()
+    with pytest.raises(orroute.APITimeoutError):
+        for _ in orroute.OpenRouter(timeout=5.0, **kw).chat.completions.create(
+                model=MODEL, messages=msgs, stream=True, timeout=5.0):
+            pass
+
+    async def run() -> None:
+        c = orroute.AsyncOpenRouter(timeout=5.0, **kw)
+        async for _ in await c.chat.completions.create(model=MODEL, messages=msgs, stream=True):
+            pass
+
+    with pytest.raises(orroute.APITimeoutError):
+        asyncio.run(run())
+    assert time.monotonic() - started < 10
+
+
+def test_a_streams_reservation_is_held_as_long_as_the_stream_may_last(fake, tmp_path):
+    """A reservation expires (15 min) and is reclaimed even while its process lives: a stream
+    allowed to last longer (the default deadline is an hour) would have its worst case freed
+    for others to spend while it still runs. Its reservation is held until its deadline."""
+    import sqlite3
+
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[], stream_deadline=7200.0)
+    m.set_budget(1.0)
+    fake.fail(MODEL, Fault.raw(*[sse(chunk(b'{"content":" a"}'))] * 30, content_type="text/event-stream",
+                               content_length=-1, interval=0.1))
+    stream = m.stream_task_sync(Task(messages="hi", max_tokens=1000), model=MODEL)
+    next(iter(stream))  # under way
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    held_until = db.execute("SELECT max(expires_at) FROM reservations").fetchone()[0] / 1e6
+    db.close()
+    for _ in stream:
+        pass
+    assert held_until >= time.time() + 7200, held_until - time.time()
+
+
 def test_a_stream_has_a_total_deadline_by_default():
     assert 0 < orroute._core.EngineConfig().stream_deadline <= 3600
     with pytest.raises(orroute.InvalidArgumentError):
@@ -870,3 +914,118 @@ def test_a_caller_naming_a_new_model_per_call_keeps_the_engine_bounded(fake, tmp
     assert len(rows) == 512 + 1  # Metrics::kMaxModels names of their own and "(other)"
     assert rows["(other)"]["calls"] == len(names) - 512
     assert all(rows[name]["calls"] == 1 for name in hostile)  # the names as they were, as data
+
+
+# --- a key split over a tool call's id and its name -----------------------------------------------
+
+
+def tool_call(id: bytes, name: bytes) -> bytes:
+    """A reply message's tool call named ``name`` with id ``id`` (an upstream may put any text in both)."""
+    return (b',"tool_calls":[{"id":"' + id + b'","type":"function","function":{"name":"' + name
+            + b'","arguments":"{}"}}]')
+
+
+def id_and_name(obj: Any) -> str:
+    """A tool call's id and name, as a log line or a consumer showing the call puts them side by side
+    (dicts or the client's typed objects; a streamed call's id may come in any of its deltas)."""
+    def get(o: Any, name: str) -> Any:
+        return o.get(name) if isinstance(o, dict) else getattr(o, name, None)
+
+    return (get(obj, "id") or "") + (get(get(obj, "function") or {}, "name") or "")
+
+
+# (id, name, what a consumer must see side by side)
+ID_NAME = [(b"call_" + K[:p], K[p:] + b"_fn", "call_" + MASKED + "_fn") for p in (1, 9, 30, len(K) - 1)]
+ID_NAME_IDS = ["1", "prefix", "middle", "last-char"]
+INNOCENT = [(b"call_s", b"k-means"), (b"call_" + K[:12], b"get_weather")]  # a key's start, no key
+
+
+@pytest.mark.parametrize(("id", "name", "expected"), ID_NAME, ids=ID_NAME_IDS)
+def test_a_key_split_over_a_tool_calls_id_and_name_never_reaches_a_caller(fake, tmp_path, id, name,
+                                                                          expected):
+    """A reply whose tool call's id ends with the key's start and whose name goes on with its rest:
+    the client and the manager (plain and streamed, the name in the id's event or over several)
+    show the call with the key masked."""
+    msgs = [{"role": "user", "content": "hi"}]
+    fake.fail(MODEL, Fault.raw(completion(b"", extra_message=tool_call(id, name))))
+    reply = client(fake).chat.completions.create(model=MODEL, messages=msgs)
+    assert id_and_name(reply.choices[0].message.tool_calls[0]) == expected
+    assert not leaks(repr(reply))
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    fake.fail(MODEL, Fault.raw(completion(b"", extra_message=tool_call(id, name))))
+    assert not leaks(shown(m.execute_task_sync(Task(messages="hi", max_tokens=50), model=MODEL)))
+    cut = len(name) // 2
+    for names in ([name], [name[:cut], name[cut:]]):  # the name whole with the id, or over two events
+        events = [chunk(b'{"tool_calls":[{"index":0,"id":"' + id + b'","type":"function","function":'
+                        b'{"name":"' + names[0] + b'","arguments":""}}]}')]
+        events += [chunk(b'{"tool_calls":[{"index":0,"function":{"name":"' + n + b'"}}]}')
+                   for n in names[1:]]
+        events += [chunk(b'{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}'),
+                   chunk(b"{}", finish=b'"tool_calls"'), USAGE, b"[DONE]"]
+        fake.fail(MODEL, stream_reply(sse(*events)))
+        with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+            calls = [tc for c in s for ch in c.choices for tc in ch.delta.tool_calls or []]
+        assert "".join(id_and_name(tc) for tc in calls) == expected, names
+        fake.fail(MODEL, stream_reply(sse(*events)))
+        items = list(m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL))
+        calls = [tc for c in items for ch in c["choices"] for tc in ch["delta"].get("tool_calls") or []]
+        assert "".join(id_and_name(tc) for tc in calls) == expected, names
+
+
+@pytest.mark.parametrize(("id", "name"), INNOCENT, ids=["one-char", "prefix"])
+def test_a_tool_calls_id_ending_like_a_key_and_its_name_come_through_whole(fake, id, name):
+    msgs = [{"role": "user", "content": "hi"}]
+    fake.fail(MODEL, Fault.raw(completion(b"", extra_message=tool_call(id, name))))
+    call = client(fake).chat.completions.create(model=MODEL, messages=msgs).choices[0].message.tool_calls[0]
+    assert (call.id, call.function.name) == (id.decode(), name.decode())
+    events = [chunk(b'{"tool_calls":[{"index":0,"id":"' + id + b'","type":"function","function":'
+                    b'{"name":"' + name[:2] + b'","arguments":""}}]}'),
+              chunk(b'{"tool_calls":[{"index":0,"function":{"name":"' + name[2:] + b'"}}]}'),
+              chunk(b"{}", finish=b'"tool_calls"'), USAGE, b"[DONE]"]
+    fake.fail(MODEL, stream_reply(sse(*events)))
+    with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        calls = [tc for c in s for ch in c.choices for tc in ch.delta.tool_calls or []]
+        final = s.get_final_completion().choices[0].message.tool_calls[0]
+    assert "".join(tc.id or "" for tc in calls) == id.decode()
+    assert "".join(tc.function.name or "" for tc in calls if tc.function) == name.decode()
+    assert (final.id, final.function.name) == (id.decode(), name.decode())
+
+
+# --- events after data: [DONE] ----------------------------------------------------------------------
+
+LYING_USAGE = USAGE.replace(b'"completion_tokens":2,"total_tokens":10', b'"completion_tokens":9999,"total_tokens":10007')
+AFTER_DONE = stream_reply(sse(chunk(b'{"role":"assistant","content":"hi"}'), chunk(b"{}", finish=b'"stop"'),
+                              USAGE, b"[DONE]", chunk(b'{"content":" and more"}'), LYING_USAGE,
+                              chunk(b'{"content":" for ever"}')))
+
+
+def test_events_after_done_are_no_part_of_a_client_answer(fake):
+    """``data: [DONE]`` ends the stream: content and usage an upstream sends after it are ignored
+    (the transfer is closed there) and the stream ends as it should, sync and async."""
+    msgs = [{"role": "user", "content": "hi"}]
+    fake.fail(MODEL, AFTER_DONE)
+    with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        chunks = list(s)
+        final = s.get_final_completion()
+    assert text_of(chunks) == "hi" and final.choices[0].message.content == "hi"
+    assert final.usage is not None and final.usage.completion_tokens == 2
+
+    async def run() -> list[Any]:
+        c = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        return [ch async for ch in await c.chat.completions.create(model=MODEL, messages=msgs, stream=True)]
+
+    assert text_of(asyncio.run(run())) == "hi"
+
+
+def test_events_after_done_are_no_part_of_a_manager_answer_nor_its_cost(fake, tmp_path):
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    fake.fail(MODEL, AFTER_DONE)
+    task = Task(messages="hi", max_tokens=50)
+    assert text_of(list(m.stream_task_sync(task, model=MODEL))) == "hi"
+
+    async def run() -> list[Any]:
+        return [c async for c in m.stream_task(task, model=MODEL)]
+
+    assert text_of(asyncio.run(run())) == "hi"
+    rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert [(r.outcome, r.completion_tokens) for r in rows] == [("ok", 2), ("ok", 2)]

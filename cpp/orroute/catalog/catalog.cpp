@@ -101,6 +101,7 @@ PriceText price(const Value& obj, const char* key, const std::string& field) {
   }
   if (m == -Money::dollars(1)) return {Money(), true};
   if (m.is_negative()) fail(field, "negative price ('" + std::string(s) + "')");
+  if (m > kMaxUnitPrice) fail(field, "price above $" + kMaxUnitPrice.to_string() + " per unit ('" + std::string(s) + "')");
   return {m, false};
 }
 

@@ -60,6 +60,12 @@ class Money {
   Rep units_ = 0;
 };
 
+// The largest price of one unit (token, request, image) a catalog or a provider's price list may
+// give: a larger one is refused where prices are read, so a worst case (a price times a count of
+// at most ~2^40 units, summed over a few prices) stays far inside Money's range instead of
+// overflowing it (a hostile catalog's $1e20 per token made a call's worst case $0).
+inline constexpr Money kMaxUnitPrice = Money::dollars(1'000'000);
+
 // Multiplies by num/den, rounding half away from zero (used for per-family correction factors
 // and percentage thresholds, never for billing). Throws InvalidArgument if den == 0.
 Money scale(Money m, int64_t num, int64_t den);

@@ -1,34 +1,54 @@
-// Money a caller reserved in the ledger for several runs at once (the gateway's n choices: one
-// reservation sized for n), that those runs draw their worst cases from instead of each reserving
-// its own: between the reservation and the runs, nobody else can take the room they need. The
-// caller keeps its reservation until every run has ended, then releases it; the runs' calls are
-// recorded as they settle (so while both stand, a budget counts them twice: never less).
+// The ledger reservations of several runs made at once (the gateway's n choices), so that either
+// the budgets hold all of them before any is sent or none is sent: the first run to reserve
+// reserves one reservation per run, all or none, and every run then draws one of them. Each is a
+// reservation like any, settled (or released) the usual way by the run that drew it, so a budget
+// counts each call once; a run that ends without drawing one releases one.
 #pragma once
 
+#include <cstdint>
+#include <exception>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "orroute/catalog/money.h"
+#include "orroute/cost/budget_guard.h"
+#include "orroute/cost/ledger.h"
 
 namespace orroute {
 
-// Thread-safe (the runs drawing from one allowance run concurrently).
+// Thread-safe (the runs drawing from it run concurrently).
 class Prepaid {
  public:
-  // `amount` reserved for calls to `model` (a run falling back to another model reserves as usual:
-  // that model's budgets were not asked).
-  Prepaid(Money amount, std::string model) : left_(amount), model_(std::move(model)) {}
+  // For `runs` runs (>= 1; throws InvalidArgument otherwise).
+  explicit Prepaid(int runs);
 
-  // Takes `worst_case` for a call to `model` if that much is left for it; false otherwise.
-  bool take(const std::string& model, Money worst_case);
-  // Gives back what a call took and did not spend (all of it for a call released unsent).
-  void give(Money amount);
-  Money left() const;
+  // A run's first reservation. The first run to ask reserves `runs` times `request` through
+  // `guard` (all or none: on a refusal those taken are released, and every run gets that
+  // refusal). Then: a reservation drawn for this run, or nullopt when it must reserve as usual
+  // (`request` is for another model or a larger amount than the first run's, or none is left).
+  // What `guard` throws (a refusing budget's refusal) every run throws (nothing is left reserved).
+  std::optional<ReserveOutcome> draw(BudgetGuard& guard, const ReserveRequest& request, bool approved);
+  // A run that ends without having drawn: one reservation is released (or, before the first
+  // draw, one fewer will be made). Never throws: a release that fails is left to the ledger's
+  // reclaim.
+  void give_back(Ledger& ledger) noexcept;
+  int runs() const { return runs_; }
 
  private:
+  enum class State { kOpen, kReserved, kRefused };
+  void reserve_all(BudgetGuard& guard, const ReserveRequest& request, bool approved);
+
+  const int runs_;
   mutable std::mutex mu_;
-  Money left_;
+  State state_ = State::kOpen;
+  int given_back_ = 0;         // runs that ended before the first draw
+  std::vector<int64_t> left_;  // reservations no run has drawn
   std::string model_;
+  Money amount_;
+  ReserveOutcome refusal_;      // kRefused: the refusal every run gets,
+  std::exception_ptr failure_;  // or what `guard` threw, which every run throws
 };
 
 }  // namespace orroute

@@ -39,7 +39,8 @@ DataAction ChatSink::read(std::string_view bytes) {
   unfinished_ += bytes.size();
   parser_.feed(bytes, [&](SseEvent&& ev) {
     unfinished_ = 0;
-    if (ev.data.empty() || is_done_marker(ev.data)) return true;
+    if (!end_marker_.admits(ev.data)) return keep = !end_marker_.closed();  // [DONE] ends the answer
+    if (ev.data.empty()) return true;
     if (!translator_) return keep = take_chunk(ev.data);
     std::vector<std::string> chunks;
     const bool more = translator_->translate(ev.data, chunks);
@@ -161,7 +162,8 @@ bool ChatSink::rotated_key(const TransferResult& t, AttemptDone& done) {
   return true;
 }
 
-void ChatSink::on_done(const TransferResult& t) {
+void ChatSink::on_done(const TransferResult& transfer) {
+  const TransferResult t = end_marker_.counted(transfer);
   auto done = std::move(done_);
   if (rotated_key(t, done)) return;
   AttemptResult r;

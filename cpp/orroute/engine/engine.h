@@ -107,8 +107,8 @@ struct EngineTask {
   std::optional<Strategy> strategy;
   bool stream = false;
   bool use_cache = true;  // false: this task skips the response cache (when the engine has one)
-  // Money the caller reserved for this and sibling tasks (the gateway's n choices): attempts draw
-  // their worst case from it instead of reserving their own (cost/prepaid.h).
+  // Shared with sibling tasks (the gateway's n choices): the first run reserves for all of them,
+  // all or none, and each run's first reservation is its share (cost/prepaid.h).
   std::shared_ptr<Prepaid> prepaid;
 };
 

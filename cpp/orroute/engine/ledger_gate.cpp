@@ -32,6 +32,7 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
   ReserveRequest req;
   req.scope = scope_;
   req.amount = worst_case;
+  req.ttl_us = hold_us_;
   const auto [model_id, provider] = ProviderRoutes::split(model);
   req.model = model_id;  // model budgets apply at every provider
   tag_provider(req.scope, provider);  // the row says where it ran; budgets may scope on it
@@ -48,15 +49,13 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
                   ") needs approval, which is asked only before the first attempt";
       return h;
     }
-    if (prepaid_ && prepaid_->take(req.model, worst_case)) {
-      h.id = next_prepaid_++;
-      prepaid_holds_[h.id] = worst_case;
-      estimates_[h.id] = expected_cost(catalog_, req.model, task_type_,
-                                       prices_.prompt_tokens(model, prompt_tokens_), max_tokens_)
-                             .value_or(worst_case);
-      return h;
+    std::optional<ReserveOutcome> drawn;
+    if (prepaid_ && !prepaid_tried_) {  // a run's first reservation is its share of the n
+      prepaid_tried_ = true;
+      drawn = prepaid_->draw(guard_, req, approved_before);
+      drew_ = drawn && drawn->status == ReserveStatus::kReserved;
     }
-    const ReserveOutcome o = guard_.reserve(req, approved_before);
+    const ReserveOutcome o = drawn ? std::move(*drawn) : guard_.reserve(req, approved_before);
     switch (o.status) {
       case ReserveStatus::kReserved:
         if (asks && !approved_before) approved_[model] = worst_case;
@@ -69,10 +68,11 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
         return h;
       case ReserveStatus::kExceeded:
         h.ok = false;
+        h.stop = drawn.has_value();  // n completions that do not all fit: none is sent, none falls back
         h.error_kind = ErrorKind::kBudgetExceeded;
-        h.refusal = "budget " + (o.blocking ? o.blocking->budget.name() : std::string("?")) +
-                    ": worst case " + worst_case.to_string() + " USD on " + model +
-                    " exceeds the " +
+        h.refusal = "budget " + (o.blocking ? o.blocking->budget.name() : std::string("?")) + ": worst case " +
+                    (drawn ? std::to_string(prepaid_->runs()) + " x " : std::string()) + worst_case.to_string() +
+                    " USD on " + model + (drawn ? " (the completions asked for together)" : "") + " exceeds the " +
                     (o.remaining ? o.remaining->to_string() : std::string("?")) +
                     " USD remaining";
         return h;
@@ -135,26 +135,16 @@ void LedgerGate::settle(uint64_t id, Money actual, const CallInfo& info) {
                           ? info.charge->source
                           : info.charge->source + ": " + info.charge->problem;
   }
-  if (auto held = prepaid_holds_.find(id); held != prepaid_holds_.end()) {
-    prepaid_->give(held->second - std::min(actual, held->second));  // a retry may draw it again
-    prepaid_holds_.erase(held);
-    std::lock_guard lock(mu_);
-    records_.push_back(std::move(rec));
-    return;
-  }
   std::lock_guard lock(mu_);
   pending_.push_back(SettleItem{static_cast<int64_t>(id), std::move(rec)});
 }
 
 void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
   std::vector<SettleItem> items;
-  std::vector<CallRecord> records;
   {
     std::lock_guard lock(mu_);
     items.swap(pending_);
-    records.swap(records_);
   }
-  write_records(records);
   if (items.empty()) {
     then();
     return;
@@ -194,25 +184,11 @@ void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
   }
 }
 
-void LedgerGate::write_records(std::vector<CallRecord>& records) {
-  // Rare (the gateway's n choices) and not batched: written here, on whichever thread commits.
-  for (CallRecord& rec : records) {
-    try {
-      SettleOutcome out = guard_.ledger().record(std::move(rec));
-      std::lock_guard lock(mu_);
-      for (Alert& a : out.alerts) alerts_.push_back(std::move(a));
-    } catch (const std::exception&) {
-      // Storage failure: the row and its spend are lost, as when a settle cannot be written.
-    }
-  }
+LedgerGate::~LedgerGate() {
+  if (prepaid_ && !drew_) prepaid_->give_back(guard_.ledger());  // the share this run never drew
 }
 
 void LedgerGate::release(uint64_t id) {
-  if (auto held = prepaid_holds_.find(id); held != prepaid_holds_.end()) {
-    prepaid_->give(held->second);
-    prepaid_holds_.erase(held);
-    return;
-  }
   try {
     guard_.ledger().release(static_cast<int64_t>(id));
   } catch (const std::exception&) {

@@ -31,14 +31,20 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
       : guard_(guard), scope_(std::move(scope)), task_id_(std::move(task_id)),
         task_type_(std::move(task_type)), catalog_(catalog), prices_(prices),
         prompt_tokens_(prompt_tokens), max_tokens_(max_tokens), caller_(std::this_thread::get_id()) {}
+  ~LedgerGate() override;
 
   Hold reserve(const std::string& model, Money worst_case) override;
+
+  // An attempt may last `longest_ms` (its timeout or stream deadline): its reservation is held
+  // that long plus the usual ttl (admission waits, settling), never reclaimed as expired while
+  // the call may still run and spend.
+  void hold_for(int64_t longest_ms) { hold_us_ = ReserveRequest{}.ttl_us + longest_ms * 1000; }
 
   // Several providers: the name of the engine's own endpoint, tagged on the calls it served.
   void set_routed_as(std::string provider) { routed_as_ = std::move(provider); }
 
-  // Attempts draw their worst case from `prepaid` while it has enough for them (null: none); their
-  // calls are recorded, not settled (the caller's reservation covers them until it releases it).
+  // The run's first reservation is its share of `prepaid` (null: none; cost/prepaid.h), settled
+  // or released as any; a run that never draws its share gives it back when the gate goes.
   void set_prepaid(std::shared_ptr<Prepaid> prepaid) { prepaid_ = std::move(prepaid); }
 
   // Adds the tag "provider" = where a candidate runs (several providers only).
@@ -62,9 +68,6 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
   std::vector<Alert> take_alerts();
 
  private:
-  // Records the calls drawn from prepaid_ (their alerts go to take_alerts()).
-  void write_records(std::vector<CallRecord>& records);
-
   BudgetGuard& guard_;
   SpendScope scope_;
   std::string task_id_, task_type_;
@@ -77,16 +80,13 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
   // Touched by one run's steps, never concurrently:
   std::unordered_map<uint64_t, Money> estimates_;
   std::unordered_map<std::string, Money> approved_;  // the largest amount approved per model
+  int64_t hold_us_ = ReserveRequest{}.ttl_us;  // each reservation's ttl (hold_for)
   std::shared_ptr<Prepaid> prepaid_;
-  // The holds drawn from prepaid_, by the ids handed out for them (from kPrepaidIds up: above any
-  // ledger reservation's, below a lease's, which are negative as int64).
-  static constexpr uint64_t kPrepaidIds = uint64_t{1} << 62;
-  uint64_t next_prepaid_ = kPrepaidIds;
-  std::unordered_map<uint64_t, Money> prepaid_holds_;
+  bool prepaid_tried_ = false;  // the run's first reservation asked prepaid_
+  bool drew_ = false;           // and got its share
   std::mutex mu_;
   std::vector<Alert> alerts_;
   std::vector<SettleItem> pending_;  // kept by settle() for commit()
-  std::vector<CallRecord> records_;  // the same, for calls drawn from prepaid_
   std::string routed_as_;
 };
 

@@ -83,6 +83,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
                                         *catalog_, *book, plan.prompt_tokens, plan.max_tokens);
     if (routes) gate->set_routed_as(config_.provider_name);
     gate->set_prepaid(task.prepaid);
+    gate->hold_for(task.stream ? config_.client.stream_timeouts.total_ms : config_.client.timeouts.total_ms);
   }
 
   LoopContext ctx;

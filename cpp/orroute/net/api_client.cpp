@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 
 #include "orroute/error.h"
+#include "orroute/json.h"
 #include "orroute/utf8.h"
 
 namespace orroute {
@@ -103,7 +105,7 @@ void Call::start_attempt() {
   body_.clear();
   too_large_.clear();
   streaming_ = false;
-  saw_done_ = false;
+  done_.reset();
   parser_.reset();
   auto sink = std::make_shared<AttemptSink>(shared_from_this(), attempt_);
   lock.unlock();
@@ -147,14 +149,12 @@ DataAction Call::on_data(int attempt, std::string_view bytes) {
   }
   const size_t before = queue_.size();
   parser_.feed(bytes, [this](SseEvent&& ev) {
-    if (is_done_marker(ev.data)) {
-      saw_done_ = true;
-      return true;
-    }
+    if (!done_.admits(ev.data)) return !done_.closed();
     // an event echoing the key is scrubbed before the consumer sees it
     queue_.push_back(client_->mentions_key(ev.data) ? client_->scrub(std::move(ev.data)) : std::move(ev.data));
     return true;
   });
+  if (done_.closed()) return DataAction::kAbort;  // on_done counts it a normal end
   if (parser_.pending_bytes() > kMaxBody) {  // one endless event: the parser would buffer it all
     too_large_ = "a stream event is larger than " + std::to_string(kMaxBody) + " bytes";
     parser_.reset();
@@ -176,8 +176,9 @@ void Call::notify_locked(std::unique_lock<std::mutex>& lock) {
   lock.lock();
 }
 
-void Call::on_done(int attempt, const TransferResult& result) {
+void Call::on_done(int attempt, const TransferResult& transfer) {
   if (attempt != attempt_) return;
+  const TransferResult result = done_.counted(transfer);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (cancelled_ || state_ != State::kRunning) return;
@@ -365,6 +366,12 @@ ApiClient::ApiClient(ClientConfig config)
       transport_(std::make_unique<Transport>(config_.transport)),
       rng_(std::random_device{}()) {
   config_.api_keys.clear();  // the KeyRing holds them; no second copy
+  if (config_.stream_timeouts.total_ms <= 0) config_.stream_timeouts.total_ms = kDefaultStreamTimeouts.total_ms;
+}
+
+int64_t stream_deadline_ms(double seconds) {
+  if (!(seconds > 0 && seconds < 1e9)) throw InvalidArgument("stream_deadline must be seconds > 0");
+  return static_cast<int64_t>(std::ceil(seconds * 1e3));
 }
 
 ApiClient::~ApiClient() = default;
@@ -389,6 +396,9 @@ HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::stri
   req.url = url_for(spec.path);
   req.body = spec.body;
   req.timeouts = spec.timeouts ? *spec.timeouts : (spec.stream ? config_.stream_timeouts : config_.timeouts);
+  // A stream never goes without a total deadline (kDefaultStreamTimeouts): a call's own
+  // timeouts that set none get the client's.
+  if (spec.stream && req.timeouts.total_ms <= 0) req.timeouts.total_ms = config_.stream_timeouts.total_ms;
   // A call that carries its own credentials (openai's extra_headers={"Authorization": ...}) is
   // sent with those alone, never with the ring's key beside them.
   const bool own_auth = spec.extra_headers.get(config_.auth_header).has_value();
@@ -407,6 +417,64 @@ HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::stri
 }
 
 std::string ApiClient::scrub(std::string text) const {
+  text = mask_keys(std::move(text));
+  const bool escaped = text.find("\\u00") != std::string::npos;
+  if (!holds_half_a_key(text) && !(escaped && holds_half_a_key(unescape_key_chars(text)))) return text;
+  return scrub_tool_calls(std::move(text));
+}
+
+bool ApiClient::holds_half_a_key(std::string_view text) const {
+  std::lock_guard<std::mutex> lock(keys_.mu_);
+  return std::any_of(keys_.entries_.begin(), keys_.entries_.end(), [&](const KeyRing::Entry& e) {
+    const std::string_view key = e.key;
+    const size_t half = key.size() / 2;
+    return text.find(key.substr(0, half)) != std::string_view::npos ||
+           text.find(key.substr(half)) != std::string_view::npos;
+  });
+}
+
+std::string ApiClient::scrub_tool_calls(std::string body) const {
+  rapidjson::Document doc;
+  if (parse_json_text(body, doc) != JsonParse::kOk || !doc.IsObject()) return body;
+  const auto choices = doc.FindMember("choices");
+  if (choices == doc.MemberEnd() || !choices->value.IsArray()) return body;
+  bool changed = false;
+  for (auto& choice : choices->value.GetArray()) {
+    const auto message = choice.IsObject() ? choice.FindMember("message") : choice.MemberEnd();
+    if (!choice.IsObject() || message == choice.MemberEnd() || !message->value.IsObject()) continue;
+    const auto calls = message->value.FindMember("tool_calls");
+    if (calls == message->value.MemberEnd() || !calls->value.IsArray()) continue;
+    for (auto& call : calls->value.GetArray()) {
+      const auto id = call.IsObject() ? call.FindMember("id") : call.MemberEnd();
+      if (!call.IsObject() || id == call.MemberEnd() || !id->value.IsString()) continue;
+      const auto function = call.FindMember("function");
+      if (function == call.MemberEnd() || !function->value.IsObject()) continue;
+      const auto name = function->value.FindMember("name");
+      if (name == function->value.MemberEnd() || !name->value.IsString()) continue;
+      std::string head(id->value.GetString(), id->value.GetStringLength());
+      std::string tail(name->value.GetString(), name->value.GetStringLength());
+      if (!scrub_across(head, tail)) continue;
+      id->value.SetString(head.data(), static_cast<rapidjson::SizeType>(head.size()), doc.GetAllocator());
+      name->value.SetString(tail.data(), static_cast<rapidjson::SizeType>(tail.size()), doc.GetAllocator());
+      changed = true;
+    }
+  }
+  return changed ? to_json(doc) : body;
+}
+
+bool ApiClient::scrub_across(std::string& head, std::string& tail) const {
+  // A key crossing the join starts inside the longest end of `head` that begins one.
+  const size_t start = key_start_at_end(head);
+  if (start == 0) return false;
+  std::string joined = head.substr(head.size() - start) + tail;
+  std::string masked = mask_keys(joined);
+  if (masked == joined) return false;
+  head.resize(head.size() - start);
+  tail = std::move(masked);
+  return true;
+}
+
+std::string ApiClient::mask_keys(std::string text) const {
   std::lock_guard<std::mutex> lock(keys_.mu_);
   auto mask_all = [this](std::string& t) {
     bool hit = false;

@@ -61,10 +61,15 @@ struct ClientConfig {
   std::string auth_prefix = "Bearer ";
   Headers headers;  // sent on every request (e.g. anthropic-version), before a call's extra_headers
   Timeouts timeouts{10'000, 0, 0, 600'000};         // non-streamed calls
-  Timeouts stream_timeouts = kDefaultStreamTimeouts;  // streamed calls
+  // Streamed calls; a total of 0 becomes kDefaultStreamTimeouts' (no stream without a deadline).
+  Timeouts stream_timeouts = kDefaultStreamTimeouts;
   RetryPolicy retry;
   TransportOptions transport;
 };
+
+// A stream deadline given in seconds, in milliseconds; throws InvalidArgument unless 0 < s < 1e9
+// (stream_deadline= of the client and of the manager).
+int64_t stream_deadline_ms(double seconds);
 
 // One API call to send.
 struct CallSpec {
@@ -161,7 +166,7 @@ class Call : public std::enable_shared_from_this<Call> {
   bool streaming_ = false;  // a 2xx head arrived for a stream: body is SSE
   bool delivered_ = false;  // an event was handed to the queue: no retry after this
   SseParser parser_;
-  bool saw_done_ = false;
+  DoneMarker done_;  // events after [DONE] are ignored and close the transfer
   // Stream queue (guarded by mu_).
   std::deque<std::string> queue_;
   bool paused_ = false;
@@ -188,7 +193,8 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   // that spells a key with \u escapes (an upstream echoing the key it was sent: once parsed,
   // "\u0073k-or-..." reads as "sk-or-..."). Key characters never need escaping in JSON, so
   // un-escaping just those keeps the document's meaning; the text is returned as it came when no
-  // key is in it. Thread-safe.
+  // key is in it. A key split over a reply's tool call id and name is masked too
+  // (scrub_across). Thread-safe.
   std::string scrub(std::string text) const;
   // `e` with every text an upstream wrote (message, body, code, metadata) scrubbed.
   ApiError scrub(ApiError e) const;
@@ -199,10 +205,21 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   // it: what a stream holds back until its next piece shows whether the key follows (0: none).
   // Reads at most the longest key's length from the end. Thread-safe.
   size_t key_start_at_end(std::string_view text) const;
+  // A key begun at the end of `head` and going on in `tail` (a tool call's id and name, which a
+  // consumer shows side by side): the key's start moves from `head` to `tail`, where the key is
+  // masked. True if one was; both are left as they came otherwise. Thread-safe.
+  bool scrub_across(std::string& head, std::string& tail) const;
 
  private:
   friend class Call;
   explicit ApiClient(ClientConfig config);
+  // scrub() of one text without the tool-call rule: every whole key masked.
+  std::string mask_keys(std::string text) const;
+  // True if `text` holds the first or the second half of a key: every key split in two (one
+  // part in a tool call's id, the rest in its name) leaves one of them whole.
+  bool holds_half_a_key(std::string_view text) const;
+  // `body` (a chat completion) with each tool call's id and name scrubbed across (scrub_across).
+  std::string scrub_tool_calls(std::string body) const;
   HttpRequest build(const CallSpec& spec, const std::optional<std::string>& key) const;
   double uniform01();
 

@@ -31,7 +31,9 @@ struct Timeouts {
 };
 
 // A stream's default timeouts. The total deadline bounds how long an upstream can hold a call (and
-// its budget reservation) by trickling an answer that never ends; the idle gap alone cannot.
+// its budget reservation) by trickling an answer that never ends; the idle gap alone cannot. No
+// stream goes without one: ApiClient gives a stream whose timeouts set no total its client's
+// (this one unless the client was given another).
 inline constexpr Timeouts kDefaultStreamTimeouts{10'000, 600'000, 600'000, 3'600'000};
 
 struct HttpRequest {

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "orroute/net/http.h"
+
 namespace orroute {
 
 // One dispatched event. `data` is the joined data lines; `event` is the `event:` field ("" if none).
@@ -61,5 +63,39 @@ class SseParser {
 
 // True if an event's data is OpenAI's end-of-stream marker "[DONE]".
 inline bool is_done_marker(std::string_view data) { return data == "[DONE]"; }
+
+// `data: [DONE]` ends an OpenAI-style stream: nothing after it is part of the answer (no content,
+// no usage), and an upstream sending more is cut off there. One per stream reader (Call,
+// ChatSink); not thread-safe.
+class DoneMarker {
+ public:
+  // True if `data` is an event of the answer; false for [DONE] and every event after it (then
+  // closed(): the reader stops the transfer).
+  bool admits(std::string_view data) {
+    if (seen_) {
+      closed_ = true;
+      return false;
+    }
+    seen_ = is_done_marker(data);
+    return !seen_;
+  }
+  // An event came after [DONE]: the reader is to stop the transfer.
+  bool closed() const { return closed_; }
+  // `t` as it counts: a transfer that ended in any way after [DONE] (stopped by the reader, or
+  // cut by the upstream) ended as it should, the answer being whole.
+  TransferResult counted(TransferResult t) const {
+    if (seen_) {
+      t.status = TransferStatus::kOk;
+      t.timeout = TimeoutKind::kNone;
+      t.error.clear();
+    }
+    return t;
+  }
+  void reset() { seen_ = closed_ = false; }
+
+ private:
+  bool seen_ = false;
+  bool closed_ = false;
+};
 
 }  // namespace orroute

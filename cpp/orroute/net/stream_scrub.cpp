@@ -10,9 +10,12 @@ namespace orroute {
 namespace {
 
 // The delta texts a consumer joins across chunks, and a tool call's (in its "function"). A tool
-// call's id is not joined (a chunk naming it replaces it) and is scrubbed with its event.
+// call's id is not joined (a chunk naming it replaces it) and is scrubbed with its event; but a
+// consumer shows it beside the name, so one ending like a key's start waits for the name (kId).
 constexpr const char* kFields[] = {"content", "reasoning", "refusal"};
-constexpr const char* kToolFields[] = {"name", "arguments"};
+constexpr const char* kName = "name";
+constexpr const char* kToolFields[] = {kName, "arguments"};
+constexpr const char* kId = "id";
 
 // `value`'s "index" clamped to [0, max] (0 when it has none), as StreamAccumulator reads it.
 size_t clamped_index(const rapidjson::Value& value, int64_t max) {
@@ -38,7 +41,18 @@ rapidjson::Value string_value(std::string_view s, rapidjson::Document::Allocator
   return rapidjson::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
 }
 
-// Adds {"index": tool, "function": {field: text}} to `delta`'s tool_calls.
+// Sets `object[name]` to `text`, in place if it has one.
+void set_string(rapidjson::Value& object, const char* name, std::string_view text,
+                rapidjson::Document::AllocatorType& a) {
+  if (const auto it = object.FindMember(name); it != object.MemberEnd()) {
+    it->value = string_value(text, a);
+  } else {
+    object.AddMember(rapidjson::StringRef(name), string_value(text, a), a);
+  }
+}
+
+// Adds {"index": tool, "function": {field: text}} to `delta`'s tool_calls ({"index": tool, "id":
+// text} for the id).
 void add_tool_call(rapidjson::Value& delta, size_t tool, const char* field, std::string_view text,
                    rapidjson::Document::AllocatorType& a) {
   auto calls = delta.FindMember("tool_calls");
@@ -47,11 +61,15 @@ void add_tool_call(rapidjson::Value& delta, size_t tool, const char* field, std:
     delta.AddMember("tool_calls", rapidjson::Value(rapidjson::kArrayType), a);
     calls = delta.FindMember("tool_calls");
   }
-  rapidjson::Value function(rapidjson::kObjectType);
-  function.AddMember(rapidjson::StringRef(field), string_value(text, a), a);
   rapidjson::Value call(rapidjson::kObjectType);
   call.AddMember("index", static_cast<uint64_t>(tool), a);
-  call.AddMember("function", function, a);
+  if (field == kId) {
+    call.AddMember(rapidjson::StringRef(kId), string_value(text, a), a);
+  } else {
+    rapidjson::Value function(rapidjson::kObjectType);
+    function.AddMember(rapidjson::StringRef(field), string_value(text, a), a);
+    call.AddMember("function", function, a);
+  }
   calls->value.PushBack(call, a);
 }
 
@@ -65,6 +83,55 @@ std::string StreamScrubber::take_held(const Slot& slot) {
   std::string text = std::move(it->text);
   held_.erase(it);
   return text;
+}
+
+bool StreamScrubber::holds(const Slot& slot) const {
+  return std::any_of(held_.begin(), held_.end(), [&](const Held& h) {
+    return h.choice == slot.choice && h.field == slot.field && h.tool == slot.tool;
+  });
+}
+
+bool StreamScrubber::hold_id(size_t choice, size_t tool, rapidjson::Value& call, const ApiClient& keys) {
+  const auto id = call.FindMember(kId);
+  if (id == call.MemberEnd() || !id->value.IsString() || holds({choice, kId, tool}) ||
+      holds({choice, kName, tool}) || keys.key_start_at_end(view(id->value)) == 0) {
+    return false;
+  }
+  held_.push_back(Held{choice, kId, tool, std::string(view(id->value))});
+  call.RemoveMember(kId);
+  return true;
+}
+
+bool StreamScrubber::scrub_id_and_name(size_t choice, size_t tool, bool last, rapidjson::Value& call,
+                                       rapidjson::Document& chunk, const ApiClient& keys) {
+  auto& a = chunk.GetAllocator();
+  auto function = call.FindMember("function");
+  const bool in_function = function != call.MemberEnd() && function->value.IsObject();
+  const auto name = in_function ? function->value.FindMember(kName) : call.MemberEnd();
+  const bool has_name = in_function && name != function->value.MemberEnd() && name->value.IsString();
+  if (!has_name && !last) return false;
+  std::string id = take_held({choice, kId, tool});
+  std::string joined_name = take_held({choice, kName, tool});
+  if (has_name) joined_name.append(view(name->value));
+  const size_t start = keys.key_start_at_end(id);
+  if (!keys.scrub_across(id, joined_name) && !last &&
+      keys.key_start_at_end(id.substr(id.size() - start) + joined_name) > joined_name.size()) {
+    // The id's end and the name so far still begin a key: both wait for the next piece.
+    held_.push_back(Held{choice, kId, tool, std::move(id)});
+    held_.push_back(Held{choice, kName, tool, std::move(joined_name)});
+    if (has_name) name->value = string_value("", a);
+    return has_name;
+  }
+  set_string(call, kId, id, a);
+  std::string out = pass({choice, kName, tool}, joined_name, last, keys).value_or(joined_name);
+  if (out.empty() && !has_name) return true;
+  if (!in_function) {
+    call.RemoveMember("function");
+    call.AddMember("function", rapidjson::Value(rapidjson::kObjectType), a);
+    function = call.FindMember("function");
+  }
+  set_string(function->value, kName, out, a);
+  return true;
 }
 
 bool StreamScrubber::holds_for(size_t choice) const {
@@ -127,9 +194,13 @@ bool StreamScrubber::scrub_tool_calls(size_t choice, bool last, rapidjson::Value
     for (auto& call : calls->value.GetArray()) {
       if (!call.IsObject()) continue;
       current = tool_index(call);
+      changed |= hold_id(choice, current, call, keys);
+      const bool id_held = holds({choice, kId, current});
+      if (id_held) changed |= scrub_id_and_name(choice, current, last, call, chunk, keys);
       const auto function = call.FindMember("function");
       if (function == call.MemberEnd() || !function->value.IsObject()) continue;
       for (const char* field : kToolFields) {
+        if (field == kName && id_held) continue;  // scrub_id_and_name's
         const auto text = function->value.FindMember(field);
         if (text == function->value.MemberEnd() || !text->value.IsString()) continue;
         const std::optional<std::string> out = pass({choice, field, current}, view(text->value), last, keys);

@@ -3,7 +3,9 @@
 // this scrubs the texts a consumer joins across events (choices[].delta.content, reasoning,
 // refusal, and tool_calls[].function.name and .arguments per tool call): the end of a text that could begin
 // a key is held back and put in front of the same text of the next chunk, where the joined text
-// is scrubbed. The chunks are parsed JSON, so a key spelled with escapes reads as the key here.
+// is scrubbed. A tool call's id whose end could begin a key is held until its name shows whether
+// the key goes on there (a consumer shows the two side by side; ApiClient::scrub_across). The
+// chunks are parsed JSON, so a key spelled with escapes reads as the key here.
 //
 // What is held goes out when its choice finishes (in that chunk), when the choice's next tool call
 // begins (a tool call's arguments: tool calls stream one after another), or at the normal end of
@@ -55,7 +57,7 @@ class StreamScrubber {
   static constexpr size_t kNoTool = SIZE_MAX;  // a text of the delta itself, not a tool call's
   struct Held {
     size_t choice;
-    const char* field;  // one of kFields, or of kToolFields
+    const char* field;  // one of kFields, or of kToolFields, or kId
     size_t tool;        // the tool call's index for kToolFields, else kNoTool
     std::string text;
   };
@@ -79,6 +81,15 @@ class StreamScrubber {
   // Moves the held texts of `choice`'s tool calls other than `keep` into `delta.tool_calls`.
   bool release_tool_calls(size_t choice, size_t keep, rapidjson::Value& delta, rapidjson::Document& chunk);
   bool holds_for(size_t choice) const;
+  bool holds(const Slot& slot) const;
+  // Holds `call`'s id when its end could begin a key whose rest the name brings (nothing held
+  // for the tool call yet); true if it did (the id left `call`).
+  bool hold_id(size_t choice, size_t tool, rapidjson::Value& call, const ApiClient& keys);
+  // With the tool call's id held: its name so far joins the id's end, and once that is no longer a
+  // key's start (or the choice ends) the id goes back into `call`, a key across the two masked
+  // (ApiClient::scrub_across) and the name scrubbed as any. True if `call` changed.
+  bool scrub_id_and_name(size_t choice, size_t tool, bool last, rapidjson::Value& call, rapidjson::Document& chunk,
+                         const ApiClient& keys);
 
   std::vector<Held> held_;
 };

@@ -35,6 +35,7 @@ std::optional<Money> price(const rapidjson::Value& v) {
   if (!v.IsString()) return std::nullopt;
   const Money m = Money::parse(std::string_view(v.GetString(), v.GetStringLength()));  // throws on junk
   if (m.is_negative()) throw InvalidArgument("negative price");
+  if (m > kMaxUnitPrice) throw InvalidArgument("price above $" + kMaxUnitPrice.to_string() + " per unit");
   return m;
 }
 

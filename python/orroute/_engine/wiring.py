@@ -43,9 +43,11 @@ def new_client(
     timeouts: Any,
     stream_timeouts: Any,
     max_retries: int,
+    stream_deadline: float | None = None,
 ) -> Any:
     """A network client (one libcurl event loop thread): retries with backoff (honouring
-    Retry-After up to a minute), key rotation, app attribution headers."""
+    Retry-After up to a minute), key rotation, app attribution headers; a stream whose timeouts
+    set no total ends at ``stream_deadline`` (None: the core's default)."""
     return _core.NetClient(
         base_url=base_url,
         api_keys=list(api_keys),
@@ -58,6 +60,7 @@ def new_client(
         backoff_base=0.5,
         backoff_max=8.0,
         max_retry_after=60.0,
+        stream_deadline=stream_deadline,
     )
 
 

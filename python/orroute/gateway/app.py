@@ -22,8 +22,6 @@ from .._exceptions import (
     APIError,
     APITimeoutError,
     AuthenticationError,
-    BudgetExceededError,
-    EmergencyCutoffError,
     InvalidArgumentError,
     NoModelAvailableError,
     ParseError,
@@ -332,22 +330,18 @@ class GatewayApp:
         others cost is in the ledger."""
         one = {k: v for k, v in body.items() if k != "n"}
         one_raw = dumps(one)
-        held = self._reserve_all(raw, one, one_raw, key, n)
-        prepaid = held[1] if held else None
-        try:
-            if body.get("stream"):
-                await relay_n(self, conn, raw, one, key, close, n, prepaid)
-                return
-            parts = [Collector() for _ in range(n)]
-            # n choices ask for n answers: never n copies of one cached answer
-            outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw,  # type: ignore[arg-type]
-                                                         use_cache=False, prepaid=prepaid)
-                                          for c in parts))
-        finally:
-            if held:
-                held[0].release()  # the runs' calls are recorded: what is left goes back
-                self.tracker.close()  # with the lease it took
-
+        # Before any of the n is sent the budgets must hold all of them, or none is sent (not
+        # answered 402 after some were paid for and thrown away): the first run reserves for
+        # all n, all or none, and each run settles its own share (cost/prepaid.h).
+        prepaid = _core.Prepaid(n)
+        if body.get("stream"):
+            await relay_n(self, conn, raw, one, key, close, n, prepaid)
+            return
+        parts = [Collector() for _ in range(n)]
+        # n choices ask for n answers: never n copies of one cached answer
+        outs = await asyncio.gather(*(self._run_chat(c, raw, one, key, False, one_raw,  # type: ignore[arg-type]
+                                                     use_cache=False, prepaid=prepaid)
+                                      for c in parts))
         failed = next((i for i, c in enumerate(parts) if c.status != 200), None)
         if failed is not None:
             out = outs[failed]
@@ -359,36 +353,10 @@ class GatewayApp:
         headers = ChatOutcome(done[0].model, sum(o.attempts for o in done)).headers()
         self._send(conn, 200, dumps(merged), close, headers)
 
-    def _reserve_all(self, raw: RawRequest, one: dict[str, Any], one_raw: bytes,
-                     key: GatewayKey, n: int) -> tuple[Any, Any] | None:
-        """Before any of the ``n`` completions is sent, the budgets must hold all of them, or the
-        request is refused with nothing spent (not answered 402 after some were paid for and
-        thrown away). One reservation of n times the first candidate's worst case, held until
-        the n runs end (release it then): they draw their worst cases from it (the
-        ``_core.Prepaid`` returned with it) instead of reserving their own, so no request
-        running meanwhile, in this process or another, can take the room they need. None when
-        there is nothing to reserve (each run is then reserved, or refused, as for one choice)."""
-        if one["model"] == CASCADE_ALIAS:
-            return None  # its stages are refused by _task, before anything runs
-        plan = self.engine.plan(self._task(one, raw, key, one_raw))
-        estimate = plan.get("estimate")
-        if estimate is None:
-            return None  # not priced: each run is refused by the engine as for one choice
-        candidates = plan.get("candidates") or [""]
-        try:
-            held = self.tracker.reserve(estimate * n, project=key.project,
-                                        tags={"gateway_key": key.id}, model=candidates[0])
-        except (BudgetExceededError, EmergencyCutoffError) as e:
-            self.tracker.close()  # the lease that reservation took goes back for the engine's
-            raise HttpError(402, f"the {n} completions asked for may cost up to "
-                            f"${Decimal(estimate * n).normalize():f} together: {e}",
-                            type_="insufficient_quota", code="budget_exceeded") from None
-        return held, _core.Prepaid(estimate * n, candidates[0])
-
     def _task(self, body: dict[str, Any], raw: RawRequest, key: GatewayKey,
               raw_body: bytes, *, use_cache: bool = True, prepaid: Any = None) -> Any:
         """The engine task: the client's body as sent, the candidates in order, the key's
-        project (drawing from ``prepaid``, see _reserve_all). The engine keeps every field but
+        project (drawing its share of ``prepaid``, see _chat_n). The engine keeps every field but
         ``model`` (set per attempt)."""
         if body["model"] == CASCADE_ALIAS:  # served by CascadeRoute, one choice at a time
             raise _bad("model", "orroute/cascade streams one choice of a chat completion (n = 1)")

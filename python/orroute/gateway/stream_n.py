@@ -46,7 +46,7 @@ def _frame(chunk: Any, index: int, usage: list[Any]) -> bytes:
 
 async def relay_n(app: GatewayApp, conn: Connection, raw: RawRequest, one: dict[str, Any],
                   key: GatewayKey, close: bool, n: int, prepaid: Any = None) -> None:
-    """The n streams (drawing from ``prepaid``, GatewayApp._reserve_all) relayed as one."""
+    """The n streams (each drawing its share of ``prepaid``, GatewayApp._chat_n) relayed as one."""
     one_raw = dumps(one)
     # n choices ask for n answers: never n copies of one cached answer
     runs = [app.engine.stream(app._task(one, raw, key, one_raw, use_cache=False, prepaid=prepaid),
