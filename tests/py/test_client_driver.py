@@ -1,13 +1,15 @@
 """A sync client's plain call runs the network loop on the caller's thread while the loop's own
 thread is idle (no hand-off between threads), and an async call is sent from the event loop's
-thread then; everything a call does still happens, also with
-calls from several threads, an async client beside it, and a call interrupted by a signal (or
-making a call from its handler)."""
+thread then, and its reply read there (the loop lent to the event loop); everything a call does
+still happens, also with calls from several threads, an async client beside it, other calls
+started while one holds the loop, a cancelled or timed-out call, a retry, and a call interrupted
+by a signal (or making a call from its handler)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -18,7 +20,8 @@ from pathlib import Path
 import pytest
 
 import orroute
-from orroute.testing import FakeOpenRouter
+from orroute import _engine
+from orroute.testing import FakeOpenRouter, Fault
 
 # A child Python imports the orroute these tests import (the installed one in CI, where the source
 # tree has no built extension), whatever an earlier test put on sys.path.
@@ -64,6 +67,140 @@ def test_an_async_call_on_an_idle_client_is_sent_from_the_event_loop_thread(fake
         return aclient._core.drives() - before
 
     assert asyncio.run(calls()) >= 10
+
+
+def test_awaited_calls_on_an_idle_client_wake_no_thread(fake):
+    # Sent and read on the event loop's thread: the network loop is lent to it (or the reply came
+    # within the send's own turn); the loop thread is never woken. Before, each call woke it once
+    # to wait for the reply.
+    aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=1)
+
+    async def calls() -> tuple[int, int]:
+        await aclient.chat.completions.create(model="m/a", messages=MSGS)  # a warm connection
+        wakeups, lends = aclient._core.wakeups(), aclient._core.lends()
+        for _ in range(20):
+            r = await aclient.chat.completions.create(model="m/a", messages=MSGS)
+            assert r.choices[0].message.content
+            assert not _readable(_engine.bridge().notifier.fd)  # nothing left to spin on
+        return aclient._core.wakeups() - wakeups, aclient._core.lends() - lends
+
+    woken, lent = asyncio.run(calls())
+    assert lent >= 1
+    assert woken <= 2  # the loop thread may still be on its way to park after the first call
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def _lent_call(aclient: orroute.AsyncOpenRouter, model: str,
+               **kw: object) -> tuple[asyncio.Future, int]:
+    """A task awaiting a call, and the client's lends before it (see _until_lent)."""
+    lends = aclient._core.lends()
+    task = asyncio.ensure_future(aclient.chat.completions.create(model=model, messages=MSGS, **kw))
+    return task, lends
+
+
+async def _until_lent(aclient: orroute.AsyncOpenRouter, lends: int) -> None:
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if aclient._core.lends() > lends:
+            return
+    raise AssertionError("the loop was not lent")
+
+
+def test_calls_started_while_one_holds_the_lent_loop_all_complete(fake):
+    fake.set_model_profile("m/slow", latency=0.3)
+    aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+
+    async def run() -> list[str]:
+        await aclient.chat.completions.create(model="m/a", messages=MSGS)
+        slow, lends = _lent_call(aclient, "m/slow")
+        await _until_lent(aclient, lends)
+        # the lease ends: the loop thread takes over the slow call and serves all of these
+        others = await asyncio.gather(*(aclient.chat.completions.create(model="m/a", messages=MSGS)
+                                        for _ in range(40)))
+        ids = [r.id for r in [*others, await slow]]
+        await asyncio.sleep(0.05)  # the loop thread's last hand-over, if any, drained
+        assert not _readable(_engine.bridge().notifier.fd)
+        return ids
+
+    ids = asyncio.run(run())
+    assert len(set(ids)) == 41
+    assert aclient._core.active_transfers() == 0
+
+
+def test_a_sync_call_from_another_thread_while_an_async_call_holds_the_loop(client, fake):
+    fake.set_model_profile("m/slow", latency=0.3)
+    aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+    aclient._core = client._core  # one network loop (and the same keys) for both clients
+
+    async def run() -> tuple[str, str]:
+        await aclient.chat.completions.create(model="m/a", messages=MSGS)
+        slow, lends = _lent_call(aclient, "m/slow")
+        await _until_lent(aclient, lends)
+        sync = await asyncio.to_thread(client.chat.completions.create, model="m/a", messages=MSGS)
+        return sync.id, (await slow).id
+
+    assert all(asyncio.run(run()))
+    assert client._core.active_transfers() == 0
+
+
+def test_cancelling_a_call_that_holds_the_lent_loop(fake):
+    fake.set_model_profile("m/slow", latency=30.0)
+    aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+
+    async def run() -> float:
+        await aclient.chat.completions.create(model="m/a", messages=MSGS)
+        slow, lends = _lent_call(aclient, "m/slow")
+        await _until_lent(aclient, lends)
+        t0 = time.monotonic()
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        for _ in range(500):
+            if aclient._core.active_transfers() == 0:
+                break
+            await asyncio.sleep(0.01)
+        elapsed = time.monotonic() - t0
+        r = await aclient.chat.completions.create(model="m/a", messages=MSGS)  # the client goes on
+        assert r.choices[0].message.content
+        return elapsed
+
+    assert asyncio.run(run()) < 5
+    assert aclient._core.active_transfers() == 0
+
+
+def test_a_timeout_while_the_event_loop_holds_the_lent_loop(fake):
+    # libcurl's total timeout is checked on the event loop's thread (the watch's timer), not by
+    # the parked loop thread
+    fake.set_model_profile("m/slow", latency=30.0)
+    aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+
+    async def run() -> float:
+        await aclient.chat.completions.create(model="m/a", messages=MSGS)
+        slow, lends = _lent_call(aclient, "m/slow", timeout=0.4)
+        await _until_lent(aclient, lends)
+        t0 = time.monotonic()
+        with pytest.raises(orroute.APITimeoutError):
+            await slow
+        return time.monotonic() - t0
+
+    assert asyncio.run(run()) < 5
+
+
+def test_a_retry_of_a_call_that_held_the_lent_loop(fake):
+    # the 502 is read on the event loop's thread; the retry's timer is the loop thread's
+    fake.script("m/a", [None, Fault.server_error(502), None])
+    aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=2)
+
+    async def run() -> None:
+        await aclient.chat.completions.create(model="m/a", messages=MSGS)
+        r = await aclient.chat.completions.create(model="m/a", messages=MSGS)
+        assert r.choices[0].message.content
+
+    asyncio.run(run())
+    assert aclient._core.active_transfers() == 0
 
 
 def test_sync_calls_from_many_threads_with_an_async_client_beside_them(client, fake):
@@ -124,7 +261,8 @@ def test_a_sync_call_interrupted_by_a_signal_is_cancelled_and_the_client_goes_on
 _CALL_FROM_A_SIGNAL_HANDLER = """
 import signal, sys
 import orroute
-from orroute.testing import FakeOpenRouter
+from orroute import _engine
+from orroute.testing import FakeOpenRouter, Fault
 
 msgs = [{"role": "user", "content": "Say hello"}]
 with FakeOpenRouter(models=["m/a", "m/slow"], use_uvloop=False) as fake:
@@ -171,7 +309,8 @@ def test_a_managers_call_on_an_idle_engine_is_sent_from_the_event_loop_thread(fa
 DAEMONS_IN_CALLS_AT_EXIT = """
 import sys, threading, time
 import orroute
-from orroute.testing import FakeOpenRouter
+from orroute import _engine
+from orroute.testing import FakeOpenRouter, Fault
 fake = FakeOpenRouter(models=["m/a"])
 fake.__enter__()
 KEY = "sk-or-v1-" + "d" * 64

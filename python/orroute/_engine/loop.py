@@ -1,5 +1,8 @@
 """The asyncio bridge: one eventfd per event loop, signalled by the transport thread (which never
-takes the GIL); the loop's reader resolves the futures of the calls that have news."""
+takes the GIL); the loop's reader resolves the futures of the calls that have news. The network
+loop may be lent to the event loop's thread (a plain call awaited on an idle loop): the reader
+then also runs its turns (``Notifier.drain``), watching libcurl's sockets through the notifier's
+own epoll descriptor."""
 
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ class LoopBridge:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.notifier = _core.Notifier()
+        # lendable: a call awaited here on an idle network loop is read on this thread too
+        self.notifier = _core.Notifier(True)
         self.waiters: dict[int, asyncio.Future[None]] = {}
         self.next_token = 1
         loop.add_reader(self.notifier.fd, self._drain)
