@@ -272,6 +272,18 @@ void bind_net(py::module_& m) {
            "The response body parsed as JSON (the text itself if it is not JSON).")
       .def("error", [](const Call& c) { return error_to_py(c.error()); })
       .def("arm", &Call::arm, py::arg("notifier"), py::arg("token"))
+      .def(
+          "serve_lent",
+          [](Call& c, const Notifier& n, int loop_fd, double timeout) {
+            if (!n.watch()) return false;
+            GilRelease release;
+            return n.watch()->serve_until([&c] { return c.state() != Call::State::kRunning; }, loop_fd,
+                                          std::chrono::milliseconds(timeout < 0 ? -1 : static_cast<int64_t>(std::ceil(timeout * 1000))));
+          },
+          py::arg("notifier"), py::arg("loop_fd"), py::arg("timeout"),
+          "Waits for the call on this thread while the network loop is lent to `notifier` and "
+          "`loop_fd` (the event loop's descriptor) stays quiet, at most `timeout` s (<0: no "
+          "limit); False when the caller must await it the event loop's way (GIL released).")
       .def("cancel", &Call::cancel, "Aborts the call promptly; frees its connection.");
 
   py::class_<ApiClient, std::shared_ptr<ApiClient>>(m, "NetClient", "HTTP client on the libcurl event loop (private).")

@@ -25,6 +25,8 @@ void bind_stream(py::module_& m) {
             if (n.watch() && n.watch()->lent()) {  // the lent loop's turn first: it may finish calls
               GilRelease release;
               n.turn();
+            } else if (n.watch()) {
+              n.watch()->turn();  // no lease: reads the timer an ended lease left readable
             }
             return n.drain();
           },

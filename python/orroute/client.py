@@ -815,14 +815,16 @@ class _AsyncCompletions(_CompletionsBase):
         **params: Any,
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
+        bridge = _engine.bridge()
         o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
-                       max_retries, cache, params, lend_to=_engine.bridge().notifier)
+                       max_retries, cache, params, lend_to=bridge.notifier)
         if o.call is None:
             return _cache_hit(o.cached, o.observed, o.stream, asynchronous=True)
         if o.stream:
             return AsyncStream(_engine.stream_of(o.call), o.observed, o.store, o.include_usage)
         try:
-            await _engine.wait(o.call)
+            if not o.call.done and not bridge.serve_idle(o.call):
+                await _engine.wait(o.call)
             r = self._client._completion(o.call)
         except BaseException as e:
             o.observed.raised(e)

@@ -1,6 +1,7 @@
 #include "orroute/net/transport.h"
 
 #include <curl/curl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/timerfd.h>
@@ -820,11 +821,15 @@ void LoopWatch::unwatch() {
   for (const Socket& s : watched_) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s.fd, nullptr);
   watched_.clear();
   lender_.reset();
-  if (timer_fd_ >= 0) {  // disarmed, and its count reset: fd() is not left readable for nobody
-    const itimerspec off{};
-    timerfd_settime(timer_fd_, 0, &off, nullptr);
-    timer_due_ = Clock::time_point::max();
-  }
+  if (timer_fd_ < 0) return;
+  // Another thread ended the lease while the event loop's thread waits in serve_until(): the timer
+  // fires at once to tell it (the next turn() reads it). Else it is disarmed, its count reset, so
+  // fd() is not left readable for nobody.
+  itimerspec due{};
+  const bool tell = serving_ != std::thread::id() && serving_ != std::this_thread::get_id();
+  due.it_value.tv_nsec = tell ? 1 : 0;
+  timerfd_settime(timer_fd_, 0, &due, nullptr);
+  timer_due_ = tell ? Clock::now() : Clock::time_point::max();
 }
 
 void LoopWatch::turn() {
@@ -839,6 +844,39 @@ void LoopWatch::turn() {
     lender = lender_.lock();
   }
   if (lender) lender->lease_turn(*this);
+}
+
+bool LoopWatch::serve_until(const std::function<bool()>& done, int loop_fd, std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    serving_ = std::this_thread::get_id();
+  }
+  const bool served = serve_until_unmarked(done, loop_fd, timeout);
+  std::lock_guard<std::mutex> lock(mu_);
+  serving_ = std::thread::id();
+  return served;
+}
+
+bool LoopWatch::serve_until_unmarked(const std::function<bool()>& done, int loop_fd,
+                                     std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!done()) {
+    if (!lent()) return false;
+    int wait_ms = -1;
+    if (timeout.count() >= 0) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return false;
+      wait_ms = static_cast<int>(std::min<int64_t>(left, 1'000'000));
+    }
+    pollfd fds[2] = {{epoll_fd_, POLLIN, 0}, {loop_fd, POLLIN, 0}};
+    if (poll(fds, loop_fd >= 0 ? 2 : 1, wait_ms) <= 0) return done();  // the time passed, or a signal
+    if ((fds[0].revents & POLLIN) == 0) return false;  // the event loop has other work
+    turn();
+    if (done()) return true;
+    pollfd again{epoll_fd_, POLLIN, 0};
+    if (poll(&again, 1, 0) > 0) return false;  // still readable: news for another waiter (its token)
+  }
+  return true;
 }
 
 }  // namespace orroute

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -150,6 +151,12 @@ class LoopWatch {
   // The lent loop's turn, if one is lent to this watch (else nothing). The event loop's thread,
   // when fd() was readable.
   void turn();
+  // Serves the loop lent to this watch on the calling (event loop's) thread until `done()`, while
+  // the event loop has nothing else to do: waits on fd() and on `loop_fd` (the event loop's own
+  // descriptor, -1: none) for at most `timeout` (negative: no limit). True once done(); false as
+  // soon as loop_fd is readable, the lease ends, fd() has news for another waiter, a signal
+  // arrives or the time passes: the caller then waits the event loop's way.
+  bool serve_until(const std::function<bool()>& done, int loop_fd, std::chrono::milliseconds timeout);
 
  private:
   friend class Transport;
@@ -161,8 +168,11 @@ class LoopWatch {
   // at the latest. Called by the transport with its lock held.
   void watch(const std::vector<Socket>& sockets, std::chrono::microseconds timeout,
              std::weak_ptr<Transport::Impl> lender);
-  // The lease ended: no socket is watched. From any thread, with the transport's lock held.
+  // The lease ended: no socket is watched, and fd() is readable once (the timer fires at once) so
+  // that a thread in serve_until() learns it. From any thread, with the transport's lock held.
   void unwatch();
+
+  bool serve_until_unmarked(const std::function<bool()>& done, int loop_fd, std::chrono::milliseconds timeout);
 
   int epoll_fd_ = -1;
   int timer_fd_ = -1;  // made on the first lease
@@ -170,6 +180,7 @@ class LoopWatch {
   std::chrono::steady_clock::time_point timer_due_ = std::chrono::steady_clock::time_point::max();  // guarded by mu_
   std::vector<Socket> watched_;             // guarded by mu_
   std::weak_ptr<Transport::Impl> lender_;   // guarded by mu_; the lent loop's transport
+  std::thread::id serving_;                 // guarded by mu_; the thread in serve_until(), if any
 };
 
 // start() (which submits transfers to `transport`), then, when the loop's thread was idle, the

@@ -29,6 +29,24 @@ class LoopBridge:
         self.waiters: dict[int, asyncio.Future[None]] = {}
         self.next_token = 1
         loop.add_reader(self.notifier.fd, self._drain)
+        self._loop_fd = _selector_fd(loop)
+
+    def serve_idle(self, call: Any) -> bool:
+        """Waits for ``call`` (a plain call whose network loop is lent to this bridge) on this
+        thread, while the event loop has nothing else to do: no callback ready, until its next
+        timer at most, and only as long as its selector's descriptor stays quiet (a socket, a
+        thread's call_soon_threadsafe, a signal wake it). What the event loop would do itself
+        (block in epoll_wait), without its two iterations per awaited call. True once the call
+        is done; False when it must be awaited the usual way (:func:`wait`)."""
+        loop: Any = self.loop
+        if self._loop_fd < 0 or loop._ready:
+            return False
+        timeout = -1.0
+        if loop._scheduled:
+            timeout = loop._scheduled[0].when() - loop.time()
+            if timeout <= 0:
+                return False
+        return bool(call.serve_lent(self.notifier, self._loop_fd, timeout))
 
     def _drain(self) -> None:
         for token in self.notifier.drain():
@@ -47,6 +65,22 @@ class LoopBridge:
             await fut
         finally:
             self.waiters.pop(token, None)
+
+
+def _selector_fd(loop: asyncio.AbstractEventLoop) -> int:
+    """The descriptor a selector event loop of asyncio's own blocks on (its epoll), or -1 for
+    other loops (uvloop, proactor, a loop without an epoll selector): what
+    :meth:`LoopBridge.serve_idle` may watch, and only where it knows ``_ready`` and
+    ``_scheduled`` (BaseEventLoop's ready callbacks and timers)."""
+    from asyncio import BaseEventLoop
+
+    selector = getattr(loop, "_selector", None)
+    fileno = getattr(selector, "fileno", None)
+    if not isinstance(loop, BaseEventLoop) or fileno is None:
+        return -1
+    if not (hasattr(loop, "_ready") and hasattr(loop, "_scheduled")):
+        return -1
+    return int(fileno())
 
 
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = (
