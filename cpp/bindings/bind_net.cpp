@@ -276,9 +276,17 @@ void bind_net(py::module_& m) {
           "serve_lent",
           [](Call& c, const Notifier& n, int loop_fd, double timeout) {
             if (!n.watch()) return false;
-            GilRelease release;
-            return n.watch()->serve_until([&c] { return c.state() != Call::State::kRunning; }, loop_fd,
-                                          std::chrono::milliseconds(timeout < 0 ? -1 : static_cast<int64_t>(std::ceil(timeout * 1000))));
+            bool served;
+            {
+              GilRelease release;
+              const auto limit = std::chrono::milliseconds(timeout < 0 ? -1 : static_cast<int64_t>(std::ceil(timeout * 1000)));
+              served = n.watch()->serve_until([&c] { return c.state() != Call::State::kRunning; }, loop_fd, limit);
+            }
+            if (!served && PyErr_CheckSignals() != 0) {  // Ctrl-C in the wait: the call ends with it
+              c.cancel();
+              throw py::error_already_set();
+            }
+            return served;
           },
           py::arg("notifier"), py::arg("loop_fd"), py::arg("timeout"),
           "Waits for the call on this thread while the network loop is lent to `notifier` and "

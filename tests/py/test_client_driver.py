@@ -259,6 +259,37 @@ def test_the_event_loop_keeps_its_timers_and_threads_while_a_call_is_served(fake
     assert aclient._core.active_transfers() == 0
 
 
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+def test_a_signal_during_a_call_served_on_the_event_loop_thread_cancels_it(fake):
+    fake.set_model_profile("m/slow", latency=30.0)
+    aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted
+
+    async def run() -> None:
+        await aclient.chat.completions.create(model="m/a", messages=MSGS)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        await aclient.chat.completions.create(model="m/slow", messages=MSGS)
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(Interrupted):
+            asyncio.run(run())
+        assert time.monotonic() - t0 < 5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    deadline = time.monotonic() + 5
+    while aclient._core.active_transfers() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert aclient._core.active_transfers() == 0  # the slow transfer was cancelled
+
+
 def test_sync_calls_from_many_threads_with_an_async_client_beside_them(client, fake):
     aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url)
     errors: list[BaseException] = []
