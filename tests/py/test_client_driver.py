@@ -15,7 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,19 +94,17 @@ def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
 
 
-def _lent_call(aclient: orroute.AsyncOpenRouter, model: str,
-               **kw: object) -> tuple[asyncio.Future, int]:
-    """A task awaiting a call, and the client's lends before it (see _until_lent)."""
+async def _call_holding_the_loop(aclient: orroute.AsyncOpenRouter, model: str,
+                                  **kw: object) -> asyncio.Future:
+    """A task awaiting a call of `model`, once that call holds the lent loop (after a first
+    call warmed the connection)."""
+    await aclient.chat.completions.create(model="m/a", messages=MSGS)
     lends = aclient._core.lends()
     task = asyncio.ensure_future(aclient.chat.completions.create(model=model, messages=MSGS, **kw))
-    return task, lends
-
-
-async def _until_lent(aclient: orroute.AsyncOpenRouter, lends: int) -> None:
     for _ in range(100):
         await asyncio.sleep(0)
         if aclient._core.lends() > lends:
-            return
+            return task
     raise AssertionError("the loop was not lent")
 
 
@@ -113,9 +113,7 @@ def test_calls_started_while_one_holds_the_lent_loop_all_complete(fake):
     aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
 
     async def run() -> list[str]:
-        await aclient.chat.completions.create(model="m/a", messages=MSGS)
-        slow, lends = _lent_call(aclient, "m/slow")
-        await _until_lent(aclient, lends)
+        slow = await _call_holding_the_loop(aclient, "m/slow")
         # the lease ends: the loop thread takes over the slow call and serves all of these
         others = await asyncio.gather(*(aclient.chat.completions.create(model="m/a", messages=MSGS)
                                         for _ in range(40)))
@@ -135,9 +133,7 @@ def test_a_sync_call_from_another_thread_while_an_async_call_holds_the_loop(clie
     aclient._core = client._core  # one network loop (and the same keys) for both clients
 
     async def run() -> tuple[str, str]:
-        await aclient.chat.completions.create(model="m/a", messages=MSGS)
-        slow, lends = _lent_call(aclient, "m/slow")
-        await _until_lent(aclient, lends)
+        slow = await _call_holding_the_loop(aclient, "m/slow")
         sync = await asyncio.to_thread(client.chat.completions.create, model="m/a", messages=MSGS)
         return sync.id, (await slow).id
 
@@ -150,9 +146,7 @@ def test_cancelling_a_call_that_holds_the_lent_loop(fake):
     aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
 
     async def run() -> float:
-        await aclient.chat.completions.create(model="m/a", messages=MSGS)
-        slow, lends = _lent_call(aclient, "m/slow")
-        await _until_lent(aclient, lends)
+        slow = await _call_holding_the_loop(aclient, "m/slow")
         t0 = time.monotonic()
         slow.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -177,9 +171,7 @@ def test_a_timeout_while_the_event_loop_holds_the_lent_loop(fake):
     aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
 
     async def run() -> float:
-        await aclient.chat.completions.create(model="m/a", messages=MSGS)
-        slow, lends = _lent_call(aclient, "m/slow", timeout=0.4)
-        await _until_lent(aclient, lends)
+        slow = await _call_holding_the_loop(aclient, "m/slow", timeout=0.4)
         t0 = time.monotonic()
         with pytest.raises(orroute.APITimeoutError):
             await slow
@@ -253,10 +245,7 @@ def test_the_event_loop_keeps_its_timers_and_threads_while_a_call_is_served(fake
     assert fired < 0.9  # not held until the slow reply (1.5 s)
     assert called < 0.9
     assert cancelled < 1.2
-    deadline = time.monotonic() + 5
-    while aclient._core.active_transfers() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert aclient._core.active_transfers() == 0
+    assert _transfers_left(aclient._core) == 0
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
@@ -264,30 +253,13 @@ def test_a_signal_during_a_call_served_on_the_event_loop_thread_cancels_it(fake)
     fake.set_model_profile("m/slow", latency=30.0)
     aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
 
-    class Interrupted(Exception):
-        pass
-
-    def interrupt(signum, frame):
-        raise Interrupted
-
     async def run() -> None:
         await aclient.chat.completions.create(model="m/a", messages=MSGS)
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         await aclient.chat.completions.create(model="m/slow", messages=MSGS)
 
-    old = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        t0 = time.monotonic()
-        with pytest.raises(Interrupted):
-            asyncio.run(run())
-        assert time.monotonic() - t0 < 5
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-    deadline = time.monotonic() + 5
-    while aclient._core.active_transfers() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert aclient._core.active_transfers() == 0  # the slow transfer was cancelled
+    _interrupted_by_an_alarm(lambda: asyncio.run(run()))
+    assert _transfers_left(aclient._core) == 0  # the slow transfer was cancelled
 
 
 def test_sync_calls_from_many_threads_with_an_async_client_beside_them(client, fake):
@@ -318,30 +290,45 @@ def test_sync_calls_from_many_threads_with_an_async_client_beside_them(client, f
     assert client._core.active_transfers() == 0
 
 
-@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
-def test_a_sync_call_interrupted_by_a_signal_is_cancelled_and_the_client_goes_on(client, fake):
-    fake.set_model_profile("m/slow", latency=30.0)
+class _Interrupted(Exception):
+    pass
 
-    class Interrupted(Exception):
-        pass
+
+def _interrupted_by_an_alarm(run: Callable[[], object]) -> None:
+    """Runs `run`, which arms SIGALRM, under a handler raising _Interrupted: raised within 5 s."""
 
     def interrupt(signum, frame):
-        raise Interrupted
+        raise _Interrupted
 
     old = signal.signal(signal.SIGALRM, interrupt)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.3)
         t0 = time.monotonic()
-        with pytest.raises(Interrupted):
-            client.chat.completions.create(model="m/slow", messages=MSGS)
+        with pytest.raises(_Interrupted):
+            run()
         assert time.monotonic() - t0 < 5
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-    deadline = time.monotonic() + 5
-    while client._core.active_transfers() and time.monotonic() < deadline:
+
+
+def _transfers_left(core: Any, wait: float = 5.0) -> int:
+    """`core`'s transfers in flight once they are 0 or `wait` seconds passed."""
+    deadline = time.monotonic() + wait
+    while core.active_transfers() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert client._core.active_transfers() == 0  # the slow transfer was cancelled
+    return int(core.active_transfers())
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+def test_a_sync_call_interrupted_by_a_signal_is_cancelled_and_the_client_goes_on(client, fake):
+    fake.set_model_profile("m/slow", latency=30.0)
+
+    def call() -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        client.chat.completions.create(model="m/slow", messages=MSGS)
+
+    _interrupted_by_an_alarm(call)
+    assert _transfers_left(client._core) == 0  # the slow transfer was cancelled
     assert client.chat.completions.create(model="m/a", messages=MSGS).choices
 
 
