@@ -15,7 +15,9 @@ instructions per call in total and per thread (the calling thread first), and th
 set-up to the bare client of the same tree. Asserts nothing.
 
 Usage: PYTHONPATH=python python3 bench/instructions.py [--requests 1000] [--concurrency 8]
-       [--trees .,/work/wt-base] [--setups bare,manager,file] [--cache-sim]
+       [--trees .,/work/wt-base] [--setups bare,sync,manager,file] [--cache-sim]
+
+`sync` is the sync `OpenRouter` client (calls one after another, whatever --concurrency says).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from router import MODEL, MSGS, start_server  # the same server and workload
 
-SETUPS = {"bare": "bare AsyncOpenRouter", "manager": "manager, no ledger",
+SETUPS = {"bare": "bare AsyncOpenRouter", "sync": "sync OpenRouter", "manager": "manager, no ledger",
           "file": "manager, file ledger"}
 WARM_UP = 200
 
@@ -43,6 +45,18 @@ def _callgrind(command: str) -> None:
     it has."""
     subprocess.run(["callgrind_control", command, str(os.getpid())], check=True,
                    stdout=subprocess.DEVNULL)
+
+
+def _sync_child(url: str, n: int) -> None:
+    """The sync client, one call after another (its concurrency is the caller's threads)."""
+    import orroute
+
+    client = orroute.OpenRouter(api_key="sk-or-bench", base_url=url)
+    for i in range(WARM_UP + n):
+        if i == WARM_UP:
+            _callgrind("-z")
+        client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
+    _callgrind("-d")
 
 
 async def _child(setup: str, url: str, n: int, conc: int, ledger: str) -> None:
@@ -111,13 +125,16 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--trees", default=".",
                     help="comma-separated source trees with a built extension (python/orroute)")
-    ap.add_argument("--setups", default=",".join(SETUPS))
+    ap.add_argument("--setups", default="bare,manager,file")
     ap.add_argument("--cache-sim", action="store_true",
                     help="also count first-level cache misses (simulated; ~2x slower)")
     ap.add_argument("--child", choices=list(SETUPS), help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--ledger", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child == "sync":
+        _sync_child(args.url, args.requests)
+        return
     if args.child:
         asyncio.run(_child(args.child, args.url, args.requests, args.concurrency, args.ledger))
         return

@@ -272,6 +272,26 @@ void bind_net(py::module_& m) {
            "The response body parsed as JSON (the text itself if it is not JSON).")
       .def("error", [](const Call& c) { return error_to_py(c.error()); })
       .def("arm", &Call::arm, py::arg("notifier"), py::arg("token"))
+      .def(
+          "serve_lent",
+          [](Call& c, const Notifier& n, int loop_fd, double timeout) {
+            if (!n.watch()) return false;
+            bool served;
+            {
+              GilRelease release;
+              const auto limit = std::chrono::milliseconds(timeout < 0 ? -1 : static_cast<int64_t>(std::ceil(timeout * 1000)));
+              served = n.watch()->serve_until([&c] { return c.state() != Call::State::kRunning; }, loop_fd, limit);
+            }
+            if (!served && PyErr_CheckSignals() != 0) {  // Ctrl-C in the wait: the call ends with it
+              c.cancel();
+              throw py::error_already_set();
+            }
+            return served;
+          },
+          py::arg("notifier"), py::arg("loop_fd"), py::arg("timeout"),
+          "Waits for the call on this thread while the network loop is lent to `notifier` and "
+          "`loop_fd` (the event loop's descriptor) stays quiet, at most `timeout` s (<0: no "
+          "limit); False when the caller must await it the event loop's way (GIL released).")
       .def("cancel", &Call::cancel, "Aborts the call promptly; frees its connection.");
 
   py::class_<ApiClient, std::shared_ptr<ApiClient>>(m, "NetClient", "HTTP client on the libcurl event loop (private).")
@@ -305,13 +325,20 @@ void bind_net(py::module_& m) {
       .def("active_transfers", [](ApiClient& c) { return c.transport().active(); })
       .def("drives", [](ApiClient& c) { return c.transport().drives(); },
            "How many times a caller's thread drove the idle network loop itself (diagnostics).")
+      .def("lends", [](ApiClient& c) { return c.transport().lends(); },
+           "How many times the network loop was lent to an event loop's thread (diagnostics).")
       .def("wakeups", [](ApiClient& c) { return c.transport().wakeups(); },
            "How many times a command woke the network loop's thread (diagnostics).")
       .def(
           "start",
           [](ApiClient& c, const std::string& method, const std::string& path, py::object body, bool stream,
              int max_retries, py::object timeouts, const std::vector<std::pair<std::string, std::string>>& headers,
-             int not_found_retries, bool chat, size_t queue_capacity, bool blocking) {
+             int not_found_retries, bool chat, size_t queue_capacity, bool blocking,
+             const py::object& lend_to) {
+            // An object, not a shared_ptr<Notifier>: pybind11 takes None for one only in its
+            // second pass over the arguments, which converts all twelve again
+            std::shared_ptr<LoopWatch> watch;
+            if (!lend_to.is_none()) watch = lend_to.cast<std::shared_ptr<Notifier>>()->watch();
             CallSpec spec;
             spec.method = method;
             spec.path = path;
@@ -332,9 +359,12 @@ void bind_net(py::module_& m) {
               validate_chat_request(json.doc());
             }
             if (!blocking) {
-              // While the loop thread is idle, the call is also sent from this thread.
+              // While the loop thread is idle, the call is also sent from this thread; with
+              // `lend_to` (this thread's event loop, which awaits the call), its reply is read here
+              // too.
               GilRelease release;
-              return start_sending_here(c.transport(), [&] { return c.start(std::move(spec)); });
+              return start_sending_here(c.transport(), [&] { return c.start(std::move(spec)); },
+                                        std::move(watch));
             }
             // While the loop thread is idle, the call is sent and waited for on this thread: no
             // hand-off between threads, no wake-up either way.
@@ -352,8 +382,10 @@ void bind_net(py::module_& m) {
           py::arg("max_retries") = -1, py::arg("timeouts") = py::none(),
           py::arg("headers") = std::vector<std::pair<std::string, std::string>>{}, py::arg("not_found_retries") = 0,
           py::arg("chat") = false, py::arg("queue_capacity") = 64, py::arg("blocking") = false,
+          py::arg("lend_to") = py::none(),
           "Starts a call (validating it first when `chat`); never blocks on the network unless "
-          "`blocking` (not for streams): then returns it finished (Ctrl-C cancels it).");
+          "`blocking` (not for streams): then returns it finished (Ctrl-C cancels it). `lend_to`: "
+          "the lendable Notifier of this thread's event loop, which will await the call.");
 
   m.attr("DEFAULT_BASE_URL") = std::string(kDefaultBaseUrl);
   m.def(

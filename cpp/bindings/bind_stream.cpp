@@ -16,9 +16,22 @@ py::dict error_to_py(const ApiError& e);  // bind_net.cpp
 
 void bind_stream(py::module_& m) {
   py::class_<Notifier, std::shared_ptr<Notifier>>(m, "Notifier", "Wakes an event loop from the transport thread (private).")
-      .def(py::init<>())
+      .def(py::init<bool>(), py::arg("lendable") = false,
+           "`lendable`: a transport's loop may be lent to the event loop watching fd() (private).")
       .def_property_readonly("fd", &Notifier::fd)
-      .def("drain", &Notifier::drain, "Tokens of the calls that have news; resets the descriptor.");
+      .def(
+          "drain",
+          [](Notifier& n) {
+            if (n.watch() && n.watch()->lent()) {  // the lent loop's turn first: it may finish calls
+              GilRelease release;
+              n.turn();
+            } else if (n.watch()) {
+              n.watch()->turn();  // no lease: reads the timer an ended lease left readable
+            }
+            return n.drain();
+          },
+          "Runs the turn of a network loop lent to this notifier, if any; then the tokens of the "
+          "calls that have news (resets the descriptor).");
 
   py::class_<ChatStream>(m, "ChatStream", "Reads a streamed chat completion (private).")
       .def(py::init<std::shared_ptr<Call>>(), py::arg("call"))

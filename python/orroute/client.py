@@ -428,10 +428,13 @@ class _Base:
         extra_headers: Mapping[str, str] | None = None,
         not_found_retries: int = 0,
         blocking: bool = False,
+        lend_to: Any = None,
     ) -> Any:
         """Starts a call; ``blocking`` (a plain call of a sync client): returns it finished, sent
         and waited for on this thread while the network loop's own thread is idle (no hand-off
-        between threads, which costs a plain call's latency two wake-ups)."""
+        between threads, which costs a plain call's latency two wake-ups). ``lend_to`` (a plain
+        call that the running event loop awaits next: its bridge's notifier): on an idle loop
+        the reply is read on the event loop's thread too."""
         if self._keyless and not path.startswith("/models"):
             raise _surface.missing_key_error()
         if timeout is ... or timeout is self._timeout:
@@ -442,7 +445,8 @@ class _Base:
         headers = self._headers + list(extra_headers.items()) if extra_headers else self._headers
         # positional: pybind11 matches each keyword by name, ~0.3 µs apiece on every call
         return self._core.start(method, path, body, stream, retries, timeouts, headers,
-                                not_found_retries, chat, _QUEUE_CAPACITY, blocking and not stream)
+                                not_found_retries, chat, _QUEUE_CAPACITY, blocking and not stream,
+                                None if stream else lend_to)
 
     def _default_timeouts(self, stream: bool) -> tuple[Any, Any, Any, Any]:
         """The client's timeout as the core takes it (worked out once per client and mode)."""
@@ -463,6 +467,7 @@ class _Base:
         extra_headers: Mapping[str, str] | None,
         extra_query: Mapping[str, Any] | None = None,
         blocking: bool = False,
+        lend_to: Any = None,
     ) -> Any:
         """Validates the chat request and starts it on the transport (shared by sync and async)."""
         return self._start(
@@ -475,6 +480,7 @@ class _Base:
             max_retries=max_retries,
             extra_headers=extra_headers,
             blocking=blocking,
+            lend_to=lend_to,
         )
 
     @staticmethod
@@ -566,10 +572,10 @@ class _CompletionsBase:
 
     def _open(self, messages: Any, model: Any, stream: Any, extra_body: Any, extra_headers: Any,
               extra_query: Any, timeout: Any, max_retries: Any, cache: bool,
-              params: dict[str, Any], blocking: bool = False) -> _Opened:
+              params: dict[str, Any], blocking: bool = False, lend_to: Any = None) -> _Opened:
         """The part of ``create`` both clients share: the call observed, the response cache asked
         (a hit is ``opened.hit``), else the request sent (``opened.call``; finished if
-        ``blocking`` and not a stream)."""
+        ``blocking`` and not a stream; ``lend_to``: see ``_start``)."""
         c = self._client
         stream = bool(stream) and not _surface.is_omitted(stream)
         include_usage = _surface.wants_usage_chunk(params)
@@ -579,7 +585,7 @@ class _CompletionsBase:
             if cached is not None and cached.hit is not None:
                 return _Opened(observed, cached, stream, include_usage, None)
             call = c._start_chat(model, messages, stream, params, extra_body, timeout,
-                                 max_retries, extra_headers, extra_query, blocking)
+                                 max_retries, extra_headers, extra_query, blocking, lend_to)
         except BaseException as e:
             observed.raised(e)
             raise
@@ -809,14 +815,16 @@ class _AsyncCompletions(_CompletionsBase):
         **params: Any,
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
+        bridge = _engine.bridge()
         o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
-                       max_retries, cache, params)
+                       max_retries, cache, params, lend_to=bridge.notifier)
         if o.call is None:
             return _cache_hit(o.cached, o.observed, o.stream, asynchronous=True)
         if o.stream:
             return AsyncStream(_engine.stream_of(o.call), o.observed, o.store, o.include_usage)
         try:
-            await _engine.wait(o.call)
+            if not o.call.done and not bridge.serve_idle(o.call):
+                await _engine.wait(o.call)
             r = self._client._completion(o.call)
         except BaseException as e:
             o.observed.raised(e)

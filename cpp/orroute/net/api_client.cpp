@@ -29,9 +29,22 @@ constexpr size_t kMaxBody = 64u << 20;  // a larger error or JSON body is a brok
 // ---------------------------------------------------------------------------------------------
 // Notifier
 
-Notifier::Notifier() {
+namespace {
+// The notifier whose lent turn runs on this thread (its drain() follows), else null.
+thread_local const Notifier* t_turning = nullptr;
+}  // namespace
+
+Notifier::Notifier(bool lendable) {
   fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd_ < 0) throw Error(std::string("cannot create an eventfd: ") + std::strerror(errno));
+  if (!lendable) return;
+  try {
+    watch_ = std::make_shared<LoopWatch>();
+    watch_->add(fd_);
+  } catch (...) {
+    close(fd_);
+    throw;
+  }
 }
 
 Notifier::~Notifier() {
@@ -39,23 +52,32 @@ Notifier::~Notifier() {
 }
 
 void Notifier::notify(uint64_t token) {
-  bool was_empty;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    was_empty = tokens_.empty();
-    tokens_.push_back(token);
-  }
-  if (was_empty) {  // one write per batch: the reader drains everything queued
+  std::lock_guard<std::mutex> lock(mu_);
+  const bool was_empty = tokens_.empty();
+  tokens_.push_back(token);
+  if (was_empty && t_turning != this) {  // one write per batch: the reader drains everything queued
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t n = write(fd_, &one, sizeof one);
+    signalled_ = true;
   }
 }
 
+bool Notifier::turn() {
+  if (!watch_ || !watch_->lent()) return false;
+  t_turning = this;
+  watch_->turn();
+  t_turning = nullptr;
+  return true;
+}
+
 std::vector<uint64_t> Notifier::drain() {
-  uint64_t counter = 0;
-  [[maybe_unused]] ssize_t n = read(fd_, &counter, sizeof counter);
   std::vector<uint64_t> out;
   std::lock_guard<std::mutex> lock(mu_);
+  if (signalled_) {  // the write happened under mu_: this read resets the eventfd
+    uint64_t counter = 0;
+    [[maybe_unused]] ssize_t n = read(fd_, &counter, sizeof counter);
+    signalled_ = false;
+  }
   out.swap(tokens_);
   return out;
 }

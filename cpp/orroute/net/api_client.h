@@ -25,24 +25,34 @@ namespace orroute {
 
 // Wakes an event loop from the transport thread without touching it: tokens are queued and an
 // eventfd becomes readable; the loop's reader drains the tokens. Thread-safe.
+// A `lendable` notifier is also a LoopWatch: fd() is then the watch's descriptor (the eventfd is in
+// its set), so a transport's loop can be lent to the event loop that watches it
+// (start_sending_here with watch()); its reader runs the lent loop's turn before it drains.
 class Notifier {
  public:
-  // Throws Error if no eventfd can be created.
-  Notifier();
+  // Throws Error if no eventfd (or, lendable, no epoll descriptor) can be created.
+  explicit Notifier(bool lendable = false);
   ~Notifier();
   Notifier(const Notifier&) = delete;
   Notifier& operator=(const Notifier&) = delete;
   // The descriptor to watch for readability.
-  int fd() const { return fd_; }
-  // Queues `token` and makes fd() readable.
+  int fd() const { return watch_ ? watch_->fd() : fd_; }
+  // Null unless lendable.
+  const std::shared_ptr<LoopWatch>& watch() const { return watch_; }
+  // Queues `token` and makes fd() readable (not from inside this notifier's lent turn, which its
+  // drain() follows: no write to wake the thread already awake).
   void notify(uint64_t token);
+  // The lent loop's turn, if a loop is lent to this notifier (then true); the event loop's thread.
+  bool turn();
   // Takes every queued token and resets fd() (non-blocking).
   std::vector<uint64_t> drain();
 
  private:
   int fd_ = -1;
+  std::shared_ptr<LoopWatch> watch_;
   std::mutex mu_;
   std::vector<uint64_t> tokens_;
+  bool signalled_ = false;  // the eventfd was written since the last drain (guarded by mu_)
 };
 
 // OpenRouter's API root: the one default every entry point (client, manager, gateway, CLI,

@@ -1,6 +1,11 @@
 #include "orroute/net/transport.h"
 
 #include <curl/curl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -8,6 +13,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <thread>
 #include <unordered_map>
@@ -120,6 +126,11 @@ struct Transport::Impl {
   std::atomic<int64_t> active_count{0};
   std::atomic<int64_t> wakeups{0};  // wake-ups of the loop thread (push, a Driver letting go)
   std::atomic<int64_t> drives{0};   // Drivers that held the loop
+  std::atomic<int64_t> lends{0};    // leases given to an event loop's LoopWatch
+  // The event loop the loop is lent to between its turns (guarded by mu); the loop thread stays
+  // parked while it is set, as while a Driver holds the loop.
+  std::shared_ptr<LoopWatch> lent_to;
+  std::weak_ptr<Impl> self;  // what a LoopWatch holds while lent
 
   // Loop-thread state.
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;
@@ -135,12 +146,15 @@ struct Transport::Impl {
   // itself never needs waking.
   // A parked loop thread is woken through its condition variable, a loop in libcurl's poll (the
   // loop thread's or a Driver's) through curl_multi_wakeup.
+  // A command from outside the loop ends a lease: the loop thread takes over.
   void push(Command cmd) {
     bool wake;
     bool unpark;
     {
       std::lock_guard<std::mutex> lock(mu);
-      wake = commands.empty() && t_running_loop != this;
+      const bool from_loop = t_running_loop == this;
+      const bool revoked = !from_loop && revoke_lease_locked();
+      wake = (commands.empty() && !from_loop) || revoked;
       unpark = loop_parked && !caller_driving;
       commands.push_back(std::move(cmd));
     }
@@ -489,11 +503,97 @@ struct Transport::Impl {
   // Whether the driver has nothing to do (reads loop state: asked by the driver only, under mu).
   bool idle() const { return commands.empty() && transfers.empty() && timers.empty(); }
 
+  // Ends the lease, if any: its sockets are no longer watched (under mu). True if there was one.
+  bool revoke_lease_locked() {
+    if (!lent_to) return false;
+    lent_to->unwatch();
+    lent_to.reset();
+    return true;
+  }
+
+  struct LeasePlan {
+    std::vector<LoopWatch::Socket> sockets;
+    std::chrono::microseconds timeout{0};
+  };
+
+  // What a lease of the loop would watch: the sockets libcurl waits on for the one transfer left,
+  // and when libcurl (or a first-byte or idle check) needs a turn anyway. Nothing when the loop
+  // has other work (a timer, more transfers, a paused one) or libcurl waits on no socket it can
+  // name (curl_multi_fdset leaves out descriptors past FD_SETSIZE: with one transfer, its
+  // connection's socket is then missing and no lease is given). Asked by the driver.
+  std::optional<LeasePlan> lease_plan() {
+    if (transfers.size() != 1 || !timers.empty() || transfers.begin()->second->paused) return std::nullopt;
+    fd_set readable;
+    fd_set writable;
+    fd_set unused;
+    FD_ZERO(&readable);
+    FD_ZERO(&writable);
+    FD_ZERO(&unused);
+    int max_fd = -1;
+    if (curl_multi_fdset(multi, &readable, &writable, &unused, &max_fd) != CURLM_OK || max_fd < 0) return std::nullopt;
+    LeasePlan plan;
+    for (int fd = 0; fd <= max_fd; ++fd) {
+      const uint32_t events = (FD_ISSET(fd, &readable) ? EPOLLIN : 0u) | (FD_ISSET(fd, &writable) ? EPOLLOUT : 0u);
+      if (events != 0) plan.sockets.push_back(LoopWatch::Socket{fd, events});
+    }
+    if (plan.sockets.empty()) return std::nullopt;
+    long wait_ms = -1;
+    curl_multi_timeout(multi, &wait_ms);
+    if (wait_ms < 0 || wait_ms > 1000) wait_ms = 1000;  // as the loop thread's longest poll
+    if (wait_ms > 20 && any_custom_deadline()) wait_ms = 20;
+    plan.timeout = std::max(std::chrono::microseconds(1), std::chrono::microseconds(wait_ms * 1000));
+    return plan;
+  }
+
+  // A caller lets go of the loop it drove. It is lent to `lend` (the caller's event loop) when the
+  // one transfer left waits on a socket and nothing else is queued; `renewing`: a lease's own
+  // turn, which keeps the loop only if it was not revoked meanwhile. Else the loop thread takes
+  // over whatever is left.
+  void let_go(const std::shared_ptr<LoopWatch>& lend, bool renewing) {
+    std::optional<LeasePlan> plan;
+    if (lend) plan = lease_plan();  // still the driver: libcurl is this thread's
+    bool work_left;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      caller_driving = false;
+      const bool still_ours = renewing ? lent_to == lend : lent_to == nullptr;
+      if (plan && still_ours && commands.empty() && !stopping) {
+        if (!renewing) lends.fetch_add(1, std::memory_order_relaxed);
+        lent_to = lend;
+        lend->watch(plan->sockets, plan->timeout, self);
+        return;
+      }
+      revoke_lease_locked();
+      work_left = stopping || !idle();
+    }
+    if (work_left) {
+      wakeups.fetch_add(1, std::memory_order_relaxed);
+      park_cv.notify_one();
+    }
+  }
+
+  // One turn of the loop for the event loop it is lent to (LoopWatch::turn), on that loop's thread.
+  void lease_turn(const LoopWatch& watch) {
+    std::shared_ptr<LoopWatch> lease;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (lent_to.get() != &watch || caller_driving) return;
+      lease = lent_to;
+      caller_driving = true;
+    }
+    const void* outer = t_running_loop;
+    t_running_loop = this;
+    work();
+    t_running_loop = outer;
+    let_go(lease, /*renewing=*/true);
+  }
+
   // The loop thread: parks while it has nothing to do (so that a blocking caller may drive the loop
-  // itself) or while a Driver holds the loop; returns when it may take a turn, false once stopping.
+  // itself), while a Driver holds the loop or while it is lent to an event loop; returns when it
+  // may take a turn, false once stopping.
   bool wait_for_turn() {
     std::unique_lock<std::mutex> lock(mu);
-    while (caller_driving || (!stopping && idle())) {
+    while (caller_driving || lent_to || (!stopping && idle())) {
       loop_parked = true;
       park_cv.wait(lock);
       loop_parked = false;
@@ -511,6 +611,7 @@ struct Transport::Impl {
         std::lock_guard<std::mutex> lock(mu);
         if (caller_driving || stopping) return false;
         if (loop_parked) {
+          revoke_lease_locked();  // the lent transfer is the Driver's to serve now
           caller_driving = true;
           drives.fetch_add(1, std::memory_order_relaxed);
           return true;
@@ -518,20 +619,6 @@ struct Transport::Impl {
       }
       if (active_count.load(std::memory_order_relaxed) != 0 || Clock::now() >= give_up) return false;
       std::this_thread::yield();
-    }
-  }
-
-  // The caller gives the loop back; the loop thread takes over if anything is left to do.
-  void release_from_caller() {
-    bool work_left;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      caller_driving = false;
-      work_left = stopping || !idle();
-    }
-    if (work_left) {
-      wakeups.fetch_add(1, std::memory_order_relaxed);
-      park_cv.notify_one();
     }
   }
 
@@ -579,6 +666,7 @@ Transport::Transport(TransportOptions options) : impl_(std::make_shared<Impl>())
   if (options.max_total_connections > 0) {
     curl_multi_setopt(impl_->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(options.max_total_connections));
   }
+  impl_->self = impl_;
   // The thread co-owns the state: if the last owner of the Transport lets go from inside a sink (on
   // the transport thread itself), the destructor detaches and the loop winds down on its own.
   impl_->thread = std::thread([impl = impl_] { impl->loop(); });
@@ -588,6 +676,7 @@ Transport::~Transport() {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->stopping = true;
+    impl_->revoke_lease_locked();
   }
   impl_->park_cv.notify_one();
   curl_multi_wakeup(impl_->multi);
@@ -628,6 +717,8 @@ int64_t Transport::wakeups() const { return impl_->wakeups.load(std::memory_orde
 
 int64_t Transport::drives() const { return impl_->drives.load(std::memory_order_relaxed); }
 
+int64_t Transport::lends() const { return impl_->lends.load(std::memory_order_relaxed); }
+
 Transport::Driver::Driver(Transport& transport) {
   if (!transport.impl_->claim_for_caller()) return;
   impl_ = transport.impl_;
@@ -638,7 +729,14 @@ Transport::Driver::Driver(Transport& transport) {
 Transport::Driver::~Driver() {
   if (!impl_) return;
   t_running_loop = outer_loop_;
-  impl_->release_from_caller();
+  impl_->let_go(nullptr, /*renewing=*/false);
+}
+
+void Transport::Driver::lend_to(std::shared_ptr<LoopWatch> watch) {
+  if (!impl_) return;
+  t_running_loop = outer_loop_;
+  const std::shared_ptr<Impl> impl = std::move(impl_);
+  impl->let_go(watch, /*renewing=*/false);
 }
 
 bool Transport::Driver::run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
@@ -651,6 +749,134 @@ bool Transport::Driver::run_until(const std::function<bool()>& done, std::chrono
     if (left <= 0) return false;
     impl_->wait_for_io(static_cast<long>(left));
   }
+}
+
+}  // namespace orroute
+
+namespace orroute {
+
+namespace {
+
+void epoll_set(int epoll_fd, int op, int fd, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  if (epoll_ctl(epoll_fd, op, fd, &ev) != 0 && op == EPOLL_CTL_ADD && errno == EEXIST) {
+    epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev);  // still registered from the last turn
+  }
+}
+
+}  // namespace
+
+LoopWatch::LoopWatch() : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
+  if (epoll_fd_ < 0) throw Error(std::string("cannot create an epoll descriptor: ") + std::strerror(errno));
+}
+
+LoopWatch::~LoopWatch() {
+  if (timer_fd_ >= 0) close(timer_fd_);
+  close(epoll_fd_);
+}
+
+void LoopWatch::add(int fd) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    throw Error(std::string("cannot watch a descriptor: ") + std::strerror(errno));
+  }
+}
+
+bool LoopWatch::lent() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !watched_.empty();
+}
+
+void LoopWatch::watch(const std::vector<Socket>& sockets, std::chrono::microseconds timeout,
+                      std::weak_ptr<Transport::Impl> lender) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Every socket is (re-)added, not only the new ones: libcurl may have closed one and opened
+  // another under the same number since the last turn, which took the old one out of the set.
+  for (const Socket& s : sockets) epoll_set(epoll_fd_, EPOLL_CTL_ADD, s.fd, s.events);
+  for (const Socket& old : watched_) {
+    const bool kept = std::any_of(sockets.begin(), sockets.end(), [&](const Socket& s) { return s.fd == old.fd; });
+    if (!kept) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, old.fd, nullptr);
+  }
+  watched_ = sockets;
+  lender_ = std::move(lender);
+  if (timer_fd_ < 0) {
+    timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd_ >= 0) epoll_set(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, EPOLLIN);
+  }
+  if (timer_fd_ >= 0) {
+    itimerspec due{};
+    due.it_value.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000);
+    due.it_value.tv_nsec = static_cast<long>(timeout.count() % 1'000'000) * 1000;
+    timerfd_settime(timer_fd_, 0, &due, nullptr);
+    timer_due_ = Clock::now() + timeout;
+  }
+}
+
+void LoopWatch::unwatch() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Socket& s : watched_) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s.fd, nullptr);
+  watched_.clear();
+  lender_.reset();
+  if (timer_fd_ < 0) return;
+  // Another thread ended the lease while the event loop's thread waits in serve_until(): the timer
+  // fires at once to tell it (the next turn() reads it). Else it is disarmed, its count reset, so
+  // fd() is not left readable for nobody.
+  itimerspec due{};
+  const bool tell = serving_ != std::thread::id() && serving_ != std::this_thread::get_id();
+  due.it_value.tv_nsec = tell ? 1 : 0;
+  timerfd_settime(timer_fd_, 0, &due, nullptr);
+  timer_due_ = tell ? Clock::now() : Clock::time_point::max();
+}
+
+void LoopWatch::turn() {
+  std::shared_ptr<Transport::Impl> lender;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (timer_fd_ >= 0 && Clock::now() >= timer_due_) {  // fired: readable until read
+      uint64_t expirations = 0;
+      [[maybe_unused]] const ssize_t n = read(timer_fd_, &expirations, sizeof expirations);
+      timer_due_ = Clock::time_point::max();
+    }
+    lender = lender_.lock();
+  }
+  if (lender) lender->lease_turn(*this);
+}
+
+bool LoopWatch::serve_until(const std::function<bool()>& done, int loop_fd, std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    serving_ = std::this_thread::get_id();
+  }
+  const bool served = serve_until_unmarked(done, loop_fd, timeout);
+  std::lock_guard<std::mutex> lock(mu_);
+  serving_ = std::thread::id();
+  return served;
+}
+
+bool LoopWatch::serve_until_unmarked(const std::function<bool()>& done, int loop_fd,
+                                     std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!done()) {
+    if (!lent()) return false;
+    int wait_ms = -1;
+    if (timeout.count() >= 0) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return false;
+      wait_ms = static_cast<int>(std::min<int64_t>(left, 1'000'000));
+    }
+    pollfd fds[2] = {{epoll_fd_, POLLIN, 0}, {loop_fd, POLLIN, 0}};
+    if (poll(fds, loop_fd >= 0 ? 2 : 1, wait_ms) <= 0) return done();  // the time passed, or a signal
+    if ((fds[0].revents & POLLIN) == 0) return false;  // the event loop has other work
+    turn();
+    if (done()) return true;
+    pollfd again{epoll_fd_, POLLIN, 0};
+    if (poll(&again, 1, 0) > 0) return false;  // still readable: news for another waiter (its token)
+  }
+  return true;
 }
 
 }  // namespace orroute

@@ -8,8 +8,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string_view>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "orroute/net/http.h"
 
@@ -44,6 +47,8 @@ struct TransportOptions {
   int64_t max_total_connections = 0;
   bool verbose = false;  // libcurl's debug output on stderr (never enabled by default: shows headers)
 };
+
+class LoopWatch;
 
 // Thread-safe: every public method may be called from any thread, including from inside a Sink.
 // The destructor cancels what is still running (sinks get on_done(kCancelled)) and joins the thread.
@@ -80,8 +85,12 @@ class Transport {
   // Diagnostics.
   int64_t drives() const;
 
+  // How many times a Driver lent the loop to an event loop's LoopWatch when it let go. Diagnostics.
+  int64_t lends() const;
+
  private:
   struct Impl;
+  friend class LoopWatch;
 
  public:
   // Lets a blocking caller run the event loop on its own thread while the loop's thread has nothing
@@ -102,6 +111,11 @@ class Transport {
     bool held() const { return impl_ != nullptr; }
     // Runs the loop on this thread until `done()` or `timeout` passed; true if done(). Held only.
     bool run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
+    // Lets go of the loop, lending it to `watch`'s event loop (same thread) when what is left is
+    // one transfer waiting on its connection's socket and nothing else (no command, no timer): its
+    // reply is then read on this thread, in watch.turn(), with no wake-up of the loop thread, none
+    // back. Otherwise (or when not held) the same as letting go. See LoopWatch.
+    void lend_to(std::shared_ptr<LoopWatch> watch);
 
    private:
     std::shared_ptr<Impl> impl_;  // null when not held
@@ -112,15 +126,77 @@ class Transport {
   std::shared_ptr<Impl> impl_;
 };
 
+// What an event loop (asyncio) watches so that the transport's loop can be lent to its thread
+// between its other work (Transport::Driver::lend_to): fd() is an epoll descriptor, readable when
+// a socket the lent loop waits on is ready, when the lent loop's next deadline (libcurl's timeout,
+// a first-byte or idle check) has passed, or when a descriptor added with add() is readable; the
+// event loop then calls turn() on its thread. Still one loop, one thread in it at a time: while
+// lent, the loop thread stays parked and a turn runs the loop's work once. The lease ends when its
+// transfer is done or when anything else needs the loop: another thread's command, this thread's
+// next call or cancel, a retry timer, a Driver claiming it, the transport closing. The loop thread
+// then takes over what is left, and the sockets are no longer watched. The watch's descriptors
+// are its own (libcurl's sockets are only ever inside its epoll set, never the event loop's), so
+// the event loop never holds a descriptor libcurl may close. Thread-safe.
+class LoopWatch {
+ public:
+  LoopWatch();  // throws Error when no epoll descriptor can be made
+  ~LoopWatch();
+  LoopWatch(const LoopWatch&) = delete;
+  LoopWatch& operator=(const LoopWatch&) = delete;
+  int fd() const { return epoll_fd_; }
+  // Also makes fd() readable while `fd` is (an eventfd of the watch's owner).
+  void add(int fd);
+  // Whether a loop is lent to this watch now.
+  bool lent() const;
+  // The lent loop's turn, if one is lent to this watch (else nothing). The event loop's thread,
+  // when fd() was readable.
+  void turn();
+  // Serves the loop lent to this watch on the calling (event loop's) thread until `done()`, while
+  // the event loop has nothing else to do: waits on fd() and on `loop_fd` (the event loop's own
+  // descriptor, -1: none) for at most `timeout` (negative: no limit). True once done(); false as
+  // soon as loop_fd is readable, the lease ends, fd() has news for another waiter, a signal
+  // arrives or the time passes: the caller then waits the event loop's way.
+  bool serve_until(const std::function<bool()>& done, int loop_fd, std::chrono::milliseconds timeout);
+
+ private:
+  friend class Transport;
+  struct Socket {
+    int fd;
+    uint32_t events;  // EPOLLIN / EPOLLOUT
+  };
+  // Lends the loop: watches `sockets` (replacing what was watched) and wakes fd() after `timeout`
+  // at the latest. Called by the transport with its lock held.
+  void watch(const std::vector<Socket>& sockets, std::chrono::microseconds timeout,
+             std::weak_ptr<Transport::Impl> lender);
+  // The lease ended: no socket is watched, and fd() is readable once (the timer fires at once) so
+  // that a thread in serve_until() learns it. From any thread, with the transport's lock held.
+  void unwatch();
+
+  bool serve_until_unmarked(const std::function<bool()>& done, int loop_fd, std::chrono::milliseconds timeout);
+
+  int epoll_fd_ = -1;
+  int timer_fd_ = -1;  // made on the first lease
+  mutable std::mutex mu_;
+  std::chrono::steady_clock::time_point timer_due_ = std::chrono::steady_clock::time_point::max();  // guarded by mu_
+  std::vector<Socket> watched_;             // guarded by mu_
+  std::weak_ptr<Transport::Impl> lender_;   // guarded by mu_; the lent loop's transport
+  std::thread::id serving_;                 // guarded by mu_; the thread in serve_until(), if any
+};
+
 // start() (which submits transfers to `transport`), then, when the loop's thread was idle, the
 // loop's next turn on this thread: the requests go out at once (a kept-alive connection writes
 // them), and the loop thread, woken as the Driver lets go, only waits for the replies while the
-// server works, instead of being woken first to send them late. Returns what start() returns.
+// server works, instead of being woken first to send them late. With `watch` (this thread's event
+// loop), the loop is lent to it instead when the one transfer started is all that is left: its
+// reply is read on this thread too (Driver::lend_to). Returns what start() returns.
 template <class Start>
-auto start_sending_here(Transport& transport, Start&& start) {
+auto start_sending_here(Transport& transport, Start&& start, std::shared_ptr<LoopWatch> watch = nullptr) {
   Transport::Driver driver(transport);
   auto started = std::forward<Start>(start)();
-  if (driver.held()) driver.run_until([] { return true; }, std::chrono::milliseconds(0));
+  if (driver.held()) {
+    driver.run_until([] { return true; }, std::chrono::milliseconds(0));
+    if (watch) driver.lend_to(std::move(watch));
+  }
   return started;
 }
 

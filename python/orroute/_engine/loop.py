@@ -1,5 +1,8 @@
 """The asyncio bridge: one eventfd per event loop, signalled by the transport thread (which never
-takes the GIL); the loop's reader resolves the futures of the calls that have news."""
+takes the GIL); the loop's reader resolves the futures of the calls that have news. The network
+loop may be lent to the event loop's thread (a plain call awaited on an idle loop): the reader
+then also runs its turns (``Notifier.drain``), watching libcurl's sockets through the notifier's
+own epoll descriptor."""
 
 from __future__ import annotations
 
@@ -21,10 +24,29 @@ class LoopBridge:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.notifier = _core.Notifier()
+        # lendable: a call awaited here on an idle network loop is read on this thread too
+        self.notifier = _core.Notifier(True)
         self.waiters: dict[int, asyncio.Future[None]] = {}
         self.next_token = 1
         loop.add_reader(self.notifier.fd, self._drain)
+        self._loop_fd = _selector_fd(loop)
+
+    def serve_idle(self, call: Any) -> bool:
+        """Waits for ``call`` (a plain call whose network loop is lent to this bridge) on this
+        thread, while the event loop has nothing else to do: no callback ready, until its next
+        timer at most, and only as long as its selector's descriptor stays quiet (a socket, a
+        thread's call_soon_threadsafe, a signal wake it). What the event loop would do itself
+        (block in epoll_wait), without its two iterations per awaited call. True once the call
+        is done; False when it must be awaited the usual way (:func:`wait`)."""
+        loop: Any = self.loop
+        if self._loop_fd < 0 or loop._ready:
+            return False
+        timeout = -1.0
+        if loop._scheduled:
+            timeout = loop._scheduled[0].when() - loop.time()
+            if timeout <= 0:
+                return False
+        return bool(call.serve_lent(self.notifier, self._loop_fd, timeout))
 
     def _drain(self) -> None:
         for token in self.notifier.drain():
@@ -43,6 +65,22 @@ class LoopBridge:
             await fut
         finally:
             self.waiters.pop(token, None)
+
+
+def _selector_fd(loop: asyncio.AbstractEventLoop) -> int:
+    """The descriptor a selector event loop of asyncio's own blocks on (its epoll), or -1 for
+    other loops (uvloop, proactor, a loop without an epoll selector): what
+    :meth:`LoopBridge.serve_idle` may watch, and only where it knows ``_ready`` and
+    ``_scheduled`` (BaseEventLoop's ready callbacks and timers)."""
+    from asyncio import BaseEventLoop
+
+    selector = getattr(loop, "_selector", None)
+    fileno = getattr(selector, "fileno", None)
+    if not isinstance(loop, BaseEventLoop) or fileno is None:
+        return -1
+    if not (hasattr(loop, "_ready") and hasattr(loop, "_scheduled")):
+        return -1
+    return int(fileno())
 
 
 _bridges: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopBridge] = (
