@@ -13,6 +13,7 @@
 #include "bindings.h"
 #include "gil.h"
 #include "json_py.h"
+#include "lent_loop.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
 #include "orroute/net/api_client.h"
@@ -275,18 +276,8 @@ void bind_net(py::module_& m) {
       .def(
           "serve_lent",
           [](Call& c, const Notifier& n, int loop_fd, double timeout) {
-            if (!n.watch()) return false;
-            bool served;
-            {
-              GilRelease release;
-              const auto limit = std::chrono::milliseconds(timeout < 0 ? -1 : static_cast<int64_t>(std::ceil(timeout * 1000)));
-              served = n.watch()->serve_until([&c] { return c.state() != Call::State::kRunning; }, loop_fd, limit);
-            }
-            if (!served && PyErr_CheckSignals() != 0) {  // Ctrl-C in the wait: the call ends with it
-              c.cancel();
-              throw py::error_already_set();
-            }
-            return served;
+            return serve_lent(
+                n, loop_fd, timeout, [&c] { return c.state() != Call::State::kRunning; }, [&c] { c.cancel(); });
           },
           py::arg("notifier"), py::arg("loop_fd"), py::arg("timeout"),
           "Waits for the call on this thread while the network loop is lent to `notifier` and "

@@ -13,6 +13,7 @@
 #include "casters.h"
 #include "gil.h"
 #include "json_py.h"
+#include "lent_loop.h"
 #include "orroute/catalog/capabilities.h"
 #include "orroute/cost/feedback_store.h"
 #include "orroute/cost/open_ledger.h"
@@ -565,6 +566,30 @@ void bind_route(py::module_& m) {
 
   py::class_<PendingResult, std::shared_ptr<PendingResult>>(m, "PendingResult")
       .def("arm", &PendingResult::arm, py::arg("notifier"), py::arg("token"))
+      .def_property_readonly("done", [](PendingResult& p) {
+        std::lock_guard lock(p.mu);
+        return p.result.has_value();
+      })
+      .def(
+          "serve_lent",
+          [](PendingResult& p, const Notifier& n, int loop_fd, double timeout) {
+            const auto done = [&p] {
+              std::lock_guard lock(p.mu);
+              return p.result.has_value();
+            };
+            const auto cancel = [&p] {
+              std::shared_ptr<EngineRun> run;
+              {
+                std::lock_guard lock(p.mu);
+                run = p.run;
+              }
+              if (run) run->cancel();
+            };
+            return serve_lent(n, loop_fd, timeout, done, cancel);
+          },
+          py::arg("notifier"), py::arg("loop_fd"), py::arg("timeout"),
+          "As Call.serve_lent: waits for the result on this thread while the network loop is "
+          "lent to `notifier` (GIL released).")
       .def("summary", [](PendingResult& p) {
              std::lock_guard lock(p.mu);
              if (!p.result) throw InvalidArgument("the task has not finished");
@@ -693,21 +718,29 @@ void bind_route(py::module_& m) {
                              "The engine's HTTP client (its libcurl loop), for other calls.")
       .def(
           "submit_async",
-          [](Engine& e, const EngineTask& t) {
+          [](Engine& e, const EngineTask& t, const py::object& lend_to) {
+            std::shared_ptr<LoopWatch> watch;  // an object, not a shared_ptr: see NetClient.start
+            if (!lend_to.is_none()) watch = lend_to.cast<std::shared_ptr<Notifier>>()->watch();
             auto pending = std::make_shared<PendingResult>();
             GilRelease nogil;
             EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
             // As the client's async calls: while the network loop is idle, the first attempt is
-            // sent from this thread (the loop claimed after the plan: no other call waits for it).
-            auto run = start_sending_here(e.client()->transport(), [&] {
-              return e.submit(t, std::move(p), nullptr,
-                              [pending](EngineResult&& r) { pending->complete(std::move(r)); });
-            });
+            // sent from this thread (the loop claimed after the plan: no other call waits for it),
+            // and with `lend_to` its reply is read, priced and settled on this thread too.
+            auto run = start_sending_here(
+                e.client()->transport(),
+                [&] {
+                  return e.submit(t, std::move(p), nullptr,
+                                  [pending](EngineResult&& r) { pending->complete(std::move(r)); });
+                },
+                std::move(watch));
             std::lock_guard lock(pending->mu);
             pending->run = std::move(run);
             return pending;
           },
-          py::arg("task"))
+          py::arg("task"), py::arg("lend_to") = py::none(),
+          "Plans and starts `task`; `lend_to`: the lendable Notifier of this thread's event loop, "
+          "which will await the result (see NetClient.start).")
       .def("run", [](Engine& e, const EngineTask& t) {
              EngineResult r;
              {

@@ -692,9 +692,13 @@ class AIModelManager:
         if self._compresses(task):  # else no coroutine nor import for a step that does nothing
             task, compressed = await self._compressed(task, model)
         with self._observed(task, model, False) as call:
-            # on the engine's network thread; cancelling the await cancels the run
-            pending = self._door.submit(self._engine_task(task, model=model, pin=pin))
-            await _engine.wait(pending)
+            # on the engine's network thread (or, while this event loop has nothing else to do,
+            # on its thread: the loop lent to it); cancelling the await cancels the run
+            bridge = _engine.bridge()
+            pending = self._door.submit(self._engine_task(task, model=model, pin=pin),
+                                        bridge.notifier)
+            if not pending.done and not bridge.serve_idle(pending):
+                await _engine.wait(pending)
             r = self._result(pending.summary(), pending)
             if call.watched:
                 call.done(**task_result_fields(r))

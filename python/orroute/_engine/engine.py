@@ -131,11 +131,13 @@ class Engine:
         """Runs ``task`` to the end (GIL released while waiting)."""
         return self._core.run(task)  # type: ignore[return-value]
 
-    def submit(self, task: Any) -> Any:
+    def submit(self, task: Any, lend_to: Any = None) -> Any:
         """Starts ``task`` on the network thread; the returned pending result has ``result()``
         and ``body()`` (the reply's bytes as received) once awaited with :func:`wait` (which
-        cancels the run when the await is cancelled)."""
-        return self._core.submit_async(task)
+        cancels the run when the await is cancelled). ``lend_to``: the notifier of the event
+        loop that awaits it (``bridge().notifier``), to which an idle network loop is lent:
+        then ``bridge().serve_idle(pending)`` first."""
+        return self._core.submit_async(task, lend_to)
 
     def stream(self, task: Any, capacity: int) -> Any:
         """Starts a streamed run: ``take()`` / ``take_sse()`` chunks (at most ``capacity`` wait;
