@@ -155,16 +155,12 @@ py::dict plan_dict(const EnginePlan& p) {
 // plan (summary() adds task_type only).
 constexpr Py_ssize_t kResultKeys = 26;
 
-py::dict result_head(const EngineResult& r) {
+// The figures of a call both result() and summary() give (14 keys).
+void put_figures(py::dict& d, const EngineResult& r) {
   const ResultKeys& k = keys();
   const RouteOutcome& o = r.route;
-  py::dict d = presized_dict(kResultKeys);
   put(d, k.ok, o.ok);
-  put(d, k.error, o.ok ? py::none() : py::cast(std::string(to_string(o.error))));
-  put(d, k.http_status, o.http_status);
-  put(d, k.message, upstream_str(o.message));
   put(d, k.model, o.model);
-  put(d, k.served_model, upstream_str(o.result.served_model));
   put(d, k.completion, upstream_str(r.completion_json));
   put(d, k.completion_id, o.ok ? py::object(upstream_str(r.summary.id)) : py::object(py::none()));
   put(d, k.content, o.ok ? py::object(upstream_str(r.summary.content)) : py::object(py::none()));
@@ -177,6 +173,17 @@ py::dict result_head(const EngineResult& r) {
   put(d, k.provider, upstream_str(r.provider));
   put(d, k.provider_model, r.provider_model);
   put(d, k.alerts, r.alerts);
+}
+
+py::dict result_head(const EngineResult& r) {
+  const ResultKeys& k = keys();
+  const RouteOutcome& o = r.route;
+  py::dict d = presized_dict(kResultKeys);
+  put_figures(d, r);
+  put(d, k.error, o.ok ? py::none() : py::cast(std::string(to_string(o.error))));
+  put(d, k.http_status, o.http_status);
+  put(d, k.message, upstream_str(o.message));
+  put(d, k.served_model, upstream_str(o.result.served_model));
   put(d, k.budget_refused, o.budget_refused);
   put(d, k.budget_error_type, o.budget_refused ? python_class(o.budget_error) : "");
   put(d, k.budget_error_kind, o.budget_refused ? py::cast(o.budget_error) : py::none());
@@ -192,24 +199,9 @@ py::dict result_head(const EngineResult& r) {
 constexpr Py_ssize_t kSummaryKeys = 15;
 
 py::dict summary_dict(const EngineResult& r) {
-  const ResultKeys& k = keys();
-  const RouteOutcome& o = r.route;
   py::dict d = presized_dict(kSummaryKeys);
-  put(d, k.ok, o.ok);
-  put(d, k.model, o.model);
-  put(d, k.task_type, r.plan.task_type);
-  put(d, k.completion, upstream_str(r.completion_json));
-  put(d, k.completion_id, o.ok ? py::object(upstream_str(r.summary.id)) : py::object(py::none()));
-  put(d, k.content, o.ok ? py::object(upstream_str(r.summary.content)) : py::object(py::none()));
-  put(d, k.prompt_tokens, r.prompt_tokens);
-  put(d, k.completion_tokens, r.completion_tokens);
-  put(d, k.cost, o.cost);
-  put(d, k.cost_source, o.ok ? o.charge.source : std::string());
-  put(d, k.cost_problem, o.ok ? o.charge.problem : std::string());
-  put(d, k.cut_at_reservation, r.cut_at_reservation);
-  put(d, k.provider, upstream_str(r.provider));
-  put(d, k.provider_model, r.provider_model);
-  put(d, k.alerts, r.alerts);
+  put_figures(d, r);
+  put(d, keys().task_type, r.plan.task_type);
   return d;
 }
 

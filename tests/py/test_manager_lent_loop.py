@@ -34,6 +34,19 @@ def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
 
 
+async def _slow_task_holding_the_lent_loop(m: orroute.AIModelManager) -> asyncio.Future:
+    """A task on test/slow, awaited once the network loop is lent to this event loop."""
+    net = m._door.net
+    lends = net.lends()
+    slow = asyncio.ensure_future(m.execute_task(Task(messages="Say hi", max_tokens=16),
+                                                model="test/slow"))
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if net.lends() > lends:
+            return slow
+    raise AssertionError("the loop was not lent")
+
+
 def test_awaited_tasks_on_an_idle_event_loop_wake_no_thread(fake):
     # Before, each task woke the network thread once to wait for its reply and was woken back.
     m = manager(fake)
@@ -73,15 +86,7 @@ def test_tasks_started_while_one_holds_the_lent_loop_all_complete(fake):
 
     async def run() -> list[str]:
         await m.execute_task(Task(messages="Say hi", max_tokens=16))
-        lends = net.lends()
-        slow = asyncio.ensure_future(m.execute_task(Task(messages="Say hi", max_tokens=16),
-                                                    model="test/slow"))
-        for _ in range(100):
-            await asyncio.sleep(0)
-            if net.lends() > lends:
-                break
-        else:
-            raise AssertionError("the loop was not lent")
+        slow = await _slow_task_holding_the_lent_loop(m)
         # the lease ends: the loop thread takes over the slow task and serves all of these
         others = await asyncio.gather(*(m.execute_task(Task(messages="Say hi", max_tokens=16))
                                         for _ in range(30)))
@@ -100,15 +105,7 @@ def test_cancelling_a_task_that_holds_the_lent_loop_releases_its_reservation(fak
 
     async def run() -> None:
         await m.execute_task(Task(messages="Say hi", max_tokens=16))
-        lends = net.lends()
-        slow = asyncio.ensure_future(m.execute_task(Task(messages="Say hi", max_tokens=16),
-                                                    model="test/slow"))
-        for _ in range(100):
-            await asyncio.sleep(0)
-            if net.lends() > lends:
-                break
-        else:
-            raise AssertionError("the loop was not lent")
+        slow = await _slow_task_holding_the_lent_loop(m)
         assert m.reserved()[0] == 1
         slow.cancel()
         with pytest.raises(asyncio.CancelledError):
