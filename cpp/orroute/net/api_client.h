@@ -52,7 +52,6 @@ class Notifier {
   std::shared_ptr<LoopWatch> watch_;
   std::mutex mu_;
   std::vector<uint64_t> tokens_;
-  bool signalled_ = false;  // the eventfd was written since the last drain (guarded by mu_)
 };
 
 // OpenRouter's API root: the one default every entry point (client, manager, gateway, CLI,
