@@ -318,6 +318,18 @@ struct PendingResult {
     }
     if (n) n->notify(t);
   }
+  bool finished() {
+    std::lock_guard lock(mu);
+    return result.has_value();
+  }
+  void cancel() {
+    std::shared_ptr<EngineRun> r;
+    {
+      std::lock_guard lock(mu);
+      r = run;
+    }
+    if (r) r->cancel();
+  }
   void arm(std::shared_ptr<Notifier> n, uint64_t t) {
     bool ready = false;
     {
@@ -558,26 +570,11 @@ void bind_route(py::module_& m) {
 
   py::class_<PendingResult, std::shared_ptr<PendingResult>>(m, "PendingResult")
       .def("arm", &PendingResult::arm, py::arg("notifier"), py::arg("token"))
-      .def_property_readonly("done", [](PendingResult& p) {
-        std::lock_guard lock(p.mu);
-        return p.result.has_value();
-      })
+      .def_property_readonly("done", &PendingResult::finished)
       .def(
           "serve_lent",
           [](PendingResult& p, const Notifier& n, int loop_fd, double timeout) {
-            const auto done = [&p] {
-              std::lock_guard lock(p.mu);
-              return p.result.has_value();
-            };
-            const auto cancel = [&p] {
-              std::shared_ptr<EngineRun> run;
-              {
-                std::lock_guard lock(p.mu);
-                run = p.run;
-              }
-              if (run) run->cancel();
-            };
-            return serve_lent(n, loop_fd, timeout, done, cancel);
+            return serve_lent(n, loop_fd, timeout, [&p] { return p.finished(); }, [&p] { p.cancel(); });
           },
           py::arg("notifier"), py::arg("loop_fd"), py::arg("timeout"),
           "As Call.serve_lent: waits for the result on this thread while the network loop is "
@@ -592,16 +589,7 @@ void bind_route(py::module_& m) {
            "completion_id, content, prompt_tokens, completion_tokens, cost, cost_source, "
            "cost_problem, cut_at_reservation, provider, provider_model, alerts; result() gives "
            "the rest (errors, attempts, plan).")
-      .def("cancel",
-           [](PendingResult& p) {
-             std::shared_ptr<EngineRun> run;
-             {
-               std::lock_guard lock(p.mu);
-               run = p.run;
-             }
-             if (run) run->cancel();
-           },
-           py::call_guard<GilRelease>())
+      .def("cancel", &PendingResult::cancel, py::call_guard<GilRelease>())
       .def("result", [](PendingResult& p) {
         std::lock_guard lock(p.mu);
         if (!p.result) throw InvalidArgument("the task has not finished");
