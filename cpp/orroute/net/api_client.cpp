@@ -391,6 +391,7 @@ ApiClient::ApiClient(ClientConfig config)
     : config_(std::move(config)),
       keys_(config_.api_keys),
       transport_(std::make_unique<Transport>(config_.transport)),
+      constant_headers_(constant_headers(config_)),
       rng_(std::random_device{}()) {
   config_.api_keys.clear();  // the KeyRing holds them; no second copy
   if (config_.stream_timeouts.total_ms <= 0) config_.stream_timeouts.total_ms = kDefaultStreamTimeouts.total_ms;
@@ -429,18 +430,26 @@ HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::stri
   // A call that carries its own credentials (openai's extra_headers={"Authorization": ...}) is
   // sent with those alone, never with the ring's key beside them.
   const bool own_auth = spec.extra_headers.get(config_.auth_header).has_value();
+  req.headers.fields.reserve(3 + spec.extra_headers.fields.size());
   if (key && !own_auth) req.headers.add(config_.auth_header, config_.auth_prefix + *key);
   if (!spec.body.empty()) req.headers.add("Content-Type", "application/json");
   req.headers.add("Accept", spec.stream ? "text/event-stream" : "application/json");
-  if (!config_.app_url.empty()) req.headers.add("HTTP-Referer", config_.app_url);
-  if (!config_.app_name.empty()) {
-    req.headers.add("X-OpenRouter-Title", config_.app_name);
-    req.headers.add("X-Title", config_.app_name);
-  }
-  req.headers.add("User-Agent", config_.user_agent);
-  for (const auto& [k, v] : config_.headers.fields) req.headers.add(k, v);
+  req.shared = constant_headers_;  // the client's own, after these and before the call's extra ones
+  req.shared_at = req.headers.fields.size();
   for (const auto& [k, v] : spec.extra_headers.fields) req.headers.add(k, v);
   return req;
+}
+
+std::shared_ptr<const HeaderLines> ApiClient::constant_headers(const ClientConfig& config) {
+  Headers h;
+  if (!config.app_url.empty()) h.add("HTTP-Referer", config.app_url);
+  if (!config.app_name.empty()) {
+    h.add("X-OpenRouter-Title", config.app_name);
+    h.add("X-Title", config.app_name);
+  }
+  h.add("User-Agent", config.user_agent);
+  for (const auto& [k, v] : config.headers.fields) h.add(k, v);
+  return std::make_shared<const HeaderLines>(h);
 }
 
 std::string ApiClient::scrub(std::string text) const {

@@ -1,0 +1,184 @@
+// A transfer's libcurl handle comes from a pool and keeps its last transfer's options (no
+// curl_easy_reset): every request must go out as its own, with nothing of the one before it
+// (method, body, headers, timeouts, the callbacks' data).
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "orroute/net/transport.h"
+
+using namespace orroute;
+using namespace std::chrono_literals;
+
+namespace {
+
+// An HTTP/1.1 server on 127.0.0.1 whose reply body is the request it read (head and body), one
+// keep-alive connection at a time; a request for /slow is answered after 300 ms.
+class EchoServer {
+ public:
+  EchoServer() {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    REQUIRE(listen(listen_fd_, 4) == 0);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~EchoServer() {
+    stop_ = true;
+    thread_.join();
+    close(listen_fd_);
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+ private:
+  bool readable(int fd) const {
+    while (!stop_) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 20) > 0) return true;
+    }
+    return false;
+  }
+  // The length of the first whole request in `got` (head and Content-Length body), or 0.
+  static size_t request_length(const std::string& got) {
+    const size_t head_end = got.find("\r\n\r\n");
+    if (head_end == std::string::npos) return 0;
+    size_t body = 0;
+    const size_t cl = got.find("Content-Length: ");
+    if (cl != std::string::npos && cl < head_end) body = std::stoul(got.substr(cl + 16));
+    const size_t total = head_end + 4 + body;
+    return got.size() >= total ? total : 0;
+  }
+  void serve() {
+    while (readable(listen_fd_)) {
+      const int conn = accept(listen_fd_, nullptr, nullptr);
+      std::string got;
+      char buf[4096];
+      while (readable(conn)) {
+        const ssize_t n = read(conn, buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+        for (size_t len = request_length(got); len > 0; len = request_length(got)) {
+          const std::string request = got.substr(0, len);
+          got.erase(0, len);
+          if (request.find(" /slow ") != std::string::npos) std::this_thread::sleep_for(300ms);
+          const std::string reply =
+              "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(request.size()) + "\r\n\r\n" + request;
+          if (write(conn, reply.data(), reply.size()) < 0) break;
+        }
+      }
+      close(conn);
+    }
+  }
+
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Collects one reply.
+class EchoSink : public Sink {
+ public:
+  DataAction on_data(std::string_view bytes) override {
+    body_.append(bytes);
+    return DataAction::kContinue;
+  }
+  void on_done(const TransferResult& result) override { done_.set_value(result); }
+  // The request the server read (the reply's body); fails the test unless it came back whole.
+  std::string echoed() {
+    auto done = done_.get_future();
+    REQUIRE(done.wait_for(5s) == std::future_status::ready);
+    const TransferResult r = done.get();
+    INFO(r.error);
+    REQUIRE(r.status == TransferStatus::kOk);
+    return body_;
+  }
+
+ private:
+  std::string body_;
+  std::promise<TransferResult> done_;
+};
+
+// Sends `request` and waits for it: one transfer at a time, so each reuses the pooled handle of
+// the one before.
+std::string send(Transport& transport, HttpRequest request) {
+  auto sink = std::make_shared<EchoSink>();
+  transport.submit(std::move(request), sink);
+  return sink->echoed();
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("a pooled transfer handle carries nothing of the transfer before it", "[transport][pool]") {
+  EchoServer server;
+  Transport transport;
+
+  Headers shared;
+  shared.add("X-Shared", "s");
+  shared.add("X-Empty", "");
+  HttpRequest first;
+  first.method = "POST";
+  first.url = server.url("/first");
+  first.body = "{\"first\":1}";
+  first.headers.add("Content-Type", "application/json");
+  first.headers.add("X-Call", "own");
+  first.shared = std::make_shared<const HeaderLines>(shared);
+  first.shared_at = 1;
+  first.timeouts.total_ms = 100;
+  const std::string one = send(transport, first);
+  CHECK(one.rfind("POST /first ", 0) == 0);
+  CHECK(has(one, "\r\n\r\n{\"first\":1}"));
+  // in order: the request's first header, the shared lines, then the rest of its own
+  const size_t content_type = one.find("Content-Type: application/json");
+  const size_t x_shared = one.find("X-Shared: s");
+  const size_t x_call = one.find("X-Call: own");
+  CHECK(content_type < x_shared);
+  CHECK(x_shared < x_call);
+  CHECK(x_call != std::string::npos);
+  CHECK(has(one, "X-Empty:"));
+  CHECK_FALSE(has(one, "Expect"));
+
+  SECTION("a GET after a POST: no body, none of its headers, not its total timeout") {
+    HttpRequest get;
+    get.url = server.url("/slow");
+    get.timeouts.total_ms = 0;
+    const std::string two = send(transport, get);
+    CHECK(two.rfind("GET /slow ", 0) == 0);
+    CHECK_FALSE(has(two, "first"));
+    CHECK_FALSE(has(two, "Content-Length"));
+    CHECK_FALSE(has(two, "Content-Type"));
+    CHECK_FALSE(has(two, "X-Shared"));
+    CHECK_FALSE(has(two, "X-Call"));
+    CHECK(two.size() == two.find("\r\n\r\n") + 4);  // no body
+  }
+  SECTION("a POST after a DELETE is a POST") {
+    HttpRequest del;
+    del.method = "DELETE";
+    del.url = server.url("/second");
+    CHECK(send(transport, del).rfind("DELETE /second ", 0) == 0);
+    HttpRequest post;
+    post.method = "POST";
+    post.url = server.url("/third");
+    post.body = "3";
+    const std::string three = send(transport, post);
+    CHECK(three.rfind("POST /third ", 0) == 0);
+    CHECK(has(three, "\r\n\r\n3"));
+    CHECK_FALSE(has(three, "X-Shared"));
+  }
+}
