@@ -453,10 +453,17 @@ std::shared_ptr<const HeaderLines> ApiClient::constant_headers(const ClientConfi
 }
 
 std::string ApiClient::scrub(std::string text) const {
+  // A whole key holds both of its halves: a text with neither (every reply, as a rule) has no
+  // key to mask and none split across a tool call, and is returned without a search for each.
+  if (!holds_half_a_key_maybe_escaped(text)) return text;
   text = mask_keys(std::move(text));
-  const bool escaped = text.find("\\u00") != std::string::npos;
-  if (!holds_half_a_key(text) && !(escaped && holds_half_a_key(unescape_key_chars(text)))) return text;
+  if (!holds_half_a_key_maybe_escaped(text)) return text;
   return scrub_tool_calls(std::move(text));
+}
+
+bool ApiClient::holds_half_a_key_maybe_escaped(std::string_view text) const {
+  if (holds_half_a_key(text)) return true;
+  return text.find("\\u00") != std::string_view::npos && holds_half_a_key(unescape_key_chars(text));
 }
 
 bool ApiClient::holds_half_a_key(std::string_view text) const {

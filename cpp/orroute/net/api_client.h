@@ -227,6 +227,8 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   // True if `text` holds the first or the second half of a key: every key split in two (one
   // part in a tool call's id, the rest in its name) leaves one of them whole.
   bool holds_half_a_key(std::string_view text) const;
+  // The same, also where JSON \u escapes spell the half.
+  bool holds_half_a_key_maybe_escaped(std::string_view text) const;
   // `body` (a chat completion) with each tool call's id and name scrubbed across (scrub_across).
   std::string scrub_tool_calls(std::string body) const;
   HttpRequest build(const CallSpec& spec, const std::optional<std::string>& key) const;
