@@ -53,6 +53,17 @@ void global_init() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// How many idle connections the multi handle keeps for reuse. libcurl's default is four per easy
+// handle *currently added*: when replies come back faster than the caller sends the next requests,
+// few transfers are in flight at the moment one ends and its connection is closed, so the next
+// request pays a new connection (with the manager at concurrency 64 on HTTP/1.1: 188 connections
+// opened beyond the 64 needed over 13,000 calls). The pool is sized by the limits instead.
+long idle_connections_kept(const TransportOptions& options) {
+  constexpr long kDefault = 256;  // plain HTTP/1.1 needs one per concurrent call; HTTP/2 shares one
+  if (options.max_total_connections > 0) return static_cast<long>(options.max_total_connections);
+  return kDefault;
+}
+
 }  // namespace
 
 std::optional<std::string_view> Headers::get(std::string_view name) const {
@@ -736,6 +747,7 @@ Transport::Transport(TransportOptions options) : impl_(std::make_shared<Impl>())
   if (options.max_total_connections > 0) {
     curl_multi_setopt(impl_->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(options.max_total_connections));
   }
+  curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, static_cast<long>(idle_connections_kept(options)));
   impl_->self = impl_;
   // The thread co-owns the state: if the last owner of the Transport lets go from inside a sink (on
   // the transport thread itself), the destructor detaches and the loop winds down on its own.
