@@ -24,6 +24,16 @@ int64_t now_unix_ms() {
 
 constexpr size_t kMaxBody = 64u << 20;  // a larger error or JSON body is a broken server
 
+// Where `part` first occurs in `text` at or after `from` (npos: nowhere). glibc's memmem, not
+// std::string_view::find, which stops at every occurrence of the part's first byte: for a key's
+// half (a run of hex digits) in a reply, that is most of the reply's digits, and a 73-character
+// OpenRouter key was searched for in an 804-byte reply 4x slower.
+size_t find_in(std::string_view text, std::string_view part, size_t from = 0) {
+  if (from > text.size()) return std::string_view::npos;
+  const void* at = memmem(text.data() + from, text.size() - from, part.data(), part.size());
+  return at == nullptr ? std::string_view::npos : static_cast<size_t>(static_cast<const char*>(at) - text.data());
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -471,8 +481,8 @@ bool ApiClient::holds_half_a_key(std::string_view text) const {
   return std::any_of(keys_.entries_.begin(), keys_.entries_.end(), [&](const KeyRing::Entry& e) {
     const std::string_view key = e.key;
     const size_t half = key.size() / 2;
-    return text.find(key.substr(0, half)) != std::string_view::npos ||
-           text.find(key.substr(half)) != std::string_view::npos;
+    return find_in(text, key.substr(0, half)) != std::string_view::npos ||
+           find_in(text, key.substr(half)) != std::string_view::npos;
   });
 }
 
@@ -523,7 +533,7 @@ std::string ApiClient::mask_keys(std::string text) const {
     bool hit = false;
     for (const auto& e : keys_.entries_) {
       if (e.key.empty()) continue;
-      for (size_t pos = t.find(e.key); pos != std::string::npos; pos = t.find(e.key, pos)) {
+      for (size_t pos = find_in(t, e.key); pos != std::string::npos; pos = find_in(t, e.key, pos)) {
         const std::string masked = mask_key(e.key);
         t.replace(pos, e.key.size(), masked);
         pos += masked.size();
@@ -544,7 +554,7 @@ bool ApiClient::mentions_key(std::string_view text) const {
   std::lock_guard<std::mutex> lock(keys_.mu_);
   auto holds = [this](std::string_view t) {
     for (const auto& e : keys_.entries_) {
-      if (!e.key.empty() && t.find(e.key) != std::string_view::npos) return true;
+      if (!e.key.empty() && find_in(t, e.key) != std::string_view::npos) return true;
     }
     return false;
   };
