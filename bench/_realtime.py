@@ -30,10 +30,10 @@ def add_flag(ap: argparse.ArgumentParser) -> None:
 def apply(enabled: bool) -> str:
     """Switches this process to SCHED_FIFO when ``enabled``; returns a line for the report."""
     if not enabled:
-        return "scheduling: normal (other processes' load moves the figures; --realtime shields them)"
+        return "Scheduling: normal (other processes' load moves the figures; --realtime shields them)"
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(PRIORITY))
     except (PermissionError, OSError) as e:
         print(f"--realtime refused ({e}); running under the normal policy", file=sys.stderr)
-        return "scheduling: normal (--realtime refused)"
-    return f"scheduling: SCHED_FIFO priority {PRIORITY} (this process and the servers it starts)"
+        return "Scheduling: normal (--realtime refused)"
+    return f"Scheduling: SCHED_FIFO priority {PRIORITY} (this process and the servers it starts)"
