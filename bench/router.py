@@ -415,7 +415,7 @@ def main() -> None:
     try:
         print(f"FakeOpenRouter at {url} (separate process, zero model latency)")
         print(f"Prompt: {what}")
-        print(policy.capitalize())
+        print(policy)
         levels = [int(x) for x in a.concurrency.split(",") if x.strip()]
         with tempfile.TemporaryDirectory(prefix="orroute-router-bench-") as ledger_dir:
             asyncio.run(latency_section(url, a.requests, levels, ledger_dir))
