@@ -3,17 +3,11 @@
 // (method, body, headers, timeouts, the callbacks' data).
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <future>
 #include <string>
 #include <thread>
 
+#include "loopback_server.h"
 #include "orroute/net/transport.h"
 
 using namespace orroute;
@@ -23,35 +17,12 @@ namespace {
 
 // An HTTP/1.1 server on 127.0.0.1 whose reply body is the request it read (head and body), one
 // keep-alive connection at a time; a request for /slow is answered after 300 ms.
-class EchoServer {
+class EchoServer : public test::LoopbackServer {
  public:
-  EchoServer() {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    REQUIRE(listen(listen_fd_, 4) == 0);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~EchoServer() {
-    stop_ = true;
-    thread_.join();
-    close(listen_fd_);
-  }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  EchoServer() { start(); }
+  ~EchoServer() override { stop(); }
 
  private:
-  bool readable(int fd) const {
-    while (!stop_) {
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, 20) > 0) return true;
-    }
-    return false;
-  }
   // The length of the first whole request in `got` (head and Content-Length body), or 0.
   static size_t request_length(const std::string& got) {
     const size_t head_end = got.find("\r\n\r\n");
@@ -62,32 +33,23 @@ class EchoServer {
     const size_t total = head_end + 4 + body;
     return got.size() >= total ? total : 0;
   }
-  void serve() {
-    while (readable(listen_fd_)) {
-      const int conn = accept(listen_fd_, nullptr, nullptr);
-      std::string got;
-      char buf[4096];
-      while (readable(conn)) {
-        const ssize_t n = read(conn, buf, sizeof buf);
-        if (n <= 0) break;
-        got.append(buf, static_cast<size_t>(n));
-        for (size_t len = request_length(got); len > 0; len = request_length(got)) {
-          const std::string request = got.substr(0, len);
-          got.erase(0, len);
-          if (request.find(" /slow ") != std::string::npos) std::this_thread::sleep_for(300ms);
-          const std::string reply =
-              "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(request.size()) + "\r\n\r\n" + request;
-          if (write(conn, reply.data(), reply.size()) < 0) break;
-        }
+  void serve_connection(int conn) override {
+    std::string got;
+    char buf[4096];
+    while (readable(conn)) {
+      const ssize_t n = read(conn, buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+      for (size_t len = request_length(got); len > 0; len = request_length(got)) {
+        const std::string request = got.substr(0, len);
+        got.erase(0, len);
+        if (request.find(" /slow ") != std::string::npos) std::this_thread::sleep_for(300ms);
+        const std::string reply =
+            "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(request.size()) + "\r\n\r\n" + request;
+        if (write(conn, reply.data(), reply.size()) < 0) return;
       }
-      close(conn);
     }
   }
-
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
 };
 
 // Collects one reply.
