@@ -61,6 +61,15 @@ class LoopbackServer {
     }
     return false;
   }
+  // Appends what `conn` has to `got`; false once it closed or the server stops.
+  bool read_more(int conn, std::string& got) const {
+    if (!readable(conn)) return false;
+    char buf[4096];
+    const ssize_t n = read(conn, buf, sizeof buf);
+    if (n <= 0) return false;
+    got.append(buf, static_cast<size_t>(n));
+    return true;
+  }
   bool stopping() const { return stop_; }
 
  private:

@@ -28,11 +28,7 @@ class HeldServer : public test::LoopbackServer {
  private:
   void serve_connection(int conn) override {
     std::string got;
-    char buf[4096];
-    while (readable(conn)) {
-      const ssize_t n = read(conn, buf, sizeof buf);
-      if (n <= 0) break;
-      got.append(buf, static_cast<size_t>(n));
+    while (read_more(conn, got)) {
       while (got.find("\r\n\r\n") != std::string::npos) {  // a GET: the head is the request
         got.erase(0, got.find("\r\n\r\n") + 4);
         while (answers_.load() == 0 && !stopping()) std::this_thread::sleep_for(1ms);

@@ -35,11 +35,7 @@ class EchoServer : public test::LoopbackServer {
   }
   void serve_connection(int conn) override {
     std::string got;
-    char buf[4096];
-    while (readable(conn)) {
-      const ssize_t n = read(conn, buf, sizeof buf);
-      if (n <= 0) break;
-      got.append(buf, static_cast<size_t>(n));
+    while (read_more(conn, got)) {
       for (size_t len = request_length(got); len > 0; len = request_length(got)) {
         const std::string request = got.substr(0, len);
         got.erase(0, len);
