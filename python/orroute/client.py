@@ -821,7 +821,7 @@ class _AsyncCompletions(_CompletionsBase):
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
         bridge = _engine.bridge()
         o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
-                       max_retries, cache, params, lend_to=bridge.notifier)
+                       max_retries, cache, params, lend_to=bridge.lend_target())
         if o.call is None:
             return _cache_hit(o.cached, o.observed, o.stream, asynchronous=True)
         if o.stream:
