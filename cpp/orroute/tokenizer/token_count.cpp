@@ -146,7 +146,7 @@ std::string_view tiktoken_encoding_name(std::string_view model) noexcept {
 
 std::string encoding_for_model(std::string_view model_or_family, bool strict) {
   const ModelTokenizer t = tokenizer_for_model(model_or_family);
-  if (t.exact) return t.encoding;
+  if (t.exact) return std::string(t.encoding);
   const ModelName m = normalize(model_or_family);
   const std::string_view legacy = tiktoken_encoding_name(m.bare);
   if (!legacy.empty() && !shipped(legacy) && (m.full == m.bare || starts_with(m.full, "openai/"))) {
@@ -161,7 +161,7 @@ std::string encoding_for_model(std::string_view model_or_family, bool strict) {
   if (strict) {
     throw NotFound("no exact tokenizer known for model '" + std::string(model_or_family) + "'");
   }
-  return t.encoding;
+  return std::string(t.encoding);
 }
 
 namespace {
@@ -223,10 +223,17 @@ ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
   thread_local std::unordered_map<std::string, ModelTokenizer, Hash, std::equal_to<>> known;
-  if (auto it = known.find(model_or_family); it != known.end()) return it->second;
+  // The entry found last: a call asks for one model over and over, and comparing it is a quarter
+  // of hashing it and finding it in the map. Map nodes stay put until the map is cleared.
+  thread_local const std::pair<const std::string, ModelTokenizer>* last = nullptr;
+  if (last != nullptr && last->first == model_or_family) return last->second;
+  if (auto it = known.find(model_or_family); it != known.end()) {
+    last = &*it;
+    return it->second;
+  }
   ModelTokenizer t = resolve_tokenizer(model_or_family);
   if (known.size() >= kMaxRemembered) known.clear();
-  known.emplace(std::string(model_or_family), t);
+  last = &*known.emplace(std::string(model_or_family), t).first;
   return t;
 }
 
@@ -340,14 +347,14 @@ TextMemoStats chat_count_memo_stats() { return chat_count_memo().stats(); }
 
 TokenCount count_text_tokens(std::string_view model_or_family, std::string_view text) {
   const ModelTokenizer t = tokenizer_for_model(model_or_family);
-  return finish(t, static_cast<int64_t>(get_encoding(t.encoding)->count_ordinary(text)));
+  return finish(t, static_cast<int64_t>(encoding_named(t.encoding).count_ordinary(text)));
 }
 
 TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const ChatMessage> messages,
                              std::string_view tools_json) {
   const ModelTokenizer t = tokenizer_for_model(model_or_family);
-  const auto enc = get_encoding(t.encoding);
-  auto count_now = [&](std::string_view s) { return static_cast<int64_t>(enc->count_ordinary(s)); };
+  const Encoding& enc = encoding_named(t.encoding);
+  auto count_now = [&](std::string_view s) { return static_cast<int64_t>(enc.count_ordinary(s)); };
   auto count = [&](std::string_view s) { return chat_count_memo().get(t.encoding, s, count_now); };
   int64_t n = 3;  // every reply is primed with <|start|>assistant<|message|>
   for (const ChatMessage& m : messages) {
@@ -360,8 +367,8 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
   }
   // The tools array is one text in its own domain (its count is not a text's count).
   if (!tools_json.empty()) {
-    n += chat_count_memo().get("tools " + t.encoding, tools_json, [&](std::string_view tools) {
-      return tools_tokens(*enc, t.encoding == "o200k_base", tools);
+    n += chat_count_memo().get("tools " + std::string(t.encoding), tools_json, [&](std::string_view tools) {
+      return tools_tokens(enc, t.encoding == "o200k_base", tools);
     });
   }
   return finish(t, n);
