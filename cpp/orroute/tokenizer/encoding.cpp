@@ -209,7 +209,7 @@ namespace {
 // lower-case ones ("user", "assistant", "Yes", "OK"). Every split pattern makes such a text one
 // piece (o200k's [U]*[W]+ or [U]+[W]*, cl100k's `\p{L}++`, r50k's ` ?\p{L}++`), so it needs no
 // scanning: a chat message's role is counted with every message.
-bool one_ascii_word(std::string_view text) noexcept {
+inline bool one_ascii_word(std::string_view text) noexcept {
   if (text.empty() || text.size() > CachedBpe::kMaxPiece) return false;
   size_t i = 0;
   while (i < text.size() && text[i] >= 'A' && text[i] <= 'Z') ++i;
@@ -241,8 +241,8 @@ void Encoding::encode_ordinary_into(std::string_view text, Sink& sink) const {
   const char* data = text.data();
   const char* const data_end = data + text.size();
   PieceScanner scanner(pattern_, text);
-  size_t pos = 0;
-  for (size_t m; (m = scanner.next(ends, kBlock)) > 0;) {
+  for (size_t pos = 0; pos < text.size();) {  // (not once more to be told the text is done)
+    const size_t m = scanner.next(ends, kBlock);
     for (size_t i = 0; i < m; pos = ends[i++]) {
       pieces.at[i] = std::string_view(data + pos, ends[i] - pos);
       refs[i] = sink.bpe.ref(pieces.at[i], data_end);

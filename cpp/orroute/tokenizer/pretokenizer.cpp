@@ -409,9 +409,9 @@ void classify_sse2(const U8* p, unsigned blocks, Window& w) noexcept {
 }
 #endif
 
-// The window of text at `p` (< end).
-Window classify(const U8* p, const U8* end, ByteClassifier classifier) noexcept {
-  Window w{};
+// The window of text at `p` (< end), into `w` (in place: a short text's call is mostly this).
+void classify(const U8* p, const U8* end, ByteClassifier classifier, Window& w) noexcept {
+  w = Window{};
   w.base = p;
   const size_t left = static_cast<size_t>(end - p);
   w.lim = left < 64 ? static_cast<unsigned>(left) : 64u;
@@ -437,7 +437,6 @@ Window classify(const U8* p, const U8* end, ByteClassifier classifier) noexcept 
 #endif
   // The zero padding past the text is in one class only (a control character: other).
   if (w.lim < 64) w.other &= (uint64_t{1} << w.lim) - 1;
-  return w;
 }
 
 inline bool has(uint64_t mask, unsigned j) noexcept { return j < 64 && ((mask >> j) & 1u); }
@@ -658,7 +657,7 @@ size_t block_ends(std::string_view text, size_t pos, size_t* ends, size_t max,
       continue;
     }
     if (w.base == nullptr || static_cast<size_t>(p - w.base) >= kRefill) {
-      w = classify(p, end, classifier);
+      classify(p, end, classifier, w);
       if (w.nonascii == 0 && (pending = window_starts<O200k>(w, end)) != 0) continue;
     }
     const auto j = static_cast<unsigned>(p - w.base);
@@ -720,7 +719,9 @@ size_t ends_of(std::string_view text, size_t pos, size_t* ends, size_t max) noex
 
 ByteWindow classify_window(std::string_view text, size_t pos, ByteClassifier classifier) noexcept {
   const auto* begin = reinterpret_cast<const U8*>(text.data());
-  return classify(begin + pos, begin + text.size(), classifier);
+  ByteWindow w;
+  classify(begin + pos, begin + text.size(), classifier, w);
+  return w;
 }
 
 PieceScanner::PieceScanner(SplitPattern pattern, std::string_view text, size_t pos,
