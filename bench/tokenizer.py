@@ -543,7 +543,7 @@ def main() -> None:
         "long-running process)",
     )
     ap.add_argument(
-        "--short-n", type=int, default=20_000, help="texts per round of the short modes"
+        "--short-n", type=int, default=10_000, help="texts per round of the short modes"
     )
     ap.add_argument(
         "--instructions",

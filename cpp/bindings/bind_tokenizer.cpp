@@ -221,6 +221,10 @@ py::list released_list(Fn&& fn) {
   return to_list(without_gil(std::forward<Fn>(fn)));
 }
 
+py::tuple count_tuple(const TokenCount& c) {
+  return py::make_tuple(c.tokens, c.exact, c.encoding, c.family);
+}
+
 }  // namespace
 
 void bind_tokenizer(py::module_& m) {
@@ -396,19 +400,18 @@ void bind_tokenizer(py::module_& m) {
       .def_readonly("factor", &ModelTokenizer::factor)
       .def_readonly("exact", &ModelTokenizer::exact);
   m.def("tokenizer_for_model", &tokenizer_for_model, py::arg("model"));
-  py::class_<TokenCount>(m, "TokenCount")
-      .def_readonly("tokens", &TokenCount::tokens)
-      .def_readonly("exact", &TokenCount::exact)
-      .def_readonly("encoding", &TokenCount::encoding)
-      .def_readonly("family", &TokenCount::family);
+  // Counts come back as (tokens, exact, encoding, family) tuples: a bound TokenCount object cost
+  // more than the count of a short text (an instance made, then four property reads).
   m.def("count_text_tokens",
-        [](std::string_view model, std::string_view text) {
-          return without_gil([&] { return count_text_tokens(model, text); });
+        [](TextView model, TextView text) {
+          return count_tuple(
+              gil_free_if_long(text.view.size(), [&] { return count_text_tokens(model.view, text.view); }));
         },
         py::arg("model"), py::arg("text"));
   m.def("count_chat_tokens_json",
-        [](std::string_view model, std::string_view messages_json, std::string_view tools_json) {
-          return without_gil([&] { return count_chat_tokens_json(model, messages_json, tools_json); });
+        [](TextView model, TextView messages_json, std::string_view tools_json) {
+          return count_tuple(without_gil(
+              [&] { return count_chat_tokens_json(model.view, messages_json.view, tools_json); }));
         },
         py::arg("model"), py::arg("messages_json"), py::arg("tools_json"));
 }

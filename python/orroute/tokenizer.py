@@ -476,7 +476,7 @@ class TokenCount(int):
     family: str
 
     def __new__(cls, tokens: int, *, exact: bool, encoding: str, family: str) -> Self:
-        self = super().__new__(cls, tokens)
+        self = int.__new__(cls, tokens)
         self.exact = exact
         self.encoding = encoding
         self.family = family
@@ -487,6 +487,18 @@ class TokenCount(int):
         return (
             f"TokenCount({int(self)}, {kind}, encoding={self.encoding!r}, family={self.family!r})"
         )
+
+
+def _token_count(counted: tuple[int, bool, str, str]) -> TokenCount:
+    """The core's (tokens, exact, encoding, family) as a TokenCount, made without calling its
+    keyword-only ``__new__`` (that call was half of ``count_tokens`` on a short text)."""
+    tokens, exact, encoding, family = counted
+    n = int.__new__(TokenCount, tokens)
+    attributes = n.__dict__
+    attributes["exact"] = exact
+    attributes["encoding"] = encoding
+    attributes["family"] = family
+    return n
 
 
 def _message_json(messages: Iterable[Any]) -> str:
@@ -517,10 +529,12 @@ def count_tokens(
     (2, True)
     """
     if isinstance(text_or_messages, str):
-        text = text_or_messages if _encodable(text_or_messages) else _utf8_safe(text_or_messages)
-        r = _core.count_text_tokens(model, text)
+        try:
+            r = _core.count_text_tokens(model, text_or_messages)
+        except TypeError as err:
+            r = _core.count_text_tokens(model, _retry_text(text_or_messages, err))
     else:
         r = _core.count_chat_tokens_json(
             model, _message_json(text_or_messages), json.dumps(list(tools)) if tools else ""
         )
-    return TokenCount(r.tokens, exact=r.exact, encoding=r.encoding, family=r.family)
+    return _token_count(r)
