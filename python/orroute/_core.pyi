@@ -1,6 +1,6 @@
 # Type stubs for orroute._core (the C++ core). Keep in step with cpp/bindings/*.cpp: CI runs
 # `python -m mypy.stubtest orroute._core`. Private module: use the public API in `orroute`.
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import ClassVar
 
@@ -80,6 +80,11 @@ class Encoding:
     def token_bytes(self, token: int) -> bytes: ...
     def token_byte_values(self) -> list[bytes]: ...
 
+def fast_calls(
+    encoding: Encoding,
+) -> tuple[
+    Callable[[str], int], Callable[[str], int], Callable[[str], list[int]], Callable[[str], list[int]]
+]: ...
 def get_encoding(name: str) -> Encoding: ...
 def encoding_names() -> list[str]: ...
 def add_vocab_dir(dir: str) -> None: ...
@@ -531,7 +536,6 @@ class ModelSelector:
 
 def task_type_rules() -> list[tuple[str, str]]: ...
 # ---- cost: ledger, budgets, reservations (bind_cost.cpp) -----------------------------------
-from collections.abc import Callable
 from typing import TypeAlias
 
 def window_bounds(period: str, time_zone: str, at: int) -> tuple[int, int]: ...
