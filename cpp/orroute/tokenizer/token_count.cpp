@@ -213,7 +213,16 @@ ModelTokenizer resolve_tokenizer(std::string_view model_or_family) {
 
 }  // namespace
 
-ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
+namespace {
+
+// A model's tokenizer and, once a count asks for it, its encoding.
+struct KnownModel {
+  ModelTokenizer tokenizer;
+  const Encoding* encoding = nullptr;
+};
+
+// `model_or_family`'s entry, valid until this thread's next call (it may clear the map).
+KnownModel& known_model(std::string_view model_or_family) {
   // A call asks several times for the same few models (plan, pricing, metering), and resolving
   // one lower-cases it and scans ~30 names: remembered per thread, no lock. Bounded: a thread
   // that sees more distinct ids than this starts over.
@@ -222,19 +231,32 @@ ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  thread_local std::unordered_map<std::string, ModelTokenizer, Hash, std::equal_to<>> known;
+  thread_local std::unordered_map<std::string, KnownModel, Hash, std::equal_to<>> known;
   // The entry found last: a call asks for one model over and over, and comparing it is a quarter
   // of hashing it and finding it in the map. Map nodes stay put until the map is cleared.
-  thread_local const std::pair<const std::string, ModelTokenizer>* last = nullptr;
+  thread_local std::pair<const std::string, KnownModel>* last = nullptr;
   if (last != nullptr && last->first == model_or_family) return last->second;
   if (auto it = known.find(model_or_family); it != known.end()) {
     last = &*it;
     return it->second;
   }
-  ModelTokenizer t = resolve_tokenizer(model_or_family);
+  const ModelTokenizer t = resolve_tokenizer(model_or_family);
   if (known.size() >= kMaxRemembered) known.clear();
-  last = &*known.emplace(std::string(model_or_family), t).first;
-  return t;
+  last = &*known.emplace(std::string(model_or_family), KnownModel{t}).first;
+  return last->second;
+}
+
+// The tokenizer of `model_or_family` and its encoding (looked up once per thread and model).
+std::pair<ModelTokenizer, const Encoding*> tokenizer_and_encoding(std::string_view model_or_family) {
+  KnownModel& k = known_model(model_or_family);
+  if (k.encoding == nullptr) k.encoding = &encoding_named(k.tokenizer.encoding);
+  return {k.tokenizer, k.encoding};
+}
+
+}  // namespace
+
+ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
+  return known_model(model_or_family).tokenizer;
 }
 
 namespace {
@@ -346,14 +368,14 @@ TextMemo<int64_t>& chat_count_memo() {
 TextMemoStats chat_count_memo_stats() { return chat_count_memo().stats(); }
 
 TokenCount count_text_tokens(std::string_view model_or_family, std::string_view text) {
-  const ModelTokenizer t = tokenizer_for_model(model_or_family);
-  return finish(t, static_cast<int64_t>(encoding_named(t.encoding).count_ordinary(text)));
+  const auto [t, enc] = tokenizer_and_encoding(model_or_family);
+  return finish(t, static_cast<int64_t>(enc->count_ordinary(text)));
 }
 
 TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const ChatMessage> messages,
                              std::string_view tools_json) {
-  const ModelTokenizer t = tokenizer_for_model(model_or_family);
-  const Encoding& enc = encoding_named(t.encoding);
+  const auto [t, encoding] = tokenizer_and_encoding(model_or_family);
+  const Encoding& enc = *encoding;
   auto count_now = [&](std::string_view s) { return static_cast<int64_t>(enc.count_ordinary(s)); };
   auto count = [&](std::string_view s) { return chat_count_memo().get(t.encoding, s, count_now); };
   int64_t n = 3;  // every reply is primed with <|start|>assistant<|message|>
