@@ -56,6 +56,7 @@ import orroute
 DATA = Path(os.environ.get("ORROUTE_SHARED_DATA", "/work/shared/data"))
 VOCAB = Path(orroute.__file__).resolve().parent / "data"
 URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
+SHORT_MAX = 256  # bytes: the short modes' texts are 1..SHORT_MAX bytes
 
 
 # ---- corpus ---------------------------------------------------------------------------------
@@ -72,9 +73,9 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(v)
 
 
-def documents(root: Path) -> list[str]:
-    """Distinct text fields (>= 40 chars) of every CSV/JSON/YAML file under `root`, in a fixed
-    order that interleaves the sources so any slice mixes them."""
+def _cells_by_file(root: Path) -> list[list[str]]:
+    """Every text field of every CSV/JSON/YAML file under `root`, one list per file, sorted by
+    path."""
     csv.field_size_limit(1 << 30)
     by_file: list[list[str]] = []
     for path in sorted(root.rglob("*")):
@@ -87,7 +88,13 @@ def documents(root: Path) -> list[str]:
             cells = path.read_text(encoding="utf-8", errors="replace").split("\n\n")
         else:
             continue
-        by_file.append([c for c in cells if len(c) >= 40])
+        by_file.append(cells)
+    return by_file
+
+
+def _interleaved_distinct(by_file: list[list[str]]) -> list[str]:
+    """The distinct strings of every list, taking the i-th of each list in turn, so any slice
+    mixes the sources."""
     seen: set[str] = set()
     out: list[str] = []
     for i in range(max(map(len, by_file))):
@@ -96,6 +103,25 @@ def documents(root: Path) -> list[str]:
                 seen.add(cells[i])
                 out.append(cells[i])
     return out
+
+
+def documents(root: Path) -> list[str]:
+    """Distinct text fields (>= 40 chars) of every CSV/JSON/YAML file under `root`, in a fixed
+    order that interleaves the sources so any slice mixes them."""
+    return _interleaved_distinct(
+        [[c for c in cells if len(c) >= 40] for cells in _cells_by_file(root)]
+    )
+
+
+def short_texts(root: Path) -> list[str]:
+    """Distinct lines of 1..256 UTF-8 bytes of the same text fields, interleaved the same way:
+    the size of most chat messages an agent sends (a system prompt's line, a short user turn, a
+    tool's short result, a multiple-choice option, a number)."""
+    by_file = [
+        [line for c in cells for line in c.split("\n") if 1 <= len(line.encode()) <= SHORT_MAX]
+        for cells in _cells_by_file(root)
+    ]
+    return _interleaved_distinct(by_file)
 
 
 def slices(docs: list[str], megabytes: float, count: int) -> list[list[str]]:
@@ -363,21 +389,31 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
+def _round_times(
+    names: list[str],
+    rounds: list[list[str]],
+    call: Callable[[str, list[str]], Callable[[], Any]],
+) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) seconds of each named call on each round's texts; each round runs them in a
+    rotating order."""
+    times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for k, docs in enumerate(rounds):
+        for n in names[k % len(names) :] + names[: k % len(names)]:
+            times[n].append(timed(call(n, docs)))
+    return times
+
+
 def run_mode(
     peers: list[Peer],
     label: str,
     rounds: list[list[str]],
     call: Callable[[Peer, list[str]], Callable[[], Any]],
 ) -> None:
-    wall: dict[str, list[float]] = {p.name: [] for p in peers}
-    cpu: dict[str, list[float]] = {p.name: [] for p in peers}
-    for k, docs in enumerate(rounds):
-        mb = sum(len(d.encode()) for d in docs) / 1e6
-        order = peers[k % len(peers) :] + peers[: k % len(peers)]
-        for p in order:
-            w, c = timed(call(p, docs))
-            wall[p.name].append(mb / w)
-            cpu[p.name].append(mb / max(c, 1e-9))
+    by_name = {p.name: p for p in peers}
+    times = _round_times(list(by_name), rounds, lambda n, d: call(by_name[n], d))
+    mbs = [sum(len(d.encode()) for d in docs) / 1e6 for docs in rounds]
+    wall = {n: [mb / w for mb, (w, _) in zip(mbs, t)] for n, t in times.items()}
+    cpu = {n: [mb / max(c, 1e-9) for mb, (_, c) in zip(mbs, t)] for n, t in times.items()}
     ref_w, ref_c = wall["orroute"], cpu["orroute"]
     print(f"\n{label}")
     print(
@@ -390,6 +426,100 @@ def run_mode(
             f"  {p.name:16} {statistics.median(wall[p.name]):8.2f} "
             f"{statistics.median(cpu[p.name]):9.2f} {rw:19.2f}x {rc:6.2f}x  {p.exact}"
         )
+
+
+# ---- short texts: the fixed cost of one call ------------------------------------------------
+
+ENGINE_ROW = "orroute count_tokens"  # the short-count row of the engine's counting path
+ENGINE_MODEL = {"o200k_base": "openai/gpt-4o", "cl100k_base": "openai/gpt-4"}
+
+
+def short_calls(peers: list[Peer], mode: str, encoding: str) -> dict[str, Callable[[str], Any]]:
+    """What each row of a short mode calls once per text, as an application would: each peer's
+    count (`short-count`) or encode (`short-encode`); `short-count` adds `orroute.count_tokens(text,
+    model=...)`, the Python door to the count the engine makes of each chat message."""
+    calls: dict[str, Callable[[str], Any]] = {
+        p.name: p.count if mode == "short-count" else p.encode for p in peers
+    }
+    if mode == "short-count" and encoding in ENGINE_MODEL:
+        model = ENGINE_MODEL[encoding]
+        calls[ENGINE_ROW] = lambda t: orroute.count_tokens(t, model=model)
+    return calls
+
+
+def run_short(
+    calls: dict[str, Callable[[str], Any]],
+    label: str,
+    rounds: list[list[str]],
+    instructions: dict[str, float],
+) -> None:
+    """Prints each row's cost per call (ns of wall and CPU time, medians over rounds), the peers'
+    CPU cost over orroute's (medians of per-round ratios: above 1x orroute is cheaper) and, when
+    measured, instructions per call."""
+
+    def call(name: str, texts: list[str]) -> Callable[[], Any]:
+        # Each row gets its own fresh copies of the round's texts (untimed): the first row to read
+        # a str would otherwise pay for all rows its memory's cache misses and, for non-ASCII
+        # text, the UTF-8 form Python keeps in the str (~20% of a short call).
+        copies = [t.encode().decode() for t in texts]
+        return lambda: [calls[name](x) for x in copies]
+
+    times = _round_times(list(calls), rounds, call)
+    per_call = {
+        n: [(w * 1e9 / len(d), c * 1e9 / len(d)) for (w, c), d in zip(t, rounds)]
+        for n, t in times.items()
+    }
+    ref = [c for _, c in per_call["orroute"]]
+    print(f"\n{label}")
+    print(f"  {'':22} {'ns/call':>8} {'CPU ns':>7} {'peer/orroute (CPU)':>19} {'instructions':>13}")
+    for n, costs in per_call.items():
+        ratio = statistics.median(c / r for (_, c), r in zip(costs, ref))
+        instr = f"{instructions[n]:13,.0f}" if n in instructions else ""
+        print(
+            f"  {n:22} {statistics.median(w for w, _ in costs):8.0f} "
+            f"{statistics.median(c for _, c in costs):7.0f} {ratio:18.2f}x {instr}"
+        )
+
+
+def callgrind_instructions(
+    args: argparse.Namespace, mode: str, texts: list[str]
+) -> dict[str, float]:
+    """Instructions per call of each row of a short mode, counted by callgrind (repeatable to
+    ~0.1% whatever the machine's load): one process per row, which calls it on `texts`' first
+    half (warm-up), zeroes the counts, then calls it on the second half."""
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        sys.exit("--instructions needs valgrind (apt-get install valgrind)")
+    rows = list(short_calls(make_peers(args.encoding, [], args.threads), mode, args.encoding))
+    rows[1:1] = [p for p in args.peers.split(",") if p]
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="orroute-short-") as d:
+        Path(d, "texts.json").write_text(json.dumps(texts))
+        for row in rows:
+            cmd = [
+                "valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.{len(out)}",
+                sys.executable, __file__, "--encoding", args.encoding, "--callgrind-child",
+                f"{mode}:{row}:{d}/texts.json",
+            ]  # fmt: skip
+            subprocess.run(cmd, check=True, capture_output=True)
+            summary = Path(f"{d}/cg.{len(out)}.1").read_text(errors="replace")
+            ir = next(int(x.split()[1]) for x in summary.splitlines() if x.startswith("summary:"))
+            out[row] = ir / (len(texts) - len(texts) // 2)
+    return out
+
+
+def callgrind_child(encoding: str, spec: str) -> None:
+    """Runs one row of a short mode for callgrind_instructions (`spec` = mode:row:texts.json)."""
+    mode, row, path = spec.split(":", 2)
+    texts = json.loads(Path(path).read_text())
+    peer = [] if row.startswith("orroute") else [row]
+    call = short_calls(make_peers(encoding, peer, 1), mode, encoding)[row]
+    half = len(texts) // 2
+    for t in texts[:half]:
+        call(t)
+    subprocess.run(["callgrind_control", "-z", str(os.getpid())], check=True, capture_output=True)
+    for t in texts[half:]:
+        call(t)
+    subprocess.run(["callgrind_control", "-d", str(os.getpid())], check=True, capture_output=True)
 
 
 def check_exact(peers: list[Peer], docs: list[str], oracle: Any) -> None:
@@ -420,13 +550,30 @@ def main() -> None:
         help="MB of other text every peer batch-encodes before the modes (caches warm, as in a "
         "long-running process)",
     )
+    ap.add_argument(
+        "--short-n", type=int, default=10_000, help="texts per round of the short modes"
+    )
+    ap.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        help="short modes: also count instructions per call with callgrind over this many texts "
+        "(0: not)",
+    )
+    ap.add_argument("--callgrind-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ.setdefault("RAYON_NUM_THREADS", str(args.threads))  # HF tokenizers, tokie, ...
+    if args.callgrind_child:
+        callgrind_child(args.encoding, args.callgrind_child)
+        return
 
     docs = documents(DATA)
     modes = args.modes.split(",")
+    # encode before count, as the document modes: a peer whose count is its encode (fastokens)
+    # would otherwise have made its shared ints for its encode in the count mode.
+    short_modes = [m for m in ("short-encode", "short-count") if m in modes]
     n_warm = math.ceil(args.warm / args.mb)
-    n_rounds = args.rounds * (len(modes) + 1) + n_warm
+    n_rounds = args.rounds * (len(modes) - len(short_modes) + 1) + n_warm
     pool = slices(docs, args.mb, n_rounds)
     peers = make_peers(args.encoding, [p for p in args.peers.split(",") if p], args.threads)
     check_exact(peers, pool[-1], tiktoken_oracle(args.encoding))
@@ -445,6 +592,25 @@ def main() -> None:
 
     def take() -> list[list[str]]:
         return [next(fresh) for _ in range(args.rounds)]
+
+    shorts = short_texts(DATA)
+    for i, mode in enumerate(short_modes):
+        n = args.short_n
+        rounds = [shorts[(i * args.rounds + k) * n :][:n] for k in range(args.rounds)]
+        if len(rounds[-1]) < n:
+            raise SystemExit(f"{len(shorts)} short texts: too few for {args.rounds} x {n} per mode")
+        instructions = (
+            callgrind_instructions(args, mode, shorts[-args.instructions :])
+            if args.instructions
+            else {}
+        )
+        run_short(
+            short_calls(peers, mode, args.encoding),
+            f"{mode}: one call per text of 1..{SHORT_MAX} bytes "
+            f"({sum(len(t.encode()) for t in rounds[0]) / n:.0f} bytes on average), 1 thread",
+            rounds,
+            instructions,
+        )
 
     if "encode" in modes:
         run_mode(

@@ -8,6 +8,8 @@
 //
 // MODE: count | encode (one call per document) | pretok (pre-tokenizer only) | batch1 | batch2
 // (count_batch over runs of 800 documents on 1 or 2 threads) | flat2 (encode_batch_flat, 2 threads)
+// | chat (each document as one user message, counted as the engine's plan() counts a request:
+// count_chat_tokens for openai/gpt-4o or, with cl100k_base, openai/gpt-4; meant for short texts)
 //
 // To measure a core from before encode_batch_flat, compile this file against it with
 // -DORROUTE_NO_FLAT_BATCH (flat2 is then refused).
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "orroute/tokenizer/encoding.h"
+#include "orroute/tokenizer/token_count.h"
 
 namespace {
 
@@ -54,6 +57,15 @@ size_t run(const orroute::Encoding& enc, const std::string& mode,
     batches([&](std::span<const std::string_view> b) {
       for (const size_t c : enc.count_batch(b, {}, threads)) n += c;
     });
+  } else if (mode == "chat") {
+    const char* model = enc.name() == "cl100k_base" ? "openai/gpt-4" : "openai/gpt-4o";
+    std::vector<orroute::ChatMessage> chat(1);
+    chat[0].role = "user";
+    chat[0].content.resize(1);
+    for (const std::string_view d : docs) {
+      chat[0].content[0].text.assign(d);  // outside the count, as plan() has it parsed already
+      n += static_cast<size_t>(orroute::count_chat_tokens(model, chat).tokens);
+    }
 #ifndef ORROUTE_NO_FLAT_BATCH
   } else if (mode == "flat2") {
     batches([&](std::span<const std::string_view> b) {
@@ -96,8 +108,8 @@ int main(int argc, char** argv) {
     const double start = cpu_seconds();
     const size_t n = run(*enc, mode, part);
     const double cpu = cpu_seconds() - start;
-    std::printf("%s %s part %zu: %zu tokens, %.1f MB/CPU-s\n", argv[2], mode.c_str(), k, n,
-                bytes / 1e6 / cpu);
+    std::printf("%s %s part %zu: %zu tokens, %.1f MB/CPU-s, %.1f ns per text\n", argv[2],
+                mode.c_str(), k, n, bytes / 1e6 / cpu, cpu * 1e9 / static_cast<double>(part.size()));
   }
   return 0;
 }

@@ -5,8 +5,12 @@ NUL-separated file, then runs `orroute_tokenizer_core` (built with ORROUTE_BUILD
 build in alternation, `--runs` times; each run splits the corpus into 3 parts of fresh text and
 reports their mean. Prints each build's median and the median of the per-run ratios (B / A).
 
+`--short` writes the short texts of bench/tokenizer.py's short modes instead (distinct lines of
+1..256 bytes, `--mb` of them), for the fixed cost of one call: `--mode count` (count_ordinary) or
+`--mode chat` (each text one user message, counted as the engine's plan() counts a request).
+
 Usage: python3 bench/tokenizer_core.py A_BINARY B_BINARY [--encoding o200k_base]
-       [--mode count|encode|pretok|batch1|batch2|flat2] [--runs 7] [--mb 12]
+       [--mode count|encode|pretok|batch1|batch2|flat2|chat] [--runs 7] [--mb 12] [--short]
 e.g.   python3 bench/tokenizer_core.py /work/wt-base/build/dev/orroute_tokenizer_core \\
            build/dev/orroute_tokenizer_core --mode count
 """
@@ -41,8 +45,10 @@ def main() -> None:
     ap.add_argument("--mode", default="count")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--mb", type=float, default=12.0)
+    ap.add_argument("--short", action="store_true", help="short texts instead of documents")
     args = ap.parse_args()
-    docs = corpus.slices(corpus.documents(corpus.DATA), args.mb, 1)[0]
+    texts = (corpus.short_texts if args.short else corpus.documents)(corpus.DATA)
+    docs = corpus.slices(texts, args.mb, 1)[0]
     with tempfile.NamedTemporaryFile(suffix=".corpus") as f:
         f.write(b"\0".join(d.encode("utf-8", "replace") for d in docs))
         f.flush()

@@ -3,6 +3,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cxxabi.h>
+
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -221,6 +223,94 @@ py::list released_list(Fn&& fn) {
   return to_list(without_gil(std::forward<Fn>(fn)));
 }
 
+// ---- the per-message calls without pybind11's dispatcher --------------------------------------
+//
+// count and encode of one text, ordinary or with tiktoken's default arguments, are what an
+// application calls once per chat message. Through pybind11 a call's dispatch (overload record,
+// argument loaders, the result's caster) took ~1.3k instructions, more than counting a short text
+// does, so these four are plain CPython functions (METH_FASTCALL) whose `self` is a capsule
+// holding the encoding. Same arguments (one text), results and errors as the bound methods.
+
+constexpr const char* kEncodingCapsule = "orroute._core.Encoding";
+
+const Encoding& capsule_encoding(PyObject* capsule) {
+  return **static_cast<const EncodingPtr*>(PyCapsule_GetPointer(capsule, kEncodingCapsule));
+}
+
+// call(encoding, text) -> a new reference, for the single text argument; a C++ exception becomes
+// the Python exception pybind11's translators give it.
+template <class Call>
+PyObject* one_text(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs, Call&& call) {
+  std::string_view text;
+  if (nargs != 1 || !utf8_view(args[0], text)) {
+    PyErr_SetString(PyExc_TypeError, "expected one argument: the text (str)");
+    return nullptr;
+  }
+  try {
+    return call(capsule_encoding(capsule), text);
+  } catch (abi::__forced_unwind&) {
+    throw;  // a daemon thread ended at exit inside a long text's call: let it end (see gil.h)
+  } catch (...) {
+    py::detail::try_translate_exceptions();
+    return nullptr;
+  }
+}
+
+PyObject* fast_count_ordinary(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  return one_text(capsule, args, nargs, [](const Encoding& e, std::string_view text) {
+    return PyLong_FromSize_t(gil_free_if_long(text.size(), [&] { return e.count_ordinary(text); }));
+  });
+}
+PyObject* fast_count_default(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  return one_text(capsule, args, nargs, [](const Encoding& e, std::string_view text) {
+    return PyLong_FromSize_t(
+        gil_free_if_long(text.size(), [&] { return e.count(text, default_policy()); }));
+  });
+}
+PyObject* fast_encode_ordinary(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  return one_text(capsule, args, nargs, [](const Encoding& e, std::string_view text) {
+    return released_list(text.size(), [&] { return e.encode_ordinary(text); }).release().ptr();
+  });
+}
+PyObject* fast_encode_default(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  return one_text(capsule, args, nargs, [](const Encoding& e, std::string_view text) {
+    return released_list(text.size(), [&] { return e.encode(text, default_policy()); }).release().ptr();
+  });
+}
+
+template <PyObject* (*Fn)(PyObject*, PyObject* const*, Py_ssize_t)>
+PyMethodDef fastcall_def(const char* name) {
+  // Through void(*)(): the documented way to store a METH_FASTCALL function as a PyCFunction.
+  return {name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Fn)), METH_FASTCALL,
+          nullptr};
+}
+PyMethodDef kFastCalls[] = {
+    fastcall_def<fast_count_ordinary>("count_ordinary"),
+    fastcall_def<fast_count_default>("count_default"),
+    fastcall_def<fast_encode_ordinary>("encode_ordinary"),
+    fastcall_def<fast_encode_default>("encode_default"),
+};
+
+// (count_ordinary, count_default, encode_ordinary, encode_default) of `e`, each holding it.
+py::tuple fast_calls(EncodingPtr e) {
+  auto capsule = py::reinterpret_steal<py::object>(
+      PyCapsule_New(new EncodingPtr(std::move(e)), kEncodingCapsule, [](PyObject* c) {
+        delete static_cast<EncodingPtr*>(PyCapsule_GetPointer(c, kEncodingCapsule));
+      }));
+  if (!capsule) throw py::error_already_set();
+  py::tuple calls(std::size(kFastCalls));
+  for (size_t i = 0; i < std::size(kFastCalls); ++i) {
+    PyObject* fn = PyCFunction_New(&kFastCalls[i], capsule.ptr());
+    if (fn == nullptr) throw py::error_already_set();
+    calls[i] = py::reinterpret_steal<py::object>(fn);
+  }
+  return calls;
+}
+
+py::tuple count_tuple(const TokenCount& c) {
+  return py::make_tuple(c.tokens, c.exact, c.encoding, c.family);
+}
+
 }  // namespace
 
 void bind_tokenizer(py::module_& m) {
@@ -364,6 +454,7 @@ void bind_tokenizer(py::module_& m) {
         return result;
       });
 
+  m.def("fast_calls", &fast_calls, py::arg("encoding"));
   m.def("get_encoding",
         [](std::string_view name) {
           return std::const_pointer_cast<Encoding>(without_gil([&] { return get_encoding(name); }));
@@ -396,19 +487,18 @@ void bind_tokenizer(py::module_& m) {
       .def_readonly("factor", &ModelTokenizer::factor)
       .def_readonly("exact", &ModelTokenizer::exact);
   m.def("tokenizer_for_model", &tokenizer_for_model, py::arg("model"));
-  py::class_<TokenCount>(m, "TokenCount")
-      .def_readonly("tokens", &TokenCount::tokens)
-      .def_readonly("exact", &TokenCount::exact)
-      .def_readonly("encoding", &TokenCount::encoding)
-      .def_readonly("family", &TokenCount::family);
+  // Counts come back as (tokens, exact, encoding, family) tuples: a bound TokenCount object cost
+  // more than the count of a short text (an instance made, then four property reads).
   m.def("count_text_tokens",
-        [](std::string_view model, std::string_view text) {
-          return without_gil([&] { return count_text_tokens(model, text); });
+        [](TextView model, TextView text) {
+          return count_tuple(
+              gil_free_if_long(text.view.size(), [&] { return count_text_tokens(model.view, text.view); }));
         },
         py::arg("model"), py::arg("text"));
   m.def("count_chat_tokens_json",
-        [](std::string_view model, std::string_view messages_json, std::string_view tools_json) {
-          return without_gil([&] { return count_chat_tokens_json(model, messages_json, tools_json); });
+        [](TextView model, TextView messages_json, std::string_view tools_json) {
+          return count_tuple(without_gil(
+              [&] { return count_chat_tokens_json(model.view, messages_json.view, tools_json); }));
         },
         py::arg("model"), py::arg("messages_json"), py::arg("tools_json"));
 }

@@ -94,6 +94,14 @@ class Encoding:
 
     def _init(self, core: _core.Encoding, pat_str: str) -> None:
         self._core = core
+        # The per-message calls as plain CPython functions (pybind11's dispatch cost more than
+        # counting a short text; see bind_tokenizer.cpp).
+        (
+            self._count_ordinary,
+            self._count_default,
+            self._encode_ordinary,
+            self._encode_default,
+        ) = _core.fast_calls(core)
         self.name = core.name
         self._pat_str = pat_str
         self._special_tokens: dict[str, int] = dict(core.special_tokens)
@@ -143,9 +151,9 @@ class Encoding:
         [15339, 1917]
         """
         try:
-            return self._core.encode_ordinary(text)
+            return self._encode_ordinary(text)
         except TypeError as err:
-            return self._core.encode_ordinary(_retry_text(text, err))
+            return self._encode_ordinary(_retry_text(text, err))
 
     def encode(
         self,
@@ -169,9 +177,9 @@ class Encoding:
                 return self.encode_ordinary(text)
             if disallowed_special == "all":  # tiktoken's defaults: no set to convert
                 try:
-                    return self._core.encode_default(text)
+                    return self._encode_default(text)
                 except TypeError as err:
-                    return self._core.encode_default(_retry_text(text, err))
+                    return self._encode_default(_retry_text(text, err))
         allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
         try:
             return self._core.encode(text, allowed, disallowed)
@@ -225,14 +233,14 @@ class Encoding:
         """
         if not allowed_special and not disallowed_special:  # no special handling at all
             try:
-                return self._core.count_ordinary(text)
+                return self._count_ordinary(text)
             except TypeError as err:
-                return self._core.count_ordinary(_retry_text(text, err))
+                return self._count_ordinary(_retry_text(text, err))
         if not allowed_special and disallowed_special == "all":  # tiktoken's defaults
             try:
-                return self._core.count_default(text)
+                return self._count_default(text)
             except TypeError as err:
-                return self._core.count_default(_retry_text(text, err))
+                return self._count_default(_retry_text(text, err))
         allowed, disallowed = _special_set(allowed_special), _special_set(disallowed_special)
         try:
             return self._core.count(text, allowed, disallowed)
@@ -476,7 +484,7 @@ class TokenCount(int):
     family: str
 
     def __new__(cls, tokens: int, *, exact: bool, encoding: str, family: str) -> Self:
-        self = super().__new__(cls, tokens)
+        self = int.__new__(cls, tokens)
         self.exact = exact
         self.encoding = encoding
         self.family = family
@@ -487,6 +495,18 @@ class TokenCount(int):
         return (
             f"TokenCount({int(self)}, {kind}, encoding={self.encoding!r}, family={self.family!r})"
         )
+
+
+def _token_count(counted: tuple[int, bool, str, str]) -> TokenCount:
+    """The core's (tokens, exact, encoding, family) as a TokenCount, made without calling its
+    keyword-only ``__new__`` (that call was half of ``count_tokens`` on a short text)."""
+    tokens, exact, encoding, family = counted
+    n = int.__new__(TokenCount, tokens)
+    attributes = n.__dict__
+    attributes["exact"] = exact
+    attributes["encoding"] = encoding
+    attributes["family"] = family
+    return n
 
 
 def _message_json(messages: Iterable[Any]) -> str:
@@ -517,10 +537,12 @@ def count_tokens(
     (2, True)
     """
     if isinstance(text_or_messages, str):
-        text = text_or_messages if _encodable(text_or_messages) else _utf8_safe(text_or_messages)
-        r = _core.count_text_tokens(model, text)
+        try:
+            r = _core.count_text_tokens(model, text_or_messages)
+        except TypeError as err:
+            r = _core.count_text_tokens(model, _retry_text(text_or_messages, err))
     else:
         r = _core.count_chat_tokens_json(
             model, _message_json(text_or_messages), json.dumps(list(tools)) if tools else ""
         )
-    return TokenCount(r.tokens, exact=r.exact, encoding=r.encoding, family=r.family)
+    return _token_count(r)

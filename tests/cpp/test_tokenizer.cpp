@@ -402,6 +402,54 @@ TEST_CASE("the piece scanner splits random ASCII and mixed text as the general s
   }
 }
 
+TEST_CASE("short texts encode and count as the general scanner's pieces merged one by one",
+          "[tokenizer]") {
+  // One ASCII word (upper-case letters, then lower-case ones, up to 16 bytes) skips the scanner;
+  // its neighbours (the other case order, a digit, a space, non-ASCII, 17 bytes) do not.
+  auto general = [](const orroute::Encoding& enc, std::string_view text) {
+    std::vector<uint32_t> tokens;
+    for (size_t pos = 0; pos < text.size();) {
+      const size_t end = orroute::next_piece_end(enc.pattern(), text, pos);
+      orroute::bpe_encode(enc.vocab(), text.substr(pos, end - pos), tokens);
+      pos = end;
+    }
+    return tokens;
+  };
+  const auto o200k = orroute::get_encoding("o200k_base");
+  const auto cl100k = orroute::get_encoding("cl100k_base");
+  std::vector<std::pair<std::string, uint32_t>> ranks;
+  for (uint32_t id = 0; id < cl100k->vocab().size(); ++id) {
+    ranks.emplace_back(std::string(cl100k->vocab().token_bytes(id)), id);
+  }
+  const auto r50k = orroute::make_encoding("r50k over cl100k", orroute::pattern_regex(SplitPattern::kR50k),
+                                           ranks, {});
+  std::mt19937 rng(3);
+  // Neighbours a wrong fast path would merge as one piece, where that differs from the pieces
+  // ("Hi  there", "x1234567"; BPE rarely merges across a case change).
+  const std::vector<std::string> tails = {"", "", "", "1234567", "  x", " ", "'s", "\xC3\xA9", "\n", "."};
+  for (const auto* enc : {o200k.get(), cl100k.get(), r50k.get()}) {
+    for (int round = 0; round < 20000; ++round) {
+      std::string text;
+      const size_t upper = rng() % 4 == 0 ? rng() % 18 : rng() % 3;
+      const size_t lower = rng() % 18;
+      for (size_t i = 0; i < upper; ++i) text += static_cast<char>('A' + rng() % 26);
+      for (size_t i = 0; i < lower; ++i) text += static_cast<char>('a' + rng() % 26);
+      if (rng() % 3 == 0) {  // lower-case before upper-case: two pieces for o200k
+        std::string flipped;
+        for (size_t i = 0; i < 1 + rng() % 3; ++i) flipped += static_cast<char>('a' + rng() % 26);
+        text = flipped + text;
+      }
+      text += tails[rng() % tails.size()];
+      const std::vector<uint32_t> want = general(*enc, text);
+      INFO(enc->name() << " text '" << text << "'");
+      for (int twice = 0; twice < 2; ++twice) {  // a miss, then a hit of the piece cache
+        REQUIRE(enc->encode_ordinary(text) == want);
+        REQUIRE(enc->count_ordinary(text) == want.size());
+      }
+    }
+  }
+}
+
 TEST_CASE("BPE merges match tiktoken's algorithm on short and long pieces", "[tokenizer]") {
   const auto enc = orroute::get_encoding("cl100k_base");
   const orroute::Vocab& v = enc->vocab();

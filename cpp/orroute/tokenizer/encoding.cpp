@@ -204,26 +204,50 @@ bool Encoding::is_special_token(uint32_t token) const noexcept {
   return special_by_id(token) != nullptr;
 }
 
+namespace {
+// Whether `text` is one ASCII word short enough for the piece cache: upper-case letters, then
+// lower-case ones ("user", "assistant", "Yes", "OK"). Every split pattern makes such a text one
+// piece (o200k's [U]*[W]+ or [U]+[W]*, cl100k's `\p{L}++`, r50k's ` ?\p{L}++`), so it needs no
+// scanning: a chat message's role is counted with every message.
+inline bool one_ascii_word(std::string_view text) noexcept {
+  if (text.empty() || text.size() > CachedBpe::kMaxPiece) return false;
+  size_t i = 0;
+  while (i < text.size() && text[i] >= 'A' && text[i] <= 'Z') ++i;
+  while (i < text.size() && text[i] >= 'a' && text[i] <= 'z') ++i;
+  return i == text.size();
+}
+}  // namespace
+
 template <class Sink>
 void Encoding::encode_ordinary_into(std::string_view text, Sink& sink) const {
+  if (one_ascii_word(text)) {
+    const CachedBpe::Ref ref = sink.bpe.ref(text);
+    sink.pieces(&text, &ref, 1);
+    return;
+  }
   // Pre-tokenizes a block of pieces, requests the cache lines their lookups will touch, then
   // encodes them: the memory latency of one piece overlaps the others' (a lookup that waited for
   // memory was half the time of encoding). 64 pieces (a typical document in one block) gave the
   // first lookups of a block time to arrive: against 16, count 1.13-1.16x; 128 the same, 256 0.97x.
   constexpr size_t kBlock = CachedBpe::kMaxBlock;
   size_t ends[kBlock];
-  std::string_view pieces[kBlock];
+  // Left uninitialized: string_view's constructor would zero all 64 (~130 instructions, a third
+  // of counting a short text); only the first m of a block are written and read.
+  union Pieces {
+    Pieces() {}
+    std::string_view at[kBlock];
+  } pieces;
   CachedBpe::Ref refs[kBlock];
   const char* data = text.data();
   const char* const data_end = data + text.size();
   PieceScanner scanner(pattern_, text);
-  size_t pos = 0;
-  for (size_t m; (m = scanner.next(ends, kBlock)) > 0;) {
+  for (size_t pos = 0; pos < text.size();) {  // (not once more to be told the text is done)
+    const size_t m = scanner.next(ends, kBlock);
     for (size_t i = 0; i < m; pos = ends[i++]) {
-      pieces[i] = std::string_view(data + pos, ends[i] - pos);
-      refs[i] = sink.bpe.ref(pieces[i], data_end);
+      pieces.at[i] = std::string_view(data + pos, ends[i] - pos);
+      refs[i] = sink.bpe.ref(pieces.at[i], data_end);
     }
-    sink.pieces(pieces, refs, m);
+    sink.pieces(pieces.at, refs, m);
   }
 }
 
@@ -616,7 +640,7 @@ std::vector<std::string_view> Encoding::token_byte_values() const { return sorte
 namespace {
 
 struct Spec {
-  const char* name;
+  std::string_view name;  // a view: comparing it with a name needs no strlen
   const char* vocab;  // vocabulary file stem; encodings over one vocabulary share it
   SplitPattern pattern;
   std::vector<SpecialToken> specials;
@@ -761,10 +785,30 @@ std::shared_ptr<const Encoding> get_encoding(std::string_view name) {
   // Load outside the lock (tens of ms); a concurrent loader of the same name may race, and the
   // first to finish wins, which is harmless for immutable data.
   if (!vocab) vocab = std::make_shared<const Vocab>(load_vocab(spec->vocab));
-  auto enc = std::make_shared<const Encoding>(spec->name, spec->pattern, vocab, spec->specials);
+  auto enc = std::make_shared<const Encoding>(std::string(spec->name), spec->pattern, vocab, spec->specials);
   lock.lock();
   vocabs.emplace(spec->vocab, std::move(vocab));
   return cache.emplace(std::string(name), std::move(enc)).first->second;
+}
+
+namespace {
+// The registry's encodings once loaded, by their index in specs() (of which there are
+// kNamedSlots or fewer; an encoding past them is found through get_encoding). Constant-initialized:
+// nothing to make at load, nothing a fork could copy half made.
+constexpr size_t kNamedSlots = 4;
+std::atomic<const Encoding*> named_encodings[kNamedSlots];
+}  // namespace
+
+const Encoding& encoding_named(std::string_view name) {
+  const std::vector<Spec>& all = specs();
+  for (size_t i = 0; i < all.size() && i < kNamedSlots; ++i) {
+    if (name != all[i].name) continue;
+    if (const Encoding* e = named_encodings[i].load(std::memory_order_acquire)) return *e;
+    const Encoding* e = get_encoding(name).get();  // the registry keeps it for the process
+    named_encodings[i].store(e, std::memory_order_release);
+    return *e;
+  }
+  return *get_encoding(name);
 }
 
 std::shared_ptr<const Encoding> make_encoding(std::string name, std::string_view pat_str,

@@ -183,6 +183,11 @@ std::vector<std::string> encoding_names();
 // ParseError for a corrupt one.
 std::shared_ptr<const Encoding> get_encoding(std::string_view name);
 
+// get_encoding's encoding by reference, for hot paths (the engine counts every chat message
+// through it): a loaded encoding lives for the process, so once loaded it is found without the
+// registry's lock or a reference count. Same failure modes; thread-safe.
+const Encoding& encoding_named(std::string_view name);
+
 // An encoding built from a user's tiktoken parameters (tiktoken.Encoding's constructor):
 // `pat_str` must be one of the split patterns orroute implements (see pattern_from_regex), else
 // InvalidArgument listing them; `ranks` as Vocab::from_ranks (ParseError); special-token texts

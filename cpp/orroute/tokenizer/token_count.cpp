@@ -146,7 +146,7 @@ std::string_view tiktoken_encoding_name(std::string_view model) noexcept {
 
 std::string encoding_for_model(std::string_view model_or_family, bool strict) {
   const ModelTokenizer t = tokenizer_for_model(model_or_family);
-  if (t.exact) return t.encoding;
+  if (t.exact) return std::string(t.encoding);
   const ModelName m = normalize(model_or_family);
   const std::string_view legacy = tiktoken_encoding_name(m.bare);
   if (!legacy.empty() && !shipped(legacy) && (m.full == m.bare || starts_with(m.full, "openai/"))) {
@@ -161,7 +161,7 @@ std::string encoding_for_model(std::string_view model_or_family, bool strict) {
   if (strict) {
     throw NotFound("no exact tokenizer known for model '" + std::string(model_or_family) + "'");
   }
-  return t.encoding;
+  return std::string(t.encoding);
 }
 
 namespace {
@@ -213,7 +213,16 @@ ModelTokenizer resolve_tokenizer(std::string_view model_or_family) {
 
 }  // namespace
 
-ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
+namespace {
+
+// A model's tokenizer and, once a count asks for it, its encoding.
+struct KnownModel {
+  ModelTokenizer tokenizer;
+  const Encoding* encoding = nullptr;
+};
+
+// `model_or_family`'s entry, valid until this thread's next call (it may clear the map).
+KnownModel& known_model(std::string_view model_or_family) {
   // A call asks several times for the same few models (plan, pricing, metering), and resolving
   // one lower-cases it and scans ~30 names: remembered per thread, no lock. Bounded: a thread
   // that sees more distinct ids than this starts over.
@@ -222,12 +231,32 @@ ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  thread_local std::unordered_map<std::string, ModelTokenizer, Hash, std::equal_to<>> known;
-  if (auto it = known.find(model_or_family); it != known.end()) return it->second;
-  ModelTokenizer t = resolve_tokenizer(model_or_family);
+  thread_local std::unordered_map<std::string, KnownModel, Hash, std::equal_to<>> known;
+  // The entry found last: a call asks for one model over and over, and comparing it is a quarter
+  // of hashing it and finding it in the map. Map nodes stay put until the map is cleared.
+  thread_local std::pair<const std::string, KnownModel>* last = nullptr;
+  if (last != nullptr && last->first == model_or_family) return last->second;
+  if (auto it = known.find(model_or_family); it != known.end()) {
+    last = &*it;
+    return it->second;
+  }
+  const ModelTokenizer t = resolve_tokenizer(model_or_family);
   if (known.size() >= kMaxRemembered) known.clear();
-  known.emplace(std::string(model_or_family), t);
-  return t;
+  last = &*known.emplace(std::string(model_or_family), KnownModel{t}).first;
+  return last->second;
+}
+
+// The tokenizer of `model_or_family` and its encoding (looked up once per thread and model).
+std::pair<ModelTokenizer, const Encoding*> tokenizer_and_encoding(std::string_view model_or_family) {
+  KnownModel& k = known_model(model_or_family);
+  if (k.encoding == nullptr) k.encoding = &encoding_named(k.tokenizer.encoding);
+  return {k.tokenizer, k.encoding};
+}
+
+}  // namespace
+
+ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
+  return known_model(model_or_family).tokenizer;
 }
 
 namespace {
@@ -339,15 +368,15 @@ TextMemo<int64_t>& chat_count_memo() {
 TextMemoStats chat_count_memo_stats() { return chat_count_memo().stats(); }
 
 TokenCount count_text_tokens(std::string_view model_or_family, std::string_view text) {
-  const ModelTokenizer t = tokenizer_for_model(model_or_family);
-  return finish(t, static_cast<int64_t>(get_encoding(t.encoding)->count_ordinary(text)));
+  const auto [t, enc] = tokenizer_and_encoding(model_or_family);
+  return finish(t, static_cast<int64_t>(enc->count_ordinary(text)));
 }
 
 TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const ChatMessage> messages,
                              std::string_view tools_json) {
-  const ModelTokenizer t = tokenizer_for_model(model_or_family);
-  const auto enc = get_encoding(t.encoding);
-  auto count_now = [&](std::string_view s) { return static_cast<int64_t>(enc->count_ordinary(s)); };
+  const auto [t, encoding] = tokenizer_and_encoding(model_or_family);
+  const Encoding& enc = *encoding;
+  auto count_now = [&](std::string_view s) { return static_cast<int64_t>(enc.count_ordinary(s)); };
   auto count = [&](std::string_view s) { return chat_count_memo().get(t.encoding, s, count_now); };
   int64_t n = 3;  // every reply is primed with <|start|>assistant<|message|>
   for (const ChatMessage& m : messages) {
@@ -360,8 +389,8 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
   }
   // The tools array is one text in its own domain (its count is not a text's count).
   if (!tools_json.empty()) {
-    n += chat_count_memo().get("tools " + t.encoding, tools_json, [&](std::string_view tools) {
-      return tools_tokens(*enc, t.encoding == "o200k_base", tools);
+    n += chat_count_memo().get("tools " + std::string(t.encoding), tools_json, [&](std::string_view tools) {
+      return tools_tokens(enc, t.encoding == "o200k_base", tools);
     });
   }
   return finish(t, n);

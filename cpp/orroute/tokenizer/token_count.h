@@ -16,10 +16,11 @@ namespace orroute {
 
 struct TextMemoStats;  // orroute/text_memo.h
 
-// How a model's tokens are counted.
+// How a model's tokens are counted. The names are static strings (they live for the process), so
+// a copy costs no allocation and no string copy: a call resolves its model several times.
 struct ModelTokenizer {
-  std::string encoding;  // "cl100k_base" or "o200k_base"
-  std::string family;    // OpenRouter tokenizer family: "GPT", "Claude", "Gemini", "Llama3", ...
+  std::string_view encoding;  // "cl100k_base" or "o200k_base"
+  std::string_view family;    // OpenRouter tokenizer family: "GPT", "Claude", "Gemini", "Llama3", ...
   double factor = 1.0;   // estimated tokens = ceil(encoding tokens * factor)
   bool exact = false;    // true only for OpenAI models whose encoding is known
 };
@@ -44,12 +45,12 @@ std::span<const std::pair<std::string_view, std::string_view>> tiktoken_model_pr
 // encoding throws NotFound. Thread-safe.
 std::string encoding_for_model(std::string_view model_or_family, bool strict);
 
-// A token count and whether it is exact or an estimate.
+// A token count and whether it is exact or an estimate (names as ModelTokenizer's: static).
 struct TokenCount {
   int64_t tokens = 0;
   bool exact = false;
-  std::string encoding;
-  std::string family;
+  std::string_view encoding;
+  std::string_view family;
 };
 
 // Tokens of `text` (special-token text counted as ordinary text) for a model or family.
