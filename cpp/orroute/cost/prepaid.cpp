@@ -6,6 +6,22 @@
 
 namespace orroute {
 
+namespace {
+
+bool same_scope(const SpendScope& a, const SpendScope& b) {
+  return a.project == b.project && a.conversation == b.conversation && a.tags == b.tags;
+}
+
+void release_quietly(Ledger& ledger, int64_t id) noexcept {
+  try {
+    ledger.release(id);
+  } catch (const std::exception&) {
+    // left to the ledger's reclaim
+  }
+}
+
+}  // namespace
+
 Prepaid::Prepaid(int runs) : runs_(runs) {
   if (runs < 1) throw InvalidArgument("a prepaid reservation is for one run or more");
 }
@@ -13,13 +29,7 @@ Prepaid::Prepaid(int runs) : runs_(runs) {
 void Prepaid::reserve_all(BudgetGuard& guard, const ReserveRequest& request, bool approved) {
   std::vector<int64_t> taken;
   auto release_taken = [&] {
-    for (const int64_t id : taken) {
-      try {
-        guard.ledger().release(id);
-      } catch (const std::exception&) {
-        // left to the ledger's reclaim
-      }
-    }
+    for (const int64_t id : taken) release_quietly(guard.ledger(), id);
   };
   try {
     for (int i = given_back_; i < runs_; ++i) {
@@ -41,21 +51,33 @@ void Prepaid::reserve_all(BudgetGuard& guard, const ReserveRequest& request, boo
   state_ = State::kReserved;
   left_ = std::move(taken);
   model_ = request.model;
+  scope_ = request.scope;
   amount_ = request.amount;
 }
 
 std::optional<ReserveOutcome> Prepaid::draw(BudgetGuard& guard, const ReserveRequest& request, bool approved) {
-  std::lock_guard lock(mu_);
-  if (state_ == State::kOpen) reserve_all(guard, request, approved);
-  if (state_ == State::kRefused) {
-    if (failure_) std::rethrow_exception(failure_);
-    return refusal_;
+  int64_t unused = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (state_ == State::kOpen) reserve_all(guard, request, approved);
+    if (state_ == State::kRefused) {
+      if (failure_) std::rethrow_exception(failure_);
+      return refusal_;
+    }
+    if (left_.empty()) return std::nullopt;
+    const int64_t id = left_.back();
+    left_.pop_back();
+    if (request.model == model_ && same_scope(request.scope, scope_) && request.amount <= amount_) {
+      ReserveOutcome drawn;
+      drawn.reservation_id = id;
+      return drawn;
+    }
+    unused = id;
   }
-  if (request.model != model_ || request.amount > amount_ || left_.empty()) return std::nullopt;
-  ReserveOutcome drawn;
-  drawn.reservation_id = left_.back();
-  left_.pop_back();
-  return drawn;
+  // This run reserves as usual: its share goes back now, not when the run ends (held until
+  // then, it would count twice beside the run's own reservation).
+  release_quietly(guard.ledger(), unused);
+  return std::nullopt;
 }
 
 void Prepaid::give_back(Ledger& ledger) noexcept {
@@ -67,11 +89,7 @@ void Prepaid::give_back(Ledger& ledger) noexcept {
     id = left_.back();
     left_.pop_back();
   }
-  try {
-    ledger.release(id);
-  } catch (const std::exception&) {
-    // left to the ledger's reclaim
-  }
+  release_quietly(ledger, id);
 }
 
 }  // namespace orroute

@@ -53,7 +53,6 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
     if (prepaid_ && !prepaid_tried_) {  // a run's first reservation is its share of the n
       prepaid_tried_ = true;
       drawn = prepaid_->draw(guard_, req, approved_before);
-      drew_ = drawn && drawn->status == ReserveStatus::kReserved;
     }
     const ReserveOutcome o = drawn ? std::move(*drawn) : guard_.reserve(req, approved_before);
     switch (o.status) {
@@ -185,7 +184,7 @@ void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
 }
 
 LedgerGate::~LedgerGate() {
-  if (prepaid_ && !drew_) prepaid_->give_back(guard_.ledger());  // the share this run never drew
+  if (prepaid_ && !prepaid_tried_) prepaid_->give_back(guard_.ledger());  // a run that never asked for its share
 }
 
 void LedgerGate::release(uint64_t id) {

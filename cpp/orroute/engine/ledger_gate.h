@@ -82,8 +82,7 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
   std::unordered_map<std::string, Money> approved_;  // the largest amount approved per model
   int64_t hold_us_ = ReserveRequest{}.ttl_us;  // each reservation's ttl (hold_for)
   std::shared_ptr<Prepaid> prepaid_;
-  bool prepaid_tried_ = false;  // the run's first reservation asked prepaid_
-  bool drew_ = false;           // and got its share
+  bool prepaid_tried_ = false;  // the run's first reservation asked prepaid_ (drew or gave back its share)
   std::mutex mu_;
   std::vector<Alert> alerts_;
   std::vector<SettleItem> pending_;  // kept by settle() for commit()
