@@ -127,7 +127,12 @@ def test_n_that_do_not_all_fit_the_budget_are_none_sent(gateway: Gateway, fake: 
     status, _, data = call(gateway, "POST", "/v1/chat/completions",
                            {**body, "n": 3, "stream": stream}, key=k)
     assert status == 402, data
-    assert json.loads(data)["error"]["code"] == "budget_exceeded"
+    error = json.loads(data)["error"]
+    assert error["code"] == "budget_exceeded"
+    # one completion alone fits: the message says that the three were reserved together
+    each, total = f"${one.normalize():f}", f"${(one * 3).normalize():f}"
+    assert "3 completions" in error["message"], error["message"]
+    assert each in error["message"] and total in error["message"], error["message"]
     assert not [r for r in fake.requests if r.endpoint == "/chat/completions"]
     budget = gateway.tracker.budget_status(project=rec.project)
     assert budget.spent == 0 and budget.reserved == 0

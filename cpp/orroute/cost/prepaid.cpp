@@ -26,23 +26,39 @@ Prepaid::Prepaid(int runs) : runs_(runs) {
   if (runs < 1) throw InvalidArgument("a prepaid reservation is for one run or more");
 }
 
+std::string Prepaid::asked(Money each) const {
+  return std::to_string(runs_) + " completions reserved together (all or none, up to $" + each.to_string() + " each)";
+}
+
+Money Prepaid::total(Money each) const { return each * runs_; }
+
 void Prepaid::reserve_all(BudgetGuard& guard, const ReserveRequest& request, bool approved) {
   std::vector<int64_t> taken;
+  // A refusal is told as the budgets stood before any of the n (not with those taken counted
+  // as spent room), for the n's total: a call that alone fits is not what was refused.
   auto release_taken = [&] {
     for (const int64_t id : taken) release_quietly(guard.ledger(), id);
+    return request.amount * static_cast<int64_t>(taken.size());
   };
   try {
     for (int i = given_back_; i < runs_; ++i) {
       ReserveOutcome o = guard.reserve(request, approved);
       if (o.status != ReserveStatus::kReserved) {
-        release_taken();
+        const Money held = release_taken();
+        if (o.remaining) *o.remaining += held;
+        if (o.blocking) o.blocking->reserved -= held;
         state_ = State::kRefused;
         refusal_ = std::move(o);
         return;
       }
       taken.push_back(o.reservation_id);
     }
-  } catch (...) {  // a refusing budget throws its refusal: every run gets it
+  } catch (const BudgetExceeded& e) {
+    const Money held = release_taken();
+    state_ = State::kRefused;
+    failure_ = std::make_exception_ptr(e.together(total(request.amount), held, asked(request.amount)));
+    std::rethrow_exception(failure_);
+  } catch (...) {  // a cutoff, a denied approval: every run gets it
     release_taken();
     state_ = State::kRefused;
     failure_ = std::current_exception();

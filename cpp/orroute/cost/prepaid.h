@@ -26,7 +26,7 @@ class Prepaid {
 
   // A run's first reservation. The first run to ask reserves `runs` times `request` through
   // `guard` (all or none: on a refusal those taken are released, and every run gets that
-  // refusal). Then: a reservation drawn for this run, or nullopt when it must reserve as usual
+  // refusal, told for the n together: see asked()). Then: a reservation drawn for this run, or nullopt when it must reserve as usual
   // (none is left, or `request` is for another model, another scope or a larger amount than the
   // first run's: this run's share is then released at once). The scope counts: a settle books
   // the call under its reservation's scope, so a run balanced to another provider (another
@@ -39,6 +39,10 @@ class Prepaid {
   // reclaim.
   void give_back(Ledger& ledger) noexcept;
   int runs() const { return runs_; }
+  // What a refusal names: "<runs> completions reserved together (all or none, up to $<each>
+  // each)", and their total, `runs` x `each`.
+  std::string asked(Money each) const;
+  Money total(Money each) const;
 
  private:
   enum class State { kOpen, kReserved, kRefused };

@@ -70,9 +70,9 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
         h.stop = drawn.has_value();  // n completions that do not all fit: none is sent, none falls back
         h.error_kind = ErrorKind::kBudgetExceeded;
         h.refusal = "budget " + (o.blocking ? o.blocking->budget.name() : std::string("?")) + ": worst case " +
-                    (drawn ? std::to_string(prepaid_->runs()) + " x " : std::string()) + worst_case.to_string() +
-                    " USD on " + model + (drawn ? " (the completions asked for together)" : "") + " exceeds the " +
-                    (o.remaining ? o.remaining->to_string() : std::string("?")) +
+                    (drawn ? prepaid_->total(worst_case).to_string() + " USD for " + prepaid_->asked(worst_case)
+                           : worst_case.to_string() + " USD") +
+                    " on " + model + " exceeds the " + (o.remaining ? o.remaining->to_string() : std::string("?")) +
                     " USD remaining";
         return h;
       case ReserveStatus::kCutoff:
