@@ -1029,3 +1029,52 @@ def test_events_after_done_are_no_part_of_a_manager_answer_nor_its_cost(fake, tm
     assert text_of(asyncio.run(run())) == "hi"
     rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
     assert [(r.outcome, r.completion_tokens) for r in rows] == [("ok", 2), ("ok", 2)]
+
+
+# Anthropic's end of stream is message_stop: what comes after it is treated as what comes after
+# [DONE] (ignored, the transfer closed there), not as a failed call.
+AFTER_MESSAGE_STOP = (ant_stream(b"hi")
+                      + anthropic_event(b"content_block_delta", b'{"type":"content_block_delta",'
+                                        b'"index":0,"delta":{"type":"text_delta","text":" and more"}}')
+                      + anthropic_event(b"message_delta", b'{"type":"message_delta","delta":'
+                                        b'{"stop_reason":"end_turn"},"usage":{"output_tokens":9999}}'))
+
+
+def test_events_after_message_stop_are_no_part_of_a_manager_answer_nor_its_cost(tmp_path):
+    from orroute.testing import FakeAnthropic
+
+    with FakeOpenRouter(api_key=KEY) as orf, FakeAnthropic(api_key=ANT_KEY) as ant:
+        m = anthropic_manager(tmp_path, orf, ant)
+        orf.fail("*", Fault.server_error(503))  # no fallback could hide an Anthropic failure
+        ant.fail("*", stream_reply(AFTER_MESSAGE_STOP))
+        task = Task(messages="hi", max_tokens=50)
+        assert text_of(list(m.stream_task_sync(task, model=CLAUDE))) == "hi"
+
+        async def run() -> list[Any]:
+            return [c async for c in m.stream_task(task, model=CLAUDE)]
+
+        assert text_of(asyncio.run(run())) == "hi"
+    rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert [(r.outcome, r.completion_tokens, r.tags["provider"]) for r in rows] == [
+        ("ok", 3, "anthropic")] * 2
+
+
+def test_events_after_message_stop_end_a_provider_stream_as_it_should():
+    from orroute import _core
+    from orroute.testing import FakeAnthropic
+
+    with FakeAnthropic(api_key=ANT_KEY) as ant:
+        cfg = _core.ProviderConfig()
+        cfg.name = cfg.kind = "anthropic"
+        cfg.base_url = ant.base_url
+        cfg.api_keys = [ANT_KEY]
+        cfg.max_retries = 0
+        ant.fail("*", stream_reply(AFTER_MESSAGE_STOP))
+        stream = _core.ProviderClient(cfg).stream(json.dumps(
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}), "claude-sonnet-4-5")
+        chunks = []
+        while (item := stream.next(10.0))[0] == 0:
+            chunks.append(item[1])
+    assert item[0] == 2, item  # the end, not an error
+    assert text_of(chunks) == "hi"
+    assert [c["usage"]["completion_tokens"] for c in chunks if c.get("usage")] == [3]
