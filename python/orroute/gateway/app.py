@@ -215,7 +215,7 @@ class GatewayApp:
                             code="invalid_key")
         return rec
 
-    def _budget_message(self, res: dict[str, Any], project: str, runs: int) -> str:
+    def _budget_message(self, res: dict[str, Any], project: str, runs: int = 1) -> str:
         """The 402 message: the project's budget, spent, remaining, and this request's worst
         case, its ``runs`` completions together (refusals are rare: reading the budget here
         costs nothing on the normal path)."""
