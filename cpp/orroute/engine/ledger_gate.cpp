@@ -39,7 +39,7 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
   req.task_id = task_id_;
   Hold h;
   try {
-    const bool asks = guard_.needs_approval(worst_case);
+    const bool asks = guard_->needs_approval(worst_case);
     const auto approved = approved_.find(model);
     const bool approved_before = asks && approved != approved_.end() && worst_case <= approved->second;
     if (asks && !approved_before && std::this_thread::get_id() != caller_) {
@@ -52,9 +52,9 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
     std::optional<ReserveOutcome> drawn;
     if (prepaid_ && !prepaid_tried_) {  // a run's first reservation is its share of the n
       prepaid_tried_ = true;
-      drawn = prepaid_->draw(guard_, req, approved_before);
+      drawn = prepaid_->draw(*guard_, req, approved_before);
     }
-    const ReserveOutcome o = drawn ? std::move(*drawn) : guard_.reserve(req, approved_before);
+    const ReserveOutcome o = drawn ? std::move(*drawn) : guard_->reserve(req, approved_before);
     switch (o.status) {
       case ReserveStatus::kReserved:
         if (asks && !approved_before) approved_[model] = worst_case;
@@ -151,7 +151,7 @@ void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
   if (!worker || !worker->start()) {  // no worker, or no thread for it: written here
     for (SettleItem& it : items) {
       try {
-        SettleOutcome out = guard_.ledger().settle(it.reservation_id, std::move(it.call));
+        SettleOutcome out = guard_->ledger().settle(it.reservation_id, std::move(it.call));
         std::lock_guard lock(mu_);
         for (Alert& a : out.alerts) alerts_.push_back(std::move(a));
       } catch (const std::exception&) {
@@ -184,12 +184,12 @@ void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
 }
 
 LedgerGate::~LedgerGate() {
-  if (prepaid_ && !prepaid_tried_) prepaid_->give_back(guard_.ledger());  // a run that never asked for its share
+  if (prepaid_ && !prepaid_tried_) prepaid_->give_back(guard_->ledger());  // a run that never asked for its share
 }
 
 void LedgerGate::release(uint64_t id) {
   try {
-    guard_.ledger().release(static_cast<int64_t>(id));
+    guard_->ledger().release(static_cast<int64_t>(id));
   } catch (const std::exception&) {
     // Storage failure: the ledger reclaims the reservation by its TTL.
   }
