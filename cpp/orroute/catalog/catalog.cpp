@@ -9,6 +9,7 @@
 
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 namespace {
@@ -458,7 +459,7 @@ const ModelInfo& ModelCatalog::at(std::string_view id) const {
   if (const ModelInfo* m = find(id)) return *m;
   std::string close;
   for (const std::string& c : nearest_ids(id, 3)) close += (close.empty() ? "" : ", ") + c;
-  throw NotFound("unknown model '" + std::string(id) + "'" +
+  throw NotFound("unknown model '" + client_text(id) + "'" +
                  (close.empty() ? std::string(" (not in the catalog)") : "; did you mean: " + close));
 }
 

@@ -11,6 +11,7 @@
 
 #include "orroute/error.h"
 #include "orroute/select/expected_cost.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 
@@ -45,7 +46,7 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
     if (asks && !approved_before && std::this_thread::get_id() != caller_) {
       h.ok = false;  // the next candidate may not need approval
       h.error_kind = ErrorKind::kApprovalDenied;
-      h.refusal = "the fallback " + model + " (estimated at $" + worst_case.to_string() +
+      h.refusal = "the fallback " + client_text(model) + " (estimated at $" + worst_case.to_string() +
                   ") needs approval, which is asked only before the first attempt";
       return h;
     }
@@ -72,7 +73,7 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
         h.refusal = "budget " + (o.blocking ? o.blocking->budget.name() : std::string("?")) + ": worst case " +
                     (drawn ? prepaid_->total(worst_case).to_string() + " USD for " + prepaid_->asked(worst_case)
                            : worst_case.to_string() + " USD") +
-                    " on " + model + " exceeds the " + (o.remaining ? o.remaining->to_string() : std::string("?")) +
+                    " on " + client_text(model) + " exceeds the " + (o.remaining ? o.remaining->to_string() : std::string("?")) +
                     " USD remaining";
         return h;
       case ReserveStatus::kCutoff:

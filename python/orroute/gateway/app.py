@@ -669,7 +669,7 @@ class GatewayApp:
             return {"id": model_id, "alias": True, "strategy": ALIASES[model_id]}
         m = self.catalog.get(model_id)
         if m is None:
-            raise HttpError(404, f"unknown model {model_id!r}", type_="not_found",
+            raise HttpError(404, f"unknown model '{_core.client_text(model_id)}'", type_="not_found",
                             param="model_id", code="model_not_found")
         d = self._model_dict(m)
         spec = getattr(self.selector, "models", {}).get(model_id)
