@@ -27,6 +27,7 @@ The prompt of every call (one mode per run):
 
 Usage: PYTHONPATH=python python3 bench/router.py [--requests 2000] [--concurrency 1,8,64,256]
        [--streams 10000]   (--streams 0 skips section 3)   [--prompt-kb 20 | --conversation 40]
+       [--realtime]   (SCHED_FIFO, root: figures shielded from other processes' load)
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import _realtime  # bench/ is this script's directory
 
 HERE = Path(__file__).resolve().parent
 MODEL = "m/a"
@@ -393,6 +396,7 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=10_000)
     ap.add_argument("--child-streams", type=int, default=0)
     ap.add_argument("--url", default="")
+    _realtime.add_flag(ap)
     a = ap.parse_args()
     if a.child_streams:
         stream_child(a.url, a.child_streams)
@@ -406,10 +410,12 @@ def main() -> None:
                 f"turns and one new user message per call, restarted at ~{a.conversation} KiB")
     else:
         what = "one short user message ('Say hi'): the fixed cost of a call"
+    policy = _realtime.apply(a.realtime)
     server, url = start_server()
     try:
         print(f"FakeOpenRouter at {url} (separate process, zero model latency)")
         print(f"Prompt: {what}")
+        print(policy)
         levels = [int(x) for x in a.concurrency.split(",") if x.strip()]
         with tempfile.TemporaryDirectory(prefix="orroute-router-bench-") as ledger_dir:
             asyncio.run(latency_section(url, a.requests, levels, ledger_dir))

@@ -101,6 +101,7 @@ class HttpServer:
         self.app = app
         self.limits = limits or HttpLimits()
         self.connections: set[Connection] = set()
+        self.accepted = 0  # connections admitted since start (a client that reuses its own opens few)
         self.evicted = 0  # connections closed at the cap to make room
         self.refused = 0  # connections answered 503 at the cap
         self.rejected: dict[int, int] = {}  # requests answered here (400/408/413/431) by status
@@ -140,6 +141,7 @@ class HttpServer:
         keep a new one out); False if every connection is busy."""
         if len(self.connections) < self.limits.max_connections:
             self.connections.add(conn)
+            self.accepted += 1
             return True
         victim = min((c for c in self.connections if not c.busy), key=lambda c: c.since,
                      default=None)
@@ -150,6 +152,7 @@ class HttpServer:
         victim.abort()
         self.connections.discard(victim)
         self.connections.add(conn)
+        self.accepted += 1
         return True
 
     def _sweep(self) -> None:

@@ -696,7 +696,7 @@ class AIModelManager:
             # on its thread: the loop lent to it); cancelling the await cancels the run
             bridge = _engine.bridge()
             pending = self._door.submit(self._engine_task(task, model=model, pin=pin),
-                                        bridge.notifier)
+                                        bridge.lend_target())
             if not pending.done and not bridge.serve_idle(pending):
                 await _engine.wait(pending)
             r = self._result(pending.summary(), pending)

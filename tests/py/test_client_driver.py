@@ -412,3 +412,31 @@ def test_daemon_threads_inside_calls_do_not_abort_the_exit():
                              text=True, timeout=120, check=False,
                              env=dict(os.environ, PYTHONPATH=CHILD_PATH))
         assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_a_call_on_a_socket_numbered_past_1024_is_still_lent(fake):
+    # The lease watches the transport's own epoll set, which names any descriptor; before, its
+    # sockets came from curl_multi_fdset, which leaves out those past FD_SETSIZE (1024), so an
+    # agent holding many files or connections never had its calls lent (each woke two threads).
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("cannot open 1,200 descriptors here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fake.set_model_profile("m/slow", latency=0.2)
+    base = os.open(os.devnull, os.O_RDONLY)
+    held = [os.dup(base) for _ in range(1100)]  # the client's connection opens past them
+    try:
+        aclient = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+
+        async def run() -> str:
+            slow = await _call_holding_the_loop(aclient, "m/slow")
+            return (await slow).choices[0].message.content
+
+        assert asyncio.run(run())
+        assert aclient._core.active_transfers() == 0
+    finally:
+        for fd in [*held, base]:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

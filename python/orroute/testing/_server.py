@@ -511,6 +511,11 @@ class FakeOpenRouter:
     # --- observation ------------------------------------------------------------------------------
 
     @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since the start: how well a client reuses its connections."""
+        return self._server.accepted if self._server is not None else 0
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """Every request received so far, oldest first (a copy)."""
         with self._lock:
