@@ -149,8 +149,13 @@ bool is_price_key(std::string_view k) {
 Pricing read_pricing(const Value& entry, std::vector<std::string>& soft_warnings) {
   const Value* obj = opt_object(entry, "pricing", "pricing");
   if (obj == nullptr) fail("pricing", "missing");
-  if (!obj->HasMember("prompt")) fail("pricing.prompt", "missing");
-  if (!obj->HasMember("completion")) fail("pricing.completion", "missing");
+  // Prompt and completion prices must be listed: a null one would price those tokens at $0 and
+  // leave them out of every reservation ("0" says free).
+  for (const char* key : {"prompt", "completion"}) {
+    const auto it = obj->FindMember(key);
+    if (it == obj->MemberEnd()) fail(std::string("pricing.") + key, "missing");
+    if (it->value.IsNull()) fail(std::string("pricing.") + key, "null");
+  }
   Pricing p;
   p.dynamic = read_prices(*obj, p.base, "pricing.");
   if (const auto it = obj->FindMember("discount"); it != obj->MemberEnd() && it->value.IsString()) {
