@@ -10,7 +10,9 @@ Measured in one run against FakeOpenRouter (in its own process, zero model laten
      per stream, in a fresh process per N.
 
 Usage: PYTHONPATH=python python3 bench/client.py [--requests 2000] [--streams 1000,10000]
-       (--streams 0 skips the streams table)
+       [--realtime]
+       (--streams 0 skips the streams table; --realtime: SCHED_FIFO, root, figures shielded from
+       other processes' load)
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import _realtime  # bench/ is this script's directory
+
 MSGS = [{"role": "user", "content": "Say hi"}]
 MODEL = "m/a"
 
@@ -354,10 +359,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--streams", default="1000,10000")
+    _realtime.add_flag(ap)
     args = ap.parse_args()
     resource.setrlimit(
         resource.RLIMIT_NOFILE, (min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1]),) * 2
     )
+    print(_realtime.apply(args.realtime))
     server, url = start_server()
     try:
         latency_table(url, args.requests)

@@ -15,15 +15,18 @@ instructions per call in total and per thread (the calling thread first), and th
 set-up to the bare client of the same tree. Asserts nothing.
 
 Usage: PYTHONPATH=python python3 bench/instructions.py [--requests 1000] [--concurrency 8]
-       [--trees .,/work/wt-base] [--setups bare,sync,manager,file] [--cache-sim]
+       [--trees .,/work/wt-base] [--setups bare,sync,manager,file] [--cache-sim] [--raw]
 
 `sync` is the sync `OpenRouter` client (calls one after another, whatever --concurrency says).
+`--raw` also counts bench/raw_curl.cpp (the same POST with bare libcurl, one at a time, as
+bench/client.py's "raw libcurl" row): what the client adds over libcurl, in instructions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -89,6 +92,17 @@ async def _child(setup: str, url: str, n: int, conc: int, ledger: str) -> None:
     _callgrind("-d")
 
 
+def _summary(callgrind_out: Path) -> dict[str, int]:
+    """The totals line of a callgrind out file, by event."""
+    events: list[str] = []
+    for line in callgrind_out.read_text(errors="replace").splitlines():
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith("summary:"):
+            return dict(zip(events, (int(v) for v in line.split()[1:])))
+    return {}
+
+
 def count(tree: Path, setup: str, url: str, n: int, conc: int,
           cache_sim: bool) -> list[dict[str, int]]:
     """Events per call (Ir: instructions; with `cache_sim` also I1mr, D1mr, D1mw: first-level
@@ -107,15 +121,32 @@ def count(tree: Path, setup: str, url: str, n: int, conc: int,
         per_thread = []
         dumps = Path(d).glob("cg.*.1-*")  # the dump taken after the measured calls, per thread
         for f in sorted(dumps, key=lambda p: int(p.name.rsplit("-", 1)[1])):
-            events: list[str] = []
-            for line in f.read_text(errors="replace").splitlines():
-                if line.startswith("events:"):
-                    events = line.split()[1:]
-                elif line.startswith("summary:"):
-                    values = [int(v) // n for v in line.split()[1:]]
-                    per_thread.append(dict(zip(events, values)))
+            per_thread.append({event: v // n for event, v in _summary(f).items()})
         # threads that did next to nothing in the measured calls (idle helpers) are left out
         return [t for t in per_thread if t.get("Ir", 0) > 100]
+
+
+def count_raw(url: str, n: int) -> int:
+    """Instructions per call of bench/raw_curl.cpp, the same chat POST with bare libcurl (one
+    connection, one call at a time). It has no threads to tell apart nor a dump to ask for: its
+    process runs twice under callgrind, with WARM_UP and WARM_UP + n calls, and the difference
+    over n leaves its start-up out."""
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        sys.exit("--raw needs a C++ compiler")
+    with tempfile.TemporaryDirectory(prefix="orroute-instr-raw-") as d:
+        exe = f"{d}/raw_curl"
+        subprocess.run([cxx, "-O2", "-o", exe, str(HERE / "raw_curl.cpp"), "-lcurl"], check=True)
+        body = Path(d) / "body.json"
+        body.write_text(json.dumps({"model": MODEL, "messages": MSGS, "max_tokens": 16}))
+        totals = []
+        for calls in (WARM_UP, WARM_UP + n):
+            out = Path(d) / f"cg.{calls}"
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", exe,
+                            url + "/chat/completions", str(body), str(calls), "1"],
+                           check=True, capture_output=True)
+            totals.append(_summary(out)["Ir"])
+        return (totals[1] - totals[0]) // n
 
 
 def main() -> None:
@@ -128,6 +159,8 @@ def main() -> None:
     ap.add_argument("--setups", default="bare,manager,file")
     ap.add_argument("--cache-sim", action="store_true",
                     help="also count first-level cache misses (simulated; ~2x slower)")
+    ap.add_argument("--raw", action="store_true",
+                    help="also count bench/raw_curl.cpp: the same call with bare libcurl")
     ap.add_argument("--child", choices=list(SETUPS), help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--ledger", help=argparse.SUPPRESS)
@@ -149,6 +182,9 @@ def main() -> None:
     try:
         print(f"{args.requests} calls at concurrency {args.concurrency} after {WARM_UP} warm-up "
               "calls; instructions per call (callgrind), the calling thread first")
+        if args.raw:
+            print(f"\nraw libcurl (bench/raw_curl.cpp, one call at a time): "
+                  f"{count_raw(url, args.requests):,d} instructions per call")
         for tree in trees:
             print(f"\n{tree}")
             bare: dict[str, int] = {}

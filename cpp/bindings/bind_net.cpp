@@ -91,15 +91,21 @@ void write_py(Writer& w, py::handle obj, int depth) {
     w.String(s, static_cast<rapidjson::SizeType>(n));
   } else if (PyDict_Check(obj.ptr())) {
     w.StartObject();
+    rapidjson::SizeType members = 0;
     for (auto item : py::reinterpret_borrow<py::dict>(obj)) {
       write_key(w, item.first);
       write_py(w, item.second, depth + 1);
+      ++members;
     }
-    w.EndObject();
+    w.EndObject(members);  // a Document needs the count, a Writer ignores it
   } else if (PyList_Check(obj.ptr()) || PyTuple_Check(obj.ptr())) {
     w.StartArray();
-    for (auto item : obj) write_py(w, item, depth + 1);
-    w.EndArray();
+    rapidjson::SizeType elements = 0;
+    for (auto item : obj) {
+      write_py(w, item, depth + 1);
+      ++elements;
+    }
+    w.EndArray(elements);
   } else if (py::hasattr(obj, "model_dump")) {  // pydantic models (e.g. openai's types)
     write_py(w, obj.attr("model_dump")(), depth + 1);
   } else if (py::isinstance(obj, py::module_::import("collections.abc").attr("Mapping"))) {
@@ -121,6 +127,29 @@ Timeouts to_timeouts(const py::tuple& t) {
   return Timeouts{ms(t[0]), ms(t[1]), ms(t[2]), ms(t[3])};
 }
 
+// What write_py writes, built into a document instead of text (strings copied: a pydantic
+// model's model_dump() is a temporary). A document holds no raw number: an int beyond 64 bits
+// throws TextOnly, for the caller to take the text path.
+class DocumentSink {
+ public:
+  struct TextOnly {};
+  explicit DocumentSink(rapidjson::Document& doc) : doc_(doc) {}
+  void Null() { doc_.Null(); }
+  void Bool(bool b) { doc_.Bool(b); }
+  void Int64(int64_t v) { doc_.Int64(v); }
+  void Double(double d) { doc_.Double(d); }
+  void RawValue(const char*, size_t, rapidjson::Type) { throw TextOnly{}; }
+  void String(const char* s, rapidjson::SizeType n) { doc_.String(s, n, true); }
+  void Key(const char* s, rapidjson::SizeType n) { doc_.Key(s, n, true); }
+  void StartObject() { doc_.StartObject(); }
+  void EndObject(rapidjson::SizeType members) { doc_.EndObject(members); }
+  void StartArray() { doc_.StartArray(); }
+  void EndArray(rapidjson::SizeType elements) { doc_.EndArray(elements); }
+
+ private:
+  rapidjson::Document& doc_;
+};
+
 }  // namespace
 
 std::string py_to_json(py::handle obj) {
@@ -129,6 +158,37 @@ std::string py_to_json(py::handle obj) {
   write_py(w, obj, 0);
   return std::string(buf.GetString(), buf.GetSize());
 }
+
+namespace {
+
+// `body` (a chat request) as JSON text, held to the chat request rules (validate_chat_request,
+// which throws InvalidArgument) on a document built from the Python values: not on a parse of
+// the text just written, a second pass over the whole prompt on every call.
+std::string chat_request_json(py::handle body) {
+  LocalJson<> json;
+  rapidjson::Document& doc = json.doc();
+  auto build = [body](rapidjson::Document& events) {
+    DocumentSink sink(events);
+    write_py(sink, body, 0);
+    return true;
+  };
+  try {
+    doc.Populate(build);  // the document as the handler of its own events; its root set at the end
+  } catch (const DocumentSink::TextOnly&) {  // the text, and its parse to check it
+    std::string text = py_to_json(body);
+    LocalJson<> parsed;
+    parse_json_text(text, parsed.doc());  // py_to_json wrote it, within kMaxJsonDepth
+    validate_chat_request(parsed.doc());
+    return text;
+  }
+  validate_chat_request(doc);
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  doc.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace
 
 py::str upstream_str(std::string_view s) {
   PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
@@ -334,7 +394,11 @@ void bind_net(py::module_& m) {
             CallSpec spec;
             spec.method = method;
             spec.path = path;
-            if (!body.is_none()) spec.body = py_to_json(body);
+            if (chat) {
+              spec.body = chat_request_json(body);  // validated first
+            } else if (!body.is_none()) {
+              spec.body = py_to_json(body);
+            }
             spec.stream = stream;
             spec.max_retries = max_retries;
             if (!timeouts.is_none()) spec.timeouts = to_timeouts(timeouts.cast<py::tuple>());
@@ -345,11 +409,6 @@ void bind_net(py::module_& m) {
             }
             spec.not_found_retries = not_found_retries;
             spec.queue_capacity = queue_capacity;
-            if (chat) {
-              LocalJson<> json;
-              parse_json_text(spec.body, json.doc());  // py_to_json wrote it, within kMaxJsonDepth
-              validate_chat_request(json.doc());
-            }
             if (!blocking) {
               // While the loop thread is idle, the call is also sent from this thread; with
               // `lend_to` (this thread's event loop, which awaits the call), its reply is read here

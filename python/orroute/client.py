@@ -49,6 +49,9 @@ DEFAULT_TIMEOUT = 600.0
 DEFAULT_MAX_RETRIES = 2
 MODELS_CACHE_TTL = 3600.0
 _QUEUE_CAPACITY = 64  # stream events held before the transfer is paused (the core's default)
+_CHAT_PATH = "/chat/completions"
+# The types a request field's value usually has, none of them one of openai's "omit" markers
+_JSON_TYPES = frozenset({str, int, float, bool, list, dict, tuple})
 
 # Every request field of OpenRouter's /chat/completions (openrouter-api.md §1) besides model,
 # messages and stream. Anything newer goes through extra_body.
@@ -470,13 +473,14 @@ class _Base:
         lend_to: Any = None,
     ) -> Any:
         """Validates the chat request and starts it on the transport (shared by sync and async)."""
+        # (the usual call has no extra_query and the client's timeout: no call to convert either)
         return self._start(
             "POST",
-            _surface.with_query("/chat/completions", extra_query),
+            _surface.with_query(_CHAT_PATH, extra_query) if extra_query else _CHAT_PATH,
             self._chat_body(model, messages, stream, params, extra_body),
             stream=stream,
             chat=True,
-            timeout=_surface.timeout_of(timeout),
+            timeout=timeout if timeout is ... else _surface.timeout_of(timeout),
             max_retries=max_retries,
             extra_headers=extra_headers,
             blocking=blocking,
@@ -492,9 +496,8 @@ class _Base:
         extra_body: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         # Fields newer than CHAT_FIELDS are sent as given (openai's newer keywords, such as
-        # prompt_cache_retention); openai's NOT_GIVEN / omit mean "leave it out".
-        if params:
-            params = _surface.strip_omitted(params)
+        # prompt_cache_retention); openai's NOT_GIVEN / omit mean "leave it out" (a value of a
+        # JSON type never is one: no check for it).
         body: dict[str, Any] = {}
         if model is not None:
             body["model"] = model
@@ -502,7 +505,7 @@ class _Base:
         if stream:
             body["stream"] = True
         for k, v in params.items():
-            if v is not None:
+            if v is not None and (type(v) in _JSON_TYPES or not _surface.is_omitted(v)):
                 body[k] = v
         if extra_body:
             body.update(extra_body)
@@ -581,7 +584,8 @@ class _CompletionsBase:
         include_usage = _surface.wants_usage_chunk(params)
         observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
         try:
-            cached = c._cache_lookup(model, messages, params, extra_body, cache, extra_headers)
+            cached = (c._cache_lookup(model, messages, params, extra_body, cache, extra_headers)
+                      if c._cache is not None else None)
             if cached is not None and cached.hit is not None:
                 return _Opened(observed, cached, stream, include_usage, None)
             call = c._start_chat(model, messages, stream, params, extra_body, timeout,
@@ -817,7 +821,7 @@ class _AsyncCompletions(_CompletionsBase):
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
         bridge = _engine.bridge()
         o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
-                       max_retries, cache, params, lend_to=bridge.notifier)
+                       max_retries, cache, params, lend_to=bridge.lend_target())
         if o.call is None:
             return _cache_hit(o.cached, o.observed, o.stream, asynchronous=True)
         if o.stream:

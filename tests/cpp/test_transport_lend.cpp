@@ -4,16 +4,11 @@
 // loop thread finishes the transfer.
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <string>
 #include <thread>
 
+#include "loopback_server.h"
 #include "orroute/net/transport.h"
 
 using namespace orroute;
@@ -23,63 +18,28 @@ namespace {
 
 // An HTTP/1.1 server on 127.0.0.1 that answers each request with "ok" once answer() was called
 // (keep-alive, one connection at a time).
-class HeldServer {
+class HeldServer : public test::LoopbackServer {
  public:
-  HeldServer() {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    REQUIRE(listen(listen_fd_, 4) == 0);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~HeldServer() {
-    stop_ = true;
-    thread_.join();
-    close(listen_fd_);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/x"; }
+  HeldServer() { start(); }
+  ~HeldServer() override { stop(); }
+  std::string url() const { return LoopbackServer::url("/x"); }
   void answer() { answers_.fetch_add(1); }
 
  private:
-  // Waits for `fd` to be readable, giving up when stopped.
-  bool readable(int fd) const {
-    while (!stop_) {
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, 20) > 0) return true;
-    }
-    return false;
-  }
-  void serve() {
-    while (readable(listen_fd_)) {
-      const int conn = accept(listen_fd_, nullptr, nullptr);
-      std::string got;
-      char buf[4096];
-      while (readable(conn)) {
-        const ssize_t n = read(conn, buf, sizeof buf);
-        if (n <= 0) break;
-        got.append(buf, static_cast<size_t>(n));
-        while (got.find("\r\n\r\n") != std::string::npos) {  // a GET: the head is the request
-          got.erase(0, got.find("\r\n\r\n") + 4);
-          while (answers_.load() == 0 && !stop_) std::this_thread::sleep_for(1ms);
-          answers_.fetch_sub(1);
-          const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-          if (write(conn, reply.data(), reply.size()) < 0) break;
-        }
+  void serve_connection(int conn) override {
+    std::string got;
+    while (read_more(conn, got)) {
+      while (got.find("\r\n\r\n") != std::string::npos) {  // a GET: the head is the request
+        got.erase(0, got.find("\r\n\r\n") + 4);
+        while (answers_.load() == 0 && !stopping()) std::this_thread::sleep_for(1ms);
+        answers_.fetch_sub(1);
+        const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        if (write(conn, reply.data(), reply.size()) < 0) return;
       }
-      close(conn);
     }
   }
 
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
   std::atomic<int> answers_{0};
-  std::thread thread_;
 };
 
 struct DoneSink : Sink {

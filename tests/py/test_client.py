@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from decimal import Decimal
 
@@ -40,6 +41,20 @@ def test_non_string_keys_are_sent_as_json_writes_them(client, fake):
     assert fake.last_request.json["logit_bias"] == {"50256": -100, "true": 1, "null": 2, "1.5": 3}
     with pytest.raises(orroute.InvalidArgumentError, match="keys must be str, int, float"):
         client.chat.completions.create(model="m/a", messages=MSGS, logit_bias={(1, 2): 1})
+
+
+def test_a_chat_body_goes_out_as_given_an_int_beyond_64_bits_as_its_digits(client, fake):
+    # the body is checked on a document built from the values and written from it; an int
+    # beyond 64 bits, which only text carries, is sent as json.dumps writes it (and still checked)
+    msgs = [{"role": "user", "content": 'é \u0000 "quoted" \\'}]
+    sent = {"model": "m/a", "messages": msgs, "seed": 2**70, "temperature": 0.5,
+            "stop": ("a", "b"), "metadata": {"k": True, "n": None}}
+    client.chat.completions.create(**sent)
+    assert fake.last_request.body == json.dumps(sent, separators=(",", ":"),
+                                                ensure_ascii=False).encode()
+    with pytest.raises(orroute.InvalidArgumentError, match="messages"):
+        client.chat.completions.create(model="m/a", messages=[], seed=2**70)
+    assert fake.request_count == 1
 
 
 def test_completion_has_openai_shape_and_openrouter_extras(client, fake):

@@ -227,14 +227,20 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   // True if `text` holds the first or the second half of a key: every key split in two (one
   // part in a tool call's id, the rest in its name) leaves one of them whole.
   bool holds_half_a_key(std::string_view text) const;
+  // The same, also where JSON \u escapes spell the half.
+  bool holds_half_a_key_maybe_escaped(std::string_view text) const;
   // `body` (a chat completion) with each tool call's id and name scrubbed across (scrub_across).
   std::string scrub_tool_calls(std::string body) const;
   HttpRequest build(const CallSpec& spec, const std::optional<std::string>& key) const;
+  // The headers every request of `config` carries (referer, titles, user agent, its headers),
+  // formatted once.
+  static std::shared_ptr<const HeaderLines> constant_headers(const ClientConfig& config);
   double uniform01();
 
   ClientConfig config_;
   KeyRing keys_;
   std::unique_ptr<Transport> transport_;
+  std::shared_ptr<const HeaderLines> constant_headers_;
   std::mutex rng_mu_;
   std::mt19937_64 rng_;
 };

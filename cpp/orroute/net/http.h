@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,10 +37,33 @@ struct Timeouts {
 // (this one unless the client was given another).
 inline constexpr Timeouts kDefaultStreamTimeouts{10'000, 600'000, 600'000, 3'600'000};
 
+// Header lines formatted once ("Name: value"; "Name;" for an empty value, which libcurl sends as
+// "Name:") and shared by many requests: a client's constant headers. The transport links them
+// into each request's header list instead of formatting and copying them for every call.
+// Immutable after construction, safe to share across threads.
+class HeaderLines {
+ public:
+  explicit HeaderLines(const Headers& headers);
+  size_t size() const { return offsets_.size(); }
+  // The i-th line, NUL-terminated; valid as long as this object.
+  const char* line(size_t i) const { return text_.data() + offsets_[i]; }
+  // Appends the line of one header, NUL-terminated, to `text`.
+  static void append(std::string& text, std::string_view name, std::string_view value);
+  // The bytes append() writes for one header.
+  static size_t bytes(std::string_view name, std::string_view value) { return name.size() + value.size() + 3; }
+
+ private:
+  std::string text_;
+  std::vector<size_t> offsets_;
+};
+
 struct HttpRequest {
   std::string method = "GET";  // GET, POST, DELETE, ...
   std::string url;
+  // Sent in order; `shared`'s lines (if any) go between the first `shared_at` of these and the rest.
   Headers headers;
+  std::shared_ptr<const HeaderLines> shared;
+  size_t shared_at = 0;
   std::string body;  // sent as is (set Content-Type yourself)
   Timeouts timeouts;
 };

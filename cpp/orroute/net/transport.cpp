@@ -73,6 +73,27 @@ std::optional<std::string_view> Headers::get(std::string_view name) const {
   return std::nullopt;
 }
 
+void HeaderLines::append(std::string& text, std::string_view name, std::string_view value) {
+  text += name;
+  if (value.empty()) {
+    text += ';';
+  } else {
+    text += ": ";
+    text += value;
+  }
+  text += '\0';
+}
+
+HeaderLines::HeaderLines(const Headers& headers) {
+  size_t total = 0;
+  for (const auto& [k, v] : headers.fields) total += bytes(k, v);
+  text_.reserve(total);
+  for (const auto& [k, v] : headers.fields) {
+    offsets_.push_back(text_.size());
+    append(text_, k, v);
+  }
+}
+
 const char* to_string(TimeoutKind kind) {
   switch (kind) {
     case TimeoutKind::kNone: return "none";
@@ -89,8 +110,11 @@ struct Transport::Impl {
     Impl* impl = nullptr;
     TransferId id = 0;
     CURL* easy = nullptr;
-    curl_slist* header_list = nullptr;
     HttpRequest request;
+    // CURLOPT_HTTPHEADER's list: nodes pointing into header_text (this request's own lines) and
+    // into request.shared (lines shared with other requests).
+    std::string header_text;
+    std::vector<curl_slist> header_nodes;
     std::shared_ptr<Sink> sink;
     Headers headers;
     bool head_done = false;
@@ -297,14 +321,26 @@ struct Transport::Impl {
     return 0;
   }
 
+  // A handle from the pool, or a new one with the options every transfer shares. A pooled handle
+  // keeps the options of its last transfer (no curl_easy_reset, which frees and re-initialises
+  // all of them): start() sets every option that can differ between transfers, each time.
   CURL* take_easy() {
     if (!easy_pool.empty()) {
       CURL* e = easy_pool.back();
       easy_pool.pop_back();
-      curl_easy_reset(e);
       return e;
     }
-    return curl_easy_init();
+    CURL* e = curl_easy_init();
+    if (e == nullptr) return nullptr;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_write);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);  // prefer multiplexing on an HTTP/2 connection
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (options.verbose) curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+    return e;
   }
 
   void give_back_easy(CURL* e) {
@@ -315,40 +351,76 @@ struct Transport::Impl {
     }
   }
 
+  // The options of one transfer: everything a pooled handle may hold from its last one (its
+  // callbacks' data, URL, method, body, headers, timeouts) is set anew.
+  static void set_transfer_options(Transfer& t) {
+    CURL* e = t.easy;
+    const HttpRequest& r = t.request;
+    curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+    // 0: libcurl's default connect timeout, and no total
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::max<int64_t>(r.timeouts.connect_ms, 0)));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<int64_t>(r.timeouts.total_ms, 0)));
+    const bool get = r.method == "GET";
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, get || r.method == "POST" ? nullptr : r.method.c_str());
+    if (get) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, nullptr);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(-1));
+      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);  // after POSTFIELDS, which makes the method POST
+    } else {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.data());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, link_headers(t, /*expect=*/!get));
+  }
+
+  // CURLOPT_HTTPHEADER's list for `t`, in the request's order, then "Expect:" when `expect` (no
+  // "Expect: 100-continue" round trip before bodies over 1 kB). Built without a malloc per line
+  // (curl_slist_append copies each line and walks the list to its end every time): the request's
+  // own lines go into one buffer, the shared lines are pointed at where they are, and the nodes
+  // are one vector. libcurl only reads the list.
+  static curl_slist* link_headers(Transfer& t, bool expect) {
+    static char kNoExpect[] = "Expect:";
+    const HttpRequest& r = t.request;
+    const auto& own = r.headers.fields;
+    const size_t shared_at = std::min(r.shared_at, own.size());
+    size_t bytes = 0;
+    for (const auto& [k, v] : own) bytes += HeaderLines::bytes(k, v);
+    t.header_text.reserve(bytes);  // exact: the nodes point into it, so it must never reallocate
+    t.header_nodes.reserve(own.size() + (r.shared ? r.shared->size() : 0) + 1);
+    auto add = [&t](const char* line) { t.header_nodes.push_back(curl_slist{const_cast<char*>(line), nullptr}); };
+    auto add_own = [&](size_t i) {
+      const size_t at = t.header_text.size();
+      HeaderLines::append(t.header_text, own[i].first, own[i].second);
+      add(t.header_text.data() + at);
+    };
+    for (size_t i = 0; i < shared_at; ++i) add_own(i);
+    if (r.shared) {
+      for (size_t i = 0; i < r.shared->size(); ++i) add(r.shared->line(i));
+    }
+    for (size_t i = shared_at; i < own.size(); ++i) add_own(i);
+    if (expect) add(kNoExpect);
+    if (t.header_nodes.empty()) return nullptr;
+    for (size_t i = 0; i + 1 < t.header_nodes.size(); ++i) t.header_nodes[i].next = &t.header_nodes[i + 1];
+    return t.header_nodes.data();
+  }
+
   void start(std::unique_ptr<Transfer> t) {
     t->impl = this;
     t->easy = take_easy();
+    if (t->easy == nullptr) {
+      TransferResult res;
+      res.status = TransferStatus::kConnectError;
+      res.error = "could not create a transfer handle";
+      active_count.fetch_sub(1, std::memory_order_relaxed);
+      safe_done(*t->sink, res);
+      return;
+    }
+    set_transfer_options(*t);
     CURL* e = t->easy;
-    const HttpRequest& r = t->request;
-    curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
-    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);  // prefer multiplexing on an HTTP/2 connection
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (options.verbose) curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
-    if (r.timeouts.connect_ms > 0) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.timeouts.connect_ms));
-    if (r.timeouts.total_ms > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeouts.total_ms));
-    for (const auto& [k, v] : r.headers.fields) {
-      const std::string line = v.empty() ? k + ";" : k + ": " + v;
-      t->header_list = curl_slist_append(t->header_list, line.c_str());
-    }
-    if (r.method == "GET") {
-      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    } else {
-      if (r.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.data());
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
-      // No "Expect: 100-continue" round trip before bodies over 1 kB.
-      t->header_list = curl_slist_append(t->header_list, "Expect:");
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->header_list);
     t->started = t->last_activity = Clock::now();
     const TransferId id = t->id;
     Transfer* raw = t.get();
@@ -370,8 +442,6 @@ struct Transport::Impl {
     std::unique_ptr<Transfer> owned = std::move(it->second);
     transfers.erase(it);
     if (in_multi) curl_multi_remove_handle(multi, owned->easy);
-    curl_slist_free_all(owned->header_list);
-    owned->header_list = nullptr;
     give_back_easy(owned->easy);
     active_count.fetch_sub(1, std::memory_order_relaxed);
     safe_done(*owned->sink, result);  // last: the sink may submit a retry from here

@@ -1,0 +1,142 @@
+// A transfer's libcurl handle comes from a pool and keeps its last transfer's options (no
+// curl_easy_reset): every request must go out as its own, with nothing of the one before it
+// (method, body, headers, timeouts, the callbacks' data).
+#include <catch2/catch.hpp>
+
+#include <future>
+#include <string>
+#include <thread>
+
+#include "loopback_server.h"
+#include "orroute/net/transport.h"
+
+using namespace orroute;
+using namespace std::chrono_literals;
+
+namespace {
+
+// An HTTP/1.1 server on 127.0.0.1 whose reply body is the request it read (head and body), one
+// keep-alive connection at a time; a request for /slow is answered after 300 ms.
+class EchoServer : public test::LoopbackServer {
+ public:
+  EchoServer() { start(); }
+  ~EchoServer() override { stop(); }
+
+ private:
+  // The length of the first whole request in `got` (head and Content-Length body), or 0.
+  static size_t request_length(const std::string& got) {
+    const size_t head_end = got.find("\r\n\r\n");
+    if (head_end == std::string::npos) return 0;
+    size_t body = 0;
+    const size_t cl = got.find("Content-Length: ");
+    if (cl != std::string::npos && cl < head_end) body = std::stoul(got.substr(cl + 16));
+    const size_t total = head_end + 4 + body;
+    return got.size() >= total ? total : 0;
+  }
+  void serve_connection(int conn) override {
+    std::string got;
+    while (read_more(conn, got)) {
+      for (size_t len = request_length(got); len > 0; len = request_length(got)) {
+        const std::string request = got.substr(0, len);
+        got.erase(0, len);
+        if (request.find(" /slow ") != std::string::npos) std::this_thread::sleep_for(300ms);
+        const std::string reply =
+            "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(request.size()) + "\r\n\r\n" + request;
+        if (write(conn, reply.data(), reply.size()) < 0) return;
+      }
+    }
+  }
+};
+
+// Collects one reply.
+class EchoSink : public Sink {
+ public:
+  DataAction on_data(std::string_view bytes) override {
+    body_.append(bytes);
+    return DataAction::kContinue;
+  }
+  void on_done(const TransferResult& result) override { done_.set_value(result); }
+  // The request the server read (the reply's body); fails the test unless it came back whole.
+  std::string echoed() {
+    auto done = done_.get_future();
+    REQUIRE(done.wait_for(5s) == std::future_status::ready);
+    const TransferResult r = done.get();
+    INFO(r.error);
+    REQUIRE(r.status == TransferStatus::kOk);
+    return body_;
+  }
+
+ private:
+  std::string body_;
+  std::promise<TransferResult> done_;
+};
+
+// Sends `request` and waits for it: one transfer at a time, so each reuses the pooled handle of
+// the one before.
+std::string send(Transport& transport, HttpRequest request) {
+  auto sink = std::make_shared<EchoSink>();
+  transport.submit(std::move(request), sink);
+  return sink->echoed();
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("a pooled transfer handle carries nothing of the transfer before it", "[transport][pool]") {
+  EchoServer server;
+  Transport transport;
+
+  Headers shared;
+  shared.add("X-Shared", "s");
+  shared.add("X-Empty", "");
+  HttpRequest first;
+  first.method = "POST";
+  first.url = server.url("/first");
+  first.body = "{\"first\":1}";
+  first.headers.add("Content-Type", "application/json");
+  first.headers.add("X-Call", "own");
+  first.shared = std::make_shared<const HeaderLines>(shared);
+  first.shared_at = 1;
+  first.timeouts.total_ms = 100;
+  const std::string one = send(transport, first);
+  CHECK(one.rfind("POST /first ", 0) == 0);
+  CHECK(has(one, "\r\n\r\n{\"first\":1}"));
+  // in order: the request's first header, the shared lines, then the rest of its own
+  const size_t content_type = one.find("Content-Type: application/json");
+  const size_t x_shared = one.find("X-Shared: s");
+  const size_t x_call = one.find("X-Call: own");
+  CHECK(content_type < x_shared);
+  CHECK(x_shared < x_call);
+  CHECK(x_call != std::string::npos);
+  CHECK(has(one, "X-Empty:"));
+  CHECK_FALSE(has(one, "Expect"));
+
+  SECTION("a GET after a POST: no body, none of its headers, not its total timeout") {
+    HttpRequest get;
+    get.url = server.url("/slow");
+    get.timeouts.total_ms = 0;
+    const std::string two = send(transport, get);
+    CHECK(two.rfind("GET /slow ", 0) == 0);
+    CHECK_FALSE(has(two, "first"));
+    CHECK_FALSE(has(two, "Content-Length"));
+    CHECK_FALSE(has(two, "Content-Type"));
+    CHECK_FALSE(has(two, "X-Shared"));
+    CHECK_FALSE(has(two, "X-Call"));
+    CHECK(two.size() == two.find("\r\n\r\n") + 4);  // no body
+  }
+  SECTION("a POST after a DELETE is a POST") {
+    HttpRequest del;
+    del.method = "DELETE";
+    del.url = server.url("/second");
+    CHECK(send(transport, del).rfind("DELETE /second ", 0) == 0);
+    HttpRequest post;
+    post.method = "POST";
+    post.url = server.url("/third");
+    post.body = "3";
+    const std::string three = send(transport, post);
+    CHECK(three.rfind("POST /third ", 0) == 0);
+    CHECK(has(three, "\r\n\r\n3"));
+    CHECK_FALSE(has(three, "X-Shared"));
+  }
+}
