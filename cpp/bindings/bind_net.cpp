@@ -18,6 +18,7 @@
 #include "orroute/json.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/protocol.h"
+#include "orroute/utf8.h"
 
 namespace py = pybind11;
 
@@ -456,6 +457,8 @@ void bind_net(py::module_& m) {
       "The first rule a chat request (JSON text) breaks, as (field, message), or None: the rules "
       "the client, the engine and the gateway share (net/protocol.h).");
   m.def("mask_key", &mask_key, py::arg("key"), "The masked form of an API key, safe to show.");
+  m.def("client_text", [](std::string_view text) { return client_text(text); }, py::arg("text"),
+        "Client text as an error or a log line quotes it: cut to 200 bytes with an ellipsis and its length.");
   m.def("unescape_key_chars", [](const py::bytes& data) {
         const std::string_view text = data;
         return py::bytes(unescape_key_chars(text));

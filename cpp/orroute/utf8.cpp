@@ -93,4 +93,9 @@ std::string utf8_prefix(std::string_view s, size_t max_bytes) {
   return std::string(s.substr(0, cut));
 }
 
+std::string client_text(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return std::string(s);
+  return utf8_prefix(s, max_bytes) + "\u2026 (" + std::to_string(s.size()) + " bytes)";
+}
+
 }  // namespace orroute

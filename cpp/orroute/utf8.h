@@ -22,4 +22,10 @@ bool repair_utf8(std::string& s);
 // valid UTF-8 stays valid when cut).
 std::string utf8_prefix(std::string_view s, size_t max_bytes);
 
+// Text a client (or an upstream) sent, as an error or a log line quotes it: whole up to
+// `max_bytes`, else its first `max_bytes` (cut on a character) + "… (N bytes)". Every message that
+// echoes client text quotes it through this: a 2 MB model name is not sent back whole.
+inline constexpr size_t kQuotedTextBytes = 200;
+std::string client_text(std::string_view s, size_t max_bytes = kQuotedTextBytes);
+
 }  // namespace orroute

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from . import _observe_otel
+from . import _core, _observe_otel
 from ._logs import enabled, logger
 
 __all__ = ["HOOKS", "CallEvent", "Observer", "completion_fields", "flush_callbacks"]
@@ -45,10 +45,11 @@ _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_-]{2,}|Bearer\s+)[A-Za-z0-9_.\-]{6,}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def _escape(text: str, limit: int = 200) -> str:
-    """Client or upstream text as one safe log token: control characters escaped, truncated."""
-    text = text[:limit] + ("..." if len(text) > limit else "")
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+def _escape(text: str) -> str:
+    """Client or upstream text as one safe log token: cut as every message quotes client text
+    (``_core.client_text``), control characters escaped."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                        _core.client_text(text))
 
 
 @dataclass(slots=True)

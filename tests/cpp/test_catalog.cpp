@@ -315,3 +315,21 @@ TEST_CASE("unknown ids name the nearest ones: containing the stem, else by edit 
     }
   }
 }
+
+TEST_CASE("a model whose prompt or completion price is null is skipped, not priced at $0", "[catalog]") {
+  // A catalog refresh listing "prompt": null made every prompt token free: the worst case and the
+  // reservation left them out. A price must be listed; "0" says free.
+  const auto entry = [](const std::string& id, const char* prompt, const char* completion) {
+    return "{\"id\":\"" + id + "\",\"context_length\":1000,\"pricing\":{\"prompt\":" + prompt +
+           ",\"completion\":" + completion + "}}";
+  };
+  const auto cat = ModelCatalog::from_json("{\"data\":[" + entry("x/null-prompt", "null", "\"0.001\"") + "," +
+                                           entry("x/null-completion", "\"0.001\"", "null") + "," +
+                                           entry("x/free", "\"0\"", "\"0\"") + "]}");
+  CHECK(cat.find("x/null-prompt") == nullptr);
+  CHECK(cat.find("x/null-completion") == nullptr);
+  CHECK(has_warning(cat, "model 'x/null-prompt': pricing.prompt: null"));
+  CHECK(has_warning(cat, "model 'x/null-completion': pricing.completion: null"));
+  REQUIRE(cat.find("x/free") != nullptr);
+  CHECK(cat.find("x/free")->is_free());
+}

@@ -5,6 +5,7 @@ ledger; a budget refuses the call that would exceed it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,6 +29,21 @@ import orroute
 from orroute.testing import FakeOpenRouter
 
 fake, tracker, manager = dropin_fixtures()
+
+
+@pytest.fixture(autouse=True)
+def _event_loop_closed_after_the_test() -> Iterator[None]:
+    """``Agent.run_sync`` runs on the thread's event loop and makes one when there is none, never
+    closing it; dropped by the next ``asyncio.run``, it was collected unclosed during some later
+    test, whose run then failed on that ResourceWarning. Each test gets a loop closed after it."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop(None)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def model_for(manager: Any) -> OpenAIChatModel:

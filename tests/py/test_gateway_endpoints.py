@@ -9,6 +9,7 @@ import itertools
 import json
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -126,12 +127,53 @@ def test_n_that_do_not_all_fit_the_budget_are_none_sent(gateway: Gateway, fake: 
     status, _, data = call(gateway, "POST", "/v1/chat/completions",
                            {**body, "n": 3, "stream": stream}, key=k)
     assert status == 402, data
-    assert json.loads(data)["error"]["code"] == "budget_exceeded"
+    error = json.loads(data)["error"]
+    assert error["code"] == "budget_exceeded"
+    # one completion alone fits: the message says that the three were reserved together
+    each, total = f"${one.normalize():f}", f"${(one * 3).normalize():f}"
+    assert "3 completions" in error["message"], error["message"]
+    assert each in error["message"] and total in error["message"], error["message"]
     assert not [r for r in fake.requests if r.endpoint == "/chat/completions"]
     budget = gateway.tracker.budget_status(project=rec.project)
     assert budget.spent == 0 and budget.reserved == 0
     status, _, data = call(gateway, "POST", "/v1/chat/completions", {**body, "n": 2}, key=k)
     assert status == 200, data  # two do fit
+
+
+def test_n_completions_balanced_over_two_providers_are_each_booked_where_they_ran(
+        tmp_path: Path) -> None:
+    """n=2 of a model balanced round-robin over OpenRouter and Anthropic: one completion runs at
+    each. The reservations made for both were tagged with the first run's provider, and a
+    settle keeps its reservation's tags: the Anthropic call was booked (and counted in a
+    provider budget) as OpenRouter's. Each run now draws only a share reserved where it runs."""
+    from orroute.gateway import GatewaySettings
+    from orroute.provider_config import parse_providers
+    from orroute.testing import FakeAnthropic
+
+    ant_key = "sk-ant-api03-gateway-n-0123456789abcdef"
+    model = "anthropic/claude-sonnet-4.5"
+    toml = {"providers": {"openrouter": {"priority": 0}, "anthropic": {"priority": 1}},
+            "model_groups": {model: {"strategy": "round_robin", "deployments": [
+                {"provider": "openrouter"}, {"provider": "anthropic"}]}}}
+    with FakeOpenRouter(api_key=UPSTREAM_KEY) as orf, FakeAnthropic(api_key=ant_key) as ant:
+        providers = parse_providers(toml, {
+            "OPENROUTER_API_KEY": UPSTREAM_KEY, "OPENROUTER_BASE_URL": orf.base_url,
+            "ANTHROPIC_API_KEY": ant_key, "ANTHROPIC_BASE_URL": ant.base_url})
+        settings = GatewaySettings(base_url=orf.base_url, api_key=UPSTREAM_KEY, port=0,
+                                   ledger=str(tmp_path / "ledger.sqlite3"), providers=providers)
+        with Gateway(settings) as gw:
+            k, rec = gw.keys.create("n-two-providers")
+            gw.tracker.set_budget(1, project=rec.project)
+            status, _, data = call(gw, "POST", "/v1/chat/completions",
+                                   {"model": model, "messages": HI, "max_tokens": 32, "n": 2}, key=k)
+            assert status == 200, data
+            chats = [r for r in orf.requests if r.endpoint == "/chat/completions"]
+            assert len(chats) == 1 and len(ant.requests) == 1  # one completion at each
+            rows = gw.tracker.usage_history(project=rec.project)
+            assert sorted(r.tags.get("provider") for r in rows) == ["anthropic", "openrouter"]
+            for r in rows:  # the row's provider is where it ran (Anthropic names the model natively)
+                assert (r.model == "claude-sonnet-4-5") == (r.tags["provider"] == "anthropic"), r
+            assert gw.tracker.budget_status(project=rec.project).reserved == 0
 
 
 def test_concurrent_n_requests_never_pay_for_completions_they_throw_away(

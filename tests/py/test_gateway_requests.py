@@ -114,3 +114,23 @@ def test_the_task_type_header_is_checked_as_a_tasks_type(gateway: Gateway, key: 
     assert got == status, body
     if status == 400:
         assert json.loads(body)["error"]["param"] == "X-Orroute-Task-Type"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {"messages": HI}),
+    ("/v1/messages", {"max_tokens": 5, "messages": HI}),
+    ("/v1/responses", {"input": "hi"}),
+    ("/v1/embeddings", {"input": "hi"}),
+], ids=["chat", "messages", "responses", "embeddings"])
+def test_a_huge_model_name_is_quoted_cut_in_the_error_and_the_log(
+        gateway: Gateway, key: str, path: str, body: dict[str, Any],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A 2 MB model name came back whole in the 400 (and in the log): client text is quoted
+    cut to 200 bytes, with an ellipsis and its length."""
+    model = "x/" + "A" * 2_000_000
+    with caplog.at_level("INFO"):
+        status, _, data = call(gateway, "POST", path, {"model": model, **body}, key=key)
+    assert status == 400, data[:300]
+    assert len(data) < 2_000, len(data)
+    assert "x/" + "A" * 198 + "… (2000002 bytes)" in json.loads(data)["error"]["message"]
+    assert all(len(r.getMessage()) < 2_000 for r in caplog.records)

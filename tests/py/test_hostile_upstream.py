@@ -848,11 +848,30 @@ def anthropic_event(name: bytes, data: bytes) -> bytes:
     return b"event: " + name + b"\ndata: " + data + b"\n\n"
 
 
+def provider_stream_of(reply: Fault) -> tuple[int, list[Any]]:
+    """The private per-provider client (ProviderStream) reading ``reply`` from a FakeAnthropic:
+    how the stream ended (2: its end, else an error) and the chunks it gave before."""
+    from orroute import _core
+    from orroute.testing import FakeAnthropic
+
+    with FakeAnthropic(api_key=ANT_KEY) as ant:
+        cfg = _core.ProviderConfig()
+        cfg.name = cfg.kind = "anthropic"
+        cfg.base_url = ant.base_url
+        cfg.api_keys = [ANT_KEY]
+        cfg.max_retries = 0
+        ant.fail("*", reply)
+        stream = _core.ProviderClient(cfg).stream(json.dumps(
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}), "claude-sonnet-4-5")
+        chunks = []
+        while (item := stream.next(10.0))[0] == 0:
+            chunks.append(item[1])
+    return item[0], chunks
+
+
 def test_a_key_split_over_anthropic_events_never_reaches_a_provider_stream_caller():
     """The private per-provider client (ProviderStream): a key split over two text deltas, and
     over two tool-input deltas, of an Anthropic stream is masked in the chunks it gives."""
-    from orroute import _core
-    from orroute.testing import FakeAnthropic
 
     ak = ANT_KEY.encode()
 
@@ -879,20 +898,9 @@ def test_a_key_split_over_anthropic_events_never_reaches_a_provider_stream_calle
                               b'"tool_use"},"usage":{"output_tokens":9}}')
             + anthropic_event(b"message_stop", b'{"type":"message_stop"}'))
     masked = ANT_KEY[:3] + "..." + ANT_KEY[-4:]
-    with FakeAnthropic(api_key=ANT_KEY) as ant:
-        cfg = _core.ProviderConfig()
-        cfg.name = cfg.kind = "anthropic"
-        cfg.base_url = ant.base_url
-        cfg.api_keys = [ANT_KEY]
-        cfg.max_retries = 0
-        cut = body.index(ak[10:])  # the second text delta arrives in a read of its own
-        ant.fail("*", stream_reply(body[:cut], body[cut:]))
-        stream = _core.ProviderClient(cfg).stream(json.dumps(
-            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}), "claude-sonnet-4-5")
-        chunks = []
-        while (item := stream.next(10.0))[0] == 0:
-            chunks.append(item[1])
-    assert item[0] == 2  # the end, not an error
+    cut = body.index(ak[10:])  # the second text delta arrives in a read of its own
+    end, chunks = provider_stream_of(stream_reply(body[:cut], body[cut:]))
+    assert end == 2  # the end, not an error
     assert text_of(chunks) == f"your key is {masked} ok"
     assert text_of(chunks, "arguments") == '{"k":"' + masked + '"}'
     assert ANT_KEY[3:] not in json.dumps(chunks)
@@ -1017,15 +1025,48 @@ def test_events_after_done_are_no_part_of_a_client_answer(fake):
     assert text_of(asyncio.run(run())) == "hi"
 
 
+def manager_stream_texts(m: orroute.AIModelManager, model: str) -> list[str]:
+    """The text of one task streamed from ``model`` by ``m``, sync then async."""
+    task = Task(messages="hi", max_tokens=50)
+
+    async def run() -> list[Any]:
+        return [c async for c in m.stream_task(task, model=model)]
+
+    return [text_of(list(m.stream_task_sync(task, model=model))), text_of(asyncio.run(run()))]
+
+
 def test_events_after_done_are_no_part_of_a_manager_answer_nor_its_cost(fake, tmp_path):
     m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
     fake.fail(MODEL, AFTER_DONE)
-    task = Task(messages="hi", max_tokens=50)
-    assert text_of(list(m.stream_task_sync(task, model=MODEL))) == "hi"
-
-    async def run() -> list[Any]:
-        return [c async for c in m.stream_task(task, model=MODEL)]
-
-    assert text_of(asyncio.run(run())) == "hi"
+    assert manager_stream_texts(m, MODEL) == ["hi", "hi"]
     rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
     assert [(r.outcome, r.completion_tokens) for r in rows] == [("ok", 2), ("ok", 2)]
+
+
+# Anthropic's end of stream is message_stop: what comes after it is treated as what comes after
+# [DONE] (ignored, the transfer closed there), not as a failed call.
+AFTER_MESSAGE_STOP = (ant_stream(b"hi")
+                      + anthropic_event(b"content_block_delta", b'{"type":"content_block_delta",'
+                                        b'"index":0,"delta":{"type":"text_delta","text":" and more"}}')
+                      + anthropic_event(b"message_delta", b'{"type":"message_delta","delta":'
+                                        b'{"stop_reason":"end_turn"},"usage":{"output_tokens":9999}}'))
+
+
+def test_events_after_message_stop_are_no_part_of_a_manager_answer_nor_its_cost(tmp_path):
+    from orroute.testing import FakeAnthropic
+
+    with FakeOpenRouter(api_key=KEY) as orf, FakeAnthropic(api_key=ANT_KEY) as ant:
+        m = anthropic_manager(tmp_path, orf, ant)
+        orf.fail("*", Fault.server_error(503))  # no fallback could hide an Anthropic failure
+        ant.fail("*", stream_reply(AFTER_MESSAGE_STOP))
+        assert manager_stream_texts(m, CLAUDE) == ["hi", "hi"]
+    rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert [(r.outcome, r.completion_tokens, r.tags["provider"]) for r in rows] == [
+        ("ok", 3, "anthropic")] * 2
+
+
+def test_events_after_message_stop_end_a_provider_stream_as_it_should():
+    end, chunks = provider_stream_of(stream_reply(AFTER_MESSAGE_STOP))
+    assert end == 2  # the end, not an error
+    assert text_of(chunks) == "hi"
+    assert [c["usage"]["completion_tokens"] for c in chunks if c.get("usage")] == [3]

@@ -9,6 +9,7 @@
 
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 namespace {
@@ -148,8 +149,13 @@ bool is_price_key(std::string_view k) {
 Pricing read_pricing(const Value& entry, std::vector<std::string>& soft_warnings) {
   const Value* obj = opt_object(entry, "pricing", "pricing");
   if (obj == nullptr) fail("pricing", "missing");
-  if (!obj->HasMember("prompt")) fail("pricing.prompt", "missing");
-  if (!obj->HasMember("completion")) fail("pricing.completion", "missing");
+  // Prompt and completion prices must be listed: a null one would price those tokens at $0 and
+  // leave them out of every reservation ("0" says free).
+  for (const char* key : {"prompt", "completion"}) {
+    const auto it = obj->FindMember(key);
+    if (it == obj->MemberEnd()) fail(std::string("pricing.") + key, "missing");
+    if (it->value.IsNull()) fail(std::string("pricing.") + key, "null");
+  }
   Pricing p;
   p.dynamic = read_prices(*obj, p.base, "pricing.");
   if (const auto it = obj->FindMember("discount"); it != obj->MemberEnd() && it->value.IsString()) {
@@ -458,7 +464,7 @@ const ModelInfo& ModelCatalog::at(std::string_view id) const {
   if (const ModelInfo* m = find(id)) return *m;
   std::string close;
   for (const std::string& c : nearest_ids(id, 3)) close += (close.empty() ? "" : ", ") + c;
-  throw NotFound("unknown model '" + std::string(id) + "'" +
+  throw NotFound("unknown model '" + client_text(id) + "'" +
                  (close.empty() ? std::string(" (not in the catalog)") : "; did you mean: " + close));
 }
 

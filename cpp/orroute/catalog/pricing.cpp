@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "orroute/error.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 namespace {
@@ -13,7 +14,7 @@ void require_non_negative(int64_t v, const char* name) {
 
 void require_static(const Pricing& pricing, std::string_view what) {
   if (pricing.dynamic) {
-    throw InvalidArgument("model '" + std::string(what) +
+    throw InvalidArgument("model '" + client_text(what) +
                           "' has a dynamic price (listed as \"-1\"): it routes to another model "
                           "and is billed at that model's price, so it cannot be priced in advance");
   }

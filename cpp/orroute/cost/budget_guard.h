@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 
@@ -22,10 +23,14 @@ struct ApprovalRequest {
 // Returns true to allow the call. May throw; the exception propagates out of reserve().
 using ApprovalHook = std::function<bool(const ApprovalRequest&)>;
 
-// Thread-safe. `ledger` must outlive the guard. The hook is called without any lock held.
+// Thread-safe. The hook is called without any lock held.
 class BudgetGuard {
  public:
+  // `ledger` must outlive the guard.
   explicit BudgetGuard(Ledger& ledger) : ledger_(ledger) {}
+  // A guard that keeps `ledger` (not null) alive: the engine's, which the runs it starts hold
+  // and may outlive it (a run gives back what it holds through the guard when it goes).
+  explicit BudgetGuard(std::shared_ptr<Ledger> ledger) : owned_(std::move(ledger)), ledger_(*owned_) {}
 
   // Calls estimated strictly above `above` need `hook` to return true. nullopt removes the hook.
   void set_approval(std::optional<Money> above, ApprovalHook hook);
@@ -45,6 +50,7 @@ class BudgetGuard {
   Ledger& ledger() { return ledger_; }
 
  private:
+  std::shared_ptr<Ledger> owned_;  // null for a guard over a ledger owned elsewhere
   Ledger& ledger_;
   mutable std::mutex mu_;
   std::optional<Money> approval_above_;

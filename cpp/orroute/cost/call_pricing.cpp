@@ -6,6 +6,7 @@
 
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 namespace {
@@ -202,13 +203,13 @@ PriceBound CallPricer::bound(std::string_view id, const RequestShape& shape) con
       b.derived->base = *policy_.unpriced_model_price;
       return b;
     }
-    b.refusal = "model '" + std::string(id) +
+    b.refusal = "model '" + client_text(id) +
                 "' has no price in the catalog, so its cost cannot be reserved; set "
                 "unpriced_model_price to reserve for unknown models, or use a catalog model";
   } catch (const std::exception& e) {
     b.listed = nullptr;
     b.derived.reset();
-    b.refusal = "model '" + std::string(id) + "' could not be priced: " + e.what();
+    b.refusal = "model '" + client_text(id) + "' could not be priced: " + e.what();
   }
   return b;
 }
@@ -236,7 +237,7 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
                                       max_output_tokens, 1, 0, 0, true, id);
       worst = worst ? std::max(*worst, c) : c;
     } catch (const std::exception& e) {
-      if (refusal) *refusal = "model '" + std::string(id) + "' could not be priced: " + e.what();
+      if (refusal) *refusal = "model '" + client_text(id) + "' could not be priced: " + e.what();
       return false;
     }
     return true;

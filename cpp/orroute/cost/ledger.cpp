@@ -126,16 +126,25 @@ Money BudgetState::remaining() const {
 }
 
 namespace {
-std::string exceeded_message(const BudgetState& s, Money estimate) {
-  return "budget " + s.budget.name() + " would be exceeded: limit $" + s.budget.limit.to_string() +
-         ", spent $" + s.spent.to_string() + ", reserved $" + s.reserved.to_string() +
-         ", this call up to $" + estimate.to_string();
+std::string exceeded_message(const std::string& budget, Money limit, Money spent, Money reserved, Money estimate,
+                             const std::string& asked) {
+  return "budget " + budget + " would be exceeded: limit $" + limit.to_string() + ", spent $" + spent.to_string() +
+         ", reserved $" + reserved.to_string() + ", " + asked + " up to $" + estimate.to_string();
 }
 }  // namespace
 
+BudgetExceeded BudgetExceeded::together(Money total, Money held, const std::string& asked) const {
+  BudgetExceeded out(exceeded_message(budget, limit, spent, reserved - held, total, asked), *this);
+  out.reserved = reserved - held;
+  out.estimate = total;
+  out.remaining = remaining + held;
+  return out;
+}
+
 BudgetExceeded::BudgetExceeded(const BudgetState& state, Money estimate_, Policy policy_,
                                Money remaining_)
-    : Error(exceeded_message(state, estimate_)),
+    : Error(exceeded_message(state.budget.name(), state.budget.limit, state.spent, state.reserved, estimate_,
+                             "this call")),
       budget(state.budget.name()),
       limit(state.budget.limit),
       spent(state.spent),

@@ -271,10 +271,19 @@ class Ledger {
 class BudgetExceeded : public Error {
  public:
   BudgetExceeded(const BudgetState& state, Money estimate, Policy policy, Money remaining);
+  // This refusal for a request of several calls reserved together (all or none), refused while
+  // `held` of them were reserved: the budget as it stood before any of them, the request's
+  // `total`, and `asked` saying what it is ("3 completions ...") where one call says "this call".
+  BudgetExceeded together(Money total, Money held, const std::string& asked) const;
   ErrorKind kind() const noexcept override { return ErrorKind::kBudgetExceeded; }
   std::string budget;
   Money limit, spent, reserved, estimate, remaining;
   Policy policy;
+
+ private:
+  BudgetExceeded(const std::string& message, const BudgetExceeded& fields) : Error(message), budget(fields.budget),
+      limit(fields.limit), spent(fields.spent), reserved(fields.reserved), estimate(fields.estimate),
+      remaining(fields.remaining), policy(fields.policy) {}
 };
 
 class EmergencyCutoff : public Error {

@@ -26,15 +26,23 @@ class Prepaid {
 
   // A run's first reservation. The first run to ask reserves `runs` times `request` through
   // `guard` (all or none: on a refusal those taken are released, and every run gets that
-  // refusal). Then: a reservation drawn for this run, or nullopt when it must reserve as usual
-  // (`request` is for another model or a larger amount than the first run's, or none is left).
+  // refusal, told for the n together: see asked()). Then: a reservation drawn for this run, or nullopt when it must reserve as usual
+  // (none is left, or `request` is for another model, another scope or a larger amount than the
+  // first run's: this run's share is then released at once). The scope counts: a settle books
+  // the call under its reservation's scope, so a run balanced to another provider (another
+  // "provider" tag) must not draw a share reserved under the first run's. A run calls draw() at
+  // most once, and then never give_back().
   // What `guard` throws (a refusing budget's refusal) every run throws (nothing is left reserved).
   std::optional<ReserveOutcome> draw(BudgetGuard& guard, const ReserveRequest& request, bool approved);
-  // A run that ends without having drawn: one reservation is released (or, before the first
+  // A run that ends without having called draw(): one reservation is released (or, before the first
   // draw, one fewer will be made). Never throws: a release that fails is left to the ledger's
   // reclaim.
   void give_back(Ledger& ledger) noexcept;
   int runs() const { return runs_; }
+  // What a refusal names: "<runs> completions reserved together (all or none, up to $<each>
+  // each)", and their total, `runs` x `each`.
+  std::string asked(Money each) const;
+  Money total(Money each) const;
 
  private:
   enum class State { kOpen, kReserved, kRefused };
@@ -46,6 +54,7 @@ class Prepaid {
   int given_back_ = 0;         // runs that ended before the first draw
   std::vector<int64_t> left_;  // reservations no run has drawn
   std::string model_;
+  SpendScope scope_;
   Money amount_;
   ReserveOutcome refusal_;      // kRefused: the refusal every run gets,
   std::exception_ptr failure_;  // or what `guard` threw, which every run throws

@@ -51,6 +51,7 @@ DataAction ChatSink::read(std::string_view bytes) {
       if (!acc_.error()) wire_error_ = translator_->error();
       return keep = false;
     }
+    if (translator_->ended()) end_marker_.end();  // its end event: later ones are ignored
     return true;
   });
   if (keep && unfinished_ > kMaxBody) {  // one endless event: the parser would buffer it all

@@ -91,7 +91,7 @@ class ChatSink final : public Sink {
   std::string model_;
   std::string key_;  // the API key this attempt sent ("" = none)
   AttemptDone done_;
-  DoneMarker end_marker_;  // events after [DONE] are ignored and close the transfer
+  DoneMarker end_marker_;  // events after [DONE] (or the translator's end) are ignored and close the transfer
   Instant started_;
   int status_ = 0;
   Headers headers_;

@@ -33,7 +33,7 @@ Engine::Engine(EngineConfig config, std::shared_ptr<const ModelCatalog> catalog,
   RecoveryPolicy validate(config_.loop.retry);
   (void)validate;
   config_.client.retry.max_retries = 0;  // the attempt loop retries, with breakers and fallbacks
-  if (ledger_) guard_ = std::make_unique<BudgetGuard>(*ledger_);
+  if (ledger_) guard_ = std::make_shared<BudgetGuard>(ledger_);
   impl_ = std::make_unique<Impl>(*this, clock);
   if (ledger_) impl_->settle_worker = std::make_unique<SettleWorker>(*ledger_);
   impl_->client = ApiClient::create(config_.client);

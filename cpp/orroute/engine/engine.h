@@ -246,7 +246,7 @@ class Engine {
   EngineConfig config_;
   std::shared_ptr<const ModelCatalog> catalog_;
   std::shared_ptr<Ledger> ledger_;
-  std::unique_ptr<BudgetGuard> guard_;
+  std::shared_ptr<BudgetGuard> guard_;  // shared with the runs' gates, which may outlive the engine
   std::unique_ptr<Impl> impl_;
 };
 

@@ -11,6 +11,7 @@
 
 #include "orroute/error.h"
 #include "orroute/select/expected_cost.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 
@@ -39,23 +40,22 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
   req.task_id = task_id_;
   Hold h;
   try {
-    const bool asks = guard_.needs_approval(worst_case);
+    const bool asks = guard_->needs_approval(worst_case);
     const auto approved = approved_.find(model);
     const bool approved_before = asks && approved != approved_.end() && worst_case <= approved->second;
     if (asks && !approved_before && std::this_thread::get_id() != caller_) {
       h.ok = false;  // the next candidate may not need approval
       h.error_kind = ErrorKind::kApprovalDenied;
-      h.refusal = "the fallback " + model + " (estimated at $" + worst_case.to_string() +
+      h.refusal = "the fallback " + client_text(model) + " (estimated at $" + worst_case.to_string() +
                   ") needs approval, which is asked only before the first attempt";
       return h;
     }
     std::optional<ReserveOutcome> drawn;
     if (prepaid_ && !prepaid_tried_) {  // a run's first reservation is its share of the n
       prepaid_tried_ = true;
-      drawn = prepaid_->draw(guard_, req, approved_before);
-      drew_ = drawn && drawn->status == ReserveStatus::kReserved;
+      drawn = prepaid_->draw(*guard_, req, approved_before);
     }
-    const ReserveOutcome o = drawn ? std::move(*drawn) : guard_.reserve(req, approved_before);
+    const ReserveOutcome o = drawn ? std::move(*drawn) : guard_->reserve(req, approved_before);
     switch (o.status) {
       case ReserveStatus::kReserved:
         if (asks && !approved_before) approved_[model] = worst_case;
@@ -71,9 +71,9 @@ BudgetGate::Hold LedgerGate::reserve(const std::string& model, Money worst_case)
         h.stop = drawn.has_value();  // n completions that do not all fit: none is sent, none falls back
         h.error_kind = ErrorKind::kBudgetExceeded;
         h.refusal = "budget " + (o.blocking ? o.blocking->budget.name() : std::string("?")) + ": worst case " +
-                    (drawn ? std::to_string(prepaid_->runs()) + " x " : std::string()) + worst_case.to_string() +
-                    " USD on " + model + (drawn ? " (the completions asked for together)" : "") + " exceeds the " +
-                    (o.remaining ? o.remaining->to_string() : std::string("?")) +
+                    (drawn ? prepaid_->total(worst_case).to_string() + " USD for " + prepaid_->asked(worst_case)
+                           : worst_case.to_string() + " USD") +
+                    " on " + client_text(model) + " exceeds the " + (o.remaining ? o.remaining->to_string() : std::string("?")) +
                     " USD remaining";
         return h;
       case ReserveStatus::kCutoff:
@@ -152,7 +152,7 @@ void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
   if (!worker || !worker->start()) {  // no worker, or no thread for it: written here
     for (SettleItem& it : items) {
       try {
-        SettleOutcome out = guard_.ledger().settle(it.reservation_id, std::move(it.call));
+        SettleOutcome out = guard_->ledger().settle(it.reservation_id, std::move(it.call));
         std::lock_guard lock(mu_);
         for (Alert& a : out.alerts) alerts_.push_back(std::move(a));
       } catch (const std::exception&) {
@@ -185,12 +185,12 @@ void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
 }
 
 LedgerGate::~LedgerGate() {
-  if (prepaid_ && !drew_) prepaid_->give_back(guard_.ledger());  // the share this run never drew
+  if (prepaid_ && !prepaid_tried_) prepaid_->give_back(guard_->ledger());  // a run that never asked for its share
 }
 
 void LedgerGate::release(uint64_t id) {
   try {
-    guard_.ledger().release(static_cast<int64_t>(id));
+    guard_->ledger().release(static_cast<int64_t>(id));
   } catch (const std::exception&) {
     // Storage failure: the ledger reclaims the reservation by its TTL.
   }

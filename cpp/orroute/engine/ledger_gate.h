@@ -23,12 +23,15 @@ namespace orroute {
 // Reservations through the BudgetGuard (cutoff, approval hook, atomic check-and-reserve).
 // settle() only records what to write; commit() writes it, on the settle worker when there is one
 // (off the network thread, batched with other runs' settles), and then finishes the run.
+// The gate holds its guard (and so the ledger, see BudgetGuard): a run may outlive its engine,
+// and what it still holds is given back when its gate goes. `catalog` and `prices` are read only
+// while the run runs.
 class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<LedgerGate> {
  public:
-  LedgerGate(BudgetGuard& guard, SpendScope scope, std::string task_id, std::string task_type,
+  LedgerGate(std::shared_ptr<BudgetGuard> guard, SpendScope scope, std::string task_id, std::string task_type,
              const ModelCatalog& catalog, const PriceBook& prices, int64_t prompt_tokens,
              int64_t max_tokens)
-      : guard_(guard), scope_(std::move(scope)), task_id_(std::move(task_id)),
+      : guard_(std::move(guard)), scope_(std::move(scope)), task_id_(std::move(task_id)),
         task_type_(std::move(task_type)), catalog_(catalog), prices_(prices),
         prompt_tokens_(prompt_tokens), max_tokens_(max_tokens), caller_(std::this_thread::get_id()) {}
   ~LedgerGate() override;
@@ -68,7 +71,7 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
   std::vector<Alert> take_alerts();
 
  private:
-  BudgetGuard& guard_;
+  std::shared_ptr<BudgetGuard> guard_;  // not null
   SpendScope scope_;
   std::string task_id_, task_type_;
   const ModelCatalog& catalog_;
@@ -82,8 +85,7 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
   std::unordered_map<std::string, Money> approved_;  // the largest amount approved per model
   int64_t hold_us_ = ReserveRequest{}.ttl_us;  // each reservation's ttl (hold_for)
   std::shared_ptr<Prepaid> prepaid_;
-  bool prepaid_tried_ = false;  // the run's first reservation asked prepaid_
-  bool drew_ = false;           // and got its share
+  bool prepaid_tried_ = false;  // the run's first reservation asked prepaid_ (drew or gave back its share)
   std::mutex mu_;
   std::vector<Alert> alerts_;
   std::vector<SettleItem> pending_;  // kept by settle() for commit()

@@ -1,6 +1,7 @@
 #include "orroute/engine/routed_prices.h"
 
 #include "orroute/error.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 
@@ -30,7 +31,8 @@ std::optional<Money> RoutedPrices::worst_case(const std::string& candidate, int6
 std::string RoutedPrices::unpriced_reason(const std::string& candidate) const {
   const auto [model, provider] = ProviderRoutes::split(candidate);
   if (provider.empty()) return catalog_->unpriced_reason(model);
-  return "model '" + model + "' has no price at provider '" + provider + "' (as '" + routes_.native(candidate) +
+  return "model '" + client_text(model) + "' has no price at provider '" + provider + "' (as '" +
+         client_text(routes_.native(candidate)) +
          "'): set its prices or leave it to the other providers";
 }
 

@@ -79,7 +79,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   if (routes) book = std::make_shared<RoutedPrices>(prices, *routes);
   std::shared_ptr<LedgerGate> gate;
   if (guard_) {
-    gate = std::make_shared<LedgerGate>(*guard_, task.scope, task.task_id, plan.task_type,
+    gate = std::make_shared<LedgerGate>(guard_, task.scope, task.task_id, plan.task_type,
                                         *catalog_, *book, plan.prompt_tokens, plan.max_tokens);
     if (routes) gate->set_routed_as(config_.provider_name);
     gate->set_prepaid(task.prepaid);

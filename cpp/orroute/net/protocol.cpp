@@ -12,6 +12,7 @@
 
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 
@@ -274,17 +275,9 @@ Problem bad(const std::string& field, const std::string& what) {
   return problem(field, "'" + field + "' " + what);
 }
 
-// A JSON value shown in a message: at most 40 bytes of its JSON text, cut on a UTF-8 character
-// boundary (a message must stay valid UTF-8: it becomes a Python str and a JSON error body).
-std::string shown(const rapidjson::Value& v) {
-  std::string text = to_json(v);
-  if (text.size() > 40) {
-    size_t cut = 40;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-    text = text.substr(0, cut) + "...";
-  }
-  return text;
-}
+// A JSON value shown in a message: at most 40 bytes of its JSON text (client_text: cut on a
+// UTF-8 character, so a message stays valid UTF-8 for Python and a JSON error body).
+std::string shown(const rapidjson::Value& v) { return client_text(to_json(v), 40); }
 
 bool is_whole(const rapidjson::Value& v) { return v.IsInt64() || v.IsUint64(); }
 

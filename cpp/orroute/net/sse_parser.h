@@ -64,8 +64,9 @@ class SseParser {
 // True if an event's data is OpenAI's end-of-stream marker "[DONE]".
 inline bool is_done_marker(std::string_view data) { return data == "[DONE]"; }
 
-// `data: [DONE]` ends an OpenAI-style stream: nothing after it is part of the answer (no content,
-// no usage), and an upstream sending more is cut off there. One per stream reader (Call,
+// `data: [DONE]` ends an OpenAI-style stream (and end() a stream of another format): nothing
+// after it is part of the answer (no content, no usage), and an upstream sending more is cut off
+// there. One per stream reader (Call,
 // ChatSink); not thread-safe.
 class DoneMarker {
  public:
@@ -79,6 +80,9 @@ class DoneMarker {
     seen_ = is_done_marker(data);
     return !seen_;
   }
+  // The stream ended by its own format's end event (Anthropic's message_stop): what follows is
+  // treated as what follows [DONE], for every provider alike.
+  void end() { seen_ = true; }
   // An event came after [DONE]: the reader is to stop the transfer.
   bool closed() const { return closed_; }
   // `t` as it counts: a transfer that ended in any way after [DONE] (stopped by the reader, or

@@ -68,6 +68,7 @@ Call::Next ProviderStream::next(std::string& chunk, bool block, int64_t timeout_
       return Call::Next::kItem;
     }
     if (failed_) return Call::Next::kError;
+    if (ended_) return Call::Next::kEnd;
     const Call::Next n = call_->next(data_, block, timeout_ms);
     if (n == Call::Next::kPending) return n;
     if (n == Call::Next::kError) {
@@ -79,10 +80,11 @@ Call::Next ProviderStream::next(std::string& chunk, bool block, int64_t timeout_
         fail(translator_->error().value_or(ApiError{}));
         return Call::Next::kError;
       }
-      rapidjson::Document held;
-      if (!scrubber_.flush(held, StreamScrubber::ChunkHead{id_, created_, model_})) return n;
-      chunk = to_json(held);
-      return Call::Next::kItem;  // kEnd comes with the next call (nothing is held any more)
+      return end(chunk);
+    }
+    if (translator_->ended()) {  // an event after the end event: ignored, as after [DONE]
+      call_->cancel();
+      return end(chunk);
     }
     std::vector<std::string> out;
     const bool go_on = translator_->translate(data_, out);
@@ -92,6 +94,14 @@ Call::Next ProviderStream::next(std::string& chunk, bool block, int64_t timeout_
       call_->cancel();  // nothing more is read from this response
     }
   }
+}
+
+Call::Next ProviderStream::end(std::string& chunk) {
+  ended_ = true;
+  rapidjson::Document held;
+  if (!scrubber_.flush(held, StreamScrubber::ChunkHead{id_, created_, model_})) return Call::Next::kEnd;
+  chunk = to_json(held);
+  return Call::Next::kItem;  // kEnd comes with the next call
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ class ProviderStream {
   void take(std::string chunk);
   // The stream failed: `error` (keys scrubbed) comes next, and nothing held back is released.
   void fail(ApiError error);
+  // The stream ended (the upstream closed it, or sent more after its end event): kItem with the
+  // text the scrubber held back, if any, else kEnd.
+  Call::Next end(std::string& chunk);
 
   std::shared_ptr<Call> call_;
   std::shared_ptr<const WireAdapter> adapter_;
@@ -62,6 +65,7 @@ class ProviderStream {
   int64_t created_ = 0;
   std::deque<std::string> pending_;  // at most 2 chunks per event (3 at the end)
   bool failed_ = false;
+  bool ended_ = false;  // the translator's end event came: later events are ignored, the call cut
   ApiError error_;
   std::string data_;
 };

@@ -109,6 +109,7 @@ class AnthropicTranslator final : public StreamTranslator {
     return e;
   }
   bool complete() const override { return tr_.finished(); }
+  bool ended() const override { return tr_.finished(); }
 
  private:
   AnthropicStreamTranslator tr_;

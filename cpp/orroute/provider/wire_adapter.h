@@ -29,6 +29,10 @@ class StreamTranslator {
   virtual std::optional<ApiError> error() const = 0;
   // True if the stream may end here (Anthropic: message_stop arrived; pass-through: always).
   virtual bool complete() const = 0;
+  // True once the format's own end event came (Anthropic's message_stop; pass-through: never, its
+  // [DONE] is not given here). Readers then ignore what follows and close the transfer, as after
+  // OpenAI's [DONE] (DoneMarker): the same rule for every provider.
+  virtual bool ended() const { return false; }
 };
 
 // A non-streamed reply in the chat shape: completion_json + usage, or error.

@@ -286,7 +286,7 @@ void Run::step_locked() {
           ++budget_refusals_;
           budget_message_ = worst ? "task budget " + req_.max_cost->to_string() +
                                         " USD < worst-case " + worst->to_string() + " USD on " +
-                                        model
+                                        client_text(model)
                                   : ctx_.prices->unpriced_reason(model);
           budget_error_ = ErrorKind::kBudgetExceeded;
           if (worst) note_refused(model, *worst);
@@ -594,7 +594,9 @@ void Run::finish_exhausted(Lock& lock) {
       }
     } else {
       std::string msg = "no candidate model could take the request:";
-      for (const AttemptRecord& a : outcome_.attempts) msg += " " + a.model + " (" + a.outcome.substr(8) + ")";
+      for (const AttemptRecord& a : outcome_.attempts) {
+        msg += " " + client_text(a.model) + " (" + a.outcome.substr(8) + ")";
+      }
       outcome_.message = msg;
     }
   }

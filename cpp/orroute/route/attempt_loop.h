@@ -29,6 +29,7 @@
 #include "orroute/route/rate_limiter.h"
 #include "orroute/route/retry_policy.h"
 #include "orroute/route/router_state.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 
@@ -148,7 +149,7 @@ class PriceBook {
                                           int64_t max_output_tokens) const = 0;
   // Why worst_case() gave nullopt for `model` (names the model and the setting to change).
   virtual std::string unpriced_reason(const std::string& model) const {
-    return "model '" + model + "' cannot be priced";
+    return "model '" + client_text(model) + "' cannot be priced";
   }
   // Whether `model` must be priced to be sent even without a budget: its reply carries no cost
   // of its own (another provider, charged at its own price list), so a call that cannot be

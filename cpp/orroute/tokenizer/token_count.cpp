@@ -15,6 +15,7 @@
 #include "orroute/json.h"
 #include "orroute/text_memo.h"
 #include "orroute/tokenizer/encoding.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 namespace {
@@ -152,14 +153,14 @@ std::string encoding_for_model(std::string_view model_or_family, bool strict) {
   if (!legacy.empty() && !shipped(legacy) && (m.full == m.bare || starts_with(m.full, "openai/"))) {
     std::string names;
     for (const std::string& n : encoding_names()) names += (names.empty() ? "" : ", ") + n;
-    throw NotFound("model '" + std::string(model_or_family) + "' uses tiktoken's " +
+    throw NotFound("model '" + client_text(model_or_family) + "' uses tiktoken's " +
                    std::string(legacy) + " encoding, which orroute does not ship (it ships " +
                    names + "); load its .tiktoken file with orroute.tiktoken_compat.Encoding(" +
                    "name, pat_str=..., mergeable_ranks=load_tiktoken_bpe(path), " +
                    "special_tokens=...)");
   }
   if (strict) {
-    throw NotFound("no exact tokenizer known for model '" + std::string(model_or_family) + "'");
+    throw NotFound("no exact tokenizer known for model '" + client_text(model_or_family) + "'");
   }
   return std::string(t.encoding);
 }

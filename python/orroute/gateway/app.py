@@ -215,9 +215,10 @@ class GatewayApp:
                             code="invalid_key")
         return rec
 
-    def _budget_message(self, res: dict[str, Any], project: str) -> str:
+    def _budget_message(self, res: dict[str, Any], project: str, runs: int = 1) -> str:
         """The 402 message: the project's budget, spent, remaining, and this request's worst
-        case (refusals are rare: reading the budget here costs nothing on the normal path)."""
+        case, its ``runs`` completions together (refusals are rare: reading the budget here
+        costs nothing on the normal path)."""
         if res["budget_error_type"] == "EmergencyCutoffError":
             return f"spending is stopped (emergency cutoff): {res['message']}"
         parts = [f"budget exceeded for project {project!r}"]
@@ -231,7 +232,9 @@ class GatewayApp:
                       f"remaining ${Decimal(b.remaining).normalize():f}"]
         est = res["plan"].get("estimate")
         if est is not None:
-            parts.append(f"this request may cost up to ${Decimal(est).normalize():f}")
+            each = Decimal(est)
+            parts.append(f"this request may cost up to ${(each * runs).normalize():f}" + (
+                f" ({runs} completions at up to ${each.normalize():f} each)" if runs > 1 else ""))
         parts.append(res["message"])
         return "; ".join(parts)
 
@@ -397,16 +400,18 @@ class GatewayApp:
         if observed is not None:
             observe_result(observed, res)
 
-    def _failure(self, res: dict[str, Any], project: str) -> tuple[int, bytes, list[tuple[str, str]]]:
-        """Status, error body and headers for a run that failed before anything was relayed: the
-        engine's result goes through the one result → exception table (``orroute._engine``),
-        and the exception is presented as HTTP here."""
+    def _failure(self, res: dict[str, Any], project: str,
+                 runs: int = 1) -> tuple[int, bytes, list[tuple[str, str]]]:
+        """Status, error body and headers for a run (one of ``runs`` completions reserved
+        together) that failed before anything was relayed: the engine's result goes through the
+        one result → exception table (``orroute._engine``), and the exception is presented as
+        HTTP here."""
         err = _engine.result_error(res)
         if isinstance(err, UnpricedModelError):
             return 400, HttpError(400, res["message"], param="model",
                                   code="unpriced_model").body(), []
         if res["budget_refused"]:
-            return 402, HttpError(402, self._budget_message(res, project),
+            return 402, HttpError(402, self._budget_message(res, project, runs),
                                   type_="insufficient_quota", code="budget_exceeded").body(), []
         if isinstance(err, NoModelAvailableError):
             return 503, HttpError(503, f"no model available: {res['message']}",
@@ -469,7 +474,8 @@ class GatewayApp:
                 # a 200 can carry upstream words too (a choice's error): scrubbed like errors
                 self._send(conn, 200, self._scrub(pending.body()), close, extra)
                 return out
-            status, payload, headers = self._failure(res, key.project)
+            status, payload, headers = self._failure(res, key.project,
+                                                     prepaid.runs if prepaid is not None else 1)
             self._send(conn, status, payload, close, extra + headers)
             return out if status != 402 else None
         finally:
@@ -663,7 +669,7 @@ class GatewayApp:
             return {"id": model_id, "alias": True, "strategy": ALIASES[model_id]}
         m = self.catalog.get(model_id)
         if m is None:
-            raise HttpError(404, f"unknown model {model_id!r}", type_="not_found",
+            raise HttpError(404, f"unknown model '{_core.client_text(model_id)}'", type_="not_found",
                             param="model_id", code="model_not_found")
         d = self._model_dict(m)
         spec = getattr(self.selector, "models", {}).get(model_id)

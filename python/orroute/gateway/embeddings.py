@@ -21,7 +21,7 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .. import _engine
+from .. import _core, _engine
 from .._exceptions import ApprovalDeniedError, BudgetExceededError, EmergencyCutoffError
 from ..tokenizer import count_tokens
 from ._json import dumps, loads
@@ -122,8 +122,8 @@ class EmbeddingsRoute:
                 raise bad_field("encoding_format", "'encoding_format' must be float or base64")
             catalog = await self._catalog_for(model)
             if catalog is None:
-                raise HttpError(400, f"the model {model[:200]!r} cannot be priced, so it is not "
-                                "called (an embedding model of the upstream's catalog?)",
+                raise HttpError(400, f"the model '{_core.client_text(model)}' cannot be priced, so "
+                                "it is not called (an embedding model of the upstream's catalog?)",
                                 param="model", code="model_not_found")
             worst = catalog.cost(model, prompt_tokens=tokens, completion_tokens=0)
             await self._call(conn, body, model, key, close, catalog, worst)

@@ -68,7 +68,7 @@ async def relay_n(app: GatewayApp, conn: Connection, raw: RawRequest, one: dict[
                 res = run.result()
                 if not res["ok"]:
                     done = [True] * n
-                    status, payload, headers = app._failure(res, key.project)
+                    status, payload, headers = app._failure(res, key.project, n)
                     out = ChatOutcome(res["model"], _sent(res["attempts"]))
                     app._send(conn, status, payload, close, out.headers() + headers)
                     return
@@ -91,7 +91,7 @@ async def relay_n(app: GatewayApp, conn: Connection, raw: RawRequest, one: dict[
                     done[i] = True
                     res = run.result()
                     if not res["ok"] and not failure:
-                        failure = b"data: " + app._failure(res, key.project)[1] + b"\n\n"
+                        failure = b"data: " + app._failure(res, key.project, n)[1] + b"\n\n"
             if failure or all(done):
                 break
             live = [r for i, r in enumerate(runs) if not done[i]]
