@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -48,9 +49,18 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// Bumped in a child process by fork(): a transport made before it belongs to the parent. Its
+// connections and its epoll instance are shared with the parent across fork (a request written on
+// a shared connection may be answered to the other process; the child's epoll_ctl changes the
+// parent's watch list), and its loop thread does not exist in the child.
+std::atomic<uint64_t> g_fork_generation{0};
+
 void global_init() {
   static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::call_once(once, [] {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    pthread_atfork(nullptr, nullptr, [] { g_fork_generation.fetch_add(1, std::memory_order_relaxed); });
+  });
 }
 
 // How many idle connections the multi handle keeps for reuse. libcurl's default is four per easy
@@ -150,6 +160,9 @@ struct Transport::Impl {
 
   TransportOptions options;
   CURLM* multi = nullptr;
+  const uint64_t fork_generation = g_fork_generation.load(std::memory_order_relaxed);
+  // Whether this process is a child forked after the transport was made (see g_fork_generation).
+  bool inherited() const { return fork_generation != g_fork_generation.load(std::memory_order_relaxed); }
   // libcurl's multi-socket API: libcurl names the sockets it waits on (on_socket) and this epoll
   // set watches them, so each turn acts on the sockets that are ready and nothing else. With
   // curl_multi_perform libcurl does not know which are, and checks every running transfer's
@@ -736,6 +749,7 @@ struct Transport::Impl {
   // under way the loop thread is about to park (it has just handed a result over, perhaps to this
   // very caller, who may have taken its core): the caller gives it a few microseconds to.
   bool claim_for_caller() {
+    if (inherited()) return false;
     const auto give_up = Clock::now() + std::chrono::microseconds(50);
     while (true) {
       {
@@ -816,6 +830,10 @@ Transport::Transport(TransportOptions options) : impl_(std::make_shared<Impl>())
 }
 
 Transport::~Transport() {
+  // In a forked child nothing here is ours: the parent's threads may have held the lock at the
+  // fork, its loop thread is not in this process (its copy of the state keeps it alive, never
+  // cleaned up, so nothing is sent or closed on the parent's connections).
+  if (impl_->inherited()) return;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->stopping = true;
@@ -833,6 +851,9 @@ Transport::~Transport() {
 }
 
 TransferId Transport::submit(HttpRequest request, std::shared_ptr<Sink> sink) {
+  if (impl_->inherited()) {
+    throw Error("this client was made before fork() and belongs to the parent process; make a new one in the child");
+  }
   if (request.url.empty()) throw InvalidArgument("HTTP request without a URL");
   if (!sink) throw InvalidArgument("HTTP request without a sink");
   auto t = std::make_unique<Impl::Transfer>();
@@ -846,9 +867,15 @@ TransferId Transport::submit(HttpRequest request, std::shared_ptr<Sink> sink) {
   return id;
 }
 
-void Transport::cancel(TransferId id) { impl_->push(Impl::Command{Impl::Command::kCancel, id, nullptr, {}, {}}); }
+void Transport::cancel(TransferId id) {
+  if (impl_->inherited()) return;  // nothing of this process's runs on it
+  impl_->push(Impl::Command{Impl::Command::kCancel, id, nullptr, {}, {}});
+}
 
-void Transport::resume(TransferId id) { impl_->push(Impl::Command{Impl::Command::kResume, id, nullptr, {}, {}}); }
+void Transport::resume(TransferId id) {
+  if (impl_->inherited()) return;
+  impl_->push(Impl::Command{Impl::Command::kResume, id, nullptr, {}, {}});
+}
 
 void Transport::post(std::function<void()> fn, std::chrono::milliseconds delay) {
   impl_->push(Impl::Command{Impl::Command::kPost, 0, nullptr, std::move(fn), Clock::now() + delay});
