@@ -667,26 +667,17 @@ struct Transport::Impl {
     return true;
   }
 
-  struct LeasePlan {
-    std::vector<LoopWatch::Socket> sockets;
-    std::chrono::microseconds timeout{0};
-  };
-
-  // What a lease of the loop would watch: the transport's epoll set (the sockets libcurl waits on
-  // for the one transfer left, and the wake-up), and when libcurl (or a first-byte or idle check)
-  // needs a turn anyway. Nothing when the loop has other work (a timer, more transfers, a paused
-  // one). Asked by the driver.
-  std::optional<LeasePlan> lease_plan() {
+  // When a lease of the loop needs a turn even if no socket is ready (libcurl's timeout, a
+  // first-byte or idle check); the lease watches the transport's epoll set (the sockets libcurl
+  // waits on for the one transfer left, and the wake-up). Nothing when the loop has other work (a
+  // timer, more transfers, a paused one). Asked by the driver.
+  std::optional<std::chrono::microseconds> lease_timeout() {
     if (transfers.size() != 1 || !timers.empty() || transfers.begin()->second->paused) return std::nullopt;
-    if (!ready.empty()) return std::nullopt;  // readiness already read: the next turn is now
-    LeasePlan plan;
-    plan.sockets.push_back(LoopWatch::Socket{epoll_fd, EPOLLIN});
     long wait_ms = -1;
     curl_multi_timeout(multi, &wait_ms);
     if (wait_ms < 0 || wait_ms > 1000) wait_ms = 1000;  // as the loop thread's longest poll
     if (wait_ms > 20 && any_custom_deadline()) wait_ms = 20;
-    plan.timeout = std::max(std::chrono::microseconds(1), std::chrono::microseconds(wait_ms * 1000));
-    return plan;
+    return std::max(std::chrono::microseconds(1), std::chrono::microseconds(wait_ms * 1000));
   }
 
   // A caller lets go of the loop it drove. It is lent to `lend` (the caller's event loop) when the
@@ -694,17 +685,17 @@ struct Transport::Impl {
   // turn, which keeps the loop only if it was not revoked meanwhile. Else the loop thread takes
   // over whatever is left.
   void let_go(const std::shared_ptr<LoopWatch>& lend, bool renewing) {
-    std::optional<LeasePlan> plan;
-    if (lend) plan = lease_plan();  // still the driver: libcurl is this thread's
+    std::optional<std::chrono::microseconds> timeout;
+    if (lend) timeout = lease_timeout();  // still the driver: libcurl is this thread's
     bool work_left;
     {
       std::lock_guard<std::mutex> lock(mu);
       caller_driving = false;
       const bool still_ours = renewing ? lent_to == lend : lent_to == nullptr;
-      if (plan && still_ours && commands.empty() && !stopping) {
+      if (timeout && still_ours && commands.empty() && !stopping) {
         if (!renewing) lends.fetch_add(1, std::memory_order_relaxed);
         lent_to = lend;
-        lend->watch(plan->sockets, plan->timeout, self);
+        lend->watch(epoll_fd, *timeout, self);
         return;
       }
       revoke_lease_locked();
@@ -958,20 +949,18 @@ void LoopWatch::add(int fd) {
 
 bool LoopWatch::lent() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return !watched_.empty();
+  return watched_ >= 0;
 }
 
-void LoopWatch::watch(const std::vector<Socket>& sockets, std::chrono::microseconds timeout,
-                      std::weak_ptr<Transport::Impl> lender) {
+void LoopWatch::watch(int lender_fd, std::chrono::microseconds timeout, std::weak_ptr<Transport::Impl> lender) {
   std::lock_guard<std::mutex> lock(mu_);
-  // Every socket is (re-)added, not only the new ones: libcurl may have closed one and opened
-  // another under the same number since the last turn, which took the old one out of the set.
-  for (const Socket& s : sockets) epoll_set(epoll_fd_, EPOLL_CTL_ADD, s.fd, s.events);
-  for (const Socket& old : watched_) {
-    const bool kept = std::any_of(sockets.begin(), sockets.end(), [&](const Socket& s) { return s.fd == old.fd; });
-    if (!kept) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, old.fd, nullptr);
+  // A renewed lease keeps its registration: the lender's epoll set lives as long as the lender,
+  // and an ended lease (unwatch) takes it out.
+  if (watched_ != lender_fd) {
+    if (watched_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, watched_, nullptr);
+    epoll_set(epoll_fd_, EPOLL_CTL_ADD, lender_fd, EPOLLIN);
+    watched_ = lender_fd;
   }
-  watched_ = sockets;
   lender_ = std::move(lender);
   if (timer_fd_ < 0) {
     timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -988,8 +977,8 @@ void LoopWatch::watch(const std::vector<Socket>& sockets, std::chrono::microseco
 
 void LoopWatch::unwatch() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const Socket& s : watched_) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, s.fd, nullptr);
-  watched_.clear();
+  if (watched_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, watched_, nullptr);
+  watched_ = -1;
   lender_.reset();
   if (timer_fd_ < 0) return;
   // Another thread ended the lease while the event loop's thread waits in serve_until(): the timer

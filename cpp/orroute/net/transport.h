@@ -134,9 +134,9 @@ class Transport {
 // lent, the loop thread stays parked and a turn runs the loop's work once. The lease ends when its
 // transfer is done or when anything else needs the loop: another thread's command, this thread's
 // next call or cancel, a retry timer, a Driver claiming it, the transport closing. The loop thread
-// then takes over what is left, and the sockets are no longer watched. The watch's descriptors
-// are its own (libcurl's sockets are only ever inside its epoll set, never the event loop's), so
-// the event loop never holds a descriptor libcurl may close. Thread-safe.
+// then takes over what is left, and its set is no longer watched. The watch's descriptors are its
+// own and the lender's epoll set (libcurl's sockets are only ever inside that set, never the event
+// loop's), so the event loop never holds a descriptor libcurl may close. Thread-safe.
 class LoopWatch {
  public:
   LoopWatch();  // throws Error when no epoll descriptor can be made
@@ -160,16 +160,12 @@ class LoopWatch {
 
  private:
   friend class Transport;
-  struct Socket {
-    int fd;
-    uint32_t events;  // EPOLLIN / EPOLLOUT
-  };
-  // Lends the loop: watches `sockets` (replacing what was watched) and wakes fd() after `timeout`
-  // at the latest. Called by the transport with its lock held.
-  void watch(const std::vector<Socket>& sockets, std::chrono::microseconds timeout,
-             std::weak_ptr<Transport::Impl> lender);
-  // The lease ended: no socket is watched, and fd() is readable once (the timer fires at once) so
-  // that a thread in serve_until() learns it. From any thread, with the transport's lock held.
+  // Lends the loop: watches `lender_fd` (the lender's epoll set of libcurl's sockets) and wakes
+  // fd() after `timeout` at the latest. Called by the transport with its lock held.
+  void watch(int lender_fd, std::chrono::microseconds timeout, std::weak_ptr<Transport::Impl> lender);
+  // The lease ended: the lender's set is no longer watched, and fd() is readable once (the timer
+  // fires at once) so that a thread in serve_until() learns it. From any thread, with the
+  // transport's lock held.
   void unwatch();
 
   bool serve_until_unmarked(const std::function<bool()>& done, int loop_fd, std::chrono::milliseconds timeout);
@@ -178,7 +174,7 @@ class LoopWatch {
   int timer_fd_ = -1;  // made on the first lease
   mutable std::mutex mu_;
   std::chrono::steady_clock::time_point timer_due_ = std::chrono::steady_clock::time_point::max();  // guarded by mu_
-  std::vector<Socket> watched_;             // guarded by mu_
+  int watched_ = -1;                        // guarded by mu_; the lender's epoll set while lent
   std::weak_ptr<Transport::Impl> lender_;   // guarded by mu_; the lent loop's transport
   std::thread::id serving_;                 // guarded by mu_; the thread in serve_until(), if any
 };
