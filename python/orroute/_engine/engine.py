@@ -135,8 +135,9 @@ class Engine:
         """Starts ``task`` on the network thread; the returned pending result has ``result()``
         and ``body()`` (the reply's bytes as received) once awaited with :func:`wait` (which
         cancels the run when the await is cancelled). ``lend_to``: the notifier of the event
-        loop that awaits it (``bridge().notifier``), to which an idle network loop is lent:
-        then ``bridge().serve_idle(pending)`` first."""
+        loop that awaits it, to which an idle network loop is lent (``bridge().lend_target()``:
+        None while another call of that loop is awaited); then ``bridge().serve_idle(pending)``
+        first."""
         return self._core.submit_async(task, lend_to)
 
     def stream(self, task: Any, capacity: int) -> Any:
