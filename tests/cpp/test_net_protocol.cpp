@@ -186,6 +186,42 @@ TEST_CASE("a chat request's first broken rule names its field", "[net]") {
   REQUIRE(field((std::string("{\"model\":\"m\",\"max_tokens\":1.5,") + hi + "}").c_str()) == "max_tokens");
 }
 
+TEST_CASE("a chat request naming a key twice is refused, at any depth", "[net]") {
+  // RapidJSON finds the first of two equal keys, the upstream's parser keeps the last: a request
+  // could be counted and reserved for one prompt and answered for another.
+  auto problem = [](const std::string& body) { return orroute::check_chat_request(parse(body)); };
+  const std::string hi = R"("messages":[{"role":"user","content":"hi"}])";
+  auto p = problem(R"({"model":"m",)" + hi + R"(,"max_tokens":5,"max_tokens":4000})");
+  REQUIRE(p);
+  REQUIRE(p->field == "body");
+  REQUIRE(p->message.find("'max_tokens' twice") != std::string::npos);
+  p = problem(R"({"model":"m",)" + hi + "," + hi + "}");
+  REQUIRE(p);
+  REQUIRE(p->message.find("'messages' twice") != std::string::npos);
+  p = problem(R"({"model":"m","messages":[{"role":"user","content":"hi"},)"
+              R"({"role":"user","content":"short","content":"long"}]})");
+  REQUIRE(p);
+  REQUIRE(p->field == "messages[1]");
+  p = problem(R"({"model":"m",)" + hi +
+              R"(,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","type":"x"}}}]})");
+  REQUIRE(p);
+  REQUIRE(p->field == "tools[0].function.parameters");
+  // a large object is sorted, not compared pairwise; keys equal but for a byte past a NUL differ
+  std::string many = R"({"model":"m",)" + hi + R"(,"metadata":{)";
+  for (int i = 0; i < 5000; ++i) many += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  REQUIRE_FALSE(problem(many + R"("k5000":0}})"));
+  p = problem(many + R"("k4321":0}})");
+  REQUIRE(p);
+  REQUIRE(p->field == "metadata");
+  REQUIRE_FALSE(problem(R"({"model":"m",)" + hi + R"(,"metadata":{"a\u0000b":1,"a\u0000c":2}})"));
+  REQUIRE(problem(R"({"model":"m",)" + hi + R"(,"metadata":{"a\u0000b":1,"a\u0000b":2}})"));
+  // the key and the path are client text: cut in the message
+  const std::string long_key(5000, 'k');
+  p = problem(R"({"model":"m",)" + hi + R"(,")" + long_key + R"(":1,")" + long_key + R"(":2})");
+  REQUIRE(p);
+  REQUIRE(p->message.size() < 400);
+}
+
 TEST_CASE("a header value cannot end its line", "[net]") {
   REQUIRE_NOTHROW(orroute::check_header_value("app_name", "My App\t(v2)"));
   for (const std::string& v : {std::string("a\r\nX-Injected: 1"), std::string("a\nb"), std::string("nul\0x", 5)}) {

@@ -75,3 +75,23 @@ def test_gateway_budget_holds_for_variants_and_auto(gateway) -> None:
     assert gateway.tracker.budget_status(project="money-variants").spent <= limit
     fired = sorted(e.threshold_pct for e in seen if "money-variants" in e.budget)
     assert fired[:2] == [50, 80] and len(fired) == len(set(fired))  # each threshold once
+
+
+@pytest.mark.parametrize("raw", [
+    # a short prompt and 5 tokens reserved, a long prompt and 4,000 tokens answered: the engine's
+    # parser found the first of two equal keys, the upstream's (Python's, Go's, JavaScript's) the last
+    '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5,'
+    '"messages":[{"role":"user","content":"%s"}],"max_tokens":4000}' % ("word " * 20000),
+    '{"model":"openai/gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"hi",'
+    '"content":"%s"}]}' % ("word " * 20000),
+], ids=["top-level", "in-a-message"])
+def test_a_key_given_twice_is_refused_before_anything_is_reserved(gateway, fake, raw) -> None:
+    key_, _ = gateway.keys.create("money-dup")
+    gateway.tracker.set_budget("0.001", project="money-dup")
+    before = fake.request_count
+    status, _, body = call(gateway, "POST", "/v1/chat/completions", key=key_, raw=raw.encode())
+    assert status == 400, body[:300]
+    assert "twice" in json.loads(body)["error"]["message"]
+    assert fake.request_count == before
+    assert gateway.tracker.budget_status(project="money-dup").spent == 0
+    assert gateway.tracker.live_reservations()[0] == 0

@@ -396,10 +396,73 @@ Problem check_shapes(const rapidjson::Value& body) {
   return std::nullopt;
 }
 
+// The name `object` holds twice, if any. Small objects (a message, a content part) are compared
+// pairwise; a large one is sorted, so a hostile object of many keys costs n log n.
+std::optional<std::string_view> repeated_name(const rapidjson::Value& object) {
+  const auto name = [](const rapidjson::Value& n) { return std::string_view(n.GetString(), n.GetStringLength()); };
+  const auto members = object.GetObject();
+  const size_t count = members.MemberCount();
+  if (count <= 16) {
+    for (auto a = members.begin(); a != members.end(); ++a) {
+      for (auto b = a + 1; b != members.end(); ++b) {
+        if (name(a->name) == name(b->name)) return name(a->name);
+      }
+    }
+    return std::nullopt;
+  }
+  std::vector<std::string_view> names;
+  names.reserve(count);
+  for (const auto& m : members) names.push_back(name(m.name));
+  std::sort(names.begin(), names.end());
+  if (auto it = std::adjacent_find(names.begin(), names.end()); it != names.end()) return *it;
+  return std::nullopt;
+}
+
+// The first object in `v` (depth first) that names a key twice: its path from `v` ("" for `v`
+// itself, else like ".messages[0]") and the key. The depth is bounded by the parse
+// (kMaxJsonDepth), and so is the recursion.
+bool find_repeated_key(const rapidjson::Value& v, std::string& where, std::string_view& key) {
+  if (v.IsObject()) {
+    if (auto k = repeated_name(v)) {
+      key = *k;
+      where.clear();
+      return true;
+    }
+    for (const auto& m : v.GetObject()) {
+      if (find_repeated_key(m.value, where, key)) {
+        where.insert(0, "." + std::string(m.name.GetString(), m.name.GetStringLength()));
+        return true;
+      }
+    }
+  } else if (v.IsArray()) {
+    for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+      if (find_repeated_key(v[i], where, key)) {
+        where.insert(0, "[" + std::to_string(i) + "]");
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// JSON parsers disagree on a key given twice in one object: RapidJSON keeps both and finds the
+// first, Python, Go and JavaScript keep the last. A request naming `messages` or `max_tokens`
+// twice would be counted and reserved by one value and answered by the upstream for the other
+// (a short prompt reserved, a long one sent), so such a request is refused, at any depth.
+Problem check_unique_keys(const rapidjson::Value& body) {
+  std::string where;
+  std::string_view key;
+  if (!find_repeated_key(body, where, key)) return std::nullopt;
+  const std::string field = where.empty() ? std::string("body") : client_text(where.substr(1), 80);
+  return problem(field, "'" + field + "' names the key '" + client_text(key, 40) +
+                            "' twice (JSON parsers disagree on which one counts): give each key once");
+}
+
 }  // namespace
 
 std::optional<ChatRequestProblem> check_chat_request(const rapidjson::Value& body, const ChatRequestRules& rules) {
   if (!body.IsObject()) return problem("body", "the request body must be a JSON object");
+  if (auto p = check_unique_keys(body)) return p;
   const auto* model = member(body, "model");
   const auto* models = member(body, "models");
   if (model == nullptr && (rules.require_model || models == nullptr)) {

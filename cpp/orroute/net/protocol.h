@@ -109,7 +109,8 @@ struct ChatRequestProblem {
 // whole number (at most `rules.max_n`); `temperature` in [0, 2], `top_p` in [0, 1]; `tools` an
 // array of tool objects (a function tool names its function; its parameters an object);
 // `tool_choice` a string or an object; `response_format`, `stream_options`, `provider`,
-// `reasoning`, `usage` objects; `stop` a string or an array of strings. Never throws.
+// `reasoning`, `usage` objects; `stop` a string or an array of strings; no object, at any depth,
+// names a key twice (parsers disagree on which one counts). Never throws.
 std::optional<ChatRequestProblem> check_chat_request(const rapidjson::Value& body,
                                                      const ChatRequestRules& rules = {});
 
