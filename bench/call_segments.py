@@ -1,19 +1,18 @@
-"""Where one call's wall time goes between the threads, at concurrency 1: the bare async client
-against the manager (no ledger), each in its own process under `perf record` (syscall and
-scheduler tracepoints: needs perf and root or perf_event_paranoid <= 1). Prints, per set-up, the
-median of each segment of a call's cycle. Asserts nothing.
+"""Where one call's wall time goes at concurrency 1: the bare async client against the manager (no
+ledger), each in its own process under `perf record` of its syscalls (needs perf and root or
+perf_event_paranoid <= 1). The loop marks each result's arrival in the caller with a
+`getppid()` (a syscall of ~0.1 µs); the request's write (`sendto`) and the reply's read
+(`recvfrom`) mark the rest. Prints, per set-up, the median of each segment. Asserts nothing.
 
-  A  caller: woken by the result -> its wake-up of the network thread for the next call
-     (Python after the result, the next call's Python, plan and submit)
-  B  network thread: woken -> running
-  C  network thread: running -> the request written to the server
+  A  result in the caller's hands -> the next request written (the caller's Python after the
+     result, the next call's Python, plan, submit and libcurl's send)
   D  request written -> reply read (the server's work and the wake-ups around it)
-  E  network thread: reply read -> the caller's eventfd written (parse, attempt loop, result)
-  F  caller: eventfd written -> running
+  E  reply read -> result in the caller's hands (parse, pricing, the attempt loop, the result
+     and its Python)
 
-"same CPU" is the share of calls whose network thread woke on the caller's CPU: then the
-threads and often the server run one after another on one core, and a call's latency is close
-to the sum of their CPU time.
+"on the caller's thread" is the share of calls whose request was written and reply read by the
+calling (asyncio) thread: with the network loop lent to an idle event loop, a call at
+concurrency 1 never leaves that thread.
 
 Usage: PYTHONPATH=python python3 bench/call_segments.py [--requests 3000] [--rounds 2]
 """
@@ -35,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from router import MODEL, MSGS, start_server  # the same server and workload
 
-SEGMENTS = ("A caller: woken -> wakes net", "B net: woken -> running", "C net: running -> send",
-            "D send -> reply read", "E net: reply read -> notify", "F caller: notified -> running")
+SEGMENTS = ("A result -> next request written", "D request written -> reply read",
+            "E reply read -> result")
 
 
 async def calls(url: str, setup: str, n: int) -> None:
@@ -55,54 +54,41 @@ async def calls(url: str, setup: str, n: int) -> None:
             return await m.execute_task(Task(messages=MSGS, max_tokens=16))
     for _ in range(n):
         await one()
+        os.getppid()  # the mark: this call's result is in the caller's hands
 
 
 _EVENT = re.compile(r"\s*\S+\s+(\d+)/(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+(\S+):\s+(.*)")
 _NR = re.compile(r"NR (\d+)")
-SENDTO, RECVFROM, WRITE, POLL, EPOLL_WAIT = 44, 45, 1, 7, 232
+SENDTO, RECVFROM, GETPPID = 44, 45, 110
 
 
 def segments(script: str, pid: int) -> tuple[dict[str, list[float]], float]:
-    """The segments of each call from `perf script` output (the process `pid`)."""
-    events = []
-    per_thread: collections.Counter[int] = collections.Counter()
+    """The segments of each call from `perf script` output (the process `pid`), and the share of
+    calls written and read by the calling thread."""
+    out: dict[str, list[float]] = collections.defaultdict(list)
+    state, mark, on_caller, calls = "result", 0.0, 0, 0
+    sender = 0
     for line in script.splitlines():
         m = _EVENT.match(line)
         if not m or int(m.group(1)) != pid:
             continue
-        tid, cpu, t, name, rest = int(m.group(2)), int(m.group(3)), float(m.group(4)) * 1e6, m.group(5), m.group(6)
-        nr = _NR.match(rest)
-        events.append((tid, cpu, t, name, int(nr.group(1)) if nr else -1, rest))
-        per_thread[tid] += 1
-    caller = pid
-    net = max((t for t in per_thread if t != pid), key=lambda t: per_thread[t])
-    out: dict[str, list[float]] = collections.defaultdict(list)
-    state, marks, cpus, same, woken = "notify", {}, {}, 0, 0
-    for tid, cpu, t, name, nr, rest in events:
-        cpus[tid] = cpu
+        tid, t, name, rest = int(m.group(2)), float(m.group(4)) * 1e6, m.group(5), m.group(6)
+        nr_match = _NR.match(rest)
+        nr = int(nr_match.group(1)) if nr_match else -1
         enter, exit_ = name == "raw_syscalls:sys_enter", name == "raw_syscalls:sys_exit"
-        if tid == net and enter and nr == WRITE and ", 8," in rest:  # the eventfd: 8 bytes
-            if "recv" in marks:
-                out[SEGMENTS[4]].append(t - marks.pop("recv"))
-            marks["notify"], state = t, "wake"
-        elif state == "wake" and tid == caller and exit_ and nr == EPOLL_WAIT:
-            out[SEGMENTS[5]].append(t - marks["notify"])
-            marks["woken"], state = t, "submit"
-        elif state == "submit" and tid == caller and enter and nr == SENDTO and ", 1, " in rest:
-            out[SEGMENTS[0]].append(t - marks["woken"])  # curl_multi_wakeup: one byte
-            marks["submit"], state = t, "netwake"
-        elif state == "netwake" and tid == net and exit_ and nr == POLL:
-            out[SEGMENTS[1]].append(t - marks["submit"])
-            same += cpus.get(caller) == cpu
-            woken += 1
-            marks["running"], state = t, "send"
-        elif state == "send" and tid == net and enter and nr == SENDTO:
-            out[SEGMENTS[2]].append(t - marks["running"])
-            marks["send"], state = t, "recv"
-        elif state == "recv" and tid == net and exit_ and nr == RECVFROM and not rest.endswith("-11"):
-            out[SEGMENTS[3]].append(t - marks["send"])
-            marks["recv"], state = t, "notify"
-    return out, same / max(1, woken)
+        if enter and nr == GETPPID:
+            if state == "read":
+                out[SEGMENTS[2]].append(t - mark)
+            mark, state = t, "result"
+        elif state == "result" and enter and nr == SENDTO:
+            out[SEGMENTS[0]].append(t - mark)
+            mark, state, sender = t, "sent", tid
+        elif state == "sent" and exit_ and nr == RECVFROM and not re.search(r"= ?-\d+$", rest):
+            out[SEGMENTS[1]].append(t - mark)
+            calls += 1
+            on_caller += sender == pid and tid == pid
+            mark, state = t, "read"
+    return out, on_caller / max(1, calls)
 
 
 def traced(setup: str, n: int) -> tuple[dict[str, list[float]], float]:
@@ -145,7 +131,7 @@ def main() -> None:
                 xs = got[s][0].get(seg, [])[a.requests // 10:]
                 cols.append(statistics.median(xs) if xs else float("nan"))
             print(f"  {seg:<32}{cols[0]:>8.1f}{cols[1]:>9.1f}")
-        print(f"  {'same CPU (share of calls)':<32}{got['bare'][1]:>8.2f}{got['manager'][1]:>9.2f}")
+        print(f"  {'on the caller thread (share)':<32}{got['bare'][1]:>8.2f}{got['manager'][1]:>9.2f}")
 
 
 if __name__ == "__main__":

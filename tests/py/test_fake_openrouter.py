@@ -736,6 +736,17 @@ def test_generation_is_404_then_available():
     assert stats["streamed"] is False and stats["provider_name"] == "OpenAI"
 
 
+def test_generation_stats_are_kept_for_the_latest_calls_only(monkeypatch) -> None:
+    """A long run (a benchmark, a soak test) must not grow the server without bound."""
+    from orroute.testing import _server
+
+    monkeypatch.setattr(_server, "_GENERATIONS_KEPT", 3)
+    with FakeOpenRouter() as fake:
+        ids = [json.loads(post(fake, chat())[2])["id"] for _ in range(5)]
+        found = [get(fake, "/generation?id=" + i)[0] for i in ids]
+    assert found == [404, 404, 200, 200, 200]
+
+
 def test_credits_and_key_track_spending():
     with FakeOpenRouter(credits="0.01") as fake:
         before = json.loads(get(fake, "/credits")[2])["data"]

@@ -35,6 +35,9 @@ _BASE = "/api/v1"
 _JSON = ("Content-Type", "application/json")
 _SERVER = ("Server", "orroute-fake")
 _KEEPALIVE_COMMENT = b": OPENROUTER PROCESSING\n\n"
+# /generation stats kept for the latest calls only: a long run (a benchmark, a soak test) must
+# not grow the server without bound, nor its garbage collector's work with every call served.
+_GENERATIONS_KEPT = 10_000
 _PH_ID = "gen-##########-####################"  # same width as real generation ids
 _PH_ID_B = _PH_ID.encode()
 _PH_CREATED = 1_111_111_111
@@ -1148,6 +1151,8 @@ class FakeOpenRouter:
         )
         with self._lock:
             self._usage += cost
+            if len(self._generations) >= _GENERATIONS_KEPT:  # the oldest first (insertion order)
+                del self._generations[next(iter(self._generations))]
             self._generations[reply.gen_id] = (
                 time.monotonic() + duration + self.generation_delay,
                 info,
