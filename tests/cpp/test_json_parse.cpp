@@ -155,11 +155,25 @@ TEST_CASE("the depth scan skips strings by their real end: escaped quotes and ba
     return static_cast<uint32_t>(state >> 33);
   };
   const char alphabet[] = {'"', '\\', '[', ']', '{', '}', 'a', ' '};
+  // Short and long texts (the count of opening brackets that settles most texts at once reads
+  // 16 bytes a step), shallow and deep limits.
   for (int round = 0; round < 20000; ++round) {
-    std::string t(next() % 40, ' ');
+    std::string t(next() % (round % 2 ? 40 : 120), ' ');
     for (char& c : t) c = alphabet[next() % sizeof alphabet];
-    const int max_depth = static_cast<int>(next() % 5);
+    const int max_depth = static_cast<int>(next() % (round % 3 ? 5 : 40));
     INFO(t << " max_depth " << max_depth);
     REQUIRE(json_depth_ok(t, max_depth) == reference(t, max_depth));
+  }
+  // Long texts: their brackets are counted in sums of 512 bytes; a limit just under, at and over
+  // the count, brackets nested or in a row, near a sum's end.
+  for (const size_t size : {511, 512, 513, 1500, 4099}) {
+    for (const int opens : {3, 40, 128, 129}) {
+      std::string t(size, ' ');
+      for (int k = 0; k < opens; ++k) t[(static_cast<size_t>(next()) % (size - 1))] = k % 2 ? '[' : '{';
+      for (const int max_depth : {opens - 1, opens, opens + 1, 128}) {
+        INFO("size " << size << " opens " << opens << " max_depth " << max_depth);
+        REQUIRE(json_depth_ok(t, max_depth) == reference(t, max_depth));
+      }
+    }
   }
 }
