@@ -150,3 +150,43 @@ TEST_CASE("request_shape_of a parsed body reads what request_shape reads from it
     CHECK(parsed.allowed_models == text.allowed_models);
   }
 }
+
+TEST_CASE("the web plugin's fee grows with the results it asks for", "[call_pricing]") {
+  // OpenRouter bills web results ($4 per 1000 with its default engine); max_results 100 cost
+  // twenty times the five a reservation used to assume.
+  const CallPricer p(catalog(), {});
+  const auto shape = [](const char* body) { return request_shape(body); };
+  CHECK(worst(p, "x/cheap", shape(R"({"plugins": [{"id": "web"}]})")) == usd("0.023"));
+  CHECK(worst(p, "x/cheap", shape(R"({"plugins": [{"id": "web", "max_results": 5}]})")) == usd("0.023"));
+  CHECK(worst(p, "x/cheap", shape(R"({"plugins": [{"id": "web", "max_results": 6}]})")) == usd("0.043"));
+  CHECK(worst(p, "x/cheap", shape(R"({"plugins": [{"id": "web", "max_results": 100}]})")) == usd("0.403"));
+  // fewer than five pay the fee of five (the fee is per request)
+  CHECK(worst(p, "x/cheap", shape(R"({"plugins": [{"id": "web", "max_results": 1}]})")) == usd("0.023"));
+  // a model's own dearer web_search price, per five results
+  CHECK(worst(p, "y/dear", shape(R"({"plugins": [{"id": "web", "max_results": 10}]})")) == usd("0.14"));
+  for (const char* junk : {R"("100")", "0", "-5", "2.5", "1e9", "1001", "{}"}) {
+    const RequestShape s = shape((std::string(R"({"plugins": [{"id": "web", "max_results": )") + junk + "}]}").c_str());
+    std::string why;
+    INFO(junk);
+    CHECK_FALSE(p.worst_case("x/cheap", s, 1000, 1000, &why).has_value());
+    CHECK(why.find("max_results") != std::string::npos);
+  }
+}
+
+TEST_CASE("a tool the upstream runs and bills per use is refused; function and custom tools are not",
+          "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  const RequestShape fine = request_shape(
+      R"({"tools": [{"type": "function", "function": {"name": "f"}}, {"type": "custom", "custom": {"name": "g"}}, {"function": {"name": "h"}}]})");
+  CHECK(fine.unbounded.empty());
+  CHECK(worst(p, "x/cheap", fine) == usd("0.003"));
+  const RequestShape server = request_shape(
+      R"({"tools": [{"type": "function", "function": {"name": "f"}}, {"type": "openrouter:web_search"}]})");
+  std::string why;
+  CHECK_FALSE(p.worst_case("x/cheap", server, 1000, 1000, &why).has_value());
+  CHECK(why.find("'openrouter:web_search'") != std::string::npos);
+  // the same from a parsed body (the engine's plan)
+  rapidjson::Document d;
+  d.Parse(R"({"tools": [{"type": "web_search_20250305", "name": "web_search"}]})");
+  CHECK_FALSE(request_shape_of(d).unbounded.empty());
+}

@@ -95,3 +95,29 @@ def test_a_key_given_twice_is_refused_before_anything_is_reserved(gateway, fake,
     assert fake.request_count == before
     assert gateway.tracker.budget_status(project="money-dup").spent == 0
     assert gateway.tracker.live_reservations()[0] == 0
+
+
+def test_web_results_and_server_tools_are_reserved_or_refused(gateway, fake) -> None:
+    """The web plugin bills per result and a server tool per use: a call asking for 100 results
+    reserves twenty fees of five (over this budget: refused), and one naming a server tool, whose
+    uses no reservation can bound, is refused; neither reaches the upstream."""
+    key_, _ = gateway.keys.create("money-web")
+    gateway.tracker.set_budget("0.1", project="money-web")
+    hi = [{"role": "user", "content": "hi"}]
+    before = fake.request_count
+    status, _, body = call(gateway, "POST", "/v1/chat/completions", key=key_, body={
+        "model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": hi,
+        "plugins": [{"id": "web", "max_results": 100}]})
+    assert status == 402, body[:300]
+    status, _, body = call(gateway, "POST", "/v1/chat/completions", key=key_, body={
+        "model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": hi,
+        "tools": [{"type": "openrouter:web_search"}]})
+    assert status == 400, body[:300]
+    assert "openrouter:web_search" in json.loads(body)["error"]["message"]
+    assert fake.request_count == before
+    # five results fit: one fee
+    status, _, body = call(gateway, "POST", "/v1/chat/completions", key=key_, body={
+        "model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": hi,
+        "plugins": [{"id": "web", "max_results": 5}]})
+    assert status == 200, body[:300]
+    assert gateway.tracker.live_reservations()[0] == 0

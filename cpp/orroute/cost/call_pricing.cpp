@@ -39,8 +39,44 @@ Pricing with_fee(Pricing p, Money fee) {
   return p;
 }
 
-Money web_fee(const PricingPolicy& policy, const Pricing& p) {
-  return std::max(policy.web_search_fee, p.base.web_search.value_or(Money()));
+// The web plugin's fee for one request of `results` results: one fee per five (rounded up).
+Money web_fee(const PricingPolicy& policy, const Pricing& p,
+              int64_t results = RequestShape::kWebResultsPerFee) {
+  const int64_t fees = (results + RequestShape::kWebResultsPerFee - 1) / RequestShape::kWebResultsPerFee;
+  return std::max(policy.web_search_fee, p.base.web_search.value_or(Money())) * std::max<int64_t>(1, fees);
+}
+
+// The web plugin `plugin`'s max_results into `shape` (the largest asked for); anything but a
+// whole number in [1, kMaxWebResults] leaves the request unbounded.
+void read_web_results(const rapidjson::Value& plugin, RequestShape& shape) {
+  auto it = plugin.FindMember("max_results");
+  if (it == plugin.MemberEnd() || it->value.IsNull()) return;
+  const rapidjson::Value& v = it->value;
+  if (!v.IsInt64() || v.GetInt64() < 1 || v.GetInt64() > RequestShape::kMaxWebResults) {
+    shape.unbounded = "the web plugin's max_results must be a whole number from 1 to " +
+                      std::to_string(RequestShape::kMaxWebResults) + " (its fee is per result)";
+    return;
+  }
+  shape.web_results = std::max(shape.web_results, v.GetInt64());
+}
+
+// A tool the model calls is priced in tokens (`function`, and `custom` tools: text the model
+// writes); any other type is run by the upstream and billed per use (OpenRouter's server tools:
+// `openrouter:web_search`, ...), a cost no reservation can bound.
+void read_server_tools(const rapidjson::Value& body, RequestShape& shape) {
+  auto tools = body.FindMember("tools");
+  if (tools == body.MemberEnd() || !tools->value.IsArray()) return;
+  for (const auto& t : tools->value.GetArray()) {
+    if (!t.IsObject()) continue;
+    auto type = t.FindMember("type");
+    if (type == t.MemberEnd() || !type->value.IsString()) continue;
+    const std::string_view name(type->value.GetString(), type->value.GetStringLength());
+    if (name == "function" || name == "custom") continue;
+    shape.unbounded = "the tool type '" + client_text(name, 60) +
+                      "' is run and billed by the upstream per use, a cost orroute cannot reserve "
+                      "(for web search, the web plugin: plugins [{\"id\": \"web\", \"max_results\": n}])";
+    return;
+  }
 }
 
 void max_into(Money& into, Money v) { into = std::max(into, v); }
@@ -124,7 +160,10 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
         const std::string_view name(id->value.GetString(), id->value.GetStringLength());
         auto enabled = p.FindMember("enabled");
         const bool on = enabled == p.MemberEnd() || !enabled->value.IsFalse();
-        if (name == "web" && on) shape.web_plugin = true;
+        if (name == "web" && on) {
+          shape.web_plugin = true;
+          read_web_results(p, shape);
+        }
         if (name == "auto-router" || name == "auto-beta-router") {
           auto allowed = p.FindMember("allowed_models");
           if (allowed != p.MemberEnd() && allowed->value.IsArray()) {
@@ -135,6 +174,7 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
         }
       }
     }
+    read_server_tools(d, shape);
   } catch (const std::exception&) {
     return RequestShape{};
   }
@@ -217,13 +257,17 @@ PriceBound CallPricer::bound(std::string_view id, const RequestShape& shape) con
 const Pricing& CallPricer::charged(const Pricing& bound, const RequestShape& shape,
                                    std::optional<Pricing>& scratch) const {
   if (!shape.web_plugin) return bound;
-  scratch = with_fee(bound, web_fee(policy_, bound));
+  scratch = with_fee(bound, web_fee(policy_, bound, shape.web_results));
   return *scratch;
 }
 
 std::optional<Money> CallPricer::worst_case(std::string_view model_id, const RequestShape& shape,
                                             int64_t prompt_tokens, int64_t max_output_tokens,
                                             std::string* refusal) const {
+  if (!shape.unbounded.empty()) {
+    if (refusal) *refusal = shape.unbounded;
+    return std::nullopt;
+  }
   std::optional<Money> worst;
   auto consider = [&](std::string_view id) -> bool {
     PriceBound b = bound(id, shape);

@@ -36,8 +36,9 @@ struct PricingPolicy {
   // Variants that may reach priority/flex endpoints are bounded at this percentage of the base
   // model's listed prices (OpenAI's priority tier is 1.7-2x its standard price).
   int64_t endpoint_markup_pct = 200;
-  // Worst-case fee of the web plugin (`:online`, plugins: [{"id": "web"}]) per request: five
-  // results at $4 per 1000 (the default engine), unless the model lists a dearer web_search price.
+  // Worst-case fee of the web plugin (`:online`, plugins: [{"id": "web"}]) per request of five
+  // results at $4 per 1000 (the default engine), unless the model lists a dearer web_search price;
+  // a request asking for more results (`max_results`) pays it once per five.
   Money web_search_fee = Money::parse("0.02");
   // An upstream `usage.cost` above this multiple of the catalog price of the reported tokens, or
   // below its inverse, is not believed (the catalog price is recorded instead).
@@ -48,7 +49,17 @@ struct PricingPolicy {
 struct RequestShape {
   std::vector<std::string> models;         // the body's `models` fallback list
   bool web_plugin = false;                 // plugins has {"id": "web"} (or web_search_options)
+  int64_t web_results = kWebResultsPerFee; // the web plugin's max_results (billed per result)
   std::vector<std::string> allowed_models; // auto-router plugin's allowed_models patterns
+  // Why the request's cost cannot be bounded, "" when it can: a tool the upstream runs and bills
+  // per use (a server tool such as `openrouter:web_search`), or a web plugin whose max_results is
+  // not a whole number. Such a request is refused, never sent unmetered.
+  std::string unbounded;
+
+  // Results one web_search_fee pays for (OpenRouter's default max_results).
+  static constexpr int64_t kWebResultsPerFee = 5;
+  // The most results a request may ask the web plugin for (its fee grows with them).
+  static constexpr int64_t kMaxWebResults = 1000;
 };
 
 // Reads the price-relevant fields of a chat request body (never throws; junk is ignored).
@@ -76,7 +87,8 @@ class CallPricer {
 
   // Worst-case cost of sending the request to `model_id`: the dearest of `model_id` and every id in
   // shape.models, for `prompt_tokens` in and `max_output_tokens` out, plus the web fee when asked.
-  // nullopt with `refusal` set when any of them cannot be priced. Never throws.
+  // nullopt with `refusal` set when any of them cannot be priced, or the request's own cost cannot
+  // be bounded (shape.unbounded). Never throws.
   std::optional<Money> worst_case(std::string_view model_id, const RequestShape& shape,
                                   int64_t prompt_tokens, int64_t max_output_tokens,
                                   std::string* refusal) const;
