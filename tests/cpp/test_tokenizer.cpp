@@ -732,6 +732,37 @@ TEST_CASE("text and chat token counts", "[tokenizer]") {
   CHECK_THROWS_AS(orroute::count_chat_tokens_json("gpt-4o", "{not json"), orroute::ParseError);
 }
 
+TEST_CASE("an image counted for a reservation costs its most, whatever size the caller claims",
+          "[tokenizer]") {
+  using orroute::image_tokens;
+  using orroute::image_tokens_at_most;
+  using orroute::tokenizer_for_model;
+  // OpenAI's formula is largest for 768x2048 (8 tiles) and nothing exceeds it
+  const auto gpt = tokenizer_for_model("openai/gpt-4o");
+  CHECK(image_tokens_at_most(gpt, "high") == 1445);
+  CHECK(image_tokens_at_most(gpt, "") == 1445);
+  CHECK(image_tokens_at_most(gpt, "low") == 85);
+  for (int32_t w = 64; w <= 8192; w += 64) {
+    for (int32_t h : {1, 100, 512, 768, 1000, 2048, 4096, 9000}) {
+      REQUIRE(image_tokens("high", w, h) <= image_tokens_at_most(gpt, "high"));
+    }
+  }
+  // other families ignore "detail"
+  CHECK(image_tokens_at_most(tokenizer_for_model("anthropic/claude-sonnet-4"), "low") == 1600);
+  // a 1x1 claim: the estimate believes it, the reservation's count does not
+  orroute::ChatMessage m;
+  m.role = "user";
+  orroute::ChatContentPart img;
+  img.is_image = true;
+  img.width = 1;
+  img.height = 1;
+  m.content.push_back(img);
+  const std::vector<orroute::ChatMessage> msgs{m};
+  const int64_t around = 3 + 1 + 3;  // the message's and the reply's priming, the role
+  CHECK(orroute::count_chat_tokens("gpt-4o", msgs).tokens == around + 255);
+  CHECK(orroute::count_chat_tokens("gpt-4o", msgs, {}, orroute::ImageCount::kAtMost).tokens == around + 1445);
+}
+
 TEST_CASE("messages read from a parsed array count as their JSON text does", "[tokenizer]") {
   for (const char* messages :
        {R"([{"role":"system","content":"hello world"},{"role":"user","name":"bob","content":"hi"}])",

@@ -429,3 +429,29 @@ def test_embeddings_audit_the_upstreams_cost_with_the_managers_multiple(fake, tm
         with orroute.openai_client(m) as oc:
             oc.embeddings.create(model=embed, input="hello " * 10, encoding_format="float")
         assert tracker.total_cost() == booked, multiple
+
+
+def _image(**hints) -> dict:
+    return {"type": "image_url", "image_url": {"url": "https://example.com/a.png", **hints}}
+
+
+def test_an_image_is_reserved_at_its_most_whatever_size_the_caller_claims() -> None:
+    """The upstream fetches the image and bills its real size; width/height in the part are the
+    caller's hints. A 1x1 claim reserved 255 tokens for an image OpenAI may bill 1,445 for."""
+    managers: dict[str, orroute.AIModelManager] = {}
+
+    def plan(model: str, part: dict) -> dict:
+        m = managers.setdefault(model, orroute.AIModelManager(
+            api_key="sk-or-test", base_url="http://127.0.0.1:9", fallbacks=[model], budget=100))
+        return m.plan(Task(messages=[{"role": "user", "content": [part]}], max_tokens=5))
+
+    gpt = "openai/gpt-4o-mini"
+    claimed_tiny = plan(gpt, _image(width=1, height=1))
+    assert claimed_tiny == plan(gpt, _image()) == plan(gpt, _image(width=768, height=2048))
+    low = plan(gpt, _image(detail="low"))
+    assert claimed_tiny["prompt_tokens"] - low["prompt_tokens"] == 1445 - 85  # OpenAI honours "low"
+    assert claimed_tiny["estimate"] > low["estimate"]
+    # other families: one bound whatever the detail or the size claimed (only OpenAI honours them)
+    claude = "anthropic/claude-3.5-sonnet"
+    assert (plan(claude, _image(detail="low"))["estimate"] == plan(claude, _image(width=1, height=1))["estimate"]
+            == plan(claude, _image())["estimate"])

@@ -32,7 +32,7 @@ int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) 
   if (it != counts_.end()) return it->second;
   int64_t n = counted;
   try {
-    if (messages_) n = count_chat_tokens(model, *messages_, tools_).tokens;
+    if (messages_) n = count_chat_tokens(model, *messages_, tools_, ImageCount::kAtMost).tokens;
   } catch (const Error&) {
   }
   counts_.emplace(key, n);

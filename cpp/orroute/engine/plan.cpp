@@ -51,13 +51,15 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   // One count per tokenizer: models sharing one (encoding and factor) reuse it, here and in
   // submit() (the first candidate is usually counted with the reference's tokenizer).
   // The messages as counted, read from the body parsed above; submit() hands them to the prices.
+  // Images count at their most (ImageCount::kAtMost): the upstream fetches them, and a caller's
+  // width/height hints are not what it bills.
   auto chat = std::make_shared<const std::vector<ChatMessage>>(chat_messages_of(messages));
   const auto count_for = [&](const std::string& model) -> int64_t {
     const std::string key = tokenizer_key(model);
     for (const auto& [k, n] : plan.prompt_counts) {
       if (k == key) return n;
     }
-    const int64_t n = count_chat_tokens(model, *chat, tools_json).tokens;
+    const int64_t n = count_chat_tokens(model, *chat, tools_json, ImageCount::kAtMost).tokens;
     plan.prompt_counts.emplace_back(key, n);
     return n;
   };

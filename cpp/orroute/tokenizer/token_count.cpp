@@ -348,6 +348,11 @@ int64_t image_tokens(std::string_view detail, int32_t width, int32_t height) {
   return 85 + 170 * tiles;
 }
 
+int64_t image_tokens_at_most(const ModelTokenizer& t, std::string_view detail) {
+  if (t.family != "GPT") return 1600;
+  return detail == "low" ? 85 : image_tokens("high", 768, 2048);
+}
+
 namespace {
 
 // Counts of the texts of chat messages and of tools arrays, by encoding: an agent resends its
@@ -374,7 +379,7 @@ TokenCount count_text_tokens(std::string_view model_or_family, std::string_view 
 }
 
 TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const ChatMessage> messages,
-                             std::string_view tools_json) {
+                             std::string_view tools_json, ImageCount images) {
   const auto [t, encoding] = tokenizer_and_encoding(model_or_family);
   const Encoding& enc = *encoding;
   auto count_now = [&](std::string_view s) { return static_cast<int64_t>(enc.count_ordinary(s)); };
@@ -383,7 +388,12 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
   for (const ChatMessage& m : messages) {
     n += 3 + count(m.role);
     for (const ChatContentPart& p : m.content) {
-      n += p.is_image ? image_tokens(p.detail, p.width, p.height) : count(p.text);
+      if (!p.is_image) {
+        n += count(p.text);
+      } else {
+        n += images == ImageCount::kAtMost ? image_tokens_at_most(t, p.detail)
+                                           : image_tokens(p.detail, p.width, p.height);
+      }
     }
     if (!m.name.empty()) n += count(m.name) + 1;
     for (const ChatToolCall& c : m.tool_calls) n += 3 + count(c.name) + count(c.arguments);
