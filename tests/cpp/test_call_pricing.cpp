@@ -15,6 +15,7 @@ const ModelCatalog& catalog() {
     {"id": "x/cheap", "context_length": 1000, "pricing": {"prompt": "0.000001", "completion": "0.000002"}},
     {"id": "y/dear", "context_length": 1000, "pricing": {"prompt": "0.00001", "completion": "0.00003", "web_search": "0.05"}},
     {"id": "x/cheap:free", "context_length": 1000, "pricing": {"prompt": "0", "completion": "0"}},
+    {"id": "z/vision", "context_length": 1000, "pricing": {"prompt": "0.000001", "completion": "0.000002", "image": "0.001"}},
     {"id": "openrouter/auto", "context_length": 1000, "pricing": {"prompt": "-1", "completion": "-1"}}
   ]})");
   return cat;
@@ -189,4 +190,20 @@ TEST_CASE("a tool the upstream runs and bills per use is refused; function and c
   rapidjson::Document d;
   d.Parse(R"({"tools": [{"type": "web_search_20250305", "name": "web_search"}]})");
   CHECK_FALSE(request_shape_of(d).unbounded.empty());
+}
+
+TEST_CASE("images sent are reserved and booked at a model's per-image price", "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  const RequestShape shape = request_shape(
+      R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"},)"
+      R"({"type": "image_url", "image_url": {"url": "u"}}, {"type": "image_url", "image_url": {"url": "v"}}]},)"
+      R"({"role": "user", "content": "no parts"}, {"role": "user", "content": [{"type": "image_url"}]}]})");
+  CHECK(shape.images == 3);
+  CHECK(worst(p, "z/vision", shape) == usd("0.003") + usd("0.003"));  // tokens + 3 x $0.001
+  CHECK(worst(p, "x/cheap", shape) == usd("0.003"));                   // no image price listed
+  UsageCounts used;
+  used.prompt_tokens = 1000;
+  used.completion_tokens = 1000;
+  CHECK(p.price("z/vision", "", shape, used) == usd("0.006"));  // the images, reported or not
+  CHECK(p.price("z/vision", "", RequestShape{}, used) == usd("0.003"));
 }

@@ -60,6 +60,25 @@ void read_web_results(const rapidjson::Value& plugin, RequestShape& shape) {
   shape.web_results = std::max(shape.web_results, v.GetInt64());
 }
 
+// The image parts of the body's messages.
+int64_t image_parts(const rapidjson::Value& body) {
+  auto messages = body.FindMember("messages");
+  if (messages == body.MemberEnd() || !messages->value.IsArray()) return 0;
+  int64_t n = 0;
+  for (const auto& m : messages->value.GetArray()) {
+    if (!m.IsObject()) continue;
+    auto content = m.FindMember("content");
+    if (content == m.MemberEnd() || !content->value.IsArray()) continue;
+    for (const auto& part : content->value.GetArray()) {
+      if (!part.IsObject()) continue;
+      auto type = part.FindMember("type");
+      n += type != part.MemberEnd() && type->value.IsString() &&
+           std::string_view(type->value.GetString(), type->value.GetStringLength()) == "image_url";
+    }
+  }
+  return n;
+}
+
 // A tool the model calls is priced in tokens (`function`, and `custom` tools: text the model
 // writes); any other type is run by the upstream and billed per use (OpenRouter's server tools:
 // `openrouter:web_search`, ...), a cost no reservation can bound.
@@ -175,6 +194,7 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
       }
     }
     read_server_tools(d, shape);
+    shape.images = image_parts(d);
   } catch (const std::exception&) {
     return RequestShape{};
   }
@@ -278,7 +298,7 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
     try {
       std::optional<Pricing> scratch;
       const Money c = worst_case_cost(charged(*b.pricing(), shape, scratch), prompt_tokens,
-                                      max_output_tokens, 1, 0, 0, true, id);
+                                      max_output_tokens, 1, shape.images, 0, true, id);
       worst = worst ? std::max(*worst, c) : c;
     } catch (const std::exception& e) {
       if (refusal) *refusal = "model '" + client_text(id) + "' could not be priced: " + e.what();
@@ -321,6 +341,11 @@ std::optional<Money> CallPricer::price(std::string_view requested, std::string_v
   if (!b.pricing()) return std::nullopt;
   try {
     std::optional<Pricing> scratch;
+    if (usage.images == 0 && shape.images > 0) {  // the images sent, billed whether reported or not
+      UsageCounts with_images = usage;
+      with_images.images = shape.images;
+      return price_call(charged(*b.pricing(), shape, scratch), with_images, id);
+    }
     return price_call(charged(*b.pricing(), shape, scratch), usage, id);
   } catch (const std::exception&) {
     return std::nullopt;

@@ -50,6 +50,8 @@ struct RequestShape {
   std::vector<std::string> models;         // the body's `models` fallback list
   bool web_plugin = false;                 // plugins has {"id": "web"} (or web_search_options)
   int64_t web_results = kWebResultsPerFee; // the web plugin's max_results (billed per result)
+  int64_t images = 0;                      // image parts in the messages (billed per image where
+                                           // a model lists an `image` price)
   std::vector<std::string> allowed_models; // auto-router plugin's allowed_models patterns
   // Why the request's cost cannot be bounded, "" when it can: a tool the upstream runs and bills
   // per use (a server tool such as `openrouter:web_search`), or a web plugin whose max_results is
