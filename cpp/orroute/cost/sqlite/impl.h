@@ -461,8 +461,9 @@ struct SqliteLedger::Impl {
   // ran in a batch rolled back for another job's failure runs again (run_batch).
   void unclaim_sub(int64_t id);
   // Inside a job: books `call` for the lease reservation `sub` (taken out of `subs`' reach by
-  // its `settling` flag).
-  SettleOutcome settle_sub_job(int64_t id, const Sub& sub, const CallRecord& call, TimeUs now);
+  // its `settling` flag). Sets the call's time and scope to the reservation's (the same on every
+  // run of the job).
+  SettleOutcome settle_sub_job(int64_t id, const Sub& sub, CallRecord& call, TimeUs now);
 
   // ---- write-behind settles (options.settle_delay_us > 0; write_behind.cpp) ----
   // A settle served from a lease, within its reservation, is queued here and returns at once;

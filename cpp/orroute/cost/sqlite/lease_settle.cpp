@@ -44,17 +44,16 @@ SettleOutcome SqliteLedger::Impl::settle_unreserved_job(CallRecord& call, TimeUs
   return out;
 }
 
-SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, const CallRecord& call,
+SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, CallRecord& c,
                                                  TimeUs now) {
-  CallRecord c = call;
   bool here = true;
   // A call that cost more than it reserved (an upstream ignoring max_tokens) takes the excess
   // off the lease's free money, so the lease never serves calls the budget cannot cover; when
   // the free money does not cover it, the budget generation moves and every process re-leases
   // under the true remaining amount.
   Money taken;
-  if (sub.lease && call.cost > sub.amount) {
-    const Money excess = call.cost - sub.amount;
+  if (sub.lease && c.cost > sub.amount) {
+    const Money excess = c.cost - sub.amount;
     {
       std::lock_guard lk(lmu);
       taken = std::max(Money(), std::min(excess, sub.lease->free));
