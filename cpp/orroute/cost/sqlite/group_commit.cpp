@@ -23,24 +23,29 @@ void SqliteLedger::Impl::commit_job(Job& job) {
   job.on_fail.clear();
 }
 
+bool SqliteLedger::Impl::run_job(Job& job) {
+  current = &job;
+  try {
+    job.run();
+    current = nullptr;
+    return true;
+  } catch (...) {
+    current = nullptr;
+    job.error = std::current_exception();
+    fail_job(job);
+    return false;
+  }
+}
+
 SqliteLedger::Impl::Job* SqliteLedger::Impl::run_together(const std::vector<Job*>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) {
-    Job* job = batch[i];
-    current = job;
-    try {
-      job->run();
-    } catch (...) {
-      current = nullptr;
-      job->error = std::current_exception();
-      fail_job(*job);
-      // The jobs before it run again in the next transaction: their local effects are undone
-      // (latest first), as if they had not run yet.
-      for (size_t k = i; k-- > 0;) fail_job(*batch[k]);
-      pending_new.clear();
-      return job;
-    }
+    if (run_job(*batch[i])) continue;
+    // The jobs before it run again in the next transaction: their local effects are undone
+    // (latest first), as if they had not run yet.
+    for (size_t k = i; k-- > 0;) fail_job(*batch[k]);
+    pending_new.clear();
+    return batch[i];
   }
-  current = nullptr;
   return nullptr;
 }
 
@@ -49,17 +54,10 @@ void SqliteLedger::Impl::run_apart(const std::vector<Job*>& batch) {
     if (job->error) continue;  // failed in run_together: not run again
     q("SAVEPOINT job").run();
     txn_reads_before_job = txn_reads;  // what the file holds (or will, at commit) before it
-    current = job;
-    try {
-      job->run();
-    } catch (...) {
-      current = nullptr;
-      job->error = std::current_exception();
-      fail_job(*job);
+    if (!run_job(*job)) {
       q("ROLLBACK TO job").run();
       txn_reads = txn_reads_before_job;
     }
-    current = nullptr;
     q("RELEASE job").run();
   }
 }

@@ -304,6 +304,9 @@ struct SqliteLedger::Impl {
   // changes that an earlier job of the batch had changed already (the calls table's last
   // pages, its indexes', the counters').
   std::vector<Job*> run_batch();
+  // Runs `job` as the current job; false when it threw (its error set, its local effects
+  // undone).
+  bool run_job(Job& job);
   // Runs every job of `batch` in the open transaction. Returns the first that threw (its error
   // set, its local effects undone), after undoing the local effects of those before it: the
   // transaction must then be rolled back. nullptr when all ran.
