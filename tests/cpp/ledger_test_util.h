@@ -29,6 +29,21 @@ inline int exec_on_file(const std::string& path, const char* sql) {
   return rc;
 }
 
+// The first column of the first row of `sql` on the file, read by a connection of its own (-1 when
+// there is no row or the query fails).
+inline int64_t int_on_file(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  sqlite3_stmt* s = nullptr;
+  int64_t out = -1;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    out = sqlite3_column_int64(s, 0);
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return out;
+}
+
 // A fresh ledger path in the temp directory (unique per process and object); the file and its
 // sidecars (-wal, -shm, -orroute) are removed at construction and at scope exit.
 struct TempLedgerFile {

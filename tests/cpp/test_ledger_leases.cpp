@@ -456,6 +456,47 @@ TEST_CASE("a settle that fails inside a batch leaves nothing for the batch's lat
   CHECK(ledger.calls({}).size() == 3);
 }
 
+TEST_CASE("a lease settle that fails late in a batch: the earlier ones are booked once, and it can be "
+          "settled again", "[ledger][leases][batch]") {
+  TempLedgerFile file;
+  SqliteLedger ledger(file.path);
+  ledger.set_budget(spec("project:p", Window::kTotal, "1"));
+  // The batch's third settle fails at its row, after the two before it wrote theirs (run_batch
+  // then runs them again in a new transaction).
+  REQUIRE(exec_on_file(file.path, "CREATE TRIGGER boom BEFORE INSERT ON calls WHEN "
+                                  "NEW.prompt_tokens = 666 BEGIN SELECT RAISE(ABORT, 'boom'); END") == SQLITE_OK);
+  std::vector<SettleItem> items;
+  for (const char* c : {"0.004", "0.002", "0.001", "0.008"}) {
+    const auto r = ledger.reserve(req("0.01", "p"));
+    REQUIRE(r.status == ReserveStatus::kReserved);
+    REQUIRE(r.reservation_id < 0);  // served from the lease
+    items.push_back({r.reservation_id, cost(c)});
+  }
+  items[2].call.prompt_tokens = 666;
+  const auto out = ledger.settle_batch(items);
+  REQUIRE(out.size() == 4);
+  REQUIRE_FALSE(out[2].error.empty());
+  for (const size_t i : {0, 1, 3}) {
+    INFO("item " << i);
+    REQUIRE((out[i].outcome && out[i].outcome->reservation_found));
+  }
+  CHECK(ledger.calls({}).size() == 3);
+  CHECK(state(ledger).spent == Money::parse("0.014"));
+  // Still held, not booked: settled now, it finds its reservation.
+  items[2].call.prompt_tokens = 1;
+  const SettleOutcome again = ledger.settle(items[2].reservation_id, items[2].call);
+  CHECK(again.reservation_found);
+  CHECK(state(ledger).spent == Money::parse("0.015"));
+  CHECK(ledger.live_reservations() == std::pair<int64_t, Money>{0, Money()});
+  CHECK(ledger.calls({}).size() == 4);
+  // Nothing held twice or consumed twice: the lease, given back, leaves no row and no reserved
+  // money in the file.
+  ledger.release_leases();
+  CHECK(int_on_file(file.path, "SELECT count(*) FROM reservations") == 0);
+  CHECK(int_on_file(file.path, "SELECT count(*) FROM budget_windows WHERE reserved_nanos <> 0 OR "
+                               "reserved_attos <> 0") == 0);
+}
+
 namespace {
 // Counter rows whose atto columns left [0, 1e9) (the carry formulas rely on it).
 int64_t unnormalized_counters(const std::string& path) {

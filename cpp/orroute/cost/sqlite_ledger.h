@@ -66,7 +66,7 @@ struct SqliteLedgerOptions {
 // Reservations served from leases have negative ids.
 //
 // Thread-safe (one connection behind a mutex; concurrent money operations are group-committed:
-// one transaction, one savepoint per operation); safe across processes. Must not be used in a
+// one transaction, a failing operation left out alone); safe across processes. Must not be used in a
 // child after fork(): open a new one there (calls from another pid throw Error).
 class SqliteLedger final : public Ledger {
  public:

@@ -38,9 +38,11 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
                "est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
                "error_class, attempts, cost_source) VALUES "
                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    s.bind(1, c.at).bind(2, c.scope.project).bind(3, c.scope.conversation).bind(4, c.task_id);
-    s.bind(5, c.task_type).bind(6, c.model_requested).bind(7, c.model_used).bind(8, c.provider);
-    s.bind(9, c.generation_id).bind(10, c.prompt_tokens).bind(11, c.completion_tokens);
+    // `c` outlives the statement's step: its text is bound without SQLite's copy.
+    s.bind(1, c.at).bind_borrowed(2, c.scope.project).bind_borrowed(3, c.scope.conversation);
+    s.bind_borrowed(4, c.task_id).bind_borrowed(5, c.task_type).bind_borrowed(6, c.model_requested);
+    s.bind_borrowed(7, c.model_used).bind_borrowed(8, c.provider).bind_borrowed(9, c.generation_id);
+    s.bind(10, c.prompt_tokens).bind(11, c.completion_tokens);
     s.bind(12, c.cached_tokens).bind(13, c.cache_write_tokens).bind(14, c.reasoning_tokens);
     if (c.estimated_cost) {
       const auto [en, ea] = split(*c.estimated_cost);
@@ -51,14 +53,14 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
     s.bind(17, cn).bind(18, ca);
     if (c.latency_us >= 0) s.bind(19, c.latency_us); else s.bind_null(19);
     if (c.ttft_us >= 0) s.bind(20, c.ttft_us); else s.bind_null(20);
-    s.bind_text(21, c.outcome).bind(22, c.error_class).bind(23, int64_t{c.attempts});
-    s.bind_text(24, c.cost_source);
+    s.bind_text_borrowed(21, c.outcome).bind_borrowed(22, c.error_class).bind(23, int64_t{c.attempts});
+    s.bind_text_borrowed(24, c.cost_source);
     s.run();
   }
   c.id = sqlite3_last_insert_rowid(db);
   for (const auto& [k, v] : c.scope.tags) {
     q("INSERT INTO call_tags(call_id, key, value) VALUES (?, ?, ?)")
-        .bind(1, c.id).bind_text(2, k).bind_text(3, v).run();
+        .bind(1, c.id).bind_text_borrowed(2, k).bind_text_borrowed(3, v).run();
   }
   SettleOutcome out;
   out.call_id = c.id;

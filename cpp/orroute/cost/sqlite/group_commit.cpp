@@ -23,6 +23,45 @@ void SqliteLedger::Impl::commit_job(Job& job) {
   job.on_fail.clear();
 }
 
+bool SqliteLedger::Impl::run_job(Job& job) {
+  current = &job;
+  try {
+    job.run();
+    current = nullptr;
+    return true;
+  } catch (...) {
+    current = nullptr;
+    job.error = std::current_exception();
+    fail_job(job);
+    return false;
+  }
+}
+
+SqliteLedger::Impl::Job* SqliteLedger::Impl::run_together(const std::vector<Job*>& batch) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (run_job(*batch[i])) continue;
+    // The jobs before it run again in the next transaction: their local effects are undone
+    // (latest first), as if they had not run yet.
+    for (size_t k = i; k-- > 0;) fail_job(*batch[k]);
+    pending_new.clear();
+    return batch[i];
+  }
+  return nullptr;
+}
+
+void SqliteLedger::Impl::run_apart(const std::vector<Job*>& batch) {
+  for (Job* job : batch) {
+    if (job->error) continue;  // failed in run_together: not run again
+    q("SAVEPOINT job").run();
+    txn_reads_before_job = txn_reads;  // what the file holds (or will, at commit) before it
+    if (!run_job(*job)) {
+      q("ROLLBACK TO job").run();
+      txn_reads = txn_reads_before_job;
+    }
+    q("RELEASE job").run();
+  }
+}
+
 std::vector<SqliteLedger::Impl::Job*> SqliteLedger::Impl::run_batch() {
   std::lock_guard lock(mu);
   std::vector<Job*> batch;
@@ -34,42 +73,24 @@ std::vector<SqliteLedger::Impl::Job*> SqliteLedger::Impl::run_batch() {
   };
   bool committed = false;
   try {
-    Txn txn(*this);
-    // Taken once the write lock is held: the jobs queued while this thread waited for another
-    // process's transaction ride in this one (batches grow with contention).
-    take();
-    if (batch.size() == 1) {  // no savepoint needed: a failure rolls back the transaction
-      current = batch[0];
-      try {
-        batch[0]->run();
-      } catch (...) {
-        current = nullptr;
-        batch[0]->error = std::current_exception();
-        fail_job(*batch[0]);
-        pending_new.clear();
-        return batch;  // ~Txn rolls back
+    const Job* failed = nullptr;
+    {
+      Txn txn(*this);
+      // Taken once the write lock is held: the jobs queued while this thread waited for another
+      // process's transaction ride in this one (batches grow with contention).
+      take();
+      failed = run_together(batch);
+      if (!failed) {
+        txn.commit();
+        committed = true;
       }
-      current = nullptr;
-    } else {
-      for (Job* job : batch) {
-        q("SAVEPOINT job").run();
-        txn_reads_before_job = txn_reads;  // what the file holds (or will, at commit) before it
-        current = job;
-        try {
-          job->run();
-        } catch (...) {
-          current = nullptr;
-          job->error = std::current_exception();
-          fail_job(*job);
-          q("ROLLBACK TO job").run();
-          txn_reads = txn_reads_before_job;
-        }
-        current = nullptr;
-        q("RELEASE job").run();
-      }
+    }  // a failed job: ~Txn rolled the whole batch back
+    if (failed && batch.size() > 1) {
+      Txn txn(*this);
+      run_apart(batch);
+      txn.commit();
+      committed = true;
     }
-    txn.commit();
-    committed = true;
   } catch (...) {
     // BEGIN or COMMIT failed: nothing in the batch happened.
     current = nullptr;

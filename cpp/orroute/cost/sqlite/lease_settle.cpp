@@ -13,7 +13,12 @@ SettleOutcome SqliteLedger::Impl::settle_sub(int64_t id, CallRecord call, TimeUs
   }
   const std::optional<Sub> sub = claim_sub(id);
   if (!sub) return transact([&] { return settle_unreserved_job(call, now); });
-  return transact([&] { return settle_sub_job(id, *sub, call, now, true); });
+  try {
+    return transact([&] { return settle_sub_job(id, *sub, call, now); });
+  } catch (...) {
+    unclaim_sub(id);
+    throw;
+  }
 }
 
 std::optional<SqliteLedger::Impl::Sub> SqliteLedger::Impl::claim_sub(int64_t id) {
@@ -26,6 +31,12 @@ std::optional<SqliteLedger::Impl::Sub> SqliteLedger::Impl::claim_sub(int64_t id)
   return it->second;
 }
 
+void SqliteLedger::Impl::unclaim_sub(int64_t id) {
+  std::lock_guard lk(lmu);
+  auto it = subs.find(id);
+  if (it != subs.end()) it->second.settling = false;
+}
+
 SettleOutcome SqliteLedger::Impl::settle_unreserved_job(CallRecord& call, TimeUs now) {
   if (call.at == 0) call.at = now;
   SettleOutcome out = insert_call(call, nullptr, Money());
@@ -33,23 +44,16 @@ SettleOutcome SqliteLedger::Impl::settle_unreserved_job(CallRecord& call, TimeUs
   return out;
 }
 
-SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, const CallRecord& call,
-                                                 TimeUs now, bool reset_on_fail) {
-  if (reset_on_fail) {
-    if_failed([this, id] {
-      auto it = subs.find(id);
-      if (it != subs.end()) it->second.settling = false;
-    });
-  }
-  CallRecord c = call;
+SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, CallRecord& c,
+                                                 TimeUs now) {
   bool here = true;
   // A call that cost more than it reserved (an upstream ignoring max_tokens) takes the excess
   // off the lease's free money, so the lease never serves calls the budget cannot cover; when
   // the free money does not cover it, the budget generation moves and every process re-leases
   // under the true remaining amount.
   Money taken;
-  if (sub.lease && call.cost > sub.amount) {
-    const Money excess = call.cost - sub.amount;
+  if (sub.lease && c.cost > sub.amount) {
+    const Money excess = c.cost - sub.amount;
     {
       std::lock_guard lk(lmu);
       taken = std::max(Money(), std::min(excess, sub.lease->free));

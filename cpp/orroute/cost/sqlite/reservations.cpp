@@ -192,6 +192,7 @@ std::vector<BatchSettle> SqliteLedger::settle_batch(std::vector<SettleItem> item
   if (impl_->behind_on || items.size() < 2) return Ledger::settle_batch(std::move(items));
   const TimeUs now = now_us();
   std::vector<SettleOutcome> outs(items.size());
+  std::vector<bool> claimed(items.size());
   std::vector<std::function<void()>> jobs;
   jobs.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
@@ -201,8 +202,9 @@ std::vector<BatchSettle> SqliteLedger::settle_batch(std::vector<SettleItem> item
     if (id >= 0) {
       jobs.push_back([this, id, &call, &out, now] { out = impl_->settle_reserved_job(id, call, now); });
     } else if (std::optional<Impl::Sub> sub = impl_->claim_sub(id)) {
+      claimed[i] = true;
       jobs.push_back([this, id, sub = std::move(*sub), &call, &out, now] {
-        out = impl_->settle_sub_job(id, sub, call, now, true);
+        out = impl_->settle_sub_job(id, sub, call, now);
       });
     } else {
       jobs.push_back([this, &call, &out, now] { out = impl_->settle_unreserved_job(call, now); });
@@ -215,6 +217,7 @@ std::vector<BatchSettle> SqliteLedger::settle_batch(std::vector<SettleItem> item
       result[i].outcome = std::move(outs[i]);
       continue;
     }
+    if (claimed[i]) impl_->unclaim_sub(items[i].reservation_id);
     try {
       std::rethrow_exception(errors[i]);
     } catch (const std::exception& e) {

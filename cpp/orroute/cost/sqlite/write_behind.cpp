@@ -62,8 +62,8 @@ std::vector<Alert> SqliteLedger::Impl::flush_behind(const std::function<void()>&
   std::vector<std::function<void()>> jobs;
   for (size_t i = 0; i < items.size(); ++i) {
     jobs.push_back([this, &items, &outs, i] {
-      const Behind& b = items[i];
-      outs[i] = settle_sub_job(b.id, b.sub, b.call, b.now, false);
+      Behind& b = items[i];
+      outs[i] = settle_sub_job(b.id, b.sub, b.call, b.now);
     });
   }
   if (also) jobs.push_back(also);
