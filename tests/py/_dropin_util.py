@@ -3,6 +3,7 @@ FakeOpenRouter upstream, a manager on a fresh ledger, and the ledger rows a test
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,23 @@ from orroute.testing import FakeOpenRouter
 
 UPSTREAM_KEY = "sk-or-v1-dropin-test-not-a-real-key"
 MODEL = "openai/gpt-4o-mini"
+
+
+@pytest.fixture
+def event_loop_closed_after_the_test() -> Iterator[None]:
+    """A thread event loop for the test, closed after it. Some frameworks run on the thread's
+    event loop and make one when there is none, never closing it (pydantic-ai's
+    ``Agent.run_sync``, litellm's service logger): dropped by the next ``asyncio.run``, it was
+    collected unclosed during some later test, whose run then failed on that ResourceWarning.
+    Use it with ``pytestmark = pytest.mark.usefixtures("event_loop_closed_after_the_test")``."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop(None)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def dropin_fixtures() -> tuple[Callable[..., Any], ...]:

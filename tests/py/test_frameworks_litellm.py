@@ -18,6 +18,7 @@ from _dropin_util import (
     Weather,
     assert_booked,
     dropin_fixtures,
+    event_loop_closed_after_the_test,
     make_manager,
 )
 
@@ -25,8 +26,11 @@ import orroute
 from orroute.testing import FakeOpenRouter
 
 fake, tracker, manager = dropin_fixtures()
+# each test gets a thread event loop closed after it (see the fixture)
+closed_loop = event_loop_closed_after_the_test
 # litellm's own models warn when pydantic builds them (nothing to do with orroute)
-pytestmark = [pytest.mark.filterwarnings("ignore:.*ReadOnly. qualifier:UserWarning"),
+pytestmark = [pytest.mark.usefixtures("closed_loop"),
+              pytest.mark.filterwarnings("ignore:.*ReadOnly. qualifier:UserWarning"),
               pytest.mark.filterwarnings("ignore:Accessing the 'model_(computed_)?fields' attribute on the instance")]
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 WEATHER_TOOL = {"type": "function", "function": {

@@ -5,7 +5,6 @@ ledger; a budget refuses the call that would exceed it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from _dropin_util import (
     Weather,
     assert_booked,
     dropin_fixtures,
+    event_loop_closed_after_the_test,
     get_weather,
     make_manager,
     tool_result_sent,
@@ -29,21 +29,9 @@ import orroute
 from orroute.testing import FakeOpenRouter
 
 fake, tracker, manager = dropin_fixtures()
-
-
-@pytest.fixture(autouse=True)
-def _event_loop_closed_after_the_test() -> Iterator[None]:
-    """``Agent.run_sync`` runs on the thread's event loop and makes one when there is none, never
-    closing it; dropped by the next ``asyncio.run``, it was collected unclosed during some later
-    test, whose run then failed on that ResourceWarning. Each test gets a loop closed after it."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        yield
-    finally:
-        asyncio.set_event_loop(None)
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
+# each test gets a thread event loop closed after it (see the fixture)
+closed_loop = event_loop_closed_after_the_test
+pytestmark = pytest.mark.usefixtures("closed_loop")
 
 
 def model_for(manager: Any) -> OpenAIChatModel:
