@@ -207,3 +207,16 @@ TEST_CASE("images sent are reserved and booked at a model's per-image price", "[
   CHECK(p.price("z/vision", "", shape, used) == usd("0.006"));  // the images, reported or not
   CHECK(p.price("z/vision", "", RequestShape{}, used) == usd("0.003"));
 }
+
+TEST_CASE("a predicted output is reserved as output on top of max_tokens", "[call_pricing]") {
+  // OpenAI bills the predicted tokens the model rejects as output, beyond max_tokens: at most one
+  // token per byte of the prediction.
+  const CallPricer p(catalog(), {});
+  const std::string text(500, 'x');
+  CHECK(worst(p, "x/cheap", request_shape(R"({"prediction": {"type": "content", "content": ")" + text + R"("}})")) ==
+        usd("0.003") + usd("0.001"));  // 500 more output tokens at $2/M
+  CHECK(worst(p, "x/cheap", request_shape(R"({"prediction": {"type": "content", "content": [{"type": "text", "text": ")" +
+                                          text + R"("}, {"type": "text", "text": ")" + text + R"("}]}})")) ==
+        usd("0.003") + usd("0.002"));
+  CHECK(request_shape(R"({"prediction": "junk"})").prediction_bytes == 0);
+}

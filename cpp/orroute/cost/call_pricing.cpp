@@ -79,6 +79,25 @@ int64_t image_parts(const rapidjson::Value& body) {
   return n;
 }
 
+// The bytes of the body's `prediction` text: {"type": "content", "content": a string or an array
+// of {"type": "text", "text": ...} parts}.
+int64_t prediction_bytes(const rapidjson::Value& body) {
+  auto prediction = body.FindMember("prediction");
+  if (prediction == body.MemberEnd() || !prediction->value.IsObject()) return 0;
+  auto content = prediction->value.FindMember("content");
+  if (content == prediction->value.MemberEnd()) return 0;
+  if (content->value.IsString()) return content->value.GetStringLength();
+  int64_t n = 0;
+  if (content->value.IsArray()) {
+    for (const auto& part : content->value.GetArray()) {
+      if (!part.IsObject()) continue;
+      auto text = part.FindMember("text");
+      if (text != part.MemberEnd() && text->value.IsString()) n += text->value.GetStringLength();
+    }
+  }
+  return n;
+}
+
 // A tool the model calls is priced in tokens (`function`, and `custom` tools: text the model
 // writes); any other type is run by the upstream and billed per use (OpenRouter's server tools:
 // `openrouter:web_search`, ...), a cost no reservation can bound.
@@ -195,6 +214,7 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
     }
     read_server_tools(d, shape);
     shape.images = image_parts(d);
+    shape.prediction_bytes = prediction_bytes(d);
   } catch (const std::exception&) {
     return RequestShape{};
   }
@@ -298,7 +318,8 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
     try {
       std::optional<Pricing> scratch;
       const Money c = worst_case_cost(charged(*b.pricing(), shape, scratch), prompt_tokens,
-                                      max_output_tokens, 1, shape.images, 0, true, id);
+                                      max_output_tokens + shape.prediction_bytes, 1, shape.images, 0,
+                                      true, id);
       worst = worst ? std::max(*worst, c) : c;
     } catch (const std::exception& e) {
       if (refusal) *refusal = "model '" + client_text(id) + "' could not be priced: " + e.what();

@@ -52,6 +52,9 @@ struct RequestShape {
   int64_t web_results = kWebResultsPerFee; // the web plugin's max_results (billed per result)
   int64_t images = 0;                      // image parts in the messages (billed per image where
                                            // a model lists an `image` price)
+  // Bytes of the `prediction` text (OpenAI's predicted outputs): predicted tokens the model
+  // rejects are billed as output on top of max_tokens, at most one token per byte.
+  int64_t prediction_bytes = 0;
   std::vector<std::string> allowed_models; // auto-router plugin's allowed_models patterns
   // Why the request's cost cannot be bounded, "" when it can: a tool the upstream runs and bills
   // per use (a server tool such as `openrouter:web_search`), or a web plugin whose max_results is
