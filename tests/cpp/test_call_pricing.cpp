@@ -220,3 +220,14 @@ TEST_CASE("a predicted output is reserved as output on top of max_tokens", "[cal
         usd("0.003") + usd("0.002"));
   CHECK(request_shape(R"({"prediction": "junk"})").prediction_bytes == 0);
 }
+
+TEST_CASE("n completions are reserved n outputs, the prompt once", "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  CHECK(worst(p, "x/cheap", request_shape(R"({"n": 3})")) == usd("0.001") + usd("0.006"));
+  CHECK(worst(p, "x/cheap", request_shape(R"({"n": 1})")) == usd("0.003"));
+  CHECK(request_shape(R"({"n": "3"})").choices == 1);  // refused by check_chat_request anyway
+  // a hostile n cannot wrap the bound into a small number
+  std::string why;
+  const auto huge = p.worst_case("x/cheap", request_shape(R"({"n": 9223372036854775807})"), 1000, 1000, &why);
+  CHECK((!huge || *huge > usd("1000")));
+}

@@ -455,3 +455,17 @@ def test_an_image_is_reserved_at_its_most_whatever_size_the_caller_claims() -> N
     claude = "anthropic/claude-3.5-sonnet"
     assert (plan(claude, _image(detail="low"))["estimate"] == plan(claude, _image(width=1, height=1))["estimate"]
             == plan(claude, _image())["estimate"])
+
+
+def test_n_completions_through_the_manager_are_reserved_n_outputs() -> None:
+    """params={"n": 10} is sent as given: the upstream writes (and bills) ten completions, so the
+    reservation holds ten outputs (it held one)."""
+    m = orroute.AIModelManager(api_key="sk-or-test", base_url="http://127.0.0.1:9",
+                               fallbacks=["openai/gpt-4o-mini"], budget=100)
+
+    def estimate(**params) -> Decimal:
+        return Decimal(str(m.plan(Task(messages="hi", max_tokens=1000, params=params))["estimate"]))
+
+    one, ten = estimate(), estimate(n=10)
+    output = estimate(n=2) - one  # one more completion's worth
+    assert output > 0 and ten == one + 9 * output

@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "orroute/error.h"
 #include "orroute/json.h"
@@ -77,6 +78,18 @@ int64_t image_parts(const rapidjson::Value& body) {
     }
   }
   return n;
+}
+
+// The output a request may be billed: each of its `n` completions up to max_tokens, plus the
+// prediction's rejected tokens (saturating: a hostile n cannot wrap the bound).
+int64_t output_bound(int64_t max_output_tokens, const RequestShape& shape) {
+  int64_t per_choice = 0;
+  int64_t total = 0;
+  if (__builtin_add_overflow(max_output_tokens, shape.prediction_bytes, &per_choice) ||
+      __builtin_mul_overflow(per_choice, shape.choices, &total)) {
+    return std::numeric_limits<int64_t>::max() / 2;
+  }
+  return total;
 }
 
 // The bytes of the body's `prediction` text: {"type": "content", "content": a string or an array
@@ -215,6 +228,9 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
     read_server_tools(d, shape);
     shape.images = image_parts(d);
     shape.prediction_bytes = prediction_bytes(d);
+    if (auto n = d.FindMember("n"); n != d.MemberEnd() && n->value.IsInt64() && n->value.GetInt64() > 1) {
+      shape.choices = n->value.GetInt64();
+    }
   } catch (const std::exception&) {
     return RequestShape{};
   }
@@ -318,8 +334,7 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
     try {
       std::optional<Pricing> scratch;
       const Money c = worst_case_cost(charged(*b.pricing(), shape, scratch), prompt_tokens,
-                                      max_output_tokens + shape.prediction_bytes, 1, shape.images, 0,
-                                      true, id);
+                                      output_bound(max_output_tokens, shape), 1, shape.images, 0, true, id);
       worst = worst ? std::max(*worst, c) : c;
     } catch (const std::exception& e) {
       if (refusal) *refusal = "model '" + client_text(id) + "' could not be priced: " + e.what();

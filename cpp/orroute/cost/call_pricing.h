@@ -55,6 +55,8 @@ struct RequestShape {
   // Bytes of the `prediction` text (OpenAI's predicted outputs): predicted tokens the model
   // rejects are billed as output on top of max_tokens, at most one token per byte.
   int64_t prediction_bytes = 0;
+  // `n`: the completions the upstream writes, each billed its output (the prompt once).
+  int64_t choices = 1;
   std::vector<std::string> allowed_models; // auto-router plugin's allowed_models patterns
   // Why the request's cost cannot be bounded, "" when it can: a tool the upstream runs and bills
   // per use (a server tool such as `openrouter:web_search`), or a web plugin whose max_results is
