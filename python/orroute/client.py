@@ -518,10 +518,7 @@ class _Base:
     @staticmethod
     def _completion(call: Any) -> ChatCompletion:
         """The finished chat call's reply as a ChatCompletion (or its exception)."""
-        body = _engine.call_result(call)
-        if type(body) is not dict:  # the status is asked for only to say what was wrong
-            body = _engine.chat_reply(body, call.status())
-        return ChatCompletion._adopt(body)  # a dict just parsed, held by nobody else: no copy
+        return ChatCompletion._over(_engine.chat_result(call))  # fields made as they are read
 
     def _models_cache_path(self) -> Path:
         digest = hashlib.sha1(self.base_url.encode()).hexdigest()[:12]
