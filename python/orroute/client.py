@@ -578,7 +578,7 @@ class _CompletionsBase:
         ``blocking`` and not a stream; ``lend_to``: see ``_start``)."""
         c = self._client
         stream = bool(stream) and not _surface.is_omitted(stream)
-        include_usage = _surface.wants_usage_chunk(params)
+        include_usage = stream and _surface.wants_usage_chunk(params)  # a stream's only
         observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
         try:
             cached = (c._cache_lookup(model, messages, params, extra_body, cache, extra_headers)
