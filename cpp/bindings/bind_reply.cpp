@@ -4,6 +4,7 @@
 // `to_py` makes when the caller wants all of it: model_dump, ==, repr).
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -30,9 +31,10 @@ class ParsedReply {
   const rapidjson::Value& root() const { return doc_; }
 
  private:
-  // Chunks about the size a reply's document takes (a value is 16 bytes, a member 32), not
-  // RapidJSON's default 64 KB, which every completion a caller keeps would hold on to
-  static size_t pool_chunk(size_t text_bytes) { return 2 * text_bytes + 1024; }
+  // Chunks about the size a usual reply's document takes (a value is 16 bytes, a member 32; the
+  // strings stay in the text), not RapidJSON's default 64 KB, which every completion a caller
+  // keeps would hold on to; at most that for a long reply (its text is mostly strings).
+  static size_t pool_chunk(size_t text_bytes) { return std::min<size_t>(2 * text_bytes + 1024, 64u << 10); }
 
   std::string text_;
   rapidjson::MemoryPoolAllocator<> pool_;
