@@ -3,7 +3,9 @@
 Every object wraps the JSON the server sent: fields are attributes (``completion.choices[0].
 message.content``), a known field the server left out reads as ``None``, fields this module does not
 know are still reachable as attributes, and ``model_dump()`` / ``to_dict()`` give the JSON back as a
-dict. Objects are cheap: nested objects are built on first access.
+dict. Objects are cheap: nested objects are built on first access, and a client's chat reply
+stays parsed in the core until read (a field becomes Python values when first read; the whole
+dict only for ``model_dump``, ``==``, ``repr``, copies and setting a field).
 
 >>> c = ChatCompletion({"id": "gen-1", "choices": [{"index": 0, "message": {"content": "hi"}}]})
 >>> c.choices[0].message.content
