@@ -25,6 +25,7 @@ namespace py = pybind11;
 namespace orroute::bindings {
 
 void bind_stream(py::module_& m);  // bind_stream.cpp
+void bind_reply(py::module_& m);   // bind_reply.cpp
 
 namespace {
 
@@ -332,6 +333,8 @@ void bind_net(py::module_& m) {
       .def("headers", [](const Call& c) { return headers_to_py(c.response().headers); })
       .def("body_json", [](const Call& c) { return json_text_to_py(c.response().body); },
            "The response body parsed as JSON (the text itself if it is not JSON).")
+      .def("reply", [](const Call& c) { return reply_to_py(c.response().body); },
+           "body_json, but a JSON object as a JsonRef (its fields made Python values as read).")
       .def("error", [](const Call& c) { return error_to_py(c.error()); })
       .def("arm", &Call::arm, py::arg("notifier"), py::arg("token"))
       .def(
@@ -476,6 +479,7 @@ void bind_net(py::module_& m) {
         return json_to_py(doc);
       }, py::arg("text"), "Parses JSON text with the core's parser.");
   bind_stream(m);
+  bind_reply(m);
 }
 
 }  // namespace orroute::bindings

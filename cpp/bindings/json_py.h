@@ -24,5 +24,8 @@ pybind11::str upstream_str(std::string_view s);
 pybind11::dict presized_dict(Py_ssize_t n);
 // Parses JSON text into a Python value; invalid JSON gives the text itself as a str.
 pybind11::object json_text_to_py(const std::string& text);
+// A reply's JSON text as json_text_to_py gives it, except that an object stays parsed in C++: a
+// JsonRef (bind_reply.cpp), whose fields become Python values as they are read.
+pybind11::object reply_to_py(const std::string& text);
 
 }  // namespace orroute::bindings

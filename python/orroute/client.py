@@ -518,10 +518,7 @@ class _Base:
     @staticmethod
     def _completion(call: Any) -> ChatCompletion:
         """The finished chat call's reply as a ChatCompletion (or its exception)."""
-        body = _engine.call_result(call)
-        if type(body) is not dict:  # the status is asked for only to say what was wrong
-            body = _engine.chat_reply(body, call.status())
-        return ChatCompletion._adopt(body)  # a dict just parsed, held by nobody else: no copy
+        return ChatCompletion._over(_engine.chat_result(call))  # fields made as they are read
 
     def _models_cache_path(self) -> Path:
         digest = hashlib.sha1(self.base_url.encode()).hexdigest()[:12]
@@ -581,7 +578,7 @@ class _CompletionsBase:
         ``blocking`` and not a stream; ``lend_to``: see ``_start``)."""
         c = self._client
         stream = bool(stream) and not _surface.is_omitted(stream)
-        include_usage = _surface.wants_usage_chunk(params)
+        include_usage = stream and _surface.wants_usage_chunk(params)  # a stream's only
         observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
         try:
             cached = (c._cache_lookup(model, messages, params, extra_body, cache, extra_headers)

@@ -3,7 +3,9 @@
 Every object wraps the JSON the server sent: fields are attributes (``completion.choices[0].
 message.content``), a known field the server left out reads as ``None``, fields this module does not
 know are still reachable as attributes, and ``model_dump()`` / ``to_dict()`` give the JSON back as a
-dict. Objects are cheap: nested objects are built on first access.
+dict. Objects are cheap: nested objects are built on first access, and a client's chat reply
+stays parsed in the core until read (a field becomes Python values when first read; the whole
+dict only for ``model_dump``, ``==``, ``repr``, copies and setting a field).
 
 >>> c = ChatCompletion({"id": "gen-1", "choices": [{"index": 0, "message": {"content": "hi"}}]})
 >>> c.choices[0].message.content
@@ -15,6 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any, ClassVar
+
+from . import _core
 
 __all__ = [
     "BaseObject",
@@ -42,6 +46,12 @@ __all__ = [
 ]
 
 
+# How a field is read from a parsed reply (``_core.JsonRef.get``): all Python values, a JsonRef
+# for a nested response type, a list of them; and what it answers for a field the reply lacks.
+_PLAIN, _OBJECT, _OBJECTS = 0, 1, 2
+_ABSENT = object()
+
+
 class BaseObject:
     """A JSON object with attribute access (the common base of every response type)."""
 
@@ -53,23 +63,32 @@ class BaseObject:
         object.__setattr__(self, "_data", d)
 
     @classmethod
-    def _adopt(cls, data: dict[str, Any]) -> Any:
-        """An object over ``data`` itself rather than a copy: for a dict nothing else holds (a
-        reply the core has just parsed)."""
+    def _over(cls, ref: Any) -> Any:
+        """An object over a reply the core keeps parsed (``_core.JsonRef``): a field becomes a
+        Python value when it is first read, and the whole dict (``_data``) only when something
+        needs all of it (``model_dump``, ``==``, ``repr``, setting a field)."""
         obj = cls.__new__(cls)
-        object.__setattr__(obj, "_data", data)
+        object.__setattr__(obj, "_ref", ref)
         return obj
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        data = self.__dict__["_data"]
+        d = self.__dict__
+        data = d.get("_data")
+        if data is None:
+            ref = d.get("_ref")
+            if ref is None:  # neither: an object not made by this class's constructors
+                raise AttributeError(name)
+            if name == "_data":  # first asked for: the whole object, made from the reply
+                data = d.setdefault("_data", ref.to_py())
+                d.pop("_ref", None)
+                return data
+            return self._read_ref(ref, name)
         try:
             raw = data[name]
         except KeyError:
-            if name in type(self)._fields:
-                return None
-            raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}") from None
+            return self._absent(name)
         kind = type(self)._fields.get(name)
         if raw is None or kind is None:
             value = raw
@@ -84,11 +103,36 @@ class BaseObject:
         self.__dict__[name] = value  # cache: the next access does not come here
         return value
 
+    def _read_ref(self, ref: Any, name: str) -> Any:
+        """``name`` read from the parsed reply: a nested response type over the nested object,
+        any other value as Python values."""
+        kind = type(self)._fields.get(name)
+        if kind is None:
+            value = ref.get(name, _PLAIN, _ABSENT)
+        elif isinstance(kind, tuple):
+            value = ref.get(name, _OBJECTS, _ABSENT)
+            if type(value) is list:
+                value = [kind[0]._over(x) if type(x) is _core.JsonRef else x for x in value]
+        else:
+            value = ref.get(name, _OBJECT, _ABSENT)
+            if type(value) is _core.JsonRef:
+                value = kind._over(value)
+        if value is _ABSENT:
+            return self._absent(name)
+        self.__dict__[name] = value  # cache: the next access does not come here
+        return value
+
+    def _absent(self, name: str) -> None:
+        """A field the server left out: None if this type knows it, else no such attribute."""
+        if name not in type(self)._fields:
+            raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    def __getstate__(self) -> dict[str, Any]:  # copy / pickle: the JSON, not the parsed reply
+        return {"_data": self._data}
+
     def __setattr__(self, name: str, value: Any) -> None:
         self.__dict__.pop(name, None)
-        self.__dict__["_data"][name] = (
-            value.model_dump() if isinstance(value, BaseObject) else value
-        )
+        self._data[name] = value.model_dump() if isinstance(value, BaseObject) else value
 
     def model_dump(
         self,
@@ -110,7 +154,7 @@ class BaseObject:
         gives in pydantic; ``mode`` and ``by_alias`` change nothing (the values are JSON and the
         names the wire names). ``include`` / ``exclude`` are top-level field names (a set, or a
         dict whose keys are used); ``exclude_none`` drops None values at every depth."""
-        d: dict[str, Any] = json.loads(json.dumps(self.__dict__["_data"]))
+        d: dict[str, Any] = json.loads(json.dumps(self._data))
         if include is not None:
             d = {k: v for k, v in d.items() if k in include}
         if exclude is not None:
@@ -164,27 +208,27 @@ class BaseObject:
     @property
     def model_fields_set(self) -> set[str]:
         """The fields the server sent."""
-        return set(self.__dict__["_data"])
+        return set(self._data)
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
 
     def __contains__(self, key: str) -> bool:
-        return key in self.__dict__["_data"]
+        return key in self._data
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:  # like pydantic: (field, value) pairs
-        for k in self.__dict__["_data"]:
+        for k in self._data:
             yield k, getattr(self, k)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, BaseObject):
-            return type(self) is type(other) and self.__dict__["_data"] == other.__dict__["_data"]
+            return type(self) is type(other) and self._data == other._data
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self.__dict__["_data"].items())
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._data.items())
         return f"{type(self).__name__}({inner})"
 
 
@@ -412,11 +456,11 @@ class ModelList(BaseObject):
         return iter(self.data or [])
 
     def __len__(self) -> int:
-        return len(self.__dict__["_data"].get("data") or [])
+        return len(self._data.get("data") or [])
 
     @property
     def ids(self) -> list[str]:
-        return [m.get("id") for m in self.__dict__["_data"].get("data") or []]
+        return [m.get("id") for m in self._data.get("data") or []]
 
     def to_catalog(self) -> Any:
         """This list as an :class:`orroute.Catalog` (exact prices, capabilities, selection).

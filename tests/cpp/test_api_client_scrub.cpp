@@ -63,3 +63,18 @@ TEST_CASE("scrub masks an echoed key, plain or spelled with JSON escapes", "[net
     }
   }
 }
+
+TEST_CASE("scrub finds the key at every offset, next to look-alikes", "[net][scrub]") {
+  // the search matches a key's first and last bytes 16 positions at a time, then the rest:
+  // every offset of a step, a step's end and the bytes after the last whole step
+  const auto c = client();
+  const std::string masked = orroute::mask_key(kKey);
+  const std::string look_alike = kKey.front() + std::string(kKey.size() - 2, '0') + kKey.back();
+  for (size_t before = 0; before < 40; ++before) {
+    for (size_t after : {0u, 1u, 14u, 15u, 16u, 17u, 40u}) {
+      const std::string pad(before, kKey.front());
+      const std::string tail(after, kKey.back());
+      CHECK(c->scrub(pad + look_alike + kKey + tail) == pad + look_alike + masked + tail);
+    }
+  }
+}

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
@@ -170,8 +171,10 @@ struct Transport::Impl {
   // The wake-up eventfd is in the set too: a command queued from another thread, or stopping.
   int epoll_fd = -1;
   int wake_fd = -1;
-  // Readiness read by the last wait (wait_for_io), acted on by the next work().
-  std::vector<epoll_event> ready;
+  // Readiness read by the last wait (wait_for_io), acted on by the next work(): the first
+  // ready_count entries (an array: a vector resized to 64 zero-filled them on every turn).
+  std::array<epoll_event, 64> ready{};
+  size_t ready_count = 0;
   std::thread thread;
   std::mutex mu;
   std::vector<Command> commands;  // guarded by mu
@@ -251,13 +254,10 @@ struct Transport::Impl {
   // libcurl's work for what is ready: each socket the last wait (or a look now) found ready, then
   // its timers when one is due (a new transfer is due at once, as is a resumed one).
   void act_on_sockets() {
-    if (ready.empty()) {
-      ready.resize(64);
-      const int n = epoll_wait(epoll_fd, ready.data(), static_cast<int>(ready.size()), 0);
-      ready.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    }
+    if (ready_count == 0) read_ready(0);
     int running = 0;
-    for (const epoll_event& ev : ready) {
+    for (size_t i = 0; i < ready_count; ++i) {
+      const epoll_event& ev = ready[i];
       if (ev.data.fd == wake_fd) {
         uint64_t count = 0;
         [[maybe_unused]] const ssize_t n = read(wake_fd, &count, sizeof count);
@@ -269,7 +269,7 @@ struct Transport::Impl {
       if (ev.events & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR | CURL_CSELECT_IN;
       curl_multi_socket_action(multi, ev.data.fd, mask, &running);
     }
-    ready.clear();
+    ready_count = 0;
     long due_ms = -1;
     curl_multi_timeout(multi, &due_ms);
     if (due_ms == 0) curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -651,9 +651,14 @@ struct Transport::Impl {
       if (!commands.empty() || stopping) wait_ms = 0;
     }
     if (wait_ms <= 0) return;
-    ready.resize(64);
-    const int n = epoll_wait(epoll_fd, ready.data(), static_cast<int>(ready.size()), static_cast<int>(wait_ms));
-    ready.resize(n > 0 ? static_cast<size_t>(n) : 0);  // a signal (EINTR) or the time: nothing
+    read_ready(static_cast<int>(wait_ms));
+  }
+
+  // Waits up to `wait_ms` for ready sockets (0: a look now) into `ready`; a signal (EINTR) or
+  // the time reads none.
+  void read_ready(int wait_ms) {
+    const int n = epoll_wait(epoll_fd, ready.data(), static_cast<int>(ready.size()), wait_ms);
+    ready_count = n > 0 ? static_cast<size_t>(n) : 0;
   }
 
   // Whether the driver has nothing to do (reads loop state: asked by the driver only, under mu).

@@ -23,6 +23,7 @@ from .failures import (
     call_result,
     chat_reply,
     chat_request_problem,
+    chat_result,
     check_body_error,
     result_error,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "call_result",
     "chat_reply",
     "chat_request_problem",
+    "chat_result",
     "check_body_error",
     "engine_config",
     "engine_of",

@@ -12,8 +12,8 @@ from typing import Any
 from .. import _core
 from .. import _exceptions as _exc
 
-__all__ = ["api_error", "call_result", "chat_reply", "chat_request_problem", "check_body_error",
-           "result_error"]
+__all__ = ["api_error", "call_result", "chat_reply", "chat_request_problem", "chat_result",
+           "check_body_error", "result_error"]
 
 
 def _metadata(api: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,4 +152,18 @@ def call_result(call: Any) -> Any:
         raise api_error(call.error())
     body = call.body_json()
     check_body_error(body)
+    return body
+
+
+def chat_result(call: Any) -> Any:
+    """The reply of a finished chat call, kept parsed in the core (a ``_core.JsonRef``, whose
+    fields become Python values as they are read), or its exception: :func:`call_result`'s
+    rules and :func:`chat_reply`'s."""
+    if not call.ok:
+        raise api_error(call.error())
+    body = call.reply()
+    if type(body) is not _core.JsonRef:  # not a JSON object
+        chat_reply(body, call.status())  # raises
+    if "error" in body:  # perhaps an error in a 2xx reply: its rule reads the dict
+        check_body_error(body.to_py())
     return body

@@ -1,0 +1,96 @@
+"""A chat reply stays parsed in the core and its fields become Python objects as they are read
+(``BaseObject._over``): what a caller reads, compares, dumps, copies or sets is what the whole
+reply as a dict gives."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import pickle
+import sys
+
+import pytest
+
+import orroute
+from orroute.testing import FakeOpenRouter, Fault
+from orroute.types import ChatCompletion
+
+MSGS = [{"role": "user", "content": "Say hello"}]
+REPLY = {
+    "id": "gen-1",
+    "object": "chat.completion",
+    "model": "m/a",
+    "provider": "P",
+    "extra": {"nested": [1, {"a": None}], "t": True},
+    "choices": [
+        {"index": 0, "finish_reason": "stop",
+         "message": {"role": "assistant", "content": "h\u00e9\\llo \"x\"", "refusal": None,
+                     "tool_calls": [{"id": "c1", "type": "function",
+                                     "function": {"name": "f", "arguments": "{}"}}]}},
+        "not an object",
+    ],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "cost": 1.5e-05,
+              "prompt_tokens_details": {"cached_tokens": 1}},
+}
+
+
+@pytest.fixture
+def fake():
+    with FakeOpenRouter(models=["m/a"], use_uvloop=False) as f:
+        yield f
+
+
+def reply_of(fake: FakeOpenRouter, body: bytes) -> ChatCompletion:
+    fake.fail("m/a", Fault.raw(body), times=1)
+    client = orroute.OpenRouter(api_key="sk-or-v1-test", base_url=fake.base_url, max_retries=0)
+    return client.chat.completions.create(model="m/a", messages=MSGS)
+
+
+def test_the_fields_read_are_made_and_the_rest_stays_parsed(fake, caplog, monkeypatch):
+    # nothing watches the call (no INFO log, no OpenTelemetry), which would read all of it
+    caplog.set_level(logging.WARNING, logger="orroute")
+    monkeypatch.delitem(sys.modules, "opentelemetry.trace", raising=False)
+    r = reply_of(fake, json.dumps(REPLY).encode())
+    assert r.choices[0].message.content == 'h\u00e9\\llo "x"'
+    assert r.usage.total_tokens == 5 and r.usage.cached_tokens == 1
+    assert r.choices[0].message.tool_calls[0].function.name == "f"
+    assert "_data" not in r.__dict__  # the whole reply was never made into Python objects
+    assert r.choices[1] == "not an object"  # a list item that is no object is a value
+    assert r.extra == REPLY["extra"]  # a field of no declared type: plain values all through
+    assert r.system_fingerprint is None  # known, absent
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        r.nope  # noqa: B018
+
+
+def test_a_reply_read_lazily_is_the_reply_as_a_dict(fake):
+    lazy = reply_of(fake, json.dumps(REPLY).encode())
+    lazy.choices[0].message  # noqa: B018  (some fields read, the rest not)
+    eager = ChatCompletion(json.loads(json.dumps(REPLY)))
+    assert lazy == eager and eager == lazy
+    assert repr(lazy) == repr(eager)
+    assert lazy.model_dump() == REPLY and lazy.model_dump_json() == eager.model_dump_json()
+    assert dict(lazy).keys() == dict(eager).keys() and "usage" in lazy
+    assert pickle.loads(pickle.dumps(lazy)) == eager
+    assert copy.deepcopy(lazy) == eager and copy.copy(lazy) == eager
+
+
+def test_setting_a_field_of_a_lazy_reply_keeps_the_others(fake):
+    r = reply_of(fake, json.dumps(REPLY).encode())
+    r.provider = "Q"
+    assert r.provider == "Q"
+    assert r.model_dump() == {**REPLY, "provider": "Q"}
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"{not json", b"1" * 3 + b"[" * 600])
+def test_a_reply_that_is_no_json_object_is_refused_at_once(fake, body):
+    with pytest.raises(orroute.APIResponseValidationError, match="not a JSON object"):
+        reply_of(fake, body)
+
+
+def test_a_2xx_error_body_without_choices_is_an_error(fake):
+    body = {"error": {"code": 429, "message": "slow down"}}
+    with pytest.raises(orroute.RateLimitError, match="slow down"):
+        reply_of(fake, json.dumps(body).encode())
+    with_choices = {**REPLY, "error": {"code": 429, "message": "ignored"}}
+    assert reply_of(fake, json.dumps(with_choices).encode()).choices[0].index == 0
