@@ -48,7 +48,6 @@ struct RedisLedger::Impl {
   std::string redacted;
   RedisLedgerOptions options;
   std::string prefix;
-  pid_t pid = ::getpid();
 
   // Idle connections; a calling thread takes one (or opens one) and puts it back.
   std::mutex pool_mu;
@@ -94,11 +93,6 @@ struct RedisLedger::Impl {
   Ctx acquire() {
     {
       std::lock_guard lk(pool_mu);
-      if (::getpid() != pid) {  // forked child: the sockets belong to the parent
-        for (auto& c : idle) (void)c.release();
-        idle.clear();
-        pid = ::getpid();
-      }
       if (!idle.empty()) {
         Ctx c = std::move(idle.back());
         idle.pop_back();
@@ -109,7 +103,7 @@ struct RedisLedger::Impl {
   }
   void give_back(Ctx c) {
     std::lock_guard lk(pool_mu);
-    if (::getpid() == pid && idle.size() < 16) idle.push_back(std::move(c));
+    if (idle.size() < 16) idle.push_back(std::move(c));
   }
 
   // Runs `f(ctx)` on a pooled connection; on a lost connection, once more on a fresh one.
@@ -465,21 +459,28 @@ struct RedisLedger::Impl {
 
 // ---- public ------------------------------------------------------------------------------------
 
+// In a forked child the first use connects again (PerProcess): the parent's connections, and its
+// reservations in flight, which it settles, are left to it.
 RedisLedger::RedisLedger(const std::string& url, RedisLedgerOptions options)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->url = parse_redis_url(url);
-  impl_->redacted = impl_->url.redacted();
-  impl_->options = options;
-  impl_->prefix = impl_->url.prefix.empty() ? options.prefix : impl_->url.prefix;
+    : impl_([url, options] { return open(url, options); }) {}
+
+std::shared_ptr<RedisLedger::Impl> RedisLedger::open(const std::string& url,
+                                                     const RedisLedgerOptions& options) {
+  auto impl = std::make_shared<Impl>();
+  impl->url = parse_redis_url(url);
+  impl->redacted = impl->url.redacted();
+  impl->options = options;
+  impl->prefix = impl->url.prefix.empty() ? options.prefix : impl->url.prefix;
   std::random_device rd;
-  impl_->token_salt = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
-                      static_cast<uint64_t>(now_us());
+  impl->token_salt = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+                     static_cast<uint64_t>(now_us());
   try {
-    impl_->give_back(impl_->connect());
+    impl->give_back(impl->connect());
   } catch (const Error& e) {
     throw Error(e.what());  // as orroute::Error (RedisConnectionLost is internal)
   }
-  impl_->load_budgets();
+  impl->load_budgets();
+  return impl;
 }
 
 RedisLedger::~RedisLedger() = default;

@@ -29,13 +29,15 @@
 // time range and filter here: O(calls in the range) round-trip batches of 500.
 //
 // Thread-safe: a small pool of connections (one per concurrently calling thread). After fork()
-// the child drops the inherited connections and opens its own.
+// the child's first call connects again and leaves the parent's connections and reservations
+// alone.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "orroute/cost/ledger.h"
+#include "orroute/per_process.h"
 #include "orroute/net/redis_client.h"  // RedisUrl, parse_redis_url
 
 namespace orroute {
@@ -87,7 +89,8 @@ class RedisLedger final : public Ledger {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  static std::shared_ptr<Impl> open(const std::string& url, const RedisLedgerOptions& options);
+  PerProcess<Impl> impl_;  // a forked child's first use connects again
 };
 
 }  // namespace orroute

@@ -8,21 +8,28 @@ namespace orroute {
 
 using namespace sqlite;
 
+// In a forked child the first use opens the file again (PerProcess): the parent's connection,
+// its leases and reservations, its flusher thread are the parent's.
 SqliteLedger::SqliteLedger(const std::string& path, SqliteLedgerOptions options)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->path = path;
-  impl_->options = options;
-  impl_->fork_gen_at_open = fork_generation().load();
-  impl_->pid = ::getpid();
-  impl_->pid_start = process_start(impl_->pid);
-  impl_->host = host_name();
-  impl_->open();
-  impl_->register_open();
+    : impl_([path, options] { return Impl::open_here(path, options); }) {}
+
+std::shared_ptr<SqliteLedger::Impl> SqliteLedger::Impl::open_here(const std::string& path,
+                                                                  SqliteLedgerOptions options) {
+  auto impl = std::make_shared<Impl>();
+  impl->path = path;
+  impl->options = options;
+  impl->pid = ::getpid();
+  impl->pid_start = process_start(impl->pid);
+  impl->host = host_name();
+  impl->open();
+  impl->register_open();
+  return impl;
 }
 
 SqliteLedger::~SqliteLedger() {
-  if (impl_->leases_on && static_cast<int64_t>(::getpid()) == impl_->pid) {
-    impl_->stop_flusher();
+  Impl* impl = impl_.made_here();  // null: the parent's, never used in this forked child
+  if (impl != nullptr && impl->leases_on) {
+    impl->stop_flusher();
     try {
       release_leases();  // writes the queued settles first
     } catch (...) {  // best effort: the rows are reclaimed when this process is gone
@@ -31,10 +38,11 @@ SqliteLedger::~SqliteLedger() {
 }
 
 void SqliteLedger::release_leases() {
-  if (!impl_->leases_on) return;
-  impl_->flush_queued();
-  impl_->transact([&] {
-    impl_->return_all_leases();
+  Impl* impl = impl_.made_here();  // null: a forked child's that never used it holds none
+  if (impl == nullptr || !impl->leases_on) return;
+  impl->flush_queued();
+  impl->transact([&] {
+    impl->return_all_leases();
     return true;
   });
 }

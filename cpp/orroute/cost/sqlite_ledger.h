@@ -22,6 +22,7 @@
 #include <string>
 
 #include "orroute/cost/ledger.h"
+#include "orroute/per_process.h"
 
 namespace orroute {
 
@@ -66,8 +67,9 @@ struct SqliteLedgerOptions {
 // Reservations served from leases have negative ids.
 //
 // Thread-safe (one connection behind a mutex; concurrent money operations are group-committed:
-// one transaction, a failing operation left out alone); safe across processes. Must not be used in a
-// child after fork(): open a new one there (calls from another pid throw Error).
+// one transaction, a failing operation left out alone); safe across processes. Usable in a child
+// after fork(): its first call there opens the file again, and the parent's connection, leases and
+// reservations are left to the parent.
 class SqliteLedger final : public Ledger {
  public:
   // `path` is a file path or ":memory:" (private to this object). Creates or migrates the
@@ -116,7 +118,7 @@ class SqliteLedger final : public Ledger {
  private:
   ReserveOutcome reserve_in_txn(const ReserveRequest& request, TimeUs at);
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  PerProcess<Impl> impl_;  // a forked child's first use opens its own connection
 };
 
 }  // namespace orroute

@@ -7,20 +7,29 @@
 namespace orroute {
 
 SettleWorker::~SettleWorker() {
+  Queue* q = q_.made_here();  // null: the parent's, in a forked child that never settled
+  if (q == nullptr) return;
   {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
+    std::lock_guard lock(q->mu);
+    q->stopping = true;
   }
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
+  q->cv.notify_one();
+  if (q->thread.joinable()) q->thread.join();
 }
 
 bool SettleWorker::start() noexcept {
-  std::lock_guard lock(mu_);
-  if (thread_.joinable()) return true;
-  if (stopping_) return false;
+  Queue* q = nullptr;
   try {
-    thread_ = std::thread([this] { loop(); });  // on first use: an engine that never batches has none
+    q = q_.get();
+  } catch (...) {
+    return false;  // a forked child could not make its queue
+  }
+  std::lock_guard lock(q->mu);
+  if (q->thread.joinable()) return true;
+  if (q->stopping) return false;
+  try {
+    // On first use: an engine that never batches has none.
+    q->thread = std::thread([this, q] { loop(*q); });
   } catch (...) {
     return false;
   }
@@ -28,49 +37,52 @@ bool SettleWorker::start() noexcept {
 }
 
 void SettleWorker::post(int64_t id, CallRecord call, Done done) {
+  Queue& q = *q_;
   {
-    std::lock_guard lock(mu_);
-    queue_.push_back(Item{id, std::move(call), std::move(done)});
+    std::lock_guard lock(q.mu);
+    q.items.push_back(Item{id, std::move(call), std::move(done)});
   }
-  cv_.notify_one();
+  q.cv.notify_one();
 }
 
 SettleWorker::Stats SettleWorker::stats() const {
-  std::lock_guard lock(mu_);
-  return stats_;
+  const Queue& q = *q_;
+  std::lock_guard lock(q.mu);
+  return q.stats;
 }
 
 bool SettleWorker::idle() const {
-  std::lock_guard lock(mu_);
-  return queue_.empty() && !writing_;
+  const Queue& q = *q_;
+  std::lock_guard lock(q.mu);
+  return q.items.empty() && !q.writing;
 }
 
-void SettleWorker::loop() noexcept {
+void SettleWorker::loop(Queue& q) noexcept {
   std::deque<Item> batch;
   while (true) {
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and nothing left to write
-      writing_ = true;
+      std::unique_lock lock(q.mu);
+      q.cv.wait(lock, [&q] { return q.stopping || !q.items.empty(); });
+      if (q.items.empty()) return;  // stopping, and nothing left to write
+      q.writing = true;
       // Everything queued while the previous batch was written goes in this one.
-      if (queue_.size() <= max_batch_) {
-        batch.swap(queue_);
+      if (q.items.size() <= max_batch_) {
+        batch.swap(q.items);
       } else {
         for (size_t i = 0; i < max_batch_; ++i) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
+          batch.push_back(std::move(q.items.front()));
+          q.items.pop_front();
         }
       }
     }
-    write(batch);
+    write(q, batch);
     batch.clear();
-    std::lock_guard lock(mu_);
-    writing_ = false;
+    std::lock_guard lock(q.mu);
+    q.writing = false;
   }
 }
 
-void SettleWorker::write(std::deque<Item>& batch) noexcept {
+void SettleWorker::write(Queue& q, std::deque<Item>& batch) noexcept {
   std::vector<BatchSettle> results;
   try {
     std::vector<SettleItem> items;
@@ -82,10 +94,10 @@ void SettleWorker::write(std::deque<Item>& batch) noexcept {
   }
   results.resize(batch.size());  // a short answer: the missing settles count as failed
   {
-    std::lock_guard lock(mu_);
-    ++stats_.batches;
-    stats_.settles += static_cast<int64_t>(batch.size());
-    if (batch.size() > stats_.largest_batch) stats_.largest_batch = batch.size();
+    std::lock_guard lock(q.mu);
+    ++q.stats.batches;
+    q.stats.settles += static_cast<int64_t>(batch.size());
+    if (batch.size() > q.stats.largest_batch) q.stats.largest_batch = batch.size();
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     if (!results[i].outcome) {

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "orroute/cost/ledger.h"
+#include "orroute/per_process.h"
 
 namespace orroute {
 
@@ -36,7 +37,8 @@ class SettleWorker {
   };
 
   // `ledger` must outlive the worker. At most `max_batch` settles go to one settle_batch().
-  explicit SettleWorker(Ledger& ledger, size_t max_batch = 256) : ledger_(ledger), max_batch_(max_batch) {}
+  explicit SettleWorker(Ledger& ledger, size_t max_batch = 256)
+      : ledger_(ledger), max_batch_(max_batch), q_([] { return std::make_shared<Queue>(); }) {}
   // Writes every settle still queued and runs its completion, then joins the thread.
   ~SettleWorker();
   SettleWorker(const SettleWorker&) = delete;
@@ -63,18 +65,24 @@ class SettleWorker {
     CallRecord call;
     Done done;
   };
-  void loop() noexcept;
-  void write(std::deque<Item>& batch) noexcept;
+  // The queue and its thread. One per process: a forked child's first use makes its own, and
+  // the parent's (its queued settles, its lock, perhaps held at the fork, its thread, not in the
+  // child) is left to the parent, whose calls they are.
+  struct Queue {
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Item> items;
+    bool stopping = false;
+    bool writing = false;  // a batch taken from the queue is being written
+    Stats stats;
+    std::thread thread;
+  };
+  void loop(Queue& q) noexcept;
+  void write(Queue& q, std::deque<Item>& batch) noexcept;
 
   Ledger& ledger_;
   const size_t max_batch_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Item> queue_;
-  bool stopping_ = false;
-  bool writing_ = false;  // a batch taken from the queue is being written
-  Stats stats_;
-  std::thread thread_;
+  PerProcess<Queue> q_;
 };
 
 }  // namespace orroute

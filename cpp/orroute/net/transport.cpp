@@ -2,7 +2,6 @@
 
 #include <curl/curl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -50,18 +49,9 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Bumped in a child process by fork(): a transport made before it belongs to the parent. Its
-// connections and its epoll instance are shared with the parent across fork (a request written on
-// a shared connection may be answered to the other process; the child's epoll_ctl changes the
-// parent's watch list), and its loop thread does not exist in the child.
-std::atomic<uint64_t> g_fork_generation{0};
-
 void global_init() {
   static std::once_flag once;
-  std::call_once(once, [] {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    pthread_atfork(nullptr, nullptr, [] { g_fork_generation.fetch_add(1, std::memory_order_relaxed); });
-  });
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 // How many idle connections the multi handle keeps for reuse. libcurl's default is four per easy
@@ -152,6 +142,8 @@ struct Transport::Impl {
     bool operator>(const Timer& o) const { return due != o.due ? due > o.due : seq > o.seq; }
   };
 
+  static std::shared_ptr<Impl> start(const TransportOptions& options);
+
   ~Impl() {
     for (CURL* e : easy_pool) curl_easy_cleanup(e);
     if (multi != nullptr) curl_multi_cleanup(multi);  // may still tell on_socket to forget sockets
@@ -161,9 +153,6 @@ struct Transport::Impl {
 
   TransportOptions options;
   CURLM* multi = nullptr;
-  const uint64_t fork_generation = g_fork_generation.load(std::memory_order_relaxed);
-  // Whether this process is a child forked after the transport was made (see g_fork_generation).
-  bool inherited() const { return fork_generation != g_fork_generation.load(std::memory_order_relaxed); }
   // libcurl's multi-socket API: libcurl names the sockets it waits on (on_socket) and this epoll
   // set watches them, so each turn acts on the sockets that are ready and nothing else. With
   // curl_multi_perform libcurl does not know which are, and checks every running transfer's
@@ -691,7 +680,8 @@ struct Transport::Impl {
   // over whatever is left.
   void let_go(const std::shared_ptr<LoopWatch>& lend, bool renewing) {
     std::optional<std::chrono::microseconds> timeout;
-    if (lend) timeout = lease_timeout();  // still the driver: libcurl is this thread's
+    // Still the driver: libcurl is this thread's. (Never to a watch made before a fork.)
+    if (lend && !lend->inherited()) timeout = lease_timeout();
     bool work_left;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -745,7 +735,6 @@ struct Transport::Impl {
   // under way the loop thread is about to park (it has just handed a result over, perhaps to this
   // very caller, who may have taken its core): the caller gives it a few microseconds to.
   bool claim_for_caller() {
-    if (inherited()) return false;
     const auto give_up = Clock::now() + std::chrono::microseconds(50);
     while (true) {
       {
@@ -796,60 +785,68 @@ struct Transport::Impl {
   }
 };
 
-Transport::Transport(TransportOptions options) : impl_(std::make_shared<Impl>()) {
+// A new loop: its multi handle, epoll set, wake-up eventfd and thread, with `options`.
+std::shared_ptr<Transport::Impl> Transport::Impl::start(const TransportOptions& options) {
   global_init();
-  impl_->options = options;
-  impl_->multi = curl_multi_init();
-  impl_->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  impl_->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (impl_->multi == nullptr || impl_->epoll_fd < 0 || impl_->wake_fd < 0) {
+  auto impl = std::make_shared<Impl>();
+  impl->options = options;
+  // Ids of a forked child's loop never repeat those of the parent's calls it inherited (a cancel
+  // of one of those must not reach a call of its own).
+  impl->next_id = (fork_generation() << 40) + 1;
+  impl->multi = curl_multi_init();
+  impl->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  impl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (impl->multi == nullptr || impl->epoll_fd < 0 || impl->wake_fd < 0) {
     throw Error(std::string("cannot set up the network loop: ") + std::strerror(errno));
   }
   epoll_event wake{};
   wake.events = EPOLLIN;
-  wake.data.fd = impl_->wake_fd;
-  epoll_ctl(impl_->epoll_fd, EPOLL_CTL_ADD, impl_->wake_fd, &wake);
-  curl_multi_setopt(impl_->multi, CURLMOPT_SOCKETFUNCTION, &Impl::on_socket);
-  curl_multi_setopt(impl_->multi, CURLMOPT_SOCKETDATA, impl_.get());
-  curl_multi_setopt(impl_->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  wake.data.fd = impl->wake_fd;
+  epoll_ctl(impl->epoll_fd, EPOLL_CTL_ADD, impl->wake_fd, &wake);
+  curl_multi_setopt(impl->multi, CURLMOPT_SOCKETFUNCTION, &Impl::on_socket);
+  curl_multi_setopt(impl->multi, CURLMOPT_SOCKETDATA, impl.get());
+  curl_multi_setopt(impl->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   if (options.max_connections_per_host > 0) {
-    curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(options.max_connections_per_host));
+    curl_multi_setopt(impl->multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(options.max_connections_per_host));
   }
   if (options.max_total_connections > 0) {
-    curl_multi_setopt(impl_->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(options.max_total_connections));
+    curl_multi_setopt(impl->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(options.max_total_connections));
   }
-  curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, static_cast<long>(idle_connections_kept(options)));
-  impl_->self = impl_;
+  curl_multi_setopt(impl->multi, CURLMOPT_MAXCONNECTS, static_cast<long>(idle_connections_kept(options)));
+  impl->self = impl;
   // The thread co-owns the state: if the last owner of the Transport lets go from inside a sink (on
   // the transport thread itself), the destructor detaches and the loop winds down on its own.
-  impl_->thread = std::thread([impl = impl_] { impl->loop(); });
+  impl->thread = std::thread([impl] { impl->loop(); });
+  return impl;
 }
 
+// In a forked child the first use makes a new loop with the same options (PerProcess): the
+// parent's connections, epoll set and thread are its own.
+Transport::Transport(TransportOptions options)
+    : impl_([options] { return Impl::start(options); }) {}
+
 Transport::~Transport() {
-  // In a forked child nothing here is ours: the parent's threads may have held the lock at the
-  // fork, its loop thread is not in this process (its copy of the state keeps it alive, never
-  // cleaned up, so nothing is sent or closed on the parent's connections).
-  if (impl_->inherited()) return;
+  // Made in the parent and never used in this forked child: nothing of it is this process's (the
+  // parent's threads may have held its lock at the fork, and its loop thread is not here).
+  Impl* impl = impl_.made_here();
+  if (impl == nullptr) return;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->stopping = true;
-    impl_->revoke_lease_locked();
+    std::lock_guard<std::mutex> lock(impl->mu);
+    impl->stopping = true;
+    impl->revoke_lease_locked();
   }
-  impl_->park_cv.notify_one();
-  impl_->wake_loop();
+  impl->park_cv.notify_one();
+  impl->wake_loop();
   // From inside a sink (on the loop thread, or on a caller driving it) the loop cannot be joined:
   // it winds down on its own once its driver lets go.
-  if (t_running_loop == impl_.get()) {
-    impl_->thread.detach();
+  if (t_running_loop == impl) {
+    impl->thread.detach();
   } else {
-    impl_->thread.join();
+    impl->thread.join();
   }
 }
 
 TransferId Transport::submit(HttpRequest request, std::shared_ptr<Sink> sink) {
-  if (impl_->inherited()) {
-    throw Error("this client was made before fork() and belongs to the parent process; make a new one in the child");
-  }
   if (request.url.empty()) throw InvalidArgument("HTTP request without a URL");
   if (!sink) throw InvalidArgument("HTTP request without a sink");
   auto t = std::make_unique<Impl::Transfer>();
@@ -863,15 +860,9 @@ TransferId Transport::submit(HttpRequest request, std::shared_ptr<Sink> sink) {
   return id;
 }
 
-void Transport::cancel(TransferId id) {
-  if (impl_->inherited()) return;  // nothing of this process's runs on it
-  impl_->push(Impl::Command{Impl::Command::kCancel, id, nullptr, {}, {}});
-}
+void Transport::cancel(TransferId id) { impl_->push(Impl::Command{Impl::Command::kCancel, id, nullptr, {}, {}}); }
 
-void Transport::resume(TransferId id) {
-  if (impl_->inherited()) return;
-  impl_->push(Impl::Command{Impl::Command::kResume, id, nullptr, {}, {}});
-}
+void Transport::resume(TransferId id) { impl_->push(Impl::Command{Impl::Command::kResume, id, nullptr, {}, {}}); }
 
 void Transport::post(std::function<void()> fn, std::chrono::milliseconds delay) {
   impl_->push(Impl::Command{Impl::Command::kPost, 0, nullptr, std::move(fn), Clock::now() + delay});
@@ -887,7 +878,7 @@ int64_t Transport::lends() const { return impl_->lends.load(std::memory_order_re
 
 Transport::Driver::Driver(Transport& transport) {
   if (!transport.impl_->claim_for_caller()) return;
-  impl_ = transport.impl_;
+  impl_ = transport.impl_.shared();
   outer_loop_ = t_running_loop;
   t_running_loop = impl_.get();
 }
@@ -944,6 +935,7 @@ LoopWatch::~LoopWatch() {
 }
 
 void LoopWatch::add(int fd) {
+  if (inherited()) throw Error("cannot watch a descriptor: this watch was made before fork()");
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = fd;
@@ -953,6 +945,7 @@ void LoopWatch::add(int fd) {
 }
 
 bool LoopWatch::lent() const {
+  if (inherited()) return false;
   std::lock_guard<std::mutex> lock(mu_);
   return watched_ >= 0;
 }
@@ -997,6 +990,7 @@ void LoopWatch::unwatch() {
 }
 
 void LoopWatch::turn() {
+  if (inherited()) return;
   std::shared_ptr<Transport::Impl> lender;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -1011,6 +1005,7 @@ void LoopWatch::turn() {
 }
 
 bool LoopWatch::serve_until(const std::function<bool()>& done, int loop_fd, std::chrono::milliseconds timeout) {
+  if (inherited()) return done();
   {
     std::lock_guard<std::mutex> lock(mu_);
     serving_ = std::this_thread::get_id();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "orroute/net/http.h"
+#include "orroute/per_process.h"
 
 namespace orroute {
 
@@ -123,7 +124,7 @@ class Transport {
   };
 
  private:
-  std::shared_ptr<Impl> impl_;
+  PerProcess<Impl> impl_;  // a forked child's first use makes its own loop
 };
 
 // What an event loop (asyncio) watches so that the transport's loop can be lent to its thread
@@ -170,6 +171,11 @@ class LoopWatch {
 
   bool serve_until_unmarked(const std::function<bool()>& done, int loop_fd, std::chrono::milliseconds timeout);
 
+  // Made before a fork(), in the parent: the epoll set is shared with the parent's watch (an
+  // epoll_ctl here edits its watch list) and the loop lent to it is the parent's. In the child it
+  // is never lent a loop and does nothing (no lock taken: the parent's threads may have held it).
+  bool inherited() const { return made_in_ != fork_generation(); }
+  const uint64_t made_in_ = fork_generation();
   int epoll_fd_ = -1;
   int timer_fd_ = -1;  // made on the first lease
   mutable std::mutex mu_;

@@ -144,7 +144,6 @@ void SqliteLedger::Impl::wait_jobs(std::unique_lock<std::mutex>& lk,
 
 std::vector<std::exception_ptr> SqliteLedger::Impl::transact_all(
     std::vector<std::function<void()>> bodies) {
-  check_pid();
   std::vector<Job> jobs(bodies.size());
   std::vector<Job*> mine;
   for (size_t i = 0; i < bodies.size(); ++i) {

@@ -205,6 +205,8 @@ struct SqliteLedger::Impl {
   std::string canonical;  // registry key ("" = not registered)
 
   void register_open();
+  // A connection to `path` for this process (SqliteLedger's PerProcess).
+  static std::shared_ptr<Impl> open_here(const std::string& path, SqliteLedgerOptions options);
 
   // This process's view across its objects on this file: free lease money per window, the
   // lease rows, and the reservations served from them. Caller holds `mu` (never an lmu).
@@ -326,7 +328,6 @@ struct SqliteLedger::Impl {
   // holding only its own next job while the others are still waking up (batches stay large).
   template <class F>
   auto transact(F&& body) -> decltype(body()) {
-    check_pid();
     using R = decltype(body());
     std::optional<R> result;
     Job job;
@@ -337,16 +338,6 @@ struct SqliteLedger::Impl {
     lk.unlock();
     if (job.error) std::rethrow_exception(job.error);
     return std::move(*result);
-  }
-
-  // getpid() is a system call; a fork generation counter bumped in the child by an atfork
-  // handler tells the same thing for free on the hot path.
-  uint64_t fork_gen_at_open = 0;
-  void check_pid() const {
-    if (sqlite::fork_generation().load(std::memory_order_relaxed) == fork_gen_at_open) return;
-    if (static_cast<int64_t>(::getpid()) != pid) {
-      throw Error("ledger: this connection was opened in another process (fork); open a new one");
-    }
   }
 
   void open();

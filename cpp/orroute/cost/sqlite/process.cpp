@@ -1,6 +1,5 @@
 #include "orroute/cost/sqlite/process.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,16 +9,6 @@
 #include <sstream>
 
 namespace orroute::sqlite {
-
-std::atomic<uint64_t>& fork_generation() {
-  static std::atomic<uint64_t> gen{0};
-  static const bool registered = [] {
-    ::pthread_atfork(nullptr, nullptr, [] { fork_generation().fetch_add(1); });
-    return true;
-  }();
-  (void)registered;
-  return gen;
-}
 
 int64_t process_start(int64_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");

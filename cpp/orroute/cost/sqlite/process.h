@@ -1,14 +1,10 @@
-// Processes that own reservations: fork detection, start times (against pid reuse), liveness, host.
+// Processes that own reservations: start times (against pid reuse), liveness, host.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <string>
 
 namespace orroute::sqlite {
-
-// Incremented in every forked child (pthread_atfork, registered once).
-std::atomic<uint64_t>& fork_generation();
 
 // Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat); 0 if unknown.
 // Guards against pid reuse when deciding that a reservation's owner is still alive.

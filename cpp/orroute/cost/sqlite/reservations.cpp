@@ -77,7 +77,6 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
   check_scope(r.scope);
   const TimeUs at = r.at != 0 ? r.at : now_us();
   if (impl_->leases_on) {
-    impl_->check_pid();
     if (auto out = impl_->reserve_fast(r, at)) return std::move(*out);
     if (impl_->behind_on) {  // the queued settles ride in the same transaction
       std::optional<ReserveOutcome> out;
@@ -94,7 +93,6 @@ std::optional<ReserveOutcome> SqliteLedger::try_reserve_local(const ReserveReque
   if (r.amount.is_negative()) throw InvalidArgument("reservation amount must be >= 0");
   if (r.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
   check_scope(r.scope);
-  impl_->check_pid();
   return impl_->reserve_fast(r, r.at != 0 ? r.at : now_us());
 }
 
@@ -231,7 +229,6 @@ std::vector<BatchSettle> SqliteLedger::settle_batch(std::vector<SettleItem> item
 
 bool SqliteLedger::release(int64_t reservation_id) {
   if (reservation_id < 0) {
-    impl_->check_pid();
     return impl_->release_sub(reservation_id);
   }
   return impl_->transact([&] { return impl_->remove_reservation(reservation_id); });
@@ -252,7 +249,6 @@ int64_t SqliteLedger::reclaim(TimeUs at) {
 std::pair<int64_t, Money> SqliteLedger::live_reservations() {
   impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
   // Other processes' leases count whole (their money is set aside); this object's lease rows
   // are replaced by the reservations it served from them.
   auto s = impl_->q("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0), COALESCE(SUM(amount_attos), 0) "

@@ -84,7 +84,6 @@ std::optional<std::string> SqliteLedger::Impl::sync_state() {
 void SqliteLedger::set_cutoff(std::optional<std::string> reason) {
   impl_->flush_queued();  // this object reads what it wrote
   std::lock_guard lock(impl_->mu);
-  impl_->check_pid();
   Impl::Txn txn(*impl_);
   auto s = impl_->q("UPDATE state SET cutoff_reason = ?, cutoff_at = ? WHERE id = 1");
   if (reason) {
@@ -98,7 +97,6 @@ void SqliteLedger::set_cutoff(std::optional<std::string> reason) {
 }
 
 std::optional<std::string> SqliteLedger::cutoff() {
-  impl_->check_pid();
   if (impl_->has_epoch) {
     // Served from this process's cache while no writer has bumped the epoch since it was read.
     const uint64_t e = impl_->load_epoch();

@@ -20,7 +20,6 @@ std::optional<SettleOutcome> SqliteLedger::Impl::settle_behind(int64_t id, CallR
       call.cache_write_tokens < 0 || call.reasoning_tokens < 0) {
     throw InvalidArgument("token counts must be >= 0");
   }
-  check_pid();
   Behind item{id, {}, {}, now};
   {
     std::lock_guard lk(lmu);
