@@ -21,6 +21,7 @@ import atexit
 import collections
 import inspect
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -155,7 +156,17 @@ class _Worker:
 
 _worker = _Worker()
 _tasks: set[asyncio.Task[None]] = set()  # coroutine callbacks running on a caller's loop
-atexit.register(_worker.flush, 2.0)
+atexit.register(lambda: _worker.flush(2.0))
+
+
+def _new_worker_in_child() -> None:
+    """A forked child has no callback thread and its copy of the queue holds the parent's
+    events (the parent runs them; the lock may have been held at the fork): a fresh worker."""
+    global _worker
+    _worker = _Worker()
+
+
+os.register_at_fork(after_in_child=_new_worker_in_child)
 
 
 def submit(cb: Callable[..., Any], arg: Any, timeout: float) -> None:

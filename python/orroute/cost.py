@@ -381,19 +381,19 @@ class CostTracker:
     # ---- plumbing ----
 
     def _open(self) -> None:
-        self._pid = os.getpid()
-        self._core_ledger: _core.SqliteLedger | _core.RedisLedger
+        # Usable in a forked child as is: the core ledger opens its own connection there.
+        self._core: _core.SqliteLedger | _core.RedisLedger
         if self._redis:
             if not _core.redis_available():
                 raise InvalidArgumentError(
                     "this orroute was built without the Redis ledger (hiredis missing at build "
                     "time; install libhiredis-dev and reinstall)"
                 )
-            self._core_ledger = _core.RedisLedger(
+            self._core = _core.RedisLedger(
                 self._path, command_timeout_ms=max(self._busy_ms, 1000)
             )
         else:
-            self._core_ledger = _core.SqliteLedger(
+            self._core = _core.SqliteLedger(
                 self._path,
                 busy_timeout_ms=self._busy_ms,
                 leases=self._leases,
@@ -402,21 +402,12 @@ class CostTracker:
             # Unused lease money goes back to the budgets at exit even if the tracker is still
             # referenced then (the C++ destructor does it otherwise).
             self._finalizer = weakref.finalize(
-                self, give_back_leases, self._core_ledger, self._pid
+                self, give_back_leases, self._core
             )
-        self._guard = _core.BudgetGuard(self._core_ledger)
+        self._guard = _core.BudgetGuard(self._core)
         above, hook = self._approval
         if above is not None:
             self._guard.set_approval(above, hook)
-
-    @property
-    def _core(self) -> Any:
-        # A forked child must not reuse the parent's SQLite connection: reopen transparently.
-        if os.getpid() != self._pid:
-            with self._lock:
-                if os.getpid() != self._pid:
-                    self._open()
-        return self._core_ledger
 
     @property
     def path(self) -> str:

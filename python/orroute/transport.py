@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from functools import cache
@@ -307,6 +308,17 @@ def _run(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
 
 _shared_lock = threading.Lock()
 _shared: asyncio.AbstractEventLoop | None = None
+
+
+def _forget_shared_loop_in_child() -> None:
+    """A forked child has no loop thread (and the loop's selector is shared with the parent's):
+    its first sync request starts its own."""
+    global _shared, _shared_lock
+    _shared_lock = threading.Lock()
+    _shared = None
+
+
+os.register_at_fork(after_in_child=_forget_shared_loop_in_child)
 
 
 def _shared_loop() -> asyncio.AbstractEventLoop:

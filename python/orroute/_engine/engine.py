@@ -4,7 +4,6 @@ health, metrics, budgets, limits, feedback)."""
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -120,7 +119,7 @@ class Engine:
         if ledger_path is not None:
             # Unused lease money goes back to the budgets at exit even if the engine is still
             # referenced then (a thread holds it; the C++ destructor does it otherwise).
-            weakref.finalize(self, give_back_leases, self._core, os.getpid())
+            weakref.finalize(self, give_back_leases, self._core)
         self.catalog = self._core.catalog  # the core catalog the engine prices with
         self.net = self._core.net_client  # its libcurl loop, for plain GETs (health, credits)
 

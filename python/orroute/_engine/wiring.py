@@ -3,7 +3,6 @@ timeouts, retries, breakers, rate limits)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -16,11 +15,10 @@ __all__ = ["engine_config", "give_back_leases", "limit_args", "limit_scope", "ne
            "stream_of", "user_agent"]
 
 
-def give_back_leases(ledger: Any, pid: int) -> None:
+def give_back_leases(ledger: Any) -> None:
     """``ledger.release_leases()`` (a ledger or an engine), best effort: at exit (a
-    ``weakref.finalize``) or close; not in a forked child, whose parent's leases they are."""
-    if os.getpid() != pid:
-        return
+    ``weakref.finalize``) or close. In a forked child only the child's own leases go back (the
+    core ledger never touches the parent's there)."""
     try:
         ledger.release_leases()
     except Exception:  # noqa: BLE001 (logged; best effort: dead processes' leases get reclaimed)
