@@ -382,7 +382,7 @@ class CostTracker:
 
     def _open(self) -> None:
         # Usable in a forked child as is: the core ledger opens its own connection there.
-        self._core: _core.SqliteLedger | _core.RedisLedger
+        self._core: Any  # _core.SqliteLedger or _core.RedisLedger
         if self._redis:
             if not _core.redis_available():
                 raise InvalidArgumentError(
