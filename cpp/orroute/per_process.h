@@ -13,15 +13,22 @@
 
 namespace orroute {
 
-// How many fork()s lie between the process that first asked and this one: bumped in every child by
-// an atfork handler (registered on the first call). A relaxed load: cheap enough for a hot path.
-uint64_t fork_generation() noexcept;
-
 namespace detail {
+extern std::atomic<uint64_t> g_fork_generation;
+// fork_generation() now, with the atfork handler that counts forks registered (once): what an
+// object that compares generations records when it is made.
+uint64_t counted_fork_generation() noexcept;
 // Held while a PerProcess makes its object anew. fork() takes it first (pthread_atfork), so a
 // child never starts with it held by a thread that is not there.
 std::mutex& renew_mutex() noexcept;
 }  // namespace detail
+
+// How many fork()s lie between the process that made the first object recording a generation
+// (detail::counted_fork_generation) and this one: bumped in every child by an atfork handler. A
+// relaxed load, inline: cheap enough for every call of a hot path.
+inline uint64_t fork_generation() noexcept {
+  return detail::g_fork_generation.load(std::memory_order_relaxed);
+}
 
 // Holds a T made by `make`, and makes another with it on the first use in a forked child. The one
 // made in the parent is deliberately never touched there again, not even destroyed: its locks may
@@ -34,8 +41,7 @@ class PerProcess {
  public:
   using Make = std::function<std::shared_ptr<T>()>;
 
-  explicit PerProcess(Make make)
-      : make_(std::move(make)), live_(new Node{make_(), fork_generation()}) {}
+  explicit PerProcess(Make make) : make_(std::move(make)), live_(first(make_)) {}
   ~PerProcess() {
     Node* node = live_.load(std::memory_order_acquire);
     if (node->generation == fork_generation()) delete node;  // else the parent's: left alone
@@ -62,6 +68,11 @@ class PerProcess {
     std::shared_ptr<T> object;
     uint64_t generation;
   };
+
+  static Node* first(const Make& make) {
+    const uint64_t generation = detail::counted_fork_generation();
+    return new Node{make(), generation};
+  }
 
   Node* node() const {
     Node* node = live_.load(std::memory_order_acquire);

@@ -175,7 +175,7 @@ class LoopWatch {
   // epoll_ctl here edits its watch list) and the loop lent to it is the parent's. In the child it
   // is never lent a loop and does nothing (no lock taken: the parent's threads may have held it).
   bool inherited() const { return made_in_ != fork_generation(); }
-  const uint64_t made_in_ = fork_generation();
+  const uint64_t made_in_ = detail::counted_fork_generation();
   int epoll_fd_ = -1;
   int timer_fd_ = -1;  // made on the first lease
   mutable std::mutex mu_;
