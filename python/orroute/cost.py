@@ -370,7 +370,6 @@ class CostTracker:
         self.webhook_url = webhook_url
         self._webhooks: list[threading.Thread] = []
         self._callbacks: list[Callable[[AlertEvent], None]] = []
-        self._lock = threading.Lock()
         self._approval: tuple[Amount | None, Any] = (None, None)
         # the engines of managers given this tracker as their ledger: they apply its approval rule
         self._approval_engines: weakref.WeakSet[Any] = weakref.WeakSet()
