@@ -231,3 +231,31 @@ TEST_CASE("n completions are reserved n outputs, the prompt once", "[call_pricin
   const auto huge = p.worst_case("x/cheap", request_shape(R"({"n": 9223372036854775807})"), 1000, 1000, &why);
   CHECK((!huge || *huge > usd("1000")));
 }
+
+TEST_CASE("a file, a video or an image at its original size reserves the whole context window",
+          "[call_pricing]") {
+  // The upstream extracts a PDF's text (or samples a video, or tiles a full-size image): its
+  // tokens are known only there, bounded by what the model can read.
+  const CallPricer p(catalog(), {});
+  for (const char* part : {R"({"type": "file", "file": {"file_data": "https://example.com/a.pdf"}})",
+                           R"({"type": "video_url", "video_url": {"url": "https://example.com/v.mp4"}})",
+                           R"({"type": "image_url", "image_url": {"url": "u", "detail": "original"}})"}) {
+    const RequestShape shape =
+        request_shape(std::string(R"({"messages": [{"role": "user", "content": [)") + part + "]}]}");
+    INFO(part);
+    CHECK(shape.unsized_parts == 1);
+    // 1000-token window at $1/M, 1000 output tokens at $2/M, whatever prompt was counted
+    std::string why;
+    CHECK(p.worst_case("x/cheap", shape, 10, 1000, &why) == usd("0.003"));
+  }
+  CHECK(request_shape(R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]})")
+            .unsized_parts == 0);
+  // no context length to bound them: refused
+  const ModelCatalog unknown_window = ModelCatalog::from_json(
+      R"({"data": [{"id": "w/x", "pricing": {"prompt": "0.000001", "completion": "0.000002"}}]})");
+  const CallPricer q(unknown_window, {});
+  std::string why;
+  CHECK_FALSE(q.worst_case("w/x", request_shape(R"({"messages": [{"role": "user", "content": [{"type": "file", "file": {}}]}]})"),
+                           10, 10, &why));
+  CHECK(why.find("context length") != std::string::npos);
+}

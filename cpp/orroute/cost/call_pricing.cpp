@@ -61,23 +61,35 @@ void read_web_results(const rapidjson::Value& plugin, RequestShape& shape) {
   shape.web_results = std::max(shape.web_results, v.GetInt64());
 }
 
-// The image parts of the body's messages.
-int64_t image_parts(const rapidjson::Value& body) {
+// The image parts of the body's messages into shape.images, and the parts whose tokens the
+// upstream alone can tell into shape.unsized_parts: a file (a PDF's text is extracted upstream,
+// and may be far longer than its bytes), a video, an image at its original resolution.
+void read_parts(const rapidjson::Value& body, RequestShape& shape) {
   auto messages = body.FindMember("messages");
-  if (messages == body.MemberEnd() || !messages->value.IsArray()) return 0;
-  int64_t n = 0;
+  if (messages == body.MemberEnd() || !messages->value.IsArray()) return;
+  const auto text = [](const rapidjson::Value& v) {
+    return v.IsString() ? std::string_view(v.GetString(), v.GetStringLength()) : std::string_view();
+  };
   for (const auto& m : messages->value.GetArray()) {
     if (!m.IsObject()) continue;
     auto content = m.FindMember("content");
     if (content == m.MemberEnd() || !content->value.IsArray()) continue;
     for (const auto& part : content->value.GetArray()) {
       if (!part.IsObject()) continue;
-      auto type = part.FindMember("type");
-      n += type != part.MemberEnd() && type->value.IsString() &&
-           std::string_view(type->value.GetString(), type->value.GetStringLength()) == "image_url";
+      auto type_it = part.FindMember("type");
+      const std::string_view type = type_it == part.MemberEnd() ? std::string_view() : text(type_it->value);
+      if (type == "image_url") {
+        ++shape.images;
+        auto image = part.FindMember("image_url");
+        if (image != part.MemberEnd() && image->value.IsObject()) {
+          auto detail = image->value.FindMember("detail");
+          if (detail != image->value.MemberEnd() && text(detail->value) == "original") ++shape.unsized_parts;
+        }
+      } else if (type == "file" || type == "video_url" || type == "input_video") {
+        ++shape.unsized_parts;
+      }
     }
   }
-  return n;
 }
 
 // The output a request may be billed: each of its `n` completions up to max_tokens, plus the
@@ -226,7 +238,7 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
       }
     }
     read_server_tools(d, shape);
-    shape.images = image_parts(d);
+    read_parts(d, shape);
     shape.prediction_bytes = prediction_bytes(d);
     if (auto n = d.FindMember("n"); n != d.MemberEnd() && n->value.IsInt64() && n->value.GetInt64() > 1) {
       shape.choices = n->value.GetInt64();
@@ -265,6 +277,12 @@ std::optional<Pricing> CallPricer::router_pricing(const std::vector<std::string>
   }
   if (!any) return std::nullopt;
   return out;
+}
+
+int64_t CallPricer::context_window(std::string_view id) const {
+  const ModelInfo* m = catalog_.find(id);
+  if (m == nullptr && !suffix_of(id).empty()) m = catalog_.find(base_of(id));
+  return m ? m->context_length : 0;
 }
 
 PriceBound CallPricer::bound(std::string_view id, const RequestShape& shape) const {
@@ -333,7 +351,20 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
     }
     try {
       std::optional<Pricing> scratch;
-      const Money c = worst_case_cost(charged(*b.pricing(), shape, scratch), prompt_tokens,
+      int64_t prompt = prompt_tokens;
+      if (shape.unsized_parts > 0) {  // the whole context window: what the upstream may fill
+        const int64_t window = context_window(id);
+        if (window <= 0) {
+          if (refusal) {
+            *refusal = "the request has a file, a video or an image at its original size, whose tokens only the "
+                       "upstream can tell, and model '" + client_text(id) +
+                       "' lists no context length to bound them";
+          }
+          return false;
+        }
+        prompt = std::max(prompt, window);
+      }
+      const Money c = worst_case_cost(charged(*b.pricing(), shape, scratch), prompt,
                                       output_bound(max_output_tokens, shape), 1, shape.images, 0, true, id);
       worst = worst ? std::max(*worst, c) : c;
     } catch (const std::exception& e) {

@@ -57,6 +57,9 @@ struct RequestShape {
   int64_t prediction_bytes = 0;
   // `n`: the completions the upstream writes, each billed its output (the prompt once).
   int64_t choices = 1;
+  // Parts whose tokens only the upstream can tell (a file: a PDF's text is extracted there; a
+  // video; an image at detail "original"): the prompt is reserved at the model's context window.
+  int64_t unsized_parts = 0;
   std::vector<std::string> allowed_models; // auto-router plugin's allowed_models patterns
   // Why the request's cost cannot be bounded, "" when it can: a tool the upstream runs and bills
   // per use (a server tool such as `openrouter:web_search`), or a web plugin whose max_results is
@@ -112,6 +115,8 @@ class CallPricer {
 
  private:
   std::optional<Pricing> router_pricing(const std::vector<std::string>& patterns) const;
+  // The context length the catalog lists for `id` (or its base model), 0 when unknown.
+  int64_t context_window(std::string_view id) const;
   // `bound` as the request is charged: plus the web plugin's fee when it asks for it (then built
   // in `scratch`).
   const Pricing& charged(const Pricing& bound, const RequestShape& shape,
