@@ -469,3 +469,19 @@ def test_n_completions_through_the_manager_are_reserved_n_outputs() -> None:
     one, ten = estimate(), estimate(n=10)
     output = estimate(n=2) - one  # one more completion's worth
     assert output > 0 and ten == one + 9 * output
+
+
+def test_a_pdf_by_url_is_reserved_the_whole_context_window() -> None:
+    """The upstream extracts the PDF's text: a part of a few bytes may bring a context window of
+    tokens, so the prompt is reserved at the model's window (it was reserved a dozen tokens)."""
+    m = orroute.AIModelManager(api_key="sk-or-test", base_url="http://127.0.0.1:9",
+                               fallbacks=["openai/gpt-4o-mini"], budget=100)
+    pdf = {"type": "file", "file": {"filename": "a.pdf", "file_data": "https://example.com/a.pdf"}}
+
+    def estimate(part: dict) -> Decimal:
+        task = Task(messages=[{"role": "user", "content": [part]}], max_tokens=10)
+        return Decimal(str(m.plan(task)["estimate"]))
+
+    info = orroute.Catalog.bundled().get("openai/gpt-4o-mini")
+    window, prompt_price = info.context_length, Decimal(str(info.pricing.prompt))
+    assert estimate(pdf) >= window * prompt_price > 100 * estimate({"type": "text", "text": "hi"})
