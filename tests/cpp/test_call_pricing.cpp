@@ -259,3 +259,16 @@ TEST_CASE("a file, a video or an image at its original size reserves the whole c
                            10, 10, &why));
   CHECK(why.find("context length") != std::string::npos);
 }
+
+TEST_CASE("a direct provider's prices are held to the request's shape", "[call_pricing]") {
+  // RoutedPrices prices a provider's call with shaped_worst_case: the same rules as the catalog's.
+  const Pricing& cheap = catalog().find("x/cheap")->pricing;
+  std::string why;
+  CHECK(shaped_worst_case(cheap, request_shape(R"({"n": 3})"), 1000, 1000, 1000, "x/cheap", &why) ==
+        usd("0.007"));
+  CHECK(shaped_worst_case(cheap, request_shape(R"({"messages": [{"role": "user", "content": [{"type": "file", "file": {}}]}]})"),
+                          10, 1000, 1000, "x/cheap", &why) == usd("0.003"));
+  CHECK_FALSE(shaped_worst_case(cheap, request_shape(R"({"tools": [{"type": "openrouter:web_search"}]})"), 10, 10,
+                                1000, "x/cheap", &why));
+  CHECK(why.find("openrouter:web_search") != std::string::npos);
+}

@@ -234,3 +234,26 @@ def test_a_provider_without_a_price_is_never_sent_to_without_a_ledger_either(
                             refresh_catalog=False, max_retries=0)
     r = priced.execute_task_sync(Task(messages="hi", max_tokens=20))  # priced: sent and charged
     assert r.provider == "anthropic" and r.cost > 0 and r.cost_source == "provider:anthropic"
+
+
+def test_the_requests_shape_binds_at_a_direct_provider_too(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    """A PDF's tokens are known only upstream: with Anthropic answering, the call is still bounded
+    by the model's context window (200k tokens at $3/M: over this $0.10 budget), so nothing is
+    sent and nothing stays reserved (the plan's estimate and the provider's reservation follow
+    one rule: shaped_worst_case)."""
+    orf, ant = fakes
+    env = {"OPENROUTER_API_KEY": OR_KEY, "ANTHROPIC_API_KEY": ANT_KEY,
+           "OPENROUTER_BASE_URL": orf.base_url, "ANTHROPIC_BASE_URL": ant.base_url}
+    providers = parse_providers({"providers": {"openrouter": {"priority": 1},
+                                               "anthropic": {"priority": 0}}}, env)
+    orf.fail("*", Fault.server_error(503))  # only Anthropic answers
+    mgr = AIModelManager(api_key=OR_KEY, base_url=orf.base_url, fallbacks=[MODEL],
+                         ledger=str(tmp_path / "ledger.sqlite3"), budget=0.10, providers=providers,
+                         refresh_catalog=False, retry_base_delay=0.01, max_retries=1)
+    assert mgr.execute_task_sync(Task(messages="hi", max_tokens=20)).provider == "anthropic"
+    pdf = {"type": "file", "file": {"filename": "a.pdf", "file_data": "https://example.com/a.pdf"}}
+    with pytest.raises(Exception):  # noqa: B017 - refused by the budget: nothing may be sent
+        mgr.execute_task_sync(Task(messages=[{"role": "user", "content": [pdf]}], max_tokens=20))
+    assert len(ant.requests) == 1
+    assert mgr.reserved()[0] == 0

@@ -335,13 +335,38 @@ const Pricing& CallPricer::charged(const Pricing& bound, const RequestShape& sha
   return *scratch;
 }
 
-std::optional<Money> CallPricer::worst_case(std::string_view model_id, const RequestShape& shape,
-                                            int64_t prompt_tokens, int64_t max_output_tokens,
-                                            std::string* refusal) const {
+std::optional<Money> shaped_worst_case(const Pricing& pricing, const RequestShape& shape,
+                                       int64_t prompt_tokens, int64_t max_output_tokens,
+                                       int64_t context_window, std::string_view id,
+                                       std::string* refusal) noexcept {
   if (!shape.unbounded.empty()) {
     if (refusal) *refusal = shape.unbounded;
     return std::nullopt;
   }
+  try {
+    int64_t prompt = prompt_tokens;
+    if (shape.unsized_parts > 0) {  // the whole context window: what the upstream may fill
+      if (context_window <= 0) {
+        if (refusal) {
+          *refusal = "the request has a file, a video or an image at its original size, whose tokens only the "
+                     "upstream can tell, and model '" + client_text(id) +
+                     "' lists no context length to bound them";
+        }
+        return std::nullopt;
+      }
+      prompt = std::max(prompt, context_window);
+    }
+    return worst_case_cost(pricing, prompt, output_bound(max_output_tokens, shape), 1, shape.images, 0,
+                           true, id);
+  } catch (const std::exception& e) {
+    if (refusal) *refusal = "model '" + client_text(id) + "' could not be priced: " + e.what();
+    return std::nullopt;
+  }
+}
+
+std::optional<Money> CallPricer::worst_case(std::string_view model_id, const RequestShape& shape,
+                                            int64_t prompt_tokens, int64_t max_output_tokens,
+                                            std::string* refusal) const {
   std::optional<Money> worst;
   auto consider = [&](std::string_view id) -> bool {
     PriceBound b = bound(id, shape);
@@ -349,28 +374,18 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
       if (refusal) *refusal = b.refusal;
       return false;
     }
+    std::optional<Pricing> scratch;
+    const Pricing* charged_at = nullptr;
     try {
-      std::optional<Pricing> scratch;
-      int64_t prompt = prompt_tokens;
-      if (shape.unsized_parts > 0) {  // the whole context window: what the upstream may fill
-        const int64_t window = context_window(id);
-        if (window <= 0) {
-          if (refusal) {
-            *refusal = "the request has a file, a video or an image at its original size, whose tokens only the "
-                       "upstream can tell, and model '" + client_text(id) +
-                       "' lists no context length to bound them";
-          }
-          return false;
-        }
-        prompt = std::max(prompt, window);
-      }
-      const Money c = worst_case_cost(charged(*b.pricing(), shape, scratch), prompt,
-                                      output_bound(max_output_tokens, shape), 1, shape.images, 0, true, id);
-      worst = worst ? std::max(*worst, c) : c;
+      charged_at = &charged(*b.pricing(), shape, scratch);
     } catch (const std::exception& e) {
       if (refusal) *refusal = "model '" + client_text(id) + "' could not be priced: " + e.what();
       return false;
     }
+    const std::optional<Money> c =
+        shaped_worst_case(*charged_at, shape, prompt_tokens, max_output_tokens, context_window(id), id, refusal);
+    if (!c) return false;
+    worst = worst ? std::max(*worst, *c) : *c;
     return true;
   };
   if (!consider(model_id)) return std::nullopt;

@@ -112,11 +112,11 @@ class CallPricer {
 
   const PricingPolicy& policy() const { return policy_; }
   const ModelCatalog& catalog() const { return catalog_; }
+  // The context length the catalog lists for `id` (or its base model), 0 when unknown.
+  int64_t context_window(std::string_view id) const;
 
  private:
   std::optional<Pricing> router_pricing(const std::vector<std::string>& patterns) const;
-  // The context length the catalog lists for `id` (or its base model), 0 when unknown.
-  int64_t context_window(std::string_view id) const;
   // `bound` as the request is charged: plus the web plugin's fee when it asks for it (then built
   // in `scratch`).
   const Pricing& charged(const Pricing& bound, const RequestShape& shape,
@@ -126,6 +126,16 @@ class CallPricer {
   PricingPolicy policy_;
   std::optional<Pricing> any_router_;  // dearest over the whole catalog, computed once
 };
+
+// Worst-case cost of a request shaped `shape` at `pricing` (the shape's own rules: refused when
+// unbounded, the prompt at `context_window` for parts only the upstream can size, n outputs and a
+// prediction, images at the image price; no web fee: CallPricer adds it where the upstream runs the
+// plugin). nullopt with `refusal` set when it cannot be bounded. Never throws. What a direct
+// provider's prices are held to, as CallPricer::worst_case holds the catalog's.
+std::optional<Money> shaped_worst_case(const Pricing& pricing, const RequestShape& shape,
+                                       int64_t prompt_tokens, int64_t max_output_tokens,
+                                       int64_t context_window, std::string_view id,
+                                       std::string* refusal) noexcept;
 
 // True if `id` matches a glob pattern of OpenRouter's allowed_models ("anthropic/*"). Pure.
 bool model_pattern_matches(std::string_view pattern, std::string_view id);

@@ -21,11 +21,10 @@ std::optional<Money> RoutedPrices::worst_case(const std::string& candidate, int6
   if (provider.empty()) return catalog_->worst_case(model, prompt_tokens, max_output_tokens);
   const Pricing* p = pricing(candidate);
   if (p == nullptr) return std::nullopt;
-  try {  // never assumes cache discounts; a prompt may be written to the cache (dearer)
-    return worst_case_cost(*p, prompt_tokens, max_output_tokens, 1, 0, 0, true, candidate);
-  } catch (const Error&) {
-    return std::nullopt;
-  }
+  // The request's shape binds at every provider (n outputs, images, parts only the upstream can
+  // size, tools it bills per use); never assumes cache discounts.
+  return shaped_worst_case(*p, catalog_->shape(), prompt_tokens, max_output_tokens,
+                           catalog_->context_window(model), candidate, nullptr);
 }
 
 std::string RoutedPrices::unpriced_reason(const std::string& candidate) const {
