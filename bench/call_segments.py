@@ -59,6 +59,7 @@ async def calls(url: str, setup: str, n: int) -> None:
 
 _EVENT = re.compile(r"\s*\S+\s+(\d+)/(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+(\S+):\s+(.*)")
 _NR = re.compile(r"NR (\d+)")
+_FAILED = re.compile(r"= ?-\d+$")  # a syscall's exit with an error (-11: nothing to read yet)
 SENDTO, RECVFROM, GETPPID = 44, 45, 110
 
 
@@ -66,7 +67,7 @@ def segments(script: str, pid: int) -> tuple[dict[str, list[float]], float]:
     """The segments of each call from `perf script` output (the process `pid`), and the share of
     calls written and read by the calling thread."""
     out: dict[str, list[float]] = collections.defaultdict(list)
-    state, mark, on_caller, calls = "result", 0.0, 0, 0
+    state, mark, on_caller, calls = "", 0.0, 0, 0  # nothing is measured before the first mark
     sender = 0
     for line in script.splitlines():
         m = _EVENT.match(line)
@@ -83,7 +84,7 @@ def segments(script: str, pid: int) -> tuple[dict[str, list[float]], float]:
         elif state == "result" and enter and nr == SENDTO:
             out[SEGMENTS[0]].append(t - mark)
             mark, state, sender = t, "sent", tid
-        elif state == "sent" and exit_ and nr == RECVFROM and not re.search(r"= ?-\d+$", rest):
+        elif state == "sent" and exit_ and nr == RECVFROM and not _FAILED.search(rest):
             out[SEGMENTS[1]].append(t - mark)
             calls += 1
             on_caller += sender == pid and tid == pid

@@ -59,13 +59,16 @@ std::string_view utf8_of(py::handle name) {
   return {s, static_cast<size_t>(n)};
 }
 
+// The member `name` of `object`: the last of equal keys, as the whole dict (`to_py`) and Python's
+// json have it, so a field read alone and the dumped reply never disagree.
 const rapidjson::Value* find_member(const rapidjson::Value& object, std::string_view name) {
+  const rapidjson::Value* found = nullptr;
   for (const auto& m : object.GetObject()) {
     if (m.name.GetStringLength() == name.size() && std::memcmp(m.name.GetString(), name.data(), name.size()) == 0) {
-      return &m.value;
+      found = &m.value;
     }
   }
-  return nullptr;
+  return found;
 }
 
 py::object field_value(const JsonRef& ref, const rapidjson::Value& v, int kind) {

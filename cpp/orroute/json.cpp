@@ -11,7 +11,7 @@ namespace {
 
 // Whether `text` holds more than `limit` opening brackets ('[' or '{', in strings too): '[' and
 // '{' are the two bytes that OR 0x20 turns into '{'. Where SSE2 is, sixteen bytes a step, each
-// lane counting its matches (a match compares to -1) for up to 255 steps between two sums.
+// byte lane counting its matches (a match compares to -1), summed every 32 steps (a lane holds 255).
 bool more_opens_than(std::string_view text, size_t limit) noexcept {
   size_t opens = 0;
   size_t i = 0;

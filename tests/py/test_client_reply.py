@@ -94,3 +94,16 @@ def test_a_2xx_error_body_without_choices_is_an_error(fake):
         reply_of(fake, json.dumps(body).encode())
     with_choices = {**REPLY, "error": {"code": 429, "message": "ignored"}}
     assert reply_of(fake, json.dumps(with_choices).encode()).choices[0].index == 0
+
+
+def test_a_key_the_upstream_gives_twice_reads_as_the_dumped_reply_has_it(fake, caplog, monkeypatch):
+    """Read alone or dumped whole, a field given twice is its last value (as Python's json and the
+    whole dict have it): the two views of one reply never disagree."""
+    caplog.set_level(logging.WARNING, logger="orroute")  # unwatched: read field by field
+    monkeypatch.delitem(sys.modules, "opentelemetry.trace", raising=False)
+    body = (b'{"id": "gen-1", "model": "m/a", "choices": [{"index": 0, "message": {"role": '
+            b'"assistant", "content": "first", "content": "last"}}], "model": "m/b"}')
+    r = reply_of(fake, body)
+    assert r.choices[0].message.content == "last" and r.model == "m/b"
+    assert "_data" not in r.__dict__
+    assert r.model_dump()["choices"][0]["message"]["content"] == "last"

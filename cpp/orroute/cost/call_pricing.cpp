@@ -423,12 +423,9 @@ std::optional<Money> CallPricer::price(std::string_view requested, std::string_v
   if (!b.pricing()) return std::nullopt;
   try {
     std::optional<Pricing> scratch;
-    if (usage.images == 0 && shape.images > 0) {  // the images sent, billed whether reported or not
-      UsageCounts with_images = usage;
-      with_images.images = shape.images;
-      return price_call(charged(*b.pricing(), shape, scratch), with_images, id);
-    }
-    return price_call(charged(*b.pricing(), shape, scratch), usage, id);
+    UsageCounts counts = usage;
+    if (counts.images == 0) counts.images = shape.images;  // the images sent, billed whether reported or not
+    return price_call(charged(*b.pricing(), shape, scratch), counts, id);
   } catch (const std::exception&) {
     return std::nullopt;
   }

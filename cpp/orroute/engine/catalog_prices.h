@@ -42,10 +42,8 @@ class CatalogPrices final : public PriceBook {
   Charge abandoned(const std::string& model, const AttemptResult& r, Money reserved) const override;
   std::optional<int64_t> context_length(const std::string& model) const override;
 
-  // The request's shape, and the context window the catalog lists for `model` (0: unknown): what
-  // a direct provider's prices are held to (RoutedPrices).
+  // The request's shape: what a direct provider's prices are held to too (RoutedPrices).
   const RequestShape& shape() const { return shape_; }
-  int64_t context_window(const std::string& model) const { return pricer_.context_window(model); }
 
  private:
   const CallPricer& pricer_;

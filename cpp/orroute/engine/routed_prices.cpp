@@ -24,7 +24,7 @@ std::optional<Money> RoutedPrices::worst_case(const std::string& candidate, int6
   // The request's shape binds at every provider (n outputs, images, parts only the upstream can
   // size, tools it bills per use); never assumes cache discounts.
   return shaped_worst_case(*p, catalog_->shape(), prompt_tokens, max_output_tokens,
-                           catalog_->context_window(model), candidate, nullptr);
+                           catalog_->context_length(model).value_or(0), candidate, nullptr);
 }
 
 std::string RoutedPrices::unpriced_reason(const std::string& candidate) const {
