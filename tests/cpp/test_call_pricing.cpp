@@ -16,6 +16,8 @@ const ModelCatalog& catalog() {
     {"id": "y/dear", "context_length": 1000, "pricing": {"prompt": "0.00001", "completion": "0.00003", "web_search": "0.05"}},
     {"id": "x/cheap:free", "context_length": 1000, "pricing": {"prompt": "0", "completion": "0"}},
     {"id": "z/vision", "context_length": 1000, "pricing": {"prompt": "0.000001", "completion": "0.000002", "image": "0.001"}},
+    {"id": "f/files", "context_length": 1000, "architecture": {"input_modalities": ["text", "file"], "output_modalities": ["text"]},
+     "pricing": {"prompt": "0.000001", "completion": "0.000002"}},
     {"id": "openrouter/auto", "context_length": 1000, "pricing": {"prompt": "-1", "completion": "-1"}}
   ]})");
   return cat;
@@ -237,11 +239,13 @@ TEST_CASE("a file, a video or an image at its original size reserves the whole c
   // The upstream extracts a PDF's text (or samples a video, or tiles a full-size image): its
   // tokens are known only there, bounded by what the model can read.
   const CallPricer p(catalog(), {});
-  for (const char* part : {R"({"type": "file", "file": {"file_data": "https://example.com/a.pdf"}})",
+  for (const char* part : {R"({"type": "file", "file": {"file_data": "https://example.com/a.pdf"}})",  // parsed free
+                                                                                                       // (below)
                            R"({"type": "video_url", "video_url": {"url": "https://example.com/v.mp4"}})",
                            R"({"type": "image_url", "image_url": {"url": "u", "detail": "original"}})"}) {
-    const RequestShape shape =
-        request_shape(std::string(R"({"messages": [{"role": "user", "content": [)") + part + "]}]}");
+    const RequestShape shape = request_shape(
+        std::string(R"({"plugins": [{"id": "file-parser", "pdf": {"engine": "cloudflare-ai"}}],)"
+                    R"( "messages": [{"role": "user", "content": [)") + part + "]}]}");
     INFO(part);
     CHECK(shape.unsized_parts == 1);
     // 1000-token window at $1/M, 1000 output tokens at $2/M, whatever prompt was counted
@@ -255,7 +259,8 @@ TEST_CASE("a file, a video or an image at its original size reserves the whole c
       R"({"data": [{"id": "w/x", "pricing": {"prompt": "0.000001", "completion": "0.000002"}}]})");
   const CallPricer q(unknown_window, {});
   std::string why;
-  CHECK_FALSE(q.worst_case("w/x", request_shape(R"({"messages": [{"role": "user", "content": [{"type": "file", "file": {}}]}]})"),
+  CHECK_FALSE(q.worst_case("w/x", request_shape(R"({"plugins": [{"id": "file-parser", "pdf": {"engine": "native"}}],)"
+                                                R"( "messages": [{"role": "user", "content": [{"type": "file", "file": {}}]}]})"),
                            10, 10, &why));
   CHECK(why.find("context length") != std::string::npos);
 }
@@ -271,4 +276,64 @@ TEST_CASE("a direct provider's prices are held to the request's shape", "[call_p
   CHECK_FALSE(shaped_worst_case(cheap, request_shape(R"({"tools": [{"type": "openrouter:web_search"}]})"), 10, 10,
                                 1000, "x/cheap", &why));
   CHECK(why.find("openrouter:web_search") != std::string::npos);
+}
+
+TEST_CASE("a file sent through OpenRouter is refused when it may be parsed at a per-page fee", "[call_pricing]") {
+  // OpenRouter's file-parser: "cloudflare-ai" free ("pdf-text" redirected to it), "native" as
+  // input tokens, "mistral-ocr" per page (a count known only once parsed); with no engine named, a
+  // model that takes files natively gets the file as it is, any other may have it OCR'd.
+  const CallPricer p(catalog(), {});
+  const auto with = [](const char* plugins) {
+    return request_shape(std::string(R"({)") + plugins +
+                         R"("messages": [{"role": "user", "content": [{"type": "file", "file": {"file_data": "u"}}]}]})");
+  };
+  std::string why;
+  CHECK_FALSE(p.worst_case("x/cheap", with(""), 10, 1000, &why));  // no engine, no native file input
+  CHECK(why.find("mistral-ocr") != std::string::npos);
+  CHECK(why.find("cloudflare-ai") != std::string::npos);
+  CHECK(with("").files == 1);
+  for (const char* free_engine : {"cloudflare-ai", "pdf-text", "native"}) {
+    INFO(free_engine);
+    const std::string plugins =
+        std::string(R"("plugins": [{"id": "file-parser", "pdf": {"engine": ")") + free_engine + R"("}}], )";
+    CHECK(p.worst_case("x/cheap", with(plugins.c_str()), 10, 1000, &why) == usd("0.003"));  // the window
+  }
+  // the model takes files natively: no engine needed, but the OCR engine is still refused
+  CHECK(p.worst_case("f/files", with(""), 10, 1000, &why) == usd("0.003"));
+  why.clear();
+  CHECK_FALSE(p.worst_case("f/files", with(R"("plugins": [{"id": "file-parser", "pdf": {"engine": "mistral-ocr"}}], )"),
+                           10, 1000, &why));
+  CHECK(why.find("per page") != std::string::npos);
+  CHECK_FALSE(p.worst_case("x/cheap", with(R"("plugins": [{"id": "file-parser", "pdf": {"engine": "new-ocr"}}], )"),
+                           10, 1000, &why));
+  CHECK(why.find("new-ocr") != std::string::npos);
+  // a disabled plugin names no engine; a router's pick is not known; a fallback list is bounded by
+  // every member
+  CHECK_FALSE(p.worst_case(
+      "x/cheap", with(R"("plugins": [{"id": "file-parser", "enabled": false, "pdf": {"engine": "cloudflare-ai"}}], )"), 10,
+      1000, &why));
+  CHECK_FALSE(p.worst_case("openrouter/auto", with(""), 10, 1000, &why));
+  CHECK_FALSE(p.worst_case("f/files", with(R"("models": ["f/files", "x/cheap"], )"), 10, 1000, &why));
+  CHECK(why.find("x/cheap") != std::string::npos);
+  // an engine that is not a string: which fee applies cannot be told
+  CHECK_FALSE(p.worst_case("f/files", with(R"("plugins": [{"id": "file-parser", "pdf": {"engine": 7}}], )"), 10, 1000, &why));
+  CHECK_FALSE(p.worst_case("f/files", with(R"("plugins": [{"id": "file-parser", "pdf": "native"}], )"), 10, 1000, &why));
+  // a direct provider parses nothing for a fee: its prices bound the file as tokens
+  CHECK(shaped_worst_case(catalog().find("x/cheap")->pricing, with(""), 10, 1000, 1000, "x/cheap", &why) ==
+        usd("0.003"));
+}
+
+TEST_CASE("a reasoning budget is reserved as output on top of max_tokens", "[call_pricing]") {
+  // Whether OpenRouter raises max_tokens to fit reasoning.max_tokens is not documented: the
+  // reservation assumes it may.
+  const CallPricer p(catalog(), {});
+  CHECK(worst(p, "x/cheap", request_shape(R"({"reasoning": {"max_tokens": 500}})")) == usd("0.003") + usd("0.001"));
+  CHECK(worst(p, "x/cheap", request_shape(R"({"reasoning": {"effort": "high"}})")) == usd("0.003"));
+  std::string why;
+  CHECK_FALSE(p.worst_case("x/cheap", request_shape(R"({"reasoning": {"max_tokens": "lots"}})"), 10, 10, &why));
+  CHECK(why.find("reasoning.max_tokens") != std::string::npos);
+  CHECK_FALSE(p.worst_case("x/cheap", request_shape(R"({"reasoning": {"max_tokens": -1}})"), 10, 10, &why));
+  const auto huge = p.worst_case("x/cheap", request_shape(R"({"reasoning": {"max_tokens": 9223372036854775807}})"), 10,
+                                 1000, &why);
+  CHECK((!huge || *huge > usd("1000")));  // saturates, never wraps small
 }

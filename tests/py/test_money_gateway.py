@@ -97,6 +97,38 @@ def test_a_key_given_twice_is_refused_before_anything_is_reserved(gateway, fake,
     assert gateway.tracker.live_reservations()[0] == 0
 
 
+def test_a_pdf_openrouter_may_parse_per_page_is_refused_unless_a_free_engine_is_named(gateway, fake) -> None:
+    """OpenRouter OCRs a PDF for a model that does not take files (mistral-ocr, billed per page: a
+    count known only once parsed), so such a call cannot be reserved: refused before sending. A
+    model that takes files natively, or a named free engine, is reserved at the context window and
+    sent; the OCR engine named outright is refused."""
+    key_, _ = gateway.keys.create("money-pdf")
+    gateway.tracker.set_budget(5, project="money-pdf")
+    pdf = [{"role": "user", "content": [
+        {"type": "text", "text": "summarise"},
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": "https://example.com/a.pdf"}}]}]
+    free = [{"id": "file-parser", "pdf": {"engine": "cloudflare-ai"}}]
+    ocr = [{"id": "file-parser", "pdf": {"engine": "mistral-ocr"}}]
+    before = fake.request_count
+    for model, plugins in [("meta-llama/llama-3.1-8b-instruct", None), ("openai/gpt-4o-mini", ocr)]:
+        body = {"model": model, "max_tokens": 5, "messages": pdf}
+        if plugins:
+            body["plugins"] = plugins
+        status, _, reply = call(gateway, "POST", "/v1/chat/completions", key=key_, body=body)
+        assert status == 400, reply[:300]
+        message = json.loads(reply)["error"]["message"]
+        assert "per page" in message and "cloudflare-ai" in message
+    assert fake.request_count == before
+    for model, plugins in [("meta-llama/llama-3.1-8b-instruct", free), ("openai/gpt-4o-mini", None)]:
+        body = {"model": model, "max_tokens": 5, "messages": pdf}
+        if plugins:
+            body["plugins"] = plugins
+        status, _, reply = call(gateway, "POST", "/v1/chat/completions", key=key_, body=body)
+        assert status == 200, reply[:300]
+    assert fake.request_count == before + 2
+    assert gateway.tracker.live_reservations()[0] == 0
+
+
 def test_web_results_and_server_tools_are_reserved_or_refused(gateway, fake) -> None:
     """The web plugin bills per result and a server tool per use: a call asking for 100 results
     reserves twenty fees of five (over this budget: refused), and one naming a server tool, whose

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import orroute
 from orroute import AIModelManager, Task, _core
 from orroute._providers_engine import _bundled_prices
 from orroute.provider_config import parse_providers
@@ -178,6 +179,14 @@ def test_the_plan_estimates_the_dearest_provider_the_first_model_may_use(
     # Anthropic here at twice OpenRouter's prices: the estimate is Anthropic's worst case
     assert alone > 0 and both > alone
     assert both >= Decimal("0.03")  # 1,000 output tokens at $30/M
+    # the request's shape binds the other provider's estimate too: a PDF's prompt is the window
+    # (1M tokens) at Anthropic's $6/M, not the few tokens counted (it was priced unshaped)
+    pdf = Task(messages=[{"role": "user", "content": [
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": "https://example.com/a.pdf"}}]}],
+        max_tokens=1000)
+    window = orroute.Catalog.bundled().get(MODEL).context_length
+    both_pdf = _manager(orf, ant, tmp_path, TWO, provider_prices=dear).plan(pdf)["estimate"]
+    assert both_pdf >= window * Decimal("6e-06") + Decimal("0.03")
 
 
 def test_balancing_skips_a_deployment_whose_breaker_is_open(

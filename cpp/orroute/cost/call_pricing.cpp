@@ -61,6 +61,20 @@ void read_web_results(const rapidjson::Value& plugin, RequestShape& shape) {
   shape.web_results = std::max(shape.web_results, v.GetInt64());
 }
 
+// The file-parser plugin `plugin`'s pdf.engine into `shape` (a name that is not a string leaves
+// the request unbounded: which engine, and so which fee, could not be told).
+void read_pdf_engine(const rapidjson::Value& plugin, RequestShape& shape) {
+  auto pdf = plugin.FindMember("pdf");
+  if (pdf == plugin.MemberEnd() || pdf->value.IsNull()) return;
+  auto engine = pdf->value.IsObject() ? pdf->value.FindMember("engine") : pdf->value.MemberEnd();
+  if (pdf->value.IsObject() && (engine == pdf->value.MemberEnd() || engine->value.IsNull())) return;
+  if (!pdf->value.IsObject() || !engine->value.IsString()) {
+    shape.unbounded = "the file-parser plugin's pdf.engine must be a string";
+    return;
+  }
+  shape.pdf_engine.assign(engine->value.GetString(), engine->value.GetStringLength());
+}
+
 // The image parts of the body's messages into shape.images, and the parts whose tokens the
 // upstream alone can tell into shape.unsized_parts: a file (a PDF's text is extracted upstream,
 // and may be far longer than its bytes), a video, an image at its original resolution.
@@ -87,6 +101,7 @@ void read_parts(const rapidjson::Value& body, RequestShape& shape) {
         }
       } else if (type == "file" || type == "video_url" || type == "input_video") {
         ++shape.unsized_parts;
+        if (type == "file") ++shape.files;
       }
     }
   }
@@ -98,6 +113,7 @@ int64_t output_bound(int64_t max_output_tokens, const RequestShape& shape) {
   int64_t per_choice = 0;
   int64_t total = 0;
   if (__builtin_add_overflow(max_output_tokens, shape.prediction_bytes, &per_choice) ||
+      __builtin_add_overflow(per_choice, shape.reasoning_tokens, &per_choice) ||
       __builtin_mul_overflow(per_choice, shape.choices, &total)) {
     return std::numeric_limits<int64_t>::max() / 2;
   }
@@ -121,6 +137,20 @@ int64_t prediction_bytes(const rapidjson::Value& body) {
     }
   }
   return n;
+}
+
+// The body's `reasoning.max_tokens` into shape.reasoning_tokens; anything but a whole number from
+// 0 leaves the request unbounded.
+void read_reasoning_budget(const rapidjson::Value& body, RequestShape& shape) {
+  auto reasoning = body.FindMember("reasoning");
+  if (reasoning == body.MemberEnd() || !reasoning->value.IsObject()) return;
+  auto budget = reasoning->value.FindMember("max_tokens");
+  if (budget == reasoning->value.MemberEnd() || budget->value.IsNull()) return;
+  if (!budget->value.IsInt64() || budget->value.GetInt64() < 0) {
+    shape.unbounded = "reasoning.max_tokens must be a whole number from 0 (its tokens are billed as output)";
+    return;
+  }
+  shape.reasoning_tokens = budget->value.GetInt64();
 }
 
 // A tool the model calls is priced in tokens (`function`, and `custom` tools: text the model
@@ -227,6 +257,7 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
           shape.web_plugin = true;
           read_web_results(p, shape);
         }
+        if (name == "file-parser" && on) read_pdf_engine(p, shape);
         if (name == "auto-router" || name == "auto-beta-router") {
           auto allowed = p.FindMember("allowed_models");
           if (allowed != p.MemberEnd() && allowed->value.IsArray()) {
@@ -240,13 +271,40 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
     read_server_tools(d, shape);
     read_parts(d, shape);
     shape.prediction_bytes = prediction_bytes(d);
+    read_reasoning_budget(d, shape);
     if (auto n = d.FindMember("n"); n != d.MemberEnd() && n->value.IsInt64() && n->value.GetInt64() > 1) {
       shape.choices = n->value.GetInt64();
     }
-  } catch (const std::exception&) {
-    return RequestShape{};
+  } catch (const std::exception&) {  // out of memory: what it costs is not known, so not sent
+    RequestShape refused;
+    refused.unbounded = "the request could not be read for its price";
+    return refused;
   }
   return shape;
+}
+
+std::string RequestShape::file_fee_refusal(const ModelInfo* model, std::string_view id) const {
+  if (files == 0) return {};
+  // OpenRouter's PDF engines: "cloudflare-ai" free ("pdf-text", deprecated, is redirected to it),
+  // "native" billed as the model's input tokens (reserved at its context window, as every part
+  // only the upstream can size), "mistral-ocr" per page: a count known only once the file is parsed.
+  // With no engine named, a model that takes files natively gets the file as it is; any other
+  // (or a router, whose pick is not known) may have it OCR'd.
+  if (pdf_engine == "cloudflare-ai" || pdf_engine == "pdf-text" || pdf_engine == "native") return {};
+  if (pdf_engine.empty() && model != nullptr && !model->pricing.dynamic &&
+      (model->capabilities & static_cast<uint32_t>(Capability::kFileInput)) != 0) {
+    return {};
+  }
+  const std::string why =
+      pdf_engine.empty()
+          ? "model '" + client_text(id) + "' does not take files natively, so OpenRouter may parse the file with "
+            "its OCR engine (mistral-ocr)"
+          : "the file-parser engine '" + client_text(pdf_engine, 40) + "'" +
+                (pdf_engine == "mistral-ocr" ? std::string() : std::string(" is not one orroute knows the price of and"));
+  return why + ", billed per page, a count known only once the file is parsed, so the call's cost cannot be "
+               "reserved; name a free engine: plugins [{\"id\": \"file-parser\", \"pdf\": {\"engine\": "
+               "\"cloudflare-ai\"}}]" +
+         (pdf_engine.empty() ? std::string(", or use a model that takes files natively") : std::string());
 }
 
 CallPricer::CallPricer(const ModelCatalog& catalog, PricingPolicy policy)
@@ -373,6 +431,14 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
     if (!b.pricing()) {
       if (refusal) *refusal = b.refusal;
       return false;
+    }
+    if (shape.files > 0) {  // the file-parser plugin runs at OpenRouter, not at a direct provider
+      const ModelInfo* m = catalog_.find(id);
+      if (m == nullptr && !suffix_of(id).empty()) m = catalog_.find(base_of(id));
+      if (std::string why = shape.file_fee_refusal(m, id); !why.empty()) {
+        if (refusal) *refusal = std::move(why);
+        return false;
+      }
     }
     std::optional<Pricing> scratch;
     const Pricing* charged_at = nullptr;

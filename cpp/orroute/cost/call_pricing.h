@@ -55,16 +55,27 @@ struct RequestShape {
   // Bytes of the `prediction` text (OpenAI's predicted outputs): predicted tokens the model
   // rejects are billed as output on top of max_tokens, at most one token per byte.
   int64_t prediction_bytes = 0;
+  // `reasoning.max_tokens` (a thinking budget): counted on top of max_tokens, as an upstream
+  // that raises max_tokens to fit the budget would bill it (whether OpenRouter does is not
+  // documented, so the reservation assumes it may).
+  int64_t reasoning_tokens = 0;
   // `n`: the completions the upstream writes, each billed its output (the prompt once).
   int64_t choices = 1;
   // Parts whose tokens only the upstream can tell (a file: a PDF's text is extracted there; a
   // video; an image at detail "original"): the prompt is reserved at the model's context window.
   int64_t unsized_parts = 0;
+  int64_t files = 0;        // file parts (PDFs): OpenRouter's file-parser plugin may parse them
+  std::string pdf_engine;   // the file-parser plugin's pdf.engine, "" when none is named
   std::vector<std::string> allowed_models; // auto-router plugin's allowed_models patterns
   // Why the request's cost cannot be bounded, "" when it can: a tool the upstream runs and bills
   // per use (a server tool such as `openrouter:web_search`), or a web plugin whose max_results is
   // not a whole number. Such a request is refused, never sent unmetered.
   std::string unbounded;
+
+  // Why a file in this request may be billed a fee no reservation bounds at OpenRouter (its
+  // file-parser plugin OCRs a PDF per page unless the request names a free engine or the model
+  // takes files natively), "" when it cannot: see CallPricer::worst_case.
+  std::string file_fee_refusal(const ModelInfo* model, std::string_view id) const;
 
   // Results one web_search_fee pays for (OpenRouter's default max_results).
   static constexpr int64_t kWebResultsPerFee = 5;

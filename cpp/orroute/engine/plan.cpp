@@ -162,7 +162,8 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
                                             plan.max_tokens, nullptr);
   if (impl_->routes && plan.estimate) {
     // Several providers: the first model may run at any of them; the estimate is the dearest.
-    const auto elsewhere = impl_->routes->dearest_elsewhere(plan.candidates.front(), first_prompt, plan.max_tokens);
+    const auto elsewhere = impl_->routes->dearest_elsewhere(plan.candidates.front(), shape, first_prompt, plan.max_tokens,
+                                                            impl_->pricer->context_window(plan.candidates.front()));
     if (elsewhere && *elsewhere > *plan.estimate) plan.estimate = elsewhere;
   }
   plan.messages = std::move(chat);

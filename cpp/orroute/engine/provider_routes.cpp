@@ -133,18 +133,16 @@ std::string ProviderRoutes::endpoint_of(const std::string& candidate) const {
   return r ? r->endpoint : std::string();
 }
 
-std::optional<Money> ProviderRoutes::dearest_elsewhere(const std::string& model, int64_t prompt_tokens,
-                                                       int64_t max_tokens) const {
+std::optional<Money> ProviderRoutes::dearest_elsewhere(const std::string& model, const RequestShape& shape,
+                                                       int64_t prompt_tokens, int64_t max_tokens,
+                                                       int64_t context_window) const {
   std::optional<Money> dearest;
   for (const ProviderRoute& r : routes_) {
     if (r.provider == nullptr || !serves(r, model)) continue;
     const Pricing* p = r.provider->prices.find(native(candidate_of(model, r)));
     if (p == nullptr) continue;
-    try {
-      const Money w = worst_case_cost(*p, prompt_tokens, max_tokens, 1, 0, 0, true, model);
-      if (!dearest || w > *dearest) dearest = w;
-    } catch (const Error&) {
-    }
+    const std::optional<Money> w = shaped_worst_case(*p, shape, prompt_tokens, max_tokens, context_window, model, nullptr);
+    if (w && (!dearest || *w > *dearest)) dearest = w;
   }
   return dearest;
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "orroute/catalog/catalog.h"
+#include "orroute/cost/call_pricing.h"
 #include "orroute/engine/engine.h"
 #include "orroute/net/api_client.h"
 #include "orroute/provider/wire_adapter.h"
@@ -57,10 +58,12 @@ class ProviderRoutes {
                                   std::vector<BalancerPick>& picks) const;
   // The endpoint (host) a candidate's calls go to.
   std::string endpoint_of(const std::string& candidate) const;
-  // The highest worst case of `model` at the other providers serving it (their own prices;
-  // one that cannot price it is never sent to under a budget, so it does not count); nullopt if
-  // none can.
-  std::optional<Money> dearest_elsewhere(const std::string& model, int64_t prompt_tokens, int64_t max_tokens) const;
+  // The highest worst case of `model` at the other providers serving it, a request shaped
+  // `shape` (their own prices, held to the shape as the attempt loop holds them; one that cannot
+  // price or bound it is never sent to under a budget, so it does not count); nullopt if none can.
+  std::optional<Money> dearest_elsewhere(const std::string& model, const RequestShape& shape,
+                                         int64_t prompt_tokens, int64_t max_tokens,
+                                         int64_t context_window) const;
   // Every provider's endpoint host (health reports list their breakers).
   std::vector<std::string> endpoints() const;
   void close();  // stops every provider's transport
