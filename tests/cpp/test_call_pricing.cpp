@@ -337,3 +337,27 @@ TEST_CASE("a reasoning budget is reserved as output on top of max_tokens", "[cal
                                  1000, &why);
   CHECK((!huge || *huge > usd("1000")));  // saturates, never wraps small
 }
+
+TEST_CASE("audio is reserved at the window and at the model's audio price", "[call_pricing]") {
+  // An input_audio part's tokens are billed at the `audio` price (voxtral: 1,000x its text price)
+  // and known only upstream (a low-bitrate codec packs an hour into kilobytes).
+  const ModelCatalog voices = ModelCatalog::from_json(R"({"data": [
+    {"id": "x/cheap", "context_length": 1000, "pricing": {"prompt": "0.000001", "completion": "0.000002"}},
+    {"id": "a/voice", "context_length": 1000, "pricing": {"prompt": "0.000001", "completion": "0.000002", "audio": "0.0001"}}
+  ]})");
+  const CallPricer p(voices, {});
+  const RequestShape shape = request_shape(
+      R"({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]})");
+  CHECK(shape.audio_parts == 1);
+  CHECK(shape.unsized_parts == 1);
+  std::string why;
+  // 1000-token window at $100/M + 1000 output tokens at $2/M, whatever few tokens were counted
+  CHECK(p.worst_case("a/voice", shape, 10, 1000, &why) == usd("0.102"));
+  CHECK(p.worst_case("x/cheap", shape, 10, 1000, &why) == usd("0.003"));  // no audio price: the text price
+  CHECK(shaped_worst_case(voices.find("a/voice")->pricing, shape, 10, 1000, 1000, "a/voice", &why) == usd("0.102"));
+  // booked at the audio price of the audio tokens reported
+  UsageCounts used;
+  used.prompt_tokens = 100;
+  used.audio_tokens = 90;
+  CHECK(p.price("a/voice", "", shape, used) == usd("0.00901"));  // 10 x $1/M + 90 x $100/M
+}

@@ -32,6 +32,17 @@ Pricing scaled(Pricing p, int64_t pct) {
   return p;
 }
 
+// Every prompt token at the dearer of the text and the audio price (a prompt with audio in it:
+// which of its tokens are audio is known only upstream).
+Pricing with_audio_prompt(Pricing p) {
+  auto raise = [](PriceSet& s) {
+    if (s.audio) s.prompt = std::max(s.prompt, *s.audio);
+  };
+  raise(p.base);
+  for (PriceTier& t : p.tiers) raise(t.prices);
+  return p;
+}
+
 // Adds a per-request fee to every price set (the web plugin bills per request).
 Pricing with_fee(Pricing p, Money fee) {
   auto add = [fee](PriceSet& s) { s.request = s.request.value_or(Money()) + fee; };
@@ -99,9 +110,10 @@ void read_parts(const rapidjson::Value& body, RequestShape& shape) {
           auto detail = image->value.FindMember("detail");
           if (detail != image->value.MemberEnd() && text(detail->value) == "original") ++shape.unsized_parts;
         }
-      } else if (type == "file" || type == "video_url" || type == "input_video") {
+      } else if (type == "file" || type == "video_url" || type == "input_video" || type == "input_audio") {
         ++shape.unsized_parts;
         if (type == "file") ++shape.files;
+        if (type == "input_audio") ++shape.audio_parts;
       }
     }
   }
@@ -406,13 +418,17 @@ std::optional<Money> shaped_worst_case(const Pricing& pricing, const RequestShap
     if (shape.unsized_parts > 0) {  // the whole context window: what the upstream may fill
       if (context_window <= 0) {
         if (refusal) {
-          *refusal = "the request has a file, a video or an image at its original size, whose tokens only the "
+          *refusal = "the request has a file, a video, audio or an image at its original size, whose tokens only the "
                      "upstream can tell, and model '" + client_text(id) +
                      "' lists no context length to bound them";
         }
         return std::nullopt;
       }
       prompt = std::max(prompt, context_window);
+    }
+    if (shape.audio_parts > 0) {
+      return worst_case_cost(with_audio_prompt(pricing), prompt, output_bound(max_output_tokens, shape), 1,
+                             shape.images, 0, true, id);
     }
     return worst_case_cost(pricing, prompt, output_bound(max_output_tokens, shape), 1, shape.images, 0,
                            true, id);

@@ -62,9 +62,13 @@ struct RequestShape {
   // `n`: the completions the upstream writes, each billed its output (the prompt once).
   int64_t choices = 1;
   // Parts whose tokens only the upstream can tell (a file: a PDF's text is extracted there; a
-  // video; an image at detail "original"): the prompt is reserved at the model's context window.
+  // video; audio; an image at detail "original"): the prompt is reserved at the model's context window.
   int64_t unsized_parts = 0;
   int64_t files = 0;        // file parts (PDFs): OpenRouter's file-parser plugin may parse them
+  // Audio parts (`input_audio`): their tokens are billed at the model's `audio` price (up to
+  // 1,000x its text price) and, like a video's, known only upstream (a codec's bytes per second
+  // vary by orders of magnitude): the prompt is reserved at the window, at the audio price.
+  int64_t audio_parts = 0;
   std::string pdf_engine;   // the file-parser plugin's pdf.engine, "" when none is named
   std::vector<std::string> allowed_models; // auto-router plugin's allowed_models patterns
   // Why the request's cost cannot be bounded, "" when it can: a tool the upstream runs and bills
