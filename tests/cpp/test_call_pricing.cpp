@@ -361,3 +361,25 @@ TEST_CASE("audio is reserved at the window and at the model's audio price", "[ca
   used.audio_tokens = 90;
   CHECK(p.price("a/voice", "", shape, used) == usd("0.00901"));  // 10 x $1/M + 90 x $100/M
 }
+
+TEST_CASE("an OpenRouter preset is refused, even with a price for unknown models", "[call_pricing]") {
+  // A preset (`"preset": "x"`, `"model": "@preset/x"`, `"model": "a/b@preset/x"`) brings its own
+  // model, fallbacks, server tools and parameters from OpenRouter's side: nothing here bounds them.
+  PricingPolicy policy;
+  policy.unpriced_model_price = PriceSet{};
+  policy.unpriced_model_price->prompt = usd("0.001");
+  policy.unpriced_model_price->completion = usd("0.001");
+  const CallPricer p(catalog(), policy);
+  std::string why;
+  CHECK_FALSE(p.worst_case("x/cheap", request_shape(R"({"preset": "dear-one"})"), 10, 10, &why));
+  CHECK(why.find("preset") != std::string::npos);
+  for (const char* id : {"@preset/dear-one", "x/cheap@preset/dear-one"}) {
+    INFO(id);
+    why.clear();
+    CHECK_FALSE(p.worst_case(id, RequestShape{}, 10, 10, &why));
+    CHECK(why.find("preset") != std::string::npos);
+  }
+  CHECK_FALSE(p.worst_case("x/cheap", request_shape(R"({"models": ["x/cheap", "@preset/dear-one"]})"), 10, 10, &why));
+  CHECK(p.worst_case("acme/unknown", RequestShape{}, 10, 10, &why));  // the policy still prices plain unknown ids
+  CHECK(request_shape(R"({"preset": null})").unbounded.empty());
+}

@@ -129,6 +129,23 @@ def test_a_pdf_openrouter_may_parse_per_page_is_refused_unless_a_free_engine_is_
     assert gateway.tracker.live_reservations()[0] == 0
 
 
+def test_an_openrouter_preset_is_refused_before_sending(gateway, fake) -> None:
+    """A preset brings its own model, fallbacks, server tools and parameters from OpenRouter's
+    side: no reservation can bound it, whichever way it is named."""
+    key_, _ = gateway.keys.create("money-preset")
+    gateway.tracker.set_budget(5, project="money-preset")
+    hi = [{"role": "user", "content": "hi"}]
+    before = fake.request_count
+    for extra in [{"preset": "dear-one"}, {"model": "@preset/dear-one"},
+                  {"model": "openai/gpt-4o-mini@preset/dear-one"}]:
+        body = {"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": hi, **extra}
+        status, _, reply = call(gateway, "POST", "/v1/chat/completions", key=key_, body=body)
+        assert status == 400, (extra, reply[:300])
+        assert "preset" in json.loads(reply)["error"]["message"]
+    assert fake.request_count == before
+    assert gateway.tracker.live_reservations()[0] == 0
+
+
 def test_web_results_and_server_tools_are_reserved_or_refused(gateway, fake) -> None:
     """The web plugin bills per result and a server tool per use: a call asking for 100 results
     reserves twenty fees of five (over this budget: refused), and one naming a server tool, whose

@@ -72,6 +72,12 @@ void read_web_results(const rapidjson::Value& plugin, RequestShape& shape) {
   shape.web_results = std::max(shape.web_results, v.GetInt64());
 }
 
+// An OpenRouter preset is applied upstream: its model, fallbacks, tools (server tools among them)
+// and parameters are not in the request, so what the call may cost cannot be told here.
+constexpr const char* kPresetRefusal =
+    "an OpenRouter preset is applied upstream (its model, tools and parameters are not in the request), so "
+    "the call's cost cannot be reserved; send the preset's settings in the request instead";
+
 // The file-parser plugin `plugin`'s pdf.engine into `shape` (a name that is not a string leaves
 // the request unbounded: which engine, and so which fee, could not be told).
 void read_pdf_engine(const rapidjson::Value& plugin, RequestShape& shape) {
@@ -257,6 +263,9 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
       }
     }
     if (d.HasMember("web_search_options")) shape.web_plugin = true;
+    if (auto it = d.FindMember("preset"); it != d.MemberEnd() && !it->value.IsNull()) {
+      shape.unbounded = kPresetRefusal;
+    }
     if (auto it = d.FindMember("plugins"); it != d.MemberEnd() && it->value.IsArray()) {
       for (const auto& p : it->value.GetArray()) {
         if (!p.IsObject()) continue;
@@ -358,6 +367,10 @@ int64_t CallPricer::context_window(std::string_view id) const {
 PriceBound CallPricer::bound(std::string_view id, const RequestShape& shape) const {
   PriceBound b;
   try {
+    if (id.find("@preset/") != std::string_view::npos) {  // not even unpriced_model_price bounds it
+      b.refusal = "model '" + client_text(id) + "': " + kPresetRefusal;
+      return b;
+    }
     if (const ModelInfo* m = catalog_.find(id)) {
       if (!m->pricing.dynamic) {
         b.listed = &m->pricing;
