@@ -180,13 +180,15 @@ def test_the_plan_estimates_the_dearest_provider_the_first_model_may_use(
     assert alone > 0 and both > alone
     assert both >= Decimal("0.03")  # 1,000 output tokens at $30/M
     # the request's shape binds the other provider's estimate too: a PDF's prompt is the window
-    # (1M tokens) at Anthropic's $6/M, not the few tokens counted (it was priced unshaped)
+    # (1M tokens) at Anthropic's $20/M here (the catalog's dearest tier is $12/M), not the few
+    # tokens counted (dearest_elsewhere priced them unshaped: the catalog's $12.02 stood)
     pdf = Task(messages=[{"role": "user", "content": [
         {"type": "file", "file": {"filename": "a.pdf", "file_data": "https://example.com/a.pdf"}}]}],
         max_tokens=1000)
     window = orroute.Catalog.bundled().get(MODEL).context_length
-    both_pdf = _manager(orf, ant, tmp_path, TWO, provider_prices=dear).plan(pdf)["estimate"]
-    assert both_pdf >= window * Decimal("6e-06") + Decimal("0.03")
+    dearer = dear.replace('"6e-06"', '"2e-05"')
+    both_pdf = _manager(orf, ant, tmp_path, TWO, provider_prices=dearer).plan(pdf)["estimate"]
+    assert both_pdf == window * Decimal("2e-05") + 1000 * Decimal("3e-05")
 
 
 def test_balancing_skips_a_deployment_whose_breaker_is_open(
