@@ -228,6 +228,29 @@ def test_budget_holds_when_the_upstream_ignores_max_tokens_in_a_stream(fake) -> 
     assert m.spent() <= limit
 
 
+def test_a_stream_is_cut_at_the_output_the_reservation_covers_not_at_max_tokens(fake) -> None:
+    """A reasoning budget is reserved on top of max_tokens (an upstream may raise max_tokens to fit
+    it): a metered stream runs to that whole reservation before it is cut (it was cut at
+    max_tokens, the answer lost while money for it was held)."""
+    m = manager(fake, budget=1, fallbacks=["test/a"])
+    fake.fail("test/a", Fault.ignore_max_tokens(3000))
+
+    def cut_answer(**params) -> tuple[str, dict]:
+        async def consume() -> list[dict]:
+            return [c async for c in m.stream_task(Task(messages="Say hello", max_tokens=30, params=params))]
+        chunks = asyncio.run(consume())
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+        return text, chunks[-1]
+
+    plain, last = cut_answer()
+    assert last["orroute"]["cut_at_reservation"] is True
+    budgeted, last = cut_answer(reasoning={"max_tokens": 200})
+    assert last["orroute"]["cut_at_reservation"] is True
+    count = orroute.count_tokens
+    assert count(plain, model="openai/gpt-4o") <= 40
+    assert 200 <= count(budgeted, model="openai/gpt-4o") <= 240
+
+
 @pytest.mark.parametrize(
     ("model", "limit"),
     [("test/a:nitro", "0.0003"), ("test/a:floor", "0.0003"), ("test/a:online", "0.05")],

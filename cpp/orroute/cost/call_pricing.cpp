@@ -126,8 +126,8 @@ void read_parts(const rapidjson::Value& body, RequestShape& shape) {
 }
 
 // The output a request may be billed: each of its `n` completions up to max_tokens, plus the
-// prediction's rejected tokens (saturating: a hostile n cannot wrap the bound).
-int64_t output_bound(int64_t max_output_tokens, const RequestShape& shape) {
+// prediction's rejected tokens and a reasoning budget (saturating: a hostile n cannot wrap the bound).
+int64_t output_bound(int64_t max_output_tokens, const RequestShape& shape) noexcept {
   int64_t per_choice = 0;
   int64_t total = 0;
   if (__builtin_add_overflow(max_output_tokens, shape.prediction_bytes, &per_choice) ||
@@ -244,6 +244,10 @@ bool model_pattern_matches(std::string_view pattern, std::string_view id) {
   }
   while (p < pattern.size() && pattern[p] == '*') ++p;
   return p == pattern.size();
+}
+
+int64_t reserved_output_tokens(int64_t max_output_tokens, const RequestShape& shape) noexcept {
+  return output_bound(max_output_tokens, shape);
 }
 
 RequestShape request_shape(std::string_view request_json) noexcept {

@@ -87,6 +87,11 @@ struct RequestShape {
   static constexpr int64_t kMaxWebResults = 1000;
 };
 
+// The output tokens a request shaped `shape` may be billed with `max_output_tokens` per completion:
+// each of its `n` completions, plus a prediction's rejected tokens and a reasoning budget
+// (saturating). What a reservation covers, and where a metered stream is cut. Pure.
+int64_t reserved_output_tokens(int64_t max_output_tokens, const RequestShape& shape) noexcept;
+
 // Reads the price-relevant fields of a chat request body (never throws; junk is ignored).
 RequestShape request_shape(std::string_view request_json) noexcept;
 // The same, from a body already parsed (the engine's plan has it: no second parse).

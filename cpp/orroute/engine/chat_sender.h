@@ -32,6 +32,11 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
         stream_(stream), server_models_(std::move(server_models)), on_chunk_(std::move(on_chunk)),
         meter_limit_(meter_limit) {}
   int64_t meter_limit() const { return meter_limit_; }
+  // The output tokens the reservation covers across the whole answer (max_tokens for each of `n`
+  // completions, plus a prediction's and a reasoning budget's tokens): a metered stream is cut once
+  // past them. meter_limit() until set.
+  void set_output_limit(int64_t tokens) { output_limit_ = tokens; }
+  int64_t output_limit() const { return output_limit_ > 0 ? output_limit_ : meter_limit_; }
   // Several providers: candidates "<model>@<provider>" go to that provider, through its client and
   // wire adapter. `routes` must outlive the sender.
   void set_routes(const ProviderRoutes* routes) { routes_ = routes; }
@@ -114,6 +119,7 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   std::vector<std::string> server_models_;
   ChunkCallback on_chunk_;
   int64_t meter_limit_ = 0;
+  int64_t output_limit_ = 0;
   mutable std::mutex mu_;
   std::optional<ApiError> last_error_;
   std::atomic<int> holds_{0};

@@ -84,19 +84,20 @@ bool ChatSink::take_chunk(const std::string& event) {
     first_content_ = sender_->clock()->now();
   }
   delivered_ = true;
-  if (sender_->meter_limit() > 0) {
+  const int64_t limit = sender_->meter_limit() > 0 ? sender_->output_limit() : 0;
+  if (limit > 0) {
     // Counting each piece alone overcounts a little (a word split across chunks); past the
     // limit the whole answer so far is counted once more before deciding.
     const std::string piece = generated_text(chunk, "delta");
     generated_ += piece;
     metered_ += text_tokens(model_, piece);
-    if (metered_ > sender_->meter_limit()) metered_ = text_tokens(model_, generated_);
+    if (metered_ > limit) metered_ = text_tokens(model_, generated_);
   }
   if (sender_->emit(rewritten ? json_text(chunk) : data) == ChunkAction::kCancel) {
     user_stopped_ = true;
     return false;
   }
-  if (sender_->meter_limit() > 0 && metered_ > sender_->meter_limit()) {
+  if (limit > 0 && metered_ > limit) {
     // The upstream ignores max_tokens: stop here (one chunk over at most), and tell the
     // consumer the answer ended by length.
     cut_ = true;

@@ -59,6 +59,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   }
   plan.shape.reset();
   plan.shape_candidates.clear();
+  const int64_t output_limit = guard_ ? reserved_output_tokens(plan.max_tokens, shape) : 0;
   // Several providers: each model at every provider serving it (balanced groups in their order).
   ProviderRoutes* routes = impl_->routes.get();
   std::vector<BalancerPick> picks;
@@ -67,6 +68,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   auto sender = std::make_shared<ChatSender>(impl_->client, impl_->clock, task.request_json,
                                              task.stream, std::move(server_models),
                                              std::move(on_chunk), meter_limit);
+  sender->set_output_limit(output_limit);
   // Per-run pieces: prices (per-family prompt counts) and the budget gate (scope, task id).
   auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, std::move(messages),
                                                 std::move(tools_json), std::move(shape),
