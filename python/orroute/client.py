@@ -518,7 +518,9 @@ class _Base:
     @staticmethod
     def _completion(call: Any) -> ChatCompletion:
         """The finished chat call's reply as a ChatCompletion (or its exception)."""
-        return ChatCompletion._over(_engine.chat_result(call))  # fields made as they are read
+        # the usual reply (answered, a JSON object, no "error") in one call; else chat_result's checks
+        body = call.chat_reply()
+        return ChatCompletion._over(body if body is not None else _engine.chat_result(call))
 
     def _models_cache_path(self) -> Path:
         digest = hashlib.sha1(self.base_url.encode()).hexdigest()[:12]
