@@ -335,6 +335,12 @@ void bind_net(py::module_& m) {
            "The response body parsed as JSON (the text itself if it is not JSON).")
       .def("reply", [](const Call& c) { return reply_to_py(c.response().body); },
            "body_json, but a JSON object as a JsonRef (its fields made Python values as read).")
+      .def("chat_reply",
+           [](const Call& c) {
+             return c.state() == Call::State::kDone ? plain_reply_to_py(c.response().body) : py::none();
+           },
+           "reply() of a finished, answered call when it is a JSON object without `error`, else None "
+           "(the usual chat reply in one call: `ok`, `reply` and the error check are the slow way).")
       .def("error", [](const Call& c) { return error_to_py(c.error()); })
       .def("arm", &Call::arm, py::arg("notifier"), py::arg("token"))
       .def(

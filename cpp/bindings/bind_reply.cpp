@@ -95,6 +95,15 @@ py::object reply_to_py(const std::string& text) {
   return py::cast(JsonRef{reply, &reply->root()});
 }
 
+py::object plain_reply_to_py(const std::string& text) {
+  if (text.empty()) return py::none();
+  auto reply = std::make_shared<ParsedReply>(text);
+  if (!reply->parse() || !reply->root().IsObject() || find_member(reply->root(), "error") != nullptr) {
+    return py::none();
+  }
+  return py::cast(JsonRef{reply, &reply->root()});
+}
+
 void bind_reply(py::module_& m) {
   py::class_<JsonRef>(m, "JsonRef", "A JSON object of a parsed reply, read field by field (private).")
       .def(

@@ -27,5 +27,8 @@ pybind11::object json_text_to_py(const std::string& text);
 // A reply's JSON text as json_text_to_py gives it, except that an object stays parsed in C++: a
 // JsonRef (bind_reply.cpp), whose fields become Python values as they are read.
 pybind11::object reply_to_py(const std::string& text);
+// reply_to_py's JsonRef when `text` is a JSON object without a top-level "error" member (a
+// chat reply as a rule), else None: the caller takes the slow way (reply_to_py and its checks).
+pybind11::object plain_reply_to_py(const std::string& text);
 
 }  // namespace orroute::bindings

@@ -38,5 +38,6 @@ def enabled(level: int, name: str = "orroute") -> bool:
     """Whether ``name`` would emit a record at ``level`` (a ``logging`` level number)."""
     if "logging" not in sys.modules:  # unconfigured: only WARNING and above are shown
         return level >= _WARNING
-    return logger(name).isEnabledFor(level)
+    found = _loggers.get(name)  # asked on every call: logger()'s frame only the first time
+    return (found or logger(name)).isEnabledFor(level)
 

@@ -423,7 +423,6 @@ class _Base:
         method: str,
         path: str,
         body: Any = None,
-        *,
         stream: bool = False,
         chat: bool = False,
         timeout: Any = ...,
@@ -473,18 +472,14 @@ class _Base:
         lend_to: Any = None,
     ) -> Any:
         """Validates the chat request and starts it on the transport (shared by sync and async)."""
-        # (the usual call has no extra_query and the client's timeout: no call to convert either)
+        # (the usual call has no extra_query and the client's timeout: no call to convert either;
+        # positional: a keyword is matched by name in every call)
         return self._start(
             "POST",
             _surface.with_query(_CHAT_PATH, extra_query) if extra_query else _CHAT_PATH,
             self._chat_body(model, messages, stream, params, extra_body),
-            stream=stream,
-            chat=True,
-            timeout=timeout if timeout is ... else _surface.timeout_of(timeout),
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            blocking=blocking,
-            lend_to=lend_to,
+            stream, True, timeout if timeout is ... else _surface.timeout_of(timeout),
+            max_retries, extra_headers, 0, blocking, lend_to,
         )
 
     @staticmethod
@@ -518,7 +513,9 @@ class _Base:
     @staticmethod
     def _completion(call: Any) -> ChatCompletion:
         """The finished chat call's reply as a ChatCompletion (or its exception)."""
-        return ChatCompletion._over(_engine.chat_result(call))  # fields made as they are read
+        # the usual reply (answered, a JSON object, no "error") in one call; else chat_result's checks
+        body = call.chat_reply()
+        return ChatCompletion._over(body if body is not None else _engine.chat_result(call))
 
     def _models_cache_path(self) -> Path:
         digest = hashlib.sha1(self.base_url.encode()).hexdigest()[:12]
@@ -644,7 +641,7 @@ class _Completions(_CompletionsBase):
         request is answered from it (``cache=False``: not this call).
         """
         o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
-                       max_retries, cache, params, blocking=True)
+                       max_retries, cache, params, True)
         if o.call is None:
             return _cache_hit(o.cached, o.observed, o.stream, asynchronous=False)
         if o.stream:

@@ -112,6 +112,21 @@ def test_request_carries_fields_headers_and_extra_body(client, fake):
     assert h["x-extra"] == "yes"
 
 
+def test_plain_call_sends_no_accept_line_a_stream_asks_for_sse(client, fake):
+    # libcurl prints each header byte (~125 instructions): a plain call sends no Accept line
+    # (any type), neither "application/json" nor libcurl's "*/*"; a caller's own still goes out
+    client.chat.completions.create(model="m/a", messages=MSGS)
+    assert "accept" not in fake.last_request.headers
+    with client.chat.completions.create(model="m/a", messages=MSGS, stream=True) as s:
+        list(s)
+    assert fake.last_request.headers["accept"] == "text/event-stream"
+    client.chat.completions.create(model="m/a", messages=MSGS,
+                                   extra_headers={"Accept": "application/json"})
+    assert fake.last_request.headers["accept"] == "application/json"
+    assert client.models.list(refresh=True, fallback=False).data
+    assert "accept" not in fake.last_request.headers
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -380,19 +380,22 @@ struct Transport::Impl {
   }
 
   // CURLOPT_HTTPHEADER's list for `t`, in the request's order, then "Expect:" when `expect` (no
-  // "Expect: 100-continue" round trip before bodies over 1 kB). Built without a malloc per line
+  // "Expect: 100-continue" round trip before bodies over 1 kB) and "Accept:" (libcurl's own
+  // "Accept: */*" left out: no Accept line means the same, and libcurl prints each header byte
+  // through its printf; a request's own Accept line still goes out). Built without a malloc per line
   // (curl_slist_append copies each line and walks the list to its end every time): the request's
   // own lines go into one buffer, the shared lines are pointed at where they are, and the nodes
   // are one vector. libcurl only reads the list.
   static curl_slist* link_headers(Transfer& t, bool expect) {
     static char kNoExpect[] = "Expect:";
+    static char kNoAccept[] = "Accept:";
     const HttpRequest& r = t.request;
     const auto& own = r.headers.fields;
     const size_t shared_at = std::min(r.shared_at, own.size());
     size_t bytes = 0;
     for (const auto& [k, v] : own) bytes += HeaderLines::bytes(k, v);
     t.header_text.reserve(bytes);  // exact: the nodes point into it, so it must never reallocate
-    t.header_nodes.reserve(own.size() + (r.shared ? r.shared->size() : 0) + 1);
+    t.header_nodes.reserve(own.size() + (r.shared ? r.shared->size() : 0) + 2);
     auto add = [&t](const char* line) { t.header_nodes.push_back(curl_slist{const_cast<char*>(line), nullptr}); };
     auto add_own = [&](size_t i) {
       const size_t at = t.header_text.size();
@@ -405,7 +408,7 @@ struct Transport::Impl {
     }
     for (size_t i = shared_at; i < own.size(); ++i) add_own(i);
     if (expect) add(kNoExpect);
-    if (t.header_nodes.empty()) return nullptr;
+    add(kNoAccept);
     for (size_t i = 0; i + 1 < t.header_nodes.size(); ++i) t.header_nodes[i].next = &t.header_nodes[i + 1];
     return t.header_nodes.data();
   }
