@@ -255,6 +255,38 @@ TEST_CASE("the 8..16-byte token table finds exactly what find does", "[tokenizer
   }
 }
 
+TEST_CASE("a lookup by the cache's key finds exactly what find does, 2..16 bytes", "[tokenizer]") {
+  auto key = [](std::string_view s, uint64_t& k0, uint64_t& k1) {
+    k0 = k1 = 0;
+    std::memcpy(&k0, s.data(), std::min<size_t>(s.size(), 8));
+    if (s.size() > 8) std::memcpy(&k1, s.data() + 8, s.size() - 8);
+  };
+  for (const char* name : {"cl100k_base", "o200k_base"}) {
+    const orroute::Vocab& v = orroute::get_encoding(name)->vocab();
+    uint64_t k0, k1;
+    for (uint32_t id = 0; id < v.size(); ++id) {
+      const std::string_view t = v.token_bytes(id);
+      if (t.size() < 2 || t.size() > orroute::Vocab::kMidMax) continue;
+      key(t, k0, k1);
+      REQUIRE(v.find_key(k0, k1, static_cast<uint32_t>(t.size())) == id);
+      // One byte longer with a zero byte (what the zero padding looks like) is another string.
+      if (t.size() < orroute::Vocab::kMidMax) {
+        REQUIRE(v.find_key(k0, k1, static_cast<uint32_t>(t.size() + 1)) ==
+                v.find(std::string(t) + '\0'));
+      }
+    }
+    std::mt19937 rng(9);
+    static constexpr char kAlphabet[] = "etaoin shrdlu.,\n\0\xC3\xA9";  // NUL included
+    const std::string alphabet(kAlphabet, sizeof kAlphabet - 1);
+    for (int round = 0; round < 100000; ++round) {
+      std::string s(2 + rng() % 15, ' ');
+      for (char& c : s) c = alphabet[rng() % alphabet.size()];
+      key(s, k0, k1);
+      REQUIRE(v.find_key(k0, k1, static_cast<uint32_t>(s.size())) == v.find(s));
+    }
+  }
+}
+
 TEST_CASE("tiktoken's byte encoding, offsets and single tokens", "[tokenizer]") {
   const auto enc = orroute::get_encoding("cl100k_base");
   CHECK(enc->encode_bytes(" \xec\x8b\xa4\xed") == std::vector<uint32_t>{62085});
@@ -484,6 +516,45 @@ TEST_CASE("the byte-pair table answers as the merge table", "[tokenizer]") {
         REQUIRE(v.byte_merge(ua, ub) == v.merge(v.byte_token(ua), v.byte_token(ub)));
       }
     }
+  }
+}
+
+TEST_CASE("merge answers every pair as the token of the two joined, past its pair filter",
+          "[tokenizer]") {
+  // merge(l, r) is the token whose bytes are l's then r's, if there is one: every split of every
+  // token into two tokens is a merge pair, and the filter in front of the pair table must pass
+  // each of them (a pair it drops would be answered "no merge").
+  auto joined = [](const orroute::Vocab& v, uint32_t l, uint32_t r) {
+    return v.find(std::string(v.token_bytes(l)) + std::string(v.token_bytes(r)));
+  };
+  for (const char* name : {"cl100k_base", "o200k_base"}) {
+    const orroute::Vocab& v = orroute::get_encoding(name)->vocab();
+    size_t pairs = 0;
+    for (uint32_t id = 0; id < v.size(); ++id) {
+      const std::string_view t = v.token_bytes(id);
+      for (size_t k = 1; k < t.size(); ++k) {
+        const uint32_t l = v.find(t.substr(0, k)), r = v.find(t.substr(k));
+        if (l == orroute::Vocab::kNone || r == orroute::Vocab::kNone) continue;
+        ++pairs;
+        REQUIRE(v.merge(l, r) == id);
+      }
+    }
+    CHECK(pairs > 100000);
+    // Pairs that mostly do not merge (the filter's "no" answers), frequent tokens and any.
+    std::mt19937 rng(11);
+    for (int round = 0; round < 200000; ++round) {
+      const uint32_t l = round % 2 ? rng() % 2048 : rng() % v.size();
+      const uint32_t r = round % 3 ? rng() % 2048 : rng() % v.size();
+      REQUIRE(v.merge(l, r) == joined(v, l, r));
+    }
+  }
+  // A vocabulary with a handful of merges (the filter's smallest size).
+  std::vector<std::pair<std::string, uint32_t>> ranks;
+  for (int b = 0; b < 256; ++b) ranks.emplace_back(std::string(1, static_cast<char>(b)), b);
+  for (const char* t : {"ab", "abc", "cd", "abcd"}) ranks.emplace_back(t, static_cast<uint32_t>(ranks.size()));
+  const orroute::Vocab small = orroute::Vocab::from_ranks(ranks);
+  for (uint32_t l = 0; l < small.size(); ++l) {
+    for (uint32_t r = 0; r < small.size(); ++r) REQUIRE(small.merge(l, r) == joined(small, l, r));
   }
 }
 

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -321,20 +322,26 @@ CachedBpe::CachedBpe(const Vocab& vocab) : vocab_(vocab), table_(table_for(vocab
 // length must be in the mid table's range.
 static_assert(CachedBpe::kMaxPiece <= Vocab::kMidMax);
 
+// The keys are the piece's bytes as little-endian words, as Vocab::find_key's.
+static_assert(std::endian::native == std::endian::little);
+
+// The token of a cacheable piece that is one, else kNone: a lookup by the key already made (one
+// access to a table with its keys inline), then merging if it is not a token.
+uint32_t CachedBpe::whole_token(const Ref& r) const noexcept {
+  if (r.len == 1) return vocab_.byte_token(static_cast<uint8_t>(r.k0));
+  return vocab_.find_key(r.k0, r.k1, r.len);
+}
+
 void CachedBpe::encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out) {
   if (r.len == kUncached) {
     bpe_encode(vocab_, piece, out);
     return;
   }
   const size_t before = out.size();
-  if (r.len >= Vocab::kMidMin) {  // whole-token lookup by the key already made, then merging
-    if (const uint32_t id = vocab_.find_mid(r.k0, r.k1, r.len); id != kNone) {
-      out.push_back(id);
-    } else {
-      bpe_merge(vocab_, piece, out);
-    }
+  if (const uint32_t id = whole_token(r); id != kNone) {
+    out.push_back(id);
   } else {
-    bpe_encode(vocab_, piece, out);
+    bpe_merge(vocab_, piece, out);
   }
   remember(r, out.data() + before, out.size() - before);
 }
@@ -352,8 +359,7 @@ size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
   if (r.len == kUncached) return bpe_count(vocab_, piece);
   uint32_t tokens[kMaxPiece];
   size_t made = 0;
-  const uint32_t whole = r.len >= Vocab::kMidMin ? vocab_.find_mid(r.k0, r.k1, r.len) : kNone;
-  if (whole != kNone) {
+  if (const uint32_t whole = whole_token(r); whole != kNone) {
     tokens[made++] = whole;
   } else {
     encode_piece(
@@ -362,7 +368,7 @@ size_t CachedBpe::count_miss(std::string_view piece, const Ref& r) {
           std::memcpy(tokens + made, ids, m * sizeof(uint32_t));
           made += m;
         },
-        /*whole_first=*/r.len < Vocab::kMidMin);
+        /*whole_first=*/false);
   }
   remember(r, tokens, made);
   return made;

@@ -163,6 +163,7 @@ class CachedBpe {
     const Slot& slot = table_.slots[r.slot];
     return (slot.meta & 0xFF) == r.len && slot.k0 == r.k0 && slot.k1 == r.k1;
   }
+  uint32_t whole_token(const Ref& r) const noexcept;
   // The slow paths: BPE, then remember the result when it fits a slot.
   void encode_miss(std::string_view piece, const Ref& r, std::vector<uint32_t>& out);
   size_t count_miss(std::string_view piece, const Ref& r);

@@ -45,14 +45,7 @@ class Vocab {
   size_t max_token_len() const noexcept { return max_len_; }
   // Id of the token with exactly these bytes, or kNone.
   uint32_t find(std::string_view bytes) const noexcept {
-    if (bytes.size() <= kShortMax) {
-      const uint64_t key = short_key(bytes);
-      for (uint64_t i = mix(key) >> short_shift_;; i = (i + 1) & short_mask_) {
-        const ShortSlot& slot = short_[i];
-        if (slot.key == key) return slot.id;
-        if (slot.key == 0) return kNone;
-      }
-    }
+    if (bytes.size() <= kShortMax) return find_short(short_key(bytes));
     return find_long(bytes);
   }
   // Id of the token of kMidMin..kMidMax bytes packed as `k0` (its first 8 bytes) and `k1` (the
@@ -70,6 +63,13 @@ class Vocab {
       if (slot.len_id == 0) return kNone;
     }
   }
+  // Id of the token of 2..kMidMax bytes packed as find_mid's keys are (`k0` its first 8 bytes,
+  // `k1` the rest, zero-padded, both little-endian), or kNone: find() by the key CachedBpe has
+  // already made, without reading the bytes again (find packs a short piece byte by byte).
+  uint32_t find_key(uint64_t k0, uint64_t k1, uint32_t len) const noexcept {
+    if (len <= kShortMax) return find_short(k0 | uint64_t{len} << 56);
+    return find_mid(k0, k1, len);
+  }
   // Id of the single-byte token `b`.
   uint32_t byte_token(uint8_t b) const noexcept { return byte_tokens_[b]; }
   // merge(byte_token(a), byte_token(b)) from a dense 256x256 table (256 KB, stays in L2): the
@@ -81,6 +81,7 @@ class Vocab {
   // Id of the concatenation of tokens `left` and `right` if it is a token, else kNone.
   uint32_t merge(uint32_t left, uint32_t right) const noexcept {
     const uint64_t key = (static_cast<uint64_t>(left) << kIdBits) | right;
+    if (!may_merge(key)) return kNone;
     for (uint64_t i = pair_slot(key);; i = (i + 1) & pair_mask_) {
       const uint64_t slot = pairs_[i];
       if ((slot >> kIdBits) == key) return static_cast<uint32_t>(slot & kIdMask);
@@ -90,10 +91,21 @@ class Vocab {
   // Starts loading the pair-table line merge(left, right) reads first, so a merge loop can ask
   // for the lines of questions it expects to ask next and wait for them together (bpe.cpp).
   void prefetch_merge(uint32_t left, uint32_t right) const noexcept {
-    __builtin_prefetch(&pairs_[pair_slot((static_cast<uint64_t>(left) << kIdBits) | right)]);
+    const uint64_t key = (static_cast<uint64_t>(left) << kIdBits) | right;
+    if (may_merge(key)) __builtin_prefetch(&pairs_[pair_slot(key)]);
   }
 
  private:
+  // Whether the pair `key` may be in the pair table: a blocked Bloom filter of every pair (two
+  // bits in one 64-bit word per pair; at most 256 KB, so it stays in L2 where the pair table, 8 MB
+  // for o200k, does not). Most questions a merge asks after its first round are answered "no
+  // merge", and the filter answers most of those without the table (fastokens' PairFilter). A
+  // pair in the table always passes (no false negative), so answers are the table's.
+  bool may_merge(uint64_t key) const noexcept {
+    const uint64_t h = key * 0xD6E8FEB86659FD93ull;
+    const uint64_t bits = (uint64_t{1} << ((h >> 32) & 63)) | (uint64_t{1} << ((h >> 38) & 63));
+    return (pair_filter_[h >> filter_shift_] & bits) == bits;
+  }
   uint64_t pair_slot(uint64_t key) const noexcept { return mix(key) >> pair_shift_; }
   static constexpr int kIdBits = 21;
   static constexpr uint64_t kIdMask = (uint64_t{1} << kIdBits) - 1;
@@ -111,6 +123,13 @@ class Vocab {
     uint64_t w = 0;
     for (size_t i = 0; i < s.size(); ++i) w |= uint64_t{static_cast<unsigned char>(s[i])} << (8 * i);
     return w | (uint64_t{s.size()} << 56);
+  }
+  uint32_t find_short(uint64_t key) const noexcept {
+    for (uint64_t i = mix(key) >> short_shift_;; i = (i + 1) & short_mask_) {
+      const ShortSlot& slot = short_[i];
+      if (slot.key == key) return slot.id;
+      if (slot.key == 0) return kNone;
+    }
   }
   uint32_t find_long(std::string_view bytes) const noexcept;
   struct MidSlot {
@@ -151,6 +170,8 @@ class Vocab {
   uint64_t mid_mask_ = 0;
   int mid_shift_ = 64;
   std::vector<uint64_t, TableAllocator<uint64_t>> pairs_;  // (left << 42 | right << 21 | merged), open addressing
+  std::vector<uint64_t> pair_filter_;  // may_merge's words
+  int filter_shift_ = 63;
   uint64_t pair_mask_ = 0;
   int pair_shift_ = 64;
 };
