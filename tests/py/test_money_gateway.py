@@ -110,20 +110,20 @@ def test_a_pdf_openrouter_may_parse_per_page_is_refused_unless_a_free_engine_is_
     free = [{"id": "file-parser", "pdf": {"engine": "cloudflare-ai"}}]
     ocr = [{"id": "file-parser", "pdf": {"engine": "mistral-ocr"}}]
     before = fake.request_count
-    for model, plugins in [("meta-llama/llama-3.1-8b-instruct", None), ("openai/gpt-4o-mini", ocr)]:
-        body = {"model": model, "max_tokens": 5, "messages": pdf}
-        if plugins:
-            body["plugins"] = plugins
+
+    def send(model: str, plugins: list | None) -> tuple[int, bytes]:
+        body = {"model": model, "max_tokens": 5, "messages": pdf, **({"plugins": plugins} if plugins else {})}
         status, _, reply = call(gateway, "POST", "/v1/chat/completions", key=key_, body=body)
+        return status, reply
+
+    for model, plugins in [("meta-llama/llama-3.1-8b-instruct", None), ("openai/gpt-4o-mini", ocr)]:
+        status, reply = send(model, plugins)
         assert status == 400, reply[:300]
         message = json.loads(reply)["error"]["message"]
         assert "per page" in message and "cloudflare-ai" in message
     assert fake.request_count == before
     for model, plugins in [("meta-llama/llama-3.1-8b-instruct", free), ("openai/gpt-4o-mini", None)]:
-        body = {"model": model, "max_tokens": 5, "messages": pdf}
-        if plugins:
-            body["plugins"] = plugins
-        status, _, reply = call(gateway, "POST", "/v1/chat/completions", key=key_, body=body)
+        status, reply = send(model, plugins)
         assert status == 200, reply[:300]
     assert fake.request_count == before + 2
     assert gateway.tracker.live_reservations()[0] == 0
