@@ -127,7 +127,7 @@ class Engine:
     metrics, budgets, limits, feedback. Held by :class:`orroute.AIModelManager`; the gateway and
     the cascade reach it through the manager's ``_door``."""
 
-    __slots__ = ("__weakref__", "_core", "catalog", "net", "submit")
+    __slots__ = ("__weakref__", "_core", "catalog", "net")
 
     def __init__(self, config: Any, catalog: Any, ledger_path: str | None, priors: str) -> None:
         self._core = _core.Engine(config, catalog, ledger_path, priors)
@@ -137,17 +137,15 @@ class Engine:
             weakref.finalize(self, give_back_leases, self._core)
         self.catalog = self._core.catalog  # the core catalog the engine prices with
         self.net = self._core.net_client  # its libcurl loop, for plain GETs (health, credits)
-        # the core's own method (every awaited task calls it): no Python frame between
-        self.submit = self._core.submit_async
 
-    #: ``submit(task, lend_to=None)``: starts ``task`` on the network thread; the returned
-    #: pending result has ``summary()``, ``result()`` and ``body()`` (the reply's bytes as
-    #: received) once awaited with :func:`wait` (which cancels the run when the await is
-    #: cancelled). ``lend_to``: the notifier of the event loop that awaits it, to which an idle
-    #: network loop is lent (``bridge().lend_target()``: None while another call of that loop is
-    #: awaited); then ``bridge().serve_idle(pending)`` first. (The core's method itself, set in
-    #: ``__init__``.)
-    submit: Any
+    def submit(self, task: Any, lend_to: Any = None) -> Any:
+        """Starts ``task`` on the network thread; the returned pending result has ``result()``
+        and ``body()`` (the reply's bytes as received) once awaited with :func:`wait` (which
+        cancels the run when the await is cancelled). ``lend_to``: the notifier of the event
+        loop that awaits it, to which an idle network loop is lent (``bridge().lend_target()``:
+        None while another call of that loop is awaited); then ``bridge().serve_idle(pending)``
+        first."""
+        return self._core.submit_async(task, lend_to)
 
     def plan(self, task: Any) -> Plan:
         return self._core.plan(task)  # type: ignore[return-value]
