@@ -16,10 +16,14 @@ set-up to the bare client of the same tree. Asserts nothing.
 
 Usage: PYTHONPATH=python python3 bench/instructions.py [--requests 1000] [--concurrency 8]
        [--trees .,/work/wt-base] [--setups bare,sync,manager,file] [--cache-sim] [--raw]
+       [--keep DIR]
 
 `sync` is the sync `OpenRouter` client (calls one after another, whatever --concurrency says).
 `--raw` also counts bench/raw_curl.cpp (the same POST with bare libcurl, one at a time, as
 bench/client.py's "raw libcurl" row): what the client adds over libcurl, in instructions.
+`--keep DIR` keeps each run's callgrind files (DIR/<tree>-<set-up>/cg.<pid>.1-<thread>, the
+measured calls of one thread each) for `callgrind_annotate --inclusive=yes` or a script that
+reads a function's cost per call.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ def _summary(callgrind_out: Path) -> dict[str, int]:
 
 
 def count(tree: Path, setup: str, url: str, n: int, conc: int,
-          cache_sim: bool) -> list[dict[str, int]]:
+          cache_sim: bool, keep: Path | None = None) -> list[dict[str, int]]:
     """Events per call (Ir: instructions; with `cache_sim` also I1mr, D1mr, D1mw: first-level
     cache misses of a simulated cache) of each thread of one set-up's process, in the order the
     threads started (the calling thread, then the network loop, then any other)."""
@@ -122,6 +126,12 @@ def count(tree: Path, setup: str, url: str, n: int, conc: int,
         dumps = Path(d).glob("cg.*.1-*")  # the dump taken after the measured calls, per thread
         for f in sorted(dumps, key=lambda p: int(p.name.rsplit("-", 1)[1])):
             per_thread.append({event: v // n for event, v in _summary(f).items()})
+        if keep is not None:
+            kept = keep / f"{tree.name}-{setup}"
+            shutil.rmtree(kept, ignore_errors=True)
+            kept.mkdir(parents=True)
+            for f in Path(d).glob("cg.*.1-*"):
+                shutil.copy(f, kept / f.name)
         # threads that did next to nothing in the measured calls (idle helpers) are left out
         return [t for t in per_thread if t.get("Ir", 0) > 100]
 
@@ -161,6 +171,7 @@ def main() -> None:
                     help="also count first-level cache misses (simulated; ~2x slower)")
     ap.add_argument("--raw", action="store_true",
                     help="also count bench/raw_curl.cpp: the same call with bare libcurl")
+    ap.add_argument("--keep", type=Path, help="keep the callgrind files of each run under KEEP")
     ap.add_argument("--child", choices=list(SETUPS), help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--ledger", help=argparse.SUPPRESS)
@@ -189,7 +200,8 @@ def main() -> None:
             print(f"\n{tree}")
             bare: dict[str, int] = {}
             for setup in setups:
-                threads = count(tree, setup, url, args.requests, args.concurrency, args.cache_sim)
+                threads = count(tree, setup, url, args.requests, args.concurrency, args.cache_sim,
+                                args.keep)
                 print(f"  {SETUPS[setup]}")
                 for kind, keys in (("instructions", ("Ir",)),
                                    ("L1 misses", ("I1mr", "D1mr", "D1mw"))):

@@ -407,3 +407,15 @@ def test_without_a_reported_cost_every_usage_breakdown_is_priced() -> None:
     # 400 x 0.0000025 + 600 x 0.000032 (audio) + 100 x 0.00001 + 400 x 0.000064 (audio_output)
     assert r.model == "openai/gpt-audio"
     assert r.cost == Decimal("0.0468")
+
+
+def test_a_task_s_required_capabilities_narrow_the_ranked_candidates():
+    # The manager dropped Task(capabilities=...) when it made the engine task, and so ranked
+    # models that cannot take the task.
+    m = orroute.AIModelManager(api_key="sk-or-test", base_url="http://127.0.0.1:9/api/v1",
+                               refresh_catalog=False)
+    models = m.selector.models
+    plain = m.plan(Task(messages="Say hi"))["candidates"]
+    assert any("vision" not in models[c].capabilities for c in plain)  # else this proves nothing
+    vision = m.plan(Task(messages="Say hi", capabilities=["vision"]))["candidates"]
+    assert vision and all("vision" in models[c].capabilities for c in vision)

@@ -56,12 +56,15 @@ Engine::Engine(EngineConfig config, std::shared_ptr<const ModelCatalog> catalog,
       // Offline or not a models endpoint: keep the given catalog.
     }
   }
+  impl_->loop = config_.loop;
+  impl_->loop.key_scopes.clear();  // the limits' own key scopes, below
   for (const auto& [scope, limit] : config_.limits) {
     impl_->state.set_limit(scope, limit);
     if (scope.rfind("model:", 0) != 0 && scope.rfind("provider:", 0) != 0) {
-      impl_->key_scopes.push_back(scope);
+      impl_->loop.key_scopes.push_back(scope);
     }
   }
+  impl_->loop.endpoint = impl_->endpoint();
   impl_->pricer = std::make_unique<CallPricer>(*catalog_, config_.pricing);
   if (!config_.providers.empty()) {
     impl_->routes = std::make_unique<ProviderRoutes>(config_, impl_->client, *catalog_, impl_->state);

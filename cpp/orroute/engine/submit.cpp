@@ -95,9 +95,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   ctx.scheduler = impl_->scheduler.get();
   ctx.budget = gate.get();
   ctx.prices = book.get();
-  ctx.config = config_.loop;
-  ctx.config.key_scopes = impl_->key_scopes;
-  ctx.config.endpoint = impl_->endpoint();
+  ctx.config = impl_->loop;
   ctx.providers = &impl_->providers;
   if (routes) ctx.config.endpoint_of = [routes](const std::string& c) { return routes->endpoint_of(c); };
 

@@ -64,28 +64,43 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
                  pin: bool = False, project: str | None = None) -> Any:
     """The engine task of an :class:`orroute.Task`: its messages and output bound as the request
     body, ``model`` first (``pin``: that model only, no fallback), its budget, quality floor,
-    project (else ``project``), conversation and tags."""
-    task = Task.coerce(task)
-    if not task.messages:
+    required capabilities, project (else ``project``), conversation and tags.
+
+    :func:`engine_task`'s work for a Task, written out: every manager call passes here, and the
+    keyword call with its eleven arguments and tests cost ~3k instructions a call (the request
+    dict is written as JSON by the constructor at once, so the messages list is not copied)."""
+    if task.__class__ is not Task:
+        task = Task.coerce(task)
+    messages = task.messages
+    if not messages:
         raise _exc.InvalidArgumentError("task has no messages")
-    body: dict[str, Any] = {**task.params, "messages": list(task.messages)}
+    if messages.__class__ is not list:  # Task makes a list; one assigned later may be any iterable
+        messages = list(messages)
+    params = task.params
+    body: dict[str, Any] = {**params, "messages": messages} if params else {"messages": messages}
     if task.max_tokens is not None:
         body["max_tokens"] = task.max_tokens
     if model:
         body["model"] = model
-    return engine_task(
-        body,
-        task_type=task.type,
-        task_id=task.id or "",
-        stream=stream,
-        fallbacks=[model] if pin and model else None,
-        max_cost=Decimal(task.budget) if task.budget is not None else None,
-        min_quality=task.quality,
-        project=task.project or project,
-        conversation=task.conversation,
-        tags=sorted((str(k), str(v)) for k, v in task.tags.items()) if task.tags else None,
-        use_cache=task.cache,
-    )
+    et = _core.EngineTask(body, task.id or "", stream, task.type or "")
+    if pin and model:
+        et.fallbacks = [model]
+    if task.capabilities:
+        et.capabilities = list(task.capabilities)
+    if task.budget is not None:
+        et.max_cost = Decimal(task.budget)
+    if task.quality is not None:
+        et.min_quality = float(task.quality)
+    project = task.project or project
+    if project:
+        et.project = project
+    if task.conversation:
+        et.conversation = task.conversation
+    if task.tags:
+        et.tags = sorted((str(k), str(v)) for k, v in task.tags.items())
+    if not task.cache:
+        et.use_cache = False
+    return et
 
 
 def planner(catalog: Any, strategy: str = "balanced") -> Engine:
@@ -123,13 +138,6 @@ class Engine:
         self.catalog = self._core.catalog  # the core catalog the engine prices with
         self.net = self._core.net_client  # its libcurl loop, for plain GETs (health, credits)
 
-    def plan(self, task: Any) -> Plan:
-        return self._core.plan(task)  # type: ignore[return-value]
-
-    def run(self, task: Any) -> RunResult:
-        """Runs ``task`` to the end (GIL released while waiting)."""
-        return self._core.run(task)  # type: ignore[return-value]
-
     def submit(self, task: Any, lend_to: Any = None) -> Any:
         """Starts ``task`` on the network thread; the returned pending result has ``result()``
         and ``body()`` (the reply's bytes as received) once awaited with :func:`wait` (which
@@ -138,6 +146,13 @@ class Engine:
         None while another call of that loop is awaited); then ``bridge().serve_idle(pending)``
         first."""
         return self._core.submit_async(task, lend_to)
+
+    def plan(self, task: Any) -> Plan:
+        return self._core.plan(task)  # type: ignore[return-value]
+
+    def run(self, task: Any) -> RunResult:
+        """Runs ``task`` to the end (GIL released while waiting)."""
+        return self._core.run(task)  # type: ignore[return-value]
 
     def stream(self, task: Any, capacity: int) -> Any:
         """Starts a streamed run: ``take()`` / ``take_sse()`` chunks (at most ``capacity`` wait;
