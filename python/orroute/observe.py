@@ -177,13 +177,16 @@ class Observer:
         return _escape(_KEYLIKE.sub(lambda m: m.group(1)[:3] + "***", text))
 
     # -- a call's life --------------------------------------------------------------------------
+    def _watched(self) -> bool:
+        """Whether anything would see a call: a callback, the log at INFO, OpenTelemetry."""
+        return (any(self._hooks.values()) or enabled(_INFO)
+                or "opentelemetry.trace" in sys.modules)
+
     def start(self, *, model: str | None = None, stream: bool = False, messages: Any = None,
               params: Mapping[str, Any] | None = None, project: str | None = None) -> Call:
         """Begins observing one call: fires ``on_request`` and opens the span. When nothing
         watches (no callback, INFO off, no OpenTelemetry) the call costs one check."""
-        # watched by a callback, the log at INFO or OpenTelemetry? (in this frame: every call asks)
-        if not (any(self._hooks.values()) or enabled(_INFO)
-                or "opentelemetry.trace" in sys.modules):
+        if not self._watched():
             return _UNWATCHED
         event = CallEvent(call_id=os.urandom(8).hex(), source=self.source, model=model or "",
                           stream=stream, messages=messages, params=dict(params or {}),
