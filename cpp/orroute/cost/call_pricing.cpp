@@ -83,13 +83,17 @@ constexpr const char* kPresetRefusal =
 void read_pdf_engine(const rapidjson::Value& plugin, RequestShape& shape) {
   auto pdf = plugin.FindMember("pdf");
   if (pdf == plugin.MemberEnd() || pdf->value.IsNull()) return;
-  auto engine = pdf->value.IsObject() ? pdf->value.FindMember("engine") : pdf->value.MemberEnd();
-  if (pdf->value.IsObject() && (engine == pdf->value.MemberEnd() || engine->value.IsNull())) return;
-  if (!pdf->value.IsObject() || !engine->value.IsString()) {
+  const rapidjson::Value* engine = nullptr;
+  if (pdf->value.IsObject()) {
+    auto it = pdf->value.FindMember("engine");
+    if (it == pdf->value.MemberEnd() || it->value.IsNull()) return;  // none named
+    engine = &it->value;
+  }
+  if (engine == nullptr || !engine->IsString()) {
     shape.unbounded = "the file-parser plugin's pdf.engine must be a string";
     return;
   }
-  shape.pdf_engine.assign(engine->value.GetString(), engine->value.GetStringLength());
+  shape.pdf_engine.assign(engine->GetString(), engine->GetStringLength());
 }
 
 // The image parts of the body's messages into shape.images, and the parts whose tokens the
