@@ -45,7 +45,7 @@ long long shaped_inputs = 0;  // inputs whose shape is not the empty one (the mu
 void run_one(std::string_view input) {
   static const CallPricer pricer(catalog(), {});
   const RequestShape shape = request_shape(input);  // noexcept: a throw inside would terminate
-  if (shape.files + shape.images + shape.unsized_parts + shape.reasoning_tokens > 0 || shape.web_plugin ||
+  if (shape.files > 0 || shape.images > 0 || shape.unsized_parts > 0 || shape.reasoning_tokens > 0 || shape.web_plugin ||
       !shape.models.empty() || !shape.unbounded.empty() || shape.choices > 1) {
     ++shaped_inputs;
   }
