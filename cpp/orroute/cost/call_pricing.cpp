@@ -366,9 +366,14 @@ std::optional<Pricing> CallPricer::router_pricing(const std::vector<std::string>
   return out;
 }
 
-int64_t CallPricer::context_window(std::string_view id) const {
+const ModelInfo* CallPricer::model_or_base(std::string_view id) const {
   const ModelInfo* m = catalog_.find(id);
   if (m == nullptr && !suffix_of(id).empty()) m = catalog_.find(base_of(id));
+  return m;
+}
+
+int64_t CallPricer::context_window(std::string_view id) const {
+  const ModelInfo* m = model_or_base(id);
   return m ? m->context_length : 0;
 }
 
@@ -447,11 +452,9 @@ std::optional<Money> shaped_worst_case(const Pricing& pricing, const RequestShap
       }
       prompt = std::max(prompt, context_window);
     }
-    if (shape.audio_parts > 0) {
-      return worst_case_cost(with_audio_prompt(pricing), prompt, output_bound(max_output_tokens, shape), 1,
-                             shape.images, 0, true, id);
-    }
-    return worst_case_cost(pricing, prompt, output_bound(max_output_tokens, shape), 1, shape.images, 0,
+    std::optional<Pricing> audio;  // a prompt with audio: every token at the dearer audio price
+    if (shape.audio_parts > 0) audio = with_audio_prompt(pricing);
+    return worst_case_cost(audio ? *audio : pricing, prompt, output_bound(max_output_tokens, shape), 1, shape.images, 0,
                            true, id);
   } catch (const std::exception& e) {
     if (refusal) *refusal = "model '" + client_text(id) + "' could not be priced: " + e.what();
@@ -470,9 +473,7 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
       return false;
     }
     if (shape.files > 0) {  // the file-parser plugin runs at OpenRouter, not at a direct provider
-      const ModelInfo* m = catalog_.find(id);
-      if (m == nullptr && !suffix_of(id).empty()) m = catalog_.find(base_of(id));
-      if (std::string why = shape.file_fee_refusal(m, id); !why.empty()) {
+      if (std::string why = shape.file_fee_refusal(model_or_base(id), id); !why.empty()) {
         if (refusal) *refusal = std::move(why);
         return false;
       }

@@ -137,6 +137,8 @@ class CallPricer {
 
  private:
   std::optional<Pricing> router_pricing(const std::vector<std::string>& patterns) const;
+  // The catalog entry of `id`, or of its base model for a variant (":free", ...); nullptr if none.
+  const ModelInfo* model_or_base(std::string_view id) const;
   // `bound` as the request is charged: plus the web plugin's fee when it asks for it (then built
   // in `scratch`).
   const Pricing& charged(const Pricing& bound, const RequestShape& shape,
