@@ -24,11 +24,7 @@ using namespace orroute;
 
 namespace {
 
-[[noreturn]] void fail(const char* what, std::string_view input) {
-  std::fprintf(stderr, "invariant broken: %s\ninput (%zu bytes): %.*s\n", what, input.size(),
-               static_cast<int>(std::min<size_t>(input.size(), 2000)), input.data());
-  std::abort();
-}
+using orroute::fuzz::fail;
 
 void run_one(std::string_view input) {
   const CacheKey k = cache_key(input, "scope", CachePolicy{true});
@@ -65,16 +61,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 #else
 int main(int argc, char** argv) {
-  const long long iterations = argc > 1 ? std::atoll(argv[1]) : 100'000;
-  const uint64_t seed = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 20;
-  std::mt19937_64 rng(seed);
+  const auto args = orroute::fuzz::driver_args(argc, argv, 100'000, 20);
+  std::mt19937_64 rng(args.seed);
   for (const char* s : kSeeds) run_one(s);
   run_one(std::string(100'000, '['));  // deep nesting: refused, not a stack overflow
-  for (long long i = 0; i < iterations; ++i) {
+  for (long long i = 0; i < args.iterations; ++i) {
     run_one(orroute::fuzz::mutated(kSeeds[rng() % std::size(kSeeds)], rng));
   }
-  std::printf("fuzz_cache_key: %lld inputs, seed %llu: no invariant broken\n", iterations,
-              static_cast<unsigned long long>(seed));
+  orroute::fuzz::report_clean("fuzz_cache_key", args);
   return 0;
 }
 #endif

@@ -53,18 +53,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 #else
 int main(int argc, char** argv) {
-  const long long iterations = argc > 1 ? std::atoll(argv[1]) : 20'000;
-  const uint64_t seed = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 20;
-  std::mt19937_64 rng(seed);
+  const auto args = orroute::fuzz::driver_args(argc, argv, 20'000, 20);
+  std::mt19937_64 rng(args.seed);
   const std::string seed_bytes = write_catalog_snapshot(
       ModelCatalog::from_file(ORROUTE_SOURCE_DIR "/tests/data/models_all_modalities.json"), 42);
   run_one(seed_bytes);
   run_one("");
-  for (long long i = 0; i < iterations; ++i) {
+  for (long long i = 0; i < args.iterations; ++i) {
     run_one(orroute::fuzz::mutated(seed_bytes, rng, huge_field));
   }
-  std::printf("fuzz_catalog_snapshot: %lld inputs, seed %llu: no invariant broken\n", iterations,
-              static_cast<unsigned long long>(seed));
+  orroute::fuzz::report_clean("fuzz_catalog_snapshot", args);
   return 0;
 }
 #endif

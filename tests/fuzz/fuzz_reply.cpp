@@ -38,11 +38,7 @@ const ModelCatalog& catalog() {
   return cat;
 }
 
-[[noreturn]] void fail(const char* what, std::string_view input) {
-  std::fprintf(stderr, "invariant broken: %s\ninput (%zu bytes): %.*s\n", what, input.size(),
-               static_cast<int>(std::min<size_t>(input.size(), 2000)), input.data());
-  std::abort();
-}
+using orroute::fuzz::fail;
 
 void check_charge(const Usage* u, std::string_view input) {
   static const CallPricer pricer(catalog(), {});
@@ -129,14 +125,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 #else
 int main(int argc, char** argv) {
-  const long long iterations = argc > 1 ? std::atoll(argv[1]) : 100'000;
-  const uint64_t seed = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 14;
-  std::mt19937_64 rng(seed);
-  for (long long i = 0; i < iterations; ++i) {
+  const auto args = orroute::fuzz::driver_args(argc, argv, 100'000, 14);
+  std::mt19937_64 rng(args.seed);
+  for (long long i = 0; i < args.iterations; ++i) {
     run_one(orroute::fuzz::mutated(kSeeds[rng() % std::size(kSeeds)], rng, swap_number));
   }
-  std::printf("fuzz_reply: %lld inputs, seed %llu: no invariant broken\n", iterations,
-              static_cast<unsigned long long>(seed));
+  orroute::fuzz::report_clean("fuzz_reply", args);
   return 0;
 }
 #endif

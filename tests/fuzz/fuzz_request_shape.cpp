@@ -34,11 +34,7 @@ const ModelCatalog& catalog() {
   return cat;
 }
 
-[[noreturn]] void fail(const char* what, std::string_view input) {
-  std::fprintf(stderr, "invariant broken: %s\ninput (%zu bytes): %.*s\n", what, input.size(),
-               static_cast<int>(std::min<size_t>(input.size(), 2000)), input.data());
-  std::abort();
-}
+using orroute::fuzz::fail;
 
 long long shaped_inputs = 0;  // inputs whose shape is not the empty one (the mutation kept JSON)
 
@@ -102,10 +98,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 #else
 int main(int argc, char** argv) {
-  const long long iterations = argc > 1 ? std::atoll(argv[1]) : 100'000;
-  const uint64_t seed = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 16;
-  std::mt19937_64 rng(seed);
-  for (long long i = 0; i < iterations; ++i) {
+  const auto args = orroute::fuzz::driver_args(argc, argv, 100'000, 16);
+  std::mt19937_64 rng(args.seed);
+  for (long long i = 0; i < args.iterations; ++i) {
     std::string seed_text = kSeeds[rng() % std::size(kSeeds)];
     if (rng() % 2 == 0) {  // half the inputs keep their JSON: only values swapped, so the shape is read
       for (int n = 1 + static_cast<int>(rng() % 4); n > 0; --n) swap_value(seed_text, rng() % seed_text.size(), rng);
@@ -114,8 +109,8 @@ int main(int argc, char** argv) {
       run_one(orroute::fuzz::mutated(std::move(seed_text), rng, swap_value));
     }
   }
-  std::printf("fuzz_request_shape: %lld inputs (%lld with a shape), seed %llu: no invariant broken\n",
-              iterations, shaped_inputs, static_cast<unsigned long long>(seed));
+  const std::string shaped = " (" + std::to_string(shaped_inputs) + " with a shape)";
+  orroute::fuzz::report_clean("fuzz_request_shape", args, shaped.c_str());
   return 0;
 }
 #endif

@@ -1,9 +1,14 @@
 // Byte-level mutations for the fuzz drivers' own main() (a libFuzzer build mutates by itself).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -36,6 +41,31 @@ std::string mutated(std::string s, std::mt19937_64& rng, Domain&& domain) {
 
 inline std::string mutated(std::string s, std::mt19937_64& rng) {
   return mutated(std::move(s), rng, nullptr);
+}
+
+// A standalone driver's command line, `[iterations] [seed]`, with the driver's defaults (a fixed
+// seed: a failure repeats with the same command).
+struct DriverArgs {
+  long long iterations;
+  uint64_t seed;
+};
+
+inline DriverArgs driver_args(int argc, char** argv, long long iterations, uint64_t seed) {
+  return {argc > 1 ? std::atoll(argv[1]) : iterations,
+          argc > 2 ? static_cast<uint64_t>(std::strtoull(argv[2], nullptr, 10)) : seed};
+}
+
+// Ends the run on a broken invariant, printing it and the input (its first 2,000 bytes) to replay.
+[[noreturn]] inline void fail(const char* what, std::string_view input) {
+  std::fprintf(stderr, "invariant broken: %s\ninput (%zu bytes): %.*s\n", what, input.size(),
+               static_cast<int>(std::min<size_t>(input.size(), 2000)), input.data());
+  std::abort();
+}
+
+// The line a standalone driver ends with when every input kept its invariants.
+inline void report_clean(const char* driver, const DriverArgs& args, const char* detail = "") {
+  std::printf("%s: %lld inputs%s, seed %llu: no invariant broken\n", driver, args.iterations, detail,
+              static_cast<unsigned long long>(args.seed));
 }
 
 }  // namespace orroute::fuzz
