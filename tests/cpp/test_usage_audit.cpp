@@ -5,6 +5,7 @@
 
 #include <rapidjson/document.h>
 
+#include <optional>
 #include <random>
 #include <string>
 
@@ -176,6 +177,96 @@ TEST_CASE("a stream cut at its reservation is charged its metered tokens", "[usa
   const auto c = audit_charge(pricer, in);
   CHECK(c.source == "metered");
   CHECK(c.cost == kCounted);
+}
+
+namespace {
+
+// x/a: as x/m, and input audio at $100 per million tokens.
+const ModelCatalog& audio_catalog() {
+  static const ModelCatalog cat = ModelCatalog::from_json(R"({"data": [
+    {"id": "x/a", "context_length": 1000,
+     "pricing": {"prompt": "0.000001", "completion": "0.000002", "audio": "0.0001"}}
+  ]})");
+  return cat;
+}
+
+// Charges `usage_json` for a request with `unsized` parts only the upstream can size, `audio` of
+// them input audio (prompt counted by us: 10 tokens, its text alone; answer: 20).
+AuditedCharge charge_shaped(const std::string& usage_json, int64_t unsized, int64_t audio,
+                            bool metered = false, std::optional<int64_t> window = 1000) {
+  static const CallPricer pricer(audio_catalog(), {});
+  rapidjson::Document d;
+  d.Parse(usage_json.c_str(), usage_json.size());
+  Usage u;
+  if (!d.HasParseError()) u = parse_usage(d);
+  ChargeInput in;
+  in.requested = "x/a";
+  in.served = "x/a";
+  in.shape.unsized_parts = unsized;
+  in.shape.audio_parts = audio;
+  in.usage = usage_json.empty() ? nullptr : &u;
+  in.counted_prompt_tokens = 10;
+  in.counted_completion_tokens = 20;
+  in.context_length = window;
+  in.metered = metered;
+  in.reserved = usd("0.5");
+  return audit_charge(pricer, in);
+}
+
+}  // namespace
+
+TEST_CASE("where our count stands in for a prompt with parts only the upstream can size, the prompt is the window",
+          "[usage_audit]") {
+  // Our count of such a prompt is its text alone; the reservation assumed the whole window.
+  const Money window_at_text = usd("0.00104");  // 1000 x 1e-6 + 20 x 2e-6
+  const auto none = charge_shaped("", 1, 0);
+  CHECK(none.source == "tokenizer");
+  CHECK(none.counts.prompt_tokens == 1000);
+  CHECK(none.cost == window_at_text);
+  const auto junk = charge_shaped(R"({"prompt_tokens": -3, "completion_tokens": 20})", 1, 0);
+  CHECK(junk.cost == window_at_text);
+  const auto cut = charge_shaped("", 1, 0, true);
+  CHECK(cut.source == "metered");
+  CHECK(cut.cost == window_at_text);
+  // Audio among them: the window at the audio price (1000 x 1e-4 + 20 x 2e-6).
+  CHECK(charge_shaped("", 1, 1).cost == usd("0.10004"));
+  // No window to stand in: the reservation.
+  const auto unbounded = charge_shaped("", 1, 0, false, std::nullopt);
+  CHECK(unbounded.source == "reservation");
+  CHECK(unbounded.cost == usd("0.5"));
+  // A sane report is believed, as for any request.
+  const auto told = charge_shaped(R"({"prompt_tokens": 600, "completion_tokens": 20, "cost": 0.00064})", 1, 0);
+  CHECK(told.source == "upstream");
+  CHECK(told.cost == usd("0.00064"));
+}
+
+TEST_CASE("a prompt with audio whose upstream does not say which tokens were audio is checked against the audio price",
+          "[usage_audit]") {
+  // 100 prompt tokens, all audio as far as anyone here can tell: 100 x 1e-4 + 200 x 2e-6.
+  const Money all_audio = usd("0.0104");
+  const auto honest = charge_shaped(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 0.0104})", 1, 1);
+  CHECK(honest.source == "upstream");  // was replaced by the text price (0.0005): booked 20x low
+  CHECK(honest.cost == all_audio);
+  // Text and a little audio, billed at the text price mostly: also within the range.
+  const auto mixed = charge_shaped(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 0.0006})", 1, 1);
+  CHECK(mixed.source == "upstream");
+  CHECK(mixed.cost == usd("0.0006"));
+  // No cost: the dearer reading (what the reservation assumed).
+  const auto no_cost = charge_shaped(R"({"prompt_tokens": 100, "completion_tokens": 200})", 1, 1);
+  CHECK(no_cost.source == "catalog");
+  CHECK(no_cost.cost == all_audio);
+  // Above twice the dearer reading: replaced by it.
+  const auto inflated = charge_shaped(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 1.0})", 1, 1);
+  CHECK(inflated.source == "catalog");
+  CHECK(inflated.cost == all_audio);
+  // Below half the text reading: replaced by the dearer one.
+  const auto free = charge_shaped(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 0.0})", 1, 1);
+  CHECK(free.source == "catalog");
+  CHECK(free.cost == all_audio);
+  // The upstream names its audio tokens and no cost: priced as named (50 x 1e-6 + 50 x 1e-4 + 200 x 2e-6).
+  const auto named = charge_shaped(R"({"prompt_tokens": 100, "completion_tokens": 200,
+                                      "prompt_tokens_details": {"audio_tokens": 50}})", 1, 1);
+  CHECK(named.cost == usd("0.00545"));
 }
 
 TEST_CASE("10,000 randomly mutated usage objects never throw and never corrupt the books",

@@ -129,6 +129,30 @@ def test_a_pdf_openrouter_may_parse_per_page_is_refused_unless_a_free_engine_is_
     assert gateway.tracker.live_reservations()[0] == 0
 
 
+@pytest.mark.parametrize("fault", [Fault.no_usage(), Fault.lying_usage(prompt_tokens=-3)],
+                         ids=["no_usage", "junk_tokens"])
+def test_a_file_the_upstream_alone_can_size_is_booked_at_the_window_when_its_usage_is_missing(
+        gateway, fake, fault) -> None:
+    """Our count of a prompt with a PDF is its text alone (the file is read upstream): where the
+    reply's usage is missing or refused, the call is booked at what its reservation assumed for
+    the prompt, the whole context window, not at a handful of text tokens."""
+    project = f"money-pdf-usage-{'none' if fault.drop_usage else 'junk'}"
+    key_, _ = gateway.keys.create(project)
+    gateway.tracker.set_budget(5, project=project)
+    pdf = [{"role": "user", "content": [
+        {"type": "text", "text": "summarise"},
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": "https://example.com/a.pdf"}}]}]
+    fake.script("openai/gpt-4o-mini", [fault])  # takes files: sent, reserved at its 128k window
+    status, _, reply = call(gateway, "POST", "/v1/chat/completions", key=key_,
+                            body={"model": "openai/gpt-4o-mini", "max_tokens": 5, "messages": pdf})
+    assert status == 200, reply[:300]
+    spent = gateway.tracker.budget_status(project=project).spent
+    window_at_prompt_price = Decimal(128_000) * Decimal("0.00000015")
+    # the window and at most the 5 reserved output tokens ($0.60/M); was ~$0.000003
+    assert window_at_prompt_price <= spent <= window_at_prompt_price + 5 * Decimal("0.0000006")
+    assert gateway.tracker.live_reservations()[0] == 0
+
+
 def test_an_openrouter_preset_is_refused_before_sending(gateway, fake) -> None:
     """A preset brings its own model, fallbacks, server tools and parameters from OpenRouter's
     side: no reservation can bound it, whichever way it is named."""

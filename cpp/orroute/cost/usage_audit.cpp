@@ -50,6 +50,17 @@ std::string under_reported(const UsageCounts& reported, const UsageCounts& count
   return why;
 }
 
+// A prompt with input audio whose upstream did not say which of its tokens were audio: every
+// prompt token but the cache's read as audio (a copy of `c`), the dearer reading where audio costs
+// more; `c` itself when the upstream named its audio tokens or the request sent none.
+UsageCounts all_audio(const UsageCounts& c, const RequestShape& shape) {
+  UsageCounts a = c;
+  if (shape.audio_parts > 0 && c.audio_tokens == 0) {
+    a.audio_tokens = std::max<int64_t>(0, c.prompt_tokens - c.cached_tokens - c.cache_write_tokens);
+  }
+  return a;
+}
+
 }  // namespace
 
 AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noexcept {
@@ -91,6 +102,21 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
       }
     }
 
+    // A prompt with parts only the upstream can size (a file, a video, audio, an image at its
+    // original size): our count is its text alone, so where our count stands in for the
+    // upstream's, the prompt is what the reservation assumed, the whole window.
+    if (!out.source.empty() && in.shape.unsized_parts > 0) {
+      const int64_t window = in.context_length.value_or(0);
+      if (window <= 0) {
+        out.cost = in.reserved;
+        out.source = "reservation";
+        out.problem = (out.problem.empty() ? "" : out.problem + "; ") +
+                      "the prompt has parts only the upstream can size and the model lists no context length";
+        return out;
+      }
+      out.counts.prompt_tokens = std::max(out.counts.prompt_tokens, window);
+    }
+
     const std::optional<Money> catalog = pricer.price(in.requested, in.served, in.shape, out.counts);
     if (!catalog) {
       out.cost = in.reserved;
@@ -98,39 +124,61 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
       if (out.problem.empty()) out.problem = "the call could not be priced";
       return out;
     }
+    // The catalog price at its dearest reading of the counts (see all_audio): what a replaced
+    // figure is booked at, and the ceiling of the reported cost; `catalog` stays its floor.
+    Money dearest = *catalog;
+    UsageCounts dearest_counts = out.counts;
+    if (in.shape.audio_parts > 0 && out.counts.audio_tokens == 0) {
+      const UsageCounts audio = all_audio(out.counts, in.shape);
+      if (const std::optional<Money> a = pricer.price(in.requested, in.served, in.shape, audio); !a) {
+        out.cost = in.reserved;
+        out.source = "reservation";
+        if (out.problem.empty()) out.problem = "the call could not be priced";
+        return out;
+      } else if (*a > dearest) {
+        dearest = *a;
+        dearest_counts = audio;
+      }
+    }
     if (!out.source.empty()) {  // metered or tokenizer: our own count, priced
-      out.cost = *catalog;
+      out.cost = dearest;
+      out.counts = dearest_counts;
       return out;
     }
     if (!u->cost_reported) {
-      out.cost = *catalog;
+      out.cost = dearest;
+      out.counts = dearest_counts;
       out.source = "catalog";
       if (out.problem.empty()) out.problem = "no cost reported";
       return out;
     }
     if (!u->cost_problem.empty()) {
-      out.cost = *catalog;
+      out.cost = dearest;
+      out.counts = dearest_counts;
       out.source = "catalog";
       out.problem = "usage." + u->cost_problem;
       return out;
     }
-    const Money limit = *catalog * pricer.policy().cost_check_multiple;
+    const Money limit = dearest * pricer.policy().cost_check_multiple;
     if (*u->cost > limit) {
-      out.cost = *catalog;
+      out.cost = dearest;
+      out.counts = dearest_counts;
       out.source = "catalog";
       out.problem = "usage.cost " + u->cost->to_string() + " is more than " +
                     std::to_string(pricer.policy().cost_check_multiple) +
-                    "x the catalog price " + catalog->to_string();
+                    "x the catalog price " + dearest.to_string();
       return out;
     }
     if (*u->cost * pricer.policy().cost_check_multiple < *catalog) {  // a paid call reported free
-      out.cost = *catalog;
+      out.cost = dearest;
+      out.counts = dearest_counts;
       out.source = "catalog";
       out.problem = "usage.cost " + u->cost->to_string() + " is less than 1/" +
                     std::to_string(pricer.policy().cost_check_multiple) + " of the catalog price " +
                     catalog->to_string();
       return out;
     }
+
     out.cost = *u->cost;
     out.source = "upstream";
   } catch (const std::exception&) {
