@@ -33,7 +33,9 @@ namespace {
 
 const ModelCatalog& catalog() {
   static const ModelCatalog cat = ModelCatalog::from_json(R"({"data": [
-    {"id": "x/m", "context_length": 1000, "pricing": {"prompt": "0.000001", "completion": "0.000002"}}
+    {"id": "x/m", "context_length": 1000, "pricing": {"prompt": "0.000001", "completion": "0.000002"}},
+    {"id": "x/a", "context_length": 1000,
+     "pricing": {"prompt": "0.000001", "completion": "0.000002", "audio": "0.0001"}}
   ]})");
   return cat;
 }
@@ -54,6 +56,18 @@ void check_charge(const Usage* u, std::string_view input) {
   if (c.cost.is_negative()) fail("negative charge", input);
   if (c.cost > Money::parse("0.006")) fail("charge above the check bound", input);
   if (c.counts.prompt_tokens < 0 || c.counts.completion_tokens < 0) fail("negative tokens", input);
+
+  // The same usage for a prompt with input audio (a part only the upstream can size) on x/a.
+  in.requested = in.served = "x/a";
+  in.shape.unsized_parts = 1;
+  in.shape.audio_parts = 1;
+  in.reserved = Money::parse("0.102");  // the window at the audio price and the whole window out
+  const AuditedCharge a = audit_charge(pricer, in);
+  if (a.cost.is_negative()) fail("negative charge (audio)", input);
+  if (a.cost > Money::parse("0.204")) fail("charge above the check bound (audio)", input);
+  if (a.source == "tokenizer" && a.cost < Money::parse("0.1")) {
+    fail("our count stood in for an unsized prompt below its window", input);
+  }
 }
 
 // One input: tried as a whole JSON reply, and as an SSE stream of chunks.
