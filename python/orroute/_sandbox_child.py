@@ -433,7 +433,8 @@ def work_dir_over(tmp: str) -> bool:
 
 def wait_watching(pid: int, tmp: str, deadline: float) -> tuple[int, str]:
     """Waits for the child while summing the temp dir (no tmpfs bounds it); kills the child
-    at the deadline or past the bounds. Its wait status and "" / "timeout" / "disk"."""
+    at the deadline or past the bounds. Its wait status and "" / "timeout" / "disk" (past the
+    bounds: killed, or seen so once it ended)."""
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -447,6 +448,10 @@ def wait_watching(pid: int, tmp: str, deadline: float) -> tuple[int, str]:
                 time.sleep(WATCH_EVERY)
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
+                # the code may have gone past the bounds and ended between two looks: its
+                # verdict says so all the same (else a fast enough writer would pass)
+                if not why and work_dir_over(tmp):
+                    why = "disk"
                 return status, why
             if not why:
                 why = ("timeout" if time.monotonic() >= deadline

@@ -329,7 +329,7 @@ def run_python(source: str, *, timeout: float = 5.0, memory_mb: int = 512,
     if report["timed_out"]:
         return Verdict("fail", 0.0, f"timed out after {timeout:g} s", "code")
     if report.get("disk_full"):
-        return Verdict("fail", 0.0, "killed: wrote more than its work dir may hold", "code")
+        return Verdict("fail", 0.0, "wrote more than its work dir may hold (killed if it was still running)", "code")
     how, n = report["status"]
     if how == "exit" and n == 0 and not finished:
         return Verdict("fail", 0.0, "the code exited (status 0) before its end: the tests after "
