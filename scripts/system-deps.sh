@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build libcurl4-openssl-dev libssl-dev rapidjson-dev catch2 libsqlite3-dev
           pkg-config libhiredis-dev)
-[ "${1:-}" = "--with-test-services" ] && packages+=(redis-server)
+# the tests' own services, and ccache: test builds of fresh clones reuse compiled objects
+[ "${1:-}" = "--with-test-services" ] && packages+=(redis-server ccache)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,9 +10,17 @@ phase() { echo "== $(date -u +%T) $*"; }
 # The package is built once, with the Catch2 tests and fuzz drivers in the same CMake tree
 # (build/test-<wheel tag>): the core library is compiled once for both, as the wheel ships it
 # (Release), and warnings are errors there too.
+# ccache (installed with the test services) keeps compiled objects across clones: the paths are
+# made relative to the checkout, so a fresh clone anywhere reuses what an earlier one compiled.
+launcher=()
+if command -v ccache >/dev/null 2>&1; then
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+  launcher=(-C cmake.define.CMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+
 phase "build and install the package with its tests"
 python3 -m pip install --quiet ".[test]" -C build-dir="build/test-{wheel_tag}" \
-  -C cmake.define.ORROUTE_BUILD_TESTS=ON -C cmake.define.ORROUTE_WERROR=ON
+  -C cmake.define.ORROUTE_BUILD_TESTS=ON -C cmake.define.ORROUTE_WERROR=ON "${launcher[@]}"
 phase "ruff"
 python3 -m ruff check python/ tests/py bench tools   # [tool.ruff] in pyproject.toml; fails fast
 
