@@ -9,13 +9,16 @@ no instructions here (the kernel is not counted), so read them next to `bench/ma
 `--cache-sim` adds the misses of a simulated first-level cache (instruction and data), which
 show how much code and data a call touches.
 
+`memory` is the manager with a budget on its in-memory ledger (bench/router.py's "manager +
+budget, memory ledger"): the ledger's logic without a file.
+
 Each set-up runs in its own process under `valgrind --tool=callgrind` (50-100x slower than
 native: keep --requests small) against one FakeOpenRouter process (not counted). Prints, per tree,
 instructions per call in total and per thread (the calling thread first), and the ratio of each
 set-up to the bare client of the same tree. Asserts nothing.
 
 Usage: PYTHONPATH=python python3 bench/instructions.py [--requests 1000] [--concurrency 8]
-       [--trees .,/work/wt-base] [--setups bare,sync,manager,file] [--cache-sim] [--raw]
+       [--trees .,/work/wt-base] [--setups bare,sync,manager,memory,file] [--cache-sim] [--raw]
        [--keep DIR]
 
 `sync` is the sync `OpenRouter` client (calls one after another, whatever --concurrency says).
@@ -43,7 +46,7 @@ sys.path.insert(0, str(HERE))
 from router import MODEL, MSGS, start_server  # the same server and workload
 
 SETUPS = {"bare": "bare AsyncOpenRouter", "sync": "sync OpenRouter", "manager": "manager, no ledger",
-          "file": "manager, file ledger"}
+          "memory": "manager + budget, memory ledger", "file": "manager, file ledger"}
 WARM_UP = 200
 
 
@@ -76,7 +79,11 @@ async def _child(setup: str, url: str, n: int, conc: int, ledger: str) -> None:
         async def call() -> object:
             return await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
     else:
-        kw: dict[str, object] = {"budget": 1_000_000, "ledger": ledger} if setup == "file" else {}
+        kw: dict[str, object] = {}
+        if setup in ("memory", "file"):
+            kw["budget"] = 1_000_000
+        if setup == "file":
+            kw["ledger"] = ledger
         manager = orroute.AIModelManager(api_key="sk-or-bench", base_url=url,
                                          fallbacks=[MODEL, "m/b"], **kw)
 

@@ -580,3 +580,47 @@ TEST_CASE("a process killed after settling from its lease leaves the budget exac
   REQUIRE(st.reserved.is_zero());
   REQUIRE(parent.live_reservations().first == 0);
 }
+
+TEST_CASE("a counter kept from an earlier transaction is read again once another connection wrote it",
+          "[ledger][leases]") {
+  // A committed transaction's counters are served to the next one without a statement while
+  // nobody else changed the file (the data version): `b`'s settles between `a`'s must be seen.
+  const bool leases = GENERATE(true, false);
+  TempLedgerFile file;
+  SqliteLedgerOptions options;
+  options.leases = leases;
+  SqliteLedger a(file.path, options), b(file.path, options);
+  a.set_budget(spec("global", Window::kTotal, "100"));
+  Money spent;
+  for (int i = 0; i < 6; ++i) {
+    SqliteLedger& l = i % 3 == 1 ? b : a;  // a, b, a, a, b, a: kept reads on both sides
+    const auto r = l.reserve(req("0.5", "p"));
+    REQUIRE(r.status == ReserveStatus::kReserved);
+    const Money c = Money::parse(i % 2 == 0 ? "0.1" : "0.25");
+    spent += c;
+    REQUIRE(l.settle(r.reservation_id, cost(c.to_string().c_str())).reservation_found);
+    CHECK(state(a).spent == spent);
+    CHECK(state(b).spent == spent);
+  }
+  a.release_leases();
+  b.release_leases();
+  CHECK(outside(file.path).reserved.is_zero());
+  CHECK(a.total_cost({}) == spent);
+}
+
+TEST_CASE("a lease row kept from an earlier transaction is looked up again once another connection "
+          "changed the file", "[ledger][leases]") {
+  // `a` settled from its lease (the row's existence kept for its next transaction); then the row
+  // goes (another program, or a reclaim by another process) before `a`'s next settle, which
+  // must find it gone rather than book against a lease that is not in the file.
+  TempLedgerFile file;
+  SqliteLedger a(file.path), b(file.path);
+  a.set_budget(spec("global", Window::kTotal, "100"));
+  const auto r1 = a.reserve(req("0.01", "p"));
+  const auto r2 = a.reserve(req("0.01", "p"));
+  REQUIRE((r1.reservation_id < 0 && r2.reservation_id < 0));
+  REQUIRE(a.settle(r1.reservation_id, cost("0.004")).reservation_found);
+  REQUIRE(exec_on_file(file.path, "DELETE FROM reservations WHERE lease != 0") == SQLITE_OK);
+  CHECK_FALSE(a.settle(r2.reservation_id, cost("0.004")).reservation_found);
+  CHECK(state(b).spent == Money::parse("0.008"));
+}

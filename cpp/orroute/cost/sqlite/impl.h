@@ -180,6 +180,20 @@ struct SqliteLedger::Impl {
   };
   TxnReads txn_reads;
   TxnReads txn_reads_before_job;  // run_batch: txn_reads when the running job's savepoint began
+  // What a committed transaction read and wrote stays true until another connection (or this
+  // one outside a Txn) changes the file, which moves SQLite's data version
+  // (SQLITE_FCNTL_DATA_VERSION: every commit, this connection's own included, and every change
+  // a new read transaction finds, bump it). So txn_reads outlives the Txn that filled it when
+  // it committed, and the next Txn keeps it while the version is the one read right after that
+  // COMMIT: at concurrency 1 a settle then reads neither its counters nor its lease row (two
+  // statements of six). nullopt: nothing kept (a rollback, or the version could not be read).
+  std::optional<uint32_t> reads_version;
+  static constexpr size_t kMaxKeptReads = 64;
+  std::optional<uint32_t> data_version() const {
+    unsigned int v = 0;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_DATA_VERSION, &v) != SQLITE_OK) return std::nullopt;
+    return v;
+  }
   // Alerts (budget id, window start, threshold) known to be in the file: a settle past a
   // threshold skips its INSERT OR IGNORE (alerts are never deleted and budget ids never reused).
   // Filled when the transaction that inserted or found the row commits; under `mu`; emptied when
@@ -243,18 +257,28 @@ struct SqliteLedger::Impl {
    public:
     explicit Txn(Impl& impl) : impl_(impl) {
       impl_.q("BEGIN IMMEDIATE").run();
-      impl_.txn_reads.clear();
+      // The write lock is held and the read snapshot taken: the version says whether anyone
+      // changed the file since this connection's last COMMIT (reads_version).
+      const std::optional<uint32_t> kept = std::exchange(impl_.reads_version, std::nullopt);
+      // A long-lived object touches new windows (days, conversations): what it keeps stays small.
+      if (!kept || impl_.data_version() != kept || impl_.txn_reads.counters.size() > kMaxKeptReads ||
+          impl_.txn_reads.lease_rows.size() > kMaxKeptReads) {
+        impl_.txn_reads.clear();
+      }
       impl_.in_write_txn = true;
     }
     ~Txn() {
-      if (!done_) sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+      if (!done_) {
+        sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+        impl_.txn_reads.clear();
+      }
       impl_.in_write_txn = false;
-      impl_.txn_reads.clear();
     }
     void commit() {
       impl_.flush_counters();
       impl_.q("COMMIT").run();
       done_ = true;
+      impl_.reads_version = impl_.data_version();  // txn_reads is what the file now holds
     }
 
    private:
