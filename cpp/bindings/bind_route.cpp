@@ -122,7 +122,7 @@ py::dict complexity_dict(const Complexity& c) {
   put(d, k.score, c.score);
   put(d, k.tier, to_string(c.tier));
   put(d, k.task_type, c.task_type);
-  put(d, k.reasons, c.reasons);
+  put(d, k.reasons, complexity_reasons(c));
   py::dict f;
   put(f, k.length, c.features.length);
   put(f, k.code, c.features.code);
@@ -140,7 +140,7 @@ py::dict plan_dict(const EnginePlan& p) {
   const ResultKeys& k = keys();
   py::dict d;
   put(d, k.candidates, p.candidates);
-  put(d, k.reasons, p.reasons);
+  put(d, k.reasons, plan_reasons(p));
   put(d, k.complexity, complexity_dict(p.complexity));
   put(d, k.task_type, p.task_type);
   put(d, k.prompt_tokens, p.prompt_tokens);
