@@ -16,6 +16,7 @@
 #include "lent_loop.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/json_writer.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/protocol.h"
 #include "orroute/utf8.h"
@@ -155,7 +156,7 @@ class DocumentSink {
 
 std::string py_to_json(py::handle obj) {
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  JsonWriter w(buf);  // a request's keys and texts copied whole, not byte by byte
   write_py(w, obj, 0);
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -184,7 +185,7 @@ std::string chat_request_json(py::handle body) {
   }
   validate_chat_request(doc);
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  JsonWriter w(buf);
   doc.Accept(w);
   return std::string(buf.GetString(), buf.GetSize());
 }

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <memory>
 #include <mutex>
 #include <type_traits>
@@ -122,7 +123,7 @@ py::dict complexity_dict(const Complexity& c) {
   put(d, k.score, c.score);
   put(d, k.tier, to_string(c.tier));
   put(d, k.task_type, c.task_type);
-  put(d, k.reasons, c.reasons);
+  put(d, k.reasons, complexity_reasons(c));
   py::dict f;
   put(f, k.length, c.features.length);
   put(f, k.code, c.features.code);
@@ -140,7 +141,7 @@ py::dict plan_dict(const EnginePlan& p) {
   const ResultKeys& k = keys();
   py::dict d;
   put(d, k.candidates, p.candidates);
-  put(d, k.reasons, p.reasons);
+  put(d, k.reasons, plan_reasons(p));
   put(d, k.complexity, complexity_dict(p.complexity));
   put(d, k.task_type, p.task_type);
   put(d, k.prompt_tokens, p.prompt_tokens);
@@ -149,32 +150,43 @@ py::dict plan_dict(const EnginePlan& p) {
   return d;
 }
 
-// A run's result without its nested parts (attempts, the upstream error, the plan): what a
-// successful call's caller reads on every call. result_dict adds the rest.
 // The most keys a result dict gets: result_head's 23, then result_dict's attempts, api_error and
-// plan (summary() adds task_type only).
+// plan.
 constexpr Py_ssize_t kResultKeys = 26;
 
-// The figures of a call both result() and summary() give (14 keys).
-void put_figures(py::dict& d, const EngineResult& r) {
-  const ResultKeys& k = keys();
+// The figures of a call both result() and summary() give, in this order (summary()'s tuple and
+// manager.py's _SUMMARY follow it).
+constexpr size_t kFigures = 14;
+
+std::array<py::object, kFigures> figures(const EngineResult& r) {
   const RouteOutcome& o = r.route;
-  put(d, k.ok, o.ok);
-  put(d, k.model, o.model);
-  put(d, k.completion, upstream_str(r.completion_json));
-  put(d, k.completion_id, o.ok ? py::object(upstream_str(r.summary.id)) : py::object(py::none()));
-  put(d, k.content, o.ok ? py::object(upstream_str(r.summary.content)) : py::object(py::none()));
-  put(d, k.prompt_tokens, r.prompt_tokens);
-  put(d, k.completion_tokens, r.completion_tokens);
-  put(d, k.cost, o.cost);
-  put(d, k.cost_source, o.ok ? o.charge.source : std::string());
-  put(d, k.cost_problem, o.ok ? o.charge.problem : std::string());
-  put(d, k.cut_at_reservation, r.cut_at_reservation);
-  put(d, k.provider, upstream_str(r.provider));
-  put(d, k.provider_model, r.provider_model);
-  put(d, k.alerts, r.alerts);
+  return {py::cast(o.ok),
+          py::cast(o.model),
+          upstream_str(r.completion_json),
+          o.ok ? py::object(upstream_str(r.summary.id)) : py::object(py::none()),
+          o.ok ? py::object(upstream_str(r.summary.content)) : py::object(py::none()),
+          py::cast(r.prompt_tokens),
+          py::cast(r.completion_tokens),
+          py::cast(o.cost),
+          py::cast(o.ok ? o.charge.source : std::string()),
+          py::cast(o.ok ? o.charge.problem : std::string()),
+          py::cast(r.cut_at_reservation),
+          upstream_str(r.provider),
+          py::cast(r.provider_model),
+          py::cast(r.alerts)};
 }
 
+void put_figures(py::dict& d, const EngineResult& r) {
+  const ResultKeys& k = keys();
+  const std::array<PyObject*, kFigures> names = {
+      k.ok, k.model, k.completion, k.completion_id, k.content, k.prompt_tokens, k.completion_tokens,
+      k.cost, k.cost_source, k.cost_problem, k.cut_at_reservation, k.provider, k.provider_model, k.alerts};
+  std::array<py::object, kFigures> values = figures(r);
+  for (size_t i = 0; i < kFigures; ++i) put(d, names[i], std::move(values[i]));
+}
+
+// A run's result without its nested parts (attempts, the upstream error, the plan); result_dict
+// adds the rest.
 py::dict result_head(const EngineResult& r) {
   const ResultKeys& k = keys();
   const RouteOutcome& o = r.route;
@@ -192,17 +204,15 @@ py::dict result_head(const EngineResult& r) {
   return d;
 }
 
-// What the manager reads of every call's result (manager.py's _result and _settled); result()
-// has the rest. Kept under 22 keys, so the dict's table comes from Python's small-object
-// allocator: a 26-key table is a ~800-byte malloc, which glibc served only after consolidating
-// its fast bins (3.5k instructions a call).
-constexpr Py_ssize_t kSummaryKeys = 15;
-
-py::dict summary_dict(const EngineResult& r) {
-  py::dict d = presized_dict(kSummaryKeys);
-  put_figures(d, r);
-  put(d, keys().task_type, r.plan.task_type);
-  return d;
+// What the manager reads of every call's result (manager.py's _made): figures() and the task
+// type, as a tuple; result() has the rest. A tuple, not a dict: nothing hashed or inserted, and
+// the manager unpacks it into locals instead of looking each key up.
+py::tuple summary_tuple(const EngineResult& r) {
+  std::array<py::object, kFigures> values = figures(r);
+  py::tuple t(kFigures + 1);
+  for (size_t i = 0; i < kFigures; ++i) PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(i), values[i].release().ptr());
+  PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(kFigures), py::cast(r.plan.task_type).release().ptr());
+  return t;
 }
 
 py::dict result_dict(const EngineResult& r) {
@@ -583,12 +593,12 @@ void bind_route(py::module_& m) {
              std::lock_guard lock(p.mu);
              if (!p.result) throw InvalidArgument("the task has not finished");
              p.run.reset();  // finished: a result kept for its details keeps no run alive
-             return summary_dict(*p.result);
+             return summary_tuple(*p.result);
            },
-           "What a call's caller reads on every call: ok, model, task_type, completion, "
+           "What a call's caller reads on every call, as a tuple: (ok, model, completion, "
            "completion_id, content, prompt_tokens, completion_tokens, cost, cost_source, "
-           "cost_problem, cut_at_reservation, provider, provider_model, alerts; result() gives "
-           "the rest (errors, attempts, plan).")
+           "cost_problem, cut_at_reservation, provider, provider_model, alerts, task_type); "
+           "result() gives them by name and the rest (errors, attempts, plan).")
       .def("cancel", &PendingResult::cancel, py::call_guard<GilRelease>())
       .def("result", [](PendingResult& p) {
         std::lock_guard lock(p.mu);

@@ -153,7 +153,7 @@ void bind_select(py::module_& m) {
               const Complexity c = ComplexityAnalyzer().analyze(in);
               if (c.tier != ComplexityTier::kEconomy) {
                 floor = quality_floor(c.tier);
-                floor_why = "complexity " + std::to_string(c.score).substr(0, 4) + " -> " + to_string(c.tier);
+                floor_why = complexity_line(c);
               }
             }
             SelectionRequest r{std::move(task_type), input_size, budget, std::nullopt,

@@ -566,9 +566,8 @@ class AIModelManager:
         self._alert_callbacks.append(callback)
         return callback
 
-    def _settled(self, res: Mapping[str, Any]) -> None:
+    def _settled(self, alerts: Any, model: str, cost_source: str, cost_problem: str) -> None:
         """Presents what the engine settled: fires its alerts and logs a replaced upstream cost."""
-        alerts = res.get("alerts") or ()
         if alerts:
             from ._alerts import dispatch
 
@@ -576,39 +575,50 @@ class AIModelManager:
             self._observe.budget_alerts(alerts)
             if self._tracker is not None:
                 self._tracker._dispatch(alerts)
-        if res.get("cost_problem"):
-            logger(_LOG).warning("%s: cost from %s (%s)", res["model"], res["cost_source"],
-                           res["cost_problem"])
+        if cost_problem:
+            logger(_LOG).warning("%s: cost from %s (%s)", model, cost_source, cost_problem)
 
-    def _result(self, res: Mapping[str, Any], pending: Any = None) -> TaskResult:
-        """The :class:`TaskResult` of an engine result ``res`` (raises its error). ``res`` may be
-        the ``summary()`` of ``pending``, whose whole result (attempts, plan) is then built only
-        when a field that needs it is read."""
-        self._settled(res)
-        if not res["ok"]:
-            full = res if pending is None else pending.result()
+    def _result(self, res: Mapping[str, Any]) -> TaskResult:
+        """The :class:`TaskResult` of an engine result dict ``res`` (``result()``, a run's or a
+        stream's; raises its error)."""
+        ok = res["ok"]
+        return self._made((ok, res["model"], res["completion"], res["completion_id"],
+                           res["content"], res["prompt_tokens"], res["completion_tokens"],
+                           res["cost"], res.get("cost_source", ""), res.get("cost_problem", ""),
+                           res.get("cut_at_reservation", False), res.get("provider", ""),
+                           res.get("provider_model", ""), res.get("alerts"),
+                           res["plan"]["task_type"] if ok else ""), res)
+
+    def _made(self, summary: tuple[Any, ...], details: Any) -> TaskResult:
+        """The :class:`TaskResult` of a call's ``summary`` (``PendingResult.summary()``'s tuple,
+        or :meth:`_result`'s of a dict); raises its error. ``details``: the pending result (whose
+        whole result, attempts and plan, is built only when a field that needs it is read) or
+        the result dict."""
+        (ok, model, completion_json, completion_id, content, prompt, completion, cost,
+         cost_source, cost_problem, cut, provider, provider_model, alerts, task_type) = summary
+        if alerts or cost_problem:
+            self._settled(alerts, model, cost_source, cost_problem)
+        if not ok:
+            full = details if isinstance(details, Mapping) else details.result()
             err = _engine.result_error(full)
             err.attempts = _attempts(full["attempts"])  # type: ignore[attr-defined]
             raise err
-        prompt, completion = res["prompt_tokens"], res["completion_tokens"]
         usage = Usage(prompt_tokens=prompt, completion_tokens=completion,
                       total_tokens=prompt + completion)
-        result_id = res["completion_id"] or os.urandom(12).hex()
+        result_id = completion_id or os.urandom(12).hex()
         state = _RESULT_STATE.copy()  # every key there: values replaced, nothing inserted
         state["id"] = result_id
-        state["content"] = res["content"] or ""
-        state["model"] = model = res["model"]
+        state["content"] = content or ""
+        state["model"] = model
         state["usage"] = usage
-        state["cost"] = res["cost"]
-        state["task_type"] = task_type = (res["task_type"] if pending is not None
-                                          else res["plan"]["task_type"])
-        state["cost_source"] = res.get("cost_source", "")
-        state["cut_at_reservation"] = bool(res.get("cut_at_reservation"))
-        state["provider"] = res.get("provider", "")
-        state["provider_model"] = res.get("provider_model", "")
-        state["completion_json"] = res["completion"]
-        # what attempts, reasons, candidates and complexity are made from when read
-        state["_details"] = res if pending is None else pending
+        state["cost"] = cost
+        state["task_type"] = task_type
+        state["cost_source"] = cost_source
+        state["cut_at_reservation"] = bool(cut)
+        state["provider"] = provider
+        state["provider_model"] = provider_model
+        state["completion_json"] = completion_json
+        state["_details"] = details  # what attempts, reasons, candidates and complexity are made from
         result = _new_result(TaskResult)
         result.__dict__ = state
         self._results[result_id] = (model, task_type)
@@ -633,10 +643,14 @@ class AIModelManager:
 
     def _run_sync(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
         task, compressed = self._compressed_sync(Task.coerce(task), model)
-        with self._observed(task, model, False) as call:
+        call = self._observed(task, model, False)
+        try:  # as in _run: no `with call` for an unwatched call
             r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)))
-            if call.watched:
+            if call is not _UNWATCHED and call.watched:
                 call.done(**task_result_fields(r))
+        except BaseException as e:
+            call.raised(e)
+            raise
         r.task_id = task.id or ""
         r.compression = compressed
         return r
@@ -696,7 +710,8 @@ class AIModelManager:
         if self._compress is not None or not (own is None or own is False):
             # else no coroutine nor import for a step that does nothing
             task, compressed = await self._compressed(task, model)
-        with self._observed(task, model, False) as call:
+        call = self._observed(task, model, False)
+        try:  # not `with call`: its two methods cost an unwatched call ~2.7k instructions
             # on the engine's network thread (or, while this event loop has nothing else to do,
             # on its thread: the loop lent to it); cancelling the await cancels the run
             bridge = _engine.bridge()
@@ -705,9 +720,12 @@ class AIModelManager:
                 bridge.lend_target())
             if not pending.done and not bridge.serve_idle(pending):
                 await _engine.wait(pending)
-            r = self._result(pending.summary(), pending)
-            if call.watched:
+            r = self._made(pending.summary(), pending)
+            if call is not _UNWATCHED and call.watched:
                 call.done(**task_result_fields(r))
+        except BaseException as e:  # as `with call` would: a watched call ends failed or cancelled
+            call.raised(e)
+            raise
         r.task_id = task.id or ""
         r.compression = compressed
         return r

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <vector>
 
 #include "orroute/error.h"
 #include "orroute/route/complexity.h"
@@ -37,7 +38,7 @@ TEST_CASE("code, math and multi-step design score high", "[route][complexity]") 
   REQUIRE(code.score >= 0.7);
   REQUIRE(code.tier >= ComplexityTier::kPremium);
   REQUIRE(code.task_type == "coding");
-  REQUIRE_FALSE(code.reasons.empty());
+  REQUIRE_FALSE(complexity_reasons(code).empty());
 
   const Complexity math = judge("Prove that the integral of x^2 from 0 to 1 equals 1/3, then "
                                 "derive the general formula step by step.");
@@ -94,4 +95,23 @@ TEST_CASE("cue words count where a word starts, in any ASCII case", "[route][com
   REQUIRE(type_of("Write a HAIKU") == "creative");
   REQUIRE(type_of("label these rows") == "extraction");
   REQUIRE(type_of("  WHAT IS an atom") == "chat");  // a lookup, case-insensitively, after spaces
+}
+
+TEST_CASE("a complexity's reasons and line are written from its figures", "[route][complexity]") {
+  using Reasons = std::vector<std::string>;
+  const Complexity hi = judge("hi");
+  CHECK(complexity_reasons(hi) == Reasons{"task type: chat", "simple lookup question"});
+  CHECK(complexity_line(hi) == "complexity 0.00 -> economy");
+  const Complexity why = judge("Why is the sky blue?");
+  CHECK(complexity_reasons(why) ==
+        Reasons{"task type: reasoning", "multi_step 0.33 (+0.08)", "question 0.60 (+0.09)"});
+  CHECK(complexity_line(why) == "complexity 0.17 -> economy");
+  const Complexity code = judge(
+      "Implement a lock-free queue in C++ and explain the memory ordering:\n```cpp\n"
+      "template <class T> struct Queue { std::atomic<Node*> head; };\n```\n"
+      "Then write unit tests and analyze the trade-offs step by step.");
+  CHECK(complexity_reasons(code) == Reasons{"task type: coding", "code 1.00 (+0.25)", "math 0.40 (+0.10)",
+                                            "multi_step 0.75 (+0.19)", "question 1.00 (+0.15)",
+                                            "several strong cues combined"});
+  CHECK(complexity_line(code) == "complexity 0.83 -> premium");
 }

@@ -47,6 +47,27 @@ def test_the_manager_sends_app_name_and_url_like_the_client(fake) -> None:
     assert seen == [("My App", "My App", "https://my.app.example/path?q=1")] * 3
 
 
+def test_the_manager_sends_headers_as_the_client_does_no_accept_line_on_a_plain_call(fake) -> None:
+    # the client's rule (test_client.py): no Accept line on a plain call, SSE asked by a stream;
+    # the user agent too
+    m = orroute.AIModelManager(api_key=KEY, base_url=fake.base_url, fallbacks=["openai/gpt-4o-mini"])
+    m.execute_task_sync(Task(messages="hi", max_tokens=5))
+
+    async def streamed() -> None:
+        async for _ in m.stream_task(Task(messages="hi", max_tokens=5)):
+            pass
+
+    import asyncio
+
+    asyncio.run(streamed())
+    plain, stream = _chats(fake)
+    assert "accept" not in plain.headers
+    assert stream.headers["accept"] == "text/event-stream"
+    for r in (plain, stream):
+        assert r.headers["user-agent"].startswith("orroute")
+        assert r.headers["content-type"] == "application/json"
+
+
 def test_without_them_no_attribution_header_is_sent(fake) -> None:
     m = orroute.AIModelManager(api_key=KEY, base_url=fake.base_url,
                                fallbacks=["openai/gpt-4o-mini"])

@@ -2,11 +2,99 @@
 
 #include <rapidjson/document.h>
 
+#include <charconv>
+
 #include "orroute/engine/chat_text.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
 
 namespace orroute {
+
+namespace {
+
+// `text` as a JSON string, escaped as rapidjson's writer escapes it: '"', '\\' and the control
+// characters (\b \t \n \f \r by name, the others as \u00XX); every other byte as it is.
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out.push_back('"');
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      out.push_back(ch);
+      continue;
+    }
+    out.push_back('\\');
+    switch (c) {
+      case '"': out.push_back('"'); break;
+      case '\\': out.push_back('\\'); break;
+      case '\b': out.push_back('b'); break;
+      case '\t': out.push_back('t'); break;
+      case '\n': out.push_back('n'); break;
+      case '\f': out.push_back('f'); break;
+      case '\r': out.push_back('r'); break;
+      default:
+        out.append("u00");
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+    }
+  }
+  out.push_back('"');
+}
+
+// `request_json` (parsed: `d`) with the members chat_attempt_body(Document&) would add appended
+// as its own writer writes them, in its order; nullopt when it would set a member in place instead
+// (model, stream, a null max_tokens), when the request is empty, or when the text holds a NUL (a
+// parse ends there: the bytes after it were never read).
+std::optional<std::string> appended_attempt_body(std::string_view request_json, const rapidjson::Value& d,
+                                                 const std::string& model, bool stream,
+                                                 const std::vector<std::string>& server_models,
+                                                 std::optional<int64_t> reserved_max_tokens) {
+  if (!d.IsObject() || d.MemberCount() == 0 || d.HasMember("model") || d.HasMember("stream")) return std::nullopt;
+  const auto max_tokens = d.FindMember("max_tokens");
+  const auto max_completion = d.FindMember("max_completion_tokens");
+  const bool reserve = reserved_max_tokens && (max_tokens == d.MemberEnd() || max_tokens->value.IsNull()) &&
+                       (max_completion == d.MemberEnd() || max_completion->value.IsNull());
+  if (reserve && max_tokens != d.MemberEnd()) return std::nullopt;  // set in place
+  const size_t close = request_json.find_last_not_of(" \t\n\r");
+  if (close == std::string_view::npos || request_json[close] != '}' ||
+      request_json.find('\0') != std::string_view::npos) {
+    return std::nullopt;
+  }
+  // As chat_attempt_body(Document&) adds them (model names by strlen: Value(const char*)), and as
+  // its writer writes them: written here, not through a writer (~2k instructions a call).
+  std::string out;
+  size_t extra = 112 + 2 * model.size();
+  for (const auto& m : server_models) extra += 2 * m.size() + 3;
+  out.reserve(close + extra);
+  out.append(request_json.substr(0, close));
+  out.append(",\"model\":");
+  append_json_string(out, model.c_str());
+  out.append(stream ? ",\"stream\":true" : ",\"stream\":false");
+  if (stream && !d.HasMember("stream_options")) out.append(",\"stream_options\":{\"include_usage\":true}");
+  if (!d.HasMember("usage")) out.append(",\"usage\":{\"include\":true}");
+  if (reserve) {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, *reserved_max_tokens);
+    out.append(",\"max_tokens\":").append(digits, end);
+  }
+  if (!server_models.empty() && !d.HasMember("models")) {
+    out.append(",\"models\":[");
+    append_json_string(out, model.c_str());
+    int listed = 1;
+    for (const auto& m : server_models) {
+      if (m != model && listed < 3) {
+        out.push_back(',');
+        append_json_string(out, m.c_str());
+        ++listed;
+      }
+    }
+    out.push_back(']');
+  }
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace
 
 std::string chat_attempt_body(std::string_view request_json, const std::string& model, bool stream,
                               const std::vector<std::string>& server_models,
@@ -17,7 +105,17 @@ std::string chat_attempt_body(std::string_view request_json, const std::string& 
     throw InvalidArgument(std::string("chat request must be a JSON object") +
                           (st == JsonParse::kOk ? "" : std::string(" (") + json_parse_reason(st) + ")"));
   }
-  return chat_attempt_body(d, model, stream, server_models, reserved_max_tokens);
+  return chat_attempt_body(request_json, d, model, stream, server_models, reserved_max_tokens);
+}
+
+std::string chat_attempt_body(std::string_view request_json, rapidjson::Document& parsed,
+                              const std::string& model, bool stream,
+                              const std::vector<std::string>& server_models,
+                              std::optional<int64_t> reserved_max_tokens) {
+  if (auto body = appended_attempt_body(request_json, parsed, model, stream, server_models, reserved_max_tokens)) {
+    return std::move(*body);
+  }
+  return chat_attempt_body(parsed, model, stream, server_models, reserved_max_tokens);
 }
 
 std::vector<std::string> server_fallbacks(const std::vector<std::string>& candidates, int n) {

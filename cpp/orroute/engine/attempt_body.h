@@ -26,6 +26,15 @@ std::string chat_attempt_body(std::string_view request_json, const std::string& 
 std::string chat_attempt_body(rapidjson::Document& request, const std::string& model, bool stream,
                               const std::vector<std::string>& server_models,
                               std::optional<int64_t> reserved_max_tokens = std::nullopt);
+// The same, of `request_json` already parsed into `parsed` (a JSON object, unchanged since): when
+// the request holds none of the members the body sets in place (model, stream, a null max_tokens
+// to be reserved) and no NUL byte, the added members are appended to the text as sent, not the
+// whole document written again (the common case: ~4k instructions a call fewer); else as the
+// overload above, which changes `parsed`.
+std::string chat_attempt_body(std::string_view request_json, rapidjson::Document& parsed,
+                              const std::string& model, bool stream,
+                              const std::vector<std::string>& server_models,
+                              std::optional<int64_t> reserved_max_tokens = std::nullopt);
 
 // OpenRouter's server-side fallbacks of a run: the candidates after the first, at most `n`.
 std::vector<std::string> server_fallbacks(const std::vector<std::string>& candidates, int n);

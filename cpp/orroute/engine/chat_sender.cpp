@@ -47,19 +47,18 @@ void ChatSender::start(const std::string& model, AttemptDone done) {
   HttpRequest req;
   req.method = "POST";
   req.url = client_->url_for("/chat/completions");
+  req.headers.fields.reserve(3);
   req.headers.add("Content-Type", "application/json");
-  req.headers.add("Accept", stream_ ? "text/event-stream" : "application/json");
+  // A stream asks for SSE; a plain call sends no Accept line (any type: the client's rule, which
+  // spares libcurl's printf of every header byte).
+  if (stream_) req.headers.add("Accept", "text/event-stream");
   // The key ring rotates; a key the server rejects (401/402) is set aside by the sink, which then
   // restarts the attempt with the next key (the client's rule: see ApiClient).
   std::string key = client_->keys().next().value_or("");
   if (!key.empty()) req.headers.add("Authorization", "Bearer " + key);
   const ClientConfig& cfg = client_->config();
-  if (!cfg.app_name.empty()) {
-    req.headers.add("X-Title", cfg.app_name);
-    req.headers.add("X-OpenRouter-Title", cfg.app_name);
-  }
-  if (!cfg.app_url.empty()) req.headers.add("HTTP-Referer", cfg.app_url);
-  if (!cfg.user_agent.empty()) req.headers.add("User-Agent", cfg.user_agent);
+  req.shared = constant_headers_ ? constant_headers_ : constant_headers(cfg);
+  req.shared_at = req.headers.fields.size();
   const std::optional<int64_t> reserved =
       meter_limit_ > 0 ? std::optional<int64_t>(meter_limit_) : std::nullopt;
   if (prepared_ && prepared_->made_for(model, stream_, server_models_, reserved)) {
@@ -71,6 +70,17 @@ void ChatSender::start(const std::string& model, AttemptDone done) {
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
   auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(key), std::move(done));
   submit(client_, std::move(req), std::move(sink), model);
+}
+
+std::shared_ptr<const HeaderLines> ChatSender::constant_headers(const ClientConfig& config) {
+  Headers h;
+  if (!config.app_name.empty()) {
+    h.add("X-Title", config.app_name);
+    h.add("X-OpenRouter-Title", config.app_name);
+  }
+  if (!config.app_url.empty()) h.add("HTTP-Referer", config.app_url);
+  if (!config.user_agent.empty()) h.add("User-Agent", config.user_agent);
+  return std::make_shared<const HeaderLines>(h);
 }
 
 void ChatSender::send_to(const ProviderRoute& route, const std::string& candidate,

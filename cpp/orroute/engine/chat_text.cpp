@@ -7,13 +7,14 @@
 #include <string_view>
 
 #include "orroute/json.h"
+#include "orroute/json_writer.h"
 #include "orroute/tokenizer/token_count.h"
 
 namespace orroute {
 
 std::string json_text(const rapidjson::Value& v) {
   rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  JsonWriter w(sb);
   v.Accept(w);
   return std::string(sb.GetString(), sb.GetSize());
 }

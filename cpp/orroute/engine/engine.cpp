@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "orroute/engine/chat_sender.h"
 #include "orroute/engine/engine_impl.h"
 #include "orroute/error.h"
 #ifdef ORROUTE_HAVE_REDIS
@@ -37,6 +38,7 @@ Engine::Engine(EngineConfig config, std::shared_ptr<const ModelCatalog> catalog,
   impl_ = std::make_unique<Impl>(*this, clock);
   if (ledger_) impl_->settle_worker = std::make_unique<SettleWorker>(*ledger_);
   impl_->client = ApiClient::create(config_.client);
+  impl_->chat_headers = ChatSender::constant_headers(impl_->client->config());
   impl_->scheduler = std::make_unique<TransportScheduler>(impl_->client->transport());
   if (config_.refresh_catalog) {
     CallSpec spec;

@@ -115,7 +115,9 @@ struct EngineTask {
 // What the engine decided before sending.
 struct EnginePlan {
   std::vector<std::string> candidates;
-  std::vector<std::string> reasons;
+  // Why the candidates, after the complexity's reasons (explicit order, the selector's, ...):
+  // plan_reasons() gives the whole list, the complexity's made from its figures when read.
+  std::vector<std::string> later_reasons;
   Complexity complexity;
   std::string task_type;  // used for selection (declared or guessed)
   int64_t prompt_tokens = 0;
@@ -135,6 +137,10 @@ struct EnginePlan {
   // The first candidate's attempt body, from the request as plan() parsed it (PlanUse::kSend).
   std::optional<PreparedAttempt> first_attempt;
 };
+
+// Every reason of `plan`, as shown to a caller: the complexity's (complexity_reasons), its line
+// ("complexity 0.12 -> economy"), then later_reasons. Never throws except std::bad_alloc.
+std::vector<std::string> plan_reasons(const EnginePlan& plan);
 
 struct EngineResult {
   RouteOutcome route;             // ok, error class, attempts, cost, model

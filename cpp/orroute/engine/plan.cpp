@@ -10,12 +10,19 @@
 #include "orroute/engine/engine.h"
 #include "orroute/engine/engine_impl.h"
 #include "orroute/error.h"
-#include "orroute/fixed_text.h"
 #include "orroute/json.h"
 #include "orroute/net/protocol.h"
 #include "orroute/tokenizer/token_count.h"
 
 namespace orroute {
+
+std::vector<std::string> plan_reasons(const EnginePlan& plan) {
+  std::vector<std::string> out = complexity_reasons(plan.complexity);
+  out.reserve(out.size() + 1 + plan.later_reasons.size());
+  out.push_back(complexity_line(plan.complexity));
+  out.insert(out.end(), plan.later_reasons.begin(), plan.later_reasons.end());
+  return out;
+}
 
 EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   LocalJson<> body_json;  // no heap for a usual request
@@ -31,10 +38,12 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   std::string preferred = config_.preferred_model;
   if (body.HasMember("model") && body["model"].IsString()) preferred = body["model"].GetString();
   const bool by_strategy = task.strategy && task.fallbacks.empty();
-  if (!body.HasMember("model")) {  // the router picks the model; validate the rest
+  const bool routed = !body.HasMember("model");
+  if (routed) {  // the router picks the model; validate the rest
     body.AddMember("model", "router", body.GetAllocator());
   }
   validate_chat_request(body);
+  if (routed) body.EraseMember("model");  // `body` is `task.request_json` again (the last member)
   EnginePlan plan;
   const auto& messages = body["messages"];
   std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
@@ -75,9 +84,6 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   in.declared_type = task.task_type;
   plan.complexity = impl_->analyzer.analyze(in);
   plan.task_type = plan.complexity.task_type;
-  plan.reasons = plan.complexity.reasons;
-  plan.reasons.push_back("complexity " + fixed_text(plan.complexity.score, 6).substr(0, 4) + " -> " +
-                         to_string(plan.complexity.tier));
 
   static const std::vector<std::string> kNone;
   const std::vector<std::string>& explicit_order =
@@ -90,7 +96,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
         plan.candidates.push_back(id);
       }
     }
-    plan.reasons.push_back("explicit fallback order");
+    plan.later_reasons.push_back("explicit fallback order");
   } else {
     if (!preferred.empty()) plan.candidates.push_back(preferred);
     std::vector<Candidate> ranked;
@@ -112,10 +118,9 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
       // the caller's, and its fallbacks are ranked as the caller's strategy alone says.
       if (preferred.empty() && plan.complexity.tier != ComplexityTier::kEconomy) {
         req.quality_floor = quality_floor(plan.complexity.tier);
-        req.quality_floor_why = "complexity " + fixed_text(plan.complexity.score, 6).substr(0, 4) +
-                                " -> " + to_string(plan.complexity.tier);
+        req.quality_floor_why = complexity_line(plan.complexity);
       } else if (!preferred.empty() && plan.complexity.tier != ComplexityTier::kEconomy) {
-        plan.reasons.push_back("no complexity floor: the caller named the model");
+        plan.later_reasons.push_back("no complexity floor: the caller named the model");
       }
       impl_->feed_selector();  // the figures of every call that ended before this one
       for (int pass = 0; pass < 2 && ranked.empty(); ++pass) {
@@ -125,7 +130,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
           if (req.task_type == "general") break;
           req.task_type = "general";  // a guessed type the selector does not know
         } catch (const NoModelAvailable& e) {
-          plan.reasons.push_back(std::string("selector: ") + e.what());
+          plan.later_reasons.push_back(std::string("selector: ") + e.what());
           break;
         }
       }
@@ -137,14 +142,14 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
       }
     }
     if (!ranked.empty()) {
-      plan.reasons.insert(plan.reasons.end(), ranked.front().reasons.begin(), ranked.front().reasons.end());
+      plan.later_reasons.insert(plan.later_reasons.end(), ranked.front().reasons.begin(), ranked.front().reasons.end());
     }
     if (plan.candidates.empty()) {
       for (const std::string& id : default_fallback_order()) {
         if (catalog_->find(id)) plan.candidates.push_back(id);
       }
       if (plan.candidates.empty()) throw NoModelAvailable("no candidate model for this task");
-      plan.reasons.push_back("integration guide default order");
+      plan.later_reasons.push_back("integration guide default order");
     }
   }
   // The estimate is exactly what the attempt loop reserves for the first candidate: the same
@@ -177,7 +182,8 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   first.stream = task.stream;
   first.server_models = std::move(server_models);
   if (guard_) first.reserved_max_tokens = plan.max_tokens;  // as submit() meters it
-  first.body = chat_attempt_body(body, first.model, first.stream, first.server_models, first.reserved_max_tokens);
+  first.body = chat_attempt_body(task.request_json, body, first.model, first.stream, first.server_models,
+                                 first.reserved_max_tokens);
   return plan;
 }
 

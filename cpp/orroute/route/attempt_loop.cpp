@@ -299,37 +299,38 @@ void Run::step_locked() {
 
     // Breakers: the model's, and its provider's when known.
     permits_ = Permits{};
-    const std::string model_key = "model:" + model;
+    std::string model_key = "model:" + model;
     if (!ctx_.state->breaker_allow(model_key, now)) {
       skip(model, "circuit_open");
       next_candidate();
       continue;
     }
-    permits_.model_key = model_key;
+    permits_.model_key = std::move(model_key);
     if (ctx_.config.provider_breakers) {
       // The endpoint's breaker, then that of the provider that last served this model (the
       // provider of this call is only known from its reply).
-      const std::string endpoint = ctx_.config.endpoint_of ? ctx_.config.endpoint_of(model) : ctx_.config.endpoint;
+      const std::string routed = ctx_.config.endpoint_of ? ctx_.config.endpoint_of(model) : std::string();
+      const std::string& endpoint = ctx_.config.endpoint_of ? routed : ctx_.config.endpoint;
       if (!endpoint.empty()) {
-        const std::string key = endpoint_breaker_key(endpoint);
+        std::string key = endpoint_breaker_key(endpoint);
         if (!ctx_.state->breaker_allow(key, now)) {
           release_permits(CallOutcome::kNeutral, now);
           skip(model, "endpoint_circuit_open", key);
           next_candidate();
           continue;
         }
-        permits_.endpoint_key = key;
+        permits_.endpoint_key = std::move(key);
       }
       const std::string provider = ctx_.providers ? ctx_.providers->last(model) : std::string();
       if (!provider.empty()) {
-        const std::string key = provider_breaker_key(provider);
+        std::string key = provider_breaker_key(provider);
         if (!ctx_.state->breaker_allow(key, now)) {
           release_permits(CallOutcome::kNeutral, now);
           skip(model, "provider_circuit_open", key);
           next_candidate();
           continue;
         }
-        permits_.provider_key = key;
+        permits_.provider_key = std::move(key);
       }
     }
 
@@ -380,7 +381,7 @@ void Run::step_locked() {
     // Rate limits: the model's and the key's; wait up to a bound, else move on.
     std::vector<std::string> scopes;
     scopes.reserve(1 + ctx_.config.key_scopes.size());
-    scopes.push_back(model_key);
+    scopes.push_back(permits_.model_key);
     scopes.insert(scopes.end(), ctx_.config.key_scopes.begin(), ctx_.config.key_scopes.end());
     const Admission admission = ctx_.state->try_admit(
         scopes, LimitUsage{1, prompt_tokens, req_.max_output_tokens}, now);

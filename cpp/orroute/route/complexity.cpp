@@ -44,6 +44,23 @@ using ascii::is_alpha;
 using ascii::is_space;
 using ascii::lower;
 
+// The score's weights, in the order of weighed(): the heavy cues (code, math, multi-step) can each
+// carry a task to premium on their own when strong; length, depth and tools add.
+constexpr std::array<std::pair<const char*, double>, 8> kWeights = {{
+    {"length", 0.15}, {"code", 0.25}, {"math", 0.25}, {"multi_step", 0.25},
+    {"question", 0.15}, {"tools", 0.10}, {"depth", 0.10}, {"output", 0.05}}};
+
+std::array<double, 8> weighed(const ComplexityFeatures& f) {
+  return {f.length, f.code, f.math, f.multi_step, f.question, f.tools, f.depth, f.output};
+}
+
+// Strong heavy cues (code, math, multi-step at 0.5 or more): two or more compound.
+int strong_cues(const ComplexityFeatures& f) {
+  int strong = 0;
+  for (double v : {f.code, f.math, f.multi_step}) strong += v >= 0.5 ? 1 : 0;
+  return strong;
+}
+
 // Whether `text` holds `cue` (lower case) at `i`, ignoring ASCII case.
 bool cue_at(std::string_view text, size_t i, std::string_view cue) {
   if (text.size() - i < cue.size()) return false;
@@ -186,30 +203,16 @@ Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {
 
   // Weighted sum: the heavy cues (code, math, multi-step) can each carry a task to premium on
   // their own when strong; length, depth and tools add.
-  constexpr std::array<std::pair<const char*, double>, 8> kWeights = {{
-      {"length", 0.15}, {"code", 0.25}, {"math", 0.25}, {"multi_step", 0.25},
-      {"question", 0.15}, {"tools", 0.10}, {"depth", 0.10}, {"output", 0.05}}};
-  const std::array<double, 8> values = {f.length, f.code, f.math, f.multi_step,
-                                        f.question, f.tools, f.depth, f.output};
+  const std::array<double, 8> values = weighed(f);
   double score = 0;
   for (size_t i = 0; i < values.size(); ++i) score += kWeights[i].second * values[i];
   // Several strong cues together compound (coding + multi-step design is harder than either).
-  int strong = 0;
-  for (double v : {f.code, f.math, f.multi_step}) strong += v >= 0.5 ? 1 : 0;
+  const int strong = strong_cues(f);
   if (strong >= 2) score += 0.15 * (strong - 1);
   Complexity out;
   out.score = std::clamp(score, 0.0, 1.0);
   out.tier = tier_for(out.score);
   out.features = f;
-
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (kWeights[i].second * values[i] >= 0.04) {
-      out.reasons.push_back(std::string(kWeights[i].first) + " " + fixed_text(values[i], 2) + " (+" +
-                            fixed_text(kWeights[i].second * values[i], 2) + ")");
-    }
-  }
-  if (lookup && !deep && !why_how) out.reasons.emplace_back("simple lookup question");
-  if (strong >= 2) out.reasons.emplace_back("several strong cues combined");
 
   // Task type: the caller's word wins; otherwise the strongest cue.
   if (!in.declared_type.empty() && in.declared_type != "general") {
@@ -233,8 +236,29 @@ Complexity ComplexityAnalyzer::analyze(const ComplexityInput& in) const {
   } else {
     out.task_type = "general";
   }
-  out.reasons.insert(out.reasons.begin(), std::string("task type: ") + out.task_type);
   return out;
+}
+
+std::vector<std::string> complexity_reasons(const Complexity& c) {
+  const ComplexityFeatures& f = c.features;
+  std::vector<std::string> out;
+  out.reserve(4);
+  out.push_back("task type: " + c.task_type);
+  const std::array<double, 8> values = weighed(f);
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (kWeights[i].second * values[i] >= 0.04) {
+      out.push_back(std::string(kWeights[i].first) + " " + fixed_text(values[i], 2) + " (+" +
+                    fixed_text(kWeights[i].second * values[i], 2) + ")");
+    }
+  }
+  // The question feature is 0 exactly for a lookup that asks neither why/how nor for depth.
+  if (f.question == 0.0) out.emplace_back("simple lookup question");
+  if (strong_cues(f) >= 2) out.emplace_back("several strong cues combined");
+  return out;
+}
+
+std::string complexity_line(const Complexity& c) {
+  return "complexity " + fixed_text(c.score, 6).substr(0, 4) + " -> " + to_string(c.tier);
 }
 
 }  // namespace orroute

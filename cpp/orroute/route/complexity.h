@@ -46,9 +46,18 @@ struct Complexity {
   ComplexityTier tier = ComplexityTier::kEconomy;
   std::string task_type;             // coding, math, reasoning, creative, summarization,
                                      // extraction, translation, chat, general
-  std::vector<std::string> reasons;  // the features that raised (or lowered) the score
-  ComplexityFeatures features;
+  ComplexityFeatures features;       // what the score was made of (complexity_reasons reads them)
 };
+
+// Why `c` scored as it did, as text: "task type: <type>" first, then each weighted feature that
+// added at least 0.04 ("code 0.85 (+0.21)"), "simple lookup question", "several strong cues
+// combined". Made from the figures when read: a plan keeps them, and most calls never read the
+// text (formatting it cost every plan ~2k instructions). Never throws except std::bad_alloc.
+std::vector<std::string> complexity_reasons(const Complexity& c);
+
+// "complexity 0.42 -> standard": the score (its first four characters as printf's "%f" writes
+// them) and the tier; the line a plan's reasons and the selector's difficulty floor give.
+std::string complexity_line(const Complexity& c);
 
 // Immutable after construction; thread-safe.
 class ComplexityAnalyzer {

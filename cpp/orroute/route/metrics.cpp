@@ -239,7 +239,7 @@ ModelStats Metrics::view(const PerModel& m, Instant now) const {
 
 ModelStats Metrics::model(std::string_view model, Instant now) const {
   std::lock_guard lock(mu_);
-  auto it = models_.find(std::string(model));
+  auto it = models_.find(model);
   if (it == models_.end()) {
     ModelStats empty;
     empty.model = std::string(model);
@@ -251,7 +251,7 @@ ModelStats Metrics::model(std::string_view model, Instant now) const {
 SelectionFigures Metrics::selection_figures(std::string_view model, Instant now) const {
   std::lock_guard lock(mu_);
   SelectionFigures out;
-  auto it = models_.find(std::string(model));
+  auto it = models_.find(model);
   if (it == models_.end()) return out;
   PerModel& m = it->second;
   const int64_t current = epoch(now);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "orroute/catalog/money.h"
+#include "orroute/route/capped_names.h"
 #include "orroute/route/clock.h"
 #include "orroute/route/retry_policy.h"
 
@@ -171,7 +172,7 @@ class Metrics {
 
   MetricsConfig config_;
   mutable std::mutex mu_;
-  mutable std::unordered_map<std::string, PerModel> models_;  // expire() runs on reads too
+  mutable NameMap<PerModel> models_;  // expire() runs on reads too
 };
 
 }  // namespace orroute

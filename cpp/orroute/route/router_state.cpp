@@ -40,7 +40,7 @@ void InMemoryRouterState::breaker_record(std::string_view key, CallOutcome outco
 
 BreakerSnapshot InMemoryRouterState::breaker_snapshot(std::string_view key, Instant now) {
   std::lock_guard lock(mu_);
-  auto it = breakers_.find(std::string(key));
+  auto it = breakers_.find(key);
   if (it == breakers_.end()) return BreakerSnapshot{};
   return it->second.snapshot(now);
 }

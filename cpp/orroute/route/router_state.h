@@ -14,6 +14,7 @@
 
 #include "orroute/provider/balancer.h"
 #include "orroute/route/circuit_breaker.h"
+#include "orroute/route/capped_names.h"
 #include "orroute/route/clock.h"
 #include "orroute/route/rate_limiter.h"
 
@@ -100,7 +101,7 @@ class InMemoryRouterState final : public RouterState {
 
   std::mutex mu_;
   BreakerConfig breaker_config_;
-  std::unordered_map<std::string, CircuitBreaker> breakers_;
+  NameMap<CircuitBreaker> breakers_;
   RateLimiter limiter_;
   std::unordered_map<std::string, Group> groups_;
 };
