@@ -27,7 +27,7 @@ from . import _core, _engine
 from ._exceptions import APIError, InvalidArgumentError
 from .config import DEFAULT_BASE_URL as _DEFAULT_BASE_URL
 from .config import Settings, api_keys, cache_dir, runtime_settings
-from .observe import Call, Observer, cache_fields, completion_fields
+from .observe import _UNWATCHED, Call, Observer, cache_fields, completion_fields
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -51,6 +51,7 @@ MODELS_CACHE_TTL = 3600.0
 _QUEUE_CAPACITY = 64  # stream events held before the transfer is paused (the core's default)
 _CHAT_PATH = "/chat/completions"
 _JsonRef = _core.JsonRef
+_NOT_LENT = (None, None, None)
 # The types a request field's value usually has, none of them one of openai's "omit" markers
 _JSON_TYPES = frozenset({str, int, float, bool, list, dict, tuple})
 
@@ -514,14 +515,14 @@ class _Base:
             raise _surface.missing_key_error()
         if timeout is not ...:
             timeout = _surface.timeout_of(timeout)  # openai's NOT_GIVEN is `...`, as in _start_chat
-        if timeout is ... or timeout is self._timeout:
+        if (timeout is ... or timeout is self._timeout) and self._timeout_pair is not None:
+            timeouts = self._timeout_pair[0]
+        elif timeout is ... or timeout is self._timeout:
             timeouts = self._default_timeouts(False)
         else:
             timeouts = _timeouts(timeout, False)
         headers = self._headers + list(extra_headers.items()) if extra_headers else self._headers
-        lend_to = loop_fd = serve = None
-        if bridge is not None and (lend_to := bridge.lend_target()) is not None:
-            loop_fd, serve = bridge.serve_budget()
+        lend_to, loop_fd, serve = _NOT_LENT if bridge is None else bridge.lend_terms()
         core, send = self._sender
         if core is not self._core:
             core, send = self._sender = (self._core, _core.chat_sender(self._core))
@@ -699,7 +700,7 @@ class _Completions(_CompletionsBase):
         except BaseException as e:
             o.observed.raised(e)
             raise
-        return o.done(r)
+        return r if o.cached is None and o.observed is _UNWATCHED else o.done(r)
 
     def _finish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:
@@ -875,7 +876,7 @@ class _AsyncCompletions(_CompletionsBase):
         except BaseException as e:
             o.observed.raised(e)
             raise
-        return o.done(r)
+        return r if o.cached is None and o.observed is _UNWATCHED else o.done(r)
 
     async def _afinish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:
