@@ -393,6 +393,7 @@ PyObject* fast_send_chat(PyObject* capsule, PyObject* const* args, Py_ssize_t na
     ApiClient& c = **static_cast<std::shared_ptr<ApiClient>*>(PyCapsule_GetPointer(capsule, kClientCapsule));
     CallSpec spec;
     spec.method = "POST";
+    spec.keep_ok_headers = false;  // an answered call is its reply; headers are read only by raw calls
     spec.path = str_arg(args[0], "path");
     spec.body = chat_request_json(args[1]);  // validated first
     spec.max_retries = static_cast<int>(int_arg(args[2], "max_retries"));
