@@ -403,6 +403,10 @@ PyObject* fast_send_chat(PyObject* capsule, PyObject* const* args, Py_ssize_t na
     }
     const bool blocking = PyObject_IsTrue(args[5]) == 1;
     const py::handle lend_to(args[6]);
+    if (!lend_to.is_none() && !py::isinstance<Notifier>(lend_to)) {
+      PyErr_SetString(PyExc_TypeError, "lend_to must be a Notifier or None");
+      return nullptr;
+    }
     const bool serve = !blocking && !lend_to.is_none() && args[8] != Py_None;
     const int loop_fd = serve ? static_cast<int>(int_arg(args[7], "loop_fd")) : -1;
     const double serve_timeout = serve ? py::cast<double>(py::handle(args[8])) : 0.0;
