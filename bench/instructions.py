@@ -18,10 +18,12 @@ instructions per call in total and per thread (the calling thread first), and th
 set-up to the bare client of the same tree. Asserts nothing.
 
 Usage: PYTHONPATH=python python3 bench/instructions.py [--requests 1000] [--concurrency 8]
-       [--trees .,/work/wt-base] [--setups bare,sync,manager,memory,file] [--cache-sim] [--raw]
+       [--trees .,/work/wt-base] [--setups bare,sync,await,manager,memory,file] [--cache-sim] [--raw]
        [--keep DIR]
 
-`sync` is the sync `OpenRouter` client (calls one after another, whatever --concurrency says).
+`sync` is the sync `OpenRouter` client (calls one after another, whatever --concurrency says);
+`await` the async client awaited call after call by one task (as an agent calls it; `bare` goes
+through the harness's `gather` and semaphore, whose wake-ups decide where each reply is read).
 `--raw` also counts bench/raw_curl.cpp (the same POST with bare libcurl, one at a time, as
 bench/client.py's "raw libcurl" row): what the client adds over libcurl, in instructions.
 `--keep DIR` keeps each run's callgrind files (DIR/<tree>-<set-up>/cg.<pid>.1-<thread>, the
@@ -45,7 +47,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from router import MODEL, MSGS, start_server  # the same server and workload
 
-SETUPS = {"bare": "bare AsyncOpenRouter", "sync": "sync OpenRouter", "manager": "manager, no ledger",
+SETUPS = {"bare": "bare AsyncOpenRouter", "sync": "sync OpenRouter",
+          "await": "AsyncOpenRouter, one task awaiting", "manager": "manager, no ledger",
           "memory": "manager + budget, memory ledger", "file": "manager, file ledger"}
 WARM_UP = 200
 
@@ -66,6 +69,19 @@ def _sync_child(url: str, n: int) -> None:
         if i == WARM_UP:
             _callgrind("-z")
         client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
+    _callgrind("-d")
+
+
+async def _await_child(url: str, n: int) -> None:
+    """The async client as an agent calls it: one task awaiting one call after another (no
+    gather, no semaphore: nothing else on the event loop)."""
+    import orroute
+
+    client = orroute.AsyncOpenRouter(api_key="sk-or-bench", base_url=url)
+    for i in range(WARM_UP + n):
+        if i == WARM_UP:
+            _callgrind("-z")
+        await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
     _callgrind("-d")
 
 
@@ -185,6 +201,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.child == "sync":
         _sync_child(args.url, args.requests)
+        return
+    if args.child == "await":
+        asyncio.run(_await_child(args.url, args.requests))
         return
     if args.child:
         asyncio.run(_child(args.child, args.url, args.requests, args.concurrency, args.ledger))

@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cxxabi.h>
+
 #include <cmath>
 #include <optional>
 #include <string>
@@ -322,6 +324,128 @@ py::dict headers_to_py(const Headers& h) {
   return d;
 }
 
+namespace {
+
+void add_headers(CallSpec& spec, const std::vector<std::pair<std::string, std::string>>& headers) {
+  for (const auto& [k, v] : headers) {
+    check_header_value("header name " + k.substr(0, 40), k);
+    check_header_value("header " + k, v);
+    spec.extra_headers.add(k, v);
+  }
+}
+
+// Starts `spec` on `c`. `blocking` (not a stream): sent and waited for on this thread while the
+// loop thread is idle, returned finished (no hand-off between threads, no wake-up either way).
+// Otherwise sent from this thread while the loop thread is idle; with `lend_to` (this thread's
+// event loop's lendable Notifier, which awaits the call), its reply is read here too.
+std::shared_ptr<Call> start_call(ApiClient& c, CallSpec&& spec, bool blocking, const py::handle& lend_to) {
+  if (!blocking) {
+    std::shared_ptr<LoopWatch> watch;
+    if (!lend_to.is_none()) watch = lend_to.cast<std::shared_ptr<Notifier>>()->watch();
+    GilRelease release;
+    return start_sending_here(c.transport(), [&] { return c.start(std::move(spec)); }, std::move(watch));
+  }
+  std::optional<Transport::Driver> driver;
+  driver.emplace(c.transport());
+  std::shared_ptr<Call> call;
+  {
+    GilRelease release;
+    call = c.start(std::move(spec));
+  }
+  wait_interruptible(*call, &driver);
+  return call;
+}
+
+// ---- the plain chat call without pybind11's dispatch -------------------------------------------
+//
+// A chat call's way through NetClient.start (twelve arguments through pybind11's loaders), the
+// Call's Python wrapper, its `done`, `serve_lent` and `chat_reply` took ~10k instructions of a
+// ~160k call. `chat_sender(client)` returns one plain CPython function (METH_FASTCALL) whose
+// `self` is a capsule holding the client: the same spec, checks and start as `start`, and for a
+// call that finished inside it (blocking, or served on the event loop's thread) the reply itself.
+
+constexpr const char* kClientCapsule = "orroute._core.NetClient";
+
+std::string_view str_arg(PyObject* o, const char* what) {
+  Py_ssize_t n = 0;
+  const char* s = PyUnicode_Check(o) ? PyUnicode_AsUTF8AndSize(o, &n) : nullptr;
+  if (s == nullptr) {
+    if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "%s must be a str", what);
+    throw py::error_already_set();
+  }
+  return {s, static_cast<size_t>(n)};
+}
+
+long int_arg(PyObject* o, const char* what) {
+  const long v = PyLong_Check(o) ? PyLong_AsLong(o) : -1;
+  if (!PyLong_Check(o)) PyErr_Format(PyExc_TypeError, "%s must be an int", what);
+  if (PyErr_Occurred()) throw py::error_already_set();
+  return v;
+}
+
+// send(path, body, max_retries, timeouts, headers, blocking, lend_to, loop_fd, serve_timeout)
+PyObject* fast_send_chat(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 9) {
+    PyErr_SetString(PyExc_TypeError,
+                    "expected (path, body, max_retries, timeouts, headers, blocking, lend_to, loop_fd, serve_timeout)");
+    return nullptr;
+  }
+  try {
+    ApiClient& c = **static_cast<std::shared_ptr<ApiClient>*>(PyCapsule_GetPointer(capsule, kClientCapsule));
+    CallSpec spec;
+    spec.method = "POST";
+    spec.keep_ok_headers = false;  // an answered call is its reply; headers are read only by raw calls
+    spec.path = str_arg(args[0], "path");
+    spec.body = chat_request_json(args[1]);  // validated first
+    spec.max_retries = static_cast<int>(int_arg(args[2], "max_retries"));
+    if (args[3] != Py_None) spec.timeouts = to_timeouts(py::reinterpret_borrow<py::tuple>(args[3]));
+    if (PyObject* h = args[4]; !(PyList_Check(h) && PyList_GET_SIZE(h) == 0)) {
+      add_headers(spec, py::cast<std::vector<std::pair<std::string, std::string>>>(py::handle(h)));
+    }
+    const bool blocking = PyObject_IsTrue(args[5]) == 1;
+    const py::handle lend_to(args[6]);
+    if (!lend_to.is_none() && !py::isinstance<Notifier>(lend_to)) {
+      PyErr_SetString(PyExc_TypeError, "lend_to must be a Notifier or None");
+      return nullptr;
+    }
+    const bool serve = !blocking && !lend_to.is_none() && args[8] != Py_None;
+    const int loop_fd = serve ? static_cast<int>(int_arg(args[7], "loop_fd")) : -1;
+    const double serve_timeout = serve ? py::cast<double>(py::handle(args[8])) : 0.0;
+    std::shared_ptr<Call> call = start_call(c, std::move(spec), blocking, lend_to);
+    if (serve && call->state() == Call::State::kRunning) {
+      serve_lent(*lend_to.cast<Notifier*>(), loop_fd, serve_timeout,
+                 [&call] { return call->state() != Call::State::kRunning; }, [&call] { call->cancel(); });
+    }
+    if ((blocking || serve) && call->state() == Call::State::kDone) {
+      py::object reply = plain_reply_to_py(call->response().body);
+      if (!reply.is_none()) return reply.release().ptr();
+    }
+    return py::cast(std::move(call)).release().ptr();
+  } catch (abi::__forced_unwind&) {
+    throw;  // a daemon thread ended at exit while its call waited: let it end (see gil.h)
+  } catch (...) {
+    py::detail::try_translate_exceptions();
+    return nullptr;
+  }
+}
+
+PyMethodDef kSendChat = {"send_chat",
+                         reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fast_send_chat)),
+                         METH_FASTCALL, nullptr};
+
+py::object chat_sender(std::shared_ptr<ApiClient> client) {
+  auto capsule = py::reinterpret_steal<py::object>(
+      PyCapsule_New(new std::shared_ptr<ApiClient>(std::move(client)), kClientCapsule, [](PyObject* o) {
+        delete static_cast<std::shared_ptr<ApiClient>*>(PyCapsule_GetPointer(o, kClientCapsule));
+      }));
+  if (!capsule) throw py::error_already_set();
+  PyObject* fn = PyCFunction_New(&kSendChat, capsule.ptr());
+  if (fn == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(fn);
+}
+
+}  // namespace
+
 void bind_net(py::module_& m) {
   py::class_<Call, std::shared_ptr<Call>>(m, "Call", "One API call in flight (private).")
       .def("wait", [](Call& c, double timeout) { GilRelease r; return c.wait(static_cast<int64_t>(timeout * 1000)); },
@@ -397,10 +521,6 @@ void bind_net(py::module_& m) {
              int max_retries, py::object timeouts, const std::vector<std::pair<std::string, std::string>>& headers,
              int not_found_retries, bool chat, size_t queue_capacity, bool blocking,
              const py::object& lend_to) {
-            // An object, not a shared_ptr<Notifier>: pybind11 takes None for one only in its
-            // second pass over the arguments, which converts all twelve again
-            std::shared_ptr<LoopWatch> watch;
-            if (!lend_to.is_none()) watch = lend_to.cast<std::shared_ptr<Notifier>>()->watch();
             CallSpec spec;
             spec.method = method;
             spec.path = path;
@@ -412,32 +532,12 @@ void bind_net(py::module_& m) {
             spec.stream = stream;
             spec.max_retries = max_retries;
             if (!timeouts.is_none()) spec.timeouts = to_timeouts(timeouts.cast<py::tuple>());
-            for (const auto& [k, v] : headers) {
-              check_header_value("header name " + k.substr(0, 40), k);
-              check_header_value("header " + k, v);
-              spec.extra_headers.add(k, v);
-            }
+            add_headers(spec, headers);
             spec.not_found_retries = not_found_retries;
             spec.queue_capacity = queue_capacity;
-            if (!blocking) {
-              // While the loop thread is idle, the call is also sent from this thread; with
-              // `lend_to` (this thread's event loop, which awaits the call), its reply is read here
-              // too.
-              GilRelease release;
-              return start_sending_here(c.transport(), [&] { return c.start(std::move(spec)); },
-                                        std::move(watch));
-            }
-            // While the loop thread is idle, the call is sent and waited for on this thread: no
-            // hand-off between threads, no wake-up either way.
-            std::optional<Transport::Driver> driver;
-            driver.emplace(c.transport());
-            std::shared_ptr<Call> call;
-            {
-              GilRelease release;
-              call = c.start(std::move(spec));
-            }
-            wait_interruptible(*call, &driver);
-            return call;
+            // An object, not a shared_ptr<Notifier>: pybind11 takes None for one only in its
+            // second pass over the arguments, which converts all twelve again
+            return start_call(c, std::move(spec), blocking, lend_to);
           },
           py::arg("method"), py::arg("path"), py::arg("body") = py::none(), py::arg("stream") = false,
           py::arg("max_retries") = -1, py::arg("timeouts") = py::none(),
@@ -447,6 +547,14 @@ void bind_net(py::module_& m) {
           "Starts a call (validating it first when `chat`); never blocks on the network unless "
           "`blocking` (not for streams): then returns it finished (Ctrl-C cancels it). `lend_to`: "
           "the lendable Notifier of this thread's event loop, which will await the call.");
+
+  m.def("chat_sender", &chat_sender, py::arg("client"),
+        "NetClient.start of a plain (not streamed) chat call and its reply in one call, without "
+        "pybind11's dispatch: send(path, body, max_retries, timeouts, headers, blocking, lend_to, "
+        "loop_fd, serve_timeout) -> the reply's JsonRef (answered, a JSON object without `error`) "
+        "when it finished in this call, else the Call. `serve_timeout` (with `lend_to`): the call "
+        "is served on this thread as Call.serve_lent does, at most that long (<0: no limit; "
+        "None: not served).");
 
   m.attr("DEFAULT_BASE_URL") = std::string(kDefaultBaseUrl);
   m.def(

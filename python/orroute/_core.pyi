@@ -867,6 +867,13 @@ class ChatStream:
 
 DEFAULT_BASE_URL: str
 
+def chat_sender(
+    client: NetClient,
+) -> Callable[
+    [str, Any, int, tuple[float | None, float | None, float | None, float | None] | None,
+     list[tuple[str, str]], bool, Notifier | None, int | None, float | None],
+    JsonRef | Call,
+]: ...
 def check_chat_request(
     body_json: str | bytes, require_model: bool = False, max_n: int = 0
 ) -> tuple[str, str] | None: ...

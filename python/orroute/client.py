@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote
 
 from . import _client_surface as _surface
-from . import _engine
+from . import _core, _engine
 from ._exceptions import APIError, InvalidArgumentError
 from .config import DEFAULT_BASE_URL as _DEFAULT_BASE_URL
 from .config import Settings, api_keys, cache_dir, runtime_settings
-from .observe import Call, Observer, cache_fields, completion_fields
+from .observe import _UNWATCHED, Call, Observer, cache_fields, completion_fields
 from .types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -50,6 +50,8 @@ DEFAULT_MAX_RETRIES = 2
 MODELS_CACHE_TTL = 3600.0
 _QUEUE_CAPACITY = 64  # stream events held before the transfer is paused (the core's default)
 _CHAT_PATH = "/chat/completions"
+_JsonRef = _core.JsonRef
+_NOT_LENT = (None, None, None)
 # The types a request field's value usually has, none of them one of openai's "omit" markers
 _JSON_TYPES = frozenset({str, int, float, bool, list, dict, tuple})
 
@@ -320,6 +322,9 @@ class _Base:
         # the timeout as the core takes it, for a plain call and for a stream (_default_timeouts)
         self._timeout_pair: tuple[Any, Any] | None = None
         self._max_retries = max_retries
+        # _core's chat_sender (a plain chat call and its reply in one call), made on first use
+        # and again if _core is replaced
+        self._sender: tuple[Any, Any] = (None, None)
         self._headers = list((default_headers or {}).items())
         self._observe = _observer or Observer(
             "client", on_request=on_request, on_response=on_response, on_error=on_error,
@@ -482,6 +487,48 @@ class _Base:
             max_retries, extra_headers, 0, blocking, lend_to,
         )
 
+    def _chat(
+        self,
+        model: str | None,
+        messages: Any,
+        stream: bool,
+        params: dict[str, Any],
+        extra_body: Mapping[str, Any] | None,
+        timeout: Any,
+        max_retries: int | None,
+        extra_headers: Mapping[str, str] | None,
+        extra_query: Mapping[str, Any] | None,
+        blocking: bool,
+        bridge: Any,
+    ) -> Any:
+        """``_start_chat`` of ``create``: a stream's call; a plain call's reply (a ``JsonRef``)
+        when it came back within this call (``blocking``, or served on the idle event loop of
+        ``bridge``: see ``_start``), else its call. The same checks and request as ``_start``,
+        through one core function instead of ``NetClient.start``, the call's ``done``,
+        ``serve_lent`` and ``chat_reply``."""
+        if stream:
+            return self._start_chat(model, messages, stream, params, extra_body, timeout,
+                                    max_retries, extra_headers, extra_query)
+        path = _surface.with_query(_CHAT_PATH, extra_query) if extra_query else _CHAT_PATH
+        body = self._chat_body(model, messages, False, params, extra_body)
+        if self._keyless:
+            raise _surface.missing_key_error()
+        if timeout is not ...:
+            timeout = _surface.timeout_of(timeout)  # openai's NOT_GIVEN is `...`, as in _start_chat
+        if (timeout is ... or timeout is self._timeout) and self._timeout_pair is not None:
+            timeouts = self._timeout_pair[0]
+        elif timeout is ... or timeout is self._timeout:
+            timeouts = self._default_timeouts(False)
+        else:
+            timeouts = _timeouts(timeout, False)
+        headers = self._headers + list(extra_headers.items()) if extra_headers else self._headers
+        lend_to, loop_fd, serve = _NOT_LENT if bridge is None else bridge.lend_terms()
+        core, send = self._sender
+        if core is not self._core:
+            core, send = self._sender = (self._core, _core.chat_sender(self._core))
+        return send(path, body, self._max_retries if max_retries is None else max_retries,
+                    timeouts, headers, blocking, lend_to, loop_fd, serve)
+
     @staticmethod
     def _chat_body(
         model: str | None,
@@ -512,7 +559,10 @@ class _Base:
 
     @staticmethod
     def _completion(call: Any) -> ChatCompletion:
-        """The finished chat call's reply as a ChatCompletion (or its exception)."""
+        """The finished chat call's reply as a ChatCompletion (or its exception); ``call`` may
+        be the reply itself (``_chat``)."""
+        if type(call) is _JsonRef:
+            return ChatCompletion._over(call)
         # the usual reply (answered, a JSON object, no "error") in one call; else chat_result's checks
         body = call.chat_reply()
         return ChatCompletion._over(body if body is not None else _engine.chat_result(call))
@@ -569,10 +619,9 @@ class _CompletionsBase:
 
     def _open(self, messages: Any, model: Any, stream: Any, extra_body: Any, extra_headers: Any,
               extra_query: Any, timeout: Any, max_retries: Any, cache: bool,
-              params: dict[str, Any], blocking: bool = False, lend_to: Any = None) -> _Opened:
+              params: dict[str, Any], blocking: bool = False, bridge: Any = None) -> _Opened:
         """The part of ``create`` both clients share: the call observed, the response cache asked
-        (a hit is ``opened.hit``), else the request sent (``opened.call``; finished if
-        ``blocking`` and not a stream; ``lend_to``: see ``_start``)."""
+        (a hit is ``opened.hit``), else the request sent (``opened.call``: see ``_chat``)."""
         c = self._client
         stream = bool(stream) and not _surface.is_omitted(stream)
         include_usage = stream and _surface.wants_usage_chunk(params)  # a stream's only
@@ -582,8 +631,8 @@ class _CompletionsBase:
                       if c._cache is not None else None)
             if cached is not None and cached.hit is not None:
                 return _Opened(observed, cached, stream, include_usage, None)
-            call = c._start_chat(model, messages, stream, params, extra_body, timeout,
-                                 max_retries, extra_headers, extra_query, blocking, lend_to)
+            call = c._chat(model, messages, stream, params, extra_body, timeout, max_retries,
+                           extra_headers, extra_query, blocking, bridge)
         except BaseException as e:
             observed.raised(e)
             raise
@@ -651,7 +700,7 @@ class _Completions(_CompletionsBase):
         except BaseException as e:
             o.observed.raised(e)
             raise
-        return o.done(r)
+        return r if o.cached is None and o.observed is _UNWATCHED else o.done(r)
 
     def _finish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:
@@ -813,21 +862,21 @@ class _AsyncCompletions(_CompletionsBase):
         **params: Any,
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
-        bridge = _engine.bridge()
         o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
-                       max_retries, cache, params, lend_to=bridge.lend_target())
+                       max_retries, cache, params, False, _engine.bridge())
         if o.call is None:
             return _cache_hit(o.cached, o.observed, o.stream, asynchronous=True)
         if o.stream:
             return AsyncStream(_engine.stream_of(o.call), o.observed, o.store, o.include_usage)
         try:
-            if not o.call.done and not bridge.serve_idle(o.call):
-                await _engine.wait(o.call)
-            r = self._client._completion(o.call)
+            call = o.call  # the reply, when it was served on this thread
+            if type(call) is not _JsonRef and not call.done:
+                await _engine.wait(call)
+            r = self._client._completion(call)
         except BaseException as e:
             o.observed.raised(e)
             raise
-        return o.done(r)
+        return r if o.cached is None and o.observed is _UNWATCHED else o.done(r)
 
     async def _afinish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:

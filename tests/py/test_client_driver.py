@@ -440,3 +440,47 @@ def test_a_call_on_a_socket_numbered_past_1024_is_still_lent(fake):
         for fd in [*held, base]:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_chat_sender_gives_the_reply_of_a_finished_call_and_else_the_call(client, fake):
+    # _core.chat_sender: the client's plain chat call in one core function. The reply itself
+    # only for a call that finished inside it (blocking, or served) and was answered with a
+    # JSON object without `error`; the Call in every other case, with what it had before.
+    from orroute import _core
+
+    send = _core.chat_sender(client._core)
+    body = {"model": "m/a", "messages": MSGS, "max_tokens": 5}
+    reply = send("/chat/completions", body, 0, None, [], True, None, None, None)
+    assert type(reply) is _core.JsonRef and reply.get("choices", 2, None)
+    call = send("/chat/completions", body, 0, None, [("X-Trace", "t1")], False, None, None, None)
+    assert type(call) is _core.Call  # not blocking, not served: the call, even if it finished
+    call.wait_done()
+    assert type(call.chat_reply()) is _core.JsonRef
+    assert fake.last_request.headers.get("x-trace") == "t1"
+    # an error status: the Call, its error with the upstream's retry hint (headers kept)
+    fake.fail("m/a", Fault.rate_limit(retry_after=7), times=1)
+    failed = send("/chat/completions", body, 0, None, [], True, None, None, None)
+    assert type(failed) is _core.Call and not failed.ok
+    assert failed.error()["status"] == 429 and failed.error()["retry_after"] == 7
+
+
+def test_the_chat_sender_refuses_malformed_arguments_before_sending(client, fake):
+    from orroute import _core
+
+    send = _core.chat_sender(client._core)
+    body = {"model": "m/a", "messages": MSGS}
+    sent = len(fake.requests)
+    with pytest.raises(TypeError):
+        send("/chat/completions", body)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        send(7, body, 0, None, [], True, None, None, None)
+    with pytest.raises(TypeError):
+        send("/chat/completions", body, "2", None, [], True, None, None, None)
+    with pytest.raises(orroute.InvalidArgumentError):
+        send("/chat/completions", {"model": "m/a"}, 0, None, [], True, None, None, None)
+    with pytest.raises(orroute.InvalidArgumentError):
+        send("/chat/completions", body, 0, None, [("X-A", "b\r\nInjected: 1")], True, None, None,
+             None)
+    with pytest.raises(TypeError):
+        send("/chat/completions", body, 0, None, [], False, object(), 3, 1.0)  # not a Notifier
+    assert len(fake.requests) == sent

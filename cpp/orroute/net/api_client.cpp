@@ -472,6 +472,7 @@ HttpRequest ApiClient::build(const CallSpec& spec, const std::optional<std::stri
   req.method = spec.method;
   req.url = url_for(spec.path);
   req.body = spec.body;
+  req.keep_ok_headers = spec.keep_ok_headers;
   req.timeouts = spec.timeouts ? *spec.timeouts : (spec.stream ? config_.stream_timeouts : config_.timeouts);
   // A stream never goes without a total deadline (kDefaultStreamTimeouts): a call's own
   // timeouts that set none get the client's.

@@ -92,6 +92,9 @@ struct CallSpec {
   int not_found_retries = 0;        // retry a 404 this many times (generation stats lag behind)
   double not_found_delay_s = 0.5;   // wait before each such retry
   size_t queue_capacity = 64;       // stream events held before the transfer is paused
+  // False: a 2xx reply's header fields are not kept (Response::headers empty): the caller reads
+  // its body only. A failure's are (retry hints, the error).
+  bool keep_ok_headers = true;
 };
 
 // The final response of a non-streamed call.

@@ -66,6 +66,9 @@ struct HttpRequest {
   size_t shared_at = 0;
   std::string body;  // sent as is (set Content-Type yourself)
   Timeouts timeouts;
+  // False: the head of a 2xx response reaches the sink without its header fields (a caller that
+  // reads a success's body only); any other status's fields are kept (an error reads them).
+  bool keep_ok_headers = true;
 };
 
 // How a transfer ended, as a value (an HTTP error status is kOk here: the status says it).

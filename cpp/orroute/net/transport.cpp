@@ -41,6 +41,16 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// "HTTP/1.1 200 OK", "HTTP/2 204": a status line whose code is 2xx (anything else, or a line
+// that does not parse, is not).
+bool is_2xx_status_line(std::string_view line) {
+  const size_t space = line.find(' ');
+  if (space == std::string_view::npos || line.size() < space + 4) return false;
+  const std::string_view code = line.substr(space + 1, 3);
+  return code[0] == '2' && code[1] >= '0' && code[1] <= '9' && code[2] >= '0' && code[2] <= '9' &&
+         (line.size() == space + 4 || line[space + 4] == ' ' || line[space + 4] == '\r' || line[space + 4] == '\n');
+}
+
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
@@ -118,6 +128,7 @@ struct Transport::Impl {
     std::vector<curl_slist> header_nodes;
     std::shared_ptr<Sink> sink;
     Headers headers;
+    bool skip_fields = false;  // this head's fields are not kept (a 2xx, !request.keep_ok_headers)
     bool head_done = false;
     bool paused = false;
     bool aborted = false;
@@ -270,6 +281,7 @@ struct Transport::Impl {
     std::string_view line(data, len);
     if (line.rfind("HTTP/", 0) == 0) {  // a new status line (also after a 1xx interim response)
       t->headers.fields.clear();
+      t->skip_fields = !t->request.keep_ok_headers && is_2xx_status_line(line);
       return len;
     }
     if (trim(line).empty()) {
@@ -287,6 +299,7 @@ struct Transport::Impl {
       }
       return len;
     }
+    if (t->skip_fields) return len;
     if (const size_t colon = line.find(':'); colon != std::string_view::npos) {
       t->headers.add(std::string(trim(line.substr(0, colon))), std::string(trim(line.substr(colon + 1))));
     }

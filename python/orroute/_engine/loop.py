@@ -47,15 +47,26 @@ class LoopBridge:
         thread's call_soon_threadsafe, a signal wake it). What the event loop would do itself
         (block in epoll_wait), without its two iterations per awaited call. True once the call
         is done; False when it must be awaited the usual way (:func:`wait`)."""
+        _, loop_fd, timeout = self.lend_terms(False)
+        return timeout is not None and bool(call.serve_lent(self.notifier, loop_fd, timeout))
+
+    def lend_terms(self, lending: bool = True) -> tuple[Any, int, float | None]:
+        """A plain call's ``(lend_to, loop_fd, serve_timeout)``: :meth:`lend_target` (all None
+        when it is None; ``lending=False``: the notifier whatever it says), the event loop's
+        descriptor, and how long the call may be served on this thread now (:meth:`serve_idle`):
+        until the loop's next timer, -1.0 for no limit, None when the loop has work to do (a
+        ready callback, a timer due) or is not one whose work this can see."""
+        if lending and self.waiters:
+            return None, None, None  # type: ignore[return-value]
         loop: Any = self.loop
         if self._loop_fd < 0 or loop._ready:
-            return False
+            return self.notifier, self._loop_fd, None
         timeout = -1.0
         if loop._scheduled:
             timeout = loop._scheduled[0].when() - loop.time()
             if timeout <= 0:
-                return False
-        return bool(call.serve_lent(self.notifier, self._loop_fd, timeout))
+                return self.notifier, self._loop_fd, None
+        return self.notifier, self._loop_fd, timeout
 
     def _drain(self) -> None:
         for token in self.notifier.drain():
