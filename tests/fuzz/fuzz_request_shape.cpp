@@ -1,8 +1,10 @@
 // Fuzz harness for what a client's request body reaches before money is reserved: request_shape
-// (plugins, parts, n, prediction, the reasoning budget, presets, tools) and CallPricer::worst_case.
-// The invariants: nothing throws or aborts (RapidJSON asserts on a wrong-typed value in the
-// sanitizer's Debug build), and a request's shape only ever adds to what a bare prompt of the same
-// size reserves: a bound, when there is one, is never below the plain worst case, never negative.
+// (plugins, parts, n, prediction, the reasoning budget, presets, tools) and CallPricer::worst_case;
+// and the attempt body made from it. The invariants: nothing throws or aborts (RapidJSON asserts
+// on a wrong-typed value in the sanitizer's Debug build); a request's shape only ever adds to what
+// a bare prompt of the same size reserves: a bound, when there is one, is never below the plain
+// worst case, never negative; and the attempt body (the request's own text with the attempt's
+// members appended, where it can be) is the same JSON document as the one written from the parse.
 //
 // Two ways to run it:
 //  - standalone (default build: build/dev/orroute_fuzz_request_shape [iterations] [seed]): mutates
@@ -10,15 +12,23 @@
 //    ones, truncation), fixed seed;
 //  - under libFuzzer: build this file with -fsanitize=fuzzer -DORROUTE_LIBFUZZER and link
 //    orroute_core; LLVMFuzzerTestOneInput is the entry point.
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mutate.h"
 #include "orroute/cost/call_pricing.h"
+#include "orroute/engine/attempt_body.h"
+#include "orroute/json.h"
 
 using namespace orroute;
 
@@ -35,6 +45,65 @@ const ModelCatalog& catalog() {
 }
 
 using orroute::fuzz::fail;
+
+// Member by member in order (rapidjson's == finds a duplicated key's first value only, so it tells
+// a document with one apart from itself). A number that is not a whole one within 64 bits may
+// differ in its last bits: the written body prints the parse's double, the appended one keeps the
+// client's digits (which the parse may have rounded a bit off: not a full-precision parse).
+bool same_document(const rapidjson::Value& a, const rapidjson::Value& b) {
+  if (a.IsNumber() && b.IsNumber()) {
+    if (a.IsInt64() && b.IsInt64()) return a.GetInt64() == b.GetInt64();
+    if (a.IsUint64() && b.IsUint64()) return a.GetUint64() == b.GetUint64();
+    const double x = a.GetDouble();
+    const double y = b.GetDouble();
+    return x == y || std::fabs(x - y) <= 1e-14 * std::max(std::fabs(x), std::fabs(y));
+  }
+  if (a.GetType() != b.GetType()) return false;
+  if (a.IsString()) return a.GetStringLength() == b.GetStringLength() &&
+                           std::memcmp(a.GetString(), b.GetString(), a.GetStringLength()) == 0;
+  if (a.IsArray()) {
+    if (a.Size() != b.Size()) return false;
+    for (rapidjson::SizeType i = 0; i < a.Size(); ++i) {
+      if (!same_document(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  if (a.IsObject()) {
+    if (a.MemberCount() != b.MemberCount()) return false;
+    for (auto x = a.MemberBegin(), y = b.MemberBegin(); x != a.MemberEnd(); ++x, ++y) {
+      if (!same_document(x->name, y->name) || !same_document(x->value, y->value)) return false;
+    }
+    return true;
+  }
+  return a == b;  // null, true, false
+}
+
+// What goes upstream for an attempt: the body made from the request's text (appended to where it
+// can be) parses to the document written from the request's parse.
+void check_attempt_body(std::string_view input) {
+  static const std::vector<std::string> kServerModels = {"f/files", "x/m", "openrouter/auto"};
+  for (const bool stream : {false, true}) {
+    std::string made;
+    try {
+      made = chat_attempt_body(input, "x/m", stream, kServerModels, 64);
+    } catch (const std::exception&) {
+      continue;  // refused: nothing is sent
+    }
+    rapidjson::Document request;
+    if (parse_json_text(input, request) != JsonParse::kOk || !request.IsObject()) {
+      fail("an attempt body made from a request its parse refuses", input);
+    }
+    const std::string written = chat_attempt_body(request, "x/m", stream, kServerModels, 64);
+    rapidjson::Document a;
+    rapidjson::Document b;
+    a.Parse(made.data(), made.size());
+    b.Parse(written.data(), written.size());
+    if (a.HasParseError()) fail("an attempt body that is not JSON", input);
+    if (b.HasParseError() || !same_document(a, b)) {
+      fail("the appended attempt body differs from the written one", input);
+    }
+  }
+}
 
 long long shaped_inputs = 0;  // inputs whose shape is not the empty one (the mutation kept JSON)
 
@@ -58,6 +127,7 @@ void run_one(std::string_view input) {
     (void)shaped_worst_case(catalog().find("x/m")->pricing, shape, 100, 100, 1000, id, nullptr);
   }
   if (reserved_output_tokens(100, shape) < 100) fail("reserved output below max_tokens", input);
+  check_attempt_body(input);
 }
 
 const char* const kSeeds[] = {
@@ -66,6 +136,9 @@ const char* const kSeeds[] = {
     R"({"plugins":[{"id":"web","max_results":10},{"id":"auto-router","allowed_models":["x/*"]},{"id":"file-parser","enabled":false,"pdf":"native"}],"models":["x/m","f/files"]})",
     R"({"prediction":{"type":"content","content":[{"type":"text","text":"abc"}]},"tools":[{"type":"function","function":{"name":"f"}},{"type":"openrouter:web_search"}],"preset":"p"})",
     R"({"model":"@preset/p","web_search_options":{},"messages":[{"role":"user","content":[{"type":"video_url","video_url":{"url":"v"}}]}]})",
+    // the attempt body appended to: no model, stream or max_tokens; escapes, spaces, a null
+    "{ \"messages\" : [ {\"role\":\"user\",\"content\":\"caf\\u00e9 \\\"q\\\" \\\\ \\n \xC3\xA9\"} ] ,\n"
+    "  \"max_completion_tokens\": null, \"temperature\": 0.5, \"usage\": {\"include\": false} }\n",
 };
 
 const char* const kValues[] = {"-1", "0", "1e300", "9223372036854775807", "\"x\"", "null", "[]", "{}",
