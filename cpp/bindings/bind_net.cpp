@@ -6,6 +6,7 @@
 
 #include <cxxabi.h>
 
+#include <climits>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -376,11 +377,14 @@ std::string_view str_arg(PyObject* o, const char* what) {
   return {s, static_cast<size_t>(n)};
 }
 
-long int_arg(PyObject* o, const char* what) {
+int int_arg(PyObject* o, const char* what) {
   const long v = PyLong_Check(o) ? PyLong_AsLong(o) : -1;
   if (!PyLong_Check(o)) PyErr_Format(PyExc_TypeError, "%s must be an int", what);
+  if (!PyErr_Occurred() && (v < INT_MIN || v > INT_MAX)) {
+    PyErr_Format(PyExc_OverflowError, "%s is out of range", what);  // as pybind11's int caster
+  }
   if (PyErr_Occurred()) throw py::error_already_set();
-  return v;
+  return static_cast<int>(v);
 }
 
 // send(path, body, max_retries, timeouts, headers, blocking, lend_to, loop_fd, serve_timeout)
@@ -397,7 +401,7 @@ PyObject* fast_send_chat(PyObject* capsule, PyObject* const* args, Py_ssize_t na
     spec.keep_ok_headers = false;  // an answered call is its reply; headers are read only by raw calls
     spec.path = str_arg(args[0], "path");
     spec.body = chat_request_json(args[1]);  // validated first
-    spec.max_retries = static_cast<int>(int_arg(args[2], "max_retries"));
+    spec.max_retries = int_arg(args[2], "max_retries");
     if (args[3] != Py_None) spec.timeouts = to_timeouts(py::reinterpret_borrow<py::tuple>(args[3]));
     if (PyObject* h = args[4]; !(PyList_Check(h) && PyList_GET_SIZE(h) == 0)) {
       add_headers(spec, py::cast<std::vector<std::pair<std::string, std::string>>>(py::handle(h)));
@@ -409,7 +413,7 @@ PyObject* fast_send_chat(PyObject* capsule, PyObject* const* args, Py_ssize_t na
       return nullptr;
     }
     const bool serve = !blocking && !lend_to.is_none() && args[8] != Py_None;
-    const int loop_fd = serve ? static_cast<int>(int_arg(args[7], "loop_fd")) : -1;
+    const int loop_fd = serve ? int_arg(args[7], "loop_fd") : -1;
     const double serve_timeout = serve ? py::cast<double>(py::handle(args[8])) : 0.0;
     std::shared_ptr<Call> call = start_call(c, std::move(spec), blocking, lend_to);
     if (serve && call->state() == Call::State::kRunning) {

@@ -154,8 +154,8 @@ py::dict plan_dict(const EnginePlan& p) {
 // plan.
 constexpr Py_ssize_t kResultKeys = 26;
 
-// The figures of a call both result() and summary() give, in this order (summary()'s tuple and
-// manager.py's _SUMMARY follow it).
+// The figures of a call both result() and summary() give, in this order (summary()'s tuple, which
+// manager.py's AIModelManager._made unpacks, follows it).
 constexpr size_t kFigures = 14;
 
 std::array<py::object, kFigures> figures(const EngineResult& r) {

@@ -515,10 +515,9 @@ class _Base:
             raise _surface.missing_key_error()
         if timeout is not ...:
             timeout = _surface.timeout_of(timeout)  # openai's NOT_GIVEN is `...`, as in _start_chat
-        if (timeout is ... or timeout is self._timeout) and self._timeout_pair is not None:
-            timeouts = self._timeout_pair[0]
-        elif timeout is ... or timeout is self._timeout:
-            timeouts = self._default_timeouts(False)
+        if timeout is ... or timeout is self._timeout:  # the pair read without a frame when made
+            pair = self._timeout_pair
+            timeouts = pair[0] if pair is not None else self._default_timeouts(False)
         else:
             timeouts = _timeouts(timeout, False)
         headers = self._headers + list(extra_headers.items()) if extra_headers else self._headers

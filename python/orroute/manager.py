@@ -706,9 +706,7 @@ class AIModelManager:
         if task.__class__ is not Task:
             task = Task.coerce(task)
         compressed = None
-        own = task.compress  # _compresses(task), inline: every call asks
-        if self._compress is not None or not (own is None or own is False):
-            # else no coroutine nor import for a step that does nothing
+        if self._compresses(task):  # else no coroutine nor import for a step that does nothing
             task, compressed = await self._compressed(task, model)
         call = self._observed(task, model, False)
         try:  # not `with call`: its two methods cost an unwatched call ~2.7k instructions

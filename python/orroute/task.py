@@ -24,36 +24,30 @@ _ROUTER_FIELDS = frozenset({"model", "messages", "stream", "max_tokens", "models
 _KNOWN_TYPES: tuple[str, ...] | None = None
 
 
-class _TaskIds:
-    """Task ids: 32 hex digits, 80 random bits drawn once per process and a 48-bit counter.
-    Unique across processes like a fresh ``os.urandom(16)`` per task, without its syscall on
-    every call; a forked child draws its own prefix (else parent and child would repeat ids).
-    ``new`` is a plain function over two globals, formatting one 128-bit number: an instance's
-    ``__call__`` and two formatted fields cost ~1.4k more instructions on every task."""
-
-    def __init__(self) -> None:
-        self._reset()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._reset)
-
-    @staticmethod
-    def _reset() -> None:
-        from itertools import count
-
-        global _id_prefix, _id_next
-        _id_prefix = int.from_bytes(os.urandom(10), "big") << 48
-        _id_next = count(1).__next__  # one C call: atomic under the GIL
-
-
+# Task ids: 32 hex digits, 80 random bits drawn once per process and a 48-bit counter. Unique
+# across processes like a fresh ``os.urandom(16)`` per task, without its syscall on every call; a
+# forked child draws its own prefix (else parent and child would repeat ids). A plain function
+# over two globals, formatting one 128-bit number: an instance's ``__call__`` and two formatted
+# fields cost ~1.4k more instructions on every task.
 _id_prefix = 0
 _id_next: Any = None
+
+
+def _reset_task_ids() -> None:
+    from itertools import count
+
+    global _id_prefix, _id_next
+    _id_prefix = int.from_bytes(os.urandom(10), "big") << 48
+    _id_next = count(1).__next__  # one C call: atomic under the GIL
 
 
 def _new_task_id() -> str:
     return "%032x" % (_id_prefix | (_id_next() & 0xFFFFFFFFFFFF))
 
 
-_TaskIds()
+_reset_task_ids()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_task_ids)
 
 
 _TYPE_MAX = 64  # a task type is a name, stored on every ledger row of the call

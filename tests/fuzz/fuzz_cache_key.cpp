@@ -55,10 +55,7 @@ const char* const kSeeds[] = {
 }  // namespace
 
 #ifdef ORROUTE_LIBFUZZER
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  run_one(std::string_view(reinterpret_cast<const char*>(data), size));
-  return 0;
-}
+ORROUTE_LIBFUZZER_ENTRY(run_one)
 #else
 int main(int argc, char** argv) {
   const auto args = orroute::fuzz::driver_args(argc, argv, 100'000, 20);

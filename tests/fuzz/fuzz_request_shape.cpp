@@ -165,10 +165,7 @@ void swap_value(std::string& s, size_t at, std::mt19937_64& rng) {
 }  // namespace
 
 #ifdef ORROUTE_LIBFUZZER
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  run_one(std::string_view(reinterpret_cast<const char*>(data), size));
-  return 0;
-}
+ORROUTE_LIBFUZZER_ENTRY(run_one)
 #else
 int main(int argc, char** argv) {
   const auto args = orroute::fuzz::driver_args(argc, argv, 100'000, 16);

@@ -12,6 +12,13 @@
 #include <type_traits>
 #include <utility>
 
+// The libFuzzer entry point of a driver whose one input is checked by `check(std::string_view)`.
+#define ORROUTE_LIBFUZZER_ENTRY(check)                                    \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { \
+    check(std::string_view(reinterpret_cast<const char*>(data), size));   \
+    return 0;                                                             \
+  }
+
 namespace orroute::fuzz {
 
 // `seed` after 1-3 rounds of 1-4 edits each: a byte flipped, a run erased, a run of the input

@@ -57,7 +57,7 @@ void ChatSender::start(const std::string& model, AttemptDone done) {
   std::string key = client_->keys().next().value_or("");
   if (!key.empty()) req.headers.add("Authorization", "Bearer " + key);
   const ClientConfig& cfg = client_->config();
-  req.shared = constant_headers_ ? constant_headers_ : constant_headers(cfg);
+  req.shared = client_->shared_headers();  // the client's own lines, formatted once
   req.shared_at = req.headers.fields.size();
   const std::optional<int64_t> reserved =
       meter_limit_ > 0 ? std::optional<int64_t>(meter_limit_) : std::nullopt;
@@ -70,17 +70,6 @@ void ChatSender::start(const std::string& model, AttemptDone done) {
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
   auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(key), std::move(done));
   submit(client_, std::move(req), std::move(sink), model);
-}
-
-std::shared_ptr<const HeaderLines> ChatSender::constant_headers(const ClientConfig& config) {
-  Headers h;
-  if (!config.app_name.empty()) {
-    h.add("X-Title", config.app_name);
-    h.add("X-OpenRouter-Title", config.app_name);
-  }
-  if (!config.app_url.empty()) h.add("HTTP-Referer", config.app_url);
-  if (!config.user_agent.empty()) h.add("User-Agent", config.user_agent);
-  return std::make_shared<const HeaderLines>(h);
 }
 
 void ChatSender::send_to(const ProviderRoute& route, const std::string& candidate,

@@ -43,13 +43,6 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   // The first attempt's body, made ahead by plan() (set before the run starts): the first
   // attempt sends it when made for that attempt's model and options; no later one does.
   void set_prepared(PreparedAttempt prepared) { prepared_ = std::move(prepared); }
-  // The header lines every attempt at the engine's own endpoint carries after its own
-  // (constant_headers() of its client's configuration), made once per engine; without them each
-  // attempt makes its own.
-  void set_constant_headers(std::shared_ptr<const HeaderLines> lines) { constant_headers_ = std::move(lines); }
-  // The headers of `config` that every chat attempt carries whatever its key, model and body:
-  // titles, referer, user agent. Formatted once (HeaderLines): not copied into each request.
-  static std::shared_ptr<const HeaderLines> constant_headers(const ClientConfig& config);
 
   std::function<void()> send(const std::string& model, int,
                              AttemptDone done) override;
@@ -137,7 +130,6 @@ class ChatSender final : public AttemptSender, public std::enable_shared_from_th
   std::shared_ptr<ApiClient> transfer_client_;  // whose transport runs it
   const ProviderRoutes* routes_ = nullptr;
   std::optional<PreparedAttempt> prepared_;  // taken by the first start()
-  std::shared_ptr<const HeaderLines> constant_headers_;  // set_constant_headers (null: made per attempt)
   std::string model_;
   int sent_ = 0;
 };

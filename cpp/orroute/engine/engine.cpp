@@ -38,7 +38,6 @@ Engine::Engine(EngineConfig config, std::shared_ptr<const ModelCatalog> catalog,
   impl_ = std::make_unique<Impl>(*this, clock);
   if (ledger_) impl_->settle_worker = std::make_unique<SettleWorker>(*ledger_);
   impl_->client = ApiClient::create(config_.client);
-  impl_->chat_headers = ChatSender::constant_headers(impl_->client->config());
   impl_->scheduler = std::make_unique<TransportScheduler>(impl_->client->transport());
   if (config_.refresh_catalog) {
     CallSpec spec;

@@ -33,7 +33,6 @@ class Engine::Impl {
   Engine& engine;
   const Clock* clock;
   std::shared_ptr<ApiClient> client;
-  std::shared_ptr<const HeaderLines> chat_headers;  // ChatSender::constant_headers of the client's
   std::unique_ptr<TransportScheduler> scheduler;
   std::unique_ptr<RouterState> state_owner;
   RouterState& state;

@@ -69,7 +69,6 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
                                              task.stream, std::move(server_models),
                                              std::move(on_chunk), meter_limit);
   sender->set_output_limit(output_limit);
-  sender->set_constant_headers(impl_->chat_headers);
   // Per-run pieces: prices (per-family prompt counts) and the budget gate (scope, task id).
   auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, std::move(messages),
                                                 std::move(tools_json), std::move(shape),

@@ -197,6 +197,9 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   std::shared_ptr<Call> start(CallSpec spec);
 
   const ClientConfig& config() const { return config_; }
+  // The header lines every request of this client carries after its own (referer, titles, user
+  // agent, the configured headers), formatted once: an engine's chat attempts send them too.
+  const std::shared_ptr<const HeaderLines>& shared_headers() const { return constant_headers_; }
   KeyRing& keys() { return keys_; }
   Transport& transport() { return *transport_; }
   // The URL for `path` (base_url + path, or path itself when absolute).
