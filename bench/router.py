@@ -8,6 +8,10 @@ In one run against FakeOpenRouter (in its own process, zero model latency), at c
      and CPU per call (this process, both threads; the server's CPU is not counted). "added" =
      manager - bare client at the same concurrency, and the issue's targets as same-run ratios:
      added p50 at concurrency 1, added p50 / bare p50 at 64 and 256, manager calls/s / bare calls/s.
+     The set-ups' calls run in blocks (``--blocks``, default 10), a block of each in turn in a
+     rotated order, so a change in the shared machine's state lands on every set-up alike; the
+     figures pool each set-up's blocks, and a line per level gives the rounds' spread (median and
+     range of each round's added p50 and throughput): a target is shown met when its range is.
   2. LiteLLM's Router (when ``litellm`` is installed) compared like with like: it sends through the
      ``openai`` SDK, so its added latency is LiteLLM - bare ``openai.AsyncOpenAI`` (the SDK's own
      ~5 ms is not LiteLLM's overhead), set against orroute's added latency over its own client.
@@ -27,6 +31,7 @@ The prompt of every call (one mode per run):
 
 Usage: PYTHONPATH=python python3 bench/router.py [--requests 2000] [--concurrency 1,8,64,256]
        [--streams 10000]   (--streams 0 skips section 3)   [--prompt-kb 20 | --conversation 40]
+       [--blocks 10]   (1: each set-up's calls one after the other's, as before)
        [--realtime]   (SCHED_FIFO, root: figures shielded from other processes' load)
 """
 
@@ -40,6 +45,7 @@ import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,11 +101,23 @@ def pct(xs: list[float], q: float) -> float:
 
 @dataclass
 class Run:
-    """One set-up at one concurrency: latencies (µs), throughput and CPU per call."""
+    """One set-up at one concurrency: latencies (µs), and the wall and CPU seconds they took
+    (this process, all threads); blocks of one set-up add up with ``+``."""
 
     lat: list[float]
-    calls_per_s: float
-    cpu_us: float
+    wall: float
+    cpu: float
+
+    def __add__(self, other: Run) -> Run:
+        return Run(self.lat + other.lat, self.wall + other.wall, self.cpu + other.cpu)
+
+    @property
+    def calls_per_s(self) -> float:
+        return len(self.lat) / self.wall
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu / len(self.lat) * 1e6
 
     @property
     def p50(self) -> float:
@@ -110,13 +128,25 @@ class Run:
         return pct(self.lat, 0.99)
 
 
-async def measure(call: Callable[[Messages], Awaitable[object]], n: int, conc: int) -> Run:
-    """Runs `call(messages)` n times from `conc` workers (each awaits one call at a time), the
-    messages of each call from a fresh PROMPTS() (so every set-up sends the same sequence)."""
-    prompts = PROMPTS()
-    lat: list[float] = []
-    for _ in range(min(50, n)):  # warm up connections and caches
+async def warm_up(call: Callable[[Messages], Awaitable[object]], prompts: Callable[[], Messages]) -> None:
+    """50 calls first: connections, caches and the code's first runs are not measured."""
+    for _ in range(50):
         await call(prompts())
+
+
+async def measure(
+    call: Callable[[Messages], Awaitable[object]],
+    n: int,
+    conc: int,
+    prompts: Callable[[], Messages] | None = None,
+) -> Run:
+    """Runs `call(messages)` n times from `conc` workers (each awaits one call at a time), the
+    messages of each call from ``prompts`` (a set-up's own source, kept across its blocks); with
+    none, a fresh PROMPTS() warmed up first (so every set-up sends the same sequence)."""
+    if prompts is None:
+        prompts = PROMPTS()
+        await warm_up(call, prompts)
+    lat: list[float] = []
     per = max(1, n // conc)
 
     async def worker() -> None:
@@ -128,8 +158,7 @@ async def measure(call: Callable[[Messages], Awaitable[object]], n: int, conc: i
 
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(conc)))
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return Run(lat, len(lat) / wall, cpu / len(lat) * 1e6)
+    return Run(lat, time.perf_counter() - t0, time.process_time() - cpu0)
 
 
 def row(name: str, r: Run, base: Run | None) -> str:
@@ -150,7 +179,48 @@ HEADER = (
 )
 
 
-async def latency_section(url: str, n: int, levels: list[int], ledger_dir: str) -> None:
+BARE = "bare AsyncOpenRouter"
+
+
+async def interleaved(
+    calls: dict[str, Callable[[Messages], Awaitable[object]]], per_block: int, conc: int, blocks: int
+) -> tuple[dict[str, Run], list[dict[str, Run]]]:
+    """Measures every set-up in ``blocks`` blocks of ``per_block`` calls, a block of each in turn
+    and the order rotated every round, so a change in the machine's state (other processes'
+    load, frequency, a neighbour's cache) lands on all set-ups alike instead of on whichever ran
+    then. Returns each set-up's blocks added up, and each round's blocks."""
+    names = list(calls)
+    prompts = {name: PROMPTS() for name in names}  # each set-up's own sequence, across blocks
+    for name in names:
+        await warm_up(calls[name], prompts[name])
+    total = {name: Run([], 0.0, 0.0) for name in names}
+    rounds: list[dict[str, Run]] = []
+    for b in range(blocks):
+        k = b % len(names)
+        this: dict[str, Run] = {}
+        for name in names[k:] + names[:k]:
+            this[name] = await measure(calls[name], per_block, conc, prompts[name])
+            total[name] = total[name] + this[name]
+        rounds.append(this)
+    return total, rounds
+
+
+def spread_line(rounds: list[dict[str, Run]], name: str, conc: int) -> str:
+    """How far the rounds agree: the set-up's added p50 over the bare client in each round
+    (median and range), beside the pooled figure. A target is shown met only when the range is."""
+    added = sorted(r[name].p50 - r[BARE].p50 for r in rounds)
+    share = sorted(100 * (r[name].p50 - r[BARE].p50) / r[BARE].p50 for r in rounds)
+    thru = sorted(100 * r[name].calls_per_s / r[BARE].calls_per_s for r in rounds)
+    return (f"           {len(rounds)} rounds, {name} - bare: added p50 median "
+            f"{statistics.median(added):+.0f} µs (range {added[0]:+.0f} .. {added[-1]:+.0f}), "
+            f"{statistics.median(share):+.0f}% (range {share[0]:+.0f} .. {share[-1]:+.0f}%); "
+            f"throughput median {statistics.median(thru):.0f}% "
+            f"(range {thru[0]:.0f} .. {thru[-1]:.0f}%)")
+
+
+async def latency_section(
+    url: str, n: int, levels: list[int], ledger_dir: str, blocks: int
+) -> None:
     import orroute
     from orroute import Task
 
@@ -210,17 +280,20 @@ async def latency_section(url: str, n: int, levels: list[int], ledger_dir: str) 
         assert litellm_router is not None
         await litellm_router.acompletion(model="bench", messages=msgs, max_tokens=16)
 
+    calls: dict[str, Callable[[Messages], Awaitable[object]]] = {
+        BARE: bare, **{name: routed(m) for name, m in managers.items()}
+    }
     summary: list[str] = []
     for conc in levels:
         count = max(n, 4 * conc)
-        print(f"\nconcurrency {conc}, {count} calls per set-up:")
+        per_block = max(conc, count // blocks)
+        print(f"\nconcurrency {conc}, {per_block * blocks} calls per set-up in {blocks} blocks "
+              f"of {per_block}, the set-ups' blocks interleaved (rotated order):")
         print(HEADER)
-        base = await measure(bare, count, conc)
-        print(row("bare AsyncOpenRouter", base, None))
-        runs = {}
-        for name, m in managers.items():
-            runs[name] = await measure(routed(m), count, conc)
-            print(row(name, runs[name], base))
+        runs, rounds = await interleaved(calls, per_block, conc, blocks)
+        base = runs[BARE]
+        for name, r in runs.items():
+            print(row(name, r, None if name == BARE else base))
         ours = runs["manager, no ledger"]
         filed = runs["manager + budget, file ledger"]
         summary.append(
@@ -230,9 +303,12 @@ async def latency_section(url: str, n: int, levels: list[int], ledger_dir: str) 
             f"{filed.p50 - base.p50:+.0f} µs ({100 * (filed.p50 - base.p50) / base.p50:+.0f}%), "
             f"{100 * filed.calls_per_s / base.calls_per_s:.0f}%"
         )
+        if blocks > 1:
+            summary.append(spread_line(rounds, "manager, no ledger", conc))
         if litellm_router is not None and openai_client is not None:
-            sdk_run = await measure(sdk, count, conc)
-            theirs = await measure(via_litellm, count, conc)
+            them, _ = await interleaved(
+                {"sdk": sdk, "litellm": via_litellm}, per_block, conc, blocks)
+            sdk_run, theirs = them["sdk"], them["litellm"]
             print(row("bare openai.AsyncOpenAI", sdk_run, None))
             print(row("LiteLLM Router (over openai SDK)", theirs, sdk_run))
             ours_added = max(ours.p50 - base.p50, 1.0)
@@ -393,6 +469,9 @@ def main() -> None:
     mode.add_argument("--conversation", type=int, default=0, metavar="KB",
                       help="an agent's growing conversation, restarted at ~KB KiB")
     ap.add_argument("--concurrency", default="1,8,64,256")
+    ap.add_argument("--blocks", type=int, default=10,
+                    help="each set-up's calls in this many blocks, interleaved with the others' "
+                         "(1: one set-up after another)")
     ap.add_argument("--streams", type=int, default=10_000)
     ap.add_argument("--child-streams", type=int, default=0)
     ap.add_argument("--url", default="")
@@ -418,7 +497,7 @@ def main() -> None:
         print(policy)
         levels = [int(x) for x in a.concurrency.split(",") if x.strip()]
         with tempfile.TemporaryDirectory(prefix="orroute-router-bench-") as ledger_dir:
-            asyncio.run(latency_section(url, a.requests, levels, ledger_dir))
+            asyncio.run(latency_section(url, a.requests, levels, ledger_dir, a.blocks))
         if a.streams:
             stream_section(url, a.streams)
     finally:
