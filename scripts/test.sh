@@ -27,6 +27,8 @@ python3 -m ruff check python/ tests/py bench tools   # [tool.ruff] in pyproject.
 phase "Catch2"
 tests_bin=$(ls -t build/test-*/orroute_tests | head -n 1)
 (cd "$(dirname "$tests_bin")" && ./orroute_tests)
+phase "no static destroyed at exit"   # threads without the GIL outlive exit()'s destructors
+python3 tools/check_exit_destructors.py "$(dirname "$tests_bin")"
 
 phase "pytest"
 python3 -m pytest "$@"

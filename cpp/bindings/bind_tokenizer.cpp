@@ -17,6 +17,7 @@
 
 #include "bindings.h"
 #include "gil.h"
+#include "orroute/no_destructor.h"
 #include "orroute/tokenizer/encoding.h"
 #include "orroute/tokenizer/token_count.h"
 
@@ -187,8 +188,10 @@ py::buffer_info readonly_vector(std::vector<T>& v) {
 // token's text is an error. The commonest call gets its own entry points, so it pays for no
 // conversion of the two sets (about 0.3 us a call, 6% of encoding a typical 400-byte text).
 const SpecialPolicy& default_policy() {
-  static const SpecialPolicy p{.allowed = {}, .disallowed = {}, .allow_all = false, .disallow_others = true};
-  return p;
+  // Read by counts that run without the GIL (a daemon thread may be in one at exit): never destroyed.
+  static const NoDestructor<SpecialPolicy> p(
+      SpecialPolicy{.allowed = {}, .disallowed = {}, .allow_all = false, .disallow_others = true});
+  return *p;
 }
 
 // fn() with the GIL released (GilRelease: a daemon thread inside it at exit ends quietly).

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "orroute/json.h"
+#include "orroute/no_destructor.h"
 
 namespace orroute {
 
@@ -130,8 +131,8 @@ std::vector<std::string> replay_chunks(std::string_view completion_json, size_t 
       }
     }
     const auto fin = choice.FindMember("finish_reason");
-    static const Value kStop("stop");
-    const Value* finish = fin != choice.MemberEnd() && fin->value.IsString() ? &fin->value : &kStop;
+    static const NoDestructor<Value> kStop("stop");
+    const Value* finish = fin != choice.MemberEnd() && fin->value.IsString() ? &fin->value : kStop.get();
     delta_chunk(Value(rapidjson::kObjectType), finish, ci + 1 == list.Size());
   }
   if (out.empty()) out.push_back(maker.make(nullptr, usage));

@@ -5,6 +5,7 @@
 
 #include "orroute/catalog/model_info.h"
 #include "orroute/error.h"
+#include "orroute/no_destructor.h"
 
 namespace orroute {
 namespace {
@@ -77,12 +78,12 @@ std::optional<Capability> capability_from_name(std::string_view name) {
 }
 
 const std::vector<std::string>& capability_names() {
-  static const std::vector<std::string> names = [] {
+  static const NoDestructor<std::vector<std::string>> names([] {
     std::vector<std::string> v;
     for (const auto& [cap, name] : kNames) v.emplace_back(name);
     return v;
-  }();
-  return names;
+  }());
+  return *names;
 }
 
 std::vector<std::string> capability_list(uint32_t bits) {

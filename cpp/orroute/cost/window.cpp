@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "orroute/error.h"
+#include "orroute/no_destructor.h"
 
 namespace orroute {
 namespace {
@@ -75,18 +76,19 @@ Window parse_window(std::string_view text) {
 }
 
 std::shared_ptr<const TimeZone> TimeZone::utc() {
-  static const std::shared_ptr<const TimeZone> zone = [] {
+  static const NoDestructor<std::shared_ptr<const TimeZone>> zone([] {
     auto z = std::shared_ptr<TimeZone>(new TimeZone());
     z->name_ = "UTC";
-    return z;
-  }();
-  return zone;
+    return std::shared_ptr<const TimeZone>(std::move(z));
+  }());
+  return *zone;
 }
 
 std::shared_ptr<const TimeZone> TimeZone::locate(std::string_view name) {
   if (name.empty() || name == "UTC" || name == "Etc/UTC" || name == "Z") return utc();
   static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<const TimeZone>, std::less<>> cache;
+  static NoDestructor<std::map<std::string, std::shared_ptr<const TimeZone>, std::less<>>> zones;
+  auto& cache = *zones;
   std::lock_guard lock(mu);
   if (auto it = cache.find(name); it != cache.end()) return it->second;
   auto zone = std::shared_ptr<TimeZone>(new TimeZone());

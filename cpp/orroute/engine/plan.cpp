@@ -12,6 +12,7 @@
 #include "orroute/error.h"
 #include "orroute/json.h"
 #include "orroute/net/protocol.h"
+#include "orroute/no_destructor.h"
 #include "orroute/tokenizer/token_count.h"
 
 namespace orroute {
@@ -85,9 +86,9 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   plan.complexity = impl_->analyzer.analyze(in);
   plan.task_type = plan.complexity.task_type;
 
-  static const std::vector<std::string> kNone;
+  static const NoDestructor<std::vector<std::string>> kNone;
   const std::vector<std::string>& explicit_order =
-      !task.fallbacks.empty() ? task.fallbacks : by_strategy ? kNone : config_.fallbacks;
+      !task.fallbacks.empty() ? task.fallbacks : by_strategy ? *kNone : config_.fallbacks;
   if (!explicit_order.empty()) {
     // A task's own model goes before the engine's chain (a task's own list is its exact order).
     if (task.fallbacks.empty() && !preferred.empty()) plan.candidates.push_back(preferred);

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "orroute/no_destructor.h"
+
 namespace orroute {
 
 using Duration = std::chrono::nanoseconds;
@@ -35,8 +37,8 @@ class SteadyClock final : public Clock {
   }
   // A process-wide instance.
   static const SteadyClock& instance() {
-    static const SteadyClock clock;
-    return clock;
+    static const NoDestructor<SteadyClock> clock;
+    return *clock;
   }
 };
 

@@ -9,6 +9,7 @@
 #include "orroute/ascii.h"
 #include "orroute/error.h"
 #include "orroute/fixed_text.h"
+#include "orroute/no_destructor.h"
 #include "orroute/select/features.h"
 #include "orroute/text_memo.h"
 
@@ -99,11 +100,12 @@ constexpr CueWord kCueWords[] = {
 // The cue families found in `text`, in one pass: only word starts are compared, each with the
 // cues of its first letter.
 uint32_t cue_families(std::string_view text) {
-  static const auto by_letter = [] {
+  static const NoDestructor<std::array<std::vector<CueWord>, 26>> letters([] {
     std::array<std::vector<CueWord>, 26> out;
     for (const CueWord& w : kCueWords) out[static_cast<size_t>(w.text[0] - 'a')].push_back(w);
     return out;
-  }();
+  }());
+  const auto& by_letter = *letters;
   uint32_t found = 0;
   bool after_alnum = false;
   for (size_t i = 0; i < text.size(); ++i) {

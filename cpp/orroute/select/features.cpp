@@ -8,6 +8,7 @@
 
 #include "orroute/ascii.h"
 #include "orroute/error.h"
+#include "orroute/no_destructor.h"
 
 namespace orroute {
 namespace {
@@ -358,13 +359,13 @@ void FeatureConfig::validate() const {
 PromptFeaturizer::PromptFeaturizer(FeatureConfig config) : config_(config) { config_.validate(); }
 
 const std::vector<std::string>& PromptFeaturizer::structure_names() {
-  static const std::vector<std::string> names = {
+  static const NoDestructor<std::vector<std::string>> names(std::vector<std::string>{
       "log_chars",      "log_words",    "log_lines",    "log_sentences", "questions",
       "digit_ratio",    "upper_ratio",  "punct_ratio",  "avg_word_len",  "code_fences",
       "code_cues",      "math_cues",    "multistep_cues", "list_items",  "choice_options",
       "complexity",     "has_code",     "has_math",     "has_multistep", "multiple_choice",
-      "len_short",      "len_medium",   "len_long",     "len_very_long"};
-  return names;
+      "len_short",      "len_medium",   "len_long",     "len_very_long"});
+  return *names;
 }
 
 std::vector<SparseFeature> PromptFeaturizer::features(std::string_view prompt) const {

@@ -2,6 +2,7 @@
 
 #include "orroute/catalog/capabilities.h"
 #include "orroute/error.h"
+#include "orroute/no_destructor.h"
 
 namespace orroute {
 namespace {
@@ -84,8 +85,8 @@ Tier tier_of(const Pricing& p) {
 }
 
 const std::vector<TaskType>& task_types() {
-  static const std::vector<TaskType> types = build();
-  return types;
+  static const NoDestructor<std::vector<TaskType>> types(build());
+  return *types;
 }
 
 const TaskType* find_task_type(std::string_view name) {

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "orroute/error.h"
+#include "orroute/no_destructor.h"
 #include "orroute/tokenizer/batch_threads.h"
 #include "orroute/tokenizer/bpe.h"
 #include "orroute/tokenizer/unicode_tables.h"
@@ -663,7 +664,7 @@ std::vector<SpecialToken> harmony_specials() {
 }
 
 const std::vector<Spec>& specs() {
-  static const std::vector<Spec> s = {
+  static const NoDestructor<std::vector<Spec>> s(std::vector<Spec>{
       {"cl100k_base",
        "cl100k_base",
        SplitPattern::kCl100k,
@@ -677,8 +678,8 @@ const std::vector<Spec>& specs() {
        SplitPattern::kO200k,
        {{"<|endoftext|>", 199999}, {"<|endofprompt|>", 200018}}},
       {"o200k_harmony", "o200k_base", SplitPattern::kO200k, harmony_specials()},
-  };
-  return s;
+  });
+  return *s;
 }
 
 // The registry's lock. A fork() never catches it held by another thread (which would leave it
@@ -709,10 +710,11 @@ Registry& registry() {
 [[maybe_unused]] const std::mutex& registry_mutex_at_load = registry_mutex();
 [[maybe_unused]] const Registry& registry_at_load = registry();
 [[maybe_unused]] const std::vector<Spec>& specs_at_load = specs();
-std::vector<std::string>& extra_dirs() {  // constant-initialized: no guard
-  static std::vector<std::string> dirs;
-  return dirs;
+std::vector<std::string>& extra_dirs() {
+  static NoDestructor<std::vector<std::string>> dirs;
+  return *dirs;
 }
+[[maybe_unused]] const std::vector<std::string>& extra_dirs_at_load = extra_dirs();
 
 // Directory of the shared object or executable that contains this code.
 std::string own_binary_dir() {

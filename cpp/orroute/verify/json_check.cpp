@@ -13,6 +13,7 @@
 
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/no_destructor.h"
 
 namespace orroute {
 
@@ -108,15 +109,15 @@ double number_of(const Value& schema, const char* key, bool* found) {
 }
 
 const std::set<std::string_view>& supported_keywords() {
-  static const std::set<std::string_view> k = {
+  static const NoDestructor<std::set<std::string_view>> k(std::set<std::string_view>{
       "type", "enum", "const", "properties", "required", "additionalProperties", "items",
       "prefixItems", "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "minimum",
       "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "anyOf", "oneOf", "allOf",
       "not",
       // annotations: nothing to enforce
       "title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated",
-      "readOnly", "writeOnly"};
-  return k;
+      "readOnly", "writeOnly"});
+  return *k;
 }
 
 void collect_unsupported(const Value& schema, std::set<std::string>& out, int depth) {

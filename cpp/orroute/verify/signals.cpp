@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "orroute/no_destructor.h"
 #include "orroute/select/features.h"
 #include "orroute/verify/arithmetic.h"
 
@@ -124,7 +125,7 @@ Agreement agreement(const std::vector<std::string>& keys) {
 }
 
 const std::vector<std::string>& escalation_feature_names() {
-  static const std::vector<std::string> names = {
+  static const NoDestructor<std::vector<std::string>> names(std::vector<std::string>{
       "bias",
       "prompt_log_chars", "prompt_log_words", "prompt_log_numbers", "prompt_math_cues",
       "prompt_multistep_cues", "prompt_complexity", "prompt_questions",
@@ -133,8 +134,8 @@ const std::vector<std::string>& escalation_feature_names() {
       "answer_to_prompt_length", "calc_log_checked", "calc_wrong_any", "calc_log_wrong",
       "final_found", "final_marked", "final_integral", "final_negative", "final_log_magnitude",
       "final_in_prompt", "answer_numbers_per_line", "final_is_last_result", "final_in_results",
-      "prompt_numbers_used", "log_prompt_numbers_unused"};
-  return names;
+      "prompt_numbers_used", "log_prompt_numbers_unused"});
+  return *names;
 }
 
 std::vector<double> escalation_features(std::string_view prompt, std::string_view answer,
