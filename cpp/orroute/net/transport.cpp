@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -355,6 +356,8 @@ struct Transport::Impl {
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     if (options.verbose) curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+    if (!options.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options.ca_file.c_str());
+    if (!options.ca_dir.empty()) curl_easy_setopt(e, CURLOPT_CAPATH, options.ca_dir.c_str());
     return e;
   }
 
@@ -838,8 +841,21 @@ std::shared_ptr<Transport::Impl> Transport::Impl::start(const TransportOptions& 
 
 // In a forked child the first use makes a new loop with the same options (PerProcess): the
 // parent's connections, epoll set and thread are its own.
+namespace {
+// `value`, or else the environment's `name` (empty when unset).
+std::string or_environment(std::string value, const char* name) {
+  if (!value.empty()) return value;
+  const char* env = std::getenv(name);
+  return env == nullptr ? std::string() : std::string(env);
+}
+}  // namespace
+
 Transport::Transport(TransportOptions options)
-    : impl_([options] { return Impl::start(options); }) {}
+    : impl_([options = [&] {
+        options.ca_file = or_environment(std::move(options.ca_file), "SSL_CERT_FILE");
+        options.ca_dir = or_environment(std::move(options.ca_dir), "SSL_CERT_DIR");
+        return std::move(options);
+      }()] { return Impl::start(options); }) {}
 
 Transport::~Transport() {
   // Made in the parent and never used in this forked child: nothing of it is this process's (the

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -47,6 +48,12 @@ struct TransportOptions {
   int64_t max_connections_per_host = 0;  // 0 = no limit (each HTTP/1.1 stream needs its own)
   int64_t max_total_connections = 0;
   bool verbose = false;  // libcurl's debug output on stderr (never enabled by default: shows headers)
+  // The CA certificates to trust instead of libcurl's bundle (a corporate proxy's, a private
+  // server's): a PEM file and/or a directory of hashed certificates. Empty: SSL_CERT_FILE and
+  // SSL_CERT_DIR of the environment when the transport is made (as httpx, under the openai SDK,
+  // and OpenSSL read them); a variable set to an empty text counts as unset.
+  std::string ca_file;
+  std::string ca_dir;
 };
 
 class LoopWatch;
