@@ -713,9 +713,8 @@ class AIModelManager:
             # on the engine's network thread (or, while this event loop has nothing else to do,
             # on its thread: the loop lent to it); cancelling the await cancels the run
             bridge = _engine.bridge()
-            pending = self._door.submit(
-                _engine.task_request(task, model=model, pin=pin, project=self._project),
-                bridge.lend_target())
+            pending = self._door.submit_task(task, model, pin, self._project,
+                                             bridge.lend_target())
             if not pending.done and not bridge.serve_idle(pending):
                 await _engine.wait(pending)
             r = self._made(pending.summary(), pending)
