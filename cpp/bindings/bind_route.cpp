@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -557,10 +558,14 @@ py::object task_ids(std::string_view prefix) {
   return py::reinterpret_steal<py::object>(fn);
 }
 
-// `submit_task(task, model, pin, project, lend_to)`: the manager's awaited call in one plain
-// CPython function (METH_FASTCALL; `self` a capsule holding the engine and its Python object):
-// engine_task_of and submit_pending, with no EngineTask object made between them. Returns the
-// PendingResult.
+// `submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout)`: the manager's
+// awaited call in one plain CPython function (METH_FASTCALL; `self` a capsule holding the engine
+// and its Python object): engine_task_of and submit_pending, with no EngineTask object made
+// between them (the network loop lent to `notifier`, the event loop's, when `lend`), then, as
+// the client's chat_sender does, the result waited for on this thread while the event loop has
+// nothing else to do (`serve_timeout` seconds at most, counted from the call; -1: no limit;
+// None: not served). Returns (pending, summary): the PendingResult, and its summary() when it
+// finished here (else None: await it).
 constexpr const char* kEngineCapsule = "orroute._core.Engine";
 
 struct EngineRef {
@@ -569,19 +574,43 @@ struct EngineRef {
 };
 
 PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 5) {
-    PyErr_SetString(PyExc_TypeError, "expected (task, model, pin, project, lend_to)");
+  if (nargs != 8) {
+    PyErr_SetString(PyExc_TypeError,
+                    "expected (task, model, pin, project, notifier, lend, loop_fd, serve_timeout)");
     return nullptr;
   }
   try {
+    const auto started = std::chrono::steady_clock::now();
     const auto* ref = static_cast<EngineRef*>(PyCapsule_GetPointer(capsule, kEngineCapsule));
-    const py::handle lend_to(args[4]);
-    if (!lend_to.is_none() && !py::isinstance<Notifier>(lend_to)) {
-      PyErr_SetString(PyExc_TypeError, "lend_to must be a Notifier or None");
+    const py::handle notifier(args[4]);
+    if (!notifier.is_none() && !py::isinstance<Notifier>(notifier)) {
+      PyErr_SetString(PyExc_TypeError, "notifier must be a Notifier or None");
       return nullptr;
     }
+    const bool lend = truthy(args[5]);
+    const bool serve = !notifier.is_none() && args[7] != Py_None;
+    const int loop_fd = serve ? static_cast<int>(py::cast<long>(py::handle(args[6]))) : -1;
+    const double limit = serve ? py::cast<double>(py::handle(args[7])) : 0.0;  // < 0: none
     const EngineTask t = engine_task_of(args[0], false, args[1], truthy(args[2]), args[3]);
-    return py::cast(submit_pending(*ref->engine, t, lend_to)).release().ptr();
+    std::shared_ptr<PendingResult> pending =
+        submit_pending(*ref->engine, t, lend ? notifier : py::handle(Py_None));
+    // the loop's time left: the plan and the send took some of it
+    const double left =
+        limit < 0 ? -1.0
+                  : limit - std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (serve && (limit < 0 || left > 0) && !pending->finished()) {
+      PendingResult& p = *pending;
+      serve_lent(*notifier.cast<Notifier*>(), loop_fd, left, [&p] { return p.finished(); }, [&p] { p.cancel(); });
+    }
+    py::object summary = py::none();
+    {
+      std::lock_guard lock(pending->mu);
+      if (pending->result) {
+        pending->run.reset();  // finished: a result kept for its details keeps no run alive
+        summary = summary_tuple(*pending->result);
+      }
+    }
+    return py::make_tuple(py::cast(std::move(pending)), std::move(summary)).release().ptr();
   } catch (abi::__forced_unwind&) {
     throw;  // a daemon thread ended at exit (see gil.h)
   } catch (...) {
@@ -844,9 +873,11 @@ void bind_route(py::module_& m) {
         "new_task_id() -> str: `prefix` (20 hex digits) and a 48-bit counter's 12 hex digits "
         "(1, 2, ...; wrapping), one id a call.");
   m.def("task_submitter", &task_submitter, py::arg("engine"),
-        "submit_task(task, model, pin, project, lend_to) -> PendingResult for `engine`: "
-        "engine_task_of(task, False, model, pin, project) planned and started as "
-        "Engine.submit_async, without an EngineTask object between them.");
+        "submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout) -> "
+        "(PendingResult, summary or None) for `engine`: engine_task_of(task, False, model, pin, "
+        "project) planned and started as Engine.submit_async (lent to `notifier` when `lend`), "
+        "then served as PendingResult.serve_lent for at most `serve_timeout` seconds (None: not "
+        "served); the summary when it finished.");
 
   py::class_<PendingResult, std::shared_ptr<PendingResult>>(m, "PendingResult")
       .def("arm", &PendingResult::arm, py::arg("notifier"), py::arg("token"))

@@ -133,9 +133,9 @@ def test_a_task_started_while_others_are_awaited_keeps_the_network_thread(fake, 
     submit = m._door.submit_task
 
     def recording_submit(task: object, model: object, pin: object, project: object,
-                         lend_to: object) -> object:
-        lent_to.append(lend_to)
-        return submit(task, model, pin, project, lend_to)
+                         notifier: object, lend: bool, *serve: object) -> object:
+        lent_to.append(notifier if lend else None)
+        return submit(task, model, pin, project, notifier, lend, *serve)
 
     monkeypatch.setattr(m._door, "submit_task", recording_submit)
 

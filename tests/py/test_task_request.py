@@ -139,5 +139,5 @@ def test_the_submitter_refuses_a_wrong_call_shape(fake: FakeOpenRouter) -> None:
     with pytest.raises(TypeError, match="expected"):
         m._door.submit_task(Task(messages="hi"))
     with pytest.raises(TypeError, match="Notifier"):
-        m._door.submit_task(Task(messages="hi"), None, False, None, object())
+        m._door.submit_task(Task(messages="hi"), None, False, None, object(), True, 3, 1.0)
     assert chats(fake) == []

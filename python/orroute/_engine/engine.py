@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from .. import _core
-from .. import _exceptions as _exc
 from ..task import Task
 from .loop import wait
 from .records import Plan, RunResult
@@ -105,17 +104,19 @@ class Engine:
             weakref.finalize(self, give_back_leases, self._core)
         self.catalog = self._core.catalog  # the core catalog the engine prices with
         self.net = self._core.net_client  # its libcurl loop, for plain GETs (health, credits)
-        # submit_task(task, model, pin, project, lend_to): :meth:`submit` of
-        # ``task_request(task, model=model, pin=pin, project=project)`` in one core function (an
-        # awaited manager call's way in: no EngineTask object, no Python between). ``task``
-        # must be a Task (``Task.coerce`` first).
+        # submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout) ->
+        # (pending, summary or None): :meth:`submit` of ``task_request(task, model=model,
+        # pin=pin, project=project)`` (lent to ``notifier`` when ``lend``) and the bridge's
+        # ``serve_idle`` in one core function (an awaited manager call's way in: no EngineTask
+        # object, no Python between); the arguments after ``project`` are
+        # ``bridge().lend_terms(False)`` and ``not bridge().waiters``. ``task`` must be a Task.
         self.submit_task = _core.task_submitter(self._core)
 
     def submit(self, task: Any, lend_to: Any = None) -> Any:
         """Starts ``task`` on the network thread; the returned pending result has ``result()``
         and ``body()`` (the reply's bytes as received) once awaited with :func:`wait` (which
         cancels the run when the await is cancelled). ``lend_to``: the notifier of the event
-        loop that awaits it, to which an idle network loop is lent (``bridge().lend_target()``:
+        loop that awaits it, to which an idle network loop is lent (``bridge().lend_terms()[0]``:
         None while another call of that loop is awaited); then ``bridge().serve_idle(pending)``
         first."""
         return self._core.submit_async(task, lend_to)
