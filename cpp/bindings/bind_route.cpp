@@ -516,8 +516,8 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
 //
 // `task_ids(prefix)`: a function giving `prefix` (20 hex digits: the process's 80 random bits,
 // drawn by task.py) followed by a 48-bit counter's 12 hex digits, 1, 2, ... (wrapping), one id a
-// call. Formatting the 128-bit number in Python ("%032x" and the `|`) cost ~3.4k instructions of
-// every Task made; this is one C call. The rule (prefix per process, drawn again in a forked
+// call. Formatting the 128-bit number in Python ("%032x" and the `|`) cost ~2.4k instructions
+// more on every Task made; this is one C call. The rule (prefix per process, drawn again in a forked
 // child) stays in task.py.
 constexpr const char* kTaskIdsCapsule = "orroute._core.task_ids";
 
