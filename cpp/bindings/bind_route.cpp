@@ -4,7 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cxxabi.h>
+
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <type_traits>
@@ -360,6 +366,281 @@ std::shared_ptr<py::object> hold_callable(py::object f) {
   });
 }
 
+// Plans and starts `t` (the first attempt sent from this thread while the network loop is idle);
+// `lend_to`: the lendable Notifier of this thread's event loop, which will await the result.
+std::shared_ptr<PendingResult> submit_pending(Engine& e, const EngineTask& t, py::handle lend_to) {
+  std::shared_ptr<LoopWatch> watch;  // an object, not a shared_ptr: see NetClient.start
+  if (!lend_to.is_none()) watch = lend_to.cast<std::shared_ptr<Notifier>>()->watch();
+  auto pending = std::make_shared<PendingResult>();
+  GilRelease nogil;
+  EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
+  // As the client's async calls: while the network loop is idle, the first attempt is sent from
+  // this thread (the loop claimed after the plan: no other call waits for it), and with
+  // `lend_to` its reply is read, priced and settled on this thread too.
+  auto run = start_sending_here(
+      e.client()->transport(),
+      [&] {
+        return e.submit(t, std::move(p), nullptr,
+                        [pending](EngineResult&& r) { pending->complete(std::move(r)); });
+      },
+      std::move(watch));
+  std::lock_guard lock(pending->mu);
+  pending->run = std::move(run);
+  return pending;
+}
+
+// ---- an orroute.Task as the engine's task, in one conversion ----------------------------------
+//
+// The Task's fields read straight into an EngineTask: its messages (with the task's params,
+// max_tokens and the model asked for) written as the request body, and how to route it. Was
+// Python (task_request: a dict, then EngineTask's pybind11 constructor with its argument casts,
+// and a property set per field), ~12.5k instructions of every manager call.
+
+struct TaskNames {
+  static PyObject* intern(const char* s) {
+    PyObject* k = PyUnicode_InternFromString(s);
+    if (k == nullptr) throw py::error_already_set();
+    return k;
+  }
+  PyObject* messages = intern("messages");
+  PyObject* params = intern("params");
+  PyObject* max_tokens = intern("max_tokens");
+  PyObject* model = intern("model");
+  PyObject* id = intern("id");
+  PyObject* type = intern("type");
+  PyObject* capabilities = intern("capabilities");
+  PyObject* budget = intern("budget");
+  PyObject* quality = intern("quality");
+  PyObject* project = intern("project");
+  PyObject* conversation = intern("conversation");
+  PyObject* tags = intern("tags");
+  PyObject* cache = intern("cache");
+};
+
+const TaskNames& task_names() {
+  static const TaskNames* names = new TaskNames();  // under the GIL; never freed (as ResultKeys)
+  return *names;
+}
+
+py::object checked(PyObject* o) {
+  if (o == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(o);
+}
+
+bool truthy(PyObject* o) {
+  const int r = PyObject_IsTrue(o);
+  if (r < 0) throw py::error_already_set();
+  return r == 1;
+}
+
+// A str field's text; anything else is refused naming the field.
+std::string task_text(PyObject* o, const char* what) {
+  Py_ssize_t n = 0;
+  const char* s = PyUnicode_Check(o) ? PyUnicode_AsUTF8AndSize(o, &n) : nullptr;
+  if (s == nullptr) {
+    if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "task %s must be a str", what);
+    throw py::error_already_set();
+  }
+  return {s, static_cast<size_t>(n)};
+}
+
+// `value or ""` of a str field.
+std::string task_text_or_empty(PyObject* o, const char* what) {
+  return truthy(o) ? task_text(o, what) : std::string();
+}
+
+EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool pin, py::handle project) {
+  const TaskNames& k = task_names();
+  PyObject* const obj = task.ptr();
+  EngineTask t;
+  py::object messages = checked(PyObject_GetAttr(obj, k.messages));
+  if (!truthy(messages.ptr())) throw InvalidArgument("task has no messages");
+  // a Task makes a list; one assigned later may be any iterable
+  if (!PyList_CheckExact(messages.ptr())) messages = checked(PySequence_List(messages.ptr()));
+  // {**params, "messages": ..., "max_tokens": ..., "model": ...}, written as the client writes
+  py::dict body;
+  py::object params = checked(PyObject_GetAttr(obj, k.params));
+  if (truthy(params.ptr())) {
+    if (!PyDict_Check(params.ptr()) && PyObject_HasAttrString(params.ptr(), "keys") != 1) {
+      PyErr_SetString(PyExc_TypeError, "task params must be a mapping");
+      throw py::error_already_set();
+    }
+    if (PyDict_Merge(body.ptr(), params.ptr(), 1) < 0) throw py::error_already_set();
+  }
+  if (PyDict_SetItem(body.ptr(), k.messages, messages.ptr()) < 0) throw py::error_already_set();
+  py::object max_tokens = checked(PyObject_GetAttr(obj, k.max_tokens));
+  if (!max_tokens.is_none() && PyDict_SetItem(body.ptr(), k.max_tokens, max_tokens.ptr()) < 0) {
+    throw py::error_already_set();
+  }
+  const bool has_model = !model.is_none() && truthy(model.ptr());
+  if (has_model && PyDict_SetItem(body.ptr(), k.model, model.ptr()) < 0) throw py::error_already_set();
+  t.request_json = py_to_json(body);
+  t.task_id = task_text_or_empty(checked(PyObject_GetAttr(obj, k.id)).ptr(), "id");
+  t.stream = stream;
+  if (std::string type = task_text_or_empty(checked(PyObject_GetAttr(obj, k.type)).ptr(), "type");
+      !type.empty()) {
+    t.task_type = std::move(type);  // else "general"
+  }
+  if (pin && has_model) t.fallbacks = {task_text(model.ptr(), "model")};
+  if (py::object caps = checked(PyObject_GetAttr(obj, k.capabilities)); truthy(caps.ptr())) {
+    t.required_capabilities =
+        capability_bits(py::cast<std::vector<std::string>>(checked(PySequence_List(caps.ptr()))));
+  }
+  if (py::object budget = checked(PyObject_GetAttr(obj, k.budget)); !budget.is_none()) {
+    static const py::object* decimal =  // never freed, as the interned names
+        new py::object(py::module_::import("decimal").attr("Decimal"));
+    t.max_cost = py::cast<Money>((*decimal)(budget));
+  }
+  if (py::object quality = checked(PyObject_GetAttr(obj, k.quality)); !quality.is_none()) {
+    t.min_quality = PyFloat_AsDouble(checked(PyNumber_Float(quality.ptr())).ptr());
+  }
+  py::object own_project = checked(PyObject_GetAttr(obj, k.project));
+  PyObject* const scope = truthy(own_project.ptr()) ? own_project.ptr() : project.ptr();
+  if (!py::handle(scope).is_none() && truthy(scope)) t.scope.project = task_text(scope, "project");
+  t.scope.conversation =
+      task_text_or_empty(checked(PyObject_GetAttr(obj, k.conversation)).ptr(), "conversation");
+  if (py::object tags = checked(PyObject_GetAttr(obj, k.tags)); truthy(tags.ptr())) {
+    py::object items = checked(PyMapping_Items(tags.ptr()));
+    for (py::handle item : items) {
+      auto kv = py::reinterpret_borrow<py::tuple>(item);
+      t.scope.tags.emplace_back(task_text(checked(PyObject_Str(kv[0].ptr())).ptr(), "tag"),
+                                task_text(checked(PyObject_Str(kv[1].ptr())).ptr(), "tag"));
+    }
+    std::sort(t.scope.tags.begin(), t.scope.tags.end());  // UTF-8 sorts as the code points do
+  }
+  if (!truthy(checked(PyObject_GetAttr(obj, k.cache)).ptr())) t.use_cache = false;
+  return t;
+}
+
+// ---- task ids ----------------------------------------------------------------------------------
+//
+// `task_ids(prefix)`: a function giving `prefix` (20 hex digits: the process's 80 random bits,
+// drawn by task.py) followed by a 48-bit counter's 12 hex digits, 1, 2, ... (wrapping), one id a
+// call. Formatting the 128-bit number in Python ("%032x" and the `|`) cost ~2.4k instructions
+// more on every Task made; this is one C call. The rule (prefix per process, drawn again in a forked
+// child) stays in task.py.
+constexpr const char* kTaskIdsCapsule = "orroute._core.task_ids";
+
+struct TaskIds {
+  char text[32];
+  std::atomic<uint64_t> next{1};
+};
+
+PyObject* next_task_id(PyObject* capsule, PyObject* /*unused*/) {
+  auto* ids = static_cast<TaskIds*>(PyCapsule_GetPointer(capsule, kTaskIdsCapsule));
+  if (ids == nullptr) return nullptr;
+  uint64_t n = ids->next.fetch_add(1, std::memory_order_relaxed) & 0xFFFFFFFFFFFFull;
+  char out[32];
+  std::memcpy(out, ids->text, 20);
+  for (int i = 31; i >= 20; --i, n >>= 4) out[i] = "0123456789abcdef"[n & 0xF];
+  return PyUnicode_FromStringAndSize(out, 32);
+}
+
+PyMethodDef kNextTaskId = {"new_task_id", next_task_id, METH_NOARGS, nullptr};
+
+py::object task_ids(std::string_view prefix) {
+  const bool hex = std::all_of(prefix.begin(), prefix.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+  if (prefix.size() != 20 || !hex) throw InvalidArgument("a task id prefix is 20 lowercase hex digits");
+  auto* ids = new TaskIds();
+  std::memcpy(ids->text, prefix.data(), 20);
+  PyObject* capsule = PyCapsule_New(ids, kTaskIdsCapsule, [](PyObject* o) {
+    delete static_cast<TaskIds*>(PyCapsule_GetPointer(o, kTaskIdsCapsule));
+  });
+  if (capsule == nullptr) {
+    delete ids;
+    throw py::error_already_set();
+  }
+  auto owned = py::reinterpret_steal<py::object>(capsule);
+  PyObject* fn = PyCFunction_New(&kNextTaskId, capsule);
+  if (fn == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(fn);
+}
+
+// `submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout)`: the manager's
+// awaited call in one plain CPython function (METH_FASTCALL; `self` a capsule holding the engine
+// and its Python object): engine_task_of and submit_pending, with no EngineTask object made
+// between them (the network loop lent to `notifier`, the event loop's, when `lend`), then, as
+// the client's chat_sender does, the result waited for on this thread while the event loop has
+// nothing else to do (`serve_timeout` seconds at most, counted from the call; -1: no limit;
+// None: not served). Returns (pending, summary): the PendingResult, and its summary() when it
+// finished here (else None: await it).
+constexpr const char* kEngineCapsule = "orroute._core.Engine";
+
+struct EngineRef {
+  Engine* engine;
+  PyObject* owner;  // the Python Engine: kept alive while the function is
+};
+
+PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 8) {
+    PyErr_SetString(PyExc_TypeError,
+                    "expected (task, model, pin, project, notifier, lend, loop_fd, serve_timeout)");
+    return nullptr;
+  }
+  try {
+    const auto started = std::chrono::steady_clock::now();
+    const auto* ref = static_cast<EngineRef*>(PyCapsule_GetPointer(capsule, kEngineCapsule));
+    const py::handle notifier(args[4]);
+    if (!notifier.is_none() && !py::isinstance<Notifier>(notifier)) {
+      PyErr_SetString(PyExc_TypeError, "notifier must be a Notifier or None");
+      return nullptr;
+    }
+    const bool lend = truthy(args[5]);
+    const bool serve = !notifier.is_none() && args[7] != Py_None;
+    const int loop_fd = serve ? static_cast<int>(py::cast<long>(py::handle(args[6]))) : -1;
+    const double limit = serve ? py::cast<double>(py::handle(args[7])) : 0.0;  // < 0: none
+    const EngineTask t = engine_task_of(args[0], false, args[1], truthy(args[2]), args[3]);
+    std::shared_ptr<PendingResult> pending =
+        submit_pending(*ref->engine, t, lend ? notifier : py::handle(Py_None));
+    // the loop's time left: the plan and the send took some of it
+    const double left =
+        limit < 0 ? -1.0
+                  : limit - std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (serve && (limit < 0 || left > 0) && !pending->finished()) {
+      PendingResult& p = *pending;
+      serve_lent(*notifier.cast<Notifier*>(), loop_fd, left, [&p] { return p.finished(); }, [&p] { p.cancel(); });
+    }
+    py::object summary = py::none();
+    {
+      std::lock_guard lock(pending->mu);
+      if (pending->result) {
+        pending->run.reset();  // finished: a result kept for its details keeps no run alive
+        summary = summary_tuple(*pending->result);
+      }
+    }
+    return py::make_tuple(py::cast(std::move(pending)), std::move(summary)).release().ptr();
+  } catch (abi::__forced_unwind&) {
+    throw;  // a daemon thread ended at exit (see gil.h)
+  } catch (...) {
+    py::detail::try_translate_exceptions();
+    return nullptr;
+  }
+}
+
+PyMethodDef kSubmitTask = {"submit_task",
+                           reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(fast_submit_task)),
+                           METH_FASTCALL, nullptr};
+
+py::object task_submitter(py::handle engine) {
+  auto* ref = new EngineRef{&engine.cast<Engine&>(), engine.inc_ref().ptr()};
+  PyObject* capsule = PyCapsule_New(ref, kEngineCapsule, [](PyObject* o) {
+    auto* r = static_cast<EngineRef*>(PyCapsule_GetPointer(o, kEngineCapsule));
+    Py_DECREF(r->owner);
+    delete r;
+  });
+  if (capsule == nullptr) {
+    Py_DECREF(ref->owner);
+    delete ref;
+    throw py::error_already_set();
+  }
+  auto owned = py::reinterpret_steal<py::object>(capsule);
+  PyObject* fn = PyCFunction_New(&kSubmitTask, capsule);
+  if (fn == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(fn);
+}
+
 }  // namespace
 
 void bind_route(py::module_& m) {
@@ -578,6 +859,26 @@ void bind_route(py::module_& m) {
                       t.scope.tags = std::move(v);
                     });
 
+  m.def(
+      "engine_task_of",
+      [](py::handle task, bool stream, py::handle model, bool pin, py::handle project) {
+        return engine_task_of(task, stream, model, pin, project);
+      },
+      py::arg("task"), py::arg("stream") = false, py::arg("model") = py::none(),
+      py::arg("pin") = false, py::arg("project") = py::none(),
+      "The EngineTask of an orroute.Task: its messages (with its params and max_tokens; `model` "
+      "first, `pin`: that model only) as the request body, its type, id, budget, quality floor, "
+      "capabilities, project (else `project`), conversation, tags and cache switch.");
+  m.def("task_ids", &task_ids, py::arg("prefix"),
+        "new_task_id() -> str: `prefix` (20 hex digits) and a 48-bit counter's 12 hex digits "
+        "(1, 2, ...; wrapping), one id a call.");
+  m.def("task_submitter", &task_submitter, py::arg("engine"),
+        "submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout) -> "
+        "(PendingResult, summary or None) for `engine`: engine_task_of(task, False, model, pin, "
+        "project) planned and started as Engine.submit_async (lent to `notifier` when `lend`), "
+        "then served as PendingResult.serve_lent for at most `serve_timeout` seconds (None: not "
+        "served); the summary when it finished.");
+
   py::class_<PendingResult, std::shared_ptr<PendingResult>>(m, "PendingResult")
       .def("arm", &PendingResult::arm, py::arg("notifier"), py::arg("token"))
       .def_property_readonly("done", &PendingResult::finished)
@@ -709,24 +1010,7 @@ void bind_route(py::module_& m) {
       .def(
           "submit_async",
           [](Engine& e, const EngineTask& t, const py::object& lend_to) {
-            std::shared_ptr<LoopWatch> watch;  // an object, not a shared_ptr: see NetClient.start
-            if (!lend_to.is_none()) watch = lend_to.cast<std::shared_ptr<Notifier>>()->watch();
-            auto pending = std::make_shared<PendingResult>();
-            GilRelease nogil;
-            EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
-            // As the client's async calls: while the network loop is idle, the first attempt is
-            // sent from this thread (the loop claimed after the plan: no other call waits for it),
-            // and with `lend_to` its reply is read, priced and settled on this thread too.
-            auto run = start_sending_here(
-                e.client()->transport(),
-                [&] {
-                  return e.submit(t, std::move(p), nullptr,
-                                  [pending](EngineResult&& r) { pending->complete(std::move(r)); });
-                },
-                std::move(watch));
-            std::lock_guard lock(pending->mu);
-            pending->run = std::move(run);
-            return pending;
+            return submit_pending(e, t, lend_to);
           },
           py::arg("task"), py::arg("lend_to") = py::none(),
           "Plans and starts `task`; `lend_to`: the lendable Notifier of this thread's event loop, "

@@ -712,13 +712,16 @@ class AIModelManager:
         try:  # not `with call`: its two methods cost an unwatched call ~2.7k instructions
             # on the engine's network thread (or, while this event loop has nothing else to do,
             # on its thread: the loop lent to it); cancelling the await cancels the run
+            # (bridge.lend_terms, submit and serve_idle in one core call: the summary when the
+            # result came while this thread served the network loop, else None: awaited)
             bridge = _engine.bridge()
-            pending = self._door.submit(
-                _engine.task_request(task, model=model, pin=pin, project=self._project),
-                bridge.lend_target())
-            if not pending.done and not bridge.serve_idle(pending):
+            notifier, loop_fd, serve = bridge.lend_terms(False)
+            pending, summary = self._door.submit_task(task, model, pin, self._project, notifier,
+                                                      not bridge.waiters, loop_fd, serve)
+            if summary is None:
                 await _engine.wait(pending)
-            r = self._made(pending.summary(), pending)
+                summary = pending.summary()
+            r = self._made(summary, pending)
             if call is not _UNWATCHED and call.watched:
                 call.done(**task_result_fields(r))
         except BaseException as e:  # as `with call` would: a watched call ends failed or cancelled

@@ -10,7 +10,7 @@ from ._exceptions import InvalidArgumentError
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import orroute` stays fast
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     Message = Mapping[str, Any]
@@ -22,30 +22,33 @@ _ROUTER_FIELDS = frozenset({"model", "messages", "stream", "max_tokens", "models
 
 
 _KNOWN_TYPES: tuple[str, ...] | None = None
+_KNOWN_SET: frozenset[str] = frozenset()  # the same, for Task's test (~0.7k a Task below the call)
 
 
 # Task ids: 32 hex digits, 80 random bits drawn once per process and a 48-bit counter. Unique
 # across processes like a fresh ``os.urandom(16)`` per task, without its syscall on every call; a
-# forked child draws its own prefix (else parent and child would repeat ids). A plain function
-# over two globals, formatting one 128-bit number: an instance's ``__call__`` and two formatted
-# fields cost ~1.4k more instructions on every task.
-_id_prefix = 0
-_id_next: Any = None
+# forked child draws its own prefix (else parent and child would repeat ids). The process's first
+# id draws the prefix and makes the id function, the core's (``_core.task_ids``: one C call; the
+# 128-bit number formatted in Python cost ~2.4k instructions more on every Task made), so that
+# ``import orroute`` loads neither the core nor the random bits.
+
+
+def _first_task_id() -> str:
+    global _new_task_id
+    from . import _core
+
+    _new_task_id = _core.task_ids(os.urandom(10).hex())
+    return _new_task_id()
+
+
+_new_task_id: Callable[[], str] = _first_task_id
 
 
 def _reset_task_ids() -> None:
-    from itertools import count
-
-    global _id_prefix, _id_next
-    _id_prefix = int.from_bytes(os.urandom(10), "big") << 48
-    _id_next = count(1).__next__  # one C call: atomic under the GIL
+    global _new_task_id
+    _new_task_id = _first_task_id
 
 
-def _new_task_id() -> str:
-    return "%032x" % (_id_prefix | (_id_next() & 0xFFFFFFFFFFFF))
-
-
-_reset_task_ids()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_task_ids)
 
@@ -58,13 +61,14 @@ def _check_type(name: str) -> None:
     naming the type meant. Other unknown types are allowed (a learned router or a cascade may be
     trained on task types of the caller's own) if they are names: at most 64 printable ASCII
     characters without spaces or quotes."""
-    global _KNOWN_TYPES
+    global _KNOWN_TYPES, _KNOWN_SET
     if _KNOWN_TYPES is None:
         from . import _core  # the task types are the engine's (select/task_types.cpp)
 
         _KNOWN_TYPES = tuple(t for t, _ in _core.task_type_rules())
+        _KNOWN_SET = frozenset(_KNOWN_TYPES)
     known = _KNOWN_TYPES
-    if name in known:  # every call's case: before the checks a known type passes anyway
+    if name in known:  # the first Task's case (later ones test _KNOWN_SET before calling)
         return
     if (len(name) > _TYPE_MAX or not name.isascii() or not name.isprintable()
             or any(c in name for c in " \"'\\")):
@@ -153,7 +157,8 @@ class Task:
     ) -> None:
         if not isinstance(type, str) or not type:
             raise InvalidArgumentError("task type must be a non-empty string")
-        _check_type(type)
+        if type not in _KNOWN_SET:  # a known type passes: no call (the first Task loads them)
+            _check_type(type)
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         msgs = list(messages)

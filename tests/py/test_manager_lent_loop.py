@@ -130,13 +130,14 @@ def test_a_task_started_while_others_are_awaited_keeps_the_network_thread(fake, 
     fake.set_model_profile("test/slow", latency=0.3)
     m = manager(fake, budget=1000)
     lent_to: list[object] = []
-    submit = type(m._door).submit
+    submit = m._door.submit_task
 
-    def recording_submit(door: object, task: object, lend_to: object = None) -> object:
-        lent_to.append(lend_to)
-        return submit(door, task, lend_to)  # type: ignore[arg-type]
+    def recording_submit(task: object, model: object, pin: object, project: object,
+                         notifier: object, lend: bool, *serve: object) -> object:
+        lent_to.append(notifier if lend else None)
+        return submit(task, model, pin, project, notifier, lend, *serve)
 
-    monkeypatch.setattr(type(m._door), "submit", recording_submit)
+    monkeypatch.setattr(m._door, "submit_task", recording_submit)
 
     async def run() -> None:
         slow = asyncio.ensure_future(m.execute_task(Task(messages="Say hi", max_tokens=16),

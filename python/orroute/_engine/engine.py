@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from .. import _core
-from .. import _exceptions as _exc
 from ..task import Task
 from .loop import wait
 from .records import Plan, RunResult
@@ -64,43 +63,11 @@ def task_request(task: Any, *, stream: bool = False, model: str | None = None,
                  pin: bool = False, project: str | None = None) -> Any:
     """The engine task of an :class:`orroute.Task`: its messages and output bound as the request
     body, ``model`` first (``pin``: that model only, no fallback), its budget, quality floor,
-    required capabilities, project (else ``project``), conversation and tags.
-
-    :func:`engine_task`'s work for a Task, written out: every manager call passes here, and the
-    keyword call with its eleven arguments and tests cost ~3k instructions a call (the request
-    dict is written as JSON by the constructor at once, so the messages list is not copied)."""
+    required capabilities, project (else ``project``), conversation and tags (read by the core:
+    ``_core.engine_task_of``; :meth:`Engine.submit_task` does the same without the object)."""
     if task.__class__ is not Task:
         task = Task.coerce(task)
-    messages = task.messages
-    if not messages:
-        raise _exc.InvalidArgumentError("task has no messages")
-    if messages.__class__ is not list:  # Task makes a list; one assigned later may be any iterable
-        messages = list(messages)
-    params = task.params
-    body: dict[str, Any] = {**params, "messages": messages} if params else {"messages": messages}
-    if task.max_tokens is not None:
-        body["max_tokens"] = task.max_tokens
-    if model:
-        body["model"] = model
-    et = _core.EngineTask(body, task.id or "", stream, task.type or "")
-    if pin and model:
-        et.fallbacks = [model]
-    if task.capabilities:
-        et.capabilities = list(task.capabilities)
-    if task.budget is not None:
-        et.max_cost = Decimal(task.budget)
-    if task.quality is not None:
-        et.min_quality = float(task.quality)
-    project = task.project or project
-    if project:
-        et.project = project
-    if task.conversation:
-        et.conversation = task.conversation
-    if task.tags:
-        et.tags = sorted((str(k), str(v)) for k, v in task.tags.items())
-    if not task.cache:
-        et.use_cache = False
-    return et
+    return _core.engine_task_of(task, stream, model, pin, project)
 
 
 def planner(catalog: Any, strategy: str = "balanced") -> Engine:
@@ -127,7 +94,7 @@ class Engine:
     metrics, budgets, limits, feedback. Held by :class:`orroute.AIModelManager`; the gateway and
     the cascade reach it through the manager's ``_door``."""
 
-    __slots__ = ("__weakref__", "_core", "catalog", "net")
+    __slots__ = ("__weakref__", "_core", "catalog", "net", "submit_task")
 
     def __init__(self, config: Any, catalog: Any, ledger_path: str | None, priors: str) -> None:
         self._core = _core.Engine(config, catalog, ledger_path, priors)
@@ -137,12 +104,19 @@ class Engine:
             weakref.finalize(self, give_back_leases, self._core)
         self.catalog = self._core.catalog  # the core catalog the engine prices with
         self.net = self._core.net_client  # its libcurl loop, for plain GETs (health, credits)
+        # submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout) ->
+        # (pending, summary or None): :meth:`submit` of ``task_request(task, model=model,
+        # pin=pin, project=project)`` (lent to ``notifier`` when ``lend``) and the bridge's
+        # ``serve_idle`` in one core function (an awaited manager call's way in: no EngineTask
+        # object, no Python between); the arguments after ``project`` are
+        # ``bridge().lend_terms(False)`` and ``not bridge().waiters``. ``task`` must be a Task.
+        self.submit_task = _core.task_submitter(self._core)
 
     def submit(self, task: Any, lend_to: Any = None) -> Any:
         """Starts ``task`` on the network thread; the returned pending result has ``result()``
         and ``body()`` (the reply's bytes as received) once awaited with :func:`wait` (which
         cancels the run when the await is cancelled). ``lend_to``: the notifier of the event
-        loop that awaits it, to which an idle network loop is lent (``bridge().lend_target()``:
+        loop that awaits it, to which an idle network loop is lent (``bridge().lend_terms()[0]``:
         None while another call of that loop is awaited); then ``bridge().serve_idle(pending)``
         first."""
         return self._core.submit_async(task, lend_to)

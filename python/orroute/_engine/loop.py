@@ -31,15 +31,6 @@ class LoopBridge:
         loop.add_reader(self.notifier.fd, self._drain)
         self._loop_fd = _selector_fd(loop)
 
-    def lend_target(self) -> Any:
-        """The notifier to lend an idle network loop to (``submit(..., lend_to=)``), or None
-        while other calls of this event loop are awaited: its thread has their results to handle,
-        and a loop lent to it then flaps between the threads (each call that finds the network
-        loop idle takes it, the next call's command takes it back), so that one thread does both
-        threads' work. With a ledger at concurrency 64 the network loop often idles (results wait
-        for their settle), and lending cost 12-25% of the throughput."""
-        return None if self.waiters else self.notifier
-
     def serve_idle(self, call: Any) -> bool:
         """Waits for ``call`` (a plain call whose network loop is lent to this bridge) on this
         thread, while the event loop has nothing else to do: no callback ready, until its next
@@ -51,8 +42,13 @@ class LoopBridge:
         return timeout is not None and bool(call.serve_lent(self.notifier, loop_fd, timeout))
 
     def lend_terms(self, lending: bool = True) -> tuple[Any, int, float | None]:
-        """A plain call's ``(lend_to, loop_fd, serve_timeout)``: :meth:`lend_target` (all None
-        when it is None; ``lending=False``: the notifier whatever it says), the event loop's
+        """A plain call's ``(lend_to, loop_fd, serve_timeout)``: the notifier to lend an idle
+        network loop to, or all None while other calls of this event loop are awaited (its thread
+        has their results to handle, and a loop lent to it then flaps between the threads: each
+        call that finds the network loop idle takes it, the next call's command takes it back,
+        so that one thread does both threads' work; with a ledger at concurrency 64 the network
+        loop often idles, and lending cost 12-25% of the throughput; ``lending=False``: the
+        notifier whatever the waiters), the event loop's
         descriptor, and how long the call may be served on this thread now (:meth:`serve_idle`):
         until the loop's next timer, -1.0 for no limit, None when the loop has work to do (a
         ready callback, a timer due) or is not one whose work this can see."""

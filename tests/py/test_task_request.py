@@ -1,0 +1,143 @@
+"""An ``orroute.Task`` as the engine's task: read by the core in one conversion
+(``_core.engine_task_of``; an awaited manager call's ``Engine.submit_task`` does the same without
+the object). Each field lands where the router reads it, the body is the one the client would
+write, and a field set to a bad value after the Task was made is refused before anything is
+sent (a Task's constructor validates; its slots can be assigned later)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pytest
+
+import orroute
+from orroute import Task, _engine
+from orroute.testing import FakeOpenRouter, Fault
+
+MODELS = ["test/a", "test/b"]
+
+
+@pytest.fixture
+def fake():
+    with FakeOpenRouter(models=MODELS) as f:
+        yield f
+
+
+def manager(fake: FakeOpenRouter, **kw: Any) -> orroute.AIModelManager:
+    return orroute.AIModelManager(api_key="sk-or-test", base_url=fake.base_url,
+                                  fallbacks=MODELS, **kw)
+
+
+def chats(fake: FakeOpenRouter) -> list[Any]:
+    return [r for r in fake.requests if r.path.endswith("/chat/completions")]
+
+
+def test_every_field_lands_where_the_router_reads_it() -> None:
+    task = Task(id="t-1", type="coding", messages="hi é \u2028", max_tokens=7, project="p",
+                capabilities=["tools"], quality=0.25, budget="0.5", conversation="c",
+                tags={"team": "b", "user": "a", "app": 3}, params={"temperature": 0.5},
+                cache=False)
+    et = _engine.task_request(task, model="test/a", pin=True, stream=True, project="other")
+    assert json.loads(et.request_json) == {"temperature": 0.5,
+                                           "messages": [{"role": "user", "content": "hi é \u2028"}],
+                                           "max_tokens": 7, "model": "test/a"}
+    # the key order of {**params, "messages", "max_tokens", "model"}, as the client writes it
+    assert list(json.loads(et.request_json)) == ["temperature", "messages", "max_tokens", "model"]
+    assert (et.task_id, et.task_type, et.stream, et.use_cache) == ("t-1", "coding", True, False)
+    assert et.fallbacks == ["test/a"]
+    assert et.capabilities == ["tools"]
+    assert et.max_cost == Decimal("0.5") and et.min_quality == 0.25
+    assert (et.project, et.conversation) == ("p", "c")
+    assert et.tags == [("app", "3"), ("team", "b"), ("user", "a")]  # sorted, values as str
+
+
+def test_the_defaults_and_the_managers_project() -> None:
+    task = Task(messages="hi")
+    et = _engine.task_request(task, project="mine")
+    assert json.loads(et.request_json) == {"messages": [{"role": "user", "content": "hi"}]}
+    assert et.task_id == task.id and et.task_type == "general"
+    assert (et.stream, et.use_cache, et.fallbacks, et.capabilities) == (False, True, [], [])
+    assert (et.max_cost, et.min_quality, et.project, et.conversation, et.tags) == (
+        None, None, "mine", "", [])
+    assert _engine.task_request(task, model="test/b").fallbacks == []  # not pinned
+    assert _engine.task_request({"input": "hi", "max_tokens": 3}).request_json == (
+        '{"messages":[{"role":"user","content":"hi"}],"max_tokens":3}')
+
+
+def test_messages_assigned_later_are_read_as_a_list() -> None:
+    task = Task(messages="hi")
+    task.messages = ({"role": "user", "content": "a"}, {"role": "user", "content": "b"})
+    assert [m["content"] for m in json.loads(_engine.task_request(task).request_json)["messages"]] \
+        == ["a", "b"]
+
+
+BAD_FIELDS = [
+    ("messages", [], orroute.InvalidArgumentError, "no messages"),
+    ("messages", None, orroute.InvalidArgumentError, "no messages"),
+    ("messages", 5, TypeError, None),
+    ("messages", [{"role": "user", "content": object()}], orroute.InvalidArgumentError, "JSON"),
+    ("params", {"x": float("nan")}, orroute.InvalidArgumentError, None),
+    ("params", 5, TypeError, "params"),
+    ("id", 5, TypeError, "id"),
+    ("type", b"coding", TypeError, "type"),
+    ("project", 5, TypeError, "project"),
+    ("conversation", ["c"], TypeError, "conversation"),
+    ("capabilities", ["telepathy"], orroute.InvalidArgumentError, "telepathy"),
+    ("capabilities", 5, TypeError, None),
+    ("budget", "five", InvalidOperation, None),
+    ("quality", "high", ValueError, None),
+    ("tags", {"a": "\ud800"}, UnicodeError, None),
+    ("tags", 5, (TypeError, AttributeError), None),
+]
+
+
+@pytest.mark.parametrize("field, value, error, words", BAD_FIELDS,
+                         ids=[f"{f}={v!r}"[:40] for f, v, _, _ in BAD_FIELDS])
+def test_a_bad_field_assigned_later_is_refused_before_anything_is_sent(
+        fake: FakeOpenRouter, field: str, value: Any, error: Any, words: str | None) -> None:
+    task = Task(messages="hi", max_tokens=5)
+    setattr(task, field, value)
+    with pytest.raises(error, match=words):
+        _engine.task_request(task)
+    m = manager(fake)
+    with pytest.raises(error, match=words):
+        asyncio.run(m.execute_task(task))  # the awaited call's one core function
+    with pytest.raises(error, match=words):
+        m.execute_task_sync(task)
+    assert chats(fake) == []
+    assert m.reserved() == (0, Decimal(0))
+
+
+def test_an_awaited_and_a_blocking_call_send_the_same_body(fake: FakeOpenRouter) -> None:
+    m = manager(fake)
+    task = Task(messages=[{"role": "system", "content": "be brief"},
+                          {"role": "user", "content": "hi \"there\""}],
+                max_tokens=9, params={"temperature": 0.1, "seed": 3}, tags={"u": "x"})
+    asyncio.run(m.execute_task(task, model="test/b"))
+    m.execute_task_sync(task, model="test/b")
+    awaited, blocking = chats(fake)
+    assert awaited.body == blocking.body
+    assert awaited.json["model"] == "test/b" and awaited.json["max_tokens"] == 9
+    assert awaited.json["temperature"] == 0.1 and awaited.json["seed"] == 3
+
+
+def test_a_pinned_awaited_call_tries_no_other_model(fake: FakeOpenRouter) -> None:
+    fake.fail("test/a", Fault.server_error(), times=None)
+    m = manager(fake, max_retries=0)
+    with pytest.raises(orroute.APIError):
+        asyncio.run(m._run(Task(messages="hi", max_tokens=5), "test/a", pin=True))
+    assert {r.model for r in chats(fake)} == {"test/a"}
+    assert asyncio.run(m.execute_task(Task(messages="hi", max_tokens=5),
+                                      model="test/a")).model == "test/b"  # unpinned: falls back
+
+
+def test_the_submitter_refuses_a_wrong_call_shape(fake: FakeOpenRouter) -> None:
+    m = manager(fake)
+    with pytest.raises(TypeError, match="expected"):
+        m._door.submit_task(Task(messages="hi"))
+    with pytest.raises(TypeError, match="Notifier"):
+        m._door.submit_task(Task(messages="hi"), None, False, None, object(), True, 3, 1.0)
+    assert chats(fake) == []
