@@ -119,29 +119,24 @@ def _own_credentials(headers: Mapping[str, str] | None) -> bool:
     return bool(headers) and any(str(k).lower() == "authorization" for k in headers)  # type: ignore[union-attr]
 
 
-@dataclass
-class _Opened:
-    """A chat call under way: its observation, its cache lookup (None: no cache), and the sent
-    call (None: answered by the cache)."""
+# A chat call under way, as ``_open`` returns it: its observation, its cache lookup (None: no
+# cache), whether it streams, whether a stream shows its usage chunk, and the sent call (None:
+# answered by the cache). A plain tuple: a class made and freed per call cost ~4k instructions.
+_Opened = tuple[Call, Any, bool, bool, Any]
 
-    observed: Call
-    cached: Any
-    stream: bool
-    include_usage: bool
-    call: Any
 
-    @property
-    def store(self) -> Callable[[dict[str, Any]], None] | None:
-        """Where a finished stream's completion goes (the cache), if anywhere."""
-        return self.cached.store if self.cached is not None else None
+def _store_of(cached: Any) -> Callable[[dict[str, Any]], None] | None:
+    """Where a finished stream's completion goes (the cache), if anywhere."""
+    return cached.store if cached is not None else None
 
-    def done(self, r: ChatCompletion) -> ChatCompletion:
-        """Caches and reports a finished completion."""
-        if self.cached is not None:
-            self.cached.store(r.model_dump())
-        if self.observed.watched:
-            self.observed.done(**completion_fields(r), result=r)
-        return r
+
+def _reported(r: ChatCompletion, observed: Call, cached: Any) -> ChatCompletion:
+    """Caches and reports a finished completion."""
+    if cached is not None:
+        cached.store(r.model_dump())
+    if observed.watched:
+        observed.done(**completion_fields(r), result=r)
+    return r
 
 
 class _StreamBase:
@@ -620,22 +615,24 @@ class _CompletionsBase:
               extra_query: Any, timeout: Any, max_retries: Any, cache: bool,
               params: dict[str, Any], blocking: bool = False, bridge: Any = None) -> _Opened:
         """The part of ``create`` both clients share: the call observed, the response cache asked
-        (a hit is ``opened.hit``), else the request sent (``opened.call``: see ``_chat``)."""
+        (a hit: no call), else the request sent (the call: see ``_chat``), as an ``_Opened``."""
         c = self._client
         stream = bool(stream) and not _surface.is_omitted(stream)
         include_usage = stream and _surface.wants_usage_chunk(params)  # a stream's only
-        observed = c._observe.start(model=model, stream=stream, messages=messages, params=params)
+        watch = c._observe  # asked first: start()'s frame and keywords only for a watched call
+        observed = (watch.start(model=model, stream=stream, messages=messages, params=params)
+                    if watch._watched() else _UNWATCHED)
         try:
             cached = (c._cache_lookup(model, messages, params, extra_body, cache, extra_headers)
                       if c._cache is not None else None)
             if cached is not None and cached.hit is not None:
-                return _Opened(observed, cached, stream, include_usage, None)
+                return observed, cached, stream, include_usage, None
             call = c._chat(model, messages, stream, params, extra_body, timeout, max_retries,
                            extra_headers, extra_query, blocking, bridge)
         except BaseException as e:
             observed.raised(e)
             raise
-        return _Opened(observed, cached, stream, include_usage, call)
+        return observed, cached, stream, include_usage, call
 
     @property
     def with_raw_response(self) -> _RawCompletions:
@@ -688,18 +685,19 @@ class _Completions(_CompletionsBase):
         With a response cache (``OpenRouter(cache=True)``, see :mod:`orroute.cache`) a repeated
         request is answered from it (``cache=False``: not this call).
         """
-        o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
-                       max_retries, cache, params, True)
-        if o.call is None:
-            return _cache_hit(o.cached, o.observed, o.stream, asynchronous=False)
-        if o.stream:
-            return Stream(_engine.stream_of(o.call), o.observed, o.store, o.include_usage)
-        try:
-            r = self._client._completion(o.call)
+        observed, cached, stream, include_usage, call = self._open(
+            messages, model, stream, extra_body, extra_headers, extra_query, timeout, max_retries,
+            cache, params, True)
+        if call is None:
+            return _cache_hit(cached, observed, stream, asynchronous=False)
+        if stream:
+            return Stream(_engine.stream_of(call), observed, _store_of(cached), include_usage)
+        try:  # the reply itself, unless the call failed or was not a plain reply (_completion)
+            r = ChatCompletion._over(call) if type(call) is _JsonRef else self._client._completion(call)
         except BaseException as e:
-            o.observed.raised(e)
+            observed.raised(e)
             raise
-        return r if o.cached is None and o.observed is _UNWATCHED else o.done(r)
+        return r if cached is None and observed is _UNWATCHED else _reported(r, observed, cached)
 
     def _finish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:
@@ -861,21 +859,24 @@ class _AsyncCompletions(_CompletionsBase):
         **params: Any,
     ) -> Any:
         """Async twin of ``OpenRouter.chat.completions.create`` (``stream=True``: an AsyncStream)."""
-        o = self._open(messages, model, stream, extra_body, extra_headers, extra_query, timeout,
-                       max_retries, cache, params, False, _engine.bridge())
-        if o.call is None:
-            return _cache_hit(o.cached, o.observed, o.stream, asynchronous=True)
-        if o.stream:
-            return AsyncStream(_engine.stream_of(o.call), o.observed, o.store, o.include_usage)
+        observed, cached, stream, include_usage, call = self._open(
+            messages, model, stream, extra_body, extra_headers, extra_query, timeout, max_retries,
+            cache, params, False, _engine.bridge())
+        if call is None:
+            return _cache_hit(cached, observed, stream, asynchronous=True)
+        if stream:
+            return AsyncStream(_engine.stream_of(call), observed, _store_of(cached), include_usage)
         try:
-            call = o.call  # the reply, when it was served on this thread
-            if type(call) is not _JsonRef and not call.done:
-                await _engine.wait(call)
-            r = self._client._completion(call)
+            if type(call) is _JsonRef:  # the reply, served on this thread
+                r = ChatCompletion._over(call)
+            else:
+                if not call.done:
+                    await _engine.wait(call)
+                r = self._client._completion(call)
         except BaseException as e:
-            o.observed.raised(e)
+            observed.raised(e)
             raise
-        return r if o.cached is None and o.observed is _UNWATCHED else o.done(r)
+        return r if cached is None and observed is _UNWATCHED else _reported(r, observed, cached)
 
     async def _afinish(self, call: Any, stream: bool, include_usage: bool) -> Any:
         if stream:

@@ -6,6 +6,7 @@
 #include <future>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "loopback_server.h"
 #include "orroute/net/transport.h"
@@ -139,4 +140,52 @@ TEST_CASE("a pooled transfer handle carries nothing of the transfer before it", 
     CHECK(has(three, "\r\n\r\n3"));
     CHECK_FALSE(has(three, "X-Shared"));
   }
+}
+
+// libcurl is given each URL parsed (CURLOPT_CURLU, a handle the transport keeps for the last URLs
+// used): a pooled handle must still go to its own request's URL, with transfers in flight while
+// the kept handles are dropped for new ones, and a URL libcurl refuses still fails its transfer.
+TEST_CASE("a pooled transfer handle goes to each request's own URL", "[transport][pool]") {
+  EchoServer server;  // one connection at a time: the transfers below wait in libcurl for it
+  TransportOptions one_connection;
+  one_connection.max_total_connections = 1;
+  Transport transport(one_connection);
+  auto get = [&](const std::string& target) {
+    HttpRequest r;
+    r.url = server.url(target);
+    return r;
+  };
+  CHECK(send(transport, get("/a?x=1")).rfind("GET /a?x=1 ", 0) == 0);
+  CHECK(send(transport, get("/b")).rfind("GET /b ", 0) == 0);
+  CHECK(send(transport, get("/a?x=1")).rfind("GET /a?x=1 ", 0) == 0);
+  CHECK(send(transport, get("/a?x=2")).rfind("GET /a?x=2 ", 0) == 0);
+
+  // more URLs at once than are kept parsed, libcurl reading each when its turn to connect comes:
+  // each transfer keeps the one it was given
+  std::vector<std::shared_ptr<EchoSink>> sinks;
+  for (int i = 0; i < 40; ++i) {
+    sinks.push_back(std::make_shared<EchoSink>());
+    transport.submit(get("/p" + std::to_string(i)), sinks.back());
+  }
+  for (int i = 0; i < 40; ++i) {
+    CHECK(sinks[static_cast<size_t>(i)]->echoed().rfind("GET /p" + std::to_string(i) + " ", 0) == 0);
+  }
+
+  HttpRequest bad;
+  bad.url = "http://[127.0.0.1/x";  // not a URL libcurl parses
+  std::promise<TransferResult> done;
+  class Failed : public Sink {
+   public:
+    explicit Failed(std::promise<TransferResult>& p) : p_(p) {}
+    DataAction on_data(std::string_view) override { return DataAction::kContinue; }
+    void on_done(const TransferResult& r) override { p_.set_value(r); }
+
+   private:
+    std::promise<TransferResult>& p_;
+  };
+  transport.submit(bad, std::make_shared<Failed>(done));
+  auto result = done.get_future();
+  REQUIRE(result.wait_for(5s) == std::future_status::ready);
+  CHECK(result.get().status != TransferStatus::kOk);
+  CHECK(send(transport, get("/after")).rfind("GET /after ", 0) == 0);
 }

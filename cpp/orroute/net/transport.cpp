@@ -14,7 +14,9 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <optional>
 #include <queue>
 #include <thread>
@@ -122,6 +124,7 @@ struct Transport::Impl {
     Impl* impl = nullptr;
     TransferId id = 0;
     CURL* easy = nullptr;
+    std::shared_ptr<CURLU> url;  // CURLOPT_CURLU's parsed URL (libcurl reads it when it connects)
     HttpRequest request;
     // CURLOPT_HTTPHEADER's list: nodes pointing into header_text (this request's own lines) and
     // into request.shared (lines shared with other requests).
@@ -369,12 +372,41 @@ struct Transport::Impl {
     }
   }
 
+  // The request URLs libcurl has parsed, for CURLOPT_CURLU. Given only the URL's text, libcurl
+  // parses it on every transfer and prints it back whole through its printf to normalise it
+  // (curl_url_set and curl_url_get of CURLUPART_URL: ~15k instructions of a chat call, as many
+  // as parsing the reply); given a parsed handle it copies that. The last URLs transfers used
+  // (a chat client sends to one or two), parsed as libcurl parses CURLOPT_URL's text; a transfer
+  // holds its own until it ends, since libcurl reads it when it connects, after start().
+  // Network thread only.
+  static constexpr size_t kParsedUrls = 16;
+  std::unordered_map<std::string, std::shared_ptr<CURLU>> parsed_urls;
+
+  // `url` parsed, or null when libcurl does not take it (libcurl then parses the text itself and
+  // fails the transfer as it did before).
+  std::shared_ptr<CURLU> parsed_url(const std::string& url) {
+    if (auto it = parsed_urls.find(url); it != parsed_urls.end()) return it->second;
+    CURLU* u = curl_url();
+    if (u == nullptr) return nullptr;
+    if (curl_url_set(u, CURLUPART_URL, url.c_str(), CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+      curl_url_cleanup(u);
+      return nullptr;
+    }
+    std::shared_ptr<CURLU> parsed(u, curl_url_cleanup);
+    if (parsed_urls.size() >= kParsedUrls) parsed_urls.clear();  // the transfers keep theirs
+    parsed_urls.emplace(url, parsed);
+    return parsed;
+  }
+
   // The options of one transfer: everything a pooled handle may hold from its last one (its
   // callbacks' data, URL, method, body, headers, timeouts) is set anew.
-  static void set_transfer_options(Transfer& t) {
+  void set_transfer_options(Transfer& t) {
     CURL* e = t.easy;
     const HttpRequest& r = t.request;
+    // The text too: libcurl reports it (CURLINFO_EFFECTIVE_URL) and falls back to it when null
+    t.url = parsed_url(r.url);
     curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(e, CURLOPT_CURLU, t.url.get());
     curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
