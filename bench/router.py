@@ -31,7 +31,7 @@ The prompt of every call (one mode per run):
 
 Usage: PYTHONPATH=python python3 bench/router.py [--requests 2000] [--concurrency 1,8,64,256]
        [--streams 10000]   (--streams 0 skips section 3)   [--prompt-kb 20 | --conversation 40]
-       [--blocks 10]   (1: each set-up's calls one after the other's, as before)
+       [--blocks 10]   (1: each set-up's calls one after the other's, as before)   [--no-litellm]
        [--realtime]   (SCHED_FIFO, root: figures shielded from other processes' load)
 """
 
@@ -219,7 +219,7 @@ def spread_line(rounds: list[dict[str, Run]], name: str, conc: int) -> str:
 
 
 async def latency_section(
-    url: str, n: int, levels: list[int], ledger_dir: str, blocks: int
+    url: str, n: int, levels: list[int], ledger_dir: str, blocks: int, with_litellm: bool = True
 ) -> None:
     import orroute
     from orroute import Task
@@ -249,6 +249,8 @@ async def latency_section(
 
     litellm_router = openai_client = None
     try:
+        if not with_litellm:
+            raise RuntimeError("--no-litellm")
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch at import
         import litellm
         import openai
@@ -469,6 +471,8 @@ def main() -> None:
     mode.add_argument("--conversation", type=int, default=0, metavar="KB",
                       help="an agent's growing conversation, restarted at ~KB KiB")
     ap.add_argument("--concurrency", default="1,8,64,256")
+    ap.add_argument("--no-litellm", action="store_true",
+                    help="skip LiteLLM's Router and the openai SDK (~5 ms a call: most of a run)")
     ap.add_argument("--blocks", type=int, default=10,
                     help="each set-up's calls in this many blocks, interleaved with the others' "
                          "(1: one set-up after another)")
@@ -497,7 +501,7 @@ def main() -> None:
         print(policy)
         levels = [int(x) for x in a.concurrency.split(",") if x.strip()]
         with tempfile.TemporaryDirectory(prefix="orroute-router-bench-") as ledger_dir:
-            asyncio.run(latency_section(url, a.requests, levels, ledger_dir, a.blocks))
+            asyncio.run(latency_section(url, a.requests, levels, ledger_dir, a.blocks, not a.no_litellm))
         if a.streams:
             stream_section(url, a.streams)
     finally:
