@@ -117,10 +117,11 @@ PyObject** shared_ids() {
   return table;  // calloc: untouched pages cost nothing
 }
 
-PyObject* token_int(PyObject** table, uint32_t id) {
-  if (table == nullptr || id >= kSharedIds) return PyLong_FromUnsignedLong(id);
+// A new reference to the int of `id`: the shared one (made on first use), or a fresh one.
+[[gnu::always_inline]] inline PyObject* token_int(PyObject** table, uint32_t id) {
+  if (table == nullptr || id >= kSharedIds) [[unlikely]] return PyLong_FromUnsignedLong(id);
   PyObject* obj = table[id];
-  if (obj == nullptr) {
+  if (obj == nullptr) [[unlikely]] {
     obj = PyLong_FromUnsignedLong(id);
     if (obj == nullptr) return nullptr;
     table[id] = obj;  // the table keeps this reference for the life of the process
@@ -133,31 +134,33 @@ PyObject* token_int(PyObject** table, uint32_t id) {
 // Each item waits on two reads that miss the cache on fresh text (the encoder's tables evict the
 // shared ints between calls): the id's table slot, then the int's reference count. Both are
 // requested ahead of use, the slot kSlotAhead items ahead and the int kIntAhead items ahead (its
-// slot requested long enough before to have arrived), so the waits overlap.
+// slot requested long enough before to have arrived), so the waits overlap. The items before the
+// last kSlotAhead are taken in a loop without bound checks (an id past the table requests some
+// other slot: harmless), the rest with them.
 constexpr size_t kSlotAhead = 16;
 constexpr size_t kIntAhead = 8;
-
-// always_inline: GCC takes a function that only prefetches for one without effects and deletes
-// the calls to it.
-[[gnu::always_inline]] inline void prefetch_ahead(PyObject** table, const Tokens& tokens,
-                                                  size_t i) {
-  if (i + kSlotAhead < tokens.size() && tokens[i + kSlotAhead] < kSharedIds) {
-    __builtin_prefetch(&table[tokens[i + kSlotAhead]]);
-  }
-  if (i + kIntAhead < tokens.size() && tokens[i + kIntAhead] < kSharedIds) {
-    if (PyObject* ahead = table[tokens[i + kIntAhead]]) __builtin_prefetch(ahead, 1);
-  }
-}
+constexpr uint32_t kSlotMask = kSharedIds - 1;
 
 py::list to_list(const Tokens& tokens) {
-  auto list = py::reinterpret_steal<py::list>(PyList_New(static_cast<Py_ssize_t>(tokens.size())));
+  const size_t n = tokens.size();
+  auto list = py::reinterpret_steal<py::list>(PyList_New(static_cast<Py_ssize_t>(n)));
   if (!list) throw py::error_already_set();
+  PyObject** items = PySequence_Fast_ITEMS(list.ptr());
   PyObject** table = shared_ids();
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    if (table != nullptr) prefetch_ahead(table, tokens, i);
-    PyObject* item = token_int(table, tokens[i]);
-    if (!item) throw py::error_already_set();
-    PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), item);
+  const uint32_t* ids = tokens.data();
+  size_t i = 0;
+  if (table != nullptr && n > kSlotAhead) {
+    for (; i < n - kSlotAhead; ++i) {
+      __builtin_prefetch(&table[ids[i + kSlotAhead] & kSlotMask]);
+      if (PyObject* ahead = table[ids[i + kIntAhead] & kSlotMask]) __builtin_prefetch(ahead, 1);
+      if ((items[i] = token_int(table, ids[i])) == nullptr) throw py::error_already_set();
+    }
+  }
+  for (; i < n; ++i) {
+    if (table != nullptr && i + kIntAhead < n) {
+      if (PyObject* ahead = table[ids[i + kIntAhead] & kSlotMask]) __builtin_prefetch(ahead, 1);
+    }
+    if ((items[i] = token_int(table, ids[i])) == nullptr) throw py::error_already_set();
   }
   return list;
 }

@@ -3,6 +3,7 @@ batch calls, model mapping and count_tokens (text and chat messages)."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import signal
@@ -221,6 +222,33 @@ def test_token_lists_share_one_int_per_id_and_count_references(enc: orroute.Enco
     assert sys.getrefcount(hello) == before + 50 * per_list
     del lists
     assert sys.getrefcount(hello) == before
+
+
+def test_every_token_id_comes_back_as_a_plain_int_of_its_value(enc: orroute.Encoding) -> None:
+    # Each id's shared int (the binding's table) is made on the id's first use and handed out
+    # after that: every id of the vocabulary, the small ones CPython caches too, has its value,
+    # hashes, prints and computes as an int, and is the same object the next time, after a
+    # collection.
+    ranks = enc._mergeable_ranks
+    first: dict[int, int] = {}
+    for token, rank in ranks.items():
+        (item,) = enc._encode_single_piece(token)
+        assert type(item) is int and item == rank and hash(item) == hash(rank)
+        first[rank] = item
+    gc.collect()
+    for token, rank in ranks.items():
+        (item,) = enc._encode_single_piece(token)
+        assert item is first[rank]
+    for rank in (0, 1, 255, 256, 257, 1 << 15, len(ranks) - 1):
+        item = first[rank]
+        assert (item + 1, item * 3, item // 2, -item, str(item), bool(item)) == (
+            rank + 1,
+            rank * 3,
+            rank // 2,
+            -rank,
+            str(rank),
+            bool(rank),
+        )
 
 
 def test_texts_either_side_of_the_gil_release_size_agree(enc: orroute.Encoding) -> None:
