@@ -487,9 +487,14 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
         capability_bits(py::cast<std::vector<std::string>>(checked(PySequence_List(caps.ptr()))));
   }
   if (py::object budget = checked(PyObject_GetAttr(obj, k.budget)); !budget.is_none()) {
-    static const py::object* decimal =  // never freed, as the interned names
-        new py::object(py::module_::import("decimal").attr("Decimal"));
-    t.max_cost = py::cast<Money>((*decimal)(budget));
+    // decimal.Decimal, never released. Not a plain static: its import runs builtins.__import__,
+    // which may let the GIL go, and a second thread would then wait on the static's guard
+    // holding the GIL (a deadlock); see casters.h.
+    PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> decimal;
+    const py::object& cls =
+        decimal.call_once_and_store_result([] { return py::module_::import("decimal").attr("Decimal"); })
+            .get_stored();
+    t.max_cost = py::cast<Money>(cls(budget));
   }
   if (py::object quality = checked(PyObject_GetAttr(obj, k.quality)); !quality.is_none()) {
     t.min_quality = PyFloat_AsDouble(checked(PyNumber_Float(quality.ptr())).ptr());
@@ -502,9 +507,15 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
   if (py::object tags = checked(PyObject_GetAttr(obj, k.tags)); truthy(tags.ptr())) {
     py::object items = checked(PyMapping_Items(tags.ptr()));
     for (py::handle item : items) {
-      auto kv = py::reinterpret_borrow<py::tuple>(item);
-      t.scope.tags.emplace_back(task_text(checked(PyObject_Str(kv[0].ptr())).ptr(), "tag"),
-                                task_text(checked(PyObject_Str(kv[1].ptr())).ptr(), "tag"));
+      // `for k, v in tags.items()`: any pair (a mapping's own items() may give lists), nothing else
+      py::object kv = checked(PySequence_Tuple(item.ptr()));
+      if (PyTuple_GET_SIZE(kv.ptr()) != 2) {
+        PyErr_SetString(PyExc_ValueError, "task tags' items must be (key, value) pairs");
+        throw py::error_already_set();
+      }
+      t.scope.tags.emplace_back(
+          task_text(checked(PyObject_Str(PyTuple_GET_ITEM(kv.ptr(), 0))).ptr(), "tag"),
+          task_text(checked(PyObject_Str(PyTuple_GET_ITEM(kv.ptr(), 1))).ptr(), "tag"));
     }
     std::sort(t.scope.tags.begin(), t.scope.tags.end());  // UTF-8 sorts as the code points do
   }

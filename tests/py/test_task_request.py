@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,3 +145,58 @@ def test_the_submitter_refuses_a_wrong_call_shape(fake: FakeOpenRouter) -> None:
     with pytest.raises(TypeError, match="Notifier"):
         m._door.submit_task(Task(messages="hi"), None, False, None, object(), True, 3, 1.0)
     assert chats(fake) == []
+
+
+class _ListItems(dict):  # a mapping whose items() gives lists, as `for k, v in ...` takes them
+    def items(self) -> Any:
+        return [[k, v] for k, v in super().items()]
+
+
+class _TripleItems(dict):
+    def items(self) -> Any:
+        return [(k, v, "extra") for k, v in super().items()]
+
+
+def test_tags_are_read_as_pairs_whatever_sequence_items_gives() -> None:
+    task = Task(messages="hi")
+    task.tags = _ListItems(b="2", a=1)
+    assert _engine.task_request(task).tags == [("a", "1"), ("b", "2")]
+    task.tags = _TripleItems(a="1")
+    with pytest.raises(ValueError, match="pairs"):
+        _engine.task_request(task)
+
+
+# The first budget read in a process, by two threads at once, while builtins.__import__ is a
+# Python function that lets the GIL go (a profiler's or a lazy-import tool's wrapper): the core's
+# decimal.Decimal, looked up then, must not be a static whose guard the second thread waits on
+# holding the GIL (the process hung). In a child: the lookup happens once per process.
+_TWO_FIRST_BUDGETS = """
+import builtins, threading, time
+from orroute import _engine
+from orroute.task import Task
+
+real_import = builtins.__import__
+def slow_import(name, *args, **kw):
+    if name == "decimal":
+        time.sleep(0.2)
+    return real_import(name, *args, **kw)
+builtins.__import__ = slow_import
+
+def read():
+    _engine.task_request(Task(messages="hi", budget="0.01"))
+
+threads = [threading.Thread(target=read, daemon=True) for _ in range(2)]
+for t in threads:
+    t.start()
+    time.sleep(0.05)
+for t in threads:
+    t.join(30)
+print(sum(t.is_alive() for t in threads), "stuck")
+"""
+
+
+def test_two_threads_reading_the_first_budgets_do_not_deadlock() -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(orroute.__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", _TWO_FIRST_BUDGETS], capture_output=True, check=False,
+                         text=True, env=env, timeout=60)  # a hang guard, not a speed limit
+    assert out.stdout.strip() == "0 stuck", out.stderr
