@@ -14,6 +14,9 @@
 // CALLS is the total over every process and thread. The processes open their own ledger after
 // fork() and start together (a pipe closed by the parent); the time runs from that start to the
 // last process's exit (its leases given back included).
+// ORROUTE_BENCH_EVICT_KB=N: before each reserve+settle (outside its timed part) the thread writes
+// N KiB of a buffer of its own, so the ledger's code and data are evicted from the caches as a
+// call's Python and libcurl evict them between two settles of a manager at concurrency 1.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,8 +66,11 @@ void work(Ledger& ledger, int threads, int per, int batch, const std::string& ou
       auto& lat = latency[static_cast<size_t>(t)];
       lat.reserve(static_cast<size_t>(per));
       std::vector<SettleItem> items;
+      const char* evict_env = std::getenv("ORROUTE_BENCH_EVICT_KB");
+      std::vector<unsigned char> evict(evict_env ? static_cast<size_t>(std::atol(evict_env)) * 1024 : 0);
       for (int i = 0; i < per; i += batch) {
         const int n = std::min(batch, per - i);
+        for (size_t b = 0; b < evict.size(); b += 64) evict[b] = static_cast<unsigned char>(evict[b] + i);
         const auto s = std::chrono::steady_clock::now();
         items.clear();
         for (int k = 0; k < n; ++k) {
