@@ -179,6 +179,11 @@ class Task:
                 raise InvalidArgumentError(f"budget must be an amount in USD, got {budget!r}") from None
             if not budget.is_finite() or budget < 0:
                 raise InvalidArgumentError(f"budget must be >= 0, got {budget}")
+        for field, text in (("id", id), ("project", project), ("conversation", conversation)):
+            if text is not None and not isinstance(text, str):  # the engine reads them as text
+                raise InvalidArgumentError(
+                    f"task {field} must be a str, got {text.__class__.__name__}"
+                )
         params = dict(params) if params else {}
         if params:
             reserved = sorted(_ROUTER_FIELDS.intersection(params))

@@ -200,3 +200,12 @@ def test_two_threads_reading_the_first_budgets_do_not_deadlock() -> None:
     out = subprocess.run([sys.executable, "-c", _TWO_FIRST_BUDGETS], capture_output=True, check=False,
                          text=True, env=env, timeout=60)  # a hang guard, not a speed limit
     assert out.stdout.strip() == "0 stuck", out.stderr
+
+
+@pytest.mark.parametrize("field", ["id", "project", "conversation"])
+def test_a_text_field_given_bytes_is_refused_when_the_task_is_made(field: str) -> None:
+    # The engine reads them as text; at 77a23c5 bytes passed pybind11's str conversion, and with
+    # the core's one conversion they were refused only when the task ran.
+    with pytest.raises(orroute.InvalidArgumentError, match=f"task {field} must be a str, got bytes"):
+        Task(messages="hi", **{field: b"abc"})
+    assert getattr(Task(messages="hi", **{field: "abc"}), field) == "abc"
