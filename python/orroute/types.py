@@ -50,6 +50,7 @@ __all__ = [
 # for a nested response type, a list of them; and what it answers for a field the reply lacks.
 _PLAIN, _OBJECT, _OBJECTS = 0, 1, 2
 _ABSENT = object()
+_JsonRef = _core.JsonRef
 
 
 class BaseObject:
@@ -68,11 +69,13 @@ class BaseObject:
         Python value when it is first read, and the whole dict (``_data``) only when something
         needs all of it (``model_dump``, ``==``, ``repr``, setting a field)."""
         obj = cls.__new__(cls)
-        object.__setattr__(obj, "_ref", ref)
+        obj.__dict__["_ref"] = ref  # not through __setattr__, which sets a field of _data
         return obj
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        # One frame for a field read from the parsed reply (the common read: a caller's first
+        # access of each field), as a nested type over a nested object, else Python values.
+        if name[:2] == "__":
             raise AttributeError(name)
         d = self.__dict__
         data = d.get("_data")
@@ -84,7 +87,26 @@ class BaseObject:
                 data = d.setdefault("_data", ref.to_py())
                 d.pop("_ref", None)
                 return data
-            return self._read_ref(ref, name)
+            kind = type(self)._fields.get(name)
+            if kind is None:
+                value = ref.get(name, _PLAIN, _ABSENT)
+            elif type(kind) is tuple:  # the list is the core's new one: its objects replaced
+                value = ref.get(name, _OBJECTS, _ABSENT)
+                if type(value) is list:
+                    kind = kind[0]
+                    for i, x in enumerate(value):
+                        if type(x) is _JsonRef:
+                            value[i] = obj = kind.__new__(kind)  # as _over, without its frame
+                            obj.__dict__["_ref"] = x
+            else:
+                value = ref.get(name, _OBJECT, _ABSENT)
+                if type(value) is _JsonRef:
+                    x, value = value, kind.__new__(kind)  # as _over, without its frame
+                    value.__dict__["_ref"] = x
+            if value is _ABSENT:
+                return self._absent(name)
+            d[name] = value  # cache: the next access does not come here
+            return value
         try:
             raw = data[name]
         except KeyError:
@@ -100,25 +122,6 @@ class BaseObject:
             )
         else:
             value = kind(raw) if isinstance(raw, dict) else raw
-        self.__dict__[name] = value  # cache: the next access does not come here
-        return value
-
-    def _read_ref(self, ref: Any, name: str) -> Any:
-        """``name`` read from the parsed reply: a nested response type over the nested object,
-        any other value as Python values."""
-        kind = type(self)._fields.get(name)
-        if kind is None:
-            value = ref.get(name, _PLAIN, _ABSENT)
-        elif isinstance(kind, tuple):
-            value = ref.get(name, _OBJECTS, _ABSENT)
-            if type(value) is list:
-                value = [kind[0]._over(x) if type(x) is _core.JsonRef else x for x in value]
-        else:
-            value = ref.get(name, _OBJECT, _ABSENT)
-            if type(value) is _core.JsonRef:
-                value = kind._over(value)
-        if value is _ABSENT:
-            return self._absent(name)
         self.__dict__[name] = value  # cache: the next access does not come here
         return value
 

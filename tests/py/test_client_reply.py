@@ -107,3 +107,41 @@ def test_a_key_the_upstream_gives_twice_reads_as_the_dumped_reply_has_it(fake, c
     assert r.choices[0].message.content == "last" and r.model == "m/b"
     assert "_data" not in r.__dict__
     assert r.model_dump()["choices"][0]["message"]["content"] == "last"
+
+
+def test_nested_objects_outlive_their_reply_and_the_objects_freed_around_them(fake, caplog, monkeypatch):
+    """A nested object keeps its reply's parse alive after the completion is gone, while many
+    other objects are made and freed around it (the core reuses freed ones)."""
+    caplog.set_level(logging.WARNING, logger="orroute")  # unwatched: read field by field
+    monkeypatch.delitem(sys.modules, "opentelemetry.trace", raising=False)
+    kept = []
+    for i in range(3):
+        body = {**REPLY, "id": f"gen-{i}", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": f"c{i}"}}]}
+        kept.append(reply_of(fake, json.dumps(body).encode()).choices[0].message)
+    lazy = reply_of(fake, json.dumps(REPLY).encode())
+    for _ in range(200):  # made and freed: more than the core keeps for reuse
+        ChatCompletion._over(lazy.__dict__["_ref"]).choices[0].message.tool_calls[0].function  # noqa: B018
+    assert [m.content for m in kept] == ["c0", "c1", "c2"]
+    assert kept[2].model_dump() == {"role": "assistant", "content": "c2"}
+
+
+def test_the_parsed_reply_refuses_what_is_not_its_arguments(fake, caplog, monkeypatch):
+    from orroute import _core
+
+    caplog.set_level(logging.WARNING, logger="orroute")  # unwatched: the reply stays parsed
+    monkeypatch.delitem(sys.modules, "opentelemetry.trace", raising=False)
+    ref = reply_of(fake, json.dumps(REPLY).encode()).__dict__["_ref"]
+    assert type(ref) is _core.JsonRef
+    assert ref.get("model", 0, None) == "m/a" and ref.get("nope", 0, 7) == 7
+    assert "usage" in ref and "nope" not in ref and 1 not in ref and None not in ref
+    for args in [(1, 0, None), ("model", "0", None), ("model", 0), (), ("model", 2**70, None),
+                 ("\ud800", 0, None)]:
+        with pytest.raises((TypeError, OverflowError, UnicodeEncodeError)):
+            ref.get(*args)
+    with pytest.raises(TypeError):
+        type(ref)()
+    with pytest.raises(TypeError):
+        pickle.dumps(ref)
+    with pytest.raises(TypeError):
+        copy.copy(ref)
