@@ -42,15 +42,17 @@ double secs(Duration d) { return static_cast<double>(d.count()) / 1e9; }
 Duration from_secs(double s) { return Duration(static_cast<int64_t>(s * 1e9)); }
 py::object opt(const std::optional<double>& v) { return v ? py::cast(*v) : py::none(); }
 
+// `s` as an interned str, never released (the names below live for the process).
+PyObject* intern(const char* s) {
+  PyObject* k = PyUnicode_InternFromString(s);
+  if (k == nullptr) throw py::error_already_set();
+  return k;
+}
+
 // The keys of the dicts built for every call (result, plan, complexity, attempts), interned once:
 // without them each dict insertion makes and frees a new str and hashes it (~45 per call). Made
 // under the GIL on first use and never freed, like the constants of Python code.
 struct ResultKeys {
-  static PyObject* intern(const char* s) {
-    PyObject* k = PyUnicode_InternFromString(s);
-    if (k == nullptr) throw py::error_already_set();
-    return k;
-  }
   PyObject* score = intern("score");
   PyObject* tier = intern("tier");
   PyObject* task_type = intern("task_type");
@@ -397,11 +399,6 @@ std::shared_ptr<PendingResult> submit_pending(Engine& e, const EngineTask& t, py
 // and a property set per field), ~12.5k instructions of every manager call.
 
 struct TaskNames {
-  static PyObject* intern(const char* s) {
-    PyObject* k = PyUnicode_InternFromString(s);
-    if (k == nullptr) throw py::error_already_set();
-    return k;
-  }
   PyObject* messages = intern("messages");
   PyObject* params = intern("params");
   PyObject* max_tokens = intern("max_tokens");
