@@ -145,3 +145,25 @@ def test_the_parsed_reply_refuses_what_is_not_its_arguments(fake, caplog, monkey
         pickle.dumps(ref)
     with pytest.raises(TypeError):
         copy.copy(ref)
+
+
+def test_reply_objects_made_and_freed_give_back_their_type(fake, caplog, monkeypatch):
+    """JsonRef is a heap type whose freed objects are kept for reuse: each one made takes a
+    reference to the type and each one freed gives it back, kept or not (a missing release
+    would keep the type, and a double one free it under its live objects)."""
+    from orroute import _core
+
+    caplog.set_level(logging.WARNING, logger="orroute")
+    monkeypatch.delitem(sys.modules, "opentelemetry.trace", raising=False)
+    lazy = reply_of(fake, json.dumps(REPLY).encode())
+    ref = lazy.__dict__["_ref"]
+    ChatCompletion._over(ref).choices[0].message.tool_calls[0].function  # noqa: B018
+    before = sys.getrefcount(_core.JsonRef)
+    alive = [ChatCompletion._over(ref).choices[0].message for _ in range(100)]
+    holding = sys.getrefcount(_core.JsonRef)  # (counted outside the asserts: pytest's rewriting
+    del alive  # holds what an assert reads)
+    for _ in range(500):  # more than the core keeps for reuse
+        ChatCompletion._over(ref).choices[0].message.tool_calls[0].function  # noqa: B018
+    after = sys.getrefcount(_core.JsonRef)
+    assert holding >= before + 100  # the live objects hold the type
+    assert after == before
