@@ -484,14 +484,7 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
         capability_bits(py::cast<std::vector<std::string>>(checked(PySequence_List(caps.ptr()))));
   }
   if (py::object budget = checked(PyObject_GetAttr(obj, k.budget)); !budget.is_none()) {
-    // decimal.Decimal, never released. Not a plain static: its import runs builtins.__import__,
-    // which may let the GIL go, and a second thread would then wait on the static's guard
-    // holding the GIL (a deadlock); see casters.h.
-    PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> decimal;
-    const py::object& cls =
-        decimal.call_once_and_store_result([] { return py::module_::import("decimal").attr("Decimal"); })
-            .get_stored();
-    t.max_cost = py::cast<Money>(cls(budget));
+    t.max_cost = py::cast<Money>(decimal_class()(budget));
   }
   if (py::object quality = checked(PyObject_GetAttr(obj, k.quality)); !quality.is_none()) {
     t.min_quality = PyFloat_AsDouble(checked(PyNumber_Float(quality.ptr())).ptr());

@@ -11,6 +11,20 @@
 
 #include "orroute/catalog/money.h"
 
+namespace orroute::bindings {
+
+// decimal.Decimal, looked up once and never released: a static `object` would be released by
+// exit() after the interpreter is gone. gil_safe_call_once_and_store, as the import may let
+// another thread take the GIL and wait on a plain static's guard while this one waits for it.
+inline pybind11::handle decimal_class() {
+  PYBIND11_CONSTINIT static pybind11::gil_safe_call_once_and_store<pybind11::object> storage;
+  return storage
+      .call_once_and_store_result([] { return pybind11::module_::import("decimal").attr("Decimal"); })
+      .get_stored();
+}
+
+}  // namespace orroute::bindings
+
 namespace pybind11::detail {
 
 template <>
@@ -44,7 +58,7 @@ struct type_caster<orroute::Money> {
     const uint64_t mixed = (static_cast<uint64_t>(units) ^ static_cast<uint64_t>(units >> 64)) * 0x9E3779B97F4A7C15ull;
     Slot& slot = slots[mixed >> (64 - kCachedAmountsLog2)];
     if (slot.decimal != nullptr && slot.units == units) return handle(slot.decimal).inc_ref();
-    object made = decimal_class()(m.to_string());
+    object made = orroute::bindings::decimal_class()(m.to_string());
     Py_XDECREF(slot.decimal);
     slot.units = units;
     slot.decimal = made.inc_ref().ptr();
@@ -55,17 +69,7 @@ struct type_caster<orroute::Money> {
   static constexpr int kCachedAmountsLog2 = 6;
   static constexpr int kCachedAmounts = 1 << kCachedAmountsLog2;
 
-  static bool is_decimal(handle h) { return isinstance(h, decimal_class()); }
-
-  // decimal.Decimal, looked up once and never released: a static `object` would be released by
-  // exit() after the interpreter is gone. gil_safe_call_once_and_store, as the import may let
-  // another thread take the GIL and wait on a plain static's guard while this one waits for it.
-  static handle decimal_class() {
-    PYBIND11_CONSTINIT static gil_safe_call_once_and_store<object> storage;
-    return storage
-        .call_once_and_store_result([] { return module_::import("decimal").attr("Decimal"); })
-        .get_stored();
-  }
+  static bool is_decimal(handle h) { return isinstance(h, orroute::bindings::decimal_class()); }
 };
 
 }  // namespace pybind11::detail

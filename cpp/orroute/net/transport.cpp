@@ -880,14 +880,17 @@ std::string or_environment(std::string value, const char* name) {
   const char* env = std::getenv(name);
   return env == nullptr ? std::string() : std::string(env);
 }
+
+// `options` with the CA settings it leaves empty read from the environment.
+TransportOptions with_environment(TransportOptions options) {
+  options.ca_file = or_environment(std::move(options.ca_file), "SSL_CERT_FILE");
+  options.ca_dir = or_environment(std::move(options.ca_dir), "SSL_CERT_DIR");
+  return options;
+}
 }  // namespace
 
 Transport::Transport(TransportOptions options)
-    : impl_([options = [&] {
-        options.ca_file = or_environment(std::move(options.ca_file), "SSL_CERT_FILE");
-        options.ca_dir = or_environment(std::move(options.ca_dir), "SSL_CERT_DIR");
-        return std::move(options);
-      }()] { return Impl::start(options); }) {}
+    : impl_([options = with_environment(std::move(options))] { return Impl::start(options); }) {}
 
 Transport::~Transport() {
   // Made in the parent and never used in this forked child: nothing of it is this process's (the
