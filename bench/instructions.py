@@ -18,12 +18,14 @@ instructions per call in total and per thread (the calling thread first), and th
 set-up to the bare client of the same tree. Asserts nothing.
 
 Usage: PYTHONPATH=python python3 bench/instructions.py [--requests 1000] [--concurrency 8]
-       [--trees .,/work/wt-base] [--setups bare,sync,await,manager,memory,file] [--cache-sim] [--raw]
+       [--trees .,/work/wt-base] [--setups bare,sync,await,manager,mawait,memory,file] [--cache-sim] [--raw]
        [--keep DIR]
 
 `sync` is the sync `OpenRouter` client (calls one after another, whatever --concurrency says);
 `await` the async client awaited call after call by one task (as an agent calls it; `bare` goes
-through the harness's `gather` and semaphore, whose wake-ups decide where each reply is read).
+through the harness's `gather` and semaphore, whose wake-ups decide where each reply is read);
+`mawait` the manager so (its peer is `await`: bench/router.py's workers call both so at
+concurrency 1).
 `--raw` also counts bench/raw_curl.cpp (the same POST with bare libcurl, one at a time, as
 bench/client.py's "raw libcurl" row): what the client adds over libcurl, in instructions.
 `--keep DIR` keeps each run's callgrind files (DIR/<tree>-<set-up>/cg.<pid>.1-<thread>, the
@@ -49,6 +51,7 @@ from router import MODEL, MSGS, start_server  # the same server and workload
 
 SETUPS = {"bare": "bare AsyncOpenRouter", "sync": "sync OpenRouter",
           "await": "AsyncOpenRouter, one task awaiting", "manager": "manager, no ledger",
+          "mawait": "manager, no ledger, one task awaiting",
           "memory": "manager + budget, memory ledger", "file": "manager, file ledger"}
 WARM_UP = 200
 
@@ -82,6 +85,21 @@ async def _await_child(url: str, n: int) -> None:
         if i == WARM_UP:
             _callgrind("-z")
         await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
+    _callgrind("-d")
+
+
+async def _mawait_child(url: str, n: int) -> None:
+    """The manager (no ledger) as an agent calls it: one task awaiting one ``execute_task``
+    after another, as `await` does with the client (bench/router.py's workers at concurrency 1
+    call it so)."""
+    import orroute
+    from orroute import Task
+
+    manager = orroute.AIModelManager(api_key="sk-or-bench", base_url=url, fallbacks=[MODEL, "m/b"])
+    for i in range(WARM_UP + n):
+        if i == WARM_UP:
+            _callgrind("-z")
+        await manager.execute_task(Task(messages=MSGS, max_tokens=16))
     _callgrind("-d")
 
 
@@ -204,6 +222,9 @@ def main() -> None:
         return
     if args.child == "await":
         asyncio.run(_await_child(args.url, args.requests))
+        return
+    if args.child == "mawait":
+        asyncio.run(_mawait_child(args.url, args.requests))
         return
     if args.child:
         asyncio.run(_child(args.child, args.url, args.requests, args.concurrency, args.ledger))
