@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <structmember.h>  // T_OBJECT_EX, READONLY: a Task's slots (task_slots)
 #include <cxxabi.h>
 
 #include <algorithm>
@@ -424,6 +425,71 @@ py::object checked(PyObject* o) {
   return py::reinterpret_steal<py::object>(o);
 }
 
+// The Task fields engine_task_of reads, in TaskSlots' order.
+enum TaskField : size_t { kMessages, kParams, kMaxTokens, kId, kType, kCapabilities, kBudget,
+                          kQuality, kProject, kConversation, kTags, kCache, kTaskFields };
+
+// Where a type keeps each field of TaskField when every one of them is a __slots__ member (an
+// orroute.Task): read at its offset, the value PyObject_GetAttr would give, without its
+// attribute lookup (~160 instructions a field, ~2k a call). Valid while the type's version tag
+// is the one seen: assigning to the class (a property over a field, another __getattribute__)
+// clears the tag, and the type is looked at again. Under the GIL; the cached type is borrowed
+// and only compared (its version tag is checked first).
+struct TaskSlots {
+  PyTypeObject* type = nullptr;
+  unsigned int version = 0;
+  bool slotted = false;
+  std::array<Py_ssize_t, kTaskFields> offsets{};
+};
+
+// Offsets of `type`'s fields, or nullptr when one is not a plain object slot (read by name).
+const TaskSlots* task_slots(PyTypeObject* type) {
+  static TaskSlots cache;
+  if (cache.type == type && (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0 &&
+      type->tp_version_tag == cache.version) {
+    return cache.slotted ? &cache : nullptr;
+  }
+  const TaskNames& k = task_names();
+  const std::array<PyObject*, kTaskFields> names = {k.messages, k.params, k.max_tokens, k.id,
+                                                    k.type, k.capabilities, k.budget, k.quality,
+                                                    k.project, k.conversation, k.tags, k.cache};
+  TaskSlots found;
+  found.type = type;
+  found.slotted = type->tp_getattro == PyObject_GenericGetAttr;
+  for (size_t i = 0; i < kTaskFields && found.slotted; ++i) {
+    PyObject* d = _PyType_Lookup(type, names[i]);  // borrowed; gives the type a version tag
+    const PyMemberDef* member =
+        d != nullptr && Py_IS_TYPE(d, &PyMemberDescr_Type) ? reinterpret_cast<PyMemberDescrObject*>(d)->d_member
+                                                           : nullptr;
+    found.slotted = member != nullptr && member->type == T_OBJECT_EX && (member->flags & READONLY) == 0 &&
+                    PyType_IsSubtype(type, PyDescr_TYPE(d));
+    if (found.slotted) found.offsets[i] = member->offset;
+  }
+  if ((type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) == 0) return nullptr;  // no tag: not cached
+  found.version = type->tp_version_tag;
+  cache = found;
+  return cache.slotted ? &cache : nullptr;
+}
+
+// A Task's fields, at their slots when its type has them there (task_slots), else by name.
+class TaskFields {
+ public:
+  explicit TaskFields(PyObject* task) : task_(task), slots_(task_slots(Py_TYPE(task))) {}
+
+  // A new reference to the field's value; an unset slot raises AttributeError, as reading it does.
+  py::object get(TaskField field, PyObject* name) const {
+    if (slots_ != nullptr) {
+      PyObject* v = *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(task_) + slots_->offsets[field]);
+      if (v != nullptr) return py::reinterpret_borrow<py::object>(v);
+    }
+    return checked(PyObject_GetAttr(task_, name));
+  }
+
+ private:
+  PyObject* task_;
+  const TaskSlots* slots_;
+};
+
 bool truthy(PyObject* o) {
   const int r = PyObject_IsTrue(o);
   if (r < 0) throw py::error_already_set();
@@ -450,13 +516,14 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
   const TaskNames& k = task_names();
   PyObject* const obj = task.ptr();
   EngineTask t;
-  py::object messages = checked(PyObject_GetAttr(obj, k.messages));
+  const TaskFields fields(obj);
+  py::object messages = fields.get(kMessages, k.messages);
   if (!truthy(messages.ptr())) throw InvalidArgument("task has no messages");
   // a Task makes a list; one assigned later may be any iterable
   if (!PyList_CheckExact(messages.ptr())) messages = checked(PySequence_List(messages.ptr()));
   // {**params, "messages": ..., "max_tokens": ..., "model": ...}, written as the client writes
   py::dict body;
-  py::object params = checked(PyObject_GetAttr(obj, k.params));
+  py::object params = fields.get(kParams, k.params);
   if (truthy(params.ptr())) {
     if (!PyDict_Check(params.ptr()) && PyObject_HasAttrString(params.ptr(), "keys") != 1) {
       PyErr_SetString(PyExc_TypeError, "task params must be a mapping");
@@ -465,36 +532,36 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
     if (PyDict_Merge(body.ptr(), params.ptr(), 1) < 0) throw py::error_already_set();
   }
   if (PyDict_SetItem(body.ptr(), k.messages, messages.ptr()) < 0) throw py::error_already_set();
-  py::object max_tokens = checked(PyObject_GetAttr(obj, k.max_tokens));
+  py::object max_tokens = fields.get(kMaxTokens, k.max_tokens);
   if (!max_tokens.is_none() && PyDict_SetItem(body.ptr(), k.max_tokens, max_tokens.ptr()) < 0) {
     throw py::error_already_set();
   }
   const bool has_model = !model.is_none() && truthy(model.ptr());
   if (has_model && PyDict_SetItem(body.ptr(), k.model, model.ptr()) < 0) throw py::error_already_set();
   t.request_json = py_to_json(body);
-  t.task_id = task_text_or_empty(checked(PyObject_GetAttr(obj, k.id)).ptr(), "id");
+  t.task_id = task_text_or_empty(fields.get(kId, k.id).ptr(), "id");
   t.stream = stream;
-  if (std::string type = task_text_or_empty(checked(PyObject_GetAttr(obj, k.type)).ptr(), "type");
+  if (std::string type = task_text_or_empty(fields.get(kType, k.type).ptr(), "type");
       !type.empty()) {
     t.task_type = std::move(type);  // else "general"
   }
   if (pin && has_model) t.fallbacks = {task_text(model.ptr(), "model")};
-  if (py::object caps = checked(PyObject_GetAttr(obj, k.capabilities)); truthy(caps.ptr())) {
+  if (py::object caps = fields.get(kCapabilities, k.capabilities); truthy(caps.ptr())) {
     t.required_capabilities =
         capability_bits(py::cast<std::vector<std::string>>(checked(PySequence_List(caps.ptr()))));
   }
-  if (py::object budget = checked(PyObject_GetAttr(obj, k.budget)); !budget.is_none()) {
+  if (py::object budget = fields.get(kBudget, k.budget); !budget.is_none()) {
     t.max_cost = py::cast<Money>(decimal_class()(budget));
   }
-  if (py::object quality = checked(PyObject_GetAttr(obj, k.quality)); !quality.is_none()) {
+  if (py::object quality = fields.get(kQuality, k.quality); !quality.is_none()) {
     t.min_quality = PyFloat_AsDouble(checked(PyNumber_Float(quality.ptr())).ptr());
   }
-  py::object own_project = checked(PyObject_GetAttr(obj, k.project));
+  py::object own_project = fields.get(kProject, k.project);
   PyObject* const scope = truthy(own_project.ptr()) ? own_project.ptr() : project.ptr();
   if (!py::handle(scope).is_none() && truthy(scope)) t.scope.project = task_text(scope, "project");
   t.scope.conversation =
-      task_text_or_empty(checked(PyObject_GetAttr(obj, k.conversation)).ptr(), "conversation");
-  if (py::object tags = checked(PyObject_GetAttr(obj, k.tags)); truthy(tags.ptr())) {
+      task_text_or_empty(fields.get(kConversation, k.conversation).ptr(), "conversation");
+  if (py::object tags = fields.get(kTags, k.tags); truthy(tags.ptr())) {
     py::object items = checked(PyMapping_Items(tags.ptr()));
     for (py::handle item : items) {
       // `for k, v in tags.items()`: any pair (a mapping's own items() may give lists), nothing else
@@ -509,7 +576,7 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
     }
     std::sort(t.scope.tags.begin(), t.scope.tags.end());  // UTF-8 sorts as the code points do
   }
-  if (!truthy(checked(PyObject_GetAttr(obj, k.cache)).ptr())) t.use_cache = false;
+  if (!truthy(fields.get(kCache, k.cache).ptr())) t.use_cache = false;
   return t;
 }
 

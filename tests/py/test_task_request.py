@@ -209,3 +209,33 @@ def test_a_text_field_given_bytes_is_refused_when_the_task_is_made(field: str) -
     with pytest.raises(orroute.InvalidArgumentError, match=f"task {field} must be a str, got bytes"):
         Task(messages="hi", **{field: b"abc"})
     assert getattr(Task(messages="hi", **{field: "abc"}), field) == "abc"
+
+
+class _SlottedTask(Task):
+    __slots__ = ()
+
+
+def test_a_field_is_read_as_python_reads_it_after_the_class_changes() -> None:
+    # The core reads a Task's slots at their offsets while the class is as it saw it; a class
+    # changed since (a field made a property), another __getattribute__ or a field deleted from
+    # the instance is read (or refused) as getattr would.
+    task = _SlottedTask(messages="hi", max_tokens=5)
+    assert json.loads(_engine.task_request(task).request_json)["max_tokens"] == 5
+    _SlottedTask.max_tokens = property(lambda self: 9)  # type: ignore[assignment]
+    try:
+        assert json.loads(_engine.task_request(task).request_json)["max_tokens"] == 9
+    finally:
+        del _SlottedTask.max_tokens
+    assert json.loads(_engine.task_request(task).request_json)["max_tokens"] == 5
+
+    class Watched(Task):
+        __slots__ = ()
+
+        def __getattribute__(self, name: str) -> Any:
+            return "watched" if name == "project" else super().__getattribute__(name)
+
+    assert _engine.task_request(Watched(messages="hi")).project == "watched"
+    assert _engine.task_request(Task(messages="hi", project="p")).project == "p"
+    del task.tags
+    with pytest.raises(AttributeError, match="tags"):
+        _engine.task_request(task)
