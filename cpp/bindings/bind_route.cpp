@@ -167,7 +167,8 @@ constexpr Py_ssize_t kResultKeys = 26;
 // manager.py's AIModelManager._made unpacks, follows it).
 constexpr size_t kFigures = 14;
 
-std::array<py::object, kFigures> figures(const EngineResult& r) {
+// `alerts` as a list, or (summary()'s) None when there are none.
+std::array<py::object, kFigures> figures(const EngineResult& r, bool no_alerts_as_none = false) {
   const RouteOutcome& o = r.route;
   return {py::cast(o.ok),
           py::cast(o.model),
@@ -182,7 +183,7 @@ std::array<py::object, kFigures> figures(const EngineResult& r) {
           py::cast(r.cut_at_reservation),
           upstream_str(r.provider),
           py::cast(r.provider_model),
-          py::cast(r.alerts)};
+          no_alerts_as_none && r.alerts.empty() ? py::object(py::none()) : py::cast(r.alerts)};
 }
 
 void put_figures(py::dict& d, const EngineResult& r) {
@@ -214,10 +215,11 @@ py::dict result_head(const EngineResult& r) {
 }
 
 // What the manager reads of every call's result (manager.py's _made): figures() and the task
-// type, as a tuple; result() has the rest. A tuple, not a dict: nothing hashed or inserted, and
-// the manager unpacks it into locals instead of looking each key up.
+// type, as a tuple (alerts None when there are none: no empty list made); result() has the rest.
+// A tuple, not a dict: nothing hashed or inserted, and the manager unpacks it into locals instead
+// of looking each key up.
 py::tuple summary_tuple(const EngineResult& r) {
-  std::array<py::object, kFigures> values = figures(r);
+  std::array<py::object, kFigures> values = figures(r, /*no_alerts_as_none=*/true);
   py::tuple t(kFigures + 1);
   for (size_t i = 0; i < kFigures; ++i) PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(i), values[i].release().ptr());
   PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(kFigures), py::cast(r.plan.task_type).release().ptr());
@@ -522,23 +524,27 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
   // a Task makes a list; one assigned later may be any iterable
   if (!PyList_CheckExact(messages.ptr())) messages = checked(PySequence_List(messages.ptr()));
   // {**params, "messages": ..., "max_tokens": ..., "model": ...}, written as the client writes
-  py::dict body;
   py::object params = fields.get(kParams, k.params);
-  if (truthy(params.ptr())) {
+  py::object max_tokens = fields.get(kMaxTokens, k.max_tokens);
+  const bool has_model = !model.is_none() && truthy(model.ptr());
+  if (!truthy(params.ptr())) {  // the usual task: the members written, no dict made for them
+    t.request_json = py_members_to_json({{"messages", messages},
+                                         {"max_tokens", max_tokens.is_none() ? py::handle() : max_tokens},
+                                         {"model", has_model ? model : py::handle()}});
+  } else {
     if (!PyDict_Check(params.ptr()) && PyObject_HasAttrString(params.ptr(), "keys") != 1) {
       PyErr_SetString(PyExc_TypeError, "task params must be a mapping");
       throw py::error_already_set();
     }
+    py::dict body;
     if (PyDict_Merge(body.ptr(), params.ptr(), 1) < 0) throw py::error_already_set();
+    if (PyDict_SetItem(body.ptr(), k.messages, messages.ptr()) < 0) throw py::error_already_set();
+    if (!max_tokens.is_none() && PyDict_SetItem(body.ptr(), k.max_tokens, max_tokens.ptr()) < 0) {
+      throw py::error_already_set();
+    }
+    if (has_model && PyDict_SetItem(body.ptr(), k.model, model.ptr()) < 0) throw py::error_already_set();
+    t.request_json = py_to_json(body);
   }
-  if (PyDict_SetItem(body.ptr(), k.messages, messages.ptr()) < 0) throw py::error_already_set();
-  py::object max_tokens = fields.get(kMaxTokens, k.max_tokens);
-  if (!max_tokens.is_none() && PyDict_SetItem(body.ptr(), k.max_tokens, max_tokens.ptr()) < 0) {
-    throw py::error_already_set();
-  }
-  const bool has_model = !model.is_none() && truthy(model.ptr());
-  if (has_model && PyDict_SetItem(body.ptr(), k.model, model.ptr()) < 0) throw py::error_already_set();
-  t.request_json = py_to_json(body);
   t.task_id = task_text_or_empty(fields.get(kId, k.id).ptr(), "id");
   t.stream = stream;
   if (std::string type = task_text_or_empty(fields.get(kType, k.type).ptr(), "type");

@@ -69,6 +69,16 @@ def test_the_defaults_and_the_managers_project() -> None:
     assert _engine.task_request(task, model="test/b").fallbacks == []  # not pinned
     assert _engine.task_request({"input": "hi", "max_tokens": 3}).request_json == (
         '{"messages":[{"role":"user","content":"hi"}],"max_tokens":3}')
+    # no params: the members written in the dict's order, without the dict
+    assert _engine.task_request(Task(messages="hi", max_tokens=2), model="test/b").request_json \
+        == '{"messages":[{"role":"user","content":"hi"}],"max_tokens":2,"model":"test/b"}'
+    assert _engine.task_request(Task(messages="hi"), model="").request_json == (
+        '{"messages":[{"role":"user","content":"hi"}]}')
+    deep: Any = "x"
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(orroute.InvalidArgumentError, match="deeper"):
+        _engine.task_request(Task(messages=[{"role": "user", "content": deep}]))
 
 
 def test_messages_assigned_later_are_read_as_a_list() -> None:
