@@ -68,3 +68,55 @@ def test_what_a_task_keeps_of_each_argument() -> None:
     assert plain.params is not Task(messages="hi").params  # not one dict shared by every task
     assert (plain.budget, plain.compress, plain.cache, plain.type) == (None, None, True, "general")
     assert pickle.loads(pickle.dumps(task)) == task
+
+
+def test_a_task_is_made_by_its_class_call_as_type_call_makes_it() -> None:
+    # After the first id a Task is made without type.__call__'s keyword dict (the core calls
+    # __init__ with the arguments as given): positional and keyword arguments, errors, a
+    # subclass, and an __init__ replaced on the class behave as a plain class call does.
+    Task(messages="hi")  # the first id: the class call set up
+    t = Task("my-id", "coding", "hi", None, 7)
+    assert (t.id, t.type, t.messages[0]["content"], t.max_tokens) == ("my-id", "coding", "hi", 7)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'temperature'"):
+        Task(messages="hi", temperature=0.5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="got multiple values for argument 'id'"):
+        Task("a", id="b")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="takes from 1 to 15 positional arguments"):
+        Task(*range(15))  # type: ignore[arg-type]
+    with pytest.raises(orroute.InvalidArgumentError):
+        Task(messages="hi", max_tokens=0)
+    args = ({"messages": "hi", "max_tokens": 3},)
+    assert [Task(**a).max_tokens for a in args * 3] == [3, 3, 3]
+
+    class Mine(Task):
+        __slots__ = ("extra",)
+
+        def __init__(self, extra: int, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.extra = extra
+
+    mine = Mine(5, messages="hi")
+    assert (mine.extra, mine.messages[0]["role"], type(mine)) == (5, "user", Mine)
+    real = Task.__init__
+    seen: list[Any] = []
+
+    def spy(self: Task, *a: Any, **kw: Any) -> None:
+        seen.append((a, kw))
+        real(self, *a, **kw)
+
+    Task.__init__ = spy  # type: ignore[method-assign]
+    try:
+        assert Task(messages="x").messages[0]["content"] == "x"
+    finally:
+        Task.__init__ = real  # type: ignore[method-assign]
+    assert seen == [((), {"messages": "x"})]
+
+    def returns(self: Task, *a: Any, **kw: Any) -> int:
+        return 1
+
+    Task.__init__ = returns  # type: ignore[method-assign, assignment]
+    try:
+        with pytest.raises(TypeError, match="should return None, not 'int'"):
+            Task(messages="x")
+    finally:
+        Task.__init__ = real  # type: ignore[method-assign]
