@@ -714,6 +714,62 @@ void call_init_directly(const py::type& cls) {
   type->tp_vectorcall = construct_directly;
 }
 
+// ---- a finished call's details -----------------------------------------------------------------
+//
+// What submit_task hands back for a call that finished inside it (the usual awaited manager call,
+// served on the event loop's thread): the result behind the TaskResult's lazy fields, with
+// PendingResult's result() and nothing to await. A plain CPython type: a pybind11 PendingResult
+// (its holder, the instance registry's insert and erase) cost ~1.7k instructions of every call
+// more, made and freed.
+struct FinishedObject {
+  PyObject_HEAD
+  std::shared_ptr<PendingResult> pending;  // constructed in place after the allocation
+};
+
+PyTypeObject* finished_type = nullptr;  // set by bind_route (a heap type, kept for the process)
+
+py::object finished_result(std::shared_ptr<PendingResult> pending) {
+  FinishedObject* f = PyObject_New(FinishedObject, finished_type);
+  if (f == nullptr) throw py::error_already_set();
+  new (&f->pending) std::shared_ptr<PendingResult>(std::move(pending));
+  return py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(f));
+}
+
+void finished_dealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  reinterpret_cast<FinishedObject*>(self)->pending.~shared_ptr();
+  PyObject_Free(self);
+  Py_DECREF(type);  // a heap type: each instance holds a reference to it
+}
+
+PyObject* finished_result_dict(PyObject* self, PyObject* /*unused*/) {
+  try {
+    PendingResult& p = *reinterpret_cast<FinishedObject*>(self)->pending;
+    std::lock_guard lock(p.mu);
+    return result_dict(*p.result).release().ptr();  // finished: the result is there
+  } catch (...) {
+    py::detail::try_translate_exceptions();
+    return nullptr;
+  }
+}
+
+PyMethodDef finished_methods[] = {
+    {"result", finished_result_dict, METH_NOARGS,
+     "result($self, /)\n--\n\nThe whole result as PendingResult.result() gives it."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot finished_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(finished_dealloc)},
+    {Py_tp_methods, finished_methods},
+    {Py_tp_doc, const_cast<char*>("A finished call's result, behind a TaskResult (private).")},
+    {0, nullptr},
+};
+
+PyType_Spec finished_spec = {
+    "orroute._core.FinishedResult", static_cast<int>(sizeof(FinishedObject)), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION, finished_slots};
+
 // `submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout)`: the manager's
 // awaited call in one plain CPython function (METH_FASTCALL; `self` a capsule holding the engine
 // and its Python object): engine_task_of and submit_pending, with no EngineTask object made
@@ -766,7 +822,8 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
         summary = summary_tuple(*pending->result);
       }
     }
-    return py::make_tuple(py::cast(std::move(pending)), std::move(summary)).release().ptr();
+    py::object handle = summary.is_none() ? py::cast(std::move(pending)) : finished_result(std::move(pending));
+    return py::make_tuple(std::move(handle), std::move(summary)).release().ptr();
   } catch (abi::__forced_unwind&) {
     throw;  // a daemon thread ended at exit (see gil.h)
   } catch (...) {
@@ -800,6 +857,10 @@ py::object task_submitter(py::handle engine) {
 }  // namespace
 
 void bind_route(py::module_& m) {
+  auto finished = py::reinterpret_steal<py::object>(PyType_FromSpec(&finished_spec));
+  if (!finished) throw py::error_already_set();
+  finished_type = reinterpret_cast<PyTypeObject*>(finished.inc_ref().ptr());  // kept for the process
+  m.add_object("FinishedResult", finished);
   m.def("default_fallback_order", &default_fallback_order,
         "The integration guide's model order (bundled catalog ids).");
   py::class_<ComplexityAnalyzer>(m, "ComplexityAnalyzer")
@@ -1033,7 +1094,8 @@ void bind_route(py::module_& m) {
         "and call its __init__ with the arguments as given, without type.__call__'s keyword dict.");
   m.def("task_submitter", &task_submitter, py::arg("engine"),
         "submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout) -> "
-        "(PendingResult, summary or None) for `engine`: engine_task_of(task, False, model, pin, "
+        "(PendingResult, None) or, finished, (FinishedResult, summary) for `engine`: "
+        "engine_task_of(task, False, model, pin, "
         "project) planned and started as Engine.submit_async (lent to `notifier` when `lend`), "
         "then served as PendingResult.serve_lent for at most `serve_timeout` seconds (None: not "
         "served); the summary when it finished.");

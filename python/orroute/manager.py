@@ -745,9 +745,9 @@ class AIModelManager:
             notifier, loop_fd, serve = bridge.lend_terms(False)
             pending, summary = self._door.submit_task(task, model, pin, self._project, notifier,
                                                       not bridge.waiters, loop_fd, serve)
-            if summary is None:
+            if summary is None:  # a PendingResult (finished inside: a FinishedResult, no await)
                 await _engine.wait(pending)
-                summary = pending.summary()
+                summary = pending.summary()  # type: ignore[union-attr]
             r = self._made(summary, pending, task.id or "", compressed)
             if call is not _UNWATCHED and call.watched:
                 call.done(**task_result_fields(r))

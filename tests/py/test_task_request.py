@@ -249,3 +249,27 @@ def test_a_field_is_read_as_python_reads_it_after_the_class_changes() -> None:
     del task.tags
     with pytest.raises(AttributeError, match="tags"):
         _engine.task_request(task)
+
+
+def test_a_call_finished_inside_submit_task_hands_back_its_result(fake: FakeOpenRouter) -> None:
+    # Served to the end on the event loop's thread (no time limit), the call comes back with its
+    # summary and a FinishedResult: the whole result behind the TaskResult's lazy fields.
+    m = manager(fake)
+
+    async def call() -> Any:
+        notifier, loop_fd, _ = _engine.bridge().lend_terms(False)
+        return m._door.submit_task(Task(messages="hi", max_tokens=5), None, False, None,
+                                   notifier, True, loop_fd, -1)
+
+    handle, summary = asyncio.run(call())
+    assert summary is not None and summary[0] is True and summary[13] is None  # no alerts
+    assert type(handle) is orroute._core.FinishedResult
+    full = handle.result()
+    assert full["ok"] and (full["model"], full["completion"], full["content"]) == (
+        summary[1], summary[2], summary[4])
+    assert [a["model"] for a in full["attempts"]] == [summary[1]]
+    assert handle.result() == full  # read again: the same
+    with pytest.raises(TypeError):
+        type(handle)()
+    r = asyncio.run(m.execute_task(Task(messages="hi", max_tokens=5)))
+    assert r.attempts[-1].model == r.model and r.candidates == MODELS and r.response["id"]
