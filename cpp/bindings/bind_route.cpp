@@ -374,9 +374,8 @@ std::shared_ptr<py::object> hold_callable(py::object f) {
 
 // Plans and starts `t` (the first attempt sent from this thread while the network loop is idle);
 // `lend_to`: the lendable Notifier of this thread's event loop, which will await the result.
-std::shared_ptr<PendingResult> submit_pending(Engine& e, const EngineTask& t, py::handle lend_to) {
-  std::shared_ptr<LoopWatch> watch;  // an object, not a shared_ptr: see NetClient.start
-  if (!lend_to.is_none()) watch = lend_to.cast<std::shared_ptr<Notifier>>()->watch();
+// `watch`: the lent network loop's watch (Notifier::watch()), or none.
+std::shared_ptr<PendingResult> submit_pending(Engine& e, const EngineTask& t, std::shared_ptr<LoopWatch> watch) {
   auto pending = std::make_shared<PendingResult>();
   GilRelease nogil;
   EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
@@ -794,25 +793,30 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
   try {
     const auto started = std::chrono::steady_clock::now();
     const auto* ref = static_cast<EngineRef*>(PyCapsule_GetPointer(capsule, kEngineCapsule));
-    const py::handle notifier(args[4]);
-    if (!notifier.is_none() && !py::isinstance<Notifier>(notifier)) {
-      PyErr_SetString(PyExc_TypeError, "notifier must be a Notifier or None");
-      return nullptr;
+    // the Notifier read once (its type checked by the load), for the lend and the serve
+    Notifier* notifier = nullptr;
+    if (args[4] != Py_None) {
+      py::detail::make_caster<Notifier> load;
+      if (!load.load(args[4], false)) {
+        PyErr_SetString(PyExc_TypeError, "notifier must be a Notifier or None");
+        return nullptr;
+      }
+      notifier = py::detail::cast_op<Notifier*>(load);
     }
     const bool lend = truthy(args[5]);
-    const bool serve = !notifier.is_none() && args[7] != Py_None;
+    const bool serve = notifier != nullptr && args[7] != Py_None;
     const int loop_fd = serve ? static_cast<int>(py::cast<long>(py::handle(args[6]))) : -1;
     const double limit = serve ? py::cast<double>(py::handle(args[7])) : 0.0;  // < 0: none
     const EngineTask t = engine_task_of(args[0], false, args[1], truthy(args[2]), args[3]);
     std::shared_ptr<PendingResult> pending =
-        submit_pending(*ref->engine, t, lend ? notifier : py::handle(Py_None));
+        submit_pending(*ref->engine, t, lend && notifier != nullptr ? notifier->watch() : nullptr);
     // the loop's time left: the plan and the send took some of it
     const double left =
         limit < 0 ? -1.0
                   : limit - std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (serve && (limit < 0 || left > 0) && !pending->finished()) {
       PendingResult& p = *pending;
-      serve_lent(*notifier.cast<Notifier*>(), loop_fd, left, [&p] { return p.finished(); }, [&p] { p.cancel(); });
+      serve_lent(*notifier, loop_fd, left, [&p] { return p.finished(); }, [&p] { p.cancel(); });
     }
     py::object summary = py::none();
     {
@@ -1231,7 +1235,9 @@ void bind_route(py::module_& m) {
       .def(
           "submit_async",
           [](Engine& e, const EngineTask& t, const py::object& lend_to) {
-            return submit_pending(e, t, lend_to);
+            std::shared_ptr<LoopWatch> watch;  // an object, not a shared_ptr: see NetClient.start
+            if (!lend_to.is_none()) watch = lend_to.cast<std::shared_ptr<Notifier>>()->watch();
+            return submit_pending(e, t, std::move(watch));
           },
           py::arg("task"), py::arg("lend_to") = py::none(),
           "Plans and starts `task`; `lend_to`: the lendable Notifier of this thread's event loop, "
