@@ -164,6 +164,21 @@ std::string py_to_json(py::handle obj) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+std::string py_members_to_json(std::initializer_list<std::pair<std::string_view, py::handle>> members) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  rapidjson::SizeType written = 0;
+  for (const auto& [key, value] : members) {
+    if (!value) continue;
+    w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+    write_py(w, value, 1);  // as a dict's value
+    ++written;
+  }
+  w.EndObject(written);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
 namespace {
 
 // `body` (a chat request) as JSON text, held to the chat request rules (validate_chat_request,

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <structmember.h>  // T_OBJECT_EX, READONLY: a Task's slots (task_slots)
 #include <cxxabi.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <mutex>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "bindings.h"
 #include "casters.h"
@@ -166,7 +168,8 @@ constexpr Py_ssize_t kResultKeys = 26;
 // manager.py's AIModelManager._made unpacks, follows it).
 constexpr size_t kFigures = 14;
 
-std::array<py::object, kFigures> figures(const EngineResult& r) {
+// `alerts` as a list, or (summary()'s) None when there are none.
+std::array<py::object, kFigures> figures(const EngineResult& r, bool no_alerts_as_none = false) {
   const RouteOutcome& o = r.route;
   return {py::cast(o.ok),
           py::cast(o.model),
@@ -181,7 +184,7 @@ std::array<py::object, kFigures> figures(const EngineResult& r) {
           py::cast(r.cut_at_reservation),
           upstream_str(r.provider),
           py::cast(r.provider_model),
-          py::cast(r.alerts)};
+          no_alerts_as_none && r.alerts.empty() ? py::object(py::none()) : py::cast(r.alerts)};
 }
 
 void put_figures(py::dict& d, const EngineResult& r) {
@@ -213,10 +216,11 @@ py::dict result_head(const EngineResult& r) {
 }
 
 // What the manager reads of every call's result (manager.py's _made): figures() and the task
-// type, as a tuple; result() has the rest. A tuple, not a dict: nothing hashed or inserted, and
-// the manager unpacks it into locals instead of looking each key up.
+// type, as a tuple (alerts None when there are none: no empty list made); result() has the rest.
+// A tuple, not a dict: nothing hashed or inserted, and the manager unpacks it into locals instead
+// of looking each key up.
 py::tuple summary_tuple(const EngineResult& r) {
-  std::array<py::object, kFigures> values = figures(r);
+  std::array<py::object, kFigures> values = figures(r, /*no_alerts_as_none=*/true);
   py::tuple t(kFigures + 1);
   for (size_t i = 0; i < kFigures; ++i) PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(i), values[i].release().ptr());
   PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(kFigures), py::cast(r.plan.task_type).release().ptr());
@@ -370,9 +374,8 @@ std::shared_ptr<py::object> hold_callable(py::object f) {
 
 // Plans and starts `t` (the first attempt sent from this thread while the network loop is idle);
 // `lend_to`: the lendable Notifier of this thread's event loop, which will await the result.
-std::shared_ptr<PendingResult> submit_pending(Engine& e, const EngineTask& t, py::handle lend_to) {
-  std::shared_ptr<LoopWatch> watch;  // an object, not a shared_ptr: see NetClient.start
-  if (!lend_to.is_none()) watch = lend_to.cast<std::shared_ptr<Notifier>>()->watch();
+// `watch`: the lent network loop's watch (Notifier::watch()), or none.
+std::shared_ptr<PendingResult> submit_pending(Engine& e, const EngineTask& t, std::shared_ptr<LoopWatch> watch) {
   auto pending = std::make_shared<PendingResult>();
   GilRelease nogil;
   EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
@@ -424,6 +427,71 @@ py::object checked(PyObject* o) {
   return py::reinterpret_steal<py::object>(o);
 }
 
+// The Task fields engine_task_of reads, in TaskSlots' order.
+enum TaskField : size_t { kMessages, kParams, kMaxTokens, kId, kType, kCapabilities, kBudget,
+                          kQuality, kProject, kConversation, kTags, kCache, kTaskFields };
+
+// Where a type keeps each field of TaskField when every one of them is a __slots__ member (an
+// orroute.Task): read at its offset, the value PyObject_GetAttr would give, without its
+// attribute lookup (~160 instructions a field, ~2k a call). Valid while the type's version tag
+// is the one seen: assigning to the class (a property over a field, another __getattribute__)
+// clears the tag, and the type is looked at again. Under the GIL; the cached type is borrowed
+// and only compared (its version tag is checked first).
+struct TaskSlots {
+  PyTypeObject* type = nullptr;
+  unsigned int version = 0;
+  bool slotted = false;
+  std::array<Py_ssize_t, kTaskFields> offsets{};
+};
+
+// Offsets of `type`'s fields, or nullptr when one is not a plain object slot (read by name).
+const TaskSlots* task_slots(PyTypeObject* type) {
+  static TaskSlots cache;
+  if (cache.type == type && (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0 &&
+      type->tp_version_tag == cache.version) {
+    return cache.slotted ? &cache : nullptr;
+  }
+  const TaskNames& k = task_names();
+  const std::array<PyObject*, kTaskFields> names = {k.messages, k.params, k.max_tokens, k.id,
+                                                    k.type, k.capabilities, k.budget, k.quality,
+                                                    k.project, k.conversation, k.tags, k.cache};
+  TaskSlots found;
+  found.type = type;
+  found.slotted = type->tp_getattro == PyObject_GenericGetAttr;
+  for (size_t i = 0; i < kTaskFields && found.slotted; ++i) {
+    PyObject* d = _PyType_Lookup(type, names[i]);  // borrowed; gives the type a version tag
+    const PyMemberDef* member =
+        d != nullptr && Py_IS_TYPE(d, &PyMemberDescr_Type) ? reinterpret_cast<PyMemberDescrObject*>(d)->d_member
+                                                           : nullptr;
+    found.slotted = member != nullptr && member->type == T_OBJECT_EX && (member->flags & READONLY) == 0 &&
+                    PyType_IsSubtype(type, PyDescr_TYPE(d));
+    if (found.slotted) found.offsets[i] = member->offset;
+  }
+  if ((type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) == 0) return nullptr;  // no tag: not cached
+  found.version = type->tp_version_tag;
+  cache = found;
+  return cache.slotted ? &cache : nullptr;
+}
+
+// A Task's fields, at their slots when its type has them there (task_slots), else by name.
+class TaskFields {
+ public:
+  explicit TaskFields(PyObject* task) : task_(task), slots_(task_slots(Py_TYPE(task))) {}
+
+  // A new reference to the field's value; an unset slot raises AttributeError, as reading it does.
+  py::object get(TaskField field, PyObject* name) const {
+    if (slots_ != nullptr) {
+      PyObject* v = *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(task_) + slots_->offsets[field]);
+      if (v != nullptr) return py::reinterpret_borrow<py::object>(v);
+    }
+    return checked(PyObject_GetAttr(task_, name));
+  }
+
+ private:
+  PyObject* task_;
+  const TaskSlots* slots_;
+};
+
 bool truthy(PyObject* o) {
   const int r = PyObject_IsTrue(o);
   if (r < 0) throw py::error_already_set();
@@ -450,51 +518,56 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
   const TaskNames& k = task_names();
   PyObject* const obj = task.ptr();
   EngineTask t;
-  py::object messages = checked(PyObject_GetAttr(obj, k.messages));
+  const TaskFields fields(obj);
+  py::object messages = fields.get(kMessages, k.messages);
   if (!truthy(messages.ptr())) throw InvalidArgument("task has no messages");
   // a Task makes a list; one assigned later may be any iterable
   if (!PyList_CheckExact(messages.ptr())) messages = checked(PySequence_List(messages.ptr()));
   // {**params, "messages": ..., "max_tokens": ..., "model": ...}, written as the client writes
-  py::dict body;
-  py::object params = checked(PyObject_GetAttr(obj, k.params));
-  if (truthy(params.ptr())) {
+  py::object params = fields.get(kParams, k.params);
+  py::object max_tokens = fields.get(kMaxTokens, k.max_tokens);
+  const bool has_model = !model.is_none() && truthy(model.ptr());
+  if (!truthy(params.ptr())) {  // the usual task: the members written, no dict made for them
+    t.request_json = py_members_to_json({{"messages", messages},
+                                         {"max_tokens", max_tokens.is_none() ? py::handle() : max_tokens},
+                                         {"model", has_model ? model : py::handle()}});
+  } else {
     if (!PyDict_Check(params.ptr()) && PyObject_HasAttrString(params.ptr(), "keys") != 1) {
       PyErr_SetString(PyExc_TypeError, "task params must be a mapping");
       throw py::error_already_set();
     }
+    py::dict body;
     if (PyDict_Merge(body.ptr(), params.ptr(), 1) < 0) throw py::error_already_set();
+    if (PyDict_SetItem(body.ptr(), k.messages, messages.ptr()) < 0) throw py::error_already_set();
+    if (!max_tokens.is_none() && PyDict_SetItem(body.ptr(), k.max_tokens, max_tokens.ptr()) < 0) {
+      throw py::error_already_set();
+    }
+    if (has_model && PyDict_SetItem(body.ptr(), k.model, model.ptr()) < 0) throw py::error_already_set();
+    t.request_json = py_to_json(body);
   }
-  if (PyDict_SetItem(body.ptr(), k.messages, messages.ptr()) < 0) throw py::error_already_set();
-  py::object max_tokens = checked(PyObject_GetAttr(obj, k.max_tokens));
-  if (!max_tokens.is_none() && PyDict_SetItem(body.ptr(), k.max_tokens, max_tokens.ptr()) < 0) {
-    throw py::error_already_set();
-  }
-  const bool has_model = !model.is_none() && truthy(model.ptr());
-  if (has_model && PyDict_SetItem(body.ptr(), k.model, model.ptr()) < 0) throw py::error_already_set();
-  t.request_json = py_to_json(body);
-  t.task_id = task_text_or_empty(checked(PyObject_GetAttr(obj, k.id)).ptr(), "id");
+  t.task_id = task_text_or_empty(fields.get(kId, k.id).ptr(), "id");
   t.stream = stream;
-  if (std::string type = task_text_or_empty(checked(PyObject_GetAttr(obj, k.type)).ptr(), "type");
+  if (std::string type = task_text_or_empty(fields.get(kType, k.type).ptr(), "type");
       !type.empty()) {
     t.task_type = std::move(type);  // else "general"
   }
   if (pin && has_model) t.fallbacks = {task_text(model.ptr(), "model")};
-  if (py::object caps = checked(PyObject_GetAttr(obj, k.capabilities)); truthy(caps.ptr())) {
+  if (py::object caps = fields.get(kCapabilities, k.capabilities); truthy(caps.ptr())) {
     t.required_capabilities =
         capability_bits(py::cast<std::vector<std::string>>(checked(PySequence_List(caps.ptr()))));
   }
-  if (py::object budget = checked(PyObject_GetAttr(obj, k.budget)); !budget.is_none()) {
+  if (py::object budget = fields.get(kBudget, k.budget); !budget.is_none()) {
     t.max_cost = py::cast<Money>(decimal_class()(budget));
   }
-  if (py::object quality = checked(PyObject_GetAttr(obj, k.quality)); !quality.is_none()) {
+  if (py::object quality = fields.get(kQuality, k.quality); !quality.is_none()) {
     t.min_quality = PyFloat_AsDouble(checked(PyNumber_Float(quality.ptr())).ptr());
   }
-  py::object own_project = checked(PyObject_GetAttr(obj, k.project));
+  py::object own_project = fields.get(kProject, k.project);
   PyObject* const scope = truthy(own_project.ptr()) ? own_project.ptr() : project.ptr();
   if (!py::handle(scope).is_none() && truthy(scope)) t.scope.project = task_text(scope, "project");
   t.scope.conversation =
-      task_text_or_empty(checked(PyObject_GetAttr(obj, k.conversation)).ptr(), "conversation");
-  if (py::object tags = checked(PyObject_GetAttr(obj, k.tags)); truthy(tags.ptr())) {
+      task_text_or_empty(fields.get(kConversation, k.conversation).ptr(), "conversation");
+  if (py::object tags = fields.get(kTags, k.tags); truthy(tags.ptr())) {
     py::object items = checked(PyMapping_Items(tags.ptr()));
     for (py::handle item : items) {
       // `for k, v in tags.items()`: any pair (a mapping's own items() may give lists), nothing else
@@ -509,7 +582,7 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
     }
     std::sort(t.scope.tags.begin(), t.scope.tags.end());  // UTF-8 sorts as the code points do
   }
-  if (!truthy(checked(PyObject_GetAttr(obj, k.cache)).ptr())) t.use_cache = false;
+  if (!truthy(fields.get(kCache, k.cache).ptr())) t.use_cache = false;
   return t;
 }
 
@@ -559,6 +632,143 @@ py::object task_ids(std::string_view prefix) {
   return py::reinterpret_steal<py::object>(fn);
 }
 
+// ---- a class called without type.__call__'s keyword dict ---------------------------------------
+//
+// CPython (3.11) calls a class through type.__call__: the keyword arguments made into a dict,
+// the instance made by __new__, then __init__ looked up and called with the dict unpacked again
+// (~1.4k instructions of `Task(messages=m, max_tokens=16)`, a sixth of it). A class's
+// tp_vectorcall, when set, is called instead: construct_directly makes the instance as
+// object.__new__ does and calls the class's __init__ with the arguments as they came. Any other
+// class shape (a __new__ of its own, an abstract class, an __init__ that is not a plain Python
+// function) takes type.__call__ itself. A subclass does not inherit tp_vectorcall.
+
+PyObject* call_type_generic(PyObject* callable, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  py::tuple positional(nargs);
+  for (Py_ssize_t i = 0; i < nargs; ++i) {
+    PyTuple_SET_ITEM(positional.ptr(), i, py::handle(args[i]).inc_ref().ptr());
+  }
+  py::object keywords = py::none();
+  if (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) > 0) {
+    py::dict d;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
+      if (PyDict_SetItem(d.ptr(), PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) return nullptr;
+    }
+    keywords = std::move(d);
+  }
+  return PyType_Type.tp_call(callable, positional.ptr(), keywords.is_none() ? nullptr : keywords.ptr());
+}
+
+PyObject* construct_directly(PyObject* callable, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+  static PyObject* const init_name = intern("__init__");
+  auto* type = reinterpret_cast<PyTypeObject*>(callable);
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject* init = nullptr;
+  if (type->tp_new == PyBaseObject_Type.tp_new && (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT) == 0) {
+    init = _PyType_Lookup(type, init_name);  // borrowed
+  }
+  if (init == nullptr || !PyFunction_Check(init)) {
+    try {
+      return call_type_generic(callable, args, nargs, kwnames);
+    } catch (py::error_already_set& e) {
+      e.restore();
+      return nullptr;
+    }
+  }
+  py::object hold = py::reinterpret_borrow<py::object>(init);  // __init__ may replace itself
+  PyObject* self = type->tp_alloc(type, 0);
+  if (self == nullptr) return nullptr;
+  const Py_ssize_t all = nargs + (kwnames != nullptr ? PyTuple_GET_SIZE(kwnames) : 0);
+  PyObject* done = nullptr;
+  if ((nargsf & PY_VECTORCALL_ARGUMENTS_OFFSET) != 0) {  // args[-1] is ours to use meanwhile
+    PyObject** with_self = const_cast<PyObject**>(args) - 1;
+    PyObject* const kept = with_self[0];
+    with_self[0] = self;
+    done = PyObject_Vectorcall(init, with_self, static_cast<size_t>(nargs + 1), kwnames);
+    with_self[0] = kept;
+  } else {
+    std::vector<PyObject*> with_self(static_cast<size_t>(all + 1));
+    with_self[0] = self;
+    std::copy(args, args + all, with_self.begin() + 1);
+    done = PyObject_Vectorcall(init, with_self.data(), static_cast<size_t>(nargs + 1), kwnames);
+  }
+  if (done == nullptr) {
+    Py_DECREF(self);
+    return nullptr;
+  }
+  if (done != Py_None) {
+    PyErr_Format(PyExc_TypeError, "__init__() should return None, not '%.200s'", Py_TYPE(done)->tp_name);
+    Py_DECREF(done);
+    Py_DECREF(self);
+    return nullptr;
+  }
+  Py_DECREF(done);
+  return self;
+}
+
+void call_init_directly(const py::type& cls) {
+  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
+  if ((type->tp_flags & Py_TPFLAGS_HEAPTYPE) == 0 || type->tp_new != PyBaseObject_Type.tp_new) {
+    throw InvalidArgument("call_init_directly takes a Python class whose __new__ is object's");
+  }
+  type->tp_vectorcall = construct_directly;
+}
+
+// ---- a finished call's details -----------------------------------------------------------------
+//
+// What submit_task hands back for a call that finished inside it (the usual awaited manager call,
+// served on the event loop's thread): the result behind the TaskResult's lazy fields, with
+// PendingResult's result() and nothing to await. A plain CPython type: a pybind11 PendingResult
+// (its holder, the instance registry's insert and erase) cost ~1.7k instructions of every call
+// more, made and freed.
+struct FinishedObject {
+  PyObject_HEAD
+  std::shared_ptr<PendingResult> pending;  // constructed in place after the allocation
+};
+
+PyTypeObject* finished_type = nullptr;  // set by bind_route (a heap type, kept for the process)
+
+py::object finished_result(std::shared_ptr<PendingResult> pending) {
+  FinishedObject* f = PyObject_New(FinishedObject, finished_type);
+  if (f == nullptr) throw py::error_already_set();
+  new (&f->pending) std::shared_ptr<PendingResult>(std::move(pending));
+  return py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(f));
+}
+
+void finished_dealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  reinterpret_cast<FinishedObject*>(self)->pending.~shared_ptr();
+  PyObject_Free(self);
+  Py_DECREF(type);  // a heap type: each instance holds a reference to it
+}
+
+PyObject* finished_result_dict(PyObject* self, PyObject* /*unused*/) {
+  try {
+    PendingResult& p = *reinterpret_cast<FinishedObject*>(self)->pending;
+    std::lock_guard lock(p.mu);
+    return result_dict(*p.result).release().ptr();  // finished: the result is there
+  } catch (...) {
+    py::detail::try_translate_exceptions();
+    return nullptr;
+  }
+}
+
+PyMethodDef finished_methods[] = {
+    {"result", finished_result_dict, METH_NOARGS,
+     "result($self, /)\n--\n\nThe whole result as PendingResult.result() gives it."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot finished_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(finished_dealloc)},
+    {Py_tp_methods, finished_methods},
+    {Py_tp_doc, const_cast<char*>("A finished call's result, behind a TaskResult (private).")},
+    {0, nullptr},
+};
+
+PyType_Spec finished_spec = {
+    "orroute._core.FinishedResult", static_cast<int>(sizeof(FinishedObject)), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION, finished_slots};
+
 // `submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout)`: the manager's
 // awaited call in one plain CPython function (METH_FASTCALL; `self` a capsule holding the engine
 // and its Python object): engine_task_of and submit_pending, with no EngineTask object made
@@ -583,25 +793,30 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
   try {
     const auto started = std::chrono::steady_clock::now();
     const auto* ref = static_cast<EngineRef*>(PyCapsule_GetPointer(capsule, kEngineCapsule));
-    const py::handle notifier(args[4]);
-    if (!notifier.is_none() && !py::isinstance<Notifier>(notifier)) {
-      PyErr_SetString(PyExc_TypeError, "notifier must be a Notifier or None");
-      return nullptr;
+    // the Notifier read once (its type checked by the load), for the lend and the serve
+    Notifier* notifier = nullptr;
+    if (args[4] != Py_None) {
+      py::detail::make_caster<Notifier> load;
+      if (!load.load(args[4], false)) {
+        PyErr_SetString(PyExc_TypeError, "notifier must be a Notifier or None");
+        return nullptr;
+      }
+      notifier = py::detail::cast_op<Notifier*>(load);
     }
     const bool lend = truthy(args[5]);
-    const bool serve = !notifier.is_none() && args[7] != Py_None;
+    const bool serve = notifier != nullptr && args[7] != Py_None;
     const int loop_fd = serve ? static_cast<int>(py::cast<long>(py::handle(args[6]))) : -1;
     const double limit = serve ? py::cast<double>(py::handle(args[7])) : 0.0;  // < 0: none
     const EngineTask t = engine_task_of(args[0], false, args[1], truthy(args[2]), args[3]);
     std::shared_ptr<PendingResult> pending =
-        submit_pending(*ref->engine, t, lend ? notifier : py::handle(Py_None));
+        submit_pending(*ref->engine, t, lend && notifier != nullptr ? notifier->watch() : nullptr);
     // the loop's time left: the plan and the send took some of it
     const double left =
         limit < 0 ? -1.0
                   : limit - std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (serve && (limit < 0 || left > 0) && !pending->finished()) {
       PendingResult& p = *pending;
-      serve_lent(*notifier.cast<Notifier*>(), loop_fd, left, [&p] { return p.finished(); }, [&p] { p.cancel(); });
+      serve_lent(*notifier, loop_fd, left, [&p] { return p.finished(); }, [&p] { p.cancel(); });
     }
     py::object summary = py::none();
     {
@@ -611,7 +826,8 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
         summary = summary_tuple(*pending->result);
       }
     }
-    return py::make_tuple(py::cast(std::move(pending)), std::move(summary)).release().ptr();
+    py::object handle = summary.is_none() ? py::cast(std::move(pending)) : finished_result(std::move(pending));
+    return py::make_tuple(std::move(handle), std::move(summary)).release().ptr();
   } catch (abi::__forced_unwind&) {
     throw;  // a daemon thread ended at exit (see gil.h)
   } catch (...) {
@@ -645,6 +861,10 @@ py::object task_submitter(py::handle engine) {
 }  // namespace
 
 void bind_route(py::module_& m) {
+  auto finished = py::reinterpret_steal<py::object>(PyType_FromSpec(&finished_spec));
+  if (!finished) throw py::error_already_set();
+  finished_type = reinterpret_cast<PyTypeObject*>(finished.inc_ref().ptr());  // kept for the process
+  m.add_object("FinishedResult", finished);
   m.def("default_fallback_order", &default_fallback_order,
         "The integration guide's model order (bundled catalog ids).");
   py::class_<ComplexityAnalyzer>(m, "ComplexityAnalyzer")
@@ -873,9 +1093,13 @@ void bind_route(py::module_& m) {
   m.def("task_ids", &task_ids, py::arg("prefix"),
         "new_task_id() -> str: `prefix` (20 hex digits) and a 48-bit counter's 12 hex digits "
         "(1, 2, ...; wrapping), one id a call.");
+  m.def("call_init_directly", &call_init_directly, py::arg("cls"),
+        "Calls to `cls` (a Python class whose __new__ is object's: orroute.Task) make the instance "
+        "and call its __init__ with the arguments as given, without type.__call__'s keyword dict.");
   m.def("task_submitter", &task_submitter, py::arg("engine"),
         "submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout) -> "
-        "(PendingResult, summary or None) for `engine`: engine_task_of(task, False, model, pin, "
+        "(PendingResult, None) or, finished, (FinishedResult, summary) for `engine`: "
+        "engine_task_of(task, False, model, pin, "
         "project) planned and started as Engine.submit_async (lent to `notifier` when `lend`), "
         "then served as PendingResult.serve_lent for at most `serve_timeout` seconds (None: not "
         "served); the summary when it finished.");
@@ -1011,7 +1235,9 @@ void bind_route(py::module_& m) {
       .def(
           "submit_async",
           [](Engine& e, const EngineTask& t, const py::object& lend_to) {
-            return submit_pending(e, t, lend_to);
+            std::shared_ptr<LoopWatch> watch;  // an object, not a shared_ptr: see NetClient.start
+            if (!lend_to.is_none()) watch = lend_to.cast<std::shared_ptr<Notifier>>()->watch();
+            return submit_pending(e, t, std::move(watch));
           },
           py::arg("task"), py::arg("lend_to") = py::none(),
           "Plans and starts `task`; `lend_to`: the lendable Notifier of this thread's event loop, "

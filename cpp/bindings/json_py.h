@@ -7,13 +7,17 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace orroute::bindings {
 
 // JSON text of a Python value. Throws orroute::InvalidArgument naming the type that is not JSON.
 std::string py_to_json(pybind11::handle obj);
+// py_to_json of a dict with these members in this order (no dict made); a null handle is left out.
+std::string py_members_to_json(std::initializer_list<std::pair<std::string_view, pybind11::handle>> members);
 // Python value of a parsed JSON value (dicts keep key order).
 pybind11::object json_to_py(const rapidjson::Value& v);
 // Text from outside (an upstream's reply, error, headers) as a str: bytes that are not UTF-8

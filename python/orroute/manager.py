@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
@@ -124,6 +123,16 @@ def _attempts_of(result: Any) -> list[Attempt]:
     return _attempts(_details(result).get("attempts", ()))
 
 
+def _usage_of(result: Any) -> Usage | None:
+    """The :class:`Usage` of a result made by the manager, from the token counts it kept."""
+    tokens = result.__dict__.get("_tokens")
+    if tokens is None:
+        return None  # made with usage=None
+    prompt, completion = tokens
+    return Usage(prompt_tokens=prompt, completion_tokens=completion,
+                 total_tokens=prompt + completion)
+
+
 def _plan_part(name: str, default: Callable[[], Any]) -> Callable[[Any], Any]:
     def compute(result: Any) -> Any:
         plan = _details(result).get("plan")
@@ -194,11 +203,18 @@ class TaskResult:
         """Pickled and copied with every field made: the engine's result is not kept."""
         state = {f"_{name}": getattr(self, name) for name in _LAZY_FIELDS}
         state.update((k, v) for k, v in self.__dict__.items()
-                     if k != "_details" and k not in state)
+                     if k not in _NOT_PICKLED and k not in state)
         return state
 
 
-_LAZY_FIELDS = ("attempts", "reasons", "candidates", "complexity", "response")
+# ``usage`` is made when first read too, from the token counts the manager keeps (``_tokens``):
+# a Usage (a dict subclass made from keywords, then freed) was ~2.2k instructions of every call.
+# Set after the class is made: the field keeps no default (its place in the constructor's
+# arguments), and the dataclass __init__'s ``self.usage = usage`` stores the value given.
+setattr(TaskResult, "usage", _Lazy(_usage_of))  # noqa: B010  (mypy: a field is a dict)
+TaskResult.__dict__["usage"].__set_name__(TaskResult, "usage")
+_LAZY_FIELDS = ("usage", "attempts", "reasons", "candidates", "complexity", "response")
+_NOT_PICKLED = ("_details", "_tokens")  # what the lazy fields are made from
 
 
 def _result_state() -> dict[str, Any]:
@@ -208,7 +224,7 @@ def _result_state() -> dict[str, Any]:
     computed on first read), and ``_details``, the engine's result behind the lazy fields."""
     out: dict[str, Any] = {}
     for f in fields(TaskResult):
-        if isinstance(f.default, _Lazy):
+        if isinstance(TaskResult.__dict__.get(f.name), _Lazy):
             out["_" + f.name] = None
         elif f.default is not MISSING:
             out[f.name] = f.default
@@ -218,6 +234,7 @@ def _result_state() -> dict[str, Any]:
             out[f.name] = None
     out["task_id"] = ""
     out["_details"] = None
+    out["_tokens"] = None
     return out
 
 
@@ -459,7 +476,9 @@ class AIModelManager:
             from .compress import Compression
 
             self._compress = Compression.coerce(compress)
-        self._results: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        # result id -> (model, task type) for record_feedback (see _made)
+        self._results: dict[str, tuple[str, str]] = {}
+        self._older_results: dict[str, tuple[str, str]] = {}
         self._base_url = cfg.base_url
         self._strategy = strategy
         self._ledger_path = ledger_path
@@ -578,22 +597,24 @@ class AIModelManager:
         if cost_problem:
             logger(_LOG).warning("%s: cost from %s (%s)", model, cost_source, cost_problem)
 
-    def _result(self, res: Mapping[str, Any]) -> TaskResult:
+    def _result(self, res: Mapping[str, Any], task_id: str = "",
+                compression: Any = None) -> TaskResult:
         """The :class:`TaskResult` of an engine result dict ``res`` (``result()``, a run's or a
-        stream's; raises its error)."""
+        stream's; raises its error), with :meth:`_made`'s ``task_id`` and ``compression``."""
         ok = res["ok"]
         return self._made((ok, res["model"], res["completion"], res["completion_id"],
                            res["content"], res["prompt_tokens"], res["completion_tokens"],
                            res["cost"], res.get("cost_source", ""), res.get("cost_problem", ""),
                            res.get("cut_at_reservation", False), res.get("provider", ""),
                            res.get("provider_model", ""), res.get("alerts"),
-                           res["plan"]["task_type"] if ok else ""), res)
+                           res["plan"]["task_type"] if ok else ""), res, task_id, compression)
 
-    def _made(self, summary: tuple[Any, ...], details: Any) -> TaskResult:
+    def _made(self, summary: tuple[Any, ...], details: Any, task_id: str = "",
+              compression: Any = None) -> TaskResult:
         """The :class:`TaskResult` of a call's ``summary`` (``PendingResult.summary()``'s tuple,
         or :meth:`_result`'s of a dict); raises its error. ``details``: the pending result (whose
         whole result, attempts and plan, is built only when a field that needs it is read) or
-        the result dict."""
+        the result dict; ``task_id`` and ``compression``: the result's fields of those names."""
         (ok, model, completion_json, completion_id, content, prompt, completion, cost,
          cost_source, cost_problem, cut, provider, provider_model, alerts, task_type) = summary
         if alerts or cost_problem:
@@ -603,14 +624,13 @@ class AIModelManager:
             err = _engine.result_error(full)
             err.attempts = _attempts(full["attempts"])  # type: ignore[attr-defined]
             raise err
-        usage = Usage(prompt_tokens=prompt, completion_tokens=completion,
-                      total_tokens=prompt + completion)
         result_id = completion_id or os.urandom(12).hex()
         state = _RESULT_STATE.copy()  # every key there: values replaced, nothing inserted
         state["id"] = result_id
+        state["task_id"] = task_id
         state["content"] = content or ""
         state["model"] = model
-        state["usage"] = usage
+        state["_tokens"] = (prompt, completion)  # the usage, made when read
         state["cost"] = cost
         state["task_type"] = task_type
         state["cost_source"] = cost_source
@@ -618,12 +638,18 @@ class AIModelManager:
         state["provider"] = provider
         state["provider_model"] = provider_model
         state["completion_json"] = completion_json
+        if compression is not None:
+            state["compression"] = compression
         state["_details"] = details  # what attempts, reasons, candidates and complexity are made from
         result = _new_result(TaskResult)
         result.__dict__ = state
-        self._results[result_id] = (model, task_type)
-        if len(self._results) > _FEEDBACK_MEMORY:
-            self._results.popitem(last=False)
+        # record_feedback's memory: two plain dicts, the newer one replacing the older when full
+        # (the last _FEEDBACK_MEMORY results are always there; an OrderedDict's insert and its
+        # length test cost ~0.6k instructions a call more)
+        results = self._results
+        results[result_id] = (model, task_type)
+        if len(results) >= _FEEDBACK_MEMORY:
+            self._older_results, self._results = results, {}
         return result
 
     def plan(self, task: Task) -> _engine.Plan:
@@ -645,14 +671,13 @@ class AIModelManager:
         task, compressed = self._compressed_sync(Task.coerce(task), model)
         call = self._observed(task, model, False)
         try:  # as in _run: no `with call` for an unwatched call
-            r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)))
+            r = self._result(self._door.run(self._engine_task(task, model=model, pin=pin)),
+                             task.id or "", compressed)
             if call is not _UNWATCHED and call.watched:
                 call.done(**task_result_fields(r))
         except BaseException as e:
             call.raised(e)
             raise
-        r.task_id = task.id or ""
-        r.compression = compressed
         return r
 
     def _compresses(self, task: Task) -> bool:
@@ -706,9 +731,11 @@ class AIModelManager:
         if task.__class__ is not Task:
             task = Task.coerce(task)
         compressed = None
-        if self._compresses(task):  # else no coroutine nor import for a step that does nothing
-            task, compressed = await self._compressed(task, model)
-        call = self._observed(task, model, False)
+        own = task.compress  # _compresses(task), inline (a frame less on every call)
+        if self._compress is not None or not (own is None or own is False):
+            task, compressed = await self._compressed(task, model)  # else no coroutine nor import
+        # asked first, as the client does: _observed's frame only for a watched call
+        call = self._observed(task, model, False) if self._observe._watched() else _UNWATCHED
         try:  # not `with call`: its two methods cost an unwatched call ~2.7k instructions
             # on the engine's network thread (or, while this event loop has nothing else to do,
             # on its thread: the loop lent to it); cancelling the await cancels the run
@@ -718,17 +745,15 @@ class AIModelManager:
             notifier, loop_fd, serve = bridge.lend_terms(False)
             pending, summary = self._door.submit_task(task, model, pin, self._project, notifier,
                                                       not bridge.waiters, loop_fd, serve)
-            if summary is None:
+            if summary is None:  # a PendingResult (finished inside: a FinishedResult, no await)
                 await _engine.wait(pending)
-                summary = pending.summary()
-            r = self._made(summary, pending)
+                summary = pending.summary()  # type: ignore[union-attr]
+            r = self._made(summary, pending, task.id or "", compressed)
             if call is not _UNWATCHED and call.watched:
                 call.done(**task_result_fields(r))
         except BaseException as e:  # as `with call` would: a watched call ends failed or cancelled
             call.raised(e)
             raise
-        r.task_id = task.id or ""
-        r.compression = compressed
         return r
 
     async def execute_cascade(self, task: Task, cascade: Any, *, task_type: str | None = None,
@@ -910,11 +935,12 @@ class AIModelManager:
             NotFoundInCatalogError: ``result_id`` is not a result of this manager.
             InvalidArgumentError: ``score`` is outside [0, 1].
         """
-        if result_id not in self._results:
+        entry = self._results.get(result_id) or self._older_results.get(result_id)
+        if entry is None:
             raise _exc.NotFoundInCatalogError(f"unknown result id {result_id!r}")
         if not 0.0 <= float(score) <= 1.0:
             raise _exc.InvalidArgumentError(f"score must be in [0, 1], got {score}")
-        model, task_type = self._results[result_id]
+        model, task_type = entry
         # kept in the ledger (when the manager has one): later managers rank with it
         self._door.record_feedback(model, task_type, float(score), "user", result_id)
 

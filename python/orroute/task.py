@@ -38,6 +38,9 @@ def _first_task_id() -> str:
     from . import _core
 
     _new_task_id = _core.task_ids(os.urandom(10).hex())
+    # Task(...) from then on without type.__call__'s keyword dict (~1.4k instructions a Task):
+    # the instance made and __init__ called with the arguments as given (bind_route.cpp)
+    _core.call_init_directly(Task)
     return _new_task_id()
 
 
@@ -94,6 +97,50 @@ def _edits(a: str, b: str) -> int:
         prev = cur
     return prev[-1]
 
+
+
+def _check_type_arg(type: Any) -> None:
+    """Task's ``type`` when it is not a known type's plain str: refused unless a name."""
+    if not isinstance(type, str) or not type:
+        raise InvalidArgumentError("task type must be a non-empty string")
+    _check_type(type)
+
+
+def _bad_message(msgs: list[Any]) -> None:
+    """Raises for the first of ``msgs`` that is not a mapping with a role."""
+    for i, m in enumerate(msgs):
+        if not isinstance(m, Mapping) or "role" not in m:
+            raise InvalidArgumentError(f"task message {i} must be a mapping with a 'role'")
+
+
+def _budget(budget: Any) -> Decimal:
+    try:
+        amount = Decimal(str(budget))
+    except ArithmeticError:
+        raise InvalidArgumentError(f"budget must be an amount in USD, got {budget!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidArgumentError(f"budget must be >= 0, got {amount}")
+    return amount
+
+
+def _check_texts(id: Any, project: Any, conversation: Any) -> None:
+    for field, text in (("id", id), ("project", project), ("conversation", conversation)):
+        if text is not None and not isinstance(text, str):
+            raise InvalidArgumentError(f"task {field} must be a str, got {text.__class__.__name__}")
+
+
+def _params(params: Any) -> dict[str, Any]:
+    params = dict(params)
+    reserved = sorted(_ROUTER_FIELDS.intersection(params))
+    if reserved:
+        raise InvalidArgumentError(f"task params may not set {reserved[0]!r}: the router does")
+    return params
+
+
+def _compression(compress: Any) -> Any:
+    from .compress import Compression
+
+    return Compression.coerce(compress)
 
 class Task:
     """A task for a model: its messages, what it needs, and what it may cost.
@@ -155,17 +202,17 @@ class Task:
         cache: bool = True,
         compress: Any = None,
     ) -> None:
-        if not isinstance(type, str) or not type:
-            raise InvalidArgumentError("task type must be a non-empty string")
-        if type not in _KNOWN_SET:  # a known type passes: no call (the first Task loads them)
-            _check_type(type)
+        # The usual task sets two fields: each test below is one comparison when its field has
+        # its default or a plain value; the rare cases (and the errors) are functions of their own.
+        if type.__class__ is not str or type not in _KNOWN_SET:  # a known type: no call
+            _check_type_arg(type)
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         msgs = list(messages)
-        for i, m in enumerate(msgs):
+        for m in msgs:
             # a dict first: the Mapping check is an ABC's (several times the cost)
             if (m.__class__ is not dict and not isinstance(m, Mapping)) or "role" not in m:
-                raise InvalidArgumentError(f"task message {i} must be a mapping with a 'role'")
+                _bad_message(msgs)
         if input_size is not None and input_size < 0:
             raise InvalidArgumentError(f"input_size must be >= 0, got {input_size}")
         if max_tokens is not None and max_tokens < 1:
@@ -173,22 +220,15 @@ class Task:
         if quality is not None and not 0.0 <= quality <= 1.0:
             raise InvalidArgumentError(f"quality must be in [0, 1], got {quality}")
         if budget is not None:
-            try:
-                budget = Decimal(str(budget))
-            except ArithmeticError:
-                raise InvalidArgumentError(f"budget must be an amount in USD, got {budget!r}") from None
-            if not budget.is_finite() or budget < 0:
-                raise InvalidArgumentError(f"budget must be >= 0, got {budget}")
-        for field, text in (("id", id), ("project", project), ("conversation", conversation)):
-            if text is not None and not isinstance(text, str):  # the engine reads them as text
-                raise InvalidArgumentError(
-                    f"task {field} must be a str, got {text.__class__.__name__}"
-                )
-        params = dict(params) if params else {}
+            budget = _budget(budget)
+        if ((id is not None and id.__class__ is not str)
+                or (project is not None and project.__class__ is not str)
+                or (conversation is not None and conversation.__class__ is not str)):
+            _check_texts(id, project, conversation)  # the engine reads them as text
         if params:
-            reserved = sorted(_ROUTER_FIELDS.intersection(params))
-            if reserved:
-                raise InvalidArgumentError(f"task params may not set {reserved[0]!r}: the router does")
+            params = _params(params)
+        else:
+            params = {}
         self.id = id if id is not None else _new_task_id()
         self.type = type
         self.messages: list[Message] = msgs
@@ -202,11 +242,9 @@ class Task:
         self.tags = dict(tags) if tags else {}
         self.params: dict[str, Any] = params
         if compress is not None and compress is not False:
-            from .compress import Compression
-
-            compress = Compression.coerce(compress)
+            compress = _compression(compress)
         self.compress = compress
-        self.cache = bool(cache)
+        self.cache = cache if cache is True else bool(cache)
 
     def __repr__(self) -> str:
         return (

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 from pathlib import Path
 
 import pytest
 
 import orroute
 from orroute import Task
+from orroute.manager import Usage
 from orroute.testing import FakeOpenRouter
 
 MODELS = ["test/a", "test/b"]
@@ -186,8 +188,29 @@ def test_a_result_made_by_the_engine_has_every_field_the_constructor_sets(fake):
     for r in (m.execute_task_sync(Task(messages="Say hello", max_tokens=20)),
               asyncio.run(m.execute_task(Task(messages="Say hello", max_tokens=20)))):
         made = dataclasses.replace(r)  # through __init__, every field given
-        assert set(vars(r)) - {"_details"} == set(vars(made)) - {"_details"}
+        # (what the lazy fields are made from: the engine's result, the token counts)
+        assert set(vars(r)) - {"_details", "_tokens"} == set(vars(made)) - {"_details", "_tokens"}
         assert r == made and repr(r) == repr(made)
+
+
+def test_the_usage_is_made_when_first_read_and_kept(fake):
+    """A result's ``usage`` is made on its first read from the counts the engine settled: the
+    same Usage object after, pickled and copied made, and a value given or assigned kept."""
+    m = manager(fake)
+    for r in (m.execute_task_sync(Task(messages="Say hello", max_tokens=20)),
+              asyncio.run(m.execute_task(Task(messages="Say hello", max_tokens=20)))):
+        usage = r.usage
+        assert isinstance(usage, Usage) and usage is r.usage
+        assert usage.total_tokens == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+        state = r.__getstate__()
+        assert state["_usage"] == usage and "_tokens" not in state and "_details" not in state
+        again = pickle.loads(pickle.dumps(r))
+        assert again.usage == usage and isinstance(again.usage, Usage)
+        r.usage = {"total_tokens": 1}
+        assert r.usage == {"total_tokens": 1}
+    given = orroute.TaskResult(id="r", task_id="t", content="c", model="m/a", usage=None,
+                               cost=0)  # type: ignore[arg-type]
+    assert given.usage is None
 
 
 def test_a_task_result_built_by_hand_has_empty_details():

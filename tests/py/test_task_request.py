@@ -69,6 +69,16 @@ def test_the_defaults_and_the_managers_project() -> None:
     assert _engine.task_request(task, model="test/b").fallbacks == []  # not pinned
     assert _engine.task_request({"input": "hi", "max_tokens": 3}).request_json == (
         '{"messages":[{"role":"user","content":"hi"}],"max_tokens":3}')
+    # no params: the members written in the dict's order, without the dict
+    assert _engine.task_request(Task(messages="hi", max_tokens=2), model="test/b").request_json \
+        == '{"messages":[{"role":"user","content":"hi"}],"max_tokens":2,"model":"test/b"}'
+    assert _engine.task_request(Task(messages="hi"), model="").request_json == (
+        '{"messages":[{"role":"user","content":"hi"}]}')
+    deep: Any = "x"
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(orroute.InvalidArgumentError, match="deeper"):
+        _engine.task_request(Task(messages=[{"role": "user", "content": deep}]))
 
 
 def test_messages_assigned_later_are_read_as_a_list() -> None:
@@ -209,3 +219,57 @@ def test_a_text_field_given_bytes_is_refused_when_the_task_is_made(field: str) -
     with pytest.raises(orroute.InvalidArgumentError, match=f"task {field} must be a str, got bytes"):
         Task(messages="hi", **{field: b"abc"})
     assert getattr(Task(messages="hi", **{field: "abc"}), field) == "abc"
+
+
+class _SlottedTask(Task):
+    __slots__ = ()
+
+
+def test_a_field_is_read_as_python_reads_it_after_the_class_changes() -> None:
+    # The core reads a Task's slots at their offsets while the class is as it saw it; a class
+    # changed since (a field made a property), another __getattribute__ or a field deleted from
+    # the instance is read (or refused) as getattr would.
+    task = _SlottedTask(messages="hi", max_tokens=5)
+    assert json.loads(_engine.task_request(task).request_json)["max_tokens"] == 5
+    _SlottedTask.max_tokens = property(lambda self: 9)  # type: ignore[assignment]
+    try:
+        assert json.loads(_engine.task_request(task).request_json)["max_tokens"] == 9
+    finally:
+        del _SlottedTask.max_tokens
+    assert json.loads(_engine.task_request(task).request_json)["max_tokens"] == 5
+
+    class Watched(Task):
+        __slots__ = ()
+
+        def __getattribute__(self, name: str) -> Any:
+            return "watched" if name == "project" else super().__getattribute__(name)
+
+    assert _engine.task_request(Watched(messages="hi")).project == "watched"
+    assert _engine.task_request(Task(messages="hi", project="p")).project == "p"
+    del task.tags
+    with pytest.raises(AttributeError, match="tags"):
+        _engine.task_request(task)
+
+
+def test_a_call_finished_inside_submit_task_hands_back_its_result(fake: FakeOpenRouter) -> None:
+    # Served to the end on the event loop's thread (no time limit), the call comes back with its
+    # summary and a FinishedResult: the whole result behind the TaskResult's lazy fields.
+    m = manager(fake)
+
+    async def call() -> Any:
+        notifier, loop_fd, _ = _engine.bridge().lend_terms(False)
+        return m._door.submit_task(Task(messages="hi", max_tokens=5), None, False, None,
+                                   notifier, True, loop_fd, -1)
+
+    handle, summary = asyncio.run(call())
+    assert summary is not None and summary[0] is True and summary[13] is None  # no alerts
+    assert type(handle) is orroute._core.FinishedResult
+    full = handle.result()
+    assert full["ok"] and (full["model"], full["completion"], full["content"]) == (
+        summary[1], summary[2], summary[4])
+    assert [a["model"] for a in full["attempts"]] == [summary[1]]
+    assert handle.result() == full  # read again: the same
+    with pytest.raises(TypeError):
+        type(handle)()
+    r = asyncio.run(m.execute_task(Task(messages="hi", max_tokens=5)))
+    assert r.attempts[-1].model == r.model and r.candidates == MODELS and r.response["id"]

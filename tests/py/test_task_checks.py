@@ -1,0 +1,122 @@
+"""What ``orroute.Task(...)`` refuses when it is made (before anything is queued, planned or
+sent), with the message that names the field, and what it keeps of each argument. The usual task
+(messages and max_tokens) takes a path of single comparisons; every other case has its own."""
+
+from __future__ import annotations
+
+import pickle
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+import orroute
+from orroute import Task
+
+BAD = [
+    ({"type": ""}, "task type must be a non-empty string"),
+    ({"type": None}, "task type must be a non-empty string"),
+    ({"type": ["coding"]}, "task type must be a non-empty string"),
+    ({"type": "codng"}, "did you mean 'coding'"),
+    ({"type": "two words"}, "is not a name"),
+    ({"messages": [{"content": "no role"}]}, "task message 0 must be a mapping with a 'role'"),
+    ({"messages": [{"role": "user", "content": "a"}, "b"]}, "task message 1 must be a mapping"),
+    ({"messages": [{"role": "user"}, 5]}, "task message 1 must be a mapping"),
+    ({"input_size": -1}, "input_size must be >= 0, got -1"),
+    ({"max_tokens": 0}, "max_tokens must be >= 1, got 0"),
+    ({"quality": 1.5}, r"quality must be in \[0, 1\], got 1.5"),
+    ({"budget": "five"}, "budget must be an amount in USD, got 'five'"),
+    ({"budget": "-1"}, "budget must be >= 0, got -1"),
+    ({"budget": float("nan")}, "budget must be >= 0, got NaN"),
+    ({"id": 5}, "task id must be a str, got int"),
+    ({"project": b"p"}, "task project must be a str, got bytes"),
+    ({"conversation": ["c"]}, "task conversation must be a str, got list"),
+    ({"params": {"model": "x"}}, "task params may not set 'model': the router does"),
+    ({"params": {"temperature": 0, "stream": True, "max_tokens": 3}},
+     "task params may not set 'max_tokens'"),
+]
+
+
+@pytest.mark.parametrize("kw, words", BAD, ids=[repr(kw)[:40] for kw, _ in BAD])
+def test_a_bad_argument_is_refused_when_the_task_is_made(kw: dict[str, Any], words: str) -> None:
+    kw = {"messages": "hi", **kw}
+    with pytest.raises(orroute.InvalidArgumentError, match=words):
+        Task(**kw)
+
+
+class Text(str):  # a str subclass passes as text
+    pass
+
+
+def test_what_a_task_keeps_of_each_argument() -> None:
+    msgs = [{"role": "user", "content": "hi"}]
+    params = MappingProxyType({"temperature": 0.5})
+    task = Task(id=Text("i"), type=Text("coding"), messages=msgs, input_size=0, max_tokens=1,
+                project=Text("p"), capabilities=["tools"], quality=0, budget=0.5,
+                conversation=Text("c"), tags=MappingProxyType({"u": "a"}), params=params,
+                cache=0)
+    assert task.messages == msgs and task.messages is not msgs  # the task's own list
+    assert task.params == {"temperature": 0.5} and task.params.__class__ is dict
+    assert task.tags == {"u": "a"} and task.tags.__class__ is dict
+    assert task.capabilities == ("tools",) and task.budget == Decimal("0.5")
+    assert task.cache is False and Task(messages="hi", cache=[1]).cache is True
+    assert (task.id, task.type, task.project, task.conversation) == ("i", "coding", "p", "c")
+    plain = Task(messages=({"role": "user", "content": "a"},))
+    assert plain.messages == [{"role": "user", "content": "a"}]
+    assert (plain.params, plain.tags, plain.capabilities) == ({}, {}, ())
+    assert plain.params is not Task(messages="hi").params  # not one dict shared by every task
+    assert (plain.budget, plain.compress, plain.cache, plain.type) == (None, None, True, "general")
+    assert pickle.loads(pickle.dumps(task)) == task
+
+
+def test_a_task_is_made_by_its_class_call_as_type_call_makes_it() -> None:
+    # After the first id a Task is made without type.__call__'s keyword dict (the core calls
+    # __init__ with the arguments as given): positional and keyword arguments, errors, a
+    # subclass, and an __init__ replaced on the class behave as a plain class call does.
+    Task(messages="hi")  # the first id: the class call set up
+    t = Task("my-id", "coding", "hi", None, 7)
+    assert (t.id, t.type, t.messages[0]["content"], t.max_tokens) == ("my-id", "coding", "hi", 7)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'temperature'"):
+        Task(messages="hi", temperature=0.5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="got multiple values for argument 'id'"):
+        Task("a", id="b")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="takes from 1 to 15 positional arguments"):
+        Task(*range(15))  # type: ignore[arg-type]
+    with pytest.raises(orroute.InvalidArgumentError):
+        Task(messages="hi", max_tokens=0)
+    args = ({"messages": "hi", "max_tokens": 3},)
+    assert [Task(**a).max_tokens for a in args * 3] == [3, 3, 3]
+
+    class Mine(Task):
+        __slots__ = ("extra",)
+
+        def __init__(self, extra: int, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.extra = extra
+
+    mine = Mine(5, messages="hi")
+    assert (mine.extra, mine.messages[0]["role"], type(mine)) == (5, "user", Mine)
+    real = Task.__init__
+    seen: list[Any] = []
+
+    def spy(self: Task, *a: Any, **kw: Any) -> None:
+        seen.append((a, kw))
+        real(self, *a, **kw)
+
+    Task.__init__ = spy  # type: ignore[method-assign]
+    try:
+        assert Task(messages="x").messages[0]["content"] == "x"
+    finally:
+        Task.__init__ = real  # type: ignore[method-assign]
+    assert seen == [((), {"messages": "x"})]
+
+    def returns(self: Task, *a: Any, **kw: Any) -> int:
+        return 1
+
+    Task.__init__ = returns  # type: ignore[method-assign, assignment]
+    try:
+        with pytest.raises(TypeError, match="should return None, not 'int'"):
+            Task(messages="x")
+    finally:
+        Task.__init__ = real  # type: ignore[method-assign]
