@@ -16,7 +16,6 @@
 #include <mutex>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #include "bindings.h"
 #include "casters.h"
@@ -632,87 +631,6 @@ py::object task_ids(std::string_view prefix) {
   return py::reinterpret_steal<py::object>(fn);
 }
 
-// ---- a class called without type.__call__'s keyword dict ---------------------------------------
-//
-// CPython (3.11) calls a class through type.__call__: the keyword arguments made into a dict,
-// the instance made by __new__, then __init__ looked up and called with the dict unpacked again
-// (~1.4k instructions of `Task(messages=m, max_tokens=16)`, a sixth of it). A class's
-// tp_vectorcall, when set, is called instead: construct_directly makes the instance as
-// object.__new__ does and calls the class's __init__ with the arguments as they came. Any other
-// class shape (a __new__ of its own, an abstract class, an __init__ that is not a plain Python
-// function) takes type.__call__ itself. A subclass does not inherit tp_vectorcall.
-
-PyObject* call_type_generic(PyObject* callable, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  py::tuple positional(nargs);
-  for (Py_ssize_t i = 0; i < nargs; ++i) {
-    PyTuple_SET_ITEM(positional.ptr(), i, py::handle(args[i]).inc_ref().ptr());
-  }
-  py::object keywords = py::none();
-  if (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) > 0) {
-    py::dict d;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i) {
-      if (PyDict_SetItem(d.ptr(), PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) return nullptr;
-    }
-    keywords = std::move(d);
-  }
-  return PyType_Type.tp_call(callable, positional.ptr(), keywords.is_none() ? nullptr : keywords.ptr());
-}
-
-PyObject* construct_directly(PyObject* callable, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
-  static PyObject* const init_name = intern("__init__");
-  auto* type = reinterpret_cast<PyTypeObject*>(callable);
-  const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  PyObject* init = nullptr;
-  if (type->tp_new == PyBaseObject_Type.tp_new && (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT) == 0) {
-    init = _PyType_Lookup(type, init_name);  // borrowed
-  }
-  if (init == nullptr || !PyFunction_Check(init)) {
-    try {
-      return call_type_generic(callable, args, nargs, kwnames);
-    } catch (py::error_already_set& e) {
-      e.restore();
-      return nullptr;
-    }
-  }
-  py::object hold = py::reinterpret_borrow<py::object>(init);  // __init__ may replace itself
-  PyObject* self = type->tp_alloc(type, 0);
-  if (self == nullptr) return nullptr;
-  const Py_ssize_t all = nargs + (kwnames != nullptr ? PyTuple_GET_SIZE(kwnames) : 0);
-  PyObject* done = nullptr;
-  if ((nargsf & PY_VECTORCALL_ARGUMENTS_OFFSET) != 0) {  // args[-1] is ours to use meanwhile
-    PyObject** with_self = const_cast<PyObject**>(args) - 1;
-    PyObject* const kept = with_self[0];
-    with_self[0] = self;
-    done = PyObject_Vectorcall(init, with_self, static_cast<size_t>(nargs + 1), kwnames);
-    with_self[0] = kept;
-  } else {
-    std::vector<PyObject*> with_self(static_cast<size_t>(all + 1));
-    with_self[0] = self;
-    std::copy(args, args + all, with_self.begin() + 1);
-    done = PyObject_Vectorcall(init, with_self.data(), static_cast<size_t>(nargs + 1), kwnames);
-  }
-  if (done == nullptr) {
-    Py_DECREF(self);
-    return nullptr;
-  }
-  if (done != Py_None) {
-    PyErr_Format(PyExc_TypeError, "__init__() should return None, not '%.200s'", Py_TYPE(done)->tp_name);
-    Py_DECREF(done);
-    Py_DECREF(self);
-    return nullptr;
-  }
-  Py_DECREF(done);
-  return self;
-}
-
-void call_init_directly(const py::type& cls) {
-  auto* type = reinterpret_cast<PyTypeObject*>(cls.ptr());
-  if ((type->tp_flags & Py_TPFLAGS_HEAPTYPE) == 0 || type->tp_new != PyBaseObject_Type.tp_new) {
-    throw InvalidArgument("call_init_directly takes a Python class whose __new__ is object's");
-  }
-  type->tp_vectorcall = construct_directly;
-}
-
 // ---- a finished call's details -----------------------------------------------------------------
 //
 // What submit_task hands back for a call that finished inside it (the usual awaited manager call,
@@ -1093,9 +1011,6 @@ void bind_route(py::module_& m) {
   m.def("task_ids", &task_ids, py::arg("prefix"),
         "new_task_id() -> str: `prefix` (20 hex digits) and a 48-bit counter's 12 hex digits "
         "(1, 2, ...; wrapping), one id a call.");
-  m.def("call_init_directly", &call_init_directly, py::arg("cls"),
-        "Calls to `cls` (a Python class whose __new__ is object's: orroute.Task) make the instance "
-        "and call its __init__ with the arguments as given, without type.__call__'s keyword dict.");
   m.def("task_submitter", &task_submitter, py::arg("engine"),
         "submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout) -> "
         "(PendingResult, None) or, finished, (FinishedResult, summary) for `engine`: "

@@ -38,9 +38,6 @@ def _first_task_id() -> str:
     from . import _core
 
     _new_task_id = _core.task_ids(os.urandom(10).hex())
-    # Task(...) from then on without type.__call__'s keyword dict (~1.4k instructions a Task):
-    # the instance made and __init__ called with the arguments as given (bind_route.cpp)
-    _core.call_init_directly(Task)
     return _new_task_id()
 
 
