@@ -62,7 +62,7 @@ void write_key(Writer& w, py::handle key) {
     throw InvalidArgument("JSON object keys must be str, int, float, bool or None, not " +
                           py::str(py::type::handle_of(key).attr("__name__")).cast<std::string>());
   }
-  w.Key(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+  w.KeyCopy(text.data(), static_cast<rapidjson::SizeType>(text.size()));
 }
 
 template <typename Writer>
@@ -104,13 +104,21 @@ void write_py(Writer& w, py::handle obj, int depth) {
     }
     w.EndObject(members);  // a Document needs the count, a Writer ignores it
   } else if (PyList_Check(obj.ptr()) || PyTuple_Check(obj.ptr())) {
+    // by index, not through an iterator object (an allocation the garbage collector may follow
+    // with finalizers: a BorrowingSink's walk runs no Python code); the size read at every step,
+    // as a list's iterator does, since model_dump() may change the list
+    PyObject* seq = obj.ptr();
+    const bool list = PyList_Check(seq);
     w.StartArray();
     rapidjson::SizeType elements = 0;
-    for (auto item : obj) {
+    for (Py_ssize_t i = 0; i < (list ? PyList_GET_SIZE(seq) : PyTuple_GET_SIZE(seq)); ++i) {
+      const auto item = py::reinterpret_borrow<py::object>(list ? PyList_GET_ITEM(seq, i) : PyTuple_GET_ITEM(seq, i));
       write_py(w, item, depth + 1);
       ++elements;
     }
     w.EndArray(elements);
+  } else if constexpr (Writer::kRunsNoPython) {
+    throw typename Writer::NeedsPython{};  // the caller takes a sink that may run Python code
   } else if (py::hasattr(obj, "model_dump")) {  // pydantic models (e.g. openai's types)
     write_py(w, obj.attr("model_dump")(), depth + 1);
   } else if (py::isinstance(obj, py::module_::import("collections.abc").attr("Mapping"))) {
@@ -132,20 +140,30 @@ Timeouts to_timeouts(const py::tuple& t) {
   return Timeouts{ms(t[0]), ms(t[1]), ms(t[2]), ms(t[3])};
 }
 
-// What write_py writes, built into a document instead of text (strings copied: a pydantic
-// model's model_dump() is a temporary). A document holds no raw number: an int beyond 64 bits
-// throws TextOnly, for the caller to take the text path.
+// What write_py writes, built into a document instead of text. A document holds no raw number:
+// an int beyond 64 bits throws TextOnly, for the caller to take the text path.
+// kBorrow: the document points at the Python strings' own UTF-8 instead of copying them (~200
+// instructions a string), which is safe only while every one of them stays alive and unchanged
+// until the document is gone: so write_py may run no Python code on the way (a model_dump(), a
+// Mapping's conversion, or a finalizer after an allocation could drop or replace a string of the
+// request). A value of any other type than dict, list, tuple, str, int, float, bool and None
+// throws NeedsPython, for the caller to start again with copies (kBorrow false), which may.
+template <bool kBorrow>
 class DocumentSink {
  public:
+  static constexpr bool kRunsNoPython = kBorrow;
   struct TextOnly {};
+  struct NeedsPython {};
   explicit DocumentSink(rapidjson::Document& doc) : doc_(doc) {}
   void Null() { doc_.Null(); }
   void Bool(bool b) { doc_.Bool(b); }
   void Int64(int64_t v) { doc_.Int64(v); }
   void Double(double d) { doc_.Double(d); }
   void RawValue(const char*, size_t, rapidjson::Type) { throw TextOnly{}; }
-  void String(const char* s, rapidjson::SizeType n) { doc_.String(s, n, true); }
-  void Key(const char* s, rapidjson::SizeType n) { doc_.Key(s, n, true); }
+  void String(const char* s, rapidjson::SizeType n) { doc_.String(s, n, !kBorrow); }
+  void Key(const char* s, rapidjson::SizeType n) { doc_.Key(s, n, !kBorrow); }
+  // a key that is not a str is written from a temporary text: always copied
+  void KeyCopy(const char* s, rapidjson::SizeType n) { doc_.Key(s, n, true); }
   void StartObject() { doc_.StartObject(); }
   void EndObject(rapidjson::SizeType members) { doc_.EndObject(members); }
   void StartArray() { doc_.StartArray(); }
@@ -155,11 +173,20 @@ class DocumentSink {
   rapidjson::Document& doc_;
 };
 
+// JsonWriter as write_py's text sink (it copies every byte it writes).
+class TextSink : public JsonWriter {
+ public:
+  static constexpr bool kRunsNoPython = false;
+  struct NeedsPython {};
+  using JsonWriter::JsonWriter;
+  void KeyCopy(const char* s, rapidjson::SizeType n) { Key(s, n); }
+};
+
 }  // namespace
 
 std::string py_to_json(py::handle obj) {
   rapidjson::StringBuffer buf;
-  JsonWriter w(buf);  // a request's keys and texts copied whole, not byte by byte
+  TextSink w(buf);  // a request's keys and texts copied whole, not byte by byte
   write_py(w, obj, 0);
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -181,25 +208,55 @@ std::string py_members_to_json(std::initializer_list<std::pair<std::string_view,
 
 namespace {
 
+// `body` as text (py_to_json), held to the chat request rules through its parse: a request
+// holding an int beyond 64 bits, which a document cannot hold.
+std::string checked_text(py::handle body) {
+  std::string text = py_to_json(body);
+  LocalJson<> parsed;
+  parse_json_text(text, parsed.doc());  // py_to_json wrote it, within kMaxJsonDepth
+  validate_chat_request(parsed.doc());
+  return text;
+}
+
 // `body` (a chat request) as JSON text, held to the chat request rules (validate_chat_request,
 // which throws InvalidArgument) on a document built from the Python values: not on a parse of
 // the text just written, a second pass over the whole prompt on every call.
 std::string chat_request_json(py::handle body) {
   LocalJson<> json;
   rapidjson::Document& doc = json.doc();
+  // the document as the handler of its own events; its root set at the end. Strings borrowed
+  // from the request's own str objects (no Python code runs until the text is written), else
+  // copied when the request holds anything whose conversion runs Python code.
   auto build = [body](rapidjson::Document& events) {
-    DocumentSink sink(events);
+    try {
+      DocumentSink<true> borrowing(events);
+      write_py(borrowing, body, 0);
+    } catch (const DocumentSink<true>::NeedsPython&) {
+      events.SetNull();  // the borrowed part left behind (Populate clears its stack)
+      return false;
+    }
+    return true;
+  };
+  auto build_copies = [body](rapidjson::Document& events) {
+    DocumentSink<false> sink(events);
     write_py(sink, body, 0);
     return true;
   };
   try {
-    doc.Populate(build);  // the document as the handler of its own events; its root set at the end
-  } catch (const DocumentSink::TextOnly&) {  // the text, and its parse to check it
-    std::string text = py_to_json(body);
-    LocalJson<> parsed;
-    parse_json_text(text, parsed.doc());  // py_to_json wrote it, within kMaxJsonDepth
-    validate_chat_request(parsed.doc());
-    return text;
+    if (doc.Populate(build).IsNull()) {
+      LocalJson<> copies;  // a fresh document: the first one's stack may hold borrowed values
+      rapidjson::Document& copied = copies.doc();
+      copied.Populate(build_copies);
+      validate_chat_request(copied);
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      copied.Accept(w);
+      return std::string(buf.GetString(), buf.GetSize());
+    }
+  } catch (const DocumentSink<true>::TextOnly&) {  // the text, and its parse to check it
+    return checked_text(body);
+  } catch (const DocumentSink<false>::TextOnly&) {
+    return checked_text(body);
   }
   validate_chat_request(doc);
   rapidjson::StringBuffer buf;

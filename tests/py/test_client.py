@@ -34,6 +34,35 @@ def client(fake):
     )
 
 
+def test_a_request_is_sent_as_it_was_when_written_whatever_model_dump_does(client, fake):
+    # The request's text is written from the Python values; its str objects' UTF-8 is pointed
+    # at, not copied, only while no Python code can run. A message whose model_dump() replaces
+    # and drops the request's other texts (the only references to them) must not change what
+    # is sent: what was written before stays as it was, what comes after is read as it is then.
+    first = "".join(["before ", "dump ", "x" * 40])  # made at run time: no other reference
+    later = "".join(["after ", "dump ", "y" * 40])
+    body = {"messages": [{"role": "user", "content": first}]}
+
+    reused: list[str] = []
+
+    class Dumped:
+        def model_dump(self) -> dict[str, str]:
+            body["messages"][0]["content"] = "replaced " + "z" * 40
+            tail["content"] = "changed " + "w" * 40
+            # texts of the same size, made where the dropped ones were: a pointer kept to a
+            # dropped text would read these
+            reused.extend("".join(["J" * 52, str(i)])[:52] for i in range(200))
+            return {"role": "assistant", "content": "from model_dump"}
+
+    tail = {"role": "user", "content": later}
+    del first, later
+    body["messages"] += [Dumped(), tail]
+    client.chat.completions.create(model="m/a", messages=body["messages"])
+    sent = [r for r in fake.requests if r.endpoint == "/chat/completions"][-1].json["messages"]
+    assert [m["content"] for m in sent] == [
+        "before dump " + "x" * 40, "from model_dump", "changed " + "w" * 40]
+
+
 def test_non_string_keys_are_sent_as_json_writes_them(client, fake):
     # as the openai SDK (json.dumps) sends them: logit_bias is keyed by token ids, often ints
     client.chat.completions.create(model="m/a", messages=MSGS,

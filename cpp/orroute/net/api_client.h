@@ -107,6 +107,26 @@ struct Response {
 
 class ApiClient;
 
+// A stream's events in order (std::deque's calls): the deque is made at the first event, since
+// making one takes two blocks from the heap, which every plain call paid for and never used.
+class EventQueue {
+ public:
+  bool empty() const { return !q_ || q_->empty(); }
+  size_t size() const { return q_ ? q_->size() : 0; }
+  void push_back(std::string event) {
+    if (!q_) q_.emplace();
+    q_->push_back(std::move(event));
+  }
+  std::string& front() { return q_->front(); }  // not empty
+  void pop_front() { q_->pop_front(); }         // not empty
+  void clear() {
+    if (q_) q_->clear();
+  }
+
+ private:
+  std::optional<std::deque<std::string>> q_;
+};
+
 // One call in flight (all its attempts). Thread-safe: the transport thread produces, one consumer
 // reads. Streams: next() hands over SSE event data in order; once the queue holds queue_capacity
 // events the transfer is paused until the consumer catches up.
@@ -180,7 +200,7 @@ class Call : public std::enable_shared_from_this<Call> {
   SseParser parser_;
   DoneMarker done_;  // events after [DONE] are ignored and close the transfer
   // Stream queue (guarded by mu_).
-  std::deque<std::string> queue_;
+  EventQueue queue_;
   bool paused_ = false;
   std::shared_ptr<Notifier> notifier_;
   uint64_t token_ = 0;
