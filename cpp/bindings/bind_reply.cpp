@@ -13,7 +13,6 @@
 
 #include "json_py.h"
 #include "orroute/json.h"
-#include "orroute/json_reader.h"
 
 namespace py = pybind11;
 
@@ -25,19 +24,11 @@ namespace {
 // text, so neither moves; every JsonRef into it shares it.
 class ParsedReply {
  public:
-  explicit ParsedReply(const std::string& text)
-      : size_(text.size()),
-        buffer_(new char[pool_at(size_) + pool_chunk(size_)]),
-        pool_(buffer_.get() + pool_at(size_), pool_chunk(size_), pool_chunk(size_)),
-        doc_(&pool_, kStackBytes, &stack_allocator) {
-    std::memcpy(buffer_.get(), text.data(), size_);
-    buffer_[size_] = '\0';
-  }
+  explicit ParsedReply(const std::string& text) : text_(text), pool_(pool_chunk(text.size())), doc_(&pool_) {}
   ParsedReply(const ParsedReply&) = delete;
   ParsedReply& operator=(const ParsedReply&) = delete;
 
-  // depth-bounded; RapidJSON's answers in about half its instructions (orroute/json_reader.h)
-  bool parse() { return read_json_in_place(buffer_.get(), size_, doc_) == JsonParse::kOk; }
+  bool parse() { return parse_json_in_place(text_, doc_) == JsonParse::kOk; }  // depth-bounded
   const rapidjson::Value& root() const { return doc_; }
 
  private:
@@ -45,16 +36,8 @@ class ParsedReply {
   // strings stay in the text), not RapidJSON's default 64 KB, which every completion a caller
   // keeps would hold on to; at most that for a long reply (its text is mostly strings).
   static size_t pool_chunk(size_t text_bytes) { return std::min<size_t>(2 * text_bytes + 1024, 64u << 10); }
-  // The text and the pool's first chunk in one block from the heap (not two): the chunk after
-  // the text's NUL, aligned as the pool aligns.
-  static size_t pool_at(size_t text_bytes) { return (text_bytes + 1 + 15) & ~size_t{15}; }
-  static constexpr size_t kStackBytes = 1024;  // RapidJSON's default
-  // The parse's own stack from one shared stateless allocator, instead of one that each document
-  // makes and frees (RapidJSON news one when given none).
-  static inline rapidjson::CrtAllocator stack_allocator;
 
-  size_t size_;
-  std::unique_ptr<char[]> buffer_;  // the text (parsed in place), its NUL, the first chunk
+  std::string text_;
   rapidjson::MemoryPoolAllocator<> pool_;
   rapidjson::Document doc_;  // declared after the pool it allocates from (destroyed before it)
 };
