@@ -17,9 +17,6 @@
 
 namespace orroute {
 
-// Which counts of a prompt are the same: models whose tokenizer shares encoding and factor.
-std::string tokenizer_key(const std::string& model);
-
 // Prices through the CallPricer (variants, routers, `models` lists, unknown ids); prompt tokens
 // per model family, counted once per tokenizer; charges checked by audit_charge.
 // `messages` (the request's, as count_chat_tokens reads them) may be null: a model whose count
