@@ -11,14 +11,15 @@ namespace orroute {
 int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) const {
   const std::string key = tokenizer_key(model);
   std::lock_guard lock(mu_);
-  auto it = counts_.find(key);
-  if (it != counts_.end()) return it->second;
+  for (const auto& [k, n] : counts_) {
+    if (k == key) return n;
+  }
   int64_t n = counted;
   try {
     if (messages_) n = count_chat_tokens(model, *messages_, tools_, ImageCount::kAtMost).tokens;
   } catch (const Error&) {
   }
-  counts_.emplace(key, n);
+  counts_.emplace_back(key, n);
   return n;
 }
 

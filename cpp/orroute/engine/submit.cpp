@@ -73,7 +73,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, std::move(messages),
                                                 std::move(tools_json), std::move(shape),
                                                 plan.prompt_tokens);
-  for (const auto& [key, n] : plan.prompt_counts) prices->seed(key, n);
+  prices->seed(std::move(plan.prompt_counts));
   if (routes) sender->set_routes(routes);
   if (plan.first_attempt) sender->set_prepared(std::move(*plan.first_attempt));
   plan.first_attempt.reset();
