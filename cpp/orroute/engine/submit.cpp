@@ -136,8 +136,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
         out.model = model;
       }
     }
-    res.api_error = sender->last_error();
-    if (out.ok) res.api_error.reset();
+    if (!out.ok) res.api_error = sender->last_error();  // an answer clears earlier failures
     res.budget_error = out.budget_error;
     res.completion_json = std::move(out.result.body);  // the caller's copy; the outcome's is spent
     if (out.ok) {

@@ -460,7 +460,8 @@ void Run::on_attempt_locked(AttemptResult&& r, uint64_t generation) {
   in_flight_ = false;
   cancel_attempt_ = nullptr;
   const Instant now = ctx_.clock->now();
-  const std::string model = req_.candidates[idx_];
+  // The candidate list never changes during a run (next_candidate() only moves idx_).
+  const std::string& model = req_.candidates[idx_];
   AttemptRecord rec;
   rec.model = model;
   rec.http_status = r.http_status;
