@@ -47,7 +47,7 @@ class ChatSink final : public Sink {
   void on_head(int status, const Headers& headers) override {
     status_ = status;
     // Only an error reply's headers are read (Retry-After, X-RateLimit-Reset, the error's
-    // details): a 2xx keeps none (three allocations and their copies a call).
+    // details): a 2xx keeps none (the sender asks the transport not to collect them either).
     if (status >= 200 && status < 300) {
       headers_.fields.clear();
     } else {
