@@ -166,8 +166,11 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     });
   };
   auto run = start_route(ctx, std::move(req), sender, std::move(finish));
-  return std::make_shared<EngineRun>(std::move(run), [sender] { sender->resume(); },
-                                     [sender] { return sender->progress(); });
+  // The run holds the sender as long as the handle holds the run: a plain pointer, which the
+  // std::functions keep inline (a shared_ptr copy was an allocation each).
+  ChatSender* const raw = sender.get();
+  return std::make_shared<EngineRun>(std::move(run), [raw] { raw->resume(); },
+                                     [raw] { return raw->progress(); });
 }
 
 namespace {
