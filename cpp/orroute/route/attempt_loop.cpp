@@ -414,10 +414,12 @@ void Run::step_locked() {
         [self, generation](AttemptResult&& r) { self->on_attempt(std::move(r), generation); });
     lock.lock();
     if (in_flight_ && generation_ == generation) {
-      cancel_attempt_ = cancel_fn;
       if (cancelled_) {
+        cancel_attempt_ = cancel_fn;
         lock.unlock();
         if (cancel_fn) cancel_fn();
+      } else {
+        cancel_attempt_ = std::move(cancel_fn);  // a copy was an allocation an attempt
       }
     }
     return;
