@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,28 @@ def test_manager_plain_reply_with_invalid_utf8_names_reaches_the_ledger_readably
     for value in vars(rows[0]).values():  # every text field is text (it encodes back)
         if isinstance(value, str):
             value.encode()
+
+
+def test_manager_plain_reply_with_repeated_keys_reads_each_as_before(fake, tmp_path):
+    """A reply naming a top-level key twice: the text is the last "choices" (as the caller's
+    ``response``, Python's json.loads, has it), the usage the ledger books is the first (as a
+    lookup by name finds it). The engine finds them all in one pass over the
+    members; this pins which one each reader takes."""
+    m = manager(fake, tmp_path)
+    body = (b'{"id":"gen-1","provider":"First","model":"test/a","object":"chat.completion",'
+            b'"created":1,"choices":[{"index":0,"message":{"role":"assistant","content":"early"},'
+            b'"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":2,'
+            b'"total_tokens":10,"cost":0.000012},"provider":"Second","choices":[{"index":0,'
+            b'"message":{"role":"assistant","content":"late"},"finish_reason":"stop"}],'
+            b'"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"cost":0.5}}')
+    fake.fail(MODEL, Fault.raw(body))
+    r = m.execute_task_sync(Task(messages="hi", max_tokens=5), model=MODEL)
+    assert r.content == "late"
+    assert r.response["choices"][0]["message"]["content"] == "late"
+    rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert len(rows) == 1
+    assert (rows[0].prompt_tokens, rows[0].completion_tokens) == (8, 2)
+    assert rows[0].cost == Decimal("0.000012")
 
 
 def test_manager_error_body_not_utf8_is_an_api_error(fake, tmp_path):

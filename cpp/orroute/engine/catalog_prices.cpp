@@ -1,7 +1,5 @@
 #include "orroute/engine/catalog_prices.h"
 
-#include <charconv>
-#include <cmath>
 
 #include "orroute/cost/usage_audit.h"
 #include "orroute/error.h"
@@ -10,32 +8,18 @@
 
 namespace orroute {
 
-std::string tokenizer_key(const std::string& model) {
-  const ModelTokenizer t = tokenizer_for_model(model);
-  // "o200k/1000000": the encoding without "_base" and the factor in millionths (formatting a
-  // double cost more than the lookup itself). Short enough to live inside the string (no heap)
-  // for factors below 100; a key is made several times per call.
-  std::string_view encoding = t.encoding;
-  if (encoding.ends_with("_base")) encoding.remove_suffix(5);
-  char digits[24];
-  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, std::llround(t.factor * 1e6));
-  std::string key;
-  key.reserve(encoding.size() + 1 + static_cast<size_t>(end - digits));
-  key.append(encoding).append(1, '/').append(digits, end);
-  return key;
-}
-
 int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) const {
   const std::string key = tokenizer_key(model);
   std::lock_guard lock(mu_);
-  auto it = counts_.find(key);
-  if (it != counts_.end()) return it->second;
+  for (const auto& [k, n] : counts_) {
+    if (k == key) return n;
+  }
   int64_t n = counted;
   try {
     if (messages_) n = count_chat_tokens(model, *messages_, tools_, ImageCount::kAtMost).tokens;
   } catch (const Error&) {
   }
-  counts_.emplace(key, n);
+  counts_.emplace_back(key, n);
   return n;
 }
 

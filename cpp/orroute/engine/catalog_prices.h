@@ -5,7 +5,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -16,9 +15,6 @@
 #include "orroute/tokenizer/token_count.h"
 
 namespace orroute {
-
-// Which counts of a prompt are the same: models whose tokenizer shares encoding and factor.
-std::string tokenizer_key(const std::string& model);
 
 // Prices through the CallPricer (variants, routers, `models` lists, unknown ids); prompt tokens
 // per model family, counted once per tokenizer; charges checked by audit_charge.
@@ -31,8 +27,9 @@ class CatalogPrices final : public PriceBook {
       : pricer_(pricer), catalog_(pricer.catalog()), messages_(std::move(messages)),
         tools_(std::move(tools_json)), shape_(std::move(shape)), counted_(counted) {}
 
-  // A count already made for this request under tokenizer `key` (tokenizer_key()): not redone.
-  void seed(const std::string& key, int64_t tokens) { counts_.emplace(key, tokens); }
+  // The counts already made for this request, by tokenizer key (tokenizer_key()): not redone.
+  // Before the run starts (not thread-safe against prompt_tokens()).
+  void seed(std::vector<std::pair<std::string, int64_t>> counts) { counts_ = std::move(counts); }
 
   int64_t prompt_tokens(const std::string& model, int64_t counted) const override;
   std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
@@ -53,7 +50,9 @@ class CatalogPrices final : public PriceBook {
   RequestShape shape_;
   int64_t counted_ = 0;
   mutable std::mutex mu_;
-  mutable std::unordered_map<std::string, int64_t> counts_;
+  // By tokenizer key: a few at most (one per encoding and factor), so a scan beats hashing, and
+  // plan()'s list is taken over as it is (no allocation a call).
+  mutable std::vector<std::pair<std::string, int64_t>> counts_;
 };
 
 }  // namespace orroute

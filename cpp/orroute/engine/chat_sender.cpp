@@ -68,6 +68,7 @@ void ChatSender::start(const std::string& model, AttemptDone done) {
   }
   prepared_.reset();  // the first attempt's only: a retry, a fallback or a next key build their own
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
+  req.keep_ok_headers = false;  // the sink reads an error reply's header fields only
   auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(key), std::move(done));
   submit(client_, std::move(req), std::move(sink), model);
 }
@@ -109,6 +110,7 @@ void ChatSender::send_to(const ProviderRoute& route, const std::string& candidat
   if (!cfg.user_agent.empty()) req.headers.add("User-Agent", cfg.user_agent);
   req.body = std::move(wire.body);
   req.timeouts = stream_ ? cfg.stream_timeouts : cfg.timeouts;
+  req.keep_ok_headers = false;  // the sink reads an error reply's header fields only
   // Metering counts the answer with the model's tokenizer (the router's id names the family).
   auto sink = std::make_shared<ChatSink>(shared_from_this(), model, std::move(key), std::move(done));
   sink->use_wire(route.adapter, route.name, route.client, candidate);

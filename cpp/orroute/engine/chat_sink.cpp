@@ -3,13 +3,55 @@
 #include <rapidjson/document.h>
 
 #include <exception>
+#include <string_view>
 #include <utility>
 
 #include "orroute/engine/chat_text.h"
 #include "orroute/json.h"
+#include "orroute/no_destructor.h"
 #include "orroute/utf8.h"
 
 namespace orroute {
+
+namespace {
+
+// The top-level members a plain reply is read by, found in one pass (a lookup by name walks the
+// members each time): the first of each name where the reader takes the first (as FindMember
+// does), the last "id" and "choices" (as reply_summary takes them: see there). Null if none.
+struct ReplyMembers {
+  const rapidjson::Value* error = nullptr;
+  const rapidjson::Value* usage = nullptr;
+  const rapidjson::Value* model = nullptr;
+  const rapidjson::Value* provider = nullptr;
+  const rapidjson::Value* id = nullptr;
+  const rapidjson::Value* choices = nullptr;
+};
+
+ReplyMembers reply_members(const rapidjson::Value& doc) {
+  ReplyMembers out;
+  const auto first = [](const rapidjson::Value*& slot, const rapidjson::Value& v) {
+    if (slot == nullptr) slot = &v;
+  };
+  for (const auto& m : doc.GetObject()) {
+    const std::string_view name(m.name.GetString(), m.name.GetStringLength());
+    if (name == "id") {
+      out.id = &m.value;
+    } else if (name == "choices") {
+      out.choices = &m.value;
+    } else if (name == "usage") {
+      first(out.usage, m.value);
+    } else if (name == "model") {
+      first(out.model, m.value);
+    } else if (name == "provider") {
+      first(out.provider, m.value);
+    } else if (name == "error") {
+      first(out.error, m.value);
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 DataAction ChatSink::on_data(std::string_view bytes) {
   try {
@@ -35,7 +77,7 @@ DataAction ChatSink::read(std::string_view bytes) {
   // Only a piece of the answer restarts the idle timeout: comments, pings and valid events that
   // carry nothing (`data: {}` forever) keep it running, so they cannot hold the call and its
   // reservation.
-  const uint64_t progress = acc_.progress();
+  const uint64_t progress = acc_->progress();
   unfinished_ += bytes.size();
   parser_.feed(bytes, [&](SseEvent&& ev) {
     unfinished_ = 0;
@@ -48,7 +90,7 @@ DataAction ChatSink::read(std::string_view bytes) {
       if (!take_chunk(c)) return keep = false;
     }
     if (!more) {
-      if (!acc_.error()) wire_error_ = translator_->error();
+      if (!acc().error()) wire_error_ = translator_->error();
       return keep = false;
     }
     if (translator_->ended()) end_marker_.end();  // its end event: later ones are ignored
@@ -59,7 +101,7 @@ DataAction ChatSink::read(std::string_view bytes) {
     return DataAction::kAbort;
   }
   if (!keep) return DataAction::kAbort;
-  return acc_.progress() != progress ? DataAction::kContinue : DataAction::kKeepAlive;
+  return acc_->progress() != progress ? DataAction::kContinue : DataAction::kKeepAlive;
 }
 
 bool ChatSink::take_chunk(const std::string& event) {
@@ -79,7 +121,7 @@ bool ChatSink::take_chunk(const std::string& event) {
     return false;
   }
   const bool rewritten = scrubber_.scrub(chunk, keys);
-  if (!acc_.add(chunk)) return false;
+  if (!acc_->add(chunk)) return false;
   if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() && !chunk["choices"].Empty()) {
     first_content_ = sender_->clock()->now();
   }
@@ -102,7 +144,7 @@ bool ChatSink::take_chunk(const std::string& event) {
     // consumer the answer ended by length.
     cut_ = true;
     release_held();
-    acc_.cut("length");
+    acc_->cut("length");
     sender_->emit(cut_chunk());
     return false;
   }
@@ -112,7 +154,7 @@ bool ChatSink::take_chunk(const std::string& event) {
 void ChatSink::settle_held(const TransferResult& t) {
   // Only a stream that ended as it should: a failed one's error may carry the rest of the key.
   const bool clean_end = sender_->stream() && !user_stopped_ && !cut_ && t.status == TransferStatus::kOk &&
-                         status_ >= 200 && status_ < 300 && broken_.empty() && !acc_.error() && !wire_error_ &&
+                         status_ >= 200 && status_ < 300 && broken_.empty() && !acc().error() && !wire_error_ &&
                          (!translator_ || translator_->complete());
   if (!clean_end) {
     scrubber_.discard();
@@ -124,17 +166,17 @@ void ChatSink::settle_held(const TransferResult& t) {
 void ChatSink::release_held() {
   LocalJson<> chunk_json;
   rapidjson::Document& chunk = chunk_json.doc();
-  if (!scrubber_.flush(chunk, acc_)) return;
-  acc_.add(chunk);
+  if (!scrubber_.flush(chunk, *acc_)) return;
+  acc_->add(chunk);
   sender_->emit(json_text(chunk));
 }
 
 std::string ChatSink::cut_chunk() const {
   rapidjson::Document d(rapidjson::kObjectType);
   auto& a = d.GetAllocator();
-  d.AddMember("id", rapidjson::Value(acc_.id().c_str(), a), a);
+  d.AddMember("id", rapidjson::Value(acc().id().c_str(), a), a);
   d.AddMember("object", "chat.completion.chunk", a);
-  d.AddMember("model", rapidjson::Value((acc_.model().empty() ? model_ : acc_.model()).c_str(), a), a);
+  d.AddMember("model", rapidjson::Value((acc().model().empty() ? model_ : acc().model()).c_str(), a), a);
   rapidjson::Value choice(rapidjson::kObjectType);
   choice.AddMember("index", 0, a);
   choice.AddMember("delta", rapidjson::Value(rapidjson::kObjectType), a);
@@ -197,7 +239,7 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
   if (!adapter_) return result_for(t);
   const int64_t now_ms = sender_->clock()->unix_millis();
   if (status_ >= 200 && status_ < 300 && sender_->stream() && broken_.empty() && !cut_ && !wire_error_ &&
-      !user_stopped_ && t.status == TransferStatus::kOk && !acc_.error() && !translator_->complete()) {
+      !user_stopped_ && t.status == TransferStatus::kOk && !acc().error() && !translator_->complete()) {
     wire_error_ = translator_->error();  // ended before message_stop: a truncated reply
     if (!wire_error_) {
       ApiError e;
@@ -247,7 +289,7 @@ void ChatSink::note_abandonment(const TransferResult& t, AttemptResult& r) const
   }
   r.streamed = sender_->stream();
   if (r.streamed) r.counted_output_tokens = metered_;
-  if (r.provider.empty()) r.provider = acc_.provider().empty() ? provider_ : acc_.provider();
+  if (r.provider.empty()) r.provider = acc().provider().empty() ? provider_ : acc().provider();
 }
 
 AttemptResult ChatSink::result_for(const TransferResult& t) {
@@ -258,9 +300,9 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     r.ok = true;
     r.http_status = status_;
     r.cut_at_reservation = true;
-    r.body = acc_.completion_json();
-    r.served_model = acc_.model();
-    r.provider = acc_.provider();
+    r.body = acc().completion_json();
+    r.served_model = acc().model();
+    r.provider = acc().provider();
     r.counted_output_tokens = metered_;
     if (first_content_) r.ttft = *first_content_ - started_;
     return r;
@@ -278,7 +320,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     sender_->set_error(std::move(e));
     return r;
   }
-  if (user_stopped_ || (t.status == TransferStatus::kCancelled && !acc_.error())) {
+  if (user_stopped_ || (t.status == TransferStatus::kCancelled && !acc().error())) {
     r.cancelled = true;
   } else if (t.status == TransferStatus::kConnectError || t.status == TransferStatus::kTimeout) {
     r.timed_out = t.status == TransferStatus::kTimeout;
@@ -298,20 +340,20 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     if (auto v = headers_.get("X-RateLimit-Reset")) r.rate_limit_reset = std::string(*v);
     err = std::move(e);
   } else if (sender_->stream()) {
-    if (acc_.error()) {
-      ApiError e = scrubbed(*acc_.error());
+    if (acc().error()) {
+      ApiError e = scrubbed(*acc().error());
       r.http_status = e.status >= 400 ? e.status : 502;  // a mid-stream error is an upstream failure
       r.error_message = e.message;
-      r.provider = e.provider.empty() ? acc_.provider() : e.provider;
+      r.provider = e.provider.empty() ? acc().provider() : e.provider;
       err = std::move(e);
     } else {
       r.ok = true;
       r.http_status = status_;
-      r.body = acc_.completion_json();
-      r.served_model = acc_.model();
-      r.provider = acc_.provider();
+      r.body = acc().completion_json();
+      r.served_model = acc().model();
+      r.provider = acc().provider();
       r.counted_output_tokens = metered_;
-      if (acc_.has_usage()) read_usage_json(acc_.usage_json(), r);
+      if (acc().has_usage()) read_usage_json(acc().usage_json(), r);
       if (first_content_) r.ttft = *first_content_ - started_;
     }
   } else {
@@ -328,7 +370,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
       e.status = 502;
       e.message = r.error_message;
       err = e;
-    } else if (doc.HasMember("error") && doc["error"].IsObject()) {
+    } else if (const ReplyMembers m = reply_members(doc); m.error && m.error->IsObject()) {
       ApiError e = error_from_stream_event(doc);
       r.http_status = e.status >= 400 ? e.status : 502;
       r.error_message = e.message;
@@ -337,18 +379,23 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     } else {
       r.ok = true;
       r.http_status = status_;
-      if (doc.HasMember("usage") && doc["usage"].IsObject()) fill_usage(parse_usage(doc["usage"]), r);
-      if (doc.HasMember("model") && doc["model"].IsString()) r.served_model = doc["model"].GetString();
-      if (doc.HasMember("provider") && doc["provider"].IsString()) r.provider = doc["provider"].GetString();
+      if (m.usage && m.usage->IsObject()) fill_usage(parse_usage(*m.usage), r);
+      if (m.model && m.model->IsString()) r.served_model.assign(m.model->GetString(), m.model->GetStringLength());
+      if (m.provider && m.provider->IsString()) r.provider.assign(m.provider->GetString(), m.provider->GetStringLength());
       if (sender_->meter_limit() > 0) {
         r.counted_output_tokens = text_tokens(model_, generated_text(doc, "message"));
       }
-      r.summary = reply_summary(doc);  // the caller's id and text without a second parse
+      r.summary = reply_summary(m.id, m.choices);  // the caller's id and text without a second parse
       r.body = std::move(body_);
     }
   }
   if (err) sender_->set_error(std::move(err));
   return r;
+}
+
+const StreamAccumulator& ChatSink::acc() const {
+  static const NoDestructor<StreamAccumulator> kNone;
+  return acc_ ? *acc_ : *kNone;
 }
 
 ApiError ChatSink::scrubbed(ApiError e) {

@@ -27,7 +27,9 @@ class ChatSink final : public Sink {
   ChatSink(std::shared_ptr<ChatSender> sender, std::string model, std::string key,
            AttemptDone done)
       : sender_(std::move(sender)), model_(std::move(model)), key_(std::move(key)),
-        done_(std::move(done)), started_(sender_->clock()->now()) {}
+        done_(std::move(done)), started_(sender_->clock()->now()) {
+    if (sender_->stream()) acc_ = std::make_unique<StreamAccumulator>();
+  }
 
   // The reply comes in `adapter`'s wire format (a provider other than the engine's endpoint):
   // each stream event, a plain reply and an error body are translated to the chat shape first;
@@ -44,7 +46,13 @@ class ChatSink final : public Sink {
 
   void on_head(int status, const Headers& headers) override {
     status_ = status;
-    headers_ = headers;
+    // Only an error reply's headers are read (Retry-After, X-RateLimit-Reset, the error's
+    // details): a 2xx keeps none (the sender asks the transport not to collect them either).
+    if (status >= 200 && status < 300) {
+      headers_.fields.clear();
+    } else {
+      headers_ = headers;
+    }
   }
 
   // Every byte here is the upstream's: nothing it sends may throw out of the transport thread.
@@ -80,6 +88,9 @@ class ChatSink final : public Sink {
   // `e` with the attempt's keys scrubbed out (an upstream may echo the key it was sent).
   ApiError scrubbed(ApiError e);
 
+  // The stream's accumulator; an empty one for a plain reply (nothing folded in).
+  const StreamAccumulator& acc() const;
+
   // Longest served-model or provider name kept from a reply (they key ledger rows and breakers;
   // real ones are a few dozen bytes).
   static constexpr size_t kMaxName = 256;
@@ -97,7 +108,9 @@ class ChatSink final : public Sink {
   Headers headers_;
   std::string body_;
   SseParser parser_;
-  StreamAccumulator acc_;
+  // Streams only (504 bytes): without it a plain reply's sink stays inside glibc's per-thread
+  // cache (1032 bytes) instead of the large-chunk range, whose malloc consolidates the fast bins.
+  std::unique_ptr<StreamAccumulator> acc_;
   StreamScrubber scrubber_;  // a key split over two events never reaches the consumer
   std::optional<Instant> first_content_;
   bool delivered_ = false;

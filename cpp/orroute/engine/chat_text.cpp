@@ -109,12 +109,13 @@ const rapidjson::Value* last_member(const rapidjson::Value& obj, std::string_vie
 }  // namespace
 
 ReplySummary reply_summary(const rapidjson::Value& doc) {
+  if (!doc.IsObject()) return {};
+  return reply_summary(last_member(doc, "id"), last_member(doc, "choices"));
+}
+
+ReplySummary reply_summary(const rapidjson::Value* id, const rapidjson::Value* choices) {
   ReplySummary out;
-  if (!doc.IsObject()) return out;
-  if (const auto* id = last_member(doc, "id"); id && id->IsString()) {
-    out.id.assign(id->GetString(), id->GetStringLength());
-  }
-  const auto* choices = last_member(doc, "choices");
+  if (id && id->IsString()) out.id.assign(id->GetString(), id->GetStringLength());
   if (!choices || !choices->IsArray() || choices->Empty()) return out;
   const rapidjson::Value& first = (*choices)[0];
   if (!first.IsObject()) return out;

@@ -23,6 +23,9 @@ std::string generated_text(const rapidjson::Value& doc, const char* key);
 // The id and the first choice's message text of a chat completion (ReplySummary); from JSON text,
 // empty when the text is not a JSON object.
 ReplySummary reply_summary(const rapidjson::Value& doc);
+// The same from a reply's top-level "id" and "choices" values (the last member of each name; null
+// when it has none), for a caller that walked the reply's members already.
+ReplySummary reply_summary(const rapidjson::Value* id, const rapidjson::Value* choices);
 ReplySummary reply_summary(const std::string& completion_json);
 
 // Tokens of `text` for `model` (at most one per byte when the model has no tokenizer).

@@ -63,6 +63,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   // The messages as counted, read from the body parsed above; submit() hands them to the prices.
   // Images count at their most (ImageCount::kAtMost): the upstream fetches them, and a caller's
   // width/height hints are not what it bills.
+  plan.prompt_counts.reserve(2);  // the reference's tokenizer and the first candidate's
   auto chat = std::make_shared<const std::vector<ChatMessage>>(chat_messages_of(messages));
   const auto count_for = [&](const std::string& model) -> int64_t {
     const std::string key = tokenizer_key(model);
@@ -90,6 +91,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   const std::vector<std::string>& explicit_order =
       !task.fallbacks.empty() ? task.fallbacks : by_strategy ? *kNone : config_.fallbacks;
   if (!explicit_order.empty()) {
+    plan.candidates.reserve(explicit_order.size() + 1);
     // A task's own model goes before the engine's chain (a task's own list is its exact order).
     if (task.fallbacks.empty() && !preferred.empty()) plan.candidates.push_back(preferred);
     for (const std::string& id : explicit_order) {

@@ -73,7 +73,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   auto prices = std::make_shared<CatalogPrices>(*impl_->pricer, std::move(messages),
                                                 std::move(tools_json), std::move(shape),
                                                 plan.prompt_tokens);
-  for (const auto& [key, n] : plan.prompt_counts) prices->seed(key, n);
+  prices->seed(std::move(plan.prompt_counts));
   if (routes) sender->set_routes(routes);
   if (plan.first_attempt) sender->set_prepared(std::move(*plan.first_attempt));
   plan.first_attempt.reset();
@@ -136,8 +136,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
         out.model = model;
       }
     }
-    res.api_error = sender->last_error();
-    if (out.ok) res.api_error.reset();
+    if (!out.ok) res.api_error = sender->last_error();  // an answer clears earlier failures
     res.budget_error = out.budget_error;
     res.completion_json = std::move(out.result.body);  // the caller's copy; the outcome's is spent
     if (out.ok) {
@@ -167,8 +166,11 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     });
   };
   auto run = start_route(ctx, std::move(req), sender, std::move(finish));
-  return std::make_shared<EngineRun>(std::move(run), [sender] { sender->resume(); },
-                                     [sender] { return sender->progress(); });
+  // The run holds the sender as long as the handle holds the run: a plain pointer, which the
+  // std::functions keep inline (a shared_ptr copy was an allocation each).
+  ChatSender* const raw = sender.get();
+  return std::make_shared<EngineRun>(std::move(run), [raw] { raw->resume(); },
+                                     [raw] { return raw->progress(); });
 }
 
 namespace {

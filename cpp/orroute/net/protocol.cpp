@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <iterator>
 #include <utility>
@@ -179,12 +180,12 @@ namespace {
 // Largest token count believed: more tokens than any context window holds is a lie.
 constexpr int64_t kMaxReportedTokens = 1'000'000'000;
 
-// A token count from an untrusted usage object: a non-negative integral number up to
-// kMaxReportedTokens, else 0 with `problem` naming the field (the first one only).
-int64_t token_field(const rapidjson::Value& obj, const char* name, std::string& problem) {
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd() || it->value.IsNull()) return 0;
-  const rapidjson::Value& v = it->value;
+// A token count from an untrusted usage object (`found`: its member `name`, null if absent): a
+// non-negative integral number up to kMaxReportedTokens, else 0 with `problem` naming the field
+// (the first one only).
+int64_t token_field(const rapidjson::Value* found, const char* name, std::string& problem) {
+  if (found == nullptr || found->IsNull()) return 0;
+  const rapidjson::Value& v = *found;
   auto bad = [&](const char* why) {
     if (problem.empty()) problem = std::string(name) + " " + why;
     return int64_t{0};
@@ -206,6 +207,24 @@ int64_t token_field(const rapidjson::Value& obj, const char* name, std::string& 
   return bad("is not a number");
 }
 
+// The members of `obj` named in `names`, in that order: the first of each name (as FindMember
+// finds it), null when absent. One pass over the members instead of a lookup per name.
+template <size_t N>
+std::array<const rapidjson::Value*, N> members_named(const rapidjson::Value& obj,
+                                                    const std::array<std::string_view, N>& names) {
+  std::array<const rapidjson::Value*, N> out{};
+  for (const auto& m : obj.GetObject()) {
+    const std::string_view name(m.name.GetString(), m.name.GetStringLength());
+    for (size_t i = 0; i < N; ++i) {
+      if (out[i] == nullptr && name == names[i]) {
+        out[i] = &m.value;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Usage parse_usage(const rapidjson::Value& usage) noexcept {
@@ -213,20 +232,27 @@ Usage parse_usage(const rapidjson::Value& usage) noexcept {
   if (!usage.IsObject()) return u;
   u.present = true;
   std::string& tp = u.token_problem;
-  u.prompt_tokens = token_field(usage, "prompt_tokens", tp);
-  u.completion_tokens = token_field(usage, "completion_tokens", tp);
-  u.total_tokens = token_field(usage, "total_tokens", tp);
-  if (const auto* d = member(usage, "prompt_tokens_details"); d && d->IsObject()) {
-    u.cached_tokens = token_field(*d, "cached_tokens", tp);
-    u.cache_write_tokens = token_field(*d, "cache_write_tokens", tp);
-    u.audio_tokens = token_field(*d, "audio_tokens", tp);
+  static constexpr std::array<std::string_view, 6> kTop = {
+      "prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details", "cost"};
+  const auto top = members_named(usage, kTop);
+  u.prompt_tokens = token_field(top[0], "prompt_tokens", tp);
+  u.completion_tokens = token_field(top[1], "completion_tokens", tp);
+  u.total_tokens = token_field(top[2], "total_tokens", tp);
+  if (const auto* d = top[3]; d && d->IsObject()) {
+    static constexpr std::array<std::string_view, 3> kNames = {"cached_tokens", "cache_write_tokens", "audio_tokens"};
+    const auto f = members_named(*d, kNames);
+    u.cached_tokens = token_field(f[0], "cached_tokens", tp);
+    u.cache_write_tokens = token_field(f[1], "cache_write_tokens", tp);
+    u.audio_tokens = token_field(f[2], "audio_tokens", tp);
   }
-  if (const auto* d = member(usage, "completion_tokens_details"); d && d->IsObject()) {
-    u.reasoning_tokens = token_field(*d, "reasoning_tokens", tp);
-    u.audio_output_tokens = token_field(*d, "audio_tokens", tp);
-    u.image_output_tokens = token_field(*d, "image_tokens", tp);
+  if (const auto* d = top[4]; d && d->IsObject()) {
+    static constexpr std::array<std::string_view, 3> kNames = {"reasoning_tokens", "audio_tokens", "image_tokens"};
+    const auto f = members_named(*d, kNames);
+    u.reasoning_tokens = token_field(f[0], "reasoning_tokens", tp);
+    u.audio_output_tokens = token_field(f[1], "audio_tokens", tp);
+    u.image_output_tokens = token_field(f[2], "image_tokens", tp);
   }
-  const auto* c = member(usage, "cost");
+  const auto* c = top[5];
   if (c == nullptr || c->IsNull()) return u;
   u.cost_reported = true;
   try {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -220,6 +221,7 @@ namespace {
 struct KnownModel {
   ModelTokenizer tokenizer;
   const Encoding* encoding = nullptr;
+  std::string key;  // tokenizer_key(), once asked ("" = not yet)
 };
 
 // `model_or_family`'s entry, valid until this thread's next call (it may clear the map).
@@ -243,7 +245,7 @@ KnownModel& known_model(std::string_view model_or_family) {
   }
   const ModelTokenizer t = resolve_tokenizer(model_or_family);
   if (known.size() >= kMaxRemembered) known.clear();
-  last = &*known.emplace(std::string(model_or_family), KnownModel{t}).first;
+  last = &*known.emplace(std::string(model_or_family), KnownModel{t, nullptr, {}}).first;
   return last->second;
 }
 
@@ -258,6 +260,20 @@ std::pair<ModelTokenizer, const Encoding*> tokenizer_and_encoding(std::string_vi
 
 ModelTokenizer tokenizer_for_model(std::string_view model_or_family) {
   return known_model(model_or_family).tokenizer;
+}
+
+std::string tokenizer_key(std::string_view model_or_family) {
+  KnownModel& k = known_model(model_or_family);
+  if (k.key.empty()) {
+    // Short enough to live inside the string (no heap) for factors below 100.
+    std::string_view encoding = k.tokenizer.encoding;
+    if (encoding.ends_with("_base")) encoding.remove_suffix(5);
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, std::llround(k.tokenizer.factor * 1e6));
+    k.key.reserve(encoding.size() + 1 + static_cast<size_t>(end - digits));
+    k.key.append(encoding).append(1, '/').append(digits, end);
+  }
+  return k.key;
 }
 
 namespace {

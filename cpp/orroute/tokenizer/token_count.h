@@ -31,6 +31,11 @@ struct ModelTokenizer {
 // "Yi", "Other"; case-insensitive). Unknown models get the "Other" estimate. Never throws.
 ModelTokenizer tokenizer_for_model(std::string_view model_or_family);
 
+// Which counts of a prompt are the same: models whose tokenizer shares encoding and factor give
+// one key ("o200k/1000000": the encoding without "_base", the factor in millionths). Made once per
+// model and thread (a call asks for it several times). Never throws but for lack of memory.
+std::string tokenizer_key(std::string_view model_or_family);
+
 // Name of the encoding tiktoken 0.14 gives `model` (tiktoken.model.encoding_name_for_model: exact
 // names, then prefixes; case-sensitive, no provider prefix), legacy ones included ("gpt2",
 // "r50k_base", "p50k_base", "p50k_edit"); empty if tiktoken does not know the model. No failure.
