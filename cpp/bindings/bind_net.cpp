@@ -193,7 +193,7 @@ std::string py_to_json(py::handle obj) {
 
 std::string py_members_to_json(std::initializer_list<std::pair<std::string_view, py::handle>> members) {
   rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
+  TextSink w(buf);
   w.StartObject();
   rapidjson::SizeType written = 0;
   for (const auto& [key, value] : members) {
