@@ -103,7 +103,7 @@ void write_py(Writer& w, py::handle obj, int depth) {
       ++members;
     }
     w.EndObject(members);  // a Document needs the count, a Writer ignores it
-  } else if (PyList_Check(obj.ptr()) || PyTuple_Check(obj.ptr())) {
+  } else if (PyList_CheckExact(obj.ptr()) || PyTuple_CheckExact(obj.ptr())) {
     // by index, not through an iterator object (an allocation the garbage collector may follow
     // with finalizers: a BorrowingSink's walk runs no Python code); the size read at every step,
     // as a list's iterator does, since model_dump() may change the list
@@ -119,6 +119,15 @@ void write_py(Writer& w, py::handle obj, int depth) {
     w.EndArray(elements);
   } else if constexpr (Writer::kRunsNoPython) {
     throw typename Writer::NeedsPython{};  // the caller takes a sink that may run Python code
+  } else if (PyList_Check(obj.ptr()) || PyTuple_Check(obj.ptr())) {
+    // a subclass: through its own iterator, as json.dumps (the openai SDK) reads it
+    w.StartArray();
+    rapidjson::SizeType elements = 0;
+    for (auto item : obj) {
+      write_py(w, item, depth + 1);
+      ++elements;
+    }
+    w.EndArray(elements);
   } else if (py::hasattr(obj, "model_dump")) {  // pydantic models (e.g. openai's types)
     write_py(w, obj.attr("model_dump")(), depth + 1);
   } else if (py::isinstance(obj, py::module_::import("collections.abc").attr("Mapping"))) {

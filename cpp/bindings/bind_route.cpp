@@ -472,15 +472,22 @@ const TaskSlots* task_slots(PyTypeObject* type) {
   return cache.slotted ? &cache : nullptr;
 }
 
-// A Task's fields, at their slots when its type has them there (task_slots), else by name.
+// A Task's fields, at their slots when its type has them there (task_slots), else by name. The
+// offsets are copied, and checked against the task's type and its version tag at every read:
+// reading a field may run Python code (a messages iterable, a budget's conversion), which may
+// change the class or read another type's task, refilling task_slots' one cache.
 class TaskFields {
  public:
-  explicit TaskFields(PyObject* task) : task_(task), slots_(task_slots(Py_TYPE(task))) {}
+  explicit TaskFields(PyObject* task) : task_(task) {
+    if (const TaskSlots* s = task_slots(Py_TYPE(task))) slots_ = *s;
+  }
 
   // A new reference to the field's value; an unset slot raises AttributeError, as reading it does.
   py::object get(TaskField field, PyObject* name) const {
-    if (slots_ != nullptr) {
-      PyObject* v = *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(task_) + slots_->offsets[field]);
+    PyTypeObject* const type = Py_TYPE(task_);
+    if (slots_.slotted && type == slots_.type && (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0 &&
+        type->tp_version_tag == slots_.version) {
+      PyObject* v = *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(task_) + slots_.offsets[field]);
       if (v != nullptr) return py::reinterpret_borrow<py::object>(v);
     }
     return checked(PyObject_GetAttr(task_, name));
@@ -488,7 +495,7 @@ class TaskFields {
 
  private:
   PyObject* task_;
-  const TaskSlots* slots_;
+  TaskSlots slots_;  // slotted false: every field by name
 };
 
 bool truthy(PyObject* o) {

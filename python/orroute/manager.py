@@ -211,7 +211,15 @@ class TaskResult:
 # a Usage (a dict subclass made from keywords, then freed) was ~2.2k instructions of every call.
 # Set after the class is made: the field keeps no default (its place in the constructor's
 # arguments), and the dataclass __init__'s ``self.usage = usage`` stores the value given.
-setattr(TaskResult, "usage", _Lazy(_usage_of))  # noqa: B010  (mypy: a field is a dict)
+class _LazyUsage(_Lazy):
+    """``usage``: a value given or assigned (None too) replaces the counts it is made from."""
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        super().__set__(obj, value)
+        obj.__dict__.pop("_tokens", None)
+
+
+setattr(TaskResult, "usage", _LazyUsage(_usage_of))  # noqa: B010  (mypy: a field is a dict)
 TaskResult.__dict__["usage"].__set_name__(TaskResult, "usage")
 _LAZY_FIELDS = ("usage", "attempts", "reasons", "candidates", "complexity", "response")
 _NOT_PICKLED = ("_details", "_tokens")  # what the lazy fields are made from

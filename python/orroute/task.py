@@ -103,11 +103,11 @@ def _check_type_arg(type: Any) -> None:
     _check_type(type)
 
 
-def _bad_message(msgs: list[Any]) -> None:
-    """Raises for the first of ``msgs`` that is not a mapping with a role."""
-    for i, m in enumerate(msgs):
-        if not isinstance(m, Mapping) or "role" not in m:
-            raise InvalidArgumentError(f"task message {i} must be a mapping with a 'role'")
+def _bad_message(msgs: list[Any], bad: Any) -> None:
+    """Raises for ``bad``, the message of ``msgs`` found not a mapping with a role (named by its
+    place; not looked at again: a mapping's ``in`` may answer otherwise the second time)."""
+    i = next(i for i, m in enumerate(msgs) if m is bad)
+    raise InvalidArgumentError(f"task message {i} must be a mapping with a 'role'")
 
 
 def _budget(budget: Any) -> Decimal:
@@ -209,7 +209,7 @@ class Task:
         for m in msgs:
             # a dict first: the Mapping check is an ABC's (several times the cost)
             if (m.__class__ is not dict and not isinstance(m, Mapping)) or "role" not in m:
-                _bad_message(msgs)
+                _bad_message(msgs, m)
         if input_size is not None and input_size < 0:
             raise InvalidArgumentError(f"input_size must be >= 0, got {input_size}")
         if max_tokens is not None and max_tokens < 1:

@@ -2,6 +2,8 @@
 // thread's parse of the reply.
 #include <catch2/catch.hpp>
 
+#include <rapidjson/document.h>
+
 #include <string>
 
 #include "orroute/engine/chat_text.h"
@@ -53,4 +55,24 @@ TEST_CASE("reply_summary takes the last of duplicate keys, as the caller's respo
   CHECK(reply_summary(std::string(R"({"choices":[{"message":{"content":[{"text":"x","text":"y"}]}}]})"))
             .content == "y");
   CHECK(reply_summary(std::string(R"({"id":"x","id":7})")).id.empty());  // Python: 7, not a string
+}
+
+TEST_CASE("generated_text counts every member of a repeated key, which the caller may read", "[chat_text]") {
+  // The answer's tokens are counted from this text under a ledger (the usage checked against it):
+  // a reply naming a key twice gives the caller the last (json.loads, reply_summary), so a short
+  // first must not stand for a long last; each is counted (more than sent only for such a reply).
+  const auto text = [](const char* json) {
+    rapidjson::Document d;
+    d.Parse(json);
+    REQUIRE(!d.HasParseError());
+    return orroute::generated_text(d, "message");
+  };
+  CHECK(text(R"({"choices":[{"message":{"content":"ok"}}],"choices":[{"message":{"content":"long"}}]})") == "oklong");
+  CHECK(text(R"({"choices":[{"message":{"content":"ok"},"message":{"content":"long"}}]})") == "oklong");
+  CHECK(text(R"({"choices":[{"message":{"content":"ok","content":"long"}}]})") == "oklong");
+  CHECK(text(R"({"choices":[{"message":{"content":[{"text":"ok","text":"long"}]}}]})") == "oklong");
+  CHECK(text(R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":"1","arguments":"22"}}]}}]})") ==
+        "f122");
+  CHECK(text(R"({"choices":[{"message":{"content":"a"}},{"message":{"content":"b"}}]})") == "ab");  // as before
+  CHECK(text(R"({"choices":7,"choices":[{"message":{"content":"x"}}]})") == "x");
 }

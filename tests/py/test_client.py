@@ -72,6 +72,27 @@ def test_non_string_keys_are_sent_as_json_writes_them(client, fake):
         client.chat.completions.create(model="m/a", messages=MSGS, logit_bias={(1, 2): 1})
 
 
+class _Shown(list):  # type: ignore[type-arg]
+    """A list subclass whose iterator gives other items than it holds."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter([{"type": "text", "text": "shown"}])
+
+
+def test_a_list_subclass_is_sent_as_json_dumps_writes_it(client, fake):
+    # json.dumps (the openai SDK) reads a list or tuple subclass through its iterator; only an
+    # exact list or tuple is walked by index
+    held = [{"type": "text", "text": "held"}]
+    shown = [{"type": "text", "text": "shown"}]
+    assert json.loads(json.dumps(_Shown(held))) == shown
+    client.chat.completions.create(model="m/a", messages=[
+        {"role": "user", "content": _Shown(held)}, {"role": "user", "content": "b"}])
+    assert [m["content"] for m in fake.last_request.json["messages"]] == [shown, "b"]
+    task = orroute.Task(messages=[{"role": "user", "content": _Shown(held)}])
+    assert json.loads(orroute._engine.task_request(task).request_json)["messages"][0][
+        "content"] == shown
+
+
 def test_a_chat_body_goes_out_as_given_an_int_beyond_64_bits_as_its_digits(client, fake):
     # the body is checked on a document built from the values and written from it; an int
     # beyond 64 bits, which only text carries, is sent as json.dumps writes it (and still checked)

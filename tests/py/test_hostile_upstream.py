@@ -142,6 +142,33 @@ def test_manager_plain_reply_with_repeated_keys_reads_each_as_before(fake, tmp_p
     assert rows[0].cost == Decimal("0.000012")
 
 
+def test_a_repeated_choices_key_cannot_hide_the_answer_from_the_usage_check(fake, tmp_path):
+    """A reply whose first "choices" is short and whose last (the one the caller reads) is long,
+    with a usage that claims the short one: the answer is counted with both, so the usage is
+    found under-reported and the long answer booked, as when it is sent once."""
+    long_text = " ".join(f"word{i}" for i in range(150))
+    booked = []
+    for repeated in (False, True):
+        first = {"index": 0, "message": {"role": "assistant",
+                                         "content": "ok" if repeated else long_text}}
+        body = ('{"id":"gen-1","model":"' + MODEL + '","object":"chat.completion","created":1,'
+                '"choices":' + json.dumps([first]) + ',"usage":{"prompt_tokens":8,'
+                '"completion_tokens":1,"total_tokens":9}')
+        if repeated:
+            last = {"index": 0, "message": {"role": "assistant", "content": long_text}}
+            body += ',"choices":' + json.dumps([last])
+        fake.fail(MODEL, Fault.raw((body + "}").encode()))
+        path = tmp_path / str(repeated)
+        path.mkdir()
+        m = manager(fake, path)
+        r = m.execute_task_sync(Task(messages="hi", max_tokens=400), model=MODEL)
+        assert r.content == long_text
+        row = orroute.CostTracker(path / "ledger.sqlite3").usage_history()[0]
+        booked.append((row.completion_tokens, r.cost_source))
+    assert booked[0][0] >= 150 and booked[0][1] == "tokenizer"
+    assert booked[1][0] >= booked[0][0] and booked[1][1] == "tokenizer"
+
+
 def test_manager_error_body_not_utf8_is_an_api_error(fake, tmp_path):
     """A 500 whose body is neither JSON nor UTF-8 is an orroute error, not a decode error."""
     m = manager(fake, tmp_path, max_retries=0)

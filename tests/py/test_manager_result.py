@@ -208,6 +208,9 @@ def test_the_usage_is_made_when_first_read_and_kept(fake):
         assert again.usage == usage and isinstance(again.usage, Usage)
         r.usage = {"total_tokens": 1}
         assert r.usage == {"total_tokens": 1}
+        r.usage = None  # None assigned is kept too (not made again from the counts)
+        assert r.usage is None
+        assert pickle.loads(pickle.dumps(r)).usage is None
     given = orroute.TaskResult(id="r", task_id="t", content="c", model="m/a", usage=None,
                                cost=0)  # type: ignore[arg-type]
     assert given.usage is None

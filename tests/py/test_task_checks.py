@@ -68,3 +68,19 @@ def test_what_a_task_keeps_of_each_argument() -> None:
     assert plain.params is not Task(messages="hi").params  # not one dict shared by every task
     assert (plain.budget, plain.compress, plain.cache, plain.type) == (None, None, True, "general")
     assert pickle.loads(pickle.dumps(task)) == task
+
+
+class _RoleOnSecondLook(dict):
+    """A message whose ``"role" in m`` answers False, then True: asked again, it may not pass."""
+
+    looks = 0
+
+    def __contains__(self, key: object) -> bool:
+        _RoleOnSecondLook.looks += 1
+        return _RoleOnSecondLook.looks % 2 == 0
+
+
+def test_a_message_refused_once_stays_refused() -> None:
+    # the refusal is raised for the message the check saw, not found again by a second look
+    with pytest.raises(orroute.InvalidArgumentError, match="task message 1 must be a mapping"):
+        Task(messages=[{"role": "user", "content": "a"}, _RoleOnSecondLook(content="b")])

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import orroute
-from orroute import Task, _engine
+from orroute import Task, _core, _engine
 from orroute.testing import FakeOpenRouter, Fault
 
 MODELS = ["test/a", "test/b"]
@@ -273,3 +273,44 @@ def test_a_call_finished_inside_submit_task_hands_back_its_result(fake: FakeOpen
         type(handle)()
     r = asyncio.run(m.execute_task(Task(messages="hi", max_tokens=5)))
     assert r.attempts[-1].model == r.model and r.candidates == MODELS and r.response["id"]
+
+
+_PAD = tuple(f"aaa{i:02d}" for i in range(13))  # sorted first: every field's slot moves on
+
+
+class _Relaid(Task):
+    # the same field names again, as this class's own slots, after the padding: other offsets
+    __slots__ = _PAD + Task.__slots__
+
+
+def test_a_field_read_after_python_code_ran_is_read_at_its_own_types_offsets() -> None:
+    # Reading a task may run the caller's code (here its messages' __iter__), which may read
+    # another class's task (the core's offsets of that class) or change the task's class: the
+    # fields read after are this task's as getattr reads them (at another class's offsets they
+    # were a neighbouring object's memory: another task's values, or a crash).
+    other = _Relaid(messages="hi")
+
+    class Messages:
+        def __iter__(self) -> Any:
+            _core.engine_task_of(other, False, None, False, None)
+            yield {"role": "user", "content": "x"}
+
+    before = [Task(messages=f"t{i}", max_tokens=1000 + i) for i in range(500)]
+    task = _SlottedTask(messages="hi", max_tokens=7, project="mine")
+    after = [Task(messages=f"t{i}", max_tokens=5000 + i) for i in range(500)]
+    task.messages = Messages()  # type: ignore[assignment]
+    t = _core.engine_task_of(task, False, None, False, None)
+    assert json.loads(t.request_json)["max_tokens"] == 7 and t.project == "mine"
+
+    class Changing:
+        def __iter__(self) -> Any:
+            _SlottedTask.max_tokens = property(lambda self: 9)  # type: ignore[assignment]
+            yield {"role": "user", "content": "x"}
+
+    task.messages = Changing()  # type: ignore[assignment]
+    try:
+        assert json.loads(_core.engine_task_of(task, False, None, False, None).request_json)[
+            "max_tokens"] == 9
+    finally:
+        del _SlottedTask.max_tokens
+    assert len(before) == len(after) == 500

@@ -44,20 +44,34 @@ std::string last_user_text(const rapidjson::Value& messages) {
 
 namespace {
 
+// Calls `f` with the value of every member of `obj` named `name`: a reply that names a key twice
+// is counted with each (readers differ in which one they keep: Python's json.loads and
+// reply_summary the last, a lookup by name the first), so a short first and a long last cannot
+// pass the long one off as the short one's count. Only a hostile reply repeats a key; counting
+// more than it sent fails closed.
+template <typename F>
+void each_member(const rapidjson::Value& obj, std::string_view name, F&& f) {
+  for (const auto& m : obj.GetObject()) {
+    if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == name) f(m.value);
+  }
+}
+
+void append_string(const rapidjson::Value& v, std::string& out) {
+  if (v.IsString()) out.append(v.GetString(), v.GetStringLength());
+}
+
 // The text of `msg`'s reasoning_details entries ("text", or a summary's "summary"; encrypted data
 // is not text). OpenRouter repeats its `reasoning` string there: counted only when that is absent,
 // so an upstream sending reasoning as details alone is metered, and one sending both is not twice.
 void append_reasoning_details(const rapidjson::Value& msg, std::string& out) {
   if (auto r = msg.FindMember("reasoning"); r != msg.MemberEnd() && r->value.IsString()) return;
-  auto details = msg.FindMember("reasoning_details");
-  if (details == msg.MemberEnd() || !details->value.IsArray()) return;
-  for (const auto& d : details->value.GetArray()) {
-    if (!d.IsObject()) continue;
-    for (const char* f : {"text", "summary"}) {
-      auto t = d.FindMember(f);
-      if (t != d.MemberEnd() && t->value.IsString()) out.append(t->value.GetString(), t->value.GetStringLength());
+  each_member(msg, "reasoning_details", [&](const rapidjson::Value& details) {
+    if (!details.IsArray()) return;
+    for (const auto& d : details.GetArray()) {
+      if (!d.IsObject()) continue;
+      for (const char* f : {"text", "summary"}) each_member(d, f, [&](const rapidjson::Value& t) { append_string(t, out); });
     }
-  }
+  });
 }
 
 // Appends the generated text of a message or delta (content, reasoning, refusal, tool calls,
@@ -67,29 +81,26 @@ void append_generated_text(const rapidjson::Value& msg, std::string& out) {
   if (!msg.IsObject()) return;
   append_reasoning_details(msg, out);
   for (const char* f : {"content", "reasoning", "refusal"}) {
-    auto it = msg.FindMember(f);
-    if (it == msg.MemberEnd()) continue;
-    if (it->value.IsString()) {
-      out.append(it->value.GetString(), it->value.GetStringLength());
-    } else if (it->value.IsArray()) {
-      for (const auto& part : it->value.GetArray()) {
-        if (!part.IsObject()) continue;
-        auto t = part.FindMember("text");
-        if (t != part.MemberEnd() && t->value.IsString()) out.append(t->value.GetString(), t->value.GetStringLength());
+    each_member(msg, f, [&](const rapidjson::Value& v) {
+      if (v.IsString()) {
+        append_string(v, out);
+      } else if (v.IsArray()) {
+        for (const auto& part : v.GetArray()) {
+          if (part.IsObject()) each_member(part, "text", [&](const rapidjson::Value& t) { append_string(t, out); });
+        }
       }
-    }
+    });
   }
-  auto calls = msg.FindMember("tool_calls");
-  if (calls == msg.MemberEnd() || !calls->value.IsArray()) return;
-  for (const auto& c : calls->value.GetArray()) {
-    if (!c.IsObject()) continue;
-    auto fn = c.FindMember("function");
-    if (fn == c.MemberEnd() || !fn->value.IsObject()) continue;
-    for (const char* f : {"name", "arguments"}) {
-      auto it = fn->value.FindMember(f);
-      if (it != fn->value.MemberEnd() && it->value.IsString()) out.append(it->value.GetString(), it->value.GetStringLength());
+  each_member(msg, "tool_calls", [&](const rapidjson::Value& calls) {
+    if (!calls.IsArray()) return;
+    for (const auto& c : calls.GetArray()) {
+      if (!c.IsObject()) continue;
+      each_member(c, "function", [&](const rapidjson::Value& fn) {
+        if (!fn.IsObject()) return;
+        for (const char* f : {"name", "arguments"}) each_member(fn, f, [&](const rapidjson::Value& t) { append_string(t, out); });
+      });
     }
-  }
+  });
 }
 
 }  // namespace
@@ -146,13 +157,12 @@ ReplySummary reply_summary(const std::string& completion_json) {
 std::string generated_text(const rapidjson::Value& doc, const char* key) {
   std::string out;
   if (!doc.IsObject()) return out;
-  auto choices = doc.FindMember("choices");
-  if (choices == doc.MemberEnd() || !choices->value.IsArray()) return out;
-  for (const auto& c : choices->value.GetArray()) {
-    if (!c.IsObject()) continue;
-    auto m = c.FindMember(key);
-    if (m != c.MemberEnd()) append_generated_text(m->value, out);
-  }
+  each_member(doc, "choices", [&](const rapidjson::Value& choices) {  // every one (each_member)
+    if (!choices.IsArray()) return;
+    for (const auto& c : choices.GetArray()) {
+      if (c.IsObject()) each_member(c, key, [&](const rapidjson::Value& m) { append_generated_text(m, out); });
+    }
+  });
   return out;
 }
 
