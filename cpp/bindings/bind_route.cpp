@@ -825,6 +825,11 @@ void bind_route(py::module_& m) {
                       check_header_value("app_url", v);  // sent as HTTP-Referer
                       c.client.app_url = std::move(v);
                     })
+      .def_property("user_agent", [](const EngineConfig& c) { return c.client.user_agent; },
+                    [](EngineConfig& c, std::string v) {
+                      check_header_value("user_agent", v);  // sent as User-Agent
+                      c.client.user_agent = std::move(v);
+                    })
       .def_property("timeout", [](const EngineConfig& c) { return c.client.timeouts.total_ms / 1e3; },
                     [](EngineConfig& c, double s) {
                       c.client.timeouts.total_ms = static_cast<int64_t>(s * 1e3);

@@ -926,6 +926,7 @@ class EngineConfig:
     api_keys: list[str]
     app_name: str
     app_url: str
+    user_agent: str
     timeout: float
     stream_deadline: float
     max_retries: int

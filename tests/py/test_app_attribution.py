@@ -64,8 +64,14 @@ def test_the_manager_sends_headers_as_the_client_does_no_accept_line_on_a_plain_
     assert "accept" not in plain.headers
     assert stream.headers["accept"] == "text/event-stream"
     for r in (plain, stream):
-        assert r.headers["user-agent"].startswith("orroute")
         assert r.headers["content-type"] == "application/json"
+    # the user agent the client sends (package and Python version: what an upstream's logs and
+    # OpenRouter's app analytics see), on the manager's chat calls and its catalog reads alike
+    orroute.OpenRouter(api_key=KEY, base_url=fake.base_url).chat.completions.create(
+        model="openai/gpt-4o-mini", messages=MSGS, max_tokens=5)
+    client_agent = _chats(fake)[-1].headers["user-agent"]
+    assert client_agent.startswith(f"orroute/{orroute.__version__} python/")
+    assert [r.headers["user-agent"] for r in fake.requests] == [client_agent] * len(fake.requests)
 
 
 def test_without_them_no_attribution_header_is_sent(fake) -> None:

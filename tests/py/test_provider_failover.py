@@ -60,6 +60,9 @@ def test_openrouter_down_mid_run_the_same_model_answers_from_anthropic(
     assert {r.model for r in results} == {MODEL}  # the same model, wherever it ran
     assert all(r.provider_model == NATIVE for r in results[4:])
     assert len(ant.requests) == 8
+    # one user agent, the client's, at every upstream the engine calls
+    agent = f"orroute/{orroute.__version__} python/"
+    assert all(r.headers["user-agent"].startswith(agent) for r in [*orf.requests, *ant.requests])
 
     rows = sorted(mgr.cost_tracker.usage_history(limit=100), key=lambda r: r.id)
     assert [r.tags.get("provider") for r in rows] == ["openrouter"] * 4 + ["anthropic"] * 8

@@ -34,6 +34,7 @@ ProviderRoutes::ProviderRoutes(EngineConfig& config, std::shared_ptr<ApiClient> 
     r.provider = &p;
     ClientConfig cc = client_config(p.config);
     cc.retry.max_retries = 0;  // the attempt loop retries, with breakers and failover
+    cc.user_agent = config.client.user_agent;  // one agent for every upstream the engine calls
     r.client = ApiClient::create(std::move(cc));
     r.adapter = WireAdapter::for_provider(p.config);
     r.endpoint = url_host(r.client->config().base_url);

@@ -107,6 +107,7 @@ def engine_config(
     cfg = _core.EngineConfig()
     cfg.base_url = base_url.rstrip("/")
     cfg.api_keys = [k for k in api_keys if k]
+    cfg.user_agent = user_agent()  # the client's: one agent whoever sends
     if app_name:
         cfg.app_name = app_name
     if app_url:
