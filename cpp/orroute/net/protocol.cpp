@@ -225,6 +225,16 @@ std::array<const rapidjson::Value*, N> members_named(const rapidjson::Value& obj
   return out;
 }
 
+// A details object's token counts by name (`names` are literals: NUL-terminated), each into its
+// `out`; nothing read when it is absent or not an object.
+template <std::size_t N>
+void details_counts(const rapidjson::Value* details, const std::array<std::string_view, N>& names,
+                    const std::array<int64_t*, N>& out, std::string& problem) {
+  if (details == nullptr || !details->IsObject()) return;
+  const auto found = members_named(*details, names);
+  for (std::size_t i = 0; i < N; ++i) *out[i] = token_field(found[i], names[i].data(), problem);
+}
+
 }  // namespace
 
 Usage parse_usage(const rapidjson::Value& usage) noexcept {
@@ -238,20 +248,13 @@ Usage parse_usage(const rapidjson::Value& usage) noexcept {
   u.prompt_tokens = token_field(top[0], "prompt_tokens", tp);
   u.completion_tokens = token_field(top[1], "completion_tokens", tp);
   u.total_tokens = token_field(top[2], "total_tokens", tp);
-  if (const auto* d = top[3]; d && d->IsObject()) {
-    static constexpr std::array<std::string_view, 3> kNames = {"cached_tokens", "cache_write_tokens", "audio_tokens"};
-    const auto f = members_named(*d, kNames);
-    u.cached_tokens = token_field(f[0], "cached_tokens", tp);
-    u.cache_write_tokens = token_field(f[1], "cache_write_tokens", tp);
-    u.audio_tokens = token_field(f[2], "audio_tokens", tp);
-  }
-  if (const auto* d = top[4]; d && d->IsObject()) {
-    static constexpr std::array<std::string_view, 3> kNames = {"reasoning_tokens", "audio_tokens", "image_tokens"};
-    const auto f = members_named(*d, kNames);
-    u.reasoning_tokens = token_field(f[0], "reasoning_tokens", tp);
-    u.audio_output_tokens = token_field(f[1], "audio_tokens", tp);
-    u.image_output_tokens = token_field(f[2], "image_tokens", tp);
-  }
+  static constexpr std::array<std::string_view, 3> kPromptDetails = {"cached_tokens", "cache_write_tokens",
+                                                                     "audio_tokens"};
+  details_counts(top[3], kPromptDetails, {&u.cached_tokens, &u.cache_write_tokens, &u.audio_tokens}, tp);
+  static constexpr std::array<std::string_view, 3> kCompletionDetails = {"reasoning_tokens", "audio_tokens",
+                                                                         "image_tokens"};
+  details_counts(top[4], kCompletionDetails, {&u.reasoning_tokens, &u.audio_output_tokens, &u.image_output_tokens},
+                 tp);
   const auto* c = top[5];
   if (c == nullptr || c->IsNull()) return u;
   u.cost_reported = true;
