@@ -519,14 +519,7 @@ PyMethodDef kSendChat = {"send_chat",
                          METH_FASTCALL, nullptr};
 
 py::object chat_sender(std::shared_ptr<ApiClient> client) {
-  auto capsule = py::reinterpret_steal<py::object>(
-      PyCapsule_New(new std::shared_ptr<ApiClient>(std::move(client)), kClientCapsule, [](PyObject* o) {
-        delete static_cast<std::shared_ptr<ApiClient>*>(PyCapsule_GetPointer(o, kClientCapsule));
-      }));
-  if (!capsule) throw py::error_already_set();
-  PyObject* fn = PyCFunction_New(&kSendChat, capsule.ptr());
-  if (fn == nullptr) throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(fn);
+  return capsule_function(&kSendChat, kClientCapsule, std::make_unique<std::shared_ptr<ApiClient>>(std::move(client)));
 }
 
 }  // namespace

@@ -372,15 +372,15 @@ std::shared_ptr<py::object> hold_callable(py::object f) {
 }
 
 // Plans and starts `t` (the first attempt sent from this thread while the network loop is idle);
-// `lend_to`: the lendable Notifier of this thread's event loop, which will await the result.
-// `watch`: the lent network loop's watch (Notifier::watch()), or none.
+// `watch`: the watch (Notifier::watch()) of this thread's event loop, which will await the result
+// and to which the network loop is lent, or none.
 std::shared_ptr<PendingResult> submit_pending(Engine& e, const EngineTask& t, std::shared_ptr<LoopWatch> watch) {
   auto pending = std::make_shared<PendingResult>();
   GilRelease nogil;
   EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
   // As the client's async calls: while the network loop is idle, the first attempt is sent from
-  // this thread (the loop claimed after the plan: no other call waits for it), and with
-  // `lend_to` its reply is read, priced and settled on this thread too.
+  // this thread (the loop claimed after the plan: no other call waits for it), and with a
+  // `watch` its reply is read, priced and settled on this thread too.
   auto run = start_sending_here(
       e.client()->transport(),
       [&] {
@@ -623,19 +623,9 @@ py::object task_ids(std::string_view prefix) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
   });
   if (prefix.size() != 20 || !hex) throw InvalidArgument("a task id prefix is 20 lowercase hex digits");
-  auto* ids = new TaskIds();
+  auto ids = std::make_unique<TaskIds>();
   std::memcpy(ids->text, prefix.data(), 20);
-  PyObject* capsule = PyCapsule_New(ids, kTaskIdsCapsule, [](PyObject* o) {
-    delete static_cast<TaskIds*>(PyCapsule_GetPointer(o, kTaskIdsCapsule));
-  });
-  if (capsule == nullptr) {
-    delete ids;
-    throw py::error_already_set();
-  }
-  auto owned = py::reinterpret_steal<py::object>(capsule);
-  PyObject* fn = PyCFunction_New(&kNextTaskId, capsule);
-  if (fn == nullptr) throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(fn);
+  return capsule_function(&kNextTaskId, kTaskIdsCapsule, std::move(ids));
 }
 
 // ---- a finished call's details -----------------------------------------------------------------
@@ -705,6 +695,11 @@ PyType_Spec finished_spec = {
 constexpr const char* kEngineCapsule = "orroute._core.Engine";
 
 struct EngineRef {
+  explicit EngineRef(py::handle py_engine) : engine(&py_engine.cast<Engine&>()), owner(py_engine.inc_ref().ptr()) {}
+  ~EngineRef() { Py_DECREF(owner); }  // with the capsule, under the GIL
+  EngineRef(const EngineRef&) = delete;
+  EngineRef& operator=(const EngineRef&) = delete;
+
   Engine* engine;
   PyObject* owner;  // the Python Engine: kept alive while the function is
 };
@@ -766,21 +761,7 @@ PyMethodDef kSubmitTask = {"submit_task",
                            METH_FASTCALL, nullptr};
 
 py::object task_submitter(py::handle engine) {
-  auto* ref = new EngineRef{&engine.cast<Engine&>(), engine.inc_ref().ptr()};
-  PyObject* capsule = PyCapsule_New(ref, kEngineCapsule, [](PyObject* o) {
-    auto* r = static_cast<EngineRef*>(PyCapsule_GetPointer(o, kEngineCapsule));
-    Py_DECREF(r->owner);
-    delete r;
-  });
-  if (capsule == nullptr) {
-    Py_DECREF(ref->owner);
-    delete ref;
-    throw py::error_already_set();
-  }
-  auto owned = py::reinterpret_steal<py::object>(capsule);
-  PyObject* fn = PyCFunction_New(&kSubmitTask, capsule);
-  if (fn == nullptr) throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(fn);
+  return capsule_function(&kSubmitTask, kEngineCapsule, std::make_unique<EngineRef>(engine));
 }
 
 }  // namespace

@@ -3,9 +3,27 @@
 
 #include <pybind11/pybind11.h>
 
+#include <memory>
+
 #include "orroute/error.h"
 
 namespace orroute::bindings {
+
+// A plain CPython function (`def`, METH_FASTCALL or METH_NOARGS) whose `self` is a capsule named
+// `name` owning `data`, deleted with the function (under the GIL): a hot call with no pybind11
+// dispatch, its C++ object found with PyCapsule_GetPointer(self, name).
+template <typename T>
+pybind11::object capsule_function(PyMethodDef* def, const char* name, std::unique_ptr<T> data) {
+  PyObject* capsule = PyCapsule_New(data.get(), name, [](PyObject* o) {
+    delete static_cast<T*>(PyCapsule_GetPointer(o, PyCapsule_GetName(o)));
+  });
+  if (capsule == nullptr) throw pybind11::error_already_set();
+  data.release();  // the capsule's now
+  auto owned = pybind11::reinterpret_steal<pybind11::object>(capsule);
+  PyObject* fn = PyCFunction_New(def, capsule);
+  if (fn == nullptr) throw pybind11::error_already_set();
+  return pybind11::reinterpret_steal<pybind11::object>(fn);
+}
 
 // The one table from the core's error kinds to the classes of orroute/_exceptions.py: the only
 // place Python class names appear on the C++ side.

@@ -739,9 +739,8 @@ class AIModelManager:
         if task.__class__ is not Task:
             task = Task.coerce(task)
         compressed = None
-        own = task.compress  # _compresses(task), inline (a frame less on every call)
-        if self._compress is not None or not (own is None or own is False):
-            task, compressed = await self._compressed(task, model)  # else no coroutine nor import
+        if self._compresses(task):  # else no coroutine nor import for a step that does nothing
+            task, compressed = await self._compressed(task, model)
         # asked first, as the client does: _observed's frame only for a watched call
         call = self._observed(task, model, False) if self._observe._watched() else _UNWATCHED
         try:  # not `with call`: its two methods cost an unwatched call ~2.7k instructions

@@ -95,7 +95,6 @@ def _edits(a: str, b: str) -> int:
     return prev[-1]
 
 
-
 def _check_type_arg(type: Any) -> None:
     """Task's ``type`` when it is not a known type's plain str: refused unless a name."""
     if not isinstance(type, str) or not type:
@@ -138,6 +137,7 @@ def _compression(compress: Any) -> Any:
     from .compress import Compression
 
     return Compression.coerce(compress)
+
 
 class Task:
     """A task for a model: its messages, what it needs, and what it may cost.
