@@ -9,49 +9,52 @@ namespace orroute {
 
 namespace {
 
-// Whether `text` holds more than `limit` opening brackets ('[' or '{', in strings too): '[' and
-// '{' are the two bytes that OR 0x20 turns into '{'. Where SSE2 is, sixteen bytes a step, each
-// byte lane counting its matches (a match compares to -1), summed every 32 steps (a lane holds 255).
-bool more_opens_than(std::string_view text, size_t limit) noexcept {
+// One pass over `text`, sixteen bytes a step where SSE2 is: its opening brackets ('[' or '{', in
+// strings too: the two bytes that OR 0x20 turns into '{'), each byte lane counting its matches (a
+// match compares to -1) summed every 32 steps (a lane holds 255), and whether it holds a control
+// byte 0x1A-0x1F, which RapidJSON 1.1's SSE2 string scan lets through unescaped (it tests for
+// control bytes with max(byte, 0x19) == 0x19). Adding 0x66 takes 0x1A-0x1F to 0x80-0x85, the six
+// lowest signed bytes: one add and one signed compare a step.
+struct TextBytes {
   size_t opens = 0;
+  bool late_controls = false;
+};
+
+TextBytes scan_text(std::string_view text) noexcept {
+  TextBytes out;
   size_t i = 0;
 #if defined(__SSE2__)
   const __m128i lower = _mm_set1_epi8(0x20);
   const __m128i brace = _mm_set1_epi8('{');
+  const __m128i shift = _mm_set1_epi8(0x66);
+  const __m128i above = _mm_set1_epi8(static_cast<char>(0x86));
   const __m128i zero = _mm_setzero_si128();
+  __m128i controls = zero;
   constexpr size_t kStepsPerSum = 32;
   while (i + 16 <= text.size()) {
     __m128i lanes = zero;
     for (size_t step = 0; step < kStepsPerSum && i + 16 <= text.size(); ++step, i += 16) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
       lanes = _mm_sub_epi8(lanes, _mm_cmpeq_epi8(_mm_or_si128(v, lower), brace));
+      controls = _mm_or_si128(controls, _mm_cmplt_epi8(_mm_add_epi8(v, shift), above));
     }
     const __m128i sums = _mm_sad_epu8(lanes, zero);  // two 64-bit sums of eight lanes each
-    opens += static_cast<size_t>(_mm_cvtsi128_si64(sums)) +
-             static_cast<size_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums)));
-    if (opens > limit) return true;
+    out.opens += static_cast<size_t>(_mm_cvtsi128_si64(sums)) +
+                 static_cast<size_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums)));
   }
+  out.late_controls = _mm_movemask_epi8(controls) != 0;
 #endif
-  for (; i < text.size(); ++i) opens += (text[i] | 0x20) == '{';
-  return opens > limit;
-}
-
-}  // namespace
-
-const char* json_parse_reason(JsonParse status) noexcept {
-  switch (status) {
-    case JsonParse::kOk: return "ok";
-    case JsonParse::kTooLarge: return "too large";
-    case JsonParse::kTooDeep: return "nested too deeply";
-    case JsonParse::kInvalid: return "not valid JSON";
+  for (; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    out.opens += (byte | 0x20) == '{';
+    out.late_controls |= byte >= 0x1A && byte <= 0x1F;
   }
-  return "not valid JSON";
+  return out;
 }
 
-bool json_depth_ok(std::string_view text, int max_depth) noexcept {
-  // A text cannot nest deeper than it has opening brackets: a reply or a usual request has a few
-  // dozen, and counting them is a fraction of the scan below, which skips strings one by one.
-  if (max_depth >= 0 && !more_opens_than(text, static_cast<size_t>(max_depth))) return true;
+// The exact scan json_depth_ok falls back to when the text has more opening brackets than the
+// limit: strings skipped by their real end, brackets counted as they nest.
+bool depth_within(std::string_view text, int max_depth) noexcept {
   int depth = 0;
   const char* p = text.data();
   const char* const end = p + text.size();
@@ -78,5 +81,37 @@ bool json_depth_ok(std::string_view text, int max_depth) noexcept {
   }
   return true;
 }
+
+}  // namespace
+
+const char* json_parse_reason(JsonParse status) noexcept {
+  switch (status) {
+    case JsonParse::kOk: return "ok";
+    case JsonParse::kTooLarge: return "too large";
+    case JsonParse::kTooDeep: return "nested too deeply";
+    case JsonParse::kInvalid: return "not valid JSON";
+  }
+  return "not valid JSON";
+}
+
+bool json_depth_ok(std::string_view text, int max_depth) noexcept {
+  // A text cannot nest deeper than it has opening brackets: a reply or a usual request has a few
+  // dozen, and counting them is a fraction of the exact scan, which skips strings one by one.
+  return (max_depth >= 0 && scan_text(text).opens <= static_cast<size_t>(max_depth)) || depth_within(text, max_depth);
+}
+
+namespace json_detail {
+
+JsonParse precheck(std::string_view text, size_t max_bytes, int max_depth, bool& unsafe_bytes) noexcept {
+  unsafe_bytes = false;
+  if (text.size() > max_bytes) return JsonParse::kTooLarge;
+  const TextBytes bytes = scan_text(text);
+  // A NUL: RapidJSON's readers take it as the end of the text (`{}` NUL `junk` parses).
+  unsafe_bytes = bytes.late_controls || std::memchr(text.data(), '\0', text.size()) != nullptr;
+  const bool deep = max_depth < 0 || bytes.opens > static_cast<size_t>(max_depth);
+  return deep && !depth_within(text, max_depth) ? JsonParse::kTooDeep : JsonParse::kOk;
+}
+
+}  // namespace json_detail
 
 }  // namespace orroute

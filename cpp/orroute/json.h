@@ -11,7 +11,6 @@
 
 #include <concepts>
 #include <cstddef>
-#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -53,15 +52,56 @@ bool json_depth_ok(std::string_view text, int max_depth = kMaxJsonDepth) noexcep
 
 namespace json_detail {
 
+// The size and depth checks, and whether `text` holds a byte no JSON text holds raw that
+// RapidJSON 1.1's fast readers let through (`unsafe_bytes`): a NUL, which they take as the end of
+// the text (`{}` NUL `junk` parses), or a control byte 0x1A-0x1F, which their SSE2 string scan
+// passes unescaped (it tests up to 0x19). One pass over the text, sixteen bytes a step.
+JsonParse precheck(std::string_view text, size_t max_bytes, int max_depth, bool& unsafe_bytes) noexcept;
+
+// A sized stream that reads a NUL inside the text as 0x01 (a byte invalid everywhere in JSON), so
+// RapidJSON rejects it where it lies instead of ending the text there; with no SSE2 scan of its
+// own, strings are checked byte by byte (every control byte refused). For texts that hold unsafe
+// bytes: an error and its offset come from RapidJSON, as for any other invalid text.
+class StrictStream {
+ public:
+  using Ch = char;
+  explicit StrictStream(std::string_view text) : begin_(text.data()), src_(text.data()), end_(text.data() + text.size()) {}
+  Ch Peek() const { return src_ == end_ ? '\0' : *src_ == '\0' ? '\x01' : *src_; }
+  Ch Take() {
+    const Ch c = Peek();
+    if (src_ != end_) ++src_;
+    return c;
+  }
+  size_t Tell() const { return static_cast<size_t>(src_ - begin_); }
+  // Never written: the copying parse only reads its stream.
+  Ch* PutBegin() { return nullptr; }
+  void Put(Ch) {}
+  void Flush() {}
+  size_t PutEnd(Ch*) { return 0; }
+
+ private:
+  const char* begin_;
+  const char* src_;
+  const char* end_;
+};
+
 // `doc` parsed from `text` whose depth is known to be at most `max_depth`: recursively when that
-// bounds the recursion (kMaxJsonDepth), else iteratively. A text with a NUL right after it
-// (`nul_after`) and none inside is read as a C string: a quarter fewer instructions than a sized
-// read, which a NUL inside needs to reject the text at the same offset.
+// bounds the recursion (kMaxJsonDepth), else iteratively. A text with unsafe bytes goes through
+// StrictStream. A text with a NUL right after it (`nul_after`) is read as a C string: a quarter
+// fewer instructions than a sized read.
 template <unsigned kFlags>
-void parse_checked(std::string_view text, bool nul_after, rapidjson::Document& doc, int max_depth) {
-  if (max_depth > kMaxJsonDepth) {
+void parse_checked(std::string_view text, bool nul_after, bool unsafe_bytes, rapidjson::Document& doc,
+                   int max_depth) {
+  if (unsafe_bytes) {
+    StrictStream stream(text);
+    if (max_depth > kMaxJsonDepth) {
+      doc.ParseStream<kFlags | rapidjson::kParseIterativeFlag>(stream);
+    } else {
+      doc.ParseStream<kFlags>(stream);
+    }
+  } else if (max_depth > kMaxJsonDepth) {
     doc.Parse<kFlags | rapidjson::kParseIterativeFlag>(text.data(), text.size());
-  } else if (nul_after && std::memchr(text.data(), '\0', text.size()) == nullptr) {
+  } else if (nul_after) {
     doc.Parse<kFlags>(text.data());
   } else {
     doc.Parse<kFlags>(text.data(), text.size());
@@ -71,13 +111,10 @@ void parse_checked(std::string_view text, bool nul_after, rapidjson::Document& d
 template <unsigned kFlags>
 JsonParse parse_json(std::string_view text, bool nul_after, rapidjson::Document& doc, size_t max_bytes,
                      int max_depth) noexcept {
-  JsonParse status = JsonParse::kOk;
-  if (text.size() > max_bytes) {
-    status = JsonParse::kTooLarge;
-  } else if (!json_depth_ok(text, max_depth)) {
-    status = JsonParse::kTooDeep;
-  } else {
-    parse_checked<kFlags>(text, nul_after, doc, max_depth);
+  bool unsafe_bytes = false;
+  JsonParse status = precheck(text, max_bytes, max_depth, unsafe_bytes);
+  if (status == JsonParse::kOk) {
+    parse_checked<kFlags>(text, nul_after, unsafe_bytes, doc, max_depth);
     if (!doc.HasParseError()) return JsonParse::kOk;
     status = JsonParse::kInvalid;
   }
@@ -106,16 +143,22 @@ JsonParse parse_json_text(const String& text, rapidjson::Document& doc, size_t m
 
 // parse_json_text on a buffer the caller owns and gives up: strings are decoded in place
 // (kParseInsituFlag) instead of copied into the document, about a third faster on a catalog of
-// long descriptions. `doc` points into `text`, which must outlive it. A text holding a NUL byte
-// (never valid JSON: RapidJSON's in-place reader would stop there) takes the copying parse, so the
+// long descriptions. `doc` points into `text`, which must outlive it. A text holding unsafe bytes
+// (a NUL or 0x1A-0x1F: never valid JSON) takes the copying parse through StrictStream, so the
 // error and its offset are the same as parse_json_text's.
 template <unsigned kFlags = rapidjson::kParseDefaultFlags>
 JsonParse parse_json_in_place(std::string& text, rapidjson::Document& doc,
                               size_t max_bytes = kMaxJsonBytes,
                               int max_depth = kMaxJsonDepth) noexcept {
-  if (text.size() > max_bytes || !json_depth_ok(text, max_depth) ||
-      std::memchr(text.data(), '\0', text.size()) != nullptr) {
-    return json_detail::parse_json<kFlags>(text, false, doc, max_bytes, max_depth);
+  bool unsafe_bytes = false;
+  const JsonParse status = json_detail::precheck(text, max_bytes, max_depth, unsafe_bytes);
+  if (status != JsonParse::kOk || unsafe_bytes) {
+    if (status == JsonParse::kOk) {
+      json_detail::parse_checked<kFlags>(text, false, true, doc, max_depth);
+      if (!doc.HasParseError()) return JsonParse::kOk;
+    }
+    doc.SetNull();
+    return status == JsonParse::kOk ? JsonParse::kInvalid : status;
   }
   if (max_depth > kMaxJsonDepth) {
     doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag>(text.data());

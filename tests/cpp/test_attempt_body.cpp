@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "orroute/engine/attempt_body.h"
+#include "orroute/error.h"
 
 using namespace orroute;
 
@@ -62,19 +63,17 @@ TEST_CASE("an attempt body appended to the request is the one written from its p
   }
 }
 
-TEST_CASE("an attempt body keeps a request's own spelling and reads nothing past a NUL", "[attempt_body]") {
+TEST_CASE("an attempt body keeps a request's own spelling and refuses a NUL after it", "[attempt_body]") {
   SECTION("whitespace and escapes as sent: the same document as the written body") {
     const std::string text = " {\n \"messages\" : [ {\"role\":\"user\",\"content\":\"caf\\u00e9\"} ] ,\"n\" : 1 }\n\t";
     const std::string body = chat_attempt_body(text, "m/a", false, {"m/b"}, 32);
     CHECK(same_document(body, written(text, "m/a", false, {"m/b"}, 32)));
     CHECK(body.find("\\u00e9") != std::string::npos);
   }
-  SECTION("bytes after a NUL are not sent") {
+  SECTION("a NUL after the request is not valid JSON: refused, nothing after it sent") {
     std::string text = R"({"messages":[{"role":"user","content":"x"}]})";
     text += std::string(1, '\0') + R"(,"evil":1})";
-    const std::string body = chat_attempt_body(text, "m/a", false, {}, std::nullopt);
-    CHECK(body.find("evil") == std::string::npos);
-    CHECK(body.find('\0') == std::string::npos);
+    CHECK_THROWS_AS(chat_attempt_body(text, "m/a", false, {}, std::nullopt), orroute::InvalidArgument);
   }
   SECTION("not an object: refused") {
     CHECK_THROWS(chat_attempt_body(std::string("[1]"), "m/a", false, {}, std::nullopt));

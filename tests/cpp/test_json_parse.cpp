@@ -5,6 +5,7 @@
 #include <rapidjson/document.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -114,6 +115,44 @@ TEST_CASE("retry delays from absurd or non-finite seconds convert without undefi
   CHECK(open.delay(40, std::nullopt, 0.999)->count() > 0);
   const orroute::RetryPolicy nan_cap{3, 0.5, std::nan(""), 60.0};
   CHECK(nan_cap.delay(2, std::nullopt, 0.5)->count() >= 0);
+}
+
+TEST_CASE("every entry point refuses the bytes JSON never holds raw, at their offset", "[json]") {
+  // RapidJSON 1.1's fast readers let two through: a control byte 0x1A-0x1F inside a string (its SSE2
+  // scan tests up to 0x19) and a NUL after the root (read as the end of the text).
+  const auto each_entry = [](const std::string& text, JsonParse want, size_t offset) {
+    INFO("text of " << text.size() << " bytes");
+    rapidjson::Document doc;
+    CHECK(parse_json_text(std::string_view(text), doc) == want);
+    if (want == JsonParse::kInvalid) CHECK(doc.GetErrorOffset() == offset);
+    CHECK(parse_json_text(text, doc) == want);  // the C-string read
+    if (want == JsonParse::kInvalid) CHECK(doc.GetErrorOffset() == offset);
+    std::string copy = text;
+    CHECK(orroute::parse_json_in_place(copy, doc) == want);
+    if (want == JsonParse::kInvalid) CHECK(doc.GetErrorOffset() == offset);
+    CHECK(parse_json_text(std::string_view(text), doc, orroute::kMaxJsonBytes, 1 << 20) == want);  // iterative
+  };
+  // Long strings, so the byte falls in a sixteen-byte block the SSE2 scan reads whole.
+  const std::string pad(40, 'a');
+  for (int byte = 0x01; byte < 0x20; ++byte) {
+    const std::string head = "{\"k\":\"" + pad;
+    const std::string text = head + static_cast<char>(byte) + pad + "\"}";
+    INFO("byte " << byte);
+    each_entry(text, JsonParse::kInvalid, head.size());
+    // Escaped, the same byte is fine.
+    char escaped[8];
+    std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
+    each_entry(head + escaped + pad + "\"}", JsonParse::kOk, 0);
+  }
+  // A NUL after the root, between values, inside a string: refused where it lies.
+  const std::string root = R"({"k":")" + pad + R"("})";
+  each_entry(root + std::string(1, '\0') + R"({"x":1})", JsonParse::kInvalid, root.size());
+  each_entry(root + std::string(1, '\0'), JsonParse::kInvalid, root.size());
+  each_entry(std::string(R"({"k":)") + '\0' + "1}", JsonParse::kInvalid, 5);
+  each_entry(R"({"k":")" + pad + '\0' + pad + R"("})", JsonParse::kInvalid, 6 + pad.size());
+  // The whitespace JSON allows raw still parses; so does text with none of these bytes.
+  each_entry("\t{\r\n\"k\" : [1,\n2]}\n", JsonParse::kOk, 0);
+  each_entry(root, JsonParse::kOk, 0);
 }
 
 TEST_CASE("the depth scan skips strings by their real end: escaped quotes and backslash runs",

@@ -167,3 +167,21 @@ def test_reply_objects_made_and_freed_give_back_their_type(fake, caplog, monkeyp
     after = sys.getrefcount(_core.JsonRef)
     assert holding >= before + 100  # the live objects hold the type
     assert after == before
+
+
+@pytest.mark.parametrize("body", [
+    # a control byte RapidJSON 1.1's SSE2 string scan let through (it tests up to 0x19), in a
+    # string long enough to be scanned sixteen bytes at a time
+    b'{"id":"gen","choices":[{"message":{"content":"' + b"a" * 40 + b"\x1b[2J" + b"a" * 40 + b'"}}]}',
+    # a NUL after the reply, which the parser took as the end of the text
+    b'{"id":"gen","choices":[]}\x00{"id":"evil"}',
+], ids=["escape-byte-in-a-string", "nul-after-the-root"])
+def test_a_reply_json_never_holds_raw_is_refused_and_quoted_escaped(fake, body):
+    with pytest.raises(orroute.APIResponseValidationError) as info:
+        reply_of(fake, body)
+    with pytest.raises(ValueError):  # the peer: Python's json refuses both as well
+        json.loads(body)
+    message = str(info.value)
+    assert "is not a JSON object" in message
+    assert not any(ord(c) < 0x20 for c in message)  # quoted with its control bytes escaped
+    assert "\\x1b" in message or "\\x00" in message

@@ -106,8 +106,10 @@ def chat_reply(body: Any, status: int) -> dict[str, Any]:
     """A 2xx chat reply (already past :func:`call_result`) as a dict: it must be a JSON object
     (not JSON, too deep or a list is an :class:`APIError`)."""
     if not isinstance(body, dict):
-        text = body if isinstance(body, str) else repr(body)
-        snippet = text[:200] + ("..." if len(text) > 200 else "")
+        # the one rule for quoting upstream text: cut, control characters escaped
+        from ..observe import _escape
+
+        snippet = _escape(body if isinstance(body, str) else repr(body))
         raise _exc.APIResponseValidationError(
             f"the server's reply is not a JSON object (HTTP {status}): {snippet}",
             status_code=status,
