@@ -13,6 +13,9 @@ In one run against FakeOpenRouter (in its own process, zero model latency), at c
      in turn in a rotated order, so a change in the shared machine's state lands on every set-up alike; the
      figures pool each set-up's blocks, and a line per level gives the rounds' spread (median and
      range of each round's added p50 and throughput): a target is shown met when its range is.
+     Before each block, untimed, a full garbage collection of this process and a 50 ms pause: a
+     block pays for its own set-up's work only, not for a collection the others' objects made
+     due, their background work, or (--realtime) the kernel's real-time throttle.
   2. LiteLLM's Router (when ``litellm`` is installed) compared like with like: it sends through the
      ``openai`` SDK, so its added latency is LiteLLM - bare ``openai.AsyncOpenAI`` (the SDK's own
      ~5 ms is not LiteLLM's overhead), set against orroute's added latency over its own client.
@@ -41,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import itertools
 import json
 import os
@@ -180,6 +184,19 @@ def row(name: str, r: Run, base: Run | None) -> str:
 
 MIN_PER_WORKER = 16  # calls a worker makes in each block, at least
 
+# Untimed, before every block: the last block's leftovers are not the next set-up's to pay for.
+# A full collection of this process (a set-up's block must not meet the collection that 25% more
+# long-lived objects from all the set-ups before it made due), then a pause: the previous set-up's
+# background work (the file ledger's settle worker) ends, and under --realtime the kernel's
+# real-time budget (950 ms a second) refills, so its ~50 ms throttle does not fall on one
+# set-up's block once a second (session 20: +50 ms for the 64 calls in flight, each time).
+BLOCK_PAUSE_S = 0.05
+
+
+async def between_blocks() -> None:
+    gc.collect()
+    await asyncio.sleep(BLOCK_PAUSE_S)
+
 HEADER = (
     f"  {'':<34}{'p50 µs':>9}{'mean µs':>9}{'p99 µs':>9}{'calls/s':>9}{'CPU µs':>9}"
     f"{'added p50':>10}{'added p99':>10}{'p50 +%':>9}{'thru %':>8}"
@@ -206,6 +223,7 @@ async def interleaved(
         k = b % len(names)
         this: dict[str, Run] = {}
         for name in names[k:] + names[:k]:
+            await between_blocks()
             this[name] = await measure(calls[name], per_block, conc, prompts[name])
             total[name] = total[name] + this[name]
         rounds.append(this)
