@@ -289,6 +289,16 @@ def _per_token_prices(value: Any) -> tuple[Decimal, Decimal] | None:
     return p / 1_000_000, c / 1_000_000
 
 
+class _Pinned:
+    """A model given to :meth:`AIModelManager.execute_task` by ``_run(..., pin=True)``: that
+    model only, no fallback (private: never a caller's)."""
+
+    __slots__ = ("model",)
+
+    def __init__(self, model: str | None) -> None:
+        self.model = model
+
+
 class AIModelManager:
     """Routes tasks to models: select, budget, rate-limit, send, recover, settle, measure.
 
@@ -719,9 +729,11 @@ class AIModelManager:
     async def execute_task(self, task: Task, *, model: str | None = None) -> TaskResult:
         """Runs ``task`` on the engine's network thread; cancelling the await cancels the request
         and releases its budget reservation. Raises like :meth:`execute_task_sync`."""
-        return await self._run(task, model)
-
-    async def _run(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
+        # the body is here, not in a coroutine this one awaits (~1.3k instructions a call more):
+        # _run's pinned model comes as a _Pinned (that model only, no fallback)
+        pin = False
+        if model.__class__ is _Pinned:
+            model, pin = model.model, True  # type: ignore[union-attr]
         if task.__class__ is not Task:
             task = Task.coerce(task)
         compressed = None
@@ -748,6 +760,13 @@ class AIModelManager:
             call.raised(e)
             raise
         return r
+
+    async def _run(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
+        """:meth:`execute_task`, with ``pin``: ``model`` only, no fallback (compression's summary
+        call, a cascade's stages)."""
+        # this class's, not a subclass's override: the pinned model is never a caller's to see
+        return await AIModelManager.execute_task(
+            self, task, model=_Pinned(model) if pin else model)  # type: ignore[arg-type]
 
     async def execute_cascade(self, task: Task, cascade: Any, *, task_type: str | None = None,
                               stream: bool = False) -> Any:
