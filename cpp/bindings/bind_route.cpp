@@ -106,6 +106,15 @@ struct ResultKeys {
   PyObject* retry_after = intern("retry_after");
   PyObject* api_error = intern("api_error");
   PyObject* plan = intern("plan");
+  // the instance dict's keys task_result_maker sets besides the figures' (`_tokens` the usage's
+  // counts, `_details` what the lazy fields are made from)
+  PyObject* id = intern("id");
+  PyObject* task_id = intern("task_id");
+  PyObject* tokens = intern("_tokens");
+  PyObject* completion_json = intern("completion_json");
+  PyObject* compression = intern("compression");
+  PyObject* details = intern("_details");
+  PyObject* empty = intern("");
 };
 
 const ResultKeys& keys() {
@@ -705,30 +714,6 @@ struct ResultMaker {
 
 constexpr const char* kResultMakerCapsule = "orroute._core.task_result_maker";
 
-// The instance dict's keys the maker sets (TaskResult's fields, `_tokens` the usage's counts and
-// `_details` what the lazy fields are made from), interned once.
-struct ResultFields {
-  PyObject* id = intern("id");
-  PyObject* task_id = intern("task_id");
-  PyObject* content = intern("content");
-  PyObject* model = intern("model");
-  PyObject* tokens = intern("_tokens");
-  PyObject* cost = intern("cost");
-  PyObject* task_type = intern("task_type");
-  PyObject* cost_source = intern("cost_source");
-  PyObject* cut_at_reservation = intern("cut_at_reservation");
-  PyObject* provider = intern("provider");
-  PyObject* provider_model = intern("provider_model");
-  PyObject* completion_json = intern("completion_json");
-  PyObject* compression = intern("compression");
-  PyObject* details = intern("_details");
-  PyObject* empty = intern("");
-};
-
-const ResultFields& result_fields() {
-  static const ResultFields* k = new ResultFields();  // never freed: lives for the process
-  return *k;
-}
 
 PyObject* make_task_result(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 5) {
@@ -747,7 +732,7 @@ PyObject* make_task_result(PyObject* capsule, PyObject* const* args, Py_ssize_t 
   if (cut < 0) return nullptr;
   const int has_content = PyObject_IsTrue(at(4));  // `content or ""`
   if (has_content < 0) return nullptr;
-  const ResultFields& k = result_fields();
+  const ResultKeys& k = keys();
   PyObject* content = has_content ? at(4) : k.empty;
   PyObject* tokens = PyTuple_Pack(2, at(5), at(6));
   if (tokens == nullptr) return nullptr;
@@ -790,7 +775,7 @@ PyMethodDef kMakeTaskResult = {"make_task_result",
 py::object task_result_maker(py::handle cls, py::handle state) {
   if (!PyType_Check(cls.ptr())) throw InvalidArgument("task_result_maker: cls must be a class");
   if (!PyDict_CheckExact(state.ptr())) throw InvalidArgument("task_result_maker: state must be a dict");
-  const ResultFields& k = result_fields();
+  const ResultKeys& k = keys();
   for (PyObject* key : {k.id, k.task_id, k.content, k.model, k.tokens, k.cost, k.task_type, k.cost_source,
                         k.cut_at_reservation, k.provider, k.provider_model, k.completion_json, k.compression,
                         k.details}) {
