@@ -10,7 +10,8 @@ Measured in one run against FakeOpenRouter (in its own process, zero model laten
      default 10), a block of each in turn in a rotated order, so a burst of other load lands on
      every set-up alike; the figures pool each set-up's blocks, and a line per level gives the
      rounds' spread of orroute's added p50 (median and range): the target is shown met, or not,
-     when the whole range is.
+     when the whole range is. Before each block, untimed, a full collection and a 50 ms pause
+     (``_realtime.between_blocks``): a block pays for its own set-up's work only.
   2. N concurrent streams (1,000 and 10,000) through one AsyncOpenRouter: peak RSS and CPU time
      per stream, in a fresh process per N.
 
@@ -222,6 +223,7 @@ def interleaved(blocks_of: dict[str, Block], per_block: int, blocks: int
         k = b % len(names)
         this = {}
         for name in names[k:] + names[:k]:
+            _realtime.between_blocks()
             this[name] = blocks_of[name](per_block)
             pooled[name] += this[name]
         rounds.append(this)

@@ -184,18 +184,10 @@ def row(name: str, r: Run, base: Run | None) -> str:
 
 MIN_PER_WORKER = 16  # calls a worker makes in each block, at least
 
-# Untimed, before every block: the last block's leftovers are not the next set-up's to pay for.
-# A full collection of this process (a set-up's block must not meet the collection that 25% more
-# long-lived objects from all the set-ups before it made due), then a pause: the previous set-up's
-# background work (the file ledger's settle worker) ends, and under --realtime the kernel's
-# real-time budget (950 ms a second) refills, so its ~50 ms throttle does not fall on one
-# set-up's block once a second (session 20: +50 ms for the 64 calls in flight, each time).
-BLOCK_PAUSE_S = 0.05
-
-
 async def between_blocks() -> None:
+    """_realtime.between_blocks, without stopping the event loop during the pause."""
     gc.collect()
-    await asyncio.sleep(BLOCK_PAUSE_S)
+    await asyncio.sleep(_realtime.BLOCK_PAUSE_S)
 
 HEADER = (
     f"  {'':<34}{'p50 µs':>9}{'mean µs':>9}{'p99 µs':>9}{'calls/s':>9}{'CPU µs':>9}"

@@ -106,6 +106,15 @@ struct ResultKeys {
   PyObject* retry_after = intern("retry_after");
   PyObject* api_error = intern("api_error");
   PyObject* plan = intern("plan");
+  // the instance dict's keys task_result_maker sets besides the figures' (`_tokens` the usage's
+  // counts, `_details` what the lazy fields are made from)
+  PyObject* id = intern("id");
+  PyObject* task_id = intern("task_id");
+  PyObject* tokens = intern("_tokens");
+  PyObject* completion_json = intern("completion_json");
+  PyObject* compression = intern("compression");
+  PyObject* details = intern("_details");
+  PyObject* empty = intern("");
 };
 
 const ResultKeys& keys() {
@@ -684,6 +693,103 @@ PyType_Spec finished_spec = {
     "orroute._core.FinishedResult", static_cast<int>(sizeof(FinishedObject)), 0,
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION, finished_slots};
 
+// ---- a TaskResult made from a call's summary -------------------------------------------------
+//
+// `task_result_maker(cls, state)`: the function manager.py's AIModelManager._made calls for every
+// result, `make(summary, details, result_id, task_id, compression)`: an instance of `cls`
+// (TaskResult, made as `cls.__new__(cls)` makes it) whose instance dict is a copy of `state` (the
+// class's every field and slot, placeholders) with the summary's figures in place: nothing
+// inserted, no frame, no bytecode store a field (the Python version, its 14 stores, the copy and
+// the instance, cost ~2.5k instructions more a call). The summary is summary_tuple's (or the
+// manager's of a result dict): its order is figures()'s, then the task type.
+struct ResultMaker {
+  ResultMaker(PyObject* c, PyObject* s) : cls(c), state(s) { Py_INCREF(cls); Py_INCREF(state); }
+  ~ResultMaker() { Py_DECREF(cls); Py_DECREF(state); }  // with the capsule, under the GIL
+  ResultMaker(const ResultMaker&) = delete;
+  ResultMaker& operator=(const ResultMaker&) = delete;
+
+  PyObject* cls;
+  PyObject* state;
+};
+
+constexpr const char* kResultMakerCapsule = "orroute._core.task_result_maker";
+
+
+PyObject* make_task_result(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 5) {
+    PyErr_SetString(PyExc_TypeError, "expected (summary, details, result_id, task_id, compression)");
+    return nullptr;
+  }
+  const auto* maker = static_cast<ResultMaker*>(PyCapsule_GetPointer(capsule, kResultMakerCapsule));
+  if (maker == nullptr) return nullptr;
+  PyObject* summary = args[0];
+  if (!PyTuple_CheckExact(summary) || PyTuple_GET_SIZE(summary) != static_cast<Py_ssize_t>(kFigures + 1)) {
+    PyErr_SetString(PyExc_TypeError, "summary must be a call summary's tuple");
+    return nullptr;
+  }
+  auto at = [summary](size_t i) { return PyTuple_GET_ITEM(summary, static_cast<Py_ssize_t>(i)); };
+  const int cut = PyObject_IsTrue(at(10));
+  if (cut < 0) return nullptr;
+  const int has_content = PyObject_IsTrue(at(4));  // `content or ""`
+  if (has_content < 0) return nullptr;
+  const ResultKeys& k = keys();
+  PyObject* content = has_content ? at(4) : k.empty;
+  PyObject* tokens = PyTuple_Pack(2, at(5), at(6));
+  if (tokens == nullptr) return nullptr;
+  py::object tokens_owned = py::reinterpret_steal<py::object>(tokens);
+  py::object state = py::reinterpret_steal<py::object>(PyDict_Copy(maker->state));
+  if (!state) return nullptr;
+  const std::array<std::pair<PyObject*, PyObject*>, 13> values = {{
+      {k.id, args[2]},
+      {k.task_id, args[3]},
+      {k.content, content},
+      {k.model, at(1)},
+      {k.tokens, tokens},
+      {k.cost, at(7)},
+      {k.task_type, at(14)},
+      {k.cost_source, at(8)},
+      {k.cut_at_reservation, cut ? Py_True : Py_False},
+      {k.provider, at(11)},
+      {k.provider_model, at(12)},
+      {k.completion_json, at(2)},
+      {k.details, args[1]},
+  }};
+  for (const auto& [key, value] : values) {
+    if (PyDict_SetItem(state.ptr(), key, value) < 0) return nullptr;
+  }
+  if (args[4] != Py_None && PyDict_SetItem(state.ptr(), k.compression, args[4]) < 0) return nullptr;
+  // as `cls.__new__(cls)` then `result.__dict__ = state`
+  PyTypeObject* cls = reinterpret_cast<PyTypeObject*>(maker->cls);
+  py::object no_args = py::reinterpret_steal<py::object>(PyTuple_New(0));
+  if (!no_args) return nullptr;
+  py::object result = py::reinterpret_steal<py::object>(cls->tp_new(cls, no_args.ptr(), nullptr));
+  if (!result) return nullptr;
+  if (PyObject_GenericSetDict(result.ptr(), state.ptr(), nullptr) < 0) return nullptr;
+  return result.release().ptr();
+}
+
+PyMethodDef kMakeTaskResult = {"make_task_result",
+                               reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(make_task_result)),
+                               METH_FASTCALL, nullptr};
+
+py::object task_result_maker(py::handle cls, py::handle state) {
+  if (!PyType_Check(cls.ptr())) throw InvalidArgument("task_result_maker: cls must be a class");
+  if (!PyDict_CheckExact(state.ptr())) throw InvalidArgument("task_result_maker: state must be a dict");
+  const ResultKeys& k = keys();
+  for (PyObject* key : {k.id, k.task_id, k.content, k.model, k.tokens, k.cost, k.task_type, k.cost_source,
+                        k.cut_at_reservation, k.provider, k.provider_model, k.completion_json, k.compression,
+                        k.details}) {
+    const int has = PyDict_Contains(state.ptr(), key);
+    if (has < 0) throw py::error_already_set();
+    if (has == 0) {
+      throw InvalidArgument("task_result_maker: state has no " + py::str(key).cast<std::string>() +
+                            " (every key the maker sets must be there: a copy is never grown)");
+    }
+  }
+  return capsule_function(&kMakeTaskResult, kResultMakerCapsule,
+                          std::make_unique<ResultMaker>(cls.ptr(), state.ptr()));
+}
+
 // `submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout)`: the manager's
 // awaited call in one plain CPython function (METH_FASTCALL; `self` a capsule holding the engine
 // and its Python object): engine_task_of and submit_pending, with no EngineTask object made
@@ -1001,6 +1107,10 @@ void bind_route(py::module_& m) {
       "The EngineTask of an orroute.Task: its messages (with its params and max_tokens; `model` "
       "first, `pin`: that model only) as the request body, its type, id, budget, quality floor, "
       "capabilities, project (else `project`), conversation, tags and cache switch.");
+  m.def("task_result_maker", &task_result_maker, py::arg("cls"), py::arg("state"),
+        "make(summary, details, result_id, task_id, compression) -> an instance of `cls` whose "
+        "instance dict is a copy of `state` with the call summary's figures in place (private: "
+        "AIModelManager._made).");
   m.def("task_ids", &task_ids, py::arg("prefix"),
         "new_task_id() -> str: `prefix` (20 hex digits) and a 48-bit counter's 12 hex digits "
         "(1, 2, ...; wrapping), one id a call.");

@@ -106,8 +106,10 @@ JsonParse precheck(std::string_view text, size_t max_bytes, int max_depth, bool&
   unsafe_bytes = false;
   if (text.size() > max_bytes) return JsonParse::kTooLarge;
   const TextBytes bytes = scan_text(text);
-  // A NUL: RapidJSON's readers take it as the end of the text (`{}` NUL `junk` parses).
-  unsafe_bytes = bytes.late_controls || std::memchr(text.data(), '\0', text.size()) != nullptr;
+  // A NUL: RapidJSON's readers take it as the end of the text (`{}` NUL `junk` parses). (An empty
+  // view may have no buffer at all, and memchr's is declared never null.)
+  unsafe_bytes = bytes.late_controls ||
+                 (!text.empty() && std::memchr(text.data(), '\0', text.size()) != nullptr);
   const bool deep = max_depth < 0 || bytes.opens > static_cast<size_t>(max_depth);
   return deep && !depth_within(text, max_depth) ? JsonParse::kTooDeep : JsonParse::kOk;
 }

@@ -14,7 +14,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from . import _engine
+from . import _core, _engine
 from . import _exceptions as _exc
 from ._logs import logger
 from .observe import _UNWATCHED, task_result_fields
@@ -246,12 +246,12 @@ def _result_state() -> dict[str, Any]:
     return out
 
 
-# `_result` makes each result's instance dict as a copy of this one, whose values it replaces:
-# a dict that already has every key is neither grown nor resized (~6k instructions a call fewer
-# than a keyword dict merged into an empty one), and the dataclass __init__ (its five lazy-field
-# setters) is not run.
+# `_made` makes each result's instance dict as a copy of this one, whose values the core's maker
+# replaces (`_make_result`, bind_route.cpp): a dict that already has every key is neither grown
+# nor resized (~6k instructions a call fewer than a keyword dict merged into an empty one), the
+# dataclass __init__ (its five lazy-field setters) is not run, and no bytecode stores a field.
 _RESULT_STATE = _result_state()
-_new_result = TaskResult.__new__
+_make_result = _core.task_result_maker(TaskResult, _RESULT_STATE)
 
 
 def _attempts(raw: Sequence[Mapping[str, Any]]) -> list[Attempt]:
@@ -287,6 +287,16 @@ def _per_token_prices(value: Any) -> tuple[Decimal, Decimal] | None:
     if not (p.is_finite() and c.is_finite()) or p < 0 or c < 0:
         raise _exc.InvalidArgumentError("unpriced_model_price must be finite and >= 0")
     return p / 1_000_000, c / 1_000_000
+
+
+class _Pinned:
+    """A model given to :meth:`AIModelManager.execute_task` by ``_run(..., pin=True)``: that
+    model only, no fallback (private: never a caller's)."""
+
+    __slots__ = ("model",)
+
+    def __init__(self, model: str | None) -> None:
+        self.model = model
 
 
 class AIModelManager:
@@ -623,39 +633,25 @@ class AIModelManager:
         or :meth:`_result`'s of a dict); raises its error. ``details``: the pending result (whose
         whole result, attempts and plan, is built only when a field that needs it is read) or
         the result dict; ``task_id`` and ``compression``: the result's fields of those names."""
-        (ok, model, completion_json, completion_id, content, prompt, completion, cost,
-         cost_source, cost_problem, cut, provider, provider_model, alerts, task_type) = summary
+        # the summary's figures read where needed (its order: bind_route.cpp's figures(), then
+        # the task type; the core's maker puts the rest in the result)
+        model, cost_problem, alerts = summary[1], summary[9], summary[13]
         if alerts or cost_problem:
-            self._settled(alerts, model, cost_source, cost_problem)
-        if not ok:
+            self._settled(alerts, model, summary[8], cost_problem)
+        if not summary[0]:
             full = details if isinstance(details, Mapping) else details.result()
             err = _engine.result_error(full)
             err.attempts = _attempts(full["attempts"])  # type: ignore[attr-defined]
             raise err
-        result_id = completion_id or os.urandom(12).hex()
-        state = _RESULT_STATE.copy()  # every key there: values replaced, nothing inserted
-        state["id"] = result_id
-        state["task_id"] = task_id
-        state["content"] = content or ""
-        state["model"] = model
-        state["_tokens"] = (prompt, completion)  # the usage, made when read
-        state["cost"] = cost
-        state["task_type"] = task_type
-        state["cost_source"] = cost_source
-        state["cut_at_reservation"] = bool(cut)
-        state["provider"] = provider
-        state["provider_model"] = provider_model
-        state["completion_json"] = completion_json
-        if compression is not None:
-            state["compression"] = compression
-        state["_details"] = details  # what attempts, reasons, candidates and complexity are made from
-        result = _new_result(TaskResult)
-        result.__dict__ = state
+        result_id = summary[3] or os.urandom(12).hex()
+        # a copy of _RESULT_STATE with the figures, `task_id`, `compression` and `_details` (what
+        # attempts, reasons, candidates and complexity are made from) in place, made in the core
+        result: TaskResult = _make_result(summary, details, result_id, task_id, compression)
         # record_feedback's memory: two plain dicts, the newer one replacing the older when full
         # (the last _FEEDBACK_MEMORY results are always there; an OrderedDict's insert and its
         # length test cost ~0.6k instructions a call more)
         results = self._results
-        results[result_id] = (model, task_type)
+        results[result_id] = (model, summary[14])
         if len(results) >= _FEEDBACK_MEMORY:
             self._older_results, self._results = results, {}
         return result
@@ -733,9 +729,11 @@ class AIModelManager:
     async def execute_task(self, task: Task, *, model: str | None = None) -> TaskResult:
         """Runs ``task`` on the engine's network thread; cancelling the await cancels the request
         and releases its budget reservation. Raises like :meth:`execute_task_sync`."""
-        return await self._run(task, model)
-
-    async def _run(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
+        # the body is here, not in a coroutine this one awaits (~1.3k instructions a call more):
+        # _run's pinned model comes as a _Pinned (that model only, no fallback)
+        pin = False
+        if model.__class__ is _Pinned:
+            model, pin = model.model, True  # type: ignore[union-attr]
         if task.__class__ is not Task:
             task = Task.coerce(task)
         compressed = None
@@ -762,6 +760,13 @@ class AIModelManager:
             call.raised(e)
             raise
         return r
+
+    async def _run(self, task: Task, model: str | None, pin: bool = False) -> TaskResult:
+        """:meth:`execute_task`, with ``pin``: ``model`` only, no fallback (compression's summary
+        call, a cascade's stages)."""
+        # this class's, not a subclass's override: the pinned model is never a caller's to see
+        return await AIModelManager.execute_task(
+            self, task, model=_Pinned(model) if pin else model)  # type: ignore[arg-type]
 
     async def execute_cascade(self, task: Task, cascade: Any, *, task_type: str | None = None,
                               stream: bool = False) -> Any:

@@ -132,6 +132,10 @@ class Observer:
             "on_error": _as_list(on_error),
             "on_budget_alert": _as_list(on_budget_alert),
         }
+        # every callback of every hook, for the per-call question "is anything watching?" (one
+        # truth test, not any() over the hooks' lists: ~1.4k instructions a call)
+        self._every: list[Callable[[Any], Any]] = [
+            cb for callbacks in self._hooks.values() for cb in callbacks]
         self._secrets = tuple(s for s in secrets if s and len(s) >= 4)
 
     def __repr__(self) -> str:  # never the secrets
@@ -143,6 +147,7 @@ class Observer:
         if hook not in self._hooks:
             raise ValueError(f"unknown hook {hook!r}; one of {', '.join(HOOKS)}")
         self._hooks[hook].append(callback)
+        self._every.append(callback)
         return callback
 
     @property
@@ -160,6 +165,7 @@ class Observer:
         """The same callbacks and secrets under another source name (the gateway's manager)."""
         twin = Observer(source, callback_timeout=self.callback_timeout, secrets=self._secrets)
         twin._hooks = self._hooks
+        twin._every = self._every
         return twin
 
     def _fire(self, hook: str, arg: Any) -> None:
@@ -179,8 +185,9 @@ class Observer:
     # -- a call's life --------------------------------------------------------------------------
     def _watched(self) -> bool:
         """Whether anything would see a call: a callback, the log at INFO, OpenTelemetry."""
-        return (any(self._hooks.values()) or enabled(_INFO)
-                or "opentelemetry.trace" in sys.modules)
+        if self._every:
+            return True
+        return enabled(_INFO) or "opentelemetry.trace" in sys.modules
 
     def start(self, *, model: str | None = None, stream: bool = False, messages: Any = None,
               params: Mapping[str, Any] | None = None, project: str | None = None) -> Call:

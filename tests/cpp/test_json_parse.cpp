@@ -155,6 +155,17 @@ TEST_CASE("every entry point refuses the bytes JSON never holds raw, at their of
   each_entry(root, JsonParse::kOk, 0);
 }
 
+TEST_CASE("an empty view with no buffer is refused as an empty text is, by every entry point", "[json]") {
+  // std::string_view{} has a null data(): nothing may pass it where a buffer is required (memchr's
+  // argument is declared never null; the sanitized build stops there).
+  rapidjson::Document doc;
+  CHECK(parse_json_text(std::string_view{}, doc) == JsonParse::kInvalid);
+  CHECK(parse_json_text(std::string_view{}, doc, orroute::kMaxJsonBytes, 1 << 20) == JsonParse::kInvalid);
+  CHECK(parse_json_text(std::string_view{}, doc, 0) == JsonParse::kInvalid);
+  CHECK(orroute::json_depth_ok(std::string_view{}, 0));
+  CHECK(orroute::json_depth_ok(std::string_view{}, -1));
+}
+
 TEST_CASE("the depth scan skips strings by their real end: escaped quotes and backslash runs",
           "[json]") {
   using orroute::json_depth_ok;

@@ -834,6 +834,26 @@ TEST_CASE("an image counted for a reservation costs its most, whatever size the 
   CHECK(orroute::count_chat_tokens("gpt-4o", msgs, {}, orroute::ImageCount::kAtMost).tokens == around + 1445);
 }
 
+TEST_CASE("a message's role counts as its text does, whatever the role", "[tokenizer]") {
+  // The usual roles are counted once per encoding and thread: the same figures as the text's.
+  for (const char* model : {"openai/gpt-4o", "openai/gpt-4"}) {
+    for (const char* role : {"user", "assistant", "system", "tool", "developer", "critic", "User", "",
+                             "a role of several words"}) {
+      orroute::ChatMessage m;
+      m.role = role;
+      m.content.push_back({false, "hi there", {}, 0, 0});
+      const std::vector<orroute::ChatMessage> msgs{m, m};
+      const int64_t want = 3 + 2 * (3 + orroute::count_text_tokens(model, role).tokens +
+                                    orroute::count_text_tokens(model, "hi there").tokens);
+      CHECK(orroute::count_chat_tokens(model, msgs).tokens == want);
+      // and from another thread, whose figures are its own
+      int64_t other = 0;
+      std::thread([&] { other = orroute::count_chat_tokens(model, msgs).tokens; }).join();
+      CHECK(other == want);
+    }
+  }
+}
+
 TEST_CASE("messages read from a parsed array count as their JSON text does", "[tokenizer]") {
   for (const char* messages :
        {R"([{"role":"system","content":"hello world"},{"role":"user","name":"bob","content":"hi"}])",

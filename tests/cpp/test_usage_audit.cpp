@@ -199,11 +199,13 @@ AuditedCharge charge_shaped(const std::string& usage_json, int64_t unsized, int6
   d.Parse(usage_json.c_str(), usage_json.size());
   Usage u;
   if (!d.HasParseError()) u = parse_usage(d);
+  RequestShape shape;
+  shape.unsized_parts = unsized;
+  shape.audio_parts = audio;
   ChargeInput in;
   in.requested = "x/a";
   in.served = "x/a";
-  in.shape.unsized_parts = unsized;
-  in.shape.audio_parts = audio;
+  in.shape = &shape;
   in.usage = usage_json.empty() ? nullptr : &u;
   in.counted_prompt_tokens = 10;
   in.counted_completion_tokens = 20;

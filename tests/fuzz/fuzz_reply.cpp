@@ -59,8 +59,10 @@ void check_charge(const Usage* u, std::string_view input) {
 
   // The same usage for a prompt with input audio (a part only the upstream can size) on x/a.
   in.requested = in.served = "x/a";
-  in.shape.unsized_parts = 1;
-  in.shape.audio_parts = 1;
+  RequestShape audio;
+  audio.unsized_parts = 1;
+  audio.audio_parts = 1;
+  in.shape = &audio;
   in.reserved = Money::parse("0.102");  // the window at the audio price and the whole window out
   const AuditedCharge a = audit_charge(pricer, in);
   if (a.cost.is_negative()) fail("negative charge (audio)", input);

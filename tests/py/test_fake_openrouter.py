@@ -768,6 +768,36 @@ def test_generation_stats_keep_no_objects_of_the_call():
     assert stats["tokens_completion"] == bodies[-1]["usage"]["completion_tokens"]
 
 
+def test_a_call_whose_user_value_marshal_cannot_keep_is_served_and_booked(monkeypatch):
+    """A request's ``user`` and ``session_id`` are any JSON values, kept for /generation: one
+    nested deeper than marshal goes (2,000 levels; json.loads parses that deep under a raised
+    recursion limit) is served and charged as any other, not a 500 from the stats' keeping."""
+    import sys
+
+    from orroute.testing import _server
+
+    # the stats read back through the standard library's writer (orjson's stops at 254 levels)
+    monkeypatch.setattr(_server, "_dumps", lambda obj: _server._ENCODER.encode(obj).encode())
+    deep: Any = "u"
+    for _ in range(2_100):
+        deep = [deep]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)
+    try:
+        with FakeOpenRouter(record=False) as fake:
+            status, _, raw = post(fake, chat(user=deep, session_id=deep))
+            assert status == 200, raw[:200]
+            assert json.loads(raw)["usage"]["cost"] > 0
+            spent = json.loads(get(fake, "/credits")[2])["data"]["total_usage"]
+            assert spent == json.loads(raw)["usage"]["cost"]
+            status, _, stats = get(fake, "/generation?id=" + json.loads(raw)["id"])
+            assert status == 200, stats[:200]
+            data = json.loads(stats)["data"]
+            assert data["external_user"] == deep and data["session_id"] == deep
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 def test_credits_and_key_track_spending():
     with FakeOpenRouter(credits="0.01") as fake:
         before = json.loads(get(fake, "/credits")[2])["data"]

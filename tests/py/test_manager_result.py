@@ -220,3 +220,52 @@ def test_a_task_result_built_by_hand_has_empty_details():
     r = orroute.TaskResult(id="r", task_id="t", content="c", model="m/a",
                            usage={"prompt_tokens": 1}, cost=0)  # type: ignore[arg-type]
     assert (r.attempts, r.reasons, r.candidates, r.complexity, r.response) == ([], [], [], {}, {})
+
+
+def test_each_figure_of_a_summary_lands_in_its_field(fake):
+    """``_made`` puts a call summary's figures (bind_route.cpp's figures() order, then the task
+    type) in the result's fields: distinct values, so two fields swapped fail."""
+    import dataclasses
+    from decimal import Decimal
+
+    m = manager(fake)
+    details = {"attempts": [], "plan": {"reasons": ["r1"], "candidates": ["test/a"],
+                                        "complexity": {"score": 0.5}}}
+    summary = (True, "test/a", '{"id": "gen-9"}', "gen-9", "the text", 7, 3, Decimal("0.25"),
+               "catalog", "", 1, "prov", "prov/model", None, "coding")
+    compression = object()
+    r = m._made(summary, details, "task-1", compression)
+    assert (r.id, r.task_id, r.content, r.model, r.cost, r.task_type, r.cost_source,
+            r.cut_at_reservation, r.provider, r.provider_model, r.completion_json) == (
+        "gen-9", "task-1", "the text", "test/a", Decimal("0.25"), "coding", "catalog", True,
+        "prov", "prov/model", '{"id": "gen-9"}')
+    assert r.compression is compression and r.cut_at_reservation is True
+    assert r.usage == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert (r.reasons, r.candidates, r.complexity) == (["r1"], ["test/a"], {"score": 0.5})
+    assert r.response == {"id": "gen-9"}
+    assert m._results["gen-9"] == ("test/a", "coding")  # record_feedback finds it
+    # no content (None or ""), no completion id: "" and a fresh result id; no compression: None
+    bare = m._made(summary[:3] + ("", None) + summary[5:10] + (0,) + summary[11:], details)
+    assert bare.content == "" and bare.task_id == "" and bare.compression is None
+    assert len(bare.id) == 24 and bare.cut_at_reservation is False
+    assert type(r) is orroute.TaskResult and r == dataclasses.replace(r)
+
+
+def test_the_result_maker_refuses_what_it_cannot_fill():
+    """The core's maker (``_core.task_result_maker``) takes a template that has every key it
+    sets (a copy is never grown) and a summary's tuple only: anything else is an error, not a
+    crash."""
+    from orroute import _core
+    from orroute.manager import _RESULT_STATE, TaskResult
+
+    with pytest.raises(orroute.InvalidArgumentError, match="_details"):
+        _core.task_result_maker(TaskResult, {k: v for k, v in _RESULT_STATE.items()
+                                             if k != "_details"})
+    with pytest.raises(orroute.InvalidArgumentError):
+        _core.task_result_maker(TaskResult, list(_RESULT_STATE.items()))
+    make = _core.task_result_maker(TaskResult, dict(_RESULT_STATE))
+    for bad in ((), ("x",) * 14, ["x"] * 15, None, "x" * 15):
+        with pytest.raises(TypeError):
+            make(bad, None, "id", "", None)
+    with pytest.raises(TypeError):
+        make(("x",) * 15, None, "id")

@@ -408,3 +408,22 @@ def test_the_gateway_never_logs_its_upstream_key_echoed_back(
     lines = [r for r in call_lines(caplog) if r.getMessage().startswith("gateway call")]
     assert len(lines) == 1 and "outcome=BadRequestError" in lines[0].getMessage()
     assert KEY not in caplog.text and KEY[8:] not in caplog.text
+
+
+def test_a_callback_added_later_watches_calls_of_the_observer_and_its_twins(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the per-call "is anything watching?" reads a list of every callback kept by add(): one
+    # added after construction, or through a twin sharing the callbacks (with_source), counts
+    from orroute.observe import Observer
+
+    monkeypatch.delitem(sys.modules, "opentelemetry.trace", raising=False)  # no tracing
+    logging.getLogger("orroute").setLevel(logging.WARNING)
+    try:
+        obs = Observer("manager")
+        twin = obs.with_source("gateway")
+        assert not obs._watched() and not twin._watched()
+        twin.add("on_error", lambda event: None)
+        assert obs._watched() and twin._watched()
+        assert Observer("client", on_response=[lambda event: None])._watched()
+    finally:
+        logging.getLogger("orroute").setLevel(logging.NOTSET)

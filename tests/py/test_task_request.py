@@ -314,3 +314,20 @@ def test_a_field_read_after_python_code_ran_is_read_at_its_own_types_offsets() -
     finally:
         del _SlottedTask.max_tokens
     assert len(before) == len(after) == 500
+
+
+def test_a_pinned_call_goes_around_a_subclass_own_execute_task(fake: FakeOpenRouter) -> None:
+    # _run(pin=True) (compression's summary call, a cascade's stages) runs this class's
+    # execute_task: an override never sees the pinned model's private wrapper
+    seen: list[object] = []
+
+    class Mine(orroute.AIModelManager):
+        async def execute_task(self, task: Task, *, model: str | None = None) -> Any:
+            seen.append(model)
+            return await super().execute_task(task, model=model)
+
+    m = Mine(api_key="sk-or-test", base_url=fake.base_url, fallbacks=["test/a", "test/b"])
+    pinned = asyncio.run(m._run(Task(messages="hi", max_tokens=5), "test/b", pin=True))
+    assert pinned.model == "test/b" and seen == []
+    assert asyncio.run(m.execute_task(Task(messages="hi", max_tokens=5), model="test/a"))
+    assert seen == ["test/a"]

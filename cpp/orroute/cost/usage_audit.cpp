@@ -65,6 +65,8 @@ UsageCounts all_audio(const UsageCounts& c, const RequestShape& shape) {
 
 AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noexcept {
   AuditedCharge out;
+  static const RequestShape kPlain;
+  const RequestShape& shape = in.shape != nullptr ? *in.shape : kPlain;
   try {
     const Usage* u = in.usage && in.usage->present ? in.usage : nullptr;
     UsageCounts counted;
@@ -105,7 +107,7 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
     // A prompt with parts only the upstream can size (a file, a video, audio, an image at its
     // original size): our count is its text alone, so where our count stands in for the
     // upstream's, the prompt is what the reservation assumed, the whole window.
-    if (!out.source.empty() && in.shape.unsized_parts > 0) {
+    if (!out.source.empty() && shape.unsized_parts > 0) {
       const int64_t window = in.context_length.value_or(0);
       if (window <= 0) {
         out.cost = in.reserved;
@@ -117,7 +119,7 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
       out.counts.prompt_tokens = std::max(out.counts.prompt_tokens, window);
     }
 
-    const std::optional<Money> catalog = pricer.price(in.requested, in.served, in.shape, out.counts);
+    const std::optional<Money> catalog = pricer.price(in.requested, in.served, shape, out.counts);
     if (!catalog) {
       out.cost = in.reserved;
       out.source = "reservation";
@@ -128,9 +130,9 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
     // figure is booked at, and the ceiling of the reported cost; `catalog` stays its floor.
     Money dearest = *catalog;
     UsageCounts dearest_counts = out.counts;
-    if (in.shape.audio_parts > 0 && out.counts.audio_tokens == 0) {
-      const UsageCounts audio = all_audio(out.counts, in.shape);
-      if (const std::optional<Money> a = pricer.price(in.requested, in.served, in.shape, audio); !a) {
+    if (shape.audio_parts > 0 && out.counts.audio_tokens == 0) {
+      const UsageCounts audio = all_audio(out.counts, shape);
+      if (const std::optional<Money> a = pricer.price(in.requested, in.served, shape, audio); !a) {
         out.cost = in.reserved;
         out.source = "reservation";
         if (out.problem.empty()) out.problem = "the call could not be priced";

@@ -20,10 +20,12 @@
 namespace orroute {
 
 // What is known about one answered call.
+// Read during audit_charge only: the texts and the shape it points to are the caller's, borrowed
+// (the charge of every call is audited: a copy of the shape's model list was an allocation each).
 struct ChargeInput {
-  std::string requested;             // the model id the attempt asked for
-  std::string served;                // the reply's "model" ("" = not said)
-  RequestShape shape;
+  std::string_view requested;        // the model id the attempt asked for
+  std::string_view served;           // the reply's "model" ("" = not said)
+  const RequestShape* shape = nullptr;  // the request's shape; null = a plain one (RequestShape{})
   const Usage* usage = nullptr;      // the reply's usage; null = the reply had none
   int64_t counted_prompt_tokens = 0;      // our tokenizer's count of the prompt
   int64_t counted_completion_tokens = 0;  // our tokenizer's count of the answer received

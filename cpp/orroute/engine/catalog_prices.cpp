@@ -1,5 +1,6 @@
 #include "orroute/engine/catalog_prices.h"
 
+#include <utility>
 
 #include "orroute/cost/usage_audit.h"
 #include "orroute/error.h"
@@ -52,7 +53,7 @@ Charge CatalogPrices::actual(const std::string& model, const AttemptResult& r, M
   ChargeInput in;
   in.requested = model;
   in.served = r.served_model;
-  in.shape = shape_;
+  in.shape = &shape_;
   in.usage = &u;
   try {
     in.counted_prompt_tokens = prompt_tokens(model, counted_);
@@ -63,11 +64,11 @@ Charge CatalogPrices::actual(const std::string& model, const AttemptResult& r, M
   in.context_length = context_length(model);
   in.metered = r.cut_at_reservation;
   in.reserved = reserved;
-  const AuditedCharge a = audit_charge(pricer_, in);
+  AuditedCharge a = audit_charge(pricer_, in);
   Charge c;
   c.cost = a.cost;
-  c.source = a.source;
-  c.problem = a.problem;
+  c.source = std::move(a.source);
+  c.problem = std::move(a.problem);
   c.counts = a.counts;
   return c;
 }
@@ -81,7 +82,7 @@ Charge CatalogPrices::abandoned(const std::string& model, const AttemptResult& r
     ChargeInput in;
     in.requested = model;
     in.served = r.served_model;
-    in.shape = shape_;
+    in.shape = &shape_;
     try {
       in.counted_prompt_tokens = prompt_tokens(model, counted_);
     } catch (...) {

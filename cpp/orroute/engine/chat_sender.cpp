@@ -46,7 +46,7 @@ void ChatSender::start(const std::string& model, AttemptDone done) {
   }
   HttpRequest req;
   req.method = "POST";
-  req.url = client_->url_for("/chat/completions");
+  req.url = client_->chat_completions_url();
   req.headers.fields.reserve(3);
   req.headers.add("Content-Type", "application/json");
   // A stream asks for SSE; a plain call sends no Accept line (any type: the client's rule, which

@@ -472,6 +472,7 @@ std::shared_ptr<ApiClient> ApiClient::create(ClientConfig config) {
 
 ApiClient::ApiClient(ClientConfig config)
     : config_(std::move(config)),
+      chat_completions_url_(url_for("/chat/completions")),
       keys_(config_.api_keys),
       transport_(std::make_unique<Transport>(config_.transport)),
       constant_headers_(constant_headers(config_)),

@@ -224,6 +224,8 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   Transport& transport() { return *transport_; }
   // The URL for `path` (base_url + path, or path itself when absolute).
   std::string url_for(const std::string& path) const;
+  // url_for("/chat/completions"), made once: every chat attempt of an engine sends to it.
+  const std::string& chat_completions_url() const { return chat_completions_url_; }
   // Replaces every configured key inside `text` by its masked form, also where the text is JSON
   // that spells a key with \u escapes (an upstream echoing the key it was sent: once parsed,
   // "\u0073k-or-..." reads as "sk-or-..."). Key characters never need escaping in JSON, so
@@ -264,6 +266,7 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   double uniform01();
 
   ClientConfig config_;
+  std::string chat_completions_url_;
   KeyRing keys_;
   std::unique_ptr<Transport> transport_;
   std::shared_ptr<const HeaderLines> constant_headers_;

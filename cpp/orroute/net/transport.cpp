@@ -14,13 +14,16 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <optional>
 #include <queue>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "orroute/error.h"
@@ -78,6 +81,42 @@ long idle_connections_kept(const TransportOptions& options) {
   return kDefault;
 }
 
+// The proxy variables of the environment, read once when the transport is made. Left unset,
+// libcurl reads them itself on every transfer (curl_getenv of no_proxy, NO_PROXY, <scheme>_proxy
+// and all_proxy, ALL_PROXY: five scans of the environment and their copies, ~8k instructions of
+// a chat call), so each transfer is given them as CURLOPT_NOPROXY and CURLOPT_PROXY instead,
+// chosen by libcurl 7.88's own rules (url.c: create_conn_helper_init_proxy, detect_proxy): the
+// first of no_proxy and NO_PROXY; for http only http_proxy (libcurl never reads HTTP_PROXY, which
+// a CGI request's "Proxy:" header can set), for https https_proxy then HTTPS_PROXY; then
+// all_proxy, ALL_PROXY. A variable set to an empty text counts as unset, as in curl_getenv. An
+// empty CURLOPT_PROXY means no proxy; an empty CURLOPT_NOPROXY excludes no host. libcurl uses a
+// proxy given so exactly as one it found in the environment (the same parse and no-proxy test).
+struct ProxyEnvironment {
+  std::string no_proxy;
+  std::string http;
+  std::string https;
+
+  static ProxyEnvironment read() {
+    ProxyEnvironment env;
+    env.no_proxy = first_set({"no_proxy", "NO_PROXY"});
+    const std::string all = first_set({"all_proxy", "ALL_PROXY"});
+    env.http = first_set({"http_proxy"});
+    if (env.http.empty()) env.http = all;
+    env.https = first_set({"https_proxy", "HTTPS_PROXY"});
+    if (env.https.empty()) env.https = all;
+    return env;
+  }
+
+ private:
+  static std::string first_set(std::initializer_list<const char*> names) {
+    for (const char* name : names) {
+      const char* value = std::getenv(name);
+      if (value != nullptr && *value != '\0') return value;
+    }
+    return {};
+  }
+};
+
 }  // namespace
 
 std::optional<std::string_view> Headers::get(std::string_view name) const {
@@ -120,10 +159,16 @@ const char* to_string(TimeoutKind kind) {
 }
 
 struct Transport::Impl {
+  // Which CURLOPT_PROXY a handle holds: null (libcurl reads the environment at each transfer, as
+  // it does for a scheme other than HTTP(S)), or the environment's proxy for http or for https as
+  // read when the transport was made (ProxyEnvironment).
+  enum class ProxySlot : uint8_t { kEnvironment, kHttp, kHttps };
+
   struct Transfer {
     Impl* impl = nullptr;
     TransferId id = 0;
     CURL* easy = nullptr;
+    ProxySlot easy_proxy = ProxySlot::kEnvironment;  // the CURLOPT_PROXY `easy` holds
     std::shared_ptr<CURLU> url;  // CURLOPT_CURLU's parsed URL (libcurl reads it when it connects)
     HttpRequest request;
     // CURLOPT_HTTPHEADER's list: nodes pointing into header_text (this request's own lines) and
@@ -157,16 +202,17 @@ struct Transport::Impl {
     bool operator>(const Timer& o) const { return due != o.due ? due > o.due : seq > o.seq; }
   };
 
-  static std::shared_ptr<Impl> start(const TransportOptions& options);
+  static std::shared_ptr<Impl> start(const TransportOptions& options, const ProxyEnvironment& proxies);
 
   ~Impl() {
-    for (CURL* e : easy_pool) curl_easy_cleanup(e);
+    for (const auto& [e, slot] : easy_pool) curl_easy_cleanup(e);
     if (multi != nullptr) curl_multi_cleanup(multi);  // may still tell on_socket to forget sockets
     if (wake_fd >= 0) close(wake_fd);
     if (epoll_fd >= 0) close(epoll_fd);
   }
 
   TransportOptions options;
+  ProxyEnvironment proxies;
   CURLM* multi = nullptr;
   // libcurl's multi-socket API: libcurl names the sockets it waits on (on_socket) and this epoll
   // set watches them, so each turn acts on the sockets that are ready and nothing else. With
@@ -202,7 +248,7 @@ struct Transport::Impl {
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers;
   uint64_t timer_seq = 0;
-  std::vector<CURL*> easy_pool;
+  std::vector<std::pair<CURL*, ProxySlot>> easy_pool;  // each with the CURLOPT_PROXY it holds
   Clock::time_point last_deadline_scan;
 
   // Queues `cmd` and wakes the loop only when it may be asleep. A wake-up is a syscall that, on an
@@ -340,17 +386,20 @@ struct Transport::Impl {
     return 0;
   }
 
-  // A handle from the pool, or a new one with the options every transfer shares. A pooled handle
-  // keeps the options of its last transfer (no curl_easy_reset, which frees and re-initialises
-  // all of them): start() sets every option that can differ between transfers, each time.
-  CURL* take_easy() {
+  // A handle from the pool, or a new one with the options every transfer shares, into `t` (easy
+  // null when libcurl cannot make one). A pooled handle keeps the options of its last transfer (no
+  // curl_easy_reset, which frees and re-initialises all of them): start() sets every option that
+  // can differ between transfers, each time.
+  void take_easy(Transfer& t) {
     if (!easy_pool.empty()) {
-      CURL* e = easy_pool.back();
+      std::tie(t.easy, t.easy_proxy) = easy_pool.back();
       easy_pool.pop_back();
-      return e;
+      return;
     }
     CURL* e = curl_easy_init();
-    if (e == nullptr) return nullptr;
+    t.easy = e;
+    t.easy_proxy = ProxySlot::kEnvironment;
+    if (e == nullptr) return;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_write);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
@@ -358,18 +407,50 @@ struct Transport::Impl {
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);  // prefer multiplexing on an HTTP/2 connection
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    // The same for every transfer (ProxyEnvironment): libcurl then reads no no_proxy variable.
+    curl_easy_setopt(e, CURLOPT_NOPROXY, proxies.no_proxy.c_str());
     if (options.verbose) curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     if (!options.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options.ca_file.c_str());
     if (!options.ca_dir.empty()) curl_easy_setopt(e, CURLOPT_CAPATH, options.ca_dir.c_str());
-    return e;
   }
 
-  void give_back_easy(CURL* e) {
+  void give_back_easy(const Transfer& t) {
     if (easy_pool.size() < 256) {
-      easy_pool.push_back(e);
+      easy_pool.emplace_back(t.easy, t.easy_proxy);
     } else {
-      curl_easy_cleanup(e);
+      curl_easy_cleanup(t.easy);
     }
+  }
+
+  // The CURLOPT_PROXY of a transfer to `url` (parsed; null when libcurl did not take it): the
+  // environment's for its scheme when that is http or https (one slot for both when they name the
+  // same proxy, so a handle moving between them is not set anew); otherwise null, and libcurl
+  // reads the environment itself, as it always did. Once per parsed URL.
+  ProxySlot proxy_slot_of(CURLU* url) const {
+    if (url == nullptr) return ProxySlot::kEnvironment;
+    char* scheme = nullptr;
+    if (curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || scheme == nullptr) {
+      return ProxySlot::kEnvironment;
+    }
+    ProxySlot slot = ProxySlot::kEnvironment;
+    if (iequals(scheme, "http")) {
+      slot = ProxySlot::kHttp;
+    } else if (iequals(scheme, "https")) {
+      slot = proxies.https == proxies.http ? ProxySlot::kHttp : ProxySlot::kHttps;
+    }
+    curl_free(scheme);
+    return slot;
+  }
+
+  // Gives `t`'s handle the CURLOPT_PROXY of `slot`, unless it holds it already (a set copies the
+  // text: an allocation, and the old one's free).
+  void set_proxy(Transfer& t, ProxySlot slot) {
+    if (t.easy_proxy == slot) return;
+    const char* proxy = slot == ProxySlot::kHttp    ? proxies.http.c_str()
+                        : slot == ProxySlot::kHttps ? proxies.https.c_str()
+                                                    : nullptr;
+    curl_easy_setopt(t.easy, CURLOPT_PROXY, proxy);
+    t.easy_proxy = slot;
   }
 
   // The request URLs libcurl has parsed, for CURLOPT_CURLU. Given only the URL's text, libcurl
@@ -380,31 +461,37 @@ struct Transport::Impl {
   // holds its own until it ends, since libcurl reads it when it connects, after start().
   // Network thread only.
   static constexpr size_t kParsedUrls = 16;
-  std::unordered_map<std::string, std::shared_ptr<CURLU>> parsed_urls;
+  struct ParsedUrl {
+    std::shared_ptr<CURLU> url;  // null when libcurl does not take the text
+    ProxySlot proxy = ProxySlot::kEnvironment;
+  };
+  std::unordered_map<std::string, ParsedUrl> parsed_urls;
 
   // `url` parsed, or null when libcurl does not take it (libcurl then parses the text itself and
-  // fails the transfer as it did before).
-  std::shared_ptr<CURLU> parsed_url(const std::string& url) {
+  // fails the transfer as it did before), with the proxy a transfer to it takes.
+  ParsedUrl parsed_url(const std::string& url) {
     if (auto it = parsed_urls.find(url); it != parsed_urls.end()) return it->second;
     CURLU* u = curl_url();
-    if (u == nullptr) return nullptr;
+    if (u == nullptr) return {};
     if (curl_url_set(u, CURLUPART_URL, url.c_str(), CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
       curl_url_cleanup(u);
-      return nullptr;
+      return {};
     }
-    std::shared_ptr<CURLU> parsed(u, curl_url_cleanup);
+    ParsedUrl parsed{std::shared_ptr<CURLU>(u, curl_url_cleanup), proxy_slot_of(u)};
     if (parsed_urls.size() >= kParsedUrls) parsed_urls.clear();  // the transfers keep theirs
     parsed_urls.emplace(url, parsed);
     return parsed;
   }
 
   // The options of one transfer: everything a pooled handle may hold from its last one (its
-  // callbacks' data, URL, method, body, headers, timeouts) is set anew.
+  // callbacks' data, URL, proxy, method, body, headers, timeouts) is set anew.
   void set_transfer_options(Transfer& t) {
     CURL* e = t.easy;
     const HttpRequest& r = t.request;
     // The text too: libcurl reports it (CURLINFO_EFFECTIVE_URL) and falls back to it when null
-    t.url = parsed_url(r.url);
+    ParsedUrl parsed = parsed_url(r.url);
+    t.url = std::move(parsed.url);
+    set_proxy(t, parsed.proxy);
     curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
     curl_easy_setopt(e, CURLOPT_CURLU, t.url.get());
     curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
@@ -463,7 +550,7 @@ struct Transport::Impl {
 
   void start(std::unique_ptr<Transfer> t) {
     t->impl = this;
-    t->easy = take_easy();
+    take_easy(*t);
     if (t->easy == nullptr) {
       TransferResult res;
       res.status = TransferStatus::kConnectError;
@@ -495,7 +582,7 @@ struct Transport::Impl {
     std::unique_ptr<Transfer> owned = std::move(it->second);
     transfers.erase(it);
     if (in_multi) curl_multi_remove_handle(multi, owned->easy);
-    give_back_easy(owned->easy);
+    give_back_easy(*owned);
     active_count.fetch_sub(1, std::memory_order_relaxed);
     safe_done(*owned->sink, result);  // last: the sink may submit a retry from here
   }
@@ -837,10 +924,12 @@ struct Transport::Impl {
 };
 
 // A new loop: its multi handle, epoll set, wake-up eventfd and thread, with `options`.
-std::shared_ptr<Transport::Impl> Transport::Impl::start(const TransportOptions& options) {
+std::shared_ptr<Transport::Impl> Transport::Impl::start(const TransportOptions& options,
+                                                        const ProxyEnvironment& proxies) {
   global_init();
   auto impl = std::make_shared<Impl>();
   impl->options = options;
+  impl->proxies = proxies;
   // Ids of a forked child's loop never repeat those of the parent's calls it inherited (a cancel
   // of one of those must not reach a call of its own).
   impl->next_id = (fork_generation() << 40) + 1;
@@ -890,7 +979,9 @@ TransportOptions with_environment(TransportOptions options) {
 }  // namespace
 
 Transport::Transport(TransportOptions options)
-    : impl_([options = with_environment(std::move(options))] { return Impl::start(options); }) {}
+    : impl_([options = with_environment(std::move(options)), proxies = ProxyEnvironment::read()] {
+        return Impl::start(options, proxies);
+      }) {}
 
 Transport::~Transport() {
   // Made in the parent and never used in this forked child: nothing of it is this process's (the

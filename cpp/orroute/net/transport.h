@@ -60,6 +60,11 @@ class LoopWatch;
 
 // Thread-safe: every public method may be called from any thread, including from inside a Sink.
 // The destructor cancels what is still running (sinks get on_done(kCancelled)) and joins the thread.
+// Proxies: the environment's http_proxy, https_proxy / HTTPS_PROXY, all_proxy / ALL_PROXY and
+// no_proxy / NO_PROXY are honoured with libcurl's rules, read once when the transport is made (as
+// httpx reads them when its client is made), not at every transfer: a change to them afterwards
+// reaches the next transport. (A URL of another scheme than http/https is left to libcurl, which
+// reads its <scheme>_proxy at each transfer.)
 class Transport {
  public:
   explicit Transport(TransportOptions options = {});

@@ -17,9 +17,19 @@ std::string ProviderMemory::last(const std::string& model) const {
 std::string ProviderMemory::note(const std::string& model, const std::string& provider) {
   if (provider.empty()) return {};
   std::lock_guard lock(mu_);
-  if (names_.size() < kMaxNames) names_.insert(provider);
-  std::string name = names_.count(provider) ? provider : std::string(kOtherProvider);
-  if (by_model_.size() < kMaxModels || by_model_.count(model)) by_model_[model] = name;
+  // One lookup in each table (an answered call notes its provider: every call of a manager).
+  bool kept = true;
+  if (names_.size() < kMaxNames) {
+    names_.insert(provider);
+  } else {
+    kept = names_.count(provider) > 0;
+  }
+  std::string name = kept ? provider : std::string(kOtherProvider);
+  if (auto it = by_model_.find(model); it != by_model_.end()) {
+    if (it->second != name) it->second = name;
+  } else if (by_model_.size() < kMaxModels) {
+    by_model_.emplace(model, name);
+  }
   return name;
 }
 

@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -385,6 +386,32 @@ TextMemo<int64_t>& chat_count_memo() {
 // thread without the GIL, a fork could copy its initialization half done.
 [[maybe_unused]] const TextMemo<int64_t>& chat_count_memo_at_load = chat_count_memo();
 
+// The tokens of a message's role. Nearly every role is one of a few words, each too short for the
+// memo (every count of every message encoded its role again, ~0.5k instructions): those are
+// counted once per encoding and thread, by the same encoder; any other role is counted as a text.
+constexpr std::array<std::string_view, 5> kRoles = {"user", "assistant", "system", "tool", "developer"};
+
+template <typename Count>
+int64_t role_tokens(const Encoding& enc, std::string_view role, const Count& count) {
+  size_t r = 0;
+  while (r < kRoles.size() && kRoles[r] != role) ++r;
+  if (r == kRoles.size()) return count(role);
+  struct RoleCounts {
+    const Encoding* encoding = nullptr;  // encodings live as long as the process
+    std::array<int64_t, kRoles.size()> tokens{};
+  };
+  thread_local std::array<RoleCounts, 4> by_encoding;  // orroute ships two encodings
+  for (RoleCounts& c : by_encoding) {
+    if (c.encoding == &enc) return c.tokens[r];
+    if (c.encoding == nullptr) {
+      for (size_t i = 0; i < kRoles.size(); ++i) c.tokens[i] = static_cast<int64_t>(enc.count_ordinary(kRoles[i]));
+      c.encoding = &enc;
+      return c.tokens[r];
+    }
+  }
+  return count(role);
+}
+
 }  // namespace
 
 TextMemoStats chat_count_memo_stats() { return chat_count_memo().stats(); }
@@ -402,7 +429,7 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
   auto count = [&](std::string_view s) { return chat_count_memo().get(t.encoding, s, count_now); };
   int64_t n = 3;  // every reply is primed with <|start|>assistant<|message|>
   for (const ChatMessage& m : messages) {
-    n += 3 + count(m.role);
+    n += 3 + role_tokens(enc, m.role, count);
     for (const ChatContentPart& p : m.content) {
       if (!p.is_image) {
         n += count(p.text);

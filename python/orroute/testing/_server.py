@@ -830,7 +830,11 @@ class FakeOpenRouter:
         kept = marshal.loads(entry) if entry is not None else None
         if kept is None or time.monotonic() < kept[0]:
             raise _HttpError(Fault.status_error(404, f"Generation {gen_id} not found"))
-        return _dumps({"data": _generation_stats(*kept[1:])})
+        stats = _generation_stats(*kept[1:])
+        for name in ("external_user", "session_id"):  # kept as JSON text when marshal could not
+            if isinstance(stats[name], bytes):
+                stats[name] = json.loads(stats[name])
+        return _dumps({"data": stats})
 
     # --- embeddings -------------------------------------------------------------------------------
 
@@ -1146,7 +1150,7 @@ class FakeOpenRouter:
             cost = self._accounting.cost(reply.model, reply.prompt_tokens, completion_tokens)[0]
         duration = sum(d for d, _ in events)
         body = rec.json if isinstance(rec.json, dict) else {}
-        kept = marshal.dumps((
+        fields = (
             time.monotonic() + duration + self.generation_delay,  # ready at
             reply.gen_id,
             reply.created,
@@ -1161,10 +1165,17 @@ class FakeOpenRouter:
             rec.stream,
             _plain(rec.headers.get("http-referer")),
             _plain(rec.headers.get("user-agent")),
-            body.get("user"),  # JSON values: marshal takes every one
+            body.get("user"),  # JSON values: marshal takes every one not nested too deeply
             body.get("session_id"),
             duration,
-        ))
+        )
+        try:
+            kept = marshal.dumps(fields)
+        except ValueError:  # nested deeper than marshal goes (2,000 levels; json.loads parses
+            # that deep under a raised recursion limit): those two kept as their JSON text, bytes
+            # (which no JSON value is)
+            kept = marshal.dumps(
+                fields[:-3] + tuple(json.dumps(v).encode() for v in fields[-3:-1]) + fields[-1:])
         with self._lock:
             self._usage += cost
             if len(self._generations) >= _GENERATIONS_KEPT:  # the oldest first (insertion order)
