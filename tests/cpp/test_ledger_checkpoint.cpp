@@ -161,3 +161,40 @@ TEST_CASE("a forked child's ledger checkpoints on its own thread", "[ledger][sql
   ledger.record(cost("0.001"));  // the parent's ledger still works
   REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") >= 4);
 }
+
+TEST_CASE("a sustained writer's checkpoints are paced: one a threshold's worth of new frames",
+          "[ledger][sqlite][checkpoint]") {
+  // A reader's snapshot keeps the WAL from starting over (as commits arriving while the thread
+  // syncs do under a sustained rate): every commit past the threshold finds the WAL past it.
+  // The thread runs one pass per threshold's worth of frames written since its last pass, not
+  // one per commit. The writer pauses between commits so that a thread woken by every commit
+  // would run (the count below is an upper bound, whatever the thread's timing).
+  constexpr int32_t kPaced = 200;
+  TempLedgerFile file;
+  SqliteLedgerOptions o;
+  o.wal_autocheckpoint = kPaced;
+  SqliteLedger ledger(file.path, o);
+  ledger.record(cost("0.001"));
+  sqlite3* reader = nullptr;
+  REQUIRE(sqlite3_open_v2(file.path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(reader, "BEGIN; SELECT COUNT(*) FROM calls", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  int commits = 0;
+  // Up to 3.5 x the threshold: under the hard limit (4 x), no commit checkpoints.
+  while (ledger.wal_stats().wal_frames < kPaced * 7 / 2) {
+    ledger.record(cost("0.001"));
+    ++commits;
+    REQUIRE(commits < 5000);
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  const int64_t frames = ledger.wal_stats().wal_frames;
+  REQUIRE(eventually([&] { return ledger.wal_stats().background_checkpoints >= 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a late pass is counted too
+  const SqliteLedger::WalStats s = ledger.wal_stats();
+  INFO("commits " << commits << ", frames " << frames << ", passes " << s.background_checkpoints);
+  REQUIRE(commits >= 50);  // most of them past the threshold
+  REQUIRE(s.background_checkpoints <= frames / kPaced);
+  REQUIRE(s.commit_checkpoints == 0);
+  REQUIRE(sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(reader);
+}

@@ -34,14 +34,22 @@ void register_fork_gate() {
 int SqliteLedger::Impl::wal_committed(void* self, sqlite3* db, const char* name, int frames) {
   auto& impl = *static_cast<Impl*>(self);
   impl.wal_frames.store(frames, std::memory_order_relaxed);
+  int mark = impl.ckpt_mark.load(std::memory_order_relaxed);
+  if (frames < mark) {  // the WAL started over since the last checkpoint
+    mark = 0;
+    impl.ckpt_mark.store(0, std::memory_order_relaxed);
+  }
   if (frames >= int64_t{impl.ckpt_threshold} * kHardLimitFactor) {
-    // The thread fell behind (readers, another process's checkpoint, no CPU): bound the WAL
-    // here, as SQLite's own hook would. Busy (another checkpoint running) is not an error.
+    // The WAL is too big (the thread fell behind; readers; another process's checkpoint; or a
+    // sustained rate, under which only a checkpoint between two commits lets it start over):
+    // bound it here, as SQLite's own hook would. Busy (another checkpoint running) is not an
+    // error.
     int log = 0, done = 0;
     if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done) == SQLITE_OK) {
       impl.ckpt_on_commit.fetch_add(1, std::memory_order_relaxed);
+      if (log > 0) impl.ckpt_mark.store(log, std::memory_order_relaxed);
     }
-  } else if (frames >= impl.ckpt_threshold) {
+  } else if (int64_t{frames} - mark >= impl.ckpt_threshold) {
     std::lock_guard lk(impl.cmu);
     if (!impl.ckpt_wanted) {
       impl.ckpt_wanted = true;
@@ -90,14 +98,21 @@ void SqliteLedger::Impl::checkpointer_loop() {
       lk.unlock();
       {
         std::lock_guard gate(fork_gate());
-        int log = 0, done = 0;
+        int log = -1, done = -1;
+        const int woken_at = wal_frames.load(std::memory_order_relaxed);
+        // Commits during this pass measure from here (else they would wake the thread again
+        // for a pass right after this one).
+        ckpt_mark.store(woken_at, std::memory_order_relaxed);
         // PASSIVE: copies what no reader still needs, takes no write lock, never waits. Busy
         // (another connection, maybe another process, is checkpointing) is not an error: the
-        // next commit past the threshold wakes this thread again.
+        // WAL's next threshold's worth of frames wakes this thread again.
         if (sqlite3_wal_checkpoint_v2(ckpt_db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done) ==
             SQLITE_OK) {
           ckpt_background.fetch_add(1, std::memory_order_relaxed);
         }
+        // The next pass once the WAL has grown by the threshold past what this one saw (a
+        // reader's snapshot may have held the copy back: passes sooner would copy no more).
+        ckpt_mark.store(log > 0 ? log : woken_at, std::memory_order_relaxed);
       }
       lk.lock();
     }

@@ -543,6 +543,12 @@ struct SqliteLedger::Impl {
   std::thread* checkpointer = nullptr;  // started at open; leaked in a forked child
   std::atomic<int64_t> ckpt_background{0}, ckpt_on_commit{0};  // checkpoints that ran
   std::atomic<int> wal_frames{0};  // the WAL's frames after this connection's last commit
+  // The WAL's frames when the last checkpoint (the thread's or a commit's) looked at it. The
+  // thread is woken once the WAL holds the threshold's worth of frames past this: under a
+  // sustained rate the WAL never starts over (commits arrive while a checkpoint syncs), and a
+  // wake per commit past the threshold ran one small checkpoint after another. Fewer frames
+  // than this: the WAL started over (counts from 0 again).
+  std::atomic<int> ckpt_mark{0};
 
   // sqlite3_wal_hook's callback: after every commit of `db`, with the WAL's frame count.
   static int wal_committed(void* self, sqlite3* db, const char* name, int frames);
