@@ -82,6 +82,13 @@ bool depth_within(std::string_view text, int max_depth) noexcept {
   return true;
 }
 
+// A text cannot nest deeper than it has opening brackets (`opens`, from scan_text): a reply or a
+// usual request has a few dozen, and counting them is a fraction of the exact scan, which skips
+// strings one by one.
+bool depth_ok(std::string_view text, int max_depth, size_t opens) noexcept {
+  return (max_depth >= 0 && opens <= static_cast<size_t>(max_depth)) || depth_within(text, max_depth);
+}
+
 }  // namespace
 
 const char* json_parse_reason(JsonParse status) noexcept {
@@ -95,9 +102,7 @@ const char* json_parse_reason(JsonParse status) noexcept {
 }
 
 bool json_depth_ok(std::string_view text, int max_depth) noexcept {
-  // A text cannot nest deeper than it has opening brackets: a reply or a usual request has a few
-  // dozen, and counting them is a fraction of the exact scan, which skips strings one by one.
-  return (max_depth >= 0 && scan_text(text).opens <= static_cast<size_t>(max_depth)) || depth_within(text, max_depth);
+  return depth_ok(text, max_depth, scan_text(text).opens);
 }
 
 namespace json_detail {
@@ -110,8 +115,7 @@ JsonParse precheck(std::string_view text, size_t max_bytes, int max_depth, bool&
   // view may have no buffer at all, and memchr's is declared never null.)
   unsafe_bytes = bytes.late_controls ||
                  (!text.empty() && std::memchr(text.data(), '\0', text.size()) != nullptr);
-  const bool deep = max_depth < 0 || bytes.opens > static_cast<size_t>(max_depth);
-  return deep && !depth_within(text, max_depth) ? JsonParse::kTooDeep : JsonParse::kOk;
+  return depth_ok(text, max_depth, bytes.opens) ? JsonParse::kOk : JsonParse::kTooDeep;
 }
 
 }  // namespace json_detail

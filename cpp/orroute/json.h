@@ -151,14 +151,9 @@ JsonParse parse_json_in_place(std::string& text, rapidjson::Document& doc,
                               size_t max_bytes = kMaxJsonBytes,
                               int max_depth = kMaxJsonDepth) noexcept {
   bool unsafe_bytes = false;
-  const JsonParse status = json_detail::precheck(text, max_bytes, max_depth, unsafe_bytes);
-  if (status != JsonParse::kOk || unsafe_bytes) {
-    if (status == JsonParse::kOk) {
-      json_detail::parse_checked<kFlags>(text, false, true, doc, max_depth);
-      if (!doc.HasParseError()) return JsonParse::kOk;
-    }
-    doc.SetNull();
-    return status == JsonParse::kOk ? JsonParse::kInvalid : status;
+  if (json_detail::precheck(text, max_bytes, max_depth, unsafe_bytes) != JsonParse::kOk || unsafe_bytes) {
+    // rare (a hostile or broken text): the copying parse checks it again and says why
+    return json_detail::parse_json<kFlags>(text, false, doc, max_bytes, max_depth);
   }
   if (max_depth > kMaxJsonDepth) {
     doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag>(text.data());

@@ -13,8 +13,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
+
+#include "orroute/net/transport.h"
 
 namespace orroute::test {
 
@@ -77,6 +83,29 @@ class LoopbackServer {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+};
+
+// Collects one transfer's body; body() waits for the transfer's end (5 s) and fails the test
+// unless it ended well.
+class BodySink : public Sink {
+ public:
+  DataAction on_data(std::string_view bytes) override {
+    body_.append(bytes);
+    return DataAction::kContinue;
+  }
+  void on_done(const TransferResult& result) override { done_.set_value(result); }
+  std::string body() {
+    auto done = done_.get_future();
+    REQUIRE(done.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    const TransferResult r = done.get();
+    INFO(r.error);
+    REQUIRE(r.status == TransferStatus::kOk);
+    return body_;
+  }
+
+ private:
+  std::string body_;
+  std::promise<TransferResult> done_;
 };
 
 }  // namespace orroute::test

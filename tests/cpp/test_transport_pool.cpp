@@ -49,35 +49,12 @@ class EchoServer : public test::LoopbackServer {
   }
 };
 
-// Collects one reply.
-class EchoSink : public Sink {
- public:
-  DataAction on_data(std::string_view bytes) override {
-    body_.append(bytes);
-    return DataAction::kContinue;
-  }
-  void on_done(const TransferResult& result) override { done_.set_value(result); }
-  // The request the server read (the reply's body); fails the test unless it came back whole.
-  std::string echoed() {
-    auto done = done_.get_future();
-    REQUIRE(done.wait_for(5s) == std::future_status::ready);
-    const TransferResult r = done.get();
-    INFO(r.error);
-    REQUIRE(r.status == TransferStatus::kOk);
-    return body_;
-  }
-
- private:
-  std::string body_;
-  std::promise<TransferResult> done_;
-};
-
 // Sends `request` and waits for it: one transfer at a time, so each reuses the pooled handle of
 // the one before.
 std::string send(Transport& transport, HttpRequest request) {
-  auto sink = std::make_shared<EchoSink>();
+  auto sink = std::make_shared<orroute::test::BodySink>();
   transport.submit(std::move(request), sink);
-  return sink->echoed();
+  return sink->body();
 }
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -162,13 +139,13 @@ TEST_CASE("a pooled transfer handle goes to each request's own URL", "[transport
 
   // more URLs at once than are kept parsed, libcurl reading each when its turn to connect comes:
   // each transfer keeps the one it was given
-  std::vector<std::shared_ptr<EchoSink>> sinks;
+  std::vector<std::shared_ptr<orroute::test::BodySink>> sinks;
   for (int i = 0; i < 40; ++i) {
-    sinks.push_back(std::make_shared<EchoSink>());
+    sinks.push_back(std::make_shared<orroute::test::BodySink>());
     transport.submit(get("/p" + std::to_string(i)), sinks.back());
   }
   for (int i = 0; i < 40; ++i) {
-    CHECK(sinks[static_cast<size_t>(i)]->echoed().rfind("GET /p" + std::to_string(i) + " ", 0) == 0);
+    CHECK(sinks[static_cast<size_t>(i)]->body().rfind("GET /p" + std::to_string(i) + " ", 0) == 0);
   }
 
   HttpRequest bad;

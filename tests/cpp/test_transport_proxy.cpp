@@ -51,26 +51,6 @@ class NamedServer : public test::LoopbackServer {
   std::string last_line_;
 };
 
-class BodySink : public Sink {
- public:
-  DataAction on_data(std::string_view bytes) override {
-    body_.append(bytes);
-    return DataAction::kContinue;
-  }
-  void on_done(const TransferResult& result) override { done_.set_value(result); }
-  // The body, once the transfer ended well.
-  std::string body() {
-    auto done = done_.get_future();
-    REQUIRE(done.wait_for(5s) == std::future_status::ready);
-    REQUIRE(done.get().status == TransferStatus::kOk);
-    return body_;
-  }
-
- private:
-  std::string body_;
-  std::promise<TransferResult> done_;
-};
-
 // Sets the proxy variables for one test and puts back what was there.
 class ProxyVariables {
  public:
@@ -107,7 +87,7 @@ std::string answered_by(const std::string& url) {
   HttpRequest req;
   req.method = "GET";
   req.url = url;
-  auto sink = std::make_shared<BodySink>();
+  auto sink = std::make_shared<orroute::test::BodySink>();
   transport.submit(std::move(req), sink);
   return sink->body();
 }
@@ -172,7 +152,7 @@ TEST_CASE("a transport reads the proxy variables when it is made", "[net][transp
     HttpRequest req;
     req.method = "GET";
     req.url = url;
-    auto sink = std::make_shared<BodySink>();
+    auto sink = std::make_shared<orroute::test::BodySink>();
     transport.submit(std::move(req), sink);
     return sink->body();
   };

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "orroute/json.h"
+#include "orroute/no_destructor.h"
 
 namespace orroute {
 namespace {
@@ -65,8 +66,8 @@ UsageCounts all_audio(const UsageCounts& c, const RequestShape& shape) {
 
 AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noexcept {
   AuditedCharge out;
-  static const RequestShape kPlain;
-  const RequestShape& shape = in.shape != nullptr ? *in.shape : kPlain;
+  static const NoDestructor<RequestShape> kPlain;  // a plain request's shape (no exit-time destructor)
+  const RequestShape& shape = in.shape != nullptr ? *in.shape : *kPlain;
   try {
     const Usage* u = in.usage && in.usage->present ? in.usage : nullptr;
     UsageCounts counted;

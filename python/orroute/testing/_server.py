@@ -830,11 +830,7 @@ class FakeOpenRouter:
         kept = marshal.loads(entry) if entry is not None else None
         if kept is None or time.monotonic() < kept[0]:
             raise _HttpError(Fault.status_error(404, f"Generation {gen_id} not found"))
-        stats = _generation_stats(*kept[1:])
-        for name in ("external_user", "session_id"):  # kept as JSON text when marshal could not
-            if isinstance(stats[name], bytes):
-                stats[name] = json.loads(stats[name])
-        return _dumps({"data": stats})
+        return _dumps({"data": _generation_stats(*kept[1:])})
 
     # --- embeddings -------------------------------------------------------------------------------
 
@@ -1165,17 +1161,13 @@ class FakeOpenRouter:
             rec.stream,
             _plain(rec.headers.get("http-referer")),
             _plain(rec.headers.get("user-agent")),
-            body.get("user"),  # JSON values: marshal takes every one not nested too deeply
-            body.get("session_id"),
+            # the caller's two JSON values as their JSON text: marshal refuses nesting past 2,000
+            # levels, which json.loads parses under a raised recursion limit
+            json.dumps(body.get("user")).encode(),
+            json.dumps(body.get("session_id")).encode(),
             duration,
         )
-        try:
-            kept = marshal.dumps(fields)
-        except ValueError:  # nested deeper than marshal goes (2,000 levels; json.loads parses
-            # that deep under a raised recursion limit): those two kept as their JSON text, bytes
-            # (which no JSON value is)
-            kept = marshal.dumps(
-                fields[:-3] + tuple(json.dumps(v).encode() for v in fields[-3:-1]) + fields[-1:])
+        kept = marshal.dumps(fields)
         with self._lock:
             self._usage += cost
             if len(self._generations) >= _GENERATIONS_KEPT:  # the oldest first (insertion order)
@@ -1513,8 +1505,8 @@ def _generation_stats(
     streamed: bool,
     referer: str | None,
     user_agent: str | None,
-    user: Any,
-    session_id: Any,
+    user_json: bytes,
+    session_id_json: bytes,
     duration: float,
 ) -> dict[str, Any]:
     """A call's /generation stats from the plain values `_book` kept."""
@@ -1530,7 +1522,7 @@ def _generation_stats(
         "origin": referer or "",
         "http_referer": referer,
         "user_agent": user_agent,
-        "external_user": user,
+        "external_user": json.loads(user_json),
         "streamed": streamed,
         "cancelled": False,
         "is_byok": False,
@@ -1554,7 +1546,7 @@ def _generation_stats(
         "num_search_results": None,
         "finish_reason": finish,
         "native_finish_reason": finish,
-        "session_id": session_id,
+        "session_id": json.loads(session_id_json),
     }
 
 
