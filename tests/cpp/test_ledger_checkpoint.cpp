@@ -5,6 +5,7 @@
 // a few dozen calls cross it.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,6 +91,79 @@ TEST_CASE("a commit past the hard limit checkpoints itself", "[ledger][sqlite][c
   ledger.record(cost("0.001"));
   REQUIRE(ledger.wal_stats().wal_frames < kThreshold);
   REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == 1202);
+}
+
+TEST_CASE("a commit past the hard limit waits for a checkpoint in flight: the WAL stays bounded",
+          "[ledger][sqlite][checkpoint]") {
+  // Another checkpoint of the file in flight (this process's thread, stalled in a sync; another
+  // process's) holds SQLite's checkpoint lock, and a checkpoint that finds it taken returns
+  // SQLITE_BUSY at once: commits past the hard limit that went on grew the WAL for as long as
+  // that checkpoint lasted (to 165 MB under SCHED_FIFO). Here the lock is held from outside
+  // SQLite (an open-file-description lock on its byte of the -shm file, which conflicts with
+  // SQLite's own fcntl locks in this process too) until the writer has crossed the limit, and a
+  // while after.
+  TempLedgerFile file;
+  SqliteLedgerOptions o = small_wal();
+  o.busy_timeout_ms = 600'000;  // never reached: the lock is released
+  SqliteLedger ledger(file.path, o);
+  ledger.record(cost("0.001"));
+  const int fd = ::open((file.path + "-shm").c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = 120 + 1;  // the unix VFS's shm lock bytes start at 120; the checkpoint's is 1
+  lock.l_len = 1;
+  REQUIRE(::fcntl(fd, F_OFD_SETLK, &lock) == 0);
+  std::thread holder([&] {
+    eventually([&] { return ledger.wal_stats().wal_frames >= kHardLimit; });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // commits could go on meanwhile
+    lock.l_type = F_UNLCK;
+    (void)::fcntl(fd, F_OFD_SETLK, &lock);
+  });
+  int64_t most = 0;
+  for (int i = 0; i < 200; ++i) {
+    ledger.record(cost("0.001"));
+    most = std::max(most, ledger.wal_stats().wal_frames);
+  }
+  holder.join();
+  ::close(fd);
+  // A record writes ~5 frames: the commit that crossed the limit is the last one past it.
+  INFO("the WAL's most frames " << most << ", hard limit " << kHardLimit);
+  REQUIRE(most < kHardLimit + kThreshold);
+  REQUIRE(ledger.wal_stats().commit_checkpoints >= 1);
+  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == 201);
+}
+
+TEST_CASE("a reader of the database file stalls no commit past the hard limit",
+          "[ledger][sqlite][checkpoint]") {
+  // A reader that began when every frame was copied reads the database file only: no checkpoint
+  // may copy a frame into it while it reads (SQLITE_BUSY, not from another checkpoint). The WAL
+  // grows meanwhile, as with SQLite's own checkpoint; a commit past the hard limit must not wait
+  // for that reader (up to busy_timeout_ms).
+  TempLedgerFile file;
+  SqliteLedgerOptions o = small_wal();
+  o.busy_timeout_ms = 600'000;
+  SqliteLedger ledger(file.path, o);
+  ledger.record(cost("0.001"));
+  sqlite3* reader = nullptr;
+  REQUIRE(sqlite3_open_v2(file.path.c_str(), &reader, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(reader, "PRAGMA wal_checkpoint(PASSIVE)", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);  // every frame copied: the reader below reads the database file
+  REQUIRE(sqlite3_exec(reader, "BEGIN; SELECT COUNT(*) FROM calls", nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  bool went_on = false, closed = false;
+  std::thread closer([&] {
+    // A writer that waited for the reader would not get here (until busy_timeout_ms).
+    went_on = eventually([&] { return ledger.wal_stats().wal_frames > kHardLimit + kThreshold; });
+    closed = sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK;
+  });
+  for (int i = 0; i < 40; ++i) ledger.record(cost("0.001"));
+  closer.join();
+  sqlite3_close(reader);
+  REQUIRE(went_on);
+  REQUIRE(closed);
+  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == 41);
 }
 
 TEST_CASE("the WAL starts over once a reader that held back the checkpoints is gone",
