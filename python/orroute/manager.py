@@ -108,6 +108,19 @@ def _parsed_response(result: Any) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def _completion_of(result: Any) -> str:
+    """The reply's JSON text behind a result made by the manager, decoded when first read (the
+    longest str of a call, which most calls never read): from the pending result (its
+    ``completion()``) or the result dict it was made from; ``""`` when there is none."""
+    details = result.__dict__.get("_details")
+    if details is None:
+        return ""
+    if isinstance(details, Mapping):
+        return details.get("completion") or ""
+    text: str = details.completion()
+    return text
+
+
 def _details(result: Any) -> Mapping[str, Any]:
     """The engine's whole result behind a :class:`TaskResult` (attempts, plan), or ``{}``: given
     as a pending result (its ``result()`` is built on the first read) or as that dict."""
@@ -192,7 +205,8 @@ class TaskResult:
     provider: str = ""
     provider_model: str = ""
     compression: Any = None
-    completion_json: str = field(default="", repr=False, compare=False)
+    # Decoded from the engine's result when first read (as ``response`` is parsed from it).
+    completion_json: str = field(default=_Lazy(_completion_of), repr=False, compare=False)  # type: ignore[assignment]
 
     @property
     def fallbacks(self) -> int:
@@ -221,7 +235,8 @@ class _LazyUsage(_Lazy):
 
 setattr(TaskResult, "usage", _LazyUsage(_usage_of))  # noqa: B010  (mypy: a field is a dict)
 TaskResult.__dict__["usage"].__set_name__(TaskResult, "usage")
-_LAZY_FIELDS = ("usage", "attempts", "reasons", "candidates", "complexity", "response")
+_LAZY_FIELDS = ("usage", "attempts", "reasons", "candidates", "complexity", "response",
+                "completion_json")
 _NOT_PICKLED = ("_details", "_tokens")  # what the lazy fields are made from
 
 

@@ -265,8 +265,9 @@ def test_a_call_finished_inside_submit_task_hands_back_its_result(fake: FakeOpen
     assert summary is not None and summary[0] is True and summary[13] is None  # no alerts
     assert type(handle) is orroute._core.FinishedResult
     full = handle.result()
+    assert summary[2] is None  # the reply's text: completion(), read when a result needs it
     assert full["ok"] and (full["model"], full["completion"], full["content"]) == (
-        summary[1], summary[2], summary[4])
+        summary[1], handle.completion(), summary[4])
     assert [a["model"] for a in full["attempts"]] == [summary[1]]
     assert handle.result() == full  # read again: the same
     with pytest.raises(TypeError):
