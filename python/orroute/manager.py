@@ -752,7 +752,10 @@ class AIModelManager:
         if task.__class__ is not Task:
             task = Task.coerce(task)
         compressed = None
-        if self._compresses(task):  # else no coroutine nor import for a step that does nothing
+        # else no coroutine nor import for a step that does nothing; _compresses is the rule,
+        # asked only when the manager or the task names a compression at all (its frame was
+        # ~0.6k instructions of every call)
+        if (self._compress is not None or task.compress is not None) and self._compresses(task):
             task, compressed = await self._compressed(task, model)
         # asked first, as the client does: _observed's frame only for a watched call
         call = self._observed(task, model, False) if self._observe._watched() else _UNWATCHED
