@@ -907,8 +907,12 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
     }
     const bool lend = truthy(args[5]);
     const bool serve = notifier != nullptr && args[7] != Py_None;
-    const int loop_fd = serve ? static_cast<int>(py::cast<long>(py::handle(args[6]))) : -1;
-    const double limit = serve ? py::cast<double>(py::handle(args[7])) : 0.0;  // < 0: none
+    // read as the pybind11 casts did (an int's value, a number's float), without their casters
+    const long fd = serve ? PyLong_AsLong(args[6]) : -1;
+    if (fd == -1 && serve && PyErr_Occurred()) throw py::error_already_set();
+    const int loop_fd = static_cast<int>(fd);
+    const double limit = serve ? PyFloat_AsDouble(args[7]) : 0.0;  // < 0: none
+    if (limit == -1.0 && PyErr_Occurred()) throw py::error_already_set();
     const EngineTask t = engine_task_of(args[0], false, args[1], truthy(args[2]), args[3]);
     std::shared_ptr<PendingResult> pending =
         submit_pending(*ref->engine, t, lend && notifier != nullptr ? notifier->watch() : nullptr);
@@ -929,7 +933,7 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
       }
     }
     py::object handle = summary.is_none() ? py::cast(std::move(pending)) : finished_result(std::move(pending));
-    return py::make_tuple(std::move(handle), std::move(summary)).release().ptr();
+    return PyTuple_Pack(2, handle.ptr(), summary.ptr());
   } catch (abi::__forced_unwind&) {
     throw;  // a daemon thread ended at exit (see gil.h)
   } catch (...) {
