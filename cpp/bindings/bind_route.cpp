@@ -780,6 +780,52 @@ struct ResultMaker {
 
 constexpr const char* kResultMakerCapsule = "orroute._core.task_result_maker";
 
+// The result of a summary's figures `at` (figures()'s order, then the task type; borrowed).
+PyObject* make_result(ResultMaker& maker, PyObject* const* at, PyObject* details, PyObject* result_id,
+                      PyObject* task_id, PyObject* compression) {
+  const int cut = PyObject_IsTrue(at[10]);
+  if (cut < 0) return nullptr;
+  const int has_content = PyObject_IsTrue(at[4]);  // `content or ""`
+  if (has_content < 0) return nullptr;
+  const ResultKeys& k = keys();
+  PyObject* content = has_content ? at[4] : k.empty;
+  PyObject* tokens = PyTuple_Pack(2, at[5], at[6]);
+  if (tokens == nullptr) return nullptr;
+  py::object tokens_owned = py::reinterpret_steal<py::object>(tokens);
+  // in repeated_keys' order
+  const std::array<PyObject*, kRepeatedFields> repeated = {
+      at[1], at[14], at[8], cut ? Py_True : Py_False, at[11], at[12]};
+  // a repeated figure that changed: the maker's copy takes it first (this call's copy has it)
+  for (size_t i = 0; i < kRepeatedFields; ++i) {
+    if (repeated[i] == maker.repeated_values[i]) continue;
+    if (PyDict_SetItem(maker.state, maker.repeated_keys[i], repeated[i]) < 0) return nullptr;
+    maker.repeated_values[i] = repeated[i];
+  }
+  py::object state = py::reinterpret_steal<py::object>(PyDict_Copy(maker.state));
+  if (!state) return nullptr;
+  const std::array<std::pair<PyObject*, PyObject*>, 6> values = {{
+      {k.id, result_id},
+      {k.task_id, task_id},
+      {k.content, content},
+      {k.tokens, tokens},
+      {k.cost, at[7]},
+      {k.details, details},
+  }};
+  for (const auto& [key, value] : values) {
+    if (PyDict_SetItem(state.ptr(), key, value) < 0) return nullptr;
+  }
+  if (at[2] != Py_None && PyDict_SetItem(state.ptr(), k.completion_json_slot, at[2]) < 0) return nullptr;
+  if (compression != Py_None && PyDict_SetItem(state.ptr(), k.compression, compression) < 0) return nullptr;
+  // as `cls.__new__(cls)` then `result.__dict__ = state`
+  PyTypeObject* cls = reinterpret_cast<PyTypeObject*>(maker.cls);
+  py::object no_args = py::reinterpret_steal<py::object>(PyTuple_New(0));
+  if (!no_args) return nullptr;
+  py::object result = py::reinterpret_steal<py::object>(cls->tp_new(cls, no_args.ptr(), nullptr));
+  if (!result) return nullptr;
+  if (PyObject_GenericSetDict(result.ptr(), state.ptr(), nullptr) < 0) return nullptr;
+  return result.release().ptr();
+}
+
 PyObject* make_task_result(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 5) {
     PyErr_SetString(PyExc_TypeError, "expected (summary, details, result_id, task_id, compression)");
@@ -792,48 +838,7 @@ PyObject* make_task_result(PyObject* capsule, PyObject* const* args, Py_ssize_t 
     PyErr_SetString(PyExc_TypeError, "summary must be a call summary's tuple");
     return nullptr;
   }
-  auto at = [summary](size_t i) { return PyTuple_GET_ITEM(summary, static_cast<Py_ssize_t>(i)); };
-  const int cut = PyObject_IsTrue(at(10));
-  if (cut < 0) return nullptr;
-  const int has_content = PyObject_IsTrue(at(4));  // `content or ""`
-  if (has_content < 0) return nullptr;
-  const ResultKeys& k = keys();
-  PyObject* content = has_content ? at(4) : k.empty;
-  PyObject* tokens = PyTuple_Pack(2, at(5), at(6));
-  if (tokens == nullptr) return nullptr;
-  py::object tokens_owned = py::reinterpret_steal<py::object>(tokens);
-  // in repeated_keys' order
-  const std::array<PyObject*, kRepeatedFields> repeated = {
-      at(1), at(14), at(8), cut ? Py_True : Py_False, at(11), at(12)};
-  // a repeated figure that changed: the maker's copy takes it first (this call's copy has it)
-  for (size_t i = 0; i < kRepeatedFields; ++i) {
-    if (repeated[i] == maker->repeated_values[i]) continue;
-    if (PyDict_SetItem(maker->state, maker->repeated_keys[i], repeated[i]) < 0) return nullptr;
-    maker->repeated_values[i] = repeated[i];
-  }
-  py::object state = py::reinterpret_steal<py::object>(PyDict_Copy(maker->state));
-  if (!state) return nullptr;
-  const std::array<std::pair<PyObject*, PyObject*>, 6> values = {{
-      {k.id, args[2]},
-      {k.task_id, args[3]},
-      {k.content, content},
-      {k.tokens, tokens},
-      {k.cost, at(7)},
-      {k.details, args[1]},
-  }};
-  for (const auto& [key, value] : values) {
-    if (PyDict_SetItem(state.ptr(), key, value) < 0) return nullptr;
-  }
-  if (at(2) != Py_None && PyDict_SetItem(state.ptr(), k.completion_json_slot, at(2)) < 0) return nullptr;
-  if (args[4] != Py_None && PyDict_SetItem(state.ptr(), k.compression, args[4]) < 0) return nullptr;
-  // as `cls.__new__(cls)` then `result.__dict__ = state`
-  PyTypeObject* cls = reinterpret_cast<PyTypeObject*>(maker->cls);
-  py::object no_args = py::reinterpret_steal<py::object>(PyTuple_New(0));
-  if (!no_args) return nullptr;
-  py::object result = py::reinterpret_steal<py::object>(cls->tp_new(cls, no_args.ptr(), nullptr));
-  if (!result) return nullptr;
-  if (PyObject_GenericSetDict(result.ptr(), state.ptr(), nullptr) < 0) return nullptr;
-  return result.release().ptr();
+  return make_result(*maker, PySequence_Fast_ITEMS(summary), args[1], args[2], args[3], args[4]);
 }
 
 PyMethodDef kMakeTaskResult = {"make_task_result",
@@ -873,7 +878,9 @@ py::object task_result_maker(py::handle cls, py::handle state) {
 // the client's chat_sender does, the result waited for on this thread while the event loop has
 // nothing else to do (`serve_timeout` seconds at most, counted from the call; -1: no limit;
 // None: not served). Returns (pending, summary): the PendingResult, and its summary() when it
-// finished here (else None: await it).
+// finished here (else None: await it). With `make` (a task_result_maker's function), `task_id`
+// and `compression`: a call that finished here as a plain success (plain_success) comes back as
+// (pending, the TaskResult `make` would give), the reply's id its id.
 constexpr const char* kEngineCapsule = "orroute._core.Engine";
 
 struct EngineRef {
@@ -886,12 +893,33 @@ struct EngineRef {
   PyObject* owner;  // the Python Engine: kept alive while the function is
 };
 
-PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 8) {
-    PyErr_SetString(PyExc_TypeError,
-                    "expected (task, model, pin, project, notifier, lend, loop_fd, serve_timeout)");
+// The maker behind `make`, a task_result_maker function (or nullptr and an error set).
+ResultMaker* maker_of(PyObject* make) {
+  if (!PyCFunction_Check(make) || PyCFunction_GET_SELF(make) == nullptr ||
+      !PyCapsule_IsValid(PyCFunction_GET_SELF(make), kResultMakerCapsule)) {
+    PyErr_SetString(PyExc_TypeError, "make must be a task_result_maker function or None");
     return nullptr;
   }
+  return static_cast<ResultMaker*>(PyCapsule_GetPointer(PyCFunction_GET_SELF(make), kResultMakerCapsule));
+}
+
+// Whether a finished call's summary is one the manager's _made would only make a result of: a
+// success without alerts nor a cost problem, with the reply's id for the result's. Else _made
+// has more to do (fire the alerts, log the problem, raise the error, draw an id).
+bool plain_success(PyObject* const* at) {
+  return at[0] == Py_True && at[13] == Py_None && PyUnicode_Check(at[9]) && PyUnicode_GET_LENGTH(at[9]) == 0 &&
+         PyUnicode_Check(at[3]) && PyUnicode_GET_LENGTH(at[3]) > 0;
+}
+
+PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 8 && nargs != 11) {
+    PyErr_SetString(PyExc_TypeError,
+                    "expected (task, model, pin, project, notifier, lend, loop_fd, serve_timeout"
+                    "[, make, task_id, compression])");
+    return nullptr;
+  }
+  ResultMaker* maker = nullptr;
+  if (nargs == 11 && args[8] != Py_None && (maker = maker_of(args[8])) == nullptr) return nullptr;
   try {
     const auto started = std::chrono::steady_clock::now();
     const auto* ref = static_cast<EngineRef*>(PyCapsule_GetPointer(capsule, kEngineCapsule));
@@ -933,6 +961,14 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
       }
     }
     py::object handle = summary.is_none() ? py::cast(std::move(pending)) : finished_result(std::move(pending));
+    if (maker != nullptr && !summary.is_none() && plain_success(PySequence_Fast_ITEMS(summary.ptr()))) {
+      // _made's result, made here: the reply's id is the result's
+      PyObject* const* at = PySequence_Fast_ITEMS(summary.ptr());
+      py::object result =
+          py::reinterpret_steal<py::object>(make_result(*maker, at, handle.ptr(), at[3], args[9], args[10]));
+      if (!result) return nullptr;
+      return PyTuple_Pack(2, handle.ptr(), result.ptr());
+    }
     return PyTuple_Pack(2, handle.ptr(), summary.ptr());
   } catch (abi::__forced_unwind&) {
     throw;  // a daemon thread ended at exit (see gil.h)
@@ -1195,8 +1231,10 @@ void bind_route(py::module_& m) {
         "new_task_id() -> str: `prefix` (20 hex digits) and a 48-bit counter's 12 hex digits "
         "(1, 2, ...; wrapping), one id a call.");
   m.def("task_submitter", &task_submitter, py::arg("engine"),
-        "submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout) -> "
-        "(PendingResult, None) or, finished, (FinishedResult, summary) for `engine`: "
+        "submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout[, make, "
+        "task_id, compression]) -> (PendingResult, None) or, finished, (FinishedResult, summary), "
+        "or with `make` (a task_result_maker's function) and a plain success, (FinishedResult, "
+        "make's result with the reply's id, task_id and compression), for `engine`: "
         "engine_task_of(task, False, model, pin, "
         "project) planned and started as Engine.submit_async (lent to `notifier` when `lend`), "
         "then served as PendingResult.serve_lent for at most `serve_timeout` seconds (None: not "

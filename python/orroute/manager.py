@@ -662,14 +662,17 @@ class AIModelManager:
         # a copy of _RESULT_STATE with the figures, `task_id`, `compression` and `_details` (what
         # attempts, reasons, candidates and complexity are made from) in place, made in the core
         result: TaskResult = _make_result(summary, details, result_id, task_id, compression)
-        # record_feedback's memory: two plain dicts, the newer one replacing the older when full
-        # (the last _FEEDBACK_MEMORY results are always there; an OrderedDict's insert and its
-        # length test cost ~0.6k instructions a call more)
+        self._remember(result_id, model, summary[14])
+        return result
+
+    def _remember(self, result_id: str, model: str, task_type: str) -> None:
+        """record_feedback's memory of a result: two plain dicts, the newer one replacing the
+        older when full (the last _FEEDBACK_MEMORY results are always there; an OrderedDict's
+        insert and its length test cost ~0.6k instructions a call more)."""
         results = self._results
-        results[result_id] = (model, summary[14])
+        results[result_id] = (model, task_type)
         if len(results) >= _FEEDBACK_MEMORY:
             self._older_results, self._results = results, {}
-        return result
 
     def plan(self, task: Task) -> _engine.Plan:
         """What the router would do for ``task``: candidates, reasons, complexity, prompt and
@@ -764,14 +767,22 @@ class AIModelManager:
             # on its thread: the loop lent to it); cancelling the await cancels the run
             # (bridge.lend_terms, submit and serve_idle in one core call: the summary when the
             # result came while this thread served the network loop, else None: awaited)
+            # A plain success finished inside comes back as its TaskResult, made there by
+            # _made's maker (_make_result): no summary to read in Python (~1.5k instructions).
             bridge = _engine.bridge()
             notifier, loop_fd, serve = bridge.lend_terms(False)
-            pending, summary = self._door.submit_task(task, model, pin, self._project, notifier,
-                                                      not bridge.waiters, loop_fd, serve)
-            if summary is None:  # a PendingResult (finished inside: a FinishedResult, no await)
-                await _engine.wait(pending)
-                summary = pending.summary()  # type: ignore[union-attr]
-            r = self._made(summary, pending, task.id or "", compressed)
+            task_id = task.id or ""
+            pending, done = self._door.submit_task(task, model, pin, self._project, notifier,
+                                                   not bridge.waiters, loop_fd, serve,
+                                                   _make_result, task_id, compressed)
+            if done.__class__ is TaskResult:
+                r = done
+                self._remember(r.id, r.model, r.task_type)
+            else:
+                if done is None:  # a PendingResult (finished inside: a FinishedResult, no await)
+                    await _engine.wait(pending)
+                    done = pending.summary()  # type: ignore[union-attr]
+                r = self._made(done, pending, task_id, compressed)
             if call is not _UNWATCHED and call.watched:
                 call.done(**task_result_fields(r))
         except BaseException as e:  # as `with call` would: a watched call ends failed or cancelled
