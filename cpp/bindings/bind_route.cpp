@@ -111,7 +111,7 @@ struct ResultKeys {
   PyObject* id = intern("id");
   PyObject* task_id = intern("task_id");
   PyObject* tokens = intern("_tokens");
-  PyObject* completion_json = intern("completion_json");
+  PyObject* completion_json_slot = intern("_completion_json");  // the lazy field's
   PyObject* compression = intern("compression");
   PyObject* details = intern("_details");
   PyObject* empty = intern("");
@@ -176,23 +176,60 @@ constexpr Py_ssize_t kResultKeys = 26;
 // manager.py's AIModelManager._made unpacks, follows it).
 constexpr size_t kFigures = 14;
 
-// `alerts` as a list, or (summary()'s) None when there are none.
-std::array<py::object, kFigures> figures(const EngineResult& r, bool no_alerts_as_none = false) {
+// A str of a text that repeats call after call (a model id, a cost source, a provider and its
+// name for the model, the task type): the str made last for the same figure is handed out again
+// when the bytes are the same, instead of a new one decoded (and freed) on every call. Decoded as
+// before when not: `lenient` as upstream_str (an upstream's bytes), else strictly as py::cast
+// (raises on bytes that are not UTF-8). Longer texts are not kept. Under the GIL, as every
+// figure; a slot's str lives until another text takes the slot (never freed at exit: it may
+// outlive the interpreter, as ResultKeys' names).
+struct RepeatedStr {
+  std::string text;
+  PyObject* str = nullptr;
+};
+
+enum RepeatedFigure : size_t { kRepModel, kRepCostSource, kRepProvider, kRepProviderModel, kRepTaskType, kRepeated };
+
+py::object repeated_str(RepeatedFigure figure, std::string_view text, bool lenient) {
+  constexpr size_t kMaxKept = 256;
+  static RepeatedStr slots[kRepeated];
+  RepeatedStr& slot = slots[figure];
+  if (slot.str != nullptr && text == slot.text) return py::reinterpret_borrow<py::object>(slot.str);
+  py::object made;
+  if (lenient) {
+    made = upstream_str(text);
+  } else {
+    PyObject* o = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), nullptr);
+    if (o == nullptr) throw py::error_already_set();
+    made = py::reinterpret_steal<py::object>(o);
+  }
+  if (text.size() <= kMaxKept) {
+    slot.text.assign(text);
+    Py_XSETREF(slot.str, made.inc_ref().ptr());
+  }
+  return made;
+}
+
+// `alerts` as a list, or (summary()'s) None when there are none; summary()'s completion None too
+// (the reply's text, the longest str of a call, decoded only when a TaskResult's completion_json
+// is read: PendingResult.completion()).
+std::array<py::object, kFigures> figures(const EngineResult& r, bool for_summary = false) {
   const RouteOutcome& o = r.route;
+  static const std::string kNone;
   return {py::cast(o.ok),
-          py::cast(o.model),
-          upstream_str(r.completion_json),
+          repeated_str(kRepModel, o.model, false),
+          for_summary ? py::object(py::none()) : py::object(upstream_str(r.completion_json)),
           o.ok ? py::object(upstream_str(r.summary.id)) : py::object(py::none()),
           o.ok ? py::object(upstream_str(r.summary.content)) : py::object(py::none()),
           py::cast(r.prompt_tokens),
           py::cast(r.completion_tokens),
           py::cast(o.cost),
-          py::cast(o.ok ? o.charge.source : std::string()),
-          py::cast(o.ok ? o.charge.problem : std::string()),
+          repeated_str(kRepCostSource, o.ok ? o.charge.source : kNone, false),
+          py::cast(o.ok ? o.charge.problem : kNone),
           py::cast(r.cut_at_reservation),
-          upstream_str(r.provider),
-          py::cast(r.provider_model),
-          no_alerts_as_none && r.alerts.empty() ? py::object(py::none()) : py::cast(r.alerts)};
+          repeated_str(kRepProvider, r.provider, true),
+          repeated_str(kRepProviderModel, r.provider_model, false),
+          for_summary && r.alerts.empty() ? py::object(py::none()) : py::cast(r.alerts)};
 }
 
 void put_figures(py::dict& d, const EngineResult& r) {
@@ -228,10 +265,11 @@ py::dict result_head(const EngineResult& r) {
 // A tuple, not a dict: nothing hashed or inserted, and the manager unpacks it into locals instead
 // of looking each key up.
 py::tuple summary_tuple(const EngineResult& r) {
-  std::array<py::object, kFigures> values = figures(r, /*no_alerts_as_none=*/true);
+  std::array<py::object, kFigures> values = figures(r, /*for_summary=*/true);
   py::tuple t(kFigures + 1);
   for (size_t i = 0; i < kFigures; ++i) PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(i), values[i].release().ptr());
-  PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(kFigures), py::cast(r.plan.task_type).release().ptr());
+  PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(kFigures),
+                   repeated_str(kRepTaskType, r.plan.task_type, false).release().ptr());
   return t;
 }
 
@@ -619,10 +657,13 @@ PyObject* next_task_id(PyObject* capsule, PyObject* /*unused*/) {
   auto* ids = static_cast<TaskIds*>(PyCapsule_GetPointer(capsule, kTaskIdsCapsule));
   if (ids == nullptr) return nullptr;
   uint64_t n = ids->next.fetch_add(1, std::memory_order_relaxed) & 0xFFFFFFFFFFFFull;
-  char out[32];
+  // an ASCII str written in place (not decoded from a copy as UTF-8: ~0.2k instructions a Task)
+  PyObject* id = PyUnicode_New(32, 127);
+  if (id == nullptr) return nullptr;
+  Py_UCS1* out = PyUnicode_1BYTE_DATA(id);
   std::memcpy(out, ids->text, 20);
-  for (int i = 31; i >= 20; --i, n >>= 4) out[i] = "0123456789abcdef"[n & 0xF];
-  return PyUnicode_FromStringAndSize(out, 32);
+  for (int i = 31; i >= 20; --i, n >>= 4) out[i] = static_cast<Py_UCS1>("0123456789abcdef"[n & 0xF]);
+  return id;
 }
 
 PyMethodDef kNextTaskId = {"new_task_id", next_task_id, METH_NOARGS, nullptr};
@@ -676,9 +717,22 @@ PyObject* finished_result_dict(PyObject* self, PyObject* /*unused*/) {
   }
 }
 
+PyObject* finished_completion(PyObject* self, PyObject* /*unused*/) {
+  try {
+    PendingResult& p = *reinterpret_cast<FinishedObject*>(self)->pending;
+    std::lock_guard lock(p.mu);
+    return upstream_str(p.result->completion_json).release().ptr();  // finished: the result is there
+  } catch (...) {
+    py::detail::try_translate_exceptions();
+    return nullptr;
+  }
+}
+
 PyMethodDef finished_methods[] = {
     {"result", finished_result_dict, METH_NOARGS,
      "result($self, /)\n--\n\nThe whole result as PendingResult.result() gives it."},
+    {"completion", finished_completion, METH_NOARGS,
+     "completion($self, /)\n--\n\nThe reply's JSON text as PendingResult.completion() gives it."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -701,71 +755,90 @@ PyType_Spec finished_spec = {
 // class's every field and slot, placeholders) with the summary's figures in place: nothing
 // inserted, no frame, no bytecode store a field (the Python version, its 14 stores, the copy and
 // the instance, cost ~2.5k instructions more a call). The summary is summary_tuple's (or the
-// manager's of a result dict): its order is figures()'s, then the task type.
+// manager's of a result dict): its order is figures()'s, then the task type; its completion None
+// (summary_tuple's: the lazy completion_json reads it from `details` when first read) or a str.
+//
+// The figures that repeat call after call (the model, the task type, the cost's source, the
+// provider and its model name, the cut flag: repeated_str hands out the same str for the same
+// text) are kept in the maker's own copy of `state` as the last call had them: a call with the
+// same ones (the same objects) stores nothing for them, and one with others stores them in its
+// result and in the copy (~190 instructions a store; 6 of 13 per call saved when they repeat).
+constexpr size_t kRepeatedFields = 6;
+
 struct ResultMaker {
-  ResultMaker(PyObject* c, PyObject* s) : cls(c), state(s) { Py_INCREF(cls); Py_INCREF(state); }
+  ResultMaker(PyObject* c, PyObject* s) : cls(c), state(s) { Py_INCREF(cls); }
   ~ResultMaker() { Py_DECREF(cls); Py_DECREF(state); }  // with the capsule, under the GIL
   ResultMaker(const ResultMaker&) = delete;
   ResultMaker& operator=(const ResultMaker&) = delete;
 
   PyObject* cls;
-  PyObject* state;
+  PyObject* state;  // owned: a copy of the template given, changed only here
+  // the keys of the repeated figures, and their values in `state` (borrowed: `state` holds them)
+  std::array<PyObject*, kRepeatedFields> repeated_keys{};
+  std::array<PyObject*, kRepeatedFields> repeated_values{};
 };
 
 constexpr const char* kResultMakerCapsule = "orroute._core.task_result_maker";
 
-
-PyObject* make_task_result(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 5) {
-    PyErr_SetString(PyExc_TypeError, "expected (summary, details, result_id, task_id, compression)");
-    return nullptr;
-  }
-  const auto* maker = static_cast<ResultMaker*>(PyCapsule_GetPointer(capsule, kResultMakerCapsule));
-  if (maker == nullptr) return nullptr;
-  PyObject* summary = args[0];
-  if (!PyTuple_CheckExact(summary) || PyTuple_GET_SIZE(summary) != static_cast<Py_ssize_t>(kFigures + 1)) {
-    PyErr_SetString(PyExc_TypeError, "summary must be a call summary's tuple");
-    return nullptr;
-  }
-  auto at = [summary](size_t i) { return PyTuple_GET_ITEM(summary, static_cast<Py_ssize_t>(i)); };
-  const int cut = PyObject_IsTrue(at(10));
+// The result of a summary's figures `at` (figures()'s order, then the task type; borrowed).
+PyObject* make_result(ResultMaker& maker, PyObject* const* at, PyObject* details, PyObject* result_id,
+                      PyObject* task_id, PyObject* compression) {
+  const int cut = PyObject_IsTrue(at[10]);
   if (cut < 0) return nullptr;
-  const int has_content = PyObject_IsTrue(at(4));  // `content or ""`
+  const int has_content = PyObject_IsTrue(at[4]);  // `content or ""`
   if (has_content < 0) return nullptr;
   const ResultKeys& k = keys();
-  PyObject* content = has_content ? at(4) : k.empty;
-  PyObject* tokens = PyTuple_Pack(2, at(5), at(6));
+  PyObject* content = has_content ? at[4] : k.empty;
+  PyObject* tokens = PyTuple_Pack(2, at[5], at[6]);
   if (tokens == nullptr) return nullptr;
   py::object tokens_owned = py::reinterpret_steal<py::object>(tokens);
-  py::object state = py::reinterpret_steal<py::object>(PyDict_Copy(maker->state));
+  // in repeated_keys' order
+  const std::array<PyObject*, kRepeatedFields> repeated = {
+      at[1], at[14], at[8], cut ? Py_True : Py_False, at[11], at[12]};
+  // a repeated figure that changed: the maker's copy takes it first (this call's copy has it)
+  for (size_t i = 0; i < kRepeatedFields; ++i) {
+    if (repeated[i] == maker.repeated_values[i]) continue;
+    if (PyDict_SetItem(maker.state, maker.repeated_keys[i], repeated[i]) < 0) return nullptr;
+    maker.repeated_values[i] = repeated[i];
+  }
+  py::object state = py::reinterpret_steal<py::object>(PyDict_Copy(maker.state));
   if (!state) return nullptr;
-  const std::array<std::pair<PyObject*, PyObject*>, 13> values = {{
-      {k.id, args[2]},
-      {k.task_id, args[3]},
+  const std::array<std::pair<PyObject*, PyObject*>, 6> values = {{
+      {k.id, result_id},
+      {k.task_id, task_id},
       {k.content, content},
-      {k.model, at(1)},
       {k.tokens, tokens},
-      {k.cost, at(7)},
-      {k.task_type, at(14)},
-      {k.cost_source, at(8)},
-      {k.cut_at_reservation, cut ? Py_True : Py_False},
-      {k.provider, at(11)},
-      {k.provider_model, at(12)},
-      {k.completion_json, at(2)},
-      {k.details, args[1]},
+      {k.cost, at[7]},
+      {k.details, details},
   }};
   for (const auto& [key, value] : values) {
     if (PyDict_SetItem(state.ptr(), key, value) < 0) return nullptr;
   }
-  if (args[4] != Py_None && PyDict_SetItem(state.ptr(), k.compression, args[4]) < 0) return nullptr;
+  if (at[2] != Py_None && PyDict_SetItem(state.ptr(), k.completion_json_slot, at[2]) < 0) return nullptr;
+  if (compression != Py_None && PyDict_SetItem(state.ptr(), k.compression, compression) < 0) return nullptr;
   // as `cls.__new__(cls)` then `result.__dict__ = state`
-  PyTypeObject* cls = reinterpret_cast<PyTypeObject*>(maker->cls);
+  PyTypeObject* cls = reinterpret_cast<PyTypeObject*>(maker.cls);
   py::object no_args = py::reinterpret_steal<py::object>(PyTuple_New(0));
   if (!no_args) return nullptr;
   py::object result = py::reinterpret_steal<py::object>(cls->tp_new(cls, no_args.ptr(), nullptr));
   if (!result) return nullptr;
   if (PyObject_GenericSetDict(result.ptr(), state.ptr(), nullptr) < 0) return nullptr;
   return result.release().ptr();
+}
+
+PyObject* make_task_result(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 5) {
+    PyErr_SetString(PyExc_TypeError, "expected (summary, details, result_id, task_id, compression)");
+    return nullptr;
+  }
+  auto* maker = static_cast<ResultMaker*>(PyCapsule_GetPointer(capsule, kResultMakerCapsule));
+  if (maker == nullptr) return nullptr;
+  PyObject* summary = args[0];
+  if (!PyTuple_CheckExact(summary) || PyTuple_GET_SIZE(summary) != static_cast<Py_ssize_t>(kFigures + 1)) {
+    PyErr_SetString(PyExc_TypeError, "summary must be a call summary's tuple");
+    return nullptr;
+  }
+  return make_result(*maker, PySequence_Fast_ITEMS(summary), args[1], args[2], args[3], args[4]);
 }
 
 PyMethodDef kMakeTaskResult = {"make_task_result",
@@ -777,8 +850,8 @@ py::object task_result_maker(py::handle cls, py::handle state) {
   if (!PyDict_CheckExact(state.ptr())) throw InvalidArgument("task_result_maker: state must be a dict");
   const ResultKeys& k = keys();
   for (PyObject* key : {k.id, k.task_id, k.content, k.model, k.tokens, k.cost, k.task_type, k.cost_source,
-                        k.cut_at_reservation, k.provider, k.provider_model, k.completion_json, k.compression,
-                        k.details}) {
+                        k.cut_at_reservation, k.provider, k.provider_model, k.completion_json_slot,
+                        k.compression, k.details}) {
     const int has = PyDict_Contains(state.ptr(), key);
     if (has < 0) throw py::error_already_set();
     if (has == 0) {
@@ -786,8 +859,16 @@ py::object task_result_maker(py::handle cls, py::handle state) {
                             " (every key the maker sets must be there: a copy is never grown)");
     }
   }
-  return capsule_function(&kMakeTaskResult, kResultMakerCapsule,
-                          std::make_unique<ResultMaker>(cls.ptr(), state.ptr()));
+  PyObject* own = PyDict_Copy(state.ptr());  // changed by the maker: not the caller's dict
+  if (own == nullptr) throw py::error_already_set();
+  auto maker = std::make_unique<ResultMaker>(cls.ptr(), own);
+  maker->repeated_keys = {k.model, k.task_type, k.cost_source, k.cut_at_reservation, k.provider,
+                          k.provider_model};
+  for (size_t i = 0; i < kRepeatedFields; ++i) {
+    maker->repeated_values[i] = PyDict_GetItemWithError(own, maker->repeated_keys[i]);  // borrowed
+    if (maker->repeated_values[i] == nullptr) throw py::error_already_set();
+  }
+  return capsule_function(&kMakeTaskResult, kResultMakerCapsule, std::move(maker));
 }
 
 // `submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout)`: the manager's
@@ -797,7 +878,9 @@ py::object task_result_maker(py::handle cls, py::handle state) {
 // the client's chat_sender does, the result waited for on this thread while the event loop has
 // nothing else to do (`serve_timeout` seconds at most, counted from the call; -1: no limit;
 // None: not served). Returns (pending, summary): the PendingResult, and its summary() when it
-// finished here (else None: await it).
+// finished here (else None: await it). With `make` (a task_result_maker's function), `task_id`
+// and `compression`: a call that finished here as a plain success (plain_success) comes back as
+// (pending, the TaskResult `make` would give), the reply's id its id.
 constexpr const char* kEngineCapsule = "orroute._core.Engine";
 
 struct EngineRef {
@@ -810,12 +893,33 @@ struct EngineRef {
   PyObject* owner;  // the Python Engine: kept alive while the function is
 };
 
-PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 8) {
-    PyErr_SetString(PyExc_TypeError,
-                    "expected (task, model, pin, project, notifier, lend, loop_fd, serve_timeout)");
+// The maker behind `make`, a task_result_maker function (or nullptr and an error set).
+ResultMaker* maker_of(PyObject* make) {
+  if (!PyCFunction_Check(make) || PyCFunction_GET_SELF(make) == nullptr ||
+      !PyCapsule_IsValid(PyCFunction_GET_SELF(make), kResultMakerCapsule)) {
+    PyErr_SetString(PyExc_TypeError, "make must be a task_result_maker function or None");
     return nullptr;
   }
+  return static_cast<ResultMaker*>(PyCapsule_GetPointer(PyCFunction_GET_SELF(make), kResultMakerCapsule));
+}
+
+// Whether a finished call's summary is one the manager's _made would only make a result of: a
+// success without alerts nor a cost problem, with the reply's id for the result's. Else _made
+// has more to do (fire the alerts, log the problem, raise the error, draw an id).
+bool plain_success(PyObject* const* at) {
+  return at[0] == Py_True && at[13] == Py_None && PyUnicode_Check(at[9]) && PyUnicode_GET_LENGTH(at[9]) == 0 &&
+         PyUnicode_Check(at[3]) && PyUnicode_GET_LENGTH(at[3]) > 0;
+}
+
+PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 8 && nargs != 11) {
+    PyErr_SetString(PyExc_TypeError,
+                    "expected (task, model, pin, project, notifier, lend, loop_fd, serve_timeout"
+                    "[, make, task_id, compression])");
+    return nullptr;
+  }
+  ResultMaker* maker = nullptr;
+  if (nargs == 11 && args[8] != Py_None && (maker = maker_of(args[8])) == nullptr) return nullptr;
   try {
     const auto started = std::chrono::steady_clock::now();
     const auto* ref = static_cast<EngineRef*>(PyCapsule_GetPointer(capsule, kEngineCapsule));
@@ -831,8 +935,12 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
     }
     const bool lend = truthy(args[5]);
     const bool serve = notifier != nullptr && args[7] != Py_None;
-    const int loop_fd = serve ? static_cast<int>(py::cast<long>(py::handle(args[6]))) : -1;
-    const double limit = serve ? py::cast<double>(py::handle(args[7])) : 0.0;  // < 0: none
+    // read as the pybind11 casts did (an int's value, a number's float), without their casters
+    const long fd = serve ? PyLong_AsLong(args[6]) : -1;
+    if (fd == -1 && serve && PyErr_Occurred()) throw py::error_already_set();
+    const int loop_fd = static_cast<int>(fd);
+    const double limit = serve ? PyFloat_AsDouble(args[7]) : 0.0;  // < 0: none
+    if (limit == -1.0 && PyErr_Occurred()) throw py::error_already_set();
     const EngineTask t = engine_task_of(args[0], false, args[1], truthy(args[2]), args[3]);
     std::shared_ptr<PendingResult> pending =
         submit_pending(*ref->engine, t, lend && notifier != nullptr ? notifier->watch() : nullptr);
@@ -853,7 +961,15 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
       }
     }
     py::object handle = summary.is_none() ? py::cast(std::move(pending)) : finished_result(std::move(pending));
-    return py::make_tuple(std::move(handle), std::move(summary)).release().ptr();
+    if (maker != nullptr && !summary.is_none() && plain_success(PySequence_Fast_ITEMS(summary.ptr()))) {
+      // _made's result, made here: the reply's id is the result's
+      PyObject* const* at = PySequence_Fast_ITEMS(summary.ptr());
+      py::object result =
+          py::reinterpret_steal<py::object>(make_result(*maker, at, handle.ptr(), at[3], args[9], args[10]));
+      if (!result) return nullptr;
+      return PyTuple_Pack(2, handle.ptr(), result.ptr());
+    }
+    return PyTuple_Pack(2, handle.ptr(), summary.ptr());
   } catch (abi::__forced_unwind&) {
     throw;  // a daemon thread ended at exit (see gil.h)
   } catch (...) {
@@ -1115,8 +1231,10 @@ void bind_route(py::module_& m) {
         "new_task_id() -> str: `prefix` (20 hex digits) and a 48-bit counter's 12 hex digits "
         "(1, 2, ...; wrapping), one id a call.");
   m.def("task_submitter", &task_submitter, py::arg("engine"),
-        "submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout) -> "
-        "(PendingResult, None) or, finished, (FinishedResult, summary) for `engine`: "
+        "submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout[, make, "
+        "task_id, compression]) -> (PendingResult, None) or, finished, (FinishedResult, summary), "
+        "or with `make` (a task_result_maker's function) and a plain success, (FinishedResult, "
+        "make's result with the reply's id, task_id and compression), for `engine`: "
         "engine_task_of(task, False, model, pin, "
         "project) planned and started as Engine.submit_async (lent to `notifier` when `lend`), "
         "then served as PendingResult.serve_lent for at most `serve_timeout` seconds (None: not "
@@ -1139,10 +1257,18 @@ void bind_route(py::module_& m) {
              p.run.reset();  // finished: a result kept for its details keeps no run alive
              return summary_tuple(*p.result);
            },
-           "What a call's caller reads on every call, as a tuple: (ok, model, completion, "
+           "What a call's caller reads on every call, as a tuple: (ok, model, None, "
            "completion_id, content, prompt_tokens, completion_tokens, cost, cost_source, "
-           "cost_problem, cut_at_reservation, provider, provider_model, alerts, task_type); "
-           "result() gives them by name and the rest (errors, attempts, plan).")
+           "cost_problem, cut_at_reservation, provider, provider_model, alerts (None: none), "
+           "task_type); the completion (None here) is completion()'s; result() gives them by "
+           "name and the rest (errors, attempts, plan).")
+      .def("completion", [](PendingResult& p) {
+             std::lock_guard lock(p.mu);
+             if (!p.result) throw InvalidArgument("the task has not finished");
+             return upstream_str(p.result->completion_json);
+           },
+           "The reply's JSON text (str; bytes that are not UTF-8 replaced), as result()'s "
+           "'completion'.")
       .def("cancel", &PendingResult::cancel, py::call_guard<GilRelease>())
       .def("result", [](PendingResult& p) {
         std::lock_guard lock(p.mu);

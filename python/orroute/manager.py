@@ -108,6 +108,19 @@ def _parsed_response(result: Any) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def _completion_of(result: Any) -> str:
+    """The reply's JSON text behind a result made by the manager, decoded when first read (the
+    longest str of a call, which most calls never read): from the pending result (its
+    ``completion()``) or the result dict it was made from; ``""`` when there is none."""
+    details = result.__dict__.get("_details")
+    if details is None:
+        return ""
+    if isinstance(details, Mapping):
+        return details.get("completion") or ""
+    text: str = details.completion()
+    return text
+
+
 def _details(result: Any) -> Mapping[str, Any]:
     """The engine's whole result behind a :class:`TaskResult` (attempts, plan), or ``{}``: given
     as a pending result (its ``result()`` is built on the first read) or as that dict."""
@@ -192,7 +205,8 @@ class TaskResult:
     provider: str = ""
     provider_model: str = ""
     compression: Any = None
-    completion_json: str = field(default="", repr=False, compare=False)
+    # Decoded from the engine's result when first read (as ``response`` is parsed from it).
+    completion_json: str = field(default=_Lazy(_completion_of), repr=False, compare=False)  # type: ignore[assignment]
 
     @property
     def fallbacks(self) -> int:
@@ -221,7 +235,8 @@ class _LazyUsage(_Lazy):
 
 setattr(TaskResult, "usage", _LazyUsage(_usage_of))  # noqa: B010  (mypy: a field is a dict)
 TaskResult.__dict__["usage"].__set_name__(TaskResult, "usage")
-_LAZY_FIELDS = ("usage", "attempts", "reasons", "candidates", "complexity", "response")
+_LAZY_FIELDS = ("usage", "attempts", "reasons", "candidates", "complexity", "response",
+                "completion_json")
 _NOT_PICKLED = ("_details", "_tokens")  # what the lazy fields are made from
 
 
@@ -647,14 +662,17 @@ class AIModelManager:
         # a copy of _RESULT_STATE with the figures, `task_id`, `compression` and `_details` (what
         # attempts, reasons, candidates and complexity are made from) in place, made in the core
         result: TaskResult = _make_result(summary, details, result_id, task_id, compression)
-        # record_feedback's memory: two plain dicts, the newer one replacing the older when full
-        # (the last _FEEDBACK_MEMORY results are always there; an OrderedDict's insert and its
-        # length test cost ~0.6k instructions a call more)
+        self._remember(result_id, model, summary[14])
+        return result
+
+    def _remember(self, result_id: str, model: str, task_type: str) -> None:
+        """record_feedback's memory of a result: two plain dicts, the newer one replacing the
+        older when full (the last _FEEDBACK_MEMORY results are always there; an OrderedDict's
+        insert and its length test cost ~0.6k instructions a call more)."""
         results = self._results
-        results[result_id] = (model, summary[14])
+        results[result_id] = (model, task_type)
         if len(results) >= _FEEDBACK_MEMORY:
             self._older_results, self._results = results, {}
-        return result
 
     def plan(self, task: Task) -> _engine.Plan:
         """What the router would do for ``task``: candidates, reasons, complexity, prompt and
@@ -737,7 +755,10 @@ class AIModelManager:
         if task.__class__ is not Task:
             task = Task.coerce(task)
         compressed = None
-        if self._compresses(task):  # else no coroutine nor import for a step that does nothing
+        # else no coroutine nor import for a step that does nothing; _compresses is the rule,
+        # asked only when the manager or the task names a compression at all (its frame was
+        # ~0.6k instructions of every call)
+        if (self._compress is not None or task.compress is not None) and self._compresses(task):
             task, compressed = await self._compressed(task, model)
         # asked first, as the client does: _observed's frame only for a watched call
         call = self._observed(task, model, False) if self._observe._watched() else _UNWATCHED
@@ -746,14 +767,22 @@ class AIModelManager:
             # on its thread: the loop lent to it); cancelling the await cancels the run
             # (bridge.lend_terms, submit and serve_idle in one core call: the summary when the
             # result came while this thread served the network loop, else None: awaited)
+            # A plain success finished inside comes back as its TaskResult, made there by
+            # _made's maker (_make_result): no summary to read in Python (~1.5k instructions).
             bridge = _engine.bridge()
             notifier, loop_fd, serve = bridge.lend_terms(False)
-            pending, summary = self._door.submit_task(task, model, pin, self._project, notifier,
-                                                      not bridge.waiters, loop_fd, serve)
-            if summary is None:  # a PendingResult (finished inside: a FinishedResult, no await)
-                await _engine.wait(pending)
-                summary = pending.summary()  # type: ignore[union-attr]
-            r = self._made(summary, pending, task.id or "", compressed)
+            task_id = task.id or ""
+            pending, done = self._door.submit_task(task, model, pin, self._project, notifier,
+                                                   not bridge.waiters, loop_fd, serve,
+                                                   _make_result, task_id, compressed)
+            if done.__class__ is TaskResult:
+                r = done
+                self._remember(r.id, r.model, r.task_type)
+            else:
+                if done is None:  # a PendingResult (finished inside: a FinishedResult, no await)
+                    await _engine.wait(pending)
+                    done = pending.summary()  # type: ignore[union-attr]
+                r = self._made(done, pending, task_id, compressed)
             if call is not _UNWATCHED and call.watched:
                 call.done(**task_result_fields(r))
         except BaseException as e:  # as `with call` would: a watched call ends failed or cancelled

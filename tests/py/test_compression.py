@@ -107,6 +107,22 @@ def test_a_task_overrides_the_manager(fake, tmp_path) -> None:
     assert r.compression is None                               # within the limit: untouched
 
 
+def test_an_awaited_task_overrides_the_manager_both_ways(fake, tmp_path) -> None:
+    """The awaited call asks for compression only when the manager or the task names one: a
+    task's own compression on a manager without any, and a task's False on a manager with one,
+    each as the blocking call does."""
+    msgs = _conversation()
+    plain, _ = _manager(fake, tmp_path)
+    asked = Task(messages=msgs, compress={"max_tokens": 300, "keep_last": 2})
+    r = asyncio.run(plain.execute_task(asked))
+    assert r.compression is not None and len(_chats(fake)[-1].json["messages"]) == 3
+    m, _ = _manager(fake, tmp_path, compress={"max_tokens": 300, "keep_last": 2})
+    r = asyncio.run(m.execute_task(Task(messages=msgs, compress=False)))
+    assert r.compression is None and _chats(fake)[-1].json["messages"] == msgs
+    r = asyncio.run(m.execute_task(Task(messages=msgs)))
+    assert r.compression is not None and len(_chats(fake)[-1].json["messages"]) == 3
+
+
 def test_a_cost_threshold_compresses_for_the_expensive_model_only(fake, tmp_path) -> None:
     msgs = _conversation()
     tokens = int(count_tokens(msgs, model=STRONG))

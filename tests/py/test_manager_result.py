@@ -269,3 +269,84 @@ def test_the_result_maker_refuses_what_it_cannot_fill():
             make(bad, None, "id", "", None)
     with pytest.raises(TypeError):
         make(("x",) * 15, None, "id")
+
+
+def test_the_completion_text_is_read_from_the_engine_when_first_read(fake):
+    """An awaited result's ``completion_json`` is the reply's text, decoded when first read from
+    the engine's result (the summary carries None in its place): the same text as the blocking
+    path's, kept by pickling, copying and the ``dataclasses`` helpers, and a value assigned
+    replaces it."""
+    import copy
+    import dataclasses
+
+    m = manager(fake)
+    task = Task(messages="Say hello", max_tokens=20)
+    blocking = m.execute_task_sync(task)
+    awaited = asyncio.run(m.execute_task(task))
+    for r in (blocking, awaited):
+        text = r.completion_json
+        assert isinstance(text, str) and json.loads(text)["id"] == r.id
+        assert r.completion_json is text  # decoded once, then kept
+        assert r.response == json.loads(text)
+        for again in (pickle.loads(pickle.dumps(r)), copy.copy(r), copy.deepcopy(r),
+                      dataclasses.replace(r)):
+            assert again.completion_json == text
+        assert "_details" not in pickle.loads(pickle.dumps(r)).__dict__
+        assert dataclasses.asdict(r)["completion_json"] == text
+        r.completion_json = "{}"
+        assert r.completion_json == "{}"
+    by_hand = orroute.TaskResult(id="r", task_id="t", content="c", model="m/a", usage=None,
+                                 cost=0)  # type: ignore[arg-type]
+    assert by_hand.completion_json == "" and by_hand.response == {}
+
+
+def test_the_pending_result_gives_its_completion_apart_from_its_summary(fake):
+    """``summary()`` (read on every call) leaves the reply's text out (None in its place):
+    ``completion()`` gives it, as ``result()['completion']`` does."""
+    from orroute import _engine
+
+    m = manager(fake)
+    pending = m._door.submit(m._engine_task(Task(messages="Say hello", max_tokens=20)))
+
+    async def wait() -> None:
+        await _engine.wait(pending)
+
+    asyncio.run(wait())
+    summary = pending.summary()
+    assert summary[0] is True and summary[2] is None
+    assert pending.completion() == pending.result()["completion"]
+    assert json.loads(pending.completion())["id"] == summary[3]
+
+
+def test_results_made_one_after_another_keep_their_own_figures(fake):
+    """The maker keeps the figures that repeat call after call (model, task type, cost source,
+    cut flag, provider and its model name) from one result to the next: results made from
+    different summaries, alternating, each hold their own, and the template given is not
+    changed."""
+    from decimal import Decimal
+
+    from orroute import _core
+    from orroute.manager import _RESULT_STATE, TaskResult
+
+    template = dict(_RESULT_STATE)
+    make = _core.task_result_maker(TaskResult, template)
+    a = (True, "test/a", None, "gen-a", "text a", 1, 2, Decimal("0.1"), "upstream", "", False,
+         "", "", None, "general")
+    b = (True, "test/b", '{"id": "gen-b"}', "gen-b", "text b", 3, 4, Decimal("0.2"), "catalog",
+         "", True, "prov", "prov/b", None, "coding")
+    model = "test/" + str(len("a"))[:0] + "a"  # equal to a's model, another str
+    assert model == "test/a" and model is not a[1]
+    a_again = (a[0], model) + a[2:]
+
+    def fields(r: TaskResult) -> tuple:
+        return (r.id, r.model, r.task_type, r.cost_source, r.cut_at_reservation, r.provider,
+                r.provider_model, r.content, r.cost, r.completion_json)
+
+    want_a = ("gen-a", "test/a", "general", "upstream", False, "", "", "text a", Decimal("0.1"),
+              "")
+    want_b = ("gen-b", "test/b", "coding", "catalog", True, "prov", "prov/b", "text b",
+              Decimal("0.2"), '{"id": "gen-b"}')
+    made = [make(s, None, s[3], "", None) for s in (a, b, a, a_again, b, b, a)]
+    assert [fields(r) for r in made] == [want_a, want_b, want_a, want_a, want_b, want_b, want_a]
+    assert template == _RESULT_STATE
+    assert all(template[k] is None for k in ("model", "cost", "_completion_json"))

@@ -265,8 +265,9 @@ def test_a_call_finished_inside_submit_task_hands_back_its_result(fake: FakeOpen
     assert summary is not None and summary[0] is True and summary[13] is None  # no alerts
     assert type(handle) is orroute._core.FinishedResult
     full = handle.result()
+    assert summary[2] is None  # the reply's text: completion(), read when a result needs it
     assert full["ok"] and (full["model"], full["completion"], full["content"]) == (
-        summary[1], summary[2], summary[4])
+        summary[1], handle.completion(), summary[4])
     assert [a["model"] for a in full["attempts"]] == [summary[1]]
     assert handle.result() == full  # read again: the same
     with pytest.raises(TypeError):
@@ -331,3 +332,34 @@ def test_a_pinned_call_goes_around_a_subclass_own_execute_task(fake: FakeOpenRou
     assert pinned.model == "test/b" and seen == []
     assert asyncio.run(m.execute_task(Task(messages="hi", max_tokens=5), model="test/a"))
     assert seen == ["test/a"]
+
+
+def test_a_plain_success_finished_inside_submit_task_comes_back_as_its_result(
+        fake: FakeOpenRouter) -> None:
+    # With the manager's maker, a call served to the end as a plain success (no alerts, no cost
+    # problem, the reply's id) comes back as the TaskResult _made would make of its summary; an
+    # awaited call's result is remembered for record_feedback as _made's are.
+    from orroute.manager import _make_result
+
+    m = manager(fake)
+    task = Task(messages="hi", max_tokens=5, type="coding")
+
+    async def call(make: Any) -> Any:
+        notifier, loop_fd, _ = _engine.bridge().lend_terms(False)
+        return m._door.submit_task(task, None, False, None, notifier, True, loop_fd, -1,
+                                   make, task.id, None)
+
+    handle, made = asyncio.run(call(_make_result))
+    assert type(made) is orroute.TaskResult and type(handle) is orroute._core.FinishedResult
+    handle2, summary = asyncio.run(call(None))  # no maker: the summary, as before
+    assert type(summary) is tuple
+    by_made = m._made(summary, handle2, task.id)
+    assert (made.model, made.task_type, made.cost, made.usage, made.task_id, made.content) == (
+        by_made.model, by_made.task_type, by_made.cost, by_made.usage, task.id, by_made.content)
+    assert made.id == json.loads(made.completion_json)["id"] and made.attempts[-1].model == made.model
+    for bad in (len, object(), _core.task_ids("0" * 20)):
+        with pytest.raises(TypeError, match="make"):
+            asyncio.run(call(bad))
+    r = asyncio.run(m.execute_task(Task(messages="hi", max_tokens=5)))
+    assert m._results[r.id] == (r.model, r.task_type)
+    m.record_feedback(r.id, 1.0)  # found: no error

@@ -110,6 +110,8 @@ class Engine:
         # ``serve_idle`` in one core function (an awaited manager call's way in: no EngineTask
         # object, no Python between); the arguments after ``project`` are
         # ``bridge().lend_terms(False)`` and ``not bridge().waiters``. ``task`` must be a Task.
+        # Three more, ``make, task_id, compression`` (the manager's result maker): a plain
+        # success finished inside comes back as its TaskResult instead of the summary.
         self.submit_task = _core.task_submitter(self._core)
 
     def submit(self, task: Any, lend_to: Any = None) -> Any:
