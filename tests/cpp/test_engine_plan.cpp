@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,4 +81,41 @@ TEST_CASE("the first attempt's body made by plan() is the one the request text g
       }
     }
   }
+}
+
+TEST_CASE("a plan's estimate counts the server-side fallbacks; its shape hands over the request's own models",
+          "[engine]") {
+  const auto m = [](const std::string& id, const std::string& price) {
+    return "{\"id\":\"" + id + "\",\"context_length\":64000,\"architecture\":{\"input_modalities\":"
+           "[\"text\"],\"output_modalities\":[\"text\"]},\"pricing\":{\"prompt\":\"" + price +
+           "\",\"completion\":\"" + price + "\"}}";
+  };
+  auto catalog = std::make_shared<const ModelCatalog>(ModelCatalog::from_json(
+      "{\"data\":[" + m("m/a", "0.000001") + "," + m("m/b", "0.00001") + "," + m("x/y", "0.0001") + "]}"));
+  EngineConfig config;
+  config.client.base_url = "http://127.0.0.1:9";  // never called: plan() only
+  config.client.api_keys = {"sk-test"};
+  config.fallbacks = {"m/a", "m/b"};
+  EngineTask task;
+  task.request_json = R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":100})";
+  std::optional<Money> alone, with_fallback;
+  for (const int server_side : {0, 1}) {
+    config.server_side_fallbacks = server_side;
+    Engine engine(config, catalog, nullptr, QualityPriors());
+    const EnginePlan plan = engine.plan(task, Engine::PlanUse::kSend);
+    REQUIRE(plan.estimate);
+    (server_side == 0 ? alone : with_fallback) = plan.estimate;
+    // submit() adds the fallbacks of the candidates it runs (a caller may change them)
+    REQUIRE(plan.shape);
+    CHECK(plan.shape->models.empty());
+  }
+  CHECK(*with_fallback > *alone);  // m/b may answer a call sent to m/a with `models`: its price
+  // the request's own `models` are the shape's, whatever the server-side fallbacks
+  task.request_json = R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":100,"models":["m/a","x/y"]})";
+  Engine engine(config, catalog, nullptr, QualityPriors());
+  const EnginePlan plan = engine.plan(task, Engine::PlanUse::kSend);
+  REQUIRE(plan.shape);
+  CHECK(plan.shape->models == std::vector<std::string>{"m/a", "x/y"});
+  REQUIRE(plan.estimate);
+  CHECK(*plan.estimate > *with_fallback);  // x/y's price
 }

@@ -2,6 +2,8 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <array>
+#include <string_view>
 
 #include "orroute/engine/attempt_body.h"
 #include "orroute/engine/catalog_prices.h"
@@ -11,6 +13,7 @@
 #include "orroute/engine/engine_impl.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/json_members.h"
 #include "orroute/net/protocol.h"
 #include "orroute/no_destructor.h"
 #include "orroute/tokenizer/token_count.h"
@@ -36,22 +39,24 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
                                                     : std::string("task request JSON is ") + json_parse_reason(st));
   }
   if (!body.IsObject()) throw InvalidArgument("task request must be a JSON object");
+  ChatRequestRules rules;
+  rules.model_chosen = true;  // no model: the router picks one; the rest is validated
+  validate_chat_request(body, rules);  // each key once: the members below are the only ones
+  static constexpr std::array<std::string_view, 5> kRead = {"model", "messages", "tools", "max_tokens",
+                                                            "max_completion_tokens"};
+  const auto [model_member, messages_member, tools, max_tokens, max_completion_tokens] = members_named(body, kRead);
   std::string preferred = config_.preferred_model;
-  if (body.HasMember("model") && body["model"].IsString()) preferred = body["model"].GetString();
-  const bool by_strategy = task.strategy && task.fallbacks.empty();
-  const bool routed = !body.HasMember("model");
-  if (routed) {  // the router picks the model; validate the rest
-    body.AddMember("model", "router", body.GetAllocator());
+  if (model_member != nullptr && model_member->IsString()) {
+    preferred = model_member->GetString();  // to its first NUL, as before
   }
-  validate_chat_request(body);
-  if (routed) body.EraseMember("model");  // `body` is `task.request_json` again (the last member)
+  const bool by_strategy = task.strategy && task.fallbacks.empty();
   EnginePlan plan;
-  const auto& messages = body["messages"];
-  std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
+  const auto& messages = *messages_member;  // validated: there, an array
+  std::string tools_json = tools != nullptr ? json_text(*tools) : std::string();
 
   // validate_chat_request checked the range; with both set, reserve for the larger.
-  for (const char* f : {"max_tokens", "max_completion_tokens"}) {
-    if (body.HasMember(f) && body[f].IsInt64()) plan.max_tokens = std::max(plan.max_tokens, body[f].GetInt64());
+  for (const rapidjson::Value* f : {max_tokens, max_completion_tokens}) {
+    if (f != nullptr && f->IsInt64()) plan.max_tokens = std::max(plan.max_tokens, f->GetInt64());
   }
   if (plan.max_tokens == 0) plan.max_tokens = config_.default_max_tokens;
 
@@ -81,7 +86,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   in.prompt = prompt;
   in.prior_turns = static_cast<int32_t>(messages.Size()) - 1;
   in.prompt_tokens = plan.prompt_tokens;
-  in.tools = body.HasMember("tools") && body["tools"].IsArray() ? static_cast<int32_t>(body["tools"].Size()) : 0;
+  in.tools = tools != nullptr && tools->IsArray() ? static_cast<int32_t>(tools->Size()) : 0;
   in.max_output_tokens = plan.max_tokens;
   in.declared_type = task.task_type;
   plan.complexity = impl_->analyzer.analyze(in);
@@ -160,7 +165,9 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   // counted with that model's own tokenizer.
   RequestShape shape = request_shape_of(body);
   std::vector<std::string> server_models = server_fallbacks(plan.candidates, config_.server_side_fallbacks);
-  if (shape.models.empty()) shape.models = server_models;
+  // The request's own `models`, else the server-side fallbacks sent with it (they may answer too).
+  const bool fallbacks_added = shape.models.empty();
+  if (fallbacks_added) shape.models = server_models;
   int64_t first_prompt = plan.prompt_tokens;
   try {
     first_prompt = count_for(plan.candidates.front());
@@ -176,8 +183,10 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   }
   plan.messages = std::move(chat);
   plan.tools_json = std::move(tools_json);
+  // Handed over with the request's own `models` only: submit() adds the server-side fallbacks of
+  // the candidates it runs (a caller may change a plan's candidates before submitting it).
+  if (fallbacks_added) shape.models.clear();
   plan.shape = std::move(shape);
-  plan.shape_candidates = plan.candidates;
   if (use != PlanUse::kSend) return plan;
   // Last: it changes `body` (model, stream, usage...), which nothing above reads any more.
   PreparedAttempt& first = plan.first_attempt.emplace();
