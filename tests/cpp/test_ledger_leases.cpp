@@ -624,3 +624,25 @@ TEST_CASE("a lease row kept from an earlier transaction is looked up again once 
   CHECK_FALSE(a.settle(r2.reservation_id, cost("0.004")).reservation_found);
   CHECK(state(b).spent == Money::parse("0.008"));
 }
+
+TEST_CASE("a settle_batch of 3000 settles commits in one transaction", "[ledger][batch]") {
+  // ~170 KiB of WAL frames in one commit: the WAL-gathering VFS once handed that to SQLite's unix
+  // VFS in one write, which it cannot take, and the whole batch failed "database or disk is full".
+  TempLedgerFile file;
+  SqliteLedger ledger(file.path);
+  ledger.set_budget(spec("project:p", Window::kTotal, "1000"));
+  std::vector<SettleItem> items;
+  for (int i = 0; i < 3000; ++i) {
+    const auto r = ledger.reserve(req("0.01", "p"));
+    REQUIRE(r.status == ReserveStatus::kReserved);
+    CallRecord c = cost("0.004");
+    c.scope.project = "p";
+    items.push_back({r.reservation_id, c});
+  }
+  const auto out = ledger.settle_batch(items);
+  REQUIRE(out.size() == items.size());
+  for (const auto& b : out) REQUIRE(b.error.empty());
+  CHECK(ledger.calls({}).size() == items.size());
+  CHECK(state(ledger).spent == Money::parse("12"));
+  CHECK(state(ledger).reserved.is_zero());
+}

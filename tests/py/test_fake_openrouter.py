@@ -36,12 +36,14 @@ def fake() -> Iterator[FakeOpenRouter]:
         yield f
 
 
-def post(fake: FakeOpenRouter, body: dict[str, Any], headers: dict[str, str] | None = None):
-    """One POST to /chat/completions; returns (status, headers, raw body bytes)."""
+def post(fake: FakeOpenRouter, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None):
+    """One POST to /chat/completions (a dict as JSON, bytes as they are); returns (status,
+    headers, raw body bytes)."""
     conn = http.client.HTTPConnection(fake.host, fake.port, timeout=10)
     try:
         hdrs = {"Content-Type": "application/json", **(headers or {})}
-        conn.request("POST", "/api/v1/chat/completions", json.dumps(body), hdrs)
+        data = body if isinstance(body, bytes) else json.dumps(body)
+        conn.request("POST", "/api/v1/chat/completions", data, hdrs)
         resp = conn.getresponse()
         return resp.status, resp.headers, resp.read()
     finally:
@@ -796,6 +798,26 @@ def test_a_call_whose_user_value_marshal_cannot_keep_is_served_and_booked(monkey
             assert data["external_user"] == deep and data["session_id"] == deep
     finally:
         sys.setrecursionlimit(limit)
+
+
+def test_a_body_nested_past_the_parsers_reach_is_a_400_and_a_deep_user_reads_back():
+    """Under the interpreter's own recursion limit: a body nested ~5,000 levels is refused as
+    invalid JSON (400, as OpenRouter answers a body it cannot parse), not a 500 from the
+    parser's RecursionError; a ``user`` of 300 levels (past orjson's 254) is served and its
+    /generation stats read back whole."""
+    deep = json.dumps(chat())[:-1].encode() + b', "user": ' + b"[" * 5_000 + b'"u"' + b"]" * 5_000 + b"}"
+    with FakeOpenRouter(record=False) as fake:
+        status, _, raw = post(fake, deep)
+        assert status == 400, raw[:200]
+        assert json.loads(raw)["error"]["code"] == 400
+        user: Any = "u"
+        for _ in range(300):
+            user = [user]
+        status, _, raw = post(fake, chat(user=user))
+        assert status == 200, raw[:200]
+        status, _, stats = get(fake, "/generation?id=" + json.loads(raw)["id"])
+        assert status == 200, stats[:200]
+        assert json.loads(stats)["data"]["external_user"] == user
 
 
 def test_credits_and_key_track_spending():

@@ -36,7 +36,9 @@ struct SqliteLedgerOptions {
   // Page size of a new file (existing files keep theirs); 0 = SQLite's default (4096). Small
   // pages make each commit's WAL frames cheaper (a settle rewrites ~5 pages).
   int32_t page_size = 1024;
-  // WAL pages before a commit checkpoints (each checkpoint syncs twice); 0 = SQLite's 1000.
+  // WAL pages that start a checkpoint (each syncs twice); 0 = SQLite's 1000. The checkpoint
+  // runs on the ledger's own thread and connection, off the calls' path; a commit checkpoints
+  // itself only past 4 times this (the thread fell behind). See docs/cost.md.
   int32_t wal_autocheckpoint = 10'000;
   // Write-behind settles (with leases; 0 = off: every settle is written before it returns).
   // A settle served from a lease and within its reservation is queued and written, with the
@@ -92,6 +94,15 @@ class SqliteLedger final : public Ledger {
   // settle() (empty without write-behind). Throws Error if the batch fails (the settles stay
   // queued; their money stays reserved).
   std::vector<Alert> flush_settles();
+  // What this process's connection to the file did about its WAL (tests, benches): checkpoints
+  // run by the checkpointer thread, checkpoints run by a commit (past the hard limit), and the
+  // WAL's frames after its last commit.
+  struct WalStats {
+    int64_t background_checkpoints = 0;
+    int64_t commit_checkpoints = 0;
+    int64_t wal_frames = 0;
+  };
+  WalStats wal_stats() const;
 
   int64_t set_budget(const BudgetSpec& spec) override;
   bool remove_budget(const BudgetScope& scope, Window window) override;

@@ -222,7 +222,10 @@ try:  # optional speed-up; same JSON meaning
     import orjson as _orjson
 
     def _dumps(obj: Any) -> bytes:
-        return _orjson.dumps(obj)
+        try:
+            return _orjson.dumps(obj)
+        except _orjson.JSONEncodeError:  # nested past orjson's 254 levels (a caller's `user`)
+            return _ENCODER.encode(obj).encode()
 
 except ImportError:  # pragma: no cover - depends on the environment
     pass
@@ -659,7 +662,7 @@ class FakeOpenRouter:
         if raw.body:
             try:
                 body = json.loads(raw.body)
-            except ValueError:
+            except (ValueError, RecursionError):  # nested past the parser's reach: not JSON to us
                 body = None
         rec = RecordedRequest(
             method=raw.method,

@@ -27,7 +27,9 @@ int SqliteLedger::Impl::busy_wait(void* self, int count) {
 }
 
 SqliteLedger::Impl::~Impl() {
-  if (flusher && static_cast<int64_t>(::getpid()) == pid) stop_flusher();  // else: not ours (fork)
+  const bool ours = static_cast<int64_t>(::getpid()) == pid;  // else: the parent's (fork)
+  if (flusher && ours) stop_flusher();
+  if (checkpointer && ours) stop_checkpointer();
   if (!canonical.empty()) {
     std::lock_guard lk(open_ledgers().mu);
     auto [lo, hi] = open_ledgers().by_path.equal_range(canonical);
@@ -40,6 +42,7 @@ SqliteLedger::Impl::~Impl() {
   }
   for (auto& [sql, s] : stmts) sqlite3_finalize(s);
   for (auto& [sql, s] : literal_stmts) sqlite3_finalize(s);
+  if (ckpt_db) sqlite3_close_v2(ckpt_db);
   if (db) sqlite3_close_v2(db);
   if (sidecar_map) ::munmap(sidecar_map, 64);
 }
@@ -101,6 +104,7 @@ void SqliteLedger::Impl::open() {
   exec(options.durable_fsync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   exec("PRAGMA temp_store=MEMORY");
   migrate();
+  if (path != ":memory:") start_checkpointer();
   open_sidecar();
   leases_on = options.leases && has_epoch;
   behind_on = leases_on && options.settle_delay_us > 0;

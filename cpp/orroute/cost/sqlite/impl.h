@@ -526,6 +526,36 @@ struct SqliteLedger::Impl {
   void start_flusher();
   void stop_flusher();
 
+  // ---- the WAL checkpointer (checkpointer.cpp) ----
+  // SQLite's automatic checkpoint runs in the commit that takes the WAL past
+  // wal_autocheckpoint pages: a sync of the WAL, the pages copied to the database, its sync
+  // (10-25 ms), with the write lock's queue waiting. Instead the connection's WAL hook
+  // (wal_committed) wakes this object's own thread, which checkpoints (PASSIVE: it never blocks
+  // a writer or a reader) on a connection of its own. A commit checkpoints inline only past
+  // kHardLimitFactor times the threshold (the thread fell behind, or could not run): the WAL
+  // stays bounded. A file only (":memory:" has no WAL).
+  static constexpr int kHardLimitFactor = 4;
+  int ckpt_threshold = 0;  // WAL frames that wake the thread (0: no checkpointer)
+  sqlite3* ckpt_db = nullptr;  // the thread's own connection
+  std::mutex cmu;  // guards the fields below; a leaf lock
+  std::condition_variable ccv;
+  bool ckpt_wanted = false, ckpt_stop = false;
+  std::thread* checkpointer = nullptr;  // started at open; leaked in a forked child
+  std::atomic<int64_t> ckpt_background{0}, ckpt_on_commit{0};  // checkpoints that ran
+  std::atomic<int> wal_frames{0};  // the WAL's frames after this connection's last commit
+  // The WAL's frames when the last checkpoint (the thread's or a commit's) looked at it. The
+  // thread is woken once the WAL holds the threshold's worth of frames past this: under a
+  // sustained rate the WAL never starts over (commits arrive while a checkpoint syncs), and a
+  // wake per commit past the threshold ran one small checkpoint after another. Fewer frames
+  // than this: the WAL started over (counts from 0 again).
+  std::atomic<int> ckpt_mark{0};
+
+  // sqlite3_wal_hook's callback: after every commit of `db`, with the WAL's frame count.
+  static int wal_committed(void* self, sqlite3* db, const char* name, int frames);
+  void start_checkpointer();
+  void stop_checkpointer();
+  void checkpointer_loop();
+
   // Releases a reservation served from a lease: local only.
   bool release_sub(int64_t id);
 

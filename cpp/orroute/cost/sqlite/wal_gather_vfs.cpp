@@ -17,6 +17,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -29,6 +30,10 @@ namespace {
 
 constexpr int kFrameHeader = 24;
 constexpr size_t kMaxGathered = 1 << 20;  // a big transaction is written in 1 MiB runs
+// SQLite's unix VFS writes at most 0x1ffff bytes a call (os_unix.c: seekAndWriteFd masks the
+// length, asserting it fits). Handed more, it writes the low bits' worth, then nothing, and says
+// SQLITE_FULL. A run goes to it in pieces of this size (a commit under 64 KiB in one write).
+constexpr size_t kMaxWrite = 1 << 16;
 constexpr int kWalWriteLock = 0;          // WAL_WRITE_LOCK in wal.c
 
 sqlite3_vfs* g_real = nullptr;
@@ -61,8 +66,12 @@ sqlite3_file* real(sqlite3_file* f) { return as(f)->real; }
 
 int write_run(File* f) {
   if (f->run.empty()) return SQLITE_OK;
-  const int rc = f->real->pMethods->xWrite(f->real, f->run.data(), static_cast<int>(f->run.size()),
-                                           f->run_start);
+  int rc = SQLITE_OK;
+  for (size_t at = 0; at < f->run.size() && rc == SQLITE_OK; at += kMaxWrite) {
+    const size_t n = std::min(kMaxWrite, f->run.size() - at);
+    rc = f->real->pMethods->xWrite(f->real, f->run.data() + at, static_cast<int>(n),
+                                   f->run_start + static_cast<sqlite3_int64>(at));
+  }
   f->run.clear();
   f->after_header = f->commit_page = false;
   return rc;
