@@ -64,11 +64,11 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
       preferred.empty() || by_strategy ? std::string("openai/gpt-4o") : preferred;
   if (by_strategy) preferred.clear();  // e.g. "orroute/auto": not a model to call
   // One count per tokenizer: models sharing one (encoding and factor) reuse it, here and in
-  // submit() (the first candidate is usually counted with the reference's tokenizer).
+  // submit() (with selection the first candidate is often counted with the reference's).
   // The messages as counted, read from the body parsed above; submit() hands them to the prices.
   // Images count at their most (ImageCount::kAtMost): the upstream fetches them, and a caller's
   // width/height hints are not what it bills.
-  plan.prompt_counts.reserve(2);  // the reference's tokenizer and the first candidate's
+  plan.prompt_counts.reserve(2);  // the reference's tokenizer (selection) and the first candidate's
   auto chat = std::make_shared<const std::vector<ChatMessage>>(chat_messages_of(messages));
   const auto count_for = [&](const std::string& model) -> int64_t {
     const std::string key = tokenizer_key(model);
@@ -79,7 +79,30 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
     plan.prompt_counts.emplace_back(key, n);
     return n;
   };
-  plan.prompt_tokens = count_for(reference);
+  static const NoDestructor<std::vector<std::string>> kNone;
+  const std::vector<std::string>& explicit_order =
+      !task.fallbacks.empty() ? task.fallbacks : by_strategy ? *kNone : config_.fallbacks;
+  // The prompt's count (the plan's prompt_tokens, the complexity's size): with an explicit order
+  // nothing is chosen from it, so it is the first candidate's own (the model the call goes to,
+  // one count); the selector needs a size before any model is chosen: the reference's. The
+  // first candidate's count, whatever the order, is what the estimate reserves for.
+  std::optional<int64_t> first_prompt;
+  if (!explicit_order.empty()) {
+    plan.candidates.reserve(explicit_order.size() + 1);
+    // A task's own model goes before the engine's chain (a task's own list is its exact order).
+    if (task.fallbacks.empty() && !preferred.empty()) plan.candidates.push_back(preferred);
+    for (const std::string& id : explicit_order) {
+      if (std::find(plan.candidates.begin(), plan.candidates.end(), id) == plan.candidates.end()) {
+        plan.candidates.push_back(id);
+      }
+    }
+    plan.later_reasons.push_back("explicit fallback order");
+    try {
+      first_prompt = count_for(plan.candidates.front());
+    } catch (const Error&) {
+    }
+  }
+  plan.prompt_tokens = first_prompt ? *first_prompt : count_for(reference);
 
   const std::string prompt = last_user_text(messages);
   ComplexityInput in;
@@ -92,20 +115,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   plan.complexity = impl_->analyzer.analyze(in);
   plan.task_type = plan.complexity.task_type;
 
-  static const NoDestructor<std::vector<std::string>> kNone;
-  const std::vector<std::string>& explicit_order =
-      !task.fallbacks.empty() ? task.fallbacks : by_strategy ? *kNone : config_.fallbacks;
-  if (!explicit_order.empty()) {
-    plan.candidates.reserve(explicit_order.size() + 1);
-    // A task's own model goes before the engine's chain (a task's own list is its exact order).
-    if (task.fallbacks.empty() && !preferred.empty()) plan.candidates.push_back(preferred);
-    for (const std::string& id : explicit_order) {
-      if (std::find(plan.candidates.begin(), plan.candidates.end(), id) == plan.candidates.end()) {
-        plan.candidates.push_back(id);
-      }
-    }
-    plan.later_reasons.push_back("explicit fallback order");
-  } else {
+  if (explicit_order.empty()) {
     if (!preferred.empty()) plan.candidates.push_back(preferred);
     std::vector<Candidate> ranked;
     if (impl_->selector) {
@@ -168,16 +178,18 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   // The request's own `models`, else the server-side fallbacks sent with it (they may answer too).
   const bool fallbacks_added = shape.models.empty();
   if (fallbacks_added) shape.models = server_models;
-  int64_t first_prompt = plan.prompt_tokens;
-  try {
-    first_prompt = count_for(plan.candidates.front());
-  } catch (const Error&) {
+  if (!first_prompt) {
+    try {
+      first_prompt = count_for(plan.candidates.front());
+    } catch (const Error&) {
+      first_prompt = plan.prompt_tokens;
+    }
   }
-  plan.estimate = impl_->pricer->worst_case(plan.candidates.front(), shape, first_prompt,
+  plan.estimate = impl_->pricer->worst_case(plan.candidates.front(), shape, *first_prompt,
                                             plan.max_tokens, nullptr);
   if (impl_->routes && plan.estimate) {
     // Several providers: the first model may run at any of them; the estimate is the dearest.
-    const auto elsewhere = impl_->routes->dearest_elsewhere(plan.candidates.front(), shape, first_prompt, plan.max_tokens,
+    const auto elsewhere = impl_->routes->dearest_elsewhere(plan.candidates.front(), shape, *first_prompt, plan.max_tokens,
                                                             impl_->pricer->context_window(plan.candidates.front()));
     if (elsewhere && *elsewhere > *plan.estimate) plan.estimate = elsewhere;
   }
