@@ -2,11 +2,13 @@
 #include <catch2/catch.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "orroute/engine.h"
 #include "orroute/select/quality_priors.h"
+#include "orroute/tokenizer/token_count.h"
 
 using namespace orroute;
 
@@ -79,5 +81,108 @@ TEST_CASE("the first attempt's body made by plan() is the one the request text g
         CHECK_FALSE(first.made_for(first.model, stream, first.server_models, int64_t{16}));
       }
     }
+  }
+}
+
+TEST_CASE("a plan's estimate counts the server-side fallbacks; its shape hands over the request's own models",
+          "[engine]") {
+  const auto m = [](const std::string& id, const std::string& price) {
+    return "{\"id\":\"" + id + "\",\"context_length\":64000,\"architecture\":{\"input_modalities\":"
+           "[\"text\"],\"output_modalities\":[\"text\"]},\"pricing\":{\"prompt\":\"" + price +
+           "\",\"completion\":\"" + price + "\"}}";
+  };
+  auto catalog = std::make_shared<const ModelCatalog>(ModelCatalog::from_json(
+      "{\"data\":[" + m("m/a", "0.000001") + "," + m("m/b", "0.00001") + "," + m("x/y", "0.0001") + "]}"));
+  EngineConfig config;
+  config.client.base_url = "http://127.0.0.1:9";  // never called: plan() only
+  config.client.api_keys = {"sk-test"};
+  config.fallbacks = {"m/a", "m/b"};
+  EngineTask task;
+  task.request_json = R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":100})";
+  std::optional<Money> alone, with_fallback;
+  for (const int server_side : {0, 1}) {
+    config.server_side_fallbacks = server_side;
+    Engine engine(config, catalog, nullptr, QualityPriors());
+    const EnginePlan plan = engine.plan(task, Engine::PlanUse::kSend);
+    REQUIRE(plan.estimate);
+    (server_side == 0 ? alone : with_fallback) = plan.estimate;
+    // submit() adds the fallbacks of the candidates it runs (a caller may change them)
+    REQUIRE(plan.shape);
+    CHECK(plan.shape->models.empty());
+  }
+  CHECK(*with_fallback > *alone);  // m/b may answer a call sent to m/a with `models`: its price
+  // the request's own `models` are the shape's, whatever the server-side fallbacks
+  task.request_json = R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":100,"models":["m/a","x/y"]})";
+  Engine engine(config, catalog, nullptr, QualityPriors());
+  const EnginePlan plan = engine.plan(task, Engine::PlanUse::kSend);
+  REQUIRE(plan.shape);
+  CHECK(plan.shape->models == std::vector<std::string>{"m/a", "x/y"});
+  REQUIRE(plan.estimate);
+  CHECK(*plan.estimate > *with_fallback);  // x/y's price
+}
+
+TEST_CASE("a plan counts the prompt once, with the first candidate's tokenizer, when the order is explicit",
+          "[engine]") {
+  const auto m = [](const std::string& id) {
+    return "{\"id\":\"" + id + "\",\"context_length\":64000,\"architecture\":{\"input_modalities\":"
+           "[\"text\"],\"output_modalities\":[\"text\"]},\"pricing\":{\"prompt\":\"0.000001\","
+           "\"completion\":\"0.000002\"}}";
+  };
+  auto catalog = std::make_shared<const ModelCatalog>(
+      ModelCatalog::from_json("{\"data\":[" + m("m/a") + "," + m("m/b") + "," + m("openai/gpt-4o") + "]}"));
+  // A prompt the reference's o200k and m/a's tokenizer count differently.
+  const std::string messages =
+      R"([{"role":"system","content":"Réponds en français. 東京の天気は？ def f(x):\n\treturn x ** 2  # ünïcödé"},)"
+      R"({"role":"user","content":"Résume ce texte: naïve café — the quick brown fox. Ελληνικά κείμενο."}])";
+  const int64_t as_a = count_chat_tokens_json("m/a", messages).tokens;
+  const int64_t as_reference = count_chat_tokens_json("openai/gpt-4o", messages).tokens;
+  REQUIRE(as_a != as_reference);
+  const std::string request = "{\"messages\":" + messages + ",\"max_tokens\":100}";
+  const std::string with_model = "{\"model\":\"openai/gpt-4o\",\"messages\":" + messages + ",\"max_tokens\":100}";
+
+  EngineConfig config;
+  config.client.base_url = "http://127.0.0.1:9";  // never called: plan() only
+  config.client.api_keys = {"sk-test"};
+  const auto counted_once_as_a = [&](const EnginePlan& plan) {
+    CHECK(plan.candidates.front() == "m/a");
+    CHECK(plan.prompt_tokens == as_a);
+    CHECK(plan.prompt_counts.size() == 1);
+  };
+  {  // a task's own order, no model: one count, the first candidate's
+    Engine engine(config, catalog, nullptr, QualityPriors());
+    EngineTask task;
+    task.request_json = request;
+    task.fallbacks = {"m/a", "m/b"};
+    counted_once_as_a(engine.plan(task));
+    counted_once_as_a(engine.plan(task, Engine::PlanUse::kSend));
+    // the body's model is not tried with a task's own order: the count is still m/a's
+    task.request_json = with_model;
+    const EnginePlan plan = engine.plan(task);
+    CHECK(plan.candidates == std::vector<std::string>{"m/a", "m/b"});
+    CHECK(plan.prompt_tokens == as_a);
+  }
+  {  // the engine's chain, no model
+    config.fallbacks = {"m/a", "m/b"};
+    Engine engine(config, catalog, nullptr, QualityPriors());
+    EngineTask task;
+    task.request_json = request;
+    counted_once_as_a(engine.plan(task));
+    // the body's model goes first: its own count
+    task.request_json = with_model;
+    const EnginePlan plan = engine.plan(task);
+    CHECK(plan.candidates.front() == "openai/gpt-4o");
+    CHECK(plan.prompt_tokens == as_reference);
+  }
+  {  // selection: a size before any model is chosen, the reference's; the first candidate's too
+    config.fallbacks.clear();
+    Engine engine(config, catalog, nullptr,
+                  QualityPriors::from_json(R"({"models": {"m/a": {"overall": 0.9}}})"));
+    EngineTask task;
+    task.request_json = request;
+    task.strategy = Strategy::kQualityFirst;
+    const EnginePlan plan = engine.plan(task);
+    CHECK(plan.prompt_tokens == as_reference);
+    REQUIRE(plan.candidates.front() == "m/a");
+    CHECK(plan.prompt_counts.size() == 2);  // the reference's, then m/a's for the estimate
   }
 }

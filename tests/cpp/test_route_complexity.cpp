@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "orroute/error.h"
@@ -114,4 +116,55 @@ TEST_CASE("a complexity's reasons and line are written from its figures", "[rout
                                             "multi_step 0.75 (+0.19)", "question 1.00 (+0.15)",
                                             "several strong cues combined"});
   CHECK(complexity_line(code) == "complexity 0.83 -> premium");
+}
+
+TEST_CASE("a lookup opening is found as a plain scan of every opening finds it, on many texts",
+          "[route][complexity]") {
+  // The reference: every opening compared in turn after the leading ASCII spaces, case-insensitively.
+  static const std::vector<std::string> openings = {"what is", "what's", "who ", "when ", "where ", "define",
+                                                    "translate", "list ", "name ", "hi", "hello", "thanks",
+                                                    "is ", "are ", "yes", "no"};
+  const auto opens = [](std::string_view text) {
+    size_t i = 0;
+    while (i < text.size() && (text[i] == ' ' || (text[i] >= '\t' && text[i] <= '\r'))) ++i;
+    for (const std::string& o : openings) {
+      if (text.size() - i < o.size()) continue;
+      bool same = true;
+      for (size_t k = 0; k < o.size() && same; ++k) {
+        const char c = text[i + k];
+        same = (c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c) == o[k];
+      }
+      if (same) return true;
+    }
+    return false;
+  };
+  uint64_t seed = 0x9e3779b97f4a7c15ULL;
+  const auto next = [&seed](uint64_t n) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<size_t>((seed >> 33) % n);
+  };
+  // No cue of another family ("why", "prove", ...) can be made from these: the question feature
+  // is 0 for a lookup and 0.3 otherwise.
+  static const std::string filler = "xzq 1.,HISTNO\t'\xc3\xa9";  // no W: no "how "
+  int lookups = 0;
+  for (int n = 0; n < 20000; ++n) {
+    std::string text(next(4), ' ');
+    if (next(5) == 0) text += '\t';
+    if (next(4) != 0) {  // an opening, cut short or whole, its letters' case flipped at random
+      std::string o = openings[next(openings.size())];
+      o.resize(next(o.size() + 1));
+      for (char& c : o) {
+        if (c >= 'a' && c <= 'z' && next(2) == 0) c = static_cast<char>(c - 32);
+      }
+      text += o;
+    }
+    for (size_t k = next(6); k > 0; --k) text += filler[next(filler.size())];
+    const bool expected = opens(text);
+    lookups += expected ? 1 : 0;
+    CAPTURE(text);
+    const Complexity c = judge(text);
+    REQUIRE(c.features.question == (expected ? 0.0 : 0.3));
+  }
+  CHECK(lookups > 2000);  // both sides seen often
+  CHECK(lookups < 18000);
 }

@@ -872,3 +872,24 @@ TEST_CASE("messages read from a parsed array count as their JSON text does", "[t
   not_array.Parse(R"({"role":"user"})");
   CHECK_THROWS_AS(orroute::chat_messages_of(not_array), orroute::ParseError);
 }
+
+TEST_CASE("a model's tokenizer stays its own when models are asked in turn, past the remembered bound",
+          "[tokenizer]") {
+  // Each thread remembers the models it resolved (and the last two it found): asked in turn, and
+  // after the table starts over (more distinct ids than it keeps), each answer is the model's.
+  std::thread([] {
+    const std::string o200k = orroute::tokenizer_key("openai/gpt-4o");
+    const std::string cl100k = orroute::tokenizer_key("openai/gpt-4");
+    const std::string claude = orroute::tokenizer_key("anthropic/claude-sonnet-4");
+    CHECK(o200k != cl100k);
+    CHECK(claude != cl100k);
+    for (int i = 0; i < 3000; ++i) {
+      CHECK(orroute::tokenizer_key("openai/gpt-4o") == o200k);
+      CHECK(orroute::tokenizer_key("openai/gpt-4") == cl100k);
+      if (i % 3 == 0) CHECK(orroute::tokenizer_key("anthropic/claude-sonnet-4") == claude);
+      (void)orroute::tokenizer_key("unknown/model-" + std::to_string(i));  // fills the table
+      CHECK(orroute::tokenizer_for_model("openai/gpt-4").encoding == "cl100k_base");
+      CHECK(orroute::tokenizer_for_model("openai/gpt-4o").encoding == "o200k_base");
+    }
+  }).join();
+}

@@ -3,10 +3,13 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <array>
 #include <limits>
+#include <string_view>
 
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/json_members.h"
 #include "orroute/utf8.h"
 
 namespace orroute {
@@ -96,16 +99,16 @@ void read_pdf_engine(const rapidjson::Value& plugin, RequestShape& shape) {
   shape.pdf_engine.assign(engine->GetString(), engine->GetStringLength());
 }
 
-// The image parts of the body's messages into shape.images, and the parts whose tokens the
-// upstream alone can tell into shape.unsized_parts: a file (a PDF's text is extracted upstream,
-// and may be far longer than its bytes), a video, an image at its original resolution.
-void read_parts(const rapidjson::Value& body, RequestShape& shape) {
-  auto messages = body.FindMember("messages");
-  if (messages == body.MemberEnd() || !messages->value.IsArray()) return;
+// The image parts of the body's messages (`messages`: its member, null when absent) into
+// shape.images, and the parts whose tokens the upstream alone can tell into shape.unsized_parts:
+// a file (a PDF's text is extracted upstream, and may be far longer than its bytes), a video, an
+// image at its original resolution.
+void read_parts(const rapidjson::Value* messages, RequestShape& shape) {
+  if (messages == nullptr || !messages->IsArray()) return;
   const auto text = [](const rapidjson::Value& v) {
     return v.IsString() ? std::string_view(v.GetString(), v.GetStringLength()) : std::string_view();
   };
-  for (const auto& m : messages->value.GetArray()) {
+  for (const auto& m : messages->GetArray()) {
     if (!m.IsObject()) continue;
     auto content = m.FindMember("content");
     if (content == m.MemberEnd() || !content->value.IsArray()) continue;
@@ -142,13 +145,12 @@ int64_t output_bound(int64_t max_output_tokens, const RequestShape& shape) noexc
   return total;
 }
 
-// The bytes of the body's `prediction` text: {"type": "content", "content": a string or an array
-// of {"type": "text", "text": ...} parts}.
-int64_t prediction_bytes(const rapidjson::Value& body) {
-  auto prediction = body.FindMember("prediction");
-  if (prediction == body.MemberEnd() || !prediction->value.IsObject()) return 0;
-  auto content = prediction->value.FindMember("content");
-  if (content == prediction->value.MemberEnd()) return 0;
+// The bytes of the body's `prediction` text (its member, null when absent): {"type": "content",
+// "content": a string or an array of {"type": "text", "text": ...} parts}.
+int64_t prediction_bytes(const rapidjson::Value* prediction) {
+  if (prediction == nullptr || !prediction->IsObject()) return 0;
+  auto content = prediction->FindMember("content");
+  if (content == prediction->MemberEnd()) return 0;
   if (content->value.IsString()) return content->value.GetStringLength();
   int64_t n = 0;
   if (content->value.IsArray()) {
@@ -161,13 +163,12 @@ int64_t prediction_bytes(const rapidjson::Value& body) {
   return n;
 }
 
-// The body's `reasoning.max_tokens` into shape.reasoning_tokens; anything but a whole number from
-// 0 leaves the request unbounded.
-void read_reasoning_budget(const rapidjson::Value& body, RequestShape& shape) {
-  auto reasoning = body.FindMember("reasoning");
-  if (reasoning == body.MemberEnd() || !reasoning->value.IsObject()) return;
-  auto budget = reasoning->value.FindMember("max_tokens");
-  if (budget == reasoning->value.MemberEnd() || budget->value.IsNull()) return;
+// The body's `reasoning.max_tokens` (`reasoning`: its member, null when absent) into
+// shape.reasoning_tokens; anything but a whole number from 0 leaves the request unbounded.
+void read_reasoning_budget(const rapidjson::Value* reasoning, RequestShape& shape) {
+  if (reasoning == nullptr || !reasoning->IsObject()) return;
+  auto budget = reasoning->FindMember("max_tokens");
+  if (budget == reasoning->MemberEnd() || budget->value.IsNull()) return;
   if (!budget->value.IsInt64() || budget->value.GetInt64() < 0) {
     shape.unbounded = "reasoning.max_tokens must be a whole number from 0 (its tokens are billed as output)";
     return;
@@ -177,11 +178,11 @@ void read_reasoning_budget(const rapidjson::Value& body, RequestShape& shape) {
 
 // A tool the model calls is priced in tokens (`function`, and `custom` tools: text the model
 // writes); any other type is run by the upstream and billed per use (OpenRouter's server tools:
-// `openrouter:web_search`, ...), a cost no reservation can bound.
-void read_server_tools(const rapidjson::Value& body, RequestShape& shape) {
-  auto tools = body.FindMember("tools");
-  if (tools == body.MemberEnd() || !tools->value.IsArray()) return;
-  for (const auto& t : tools->value.GetArray()) {
+// `openrouter:web_search`, ...), a cost no reservation can bound. `tools`: the body's member, null
+// when absent.
+void read_server_tools(const rapidjson::Value* tools, RequestShape& shape) {
+  if (tools == nullptr || !tools->IsArray()) return;
+  for (const auto& t : tools->GetArray()) {
     if (!t.IsObject()) continue;
     auto type = t.FindMember("type");
     if (type == t.MemberEnd() || !type->value.IsString()) continue;
@@ -265,17 +266,20 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
   RequestShape shape;
   try {
     if (!d.IsObject()) return shape;
-    if (auto it = d.FindMember("models"); it != d.MemberEnd() && it->value.IsArray()) {
-      for (const auto& m : it->value.GetArray()) {
+    // The members read below, the first of each name (as FindMember finds it), in one pass.
+    static constexpr std::array<std::string_view, 9> kRead = {
+        "models", "web_search_options", "preset", "plugins", "tools", "messages", "prediction", "reasoning", "n"};
+    const auto [models, web_search, preset, plugins, tools, messages, prediction, reasoning, n] =
+        members_named(d, kRead);
+    if (models != nullptr && models->IsArray()) {
+      for (const auto& m : models->GetArray()) {
         if (m.IsString()) shape.models.emplace_back(m.GetString(), m.GetStringLength());
       }
     }
-    if (d.HasMember("web_search_options")) shape.web_plugin = true;
-    if (auto it = d.FindMember("preset"); it != d.MemberEnd() && !it->value.IsNull()) {
-      shape.unbounded = kPresetRefusal;
-    }
-    if (auto it = d.FindMember("plugins"); it != d.MemberEnd() && it->value.IsArray()) {
-      for (const auto& p : it->value.GetArray()) {
+    if (web_search != nullptr) shape.web_plugin = true;
+    if (preset != nullptr && !preset->IsNull()) shape.unbounded = kPresetRefusal;
+    if (plugins != nullptr && plugins->IsArray()) {
+      for (const auto& p : plugins->GetArray()) {
         if (!p.IsObject()) continue;
         auto id = p.FindMember("id");
         if (id == p.MemberEnd() || !id->value.IsString()) continue;
@@ -297,13 +301,11 @@ RequestShape request_shape_of(const rapidjson::Value& d) noexcept {
         }
       }
     }
-    read_server_tools(d, shape);
-    read_parts(d, shape);
-    shape.prediction_bytes = prediction_bytes(d);
-    read_reasoning_budget(d, shape);
-    if (auto n = d.FindMember("n"); n != d.MemberEnd() && n->value.IsInt64() && n->value.GetInt64() > 1) {
-      shape.choices = n->value.GetInt64();
-    }
+    read_server_tools(tools, shape);
+    read_parts(messages, shape);
+    shape.prediction_bytes = prediction_bytes(prediction);
+    read_reasoning_budget(reasoning, shape);
+    if (n != nullptr && n->IsInt64() && n->GetInt64() > 1) shape.choices = n->GetInt64();
   } catch (const std::exception&) {  // out of memory: what it costs is not known, so not sent
     RequestShape refused;
     refused.unbounded = "the request could not be read for its price";

@@ -2,11 +2,14 @@
 
 #include <rapidjson/document.h>
 
+#include <array>
 #include <charconv>
+#include <string_view>
 
 #include "orroute/engine/chat_text.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/json_members.h"
 
 namespace orroute {
 
@@ -49,12 +52,15 @@ std::optional<std::string> appended_attempt_body(std::string_view request_json, 
                                                  const std::string& model, bool stream,
                                                  const std::vector<std::string>& server_models,
                                                  std::optional<int64_t> reserved_max_tokens) {
-  if (!d.IsObject() || d.MemberCount() == 0 || d.HasMember("model") || d.HasMember("stream")) return std::nullopt;
-  const auto max_tokens = d.FindMember("max_tokens");
-  const auto max_completion = d.FindMember("max_completion_tokens");
-  const bool reserve = reserved_max_tokens && (max_tokens == d.MemberEnd() || max_tokens->value.IsNull()) &&
-                       (max_completion == d.MemberEnd() || max_completion->value.IsNull());
-  if (reserve && max_tokens != d.MemberEnd()) return std::nullopt;  // set in place
+  if (!d.IsObject() || d.MemberCount() == 0) return std::nullopt;
+  // The members read here, in one pass (the first of each name, as FindMember finds it).
+  static constexpr std::array<std::string_view, 7> kRead = {
+      "model", "stream", "max_tokens", "max_completion_tokens", "stream_options", "usage", "models"};
+  const auto [model_m, stream_m, max_tokens, max_completion, stream_options, usage, models] = members_named(d, kRead);
+  if (model_m != nullptr || stream_m != nullptr) return std::nullopt;
+  const bool reserve = reserved_max_tokens && (max_tokens == nullptr || max_tokens->IsNull()) &&
+                       (max_completion == nullptr || max_completion->IsNull());
+  if (reserve && max_tokens != nullptr) return std::nullopt;  // set in place
   const size_t close = request_json.find_last_not_of(" \t\n\r");
   if (close == std::string_view::npos || request_json[close] != '}' ||
       request_json.find('\0') != std::string_view::npos) {
@@ -70,14 +76,14 @@ std::optional<std::string> appended_attempt_body(std::string_view request_json, 
   out.append(",\"model\":");
   append_json_string(out, model.c_str());
   out.append(stream ? ",\"stream\":true" : ",\"stream\":false");
-  if (stream && !d.HasMember("stream_options")) out.append(",\"stream_options\":{\"include_usage\":true}");
-  if (!d.HasMember("usage")) out.append(",\"usage\":{\"include\":true}");
+  if (stream && stream_options == nullptr) out.append(",\"stream_options\":{\"include_usage\":true}");
+  if (usage == nullptr) out.append(",\"usage\":{\"include\":true}");
   if (reserve) {
     char digits[24];
     const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, *reserved_max_tokens);
     out.append(",\"max_tokens\":").append(digits, end);
   }
-  if (!server_models.empty() && !d.HasMember("models")) {
+  if (!server_models.empty() && models == nullptr) {
     out.append(",\"models\":[");
     append_json_string(out, model.c_str());
     int listed = 1;

@@ -3,10 +3,12 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <array>
 #include <exception>
 #include <string_view>
 
 #include "orroute/json.h"
+#include "orroute/json_members.h"
 #include "orroute/json_writer.h"
 #include "orroute/tokenizer/token_count.h"
 
@@ -21,18 +23,22 @@ std::string json_text(const rapidjson::Value& v) {
 
 // Text of the last user message (string content or text parts).
 std::string last_user_text(const rapidjson::Value& messages) {
+  static constexpr std::array<std::string_view, 2> kRead = {"role", "content"};
   for (auto it = messages.End(); it != messages.Begin();) {
     --it;
-    if (!it->IsObject() || !it->HasMember("role") || !(*it)["role"].IsString()) continue;
-    if (std::string_view((*it)["role"].GetString()) != "user") continue;
-    if (!it->HasMember("content")) return {};
-    const auto& c = (*it)["content"];
+    // A message's role and content in one pass (the first of each, as a lookup by name finds it).
+    const auto [role, content] = members_named(*it, kRead);
+    if (role == nullptr || !role->IsString()) continue;
+    if (std::string_view(role->GetString()) != "user") continue;  // to its first NUL
+    if (content == nullptr) return {};
+    const auto& c = *content;
     if (c.IsString()) return c.GetString();
     std::string out;
     if (c.IsArray()) {
       for (const auto& part : c.GetArray()) {
-        if (part.IsObject() && part.HasMember("text") && part["text"].IsString()) {
-          out += part["text"].GetString();
+        if (!part.IsObject()) continue;
+        if (const auto text = part.FindMember("text"); text != part.MemberEnd() && text->value.IsString()) {
+          out += text->value.GetString();
           out += '\n';
         }
       }

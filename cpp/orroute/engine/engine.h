@@ -130,8 +130,7 @@ struct EnginePlan {
   // written and parsed again) and the tools as JSON text. Null messages: submit() derives them.
   std::shared_ptr<const std::vector<ChatMessage>> messages;
   std::string tools_json;
-  std::optional<RequestShape> shape;  // with the server-side fallbacks plan() added
-  std::vector<std::string> shape_candidates;  // the candidates `shape` was made for
+  std::optional<RequestShape> shape;  // its `models` the request's own (submit() adds its fallbacks)
   // Prompt tokens by tokenizer (the key of tokenizer_key()), as counted for this request.
   std::vector<std::pair<std::string, int64_t>> prompt_counts;
   // The first candidate's attempt body, from the request as plan() parsed it (PlanUse::kSend).

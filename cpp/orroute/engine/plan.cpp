@@ -2,6 +2,8 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <array>
+#include <string_view>
 
 #include "orroute/engine/attempt_body.h"
 #include "orroute/engine/catalog_prices.h"
@@ -11,6 +13,7 @@
 #include "orroute/engine/engine_impl.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/json_members.h"
 #include "orroute/net/protocol.h"
 #include "orroute/no_destructor.h"
 #include "orroute/tokenizer/token_count.h"
@@ -36,22 +39,24 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
                                                     : std::string("task request JSON is ") + json_parse_reason(st));
   }
   if (!body.IsObject()) throw InvalidArgument("task request must be a JSON object");
+  ChatRequestRules rules;
+  rules.model_chosen = true;  // no model: the router picks one; the rest is validated
+  validate_chat_request(body, rules);  // each key once: the members below are the only ones
+  static constexpr std::array<std::string_view, 5> kRead = {"model", "messages", "tools", "max_tokens",
+                                                            "max_completion_tokens"};
+  const auto [model_member, messages_member, tools, max_tokens, max_completion_tokens] = members_named(body, kRead);
   std::string preferred = config_.preferred_model;
-  if (body.HasMember("model") && body["model"].IsString()) preferred = body["model"].GetString();
-  const bool by_strategy = task.strategy && task.fallbacks.empty();
-  const bool routed = !body.HasMember("model");
-  if (routed) {  // the router picks the model; validate the rest
-    body.AddMember("model", "router", body.GetAllocator());
+  if (model_member != nullptr && model_member->IsString()) {
+    preferred = model_member->GetString();  // to its first NUL, as before
   }
-  validate_chat_request(body);
-  if (routed) body.EraseMember("model");  // `body` is `task.request_json` again (the last member)
+  const bool by_strategy = task.strategy && task.fallbacks.empty();
   EnginePlan plan;
-  const auto& messages = body["messages"];
-  std::string tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
+  const auto& messages = *messages_member;  // validated: there, an array
+  std::string tools_json = tools != nullptr ? json_text(*tools) : std::string();
 
   // validate_chat_request checked the range; with both set, reserve for the larger.
-  for (const char* f : {"max_tokens", "max_completion_tokens"}) {
-    if (body.HasMember(f) && body[f].IsInt64()) plan.max_tokens = std::max(plan.max_tokens, body[f].GetInt64());
+  for (const rapidjson::Value* f : {max_tokens, max_completion_tokens}) {
+    if (f != nullptr && f->IsInt64()) plan.max_tokens = std::max(plan.max_tokens, f->GetInt64());
   }
   if (plan.max_tokens == 0) plan.max_tokens = config_.default_max_tokens;
 
@@ -59,11 +64,11 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
       preferred.empty() || by_strategy ? std::string("openai/gpt-4o") : preferred;
   if (by_strategy) preferred.clear();  // e.g. "orroute/auto": not a model to call
   // One count per tokenizer: models sharing one (encoding and factor) reuse it, here and in
-  // submit() (the first candidate is usually counted with the reference's tokenizer).
+  // submit() (with selection the first candidate is often counted with the reference's).
   // The messages as counted, read from the body parsed above; submit() hands them to the prices.
   // Images count at their most (ImageCount::kAtMost): the upstream fetches them, and a caller's
   // width/height hints are not what it bills.
-  plan.prompt_counts.reserve(2);  // the reference's tokenizer and the first candidate's
+  plan.prompt_counts.reserve(2);  // the reference's tokenizer (selection) and the first candidate's
   auto chat = std::make_shared<const std::vector<ChatMessage>>(chat_messages_of(messages));
   const auto count_for = [&](const std::string& model) -> int64_t {
     const std::string key = tokenizer_key(model);
@@ -74,22 +79,14 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
     plan.prompt_counts.emplace_back(key, n);
     return n;
   };
-  plan.prompt_tokens = count_for(reference);
-
-  const std::string prompt = last_user_text(messages);
-  ComplexityInput in;
-  in.prompt = prompt;
-  in.prior_turns = static_cast<int32_t>(messages.Size()) - 1;
-  in.prompt_tokens = plan.prompt_tokens;
-  in.tools = body.HasMember("tools") && body["tools"].IsArray() ? static_cast<int32_t>(body["tools"].Size()) : 0;
-  in.max_output_tokens = plan.max_tokens;
-  in.declared_type = task.task_type;
-  plan.complexity = impl_->analyzer.analyze(in);
-  plan.task_type = plan.complexity.task_type;
-
   static const NoDestructor<std::vector<std::string>> kNone;
   const std::vector<std::string>& explicit_order =
       !task.fallbacks.empty() ? task.fallbacks : by_strategy ? *kNone : config_.fallbacks;
+  // The prompt's count (the plan's prompt_tokens, the complexity's size): with an explicit order
+  // nothing is chosen from it, so it is the first candidate's own (the model the call goes to,
+  // one count); the selector needs a size before any model is chosen: the reference's. The
+  // first candidate's count, whatever the order, is what the estimate reserves for.
+  std::optional<int64_t> first_prompt;
   if (!explicit_order.empty()) {
     plan.candidates.reserve(explicit_order.size() + 1);
     // A task's own model goes before the engine's chain (a task's own list is its exact order).
@@ -100,7 +97,25 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
       }
     }
     plan.later_reasons.push_back("explicit fallback order");
-  } else {
+    try {
+      first_prompt = count_for(plan.candidates.front());
+    } catch (const Error&) {
+    }
+  }
+  plan.prompt_tokens = first_prompt ? *first_prompt : count_for(reference);
+
+  const std::string prompt = last_user_text(messages);
+  ComplexityInput in;
+  in.prompt = prompt;
+  in.prior_turns = static_cast<int32_t>(messages.Size()) - 1;
+  in.prompt_tokens = plan.prompt_tokens;
+  in.tools = tools != nullptr && tools->IsArray() ? static_cast<int32_t>(tools->Size()) : 0;
+  in.max_output_tokens = plan.max_tokens;
+  in.declared_type = task.task_type;
+  plan.complexity = impl_->analyzer.analyze(in);
+  plan.task_type = plan.complexity.task_type;
+
+  if (explicit_order.empty()) {
     if (!preferred.empty()) plan.candidates.push_back(preferred);
     std::vector<Candidate> ranked;
     if (impl_->selector) {
@@ -160,24 +175,30 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   // counted with that model's own tokenizer.
   RequestShape shape = request_shape_of(body);
   std::vector<std::string> server_models = server_fallbacks(plan.candidates, config_.server_side_fallbacks);
-  if (shape.models.empty()) shape.models = server_models;
-  int64_t first_prompt = plan.prompt_tokens;
-  try {
-    first_prompt = count_for(plan.candidates.front());
-  } catch (const Error&) {
+  // The request's own `models`, else the server-side fallbacks sent with it (they may answer too).
+  const bool fallbacks_added = shape.models.empty();
+  if (fallbacks_added) shape.models = server_models;
+  if (!first_prompt) {
+    try {
+      first_prompt = count_for(plan.candidates.front());
+    } catch (const Error&) {
+      first_prompt = plan.prompt_tokens;
+    }
   }
-  plan.estimate = impl_->pricer->worst_case(plan.candidates.front(), shape, first_prompt,
+  plan.estimate = impl_->pricer->worst_case(plan.candidates.front(), shape, *first_prompt,
                                             plan.max_tokens, nullptr);
   if (impl_->routes && plan.estimate) {
     // Several providers: the first model may run at any of them; the estimate is the dearest.
-    const auto elsewhere = impl_->routes->dearest_elsewhere(plan.candidates.front(), shape, first_prompt, plan.max_tokens,
+    const auto elsewhere = impl_->routes->dearest_elsewhere(plan.candidates.front(), shape, *first_prompt, plan.max_tokens,
                                                             impl_->pricer->context_window(plan.candidates.front()));
     if (elsewhere && *elsewhere > *plan.estimate) plan.estimate = elsewhere;
   }
   plan.messages = std::move(chat);
   plan.tools_json = std::move(tools_json);
+  // Handed over with the request's own `models` only: submit() adds the server-side fallbacks of
+  // the candidates it runs (a caller may change a plan's candidates before submitting it).
+  if (fallbacks_added) shape.models.clear();
   plan.shape = std::move(shape);
-  plan.shape_candidates = plan.candidates;
   if (use != PlanUse::kSend) return plan;
   // Last: it changes `body` (model, stream, usage...), which nothing above reads any more.
   PreparedAttempt& first = plan.first_attempt.emplace();

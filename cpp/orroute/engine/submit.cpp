@@ -50,15 +50,10 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   std::vector<std::string> server_models = server_fallbacks(plan.candidates, config_.server_side_fallbacks);
   // Under a ledger the request carries the max_tokens that was reserved, and answers are metered.
   const int64_t meter_limit = guard_ ? plan.max_tokens : 0;
-  RequestShape shape;
-  if (plan.shape && plan.shape_candidates == plan.candidates) {
-    shape = std::move(*plan.shape);  // plan() added the same server-side fallbacks
-  } else {
-    shape = request_shape(task.request_json);
-    if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
-  }
+  // plan()'s shape holds the request's own `models` only (as request_shape reads them).
+  RequestShape shape = plan.shape ? std::move(*plan.shape) : request_shape(task.request_json);
+  if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
   plan.shape.reset();
-  plan.shape_candidates.clear();
   const int64_t output_limit = guard_ ? reserved_output_tokens(plan.max_tokens, shape) : 0;
   // Several providers: each model at every provider serving it (balanced groups in their order).
   ProviderRoutes* routes = impl_->routes.get();
@@ -165,7 +160,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
       if (on_done) on_done(std::move(*held));
     });
   };
-  auto run = start_route(ctx, std::move(req), sender, std::move(finish));
+  auto run = start_route(std::move(ctx), std::move(req), sender, std::move(finish));
   // The run holds the sender as long as the handle holds the run: a plain pointer, which the
   // std::functions keep inline (a shared_ptr copy was an allocation each).
   ChatSender* const raw = sender.get();

@@ -13,6 +13,7 @@
 
 #include "orroute/error.h"
 #include "orroute/json.h"
+#include "orroute/json_members.h"
 #include "orroute/utf8.h"
 
 namespace orroute {
@@ -205,24 +206,6 @@ int64_t token_field(const rapidjson::Value* found, const char* name, std::string
     return static_cast<int64_t>(d);
   }
   return bad("is not a number");
-}
-
-// The members of `obj` named in `names`, in that order: the first of each name (as FindMember
-// finds it), null when absent. One pass over the members instead of a lookup per name.
-template <size_t N>
-std::array<const rapidjson::Value*, N> members_named(const rapidjson::Value& obj,
-                                                    const std::array<std::string_view, N>& names) {
-  std::array<const rapidjson::Value*, N> out{};
-  for (const auto& m : obj.GetObject()) {
-    const std::string_view name(m.name.GetString(), m.name.GetStringLength());
-    for (size_t i = 0; i < N; ++i) {
-      if (out[i] == nullptr && name == names[i]) {
-        out[i] = &m.value;
-        break;
-      }
-    }
-  }
-  return out;
 }
 
 // A details object's token counts by name (`names` are literals: NUL-terminated), each into its
@@ -529,7 +512,7 @@ std::optional<ChatRequestProblem> check_chat_request(const rapidjson::Value& bod
   const TopFields fields(body);
   const auto* model = fields[TopFields::kModel];
   const auto* models = fields[TopFields::kModels];
-  if (model == nullptr && (rules.require_model || models == nullptr)) {
+  if (model == nullptr && !rules.model_chosen && (rules.require_model || models == nullptr)) {
     return bad("model", "is required (a model id such as \"openai/gpt-4o-mini\", an alias or a route name)");
   }
   if (model != nullptr) {

@@ -91,6 +91,8 @@ constexpr int64_t kMaxOutputTokens = 2'147'483'647;
 struct ChatRequestRules {
   bool require_model = false;  // `model` must be there (else `model` or `models`)
   int64_t max_n = 0;           // largest `n` (0 = any positive whole number)
+  // No `model`: the router picks one (checked as if one were named; a `model` given is still checked).
+  bool model_chosen = false;
 };
 
 // The first rule a chat request breaks: the field that breaks it ("messages[2].role", "body")

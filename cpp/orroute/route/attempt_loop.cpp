@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <span>
 #include <utility>
 
 #include "orroute/error.h"
@@ -88,9 +89,9 @@ class Jitter {
 
 class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
  public:
-  Run(const LoopContext& ctx, RouteRequest req, std::shared_ptr<AttemptSender> sender,
+  Run(LoopContext ctx, RouteRequest req, std::shared_ptr<AttemptSender> sender,
       RouteDone on_done)
-      : ctx_(ctx),
+      : ctx_(std::move(ctx)),
         req_(std::move(req)),
         sender_(std::move(sender)),
         on_done_(std::move(on_done)),
@@ -391,10 +392,15 @@ void Run::step_locked() {
     }
 
     // Rate limits: the model's and the key's; wait up to a bound, else move on.
-    std::vector<std::string> scopes;
-    scopes.reserve(1 + ctx_.config.key_scopes.size());
-    scopes.push_back(permits_.model_key);
-    scopes.insert(scopes.end(), ctx_.config.key_scopes.begin(), ctx_.config.key_scopes.end());
+    // The model's scope alone is the breaker's key itself (no vector and no copy a call).
+    std::vector<std::string> with_keys;
+    std::span<const std::string> scopes(&permits_.model_key, 1);
+    if (!ctx_.config.key_scopes.empty()) {
+      with_keys.reserve(1 + ctx_.config.key_scopes.size());
+      with_keys.push_back(permits_.model_key);
+      with_keys.insert(with_keys.end(), ctx_.config.key_scopes.begin(), ctx_.config.key_scopes.end());
+      scopes = with_keys;
+    }
     const Admission admission = ctx_.state->try_admit(
         scopes, LimitUsage{1, prompt_tokens, req_.max_output_tokens}, now);
     if (!admission.admitted) {
@@ -627,11 +633,12 @@ void Run::finish(Lock& lock) {
     release_permits(CallOutcome::kNeutral, now);
   }
   auto done = std::move(on_done_);
-  RouteOutcome out = std::move(*outcome_);
   lock.unlock();
   if (!done) return;
   try {
-    done(std::move(out));
+    // Handed over where it lies (not moved into a local first): once finished_ is set under the
+    // lock, nothing else in the run reads or writes it, and the caller of finish() holds the run.
+    done(std::move(*outcome_));
   } catch (...) {
     // The caller's callback failed; the run itself is over and holds nothing.
   }
@@ -656,7 +663,7 @@ void Run::cancel() {
 
 }  // namespace
 
-std::shared_ptr<RouteRun> start_route(const LoopContext& context, RouteRequest request,
+std::shared_ptr<RouteRun> start_route(LoopContext context, RouteRequest request,
                                       std::shared_ptr<AttemptSender> sender,
                                       RouteDone on_done) {
   if (request.candidates.empty()) throw InvalidArgument("route: no candidate models");
@@ -666,7 +673,7 @@ std::shared_ptr<RouteRun> start_route(const LoopContext& context, RouteRequest r
   if (request.prompt_tokens < 0 || request.max_output_tokens < 0) {
     throw InvalidArgument("route: token counts must be >= 0");
   }
-  auto run = std::make_shared<Run>(context, std::move(request), std::move(sender), std::move(on_done));
+  auto run = std::make_shared<Run>(std::move(context), std::move(request), std::move(sender), std::move(on_done));
   run->step();
   return run;
 }

@@ -280,7 +280,7 @@ using RouteDone = std::function<void(RouteOutcome&&)>;
 // Starts the loop. `sender` must outlive the run; `on_done` is called exactly once, from whichever
 // thread finished the last step (never while a loop lock is held). Throws InvalidArgument if
 // `request.candidates` is empty or a context pointer (clock, state, metrics, scheduler) is null.
-std::shared_ptr<RouteRun> start_route(const LoopContext& context, RouteRequest request,
+std::shared_ptr<RouteRun> start_route(LoopContext context, RouteRequest request,
                                       std::shared_ptr<AttemptSender> sender,
                                       RouteDone on_done);
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -120,11 +122,20 @@ uint32_t cue_families(std::string_view text) {
   return found;
 }
 
-bool starts_with_any(std::string_view text, std::initializer_list<std::string_view> cues) {
+// How a lookup or a small transformation opens (lower case, each non-empty).
+constexpr std::string_view kLookupOpenings[] = {"what is", "what's", "who ", "when ", "where ", "define",
+                                                "translate", "list ", "name ", "hi", "hello", "thanks",
+                                                "is ", "are ", "yes", "no"};
+
+// Whether `text`, past its leading spaces, opens with one of `cues` (lower case, non-empty),
+// ignoring ASCII case: only the cues of its first letter are compared.
+bool starts_with_any(std::string_view text, std::span<const std::string_view> cues) {
   size_t i = 0;
   while (i < text.size() && is_space(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == text.size()) return false;
+  const char first = lower(static_cast<unsigned char>(text[i]));
   for (std::string_view cue : cues) {
-    if (cue_at(text, i, cue)) return true;
+    if (cue[0] == first && cue_at(text, i, cue)) return true;
   }
   return false;
 }
@@ -142,9 +153,7 @@ TextReading read_text(std::string_view prompt) {
   TextReading r;
   r.cues = cue_families(prompt);
   r.stats = prompt_stats(prompt);
-  r.lookup = starts_with_any(prompt, {"what is", "what's", "who ", "when ", "where ", "define",
-                                      "translate", "list ", "name ", "hi", "hello", "thanks",
-                                      "is ", "are ", "yes", "no"});
+  r.lookup = starts_with_any(prompt, kLookupOpenings);
   return r;
 }
 

@@ -12,6 +12,7 @@
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "orroute/error.h"
 #include "orroute/json.h"
@@ -236,17 +237,30 @@ KnownModel& known_model(std::string_view model_or_family) {
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
   thread_local std::unordered_map<std::string, KnownModel, Hash, std::equal_to<>> known;
-  // The entry found last: a call asks for one model over and over, and comparing it is a quarter
-  // of hashing it and finding it in the map. Map nodes stay put until the map is cleared.
-  thread_local std::pair<const std::string, KnownModel>* last = nullptr;
+  // The two entries found last: a call asks for one or two models over and over (the plan's
+  // reference and its first candidate, in turn), and comparing one is a quarter of hashing it and
+  // finding it in the map. Map nodes stay put until the map is cleared (which forgets both).
+  using Entry = std::pair<const std::string, KnownModel>;
+  thread_local Entry* last = nullptr;
+  thread_local Entry* before = nullptr;
   if (last != nullptr && last->first == model_or_family) return last->second;
-  if (auto it = known.find(model_or_family); it != known.end()) {
-    last = &*it;
-    return it->second;
+  if (before != nullptr && before->first == model_or_family) {
+    std::swap(last, before);
+    return last->second;
   }
-  const ModelTokenizer t = resolve_tokenizer(model_or_family);
-  if (known.size() >= kMaxRemembered) known.clear();
-  last = &*known.emplace(std::string(model_or_family), KnownModel{t, nullptr, {}}).first;
+  Entry* found = nullptr;
+  if (auto it = known.find(model_or_family); it != known.end()) {
+    found = &*it;
+  } else {
+    const ModelTokenizer t = resolve_tokenizer(model_or_family);
+    if (known.size() >= kMaxRemembered) {
+      known.clear();
+      last = nullptr;
+    }
+    found = &*known.emplace(std::string(model_or_family), KnownModel{t, nullptr, {}}).first;
+  }
+  before = last;
+  last = found;
   return last->second;
 }
 

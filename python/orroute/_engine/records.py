@@ -16,7 +16,7 @@ class Plan(TypedDict):
     reasons: list[str]
     complexity: dict[str, Any]
     task_type: str
-    prompt_tokens: int
+    prompt_tokens: int  # the first candidate's count (explicit order), else the reference's
     max_tokens: int
     estimate: Decimal | None
 
