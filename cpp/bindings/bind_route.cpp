@@ -192,7 +192,7 @@ enum RepeatedFigure : size_t { kRepModel, kRepCostSource, kRepProvider, kRepProv
 
 py::object repeated_str(RepeatedFigure figure, std::string_view text, bool lenient) {
   constexpr size_t kMaxKept = 256;
-  static RepeatedStr slots[kRepeated];
+  static auto* const slots = new RepeatedStr[kRepeated];  // never destroyed (as ResultKeys)
   RepeatedStr& slot = slots[figure];
   if (slot.str != nullptr && text == slot.text) return py::reinterpret_borrow<py::object>(slot.str);
   py::object made;
@@ -215,7 +215,6 @@ py::object repeated_str(RepeatedFigure figure, std::string_view text, bool lenie
 // is read: PendingResult.completion()).
 std::array<py::object, kFigures> figures(const EngineResult& r, bool for_summary = false) {
   const RouteOutcome& o = r.route;
-  static const std::string kNone;
   return {py::cast(o.ok),
           repeated_str(kRepModel, o.model, false),
           for_summary ? py::object(py::none()) : py::object(upstream_str(r.completion_json)),
@@ -224,8 +223,8 @@ std::array<py::object, kFigures> figures(const EngineResult& r, bool for_summary
           py::cast(r.prompt_tokens),
           py::cast(r.completion_tokens),
           py::cast(o.cost),
-          repeated_str(kRepCostSource, o.ok ? o.charge.source : kNone, false),
-          py::cast(o.ok ? o.charge.problem : kNone),
+          repeated_str(kRepCostSource, o.ok ? std::string_view(o.charge.source) : std::string_view(), false),
+          py::cast(o.ok ? std::string_view(o.charge.problem) : std::string_view()),
           py::cast(r.cut_at_reservation),
           repeated_str(kRepProvider, r.provider, true),
           repeated_str(kRepProviderModel, r.provider_model, false),
