@@ -367,10 +367,11 @@ struct Transport::Impl {
     return close(s);
   }
 
-  // libcurl's work for what is ready: each socket the last wait (or a look now) found ready, then
-  // its timers when one is due (a new transfer is due at once, as is a resumed one).
-  void act_on_sockets() {
-    if (ready_count == 0) read_ready(0);
+  // libcurl's work for what is ready: each socket the last wait (or, with `look`, a look now)
+  // found ready, then its timers when one is due (a new transfer is due at once, as is a resumed
+  // one).
+  void act_on_sockets(bool look) {
+    if (ready_count == 0 && look) read_ready(0);
     int running = 0;
     for (size_t i = 0; i < ready_count; ++i) {
       const epoll_event& ev = ready[i];
@@ -825,12 +826,13 @@ struct Transport::Impl {
   }
 
   // The loop's work, on the thread that drives it (the loop thread, or a caller holding a Driver):
-  // queued commands, due timers, libcurl's work, finished transfers, deadlines.
-  void work() {
+  // queued commands, due timers, libcurl's work, finished transfers, deadlines. Without `look`,
+  // only the sockets the last wait found ready are acted on (no epoll_wait now).
+  void work(bool look = true) {
     turns.fetch_add(1, std::memory_order_relaxed);
     process_commands();
     run_timers();
-    act_on_sockets();
+    act_on_sockets(look);
     int left = 0;
     while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
       if (msg->msg != CURLMSG_DONE) continue;
@@ -1140,8 +1142,12 @@ void Transport::Driver::lend_to(std::shared_ptr<LoopWatch> watch) {
 bool Transport::Driver::run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   if (!impl_) return done();
   const auto deadline = Clock::now() + timeout;
-  while (true) {
-    impl_->work();
+  // The first turn takes no look at the sockets (an epoll_wait a call that, sending on a loop
+  // that was parked, finds nothing: idle connections at most). What is ready now is read by the
+  // next wait: this one's, the loop thread's once it takes over, or a lease's (the watch's set is
+  // readable at once).
+  for (bool look = false;; look = true) {
+    impl_->work(look);
     if (done()) return true;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return false;
