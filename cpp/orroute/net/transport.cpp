@@ -239,12 +239,28 @@ struct Transport::Impl {
   std::atomic<int64_t> wakeups{0};  // wake-ups of the loop thread (push, a Driver letting go)
   std::atomic<int64_t> drives{0};   // Drivers that held the loop
   std::atomic<int64_t> lends{0};    // leases given to an event loop's LoopWatch
+  std::atomic<int64_t> turns{0};    // work() runs
   // The event loop the loop is lent to between its turns (guarded by mu); the loop thread stays
   // parked while it is set, as while a Driver holds the loop.
   std::shared_ptr<LoopWatch> lent_to;
   std::weak_ptr<Impl> self;  // what a LoopWatch holds while lent
 
   // Loop-thread state.
+  // The connection sockets libcurl opened (on_open) and has not closed (on_close), each with the
+  // events epoll_fd watches it for (0: not in the set) and whether libcurl waits on it now. A
+  // connection's socket stays in the set while it idles in the pool between transfers: libcurl
+  // says CURL_POLL_REMOVE when a transfer ends and asks for the same socket again when the next
+  // one reuses the connection (a DEL, then a MOD that fails and an ADD: 3 syscalls a call, all
+  // saved). An event on one that libcurl no longer waits on (the server closed the idle
+  // connection: readable, level-triggered, for ever) takes it out then, once. Since each such
+  // socket is closed through on_close, a number here is always the socket libcurl knows by it
+  // (a closed number reused by a new socket starts afresh). Other sockets libcurl waits on (a
+  // resolver's) are added and removed as libcurl says.
+  struct ConnSocket {
+    uint32_t in_set = 0;
+    bool wanted = false;
+  };
+  std::unordered_map<curl_socket_t, ConnSocket> conn_sockets;
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers;
   uint64_t timer_seq = 0;
@@ -285,32 +301,91 @@ struct Transport::Impl {
     [[maybe_unused]] const ssize_t n = write(wake_fd, &one, sizeof one);
   }
 
-  // CURLMOPT_SOCKETFUNCTION: libcurl starts, changes or stops waiting on socket `s`.
+  // CURLMOPT_SOCKETFUNCTION: libcurl starts, changes or stops waiting on socket `s`. A
+  // connection's socket (conn_sockets) stays in the set when libcurl stops waiting on it, and
+  // costs no syscall when asked for the events it is already watched for.
   static int on_socket(CURL*, curl_socket_t s, int what, void* userp, void*) {
     auto* impl = static_cast<Impl*>(userp);
+    const auto conn = impl->conn_sockets.find(s);
     if (what == CURL_POLL_REMOVE) {
-      epoll_ctl(impl->epoll_fd, EPOLL_CTL_DEL, s, nullptr);  // fails harmlessly if already closed
+      if (conn != impl->conn_sockets.end()) {
+        conn->second.wanted = false;  // idle in the pool: left in the set (act_on_sockets)
+      } else {
+        epoll_ctl(impl->epoll_fd, EPOLL_CTL_DEL, s, nullptr);  // fails harmlessly if already closed
+      }
       return 0;
     }
-    epoll_event ev{};
-    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-    ev.data.fd = s;
-    if (epoll_ctl(impl->epoll_fd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT) {
-      epoll_ctl(impl->epoll_fd, EPOLL_CTL_ADD, s, &ev);
+    const uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    if (conn == impl->conn_sockets.end()) {
+      impl->watch_socket(s, events, /*in_set=*/true);
+      return 0;
     }
+    conn->second.wanted = true;
+    if (conn->second.in_set == events) return 0;
+    conn->second.in_set = impl->watch_socket(s, events, conn->second.in_set != 0) ? events : 0;
     return 0;
   }
 
-  // libcurl's work for what is ready: each socket the last wait (or a look now) found ready, then
-  // its timers when one is due (a new transfer is due at once, as is a resumed one).
-  void act_on_sockets() {
-    if (ready_count == 0) read_ready(0);
+  // Watches `s` for `events` in the set (MOD when `in_set`, else ADD, each falling back on the
+  // other). False when neither took it.
+  bool watch_socket(curl_socket_t s, uint32_t events, bool in_set) const {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = s;
+    const int op = in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(epoll_fd, op, s, &ev) == 0) return true;
+    if (op == EPOLL_CTL_MOD && errno == ENOENT) return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, s, &ev) == 0;
+    if (op == EPOLL_CTL_ADD && errno == EEXIST) return epoll_ctl(epoll_fd, EPOLL_CTL_MOD, s, &ev) == 0;
+    return false;
+  }
+
+  // CURLOPT_OPENSOCKETFUNCTION: the socket of a new connection, made as libcurl makes it, known
+  // from now on (conn_sockets) until on_close. A number closed without on_close and reused would
+  // come here afresh too.
+  static curl_socket_t on_open(void* clientp, curlsocktype purpose, curl_sockaddr* addr) {
+    auto* impl = static_cast<Impl*>(clientp);
+    const curl_socket_t s = socket(addr->family, addr->socktype, addr->protocol);
+    if (s == CURL_SOCKET_BAD) return s;
+    if (purpose == CURLSOCKTYPE_IPCXN) {
+      impl->conn_sockets[s] = ConnSocket{};
+    } else {
+      impl->conn_sockets.erase(s);
+    }
+    return s;
+  }
+
+  // CURLOPT_CLOSESOCKETFUNCTION: libcurl closes a connection's socket. Taken out of the set first:
+  // closing it does that only when no other descriptor shares the socket (a forked child's copy),
+  // and a registration left behind would report the old socket's events under a number that may
+  // name a new one.
+  static int on_close(void* clientp, curl_socket_t s) {
+    auto* impl = static_cast<Impl*>(clientp);
+    if (const auto conn = impl->conn_sockets.find(s); conn != impl->conn_sockets.end()) {
+      if (conn->second.in_set != 0) epoll_ctl(impl->epoll_fd, EPOLL_CTL_DEL, s, nullptr);
+      impl->conn_sockets.erase(conn);
+    }
+    return close(s);
+  }
+
+  // libcurl's work for what is ready: each socket the last wait (or, with `look`, a look now)
+  // found ready, then its timers when one is due (a new transfer is due at once, as is a resumed
+  // one).
+  void act_on_sockets(bool look) {
+    if (ready_count == 0 && look) read_ready(0);
     int running = 0;
     for (size_t i = 0; i < ready_count; ++i) {
       const epoll_event& ev = ready[i];
       if (ev.data.fd == wake_fd) {
         uint64_t count = 0;
         [[maybe_unused]] const ssize_t n = read(wake_fd, &count, sizeof count);
+        continue;
+      }
+      if (const auto conn = conn_sockets.find(ev.data.fd); conn != conn_sockets.end() && !conn->second.wanted) {
+        // An idle pooled connection's socket (closed by the server, or sent something unasked):
+        // out of the set, so that it cannot keep waking the loop; libcurl checks the connection
+        // when it next reuses it.
+        if (conn->second.in_set != 0) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, ev.data.fd, nullptr);
+        conn->second.in_set = 0;
         continue;
       }
       int mask = 0;
@@ -407,6 +482,10 @@ struct Transport::Impl {
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);  // prefer multiplexing on an HTTP/2 connection
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Impl::on_open);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Impl::on_close);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
     // The same for every transfer (ProxyEnvironment): libcurl then reads no no_proxy variable.
     curl_easy_setopt(e, CURLOPT_NOPROXY, proxies.no_proxy.c_str());
     if (options.verbose) curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
@@ -747,11 +826,13 @@ struct Transport::Impl {
   }
 
   // The loop's work, on the thread that drives it (the loop thread, or a caller holding a Driver):
-  // queued commands, due timers, libcurl's work, finished transfers, deadlines.
-  void work() {
+  // queued commands, due timers, libcurl's work, finished transfers, deadlines. Without `look`,
+  // only the sockets the last wait found ready are acted on (no epoll_wait now).
+  void work(bool look = true) {
+    turns.fetch_add(1, std::memory_order_relaxed);
     process_commands();
     run_timers();
-    act_on_sockets();
+    act_on_sockets(look);
     int left = 0;
     while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
       if (msg->msg != CURLMSG_DONE) continue;
@@ -769,7 +850,9 @@ struct Transport::Impl {
     curl_multi_timeout(multi, &wait_ms);
     if (wait_ms < 0 || wait_ms > max_wait_ms) wait_ms = max_wait_ms;
     if (!timers.empty()) {
-      const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(timers.top().due - Clock::now()).count();
+      // Rounded up: rounded down, the last millisecond before a timer was a busy wait (no wait,
+      // a turn with nothing due, again: ~2,600 turns before each timer).
+      const auto until = std::chrono::ceil<std::chrono::milliseconds>(timers.top().due - Clock::now()).count();
       wait_ms = std::clamp<long>(static_cast<long>(until), 0, wait_ms);
     }
     if (wait_ms > 20 && !transfers.empty() && any_custom_deadline()) wait_ms = 20;
@@ -1034,6 +1117,8 @@ int64_t Transport::drives() const { return impl_->drives.load(std::memory_order_
 
 int64_t Transport::lends() const { return impl_->lends.load(std::memory_order_relaxed); }
 
+int64_t Transport::turns() const { return impl_->turns.load(std::memory_order_relaxed); }
+
 Transport::Driver::Driver(Transport& transport) {
   if (!transport.impl_->claim_for_caller()) return;
   impl_ = transport.impl_.shared();
@@ -1057,8 +1142,12 @@ void Transport::Driver::lend_to(std::shared_ptr<LoopWatch> watch) {
 bool Transport::Driver::run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   if (!impl_) return done();
   const auto deadline = Clock::now() + timeout;
-  while (true) {
-    impl_->work();
+  // The first turn takes no look at the sockets (an epoll_wait a call that, sending on a loop
+  // that was parked, finds nothing: idle connections at most). What is ready now is read by the
+  // next wait: this one's, the loop thread's once it takes over, or a lease's (the watch's set is
+  // readable at once).
+  for (bool look = false;; look = true) {
+    impl_->work(look);
     if (done()) return true;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return false;
@@ -1110,41 +1199,53 @@ bool LoopWatch::lent() const {
 
 void LoopWatch::watch(int lender_fd, std::chrono::microseconds timeout, std::weak_ptr<Transport::Impl> lender) {
   std::lock_guard<std::mutex> lock(mu_);
-  // A renewed lease keeps its registration: the lender's epoll set lives as long as the lender,
-  // and an ended lease (unwatch) takes it out.
-  if (watched_ != lender_fd) {
-    if (watched_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, watched_, nullptr);
+  // The lender's set is still in this one from its last lease (renewed, or ended and not taken out
+  // by a turn since), unless another lender's is: the same number names the same set only while
+  // the lender that registered it lives (an expired one's set was closed, which took it out).
+  const bool same_lender = !registered_for_.owner_before(lender) && !lender.owner_before(registered_for_);
+  if (registered_ != lender_fd || !same_lender || registered_for_.expired()) {
+    if (registered_ >= 0 && !registered_for_.expired()) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_, nullptr);
     epoll_set(epoll_fd_, EPOLL_CTL_ADD, lender_fd, EPOLLIN);
-    watched_ = lender_fd;
+    registered_ = lender_fd;
+    registered_for_ = lender;
   }
+  watched_ = lender_fd;
   lender_ = std::move(lender);
   if (timer_fd_ < 0) {
     timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (timer_fd_ >= 0) epoll_set(epoll_fd_, EPOLL_CTL_ADD, timer_fd_, EPOLLIN);
   }
-  if (timer_fd_ >= 0) {
+  // The timer must fire by `timeout`; one armed to fire sooner (a lease before, whose timer was
+  // left running) does: its turn comes early and renews the lease, which arms it again. So a
+  // call a lease needs no timerfd_settime while the last lease's timer is still due.
+  const Clock::time_point now = Clock::now();
+  const Clock::time_point due_by = now + timeout;
+  if (timer_fd_ >= 0 && (timer_due_ <= now || timer_due_ > due_by)) {
     itimerspec due{};
     due.it_value.tv_sec = static_cast<time_t>(timeout.count() / 1'000'000);
     due.it_value.tv_nsec = static_cast<long>(timeout.count() % 1'000'000) * 1000;
     timerfd_settime(timer_fd_, 0, &due, nullptr);
-    timer_due_ = Clock::now() + timeout;
+    timer_due_ = due_by;
   }
 }
 
 void LoopWatch::unwatch() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (watched_ >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, watched_, nullptr);
+  // The lender's set stays registered (its next lease needs it): a turn() with nothing lent takes it
+  // out if it becomes readable first.
   watched_ = -1;
   lender_.reset();
   if (timer_fd_ < 0) return;
   // Another thread ended the lease while the event loop's thread waits in serve_until(): the timer
-  // fires at once to tell it (the next turn() reads it). Else it is disarmed, its count reset, so
-  // fd() is not left readable for nobody.
-  itimerspec due{};
+  // fires at once to tell it (the next turn() reads it). Else it is left as it is: if it fires
+  // before the next lease arms it again, fd() is readable once and the event loop's turn() reads
+  // it, as it reads an expired lease's.
   const bool tell = serving_ != std::thread::id() && serving_ != std::this_thread::get_id();
-  due.it_value.tv_nsec = tell ? 1 : 0;
+  if (!tell) return;
+  itimerspec due{};
+  due.it_value.tv_nsec = 1;
   timerfd_settime(timer_fd_, 0, &due, nullptr);
-  timer_due_ = tell ? Clock::now() : Clock::time_point::max();
+  timer_due_ = Clock::now();
 }
 
 void LoopWatch::turn() {
@@ -1158,6 +1259,13 @@ void LoopWatch::turn() {
       timer_due_ = Clock::time_point::max();
     }
     lender = lender_.lock();
+    if (watched_ < 0 && registered_ >= 0) {
+      // Nothing lent, yet fd() was readable: perhaps the last lender's set, readable for its loop
+      // thread's work. Out until its next lease, so that it cannot keep waking the event loop.
+      if (!registered_for_.expired()) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_, nullptr);
+      registered_ = -1;
+      registered_for_.reset();
+    }
   }
   if (lender) lender->lease_turn(*this);
 }

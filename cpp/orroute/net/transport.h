@@ -101,6 +101,10 @@ class Transport {
   // How many times a Driver lent the loop to an event loop's LoopWatch when it let go. Diagnostics.
   int64_t lends() const;
 
+  // How many turns the loop took (its work run once, by the loop thread, a Driver or a lease):
+  // over a quiet interval, whether something keeps waking it. Diagnostics.
+  int64_t turns() const;
+
  private:
   struct Impl;
   friend class LoopWatch;
@@ -191,8 +195,16 @@ class LoopWatch {
   int epoll_fd_ = -1;
   int timer_fd_ = -1;  // made on the first lease
   mutable std::mutex mu_;
-  std::chrono::steady_clock::time_point timer_due_ = std::chrono::steady_clock::time_point::max();  // guarded by mu_
+  // When the timer fires (it may be armed with no lease: it then fires once, read by turn()); max
+  // when disarmed. Guarded by mu_.
+  std::chrono::steady_clock::time_point timer_due_ = std::chrono::steady_clock::time_point::max();
   int watched_ = -1;                        // guarded by mu_; the lender's epoll set while lent
+  // The lender's epoll set in this one (-1: none) and whose it is: it stays in between the leases
+  // of one lender (its next lease needs it), and is taken out by a turn() with nothing lent (so a
+  // set readable for the loop thread's work wakes the event loop once) or by another's lease. Its
+  // number names the same set only while that lender lives. Guarded by mu_.
+  int registered_ = -1;
+  std::weak_ptr<Transport::Impl> registered_for_;
   std::weak_ptr<Transport::Impl> lender_;   // guarded by mu_; the lent loop's transport
   std::thread::id serving_;                 // guarded by mu_; the thread in serve_until(), if any
 };
