@@ -245,16 +245,19 @@ TEST_CASE("a lender closed between leases while a forked child holds its set doe
   // the transport in the parent leaves its epoll set alive, still in the watch's set, and
   // readable (its wake-up was written as it closed). The lender's number names nothing now.
   ClosingServer server;
+  server.hold();
   auto watch = std::make_shared<LoopWatch>();
   pid_t child = -1;
   {
     Transport t;
+    server.answer();
     REQUIRE(send(t, server) == "ok");
     until_idle(t);
     const int64_t lends = t.lends();
     auto sink = std::make_shared<DoneSink>();
     start_sending_here(t, [&] { return t.submit(get(server), sink); }, watch);
     REQUIRE(t.lends() == lends + 1);
+    server.answer();
     REQUIRE(watch->serve_until([&] { return sink->done.load(); }, -1, 10s));
     child = fork();
     if (child == 0) {
