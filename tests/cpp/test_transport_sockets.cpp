@@ -5,7 +5,13 @@
 // closed connection's number taken by the next connection's socket is watched.
 #include <catch2/catch.hpp>
 
+#include <dlfcn.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+
+#include <csignal>
 
 #include <atomic>
 #include <future>
@@ -18,6 +24,29 @@
 
 using namespace orroute;
 using namespace std::chrono_literals;
+
+namespace {
+
+// While set, timerfd_settime() arming a timer takes this long before it arms it, as when the thread
+// is preempted between reading the clock and the syscall on a loaded machine (the test's own
+// thread only; the loop thread is parked while a lease is armed).
+std::atomic<int> g_settime_delay_ms{0};
+std::atomic<int64_t> g_settime_at_ns{0};     // when the last delayed call began (steady clock)
+std::atomic<int64_t> g_settime_value_ns{0};  // the timeout it armed
+
+}  // namespace
+
+extern "C" int timerfd_settime(int fd, int flags, const itimerspec* value, itimerspec* old) {
+  using Fn = int (*)(int, int, const itimerspec*, itimerspec*);
+  static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "timerfd_settime"));
+  const int delay = g_settime_delay_ms.load();
+  if (delay > 0 && value != nullptr && value->it_value.tv_sec * 1'000'000'000LL + value->it_value.tv_nsec > 1) {
+    g_settime_at_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+    g_settime_value_ns = value->it_value.tv_sec * 1'000'000'000LL + value->it_value.tv_nsec;
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+  }
+  return real(fd, flags, value, old);
+}
 
 namespace {
 
@@ -176,6 +205,75 @@ TEST_CASE("a watch whose lease ended is not left readable by its lender's set", 
   server.answer();
   REQUIRE(watch->serve_until([&] { return next->done.load(); }, -1, 10s));
   CHECK(next->result.http_status == 200);
+}
+
+TEST_CASE("a lease's timer read by a turn before it fired is still read once it fires", "[transport][sockets][lend]") {
+  // The lease's timer is due at the clock read before timerfd_settime, and fires a little later
+  // (here 200 ms: the arming thread preempted). A turn in between finds it unfired; the lease
+  // then ends with the timer left armed: when it fires, fd() is readable, and must not stay so.
+  ClosingServer server;
+  server.hold();
+  Transport t;
+  auto watch = std::make_shared<LoopWatch>();
+  server.answer();
+  REQUIRE(send(t, server) == "ok");
+  until_idle(t);
+  const int64_t lends = t.lends();
+  auto sink = std::make_shared<DoneSink>();
+  g_settime_delay_ms = 200;
+  start_sending_here(t, [&] { return t.submit(get(server), sink); }, watch);
+  g_settime_delay_ms = 0;
+  REQUIRE(t.lends() == lends + 1);
+  const auto due = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(g_settime_at_ns.load() + g_settime_value_ns.load()));
+  REQUIRE(Transport::Driver(t).held());  // this thread ends the lease (nobody in serve_until): the timer stays armed
+  REQUIRE_FALSE(watch->lent());
+  std::this_thread::sleep_until(due + 50ms);
+  watch->turn();  // the event loop turns for something else: due by the clock, not fired yet
+  std::this_thread::sleep_until(due + 400ms);
+  pollfd p{watch->fd(), POLLIN, 0};
+  int turns = 0;
+  for (; turns < 50 && poll(&p, 1, 0) == 1; ++turns) watch->turn();
+  CHECK(turns <= 3);
+  CHECK(poll(&p, 1, 0) == 0);
+  server.answer();
+  for (int i = 0; i < 5000 && !sink->done.load(); ++i) std::this_thread::sleep_for(1ms);
+  CHECK(sink->result.http_status == 200);
+}
+
+TEST_CASE("a lender closed between leases while a forked child holds its set does not keep the watch readable", "[transport][sockets][lend]") {
+  // A forked child (a multiprocessing worker) holds copies of the lender's descriptors: closing
+  // the transport in the parent leaves its epoll set alive, still in the watch's set, and
+  // readable (its wake-up was written as it closed). The lender's number names nothing now.
+  ClosingServer server;
+  server.hold();
+  auto watch = std::make_shared<LoopWatch>();
+  pid_t child = -1;
+  {
+    Transport t;
+    server.answer();
+    REQUIRE(send(t, server) == "ok");
+    until_idle(t);
+    const int64_t lends = t.lends();
+    auto sink = std::make_shared<DoneSink>();
+    start_sending_here(t, [&] { return t.submit(get(server), sink); }, watch);
+    REQUIRE(t.lends() == lends + 1);
+    server.answer();
+    REQUIRE(watch->serve_until([&] { return sink->done.load(); }, -1, 10s));
+    child = fork();
+    if (child == 0) {
+      sleep(30);
+      _exit(0);
+    }
+    REQUIRE(child > 0);
+  }
+  pollfd p{watch->fd(), POLLIN, 0};
+  int turns = 0;
+  for (; turns < 50 && poll(&p, 1, turns == 0 ? 500 : 0) == 1; ++turns) watch->turn();
+  const bool readable = poll(&p, 1, 0) == 1;
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  CHECK(turns <= 3);
+  CHECK_FALSE(readable);
 }
 
 TEST_CASE("a timer is waited for without turning the loop", "[transport][sockets]") {

@@ -1,6 +1,7 @@
 #include "orroute/net/transport.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -1177,6 +1178,7 @@ LoopWatch::LoopWatch() : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
 }
 
 LoopWatch::~LoopWatch() {
+  if (registered_copy_) close(registered_);
   if (timer_fd_ >= 0) close(timer_fd_);
   close(epoll_fd_);
 }
@@ -1200,14 +1202,18 @@ bool LoopWatch::lent() const {
 void LoopWatch::watch(int lender_fd, std::chrono::microseconds timeout, std::weak_ptr<Transport::Impl> lender) {
   std::lock_guard<std::mutex> lock(mu_);
   // The lender's set is still in this one from its last lease (renewed, or ended and not taken out
-  // by a turn since), unless another lender's is: the same number names the same set only while
-  // the lender that registered it lives (an expired one's set was closed, which took it out).
-  const bool same_lender = !registered_for_.owner_before(lender) && !lender.owner_before(registered_for_);
-  if (registered_ != lender_fd || !same_lender || registered_for_.expired()) {
-    if (registered_ >= 0 && !registered_for_.expired()) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_, nullptr);
-    epoll_set(epoll_fd_, EPOLL_CTL_ADD, lender_fd, EPOLLIN);
-    registered_ = lender_fd;
+  // by a turn since), unless another lender's is. It is in through a copy of the lender's
+  // descriptor, the watch's own: the copy can always take it out, even once the lender is gone
+  // and its number names something else (a forked child still holding the lender's set keeps it
+  // alive, and its events would wake the event loop for ever with nothing to take out).
+  const bool same_lender = registered_ >= 0 && !registered_for_.owner_before(lender) && !lender.owner_before(registered_for_);
+  if (!same_lender) {
+    forget_lender_locked();
+    const int copy = fcntl(lender_fd, F_DUPFD_CLOEXEC, 0);
+    registered_copy_ = copy >= 0;
+    registered_ = copy >= 0 ? copy : lender_fd;  // no descriptor left: the lender's own number
     registered_for_ = lender;
+    epoll_set(epoll_fd_, EPOLL_CTL_ADD, registered_, EPOLLIN);
   }
   watched_ = lender_fd;
   lender_ = std::move(lender);
@@ -1227,6 +1233,17 @@ void LoopWatch::watch(int lender_fd, std::chrono::microseconds timeout, std::wea
     timerfd_settime(timer_fd_, 0, &due, nullptr);
     timer_due_ = due_by;
   }
+}
+
+void LoopWatch::forget_lender_locked() {
+  if (registered_ < 0) return;
+  // Its own copy names the lender's set for as long as it is open; the lender's own number only
+  // while the lender lives (closed, it took the set out).
+  if (registered_copy_ || !registered_for_.expired()) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_, nullptr);
+  if (registered_copy_) close(registered_);
+  registered_ = -1;
+  registered_copy_ = false;
+  registered_for_.reset();
 }
 
 void LoopWatch::unwatch() {
@@ -1254,18 +1271,19 @@ void LoopWatch::turn() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (timer_fd_ >= 0 && Clock::now() >= timer_due_) {  // fired: readable until read
+      // Due by the clock read before timerfd_settime, the timer fires a little later (more if the
+      // arming thread was preempted in between): not fired yet, it is still armed and its due
+      // time kept, so that the turn its firing brings reads it (else fd() stays readable for
+      // ever once the lease has ended, and the event loop spins).
       uint64_t expirations = 0;
-      [[maybe_unused]] const ssize_t n = read(timer_fd_, &expirations, sizeof expirations);
-      timer_due_ = Clock::time_point::max();
+      if (read(timer_fd_, &expirations, sizeof expirations) == static_cast<ssize_t>(sizeof expirations)) {
+        timer_due_ = Clock::time_point::max();
+      }
     }
     lender = lender_.lock();
-    if (watched_ < 0 && registered_ >= 0) {
-      // Nothing lent, yet fd() was readable: perhaps the last lender's set, readable for its loop
-      // thread's work. Out until its next lease, so that it cannot keep waking the event loop.
-      if (!registered_for_.expired()) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, registered_, nullptr);
-      registered_ = -1;
-      registered_for_.reset();
-    }
+    // Nothing lent, yet fd() was readable: perhaps the last lender's set, readable for its loop
+    // thread's work. Out until its next lease, so that it cannot keep waking the event loop.
+    if (watched_ < 0) forget_lender_locked();
   }
   if (lender) lender->lease_turn(*this);
 }

@@ -185,6 +185,9 @@ class LoopWatch {
   // transport's lock held.
   void unwatch();
 
+  // Takes the last lender's set out of this one, if it is in (under mu_).
+  void forget_lender_locked();
+
   bool serve_until_unmarked(const std::function<bool()>& done, int loop_fd, std::chrono::milliseconds timeout);
 
   // Made before a fork(), in the parent: the epoll set is shared with the parent's watch (an
@@ -201,9 +204,11 @@ class LoopWatch {
   int watched_ = -1;                        // guarded by mu_; the lender's epoll set while lent
   // The lender's epoll set in this one (-1: none) and whose it is: it stays in between the leases
   // of one lender (its next lease needs it), and is taken out by a turn() with nothing lent (so a
-  // set readable for the loop thread's work wakes the event loop once) or by another's lease. Its
-  // number names the same set only while that lender lives. Guarded by mu_.
+  // set readable for the loop thread's work wakes the event loop once) or by another's lease. It
+  // is the watch's own copy of the lender's descriptor (the lender's number only when none could
+  // be made), so that it can be taken out after the lender is gone. Guarded by mu_.
   int registered_ = -1;
+  bool registered_copy_ = false;  // registered_ is the watch's own copy of the lender's descriptor
   std::weak_ptr<Transport::Impl> registered_for_;
   std::weak_ptr<Transport::Impl> lender_;   // guarded by mu_; the lent loop's transport
   std::thread::id serving_;                 // guarded by mu_; the thread in serve_until(), if any
