@@ -617,7 +617,13 @@ void Run::finish_exhausted(Lock& lock) {
     } else {
       std::string msg = "no candidate model could take the request:";
       for (const AttemptRecord& a : outcome_->attempts) {
-        msg += " " + client_text(a.model) + " (" + a.outcome.substr(8) + ")";
+        // Appended piece by piece: `" " + std::string&&` trips GCC 12's -Wrestrict at -O3
+        // (a false positive, GCC bug 105329) in the release build.
+        msg += ' ';
+        msg += client_text(a.model);
+        msg += " (";
+        msg += std::string_view(a.outcome).substr(8);
+        msg += ')';
       }
       outcome_->message = msg;
     }
