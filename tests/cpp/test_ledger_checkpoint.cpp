@@ -135,6 +135,51 @@ TEST_CASE("a commit past the hard limit waits for a checkpoint in flight: the WA
   REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == 201);
 }
 
+TEST_CASE("a checkpoint in flight that does not end is waited for once, not by every commit",
+          "[ledger][sqlite][checkpoint]") {
+  // Another process stopped in its checkpoint (SIGSTOP, a debugger, a frozen container) holds
+  // SQLite's checkpoint lock for as long as it stays stopped: a commit past the hard limit waits
+  // for it up to busy_timeout_ms, and the commits after it try once and go on (the WAL grows, as
+  // before the wait) until a checkpoint runs again; then a commit waits again. Held here as in
+  // the test above (an open-file-description lock on the -shm file's checkpoint byte).
+  TempLedgerFile file;
+  SqliteLedgerOptions o = small_wal();
+  o.busy_timeout_ms = 100;
+  SqliteLedger ledger(file.path, o);
+  ledger.record(cost("0.001"));
+  const int fd = ::open((file.path + "-shm").c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  struct flock lock {};
+  lock.l_whence = SEEK_SET;
+  lock.l_start = 120 + 1;
+  lock.l_len = 1;
+  const auto hold = [&](short type) {
+    lock.l_type = type;
+    REQUIRE(::fcntl(fd, F_OFD_SETLK, &lock) == 0);
+  };
+  hold(F_WRLCK);
+  int guard = 0;
+  while (ledger.wal_stats().wal_frames < kHardLimit && ++guard < 1000) ledger.record(cost("0.001"));
+  for (int i = 0; i < 20; ++i) ledger.record(cost("0.001"));  // each past the hard limit
+  REQUIRE(ledger.wal_stats().wal_frames >= kHardLimit + 20);  // nothing copied meanwhile
+  REQUIRE(ledger.wal_stats().commit_waits_given_up == 1);
+  // The lock let go: a checkpoint runs (the next commit's or the thread's), the WAL starts over.
+  hold(F_UNLCK);
+  REQUIRE(eventually([&] {
+    ledger.record(cost("0.001"));
+    return ledger.wal_stats().wal_frames < kHardLimit;
+  }));
+  // Held again: a commit past the hard limit waits again (once).
+  hold(F_WRLCK);
+  guard = 0;
+  while (ledger.wal_stats().wal_frames < kHardLimit && ++guard < 1000) ledger.record(cost("0.001"));
+  for (int i = 0; i < 20; ++i) ledger.record(cost("0.001"));
+  hold(F_UNLCK);
+  ::close(fd);
+  REQUIRE(ledger.wal_stats().commit_waits_given_up == 2);
+  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == static_cast<int64_t>(ledger.calls({}).size()));
+}
+
 TEST_CASE("a reader of the database file stalls no commit past the hard limit",
           "[ledger][sqlite][checkpoint]") {
   // A reader that began when every frame was copied reads the database file only: no checkpoint

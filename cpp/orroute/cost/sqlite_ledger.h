@@ -95,12 +95,14 @@ class SqliteLedger final : public Ledger {
   // queued; their money stays reserved).
   std::vector<Alert> flush_settles();
   // What this process's connection to the file did about its WAL (tests, benches): checkpoints
-  // run by the checkpointer thread, checkpoints run by a commit (past the hard limit), and the
-  // WAL's frames after its last commit.
+  // run by the checkpointer thread, checkpoints run by a commit (past the hard limit), the
+  // WAL's frames after its last commit, and the commits past the hard limit whose wait for a
+  // checkpoint in flight ran out (busy_timeout_ms; the next ones did not wait until one ran).
   struct WalStats {
     int64_t background_checkpoints = 0;
     int64_t commit_checkpoints = 0;
     int64_t wal_frames = 0;
+    int64_t commit_waits_given_up = 0;
   };
   WalStats wal_stats() const;
 

@@ -48,14 +48,26 @@ int SqliteLedger::Impl::wal_committed(void* self, sqlite3* db, const char* name,
     // checkpoint never waits for: wait for it as a call waits for the write lock (busy_wait:
     // polled, up to busy_timeout_ms), then copy what it left. Going on instead let the WAL grow
     // for as long as that checkpoint lasted (a pass of the thread took 0.7 s under SCHED_FIFO:
-    // 230 MB). Past busy_timeout_ms the commit goes on and the next one waits again.
+    // 230 MB). Past busy_timeout_ms the commit goes on, and the commits after it do not wait
+    // again until a checkpoint has run (here or on the thread): a checkpoint that outlasts
+    // busy_timeout_ms is one that does not end (its process stopped in it: SIGSTOP, a debugger, a
+    // frozen container), and waiting for it again made every commit of every other process take
+    // busy_timeout_ms (30 s from Python), for as long as it stayed stopped.
+    const bool wait = !impl.ckpt_wait_futile.load(std::memory_order_relaxed);
     int log = 0, done = 0;
     int rc = SQLITE_BUSY;
     for (int n = 0;; ++n) {
       rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-      if (rc != SQLITE_BUSY || !busy_wait(&impl, n)) break;
+      if (rc != SQLITE_BUSY) break;
+      if (!wait) break;
+      if (!busy_wait(&impl, n)) {
+        impl.ckpt_wait_futile.store(true, std::memory_order_relaxed);
+        impl.ckpt_waits_given_up.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
     }
     if (rc == SQLITE_OK) {
+      impl.ckpt_wait_futile.store(false, std::memory_order_relaxed);
       impl.ckpt_on_commit.fetch_add(1, std::memory_order_relaxed);
       if (log > 0) impl.ckpt_mark.store(log, std::memory_order_relaxed);
     }
@@ -118,6 +130,7 @@ void SqliteLedger::Impl::checkpointer_loop() {
         // WAL's next threshold's worth of frames wakes this thread again.
         if (sqlite3_wal_checkpoint_v2(ckpt_db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done) ==
             SQLITE_OK) {
+          ckpt_wait_futile.store(false, std::memory_order_relaxed);  // a commit may wait again
           ckpt_background.fetch_add(1, std::memory_order_relaxed);
         }
         // The next pass once the WAL has grown by the threshold past what this one saw (a
@@ -148,7 +161,8 @@ SqliteLedger::WalStats SqliteLedger::wal_stats() const {
   const Impl& impl = *impl_;
   return {impl.ckpt_background.load(std::memory_order_relaxed),
           impl.ckpt_on_commit.load(std::memory_order_relaxed),
-          impl.wal_frames.load(std::memory_order_relaxed)};
+          impl.wal_frames.load(std::memory_order_relaxed),
+          impl.ckpt_waits_given_up.load(std::memory_order_relaxed)};
 }
 
 }  // namespace orroute

@@ -542,6 +542,10 @@ struct SqliteLedger::Impl {
   bool ckpt_wanted = false, ckpt_stop = false;
   std::thread* checkpointer = nullptr;  // started at open; leaked in a forked child
   std::atomic<int64_t> ckpt_background{0}, ckpt_on_commit{0};  // checkpoints that ran
+  // A commit's wait for a checkpoint in flight that ran out (busy_timeout_ms): the commits after
+  // it try once without waiting until a checkpoint runs again (wal_committed).
+  std::atomic<bool> ckpt_wait_futile{false};
+  std::atomic<int64_t> ckpt_waits_given_up{0};
   std::atomic<int> wal_frames{0};  // the WAL's frames after this connection's last commit
   // The WAL's frames when the last checkpoint (the thread's or a commit's) looked at it. The
   // thread is woken once the WAL holds the threshold's worth of frames past this: under a
