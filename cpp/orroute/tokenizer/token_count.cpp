@@ -437,8 +437,10 @@ TokenCount count_text_tokens(std::string_view model_or_family, std::string_view 
 
 TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const ChatMessage> messages,
                              std::string_view tools_json, ImageCount images) {
-  const auto [t, encoding] = tokenizer_and_encoding(model_or_family);
-  const Encoding& enc = *encoding;
+  // Not a structured binding: clang before 16 cannot capture one in the lambdas below.
+  const std::pair<ModelTokenizer, const Encoding*> found = tokenizer_and_encoding(model_or_family);
+  const ModelTokenizer& t = found.first;
+  const Encoding& enc = *found.second;
   auto count_now = [&](std::string_view s) { return static_cast<int64_t>(enc.count_ordinary(s)); };
   auto count = [&](std::string_view s) { return chat_count_memo().get(t.encoding, s, count_now); };
   int64_t n = 3;  // every reply is primed with <|start|>assistant<|message|>
