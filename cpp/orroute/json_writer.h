@@ -1,7 +1,17 @@
-// rapidjson's Writer into a StringBuffer, which copies a string that needs no escape (most keys
-// and texts of a request) in one step: the stock writer copies every string byte by byte (~30
-// instructions a byte; its SSE2 scan only starts at 16 bytes). Writes exactly the bytes
-// rapidjson::Writer<rapidjson::StringBuffer> writes (tests/cpp/test_json_writer.cpp).
+// The one way the core writes JSON text: `JsonWriter` (a rapidjson Writer into a StringBuffer)
+// and `append_json_string`. Both escape a string as RFC 8259 asks, with rapidjson's choice of
+// escapes ('"' and '\\' by backslash, \b \t \n \f \r by name, every other byte below 0x20 as
+// \u00XX, upper-case digits; every other byte as it is).
+//
+// Never write with a plain `rapidjson::Writer<rapidjson::StringBuffer>`: rapidjson 1.1.0's SSE2
+// string scan (its specialisation for exactly that writer, compiled in with RAPIDJSON_SSE2, which
+// the core's reader needs) tests bytes against 0x19, so 0x1A-0x1F in a string of 16 bytes or more
+// went out raw — invalid JSON, e.g. any message holding a terminal colour code (ESC, 0x1B).
+// JsonWriter writes every string itself; tests/py/test_json_text.py fails the build if a plain
+// writer comes back (tests/cpp/test_json_writer.cpp checks the bytes).
+//
+// It also copies a string that needs no escape (most keys and texts of a request) in one step:
+// the stock writer copies every string byte by byte (~30 instructions a byte).
 #pragma once
 
 #include <rapidjson/stringbuffer.h>
@@ -9,8 +19,68 @@
 
 #include <cstddef>
 #include <cstring>
+#include <string>
+#include <string_view>
 
 namespace orroute {
+
+namespace json_detail {
+
+// True if no byte of `s` needs an escape: no '"', '\\' or control byte below 0x20.
+inline bool plain(const char* s, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+// Writes the escape of `c` (a byte `plain` refuses) at `out`, which has room for 6 bytes; returns
+// its length.
+inline size_t escape(unsigned char c, char* out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  out[0] = '\\';
+  switch (c) {
+    case '"': out[1] = '"'; return 2;
+    case '\\': out[1] = '\\'; return 2;
+    case '\b': out[1] = 'b'; return 2;
+    case '\t': out[1] = 't'; return 2;
+    case '\n': out[1] = 'n'; return 2;
+    case '\f': out[1] = 'f'; return 2;
+    case '\r': out[1] = 'r'; return 2;
+    default:
+      out[1] = 'u';
+      out[2] = '0';
+      out[3] = '0';
+      out[4] = kHex[c >> 4];
+      out[5] = kHex[c & 15];
+      return 6;
+  }
+}
+
+// `s` escaped, between quotes, through `put(const char*, size_t)` (runs of plain bytes at once).
+template <typename Put>
+void write_string(const char* s, size_t n, Put&& put) {
+  put("\"", 1);
+  size_t run = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (i > run) put(s + run, i - run);
+    char e[6];
+    put(e, escape(c, e));
+    run = i + 1;
+  }
+  if (n > run) put(s + run, n - run);
+  put("\"", 1);
+}
+
+}  // namespace json_detail
+
+// `text` as a JSON string, appended to `out`.
+inline void append_json_string(std::string& out, std::string_view text) {
+  json_detail::write_string(text.data(), text.size(), [&](const char* p, size_t n) { out.append(p, n); });
+}
 
 class JsonWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
   using Base = rapidjson::Writer<rapidjson::StringBuffer>;
@@ -18,28 +88,24 @@ class JsonWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
  public:
   using Base::Base;
 
-  bool String(const char* s, rapidjson::SizeType n, bool copy = false) {
-    if (!plain(s, n)) return Base::String(s, n, copy);
+  // Every string is written here, never by Base::String (see the top of this file).
+  bool String(const char* s, rapidjson::SizeType n, bool /*copy*/ = false) {
     Prefix(rapidjson::kStringType);
-    char* p = os_->Push(size_t{n} + 2);
-    p[0] = '"';
-    if (n > 0) std::memcpy(p + 1, s, n);
-    p[n + 1] = '"';
+    if (json_detail::plain(s, n)) {
+      char* p = os_->Push(size_t{n} + 2);
+      p[0] = '"';
+      if (n > 0) std::memcpy(p + 1, s, n);
+      p[n + 1] = '"';
+    } else {
+      json_detail::write_string(s, n, [this](const char* p, size_t k) { std::memcpy(os_->Push(k), p, k); });
+    }
     return EndValue(true);
   }
   bool String(const char* s) { return String(s, static_cast<rapidjson::SizeType>(std::strlen(s))); }
+  bool String(const std::string& s) { return String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
   bool Key(const char* s, rapidjson::SizeType n, bool copy = false) { return String(s, n, copy); }
   bool Key(const char* s) { return String(s); }
-
- private:
-  // No byte the writer escapes: '"', '\\' and the control characters below 0x20.
-  static bool plain(const char* s, size_t n) {
-    for (size_t i = 0; i < n; ++i) {
-      const auto c = static_cast<unsigned char>(s[i]);
-      if (c < 0x20 || c == '"' || c == '\\') return false;
-    }
-    return true;
-  }
+  bool Key(const std::string& s) { return String(s); }
 };
 
 }  // namespace orroute

@@ -5,9 +5,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <string>
 
 #include "orroute/json_writer.h"
+#include "orroute/net/protocol.h"
 
 using namespace orroute;
 
@@ -41,5 +43,72 @@ TEST_CASE("the json writer writes what rapidjson's writer writes", "[json_writer
     rapidjson::Document d;
     d.SetString("a\0b", 3, d.GetAllocator());
     CHECK(written<JsonWriter>(d) == "\"a\\u0000b\"");
+  }
+}
+
+namespace {
+
+// `text` as JSON escapes it (RFC 8259 section 7, with rapidjson's choice of escapes: \b \t \n \f
+// \r by name, the other control bytes as \u00XX with upper-case digits), written the slow way.
+std::string expected_json_string(const std::string& text) {
+  std::string out = "\"";
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c == '\b') {
+      out += "\\b";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\f') {
+      out += "\\f";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c < 0x20) {
+      char u[8];
+      std::snprintf(u, sizeof u, "\\u%04X", c);
+      out += u;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+// rapidjson 1.1.0's SSE2 string scan (`Writer<StringBuffer>::ScanWriteUnescapedString`, compiled
+// in with RAPIDJSON_SSE2) tests bytes against 0x19, so 0x1A-0x1F in a string of 16 bytes or more
+// went out raw: invalid JSON. ESC (0x1B) is in every terminal colour code an agent pipes back.
+TEST_CASE("every control byte is escaped, wherever it lies in a long string", "[json_writer]") {
+  for (int c = 0; c < 0x20; ++c) {
+    for (size_t at : {size_t{0}, size_t{5}, size_t{15}, size_t{16}, size_t{17}, size_t{31}, size_t{40}}) {
+      std::string text(48, 'a');
+      text[at] = static_cast<char>(c);
+      CAPTURE(c, at);
+      rapidjson::Document d;
+      d.SetString(text.data(), static_cast<rapidjson::SizeType>(text.size()), d.GetAllocator());
+      const std::string want = expected_json_string(text);
+      CHECK(written<JsonWriter>(d) == want);
+      CHECK(to_json(d) == want);
+      std::string appended;
+      append_json_string(appended, text);
+      CHECK(appended == want);
+    }
+  }
+  SECTION("a terminal colour code in a message") {
+    const std::string text = "build output: \x1b[31merror\x1b[0m in main.cpp line 12";
+    rapidjson::Document d;
+    d.SetObject();
+    d.AddMember("content", rapidjson::Value(text.c_str(), d.GetAllocator()), d.GetAllocator());
+    const std::string json = to_json(d);
+    CHECK(json.find('\x1b') == std::string::npos);
+    rapidjson::Document back;
+    back.Parse(json.data(), json.size());
+    REQUIRE_FALSE(back.HasParseError());
+    CHECK(std::string(back["content"].GetString()) == text);
   }
 }

@@ -2,7 +2,6 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <array>
@@ -11,12 +10,13 @@
 
 #include "orroute/cache/sha256.h"
 #include "orroute/json.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using Writer = JsonWriter;
 
 // Fields that never change the answer (see the header).
 constexpr std::array<std::string_view, 11> kIgnored = {

@@ -2,12 +2,12 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 
 #include "orroute/json.h"
 #include "orroute/no_destructor.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
@@ -47,7 +47,7 @@ class ChunkMaker {
     d.AddMember("choices", choices, a);
     if (usage) d.AddMember("usage", Value(*usage, a), a);
     rapidjson::StringBuffer buf;
-    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    JsonWriter w(buf);
     d.Accept(w);
     return {buf.GetString(), buf.GetSize()};
   }
@@ -163,7 +163,7 @@ std::string cache_hit_completion(const CachedReply& hit) {
   mark.AddMember("saved", rapidjson::Value(hit.cost.to_string().c_str(), a), a);
   d.AddMember("orroute_cache", mark, a);
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  JsonWriter w(buf);
   d.Accept(w);
   return {buf.GetString(), buf.GetSize()};
 }

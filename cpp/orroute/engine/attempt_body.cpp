@@ -10,39 +10,11 @@
 #include "orroute/error.h"
 #include "orroute/json.h"
 #include "orroute/json_members.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
 namespace {
-
-// `text` as a JSON string, escaped as rapidjson's writer escapes it: '"', '\\' and the control
-// characters (\b \t \n \f \r by name, the others as \u00XX); every other byte as it is.
-void append_json_string(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  out.push_back('"');
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c != '"' && c != '\\') {
-      out.push_back(ch);
-      continue;
-    }
-    out.push_back('\\');
-    switch (c) {
-      case '"': out.push_back('"'); break;
-      case '\\': out.push_back('\\'); break;
-      case '\b': out.push_back('b'); break;
-      case '\t': out.push_back('t'); break;
-      case '\n': out.push_back('n'); break;
-      case '\f': out.push_back('f'); break;
-      case '\r': out.push_back('r'); break;
-      default:
-        out.append("u00");
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
-    }
-  }
-  out.push_back('"');
-}
 
 // `request_json` (parsed: `d`) with the members chat_attempt_body(Document&) would add appended
 // as its own writer writes them, in its order; nullopt when it would set a member in place instead

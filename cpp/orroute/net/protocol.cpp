@@ -2,7 +2,6 @@
 
 #include <curl/curl.h>
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <array>
@@ -15,6 +14,7 @@
 #include "orroute/json.h"
 #include "orroute/json_members.h"
 #include "orroute/utf8.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
@@ -83,7 +83,7 @@ void fill_from_error_object(ApiError& err, const rapidjson::Value& error) {
 
 std::string to_json(const rapidjson::Value& value) {
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  JsonWriter w(buf);
   value.Accept(w);
   return std::string(buf.GetString(), buf.GetSize());
 }

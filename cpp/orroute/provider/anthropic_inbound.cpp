@@ -2,10 +2,10 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "orroute/error.h"
 #include "orroute/provider/json_read.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
@@ -104,7 +104,7 @@ void read_turn(const Value& msg, bool assistant, const std::string& where, Turn&
       const Value* input = json_member(block, "input");
       if (input == nullptr || !input->IsObject()) throw InvalidArgument(bw + ".input must be an object");
       rapidjson::StringBuffer buf;
-      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      JsonWriter w(buf);
       input->Accept(w);
       Value fn(rapidjson::kObjectType);
       fn.AddMember("name", str(need_string(block, "name", bw), a), a);
@@ -288,7 +288,7 @@ std::string chat_request_from_anthropic(std::string_view messages_json) {
     }
   }
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  JsonWriter w(buf);
   out.Accept(w);
   return std::string(buf.GetString(), buf.GetSize());
 }

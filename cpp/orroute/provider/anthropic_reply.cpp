@@ -3,12 +3,13 @@
 #include <vector>
 
 #include "orroute/provider/json_read.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using Writer = JsonWriter;
 
 void write_str(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
 

@@ -4,7 +4,6 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <cstdint>
 #include <optional>
@@ -12,6 +11,7 @@
 #include <string_view>
 
 #include "orroute/net/protocol.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
@@ -26,7 +26,7 @@ inline constexpr int64_t kMaxUpstreamTokens = 1'000'000'000'000;
 std::optional<Usage> usage_from_anthropic(const rapidjson::Value& usage);
 
 // Writes `u` as an OpenAI usage object (prompt/completion/total tokens and prompt_tokens_details).
-void write_chat_usage(rapidjson::Writer<rapidjson::StringBuffer>& w, const Usage& u);
+void write_chat_usage(JsonWriter& w, const Usage& u);
 
 // Maps Anthropic's stop_reason to a chat finish_reason: end_turn/stop_sequence/pause_turn -> stop,
 // max_tokens -> length, tool_use -> tool_calls, refusal -> content_filter; others -> stop.

@@ -2,12 +2,12 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <vector>
 
 #include "orroute/error.h"
 #include "orroute/provider/json_read.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
@@ -295,7 +295,7 @@ std::string anthropic_request_from_chat(std::string_view chat_json, const Anthro
   }
 
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  JsonWriter w(buf);
   out.Accept(w);
   return std::string(buf.GetString(), buf.GetSize());
 }

@@ -1,17 +1,17 @@
 #include "orroute/provider/anthropic_stream.h"
 
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "orroute/provider/anthropic_error.h"
 #include "orroute/provider/anthropic_reply.h"
 #include "orroute/provider/json_read.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using Writer = JsonWriter;
 
 void write_str(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
 

@@ -18,9 +18,9 @@
 #include <vector>
 
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "orroute/net/protocol.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
@@ -50,7 +50,7 @@ class AnthropicStreamTranslator {
   // Merges the fields present in an Anthropic usage object. False if one is not a valid count.
   bool merge_usage(const rapidjson::Value& usage);
   // {"id","object","created","model",...} prefix shared by every chunk; the caller closes it.
-  void begin_chunk(rapidjson::Writer<rapidjson::StringBuffer>& w) const;
+  void begin_chunk(JsonWriter& w) const;
 
   int64_t created_;
   std::string id_, model_;

@@ -2,7 +2,6 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <utility>
@@ -11,6 +10,7 @@
 #include "orroute/error.h"
 #include "orroute/json.h"
 #include "orroute/tokenizer/token_count.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 namespace {
@@ -25,7 +25,7 @@ bool is_tool_result(std::string_view role) { return role == "tool" || role == "f
 
 std::string to_json(const rapidjson::Value& v) {
   rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  JsonWriter w(sb);
   v.Accept(w);
   return {sb.GetString(), sb.GetSize()};
 }

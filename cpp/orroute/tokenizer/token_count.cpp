@@ -2,7 +2,6 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <array>
@@ -19,6 +18,7 @@
 #include "orroute/text_memo.h"
 #include "orroute/tokenizer/encoding.h"
 #include "orroute/utf8.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 namespace {
@@ -302,7 +302,7 @@ TokenCount finish(const ModelTokenizer& t, int64_t raw) {
 std::string str_or_json(const rapidjson::Value& v) {
   if (v.IsString()) return {v.GetString(), v.GetStringLength()};
   rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  JsonWriter w(buf);
   v.Accept(w);
   return {buf.GetString(), buf.GetSize()};
 }

@@ -3,7 +3,6 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +13,7 @@
 #include "orroute/error.h"
 #include "orroute/json.h"
 #include "orroute/no_destructor.h"
+#include "orroute/json_writer.h"
 
 namespace orroute {
 
@@ -391,7 +391,7 @@ ToolCallValidator::ToolCallValidator(std::string_view tools_json)
     std::string schema = "{}";
     if (const auto p = fn->FindMember("parameters"); p != fn->MemberEnd()) {
       rapidjson::StringBuffer buf;
-      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      JsonWriter w(buf);
       p->value.Accept(w);
       schema.assign(buf.GetString(), buf.GetSize());
     }
