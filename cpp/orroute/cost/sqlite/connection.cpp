@@ -30,6 +30,7 @@ SqliteLedger::Impl::~Impl() {
   const bool ours = static_cast<int64_t>(::getpid()) == pid;  // else: the parent's (fork)
   if (flusher && ours) stop_flusher();
   if (checkpointer && ours) stop_checkpointer();
+  sqlite::ForkGate gate;  // the registry's mutex, then SQLite's (closing)
   if (!canonical.empty()) {
     std::lock_guard lk(open_ledgers().mu);
     auto [lo, hi] = open_ledgers().by_path.equal_range(canonical);
