@@ -1,6 +1,7 @@
 """A fork while other threads are inside the ledger: the child neither hangs nor reads a
 half-written file. fork() waits for the ledger calls in flight (docs/cost.md, "Fork"); a file
-ledger is opened again in the child, an in-memory one starts as a copy of the parent's."""
+ledger is opened again in the child, an in-memory one starts as a copy of the parent's, a Redis
+ledger connects again."""
 
 from __future__ import annotations
 
@@ -132,3 +133,30 @@ def test_an_in_memory_budget_holds_in_a_forked_child(fake: FakeOpenRouter) -> No
             tracker.reserve("0.01")
 
     assert fork_and_wait(child) == 0
+
+
+def test_forks_while_threads_reserve_and_settle_in_a_redis_ledger(
+        fake: FakeOpenRouter, redis_url: str) -> None:
+    # The child connects again (PerProcess): the parent's sockets, and the lock of a connection
+    # a parent's thread was using, are never touched there.
+    tracker = orroute.CostTracker(redis_url)
+    tracker.set_budget(1_000_000, period="daily")
+    manager = orroute.AIModelManager(api_key="sk-or-test", base_url=fake.base_url,
+                                     ledger=redis_url, fallbacks=["m/a"])
+    stop = hammered([tracker, orroute.CostTracker(redis_url)])
+
+    def ledger_call() -> None:
+        with tracker.reserve("0.001") as r:
+            r.settle("0.0001")
+        assert tracker.total_cost() > 0
+
+    def manager_call() -> None:
+        assert manager.execute_task_sync(Task(messages=MSGS, max_tokens=8)).content
+
+    children = [ledger_call, manager_call, lambda: None]
+    statuses = [fork_and_wait(children[i % 3]) for i in range(FORKS)]
+    calls = stop()
+    assert statuses == [0] * FORKS
+    manager.close()
+    assert len(tracker.usage_history(limit=None)) == calls + FORKS // 3 * 2
+    assert tracker.live_reservations() == (0, 0)
