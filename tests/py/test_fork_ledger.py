@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -99,6 +101,8 @@ def test_forks_while_threads_reserve_and_settle_in_a_file_ledger(
     assert len(check.usage_history(limit=None)) == calls + FORKS // 3 * 2
     check.reclaim()  # the leases of the children, which exited without giving them back
     assert check.live_reservations() == (0, 0)
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
 def test_forks_while_threads_reserve_and_settle_in_an_in_memory_ledger() -> None:

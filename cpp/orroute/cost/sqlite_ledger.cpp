@@ -29,8 +29,7 @@ std::shared_ptr<SqliteLedger::Impl> SqliteLedger::Impl::open_here(const std::str
   impl->pid = ::getpid();
   impl->pid_start = process_start(impl->pid);
   impl->host = host_name();
-  impl->open();
-  if (copy_of) impl->copy_from(*copy_of);
+  impl->open(copy_of);
   impl->register_open();
   return impl;
 }

@@ -375,7 +375,9 @@ struct SqliteLedger::Impl {
     return std::move(*result);
   }
 
-  void open();
+  // Opens the connection; with `copy_of` (an in-memory ledger in a forked child), as a copy of
+  // that connection's content (copy_from).
+  void open(const Impl* copy_of = nullptr);
 
   int64_t version();
 
