@@ -63,6 +63,10 @@ class PerProcess {
     return node->generation == fork_generation() ? node->object.get() : nullptr;
   }
 
+  // The T held, made here or in a parent process: inside `make` (in a child, the parent's), for
+  // what it may copy from the parent's memory. Never to lock, use or destroy.
+  const T* held() const { return live_.load(std::memory_order_acquire)->object.get(); }
+
  private:
   struct Node {
     std::shared_ptr<T> object;

@@ -9,21 +9,42 @@ namespace orroute {
 using namespace sqlite;
 
 // In a forked child the first use opens the file again (PerProcess): the parent's connection,
-// its leases and reservations, its flusher thread are the parent's.
+// its leases and reservations, its flusher thread are the parent's. An in-memory ledger has no
+// file to open again: the child's starts as a copy of the parent's (its budgets, what was spent
+// and reserved), so that a budget holds in the child too (an empty one held none).
 SqliteLedger::SqliteLedger(const std::string& path, SqliteLedgerOptions options)
-    : impl_([path, options] { return Impl::open_here(path, options); }) {}
+    : impl_([this, path, options] {
+        const Impl* parent = made_ ? impl_.held() : nullptr;  // else: impl_ is being made
+        made_ = true;
+        return Impl::open_here(path, options, path == ":memory:" ? parent : nullptr);
+      }) {}
 
 std::shared_ptr<SqliteLedger::Impl> SqliteLedger::Impl::open_here(const std::string& path,
-                                                                  SqliteLedgerOptions options) {
+                                                                  SqliteLedgerOptions options,
+                                                                  const Impl* copy_of) {
+  sqlite::ForkGate gate;  // SQLite's global mutexes, and the registry's, are taken below
   auto impl = std::make_shared<Impl>();
   impl->path = path;
   impl->options = options;
   impl->pid = ::getpid();
   impl->pid_start = process_start(impl->pid);
   impl->host = host_name();
-  impl->open();
+  impl->open(copy_of);
   impl->register_open();
   return impl;
+}
+
+void SqliteLedger::Impl::copy_from(const Impl& parent) {
+  // The parent's connection is a copy in this child's memory, left as it was when no thread was
+  // inside it (the fork gate), and not used again once read.
+  sqlite3_backup* backup = sqlite3_backup_init(db, "main", parent.db, "main");
+  if (backup == nullptr) fail(db, "copy of the parent's in-memory ledger");
+  const int rc = sqlite3_backup_step(backup, -1);
+  sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) {
+    throw Error(std::string("ledger: copy of the parent's in-memory ledger: ") +
+                sqlite3_errstr(rc));
+  }
 }
 
 SqliteLedger::~SqliteLedger() {
@@ -52,7 +73,7 @@ bool SqliteLedger::leases_enabled() const { return impl_->leases_on; }
 const std::string& SqliteLedger::path() const { return impl_->path; }
 
 int64_t SqliteLedger::schema_version() {
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   return impl_->version();
 }
 

@@ -131,6 +131,7 @@ class SqliteLedger final : public Ledger {
  private:
   ReserveOutcome reserve_in_txn(const ReserveRequest& request, TimeUs at);
   struct Impl;
+  bool made_ = false;  // impl_ has made its first Impl (before impl_: set while it is made)
   PerProcess<Impl> impl_;  // a forked child's first use opens its own connection
 };
 

@@ -38,6 +38,18 @@ using Clock = std::chrono::steady_clock;
 // The transport whose loop runs on this thread (null elsewhere): its own commands need no wake-up.
 thread_local const void* t_running_loop = nullptr;
 
+// now + `delay`, saturated: a delay past what the clock counts (a post with
+// milliseconds::max(): `now + delay` in nanoseconds overflowed, undefined behaviour) is "never"
+// (time_point::max()), a negative one "now".
+Clock::time_point after(std::chrono::milliseconds delay) {
+  const Clock::time_point now = Clock::now();
+  if (delay <= std::chrono::milliseconds::zero()) return now;
+  if (delay >= std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now)) {
+    return Clock::time_point::max();
+  }
+  return now + delay;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -862,7 +874,7 @@ struct Transport::Impl {
       if (!commands.empty() || stopping) wait_ms = 0;
     }
     if (wait_ms <= 0) return;
-    read_ready(static_cast<int>(wait_ms));
+    read_ready(static_cast<int>(std::min<long>(wait_ms, 1'000'000)));  // an int; woken anyway
   }
 
   // Waits up to `wait_ms` for ready sockets (0: a look now) into `ready`; a signal (EINTR) or
@@ -1107,7 +1119,7 @@ void Transport::cancel(TransferId id) { impl_->push(Impl::Command{Impl::Command:
 void Transport::resume(TransferId id) { impl_->push(Impl::Command{Impl::Command::kResume, id, nullptr, {}, {}}); }
 
 void Transport::post(std::function<void()> fn, std::chrono::milliseconds delay) {
-  impl_->push(Impl::Command{Impl::Command::kPost, 0, nullptr, std::move(fn), Clock::now() + delay});
+  impl_->push(Impl::Command{Impl::Command::kPost, 0, nullptr, std::move(fn), after(delay)});
 }
 
 int64_t Transport::active() const { return impl_->active_count.load(std::memory_order_relaxed); }
@@ -1142,7 +1154,7 @@ void Transport::Driver::lend_to(std::shared_ptr<LoopWatch> watch) {
 
 bool Transport::Driver::run_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   if (!impl_) return done();
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = after(timeout);
   // The first turn takes no look at the sockets (an epoll_wait a call that, sending on a loop
   // that was parked, finds nothing: idle connections at most). What is ready now is read by the
   // next wait: this one's, the loop thread's once it takes over, or a lease's (the watch's set is
@@ -1302,7 +1314,7 @@ bool LoopWatch::serve_until(const std::function<bool()>& done, int loop_fd, std:
 
 bool LoopWatch::serve_until_unmarked(const std::function<bool()>& done, int loop_fd,
                                      std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = after(timeout);  // negative: no deadline (below)
   while (!done()) {
     if (!lent()) return false;
     int wait_ms = -1;

@@ -110,7 +110,7 @@ int64_t SqliteLedger::set_budget(const BudgetSpec& spec) {
   }
   TimeZone::locate(spec.time_zone);  // throws if unknown
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   Impl::Txn txn(*impl_);
   const auto [ln, la] = split(spec.limit);
   // A new budget's id is past every id used before (state.last_budget_id): see schema migration 4.
@@ -144,7 +144,7 @@ int64_t SqliteLedger::set_budget(const BudgetSpec& spec) {
 
 bool SqliteLedger::remove_budget(const BudgetScope& scope, Window window) {
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   Impl::Txn txn(*impl_);
   int64_t id = 0;
   {
@@ -166,7 +166,7 @@ bool SqliteLedger::remove_budget(const BudgetScope& scope, Window window) {
 
 std::vector<Budget> SqliteLedger::budgets() {
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   Impl::Txn txn(*impl_);
   impl_->read_state();
   txn.commit();
@@ -175,7 +175,7 @@ std::vector<Budget> SqliteLedger::budgets() {
 
 std::vector<BudgetState> SqliteLedger::budget_states(const SpendScope& scope, TimeUs at, bool all) {
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   if (at == 0) at = now_us();
   Impl::Txn txn(*impl_);
   impl_->read_state();

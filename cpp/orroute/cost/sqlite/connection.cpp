@@ -30,6 +30,7 @@ SqliteLedger::Impl::~Impl() {
   const bool ours = static_cast<int64_t>(::getpid()) == pid;  // else: the parent's (fork)
   if (flusher && ours) stop_flusher();
   if (checkpointer && ours) stop_checkpointer();
+  sqlite::ForkGate gate;  // the registry's mutex, then SQLite's (closing)
   if (!canonical.empty()) {
     std::lock_guard lk(open_ledgers().mu);
     auto [lo, hi] = open_ledgers().by_path.equal_range(canonical);
@@ -86,7 +87,7 @@ sqlite::Query SqliteLedger::Impl::q(const std::string& sql) {
   return Query(db, it->second);
 }
 
-void SqliteLedger::Impl::open() {
+void SqliteLedger::Impl::open(const Impl* copy_of) {
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   // The WAL-gathering VFS: one write() per commit instead of two per page (wal_gather_vfs.h).
   if (sqlite3_open_v2(path.c_str(), &db, flags, wal_gather_vfs()) != SQLITE_OK) {
@@ -97,6 +98,8 @@ void SqliteLedger::Impl::open() {
   sqlite3_update_hook(db, &Impl::reservations_changed, this);
   // Only takes effect on a new, empty file (existing files keep theirs).
   if (options.page_size > 0) exec(("PRAGMA page_size=" + std::to_string(options.page_size)).c_str());
+  // Before anything reads the file: what open() caches (schema, state) is the copy's.
+  if (copy_of) copy_from(*copy_of);
   if (path != ":memory:") exec("PRAGMA journal_mode=WAL");
   if (options.wal_autocheckpoint > 0) {
     exec(("PRAGMA wal_autocheckpoint=" + std::to_string(options.wal_autocheckpoint)).c_str());

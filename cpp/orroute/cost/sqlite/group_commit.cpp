@@ -63,7 +63,7 @@ void SqliteLedger::Impl::run_apart(const std::vector<Job*>& batch) {
 }
 
 std::vector<SqliteLedger::Impl::Job*> SqliteLedger::Impl::run_batch() {
-  std::lock_guard lock(mu);
+  Locked lock(*this);
   std::vector<Job*> batch;
   bool taken = false;
   auto take = [&] {  // the jobs queued so far, this thread's own included

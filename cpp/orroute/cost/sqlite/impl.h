@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "orroute/cost/ledger.h"
+#include "orroute/cost/sqlite/fork_gate.h"
 #include "orroute/cost/sqlite/process.h"
 #include "orroute/cost/sqlite/query.h"
 #include "orroute/cost/sqlite_ledger.h"
@@ -36,7 +37,13 @@ struct SqliteLedger::Impl {
   std::string path;
   SqliteLedgerOptions options;
   sqlite3* db = nullptr;
-  std::mutex mu;
+  std::mutex mu;  // the connection's: taken with Locked, never alone
+  // The connection in use: fork() waits for it to be given back (sqlite::ForkGate), then `mu`.
+  struct Locked {
+    explicit Locked(Impl& impl) : lock(impl.mu) {}
+    sqlite::ForkGate gate;  // first in, last out
+    std::lock_guard<std::mutex> lock;
+  };
   std::unordered_map<std::string, sqlite3_stmt*> stmts;
   std::unordered_map<const char*, sqlite3_stmt*> literal_stmts;
   int64_t pid = 0, pid_start = 0;
@@ -220,7 +227,11 @@ struct SqliteLedger::Impl {
 
   void register_open();
   // A connection to `path` for this process (SqliteLedger's PerProcess).
-  static std::shared_ptr<Impl> open_here(const std::string& path, SqliteLedgerOptions options);
+  // In a forked child, an in-memory ledger is opened as a copy of `copy_of` (the parent's).
+  static std::shared_ptr<Impl> open_here(const std::string& path, SqliteLedgerOptions options,
+                                         const Impl* copy_of);
+  // Replaces this (new, in-memory) connection's content with that of `parent`'s connection.
+  void copy_from(const Impl& parent);
 
   // This process's view across its objects on this file: free lease money per window, the
   // lease rows, and the reservations served from them. Caller holds `mu` (never an lmu).
@@ -364,7 +375,9 @@ struct SqliteLedger::Impl {
     return std::move(*result);
   }
 
-  void open();
+  // Opens the connection; with `copy_of` (an in-memory ledger in a forked child), as a copy of
+  // that connection's content (copy_from).
+  void open(const Impl* copy_of = nullptr);
 
   int64_t version();
 

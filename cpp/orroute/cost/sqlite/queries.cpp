@@ -39,7 +39,7 @@ void SqliteLedger::Impl::bind_query(Query& s, const CallQuery& cq) {
 
 std::vector<CallRecord> SqliteLedger::calls(const CallQuery& cq) {
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   std::string sql = std::string("SELECT ") + kCallColumns + " FROM calls" + Impl::where(cq) +
                     (cq.limit >= 0 ? " ORDER BY id DESC LIMIT :limit" : " ORDER BY id");
   auto s = impl_->q(sql);
@@ -81,7 +81,7 @@ std::vector<CallRecord> SqliteLedger::calls(const CallQuery& cq) {
 
 Money SqliteLedger::total_cost(const CallQuery& cq) {
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   auto s = impl_->q("SELECT COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(cost_attos), 0) FROM calls" +
                     Impl::where(cq));
   Impl::bind_query(s, cq);
@@ -124,7 +124,7 @@ std::vector<ReportRow> SqliteLedger::report(const CallQuery& cq, std::string_vie
                           "conversation, outcome, error_class, task_id, tag:<key>)");
   }
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   const std::string sql =
       "SELECT " + period_sql + " AS p, COALESCE(" + key_sql + ", '') AS k, COUNT(*), "
       "SUM(outcome != 'ok'), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos), "
@@ -157,7 +157,7 @@ std::vector<ReportRow> SqliteLedger::report(const CallQuery& cq, std::string_vie
 
 std::vector<Alert> SqliteLedger::alerts(TimeUs from) {
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   auto s = impl_->q("SELECT budget_id, budget_name, threshold_pct, window_start, fired_at, "
                     "spent_nanos, spent_attos, limit_nanos, limit_attos FROM alerts WHERE "
                     "fired_at >= ? ORDER BY fired_at, budget_id, threshold_pct");
@@ -175,7 +175,7 @@ std::optional<int64_t> SqliteLedger::completion_quantile(std::string_view task_t
                                                          int64_t last_n) {
   if (!(q >= 0.0 && q <= 1.0)) throw InvalidArgument("quantile must be in [0, 1]");
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   auto s = impl_->q("SELECT completion_tokens FROM calls WHERE task_type = ? AND model_used = ? "
                     "AND outcome = 'ok' ORDER BY id DESC LIMIT ?");
   s.bind_text(1, task_type).bind_text(2, model).bind(3, last_n);

@@ -248,7 +248,7 @@ int64_t SqliteLedger::reclaim(TimeUs at) {
 
 std::pair<int64_t, Money> SqliteLedger::live_reservations() {
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   // Other processes' leases count whole (their money is set aside); this object's lease rows
   // are replaced by the reservations it served from them.
   auto s = impl_->q("SELECT COUNT(*), COALESCE(SUM(amount_nanos), 0), COALESCE(SUM(amount_attos), 0) "

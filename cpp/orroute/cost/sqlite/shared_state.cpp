@@ -83,7 +83,7 @@ std::optional<std::string> SqliteLedger::Impl::sync_state() {
 
 void SqliteLedger::set_cutoff(std::optional<std::string> reason) {
   impl_->flush_queued();  // this object reads what it wrote
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   Impl::Txn txn(*impl_);
   auto s = impl_->q("UPDATE state SET cutoff_reason = ?, cutoff_at = ? WHERE id = 1");
   if (reason) {
@@ -103,7 +103,7 @@ std::optional<std::string> SqliteLedger::cutoff() {
     std::lock_guard lk(impl_->lmu);
     if (impl_->state_valid && e == impl_->cached_epoch) return impl_->cached_cutoff;
   }
-  std::lock_guard lock(impl_->mu);
+  Impl::Locked lock(*impl_);
   auto s = impl_->q("SELECT cutoff_reason FROM state WHERE id = 1");
   if (!s.step() || s.null(0)) return std::nullopt;
   return s.text(0);
