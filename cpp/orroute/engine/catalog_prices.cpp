@@ -10,10 +10,18 @@
 namespace orroute {
 
 int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) const {
-  const std::string key = tokenizer_key(model);
   std::lock_guard lock(mu_);
+  // The loop asks for the same model at the reservation and again at the settle: the answer for a
+  // model is its tokenizer's entry, which never changes once made, so the last one is kept.
+  if (last_model_ && *last_model_ == model) return last_count_;
+  const std::string key = tokenizer_key(model);
+  const auto remember = [&](int64_t n) {
+    last_model_ = model;
+    last_count_ = n;
+    return n;
+  };
   for (const auto& [k, n] : counts_) {
-    if (k == key) return n;
+    if (k == key) return remember(n);
   }
   int64_t n = counted;
   try {
@@ -21,7 +29,7 @@ int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) 
   } catch (const Error&) {
   }
   counts_.emplace_back(key, n);
-  return n;
+  return remember(n);
 }
 
 std::optional<Money> CatalogPrices::worst_case(const std::string& model, int64_t prompt_tokens,

@@ -29,7 +29,10 @@ class CatalogPrices final : public PriceBook {
 
   // The counts already made for this request, by tokenizer key (tokenizer_key()): not redone.
   // Before the run starts (not thread-safe against prompt_tokens()).
-  void seed(std::vector<std::pair<std::string, int64_t>> counts) { counts_ = std::move(counts); }
+  void seed(std::vector<std::pair<std::string, int64_t>> counts) {
+    counts_ = std::move(counts);
+    last_model_.reset();
+  }
 
   int64_t prompt_tokens(const std::string& model, int64_t counted) const override;
   std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
@@ -53,6 +56,9 @@ class CatalogPrices final : public PriceBook {
   // By tokenizer key: a few at most (one per encoding and factor), so a scan beats hashing, and
   // plan()'s list is taken over as it is (no allocation a call).
   mutable std::vector<std::pair<std::string, int64_t>> counts_;
+  // The model last asked for and its answer (its tokenizer's entry in counts_).
+  mutable std::optional<std::string> last_model_;
+  mutable int64_t last_count_ = 0;
 };
 
 }  // namespace orroute
