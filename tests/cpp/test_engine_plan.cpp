@@ -186,3 +186,37 @@ TEST_CASE("a plan counts the prompt once, with the first candidate's tokenizer, 
     CHECK(plan.prompt_counts.size() == 2);  // the reference's, then m/a's for the estimate
   }
 }
+
+TEST_CASE("a run's prices give a model its tokenizer's count, found by the model it was made for or by its tokenizer",
+          "[engine]") {
+  const auto m = [](const std::string& id) {
+    return "{\"id\":\"" + id + "\",\"context_length\":64000,\"architecture\":{\"input_modalities\":"
+           "[\"text\"],\"output_modalities\":[\"text\"]},\"pricing\":{\"prompt\":\"0.000001\","
+           "\"completion\":\"0.000002\"}}";
+  };
+  const ModelCatalog catalog =
+      ModelCatalog::from_json("{\"data\":[" + m("m/a") + "," + m("m/b") + "," + m("openai/gpt-4o") + "]}");
+  const CallPricer pricer(catalog, PricingPolicy{});
+  const std::string key_a = tokenizer_key("m/a");
+  REQUIRE(tokenizer_key("m/b") == key_a);
+  REQUIRE(tokenizer_key("openai/gpt-4o") != key_a);
+  // No messages: a model whose tokenizer has no count gets the request's own (7).
+  const auto prices = [&](std::vector<PromptCount> seeded) {
+    auto p = std::make_unique<CatalogPrices>(pricer, nullptr, "", RequestShape{}, 7);
+    p->seed(std::move(seeded));
+    return p;
+  };
+  for (const std::string& counted_for : {std::string("m/a"), std::string("m/b")}) {
+    auto p = prices({PromptCount{key_a, counted_for, 100}});
+    for (int round = 0; round < 2; ++round) {  // asked again: the same answers
+      CHECK(p->prompt_tokens("m/a", 7) == 100);
+      CHECK(p->prompt_tokens("m/b", 7) == 100);
+      CHECK(p->prompt_tokens("openai/gpt-4o", 7) == 7);
+    }
+  }
+  // A count under another tokenizer's key says nothing of m/a, whatever model it names.
+  auto p = prices({PromptCount{tokenizer_key("openai/gpt-4o"), "openai/gpt-4o", 55}});
+  CHECK(p->prompt_tokens("openai/gpt-4o", 7) == 55);
+  CHECK(p->prompt_tokens("m/a", 7) == 7);
+  CHECK(p->prompt_tokens("openai/gpt-4o", 7) == 55);
+}

@@ -133,3 +133,53 @@ TEST_CASE("router state keeps one breaker per key", "[route][breaker]") {
   REQUIRE(state.breaker_snapshot("model:a", clock.now()).state == BreakerState::kOpen);
   REQUIRE(state.breaker_snapshot("model:never", clock.now()).state == BreakerState::kClosed);
 }
+
+TEST_CASE("a call's breakers asked and recorded in one step mean what each key's call means",
+          "[route][breaker]") {
+  ManualClock clock;
+  InMemoryRouterState state(config());
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(state.breaker_allow("endpoint:b", clock.now()));
+    state.breaker_record("endpoint:b", CallOutcome::kOutage, clock.now());
+  }
+  // Asked in order, stopped at the first refused: the one before it is allowed (and handled).
+  BreakerPass passes[] = {{"model:a", {}}, {"endpoint:b", {}}, {"provider:c", {}}};
+  REQUIRE(state.breakers_allow(passes, clock.now()) == 1);
+  REQUIRE(passes[0].handle.entry != 0);
+  REQUIRE(passes[2].handle.entry == 0);  // never asked
+  REQUIRE(state.breaker_snapshot("provider:c", clock.now()).calls_in_window == 0);
+  // Recorded through the handle: the breaker of its key.
+  const BreakerRecord outage[] = {{"model:a", passes[0].handle, CallOutcome::kOutage}};
+  state.breakers_record(outage, clock.now());
+  REQUIRE(state.breaker_snapshot("model:a", clock.now()).calls_in_window == 1);
+  BreakerPass all[] = {{"model:a", {}}, {"provider:c", {}}};
+  REQUIRE(state.breakers_allow(all, clock.now()) == 2);
+  const BreakerRecord done[] = {{"model:a", all[0].handle, CallOutcome::kSuccess},
+                                {"provider:c", all[1].handle, CallOutcome::kSuccess},
+                                {"provider:d", {}, CallOutcome::kOutage}};  // without a permit
+  state.breakers_record(done, clock.now());
+  REQUIRE(state.breaker_snapshot("model:a", clock.now()).calls_in_window == 2);
+  REQUIRE(state.breaker_snapshot("provider:c", clock.now()).calls_in_window == 1);
+  REQUIRE(state.breaker_snapshot("provider:d", clock.now()).calls_in_window == 1);
+}
+
+TEST_CASE("a breaker handle is used only by the state that gave it, before its breakers are reset",
+          "[route][breaker]") {
+  ManualClock clock;
+  BreakerConfig one = config();
+  one.consecutive_failures = 1;
+  InMemoryRouterState a(one);
+  InMemoryRouterState b(one);
+  BreakerPass pass[] = {{"model:m", {}}};
+  REQUIRE(a.breakers_allow(pass, clock.now()) == 1);
+  // Another state given a's handle goes by the key: its own breaker takes the outage, a's none.
+  REQUIRE(b.breaker_allow("model:m", clock.now()));
+  const BreakerRecord outage[] = {{"model:m", pass[0].handle, CallOutcome::kOutage}};
+  b.breakers_record(outage, clock.now());
+  REQUIRE(b.breaker_snapshot("model:m", clock.now()).state == BreakerState::kOpen);
+  REQUIRE(a.breaker_snapshot("model:m", clock.now()).state == BreakerState::kClosed);
+  // Reset breakers (a new config) free the entry the handle named: the record finds the new one.
+  a.set_breaker_config(one);
+  a.breakers_record(outage, clock.now());
+  REQUIRE(a.breaker_snapshot("model:m", clock.now()).state == BreakerState::kOpen);
+}

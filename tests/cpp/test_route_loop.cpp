@@ -596,3 +596,109 @@ TEST_CASE("a caller naming a new model on every request keeps metrics, breakers 
   CHECK(providers.last("m/0") == "P");
   CHECK(providers.last("m/" + std::to_string(kNames - 1)).empty());  // not remembered past the cap
 }
+
+namespace {
+
+// A shared state that knows breakers only key by key (as RedisRouterState): the base class's
+// breakers_allow / breakers_record. Logs each breaker call and keeps the breakers in `inner`.
+class PerKeyState final : public RouterState {
+ public:
+  InMemoryRouterState inner;
+  std::vector<std::string> log;  // "allow <key> <0|1>", "record <key> <outcome>"
+
+  void set_breaker_config(const BreakerConfig& c) override { inner.set_breaker_config(c); }
+  bool breaker_allow(std::string_view key, Instant now) override {
+    const bool ok = inner.breaker_allow(key, now);
+    log.push_back("allow " + std::string(key) + (ok ? " 1" : " 0"));
+    return ok;
+  }
+  void breaker_record(std::string_view key, CallOutcome outcome, Instant now) override {
+    inner.breaker_record(key, outcome, now);
+    const char* o = outcome == CallOutcome::kSuccess ? "success" : outcome == CallOutcome::kOutage ? "outage" : "neutral";
+    log.push_back("record " + std::string(key) + " " + o);
+  }
+  BreakerSnapshot breaker_snapshot(std::string_view key, Instant now) override {
+    return inner.breaker_snapshot(key, now);
+  }
+  void set_limit(std::string_view scope, const RateLimit& limit) override { inner.set_limit(scope, limit); }
+  Admission try_admit(std::span<const std::string> scopes, const LimitUsage& usage, Instant now) override {
+    return inner.try_admit(scopes, usage, now);
+  }
+  void settle_admission(uint64_t ticket, const LimitUsage& actual) override { inner.settle_admission(ticket, actual); }
+  void forget_admission(uint64_t ticket) override { inner.forget_admission(ticket); }
+  void hold(std::string_view scope, Instant until) override { inner.hold(scope, until); }
+  Duration held_for(std::string_view scope, Instant now) override { return inner.held_for(scope, now); }
+  LimitUsage usage_in_window(std::string_view scope, Instant now) override { return inner.usage_in_window(scope, now); }
+  void set_balancer(std::string_view group, const BalancerRules& rules) override { inner.set_balancer(group, rules); }
+  std::optional<size_t> balancer_pick(std::string_view group, const std::vector<size_t>& exclude, Instant now) override {
+    return inner.balancer_pick(group, exclude, now);
+  }
+  void balancer_finish(std::string_view group, size_t index, bool ok, Duration latency, Instant now) override {
+    inner.balancer_finish(group, index, ok, latency, now);
+  }
+  void balancer_release(std::string_view group, size_t index, Instant now) override {
+    inner.balancer_release(group, index, now);
+  }
+  void balancer_set_health(std::string_view group, size_t index, bool up, Instant now) override {
+    inner.balancer_set_health(group, index, up, now);
+  }
+  std::vector<DeploymentView> balancer_view(std::string_view group, Instant now) override {
+    return inner.balancer_view(group, now);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a shared state that knows breakers key by key gets every permit and every record",
+          "[route][loop][breaker]") {
+  Harness h;
+  PerKeyState shared;
+  BreakerConfig bc;
+  bc.consecutive_failures = 1;
+  bc.cooldown = 30s;
+  shared.set_breaker_config(bc);
+  h.ctx.state = &shared;
+  ProviderMemory providers;
+  h.ctx.providers = &providers;
+  h.ctx.config.endpoint = "api.test";
+  h.ctx.config.retry.max_retries_per_model = 0;
+  h.sender->script["a/1"] = {served_by("X"), served_by("X"), served_by("Y"), failed_at("Y")};
+  REQUIRE(h.run({"a/1"}).ok);  // no provider known yet: the model's and the endpoint's
+  REQUIRE(shared.log == std::vector<std::string>{"allow model:a/1 1", "allow endpoint:api.test 1",
+                                                 "record model:a/1 success", "record provider:X success",
+                                                 "record endpoint:api.test success"});
+  shared.log.clear();
+  REQUIRE(h.run({"a/1"}).ok);  // X served it last: its breaker is asked, and takes the answer
+  REQUIRE(shared.log == std::vector<std::string>{"allow model:a/1 1", "allow endpoint:api.test 1",
+                                                 "allow provider:X 1", "record model:a/1 success",
+                                                 "record provider:X success",
+                                                 "record endpoint:api.test success"});
+  shared.log.clear();
+  REQUIRE(h.run({"a/1"}).ok);  // routed to Y this time: Y recorded without a permit, X released
+  REQUIRE(shared.log == std::vector<std::string>{"allow model:a/1 1", "allow endpoint:api.test 1",
+                                                 "allow provider:X 1", "record model:a/1 success",
+                                                 "record provider:Y success", "record provider:X neutral",
+                                                 "record endpoint:api.test success"});
+  shared.log.clear();
+  REQUIRE_FALSE(h.run({"a/1"}).ok);  // a 502 named Y: the model's and Y's breakers open
+  REQUIRE(shared.log == std::vector<std::string>{"allow model:a/1 1", "allow endpoint:api.test 1",
+                                                 "allow provider:Y 1", "record model:a/1 outage",
+                                                 "record provider:Y outage",
+                                                 "record endpoint:api.test success"});
+  shared.log.clear();
+  // b/2 last served by Y (open): the model's and the endpoint's permits are given back.
+  h.sender->script["b/2"] = {served_by("Y")};
+  h.clock.advance(31s);  // Y half-open: one probe
+  REQUIRE(h.run({"b/2"}).ok);
+  shared.log.clear();
+  REQUIRE(shared.breaker_allow("provider:Y", h.clock.now()));
+  shared.breaker_record("provider:Y", CallOutcome::kOutage, h.clock.now());  // open again
+  shared.log.clear();
+  auto out = h.run({"b/2"});
+  REQUIRE_FALSE(out.ok);
+  REQUIRE(out.attempts[0].outcome == "skipped:provider_circuit_open");
+  REQUIRE(out.attempts[0].message == "provider:Y");
+  REQUIRE(shared.log == std::vector<std::string>{"allow model:b/2 1", "allow endpoint:api.test 1",
+                                                 "allow provider:Y 0", "record model:b/2 neutral",
+                                                 "record endpoint:api.test neutral"});
+}

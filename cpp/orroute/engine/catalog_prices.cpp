@@ -10,17 +10,29 @@
 namespace orroute {
 
 int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) const {
-  const std::string key = tokenizer_key(model);
   std::lock_guard lock(mu_);
-  for (const auto& [k, n] : counts_) {
-    if (k == key) return n;
+  // The loop asks for the same model at the reservation and again at the settle: the answer for a
+  // model is its tokenizer's entry, which never changes once made, so the last one is kept.
+  if (last_model_ && *last_model_ == model) return last_count_;
+  // The model a count was made for has that count (its tokenizer's entry): no tokenizer lookup.
+  for (const PromptCount& c : counts_) {
+    if (c.model == model) return c.tokens;
+  }
+  const std::string key = tokenizer_key(model);
+  const auto remember = [&](int64_t n) {
+    last_model_ = model;
+    last_count_ = n;
+    return n;
+  };
+  for (const PromptCount& c : counts_) {
+    if (c.key == key) return remember(c.tokens);
   }
   int64_t n = counted;
   try {
     if (messages_) n = count_chat_tokens(model, *messages_, tools_, ImageCount::kAtMost).tokens;
   } catch (const Error&) {
   }
-  counts_.emplace_back(key, n);
+  counts_.push_back(PromptCount{key, model, n});
   return n;
 }
 

@@ -16,6 +16,14 @@
 
 namespace orroute {
 
+// A request's prompt counted for one tokenizer (`key`: tokenizer_key()), and the model it was
+// counted for: a later question about that model is answered without its tokenizer found again.
+struct PromptCount {
+  std::string key;
+  std::string model;
+  int64_t tokens = 0;
+};
+
 // Prices through the CallPricer (variants, routers, `models` lists, unknown ids); prompt tokens
 // per model family, counted once per tokenizer; charges checked by audit_charge.
 // `messages` (the request's, as count_chat_tokens reads them) may be null: a model whose count
@@ -29,7 +37,10 @@ class CatalogPrices final : public PriceBook {
 
   // The counts already made for this request, by tokenizer key (tokenizer_key()): not redone.
   // Before the run starts (not thread-safe against prompt_tokens()).
-  void seed(std::vector<std::pair<std::string, int64_t>> counts) { counts_ = std::move(counts); }
+  void seed(std::vector<PromptCount> counts) {
+    counts_ = std::move(counts);
+    last_model_.reset();
+  }
 
   int64_t prompt_tokens(const std::string& model, int64_t counted) const override;
   std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
@@ -52,7 +63,10 @@ class CatalogPrices final : public PriceBook {
   mutable std::mutex mu_;
   // By tokenizer key: a few at most (one per encoding and factor), so a scan beats hashing, and
   // plan()'s list is taken over as it is (no allocation a call).
-  mutable std::vector<std::pair<std::string, int64_t>> counts_;
+  mutable std::vector<PromptCount> counts_;
+  // The model last asked for and its answer (its tokenizer's entry in counts_).
+  mutable std::optional<std::string> last_model_;
+  mutable int64_t last_count_ = 0;
 };
 
 }  // namespace orroute

@@ -24,6 +24,7 @@
 #include "orroute/cost/ledger.h"
 #include "orroute/cost/prepaid.h"
 #include "orroute/engine/attempt_body.h"
+#include "orroute/engine/catalog_prices.h"
 #include "orroute/engine/settle_worker.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/chunk_queue.h"
@@ -131,8 +132,9 @@ struct EnginePlan {
   std::shared_ptr<const std::vector<ChatMessage>> messages;
   std::string tools_json;
   std::optional<RequestShape> shape;  // its `models` the request's own (submit() adds its fallbacks)
-  // Prompt tokens by tokenizer (the key of tokenizer_key()), as counted for this request.
-  std::vector<std::pair<std::string, int64_t>> prompt_counts;
+  // Prompt tokens by tokenizer (the key of tokenizer_key()), as counted for this request, each
+  // with the model it was counted for.
+  std::vector<PromptCount> prompt_counts;
   // The first candidate's attempt body, from the request as plan() parsed it (PlanUse::kSend).
   std::optional<PreparedAttempt> first_attempt;
 };

@@ -71,12 +71,12 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   plan.prompt_counts.reserve(2);  // the reference's tokenizer (selection) and the first candidate's
   auto chat = std::make_shared<const std::vector<ChatMessage>>(chat_messages_of(messages));
   const auto count_for = [&](const std::string& model) -> int64_t {
-    const std::string key = tokenizer_key(model);
-    for (const auto& [k, n] : plan.prompt_counts) {
-      if (k == key) return n;
+    std::string key = tokenizer_key(model);
+    for (const PromptCount& c : plan.prompt_counts) {
+      if (c.key == key) return c.tokens;
     }
     const int64_t n = count_chat_tokens(model, *chat, tools_json, ImageCount::kAtMost).tokens;
-    plan.prompt_counts.emplace_back(key, n);
+    plan.prompt_counts.emplace_back(std::move(key), model, n);
     return n;
   };
   static const NoDestructor<std::vector<std::string>> kNone;

@@ -40,7 +40,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   }
   // The response cache first: a hit reserves nothing and sends nothing; but under the emergency
   // cutoff it is not served, and the reservation below refuses the call.
-  const std::string cache_key =
+  std::string cache_key =
       cache_key_for(impl_->cache, task, impl_->client->config().base_url, plan.candidates);
   std::optional<CachedReply> hit = cache_lookup(impl_->cache, cache_key);
   if (hit && !cutoff_refuses_hit(ledger_.get())) {
@@ -102,7 +102,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
 
   Impl* impl = impl_.get();
   auto finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
-                 cache_key,
+                 cache_key = std::move(cache_key),
                  on_done = std::move(on_done)](RouteOutcome&& out) mutable {
     cache_store(impl->cache, cache_key, out, out.result.body);
     EngineResult res;

@@ -46,6 +46,17 @@ std::vector<std::string> ProviderMemory::providers() const {
 }
 
 std::string provider_breaker_key(const std::string& provider) { return "provider:" + provider; }
+
+namespace {
+
+// Whether `key` is provider_breaker_key(provider), without that key made.
+bool is_provider_key(std::string_view key, std::string_view provider) {
+  constexpr std::string_view kPrefix = "provider:";
+  return key.size() == kPrefix.size() + provider.size() && key.starts_with(kPrefix) &&
+         key.substr(kPrefix.size()) == provider;
+}
+
+}  // namespace
 std::string endpoint_breaker_key(const std::string& endpoint) { return "endpoint:" + endpoint; }
 
 std::string url_host(std::string_view url) {
@@ -107,6 +118,8 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   using Lock = std::unique_lock<std::mutex>;
   struct Permits {
     std::string model_key, provider_key, endpoint_key;  // breaker keys taken (empty = not taken)
+    // What the state found each key to when it allowed it: the records go without a lookup.
+    BreakerHandle model_handle, provider_handle, endpoint_handle;
     uint64_t reservation = 0;
     bool reserved = false;
     Money amount;  // what was reserved
@@ -185,13 +198,17 @@ void Run::next_candidate() {
 }
 
 void Run::release_permits(CallOutcome outcome, Instant now) {
-  if (!permits_.model_key.empty()) ctx_.state->breaker_record(permits_.model_key, outcome, now);
-  if (!permits_.provider_key.empty()) {
-    ctx_.state->breaker_record(permits_.provider_key, outcome, now);
-  }
+  // The breakers taken, in the order they were asked, in one step.
+  BreakerRecord records[3];
+  size_t n = 0;
+  if (!permits_.model_key.empty()) records[n++] = {permits_.model_key, permits_.model_handle, outcome};
   if (!permits_.endpoint_key.empty()) {
-    ctx_.state->breaker_record(permits_.endpoint_key, outcome, now);
+    records[n++] = {permits_.endpoint_key, permits_.endpoint_handle, outcome};
   }
+  if (!permits_.provider_key.empty()) {
+    records[n++] = {permits_.provider_key, permits_.provider_handle, outcome};
+  }
+  if (n != 0) ctx_.state->breakers_record(std::span<const BreakerRecord>(records, n), now);
   if (permits_.reserved && ctx_.budget) ctx_.budget->release(permits_.reservation);
   permits_ = Permits{};
 }
@@ -204,27 +221,42 @@ void Run::release_permits(CallOutcome outcome, Instant now) {
 // blame are released neutrally. The reservation is left alone (the caller settles it).
 void Run::settle_breakers(const std::string& model, const AttemptResult& r, CallOutcome outcome,
                           Instant now) {
-  if (!permits_.model_key.empty()) ctx_.state->breaker_record(permits_.model_key, outcome, now);
-  permits_.model_key.clear();
+  // Every record below goes to the state in one step, in the order they were made one by one.
+  BreakerRecord records[4];
+  size_t n = 0;
+  if (!permits_.model_key.empty()) records[n++] = {permits_.model_key, permits_.model_handle, outcome};
   const std::string served = ctx_.providers ? ctx_.providers->note(model, r.provider) : std::string();
-  if (!ctx_.config.provider_breakers) return;
-  const std::string named = served.empty() ? std::string() : provider_breaker_key(served);
-  if (!named.empty()) {
-    // When OpenRouter routed this call elsewhere than last time, the named breaker is recorded
-    // without a permit (it may be open: the call went there anyway).
-    ctx_.state->breaker_record(named, outcome, now);
+  std::string named;
+  if (ctx_.config.provider_breakers) {
+    // The provider the reply names is most often the one whose breaker this call was let through
+    // (the provider that served the model last time): then that permit is the named one.
+    const bool named_is_permit = !served.empty() && is_provider_key(permits_.provider_key, served);
+    if (named_is_permit) {
+      records[n++] = {permits_.provider_key, permits_.provider_handle, outcome};
+    } else {
+      if (!served.empty()) {
+        // When OpenRouter routed this call elsewhere than last time, the named breaker is
+        // recorded without a permit (it may be open: the call went there anyway).
+        named = provider_breaker_key(served);
+        records[n++] = {named, BreakerHandle{}, outcome};
+      }
+      if (!permits_.provider_key.empty()) {
+        records[n++] = {permits_.provider_key, permits_.provider_handle, CallOutcome::kNeutral};
+      }
+    }
+    if (!permits_.endpoint_key.empty()) {
+      const bool replied = r.ok || r.http_status != 0;
+      const CallOutcome endpoint_outcome =
+          r.cancelled ? CallOutcome::kNeutral : (replied ? CallOutcome::kSuccess : outcome);
+      records[n++] = {permits_.endpoint_key, permits_.endpoint_handle, endpoint_outcome};
+    }
   }
-  if (!permits_.provider_key.empty() && permits_.provider_key != named) {
-    ctx_.state->breaker_record(permits_.provider_key, CallOutcome::kNeutral, now);
+  if (n != 0) ctx_.state->breakers_record(std::span<const BreakerRecord>(records, n), now);
+  permits_.model_key.clear();
+  if (ctx_.config.provider_breakers) {
+    permits_.provider_key.clear();
+    permits_.endpoint_key.clear();
   }
-  if (!permits_.endpoint_key.empty()) {
-    const bool replied = r.ok || r.http_status != 0;
-    const CallOutcome endpoint_outcome =
-        r.cancelled ? CallOutcome::kNeutral : (replied ? CallOutcome::kSuccess : outcome);
-    ctx_.state->breaker_record(permits_.endpoint_key, endpoint_outcome, now);
-  }
-  permits_.provider_key.clear();
-  permits_.endpoint_key.clear();
 }
 
 void Run::schedule_step(Duration delay) {
@@ -310,41 +342,47 @@ void Run::step_locked() {
       }
     }
 
-    // Breakers: the model's, and its provider's when known.
+    // Breakers: the model's, then (provider breakers) the endpoint's and that of the provider
+    // that last served this model (the provider of this call is only known from its reply),
+    // asked in that order in one step; the first that refuses skips the model, and those before
+    // it are released.
     permits_ = Permits{};
-    std::string model_key = "model:" + model;
-    if (!ctx_.state->breaker_allow(model_key, now)) {
-      skip(model, "circuit_open");
-      next_candidate();
-      continue;
-    }
-    permits_.model_key = std::move(model_key);
+    permits_.model_key = "model:" + model;
     if (ctx_.config.provider_breakers) {
-      // The endpoint's breaker, then that of the provider that last served this model (the
-      // provider of this call is only known from its reply).
       const std::string routed = ctx_.config.endpoint_of ? ctx_.config.endpoint_of(model) : std::string();
       const std::string& endpoint = ctx_.config.endpoint_of ? routed : ctx_.config.endpoint;
-      if (!endpoint.empty()) {
-        std::string key = endpoint_breaker_key(endpoint);
-        if (!ctx_.state->breaker_allow(key, now)) {
-          release_permits(CallOutcome::kNeutral, now);
-          skip(model, "endpoint_circuit_open", key);
-          next_candidate();
-          continue;
-        }
-        permits_.endpoint_key = std::move(key);
-      }
+      if (!endpoint.empty()) permits_.endpoint_key = endpoint_breaker_key(endpoint);
       const std::string provider = ctx_.providers ? ctx_.providers->last(model) : std::string();
-      if (!provider.empty()) {
-        std::string key = provider_breaker_key(provider);
-        if (!ctx_.state->breaker_allow(key, now)) {
-          release_permits(CallOutcome::kNeutral, now);
-          skip(model, "provider_circuit_open", key);
-          next_candidate();
-          continue;
-        }
-        permits_.provider_key = std::move(key);
+      if (!provider.empty()) permits_.provider_key = provider_breaker_key(provider);
+    }
+    BreakerPass passes[3];
+    std::string* taken[3];
+    BreakerHandle* handles[3];
+    size_t asked = 0;
+    for (auto [key, handle] : {std::pair{&permits_.model_key, &permits_.model_handle},
+                               std::pair{&permits_.endpoint_key, &permits_.endpoint_handle},
+                               std::pair{&permits_.provider_key, &permits_.provider_handle}}) {
+      if (key->empty()) continue;
+      passes[asked] = {*key, BreakerHandle{}};
+      taken[asked] = key;
+      handles[asked] = handle;
+      ++asked;
+    }
+    const size_t allowed = ctx_.state->breakers_allow(std::span<BreakerPass>(passes, asked), now);
+    for (size_t i = 0; i < asked; ++i) *handles[i] = passes[i].handle;
+    if (allowed < asked) {
+      const bool model_refused = allowed == 0;
+      const std::string refused_key = std::move(*taken[allowed]);
+      for (size_t i = allowed; i < asked; ++i) taken[i]->clear();  // not taken: nothing to record
+      release_permits(CallOutcome::kNeutral, now);
+      if (model_refused) {
+        skip(model, "circuit_open");
+      } else {
+        skip(model, taken[allowed] == &permits_.endpoint_key ? "endpoint_circuit_open" : "provider_circuit_open",
+             refused_key);
       }
+      next_candidate();
+      continue;
     }
 
     // Budget: reserve the worst case before anything is sent. A candidate that cannot be priced is

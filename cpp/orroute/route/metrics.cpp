@@ -31,12 +31,14 @@ double LogHistogram::bucket_value(int bucket) const {
   return min_ * std::exp((static_cast<double>(bucket) - 0.5) * kLogRatio);
 }
 
-void LogHistogram::add(double value) {
-  const int idx = bucket(value);
-  if (idx < 0) return;
+void LogHistogram::add(double value) { add(value, bucket(value)); }
+
+int LogHistogram::add(double value, int idx) {
+  if (idx < 0) return idx;
   ++buckets_[static_cast<size_t>(idx)];
   ++count_;
   sum_ += value;
+  return idx;
 }
 
 void RunningMedian::add(int bucket) {
@@ -175,16 +177,15 @@ void Metrics::record_success(std::string_view model, Instant now, Duration laten
     ++m.window_calls;
     ++m.window_successes;
   }
-  const int lb = s.latency.bucket(seconds(latency));
-  s.latency.add(seconds(latency));
+  // Each sample's bucket found once (a log each), for the slice and the running median.
+  const int lb = s.latency.add(seconds(latency), s.latency.bucket(seconds(latency)));
   if (s.counted && lb >= 0) m.latency.add(lb);
   if (ttft) s.ttft.add(seconds(*ttft));
   // Generation speed: tokens over the time after the first token when streamed.
   const Duration gen = ttft && latency > *ttft ? latency - *ttft : latency;
   if (output_tokens > 0 && gen.count() > 0) {
     const double tps = static_cast<double>(output_tokens) / seconds(gen);
-    const int tb = s.tps.bucket(tps);
-    s.tps.add(tps);
+    const int tb = s.tps.add(tps, s.tps.bucket(tps));
     if (s.counted && tb >= 0) m.tps.add(tb);
   }
 }

@@ -29,6 +29,8 @@ class LogHistogram {
   static constexpr int kBuckets = 240;  // 1.1^240 ~ 8.6e9: covers 9+ decades above min_value
   explicit LogHistogram(double min_value = 1e-6) : min_(min_value) {}
   void add(double value);
+  // add(value), its bucket already found (bucket(value), so not computed again); returns it.
+  int add(double value, int bucket);
   void merge(const LogHistogram& other);
   void clear();
   int64_t count() const { return count_; }

@@ -59,8 +59,7 @@ Admission RateLimiter::try_acquire(std::span<const std::string> scopes, const Li
   if (usage.requests < 0 || usage.input_tokens < 0 || usage.output_tokens < 0) {
     throw InvalidArgument("rate limiter: usage must be >= 0");
   }
-  std::vector<Scope*> limited;
-  limited.reserve(scopes.size());
+  std::vector<Scope*> limited;  // sized at its first scope: a call with no limit set allocates none
   Admission refusal;
   for (const std::string& name : scopes) {
     auto it = scopes_.find(name);
@@ -90,6 +89,7 @@ Admission RateLimiter::try_acquire(std::span<const std::string> scopes, const Li
       }
       continue;
     }
+    if (limited.empty()) limited.reserve(scopes.size());
     limited.push_back(&s);
   }
   if (!refusal.blocked_by.empty()) return refusal;

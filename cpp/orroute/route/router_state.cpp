@@ -1,12 +1,43 @@
 #include "orroute/route/router_state.h"
 
+#include <atomic>
+
 #include "orroute/error.h"
 #include "orroute/route/capped_names.h"
 
 namespace orroute {
 
+namespace {
+
+// Epochs are never 0 (a default BreakerHandle's) and never repeat across states in a process.
+uint64_t fresh_epoch() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void apply(CircuitBreaker& b, CallOutcome outcome, Instant now) {
+  switch (outcome) {
+    case CallOutcome::kSuccess: b.record_success(now); break;
+    case CallOutcome::kOutage: b.record_failure(now); break;
+    case CallOutcome::kNeutral: b.release(now); break;
+  }
+}
+
+}  // namespace
+
+size_t RouterState::breakers_allow(std::span<BreakerPass> passes, Instant now) {
+  for (size_t i = 0; i < passes.size(); ++i) {
+    if (!breaker_allow(passes[i].key, now)) return i;
+  }
+  return passes.size();
+}
+
+void RouterState::breakers_record(std::span<const BreakerRecord> records, Instant now) {
+  for (const BreakerRecord& r : records) breaker_record(r.key, r.outcome, now);
+}
+
 InMemoryRouterState::InMemoryRouterState(BreakerConfig breaker_config)
-    : breaker_config_(breaker_config) {
+    : breaker_config_(breaker_config), breaker_epoch_(fresh_epoch()) {
   CircuitBreaker validate(breaker_config_);  // throws InvalidArgument early on a bad config
   (void)validate;
 }
@@ -17,6 +48,7 @@ void InMemoryRouterState::set_breaker_config(const BreakerConfig& config) {
   std::lock_guard lock(mu_);
   breaker_config_ = config;
   breakers_.clear();
+  breaker_epoch_ = fresh_epoch();  // every handle given out so far names a freed entry
 }
 
 CircuitBreaker& InMemoryRouterState::breaker(std::string_view key) {
@@ -30,12 +62,30 @@ bool InMemoryRouterState::breaker_allow(std::string_view key, Instant now) {
 
 void InMemoryRouterState::breaker_record(std::string_view key, CallOutcome outcome, Instant now) {
   std::lock_guard lock(mu_);
-  CircuitBreaker& b = breaker(key);
-  switch (outcome) {
-    case CallOutcome::kSuccess: b.record_success(now); break;
-    case CallOutcome::kOutage: b.record_failure(now); break;
-    case CallOutcome::kNeutral: b.release(now); break;
+  apply(breaker(key), outcome, now);
+}
+
+CircuitBreaker& InMemoryRouterState::breaker(std::string_view key, const BreakerHandle& handle) {
+  if (handle.entry != 0 && handle.epoch == breaker_epoch_) {
+    return *reinterpret_cast<CircuitBreaker*>(handle.entry);  // NOLINT: ours, and not freed since
   }
+  return breaker(key);
+}
+
+size_t InMemoryRouterState::breakers_allow(std::span<BreakerPass> passes, Instant now) {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < passes.size(); ++i) {
+    CircuitBreaker& b = breaker(passes[i].key);
+    if (!b.allow(now)) return i;
+    // A map's entries stay where they are until it is cleared (set_breaker_config: a new epoch).
+    passes[i].handle = BreakerHandle{reinterpret_cast<uintptr_t>(&b), breaker_epoch_};
+  }
+  return passes.size();
+}
+
+void InMemoryRouterState::breakers_record(std::span<const BreakerRecord> records, Instant now) {
+  std::lock_guard lock(mu_);
+  for (const BreakerRecord& r : records) apply(breaker(r.key, r.handle), r.outcome, now);
 }
 
 BreakerSnapshot InMemoryRouterState::breaker_snapshot(std::string_view key, Instant now) {

@@ -23,6 +23,25 @@ namespace orroute {
 // How a call that a breaker let through ended.
 enum class CallOutcome : uint8_t { kSuccess, kOutage, kNeutral };
 
+// What a state found a breaker's key to, kept by the caller between the allow and the record so
+// the record need not look the key up again. Opaque to the caller; a state checks that a handle is
+// its own and still current before it uses one, else it goes by the key. {} = go by the key.
+struct BreakerHandle {
+  uintptr_t entry = 0;
+  uint64_t epoch = 0;
+};
+// One breaker a call asks (breakers_allow fills `handle` for each it allows).
+struct BreakerPass {
+  std::string_view key;
+  BreakerHandle handle;
+};
+// One record of a call's breakers: what breaker_record(key, outcome) does.
+struct BreakerRecord {
+  std::string_view key;
+  BreakerHandle handle;  // from the allow of `key`, or {} (recorded without a permit)
+  CallOutcome outcome;
+};
+
 // Implementations are thread-safe.
 class RouterState {
  public:
@@ -34,6 +53,14 @@ class RouterState {
   virtual bool breaker_allow(std::string_view key, Instant now) = 0;
   virtual void breaker_record(std::string_view key, CallOutcome outcome, Instant now) = 0;
   virtual BreakerSnapshot breaker_snapshot(std::string_view key, Instant now) = 0;
+  // A call's breakers in one step: asks each of `passes` in order, as breaker_allow does, and
+  // stops at the first that refuses. Returns its index, or passes.size() when every one allowed;
+  // each allowed pass (those before the index) gets its handle and must be followed by one record
+  // of its key. The default calls breaker_allow per key (a shared state sees every call).
+  virtual size_t breakers_allow(std::span<BreakerPass> passes, Instant now);
+  // Records each of `records` in order, as breaker_record(key, outcome, now) does. The default
+  // calls breaker_record per key.
+  virtual void breakers_record(std::span<const BreakerRecord> records, Instant now);
 
   // Rate limits; see RateLimiter for the meaning of each call.
   virtual void set_limit(std::string_view scope, const RateLimit& limit) = 0;
@@ -69,6 +96,9 @@ class InMemoryRouterState final : public RouterState {
   bool breaker_allow(std::string_view key, Instant now) override;
   void breaker_record(std::string_view key, CallOutcome outcome, Instant now) override;
   BreakerSnapshot breaker_snapshot(std::string_view key, Instant now) override;
+  // Under one lock; an allowed breaker's handle is its entry, valid until set_breaker_config.
+  size_t breakers_allow(std::span<BreakerPass> passes, Instant now) override;
+  void breakers_record(std::span<const BreakerRecord> records, Instant now) override;
   // How many breakers are held (one per key used since the last set_breaker_config). The keys name
   // requested models: past kMaxBreakers, new keys share the breaker of "(other)" (kOtherName).
   size_t breaker_count();
@@ -97,11 +127,16 @@ class InMemoryRouterState final : public RouterState {
     BalancerState state;
   };
   CircuitBreaker& breaker(std::string_view key);  // caller holds mu_
+  // The breaker `handle` names when it is this state's and current, else `key`'s. Holds mu_.
+  CircuitBreaker& breaker(std::string_view key, const BreakerHandle& handle);
   Group& group(std::string_view name);            // caller holds mu_; NotFound if unknown
 
   std::mutex mu_;
   BreakerConfig breaker_config_;
   NameMap<CircuitBreaker> breakers_;
+  // Names this state's breakers as they are now (the entries stay put until the next clear): a
+  // number no other state and no earlier set_breaker_config of this one had.
+  uint64_t breaker_epoch_;
   RateLimiter limiter_;
   std::unordered_map<std::string, Group> groups_;
 };
