@@ -6,8 +6,10 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -239,110 +241,153 @@ class ReusedTextWriter {
 };
 
 // The request's text for the shapes a request nearly always has (dict with str keys, exact list
-// and tuple, str, int within 64 bits, finite float, bool, None), appended to `out` with no
+// and tuple, str, int within 64 bits, finite float, bool, None), written into one string with no
 // writer in between: write_py's events through rapidjson's Writer cost ~0.2k instructions each
 // (its level stack and separators, the buffer's growth checks, then the text copied out of the
-// buffer), ~1.6k of a manager call's 60-byte body. Writes exactly the bytes write_py's TextSink
+// buffer), ~1.6k of a manager call's 60-byte body. The bytes are those write_py's TextSink
 // writes (rapidjson's escapes: \b \t \n \f \r \" \\, other bytes below 0x20 as \u00XX, nothing
-// else; its Grisu2 doubles; tests/py/test_request_text.py compares both on many values). False
-// for anything else (a str key missing, an int beyond 64 bits, NaN, a subclass of list, a model,
-// a Mapping, the depth limit): `out` is then partial and the caller writes the whole with
-// write_py, which also raises what is to be raised. Runs no Python code, so nothing it read can
-// change under it; a str that cannot be encoded raises as write_py would at the same value.
+// else; its Grisu2 doubles; tests/py/test_request_text.py compares both on many values), but
+// for 0x1A-0x1F, which rapidjson 1.1.0's SSE2 scan (RAPIDJSON_SSE2, strings of 16 bytes and
+// more) lets through raw: not JSON. value() is false for anything else (a key that is not a
+// str, an int beyond 64 bits, NaN, a subclass of list, a model, a Mapping, the depth limit):
+// the caller then writes the whole with write_py, which also raises what is to be raised. Runs
+// no Python code, so nothing it read can change under it; a str that cannot be encoded raises
+// as write_py would at the same value.
 class PlainText {
  public:
-  explicit PlainText(std::string& out) : out_(out) {}
+  PlainText() : text_(256, '\0') {}  // a usual request's text in one allocation, handed out as it is
 
+  // The text written (false: a value this writer leaves to write_py, the text then partial).
   bool value(PyObject* o, int depth) {
     if (depth >= kMaxJsonDepth) return false;
-    if (PyUnicode_CheckExact(o)) return string(o);
-    if (o == Py_None) {
-      out_.append("null", 4);
+    if (PyUnicode_CheckExact(o)) {
+      string(o);
+    } else if (o == Py_None) {
+      add("null", 4);
     } else if (PyBool_Check(o)) {
       if (o == Py_True) {
-        out_.append("true", 4);
+        add("true", 4);
       } else {
-        out_.append("false", 5);
+        add("false", 5);
       }
     } else if (PyLong_Check(o)) {
       int overflow = 0;
       const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
       if (overflow != 0) return false;
-      char buf[24];
-      char* const end = rapidjson::internal::i64toa(static_cast<int64_t>(v), buf);
-      out_.append(buf, static_cast<size_t>(end - buf));
+      char* const at = room(24);
+      len_ += static_cast<size_t>(rapidjson::internal::i64toa(static_cast<int64_t>(v), at) - at);
     } else if (PyFloat_Check(o)) {
       const double d = PyFloat_AS_DOUBLE(o);
       if (!std::isfinite(d)) return false;
-      char buf[32];
-      char* const end = rapidjson::internal::dtoa(d, buf, rapidjson::Writer<rapidjson::StringBuffer>::kDefaultMaxDecimalPlaces);
-      out_.append(buf, static_cast<size_t>(end - buf));
+      char* const at = room(32);  // dtoa writes at most 25 bytes
+      len_ += static_cast<size_t>(
+          rapidjson::internal::dtoa(d, at, rapidjson::Writer<rapidjson::StringBuffer>::kDefaultMaxDecimalPlaces) - at);
     } else if (PyUnicode_Check(o)) {
-      return string(o);
+      string(o);
     } else if (PyDict_Check(o)) {
-      out_.push_back('{');
+      put('{');
       Py_ssize_t pos = 0;
       PyObject* key = nullptr;
       PyObject* item = nullptr;
       bool first = true;
       while (PyDict_Next(o, &pos, &key, &item)) {
         if (!PyUnicode_Check(key)) return false;
-        if (!first) out_.push_back(',');
+        if (!first) put(',');
         first = false;
-        if (!string(key)) return false;
-        out_.push_back(':');
+        string(key);
+        put(':');
         if (!value(item, depth + 1)) return false;
       }
-      out_.push_back('}');
+      put('}');
     } else if (PyList_CheckExact(o) || PyTuple_CheckExact(o)) {
       const bool list = PyList_CheckExact(o);
       const Py_ssize_t n = list ? PyList_GET_SIZE(o) : PyTuple_GET_SIZE(o);
-      out_.push_back('[');
+      put('[');
       for (Py_ssize_t i = 0; i < n; ++i) {
-        if (i > 0) out_.push_back(',');
+        if (i > 0) put(',');
         if (!value(list ? PyList_GET_ITEM(o, i) : PyTuple_GET_ITEM(o, i), depth + 1)) return false;
       }
-      out_.push_back(']');
+      put(']');
     } else {
       return false;
     }
     return true;
   }
 
-  bool string(PyObject* o) {
-    Py_ssize_t n = 0;
-    const char* s = PyUnicode_AsUTF8AndSize(o, &n);
-    if (s == nullptr) throw py::error_already_set();
-    out_.push_back('"');
-    size_t from = 0;
-    for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
-      const auto c = static_cast<unsigned char>(s[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
-      out_.append(s + from, i - from);
-      from = i + 1;
-      out_.push_back('\\');
-      switch (c) {
-        case '"': out_.push_back('"'); break;
-        case '\\': out_.push_back('\\'); break;
-        case '\b': out_.push_back('b'); break;
-        case '\t': out_.push_back('t'); break;
-        case '\n': out_.push_back('n'); break;
-        case '\f': out_.push_back('f'); break;
-        case '\r': out_.push_back('r'); break;
-        default: {
-          static constexpr char kHex[] = "0123456789ABCDEF";
-          const char u[5] = {'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-          out_.append(u, 5);
-        }
-      }
-    }
-    out_.append(s + from, static_cast<size_t>(n) - from);
-    out_.push_back('"');
-    return true;
+  // A member's name that needs no escape, and its colon.
+  void name(std::string_view key) {
+    char* p = room(key.size() + 3);
+    *p++ = '"';
+    std::memcpy(p, key.data(), key.size());
+    p[key.size()] = '"';
+    p[key.size() + 1] = ':';
+    len_ += key.size() + 3;
+  }
+
+  void put(char c) {
+    *room(1) = c;
+    ++len_;
+  }
+
+  std::string take() {
+    text_.resize(len_);
+    return std::move(text_);
   }
 
  private:
-  std::string& out_;
+  void string(PyObject* o) {
+    Py_ssize_t size = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(o, &size);
+    if (s == nullptr) throw py::error_already_set();
+    const auto n = static_cast<size_t>(size);
+    char* p = room(2 + 6 * n);  // each byte escaped at most as \u00XX
+    char* const start = p;
+    *p++ = '"';
+    size_t from = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      std::memcpy(p, s + from, i - from);
+      p += i - from;
+      from = i + 1;
+      *p++ = '\\';
+      switch (c) {
+        case '"': *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\b': *p++ = 'b'; break;
+        case '\t': *p++ = 't'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\f': *p++ = 'f'; break;
+        case '\r': *p++ = 'r'; break;
+        default: {
+          static constexpr char kHex[] = "0123456789ABCDEF";
+          *p++ = 'u';
+          *p++ = '0';
+          *p++ = '0';
+          *p++ = kHex[c >> 4];
+          *p++ = kHex[c & 0xF];
+        }
+      }
+    }
+    std::memcpy(p, s + from, n - from);
+    p += n - from;
+    *p++ = '"';
+    len_ += static_cast<size_t>(p - start);
+  }
+
+  void add(const char* s, size_t n) {
+    std::memcpy(room(n), s, n);
+    len_ += n;
+  }
+
+  // Where the next `n` bytes go: text_'s size is the room, len_ what is written.
+  char* room(size_t n) {
+    if (text_.size() - len_ < n) text_.resize(std::max(2 * text_.size(), len_ + n));
+    return text_.data() + len_;
+  }
+
+  std::string text_;
+  size_t len_ = 0;
 };
 
 }  // namespace
@@ -355,27 +400,23 @@ std::string py_to_json(py::handle obj) {
 
 std::string py_members_to_json(std::initializer_list<std::pair<std::string_view, py::handle>> members) {
   {
-    std::string out;
-    out.reserve(256);  // a usual request's text in one allocation, handed out as it is
-    PlainText plain(out);
-    out.push_back('{');
+    PlainText plain;
+    plain.put('{');
     bool first = true;
     bool whole = true;
     for (const auto& [key, value] : members) {
       if (!value) continue;
-      if (!first) out.push_back(',');
+      if (!first) plain.put(',');
       first = false;
-      out.push_back('"');  // the member names need no escape
-      out.append(key.data(), key.size());
-      out.append("\":", 2);
+      plain.name(key);  // the member names need no escape
       if (!plain.value(value.ptr(), 1)) {  // as a dict's value
         whole = false;
         break;
       }
     }
     if (whole) {
-      out.push_back('}');
-      return out;
+      plain.put('}');
+      return plain.take();
     }
   }
   ReusedTextWriter text;
