@@ -315,7 +315,7 @@ class PlainText {
   }
 
   // A member's name that needs no escape, and its colon.
-  void name(std::string_view key) {
+  [[gnu::always_inline]] void name(std::string_view key) {
     char* p = room(key.size() + 3);
     *p++ = '"';
     std::memcpy(p, key.data(), key.size());
@@ -324,7 +324,7 @@ class PlainText {
     len_ += key.size() + 3;
   }
 
-  void put(char c) {
+  [[gnu::always_inline]] void put(char c) {
     *room(1) = c;
     ++len_;
   }
@@ -335,18 +335,42 @@ class PlainText {
   }
 
  private:
-  void string(PyObject* o) {
-    Py_ssize_t size = 0;
-    const char* s = PyUnicode_AsUTF8AndSize(o, &size);
-    if (s == nullptr) throw py::error_already_set();
-    const auto n = static_cast<size_t>(size);
-    char* p = room(2 + 6 * n);  // each byte escaped at most as \u00XX
-    char* const start = p;
+  // (the small steps inlined: out of line, each was ~20-45 instructions of call and return)
+  [[gnu::always_inline]] void string(PyObject* o) {
+    const char* s = nullptr;
+    size_t n = 0;
+    if (PyUnicode_IS_COMPACT_ASCII(o)) {  // its bytes are its UTF-8, as AsUTF8AndSize gives them
+      s = static_cast<const char*>(PyUnicode_DATA(o));
+      n = static_cast<size_t>(PyUnicode_GET_LENGTH(o));
+    } else {
+      Py_ssize_t size = 0;
+      s = PyUnicode_AsUTF8AndSize(o, &size);
+      if (s == nullptr) throw py::error_already_set();
+      n = static_cast<size_t>(size);
+    }
+    char* const p = room(2 + 6 * n);  // each byte escaped at most as \u00XX
+    size_t i = 0;
+    while (i < n && plain(static_cast<unsigned char>(s[i]))) ++i;
+    if (i < n) {
+      escaped(p, s, n, i);
+      return;
+    }
+    p[0] = '"';
+    std::memcpy(p + 1, s, n);
+    p[n + 1] = '"';
+    len_ += n + 2;
+  }
+
+  static bool plain(unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; }
+
+  // string() from the first byte to escape, `first`.
+  [[gnu::noinline]] void escaped(char* const start, const char* s, size_t n, size_t first) {
+    char* p = start;
     *p++ = '"';
     size_t from = 0;
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = first; i < n; ++i) {
       const auto c = static_cast<unsigned char>(s[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      if (plain(c)) continue;
       std::memcpy(p, s + from, i - from);
       p += i - from;
       from = i + 1;
@@ -375,16 +399,18 @@ class PlainText {
     len_ += static_cast<size_t>(p - start);
   }
 
-  void add(const char* s, size_t n) {
+  [[gnu::always_inline]] void add(const char* s, size_t n) {
     std::memcpy(room(n), s, n);
     len_ += n;
   }
 
   // Where the next `n` bytes go: text_'s size is the room, len_ what is written.
-  char* room(size_t n) {
-    if (text_.size() - len_ < n) text_.resize(std::max(2 * text_.size(), len_ + n));
+  [[gnu::always_inline]] char* room(size_t n) {
+    if (text_.size() - len_ < n) [[unlikely]] grow(n);
     return text_.data() + len_;
   }
+
+  [[gnu::noinline]] void grow(size_t n) { text_.resize(std::max(2 * text_.size(), len_ + n)); }
 
   std::string text_;
   size_t len_ = 0;

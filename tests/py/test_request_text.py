@@ -90,8 +90,8 @@ def test_the_last_control_bytes_are_escaped_in_long_strings() -> None:
             sent = _plain(messages, 3)
             assert json.loads(sent)["messages"] == messages  # strict: no raw control byte
             escaped = text.replace(chr(c), f"\\u00{c:02X}")
-            assert sent == ('{"messages":[{"role":"user","content":"%s","%s":1}],"max_tokens":3}'
-                            % (escaped, escaped))
+            member = f'"content":"{escaped}","{escaped}":1'
+            assert sent == '{"messages":[{"role":"user",' + member + '}],"max_tokens":3}'
 
 
 class _Color(enum.IntEnum):
@@ -104,7 +104,7 @@ class _Items(list):  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("content", [
     2**64, -(2**70),  # beyond 64 bits: the digits
-    {1: "a", None: "b", 2.5: "c", True: "d"},  # keys that are not str: their JSON text
+    {1: "a", None: "b", 2.5: "c", False: "d"},  # keys that are not str: their JSON text
     _Items(["a", "b"]),  # a list subclass: through its iterator
     UserDict({"a": 1}),  # a Mapping
     _Color.RED,  # an int subclass: its number
