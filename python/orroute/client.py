@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from . import _client_surface as _surface
 from . import _core, _engine
+from ._engine import lend_terms as _lend_terms  # read on every awaited call: one global
 from ._exceptions import APIError, InvalidArgumentError
 from .config import DEFAULT_BASE_URL as _DEFAULT_BASE_URL
 from .config import Settings, api_keys, cache_dir, runtime_settings
@@ -517,7 +518,7 @@ class _Base:
             timeouts = _timeouts(timeout, False)
         headers = self._headers + list(extra_headers.items()) if extra_headers else self._headers
         _, lend_to, loop_fd, serve = (_NOT_LENT if bridge is None
-                                      else _engine.lend_terms(True, bridge))
+                                      else _lend_terms(True, bridge))
         core, send = self._sender
         if core is not self._core:
             core, send = self._sender = (self._core, _core.chat_sender(self._core))
