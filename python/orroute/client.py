@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from . import _client_surface as _surface
 from . import _core, _engine
+from ._engine import lend_terms as _lend_terms  # read on every awaited call: one global
 from ._exceptions import APIError, InvalidArgumentError
 from .config import DEFAULT_BASE_URL as _DEFAULT_BASE_URL
 from .config import Settings, api_keys, cache_dir, runtime_settings
@@ -51,7 +52,7 @@ MODELS_CACHE_TTL = 3600.0
 _QUEUE_CAPACITY = 64  # stream events held before the transfer is paused (the core's default)
 _CHAT_PATH = "/chat/completions"
 _JsonRef = _core.JsonRef
-_NOT_LENT = (None, None, None)
+_NOT_LENT = (None, None, None, None)  # _engine.lend_terms's, for a call not awaited
 # The types a request field's value usually has, none of them one of openai's "omit" markers
 _JSON_TYPES = frozenset({str, int, float, bool, list, dict, tuple})
 
@@ -516,7 +517,8 @@ class _Base:
         else:
             timeouts = _timeouts(timeout, False)
         headers = self._headers + list(extra_headers.items()) if extra_headers else self._headers
-        lend_to, loop_fd, serve = _NOT_LENT if bridge is None else bridge.lend_terms()
+        _, lend_to, loop_fd, serve = (_NOT_LENT if bridge is None
+                                      else _lend_terms(True, bridge))
         core, send = self._sender
         if core is not self._core:
             core, send = self._sender = (self._core, _core.chat_sender(self._core))

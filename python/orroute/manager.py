@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _core, _engine
 from . import _exceptions as _exc
+from ._engine import lend_terms as _lend_terms  # read on every awaited call: one global
 from ._logs import logger
 from .observe import _UNWATCHED, task_result_fields
 from .task import Task
@@ -769,8 +770,7 @@ class AIModelManager:
             # result came while this thread served the network loop, else None: awaited)
             # A plain success finished inside comes back as its TaskResult, made there by
             # _made's maker (_make_result): no summary to read in Python (~1.5k instructions).
-            bridge = _engine.bridge()
-            notifier, loop_fd, serve = bridge.lend_terms(False)
+            bridge, notifier, loop_fd, serve = _lend_terms(False)
             task_id = task.id or ""
             pending, done = self._door.submit_task(task, model, pin, self._project, notifier,
                                                    not bridge.waiters, loop_fd, serve,

@@ -27,7 +27,7 @@ from .failures import (
     check_body_error,
     result_error,
 )
-from .loop import BlockingWaiter, LoopBridge, bridge, wait, wait_any
+from .loop import BlockingWaiter, LoopBridge, bridge, lend_terms, wait, wait_any
 from .records import ApiErrorInfo, Plan, RunResult
 from .wiring import engine_config, limit_args, limit_scope, new_client, stream_of, user_agent
 
@@ -48,6 +48,7 @@ __all__ = [
     "engine_config",
     "engine_of",
     "engine_task",
+    "lend_terms",
     "limit_args",
     "limit_scope",
     "new_client",

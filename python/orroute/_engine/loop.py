@@ -15,7 +15,7 @@ from .. import _core
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["BlockingWaiter", "LoopBridge", "bridge", "wait", "wait_any"]
+__all__ = ["BlockingWaiter", "LoopBridge", "bridge", "lend_terms", "wait", "wait_any"]
 
 
 class LoopBridge:
@@ -38,31 +38,14 @@ class LoopBridge:
         thread's call_soon_threadsafe, a signal wake it). What the event loop would do itself
         (block in epoll_wait), without its two iterations per awaited call. True once the call
         is done; False when it must be awaited the usual way (:func:`wait`)."""
-        _, loop_fd, timeout = self.lend_terms(False)
+        _, _, loop_fd, timeout = lend_terms(False, self)
         return timeout is not None and bool(call.serve_lent(self.notifier, loop_fd, timeout))
 
     def lend_terms(self, lending: bool = True) -> tuple[Any, int, float | None]:
-        """A plain call's ``(lend_to, loop_fd, serve_timeout)``: the notifier to lend an idle
-        network loop to, or all None while other calls of this event loop are awaited (its thread
-        has their results to handle, and a loop lent to it then flaps between the threads: each
-        call that finds the network loop idle takes it, the next call's command takes it back,
-        so that one thread does both threads' work; with a ledger at concurrency 64 the network
-        loop often idles, and lending cost 12-25% of the throughput; ``lending=False``: the
-        notifier whatever the waiters), the event loop's
-        descriptor, and how long the call may be served on this thread now (:meth:`serve_idle`):
-        until the loop's next timer, -1.0 for no limit, None when the loop has work to do (a
-        ready callback, a timer due) or is not one whose work this can see."""
-        if lending and self.waiters:
-            return None, None, None  # type: ignore[return-value]
-        loop: Any = self.loop
-        if self._loop_fd < 0 or loop._ready:
-            return self.notifier, self._loop_fd, None
-        timeout = -1.0
-        if loop._scheduled:
-            timeout = loop._scheduled[0].when() - loop.time()
-            if timeout <= 0:
-                return self.notifier, self._loop_fd, None
-        return self.notifier, self._loop_fd, timeout
+        """A plain call's ``(lend_to, loop_fd, serve_timeout)``: :func:`lend_terms` of this
+        bridge, without the bridge."""
+        _, lend_to, loop_fd, timeout = lend_terms(lending, self)
+        return lend_to, loop_fd, timeout
 
     def _drain(self) -> None:
         for token in self.notifier.drain():
@@ -126,6 +109,38 @@ def bridge() -> LoopBridge:
         b = _bridges[loop] = LoopBridge(loop)
     _last = b
     return b
+
+
+def lend_terms(lending: bool = True, b: LoopBridge | None = None
+               ) -> tuple[LoopBridge, Any, int, float | None]:
+    """The bridge ``b`` (the running loop's, :func:`bridge`, when None) and a plain call's
+    ``(lend_to, loop_fd, serve_timeout)`` on it, in one frame (the bridge asked for and its
+    terms read cost an awaited manager call two frames, ~0.5k instructions more): the notifier
+    to lend an idle network loop to, or all None while other calls of this event loop are
+    awaited (its thread has their results to handle, and a loop lent to it then flaps between
+    the threads: each call that finds the network loop idle takes it, the next call's command
+    takes it back, so that one thread does both threads' work; with a ledger at concurrency 64
+    the network loop often idles, and lending cost 12-25% of the throughput; ``lending=False``:
+    the notifier whatever the waiters), the event loop's descriptor, and how long the call may
+    be served on this thread now (:meth:`LoopBridge.serve_idle`): until the loop's next timer,
+    -1.0 for no limit, None when the loop has work to do (a ready callback, a timer due) or is
+    not one whose work this can see."""
+    if b is None:
+        b = _last
+        # _get_running_loop is set once a bridge was made (_last)
+        if b is None or b.loop is not _get_running_loop():
+            b = bridge()
+    if lending and b.waiters:
+        return b, None, None, None  # type: ignore[return-value]
+    loop: Any = b.loop
+    if b._loop_fd < 0 or loop._ready:
+        return b, b.notifier, b._loop_fd, None
+    timeout = -1.0
+    if loop._scheduled:
+        timeout = loop._scheduled[0].when() - loop.time()
+        if timeout <= 0:
+            return b, b.notifier, b._loop_fd, None
+    return b, b.notifier, b._loop_fd, timeout
 
 
 async def wait_any(armables: Sequence[Any]) -> None:
