@@ -245,10 +245,8 @@ class ReusedTextWriter {
 // writer in between: write_py's events through rapidjson's Writer cost ~0.2k instructions each
 // (its level stack and separators, the buffer's growth checks, then the text copied out of the
 // buffer), ~1.6k of a manager call's 60-byte body. The bytes are those write_py's TextSink
-// writes (rapidjson's escapes: \b \t \n \f \r \" \\, other bytes below 0x20 as \u00XX, nothing
-// else; its Grisu2 doubles; tests/py/test_request_text.py compares both on many values), but
-// for 0x1A-0x1F, which rapidjson 1.1.0's SSE2 scan (RAPIDJSON_SSE2, strings of 16 bytes and
-// more) lets through raw: not JSON. value() is false for anything else (a key that is not a
+// writes (json_writer.h's escapes; rapidjson's Grisu2 doubles; tests/py/test_request_text.py
+// compares both on many values). value() is false for anything else (a key that is not a
 // str, an int beyond 64 bits, NaN, a subclass of list, a model, a Mapping, the depth limit):
 // the caller then writes the whole with write_py, which also raises what is to be raised. Runs
 // no Python code, so nothing it read can change under it; a str that cannot be encoded raises
@@ -281,7 +279,7 @@ class PlainText {
       if (!std::isfinite(d)) return false;
       char* const at = room(32);  // dtoa writes at most 25 bytes
       len_ += static_cast<size_t>(
-          rapidjson::internal::dtoa(d, at, rapidjson::Writer<rapidjson::StringBuffer>::kDefaultMaxDecimalPlaces) - at);
+          rapidjson::internal::dtoa(d, at, JsonWriter::kDefaultMaxDecimalPlaces) - at);
     } else if (PyUnicode_Check(o)) {
       string(o);
     } else if (PyDict_Check(o)) {
@@ -361,7 +359,7 @@ class PlainText {
     len_ += n + 2;
   }
 
-  static bool plain(unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; }
+  static bool plain(unsigned char c) { return json_detail::plain_byte(c); }
 
   // string() from the first byte to escape, `first`.
   [[gnu::noinline]] void escaped(char* const start, const char* s, size_t n, size_t first) {
@@ -374,24 +372,7 @@ class PlainText {
       std::memcpy(p, s + from, i - from);
       p += i - from;
       from = i + 1;
-      *p++ = '\\';
-      switch (c) {
-        case '"': *p++ = '"'; break;
-        case '\\': *p++ = '\\'; break;
-        case '\b': *p++ = 'b'; break;
-        case '\t': *p++ = 't'; break;
-        case '\n': *p++ = 'n'; break;
-        case '\f': *p++ = 'f'; break;
-        case '\r': *p++ = 'r'; break;
-        default: {
-          static constexpr char kHex[] = "0123456789ABCDEF";
-          *p++ = 'u';
-          *p++ = '0';
-          *p++ = '0';
-          *p++ = kHex[c >> 4];
-          *p++ = kHex[c & 0xF];
-        }
-      }
+      p += json_detail::escape(c, p);
     }
     std::memcpy(p, s + from, n - from);
     p += n - from;

@@ -26,11 +26,13 @@ namespace orroute {
 
 namespace json_detail {
 
-// True if no byte of `s` needs an escape: no '"', '\\' or control byte below 0x20.
+// True if byte `c` is written as it is: not '"', '\\' nor a control byte below 0x20.
+inline bool plain_byte(unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; }
+
+// True if no byte of `s` needs an escape.
 inline bool plain(const char* s, size_t n) {
   for (size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == '"' || c == '\\') return false;
+    if (!plain_byte(static_cast<unsigned char>(s[i]))) return false;
   }
   return true;
 }
@@ -65,7 +67,7 @@ void write_string(const char* s, size_t n, Put&& put) {
   size_t run = 0;
   for (size_t i = 0; i < n; ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (plain_byte(c)) continue;
     if (i > run) put(s + run, i - run);
     char e[6];
     put(e, escape(c, e));
