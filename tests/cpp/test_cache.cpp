@@ -152,6 +152,20 @@ TEST_CASE("hostile requests are refused as values", "[cache]") {
     CHECK_FALSE(k.cacheable);
     CHECK_FALSE(k.reason.empty());
   }
+  SECTION("a key given twice: no key (a second `messages` that is not an array read as one crashed)") {
+    // found by libFuzzer (fuzz_cache_key): the first `messages` passed the check, the canonical
+    // writer then read every member named so as an array
+    for (const std::string& twice : {
+             std::string(R"({"messages":[{"role":"user","content":"hi"}],"model":"a/b","messages":"u"})"),
+             std::string(R"({"messages":[{"role":"user","content":"hi"}],"messages":[{"role":"user","content":"x"}]})"),
+             std::string(R"({"messages":[{"role":"user","content":"hi","content":"there"}]})")}) {
+      CAPTURE(twice);
+      const CacheKey k = cache_key(twice, "s");
+      CHECK_FALSE(k.cacheable);
+      CHECK(k.reason == "the request names a key twice in one object");
+      CHECK_FALSE(canonical_request(twice, nullptr).has_value());
+    }
+  }
 }
 
 TEST_CASE("a cached completion replays as chunks that add up to it", "[cache]") {

@@ -49,6 +49,8 @@ void run_one(std::string_view input) {
 const char* const kSeeds[] = {
     R"({"model":"a/b","messages":[{"role":"user","content":"hi ☃ there"}],"temperature":0,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"stream":true})",
     R"({"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"max_tokens":1.0,"seed":7,"user":"u"})",
+    // libFuzzer found a second `messages` that is not an array ending the process (session 22)
+    R"({"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"model":"a/b","messages":"u"})",
     R"({"id":"gen-1","model":"x/m","provider":"P","choices":[{"index":0,"message":{"role":"assistant","content":"héllo wörld, a longer answer here","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":20,"cost":0.00005}})",
 };
 

@@ -380,3 +380,12 @@ def test_gateway_n_choices_are_never_copies_of_one_cached_answer(
         oc.close()
     assert len(r.choices) == 3
     assert chats(fake) - before == 5  # every choice asked the upstream
+
+
+def test_a_request_text_naming_a_key_twice_has_no_key(tmp_path: Path) -> None:
+    # found by libFuzzer (fuzz_cache_key): a second `messages` that is not an array ended the
+    # process (SIGSEGV) in the canonical writer
+    cache = ResponseCache(tmp_path / "c.sqlite3")
+    twice = '{"messages":[{"role":"user","content":"hi"}],"model":"a/b","messages":"u"}'
+    assert cache.key(twice, "s") is None
+    assert cache.key('{"messages":[{"role":"user","content":"hi"}],"model":"a/b"}', "s")

@@ -11,6 +11,7 @@
 #include "orroute/cache/sha256.h"
 #include "orroute/json.h"
 #include "orroute/json_writer.h"
+#include "orroute/net/protocol.h"
 
 namespace orroute {
 
@@ -99,6 +100,10 @@ const rapidjson::Value* single_text_part(const rapidjson::Value& content) {
 }
 
 void write_messages(const rapidjson::Value& messages, Writer& w) {
+  if (!messages.IsArray()) {  // (canonical_of refuses a second `messages`; never read as an array unchecked)
+    write(messages, w);
+    return;
+  }
   w.StartArray();
   for (const auto& msg : messages.GetArray()) {
     if (!msg.IsObject()) {
@@ -130,6 +135,8 @@ std::optional<std::string> canonical_of(const rapidjson::Document& doc, JsonPars
   };
   if (status != JsonParse::kOk) return fail(json_parse_reason(status));
   if (!doc.IsObject()) return fail("the request is not a JSON object");
+  // A key given twice means one thing here (the first) and another upstream (the last).
+  if (check_unique_keys(doc)) return fail("the request names a key twice in one object");
   const auto messages = doc.FindMember("messages");
   if (messages == doc.MemberEnd() || !messages->value.IsArray() || messages->value.Empty()) {
     return fail("the request has no messages");

@@ -491,11 +491,13 @@ bool find_repeated_key(const rapidjson::Value& v, std::string& where, std::strin
   return false;
 }
 
+}  // namespace
+
 // JSON parsers disagree on a key given twice in one object: RapidJSON keeps both and finds the
 // first, Python, Go and JavaScript keep the last. A request naming `messages` or `max_tokens`
 // twice would be counted and reserved by one value and answered by the upstream for the other
 // (a short prompt reserved, a long one sent), so such a request is refused, at any depth.
-Problem check_unique_keys(const rapidjson::Value& body) {
+std::optional<ChatRequestProblem> check_unique_keys(const rapidjson::Value& body) {
   std::string where;
   std::string_view key;
   if (!find_repeated_key(body, where, key)) return std::nullopt;
@@ -503,8 +505,6 @@ Problem check_unique_keys(const rapidjson::Value& body) {
   return problem(field, "'" + field + "' names the key '" + client_text(key, 40) +
                             "' twice (JSON parsers disagree on which one counts): give each key once");
 }
-
-}  // namespace
 
 std::optional<ChatRequestProblem> check_chat_request(const rapidjson::Value& body, const ChatRequestRules& rules) {
   if (!body.IsObject()) return problem("body", "the request body must be a JSON object");

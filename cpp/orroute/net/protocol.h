@@ -116,6 +116,10 @@ struct ChatRequestProblem {
 std::optional<ChatRequestProblem> check_chat_request(const rapidjson::Value& body,
                                                      const ChatRequestRules& rules = {});
 
+// The first object in `value` (depth first) that names a key twice, as a problem naming its path
+// and the key; nullopt when every key is given once. check_chat_request refuses such a body.
+std::optional<ChatRequestProblem> check_unique_keys(const rapidjson::Value& value);
+
 // check_chat_request, throwing InvalidArgument with the problem's message.
 void validate_chat_request(const rapidjson::Value& body, const ChatRequestRules& rules = {});
 
