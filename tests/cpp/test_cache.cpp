@@ -168,6 +168,21 @@ TEST_CASE("hostile requests are refused as values", "[cache]") {
   }
 }
 
+TEST_CASE("a request's canonical text is a fixed point: it keys as the request does", "[cache]") {
+  // found by libFuzzer: rapidjson's default number parse is not correctly rounded, so a number of
+  // many digits was written back as another double's shortest text
+  for (const char* number : {"888888888888888888888888888888888888888888888881.0", "0.0072927700900931384",
+                             "2.3445853463659930", "5090.6350267941188", "0.1", "1e-7", "3"}) {
+    CAPTURE(number);
+    const std::string request =
+        std::string(R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":)") + number + "}";
+    const auto canonical = canonical_request(request, nullptr);
+    REQUIRE(canonical.has_value());
+    CHECK(canonical_request(*canonical, nullptr) == canonical);
+    CHECK(cache_key(*canonical, "s").key == cache_key(request, "s").key);
+  }
+}
+
 TEST_CASE("a cached completion replays as chunks that add up to it", "[cache]") {
   const std::string completion =
       R"({"id":"gen-1","model":"m/a","provider":"P","created":5,"choices":[{"index":0,"message":)"

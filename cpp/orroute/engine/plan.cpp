@@ -76,7 +76,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
       if (c.key == key) return c.tokens;
     }
     const int64_t n = count_chat_tokens(model, *chat, tools_json, ImageCount::kAtMost).tokens;
-    plan.prompt_counts.emplace_back(std::move(key), model, n);
+    plan.prompt_counts.push_back(PromptCount{std::move(key), model, n});  // (clang 14: no paren-init of aggregates)
     return n;
   };
   static const NoDestructor<std::vector<std::string>> kNone;
