@@ -12,6 +12,11 @@
 //
 // It also copies a string that needs no escape (most keys and texts of a request) in one step:
 // the stock writer copies every string byte by byte (~30 instructions a byte).
+//
+// And it writes UTF-8 only: a string holding bytes that are not (a parsed upstream string can,
+// though the upstream's bytes were repaired before the parse: rapidjson 1.1.0 decodes the escape
+// of a lone low surrogate, "\udc00", to ED B0 80) is written with each maximal ill-formed subpart
+// as U+FFFD (repair_utf8's rule, the one upstream_str decodes with), never raw.
 #pragma once
 
 #include <rapidjson/stringbuffer.h>
@@ -22,6 +27,8 @@
 #include <string>
 #include <string_view>
 
+#include "orroute/utf8.h"
+
 namespace orroute {
 
 namespace json_detail {
@@ -29,10 +36,11 @@ namespace json_detail {
 // True if byte `c` is written as it is: not '"', '\\' nor a control byte below 0x20.
 inline bool plain_byte(unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; }
 
-// True if no byte of `s` needs an escape.
-inline bool plain(const char* s, size_t n) {
+// True if every byte of `s` is ASCII that needs no escape (then `s` is written as it is).
+inline bool plain_ascii(const char* s, size_t n) {
   for (size_t i = 0; i < n; ++i) {
-    if (!plain_byte(static_cast<unsigned char>(s[i]))) return false;
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (!plain_byte(c) || c >= 0x80) return false;
   }
   return true;
 }
@@ -60,9 +68,10 @@ inline size_t escape(unsigned char c, char* out) {
   }
 }
 
-// `s` escaped, between quotes, through `put(const char*, size_t)` (runs of plain bytes at once).
+// `s` (valid UTF-8) escaped, between quotes, through `put(const char*, size_t)` (runs of plain
+// bytes at once).
 template <typename Put>
-void write_string(const char* s, size_t n, Put&& put) {
+void write_escaped(const char* s, size_t n, Put&& put) {
   put("\"", 1);
   size_t run = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -75,6 +84,18 @@ void write_string(const char* s, size_t n, Put&& put) {
   }
   if (n > run) put(s + run, n - run);
   put("\"", 1);
+}
+
+// `s` escaped, between quotes, through `put`: what is not UTF-8 written as U+FFFD.
+template <typename Put>
+void write_string(const char* s, size_t n, Put&& put) {
+  if (!utf8_valid(std::string_view(s, n))) [[unlikely]] {
+    std::string repaired(s, n);
+    repair_utf8(repaired);
+    write_escaped(repaired.data(), repaired.size(), put);
+    return;
+  }
+  write_escaped(s, n, put);
 }
 
 }  // namespace json_detail
@@ -93,7 +114,7 @@ class JsonWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
   // Every string is written here, never by Base::String (see the top of this file).
   bool String(const char* s, rapidjson::SizeType n, bool /*copy*/ = false) {
     Prefix(rapidjson::kStringType);
-    if (json_detail::plain(s, n)) {
+    if (json_detail::plain_ascii(s, n)) {
       char* p = os_->Push(size_t{n} + 2);
       p[0] = '"';
       if (n > 0) std::memcpy(p + 1, s, n);
