@@ -149,6 +149,19 @@ TEST_CASE("a string that is not UTF-8 is written with U+FFFD, never raw", "[json
     keyed.AddMember(name, rapidjson::Value(1), keyed.GetAllocator());
     CHECK(to_json(keyed) == "{" + want[i] + ":1}");
   }
+  SECTION("a quote, a backslash, DEL and a letter beyond ASCII, wherever they lie") {
+    for (const std::string piece : {"\"", "\\", "\x7f", "\xc3\xa9", "\xf0\x9f\x98\x80"}) {
+      for (size_t at = 0; at <= 24; ++at) {
+        std::string text(24, 'a');
+        text.insert(at, piece);
+        CAPTURE(piece, at);
+        rapidjson::Document d;
+        d.SetString(text.data(), static_cast<rapidjson::SizeType>(text.size()), d.GetAllocator());
+        CHECK(written<JsonWriter>(d) == expected_json_string(text));
+        CHECK(written<JsonWriter>(d) == written<rapidjson::Writer<rapidjson::StringBuffer>>(d));
+      }
+    }
+  }
   SECTION("valid text beyond ASCII is written as it is") {
     const std::string text = "caf\xc3\xa9 \xe2\x98\x95 \xf0\x9f\x98\x80 \"q\"";
     rapidjson::Document d;
