@@ -191,7 +191,8 @@ class TextSink : public JsonWriter {
  public:
   static constexpr bool kRunsNoPython = false;
   struct NeedsPython {};
-  using JsonWriter::JsonWriter;
+  // write_py's strings are Python str's UTF-8 (PyUnicode_AsUTF8AndSize refuses a lone surrogate)
+  explicit TextSink(rapidjson::StringBuffer& buf) : JsonWriter(buf) { trust_utf8(); }
   void KeyCopy(const char* s, rapidjson::SizeType n) { Key(s, n); }
 };
 
@@ -484,6 +485,7 @@ std::string chat_request_json(py::handle body) {
       validate_chat_request(copied);
       rapidjson::StringBuffer buf;
       JsonWriter w(buf);
+      w.trust_utf8();  // a document of Python values: their str's UTF-8
       copied.Accept(w);
       return std::string(buf.GetString(), buf.GetSize());
     }
@@ -495,6 +497,7 @@ std::string chat_request_json(py::handle body) {
   validate_chat_request(doc);
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
+  w.trust_utf8();  // a document of Python values: their str's UTF-8
   doc.Accept(w);
   return std::string(buf.GetString(), buf.GetSize());
 }

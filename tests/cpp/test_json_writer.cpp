@@ -9,7 +9,9 @@
 #include <string>
 
 #include "orroute/json_writer.h"
+#include "orroute/json.h"
 #include "orroute/net/protocol.h"
+#include "orroute/utf8.h"
 
 using namespace orroute;
 
@@ -110,5 +112,60 @@ TEST_CASE("every control byte is escaped, wherever it lies in a long string", "[
     back.Parse(json.data(), json.size());
     REQUIRE_FALSE(back.HasParseError());
     CHECK(std::string(back["content"].GetString()) == text);
+  }
+}
+
+// A string an upstream sent may hold bytes that are not UTF-8 once parsed: the reply's bytes are
+// made valid (repair_utf8) before the parse, but rapidjson 1.1.0 decodes the escape of a lone low
+// surrogate ("\udc00", six ASCII bytes) to ED B0 80, and refuses only a lone high one. Such a
+// string written again (the gateway's /v1/messages reply, the Anthropic adapter's replies and
+// chunks, a stream assembled) went out as invalid UTF-8 (pybind11 raised UnicodeDecodeError on
+// it). Every writer writes each ill-formed subpart as U+FFFD, as upstream_str decodes it.
+TEST_CASE("a string that is not UTF-8 is written with U+FFFD, never raw", "[json_writer]") {
+  const std::string fffd = "\xEF\xBF\xBD";
+  SECTION("a lone low surrogate's escape, parsed") {
+    rapidjson::Document d;
+    REQUIRE(parse_json_text(std::string_view(R"({"content":"lone \udc00 low, \udfff too"})"), d) == JsonParse::kOk);
+    const std::string got = to_json(d);
+    CHECK(utf8_valid(got));
+    CHECK(got == "{\"content\":\"lone " + fffd + fffd + fffd + " low, " + fffd + fffd + fffd + " too\"}");
+    CHECK(written<JsonWriter>(d) == got);
+  }
+  const std::string bad[] = {"\xff", "a\xc3", "\xed\xa0\x80", "\xc0\xaf", std::string(20, 'a') + "\x80\"\x1b"};
+  const std::string want[] = {
+      "\"" + fffd + "\"", "\"a" + fffd + "\"", "\"" + fffd + fffd + fffd + "\"", "\"" + fffd + fffd + "\"",
+      "\"" + std::string(20, 'a') + fffd + "\\\"\\u001B\""};
+  for (size_t i = 0; i < std::size(bad); ++i) {
+    CAPTURE(i);
+    rapidjson::Document d;
+    d.SetString(bad[i].data(), static_cast<rapidjson::SizeType>(bad[i].size()), d.GetAllocator());
+    CHECK(written<JsonWriter>(d) == want[i]);
+    std::string appended;
+    append_json_string(appended, bad[i]);
+    CHECK(appended == want[i]);
+    rapidjson::Document keyed;
+    keyed.SetObject();
+    rapidjson::Value name(bad[i].data(), static_cast<rapidjson::SizeType>(bad[i].size()), keyed.GetAllocator());
+    keyed.AddMember(name, rapidjson::Value(1), keyed.GetAllocator());
+    CHECK(to_json(keyed) == "{" + want[i] + ":1}");
+  }
+  SECTION("a quote, a backslash, DEL and a letter beyond ASCII, wherever they lie") {
+    for (const std::string piece : {"\"", "\\", "\x7f", "\xc3\xa9", "\xf0\x9f\x98\x80"}) {
+      for (size_t at = 0; at <= 24; ++at) {
+        std::string text(24, 'a');
+        text.insert(at, piece);
+        CAPTURE(piece, at);
+        rapidjson::Document d;
+        d.SetString(text.data(), static_cast<rapidjson::SizeType>(text.size()), d.GetAllocator());
+        CHECK(written<JsonWriter>(d) == expected_json_string(text));
+        CHECK(written<JsonWriter>(d) == written<rapidjson::Writer<rapidjson::StringBuffer>>(d));
+      }
+    }
+  }
+  SECTION("valid text beyond ASCII is written as it is") {
+    const std::string text = "caf\xc3\xa9 \xe2\x98\x95 \xf0\x9f\x98\x80 \"q\"";
+    rapidjson::Document d;
+    d.SetString(text.data(), static_cast<rapidjson::SizeType>(text.size()), d.GetAllocator());
+    CHECK(written<JsonWriter>(d) == "\"caf\xc3\xa9 \xe2\x98\x95 \xf0\x9f\x98\x80 \\\"q\\\"\"");
   }
 }

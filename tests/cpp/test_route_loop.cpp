@@ -605,9 +605,11 @@ class PerKeyState final : public RouterState {
  public:
   InMemoryRouterState inner;
   std::vector<std::string> log;  // "allow <key> <0|1>", "record <key> <outcome>"
+  std::string fail_on;            // a key whose allow throws (a shared state's store unreachable)
 
   void set_breaker_config(const BreakerConfig& c) override { inner.set_breaker_config(c); }
   bool breaker_allow(std::string_view key, Instant now) override {
+    if (key == fail_on) throw Error("the shared state cannot be reached");
     const bool ok = inner.breaker_allow(key, now);
     log.push_back("allow " + std::string(key) + (ok ? " 1" : " 0"));
     return ok;
@@ -701,4 +703,37 @@ TEST_CASE("a shared state that knows breakers key by key gets every permit and e
   REQUIRE(shared.log == std::vector<std::string>{"allow model:b/2 1", "allow endpoint:api.test 1",
                                                  "allow provider:Y 0", "record model:b/2 neutral",
                                                  "record endpoint:api.test neutral"});
+}
+
+// A shared state's allow may throw (RedisRouterState: the store unreachable). The breakers asked
+// before it hold a permit each, given back; the one that threw and those after it were never
+// taken, so nothing of them is recorded: a "release" of a half-open breaker whose probe another
+// call holds gave that probe back, and a second probe went out while the first was in flight.
+TEST_CASE("a breaker whose allow threw is not released: another call's probe stays counted",
+          "[route][loop][breaker]") {
+  Harness h;
+  PerKeyState shared;
+  BreakerConfig bc;
+  bc.consecutive_failures = 1;
+  bc.cooldown = 30s;
+  shared.set_breaker_config(bc);
+  h.ctx.state = &shared;
+  ProviderMemory providers;
+  h.ctx.providers = &providers;
+  h.ctx.config.endpoint = "api.test";
+  h.ctx.config.retry.max_retries_per_model = 0;
+  h.sender->script["a/1"] = {served_by("X")};
+  // The endpoint's breaker half-open, its one probe taken by another call still in flight.
+  REQUIRE(shared.inner.breaker_allow("endpoint:api.test", h.clock.now()));
+  shared.inner.breaker_record("endpoint:api.test", CallOutcome::kOutage, h.clock.now());
+  h.clock.advance(31s);
+  REQUIRE(shared.inner.breaker_allow("endpoint:api.test", h.clock.now()));
+  REQUIRE_FALSE(shared.inner.breaker_allow("endpoint:api.test", h.clock.now()));  // one probe
+  shared.fail_on = "endpoint:api.test";
+  const auto out = h.run({"a/1"});
+  REQUIRE_FALSE(out.ok);
+  CHECK(h.sender->calls.empty());
+  CHECK(shared.log == std::vector<std::string>{"allow model:a/1 1", "record model:a/1 neutral"});
+  // the other call's probe is still in flight: no second one
+  CHECK_FALSE(shared.inner.breaker_allow("endpoint:api.test", h.clock.now()));
 }

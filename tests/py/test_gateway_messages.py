@@ -274,3 +274,27 @@ def test_a_body_that_is_not_utf8_is_a_400(gateway: Gateway, key: str,
     assert status == 400 and err["error"]["type"] == "invalid_request_error", body
     assert "UTF-8" in err["error"]["message"]
     assert fake.request_count == sent
+
+
+# An upstream's reply made valid UTF-8 (its bytes repaired) may still name a lone low surrogate by
+# its escape: rapidjson 1.1.0 parses "\udc00" to ED B0 80. Written again as Anthropic's message,
+# those bytes went out raw: pybind11 raised UnicodeDecodeError on the core's text, past the
+# gateway's error handling (the client got no answer).
+LONE_LOW = (b'{"id":"gen-1","model":"' + MODEL.encode() + b'","object":"chat.completion","created":1,'
+            b'"choices":[{"index":0,"message":{"role":"assistant","content":"lone \\udc00 low"},'
+            b'"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":2,"total_tokens":10}}')
+
+
+def test_a_lone_surrogate_escape_in_the_reply_is_written_as_utf8() -> None:
+    text = _core.anthropic_message_from_chat(LONE_LOW.decode())
+    assert json.loads(text)["content"][0]["text"] == "lone \ufffd\ufffd\ufffd low"
+
+
+def test_a_lone_surrogate_escape_reaches_the_client_as_text(claude: anthropic.Anthropic,
+                                                           fake: FakeOpenRouter) -> None:
+    fake.fail(MODEL, Fault.raw(LONE_LOW))
+    try:
+        msg = claude.messages.create(model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    finally:
+        fake.clear_faults()
+    assert msg.content[0].text == "lone \ufffd\ufffd\ufffd low"  # type: ignore[union-attr]

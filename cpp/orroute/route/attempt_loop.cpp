@@ -346,29 +346,38 @@ void Run::step_locked() {
     // that last served this model (the provider of this call is only known from its reply),
     // asked in that order in one step; the first that refuses skips the model, and those before
     // it are released.
+    // The keys are named in permits_ before they are asked: until breakers_allow returns, none
+    // of them is held, so if anything on the way throws the run's end records none of them (a
+    // "release" of a breaker never taken gives back another call's half-open probe).
     permits_ = Permits{};
-    permits_.model_key = "model:" + model;
-    if (ctx_.config.provider_breakers) {
-      const std::string routed = ctx_.config.endpoint_of ? ctx_.config.endpoint_of(model) : std::string();
-      const std::string& endpoint = ctx_.config.endpoint_of ? routed : ctx_.config.endpoint;
-      if (!endpoint.empty()) permits_.endpoint_key = endpoint_breaker_key(endpoint);
-      const std::string provider = ctx_.providers ? ctx_.providers->last(model) : std::string();
-      if (!provider.empty()) permits_.provider_key = provider_breaker_key(provider);
-    }
     BreakerPass passes[3];
     std::string* taken[3];
     BreakerHandle* handles[3];
     size_t asked = 0;
-    for (auto [key, handle] : {std::pair{&permits_.model_key, &permits_.model_handle},
-                               std::pair{&permits_.endpoint_key, &permits_.endpoint_handle},
-                               std::pair{&permits_.provider_key, &permits_.provider_handle}}) {
-      if (key->empty()) continue;
-      passes[asked] = {*key, BreakerHandle{}};
-      taken[asked] = key;
-      handles[asked] = handle;
-      ++asked;
+    size_t allowed = 0;
+    try {
+      permits_.model_key = "model:" + model;
+      if (ctx_.config.provider_breakers) {
+        const std::string routed = ctx_.config.endpoint_of ? ctx_.config.endpoint_of(model) : std::string();
+        const std::string& endpoint = ctx_.config.endpoint_of ? routed : ctx_.config.endpoint;
+        if (!endpoint.empty()) permits_.endpoint_key = endpoint_breaker_key(endpoint);
+        const std::string provider = ctx_.providers ? ctx_.providers->last(model) : std::string();
+        if (!provider.empty()) permits_.provider_key = provider_breaker_key(provider);
+      }
+      for (auto [key, handle] : {std::pair{&permits_.model_key, &permits_.model_handle},
+                                 std::pair{&permits_.endpoint_key, &permits_.endpoint_handle},
+                                 std::pair{&permits_.provider_key, &permits_.provider_handle}}) {
+        if (key->empty()) continue;
+        passes[asked] = {*key, BreakerHandle{}};
+        taken[asked] = key;
+        handles[asked] = handle;
+        ++asked;
+      }
+      allowed = ctx_.state->breakers_allow(std::span<BreakerPass>(passes, asked), now);
+    } catch (...) {
+      permits_ = Permits{};  // none held (breakers_allow gives back what it took when it throws)
+      throw;
     }
-    const size_t allowed = ctx_.state->breakers_allow(std::span<BreakerPass>(passes, asked), now);
     for (size_t i = 0; i < asked; ++i) *handles[i] = passes[i].handle;
     if (allowed < asked) {
       const bool model_refused = allowed == 0;

@@ -26,8 +26,21 @@ void apply(CircuitBreaker& b, CallOutcome outcome, Instant now) {
 }  // namespace
 
 size_t RouterState::breakers_allow(std::span<BreakerPass> passes, Instant now) {
-  for (size_t i = 0; i < passes.size(); ++i) {
-    if (!breaker_allow(passes[i].key, now)) return i;
+  size_t i = 0;
+  try {
+    for (; i < passes.size(); ++i) {
+      if (!breaker_allow(passes[i].key, now)) return i;
+    }
+  } catch (...) {
+    // Holds none when it throws: the permits taken before are given back (best effort: the
+    // store that failed the allow may fail these too), the one that threw was never taken.
+    for (size_t j = 0; j < i; ++j) {
+      try {
+        breaker_record(passes[j].key, CallOutcome::kNeutral, now);
+      } catch (...) {
+      }
+    }
+    throw;
   }
   return passes.size();
 }
@@ -74,11 +87,17 @@ CircuitBreaker& InMemoryRouterState::breaker(std::string_view key, const Breaker
 
 size_t InMemoryRouterState::breakers_allow(std::span<BreakerPass> passes, Instant now) {
   std::lock_guard lock(mu_);
-  for (size_t i = 0; i < passes.size(); ++i) {
-    CircuitBreaker& b = breaker(passes[i].key);
-    if (!b.allow(now)) return i;
-    // A map's entries stay where they are until it is cleared (set_breaker_config: a new epoch).
-    passes[i].handle = BreakerHandle{reinterpret_cast<uintptr_t>(&b), breaker_epoch_};
+  size_t i = 0;
+  try {
+    for (; i < passes.size(); ++i) {
+      CircuitBreaker& b = breaker(passes[i].key);  // may throw (a new key's entry: bad_alloc)
+      if (!b.allow(now)) return i;
+      // A map's entries stay where they are until it is cleared (set_breaker_config: a new epoch).
+      passes[i].handle = BreakerHandle{reinterpret_cast<uintptr_t>(&b), breaker_epoch_};
+    }
+  } catch (...) {
+    for (size_t j = 0; j < i; ++j) apply(breaker(passes[j].key, passes[j].handle), CallOutcome::kNeutral, now);
+    throw;  // holds none (as the base class's)
   }
   return passes.size();
 }

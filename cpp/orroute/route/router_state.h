@@ -56,7 +56,8 @@ class RouterState {
   // A call's breakers in one step: asks each of `passes` in order, as breaker_allow does, and
   // stops at the first that refuses. Returns its index, or passes.size() when every one allowed;
   // each allowed pass (those before the index) gets its handle and must be followed by one record
-  // of its key. The default calls breaker_allow per key (a shared state sees every call).
+  // of its key. When it throws, it holds none (those allowed before are given back): nothing is
+  // to be recorded. The default calls breaker_allow per key (a shared state sees every call).
   virtual size_t breakers_allow(std::span<BreakerPass> passes, Instant now);
   // Records each of `records` in order, as breaker_record(key, outcome, now) does. The default
   // calls breaker_record per key.
