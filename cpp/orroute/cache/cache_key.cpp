@@ -126,11 +126,6 @@ void write_messages(const rapidjson::Value& messages, Writer& w) {
 
 namespace {
 
-// Numbers read correctly rounded, so the canonical text is a fixed point: rapidjson's default
-// number parse is not (a 17-digit decimal lands one unit off in about a quarter of cases), and
-// the canonical text of such a request then keyed differently from the request (libFuzzer).
-constexpr unsigned kCanonicalParse = rapidjson::kParseFullPrecisionFlag;
-
 // The canonical text of a parsed request (see canonical_request).
 std::optional<std::string> canonical_of(const rapidjson::Document& doc, JsonParse status,
                                         std::string* why) {
@@ -178,7 +173,7 @@ const char* sampling_refusal(const rapidjson::Document& doc) {
 
 std::optional<std::string> canonical_request(std::string_view request_json, std::string* why) {
   rapidjson::Document doc;
-  const JsonParse status = parse_json_text<kCanonicalParse>(request_json, doc);
+  const JsonParse status = parse_json_text(request_json, doc);
   return canonical_of(doc, status, why);
 }
 
@@ -186,7 +181,7 @@ CacheKey cache_key(std::string_view request_json, std::string_view scope,
                    const CachePolicy& policy) {
   CacheKey out;
   rapidjson::Document doc;
-  const JsonParse status = parse_json_text<kCanonicalParse>(request_json, doc);
+  const JsonParse status = parse_json_text(request_json, doc);
   const std::optional<std::string> canonical = canonical_of(doc, status, &out.reason);
   if (!canonical) return out;
   if (!policy.allow_sampling) {
