@@ -228,6 +228,7 @@ def test_a_fork_while_another_thread_opens_a_ledger_in_a_child(tmp_path: Path) -
         assert fork_and_wait(child) == 0
     finally:
         locker.wait(30)
+        locker.stdout.close()
 
 
 def test_forks_while_a_thread_uses_the_response_cache_and_feedback_store(tmp_path: Path) -> None:
