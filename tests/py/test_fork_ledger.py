@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,27 @@ def test_forks_while_a_thread_uses_the_response_cache_and_feedback_store(tmp_pat
         thread.join(30)
     assert statuses == [0] * 40
     assert used[0] > 0
+
+
+def test_an_in_memory_copy_holds_none_of_the_parents_leases() -> None:
+    # A lease is one process's money set aside in its ledger; in a child's in-memory copy the
+    # parent's leases (and the settled calls still counted in them, "consumed") were another
+    # live process's reservations: held for the lease's ttl (15 min and more), a call the budget
+    # allowed was refused ("spent $0.004, reserved $0.004"). The parent's calls settle in the
+    # parent's copy only, so the child's copy drops its leases; what was spent stays spent.
+    tracker = orroute.CostTracker(":memory:")
+    assert tracker.leases
+    tracker.set_budget("0.01")
+    with tracker.reserve("0.004") as r:
+        r.settle("0.004")
+
+    def child() -> None:
+        assert tracker.live_reservations() == (0, 0)
+        assert tracker.total_cost() == Decimal("0.004")
+        with tracker.reserve("0.004") as r:
+            r.settle("0.004")
+        with pytest.raises(orroute.BudgetExceededError):  # 0.012 > 0.01: still fails closed
+            tracker.reserve("0.004")
+
+    assert fork_and_wait(child) == 0
+    assert tracker.total_cost() == Decimal("0.004")
