@@ -36,7 +36,13 @@ inline uint64_t fork_generation() noexcept {
 // would act on the parent's kernel objects (an epoll_ctl on a shared epoll set edits the parent's
 // watch list; libcurl would write on the parent's connections). It is leaked, once per fork.
 // Thread-safe: concurrent first uses in a child make one T.
-template <class T>
+//
+// `Guard` is held around a renewal, taken before detail::renew_mutex(): a gate that fork() waits
+// to see empty before it takes that mutex (sqlite::ForkGate, whose T's `make` enters it too) must
+// be entered first. Entered after, it was a lock-order inversion: a thread took the mutex while a
+// fork waited for the gate, then waited at the gate for that fork, which waited for the mutex.
+struct NoGuard {};
+template <class T, class Guard = NoGuard>
 class PerProcess {
  public:
   using Make = std::function<std::shared_ptr<T>()>;
@@ -85,6 +91,7 @@ class PerProcess {
   }
 
   Node* renew() const {
+    [[maybe_unused]] const Guard guard{};  // before the mutex (see Guard)
     std::lock_guard<std::mutex> lock(detail::renew_mutex());
     Node* node = live_.load(std::memory_order_acquire);
     const uint64_t now = fork_generation();

@@ -8,9 +8,13 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -164,3 +168,130 @@ def test_forks_while_threads_reserve_and_settle_in_a_redis_ledger(
     manager.close()
     assert len(tracker.usage_history(limit=None)) == calls + FORKS // 3 * 2
     assert tracker.live_reservations() == (0, 0)
+
+
+LOCKER = """
+import sqlite3, sys, time
+fresh, other = (sqlite3.connect(p, isolation_level=None) for p in sys.argv[1:])
+fresh.execute("PRAGMA journal_mode=WAL")
+fresh.execute("BEGIN IMMEDIATE")
+other.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(1.5)
+fresh.rollback()
+time.sleep(1.0)
+"""
+
+
+def test_a_fork_while_another_thread_opens_a_ledger_in_a_child(tmp_path: Path) -> None:
+    # In a forked child a ledger made before the fork is opened again on its first use, under
+    # PerProcess's renew mutex; fork() takes that mutex (an atfork handler) after it has waited
+    # for the ledger calls in flight (the fork gate). A thread that took the mutex while such a
+    # fork waited then waited at the gate for the fork, and the fork for the mutex: the child's
+    # fork() hung for good. Here, in a child: thread W's first use of ledger A holds the mutex and
+    # the gate until t=1.5 s (A's file is new and write-locked by another process: the open waits
+    # to migrate); thread X's first use of ledger B waits for the mutex; thread V is in a call on
+    # ledger C, write-locked until t=2.5 s; the child forks at t=0.6 s, which waits for W and V.
+    # At 1.5 s W is done and X takes the mutex; at 2.5 s V is done, and the fork must complete.
+    a_path, c_path = tmp_path / "a.sqlite3", tmp_path / "c.sqlite3"
+    a = orroute.CostTracker(a_path, busy_timeout=10, leases=False)
+    b = orroute.CostTracker(":memory:")
+    b.set_budget(1)
+    orroute.CostTracker(c_path, leases=False).close()  # C's file, migrated
+    for suffix in ("", "-wal", "-shm"):  # A's file anew: the child's open must write (migrate)
+        Path(str(a_path) + suffix).unlink(missing_ok=True)
+    # Another process holds the write locks (not this one: a child shares this process's SQLite
+    # record of a file's locks, and would wait for a lock no thread of its own gives back).
+    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(a_path), str(c_path)],
+                              stdout=subprocess.PIPE, text=True)
+    assert locker.stdout is not None and locker.stdout.readline() == "locked\n"
+
+    def child() -> None:
+        c = orroute.CostTracker(c_path, busy_timeout=10, leases=False)  # opened in the child
+        done: list[object] = []
+        v = threading.Thread(target=lambda: done.append(c.set_budget(1)))
+        w = threading.Thread(target=lambda: done.append(a.total_cost()))
+        v.start()
+        w.start()
+        time.sleep(0.3)  # W holds the renew mutex, waiting for A's write lock
+        x = threading.Thread(target=lambda: done.append(b.total_cost()))
+        x.start()
+        time.sleep(0.3)  # X waits for the renew mutex
+        pid = os.fork()  # waits for W and V, inside the gate
+        if pid == 0:  # pragma: no cover
+            os._exit(0)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        for t in (v, w, x):
+            t.join(15)
+        assert len(done) == 3
+
+    try:
+        assert fork_and_wait(child) == 0
+    finally:
+        locker.wait(30)
+        locker.stdout.close()
+
+
+def test_forks_while_a_thread_uses_the_response_cache_and_feedback_store(tmp_path: Path) -> None:
+    # SQLite's process-wide mutexes (its allocator's: every sqlite3_malloc) are held by whichever
+    # thread is inside any of the core's connections, not the ledger's only: a fork during a
+    # response cache lookup left the child's first ledger open waiting for ever (11 of 40 children
+    # hung before the cache and the feedback store held the fork gate too).
+    from orroute import _core
+    from orroute.cache import ResponseCache
+
+    cache = ResponseCache(str(tmp_path / "cache.sqlite3"))
+    store = _core.FeedbackStore(str(tmp_path / "feedback.sqlite3"))
+    stop = threading.Event()
+    used = [0]
+
+    def hammer() -> None:
+        while not stop.is_set():
+            key = cache.key({"model": "m/a", "messages": MSGS, "n": used[0]}, "s")
+            assert key is not None
+            cache.get(key)
+            store.summary()
+            used[0] += 1
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    statuses = []
+    try:
+        for i in range(40):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover (the child's outcome is its exit status)
+                signal.alarm(5)
+                orroute.CostTracker(tmp_path / f"child{i}.sqlite3").total_cost()
+                os._exit(0)
+            statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+            if statuses[-1] != 0:
+                break
+    finally:
+        stop.set()
+        thread.join(30)
+    assert statuses == [0] * 40
+    assert used[0] > 0
+
+
+def test_an_in_memory_copy_holds_none_of_the_parents_leases() -> None:
+    # A lease is one process's money set aside in its ledger; in a child's in-memory copy the
+    # parent's leases (and the settled calls still counted in them, "consumed") were another
+    # live process's reservations: held for the lease's ttl (15 min and more), a call the budget
+    # allowed was refused ("spent $0.004, reserved $0.004"). The parent's calls settle in the
+    # parent's copy only, so the child's copy drops its leases; what was spent stays spent.
+    tracker = orroute.CostTracker(":memory:")
+    assert tracker.leases
+    tracker.set_budget("0.01")
+    with tracker.reserve("0.004") as r:
+        r.settle("0.004")
+
+    def child() -> None:
+        assert tracker.live_reservations() == (0, 0)
+        assert tracker.total_cost() == Decimal("0.004")
+        with tracker.reserve("0.004") as r:
+            r.settle("0.004")
+        with pytest.raises(orroute.BudgetExceededError):  # 0.012 > 0.01: still fails closed
+            tracker.reserve("0.004")
+
+    assert fork_and_wait(child) == 0
+    assert tracker.total_cost() == Decimal("0.004")

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <vector>
 
+#include "orroute/cost/sqlite/fork_gate.h"
 #include "orroute/error.h"
 #include "orroute/sqlite_util.h"
 #include "orroute/json.h"
@@ -45,6 +46,7 @@ namespace {
 class SqliteResponseCache final : public ResponseCache {
  public:
   SqliteResponseCache(const std::string& path, const CacheLimits& limits) : limits_(limits) {
+    const sqlite::ForkGate gate;  // SQLite's process-wide mutexes are taken (fork_gate.h)
     if (sqlite3_open_v2(path.c_str(), &db_,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {
@@ -77,13 +79,16 @@ class SqliteResponseCache final : public ResponseCache {
         "CREATE TABLE IF NOT EXISTS response_cache_stats ("
         " name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
   }
-  ~SqliteResponseCache() override { sqlite3_close(db_); }
+  ~SqliteResponseCache() override {
+    const sqlite::ForkGate gate;  // SQLite's process-wide mutexes are taken (fork_gate.h)
+    sqlite3_close(db_);
+  }
   SqliteResponseCache(const SqliteResponseCache&) = delete;
   SqliteResponseCache& operator=(const SqliteResponseCache&) = delete;
 
   std::optional<CachedReply> get(const std::string& key, TimeUs now) override {
     if (now == 0) now = now_us();
-    std::lock_guard lock(mu_);
+    const sqlite::GatedLock lock(mu_);
     Tx tx(*this);
     Stmt s(db_,
            "SELECT completion, model, prompt_tokens, completion_tokens, cost, stored_us, hits "
@@ -124,7 +129,7 @@ class SqliteResponseCache final : public ResponseCache {
     if (now == 0) now = now_us();
     const auto size = static_cast<int64_t>(reply.completion_json.size());
     if (size > limits_.max_bytes || size > kMaxCachedReplyBytes) return false;
-    std::lock_guard lock(mu_);
+    const sqlite::GatedLock lock(mu_);
     Tx tx(*this);
     Stmt s(db_,
            "INSERT OR REPLACE INTO response_cache (key, completion, model, prompt_tokens, "
@@ -148,7 +153,7 @@ class SqliteResponseCache final : public ResponseCache {
   }
 
   CacheStats stats() override {
-    std::lock_guard lock(mu_);
+    const sqlite::GatedLock lock(mu_);
     CacheStats out;
     {
       Stmt s(db_, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM response_cache WHERE expires_us > ?");
@@ -173,7 +178,7 @@ class SqliteResponseCache final : public ResponseCache {
   }
 
   int64_t clear() override {
-    std::lock_guard lock(mu_);
+    const sqlite::GatedLock lock(mu_);
     Tx tx(*this);
     int64_t n = 0;
     {

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "orroute/cost/open_ledger.h"
+#include "orroute/cost/sqlite/fork_gate.h"
 #include "orroute/error.h"
 #include "orroute/sqlite_util.h"
 
@@ -29,6 +30,7 @@ void check_text(std::string_view field, const std::string& v) {
 class SqliteFeedbackStore final : public FeedbackStore {
  public:
   explicit SqliteFeedbackStore(const std::string& path) {
+    const sqlite::ForkGate gate;  // SQLite's process-wide mutexes are taken (fork_gate.h)
     if (sqlite3_open_v2(path.c_str(), &db_,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {
@@ -49,13 +51,16 @@ class SqliteFeedbackStore final : public FeedbackStore {
         " result_id TEXT NOT NULL)");
     exec("CREATE INDEX IF NOT EXISTS feedback_model ON feedback (model, task_type)");
   }
-  ~SqliteFeedbackStore() override { sqlite3_close(db_); }
+  ~SqliteFeedbackStore() override {
+    const sqlite::ForkGate gate;  // SQLite's process-wide mutexes are taken (fork_gate.h)
+    sqlite3_close(db_);
+  }
   SqliteFeedbackStore(const SqliteFeedbackStore&) = delete;
   SqliteFeedbackStore& operator=(const SqliteFeedbackStore&) = delete;
 
   void add(const FeedbackEntry& raw) override {
     const FeedbackEntry e = checked_feedback(raw);
-    std::lock_guard lock(mu_);
+    const sqlite::GatedLock lock(mu_);
     Stmt s(db_,
            "INSERT INTO feedback (at_us, model, task_type, score_micros, source, result_id) "
            "VALUES (?, ?, ?, ?, ?, ?)");
@@ -69,7 +74,7 @@ class SqliteFeedbackStore final : public FeedbackStore {
   }
 
   std::vector<FeedbackSummary> summary() override {
-    std::lock_guard lock(mu_);
+    const sqlite::GatedLock lock(mu_);
     Stmt s(db_,
            "SELECT model, task_type, SUM(score_micros), COUNT(*) FROM feedback "
            "GROUP BY model, task_type ORDER BY model, task_type");
@@ -85,7 +90,7 @@ class SqliteFeedbackStore final : public FeedbackStore {
   }
 
   std::vector<FeedbackEntry> entries(TimeUs from, int64_t limit) override {
-    std::lock_guard lock(mu_);
+    const sqlite::GatedLock lock(mu_);
     // The newest `limit` rows, returned oldest first.
     Stmt s(db_,
            "SELECT * FROM (SELECT id, at_us, model, task_type, score_micros, source, result_id "

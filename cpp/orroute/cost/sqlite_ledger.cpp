@@ -31,6 +31,9 @@ std::shared_ptr<SqliteLedger::Impl> SqliteLedger::Impl::open_here(const std::str
   impl->host = host_name();
   impl->open(copy_of);
   impl->register_open();
+  // The parent's leases held its copy's budgets for its own calls: none of it is this copy's
+  // (held for their ttl, they refused calls the budget allowed).
+  if (copy_of) impl->transact([&] { return impl->drop_leases_of(copy_of->pid); });
   return impl;
 }
 

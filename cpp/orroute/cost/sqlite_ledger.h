@@ -22,6 +22,7 @@
 #include <string>
 
 #include "orroute/cost/ledger.h"
+#include "orroute/cost/sqlite/fork_gate.h"
 #include "orroute/per_process.h"
 
 namespace orroute {
@@ -132,7 +133,8 @@ class SqliteLedger final : public Ledger {
   ReserveOutcome reserve_in_txn(const ReserveRequest& request, TimeUs at);
   struct Impl;
   bool made_ = false;  // impl_ has made its first Impl (before impl_: set while it is made)
-  PerProcess<Impl> impl_;  // a forked child's first use opens its own connection
+  // A forked child's first use opens its own connection, inside the fork gate.
+  PerProcess<Impl, sqlite::ForkGate> impl_;
 };
 
 }  // namespace orroute

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <thread>
 
+#include "orroute/per_process.h"
+
 namespace orroute::sqlite {
 
 namespace {
@@ -53,8 +55,11 @@ void after_fork_in_child() {
 }
 
 void enter() {
-  static const int registered = pthread_atfork(before_fork, after_fork_in_parent,
-                                               after_fork_in_child);
+  // After PerProcess's handler: prepare handlers run last-registered first, so a fork waits for
+  // the gate before it takes the renew mutex, the order of a renewal (PerProcess's Guard).
+  static const int registered = (detail::counted_fork_generation(),
+                                 pthread_atfork(before_fork, after_fork_in_parent,
+                                                after_fork_in_child));
   (void)registered;
   Gate& g = gate();
   for (;;) {

@@ -2,6 +2,8 @@
 // ledger (see docs/cost.md, "Fork").
 #pragma once
 
+#include <mutex>
+
 namespace orroute::sqlite {
 
 // Held by a thread while it uses a ledger's SQLite connection (a call under the connection's
@@ -22,6 +24,22 @@ class ForkGate {
   ~ForkGate();
   ForkGate(const ForkGate&) = delete;
   ForkGate& operator=(const ForkGate&) = delete;
+};
+
+// A connection's mutex taken inside the fork gate (the gate first, given back last): for every
+// SQLite connection of the core, not the ledger's only (the response cache's, the feedback
+// store's). SQLite's process-wide mutexes (its allocator's, taken by every sqlite3_malloc; the
+// VFS's) are held by whichever thread is inside any connection, so a fork during a response cache
+// lookup left the child's first ledger open waiting for ever on the allocator's mutex.
+class GatedLock {
+ public:
+  explicit GatedLock(std::mutex& mu) : lock_(mu) {}
+  GatedLock(const GatedLock&) = delete;
+  GatedLock& operator=(const GatedLock&) = delete;
+
+ private:
+  ForkGate gate_;  // first in, last out
+  std::lock_guard<std::mutex> lock_;
 };
 
 }  // namespace orroute::sqlite

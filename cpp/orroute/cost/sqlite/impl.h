@@ -417,6 +417,11 @@ struct SqliteLedger::Impl {
   // Removes a reservation and its share of the counters; `as_spent` moves that share to spent
   // instead of freeing it (a dead process's write-behind lease). false if it does not exist.
   bool remove_reservation(int64_t id, bool as_spent = false);
+  // In a forked child's in-memory copy: removes the leases of `owner` (the parent), which are its
+  // money set aside for its own calls (they settle in its copy, never in this one); a write-behind
+  // lease counts as spent (its settles queued in the parent's memory: fail closed, as reclaim).
+  // Returns how many. In a transaction.
+  int64_t drop_leases_of(int64_t owner);
 
   int64_t reclaim_locked(TimeUs at);
 

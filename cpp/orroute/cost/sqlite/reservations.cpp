@@ -32,6 +32,17 @@ bool SqliteLedger::Impl::remove_reservation(int64_t id, bool as_spent) {
   return true;
 }
 
+int64_t SqliteLedger::Impl::drop_leases_of(int64_t owner) {
+  std::vector<std::pair<int64_t, bool>> rows;  // id, a write-behind lease
+  {
+    auto s = q("SELECT id, lease FROM reservations WHERE lease != 0 AND pid = ?");
+    s.bind(1, owner);
+    while (s.step()) rows.emplace_back(s.i64(0), s.i64(1) == 2);
+  }
+  for (const auto& [id, spent] : rows) remove_reservation(id, spent);
+  return static_cast<int64_t>(rows.size());
+}
+
 int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
   last_reclaim = std::chrono::steady_clock::now();
   std::vector<int64_t> dead, spent;  // spent: dead processes' write-behind leases
