@@ -110,16 +110,22 @@ void write_escaped(const char* s, size_t n, Put&& put) {
   put("\"", 1);
 }
 
+// `s` (not valid UTF-8) escaped, between quotes, through `put`, each ill-formed part as U+FFFD.
+template <typename Put>
+void write_repaired(const char* s, size_t n, Put&& put) {
+  std::string repaired(s, n);
+  repair_utf8(repaired);
+  write_escaped(repaired.data(), repaired.size(), put);
+}
+
 // `s` escaped, between quotes, through `put`: what is not UTF-8 written as U+FFFD.
 template <typename Put>
 void write_string(const char* s, size_t n, Put&& put) {
   if (!utf8_valid(std::string_view(s, n))) [[unlikely]] {
-    std::string repaired(s, n);
-    repair_utf8(repaired);
-    write_escaped(repaired.data(), repaired.size(), put);
-    return;
+    write_repaired(s, n, put);
+  } else {
+    write_escaped(s, n, put);
   }
-  write_escaped(s, n, put);
 }
 
 }  // namespace json_detail
@@ -147,7 +153,7 @@ class JsonWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
     if (json_detail::plain_ascii(s, n)) {
       copy(s, n);
     } else if (!trusted_utf8_ && !utf8_valid(std::string_view(s, n))) [[unlikely]] {
-      json_detail::write_string(s, n, put);  // U+FFFD for what is not UTF-8
+      json_detail::write_repaired(s, n, put);  // U+FFFD for what is not UTF-8
     } else if (json_detail::plain(s, n)) {
       copy(s, n);
     } else {
