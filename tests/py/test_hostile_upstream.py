@@ -1120,3 +1120,65 @@ def test_events_after_message_stop_end_a_provider_stream_as_it_should():
     assert end == 2  # the end, not an error
     assert text_of(chunks) == "hi"
     assert [c["usage"]["completion_tokens"] for c in chunks if c.get("usage")] == [3]
+
+
+# A stream the upstream ends (a clean end of a close-delimited body, a proxy closing its side)
+# inside an event of the answer was cut: the consumer is told, as for a reset connection, instead
+# of being handed the start of the answer as if it were all of it. A server that leaves out the
+# blank line after its last `data: [DONE]` ended well.
+CUT_INSIDE_AN_EVENT = {
+    "inside_data": sse(chunk(b'{"role":"assistant","content":"Hel"}')) + b'data: {"id":"gen-1","choi',
+    "before_blank_line": sse(chunk(b'{"role":"assistant","content":"Hel"}'))
+    + b"data: " + chunk(b'{"content":"lo"}') + b"\n",
+    "second_data_line": sse(chunk(b'{"role":"assistant","content":"Hel"}')) + b"data: {\ndata: ",
+}
+
+
+@pytest.mark.parametrize("body", CUT_INSIDE_AN_EVENT.values(), ids=CUT_INSIDE_AN_EVENT.keys())
+def test_a_client_stream_cut_inside_an_event_is_a_connection_error(fake, body):
+    msgs = [{"role": "user", "content": "hi"}]
+    fake.fail(MODEL, stream_reply(body))
+    got: list[Any] = []
+    with (pytest.raises(orroute.APIConnectionError, match="inside an event"),
+          client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s):
+        got.extend(s)
+    assert text_of(got) == "Hel"
+
+    async def run() -> None:
+        c = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        async for ch in await c.chat.completions.create(model=MODEL, messages=msgs, stream=True):
+            got.append(ch)
+
+    got.clear()
+    fake.fail(MODEL, stream_reply(body))
+    with pytest.raises(orroute.APIConnectionError, match="inside an event"):
+        asyncio.run(run())
+    assert text_of(got) == "Hel"
+
+
+@pytest.mark.xfail(strict=True, reason="the engine's reader (ChatSink::on_done, cpp/orroute/engine, "
+                   "eng14's) counts the transfer without its parser: end_marker_.counted(transfer, "
+                   "parser_) is the fix (rev16's report)")
+@pytest.mark.parametrize("body", CUT_INSIDE_AN_EVENT.values(), ids=CUT_INSIDE_AN_EVENT.keys())
+def test_a_manager_stream_cut_inside_an_event_is_an_error_not_an_answer(fake, tmp_path, body):
+    """The manager (and the gateway, which relays its stream and ends it with [DONE]) reads
+    through the engine: a cut answer is booked as what was generated, outcome error, and the
+    consumer is told, instead of an "ok" answer missing its end."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    fake.fail(MODEL, stream_reply(body))
+    with pytest.raises(orroute.APIError):
+        list(m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL))
+    [row] = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert row.outcome == "error" and row.cost > 0
+    assert m.reserved() == (0, 0)
+
+
+@pytest.mark.parametrize("tail", [b"data: [DONE]\n", b"data: [DONE]", b": keep-alive"],
+                         ids=["done_without_blank_line", "done_without_line_end", "comment"])
+def test_a_client_stream_ending_without_a_last_blank_line_after_done_ends_well(fake, tail):
+    msgs = [{"role": "user", "content": "hi"}]
+    body = sse(chunk(b'{"role":"assistant","content":"hi"}'), chunk(b"{}", finish=b'"stop"'), USAGE)
+    fake.fail(MODEL, stream_reply(body + tail))
+    with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        assert text_of(list(s)) == "hi"
+        assert s.usage is not None and s.usage.completion_tokens == 2

@@ -288,7 +288,9 @@ void Call::notify_locked(std::unique_lock<std::mutex>& lock) {
 
 void Call::on_done(int attempt, const TransferResult& transfer) {
   if (attempt != attempt_) return;
-  const TransferResult result = done_.counted(transfer);
+  // A stream the upstream ended inside an event was cut (counted(): a connection error, retried
+  // only if nothing was handed over yet); before [DONE] and between events, it ended as before.
+  const TransferResult result = streaming_ ? done_.counted(transfer, parser_) : done_.counted(transfer);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (cancelled_ || state_ != State::kRunning) return;
