@@ -505,9 +505,11 @@ ECHOES = [
     Fault.raw(b"oops " + KEY.encode(), status=400, content_type="text/plain"),
     Fault.stream_error(after_tokens=1, message=f"boom {KEY}"),
     stream_reply(hostile_stream(b"your key is " + ESCAPED_KEY + b" and " + KEY.encode())),
+    # a header the error is read from: the generation id an exception carries
+    Fault.raw(b'{"error":{"code":400,"message":"bad"}}', status=400, headers={"X-Generation-Id": KEY}),
 ]
 ECHO_IDS = ["message", "metadata", "escaped-message", "escaped-metadata", "not-json", "mid-stream",
-            "streamed-content"]
+            "streamed-content", "generation-id-header"]
 
 
 def shown(value: Any) -> str:
@@ -630,11 +632,13 @@ def test_anthropic_replies_with_invalid_utf8_and_echoed_keys(tmp_path):
         assert "".join(c["choices"][0]["delta"].get("content") or ""
                        for c in chunks if c.get("choices")) == "bad \ufffd byte"
         escaped = "".join(f"\\u{ord(c):04x}" for c in ANT_KEY).encode()
-        for body in (b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
-                     + ANT_KEY.encode() + b'"}}',
-                     b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
-                     + escaped + b'"}}'):
-            ant.fail("*", Fault.raw(body, status=400))
+        plain = b'{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}'
+        for body, headers in ((b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
+                               + ANT_KEY.encode() + b'"}}', {}),
+                              (b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
+                               + escaped + b'"}}', {}),
+                              (plain, {"request-id": ANT_KEY})):  # the error's generation id
+            ant.fail("*", Fault.raw(body, status=400, headers=headers))
             orf.fail("*", Fault.server_error(503))  # the fallback fails too: the error is shown
             text = outcome(lambda: m.execute_task_sync(task, model=CLAUDE))
             assert ANT_KEY not in text and ANT_KEY[14:] not in text and escaped.decode() not in text
@@ -1182,3 +1186,32 @@ def test_a_client_stream_ending_without_a_last_blank_line_after_done_ends_well(f
     with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
         assert text_of(list(s)) == "hi"
         assert s.usage is not None and s.usage.completion_tokens == 2
+
+
+@pytest.mark.parametrize("header", [("X-Echo", f"key={KEY}"), (KEY, "named by the key")],
+                         ids=["value", "name"])
+def test_an_echoed_key_never_reaches_the_headers_a_raw_response_shows(fake, header):
+    """``with_raw_response`` shows the reply's header fields: one holding the key (in its value
+    or as its name) is scrubbed like the body, plain and streamed, sync and async."""
+    msgs = [{"role": "user", "content": "hi"}]
+    c = client(fake)
+    shown_headers: list[str] = []
+    fake.fail(MODEL, Fault.raw(completion(b"fine"), headers=dict([header])))
+    shown_headers.append(repr(dict(c.chat.completions.with_raw_response.create(
+        model=MODEL, messages=msgs).headers)))
+    fake.fail(MODEL, Fault.raw(hostile_stream(b"fine"), content_type="text/event-stream",
+                               content_length=-1, headers=dict([header])))
+    raw = c.chat.completions.with_raw_response.create(model=MODEL, messages=msgs, stream=True)
+    assert text_of(list(raw.parse())) == "fine"
+    shown_headers.append(repr(dict(raw.headers)))  # a stream's: once its first byte arrived
+
+    async def run() -> str:
+        ac = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        return repr(dict((await ac.chat.completions.with_raw_response.create(
+            model=MODEL, messages=msgs)).headers))
+
+    fake.fail(MODEL, Fault.raw(completion(b"fine"), headers=dict([header])))
+    shown_headers.append(asyncio.run(run()))
+    for text in shown_headers:
+        assert "x-echo" in text or "sk-or-v1-...6789" in text
+        assert not leaks(text)

@@ -234,9 +234,10 @@ void Call::on_head(int attempt, int status, const Headers& headers) {
   headers_ = headers;
   if (spec_.stream && status >= 200 && status < 300) {
     streaming_ = true;
+    Headers shown = client_->scrub(headers);  // a header echoing the key is no way around the scrub
     std::lock_guard<std::mutex> lock(mu_);
     response_.status = status;
-    response_.headers = headers;
+    response_.headers = std::move(shown);
     response_.attempts = attempt;
   }
 }
@@ -309,9 +310,10 @@ void Call::on_done(int attempt, const TransferResult& transfer) {
     body_ = client_->scrub(std::move(body_));  // and an echoed key never passes
     if (status_ >= 200 && status_ < 300) {
       if (!streaming_) {
+        Headers shown = client_->scrub(std::move(headers_));
         std::lock_guard<std::mutex> lock(mu_);
         response_.status = status_;
-        response_.headers = std::move(headers_);
+        response_.headers = std::move(shown);
         response_.body = std::move(body_);
         response_.attempts = attempt;
       }
@@ -665,7 +667,17 @@ ApiError ApiClient::scrub(ApiError e) const {
   e.body = scrub(std::move(e.body));
   e.code_json = scrub(std::move(e.code_json));
   e.metadata_json = scrub(std::move(e.metadata_json));
+  e.generation_id = scrub(std::move(e.generation_id));  // X-Generation-Id: any bytes the upstream sent
+  e.provider = scrub(std::move(e.provider));
   return e;
+}
+
+Headers ApiClient::scrub(Headers h) const {
+  for (auto& [name, value] : h.fields) {
+    name = scrub(std::move(name));
+    value = scrub(std::move(value));
+  }
+  return h;
 }
 
 double ApiClient::uniform01() {
