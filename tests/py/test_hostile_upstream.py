@@ -1215,3 +1215,43 @@ def test_an_echoed_key_never_reaches_the_headers_a_raw_response_shows(fake, head
     for text in shown_headers:
         assert "x-echo" in text or "sk-or-v1-...6789" in text
         assert not leaks(text)
+
+
+# Gemini's OpenAI-compatible endpoint sends each tool call of a streamed answer whole, in a delta
+# without `index` (openai/openai-python#2806): each is a call of its own (a new `id`), not more of
+# the first one (names and arguments run together: "globglob", '{"a":1}{"b":2}'). A delta without
+# index and without a new id goes on with the call before it (its arguments in pieces).
+def tool_delta(call: bytes) -> bytes:
+    return chunk(b'{"role":"assistant","tool_calls":[' + call + b"]}")
+
+
+INDEXLESS_TOOL_CALLS = sse(
+    tool_delta(b'{"id":"call_1","type":"function","function":{"name":"glob","arguments":'
+               b'"{\\"pattern\\":\\"**/*\\"}"}}'),
+    tool_delta(b'{"id":"call_2","type":"function","function":{"name":"glob","arguments":""}}'),
+    tool_delta(b'{"function":{"arguments":"{\\"path\\":"}}'),
+    tool_delta(b'{"id":"call_2","function":{"arguments":"\\"wiki\\"}"}}'),
+    chunk(b"{}", finish=b'"tool_calls"'), USAGE, b"[DONE]")
+
+
+def test_indexless_tool_call_deltas_are_assembled_call_by_call(fake):
+    msgs = [{"role": "user", "content": "hi"}]
+    want = [("call_1", "glob", {"pattern": "**/*"}), ("call_2", "glob", {"path": "wiki"})]
+
+    def calls(completion: Any) -> list[tuple[str, str, Any]]:
+        return [(t.id, t.function.name, json.loads(t.function.arguments))
+                for t in completion.choices[0].message.tool_calls]
+
+    fake.fail(MODEL, stream_reply(INDEXLESS_TOOL_CALLS))
+    with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        list(s)
+        assert calls(s.get_final_completion()) == want
+
+    async def run() -> Any:
+        c = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        async with await c.chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+            [_ async for _ in s]
+            return s.get_final_completion()
+
+    fake.fail(MODEL, stream_reply(INDEXLESS_TOOL_CALLS))
+    assert calls(asyncio.run(run())) == want
