@@ -761,7 +761,8 @@ void bind_net(py::module_& m) {
       .def_property_readonly("ok", [](const Call& c) { return c.state() == Call::State::kDone; })
       .def_property_readonly("attempts", &Call::attempts)
       .def("status", [](const Call& c) { return c.response().status; })
-      .def("headers", [](const Call& c) { return headers_to_py(c.response().headers); })
+      .def("headers", [](const Call& c) { return headers_to_py(c.client().scrub(c.response().headers)); },
+           "The reply's header fields, scrubbed of the client's keys (names and values).")
       .def("body_json", [](const Call& c) { return json_text_to_py(c.response().body); },
            "The response body parsed as JSON (the text itself if it is not JSON).")
       .def("reply", [](const Call& c) { return reply_to_py(c.response().body); },

@@ -123,6 +123,47 @@ TEST_CASE("stream accumulator joins text and tool-call deltas and keeps the usag
   REQUIRE(std::string(done["provider"].GetString()) == "P");
 }
 
+TEST_CASE("stream accumulator keeps tool-call deltas without an index apart by their ids", "[net]") {
+  // Gemini's OpenAI-compatible stream: each call whole, no index; a piece without id goes on with
+  // the call before it; an index given wins.
+  orroute::StreamAccumulator acc;
+  const char* chunks[] = {
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"c1","type":"function","function":{"name":"glob","arguments":"{\"a\":1}"}}]}}]})",
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"c2","function":{"name":"glob","arguments":"{\"b\""}}]}}]})",
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":":2"}}]}}]})",
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"c2","index":null,"function":{"arguments":"}"}}]}}]})",
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":""}}]}}]})",
+      R"({"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":""}}]}}]})",
+  };
+  for (const char* c : chunks) REQUIRE(acc.add(parse(c)));
+  const auto done = parse(acc.completion_json());
+  const auto& calls = done["choices"][0]["message"]["tool_calls"];
+  REQUIRE(calls.Size() == 2);
+  CHECK(std::string(calls[0]["id"].GetString()) == "c1");
+  CHECK(std::string(calls[0]["function"]["name"].GetString()) == "glob");
+  CHECK(std::string(calls[0]["function"]["arguments"].GetString()) == "{\"a\":1}");
+  CHECK(std::string(calls[1]["id"].GetString()) == "c2");
+  CHECK(std::string(calls[1]["function"]["name"].GetString()) == "glob");
+  CHECK(std::string(calls[1]["function"]["arguments"].GetString()) == "{\"b\":2}");
+  SECTION("an id after a first piece without one names that call") {
+    orroute::StreamAccumulator a2;
+    REQUIRE(a2.add(parse(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"name":"f","arguments":"{"}}]}}]})")));
+    REQUIRE(a2.add(parse(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"c9","function":{"arguments":"}"}}]}}]})")));
+    const auto d2 = parse(a2.completion_json());
+    REQUIRE(d2["choices"][0]["message"]["tool_calls"].Size() == 1);
+    CHECK(std::string(d2["choices"][0]["message"]["tool_calls"][0]["id"].GetString()) == "c9");
+    CHECK(std::string(d2["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"].GetString()) == "{}");
+  }
+  SECTION("new ids without an index stop growing the list at 1024 calls") {
+    orroute::StreamAccumulator a3;
+    for (int i = 0; i < 1100; ++i) {
+      REQUIRE(a3.add(parse(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"id":"c)" + std::to_string(i) +
+                           R"(","function":{"name":"f","arguments":""}}]}}]})")));
+    }
+    CHECK(parse(a3.completion_json())["choices"][0]["message"]["tool_calls"].Size() == 1024);
+  }
+}
+
 TEST_CASE("a mid-stream error event is reported after its content is folded in", "[net]") {
   orroute::StreamAccumulator acc;
   REQUIRE(acc.add(parse(R"({"id":"gen-2","choices":[{"index":0,"delta":{"content":"par"}}]})")));

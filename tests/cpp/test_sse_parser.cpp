@@ -147,3 +147,44 @@ TEST_CASE("[DONE] ends a stream: events after it are refused and the transfer co
   CHECK(m.counted(stopped).status == orroute::TransferStatus::kCancelled);  // no [DONE]: as it came
   CHECK(m.admits(""));
 }
+
+TEST_CASE("a stream that ends inside an event of the answer was cut; one that ends after [DONE] was not",
+          "[sse]") {
+  auto ends_inside = [](const std::string& stream) {
+    orroute::SseParser p;
+    p.feed(stream, [](orroute::SseEvent&&) { return true; });
+    return p.ends_inside_event();
+  };
+  const std::string event = "data: {\"choices\":[]}\n\n";
+  SECTION("cut") {
+    CHECK(ends_inside(event + "data: {\"choi"));       // inside a data line
+    CHECK(ends_inside(event + "data"));                // a data field without its colon yet
+    CHECK(ends_inside(event + "data: {}\n"));          // data without its blank line
+    CHECK(ends_inside(event + "data: [DONE]\ndata: "));  // a second data line: not [DONE]
+    CHECK(ends_inside(event + "event: x\ndata: {}\r"));  // a CR line end, no blank line
+  }
+  SECTION("not cut") {
+    CHECK_FALSE(ends_inside(""));
+    CHECK_FALSE(ends_inside(event));
+    CHECK_FALSE(ends_inside(event + ": keep-alive"));  // a comment is no part of the answer
+    CHECK_FALSE(ends_inside(event + "event: message"));
+    CHECK_FALSE(ends_inside(event + "data: [DONE]"));  // [DONE] without its line end
+    CHECK_FALSE(ends_inside(event + "data: [DONE]\n"));  // nor its blank line
+    CHECK_FALSE(ends_inside(event + "data: [DONE]\n: bye"));
+  }
+  SECTION("the transfer as it counts") {
+    orroute::SseParser p;
+    orroute::DoneMarker m;
+    auto sink = [&](orroute::SseEvent&& ev) { return m.admits(ev.data); };
+    p.feed(event + "data: {\"choi", sink);
+    const orroute::TransferResult ended_well;
+    CHECK(m.counted(ended_well, p).status == orroute::TransferStatus::kConnectError);
+    CHECK(m.counted(ended_well).status == orroute::TransferStatus::kOk);  // without the parser: as before
+    orroute::TransferResult timed_out;
+    timed_out.status = orroute::TransferStatus::kTimeout;
+    CHECK(m.counted(timed_out, p).status == orroute::TransferStatus::kTimeout);  // its own failure stands
+    p.reset();
+    p.feed("data: [DONE]\n\ndata: {\"choi", sink);  // after [DONE] nothing is part of the answer
+    CHECK(m.counted(ended_well, p).status == orroute::TransferStatus::kOk);
+  }
+}

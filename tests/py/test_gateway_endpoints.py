@@ -411,6 +411,25 @@ def test_embeddings_usage_lies_are_booked_within_the_catalogs_bounds(
     assert Decimal("0.000005") <= spent <= Decimal("0.00000002") * (len(text) + 1)
 
 
+# A 2xx the upstream answered is billed (docs/cost.md, rule 5); one that is no embedding list
+# cannot be relayed as one: a 502, and the reservation booked, not a 200 of junk booked at our count.
+@pytest.mark.parametrize("reply", [b"not json", b'{"object": "list", "data": [1, 2', b"[1, 2]",
+                                   b'"text"'], ids=["text", "cut", "array", "string"])
+def test_embeddings_reply_that_is_no_json_object_is_a_502_and_books_the_reservation(
+        gateway: Gateway, fake: FakeOpenRouter, embed_model: str, reply: bytes) -> None:
+    k, rec = gateway.keys.create(f"embed-junk-{reply.hex()}")
+    gateway.tracker.set_budget(1, project=rec.project)
+    text = "word " * 500  # reserved at a token per byte (and one for the string): 2,501 tokens
+    fake.script(embed_model, [Fault.raw(reply)])
+    status, _, data = call(gateway, "POST", "/v1/embeddings",
+                           {"model": embed_model, "input": text}, key=k)
+    assert status == 502, data
+    assert json.loads(data)["error"]["type"] == "upstream_error"
+    st = gateway.tracker.budget_status(project=rec.project)
+    assert st.reserved == 0
+    assert st.spent == Decimal("0.00000002") * (len(text) + 1)  # the reservation: the worst case
+
+
 @pytest.mark.parametrize(("body", "param"), [
     ({"model": EMBED}, "input"), ({"model": EMBED, "input": [1.5]}, "input[0]"),
     ({"model": EMBED, "input": "x", "dimensions": 0}, "dimensions"),

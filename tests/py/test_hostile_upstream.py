@@ -505,9 +505,11 @@ ECHOES = [
     Fault.raw(b"oops " + KEY.encode(), status=400, content_type="text/plain"),
     Fault.stream_error(after_tokens=1, message=f"boom {KEY}"),
     stream_reply(hostile_stream(b"your key is " + ESCAPED_KEY + b" and " + KEY.encode())),
+    # a header the error is read from: the generation id an exception carries
+    Fault.raw(b'{"error":{"code":400,"message":"bad"}}', status=400, headers={"X-Generation-Id": KEY}),
 ]
 ECHO_IDS = ["message", "metadata", "escaped-message", "escaped-metadata", "not-json", "mid-stream",
-            "streamed-content"]
+            "streamed-content", "generation-id-header"]
 
 
 def shown(value: Any) -> str:
@@ -630,11 +632,13 @@ def test_anthropic_replies_with_invalid_utf8_and_echoed_keys(tmp_path):
         assert "".join(c["choices"][0]["delta"].get("content") or ""
                        for c in chunks if c.get("choices")) == "bad \ufffd byte"
         escaped = "".join(f"\\u{ord(c):04x}" for c in ANT_KEY).encode()
-        for body in (b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
-                     + ANT_KEY.encode() + b'"}}',
-                     b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
-                     + escaped + b'"}}'):
-            ant.fail("*", Fault.raw(body, status=400))
+        plain = b'{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}'
+        for body, headers in ((b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
+                               + ANT_KEY.encode() + b'"}}', {}),
+                              (b'{"type":"error","error":{"type":"invalid_request_error","message":"k '
+                               + escaped + b'"}}', {}),
+                              (plain, {"request-id": ANT_KEY})):  # the error's generation id
+            ant.fail("*", Fault.raw(body, status=400, headers=headers))
             orf.fail("*", Fault.server_error(503))  # the fallback fails too: the error is shown
             text = outcome(lambda: m.execute_task_sync(task, model=CLAUDE))
             assert ANT_KEY not in text and ANT_KEY[14:] not in text and escaped.decode() not in text
@@ -1120,3 +1124,134 @@ def test_events_after_message_stop_end_a_provider_stream_as_it_should():
     assert end == 2  # the end, not an error
     assert text_of(chunks) == "hi"
     assert [c["usage"]["completion_tokens"] for c in chunks if c.get("usage")] == [3]
+
+
+# A stream the upstream ends (a clean end of a close-delimited body, a proxy closing its side)
+# inside an event of the answer was cut: the consumer is told, as for a reset connection, instead
+# of being handed the start of the answer as if it were all of it. A server that leaves out the
+# blank line after its last `data: [DONE]` ended well.
+CUT_INSIDE_AN_EVENT = {
+    "inside_data": sse(chunk(b'{"role":"assistant","content":"Hel"}')) + b'data: {"id":"gen-1","choi',
+    "before_blank_line": sse(chunk(b'{"role":"assistant","content":"Hel"}'))
+    + b"data: " + chunk(b'{"content":"lo"}') + b"\n",
+    "second_data_line": sse(chunk(b'{"role":"assistant","content":"Hel"}')) + b"data: {\ndata: ",
+}
+
+
+@pytest.mark.parametrize("body", CUT_INSIDE_AN_EVENT.values(), ids=CUT_INSIDE_AN_EVENT.keys())
+def test_a_client_stream_cut_inside_an_event_is_a_connection_error(fake, body):
+    msgs = [{"role": "user", "content": "hi"}]
+    fake.fail(MODEL, stream_reply(body))
+    got: list[Any] = []
+    with (pytest.raises(orroute.APIConnectionError, match="inside an event"),
+          client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s):
+        got.extend(s)
+    assert text_of(got) == "Hel"
+
+    async def run() -> None:
+        c = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        async for ch in await c.chat.completions.create(model=MODEL, messages=msgs, stream=True):
+            got.append(ch)
+
+    got.clear()
+    fake.fail(MODEL, stream_reply(body))
+    with pytest.raises(orroute.APIConnectionError, match="inside an event"):
+        asyncio.run(run())
+    assert text_of(got) == "Hel"
+
+
+@pytest.mark.xfail(strict=True, reason="the engine's reader (ChatSink::on_done, cpp/orroute/engine, "
+                   "eng14's) counts the transfer without its parser: end_marker_.counted(transfer, "
+                   "parser_) is the fix (rev16's report)")
+@pytest.mark.parametrize("body", CUT_INSIDE_AN_EVENT.values(), ids=CUT_INSIDE_AN_EVENT.keys())
+def test_a_manager_stream_cut_inside_an_event_is_an_error_not_an_answer(fake, tmp_path, body):
+    """The manager (and the gateway, which relays its stream and ends it with [DONE]) reads
+    through the engine: a cut answer is booked as what was generated, outcome error, and the
+    consumer is told, instead of an "ok" answer missing its end."""
+    m = manager(fake, tmp_path, max_retries=0, fallbacks=[])
+    fake.fail(MODEL, stream_reply(body))
+    with pytest.raises(orroute.APIError):
+        list(m.stream_task_sync(Task(messages="hi", max_tokens=50), model=MODEL))
+    [row] = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert row.outcome == "error" and row.cost > 0
+    assert m.reserved() == (0, 0)
+
+
+@pytest.mark.parametrize("tail", [b"data: [DONE]\n", b"data: [DONE]", b": keep-alive"],
+                         ids=["done_without_blank_line", "done_without_line_end", "comment"])
+def test_a_client_stream_ending_without_a_last_blank_line_after_done_ends_well(fake, tail):
+    msgs = [{"role": "user", "content": "hi"}]
+    body = sse(chunk(b'{"role":"assistant","content":"hi"}'), chunk(b"{}", finish=b'"stop"'), USAGE)
+    fake.fail(MODEL, stream_reply(body + tail))
+    with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        assert text_of(list(s)) == "hi"
+        assert s.usage is not None and s.usage.completion_tokens == 2
+
+
+@pytest.mark.parametrize("header", [("X-Echo", f"key={KEY}"), (KEY, "named by the key")],
+                         ids=["value", "name"])
+def test_an_echoed_key_never_reaches_the_headers_a_raw_response_shows(fake, header):
+    """``with_raw_response`` shows the reply's header fields: one holding the key (in its value
+    or as its name) is scrubbed like the body, plain and streamed, sync and async."""
+    msgs = [{"role": "user", "content": "hi"}]
+    c = client(fake)
+    shown_headers: list[str] = []
+    fake.fail(MODEL, Fault.raw(completion(b"fine"), headers=dict([header])))
+    shown_headers.append(repr(dict(c.chat.completions.with_raw_response.create(
+        model=MODEL, messages=msgs).headers)))
+    fake.fail(MODEL, Fault.raw(hostile_stream(b"fine"), content_type="text/event-stream",
+                               content_length=-1, headers=dict([header])))
+    raw = c.chat.completions.with_raw_response.create(model=MODEL, messages=msgs, stream=True)
+    assert text_of(list(raw.parse())) == "fine"
+    shown_headers.append(repr(dict(raw.headers)))  # a stream's: once its first byte arrived
+
+    async def run() -> str:
+        ac = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        return repr(dict((await ac.chat.completions.with_raw_response.create(
+            model=MODEL, messages=msgs)).headers))
+
+    fake.fail(MODEL, Fault.raw(completion(b"fine"), headers=dict([header])))
+    shown_headers.append(asyncio.run(run()))
+    for text in shown_headers:
+        assert "x-echo" in text or "sk-or-v1-...6789" in text
+        assert not leaks(text)
+
+
+# Gemini's OpenAI-compatible endpoint sends each tool call of a streamed answer whole, in a delta
+# without `index` (openai/openai-python#2806): each is a call of its own (a new `id`), not more of
+# the first one (names and arguments run together: "globglob", '{"a":1}{"b":2}'). A delta without
+# index and without a new id goes on with the call before it (its arguments in pieces).
+def tool_delta(call: bytes) -> bytes:
+    return chunk(b'{"role":"assistant","tool_calls":[' + call + b"]}")
+
+
+INDEXLESS_TOOL_CALLS = sse(
+    tool_delta(b'{"id":"call_1","type":"function","function":{"name":"glob","arguments":'
+               b'"{\\"pattern\\":\\"**/*\\"}"}}'),
+    tool_delta(b'{"id":"call_2","type":"function","function":{"name":"glob","arguments":""}}'),
+    tool_delta(b'{"function":{"arguments":"{\\"path\\":"}}'),
+    tool_delta(b'{"id":"call_2","function":{"arguments":"\\"wiki\\"}"}}'),
+    chunk(b"{}", finish=b'"tool_calls"'), USAGE, b"[DONE]")
+
+
+def test_indexless_tool_call_deltas_are_assembled_call_by_call(fake):
+    msgs = [{"role": "user", "content": "hi"}]
+    want = [("call_1", "glob", {"pattern": "**/*"}), ("call_2", "glob", {"path": "wiki"})]
+
+    def calls(completion: Any) -> list[tuple[str, str, Any]]:
+        return [(t.id, t.function.name, json.loads(t.function.arguments))
+                for t in completion.choices[0].message.tool_calls]
+
+    fake.fail(MODEL, stream_reply(INDEXLESS_TOOL_CALLS))
+    with client(fake).chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+        list(s)
+        assert calls(s.get_final_completion()) == want
+
+    async def run() -> Any:
+        c = orroute.AsyncOpenRouter(api_key=KEY, base_url=fake.base_url, max_retries=0)
+        async with await c.chat.completions.create(model=MODEL, messages=msgs, stream=True) as s:
+            [_ async for _ in s]
+            return s.get_final_completion()
+
+    fake.fail(MODEL, stream_reply(INDEXLESS_TOOL_CALLS))
+    assert calls(asyncio.run(run())) == want

@@ -306,7 +306,9 @@ void Call::notify_locked(std::unique_lock<std::mutex>& lock) {
 
 void Call::on_done(int attempt, const TransferResult& transfer) {
   if (attempt != attempt_) return;
-  const TransferResult result = done_.counted(transfer);
+  // A stream the upstream ended inside an event was cut (counted(): a connection error, retried
+  // only if nothing was handed over yet); before [DONE] and between events, it ended as before.
+  const TransferResult result = streaming_ ? done_.counted(transfer, parser_) : done_.counted(transfer);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (cancelled_ || state_ != State::kRunning) return;
@@ -681,7 +683,17 @@ ApiError ApiClient::scrub(ApiError e) const {
   e.body = scrub(std::move(e.body));
   e.code_json = scrub(std::move(e.code_json));
   e.metadata_json = scrub(std::move(e.metadata_json));
+  e.generation_id = scrub(std::move(e.generation_id));  // X-Generation-Id: any bytes the upstream sent
+  e.provider = scrub(std::move(e.provider));
   return e;
+}
+
+Headers ApiClient::scrub(Headers h) const {
+  for (auto& [name, value] : h.fields) {
+    name = scrub(std::move(name));
+    value = scrub(std::move(value));
+  }
+  return h;
 }
 
 double ApiClient::uniform01() {

@@ -233,8 +233,11 @@ class ApiClient : public std::enable_shared_from_this<ApiClient> {
   // key is in it. A key split over a reply's tool call id and name is masked too
   // (scrub_across). Thread-safe.
   std::string scrub(std::string text) const;
-  // `e` with every text an upstream wrote (message, body, code, metadata) scrubbed.
+  // `e` with every text an upstream wrote (message, body, code, metadata, and the generation id
+  // and provider, which a header or an error's metadata may carry) scrubbed.
   ApiError scrub(ApiError e) const;
+  // `h` with every field's name and value scrubbed: the reply's header fields a caller is shown.
+  Headers scrub(Headers h) const;
   // True if scrub() would change `text` (it holds a key, plain or escaped). No copy unless the
   // text has \u00 escapes: the cheap test for every stream event.
   bool mentions_key(std::string_view text) const;

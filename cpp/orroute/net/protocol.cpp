@@ -594,6 +594,19 @@ size_t string_bytes(const rapidjson::Value& v) {
 
 }  // namespace
 
+size_t StreamAccumulator::tool_call_slot(const Choice& ch, const rapidjson::Value& tc) {
+  constexpr int64_t kLast = 1023;  // tool calls kept per choice: what one delta may make grow
+  if (const auto* index = member(tc, "index"); index != nullptr && !index->IsNull()) {
+    return static_cast<size_t>(std::clamp<int64_t>(int_or(tc, "index"), 0, kLast));
+  }
+  if (ch.tool_calls.empty()) return 0;
+  const ToolCall& last = ch.tool_calls[ch.last_tool];
+  const auto* id = member(tc, "id");
+  const bool new_id = id != nullptr && id->IsString() && id->GetStringLength() > 0 && !last.id.empty() &&
+                      last.id != std::string_view(id->GetString(), id->GetStringLength());
+  return new_id ? std::min<size_t>(ch.tool_calls.size(), kLast) : ch.last_tool;
+}
+
 bool StreamAccumulator::add(const rapidjson::Value& chunk) {
   if (!chunk.IsObject()) return true;
   if (id_.empty()) id_ = str_or(chunk, "id");
@@ -640,8 +653,9 @@ bool StreamAccumulator::add(const rapidjson::Value& chunk) {
       }
       if (const auto* tcs = member(*delta, "tool_calls"); tcs && tcs->IsArray()) {
         for (const auto& tc : tcs->GetArray()) {
-          const auto i = static_cast<size_t>(std::clamp<int64_t>(int_or(tc, "index"), 0, 1023));
+          const size_t i = tool_call_slot(ch, tc);
           if (i >= ch.tool_calls.size()) ch.tool_calls.resize(i + 1);
+          ch.last_tool = i;
           ToolCall& call = ch.tool_calls[i];
           if (auto id = str_or(tc, "id"); !id.empty() && id != call.id) {
             call.id = id;

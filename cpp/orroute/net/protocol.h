@@ -164,8 +164,13 @@ class StreamAccumulator {
     std::string role, content, reasoning, refusal, finish_reason, native_finish_reason;
     bool has_content = false, has_reasoning = false, has_refusal = false;
     std::vector<ToolCall> tool_calls;
+    size_t last_tool = 0;  // the tool call the last delta went to (a delta without index goes on with it)
     rapidjson::Document reasoning_details{rapidjson::kArrayType};
   };
+  // The tool call of `ch` a delta `tc` adds to: its "index" (clamped to 0..1023); without one
+  // (Gemini's OpenAI-compatible stream sends each call whole, no index), a call of its own when
+  // it names a new id, else the call the last delta went to.
+  static size_t tool_call_slot(const Choice& ch, const rapidjson::Value& tc);
   Choice& choice(size_t index);
 
   std::string id_, model_, provider_, system_fingerprint_;

@@ -77,6 +77,23 @@ bool SseParser::feed(std::string_view bytes, const EventSink& sink) {
   return true;
 }
 
+bool SseParser::ends_inside_event() const {
+  // The data the pending event would carry if its blank line came now (what process_line would
+  // make of the unfinished line, then dispatch).
+  const std::string_view line = line_;
+  if (!line.empty() && line.front() != ':') {
+    const size_t colon = line.find(':');
+    if (line.substr(0, colon) == "data") {
+      if (has_data_) return true;  // a second data line begun: the event's data is not [DONE]
+      std::string_view value;
+      if (colon != std::string_view::npos) value = line.substr(colon + 1);
+      if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+      return !is_done_marker(value);
+    }
+  }
+  return has_data_ && !is_done_marker(data_);
+}
+
 bool SseParser::process_line(std::string_view line, const EventSink& sink) {
   if (line.empty()) {  // blank line: dispatch
     if (!has_data_) {

@@ -41,6 +41,13 @@ class SseParser {
   // True if a partial line or event is buffered (the stream ended in the middle of an event).
   bool has_partial() const { return !line_.empty() || has_data_ || !event_.empty(); }
 
+  // At the end of the stream: true if it ended inside an event that carries data (a `data:` line
+  // begun, or data lines without the blank line that dispatches them), so the answer was cut
+  // there. False when nothing is pending but a comment or another field, and for a lone
+  // `data: [DONE]` whose blank line (or line end) is missing: a server that leaves it out ended
+  // well. Never throws.
+  bool ends_inside_event() const;
+
   // Forgets any partial input.
   void reset();
 
@@ -92,6 +99,17 @@ class DoneMarker {
       t.status = TransferStatus::kOk;
       t.timeout = TimeoutKind::kNone;
       t.error.clear();
+    }
+    return t;
+  }
+  // The same, for a stream read with `parser`: a transfer that ended well before [DONE] but
+  // inside an event (parser.ends_inside_event()) was cut, and counts as a connection closed before
+  // a complete response (kConnectError), not as the whole answer.
+  TransferResult counted(TransferResult t, const SseParser& parser) const {
+    t = counted(std::move(t));
+    if (!seen_ && t.status == TransferStatus::kOk && parser.ends_inside_event()) {
+      t.status = TransferStatus::kConnectError;
+      t.error = "the stream ended inside an event: the reply was cut";
     }
     return t;
   }

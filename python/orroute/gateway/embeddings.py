@@ -149,8 +149,18 @@ class EmbeddingsRoute:
                 status, payload, headers = app.upstream_failure(_engine.api_error(call.error()))
                 app._send(conn, status, payload, close, headers)
                 return
-            reply = call.body_json()
-            usage = reply.get("usage") if isinstance(reply, dict) else None
+            reply = call.body_json()  # the text itself when it is not JSON
+            if not isinstance(reply, dict):
+                # Answered, so billed (docs/cost.md, rule 5), at a size only the upstream knows:
+                # the reservation is booked, and no junk is relayed as an embedding list.
+                hold.settle(worst, model=model, outcome="error", error_class="server",
+                            latency=time.perf_counter() - t0)
+                settled = True
+                app._send(conn, 502, HttpError(
+                    502, "the upstream's reply is not a JSON object", type_="upstream_error",
+                    code="upstream_bad_reply").body(), close)
+                return
+            usage = reply.get("usage")
             # the engine's rule for what an upstream's usage may book (docs/cost.md, rule 3)
             cost, source, problem, tokens = app.engine.audit_usage(
                 getattr(catalog, "_core", catalog), model, dumps(usage).decode(),
