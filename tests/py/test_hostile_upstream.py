@@ -1160,9 +1160,6 @@ def test_a_client_stream_cut_inside_an_event_is_a_connection_error(fake, body):
     assert text_of(got) == "Hel"
 
 
-@pytest.mark.xfail(strict=True, reason="the engine's reader (ChatSink::on_done, cpp/orroute/engine, "
-                   "eng14's) counts the transfer without its parser: end_marker_.counted(transfer, "
-                   "parser_) is the fix (rev16's report)")
 @pytest.mark.parametrize("body", CUT_INSIDE_AN_EVENT.values(), ids=CUT_INSIDE_AN_EVENT.keys())
 def test_a_manager_stream_cut_inside_an_event_is_an_error_not_an_answer(fake, tmp_path, body):
     """The manager (and the gateway, which relays its stream and ends it with [DONE]) reads

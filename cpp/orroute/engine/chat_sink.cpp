@@ -168,7 +168,7 @@ bool ChatSink::rotated_key(const TransferResult& t, AttemptDone& done) {
 }
 
 void ChatSink::on_done(const TransferResult& transfer) {
-  const TransferResult t = end_marker_.counted(transfer);
+  const TransferResult t = end_marker_.counted(transfer, parser_);
   auto done = std::move(done_);
   if (rotated_key(t, done)) return;
   AttemptResult r;
