@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
 
@@ -9,6 +10,8 @@
 #include "orroute/error.h"
 #include "orroute/sqlite_util.h"
 #include "orroute/json.h"
+#include "orroute/per_process.h"
+#include "orroute/seconds.h"
 #include "orroute/utf8.h"
 
 namespace orroute {
@@ -23,6 +26,11 @@ void check_cache_limits(const CacheLimits& limits) {
   if (limits.ttl_s <= 0) throw InvalidArgument("cache ttl must be > 0 seconds");
   if (limits.max_entries <= 0) throw InvalidArgument("cache max_entries must be > 0");
   if (limits.max_bytes <= 0) throw InvalidArgument("cache max_bytes must be > 0");
+}
+
+TimeUs cache_expiry(TimeUs now, int64_t ttl_s) noexcept {
+  constexpr auto kMaxTtl = static_cast<int64_t>(kMaxSeconds);
+  return now + std::clamp<int64_t>(ttl_s, 0, kMaxTtl) * 1'000'000;
 }
 
 bool usable_cached_reply(const CachedReply& reply) {
