@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _provider_util import provider
 
 import orroute
 from orroute import Task
@@ -977,17 +978,11 @@ def anthropic_event(name: bytes, data: bytes) -> bytes:
 def provider_stream_of(reply: Fault) -> tuple[int, list[Any]]:
     """The private per-provider client (ProviderStream) reading ``reply`` from a FakeAnthropic:
     how the stream ended (2: its end, else an error) and the chunks it gave before."""
-    from orroute import _core
     from orroute.testing import FakeAnthropic
 
     with FakeAnthropic(api_key=ANT_KEY) as ant:
-        cfg = _core.ProviderConfig()
-        cfg.name = cfg.kind = "anthropic"
-        cfg.base_url = ant.base_url
-        cfg.api_keys = [ANT_KEY]
-        cfg.max_retries = 0
         ant.fail("*", reply)
-        stream = _core.ProviderClient(cfg).stream(json.dumps(
+        stream = provider("anthropic", ant.base_url, keys=[ANT_KEY]).stream(json.dumps(
             {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}), "claude-sonnet-4-5")
         chunks = []
         while (item := stream.next(10.0))[0] == 0:
