@@ -128,3 +128,20 @@ def test_an_awaited_call_with_an_event_loop_timer_far_away(fake: FakeOpenRouter,
         return reply.choices[0].message.content or ""
 
     assert asyncio.run(main())
+
+
+@pytest.mark.parametrize("ttl", [math.inf, 1e300, 1e15], ids=["inf", "1e300", "1e15"])
+def test_a_response_cache_with_an_endless_ttl_keeps_its_entries(tmp_path, ttl: float) -> None:
+    # An entry's expiry was now + ttl * 1e6 in int64: past ~9.2e12 s it overflowed (undefined: a
+    # wrapped expiry, in the past for some ttls); +inf raised OverflowError, 1e300 a TypeError.
+    # Now a ttl of ~31.7 years and beyond is that (cache_expiry).
+    from orroute.cache import ResponseCache
+
+    cache = ResponseCache(tmp_path / "c.sqlite3", ttl=ttl)
+    key = cache.key({"model": "m/a", "messages": MSGS}, "s")
+    assert key is not None
+    assert cache.put(key, {"choices": [{"message": {"role": "assistant", "content": "hi"}}]},
+                     model="m/a")
+    assert cache.get(key) is not None
+    with pytest.raises(orroute.InvalidArgumentError):
+        ResponseCache(tmp_path / "d.sqlite3", ttl=math.nan)
