@@ -172,7 +172,11 @@ void bind_cost(py::module_& m) {
            py::arg("path"), py::arg("busy_timeout_ms") = 30'000, py::arg("durable_fsync") = false,
            py::arg("leases") = true, py::arg("settle_delay_us") = 0, GIL())
       .def_property_readonly("path", &SqliteLedger::path)
-      .def_property_readonly("leases", &SqliteLedger::leases_enabled)
+      .def_property_readonly("leases",
+                             [](const SqliteLedger& l) {
+                               GilRelease release;  // a forked child's first use opens the file
+                               return l.leases_enabled();
+                             })
       .def("release_leases", &SqliteLedger::release_leases, GIL())
       .def("flush_settles", &SqliteLedger::flush_settles, GIL())
       .def("schema_version", &SqliteLedger::schema_version, GIL());

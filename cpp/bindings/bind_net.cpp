@@ -26,6 +26,7 @@
 #include "orroute/json_writer.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/protocol.h"
+#include "orroute/seconds.h"
 #include "orroute/utf8.h"
 
 namespace py = pybind11;
@@ -144,11 +145,9 @@ void write_py(Writer& w, py::handle obj, int depth) {
 
 Timeouts to_timeouts(const py::tuple& t) {
   if (t.size() != 4) throw InvalidArgument("timeouts must be (connect, first_byte, idle, total) seconds");
-  auto ms = [](py::handle h) -> int64_t {
+  auto ms = [](py::handle h) -> int64_t {  // 0: no limit (None, +inf, kMaxSeconds and beyond)
     if (h.is_none()) return 0;
-    const double s = h.cast<double>();
-    if (s < 0) throw InvalidArgument("a timeout must not be negative");
-    return static_cast<int64_t>(std::ceil(s * 1000.0));
+    return limit_ms(h.cast<double>(), "a timeout").value_or(0);
   };
   return Timeouts{ms(t[0]), ms(t[1]), ms(t[2]), ms(t[3])};
 }
@@ -754,7 +753,12 @@ py::object chat_sender(std::shared_ptr<ApiClient> client) {
 
 void bind_net(py::module_& m) {
   py::class_<Call, std::shared_ptr<Call>>(m, "Call", "One API call in flight (private).")
-      .def("wait", [](Call& c, double timeout) { GilRelease r; return c.wait(static_cast<int64_t>(timeout * 1000)); },
+      .def("wait",
+           [](Call& c, double timeout) {
+             const int64_t ms = wait_ms(timeout, "timeout");
+             GilRelease r;
+             return c.wait(ms);
+           },
            py::arg("timeout"), "Waits up to `timeout` seconds (GIL released); True once finished.")
       .def("wait_done", [](Call& c) { wait_interruptible(c); }, "Waits until finished (GIL released, Ctrl-C cancels).")
       .def_property_readonly("done", [](const Call& c) { return c.state() != Call::State::kRunning; })

@@ -15,6 +15,7 @@
 #include "orroute/provider/provider_client.h"
 #include "orroute/error.h"
 #include "orroute/route/clock.h"
+#include "orroute/seconds.h"
 
 namespace py = pybind11;
 
@@ -46,7 +47,7 @@ void bind_provider(py::module_& m) {
       .def_property(
           "timeout", [](const ProviderConfig& c) { return static_cast<double>(c.timeouts.total_ms) / 1000.0; },
           [](ProviderConfig& c, double seconds) {  // a whole call; for streams, the longest silence
-            c.timeouts.total_ms = c.stream_timeouts.idle_ms = static_cast<int64_t>(seconds * 1000.0);
+            c.timeouts.total_ms = c.stream_timeouts.idle_ms = limit_ms(seconds, "timeout").value_or(0);
           })
       .def_readwrite("api_version", &ProviderConfig::api_version)
       .def_readwrite("priority", &ProviderConfig::priority)
@@ -69,8 +70,9 @@ void bind_provider(py::module_& m) {
             std::string chunk;
             Call::Next n;
             {
+              const int64_t ms = wait_ms(timeout, "timeout");
               GilRelease release;
-              n = s.next(chunk, true, timeout < 0 ? -1 : static_cast<int64_t>(timeout * 1000));
+              n = s.next(chunk, true, ms);
             }
             return next_to_py(n, chunk);
           },
@@ -128,9 +130,9 @@ void bind_provider(py::module_& m) {
              BalancerOptions o;
              o.strategy = parse_balance_strategy(strategy);
              o.failover = parse_failover_mode(failover);
-             o.ramp = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(ramp_seconds));
+             o.ramp = clamped_duration(ramp_seconds, "ramp_seconds");
              o.failures_to_down = failures_to_down;
-             o.cooldown = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(cooldown_seconds));
+             o.cooldown = clamped_duration(cooldown_seconds, "cooldown_seconds");
              return std::make_unique<Balancer>(std::move(deps), o, SteadyClock::instance());
            }),
            py::arg("deployments"), py::arg("strategy") = "round_robin", py::arg("failover") = "immediate",
@@ -140,7 +142,7 @@ void bind_provider(py::module_& m) {
       .def(
           "finish",
           [](Balancer& b, size_t i, bool ok, double seconds) {
-            b.finish(i, ok, std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds)));
+            b.finish(i, ok, clamped_duration(seconds, "latency_seconds"));
           },
           py::arg("index"), py::arg("ok"), py::arg("latency_seconds"))
       .def("set_down", &Balancer::set_down)

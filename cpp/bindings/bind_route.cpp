@@ -33,6 +33,7 @@
 #include "orroute/net/transport.h"
 #include "orroute/route/complexity.h"
 #include "orroute/select/quality_priors.h"
+#include "orroute/seconds.h"
 
 namespace py = pybind11;
 
@@ -40,7 +41,7 @@ namespace orroute::bindings {
 namespace {
 
 double secs(Duration d) { return static_cast<double>(d.count()) / 1e9; }
-Duration from_secs(double s) { return Duration(static_cast<int64_t>(s * 1e9)); }
+Duration from_secs(double s) { return clamped_duration(s, "a delay or window"); }
 py::object opt(const std::optional<double>& v) { return v ? py::cast(*v) : py::none(); }
 
 // `s` as an interned str, never released (the names below live for the process).
@@ -1034,9 +1035,10 @@ void bind_route(py::module_& m) {
                     })
       .def_property("timeout", [](const EngineConfig& c) { return c.client.timeouts.total_ms / 1e3; },
                     [](EngineConfig& c, double s) {
-                      c.client.timeouts.total_ms = static_cast<int64_t>(s * 1e3);
-                      c.client.stream_timeouts.first_byte_ms = static_cast<int64_t>(s * 1e3);
-                      c.client.stream_timeouts.idle_ms = static_cast<int64_t>(s * 1e3);
+                      const int64_t ms = limit_ms(s, "timeout").value_or(0);  // 0: no limit
+                      c.client.timeouts.total_ms = ms;
+                      c.client.stream_timeouts.first_byte_ms = ms;
+                      c.client.stream_timeouts.idle_ms = ms;
                     })
       .def_property("stream_deadline", [](const EngineConfig& c) { return c.client.stream_timeouts.total_ms / 1e3; },
                     [](EngineConfig& c, double s) { c.client.stream_timeouts.total_ms = stream_deadline_ms(s); })

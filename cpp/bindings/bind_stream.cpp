@@ -7,6 +7,7 @@
 #include "gil.h"
 #include "json_py.h"
 #include "orroute/net/chat_stream.h"
+#include "orroute/seconds.h"
 
 namespace py = pybind11;
 
@@ -41,8 +42,9 @@ void bind_stream(py::module_& m) {
             rapidjson::Document chunk;
             Call::Next n;
             {
+              const int64_t ms = wait_ms(timeout, "timeout");
               GilRelease release;
-              n = s.next(chunk, /*block=*/true, timeout < 0 ? -1 : static_cast<int64_t>(timeout * 1000));
+              n = s.next(chunk, /*block=*/true, ms);
             }
             if (n == Call::Next::kItem) return py::make_tuple(0, json_to_py(chunk));
             return py::make_tuple(static_cast<int>(n), py::none());

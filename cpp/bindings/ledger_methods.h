@@ -54,7 +54,8 @@ void def_ledger_methods(pybind11::class_<L>& c) {
       .def("release",
            [](L& l, int64_t id) {
              if constexpr (std::is_same_v<L, SqliteLedger>) {
-               if (id < 0) return l.release(id);  // lease reservations are released in memory
+               // lease reservations are released in memory (once this process has its connection)
+               if (id < 0 && l.opened_here()) return l.release(id);
              }
              py::gil_scoped_release release;
              return l.release(id);

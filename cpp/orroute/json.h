@@ -14,6 +14,23 @@
 #include <string>
 #include <string_view>
 
+// rapidjson 1.1.0's member iterators compare through member operators that take a ConstIterator:
+// comparing two non-const ones (`doc.FindMember("k") != doc.MemberEnd()`) converts the right-hand
+// side, and under C++20 the reversed rewrite (`end == it`) converts the other side, so clang warns
+// at every such comparison in our code (-Wambiguous-reversed-operator; GCC says nothing). These
+// exact matches for two iterators of one kind are chosen before either (later rapidjson releases
+// fixed it the same way). A pragma around the include cannot help: the warning is at the use.
+namespace rapidjson {
+template <bool kConst, class E, class A>
+bool operator==(const GenericMemberIterator<kConst, E, A>& a, const GenericMemberIterator<kConst, E, A>& b) {
+  return a - b == 0;
+}
+template <bool kConst, class E, class A>
+bool operator!=(const GenericMemberIterator<kConst, E, A>& a, const GenericMemberIterator<kConst, E, A>& b) {
+  return a - b != 0;
+}
+}  // namespace rapidjson
+
 namespace orroute {
 
 // Deepest nesting accepted. Real requests and replies nest fewer than 20 levels.

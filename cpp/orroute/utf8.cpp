@@ -113,4 +113,56 @@ std::string client_text(std::string_view s, size_t max_bytes) {
   return utf8_prefix(s, max_bytes) + "\u2026 (" + std::to_string(s.size()) + " bytes)";
 }
 
+namespace {
+
+// The code unit of the 4 hex digits at s[i], or -1.
+int32_t hex4(std::string_view s, size_t i) noexcept {
+  if (i + 4 > s.size()) return -1;
+  int32_t v = 0;
+  for (size_t k = i; k < i + 4; ++k) {
+    const char c = s[k];
+    int32_t d;
+    if (c >= '0' && c <= '9') {
+      d = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      d = c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      d = c - 'A' + 10;
+    } else {
+      return -1;
+    }
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+}  // namespace
+
+bool repair_json_surrogates(std::string& s) noexcept {
+  bool changed = false;
+  size_t i = s.find('\\');
+  while (i != std::string::npos && i + 1 < s.size()) {
+    if (s[i + 1] != 'u') {  // another escape (an escaped backslash among them): two bytes
+      i = s.find('\\', i + 2);
+      continue;
+    }
+    const int32_t unit = hex4(s, i + 2);
+    size_t next = i + 6;
+    if (unit >= 0xD800 && unit <= 0xDFFF) {
+      const bool escape_follows = next + 1 < s.size() && s[next] == '\\' && s[next + 1] == 'u';
+      const int32_t low = escape_follows ? hex4(s, next + 2) : -1;
+      if (unit <= 0xDBFF && low >= 0xDC00 && low <= 0xDFFF) {
+        next += 6;  // a pair: one character
+      } else {
+        std::memcpy(&s[i + 2], "fffd", 4);
+        changed = true;
+      }
+    } else if (unit < 0) {
+      next = i + 2;
+    }
+    i = s.find('\\', next);
+  }
+  return changed;
+}
+
 }  // namespace orroute

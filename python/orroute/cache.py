@@ -96,7 +96,7 @@ class ResponseCache:
         limits = _core.CacheLimits()
         if not ttl >= 1:
             raise InvalidArgumentError(f"cache ttl must be >= 1 second, got {ttl!r}")
-        limits.ttl_s = int(ttl)
+        limits.ttl_s = int(min(ttl, 2**62))  # +inf: the core's longest ttl (cache_expiry)
         limits.max_entries = int(max_entries)
         limits.max_bytes = int(max_bytes)
         self._location = loc

@@ -180,7 +180,7 @@ def _provider(
     headers = table.get("headers", {})
     timeout = table.get("timeout")
     if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
     ):
         raise ConfigError(f"{where}.timeout must be a positive number of seconds")
     settings = ProviderSettings(

@@ -61,3 +61,34 @@ TEST_CASE("repair_utf8 output is always valid and repairing twice changes nothin
     REQUIRE(again == s);
   }
 }
+
+TEST_CASE("repair_json_surrogates rewrites the escape of a lone surrogate as \\ufffd", "[utf8]") {
+  using orroute::repair_json_surrogates;
+  const auto repaired = [](std::string s) {
+    repair_json_surrogates(s);
+    return s;
+  };
+  CHECK(repaired(R"({"c":"\udc00"})") == R"({"c":"\ufffd"})");
+  CHECK(repaired(R"({"c":"\uD800x"})") == R"({"c":"\ufffdx"})");
+  CHECK(repaired(R"("\ud800\ud800\udc00")") == R"("\ufffd\ud800\udc00")");  // the second one pairs
+  CHECK(repaired(R"("\udc00\ud800")") == R"("\ufffd\ufffd")");            // low before high: no pair
+  CHECK(repaired(R"("\ud83d\ude00 ok \u00e9 \n \"\\")") == R"("\ud83d\ude00 ok \u00e9 \n \"\\")");
+  CHECK(repaired(R"("\\udc00")") == R"("\\udc00")");  // an escaped backslash, then text
+  CHECK(repaired(R"("\\\udc00")") == R"("\\\ufffd")");
+  CHECK(repaired(R"("\ud800")") == R"("\ufffd")");    // at the end of the text
+  CHECK(repaired("\"\\ud800\\u") == "\"\\ufffd\\u");  // cut: left as it is, never read past
+  CHECK(repaired("\\udc0") == "\\udc0");
+  CHECK(repaired("\\") == "\\");
+  CHECK(repaired("\\uzzzz\\udfff") == "\\uzzzz\\ufffd");
+  std::string same = R"({"a":"plain","b":"\u0041"})";
+  CHECK_FALSE(repair_json_surrogates(same));
+  std::string lone = R"("\uDFFF")";
+  CHECK(repair_json_surrogates(lone));
+  // every cut of a text of escapes: never throws, never grows, never reads past the end
+  const std::string text = R"("\ud83d\ude00\udc00\\\ud800\u12)";
+  for (size_t n = 0; n <= text.size(); ++n) {
+    std::string t = text.substr(0, n);
+    repair_json_surrogates(t);
+    CHECK(t.size() == n);
+  }
+}

@@ -163,8 +163,10 @@ def test_a_timed_out_plain_call_is_booked_and_the_retry_too(fake, tracker):
 
 
 @pytest.mark.parametrize("reply", [Fault.malformed_json(),
+                                   # an escape rapidjson refuses (a lone surrogate's escape
+                                   # is repaired before the parse since Session 23)
                                    Fault.raw(b'{"id":"x","choices":[{"message":{"content":'
-                                             b'"lone \\ud800 high"}}]}')],
+                                             b'"bad \\uZZZZ escape"}}]}')],
                          ids=["truncated", "unparseable-escape"])
 def test_a_paid_plain_reply_that_cannot_be_read_books_the_worst_case(fake, tracker, reply):
     """A 200 whose body we cannot read was answered and billed in full: it is booked at the

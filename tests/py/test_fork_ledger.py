@@ -295,3 +295,168 @@ def test_an_in_memory_copy_holds_none_of_the_parents_leases() -> None:
 
     assert fork_and_wait(child) == 0
     assert tracker.total_cost() == Decimal("0.004")
+
+
+HOLDER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()  # until told (or the test's end closes the pipe)
+db.rollback()
+"""
+
+
+def test_a_childs_first_reserve_waits_for_a_locked_file_without_the_gil(tmp_path: Path) -> None:
+    # A forked child's first reserve opens the ledger file again, which may wait for another
+    # process's write lock, up to busy_timeout (here: the file is new, and the open must write
+    # its schema). It took the lease fast path with the GIL held: every thread of the child
+    # stalled for the whole wait. Here the lock is given back only when another thread of the
+    # child asks for it: with the GIL held by the waiting reserve that thread never ran, and the
+    # reserve failed after busy_timeout ("database is locked").
+    path = tmp_path / "ledger.sqlite3"
+    tracker = orroute.CostTracker(path, busy_timeout=5)
+    assert tracker.leases
+    for suffix in ("", "-wal", "-shm"):  # the file anew: the child's open must write (migrate)
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdin is not None and holder.stdout is not None
+    assert holder.stdout.readline() == "locked\n"
+
+    def child() -> None:
+        assert holder.stdin is not None
+
+        def give_back() -> None:  # runs only while the GIL is free
+            time.sleep(0.3)  # the main thread is in reserve() by then
+            holder.stdin.write("go\n")  # type: ignore[union-attr]
+            holder.stdin.flush()  # type: ignore[union-attr]
+
+        thread = threading.Thread(target=give_back)
+        thread.start()
+        with tracker.reserve("0.001", model="m/a") as r:
+            r.settle("0.0005", model="m/a", prompt_tokens=3)
+        thread.join(15)
+
+    try:
+        assert fork_and_wait(child) == 0
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+        holder.stdout.close()
+    assert orroute.CostTracker(path).total_cost() == Decimal("0.0005")  # the child's, in the file
+
+
+def _fds_to(path: Path) -> int:
+    """How many of this process's descriptors are open on ``path``."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:
+            pass
+    return n
+
+
+def test_a_response_cache_and_feedback_store_made_before_fork_reopen_in_the_child(
+        tmp_path: Path) -> None:
+    # A SQLite connection is not carried across fork(): the child's first use opens the file
+    # again (as a file ledger does), and parent and child then use the same file side by side,
+    # which stays consistent. Before, the child used the parent's connection (its descriptor,
+    # its copy of SQLite's lock and WAL-index state).
+    from orroute import _core
+    from orroute.cache import ResponseCache
+
+    cache_path, store_path = tmp_path / "cache.sqlite3", tmp_path / "feedback.sqlite3"
+    cache = ResponseCache(str(cache_path))
+    store = _core.FeedbackStore(str(store_path))
+    completion = {"choices": [{"message": {"role": "assistant", "content": "hi"}}]}
+
+    def entry(source: str) -> object:
+        e = _core.FeedbackEntry()
+        e.model, e.score, e.source = "m/a", 0.5, source
+        return e
+
+    def use(who: str, rounds: int) -> None:
+        for i in range(rounds):
+            key = cache.key({"model": "m/a", "messages": MSGS, "n": f"{who}{i % 40}"}, "s")
+            assert key is not None
+            if cache.get(key) is None:
+                assert cache.put(key, completion, model="m/a", prompt_tokens=1)
+            store.add(entry(who))
+        assert store.summary()
+
+    use("parent", 5)
+    before = (_fds_to(cache_path), _fds_to(store_path))
+    assert before == (1, 1)
+
+    def child() -> None:
+        use("child", 1)
+        assert (_fds_to(cache_path), _fds_to(store_path)) == (2, 2)  # its own connections
+        use("child", 300)
+
+    pids = []
+    for _ in range(3):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child's outcome is its exit status)
+            code = 1
+            try:
+                signal.alarm(30)
+                child()
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    use("parent", 300)  # side by side with the children
+    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids] == [0, 0, 0]
+    assert (_fds_to(cache_path), _fds_to(store_path)) == before
+    for p in (cache_path, store_path):
+        with closing(sqlite3.connect(p)) as db:
+            assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert sum(s.count for s in store.summary()) == 5 + 300 + 3 * 301
+    stats = cache.stats()
+    assert stats.entries == 40 * 2 and stats.hits + stats.misses == 5 + 300 + 3 * 301
+
+
+def test_a_gateway_key_store_made_before_fork_reopens_in_the_child(tmp_path: Path) -> None:
+    # The gateway's key store (Python's sqlite3, in the ledger file): a forked worker opens the
+    # file again instead of using the parent's connection; parent and children create and verify
+    # keys side by side, and every process sees the others' keys.
+    from orroute.gateway.keys import KeyStore
+
+    path = tmp_path / "keys.sqlite3"
+    store = KeyStore(path)
+    parent_key, _ = store.create("parent")
+    assert _fds_to(path) == 1
+    r, w = os.pipe()
+
+    def child(i: int) -> None:
+        assert store.verify(parent_key) is not None
+        assert _fds_to(path) == 2  # its own connection; the parent's left alone
+        keys = [store.create(f"child{i}")[0] for _ in range(50)]
+        assert all(store.verify(k) is not None for k in keys)
+        os.write(w, (keys[0] + "\n").encode())
+
+    pids = []
+    for i in range(3):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child's outcome is its exit status)
+            code = 1
+            try:
+                signal.alarm(30)
+                child(i)
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    for _ in range(50):
+        store.create("parent")
+    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids] == [0, 0, 0]
+    os.close(w)
+    with os.fdopen(r) as f:
+        child_keys = f.read().split()
+    assert len(child_keys) == 3 and all(store.verify(k) is not None for k in child_keys)
+    assert len(store.list()) == 1 + 50 + 3 * 50
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

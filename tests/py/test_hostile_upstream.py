@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _provider_util import provider
 
 import orroute
 from orroute import Task
@@ -282,6 +283,82 @@ def test_gateway_stream_relays_valid_utf8(fake, tmp_path):
         json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
         for line in data.decode().splitlines()
         if line.startswith("data: {") and json.loads(line[6:]).get("choices"))
+
+
+def _strict_loads(data: bytes) -> Any:
+    """``json.loads`` as a strict decoder (orjson) reads: no escape of a lone surrogate."""
+    def check(x: Any) -> Any:
+        if isinstance(x, str):
+            x.encode("utf-8")  # a lone surrogate cannot be encoded: UnicodeEncodeError
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                check(k)
+                check(v)
+        elif isinstance(x, list):
+            for v in x:
+                check(v)
+        return x
+
+    return check(json.loads(data))
+
+
+# a lone low, a lone high, and a real pair (an emoji) that stays as it is
+SURROGATES = rb"lone \udc00 high \uD800 pair \ud83d\ude00"
+REPAIRED = "lone \ufffd high \ufffd pair \U0001f600"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"],
+                         ids=["chat", "messages"])
+def test_gateway_replies_hold_no_escape_of_a_lone_surrogate(fake, tmp_path, path, stream):
+    # "\udc00" is valid JSON text but no character: the gateway relayed it as the upstream sent
+    # it, and a strict decoder (orjson) refused the reply; the lone high one ("\ud800") made the
+    # reply unreadable (rapidjson refuses it). Both become U+FFFD, as JsonWriter writes a string
+    # that is not UTF-8, on every endpoint, plain and streamed.
+    from _gateway_util import call
+
+    from orroute.gateway import Gateway, GatewaySettings
+
+    if stream:
+        fake.fail(MODEL, stream_reply(hostile_stream(SURROGATES)))
+    else:
+        fake.fail(MODEL, Fault.raw(completion(SURROGATES)))
+    settings = GatewaySettings(base_url=fake.base_url, api_key=KEY,
+                               ledger=str(tmp_path / "gw.sqlite3"), port=0)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5,
+            "stream": stream}
+    with Gateway(settings) as gw:
+        key = gw.keys.create("p")[0]
+        status, _, data = call(gw, "POST", path, body, key)
+    assert status == 200, data[:300]
+    assert rb"\udc00" not in data.lower() and rb"\ud800" not in data.lower()
+    if not stream:
+        reply = _strict_loads(data)
+        text = (reply["choices"][0]["message"]["content"] if path.endswith("completions")
+                else "".join(b["text"] for b in reply["content"] if b["type"] == "text"))
+        assert text == REPAIRED
+        return
+    events = [_strict_loads(line[6:]) for line in data.decode().splitlines()
+              if line.startswith("data: {")]
+    if path.endswith("completions"):
+        text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events
+                       if e.get("choices"))
+    else:
+        text = "".join(e["delta"].get("text") or "" for e in events
+                       if e.get("type") == "content_block_delta")
+    assert text == REPAIRED
+
+
+def test_client_reply_and_stream_with_lone_surrogate_escapes(fake):
+    fake.fail(MODEL, Fault.raw(completion(SURROGATES)), times=1)
+    r = client(fake).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content == REPAIRED
+    fake.fail(MODEL, stream_reply(hostile_stream(SURROGATES)), times=1)
+    with client(fake).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+    ) as s:
+        text = "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+    assert text == REPAIRED
 
 
 # --- sizes: nothing an upstream sends is buffered without bound ---------------------------------
@@ -905,17 +982,11 @@ def anthropic_event(name: bytes, data: bytes) -> bytes:
 def provider_stream_of(reply: Fault) -> tuple[int, list[Any]]:
     """The private per-provider client (ProviderStream) reading ``reply`` from a FakeAnthropic:
     how the stream ended (2: its end, else an error) and the chunks it gave before."""
-    from orroute import _core
     from orroute.testing import FakeAnthropic
 
     with FakeAnthropic(api_key=ANT_KEY) as ant:
-        cfg = _core.ProviderConfig()
-        cfg.name = cfg.kind = "anthropic"
-        cfg.base_url = ant.base_url
-        cfg.api_keys = [ANT_KEY]
-        cfg.max_retries = 0
         ant.fail("*", reply)
-        stream = _core.ProviderClient(cfg).stream(json.dumps(
+        stream = provider("anthropic", ant.base_url, keys=[ANT_KEY]).stream(json.dumps(
             {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 50}), "claude-sonnet-4-5")
         chunks = []
         while (item := stream.next(10.0))[0] == 0:

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from _provider_util import provider
 
 import orroute
 from orroute import _core
@@ -75,12 +76,7 @@ def test_json_dumps_escapes_every_control_byte():
 def test_an_anthropic_provider_sends_control_bytes_escaped():
     key = "sk-ant-api03-test-key-abcdefghijklmnop"
     with FakeAnthropic(api_key=key) as fake:
-        cfg = _core.ProviderConfig()
-        cfg.name = cfg.kind = "anthropic"
-        cfg.base_url = fake.base_url
-        cfg.api_keys = [key]
-        cfg.max_retries = 0
-        p = _core.ProviderClient(cfg)
+        p = provider("anthropic", fake.base_url, keys=[key])
         body = json.dumps({"messages": [{"role": "system", "content": TEXT},
                                         {"role": "user", "content": TEXT}], "max_tokens": 5})
         r = p.complete(body, "claude-sonnet-4-5")

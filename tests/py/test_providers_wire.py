@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _provider_util import provider
 
 from orroute import _core
 from orroute.testing import FakeAnthropic, Fault
@@ -36,18 +37,6 @@ WEATHER = {
         },
     },
 }
-
-
-def provider(kind: str, base_url: str, *, keys: list[str] | None = None, **fields: Any) -> Any:
-    cfg = _core.ProviderConfig()
-    cfg.name = kind
-    cfg.kind = kind
-    cfg.base_url = base_url
-    cfg.api_keys = keys or []
-    cfg.max_retries = 0
-    for k, v in fields.items():
-        setattr(cfg, k, v)
-    return _core.ProviderClient(cfg)
 
 
 def chat(text: str = "hello there", **extra: Any) -> str:

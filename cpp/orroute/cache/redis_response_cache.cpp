@@ -123,7 +123,7 @@ class RedisResponseCache final : public ResponseCache {
     const auto size = static_cast<int64_t>(reply.completion_json.size());
     if (size > limits_.max_bytes || size > kMaxCachedReplyBytes) return false;
     run({"EVAL", put_script_, "0", prefix_, key, std::to_string(now),
-         std::to_string(now + limits_.ttl_s * 1'000'000), std::to_string(size),
+         std::to_string(cache_expiry(now, limits_.ttl_s)), std::to_string(size),
          std::to_string(limits_.max_entries), std::to_string(limits_.max_bytes),
          reply.completion_json, reply.model, std::to_string(reply.prompt_tokens),
          std::to_string(reply.completion_tokens), reply.cost.to_string(),

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
 
@@ -9,6 +10,8 @@
 #include "orroute/error.h"
 #include "orroute/sqlite_util.h"
 #include "orroute/json.h"
+#include "orroute/per_process.h"
+#include "orroute/seconds.h"
 #include "orroute/utf8.h"
 
 namespace orroute {
@@ -23,6 +26,11 @@ void check_cache_limits(const CacheLimits& limits) {
   if (limits.ttl_s <= 0) throw InvalidArgument("cache ttl must be > 0 seconds");
   if (limits.max_entries <= 0) throw InvalidArgument("cache max_entries must be > 0");
   if (limits.max_bytes <= 0) throw InvalidArgument("cache max_bytes must be > 0");
+}
+
+TimeUs cache_expiry(TimeUs now, int64_t ttl_s) noexcept {
+  constexpr auto kMaxTtl = static_cast<int64_t>(kMaxSeconds);
+  return now + std::clamp<int64_t>(ttl_s, 0, kMaxTtl) * 1'000'000;
 }
 
 bool usable_cached_reply(const CachedReply& reply) {
@@ -142,7 +150,7 @@ class SqliteResponseCache final : public ResponseCache {
     sqlite3_bind_int64(s.s, 5, reply.completion_tokens);
     bind(s, 6, reply.cost.to_string());
     sqlite3_bind_int64(s.s, 7, now);
-    sqlite3_bind_int64(s.s, 8, now + limits_.ttl_s * 1'000'000);
+    sqlite3_bind_int64(s.s, 8, cache_expiry(now, limits_.ttl_s));
     sqlite3_bind_int64(s.s, 9, now);
     sqlite3_bind_int64(s.s, 10, size);
     if (sqlite3_step(s.s) != SQLITE_DONE) fail("put");
@@ -270,6 +278,27 @@ class SqliteResponseCache final : public ResponseCache {
   sqlite3* db_ = nullptr;
 };
 
+// A SQLite connection is not carried across fork() (SQLite's rule: its locks and the copy of its
+// state belong to the process that opened it): a forked child's first use opens the file again
+// (PerProcess, inside the fork gate, as a file ledger does) and leaves the parent's connection
+// alone. A ":memory:" cache starts empty in the child (a cache: a miss costs a call, not money).
+class ForkSafeSqliteCache final : public ResponseCache {
+ public:
+  ForkSafeSqliteCache(const std::string& path, const CacheLimits& limits)
+      : limits_(limits), conn_([path, limits] { return std::make_shared<SqliteResponseCache>(path, limits); }) {}
+  std::optional<CachedReply> get(const std::string& key, TimeUs now) override { return conn_->get(key, now); }
+  bool put(const std::string& key, const CachedReply& reply, TimeUs now) override {
+    return conn_->put(key, reply, now);
+  }
+  CacheStats stats() override { return conn_->stats(); }
+  int64_t clear() override { return conn_->clear(); }
+  const CacheLimits& limits() const override { return limits_; }
+
+ private:
+  const CacheLimits limits_;
+  PerProcess<SqliteResponseCache, sqlite::ForkGate> conn_;
+};
+
 }  // namespace
 
 std::shared_ptr<ResponseCache> open_response_cache(const std::string& location,
@@ -282,7 +311,7 @@ std::shared_ptr<ResponseCache> open_response_cache(const std::string& location,
     throw InvalidArgument("a redis:// response cache needs a build with hiredis");
 #endif
   }
-  return std::make_shared<SqliteResponseCache>(location, limits);
+  return std::make_shared<ForkSafeSqliteCache>(location, limits);
 }
 
 }  // namespace orroute

@@ -84,4 +84,8 @@ bool usable_cached_reply(const CachedReply& reply);
 // Validates limits (shared by the backends). Throws InvalidArgument.
 void check_cache_limits(const CacheLimits& limits);
 
+// When an entry stored at `now` expires: `ttl_s` past it, a ttl of kMaxSeconds (~31.7 years) and
+// beyond counted as kMaxSeconds (no overflow, whatever the caller's ttl). Shared by the backends.
+TimeUs cache_expiry(TimeUs now, int64_t ttl_s) noexcept;
+
 }  // namespace orroute

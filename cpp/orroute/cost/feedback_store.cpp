@@ -8,6 +8,7 @@
 #include "orroute/cost/open_ledger.h"
 #include "orroute/cost/sqlite/fork_gate.h"
 #include "orroute/error.h"
+#include "orroute/per_process.h"
 #include "orroute/sqlite_util.h"
 
 namespace orroute {
@@ -131,6 +132,20 @@ class SqliteFeedbackStore final : public FeedbackStore {
   sqlite3* db_ = nullptr;
 };
 
+// A SQLite connection is not carried across fork(): a forked child's first use opens the file
+// again (PerProcess, inside the fork gate), as a file ledger does, and leaves the parent's alone.
+class ForkSafeSqliteFeedbackStore final : public FeedbackStore {
+ public:
+  explicit ForkSafeSqliteFeedbackStore(const std::string& path)
+      : conn_([path] { return std::make_shared<SqliteFeedbackStore>(path); }) {}
+  void add(const FeedbackEntry& entry) override { conn_->add(entry); }
+  std::vector<FeedbackSummary> summary() override { return conn_->summary(); }
+  std::vector<FeedbackEntry> entries(TimeUs from, int64_t limit) override { return conn_->entries(from, limit); }
+
+ private:
+  PerProcess<SqliteFeedbackStore, sqlite::ForkGate> conn_;
+};
+
 }  // namespace
 
 FeedbackEntry checked_feedback(FeedbackEntry e) {
@@ -156,7 +171,7 @@ std::shared_ptr<FeedbackStore> open_feedback_store(const std::string& location) 
                           "time): feedback cannot be kept in " + location.substr(0, 8) + "...");
 #endif
   }
-  return std::make_shared<SqliteFeedbackStore>(location);
+  return std::make_shared<ForkSafeSqliteFeedbackStore>(location);
 }
 
 }  // namespace orroute

@@ -73,7 +73,9 @@ void SqliteLedger::release_leases() {
 
 bool SqliteLedger::leases_enabled() const { return impl_->leases_on; }
 
-const std::string& SqliteLedger::path() const { return impl_->path; }
+// The parent's Impl in a child not yet reopened: its path, a copy in this process's memory, is the
+// same, and reading it opens nothing.
+const std::string& SqliteLedger::path() const { return impl_.held()->path; }
 
 int64_t SqliteLedger::schema_version() {
   Impl::Locked lock(*impl_);

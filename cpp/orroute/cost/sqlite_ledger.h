@@ -83,7 +83,11 @@ class SqliteLedger final : public Ledger {
   SqliteLedger(const SqliteLedger&) = delete;
   SqliteLedger& operator=(const SqliteLedger&) = delete;
 
-  const std::string& path() const;
+  const std::string& path() const;  // never opens the file (a forked child's first call does)
+  // Whether this process has its connection yet: false in a forked child until its first call
+  // opens the file again, which may wait for another process's lock (up to busy_timeout_ms).
+  // A caller holding a lock others wait for (Python's GIL) releases it unless this is true.
+  bool opened_here() const { return impl_.made_here() != nullptr; }
   // Highest migration applied.
   int64_t schema_version();
   // Gives this process's unused lease money back to the budgets and deletes idle lease rows

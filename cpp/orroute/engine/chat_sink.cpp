@@ -196,6 +196,7 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
   // U+FFFD once, so the caller, the ledger, the cache and the gateway's clients all get text.
   // (Stream events are made valid by the SSE parser.) An echoed key never passes either.
   repair_utf8(body_);
+  repair_json_surrogates(body_);  // and no escape of a lone surrogate (utf8.h)
   body_ = (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(body_));
   if (!adapter_) return result_for(t);
   const int64_t now_ms = sender_->clock()->unix_millis();

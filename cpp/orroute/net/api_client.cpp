@@ -324,6 +324,7 @@ void Call::on_done(int attempt, const TransferResult& transfer) {
   }
   if (result.status == TransferStatus::kOk) {
     repair_utf8(body_);  // a reply or error body is text: what is not UTF-8 becomes U+FFFD
+    repair_json_surrogates(body_);  // and no escape of a lone surrogate (utf8.h)
     body_ = client_->scrub(std::move(body_));  // and an echoed key never passes
     if (status_ >= 200 && status_ < 300) {
       if (!streaming_) {

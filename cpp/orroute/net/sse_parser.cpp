@@ -104,6 +104,7 @@ bool SseParser::process_line(std::string_view line, const EventSink& sink) {
     // The stream is text: its bytes are decoded as UTF-8 with U+FFFD for what is not (WHATWG),
     // per event, so a character split between two reads is whole again here.
     repair_utf8(ev.data);
+    repair_json_surrogates(ev.data);  // and no escape of a lone surrogate (utf8.h)
     repair_utf8(ev.event);
     repair_utf8(ev.id);
     event_.clear();

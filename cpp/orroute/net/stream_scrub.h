@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include "orroute/json.h"  // member iterators compared without clang's C++20 warning
+
 namespace orroute {
 
 class ApiClient;

@@ -10,6 +10,7 @@ every key of a project shares it and the CostTracker enforces it atomically acro
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import sqlite3
 import threading
@@ -78,16 +79,41 @@ class KeyStore:
         self._cache: dict[str, tuple[GatewayKey, float]] = {}
         if self.path != ":memory:":
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                   timeout=30.0)
+        self._pid = os.getpid()
+        self._parents: list[sqlite3.Connection] = []  # forked child: the parent's, never touched
+        self._db = self._connect()
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA busy_timeout = 30000")
             self._db.execute(_SCHEMA)
 
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                             timeout=30.0)
+        db.execute("PRAGMA busy_timeout = 30000")
+        return db
+
+    def _here(self) -> tuple[threading.Lock, sqlite3.Connection]:
+        """This process's lock and connection. A SQLite connection is not carried across fork()
+        (docs/cost.md, "Fork"): in a forked child the first use opens the file again, with a lock
+        of its own (the parent's may be held by a thread that is not in the child), and keeps the
+        parent's connection unused and unclosed (closing it would act on the parent's file
+        state). A ``":memory:"`` store starts empty in the child."""
+        if self._pid != os.getpid():
+            with _renew:
+                if self._pid != os.getpid():
+                    self._parents.append(self._db)
+                    self._lock = threading.Lock()
+                    self._db = self._connect()
+                    if self.path == ":memory:":
+                        self._db.execute(_SCHEMA)
+                    self._cache.clear()
+                    self._pid = os.getpid()
+        return self._lock, self._db
+
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        lock, db = self._here()
+        with lock:
+            db.close()
 
     def create(self, project: str, *, name: str = "") -> tuple[str, GatewayKey]:
         """A new key for ``project``: (the key, shown only now; its record)."""
@@ -95,8 +121,9 @@ class KeyStore:
             raise ValueError("a gateway key needs a project")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         rec = GatewayKey(key[: len(KEY_PREFIX) + 8], project, name, time.time(), None)
-        with self._lock:
-            self._db.execute(
+        lock, db = self._here()
+        with lock:
+            db.execute(
                 "INSERT INTO gateway_keys (id, hash, project, name, created_at) VALUES (?,?,?,?,?)",
                 (rec.id, _hash(key), rec.project, rec.name, rec.created_at),
             )
@@ -111,8 +138,9 @@ class KeyStore:
             hit = self._cache.get(h)
             if hit is not None and time.monotonic() - hit[1] < self.cache_ttl:
                 return hit[0]
-        with self._lock:
-            row = self._db.execute(
+        lock, db = self._here()
+        with lock:
+            row = db.execute(
                 "SELECT id, project, name, created_at, revoked_at FROM gateway_keys "
                 "WHERE hash = ? AND revoked_at IS NULL",
                 (h,),
@@ -136,20 +164,33 @@ class KeyStore:
             args.append(project)
         if not include_revoked:
             sql += " AND revoked_at IS NULL"
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY created_at, id", args).fetchall()
+        lock, db = self._here()
+        with lock:
+            rows = db.execute(sql + " ORDER BY created_at, id", args).fetchall()
         return [GatewayKey(*r) for r in rows]
 
     def revoke(self, key_or_id: str) -> bool:
         """Revokes a key given by its id (or the whole key). False if no active key matched."""
-        with self._lock:
-            cur = self._db.execute(
+        lock, db = self._here()
+        with lock:
+            cur = db.execute(
                 "UPDATE gateway_keys SET revoked_at = ? WHERE (id = ? OR hash = ?) "
                 "AND revoked_at IS NULL",
                 (time.time(), key_or_id, _hash(key_or_id)),
             )
             self._cache.clear()
         return cur.rowcount > 0
+
+
+_renew = threading.Lock()  # a forked child's first use of a store opens it again under this
+
+
+def _new_renew_lock() -> None:  # a fork may come while another thread holds it
+    global _renew
+    _renew = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_renew_lock)
 
 
 def budget_text(limit: Decimal | None) -> str:

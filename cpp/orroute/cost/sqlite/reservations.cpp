@@ -100,7 +100,9 @@ ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {
 }
 
 std::optional<ReserveOutcome> SqliteLedger::try_reserve_local(const ReserveRequest& r) {
-  if (!impl_->leases_on) return std::nullopt;
+  // Not opened in this process yet (a forked child's first call): opening may wait for another
+  // process's lock (up to busy_timeout_ms), which the caller's slow path does with the GIL released.
+  if (!opened_here() || !impl_->leases_on) return std::nullopt;
   if (r.amount.is_negative()) throw InvalidArgument("reservation amount must be >= 0");
   if (r.ttl_us <= 0) throw InvalidArgument("reservation ttl must be > 0");
   check_scope(r.scope);
