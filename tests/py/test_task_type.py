@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 import orroute
-from orroute import _engine
-from orroute import Task
+from orroute import Task, _engine
 
 FIELDS = ("id", "type", "messages", "input_size", "max_tokens", "project", "capabilities",
           "quality", "budget", "conversation", "tags", "params", "cache", "compress")
@@ -28,8 +27,8 @@ def test_arguments_by_position_and_by_keyword() -> None:
     t = Task("mine", "coding", "hi", 7, 9, "p")
     assert (t.id, t.type, t.messages, t.input_size, t.max_tokens, t.project) == (
         "mine", "coding", [{"role": "user", "content": "hi"}], 7, 9, "p")
-    assert Task(**{"messages": "hi", "max_tokens": 3}).max_tokens == 3
-    key = "".join(["max_", "tokens"])  # a keyword that is not the interned name
+    assert Task(**{"messages": "hi", "max_tokens": 3}).max_tokens == 3  # noqa: PIE804
+    key = "".join(["max_", "tokens"])  # noqa: FLY002  # a keyword, not the interned name
     assert Task(messages="hi", **{key: 4}).max_tokens == 4
     with pytest.raises(TypeError, match=r"Task.__init__\(\) got an unexpected keyword argument 'tokens'"):
         Task(messages="hi", tokens=3)  # type: ignore[call-arg]
@@ -153,11 +152,11 @@ def test_a_subclass_is_made_and_read_as_python_makes_and_reads_it() -> None:
 def test_copies_pickles_and_equality() -> None:
     t = Task(messages="hi", max_tokens=5, budget="0.5", tags={"u": "a"}, params={"temperature": 0})
     for other in (copy.copy(t), copy.deepcopy(t), pickle.loads(pickle.dumps(t))):
-        assert other == t and not (other != t) and other is not t and type(other) is Task
+        assert other == t and (other != t) is False and other is not t and type(other) is Task
     assert copy.deepcopy(t).messages is not t.messages
     u = copy.copy(t)
     u.max_tokens = 6
-    assert u != t and not (u == t)
+    assert u != t and (u == t) is False
     assert (t == 1) is False and (t != 1) is True
     assert t.__eq__(1) is NotImplemented
     assert Task.__hash__ is None
