@@ -168,18 +168,20 @@ static int less_equal(PyObject* a, PyObject* b) {
 /* `self.<field> = value`, stealing `value`: in place for a Task (its fields are this type's own
  * members, and the type cannot be changed), as an attribute for a subclass's instance (which may
  * have slots of its own under the same names, or properties). */
-static int store(PyObject* self, int exact, int arg, PyObject* value) {
-  if (value == NULL) return -1;
-  if (exact) {
-    PyObject** slot = (PyObject**)((char*)self + kArgOffset[arg]);
-    PyObject* old = *slot;
-    *slot = value;
-    Py_XDECREF(old);
-    return 0;
-  }
+static int store_attr(PyObject* self, int arg, PyObject* value) {
   const int r = PyObject_SetAttr(self, arg_names[arg], value);
   Py_DECREF(value);
   return r;
+}
+
+static Py_ALWAYS_INLINE inline int store(PyObject* self, int exact, int arg, PyObject* value) {
+  if (value == NULL) return -1;
+  if (!exact) return store_attr(self, arg, value);
+  PyObject** slot = (PyObject**)((char*)self + kArgOffset[arg]);
+  PyObject* old = *slot;
+  *slot = value;
+  Py_XDECREF(old);
+  return 0;
 }
 
 static PyObject* new_ref(PyObject* o) {
