@@ -381,3 +381,26 @@ def test_the_result_maker_makes_its_class_as_new_makes_it():
     again = pickle.loads(pickle.dumps(plain))
     assert (again.task_id, again.cost, again.usage.total_tokens) == ("t", Decimal("0.1"), 3)
     assert gc.is_tracked(plain)
+
+
+def test_record_feedback_remembers_the_last_results_of_every_path(fake, monkeypatch):
+    """The last _FEEDBACK_MEMORY results are always found by record_feedback, at most twice as
+    many, whichever way a result was made (awaited: in the core or by _made; blocking: _made)."""
+    import orroute.manager as mgr
+
+    monkeypatch.setattr(mgr, "_FEEDBACK_MEMORY", 2)
+
+    async def awaited(m: orroute.AIModelManager) -> list:
+        return [await m.execute_task(Task(messages="hi", max_tokens=5)) for _ in range(5)]
+
+    def blocking(m: orroute.AIModelManager) -> list:
+        return [m.execute_task_sync(Task(messages="hi", max_tokens=5)) for _ in range(5)]
+
+    for run in (lambda m: asyncio.run(awaited(m)), blocking):
+        m = manager(fake)
+        results = run(m)
+        for r in results[2:]:
+            m.record_feedback(r.id, 1.0)  # the last three: found
+        for r in results[:2]:  # the first two: forgotten (the memory rotated twice since)
+            with pytest.raises(orroute.NotFoundInCatalogError):
+                m.record_feedback(r.id, 1.0)
