@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Developer build: configures build/dev (RelWithDebInfo, Catch2 tests on), builds with ninja, and
-# links the extension into python/orroute so `PYTHONPATH=python pytest` uses this tree.
+# links the extensions into python/orroute so `PYTHONPATH=python pytest` uses this tree.
 # Usage: scripts/dev-build.sh [extra cmake -D options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,7 @@ fi
 cmake --build "$build" -j"$(nproc)"
 so=$(ls "$build"/_core*.so)
 ln -sf "$(realpath "$so")" python/orroute/
+ln -sf "$(realpath "$(ls "$build"/_task*.so)")" python/orroute/  # orroute.Task's type (cpp/pyext)
 # the bundled catalog snapshot, where an installed wheel has it (next to the JSON)
 ln -sf "$(realpath "$build/catalog/openrouter_models.snapshot")" python/orroute/data/
 echo "built $(basename "$so"); run: PYTHONPATH=$PWD/python python3 -m pytest   and   $build/orroute_tests"

@@ -33,6 +33,6 @@ python3 tools/check_exit_destructors.py "$(dirname "$tests_bin")"
 phase "pytest"
 python3 -m pytest "$@"
 phase "stubtest and mypy"
-python3 -m mypy.stubtest orroute._core --ignore-missing-stub --allowlist .ci/stubtest-allowlist.txt
+python3 -m mypy.stubtest orroute._core orroute._task --ignore-missing-stub --allowlist .ci/stubtest-allowlist.txt
 python3 -m mypy --no-incremental   # the package type-checks ([tool.mypy] in pyproject.toml)
 phase "done"

@@ -669,7 +669,8 @@ class AIModelManager:
     def _remember(self, result_id: str, model: str, task_type: str) -> None:
         """record_feedback's memory of a result: two plain dicts, the newer one replacing the
         older when full (the last _FEEDBACK_MEMORY results are always there; an OrderedDict's
-        insert and its length test cost ~0.6k instructions a call more)."""
+        insert and its length test cost ~0.6k instructions a call more). execute_task's result
+        made in the core is remembered so too, written out there."""
         results = self._results
         results[result_id] = (model, task_type)
         if len(results) >= _FEEDBACK_MEMORY:
@@ -777,7 +778,11 @@ class AIModelManager:
                                                    _make_result, task_id, compressed)
             if done.__class__ is TaskResult:
                 r = done
-                self._remember(r.id, r.model, r.task_type)
+                # _remember's insert, written out: its frame cost ~0.7k instructions a call
+                results = self._results
+                results[r.id] = (r.model, r.task_type)
+                if len(results) >= _FEEDBACK_MEMORY:
+                    self._older_results, self._results = results, {}
             else:
                 if done is None:  # a PendingResult (finished inside: a FinishedResult, no await)
                     await _engine.wait(pending)

@@ -8,12 +8,18 @@ from decimal import Decimal
 
 from ._exceptions import InvalidArgumentError
 
+# The type itself is C (cpp/pyext/task.c: orroute._task, a module of its own that loads neither the
+# core nor anything but libc): `Task(messages=M, max_tokens=16)` is one C call, where the Python
+# class cost ~7.7k instructions (its class call alone ~2.4k: CPython's keyword dict for
+# type.__call__, unpacked again for __init__). Its checks are __init__'s as they were, in their
+# order, with their messages; the rare ones are the functions below, which the type looks up in
+# this module's globals when it needs them, as this module's code would (_bind).
+from ._task import Task, _bind
+
 TYPE_CHECKING = False  # typing is not imported at run time: `import orroute` stays fast
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
     from typing import Any
-
-    Message = Mapping[str, Any]
 
 __all__ = ["Task"]
 
@@ -139,168 +145,35 @@ def _compression(compress: Any) -> Any:
     return Compression.coerce(compress)
 
 
-class Task:
-    """A task for a model: its messages, what it needs, and what it may cost.
-
-    Args:
-        id: task id recorded in the ledger (a fresh one if omitted).
-        type: task type of the plan (``"coding"``, ``"reasoning"``, ``"general"``, ...).
-        messages: chat messages in OpenAI shape; a string is taken as one user message.
-        input_size: prompt size in tokens; counted from ``messages`` when omitted.
-        max_tokens: upper bound on output tokens (drives the worst-case cost reservation).
-        project: project the spend is booked to.
-        capabilities: capabilities the model must have (``"tools"``, ``"vision"``, ...).
-        quality: minimum quality in [0, 1] the caller wants, if any.
-        budget: most this one task may cost, in USD (stored as ``decimal.Decimal``).
-        conversation: conversation the spend is booked to.
-        tags: extra budget scopes, e.g. ``{"user": "alice", "team": "search"}``.
-        params: more OpenAI chat request fields sent as given (``temperature``, ``tools``,
-            ``response_format``, ...); ``model``, ``messages``, ``stream`` and ``max_tokens`` are
-            the router's and may not appear here.
-        compress: prompt compression for this task (an ``orroute.compress.Compression`` or a
-            mapping of its fields; ``False`` turns the manager's off; None: the manager's).
-        cache: False skips the manager's response cache for this task (see orroute.cache).
-
-    >>> Task(type="coding", messages="Write a haiku about C++").messages[0]["role"]
-    'user'
-    """
-
-    __slots__ = (
-        "budget",
-        "cache",
-        "capabilities",
-        "compress",
-        "conversation",
-        "id",
-        "input_size",
-        "max_tokens",
-        "messages",
-        "params",
-        "project",
-        "quality",
-        "tags",
-        "type",
-    )
-
-    def __init__(
-        self,
-        id: str | None = None,
-        type: str = "general",
-        messages: Sequence[Message] | str = (),
-        input_size: int | None = None,
-        max_tokens: int | None = None,
-        project: str | None = None,
-        capabilities: Sequence[str] = (),
-        quality: float | None = None,
-        budget: Decimal | float | str | None = None,
-        conversation: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        cache: bool = True,
-        compress: Any = None,
-    ) -> None:
-        # The usual task sets two fields: each test below is one comparison when its field has
-        # its default or a plain value; the rare cases (and the errors) are functions of their own.
-        if type.__class__ is not str or type not in _KNOWN_SET:  # a known type: no call
-            _check_type_arg(type)
-        # a list first (the usual case): its class tested before isinstance (~0.3k a Task), and
-        # copied by unpacking instead of list()'s call (~0.3k); anything else through list(), as
-        # before (its errors)
-        if messages.__class__ is list:
-            msgs = [*messages]
-        else:
-            if isinstance(messages, str):
-                messages = [{"role": "user", "content": messages}]
-            msgs = list(messages)
-        for m in msgs:
-            # a dict first: the Mapping check is an ABC's (several times the cost)
-            if (m.__class__ is not dict and not isinstance(m, Mapping)) or "role" not in m:
-                _bad_message(msgs, m)
-        if input_size is not None and input_size < 0:
-            raise InvalidArgumentError(f"input_size must be >= 0, got {input_size}")
-        if max_tokens is not None and max_tokens < 1:
-            raise InvalidArgumentError(f"max_tokens must be >= 1, got {max_tokens}")
-        if quality is not None and not 0.0 <= quality <= 1.0:
-            raise InvalidArgumentError(f"quality must be in [0, 1], got {quality}")
-        if budget is not None:
-            budget = _budget(budget)
-        if ((id is not None and id.__class__ is not str)
-                or (project is not None and project.__class__ is not str)
-                or (conversation is not None and conversation.__class__ is not str)):
-            _check_texts(id, project, conversation)  # the engine reads them as text
-        if params:
-            params = _params(params)
-        else:
-            params = {}
-        self.id = id if id is not None else _new_task_id()
-        self.type = type
-        self.messages: list[Message] = msgs
-        self.input_size = input_size
-        self.max_tokens = max_tokens
-        self.project = project
-        self.capabilities = tuple(capabilities) if capabilities else ()
-        self.quality = quality
-        self.budget = budget
-        self.conversation = conversation
-        self.tags = dict(tags) if tags else {}
-        self.params: dict[str, Any] = params
-        if compress is not None and compress is not False:
-            compress = _compression(compress)
-        self.compress = compress
-        self.cache = cache if cache is True else bool(cache)
-
-    def __repr__(self) -> str:
-        return (
-            f"Task(id={self.id!r}, type={self.type!r}, messages=<{len(self.messages)}>, "
-            f"max_tokens={self.max_tokens!r}, project={self.project!r}, budget={self.budget!r})"
+def _coerce(cls: type[Task], task: Any) -> Task:
+    """``Task.coerce`` (its docstring is the type's, in cpp/pyext/task.c)."""
+    if isinstance(task, Task):
+        return task
+    if isinstance(task, Mapping):
+        def get(name: str) -> Any:
+            return task.get(name)
+    elif task is None or isinstance(task, (str, bytes)):
+        raise InvalidArgumentError(
+            f"expected a task (orroute.Task, a mapping or an object with the plan's fields), "
+            f"got {type(task).__name__}"
         )
+    else:
+        def get(name: str) -> Any:
+            return getattr(task, name, None)
+    messages, text = get("messages"), get("input")
+    if messages is not None and text is not None and messages != text:
+        raise InvalidArgumentError("task gives both 'messages' and 'input'; give one")
+    fields: dict[str, Any] = {
+        "messages": messages if messages is not None else (text if text is not None else ())
+    }
+    for name in ("id", "type", "input_size", "max_tokens", "project", "capabilities",
+                 "quality", "budget", "conversation", "tags", "params", "cache",
+                 "compress"):
+        value = get(name)
+        if value is not None:
+            fields[name] = value
+    return cls(**fields)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Task):
-            return NotImplemented
-        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
-    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
-    @classmethod
-    def coerce(cls, task: Any) -> Task:
-        """A :class:`Task` from a Task, a mapping or any object with the plan's fields.
-
-        Fields read (as keys or attributes): ``id``, ``type``, ``messages`` (or ``input``: a
-        string or messages), ``input_size``, ``max_tokens``, ``project``, ``capabilities``,
-        ``quality``, ``budget``, ``conversation``, ``tags``, ``params``, ``compress``. Missing
-        fields take the defaults of the constructor; the values are validated as there.
-
-        Raises:
-            InvalidArgumentError: a field has a bad value, or both ``messages`` and ``input``
-                are given and differ.
-
-        >>> Task.coerce({"type": "coding", "input": "hi", "max_tokens": 50}).max_tokens
-        50
-        """
-        if isinstance(task, Task):
-            return task
-        if isinstance(task, Mapping):
-            def get(name: str) -> Any:
-                return task.get(name)
-        elif task is None or isinstance(task, (str, bytes)):
-            raise InvalidArgumentError(
-                f"expected a task (orroute.Task, a mapping or an object with the plan's fields), "
-                f"got {type(task).__name__}"
-            )
-        else:
-            def get(name: str) -> Any:
-                return getattr(task, name, None)
-        messages, text = get("messages"), get("input")
-        if messages is not None and text is not None and messages != text:
-            raise InvalidArgumentError("task gives both 'messages' and 'input'; give one")
-        fields: dict[str, Any] = {
-            "messages": messages if messages is not None else (text if text is not None else ())
-        }
-        for name in ("id", "type", "input_size", "max_tokens", "project", "capabilities",
-                     "quality", "budget", "conversation", "tags", "params", "cache",
-                     "compress"):
-            value = get(name)
-            if value is not None:
-                fields[name] = value
-        return cls(**fields)
+_bind(globals())  # the type finds the functions above here

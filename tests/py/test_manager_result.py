@@ -5,6 +5,7 @@ the same fields as the reply itself (text parts: Catch2 ``[chat_text]``)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import pickle
 from pathlib import Path
@@ -350,3 +351,56 @@ def test_results_made_one_after_another_keep_their_own_figures(fake):
     assert [fields(r) for r in made] == [want_a, want_b, want_a, want_a, want_b, want_b, want_a]
     assert template == _RESULT_STATE
     assert all(template[k] is None for k in ("model", "cost", "_completion_json"))
+
+
+def test_the_result_maker_makes_its_class_as_new_makes_it():
+    """The maker's result is ``cls.__new__(cls)`` with the state as its ``__dict__``: a class with
+    a ``__new__`` of its own has it called; with object's (allocated alone, without the inline
+    attribute values the dict replaces) the instance is as object.__new__ makes it: its
+    attributes its dict's, assignable, pickled with it."""
+    from decimal import Decimal
+
+    from orroute import _core
+    from orroute.manager import _RESULT_STATE, TaskResult
+
+    calls = []
+
+    class Counted(TaskResult):
+        def __new__(cls, *args, **kw):
+            calls.append(cls)
+            return super().__new__(cls)
+
+    s = (True, "test/a", None, "gen-a", "text a", 1, 2, Decimal("0.1"), "upstream", "", False,
+         "", "", None, "general")
+    r = _core.task_result_maker(Counted, dict(_RESULT_STATE))(s, None, "gen-a", "t", None)
+    assert calls == [Counted] and type(r) is Counted and (r.id, r.task_id) == ("gen-a", "t")
+    plain = _core.task_result_maker(TaskResult, dict(_RESULT_STATE))(s, None, "gen-a", "t", None)
+    assert type(plain) is TaskResult and vars(plain)["id"] == "gen-a" and plain.content == "text a"
+    plain.extra = 1
+    assert plain.__dict__["extra"] == 1 and plain.extra == 1
+    again = pickle.loads(pickle.dumps(plain))
+    assert (again.task_id, again.cost, again.usage.total_tokens) == ("t", Decimal("0.1"), 3)
+    assert gc.is_tracked(plain)
+
+
+def test_record_feedback_remembers_the_last_results_of_every_path(fake, monkeypatch):
+    """The last _FEEDBACK_MEMORY results are always found by record_feedback, at most twice as
+    many, whichever way a result was made (awaited: in the core or by _made; blocking: _made)."""
+    import orroute.manager as mgr
+
+    monkeypatch.setattr(mgr, "_FEEDBACK_MEMORY", 2)
+
+    async def awaited(m: orroute.AIModelManager) -> list:
+        return [await m.execute_task(Task(messages="hi", max_tokens=5)) for _ in range(5)]
+
+    def blocking(m: orroute.AIModelManager) -> list:
+        return [m.execute_task_sync(Task(messages="hi", max_tokens=5)) for _ in range(5)]
+
+    for run in (lambda m: asyncio.run(awaited(m)), blocking):
+        m = manager(fake)
+        results = run(m)
+        for r in results[2:]:
+            m.record_feedback(r.id, 1.0)  # the last three: found
+        for r in results[:2]:  # the first two: forgotten (the memory rotated twice since)
+            with pytest.raises(orroute.NotFoundInCatalogError):
+                m.record_feedback(r.id, 1.0)
