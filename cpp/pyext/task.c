@@ -23,6 +23,10 @@
 #include <Python.h>
 #include <structmember.h> /* T_OBJECT_EX (3.10, 3.11; kept as an alias by 3.12+) */
 
+#ifndef Py_ALWAYS_INLINE /* 3.11+; 3.10 has no such macro */
+#define Py_ALWAYS_INLINE __attribute__((always_inline))
+#endif
+
 /* The constructor's arguments, in its order. */
 enum {
   A_ID,
