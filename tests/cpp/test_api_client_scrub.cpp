@@ -82,13 +82,14 @@ TEST_CASE("scrub finds the key at every offset, next to look-alikes", "[net][scr
 TEST_CASE("scrub finds a key split over a tool call's id and name at every offset", "[net][scrub]") {
   // A reply with no whole key is let through unless it holds one of the key's halves (both are
   // searched for in one pass, 16 positions a step): one half whole in the id or in the name, at
-  // every offset of a step and in the bytes after the last whole step.
+  // every offset of a step and in the bytes after the last whole step (each length of text after
+  // it: the last positions of each half are searched apart).
   const auto c = client();
   const size_t half = kKey.size() / 2;
   for (size_t cut : {size_t{3}, kKey.size() - 3}) {
     const std::string whole_half = cut < half ? kKey.substr(half) : kKey.substr(0, half);
-    for (size_t before = 0; before < 40; ++before) {
-      for (size_t after : {0u, 1u, 14u, 15u, 16u, 17u, 40u}) {
+    for (size_t before = 0; before < 64; ++before) {
+      for (size_t after = 0; after < 48; ++after) {
         const std::string body = R"({"choices":[{"message":{"tool_calls":[{"id":")" + std::string(before, 'x') +
                                  kKey.substr(0, cut) + R"(","function":{"name":")" + kKey.substr(cut) +
                                  std::string(after, 'y') + R"("}}]}}]})";

@@ -1,5 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <optional>
+#include <random>
+#include <string>
+
 #include "orroute/catalog/money.h"
 #include "orroute/error.h"
 
@@ -93,4 +98,35 @@ TEST_CASE("Money::to_string writes what the digit-by-digit reference writes", "[
     INFO(reference_text(v));
     REQUIRE(orroute::Money::from_units(v).to_string() == reference_text(v));
   }
+}
+
+TEST_CASE("a plain decimal reads as the general reading reads it", "[money]") {
+  // Money::parse reads the usual amount (up to 9 whole digits and 18 decimals) on a short path;
+  // an exponent ("e0": the same value) sends the same text down the general one.
+  std::mt19937_64 rng(18);
+  const auto digits = [&](size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out += static_cast<char>('0' + rng() % 10);
+    return out;
+  };
+  for (int i = 0; i < 50'000; ++i) {
+    std::string text = std::array<const char*, 4>{"", "", "-", "+"}[rng() % 4];
+    text += digits(rng() % 11);  // 0-10 whole digits: 0 and 10 are not the short path's
+    if (rng() % 4 != 0) text += "." + digits(rng() % 20);  // 0-19 decimals: likewise
+    INFO(text);
+    std::optional<Money> general;
+    try {
+      general = Money::parse(text + "e0");
+    } catch (const orroute::InvalidArgument&) {
+    }
+    if (general) {
+      CHECK(Money::parse(text) == *general);
+    } else {
+      CHECK_THROWS_AS(Money::parse(text), orroute::InvalidArgument);
+    }
+  }
+  CHECK(Money::parse("999999999.999999999999999999").to_string() == "999999999.999999999999999999");
+  CHECK(Money::parse("0.000042").units() == 42'000'000'000'000);
+  CHECK(Money::parse("-0.000042").units() == -42'000'000'000'000);
+  CHECK(Money::parse("007.50").to_string() == "7.5");
 }

@@ -2,7 +2,9 @@
 // assembly (StreamAccumulator), parse_usage and audit_charge. The invariants: nothing throws,
 // a charge is never negative, never above the check multiple of the catalog price of what the
 // model's context window can hold, and never counts negative tokens; every event the SSE parser
-// hands over is valid UTF-8 (the bytes are hostile, the text is not).
+// hands over is valid UTF-8 (the bytes are hostile, the text is not); a whole reply read in one
+// pass (read_plain_reply, the engine's) gives what its document gives (plain_reply_of), the cost
+// one double's rounding apart at most (the one pass reads its digits, the document a double).
 //
 // Two ways to run it:
 //  - standalone (default build: build/dev/orroute_fuzz_reply [iterations] [seed]): mutates a set
@@ -16,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -23,6 +26,8 @@
 
 #include "mutate.h"
 #include "orroute/cost/usage_audit.h"
+#include "orroute/engine/plain_reply.h"
+#include "orroute/json.h"
 #include "orroute/net/protocol.h"
 #include "orroute/net/sse_parser.h"
 #include "orroute/utf8.h"
@@ -72,8 +77,43 @@ void check_charge(const Usage* u, std::string_view input) {
   }
 }
 
+// The engine's one-pass reading of a whole reply against its document's.
+void check_plain_reply(std::string_view input) {
+  rapidjson::Document doc;
+  std::optional<PlainReply> want;
+  if (parse_json_text(input, doc) == JsonParse::kOk && doc.IsObject()) {
+    const ReplyMembers m = reply_members(doc);
+    if (!(m.error && m.error->IsObject())) want = plain_reply_of(doc);
+  }
+  std::string copy(input);
+  const std::optional<PlainReply> got = read_plain_reply(copy, kMaxJsonBytes);
+  if (want.has_value() != got.has_value()) fail("one pass and the document disagree on reading a reply", input);
+  if (!want) return;
+  if (got->served_model != want->served_model || got->provider != want->provider ||
+      got->summary.id != want->summary.id || got->summary.content != want->summary.content) {
+    fail("one pass and the document read a reply's names or text differently", input);
+  }
+  if (got->usage.has_value() != want->usage.has_value()) fail("one pass and the document disagree on usage", input);
+  if (!want->usage) return;
+  const Usage& g = *got->usage;
+  const Usage& w = *want->usage;
+  if (g.prompt_tokens != w.prompt_tokens || g.completion_tokens != w.completion_tokens ||
+      g.total_tokens != w.total_tokens || g.cached_tokens != w.cached_tokens ||
+      g.cache_write_tokens != w.cache_write_tokens || g.audio_tokens != w.audio_tokens ||
+      g.reasoning_tokens != w.reasoning_tokens || g.audio_output_tokens != w.audio_output_tokens ||
+      g.image_output_tokens != w.image_output_tokens || g.token_problem != w.token_problem ||
+      g.cost_reported != w.cost_reported || g.cost_problem != w.cost_problem || g.cost.has_value() != w.cost.has_value()) {
+    fail("one pass and the document read usage differently", input);
+  }
+  if (!g.cost) return;
+  const Money d = *g.cost > *w.cost ? *g.cost - *w.cost : *w.cost - *g.cost;
+  const Money m = w.cost->is_negative() ? -*w.cost : *w.cost;
+  if (d.units() > m.units() / 1'000'000'000'000'000 + 1) fail("one pass and the document read the cost apart", input);
+}
+
 // One input: tried as a whole JSON reply, and as an SSE stream of chunks.
 void run_one(std::string_view input) {
+  check_plain_reply(input);
   rapidjson::Document d;
   d.Parse(input.data(), input.size());
   if (!d.HasParseError() && d.IsObject()) {
@@ -118,6 +158,10 @@ const char* const kSeeds[] = {
     "data: [DONE]\n\n",
     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"}}]}\n\n",
     R"({"usage":{"prompt_tokens":-1,"completion_tokens":1e300,"cost":"abc"}})",
+    R"({"id":"a","provider":"M","model":"x/m","choices":[{"message":{"content":["x",{"text":"y","text":"z"}]},)"
+    R"("message":{"content":"w","content":[{"text":"v"}]}}],"id":"b","usage":{"cost":0.12345678901234567,)"
+    R"("prompt_tokens_details":{"cached_tokens":1},"completion_tokens_details":{"reasoning_tokens":2},"cost":1},)"
+    R"("usage":{"prompt_tokens":9},"choices":[{"message":{"content":"last"}}],"error":null})",
 };
 
 const char* const kNumbers[] = {"-1", "0", "1e300", "-1e300", "18446744073709551616", "1.5",

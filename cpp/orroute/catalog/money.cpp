@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 
 #include "orroute/error.h"
 
@@ -16,6 +17,45 @@ constexpr Int128 kMax = ~(static_cast<Int128>(1) << 127);
 
 [[noreturn]] void bad(std::string_view text, const char* why) {
   throw InvalidArgument("not a valid amount of money: '" + std::string(text) + "' (" + why + ")");
+}
+
+// The usual amount (a price, a reply's cost): 1-9 whole digits, then nothing or a point and 1-18
+// decimals, no sign, no exponent. Exact in two 64-bit parts, without the general reading's
+// string of digits; the same units it gives (an exact value, no digit below the unit). Nothing
+// for any other text.
+std::optional<Int128> plain_decimal(std::string_view s) noexcept {
+  constexpr uint64_t kPow10[19] = {1,
+                                   10,
+                                   100,
+                                   1'000,
+                                   10'000,
+                                   100'000,
+                                   1'000'000,
+                                   10'000'000,
+                                   100'000'000,
+                                   1'000'000'000,
+                                   10'000'000'000,
+                                   100'000'000'000,
+                                   1'000'000'000'000,
+                                   10'000'000'000'000,
+                                   100'000'000'000'000,
+                                   1'000'000'000'000'000,
+                                   10'000'000'000'000'000,
+                                   100'000'000'000'000'000,
+                                   1'000'000'000'000'000'000};
+  const auto digit = [&](size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
+  size_t i = 0;
+  uint64_t whole = 0;
+  for (; digit(i) && i < 10; ++i) whole = whole * 10 + static_cast<uint64_t>(s[i] - '0');
+  if (i == 0 || i > 9) return std::nullopt;
+  if (i == s.size()) return static_cast<Int128>(whole) * static_cast<Int128>(kPow10[18]);
+  if (s[i] != '.') return std::nullopt;
+  const size_t first = ++i;
+  uint64_t frac = 0;
+  for (; digit(i) && i - first < 19; ++i) frac = frac * 10 + static_cast<uint64_t>(s[i] - '0');
+  const size_t n = i - first;
+  if (n == 0 || n > 18 || i != s.size()) return std::nullopt;
+  return static_cast<Int128>(whole) * static_cast<Int128>(kPow10[18]) + static_cast<Int128>(frac * kPow10[18 - n]);
 }
 
 }  // namespace
@@ -30,6 +70,7 @@ Money Money::parse(std::string_view text) {
     negative = s.front() == '-';
     s.remove_prefix(1);
   }
+  if (const std::optional<Int128> units = plain_decimal(s)) return Money(negative ? -*units : *units);
   // Split mantissa and exponent.
   int exponent = 0;
   if (const auto e = s.find_first_of("eE"); e != std::string_view::npos) {

@@ -7,51 +7,12 @@
 #include <utility>
 
 #include "orroute/engine/chat_text.h"
+#include "orroute/engine/plain_reply.h"
 #include "orroute/json.h"
 #include "orroute/no_destructor.h"
 #include "orroute/utf8.h"
 
 namespace orroute {
-
-namespace {
-
-// The top-level members a plain reply is read by, found in one pass (a lookup by name walks the
-// members each time): the first of each name where the reader takes the first (as FindMember
-// does), the last "id" and "choices" (as reply_summary takes them: see there). Null if none.
-struct ReplyMembers {
-  const rapidjson::Value* error = nullptr;
-  const rapidjson::Value* usage = nullptr;
-  const rapidjson::Value* model = nullptr;
-  const rapidjson::Value* provider = nullptr;
-  const rapidjson::Value* id = nullptr;
-  const rapidjson::Value* choices = nullptr;
-};
-
-ReplyMembers reply_members(const rapidjson::Value& doc) {
-  ReplyMembers out;
-  const auto first = [](const rapidjson::Value*& slot, const rapidjson::Value& v) {
-    if (slot == nullptr) slot = &v;
-  };
-  for (const auto& m : doc.GetObject()) {
-    const std::string_view name(m.name.GetString(), m.name.GetStringLength());
-    if (name == "id") {
-      out.id = &m.value;
-    } else if (name == "choices") {
-      out.choices = &m.value;
-    } else if (name == "usage") {
-      first(out.usage, m.value);
-    } else if (name == "model") {
-      first(out.model, m.value);
-    } else if (name == "provider") {
-      first(out.provider, m.value);
-    } else if (name == "error") {
-      first(out.error, m.value);
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 DataAction ChatSink::on_data(std::string_view bytes) {
   try {
@@ -357,40 +318,59 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
       if (first_content_) r.ttft = *first_content_ - started_;
     }
   } else {
-    LocalJson<> reply_json;  // no heap for a usual reply
-    rapidjson::Document& doc = reply_json.doc();
     // The body goes on to the caller as it came; its copy is read in place (strings decoded where
-    // they lie, not copied into the document): a quarter fewer instructions than a copying parse.
+    // they lie, not copied). A reply metered by its text, an error reply and one that is not JSON
+    // are read as a document; any other in one pass for what the engine takes from it.
     std::string reading = body_;
-    if (const JsonParse st = parse_json_in_place(reading, doc, kMaxBody); st != JsonParse::kOk || !doc.IsObject()) {
-      unreadable_ = true;
-      r.http_status = 502;
-      r.error_message = st == JsonParse::kTooDeep ? "response JSON is nested too deeply" : "response is not JSON";
-      ApiError e;
-      e.status = 502;
-      e.message = r.error_message;
-      err = e;
-    } else if (const ReplyMembers m = reply_members(doc); m.error && m.error->IsObject()) {
-      ApiError e = error_from_stream_event(doc);
-      r.http_status = e.status >= 400 ? e.status : 502;
-      r.error_message = e.message;
-      r.provider = e.provider;
-      err = std::move(e);
+    std::optional<PlainReply> plain;
+    if (sender_->meter_limit() <= 0) {
+      plain = read_plain_reply(reading, kMaxBody);
+      if (!plain) reading = body_;  // read in place: a fresh copy for the document
+    }
+    if (plain) {
+      take_reply(std::move(*plain), r);
     } else {
-      r.ok = true;
-      r.http_status = status_;
-      if (m.usage && m.usage->IsObject()) fill_usage(parse_usage(*m.usage), r);
-      if (m.model && m.model->IsString()) r.served_model.assign(m.model->GetString(), m.model->GetStringLength());
-      if (m.provider && m.provider->IsString()) r.provider.assign(m.provider->GetString(), m.provider->GetStringLength());
-      if (sender_->meter_limit() > 0) {
-        r.counted_output_tokens = text_tokens(model_, generated_text(doc, "message"));
-      }
-      r.summary = reply_summary(m.id, m.choices);  // the caller's id and text without a second parse
-      r.body = std::move(body_);
+      err = read_document(reading, r);
     }
   }
   if (err) sender_->set_error(std::move(err));
   return r;
+}
+
+std::optional<ApiError> ChatSink::read_document(std::string& reading, AttemptResult& r) {
+  LocalJson<> reply_json;  // no heap for a usual reply
+  rapidjson::Document& doc = reply_json.doc();
+  if (const JsonParse st = parse_json_in_place(reading, doc, kMaxBody); st != JsonParse::kOk || !doc.IsObject()) {
+    unreadable_ = true;
+    r.http_status = 502;
+    r.error_message = st == JsonParse::kTooDeep ? "response JSON is nested too deeply" : "response is not JSON";
+    ApiError e;
+    e.status = 502;
+    e.message = r.error_message;
+    return e;
+  }
+  if (const rapidjson::Value* error = reply_members(doc).error; error && error->IsObject()) {
+    ApiError e = error_from_stream_event(doc);
+    r.http_status = e.status >= 400 ? e.status : 502;
+    r.error_message = e.message;
+    r.provider = e.provider;
+    return e;
+  }
+  take_reply(plain_reply_of(doc), r);
+  if (sender_->meter_limit() > 0) {
+    r.counted_output_tokens = text_tokens(model_, generated_text(doc, "message"));
+  }
+  return std::nullopt;
+}
+
+void ChatSink::take_reply(PlainReply&& p, AttemptResult& r) {
+  r.ok = true;
+  r.http_status = status_;
+  if (p.usage) fill_usage(*p.usage, r);
+  r.served_model = std::move(p.served_model);
+  r.provider = std::move(p.provider);
+  r.summary = std::move(p.summary);  // the caller's id and text without a second parse
+  r.body = std::move(body_);
 }
 
 const StreamAccumulator& ChatSink::acc() const {

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "orroute/engine/chat_sender.h"
+#include "orroute/engine/plain_reply.h"
 #include "orroute/net/http.h"
 #include "orroute/net/protocol.h"
 #include "orroute/net/sse_parser.h"
@@ -80,6 +81,11 @@ class ChatSink final : public Sink {
   // Marks a failed attempt the upstream may still bill (AttemptResult::abandoned).
   void note_abandonment(const TransferResult& t, AttemptResult& r) const;
   static void fill_usage(const Usage& u, AttemptResult& r);
+  // A plain 2xx reply read as a document (`reading`: a copy of the body, given up): the error to
+  // report, if it is not JSON or an error reply; else its success in `r` (take_reply).
+  std::optional<ApiError> read_document(std::string& reading, AttemptResult& r);
+  // `r` the success that `p` read, with the body.
+  void take_reply(PlainReply&& p, AttemptResult& r);
   void read_usage_json(const std::string& json, AttemptResult& r);
   // True when the server rejected this attempt's key (401/402) and another key is left: the key
   // is set aside and the sender restarts the attempt with the next one.

@@ -75,16 +75,31 @@ size_t find_in(std::string_view text, std::string_view part, size_t from = 0) {
 
 // Whether `a` or `b` occurs in `text`: one pass for both (a key's two halves, searched for in
 // every reply), where two find_in calls read the text twice. Where both the first and the last
-// byte of either match, 16 positions a step, the rest is compared; the last positions of the
-// text (less than a step past the longer part) by memmem.
+// byte of either match, 16 positions a step, the rest is compared. The last start positions of
+// each part: more steps for the shorter one, then one step of each that ends where the text
+// does (it looks again at positions seen: memmem's set-up for the few left cost more than the
+// whole search of a reply). A text shorter than a step past the longer part: memmem.
 bool holds_either(std::string_view text, std::string_view a, std::string_view b) {
 #if defined(__SSE2__)
-  if (a.size() >= 2 && b.size() >= 2) {
+  const size_t n = text.size();
+  const size_t ka = a.size(), kb = b.size();
+  if (ka >= 2 && kb >= 2 && n >= std::max(ka, kb) + 15) {
     const char* hay = text.data();
-    const size_t n = text.size();
-    const size_t ka = a.size(), kb = b.size();
     const __m128i a_first = _mm_set1_epi8(a.front()), a_last = _mm_set1_epi8(a.back());
     const __m128i b_first = _mm_set1_epi8(b.front()), b_last = _mm_set1_epi8(b.back());
+    // The start positions at..at+15 where `part`'s first and last bytes are, as a mask.
+    const auto ends_match = [hay](size_t at, size_t k, __m128i first, __m128i last) {
+      const __m128i starts = _mm_loadu_si128(reinterpret_cast<const __m128i*>(hay + at));
+      const __m128i ends = _mm_loadu_si128(reinterpret_cast<const __m128i*>(hay + at + k - 1));
+      return static_cast<unsigned>(
+          _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(starts, first), _mm_cmpeq_epi8(ends, last))));
+    };
+    const auto whole = [hay](size_t at, unsigned candidates, std::string_view part) {
+      for (; candidates != 0; candidates &= candidates - 1) {
+        if (std::memcmp(hay + at + __builtin_ctz(candidates) + 1, part.data() + 1, part.size() - 2) == 0) return true;
+      }
+      return false;
+    };
     size_t i = 0;
     for (; i + std::max(ka, kb) + 15 <= n; i += 16) {
       const __m128i starts = _mm_loadu_si128(reinterpret_cast<const __m128i*>(hay + i));
@@ -94,14 +109,17 @@ bool holds_either(std::string_view text, std::string_view a, std::string_view b)
           _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(starts, a_first), _mm_cmpeq_epi8(a_ends, a_last))));
       auto in_b = static_cast<unsigned>(
           _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(starts, b_first), _mm_cmpeq_epi8(b_ends, b_last))));
-      for (; in_a != 0; in_a &= in_a - 1) {
-        if (std::memcmp(hay + i + __builtin_ctz(in_a) + 1, a.data() + 1, ka - 2) == 0) return true;
-      }
-      for (; in_b != 0; in_b &= in_b - 1) {
-        if (std::memcmp(hay + i + __builtin_ctz(in_b) + 1, b.data() + 1, kb - 2) == 0) return true;
-      }
+      if ((in_a | in_b) != 0 && (whole(i, in_a, a) || whole(i, in_b, b))) return true;
     }
-    return memmem(hay + i, n - i, a.data(), ka) != nullptr || memmem(hay + i, n - i, b.data(), kb) != nullptr;
+    const auto rest = [&](std::string_view part, __m128i first, __m128i last) {
+      const size_t k = part.size();
+      size_t at = i;
+      for (; at + k + 15 <= n; at += 16) {
+        if (whole(at, ends_match(at, k, first, last), part)) return true;
+      }
+      return whole(n - k - 15, ends_match(n - k - 15, k, first, last), part);
+    };
+    return rest(a, a_first, a_last) || rest(b, b_first, b_last);
   }
 #endif
   return find_in(text, a) != std::string_view::npos || find_in(text, b) != std::string_view::npos;

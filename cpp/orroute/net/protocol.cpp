@@ -13,6 +13,7 @@
 #include "orroute/error.h"
 #include "orroute/json.h"
 #include "orroute/json_members.h"
+#include "orroute/net/usage_members.h"
 #include "orroute/utf8.h"
 #include "orroute/json_writer.h"
 
@@ -208,36 +209,46 @@ int64_t token_field(const rapidjson::Value* found, const char* name, std::string
   return bad("is not a number");
 }
 
-// A details object's token counts by name (`names` are literals: NUL-terminated), each into its
-// `out`; nothing read when it is absent or not an object.
+// Token counts by name (`names` are literals: NUL-terminated), each into its `out`.
 template <std::size_t N>
-void details_counts(const rapidjson::Value* details, const std::array<std::string_view, N>& names,
-                    const std::array<int64_t*, N>& out, std::string& problem) {
-  if (details == nullptr || !details->IsObject()) return;
-  const auto found = members_named(*details, names);
+void token_counts(const std::array<const rapidjson::Value*, N>& found, const std::array<std::string_view, N>& names,
+                  const std::array<int64_t*, N>& out, std::string& problem) {
   for (std::size_t i = 0; i < N; ++i) *out[i] = token_field(found[i], names[i].data(), problem);
+}
+
+// A cost's decimal text (as JSON wrote it) in exact money; nothing when Money does not take it
+// (an exponent beyond its range: such a text is read through its double, as before).
+std::optional<Money> exact_cost(std::string_view text) noexcept {
+  if (text.empty()) return std::nullopt;
+  try {
+    return Money::parse(text);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 }  // namespace
 
 Usage parse_usage(const rapidjson::Value& usage) noexcept {
+  if (!usage.IsObject()) return Usage{};
+  UsageMembers m;
+  m.top = members_named(usage, kUsageMembers);
+  if (m.top[3] != nullptr) m.prompt_details = members_named(*m.top[3], kPromptDetailMembers);  // none unless an object
+  if (m.top[4] != nullptr) m.completion_details = members_named(*m.top[4], kCompletionDetailMembers);
+  return parse_usage(m);
+}
+
+Usage parse_usage(const UsageMembers& m) noexcept {
   Usage u;
-  if (!usage.IsObject()) return u;
   u.present = true;
   std::string& tp = u.token_problem;
-  static constexpr std::array<std::string_view, 6> kTop = {
-      "prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details", "cost"};
-  const auto top = members_named(usage, kTop);
+  const auto& top = m.top;
   u.prompt_tokens = token_field(top[0], "prompt_tokens", tp);
   u.completion_tokens = token_field(top[1], "completion_tokens", tp);
   u.total_tokens = token_field(top[2], "total_tokens", tp);
-  static constexpr std::array<std::string_view, 3> kPromptDetails = {"cached_tokens", "cache_write_tokens",
-                                                                     "audio_tokens"};
-  details_counts(top[3], kPromptDetails, {&u.cached_tokens, &u.cache_write_tokens, &u.audio_tokens}, tp);
-  static constexpr std::array<std::string_view, 3> kCompletionDetails = {"reasoning_tokens", "audio_tokens",
-                                                                         "image_tokens"};
-  details_counts(top[4], kCompletionDetails, {&u.reasoning_tokens, &u.audio_output_tokens, &u.image_output_tokens},
-                 tp);
+  token_counts(m.prompt_details, kPromptDetailMembers, {&u.cached_tokens, &u.cache_write_tokens, &u.audio_tokens}, tp);
+  token_counts(m.completion_details, kCompletionDetailMembers,
+               {&u.reasoning_tokens, &u.audio_output_tokens, &u.image_output_tokens}, tp);
   const auto* c = top[5];
   if (c == nullptr || c->IsNull()) return u;
   u.cost_reported = true;
@@ -255,6 +266,8 @@ Usage parse_usage(const rapidjson::Value& usage) noexcept {
         u.cost_problem = "cost is not finite";
       } else if (std::fabs(d) > 1e9) {
         u.cost_problem = "cost is absurdly large";
+      } else if (const std::optional<Money> exact = exact_cost(m.cost_text)) {
+        u.cost = exact;  // the upstream's own digits
       } else {
         u.cost = Money::from_double(d);
       }

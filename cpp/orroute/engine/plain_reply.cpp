@@ -1,0 +1,290 @@
+#include "orroute/engine/plain_reply.h"
+
+#include <rapidjson/reader.h>
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+
+#include "orroute/engine/chat_text.h"
+#include "orroute/json.h"
+#include "orroute/net/usage_members.h"
+
+namespace orroute {
+
+ReplyMembers reply_members(const rapidjson::Value& doc) {
+  ReplyMembers out;
+  const auto first = [](const rapidjson::Value*& slot, const rapidjson::Value& v) {
+    if (slot == nullptr) slot = &v;
+  };
+  for (const auto& m : doc.GetObject()) {
+    const std::string_view name(m.name.GetString(), m.name.GetStringLength());
+    if (name == "id") {
+      out.id = &m.value;
+    } else if (name == "choices") {
+      out.choices = &m.value;
+    } else if (name == "usage") {
+      first(out.usage, m.value);
+    } else if (name == "model") {
+      first(out.model, m.value);
+    } else if (name == "provider") {
+      first(out.provider, m.value);
+    } else if (name == "error") {
+      first(out.error, m.value);
+    }
+  }
+  return out;
+}
+
+PlainReply plain_reply_of(const rapidjson::Value& doc) {
+  PlainReply out;
+  const ReplyMembers m = reply_members(doc);
+  if (m.usage && m.usage->IsObject()) out.usage = parse_usage(*m.usage);
+  if (m.model && m.model->IsString()) out.served_model.assign(m.model->GetString(), m.model->GetStringLength());
+  if (m.provider && m.provider->IsString()) out.provider.assign(m.provider->GetString(), m.provider->GetStringLength());
+  out.summary = reply_summary(m.id, m.choices);
+  return out;
+}
+
+namespace {
+
+// The reader's events, kept only where plain_reply_of reads: every other value is passed over
+// with nothing made of it (a document builds a value for each and links each object's members).
+// The containers read: the reply; its first `usage` and that one's first details objects; its last
+// `choices`, that one's first element, its last `message`, the parts of that one's last `content`
+// (the last `text` of each). A value read is kept as the document would hold it (the same
+// rapidjson::Value from the same event: an integer's flags, a string pointing into the text).
+class PlainReplyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, PlainReplyReader> {
+ public:
+  bool Null() { return scalar(rapidjson::Value()); }
+  bool Bool(bool b) { return scalar(rapidjson::Value(b)); }
+  bool Int(int i) { return number(rapidjson::Value(i)); }
+  bool Uint(unsigned u) { return number(rapidjson::Value(u)); }
+  bool Int64(int64_t i) { return number(rapidjson::Value(i)); }
+  bool Uint64(uint64_t u) { return number(rapidjson::Value(u)); }
+  bool Double(double d) { return number(rapidjson::Value(d)); }
+  bool String(const char* s, rapidjson::SizeType n, bool) { return scalar(rapidjson::Value(s, n)); }
+  bool StartObject() { return open(true); }
+  bool StartArray() { return open(false); }
+  bool EndObject(rapidjson::SizeType) { return close(); }
+  bool EndArray(rapidjson::SizeType) { return close(); }
+  bool Key(const char* s, rapidjson::SizeType n, bool);
+
+  bool root_object() const { return root_object_; }
+  // The first `error` member is an object: an error reply, read with a document.
+  bool error_reply() const { return error_.set && error_.value.IsObject(); }
+  PlainReply result();
+
+ private:
+  // What a container is, for the keys and elements inside it.
+  enum class In : uint8_t { kOther, kRoot, kUsage, kPromptDetails, kCompletionDetails, kChoices, kChoice, kMessage, kParts, kPart };
+  struct Slot {
+    rapidjson::Value value;
+    bool set = false;
+    const rapidjson::Value* get() const { return set ? &value : nullptr; }
+  };
+
+  // The value after a key: into `target_` (if any); a container opened there is `opens_`.
+  bool scalar(rapidjson::Value&& v) {
+    element();
+    if (target_ != nullptr) {
+      target_->value = std::move(v);
+      target_->set = true;
+      if (target_ == &content_ && content_.value.IsString()) {
+        text_.assign(content_.value.GetString(), content_.value.GetStringLength());
+      }
+      target_ = nullptr;
+    }
+    return true;
+  }
+  bool number(rapidjson::Value&& v) {
+    if (target_ == &usage_top_[5]) cost_text_ = number_text();
+    return scalar(std::move(v));
+  }
+  bool open(bool object) {
+    In inside = element();
+    if (!object && (inside == In::kChoice || inside == In::kPart)) inside = In::kOther;  // objects, or nothing read
+    if (depth_ == 0) {
+      root_object_ = object;
+      inside = object ? In::kRoot : In::kOther;
+    } else if (target_ != nullptr) {
+      target_->value = object ? rapidjson::Value(rapidjson::kObjectType) : rapidjson::Value(rapidjson::kArrayType);
+      target_->set = true;
+      // Only an object of the kind the key named is read into (an array where `choices` or
+      // `content` was named).
+      if ((opens_ == In::kChoices || opens_ == In::kParts) != object) inside = opens_;
+      target_ = nullptr;
+    }
+    if (inside == In::kPart) part_text_ = Slot{};
+    ++depth_;
+    in_[depth_] = inside;
+    return true;
+  }
+  bool close() {
+    if (in_[depth_] == In::kPart && part_text_.set && part_text_.value.IsString()) {
+      text_.append(part_text_.value.GetString(), part_text_.value.GetStringLength());
+    }
+    --depth_;
+    return true;
+  }
+  // A value inside an array: whether a container that opens here is read (returned; kOther if
+  // not). Inside an object, what the key before it chose (`opens_`, for open()).
+  In element() {
+    switch (in_[depth_]) {
+      case In::kChoices:
+        return elements_++ == 0 ? In::kChoice : In::kOther;  // the first choice only
+      case In::kParts:
+        return In::kPart;
+      default:
+        return In::kOther;
+    }
+  }
+  // The cost's digits as the reply wrote them. Read in place, a key's text is where it was
+  // written, its closing quote made a NUL: white space, the colon, white space and the number
+  // follow it (the reader found them so; nothing is written outside strings). A key written with
+  // escapes ("co\u0073t") is decoded into fewer bytes, and what follows the NUL is the rest of its
+  // escapes (hex digits, letters, the quote): no colon there, no digits taken; its cost is read
+  // through its double.
+  std::string_view number_text() const {
+    const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    const char* p = cost_key_end_;
+    while (space(*p)) ++p;
+    if (*p != ':') return {};
+    ++p;
+    while (space(*p)) ++p;
+    const char* end = p;
+    while ((*end >= '0' && *end <= '9') || *end == '-' || *end == '+' || *end == '.' || *end == 'e' || *end == 'E') ++end;
+    return {p, static_cast<size_t>(end - p)};
+  }
+  // The first member of a name: `slot` the key's value goes to, unless an earlier one took it.
+  void first(Slot& slot, In opens = In::kOther) {
+    if (slot.set) return;
+    target_ = &slot;
+    opens_ = opens;
+  }
+  // The last member of a name: each one read over the one before.
+  void last(Slot& slot, In opens = In::kOther) {
+    target_ = &slot;
+    opens_ = opens;
+  }
+
+  std::array<In, kMaxJsonDepth + 2> in_{};  // what the container at each depth is (the guard bounds it)
+  int depth_ = 0;
+  bool root_object_ = false;
+  Slot* target_ = nullptr;
+  In opens_ = In::kOther;
+  size_t elements_ = 0;  // of the `choices` array being read
+  Slot error_, usage_, model_, provider_, id_, choices_;
+  std::array<Slot, 6> usage_top_;
+  std::array<Slot, 3> prompt_details_, completion_details_;
+  const char* cost_key_end_ = nullptr;
+  std::string_view cost_text_;
+  Slot message_, content_, part_text_;
+  std::string text_;  // the summary's text: the last content read, as reply_summary joins it
+};
+
+// Where `name` is in `names`, or N.
+template <std::size_t N>
+std::size_t index_of(std::string_view name, const std::array<std::string_view, N>& names) {
+  for (std::size_t i = 0; i < N; ++i) {
+    if (name == names[i]) return i;
+  }
+  return N;
+}
+
+bool PlainReplyReader::Key(const char* s, rapidjson::SizeType n, bool) {
+  target_ = nullptr;
+  const std::string_view name(s, n);
+  switch (in_[depth_]) {
+    case In::kRoot:
+      if (name == "id") {
+        last(id_);
+      } else if (name == "choices") {
+        last(choices_, In::kChoices);
+        elements_ = 0;
+        message_ = Slot{};  // the summary is the last choices' alone
+        text_.clear();
+      } else if (name == "usage") {
+        first(usage_, In::kUsage);
+      } else if (name == "model") {
+        first(model_);
+      } else if (name == "provider") {
+        first(provider_);
+      } else if (name == "error") {
+        first(error_);
+      }
+      break;
+    case In::kUsage:
+      if (const std::size_t i = index_of(name, kUsageMembers); i < kUsageMembers.size()) {
+        first(usage_top_[i], i == 3 ? In::kPromptDetails : i == 4 ? In::kCompletionDetails : In::kOther);
+        if (i == 5 && target_ != nullptr) cost_key_end_ = s + n + 1;  // past the NUL that was its closing quote
+      }
+      break;
+    case In::kPromptDetails:
+      if (const std::size_t i = index_of(name, kPromptDetailMembers); i < kPromptDetailMembers.size()) {
+        first(prompt_details_[i]);
+      }
+      break;
+    case In::kCompletionDetails:
+      if (const std::size_t i = index_of(name, kCompletionDetailMembers); i < kCompletionDetailMembers.size()) {
+        first(completion_details_[i]);
+      }
+      break;
+    case In::kChoice:
+      if (name == "message") {
+        last(message_, In::kMessage);
+        content_ = Slot{};
+        text_.clear();
+      }
+      break;
+    case In::kMessage:
+      if (name == "content") {
+        last(content_, In::kParts);
+        text_.clear();
+      }
+      break;
+    case In::kPart:
+      if (name == "text") last(part_text_);
+      break;
+    default:
+      break;
+  }
+  return true;
+}
+
+PlainReply PlainReplyReader::result() {
+  PlainReply out;
+  if (usage_.set && usage_.value.IsObject()) {
+    UsageMembers m;
+    for (std::size_t i = 0; i < m.top.size(); ++i) m.top[i] = usage_top_[i].get();
+    for (std::size_t i = 0; i < m.prompt_details.size(); ++i) m.prompt_details[i] = prompt_details_[i].get();
+    for (std::size_t i = 0; i < m.completion_details.size(); ++i) m.completion_details[i] = completion_details_[i].get();
+    m.cost_text = cost_text_;
+    out.usage = parse_usage(m);
+  }
+  if (model_.set && model_.value.IsString()) out.served_model.assign(model_.value.GetString(), model_.value.GetStringLength());
+  if (provider_.set && provider_.value.IsString()) {
+    out.provider.assign(provider_.value.GetString(), provider_.value.GetStringLength());
+  }
+  if (id_.set && id_.value.IsString()) out.summary.id.assign(id_.value.GetString(), id_.value.GetStringLength());
+  out.summary.content = std::move(text_);
+  return out;
+}
+
+}  // namespace
+
+std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes) {
+  bool unsafe_bytes = false;
+  if (json_detail::precheck(text, max_bytes, kMaxJsonDepth, unsafe_bytes) != JsonParse::kOk || unsafe_bytes) {
+    return std::nullopt;  // never JSON: the document's parse says why
+  }
+  rapidjson::InsituStringStream stream(text.data());
+  PlainReplyReader reader;
+  rapidjson::Reader parser;
+  parser.Parse<rapidjson::kParseInsituFlag>(stream, reader);
+  if (parser.HasParseError() || !reader.root_object() || reader.error_reply()) return std::nullopt;
+  return reader.result();
+}
+
+}  // namespace orroute

@@ -1,0 +1,48 @@
+// What the engine takes from a plain (not streamed) chat completion: its usage, the model and
+// provider that served it, its id and first message's text. Read in one pass without a document
+// (read_plain_reply), or from a parsed one (plain_reply_of): the same answers, whatever the reply.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "orroute/net/protocol.h"
+#include "orroute/route/attempt_loop.h"
+
+namespace orroute {
+
+struct PlainReply {
+  std::optional<Usage> usage;  // the first `usage` member, when it is an object
+  std::string served_model;    // the first `model` member, when it is a string
+  std::string provider;        // the first `provider` member, when it is a string
+  ReplySummary summary;        // the last `id`, the text of the last `choices`' first message
+};
+
+// The members of a reply's top level the engine reads, found in one pass: the first of each name
+// where a reader takes the first (as FindMember does), the last "id" and "choices" (as
+// reply_summary takes them). Null if none.
+struct ReplyMembers {
+  const rapidjson::Value* error = nullptr;
+  const rapidjson::Value* usage = nullptr;
+  const rapidjson::Value* model = nullptr;
+  const rapidjson::Value* provider = nullptr;
+  const rapidjson::Value* id = nullptr;
+  const rapidjson::Value* choices = nullptr;
+};
+ReplyMembers reply_members(const rapidjson::Value& doc);
+
+// A reply read as a document (`doc` an object whose first `error` member is not an object).
+PlainReply plain_reply_of(const rapidjson::Value& doc);
+
+// The same, read from `text` in one pass without a document (its strings decoded where they lie:
+// `text` is the caller's copy, given up), and `usage.cost` read exactly from its own decimal digits
+// (a document holds it as a double, which a 17-digit decimal does not always survive). The guard
+// of every parse (size, depth, bytes) comes first. Nothing when the reply is to be read as a
+// document: not JSON, not an object (the document's parse says why), or an error reply (its first
+// `error` member an object).
+std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes);
+
+}  // namespace orroute

@@ -1,0 +1,224 @@
+// read_plain_reply (a reply read in one pass for what the engine takes from it) against
+// plain_reply_of (the same read from a document): the same answers on every reply, hostile ones
+// included; and the cost read exactly from its digits.
+#include <catch2/catch.hpp>
+
+#include <rapidjson/document.h>
+
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "orroute/catalog/money.h"
+#include "orroute/engine/plain_reply.h"
+#include "orroute/json.h"
+
+using namespace orroute;
+
+namespace {
+
+// What the document path gives for `text`: nothing where read_plain_reply must give nothing too
+// (not JSON, not an object, an error reply).
+std::optional<PlainReply> by_document(const std::string& text) {
+  rapidjson::Document doc;
+  if (parse_json_text(text, doc) != JsonParse::kOk || !doc.IsObject()) return std::nullopt;
+  const ReplyMembers m = reply_members(doc);
+  if (m.error && m.error->IsObject()) return std::nullopt;
+  return plain_reply_of(doc);
+}
+
+std::optional<PlainReply> in_one_pass(const std::string& text) {
+  std::string copy = text;
+  return read_plain_reply(copy, kMaxJsonBytes);
+}
+
+// Two amounts one double's rounding apart at most (the document's cost went through a double).
+bool within_a_double(Money a, Money b) {
+  const Money d = a > b ? a - b : b - a;
+  const Money m = a.is_negative() ? -a : a;
+  return d.units() <= m.units() / 1'000'000'000'000'000 + 1;
+}
+
+void check_same(const std::string& text, bool exact_costs = true) {
+  INFO(text);
+  const std::optional<PlainReply> want = by_document(text);
+  const std::optional<PlainReply> got = in_one_pass(text);
+  REQUIRE(want.has_value() == got.has_value());
+  if (!want) return;
+  CHECK(got->served_model == want->served_model);
+  CHECK(got->provider == want->provider);
+  CHECK(got->summary.id == want->summary.id);
+  CHECK(got->summary.content == want->summary.content);
+  REQUIRE(got->usage.has_value() == want->usage.has_value());
+  if (!want->usage) return;
+  const Usage& g = *got->usage;
+  const Usage& w = *want->usage;
+  CHECK(g.present == w.present);
+  CHECK(g.prompt_tokens == w.prompt_tokens);
+  CHECK(g.completion_tokens == w.completion_tokens);
+  CHECK(g.total_tokens == w.total_tokens);
+  CHECK(g.cached_tokens == w.cached_tokens);
+  CHECK(g.cache_write_tokens == w.cache_write_tokens);
+  CHECK(g.audio_tokens == w.audio_tokens);
+  CHECK(g.reasoning_tokens == w.reasoning_tokens);
+  CHECK(g.audio_output_tokens == w.audio_output_tokens);
+  CHECK(g.image_output_tokens == w.image_output_tokens);
+  CHECK(g.token_problem == w.token_problem);
+  CHECK(g.cost_reported == w.cost_reported);
+  CHECK(g.cost_problem == w.cost_problem);
+  REQUIRE(g.cost.has_value() == w.cost.has_value());
+  if (!g.cost) return;
+  if (exact_costs) {
+    CHECK(g.cost->to_string() == w.cost->to_string());
+  } else {
+    CHECK(within_a_double(*g.cost, *w.cost));
+  }
+}
+
+const char* const kReply =
+    R"({"id":"gen-1","provider":"M","model":"m/a","object":"chat.completion","created":1796558676,)"
+    R"("system_fingerprint":null,"choices":[{"index":0,"logprobs":null,"finish_reason":"length",)"
+    R"("message":{"role":"assistant","content":"You said: \"Say hi\".","refusal":null,"reasoning":null}}],)"
+    R"("usage":{"prompt_tokens":10,"completion_tokens":16,"total_tokens":26,"cost":0.000042,"is_byok":false,)"
+    R"("prompt_tokens_details":{"cached_tokens":3,"cache_write_tokens":2,"audio_tokens":1,"video_tokens":0},)"
+    R"("completion_tokens_details":{"reasoning_tokens":4,"image_tokens":5,"audio_tokens":6},)"
+    R"("cost_details":{"upstream_inference_cost":null,"upstream_inference_prompt_cost":0.00001}}})";
+
+// A random value of a random shape, `depth` levels at most.
+std::string any_value(std::mt19937_64& rng, int depth);
+
+std::string any_scalar(std::mt19937_64& rng) {
+  static const char* const kScalars[] = {
+      "null", "true", "false", "0", "-1", "7", "16", "1.5", "2.0", "1e2", "-0", "-0.0", "1e300", "1e-400",
+      "18446744073709551615", "9223372036854775807", "9223372036854775808", "-9223372036854775809",
+      "0.000042", "0.12345678901234567", "1000000001", "\"\"", "\"text\"", "\"m/b\"", "\"0.5\"", "\"abc\"",
+      "\"caf\\u00e9\"", "\"a\\\"b\"", "\"t\\u0065xt\""};
+  return kScalars[rng() % std::size(kScalars)];
+}
+
+std::string any_key(std::mt19937_64& rng) {
+  static const char* const kKeys[] = {
+      "id", "choices", "usage", "model", "provider", "error", "message", "content", "text", "type",
+      "prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details",
+      "cost", "cached_tokens", "cache_write_tokens", "audio_tokens", "reasoning_tokens", "image_tokens",
+      "delta", "index", "co\\u0073t", "\\u0069d", "usage ", "x"};
+  return kKeys[rng() % std::size(kKeys)];
+}
+
+std::string any_object(std::mt19937_64& rng, int depth) {
+  std::string out = "{";
+  const int n = static_cast<int>(rng() % 6);
+  for (int i = 0; i < n; ++i) {
+    if (i > 0) out += rng() % 4 == 0 ? " , " : ",";
+    out += "\"" + any_key(rng) + "\"" + (rng() % 4 == 0 ? " :\n " : ":") + any_value(rng, depth - 1);
+  }
+  return out + "}";
+}
+
+std::string any_value(std::mt19937_64& rng, int depth) {
+  const auto pick = depth <= 0 ? 0 : rng() % 4;
+  if (pick == 1) return any_object(rng, depth);
+  if (pick == 2) {
+    std::string out = "[";
+    const int n = static_cast<int>(rng() % 4);
+    for (int i = 0; i < n; ++i) out += (i > 0 ? "," : "") + any_value(rng, depth - 1);
+    return out + "]";
+  }
+  return any_scalar(rng);
+}
+
+}  // namespace
+
+TEST_CASE("a plain reply read in one pass gives what its document gives", "[plain_reply]") {
+  SECTION("a usual reply") {
+    check_same(kReply);
+    const std::optional<PlainReply> r = in_one_pass(kReply);
+    REQUIRE(r);
+    CHECK(r->summary.content == "You said: \"Say hi\".");
+    CHECK(r->usage->cost == Money::parse("0.000042"));
+    CHECK(r->usage->reasoning_tokens == 4);
+    CHECK(r->usage->audio_output_tokens == 6);
+  }
+  SECTION("repeated members: the first usage, model, provider and error; the last id and choices") {
+    for (const char* text : {
+             R"({"id":"a","id":"b","model":"m1","model":"m2","provider":5,"provider":"P"})",
+             R"({"usage":{"prompt_tokens":1,"cost":0.5},"usage":{"prompt_tokens":2,"cost":0.25}})",
+             R"({"usage":[1],"usage":{"prompt_tokens":2}})",
+             R"({"usage":{"prompt_tokens":1,"prompt_tokens":"x","cost":null,"cost":0.5}})",
+             R"({"usage":{"prompt_tokens_details":{"cached_tokens":1},"prompt_tokens_details":{"cached_tokens":2}}})",
+             R"({"usage":{"prompt_tokens_details":7,"prompt_tokens_details":{"cached_tokens":2}}})",
+             R"({"usage":{"completion_tokens_details":{"reasoning_tokens":1,"reasoning_tokens":-1}}})",
+             R"({"choices":[{"message":{"content":"one"}}],"choices":[{"message":{"content":"two"}}]})",
+             R"({"choices":[{"message":{"content":"one"}}],"choices":{"0":{"message":{"content":"x"}}}})",
+             R"({"choices":[{"message":{"content":"one"}}],"choices":[]})",
+             R"({"choices":[{"message":{"content":"one"},"message":"two"}]})",
+             R"({"choices":[{"message":{"content":"one"},"message":{"role":"r"}}]})",
+             R"({"choices":[{"message":{"content":"one","content":["a",{"text":"b"},{"text":1},{"text":"c","text":"d"}]}}]})",
+             R"({"choices":[{"message":{"content":["a"],"content":{"text":"x"}}}]})",
+             R"({"choices":[[{"message":{"content":"x"}}],{"message":{"content":"y"}}]})",
+             R"({"choices":[{"message":{"content":[[{"text":"x"}],{"text":"y"}]}}]})",
+             R"({"choices":[{"x":{"message":{"content":"deep"}}}]})",
+             R"({"error":"not an object","choices":[{"message":{"content":"ok"}}]})",
+             R"({"error":null,"error":{"message":"the second"}})",
+             R"({"error":{"message":"an error reply"}})",
+             R"([{"usage":{}}])", "5", "\"text\"", "{", R"({"id":"x"} junk)", "",
+             R"({"co\u0073t":1,"usage":{"co\u0073t":0.12345678901234567,"\u0063ost":1}})",
+             R"({"usage":{"cost" :  0.000042 }})", R"({"usage":{"cost":-0.5}})", R"({"usage":{"cost":1e-400}})",
+             R"({"usage":{"cost":"0.25"}})", R"({"usage":{"cost":1e300}})", R"({"usage":{"cost":18446744073709551615}})",
+             R"({"usage":{"cost":1000000000.5}})", R"({"usage":{"cost":[0.5]}})", R"({"usage":{"cost":{}}})",
+         }) {
+      check_same(text);
+    }
+  }
+  SECTION("random replies of every shape") {
+    std::mt19937_64 rng(21);
+    for (int i = 0; i < 20'000; ++i) {
+      check_same(any_object(rng, 6), false);
+    }
+  }
+  SECTION("a usual reply cut or changed byte by byte") {
+    std::mt19937_64 rng(5);
+    const std::string reply = kReply;
+    for (int i = 0; i < 5'000; ++i) {
+      std::string s = reply;
+      const int edits = 1 + static_cast<int>(rng() % 3);
+      for (int e = 0; e < edits && !s.empty(); ++e) {
+        const size_t at = rng() % s.size();
+        switch (rng() % 3) {
+          case 0: s[at] = "{}[]\",:0123456789.e-ntfu\\ "[rng() % 27]; break;
+          case 1: s.erase(at, 1 + rng() % 8); break;
+          default: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 24)); break;
+        }
+      }
+      check_same(s, false);
+    }
+  }
+}
+
+TEST_CASE("a plain reply's cost is the decimal the upstream wrote, not its nearest double", "[plain_reply]") {
+  // 17 significant digits and more: a double holds ~16; the document's reading books the double's
+  // shortest form, one read in one pass the upstream's digits (rounded half-even past Money's 18
+  // decimals).
+  const struct {
+    const char* written;
+    const char* booked;
+  } kCases[] = {
+      {"0.12345678901234567", "0.12345678901234567"},
+      {"0.000012345678901234567", "0.000012345678901235"},
+      {"0.1234567890123456789", "0.123456789012345679"},
+      {"1.2345678901234567e-5", "0.000012345678901235"},
+      {"9.9999999999999999E-4", "0.001"},
+      {"0.000042", "0.000042"},
+      {"-0.000042", "-0.000042"},
+  };
+  for (const auto& c : kCases) {
+    INFO(c.written);
+    std::string text = std::string(R"({"usage":{"prompt_tokens":1,"cost":)") + c.written + "}}";
+    const std::optional<PlainReply> r = read_plain_reply(text, kMaxJsonBytes);
+    REQUIRE(r);
+    REQUIRE(r->usage);
+    REQUIRE(r->usage->cost);
+    CHECK(r->usage->cost->to_string() == Money::parse(c.booked).to_string());
+  }
+}
