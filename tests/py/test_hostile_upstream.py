@@ -1120,3 +1120,34 @@ def test_events_after_message_stop_end_a_provider_stream_as_it_should():
     assert end == 2  # the end, not an error
     assert text_of(chunks) == "hi"
     assert [c["usage"]["completion_tokens"] for c in chunks if c.get("usage")] == [3]
+
+
+def content_parts_reply(*texts: bytes) -> bytes:
+    """A plain chat completion whose message's content is text parts (an upstream may send them)."""
+    parts = b",".join(b'{"type":"text","text":"' + t + b'"}' for t in texts)
+    return (b'{"id":"gen-1","model":"' + MODEL.encode() + b'","provider":"P","object":"chat.completion",'
+            b'"created":1,"choices":[{"index":0,"message":{"role":"assistant","content":[' + parts
+            + b']},"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":2,'
+            b'"total_tokens":10,"cost":0.000012}}')
+
+
+@pytest.mark.parametrize("texts", [
+    (b"your key is " + K[:8], K[8:20], K[20:34], K[34:] + b" ok"),  # no half of the key whole anywhere
+    (b"your key is " + K[:23], K[23:] + b" ok"),  # the halves, each whole in a part
+], ids=["four-parts", "halves"])
+def test_a_key_split_over_a_replys_content_parts_never_reaches_a_manager_caller(fake, tmp_path, texts):
+    """The result's content is the reply's text parts joined: a key the upstream split over them is
+    whole there and in a consumer's join of the reply's parts, which both show it masked (the
+    parts' text, joined, as the result's content); nothing of it reaches the ledger."""
+    # without a ledger the reply is read in one pass; under one (its answer metered) as a document
+    unledgered = orroute.AIModelManager(api_key=KEY, base_url=fake.base_url, retry_base_delay=0.001,
+                                        max_retries=0, fallbacks=[])
+    for m in (unledgered, manager(fake, tmp_path, max_retries=0, fallbacks=[])):
+        fake.fail(MODEL, Fault.raw(content_parts_reply(*texts)))
+        r = m.execute_task_sync(Task(messages="hi", max_tokens=50), model=MODEL)
+        assert r.content == "your key is " + MASKED + " ok"
+        assert not leaks(shown(r))
+        parts = json.loads(r.completion_json)["choices"][0]["message"]["content"]
+        assert "".join(p["text"] for p in parts) == r.content
+    ledger = (tmp_path / "ledger.sqlite3").read_bytes()
+    assert KEY.encode() not in ledger and KEY[12:].encode() not in ledger
