@@ -213,7 +213,13 @@ static int task_fill(PyObject* self, PyObject* const* a) {
   if (PyUnicode_CheckExact(type)) {
     PyObject* set = global(g_known_set);
     if (set == NULL) return -1;
-    known = PyAnySet_CheckExact(set) ? PySet_Contains(set, type) : PySequence_Contains(set, type);
+    if (PyAnySet_CheckExact(set)) {  /* a str's hash and equality run no Python code */
+      known = PySet_Contains(set, type);
+    } else {  /* anything else may: held while asked */
+      Py_INCREF(set);
+      known = PySequence_Contains(set, type);
+      Py_DECREF(set);
+    }
     if (known < 0) return -1;
   }
   if (!known) {
@@ -255,7 +261,13 @@ static int task_fill(PyObject* self, PyObject* const* a) {
       ok = PyDict_Contains(m, str_role);
     } else {
       PyObject* mapping = global(g_mapping);
-      ok = mapping == NULL ? -1 : PyObject_IsInstance(m, mapping);
+      if (mapping == NULL) {
+        ok = -1;
+      } else {  /* held: an ABC's check may run Python code */
+        Py_INCREF(mapping);
+        ok = PyObject_IsInstance(m, mapping);
+        Py_DECREF(mapping);
+      }
       if (ok == 1) ok = PySequence_Contains(m, str_role);
     }
     if (ok == 0) { /* raises naming its place */

@@ -263,3 +263,39 @@ def test_the_c_type_compiles_for_every_cpython_the_package_supports() -> None:
                               "-Wshadow", "-Werror", f"-I{include}", str(source)],
                              check=False, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, (include, out.stderr[-2000:])
+
+
+class _Hostile:
+    """Raises from every operation the constructor may ask of a value."""
+
+    def _no(self, *args: Any) -> Any:
+        raise RuntimeError("hostile")
+
+    __bool__ = __lt__ = __le__ = __eq__ = __iter__ = __len__ = __contains__ = _no
+    __getitem__ = __format__ = __str__ = __repr__ = __float__ = __index__ = keys = _no
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_any_arguments_give_a_task_or_an_exception() -> None:
+    # every byte from a caller is hostile: whatever the values, the constructor returns or
+    # raises (an ordinary exception), never crashes, and a task made is whole
+    import random
+
+    values = [None, 0, -1, 1, 1.5, float("nan"), -2**70, 2**70, True, False, "", "x", "coding",
+              b"x", (), [], [{"role": "user"}], [1], ({"role": "a"},), {"role": "x"}, {1: 2},
+              {"temperature": 0}, {"model": "m"}, object(), _Hostile(), [_Hostile()],
+              {"k": _Hostile()}, iter([{"role": "u"}])]
+    rng = random.Random(23)
+    made = 0
+    for _ in range(3000):
+        kw = {f: rng.choice(values) for f in rng.sample(FIELDS, rng.randint(1, len(FIELDS)))}
+        kw.pop("compress", None)  # a Compression's own checks: tests/py/test_compress*.py
+        try:
+            t = Task(**kw)
+        except Exception:  # noqa: BLE001, S112  (any ordinary error is an answer)
+            continue
+        made += 1
+        for f in FIELDS:
+            getattr(t, f)  # every field set
+        assert t.messages.__class__ is list and t.params.__class__ is dict
+    assert made > 0
