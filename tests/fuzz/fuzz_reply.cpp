@@ -88,6 +88,16 @@ void check_plain_reply(std::string_view input) {
   std::string copy(input);
   const std::optional<PlainReply> got = read_plain_reply(copy, kMaxJsonBytes);
   if (want.has_value() != got.has_value()) fail("one pass and the document disagree on reading a reply", input);
+  // The document parsed in place (a metered reply's reading) reads the cost's digits as one pass does.
+  std::string in_place(input);
+  rapidjson::Document placed;
+  if (want && parse_json_in_place(in_place, placed) == JsonParse::kOk && placed.IsObject()) {
+    const PlainReply placed_reply = plain_reply_of(placed, true);
+    const std::optional<Usage>& pu = placed_reply.usage;
+    if (pu.has_value() != got->usage.has_value() || (pu && pu->cost != got->usage->cost)) {
+      fail("one pass and the document parsed in place read the cost differently", input);
+    }
+  }
   if (!want) return;
   if (got->served_model != want->served_model || got->provider != want->provider ||
       got->summary.id != want->summary.id || got->summary.content != want->summary.content ||

@@ -419,7 +419,9 @@ std::optional<ApiError> ChatSink::read_document(std::string& reading, AttemptRes
     r.provider = e.provider;
     return e;
   }
-  take_reply(plain_reply_of(doc), r);
+  // kOk is an in-place parse: parse_json_in_place copies only a text with a NUL or a control
+  // byte, which no JSON text holds raw (that parse fails).
+  take_reply(plain_reply_of(doc, /*parsed_in_place=*/true), r);
   if (sender_->meter_limit() > 0) {
     r.counted_output_tokens = text_tokens(model_, generated_text(doc, "message"));
   }

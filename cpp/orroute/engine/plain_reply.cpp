@@ -9,6 +9,7 @@
 
 #include "orroute/engine/chat_text.h"
 #include "orroute/json.h"
+#include "orroute/json_members.h"
 #include "orroute/net/usage_members.h"
 
 namespace orroute {
@@ -37,10 +38,47 @@ ReplyMembers reply_members(const rapidjson::Value& doc) {
   return out;
 }
 
-PlainReply plain_reply_of(const rapidjson::Value& doc) {
+namespace {
+
+// A cost's digits as the reply wrote them, from just past its key (`key_end`: the byte after the
+// NUL that was the key's closing quote). Read in place, a key's text is where it was written,
+// its closing quote made a NUL: white space, the colon, white space and the number follow it
+// (the parser found them so; nothing is written outside strings). A key written with escapes
+// ("co\u0073t") is decoded into fewer bytes, and what follows its NUL is the rest of its escapes
+// (hex digits, letters, the quote): no colon there, nothing taken; its cost is read through its
+// double. Stops at the text's own NUL at the latest.
+std::string_view number_after_key(const char* key_end) {
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  const char* p = key_end;
+  while (space(*p)) ++p;
+  if (*p != ':') return {};
+  ++p;
+  while (space(*p)) ++p;
+  const char* end = p;
+  while ((*end >= '0' && *end <= '9') || *end == '-' || *end == '+' || *end == '.' || *end == 'e' || *end == 'E') ++end;
+  return {p, static_cast<size_t>(end - p)};
+}
+
+}  // namespace
+
+PlainReply plain_reply_of(const rapidjson::Value& doc, bool parsed_in_place) {
   PlainReply out;
   const ReplyMembers m = reply_members(doc);
-  if (m.usage && m.usage->IsObject()) out.usage = parse_usage(*m.usage);
+  if (m.usage && m.usage->IsObject() && !parsed_in_place) {
+    out.usage = parse_usage(*m.usage);
+  } else if (m.usage && m.usage->IsObject()) {
+    UsageMembers u;
+    u.top = members_named(*m.usage, kUsageMembers);
+    if (u.top[3] != nullptr) u.prompt_details = members_named(*u.top[3], kPromptDetailMembers);
+    if (u.top[4] != nullptr) u.completion_details = members_named(*u.top[4], kCompletionDetailMembers);
+    for (const auto& member : m.usage->GetObject()) {  // the first `cost`, as members_named finds it
+      const rapidjson::Value& name = member.name;
+      if (std::string_view(name.GetString(), name.GetStringLength()) != "cost") continue;
+      if (member.value.IsNumber()) u.cost_text = number_after_key(name.GetString() + name.GetStringLength() + 1);
+      break;
+    }
+    out.usage = parse_usage(u);
+  }
   if (m.model && m.model->IsString()) out.served_model.assign(m.model->GetString(), m.model->GetStringLength());
   if (m.provider && m.provider->IsString()) out.provider.assign(m.provider->GetString(), m.provider->GetStringLength());
   out.summary = reply_summary(m.id, m.choices);
@@ -99,7 +137,7 @@ class PlainReplyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
     return true;
   }
   bool number(rapidjson::Value&& v) {
-    if (target_ == &usage_top_[5]) cost_text_ = number_text();
+    if (target_ == &usage_top_[5]) cost_text_ = number_after_key(cost_key_end_);
     return scalar(std::move(v));
   }
   bool open(bool object) {
@@ -140,23 +178,6 @@ class PlainReplyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
       default:
         return In::kOther;
     }
-  }
-  // The cost's digits as the reply wrote them. Read in place, a key's text is where it was
-  // written, its closing quote made a NUL: white space, the colon, white space and the number
-  // follow it (the reader found them so; nothing is written outside strings). A key written with
-  // escapes ("co\u0073t") is decoded into fewer bytes, and what follows the NUL is the rest of its
-  // escapes (hex digits, letters, the quote): no colon there, no digits taken; its cost is read
-  // through its double.
-  std::string_view number_text() const {
-    const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-    const char* p = cost_key_end_;
-    while (space(*p)) ++p;
-    if (*p != ':') return {};
-    ++p;
-    while (space(*p)) ++p;
-    const char* end = p;
-    while ((*end >= '0' && *end <= '9') || *end == '-' || *end == '+' || *end == '.' || *end == 'e' || *end == 'E') ++end;
-    return {p, static_cast<size_t>(end - p)};
   }
   // The first member of a name: `slot` the key's value goes to, unless an earlier one took it.
   void first(Slot& slot, In opens = In::kOther) {

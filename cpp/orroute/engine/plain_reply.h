@@ -34,8 +34,10 @@ struct ReplyMembers {
 };
 ReplyMembers reply_members(const rapidjson::Value& doc);
 
-// A reply read as a document (`doc` an object whose first `error` member is not an object).
-PlainReply plain_reply_of(const rapidjson::Value& doc);
+// A reply read as a document (`doc` an object whose first `error` member is not an object). When
+// it was parsed in place (`parsed_in_place`: its strings point into the text), `usage.cost` is
+// read from its digits, as read_plain_reply reads it.
+PlainReply plain_reply_of(const rapidjson::Value& doc, bool parsed_in_place = false);
 
 // The same, read from `text` in one pass without a document (its strings decoded where they lie:
 // `text` is the caller's copy, given up), and `usage.cost` read exactly from its own decimal digits
