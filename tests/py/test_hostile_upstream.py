@@ -1151,3 +1151,24 @@ def test_a_key_split_over_a_replys_content_parts_never_reaches_a_manager_caller(
         assert "".join(p["text"] for p in parts) == r.content
     ledger = (tmp_path / "ledger.sqlite3").read_bytes()
     assert KEY.encode() not in ledger and KEY[12:].encode() not in ledger
+
+
+def test_a_key_split_over_anthropic_text_blocks_never_reaches_a_manager_caller(tmp_path):
+    """Anthropic's reply is read into a chat completion whose content is its text blocks joined:
+    a key the upstream split over the blocks (no half of it whole in any) is whole only there,
+    after the scrub of the upstream's own body; the caller sees it masked."""
+    from orroute.testing import FakeAnthropic
+
+    k = ANT_KEY.encode()
+    blocks = (b"your key is " + k[:8], k[8:16], k[16:28], k[28:] + b" ok")
+    body = (b'{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5",'
+            b'"content":[' + b",".join(b'{"type":"text","text":"' + t + b'"}' for t in blocks)
+            + b'],"stop_reason":"end_turn","usage":{"input_tokens":8,"output_tokens":3}}')
+    with FakeOpenRouter(api_key=KEY) as orf, FakeAnthropic(api_key=ANT_KEY) as ant:
+        m = anthropic_manager(tmp_path, orf, ant)
+        ant.fail("*", Fault.raw(body))
+        r = m.execute_task_sync(Task(messages="hi", max_tokens=20), model=CLAUDE)
+        assert r.provider == "anthropic"
+        text = shown(r)
+        assert ANT_KEY not in text and ANT_KEY[14:] not in text
+        assert r.content.startswith("your key is sk-") and r.content.endswith("...cdef ok")

@@ -279,7 +279,9 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
       unreadable_ = true;
       wire_error_ = std::move(w.error);
     } else {
-      body_ = std::move(w.completion_json);  // read below as any chat completion
+      // read below as any chat completion; scrubbed again: it joins the reply's text blocks, where
+      // a key the upstream split over them (and the scrub of its body passed) is whole
+      body_ = (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(w.completion_json));
     }
   }
   AttemptResult r;
