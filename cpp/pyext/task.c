@@ -23,8 +23,15 @@
 #include <Python.h>
 #include <structmember.h> /* T_OBJECT_EX (3.10, 3.11; kept as an alias by 3.12+) */
 
-#ifndef Py_ALWAYS_INLINE /* 3.11+; 3.10 has no such macro */
+/* Py_ALWAYS_INLINE is 3.11's (pyport.h): 3.10, the oldest CPython supported, has none. */
+#ifndef Py_ALWAYS_INLINE
+#if defined(__GNUC__) || defined(__clang__)
 #define Py_ALWAYS_INLINE __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define Py_ALWAYS_INLINE __forceinline
+#else
+#define Py_ALWAYS_INLINE
+#endif
 #endif
 
 /* The constructor's arguments, in its order. */

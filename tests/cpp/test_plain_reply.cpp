@@ -58,6 +58,7 @@ void check_same(const std::optional<PlainReply>& want, const std::optional<Plain
   CHECK(got->provider == want->provider);
   CHECK(got->summary.id == want->summary.id);
   CHECK(got->summary.content == want->summary.content);
+  CHECK(got->summary.parts == want->summary.parts);
   REQUIRE(got->usage.has_value() == want->usage.has_value());
   if (!want->usage) return;
   const Usage& g = *got->usage;

@@ -100,7 +100,8 @@ void check_plain_reply(std::string_view input) {
   }
   if (!want) return;
   if (got->served_model != want->served_model || got->provider != want->provider ||
-      got->summary.id != want->summary.id || got->summary.content != want->summary.content) {
+      got->summary.id != want->summary.id || got->summary.content != want->summary.content ||
+      got->summary.parts != want->summary.parts) {
     fail("one pass and the document read a reply's names or text differently", input);
   }
   if (got->usage.has_value() != want->usage.has_value()) fail("one pass and the document disagree on usage", input);

@@ -1323,3 +1323,54 @@ def test_indexless_tool_call_deltas_are_assembled_call_by_call(fake):
 
     fake.fail(MODEL, stream_reply(INDEXLESS_TOOL_CALLS))
     assert calls(asyncio.run(run())) == want
+
+def content_parts_reply(*texts: bytes) -> bytes:
+    """A plain chat completion whose message's content is text parts (an upstream may send them)."""
+    parts = b",".join(b'{"type":"text","text":"' + t + b'"}' for t in texts)
+    return (b'{"id":"gen-1","model":"' + MODEL.encode() + b'","provider":"P","object":"chat.completion",'
+            b'"created":1,"choices":[{"index":0,"message":{"role":"assistant","content":[' + parts
+            + b']},"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":2,'
+            b'"total_tokens":10,"cost":0.000012}}')
+
+
+@pytest.mark.parametrize("texts", [
+    (b"your key is " + K[:8], K[8:20], K[20:34], K[34:] + b" ok"),  # no half of the key whole anywhere
+    (b"your key is " + K[:23], K[23:] + b" ok"),  # the halves, each whole in a part
+], ids=["four-parts", "halves"])
+def test_a_key_split_over_a_replys_content_parts_never_reaches_a_manager_caller(fake, tmp_path, texts):
+    """The result's content is the reply's text parts joined: a key the upstream split over them is
+    whole there and in a consumer's join of the reply's parts, which both show it masked (the
+    parts' text, joined, as the result's content); nothing of it reaches the ledger."""
+    # without a ledger the reply is read in one pass; under one (its answer metered) as a document
+    unledgered = orroute.AIModelManager(api_key=KEY, base_url=fake.base_url, retry_base_delay=0.001,
+                                        max_retries=0, fallbacks=[])
+    for m in (unledgered, manager(fake, tmp_path, max_retries=0, fallbacks=[])):
+        fake.fail(MODEL, Fault.raw(content_parts_reply(*texts)))
+        r = m.execute_task_sync(Task(messages="hi", max_tokens=50), model=MODEL)
+        assert r.content == "your key is " + MASKED + " ok"
+        assert not leaks(shown(r))
+        parts = json.loads(r.completion_json)["choices"][0]["message"]["content"]
+        assert "".join(p["text"] for p in parts) == r.content
+    ledger = (tmp_path / "ledger.sqlite3").read_bytes()
+    assert KEY.encode() not in ledger and KEY[12:].encode() not in ledger
+
+
+def test_a_key_split_over_anthropic_text_blocks_never_reaches_a_manager_caller(tmp_path):
+    """Anthropic's reply is read into a chat completion whose content is its text blocks joined:
+    a key the upstream split over the blocks (no half of it whole in any) is whole only there,
+    after the scrub of the upstream's own body; the caller sees it masked."""
+    from orroute.testing import FakeAnthropic
+
+    k = ANT_KEY.encode()
+    blocks = (b"your key is " + k[:8], k[8:16], k[16:28], k[28:] + b" ok")
+    body = (b'{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5",'
+            b'"content":[' + b",".join(b'{"type":"text","text":"' + t + b'"}' for t in blocks)
+            + b'],"stop_reason":"end_turn","usage":{"input_tokens":8,"output_tokens":3}}')
+    with FakeOpenRouter(api_key=KEY) as orf, FakeAnthropic(api_key=ANT_KEY) as ant:
+        m = anthropic_manager(tmp_path, orf, ant)
+        ant.fail("*", Fault.raw(body))
+        r = m.execute_task_sync(Task(messages="hi", max_tokens=20), model=CLAUDE)
+        assert r.provider == "anthropic"
+        text = shown(r)
+        assert ANT_KEY not in text and ANT_KEY[14:] not in text
+        assert r.content.startswith("your key is sk-") and r.content.endswith("...cdef ok")

@@ -9,10 +9,73 @@
 #include "orroute/engine/chat_text.h"
 #include "orroute/engine/plain_reply.h"
 #include "orroute/json.h"
+#include "orroute/net/protocol.h"
 #include "orroute/no_destructor.h"
 #include "orroute/utf8.h"
 
 namespace orroute {
+
+namespace {
+
+// Calls `f` with every string member named `name` of `obj` (an object).
+template <typename F>
+void each_string(rapidjson::Value& obj, std::string_view name, F&& f) {
+  for (auto& m : obj.GetObject()) {
+    if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == name && m.value.IsString()) f(m.value);
+  }
+}
+
+// `body` (a chat completion) with each message's text parts whose text, joined as a consumer
+// (and reply_summary) joins it, holds a key: that text masked in the first part's text, the
+// others' emptied (the parts stay, and their join reads as the summary's masked content). A key
+// split over the parts is whole in no string of the body (the scrub's whole-key and half-key
+// searches pass it). Rare (a key found in a join): a document.
+std::string mask_split_parts(std::string body, const ApiClient& keys) {
+  rapidjson::Document doc;
+  if (parse_json_text(body, doc) != JsonParse::kOk || !doc.IsObject()) return body;
+  bool changed = false;
+  const auto each = [](rapidjson::Value& obj, std::string_view name, auto&& f) {
+    for (auto& m : obj.GetObject()) {
+      if (std::string_view(m.name.GetString(), m.name.GetStringLength()) == name) f(m.value);
+    }
+  };
+  each(doc, "choices", [&](rapidjson::Value& choices) {
+    if (!choices.IsArray()) return;
+    for (auto& choice : choices.GetArray()) {
+      if (!choice.IsObject()) continue;
+      each(choice, "message", [&](rapidjson::Value& message) {
+        if (!message.IsObject()) return;
+        each(message, "content", [&](rapidjson::Value& content) {
+          if (!content.IsArray()) return;
+          std::string joined;
+          for (auto& part : content.GetArray()) {
+            if (!part.IsObject()) continue;
+            const rapidjson::Value* last = nullptr;
+            each_string(part, "text", [&](rapidjson::Value& t) { last = &t; });
+            if (last) joined.append(last->GetString(), last->GetStringLength());
+          }
+          if (!keys.mentions_key(joined)) return;
+          const std::string masked = keys.scrub(joined);
+          bool first = true;
+          for (auto& part : content.GetArray()) {
+            if (!part.IsObject()) continue;
+            bool had = false;
+            each_string(part, "text", [&](rapidjson::Value& t) {
+              const std::string_view v = first ? std::string_view(masked) : std::string_view();
+              t.SetString(v.data(), static_cast<rapidjson::SizeType>(v.size()), doc.GetAllocator());
+              had = true;
+            });
+            if (had) first = false;
+          }
+          changed = true;
+        });
+      });
+    }
+  });
+  return changed ? to_json(doc) : body;
+}
+
+}  // namespace
 
 DataAction ChatSink::on_data(std::string_view bytes) {
   try {
@@ -217,7 +280,9 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
       unreadable_ = true;
       wire_error_ = std::move(w.error);
     } else {
-      body_ = std::move(w.completion_json);  // read below as any chat completion
+      // read below as any chat completion; scrubbed again: it joins the reply's text blocks, where
+      // a key the upstream split over them (and the scrub of its body passed) is whole
+      body_ = (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(w.completion_json));
     }
   }
   AttemptResult r;
@@ -372,8 +437,15 @@ void ChatSink::take_reply(PlainReply&& p, AttemptResult& r) {
   if (p.usage) fill_usage(*p.usage, r);
   r.served_model = std::move(p.served_model);
   r.provider = std::move(p.provider);
-  r.summary = std::move(p.summary);  // the caller's id and text without a second parse
   r.body = std::move(body_);
+  if (p.summary.parts > 1) {  // text of our join: a key split over the parts is whole only there
+    const ApiClient& keys = wire_client_ ? *wire_client_ : sender_->client();
+    if (keys.mentions_key(p.summary.content)) {
+      p.summary.content = keys.scrub(std::move(p.summary.content));
+      r.body = mask_split_parts(std::move(r.body), keys);
+    }
+  }
+  r.summary = std::move(p.summary);  // the caller's id and text without a second parse
 }
 
 const StreamAccumulator& ChatSink::acc() const {

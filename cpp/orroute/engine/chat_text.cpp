@@ -146,7 +146,10 @@ ReplySummary reply_summary(const rapidjson::Value* id, const rapidjson::Value* c
     for (const auto& part : content->GetArray()) {
       if (!part.IsObject()) continue;
       const auto* t = last_member(part, "text");
-      if (t && t->IsString()) out.content.append(t->GetString(), t->GetStringLength());
+      if (t && t->IsString()) {
+        out.content.append(t->GetString(), t->GetStringLength());
+        ++out.parts;
+      }
     }
   }
   return out;

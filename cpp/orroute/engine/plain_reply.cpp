@@ -162,6 +162,7 @@ class PlainReplyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
   bool close() {
     if (in_[depth_] == In::kPart && part_text_.set && part_text_.value.IsString()) {
       text_.append(part_text_.value.GetString(), part_text_.value.GetStringLength());
+      ++parts_;
     }
     --depth_;
     return true;
@@ -203,6 +204,7 @@ class PlainReplyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
   std::string_view cost_text_;
   Slot message_, content_, part_text_;
   std::string text_;  // the summary's text: the last content read, as reply_summary joins it
+  size_t parts_ = 0;  // the text parts joined into text_
 };
 
 // Where `name` is in `names`, or N.
@@ -226,6 +228,7 @@ bool PlainReplyReader::Key(const char* s, rapidjson::SizeType n, bool) {
         elements_ = 0;
         message_ = Slot{};  // the summary is the last choices' alone
         text_.clear();
+        parts_ = 0;
       } else if (name == "usage") {
         first(usage_, In::kUsage);
       } else if (name == "model") {
@@ -257,12 +260,14 @@ bool PlainReplyReader::Key(const char* s, rapidjson::SizeType n, bool) {
         last(message_, In::kMessage);
         content_ = Slot{};
         text_.clear();
+        parts_ = 0;
       }
       break;
     case In::kMessage:
       if (name == "content") {
         last(content_, In::kParts);
         text_.clear();
+        parts_ = 0;
       }
       break;
     case In::kPart:
@@ -290,6 +295,7 @@ PlainReply PlainReplyReader::result() {
   }
   if (id_.set && id_.value.IsString()) out.summary.id.assign(id_.value.GetString(), id_.value.GetStringLength());
   out.summary.content = std::move(text_);
+  out.summary.parts = parts_;
   return out;
 }
 

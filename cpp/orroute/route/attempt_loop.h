@@ -9,6 +9,7 @@
 // Engine) and attempts complete through callbacks.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,8 @@ namespace orroute {
 struct ReplySummary {
   std::string id;       // "" when the reply has no string id
   std::string content;  // string content, or the text parts joined; "" otherwise
+  size_t parts = 0;     // the text parts joined into `content` (0: string content): a key split
+                        // over them is whole only in the join (ChatSink masks it there)
 };
 
 struct AttemptResult {
