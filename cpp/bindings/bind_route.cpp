@@ -116,6 +116,7 @@ struct ResultKeys {
   PyObject* compression = intern("compression");
   PyObject* details = intern("_details");
   PyObject* empty = intern("");
+  PyObject* dict = intern("__dict__");
 };
 
 const ResultKeys& keys() {
@@ -829,7 +830,15 @@ PyObject* make_result(ResultMaker& maker, PyObject* const* at, PyObject* details
     result = py::reinterpret_steal<py::object>(cls->tp_new(cls, no_args.ptr(), nullptr));
   }
   if (!result) return nullptr;
+#if PY_VERSION_HEX >= 0x030D0000
+  // CPython 3.13: PyObject_GenericSetDict on an instance with inline values swaps the dict but
+  // leaves the (empty) inline values valid, which attribute reads take first: every field would
+  // raise AttributeError (rev17, a standalone extension on 3.13.0). The type's own __dict__ setter
+  // drops the inline values.
+  if (PyObject_SetAttr(result.ptr(), k.dict, state.ptr()) < 0) return nullptr;
+#else
   if (PyObject_GenericSetDict(result.ptr(), state.ptr(), nullptr) < 0) return nullptr;
+#endif
   return result.release().ptr();
 }
 
