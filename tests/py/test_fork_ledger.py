@@ -59,19 +59,28 @@ def hammered(trackers: list[orroute.CostTracker]) -> Callable[[], int]:
     return stop_them
 
 
-def fork_and_wait(child: Callable[[], None]) -> int:
-    """Runs ``child`` in a forked child, killed after 15 s (a hang fails the test, not the run);
-    the child's exit status (0: it returned)."""
+def fork_child(child: Callable[[], None], seconds: int = 15) -> int:
+    """Runs ``child`` in a forked child, killed after ``seconds`` (a hang fails the test, not the
+    run); the child's pid (its exit status, by exit_status: 0 when ``child`` returned)."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child's outcome is its exit status)
         code = 1
         try:
-            signal.alarm(15)
+            signal.alarm(seconds)
             child()
             code = 0
         finally:
             os._exit(code)
+    return pid
+
+
+def exit_status(pid: int) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def fork_and_wait(child: Callable[[], None]) -> int:
+    """Runs ``child`` in a forked child (fork_child) and waits: its exit status."""
+    return exit_status(fork_child(child))
 
 
 @pytest.mark.parametrize("leases", [True, False], ids=["leases", "no-leases"])
@@ -396,20 +405,9 @@ def test_a_response_cache_and_feedback_store_made_before_fork_reopen_in_the_chil
         assert (_fds_to(cache_path), _fds_to(store_path)) == (2, 2)  # its own connections
         use("child", 300)
 
-    pids = []
-    for _ in range(3):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover (the child's outcome is its exit status)
-            code = 1
-            try:
-                signal.alarm(30)
-                child()
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
+    pids = [fork_child(child, 30) for _ in range(3)]
     use("parent", 300)  # side by side with the children
-    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids] == [0, 0, 0]
+    assert [exit_status(p) for p in pids] == [0, 0, 0]
     assert (_fds_to(cache_path), _fds_to(store_path)) == before
     for p in (cache_path, store_path):
         with closing(sqlite3.connect(p)) as db:
@@ -438,21 +436,10 @@ def test_a_gateway_key_store_made_before_fork_reopens_in_the_child(tmp_path: Pat
         assert all(store.verify(k) is not None for k in keys)
         os.write(w, (keys[0] + "\n").encode())
 
-    pids = []
-    for i in range(3):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover (the child's outcome is its exit status)
-            code = 1
-            try:
-                signal.alarm(30)
-                child(i)
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
+    pids = [fork_child(lambda i=i: child(i), 30) for i in range(3)]
     for _ in range(50):
         store.create("parent")
-    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids] == [0, 0, 0]
+    assert [exit_status(p) for p in pids] == [0, 0, 0]
     os.close(w)
     with os.fdopen(r) as f:
         child_keys = f.read().split()
