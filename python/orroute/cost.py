@@ -360,7 +360,11 @@ class CostTracker:
             path = Path(ledger).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
             self._path = str(path)
-        self._busy_ms = int(busy_timeout * 1000)
+        if not busy_timeout >= 0:  # NaN too
+            raise InvalidArgumentError(f"busy_timeout must be >= 0 seconds, got {busy_timeout}")
+        # SQLite's busy timeout is an int of milliseconds: inf (and anything over ~23 days) is
+        # its longest wait
+        self._busy_ms = int(min(busy_timeout, 2_000_000.0) * 1000)
         self._leases = bool(leases)
         if not 0 <= settle_delay <= 60:
             raise InvalidArgumentError("settle_delay must be between 0 and 60 seconds")

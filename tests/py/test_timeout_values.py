@@ -145,3 +145,17 @@ def test_a_response_cache_with_an_endless_ttl_keeps_its_entries(tmp_path, ttl: f
     assert cache.get(key) is not None
     with pytest.raises(orroute.InvalidArgumentError):
         ResponseCache(tmp_path / "d.sqlite3", ttl=math.nan)
+
+
+@pytest.mark.parametrize("seconds", BAD, ids=BAD_IDS)
+def test_a_cost_tracker_with_a_nan_or_negative_busy_timeout_is_refused(tmp_path, seconds: float) -> None:
+    with pytest.raises(orroute.InvalidArgumentError, match="busy_timeout"):
+        orroute.CostTracker(ledger=tmp_path / "l.sqlite3", busy_timeout=seconds)
+
+
+@pytest.mark.parametrize("seconds", UNLIMITED, ids=UNLIMITED_IDS)
+def test_a_cost_tracker_with_an_endless_busy_timeout_records(tmp_path, seconds: float) -> None:
+    # SQLite's busy timeout is an int of milliseconds: an endless wait is its longest one
+    t = orroute.CostTracker(ledger=tmp_path / "l.sqlite3", busy_timeout=seconds)
+    t.track_usage("t1", "openai/gpt-4o-mini", 100, 0.001)
+    assert t.total_cost() > 0
