@@ -122,9 +122,43 @@ void check_plain_reply(std::string_view input) {
   if (d.units() > m.units() / 1'000'000'000'000'000 + 1) fail("one pass and the document read the cost apart", input);
 }
 
+// Every string of a parsed value (keys too) is valid UTF-8.
+bool strings_valid(const rapidjson::Value& v) {
+  if (v.IsString()) return utf8_valid(std::string_view(v.GetString(), v.GetStringLength()));
+  if (v.IsArray()) {
+    for (const auto& e : v.GetArray()) {
+      if (!strings_valid(e)) return false;
+    }
+  } else if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) {
+      if (!strings_valid(m.name) || !strings_valid(m.value)) return false;
+    }
+  }
+  return true;
+}
+
+// Upstream JSON as the client and the engine take it (repair_utf8, then repair_json_surrogates):
+// the surrogate repair keeps the length (an escape for an escape), changes nothing the second
+// time, and a repaired text that parses holds only valid UTF-8 strings (a lone surrogate escape
+// would decode to bytes that are not UTF-8).
+void check_json_repair(std::string_view input) {
+  std::string s(input);
+  repair_utf8(s);
+  const size_t size = s.size();
+  repair_json_surrogates(s);
+  if (s.size() != size) fail("repair_json_surrogates changed the text's length", input);
+  std::string again = s;
+  if (repair_json_surrogates(again) || again != s) fail("repair_json_surrogates is not idempotent", input);
+  rapidjson::Document doc;
+  if (parse_json_text(s, doc) == JsonParse::kOk && !strings_valid(doc)) {
+    fail("a repaired reply parses to a string that is not UTF-8", input);
+  }
+}
+
 // One input: tried as a whole JSON reply, and as an SSE stream of chunks.
 void run_one(std::string_view input) {
   check_plain_reply(input);
+  check_json_repair(input);
   rapidjson::Document d;
   d.Parse(input.data(), input.size());
   if (!d.HasParseError() && d.IsObject()) {
@@ -162,6 +196,7 @@ void run_one(std::string_view input) {
 }
 
 const char* const kSeeds[] = {
+    R"({"id":"gen-s","choices":[{"message":{"content":"a\udc00b\ud800\\ud800\ud83d\ude00\uD800\u0041"}}],"\udfff":1})",
     R"({"id":"gen-1","model":"x/m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":20,"total_tokens":30,"cost":0.00005,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}})",
     "data: {\"id\":\"g\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n"
     "data: {\"id\":\"g\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
