@@ -430,6 +430,25 @@ def test_embeddings_reply_that_is_no_json_object_is_a_502_and_books_the_reservat
     assert st.spent == Decimal("0.00000002") * (len(text) + 1)  # the reservation: the worst case
 
 
+# OpenRouter's error in a 2xx body (a provider that failed after the head was sent) is an error,
+# as the chat route and the client take it (_engine.check_body_error): its status (a 5xx when it
+# names none), and the reservation released (an error bills nothing), not a 200 relayed and booked.
+@pytest.mark.parametrize(("reply", "want"), [
+    (b'{"error": {"code": 429, "message": "Rate limit exceeded upstream"}}', 429),
+    (b'{"error": {"code": 502, "message": "Provider disconnected", "metadata": {"x": 1}}}', 502),
+    (b'{"error": {"message": "no code"}, "id": "gen-1"}', 500)], ids=["429", "502", "no_code"])
+def test_embeddings_error_in_a_2xx_reply_is_an_error_and_releases_the_reservation(
+        gateway: Gateway, fake: FakeOpenRouter, embed_model: str, reply: bytes, want: int) -> None:
+    k, rec = gateway.keys.create(f"embed-error-{want}-{len(reply)}")
+    gateway.tracker.set_budget(1, project=rec.project)
+    fake.script(embed_model, [Fault.raw(reply)])
+    status, _, data = call(gateway, "POST", "/v1/embeddings", {"model": embed_model, "input": "hi"}, key=k)
+    assert status == want, data
+    assert "data" not in json.loads(data)
+    st = gateway.tracker.budget_status(project=rec.project)
+    assert st.reserved == 0 and st.spent == 0
+
+
 @pytest.mark.parametrize(("body", "param"), [
     ({"model": EMBED}, "input"), ({"model": EMBED, "input": [1.5]}, "input[0]"),
     ({"model": EMBED, "input": "x", "dimensions": 0}, "dimensions"),

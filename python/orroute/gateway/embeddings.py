@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import _core, _engine
-from .._exceptions import ApprovalDeniedError, BudgetExceededError, EmergencyCutoffError
+from .._exceptions import APIError, ApprovalDeniedError, BudgetExceededError, EmergencyCutoffError
 from ..tokenizer import count_tokens
 from ._json import dumps, loads
 from .errors import HttpError, bad_field
@@ -160,6 +160,12 @@ class EmbeddingsRoute:
                     502, "the upstream's reply is not a JSON object", type_="upstream_error",
                     code="upstream_bad_reply").body(), close)
                 return
+            try:  # an error in a 2xx body is an error (the client's rule): nothing billed
+                _engine.check_body_error(reply)
+            except APIError as e:
+                status, payload, headers = app.upstream_failure(e)
+                app._send(conn, status, payload, close, headers)
+                return  # the reservation released below
             usage = reply.get("usage")
             # the engine's rule for what an upstream's usage may book (docs/cost.md, rule 3)
             cost, source, problem, tokens = app.engine.audit_usage(
