@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "python"))
+# the source tree's orroute when no other is importable (PYTHONPATH or an installed package come
+# first: a source tree holds the compiled modules only after scripts/dev-build.sh)
+sys.path.append(str(ROOT / "python"))
 
 BODY = {
     "model": "openai/gpt-4o-mini",
