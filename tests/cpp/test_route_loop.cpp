@@ -649,21 +649,31 @@ class PerKeyState final : public RouterState {
   }
 };
 
+// A run whose shared state is a PerKeyState (breakers opening at one failure, 30 s cooldown),
+// with provider memory, endpoint "api.test" and no retry of a model.
+struct SharedBreakers {
+  Harness h;
+  PerKeyState shared;
+  ProviderMemory providers;
+  SharedBreakers() {
+    BreakerConfig bc;
+    bc.consecutive_failures = 1;
+    bc.cooldown = 30s;
+    shared.set_breaker_config(bc);
+    h.ctx.state = &shared;
+    h.ctx.providers = &providers;
+    h.ctx.config.endpoint = "api.test";
+    h.ctx.config.retry.max_retries_per_model = 0;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a shared state that knows breakers key by key gets every permit and every record",
           "[route][loop][breaker]") {
-  Harness h;
-  PerKeyState shared;
-  BreakerConfig bc;
-  bc.consecutive_failures = 1;
-  bc.cooldown = 30s;
-  shared.set_breaker_config(bc);
-  h.ctx.state = &shared;
-  ProviderMemory providers;
-  h.ctx.providers = &providers;
-  h.ctx.config.endpoint = "api.test";
-  h.ctx.config.retry.max_retries_per_model = 0;
+  SharedBreakers sb;
+  Harness& h = sb.h;
+  PerKeyState& shared = sb.shared;
   h.sender->script["a/1"] = {served_by("X"), served_by("X"), served_by("Y"), failed_at("Y")};
   REQUIRE(h.run({"a/1"}).ok);  // no provider known yet: the model's and the endpoint's
   REQUIRE(shared.log == std::vector<std::string>{"allow model:a/1 1", "allow endpoint:api.test 1",
@@ -711,17 +721,9 @@ TEST_CASE("a shared state that knows breakers key by key gets every permit and e
 // call holds gave that probe back, and a second probe went out while the first was in flight.
 TEST_CASE("a breaker whose allow threw is not released: another call's probe stays counted",
           "[route][loop][breaker]") {
-  Harness h;
-  PerKeyState shared;
-  BreakerConfig bc;
-  bc.consecutive_failures = 1;
-  bc.cooldown = 30s;
-  shared.set_breaker_config(bc);
-  h.ctx.state = &shared;
-  ProviderMemory providers;
-  h.ctx.providers = &providers;
-  h.ctx.config.endpoint = "api.test";
-  h.ctx.config.retry.max_retries_per_model = 0;
+  SharedBreakers sb;
+  Harness& h = sb.h;
+  PerKeyState& shared = sb.shared;
   h.sender->script["a/1"] = {served_by("X")};
   // The endpoint's breaker half-open, its one probe taken by another call still in flight.
   REQUIRE(shared.inner.breaker_allow("endpoint:api.test", h.clock.now()));
