@@ -4,10 +4,7 @@
 
 namespace orroute {
 
-bool GeneratedTextReader::Key(const char* s, rapidjson::SizeType n, bool) {
-  next_ = Next::kNone;
-  first_reasoning_next_ = false;
-  const std::string_view name(s, n);
+void GeneratedTextReader::key(std::string_view name) {
   const auto read = [&](Next next, std::string* field = nullptr) {
     next_ = next;
     field_ = field;
@@ -57,10 +54,9 @@ bool GeneratedTextReader::Key(const char* s, rapidjson::SizeType n, bool) {
     default:
       break;
   }
-  return true;
 }
 
-void GeneratedTextReader::value(const char* s, rapidjson::SizeType n) {
+void GeneratedTextReader::read_value(const char* s, rapidjson::SizeType n) {
   if (first_reasoning_next_) reasoning_is_string_ = s != nullptr;
   first_reasoning_next_ = false;
   if (s != nullptr && (next_ == Next::kText || next_ == Next::kString)) field_->append(s, n);
@@ -116,7 +112,7 @@ GeneratedTextReader::In GeneratedTextReader::element_container(bool object) {
   }
 }
 
-void GeneratedTextReader::open(bool object) {
+void GeneratedTextReader::open_read(bool object) {
   In inside = In::kOther;
   if (depth_ == 0) {
     inside = object ? In::kRoot : In::kOther;
@@ -132,7 +128,7 @@ void GeneratedTextReader::open(bool object) {
   in_[depth_] = inside;
 }
 
-void GeneratedTextReader::close() {
+void GeneratedTextReader::close_read() {
   switch (in_[depth_]) {
     case In::kMessage:
       if (!reasoning_is_string_) out_ += details_;
@@ -152,7 +148,6 @@ void GeneratedTextReader::close() {
     default:
       break;
   }
-  --depth_;
 }
 
 }  // namespace orroute

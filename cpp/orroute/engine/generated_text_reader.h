@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "orroute/json.h"
 
@@ -45,7 +46,12 @@ class GeneratedTextReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<
     close();
     return true;
   }
-  bool Key(const char* s, rapidjson::SizeType n, bool);
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    next_ = Next::kNone;
+    first_reasoning_next_ = false;
+    if (in_[depth_] != In::kOther) key(std::string_view(s, n));  // most keys are in nothing read
+    return true;
+  }
 
   // The text collected (given up).
   std::string take() { return std::move(out_); }
@@ -56,9 +62,25 @@ class GeneratedTextReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<
   // What the value after the last key is read as.
   enum class Next : uint8_t { kNone, kChoices, kMessage, kText, kString, kDetails, kCalls, kFunction };
 
-  void value(const char* s, rapidjson::SizeType n);
-  void open(bool object);
-  void close();
+  // The fast paths inline (the reader's loop calls them for every value), the rest out of line.
+  void value(const char* s, rapidjson::SizeType n) {
+    if (next_ != Next::kNone || first_reasoning_next_) read_value(s, n);
+  }
+  void open(bool object) {
+    if (depth_ > 0 && next_ == Next::kNone && !first_reasoning_next_ && in_[depth_] == In::kOther) {
+      in_[++depth_] = In::kOther;  // inside something not read
+    } else {
+      open_read(object);
+    }
+  }
+  void close() {
+    if (in_[depth_] == In::kMessage || in_[depth_] == In::kDetail || in_[depth_] == In::kFunction) close_read();
+    --depth_;
+  }
+  void key(std::string_view name);
+  void read_value(const char* s, rapidjson::SizeType n);
+  void open_read(bool object);
+  void close_read();
   // The container opening as the value of the last key (`next_`).
   In member_container(bool object);
   // The container opening as an element of the array at depth_.
