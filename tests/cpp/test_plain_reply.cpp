@@ -148,6 +148,21 @@ std::string any_value(std::mt19937_64& rng, int depth) {
   return any_scalar(rng);
 }
 
+// `reply` with one to three random edits: a byte changed to a JSON character, a cut, a splice.
+std::string edited(const std::string& reply, std::mt19937_64& rng) {
+  std::string s = reply;
+  const int edits = 1 + static_cast<int>(rng() % 3);
+  for (int e = 0; e < edits && !s.empty(); ++e) {
+    const size_t at = rng() % s.size();
+    switch (rng() % 3) {
+      case 0: s[at] = "{}[]\",:0123456789.e-ntfu\\ "[rng() % 27]; break;
+      case 1: s.erase(at, 1 + rng() % 8); break;
+      default: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 24)); break;
+    }
+  }
+  return s;
+}
+
 // A reply metered by its text read in one pass: what the unmetered pass gives, and the generated
 // text its document gives (generated_text(doc, "message"), which the engine counted before).
 void check_generated(const std::string& text) {
@@ -205,19 +220,7 @@ TEST_CASE("a metered reply's generated text read in one pass is its document's",
         R"("reasoning":null,"refusal":"no","reasoning_details":[{"type":"reasoning.text","text":"think","summary":"s"}],)"
         R"("tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]}}],)"
         R"("usage":{"prompt_tokens":3,"completion_tokens":9,"cost":0.00001}})";
-    for (int i = 0; i < 5'000; ++i) {
-      std::string s = reply;
-      const int edits = 1 + static_cast<int>(rng() % 3);
-      for (int e = 0; e < edits && !s.empty(); ++e) {
-        const size_t at = rng() % s.size();
-        switch (rng() % 3) {
-          case 0: s[at] = "{}[]\",:0123456789.e-ntfu\\ "[rng() % 27]; break;
-          case 1: s.erase(at, 1 + rng() % 8); break;
-          default: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 24)); break;
-        }
-      }
-      check_generated(s);
-    }
+    for (int i = 0; i < 5'000; ++i) check_generated(edited(reply, rng));
   }
 }
 
@@ -271,19 +274,7 @@ TEST_CASE("a plain reply read in one pass gives what its document gives", "[plai
   SECTION("a usual reply cut or changed byte by byte") {
     std::mt19937_64 rng(5);
     const std::string reply = kReply;
-    for (int i = 0; i < 5'000; ++i) {
-      std::string s = reply;
-      const int edits = 1 + static_cast<int>(rng() % 3);
-      for (int e = 0; e < edits && !s.empty(); ++e) {
-        const size_t at = rng() % s.size();
-        switch (rng() % 3) {
-          case 0: s[at] = "{}[]\",:0123456789.e-ntfu\\ "[rng() % 27]; break;
-          case 1: s.erase(at, 1 + rng() % 8); break;
-          default: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 24)); break;
-        }
-      }
-      check_same(s, false);
-    }
+    for (int i = 0; i < 5'000; ++i) check_same(edited(reply, rng), false);
   }
 }
 
