@@ -18,14 +18,16 @@ instructions per call in total and per thread (the calling thread first), and th
 set-up to the bare client of the same tree. Asserts nothing.
 
 Usage: PYTHONPATH=python python3 bench/instructions.py [--requests 1000] [--concurrency 8]
-       [--trees .,/work/wt-base] [--setups bare,sync,await,manager,mawait,memory,file] [--cache-sim] [--raw]
+       [--trees .,/work/wt-base] [--setups bare,sync,await,manager,mawait,memory,file,mmemory,mfile]
+       [--cache-sim] [--raw]
        [--keep DIR]
 
 `sync` is the sync `OpenRouter` client (calls one after another, whatever --concurrency says);
 `await` the async client awaited call after call by one task (as an agent calls it; `bare` goes
 through the harness's `gather` and semaphore, whose wake-ups decide where each reply is read);
 `mawait` the manager so (its peer is `await`: bench/router.py's workers call both so at
-concurrency 1).
+concurrency 1); `mmemory` and `mfile` the manager with a budget so (their peer is `mawait`: what a
+budget adds, without the gather's wake-ups, which move `memory` and `file` by tens of k a call).
 `--raw` also counts bench/raw_curl.cpp (the same POST with bare libcurl, one at a time, as
 bench/client.py's "raw libcurl" row): what the client adds over libcurl, in instructions.
 `--keep DIR` keeps each run's callgrind files (DIR/<tree>-<set-up>/cg.<pid>.1-<thread>, the
@@ -44,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -52,7 +55,10 @@ from router import MODEL, MSGS, start_server  # the same server and workload
 SETUPS = {"bare": "bare AsyncOpenRouter", "sync": "sync OpenRouter",
           "await": "AsyncOpenRouter, one task awaiting", "manager": "manager, no ledger",
           "mawait": "manager, no ledger, one task awaiting",
-          "memory": "manager + budget, memory ledger", "file": "manager, file ledger"}
+          "memory": "manager + budget, memory ledger", "file": "manager, file ledger",
+          "mmemory": "manager + budget, memory ledger, one task awaiting",
+          "mfile": "manager, file ledger, one task awaiting"}
+AWAITED = {"mawait": "manager", "mmemory": "memory", "mfile": "file"}  # awaited -> gathered twin
 WARM_UP = 200
 
 
@@ -88,14 +94,28 @@ async def _await_child(url: str, n: int) -> None:
     _callgrind("-d")
 
 
-async def _mawait_child(url: str, n: int) -> None:
-    """The manager (no ledger) as an agent calls it: one task awaiting one ``execute_task``
-    after another, as `await` does with the client (bench/router.py's workers at concurrency 1
-    call it so)."""
+def _manager(setup: str, url: str, ledger: str) -> object:
+    """The manager of a set-up: no ledger (`manager`), a budget on its in-memory ledger
+    (`memory`), or a budget on a file ledger (`file`)."""
     import orroute
+
+    kw: dict[str, object] = {}
+    if setup in ("memory", "file"):
+        kw["budget"] = 1_000_000
+    if setup == "file":
+        kw["ledger"] = ledger
+    return orroute.AIModelManager(api_key="sk-or-bench", base_url=url,
+                                  fallbacks=[MODEL, "m/b"], **kw)
+
+
+async def _mawait_child(setup: str, url: str, n: int, ledger: str) -> None:
+    """The manager as an agent calls it: one task awaiting one ``execute_task`` after another,
+    as `await` does with the client (bench/router.py's workers at concurrency 1 call it so);
+    `setup` is its gathered twin's (`manager`, `memory`, `file`): no wake-ups of a gather and a
+    semaphore between the calls, so a budget's cost is read without theirs."""
     from orroute import Task
 
-    manager = orroute.AIModelManager(api_key="sk-or-bench", base_url=url, fallbacks=[MODEL, "m/b"])
+    manager: Any = _manager(setup, url, ledger)
     for i in range(WARM_UP + n):
         if i == WARM_UP:
             _callgrind("-z")
@@ -113,13 +133,7 @@ async def _child(setup: str, url: str, n: int, conc: int, ledger: str) -> None:
         async def call() -> object:
             return await client.chat.completions.create(model=MODEL, messages=MSGS, max_tokens=16)
     else:
-        kw: dict[str, object] = {}
-        if setup in ("memory", "file"):
-            kw["budget"] = 1_000_000
-        if setup == "file":
-            kw["ledger"] = ledger
-        manager = orroute.AIModelManager(api_key="sk-or-bench", base_url=url,
-                                         fallbacks=[MODEL, "m/b"], **kw)
+        manager: Any = _manager(setup, url, ledger)
 
         async def call() -> object:
             return await manager.execute_task(Task(messages=MSGS, max_tokens=16))
@@ -223,8 +237,8 @@ def main() -> None:
     if args.child == "await":
         asyncio.run(_await_child(args.url, args.requests))
         return
-    if args.child == "mawait":
-        asyncio.run(_mawait_child(args.url, args.requests))
+    if args.child in AWAITED:
+        asyncio.run(_mawait_child(AWAITED[args.child], args.url, args.requests, args.ledger))
         return
     if args.child:
         asyncio.run(_child(args.child, args.url, args.requests, args.concurrency, args.ledger))

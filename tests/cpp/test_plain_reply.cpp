@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "orroute/catalog/money.h"
+#include "orroute/engine/chat_text.h"
 #include "orroute/engine/plain_reply.h"
 #include "orroute/json.h"
 
@@ -120,7 +121,8 @@ std::string any_key(std::mt19937_64& rng) {
       "id", "choices", "usage", "model", "provider", "error", "message", "content", "text", "type",
       "prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details",
       "cost", "cached_tokens", "cache_write_tokens", "audio_tokens", "reasoning_tokens", "image_tokens",
-      "delta", "index", "co\\u0073t", "\\u0069d", "usage ", "x"};
+      "delta", "index", "co\\u0073t", "\\u0069d", "usage ", "x", "reasoning", "refusal", "reasoning_details",
+      "summary", "tool_calls", "function", "name", "arguments", "me\\u0073sage"};
   return kKeys[rng() % std::size(kKeys)];
 }
 
@@ -146,7 +148,81 @@ std::string any_value(std::mt19937_64& rng, int depth) {
   return any_scalar(rng);
 }
 
+// `reply` with one to three random edits: a byte changed to a JSON character, a cut, a splice.
+std::string edited(const std::string& reply, std::mt19937_64& rng) {
+  std::string s = reply;
+  const int edits = 1 + static_cast<int>(rng() % 3);
+  for (int e = 0; e < edits && !s.empty(); ++e) {
+    const size_t at = rng() % s.size();
+    switch (rng() % 3) {
+      case 0: s[at] = "{}[]\",:0123456789.e-ntfu\\ "[rng() % 27]; break;
+      case 1: s.erase(at, 1 + rng() % 8); break;
+      default: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 24)); break;
+    }
+  }
+  return s;
+}
+
+// A reply metered by its text read in one pass: what the unmetered pass gives, and the generated
+// text its document gives (generated_text(doc, "message"), which the engine counted before).
+void check_generated(const std::string& text) {
+  INFO(text);
+  std::string copy = text;
+  std::string generated = "stale";
+  const std::optional<PlainReply> got = read_plain_reply(copy, kMaxJsonBytes, generated);
+  check_same(in_one_pass(text), got, true);
+  if (!got) return;
+  std::string placed = text;
+  rapidjson::Document doc;
+  REQUIRE(parse_json_in_place(placed, doc) == JsonParse::kOk);
+  CHECK(generated == generated_text(doc, "message"));
+}
+
+const char* const kMeteredReplies[] = {
+    kReply,
+    R"({"choices":[{"message":{"content":"a","reasoning":"b","refusal":"c"}}]})",
+    R"({"choices":[{"message":{"refusal":"c","reasoning":"b","content":"a"}}]})",
+    R"({"choices":[{"message":{"content":[{"text":"p1"},"x",{"text":2},{"text":"p2","text":"p3"}],"content":"q"}}]})",
+    R"({"choices":[{"message":{"reasoning":[{"text":"r1"}],"refusal":[{"text":"f1"},{"type":"x"}]}}]})",
+    R"({"choices":[{"message":{"reasoning_details":[{"text":"t1","summary":"s1","text":"t2"},{"summary":"s2"},7],)"
+    R"("content":"c"}}]})",
+    R"({"choices":[{"message":{"reasoning":"r","reasoning_details":[{"text":"repeated"}],"content":"c"}}]})",
+    R"({"choices":[{"message":{"reasoning":null,"reasoning_details":[{"text":"d"}],"reasoning":"r2"}}]})",
+    R"({"choices":[{"message":{"reasoning_details":[{"text":"d"}],"reasoning":{"x":"y"},"reasoning":"late"}}]})",
+    R"({"choices":[{"message":{"reasoning_details":[{"text":"d1"}],"reasoning_details":[{"summary":"d2"}]}}]})",
+    R"({"choices":[{"message":{"tool_calls":[{"id":"c1","function":{"name":"f","arguments":"{\"a\":1}","name":"g"}},)"
+    R"({"function":{"arguments":"x"},"function":{"name":"h"}},"bad",{"function":"nope"}],"content":null}}]})",
+    R"({"choices":[{"message":{"content":"one"}},{"message":{"content":"two"},"message":{"content":"three"}},5],)"
+    R"("choices":[{"message":{"content":"four"}}],"choices":{"message":{"content":"no"}}})",
+    R"({"choices":[{"delta":{"content":"not a message"},"message":"a string","message":{"content":"yes"}}]})",
+    R"({"choices":[{"message":{"content":"caf\u00e9 \"q\" \u0000 end","me\u0073sage":1}}]})",
+    R"({"choices":[{"message":{"nested":{"content":"no"},"content":[[{"text":"no"}],{"text":{"t":"no"}},{"text":"yes"}]}}]})",
+    R"({"usage":{"cost":0.5},"choices":[[{"message":{"content":"no"}}],{"message":{"content":"yes"}}]})",
+    R"({"x":{"choices":[{"message":{"content":"no"}}]},"choices":[]})",
+    R"({"error":{"message":"an error reply"},"choices":[{"message":{"content":"x"}}]})",
+    R"([{"choices":[{"message":{"content":"x"}}]}])", "{", "",
+};
+
 }  // namespace
+
+TEST_CASE("a metered reply's generated text read in one pass is its document's", "[plain_reply]") {
+  SECTION("usual and hostile replies") {
+    for (const char* text : kMeteredReplies) check_generated(text);
+  }
+  SECTION("random replies of every shape") {
+    std::mt19937_64 rng(15);
+    for (int i = 0; i < 20'000; ++i) check_generated(any_object(rng, 7));
+  }
+  SECTION("a reply with every kind of text cut or changed byte by byte") {
+    std::mt19937_64 rng(7);
+    const std::string reply =
+        R"({"id":"g","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"text","text":"Hi"}],)"
+        R"("reasoning":null,"refusal":"no","reasoning_details":[{"type":"reasoning.text","text":"think","summary":"s"}],)"
+        R"("tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]}}],)"
+        R"("usage":{"prompt_tokens":3,"completion_tokens":9,"cost":0.00001}})";
+    for (int i = 0; i < 5'000; ++i) check_generated(edited(reply, rng));
+  }
+}
 
 TEST_CASE("a plain reply read in one pass gives what its document gives", "[plain_reply]") {
   SECTION("a usual reply") {
@@ -198,19 +274,7 @@ TEST_CASE("a plain reply read in one pass gives what its document gives", "[plai
   SECTION("a usual reply cut or changed byte by byte") {
     std::mt19937_64 rng(5);
     const std::string reply = kReply;
-    for (int i = 0; i < 5'000; ++i) {
-      std::string s = reply;
-      const int edits = 1 + static_cast<int>(rng() % 3);
-      for (int e = 0; e < edits && !s.empty(); ++e) {
-        const size_t at = rng() % s.size();
-        switch (rng() % 3) {
-          case 0: s[at] = "{}[]\",:0123456789.e-ntfu\\ "[rng() % 27]; break;
-          case 1: s.erase(at, 1 + rng() % 8); break;
-          default: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 24)); break;
-        }
-      }
-      check_same(s, false);
-    }
+    for (int i = 0; i < 5'000; ++i) check_same(edited(reply, rng), false);
   }
 }
 

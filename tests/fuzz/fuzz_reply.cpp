@@ -4,7 +4,8 @@
 // model's context window can hold, and never counts negative tokens; every event the SSE parser
 // hands over is valid UTF-8 (the bytes are hostile, the text is not); a whole reply read in one
 // pass (read_plain_reply, the engine's) gives what its document gives (plain_reply_of), the cost
-// one double's rounding apart at most (the one pass reads its digits, the document a double).
+// one double's rounding apart at most (the one pass reads its digits, the document a double), and
+// read metered, the generated text generated_text(doc, "message") gives.
 //
 // Two ways to run it:
 //  - standalone (default build: build/dev/orroute_fuzz_reply [iterations] [seed]): mutates a set
@@ -26,6 +27,7 @@
 
 #include "mutate.h"
 #include "orroute/cost/usage_audit.h"
+#include "orroute/engine/chat_text.h"
 #include "orroute/engine/plain_reply.h"
 #include "orroute/json.h"
 #include "orroute/net/protocol.h"
@@ -98,7 +100,17 @@ void check_plain_reply(std::string_view input) {
       fail("one pass and the document parsed in place read the cost differently", input);
     }
   }
+  // A reply metered by its text: the same reading, and the generated text its document gives.
+  std::string metered_copy(input);
+  std::string generated;
+  const std::optional<PlainReply> metered = read_plain_reply(metered_copy, kMaxJsonBytes, generated);
+  if (metered.has_value() != got.has_value() || (metered && metered->summary.content != got->summary.content)) {
+    fail("a metered reply read in one pass is read apart from an unmetered one", input);
+  }
   if (!want) return;
+  if (generated != generated_text(doc, "message")) {
+    fail("one pass and the document collect a metered reply's generated text differently", input);
+  }
   if (got->served_model != want->served_model || got->provider != want->provider ||
       got->summary.id != want->summary.id || got->summary.content != want->summary.content ||
       got->summary.parts != want->summary.parts) {
@@ -208,6 +220,9 @@ const char* const kSeeds[] = {
     R"("message":{"content":"w","content":[{"text":"v"}]}}],"id":"b","usage":{"cost":0.12345678901234567,)"
     R"("prompt_tokens_details":{"cached_tokens":1},"completion_tokens_details":{"reasoning_tokens":2},"cost":1},)"
     R"("usage":{"prompt_tokens":9},"choices":[{"message":{"content":"last"}}],"error":null})",
+    R"({"choices":[{"message":{"content":[{"text":"a"}],"reasoning":null,"refusal":"r","reasoning_details":)"
+    R"([{"text":"t","summary":"s"}],"tool_calls":[{"function":{"name":"f","arguments":"{\"x\":1}"}}]}},)"
+    R"({"message":{"reasoning":"only","reasoning_details":[{"text":"dup"}]}}],"usage":{"cost":0.1}})",
 };
 
 const char* const kNumbers[] = {"-1", "0", "1e300", "-1e300", "18446744073709551616", "1.5",

@@ -1168,6 +1168,40 @@ def test_events_after_done_are_no_part_of_a_manager_answer_nor_its_cost(fake, tm
     assert [(r.outcome, r.completion_tokens) for r in rows] == [("ok", 2), ("ok", 2)]
 
 
+DEAR = {"id": "test/dear", "context_length": 100_000, "pricing": {"prompt": "0.01", "completion": "0.02"}}
+COST_17 = b"0.12345678901234567"  # a double reads it as 0.12345678901234568
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["stream", "plain, metered"])
+def test_a_cost_of_17_digits_is_booked_as_the_upstream_wrote_it(tmp_path, streamed):
+    """The upstream's usage.cost is booked from its own digits, streamed or not: a stream's last
+    usage went through a double (0.12345678901234568 booked), and a plain reply metered by its
+    text (a budget's) is read in one pass now, the cost's digits with it."""
+    usage = (b'"usage":{"prompt_tokens":20,"completion_tokens":2,"total_tokens":22,"cost":'
+             + COST_17 + b"}")
+    model = DEAR["id"].encode()
+    if streamed:
+        fault = stream_reply(sse(chunk(b'{"role":"assistant","content":"hi"}', model=model),
+                                 chunk(b"{}", finish=b'"stop"', model=model),
+                                 b'{"id":"gen-1","model":"test/dear","choices":[],' + usage + b"}",
+                                 b"[DONE]"))
+    else:
+        fault = Fault.raw(completion(b"hi", model=model)[:-len(b'"usage":{"prompt_tokens":8,'
+                                                             b'"completion_tokens":2,"total_tokens"'
+                                                             b':10,"cost":0.000012}}')] + usage + b"}")
+    with FakeOpenRouter(models=[DEAR]) as dear:
+        dear.fail(DEAR["id"], fault)
+        m = manager(dear, tmp_path, max_retries=0, fallbacks=[], budget=100)
+        if streamed:
+            assert manager_stream_texts(m, DEAR["id"]) == ["hi", "hi"]
+        else:
+            task = Task(messages="hi", max_tokens=50)
+            assert m.execute_task_sync(task, model=DEAR["id"]).content == "hi"
+            assert asyncio.run(m.execute_task(task, model=DEAR["id"])).content == "hi"
+    rows = orroute.CostTracker(tmp_path / "ledger.sqlite3").usage_history()
+    assert [(r.cost, r.cost_source) for r in rows] == [(Decimal(COST_17.decode()), "upstream")] * 2
+
+
 # Anthropic's end of stream is message_stop: what comes after it is treated as what comes after
 # [DONE] (ignored, the transfer closed there), not as a failed call.
 AFTER_MESSAGE_STOP = (ant_stream(b"hi")

@@ -146,6 +146,11 @@ bool ChatSink::take_chunk(const std::string& event) {
   }
   const bool rewritten = scrubber_.scrub(chunk, keys);
   if (!acc_->add(chunk)) return false;
+  // The last usage is the stream's, its cost read from the event's digits (the chunk holds a
+  // double, which a 17-digit decimal does not always survive). One event a stream has one.
+  if (const auto usage = chunk.FindMember("usage"); usage != chunk.MemberEnd() && usage->value.IsObject()) {
+    stream_usage_ = event_usage(data);
+  }
   if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() && !chunk["choices"].Empty()) {
     first_content_ = sender_->clock()->now();
   }
@@ -380,22 +385,24 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
       r.served_model = acc().model();
       r.provider = acc().provider();
       r.counted_output_tokens = metered_;
-      if (acc().has_usage()) read_usage_json(acc().usage_json(), r);
+      if (stream_usage_) fill_usage(*stream_usage_, r);
       if (first_content_) r.ttft = *first_content_ - started_;
     }
   } else {
     // The body goes on to the caller as it came; its copy is read in place (strings decoded where
-    // they lie, not copied). A reply metered by its text, an error reply and one that is not JSON
-    // are read as a document; any other in one pass for what the engine takes from it.
+    // they lie, not copied), in one pass for what the engine takes from it, and a reply metered
+    // by its text (a budget's) for its generated text too. An error reply and one that is not JSON
+    // are read as a document.
     std::string reading = body_;
-    std::optional<PlainReply> plain;
-    if (sender_->meter_limit() <= 0) {
-      plain = read_plain_reply(reading, kMaxBody);
-      if (!plain) reading = body_;  // read in place: a fresh copy for the document
-    }
+    const bool metered = sender_->meter_limit() > 0;
+    std::string generated;
+    std::optional<PlainReply> plain =
+        metered ? read_plain_reply(reading, kMaxBody, generated) : read_plain_reply(reading, kMaxBody);
     if (plain) {
       take_reply(std::move(*plain), r);
+      if (metered) r.counted_output_tokens = text_tokens(model_, generated);
     } else {
+      reading = body_;  // read in place: a fresh copy for the document
       err = read_document(reading, r);
     }
   }
@@ -473,10 +480,14 @@ void ChatSink::fill_usage(const Usage& u, AttemptResult& r) {
   r.token_problem = u.token_problem;
 }
 
-void ChatSink::read_usage_json(const std::string& json, AttemptResult& r) {
-  LocalJson<> usage_json;
-  rapidjson::Document& d = usage_json.doc();
-  if (parse_json_text(json, d) == JsonParse::kOk && d.IsObject()) fill_usage(parse_usage(d), r);
+std::optional<Usage> ChatSink::event_usage(const std::string& event) {
+  std::string reading = event;
+  LocalJson<> event_json;
+  rapidjson::Document& doc = event_json.doc();
+  if (parse_json_in_place(reading, doc, kMaxBody) != JsonParse::kOk || !doc.IsObject()) return std::nullopt;
+  const rapidjson::Value* usage = reply_members(doc).usage;  // the first, as the accumulator takes it
+  if (usage == nullptr || !usage->IsObject()) return std::nullopt;
+  return usage_in_place(*usage);
 }
 
 }  // namespace orroute

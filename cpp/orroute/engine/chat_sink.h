@@ -86,7 +86,9 @@ class ChatSink final : public Sink {
   std::optional<ApiError> read_document(std::string& reading, AttemptResult& r);
   // `r` the success that `p` read, with the body.
   void take_reply(PlainReply&& p, AttemptResult& r);
-  void read_usage_json(const std::string& json, AttemptResult& r);
+  // A stream event's usage (its first `usage` member, an object) with its cost read exactly from
+  // the event's digits; nothing when the event has none.
+  static std::optional<Usage> event_usage(const std::string& event);
   // True when the server rejected this attempt's key (401/402) and another key is left: the key
   // is set aside and the sender restarts the attempt with the next one.
   bool rotated_key(const TransferResult& t, AttemptDone& done);
@@ -125,6 +127,7 @@ class ChatSink final : public Sink {
   int64_t metered_ = 0;       // output tokens counted so far
   size_t unfinished_ = 0;     // bytes fed since the last complete event
   std::string generated_;     // the answer's text so far (metered streams; bounded by the cut)
+  std::optional<Usage> stream_usage_;  // the last usage a stream's events gave
   std::string broken_;        // why reading stopped ("" = it did not)
   std::shared_ptr<const WireAdapter> adapter_;     // null: the reply is in the chat shape already
   std::unique_ptr<StreamTranslator> translator_;

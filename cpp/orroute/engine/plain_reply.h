@@ -34,6 +34,10 @@ struct ReplyMembers {
 };
 ReplyMembers reply_members(const rapidjson::Value& doc);
 
+// A `usage` object of a document parsed in place (its strings point into the text): parse_usage
+// with `cost` read from its own digits, as read_plain_reply reads it.
+Usage usage_in_place(const rapidjson::Value& usage);
+
 // A reply read as a document (`doc` an object whose first `error` member is not an object). When
 // it was parsed in place (`parsed_in_place`: its strings point into the text), `usage.cost` is
 // read from its digits, as read_plain_reply reads it.
@@ -46,5 +50,8 @@ PlainReply plain_reply_of(const rapidjson::Value& doc, bool parsed_in_place = fa
 // document: not JSON, not an object (the document's parse says why), or an error reply (its first
 // `error` member an object).
 std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes);
+// The same, and `generated` the reply's generated text as generated_text(doc, "message") has it
+// (what a reply metered by its text is counted from), read in the same pass.
+std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes, std::string& generated);
 
 }  // namespace orroute
