@@ -23,6 +23,7 @@ from . import _core
 from ._alerts import AlertEvent, dispatch
 from ._engine.wiring import give_back_leases
 from ._exceptions import (
+    ApprovalDeniedError,
     BudgetExceededError,
     InvalidArgumentError,
     NotFoundInCatalogError,
@@ -716,7 +717,9 @@ class CostTracker:
         self, above_usd: Amount | None, hook: Callable[[ApprovalRequest], bool] | None
     ) -> None:
         """Calls estimated above ``above_usd`` are allowed only if ``hook`` returns True
-        (``None`` removes the rule). The hook runs in the thread that reserves."""
+        (``None`` removes the rule). The hook runs in the thread that reserves; it must be a plain
+        function returning True or False: anything else (an async hook's coroutine, None, a
+        string) refuses the call with ApprovalDeniedError."""
         if above_usd is None:
             self._approval = (None, None)
             self._guard.set_approval(None, None)
@@ -726,18 +729,17 @@ class CostTracker:
             raise InvalidArgumentError("an approval amount needs an approval hook")
 
         def ask(r: Any) -> bool:
-            return bool(
-                hook(
-                    ApprovalRequest(
-                        r.estimate,
-                        r.scope.project,
-                        r.scope.conversation,
-                        dict(r.scope.tags),
-                        r.model,
-                        r.task_id,
-                    )
+            answer = hook(
+                ApprovalRequest(
+                    r.estimate,
+                    r.scope.project,
+                    r.scope.conversation,
+                    dict(r.scope.tags),
+                    r.model,
+                    r.task_id,
                 )
             )
+            return _approved(answer)
 
         self._approval = (above_usd, ask)
         self._guard.set_approval(_core.parse_money(above_usd), ask)
@@ -893,6 +895,20 @@ class CostTracker:
 
     def __repr__(self) -> str:
         return f"CostTracker({self.path!r})"  # for Redis: the URL without its password
+
+
+def _approved(answer: object) -> bool:
+    """Whether an approval hook's ``answer`` allows the call: only ``True`` does. Read with
+    ``bool()``, an async hook's coroutine (never run) and any truthy garbage approved it."""
+    if answer is True or answer is False:
+        return answer
+    close = getattr(answer, "close", None)
+    if close is not None and hasattr(answer, "__await__"):
+        close()  # a coroutine never awaited: no "never awaited" warning later
+    raise ApprovalDeniedError(
+        f"the approval hook returned {type(answer).__name__}, not True or False (an async hook "
+        "cannot be awaited where a call reserves: give a plain function); the call is refused"
+    )
 
 
 def _core_period(period: str) -> str:

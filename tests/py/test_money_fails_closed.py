@@ -168,6 +168,28 @@ def test_a_retry_of_an_approved_call_is_not_asked_again(fake, tmp_path) -> None:
     assert asked == ["test/a"] and len(chats(fake)) == 2
 
 
+async def _async_no(request: orroute.ApprovalRequest) -> bool:
+    return False
+
+
+NOT_TRUE = [_async_no, lambda request: "no", lambda request: object(), lambda request: 1]
+
+
+@pytest.mark.parametrize("hook", NOT_TRUE, ids=["async", "a-string", "an-object", "one"])
+def test_an_approval_hook_that_does_not_return_true_refuses(fake, tmp_path, hook) -> None:
+    """Only True approves. An async hook's coroutine (never run) and any other truthy answer
+    approved the call: it was read with bool()."""
+    tracker = orroute.CostTracker(str(tmp_path / "ledger.sqlite3"), approval_above="0",
+                                  approval_hook=hook)
+    with pytest.raises(orroute.ApprovalDeniedError, match="True"):
+        tracker.reserve("1")
+    m = manager(fake, ledger=tracker, fallbacks=["test/a"])
+    with pytest.raises(orroute.ApprovalDeniedError, match="True"):
+        m.execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    assert not chats(fake)
+    assert tracker.live_reservations() == (0, Decimal(0))
+
+
 def test_a_negative_cost_never_refills_the_budget(fake) -> None:
     m = manager(fake, budget="0.0002", fallbacks=["test/a"])
     fake.fail("test/a", Fault.lying_usage(cost=-1000))
