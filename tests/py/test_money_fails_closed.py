@@ -190,6 +190,29 @@ def test_an_approval_hook_that_does_not_return_true_refuses(fake, tmp_path, hook
     assert tracker.live_reservations() == (0, Decimal(0))
 
 
+@pytest.mark.parametrize("leases", [True, False], ids=["leases", "no-leases"])
+def test_a_settle_the_ledger_cannot_write_keeps_the_call_counted(fake, tmp_path, leases) -> None:
+    """A call whose row cannot be written (a full disk, here a trigger refusing every row) was
+    sent and billed: its reservation stays counted. It was released, so every later call found
+    the budget untouched and the upstream was paid without limit."""
+    import sqlite3
+
+    path = str(tmp_path / "ledger.sqlite3")
+    tracker = orroute.CostTracker(path, leases=leases)
+    tracker.set_budget("0.0002")
+    m = manager(fake, ledger=tracker, fallbacks=["test/a"])
+    task = Task(messages="Say hello", max_tokens=20)
+    worst_case = m.plan(task)["estimate"]
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TRIGGER no_rows BEFORE INSERT ON calls "
+                   "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(orroute.BudgetExceededError):
+        for _ in range(40):
+            m.execute_task_sync(task)
+    assert len(chats(fake)) <= Decimal("0.0002") / Decimal(worst_case)
+    assert tracker.total_cost() == 0  # no row was written
+
+
 def test_a_negative_cost_never_refills_the_budget(fake) -> None:
     m = manager(fake, budget="0.0002", fallbacks=["test/a"])
     fake.fail("test/a", Fault.lying_usage(cost=-1000))

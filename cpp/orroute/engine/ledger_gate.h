@@ -61,8 +61,8 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
 
   // Writes the settles kept by settle() (through `worker`, or on this thread when it is null),
   // then runs `then` (on the worker's thread, or this one when there was nothing to write). A
-  // settle that fails releases its reservation first. take_alerts() then has what they crossed.
-  // The gate must be owned by a shared_ptr.
+  // settle that fails leaves its reservation held until its TTL (the call was billed).
+  // take_alerts() then has what they crossed. The gate must be owned by a shared_ptr.
   void commit(SettleWorker* worker, std::function<void()> then);
 
   void release(uint64_t id) override;
