@@ -67,10 +67,8 @@ const RequestShape& shape_of(const ChargeInput& in) {
   return in.shape != nullptr ? *in.shape : *kPlain;
 }
 
-}  // namespace
-
-AuditedCharge audit_tokens(const ChargeInput& in) {
-  AuditedCharge out;
+// audit_tokens, written into `out` (audit_charge's own: no charge copied a call).
+void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
   const RequestShape& shape = shape_of(in);
   const Usage* u = in.usage && in.usage->present ? in.usage : nullptr;
   UsageCounts counted;
@@ -118,10 +116,17 @@ AuditedCharge audit_tokens(const ChargeInput& in) {
       out.source = "reservation";
       out.problem = (out.problem.empty() ? "" : out.problem + "; ") +
                     "the prompt has parts only the upstream can size and the model lists no context length";
-      return out;
+      return;
     }
     out.counts.prompt_tokens = std::max(out.counts.prompt_tokens, window);
   }
+}
+
+}  // namespace
+
+AuditedCharge audit_tokens(const ChargeInput& in) {
+  AuditedCharge out;
+  audit_tokens_into(in, out);
   return out;
 }
 
@@ -130,7 +135,7 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
   const RequestShape& shape = shape_of(in);
   try {
     const Usage* u = in.usage && in.usage->present ? in.usage : nullptr;
-    out = audit_tokens(in);
+    audit_tokens_into(in, out);
     if (out.source == "reservation") return out;
 
     const std::optional<Money> catalog = pricer.price(in.requested, in.served, shape, out.counts);
