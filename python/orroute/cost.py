@@ -378,6 +378,9 @@ class CostTracker:
         self._approval: tuple[Amount | None, Any] = (None, None)
         # the engines of managers given this tracker as their ledger: they apply its approval rule
         self._approval_engines: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Why this tracker's budgets, cutoff and approval rule would bind nothing they seem to
+        # (a manager's private tracker: see _refuse_if_unbound), or None.
+        self._unbound: str | None = None
         self._open()
         if approval_above is not None:
             self.set_approval(approval_above, approval_hook)
@@ -601,6 +604,7 @@ class CostTracker:
         (``total``, ``daily``, ``weekly``, ``monthly``; windows start at ``time_zone``'s
         midnight, weeks on Monday). ``policy`` is ``"refuse"`` or ``"downgrade"``;
         ``thresholds`` are alert percentages of the limit."""
+        self._refuse_if_unbound("a budget")
         scope = _scope_text(project, conversation, tag)
         self._core.set_budget(
             scope, period, limit_usd, time_zone, policy, [int(t) for t in thresholds]
@@ -720,6 +724,8 @@ class CostTracker:
         (``None`` removes the rule). The hook runs in the thread that reserves; it must be a plain
         function returning True or False: anything else (an async hook's coroutine, None, a
         string) refuses the call with ApprovalDeniedError."""
+        if above_usd is not None:
+            self._refuse_if_unbound("an approval rule")
         if above_usd is None:
             self._approval = (None, None)
             self._guard.set_approval(None, None)
@@ -770,7 +776,15 @@ class CostTracker:
 
     def cutoff(self, reason: str = "emergency cutoff") -> None:
         """Stops all spending, in every process sharing the ledger, until :meth:`resume`."""
+        self._refuse_if_unbound("the emergency cutoff")
         self._core.set_cutoff(reason)
+
+    def _refuse_if_unbound(self, what: str) -> None:
+        """Raises rather than set ``what`` where it would stop nothing: a manager's private
+        tracker shares no ledger with the manager, so its budgets, cutoff and approval rule
+        silently let every call of the manager through."""
+        if self._unbound is not None:
+            raise InvalidArgumentError(f"{what} set here would not bind {self._unbound}")
 
     def resume(self) -> None:
         """Lifts the emergency cutoff."""

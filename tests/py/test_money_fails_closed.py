@@ -246,6 +246,34 @@ def test_a_settle_the_ledger_cannot_write_keeps_the_call_counted(fake, tmp_path,
     assert tracker.total_cost() == 0  # no row was written
 
 
+@pytest.mark.parametrize("budget", [None, 1], ids=["no-ledger", "in-memory-budget"])
+def test_money_rules_on_a_managers_private_tracker_refuse_rather_than_bind_nothing(
+        fake, budget) -> None:
+    """``manager.cost_tracker`` of a manager with no shared ledger is a tracker of its own: a
+    cutoff, budget or approval rule set on it let every call of the manager through, silently
+    (the emergency cutoff stopped nothing). They now raise; its estimates and history work."""
+    m = manager(fake, budget=budget, fallbacks=["test/a"])
+    tracker = m.cost_tracker
+    for set_rule in (lambda: tracker.cutoff("runaway agent"),
+                     lambda: tracker.set_budget("0.0000001"),
+                     lambda: tracker.set_approval("0", lambda request: False)):
+        with pytest.raises(orroute.InvalidArgumentError, match="would not bind this manager"):
+            set_rule()
+    task = Task(messages="Say hello", max_tokens=20)
+    assert tracker.estimate_cost(task, model="test/a") == m.plan(task)["estimate"]
+    tracker.track_usage("t1", "test/a", 10, "0.001")
+    assert tracker.total_cost() == Decimal("0.001")
+    m.execute_task_sync(task)
+
+
+def test_the_cutoff_of_a_managers_shared_tracker_stops_its_calls(fake, tmp_path) -> None:
+    m = manager(fake, ledger=str(tmp_path / "ledger.sqlite3"), fallbacks=["test/a"])
+    m.cost_tracker.cutoff("runaway agent")
+    with pytest.raises(orroute.EmergencyCutoffError):
+        m.execute_task_sync(Task(messages="Say hello", max_tokens=20))
+    assert not chats(fake)
+
+
 def test_a_negative_cost_never_refills_the_budget(fake) -> None:
     m = manager(fake, budget="0.0002", fallbacks=["test/a"])
     fake.fail("test/a", Fault.lying_usage(cost=-1000))
