@@ -259,7 +259,9 @@ class ReportRow:
 @dataclass
 class Reservation:
     """Worst-case cost booked against every matching budget. Settle it with the actual cost, or
-    release it; as a context manager it is released on exit unless settled.
+    release it; as a context manager it is released on exit unless settled, or unless the ledger
+    failed to write its settle (a full disk): that call was made and billed, so its reservation
+    stays held until its ttl.
 
     >>> with tracker.reserve("0.05", project="demo") as r:  # doctest: +SKIP
     ...     r.settle("0.0123", model="openai/gpt-4o-mini", prompt_tokens=900)
@@ -271,6 +273,7 @@ class Reservation:
     _tracker: CostTracker = field(repr=False)
     _fields: dict[str, Any] = field(default_factory=dict, repr=False)
     done: bool = False
+    _write_failed: bool = field(default=False, repr=False)
 
     def settle(self, actual_usd: Amount, **call: Any) -> int:
         """Records the call at its actual cost and frees the rest of the reservation.
@@ -283,8 +286,14 @@ class Reservation:
         fields = {**self._fields, **call}
         fields.setdefault("estimated_cost", self.amount)
         row = self._tracker._call_record(cost=actual_usd, **fields)
-        out = self._tracker._core.settle(self.id, row)
-        self.done = True  # only now: a failed settle leaves it to release() / __exit__
+        try:
+            out = self._tracker._core.settle(self.id, row)
+        except InvalidArgumentError:
+            raise  # the call's figures were refused: nothing reached the ledger
+        except Exception:
+            self._write_failed = True
+            raise
+        self.done = True  # only now: a failed settle may be tried again (or released)
         self._tracker._dispatch(out.alerts)
         return int(out.call_id)
 
@@ -298,7 +307,10 @@ class Reservation:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release()
+        # A settle the ledger failed to write was for a call made and billed: releasing its
+        # reservation handed the money back to the budget with nothing recorded.
+        if not self._write_failed:
+            self.release()
 
 
 def _is_redis_url(location: str) -> bool:
