@@ -86,6 +86,12 @@ Charge RoutedPrices::actual(const std::string& candidate, const AttemptResult& r
   return c;
 }
 
+Charge RoutedPrices::abandoned(const std::string& candidate, const AttemptResult& r, Money reserved) const {
+  const auto [model, provider] = ProviderRoutes::split(candidate);
+  if (provider.empty()) return catalog_->abandoned(model, r, reserved);
+  return reserved_charge(reserved);
+}
+
 std::optional<int64_t> RoutedPrices::context_length(const std::string& candidate) const {
   return catalog_->context_length(ProviderRoutes::split(candidate).first);
 }
