@@ -23,6 +23,7 @@ from . import _core
 from ._alerts import AlertEvent, dispatch
 from ._engine.wiring import give_back_leases
 from ._exceptions import (
+    ApprovalDeniedError,
     BudgetExceededError,
     InvalidArgumentError,
     NotFoundInCatalogError,
@@ -258,7 +259,9 @@ class ReportRow:
 @dataclass
 class Reservation:
     """Worst-case cost booked against every matching budget. Settle it with the actual cost, or
-    release it; as a context manager it is released on exit unless settled.
+    release it; as a context manager it is released on exit unless settled, or unless the ledger
+    failed to write its settle (a full disk): that call was made and billed, so its reservation
+    stays held until its ttl.
 
     >>> with tracker.reserve("0.05", project="demo") as r:  # doctest: +SKIP
     ...     r.settle("0.0123", model="openai/gpt-4o-mini", prompt_tokens=900)
@@ -270,6 +273,7 @@ class Reservation:
     _tracker: CostTracker = field(repr=False)
     _fields: dict[str, Any] = field(default_factory=dict, repr=False)
     done: bool = False
+    _write_failed: bool = field(default=False, repr=False)
 
     def settle(self, actual_usd: Amount, **call: Any) -> int:
         """Records the call at its actual cost and frees the rest of the reservation.
@@ -282,8 +286,14 @@ class Reservation:
         fields = {**self._fields, **call}
         fields.setdefault("estimated_cost", self.amount)
         row = self._tracker._call_record(cost=actual_usd, **fields)
-        out = self._tracker._core.settle(self.id, row)
-        self.done = True  # only now: a failed settle leaves it to release() / __exit__
+        try:
+            out = self._tracker._core.settle(self.id, row)
+        except InvalidArgumentError:
+            raise  # the call's figures were refused: nothing reached the ledger
+        except Exception:
+            self._write_failed = True
+            raise
+        self.done = True  # only now: a failed settle may be tried again (or released)
         self._tracker._dispatch(out.alerts)
         return int(out.call_id)
 
@@ -297,7 +307,10 @@ class Reservation:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release()
+        # A settle the ledger failed to write was for a call made and billed: releasing its
+        # reservation handed the money back to the budget with nothing recorded.
+        if not self._write_failed:
+            self.release()
 
 
 def _is_redis_url(location: str) -> bool:
@@ -377,6 +390,9 @@ class CostTracker:
         self._approval: tuple[Amount | None, Any] = (None, None)
         # the engines of managers given this tracker as their ledger: they apply its approval rule
         self._approval_engines: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Why this tracker's budgets, cutoff and approval rule would bind nothing they seem to
+        # (a manager's private tracker: see _refuse_if_unbound), or None.
+        self._unbound: str | None = None
         self._open()
         if approval_above is not None:
             self.set_approval(approval_above, approval_hook)
@@ -600,6 +616,7 @@ class CostTracker:
         (``total``, ``daily``, ``weekly``, ``monthly``; windows start at ``time_zone``'s
         midnight, weeks on Monday). ``policy`` is ``"refuse"`` or ``"downgrade"``;
         ``thresholds`` are alert percentages of the limit."""
+        self._refuse_if_unbound("a budget")
         scope = _scope_text(project, conversation, tag)
         self._core.set_budget(
             scope, period, limit_usd, time_zone, policy, [int(t) for t in thresholds]
@@ -716,7 +733,11 @@ class CostTracker:
         self, above_usd: Amount | None, hook: Callable[[ApprovalRequest], bool] | None
     ) -> None:
         """Calls estimated above ``above_usd`` are allowed only if ``hook`` returns True
-        (``None`` removes the rule). The hook runs in the thread that reserves."""
+        (``None`` removes the rule). The hook runs in the thread that reserves; it must be a plain
+        function returning True or False: anything else (an async hook's coroutine, None, a
+        string) refuses the call with ApprovalDeniedError."""
+        if above_usd is not None:
+            self._refuse_if_unbound("an approval rule")
         if above_usd is None:
             self._approval = (None, None)
             self._guard.set_approval(None, None)
@@ -726,18 +747,17 @@ class CostTracker:
             raise InvalidArgumentError("an approval amount needs an approval hook")
 
         def ask(r: Any) -> bool:
-            return bool(
-                hook(
-                    ApprovalRequest(
-                        r.estimate,
-                        r.scope.project,
-                        r.scope.conversation,
-                        dict(r.scope.tags),
-                        r.model,
-                        r.task_id,
-                    )
+            answer = hook(
+                ApprovalRequest(
+                    r.estimate,
+                    r.scope.project,
+                    r.scope.conversation,
+                    dict(r.scope.tags),
+                    r.model,
+                    r.task_id,
                 )
             )
+            return _approved(answer)
 
         self._approval = (above_usd, ask)
         self._guard.set_approval(_core.parse_money(above_usd), ask)
@@ -768,7 +788,15 @@ class CostTracker:
 
     def cutoff(self, reason: str = "emergency cutoff") -> None:
         """Stops all spending, in every process sharing the ledger, until :meth:`resume`."""
+        self._refuse_if_unbound("the emergency cutoff")
         self._core.set_cutoff(reason)
+
+    def _refuse_if_unbound(self, what: str) -> None:
+        """Raises rather than set ``what`` where it would stop nothing: a manager's private
+        tracker shares no ledger with the manager, so its budgets, cutoff and approval rule
+        silently let every call of the manager through."""
+        if self._unbound is not None:
+            raise InvalidArgumentError(f"{what} set here would not bind {self._unbound}")
 
     def resume(self) -> None:
         """Lifts the emergency cutoff."""
@@ -893,6 +921,20 @@ class CostTracker:
 
     def __repr__(self) -> str:
         return f"CostTracker({self.path!r})"  # for Redis: the URL without its password
+
+
+def _approved(answer: object) -> bool:
+    """Whether an approval hook's ``answer`` allows the call: only ``True`` does. Read with
+    ``bool()``, an async hook's coroutine (never run) and any truthy garbage approved it."""
+    if answer is True or answer is False:
+        return answer
+    close = getattr(answer, "close", None)
+    if close is not None and hasattr(answer, "__await__"):
+        close()  # a coroutine never awaited: no "never awaited" warning later
+    raise ApprovalDeniedError(
+        f"the approval hook returned {type(answer).__name__}, not True or False (an async hook "
+        "cannot be awaited where a call reserves: give a plain function); the call is refused"
+    )
 
 
 def _core_period(period: str) -> str:

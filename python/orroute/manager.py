@@ -543,8 +543,9 @@ class AIModelManager:
         """The plan's ``manager.cost_tracker``: the :class:`orroute.CostTracker` given as
         ``ledger``, or one on the same ledger file or Redis server. With no shared ledger (none,
         or the in-memory one a bare ``budget`` makes) it is a private in-memory tracker: its
-        ``estimate_cost`` and ``track_usage`` work, and this manager's own spend stays in
-        :meth:`spent`."""
+        ``estimate_cost`` and ``track_usage`` work, this manager's own spend stays in
+        :meth:`spent`, and its ``set_budget``, ``cutoff`` and ``set_approval`` raise
+        InvalidArgumentError (they would not bind this manager's calls)."""
         if self._cost_tracker is None:
             from .catalog import Catalog
             from .cost import CostTracker
@@ -553,6 +554,11 @@ class AIModelManager:
             tracker = CostTracker(path or ":memory:", catalog=Catalog(self._door.catalog))
             tracker._selector = self.selector  # the plan's _get_model_for_task: this selector
             tracker._planner = self._door  # estimate_cost: this engine's plan, as it reserves
+            if path is None:  # its own ledger, not the engine's: money rules set on it bind nothing
+                tracker._unbound = (
+                    "this manager's calls: it has no shared ledger; give AIModelManager(ledger=a "
+                    "path, a redis:// URL or a CostTracker) to share one (or set_budget on the "
+                    "manager)")
             self._cost_tracker = tracker
         return self._cost_tracker
 

@@ -7,6 +7,7 @@
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/prepaid.h"
 #include "orroute/cost/sqlite_ledger.h"
+#include "orroute/cost/window.h"
 #include "orroute/engine/ledger_gate.h"
 
 #include "ledger_test_util.h"
@@ -59,4 +60,24 @@ TEST_CASE("a run that outlives its engine gives its share back through the ledge
   CHECK(watch.expired());
   SqliteLedger reopened(file.path);
   CHECK(reopened.live_reservations().first == 0);
+}
+
+TEST_CASE("an attempt with no time limit keeps its reservation until it ends", "[ledger_gate]") {
+  // A timeout of "no limit" (the manager's timeout=inf: total_ms 0) made hold_for(0) hold the
+  // reservation for the usual 15 minutes only: an upstream answering after that found it
+  // reclaimed as expired, and its room already spent by other calls.
+  const bool leases = GENERATE(false, true);
+  TempLedgerFile file;  // leases need a file's sidecar
+  auto ledger = std::make_shared<SqliteLedger>(file.path, SqliteLedgerOptions{.leases = leases});
+  ledger->set_budget(spec("global", Window::kTotal, "1.5"));
+  auto guard = std::make_shared<BudgetGuard>(ledger);
+  const ModelCatalog catalog = ModelCatalog::from_json(R"({"data": []})");
+  const DollarPrices prices;
+  LedgerGate gate(guard, SpendScope{}, "task", "chat", catalog, prices, 10, 10);
+  gate.hold_for(0);
+  const BudgetGate::Hold hold = gate.reserve("m/a", Money::dollars(1));
+  REQUIRE(hold.ok);
+  const TimeUs a_day_later = now_us() + 24LL * 3600 * kSec;  // the attempt still running
+  CHECK(ledger->reclaim(a_day_later) == 0);
+  CHECK(ledger->reserve(req("1", "", a_day_later)).status == ReserveStatus::kExceeded);
 }

@@ -180,3 +180,24 @@ def test_a_paid_plain_reply_that_cannot_be_read_books_the_worst_case(fake, track
     [row] = settled(tracker, fake)
     assert row.outcome == "error"
     assert row.cost == worst == m.spent() > 0
+
+
+def test_with_several_providers_a_cut_stream_at_openrouter_books_what_arrived(fake, tracker):
+    """With providers configured (here Anthropic first, OpenRouter for the rest), a model served
+    at OpenRouter is the engine's own endpoint, whose cut streams are booked as without them: the
+    whole reservation was charged for a stream cut on a provider that stops billing."""
+    from orroute.provider_config import parse_providers
+
+    env = {"OPENROUTER_API_KEY": "sk-or-test", "ANTHROPIC_API_KEY": "sk-ant-api03-unused-0123",
+           "OPENROUTER_BASE_URL": fake.base_url, "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    providers = parse_providers({"providers": {"anthropic": {"priority": 0},
+                                               "openrouter": {"priority": 1}}}, env)
+    fake.fail(CHEAP_STOPS, Fault.slow_drip(0.02, chunk_size=48))
+    m = manager(fake, tracker, CHEAP_STOPS, providers=providers)
+    task = Task(messages=PROMPT, max_tokens=400)
+
+    assert stop_after_first_chunk(m, task) == 1
+    [row] = settled(tracker, fake)
+    assert row.outcome == "cancelled"
+    assert row.cost_source.startswith("metered: cancelled after"), row.cost_source
+    assert 0 < row.cost < Decimal(m.plan(task)["estimate"])

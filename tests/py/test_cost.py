@@ -355,6 +355,27 @@ def test_failed_settle_inside_with_releases_the_reservation(tracker: orroute.Cos
     assert tracker.budget_status().reserved == 0
 
 
+@pytest.mark.parametrize("leases", [True, False], ids=["leases", "no-leases"])
+def test_a_settle_the_ledger_cannot_write_keeps_the_reservation_held(tmp_path: Path,
+                                                                      leases: bool) -> None:
+    """The call was made and billed; its row could not be written (a full disk, here a trigger
+    refusing every row). Leaving the ``with`` block released its reservation, so the budget
+    never saw the money."""
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite3"
+    tracker = orroute.CostTracker(path, leases=leases)
+    tracker.set_budget(1)
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TRIGGER no_rows BEFORE INSERT ON calls "
+                   "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(orroute.OrRouteError, match="disk full"), tracker.reserve("0.6") as r:
+        r.settle("0.6", model="m")
+    assert tracker.live_reservations() == (1, Decimal("0.6"))
+    with pytest.raises(orroute.BudgetExceededError):
+        tracker.reserve("0.6")
+
+
 def test_estimate_cost_counts_prompt_tokens_with_the_tokenizer(
     tracker: orroute.CostTracker,
 ) -> None:

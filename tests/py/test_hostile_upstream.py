@@ -721,6 +721,35 @@ def test_anthropic_replies_with_invalid_utf8_and_echoed_keys(tmp_path):
             assert ANT_KEY not in text and ANT_KEY[14:] not in text and escaped.decode() not in text
 
 
+def ant_message(input_tokens: int, output_tokens: int) -> bytes:
+    return (b'{"id":"msg_2","type":"message","role":"assistant","model":"claude-sonnet-4-5",'
+            b'"content":[{"type":"text","text":"a fine answer"}],"stop_reason":"end_turn",'
+            b'"usage":{"input_tokens":%d,"output_tokens":%d}}' % (input_tokens, output_tokens))
+
+
+@pytest.mark.parametrize(("input_tokens", "output_tokens"),
+                         [(1, 1), (0, 0), (500, 1)], ids=["one-token", "zero", "a-fifth"])
+def test_a_direct_providers_usage_is_checked_against_our_count(tmp_path, input_tokens,
+                                                              output_tokens):
+    """A provider called directly (Anthropic) was charged at its prices for whatever token counts
+    it reported: 1 token for a 2,000-token prompt booked ~$0.00002 instead of ~$0.007 (0 tokens,
+    nothing). Its counts are now held to the rules the OpenRouter path keeps (docs/cost.md rule
+    3): under a quarter of our count, our count stands in for them."""
+    from orroute.testing import FakeAnthropic
+
+    with FakeOpenRouter(api_key=KEY) as orf, FakeAnthropic(api_key=ANT_KEY) as ant:
+        m = anthropic_manager(tmp_path, orf, ant)
+        task = Task(messages="word " * 2000, max_tokens=20)
+        plan = m._door.plan(m._engine_task(task, model=CLAUDE))
+        ant.fail("*", Fault.raw(ant_message(input_tokens, output_tokens)))
+        r = m.execute_task_sync(task, model=CLAUDE)
+    assert r.provider == "anthropic"
+    prompt_price = Decimal("0.000003")  # claude-sonnet-4-5 at Anthropic: $3/M input tokens
+    assert r.cost >= plan["prompt_tokens"] * prompt_price / 2
+    assert r.cost <= Decimal(plan["estimate"])
+    assert r.cost_source.startswith("tokenizer")
+
+
 def test_async_client_twin_invalid_utf8_error_body_and_echoed_key(fake):
     """The async client reads through the same core: the same three hostile replies."""
     msgs = [{"role": "user", "content": "hi"}]

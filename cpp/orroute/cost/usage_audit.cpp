@@ -62,63 +62,81 @@ UsageCounts all_audio(const UsageCounts& c, const RequestShape& shape) {
   return a;
 }
 
+const RequestShape& shape_of(const ChargeInput& in) {
+  static const NoDestructor<RequestShape> kPlain;  // a plain request's shape (no exit-time destructor)
+  return in.shape != nullptr ? *in.shape : *kPlain;
+}
+
+// audit_tokens, written into `out` (audit_charge's own: no charge copied a call).
+void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
+  const RequestShape& shape = shape_of(in);
+  const Usage* u = in.usage && in.usage->present ? in.usage : nullptr;
+  UsageCounts counted;
+  counted.prompt_tokens = std::max<int64_t>(0, in.counted_prompt_tokens);
+  counted.completion_tokens = std::max<int64_t>(0, in.counted_completion_tokens);
+
+  if (in.metered) {
+    out.source = "metered";
+    out.counts = counted;
+  } else if (!u) {
+    out.source = "tokenizer";
+    out.problem = "the reply had no usage";
+    out.counts = counted;
+  } else if (!u->token_problem.empty()) {
+    out.source = "tokenizer";
+    out.problem = "usage." + u->token_problem;
+    out.counts = counted;
+  } else {
+    out.counts = counts_from(*u);
+    const int64_t window = in.context_length.value_or(0);
+    if (window > 0 && (out.counts.prompt_tokens > window || out.counts.completion_tokens > window)) {
+      out.source = "tokenizer";
+      out.problem = "usage token counts exceed the model's context window";
+      out.counts = counted;
+    } else if (std::string why = under_reported(out.counts, counted); !why.empty()) {
+      out.source = "tokenizer";
+      out.problem = std::move(why);
+      out.counts = counted;
+    } else if (!breakdowns_fit(out.counts)) {
+      UsageCounts totals;
+      totals.prompt_tokens = out.counts.prompt_tokens;
+      totals.completion_tokens = out.counts.completion_tokens;
+      out.counts = totals;
+      out.problem = "usage breakdowns exceed their totals";
+    }
+  }
+
+  // A prompt with parts only the upstream can size (a file, a video, audio, an image at its
+  // original size): our count is its text alone, so where our count stands in for the
+  // upstream's, the prompt is what the reservation assumed, the whole window.
+  if (!out.source.empty() && shape.unsized_parts > 0) {
+    const int64_t window = in.context_length.value_or(0);
+    if (window <= 0) {
+      out.cost = in.reserved;
+      out.source = "reservation";
+      out.problem = (out.problem.empty() ? "" : out.problem + "; ") +
+                    "the prompt has parts only the upstream can size and the model lists no context length";
+      return;
+    }
+    out.counts.prompt_tokens = std::max(out.counts.prompt_tokens, window);
+  }
+}
+
 }  // namespace
+
+AuditedCharge audit_tokens(const ChargeInput& in) {
+  AuditedCharge out;
+  audit_tokens_into(in, out);
+  return out;
+}
 
 AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noexcept {
   AuditedCharge out;
-  static const NoDestructor<RequestShape> kPlain;  // a plain request's shape (no exit-time destructor)
-  const RequestShape& shape = in.shape != nullptr ? *in.shape : *kPlain;
+  const RequestShape& shape = shape_of(in);
   try {
     const Usage* u = in.usage && in.usage->present ? in.usage : nullptr;
-    UsageCounts counted;
-    counted.prompt_tokens = std::max<int64_t>(0, in.counted_prompt_tokens);
-    counted.completion_tokens = std::max<int64_t>(0, in.counted_completion_tokens);
-
-    if (in.metered) {
-      out.source = "metered";
-      out.counts = counted;
-    } else if (!u) {
-      out.source = "tokenizer";
-      out.problem = "the reply had no usage";
-      out.counts = counted;
-    } else if (!u->token_problem.empty()) {
-      out.source = "tokenizer";
-      out.problem = "usage." + u->token_problem;
-      out.counts = counted;
-    } else {
-      out.counts = counts_from(*u);
-      const int64_t window = in.context_length.value_or(0);
-      if (window > 0 && (out.counts.prompt_tokens > window || out.counts.completion_tokens > window)) {
-        out.source = "tokenizer";
-        out.problem = "usage token counts exceed the model's context window";
-        out.counts = counted;
-      } else if (std::string why = under_reported(out.counts, counted); !why.empty()) {
-        out.source = "tokenizer";
-        out.problem = std::move(why);
-        out.counts = counted;
-      } else if (!breakdowns_fit(out.counts)) {
-        UsageCounts totals;
-        totals.prompt_tokens = out.counts.prompt_tokens;
-        totals.completion_tokens = out.counts.completion_tokens;
-        out.counts = totals;
-        out.problem = "usage breakdowns exceed their totals";
-      }
-    }
-
-    // A prompt with parts only the upstream can size (a file, a video, audio, an image at its
-    // original size): our count is its text alone, so where our count stands in for the
-    // upstream's, the prompt is what the reservation assumed, the whole window.
-    if (!out.source.empty() && shape.unsized_parts > 0) {
-      const int64_t window = in.context_length.value_or(0);
-      if (window <= 0) {
-        out.cost = in.reserved;
-        out.source = "reservation";
-        out.problem = (out.problem.empty() ? "" : out.problem + "; ") +
-                      "the prompt has parts only the upstream can size and the model lists no context length";
-        return out;
-      }
-      out.counts.prompt_tokens = std::max(out.counts.prompt_tokens, window);
-    }
+    audit_tokens_into(in, out);
+    if (out.source == "reservation") return out;
 
     const std::optional<Money> catalog = pricer.price(in.requested, in.served, shape, out.counts);
     if (!catalog) {

@@ -47,6 +47,14 @@ struct AuditedCharge {
 // The charge of one answered call. Never throws.
 AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noexcept;
 
+// The token counts audit_charge prices, checked by its rules (no cost yet): `source` "" and the
+// upstream's counts when they stand (`problem` says if their breakdowns were dropped);
+// "tokenizer" or "metered" and our count (a prompt with parts only the upstream can size: the
+// whole window) when they do not; "reservation" with `cost` = the reservation when nothing can
+// stand in. For a provider priced from its own list (engine/routed_prices.h): its reply's counts
+// are held to the same rules. Throws only on allocation failure.
+AuditedCharge audit_tokens(const ChargeInput& in);
+
 // The charge of a call the engine did not make (the gateway's /v1/embeddings): the upstream's
 // `usage` JSON (anything: what is not a usage object counts as none) for a prompt of
 // `counted_prompt_tokens` to `model`, audited by audit_charge under `policy` (the engine's, so

@@ -47,7 +47,7 @@ std::string CatalogPrices::unpriced_reason(const std::string& model) const {
   return why.empty() ? PriceBook::unpriced_reason(model) : why;
 }
 
-Charge CatalogPrices::actual(const std::string& model, const AttemptResult& r, Money reserved) const {
+Usage reported_usage(const AttemptResult& r) {
   Usage u;
   u.present = r.usage_present;
   u.prompt_tokens = r.input_tokens;
@@ -62,16 +62,25 @@ Charge CatalogPrices::actual(const std::string& model, const AttemptResult& r, M
   u.cost_reported = r.cost_reported;
   u.cost_problem = r.cost_problem;
   u.token_problem = r.token_problem;
+  return u;
+}
+
+int64_t CatalogPrices::counted_prompt(const std::string& model) const {
+  try {
+    return prompt_tokens(model, counted_);
+  } catch (...) {
+    return counted_;
+  }
+}
+
+Charge CatalogPrices::actual(const std::string& model, const AttemptResult& r, Money reserved) const {
+  const Usage u = reported_usage(r);
   ChargeInput in;
   in.requested = model;
   in.served = r.served_model;
   in.shape = &shape_;
   in.usage = &u;
-  try {
-    in.counted_prompt_tokens = prompt_tokens(model, counted_);
-  } catch (...) {
-    in.counted_prompt_tokens = counted_;
-  }
+  in.counted_prompt_tokens = counted_prompt(model);
   in.counted_completion_tokens = r.counted_output_tokens;
   in.context_length = context_length(model);
   in.metered = r.cut_at_reservation;
@@ -95,11 +104,7 @@ Charge CatalogPrices::abandoned(const std::string& model, const AttemptResult& r
     in.requested = model;
     in.served = r.served_model;
     in.shape = &shape_;
-    try {
-      in.counted_prompt_tokens = prompt_tokens(model, counted_);
-    } catch (...) {
-      in.counted_prompt_tokens = counted_;
-    }
+    in.counted_prompt_tokens = counted_prompt(model);
     in.counted_completion_tokens = r.counted_output_tokens;
     in.context_length = context_length(model);
     in.metered = true;  // our own count of what arrived, priced

@@ -11,6 +11,7 @@
 #include "orroute/catalog/catalog.h"
 #include "orroute/catalog/money.h"
 #include "orroute/cost/call_pricing.h"
+#include "orroute/net/protocol.h"
 #include "orroute/route/attempt_loop.h"
 #include "orroute/tokenizer/token_count.h"
 
@@ -23,6 +24,9 @@ struct PromptCount {
   std::string model;
   int64_t tokens = 0;
 };
+
+// The usage an attempt read from its reply, as audit_charge takes it.
+Usage reported_usage(const AttemptResult& r);
 
 // Prices through the CallPricer (variants, routers, `models` lists, unknown ids); prompt tokens
 // per model family, counted once per tokenizer; charges checked by audit_charge.
@@ -52,6 +56,9 @@ class CatalogPrices final : public PriceBook {
 
   // The request's shape: what a direct provider's prices are held to too (RoutedPrices).
   const RequestShape& shape() const { return shape_; }
+  // Our count of the request's prompt with `model`'s tokenizer (what a reply's usage is checked
+  // against); the count the request came with if that tokenizer fails.
+  int64_t counted_prompt(const std::string& model) const;
 
  private:
   const CallPricer& pricer_;

@@ -156,9 +156,8 @@ void LedgerGate::commit(SettleWorker* worker, std::function<void()> then) {
         std::lock_guard lock(mu_);
         for (Alert& a : out.alerts) alerts_.push_back(std::move(a));
       } catch (const std::exception&) {
-        // The call succeeded but its row could not be written (storage failure): give the
-        // reservation back now rather than leave it held until it expires.
-        release(static_cast<uint64_t>(it.reservation_id));
+        // The row could not be written (storage failure): the call was billed, so its
+        // reservation stays held until its TTL, as on the settle worker.
       }
     }
     then();

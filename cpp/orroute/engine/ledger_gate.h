@@ -17,6 +17,7 @@
 #include "orroute/cost/prepaid.h"
 #include "orroute/engine/settle_worker.h"
 #include "orroute/route/attempt_loop.h"
+#include "orroute/seconds.h"
 
 namespace orroute {
 
@@ -40,8 +41,12 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
 
   // An attempt may last `longest_ms` (its timeout or stream deadline): its reservation is held
   // that long plus the usual ttl (admission waits, settling), never reclaimed as expired while
-  // the call may still run and spend.
-  void hold_for(int64_t longest_ms) { hold_us_ = ReserveRequest{}.ttl_us + longest_ms * 1000; }
+  // the call may still run and spend. 0: no time limit, so it is held for kMaxSeconds (a dead
+  // process's reservations are still reclaimed at once).
+  void hold_for(int64_t longest_ms) {
+    hold_us_ = ReserveRequest{}.ttl_us +
+               (longest_ms > 0 ? longest_ms * 1000 : static_cast<int64_t>(kMaxSeconds) * 1'000'000);
+  }
 
   // Several providers: the name of the engine's own endpoint, tagged on the calls it served.
   void set_routed_as(std::string provider) { routed_as_ = std::move(provider); }
@@ -61,8 +66,8 @@ class LedgerGate final : public BudgetGate, public std::enable_shared_from_this<
 
   // Writes the settles kept by settle() (through `worker`, or on this thread when it is null),
   // then runs `then` (on the worker's thread, or this one when there was nothing to write). A
-  // settle that fails releases its reservation first. take_alerts() then has what they crossed.
-  // The gate must be owned by a shared_ptr.
+  // settle that fails leaves its reservation held until its TTL (the call was billed).
+  // take_alerts() then has what they crossed. The gate must be owned by a shared_ptr.
   void commit(SettleWorker* worker, std::function<void()> then);
 
   void release(uint64_t id) override;

@@ -1,5 +1,6 @@
 #include "orroute/engine/routed_prices.h"
 
+#include "orroute/cost/usage_audit.h"
 #include "orroute/error.h"
 #include "orroute/utf8.h"
 
@@ -50,28 +51,45 @@ Charge RoutedPrices::actual(const std::string& candidate, const AttemptResult& r
     c.problem = p == nullptr ? "no price at " + provider : "the reply's usage is missing or malformed";
     return c;
   }
-  UsageCounts u;
-  u.prompt_tokens = r.input_tokens;
-  u.completion_tokens = r.output_tokens;
-  u.cached_tokens = r.cached_tokens;
-  u.cache_write_tokens = r.cache_write_tokens;
-  u.reasoning_tokens = r.reasoning_tokens;
-  u.audio_tokens = r.audio_tokens;
-  u.audio_output_tokens = r.audio_output_tokens;
-  u.image_output_tokens = r.image_output_tokens;
-  if (r.cut_at_reservation && r.counted_output_tokens > u.completion_tokens) {
-    u.completion_tokens = r.counted_output_tokens;  // cut before its usage arrived: what we counted
+  // Its counts are held to the catalog path's rules (usage_audit.h): under a quarter of our
+  // count, past the context window, or broken down past their totals, they are not believed (a
+  // provider reporting 1 token for a 2,000-token prompt was charged for 1).
+  Usage reported = reported_usage(r);
+  if (r.cut_at_reservation && r.counted_output_tokens > reported.completion_tokens) {
+    reported.completion_tokens = r.counted_output_tokens;  // cut before its usage arrived: what we counted
   }
+  ChargeInput in;
+  in.requested = model;
+  in.served = r.served_model;
+  in.shape = &catalog_->shape();
+  in.usage = &reported;
+  in.counted_prompt_tokens = catalog_->counted_prompt(model);
+  in.counted_completion_tokens = r.counted_output_tokens;
+  in.context_length = catalog_->context_length(model);
+  in.reserved = reserved;
   try {
-    c.cost = price_call(*p, u, candidate);
-    c.source = "provider:" + provider;  // priced from that provider's own price list
-    c.counts = u;
+    const AuditedCharge a = audit_tokens(in);
+    c.problem = a.problem;
+    if (a.source == "reservation") {
+      c.cost = a.cost;
+      c.source = a.source;
+      return c;
+    }
+    c.cost = price_call(*p, a.counts, candidate);
+    c.source = a.source.empty() ? "provider:" + provider : a.source;  // priced from that provider's own price list
+    c.counts = a.counts;
   } catch (const Error& e) {
     c.cost = reserved;
     c.source = "reservation";
     c.problem = e.what();
   }
   return c;
+}
+
+Charge RoutedPrices::abandoned(const std::string& candidate, const AttemptResult& r, Money reserved) const {
+  const auto [model, provider] = ProviderRoutes::split(candidate);
+  if (provider.empty()) return catalog_->abandoned(model, r, reserved);
+  return reserved_charge(reserved);
 }
 
 std::optional<int64_t> RoutedPrices::context_length(const std::string& candidate) const {

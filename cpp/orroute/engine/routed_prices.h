@@ -27,6 +27,9 @@ class RoutedPrices final : public PriceBook {
   // A provider's reply is charged from its usage at its prices; without a usable usage object
   // the whole reservation is charged (money fails closed).
   Charge actual(const std::string& candidate, const AttemptResult& r, Money reserved) const override;
+  // A cut call at the engine's own endpoint as without providers (CatalogPrices::abandoned: what
+  // arrived, where its provider stops billing); at any other provider, the reservation.
+  Charge abandoned(const std::string& candidate, const AttemptResult& r, Money reserved) const override;
   std::optional<int64_t> context_length(const std::string& candidate) const override;
 
  private:

@@ -99,16 +99,10 @@ void SettleWorker::write(Queue& q, std::deque<Item>& batch) noexcept {
     q.stats.settles += static_cast<int64_t>(batch.size());
     if (batch.size() > q.stats.largest_batch) q.stats.largest_batch = batch.size();
   }
+  // A settle that failed leaves its reservation held (until its TTL): the call was sent and
+  // billed, so releasing it handed the money back to the budget, and with a ledger that cannot
+  // write rows every later call found the budget untouched.
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (!results[i].outcome) {
-      // The call succeeded but its row could not be written (storage failure): give the
-      // reservation back now rather than leave it held until it expires.
-      try {
-        ledger_.release(batch[i].id);
-      } catch (...) {
-        // Storage still failing: the ledger reclaims the reservation by its TTL.
-      }
-    }
     try {
       if (batch[i].done) batch[i].done(std::move(results[i].outcome));
     } catch (...) {

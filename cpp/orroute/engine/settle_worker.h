@@ -5,8 +5,8 @@
 // takes every settle queued while it wrote the previous batch and hands them to
 // Ledger::settle_batch at once (a backend may commit them in one transaction), then runs each
 // call's completion, so a caller hears of its call only once its row is written and its alerts
-// are known. Money rules are unchanged: a settle that fails releases its reservation before its
-// completion runs.
+// are known. Money rules are unchanged: a settle that fails leaves its reservation held (the call
+// was billed; the ledger reclaims it at its TTL).
 #pragma once
 
 #include <condition_variable>
@@ -25,8 +25,8 @@ namespace orroute {
 
 class SettleWorker {
  public:
-  // Runs once the settle was written (its outcome) or failed (nullopt; the reservation was
-  // released). Called on the worker thread; what it throws is dropped.
+  // Runs once the settle was written (its outcome) or failed (nullopt; the reservation stays
+  // held until its TTL). Called on the worker thread; what it throws is dropped.
   using Done = std::function<void(std::optional<SettleOutcome>)>;
 
   // How many batches and settles were written, and the largest batch (for tests and benches).
