@@ -23,6 +23,7 @@
 #include "json_py.h"
 #include "lent_loop.h"
 #include "orroute/catalog/capabilities.h"
+#include "orroute/cost/budget_guard.h"
 #include "orroute/cost/feedback_store.h"
 #include "orroute/cost/open_ledger.h"
 #include "orroute/cost/sqlite_ledger.h"
@@ -426,15 +427,22 @@ std::shared_ptr<PendingResult> submit_pending(Engine& e, const EngineTask& t, st
   auto pending = std::make_shared<PendingResult>();
   GilRelease nogil;
   EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
+  auto done = [pending](EngineResult&& r) { pending->complete(std::move(r)); };
+  // An approval hook may wait for a human, and the run asks it on this thread as it reserves:
+  // the network loop is then not claimed for this thread, or every call of the engine would wait
+  // for the hook (and a hook calling the manager would wait for itself).
+  if (const BudgetGuard* guard = e.budget_guard(); guard && guard->approval_threshold()) {
+    auto run = e.submit(t, std::move(p), nullptr, std::move(done));
+    std::lock_guard lock(pending->mu);
+    pending->run = std::move(run);
+    return pending;
+  }
   // As the client's async calls: while the network loop is idle, the first attempt is sent from
   // this thread (the loop claimed after the plan: no other call waits for it), and with a
   // `watch` its reply is read, priced and settled on this thread too.
   auto run = start_sending_here(
       e.client()->transport(),
-      [&] {
-        return e.submit(t, std::move(p), nullptr,
-                        [pending](EngineResult&& r) { pending->complete(std::move(r)); });
-      },
+      [&] { return e.submit(t, std::move(p), nullptr, std::move(done)); },
       std::move(watch));
   std::lock_guard lock(pending->mu);
   pending->run = std::move(run);

@@ -190,11 +190,6 @@ def test_an_approval_hook_that_does_not_return_true_refuses(fake, tmp_path, hook
     assert tracker.live_reservations() == (0, Decimal(0))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an awaited call claims the network loop for its thread (bind_route.cpp submit_pending -> "
-    "start_sending_here) before the engine reserves, so its approval hook runs holding the loop: "
-    "every other call of the engine waits for the hook (and a hook calling the manager hangs for "
-    "good). Fix: submit without claiming the loop when the plan's estimate needs approval"))
 def test_an_approval_hook_of_an_awaited_call_stalls_no_other_call(fake, tmp_path) -> None:
     """The hook of an awaited call waits (for a human); another thread's call, which needs no
     approval, must finish meanwhile. The sync twin holds (the hook runs before the loop is
@@ -221,6 +216,36 @@ def test_an_approval_hook_of_an_awaited_call_stalls_no_other_call(fake, tmp_path
     asyncio.run(outer())
     other_done.wait(10)
     assert waited == [True]
+
+
+def test_an_approval_hook_of_an_awaited_call_may_call_the_manager(fake, tmp_path) -> None:
+    """A hook that asks the manager itself (a cheap model's opinion, say) before approving: the
+    awaited call that asked it goes on once it approves (it hung for good while the awaited call
+    held the network loop)."""
+    answers: list[str] = []
+
+    def hook(request: orroute.ApprovalRequest) -> bool:
+        if request.task_id == "outer":
+            answers.append(m.execute_task_sync(Task(messages="may I?", max_tokens=5)).content)
+        return True
+
+    tracker = orroute.CostTracker(str(tmp_path / "ledger.sqlite3"), approval_above="0.00001",
+                                  approval_hook=hook)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a"])
+    m.execute_task_sync(Task(messages="warm", max_tokens=5))
+
+    results: list[orroute.TaskResult] = []
+
+    async def outer() -> None:
+        results.append(await m.execute_task(Task(messages="outer " * 50, max_tokens=200, id="outer")))
+
+    caller = threading.Thread(target=asyncio.run, args=(outer(),), daemon=True)  # a hang ends the test
+    caller.start()
+    caller.join(15)
+    assert not caller.is_alive(), "the awaited call hung in its own hook"
+    assert len(answers) == 1 and answers[0]
+    assert results and results[0].content
+    assert len(chats(fake)) == 3
 
 
 @pytest.mark.parametrize("leases", [True, False], ids=["leases", "no-leases"])
