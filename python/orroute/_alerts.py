@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from ._logs import log_text
+
 _log = logging.getLogger("orroute.cost")
 
 #: Seconds a webhook POST may take before it is abandoned (and logged).
@@ -31,8 +33,10 @@ class AlertEvent:
 
     @property
     def message(self) -> str:
+        """The alert as one log line: the budget's name (a conversation's id, client text) cut
+        and escaped as every log line quotes client text; ``budget`` holds it whole."""
         return (
-            f"budget {self.budget} reached {self.threshold_pct}% of ${self.limit} "
+            f"budget {log_text(self.budget)} reached {self.threshold_pct}% of ${self.limit} "
             f"(spent ${self.spent})"
         )
 

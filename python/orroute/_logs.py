@@ -10,6 +10,7 @@ lower level is off. Warnings and errors always go through :func:`logger`.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,16 @@ if TYPE_CHECKING:
     import logging
 
 _WARNING = 30  # logging.WARNING, without importing logging
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def log_text(text: str) -> str:
+    """Client or upstream text as one safe log token: cut as every message quotes client text
+    (``_core.client_text``), control characters escaped (no forged line, no terminal escape)."""
+    from . import _core
+
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                        _core.client_text(text))
 
 
 _loggers: dict[str, logging.Logger] = {}

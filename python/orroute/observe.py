@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from . import _core, _observe_otel
-from ._logs import enabled, logger
+from . import _observe_otel
+from ._logs import enabled, log_text, logger
 
 __all__ = ["HOOKS", "CallEvent", "Observer", "completion_fields", "flush_callbacks"]
 
@@ -42,14 +42,6 @@ HOOKS = ("on_request", "on_response", "on_error", "on_budget_alert")
 DEFAULT_CALLBACK_TIMEOUT = 5.0
 
 _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_-]{2,}|Bearer\s+)[A-Za-z0-9_.\-]{6,}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _escape(text: str) -> str:
-    """Client or upstream text as one safe log token: cut as every message quotes client text
-    (``_core.client_text``), control characters escaped."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
-                        _core.client_text(text))
 
 
 @dataclass(slots=True)
@@ -180,7 +172,7 @@ class Observer:
         """``text`` without any of the keys (or anything shaped like one), escaped for a log."""
         for s in self._secrets:
             text = text.replace(s, "***")
-        return _escape(_KEYLIKE.sub(lambda m: m.group(1)[:3] + "***", text))
+        return log_text(_KEYLIKE.sub(lambda m: m.group(1)[:3] + "***", text))
 
     # -- a call's life --------------------------------------------------------------------------
     def _watched(self) -> bool:

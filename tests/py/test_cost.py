@@ -176,6 +176,18 @@ def test_window_in_a_time_zone(ledger_location: str) -> None:
         t.set_budget(1, period="daily", time_zone="Nowhere/Atlantis")
 
 
+@pytest.mark.parametrize("zone", ["UTC\0x", "Europe/Berlin\n", "../etc/passwd", "/etc/localtime",
+                                  "Europe/Berlin ", "zone.tab", "Z" * 300])
+def test_a_time_zone_name_that_is_no_zone_file_name_is_refused(zone: str) -> None:
+    """Only a zone's name (letters, digits, / _ - +) is looked up: "UTC\\0x" opened UTC's file
+    (the NUL ended the file name) and was stored under its own name."""
+    t = orroute.CostTracker(":memory:")
+    with pytest.raises(orroute.InvalidArgumentError, match="bad time zone name"):
+        t.set_budget(1, period="daily", time_zone=zone)
+    with pytest.raises(orroute.NotFoundInCatalogError, match="no budget"):
+        t.budget_status(period="daily")  # nothing was stored
+
+
 def test_thresholds_fire_once_to_callbacks_and_logging(
     ledger_location: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -195,6 +207,31 @@ def test_thresholds_fire_once_to_callbacks_and_logging(
     other.on_alert(other_seen.append)
     other.record_call(cost=1, model="m", project="p")
     assert other_seen == []
+
+
+def test_a_conversation_id_reaches_a_log_line_or_a_message_cut_and_escaped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A conversation's id is client text: a 100 kB id, or one holding a newline that would forge
+    a second log line, is quoted cut to 200 bytes with its length and its control characters
+    escaped, in the alert's log line and in a BudgetExceededError's message (both carried it
+    whole); the alert's ``budget`` keeps the name whole."""
+    conversation = "c\nWARNING forged line\x1b[31m" + "x" * 100_000
+    tracker = orroute.CostTracker(":memory:")
+    tracker.set_budget(2, conversation=conversation)
+    seen: list[orroute.cost.AlertEvent] = []
+    tracker.on_alert(seen.append)
+    tracker.record_call(cost=1, model="m", conversation=conversation)
+    name = f"conversation:{conversation}/total"
+    assert seen and seen[0].budget == name
+    whole = f"({len(name.encode())} bytes)"
+    [line] = [r.getMessage() for r in caplog.records if "reached 50%" in r.getMessage()]
+    assert "\n" not in line and "\x1b" not in line and len(line) < 400
+    assert "c\\nWARNING forged line\\x1b[31m" in line and whole in line
+    with pytest.raises(orroute.BudgetExceededError) as e:
+        tracker.reserve(5, conversation=conversation)
+    assert len(str(e.value)) < 400 and whole in str(e.value)
+    assert e.value.budget == name
 
 
 def test_alert_webhook_posts_json_to_loopback(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <exception>
 
+#include "orroute/utf8.h"
+
 namespace orroute {
 
 std::string BudgetScope::to_string() const {
@@ -128,7 +130,8 @@ Money BudgetState::remaining() const {
 namespace {
 std::string exceeded_message(const std::string& budget, Money limit, Money spent, Money reserved, Money estimate,
                              const std::string& asked) {
-  return "budget " + budget + " would be exceeded: limit $" + limit.to_string() + ", spent $" + spent.to_string() +
+  // the name quoted as every message quotes client text (a conversation's id may be huge)
+  return "budget " + client_text(budget) + " would be exceeded: limit $" + limit.to_string() + ", spent $" + spent.to_string() +
          ", reserved $" + reserved.to_string() + ", " + asked + " up to $" + estimate.to_string();
 }
 }  // namespace

@@ -9,8 +9,10 @@
 #include <map>
 #include <mutex>
 
+#include "orroute/ascii.h"
 #include "orroute/error.h"
 #include "orroute/no_destructor.h"
+#include "orroute/utf8.h"
 
 namespace orroute {
 namespace {
@@ -84,6 +86,20 @@ std::shared_ptr<const TimeZone> TimeZone::utc() {
   return *zone;
 }
 
+namespace {
+
+// An IANA zone name as a file under the zone directories: letters, digits and / _ - + only, and
+// no way out of them ("..", a leading "/"). A NUL would end the file name early ("UTC\0x" opened
+// UTC's file and was stored under its own name), a control byte would reach the messages.
+bool zone_name_ok(std::string_view name) {
+  if (name.size() > 255 || name.front() == '/' || name.find("..") != std::string_view::npos) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return ascii::is_alnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' || c == '-' || c == '+';
+  });
+}
+
+}  // namespace
+
 std::shared_ptr<const TimeZone> TimeZone::locate(std::string_view name) {
   if (name.empty() || name == "UTC" || name == "Etc/UTC" || name == "Z") return utc();
   static std::mutex mu;
@@ -94,8 +110,8 @@ std::shared_ptr<const TimeZone> TimeZone::locate(std::string_view name) {
   auto zone = std::shared_ptr<TimeZone>(new TimeZone());
   zone->name_ = std::string(name);
   if (!parse_fixed(name, zone->fixed_offset_)) {
-    if (name.find("..") != std::string_view::npos || name.front() == '/') {
-      throw InvalidArgument("bad time zone name '" + std::string(name) + "'");
+    if (!zone_name_ok(name)) {
+      throw InvalidArgument("bad time zone name '" + client_text(name) + "'");
     }
     std::vector<std::string> dirs;
     if (const char* env = std::getenv("TZDIR"); env && *env) dirs.emplace_back(env);
