@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
+import orroute
 from orroute.cli import cli
 
 
@@ -63,9 +65,34 @@ def test_negative_numbers_are_values_with_a_clear_error(tmp_path: Path) -> None:
     ledger = str(tmp_path / "l.sqlite3")
     r = CliRunner().invoke(cli, ["--ledger", ledger, "budget", "set", "-5"])
     assert r.exit_code == 2
-    assert "-5.0 is not in the range x>=0" in r.stderr and "No such option" not in r.stderr
+    assert "must be a finite amount of USD >= 0, got '-5'" in r.stderr
+    assert "No such option" not in r.stderr
     r = CliRunner().invoke(cli, ["--ledger", ledger, "budget", "set", "-5", "--period", "daily"])
-    assert r.exit_code == 2 and "not in the range" in r.stderr
+    assert r.exit_code == 2 and "must be a finite amount of USD" in r.stderr
+
+
+@pytest.mark.parametrize("amount", ["nan", "NaN", "inf", "-Infinity", "1e", "five", "-0.01"])
+@pytest.mark.parametrize("command", [["budget", "set", "{}"], ["keys", "create", "-p", "p", "--budget", "{}"],
+                                     ["ask", "hi", "--budget", "{}"], ["demo", "--budget", "{}"],
+                                     ["models", "recommend", "--task", "chat", "--budget", "{}"]],
+                         ids=lambda c: " ".join(c[:2]))
+def test_an_amount_of_usd_is_a_finite_number_or_a_usage_error(tmp_path: Path, command: list[str],
+                                                              amount: str) -> None:
+    """Every command that takes USD reads it one way: NaN made `keys create` fail with
+    "InvalidOperation: [<class 'decimal.InvalidOperation'>]", and the others took NaN as a float."""
+    args = [a.format(amount) for a in command]
+    r = CliRunner().invoke(cli, ["--ledger", str(tmp_path / "l.sqlite3"), *args],
+                           env={"ORROUTE_HOME": str(tmp_path), "OPENROUTER_API_KEY": None})
+    assert r.exit_code == 2, r.output
+    assert "Invalid value" in r.stderr and "USD" in r.stderr
+
+
+def test_a_budget_set_on_the_command_line_is_stored_exactly(tmp_path: Path) -> None:
+    """No float between the command line and the ledger (it was read with click.FloatRange)."""
+    ledger = str(tmp_path / "l.sqlite3")
+    r = CliRunner().invoke(cli, ["--ledger", ledger, "budget", "set", "0.123456789012345678", "--json"])
+    assert r.exit_code == 0, r.output
+    assert orroute.CostTracker(ledger).budget_status().limit == Decimal("0.123456789012345678")
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [

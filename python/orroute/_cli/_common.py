@@ -24,6 +24,27 @@ EXIT_NOT_FOUND = 5
 EXIT_INTERRUPTED = 130
 
 
+class Usd(click.ParamType):
+    """An amount of USD as typed, exactly (a Decimal: no float between the command line and the
+    ledger), finite and not negative."""
+
+    name = "usd"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Decimal:
+        if isinstance(value, Decimal):
+            return value
+        try:
+            amount = Decimal(str(value).strip())
+        except ArithmeticError:
+            self.fail(f"not an amount of USD: {value!r}", param, ctx)
+        if not amount.is_finite() or amount < 0:
+            self.fail(f"must be a finite amount of USD >= 0, got {value!r}", param, ctx)
+        return amount
+
+
+USD = Usd()
+
+
 class CLIError(click.ClickException):
     """A user-facing failure: one line on stderr and an exit code."""
 

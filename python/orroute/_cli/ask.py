@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from decimal import Decimal
 from typing import Any
 
 import click
 
 from ..config import STRATEGIES
 from ._common import (
+    USD,
     app,
     console,
     emit_json,
@@ -88,7 +90,7 @@ class StreamRecord:
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=None,
               help="Selection strategy (default: from the settings).")
 @click.option("--stream", is_flag=True, help="Print the answer as it is generated.")
-@click.option("--budget", type=click.FloatRange(min=0), default=None, metavar="USD",
+@click.option("--budget", type=USD, default=None, metavar="USD",
               help="Most this call may cost; refused before sending if it cannot fit.")
 @click.option("--model", "-m", default=None, help="Model to try first.")
 @click.option("--no-fallback", is_flag=True, help="Do not fall back to other models.")
@@ -98,7 +100,7 @@ class StreamRecord:
 @click.option("--system", default=None, help="A system message.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and its record as JSON.")
 def ask(prompt: str | None, show_models: bool, strategy: str | None, stream: bool,
-        budget: float | None, model: str | None, no_fallback: bool, task_type: str,
+        budget: Decimal | None, model: str | None, no_fallback: bool, task_type: str,
         max_tokens: int | None, system: str | None, as_json: bool) -> None:
     """Answer PROMPT (or stdin when PROMPT is - or missing) with the model the router picks."""
     import orroute

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import click
 
-from ._common import app, emit_json, make_tracker, print_table, usd
+from ._common import USD, app, emit_json, make_tracker, print_table, usd
 
 _PERIODS = ("total", "daily", "weekly", "monthly")
 
@@ -54,17 +55,17 @@ def status_row(b: Any) -> dict[str, Any]:
 # ignore_unknown_options: "-5" is the LIMIT argument (then refused by its range with a clear
 # message), not an unknown option "-5".
 @budget.command("set", context_settings={"ignore_unknown_options": True})
-@click.argument("limit", type=click.FloatRange(min=0))
+@click.argument("limit", type=USD)
 @click.option("--period", type=click.Choice(_PERIODS), default="total", show_default=True)
 @scope_options
 @click.option("--policy", type=click.Choice(["refuse", "downgrade"]), default="refuse",
               show_default=True, help="Refuse calls over the limit, or pick cheaper models.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def set_budget(limit: float, period: str, project: str | None, conversation: str | None,
+def set_budget(limit: Decimal, period: str, project: str | None, conversation: str | None,
                tag: str | None, policy: str, as_json: bool) -> None:
     """Set a budget of LIMIT USD per period (global unless a scope is given)."""
     tracker = make_tracker(app().settings)
-    status = tracker.set_budget(str(limit), period=period, policy=policy,
+    status = tracker.set_budget(limit, period=period, policy=policy,
                                 **_scope(project, conversation, tag))
     if as_json:
         emit_json(status_row(status))

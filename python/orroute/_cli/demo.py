@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import click
 
-from ._common import app, emit_json
+from ._common import USD, app, emit_json
 
 
 @click.command(short_help="Run the mixed agent workload (offline without a key).")
 @click.option("--offline/--online", "offline", default=None,
               help="Force FakeOpenRouter, or the real API (default: offline without a key).")
-@click.option("--budget", type=click.FloatRange(min=0), default=0.008, show_default=True,
+@click.option("--budget", type=USD, default="0.008", show_default=True,
               help="The demo's budget in USD (alerts at 50% and 80%).")
 @click.option("--strategy", type=click.Choice(["cost_optimized", "balanced", "performance",
                                                "quality_first"]), default=None,
@@ -22,7 +24,7 @@ from ._common import app, emit_json
               help="Run only the first N of the 30 tasks.")
 @click.option("--no-faults", is_flag=True, help="Offline: do not inject faults.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON only.")
-def demo(offline: bool | None, budget: float, strategy: str | None, speed: float,
+def demo(offline: bool | None, budget: Decimal, strategy: str | None, speed: float,
          concurrency: int, limit_tasks: int | None, no_faults: bool, as_json: bool) -> None:
     """Run ~30 mixed agent tasks under a budget and show routing, fallbacks, streaming, alerts
     and the cost report. Offline (no key) it finishes within a minute.

@@ -14,6 +14,7 @@ from ..config import STRATEGIES
 from ._common import (
     EXIT_API,
     EXIT_NOT_FOUND,
+    USD,
     CLIError,
     app,
     cell,
@@ -470,7 +471,7 @@ def task_type_name(name: str) -> str:
 @click.option("--task", "task_type", required=True,
               help="Task type: coding, reasoning, general, bulk_processing, large_context, ... "
                    "(aliases such as code-analysis work).")
-@click.option("--budget", type=click.FloatRange(min=0), default=None, metavar="USD",
+@click.option("--budget", type=USD, default=None, metavar="USD",
               help="Most one call may cost.")
 @click.option("--input-size", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Prompt size in tokens.")
@@ -482,7 +483,7 @@ def task_type_name(name: str) -> str:
 @click.option("--allow-free", is_flag=True, help="Consider free (rate-limited) models too.")
 @click.option("--top", "-n", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def recommend(task_type: str, budget: float | None, input_size: int, output_size: int | None,
+def recommend(task_type: str, budget: Decimal | None, input_size: int, output_size: int | None,
               strategy: str | None, capabilities: tuple[str, ...], allow_free: bool, top: int,
               as_json: bool) -> None:
     """The best models for a task type, with scores, estimated cost and the reasons; and what

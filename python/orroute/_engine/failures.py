@@ -107,9 +107,9 @@ def chat_reply(body: Any, status: int) -> dict[str, Any]:
     (not JSON, too deep or a list is an :class:`APIError`)."""
     if not isinstance(body, dict):
         # the one rule for quoting upstream text: cut, control characters escaped
-        from ..observe import _escape
+        from .._logs import log_text
 
-        snippet = _escape(body if isinstance(body, str) else repr(body))
+        snippet = log_text(body if isinstance(body, str) else repr(body))
         raise _exc.APIResponseValidationError(
             f"the server's reply is not a JSON object (HTTP {status}): {snippet}",
             status_code=status,

@@ -6,9 +6,11 @@ import json
 import os
 import sys
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import click
+
+from .._cli._common import USD
 
 __all__ = ["keys", "serve"]
 
@@ -113,24 +115,16 @@ def _with_common(f):  # type: ignore[no-untyped-def]
 
 @keys.command("create")
 @click.option("--project", "-p", required=True, help="Project the key spends for.")
-@click.option("--budget", "-b", default=None,
+@click.option("--budget", "-b", type=USD, default=None,
               help="Budget of the project in USD (sets or replaces the project's budget).")
 @click.option("--period", type=click.Choice(_PERIODS), default="total", show_default=True)
 @click.option("--name", default="", help="A label for the key.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @_with_common
-def keys_create(project: str, budget: str | None, period: str, name: str, as_json: bool,
+def keys_create(project: str, budget: Decimal | None, period: str, name: str, as_json: bool,
                 config: str | None, ledger: str | None) -> None:
     """Create a key; it is printed once, alone on the last line (store it now)."""
-    limit = None
-    if budget is not None:
-        try:
-            limit = Decimal(budget)
-        except InvalidOperation:
-            raise click.BadParameter(f"not an amount of USD: {budget!r}",
-                                     param_hint="--budget") from None
-        if limit < 0:
-            raise click.BadParameter("must be >= 0", param_hint="--budget")
+    limit = budget
     store, tracker = _store_and_tracker(config, ledger)
     if limit is not None:
         tracker.set_budget(limit, period=period, project=project)  # type: ignore[attr-defined]
