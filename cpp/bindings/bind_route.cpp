@@ -211,10 +211,14 @@ py::object repeated_str(RepeatedFigure figure, std::string_view text, bool lenie
   return made;
 }
 
-// `alerts` as a list, or (summary()'s) None when there are none; summary()'s completion None too
-// (the reply's text, the longest str of a call, decoded only when a TaskResult's completion_json
-// is read: PendingResult.completion()).
-std::array<py::object, kFigures> figures(const EngineResult& r, bool for_summary = false) {
+// The figures, and with them what the manager reads of every call's result (manager.py's _made:
+// summary()'s tuple, in this order) when `for_summary`: the task type after them, `alerts` None
+// when there are none (no empty list made) and the completion None (the reply's text, the
+// longest str of a call, decoded only when a TaskResult's completion_json is read:
+// PendingResult.completion()); result() has the rest. Without `for_summary`, the last is empty.
+using SummaryValues = std::array<py::object, kFigures + 1>;
+
+SummaryValues figures(const EngineResult& r, bool for_summary = false) {
   const RouteOutcome& o = r.route;
   return {py::cast(o.ok),
           repeated_str(kRepModel, o.model, false),
@@ -229,7 +233,8 @@ std::array<py::object, kFigures> figures(const EngineResult& r, bool for_summary
           py::cast(r.cut_at_reservation),
           repeated_str(kRepProvider, r.provider, true),
           repeated_str(kRepProviderModel, r.provider_model, false),
-          for_summary && r.alerts.empty() ? py::object(py::none()) : py::cast(r.alerts)};
+          for_summary && r.alerts.empty() ? py::object(py::none()) : py::cast(r.alerts),
+          for_summary ? repeated_str(kRepTaskType, r.plan.task_type, false) : py::object()};
 }
 
 void put_figures(py::dict& d, const EngineResult& r) {
@@ -237,7 +242,7 @@ void put_figures(py::dict& d, const EngineResult& r) {
   const std::array<PyObject*, kFigures> names = {
       k.ok, k.model, k.completion, k.completion_id, k.content, k.prompt_tokens, k.completion_tokens,
       k.cost, k.cost_source, k.cost_problem, k.cut_at_reservation, k.provider, k.provider_model, k.alerts};
-  std::array<py::object, kFigures> values = figures(r);
+  SummaryValues values = figures(r);
   for (size_t i = 0; i < kFigures; ++i) put(d, names[i], std::move(values[i]));
 }
 
@@ -260,18 +265,6 @@ py::dict result_head(const EngineResult& r) {
   return d;
 }
 
-// What the manager reads of every call's result (manager.py's _made): figures() and the task
-// type (alerts None when there are none: no empty list made); result() has the rest.
-using SummaryValues = std::array<py::object, kFigures + 1>;
-
-SummaryValues summary_values(const EngineResult& r) {
-  std::array<py::object, kFigures> figured = figures(r, /*for_summary=*/true);
-  SummaryValues values;
-  std::move(figured.begin(), figured.end(), values.begin());
-  values[kFigures] = repeated_str(kRepTaskType, r.plan.task_type, false);
-  return values;
-}
-
 // The summary as a tuple: nothing hashed or inserted, and the manager unpacks it into locals
 // instead of looking each key up.
 py::tuple summary_tuple(SummaryValues&& values) {
@@ -282,7 +275,7 @@ py::tuple summary_tuple(SummaryValues&& values) {
   return t;
 }
 
-py::tuple summary_tuple(const EngineResult& r) { return summary_tuple(summary_values(r)); }
+py::tuple summary_tuple(const EngineResult& r) { return summary_tuple(figures(r, /*for_summary=*/true)); }
 
 py::dict result_dict(const EngineResult& r) {
   const ResultKeys& k = keys();
@@ -953,7 +946,7 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
       std::lock_guard lock(pending->mu);
       if (pending->result) {
         pending->run.reset();  // finished: a result kept for its details keeps no run alive
-        summary = summary_values(*pending->result);
+        summary = figures(*pending->result, /*for_summary=*/true);
       }
     }
     if (!summary) {
