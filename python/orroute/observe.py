@@ -185,16 +185,15 @@ class Observer:
     # -- a call's life --------------------------------------------------------------------------
     def _watched(self) -> bool:
         """Whether anything would see a call: a callback, the log at INFO, OpenTelemetry."""
-        if self._every:
+        if self._every or "opentelemetry.trace" in sys.modules:
             return True
         # logging's answer where it keeps it (see _logs.package_logger), read without the frames
         # of enabled() and isEnabledFor (~1k instructions of every call); asked when not there
         log = _logs.package_logger
-        info = (log._cache.get(_INFO)  # type: ignore[attr-defined]
-                if log is not None and not log.disabled else None)
-        if info is None:
-            info = enabled(_INFO)
-        return info or "opentelemetry.trace" in sys.modules
+        if log is None:  # not made yet (logging not imported: enabled() answers without it)
+            return enabled(_INFO)
+        info = None if log.disabled else log._cache.get(_INFO)  # type: ignore[attr-defined]
+        return enabled(_INFO) if info is None else info
 
     def start(self, *, model: str | None = None, stream: bool = False, messages: Any = None,
               params: Mapping[str, Any] | None = None, project: str | None = None) -> Call:
