@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from . import _observe_otel
+from . import _logs, _observe_otel
 from ._logs import enabled, log_text, logger
 
 __all__ = ["HOOKS", "CallEvent", "Observer", "completion_fields", "flush_callbacks"]
@@ -177,9 +177,15 @@ class Observer:
     # -- a call's life --------------------------------------------------------------------------
     def _watched(self) -> bool:
         """Whether anything would see a call: a callback, the log at INFO, OpenTelemetry."""
-        if self._every:
+        if self._every or "opentelemetry.trace" in sys.modules:
             return True
-        return enabled(_INFO) or "opentelemetry.trace" in sys.modules
+        # logging's answer where it keeps it (see _logs.package_logger), read without the frames
+        # of enabled() and isEnabledFor (~1k instructions of every call); asked when not there
+        log = _logs.package_logger
+        if log is None:  # not made yet (logging not imported: enabled() answers without it)
+            return enabled(_INFO)
+        info = None if log.disabled else log._cache.get(_INFO)  # type: ignore[attr-defined]
+        return enabled(_INFO) if info is None else info
 
     def start(self, *, model: str | None = None, stream: bool = False, messages: Any = None,
               params: Mapping[str, Any] | None = None, project: str | None = None) -> Call:
