@@ -300,20 +300,13 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
 }
 
 void ChatSink::note_abandonment(const TransferResult& t, AttemptResult& r) const {
-  if (r.ok || !t.request_sent) return;
-  const bool answering = status_ >= 200 && status_ < 300;
-  if (status_ != 0 && !answering) return;  // an error reply: OpenRouter bills no failed request
+  if (r.ok) return;
   // (a transfer we stopped for an upstream error event is the upstream's failure, not ours)
   // (a 2xx body we could not read is an answer we refused, as a refused stream event is)
   const bool we_hung_up =
       r.cancelled || t.status == TransferStatus::kTimeout || !broken_.empty() || unreadable_;
-  if (we_hung_up) {
-    r.abandoned = Abandonment::kClosedByUs;
-  } else if (answering && delivered_) {
-    r.abandoned = Abandonment::kFailedMidAnswer;  // an error event, or the stream just ended
-  } else {
-    return;  // the connection failed with nothing generated that we know of
-  }
+  r.abandoned = abandonment_of(t.request_sent, status_, we_hung_up, delivered_);
+  if (r.abandoned == Abandonment::kNone) return;
   r.streamed = sender_->stream();
   if (r.streamed) r.counted_output_tokens = metered_;
   if (r.provider.empty()) r.provider = acc().provider().empty() ? provider_ : acc().provider();
