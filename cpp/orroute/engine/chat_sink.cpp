@@ -144,7 +144,9 @@ bool ChatSink::take_chunk(const std::string& event) {
     broken_ = "the server sent a stream event that is not a JSON object";
     return false;
   }
-  const bool rewritten = scrubber_.scrub(chunk, keys);
+  // a tool call without an index is relayed with the one the answer files it under
+  const bool numbered = acc_->number_tool_calls(chunk);
+  const bool rewritten = scrubber_.scrub(chunk, keys) || numbered;
   if (!acc_->add(chunk)) return false;
   if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() && !chunk["choices"].Empty()) {
     first_content_ = sender_->clock()->now();
