@@ -145,6 +145,16 @@ def _compression(compress: Any) -> Any:
     return Compression.coerce(compress)
 
 
+def _reduce_ex(task: Task, protocol: int) -> Any:
+    """``Task.__reduce_ex__``: pickle's protocols 0 and 1 cannot rebuild a C type's instance
+    (copyreg would call ``Task(task)``, an InvalidArgumentError for a subclass's): a TypeError,
+    as Python raises for any object those protocols cannot pickle."""
+    if protocol < 2 and type(task).__reduce__ is object.__reduce__:
+        raise TypeError(f"cannot pickle {type(task).__name__!r} object with protocol {protocol}: "
+                        "a Task needs protocol 2 or higher")
+    return object.__reduce_ex__(task, protocol)
+
+
 def _coerce(cls: type[Task], task: Any) -> Task:
     """``Task.coerce`` (its docstring is the type's, in cpp/pyext/task.c)."""
     if isinstance(task, Task):

@@ -166,6 +166,18 @@ def test_copies_pickles_and_equality() -> None:
         hash(t)
 
 
+@pytest.mark.parametrize("protocol", [0, 1])
+@pytest.mark.parametrize("cls", [Task, _Noted], ids=["Task", "subclass"])
+def test_pickle_protocols_0_and_1_are_a_type_error(cls: type[Task], protocol: int) -> None:
+    # they rebuild an instance by calling its C base with it (copyreg._reduce_ex): a subclass's
+    # raised InvalidArgumentError; TypeError is what Python raises for what they cannot pickle
+    t = cls(note="n", messages="hi") if cls is _Noted else cls(messages="hi")
+    with pytest.raises(TypeError, match=f"cannot pickle '{cls.__name__}' object with protocol "
+                                        f"{protocol}: a Task needs protocol 2 or higher"):
+        pickle.dumps(t, protocol=protocol)
+    assert pickle.loads(pickle.dumps(t, protocol=2)) == t
+
+
 def test_fields_are_writable_and_nothing_else() -> None:
     t = Task(messages="hi")
     t.max_tokens = 10
