@@ -14,7 +14,17 @@ from ._exceptions import InvalidArgumentError
 # type.__call__, unpacked again for __init__). Its checks are __init__'s as they were, in their
 # order, with their messages; the rare ones are the functions below, which the type looks up in
 # this module's globals when it needs them, as this module's code would (_bind).
-from ._task import Task, _bind
+try:
+    from ._task import Task, _bind
+except ModuleNotFoundError as missing:
+    # the first compiled module `import orroute` loads: a source tree that was never built stops
+    # here, and is told how to build (orroute._core, built with it, is missing too)
+    if missing.name != f"{__package__}._task":
+        raise
+    raise ModuleNotFoundError(
+        f"{missing.name} is not built: this orroute is a source tree whose extensions were never "
+        "compiled. Build them with scripts/dev-build.sh (they are linked into python/orroute), or "
+        "install the package: pip install .", name=missing.name, path=missing.path) from None
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import orroute` stays fast
 if TYPE_CHECKING:
