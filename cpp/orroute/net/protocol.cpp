@@ -641,19 +641,24 @@ bool StreamAccumulator::number_tool_calls(rapidjson::Document& chunk) const {
         index->value.SetUint64(slot);
         numbered = true;
       }
-      const auto id = tc.FindMember("id");
-      const bool names_id = id != tc.MemberEnd() && id->value.IsString() && id->value.GetStringLength() > 0;
-      if (names_id) {
-        at.last_id = std::string_view(id->value.GetString(), id->value.GetStringLength());
-      } else if (slot != at.last) {
-        at.last_id = ch != nullptr && slot < ch->tool_calls.size() ? std::string_view(ch->tool_calls[slot].id)
-                                                                   : std::string_view();
-      }
-      at.last = slot;
-      at.count = std::max(at.count, slot + 1);
+      at = moved(at, slot, tc, ch);
     }
   }
   return numbered;
+}
+
+StreamAccumulator::ToolCursor StreamAccumulator::moved(ToolCursor at, size_t slot, const rapidjson::Value& tc,
+                                                       const Choice* ch) {
+  const auto* id = member(tc, "id");
+  if (id != nullptr && id->IsString() && id->GetStringLength() > 0) {
+    at.last_id = std::string_view(id->GetString(), id->GetStringLength());
+  } else if (slot != at.last) {  // the id that call had before this chunk, if any
+    at.last_id = ch != nullptr && slot < ch->tool_calls.size() ? std::string_view(ch->tool_calls[slot].id)
+                                                               : std::string_view();
+  }
+  at.last = slot;
+  at.count = std::max(at.count, slot + 1);
+  return at;
 }
 
 bool StreamAccumulator::add(const rapidjson::Value& chunk) {

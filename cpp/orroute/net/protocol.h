@@ -180,6 +180,9 @@ class StreamAccumulator {
     std::string_view last_id;
   };
   static ToolCursor cursor_of(const Choice& ch);
+  // `at` once a delta `tc` went to `slot` of choice `ch` (null: a choice add() has not met yet),
+  // as add() leaves the choice: number_tool_calls follows add() through one chunk's deltas.
+  static ToolCursor moved(ToolCursor at, size_t slot, const rapidjson::Value& tc, const Choice* ch);
   // The tool call a delta `tc` adds to, its tool calls standing `at`: its "index" (clamped to
   // 0..1023); without one (Gemini's OpenAI-compatible stream sends each call whole, no index), a
   // call of its own when it names a new id, else the call the last delta went to.
