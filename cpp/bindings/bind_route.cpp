@@ -28,6 +28,8 @@
 #include "orroute/cost/sqlite_ledger.h"
 #include "orroute/cost/usage_audit.h"
 #include "orroute/engine.h"
+#include "orroute/engine/plain_reply.h"
+#include "orroute/json.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/protocol.h"
 #include "orroute/net/transport.h"
@@ -416,6 +418,17 @@ struct PendingResult {
 };
 
 // A Python callable that may be dropped on any thread: the GIL is taken to release it.
+// The `usage` of a reply's JSON text (none when it has none, or is no JSON object), its `cost`
+// read from its own digits as the engine reads a chat reply's (parsed in place: a double does not
+// always hold a 17-digit decimal).
+Usage reply_usage(std::string text) {
+  rapidjson::Document doc;
+  if (parse_json_in_place(text, doc) != JsonParse::kOk || !doc.IsObject()) return Usage{};
+  const auto usage = doc.FindMember("usage");
+  if (usage == doc.MemberEnd() || !usage->value.IsObject()) return Usage{};
+  return usage_in_place(usage->value);
+}
+
 std::shared_ptr<py::object> hold_callable(py::object f) {
   return std::shared_ptr<py::object>(new py::object(std::move(f)), [](py::object* o) {
     py::gil_scoped_acquire gil;
@@ -1436,14 +1449,16 @@ void bind_route(py::module_& m) {
           py::arg("above"), py::arg("hook"))
       .def(
           "audit_usage",  // a call the engine did not make (/v1/embeddings), under its pricing policy
-          [](const Engine& e, const ModelCatalog& catalog, const std::string& model, std::string_view usage_json,
+          [](const Engine& e, const ModelCatalog& catalog, const std::string& model, const Call& call,
              int64_t counted_prompt_tokens, Money reserved) {
-            const AuditedCharge c =
-                audit_usage_json(catalog, e.config().pricing, model, usage_json, counted_prompt_tokens, reserved);
+            const AuditedCharge c = audit_usage(catalog, e.config().pricing, model,
+                                                reply_usage(call.response().body), counted_prompt_tokens, reserved);
             return py::make_tuple(c.cost, c.source, c.problem, c.counts.prompt_tokens);
           },
-          py::arg("catalog"), py::arg("model"), py::arg("usage_json"), py::arg("counted_prompt_tokens"),
-          py::arg("reserved"), "(cost, source, problem, prompt_tokens): an upstream's usage audited (usage_audit.h).")
+          py::arg("catalog"), py::arg("model"), py::arg("call"), py::arg("counted_prompt_tokens"),
+          py::arg("reserved"),
+          "(cost, source, problem, prompt_tokens): the usage of `call`'s reply (a JSON object) audited "
+          "(usage_audit.h), its cost read from its own digits.")
       .def(
           "release_leases",  // this process's unused lease money back to the budgets
           [](Engine& e) {

@@ -354,12 +354,14 @@ def test_responses_stream_that_breaks_ends_with_response_failed(client: openai.O
 # --- POST /v1/embeddings ---------------------------------------------------------------------------
 
 EMBED = "openai/text-embedding-3-small"
+EMBED_DEAR = "test/embed-dear"  # $10/M: a cost of 17 digits at a usual size
 
 
 @pytest.fixture
 def embed_model(fake: FakeOpenRouter) -> str:
     """An embedding model the upstream has and the gateway learns of on first use."""
     fake.add_model(EMBED, prompt_price="0.00000002", completion_price="0")
+    fake.add_model(EMBED_DEAR, prompt_price="0.00001", completion_price="0")
     return EMBED
 
 
@@ -411,6 +413,23 @@ def test_embeddings_usage_lies_are_booked_within_the_catalogs_bounds(
     assert status == 200, data
     spent = gateway.tracker.budget_status(project=rec.project).spent
     assert Decimal("0.000005") <= spent <= Decimal("0.00000002") * (len(text) + 1)
+
+
+def test_embeddings_cost_is_booked_as_the_upstream_wrote_it(
+        gateway: Gateway, fake: FakeOpenRouter, embed_model: str) -> None:
+    """A cost of 17 digits is booked digit for digit, as a chat reply's is: the reply's usage
+    went through a Python float (0.20000000000000001 booked as 0.2)."""
+    model = EMBED_DEAR
+    k, rec = gateway.keys.create("embed-exact")
+    gateway.tracker.set_budget(5, project=rec.project)
+    text = "word " * 20_000  # 20,000 tokens: $0.2 at $10/M
+    usage = '{"prompt_tokens": 20000, "total_tokens": 20000, "cost": 0.20000000000000001}'
+    items = '[{"object": "embedding", "index": 0, "embedding": [0.5]}]'
+    reply = f'{{"object": "list", "model": "{model}", "usage": {usage}, "data": {items}}}'
+    fake.script(model, [Fault.raw(reply.encode())])
+    status, _, data = call(gateway, "POST", "/v1/embeddings", {"model": model, "input": text}, key=k)
+    assert status == 200, data
+    assert gateway.tracker.budget_status(project=rec.project).spent == Decimal("0.20000000000000001")
 
 
 # A 2xx the upstream answered is billed (docs/cost.md, rule 5); one that is no embedding list

@@ -4,7 +4,6 @@
 #include <string>
 #include <utility>
 
-#include "orroute/json.h"
 #include "orroute/no_destructor.h"
 
 namespace orroute {
@@ -211,12 +210,8 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
   return out;
 }
 
-AuditedCharge audit_usage_json(const ModelCatalog& catalog, const PricingPolicy& policy,
-                               const std::string& model, std::string_view usage_json,
-                               int64_t counted_prompt_tokens, Money reserved) {
-  rapidjson::Document doc;
-  Usage usage;
-  if (parse_json_text(usage_json, doc) == JsonParse::kOk && doc.IsObject()) usage = parse_usage(doc);
+AuditedCharge audit_usage(const ModelCatalog& catalog, const PricingPolicy& policy, const std::string& model,
+                          const Usage& usage, int64_t counted_prompt_tokens, Money reserved) {
   ChargeInput in;
   in.requested = model;
   in.served = model;

@@ -56,11 +56,10 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
 AuditedCharge audit_tokens(const ChargeInput& in);
 
 // The charge of a call the engine did not make (the gateway's /v1/embeddings): the upstream's
-// `usage` JSON (anything: what is not a usage object counts as none) for a prompt of
-// `counted_prompt_tokens` to `model`, audited by audit_charge under `policy` (the engine's, so
-// its cost_check_multiple). Never throws but for allocation.
-AuditedCharge audit_usage_json(const ModelCatalog& catalog, const PricingPolicy& policy,
-                               const std::string& model, std::string_view usage_json,
-                               int64_t counted_prompt_tokens, Money reserved);
+// `usage` (none when its reply has none) for a prompt of `counted_prompt_tokens` to `model`,
+// audited by audit_charge under `policy` (the engine's, so its cost_check_multiple). Never
+// throws but for allocation.
+AuditedCharge audit_usage(const ModelCatalog& catalog, const PricingPolicy& policy, const std::string& model,
+                          const Usage& usage, int64_t counted_prompt_tokens, Money reserved);
 
 }  // namespace orroute

@@ -173,12 +173,13 @@ class Engine:
     def reserved(self) -> tuple[int, Decimal]:
         return self._core.reserved()
 
-    def audit_usage(self, catalog: Any, model: str, usage_json: str, counted_prompt_tokens: int,
+    def audit_usage(self, catalog: Any, model: str, call: Any, counted_prompt_tokens: int,
                     reserved: Decimal) -> tuple[Decimal, str, str, int]:
         """(cost, source, problem, prompt tokens) of a call the engine did not make (the
-        gateway's /v1/embeddings): the upstream's usage audited under this engine's pricing
-        policy (its ``cost_check_multiple``)."""
-        return self._core.audit_usage(catalog, model, usage_json, counted_prompt_tokens, reserved)
+        gateway's /v1/embeddings, a ``NetClient`` call): its reply's usage, the cost read from
+        its own digits, audited under this engine's pricing policy (its
+        ``cost_check_multiple``)."""
+        return self._core.audit_usage(catalog, model, call, counted_prompt_tokens, reserved)
 
     def release_leases(self) -> None:
         """Gives this process's unused budget lease money back (other processes see it free)."""

@@ -187,10 +187,10 @@ class EmbeddingsRoute:
                 book(Decimal(0), outcome="error", error_class="server")
                 app._send(conn, status, payload, close, headers)
                 return  # the reservation released below, unless an attempt was cut
-            usage = reply.get("usage")
-            # the engine's rule for what an upstream's usage may book (docs/cost.md, rule 3)
+            # the engine's rule for what an upstream's usage may book (docs/cost.md, rule 3), the
+            # cost read from the reply's own digits (a float does not hold every decimal)
             cost, source, problem, tokens = app.engine.audit_usage(
-                getattr(catalog, "_core", catalog), model, dumps(usage).decode(),
+                getattr(catalog, "_core", catalog), model, call,
                 counted_tokens(body["input"], model), worst)
             if problem:
                 _cost_log.warning("%s: cost from %s (%s)", model, source, problem)
