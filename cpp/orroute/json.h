@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "orroute/json_in_place.h"
+
 // rapidjson 1.1.0's member iterators compare through member operators that take a ConstIterator:
 // comparing two non-const ones (`doc.FindMember("k") != doc.MemberEnd()`) converts the right-hand
 // side, and under C++20 the reversed rewrite (`end == it`) converts the other side, so clang warns
@@ -177,10 +179,11 @@ JsonParse parse_json_in_place(std::string& text, rapidjson::Document& doc,
     // rare (a hostile or broken text): the copying parse checks it again and says why
     return json_detail::parse_json<kFlags>(text, false, doc, max_bytes, max_depth);
   }
+  json_detail::InPlaceStream stream(text.data(), text.size());
   if (max_depth > kMaxJsonDepth) {
-    doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag>(text.data());
+    doc.ParseStream<kFlags | rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag>(stream);
   } else {
-    doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag>(text.data());
+    doc.ParseStream<kFlags | rapidjson::kParseInsituFlag>(stream);
   }
   if (!doc.HasParseError()) return JsonParse::kOk;
   doc.SetNull();

@@ -306,7 +306,7 @@ std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes) 
   if (json_detail::precheck(text, max_bytes, kMaxJsonDepth, unsafe_bytes) != JsonParse::kOk || unsafe_bytes) {
     return std::nullopt;  // never JSON: the document's parse says why
   }
-  rapidjson::InsituStringStream stream(text.data());
+  json_detail::InPlaceStream stream(text.data(), text.size());
   PlainReplyReader reader;
   rapidjson::Reader parser;
   parser.Parse<rapidjson::kParseInsituFlag>(stream, reader);
