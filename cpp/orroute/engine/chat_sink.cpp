@@ -387,11 +387,11 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     // The body goes on to the caller as it came; its copy is read in place (strings decoded where
     // they lie, not copied). A reply metered by its text, an error reply and one that is not JSON
     // are read as a document; any other in one pass for what the engine takes from it.
-    std::string reading = body_;
+    LocalText<> reading(body_);
     std::optional<PlainReply> plain;
     if (sender_->meter_limit() <= 0) {
-      plain = read_plain_reply(reading, kMaxBody);
-      if (!plain) reading = body_;  // read in place: a fresh copy for the document
+      plain = read_plain_reply(reading.data(), reading.size(), kMaxBody);
+      if (!plain) reading.assign(body_);  // read in place: a fresh copy for the document
     }
     if (plain) {
       take_reply(std::move(*plain), r);
@@ -403,10 +403,11 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
   return r;
 }
 
-std::optional<ApiError> ChatSink::read_document(std::string& reading, AttemptResult& r) {
+std::optional<ApiError> ChatSink::read_document(LocalText<>& reading, AttemptResult& r) {
   LocalJson<> reply_json;  // no heap for a usual reply
   rapidjson::Document& doc = reply_json.doc();
-  if (const JsonParse st = parse_json_in_place(reading, doc, kMaxBody); st != JsonParse::kOk || !doc.IsObject()) {
+  if (const JsonParse st = parse_json_in_place(reading.data(), reading.size(), doc, kMaxBody);
+      st != JsonParse::kOk || !doc.IsObject()) {
     unreadable_ = true;
     r.http_status = 502;
     r.error_message = st == JsonParse::kTooDeep ? "response JSON is nested too deeply" : "response is not JSON";

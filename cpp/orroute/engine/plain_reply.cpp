@@ -301,12 +301,13 @@ PlainReply PlainReplyReader::result() {
 
 }  // namespace
 
-std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes) {
+std::optional<PlainReply> read_plain_reply(char* text, size_t size, size_t max_bytes) {
   bool unsafe_bytes = false;
-  if (json_detail::precheck(text, max_bytes, kMaxJsonDepth, unsafe_bytes) != JsonParse::kOk || unsafe_bytes) {
+  if (json_detail::precheck(std::string_view(text, size), max_bytes, kMaxJsonDepth, unsafe_bytes) != JsonParse::kOk ||
+      unsafe_bytes) {
     return std::nullopt;  // never JSON: the document's parse says why
   }
-  json_detail::InPlaceStream stream(text.data(), text.size());
+  json_detail::InPlaceStream stream(text, size);
   PlainReplyReader reader;
   rapidjson::Reader parser;
   parser.Parse<rapidjson::kParseInsituFlag>(stream, reader);

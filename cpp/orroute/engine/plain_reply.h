@@ -45,6 +45,10 @@ PlainReply plain_reply_of(const rapidjson::Value& doc, bool parsed_in_place = fa
 // of every parse (size, depth, bytes) comes first. Nothing when the reply is to be read as a
 // document: not JSON, not an object (the document's parse says why), or an error reply (its first
 // `error` member an object).
-std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes);
+// `text` is the `size` bytes there, followed by a NUL.
+std::optional<PlainReply> read_plain_reply(char* text, size_t size, size_t max_bytes);
+inline std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes) {
+  return read_plain_reply(text.data(), text.size(), max_bytes);
+}
 
 }  // namespace orroute
