@@ -141,6 +141,9 @@ class PlainReplyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
     return scalar(std::move(v));
   }
   bool open(bool object) {
+    // Deeper than any parse's guard lets through (json_depth_ok): refused here, so RapidJSON's
+    // recursion ends at this depth, and read as a document, whose guard says why.
+    if (depth_ == kMaxJsonDepth) return false;
     In inside = element();
     if (!object && (inside == In::kChoice || inside == In::kPart)) inside = In::kOther;  // objects, or nothing read
     if (depth_ == 0) {
@@ -191,7 +194,7 @@ class PlainReplyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
     opens_ = opens;
   }
 
-  std::array<In, kMaxJsonDepth + 2> in_{};  // what the container at each depth is (the guard bounds it)
+  std::array<In, kMaxJsonDepth + 2> in_{};  // what the container at each depth is (open() bounds it)
   int depth_ = 0;
   bool root_object_ = false;
   Slot* target_ = nullptr;
@@ -302,16 +305,19 @@ PlainReply PlainReplyReader::result() {
 }  // namespace
 
 std::optional<PlainReply> read_plain_reply(char* text, size_t size, size_t max_bytes) {
-  bool unsafe_bytes = false;
-  if (json_detail::precheck(std::string_view(text, size), max_bytes, kMaxJsonDepth, unsafe_bytes) != JsonParse::kOk ||
-      unsafe_bytes) {
-    return std::nullopt;  // never JSON: the document's parse says why
-  }
+  // The reading is its own guard (the guard's pass over the text, json_detail::precheck, was a
+  // tenth of the reading): the size first; the depth counted by the reader, which stops at
+  // kMaxJsonDepth; a byte below 0x20 in a string refused by the string scan (json_in_place.h),
+  // as anywhere else by RapidJSON; a NUL, where RapidJSON's reading of a text ends, taken only at
+  // the text's end. A reply refused is read as a document, whose guard says why.
+  if (size > max_bytes) return std::nullopt;
   json_detail::InPlaceStream stream(text, size);
   PlainReplyReader reader;
   rapidjson::Reader parser;
   parser.Parse<rapidjson::kParseInsituFlag>(stream, reader);
-  if (parser.HasParseError() || !reader.root_object() || reader.error_reply()) return std::nullopt;
+  if (parser.HasParseError() || stream.src_ != stream.end_ || !reader.root_object() || reader.error_reply()) {
+    return std::nullopt;
+  }
   return reader.result();
 }
 
