@@ -388,11 +388,11 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     // they lie, not copied). A reply metered by its text, an error reply and one that is not JSON
     // are read as a document; any other in one pass for what the engine takes from it.
     LocalText<> reading(body_);
-    std::optional<PlainReply> plain;
-    if (sender_->meter_limit() <= 0) {
-      plain = read_plain_reply(reading.data(), reading.size(), kMaxBody);
-      if (!plain) reading.assign(body_);  // read in place: a fresh copy for the document
-    }
+    const bool metered = sender_->meter_limit() > 0;
+    // Made where it lies (assigned to an empty one, it was a move and a destruction a call).
+    std::optional<PlainReply> plain =
+        metered ? std::nullopt : read_plain_reply(reading.data(), reading.size(), kMaxBody);
+    if (!metered && !plain) reading.assign(body_);  // read in place: a fresh copy for the document
     if (plain) {
       take_reply(std::move(*plain), r);
     } else {
