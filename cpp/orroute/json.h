@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "orroute/json_in_place.h"
+
 // rapidjson 1.1.0's member iterators compare through member operators that take a ConstIterator:
 // comparing two non-const ones (`doc.FindMember("k") != doc.MemberEnd()`) converts the right-hand
 // side, and under C++20 the reversed rewrite (`end == it`) converts the other side, so clang warns
@@ -58,6 +60,37 @@ class LocalJson {
   alignas(alignof(std::max_align_t)) char buffer_[kBytes];
   rapidjson::MemoryPoolAllocator<> pool_;
   rapidjson::Document doc_;  // declared after the pool it allocates from (destroyed before it)
+};
+
+// A copy of a text followed by a NUL, for a parse in place (parse_json_in_place, read_plain_reply):
+// in a buffer inside it (on the stack where it is declared) when it fits, else on the heap. A
+// request's or a reply's copy on a call's path was an allocation each.
+template <size_t kBytes = 4096>
+class LocalText {
+ public:
+  explicit LocalText(std::string_view text) { assign(text); }
+  LocalText(const LocalText&) = delete;
+  LocalText& operator=(const LocalText&) = delete;
+  // `text` copied again (a parse in place changed the copy).
+  void assign(std::string_view text) {
+    size_ = text.size();
+    if (size_ < kBytes) {
+      text.copy(buffer_, size_);
+      buffer_[size_] = '\0';
+      data_ = buffer_;
+    } else {
+      heap_.assign(text);
+      data_ = heap_.data();
+    }
+  }
+  char* data() { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  char buffer_[kBytes];
+  std::string heap_;
+  char* data_ = buffer_;
+  size_t size_ = 0;
 };
 
 // A short English reason for a status other than kOk ("nested too deeply", ...).
@@ -163,28 +196,37 @@ JsonParse parse_json_text(const String& text, rapidjson::Document& doc, size_t m
   return json_detail::parse_json<kFlags>(text, true, doc, max_bytes, max_depth);
 }
 
-// parse_json_text on a buffer the caller owns and gives up: strings are decoded in place
-// (kParseInsituFlag) instead of copied into the document, about a third faster on a catalog of
-// long descriptions. `doc` points into `text`, which must outlive it. A text holding unsafe bytes
-// (a NUL or 0x1A-0x1F: never valid JSON) takes the copying parse through StrictStream, so the
-// error and its offset are the same as parse_json_text's.
+// parse_json_text on a buffer the caller owns and gives up: the `size` bytes at `text`, followed by
+// a NUL (`text[size]`). Strings are decoded in place (kParseInsituFlag) instead of copied into the
+// document, about a third faster on a catalog of long descriptions. `doc` points into `text`,
+// which must outlive it. A text holding unsafe bytes (a NUL or 0x1A-0x1F: never valid JSON) takes
+// the copying parse through StrictStream, so the error and its offset are the same as
+// parse_json_text's.
 template <unsigned kFlags = rapidjson::kParseDefaultFlags>
-JsonParse parse_json_in_place(std::string& text, rapidjson::Document& doc,
-                              size_t max_bytes = kMaxJsonBytes,
+JsonParse parse_json_in_place(char* text, size_t size, rapidjson::Document& doc, size_t max_bytes = kMaxJsonBytes,
                               int max_depth = kMaxJsonDepth) noexcept {
+  const std::string_view view(text, size);
   bool unsafe_bytes = false;
-  if (json_detail::precheck(text, max_bytes, max_depth, unsafe_bytes) != JsonParse::kOk || unsafe_bytes) {
+  if (json_detail::precheck(view, max_bytes, max_depth, unsafe_bytes) != JsonParse::kOk || unsafe_bytes) {
     // rare (a hostile or broken text): the copying parse checks it again and says why
-    return json_detail::parse_json<kFlags>(text, false, doc, max_bytes, max_depth);
+    return json_detail::parse_json<kFlags>(view, false, doc, max_bytes, max_depth);
   }
+  json_detail::InPlaceStream stream(text, size);
   if (max_depth > kMaxJsonDepth) {
-    doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag>(text.data());
+    doc.ParseStream<kFlags | rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag>(stream);
   } else {
-    doc.ParseInsitu<kFlags | rapidjson::kParseInsituFlag>(text.data());
+    doc.ParseStream<kFlags | rapidjson::kParseInsituFlag>(stream);
   }
   if (!doc.HasParseError()) return JsonParse::kOk;
   doc.SetNull();
   return JsonParse::kInvalid;
+}
+
+// The same on a std::string the caller gives up.
+template <unsigned kFlags = rapidjson::kParseDefaultFlags>
+JsonParse parse_json_in_place(std::string& text, rapidjson::Document& doc, size_t max_bytes = kMaxJsonBytes,
+                              int max_depth = kMaxJsonDepth) noexcept {
+  return parse_json_in_place<kFlags>(text.data(), text.size(), doc, max_bytes, max_depth);
 }
 
 }  // namespace orroute

@@ -306,3 +306,43 @@ TEST_CASE("a plain reply's cost is the decimal the upstream wrote, not its neare
     }
   }
 }
+
+TEST_CASE("a plain reply read in one pass refuses what the guard of a parse refuses", "[plain_reply]") {
+  // The one pass reads without the guard's pass before it: too deep, a NUL that would end the
+  // text early, a control byte in a string and an oversized text are refused as it reads, and
+  // read as a document (the same answer: none).
+  const std::string reply = kReply;
+  const auto nested = [&](int levels) {
+    return reply.substr(0, reply.size() - 1) + ",\"x\":" + std::string(levels, '[') + std::string(levels, ']') + "}";
+  };
+  SECTION("as deep as the guard allows, and one level deeper") {
+    check_same(nested(kMaxJsonDepth - 1));
+    CHECK(in_one_pass(nested(kMaxJsonDepth - 1)).has_value());
+    check_same(nested(kMaxJsonDepth));
+    CHECK_FALSE(in_one_pass(nested(kMaxJsonDepth)).has_value());
+    CHECK_FALSE(in_one_pass(nested(100'000)).has_value());  // ends at the limit: no deep recursion
+  }
+  SECTION("a NUL after the reply, inside it, or inside a string") {
+    for (const std::string& s : {reply + std::string(1, '\0') + "{}", reply + std::string(1, '\0'),
+                                 std::string(1, '\0') + reply, reply.substr(0, 20) + std::string(1, '\0') + reply.substr(20),
+                                 reply.substr(0, 10) + std::string(1, '\0') + reply.substr(10)}) {
+      check_same(s);
+      CHECK_FALSE(in_one_pass(s).has_value());
+    }
+  }
+  SECTION("every control byte raw in a string (RapidJSON's SSE2 scan lets 0x1A-0x1F through)") {
+    const size_t in_content = reply.find("You said");
+    for (int b = 1; b < 0x20; ++b) {
+      std::string s = reply;
+      s.insert(in_content + 3, 1, static_cast<char>(b));
+      check_same(s);
+      CHECK_FALSE(in_one_pass(s).has_value());
+    }
+  }
+  SECTION("a reply above the size allowed") {
+    std::string s = reply;
+    CHECK(read_plain_reply(s, reply.size()).has_value());
+    s = reply;
+    CHECK_FALSE(read_plain_reply(s, reply.size() - 1).has_value());
+  }
+}

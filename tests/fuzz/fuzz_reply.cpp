@@ -5,7 +5,8 @@
 // hands over is valid UTF-8 (the bytes are hostile, the text is not); a whole reply read in one
 // pass (read_plain_reply, the engine's) gives what its document gives (plain_reply_of), the cost
 // one double's rounding apart at most (the one pass reads its digits, the document a double), and
-// read metered, the generated text generated_text(doc, "message") gives.
+// read metered, the generated text generated_text(doc, "message") gives; the in-place parse's own
+// string scan reads what RapidJSON's in-place parse reads.
 //
 // Two ways to run it:
 //  - standalone (default build: build/dev/orroute_fuzz_reply [iterations] [seed]): mutates a set
@@ -134,6 +135,28 @@ void check_plain_reply(std::string_view input) {
   if (d.units() > m.units() / 1'000'000'000'000'000 + 1) fail("one pass and the document read the cost apart", input);
 }
 
+// The in-place parse's own string scan (json_in_place.h) against RapidJSON's in-place parse of the
+// same bytes: the same error at the same offset, or the same document. A text the shared entry
+// point would not parse in place (a NUL or a control byte RapidJSON's scan lets through) is not
+// read so.
+void check_in_place_scan(std::string_view input) {
+  bool unsafe_bytes = false;
+  if (json_detail::precheck(input, kMaxJsonBytes, kMaxJsonDepth, unsafe_bytes) != JsonParse::kOk || unsafe_bytes) {
+    return;
+  }
+  std::string ours(input);
+  std::string theirs(input);
+  rapidjson::Document a;
+  rapidjson::Document b;
+  json_detail::InPlaceStream stream(ours.data(), ours.size());
+  a.ParseStream<rapidjson::kParseInsituFlag>(stream);
+  b.ParseInsitu(theirs.data());
+  if (a.HasParseError() != b.HasParseError() || a.GetParseError() != b.GetParseError() ||
+      a.GetErrorOffset() != b.GetErrorOffset() || (!a.HasParseError() && json_text(a) != json_text(b))) {
+    fail("the in-place scan and RapidJSON's read a text differently", input);
+  }
+}
+
 // Every string of a parsed value (keys too) is valid UTF-8.
 bool strings_valid(const rapidjson::Value& v) {
   if (v.IsString()) return utf8_valid(std::string_view(v.GetString(), v.GetStringLength()));
@@ -170,6 +193,7 @@ void check_json_repair(std::string_view input) {
 // One input: tried as a whole JSON reply, and as an SSE stream of chunks.
 void run_one(std::string_view input) {
   check_plain_reply(input);
+  check_in_place_scan(input);
   check_json_repair(input);
   rapidjson::Document d;
   d.Parse(input.data(), input.size());

@@ -388,16 +388,18 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     // they lie, not copied), in one pass for what the engine takes from it, and a reply metered
     // by its text (a budget's) for its generated text too. An error reply and one that is not JSON
     // are read as a document.
-    std::string reading = body_;
+    LocalText<> reading(body_);
     const bool metered = sender_->meter_limit() > 0;
     std::string generated;
+    // Made where it lies (assigned to an empty one, it was a move and a destruction a call).
     std::optional<PlainReply> plain =
-        metered ? read_plain_reply(reading, kMaxBody, generated) : read_plain_reply(reading, kMaxBody);
+        metered ? read_plain_reply(reading.data(), reading.size(), kMaxBody, generated)
+                : read_plain_reply(reading.data(), reading.size(), kMaxBody);
     if (plain) {
       take_reply(std::move(*plain), r);
       if (metered) r.counted_output_tokens = text_tokens(model_, generated);
     } else {
-      reading = body_;  // read in place: a fresh copy for the document
+      reading.assign(body_);  // read in place: a fresh copy for the document
       err = read_document(reading, r);
     }
   }
@@ -405,10 +407,11 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
   return r;
 }
 
-std::optional<ApiError> ChatSink::read_document(std::string& reading, AttemptResult& r) {
+std::optional<ApiError> ChatSink::read_document(LocalText<>& reading, AttemptResult& r) {
   LocalJson<> reply_json;  // no heap for a usual reply
   rapidjson::Document& doc = reply_json.doc();
-  if (const JsonParse st = parse_json_in_place(reading, doc, kMaxBody); st != JsonParse::kOk || !doc.IsObject()) {
+  if (const JsonParse st = parse_json_in_place(reading.data(), reading.size(), doc, kMaxBody);
+      st != JsonParse::kOk || !doc.IsObject()) {
     unreadable_ = true;
     r.http_status = 502;
     r.error_message = st == JsonParse::kTooDeep ? "response JSON is nested too deeply" : "response is not JSON";

@@ -10,6 +10,7 @@
 
 #include "orroute/engine/chat_sender.h"
 #include "orroute/engine/plain_reply.h"
+#include "orroute/json.h"
 #include "orroute/net/http.h"
 #include "orroute/net/protocol.h"
 #include "orroute/net/sse_parser.h"
@@ -83,7 +84,7 @@ class ChatSink final : public Sink {
   static void fill_usage(const Usage& u, AttemptResult& r);
   // A plain 2xx reply read as a document (`reading`: a copy of the body, given up): the error to
   // report, if it is not JSON or an error reply; else its success in `r` (take_reply).
-  std::optional<ApiError> read_document(std::string& reading, AttemptResult& r);
+  std::optional<ApiError> read_document(LocalText<>& reading, AttemptResult& r);
   // `r` the success that `p` read, with the body.
   void take_reply(PlainReply&& p, AttemptResult& r);
   // A stream event's usage (its first `usage` member, an object) with its cost read exactly from

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "orroute/cache/cache_key.h"
@@ -144,6 +145,10 @@ struct EnginePlan {
 std::vector<std::string> plan_reasons(const EnginePlan& plan);
 
 struct EngineResult {
+  EngineResult() = default;
+  // A run's result made with its outcome and plan moved in (not assigned over default ones).
+  EngineResult(RouteOutcome&& outcome, EnginePlan&& run_plan) : route(std::move(outcome)), plan(std::move(run_plan)) {}
+
   RouteOutcome route;             // ok, error class, attempts, cost, model
   std::optional<ApiError> api_error;  // the last API failure (for the Python exception)
   ErrorKind budget_error = ErrorKind::kBudgetExceeded;  // route.budget_refused: what refused

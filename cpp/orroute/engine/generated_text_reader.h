@@ -86,7 +86,9 @@ class GeneratedTextReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<
   // The container opening as an element of the array at depth_.
   In element_container(bool object);
 
-  std::array<In, kMaxJsonDepth + 2> in_{};  // what the container at each depth is (the guard bounds it)
+  // What the container at each depth is. Bounded by the reader beside it (JsonTee), which ends the
+  // reading at the container that opens at depth kMaxJsonDepth, after this one saw it (129 at most).
+  std::array<In, kMaxJsonDepth + 2> in_{};
   int depth_ = 0;
   Next next_ = Next::kNone;
   std::string* field_ = nullptr;     // where kText's string (or its parts' texts) and kString go

@@ -142,6 +142,9 @@ class PlainReplyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
     return scalar(std::move(v));
   }
   bool open(bool object) {
+    // Deeper than any parse's guard lets through (json_depth_ok): refused here, so RapidJSON's
+    // recursion ends at this depth, and read as a document, whose guard says why.
+    if (depth_ == kMaxJsonDepth) return false;
     In inside = element();
     if (!object && (inside == In::kChoice || inside == In::kPart)) inside = In::kOther;  // objects, or nothing read
     if (depth_ == 0) {
@@ -192,7 +195,7 @@ class PlainReplyReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, 
     opens_ = opens;
   }
 
-  std::array<In, kMaxJsonDepth + 2> in_{};  // what the container at each depth is (the guard bounds it)
+  std::array<In, kMaxJsonDepth + 2> in_{};  // what the container at each depth is (open() bounds it)
   int depth_ = 0;
   bool root_object_ = false;
   Slot* target_ = nullptr;
@@ -307,18 +310,20 @@ PlainReply PlainReplyReader::result() {
 
 namespace {
 
-// `text` read in place by `handler` (the reader, or the reader and another handler), after the
-// guard of every parse; false when it is not JSON (the document's parse says why).
+// `text` (`size` bytes there, followed by a NUL) read in place by `handler` (the reader, or the
+// reader and another handler); false when it is refused. The reading is its own guard (the
+// guard's pass over the text, json_detail::precheck, was a tenth of the reading): the size first;
+// the depth counted by the reader, which stops at kMaxJsonDepth; a byte below 0x20 in a string
+// refused by the string scan (json_in_place.h), as anywhere else by RapidJSON; a NUL, where
+// RapidJSON's reading of a text ends, taken only at the text's end. A reply refused is read as a
+// document, whose guard says why.
 template <typename Handler>
-bool read_in_place(std::string& text, size_t max_bytes, Handler& handler) {
-  bool unsafe_bytes = false;
-  if (json_detail::precheck(text, max_bytes, kMaxJsonDepth, unsafe_bytes) != JsonParse::kOk || unsafe_bytes) {
-    return false;
-  }
-  rapidjson::InsituStringStream stream(text.data());
+bool read_in_place(char* text, size_t size, size_t max_bytes, Handler& handler) {
+  if (size > max_bytes) return false;
+  json_detail::InPlaceStream stream(text, size);
   rapidjson::Reader parser;
   parser.Parse<rapidjson::kParseInsituFlag>(stream, handler);
-  return !parser.HasParseError();
+  return !parser.HasParseError() && stream.src_ == stream.end_;
 }
 
 std::optional<PlainReply> reply_read(bool parsed, PlainReplyReader& reader) {
@@ -328,16 +333,16 @@ std::optional<PlainReply> reply_read(bool parsed, PlainReplyReader& reader) {
 
 }  // namespace
 
-std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes) {
+std::optional<PlainReply> read_plain_reply(char* text, size_t size, size_t max_bytes) {
   PlainReplyReader reader;
-  return reply_read(read_in_place(text, max_bytes, reader), reader);
+  return reply_read(read_in_place(text, size, max_bytes, reader), reader);
 }
 
-std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes, std::string& generated) {
-  PlainReplyReader reader;
+std::optional<PlainReply> read_plain_reply(char* text, size_t size, size_t max_bytes, std::string& generated) {
+  PlainReplyReader reader;  // its depth bound ends the reading for both (JsonTee)
   GeneratedTextReader text_reader;
   JsonTee<PlainReplyReader, GeneratedTextReader> both(reader, text_reader);
-  std::optional<PlainReply> out = reply_read(read_in_place(text, max_bytes, both), reader);
+  std::optional<PlainReply> out = reply_read(read_in_place(text, size, max_bytes, both), reader);
   if (out) generated = text_reader.take();
   return out;
 }

@@ -45,13 +45,20 @@ PlainReply plain_reply_of(const rapidjson::Value& doc, bool parsed_in_place = fa
 
 // The same, read from `text` in one pass without a document (its strings decoded where they lie:
 // `text` is the caller's copy, given up), and `usage.cost` read exactly from its own decimal digits
-// (a document holds it as a double, which a 17-digit decimal does not always survive). The guard
-// of every parse (size, depth, bytes) comes first. Nothing when the reply is to be read as a
-// document: not JSON, not an object (the document's parse says why), or an error reply (its first
-// `error` member an object).
-std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes);
+// (a document holds it as a double, which a 17-digit decimal does not always survive). What the
+// guard of every parse refuses (size, depth, bytes) is refused as it reads. Nothing when the reply
+// is to be read as a document: not JSON, not an object, refused by the guard (the document's parse
+// says why), or an error reply (its first `error` member an object).
+// `text` is the `size` bytes there, followed by a NUL.
+std::optional<PlainReply> read_plain_reply(char* text, size_t size, size_t max_bytes);
+inline std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes) {
+  return read_plain_reply(text.data(), text.size(), max_bytes);
+}
 // The same, and `generated` the reply's generated text as generated_text(doc, "message") has it
 // (what a reply metered by its text is counted from), read in the same pass.
-std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes, std::string& generated);
+std::optional<PlainReply> read_plain_reply(char* text, size_t size, size_t max_bytes, std::string& generated);
+inline std::optional<PlainReply> read_plain_reply(std::string& text, size_t max_bytes, std::string& generated) {
+  return read_plain_reply(text.data(), text.size(), max_bytes, generated);
+}
 
 }  // namespace orroute

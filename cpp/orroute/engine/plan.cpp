@@ -33,8 +33,8 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   rapidjson::Document& body = body_json.doc();
   // Parsed in place in a copy: the strings (a long request is mostly its messages' text) are
   // decoded where they lie instead of copied into the document. `body` points into `request`.
-  std::string request = task.request_json;
-  if (const JsonParse st = parse_json_in_place(request, body); st != JsonParse::kOk) {
+  LocalText<> request(task.request_json);
+  if (const JsonParse st = parse_json_in_place(request.data(), request.size(), body); st != JsonParse::kOk) {
     throw InvalidArgument(st == JsonParse::kInvalid ? std::string("task request is not valid JSON")
                                                     : std::string("task request JSON is ") + json_parse_reason(st));
   }

@@ -105,12 +105,16 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
                  cache_key = std::move(cache_key),
                  on_done = std::move(on_done)](RouteOutcome&& out) mutable {
     cache_store(impl->cache, cache_key, out, out.result.body);
-    EngineResult res;
+    // The outcome and the plan moved in as the result is made (assigned over default ones, they
+    // were a construction and a move-assignment of each of their members); what the caller reads
+    // apart is taken from the outcome there.
+    EngineResult res(std::move(out), std::move(plan));
+    RouteOutcome& outcome = res.route;
     if (routes) {
       // The balancers learn how their picks went; a pick never sent is only released.
       for (const BalancerPick& p : picks) {
         const AttemptRecord* sent = nullptr;
-        for (const AttemptRecord& a : out.attempts) {
+        for (const AttemptRecord& a : outcome.attempts) {
           if (a.model == p.candidate && a.outcome.rfind("skipped:", 0) != 0) sent = &a;
         }
         try {
@@ -123,27 +127,25 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
           // shared state unreachable: balancing state only, the call itself is settled
         }
       }
-      if (!out.model.empty()) {
-        const auto [model, provider] = ProviderRoutes::split(out.model);
-        const ProviderRoute* r = routes->route(out.model);
+      if (!outcome.model.empty()) {
+        const auto [model, provider] = ProviderRoutes::split(outcome.model);
+        const ProviderRoute* r = routes->route(outcome.model);
         res.provider = r ? r->name : provider;
-        res.provider_model = routes->native(out.model);
-        out.model = model;
+        res.provider_model = routes->native(outcome.model);
+        outcome.model = model;
       }
     }
-    if (!out.ok) res.api_error = sender->last_error();  // an answer clears earlier failures
-    res.budget_error = out.budget_error;
-    res.completion_json = std::move(out.result.body);  // the caller's copy; the outcome's is spent
-    if (out.ok) {
+    if (!outcome.ok) res.api_error = sender->last_error();  // an answer clears earlier failures
+    res.budget_error = outcome.budget_error;
+    res.completion_json = std::move(outcome.result.body);  // the caller's copy; the outcome's is spent
+    if (outcome.ok) {
       // Read by the sink's parse of a plain reply; a stream's assembled reply is read here.
-      res.summary = out.result.summary ? std::move(*out.result.summary) : reply_summary(res.completion_json);
+      res.summary = outcome.result.summary ? std::move(*outcome.result.summary) : reply_summary(res.completion_json);
     }
-    res.prompt_tokens = out.result.input_tokens;
-    res.completion_tokens = out.result.output_tokens;
-    res.cut_at_reservation = out.ok && out.result.cut_at_reservation;
-    if (!out.model.empty()) impl->note_for_selector(out.model);  // read at the next ranking
-    res.route = std::move(out);
-    res.plan = std::move(plan);
+    res.prompt_tokens = outcome.result.input_tokens;
+    res.completion_tokens = outcome.result.output_tokens;
+    res.cut_at_reservation = outcome.ok && outcome.result.cut_at_reservation;
+    if (!outcome.model.empty()) impl->note_for_selector(outcome.model);  // read at the next ranking
     if (!gate) {
       if (on_done) on_done(std::move(res));
       return;
