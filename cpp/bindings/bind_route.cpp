@@ -9,11 +9,10 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
-#include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -213,10 +212,14 @@ py::object repeated_str(RepeatedFigure figure, std::string_view text, bool lenie
   return made;
 }
 
-// `alerts` as a list, or (summary()'s) None when there are none; summary()'s completion None too
-// (the reply's text, the longest str of a call, decoded only when a TaskResult's completion_json
-// is read: PendingResult.completion()).
-std::array<py::object, kFigures> figures(const EngineResult& r, bool for_summary = false) {
+// The figures, and with them what the manager reads of every call's result (manager.py's _made:
+// summary()'s tuple, in this order) when `for_summary`: the task type after them, `alerts` None
+// when there are none (no empty list made) and the completion None (the reply's text, the
+// longest str of a call, decoded only when a TaskResult's completion_json is read:
+// PendingResult.completion()); result() has the rest. Without `for_summary`, the last is empty.
+using SummaryValues = std::array<py::object, kFigures + 1>;
+
+SummaryValues figures(const EngineResult& r, bool for_summary = false) {
   const RouteOutcome& o = r.route;
   return {py::cast(o.ok),
           repeated_str(kRepModel, o.model, false),
@@ -231,7 +234,8 @@ std::array<py::object, kFigures> figures(const EngineResult& r, bool for_summary
           py::cast(r.cut_at_reservation),
           repeated_str(kRepProvider, r.provider, true),
           repeated_str(kRepProviderModel, r.provider_model, false),
-          for_summary && r.alerts.empty() ? py::object(py::none()) : py::cast(r.alerts)};
+          for_summary && r.alerts.empty() ? py::object(py::none()) : py::cast(r.alerts),
+          for_summary ? repeated_str(kRepTaskType, r.plan.task_type, false) : py::object()};
 }
 
 void put_figures(py::dict& d, const EngineResult& r) {
@@ -239,7 +243,7 @@ void put_figures(py::dict& d, const EngineResult& r) {
   const std::array<PyObject*, kFigures> names = {
       k.ok, k.model, k.completion, k.completion_id, k.content, k.prompt_tokens, k.completion_tokens,
       k.cost, k.cost_source, k.cost_problem, k.cut_at_reservation, k.provider, k.provider_model, k.alerts};
-  std::array<py::object, kFigures> values = figures(r);
+  SummaryValues values = figures(r);
   for (size_t i = 0; i < kFigures; ++i) put(d, names[i], std::move(values[i]));
 }
 
@@ -262,18 +266,17 @@ py::dict result_head(const EngineResult& r) {
   return d;
 }
 
-// What the manager reads of every call's result (manager.py's _made): figures() and the task
-// type, as a tuple (alerts None when there are none: no empty list made); result() has the rest.
-// A tuple, not a dict: nothing hashed or inserted, and the manager unpacks it into locals instead
-// of looking each key up.
-py::tuple summary_tuple(const EngineResult& r) {
-  std::array<py::object, kFigures> values = figures(r, /*for_summary=*/true);
-  py::tuple t(kFigures + 1);
-  for (size_t i = 0; i < kFigures; ++i) PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(i), values[i].release().ptr());
-  PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(kFigures),
-                   repeated_str(kRepTaskType, r.plan.task_type, false).release().ptr());
+// The summary as a tuple: nothing hashed or inserted, and the manager unpacks it into locals
+// instead of looking each key up.
+py::tuple summary_tuple(SummaryValues&& values) {
+  py::tuple t(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    PyTuple_SET_ITEM(t.ptr(), static_cast<Py_ssize_t>(i), values[i].release().ptr());
+  }
   return t;
 }
+
+py::tuple summary_tuple(const EngineResult& r) { return summary_tuple(figures(r, /*for_summary=*/true)); }
 
 py::dict result_dict(const EngineResult& r) {
   const ResultKeys& k = keys();
@@ -554,7 +557,15 @@ class TaskFields {
   TaskSlots slots_;  // slotted false: every field by name
 };
 
-bool truthy(PyObject* o) {
+// `bool(o)`; None, the bools and exact str, list, dict and tuple (a Task's usual fields)
+// answered inline (~20 instructions of a call each, ~10 a task).
+inline bool truthy(PyObject* o) {
+  if (o == Py_None || o == Py_False) return false;
+  if (o == Py_True) return true;
+  if (PyUnicode_CheckExact(o)) return PyUnicode_GET_LENGTH(o) != 0;
+  if (PyList_CheckExact(o)) return PyList_GET_SIZE(o) != 0;
+  if (PyDict_CheckExact(o)) return PyDict_GET_SIZE(o) != 0;
+  if (PyTuple_CheckExact(o)) return PyTuple_GET_SIZE(o) != 0;
   const int r = PyObject_IsTrue(o);
   if (r < 0) throw py::error_already_set();
   return r == 1;
@@ -646,45 +657,6 @@ EngineTask engine_task_of(py::handle task, bool stream, py::handle model, bool p
   }
   if (!truthy(fields.get(kCache, k.cache).ptr())) t.use_cache = false;
   return t;
-}
-
-// ---- task ids ----------------------------------------------------------------------------------
-//
-// `task_ids(prefix)`: a function giving `prefix` (20 hex digits: the process's 80 random bits,
-// drawn by task.py) followed by a 48-bit counter's 12 hex digits, 1, 2, ... (wrapping), one id a
-// call. Formatting the 128-bit number in Python ("%032x" and the `|`) cost ~2.4k instructions
-// more on every Task made; this is one C call. The rule (prefix per process, drawn again in a forked
-// child) stays in task.py.
-constexpr const char* kTaskIdsCapsule = "orroute._core.task_ids";
-
-struct TaskIds {
-  char text[32];
-  std::atomic<uint64_t> next{1};
-};
-
-PyObject* next_task_id(PyObject* capsule, PyObject* /*unused*/) {
-  auto* ids = static_cast<TaskIds*>(PyCapsule_GetPointer(capsule, kTaskIdsCapsule));
-  if (ids == nullptr) return nullptr;
-  uint64_t n = ids->next.fetch_add(1, std::memory_order_relaxed) & 0xFFFFFFFFFFFFull;
-  // an ASCII str written in place (not decoded from a copy as UTF-8: ~0.2k instructions a Task)
-  PyObject* id = PyUnicode_New(32, 127);
-  if (id == nullptr) return nullptr;
-  Py_UCS1* out = PyUnicode_1BYTE_DATA(id);
-  std::memcpy(out, ids->text, 20);
-  for (int i = 31; i >= 20; --i, n >>= 4) out[i] = static_cast<Py_UCS1>("0123456789abcdef"[n & 0xF]);
-  return id;
-}
-
-PyMethodDef kNextTaskId = {"new_task_id", next_task_id, METH_NOARGS, nullptr};
-
-py::object task_ids(std::string_view prefix) {
-  const bool hex = std::all_of(prefix.begin(), prefix.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-  });
-  if (prefix.size() != 20 || !hex) throw InvalidArgument("a task id prefix is 20 lowercase hex digits");
-  auto ids = std::make_unique<TaskIds>();
-  std::memcpy(ids->text, prefix.data(), 20);
-  return capsule_function(&kNextTaskId, kTaskIdsCapsule, std::move(ids));
 }
 
 // ---- a finished call's details -----------------------------------------------------------------
@@ -904,7 +876,8 @@ py::object task_result_maker(py::handle cls, py::handle state) {
 // None: not served). Returns (pending, summary): the PendingResult, and its summary() when it
 // finished here (else None: await it). With `make` (a task_result_maker's function), `task_id`
 // and `compression`: a call that finished here as a plain success (plain_success) comes back as
-// (pending, the TaskResult `make` would give), the reply's id its id.
+// the TaskResult `make` would give, alone (its details hold the finished result), the reply's id
+// its id.
 constexpr const char* kEngineCapsule = "orroute._core.Engine";
 
 struct EngineRef {
@@ -976,24 +949,27 @@ PyObject* fast_submit_task(PyObject* capsule, PyObject* const* args, Py_ssize_t 
       PendingResult& p = *pending;
       serve_lent(*notifier, loop_fd, left, [&p] { return p.finished(); }, [&p] { p.cancel(); });
     }
-    py::object summary = py::none();
+    std::optional<SummaryValues> summary;
     {
       std::lock_guard lock(pending->mu);
       if (pending->result) {
         pending->run.reset();  // finished: a result kept for its details keeps no run alive
-        summary = summary_tuple(*pending->result);
+        summary = figures(*pending->result, /*for_summary=*/true);
       }
     }
-    py::object handle = summary.is_none() ? py::cast(std::move(pending)) : finished_result(std::move(pending));
-    if (maker != nullptr && !summary.is_none() && plain_success(PySequence_Fast_ITEMS(summary.ptr()))) {
-      // _made's result, made here: the reply's id is the result's
-      PyObject* const* at = PySequence_Fast_ITEMS(summary.ptr());
-      py::object result =
-          py::reinterpret_steal<py::object>(make_result(*maker, at, handle.ptr(), at[3], args[9], args[10]));
-      if (!result) return nullptr;
-      return PyTuple_Pack(2, handle.ptr(), result.ptr());
+    if (!summary) {
+      const py::object handle = py::cast(std::move(pending));
+      return PyTuple_Pack(2, handle.ptr(), Py_None);
     }
-    return PyTuple_Pack(2, handle.ptr(), summary.ptr());
+    const py::object handle = finished_result(std::move(pending));
+    std::array<PyObject*, kFigures + 1> at{};  // borrowed from `summary`
+    for (size_t i = 0; i < at.size(); ++i) at[i] = (*summary)[i].ptr();
+    if (maker != nullptr && plain_success(at.data())) {
+      // _made's result, made here from the figures (no summary tuple, no pair): the reply's id is
+      // the result's
+      return make_result(*maker, at.data(), handle.ptr(), at[3], args[9], args[10]);
+    }
+    return PyTuple_Pack(2, handle.ptr(), summary_tuple(std::move(*summary)).ptr());
   } catch (abi::__forced_unwind&) {
     throw;  // a daemon thread ended at exit (see gil.h)
   } catch (...) {
@@ -1252,14 +1228,11 @@ void bind_route(py::module_& m) {
         "make(summary, details, result_id, task_id, compression) -> an instance of `cls` whose "
         "instance dict is a copy of `state` with the call summary's figures in place (private: "
         "AIModelManager._made).");
-  m.def("task_ids", &task_ids, py::arg("prefix"),
-        "new_task_id() -> str: `prefix` (20 hex digits) and a 48-bit counter's 12 hex digits "
-        "(1, 2, ...; wrapping), one id a call.");
   m.def("task_submitter", &task_submitter, py::arg("engine"),
         "submit_task(task, model, pin, project, notifier, lend, loop_fd, serve_timeout[, make, "
         "task_id, compression]) -> (PendingResult, None) or, finished, (FinishedResult, summary), "
-        "or with `make` (a task_result_maker's function) and a plain success, (FinishedResult, "
-        "make's result with the reply's id, task_id and compression), for `engine`: "
+        "or with `make` (a task_result_maker's function) and a plain success, make's result "
+        "with the reply's id, task_id and compression (alone: no pair), for `engine`: "
         "engine_task_of(task, False, model, pin, "
         "project) planned and started as Engine.submit_async (lent to `notifier` when `lend`), "
         "then served as PendingResult.serve_lent for at most `serve_timeout` seconds (None: not "

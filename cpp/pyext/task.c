@@ -102,7 +102,7 @@ static PyObject* float_zero;
 static PyObject* float_one;
 /* task.py's globals, looked up by these names */
 static PyObject* g_known_set;   /* _KNOWN_SET */
-static PyObject* g_new_task_id; /* _new_task_id */
+static PyObject* g_id_prefix;   /* _id_prefix */
 static PyObject* g_check_type_arg;
 static PyObject* g_bad_message;
 static PyObject* g_budget;
@@ -136,6 +136,57 @@ static PyObject* call_global(PyObject* name, PyObject* const* args, size_t n) {
   PyObject* r = PyObject_Vectorcall(fn, args, n, NULL);
   Py_DECREF(fn);
   return r;
+}
+
+/* Task ids (task.py's rule, see _id_prefix there): the process's 80 random bits as 20 hex digits,
+ * asked of task.py's _id_prefix() for the first id and again after a fork (_forget_id_prefix),
+ * then a 48-bit counter's 12 hex digits, 1, 2, ... (wrapping). Written here, under the GIL (a
+ * call to a maker in the core, looked up in task.py's globals, cost ~0.45k instructions a Task
+ * more). */
+static char id_prefix[20];
+static int id_prefix_set;
+static uint64_t id_next;
+
+static int is_prefix(const char* s, Py_ssize_t n) {
+  if (n != (Py_ssize_t)sizeof id_prefix) return 0;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+  }
+  return 1;
+}
+
+static PyObject* new_task_id(void) {
+  if (!id_prefix_set) {
+    PyObject* drawn = call_global(g_id_prefix, NULL, 0);
+    if (drawn == NULL) return NULL;
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_Check(drawn) ? PyUnicode_AsUTF8AndSize(drawn, &n) : NULL;
+    if (s == NULL || !is_prefix(s, n)) {
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "_id_prefix() must give 20 lowercase hex digits");
+      Py_DECREF(drawn);
+      return NULL;
+    }
+    memcpy(id_prefix, s, sizeof id_prefix);
+    Py_DECREF(drawn);
+    id_prefix_set = 1;
+    id_next = 1;
+  }
+  uint64_t n = id_next++ & 0xFFFFFFFFFFFFull;
+  PyObject* id = PyUnicode_New(32, 127); /* ASCII, written in place */
+  if (id == NULL) return NULL;
+  Py_UCS1* out = PyUnicode_1BYTE_DATA(id);
+  memcpy(out, id_prefix, sizeof id_prefix);
+  for (int i = 31; i >= 20; --i, n >>= 4) out[i] = (Py_UCS1) "0123456789abcdef"[n & 0xF];
+  return id;
+}
+
+/* _forget_id_prefix(): a forked child's next id draws a prefix of its own (task.py registers it
+ * with os.register_at_fork), else parent and child would repeat ids. */
+static PyObject* forget_id_prefix(PyObject* module, PyObject* unused) {
+  (void)module;
+  (void)unused;
+  id_prefix_set = 0;
+  Py_RETURN_NONE;
 }
 
 /* task.py's InvalidArgumentError with `text % value` (value formatted as an f-string does). */
@@ -208,9 +259,10 @@ static int task_fill(PyObject* self, PyObject* const* a) {
   PyObject* none = Py_None;
 #define ARG(i) (a[i] != NULL ? a[i] : none)
 
-  /* if type.__class__ is not str or type not in _KNOWN_SET: _check_type_arg(type) */
-  int known = 0;
-  if (PyUnicode_CheckExact(type)) {
+  /* if type.__class__ is not str or type not in _KNOWN_SET: _check_type_arg(type); the default,
+   * "general", is a known type (the engine's first): nothing asked (~0.3k instructions a Task) */
+  int known = a[A_TYPE] == NULL;
+  if (!known && PyUnicode_CheckExact(type)) {
     PyObject* set = global(g_known_set);
     if (set == NULL) return -1;
     if (PyAnySet_CheckExact(set)) {  /* a str's hash and equality run no Python code */
@@ -349,7 +401,7 @@ static int task_fill(PyObject* self, PyObject* const* a) {
   PyObject* capabilities = ARG(A_CAPABILITIES);
   PyObject* tags = ARG(A_TAGS);
   int has = 0;
-  if (store(self, exact, A_ID, id != none ? new_ref(id) : call_global(g_new_task_id, NULL, 0)) < 0 ||
+  if (store(self, exact, A_ID, id != none ? new_ref(id) : new_task_id()) < 0 ||
       store(self, exact, A_TYPE, new_ref(type)) < 0) {
     Py_DECREF(msgs);
     goto fail_budget;
@@ -683,6 +735,8 @@ static PyObject* bind(PyObject* module, PyObject* globals) {
 
 static PyMethodDef module_methods[] = {
     {"_bind", bind, METH_O, "_bind(globals, /)\n--\n\nHands task.py's globals to the Task type."},
+    {"_forget_id_prefix", forget_id_prefix, METH_NOARGS,
+     "_forget_id_prefix($module, /)\n--\n\nThe next task id draws the process's prefix again (after a fork)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef task_module = {PyModuleDef_HEAD_INIT, "orroute._task",
@@ -712,7 +766,7 @@ PyMODINIT_FUNC PyInit__task(void) {
       (str_empty = PyUnicode_FromString("")) == NULL || (int_zero = PyLong_FromLong(0)) == NULL ||
       (int_one = PyLong_FromLong(1)) == NULL || (float_zero = PyFloat_FromDouble(0.0)) == NULL ||
       (float_one = PyFloat_FromDouble(1.0)) == NULL || (g_known_set = intern("_KNOWN_SET")) == NULL ||
-      (g_new_task_id = intern("_new_task_id")) == NULL ||
+      (g_id_prefix = intern("_id_prefix")) == NULL ||
       (g_check_type_arg = intern("_check_type_arg")) == NULL ||
       (g_bad_message = intern("_bad_message")) == NULL || (g_budget = intern("_budget")) == NULL ||
       (g_check_texts = intern("_check_texts")) == NULL || (g_params = intern("_params")) == NULL ||

@@ -1008,13 +1008,12 @@ class EngineTask:
 def engine_task_of(
     task: Any, stream: bool = False, model: Any = None, pin: bool = False, project: Any = None
 ) -> EngineTask: ...
-def task_ids(prefix: str) -> Callable[[], str]: ...
 def task_result_maker(cls: type, state: dict[str, Any]) -> Callable[..., Any]: ...
 def task_submitter(
     engine: Engine,
-) -> Callable[..., tuple[PendingResult | FinishedResult, Any]]:
+) -> Callable[..., tuple[PendingResult | FinishedResult, Any] | Any]:
     # (task, model, pin, project, notifier, lend, loop_fd, serve_timeout[, make, task_id,
-    # compression]) -> (pending, None | summary tuple | make's TaskResult)
+    # compression]) -> (pending, None | summary tuple), or make's TaskResult alone
     ...
 
 class EngineRun:

@@ -31,6 +31,12 @@ def log_text(text: str) -> str:
 
 
 _loggers: dict[str, logging.Logger] = {}
+# logger("orroute") once made, when its isEnabledFor is logging.Logger's own: that keeps its
+# answers in the logger's ``_cache`` (CPython 3.7-3.13) and empties it on every level change
+# (setLevel, logging.disable), so an answer found there, the logger not ``disabled`` (asked
+# first), is the one isEnabledFor gives. observe's per-call check reads it without the frames
+# of enabled() and isEnabledFor.
+package_logger: logging.Logger | None = None
 
 
 def logger(name: str = "orroute") -> logging.Logger:
@@ -42,6 +48,9 @@ def logger(name: str = "orroute") -> logging.Logger:
         # logging keeps every logger it made for the life of the process (reconfiguring one
         # changes that same object), so holding it here never goes stale
         found = _loggers[name] = logging.getLogger(name)
+        if name == "orroute" and type(found).isEnabledFor is logging.Logger.isEnabledFor:
+            global package_logger
+            package_logger = found
     return found
 
 

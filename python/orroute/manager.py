@@ -775,21 +775,21 @@ class AIModelManager:
             # on its thread: the loop lent to it); cancelling the await cancels the run
             # (bridge.lend_terms, submit and serve_idle in one core call: the summary when the
             # result came while this thread served the network loop, else None: awaited)
-            # A plain success finished inside comes back as its TaskResult, made there by
+            # A plain success finished inside comes back as its TaskResult alone, made there by
             # _made's maker (_make_result): no summary to read in Python (~1.5k instructions).
             bridge, notifier, loop_fd, serve = _lend_terms(False)
             task_id = task.id or ""
-            pending, done = self._door.submit_task(task, model, pin, self._project, notifier,
-                                                   not bridge.waiters, loop_fd, serve,
-                                                   _make_result, task_id, compressed)
-            if done.__class__ is TaskResult:
-                r = done
+            r = self._door.submit_task(task, model, pin, self._project, notifier,
+                                       not bridge.waiters, loop_fd, serve, _make_result, task_id,
+                                       compressed)
+            if r.__class__ is TaskResult:
                 # _remember's insert, written out: its frame cost ~0.7k instructions a call
                 results = self._results
                 results[r.id] = (r.model, r.task_type)
                 if len(results) >= _FEEDBACK_MEMORY:
                     self._older_results, self._results = results, {}
             else:
+                pending, done = r
                 if done is None:  # a PendingResult (finished inside: a FinishedResult, no await)
                     await _engine.wait(pending)
                     done = pending.summary()  # type: ignore[union-attr]

@@ -14,11 +14,10 @@ from ._exceptions import InvalidArgumentError
 # type.__call__, unpacked again for __init__). Its checks are __init__'s as they were, in their
 # order, with their messages; the rare ones are the functions below, which the type looks up in
 # this module's globals when it needs them, as this module's code would (_bind).
-from ._task import Task, _bind
+from ._task import Task, _bind, _forget_id_prefix
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import orroute` stays fast
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
 __all__ = ["Task"]
@@ -33,30 +32,19 @@ _KNOWN_SET: frozenset[str] = frozenset()  # the same, for Task's test (~0.7k a T
 
 # Task ids: 32 hex digits, 80 random bits drawn once per process and a 48-bit counter. Unique
 # across processes like a fresh ``os.urandom(16)`` per task, without its syscall on every call; a
-# forked child draws its own prefix (else parent and child would repeat ids). The process's first
-# id draws the prefix and makes the id function, the core's (``_core.task_ids``: one C call; the
-# 128-bit number formatted in Python cost ~2.4k instructions more on every Task made), so that
-# ``import orroute`` loads neither the core nor the random bits.
+# forked child draws its own prefix (else parent and child would repeat ids). The type makes them
+# (task.c's new_task_id: the counter's digits written in place; the 128-bit number formatted in
+# Python cost ~2.4k instructions more on every Task made, a call into the core ~0.45k) and asks
+# _id_prefix for the process's bits on its first id, so that ``import orroute`` draws none.
 
 
-def _first_task_id() -> str:
-    global _new_task_id
-    from . import _core
-
-    _new_task_id = _core.task_ids(os.urandom(10).hex())
-    return _new_task_id()
-
-
-_new_task_id: Callable[[], str] = _first_task_id
-
-
-def _reset_task_ids() -> None:
-    global _new_task_id
-    _new_task_id = _first_task_id
+def _id_prefix() -> str:
+    """The process's 80 random bits of every task id, as 20 hex digits."""
+    return os.urandom(10).hex()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_task_ids)
+    os.register_at_fork(after_in_child=_forget_id_prefix)
 
 
 _TYPE_MAX = 64  # a task type is a name, stored on every ledger row of the call

@@ -427,3 +427,66 @@ def test_a_callback_added_later_watches_calls_of_the_observer_and_its_twins(
         assert Observer("client", on_response=[lambda event: None])._watched()
     finally:
         logging.getLogger("orroute").setLevel(logging.NOTSET)
+
+
+def test_the_per_call_check_follows_every_logging_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    # _watched reads logging's own cached answer (Logger._cache) when it has one: every way of
+    # changing what isEnabledFor(INFO) says must show at the next check, each asked twice (the
+    # second read comes from the cache the first one filled)
+    from orroute.observe import Observer
+
+    monkeypatch.delitem(sys.modules, "opentelemetry.trace", raising=False)  # no tracing
+    log, root = logging.getLogger("orroute"), logging.getLogger()
+    obs = Observer("manager")
+
+    def watched() -> bool:
+        first, second = obs._watched(), obs._watched()
+        assert first == second == log.isEnabledFor(logging.INFO)
+        return first
+
+    saved_root = root.level
+    try:
+        log.setLevel(logging.WARNING)
+        assert not watched()
+        log.setLevel(logging.INFO)
+        assert watched()
+        log.disabled = True  # what dictConfig does to existing loggers: no cache change
+        assert not watched()
+        log.disabled = False
+        assert watched()
+        logging.disable(logging.INFO)
+        assert not watched()
+        logging.disable(logging.NOTSET)
+        assert watched()
+        log.setLevel(logging.NOTSET)  # the level comes from the root's
+        root.setLevel(logging.WARNING)
+        assert not watched()
+        root.setLevel(logging.DEBUG)
+        assert watched()
+    finally:
+        log.disabled = False
+        logging.disable(logging.NOTSET)
+        log.setLevel(logging.NOTSET)
+        root.setLevel(saved_root)
+
+
+def test_the_per_call_check_asks_a_logger_class_of_its_own() -> None:
+    # a logger class with its own isEnabledFor (logging.setLoggerClass before orroute's logger
+    # is made) is asked on every check: its answers are not logging's cache
+    script = (
+        "import logging, sys\n"
+        "class Loud(logging.Logger):\n"
+        "    def isEnabledFor(self, level):  # logging's cache filled, then overruled\n"
+        "        return super().isEnabledFor(level) or Loud.on\n"
+        "Loud.on = False\n"
+        "logging.setLoggerClass(Loud)\n"
+        "logging.getLogger('orroute').setLevel(logging.WARNING)\n"
+        "from orroute.observe import Observer\n"
+        "obs = Observer('manager')\n"
+        "assert not obs._watched() and not obs._watched()\n"
+        "Loud.on = True\n"
+        "assert obs._watched()\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.stdout.strip() == "ok", done.stderr

@@ -351,20 +351,25 @@ def test_a_plain_success_finished_inside_submit_task_comes_back_as_its_result(
     m = manager(fake)
     task = Task(messages="hi", max_tokens=5, type="coding")
 
+    details: list[type] = []
+
     async def call(make: Any) -> Any:
         notifier, loop_fd, _ = _engine.bridge().lend_terms(False)
-        return m._door.submit_task(task, None, False, None, notifier, True, loop_fd, -1,
+        done = m._door.submit_task(task, None, False, None, notifier, True, loop_fd, -1,
                                    make, task.id, None)
+        if type(done) is orroute.TaskResult:
+            details.append(type(done.__dict__["_details"]))
+        return done
 
-    handle, made = asyncio.run(call(_make_result))
-    assert type(made) is orroute.TaskResult and type(handle) is orroute._core.FinishedResult
+    made = asyncio.run(call(_make_result))  # alone: its details hold the finished call
+    assert type(made) is orroute.TaskResult and details == [orroute._core.FinishedResult]
     handle2, summary = asyncio.run(call(None))  # no maker: the summary, as before
     assert type(summary) is tuple
     by_made = m._made(summary, handle2, task.id)
     assert (made.model, made.task_type, made.cost, made.usage, made.task_id, made.content) == (
         by_made.model, by_made.task_type, by_made.cost, by_made.usage, task.id, by_made.content)
     assert made.id == json.loads(made.completion_json)["id"] and made.attempts[-1].model == made.model
-    for bad in (len, object(), _core.task_ids("0" * 20)):
+    for bad in (len, object(), _core.task_submitter(m._door._core)):
         with pytest.raises(TypeError, match="make"):
             asyncio.run(call(bad))
     r = asyncio.run(m.execute_task(Task(messages="hi", max_tokens=5)))

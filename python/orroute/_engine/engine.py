@@ -111,7 +111,7 @@ class Engine:
         # object, no Python between); the arguments after ``project`` are
         # ``bridge().lend_terms(False)`` and ``not bridge().waiters``. ``task`` must be a Task.
         # Three more, ``make, task_id, compression`` (the manager's result maker): a plain
-        # success finished inside comes back as its TaskResult instead of the summary.
+        # success finished inside comes back as its TaskResult alone instead of the pair.
         self.submit_task = _core.task_submitter(self._core)
 
     def submit(self, task: Any, lend_to: Any = None) -> Any:
