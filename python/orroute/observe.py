@@ -182,8 +182,9 @@ class Observer:
         # logging's answer where it keeps it (see _logs.package_logger), read without the frames
         # of enabled() and isEnabledFor (~1k instructions of every call); asked when not there
         log = _logs.package_logger
-        info = (log._cache.get(_INFO)  # type: ignore[attr-defined]
-                if log is not None and not log.disabled else None)
+        info = None
+        if log is not None and not log.disabled and log.__class__ is _logs.package_logger_class:
+            info = log._cache.get(_INFO)  # type: ignore[attr-defined]
         if info is None:
             info = enabled(_INFO)
         return info or "opentelemetry.trace" in sys.modules
