@@ -764,6 +764,8 @@ void bind_net(py::module_& m) {
       .def_property_readonly("done", [](const Call& c) { return c.state() != Call::State::kRunning; })
       .def_property_readonly("ok", [](const Call& c) { return c.state() == Call::State::kDone; })
       .def_property_readonly("attempts", &Call::attempts)
+      .def_property_readonly("abandoned_attempts", &Call::abandoned_attempts,
+                             "Attempts the upstream got in full that were cut before an answer: each may be billed.")
       .def("status", [](const Call& c) { return c.response().status; })
       .def("headers", [](const Call& c) { return headers_to_py(c.client().scrub(c.response().headers)); },
            "The reply's header fields, scrubbed of the client's keys (names and values).")

@@ -110,6 +110,7 @@ static PyObject* g_check_texts;
 static PyObject* g_params;
 static PyObject* g_compression;
 static PyObject* g_coerce;
+static PyObject* g_reduce_ex;
 static PyObject* g_invalid; /* InvalidArgumentError */
 static PyObject* g_mapping; /* collections.abc.Mapping */
 
@@ -640,7 +641,16 @@ static PyObject* task_coerce(PyObject* cls, PyObject* args, PyObject* kwds) {
   return call_global(g_coerce, call, 2);
 }
 
+/* pickle's protocols 0 and 1 would rebuild a subclass's instance by calling Task(instance)
+ * (copyreg._reduce_ex): task.py's _reduce_ex makes that the TypeError Python raises for any
+ * object those protocols cannot pickle. */
+static PyObject* task_reduce_ex(PyObject* self, PyObject* protocol) {
+  PyObject* call[2] = {self, protocol};
+  return call_global(g_reduce_ex, call, 2);
+}
+
 static PyMethodDef task_methods[] = {
+    {"__reduce_ex__", task_reduce_ex, METH_O, "__reduce_ex__($self, protocol, /)\n--\n\nHelper for pickle."},
     {"coerce", (PyCFunction)(void (*)(void))task_coerce, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
      "coerce($cls, /, task)\n--\n\n"
      "A :class:`Task` from a Task, a mapping or any object with the plan's fields.\n\n"
@@ -771,6 +781,7 @@ PyMODINIT_FUNC PyInit__task(void) {
       (g_bad_message = intern("_bad_message")) == NULL || (g_budget = intern("_budget")) == NULL ||
       (g_check_texts = intern("_check_texts")) == NULL || (g_params = intern("_params")) == NULL ||
       (g_compression = intern("_compression")) == NULL || (g_coerce = intern("_coerce")) == NULL ||
+      (g_reduce_ex = intern("_reduce_ex")) == NULL ||
       (g_invalid = intern("InvalidArgumentError")) == NULL || (g_mapping = intern("Mapping")) == NULL) {
     return NULL;
   }

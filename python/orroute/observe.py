@@ -177,17 +177,17 @@ class Observer:
     # -- a call's life --------------------------------------------------------------------------
     def _watched(self) -> bool:
         """Whether anything would see a call: a callback, the log at INFO, OpenTelemetry."""
-        if self._every:
+        if self._every or "opentelemetry.trace" in sys.modules:
             return True
         # logging's answer where it keeps it (see _logs.package_logger), read without the frames
         # of enabled() and isEnabledFor (~1k instructions of every call); asked when not there
         log = _logs.package_logger
-        info = None
-        if log is not None and not log.disabled and log.__class__ is _logs.package_logger_class:
-            info = log._cache.get(_INFO)  # type: ignore[attr-defined]
-        if info is None:
-            info = enabled(_INFO)
-        return info or "opentelemetry.trace" in sys.modules
+        if log is None:  # not made yet (logging not imported: enabled() answers without it)
+            return enabled(_INFO)
+        # the cache is isEnabledFor's while the logger keeps the class it was made with
+        info = (None if log.disabled or log.__class__ is not _logs.package_logger_class
+                else log._cache.get(_INFO))  # type: ignore[attr-defined]
+        return enabled(_INFO) if info is None else info
 
     def start(self, *, model: str | None = None, stream: bool = False, messages: Any = None,
               params: Mapping[str, Any] | None = None, project: str | None = None) -> Call:

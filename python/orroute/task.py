@@ -14,7 +14,17 @@ from ._exceptions import InvalidArgumentError
 # type.__call__, unpacked again for __init__). Its checks are __init__'s as they were, in their
 # order, with their messages; the rare ones are the functions below, which the type looks up in
 # this module's globals when it needs them, as this module's code would (_bind).
-from ._task import Task, _bind, _forget_id_prefix
+try:
+    from ._task import Task, _bind, _forget_id_prefix
+except ModuleNotFoundError as missing:
+    # the first compiled module `import orroute` loads: a source tree that was never built stops
+    # here, and is told how to build (orroute._core, built with it, is missing too)
+    if missing.name != f"{__package__}._task":
+        raise
+    raise ModuleNotFoundError(
+        f"{missing.name} is not built: this orroute is a source tree whose extensions were never "
+        "compiled. Build them with scripts/dev-build.sh (they are linked into python/orroute), or "
+        "install the package: pip install .", name=missing.name, path=missing.path) from None
 
 TYPE_CHECKING = False  # typing is not imported at run time: `import orroute` stays fast
 if TYPE_CHECKING:
@@ -131,6 +141,16 @@ def _compression(compress: Any) -> Any:
     from .compress import Compression
 
     return Compression.coerce(compress)
+
+
+def _reduce_ex(task: Task, protocol: int) -> Any:
+    """``Task.__reduce_ex__``: pickle's protocols 0 and 1 cannot rebuild a C type's instance
+    (copyreg would call ``Task(task)``, an InvalidArgumentError for a subclass's): a TypeError,
+    as Python raises for any object those protocols cannot pickle."""
+    if protocol < 2 and type(task).__reduce__ is object.__reduce__:
+        raise TypeError(f"cannot pickle {type(task).__name__!r} object with protocol {protocol}: "
+                        "a Task needs protocol 2 or higher")
+    return object.__reduce_ex__(task, protocol)
 
 
 def _coerce(cls: type[Task], task: Any) -> Task:

@@ -164,6 +164,43 @@ TEST_CASE("stream accumulator keeps tool-call deltas without an index apart by t
   }
 }
 
+TEST_CASE("stream accumulator numbers tool-call deltas without an index as it files them", "[net]") {
+  // What a consumer keeping calls apart by index reads must be what the accumulator assembled:
+  // each delta is numbered before it is added, the numbers written are the slots it is filed under.
+  orroute::StreamAccumulator acc;
+  auto numbered = [&acc](const std::string& text, std::vector<int64_t>& indexes) {
+    rapidjson::Document d;
+    d.Parse(text.c_str());
+    const bool changed = acc.number_tool_calls(d);
+    for (const auto& tc : d["choices"][0]["delta"]["tool_calls"].GetArray()) {
+      indexes.push_back(tc.IsObject() && tc.HasMember("index") ? tc["index"].GetInt64() : -1);
+    }
+    REQUIRE(acc.add(d));
+    return changed;
+  };
+  auto deltas = [](const std::string& calls) {
+    return R"({"choices":[{"index":0,"delta":{"tool_calls":[)" + calls + "]}}]}";
+  };
+  std::vector<int64_t> got;
+  // two whole calls in one delta, then pieces without an id, an id repeated, a null index
+  CHECK(numbered(deltas(R"({"id":"a","function":{"name":"f","arguments":"{}"}},{"id":"b","function":{"name":"g","arguments":"{"}})"), got));
+  CHECK(numbered(deltas(R"({"function":{"arguments":"\"x\""}},{"id":"b","index":null,"function":{"arguments":":1}"}})"), got));
+  CHECK_FALSE(numbered(deltas(R"({"index":0,"function":{"arguments":""}},7)"), got));  // given, or no object
+  CHECK(numbered(deltas(R"({"id":"c","function":{"name":"h","arguments":"[]"}})"), got));
+  CHECK(got == std::vector<int64_t>{0, 1, 1, 1, 0, -1, 2});
+  const auto done = parse(acc.completion_json());
+  const auto& calls = done["choices"][0]["message"]["tool_calls"];
+  REQUIRE(calls.Size() == 3);
+  CHECK(std::string(calls[0]["function"]["arguments"].GetString()) == "{}");
+  CHECK(std::string(calls[1]["function"]["arguments"].GetString()) == "{\"x\":1}");
+  CHECK(std::string(calls[2]["id"].GetString()) == "c");
+  SECTION("a chunk without tool calls is left as it came") {
+    rapidjson::Document d;
+    d.Parse(R"({"choices":[{"index":0,"delta":{"content":"hi"}},7],"usage":{}})");
+    CHECK_FALSE(acc.number_tool_calls(d));
+  }
+}
+
 TEST_CASE("a mid-stream error event is reported after its content is folded in", "[net]") {
   orroute::StreamAccumulator acc;
   REQUIRE(acc.add(parse(R"({"id":"gen-2","choices":[{"index":0,"delta":{"content":"par"}}]})")));

@@ -576,6 +576,20 @@ TEST_CASE("what a cut call is charged on: generated tokens or the reservation", 
         "cancelled after 7 answer tokens; Groq may bill the whole answer");
 }
 
+TEST_CASE("which cut attempts may be billed: sent in full, no error status, cut by us or mid-answer",
+          "[money][abandoned]") {
+  using A = Abandonment;
+  // (request_sent, status, we_hung_up, answer_arrived)
+  CHECK(abandonment_of(true, 0, true, false) == A::kClosedByUs);     // timed out before the head
+  CHECK(abandonment_of(true, 200, true, true) == A::kClosedByUs);    // the consumer left a stream
+  CHECK(abandonment_of(true, 200, false, true) == A::kFailedMidAnswer);
+  CHECK(abandonment_of(false, 0, true, false) == A::kNone);          // never sent in full
+  CHECK(abandonment_of(true, 500, true, false) == A::kNone);         // an error bills nothing
+  CHECK(abandonment_of(true, 429, false, false) == A::kNone);
+  CHECK(abandonment_of(true, 0, false, false) == A::kNone);          // reset, nothing generated
+  CHECK(abandonment_of(true, 200, false, false) == A::kNone);
+}
+
 TEST_CASE("a caller naming a new model on every request keeps metrics, breakers and provider memory bounded",
           "[route][loop][metrics]") {
   ManyNamesHarness h;

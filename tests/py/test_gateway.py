@@ -73,6 +73,44 @@ def test_openai_stream_relays_every_chunk(client: openai.OpenAI) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 
+# Google's OpenAI-compatible endpoint streams each tool call whole, without `index`. The gateway
+# relays each delta with the index the answer files it under (a new id: a call of its own, else the
+# call before it), so the openai SDK's stream helpers, which keep calls apart by index, see two.
+_INDEXLESS_TOOL_CALLS = [
+    {"id": "call_1", "type": "function", "function": {"name": "glob", "arguments": '{"pattern": "*"}'}},
+    {"id": "call_2", "type": "function", "function": {"name": "glob", "arguments": ""}},
+    {"function": {"arguments": '{"path": '}},
+    {"function": {"arguments": '"wiki"}'}},
+]
+
+
+def _indexless_tool_stream() -> Fault:
+    def event(choices: list[Any], **more: Any) -> bytes:
+        body = {"id": "gen-t", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
+                "choices": choices, **more}
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+    calls = [event([{"index": 0, "delta": {"role": "assistant", "tool_calls": [c]},
+                     "finish_reason": None}]) for c in _INDEXLESS_TOOL_CALLS]
+    end = event([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
+    usage = event([], usage={"prompt_tokens": 8, "completion_tokens": 9, "total_tokens": 17})
+    return Fault.raw(*calls, end, usage, b"data: [DONE]\n\n", content_type="text/event-stream",
+                     content_length=-1)
+
+
+def test_tool_calls_streamed_without_index_are_relayed_with_one(client: openai.OpenAI,
+                                                               fake: FakeOpenRouter) -> None:
+    want = [("call_1", "glob", {"pattern": "*"}), ("call_2", "glob", {"path": "wiki"})]
+    fake.fail(MODEL, _indexless_tool_stream(), times=1)
+    with client.chat.completions.stream(model=MODEL, messages=HI) as s:
+        indexes = [t.index for e in s if e.type == "chunk" and e.chunk.choices
+                   for t in e.chunk.choices[0].delta.tool_calls or ()]
+        final = s.get_final_completion()
+    assert indexes == [0, 1, 1, 1]
+    calls = final.choices[0].message.tool_calls or []
+    assert [(t.id, t.function.name, json.loads(t.function.arguments)) for t in calls] == want
+
+
 def test_usage_chunk_only_when_asked_as_openai_does(client: openai.OpenAI,
                                                     gateway: Gateway) -> None:
     """openai's service sends the usage chunk (no choices) only with

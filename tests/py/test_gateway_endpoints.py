@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from _gateway_util import call, gateway_fixtures
 
 from orroute import _engine
-from orroute.gateway import Gateway
+from orroute.gateway import Gateway, GatewaySettings
 from orroute.testing import FakeOpenRouter, Fault
 
 UPSTREAM_KEY = "sk-or-v1-upstream-secret-endpoints-0123456789abcdef"
@@ -514,3 +516,59 @@ def test_responses_stream_of_an_odd_chunk_completes(gateway: Gateway, fake: Fake
                            {"model": MODEL, "input": "Say hi", "stream": True}, key=key)
     assert status == 200, data
     assert b"event: response.completed" in data
+
+
+# A call whose request went out and whose answer we stopped waiting for was received, and a
+# non-streamed call runs to its end and is billed (docs/cost.md, rule 5): each attempt cut so is
+# booked at the reservation, the worst case, as the engine books a chat attempt; one refused
+# before a byte was sent (connection refused) bills nothing and is released.
+@pytest.fixture
+def impatient(fake: FakeOpenRouter, tmp_path: Path) -> Iterator[Gateway]:
+    """A gateway in front of ``fake`` that waits 0.5 s for an answer."""
+    settings = GatewaySettings(base_url=fake.base_url, api_key=UPSTREAM_KEY, port=0, timeout=0.5,
+                               ledger=str(tmp_path / "ledger.sqlite3"))
+    with Gateway(settings) as gw:
+        yield gw
+
+
+def _spent_and_held(gateway: Gateway, project: str) -> tuple[Decimal, Decimal]:
+    st = gateway.tracker.budget_status(project=project)
+    return st.spent, st.reserved
+
+
+@pytest.mark.parametrize("stalls", [1, 2], ids=["then_answered", "twice"])
+def test_embeddings_cut_after_the_request_went_out_are_booked_at_the_reservation(
+        impatient: Gateway, fake: FakeOpenRouter, embed_model: str, stalls: int) -> None:
+    k, rec = impatient.keys.create(f"embed-stall-{stalls}")
+    impatient.tracker.set_budget(1, project=rec.project)
+    text = "word " * 50  # reserved at a token per byte and one for the string: 251 tokens
+    worst = Decimal("0.00000002") * (len(text) + 1)
+    fake.script(embed_model, [Fault.hang()] * stalls)  # reads the request, never answers
+    status, _, data = call(impatient, "POST", "/v1/embeddings",
+                           {"model": embed_model, "input": text}, key=k)
+    spent, held = _spent_and_held(impatient, rec.project)
+    assert held == 0
+    if stalls == 2:  # both attempts (the call and its one retry) cut: both billed
+        assert status == 504, data
+        assert spent == 2 * worst
+    else:
+        assert status == 200, data
+        answered = Decimal("0.00000002") * json.loads(data)["usage"]["prompt_tokens"]
+        assert spent == worst + answered
+    row = impatient.tracker.usage_history(project=rec.project)[-1]
+    assert row.attempts == 2 and row.outcome == ("error" if stalls == 2 else "ok")
+
+
+def test_embeddings_refused_before_anything_was_sent_release_the_reservation(
+        tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/api/v1"
+    settings = GatewaySettings(base_url=dead, api_key=UPSTREAM_KEY, port=0, timeout=5,
+                               ledger=str(tmp_path / "ledger.sqlite3"))
+    with Gateway(settings) as gw:
+        k, rec = gw.keys.create("embed-refused")
+        gw.tracker.set_budget(1, project=rec.project)
+        status, _, data = call(gw, "POST", "/v1/embeddings", {"model": MODEL, "input": "hi"}, key=k)
+        assert status == 502, data
+        assert _spent_and_held(gw, rec.project) == (0, 0)

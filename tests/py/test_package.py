@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -23,13 +26,26 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_an_unbuilt_source_tree_says_how_to_build(tmp_path: Path) -> None:
+    """`import orroute` from a source tree whose extensions were never compiled names the way
+    to build them, not only the missing module (`orroute._task`, which it loads first)."""
+    source = Path(orroute.__file__).parent
+    shutil.copytree(source, tmp_path / "orroute",
+                    ignore=shutil.ignore_patterns("*.so", "data", "__pycache__"))
+    out = subprocess.run([sys.executable, "-c", "import orroute"], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)}, check=False)
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert last == ("ModuleNotFoundError: orroute._task is not built: this orroute is a source "
+                    "tree whose extensions were never compiled. Build them with "
+                    "scripts/dev-build.sh (they are linked into python/orroute), or install the "
+                    "package: pip install ."), out.stderr
+
+
 @pytest.mark.parametrize("cls", ["OpenRouter", "AIModelManager"])
 def test_a_sync_client_is_usable_without_importing_asyncio(cls: str) -> None:
     """Importing asyncio is most of the time to a usable client or manager (~20 ms of a
     manager's ~55): only async calls need it."""
-    import os
-    from pathlib import Path
-
     code = (
         f"import sys, orroute; c = orroute.{cls}(api_key='sk-or-v1-not-a-real-key'); "
         "print('asyncio' in sys.modules)"
@@ -43,9 +59,6 @@ def test_a_sync_client_is_usable_without_importing_asyncio(cls: str) -> None:
 
 def _fresh(code: str) -> str:
     """stdout of ``code`` run in a fresh interpreter on this tree's package."""
-    import os
-    from pathlib import Path
-
     env = dict(os.environ, PYTHONPATH=str(Path(orroute.__file__).resolve().parents[1]))
     env.pop("LOG_LEVEL", None)
     return subprocess.run(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 import gc
+import importlib.util
 import inspect
-import os
 import pickle
 import shutil
 import subprocess
@@ -166,6 +166,18 @@ def test_copies_pickles_and_equality() -> None:
         hash(t)
 
 
+@pytest.mark.parametrize("protocol", [0, 1])
+@pytest.mark.parametrize("cls", [Task, _Noted], ids=["Task", "subclass"])
+def test_pickle_protocols_0_and_1_are_a_type_error(cls: type[Task], protocol: int) -> None:
+    # they rebuild an instance by calling its C base with it (copyreg._reduce_ex): a subclass's
+    # raised InvalidArgumentError; TypeError is what Python raises for what they cannot pickle
+    t = cls(note="n", messages="hi") if cls is _Noted else cls(messages="hi")
+    with pytest.raises(TypeError, match=f"cannot pickle '{cls.__name__}' object with protocol "
+                                        f"{protocol}: a Task needs protocol 2 or higher"):
+        pickle.dumps(t, protocol=protocol)
+    assert pickle.loads(pickle.dumps(t, protocol=2)) == t
+
+
 def test_fields_are_writable_and_nothing_else() -> None:
     t = Task(messages="hi")
     t.max_tokens = 10
@@ -217,36 +229,14 @@ def test_import_orroute_loads_task_but_not_the_core() -> None:
     assert out.split() == ["False", "True"]
 
 
-_SHOW_VERSION_AND_HEADERS = (
-    "import sys, sysconfig; print('{}.{}'.format(*sys.version_info[:2])); "
-    "print(sysconfig.get_paths()['include'])")
-
-
-def _other_pythons() -> list[str]:
-    """CPython interpreters of another version than this one found here (on PATH as
-    ``python3.N``, or under pyenv's versions), one a version, each with its headers."""
-    candidates = [f"python3.{minor}" for minor in range(10, 16)]
-    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-    if pyenv.is_dir():
-        candidates += sorted(str(p) for p in pyenv.glob("3.*/bin/python3"))
-    found: dict[str, str] = {}
-    for name in candidates:
-        exe = shutil.which(name)
-        if exe is None:
-            continue
-        try:
-            out = subprocess.run(
-                [exe, "-c", _SHOW_VERSION_AND_HEADERS],
-                check=False, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        lines = out.stdout.split("\n")
-        if out.returncode != 0 or len(lines) < 2 or not (Path(lines[1]) / "Python.h").is_file():
-            continue
-        version = lines[0]
-        if version != "{}.{}".format(*sys.version_info[:2]) and tuple(map(int, version.split("."))) >= (3, 10):
-            found.setdefault(version, lines[1])
-    return [found[v] for v in sorted(found)]
+def _other_pythons() -> dict[str, tuple[str, str]]:
+    """tools/other_python.py's: CPythons of other versions found here, with their headers."""
+    path = Path(__file__).resolve().parents[2] / "tools" / "other_python.py"
+    spec = importlib.util.spec_from_file_location("other_python", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.other_pythons()  # type: ignore[no-any-return]
 
 
 def test_the_c_type_compiles_for_every_cpython_the_package_supports() -> None:
@@ -254,7 +244,7 @@ def test_the_c_type_compiles_for_every_cpython_the_package_supports() -> None:
     compiles against the headers of each other version found here, warning-free as CMake builds
     it (3.10's headers have no Py_ALWAYS_INLINE, a 3.11 macro)."""
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    includes = _other_pythons()
+    includes = [include for _, include in _other_pythons().values()]
     if cc is None or not includes:
         pytest.skip("no C compiler or no CPython of another version with its headers here")
     source = Path(__file__).resolve().parents[2] / "cpp" / "pyext" / "task.c"

@@ -25,6 +25,15 @@ constexpr std::array<std::string_view, 14> kStopsBilling = {
 
 }  // namespace
 
+Abandonment abandonment_of(bool request_sent, int status, bool we_hung_up, bool answer_arrived) {
+  if (!request_sent) return Abandonment::kNone;
+  const bool answering = status >= 200 && status < 300;
+  if (status != 0 && !answering) return Abandonment::kNone;  // an error reply
+  if (we_hung_up) return Abandonment::kClosedByUs;
+  // an error event, or the stream just ended
+  return answering && answer_arrived ? Abandonment::kFailedMidAnswer : Abandonment::kNone;
+}
+
 bool cancellation_stops_billing(std::string_view provider) {
   for (std::string_view p : kStopsBilling) {
     if (iequals(p, provider)) return true;

@@ -21,6 +21,15 @@ enum class Abandonment {
   kFailedMidAnswer,  // the upstream sent part of a streamed answer, then an error or nothing
 };
 
+// How an attempt that ended without a usable answer was abandoned: the one rule for the engine's
+// chat attempts (ChatSink) and the network client's calls (Call: the gateway's embeddings).
+// `request_sent`: the whole request went out (TransferResult::request_sent); `status`: the reply's
+// HTTP status (0: none came); `we_hung_up`: we cut the transfer (the caller cancelled, a timeout, a
+// reply or stream event we refused); `answer_arrived`: part of a 2xx answer was handed over. An
+// error status bills nothing (OpenRouter bills no failed request), and neither does a connection
+// that failed before anything we know of was generated. Pure function.
+Abandonment abandonment_of(bool request_sent, int status, bool we_hung_up, bool answer_arrived);
+
 // Whether `provider` (the reply's "provider" field, e.g. "OpenAI", or a direct provider's name)
 // stops generating and billing when the connection is closed. Case-insensitive; unknown -> false.
 bool cancellation_stops_billing(std::string_view provider);

@@ -144,7 +144,9 @@ bool ChatSink::take_chunk(const std::string& event) {
     broken_ = "the server sent a stream event that is not a JSON object";
     return false;
   }
-  const bool rewritten = scrubber_.scrub(chunk, keys);
+  // a tool call without an index is relayed with the one the answer files it under
+  const bool numbered = acc_->number_tool_calls(chunk);
+  const bool rewritten = scrubber_.scrub(chunk, keys) || numbered;
   if (!acc_->add(chunk)) return false;
   // The last usage is the stream's, its cost read from the event's digits (the chunk holds a
   // double, which a 17-digit decimal does not always survive). One event a stream has one.
@@ -305,20 +307,13 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
 }
 
 void ChatSink::note_abandonment(const TransferResult& t, AttemptResult& r) const {
-  if (r.ok || !t.request_sent) return;
-  const bool answering = status_ >= 200 && status_ < 300;
-  if (status_ != 0 && !answering) return;  // an error reply: OpenRouter bills no failed request
+  if (r.ok) return;
   // (a transfer we stopped for an upstream error event is the upstream's failure, not ours)
   // (a 2xx body we could not read is an answer we refused, as a refused stream event is)
   const bool we_hung_up =
       r.cancelled || t.status == TransferStatus::kTimeout || !broken_.empty() || unreadable_;
-  if (we_hung_up) {
-    r.abandoned = Abandonment::kClosedByUs;
-  } else if (answering && delivered_) {
-    r.abandoned = Abandonment::kFailedMidAnswer;  // an error event, or the stream just ended
-  } else {
-    return;  // the connection failed with nothing generated that we know of
-  }
+  r.abandoned = abandonment_of(t.request_sent, status_, we_hung_up, delivered_);
+  if (r.abandoned == Abandonment::kNone) return;
   r.streamed = sender_->stream();
   if (r.streamed) r.counted_output_tokens = metered_;
   if (r.provider.empty()) r.provider = acc().provider().empty() ? provider_ : acc().provider();

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "orroute/cost/abandoned_calls.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
 #include "orroute/utf8.h"
@@ -312,6 +313,10 @@ void Call::on_done(int attempt, const TransferResult& transfer) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (cancelled_ || state_ != State::kRunning) return;
+    const bool we_hung_up = result.status == TransferStatus::kTimeout || !too_large_.empty();
+    if (abandonment_of(result.request_sent, status_, we_hung_up, delivered_) != Abandonment::kNone) {
+      ++abandoned_attempts_;
+    }
   }
   const RetryPolicy& policy = client_->config_.retry;
   if (!too_large_.empty()) {  // a broken server: a retry would send as much again
@@ -425,6 +430,11 @@ Call::State Call::state() const {
 int Call::attempts() const {
   std::lock_guard<std::mutex> lock(mu_);
   return attempt_;
+}
+
+int Call::abandoned_attempts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return abandoned_attempts_;
 }
 
 Call::Next Call::next(std::string& data, bool block, int64_t timeout_ms) {

@@ -161,6 +161,10 @@ class Call : public std::enable_shared_from_this<Call> {
   const ApiClient& client() const { return *client_; }
 
   int attempts() const;
+  // Attempts the upstream received in full that we cut before a usable answer (a timeout, a reply
+  // too large): each may be billed in full (abandonment_of, docs/cost.md rule 5). A call the
+  // caller cancels is not counted (its transfer ends after cancel() returns).
+  int abandoned_attempts() const;
 
  private:
   friend class ApiClient;
@@ -197,6 +201,7 @@ class Call : public std::enable_shared_from_this<Call> {
   std::string too_large_;   // why the attempt's reply was cut for its size ("" if it was not)
   bool streaming_ = false;  // a 2xx head arrived for a stream: body is SSE
   bool delivered_ = false;  // an event was handed to the queue: no retry after this
+  int abandoned_attempts_ = 0;  // guarded by mu_
   SseParser parser_;
   DoneMarker done_;  // events after [DONE] are ignored and close the transfer
   // Stream queue (guarded by mu_).

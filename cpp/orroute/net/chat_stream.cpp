@@ -28,6 +28,7 @@ Call::Next ChatStream::next(rapidjson::Document& chunk, bool block, int64_t time
     call_->cancel();
     return next(chunk, block, timeout_ms);  // the error
   }
+  acc_.number_tool_calls(chunk);  // a tool call without an index gets the one add() files it under
   scrubber_.scrub(chunk, call_->client());  // a key split over this event and the last one never passes
   if (!acc_.add(chunk)) {  // deliver this chunk; the error comes with the next call
     error_ = call_->scrubbed(*acc_.error());  // an error event may echo the key

@@ -592,19 +592,73 @@ size_t string_bytes(const rapidjson::Value& v) {
   return n;
 }
 
+// `obj[name]` to write to, or null when `obj` is no object or has none.
+rapidjson::Value* member_to_edit(rapidjson::Value& obj, const char* name) {
+  if (!obj.IsObject()) return nullptr;
+  const auto it = obj.FindMember(name);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
 }  // namespace
 
-size_t StreamAccumulator::tool_call_slot(const Choice& ch, const rapidjson::Value& tc) {
+StreamAccumulator::ToolCursor StreamAccumulator::cursor_of(const Choice& ch) {
+  if (ch.tool_calls.empty()) return {};
+  return {ch.tool_calls.size(), ch.last_tool, ch.tool_calls[ch.last_tool].id};
+}
+
+size_t StreamAccumulator::tool_call_slot(const ToolCursor& at, const rapidjson::Value& tc) {
   constexpr int64_t kLast = 1023;  // tool calls kept per choice: what one delta may make grow
   if (const auto* index = member(tc, "index"); index != nullptr && !index->IsNull()) {
     return static_cast<size_t>(std::clamp<int64_t>(int_or(tc, "index"), 0, kLast));
   }
-  if (ch.tool_calls.empty()) return 0;
-  const ToolCall& last = ch.tool_calls[ch.last_tool];
+  if (at.count == 0) return 0;
   const auto* id = member(tc, "id");
-  const bool new_id = id != nullptr && id->IsString() && id->GetStringLength() > 0 && !last.id.empty() &&
-                      last.id != std::string_view(id->GetString(), id->GetStringLength());
-  return new_id ? std::min<size_t>(ch.tool_calls.size(), kLast) : ch.last_tool;
+  const bool new_id = id != nullptr && id->IsString() && id->GetStringLength() > 0 && !at.last_id.empty() &&
+                      at.last_id != std::string_view(id->GetString(), id->GetStringLength());
+  return new_id ? std::min<size_t>(at.count, kLast) : at.last;
+}
+
+bool StreamAccumulator::number_tool_calls(rapidjson::Document& chunk) const {
+  rapidjson::Value* choices = member_to_edit(chunk, "choices");
+  if (choices == nullptr || !choices->IsArray()) return false;
+  bool numbered = false;
+  for (auto& c : choices->GetArray()) {
+    rapidjson::Value* delta = member_to_edit(c, "delta");
+    rapidjson::Value* calls = delta != nullptr ? member_to_edit(*delta, "tool_calls") : nullptr;
+    if (calls == nullptr || !calls->IsArray()) continue;
+    // as add() reads the choice and moves through its tool calls, delta by delta
+    const size_t idx = static_cast<size_t>(std::clamp<int64_t>(int_or(c, "index"), 0, 255));
+    const Choice* ch = idx < choices_.size() ? &choices_[idx] : nullptr;
+    ToolCursor at = ch != nullptr ? cursor_of(*ch) : ToolCursor{};
+    for (auto& tc : calls->GetArray()) {
+      if (!tc.IsObject()) continue;
+      const size_t slot = tool_call_slot(at, tc);
+      const auto index = tc.FindMember("index");
+      if (index == tc.MemberEnd()) {
+        tc.AddMember("index", static_cast<uint64_t>(slot), chunk.GetAllocator());
+        numbered = true;
+      } else if (!index->value.IsInt64()) {
+        index->value.SetUint64(slot);
+        numbered = true;
+      }
+      at = moved(at, slot, tc, ch);
+    }
+  }
+  return numbered;
+}
+
+StreamAccumulator::ToolCursor StreamAccumulator::moved(ToolCursor at, size_t slot, const rapidjson::Value& tc,
+                                                       const Choice* ch) {
+  const auto* id = member(tc, "id");
+  if (id != nullptr && id->IsString() && id->GetStringLength() > 0) {
+    at.last_id = std::string_view(id->GetString(), id->GetStringLength());
+  } else if (slot != at.last) {  // the id that call had before this chunk, if any
+    at.last_id = ch != nullptr && slot < ch->tool_calls.size() ? std::string_view(ch->tool_calls[slot].id)
+                                                               : std::string_view();
+  }
+  at.last = slot;
+  at.count = std::max(at.count, slot + 1);
+  return at;
 }
 
 bool StreamAccumulator::add(const rapidjson::Value& chunk) {
@@ -653,7 +707,7 @@ bool StreamAccumulator::add(const rapidjson::Value& chunk) {
       }
       if (const auto* tcs = member(*delta, "tool_calls"); tcs && tcs->IsArray()) {
         for (const auto& tc : tcs->GetArray()) {
-          const size_t i = tool_call_slot(ch, tc);
+          const size_t i = tool_call_slot(cursor_of(ch), tc);
           if (i >= ch.tool_calls.size()) ch.tool_calls.resize(i + 1);
           ch.last_tool = i;
           ToolCall& call = ch.tool_calls[i];

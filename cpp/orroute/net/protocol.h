@@ -134,6 +134,12 @@ class StreamAccumulator {
   // Folds in one parsed chunk. Returns false if the chunk carries a mid-stream error (then error()
   // is set); the chunk's content is folded in first. Never throws.
   bool add(const rapidjson::Value& chunk);
+  // Writes into each tool-call delta of `chunk` without an integer "index" the index add() files
+  // it under (tool_call_slot), so that a consumer keeping calls apart by index (the openai SDK's
+  // stream helpers, a gateway's client) sees them as add() does. Call it before add(chunk), and
+  // before anything else reads the chunk's tool calls by index (StreamScrubber). True if `chunk`
+  // changed (relayed text must then be written anew from it). Never throws but bad_alloc.
+  bool number_tool_calls(rapidjson::Document& chunk) const;
 
   // Text received so far in choice `index` (the partial text after an error).
   std::string text(size_t index = 0) const;
@@ -167,10 +173,20 @@ class StreamAccumulator {
     size_t last_tool = 0;  // the tool call the last delta went to (a delta without index goes on with it)
     rapidjson::Document reasoning_details{rapidjson::kArrayType};
   };
-  // The tool call of `ch` a delta `tc` adds to: its "index" (clamped to 0..1023); without one
-  // (Gemini's OpenAI-compatible stream sends each call whole, no index), a call of its own when
-  // it names a new id, else the call the last delta went to.
-  static size_t tool_call_slot(const Choice& ch, const rapidjson::Value& tc);
+  // Where a choice's tool calls stand: how many there are, the one the last delta went to, its id.
+  struct ToolCursor {
+    size_t count = 0;
+    size_t last = 0;
+    std::string_view last_id;
+  };
+  static ToolCursor cursor_of(const Choice& ch);
+  // `at` once a delta `tc` went to `slot` of choice `ch` (null: a choice add() has not met yet),
+  // as add() leaves the choice: number_tool_calls follows add() through one chunk's deltas.
+  static ToolCursor moved(ToolCursor at, size_t slot, const rapidjson::Value& tc, const Choice* ch);
+  // The tool call a delta `tc` adds to, its tool calls standing `at`: its "index" (clamped to
+  // 0..1023); without one (Gemini's OpenAI-compatible stream sends each call whole, no index), a
+  // call of its own when it names a new id, else the call the last delta went to.
+  static size_t tool_call_slot(const ToolCursor& at, const rapidjson::Value& tc);
   Choice& choice(size_t index);
 
   std::string id_, model_, provider_, system_fingerprint_;

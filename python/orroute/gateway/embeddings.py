@@ -22,7 +22,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import _core, _engine
-from .._exceptions import APIError, ApprovalDeniedError, BudgetExceededError, EmergencyCutoffError
+from .._exceptions import (
+    APIError,
+    APITimeoutError,
+    ApprovalDeniedError,
+    BudgetExceededError,
+    EmergencyCutoffError,
+)
 from ..tokenizer import count_tokens
 from ._json import dumps, loads
 from .errors import HttpError, bad_field
@@ -143,19 +149,33 @@ class EmbeddingsRoute:
         t0 = time.perf_counter()
         call = app.engine.net.start("POST", "/embeddings", body=body, max_retries=1,
                                     timeouts=(10.0, None, None, app.settings.timeout))
+
+        def book(cost: Decimal, **fields: Any) -> None:
+            """Settles the call at ``cost`` and the worst case of each attempt the upstream got
+            in full and we cut (a timeout): a non-streamed call runs to its end and is billed
+            (docs/cost.md, rule 5). A failed call with nothing to bill is released below."""
+            nonlocal settled
+            cost += worst * call.abandoned_attempts
+            if fields.get("outcome") == "error" and not cost:
+                return
+            hold.settle(cost, model=model, attempts=call.attempts,
+                        latency=time.perf_counter() - t0, **fields)
+            settled = True
+
         try:
             await _engine.wait(call)
             if not call.ok:  # the one table, presented as the chat route presents it
-                status, payload, headers = app.upstream_failure(_engine.api_error(call.error()))
+                error = _engine.api_error(call.error())
+                status, payload, headers = app.upstream_failure(error)
+                book(Decimal(0), outcome="error",
+                     error_class="timeout" if isinstance(error, APITimeoutError) else "server")
                 app._send(conn, status, payload, close, headers)
                 return
             reply = call.body_json()  # the text itself when it is not JSON
             if not isinstance(reply, dict):
                 # Answered, so billed (docs/cost.md, rule 5), at a size only the upstream knows:
                 # the reservation is booked, and no junk is relayed as an embedding list.
-                hold.settle(worst, model=model, outcome="error", error_class="server",
-                            latency=time.perf_counter() - t0)
-                settled = True
+                book(worst, outcome="error", error_class="server")
                 app._send(conn, 502, HttpError(
                     502, "the upstream's reply is not a JSON object", type_="upstream_error",
                     code="upstream_bad_reply").body(), close)
@@ -164,8 +184,9 @@ class EmbeddingsRoute:
                 _engine.check_body_error(reply)
             except APIError as e:
                 status, payload, headers = app.upstream_failure(e)
+                book(Decimal(0), outcome="error", error_class="server")
                 app._send(conn, status, payload, close, headers)
-                return  # the reservation released below
+                return  # the reservation released below, unless an attempt was cut
             usage = reply.get("usage")
             # the engine's rule for what an upstream's usage may book (docs/cost.md, rule 3)
             cost, source, problem, tokens = app.engine.audit_usage(
@@ -173,8 +194,7 @@ class EmbeddingsRoute:
                 counted_tokens(body["input"], model), worst)
             if problem:
                 _cost_log.warning("%s: cost from %s (%s)", model, source, problem)
-            hold.settle(cost, model=model, prompt_tokens=tokens, latency=time.perf_counter() - t0)
-            settled = True
+            book(cost, prompt_tokens=tokens)
             app._send(conn, 200, dumps(reply), close)
         finally:
             if not settled:
