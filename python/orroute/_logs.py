@@ -37,6 +37,10 @@ _loggers: dict[str, logging.Logger] = {}
 # first), is the one isEnabledFor gives. observe's per-call check reads it without the frames
 # of enabled() and isEnabledFor.
 package_logger: logging.Logger | None = None
+# Its class when made: the cache holds isEnabledFor's answers only while the logger keeps that
+# class (one given to it later may answer otherwise); the reader checks it. An isEnabledFor set
+# on the instance (mock.patch.object) is not seen: see test_observe's xfail.
+package_logger_class: type[logging.Logger] | None = None
 
 
 def logger(name: str = "orroute") -> logging.Logger:
@@ -49,8 +53,8 @@ def logger(name: str = "orroute") -> logging.Logger:
         # changes that same object), so holding it here never goes stale
         found = _loggers[name] = logging.getLogger(name)
         if name == "orroute" and type(found).isEnabledFor is logging.Logger.isEnabledFor:
-            global package_logger
-            package_logger = found
+            global package_logger, package_logger_class
+            package_logger, package_logger_class = found, type(found)
     return found
 
 

@@ -184,7 +184,9 @@ class Observer:
         log = _logs.package_logger
         if log is None:  # not made yet (logging not imported: enabled() answers without it)
             return enabled(_INFO)
-        info = None if log.disabled else log._cache.get(_INFO)  # type: ignore[attr-defined]
+        # the cache is isEnabledFor's while the logger keeps the class it was made with
+        info = (None if log.disabled or log.__class__ is not _logs.package_logger_class
+                else log._cache.get(_INFO))  # type: ignore[attr-defined]
         return enabled(_INFO) if info is None else info
 
     def start(self, *, model: str | None = None, stream: bool = False, messages: Any = None,

@@ -5,9 +5,11 @@
 
 #include <rapidjson/document.h>
 
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "orroute/catalog/money.h"
@@ -148,6 +150,76 @@ std::string any_value(std::mt19937_64& rng, int depth) {
   return any_scalar(rng);
 }
 
+// A random reply shaped as generated_text reads one, each level usually the shape it reads
+// (choices, a choice, a message, its texts, parts, reasoning details, tool calls, functions) and
+// else any value, members repeated and in any order: the random values above rarely nest deep
+// enough to reach a tool call's arguments.
+class ShapedReply {
+ public:
+  explicit ShapedReply(std::mt19937_64& rng) : rng_(rng) {}
+  std::string reply() {
+    return object({{"choices", [this] { return array([this] { return choice(); }); }},
+                   {"usage", [this] { return any_value(rng_, 2); }}});
+  }
+
+ private:
+  using Member = std::pair<const char*, std::function<std::string()>>;
+  bool usual() { return rng_() % 6 != 0; }
+  std::string text() {
+    static const char* const kTexts[] = {"\"\"", "\"a\"", "\"caf\\u00e9\"", "\"q\\\"x\\n\"", "\"\\ud83d\\ude00\"",
+                                         "\"0123456789abcdef0123\"", "null", "7", "true"};
+    return kTexts[rng_() % std::size(kTexts)];
+  }
+  std::string object(const std::vector<Member>& members) {
+    if (!usual()) return any_value(rng_, 2);
+    std::string out = "{";
+    const int n = static_cast<int>(rng_() % 5);
+    for (int i = 0; i < n; ++i) {
+      const Member& m = members[rng_() % members.size()];
+      if (i > 0) out += ",";
+      out += rng_() % 8 == 0 ? "\"x\":" + any_value(rng_, 1) : "\"" + std::string(m.first) + "\":" + m.second();
+    }
+    return out + "}";
+  }
+  std::string array(const std::function<std::string()>& element) {
+    if (!usual()) return any_value(rng_, 2);
+    std::string out = "[";
+    const int n = static_cast<int>(rng_() % 4);
+    for (int i = 0; i < n; ++i) out += (i > 0 ? "," : "") + (usual() ? element() : any_value(rng_, 1));
+    return out + "]";
+  }
+  std::string choice() {
+    const auto message = [this] { return this->message(); };
+    return object({{"message", message}, {"message", message}, {"message", message}, {"delta", message},
+                   {"index", [this] { return text(); }}});
+  }
+  std::string texts() {
+    if (rng_() % 2 == 0) return text();
+    return array([this] { return object({{"text", [this] { return text(); }}, {"type", [this] { return text(); }}}); });
+  }
+  std::string message() {
+    return object({{"content", [this] { return texts(); }},
+                   {"reasoning", [this] { return texts(); }},
+                   {"refusal", [this] { return texts(); }},
+                   {"role", [this] { return text(); }},
+                   {"reasoning_details", [this] {
+                      return array([this] {
+                        return object({{"text", [this] { return text(); }}, {"summary", [this] { return text(); }},
+                                       {"data", [this] { return text(); }}});
+                      });
+                    }},
+                   {"tool_calls", [this] {
+                      return array([this] {
+                        return object({{"id", [this] { return text(); }}, {"function", [this] {
+                                         return object({{"name", [this] { return text(); }},
+                                                        {"arguments", [this] { return text(); }}});
+                                       }}});
+                      });
+                    }}});
+  }
+  std::mt19937_64& rng_;
+};
+
 // `reply` with one to three random edits: a byte changed to a JSON character, a cut, a splice.
 std::string edited(const std::string& reply, std::mt19937_64& rng) {
   std::string s = reply;
@@ -212,6 +284,11 @@ TEST_CASE("a metered reply's generated text read in one pass is its document's",
   SECTION("random replies of every shape") {
     std::mt19937_64 rng(15);
     for (int i = 0; i < 20'000; ++i) check_generated(any_object(rng, 7));
+  }
+  SECTION("random replies shaped as the generated text is read") {
+    std::mt19937_64 rng(19);
+    ShapedReply shaped(rng);
+    for (int i = 0; i < 30'000; ++i) check_generated(shaped.reply());
   }
   SECTION("a reply with every kind of text cut or changed byte by byte") {
     std::mt19937_64 rng(7);
@@ -344,5 +421,50 @@ TEST_CASE("a plain reply read in one pass refuses what the guard of a parse refu
     CHECK(read_plain_reply(s, reply.size()).has_value());
     s = reply;
     CHECK_FALSE(read_plain_reply(s, reply.size() - 1).has_value());
+  }
+
+TEST_CASE("a metered reply past the depth limit, or holding a NUL or a raw control byte, is refused", "[plain_reply]") {
+  // The reply's generated text is read beside the plain reader (JsonTee): whichever of the two
+  // guards the depth, neither may go past it, in what it reads (a message's content parts) or in
+  // what it skips; a NUL or a control byte is refused as by the unmetered reading. None of them
+  // is read in one pass: the document's parse says why.
+  const auto metered = [](std::string text) {
+    std::string generated;
+    return read_plain_reply(text, kMaxJsonBytes, generated);
+  };
+  // `levels` arrays opened in a message's content (read) or in an unknown member (skipped): the
+  // reply nests 5 (root, choices, a choice, the message, content) or 1 deeper than `levels`.
+  const auto in_content = [](int levels) {
+    return R"({"choices":[{"message":{"content":[)" + std::string(levels, '[') + std::string(levels, ']') +
+           R"(,{"text":"t"}]}}]})";
+  };
+  const auto in_unknown = [](int levels) {
+    return R"({"choices":[{"message":{"content":"c"}}],"x":)" + std::string(levels, '[') + std::string(levels, ']') +
+           "}";
+  };
+  SECTION("as deep as the limit: read, its text its document's") {
+    check_generated(in_content(kMaxJsonDepth - 5));
+    CHECK(metered(in_content(kMaxJsonDepth - 5)).has_value());
+    check_generated(in_unknown(kMaxJsonDepth - 1));
+    CHECK(metered(in_unknown(kMaxJsonDepth - 1)).has_value());
+  }
+  SECTION("one level deeper, and far deeper: refused") {
+    for (const std::string& text : {in_content(kMaxJsonDepth - 4), in_unknown(kMaxJsonDepth), in_content(100'000),
+                                    in_unknown(100'000)}) {
+      CHECK_FALSE(metered(text).has_value());
+    }
+  }
+  SECTION("a NUL, or any control byte raw in a string") {
+    const std::string reply = in_content(1);
+    const size_t in_text = reply.find("\"t\"") + 1;
+    for (const std::string& s : {reply + std::string(1, '\0') + "{}", std::string(1, '\0') + reply,
+                                 reply.substr(0, in_text) + std::string(1, '\0') + reply.substr(in_text)}) {
+      CHECK_FALSE(metered(s).has_value());
+    }
+    for (int b = 1; b < 0x20; ++b) {
+      std::string s = reply;
+      s.insert(in_text, 1, static_cast<char>(b));
+      CHECK_FALSE(metered(s).has_value());
+    }
   }
 }

@@ -1437,3 +1437,25 @@ def test_a_key_split_over_anthropic_text_blocks_never_reaches_a_manager_caller(t
         text = shown(r)
         assert ANT_KEY not in text and ANT_KEY[14:] not in text
         assert r.content.startswith("your key is sk-") and r.content.endswith("...cdef ok")
+
+
+def test_a_2xx_error_reply_with_escapes_is_the_same_error_metered_or_not(tmp_path):
+    """A 2xx reply that is an error (its ``error`` an object) is refused by the one-pass reading
+    after it decoded strings in place, and read again as a document from a fresh copy: metered
+    (under a budget, the generated text read in the same pass) or not, the caller gets the same
+    error with the upstream's message decoded. Reading the copy the pass had rewritten gave the
+    document shifted bytes (an escape decodes shorter)."""
+    body = (b'{"id":"gen-1","error":{"message":"quota \\"exceeded\\"\\u0021 try\\tlater","code":429,'
+            b'"metadata":{"raw":"caf\\u00e9"}}}')
+    seen = []
+    with FakeOpenRouter(models=[MODEL]) as fake:
+        unmetered = orroute.AIModelManager(api_key=KEY, base_url=fake.base_url,
+                                           retry_base_delay=0.001, max_retries=0, fallbacks=[])
+        metered = manager(fake, tmp_path, max_retries=0, fallbacks=[], budget=100)
+        fake.fail(MODEL, Fault.raw(body))
+        for m in (unmetered, metered):
+            with pytest.raises(orroute.OrRouteError) as caught:
+                m.execute_task_sync(Task(messages="hi", max_tokens=50), model=MODEL)
+            seen.append((type(caught.value), str(caught.value)))
+    assert seen[0] == seen[1]
+    assert 'quota "exceeded"! try\tlater' in seen[0][1]
