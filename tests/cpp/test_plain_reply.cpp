@@ -422,6 +422,7 @@ TEST_CASE("a plain reply read in one pass refuses what the guard of a parse refu
     s = reply;
     CHECK_FALSE(read_plain_reply(s, reply.size() - 1).has_value());
   }
+}
 
 TEST_CASE("a metered reply past the depth limit, or holding a NUL or a raw control byte, is refused", "[plain_reply]") {
   // The reply's generated text is read beside the plain reader (JsonTee): whichever of the two
