@@ -418,17 +418,6 @@ struct PendingResult {
 };
 
 // A Python callable that may be dropped on any thread: the GIL is taken to release it.
-// The `usage` of a reply's JSON text (none when it has none, or is no JSON object), its `cost`
-// read from its own digits as the engine reads a chat reply's (parsed in place: a double does not
-// always hold a 17-digit decimal).
-Usage reply_usage(std::string text) {
-  rapidjson::Document doc;
-  if (parse_json_in_place(text, doc) != JsonParse::kOk || !doc.IsObject()) return Usage{};
-  const auto usage = doc.FindMember("usage");
-  if (usage == doc.MemberEnd() || !usage->value.IsObject()) return Usage{};
-  return usage_in_place(usage->value);
-}
-
 std::shared_ptr<py::object> hold_callable(py::object f) {
   return std::shared_ptr<py::object>(new py::object(std::move(f)), [](py::object* o) {
     py::gil_scoped_acquire gil;
@@ -1452,7 +1441,8 @@ void bind_route(py::module_& m) {
           [](const Engine& e, const ModelCatalog& catalog, const std::string& model, const Call& call,
              int64_t counted_prompt_tokens, Money reserved) {
             const AuditedCharge c = audit_usage(catalog, e.config().pricing, model,
-                                                reply_usage(call.response().body), counted_prompt_tokens, reserved);
+                                                text_usage(call.response().body, kMaxJsonBytes).value_or(Usage{}),
+                                                counted_prompt_tokens, reserved);
             return py::make_tuple(c.cost, c.source, c.problem, c.counts.prompt_tokens);
           },
           py::arg("catalog"), py::arg("model"), py::arg("call"), py::arg("counted_prompt_tokens"),

@@ -151,7 +151,7 @@ bool ChatSink::take_chunk(const std::string& event) {
   // The last usage is the stream's, its cost read from the event's digits (the chunk holds a
   // double, which a 17-digit decimal does not always survive). One event a stream has one.
   if (const auto usage = chunk.FindMember("usage"); usage != chunk.MemberEnd() && usage->value.IsObject()) {
-    stream_usage_ = event_usage(data);
+    stream_usage_ = text_usage(data, kMaxBody);
   }
   if (!first_content_ && chunk.HasMember("choices") && chunk["choices"].IsArray() && !chunk["choices"].Empty()) {
     first_content_ = sender_->clock()->now();
@@ -476,16 +476,6 @@ void ChatSink::fill_usage(const Usage& u, AttemptResult& r) {
   r.cost_reported = u.cost_reported;
   r.cost_problem = u.cost_problem;
   r.token_problem = u.token_problem;
-}
-
-std::optional<Usage> ChatSink::event_usage(const std::string& event) {
-  std::string reading = event;
-  LocalJson<> event_json;
-  rapidjson::Document& doc = event_json.doc();
-  if (parse_json_in_place(reading, doc, kMaxBody) != JsonParse::kOk || !doc.IsObject()) return std::nullopt;
-  const rapidjson::Value* usage = reply_members(doc).usage;  // the first, as the accumulator takes it
-  if (usage == nullptr || !usage->IsObject()) return std::nullopt;
-  return usage_in_place(*usage);
 }
 
 }  // namespace orroute

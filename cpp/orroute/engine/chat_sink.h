@@ -87,9 +87,6 @@ class ChatSink final : public Sink {
   std::optional<ApiError> read_document(LocalText<>& reading, AttemptResult& r);
   // `r` the success that `p` read, with the body.
   void take_reply(PlainReply&& p, AttemptResult& r);
-  // A stream event's usage (its first `usage` member, an object) with its cost read exactly from
-  // the event's digits; nothing when the event has none.
-  static std::optional<Usage> event_usage(const std::string& event);
   // True when the server rejected this attempt's key (401/402) and another key is left: the key
   // is set aside and the sender restarts the attempt with the next one.
   bool rotated_key(const TransferResult& t, AttemptDone& done);

@@ -306,10 +306,6 @@ PlainReply PlainReplyReader::result() {
   return out;
 }
 
-}  // namespace
-
-namespace {
-
 // `text` (`size` bytes there, followed by a NUL) read in place by `handler` (the reader, or the
 // reader and another handler); false when it is refused. The reading is its own guard (the
 // guard's pass over the text, json_detail::precheck, was a tenth of the reading): the size first;
@@ -332,6 +328,15 @@ std::optional<PlainReply> reply_read(bool parsed, PlainReplyReader& reader) {
 }
 
 }  // namespace
+
+std::optional<Usage> text_usage(std::string text, size_t max_bytes) {
+  LocalJson<> json;  // no heap for a usual event
+  rapidjson::Document& doc = json.doc();
+  if (parse_json_in_place(text, doc, max_bytes) != JsonParse::kOk || !doc.IsObject()) return std::nullopt;
+  const rapidjson::Value* usage = reply_members(doc).usage;  // the first, as the accumulator takes it
+  if (usage == nullptr || !usage->IsObject()) return std::nullopt;
+  return usage_in_place(*usage);
+}
 
 std::optional<PlainReply> read_plain_reply(char* text, size_t size, size_t max_bytes) {
   PlainReplyReader reader;

@@ -38,6 +38,10 @@ ReplyMembers reply_members(const rapidjson::Value& doc);
 // with `cost` read from its own digits, as read_plain_reply reads it.
 Usage usage_in_place(const rapidjson::Value& usage);
 
+// The first `usage` object of a JSON object's text (a stream event, an embeddings reply), read by
+// usage_in_place; none when the text is no JSON object or holds none.
+std::optional<Usage> text_usage(std::string text, size_t max_bytes);
+
 // A reply read as a document (`doc` an object whose first `error` member is not an object). When
 // it was parsed in place (`parsed_in_place`: its strings point into the text), `usage.cost` is
 // read from its digits, as read_plain_reply reads it.
