@@ -140,6 +140,35 @@ def test_a_client_that_stops_reading_is_cut_off() -> None:
         assert app.handled == 1
 
 
+def test_pipelined_requests_a_client_does_not_read_the_answers_of_are_not_all_answered() -> None:
+    """A client that pipelines requests and never reads: once the connection's write buffer is
+    full the server answers no further request and stops reading, so what it holds stays near
+    one answer (it answered them all into an ever-growing buffer until write_timeout: with the
+    gateway's /openapi.json, 40 bytes asking for kilobytes, 142 MB held after 8 seconds)."""
+    import asyncio
+
+    with echo_server(HttpLimits(write_timeout=30)) as s, s.connect() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        body = b"z" * 16384  # each answer echoes it
+        one = post(b"Content-Length: %d\r\n" % len(body), body)
+        sock.settimeout(0.5)
+        sent = 0
+        try:
+            while sent < 2000:  # 32 MB of requests, all answered before
+                sock.sendall(one * 10)
+                sent += 10
+        except TimeoutError:
+            pass  # the server stopped reading: what the fix does
+
+        async def held() -> int:
+            return sum(c.transport.get_write_buffer_size() for c in s.server.connections
+                       if c.transport is not None)
+
+        buffered = asyncio.run_coroutine_threadsafe(held(), s.loop).result(10)
+        assert buffered < 2 * 1024 * 1024, (sent, buffered)
+        assert sent < 2000  # past the kernel's socket buffers the client is held up
+
+
 def test_at_the_connection_cap_the_longest_idle_connection_makes_room() -> None:
     with echo_server(HttpLimits(max_connections=4)) as s:
         parked = [s.connect() for _ in range(4)]
