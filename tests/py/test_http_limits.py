@@ -236,6 +236,59 @@ def test_the_gateway_reads_its_limits_from_the_config_file(tmp_path) -> None:  #
         load_gateway_settings(config_file=cfg, env={}, env_file=False)
 
 
+_GATEWAY_UNDER_A_FILE_LIMIT = """
+import resource, sys, tempfile, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2])))
+from orroute.gateway import Gateway, GatewaySettings
+from orroute.testing import FakeOpenRouter
+with FakeOpenRouter(api_key="sk-or-up") as fake, Gateway(GatewaySettings(
+        base_url=fake.base_url, api_key="sk-or-up", port=0,
+        ledger=tempfile.mkdtemp() + "/ledger.sqlite3")) as gw:
+    print(gw.port, gw.keys.create("p")[0], resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+          flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("hard", [256, None], ids=["hard-limit-256", "hard-limit-above"])
+def test_idle_connections_past_the_open_file_limit_do_not_lock_clients_out(hard) -> None:  # type: ignore[no-untyped-def]
+    """A gateway whose open-file limit is below what max_connections needs (4,096 by default;
+    the usual soft limit is 1,024): its cap is fitted to the limit (raised toward the hard limit
+    first), so idle connections are evicted for a new one. Before, past the limit a connection
+    could not even be accepted (uvloop reset it) and 300 idle connections under a limit of 256
+    locked every client out until they left."""
+    import http.client
+    import resource
+    import subprocess
+    import sys
+
+    hard_now = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard_now != resource.RLIM_INFINITY and hard_now < 2048:
+        pytest.skip(f"hard open-file limit {hard_now}")
+    idle: list[socket.socket | http.client.HTTPConnection] = []
+    with subprocess.Popen(
+            [sys.executable, "-c", _GATEWAY_UNDER_A_FILE_LIMIT, "256", str(hard or hard_now)],
+            stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            port_text, key, soft = proc.stdout.readline().split()
+            if hard is None:
+                assert int(soft) > 256  # raised as far as needed
+            for _ in range(300):
+                idle.append(socket.create_connection(("127.0.0.1", int(port_text)), timeout=5))
+            time.sleep(0.5)
+            conn = http.client.HTTPConnection("127.0.0.1", int(port_text), timeout=15)
+            idle.append(conn)  # closed with the others
+            conn.request("POST", "/v1/chat/completions", json.dumps(
+                {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+                {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            assert conn.getresponse().status == 200
+        finally:
+            for sock in idle:
+                sock.close()
+            proc.kill()
+
+
 def test_three_hundred_slow_clients_do_not_starve_a_normal_one() -> None:
     """Slow clients trickle a header or a chunked body a byte at a time: they cost a parser
     callback per byte, never a re-parse, and a normal client is served meanwhile. With a cap
