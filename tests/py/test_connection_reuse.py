@@ -12,7 +12,7 @@ import pytest
 
 import orroute
 from orroute import Task
-from orroute.testing import Fault, FakeOpenRouter
+from orroute.testing import FakeOpenRouter, Fault
 
 MSGS = [{"role": "user", "content": "Say hi"}]
 BURST = 32
@@ -87,7 +87,7 @@ async def test_calls_started_together_on_a_new_connection_do_not_wait_for_each_o
             order.append("timed out")
 
     calls = [asyncio.ensure_future(call()) for _ in range(2)]
-    done, _ = await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
     assert order == ["answered"]
     for c in calls:
         c.cancel()
