@@ -219,3 +219,25 @@ def test_two_keys_racing_their_projects_budget_never_overspend_it(
     assert sorted(set(statuses)) == [200, 402] and statuses.count(200) == 5
     b = gateway.tracker.budget_status(project="p-racing")
     assert b.spent <= b.limit and b.reserved == 0
+
+
+def test_a_key_revoked_mid_stream_lets_the_stream_end_and_refuses_the_next_request(
+        gateway: Gateway, fake: FakeOpenRouter) -> None:
+    """The stream was admitted (and its cost reserved) before the revocation: it ends whole; the
+    next request on the same keep-alive connection is a 401."""
+    key, record = gateway.keys.create("p-revoked")
+    fake.fail("*", Fault.slow_drip(interval=0.005, chunk_size=30))
+    request = request_bytes(key, "chat").replace(b"Connection: close\r\n", b"")
+    try:
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as s:
+            s.sendall(request)
+            got = s.recv(100)
+            assert got.startswith(b"HTTP/1.1 200 ")
+            assert gateway.keys.revoke(record.id)
+            while not got.endswith(b"\r\n0\r\n\r\n"):
+                got += s.recv(65536)
+            assert b"data: [DONE]" in got
+            s.sendall(request)
+            assert s.recv(100).startswith(b"HTTP/1.1 401 ")
+    finally:
+        fake.clear_faults()
