@@ -241,3 +241,20 @@ def test_a_key_revoked_mid_stream_lets_the_stream_end_and_refuses_the_next_reque
             assert s.recv(100).startswith(b"HTTP/1.1 401 ")
     finally:
         fake.clear_faults()
+
+
+def test_health_asked_without_a_key_does_not_call_the_upstream_once_a_request(
+        gateway: Gateway, fake: FakeOpenRouter) -> None:
+    """/health needs no key and checks the upstream with the gateway's own key: one check
+    answers the /health requests of a second (and those that come while it runs). Before, 300
+    pipelined /health requests from anyone made 300 upstream requests with the server's
+    credentials."""
+    before = len(fake.requests)
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 300)
+        got = b""
+        while got.count(b"HTTP/1.1 ") < 300 and (chunk := s.recv(65536)):
+            got += chunk
+    assert got.count(b'"authenticated":true') == 300
+    checks = [r for r in fake.requests[before:] if r.path.endswith("/key")]
+    assert 1 <= len(checks) <= 3  # the check of each second the 300 took
