@@ -258,3 +258,31 @@ def test_health_asked_without_a_key_does_not_call_the_upstream_once_a_request(
     assert got.count(b'"authenticated":true') == 300
     checks = [r for r in fake.requests[before:] if r.path.endswith("/key")]
     assert 1 <= len(checks) <= 3  # the check of each second the 300 took
+
+
+def test_a_slow_usage_report_does_not_hold_up_other_requests(
+        gateway: Gateway, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/api/v1/ai/usage reads the ledger (a project's 300,000 calls: ~2 s): on the event loop it
+    held up every other client for as long (a /v1/models request waited 1.7 s), and any key, a
+    $0 budget's too, could repeat it. Here the report takes a second: a request made meanwhile
+    is answered before it."""
+    tracker = gateway.tracker
+    report = tracker.report
+    reported = threading.Event()
+
+    def slow_report(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.0)
+        reported.set()
+        return report(*args, **kwargs)
+
+    monkeypatch.setattr(tracker, "report", slow_report)
+    statuses: list[int] = []
+    usage = threading.Thread(target=lambda: statuses.append(
+        call(gateway, "GET", "/api/v1/ai/usage", key=key)[0]))
+    usage.start()
+    time.sleep(0.2)  # the report is under way
+    assert call(gateway, "GET", "/v1/models", key=key)[0] == 200
+    answered_during_the_report = not reported.is_set()
+    usage.join()
+    assert statuses == [200]
+    assert answered_during_the_report
