@@ -7,10 +7,13 @@ headers, its whole request, to read a response), and how many connections a serv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import os
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 __all__ = ["HttpLimits"]
+
+_RESERVED_FILES = 64  # beyond those open at start: ledger, logs, the engine's eventfds, resolver
 
 
 @dataclass(frozen=True)
@@ -66,3 +69,28 @@ class HttpLimits:
         shortest = min(self.header_timeout, self.request_timeout, self.idle_timeout,
                        self.write_timeout)
         return min(1.0, max(0.05, shortest / 4))
+
+    def fitted_to_open_files(self, per_connection: int) -> HttpLimits:
+        """These limits with ``max_connections`` no more than the process's open-file limit
+        leaves room for, at ``per_connection`` descriptors each (the gateway's: the client's
+        socket and an upstream one), beyond those open now and a reserve; the soft limit is
+        raised toward the hard one first, as far as needed. Past the open-file limit a
+        connection cannot even be accepted, so the cap's eviction never runs: a few hundred idle
+        connections (the usual soft limit is 1,024) would lock every new client out."""
+        try:
+            import resource
+        except ImportError:  # pragma: no cover - Windows: no such limit
+            return self
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        opened = len(os.listdir("/dev/fd")) if os.path.isdir("/dev/fd") else 0
+        need = opened + _RESERVED_FILES + per_connection * self.max_connections
+        if soft == resource.RLIM_INFINITY or soft >= need:
+            return self
+        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):  # macOS refuses more than OPEN_MAX
+            pass
+        room = (soft - opened - _RESERVED_FILES) // per_connection
+        return self if room >= self.max_connections else replace(self, max_connections=max(1, room))

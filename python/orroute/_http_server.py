@@ -292,6 +292,7 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._paused = False
         self._wake_drain()
+        self._pump()  # the requests held back while the client was not reading
 
     # --- llhttp callbacks (run inside feed_data) ------------------------------------------------
 
@@ -498,8 +499,11 @@ class Connection(asyncio.Protocol):
         self._pump()
 
     def _pump(self) -> None:
-        """Answers queued requests one at a time, in order."""
-        while self._task is None and not self._closed:
+        """Answers queued requests one at a time, in order. Not while the client leaves what
+        was written unread (writing paused): a client pipelining requests it never reads the
+        answers of would otherwise have them all buffered here; reading stays paused too, so the
+        queue stays within max_pipeline (resume_writing goes on)."""
+        while self._task is None and not self._closed and not self._paused:
             if not self._queue:
                 if self._expect_continue and self._phase == _BODY and self._fatal is None:
                     # the request being read waited for the ones before it: its turn now

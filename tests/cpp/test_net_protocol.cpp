@@ -56,6 +56,15 @@ TEST_CASE("retry hints come from Retry-After or X-RateLimit-Reset", "[net]") {
     REQUIRE(*orroute::retry_after_seconds(h, now_ms) == Approx(4.0));
   }
   SECTION("no hint") { REQUIRE_FALSE(orroute::retry_after_seconds(h, now_ms).has_value()); }
+  SECTION("a hint years away is an hour at most, the longest the engine holds a model") {
+    const auto [name, value] = GENERATE(table<std::string, std::string>({
+        {"Retry-After", "1e9"},
+        {"Retry-After", "Wed, 21 Oct 2099 07:28:00 GMT"},
+        {"X-RateLimit-Reset", "1e300"},
+    }));
+    h.add(name, value);
+    REQUIRE(*orroute::retry_after_seconds(h, now_ms) == Approx(3600.0));
+  }
 }
 
 TEST_CASE("only transient statuses are retried", "[net]") {

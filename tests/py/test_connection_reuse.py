@@ -12,7 +12,7 @@ import pytest
 
 import orroute
 from orroute import Task
-from orroute.testing import FakeOpenRouter
+from orroute.testing import FakeOpenRouter, Fault
 
 MSGS = [{"role": "user", "content": "Say hi"}]
 BURST = 32
@@ -63,3 +63,33 @@ def test_manager_keeps_its_connections_between_bursts(fake: FakeOpenRouter) -> N
 
     asyncio.run(bursts(call))
     assert_reused(fake)
+
+
+async def test_calls_started_together_on_a_new_connection_do_not_wait_for_each_other(
+        fake: FakeOpenRouter) -> None:
+    """Two calls started at once to a plain-HTTP upstream with no idle connection: each gets a
+    connection of its own at once. With CURLOPT_PIPEWAIT (a wait to share an HTTP/2 connection,
+    which plain http never has) libcurl 7.88 held the second until the first one's answer had
+    ended, however long (a stream of minutes; a gateway's ``n > 1`` stream after any cut); here
+    the first one the upstream receives hangs, and the second must be answered meanwhile."""
+    fake.fail("*", Fault.hang(after_tokens=2), times=1)
+    client = orroute.AsyncOpenRouter(base_url=fake.base_url, api_key="k", timeout=15)
+    order: list[str] = []
+
+    async def call() -> None:
+        try:
+            stream = await client.chat.completions.create(model="m/a", messages=MSGS,
+                                                          stream=True)
+            async for _ in stream:
+                pass
+            order.append("answered")
+        except orroute.APITimeoutError:
+            order.append("timed out")
+
+    calls = [asyncio.ensure_future(call()) for _ in range(2)]
+    await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
+    assert order == ["answered"]
+    for c in calls:
+        c.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)
+    await client.close()

@@ -75,6 +75,28 @@ def test_a_long_retry_after_falls_back_and_holds_the_model_for_later_requests(
         fake.clear_faults()
 
 
+# each held for the hour by its 429: a model of its own per case, used by no other test here
+@pytest.mark.parametrize(("model", "hint"), [
+    ("x-ai/grok-4.6", {"Retry-After": "1e9"}),
+    ("upstage/solar-pro4", {"X-RateLimit-Reset": "1e300"}),
+    ("sakana/sakana-namazu", {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"}),
+], ids=["31-years", "300-digits", "a-date-in-2099"])
+def test_an_upstreams_retry_after_is_relayed_no_longer_than_the_model_is_held(
+        gateway: Gateway, key: str, fake: FakeOpenRouter, model: str,
+        hint: dict[str, str]) -> None:
+    """A 429's wait is relayed as at most the hour the router holds the model for: an upstream
+    asking for 1e300 seconds had the gateway send ``Retry-After: 1000000000000000017652...``
+    (301 digits), and 1e9 told every client to come back in 31 years."""
+    fake.fail(model, Fault.status_error(429, "slow down", headers=hint))
+    try:
+        status, headers, _ = call(gateway, "POST", "/v1/chat/completions",
+                                  {"model": model, "messages": HI}, key=key)
+    finally:
+        fake.clear_faults()
+    assert status == 429
+    assert 0 <= int(headers["retry-after"]) <= 3600
+
+
 def test_an_open_circuit_skips_the_model_and_health_reports_it(
         gateway: Gateway, client: openai.OpenAI, fake: FakeOpenRouter) -> None:
     fake.fail(FLAKY, Fault.server_error(503))

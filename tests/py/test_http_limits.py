@@ -140,6 +140,35 @@ def test_a_client_that_stops_reading_is_cut_off() -> None:
         assert app.handled == 1
 
 
+def test_pipelined_requests_a_client_does_not_read_the_answers_of_are_not_all_answered() -> None:
+    """A client that pipelines requests and never reads: once the connection's write buffer is
+    full the server answers no further request and stops reading, so what it holds stays near
+    one answer (it answered them all into an ever-growing buffer until write_timeout: with the
+    gateway's /openapi.json, 40 bytes asking for kilobytes, 142 MB held after 8 seconds)."""
+    import asyncio
+
+    with echo_server(HttpLimits(write_timeout=30)) as s, s.connect() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        body = b"z" * 16384  # each answer echoes it
+        one = post(b"Content-Length: %d\r\n" % len(body), body)
+        sock.settimeout(0.5)
+        sent = 0
+        try:
+            while sent < 2000:  # 32 MB of requests, all answered before
+                sock.sendall(one * 10)
+                sent += 10
+        except TimeoutError:
+            pass  # the server stopped reading: what the fix does
+
+        async def held() -> int:
+            return sum(c.transport.get_write_buffer_size() for c in s.server.connections
+                       if c.transport is not None)
+
+        buffered = asyncio.run_coroutine_threadsafe(held(), s.loop).result(10)
+        assert buffered < 2 * 1024 * 1024, (sent, buffered)
+        assert sent < 2000  # past the kernel's socket buffers the client is held up
+
+
 def test_at_the_connection_cap_the_longest_idle_connection_makes_room() -> None:
     with echo_server(HttpLimits(max_connections=4)) as s:
         parked = [s.connect() for _ in range(4)]
@@ -205,6 +234,59 @@ def test_the_gateway_reads_its_limits_from_the_config_file(tmp_path) -> None:  #
     cfg.write_text("[gateway.http]\nmax_body_byte = 1\n")
     with pytest.raises(ValueError, match="max_body_byte"):
         load_gateway_settings(config_file=cfg, env={}, env_file=False)
+
+
+_GATEWAY_UNDER_A_FILE_LIMIT = """
+import resource, sys, tempfile, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2])))
+from orroute.gateway import Gateway, GatewaySettings
+from orroute.testing import FakeOpenRouter
+with FakeOpenRouter(api_key="sk-or-up") as fake, Gateway(GatewaySettings(
+        base_url=fake.base_url, api_key="sk-or-up", port=0,
+        ledger=tempfile.mkdtemp() + "/ledger.sqlite3")) as gw:
+    print(gw.port, gw.keys.create("p")[0], resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+          flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("hard", [256, None], ids=["hard-limit-256", "hard-limit-above"])
+def test_idle_connections_past_the_open_file_limit_do_not_lock_clients_out(hard) -> None:  # type: ignore[no-untyped-def]
+    """A gateway whose open-file limit is below what max_connections needs (4,096 by default;
+    the usual soft limit is 1,024): its cap is fitted to the limit (raised toward the hard limit
+    first), so idle connections are evicted for a new one. Before, past the limit a connection
+    could not even be accepted (uvloop reset it) and 300 idle connections under a limit of 256
+    locked every client out until they left."""
+    import http.client
+    import resource
+    import subprocess
+    import sys
+
+    hard_now = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard_now != resource.RLIM_INFINITY and hard_now < 2048:
+        pytest.skip(f"hard open-file limit {hard_now}")
+    idle: list[socket.socket | http.client.HTTPConnection] = []
+    with subprocess.Popen(
+            [sys.executable, "-c", _GATEWAY_UNDER_A_FILE_LIMIT, "256", str(hard or hard_now)],
+            stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            port_text, key, soft = proc.stdout.readline().split()
+            if hard is None:
+                assert int(soft) > 256  # raised as far as needed
+            for _ in range(300):
+                idle.append(socket.create_connection(("127.0.0.1", int(port_text)), timeout=5))
+            time.sleep(0.5)
+            conn = http.client.HTTPConnection("127.0.0.1", int(port_text), timeout=15)
+            idle.append(conn)  # closed with the others
+            conn.request("POST", "/v1/chat/completions", json.dumps(
+                {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+                {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            assert conn.getresponse().status == 200
+        finally:
+            for sock in idle:
+                sock.close()
+            proc.kill()
 
 
 def test_three_hundred_slow_clients_do_not_starve_a_normal_one() -> None:

@@ -138,6 +138,38 @@ def test_a_stream_dropped_unclosed_stops_the_upstream_transfer(
         fake.reset()
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "openai's AsyncStream and its __stream__ generator refer to each other: a stream dropped "
+    "after its first chunk is freed, and its body's __del__ stops the relay, only by a cyclic "
+    "garbage collection that follows the asyncgen finalizer's aclose task. Until then the upstream runs on (paused once the pipe "
+    "and the engine queue are full) and the reservation is held, at most until the stream "
+    "deadline (an hour). A fix needs a reader-idle limit on the pipe (the socket's "
+    "write_timeout) or openai breaking the cycle; rev20, not fixed"))
+async def test_an_async_stream_dropped_unclosed_stops_without_waiting_for_a_gc(
+    fake: FakeOpenRouter, tracker: orroute.CostTracker
+) -> None:
+    fake.reset()
+    fake.set_model_profile(MODEL, tokens_per_second=3)  # ~10 s of output
+    gc.disable()  # the cyclic collector runs when allocations say so: not here
+    try:
+        manager = make_manager(fake, tracker)
+        s = await orroute.async_openai_client(manager).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Write a long story " * 20}],
+            stream=True)
+        chunks = s.__aiter__()
+        await chunks.__anext__()
+        del s, chunks  # neither read to the end nor closed
+        for _ in range(100):  # the finalizers' tasks run
+            await asyncio.sleep(0.02)
+            if manager.reserved()[0] == 0:
+                break
+        assert manager.reserved()[0] == 0
+    finally:
+        gc.enable()
+        gc.collect()
+        fake.reset()
+
+
 def test_budget_refusal_is_openai_402_with_a_code_and_nothing_is_sent(
     fake: FakeOpenRouter, tracker: orroute.CostTracker
 ) -> None:

@@ -80,6 +80,27 @@ void fill_from_error_object(ApiError& err, const rapidjson::Value& error) {
   }
 }
 
+// The wait a server's hint names, in seconds (unbounded; nullopt if neither header is usable).
+std::optional<double> hinted_seconds(const Headers& headers, int64_t now_ms) {
+  if (auto ra = headers.get("retry-after")) {
+    if (auto v = parse_double(*ra)) return *v;
+    const std::string date(*ra);
+    const time_t t = curl_getdate(date.c_str(), nullptr);
+    if (t >= 0) return static_cast<double>(t) - static_cast<double>(now_ms) / 1000.0;
+  }
+  if (auto reset = headers.get("x-ratelimit-reset")) {
+    if (auto v = parse_double(*reset)) {
+      double at_ms = *v;
+      if (at_ms < 1e11) {
+        if (at_ms < 1e9) return at_ms;  // already a delay in seconds
+        at_ms *= 1000.0;                // Unix seconds
+      }
+      return (at_ms - static_cast<double>(now_ms)) / 1000.0;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string to_json(const rapidjson::Value& value) {
@@ -90,23 +111,9 @@ std::string to_json(const rapidjson::Value& value) {
 }
 
 std::optional<double> retry_after_seconds(const Headers& headers, int64_t now_ms) {
-  if (auto ra = headers.get("retry-after")) {
-    if (auto v = parse_double(*ra)) return std::max(0.0, *v);
-    const std::string date(*ra);
-    const time_t t = curl_getdate(date.c_str(), nullptr);
-    if (t >= 0) return std::max(0.0, static_cast<double>(t) - static_cast<double>(now_ms) / 1000.0);
-  }
-  if (auto reset = headers.get("x-ratelimit-reset")) {
-    if (auto v = parse_double(*reset)) {
-      double at_ms = *v;
-      if (at_ms < 1e11) {
-        if (at_ms < 1e9) return std::max(0.0, at_ms);  // already a delay in seconds
-        at_ms *= 1000.0;                                // Unix seconds
-      }
-      return std::max(0.0, (at_ms - static_cast<double>(now_ms)) / 1000.0);
-    }
-  }
-  return std::nullopt;
+  const auto hinted = hinted_seconds(headers, now_ms);
+  if (!hinted) return std::nullopt;
+  return std::clamp(*hinted, 0.0, kMaxRetryAfterSeconds);
 }
 
 ApiError error_from_response(int status, const Headers& headers, std::string_view body, int64_t now_ms) {

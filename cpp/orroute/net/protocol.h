@@ -38,8 +38,15 @@ ApiError error_from_response(int status, const Headers& headers, std::string_vie
 // Builds the error of a stream event carrying a top-level "error" object. Never throws.
 ApiError error_from_stream_event(const rapidjson::Value& event);
 
-// The wait the server asked for, in seconds: Retry-After (seconds or HTTP date), else
-// X-RateLimit-Reset (Unix seconds or milliseconds). nullopt if neither is usable.
+// The longest wait a server's hint is taken for: the hour the engine holds a rate-limited model at
+// most (kMaxRateLimitHold, route/retry_policy.h). A hint years away (1e300 seconds, a date in 2099)
+// is an hour: it reaches callers (RateLimitError.retry_after) and the gateway's clients (its
+// Retry-After header), who would otherwise be told to wait for decades, in a 301-digit header.
+inline constexpr double kMaxRetryAfterSeconds = 3600.0;
+
+// The wait the server asked for, in seconds, within [0, kMaxRetryAfterSeconds]: Retry-After
+// (seconds or HTTP date), else X-RateLimit-Reset (Unix seconds or milliseconds). nullopt if neither
+// is usable.
 std::optional<double> retry_after_seconds(const Headers& headers, int64_t now_ms);
 
 // True for statuses worth retrying: 408, 409, 429 and 5xx. Never 400, 401, 402, 403, 404.

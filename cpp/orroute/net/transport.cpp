@@ -492,7 +492,6 @@ struct Transport::Impl {
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_write);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);  // prefer multiplexing on an HTTP/2 connection
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Impl::on_open);
@@ -512,26 +511,6 @@ struct Transport::Impl {
     } else {
       curl_easy_cleanup(t.easy);
     }
-  }
-
-  // The CURLOPT_PROXY of a transfer to `url` (parsed; null when libcurl did not take it): the
-  // environment's for its scheme when that is http or https (one slot for both when they name the
-  // same proxy, so a handle moving between them is not set anew); otherwise null, and libcurl
-  // reads the environment itself, as it always did. Once per parsed URL.
-  ProxySlot proxy_slot_of(CURLU* url) const {
-    if (url == nullptr) return ProxySlot::kEnvironment;
-    char* scheme = nullptr;
-    if (curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || scheme == nullptr) {
-      return ProxySlot::kEnvironment;
-    }
-    ProxySlot slot = ProxySlot::kEnvironment;
-    if (iequals(scheme, "http")) {
-      slot = ProxySlot::kHttp;
-    } else if (iequals(scheme, "https")) {
-      slot = proxies.https == proxies.http ? ProxySlot::kHttp : ProxySlot::kHttps;
-    }
-    curl_free(scheme);
-    return slot;
   }
 
   // Gives `t`'s handle the CURLOPT_PROXY of `slot`, unless it holds it already (a set copies the
@@ -556,11 +535,34 @@ struct Transport::Impl {
   struct ParsedUrl {
     std::shared_ptr<CURLU> url;  // null when libcurl does not take the text
     ProxySlot proxy = ProxySlot::kEnvironment;
+    bool pipewait = false;  // CURLOPT_PIPEWAIT
   };
   std::unordered_map<std::string, ParsedUrl> parsed_urls;
 
+  // What a transfer to `parsed.url` takes from its scheme, once per parsed URL. Its
+  // CURLOPT_PROXY: the environment's for its scheme when that is http or https (one slot for both
+  // when they name the same proxy, so a handle moving between them is not set anew); otherwise
+  // null, and libcurl reads the environment itself, as it always did. Whether it waits to share
+  // a connection (CURLOPT_PIPEWAIT): over https only, where ALPN may give HTTP/2. Plain http is
+  // HTTP/1.1 here (CURL_HTTP_VERSION_2TLS), and libcurl (7.88) learns that a new connection
+  // cannot be shared only when its transfer ends: transfers started together to a host with no
+  // idle connection waited for the first one's whole answer (a stream's minutes).
+  void read_scheme(ParsedUrl& parsed) const {
+    char* scheme = nullptr;
+    if (curl_url_get(parsed.url.get(), CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || scheme == nullptr) {
+      return;
+    }
+    if (iequals(scheme, "http")) {
+      parsed.proxy = ProxySlot::kHttp;
+    } else if (iequals(scheme, "https")) {
+      parsed.proxy = proxies.https == proxies.http ? ProxySlot::kHttp : ProxySlot::kHttps;
+      parsed.pipewait = true;
+    }
+    curl_free(scheme);
+  }
+
   // `url` parsed, or null when libcurl does not take it (libcurl then parses the text itself and
-  // fails the transfer as it did before), with the proxy a transfer to it takes.
+  // fails the transfer as it did before), with what a transfer to it takes from its scheme.
   ParsedUrl parsed_url(const std::string& url) {
     if (auto it = parsed_urls.find(url); it != parsed_urls.end()) return it->second;
     CURLU* u = curl_url();
@@ -569,7 +571,8 @@ struct Transport::Impl {
       curl_url_cleanup(u);
       return {};
     }
-    ParsedUrl parsed{std::shared_ptr<CURLU>(u, curl_url_cleanup), proxy_slot_of(u)};
+    ParsedUrl parsed{std::shared_ptr<CURLU>(u, curl_url_cleanup)};
+    read_scheme(parsed);
     if (parsed_urls.size() >= kParsedUrls) parsed_urls.clear();  // the transfers keep theirs
     parsed_urls.emplace(url, parsed);
     return parsed;
@@ -584,6 +587,7 @@ struct Transport::Impl {
     ParsedUrl parsed = parsed_url(r.url);
     t.url = std::move(parsed.url);
     set_proxy(t, parsed.proxy);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, static_cast<long>(parsed.pipewait));
     curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
     curl_easy_setopt(e, CURLOPT_CURLU, t.url.get());
     curl_easy_setopt(e, CURLOPT_PRIVATE, &t);

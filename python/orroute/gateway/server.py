@@ -126,7 +126,12 @@ class Gateway:
         selector = ModelSelector(catalog, strategy=s.strategy)
         self.app = GatewayApp(s, keys=self.keys, tracker=self.tracker, catalog=catalog,
                               selector=selector, manager=manager)
-        self._server = HttpServer(self.app, s.http)
+        limits = s.http.fitted_to_open_files(per_connection=2)
+        if limits.max_connections < s.http.max_connections:
+            _log.warning("serving at most %d connections, not max_connections = %d: the "
+                         "open-file limit (ulimit -n) has room for no more",
+                         limits.max_connections, s.http.max_connections)
+        self._server = HttpServer(self.app, limits)
         self.app.http_server = self._server
         await self._server.start(s.host, self._port, reuse_port=reuse_port or None)
         self._port = self._server.port
