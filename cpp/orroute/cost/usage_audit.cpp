@@ -61,6 +61,22 @@ UsageCounts all_audio(const UsageCounts& c, const RequestShape& shape) {
   return a;
 }
 
+// Completion tokens above the bound the request carried: charged at the bound, so one lying
+// reply cannot book more than its reservation allowed. Its output breakdowns are cut to fit.
+void cap_output(int64_t bound, AuditedCharge& out) {
+  UsageCounts& c = out.counts;
+  if (bound <= 0 || c.completion_tokens <= bound) return;
+  const std::string why = "usage.completion_tokens " + std::to_string(c.completion_tokens) +
+                          " is more than the " + std::to_string(bound) +
+                          " output tokens the request allowed (its max_tokens)";
+  out.problem = out.problem.empty() ? why : out.problem + "; " + why;
+  out.output_capped = true;
+  c.completion_tokens = bound;
+  c.reasoning_tokens = std::min(c.reasoning_tokens, bound);
+  c.audio_output_tokens = std::min(c.audio_output_tokens, bound - c.reasoning_tokens);
+  c.image_output_tokens = std::min(c.image_output_tokens, bound - c.reasoning_tokens - c.audio_output_tokens);
+}
+
 const RequestShape& shape_of(const ChargeInput& in) {
   static const NoDestructor<RequestShape> kPlain;  // a plain request's shape (no exit-time destructor)
   return in.shape != nullptr ? *in.shape : *kPlain;
@@ -103,6 +119,7 @@ void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
       out.counts = totals;
       out.problem = "usage breakdowns exceed their totals";
     }
+    cap_output(in.output_bound, out);
   }
 
   // A prompt with parts only the upstream can size (a file, a video, audio, an image at its
@@ -163,6 +180,12 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
     if (!out.source.empty()) {  // metered or tokenizer: our own count, priced
       out.cost = dearest;
       out.counts = dearest_counts;
+      return out;
+    }
+    if (out.output_capped) {  // its cost priced tokens it could not have been billed
+      out.cost = dearest;
+      out.counts = dearest_counts;
+      out.source = "catalog";
       return out;
     }
     if (!u->cost_reported) {
