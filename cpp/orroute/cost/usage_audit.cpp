@@ -77,6 +77,22 @@ void cap_output(int64_t bound, AuditedCharge& out) {
   c.image_output_tokens = std::min(c.image_output_tokens, bound - c.reasoning_tokens - c.audio_output_tokens);
 }
 
+// The catalog price a reported cost is checked against from above (up to cost_check_multiple
+// times it), and what a cost above that is booked at: the price of the charged counts, or for a
+// router's pick the router's bound (the dearest model it may pick, what the reservation assumed),
+// not the pick's own. An upstream naming a cheaper model than it ran, with the cost of the one it
+// ran, is booked at that cost (it was replaced by the named model's price: booked low); the
+// named model's price stays the floor.
+Money cost_ceiling(const CallPricer& pricer, const ChargeInput& in, const RequestShape& shape,
+                   const UsageCounts& counts, Money priced) {
+  if (in.served.empty() || in.served == in.requested || !pricer.is_router(in.requested) ||
+      pricer.priced_id(in.requested, in.served, shape) == in.requested) {
+    return priced;
+  }
+  const std::optional<Money> bound = pricer.price(in.requested, "", shape, counts);
+  return bound ? std::max(priced, *bound) : priced;
+}
+
 const RequestShape& shape_of(const ChargeInput& in) {
   static const NoDestructor<RequestShape> kPlain;  // a plain request's shape (no exit-time destructor)
   return in.shape != nullptr ? *in.shape : *kPlain;
@@ -202,14 +218,14 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
       out.problem = "usage." + u->cost_problem;
       return out;
     }
-    const Money limit = dearest * pricer.policy().cost_check_multiple;
-    if (*u->cost > limit) {
-      out.cost = dearest;
+    const Money ceiling = cost_ceiling(pricer, in, shape, dearest_counts, dearest);
+    if (*u->cost > ceiling * pricer.policy().cost_check_multiple) {
+      out.cost = ceiling;
       out.counts = dearest_counts;
       out.source = "catalog";
       out.problem = "usage.cost " + u->cost->to_string() + " is more than " +
                     std::to_string(pricer.policy().cost_check_multiple) +
-                    "x the catalog price " + dearest.to_string();
+                    "x the catalog price " + ceiling.to_string();
       return out;
     }
     if (*u->cost * pricer.policy().cost_check_multiple < *catalog) {  // a paid call reported free
