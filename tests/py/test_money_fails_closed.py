@@ -669,3 +669,29 @@ def test_a_pdf_by_url_is_reserved_the_whole_context_window() -> None:
     info = orroute.Catalog.bundled().get("openai/gpt-4o-mini")
     window, prompt_price = info.context_length, Decimal(str(info.pricing.prompt))
     assert estimate(pdf) >= window * prompt_price > 100 * estimate({"type": "text", "text": "hi"})
+
+
+def test_a_failed_call_is_recorded_at_no_cost(fake, tmp_path: Path) -> None:
+    """Every call is recorded with its outcome: one that failed with an error status (nothing
+    billed) had no ledger row, only the manager's metrics(). It is written at cost 0, shown by
+    usage_history, to_dataframe and report, and counts as no spend."""
+    tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+    tracker.set_budget(1)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a", "test/b"])
+    fake.fail("test/a", Fault.server_error(), times=1)
+    r = m.execute_task_sync(Task(messages="Say hello", max_tokens=20, id="t1"))
+    assert [a.error for a in r.attempts] == ["server", None]  # retried, then answered
+    rows = sorted(tracker.usage_history(), key=lambda row: row.id)
+    assert [(row.model, row.outcome, row.error_class) for row in rows] == [
+        ("test/a", "error", "server"),
+        ("test/a", "ok", ""),
+    ]
+    failed, ok = rows
+    assert (failed.cost, failed.task_id, failed.project) == (0, "t1", "")
+    assert failed.latency_s is not None and failed.latency_s > 0
+    assert (tracker.total_cost(), tracker.budget_status().spent) == (ok.cost, ok.cost)
+    assert tracker.budget_status().reserved == 0
+    frame = tracker.to_dataframe()
+    assert sorted(frame["outcome"]) == ["error", "ok"]
+    (total,) = tracker.report("all", by=None)
+    assert (total.calls, total.errors, total.cost) == (2, 1, ok.cost)
