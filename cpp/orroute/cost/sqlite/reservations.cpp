@@ -94,16 +94,16 @@ int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
       // (a lease: what its slot says was in flight; settles queued in memory by a write-behind
       // lease are in it). So is an expired reservation from another host, whose process cannot
       // be checked.
-      const std::string who = "process " + std::to_string(rpid) + (here ? "" : " on " + s.text(3));
+      auto who = [&] { return "process " + std::to_string(rpid) + (here ? "" : " on " + s.text(3)); };
       if (exited && lease) {
         const std::optional<Money> held = take_dead_held(id, s.i64(6));
         abandoned.push_back({id, held ? std::min(*held, amount) : amount,
-                             "the calls in flight from the budget lease of " + who +
+                             "the calls in flight from the budget lease of " + who() +
                                  (held ? ", which ended" : ", which ended (in flight unknown: all of it)")});
       } else if (exited) {
-        abandoned.push_back({id, amount, who + " ended before settling it"});
+        abandoned.push_back({id, amount, who() + " ended before settling it"});
       } else if (expires <= at && !here) {
-        abandoned.push_back({id, amount, who + " did not settle it before it expired"});
+        abandoned.push_back({id, amount, who() + " did not settle it before it expired"});
       } else if (expires <= at) {
         dead.push_back(id);
       }
