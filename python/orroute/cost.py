@@ -598,6 +598,19 @@ class CostTracker:
         self._dispatch(out.alerts)
         return int(out.call_id)
 
+    def record_refund(self, amount: Amount, *, model: str = "", **fields: Any) -> int:
+        """Records money an upstream gave back (a refunded call): a row with outcome ``refund``
+        and cost ``-amount``, which lowers the spend of the budgets it matches. ``amount`` is
+        positive; the other keywords are :meth:`record_call`'s. The only way to book a negative
+        cost: ``record_call``, ``track_usage`` and ``Reservation.settle`` refuse one."""
+        row = self._call_record(cost=amount, model=model, outcome="refund", **fields)
+        if row.cost <= 0:
+            raise InvalidArgumentError(f"a refund's amount must be > 0, got {row.cost}")
+        row.cost = -row.cost
+        out = self._core.record(row)
+        self._dispatch(out.alerts)
+        return int(out.call_id)
+
     # ---- budgets ----
 
     def set_budget(

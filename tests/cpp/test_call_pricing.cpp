@@ -119,6 +119,23 @@ TEST_CASE("a reply's tokens are priced on the served model only if the request c
   CHECK(*p.price("openrouter/auto", "y/dear", auto_x, u) == usd("0.003"));  // not allowed: bound
 }
 
+// A router is never billed a free model's nothing: an upstream naming a ":free" variant (or a
+// free model) as its pick had the call booked at zero. Such a pick is outside the router's
+// reach: the tokens are priced at its bound, the dearest model it may pick.
+TEST_CASE("a router naming a free model as its pick is priced at the router's bound", "[call_pricing]") {
+  const CallPricer p(catalog(), {});
+  UsageCounts u;
+  u.prompt_tokens = 1000;
+  u.completion_tokens = 1000;
+  CHECK_FALSE(p.router_may_pick("x/cheap:free", {}));
+  CHECK(p.router_may_pick("x/cheap", {}));
+  CHECK(*p.price("openrouter/auto", "x/cheap:free", {}, u) == usd("0.04"));  // y/dear's prices
+  RequestShape auto_x;
+  auto_x.allowed_models = {"x/*"};
+  CHECK(*p.price("openrouter/auto", "x/cheap:free", auto_x, u) == usd("0.003"));  // x/cheap's
+  CHECK(p.priced_id("openrouter/auto", "x/cheap:free", auto_x) == "openrouter/auto");
+}
+
 TEST_CASE("allowed_models patterns are globs with *", "[call_pricing]") {
   CHECK(model_pattern_matches("anthropic/*", "anthropic/claude-opus-5"));
   CHECK(model_pattern_matches("*", "x/y"));

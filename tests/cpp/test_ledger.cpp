@@ -9,10 +9,15 @@
 
 #include "ledger_test_util.h"
 
+using orroute::BatchSettle;
+using orroute::BudgetSpec;
 using orroute::CallQuery;
 using orroute::CallRecord;
+using orroute::kRefundOutcome;
 using orroute::Money;
+using orroute::ReserveRequest;
 using orroute::SqliteLedger;
+using orroute::SqliteLedgerOptions;
 
 using orroute::test::call;
 using orroute::test::TempLedgerFile;
@@ -29,6 +34,7 @@ TEST_CASE("ledger sums costs exactly over many rows", "[ledger]") {
     ledger.record(c);
   }
   CallRecord neg = call("m/b", "-0.000000000000000007");  // a refund below one nano-dollar
+  neg.outcome = std::string(kRefundOutcome);
   ledger.record(neg);
   expected += neg.cost;
   REQUIRE(ledger.total_cost({}) == expected);
@@ -113,6 +119,32 @@ TEST_CASE("ledger rejects bad input before writing", "[ledger]") {
   REQUIRE(ledger.calls({}).empty());
   REQUIRE_THROWS_AS(ledger.report({}, "fortnight", ""), orroute::InvalidArgument);
   REQUIRE_THROWS_AS(ledger.report({}, "day", "cost; DROP TABLE calls"), orroute::InvalidArgument);
+}
+
+// A negative cost lowers a budget's spend: only a row named a refund may carry one, on every
+// path that writes a call (record, settle of a reservation or of a lease's, a batch).
+TEST_CASE("a negative cost is refused unless the row is a refund", "[ledger]") {
+  for (const bool leases : {false, true}) {
+    SqliteLedger ledger(":memory:", SqliteLedgerOptions{.leases = leases});
+    BudgetSpec budget;
+    budget.limit = Money::parse("1");
+    ledger.set_budget(budget);
+    ledger.record(call("m", "0.5"));
+    CallRecord negative = call("m", "-0.4");
+    REQUIRE_THROWS_AS(ledger.record(negative), orroute::InvalidArgument);
+    ReserveRequest r;
+    r.amount = Money::parse("0.1");
+    const int64_t id = ledger.reserve(r).reservation_id;
+    REQUIRE_THROWS_AS(ledger.settle(id, negative), orroute::InvalidArgument);
+    const std::vector<BatchSettle> batch = ledger.settle_batch({{id, negative}, {id, negative}});
+    REQUIRE((!batch[0].outcome && !batch[1].outcome));
+    REQUIRE(ledger.calls({}).size() == 1);
+    REQUIRE(ledger.budget_states({}, 0, false).at(0).spent == Money::parse("0.5"));
+    REQUIRE(ledger.release(id));  // still held: nothing was written
+    negative.outcome = std::string(kRefundOutcome);
+    ledger.record(negative);
+    REQUIRE(ledger.budget_states({}, 0, false).at(0).spent == Money::parse("0.1"));
+  }
 }
 
 TEST_CASE("ledger file survives reopening and records its schema version", "[ledger]") {

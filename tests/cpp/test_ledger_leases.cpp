@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <set>
@@ -550,35 +551,72 @@ TEST_CASE("settles keep counters exact to the atto through carries and borrows",
   }
 }
 
-TEST_CASE("a process killed after settling from its lease leaves the budget exact", "[ledger][leases]") {
-  // Its settled reservations were still in its lease row (consumed, their cost in spent): the
-  // reclaim releases the whole row, so nothing stays reserved and nothing is counted twice.
-  TempLedgerFile file;
-  SqliteLedger parent(file.path);
+// A process that dies with calls in flight: whoever reclaims its reservations books them as
+// spent (the calls may have been sent and billed, and no settle will come), with a row
+// (outcome "abandoned"); money the ledger knows was never handed to a call is released.
+// Returns the budget of project "p" after the reclaim; `settled` calls of 0.004 were settled
+// and one of 0.01 was in flight when the child was killed.
+namespace {
+
+BudgetState killed_with_a_call_in_flight(const std::string& path, SqliteLedgerOptions options,
+                                         int settled) {
+  SqliteLedger parent(path);
   parent.set_budget(spec("project:p", Window::kTotal, "100"));
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    SqliteLedger mine(file.path);
-    for (int i = 0; i < 10; ++i) {
+    SqliteLedger mine(path, options);
+    for (int i = 0; i < settled; ++i) {
       const auto r = mine.reserve(req("0.01", "p"));
       if (r.status != ReserveStatus::kReserved) ::_exit(1);
       mine.settle(r.reservation_id, cost("0.004"));
     }
-    (void)mine.reserve(req("0.01", "p"));  // one in flight too
+    mine.flush_settles();
+    (void)mine.reserve(req("0.01", "p"));  // in flight
     ::kill(::getpid(), SIGKILL);
   }
   int status = 0;
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   REQUIRE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
-  REQUIRE(outside(file.path).reserved == Money::parse("0.32"));  // the whole lease, still held
   parent.reclaim(0);
+  REQUIRE(parent.live_reservations().first == 0);
+  const std::vector<CallRecord> rows = parent.calls({});
+  REQUIRE(rows.size() == static_cast<size_t>(settled) + 1);
+  const auto abandoned = std::find_if(rows.begin(), rows.end(),
+                                      [](const CallRecord& row) { return row.outcome == "abandoned"; });
+  REQUIRE(abandoned != rows.end());
+  REQUIRE(abandoned->cost == Money::parse("0.01"));
+  REQUIRE(abandoned->scope.project == "p");
+  REQUIRE(abandoned->cost_source.starts_with("reservation: "));
   SpendScope scope;
   scope.project = "p";
-  const BudgetState st = parent.budget_states(scope, 0, false).at(0);
-  REQUIRE(st.spent == Money::parse("0.04"));
-  REQUIRE(st.reserved.is_zero());
-  REQUIRE(parent.live_reservations().first == 0);
+  return parent.budget_states(scope, 0, false).at(0);
+}
+
+}  // namespace
+
+TEST_CASE("a process killed with a call in flight has it booked as spent", "[ledger][leases]") {
+  SECTION("leases off: its reservation") {
+    TempLedgerFile file;
+    const BudgetState st = killed_with_a_call_in_flight(file.path, {.leases = false}, 10);
+    REQUIRE(st.spent == Money::parse("0.05"));
+    REQUIRE(st.reserved.is_zero());
+  }
+  SECTION("a lease: what it held in flight, not its free money nor what it settled") {
+    // Its settled reservations were still in its lease row (consumed, their cost in spent) and
+    // its grant (0.32) is mostly free: only the call in flight is booked.
+    TempLedgerFile file;
+    const BudgetState st = killed_with_a_call_in_flight(file.path, {}, 10);
+    REQUIRE(st.spent == Money::parse("0.05"));
+    REQUIRE(st.reserved.is_zero());
+  }
+  SECTION("a write-behind lease") {
+    TempLedgerFile file;
+    const BudgetState st =
+        killed_with_a_call_in_flight(file.path, {.settle_delay_us = 1'000'000'000}, 3);
+    REQUIRE(st.spent == Money::parse("0.022"));
+    REQUIRE(st.reserved.is_zero());
+  }
 }
 
 TEST_CASE("a counter kept from an earlier transaction is read again once another connection wrote it",

@@ -29,7 +29,8 @@ Money usd(const char* s) { return Money::parse(s); }
 
 // Charges the reply usage `usage_json` (prompt counted by us: 10 tokens, answer: 20, unless said).
 AuditedCharge charge(const std::string& usage_json, bool has_usage = true,
-                     int64_t counted_prompt = 10, int64_t counted_completion = 20) {
+                     int64_t counted_prompt = 10, int64_t counted_completion = 20,
+                     int64_t output_bound = 0) {
   static const CallPricer pricer(catalog(), {});
   rapidjson::Document d;
   d.Parse(usage_json.c_str(), usage_json.size());
@@ -43,6 +44,7 @@ AuditedCharge charge(const std::string& usage_json, bool has_usage = true,
   in.counted_completion_tokens = counted_completion;
   in.context_length = 1000;
   in.reserved = usd("0.01");
+  in.output_bound = output_bound;
   return audit_charge(pricer, in);
 }
 
@@ -122,6 +124,66 @@ TEST_CASE("token counts a tokenizer or an image can explain are believed", "[usa
   CHECK(c.counts.completion_tokens == 60);
   // a tiny prompt's chat template is most of our count: "hi" is 8 tokens here, 1-2 elsewhere
   CHECK(charge(R"({"prompt_tokens": 1, "completion_tokens": 1})", true, 8, 1).counts.prompt_tokens == 1);
+}
+
+// The request carried max_tokens (the reservation's output bound) and the upstream enforces it
+// with its own tokenizer: a non-streamed reply reporting more was not billed that much honestly,
+// and its cost (which prices the excess) is not believed either.
+TEST_CASE("completion tokens above the request's bound are charged at the bound, flagged", "[usage_audit]") {
+  const std::string lying = R"({"prompt_tokens": 100, "completion_tokens": 900, "cost": 0.0019,
+                                "completion_tokens_details": {"reasoning_tokens": 800}})";
+  const auto c = charge(lying, true, 10, 20, 50);
+  CHECK(c.source == "catalog");
+  CHECK(c.cost == usd("0.0002"));  // 100 x 1e-6 + 50 x 2e-6
+  CHECK(c.counts.completion_tokens == 50);
+  CHECK(c.counts.reasoning_tokens == 50);
+  CHECK(c.problem == "usage.completion_tokens 900 is more than the 50 output tokens the request "
+                     "allowed (its max_tokens)");
+  // At the bound, or without one (no ledger), the report stands.
+  const auto at_bound = charge(R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 0.0004})",
+                               true, 10, 20, 200);
+  CHECK((at_bound.source == "upstream" && at_bound.cost == usd("0.0004")));
+  CHECK(charge(lying, true, 10, 20, 0).cost == usd("0.0019"));
+}
+
+// openrouter/auto's pick is priced as the reply names it, but the reported cost is held to the
+// router's bound (its dearest pick, what was reserved) from above and to the named model's price
+// from below: an upstream naming a cheaper model than it ran, with the real cost, is booked at
+// that cost (it was cut to the named model's price), and a named model the request could not
+// reach (a free one) is priced at the bound.
+TEST_CASE("a router's named pick is checked against the router's bound", "[usage_audit]") {
+  static const ModelCatalog cat = ModelCatalog::from_json(R"({"data": [
+    {"id": "x/cheap", "context_length": 1000, "pricing": {"prompt": "0.000001", "completion": "0.000002"}},
+    {"id": "x/cheap:free", "context_length": 1000, "pricing": {"prompt": "0", "completion": "0"}},
+    {"id": "y/dear", "context_length": 1000, "pricing": {"prompt": "0.00001", "completion": "0.00003"}},
+    {"id": "openrouter/auto", "context_length": 1000, "pricing": {"prompt": "-1", "completion": "-1"}}
+  ]})");
+  static const CallPricer pricer(cat, {});
+  auto routed = [](const char* served, const std::string& usage_json) {
+    rapidjson::Document d;
+    d.Parse(usage_json.c_str(), usage_json.size());
+    const Usage u = parse_usage(d);
+    ChargeInput in;
+    in.requested = "openrouter/auto";
+    in.served = served;
+    in.usage = &u;
+    in.counted_prompt_tokens = 100;
+    in.counted_completion_tokens = 200;
+    in.context_length = 1000;
+    in.reserved = Money::parse("0.01");
+    return audit_charge(pricer, in);
+  };
+  // 100 + 200 tokens: $0.0005 at x/cheap, $0.007 at y/dear (the router's bound).
+  const auto ran_dear = routed("x/cheap", R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 0.007})");
+  CHECK((ran_dear.source == "upstream" && ran_dear.cost == usd("0.007")));
+  const auto honest = routed("x/cheap", R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 0.0005})");
+  CHECK((honest.source == "upstream" && honest.cost == usd("0.0005")));
+  const auto absurd = routed("x/cheap", R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 1})");
+  CHECK((absurd.source == "catalog" && absurd.cost == usd("0.007")));
+  const auto free_pick = routed("x/cheap:free", R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 0})");
+  CHECK((free_pick.source == "catalog" && free_pick.cost == usd("0.007")));
+  const auto below = routed("x/cheap", R"({"prompt_tokens": 100, "completion_tokens": 200, "cost": 0.0001})");
+  CHECK((below.source == "catalog" && below.cost == usd("0.0005")));  // the named model's floor
 }
 
 TEST_CASE("a missing cost is the catalog price, flagged", "[usage_audit]") {

@@ -12,6 +12,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 import orroute
 
 PYTHON_DIR = str(Path(orroute.__file__).resolve().parent.parent)
@@ -114,10 +116,16 @@ def test_reservation_of_a_killed_process_is_reclaimed(tmp_path: Path) -> None:
             assert e.reserved == Decimal("0.70")
     finally:
         _kill(holder)
-    # Its process is gone: reserve reclaims the room before refusing.
-    t.reserve("0.50", project="shared").settle("0.5", model="m")
+    # Its process is gone and the ledger cannot tell whether it sent the call: the reservation
+    # is booked as spent (fail closed), so 0.30 is left, not 1.00.
+    with pytest.raises(orroute.BudgetExceededError):
+        t.reserve("0.50", project="shared")
     status = t.budget_status(project="shared")
-    assert (status.spent, status.reserved) == (Decimal("0.5"), 0)
+    assert (status.spent, status.reserved) == (Decimal("0.70"), 0)
+    (row,) = t.usage_history(project="shared")
+    assert (row.outcome, row.cost) == ("abandoned", Decimal("0.70"))
+    assert row.cost_source.startswith("reservation: ") and "process" in row.cost_source
+    t.reserve("0.30", project="shared").settle("0.3", model="m")
 
 
 def test_sigkill_mid_write_leaves_no_torn_row(tmp_path: Path) -> None:
@@ -132,14 +140,19 @@ def test_sigkill_mid_write_leaves_no_torn_row(tmp_path: Path) -> None:
     assert t.live_reservations() == (0, 0)
     assert t.budget_status(project="shared").reserved == 0
     rows = t.usage_history(project="other")
-    assert rows and all(r.cost == Decimal("0.0001") and r.prompt_tokens == 1 for r in rows)
+    settled = [r for r in rows if r.outcome == "ok"]
+    assert settled and all(r.cost == Decimal("0.0001") and r.prompt_tokens == 1 for r in settled)
+    # At most its one call in flight when killed, booked as spent.
+    assert [r.cost for r in rows if r.outcome != "ok"] in ([], [Decimal("0.0001")])
     assert t.total_cost(project="other") == Decimal("0.0001") * len(rows)
     other = t.budget_status(project="other")  # counters agree with the rows, nothing held
     assert (other.spent, other.reserved) == (Decimal("0.0001") * len(rows), 0)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        # Every row is complete: its tag-less columns were written in one transaction.
-        assert db.execute("SELECT COUNT(*) FROM calls WHERE model_used IS NULL").fetchone() == (0,)
+        # Every row is complete: its tag-less columns were written in one transaction (a call
+        # in flight booked from a lease names no model: the lease served any).
+        torn = "SELECT COUNT(*) FROM calls WHERE model_used IS NULL AND outcome = 'ok'"
+        assert db.execute(torn).fetchone() == (0,)
 
 
 LEASE_WORKER = r"""
@@ -223,8 +236,12 @@ def test_lease_of_a_killed_process_is_reclaimed(tmp_path: Path) -> None:
     assert t.live_reservations() == (1, Decimal("0.125"))
     _kill(p)
     assert t.reclaim() == 1
-    assert t.budget_status(project="shared").reserved == 0
-    t.reserve("1.00", project="shared").settle("1.00", model="m")
+    # Its call in flight (0.02) is booked as spent; the rest of its lease is free again.
+    status = t.budget_status(project="shared")
+    assert (status.spent, status.reserved) == (Decimal("0.02"), 0)
+    with pytest.raises(orroute.BudgetExceededError):
+        t.reserve("1.00", project="shared")
+    t.reserve("0.98", project="shared").settle("0.98", model="m")
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
@@ -274,3 +291,52 @@ def test_an_engines_budget_leases_go_back_when_its_process_exits(tmp_path: Path)
             assert Decimal(out.stdout.split()[-1]) > 0
     tracker = orroute.CostTracker(path)
     assert tracker.headroom() == Decimal(1) - tracker.total_cost()
+
+
+ENGINE_CALLER = r"""
+import sys
+import orroute
+from orroute import Task
+m = orroute.AIModelManager(api_key="sk-or-test", base_url=sys.argv[1], ledger=sys.argv[2],
+                           fallbacks=["test/a"])
+task = Task(messages=[{"role": "user", "content": "hello"}], max_tokens=64)
+print(m.plan(task)["estimate"], flush=True)
+m.execute_task_sync(task)  # the upstream holds its reply: killed while it waits
+"""
+
+
+def test_an_engine_call_in_flight_when_its_process_is_killed_is_booked(tmp_path: Path) -> None:
+    """The upstream received the call (and bills it): the killed process will never settle it,
+    so the reclaim books its reservation as spent instead of handing it back."""
+    from orroute.testing import FakeOpenRouter, Fault
+
+    path = str(tmp_path / "ledger.sqlite3")
+    t = orroute.CostTracker(path)
+    t.set_budget(10)
+    with FakeOpenRouter(models=["test/a"]) as fake:
+        fake.fail("test/a", Fault.hang())
+        p = subprocess.Popen(
+            [sys.executable, "-c", ENGINE_CALLER, fake.base_url, path],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert p.stdout is not None
+        try:
+            reserved = Decimal(p.stdout.readline().strip())
+            deadline = time.monotonic() + 60
+            def sent() -> bool:
+                return any(r.endpoint == "/chat/completions" for r in fake.requests)
+
+            while not sent() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert sent(), "the call never reached the upstream"
+            lease = t.budget_status().reserved  # the caller's lease, set aside whole
+        finally:
+            _kill(p)
+    assert t.reclaim() == 1
+    status = t.budget_status()
+    assert 0 < reserved < lease
+    assert (status.spent, status.reserved) == (reserved, 0)
+    (row,) = t.usage_history()
+    assert (row.outcome, row.cost, row.project) == ("abandoned", reserved, "")

@@ -126,6 +126,27 @@ def test_reserve_settle_release_and_context_manager(tracker: orroute.CostTracker
     assert (row.project, row.estimated_cost, row.cost) == ("demo", Decimal("0.6"), Decimal("0.25"))
 
 
+def test_a_negative_cost_is_refused_unless_recorded_as_a_refund(
+    tracker: orroute.CostTracker,
+) -> None:
+    tracker.set_budget(1)
+    tracker.track_usage("t1", "m/a", 10, "0.5")
+    with pytest.raises(orroute.InvalidArgumentError, match="refund"):
+        tracker.track_usage("t2", "m/a", 10, "-0.4")
+    with pytest.raises(orroute.InvalidArgumentError, match="refund"):
+        tracker.record_call(cost=Decimal("-0.4"), model="m/a")
+    with tracker.reserve("0.1") as r, pytest.raises(orroute.InvalidArgumentError, match="refund"):
+        r.settle("-0.4", model="m/a")
+    assert [row.task_id for row in tracker.usage_history()] == ["t1"]
+    assert tracker.budget_status().spent == Decimal("0.5")
+    with pytest.raises(orroute.InvalidArgumentError):
+        tracker.record_refund("-0.4", model="m/a")
+    tracker.record_refund("0.4", model="m/a", task_id="t1")
+    assert tracker.budget_status().spent == Decimal("0.1")
+    rows = sorted((r.outcome, r.cost, r.task_id) for r in tracker.usage_history())
+    assert rows == [("ok", Decimal("0.5"), "t1"), ("refund", Decimal("-0.4"), "t1")]
+
+
 def test_downgrade_budget_reports_what_is_left(tracker: orroute.CostTracker) -> None:
     tracker.set_budget("0.10", tag="team=search", policy="downgrade")
     tracker.reserve("0.08", tags={"team": "search"})

@@ -150,7 +150,10 @@ def test_an_upstream_failure_of_a_stage_is_answered_like_any_completion(
                                  {"model": "orroute/cascade", "messages": Q}, key)
     assert status == 500 and json.loads(data)["error"]["type"] == "upstream_error"
     assert headers["x-orroute-model"] == STRONG
-    assert [r.model for r in _ledger(gateway, key)][-1] == CHEAP   # the paid stage is recorded
+    rows = _ledger(gateway, key)
+    assert [r.model for r in rows if r.outcome == "ok"][-1] == CHEAP   # the paid stage is booked
+    # the failed stage is recorded, at no cost
+    assert [(r.model, r.cost) for r in rows if r.outcome == "error"][-1] == (STRONG, 0)
     assert UPSTREAM_KEY not in data.decode()
 
 

@@ -239,8 +239,12 @@ def test_routed_to_the_anthropic_provider_when_openrouter_is_down(tmp_path: Path
             assert streamed.content[0].text == after.content[0].text  # type: ignore[union-attr]
             assert len(ant.requests) == 2 and ant.requests[0].headers["x-api-key"] == ant_key
             rows = sorted(gw.tracker.usage_history(limit=10), key=lambda r: r.id)
-            assert [r.tags.get("provider") for r in rows] == ["openrouter", "anthropic", "anthropic"]
-            assert all(r.project == "agents" and r.cost > 0 for r in rows)
+            answered = [r.tags.get("provider") for r in rows if r.outcome == "ok"]
+            assert answered == ["openrouter", "anthropic", "anthropic"]
+            # OpenRouter's failures are recorded too, at no cost
+            assert {(r.tags.get("provider"), r.cost) for r in rows if r.outcome == "error"} == {
+                ("openrouter", 0)}
+            assert all(r.project == "agents" and (r.cost > 0) == (r.outcome == "ok") for r in rows)
             assert gw.tracker.budget_status(project="agents").spent == sum(r.cost for r in rows)
 
 

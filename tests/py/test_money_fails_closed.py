@@ -447,16 +447,46 @@ def test_auto_router_is_reserved_at_the_dearest_model_and_the_budget_holds() -> 
         assert ok.spent() <= bound
 
 
+@pytest.mark.parametrize(
+    ("fault", "reported"),
+    [(Fault.ignore_max_tokens(400), 400), (Fault.lying_usage(completion_tokens=900, cost=0.05), 900)],
+    ids=["overran", "lied"],
+)
+def test_a_reply_reporting_more_output_than_max_tokens_is_booked_at_the_bound(
+    fake, fault, reported, tmp_path: Path
+) -> None:
+    """The request carried max_tokens (the reservation's bound) and the upstream enforces it with
+    its own tokenizer: a non-streamed reply reporting more output was booked as reported, so one
+    lying reply could use up a budget. It is booked at the bound, flagged."""
+    tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+    tracker.set_budget(1)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a"])
+    fake.fail("test/a", fault)
+    task = Task(messages="Say hello", max_tokens=20)
+    reserved = Decimal(m.plan(task)["estimate"])
+    r = m.execute_task_sync(task)
+    assert (r.usage["completion_tokens"], r.cost_source) == (20, "catalog")
+    assert 0 < r.cost <= reserved
+    (row,) = tracker.usage_history()
+    assert (row.cost, row.completion_tokens) == (r.cost, 20)
+    assert row.cost_source == (
+        f"catalog: usage.completion_tokens {reported} is more than the 20 output tokens the request"
+        " allowed (its max_tokens)"
+    )
+
+
 def test_a_lease_never_starts_a_call_the_budget_cannot_cover(fake, tmp_path: Path) -> None:
-    """Two managers (each with its own lease) on one ledger; the upstream overruns max_tokens in
-    non-streamed replies (the contract's one bounded exception): once the budget is overspent,
-    neither lease starts another call."""
+    """Two managers (each with its own lease) on one ledger; the upstream reports prompts far
+    above our count in non-streamed replies (the contract's one bounded exception: believed up to
+    the context window), so calls settle above their reservations: once the budget is
+    overspent, neither lease starts another call."""
     path = tmp_path / "shared.sqlite3"
     tracker = orroute.CostTracker(path)
     tracker.set_budget("0.002")
     a, b = manager(fake, ledger=tracker, fallbacks=["test/a"]), manager(fake, ledger=str(path),
                                                                         fallbacks=["test/a"])
-    fake.fail("test/a", Fault.ignore_max_tokens(400))  # ~$0.0008 where $0.00005 was reserved
+    # ~$0.0008 where $0.00005 was reserved (an output overrun is booked at max_tokens)
+    fake.fail("test/a", Fault.lying_usage(prompt_tokens=800, total_tokens=820, cost=None))
     refused = 0
     for i in range(20):
         try:
@@ -639,3 +669,29 @@ def test_a_pdf_by_url_is_reserved_the_whole_context_window() -> None:
     info = orroute.Catalog.bundled().get("openai/gpt-4o-mini")
     window, prompt_price = info.context_length, Decimal(str(info.pricing.prompt))
     assert estimate(pdf) >= window * prompt_price > 100 * estimate({"type": "text", "text": "hi"})
+
+
+def test_a_failed_call_is_recorded_at_no_cost(fake, tmp_path: Path) -> None:
+    """Every call is recorded with its outcome: one that failed with an error status (nothing
+    billed) had no ledger row, only the manager's metrics(). It is written at cost 0, shown by
+    usage_history, to_dataframe and report, and counts as no spend."""
+    tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+    tracker.set_budget(1)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a", "test/b"])
+    fake.fail("test/a", Fault.server_error(), times=1)
+    r = m.execute_task_sync(Task(messages="Say hello", max_tokens=20, id="t1"))
+    assert [a.error for a in r.attempts] == ["server", None]  # retried, then answered
+    rows = sorted(tracker.usage_history(), key=lambda row: row.id)
+    assert [(row.model, row.outcome, row.error_class) for row in rows] == [
+        ("test/a", "error", "server"),
+        ("test/a", "ok", ""),
+    ]
+    failed, ok = rows
+    assert (failed.cost, failed.task_id, failed.project) == (0, "t1", "")
+    assert failed.latency_s is not None and failed.latency_s > 0
+    assert (tracker.total_cost(), tracker.budget_status().spent) == (ok.cost, ok.cost)
+    assert tracker.budget_status().reserved == 0
+    frame = tracker.to_dataframe()
+    assert sorted(frame["outcome"]) == ["error", "ok"]
+    (total,) = tracker.report("all", by=None)
+    assert (total.calls, total.errors, total.cost) == (2, 1, ok.cost)

@@ -41,7 +41,7 @@ def test_sums_of_many_tiny_amounts_are_exact(redis_url: str) -> None:
     for i in range(1, 301):
         t.record_call(cost=price * i * 7919, model="m")
         expected += price * i * 7919
-    t.record_call(cost=Decimal("-7e-18"), model="m")  # a refund below a nano-dollar
+    t.record_refund(Decimal("7e-18"), model="m")  # a refund below a nano-dollar
     expected += Decimal("-7e-18")
     assert t.total_cost() == expected
     assert t.budget_status().spent == expected

@@ -501,30 +501,40 @@ std::optional<Money> CallPricer::worst_case(std::string_view model_id, const Req
   return worst;
 }
 
+bool CallPricer::is_router(std::string_view id) const {
+  const ModelInfo* m = catalog_.find(id);
+  return m && m->pricing.dynamic;
+}
+
+bool CallPricer::router_may_pick(std::string_view served, const RequestShape& shape) const {
+  const ModelInfo* s = catalog_.find(served);
+  // A free variant or a free model is never a router's paid pick: an upstream naming one had
+  // the call booked at nothing.
+  if (!s || s->pricing.dynamic || s->pricing.is_zero() || suffix_of(served) == "free") return false;
+  return shape.allowed_models.empty() ||
+         std::any_of(shape.allowed_models.begin(), shape.allowed_models.end(),
+                     [&](const std::string& p) { return model_pattern_matches(p, served); });
+}
+
+std::string_view CallPricer::priced_id(std::string_view requested, std::string_view served,
+                                       const RequestShape& shape) const {
+  // The served model counts only if the request could reach it as itself: a member of the
+  // `models` list, or a router's pick. A variant served under its base id (":free" answered as
+  // "x/y") keeps the variant's own price, and an upstream naming some model it was never asked
+  // for is priced as what was asked.
+  std::string_view id = requested;
+  if (served.empty() || served == requested) return id;
+  for (const std::string& m : shape.models) {
+    if (m == served) return m;
+    if (base_of(m) == served && m != requested) id = m;
+  }
+  if (id == requested && is_router(requested) && router_may_pick(served, shape)) id = served;
+  return id;
+}
+
 std::optional<Money> CallPricer::price(std::string_view requested, std::string_view served,
                                        const RequestShape& shape, const UsageCounts& usage) const {
-  // Which id the tokens are priced on. The served model counts only if the request could reach
-  // it as itself: a member of the `models` list, or a router's pick. A variant served under its
-  // base id (":free" answered as "x/y") keeps the variant's own price, and an upstream naming some
-  // model it was never asked for is priced as what was asked.
-  std::string_view id = requested;
-  if (!served.empty() && served != requested) {
-    for (const std::string& m : shape.models) {
-      if (m == served) {
-        id = m;
-        break;
-      }
-      if (base_of(m) == served && m != requested) id = m;
-    }
-    const ModelInfo* r = catalog_.find(requested);
-    const ModelInfo* s = catalog_.find(served);
-    if (id == requested && r && r->pricing.dynamic && s && !s->pricing.dynamic &&
-        (shape.allowed_models.empty() ||
-         std::any_of(shape.allowed_models.begin(), shape.allowed_models.end(),
-                     [&](const std::string& p) { return model_pattern_matches(p, served); }))) {
-      id = served;
-    }
-  }
+  const std::string_view id = priced_id(requested, served, shape);
   PriceBound b = bound(id, shape);
   if (!b.pricing()) return std::nullopt;
   try {

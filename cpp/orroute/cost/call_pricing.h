@@ -125,10 +125,19 @@ class CallPricer {
 
   // Price of the reported (already validated) token counts of a call that asked for `requested`
   // and was served by `served` ("" = unknown): the served model's catalog price when it is one the
-  // request could reach, else the requested id's bound. nullopt when neither can be priced.
-  // Never throws.
+  // request could reach (priced_id), else the requested id's bound. nullopt when neither can be
+  // priced. Never throws.
   std::optional<Money> price(std::string_view requested, std::string_view served,
                              const RequestShape& shape, const UsageCounts& usage) const;
+  // The id a reply's tokens are priced on: `served` when the request could reach it as itself (a
+  // member of shape.models; a router's pick, router_may_pick), else `requested`. Never throws.
+  std::string_view priced_id(std::string_view requested, std::string_view served,
+                             const RequestShape& shape) const;
+  // Whether `id` is a router priced "-1" (openrouter/auto, ...): its price is its pick's.
+  bool is_router(std::string_view id) const;
+  // Whether a router asked with `shape` may have picked `served`: a static-priced, paid catalog
+  // model (no ":free" variant, no free model) its auto-router `allowed_models` globs admit.
+  bool router_may_pick(std::string_view served, const RequestShape& shape) const;
 
   const PricingPolicy& policy() const { return policy_; }
   const ModelCatalog& catalog() const { return catalog_; }

@@ -89,6 +89,17 @@ void check_scope(const SpendScope& spend) {
   }
 }
 
+void check_call(const CallRecord& call) {
+  if (call.prompt_tokens < 0 || call.completion_tokens < 0 || call.cached_tokens < 0 ||
+      call.cache_write_tokens < 0 || call.reasoning_tokens < 0) {
+    throw InvalidArgument("token counts must be >= 0");
+  }
+  if (call.cost.is_negative() && call.outcome != kRefundOutcome) {
+    throw InvalidArgument("a call's cost must be >= 0, got " + call.cost.to_string() +
+                          " (money given back is recorded as a refund: outcome \"refund\")");
+  }
+}
+
 std::string encode_tags(const std::vector<std::pair<std::string, std::string>>& tags) {
   std::string out;
   for (const auto& [k, v] : tags) out += k + "=" + v + "\n";

@@ -142,6 +142,15 @@ struct CallRecord {
   std::string cost_source;
 };
 
+// The outcome of a refund row: the only call row whose cost may be negative (money the upstream
+// gave back, which lowers the spend of the budgets it matches). Any other negative cost is
+// refused: a lying or mistaken figure must not refill a budget.
+inline constexpr std::string_view kRefundOutcome = "refund";
+
+// Throws InvalidArgument unless every token count is >= 0 and the cost is >= 0, or negative with
+// the outcome kRefundOutcome. Every backend checks a call with it before writing anything.
+void check_call(const CallRecord& call);
+
 // A soft threshold crossed by settled spend. Fired once per budget, window and threshold across
 // every process sharing the ledger.
 struct Alert {

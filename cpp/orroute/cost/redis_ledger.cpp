@@ -378,10 +378,7 @@ struct RedisLedger::Impl {
   // ---- settle / record ----
 
   SettleOutcome write_call(int64_t reservation_id, CallRecord call) {
-    if (call.prompt_tokens < 0 || call.completion_tokens < 0 || call.cached_tokens < 0 ||
-        call.cache_write_tokens < 0 || call.reasoning_tokens < 0) {
-      throw InvalidArgument("token counts must be >= 0");
-    }
+    check_call(call);
     check_scope(call.scope);
     const std::string tok = token();
     const TimeUs now = now_us();

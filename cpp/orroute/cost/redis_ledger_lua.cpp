@@ -132,9 +132,39 @@ local function remove_res(id)
   redis.call('DEL', k)
   return true
 end
+-- An expired reservation: its owner did not settle it within the time its call may take, and
+-- whether it lives (or sent its call) cannot be told from here. Money fails closed: its amount
+-- is booked as spent, with a call row (outcome 'abandoned'), never handed back.
+local function abandon_res(id)
+  local k = P .. 'res:' .. id
+  local v = redis.call('HMGET', k, 'a', 'win', 'at', 'project', 'conversation', 'tags', 'model',
+                       'task_id')
+  redis.call('ZREM', P .. 'res_exp', id)
+  if not v[1] then return end
+  local a = big(v[1])
+  for bid, start in string.gmatch(v[2], '([^:;]+):([^;]+);') do
+    local wk = wkey(bid, start)
+    local w = redis.call('HMGET', wk, 's', 'r')
+    if w[1] then
+      local nr = add(big(w[2]), neg(a))
+      if nr.neg then nr = ZERO end
+      redis.call('HSET', wk, 's', str(add(big(w[1]), a)), 'r', str(nr))
+    end
+  end
+  redis.call('DEL', k)
+  local cid = redis.call('INCR', P .. 'call_seq')
+  redis.call('HSET', P .. 'call:' .. cid, 'ts', v[3], 'project', v[4] or '',
+             'conversation', v[5] or '', 'tags', v[6] or '', 'model_requested', v[7] or '',
+             'model_used', v[7] or '', 'task_id', v[8] or '', 'task_type', '', 'provider', '',
+             'generation_id', '', 'pt', '0', 'ct', '0', 'cached', '0', 'cw', '0', 'rt', '0',
+             'cost', v[1], 'outcome', 'abandoned', 'err', '', 'attempts', '1',
+             'src', 'reservation: not settled before it expired (its process may have ended ' ..
+                    'after sending the call)')
+  redis.call('ZADD', P .. 'calls', v[3], cid)
+end
 local function reclaim(at)
   local ids = redis.call('ZRANGEBYSCORE', P .. 'res_exp', '-inf', at, 'LIMIT', 0, 10000)
-  for _, id in ipairs(ids) do remove_res(id) end
+  for _, id in ipairs(ids) do abandon_res(id) end
   return #ids
 end
 local function gen_ok(g) return (redis.call('GET', P .. 'gen') or '0') == g end

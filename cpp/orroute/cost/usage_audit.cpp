@@ -61,6 +61,38 @@ UsageCounts all_audio(const UsageCounts& c, const RequestShape& shape) {
   return a;
 }
 
+// Completion tokens above the bound the request carried: charged at the bound, so one lying
+// reply cannot book more than its reservation allowed. Its output breakdowns are cut to fit.
+void cap_output(int64_t bound, AuditedCharge& out) {
+  UsageCounts& c = out.counts;
+  if (bound <= 0 || c.completion_tokens <= bound) return;
+  const std::string why = "usage.completion_tokens " + std::to_string(c.completion_tokens) +
+                          " is more than the " + std::to_string(bound) +
+                          " output tokens the request allowed (its max_tokens)";
+  out.problem = out.problem.empty() ? why : out.problem + "; " + why;
+  out.output_capped = true;
+  c.completion_tokens = bound;
+  c.reasoning_tokens = std::min(c.reasoning_tokens, bound);
+  c.audio_output_tokens = std::min(c.audio_output_tokens, bound - c.reasoning_tokens);
+  c.image_output_tokens = std::min(c.image_output_tokens, bound - c.reasoning_tokens - c.audio_output_tokens);
+}
+
+// The catalog price a reported cost is checked against from above (up to cost_check_multiple
+// times it), and what a cost above that is booked at: the price of the charged counts, or for a
+// router's pick the router's bound (the dearest model it may pick, what the reservation assumed),
+// not the pick's own. An upstream naming a cheaper model than it ran, with the cost of the one it
+// ran, is booked at that cost (it was replaced by the named model's price: booked low); the
+// named model's price stays the floor.
+Money cost_ceiling(const CallPricer& pricer, const ChargeInput& in, const RequestShape& shape,
+                   const UsageCounts& counts, Money priced) {
+  if (in.served.empty() || in.served == in.requested || !pricer.is_router(in.requested) ||
+      pricer.priced_id(in.requested, in.served, shape) == in.requested) {
+    return priced;
+  }
+  const std::optional<Money> bound = pricer.price(in.requested, "", shape, counts);
+  return bound ? std::max(priced, *bound) : priced;
+}
+
 const RequestShape& shape_of(const ChargeInput& in) {
   static const NoDestructor<RequestShape> kPlain;  // a plain request's shape (no exit-time destructor)
   return in.shape != nullptr ? *in.shape : *kPlain;
@@ -103,6 +135,7 @@ void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
       out.counts = totals;
       out.problem = "usage breakdowns exceed their totals";
     }
+    cap_output(in.output_bound, out);
   }
 
   // A prompt with parts only the upstream can size (a file, a video, audio, an image at its
@@ -165,6 +198,12 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
       out.counts = dearest_counts;
       return out;
     }
+    if (out.output_capped) {  // its cost priced tokens it could not have been billed
+      out.cost = dearest;
+      out.counts = dearest_counts;
+      out.source = "catalog";
+      return out;
+    }
     if (!u->cost_reported) {
       out.cost = dearest;
       out.counts = dearest_counts;
@@ -179,14 +218,14 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
       out.problem = "usage." + u->cost_problem;
       return out;
     }
-    const Money limit = dearest * pricer.policy().cost_check_multiple;
-    if (*u->cost > limit) {
-      out.cost = dearest;
+    const Money ceiling = cost_ceiling(pricer, in, shape, dearest_counts, dearest);
+    if (*u->cost > ceiling * pricer.policy().cost_check_multiple) {
+      out.cost = ceiling;
       out.counts = dearest_counts;
       out.source = "catalog";
       out.problem = "usage.cost " + u->cost->to_string() + " is more than " +
                     std::to_string(pricer.policy().cost_check_multiple) +
-                    "x the catalog price " + dearest.to_string();
+                    "x the catalog price " + ceiling.to_string();
       return out;
     }
     if (*u->cost * pricer.policy().cost_check_multiple < *catalog) {  // a paid call reported free

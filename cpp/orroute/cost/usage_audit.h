@@ -32,6 +32,10 @@ struct ChargeInput {
   std::optional<int64_t> context_length;  // of the requested model, when known
   bool metered = false;              // a stream cut at its reservation: no usage will come
   Money reserved;                    // the reservation; charged when nothing else can be priced
+  // The output tokens the reservation covers and the request carried (reserved_output_tokens of
+  // its max_tokens); 0 = none (no ledger). The upstream enforces max_tokens with its own
+  // tokenizer, so a report above it is not an honest count: it is charged at this bound.
+  int64_t output_bound = 0;
 };
 
 struct AuditedCharge {
@@ -42,6 +46,9 @@ struct AuditedCharge {
   std::string source;
   std::string problem;     // why the upstream's figure was replaced ("" = nothing replaced)
   UsageCounts counts;      // the token counts charged
+  // The upstream's completion tokens were above ChargeInput::output_bound and are charged at it
+  // (its cost, which priced the excess, is not believed: the catalog price is booked).
+  bool output_capped = false;
 };
 
 // The charge of one answered call. Never throws.
@@ -50,7 +57,8 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
 // The token counts audit_charge prices, checked by its rules (no cost yet): `source` "" and the
 // upstream's counts when they stand (`problem` says if their breakdowns were dropped);
 // "tokenizer" or "metered" and our count (a prompt with parts only the upstream can size: the
-// whole window) when they do not; "reservation" with `cost` = the reservation when nothing can
+// whole window) when they do not; `output_capped` with the completion tokens cut to
+// in.output_bound when the upstream reported more; "reservation" with `cost` = the reservation when nothing can
 // stand in. For a provider priced from its own list (engine/routed_prices.h): its reply's counts
 // are held to the same rules. Throws only on allocation failure.
 AuditedCharge audit_tokens(const ChargeInput& in);

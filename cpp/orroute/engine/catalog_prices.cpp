@@ -85,6 +85,7 @@ Charge CatalogPrices::actual(const std::string& model, const AttemptResult& r, M
   in.context_length = context_length(model);
   in.metered = r.cut_at_reservation;
   in.reserved = reserved;
+  in.output_bound = output_bound_;
   AuditedCharge a = audit_charge(pricer_, in);
   Charge c;
   c.cost = a.cost;

@@ -46,6 +46,11 @@ class CatalogPrices final : public PriceBook {
     last_model_.reset();
   }
 
+  // The output tokens the request carries and its reservation covers (0: none, no ledger): a
+  // reply's usage above it is charged at it (ChargeInput::output_bound). Before the run starts.
+  void set_output_bound(int64_t tokens) { output_bound_ = tokens; }
+  int64_t output_bound() const { return output_bound_; }
+
   int64_t prompt_tokens(const std::string& model, int64_t counted) const override;
   std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
                                   int64_t max_output_tokens) const override;
@@ -67,6 +72,7 @@ class CatalogPrices final : public PriceBook {
   std::string tools_;
   RequestShape shape_;
   int64_t counted_ = 0;
+  int64_t output_bound_ = 0;
   mutable std::mutex mu_;
   // By tokenizer key: a few at most (one per encoding and factor), so a scan beats hashing, and
   // plan()'s list is taken over as it is (no allocation a call).

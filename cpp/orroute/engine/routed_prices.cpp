@@ -67,6 +67,7 @@ Charge RoutedPrices::actual(const std::string& candidate, const AttemptResult& r
   in.counted_completion_tokens = r.counted_output_tokens;
   in.context_length = catalog_->context_length(model);
   in.reserved = reserved;
+  in.output_bound = catalog_->output_bound();
   try {
     const AuditedCharge a = audit_tokens(in);
     c.problem = a.problem;

@@ -69,6 +69,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
                                                 std::move(tools_json), std::move(shape),
                                                 plan.prompt_tokens);
   prices->seed(std::move(plan.prompt_counts));
+  prices->set_output_bound(output_limit);
   if (routes) sender->set_routes(routes);
   if (plan.first_attempt) sender->set_prepared(std::move(*plan.first_attempt));
   plan.first_attempt.reset();

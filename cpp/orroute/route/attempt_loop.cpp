@@ -135,6 +135,10 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   // releasing its reservation.
   void settle_abandoned(const std::string& model, const AttemptResult& r, ErrorClass cls,
                         Duration latency);
+  // Records a failed attempt nothing was billed for (an error status, a connection that
+  // failed) at cost 0, in place of releasing its reservation: every call has its row.
+  void settle_failed(const std::string& model, const AttemptResult& r, ErrorClass cls,
+                     Duration latency);
   void settle_breakers(const std::string& model, const AttemptResult& r, CallOutcome outcome,
                        Instant now);
   void skip(const std::string& model, const std::string& why, std::string message = {});
@@ -509,6 +513,15 @@ void Run::settle_abandoned(const std::string& model, const AttemptResult& r, Err
   outcome_->abandoned_cost += charge.cost;
 }
 
+void Run::settle_failed(const std::string& model, const AttemptResult& r, ErrorClass cls,
+                        Duration latency) {
+  if (!permits_.reserved || !ctx_.budget) return;
+  BudgetGate::CallInfo info{model, &r, latency, static_cast<int>(outcome_->attempts.size()) + 1, nullptr,
+                            "error", to_string(cls)};
+  ctx_.budget->settle(permits_.reservation, Money::zero(), info);
+  permits_.reserved = false;  // written as its row: release_permits must not give it back
+}
+
 void Run::on_attempt(AttemptResult&& r, uint64_t generation) noexcept {
   try {
     on_attempt_locked(std::move(r), generation);
@@ -580,13 +593,18 @@ void Run::on_attempt_locked(AttemptResult&& r, uint64_t generation) {
   }
 
   // Failure. The request reached the server (or tried to): it counts against the rate limits
-  // with its input tokens. The reservation is released (failed calls are not billed), unless the
-  // upstream got the call and may bill it although it was cut: then that is booked.
+  // with its input tokens. Its reservation is settled at 0 (failed calls are not billed; the row
+  // records the failure), unless the upstream got the call and may bill it although it was cut:
+  // then that is booked. A call we cancelled before it was sent is released.
   ErrorClass cls = r.cancelled ? ErrorClass::kCancelled
                                : classify(r.http_status, r.timed_out, r.error_message);
   const bool outage = counts_as_outage(cls);
   if (cls != ErrorClass::kCancelled && r.content_delivered) cls = ErrorClass::kStreamBroken;
-  if (r.abandoned != Abandonment::kNone) settle_abandoned(model, r, cls, rec.latency);
+  if (r.abandoned != Abandonment::kNone) {
+    settle_abandoned(model, r, cls, rec.latency);
+  } else if (cls != ErrorClass::kCancelled) {
+    settle_failed(model, r, cls, rec.latency);
+  }
   if (permits_.ticket) {
     const int64_t sent_tokens =
         ctx_.prices ? ctx_.prices->prompt_tokens(model, req_.prompt_tokens) : req_.prompt_tokens;

@@ -135,8 +135,8 @@ class BudgetGate {
   };
   // Reserves `worst_case` for a call to `model`; atomic check-and-reserve. Must not throw.
   virtual Hold reserve(const std::string& model, Money worst_case) = 0;
-  // Settles a reservation to the actual cost of a successful call; when recording fails the
-  // reservation is released (never left to expire). Must not throw.
+  // Settles a reservation to the actual cost of a call (0 for a failed one nothing was billed
+  // for: its row records the failure). Must not throw.
   virtual void settle(uint64_t id, Money actual, const CallInfo& info) = 0;
   // Releases a reservation (failed or cancelled call). Must not throw.
   virtual void release(uint64_t id) = 0;

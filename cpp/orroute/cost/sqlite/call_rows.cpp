@@ -9,10 +9,7 @@ namespace orroute {
 using namespace sqlite;
 
 SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease, Money released) {
-  if (c.prompt_tokens < 0 || c.completion_tokens < 0 || c.cached_tokens < 0 ||
-      c.cache_write_tokens < 0 || c.reasoning_tokens < 0) {
-    throw InvalidArgument("token counts must be >= 0");
-  }
+  check_call(c);
   check_scope(c.scope);
   sync_state();
   // Counters first: a counter created now is back-filled from rows before this one.

@@ -45,7 +45,7 @@ SqliteLedger::Impl::~Impl() {
   for (auto& [sql, s] : literal_stmts) sqlite3_finalize(s);
   if (ckpt_db) sqlite3_close_v2(ckpt_db);
   if (db) sqlite3_close_v2(db);
-  if (sidecar_map) ::munmap(sidecar_map, 64);
+  if (sidecar_map) ::munmap(sidecar_map, kSidecarSize);
 }
 
 void SqliteLedger::Impl::exec(const char* sql) {

@@ -93,6 +93,36 @@ struct SqliteLedger::Impl {
 
   void open_sidecar();
 
+  // ---- money in flight, published for the reclaim of a dead process (held_slots.cpp) ----
+  // The sidecar holds a table of slots, one per lease row that has one: its row id, created_at
+  // and the money its reservations in flight hold (`held`, in nano-dollars, each reservation
+  // rounded up). A process writes its leases' held money there as it changes (a store to shared
+  // memory, no statement), so that when it dies with calls in flight, whoever reclaims its lease
+  // books that much of the row as spent (those calls were sent and may be billed) and releases
+  // the rest (free money, and settled reservations whose cost is already spent). A lease without
+  // a slot (no sidecar, the table full, the process gone before it took one) is booked whole.
+  struct HeldSlot {
+    int64_t row_id;      // 0: free
+    int64_t created_at;  // of the row
+    int64_t held_nanos;
+    int64_t unused;
+  };
+  struct Lease;
+  static constexpr size_t kHeldSlots = 1024;
+  static constexpr size_t kHeldSlotsOffset = 64;  // after the epoch's cache line
+  static constexpr size_t kSidecarSize = kHeldSlotsOffset + kHeldSlots * sizeof(HeldSlot);
+  HeldSlot* held_slots = nullptr;  // in the sidecar; null without one
+  // Takes a free slot for a lease row of this process (after its row committed); null when the
+  // table is full or there is no sidecar.
+  HeldSlot* take_held_slot(int64_t row_id, TimeUs created_at);
+  // A reservation of `amount` served from the lease starts (hold) or ends (unhold): its held
+  // money, and its slot's (the amount rounded up to nano-dollars, the same both ways). Under lmu.
+  static void hold(Lease& lease, Money amount);
+  static void unhold(Lease& lease, Money amount);
+  // For the reclaim of a dead process's lease row: the money its slot says was in flight (the
+  // slot is freed), or nullopt when the row has no slot.
+  std::optional<Money> take_dead_held(int64_t row_id, TimeUs created_at);
+
   // ---- budget leases ----
   // A lease is one `reservations` row (lease = 1, or 2 with write-behind settles) of this
   // process charged to the reserved counters of a set of budget windows, exactly like a
@@ -123,6 +153,7 @@ struct SqliteLedger::Impl {
     int64_t pending = 0;    // claims of transactions not yet committed
     bool closing = false;   // being deleted by an uncommitted transaction
     bool dead = false;      // row gone (reclaimed or deleted)
+    HeldSlot* slot = nullptr;  // where `held` is published for a reclaim (null: none)
   };
   // A reservation served from a lease (negative ids), or purely local when no budget matched.
   struct Sub {
@@ -417,6 +448,10 @@ struct SqliteLedger::Impl {
   // Removes a reservation and its share of the counters; `as_spent` moves that share to spent
   // instead of freeing it (a dead process's write-behind lease). false if it does not exist.
   bool remove_reservation(int64_t id, bool as_spent = false);
+  // Reclaims a reservation whose owner is gone (or cannot be checked): books `in_flight` of it
+  // as spent with a call row (outcome "abandoned") and releases the rest. Money fails closed:
+  // the calls it held may have been sent and billed, and no settle will come.
+  void abandon_reservation(int64_t id, Money in_flight, const std::string& why);
   // In a forked child's in-memory copy: removes the leases of `owner` (the parent), which are its
   // money set aside for its own calls (they settle in its copy, never in this one); a write-behind
   // lease counts as spent (its settles queued in the parent's memory: fail closed, as reclaim).

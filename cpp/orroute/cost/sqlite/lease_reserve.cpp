@@ -60,7 +60,7 @@ std::optional<ReserveOutcome> SqliteLedger::Impl::reserve_fast(const ReserveRequ
   }
   out.remaining = cached_remaining(key);
   lease->free -= r.amount;
-  lease->held += r.amount;
+  hold(*lease, r.amount);
   out.reservation_id = add_sub(next_sub_id--, r, at, lease);
   return out;
 }
@@ -242,10 +242,15 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
     } else {
       const auto [gn, ga] = split(grant);
       const std::string windows = encode_windows(key);
+      // The scope of the call that made it: one that matches the lease's budgets, which the
+      // row's calls in flight are booked against if this process dies (abandon_reservation).
       q("INSERT INTO reservations(pid, pid_start, host, created_at, expires_at, amount_nanos, "
-        "amount_attos, windows, lease) VALUES (?,?,?,?,?,?,?,?,?)")
+        "amount_attos, windows, lease, project, conversation, tags) VALUES "
+        "(?,?,?,?,?,?,?,?,?,?,?,?)")
           .bind(1, pid).bind(2, pid_start).bind(3, host).bind(4, at).bind(5, expires)
-          .bind(6, gn).bind(7, ga).bind_text(8, windows).bind(9, int64_t{behind_on ? 2 : 1}).run();
+          .bind(6, gn).bind(7, ga).bind_text(8, windows).bind(9, int64_t{behind_on ? 2 : 1})
+          .bind(10, r.scope.project).bind(11, r.scope.conversation)
+          .bind(12, encode_tags(r.scope.tags)).run();
       auto fresh = std::make_shared<Lease>();
       fresh->row_id = sqlite3_last_insert_rowid(db);
       fresh->created_at = at;
@@ -257,7 +262,10 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
       lease = fresh;
       pending_new[key] = fresh;
       if_failed([this, key] { pending_new.erase(key); });
-      after_commit([this, fresh] { leases[fresh->windows] = fresh; });
+      after_commit([this, fresh] {
+        fresh->slot = take_held_slot(fresh->row_id, fresh->created_at);
+        leases[fresh->windows] = fresh;
+      });
     }
     if (!grant.is_zero()) {
       for (auto& m : matched) {
@@ -272,7 +280,7 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
         lease->granted_at = at;
       }
       lease->free += grant - need_now;
-      lease->held += r.amount;
+      hold(*lease, r.amount);
       --lease->pending;
       lease->expires_at = std::max(lease->expires_at, expires);
       add_sub(id, r, at, lease);

@@ -94,7 +94,7 @@ SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, Cal
   after_commit([this, id, lease = sub.lease, amount = sub.amount, taken, here, keep_in_row, now] {
     subs.erase(id);
     if (lease && here && !lease->dead) {
-      lease->held -= amount;
+      unhold(*lease, amount);
       if (keep_in_row) {
         lease->consumed += amount + taken;
       } else {

@@ -11,6 +11,11 @@ using namespace sqlite;
 
 void SqliteLedger::Impl::drop_lease(const std::shared_ptr<Lease>& lease) {
   lease->dead = true;
+  if (lease->slot) {  // the row is gone: nothing of it is left to reclaim
+    std::atomic_ref<int64_t>(lease->slot->created_at).store(0);
+    std::atomic_ref<int64_t>(lease->slot->row_id).store(0);
+    lease->slot = nullptr;
+  }
   auto it = leases.find(lease->windows);
   if (it != leases.end() && it->second == lease) leases.erase(it);
   for (auto s = subs.begin(); s != subs.end();) {
@@ -143,7 +148,7 @@ void SqliteLedger::Impl::purge_expired_subs(TimeUs at) {
       continue;
     }
     if (sub.lease && !sub.lease->dead) {
-      sub.lease->held -= sub.amount;
+      unhold(*sub.lease, sub.amount);
       sub.lease->free += sub.amount;
     }
     it = subs.erase(it);
@@ -186,7 +191,7 @@ bool SqliteLedger::Impl::release_sub(int64_t id) {
   subs.erase(it);
   if (!sub.lease) return true;
   if (sub.lease->dead) return false;
-  sub.lease->held -= sub.amount;
+  unhold(*sub.lease, sub.amount);
   sub.lease->free += sub.amount;
   return true;
 }

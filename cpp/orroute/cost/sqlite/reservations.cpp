@@ -43,28 +43,68 @@ int64_t SqliteLedger::Impl::drop_leases_of(int64_t owner) {
   return static_cast<int64_t>(rows.size());
 }
 
+void SqliteLedger::Impl::abandon_reservation(int64_t id, Money in_flight, const std::string& why) {
+  CallRecord call;
+  {
+    auto s = q("SELECT created_at, project, conversation, tags, model, task_id FROM reservations "
+               "WHERE id = ?");
+    s.bind(1, id);
+    if (!s.step()) return;
+    call.at = s.i64(0);
+    call.scope.project = s.text(1);
+    call.scope.conversation = s.text(2);
+    call.scope.tags = decode_tags(s.text(3));
+    call.model_requested = call.model_used = s.text(4);
+    call.task_id = s.text(5);
+  }
+  remove_reservation(id);
+  if (in_flight.is_zero()) return;
+  call.cost = in_flight;
+  call.outcome = "abandoned";
+  call.cost_source = "reservation: " + why;
+  insert_call(call);
+}
+
 int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
   last_reclaim = std::chrono::steady_clock::now();
-  std::vector<int64_t> dead, spent;  // spent: dead processes' write-behind leases
+  std::vector<int64_t> dead;  // released: expired while their process (on this host) lives
+  struct Abandoned {
+    int64_t id;
+    Money in_flight;
+    std::string why;
+  };
+  std::vector<Abandoned> abandoned;
   std::vector<std::shared_ptr<Lease>> own;
   {
-    auto s = q("SELECT id, pid, pid_start, host, expires_at, lease FROM reservations");
+    auto s = q("SELECT id, pid, pid_start, host, expires_at, lease, created_at, amount_nanos, "
+               "amount_attos FROM reservations");
     std::unordered_map<int64_t, bool> alive;  // pid -> alive, per pass
     while (s.step()) {
       const int64_t id = s.i64(0), rpid = s.i64(1), rstart = s.i64(2), expires = s.i64(4);
-      const bool here = s.text(3) == host;
+      const bool here = s.text(3) == host, lease = s.i64(5) != 0;
+      const Money amount = join(s.i64(7), s.i64(8));
       bool exited = false;
       if (rpid != pid && here) {
         auto it = alive.find(rpid);
         if (it == alive.end()) it = alive.emplace(rpid, process_alive(rpid, rstart)).first;
         exited = !it->second;
       }
-      // Settles queued in a dead process's memory may have spent any part of its write-behind
-      // lease: the whole lease counts as spent (fail closed), never as free again. So does an
-      // expired one from another host, whose process cannot be checked.
-      if (s.i64(5) == 2 && (exited || (expires <= at && !here))) {
-        spent.push_back(id);
-      } else if (exited || expires <= at) {
+      // A live owner settles what it sent (or its reservation expired unused): released. A dead
+      // one never will, and the ledger cannot tell what it sent: fail closed, booked as spent
+      // (a lease: what its slot says was in flight; settles queued in memory by a write-behind
+      // lease are in it). So is an expired reservation from another host, whose process cannot
+      // be checked.
+      auto who = [&] { return "process " + std::to_string(rpid) + (here ? "" : " on " + s.text(3)); };
+      if (exited && lease) {
+        const std::optional<Money> held = take_dead_held(id, s.i64(6));
+        abandoned.push_back({id, held ? std::min(*held, amount) : amount,
+                             "the calls in flight from the budget lease of " + who() +
+                                 (held ? ", which ended" : ", which ended (in flight unknown: all of it)")});
+      } else if (exited) {
+        abandoned.push_back({id, amount, who() + " ended before settling it"});
+      } else if (expires <= at && !here) {
+        abandoned.push_back({id, amount, who() + " did not settle it before it expired"});
+      } else if (expires <= at) {
         dead.push_back(id);
       }
     }
@@ -76,10 +116,10 @@ int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
     }
   }
   for (const int64_t id : dead) remove_reservation(id);
-  for (const int64_t id : spent) remove_reservation(id, true);
+  for (const Abandoned& a : abandoned) abandon_reservation(a.id, a.in_flight, a.why);
   // One of this process's leases expired (idle for its whole ttl): it is gone with its subs.
   for (auto& lease : own) after_commit([this, lease] { drop_lease(lease); });
-  return static_cast<int64_t>(dead.size() + spent.size());
+  return static_cast<int64_t>(dead.size() + abandoned.size());
 }
 
 ReserveOutcome SqliteLedger::reserve(const ReserveRequest& r) {

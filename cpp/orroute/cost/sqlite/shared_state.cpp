@@ -20,7 +20,7 @@ void SqliteLedger::Impl::open_sidecar() {
   const std::string side = path + "-orroute";
   const int fd = ::open(side.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return;
-  constexpr off_t kSize = 64;
+  constexpr off_t kSize = kSidecarSize;  // a smaller one (before held slots) is grown
   struct stat st {};
   bool ok = ::fstat(fd, &st) == 0 && (st.st_size >= kSize || ::ftruncate(fd, kSize) == 0);
   void* m = ok ? ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
@@ -28,6 +28,7 @@ void SqliteLedger::Impl::open_sidecar() {
   if (m == MAP_FAILED) return;
   sidecar_map = m;
   shared_epoch = static_cast<uint64_t*>(m);
+  held_slots = reinterpret_cast<HeldSlot*>(static_cast<char*>(m) + kHeldSlotsOffset);
   has_epoch = true;
 }
 

@@ -16,10 +16,7 @@ constexpr int kMaxAttempts = 3;
 std::optional<SettleOutcome> SqliteLedger::Impl::settle_behind(int64_t id, CallRecord& call,
                                                                TimeUs now) {
   // What insert_call would refuse is refused now: a queued settle can only fail on I/O.
-  if (call.prompt_tokens < 0 || call.completion_tokens < 0 || call.cached_tokens < 0 ||
-      call.cache_write_tokens < 0 || call.reasoning_tokens < 0) {
-    throw InvalidArgument("token counts must be >= 0");
-  }
+  check_call(call);
   Behind item{id, {}, {}, now};
   {
     std::lock_guard lk(lmu);

@@ -1,0 +1,52 @@
+// The sidecar's table of money in flight per lease row (see impl.h, "money in flight"). Slots
+// are shared by every process on the file: taken by compare-and-swap, written only by the
+// process whose lease it is while it lives, then read and freed by whoever reclaims its row.
+#include <atomic>
+
+#include "orroute/cost/sqlite/impl.h"
+
+namespace orroute {
+
+namespace {
+
+std::atomic_ref<int64_t> field(int64_t& value) { return std::atomic_ref<int64_t>(value); }
+
+}  // namespace
+
+SqliteLedger::Impl::HeldSlot* SqliteLedger::Impl::take_held_slot(int64_t row_id, TimeUs created_at) {
+  if (!held_slots) return nullptr;
+  for (size_t i = 0; i < kHeldSlots; ++i) {
+    HeldSlot& slot = held_slots[i];
+    int64_t expected = 0;
+    if (!field(slot.row_id).compare_exchange_strong(expected, row_id)) continue;
+    field(slot.held_nanos).store(0);
+    field(slot.created_at).store(created_at);
+    return &slot;
+  }
+  return nullptr;
+}
+
+void SqliteLedger::Impl::hold(Lease& lease, Money amount) {
+  lease.held += amount;
+  if (lease.slot) field(lease.slot->held_nanos).fetch_add(amount.to_nanos_ceil());
+}
+
+void SqliteLedger::Impl::unhold(Lease& lease, Money amount) {
+  lease.held -= amount;
+  if (lease.slot) field(lease.slot->held_nanos).fetch_sub(amount.to_nanos_ceil());
+}
+
+std::optional<Money> SqliteLedger::Impl::take_dead_held(int64_t row_id, TimeUs created_at) {
+  if (!held_slots) return std::nullopt;
+  for (size_t i = 0; i < kHeldSlots; ++i) {
+    HeldSlot& slot = held_slots[i];
+    if (field(slot.row_id).load() != row_id || field(slot.created_at).load() != created_at) continue;
+    const int64_t nanos = field(slot.held_nanos).load();
+    field(slot.created_at).store(0);
+    field(slot.row_id).store(0);
+    return Money::from_units(static_cast<Money::Rep>(std::max<int64_t>(nanos, 0)) * 1'000'000'000);
+  }
+  return std::nullopt;
+}
+
+}  // namespace orroute
