@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -115,15 +118,26 @@ TEST_CASE("ledger rejects bad input before writing", "[ledger]") {
   REQUIRE_THROWS_AS(ledger.report({}, "day", "cost; DROP TABLE calls"), orroute::InvalidArgument);
 }
 
+namespace {
+
+// A file of this build's schema made as schema version 4 left it (what orroute wrote from
+// session 16 to 25): the calls' (task_type, model_used, id) index, no ok_completions.
+const char* const kUndoSchema5 =
+    "DROP TABLE ok_completions; ALTER TABLE state DROP COLUMN completions_through; "
+    "CREATE INDEX calls_type_model ON calls(task_type, model_used, id); "
+    "DELETE FROM schema_version WHERE version = 5";
+
+}  // namespace
+
 TEST_CASE("ledger file survives reopening and records its schema version", "[ledger]") {
   TempLedgerFile file;
   {
     SqliteLedger ledger(file.path);
-    REQUIRE(ledger.schema_version() == 4);
+    REQUIRE(ledger.schema_version() == 5);
     ledger.record(call("m", "0.5"));
   }
   SqliteLedger again(file.path);
-  REQUIRE(again.schema_version() == 4);
+  REQUIRE(again.schema_version() == 5);
   REQUIRE(again.total_cost({}) == Money::parse("0.5"));
 }
 
@@ -139,11 +153,12 @@ TEST_CASE("a file from before budget ids were kept unique gives new budgets unus
     REQUIRE(ledger.remove_budget(orroute::parse_scope("project:a"), orroute::Window::kTotal));
   }
   // The file as schema version 3 left it: no last_budget_id.
+  REQUIRE(orroute::test::exec_on_file(file.path, kUndoSchema5) == SQLITE_OK);
   REQUIRE(orroute::test::exec_on_file(file.path, "ALTER TABLE state DROP COLUMN last_budget_id; "
                                                  "DELETE FROM schema_version WHERE version = 4") ==
           SQLITE_OK);
   SqliteLedger ledger(file.path);
-  REQUIRE(ledger.schema_version() == 4);
+  REQUIRE(ledger.schema_version() == 5);
   CHECK(ledger.set_budget(orroute::test::spec("project:b", orroute::Window::kTotal, "1")) > removed);
   CallRecord c = call("m", "0.6");
   c.scope.project = "b";
@@ -163,6 +178,167 @@ TEST_CASE("learned completion expectation is a high percentile of past completio
   REQUIRE(ledger.completion_quantile("coding", "m", 1.0, 1000) == 1000);
   REQUIRE(ledger.completion_quantile("coding", "m", 0.5, 10) == 950);  // last 10 only
   REQUIRE_FALSE(ledger.completion_quantile("chat", "m", 0.9, 100).has_value());
+}
+
+namespace {
+
+// Every column of a call as text, one line (tags included): rows compare whole.
+std::string row_text(const CallRecord& c) {
+  std::string tags;
+  for (const auto& [k, v] : c.scope.tags) tags += k + "=" + v + ";";
+  return std::to_string(c.id) + "|" + std::to_string(c.at) + "|" + c.scope.project + "|" +
+         c.scope.conversation + "|" + tags + "|" + c.task_id + "|" + c.task_type + "|" +
+         c.model_requested + "|" + c.model_used + "|" + c.provider + "|" + c.generation_id + "|" +
+         std::to_string(c.prompt_tokens) + "|" + std::to_string(c.completion_tokens) + "|" +
+         std::to_string(c.cached_tokens) + "|" + std::to_string(c.cache_write_tokens) + "|" +
+         std::to_string(c.reasoning_tokens) + "|" +
+         (c.estimated_cost ? c.estimated_cost->to_string() : "-") + "|" + c.cost.to_string() + "|" +
+         std::to_string(c.latency_us) + "|" + std::to_string(c.ttft_us) + "|" + c.outcome + "|" +
+         c.error_class + "|" + std::to_string(c.attempts) + "|" + c.cost_source;
+}
+
+std::vector<std::string> rows_of(SqliteLedger& ledger) {
+  std::vector<std::string> out;
+  for (const CallRecord& c : ledger.calls({})) out.push_back(row_text(c));
+  return out;
+}
+
+// The nearest-rank quantile `q` of the last `last_n` completions of the 'ok' calls of
+// (task_type, model) among `calls` (in id order), as completion_quantile defines it. An empty
+// type or model is stored as NULL, which no type or model asked for matches.
+std::optional<int64_t> quantile_of(const std::vector<CallRecord>& calls, const std::string& task_type,
+                                   const std::string& model, double q, size_t last_n) {
+  if (task_type.empty() || model.empty()) return std::nullopt;
+  std::vector<int64_t> v;
+  for (auto it = calls.rbegin(); it != calls.rend() && v.size() < last_n; ++it) {
+    if (it->task_type == task_type && it->model_used == model && it->outcome == "ok") {
+      v.push_back(it->completion_tokens);
+    }
+  }
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[rank == 0 ? 0 : std::min(rank, v.size()) - 1];
+}
+
+// Call i of a mixed history: two models, three task types (one empty: stored as NULL), one call
+// in seven failed, tags and projects on some.
+CallRecord mixed_call(int i) {
+  CallRecord c = call(i % 3 == 0 ? "m/b" : "m/a", i % 2 ? "0.000123456789012345" : "0.001");
+  c.task_type = i % 5 == 0 ? "" : (i % 5 == 1 ? "chat" : "coding");
+  c.outcome = i % 7 == 0 ? "error" : "ok";
+  c.completion_tokens = (i * 37) % 1000;
+  c.prompt_tokens = i;
+  if (i % 4 == 0) c.scope.project = "p";
+  if (i % 6 == 0) c.scope.tags = {{"user", "u" + std::to_string(i % 12)}};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("a schema version 4 file migrates with every call, budget and counter kept", "[ledger]") {
+  using orroute::Window;
+  using orroute::test::spec;
+  TempLedgerFile file;
+  std::vector<std::string> rows_before;
+  std::vector<orroute::BudgetState> states_before;
+  orroute::SpendScope in_p;
+  in_p.project = "p";
+  {
+    SqliteLedger ledger(file.path);
+    ledger.set_budget(spec("project:p", Window::kTotal, "100"));
+    ledger.set_budget(spec("global", Window::kMonthly, "1000"));
+    for (int i = 0; i < 400; ++i) {
+      CallRecord c = mixed_call(i);
+      if (i % 10 == 0) {  // some through a reservation (a lease's), as the engine books them
+        const auto r = ledger.reserve(orroute::test::req("0.01", c.scope.project.c_str()));
+        REQUIRE(r.status == orroute::ReserveStatus::kReserved);
+        ledger.settle(r.reservation_id, c);
+      } else {
+        ledger.record(c);
+      }
+    }
+    rows_before = rows_of(ledger);
+    states_before = ledger.budget_states(in_p, 0, true);
+  }
+  REQUIRE(orroute::test::exec_on_file(file.path, kUndoSchema5) == SQLITE_OK);
+  const char* const has_old_index =
+      "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'calls_type_model'";
+  REQUIRE(orroute::test::int_on_file(file.path, "SELECT MAX(version) FROM schema_version") == 4);
+  REQUIRE(orroute::test::int_on_file(file.path, has_old_index) == 1);
+
+  SqliteLedger ledger(file.path);
+  REQUIRE(ledger.schema_version() == 5);
+  CHECK(orroute::test::int_on_file(file.path, has_old_index) == 0);
+  CHECK(rows_of(ledger) == rows_before);
+  const auto states = ledger.budget_states(in_p, 0, true);
+  REQUIRE(states.size() == states_before.size());
+  for (size_t i = 0; i < states.size(); ++i) {
+    CHECK(states[i].budget.id == states_before[i].budget.id);
+    CHECK(states[i].budget.limit == states_before[i].budget.limit);
+    CHECK(states[i].spent == states_before[i].spent);
+    CHECK(states[i].reserved == states_before[i].reserved);
+  }
+  // The completions table was built from the old index: every 'ok' call with a type and a model.
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM ok_completions") ==
+        orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls WHERE outcome = 'ok' AND "
+                                              "task_type IS NOT NULL AND model_used IS NOT NULL"));
+  auto calls = ledger.calls({});
+  for (const char* type : {"chat", "coding", ""}) {
+    for (const char* model : {"m/a", "m/b"}) {
+      for (const double q : {0.0, 0.5, 0.9, 1.0}) {
+        CHECK(ledger.completion_quantile(type, model, q, 25) == quantile_of(calls, type, model, q, 25));
+        CHECK(ledger.completion_quantile(type, model, q, 1000) == quantile_of(calls, type, model, q, 1000));
+      }
+    }
+  }
+  // And the file goes on: new calls are booked against the kept counters and read back.
+  CallRecord more = mixed_call(1);
+  more.scope.project = "p";
+  ledger.record(more);
+  const auto after = ledger.budget_states(in_p, 0, true);
+  for (size_t i = 0; i < after.size(); ++i) CHECK(after[i].spent == states_before[i].spent + more.cost);
+  calls = ledger.calls({});
+  CHECK(ledger.completion_quantile("chat", "m/a", 1.0, 1) == quantile_of(calls, "chat", "m/a", 1.0, 1));
+}
+
+TEST_CASE("the completion quantile reads every call recorded before it, by any connection", "[ledger]") {
+  TempLedgerFile file;
+  SqliteLedger writer(file.path);
+  SqliteLedger reader(file.path);
+  std::vector<CallRecord> written;
+  int i = 0;
+  const auto record = [&](int n) {
+    for (int end = i + n; i < end; ++i) {
+      CallRecord c = mixed_call(i);
+      writer.record(c);
+      written.push_back(c);
+    }
+  };
+  const auto check_all = [&] {
+    for (const char* type : {"chat", "coding"}) {
+      for (const char* model : {"m/a", "m/b"}) {
+        for (const double q : {0.0, 0.5, 1.0}) {
+          CHECK(reader.completion_quantile(type, model, q, 100000) ==
+                quantile_of(written, type, model, q, 100000));
+          CHECK(reader.completion_quantile(type, model, q, 3) == quantile_of(written, type, model, q, 3));
+        }
+      }
+    }
+  };
+  REQUIRE_FALSE(reader.completion_quantile("chat", "m/a", 0.5, 10).has_value());
+  record(1);
+  check_all();
+  // More calls than one catch-up transaction takes (kCompletionsPerTxn, 10,000): read in two.
+  record(10'050);
+  check_all();
+  record(7);
+  check_all();
+  CHECK(orroute::test::int_on_file(file.path, "SELECT completions_through FROM state") ==
+        orroute::test::int_on_file(file.path, "SELECT MAX(id) FROM calls"));
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM ok_completions") ==
+        orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls WHERE outcome = 'ok' AND "
+                                              "task_type IS NOT NULL"));
 }
 
 TEST_CASE("a failing call in a group-committed batch rolls back alone", "[ledger]") {

@@ -591,6 +591,13 @@ struct SqliteLedger::Impl {
   // same counter writes when they are the call's windows).
   SettleOutcome insert_call(CallRecord& c, const Lease* lease = nullptr, Money released = {});
 
+  // Adds the 'ok' calls recorded since the last call to ok_completions (schema migration 5),
+  // completion_quantile's index, in transactions of at most kCompletionsPerTxn calls, so that
+  // the write lock is never held long against the settles (the first read after a million
+  // calls). Takes no write lock when there is nothing to add. Under `mu`, outside a transaction.
+  void index_completions();
+  static constexpr int64_t kCompletionsPerTxn = 10'000;
+
   // WHERE clause for a CallQuery, with named parameters bound by bind_query.
   static std::string where(const CallQuery& cq);
   static void bind_query(sqlite::Query& s, const CallQuery& cq);

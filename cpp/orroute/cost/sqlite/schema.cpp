@@ -82,6 +82,22 @@ UPDATE state SET last_budget_id = (SELECT MAX(m) FROM (
   SELECT COALESCE(MAX(budget_id), 0) FROM alerts UNION ALL
   SELECT COALESCE(MAX(budget_id), 0) FROM budget_windows));
 )sql",
+    // 5: the calls table loses its (task_type, model_used, id) index, a page and ~9k instructions
+    // of every recorded call for completion_quantile, an estimate read now and then. The same
+    // keys, for the 'ok' calls it can match, are kept in a table of their own, filled up to
+    // state.completions_through and brought up to date by its reader (queries.cpp, index_completions).
+    // Built here from the index, in its order, before the index goes.
+    R"sql(
+CREATE TABLE ok_completions(
+  task_type TEXT NOT NULL, model_used TEXT NOT NULL, call_id INTEGER NOT NULL,
+  PRIMARY KEY (task_type, model_used, call_id)) WITHOUT ROWID;
+INSERT INTO ok_completions SELECT task_type, model_used, id FROM calls
+  WHERE task_type IS NOT NULL AND model_used IS NOT NULL AND outcome = 'ok'
+  ORDER BY task_type, model_used, id;
+ALTER TABLE state ADD COLUMN completions_through INTEGER NOT NULL DEFAULT 0;
+UPDATE state SET completions_through = (SELECT COALESCE(MAX(id), 0) FROM calls);
+DROP INDEX calls_type_model;
+)sql",
 };
 extern const int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
