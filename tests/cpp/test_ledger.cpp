@@ -121,9 +121,11 @@ TEST_CASE("ledger rejects bad input before writing", "[ledger]") {
 namespace {
 
 // A file of this build's schema made as schema version 4 left it (what orroute wrote from
-// session 16 to 25): the calls' (task_type, model_used, id) index, no ok_completions.
+// session 16 to 25): the calls' indexes on (ts) and (task_type, model_used, id), no
+// ok_completions, calls_blocks or calls_spans.
 const char* const kUndoSchema5 =
     "DROP TABLE ok_completions; ALTER TABLE state DROP COLUMN completions_through; "
+    "DROP VIEW calls_spans; DROP TABLE calls_blocks; CREATE INDEX calls_ts ON calls(ts); "
     "CREATE INDEX calls_type_model ON calls(task_type, model_used, id); "
     "DELETE FROM schema_version WHERE version = 5";
 
@@ -236,6 +238,72 @@ CallRecord mixed_call(int i) {
 
 }  // namespace
 
+namespace {
+
+// What calls(cq) must give, from every call: the ids in range and filter, in id order.
+std::vector<int64_t> ids_in(const std::vector<CallRecord>& all, const CallQuery& cq) {
+  std::vector<int64_t> out;
+  for (const CallRecord& c : all) {
+    const bool tagged = cq.tag_key.empty() ||
+                        std::find(c.scope.tags.begin(), c.scope.tags.end(),
+                                  std::pair{cq.tag_key, cq.tag_value}) != c.scope.tags.end();
+    if (c.at >= cq.from && (cq.to == 0 || c.at < cq.to) &&
+        (cq.project.empty() || c.scope.project == cq.project) && tagged) {
+      out.push_back(c.id);
+    }
+  }
+  return out;
+}
+
+// Checks calls(), total_cost() and report() of `ledger` for time ranges ending and starting at
+// every call's time (and around them), against every call read without a filter.
+void check_time_filters(SqliteLedger& ledger, orroute::TimeUs base) {
+  const std::vector<CallRecord> all = ledger.calls({});
+  std::vector<orroute::TimeUs> times{0, 1, base, base + 50 * orroute::test::kSec};
+  for (size_t i = 0; i < all.size(); i += 7) {
+    times.push_back(all[i].at);
+    times.push_back(all[i].at + 1);
+  }
+  for (size_t a = 0; a < times.size(); a += 3) {
+    for (size_t b = 1; b < times.size(); b += 5) {
+      CallQuery cq;
+      cq.from = times[a];
+      cq.to = times[b];
+      if (b % 2) cq.project = "p";
+      if (a % 4 == 0) cq.tag_key = "user", cq.tag_value = "u0";
+      const std::vector<int64_t> want = ids_in(all, cq);
+      std::vector<int64_t> got;
+      for (const CallRecord& c : ledger.calls(cq)) got.push_back(c.id);
+      INFO("from " << cq.from << " to " << cq.to << " project " << cq.project << " tag " << cq.tag_key);
+      REQUIRE(got == want);
+      Money cost;
+      for (const CallRecord& c : all) {
+        if (std::find(want.begin(), want.end(), c.id) != want.end()) cost += c.cost;
+      }
+      REQUIRE(ledger.total_cost(cq) == cost);
+      int64_t reported = 0;
+      for (const orroute::ReportRow& r : ledger.report(cq, "total", "")) reported += r.calls;
+      REQUIRE(reported == static_cast<int64_t>(want.size()));
+    }
+  }
+}
+
+// Call i of a history whose times go mostly forward: each up to a minute before the one before
+// it (a reservation settled late), one in 17 from long before, one in 23 from after the rest,
+// and the last of each block of 64 ids (id i + 1 in a fresh ledger) later still.
+CallRecord call_at(int i, orroute::TimeUs base) {
+  CallRecord c = call("m", "0.001");
+  c.at = base + i * orroute::test::kSec / 10 - (i * 7919 % 600) * orroute::test::kSec / 10;
+  if (i % 17 == 0) c.at = base - 86'400 * orroute::test::kSec + i;
+  if (i % 23 == 0) c.at = base + 86'400 * orroute::test::kSec + i;
+  if (i % 64 == 62) c.at = base + 2 * 86'400 * orroute::test::kSec + i;
+  if (i % 3 == 0) c.scope.project = "p";
+  if (i % 5 == 0) c.scope.tags = {{"user", "u" + std::to_string(i % 2)}};
+  return c;
+}
+
+}  // namespace
+
 TEST_CASE("a schema version 4 file migrates with every call, budget and counter kept", "[ledger]") {
   using orroute::Window;
   using orroute::test::spec;
@@ -263,9 +331,9 @@ TEST_CASE("a schema version 4 file migrates with every call, budget and counter 
   }
   REQUIRE(orroute::test::exec_on_file(file.path, kUndoSchema5) == SQLITE_OK);
   const char* const has_old_index =
-      "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'calls_type_model'";
+      "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls'";
   REQUIRE(orroute::test::int_on_file(file.path, "SELECT MAX(version) FROM schema_version") == 4);
-  REQUIRE(orroute::test::int_on_file(file.path, has_old_index) == 1);
+  REQUIRE(orroute::test::int_on_file(file.path, has_old_index) == 2);
 
   SqliteLedger ledger(file.path);
   REQUIRE(ledger.schema_version() == 5);
@@ -292,6 +360,8 @@ TEST_CASE("a schema version 4 file migrates with every call, budget and counter 
       }
     }
   }
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 401 / 64);
+  check_time_filters(ledger, 0);
   // And the file goes on: new calls are booked against the kept counters and read back.
   CallRecord more = mixed_call(1);
   more.scope.project = "p";
@@ -339,6 +409,55 @@ TEST_CASE("the completion quantile reads every call recorded before it, by any c
   CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM ok_completions") ==
         orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls WHERE outcome = 'ok' AND "
                                               "task_type IS NOT NULL"));
+}
+
+TEST_CASE("time filters find every call in range whatever the order of the calls' times", "[ledger]") {
+  const orroute::TimeUs base = orroute::test::kJan31_2359;
+  TempLedgerFile file;
+  SqliteLedger ledger(file.path);
+  // 300 calls: four blocks of 64 ids complete, the rest after them.
+  for (int i = 0; i < 300; ++i) ledger.record(call_at(i, base));
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 4);
+  check_time_filters(ledger, base);
+  // Calls that came in without their blocks written (an older orroute on the file, or SQL):
+  // the next call to complete a block writes every block before it.
+  REQUIRE(orroute::test::exec_on_file(
+              file.path,
+              "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99) "
+              "INSERT INTO calls(ts, prompt_tokens, completion_tokens, cached_tokens, "
+              "cache_write_tokens, reasoning_tokens, cost_nanos, cost_attos, outcome, attempts) "
+              "SELECT 1706745540000000 - (i % 13) * 40000000000, 0, 0, 0, 0, 0, 1000000, 0, 'ok', 1 "
+              "FROM n") == SQLITE_OK);
+  check_time_filters(ledger, base);  // 400 calls, the last 144 after the last block
+  for (int i = 400; i < 520; ++i) ledger.record(call_at(i, base));
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 8);
+  CHECK(orroute::test::int_on_file(file.path, "SELECT MAX(block) FROM calls_blocks") == 7);
+  check_time_filters(ledger, base);
+}
+
+TEST_CASE("a budget window made after its calls counts every call in it", "[ledger][budget]") {
+  using orroute::Window;
+  const orroute::TimeUs base = orroute::test::kJan31_2359;
+  SqliteLedger ledger(":memory:");
+  for (int i = 0; i < 1000; ++i) ledger.record(call_at(i, base));
+  const std::vector<CallRecord> all = ledger.calls({});
+  // Daily windows of a budget set now: each is counted from the rows when first read.
+  ledger.set_budget(orroute::test::spec("project:p", Window::kDaily, "1000"));
+  for (const orroute::TimeUs at : {base - 86'400 * orroute::test::kSec, base, base + 60 * orroute::test::kSec,
+                                   base + 86'400 * orroute::test::kSec}) {
+    orroute::SpendScope p;
+    p.project = "p";
+    const auto states = ledger.budget_states(p, at, false);
+    REQUIRE(states.size() == 1);
+    Money want;
+    for (const CallRecord& c : all) {
+      if (c.scope.project == "p" && c.at >= states[0].window_start && c.at < states[0].window_end) {
+        want += c.cost;
+      }
+    }
+    INFO("window " << states[0].window_start);
+    CHECK(states[0].spent == want);
+  }
 }
 
 TEST_CASE("a failing call in a group-committed batch rolls back alone", "[ledger]") {

@@ -78,9 +78,10 @@ TEST_CASE("a commit past the hard limit checkpoints itself", "[ledger][sqlite][c
   SqliteLedger ledger(file.path, small_wal());
   ledger.record(cost("0.001"));
   REQUIRE(ledger.wal_stats().wal_frames < kThreshold);  // the thread has not been woken
-  // One transaction of 1,200 calls: its commit takes the WAL from under the threshold to past
-  // the hard limit at once, and checkpoints (the WAL starts over at the next commit).
-  std::vector<SettleItem> items(1200);
+  // One transaction of 2,400 calls (~100 pages of rows): its commit takes the WAL from under the
+  // threshold to past the hard limit at once, and checkpoints (the WAL starts over at the next
+  // commit).
+  std::vector<SettleItem> items(2400);
   for (SettleItem& item : items) item.call = cost("0.001");
   for (const BatchSettle& b : ledger.settle_batch(std::move(items))) {
     INFO(b.error);
@@ -90,7 +91,7 @@ TEST_CASE("a commit past the hard limit checkpoints itself", "[ledger][sqlite][c
   REQUIRE(ledger.wal_stats().commit_checkpoints == 1);
   ledger.record(cost("0.001"));
   REQUIRE(ledger.wal_stats().wal_frames < kThreshold);
-  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == 1202);
+  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == 2402);
 }
 
 TEST_CASE("a commit past the hard limit waits for a checkpoint in flight: the WAL stays bounded",

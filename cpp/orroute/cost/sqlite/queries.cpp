@@ -13,7 +13,8 @@ using namespace sqlite;
 
 std::string SqliteLedger::Impl::where(const CallQuery& cq) {
   std::string w = " WHERE ts >= :from";
-  if (cq.to > 0) w += " AND ts < :to";
+  if (cq.from > 0) w += " AND " + calls_from(":from");  // from 0 (all): no range to look up
+  if (cq.to > 0) w += " AND ts < :to AND " + calls_before(":to");
   if (!cq.project.empty()) w += " AND project = :project";
   if (!cq.conversation.empty()) w += " AND conversation = :conversation";
   if (!cq.model.empty()) w += " AND model_used = :model";
