@@ -255,14 +255,41 @@ std::vector<int64_t> ids_in(const std::vector<CallRecord>& all, const CallQuery&
   return out;
 }
 
-// Checks calls(), total_cost() and report() of `ledger` for time ranges ending and starting at
-// every call's time (and around them), against every call read without a filter.
+// Checks calls(), total_cost() and report() of `ledger` for `cq` against `all` (every call).
+void check_query(SqliteLedger& ledger, const std::vector<CallRecord>& all, const CallQuery& cq) {
+  const std::vector<int64_t> want = ids_in(all, cq);
+  std::vector<int64_t> got;
+  for (const CallRecord& c : ledger.calls(cq)) got.push_back(c.id);
+  INFO("from " << cq.from << " to " << cq.to << " project " << cq.project << " tag " << cq.tag_key);
+  REQUIRE(got == want);
+  Money cost;
+  for (const CallRecord& c : all) {
+    if (std::find(want.begin(), want.end(), c.id) != want.end()) cost += c.cost;
+  }
+  REQUIRE(ledger.total_cost(cq) == cost);
+  int64_t reported = 0;
+  for (const orroute::ReportRow& r : ledger.report(cq, "total", "")) reported += r.calls;
+  REQUIRE(reported == static_cast<int64_t>(want.size()));
+}
+
+// Checks the time filters of `ledger` against every call read without one: from or to each of
+// the times of one call in 7 and of the newest 70 (and a microsecond after), and ranges between
+// them, some for a project or a tag.
 void check_time_filters(SqliteLedger& ledger, orroute::TimeUs base) {
   const std::vector<CallRecord> all = ledger.calls({});
   std::vector<orroute::TimeUs> times{0, 1, base, base + 50 * orroute::test::kSec};
-  for (size_t i = 0; i < all.size(); i += 7) {
-    times.push_back(all[i].at);
-    times.push_back(all[i].at + 1);
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (i % 7 == 0 || i + 70 >= all.size()) {
+      times.push_back(all[i].at);
+      times.push_back(all[i].at + 1);
+    }
+  }
+  for (const orroute::TimeUs t : times) {
+    CallQuery from, to;
+    from.from = t;
+    to.to = t;
+    check_query(ledger, all, from);
+    if (t > 0) check_query(ledger, all, to);
   }
   for (size_t a = 0; a < times.size(); a += 3) {
     for (size_t b = 1; b < times.size(); b += 5) {
@@ -271,19 +298,7 @@ void check_time_filters(SqliteLedger& ledger, orroute::TimeUs base) {
       cq.to = times[b];
       if (b % 2) cq.project = "p";
       if (a % 4 == 0) cq.tag_key = "user", cq.tag_value = "u0";
-      const std::vector<int64_t> want = ids_in(all, cq);
-      std::vector<int64_t> got;
-      for (const CallRecord& c : ledger.calls(cq)) got.push_back(c.id);
-      INFO("from " << cq.from << " to " << cq.to << " project " << cq.project << " tag " << cq.tag_key);
-      REQUIRE(got == want);
-      Money cost;
-      for (const CallRecord& c : all) {
-        if (std::find(want.begin(), want.end(), c.id) != want.end()) cost += c.cost;
-      }
-      REQUIRE(ledger.total_cost(cq) == cost);
-      int64_t reported = 0;
-      for (const orroute::ReportRow& r : ledger.report(cq, "total", "")) reported += r.calls;
-      REQUIRE(reported == static_cast<int64_t>(want.size()));
+      check_query(ledger, all, cq);
     }
   }
 }
@@ -430,9 +445,50 @@ TEST_CASE("time filters find every call in range whatever the order of the calls
               "FROM n") == SQLITE_OK);
   check_time_filters(ledger, base);  // 400 calls, the last 144 after the last block
   for (int i = 400; i < 520; ++i) ledger.record(call_at(i, base));
-  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 8);
-  CHECK(orroute::test::int_on_file(file.path, "SELECT MAX(block) FROM calls_blocks") == 7);
+  // Block 6 (ids 384-447) spans every id after block 3, read from the rows; block 7 is this
+  // connection's calls alone.
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 6);
+  CHECK(orroute::test::int_on_file(file.path, "SELECT first_id FROM calls_blocks WHERE block = 6") == 256);
+  CHECK(orroute::test::int_on_file(file.path, "SELECT first_id FROM calls_blocks WHERE block = 7") == 448);
   check_time_filters(ledger, base);
+}
+
+TEST_CASE("time filters stay exact with connections taking turns and transactions rolled back",
+          "[ledger]") {
+  using orroute::test::kSec;
+  const orroute::TimeUs base = orroute::test::kJan31_2359;
+  TempLedgerFile file;
+  SqliteLedger a(file.path), b(file.path);
+  int i = 0;
+  // Turns of 1 to 70 calls: a block of 64 ids is one connection's calls, or both's.
+  for (int turn = 0; turn < 40; ++turn) {
+    SqliteLedger& by = turn % 2 ? b : a;
+    for (int k = 0; k < (turn * 11) % 70 + 1; ++k) by.record(call_at(i++, base));
+  }
+  check_time_filters(a, base);
+  // A call whose transaction rolls back after its row went in (the alert it fires cannot be
+  // written), the first of a block: the next call, the other connection's, is given its id;
+  // then this connection's calls complete the block.
+  const auto complete_block = [&](SqliteLedger& by) {
+    while (orroute::test::int_on_file(file.path, "SELECT MAX(id) FROM calls") % 64 != 63) {
+      by.record(call_at(i++, base));
+    }
+  };
+  complete_block(a);
+  REQUIRE(orroute::test::exec_on_file(file.path, "CREATE TRIGGER no_alerts BEFORE INSERT ON alerts "
+                                                 "BEGIN SELECT RAISE(ABORT, 'no alerts'); END") ==
+          SQLITE_OK);
+  a.set_budget(orroute::test::spec("global", orroute::Window::kTotal, "1"));
+  const int64_t next_id = orroute::test::int_on_file(file.path, "SELECT MAX(id) + 1 FROM calls");
+  CallRecord crossing = call_at(i, base);
+  crossing.cost = Money::parse("2");
+  REQUIRE_THROWS(a.record(crossing));
+  REQUIRE(orroute::test::exec_on_file(file.path, "DROP TRIGGER no_alerts") == SQLITE_OK);
+  CallRecord late = call_at(i++, base);
+  late.at = base + 3 * 86'400 * kSec;  // after every other call
+  REQUIRE(b.record(late).call_id == next_id);
+  complete_block(a);
+  check_time_filters(a, base);
 }
 
 TEST_CASE("a budget window made after its calls counts every call in it", "[ledger][budget]") {

@@ -58,14 +58,7 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
     s.run();
   }
   c.id = sqlite3_last_insert_rowid(db);
-  if ((c.id & 63) == 63) {
-    // A block of 64 ids is complete: its span of times, for the time filters (schema 5). Every
-    // block not written yet, should calls have come in without (an older orroute's, on the file
-    // while another process migrated it).
-    q("INSERT INTO calls_blocks SELECT id >> 6, MIN(ts), MAX(ts) FROM calls WHERE "
-      "id >= (SELECT COALESCE(MAX(block) + 1, 0) << 6 FROM calls_blocks) AND id <= ? GROUP BY id >> 6")
-        .bind(1, c.id).run();
-  }
+  note_call(c.id, c.at);
   for (const auto& [k, v] : c.scope.tags) {
     q("INSERT INTO call_tags(call_id, key, value) VALUES (?, ?, ?)")
         .bind(1, c.id).bind_text_borrowed(2, k).bind_text_borrowed(3, v).run();
@@ -98,6 +91,31 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
     }
   }
   return out;
+}
+
+void SqliteLedger::Impl::note_call(int64_t id, TimeUs ts) {
+  TxnReads::OwnCalls& own = txn_reads.own_calls;
+  if (own.last >= 0 && id == own.last + 1) {
+    own.last = id;
+    own.min_ts = std::min(own.min_ts, ts);
+    own.max_ts = std::max(own.max_ts, ts);
+  } else {
+    own = {id, id, ts, ts};
+  }
+  if ((id & 63) != 63) return;
+  // Block id >> 6 is complete. Its row spans the ids after the last block written (more than 64
+  // when calls came in without blocks: an older orroute's, on the file while another process
+  // migrated it). Read from the rows (~1k instructions a row) unless this connection's own
+  // calls are all of them.
+  q("INSERT INTO calls_blocks SELECT ?1, ?2, ?3, ?4 WHERE "
+    "(SELECT COALESCE(MAX(block) + 1, 0) << 6 FROM calls_blocks) >= ?2")
+      .bind(1, id >> 6).bind(2, own.first).bind(3, own.min_ts).bind(4, own.max_ts).run();
+  if (sqlite3_changes(db) == 0) {
+    q("INSERT INTO calls_blocks SELECT ?1 >> 6, MIN(id), MIN(ts), MAX(ts) FROM calls WHERE "
+      "id >= (SELECT COALESCE(MAX(block) + 1, 0) << 6 FROM calls_blocks) AND id <= ?1")
+        .bind(1, id).run();
+  }
+  own = {};
 }
 
 SettleOutcome SqliteLedger::record(CallRecord call) {

@@ -93,7 +93,8 @@ UPDATE state SET last_budget_id = (SELECT MAX(m) FROM (
     // - (ts), for the time filters: a call's ts is its reservation's time, so ids (given in
     //   order) follow ts within a reservation's life, but not exactly (and a recorded call may
     //   carry any time). calls_blocks holds the span of ts of each complete block of 64 ids
-    //   (block = id >> 6), written by the call that completes it (call_rows.cpp); calls_spans
+    //   (block = id >> 6; its first id, as a block may cover the ids since the last block
+    //   written), written by the call that completes it (call_rows.cpp, note_call); calls_spans
     //   adds the calls after the last block, read from the rows. A time range's calls then lie in
     //   the ids from the first span that reaches its start to the end of the last that begins
     //   before its end (calls_from, calls_before): a range of the rowid.
@@ -109,11 +110,12 @@ UPDATE state SET completions_through = (SELECT COALESCE(MAX(id), 0) FROM calls);
 DROP INDEX calls_type_model;
 
 CREATE TABLE calls_blocks(
-  block INTEGER PRIMARY KEY, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
-INSERT INTO calls_blocks SELECT id >> 6, MIN(ts), MAX(ts) FROM calls
+  block INTEGER PRIMARY KEY, first_id INTEGER NOT NULL,
+  min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
+INSERT INTO calls_blocks SELECT id >> 6, MIN(id), MIN(ts), MAX(ts) FROM calls
   WHERE id < (((SELECT COALESCE(MAX(id), 0) FROM calls) + 1) >> 6) << 6 GROUP BY id >> 6;
 CREATE VIEW calls_spans(first_id, end_id, min_ts, max_ts) AS
-  SELECT block << 6, (block + 1) << 6, min_ts, max_ts FROM calls_blocks
+  SELECT first_id, (block + 1) << 6, min_ts, max_ts FROM calls_blocks
   UNION ALL
   SELECT MIN(id), MAX(id) + 1, MIN(ts), MAX(ts) FROM calls
     WHERE id >= (SELECT COALESCE(MAX(block) + 1, 0) << 6 FROM calls_blocks);
