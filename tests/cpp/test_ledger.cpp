@@ -105,6 +105,41 @@ TEST_CASE("ledger stores every column of a call and its tags", "[ledger]") {
   REQUIRE(rep[0].estimated == Money::parse("0.02"));
 }
 
+TEST_CASE("a call's empty columns stay empty after a call that had them", "[ledger]") {
+  // The row's statement is reused: what the call before bound must not stay bound.
+  SqliteLedger ledger(":memory:");
+  CallRecord full = call("m", "1");
+  full.scope.project = "p";
+  full.scope.conversation = "c";
+  full.task_id = "t";
+  full.task_type = "coding";
+  full.provider = "v";
+  full.generation_id = "g";
+  full.estimated_cost = Money::parse("2");
+  full.latency_us = 5;
+  full.ttft_us = 3;
+  full.error_class = "e";
+  ledger.record(full);
+  ledger.record(call("", "1"));
+  const auto rows = ledger.calls({});
+  REQUIRE(rows.size() == 2);
+  const CallRecord& empty = rows[1];
+  CHECK(empty.scope.project.empty());
+  CHECK(empty.scope.conversation.empty());
+  CHECK(empty.task_id.empty());
+  CHECK(empty.task_type.empty());
+  CHECK(empty.model_used.empty());
+  CHECK(empty.provider.empty());
+  CHECK(empty.generation_id.empty());
+  CHECK_FALSE(empty.estimated_cost.has_value());
+  CHECK(empty.latency_us == -1);
+  CHECK(empty.ttft_us == -1);
+  CHECK(empty.error_class.empty());
+  CallQuery no_project;
+  no_project.project = "p";
+  CHECK(ledger.calls(no_project).size() == 1);
+}
+
 TEST_CASE("ledger rejects bad input before writing", "[ledger]") {
   SqliteLedger ledger(":memory:");
   CallRecord c = call("m", "1");

@@ -38,22 +38,22 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
                "est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
                "error_class, attempts, cost_source) VALUES "
                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    // `c` outlives the statement's step: its text is bound without SQLite's copy.
-    s.bind(1, c.at).bind_borrowed(2, c.scope.project).bind_borrowed(3, c.scope.conversation);
-    s.bind_borrowed(4, c.task_id).bind_borrowed(5, c.task_type).bind_borrowed(6, c.model_requested);
-    s.bind_borrowed(7, c.model_used).bind_borrowed(8, c.provider).bind_borrowed(9, c.generation_id);
+    // `c` outlives the statement's step: its text is bound without SQLite's copy. A parameter
+    // not bound is NULL (the statement is fresh).
+    s.bind(1, c.at).bind_borrowed_fresh(2, c.scope.project).bind_borrowed_fresh(3, c.scope.conversation);
+    s.bind_borrowed_fresh(4, c.task_id).bind_borrowed_fresh(5, c.task_type);
+    s.bind_borrowed_fresh(6, c.model_requested).bind_borrowed_fresh(7, c.model_used);
+    s.bind_borrowed_fresh(8, c.provider).bind_borrowed_fresh(9, c.generation_id);
     s.bind(10, c.prompt_tokens).bind(11, c.completion_tokens);
     s.bind(12, c.cached_tokens).bind(13, c.cache_write_tokens).bind(14, c.reasoning_tokens);
     if (c.estimated_cost) {
       const auto [en, ea] = split(*c.estimated_cost);
       s.bind(15, en).bind(16, ea);
-    } else {
-      s.bind_null(15).bind_null(16);
     }
     s.bind(17, cn).bind(18, ca);
-    if (c.latency_us >= 0) s.bind(19, c.latency_us); else s.bind_null(19);
-    if (c.ttft_us >= 0) s.bind(20, c.ttft_us); else s.bind_null(20);
-    s.bind_text_borrowed(21, c.outcome).bind_borrowed(22, c.error_class).bind(23, int64_t{c.attempts});
+    if (c.latency_us >= 0) s.bind(19, c.latency_us);
+    if (c.ttft_us >= 0) s.bind(20, c.ttft_us);
+    s.bind_text_borrowed(21, c.outcome).bind_borrowed_fresh(22, c.error_class).bind(23, int64_t{c.attempts});
     s.bind_text_borrowed(24, c.cost_source);
     s.run();
   }
