@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -108,6 +111,41 @@ TEST_CASE("ledger stores every column of a call and its tags", "[ledger]") {
   REQUIRE(rep[0].estimated == Money::parse("0.02"));
 }
 
+TEST_CASE("a call's empty columns stay empty after a call that had them", "[ledger]") {
+  // The row's statement is reused: what the call before bound must not stay bound.
+  SqliteLedger ledger(":memory:");
+  CallRecord full = call("m", "1");
+  full.scope.project = "p";
+  full.scope.conversation = "c";
+  full.task_id = "t";
+  full.task_type = "coding";
+  full.provider = "v";
+  full.generation_id = "g";
+  full.estimated_cost = Money::parse("2");
+  full.latency_us = 5;
+  full.ttft_us = 3;
+  full.error_class = "e";
+  ledger.record(full);
+  ledger.record(call("", "1"));
+  const auto rows = ledger.calls({});
+  REQUIRE(rows.size() == 2);
+  const CallRecord& empty = rows[1];
+  CHECK(empty.scope.project.empty());
+  CHECK(empty.scope.conversation.empty());
+  CHECK(empty.task_id.empty());
+  CHECK(empty.task_type.empty());
+  CHECK(empty.model_used.empty());
+  CHECK(empty.provider.empty());
+  CHECK(empty.generation_id.empty());
+  CHECK_FALSE(empty.estimated_cost.has_value());
+  CHECK(empty.latency_us == -1);
+  CHECK(empty.ttft_us == -1);
+  CHECK(empty.error_class.empty());
+  CallQuery no_project;
+  no_project.project = "p";
+  CHECK(ledger.calls(no_project).size() == 1);
+}
+
 TEST_CASE("ledger rejects bad input before writing", "[ledger]") {
   SqliteLedger ledger(":memory:");
   CallRecord c = call("m", "1");
@@ -147,15 +185,28 @@ TEST_CASE("a negative cost is refused unless the row is a refund", "[ledger]") {
   }
 }
 
+namespace {
+
+// A file of this build's schema made as schema version 4 left it (what orroute wrote from
+// session 16 to 25): the calls' indexes on (ts) and (task_type, model_used, id), no
+// ok_completions, calls_blocks or calls_spans.
+const char* const kUndoSchema5 =
+    "DROP TABLE ok_completions; ALTER TABLE state DROP COLUMN completions_through; "
+    "DROP VIEW calls_spans; DROP TABLE calls_blocks; CREATE INDEX calls_ts ON calls(ts); "
+    "CREATE INDEX calls_type_model ON calls(task_type, model_used, id); "
+    "DELETE FROM schema_version WHERE version = 5";
+
+}  // namespace
+
 TEST_CASE("ledger file survives reopening and records its schema version", "[ledger]") {
   TempLedgerFile file;
   {
     SqliteLedger ledger(file.path);
-    REQUIRE(ledger.schema_version() == 4);
+    REQUIRE(ledger.schema_version() == 5);
     ledger.record(call("m", "0.5"));
   }
   SqliteLedger again(file.path);
-  REQUIRE(again.schema_version() == 4);
+  REQUIRE(again.schema_version() == 5);
   REQUIRE(again.total_cost({}) == Money::parse("0.5"));
 }
 
@@ -171,11 +222,12 @@ TEST_CASE("a file from before budget ids were kept unique gives new budgets unus
     REQUIRE(ledger.remove_budget(orroute::parse_scope("project:a"), orroute::Window::kTotal));
   }
   // The file as schema version 3 left it: no last_budget_id.
+  REQUIRE(orroute::test::exec_on_file(file.path, kUndoSchema5) == SQLITE_OK);
   REQUIRE(orroute::test::exec_on_file(file.path, "ALTER TABLE state DROP COLUMN last_budget_id; "
                                                  "DELETE FROM schema_version WHERE version = 4") ==
           SQLITE_OK);
   SqliteLedger ledger(file.path);
-  REQUIRE(ledger.schema_version() == 4);
+  REQUIRE(ledger.schema_version() == 5);
   CHECK(ledger.set_budget(orroute::test::spec("project:b", orroute::Window::kTotal, "1")) > removed);
   CallRecord c = call("m", "0.6");
   c.scope.project = "b";
@@ -195,6 +247,340 @@ TEST_CASE("learned completion expectation is a high percentile of past completio
   REQUIRE(ledger.completion_quantile("coding", "m", 1.0, 1000) == 1000);
   REQUIRE(ledger.completion_quantile("coding", "m", 0.5, 10) == 950);  // last 10 only
   REQUIRE_FALSE(ledger.completion_quantile("chat", "m", 0.9, 100).has_value());
+}
+
+namespace {
+
+// Every column of a call as text, one line (tags included): rows compare whole.
+std::string row_text(const CallRecord& c) {
+  std::string tags;
+  for (const auto& [k, v] : c.scope.tags) tags += k + "=" + v + ";";
+  return std::to_string(c.id) + "|" + std::to_string(c.at) + "|" + c.scope.project + "|" +
+         c.scope.conversation + "|" + tags + "|" + c.task_id + "|" + c.task_type + "|" +
+         c.model_requested + "|" + c.model_used + "|" + c.provider + "|" + c.generation_id + "|" +
+         std::to_string(c.prompt_tokens) + "|" + std::to_string(c.completion_tokens) + "|" +
+         std::to_string(c.cached_tokens) + "|" + std::to_string(c.cache_write_tokens) + "|" +
+         std::to_string(c.reasoning_tokens) + "|" +
+         (c.estimated_cost ? c.estimated_cost->to_string() : "-") + "|" + c.cost.to_string() + "|" +
+         std::to_string(c.latency_us) + "|" + std::to_string(c.ttft_us) + "|" + c.outcome + "|" +
+         c.error_class + "|" + std::to_string(c.attempts) + "|" + c.cost_source;
+}
+
+std::vector<std::string> rows_of(SqliteLedger& ledger) {
+  std::vector<std::string> out;
+  for (const CallRecord& c : ledger.calls({})) out.push_back(row_text(c));
+  return out;
+}
+
+// The nearest-rank quantile `q` of the last `last_n` completions of the 'ok' calls of
+// (task_type, model) among `calls` (in id order), as completion_quantile defines it. An empty
+// type or model is stored as NULL, which no type or model asked for matches.
+std::optional<int64_t> quantile_of(const std::vector<CallRecord>& calls, const std::string& task_type,
+                                   const std::string& model, double q, size_t last_n) {
+  if (task_type.empty() || model.empty()) return std::nullopt;
+  std::vector<int64_t> v;
+  for (auto it = calls.rbegin(); it != calls.rend() && v.size() < last_n; ++it) {
+    if (it->task_type == task_type && it->model_used == model && it->outcome == "ok") {
+      v.push_back(it->completion_tokens);
+    }
+  }
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
+  return v[rank == 0 ? 0 : std::min(rank, v.size()) - 1];
+}
+
+// Call i of a mixed history: two models, three task types (one empty: stored as NULL), one call
+// in seven failed, tags and projects on some.
+CallRecord mixed_call(int i) {
+  CallRecord c = call(i % 3 == 0 ? "m/b" : "m/a", i % 2 ? "0.000123456789012345" : "0.001");
+  c.task_type = i % 5 == 0 ? "" : (i % 5 == 1 ? "chat" : "coding");
+  c.outcome = i % 7 == 0 ? "error" : "ok";
+  c.completion_tokens = (i * 37) % 1000;
+  c.prompt_tokens = i;
+  if (i % 4 == 0) c.scope.project = "p";
+  if (i % 6 == 0) c.scope.tags = {{"user", "u" + std::to_string(i % 12)}};
+  return c;
+}
+
+}  // namespace
+
+namespace {
+
+// What calls(cq) must give, from every call: the ids in range and filter, in id order.
+std::vector<int64_t> ids_in(const std::vector<CallRecord>& all, const CallQuery& cq) {
+  std::vector<int64_t> out;
+  for (const CallRecord& c : all) {
+    const bool tagged = cq.tag_key.empty() ||
+                        std::find(c.scope.tags.begin(), c.scope.tags.end(),
+                                  std::pair{cq.tag_key, cq.tag_value}) != c.scope.tags.end();
+    if (c.at >= cq.from && (cq.to == 0 || c.at < cq.to) &&
+        (cq.project.empty() || c.scope.project == cq.project) && tagged) {
+      out.push_back(c.id);
+    }
+  }
+  return out;
+}
+
+// Checks calls(), total_cost() and report() of `ledger` for `cq` against `all` (every call).
+void check_query(SqliteLedger& ledger, const std::vector<CallRecord>& all, const CallQuery& cq) {
+  const std::vector<int64_t> want = ids_in(all, cq);
+  std::vector<int64_t> got;
+  for (const CallRecord& c : ledger.calls(cq)) got.push_back(c.id);
+  INFO("from " << cq.from << " to " << cq.to << " project " << cq.project << " tag " << cq.tag_key);
+  REQUIRE(got == want);
+  Money cost;
+  for (const CallRecord& c : all) {
+    if (std::find(want.begin(), want.end(), c.id) != want.end()) cost += c.cost;
+  }
+  REQUIRE(ledger.total_cost(cq) == cost);
+  int64_t reported = 0;
+  for (const orroute::ReportRow& r : ledger.report(cq, "total", "")) reported += r.calls;
+  REQUIRE(reported == static_cast<int64_t>(want.size()));
+}
+
+// Checks the time filters of `ledger` against every call read without one: from or to each of
+// the times of one call in 7 and of the newest 70 (and a microsecond after), and ranges between
+// them, some for a project or a tag.
+void check_time_filters(SqliteLedger& ledger, orroute::TimeUs base) {
+  const std::vector<CallRecord> all = ledger.calls({});
+  std::vector<orroute::TimeUs> times{0, 1, base, base + 50 * orroute::test::kSec};
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (i % 7 == 0 || i + 70 >= all.size()) {
+      times.push_back(all[i].at);
+      times.push_back(all[i].at + 1);
+    }
+  }
+  for (const orroute::TimeUs t : times) {
+    CallQuery from, to;
+    from.from = t;
+    to.to = t;
+    check_query(ledger, all, from);
+    if (t > 0) check_query(ledger, all, to);
+  }
+  for (size_t a = 0; a < times.size(); a += 3) {
+    for (size_t b = 1; b < times.size(); b += 5) {
+      CallQuery cq;
+      cq.from = times[a];
+      cq.to = times[b];
+      if (b % 2) cq.project = "p";
+      if (a % 4 == 0) cq.tag_key = "user", cq.tag_value = "u0";
+      check_query(ledger, all, cq);
+    }
+  }
+}
+
+// Call i of a history whose times go mostly forward: each up to a minute before the one before
+// it (a reservation settled late), one in 17 from long before, one in 23 from after the rest,
+// and the last of each block of 64 ids (id i + 1 in a fresh ledger) later still.
+CallRecord call_at(int i, orroute::TimeUs base) {
+  CallRecord c = call("m", "0.001");
+  c.at = base + i * orroute::test::kSec / 10 - (i * 7919 % 600) * orroute::test::kSec / 10;
+  if (i % 17 == 0) c.at = base - 86'400 * orroute::test::kSec + i;
+  if (i % 23 == 0) c.at = base + 86'400 * orroute::test::kSec + i;
+  if (i % 64 == 62) c.at = base + 2 * 86'400 * orroute::test::kSec + i;
+  if (i % 3 == 0) c.scope.project = "p";
+  if (i % 5 == 0) c.scope.tags = {{"user", "u" + std::to_string(i % 2)}};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("a schema version 4 file migrates with every call, budget and counter kept", "[ledger]") {
+  using orroute::Window;
+  using orroute::test::spec;
+  TempLedgerFile file;
+  std::vector<std::string> rows_before;
+  std::vector<orroute::BudgetState> states_before;
+  orroute::SpendScope in_p;
+  in_p.project = "p";
+  {
+    SqliteLedger ledger(file.path);
+    ledger.set_budget(spec("project:p", Window::kTotal, "100"));
+    ledger.set_budget(spec("global", Window::kMonthly, "1000"));
+    for (int i = 0; i < 400; ++i) {
+      CallRecord c = mixed_call(i);
+      if (i % 10 == 0) {  // some through a reservation (a lease's), as the engine books them
+        const auto r = ledger.reserve(orroute::test::req("0.01", c.scope.project.c_str()));
+        REQUIRE(r.status == orroute::ReserveStatus::kReserved);
+        ledger.settle(r.reservation_id, c);
+      } else {
+        ledger.record(c);
+      }
+    }
+    rows_before = rows_of(ledger);
+    states_before = ledger.budget_states(in_p, 0, true);
+  }
+  REQUIRE(orroute::test::exec_on_file(file.path, kUndoSchema5) == SQLITE_OK);
+  const char* const has_old_index =
+      "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls'";
+  REQUIRE(orroute::test::int_on_file(file.path, "SELECT MAX(version) FROM schema_version") == 4);
+  REQUIRE(orroute::test::int_on_file(file.path, has_old_index) == 2);
+
+  SqliteLedger ledger(file.path);
+  REQUIRE(ledger.schema_version() == 5);
+  CHECK(orroute::test::int_on_file(file.path, has_old_index) == 0);
+  CHECK(rows_of(ledger) == rows_before);
+  const auto states = ledger.budget_states(in_p, 0, true);
+  REQUIRE(states.size() == states_before.size());
+  for (size_t i = 0; i < states.size(); ++i) {
+    CHECK(states[i].budget.id == states_before[i].budget.id);
+    CHECK(states[i].budget.limit == states_before[i].budget.limit);
+    CHECK(states[i].spent == states_before[i].spent);
+    CHECK(states[i].reserved == states_before[i].reserved);
+  }
+  // The completions table was built from the old index: every 'ok' call with a type and a model.
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM ok_completions") ==
+        orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls WHERE outcome = 'ok' AND "
+                                              "task_type IS NOT NULL AND model_used IS NOT NULL"));
+  auto calls = ledger.calls({});
+  for (const char* type : {"chat", "coding", ""}) {
+    for (const char* model : {"m/a", "m/b"}) {
+      for (const double q : {0.0, 0.5, 0.9, 1.0}) {
+        CHECK(ledger.completion_quantile(type, model, q, 25) == quantile_of(calls, type, model, q, 25));
+        CHECK(ledger.completion_quantile(type, model, q, 1000) == quantile_of(calls, type, model, q, 1000));
+      }
+    }
+  }
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 401 / 64);
+  check_time_filters(ledger, 0);
+  // And the file goes on: new calls are booked against the kept counters and read back.
+  CallRecord more = mixed_call(1);
+  more.scope.project = "p";
+  ledger.record(more);
+  const auto after = ledger.budget_states(in_p, 0, true);
+  for (size_t i = 0; i < after.size(); ++i) CHECK(after[i].spent == states_before[i].spent + more.cost);
+  calls = ledger.calls({});
+  CHECK(ledger.completion_quantile("chat", "m/a", 1.0, 1) == quantile_of(calls, "chat", "m/a", 1.0, 1));
+}
+
+TEST_CASE("the completion quantile reads every call recorded before it, by any connection", "[ledger]") {
+  TempLedgerFile file;
+  SqliteLedger writer(file.path);
+  SqliteLedger reader(file.path);
+  std::vector<CallRecord> written;
+  int i = 0;
+  const auto record = [&](int n) {
+    for (int end = i + n; i < end; ++i) {
+      CallRecord c = mixed_call(i);
+      writer.record(c);
+      written.push_back(c);
+    }
+  };
+  const auto check_all = [&] {
+    for (const char* type : {"chat", "coding"}) {
+      for (const char* model : {"m/a", "m/b"}) {
+        for (const double q : {0.0, 0.5, 1.0}) {
+          CHECK(reader.completion_quantile(type, model, q, 100000) ==
+                quantile_of(written, type, model, q, 100000));
+          CHECK(reader.completion_quantile(type, model, q, 3) == quantile_of(written, type, model, q, 3));
+        }
+      }
+    }
+  };
+  REQUIRE_FALSE(reader.completion_quantile("chat", "m/a", 0.5, 10).has_value());
+  record(1);
+  check_all();
+  // More calls than one catch-up transaction takes (kCompletionsPerTxn, 10,000): read in two.
+  record(10'050);
+  check_all();
+  record(7);
+  check_all();
+  CHECK(orroute::test::int_on_file(file.path, "SELECT completions_through FROM state") ==
+        orroute::test::int_on_file(file.path, "SELECT MAX(id) FROM calls"));
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM ok_completions") ==
+        orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls WHERE outcome = 'ok' AND "
+                                              "task_type IS NOT NULL"));
+}
+
+TEST_CASE("time filters find every call in range whatever the order of the calls' times", "[ledger]") {
+  const orroute::TimeUs base = orroute::test::kJan31_2359;
+  TempLedgerFile file;
+  SqliteLedger ledger(file.path);
+  // 300 calls: four blocks of 64 ids complete, the rest after them.
+  for (int i = 0; i < 300; ++i) ledger.record(call_at(i, base));
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 4);
+  check_time_filters(ledger, base);
+  // Calls that came in without their blocks written (an older orroute on the file, or SQL):
+  // the next call to complete a block writes every block before it.
+  REQUIRE(orroute::test::exec_on_file(
+              file.path,
+              "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99) "
+              "INSERT INTO calls(ts, prompt_tokens, completion_tokens, cached_tokens, "
+              "cache_write_tokens, reasoning_tokens, cost_nanos, cost_attos, outcome, attempts) "
+              "SELECT 1706745540000000 - (i % 13) * 40000000000, 0, 0, 0, 0, 0, 1000000, 0, 'ok', 1 "
+              "FROM n") == SQLITE_OK);
+  check_time_filters(ledger, base);  // 400 calls, the last 144 after the last block
+  for (int i = 400; i < 520; ++i) ledger.record(call_at(i, base));
+  // Block 6 (ids 384-447) spans every id after block 3, read from the rows; block 7 is this
+  // connection's calls alone.
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 6);
+  CHECK(orroute::test::int_on_file(file.path, "SELECT first_id FROM calls_blocks WHERE block = 6") == 256);
+  CHECK(orroute::test::int_on_file(file.path, "SELECT first_id FROM calls_blocks WHERE block = 7") == 448);
+  check_time_filters(ledger, base);
+}
+
+TEST_CASE("time filters stay exact with connections taking turns and transactions rolled back",
+          "[ledger]") {
+  using orroute::test::kSec;
+  const orroute::TimeUs base = orroute::test::kJan31_2359;
+  TempLedgerFile file;
+  SqliteLedger a(file.path), b(file.path);
+  int i = 0;
+  // Turns of 1 to 70 calls: a block of 64 ids is one connection's calls, or both's.
+  for (int turn = 0; turn < 40; ++turn) {
+    SqliteLedger& by = turn % 2 ? b : a;
+    for (int k = 0; k < (turn * 11) % 70 + 1; ++k) by.record(call_at(i++, base));
+  }
+  check_time_filters(a, base);
+  // A call whose transaction rolls back after its row went in (the alert it fires cannot be
+  // written), the first of a block: the next call, the other connection's, is given its id;
+  // then this connection's calls complete the block.
+  const auto complete_block = [&](SqliteLedger& by) {
+    while (orroute::test::int_on_file(file.path, "SELECT MAX(id) FROM calls") % 64 != 63) {
+      by.record(call_at(i++, base));
+    }
+  };
+  complete_block(a);
+  REQUIRE(orroute::test::exec_on_file(file.path, "CREATE TRIGGER no_alerts BEFORE INSERT ON alerts "
+                                                 "BEGIN SELECT RAISE(ABORT, 'no alerts'); END") ==
+          SQLITE_OK);
+  a.set_budget(orroute::test::spec("global", orroute::Window::kTotal, "1"));
+  const int64_t next_id = orroute::test::int_on_file(file.path, "SELECT MAX(id) + 1 FROM calls");
+  CallRecord crossing = call_at(i, base);
+  crossing.cost = Money::parse("2");
+  REQUIRE_THROWS(a.record(crossing));
+  REQUIRE(orroute::test::exec_on_file(file.path, "DROP TRIGGER no_alerts") == SQLITE_OK);
+  CallRecord late = call_at(i++, base);
+  late.at = base + 3 * 86'400 * kSec;  // after every other call
+  REQUIRE(b.record(late).call_id == next_id);
+  complete_block(a);
+  check_time_filters(a, base);
+}
+
+TEST_CASE("a budget window made after its calls counts every call in it", "[ledger][budget]") {
+  using orroute::Window;
+  const orroute::TimeUs base = orroute::test::kJan31_2359;
+  SqliteLedger ledger(":memory:");
+  for (int i = 0; i < 1000; ++i) ledger.record(call_at(i, base));
+  const std::vector<CallRecord> all = ledger.calls({});
+  // Daily windows of a budget set now: each is counted from the rows when first read.
+  ledger.set_budget(orroute::test::spec("project:p", Window::kDaily, "1000"));
+  for (const orroute::TimeUs at : {base - 86'400 * orroute::test::kSec, base, base + 60 * orroute::test::kSec,
+                                   base + 86'400 * orroute::test::kSec}) {
+    orroute::SpendScope p;
+    p.project = "p";
+    const auto states = ledger.budget_states(p, at, false);
+    REQUIRE(states.size() == 1);
+    Money want;
+    for (const CallRecord& c : all) {
+      if (c.scope.project == "p" && c.at >= states[0].window_start && c.at < states[0].window_end) {
+        want += c.cost;
+      }
+    }
+    INFO("window " << states[0].window_start);
+    CHECK(states[0].spent == want);
+  }
 }
 
 TEST_CASE("a failing call in a group-committed batch rolls back alone", "[ledger]") {

@@ -78,9 +78,10 @@ TEST_CASE("a commit past the hard limit checkpoints itself", "[ledger][sqlite][c
   SqliteLedger ledger(file.path, small_wal());
   ledger.record(cost("0.001"));
   REQUIRE(ledger.wal_stats().wal_frames < kThreshold);  // the thread has not been woken
-  // One transaction of 1,200 calls: its commit takes the WAL from under the threshold to past
-  // the hard limit at once, and checkpoints (the WAL starts over at the next commit).
-  std::vector<SettleItem> items(1200);
+  // One transaction of 2,400 calls (~100 pages of rows): its commit takes the WAL from under the
+  // threshold to past the hard limit at once, and checkpoints (the WAL starts over at the next
+  // commit).
+  std::vector<SettleItem> items(2400);
   for (SettleItem& item : items) item.call = cost("0.001");
   for (const BatchSettle& b : ledger.settle_batch(std::move(items))) {
     INFO(b.error);
@@ -90,7 +91,7 @@ TEST_CASE("a commit past the hard limit checkpoints itself", "[ledger][sqlite][c
   REQUIRE(ledger.wal_stats().commit_checkpoints == 1);
   ledger.record(cost("0.001"));
   REQUIRE(ledger.wal_stats().wal_frames < kThreshold);
-  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == 1202);
+  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == 2402);
 }
 
 TEST_CASE("a commit past the hard limit waits for a checkpoint in flight: the WAL stays bounded",
@@ -203,12 +204,16 @@ TEST_CASE("a reader of the database file stalls no commit past the hard limit",
     went_on = eventually([&] { return ledger.wal_stats().wal_frames > kHardLimit + kThreshold; });
     closed = sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK;
   });
-  for (int i = 0; i < 40; ++i) ledger.record(cost("0.001"));
+  // Until the WAL is past the limit the closer waits for (2-3 frames a call: as many as it takes).
+  int recorded = 1;
+  for (; ledger.wal_stats().wal_frames <= kHardLimit + kThreshold && recorded < 1000; ++recorded) {
+    ledger.record(cost("0.001"));
+  }
   closer.join();
   sqlite3_close(reader);
   REQUIRE(went_on);
   REQUIRE(closed);
-  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == 41);
+  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == recorded);
 }
 
 TEST_CASE("the WAL starts over once a reader that held back the checkpoints is gone",
@@ -221,7 +226,10 @@ TEST_CASE("the WAL starts over once a reader that held back the checkpoints is g
   REQUIRE(sqlite3_open_v2(file.path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_exec(reader, "BEGIN; SELECT COUNT(*) FROM calls", nullptr, nullptr, nullptr) ==
           SQLITE_OK);
-  for (int i = 0; i < 60; ++i) ledger.record(cost("0.001"));
+  int recorded = 1;
+  for (; ledger.wal_stats().wal_frames <= kHardLimit && recorded < 1000; ++recorded) {
+    ledger.record(cost("0.001"));
+  }
   REQUIRE(ledger.wal_stats().wal_frames > kHardLimit);  // nothing could be copied: it grew
   REQUIRE(sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(reader);
@@ -232,7 +240,7 @@ TEST_CASE("the WAL starts over once a reader that held back the checkpoints is g
     ledger.record(cost("0.001"));
     REQUIRE(++guard < 5000);
   }
-  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == 61 + guard);
+  REQUIRE(int_on_file(file.path, "SELECT COUNT(*) FROM calls") == recorded + guard);
 }
 
 TEST_CASE("two connections on one file each checkpoint, a busy checkpoint is not an error",

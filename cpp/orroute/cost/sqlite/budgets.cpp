@@ -1,6 +1,7 @@
 // Budgets and their per-window counters (spent, reserved).
 #include "orroute/cost/sqlite/impl.h"
 #include "orroute/cost/sqlite/money_columns.h"
+#include "orroute/cost/sqlite/schema.h"
 #include "orroute/cost/sqlite/text_columns.h"
 
 namespace orroute {
@@ -27,7 +28,8 @@ SqliteLedger::Impl::Counter SqliteLedger::Impl::counter(const Budget& b, TimeUs 
   Money spent;
   {
     std::string sql = "SELECT COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(cost_attos), 0) FROM "
-                      "calls WHERE ts >= ? AND ts < ?";
+                      "calls WHERE ts >= ?1 AND ts < ?2 AND " + calls_from("?1") + " AND " +
+                      calls_before("?2");
     switch (b.scope.kind) {
       case ScopeKind::kGlobal: break;
       case ScopeKind::kProject: sql += " AND project = ?"; break;

@@ -35,26 +35,27 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
                "est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
                "error_class, attempts, cost_source) VALUES "
                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    // `c` outlives the statement's step: its text is bound without SQLite's copy.
-    s.bind(1, c.at).bind_borrowed(2, c.scope.project).bind_borrowed(3, c.scope.conversation);
-    s.bind_borrowed(4, c.task_id).bind_borrowed(5, c.task_type).bind_borrowed(6, c.model_requested);
-    s.bind_borrowed(7, c.model_used).bind_borrowed(8, c.provider).bind_borrowed(9, c.generation_id);
+    // `c` outlives the statement's step: its text is bound without SQLite's copy. A parameter
+    // not bound is NULL (the statement is fresh).
+    s.bind(1, c.at).bind_borrowed_fresh(2, c.scope.project).bind_borrowed_fresh(3, c.scope.conversation);
+    s.bind_borrowed_fresh(4, c.task_id).bind_borrowed_fresh(5, c.task_type);
+    s.bind_borrowed_fresh(6, c.model_requested).bind_borrowed_fresh(7, c.model_used);
+    s.bind_borrowed_fresh(8, c.provider).bind_borrowed_fresh(9, c.generation_id);
     s.bind(10, c.prompt_tokens).bind(11, c.completion_tokens);
     s.bind(12, c.cached_tokens).bind(13, c.cache_write_tokens).bind(14, c.reasoning_tokens);
     if (c.estimated_cost) {
       const auto [en, ea] = split(*c.estimated_cost);
       s.bind(15, en).bind(16, ea);
-    } else {
-      s.bind_null(15).bind_null(16);
     }
     s.bind(17, cn).bind(18, ca);
-    if (c.latency_us >= 0) s.bind(19, c.latency_us); else s.bind_null(19);
-    if (c.ttft_us >= 0) s.bind(20, c.ttft_us); else s.bind_null(20);
-    s.bind_text_borrowed(21, c.outcome).bind_borrowed(22, c.error_class).bind(23, int64_t{c.attempts});
+    if (c.latency_us >= 0) s.bind(19, c.latency_us);
+    if (c.ttft_us >= 0) s.bind(20, c.ttft_us);
+    s.bind_text_borrowed(21, c.outcome).bind_borrowed_fresh(22, c.error_class).bind(23, int64_t{c.attempts});
     s.bind_text_borrowed(24, c.cost_source);
     s.run();
   }
   c.id = sqlite3_last_insert_rowid(db);
+  note_call(c.id, c.at);
   for (const auto& [k, v] : c.scope.tags) {
     q("INSERT INTO call_tags(call_id, key, value) VALUES (?, ?, ?)")
         .bind(1, c.id).bind_text_borrowed(2, k).bind_text_borrowed(3, v).run();
@@ -87,6 +88,31 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
     }
   }
   return out;
+}
+
+void SqliteLedger::Impl::note_call(int64_t id, TimeUs ts) {
+  TxnReads::OwnCalls& own = txn_reads.own_calls;
+  if (own.last >= 0 && id == own.last + 1) {
+    own.last = id;
+    own.min_ts = std::min(own.min_ts, ts);
+    own.max_ts = std::max(own.max_ts, ts);
+  } else {
+    own = {id, id, ts, ts};
+  }
+  if ((id & 63) != 63) return;
+  // Block id >> 6 is complete. Its row spans the ids after the last block written (more than 64
+  // when calls came in without blocks: an older orroute's, on the file while another process
+  // migrated it). Read from the rows (~1k instructions a row) unless this connection's own
+  // calls are all of them.
+  q("INSERT INTO calls_blocks SELECT ?1, ?2, ?3, ?4 WHERE "
+    "(SELECT COALESCE(MAX(block) + 1, 0) << 6 FROM calls_blocks) >= ?2")
+      .bind(1, id >> 6).bind(2, own.first).bind(3, own.min_ts).bind(4, own.max_ts).run();
+  if (sqlite3_changes(db) == 0) {
+    q("INSERT INTO calls_blocks SELECT ?1 >> 6, MIN(id), MIN(ts), MAX(ts) FROM calls WHERE "
+      "id >= (SELECT COALESCE(MAX(block) + 1, 0) << 6 FROM calls_blocks) AND id <= ?1")
+        .bind(1, id).run();
+  }
+  own = {};
 }
 
 SettleOutcome SqliteLedger::record(CallRecord call) {

@@ -197,6 +197,14 @@ struct SqliteLedger::Impl {
     };
     std::vector<Entry> counters;
     std::vector<std::pair<int64_t, TimeUs>> lease_rows;  // (row id, created_at) seen to exist
+    // The ids this connection's calls took one after another since its last complete block of
+    // 64 (schema 5's calls_blocks), and the span of their times: the block's row, without
+    // reading its calls back (note_call). Forgotten with the rest when another connection
+    // writes or a transaction rolls back (whose ids the next call may be given again).
+    struct OwnCalls {
+      int64_t first = 0, last = -1;
+      TimeUs min_ts = 0, max_ts = 0;
+    } own_calls;
     Entry* find(const std::pair<int64_t, TimeUs>& window) {
       for (Entry& e : counters) {
         if (e.window == window) return &e;
@@ -214,6 +222,7 @@ struct SqliteLedger::Impl {
     void clear() {
       counters.clear();
       lease_rows.clear();
+      own_calls = {};
     }
   };
   TxnReads txn_reads;
@@ -625,6 +634,17 @@ struct SqliteLedger::Impl {
   // With `lease`, also takes `released` off the reserved counters of the lease's windows (in the
   // same counter writes when they are the call's windows).
   SettleOutcome insert_call(CallRecord& c, const Lease* lease = nullptr, Money released = {});
+  // After the call `id` at `ts` is inserted: writes the span of times of the block of 64 ids it
+  // completes (schema 5's calls_blocks, for the time filters), from this connection's own calls
+  // when they are all of it, else from the rows.
+  void note_call(int64_t id, TimeUs ts);
+
+  // Adds the 'ok' calls recorded since the last call to ok_completions (schema migration 5),
+  // completion_quantile's index, in transactions of at most kCompletionsPerTxn calls, so that
+  // the write lock is never held long against the settles (the first read after a million
+  // calls). Takes no write lock when there is nothing to add. Under `mu`, outside a transaction.
+  void index_completions();
+  static constexpr int64_t kCompletionsPerTxn = 10'000;
 
   // WHERE clause for a CallQuery, with named parameters bound by bind_query.
   static std::string where(const CallQuery& cq);

@@ -13,7 +13,8 @@ using namespace sqlite;
 
 std::string SqliteLedger::Impl::where(const CallQuery& cq) {
   std::string w = " WHERE ts >= :from";
-  if (cq.to > 0) w += " AND ts < :to";
+  if (cq.from > 0) w += " AND " + calls_from(":from");  // from 0 (all): no range to look up
+  if (cq.to > 0) w += " AND ts < :to AND " + calls_before(":to");
   if (!cq.project.empty()) w += " AND project = :project";
   if (!cq.conversation.empty()) w += " AND conversation = :conversation";
   if (!cq.model.empty()) w += " AND model_used = :model";
@@ -170,14 +171,45 @@ std::vector<Alert> SqliteLedger::alerts(TimeUs from) {
   return out;
 }
 
+void SqliteLedger::Impl::index_completions() {
+  // The last call ok_completions covers, and the last call recorded.
+  const auto marks = [this] {
+    auto at = q("SELECT completions_through, (SELECT COALESCE(MAX(id), 0) FROM calls) FROM state "
+                "WHERE id = 1");
+    at.step();
+    return std::pair{at.i64(0), at.i64(1)};
+  };
+  for (;;) {
+    if (const auto [through, last] = marks(); through == last) return;  // no write lock taken
+    Txn txn(*this);
+    const auto [through, last] = marks();  // again under the lock: another process may have added them
+    const int64_t upto = std::min(last, through + kCompletionsPerTxn);
+    if (last < through) {
+      // The newest calls were deleted (orroute never does): their ids are given again.
+      q("DELETE FROM ok_completions WHERE call_id > ?").bind(1, last).run();
+    } else {
+      q("INSERT INTO ok_completions SELECT task_type, model_used, id FROM calls WHERE id > ? AND "
+        "id <= ? AND task_type IS NOT NULL AND model_used IS NOT NULL AND outcome = 'ok'")
+          .bind(1, through).bind(2, upto).run();
+    }
+    q("UPDATE state SET completions_through = ? WHERE id = 1").bind(1, upto).run();
+    txn.commit();
+    if (upto == last) return;
+  }
+}
+
 std::optional<int64_t> SqliteLedger::completion_quantile(std::string_view task_type,
                                                          std::string_view model, double q,
                                                          int64_t last_n) {
   if (!(q >= 0.0 && q <= 1.0)) throw InvalidArgument("quantile must be in [0, 1]");
   impl_->flush_queued();  // this object reads what it wrote
   Impl::Locked lock(*impl_);
-  auto s = impl_->q("SELECT completion_tokens FROM calls WHERE task_type = ? AND model_used = ? "
-                    "AND outcome = 'ok' ORDER BY id DESC LIMIT ?");
+  impl_->index_completions();
+  // The call's own columns are checked again: the index table only ever names a row to read.
+  auto s = impl_->q("SELECT c.completion_tokens FROM ok_completions AS o CROSS JOIN calls AS c "
+                    "ON c.id = o.call_id WHERE o.task_type = ?1 AND o.model_used = ?2 "
+                    "AND c.task_type = ?1 AND c.model_used = ?2 AND c.outcome = 'ok' "
+                    "ORDER BY o.call_id DESC LIMIT ?3");
   s.bind_text(1, task_type).bind_text(2, model).bind(3, last_n);
   std::vector<int64_t> v;
   while (s.step()) v.push_back(s.i64(0));

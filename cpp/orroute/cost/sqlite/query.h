@@ -38,8 +38,13 @@ class Query {
   }
   // As bind and bind_text, without SQLite's copy of the text (a malloc, a copy and a free per
   // value): `v` must stay valid until this Query ends (it resets the statement and clears its
-  // bindings). For the hot path's rows, whose strings outlive the statement's step.
-  Query& bind_borrowed(int i, std::string_view v) { return text_or_null(i, v, SQLITE_STATIC); }
+  // bindings). For the hot path's rows, whose strings outlive the statement's step. The first
+  // on a statement fresh from Impl::q, whose parameters are all NULL (the Query before it
+  // cleared them): an empty value is left NULL without a call (~60 instructions each).
+  Query& bind_borrowed_fresh(int i, std::string_view v) {
+    if (!v.empty()) sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
   Query& bind_text_borrowed(int i, std::string_view v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     return *this;

@@ -1,5 +1,7 @@
 #include "orroute/cost/sqlite/schema.h"
 
+#include <string>
+
 namespace orroute::sqlite {
 
 extern const char* const kMigrations[] = {
@@ -82,6 +84,43 @@ UPDATE state SET last_budget_id = (SELECT MAX(m) FROM (
   SELECT COALESCE(MAX(budget_id), 0) FROM alerts UNION ALL
   SELECT COALESCE(MAX(budget_id), 0) FROM budget_windows));
 )sql",
+    // 5: the calls table keeps no index: each was a page and 5-9k instructions of every recorded
+    // call.
+    // - (task_type, model_used, id), for completion_quantile, an estimate read now and then: the
+    //   same keys, for the 'ok' calls it can match, are kept in a table of their own, filled up
+    //   to state.completions_through and brought up to date by its reader (queries.cpp,
+    //   index_completions). Built here from the index, in its order, before the index goes.
+    // - (ts), for the time filters: a call's ts is its reservation's time, so ids (given in
+    //   order) follow ts within a reservation's life, but not exactly (and a recorded call may
+    //   carry any time). calls_blocks holds the span of ts of each complete block of 64 ids
+    //   (block = id >> 6; its first id, as a block may cover the ids since the last block
+    //   written), written by the call that completes it (call_rows.cpp, note_call); calls_spans
+    //   adds the calls after the last block, read from the rows. A time range's calls then lie in
+    //   the ids from the first span that reaches its start to the end of the last that begins
+    //   before its end (calls_from, calls_before): a range of the rowid.
+    R"sql(
+CREATE TABLE ok_completions(
+  task_type TEXT NOT NULL, model_used TEXT NOT NULL, call_id INTEGER NOT NULL,
+  PRIMARY KEY (task_type, model_used, call_id)) WITHOUT ROWID;
+INSERT INTO ok_completions SELECT task_type, model_used, id FROM calls
+  WHERE task_type IS NOT NULL AND model_used IS NOT NULL AND outcome = 'ok'
+  ORDER BY task_type, model_used, id;
+ALTER TABLE state ADD COLUMN completions_through INTEGER NOT NULL DEFAULT 0;
+UPDATE state SET completions_through = (SELECT COALESCE(MAX(id), 0) FROM calls);
+DROP INDEX calls_type_model;
+
+CREATE TABLE calls_blocks(
+  block INTEGER PRIMARY KEY, first_id INTEGER NOT NULL,
+  min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
+INSERT INTO calls_blocks SELECT id >> 6, MIN(id), MIN(ts), MAX(ts) FROM calls
+  WHERE id < (((SELECT COALESCE(MAX(id), 0) FROM calls) + 1) >> 6) << 6 GROUP BY id >> 6;
+CREATE VIEW calls_spans(first_id, end_id, min_ts, max_ts) AS
+  SELECT first_id, (block + 1) << 6, min_ts, max_ts FROM calls_blocks
+  UNION ALL
+  SELECT MIN(id), MAX(id) + 1, MIN(ts), MAX(ts) FROM calls
+    WHERE id >= (SELECT COALESCE(MAX(block) + 1, 0) << 6 FROM calls_blocks);
+DROP INDEX calls_ts;
+)sql",
 };
 extern const int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -91,5 +130,13 @@ extern const char* const kCallColumns =
     "reasoning_tokens, est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
     "error_class, attempts, cost_source, "
     "(SELECT group_concat(key || '=' || value, char(10)) FROM call_tags WHERE call_id = calls.id)";
+
+std::string calls_from(const char* from) {
+  return std::string("id >= (SELECT MIN(first_id) FROM calls_spans WHERE max_ts >= ") + from + ")";
+}
+
+std::string calls_before(const char* to) {
+  return std::string("id < (SELECT MAX(end_id) FROM calls_spans WHERE min_ts < ") + to + ")";
+}
 
 }  // namespace orroute::sqlite

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace orroute::sqlite {
 
@@ -12,5 +13,11 @@ extern const char* const kMigrations[];
 extern const int64_t kSchemaVersion;
 // SELECT list of a calls row, as SqliteLedger::calls reads it (tags last, "k=v" lines).
 extern const char* const kCallColumns;
+
+// Conditions on calls.id that every call with ts >= `from` (ts < `to`) meets, `from` and `to`
+// being SQL parameters (":from", "?1"): the range of the rowid a time filter scans (schema 5's
+// calls_spans). A NULL bound (no span reaches the time) matches no call, as the filter would.
+std::string calls_from(const char* from);
+std::string calls_before(const char* to);
 
 }  // namespace orroute::sqlite
