@@ -44,16 +44,4 @@ inline void sqlite_exec(sqlite3* db, const char* sql, const char* who) {
   }
 }
 
-// Called before each of the core's connections opens: turns SQLite's memory statistics off for
-// the process. Debian's SQLite keeps them (SQLITE_DEFAULT_MEMSTATUS) and is built without
-// lookaside, so every allocation and free of every statement takes the allocator's global mutex
-// to count itself: ~3.5k instructions of a ledger settle's ~36k in SQLite. Nothing in orroute
-// reads them (sqlite3_memory_used, sqlite3_status, a heap limit). SQLite takes the setting only
-// before it initializes: in a process whose SQLite was initialized first (Python's sqlite3
-// module imported before, as the gateway's key store does) it is refused and they stay on.
-inline void sqlite_drop_memory_statistics() noexcept {
-  static const int once = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);  // SQLITE_MISUSE: too late
-  (void)once;
-}
-
 }  // namespace orroute

@@ -507,19 +507,3 @@ def test_rows_written_before_the_utf8_fix_read_with_replacement_chars(tmp_path: 
     assert tracker.to_dataframe()["model"].tolist() == ["test/a\ufffd"]
 
 
-def test_sqlite_memory_statistics_are_off_once_a_ledger_opens(tmp_path: Path) -> None:
-    """Debian's SQLite counts every allocation under a global mutex (~3.5k instructions of a
-    settle); the core turns that off before its first connection (sqlite_util.h). A process of
-    its own: SQLite takes the setting only before it initializes."""
-    code = (
-        "import ctypes, sys\n"
-        "from orroute import _core\n"
-        f"ledger = _core.SqliteLedger({str(tmp_path / 'l.sqlite3')!r})\n"
-        "ledger.record(_core.CallRecord())\n"
-        "lib = ctypes.CDLL('libsqlite3.so.0')\n"
-        "lib.sqlite3_memory_used.restype = ctypes.c_int64\n"
-        "print(lib.sqlite3_memory_used())\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": PYTHON_DIR})
-    assert out.stdout.strip() == "0"

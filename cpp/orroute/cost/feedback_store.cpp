@@ -32,7 +32,6 @@ class SqliteFeedbackStore final : public FeedbackStore {
  public:
   explicit SqliteFeedbackStore(const std::string& path) {
     const sqlite::ForkGate gate;  // SQLite's process-wide mutexes are taken (fork_gate.h)
-    sqlite_drop_memory_statistics();
     if (sqlite3_open_v2(path.c_str(), &db_,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {

@@ -90,7 +90,6 @@ sqlite::Query SqliteLedger::Impl::q(const std::string& sql) {
 
 void SqliteLedger::Impl::open(const Impl* copy_of) {
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  sqlite_drop_memory_statistics();  // before wal_gather_vfs(), which initializes SQLite
   // The WAL-gathering VFS: one write() per commit instead of two per page (wal_gather_vfs.h).
   if (sqlite3_open_v2(path.c_str(), &db, flags, wal_gather_vfs()) != SQLITE_OK) {
     const std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
