@@ -88,7 +88,8 @@ async def _cut(call: Any) -> bool:
     ``_CUT_WAIT``): whether the request went out is then unknown."""
     call.cancel()
     try:
-        await asyncio.wait_for(_engine.wait(call), _CUT_WAIT)
+        # the bridge's own wait: _engine.wait returns at once for a call already done (cancelled)
+        await asyncio.wait_for(_engine.bridge().wait(call), _CUT_WAIT)
     except (asyncio.TimeoutError, asyncio.CancelledError):
         return False
     return True
