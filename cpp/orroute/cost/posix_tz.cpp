@@ -149,7 +149,8 @@ int64_t PosixTz::offset_seconds(int64_t utc_seconds) const {
   if (!has_dst_) return std_offset_;
   // Moved into the 400 years from 1970, where the calendar's arithmetic cannot overflow: the
   // answer repeats with the calendar.
-  const int64_t utc = utc_seconds - floor_div(utc_seconds, kSecPer400Years) * kSecPer400Years;
+  int64_t utc = utc_seconds % kSecPer400Years;  // a remainder: no product that could overflow
+  if (utc < 0) utc += kSecPer400Years;
   using namespace std::chrono;
   const int year =
       static_cast<int>(year_month_day{sys_days{days{floor_div(utc + std_offset_, kSecPerDay)}}}.year());
