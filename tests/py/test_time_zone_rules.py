@@ -77,12 +77,16 @@ def test_slim_and_fat_files_give_the_same_windows(zone_dir: Path, zone: str) -> 
 
 
 def local_day_start(day: dt.date, zone: ZoneInfo) -> int | None:
-    """UTC microseconds of ``day``'s local midnight, or None when midnight is skipped or
-    repeated there (a switch at 24:00 or 00:00): the window's start is then a convention."""
+    """UTC microseconds of ``day``'s first instant: its local midnight, or the switch when the
+    zone skips midnight (Santiago's daylight time starts at 24:00: the switch is the old
+    offset's midnight, zoneinfo's fold=0 reading). None when midnight comes twice."""
     midnight = dt.datetime(day.year, day.month, day.day, tzinfo=zone)
-    if midnight.utcoffset() != midnight.replace(fold=1).utcoffset():
+    at = midnight.timestamp()
+    skipped = dt.datetime.fromtimestamp(at, zone).replace(tzinfo=None) != midnight.replace(
+        tzinfo=None)
+    if midnight.utcoffset() != midnight.replace(fold=1).utcoffset() and not skipped:
         return None
-    return int(midnight.timestamp()) * US
+    return int(at) * US
 
 
 @pytest.mark.parametrize("zone", ZONES)
@@ -101,3 +105,17 @@ def test_windows_past_2037_follow_the_footer_as_zoneinfo_does(zone_dir: Path, zo
             zone, dt.datetime.fromtimestamp(at, dt.timezone.utc))
         checked += 1
     assert checked > 6000
+
+
+@pytest.mark.parametrize("kind", ["slim", "fat"])
+def test_a_day_whose_midnight_is_skipped_starts_at_the_switch(zone_dir: Path, kind: str) -> None:
+    """Santiago's daylight time starts at Saturday 24:00 (04:00 UTC), so Sunday's first instant
+    is 01:00 local: the Saturday (24 hours) ends and the Sunday (23) starts there. They were
+    split at Saturday 23:00 (the new offset's midnight): 23 and 24 hours, the Sunday's window
+    holding an hour of the Saturday."""
+    switch = int(dt.datetime(2030, 9, 8, 4, tzinfo=dt.timezone.utc).timestamp()) * US
+    zone = f"{kind}/America/Santiago"
+    saturday = _core.window_bounds("daily", zone, switch - 3600 * US)
+    sunday = _core.window_bounds("daily", zone, switch + 3600 * US)
+    assert saturday[1] == sunday[0] == switch
+    assert saturday[1] - saturday[0] == sunday[1] - sunday[0] + 3600 * US == 24 * 3600 * US

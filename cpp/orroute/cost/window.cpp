@@ -210,6 +210,25 @@ int64_t TimeZone::offset_seconds(int64_t utc_seconds) const {
   return offsets_[static_cast<size_t>(it - transitions_.begin() - 1)];
 }
 
+namespace {
+
+// The first instant whose local time is `local` or later, given `before`, an instant whose local
+// time is earlier, and no instant whose local time is `local` (a skipped time): the switch past
+// it, found by halving. The old offset's reading of `local` is at or after the switch. Returns
+// `before` when the zone's offsets do not bracket it so (no such switch within a few days).
+int64_t switch_into(const TimeZone& tz, int64_t local, int64_t before) {
+  int64_t lo = before;
+  int64_t hi = local - tz.offset_seconds(before);
+  if (hi <= lo || hi - lo > 7 * kSecPerDay || hi + tz.offset_seconds(hi) < local) return before;
+  while (hi - lo > 1) {  // local time is before `local` at lo, at or after it at hi
+    const int64_t mid = lo + (hi - lo) / 2;
+    (mid + tz.offset_seconds(mid) < local ? lo : hi) = mid;
+  }
+  return hi;
+}
+
+}  // namespace
+
 std::pair<TimeUs, TimeUs> window_bounds(Window w, const TimeZone& tz, TimeUs at) {
   using namespace std::chrono;
   if (w == Window::kTotal) return {0, std::numeric_limits<TimeUs>::max()};
@@ -237,11 +256,14 @@ std::pair<TimeUs, TimeUs> window_bounds(Window w, const TimeZone& tz, TimeUs at)
     }
   }
   // Local midnight -> UTC. The offset is looked up near the instant itself; a second pass fixes
-  // the case where a transition lies between the guess and the answer.
+  // the case where a transition lies between the guess and the answer. A midnight the zone skips
+  // (Santiago's daylight time starts at 24:00) leaves the answer in the day before: the day then
+  // starts at the switch.
   auto to_utc = [&](sys_days d) {
     const int64_t local = d.time_since_epoch().count() * kSecPerDay;
     int64_t utc = local - tz.offset_seconds(local);
     utc = local - tz.offset_seconds(utc);
+    if (utc + tz.offset_seconds(utc) < local) utc = switch_into(tz, local, utc);
     return utc * kUsPerSec;
   };
   return {to_utc(start_day), to_utc(end_day)};
