@@ -210,6 +210,36 @@ TEST_CASE("stream accumulator numbers tool-call deltas without an index as it fi
   }
 }
 
+TEST_CASE("a tool-call index that is no place in the list is filed and relayed as a delta without one", "[net]") {
+  orroute::StreamAccumulator acc;
+  auto relayed = [&acc](const std::string& call) {
+    rapidjson::Document d;
+    d.Parse((R"({"choices":[{"index":0,"delta":{"tool_calls":[)" + call + "]}}]}").c_str());
+    acc.number_tool_calls(d);
+    REQUIRE(acc.add(d));
+    return d["choices"][0]["delta"]["tool_calls"][0]["index"].GetInt64();
+  };
+  CHECK(relayed(R"({"index":2147483648,"id":"a","function":{"name":"f","arguments":"{"}})") == 0);
+  CHECK(relayed(R"({"index":2147483648,"function":{"arguments":"}"}})") == 0);  // goes on with it
+  CHECK(relayed(R"({"index":-1,"id":"b","function":{"name":"g","arguments":""}})") == 1);
+  CHECK(relayed(R"({"index":"1","function":{"arguments":"[1"}})") == 1);
+  CHECK(relayed(R"({"index":1e9,"function":{"arguments":"]"}})") == 1);
+  CHECK(relayed(R"({"index":9,"id":"c","function":{"name":"h","arguments":"{}"}})") == 2);  // past a gap
+  CHECK(relayed(R"({"index":0,"function":{"arguments":""}})") == 0);  // a place: as sent
+  // thousands of calls at indexes far apart: the answer keeps 1024, every index relayed within them
+  for (int i = 0; i < 3000; ++i) {
+    const int64_t index = relayed(R"({"index":)" + std::to_string(1'000'000 + 7 * i) + R"(,"id":"x)" +
+                                  std::to_string(i) + R"(","function":{"name":"n","arguments":"{}"}})");
+    REQUIRE(index == std::min<int64_t>(3 + i, 1023));
+  }
+  const auto done = parse(acc.completion_json());
+  const auto& calls = done["choices"][0]["message"]["tool_calls"];
+  REQUIRE(calls.Size() == 1024);
+  CHECK(std::string(calls[0]["function"]["arguments"].GetString()) == "{}");
+  CHECK(std::string(calls[1]["function"]["arguments"].GetString()) == "[1]");
+  CHECK(std::string(calls[2]["id"].GetString()) == "c");
+}
+
 TEST_CASE("a mid-stream error event is reported after its content is folded in", "[net]") {
   orroute::StreamAccumulator acc;
   REQUIRE(acc.add(parse(R"({"id":"gen-2","choices":[{"index":0,"delta":{"content":"par"}}]})")));

@@ -77,10 +77,12 @@ def call(
 
 
 def post_completion(
-    gateway: Gateway, key: str, body: dict[str, Any], *, rcvbuf: int | None = None
+    gateway: Gateway, key: str, body: dict[str, Any], *, rcvbuf: int | None = None,
+    path: str = "/v1/chat/completions",
 ) -> socket.socket:
-    """Sends ``POST /v1/chat/completions`` on a raw socket and returns the socket unread, so that a
-    test controls how (and whether) the answer is read. ``rcvbuf`` shrinks the receive window."""
+    """Sends ``POST /v1/chat/completions`` (or ``path``) on a raw socket and returns the socket
+    unread, so that a test controls how (and whether) the answer is read. ``rcvbuf`` shrinks the
+    receive window."""
     data = json.dumps(body).encode()
     s = socket.socket()
     if rcvbuf is not None:
@@ -88,7 +90,7 @@ def post_completion(
     s.settimeout(30)
     s.connect(("127.0.0.1", gateway.port))
     s.sendall(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
         + key.encode()
         + b"\r\nContent-Type: application/json\r\nContent-Length: "
         + str(len(data)).encode()

@@ -84,14 +84,14 @@ _INDEXLESS_TOOL_CALLS = [
 ]
 
 
-def _indexless_tool_stream() -> Fault:
+def _tool_stream(tool_calls: list[dict[str, Any]]) -> Fault:
     def event(choices: list[Any], **more: Any) -> bytes:
         body = {"id": "gen-t", "object": "chat.completion.chunk", "created": 1, "model": MODEL,
                 "choices": choices, **more}
         return b"data: " + json.dumps(body).encode() + b"\n\n"
 
     calls = [event([{"index": 0, "delta": {"role": "assistant", "tool_calls": [c]},
-                     "finish_reason": None}]) for c in _INDEXLESS_TOOL_CALLS]
+                     "finish_reason": None}]) for c in tool_calls]
     end = event([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
     usage = event([], usage={"prompt_tokens": 8, "completion_tokens": 9, "total_tokens": 17})
     return Fault.raw(*calls, end, usage, b"data: [DONE]\n\n", content_type="text/event-stream",
@@ -101,12 +101,41 @@ def _indexless_tool_stream() -> Fault:
 def test_tool_calls_streamed_without_index_are_relayed_with_one(client: openai.OpenAI,
                                                                fake: FakeOpenRouter) -> None:
     want = [("call_1", "glob", {"pattern": "*"}), ("call_2", "glob", {"path": "wiki"})]
-    fake.fail(MODEL, _indexless_tool_stream(), times=1)
+    fake.fail(MODEL, _tool_stream(_INDEXLESS_TOOL_CALLS), times=1)
     with client.chat.completions.stream(model=MODEL, messages=HI) as s:
         indexes = [t.index for e in s if e.type == "chunk" and e.chunk.choices
                    for t in e.chunk.choices[0].delta.tool_calls or ()]
         final = s.get_final_completion()
     assert indexes == [0, 1, 1, 1]
+    calls = final.choices[0].message.tool_calls or []
+    assert [(t.id, t.function.name, json.loads(t.function.arguments)) for t in calls] == want
+
+
+# An index that is no place in a dense list (negative, past a gap, 2^31, not an integer) is one
+# the openai SDK's stream helpers cannot take (they read a call's index as its place in their
+# list: tool_calls[2**31] raised IndexError) and one the answer cannot keep (it keeps 1024 calls
+# a choice): such a delta is filed as one without an index and relayed with its place.
+_HOSTILE_INDEX_TOOL_CALLS = [
+    {"index": 2**31, "id": "call_1", "type": "function",
+     "function": {"name": "glob", "arguments": '{"pattern": '}},
+    {"index": 2**31, "function": {"arguments": '"*"}'}},
+    {"index": -1, "id": "call_2", "type": "function", "function": {"name": "glob", "arguments": ""}},
+    {"index": "1", "function": {"arguments": '{"path": '}},
+    {"index": 1e9, "function": {"arguments": '"wiki"}'}},
+    {"index": 7, "id": "call_3", "type": "function", "function": {"name": "find", "arguments": "{}"}},
+]
+
+
+def test_tool_call_indexes_that_are_no_place_are_relayed_with_one(client: openai.OpenAI,
+                                                                  fake: FakeOpenRouter) -> None:
+    want = [("call_1", "glob", {"pattern": "*"}), ("call_2", "glob", {"path": "wiki"}),
+            ("call_3", "find", {})]
+    fake.fail(MODEL, _tool_stream(_HOSTILE_INDEX_TOOL_CALLS), times=1)
+    with client.chat.completions.stream(model=MODEL, messages=HI) as s:
+        indexes = [t.index for e in s if e.type == "chunk" and e.chunk.choices
+                   for t in e.chunk.choices[0].delta.tool_calls or ()]
+        final = s.get_final_completion()
+    assert indexes == [0, 0, 1, 1, 1, 2]
     calls = final.choices[0].message.tool_calls or []
     assert [(t.id, t.function.name, json.loads(t.function.arguments)) for t in calls] == want
 

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import socket
+import struct
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -16,7 +17,7 @@ from typing import Any
 
 import openai
 import pytest
-from _gateway_util import call, gateway_fixtures
+from _gateway_util import call, gateway_fixtures, post_completion
 
 from orroute import _engine
 from orroute.gateway import Gateway, GatewaySettings
@@ -576,6 +577,31 @@ def test_embeddings_cut_after_the_request_went_out_are_booked_at_the_reservation
         assert spent == worst + answered
     row = impatient.tracker.usage_history(project=rec.project)[-1]
     assert row.attempts == 2 and row.outcome == ("error" if stalls == 2 else "ok")
+
+
+def test_embeddings_whose_client_hangs_up_after_the_request_went_out_are_booked(
+        gateway: Gateway, fake: FakeOpenRouter, embed_model: str) -> None:
+    """The client leaves (a reset) while the upstream works on its embeddings: the gateway cuts
+    the call, but the upstream got the request and runs it to its end, billed, so the
+    reservation is booked as the engine books a chat call cut after it was sent. It was
+    released: spend the budget never saw."""
+    k, rec = gateway.keys.create("embed-hang-up")
+    gateway.tracker.set_budget(1, project=rec.project)
+    text = "word " * 50  # reserved at a token per byte and one for the string: 251 tokens
+    fake.clear_requests()
+    fake.script(embed_model, [Fault.hang()])  # reads the request, never answers
+    s = post_completion(gateway, k, {"model": embed_model, "input": text}, path="/v1/embeddings")
+    try:
+        assert fake.wait_until(lambda: any(q.endpoint == "/embeddings" for q in fake.requests),
+                               timeout=10)
+        assert _spent_and_held(gateway, rec.project)[1] > 0
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        s.close()  # with a zero linger: a reset, the gateway's connection is lost at once
+    assert fake.wait_until(lambda: _spent_and_held(gateway, rec.project)[1] == 0, timeout=10)
+    assert _spent_and_held(gateway, rec.project) == (Decimal("0.00000002") * (len(text) + 1), 0)
+    [row] = gateway.tracker.usage_history(project=rec.project)
+    assert row.outcome == "cancelled" and row.attempts == 1
 
 
 def test_embeddings_refused_before_anything_was_sent_release_the_reservation(

@@ -20,12 +20,6 @@ namespace {
 constexpr int64_t kUsPerSec = 1'000'000;
 constexpr int64_t kSecPerDay = 86'400;
 
-int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
-}
-
 uint32_t be32(const unsigned char* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
@@ -98,6 +92,23 @@ bool zone_name_ok(std::string_view name) {
   });
 }
 
+// The rule of a version 2+ file's footer ("\nEST5EDT,M3.2.0,M11.1.0\n" after its last data
+// block), for the instants past its last transition. An empty footer, or a file without one,
+// gives none (the last offset is kept); one that does not parse is a broken file.
+std::optional<PosixTz> footer_rule(std::string_view tail, const std::string& zone) {
+  if (tail.size() < 2 || tail.front() != '\n') return std::nullopt;
+  const size_t end = tail.find('\n', 1);
+  if (end == std::string_view::npos) return std::nullopt;
+  const std::string_view text = tail.substr(1, end - 1);
+  if (text.empty()) return std::nullopt;
+  std::optional<PosixTz> rule = PosixTz::parse(text);
+  if (!rule) {
+    throw ParseError("time zone file for '" + client_text(zone) +
+                     "' ends with a rule that is not a POSIX TZ string");
+  }
+  return rule;
+}
+
 }  // namespace
 
 std::shared_ptr<const TimeZone> TimeZone::locate(std::string_view name) {
@@ -107,9 +118,14 @@ std::shared_ptr<const TimeZone> TimeZone::locate(std::string_view name) {
   auto& cache = *zones;
   std::lock_guard lock(mu);
   if (auto it = cache.find(name); it != cache.end()) return it->second;
-  auto zone = std::shared_ptr<TimeZone>(new TimeZone());
-  zone->name_ = std::string(name);
-  if (!parse_fixed(name, zone->fixed_offset_)) {
+  int64_t fixed = 0;
+  std::shared_ptr<const TimeZone> zone;
+  if (parse_fixed(name, fixed)) {
+    auto z = std::shared_ptr<TimeZone>(new TimeZone());
+    z->name_ = std::string(name);
+    z->fixed_offset_ = fixed;
+    zone = std::move(z);
+  } else {
     if (!zone_name_ok(name)) {
       throw InvalidArgument("bad time zone name '" + client_text(name) + "'");
     }
@@ -129,57 +145,89 @@ std::shared_ptr<const TimeZone> TimeZone::locate(std::string_view name) {
       break;
     }
     if (!found) throw NotFound("unknown time zone '" + std::string(name) + "'");
-    const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-    const size_t n = data.size();
-    auto bad = [&] { return ParseError("time zone file for '" + std::string(name) + "' is not TZif"); };
-    if (n < 44 || data.compare(0, 4, "TZif") != 0) throw bad();
-    // Header: magic, version, 15 reserved, then six counts.
-    auto counts = [&](size_t at, uint32_t c[6]) {
-      if (at + 44 > n) throw bad();
-      for (int i = 0; i < 6; ++i) c[i] = be32(p + at + 20 + 4 * static_cast<size_t>(i));
-    };
-    uint32_t c[6];  // isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
-    counts(0, c);
-    size_t at = 44;
-    int tsize = 4;
-    if (data[4] >= '2') {
-      // Skip the v1 block and read the 64-bit one.
-      at += size_t{c[3]} * 4 + c[3] + size_t{c[4]} * 6 + c[5] + size_t{c[2]} * 8 + c[1] + c[0];
-      counts(at, c);
-      at += 44;
-      tsize = 8;
-    }
-    const size_t timecnt = c[3], typecnt = c[4];
-    if (typecnt == 0 || at + timecnt * static_cast<size_t>(tsize) + timecnt + typecnt * 6 > n) {
-      throw bad();
-    }
-    std::vector<int64_t> times(timecnt);
-    for (size_t i = 0; i < timecnt; ++i) {
-      const unsigned char* q = p + at + i * static_cast<size_t>(tsize);
-      times[i] = tsize == 8 ? be64(q) : static_cast<int32_t>(be32(q));
-    }
-    const unsigned char* idx = p + at + timecnt * static_cast<size_t>(tsize);
-    const unsigned char* types = idx + timecnt;
-    auto type_offset = [&](size_t t) {
-      if (t >= typecnt) throw bad();
-      return static_cast<int32_t>(be32(types + t * 6));
-    };
-    zone->initial_offset_ = type_offset(0);
-    for (size_t i = 0; i < timecnt; ++i) {
-      zone->transitions_.push_back(times[i]);
-      zone->offsets_.push_back(type_offset(idx[i]));
-    }
+    zone = from_tzif(std::string(name), data);
   }
   cache.emplace(std::string(name), zone);
   return zone;
 }
 
+std::shared_ptr<const TimeZone> TimeZone::from_tzif(std::string name, std::string_view data) {
+  auto zone = std::shared_ptr<TimeZone>(new TimeZone());
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  const size_t n = data.size();
+  auto bad = [&] { return ParseError("time zone file for '" + client_text(name) + "' is not TZif"); };
+  if (n < 44 || data.compare(0, 4, "TZif") != 0) throw bad();
+  // Header: magic, version, 15 reserved, then six counts.
+  auto counts = [&](size_t at, uint32_t c[6]) {
+    if (at + 44 > n) throw bad();
+    for (int i = 0; i < 6; ++i) c[i] = be32(p + at + 20 + 4 * static_cast<size_t>(i));
+  };
+  // The bytes of a data block after its header (RFC 8536 3.2): transition times and types,
+  // local time types, abbreviations, leap second records, the two indicator arrays.
+  auto block_size = [](const uint32_t c[6], size_t time_size) {
+    return size_t{c[3]} * time_size + c[3] + size_t{c[4]} * 6 + c[5] + size_t{c[2]} * (time_size + 4) + c[1] +
+           c[0];
+  };
+  uint32_t c[6];  // isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
+  counts(0, c);
+  size_t at = 44;
+  size_t tsize = 4;
+  const bool v2 = data[4] >= '2';
+  if (v2) {  // skip the v1 block and read the 64-bit one
+    at += block_size(c, 4);
+    counts(at, c);
+    at += 44;
+    tsize = 8;
+  }
+  const size_t timecnt = c[3], typecnt = c[4];
+  if (typecnt == 0 || at + block_size(c, tsize) > n) throw bad();
+  const unsigned char* idx = p + at + timecnt * tsize;
+  const unsigned char* types = idx + timecnt;
+  auto type_offset = [&](size_t t) {
+    if (t >= typecnt) throw bad();
+    return static_cast<int32_t>(be32(types + t * 6));
+  };
+  zone->name_ = std::move(name);
+  zone->initial_offset_ = type_offset(0);
+  zone->transitions_.reserve(timecnt);
+  zone->offsets_.reserve(timecnt);
+  for (size_t i = 0; i < timecnt; ++i) {
+    const unsigned char* q = p + at + i * tsize;
+    zone->transitions_.push_back(tsize == 8 ? be64(q) : static_cast<int32_t>(be32(q)));
+    zone->offsets_.push_back(type_offset(idx[i]));
+  }
+  if (v2) zone->footer_ = footer_rule(data.substr(at + block_size(c, tsize)), zone->name_);
+  return zone;
+}
+
 int64_t TimeZone::offset_seconds(int64_t utc_seconds) const {
+  if (footer_ && (transitions_.empty() || utc_seconds >= transitions_.back())) {
+    return footer_->offset_seconds(utc_seconds);
+  }
   if (transitions_.empty()) return fixed_offset_ != 0 ? fixed_offset_ : initial_offset_;
   const auto it = std::upper_bound(transitions_.begin(), transitions_.end(), utc_seconds);
   if (it == transitions_.begin()) return initial_offset_;
   return offsets_[static_cast<size_t>(it - transitions_.begin() - 1)];
 }
+
+namespace {
+
+// The first instant whose local time is `local` or later, given `before`, an instant whose local
+// time is earlier, and no instant whose local time is `local` (a skipped time): the switch past
+// it, found by halving. The old offset's reading of `local` is at or after the switch. Returns
+// `before` when the zone's offsets do not bracket it so (no such switch within a few days).
+int64_t switch_into(const TimeZone& tz, int64_t local, int64_t before) {
+  int64_t lo = before;
+  int64_t hi = local - tz.offset_seconds(before);
+  if (hi <= lo || hi - lo > 7 * kSecPerDay || hi + tz.offset_seconds(hi) < local) return before;
+  while (hi - lo > 1) {  // local time is before `local` at lo, at or after it at hi
+    const int64_t mid = lo + (hi - lo) / 2;
+    (mid + tz.offset_seconds(mid) < local ? lo : hi) = mid;
+  }
+  return hi;
+}
+
+}  // namespace
 
 std::pair<TimeUs, TimeUs> window_bounds(Window w, const TimeZone& tz, TimeUs at) {
   using namespace std::chrono;
@@ -208,11 +256,14 @@ std::pair<TimeUs, TimeUs> window_bounds(Window w, const TimeZone& tz, TimeUs at)
     }
   }
   // Local midnight -> UTC. The offset is looked up near the instant itself; a second pass fixes
-  // the case where a transition lies between the guess and the answer.
+  // the case where a transition lies between the guess and the answer. A midnight the zone skips
+  // (Santiago's daylight time starts at 24:00) leaves the answer in the day before: the day then
+  // starts at the switch.
   auto to_utc = [&](sys_days d) {
     const int64_t local = d.time_since_epoch().count() * kSecPerDay;
     int64_t utc = local - tz.offset_seconds(local);
     utc = local - tz.offset_seconds(utc);
+    if (utc + tz.offset_seconds(utc) < local) utc = switch_into(tz, local, utc);
     return utc * kUsPerSec;
   };
   return {to_utc(start_day), to_utc(end_day)};

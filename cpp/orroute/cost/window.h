@@ -3,15 +3,19 @@
 // GCC 12's libstdc++ has no std::chrono::tzdb, so time zones are read directly from the system's
 // compiled zoneinfo files (TZif, as shipped by tzdata; $TZDIR overrides the directory). Fixed
 // offsets ("+05:30", "-08:00") and "UTC" need no files. Past the last transition in the file
-// (2037 for the "fat" files Debian and macOS ship) the last known offset is kept.
+// (2037 for the "fat" files Debian and macOS ship, the last rule change for the "slim" ones zic
+// writes by default) the file's footer rule applies (posix_tz.h).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "orroute/cost/posix_tz.h"
 
 namespace orroute {
 
@@ -37,6 +41,10 @@ class TimeZone {
   // ParseError if it is not a TZif file.
   static std::shared_ptr<const TimeZone> locate(std::string_view name);
   static std::shared_ptr<const TimeZone> utc();
+  // The zone a TZif file's bytes describe (RFC 8536, versions 1 to 4), named `name`; not cached.
+  // Throws ParseError if `data` is not such a file or its footer is not a POSIX TZ string. Reads
+  // the bytes with work bounded by their size.
+  static std::shared_ptr<const TimeZone> from_tzif(std::string name, std::string_view data);
 
   const std::string& name() const { return name_; }
   // Offset from UTC in seconds at the UTC instant `utc_seconds` (local = utc + offset).
@@ -49,6 +57,7 @@ class TimeZone {
   std::vector<int64_t> transitions_;  // UTC seconds, ascending
   std::vector<int32_t> offsets_;      // offset in force from transitions_[i]
   int32_t initial_offset_ = 0;        // before the first transition
+  std::optional<PosixTz> footer_;     // after the last transition (none: its offset is kept)
 };
 
 // [start, end) of the window of kind `w` that contains `at`, in UTC microseconds; the boundaries

@@ -228,6 +228,7 @@ void Call::start_attempt() {
   HttpRequest req = client_->build(spec_, key);
   std::unique_lock<std::mutex> lock(mu_);
   ++attempt_;
+  transfer_open_ = true;
   key_ = key ? std::move(*key) : std::string();  // build() has copied it into the request
   status_ = 0;
   headers_.fields.clear();
@@ -311,11 +312,17 @@ void Call::on_done(int attempt, const TransferResult& transfer) {
   // only if nothing was handed over yet); before [DONE] and between events, it ended as before.
   const TransferResult result = streaming_ ? done_.counted(transfer, parser_) : done_.counted(transfer);
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (cancelled_ || state_ != State::kRunning) return;
-    const bool we_hung_up = result.status == TransferStatus::kTimeout || !too_large_.empty();
+    std::unique_lock<std::mutex> lock(mu_);
+    transfer_open_ = false;
+    if (!cancelled_ && state_ != State::kRunning) return;
+    // the caller's cancel() hung up too: a request that went out is billed all the same
+    const bool we_hung_up = cancelled_ || result.status == TransferStatus::kTimeout || !too_large_.empty();
     if (abandonment_of(result.request_sent, status_, we_hung_up, delivered_) != Abandonment::kNone) {
       ++abandoned_attempts_;
+    }
+    if (cancelled_) {  // the cut's end, which arm() waits for after cancel()
+      notify_locked(lock);
+      return;
     }
   }
   const RetryPolicy& policy = client_->config_.retry;
@@ -464,7 +471,7 @@ Call::Next Call::next(std::string& data, bool block, int64_t timeout_ms) {
 
 void Call::arm(std::shared_ptr<Notifier> notifier, uint64_t token) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (!queue_.empty() || state_ != State::kRunning) {
+  if (!queue_.empty() || (state_ != State::kRunning && !(cancelled_ && transfer_open_))) {
     lock.unlock();
     notifier->notify(token);
     return;

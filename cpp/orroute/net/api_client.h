@@ -149,7 +149,8 @@ class Call : public std::enable_shared_from_this<Call> {
   Next next(std::string& data, bool block, int64_t timeout_ms = -1);
 
   // Notifies `notifier` with `token` once: when an event or the end is available (at once if it
-  // already is). Used by event loops instead of blocking.
+  // already is); after cancel(), when the transfer it cut has ended (abandoned_attempts() then
+  // counts it). Used by event loops instead of blocking.
   void arm(std::shared_ptr<Notifier> notifier, uint64_t token);
 
   // Aborts the call: the transfer is cancelled promptly and its connection freed; a waiting
@@ -162,8 +163,8 @@ class Call : public std::enable_shared_from_this<Call> {
 
   int attempts() const;
   // Attempts the upstream received in full that we cut before a usable answer (a timeout, a reply
-  // too large): each may be billed in full (abandonment_of, docs/cost.md rule 5). A call the
-  // caller cancels is not counted (its transfer ends after cancel() returns).
+  // too large, the caller's cancel()): each may be billed in full (abandonment_of, docs/cost.md
+  // rule 5). The attempt cancel() cut is counted once its transfer has ended (arm() tells when).
   int abandoned_attempts() const;
 
  private:
@@ -194,6 +195,7 @@ class Call : public std::enable_shared_from_this<Call> {
   TransferId transfer_ = 0;
   std::string key_;  // key of the current attempt
   bool cancelled_ = false;
+  bool transfer_open_ = false;  // the current attempt's transfer has not ended yet
   // Current attempt's response (transport thread only).
   int status_ = 0;
   Headers headers_;

@@ -614,9 +614,14 @@ StreamAccumulator::ToolCursor StreamAccumulator::cursor_of(const Choice& ch) {
 }
 
 size_t StreamAccumulator::tool_call_slot(const ToolCursor& at, const rapidjson::Value& tc) {
-  constexpr int64_t kLast = 1023;  // tool calls kept per choice: what one delta may make grow
-  if (const auto* index = member(tc, "index"); index != nullptr && !index->IsNull()) {
-    return static_cast<size_t>(std::clamp<int64_t>(int_or(tc, "index"), 0, kLast));
+  constexpr size_t kLast = 1023;  // tool calls kept per choice: what one delta may make grow
+  // An index naming a call so far or the next one is the upstream's; any other (negative, past
+  // a gap, past the bound, not an integer) is one the calls cannot be kept dense under (the
+  // openai SDK's stream helpers read a call's index as its place in their list): such a delta is
+  // filed as one without an index, and relayed with the place it was filed under.
+  if (const auto* index = member(tc, "index"); index != nullptr && index->IsUint64() &&
+                                               index->GetUint64() <= std::min(at.count, kLast)) {
+    return static_cast<size_t>(index->GetUint64());
   }
   if (at.count == 0) return 0;
   const auto* id = member(tc, "id");
@@ -644,7 +649,7 @@ bool StreamAccumulator::number_tool_calls(rapidjson::Document& chunk) const {
       if (index == tc.MemberEnd()) {
         tc.AddMember("index", static_cast<uint64_t>(slot), chunk.GetAllocator());
         numbered = true;
-      } else if (!index->value.IsInt64()) {
+      } else if (!index->value.IsUint64() || index->value.GetUint64() != slot) {
         index->value.SetUint64(slot);
         numbered = true;
       }

@@ -141,9 +141,10 @@ class StreamAccumulator {
   // Folds in one parsed chunk. Returns false if the chunk carries a mid-stream error (then error()
   // is set); the chunk's content is folded in first. Never throws.
   bool add(const rapidjson::Value& chunk);
-  // Writes into each tool-call delta of `chunk` without an integer "index" the index add() files
-  // it under (tool_call_slot), so that a consumer keeping calls apart by index (the openai SDK's
-  // stream helpers, a gateway's client) sees them as add() does. Call it before add(chunk), and
+  // Writes into each tool-call delta of `chunk` whose "index" is not the one add() files it under
+  // (tool_call_slot: none, not an integer, negative, past the calls so far) that one, so that a
+  // consumer keeping calls apart by index (the openai SDK's stream helpers, a gateway's client)
+  // sees them as add() does, numbered densely from 0. Call it before add(chunk), and
   // before anything else reads the chunk's tool calls by index (StreamScrubber). True if `chunk`
   // changed (relayed text must then be written anew from it). Never throws but bad_alloc.
   bool number_tool_calls(rapidjson::Document& chunk) const;
@@ -190,9 +191,10 @@ class StreamAccumulator {
   // `at` once a delta `tc` went to `slot` of choice `ch` (null: a choice add() has not met yet),
   // as add() leaves the choice: number_tool_calls follows add() through one chunk's deltas.
   static ToolCursor moved(ToolCursor at, size_t slot, const rapidjson::Value& tc, const Choice* ch);
-  // The tool call a delta `tc` adds to, its tool calls standing `at`: its "index" (clamped to
-  // 0..1023); without one (Gemini's OpenAI-compatible stream sends each call whole, no index), a
-  // call of its own when it names a new id, else the call the last delta went to.
+  // The tool call a delta `tc` adds to, its tool calls standing `at`: its "index" when that names
+  // a call so far or the next one (at most 1023); without one (Gemini's OpenAI-compatible stream
+  // sends each call whole, no index) or with any other, a call of its own when it names a new id
+  // (the last one, 1023, once there are 1024), else the call the last delta went to.
   static size_t tool_call_slot(const ToolCursor& at, const rapidjson::Value& tc);
   Choice& choice(size_t index);
 

@@ -15,6 +15,7 @@ at most once a minute for a model it still does not know.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -43,6 +44,7 @@ __all__ = ["EmbeddingsRoute", "worst_case_tokens"]
 
 _cost_log = logging.getLogger("orroute.cost")
 _REFETCH_AFTER = 60.0  # seconds between catalog reads for unknown embedding models
+_CUT_WAIT = 5.0  # seconds to wait for a cancelled call's transfer to end
 MAX_INPUTS = 2048  # OpenAI's limit per request
 
 
@@ -78,6 +80,19 @@ def counted_tokens(value: Any, model: str) -> int:
     if all(isinstance(v, int) for v in items):
         return len(items)
     return sum(count_tokens(v, model=model) if isinstance(v, str) else len(v) for v in items)
+
+
+async def _cut(call: Any) -> bool:
+    """Cancels ``call`` and waits for the end of the transfer it cut (the transport's next
+    turn). False when that end was not seen (a second cancellation, or not within
+    ``_CUT_WAIT``): whether the request went out is then unknown."""
+    call.cancel()
+    try:
+        # the bridge's own wait: _engine.wait returns at once for a call already done (cancelled)
+        await asyncio.wait_for(_engine.bridge().wait(call), _CUT_WAIT)
+    except (asyncio.TimeoutError, asyncio.CancelledError):
+        return False
+    return True
 
 
 class EmbeddingsRoute:
@@ -156,7 +171,7 @@ class EmbeddingsRoute:
             (docs/cost.md, rule 5). A failed call with nothing to bill is released below."""
             nonlocal settled
             cost += worst * call.abandoned_attempts
-            if fields.get("outcome") == "error" and not cost:
+            if fields.get("outcome", "ok") != "ok" and not cost:
                 return
             hold.settle(cost, model=model, attempts=call.attempts,
                         latency=time.perf_counter() - t0, **fields)
@@ -196,6 +211,12 @@ class EmbeddingsRoute:
                 _cost_log.warning("%s: cost from %s (%s)", model, source, problem)
             book(cost, prompt_tokens=tokens)
             app._send(conn, 200, dumps(reply), close)
+        except asyncio.CancelledError:  # the client hung up (or the gateway stops)
+            # A request that went out runs to its end upstream and is billed, as the engine books
+            # a chat call cut so: the cut attempt is counted once its transfer has ended.
+            ended = await _cut(call)
+            book(Decimal(0) if ended else worst, outcome="cancelled", error_class="cancelled")
+            raise
         finally:
             if not settled:
                 call.cancel()
