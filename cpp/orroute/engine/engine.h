@@ -215,7 +215,8 @@ class Engine {
 
   // Runs `task` with `plan`. `on_done` is called exactly once (transport thread, or the caller's
   // thread if it fails at once). Cancel through the returned handle.
-  std::shared_ptr<EngineRun> submit(const EngineTask& task, EnginePlan plan, ChunkCallback on_chunk,
+  // `plan` is taken over (a reference: a by-value plan was one more move of it a call).
+  std::shared_ptr<EngineRun> submit(const EngineTask& task, EnginePlan&& plan, ChunkCallback on_chunk,
                                     DoneCallback on_done);
   // plan + submit + wait. Blocks the calling thread.
   EngineResult run(const EngineTask& task);

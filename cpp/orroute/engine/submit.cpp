@@ -21,7 +21,7 @@
 
 namespace orroute {
 
-std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan plan,
+std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan&& plan,
                                           ChunkCallback on_chunk, DoneCallback on_done) {
   // plan() hands over the messages, tools, shape and prompt counts it derived: no second parse.
   std::shared_ptr<const std::vector<ChatMessage>> messages = std::move(plan.messages);
@@ -101,9 +101,11 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   req.max_cost = task.max_cost;
 
   Impl* impl = impl_.get();
-  auto finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
-                 cache_key = std::move(cache_key),
-                 on_done = std::move(on_done)](RouteOutcome&& out) mutable {
+  // A std::function made from the lambda itself takes it over with one move (a lambda moved into
+  // start_route's argument was moved twice: the plan and the rest in it with it).
+  RouteDone finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
+                      cache_key = std::move(cache_key),
+                      on_done = std::move(on_done)](RouteOutcome&& out) mutable {
     cache_store(impl->cache, cache_key, out, out.result.body);
     // The outcome and the plan moved in as the result is made (assigned over default ones, they
     // were a construction and a move-assignment of each of their members); what the caller reads

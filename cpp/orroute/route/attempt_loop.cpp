@@ -100,13 +100,13 @@ class Jitter {
 
 class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
  public:
-  Run(LoopContext ctx, RouteRequest req, std::shared_ptr<AttemptSender> sender,
-      RouteDone on_done)
+  // Taken over from start_route's arguments (by value, each was moved once more).
+  Run(LoopContext&& ctx, RouteRequest&& req, std::shared_ptr<AttemptSender>&& sender, RouteDone&& on_done)
       : ctx_(std::move(ctx)),
         req_(std::move(req)),
         sender_(std::move(sender)),
         on_done_(std::move(on_done)),
-        policy_(ctx.config.retry),
+        policy_(ctx_.config.retry),
         rng_(next_seed()) {}
 
   // Runs the next step; an exception from any piece the loop calls (router state, ledger, hook)
