@@ -117,9 +117,12 @@ struct EngineTask {
 // What the engine decided before sending.
 struct EnginePlan {
   std::vector<std::string> candidates;
-  // Why the candidates, after the complexity's reasons (explicit order, the selector's, ...):
-  // plan_reasons() gives the whole list, the complexity's made from its figures when read.
+  // Why the candidates, after the complexity's reasons (the selector's, ...): plan_reasons()
+  // gives the whole list, the complexity's made from its figures when read.
   std::vector<std::string> later_reasons;
+  // The candidates are the task's or the engine's exact order (no selection, no later reasons):
+  // plan_reasons() says so (a flag, not a text made and kept in later_reasons every call).
+  bool explicit_order = false;
   Complexity complexity;
   std::string task_type;  // used for selection (declared or guessed)
   int64_t prompt_tokens = 0;
