@@ -13,6 +13,26 @@
 
 using namespace orroute;
 
+namespace {
+
+// A catalog of one priced model, m/a.
+std::shared_ptr<const ModelCatalog> catalog_of_m_a() {
+  const std::string model =
+      R"({"id":"m/a","context_length":64000,"architecture":{"input_modalities":["text"],)"
+      R"("output_modalities":["text"]},"pricing":{"prompt":"0.000001","completion":"0.000002"}})";
+  return std::make_shared<const ModelCatalog>(ModelCatalog::from_json("{\"data\":[" + model + "]}"));
+}
+
+// An engine's configuration for plan() alone (its endpoint never called).
+EngineConfig plan_only_config() {
+  EngineConfig config;
+  config.client.base_url = "http://127.0.0.1:9";
+  config.client.api_keys = {"sk-test"};
+  return config;
+}
+
+}  // namespace
+
 TEST_CASE("a task's own strategy ranks the candidates and ignores the body's alias",
           "[engine]") {
   const auto m = [](const std::string& id, const std::string& price) {
@@ -46,13 +66,8 @@ TEST_CASE("a task's own strategy ranks the candidates and ignores the body's ali
 }
 
 TEST_CASE("the first attempt's body made by plan() is the one the request text gives", "[engine]") {
-  const std::string model =
-      R"({"id":"m/a","context_length":64000,"architecture":{"input_modalities":["text"],)"
-      R"("output_modalities":["text"]},"pricing":{"prompt":"0.000001","completion":"0.000002"}})";
-  auto catalog = std::make_shared<const ModelCatalog>(ModelCatalog::from_json("{\"data\":[" + model + "]}"));
-  EngineConfig config;
-  config.client.base_url = "http://127.0.0.1:9";  // never called: plan() only
-  config.client.api_keys = {"sk-test"};
+  const auto catalog = catalog_of_m_a();
+  EngineConfig config = plan_only_config();
   config.fallbacks = {"m/a", "m/b", "m/c"};
   for (const int server_side : {0, 2}) {
     config.server_side_fallbacks = server_side;
@@ -223,13 +238,8 @@ TEST_CASE("a run's prices give a model its tokenizer's count, found by the model
 }
 
 TEST_CASE("a plan's reasons: the complexity's, its line, then the order's", "[engine]") {
-  const std::string model =
-      R"({"id":"m/a","context_length":64000,"architecture":{"input_modalities":["text"],)"
-      R"("output_modalities":["text"]},"pricing":{"prompt":"0.000001","completion":"0.000002"}})";
-  auto catalog = std::make_shared<const ModelCatalog>(ModelCatalog::from_json("{\"data\":[" + model + "]}"));
-  EngineConfig config;
-  config.client.base_url = "http://127.0.0.1:9";  // never called: plan() only
-  config.client.api_keys = {"sk-test"};
+  const auto catalog = catalog_of_m_a();
+  EngineConfig config = plan_only_config();
   EngineTask task;
   task.request_json = R"({"messages":[{"role":"user","content":"hi"}]})";
   const auto reasons_after_line = [](const EnginePlan& plan) {
