@@ -178,7 +178,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   std::vector<std::string> server_models = server_fallbacks(plan.candidates, config_.server_side_fallbacks);
   // The request's own `models`, else the server-side fallbacks sent with it (they may answer too).
   const bool fallbacks_added = shape.models.empty();
-  if (fallbacks_added) shape.models = server_models;
+  if (fallbacks_added && !server_models.empty()) shape.models = server_models;  // (as in submit())
   if (!first_prompt) {
     try {
       first_prompt = count_for(plan.candidates.front());

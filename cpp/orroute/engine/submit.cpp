@@ -52,7 +52,9 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan&& p
   const int64_t meter_limit = guard_ ? plan.max_tokens : 0;
   // plan()'s shape holds the request's own `models` only (as request_shape reads them).
   RequestShape shape = plan.shape ? std::move(*plan.shape) : request_shape(task.request_json);
-  if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
+  // they may answer too: reserve for them (none without server-side fallbacks: the vector's
+  // assignment, nothing to nothing, was ~40 instructions and its own code read a call)
+  if (shape.models.empty() && !server_models.empty()) shape.models = server_models;
   plan.shape.reset();
   const int64_t output_limit = guard_ ? reserved_output_tokens(plan.max_tokens, shape) : 0;
   // Several providers: each model at every provider serving it (balanced groups in their order).
