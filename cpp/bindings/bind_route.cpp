@@ -377,12 +377,12 @@ py::dict health_dict(const HealthReport& h) {
 // loop's Notifier (eventfd) without taking the GIL; the loop then reads it (see client._bridge).
 struct PendingResult {
   std::mutex mu;
-  std::optional<EngineResult> result;
+  std::unique_ptr<EngineResult> result;  // as the engine made it (DoneCallback); null until then
   std::shared_ptr<Notifier> notifier;
   uint64_t token = 0;
   std::shared_ptr<EngineRun> run;
 
-  void complete(EngineResult&& r) {
+  void complete(std::unique_ptr<EngineResult> r) {
     std::shared_ptr<Notifier> n;
     uint64_t t = 0;
     {
@@ -395,7 +395,7 @@ struct PendingResult {
   }
   bool finished() {
     std::lock_guard lock(mu);
-    return result.has_value();
+    return result != nullptr;
   }
   void cancel() {
     std::shared_ptr<EngineRun> r;
@@ -411,7 +411,7 @@ struct PendingResult {
       std::lock_guard lock(mu);
       notifier = n;
       token = t;
-      ready = result.has_value();
+      ready = result != nullptr;
     }
     if (ready) n->notify(t);
   }
@@ -432,7 +432,7 @@ std::shared_ptr<PendingResult> submit_pending(Engine& e, const EngineTask& t, st
   auto pending = std::make_shared<PendingResult>();
   GilRelease nogil;
   EnginePlan p = e.plan(t, Engine::PlanUse::kSend);
-  auto done = [pending](EngineResult&& r) { pending->complete(std::move(r)); };
+  auto done = [pending](std::unique_ptr<EngineResult> r) { pending->complete(std::move(r)); };
   // An approval hook may wait for a human, and the run asks it on this thread as it reserves:
   // the network loop is then not claimed for this thread, or every call of the engine would wait
   // for the hook (and a hook calling the manager would wait for itself).
@@ -1350,10 +1350,10 @@ void bind_route(py::module_& m) {
               };
             }
             auto done_f = hold_callable(on_done);
-            DoneCallback done = [done_f](EngineResult&& r) {
+            DoneCallback done = [done_f](std::unique_ptr<EngineResult> r) {
               py::gil_scoped_acquire gil;
               try {
-                (*done_f)(result_dict(r));
+                (*done_f)(result_dict(*r));
               } catch (py::error_already_set& err) {  // never onto the transport thread
                 err.discard_as_unraisable("orroute: task done callback");
               }

@@ -329,7 +329,7 @@ TEST_CASE("the engine answers a hit before reserving: $0, recorded with its savi
         if (ch["delta"].HasMember("content")) text += ch["delta"]["content"].GetString();
       }
       return ChunkAction::kContinue;
-    }, [&](EngineResult&& r) { done.set_value(std::move(r)); });
+    }, [&](std::unique_ptr<EngineResult> r) { done.set_value(std::move(*r)); });
     CHECK(done.get_future().get().route.ok);
     CHECK(text == "cached answer");
     CHECK(chunks >= 2);

@@ -1,6 +1,7 @@
 // Engine::plan(): which models a task will try, in which order.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +12,26 @@
 #include "orroute/tokenizer/token_count.h"
 
 using namespace orroute;
+
+namespace {
+
+// A catalog of one priced model, m/a.
+std::shared_ptr<const ModelCatalog> catalog_of_m_a() {
+  const std::string model =
+      R"({"id":"m/a","context_length":64000,"architecture":{"input_modalities":["text"],)"
+      R"("output_modalities":["text"]},"pricing":{"prompt":"0.000001","completion":"0.000002"}})";
+  return std::make_shared<const ModelCatalog>(ModelCatalog::from_json("{\"data\":[" + model + "]}"));
+}
+
+// An engine's configuration for plan() alone (its endpoint never called).
+EngineConfig plan_only_config() {
+  EngineConfig config;
+  config.client.base_url = "http://127.0.0.1:9";
+  config.client.api_keys = {"sk-test"};
+  return config;
+}
+
+}  // namespace
 
 TEST_CASE("a task's own strategy ranks the candidates and ignores the body's alias",
           "[engine]") {
@@ -45,13 +66,8 @@ TEST_CASE("a task's own strategy ranks the candidates and ignores the body's ali
 }
 
 TEST_CASE("the first attempt's body made by plan() is the one the request text gives", "[engine]") {
-  const std::string model =
-      R"({"id":"m/a","context_length":64000,"architecture":{"input_modalities":["text"],)"
-      R"("output_modalities":["text"]},"pricing":{"prompt":"0.000001","completion":"0.000002"}})";
-  auto catalog = std::make_shared<const ModelCatalog>(ModelCatalog::from_json("{\"data\":[" + model + "]}"));
-  EngineConfig config;
-  config.client.base_url = "http://127.0.0.1:9";  // never called: plan() only
-  config.client.api_keys = {"sk-test"};
+  const auto catalog = catalog_of_m_a();
+  EngineConfig config = plan_only_config();
   config.fallbacks = {"m/a", "m/b", "m/c"};
   for (const int server_side : {0, 2}) {
     config.server_side_fallbacks = server_side;
@@ -219,4 +235,37 @@ TEST_CASE("a run's prices give a model its tokenizer's count, found by the model
   CHECK(p->prompt_tokens("openai/gpt-4o", 7) == 55);
   CHECK(p->prompt_tokens("m/a", 7) == 7);
   CHECK(p->prompt_tokens("openai/gpt-4o", 7) == 55);
+}
+
+TEST_CASE("a plan's reasons: the complexity's, its line, then the order's", "[engine]") {
+  const auto catalog = catalog_of_m_a();
+  EngineConfig config = plan_only_config();
+  EngineTask task;
+  task.request_json = R"({"messages":[{"role":"user","content":"hi"}]})";
+  const auto reasons_after_line = [](const EnginePlan& plan) {
+    const std::vector<std::string> all = plan_reasons(plan);
+    const std::vector<std::string> complexity = complexity_reasons(plan.complexity);
+    REQUIRE(all.size() >= complexity.size() + 1);
+    CHECK(std::vector<std::string>(all.begin(), all.begin() + static_cast<long>(complexity.size())) == complexity);
+    CHECK(all[complexity.size()] == complexity_line(plan.complexity));
+    return std::vector<std::string>(all.begin() + static_cast<long>(complexity.size()) + 1, all.end());
+  };
+  SECTION("the engine's exact order") {
+    config.fallbacks = {"m/a", "m/b"};
+    const Engine engine(config, catalog, nullptr, QualityPriors());
+    CHECK(reasons_after_line(engine.plan(task)) == std::vector<std::string>{"explicit fallback order"});
+  }
+  SECTION("the task's exact order") {
+    const Engine engine(config, catalog, nullptr, QualityPriors());
+    task.fallbacks = {"m/b"};
+    CHECK(reasons_after_line(engine.plan(task)) == std::vector<std::string>{"explicit fallback order"});
+  }
+  SECTION("selected: the selector's reasons, no exact order") {
+    const Engine engine(config, catalog, nullptr, QualityPriors());
+    const EnginePlan plan = engine.plan(task);
+    CHECK(plan.candidates.front() == "m/a");
+    const std::vector<std::string> later = reasons_after_line(plan);
+    CHECK(later == plan.later_reasons);
+    CHECK(std::find(later.begin(), later.end(), "explicit fallback order") == later.end());
+  }
 }

@@ -241,24 +241,35 @@ void ChatSink::on_done(const TransferResult& transfer) {
   const TransferResult t = end_marker_.counted(transfer, parser_);
   auto done = std::move(done_);
   if (rotated_key(t, done)) return;
-  AttemptResult r;
+  AttemptResult r = finished_result(t);
+  if (done) done(std::move(r));
+}
+
+AttemptResult ChatSink::finished_result(const TransferResult& t) {
+  // Each result made where it is returned: assigned to a default one declared before the try, it
+  // was a move-assignment of all of an AttemptResult's members and a destruction a call.
   try {
     settle_held(t);
-    r = result_of(t);
+    AttemptResult r = result_of(t);
     note_abandonment(t, r);
     // names a reply gives go to the ledger and key breakers: bounded, whatever the upstream sends
     if (r.provider.size() > kMaxName) r.provider = utf8_prefix(r.provider, kMaxName);
     if (r.served_model.size() > kMaxName) r.served_model = utf8_prefix(r.served_model, kMaxName);
+    return r;
   } catch (const std::exception& e) {
-    r = AttemptResult{};
-    r.http_status = 502;
-    r.error_message = std::string("the reply could not be read: ") + e.what();
-    ApiError err;
-    err.status = 502;
-    err.message = r.error_message;
-    sender_->set_error(std::move(err));
+    return unreadable_result(e.what());
   }
-  if (done) done(std::move(r));
+}
+
+AttemptResult ChatSink::unreadable_result(const char* why) {
+  AttemptResult r;
+  r.http_status = 502;
+  r.error_message = std::string("the reply could not be read: ") + why;
+  ApiError err;
+  err.status = 502;
+  err.message = r.error_message;
+  sender_->set_error(std::move(err));
+  return r;
 }
 
 AttemptResult ChatSink::result_of(const TransferResult& t) {
@@ -292,17 +303,18 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
       body_ = (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(w.completion_json));
     }
   }
-  AttemptResult r;
-  if (wire_error_) {
-    ApiError e = scrubbed(*wire_error_);
-    r.http_status = e.status >= 400 ? e.status : 502;
-    r.error_message = e.message;
-    r.content_delivered = delivered_;
-    sender_->set_error(std::move(e));
-  } else {
-    r = result_for(t);
-  }
+  AttemptResult r = wire_error_ ? wire_failure() : result_for(t);  // made in place, not assigned
   if (status_ != 0) r.provider = provider_;  // a reply came: this provider's breaker takes it
+  return r;
+}
+
+AttemptResult ChatSink::wire_failure() {
+  AttemptResult r;
+  ApiError e = scrubbed(*wire_error_);
+  r.http_status = e.status >= 400 ? e.status : 502;
+  r.error_message = e.message;
+  r.content_delivered = delivered_;
+  sender_->set_error(std::move(e));
   return r;
 }
 

@@ -79,6 +79,12 @@ class ChatSink final : public Sink {
   // At the end of transfer `t`: release_held() if the stream ended as it should, else drops it.
   void settle_held(const TransferResult& t);
   AttemptResult result_for(const TransferResult& t);
+  // on_done's result: result_of's, bounded, or why the reply could not be read.
+  AttemptResult finished_result(const TransferResult& t);
+  // The failed attempt of a reply that threw `why` as it was read.
+  [[gnu::cold]] AttemptResult unreadable_result(const char* why);
+  // The failed attempt of a direct provider's reply its adapter refused (wire_error_).
+  AttemptResult wire_failure();
   // Marks a failed attempt the upstream may still bill (AttemptResult::abandoned).
   void note_abandonment(const TransferResult& t, AttemptResult& r) const;
   static void fill_usage(const Usage& u, AttemptResult& r);

@@ -117,9 +117,12 @@ struct EngineTask {
 // What the engine decided before sending.
 struct EnginePlan {
   std::vector<std::string> candidates;
-  // Why the candidates, after the complexity's reasons (explicit order, the selector's, ...):
-  // plan_reasons() gives the whole list, the complexity's made from its figures when read.
+  // Why the candidates, after the complexity's reasons (the selector's, ...): plan_reasons()
+  // gives the whole list, the complexity's made from its figures when read.
   std::vector<std::string> later_reasons;
+  // The candidates are the task's or the engine's exact order (no selection, no later reasons):
+  // plan_reasons() says so (a flag, not a text made and kept in later_reasons every call).
+  bool explicit_order = false;
   Complexity complexity;
   std::string task_type;  // used for selection (declared or guessed)
   int64_t prompt_tokens = 0;
@@ -172,7 +175,10 @@ struct EngineResult {
 // transfer is paused (libcurl keeps the bytes) until EngineRun::resume(), once per kPause.
 // kCancel stops the run.
 using ChunkCallback = std::function<ChunkAction(const std::string&)>;
-using DoneCallback = std::function<void(EngineResult&&)>;
+// Called once with the run's result, never null, the callee's to keep: made on the heap where the
+// caller keeps it (a result handed over by reference was moved into the caller's own, ~0.9k
+// instructions of a call, and the moved-from one destroyed).
+using DoneCallback = std::function<void(std::unique_ptr<EngineResult>)>;
 
 // Handle of a submitted task. Thread-safe.
 class EngineRun {
@@ -215,7 +221,8 @@ class Engine {
 
   // Runs `task` with `plan`. `on_done` is called exactly once (transport thread, or the caller's
   // thread if it fails at once). Cancel through the returned handle.
-  std::shared_ptr<EngineRun> submit(const EngineTask& task, EnginePlan plan, ChunkCallback on_chunk,
+  // `plan` is taken over (a reference: a by-value plan was one more move of it a call).
+  std::shared_ptr<EngineRun> submit(const EngineTask& task, EnginePlan&& plan, ChunkCallback on_chunk,
                                     DoneCallback on_done);
   // plan + submit + wait. Blocks the calling thread.
   EngineResult run(const EngineTask& task);

@@ -22,8 +22,9 @@ namespace orroute {
 
 std::vector<std::string> plan_reasons(const EnginePlan& plan) {
   std::vector<std::string> out = complexity_reasons(plan.complexity);
-  out.reserve(out.size() + 1 + plan.later_reasons.size());
+  out.reserve(out.size() + 2 + plan.later_reasons.size());
   out.push_back(complexity_line(plan.complexity));
+  if (plan.explicit_order) out.emplace_back("explicit fallback order");
   out.insert(out.end(), plan.later_reasons.begin(), plan.later_reasons.end());
   return out;
 }
@@ -96,7 +97,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
         plan.candidates.push_back(id);
       }
     }
-    plan.later_reasons.push_back("explicit fallback order");
+    plan.explicit_order = true;
     try {
       first_prompt = count_for(plan.candidates.front());
     } catch (const Error&) {
@@ -177,7 +178,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   std::vector<std::string> server_models = server_fallbacks(plan.candidates, config_.server_side_fallbacks);
   // The request's own `models`, else the server-side fallbacks sent with it (they may answer too).
   const bool fallbacks_added = shape.models.empty();
-  if (fallbacks_added) shape.models = server_models;
+  if (fallbacks_added && !server_models.empty()) shape.models = server_models;  // (as in submit())
   if (!first_prompt) {
     try {
       first_prompt = count_for(plan.candidates.front());

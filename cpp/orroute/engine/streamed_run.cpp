@@ -15,11 +15,11 @@ std::shared_ptr<StreamedRun> StreamedRun::start(Engine& engine, EngineTask task,
         auto s = weak.lock();
         return s ? s->queue_.push(chunk) : ChunkAction::kCancel;
       },
-      [weak](EngineResult&& r) {
+      [weak](std::unique_ptr<EngineResult> r) {
         if (auto s = weak.lock()) {
           {
             std::lock_guard lock(s->mu_);
-            s->result_ = std::move(r);
+            s->result_ = std::move(*r);
           }
           s->queue_.finish();  // after the result: finished() implies result() is set
         }

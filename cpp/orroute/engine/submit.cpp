@@ -21,7 +21,7 @@
 
 namespace orroute {
 
-std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan plan,
+std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan&& plan,
                                           ChunkCallback on_chunk, DoneCallback on_done) {
   // plan() hands over the messages, tools, shape and prompt counts it derived: no second parse.
   std::shared_ptr<const std::vector<ChatMessage>> messages = std::move(plan.messages);
@@ -52,7 +52,9 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   const int64_t meter_limit = guard_ ? plan.max_tokens : 0;
   // plan()'s shape holds the request's own `models` only (as request_shape reads them).
   RequestShape shape = plan.shape ? std::move(*plan.shape) : request_shape(task.request_json);
-  if (shape.models.empty()) shape.models = server_models;  // they may answer too: reserve for them
+  // they may answer too: reserve for them (none without server-side fallbacks: the vector's
+  // assignment, nothing to nothing, was ~40 instructions and its own code read a call)
+  if (shape.models.empty() && !server_models.empty()) shape.models = server_models;
   plan.shape.reset();
   const int64_t output_limit = guard_ ? reserved_output_tokens(plan.max_tokens, shape) : 0;
   // Several providers: each model at every provider serving it (balanced groups in their order).
@@ -102,15 +104,17 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
   req.max_cost = task.max_cost;
 
   Impl* impl = impl_.get();
-  auto finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
-                 cache_key = std::move(cache_key),
-                 on_done = std::move(on_done)](RouteOutcome&& out) mutable {
+  // A std::function made from the lambda itself takes it over with one move (a lambda moved into
+  // start_route's argument was moved twice: the plan and the rest in it with it).
+  RouteDone finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
+                      cache_key = std::move(cache_key),
+                      on_done = std::move(on_done)](RouteOutcome&& out) mutable {
     cache_store(impl->cache, cache_key, out, out.result.body);
     // The outcome and the plan moved in as the result is made (assigned over default ones, they
     // were a construction and a move-assignment of each of their members); what the caller reads
-    // apart is taken from the outcome there.
-    EngineResult res(std::move(out), std::move(plan));
-    RouteOutcome& outcome = res.route;
+    // apart is taken from the outcome there. Made where the caller keeps it (DoneCallback).
+    auto res = std::make_unique<EngineResult>(std::move(out), std::move(plan));
+    RouteOutcome& outcome = res->route;
     if (routes) {
       // The balancers learn how their picks went; a pick never sent is only released.
       for (const BalancerPick& p : picks) {
@@ -131,21 +135,21 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
       if (!outcome.model.empty()) {
         const auto [model, provider] = ProviderRoutes::split(outcome.model);
         const ProviderRoute* r = routes->route(outcome.model);
-        res.provider = r ? r->name : provider;
-        res.provider_model = routes->native(outcome.model);
+        res->provider = r ? r->name : provider;
+        res->provider_model = routes->native(outcome.model);
         outcome.model = model;
       }
     }
-    if (!outcome.ok) res.api_error = sender->last_error();  // an answer clears earlier failures
-    res.budget_error = outcome.budget_error;
-    res.completion_json = std::move(outcome.result.body);  // the caller's copy; the outcome's is spent
+    if (!outcome.ok) res->api_error = sender->last_error();  // an answer clears earlier failures
+    res->budget_error = outcome.budget_error;
+    res->completion_json = std::move(outcome.result.body);  // the caller's copy; the outcome's is spent
     if (outcome.ok) {
       // Read by the sink's parse of a plain reply; a stream's assembled reply is read here.
-      res.summary = outcome.result.summary ? std::move(*outcome.result.summary) : reply_summary(res.completion_json);
+      res->summary = outcome.result.summary ? std::move(*outcome.result.summary) : reply_summary(res->completion_json);
     }
-    res.prompt_tokens = outcome.result.input_tokens;
-    res.completion_tokens = outcome.result.output_tokens;
-    res.cut_at_reservation = outcome.ok && outcome.result.cut_at_reservation;
+    res->prompt_tokens = outcome.result.input_tokens;
+    res->completion_tokens = outcome.result.output_tokens;
+    res->cut_at_reservation = outcome.ok && outcome.result.cut_at_reservation;
     if (!outcome.model.empty()) impl->note_for_selector(outcome.model);  // read at the next ranking
     if (!gate) {
       if (on_done) on_done(std::move(res));
@@ -157,9 +161,10 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan pla
     // hop (one wake-up to complete a call, as without a ledger).
     SettleWorker* worker = impl->settle_worker.get();
     if (worker && sender->transport_active() == 0 && worker->idle()) worker = nullptr;
-    auto held = std::make_shared<EngineResult>(std::move(res));
+    // (std::function copies what it holds: the result's pointer is shared until it is handed on)
+    auto held = std::make_shared<std::unique_ptr<EngineResult>>(std::move(res));
     gate->commit(worker, [gate, held, on_done = std::move(on_done)] {
-      held->alerts = gate->take_alerts();
+      (*held)->alerts = gate->take_alerts();
       if (on_done) on_done(std::move(*held));
     });
   };
@@ -184,11 +189,11 @@ class FinishedRun final : public RouteRun {
 std::shared_ptr<EngineRun> Engine::serve_cached(const CachedReply& hit, const EngineTask& task,
                                                 EnginePlan plan, const ChunkCallback& on_chunk,
                                                 DoneCallback on_done) {
-  EngineResult res = cache_hit_result(hit, std::move(plan), task, ledger_.get());
+  auto res = std::make_unique<EngineResult>(cache_hit_result(hit, std::move(plan), task, ledger_.get()));
   if (task.stream && on_chunk) {
     // Bounded by the cached reply's size (the store keeps none above kMaxCachedReplyBytes); a
     // consumer behind (kPause) just has these queued.
-    for (const std::string& chunk : replay_chunks(res.completion_json)) {
+    for (const std::string& chunk : replay_chunks(res->completion_json)) {
       if (on_chunk(chunk) == ChunkAction::kCancel) break;
     }
   }
@@ -202,7 +207,8 @@ EngineResult Engine::run(const EngineTask& task) {
   EnginePlan p = plan(task, PlanUse::kSend);
   auto promise = std::make_shared<std::promise<EngineResult>>();
   auto future = promise->get_future();
-  submit(task, std::move(p), nullptr, [promise](EngineResult&& r) { promise->set_value(std::move(r)); });
+  submit(task, std::move(p), nullptr,
+         [promise](std::unique_ptr<EngineResult> r) { promise->set_value(std::move(*r)); });
   return future.get();
 }
 

@@ -100,13 +100,13 @@ class Jitter {
 
 class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
  public:
-  Run(LoopContext ctx, RouteRequest req, std::shared_ptr<AttemptSender> sender,
-      RouteDone on_done)
+  // Taken over from start_route's arguments (by value, each was moved once more).
+  Run(LoopContext&& ctx, RouteRequest&& req, std::shared_ptr<AttemptSender>&& sender, RouteDone&& on_done)
       : ctx_(std::move(ctx)),
         req_(std::move(req)),
         sender_(std::move(sender)),
         on_done_(std::move(on_done)),
-        policy_(ctx.config.retry),
+        policy_(ctx_.config.retry),
         rng_(next_seed()) {}
 
   // Runs the next step; an exception from any piece the loop calls (router state, ledger, hook)
@@ -124,6 +124,19 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
     bool reserved = false;
     Money amount;  // what was reserved
     uint64_t ticket = 0;
+
+    // Holds nothing again, as a default Permits, its keys emptied in place (assigned a default
+    // one, twice an attempt, it was a temporary's three strings made, moved in and destroyed).
+    void reset() noexcept {
+      model_key.clear();
+      provider_key.clear();
+      endpoint_key.clear();
+      model_handle = provider_handle = endpoint_handle = BreakerHandle{};
+      reservation = 0;
+      reserved = false;
+      amount = Money();
+      ticket = 0;
+    }
   };
 
   void step_locked();
@@ -214,7 +227,7 @@ void Run::release_permits(CallOutcome outcome, Instant now) {
   }
   if (n != 0) ctx_.state->breakers_record(std::span<const BreakerRecord>(records, n), now);
   if (permits_.reserved && ctx_.budget) ctx_.budget->release(permits_.reservation);
-  permits_ = Permits{};
+  permits_.reset();
 }
 
 // Attributes an attempt's outcome: the model's breaker always; the provider the reply names
@@ -353,7 +366,7 @@ void Run::step_locked() {
     // The keys are named in permits_ before they are asked: until breakers_allow returns, none
     // of them is held, so if anything on the way throws the run's end records none of them (a
     // "release" of a breaker never taken gives back another call's half-open probe).
-    permits_ = Permits{};
+    permits_.reset();
     BreakerPass passes[3];
     std::string* taken[3];
     BreakerHandle* handles[3];
@@ -379,7 +392,7 @@ void Run::step_locked() {
       }
       allowed = ctx_.state->breakers_allow(std::span<BreakerPass>(passes, asked), now);
     } catch (...) {
-      permits_ = Permits{};  // none held (breakers_allow gives back what it took when it throws)
+      permits_.reset();  // none held (breakers_allow gives back what it took when it throws)
       throw;
     }
     for (size_t i = 0; i < asked; ++i) *handles[i] = passes[i].handle;
