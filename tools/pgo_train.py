@@ -1,6 +1,7 @@
-"""The training run of a profile-guided build (CMake's ORROUTE_PGO, scripts/pgo-build.sh): drives
-an orroute whose _core was compiled with -fprofile-generate through the calls users make, against
-FakeOpenRouter on loopback, so the profile the compiler reads back weighs the per-call paths.
+"""The training run of a profile-guided build (CMake's ORROUTE_PGO; docs/performance.md, "Session
+25: the build users get"): drives an orroute whose _core was compiled with -fprofile-generate
+through the calls users make, against FakeOpenRouter on loopback, so the profile the compiler
+reads back weighs the per-call paths.
 
 What it runs, each a few thousand calls: the sync `OpenRouter`, the `AsyncOpenRouter` awaited
 call after call and gathered, the manager awaited and gathered with no ledger, with a budget on
@@ -8,7 +9,7 @@ an in-memory ledger and on a file ledger, streams from the client and the manage
 gateway (`orroute serve`, a file ledger) relaying plain and streamed completions. Each process
 that loaded the instrumented extension writes its counts when it exits normally (the gateway is
 stopped with SIGTERM, which it handles). Exits non-zero when any part fails: a build that
-trains on a broken run must fall back to the plain build, not ship a profile of error paths.
+trains on a broken run must fall back to the plain build, not read a profile of error paths.
 
 Usage: PYTHONPATH=<tree with the instrumented extension> python3 tools/pgo_train.py [--calls N]
 """
