@@ -264,8 +264,8 @@ def main() -> None:
                 threads = count(tree, setup, url, args.requests, args.concurrency, args.cache_sim,
                                 args.keep)
                 print(f"  {SETUPS[setup]}")
-                for kind, keys in (("instructions", ("Ir",)),
-                                   ("L1 misses", ("I1mr", "D1mr", "D1mw"))):
+                for kind, keys in (("instructions", ("Ir",)), ("I1 misses", ("I1mr",)),
+                                   ("D1 misses", ("D1mr", "D1mw"))):
                     if keys[0] not in threads[0]:
                         continue
                     each = [sum(t[k] for k in keys) for t in threads]

@@ -37,3 +37,16 @@ def test_bench_script_starts(name: str, helps: dict[str, subprocess.CompletedPro
     done = helps[name]
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage" in done.stdout.lower()
+
+
+def test_pgo_training_runs() -> None:
+    """tools/pgo_train.py, a profile-guided build's training (CMake's ORROUTE_PGO), runs every
+    set-up to its end: a training that fails must stop the build from reading a profile of error
+    paths, so it exits non-zero on any failure, and a change to the calls it makes breaks here
+    rather than in a user's build."""
+    env = dict(os.environ, PYTHONPATH=ORROUTE_PATH)
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "pgo_train.py"), "--calls", "3"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "pgo training: 3 calls a set-up" in done.stdout
