@@ -28,8 +28,9 @@ SETUPS = ("bare", "manager, no ledger", "manager, memory ledger", "manager, file
 
 
 async def measure(call: Callable[[], Awaitable[object]], n: int, conc: int) -> dict[str, float]:
-    """Runs `call()` n times from `conc` workers: per-call µs of CPU (this thread, the others),
-    voluntary context switches per call, calls/s."""
+    """Runs `call()` n times from `conc` workers: per-call µs of CPU (this thread, the others;
+    of the whole process's, the part spent in the kernel), voluntary context switches per call,
+    calls/s."""
     for _ in range(min(50, n)):
         await call()
     per = max(1, n // conc)
@@ -44,8 +45,9 @@ async def measure(call: Callable[[], Awaitable[object]], n: int, conc: int) -> d
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     calls = per * conc
     cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+    kernel = r1.ru_stime - r0.ru_stime
     return {"main": main / calls * 1e6, "other": (cpu - main) / calls * 1e6,
-            "vcsw": (r1.ru_nvcsw - r0.ru_nvcsw) / calls, "calls/s": calls / wall}
+            "sys": kernel / calls * 1e6, "vcsw": (r1.ru_nvcsw - r0.ru_nvcsw) / calls, "calls/s": calls / wall}
 
 
 async def run(url: str, n: int, levels: list[int], rounds: int, ledger_dir: str) -> None:
@@ -70,14 +72,15 @@ async def run(url: str, n: int, levels: list[int], rounds: int, ledger_dir: str)
             for i, call in enumerate(calls):
                 runs[i].append(await measure(call, n, conc))
         print(f"\nconcurrency {conc}, {n} calls x {rounds} alternated rounds (medians):")
-        print(f"  {'':<26}{'main µs':>9}{'other µs':>9}{'vcsw':>7}{'calls/s':>9}"
+        print(f"  {'':<26}{'main µs':>9}{'other µs':>9}{'sys µs':>8}{'vcsw':>7}{'calls/s':>9}"
               f"{'main/bare':>11}{'thru/bare':>11}")
         for name, rs in zip(SETUPS, runs):
             med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
             main_ratio = statistics.median(r["main"] / b["main"] for r, b in zip(rs, runs[0]))
             thru_ratio = statistics.median(
                 r["calls/s"] / b["calls/s"] for r, b in zip(rs, runs[0]))
-            print(f"  {name:<26}{med['main']:>9.0f}{med['other']:>9.0f}{med['vcsw']:>7.2f}"
+            print(f"  {name:<26}{med['main']:>9.0f}{med['other']:>9.0f}{med['sys']:>8.0f}"
+                  f"{med['vcsw']:>7.2f}"
                   f"{med['calls/s']:>9.0f}{main_ratio:>10.2f}x{100 * thru_ratio:>10.0f}%")
 
 
