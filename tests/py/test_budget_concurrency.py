@@ -340,3 +340,28 @@ def test_an_engine_call_in_flight_when_its_process_is_killed_is_booked(tmp_path:
     assert (status.spent, status.reserved) == (reserved, 0)
     (row,) = t.usage_history()
     assert (row.outcome, row.cost, row.project) == ("abandoned", reserved, "")
+
+
+def _expire_on_another_host(path: str) -> None:
+    """Makes every reservation row look like another host's, expired: the reclaim cannot check
+    its process, which may still be running its call (a call slower than its ttl)."""
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE reservations SET host = 'elsewhere', expires_at = 1")
+
+
+def test_an_idle_lease_of_another_host_is_not_booked_as_spent(tmp_path: Path) -> None:
+    """A process on another host settled its calls and went idle past its lease's hold: its lease
+    holds no call in flight (every reservation from it was settled), only money set aside. The
+    reclaim of that lease must give the money back, not book it as spent."""
+    path = str(tmp_path / "ledger.sqlite3")
+    mine = orroute.CostTracker(path)
+    mine.set_budget(10, project="p")
+    mine.reserve("1.00", project="p").settle("0.10", model="m")
+    with sqlite3.connect(path) as db:  # the lease, settled from and kept
+        assert db.execute("SELECT lease FROM reservations").fetchall() == [(1,)]
+    _expire_on_another_host(path)
+    other = orroute.CostTracker(path)
+    assert other.reclaim() == 1
+    status = other.budget_status(project="p")
+    assert (status.spent, status.reserved) == (Decimal("0.10"), 0)
+    assert [r.outcome for r in other.usage_history(project="p")] == ["ok"]
