@@ -695,3 +695,24 @@ def test_a_failed_call_is_recorded_at_no_cost(fake, tmp_path: Path) -> None:
     assert sorted(frame["outcome"]) == ["error", "ok"]
     (total,) = tracker.report("all", by=None)
     assert (total.calls, total.errors, total.cost) == (2, 1, ok.cost)
+
+
+def test_a_failed_calls_row_leaves_the_estimates_accuracy_alone(fake, tmp_path: Path) -> None:
+    """A failed call's row is at cost 0 because nothing was billed, not because its estimate
+    was wrong: it carries no estimate, so the report's estimate error is the answered calls'.
+    With the reservation as its estimate, three failed attempts before an exact estimate read
+    as estimates 300% too high."""
+    tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+    tracker.set_budget(1)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a", "test/b"])
+    fake.fail("test/a", Fault.server_error(), times=3)
+    r = m.execute_task_sync(Task(messages="Say hello", max_tokens=20, id="t1"))
+    assert [a.error for a in r.attempts] == ["server", "server", "server", None]
+    rows = tracker.usage_history()
+    assert sorted(row.outcome for row in rows) == ["error", "error", "error", "ok"]
+    assert all(row.estimated_cost is None for row in rows if row.outcome == "error")
+    (ok,) = [row for row in rows if row.outcome == "ok"]
+    (total,) = tracker.report("all", by=None)
+    assert (total.calls, total.errors) == (4, 3)
+    assert total.estimated == ok.estimated_cost
+    assert total.estimate_error == pytest.approx(float((ok.estimated_cost - ok.cost) / ok.cost))
