@@ -716,3 +716,37 @@ def test_a_failed_calls_row_leaves_the_estimates_accuracy_alone(fake, tmp_path: 
     assert (total.calls, total.errors) == (4, 3)
     assert total.estimated == ok.estimated_cost
     assert total.estimate_error == pytest.approx(float((ok.estimated_cost - ok.cost) / ok.cost))
+
+
+def test_awaited_calls_cancelled_and_dropped_leave_nothing_reserved(fake, tmp_path: Path) -> None:
+    """Awaited calls, some cancelled, the tasks of half of them dropped and collected while
+    their calls are in flight: once every call ended and the manager gave its leases back, the
+    budget holds nothing, as the reservations table (empty) says."""
+    import gc
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite3"
+    tracker = orroute.CostTracker(path)
+    tracker.set_budget(100)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a", "test/b"], timeout=2)
+    fake.fail("test/a", Fault.hang(), times=5)
+    rng = random.Random(3)
+
+    async def run() -> None:
+        tasks = [asyncio.ensure_future(m.execute_task(Task(messages=f"hi {i}", max_tokens=8)))
+                 for i in range(40)]
+        await asyncio.sleep(0.012)
+        for task in tasks:
+            if rng.random() < 0.3:
+                task.cancel()
+        del tasks[:20]
+        gc.collect()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        m.close()  # the dropped calls still in flight keep what their lease holds for them
+        await asyncio.sleep(3)  # the dropped ones end too (test/a hangs until the timeout)
+
+    asyncio.run(run())
+    m.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM reservations").fetchone() == (0,)
+    assert tracker.budget_status().reserved == 0
