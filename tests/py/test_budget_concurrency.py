@@ -416,3 +416,38 @@ def test_the_first_call_of_a_lease_in_flight_when_killed_is_booked(tmp_path: Pat
     assert t.reclaim() == 1
     status = t.budget_status(project="shared")
     assert (status.spent, status.reserved) == (Decimal("0.02"), 0)
+
+
+@pytest.mark.parametrize("leases", [False, True])
+def test_a_live_process_in_another_pid_namespace_is_not_reclaimed(
+    tmp_path: Path, leases: bool
+) -> None:
+    """A container sharing the ledger's volume and the host's name (docker --network host) has
+    pids of its own: its pid here names nothing, or another process. Its reservation must stand
+    while it lives, not be booked as abandoned (its call's settle would then count it twice)."""
+    import shutil
+
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "true"],
+                                         capture_output=True).returncode != 0:
+        pytest.skip("no PID namespace can be made here (unshare needs CAP_SYS_ADMIN)")
+    path = str(tmp_path / "ledger.sqlite3")
+    t = orroute.CostTracker(path, leases=leases)
+    t.set_budget("1.00", project="shared")
+    holder = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--mount-proc", "--kill-child", sys.executable, "-c",
+         HOLDER, path, "0.70", "sleep"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        t.reclaim()
+        with pytest.raises(orroute.BudgetExceededError):
+            t.reserve("0.50", project="shared")
+        status = t.budget_status(project="shared")
+        assert status.spent == 0 and status.reserved >= Decimal("0.70")
+        assert t.usage_history(project="shared") == []
+    finally:
+        _kill(holder)
