@@ -340,3 +340,131 @@ def test_an_engine_call_in_flight_when_its_process_is_killed_is_booked(tmp_path:
     assert (status.spent, status.reserved) == (reserved, 0)
     (row,) = t.usage_history()
     assert (row.outcome, row.cost, row.project) == ("abandoned", reserved, "")
+
+
+def _expire_on_another_host(path: str) -> None:
+    """Makes every reservation row look like another host's, expired: the reclaim cannot check
+    its process, which may still be running its call (a call slower than its ttl)."""
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE reservations SET host = 'elsewhere', expires_at = 1")
+
+
+def test_an_idle_lease_of_another_host_is_not_booked_as_spent(tmp_path: Path) -> None:
+    """A process on another host settled its calls and went idle past its lease's hold: its lease
+    holds no call in flight (every reservation from it was settled), only money set aside. The
+    reclaim of that lease must give the money back, not book it as spent."""
+    path = str(tmp_path / "ledger.sqlite3")
+    mine = orroute.CostTracker(path)
+    mine.set_budget(10, project="p")
+    mine.reserve("1.00", project="p").settle("0.10", model="m")
+    with sqlite3.connect(path) as db:  # the lease, settled from and kept
+        assert db.execute("SELECT lease FROM reservations").fetchall() == [(1,)]
+    _expire_on_another_host(path)
+    other = orroute.CostTracker(path)
+    assert other.reclaim() == 1
+    status = other.budget_status(project="p")
+    assert (status.spent, status.reserved) == (Decimal("0.10"), 0)
+    assert [r.outcome for r in other.usage_history(project="p")] == ["ok"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rev21: the reclaim of an expired reservation from another host books it whole "
+    "(outcome abandoned) while its process may be alive; its late settle finds no reservation "
+    "and books the call again: counted twice (the abandoned row names no reservation to replace)",
+)
+@pytest.mark.parametrize("leases", [False, True])
+def test_a_late_settle_after_another_hosts_reclaim_is_not_booked_twice(
+    tmp_path: Path, leases: bool
+) -> None:
+    path = str(tmp_path / "ledger.sqlite3")
+    mine = orroute.CostTracker(path, leases=leases)
+    mine.set_budget(10, project="p")
+    r = mine.reserve("1.00", project="p")  # a long call, past its hold
+    _expire_on_another_host(path)
+    other = orroute.CostTracker(path, leases=leases)
+    assert other.reclaim() == 1
+    r.settle("0.10", model="m")  # the call ends: its real cost
+    # The call was made once: whatever the reclaim booked, it is counted once.
+    assert mine.total_cost(project="p") == Decimal("0.10")
+
+
+FIRST_CALL_HOLDER = r"""
+import sys, time
+import orroute
+t = orroute.CostTracker(sys.argv[1])
+t.reserve("0.02", project="shared")  # its lease's first reservation, held when killed
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_first_call_of_a_lease_in_flight_when_killed_is_booked(tmp_path: Path) -> None:
+    """The reservation that made the lease was held before the lease took its slot in the
+    sidecar: the slot must count it too, or its process's death books nothing for it."""
+    path = str(tmp_path / "ledger.sqlite3")
+    t = orroute.CostTracker(path)
+    t.set_budget("1.00", project="shared")
+    p = subprocess.Popen(
+        [sys.executable, "-c", FIRST_CALL_HOLDER, path],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None and p.stdout.readline().strip() == "held"
+    _kill(p)
+    assert t.reclaim() == 1
+    status = t.budget_status(project="shared")
+    assert (status.spent, status.reserved) == (Decimal("0.02"), 0)
+
+
+@pytest.mark.parametrize("leases", [False, True])
+def test_a_live_process_in_another_pid_namespace_is_not_reclaimed(
+    tmp_path: Path, leases: bool
+) -> None:
+    """A container sharing the ledger's volume and the host's name (docker --network host) has
+    pids of its own: its pid here names nothing, or another process. Its reservation must stand
+    while it lives, not be booked as abandoned (its call's settle would then count it twice)."""
+    import shutil
+
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "true"],
+                                         capture_output=True, check=False).returncode != 0:
+        pytest.skip("no PID namespace can be made here (unshare needs CAP_SYS_ADMIN)")
+    path = str(tmp_path / "ledger.sqlite3")
+    t = orroute.CostTracker(path, leases=leases)
+    t.set_budget("1.00", project="shared")
+    holder = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--mount-proc", "--kill-child", sys.executable, "-c",
+         HOLDER, path, "0.70", "sleep"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        t.reclaim()
+        with pytest.raises(orroute.BudgetExceededError):
+            t.reserve("0.50", project="shared")
+        status = t.budget_status(project="shared")
+        assert status.spent == 0 and status.reserved >= Decimal("0.70")
+        assert t.usage_history(project="shared") == []
+    finally:
+        _kill(holder)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rev21: Redis's reclaim books an expired reservation at its amount, its owner "
+    "unknown; the late settle of a call slower than its ttl books the call again",
+)
+def test_a_late_settle_after_a_redis_reclaim_is_not_booked_twice(ledger_location: str) -> None:
+    if not ledger_location.startswith("redis"):
+        pytest.skip("SQLite releases an expired reservation of a live process of this host")
+    t = orroute.CostTracker(ledger_location)
+    t.set_budget(10, project="p")
+    r = t.reserve("1.00", project="p", ttl=0.05)  # a call slower than its ttl
+    time.sleep(0.2)
+    t.reclaim()
+    r.settle("0.10", model="m")
+    assert t.total_cost(project="p") == Decimal("0.10")

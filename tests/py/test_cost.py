@@ -147,6 +147,22 @@ def test_a_negative_cost_is_refused_unless_recorded_as_a_refund(
     assert rows == [("ok", Decimal("0.5"), "t1"), ("refund", Decimal("-0.4"), "t1")]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="rev21: a refund is bounded by nothing: more than the window ever spent makes its "
+    "spend negative and its room larger than its limit (the counters take any negative cost of "
+    "outcome refund, in SQLite and in Redis's Lua alike)",
+)
+def test_a_refund_cannot_give_a_budget_more_than_its_limit(tracker: orroute.CostTracker) -> None:
+    """check_call's rule is that a lying or mistaken figure must not refill a budget: a refund
+    of more than was spent is one."""
+    tracker.set_budget(1)
+    tracker.track_usage("t1", "m/a", 10, "0.5")
+    with pytest.raises(orroute.InvalidArgumentError, match="refund"):
+        tracker.record_refund("1000", model="m/a", task_id="t1")
+    assert tracker.budget_status().remaining <= 1
+
+
 def test_downgrade_budget_reports_what_is_left(tracker: orroute.CostTracker) -> None:
     tracker.set_budget("0.10", tag="team=search", policy="downgrade")
     tracker.reserve("0.08", tags={"team": "search"})

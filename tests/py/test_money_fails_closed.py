@@ -695,3 +695,58 @@ def test_a_failed_call_is_recorded_at_no_cost(fake, tmp_path: Path) -> None:
     assert sorted(frame["outcome"]) == ["error", "ok"]
     (total,) = tracker.report("all", by=None)
     assert (total.calls, total.errors, total.cost) == (2, 1, ok.cost)
+
+
+def test_a_failed_calls_row_leaves_the_estimates_accuracy_alone(fake, tmp_path: Path) -> None:
+    """A failed call's row is at cost 0 because nothing was billed, not because its estimate
+    was wrong: it carries no estimate, so the report's estimate error is the answered calls'.
+    With the reservation as its estimate, three failed attempts before an exact estimate read
+    as estimates 300% too high."""
+    tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+    tracker.set_budget(1)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a", "test/b"])
+    fake.fail("test/a", Fault.server_error(), times=3)
+    r = m.execute_task_sync(Task(messages="Say hello", max_tokens=20, id="t1"))
+    assert [a.error for a in r.attempts] == ["server", "server", "server", None]
+    rows = tracker.usage_history()
+    assert sorted(row.outcome for row in rows) == ["error", "error", "error", "ok"]
+    assert all(row.estimated_cost is None for row in rows if row.outcome == "error")
+    (ok,) = [row for row in rows if row.outcome == "ok"]
+    (total,) = tracker.report("all", by=None)
+    assert (total.calls, total.errors) == (4, 3)
+    assert total.estimated == ok.estimated_cost
+    assert total.estimate_error == pytest.approx(float((ok.estimated_cost - ok.cost) / ok.cost))
+
+
+def test_awaited_calls_cancelled_and_dropped_leave_nothing_reserved(fake, tmp_path: Path) -> None:
+    """Awaited calls, some cancelled, the tasks of half of them dropped and collected while
+    their calls are in flight: once every call ended and the manager gave its leases back, the
+    budget holds nothing, as the reservations table (empty) says."""
+    import gc
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite3"
+    tracker = orroute.CostTracker(path)
+    tracker.set_budget(100)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a", "test/b"], timeout=2)
+    fake.fail("test/a", Fault.hang(), times=5)
+    rng = random.Random(3)
+
+    async def run() -> None:
+        tasks = [asyncio.ensure_future(m.execute_task(Task(messages=f"hi {i}", max_tokens=8)))
+                 for i in range(40)]
+        await asyncio.sleep(0.012)
+        for task in tasks:
+            if rng.random() < 0.3:
+                task.cancel()
+        del tasks[:20]
+        gc.collect()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        m.close()  # the dropped calls still in flight keep what their lease holds for them
+        await asyncio.sleep(3)  # the dropped ones end too (test/a hangs until the timeout)
+
+    asyncio.run(run())
+    m.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM reservations").fetchone() == (0,)
+    assert tracker.budget_status().reserved == 0

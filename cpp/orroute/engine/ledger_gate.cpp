@@ -124,7 +124,7 @@ void LedgerGate::settle(uint64_t id, Money actual, const CallInfo& info) {
     if (info.result->ttft) rec.ttft_us = to_us(*info.result->ttft);
   }
   auto it = estimates_.find(id);
-  if (it != estimates_.end()) rec.estimated_cost = it->second;
+  if (it != estimates_.end() && info.billed) rec.estimated_cost = it->second;
   rec.cost = actual;
   rec.latency_us = to_us(info.latency);
   rec.attempts = info.attempts;

@@ -530,7 +530,7 @@ void Run::settle_failed(const std::string& model, const AttemptResult& r, ErrorC
                         Duration latency) {
   if (!permits_.reserved || !ctx_.budget) return;
   BudgetGate::CallInfo info{model, &r, latency, static_cast<int>(outcome_->attempts.size()) + 1, nullptr,
-                            "error", to_string(cls)};
+                            "error", to_string(cls), /*billed=*/false};
   ctx_.budget->settle(permits_.reservation, Money::zero(), info);
   permits_.reserved = false;  // written as its row: release_permits must not give it back
 }

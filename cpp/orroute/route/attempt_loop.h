@@ -132,6 +132,9 @@ class BudgetGate {
     const Charge* charge = nullptr;
     std::string outcome = "ok";  // the ledger row's outcome: "ok", or "cancelled"/"error" when
     std::string error_class;     // an abandoned attempt is billed (with the error's class)
+    // false: a failed call nothing was billed for, whose cost (0) says nothing of its estimate
+    // (its row carries none, so the ledger's estimate accuracy is the billed calls').
+    bool billed = true;
   };
   // Reserves `worst_case` for a call to `model`; atomic check-and-reserve. Must not throw.
   virtual Hold reserve(const std::string& model, Money worst_case) = 0;

@@ -36,17 +36,33 @@ void SqliteLedger::Impl::unhold(Lease& lease, Money amount) {
   if (lease.slot) field(lease.slot->held_nanos).fetch_sub(amount.to_nanos_ceil());
 }
 
-std::optional<Money> SqliteLedger::Impl::take_dead_held(int64_t row_id, TimeUs created_at) {
-  if (!held_slots) return std::nullopt;
+SqliteLedger::Impl::HeldSlot* SqliteLedger::Impl::find_held_slot(int64_t row_id, TimeUs created_at) {
+  if (!held_slots) return nullptr;
   for (size_t i = 0; i < kHeldSlots; ++i) {
     HeldSlot& slot = held_slots[i];
-    if (field(slot.row_id).load() != row_id || field(slot.created_at).load() != created_at) continue;
-    const int64_t nanos = field(slot.held_nanos).load();
-    field(slot.created_at).store(0);
-    field(slot.row_id).store(0);
-    return Money::from_units(static_cast<Money::Rep>(std::max<int64_t>(nanos, 0)) * 1'000'000'000);
+    if (field(slot.row_id).load() == row_id && field(slot.created_at).load() == created_at) return &slot;
   }
-  return std::nullopt;
+  return nullptr;
+}
+
+Money SqliteLedger::Impl::held_in(HeldSlot& slot) {
+  const int64_t nanos = field(slot.held_nanos).load();
+  return Money::from_units(static_cast<Money::Rep>(std::max<int64_t>(nanos, 0)) * 1'000'000'000);
+}
+
+std::optional<Money> SqliteLedger::Impl::take_dead_held(int64_t row_id, TimeUs created_at) {
+  HeldSlot* slot = find_held_slot(row_id, created_at);
+  if (!slot) return std::nullopt;
+  const Money held = held_in(*slot);
+  field(slot->created_at).store(0);
+  field(slot->row_id).store(0);
+  return held;
+}
+
+std::optional<Money> SqliteLedger::Impl::peek_held(int64_t row_id, TimeUs created_at) {
+  HeldSlot* slot = find_held_slot(row_id, created_at);
+  if (!slot) return std::nullopt;
+  return held_in(*slot);
 }
 
 }  // namespace orroute

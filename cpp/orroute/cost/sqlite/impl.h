@@ -122,6 +122,12 @@ struct SqliteLedger::Impl {
   // For the reclaim of a dead process's lease row: the money its slot says was in flight (the
   // slot is freed), or nullopt when the row has no slot.
   std::optional<Money> take_dead_held(int64_t row_id, TimeUs created_at);
+  // The same for a lease row whose owner may live (another host's, expired): the slot is left
+  // to its owner, who frees it when it finds its row gone (freed here, it could be taken by
+  // another lease while the owner still writes to it).
+  std::optional<Money> peek_held(int64_t row_id, TimeUs created_at);
+  HeldSlot* find_held_slot(int64_t row_id, TimeUs created_at);
+  static Money held_in(HeldSlot& slot);
 
   // ---- budget leases ----
   // A lease is one `reservations` row (lease = 1, or 2 with write-behind settles) of this

@@ -38,7 +38,13 @@ bool process_alive(int64_t pid, int64_t start) {
 std::string host_name() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "";
-  return buf;
+  std::string host = buf;
+  // Pids name processes only within a PID namespace: containers sharing the file and the host's
+  // name (docker --network host) are other hosts to each other, their owners checked by expiry.
+  char ns[64] = {};
+  const ssize_t n = ::readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+  if (n > 0) host += std::string(" ") + std::string(ns, static_cast<size_t>(n));
+  return host;
 }
 
 }  // namespace orroute::sqlite

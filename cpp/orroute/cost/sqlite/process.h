@@ -13,6 +13,8 @@ int64_t process_start(int64_t pid);
 // Whether `pid` (started at `start`, 0 = unknown) still runs on this host.
 bool process_alive(int64_t pid, int64_t start);
 
+// This host as reservations name it: its name and its PID namespace (where a row's pid means
+// something), e.g. "box pid:[4026531836]".
 std::string host_name();
 
 }  // namespace orroute::sqlite

@@ -95,11 +95,16 @@ int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
       // lease are in it). So is an expired reservation from another host, whose process cannot
       // be checked.
       auto who = [&] { return "process " + std::to_string(rpid) + (here ? "" : " on " + s.text(3)); };
-      if (exited && lease) {
-        const std::optional<Money> held = take_dead_held(id, s.i64(6));
+      // A lease's row amount is mostly money no call held (free, or settled: already spent):
+      // only what its slot says was in flight is booked (another host's slot is seen when the
+      // hosts are containers of one machine, and left to its owner, who may live); with no slot
+      // seen, all of it.
+      if (lease && (exited || (expires <= at && !here))) {
+        const std::optional<Money> held = exited ? take_dead_held(id, s.i64(6)) : peek_held(id, s.i64(6));
         abandoned.push_back({id, held ? std::min(*held, amount) : amount,
                              "the calls in flight from the budget lease of " + who() +
-                                 (held ? ", which ended" : ", which ended (in flight unknown: all of it)")});
+                                 (exited ? ", which ended" : ", which expired") +
+                                 (held ? "" : " (in flight unknown: all of it)")});
       } else if (exited) {
         abandoned.push_back({id, amount, who() + " ended before settling it"});
       } else if (expires <= at && !here) {
