@@ -43,7 +43,7 @@ std::string host_name() {
   // name (docker --network host) are other hosts to each other, their owners checked by expiry.
   char ns[64] = {};
   const ssize_t n = ::readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
-  if (n > 0) host += std::string(" ") + std::string(ns, static_cast<size_t>(n));
+  if (n > 0) host.append(1, ' ').append(ns, static_cast<size_t>(n));
   return host;
 }
 
