@@ -594,22 +594,23 @@ class CostTracker:
         model_requested, provider, generation_id, prompt/completion/cached/cache_write/
         reasoning_tokens, estimated_cost, latency and ttft (seconds), outcome, error_class,
         attempts. Counts towards budgets and may fire alerts. Returns the row id."""
-        out = self._core.record(self._call_record(cost=cost, model=model, **fields))
+        return self._record(self._call_record(cost=cost, model=model, **fields))
+
+    def _record(self, row: Any) -> int:
+        out = self._core.record(row)
         self._dispatch(out.alerts)
         return int(out.call_id)
 
     def record_refund(self, amount: Amount, *, model: str = "", **fields: Any) -> int:
         """Records money an upstream gave back (a refunded call): a row with outcome ``refund``
         and cost ``-amount``, which lowers the spend of the budgets it matches. ``amount`` is
-        positive; the other keywords are :meth:`record_call`'s. The only way to book a negative
-        cost: ``record_call``, ``track_usage`` and ``Reservation.settle`` refuse one."""
+        positive; the other keywords are :meth:`record_call`'s. ``track_usage`` refuses a negative
+        cost, as ``record_call`` and ``Reservation.settle`` do unless told ``outcome="refund"``."""
         row = self._call_record(cost=amount, model=model, outcome="refund", **fields)
         if row.cost <= 0:
             raise InvalidArgumentError(f"a refund's amount must be > 0, got {row.cost}")
         row.cost = -row.cost
-        out = self._core.record(row)
-        self._dispatch(out.alerts)
-        return int(out.call_id)
+        return self._record(row)
 
     # ---- budgets ----
 
