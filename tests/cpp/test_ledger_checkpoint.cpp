@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "fork_util.h"
 #include "orroute/cost/sqlite_ledger.h"
 
 #include "ledger_test_util.h"
@@ -262,7 +263,7 @@ TEST_CASE("a forked child's ledger checkpoints on its own thread", "[ledger][sql
   TempLedgerFile file;
   SqliteLedger ledger(file.path, small_wal());
   ledger.record(cost("0.001"));  // the parent's connection and thread are made
-  const pid_t child = ::fork();
+  const pid_t child = orroute::test::fork_when_quiet();
   REQUIRE(child >= 0);
   if (child == 0) {
     int code = 0;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <vector>
 
+#include "fork_util.h"
 #include "orroute/cost/sqlite_ledger.h"
 #include "orroute/error.h"
 
@@ -46,7 +47,7 @@ TEST_CASE("processes taking turns at the write lock keep a budget exact", "[ledg
   constexpr int kProcs = 6, kIters = 20;
   std::vector<pid_t> kids;
   for (int p = 0; p < kProcs; ++p) {
-    const pid_t pid = ::fork();
+    const pid_t pid = orroute::test::fork_when_quiet();
     REQUIRE(pid >= 0);
     if (pid == 0) {
       int rc = 0;

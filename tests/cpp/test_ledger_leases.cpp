@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "fork_util.h"
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/sqlite_ledger.h"
 
@@ -37,7 +38,7 @@ struct Outside {
 Outside outside(const std::string& path, const char* project = "p", TimeUs at = 0) {
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
+  const pid_t pid = orroute::test::fork_when_quiet();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::close(fds[0]);
@@ -150,7 +151,7 @@ TEST_CASE("leases keep a budget exact across processes and threads", "[ledger][l
   constexpr int kProcs = 3, kThreads = 4, kIters = 40;
   std::vector<pid_t> kids;
   for (int p = 0; p < kProcs; ++p) {
-    const pid_t pid = ::fork();
+    const pid_t pid = orroute::test::fork_when_quiet();
     REQUIRE(pid >= 0);
     if (pid == 0) {
       int rc = 0;
@@ -562,7 +563,7 @@ BudgetState killed_with_a_call_in_flight(const std::string& path, SqliteLedgerOp
                                          int settled) {
   SqliteLedger parent(path);
   parent.set_budget(spec("project:p", Window::kTotal, "100"));
-  const pid_t pid = ::fork();
+  const pid_t pid = orroute::test::fork_when_quiet();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     SqliteLedger mine(path, options);

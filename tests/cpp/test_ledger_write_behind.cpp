@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "fork_util.h"
 #include "orroute/cost/open_ledger.h"
 #include "orroute/cost/sqlite_ledger.h"
 
@@ -157,7 +158,7 @@ TEST_CASE("a process killed with settles queued never lets the budget be exceede
   // then tells the parent and waits to be killed.
   int ready[2];
   REQUIRE(::pipe(ready) == 0);
-  const pid_t pid = ::fork();
+  const pid_t pid = orroute::test::fork_when_quiet();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::close(ready[0]);
@@ -219,7 +220,7 @@ TEST_CASE("processes killed mid-run with settles queued never let the budget be 
   constexpr int kKids = 3;
   std::vector<pid_t> kids;
   for (int k = 0; k < kKids; ++k) {
-    const pid_t pid = ::fork();
+    const pid_t pid = orroute::test::fork_when_quiet();
     REQUIRE(pid >= 0);
     if (pid == 0) {
       try {
@@ -319,7 +320,7 @@ TEST_CASE("write-behind keeps a budget exact across processes and threads",
   constexpr int kProcs = 3, kThreads = 3, kIters = 60;
   std::vector<pid_t> kids;
   for (int p = 0; p < kProcs; ++p) {
-    const pid_t pid = ::fork();
+    const pid_t pid = orroute::test::fork_when_quiet();
     REQUIRE(pid >= 0);
     if (pid == 0) {
       int rc = 0;

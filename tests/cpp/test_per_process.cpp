@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "fork_util.h"
 #include "ledger_test_util.h"
 #include "loopback_server.h"
 #include "orroute/cost/sqlite_ledger.h"
@@ -28,21 +29,42 @@ using namespace std::chrono_literals;
 namespace {
 
 // Runs `check` in a forked child (killed after 20 s, so a hang fails instead of blocking the
-// run); true if it returned true.
+// run); true if it returned true. A failure says how the child ended and what it threw.
 bool in_child(const std::function<bool()>& check) {
-  const pid_t pid = ::fork();
+  int report[2];
+  REQUIRE(::pipe(report) == 0);
+  const pid_t pid = fork_when_quiet();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    ::close(report[0]);
     ::alarm(20);
     bool ok = false;
+    std::string why = "returned false";
     try {
       ok = check();
+    } catch (const std::exception& e) {
+      why = std::string("threw: ") + e.what();
     } catch (...) {
+      why = "threw something that is not a std::exception";
+    }
+    if (!ok) {
+      [[maybe_unused]] const ssize_t n = ::write(report[1], why.data(), why.size());
     }
     ::_exit(ok ? 0 : 1);
   }
+  ::close(report[1]);
+  std::string why;
+  char buf[512];
+  for (ssize_t n; (n = ::read(report[0], buf, sizeof buf)) > 0;) {
+    why.append(buf, static_cast<size_t>(n));
+  }
+  ::close(report[0]);
   int status = 0;
   REQUIRE(::waitpid(pid, &status, 0) == pid);
+  INFO("the child " << (WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
+                                            : "exited with " + std::to_string(WEXITSTATUS(status)))
+                    << (why.empty() ? "" : ": " + why));
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "fork_util.h"
 #include "orroute/cost/budget_guard.h"
 #include "orroute/cost/open_ledger.h"
 #include "ledger_test_util.h"
@@ -409,7 +410,7 @@ TEST_CASE("redis: threads and processes reserving against one budget never overs
   const std::string url = test::RedisServer::shared()->url("hammer");
   std::vector<pid_t> kids;
   for (int p = 0; p < 3; ++p) {
-    const pid_t pid = ::fork();
+    const pid_t pid = orroute::test::fork_when_quiet();
     if (pid == 0) {
       int code = 0;
       try {

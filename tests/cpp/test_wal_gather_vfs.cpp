@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fork_util.h"
 #include "orroute/cost/sqlite/wal_gather_vfs.h"
 
 #include "ledger_test_util.h"
@@ -137,7 +138,7 @@ TEST_CASE("a spilled transaction that rewrites its own frames commits whole thro
     init.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, who TEXT, v BLOB)");
     insert(init, 0, 10, "before");
   }
-  const pid_t pid = ::fork();
+  const pid_t pid = orroute::test::fork_when_quiet();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     sqlite3* db = nullptr;
@@ -172,7 +173,7 @@ TEST_CASE("processes committing through the gathering VFS keep the file whole",
   constexpr int kProcs = 4, kTxns = 150, kRows = 3;
   std::vector<pid_t> kids;
   for (int p = 0; p < kProcs; ++p) {
-    const pid_t pid = ::fork();
+    const pid_t pid = orroute::test::fork_when_quiet();
     if (pid == 0) {
       int code = 0;
       {
