@@ -520,6 +520,46 @@ TEST_CASE("time filters find every call in range whatever the order of the calls
   check_time_filters(ledger, base);
 }
 
+TEST_CASE("calls deleted by hand leave their ids unused: time filters and the quantile stay exact",
+          "[ledger]") {
+  const orroute::TimeUs base = orroute::test::kJan31_2359;
+  TempLedgerFile file;
+  SqliteLedger ledger(file.path);
+  std::vector<CallRecord> kept;
+  const auto record = [&](SqliteLedger& by, int i, orroute::TimeUs at) {
+    CallRecord c = mixed_call(i);
+    c.at = at;
+    c.id = by.record(c).call_id;
+    kept.push_back(c);
+    return c.id;
+  };
+  for (int i = 0; i < 200; ++i) record(ledger, i, call_at(i, base).at);  // ids 1-200, blocks 0-2
+  REQUIRE(ledger.completion_quantile("chat", "m/a", 0.5, 1000).has_value());  // indexed to 200
+  // The newest calls deleted by hand, their tags left: ids 151-191 were in block 2, whose span
+  // of times was theirs, and the quantile's index names them.
+  REQUIRE(orroute::test::exec_on_file(file.path, "DELETE FROM calls WHERE id > 150") == SQLITE_OK);
+  kept.resize(150);
+  SqliteLedger other(file.path);
+  for (int i = 200; i < 330; ++i) {  // after every earlier call, by two connections in turn
+    const orroute::TimeUs at = base + 10 * 86'400 * orroute::test::kSec + i * orroute::test::kSec;
+    // before: ids 151, 152..., outside block 2's span, and its insert failed at id 191
+    CHECK(record(i % 40 < 20 ? ledger : other, i, at) > 200);
+  }
+  REQUIRE(ledger.calls({}).size() == kept.size());
+  check_time_filters(ledger, base);
+  CallQuery newest;
+  newest.from = base + 10 * 86'400 * orroute::test::kSec;
+  CHECK(ledger.calls(newest).size() == 130);
+  for (const char* type : {"chat", "coding"}) {
+    for (const char* model : {"m/a", "m/b"}) {
+      for (const double q : {0.0, 0.5, 1.0}) {
+        CHECK(other.completion_quantile(type, model, q, 1000) == quantile_of(kept, type, model, q, 1000));
+        CHECK(other.completion_quantile(type, model, q, 20) == quantile_of(kept, type, model, q, 20));
+      }
+    }
+  }
+}
+
 TEST_CASE("time filters stay exact with connections taking turns and transactions rolled back",
           "[ledger]") {
   using orroute::test::kSec;
