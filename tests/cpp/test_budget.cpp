@@ -43,6 +43,26 @@ TEST_CASE("windows start at local midnight, Monday and the first of the month", 
   }
 }
 
+TEST_CASE("a midnight that comes twice starts the day at the first: when the local date changes",
+          "[budget]") {
+  // Daylight time ending at 01:00, back to 00:00: Havana's (2024-11-03: midnight at 04:00 and at
+  // 05:00 UTC), the Azores' (2024-10-27: at 00:00 and 01:00 UTC), Amman's (2021-10-29: at 21:00
+  // and 22:00 UTC the day before; east of UTC, where the lookup found the second).
+  const auto [zone, first_s] = GENERATE(table<const char*, int64_t>({
+      {"America/Havana", 1730606400}, {"Atlantic/Azores", 1729987200},
+      {"Asia/Amman", 1635454800}}));
+  const auto tz = TimeZone::locate(zone);
+  const TimeUs first = first_s * kSec;
+  const TimeUs hour = 3600 * kSec;
+  REQUIRE(tz->offset_seconds(first_s) - tz->offset_seconds(first_s + 3600) == 3600);  // a fold
+  for (const TimeUs at : {first, first + hour / 2, first + hour, first + 3 * hour / 2}) {
+    const auto [start, end] = window_bounds(Window::kDaily, *tz, at);
+    CHECK(start == first);
+    CHECK(end == first + 25 * hour);  // the next midnight comes once, an hour later in UTC
+  }
+  CHECK(window_bounds(Window::kDaily, *tz, first - 1).second == first);
+}
+
 TEST_CASE("reserve refuses what would exceed a budget and settles to the actual cost", "[budget]") {
   SqliteLedger ledger(":memory:");
   ledger.set_budget(spec("global", Window::kTotal, "1"));

@@ -227,6 +227,17 @@ int64_t switch_into(const TimeZone& tz, int64_t local, int64_t before) {
   return hi;
 }
 
+// The first instant whose local time is `local`, given `utc`, one that is. A midnight the clocks
+// go back across (Havana's and the Azores' 01:00 back to 00:00) comes twice, and the day starts
+// at the first, when the local date changes; the lookup found the second east of UTC (Amman).
+// The earlier reading takes the offset in force before the switch: tzdata's folds are at most
+// kMaxFold long.
+int64_t first_reading(const TimeZone& tz, int64_t local, int64_t utc) {
+  constexpr int64_t kMaxFold = 3 * 3600;
+  const int64_t earlier = local - tz.offset_seconds(utc - kMaxFold);
+  return earlier < utc && earlier + tz.offset_seconds(earlier) == local ? earlier : utc;
+}
+
 }  // namespace
 
 std::pair<TimeUs, TimeUs> window_bounds(Window w, const TimeZone& tz, TimeUs at) {
@@ -258,12 +269,14 @@ std::pair<TimeUs, TimeUs> window_bounds(Window w, const TimeZone& tz, TimeUs at)
   // Local midnight -> UTC. The offset is looked up near the instant itself; a second pass fixes
   // the case where a transition lies between the guess and the answer. A midnight the zone skips
   // (Santiago's daylight time starts at 24:00) leaves the answer in the day before: the day then
-  // starts at the switch.
+  // starts at the switch; one that comes twice, at the first.
   auto to_utc = [&](sys_days d) {
     const int64_t local = d.time_since_epoch().count() * kSecPerDay;
     int64_t utc = local - tz.offset_seconds(local);
     utc = local - tz.offset_seconds(utc);
-    if (utc + tz.offset_seconds(utc) < local) utc = switch_into(tz, local, utc);
+    const int64_t reads = utc + tz.offset_seconds(utc);
+    if (reads < local) utc = switch_into(tz, local, utc);
+    if (reads == local) utc = first_reading(tz, local, utc);
     return utc * kUsPerSec;
   };
   return {to_utc(start_day), to_utc(end_day)};
