@@ -63,6 +63,23 @@ TEST_CASE("a midnight that comes twice starts the day at the first: when the loc
   CHECK(window_bounds(Window::kDaily, *tz, first - 1).second == first);
 }
 
+TEST_CASE("the hour read again as the day before after a midnight is the new day's", "[budget]") {
+  // St. John's daylight time ended at 00:01, back to 23:01 (2009-11-01: midnight at 02:30 UTC,
+  // Saturday 23:01-24:00 again from 02:31 to 03:30 UTC): the day changed at the first midnight.
+  const auto tz = TimeZone::locate("America/St_Johns");
+  const TimeUs first = 1257042600 * kSec;
+  const TimeUs minute = 60 * kSec;
+  for (const TimeUs at : {first, first + 2 * minute, first + 59 * minute, first + 60 * minute}) {
+    const auto [start, end] = window_bounds(Window::kDaily, *tz, at);
+    CHECK(start == first);
+    CHECK(end == first + (25 * 60 + 0) * minute);  // Monday's midnight, at -03:30
+    CHECK(window_bounds(Window::kWeekly, *tz, at).second == first + (25 * 60) * minute);
+    CHECK(window_bounds(Window::kMonthly, *tz, at).first == first);  // November's first day
+  }
+  CHECK(window_bounds(Window::kDaily, *tz, first - 1).second == first);
+  CHECK(window_bounds(Window::kMonthly, *tz, first - 1).second == first);
+}
+
 TEST_CASE("reserve refuses what would exceed a budget and settles to the actual cost", "[budget]") {
   SqliteLedger ledger(":memory:");
   ledger.set_budget(spec("global", Window::kTotal, "1"));
