@@ -23,9 +23,12 @@ class Pipe:
     gateway writes, then queues the body (a whole reply, or a stream's SSE bytes) for httpx.
 
     Runs on one event loop. ``drain`` waits while more than ``_PIPE_LIMIT`` bytes are unread, so
-    a slow reader pauses the relay instead of growing a buffer."""
+    a slow reader pauses the relay instead of growing a buffer; a reader that takes nothing for
+    ``write_timeout`` seconds meanwhile is taken for gone and the pipe closes, as the gateway's
+    socket would (``HttpLimits.write_timeout``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, write_timeout: float) -> None:
+        self.write_timeout = write_timeout
         self.closed = False  # the reader left: the gateway stops relaying (and the engine run)
         self.last_status = 0
         self.status = 0
@@ -53,9 +56,16 @@ class Pipe:
         self._news.set()
 
     async def drain(self) -> None:
+        # A reader may be gone without closing: an openai stream dropped unclosed is garbage
+        # only the cyclic collector frees (the stream and its ``__stream__`` generator refer to
+        # each other, as do httpx's response and its bound stream), so no __del__ tells us, and
+        # the paused run would hold its budget reservation until the stream deadline.
         while self._size > _PIPE_LIMIT and not self.closed:
             self._room.clear()
-            await self._room.wait()
+            try:
+                await asyncio.wait_for(self._room.wait(), self.write_timeout)
+            except TimeoutError:
+                self.abort()  # the gateway stops the run: settled at what was streamed
 
     def close(self) -> None:
         self.eof = True

@@ -35,6 +35,7 @@ from types import ModuleType
 from typing import Any
 
 from . import _http_libs
+from ._http_limits import HttpLimits
 from ._http_server import RawRequest
 from ._transport_pipe import Pipe, abandon, abort, content_length, finished, next_chunk
 from .gateway.app import GatewayApp
@@ -67,12 +68,13 @@ class _Handler:
     event loop, one at a time per loop (the sync transports share one of their own)."""
 
     def __init__(self, manager: Any, *, project: str, routes: dict[str, list[str]] | None,
-                 fallback: bool, candidates: int, api_key: Any) -> None:
+                 fallback: bool, candidates: int, api_key: Any, write_timeout: float) -> None:
         keys = [api_key] if isinstance(api_key, str) else list(api_key or [])
         settings = GatewaySettings(
             base_url=manager._base_url, api_key=",".join(keys) or None,
             strategy=manager._strategy, routes=dict(routes or {}), candidates=candidates,
             fallback_enabled=fallback, stream_queue=manager._stream_queue,
+            http=HttpLimits(write_timeout=write_timeout),
         )
         selector = manager.selector
         self.manager = manager
@@ -93,7 +95,7 @@ class _Handler:
         headers.setdefault("authorization", "Bearer in-process")  # the gateway wants a token
         # HTTP/1.0: the gateway writes a stream unframed (no chunked encoding) and closes it.
         raw = RawRequest(request.method, target, "HTTP/1.0", headers, body, keep_alive=True)
-        pipe = Pipe()
+        pipe = Pipe(self.app.settings.http.write_timeout)
         pending = self.app._handle(pipe, raw)  # type: ignore[arg-type]
         if pending is None:
             pipe.eof = True
@@ -215,6 +217,7 @@ def _manager(manager: Any, kwargs: dict[str, Any]) -> Any:
     return AIModelManager(**kwargs)
 
 
+_WRITE_TIMEOUT = HttpLimits().write_timeout
 _LIBS = _http_libs.installed()
 #: Every installed library's transport base classes: one transport serves clients of either.
 _ASYNC_BASES: Any = tuple(lib.AsyncBaseTransport for lib in _LIBS)
@@ -235,6 +238,10 @@ class AsyncTransport(*_ASYNC_BASES):  # type: ignore[misc]
         fallback: False tries one model per request.
         candidates: how many ranked models an alias (``orroute/auto``, ``orroute/cheapest``,
             ``orroute/best``, ``orroute/fast``) may fall back over.
+        write_timeout: a streamed reply whose reader takes nothing for this many seconds while
+            its buffer is full is stopped (its run settled at what was streamed), as the
+            gateway's socket would: a stream dropped unclosed is otherwise freed only by a
+            cyclic garbage collection, and holds its budget reservation until then.
 
     >>> client = openai.AsyncOpenAI(base_url="http://orroute.invalid/v1", api_key="-",
     ...     http_client=httpx.AsyncClient(transport=orroute.AsyncTransport()))  # doctest: +SKIP
@@ -244,11 +251,13 @@ class AsyncTransport(*_ASYNC_BASES):  # type: ignore[misc]
 
     def __init__(self, manager: Any = None, *, project: str | None = None,
                  routes: dict[str, list[str]] | None = None, fallback: bool = True,
-                 candidates: int = 3, **manager_kwargs: Any) -> None:
+                 candidates: int = 3, write_timeout: float = _WRITE_TIMEOUT,
+                 **manager_kwargs: Any) -> None:
         self.manager = _manager(manager, manager_kwargs)
         self._handler = _Handler(self.manager, project=project or self.manager._project or "",
                                  routes=routes, fallback=fallback, candidates=candidates,
-                                 api_key=manager_kwargs.get("api_key"))
+                                 api_key=manager_kwargs.get("api_key"),
+                                 write_timeout=write_timeout)
 
     async def handle_async_request(self, request: Any) -> Any:
         body = await request.aread()
@@ -349,11 +358,13 @@ class Transport(*_SYNC_BASES):  # type: ignore[misc]
 
     def __init__(self, manager: Any = None, *, project: str | None = None,
                  routes: dict[str, list[str]] | None = None, fallback: bool = True,
-                 candidates: int = 3, **manager_kwargs: Any) -> None:
+                 candidates: int = 3, write_timeout: float = _WRITE_TIMEOUT,
+                 **manager_kwargs: Any) -> None:
         self.manager = _manager(manager, manager_kwargs)
         self._handler = _Handler(self.manager, project=project or self.manager._project or "",
                                  routes=routes, fallback=fallback, candidates=candidates,
-                                 api_key=manager_kwargs.get("api_key"))
+                                 api_key=manager_kwargs.get("api_key"),
+                                 write_timeout=write_timeout)
 
     def handle_request(self, request: Any) -> Any:
         body = request.read()

@@ -43,6 +43,43 @@ TEST_CASE("windows start at local midnight, Monday and the first of the month", 
   }
 }
 
+TEST_CASE("a midnight that comes twice starts the day at the first: when the local date changes",
+          "[budget]") {
+  // Daylight time ending at 01:00, back to 00:00: Havana's (2024-11-03: midnight at 04:00 and at
+  // 05:00 UTC), the Azores' (2024-10-27: at 00:00 and 01:00 UTC), Amman's (2021-10-29: at 21:00
+  // and 22:00 UTC the day before; east of UTC, where the lookup found the second).
+  const auto [zone, first_s] = GENERATE(table<const char*, int64_t>({
+      {"America/Havana", 1730606400}, {"Atlantic/Azores", 1729987200},
+      {"Asia/Amman", 1635454800}}));
+  const auto tz = TimeZone::locate(zone);
+  const TimeUs first = first_s * kSec;
+  const TimeUs hour = 3600 * kSec;
+  REQUIRE(tz->offset_seconds(first_s) - tz->offset_seconds(first_s + 3600) == 3600);  // a fold
+  for (const TimeUs at : {first, first + hour / 2, first + hour, first + 3 * hour / 2}) {
+    const auto [start, end] = window_bounds(Window::kDaily, *tz, at);
+    CHECK(start == first);
+    CHECK(end == first + 25 * hour);  // the next midnight comes once, an hour later in UTC
+  }
+  CHECK(window_bounds(Window::kDaily, *tz, first - 1).second == first);
+}
+
+TEST_CASE("the hour read again as the day before after a midnight is the new day's", "[budget]") {
+  // St. John's daylight time ended at 00:01, back to 23:01 (2009-11-01: midnight at 02:30 UTC,
+  // Saturday 23:01-24:00 again from 02:31 to 03:30 UTC): the day changed at the first midnight.
+  const auto tz = TimeZone::locate("America/St_Johns");
+  const TimeUs first = 1257042600 * kSec;
+  const TimeUs minute = 60 * kSec;
+  for (const TimeUs at : {first, first + 2 * minute, first + 59 * minute, first + 60 * minute}) {
+    const auto [start, end] = window_bounds(Window::kDaily, *tz, at);
+    CHECK(start == first);
+    CHECK(end == first + (25 * 60 + 0) * minute);  // Monday's midnight, at -03:30
+    CHECK(window_bounds(Window::kWeekly, *tz, at).second == first + (25 * 60) * minute);
+    CHECK(window_bounds(Window::kMonthly, *tz, at).first == first);  // November's first day
+  }
+  CHECK(window_bounds(Window::kDaily, *tz, first - 1).second == first);
+  CHECK(window_bounds(Window::kMonthly, *tz, first - 1).second == first);
+}
+
 TEST_CASE("reserve refuses what would exceed a budget and settles to the actual cost", "[budget]") {
   SqliteLedger ledger(":memory:");
   ledger.set_budget(spec("global", Window::kTotal, "1"));

@@ -431,10 +431,9 @@ TEST_CASE("a schema version 4 file migrates with every call, budget and counter 
     CHECK(states[i].spent == states_before[i].spent);
     CHECK(states[i].reserved == states_before[i].reserved);
   }
-  // The completions table was built from the old index: every 'ok' call with a type and a model.
-  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM ok_completions") ==
-        orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls WHERE outcome = 'ok' AND "
-                                              "task_type IS NOT NULL AND model_used IS NOT NULL"));
+  // The completions table is left to its first reader (not built under the migration's lock),
+  // which indexes every 'ok' call with a type and a model.
+  CHECK(orroute::test::int_on_file(file.path, "SELECT completions_through FROM state") == 0);
   auto calls = ledger.calls({});
   for (const char* type : {"chat", "coding", ""}) {
     for (const char* model : {"m/a", "m/b"}) {
@@ -444,6 +443,9 @@ TEST_CASE("a schema version 4 file migrates with every call, budget and counter 
       }
     }
   }
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM ok_completions") ==
+        orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls WHERE outcome = 'ok' AND "
+                                              "task_type IS NOT NULL AND model_used IS NOT NULL"));
   CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 401 / 64);
   check_time_filters(ledger, 0);
   // And the file goes on: new calls are booked against the kept counters and read back.
@@ -454,6 +456,24 @@ TEST_CASE("a schema version 4 file migrates with every call, budget and counter 
   for (size_t i = 0; i < after.size(); ++i) CHECK(after[i].spent == states_before[i].spent + more.cost);
   calls = ledger.calls({});
   CHECK(ledger.completion_quantile("chat", "m/a", 1.0, 1) == quantile_of(calls, "chat", "m/a", 1.0, 1));
+}
+
+TEST_CASE("a schema version 4 file's blocks are its complete blocks of 64 ids that hold calls",
+          "[ledger]") {
+  const orroute::TimeUs base = orroute::test::kJan31_2359;
+  const auto [calls, deleted, blocks] = GENERATE(table<int, const char*, int64_t>({
+      {0, "", 0}, {62, "", 0}, {63, "", 1}, {200, "", 3},  // ids from 1: block 0 holds 63
+      {200, "DELETE FROM calls WHERE id BETWEEN 64 AND 127", 2}}));
+  TempLedgerFile file;
+  {
+    SqliteLedger ledger(file.path);
+    for (int i = 0; i < calls; ++i) ledger.record(call_at(i, base));
+  }
+  REQUIRE(orroute::test::exec_on_file(file.path, kUndoSchema5) == SQLITE_OK);
+  if (*deleted) REQUIRE(orroute::test::exec_on_file(file.path, deleted) == SQLITE_OK);
+  SqliteLedger ledger(file.path);
+  CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == blocks);
+  check_time_filters(ledger, base);
 }
 
 TEST_CASE("the completion quantile reads every call recorded before it, by any connection", "[ledger]") {
@@ -520,6 +540,46 @@ TEST_CASE("time filters find every call in range whatever the order of the calls
   CHECK(orroute::test::int_on_file(file.path, "SELECT first_id FROM calls_blocks WHERE block = 6") == 256);
   CHECK(orroute::test::int_on_file(file.path, "SELECT first_id FROM calls_blocks WHERE block = 7") == 448);
   check_time_filters(ledger, base);
+}
+
+TEST_CASE("calls deleted by hand leave their ids unused: time filters and the quantile stay exact",
+          "[ledger]") {
+  const orroute::TimeUs base = orroute::test::kJan31_2359;
+  TempLedgerFile file;
+  SqliteLedger ledger(file.path);
+  std::vector<CallRecord> kept;
+  const auto record = [&](SqliteLedger& by, int i, orroute::TimeUs at) {
+    CallRecord c = mixed_call(i);
+    c.at = at;
+    c.id = by.record(c).call_id;
+    kept.push_back(c);
+    return c.id;
+  };
+  for (int i = 0; i < 200; ++i) record(ledger, i, call_at(i, base).at);  // ids 1-200, blocks 0-2
+  REQUIRE(ledger.completion_quantile("chat", "m/a", 0.5, 1000).has_value());  // indexed to 200
+  // The newest calls deleted by hand, their tags left: ids 151-191 were in block 2, whose span
+  // of times was theirs, and the quantile's index names them.
+  REQUIRE(orroute::test::exec_on_file(file.path, "DELETE FROM calls WHERE id > 150") == SQLITE_OK);
+  kept.resize(150);
+  SqliteLedger other(file.path);
+  for (int i = 200; i < 330; ++i) {  // after every earlier call, by two connections in turn
+    const orroute::TimeUs at = base + 10 * 86'400 * orroute::test::kSec + i * orroute::test::kSec;
+    // before: ids 151, 152..., outside block 2's span, and its insert failed at id 191
+    CHECK(record(i % 40 < 20 ? ledger : other, i, at) > 200);
+  }
+  REQUIRE(ledger.calls({}).size() == kept.size());
+  check_time_filters(ledger, base);
+  CallQuery newest;
+  newest.from = base + 10 * 86'400 * orroute::test::kSec;
+  CHECK(ledger.calls(newest).size() == 130);
+  for (const char* type : {"chat", "coding"}) {
+    for (const char* model : {"m/a", "m/b"}) {
+      for (const double q : {0.0, 0.5, 1.0}) {
+        CHECK(other.completion_quantile(type, model, q, 1000) == quantile_of(kept, type, model, q, 1000));
+        CHECK(other.completion_quantile(type, model, q, 20) == quantile_of(kept, type, model, q, 20));
+      }
+    }
+  }
 }
 
 TEST_CASE("time filters stay exact with connections taking turns and transactions rolled back",

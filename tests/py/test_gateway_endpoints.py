@@ -469,6 +469,10 @@ def test_embeddings_error_in_a_2xx_reply_is_an_error_and_releases_the_reservatio
     assert "data" not in json.loads(data)
     st = gateway.tracker.budget_status(project=rec.project)
     assert st.reserved == 0 and st.spent == 0
+    # a row at 0 with no estimate, as a failed chat call's (before: no row at all)
+    [row] = gateway.tracker.usage_history(project=rec.project)
+    assert (row.model, row.outcome, row.error_class) == (embed_model, "error", "server")
+    assert row.cost == 0 and row.estimated_cost is None
 
 
 @pytest.mark.parametrize(("body", "param"), [
@@ -617,3 +621,31 @@ def test_embeddings_refused_before_anything_was_sent_release_the_reservation(
         status, _, data = call(gw, "POST", "/v1/embeddings", {"model": MODEL, "input": "hi"}, key=k)
         assert status == 502, data
         assert _spent_and_held(gw, rec.project) == (0, 0)
+        [row] = gw.tracker.usage_history(project=rec.project)
+        assert (row.outcome, row.cost, row.estimated_cost) == ("error", 0, None)
+
+
+def test_embeddings_whose_client_hangs_up_before_the_request_went_out_release_it(
+        fake: FakeOpenRouter, tmp_path: Path) -> None:
+    """The upstream's connect never completes (its listen queue is full: the SYN is dropped)
+    and the client leaves: nothing reached the upstream, so nothing is billed; the
+    reservation is released, and no row is written (edges16: not tested before)."""
+    with socket.socket() as upstream, socket.socket() as queued:
+        upstream.bind(("127.0.0.1", 0))
+        upstream.listen(0)  # never accepted: one queued connection fills it
+        queued.connect(upstream.getsockname())
+        settings = GatewaySettings(
+            base_url=f"http://127.0.0.1:{upstream.getsockname()[1]}/api/v1",
+            api_key=UPSTREAM_KEY, port=0, ledger=str(tmp_path / "ledger.sqlite3"))
+        with Gateway(settings) as gw:
+            k, rec = gw.keys.create("embed-hang-up-early")
+            gw.tracker.set_budget(1, project=rec.project)
+            s = post_completion(gw, k, {"model": MODEL, "input": "hi"}, path="/v1/embeddings")
+            try:
+                assert fake.wait_until(lambda: _spent_and_held(gw, rec.project)[1] > 0, 10)  # a poller
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            finally:
+                s.close()  # a reset: the gateway's connection is lost at once
+            assert fake.wait_until(lambda: _spent_and_held(gw, rec.project)[1] == 0, 10)
+            assert _spent_and_held(gw, rec.project) == (0, 0)
+            assert gw.tracker.usage_history(project=rec.project) == []

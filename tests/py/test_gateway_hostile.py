@@ -260,6 +260,30 @@ def test_health_asked_without_a_key_does_not_call_the_upstream_once_a_request(
     assert 1 <= len(checks) <= 3  # the check of each second the 300 took
 
 
+def test_credits_asked_again_and_again_by_a_key_call_the_upstream_once_a_few_seconds(
+        gateway: Gateway, fake: FakeOpenRouter, key: str) -> None:
+    """/api/v1/ai/credits asks the upstream with the gateway's credentials: a key's requests of
+    a few seconds share one answer (before, 100 pipelined requests made 100 upstream calls).
+    Another key's first request fetches its own."""
+    def pipelined(token: str, n: int) -> bytes:
+        request = (f"GET /api/v1/ai/credits HTTP/1.1\r\nHost: x\r\n"
+                   f"Authorization: Bearer {token}\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as s:
+            s.sendall(request * n)
+            got = b""
+            while got.count(b"HTTP/1.1 ") < n and (chunk := s.recv(65536)):
+                got += chunk
+        return got
+
+    before = len(fake.requests)
+    assert pipelined(key, 100).count(b"HTTP/1.1 200 ") == 100
+    assert 1 <= sum(r.path.endswith("/credits") for r in fake.requests[before:]) <= 2
+    other = gateway.keys.create("p-credits-other")[0]
+    before = len(fake.requests)
+    assert pipelined(other, 1).count(b"HTTP/1.1 200 ") == 1
+    assert sum(r.path.endswith("/credits") for r in fake.requests[before:]) == 1
+
+
 def test_a_slow_usage_report_does_not_hold_up_other_requests(
         gateway: Gateway, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """/api/v1/ai/usage reads the ledger (a project's 300,000 calls: ~2 s): on the event loop it

@@ -138,32 +138,34 @@ def test_a_stream_dropped_unclosed_stops_the_upstream_transfer(
         fake.reset()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "openai's AsyncStream and its __stream__ generator refer to each other: a stream dropped "
-    "after its first chunk is freed, and its body's __del__ stops the relay, only by a cyclic "
-    "garbage collection that follows the asyncgen finalizer's aclose task. Until then the upstream runs on (paused once the pipe "
-    "and the engine queue are full) and the reservation is held, at most until the stream "
-    "deadline (an hour). A fix needs a reader-idle limit on the pipe (the socket's "
-    "write_timeout) or openai breaking the cycle; rev20, not fixed"))
 async def test_an_async_stream_dropped_unclosed_stops_without_waiting_for_a_gc(
     fake: FakeOpenRouter, tracker: orroute.CostTracker
 ) -> None:
+    """openai's AsyncStream and its ``__stream__`` generator refer to each other (as do httpx's
+    response and its bound stream): dropped unclosed, the body is freed only by a cyclic garbage
+    collection, so nothing tells the transport. A reader that takes nothing while the pipe is
+    full is gone after the write timeout, as over a socket: the run stops, settled at what was
+    streamed (before: held until the stream deadline, an hour)."""
     fake.reset()
-    fake.set_model_profile(MODEL, tokens_per_second=3)  # ~10 s of output
+    fake.fail(MODEL, Fault.ignore_max_tokens(8000))  # ~1 MB of chunks: the pipe fills
     gc.disable()  # the cyclic collector runs when allocations say so: not here
     try:
-        manager = make_manager(fake, tracker)
-        s = await orroute.async_openai_client(manager).chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "Write a long story " * 20}],
-            stream=True)
+        transport = orroute.AsyncTransport(make_manager(fake, tracker), write_timeout=0.3)
+        client = openai.AsyncOpenAI(base_url=orroute.transport.BASE_URL, api_key="-",
+                                    http_client=httpx.AsyncClient(transport=transport))
+        s = await client.chat.completions.create(
+            model=MODEL, messages=HI, max_tokens=8000, stream=True)
         chunks = s.__aiter__()
         await chunks.__anext__()
         del s, chunks  # neither read to the end nor closed
-        for _ in range(100):  # the finalizers' tasks run
+        for _ in range(250):  # the pipe fills, then the write timeout passes
             await asyncio.sleep(0.02)
-            if manager.reserved()[0] == 0:
+            if transport.manager.reserved()[0] == 0:
                 break
-        assert manager.reserved()[0] == 0
+        assert transport.manager.reserved()[0] == 0
+        [row] = ledger_rows(tracker)
+        assert 0 < row.completion_tokens < 8000  # what was streamed, billed
+        assert row.cost > 0
     finally:
         gc.enable()
         gc.collect()

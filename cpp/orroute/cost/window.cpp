@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <tuple>
 #include <map>
 #include <mutex>
 
@@ -227,6 +228,35 @@ int64_t switch_into(const TimeZone& tz, int64_t local, int64_t before) {
   return hi;
 }
 
+// The first instant whose local time is `local`, given `utc`, one that is. A midnight the clocks
+// go back across (Havana's and the Azores' 01:00 back to 00:00) comes twice, and the day starts
+// at the first, when the local date changes; the lookup found the second east of UTC (Amman).
+// The earlier reading takes the offset in force before the switch: tzdata's folds are at most
+// kMaxFold long.
+int64_t first_reading(const TimeZone& tz, int64_t local, int64_t utc) {
+  constexpr int64_t kMaxFold = 3 * 3600;
+  const int64_t earlier = local - tz.offset_seconds(utc - kMaxFold);
+  return earlier < utc && earlier + tz.offset_seconds(earlier) == local ? earlier : utc;
+}
+
+// The first and the last-plus-one local day of the window of kind `w` holding the day `today`.
+std::pair<std::chrono::sys_days, std::chrono::sys_days> window_days(Window w,
+                                                                    std::chrono::sys_days today) {
+  using namespace std::chrono;
+  switch (w) {
+    case Window::kDaily:
+      return {today, today + days{1}};
+    case Window::kWeekly: {
+      const sys_days monday = today - days{(weekday{today}.c_encoding() + 6) % 7};
+      return {monday, monday + days{7}};
+    }
+    default: {
+      const year_month ym = year_month_day{today}.year() / year_month_day{today}.month();
+      return {sys_days{ym / day{1}}, sys_days{(ym + months{1}) / day{1}}};
+    }
+  }
+}
+
 }  // namespace
 
 std::pair<TimeUs, TimeUs> window_bounds(Window w, const TimeZone& tz, TimeUs at) {
@@ -235,38 +265,29 @@ std::pair<TimeUs, TimeUs> window_bounds(Window w, const TimeZone& tz, TimeUs at)
   const int64_t utc_s = floor_div(at, kUsPerSec);
   const int64_t local_s = utc_s + tz.offset_seconds(utc_s);
   const sys_days today{days{floor_div(local_s, kSecPerDay)}};
-  sys_days start_day, end_day;
-  switch (w) {
-    case Window::kDaily:
-      start_day = today;
-      end_day = today + days{1};
-      break;
-    case Window::kWeekly: {
-      const weekday wd{today};
-      start_day = today - days{(wd.c_encoding() + 6) % 7};  // back to Monday
-      end_day = start_day + days{7};
-      break;
-    }
-    default: {
-      const year_month_day ymd{today};
-      const year_month ym = ymd.year() / ymd.month();
-      start_day = sys_days{ym / day{1}};
-      end_day = sys_days{(ym + months{1}) / day{1}};
-      break;
-    }
-  }
   // Local midnight -> UTC. The offset is looked up near the instant itself; a second pass fixes
   // the case where a transition lies between the guess and the answer. A midnight the zone skips
   // (Santiago's daylight time starts at 24:00) leaves the answer in the day before: the day then
-  // starts at the switch.
+  // starts at the switch; one that comes twice, at the first.
   auto to_utc = [&](sys_days d) {
     const int64_t local = d.time_since_epoch().count() * kSecPerDay;
     int64_t utc = local - tz.offset_seconds(local);
     utc = local - tz.offset_seconds(utc);
-    if (utc + tz.offset_seconds(utc) < local) utc = switch_into(tz, local, utc);
+    const int64_t reads = utc + tz.offset_seconds(utc);
+    if (reads < local) utc = switch_into(tz, local, utc);
+    if (reads == local) utc = first_reading(tz, local, utc);
     return utc * kUsPerSec;
   };
-  return {to_utc(start_day), to_utc(end_day)};
+  auto [first_day, end_day] = window_days(w, today);
+  TimeUs end = to_utc(end_day);
+  if (at >= end) {
+    // The clocks went back across the midnight that ended the window (St. John's 00:01 back to
+    // 23:01, 1988-2010): the day had changed at the first, and the hour read again as the day
+    // before is the next window's.
+    std::tie(first_day, end_day) = window_days(w, end_day);
+    return {end, to_utc(end_day)};
+  }
+  return {to_utc(first_day), end};
 }
 
 }  // namespace orroute

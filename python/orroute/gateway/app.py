@@ -47,6 +47,7 @@ from .outcome import ChatOutcome
 from .outcome import sent as _sent
 from .response_events import ResponseEvents
 from .responses import first_choice, from_chat, obj, to_chat
+from .reuse import Reused
 from .scrub import scrub_secrets
 from .settings import ALIASES, GatewaySettings
 from .stream_n import relay_n
@@ -64,6 +65,8 @@ _MODELS_PATHS = frozenset({"/v1/models", "/api/v1/models", "/models"})
 _MODEL_PREFIXES = ("/v1/models/", "/api/v1/models/", "/models/")
 _VERSION = "0.1.0"
 _HEALTH_REUSE = 1.0  # seconds an upstream check answers /health for
+_CREDITS_REUSE = 5.0  # seconds an upstream /credits answers a key's requests for
+_CREDITS_KEYS = 1024  # keys whose /credits answer is held
 
 
 def _usd(d: Any) -> str:
@@ -108,8 +111,8 @@ class GatewayApp:
         self._secrets = [k.encode() for k in dict.fromkeys(
             [*settings.api_keys(), *self.observe.secrets])]
         self._openapi: bytes | None = None
-        self._health_check: asyncio.Future[dict[str, Any]] | None = None  # _upstream_health
-        self._health_checked = 0.0  # when it started (time.monotonic)
+        self._health_check = Reused(_HEALTH_REUSE, 1)  # one for every client: needs no key
+        self._credits_check = Reused(_CREDITS_REUSE, _CREDITS_KEYS)
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
         self._embeddings = EmbeddingsRoute(self)
@@ -738,20 +741,10 @@ class GatewayApp:
         return {"reachable": True, "status": status, "authenticated": status == 200,
                 "latency_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
-    async def _upstream_health(self) -> dict[str, Any]:
-        """One upstream check for the /health requests of a second and those that come while it
-        runs: /health needs no key, and a check each let anyone make the gateway call the
-        upstream with its credentials as fast as they could ask (300 pipelined /health, 300
-        upstream requests). Shielded: a client that leaves does not cancel the others' check."""
-        now = time.monotonic()
-        check = self._health_check
-        if check is None or (check.done() and now - self._health_checked > _HEALTH_REUSE):
-            check = self._health_check = asyncio.ensure_future(self._check_upstream())
-            self._health_checked = now
-        return await asyncio.shield(check)
-
     async def _health(self, conn: Connection, close: bool) -> None:
-        upstream = await self._upstream_health()
+        # /health needs no key: one check answers everyone's of a second (300 pipelined
+        # /health were 300 upstream requests with the gateway's credentials)
+        upstream = await self._health_check.get("", self._check_upstream)
         try:
             self.tracker.live_reservations()
             ledger = {"ok": True, "path": f"{self.settings.ledger_path()}"}  # no Redis password
@@ -770,7 +763,8 @@ class GatewayApp:
         self._send(conn, 200 if healthy else 503, dumps(body), close)
 
     async def _credits(self, conn: Connection, key: GatewayKey, close: bool) -> None:
-        status, data = await self._upstream_json("/credits")
+        status, data = await self._credits_check.get(
+            key.id, lambda: self._upstream_json("/credits"))
         if not status:
             self._send(conn, 502, HttpError(502, "the upstream cannot be reached",
                                             type_="upstream_error").body(), close)

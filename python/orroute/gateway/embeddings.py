@@ -168,11 +168,16 @@ class EmbeddingsRoute:
         def book(cost: Decimal, **fields: Any) -> None:
             """Settles the call at ``cost`` and the worst case of each attempt the upstream got
             in full and we cut (a timeout): a non-streamed call runs to its end and is billed
-            (docs/cost.md, rule 5). A failed call with nothing to bill is released below."""
+            (docs/cost.md, rule 5). A failed call with nothing to bill is a row at 0 with no
+            estimate, as the engine writes a failed chat call's (``Run::settle_failed``); one
+            the client cancelled before anything was billed is released below."""
             nonlocal settled
             cost += worst * call.abandoned_attempts
-            if fields.get("outcome", "ok") != "ok" and not cost:
-                return
+            outcome = fields.get("outcome", "ok")
+            if outcome != "ok" and not cost:
+                if outcome == "cancelled":
+                    return
+                fields["estimated_cost"] = None  # nothing billed: no estimate was missed
             hold.settle(cost, model=model, attempts=call.attempts,
                         latency=time.perf_counter() - t0, **fields)
             settled = True

@@ -211,6 +211,7 @@ struct SqliteLedger::Impl {
       int64_t first = 0, last = -1;
       TimeUs min_ts = 0, max_ts = 0;
     } own_calls;
+    int64_t unused_ids_from = -1;  // no call had an id from here on (-1: not read; unused_id)
     Entry* find(const std::pair<int64_t, TimeUs>& window) {
       for (Entry& e : counters) {
         if (e.window == window) return &e;
@@ -229,6 +230,7 @@ struct SqliteLedger::Impl {
       counters.clear();
       lease_rows.clear();
       own_calls = {};
+      unused_ids_from = -1;
     }
   };
   TxnReads txn_reads;
@@ -644,6 +646,8 @@ struct SqliteLedger::Impl {
   // completes (schema 5's calls_blocks, for the time filters), from this connection's own calls
   // when they are all of it, else from the rows.
   void note_call(int64_t id, TimeUs ts);
+  // The call just inserted as `id`, moved to an id no call had before if `id` was one.
+  int64_t unused_id(int64_t id);
 
   // Adds the 'ok' calls recorded since the last call to ok_completions (schema migration 5),
   // completion_quantile's index, in transactions of at most kCompletionsPerTxn calls, so that

