@@ -273,3 +273,20 @@ def test_the_requests_shape_binds_at_a_direct_provider_too(
         mgr.execute_task_sync(Task(messages=[{"role": "user", "content": [pdf]}], max_tokens=20))
     assert len(ant.requests) == 1
     assert mgr.reserved()[0] == 0
+
+
+def test_a_provider_whose_connections_fail_opens_its_own_endpoint_breaker(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    # Each provider's endpoint has a breaker named for its own host (the engine's endpoint_of,
+    # set once at its construction), not the OpenRouter base URL's every call would otherwise name.
+    orf, ant = fakes
+    ant_first = {"providers": {"anthropic": {"priority": 0}, "openrouter": {"priority": 1}}}
+    mgr = _manager(orf, ant, tmp_path, ant_first, breaker={"failures": 2, "cooldown": 600})
+    ant.fail("*", Fault.reset())  # the connection dropped: no reply, the endpoint is to blame
+    results = [mgr.execute_task_sync(Task(messages="hi", max_tokens=10)) for _ in range(3)]
+    assert [r.provider for r in results] == ["openrouter"] * 3  # no task failed
+    opened = {b["key"]: b["state"] for b in mgr.health()["breakers"]}
+    ant_host, or_host = ant.base_url.split("//")[1].split("/")[0], orf.base_url.split("//")[1].split("/")[0]
+    assert ant_host != or_host
+    assert opened.get(f"endpoint:{ant_host}") == "open"
+    assert f"endpoint:{or_host}" not in opened
