@@ -290,3 +290,24 @@ def test_a_provider_whose_connections_fail_opens_its_own_endpoint_breaker(
     assert ant_host != or_host
     assert opened.get(f"endpoint:{ant_host}") == "open"
     assert f"endpoint:{or_host}" not in opened
+
+
+def test_a_truncated_anthropic_stream_fails_its_attempt_with_the_translators_error(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    # The sink's direct-provider state (its adapter's refusal of the reply) on the failure path:
+    # a stream that ends cleanly before message_stop is a 502 of that attempt, said by the
+    # translator, and the provider's breaker takes it.
+    orf, ant = fakes
+    mgr = _manager(orf, ant, tmp_path, {"providers": {"anthropic": {"priority": 0}}})
+    ping = b'event: ping\ndata: {"type": "ping"}\n\n'
+    ant.fail("*", Fault.raw(ping, content_type="text/event-stream"))
+    orf.fail("*", Fault.server_error(503))
+
+    async def run() -> list[dict[str, Any]]:
+        return [c async for c in mgr.stream_task(Task(messages="hi", max_tokens=10))]
+
+    with pytest.raises(orroute.StreamError) as failed:
+        asyncio.run(run())
+    at_anthropic = [a for a in failed.value.attempts if a.model == f"{MODEL}@anthropic"]
+    assert [(a.error, a.status) for a in at_anthropic] == [("server", 502)] * 2  # tried, retried
+    assert {a.message for a in at_anthropic} == {"the Anthropic stream ended before message_stop (truncated reply)"}
