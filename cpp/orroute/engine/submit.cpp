@@ -21,65 +21,23 @@
 
 namespace orroute {
 
-namespace {
-
-// A plan without the messages it read (a caller's own EnginePlan): the request parsed again, its
-// messages for the prices and its tools' text into `tools_json`. Out of line and cold: plan()
-// hands both over, and the common path's code stays together without this one's.
-[[gnu::cold]] [[gnu::noinline]] std::shared_ptr<const std::vector<ChatMessage>> parse_messages(
-    const EngineTask& task, std::string& tools_json) {
-  rapidjson::Document body;
-  if (parse_json_text(task.request_json, body) != JsonParse::kOk || !body.IsObject() ||
-      !body.HasMember("messages")) {
-    throw InvalidArgument("task request must be a JSON object with messages (plan() it first)");
-  }
-  std::shared_ptr<const std::vector<ChatMessage>> messages;
-  try {
-    messages = std::make_shared<const std::vector<ChatMessage>>(chat_messages_of(body["messages"]));
-  } catch (const ParseError&) {  // not countable: the prices fall back to the plan's count
-  }
-  tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
-  return messages;
-}
-
-// A run over several providers ended: the balancers learn how their picks went (a pick never
-// sent is only released), and the result names the provider that answered and the model as the
-// caller knows it. Out of line: a run with the one endpoint does not read this code.
-[[gnu::noinline]] void routed_run_ended(RouterState& state, const Clock& clock, const ProviderRoutes& routes,
-                                        const std::vector<BalancerPick>& picks, EngineResult& res) {
-  RouteOutcome& outcome = res.route;
-  for (const BalancerPick& p : picks) {
-    const AttemptRecord* sent = nullptr;
-    for (const AttemptRecord& a : outcome.attempts) {
-      if (a.model == p.candidate && a.outcome.rfind("skipped:", 0) != 0) sent = &a;
-    }
-    try {
-      if (sent) {
-        state.balancer_finish(p.group, p.index, sent->outcome == "ok", sent->latency, clock.now());
-      } else {
-        state.balancer_release(p.group, p.index, clock.now());
-      }
-    } catch (const std::exception&) {
-      // shared state unreachable: balancing state only, the call itself is settled
-    }
-  }
-  if (!outcome.model.empty()) {
-    const auto [model, provider] = ProviderRoutes::split(outcome.model);
-    const ProviderRoute* r = routes.route(outcome.model);
-    res.provider = r ? r->name : provider;
-    res.provider_model = routes.native(outcome.model);
-    outcome.model = model;
-  }
-}
-
-}  // namespace
-
 std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan&& plan,
                                           ChunkCallback on_chunk, DoneCallback on_done) {
   // plan() hands over the messages, tools, shape and prompt counts it derived: no second parse.
   std::shared_ptr<const std::vector<ChatMessage>> messages = std::move(plan.messages);
   std::string tools_json = std::move(plan.tools_json);
-  if (!messages) messages = parse_messages(task, tools_json);
+  if (!messages) {
+    rapidjson::Document body;
+    if (parse_json_text(task.request_json, body) != JsonParse::kOk || !body.IsObject() ||
+        !body.HasMember("messages")) {
+      throw InvalidArgument("task request must be a JSON object with messages (plan() it first)");
+    }
+    try {
+      messages = std::make_shared<const std::vector<ChatMessage>>(chat_messages_of(body["messages"]));
+    } catch (const ParseError&) {  // not countable: the prices fall back to the plan's count
+    }
+    tools_json = body.HasMember("tools") ? json_text(body["tools"]) : std::string();
+  }
   // The response cache first: a hit reserves nothing and sends nothing; but under the emergency
   // cutoff it is not served, and the reservation below refuses the call.
   std::string cache_key =
@@ -156,7 +114,31 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan&& p
     // apart is taken from the outcome there. Made where the caller keeps it (DoneCallback).
     auto res = std::make_unique<EngineResult>(std::move(out), std::move(plan));
     RouteOutcome& outcome = res->route;
-    if (routes) routed_run_ended(impl->state, *impl->clock, *routes, picks, *res);
+    if (routes) {
+      // The balancers learn how their picks went; a pick never sent is only released.
+      for (const BalancerPick& p : picks) {
+        const AttemptRecord* sent = nullptr;
+        for (const AttemptRecord& a : outcome.attempts) {
+          if (a.model == p.candidate && a.outcome.rfind("skipped:", 0) != 0) sent = &a;
+        }
+        try {
+          if (sent) {
+            impl->state.balancer_finish(p.group, p.index, sent->outcome == "ok", sent->latency, impl->clock->now());
+          } else {
+            impl->state.balancer_release(p.group, p.index, impl->clock->now());
+          }
+        } catch (const std::exception&) {
+          // shared state unreachable: balancing state only, the call itself is settled
+        }
+      }
+      if (!outcome.model.empty()) {
+        const auto [model, provider] = ProviderRoutes::split(outcome.model);
+        const ProviderRoute* r = routes->route(outcome.model);
+        res->provider = r ? r->name : provider;
+        res->provider_model = routes->native(outcome.model);
+        outcome.model = model;
+      }
+    }
     if (!outcome.ok) res->api_error = sender->last_error();  // an answer clears earlier failures
     res->budget_error = outcome.budget_error;
     res->completion_json = std::move(outcome.result.body);  // the caller's copy; the outcome's is spent
