@@ -149,6 +149,7 @@ struct Harness {
   FakeBudget budget;
   FakePrices prices;
   std::shared_ptr<FakeSender> sender = std::make_shared<FakeSender>(clock);
+  LoopConfig config;
   LoopContext ctx;
   Harness() {
     BreakerConfig bc;
@@ -161,9 +162,10 @@ struct Harness {
     ctx.scheduler = &scheduler;
     ctx.budget = &budget;
     ctx.prices = &prices;
-    ctx.config.retry = {.max_retries_per_model = 2, .base_delay = 100ms, .max_delay = 1s,
+    config.retry = {.max_retries_per_model = 2, .base_delay = 100ms, .max_delay = 1s,
                         .max_server_wait = 10s};
-    ctx.config.max_admission_wait = 2s;
+    config.max_admission_wait = 2s;
+    ctx.config = &config;
   }
   RouteOutcome run(std::vector<std::string> candidates, int64_t prompt = 10, int64_t max_out = 20) {
     std::optional<RouteOutcome> out;
@@ -299,7 +301,7 @@ TEST_CASE("an absurd Retry-After holds the model an hour at most", "[route][loop
 
 TEST_CASE("an open circuit skips the model until the cooldown", "[route][loop]") {
   Harness h;
-  h.ctx.config.retry.max_retries_per_model = 0;
+  h.config.retry.max_retries_per_model = 0;
   for (int i = 0; i < 3; ++i) {
     h.sender->script["a/1"].push_back(failure(500));
     auto out = h.run({"a/1", "b/2"});
@@ -334,8 +336,8 @@ TEST_CASE("one failing model does not open its author's other models", "[route][
   Harness h;
   ProviderMemory providers;
   h.ctx.providers = &providers;
-  h.ctx.config.endpoint = "api.test";
-  h.ctx.config.retry.max_retries_per_model = 0;
+  h.config.endpoint = "api.test";
+  h.config.retry.max_retries_per_model = 0;
   h.sender->script["p/one"] = {failure(500), failure(500), failure(500)};
   for (int i = 0; i < 3; ++i) h.run({"p/one", "q/x"});
   REQUIRE(h.state.breaker_snapshot("model:p/one", h.clock.now()).state == BreakerState::kOpen);
@@ -352,8 +354,8 @@ TEST_CASE("a provider named by failing replies opens that provider's breaker onl
   Harness h;
   ProviderMemory providers;
   h.ctx.providers = &providers;
-  h.ctx.config.endpoint = "api.test";
-  h.ctx.config.retry.max_retries_per_model = 0;
+  h.config.endpoint = "api.test";
+  h.config.retry.max_retries_per_model = 0;
   // Learn who serves what: X serves a/one, b/two and c/four; Y serves a/three (same author).
   h.sender->script["a/one"] = {served_by("X"), failed_at("X"), failed_at("X")};
   h.sender->script["b/two"] = {served_by("X"), failed_at("X")};
@@ -417,8 +419,8 @@ TEST_CASE("failures before any reply open the endpoint breaker", "[route][loop][
   Harness h;
   ProviderMemory providers;
   h.ctx.providers = &providers;
-  h.ctx.config.endpoint = "api.test";
-  h.ctx.config.retry.max_retries_per_model = 0;
+  h.config.endpoint = "api.test";
+  h.config.retry.max_retries_per_model = 0;
   AttemptResult timeout;
   timeout.timed_out = true;
   h.sender->script["a/1"] = {timeout};
@@ -676,8 +678,8 @@ struct SharedBreakers {
     shared.set_breaker_config(bc);
     h.ctx.state = &shared;
     h.ctx.providers = &providers;
-    h.ctx.config.endpoint = "api.test";
-    h.ctx.config.retry.max_retries_per_model = 0;
+    h.config.endpoint = "api.test";
+    h.config.retry.max_retries_per_model = 0;
   }
 };
 

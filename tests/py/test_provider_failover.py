@@ -273,3 +273,41 @@ def test_the_requests_shape_binds_at_a_direct_provider_too(
         mgr.execute_task_sync(Task(messages=[{"role": "user", "content": [pdf]}], max_tokens=20))
     assert len(ant.requests) == 1
     assert mgr.reserved()[0] == 0
+
+
+def test_a_provider_whose_connections_fail_opens_its_own_endpoint_breaker(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    # Each provider's endpoint has a breaker named for its own host (the engine's endpoint_of,
+    # set once at its construction), not the OpenRouter base URL's every call would otherwise name.
+    orf, ant = fakes
+    ant_first = {"providers": {"anthropic": {"priority": 0}, "openrouter": {"priority": 1}}}
+    mgr = _manager(orf, ant, tmp_path, ant_first, breaker={"failures": 2, "cooldown": 600})
+    ant.fail("*", Fault.reset())  # the connection dropped: no reply, the endpoint is to blame
+    results = [mgr.execute_task_sync(Task(messages="hi", max_tokens=10)) for _ in range(3)]
+    assert [r.provider for r in results] == ["openrouter"] * 3  # no task failed
+    opened = {b["key"]: b["state"] for b in mgr.health()["breakers"]}
+    ant_host, or_host = ant.base_url.split("//")[1].split("/")[0], orf.base_url.split("//")[1].split("/")[0]
+    assert ant_host != or_host
+    assert opened.get(f"endpoint:{ant_host}") == "open"
+    assert f"endpoint:{or_host}" not in opened
+
+
+def test_a_truncated_anthropic_stream_fails_its_attempt_with_the_translators_error(
+        fakes: tuple[FakeOpenRouter, FakeAnthropic], tmp_path: Path) -> None:
+    # The sink's direct-provider state (its adapter's refusal of the reply) on the failure path:
+    # a stream that ends cleanly before message_stop is a 502 of that attempt, said by the
+    # translator, and the provider's breaker takes it.
+    orf, ant = fakes
+    mgr = _manager(orf, ant, tmp_path, {"providers": {"anthropic": {"priority": 0}}})
+    ping = b'event: ping\ndata: {"type": "ping"}\n\n'
+    ant.fail("*", Fault.raw(ping, content_type="text/event-stream"))
+    orf.fail("*", Fault.server_error(503))
+
+    async def run() -> list[dict[str, Any]]:
+        return [c async for c in mgr.stream_task(Task(messages="hi", max_tokens=10))]
+
+    with pytest.raises(orroute.StreamError) as failed:
+        asyncio.run(run())
+    at_anthropic = [a for a in failed.value.attempts if a.model == f"{MODEL}@anthropic"]
+    assert [(a.error, a.status) for a in at_anthropic] == [("server", 502)] * 2  # tried, retried
+    assert {a.message for a in at_anthropic} == {"the Anthropic stream ended before message_stop (truncated reply)"}

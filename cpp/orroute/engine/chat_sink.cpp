@@ -107,17 +107,18 @@ DataAction ChatSink::read(std::string_view bytes) {
     unfinished_ = 0;
     if (!end_marker_.admits(ev.data)) return keep = !end_marker_.closed();  // [DONE] ends the answer
     if (ev.data.empty()) return true;
-    if (!translator_) return keep = take_chunk(ev.data);
+    StreamTranslator* const translator = this->translator();
+    if (!translator) return keep = take_chunk(ev.data);
     std::vector<std::string> chunks;
-    const bool more = translator_->translate(ev.data, chunks);
+    const bool more = translator->translate(ev.data, chunks);
     for (const std::string& c : chunks) {
       if (!take_chunk(c)) return keep = false;
     }
     if (!more) {
-      if (!acc().error()) wire_error_ = translator_->error();
+      if (!acc().error()) wire_->error = translator->error();
       return keep = false;
     }
-    if (translator_->ended()) end_marker_.end();  // its end event: later ones are ignored
+    if (translator->ended()) end_marker_.end();  // its end event: later ones are ignored
     return true;
   });
   if (keep && unfinished_ > kMaxBody) {  // one endless event: the parser would buffer it all
@@ -130,7 +131,7 @@ DataAction ChatSink::read(std::string_view bytes) {
 
 bool ChatSink::take_chunk(const std::string& event) {
   // An event echoing the attempt's key is scrubbed before anything reads or relays it.
-  const ApiClient& keys = wire_client_ ? *wire_client_ : sender_->client();
+  const ApiClient& keys = keys_client();
   const std::string scrubbed = keys.mentions_key(event) ? keys.scrub(event) : std::string();
   const std::string& data = scrubbed.empty() ? event : scrubbed;
   LocalJson<> chunk_json;  // one per stream event: no heap for a usual one
@@ -185,8 +186,8 @@ bool ChatSink::take_chunk(const std::string& event) {
 void ChatSink::settle_held(const TransferResult& t) {
   // Only a stream that ended as it should: a failed one's error may carry the rest of the key.
   const bool clean_end = sender_->stream() && !user_stopped_ && !cut_ && t.status == TransferStatus::kOk &&
-                         status_ >= 200 && status_ < 300 && broken_.empty() && !acc().error() && !wire_error_ &&
-                         (!translator_ || translator_->complete());
+                         status_ >= 200 && status_ < 300 && broken_.empty() && !acc().error() && !wire_failed() &&
+                         (!translator() || translator()->complete());
   if (!clean_end) {
     scrubber_.discard();
     return;
@@ -226,10 +227,9 @@ bool ChatSink::rotated_key(const TransferResult& t, AttemptDone& done) {
       t.status != TransferStatus::kOk || !done) {
     return false;
   }
-  ApiClient& client = wire_client_ ? *wire_client_ : sender_->client();  // whose key it was
-  if (client.keys().set_aside(key_, status_) == 0) return false;
+  if (keys_client().keys().set_aside(key_, status_) == 0) return false;  // whose key it was
   try {
-    sender_->start(candidate_.empty() ? model_ : candidate_, done);
+    sender_->start(wire_ ? wire_->candidate : model_, done);
   } catch (const std::exception&) {
     return false;  // not restarted: this attempt fails as it is
   }
@@ -278,39 +278,40 @@ AttemptResult ChatSink::result_of(const TransferResult& t) {
   // (Stream events are made valid by the SSE parser.) An echoed key never passes either.
   repair_utf8(body_);
   repair_json_surrogates(body_);  // and no escape of a lone surrogate (utf8.h)
-  body_ = (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(body_));
-  if (!adapter_) return result_for(t);
+  body_ = keys_client().scrub(std::move(body_));
+  if (!wire_) return result_for(t);
+  Wire& wire = *wire_;
   const int64_t now_ms = sender_->clock()->unix_millis();
-  if (status_ >= 200 && status_ < 300 && sender_->stream() && broken_.empty() && !cut_ && !wire_error_ &&
-      !user_stopped_ && t.status == TransferStatus::kOk && !acc().error() && !translator_->complete()) {
-    wire_error_ = translator_->error();  // ended before message_stop: a truncated reply
-    if (!wire_error_) {
+  if (status_ >= 200 && status_ < 300 && sender_->stream() && broken_.empty() && !cut_ && !wire.error &&
+      !user_stopped_ && t.status == TransferStatus::kOk && !acc().error() && !wire.translator->complete()) {
+    wire.error = wire.translator->error();  // ended before message_stop: a truncated reply
+    if (!wire.error) {
       ApiError e;
       e.kind = ApiError::Kind::kStream;
       e.status = 502;
-      e.message = provider_ + " ended the stream before it was complete";
-      wire_error_ = e;
+      e.message = wire.provider + " ended the stream before it was complete";
+      wire.error = e;
     }
   }
   if (status_ >= 200 && status_ < 300 && !sender_->stream() && t.status == TransferStatus::kOk) {
-    WireReply w = adapter_->reply(body_, now_ms / 1000);
-    if (w.error) {
+    WireReply reply = wire.adapter->reply(body_, now_ms / 1000);
+    if (reply.error) {
       unreadable_ = true;
-      wire_error_ = std::move(w.error);
+      wire.error = std::move(reply.error);
     } else {
       // read below as any chat completion; scrubbed again: it joins the reply's text blocks, where
       // a key the upstream split over them (and the scrub of its body passed) is whole
-      body_ = (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(w.completion_json));
+      body_ = wire.client->scrub(std::move(reply.completion_json));
     }
   }
-  AttemptResult r = wire_error_ ? wire_failure() : result_for(t);  // made in place, not assigned
-  if (status_ != 0) r.provider = provider_;  // a reply came: this provider's breaker takes it
+  AttemptResult r = wire.error ? wire_failure() : result_for(t);  // made in place, not assigned
+  if (status_ != 0) r.provider = wire.provider;  // a reply came: this provider's breaker takes it
   return r;
 }
 
 AttemptResult ChatSink::wire_failure() {
   AttemptResult r;
-  ApiError e = scrubbed(*wire_error_);
+  ApiError e = scrubbed(*wire_->error);
   r.http_status = e.status >= 400 ? e.status : 502;
   r.error_message = e.message;
   r.content_delivered = delivered_;
@@ -328,7 +329,7 @@ void ChatSink::note_abandonment(const TransferResult& t, AttemptResult& r) const
   if (r.abandoned == Abandonment::kNone) return;
   r.streamed = sender_->stream();
   if (r.streamed) r.counted_output_tokens = metered_;
-  if (r.provider.empty()) r.provider = acc().provider().empty() ? provider_ : acc().provider();
+  if (r.provider.empty()) r.provider = !acc().provider().empty() ? acc().provider() : wire_ ? wire_->provider : std::string();
 }
 
 AttemptResult ChatSink::result_for(const TransferResult& t) {
@@ -346,7 +347,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     if (first_content_) r.ttft = *first_content_ - started_;
     return r;
   }
-  if (broken_.empty() && sender_->stream() && !translator_ && !delivered_ && t.status == TransferStatus::kOk &&
+  if (broken_.empty() && sender_->stream() && !translator() && !delivered_ && t.status == TransferStatus::kOk &&
       status_ >= 200 && status_ < 300) {  // not an empty answer: no answer (a page, a plain reply)
     broken_ = "the server answered the stream with no event";
   }
@@ -369,7 +370,7 @@ AttemptResult ChatSink::result_for(const TransferResult& t) {
     e.message = sender_->client().scrub(t.error);
     err = e;
   } else if (status_ < 200 || status_ >= 300) {
-    ApiError e = adapter_ ? adapter_->error(status_, headers_, body_, sender_->clock()->unix_millis())
+    ApiError e = wire_ ? wire_->adapter->error(status_, headers_, body_, sender_->clock()->unix_millis())
                           : error_from_response(status_, headers_, body_, sender_->clock()->unix_millis());
     e = scrubbed(std::move(e));
     r.http_status = status_;
@@ -456,7 +457,7 @@ void ChatSink::take_reply(PlainReply&& p, AttemptResult& r) {
   r.provider = std::move(p.provider);
   r.body = std::move(body_);
   if (p.summary.parts > 1) {  // text of our join: a key split over the parts is whole only there
-    const ApiClient& keys = wire_client_ ? *wire_client_ : sender_->client();
+    const ApiClient& keys = keys_client();
     if (keys.mentions_key(p.summary.content)) {
       p.summary.content = keys.scrub(std::move(p.summary.content));
       r.body = mask_split_parts(std::move(r.body), keys);
@@ -471,7 +472,7 @@ const StreamAccumulator& ChatSink::acc() const {
 }
 
 ApiError ChatSink::scrubbed(ApiError e) {
-  return (wire_client_ ? *wire_client_ : sender_->client()).scrub(std::move(e));
+  return keys_client().scrub(std::move(e));
 }
 
 void ChatSink::fill_usage(const Usage& u, AttemptResult& r) {

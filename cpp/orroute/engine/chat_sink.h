@@ -39,11 +39,9 @@ class ChatSink final : public Sink {
   // `candidate` is what a restart with the provider's next key sends again.
   void use_wire(std::shared_ptr<const WireAdapter> adapter, std::string provider, std::shared_ptr<ApiClient> client,
                 std::string candidate) {
-    adapter_ = std::move(adapter);
-    translator_ = adapter_->stream_translator(sender_->clock()->unix_millis() / 1000);
-    provider_ = std::move(provider);
-    wire_client_ = std::move(client);
-    candidate_ = std::move(candidate);
+    auto translator = adapter->stream_translator(sender_->clock()->unix_millis() / 1000);
+    wire_ = std::make_unique<Wire>(Wire{std::move(adapter), std::move(translator), std::move(provider),
+                                        std::move(client), std::move(candidate), std::nullopt});
   }
 
   void on_head(int status, const Headers& headers) override {
@@ -83,7 +81,7 @@ class ChatSink final : public Sink {
   AttemptResult finished_result(const TransferResult& t);
   // The failed attempt of a reply that threw `why` as it was read.
   [[gnu::cold]] AttemptResult unreadable_result(const char* why);
-  // The failed attempt of a direct provider's reply its adapter refused (wire_error_).
+  // The failed attempt of a direct provider's reply its adapter refused (Wire::error).
   AttemptResult wire_failure();
   // Marks a failed attempt the upstream may still bill (AttemptResult::abandoned).
   void note_abandonment(const TransferResult& t, AttemptResult& r) const;
@@ -102,6 +100,12 @@ class ChatSink final : public Sink {
 
   // The stream's accumulator; an empty one for a plain reply (nothing folded in).
   const StreamAccumulator& acc() const;
+  // The client whose keys this attempt sent and scrubs: a direct provider's, else the engine's.
+  ApiClient& keys_client() const { return wire_ ? *wire_->client : sender_->client(); }
+  // A direct provider's stream translator (null at the engine's own endpoint).
+  StreamTranslator* translator() const { return wire_ ? wire_->translator.get() : nullptr; }
+  // A direct provider's adapter refused the reply or stopped its stream (Wire::error is set).
+  bool wire_failed() const { return wire_ && wire_->error; }
 
   // Longest served-model or provider name kept from a reply (they key ledger rows and breakers;
   // real ones are a few dozen bytes).
@@ -133,13 +137,19 @@ class ChatSink final : public Sink {
   std::string generated_;     // the answer's text so far (metered streams; bounded by the cut)
   std::optional<Usage> stream_usage_;  // the last usage a stream's events gave
   std::string broken_;        // why reading stopped ("" = it did not)
-  std::shared_ptr<const WireAdapter> adapter_;     // null: the reply is in the chat shape already
-  std::unique_ptr<StreamTranslator> translator_;
-  std::string provider_;
   bool unreadable_ = false;  // a 2xx non-streamed reply whose body could not be read (it was billed)
-  std::shared_ptr<ApiClient> wire_client_;
-  std::string candidate_;  // "" = model_ (the own endpoint)
-  std::optional<ApiError> wire_error_;  // the translator stopped the stream (malformed or error event)
+  // A direct provider's attempt (use_wire): the reply comes in its adapter's wire format.
+  struct Wire {
+    std::shared_ptr<const WireAdapter> adapter;
+    std::unique_ptr<StreamTranslator> translator;
+    std::string provider;
+    std::shared_ptr<ApiClient> client;  // whose keys were sent
+    std::string candidate;              // "<model>@<provider>": what a restart sends again
+    std::optional<ApiError> error;      // the adapter refused the reply or stopped the stream
+  };
+  // Null at the engine's own endpoint. Apart from the sink, which every attempt allocates: inside
+  // it, a plain reply's sink was above glibc's per-thread cache (see chat_sender.cpp).
+  std::unique_ptr<Wire> wire_;
 };
 
 }  // namespace orroute

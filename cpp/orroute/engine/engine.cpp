@@ -69,6 +69,8 @@ Engine::Engine(EngineConfig config, std::shared_ptr<const ModelCatalog> catalog,
   impl_->pricer = std::make_unique<CallPricer>(*catalog_, config_.pricing);
   if (!config_.providers.empty()) {
     impl_->routes = std::make_unique<ProviderRoutes>(config_, impl_->client, *catalog_, impl_->state);
+    ProviderRoutes* routes = impl_->routes.get();
+    impl_->loop.endpoint_of = [routes](const std::string& c) { return routes->endpoint_of(c); };
   }
   try {
     impl_->selector = std::make_unique<ModelSelector>(catalog_, std::move(priors), config_.strategy);

@@ -42,8 +42,9 @@ class Engine::Impl {
   SelectorFeed selector_feed;  // models whose call ended since the selector last read them
   std::mutex selector_feeding;  // held by the plan() that applies the feed
   std::unique_ptr<CallPricer> pricer;  // over the catalog in use (built after any refresh)
-  // The attempt loop's settings every run starts from: the configured ones, the limiter's key
-  // scopes and the endpoint breaker's name (the base URL's host), made once here, not per call.
+  // The attempt loop's settings every run reads (LoopContext::config points here): the configured
+  // ones, the limiter's key scopes, the endpoint breaker's name (the base URL's host) and, with
+  // several providers, each candidate's endpoint; made once here, not per call.
   LoopConfig loop;
   ProviderMemory providers;  // which upstream last served each model (provider breakers)
   std::unique_ptr<ProviderRoutes> routes;  // several providers (null: the one endpoint)

@@ -93,9 +93,8 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan&& p
   ctx.scheduler = impl_->scheduler.get();
   ctx.budget = gate.get();
   ctx.prices = book.get();
-  ctx.config = impl_->loop;
+  ctx.config = &impl_->loop;
   ctx.providers = &impl_->providers;
-  if (routes) ctx.config.endpoint_of = [routes](const std::string& c) { return routes->endpoint_of(c); };
 
   RouteRequest req;
   req.candidates = std::move(candidates);

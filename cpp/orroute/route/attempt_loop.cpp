@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "orroute/error.h"
+#include "orroute/no_destructor.h"
 
 namespace orroute {
 
@@ -77,6 +78,12 @@ uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
+// The settings of a run whose context names none.
+const LoopConfig& default_loop_config() {
+  static const NoDestructor<LoopConfig> kDefaults;
+  return *kDefaults;
+}
+
 // Per-run jitter source; seeds differ per run without touching a shared generator.
 uint64_t next_seed() {
   static std::atomic<uint64_t> counter{0x9E3779B97F4A7C15ULL};
@@ -106,7 +113,8 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
         req_(std::move(req)),
         sender_(std::move(sender)),
         on_done_(std::move(on_done)),
-        policy_(ctx_.config.retry),
+        config_(ctx_.config ? *ctx_.config : default_loop_config()),
+        policy_(config_.retry),
         rng_(next_seed()) {}
 
   // Runs the next step; an exception from any piece the loop calls (router state, ledger, hook)
@@ -165,6 +173,7 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   RouteRequest req_;
   std::shared_ptr<AttemptSender> sender_;
   RouteDone on_done_;
+  const LoopConfig& config_;  // *ctx_.config, or the defaults
   RecoveryPolicy policy_;
   Jitter rng_;
 
@@ -244,7 +253,7 @@ void Run::settle_breakers(const std::string& model, const AttemptResult& r, Call
   if (!permits_.model_key.empty()) records[n++] = {permits_.model_key, permits_.model_handle, outcome};
   const std::string served = ctx_.providers ? ctx_.providers->note(model, r.provider) : std::string();
   std::string named;
-  if (ctx_.config.provider_breakers) {
+  if (config_.provider_breakers) {
     // The provider the reply names is most often the one whose breaker this call was let through
     // (the provider that served the model last time): then that permit is the named one.
     const bool named_is_permit = !served.empty() && is_provider_key(permits_.provider_key, served);
@@ -270,7 +279,7 @@ void Run::settle_breakers(const std::string& model, const AttemptResult& r, Call
   }
   if (n != 0) ctx_.state->breakers_record(std::span<const BreakerRecord>(records, n), now);
   permits_.model_key.clear();
-  if (ctx_.config.provider_breakers) {
+  if (config_.provider_breakers) {
     permits_.provider_key.clear();
     permits_.endpoint_key.clear();
   }
@@ -374,9 +383,9 @@ void Run::step_locked() {
     size_t allowed = 0;
     try {
       permits_.model_key = "model:" + model;
-      if (ctx_.config.provider_breakers) {
-        const std::string routed = ctx_.config.endpoint_of ? ctx_.config.endpoint_of(model) : std::string();
-        const std::string& endpoint = ctx_.config.endpoint_of ? routed : ctx_.config.endpoint;
+      if (config_.provider_breakers) {
+        const std::string routed = config_.endpoint_of ? config_.endpoint_of(model) : std::string();
+        const std::string& endpoint = config_.endpoint_of ? routed : config_.endpoint;
         if (!endpoint.empty()) permits_.endpoint_key = endpoint_breaker_key(endpoint);
         const std::string provider = ctx_.providers ? ctx_.providers->last(model) : std::string();
         if (!provider.empty()) permits_.provider_key = provider_breaker_key(provider);
@@ -459,17 +468,17 @@ void Run::step_locked() {
     // The model's scope alone is the breaker's key itself (no vector and no copy a call).
     std::vector<std::string> with_keys;
     std::span<const std::string> scopes(&permits_.model_key, 1);
-    if (!ctx_.config.key_scopes.empty()) {
-      with_keys.reserve(1 + ctx_.config.key_scopes.size());
+    if (!config_.key_scopes.empty()) {
+      with_keys.reserve(1 + config_.key_scopes.size());
       with_keys.push_back(permits_.model_key);
-      with_keys.insert(with_keys.end(), ctx_.config.key_scopes.begin(), ctx_.config.key_scopes.end());
+      with_keys.insert(with_keys.end(), config_.key_scopes.begin(), config_.key_scopes.end());
       scopes = with_keys;
     }
     const Admission admission = ctx_.state->try_admit(
         scopes, LimitUsage{1, prompt_tokens, req_.max_output_tokens}, now);
     if (!admission.admitted) {
       release_permits(CallOutcome::kNeutral, now);
-      if (admission.never || admission_waited_ + admission.retry_in > ctx_.config.max_admission_wait) {
+      if (admission.never || admission_waited_ + admission.retry_in > config_.max_admission_wait) {
         skip(model, "rate_limited", admission.blocked_by);
         next_candidate();
         continue;

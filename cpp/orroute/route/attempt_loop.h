@@ -269,7 +269,9 @@ struct LoopContext {
   const PriceBook* prices = nullptr;  // may be null: nothing priced, no context check
   // May be null: providers are not remembered across runs and no provider breaker is kept.
   ProviderMemory* providers = nullptr;
-  LoopConfig config;
+  // May be null: LoopConfig's defaults. Shared by every run, not copied into each (its strings,
+  // key scopes and std::function were a copy, a move and a destruction a call).
+  const LoopConfig* config = nullptr;
 };
 
 // Handle of a running request. Thread-safe.
