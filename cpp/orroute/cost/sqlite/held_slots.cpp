@@ -50,6 +50,10 @@ Money SqliteLedger::Impl::held_in(HeldSlot& slot) {
   return Money::from_units(static_cast<Money::Rep>(std::max<int64_t>(nanos, 0)) * 1'000'000'000);
 }
 
+Money SqliteLedger::Impl::as_held(Money amount) {
+  return Money::from_units(static_cast<Money::Rep>(amount.to_nanos_ceil()) * 1'000'000'000);
+}
+
 std::optional<Money> SqliteLedger::Impl::take_dead_held(int64_t row_id, TimeUs created_at) {
   HeldSlot* slot = find_held_slot(row_id, created_at);
   if (!slot) return std::nullopt;

@@ -31,6 +31,14 @@
 #include "orroute/cost/sqlite_ledger.h"
 #include "orroute/cost/window.h"
 
+// The id of a new reservation row, as SQL: past every id in use and every one the reclaim
+// booked as abandoned, whose owner may still settle it late (settle_abandoned). SQLite gives a
+// new row the largest rowid + 1, which is the id of a reservation just reclaimed when it was the
+// newest. A macro: the statements are string literals (Impl::q caches them by address).
+#define ORROUTE_NEW_RESERVATION_ID                                                        \
+  "(SELECT MAX(COALESCE((SELECT MAX(id) FROM reservations), 0), "                         \
+  "COALESCE((SELECT MAX(reservation) FROM abandoned), 0)) + 1)"
+
 namespace orroute {
 
 struct SqliteLedger::Impl {
@@ -128,6 +136,8 @@ struct SqliteLedger::Impl {
   std::optional<Money> peek_held(int64_t row_id, TimeUs created_at);
   HeldSlot* find_held_slot(int64_t row_id, TimeUs created_at);
   static Money held_in(HeldSlot& slot);
+  // `amount` as a slot holds it: rounded up to nano-dollars.
+  static Money as_held(Money amount);
 
   // ---- budget leases ----
   // A lease is one `reservations` row (lease = 1, or 2 with write-behind settles) of this
@@ -466,7 +476,23 @@ struct SqliteLedger::Impl {
   // Reclaims a reservation whose owner is gone (or cannot be checked): books `in_flight` of it
   // as spent with a call row (outcome "abandoned") and releases the rest. Money fails closed:
   // the calls it held may have been sent and billed, and no settle will come.
-  void abandon_reservation(int64_t id, Money in_flight, const std::string& why);
+  // The booking names its reservation (table `abandoned`, schema 6) for settle_abandoned.
+  void abandon_reservation(int64_t id, Money in_flight, const std::string& why, TimeUs at);
+  // The settle of a reservation the reclaim booked as abandoned (its owner lived: a call slower
+  // than its expiry, on another host): `call` replaces `share` of that booking, so the call is
+  // counted once. A plain reservation's booking is all its own (`share` nullopt); a lease's
+  // stands for every call it held in flight at the reclaim, and a reservation it served is
+  // `share` of it (0 if made after the reclaim). The row booked is taken over when the call
+  // replaces what is left of it (one row for the call); else that much is taken off it and the
+  // call gets a row of its own. nullopt (nothing written) when no booking names the
+  // reservation `id` made at `created_at` (0: any), or the call had no share in it.
+  struct LeaseShare {
+    Money amount;       // the lease reservation's
+    TimeUs served_at;   // when the lease served it
+  };
+  std::optional<SettleOutcome> settle_abandoned(int64_t id, TimeUs created_at,
+                                                std::optional<LeaseShare> share, CallRecord& call,
+                                                TimeUs now);
   // In a forked child's in-memory copy: removes the leases of `owner` (the parent), which are its
   // money set aside for its own calls (they settle in its copy, never in this one); a write-behind
   // lease counts as spent (its settles queued in the parent's memory: fail closed, as reclaim).
@@ -477,7 +503,8 @@ struct SqliteLedger::Impl {
 
   // ---- leases (see the Lease struct); functions marked "under lmu" expect it held ----
 
-  // Under lmu: forgets a lease whose row is gone, and the reservations served from it.
+  // Under lmu: forgets a lease whose row is gone; the reservations served from it stay to be
+  // settled (settle_abandoned) or released.
   void drop_lease(const std::shared_ptr<Lease>& lease);
 
   // Under lmu: this process's lease money on one budget window that no call holds (free and
@@ -536,7 +563,7 @@ struct SqliteLedger::Impl {
   // Settles a reservation served from a lease (id < 0).
   SettleOutcome settle_sub(int64_t id, CallRecord call, TimeUs now);
   // Marks lease sub-reservation `id` as being settled and returns it; nullopt when it is gone
-  // (reclaimed, released, its lease dead) or another settle has it.
+  // (expired, released) or another settle has it.
   std::optional<Sub> claim_sub(int64_t id);
   // The body of settle() for a database reservation (positive id), inside a transaction.
   SettleOutcome settle_reserved_job(int64_t id, CallRecord& call, TimeUs now);
@@ -640,6 +667,14 @@ struct SqliteLedger::Impl {
   // With `lease`, also takes `released` off the reserved counters of the lease's windows (in the
   // same counter writes when they are the call's windows).
   SettleOutcome insert_call(CallRecord& c, const Lease* lease = nullptr, Money released = {});
+  // Binds ?1..?24 of an INSERT or UPDATE of the calls table's columns, in their order.
+  static void bind_call(sqlite::Query& s, const CallRecord& c);
+  // Adds `delta` to the spent counters of `matched` and writes them; appends the alerts that
+  // crossed a threshold for the first time (their rows written).
+  void book_spent(std::vector<Matched>& matched, Money delta, TimeUs at, std::vector<Alert>& alerts);
+  // Throws InvalidArgument when the refund `refund` (< 0) is more than one of `matched` spent in
+  // its window: a budget's room never grows past its limit.
+  static void check_refund_fits(const std::vector<Matched>& matched, Money refund);
   // After the call `id` at `ts` is inserted: writes the span of times of the block of 64 ids it
   // completes (schema 5's calls_blocks, for the time filters), from this connection's own calls
   // when they are all of it, else from the rows.

@@ -18,9 +18,9 @@ void SqliteLedger::Impl::drop_lease(const std::shared_ptr<Lease>& lease) {
   }
   auto it = leases.find(lease->windows);
   if (it != leases.end() && it->second == lease) leases.erase(it);
-  for (auto s = subs.begin(); s != subs.end();) {
-    s = s->second.lease == lease ? subs.erase(s) : std::next(s);
-  }
+  // Its reservations in flight stay (held by nothing now) until they settle, are released or
+  // expire: a reclaim that booked them as abandoned is replaced by their settle
+  // (settle_abandoned), which needs the lease they came from.
 }
 
 Money SqliteLedger::Impl::own_free(const std::pair<int64_t, TimeUs>& w) const {

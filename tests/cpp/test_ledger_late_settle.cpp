@@ -1,0 +1,136 @@
+// Money counted once: a settle after the reclaim booked its reservation as abandoned (the owner
+// lived: a call slower than its expiry, on another host) replaces that booking; refunds are
+// booked only as refunds, and never past what a budget spent.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "orroute/cost/sqlite_ledger.h"
+
+#include "ledger_test_util.h"
+
+using namespace orroute;
+using namespace orroute::test;
+
+namespace {
+
+// Every reservation row as another host's, expired: its process cannot be checked from here.
+void expire_on_another_host(const std::string& path) {
+  REQUIRE(exec_on_file(path, "UPDATE reservations SET host = 'elsewhere', expires_at = 1") == SQLITE_OK);
+}
+
+SpendScope project(const char* name) { return SpendScope{name, "", {}}; }
+
+BudgetState state_of(Ledger& ledger, const char* name) {
+  return ledger.budget_states(project(name), 0, false).at(0);
+}
+
+}  // namespace
+
+TEST_CASE("a late settle replaces the reclaim's booking of its reservation", "[ledger][late]") {
+  TempLedgerFile file;
+  SqliteLedgerOptions plain;
+  plain.leases = false;
+  SqliteLedger mine(file.path, plain), other(file.path, plain);
+  mine.set_budget(spec("project:p", Window::kTotal, "10", Policy::kRefuse));
+  const ReserveOutcome r = mine.reserve(req("1", "p"));
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  expire_on_another_host(file.path);
+  const TimeUs reclaimed_at = now_us();
+  REQUIRE(other.reclaim(reclaimed_at) == 1);
+  REQUIRE(state_of(other, "p").spent == Money::dollars(1));  // booked: its owner may be dead
+
+  SECTION("the settle takes the abandoned row over") {
+    CallRecord c = call("m/a", "0.1");
+    c.outcome = "ok";
+    const SettleOutcome out = mine.settle(r.reservation_id, c);
+    CHECK_FALSE(out.reservation_found);
+    const std::vector<CallRecord> rows = other.calls({});
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].id == out.call_id);
+    CHECK(rows[0].outcome == "ok");
+    CHECK(rows[0].cost == Money::parse("0.1"));
+    CHECK(rows[0].model_used == "m/a");
+    CHECK(rows[0].scope.project == "p");
+    CHECK(state_of(other, "p").spent == Money::parse("0.1"));
+    // Replaced once: a second settle of the id is a call of its own (at its own scope).
+    mine.settle(r.reservation_id, call("m/a", "0.2"));
+    CHECK(state_of(other, "p").spent == Money::parse("0.1"));
+    CHECK(other.total_cost({}) == Money::parse("0.3"));
+  }
+  SECTION("a call that cost more than its booking adds the difference") {
+    mine.settle(r.reservation_id, call("m/a", "1.5"));
+    CHECK(state_of(other, "p").spent == Money::parse("1.5"));
+    CHECK(other.calls({}).size() == 1);
+  }
+  SECTION("the reservation's id is not given to a new reservation") {
+    const ReserveOutcome next = other.reserve(req("0.5", "p"));
+    REQUIRE(next.status == ReserveStatus::kReserved);
+    CHECK(next.reservation_id != r.reservation_id);
+    mine.settle(r.reservation_id, call("m/a", "0.1"));
+    const BudgetState st = state_of(other, "p");
+    CHECK(st.spent == Money::parse("0.1"));
+    CHECK(st.reserved == Money::parse("0.5"));  // the new reservation stands
+  }
+}
+
+TEST_CASE("a lease's booking is replaced call by call, each by its share", "[ledger][late]") {
+  TempLedgerFile file;
+  SqliteLedger mine(file.path), other(file.path);
+  mine.set_budget(spec("project:p", Window::kTotal, "100", Policy::kRefuse));
+  const ReserveOutcome a = mine.reserve(req("1", "p"));
+  const ReserveOutcome b = mine.reserve(req("0.5", "p"));
+  REQUIRE(a.reservation_id < 0);  // served from a lease
+  expire_on_another_host(file.path);
+  const TimeUs reclaimed_at = now_us();
+  REQUIRE(other.reclaim(reclaimed_at) == 1);
+  REQUIRE(state_of(other, "p").spent == Money::parse("1.5"));  // what its slot held in flight
+  // Served after the reclaim (the lease not yet known gone): no share in the booking.
+  const ReserveOutcome late = mine.reserve(req("0.25", "p", reclaimed_at + 1'000'000));
+  REQUIRE(late.status == ReserveStatus::kReserved);
+
+  mine.settle(a.reservation_id, call("m/a", "0.1"));
+  INFO(state_of(other, "p").spent.to_string());
+  CHECK(state_of(other, "p").spent == Money::parse("0.6"));  // 0.5 still booked
+  mine.settle(late.reservation_id, call("m/a", "0.05"));
+  CHECK(state_of(other, "p").spent == Money::parse("0.65"));
+  mine.settle(b.reservation_id, call("m/a", "0.2"));
+  CHECK(state_of(other, "p").spent == Money::parse("0.35"));
+  std::vector<std::string> outcomes;
+  for (const CallRecord& row : other.calls({})) outcomes.push_back(row.outcome);
+  CHECK(outcomes == std::vector<std::string>{"ok", "ok", "ok"});  // the booking taken over
+  CHECK(other.total_cost({}) == Money::parse("0.35"));
+}
+
+TEST_CASE("a refund is refused past what a budget it matches spent", "[ledger][refund]") {
+  SqliteLedger ledger(":memory:");
+  ledger.set_budget(spec("global", Window::kTotal, "1", Policy::kRefuse));
+  ledger.record(call("m", "0.5"));
+  CallRecord refund = call("m", "0.6");
+  REQUIRE_THROWS_WITH(record_refund(ledger, refund), Catch::Contains("more than budget"));
+  CHECK(ledger.calls({}).size() == 1);  // nothing written
+  refund.cost = Money::parse("0.5");
+  record_refund(ledger, refund);
+  CHECK(ledger.budget_states({}, 0, false).at(0).spent.is_zero());
+  refund.cost = Money::parse("-0.1");
+  CHECK_THROWS_AS(record_refund(ledger, refund), InvalidArgument);  // an amount, > 0
+}
+
+TEST_CASE("a settle or a call's record refuses the outcome refund", "[ledger][refund]") {
+  SqliteLedger ledger(":memory:");
+  ledger.set_budget(spec("global", Window::kTotal, "1", Policy::kRefuse));
+  ledger.record(call("m", "0.5"));
+  CallRecord as_refund = call("m", "0.1");
+  as_refund.outcome = std::string(kRefundOutcome);
+  CHECK_THROWS_AS(record_call(ledger, as_refund), InvalidArgument);
+  const ReserveOutcome r = ledger.reserve(req("0.1"));
+  CHECK_THROWS_AS(ledger.settle(r.reservation_id, as_refund), InvalidArgument);
+  std::vector<SettleItem> batch(2);
+  batch[0] = {r.reservation_id, as_refund};
+  batch[1] = {0, call("m", "0.1")};
+  const std::vector<BatchSettle> out = ledger.settle_batch(batch);
+  CHECK_FALSE(out[0].outcome);
+  CHECK(out[1].outcome);
+  CHECK(ledger.budget_states({}, 0, false).at(0).spent == Money::parse("0.6"));
+}
