@@ -456,7 +456,8 @@ class CostTracker:
 
     def flush(self) -> None:
         """Writes the settles waiting in memory (``settle_delay``) now and fires the alerts
-        they crossed. No-op without a delay and for Redis."""
+        they crossed, and those a reclaim inside a ``reserve`` crossed (its spend booked; the
+        next settle fires them otherwise). No-op for Redis."""
         if not self._redis:
             self._dispatch(self._core.flush_settles())
 
@@ -731,8 +732,11 @@ class CostTracker:
         )
 
     def reclaim(self) -> int:
-        """Frees reservations that expired or whose process died; returns how many."""
-        return int(self._core.reclaim(self._now_us()))
+        """Frees reservations that expired or whose process died; returns how many. Those booked
+        as spent (their call may have been billed) fire the alerts they cross here."""
+        n = int(self._core.reclaim(self._now_us()))
+        self.flush()  # the alerts the reclaim's rows crossed
+        return n
 
     def live_reservations(self) -> tuple[int, Decimal]:
         """(count, total amount) of reservations not yet settled or released, in every process."""

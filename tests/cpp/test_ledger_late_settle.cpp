@@ -134,3 +134,34 @@ TEST_CASE("a settle or a call's record refuses the outcome refund", "[ledger][re
   CHECK(out[1].outcome);
   CHECK(ledger.budget_states({}, 0, false).at(0).spent == Money::parse("0.6"));
 }
+
+TEST_CASE("the alerts a reclaim's booking crosses are handed out once", "[ledger][late]") {
+  TempLedgerFile file;
+  SqliteLedgerOptions plain;
+  plain.leases = false;
+  SqliteLedger mine(file.path, plain), other(file.path, plain);
+  BudgetSpec budget = spec("project:p", Window::kTotal, "1", Policy::kRefuse);
+  budget.thresholds_pct = {50, 90};
+  mine.set_budget(budget);
+  REQUIRE(mine.reserve(req("0.6", "p")).status == ReserveStatus::kReserved);
+  expire_on_another_host(file.path);
+  REQUIRE(other.reclaim(now_us()) == 1);
+  CallRecord c = call("m", "0.01");
+  c.scope.project = "p";
+  SECTION("by the next settle") {
+    const SettleOutcome first = other.settle(other.reserve(req("0.01", "p")).reservation_id, c);
+    REQUIRE(first.alerts.size() == 1);
+    CHECK(first.alerts[0].threshold_pct == 50);
+    CHECK(first.alerts[0].spent == Money::parse("0.6"));
+    CHECK(other.record(c).alerts.empty());
+  }
+  SECTION("by the next record") {
+    CHECK(other.record(c).alerts.size() == 1);
+    CHECK(other.flush_settles().empty());
+  }
+  SECTION("by flush_settles") {
+    CHECK(other.flush_settles().size() == 1);
+    CHECK(other.record(c).alerts.empty());
+  }
+  CHECK(mine.record(c).alerts.empty());  // the process that reclaimed hands them out
+}

@@ -391,6 +391,32 @@ def test_a_late_settle_after_another_hosts_reclaim_is_not_booked_twice(
     assert (row.outcome, row.cost, row.model) == ("ok", Decimal("0.10"), "m")
 
 
+@pytest.mark.parametrize("how", ["reclaim", "settle"])
+def test_alerts_a_reclaim_crosses_are_delivered_once(tmp_path: Path, how: str) -> None:
+    """The reclaim books another host's expired reservation as spent: the thresholds it crosses
+    fire on this process's hooks, from reclaim() or else from its next settle, once."""
+    path = str(tmp_path / "ledger.sqlite3")
+    mine = orroute.CostTracker(path, leases=False)
+    mine.set_budget(1, project="p", thresholds=(50, 90))
+    mine.reserve("0.60", project="p")
+    _expire_on_another_host(path)
+    other = orroute.CostTracker(path, leases=False)
+    fired: list[int] = []
+    other.on_alert(lambda event: fired.append(event.threshold_pct))
+    if how == "reclaim":
+        assert other.reclaim() == 1
+    else:  # the reclaim a refused reserve runs, then a settle
+        with pytest.raises(orroute.BudgetExceededError):
+            other.reserve("0.50", project="p")
+        assert fired == []
+        other.reserve("0.10", project="p").settle("0.10", model="m")
+    assert fired == [50]
+    other.reserve("0.01", project="p").settle("0.01", model="m")
+    other.flush()
+    assert fired == [50]  # once
+    assert [a.threshold_pct for a in other.alerts] == [50]
+
+
 def test_a_late_settle_replaces_only_its_share_of_a_leases_booking(tmp_path: Path) -> None:
     """A lease reclaimed with two calls in flight is booked for both; the first to settle late
     takes its share off the booking (its own row), the second takes the row over."""

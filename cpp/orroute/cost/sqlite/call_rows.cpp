@@ -130,7 +130,9 @@ void SqliteLedger::Impl::note_call(int64_t id, TimeUs ts) {
 
 SettleOutcome SqliteLedger::record(CallRecord call) {
   if (call.at == 0) call.at = now_us();
-  return impl_->transact([&] { return impl_->insert_call(call); });
+  SettleOutcome out = impl_->transact([&] { return impl_->insert_call(call); });
+  impl_->hand_out_late_alerts(out.alerts);
+  return out;
 }
 
 }  // namespace orroute

@@ -597,7 +597,15 @@ struct SqliteLedger::Impl {
   std::condition_variable bcv;
   std::vector<Behind> behind;
   std::chrono::steady_clock::time_point behind_since{};  // when the oldest was queued
-  std::vector<Alert> late_alerts;  // fired by batches no settle() returned: the next one does
+  // Alerts fired by writes no settle() returned (a timed write-behind batch, a reclaim's
+  // abandoned rows): the next settle() or record() hands them out, or flush_settles().
+  std::vector<Alert> late_alerts;
+  std::atomic<bool> alerts_waiting{false};  // late_alerts may hold some (read without bmu)
+  // Queues a reclaim's alerts for the next caller once its transaction commits (a rolled back
+  // one fired nothing).
+  void defer_alerts(std::vector<Alert> alerts);
+  // Appends the queued alerts to `out` (the caller's outcome), each handed out once.
+  void hand_out_late_alerts(std::vector<Alert>& out);
   bool flusher_stop = false;
   std::thread* flusher = nullptr;  // started at open; leaked in a forked child
 

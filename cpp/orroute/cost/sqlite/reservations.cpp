@@ -63,7 +63,7 @@ void SqliteLedger::Impl::abandon_reservation(int64_t id, Money in_flight, const 
   call.cost = in_flight;
   call.outcome = "abandoned";
   call.cost_source = "reservation: " + why;
-  insert_call(call);
+  defer_alerts(insert_call(call).alerts);  // no caller is waiting on this row
   q("INSERT OR REPLACE INTO abandoned(reservation, created_at, reclaimed_at, call_id) VALUES "
     "(?, ?, ?, ?)").bind(1, id).bind(2, call.at).bind(3, at).bind(4, call.id).run();
 }
@@ -277,8 +277,12 @@ ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) 
 SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
   check_not_refund(call);
   const TimeUs now = now_us();
-  if (reservation_id < 0) return impl_->settle_sub(reservation_id, std::move(call), now);
-  return impl_->transact([&] { return impl_->settle_reserved_job(reservation_id, call, now); });
+  SettleOutcome out =
+      reservation_id < 0
+          ? impl_->settle_sub(reservation_id, std::move(call), now)
+          : impl_->transact([&] { return impl_->settle_reserved_job(reservation_id, call, now); });
+  impl_->hand_out_late_alerts(out.alerts);
+  return out;
 }
 
 SettleOutcome SqliteLedger::Impl::settle_reserved_job(int64_t id, CallRecord& call, TimeUs now) {
@@ -340,8 +344,10 @@ std::vector<BatchSettle> SqliteLedger::settle_batch(std::vector<SettleItem> item
   }
   const std::vector<std::exception_ptr> errors = impl_->transact_all(std::move(jobs));
   std::vector<BatchSettle> result(items.size());
+  bool handed = false;
   for (size_t i = 0; i < items.size(); ++i) {
     if (!errors[i]) {
+      if (!std::exchange(handed, true)) impl_->hand_out_late_alerts(outs[i].alerts);
       result[i].outcome = std::move(outs[i]);
       continue;
     }
