@@ -109,11 +109,16 @@ struct SqliteLedger::Impl {
   // books that much of the row as spent (those calls were sent and may be billed) and releases
   // the rest (free money, and settled reservations whose cost is already spent). A lease without
   // a slot (no sidecar, the table full, the process gone before it took one) is booked whole.
+  // A slot is taken by a compare-and-swap of `owner` (0: free) and freed by storing 0 there
+  // last, after the other fields. `owner` names the process (slot_owner_tag), so that a slot
+  // whose process died without freeing it (while taking it, or after its row was reclaimed by
+  // another host's process, which leaves the slot to its owner) is freed by the next reclaim on
+  // this host (free_orphan_slots): else each death could lose one of the kHeldSlots for good.
   struct HeldSlot {
-    int64_t row_id;      // 0: free
+    int64_t row_id;      // 0: none (free, or being taken)
     int64_t created_at;  // of the row
     int64_t held_nanos;
-    int64_t unused;
+    int64_t owner;       // 0: free. (Older builds left it 0 and took a slot by its row_id.)
   };
   struct Lease;
   static constexpr size_t kHeldSlots = 1024;
@@ -136,6 +141,15 @@ struct SqliteLedger::Impl {
   std::optional<Money> peek_held(int64_t row_id, TimeUs created_at);
   HeldSlot* find_held_slot(int64_t row_id, TimeUs created_at);
   static Money held_in(HeldSlot& slot);
+  // Frees a slot (its owner's, or a reclaim's once its owner is gone): `owner` last.
+  static void free_held_slot(HeldSlot& slot);
+  // In a write transaction (reclaims are serialized by the write lock): frees every slot whose
+  // owner, a process of this host and PID namespace, is gone and whose lease row no longer
+  // exists (a row that does is booked, and its slot freed, by the reclaim of that row).
+  void free_orphan_slots();
+  int64_t slot_owner = 0;  // this process's tag in a slot's `owner`
+  // The tag of process `pid` of this PID namespace: the pid and the namespace, packed.
+  static int64_t slot_owner_tag(int64_t pid);
   // `amount` as a slot holds it: rounded up to nano-dollars.
   static Money as_held(Money amount);
 

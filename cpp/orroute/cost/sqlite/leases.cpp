@@ -12,8 +12,7 @@ using namespace sqlite;
 void SqliteLedger::Impl::drop_lease(const std::shared_ptr<Lease>& lease) {
   lease->dead = true;
   if (lease->slot) {  // the row is gone: nothing of it is left to reclaim
-    std::atomic_ref<int64_t>(lease->slot->created_at).store(0);
-    std::atomic_ref<int64_t>(lease->slot->row_id).store(0);
+    free_held_slot(*lease->slot);
     lease->slot = nullptr;
   }
   auto it = leases.find(lease->windows);

@@ -187,6 +187,7 @@ int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
   }
   for (const int64_t id : dead) remove_reservation(id);
   for (const Abandoned& a : abandoned) abandon_reservation(a.id, a.in_flight, a.why, at);
+  free_orphan_slots();
   // One of this process's leases expired (idle for its whole ttl): it is gone with its subs.
   for (auto& lease : own) after_commit([this, lease] { drop_lease(lease); });
   return static_cast<int64_t>(dead.size() + abandoned.size());
