@@ -492,6 +492,16 @@ struct SqliteLedger::Impl {
   // the calls it held may have been sent and billed, and no settle will come.
   // The booking names its reservation (table `abandoned`, schema 6) for settle_abandoned.
   void abandon_reservation(int64_t id, Money in_flight, const std::string& why, TimeUs at);
+  // An abandoned row naming a reservation (table `abandoned`): the row's id, time, scope and
+  // cost, and when the reclaim booked it. find_booking: the one naming reservation `id` made at
+  // `created_at` (0: any).
+  struct Booking {
+    CallRecord row;
+    TimeUs reclaimed_at = 0;
+  };
+  std::optional<Booking> find_booking(int64_t id, TimeUs created_at);
+  // Writes `call`'s columns over the row `call.id` (a booking taken over).
+  void rewrite_call(const CallRecord& call);
   // The settle of a reservation the reclaim booked as abandoned (its owner lived: a call slower
   // than its expiry, on another host): `call` replaces `share` of that booking, so the call is
   // counted once. A plain reservation's booking is all its own (`share` nullopt); a lease's

@@ -68,58 +68,66 @@ void SqliteLedger::Impl::abandon_reservation(int64_t id, Money in_flight, const 
     "(?, ?, ?, ?)").bind(1, id).bind(2, call.at).bind(3, at).bind(4, call.id).run();
 }
 
+std::optional<SqliteLedger::Impl::Booking> SqliteLedger::Impl::find_booking(int64_t id,
+                                                                          TimeUs created_at) {
+  auto s = q("SELECT a.call_id, a.reclaimed_at, c.ts, c.project, c.conversation, c.cost_nanos, "
+             "c.cost_attos, (SELECT group_concat(key || '=' || value, char(10)) FROM call_tags "
+             "WHERE call_id = c.id) FROM abandoned AS a JOIN calls AS c ON c.id = a.call_id "
+             "WHERE a.reservation = ?1 AND (?2 = 0 OR a.created_at = ?2)");
+  s.bind(1, id).bind(2, created_at);
+  if (!s.step()) return std::nullopt;
+  Booking b;
+  b.reclaimed_at = s.i64(1);
+  b.row.id = s.i64(0);
+  b.row.at = s.i64(2);
+  b.row.scope.project = s.text(3);
+  b.row.scope.conversation = s.text(4);
+  b.row.cost = join(s.i64(5), s.i64(6));
+  b.row.scope.tags = decode_tags(s.text(7));
+  return b;
+}
+
+void SqliteLedger::Impl::rewrite_call(const CallRecord& call) {
+  auto s = q("UPDATE calls SET (ts, project, conversation, task_id, task_type, model_requested, "
+             "model_used, provider, generation_id, prompt_tokens, completion_tokens, "
+             "cached_tokens, cache_write_tokens, reasoning_tokens, est_nanos, est_attos, "
+             "cost_nanos, cost_attos, latency_us, ttft_us, outcome, error_class, attempts, "
+             "cost_source) = (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) WHERE id = ?25");
+  bind_call(s, call);
+  s.bind(25, call.id).run();
+  // ok_completions is filled from the rows after completions_through: an older row is added
+  // here (an abandoned row never is).
+  q("INSERT OR IGNORE INTO ok_completions SELECT task_type, model_used, id FROM calls WHERE "
+    "id = ? AND task_type IS NOT NULL AND model_used IS NOT NULL AND outcome = 'ok' AND "
+    "id <= (SELECT completions_through FROM state WHERE id = 1)").bind(1, call.id).run();
+}
+
 std::optional<SettleOutcome> SqliteLedger::Impl::settle_abandoned(int64_t id, TimeUs created_at,
                                                                   std::optional<LeaseShare> share,
                                                                   CallRecord& call, TimeUs now) {
-  int64_t row_id = 0;
-  TimeUs reclaimed_at = 0;
-  CallRecord booked;  // the abandoned row: its time, scope and cost
-  {
-    auto s = q("SELECT a.call_id, a.reclaimed_at, c.ts, c.project, c.conversation, c.cost_nanos, "
-               "c.cost_attos, (SELECT group_concat(key || '=' || value, char(10)) FROM call_tags "
-               "WHERE call_id = c.id) FROM abandoned AS a JOIN calls AS c ON c.id = a.call_id "
-               "WHERE a.reservation = ?1 AND (?2 = 0 OR a.created_at = ?2)");
-    s.bind(1, id).bind(2, created_at);
-    if (!s.step()) return std::nullopt;
-    row_id = s.i64(0);
-    reclaimed_at = s.i64(1);
-    booked.at = s.i64(2);
-    booked.scope.project = s.text(3);
-    booked.scope.conversation = s.text(4);
-    booked.cost = join(s.i64(5), s.i64(6));
-    booked.scope.tags = decode_tags(s.text(7));
-  }
+  std::optional<Booking> booking = find_booking(id, created_at);
+  if (!booking) return std::nullopt;
+  CallRecord& booked = booking->row;
   const Money replaced = !share ? booked.cost
-                         : share->served_at <= reclaimed_at ? std::min(share->amount, booked.cost)
-                                                            : Money();
+                         : share->served_at <= booking->reclaimed_at ? std::min(share->amount, booked.cost)
+                                                                     : Money();
   if (replaced.is_zero()) return std::nullopt;
   check_call(call);
   sync_state();
   auto matched = match(booked.scope, booked.at, false);  // the windows the booking went to
   SettleOutcome out;
   if (replaced == booked.cost) {  // the call takes the row over, at its time and scope
+    call.id = booked.id;
     call.at = booked.at;
     call.scope = std::move(booked.scope);
-    call.id = row_id;
-    auto s = q("UPDATE calls SET (ts, project, conversation, task_id, task_type, model_requested, "
-               "model_used, provider, generation_id, prompt_tokens, completion_tokens, "
-               "cached_tokens, cache_write_tokens, reasoning_tokens, est_nanos, est_attos, "
-               "cost_nanos, cost_attos, latency_us, ttft_us, outcome, error_class, attempts, "
-               "cost_source) = (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) WHERE id = ?25");
-    bind_call(s, call);
-    s.bind(25, row_id).run();
-    // ok_completions is filled from the rows after completions_through: an older row is added
-    // here (an abandoned row never is).
-    q("INSERT OR IGNORE INTO ok_completions SELECT task_type, model_used, id FROM calls WHERE "
-      "id = ? AND task_type IS NOT NULL AND model_used IS NOT NULL AND outcome = 'ok' AND "
-      "id <= (SELECT completions_through FROM state WHERE id = 1)").bind(1, row_id).run();
+    rewrite_call(call);
     q("DELETE FROM abandoned WHERE reservation = ?").bind(1, id).run();
     book_spent(matched, call.cost - replaced, call.at, out.alerts);
-    out.call_id = row_id;
+    out.call_id = call.id;
   } else {  // one call of a lease's booking: its share comes off the row, the call gets its own
     const auto [n, a] = split(booked.cost - replaced);
     q("UPDATE calls SET cost_nanos = ?, cost_attos = ? WHERE id = ?").bind(1, n).bind(2, a)
-        .bind(3, row_id).run();
+        .bind(3, booked.id).run();
     book_spent(matched, -replaced, booked.at, out.alerts);
     if (call.at == 0) call.at = now;
     SettleOutcome own = insert_call(call);
