@@ -632,7 +632,8 @@ def test_embeddings_audit_the_upstreams_cost_with_the_managers_multiple(fake, tm
         m = manager(fake, ledger=tracker, cost_check_multiple=multiple)
         fake.fail(embed, Fault.raw(reply), times=1)
         with orroute.openai_client(m) as oc:
-            oc.embeddings.create(model=embed, input="hello " * 10, encoding_format="float")
+            # ~500 tokens: the 1,000 reported are within twice our count and 512
+            oc.embeddings.create(model=embed, input="hello " * 500, encoding_format="float")
         assert tracker.total_cost() == booked, multiple
 
 
