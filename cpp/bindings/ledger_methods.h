@@ -61,7 +61,10 @@ void def_ledger_methods(pybind11::class_<L>& c) {
              return l.release(id);
            },
            py::arg("reservation_id"))
-      .def("record", &L::record, py::arg("call"), GIL())
+      .def("record", [](L& l, CallRecord call) { return record_call(l, std::move(call)); },
+           py::arg("call"), GIL())
+      .def("record_refund", [](L& l, CallRecord refund) { return record_refund(l, std::move(refund)); },
+           py::arg("refund"), GIL())
       .def("reclaim", &L::reclaim, py::arg("at") = 0, GIL())
       .def("live_reservations", &L::live_reservations, GIL())
       .def("set_cutoff", &L::set_cutoff, py::arg("reason"), GIL())

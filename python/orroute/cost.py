@@ -456,7 +456,8 @@ class CostTracker:
 
     def flush(self) -> None:
         """Writes the settles waiting in memory (``settle_delay``) now and fires the alerts
-        they crossed. No-op without a delay and for Redis."""
+        they crossed, and those a reclaim inside a ``reserve`` crossed (its spend booked; the
+        next settle fires them otherwise). No-op for Redis."""
         if not self._redis:
             self._dispatch(self._core.flush_settles())
 
@@ -594,23 +595,21 @@ class CostTracker:
         model_requested, provider, generation_id, prompt/completion/cached/cache_write/
         reasoning_tokens, estimated_cost, latency and ttft (seconds), outcome, error_class,
         attempts. Counts towards budgets and may fire alerts. Returns the row id."""
-        return self._record(self._call_record(cost=cost, model=model, **fields))
+        return self._dispatched(self._core.record(self._call_record(cost=cost, model=model, **fields)))
 
-    def _record(self, row: Any) -> int:
-        out = self._core.record(row)
+    def _dispatched(self, out: Any) -> int:
         self._dispatch(out.alerts)
         return int(out.call_id)
 
     def record_refund(self, amount: Amount, *, model: str = "", **fields: Any) -> int:
         """Records money an upstream gave back (a refunded call): a row with outcome ``refund``
         and cost ``-amount``, which lowers the spend of the budgets it matches. ``amount`` is
-        positive; the other keywords are :meth:`record_call`'s. ``track_usage`` refuses a negative
-        cost, as ``record_call`` and ``Reservation.settle`` do unless told ``outcome="refund"``."""
-        row = self._call_record(cost=amount, model=model, outcome="refund", **fields)
-        if row.cost <= 0:
-            raise InvalidArgumentError(f"a refund's amount must be > 0, got {row.cost}")
-        row.cost = -row.cost
-        return self._record(row)
+        positive and no more than any budget the refund matches has spent in its current window
+        (a budget never gets more room than its limit); the other keywords are
+        :meth:`record_call`'s. The only way to book a refund: ``record_call``, ``track_usage`` and
+        ``Reservation.settle`` refuse a negative cost and the outcome ``refund``."""
+        row = self._call_record(cost=amount, model=model, **fields)
+        return self._dispatched(self._core.record_refund(row))
 
     # ---- budgets ----
 
@@ -733,8 +732,11 @@ class CostTracker:
         )
 
     def reclaim(self) -> int:
-        """Frees reservations that expired or whose process died; returns how many."""
-        return int(self._core.reclaim(self._now_us()))
+        """Frees reservations that expired or whose process died; returns how many. Those booked
+        as spent (their call may have been billed) fire the alerts they cross here."""
+        n = int(self._core.reclaim(self._now_us()))
+        self.flush()  # the alerts the reclaim's rows crossed
+        return n
 
     def live_reservations(self) -> tuple[int, Decimal]:
         """(count, total amount) of reservations not yet settled or released, in every process."""

@@ -189,9 +189,9 @@ namespace {
 
 // A file of this build's schema made as schema version 4 left it (what orroute wrote from
 // session 16 to 25): the calls' indexes on (ts) and (task_type, model_used, id), no
-// ok_completions, calls_blocks or calls_spans.
+// ok_completions, calls_blocks or calls_spans (and no abandoned, schema 6's).
 const char* const kUndoSchema5 =
-    "DROP TABLE ok_completions; ALTER TABLE state DROP COLUMN completions_through; "
+    "DROP TABLE abandoned; DELETE FROM schema_version WHERE version = 6; DROP TABLE ok_completions; ALTER TABLE state DROP COLUMN completions_through; "
     "DROP VIEW calls_spans; DROP TABLE calls_blocks; CREATE INDEX calls_ts ON calls(ts); "
     "CREATE INDEX calls_type_model ON calls(task_type, model_used, id); "
     "DELETE FROM schema_version WHERE version = 5";
@@ -202,11 +202,11 @@ TEST_CASE("ledger file survives reopening and records its schema version", "[led
   TempLedgerFile file;
   {
     SqliteLedger ledger(file.path);
-    REQUIRE(ledger.schema_version() == 5);
+    REQUIRE(ledger.schema_version() == 6);
     ledger.record(call("m", "0.5"));
   }
   SqliteLedger again(file.path);
-  REQUIRE(again.schema_version() == 5);
+  REQUIRE(again.schema_version() == 6);
   REQUIRE(again.total_cost({}) == Money::parse("0.5"));
 }
 
@@ -227,7 +227,7 @@ TEST_CASE("a file from before budget ids were kept unique gives new budgets unus
                                                  "DELETE FROM schema_version WHERE version = 4") ==
           SQLITE_OK);
   SqliteLedger ledger(file.path);
-  REQUIRE(ledger.schema_version() == 5);
+  REQUIRE(ledger.schema_version() == 6);
   CHECK(ledger.set_budget(orroute::test::spec("project:b", orroute::Window::kTotal, "1")) > removed);
   CallRecord c = call("m", "0.6");
   c.scope.project = "b";
@@ -420,7 +420,7 @@ TEST_CASE("a schema version 4 file migrates with every call, budget and counter 
   REQUIRE(orroute::test::int_on_file(file.path, has_old_index) == 2);
 
   SqliteLedger ledger(file.path);
-  REQUIRE(ledger.schema_version() == 5);
+  REQUIRE(ledger.schema_version() == 6);
   CHECK(orroute::test::int_on_file(file.path, has_old_index) == 0);
   CHECK(rows_of(ledger) == rows_before);
   const auto states = ledger.budget_states(in_p, 0, true);

@@ -146,6 +146,22 @@ TEST_CASE("completion tokens above the request's bound are charged at the bound,
   CHECK(charge(lying, true, 10, 20, 0).cost == usd("0.0019"));
 }
 
+// We count the prompt (exactly for OpenAI's encodings, within a family factor for others, images
+// at their most): a report far above that count is not an honest one, whatever the window allows.
+TEST_CASE("prompt tokens far above our count are charged at our bound, flagged", "[usage_audit]") {
+  const std::string lying = R"({"prompt_tokens": 900, "completion_tokens": 20, "cost": 0.00094,
+                                "prompt_tokens_details": {"cached_tokens": 800}})";
+  const auto c = charge(lying, true, 10, 20);
+  CHECK(c.source == "catalog");
+  CHECK(c.counts_capped);
+  CHECK(c.counts.prompt_tokens == 532);  // 2 x 10 + 512
+  CHECK(c.counts.cached_tokens == 532);
+  CHECK(c.problem == "usage.prompt_tokens 900 is more than twice the 10 prompt tokens counted, and 512 more");
+  // At the bound the report stands.
+  const auto at = charge(R"({"prompt_tokens": 532, "completion_tokens": 20, "cost": 0.000572})", true, 10, 20);
+  CHECK((at.source == "upstream" && at.cost == usd("0.000572")));
+}
+
 // openrouter/auto's pick is priced as the reply names it, but the reported cost is held to the
 // router's bound (its dearest pick, what was reserved) from above and to the named model's price
 // from below: an upstream naming a cheaper model than it ran, with the real cost, is booked at

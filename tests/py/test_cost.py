@@ -147,20 +147,41 @@ def test_a_negative_cost_is_refused_unless_recorded_as_a_refund(
     assert rows == [("ok", Decimal("0.5"), "t1"), ("refund", Decimal("-0.4"), "t1")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rev21: a refund is bounded by nothing: more than the window ever spent makes its "
-    "spend negative and its room larger than its limit (the counters take any negative cost of "
-    "outcome refund, in SQLite and in Redis's Lua alike)",
-)
 def test_a_refund_cannot_give_a_budget_more_than_its_limit(tracker: orroute.CostTracker) -> None:
     """check_call's rule is that a lying or mistaken figure must not refill a budget: a refund
-    of more than was spent is one."""
+    of more than was spent is one. Bounded per budget window the refund matches (what that
+    window spent), refused whole with nothing written."""
     tracker.set_budget(1)
+    tracker.set_budget(10, project="p")
     tracker.track_usage("t1", "m/a", 10, "0.5")
     with pytest.raises(orroute.InvalidArgumentError, match="refund"):
         tracker.record_refund("1000", model="m/a", task_id="t1")
     assert tracker.budget_status().remaining <= 1
+    # The global budget spent 0.5, the project's nothing: a refund in the project fits neither.
+    with pytest.raises(orroute.InvalidArgumentError, match="project:p"):
+        tracker.record_refund("0.1", model="m/a", project="p")
+    tracker.record_refund("0.5", model="m/a", task_id="t1")  # all of it, and no more
+    assert tracker.budget_status().spent == 0
+    with pytest.raises(orroute.InvalidArgumentError, match="refund"):
+        tracker.record_refund("0.01", model="m/a")
+    assert [r.outcome for r in tracker.usage_history()].count("refund") == 1
+
+
+def test_a_refund_is_booked_only_by_record_refund(tracker: orroute.CostTracker) -> None:
+    """A call's settle or record books what a call cost; an outcome "refund" there would let it
+    book a negative cost past record_refund's checks."""
+    tracker.set_budget(1)
+    tracker.track_usage("t1", "m/a", 10, "0.5")
+    with pytest.raises(orroute.InvalidArgumentError, match="refund"):
+        tracker.record_call(cost=Decimal("-0.4"), model="m/a", outcome="refund")
+    with pytest.raises(orroute.InvalidArgumentError, match="refund"):
+        tracker.record_call(cost=Decimal("0.4"), model="m/a", outcome="refund")
+    r = tracker.reserve("0.1")
+    with pytest.raises(orroute.InvalidArgumentError, match="refund"):
+        r.settle("-0.4", model="m/a", outcome="refund")
+    r.settle("0.1", model="m/a")
+    assert [row.outcome for row in tracker.usage_history()] == ["ok", "ok"]
+    assert tracker.budget_status().spent == Decimal("0.6")
 
 
 def test_downgrade_budget_reports_what_is_left(tracker: orroute.CostTracker) -> None:

@@ -400,7 +400,8 @@ def test_without_a_reported_cost_every_usage_breakdown_is_priced() -> None:
             api_key="sk-or-test", base_url=f"http://127.0.0.1:{server.server_port}",
             ledger=":memory:", refresh_catalog=False, fallbacks=["openai/gpt-audio"],
         )
-        r = m.execute_task_sync(Task(messages="hi", max_tokens=500))
+        # a prompt of some 500 tokens: the 1,000 reported are within twice our count and 512
+        r = m.execute_task_sync(Task(messages="hi " * 500, max_tokens=500))
     finally:
         server.shutdown()
         server.server_close()

@@ -475,6 +475,27 @@ def test_a_reply_reporting_more_output_than_max_tokens_is_booked_at_the_bound(
     )
 
 
+def test_a_reply_reporting_far_more_prompt_than_was_sent_is_booked_at_our_bound(
+    fake, tmp_path: Path
+) -> None:
+    """A few-token prompt reported as 100,000 prompt tokens (within the window) was believed:
+    one reply could use up a budget. Prompt tokens past twice our count of the request and 512
+    are booked at that bound, at catalog price, flagged."""
+    tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+    tracker.set_budget(1)
+    m = manager(fake, ledger=tracker, fallbacks=["test/a"])
+    fake.fail("test/a", Fault.lying_usage(prompt_tokens=100_000, cost=0.1))
+    task = Task(messages="Say hello", max_tokens=20)
+    counted = m.plan(task)["prompt_tokens"]
+    r = m.execute_task_sync(task)
+    bound = 2 * counted + 512
+    assert (r.usage["prompt_tokens"], r.cost_source) == (bound, "catalog")
+    (row,) = tracker.usage_history()
+    assert (row.cost, row.prompt_tokens) == (r.cost, bound)
+    assert row.cost < Decimal("0.01")  # 0.1 claimed
+    assert row.cost_source.startswith("catalog: usage.prompt_tokens 100000 is more than twice the")
+
+
 def test_a_lease_never_starts_a_call_the_budget_cannot_cover(fake, tmp_path: Path) -> None:
     """Two managers (each with its own lease) on one ledger; the upstream reports prompts far
     above our count in non-streamed replies (the contract's one bounded exception: believed up to
@@ -611,7 +632,8 @@ def test_embeddings_audit_the_upstreams_cost_with_the_managers_multiple(fake, tm
         m = manager(fake, ledger=tracker, cost_check_multiple=multiple)
         fake.fail(embed, Fault.raw(reply), times=1)
         with orroute.openai_client(m) as oc:
-            oc.embeddings.create(model=embed, input="hello " * 10, encoding_format="float")
+            # ~500 tokens: the 1,000 reported are within twice our count and 512
+            oc.embeddings.create(model=embed, input="hello " * 500, encoding_format="float")
         assert tracker.total_cost() == booked, multiple
 
 

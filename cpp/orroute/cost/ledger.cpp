@@ -100,6 +100,32 @@ void check_call(const CallRecord& call) {
   }
 }
 
+InvalidArgument refund_past_spent(const std::string& budget, Money refund, Money spent) {
+  return InvalidArgument("a refund of $" + (-refund).to_string() + " is more than budget " +
+                         client_text(budget) + " spent in its window ($" + spent.to_string() + ")");
+}
+
+void check_not_refund(const CallRecord& call) {
+  if (call.outcome == kRefundOutcome) {
+    throw InvalidArgument("a call's outcome cannot be \"refund\": money given back is booked by "
+                          "record_refund, not as a call made");
+  }
+}
+
+SettleOutcome record_refund(Ledger& ledger, CallRecord refund) {
+  if (refund.cost.is_negative() || refund.cost.is_zero()) {
+    throw InvalidArgument("a refund's amount must be > 0, got " + refund.cost.to_string());
+  }
+  refund.cost = -refund.cost;
+  refund.outcome = kRefundOutcome;
+  return ledger.record(std::move(refund));
+}
+
+SettleOutcome record_call(Ledger& ledger, CallRecord call) {
+  check_not_refund(call);
+  return ledger.record(std::move(call));
+}
+
 std::string encode_tags(const std::vector<std::pair<std::string, std::string>>& tags) {
   std::string out;
   for (const auto& [k, v] : tags) out += k + "=" + v + "\n";

@@ -150,6 +150,13 @@ inline constexpr std::string_view kRefundOutcome = "refund";
 // Throws InvalidArgument unless every token count is >= 0 and the cost is >= 0, or negative with
 // the outcome kRefundOutcome. Every backend checks a call with it before writing anything.
 void check_call(const CallRecord& call);
+// The refusal of a refund (`refund` < 0) that is more than budget `budget` spent in the window it
+// falls in (`spent`): a budget's room never grows past its limit. Each backend checks every
+// window a refund matches where its counters take the row, before writing anything.
+InvalidArgument refund_past_spent(const std::string& budget, Money refund, Money spent);
+// Throws InvalidArgument when `call` is a refund: a reservation's settle, and a call recorded as
+// made, book what a call cost; money given back is booked only by record_refund.
+void check_not_refund(const CallRecord& call);
 
 // A soft threshold crossed by settled spend. Fired once per budget, window and threshold across
 // every process sharing the ledger.
@@ -274,6 +281,13 @@ class Ledger {
                                                      std::string_view model, double q,
                                                      int64_t last_n) = 0;
 };
+
+// Books a refund of `refund.cost` (> 0, else InvalidArgument) as a row of outcome kRefundOutcome
+// and cost -refund.cost: CostTracker.record_refund's rule. Refused past what a matching budget
+// spent in its window (refund_past_spent).
+SettleOutcome record_refund(Ledger& ledger, CallRecord refund);
+// Ledger::record of a call made (CostTracker.record_call): a refund refused (check_not_refund).
+SettleOutcome record_call(Ledger& ledger, CallRecord call);
 
 // Raised by the throwing helpers (BudgetGuard) when a reservation is refused. Carries the fields
 // of Python's BudgetExceededError.

@@ -377,6 +377,24 @@ struct RedisLedger::Impl {
 
   // ---- settle / record ----
 
+  // The time and scope of another process's reservation, or of the row booking it as abandoned
+  // (kLuaSettle replaces it); nullopt when neither exists.
+  std::optional<Mine> reservation_or_booking(int64_t reservation_id) {
+    const auto read = [&](const std::string& key, const char* at_field) -> std::optional<Mine> {
+      Reply r = command({"HMGET", key, at_field, "project", "conversation", "tags"});
+      if (r->element[0]->type == REDIS_REPLY_NIL) return std::nullopt;
+      return Mine{std::stoll(reply_text(r->element[0])),
+                  SpendScope{reply_text(r->element[1]), reply_text(r->element[2]),
+                             decode_tags(reply_text(r->element[3]))},
+                  0};
+    };
+    const std::string id = std::to_string(reservation_id);
+    if (std::optional<Mine> m = read(prefix + "res:" + id, "at")) return m;
+    Reply booking = command({"GET", prefix + "abandoned:" + id});
+    if (booking->type == REDIS_REPLY_NIL) return std::nullopt;
+    return read(prefix + "call:" + reply_text(booking.get()), "ts");
+  }
+
   SettleOutcome write_call(int64_t reservation_id, CallRecord call) {
     check_call(call);
     check_scope(call.scope);
@@ -391,16 +409,7 @@ struct RedisLedger::Impl {
           std::lock_guard lk(mine_mu);
           if (auto it = mine.find(reservation_id); it != mine.end()) m = it->second;
         }
-        if (!m) {  // another process's reservation (or gone): read its time and scope
-          Reply r = command({"HMGET", prefix + "res:" + std::to_string(reservation_id), "at",
-                             "project", "conversation", "tags"});
-          if (r->element[0]->type != REDIS_REPLY_NIL) {
-            m = Mine{std::stoll(reply_text(r->element[0])),
-                     SpendScope{reply_text(r->element[1]), reply_text(r->element[2]),
-                                decode_tags(reply_text(r->element[3]))},
-                     0};
-          }
-        }
+        if (!m) m = reservation_or_booking(reservation_id);
         if (m) {
           assumed = true;
           c.at = m->at;
@@ -422,6 +431,10 @@ struct RedisLedger::Impl {
       if (status == "stale") {
         load_budgets();
         continue;
+      }
+      if (status == "refund") {
+        const Win& w = wins[std::stoul(reply_text(r->element[1]))];
+        throw refund_past_spent(w.budget->name(), c.cost, parse_units(reply_text(r->element[2])));
       }
       if (status == "retry") {
         std::lock_guard lk(mine_mu);
@@ -610,6 +623,7 @@ ReserveOutcome RedisLedger::reserve(const ReserveRequest& req) {
 }
 
 SettleOutcome RedisLedger::settle(int64_t reservation_id, CallRecord call) {
+  check_not_refund(call);
   if (reservation_id <= 0) {
     SettleOutcome out = impl_->write_call(0, std::move(call));
     out.reservation_found = false;

@@ -134,7 +134,9 @@ local function remove_res(id)
 end
 -- An expired reservation: its owner did not settle it within the time its call may take, and
 -- whether it lives (or sent its call) cannot be told from here. Money fails closed: its amount
--- is booked as spent, with a call row (outcome 'abandoned'), never handed back.
+-- is booked as spent, with a call row (outcome 'abandoned'), never handed back. The row is named
+-- by 'abandoned:<id>' (reservation ids are never reused) for the settle of an owner that lived:
+-- its call replaces the booking (kLuaSettle). Kept a day, far past any call's length.
 local function abandon_res(id)
   local k = P .. 'res:' .. id
   local v = redis.call('HMGET', k, 'a', 'win', 'at', 'project', 'conversation', 'tags', 'model',
@@ -161,6 +163,7 @@ local function abandon_res(id)
              'src', 'reservation: not settled before it expired (its process may have ended ' ..
                     'after sending the call)')
   redis.call('ZADD', P .. 'calls', v[3], cid)
+  redis.call('SET', P .. 'abandoned:' .. id, cid, 'EX', 86400)
 end
 local function reclaim(at)
   local ids = redis.call('ZRANGEBYSCORE', P .. 'res_exp', '-inf', at, 'LIMIT', 0, 10000)
@@ -217,25 +220,43 @@ local head = redis.call('MGET', tk, P .. 'gen')
 if head[1] then return {'dup', head[1]} end
 if (head[2] or '0') ~= ARGV[2] then return {'stale'} end
 local found = false
+-- The reservation was booked as abandoned by a reclaim: the call takes that row over (same time,
+-- so the same windows) and its cost replaces the booking's.
+local booked_row, booked = nil, ZERO
 if ARGV[4] ~= '0' then
   local at = redis.call('HGET', P .. 'res:' .. ARGV[4], 'at')
   found = at and true or false
-  if (found and '1' or '0') ~= ARGV[5] or (found and at ~= ARGV[6]) then return {'retry'} end
+  if not found then
+    booked_row = redis.call('GET', P .. 'abandoned:' .. ARGV[4])
+    if booked_row then
+      local b = redis.call('HMGET', P .. 'call:' .. booked_row, 'ts', 'cost')
+      at, booked = b[1], big(b[2])
+    end
+  end
+  local assumed = (at and true or false)
+  if (assumed and '1' or '0') ~= ARGV[5] or (assumed and at ~= ARGV[6]) then return {'retry'} end
   if found then remove_res(ARGV[4]) end
 end
 local n = tonumber(ARGV[11])
 local spent = {}
 for i = 0, n - 1 do spent[i] = ensure(12 + i * 10) end  -- counters before the row
-local id = redis.call('INCR', P .. 'call_seq')
+local cost = add(big(ARGV[7]), neg(booked))
+if string.sub(ARGV[7], 1, 1) == '-' then  -- a refund: never more than a window spent
+  for i = 0, n - 1 do
+    if add(spent[i], cost).neg then return {'refund', tostring(i), str(spent[i])} end
+  end
+end
+local id = booked_row or redis.call('INCR', P .. 'call_seq')
+if booked_row then redis.call('DEL', P .. 'call:' .. id) end
 local row = {}
 for i = 12 + n * 10, #ARGV do row[#row + 1] = ARGV[i] end
 redis.call('HSET', P .. 'call:' .. id, unpack(row))
 redis.call('ZADD', P .. 'calls', ARGV[8], id)
+if booked_row then redis.call('DEL', P .. 'abandoned:' .. ARGV[4]) end
 if ARGV[9] ~= '' then
   redis.call('LPUSH', ARGV[9], ARGV[10])
   redis.call('LTRIM', ARGV[9], 0, 9999)
 end
-local cost = big(ARGV[7])
 local out = {'ok', tostring(id), found and '1' or '0'}
 for i = 0, n - 1 do
   local W = 12 + i * 10

@@ -96,8 +96,8 @@ class SqliteLedger final : public Ledger {
   // Whether reserve() uses leases (options.leases and the sidecar could be opened).
   bool leases_enabled() const;
   // Writes the queued write-behind settles now; returns the alerts not yet handed to a
-  // settle() (empty without write-behind). Throws Error if the batch fails (the settles stay
-  // queued; their money stays reserved).
+  // settle() (theirs, and those a reclaim's abandoned rows crossed). Throws Error if the batch
+  // fails (the settles stay queued; their money stays reserved).
   std::vector<Alert> flush_settles();
   // What this process's connection to the file did about its WAL (tests, benches): checkpoints
   // run by the checkpointer thread, checkpoints run by a commit (past the hard limit), the

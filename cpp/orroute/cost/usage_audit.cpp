@@ -61,6 +61,35 @@ UsageCounts all_audio(const UsageCounts& c, const RequestShape& shape) {
   return a;
 }
 
+// Adds `why` to the charge's problems: its counts are cut to a bound, and its cost, which priced
+// the tokens cut, is not believed (the catalog price of the counts is booked).
+void note_capped(AuditedCharge& out, const std::string& why) {
+  out.problem = out.problem.empty() ? why : out.problem + "; " + why;
+  out.counts_capped = true;
+}
+
+// Prompt tokens far above our count of what was sent. We count a prompt exactly for OpenAI's
+// encodings and within a family factor for others (docs/tokenizer.md), its images at the most
+// they may cost; a provider adds a prompt of its own at times (Anthropic's tool use: ~350
+// tokens). Twice our count and kPromptOverheadTokens is past all of that: a report above it is
+// not an honest count (believed up to the context window, it let one reply book a window's
+// worth of a ten-token prompt), and is charged at that bound, its breakdowns cut to fit.
+constexpr int64_t kOverReportRatio = 2;
+constexpr int64_t kPromptOverheadTokens = 512;
+
+void cap_prompt(int64_t counted, AuditedCharge& out) {
+  UsageCounts& c = out.counts;
+  const int64_t bound = counted * kOverReportRatio + kPromptOverheadTokens;
+  if (c.prompt_tokens <= bound) return;
+  note_capped(out, "usage.prompt_tokens " + std::to_string(c.prompt_tokens) + " is more than twice the " +
+                       std::to_string(counted) + " prompt tokens counted, and " +
+                       std::to_string(kPromptOverheadTokens) + " more");
+  c.prompt_tokens = bound;
+  c.cached_tokens = std::min(c.cached_tokens, bound);
+  c.cache_write_tokens = std::min(c.cache_write_tokens, bound - c.cached_tokens);
+  c.audio_tokens = std::min(c.audio_tokens, bound - c.cached_tokens - c.cache_write_tokens);
+}
+
 // Completion tokens above the bound the request carried: charged at the bound, so one lying
 // reply cannot book more than its reservation allowed. Its output breakdowns are cut to fit.
 void cap_output(int64_t bound, AuditedCharge& out) {
@@ -69,8 +98,7 @@ void cap_output(int64_t bound, AuditedCharge& out) {
   const std::string why = "usage.completion_tokens " + std::to_string(c.completion_tokens) +
                           " is more than the " + std::to_string(bound) +
                           " output tokens the request allowed (its max_tokens)";
-  out.problem = out.problem.empty() ? why : out.problem + "; " + why;
-  out.output_capped = true;
+  note_capped(out, why);
   c.completion_tokens = bound;
   c.reasoning_tokens = std::min(c.reasoning_tokens, bound);
   c.audio_output_tokens = std::min(c.audio_output_tokens, bound - c.reasoning_tokens);
@@ -135,6 +163,8 @@ void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
       out.counts = totals;
       out.problem = "usage breakdowns exceed their totals";
     }
+    // Parts only the upstream can size are not in our count: there the window bounds the prompt.
+    if (shape.unsized_parts == 0) cap_prompt(counted.prompt_tokens, out);
     cap_output(in.output_bound, out);
   }
 
@@ -198,7 +228,7 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
       out.counts = dearest_counts;
       return out;
     }
-    if (out.output_capped) {  // its cost priced tokens it could not have been billed
+    if (out.counts_capped) {  // its cost priced tokens it could not have been billed
       out.cost = dearest;
       out.counts = dearest_counts;
       out.source = "catalog";

@@ -4,7 +4,9 @@
 // finite, non-negative decimal within PricingPolicy::cost_check_multiple times (either way) the
 // catalog price of those tokens. What fails is replaced (tokens by
 // the tokenizer's count of the prompt and the answer, the cost by the catalog price) and named in
-// `source` and `problem`, so the call row says where its cost came from.
+// `source` and `problem`, so the call row says where its cost came from. Counts far above ours
+// (prompt tokens past twice our count and 512; completion tokens past the request's max_tokens)
+// are charged at that bound.
 #pragma once
 
 #include <cstdint>
@@ -46,9 +48,10 @@ struct AuditedCharge {
   std::string source;
   std::string problem;     // why the upstream's figure was replaced ("" = nothing replaced)
   UsageCounts counts;      // the token counts charged
-  // The upstream's completion tokens were above ChargeInput::output_bound and are charged at it
-  // (its cost, which priced the excess, is not believed: the catalog price is booked).
-  bool output_capped = false;
+  // The upstream's completion tokens were above ChargeInput::output_bound, or its prompt tokens
+  // far above our count of the prompt (twice it, and 512), and are charged at that bound (its
+  // cost, which priced the excess, is not believed: the catalog price is booked).
+  bool counts_capped = false;
 };
 
 // The charge of one answered call. Never throws.
@@ -57,8 +60,8 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
 // The token counts audit_charge prices, checked by its rules (no cost yet): `source` "" and the
 // upstream's counts when they stand (`problem` says if their breakdowns were dropped);
 // "tokenizer" or "metered" and our count (a prompt with parts only the upstream can size: the
-// whole window) when they do not; `output_capped` with the completion tokens cut to
-// in.output_bound when the upstream reported more; "reservation" with `cost` = the reservation when nothing can
+// whole window) when they do not; `counts_capped` with the prompt or completion tokens cut to
+// their bound when the upstream reported more; "reservation" with `cost` = the reservation when nothing can
 // stand in. For a provider priced from its own list (engine/routed_prices.h): its reply's counts
 // are held to the same rules. Throws only on allocation failure.
 AuditedCharge audit_tokens(const ChargeInput& in);

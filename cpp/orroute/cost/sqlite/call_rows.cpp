@@ -8,6 +8,59 @@ namespace orroute {
 
 using namespace sqlite;
 
+void SqliteLedger::Impl::bind_call(sqlite::Query& s, const CallRecord& c) {
+  // `c` outlives the statement's step: its text is bound without SQLite's copy. A parameter
+  // not bound is NULL (the statement is fresh).
+  s.bind(1, c.at).bind_borrowed_fresh(2, c.scope.project).bind_borrowed_fresh(3, c.scope.conversation);
+  s.bind_borrowed_fresh(4, c.task_id).bind_borrowed_fresh(5, c.task_type);
+  s.bind_borrowed_fresh(6, c.model_requested).bind_borrowed_fresh(7, c.model_used);
+  s.bind_borrowed_fresh(8, c.provider).bind_borrowed_fresh(9, c.generation_id);
+  s.bind(10, c.prompt_tokens).bind(11, c.completion_tokens);
+  s.bind(12, c.cached_tokens).bind(13, c.cache_write_tokens).bind(14, c.reasoning_tokens);
+  if (c.estimated_cost) {
+    const auto [en, ea] = split(*c.estimated_cost);
+    s.bind(15, en).bind(16, ea);
+  }
+  const auto [cn, ca] = split(c.cost);
+  s.bind(17, cn).bind(18, ca);
+  if (c.latency_us >= 0) s.bind(19, c.latency_us);
+  if (c.ttft_us >= 0) s.bind(20, c.ttft_us);
+  s.bind_text_borrowed(21, c.outcome).bind_borrowed_fresh(22, c.error_class).bind(23, int64_t{c.attempts});
+  s.bind_text_borrowed(24, c.cost_source);
+}
+
+void SqliteLedger::Impl::check_refund_fits(const std::vector<Matched>& matched, Money refund) {
+  for (const Matched& m : matched) {
+    if ((m.counter.spent + refund).is_negative()) throw refund_past_spent(m.budget->name(), refund, m.counter.spent);
+  }
+}
+
+void SqliteLedger::Impl::book_spent(std::vector<Matched>& matched, Money delta, TimeUs at,
+                                    std::vector<Alert>& alerts) {
+  for (auto& m : matched) {
+    m.counter.spent += delta;
+    write_counter(m.budget->id, m.start, m.counter);
+    const Money limit = m.budget->limit;
+    if (m.counter.spent.is_negative() || m.counter.spent.is_zero()) continue;
+    for (const int32_t t : m.budget->thresholds_pct) {
+      if (m.counter.spent * 100 < limit * t) continue;
+      const std::tuple<int64_t, TimeUs, int32_t> key{m.budget->id, m.start, t};
+      if (known_alerts.contains(key)) continue;  // fired before: the insert would be ignored
+      after_commit([this, key] {
+        if (known_alerts.size() >= kMaxKnownAlerts) known_alerts.clear();
+        known_alerts.insert(key);
+      });
+      const auto [sn, sa] = split(m.counter.spent);
+      const auto [ln, la] = split(limit);
+      const std::string name = m.budget->name();
+      q("INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+          .bind(1, m.budget->id).bind(2, m.start).bind(3, int64_t{t}).bind(4, at)
+          .bind_text(5, name).bind(6, sn).bind(7, sa).bind(8, ln).bind(9, la).run();
+      if (sqlite3_changes(db) == 1) alerts.push_back({m.budget->id, name, t, m.start, at, m.counter.spent, limit});
+    }
+  }
+}
+
 SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease, Money released) {
   check_call(c);
   check_scope(c.scope);
@@ -27,7 +80,7 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
       }
     }
   }
-  const auto [cn, ca] = split(c.cost);
+  if (c.cost.is_negative()) check_refund_fits(matched, c.cost);  // before anything is written
   {
     auto s = q("INSERT INTO calls(ts, project, conversation, task_id, task_type, "
                "model_requested, model_used, provider, generation_id, prompt_tokens, "
@@ -35,23 +88,7 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
                "est_nanos, est_attos, cost_nanos, cost_attos, latency_us, ttft_us, outcome, "
                "error_class, attempts, cost_source) VALUES "
                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    // `c` outlives the statement's step: its text is bound without SQLite's copy. A parameter
-    // not bound is NULL (the statement is fresh).
-    s.bind(1, c.at).bind_borrowed_fresh(2, c.scope.project).bind_borrowed_fresh(3, c.scope.conversation);
-    s.bind_borrowed_fresh(4, c.task_id).bind_borrowed_fresh(5, c.task_type);
-    s.bind_borrowed_fresh(6, c.model_requested).bind_borrowed_fresh(7, c.model_used);
-    s.bind_borrowed_fresh(8, c.provider).bind_borrowed_fresh(9, c.generation_id);
-    s.bind(10, c.prompt_tokens).bind(11, c.completion_tokens);
-    s.bind(12, c.cached_tokens).bind(13, c.cache_write_tokens).bind(14, c.reasoning_tokens);
-    if (c.estimated_cost) {
-      const auto [en, ea] = split(*c.estimated_cost);
-      s.bind(15, en).bind(16, ea);
-    }
-    s.bind(17, cn).bind(18, ca);
-    if (c.latency_us >= 0) s.bind(19, c.latency_us);
-    if (c.ttft_us >= 0) s.bind(20, c.ttft_us);
-    s.bind_text_borrowed(21, c.outcome).bind_borrowed_fresh(22, c.error_class).bind(23, int64_t{c.attempts});
-    s.bind_text_borrowed(24, c.cost_source);
+    bind_call(s, c);
     s.run();
   }
   c.id = unused_id(sqlite3_last_insert_rowid(db));
@@ -62,31 +99,7 @@ SettleOutcome SqliteLedger::Impl::insert_call(CallRecord& c, const Lease* lease,
   }
   SettleOutcome out;
   out.call_id = c.id;
-  for (auto& m : matched) {
-    m.counter.spent += c.cost;
-    write_counter(m.budget->id, m.start, m.counter);
-    const Money limit = m.budget->limit;
-    if (!m.counter.spent.is_negative() && !m.counter.spent.is_zero()) {
-      for (const int32_t t : m.budget->thresholds_pct) {
-        if (m.counter.spent * 100 < limit * t) continue;
-        const std::tuple<int64_t, TimeUs, int32_t> key{m.budget->id, m.start, t};
-        if (known_alerts.contains(key)) continue;  // fired before: the insert would be ignored
-        after_commit([this, key] {
-          if (known_alerts.size() >= kMaxKnownAlerts) known_alerts.clear();
-          known_alerts.insert(key);
-        });
-        const auto [sn, sa] = split(m.counter.spent);
-        const auto [ln, la] = split(limit);
-        const std::string name = m.budget->name();
-        q("INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .bind(1, m.budget->id).bind(2, m.start).bind(3, int64_t{t}).bind(4, c.at)
-            .bind_text(5, name).bind(6, sn).bind(7, sa).bind(8, ln).bind(9, la).run();
-        if (sqlite3_changes(db) == 1) {
-          out.alerts.push_back({m.budget->id, name, t, m.start, c.at, m.counter.spent, limit});
-        }
-      }
-    }
-  }
+  book_spent(matched, c.cost, c.at, out.alerts);
   return out;
 }
 
@@ -141,7 +154,9 @@ void SqliteLedger::Impl::note_call(int64_t id, TimeUs ts) {
 
 SettleOutcome SqliteLedger::record(CallRecord call) {
   if (call.at == 0) call.at = now_us();
-  return impl_->transact([&] { return impl_->insert_call(call); });
+  SettleOutcome out = impl_->transact([&] { return impl_->insert_call(call); });
+  impl_->hand_out_late_alerts(out.alerts);
+  return out;
 }
 
 }  // namespace orroute

@@ -31,6 +31,14 @@
 #include "orroute/cost/sqlite_ledger.h"
 #include "orroute/cost/window.h"
 
+// The id of a new reservation row, as SQL: past every id in use and every one the reclaim
+// booked as abandoned, whose owner may still settle it late (settle_abandoned). SQLite gives a
+// new row the largest rowid + 1, which is the id of a reservation just reclaimed when it was the
+// newest. A macro: the statements are string literals (Impl::q caches them by address).
+#define ORROUTE_NEW_RESERVATION_ID                                                        \
+  "(SELECT MAX(COALESCE((SELECT MAX(id) FROM reservations), 0), "                         \
+  "COALESCE((SELECT MAX(reservation) FROM abandoned), 0)) + 1)"
+
 namespace orroute {
 
 struct SqliteLedger::Impl {
@@ -101,11 +109,16 @@ struct SqliteLedger::Impl {
   // books that much of the row as spent (those calls were sent and may be billed) and releases
   // the rest (free money, and settled reservations whose cost is already spent). A lease without
   // a slot (no sidecar, the table full, the process gone before it took one) is booked whole.
+  // A slot is taken by a compare-and-swap of `owner` (0: free) and freed by storing 0 there
+  // last, after the other fields. `owner` names the process (slot_owner_tag), so that a slot
+  // whose process died without freeing it (while taking it, or after its row was reclaimed by
+  // another host's process, which leaves the slot to its owner) is freed by the next reclaim on
+  // this host (free_orphan_slots): else each death could lose one of the kHeldSlots for good.
   struct HeldSlot {
-    int64_t row_id;      // 0: free
+    int64_t row_id;      // 0: none (free, or being taken)
     int64_t created_at;  // of the row
     int64_t held_nanos;
-    int64_t unused;
+    int64_t owner;       // 0: free. (Older builds left it 0 and took a slot by its row_id.)
   };
   struct Lease;
   static constexpr size_t kHeldSlots = 1024;
@@ -128,6 +141,17 @@ struct SqliteLedger::Impl {
   std::optional<Money> peek_held(int64_t row_id, TimeUs created_at);
   HeldSlot* find_held_slot(int64_t row_id, TimeUs created_at);
   static Money held_in(HeldSlot& slot);
+  // Frees a slot (its owner's, or a reclaim's once its owner is gone): `owner` last.
+  static void free_held_slot(HeldSlot& slot);
+  // In a write transaction (reclaims are serialized by the write lock): frees every slot whose
+  // owner, a process of this host and PID namespace, is gone and whose lease row no longer
+  // exists (a row that does is booked, and its slot freed, by the reclaim of that row).
+  void free_orphan_slots();
+  int64_t slot_owner = 0;  // this process's tag in a slot's `owner`
+  // The tag of process `pid` of this PID namespace: the pid and the namespace, packed.
+  static int64_t slot_owner_tag(int64_t pid);
+  // `amount` as a slot holds it: rounded up to nano-dollars.
+  static Money as_held(Money amount);
 
   // ---- budget leases ----
   // A lease is one `reservations` row (lease = 1, or 2 with write-behind settles) of this
@@ -468,7 +492,33 @@ struct SqliteLedger::Impl {
   // Reclaims a reservation whose owner is gone (or cannot be checked): books `in_flight` of it
   // as spent with a call row (outcome "abandoned") and releases the rest. Money fails closed:
   // the calls it held may have been sent and billed, and no settle will come.
-  void abandon_reservation(int64_t id, Money in_flight, const std::string& why);
+  // The booking names its reservation (table `abandoned`, schema 6) for settle_abandoned.
+  void abandon_reservation(int64_t id, Money in_flight, const std::string& why, TimeUs at);
+  // An abandoned row naming a reservation (table `abandoned`): the row's id, time, scope and
+  // cost, and when the reclaim booked it. find_booking: the one naming reservation `id` made at
+  // `created_at` (0: any).
+  struct Booking {
+    CallRecord row;
+    TimeUs reclaimed_at = 0;
+  };
+  std::optional<Booking> find_booking(int64_t id, TimeUs created_at);
+  // Writes `call`'s columns over the row `call.id` (a booking taken over).
+  void rewrite_call(const CallRecord& call);
+  // The settle of a reservation the reclaim booked as abandoned (its owner lived: a call slower
+  // than its expiry, on another host): `call` replaces `share` of that booking, so the call is
+  // counted once. A plain reservation's booking is all its own (`share` nullopt); a lease's
+  // stands for every call it held in flight at the reclaim, and a reservation it served is
+  // `share` of it (0 if made after the reclaim). The row booked is taken over when the call
+  // replaces what is left of it (one row for the call); else that much is taken off it and the
+  // call gets a row of its own. nullopt (nothing written) when no booking names the
+  // reservation `id` made at `created_at` (0: any), or the call had no share in it.
+  struct LeaseShare {
+    Money amount;       // the lease reservation's
+    TimeUs served_at;   // when the lease served it
+  };
+  std::optional<SettleOutcome> settle_abandoned(int64_t id, TimeUs created_at,
+                                                std::optional<LeaseShare> share, CallRecord& call,
+                                                TimeUs now);
   // In a forked child's in-memory copy: removes the leases of `owner` (the parent), which are its
   // money set aside for its own calls (they settle in its copy, never in this one); a write-behind
   // lease counts as spent (its settles queued in the parent's memory: fail closed, as reclaim).
@@ -479,7 +529,8 @@ struct SqliteLedger::Impl {
 
   // ---- leases (see the Lease struct); functions marked "under lmu" expect it held ----
 
-  // Under lmu: forgets a lease whose row is gone, and the reservations served from it.
+  // Under lmu: forgets a lease whose row is gone; the reservations served from it stay to be
+  // settled (settle_abandoned) or released.
   void drop_lease(const std::shared_ptr<Lease>& lease);
 
   // Under lmu: this process's lease money on one budget window that no call holds (free and
@@ -538,7 +589,7 @@ struct SqliteLedger::Impl {
   // Settles a reservation served from a lease (id < 0).
   SettleOutcome settle_sub(int64_t id, CallRecord call, TimeUs now);
   // Marks lease sub-reservation `id` as being settled and returns it; nullopt when it is gone
-  // (reclaimed, released, its lease dead) or another settle has it.
+  // (expired, released) or another settle has it.
   std::optional<Sub> claim_sub(int64_t id);
   // The body of settle() for a database reservation (positive id), inside a transaction.
   SettleOutcome settle_reserved_job(int64_t id, CallRecord& call, TimeUs now);
@@ -572,7 +623,15 @@ struct SqliteLedger::Impl {
   std::condition_variable bcv;
   std::vector<Behind> behind;
   std::chrono::steady_clock::time_point behind_since{};  // when the oldest was queued
-  std::vector<Alert> late_alerts;  // fired by batches no settle() returned: the next one does
+  // Alerts fired by writes no settle() returned (a timed write-behind batch, a reclaim's
+  // abandoned rows): the next settle() or record() hands them out, or flush_settles().
+  std::vector<Alert> late_alerts;
+  std::atomic<bool> alerts_waiting{false};  // late_alerts may hold some (read without bmu)
+  // Queues a reclaim's alerts for the next caller once its transaction commits (a rolled back
+  // one fired nothing).
+  void defer_alerts(std::vector<Alert> alerts);
+  // Appends the queued alerts to `out` (the caller's outcome), each handed out once.
+  void hand_out_late_alerts(std::vector<Alert>& out);
   bool flusher_stop = false;
   std::thread* flusher = nullptr;  // started at open; leaked in a forked child
 
@@ -642,6 +701,14 @@ struct SqliteLedger::Impl {
   // With `lease`, also takes `released` off the reserved counters of the lease's windows (in the
   // same counter writes when they are the call's windows).
   SettleOutcome insert_call(CallRecord& c, const Lease* lease = nullptr, Money released = {});
+  // Binds ?1..?24 of an INSERT or UPDATE of the calls table's columns, in their order.
+  static void bind_call(sqlite::Query& s, const CallRecord& c);
+  // Adds `delta` to the spent counters of `matched` and writes them; appends the alerts that
+  // crossed a threshold for the first time (their rows written).
+  void book_spent(std::vector<Matched>& matched, Money delta, TimeUs at, std::vector<Alert>& alerts);
+  // Throws InvalidArgument when the refund `refund` (< 0) is more than one of `matched` spent in
+  // its window: a budget's room never grows past its limit.
+  static void check_refund_fits(const std::vector<Matched>& matched, Money refund);
   // After the call `id` at `ts` is inserted: writes the span of times of the block of 64 ids it
   // completes (schema 5's calls_blocks, for the time filters), from this connection's own calls
   // when they are all of it, else from the rows.

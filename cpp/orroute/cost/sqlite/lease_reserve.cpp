@@ -244,9 +244,9 @@ ReserveOutcome SqliteLedger::Impl::reserve_slow(const ReserveRequest& r, TimeUs 
       const std::string windows = encode_windows(key);
       // The scope of the call that made it: one that matches the lease's budgets, which the
       // row's calls in flight are booked against if this process dies (abandon_reservation).
-      q("INSERT INTO reservations(pid, pid_start, host, created_at, expires_at, amount_nanos, "
+      q("INSERT INTO reservations(id, pid, pid_start, host, created_at, expires_at, amount_nanos, "
         "amount_attos, windows, lease, project, conversation, tags) VALUES "
-        "(?,?,?,?,?,?,?,?,?,?,?,?)")
+        "(" ORROUTE_NEW_RESERVATION_ID ",?,?,?,?,?,?,?,?,?,?,?,?)")
           .bind(1, pid).bind(2, pid_start).bind(3, host).bind(4, at).bind(5, expires)
           .bind(6, gn).bind(7, ga).bind_text(8, windows).bind(9, int64_t{behind_on ? 2 : 1})
           .bind(10, r.scope.project).bind(11, r.scope.conversation)

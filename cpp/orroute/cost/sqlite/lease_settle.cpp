@@ -24,9 +24,7 @@ SettleOutcome SqliteLedger::Impl::settle_sub(int64_t id, CallRecord call, TimeUs
 std::optional<SqliteLedger::Impl::Sub> SqliteLedger::Impl::claim_sub(int64_t id) {
   std::lock_guard lk(lmu);
   auto it = subs.find(id);
-  if (it == subs.end() || it->second.settling || (it->second.lease && it->second.lease->dead)) {
-    return std::nullopt;
-  }
+  if (it == subs.end() || it->second.settling) return std::nullopt;
   it->second.settling = true;
   return it->second;
 }
@@ -82,14 +80,19 @@ SettleOutcome SqliteLedger::Impl::settle_sub_job(int64_t id, const Sub& sub, Cal
   if (sub.lease && !here) {  // the lease was reclaimed: like a reclaimed reservation
     after_commit([this, lease = sub.lease] { drop_lease(lease); });
   }
-  if (here) {
-    c.at = sub.created_at;
-    c.scope = sub.scope;
-  } else if (c.at == 0) {
-    c.at = now;
+  // Booked as the reservation was made, its lease reclaimed or not.
+  c.at = sub.created_at;
+  c.scope = sub.scope;
+  // Its lease reclaimed (booked as abandoned with this call in flight): the call replaces its
+  // share.
+  std::optional<SettleOutcome> late;
+  if (sub.lease && !here) {
+    late = settle_abandoned(sub.lease->row_id, sub.lease->created_at,
+                            LeaseShare{as_held(sub.amount), sub.created_at}, c, now);
   }
   const bool release_now = here && !keep_in_row;
-  SettleOutcome out = insert_call(c, release_now ? sub.lease.get() : nullptr, sub.amount + taken);
+  SettleOutcome out = late ? std::move(*late)
+                           : insert_call(c, release_now ? sub.lease.get() : nullptr, sub.amount + taken);
   out.reservation_found = here;
   after_commit([this, id, lease = sub.lease, amount = sub.amount, taken, here, keep_in_row, now] {
     subs.erase(id);

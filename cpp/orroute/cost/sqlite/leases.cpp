@@ -12,15 +12,14 @@ using namespace sqlite;
 void SqliteLedger::Impl::drop_lease(const std::shared_ptr<Lease>& lease) {
   lease->dead = true;
   if (lease->slot) {  // the row is gone: nothing of it is left to reclaim
-    std::atomic_ref<int64_t>(lease->slot->created_at).store(0);
-    std::atomic_ref<int64_t>(lease->slot->row_id).store(0);
+    free_held_slot(*lease->slot);
     lease->slot = nullptr;
   }
   auto it = leases.find(lease->windows);
   if (it != leases.end() && it->second == lease) leases.erase(it);
-  for (auto s = subs.begin(); s != subs.end();) {
-    s = s->second.lease == lease ? subs.erase(s) : std::next(s);
-  }
+  // Its reservations in flight stay (held by nothing now) until they settle, are released or
+  // expire: a reclaim that booked them as abandoned is replaced by their settle
+  // (settle_abandoned), which needs the lease they came from.
 }
 
 Money SqliteLedger::Impl::own_free(const std::pair<int64_t, TimeUs>& w) const {

@@ -43,7 +43,8 @@ int64_t SqliteLedger::Impl::drop_leases_of(int64_t owner) {
   return static_cast<int64_t>(rows.size());
 }
 
-void SqliteLedger::Impl::abandon_reservation(int64_t id, Money in_flight, const std::string& why) {
+void SqliteLedger::Impl::abandon_reservation(int64_t id, Money in_flight, const std::string& why,
+                                             TimeUs at) {
   CallRecord call;
   {
     auto s = q("SELECT created_at, project, conversation, tags, model, task_id FROM reservations "
@@ -62,7 +63,79 @@ void SqliteLedger::Impl::abandon_reservation(int64_t id, Money in_flight, const 
   call.cost = in_flight;
   call.outcome = "abandoned";
   call.cost_source = "reservation: " + why;
-  insert_call(call);
+  defer_alerts(insert_call(call).alerts);  // no caller is waiting on this row
+  q("INSERT OR REPLACE INTO abandoned(reservation, created_at, reclaimed_at, call_id) VALUES "
+    "(?, ?, ?, ?)").bind(1, id).bind(2, call.at).bind(3, at).bind(4, call.id).run();
+}
+
+std::optional<SqliteLedger::Impl::Booking> SqliteLedger::Impl::find_booking(int64_t id,
+                                                                          TimeUs created_at) {
+  auto s = q("SELECT a.call_id, a.reclaimed_at, c.ts, c.project, c.conversation, c.cost_nanos, "
+             "c.cost_attos, (SELECT group_concat(key || '=' || value, char(10)) FROM call_tags "
+             "WHERE call_id = c.id) FROM abandoned AS a JOIN calls AS c ON c.id = a.call_id "
+             "WHERE a.reservation = ?1 AND (?2 = 0 OR a.created_at = ?2)");
+  s.bind(1, id).bind(2, created_at);
+  if (!s.step()) return std::nullopt;
+  Booking b;
+  b.reclaimed_at = s.i64(1);
+  b.row.id = s.i64(0);
+  b.row.at = s.i64(2);
+  b.row.scope.project = s.text(3);
+  b.row.scope.conversation = s.text(4);
+  b.row.cost = join(s.i64(5), s.i64(6));
+  b.row.scope.tags = decode_tags(s.text(7));
+  return b;
+}
+
+void SqliteLedger::Impl::rewrite_call(const CallRecord& call) {
+  auto s = q("UPDATE calls SET (ts, project, conversation, task_id, task_type, model_requested, "
+             "model_used, provider, generation_id, prompt_tokens, completion_tokens, "
+             "cached_tokens, cache_write_tokens, reasoning_tokens, est_nanos, est_attos, "
+             "cost_nanos, cost_attos, latency_us, ttft_us, outcome, error_class, attempts, "
+             "cost_source) = (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) WHERE id = ?25");
+  bind_call(s, call);
+  s.bind(25, call.id).run();
+  // ok_completions is filled from the rows after completions_through: an older row is added
+  // here (an abandoned row never is).
+  q("INSERT OR IGNORE INTO ok_completions SELECT task_type, model_used, id FROM calls WHERE "
+    "id = ? AND task_type IS NOT NULL AND model_used IS NOT NULL AND outcome = 'ok' AND "
+    "id <= (SELECT completions_through FROM state WHERE id = 1)").bind(1, call.id).run();
+}
+
+std::optional<SettleOutcome> SqliteLedger::Impl::settle_abandoned(int64_t id, TimeUs created_at,
+                                                                  std::optional<LeaseShare> share,
+                                                                  CallRecord& call, TimeUs now) {
+  std::optional<Booking> booking = find_booking(id, created_at);
+  if (!booking) return std::nullopt;
+  CallRecord& booked = booking->row;
+  const Money replaced = !share ? booked.cost
+                         : share->served_at <= booking->reclaimed_at ? std::min(share->amount, booked.cost)
+                                                                     : Money();
+  if (replaced.is_zero()) return std::nullopt;
+  check_call(call);
+  sync_state();
+  auto matched = match(booked.scope, booked.at, false);  // the windows the booking went to
+  SettleOutcome out;
+  if (replaced == booked.cost) {  // the call takes the row over, at its time and scope
+    call.id = booked.id;
+    call.at = booked.at;
+    call.scope = std::move(booked.scope);
+    rewrite_call(call);
+    q("DELETE FROM abandoned WHERE reservation = ?").bind(1, id).run();
+    book_spent(matched, call.cost - replaced, call.at, out.alerts);
+    out.call_id = call.id;
+  } else {  // one call of a lease's booking: its share comes off the row, the call gets its own
+    const auto [n, a] = split(booked.cost - replaced);
+    q("UPDATE calls SET cost_nanos = ?, cost_attos = ? WHERE id = ?").bind(1, n).bind(2, a)
+        .bind(3, booked.id).run();
+    book_spent(matched, -replaced, booked.at, out.alerts);
+    if (call.at == 0) call.at = now;
+    SettleOutcome own = insert_call(call);
+    out.call_id = own.call_id;
+    for (Alert& alert : own.alerts) out.alerts.push_back(std::move(alert));
+  }
+  out.reservation_found = false;
+  return out;
 }
 
 int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
@@ -121,7 +194,8 @@ int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
     }
   }
   for (const int64_t id : dead) remove_reservation(id);
-  for (const Abandoned& a : abandoned) abandon_reservation(a.id, a.in_flight, a.why);
+  for (const Abandoned& a : abandoned) abandon_reservation(a.id, a.in_flight, a.why, at);
+  free_orphan_slots();
   // One of this process's leases expired (idle for its whole ttl): it is gone with its subs.
   for (auto& lease : own) after_commit([this, lease] { drop_lease(lease); });
   return static_cast<int64_t>(dead.size() + abandoned.size());
@@ -193,9 +267,9 @@ ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) 
     for (const auto& m : matched) {
       windows += std::to_string(m.budget->id) + ":" + std::to_string(m.start) + ";";
     }
-    impl_->q("INSERT INTO reservations(pid, pid_start, host, created_at, expires_at, amount_nanos, "
-             "amount_attos, project, conversation, tags, model, task_id, windows) VALUES "
-             "(?,?,?,?,?,?,?,?,?,?,?,?,?)")
+    impl_->q("INSERT INTO reservations(id, pid, pid_start, host, created_at, expires_at, "
+             "amount_nanos, amount_attos, project, conversation, tags, model, task_id, windows) "
+             "VALUES (" ORROUTE_NEW_RESERVATION_ID ",?,?,?,?,?,?,?,?,?,?,?,?,?)")
         .bind(1, impl_->pid).bind(2, impl_->pid_start).bind(3, impl_->host).bind(4, at)
         .bind(5, at + r.ttl_us).bind(6, an).bind(7, aa).bind(8, r.scope.project)
         .bind(9, r.scope.conversation).bind(10, encode_tags(r.scope.tags)).bind(11, r.model)
@@ -210,9 +284,14 @@ ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) 
 }
 
 SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
+  check_not_refund(call);
   const TimeUs now = now_us();
-  if (reservation_id < 0) return impl_->settle_sub(reservation_id, std::move(call), now);
-  return impl_->transact([&] { return impl_->settle_reserved_job(reservation_id, call, now); });
+  SettleOutcome out =
+      reservation_id < 0
+          ? impl_->settle_sub(reservation_id, std::move(call), now)
+          : impl_->transact([&] { return impl_->settle_reserved_job(reservation_id, call, now); });
+  impl_->hand_out_late_alerts(out.alerts);
+  return out;
 }
 
 SettleOutcome SqliteLedger::Impl::settle_reserved_job(int64_t id, CallRecord& call, TimeUs now) {
@@ -234,7 +313,11 @@ SettleOutcome SqliteLedger::Impl::settle_reserved_job(int64_t id, CallRecord& ca
       }
     }
   }
-  if (found) remove_reservation(id);
+  if (found) {
+    remove_reservation(id);
+  } else if (std::optional<SettleOutcome> out = settle_abandoned(id, 0, std::nullopt, call, now)) {
+    return std::move(*out);
+  }
   if (call.at == 0) call.at = now;
   SettleOutcome out = insert_call(call);
   out.reservation_found = found;
@@ -255,7 +338,9 @@ std::vector<BatchSettle> SqliteLedger::settle_batch(std::vector<SettleItem> item
     CallRecord& call = items[i].call;
     const int64_t id = items[i].reservation_id;
     SettleOutcome& out = outs[i];
-    if (id >= 0) {
+    if (call.outcome == kRefundOutcome) {
+      jobs.push_back([&call] { check_not_refund(call); });  // refused as settle() refuses it
+    } else if (id >= 0) {
       jobs.push_back([this, id, &call, &out, now] { out = impl_->settle_reserved_job(id, call, now); });
     } else if (std::optional<Impl::Sub> sub = impl_->claim_sub(id)) {
       claimed[i] = true;
@@ -268,8 +353,10 @@ std::vector<BatchSettle> SqliteLedger::settle_batch(std::vector<SettleItem> item
   }
   const std::vector<std::exception_ptr> errors = impl_->transact_all(std::move(jobs));
   std::vector<BatchSettle> result(items.size());
+  bool handed = false;
   for (size_t i = 0; i < items.size(); ++i) {
     if (!errors[i]) {
+      if (!std::exchange(handed, true)) impl_->hand_out_late_alerts(outs[i].alerts);
       result[i].outcome = std::move(outs[i]);
       continue;
     }

@@ -127,6 +127,17 @@ CREATE VIEW calls_spans(first_id, end_id, min_ts, max_ts) AS
     WHERE id >= (SELECT COALESCE(MAX(block) + 1, 0) << 6 FROM calls_blocks);
 DROP INDEX calls_ts;
 )sql",
+    // 6: the reservations the reclaim booked as abandoned (their owner taken for dead, or on
+    // another host and past its expiry), each with the call row that booked it: the owner may
+    // live and settle late, and its settle then replaces that booking instead of adding to it
+    // (reservations.cpp, settle_abandoned). `created_at` is the reservation's, so a reused id
+    // names another reservation; `reclaimed_at` tells a lease's calls in flight at the reclaim
+    // (its booking) from those it served after.
+    R"sql(
+CREATE TABLE abandoned(
+  reservation INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, reclaimed_at INTEGER NOT NULL,
+  call_id INTEGER NOT NULL);
+)sql",
 };
 extern const int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 

@@ -141,9 +141,28 @@ void SqliteLedger::Impl::stop_flusher() {
   }
 }
 
+void SqliteLedger::Impl::defer_alerts(std::vector<Alert> alerts) {
+  if (alerts.empty()) return;
+  after_commit([this, alerts = std::move(alerts)]() mutable {
+    std::lock_guard lk(bmu);
+    for (Alert& a : alerts) late_alerts.push_back(std::move(a));
+    alerts_waiting.store(true, std::memory_order_release);
+  });
+}
+
+void SqliteLedger::Impl::hand_out_late_alerts(std::vector<Alert>& out) {
+  if (!alerts_waiting.load(std::memory_order_acquire)) return;  // the settle's usual case
+  std::lock_guard lk(bmu);
+  alerts_waiting.store(false, std::memory_order_relaxed);
+  for (Alert& a : late_alerts) out.push_back(std::move(a));
+  late_alerts.clear();
+}
+
 std::vector<Alert> SqliteLedger::flush_settles() {
-  if (!impl_->behind_on) return {};
-  return impl_->flush_behind();
+  if (impl_->behind_on) return impl_->flush_behind();
+  std::vector<Alert> out;
+  impl_->hand_out_late_alerts(out);
+  return out;
 }
 
 }  // namespace orroute
