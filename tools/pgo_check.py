@@ -14,6 +14,7 @@ Prints how many of the core's objects read a profile; exits non-zero when the ch
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -28,14 +29,25 @@ def profile_of(output: str, profile_dir: Path) -> Path:
     return profile_dir / (str(Path(output).with_suffix("")).replace("/", "#") + ".gcda")
 
 
+def compiled(entries: list[dict[str, str]]) -> dict[str, list[str]]:
+    """Each object (its -o, under the build directory) and the arguments that compiled it."""
+    objects = {}
+    for entry in entries:
+        args = shlex.split(entry["command"])
+        objects[args[args.index("-o") + 1]] = args
+    return objects
+
+
 def check(entries: list[dict[str, str]], profile_dir: Path) -> str:
     """The summary line of a build whose objects read their profiles; raises ValueError if not."""
+    objects = compiled(entries)
     flag = f"-fprofile-use={profile_dir}"
-    unprofiled = [e["output"] for e in entries if flag not in e["command"].split()]
+    unprofiled = [o for o, args in objects.items() if flag not in args]
     if unprofiled:
         raise ValueError(f"{len(unprofiled)} objects compiled without {flag}, e.g. {unprofiled[0]}")
-    outputs = [e["output"] for e in entries]
-    missing = [o for o in outputs if o.startswith(ALWAYS_RUN) and not profile_of(o, profile_dir).is_file()]
+    outputs = list(objects)
+    missing = [o for o in outputs
+               if o.startswith(ALWAYS_RUN) and not profile_of(o, profile_dir).is_file()]
     if missing:
         raise ValueError(f"no profile for {missing[0]} in {profile_dir}: the training did not run it")
     core = [o for o in outputs if o.startswith(CORE)]
