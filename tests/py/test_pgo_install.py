@@ -9,6 +9,7 @@ run and compiled again) and the project's CMake use configuration (configured, n
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -18,8 +19,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-import pgo_check  # noqa: E402
+_spec = importlib.util.spec_from_file_location("pgo_check", ROOT / "tools" / "pgo_check.py")
+assert _spec is not None and _spec.loader is not None
+pgo_check = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pgo_check)
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="GCC's profiles")
 
