@@ -97,8 +97,9 @@ def test_the_profile_of_an_object_moved_in_the_build_directory_is_not_found(
         pgo_check.check(commands, profile)
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("ninja") is None,
-                    reason="CMake and Ninja")
+@pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("ninja") is None
+                    or importlib.util.find_spec("pybind11") is None,
+                    reason="a configuration of the project: CMake, Ninja, pybind11")
 def test_the_projects_use_build_compiles_every_object_with_the_profile(tmp_path: Path) -> None:
     """CMake's ORROUTE_PGO=use puts -fprofile-use on every object pgo-install.sh builds; with no
     training run the check names the bindings' missing profile, not a missing flag."""
