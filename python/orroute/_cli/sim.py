@@ -119,7 +119,12 @@ def sim(host: str, port: int, faults: tuple[str, ...], latency: float, ttft: flo
         import sys
 
         sys.stdout.flush()
-        threading.Event().wait()
+        # A timed wait: the kernel may hand Ctrl+C to one of the server's threads, where Python's
+        # handler only sets a flag that this thread reads when it next runs; an untimed wait
+        # never woke to read it.
+        forever = threading.Event()
+        while not forever.wait(0.25):
+            pass
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
     finally:
