@@ -110,6 +110,7 @@ void read_parts(const rapidjson::Value* messages, RequestShape& shape) {
   };
   for (const auto& m : messages->GetArray()) {
     if (!m.IsObject()) continue;
+    if (m.HasMember("reasoning_details") || m.HasMember("reasoning")) ++shape.replayed_reasoning;
     auto content = m.FindMember("content");
     if (content == m.MemberEnd() || !content->value.IsArray()) continue;
     for (const auto& part : content->value.GetArray()) {
@@ -182,6 +183,7 @@ void read_reasoning_budget(const rapidjson::Value* reasoning, RequestShape& shap
 // when absent.
 void read_server_tools(const rapidjson::Value* tools, RequestShape& shape) {
   if (tools == nullptr || !tools->IsArray()) return;
+  shape.tools = tools->Size();
   for (const auto& t : tools->GetArray()) {
     if (!t.IsObject()) continue;
     auto type = t.FindMember("type");
