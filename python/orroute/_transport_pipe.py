@@ -30,6 +30,7 @@ class Pipe:
     def __init__(self, write_timeout: float) -> None:
         self.write_timeout = write_timeout
         self.closed = False  # the reader left: the gateway stops relaying (and the engine run)
+        self.reader_idle = False  # closed because the reader took nothing for write_timeout
         self.last_status = 0
         self.status = 0
         self.headers: list[tuple[str, str]] = []
@@ -65,6 +66,7 @@ class Pipe:
             try:
                 await asyncio.wait_for(self._room.wait(), self.write_timeout)
             except TimeoutError:
+                self.reader_idle = True
                 self.abort()  # the gateway stops the run: settled at what was streamed
 
     def close(self) -> None:

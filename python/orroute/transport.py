@@ -155,7 +155,18 @@ async def _within(pipe: Pipe, task: Any, request: Any, wait: Any) -> Any:
 async def _next_within(pipe: Pipe, task: Any, request: Any) -> bytes:
     """``next_chunk`` under the caller's read timeout."""
     data: bytes = await _within(pipe, task, request, next_chunk(pipe, task))
+    if not data:
+        _raise_if_cut(pipe, request)
     return data
+
+
+def _raise_if_cut(pipe: Pipe, request: Any) -> None:
+    """A stream stopped because its reader took nothing for write_timeout ends in an error, as a
+    socket closed mid-stream does: a clean end would pass the part read for a whole answer."""
+    if pipe.reader_idle:
+        raise _http_libs.of(request).ReadError(
+            f"the stream was stopped: its reader took nothing for {pipe.write_timeout:g} s "
+            "(the transport's write_timeout) while its buffer was full", request=request)
 
 
 class _AsyncBody:
@@ -286,6 +297,7 @@ class _SyncBody:
                 data = self._pipe.take()
                 if data:
                     yield data
+                _raise_if_cut(self._pipe, self._request)
                 return
             data = _run(self._loop, _next_within(self._pipe, self._task, self._request))
             if not data:

@@ -30,7 +30,7 @@ Money usd(const char* s) { return Money::parse(s); }
 // Charges the reply usage `usage_json` (prompt counted by us: 10 tokens, answer: 20, unless said).
 AuditedCharge charge(const std::string& usage_json, bool has_usage = true,
                      int64_t counted_prompt = 10, int64_t counted_completion = 20,
-                     int64_t output_bound = 0) {
+                     int64_t output_bound = 0, const RequestShape* shape = nullptr) {
   static const CallPricer pricer(catalog(), {});
   rapidjson::Document d;
   d.Parse(usage_json.c_str(), usage_json.size());
@@ -45,6 +45,7 @@ AuditedCharge charge(const std::string& usage_json, bool has_usage = true,
   in.context_length = 1000;
   in.reserved = usd("0.01");
   in.output_bound = output_bound;
+  in.shape = shape;
   return audit_charge(pricer, in);
 }
 
@@ -160,6 +161,27 @@ TEST_CASE("prompt tokens far above our count are charged at our bound, flagged",
   // At the bound the report stands.
   const auto at = charge(R"({"prompt_tokens": 532, "completion_tokens": 20, "cost": 0.000572})", true, 10, 20);
   CHECK((at.source == "upstream" && at.cost == usd("0.000572")));
+}
+
+// Our count bounds an honest report only where it sizes the whole prompt: an image (each model
+// bills it by its own rule: gpt-4o-mini 25,501 tokens for a 1024-pixel square), tools (each
+// provider renders their schemas its own way; a nested schema's properties are not counted),
+// reasoning sent back, the web plugin's results: there the window bounds the prompt.
+TEST_CASE("prompt tokens past our bound stand where we size the prompt only in part", "[usage_audit]") {
+  const std::string reported = R"({"prompt_tokens": 900, "completion_tokens": 20, "cost": 0.00094})";
+  const RequestShape plain = request_shape(R"({"messages": [{"role": "user", "content": "hi"}]})");
+  CHECK(charge(reported, true, 10, 20, 0, &plain).counts_capped);
+  for (const char* body : {
+           R"({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}]})",
+           R"({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "f"}}]})",
+           R"({"messages": [{"role": "assistant", "content": "", "reasoning_details": []}, {"role": "user", "content": "hi"}]})",
+           R"({"messages": [{"role": "user", "content": "hi"}], "plugins": [{"id": "web"}]})"}) {
+    INFO(body);
+    const RequestShape shape = request_shape(body);
+    const auto c = charge(reported, true, 10, 20, 0, &shape);
+    CHECK(!c.counts_capped);
+    CHECK(c.counts.prompt_tokens == 900);  // (the web plugin's fee is priced on top)
+  }
 }
 
 // openrouter/auto's pick is priced as the reply names it, but the reported cost is held to the

@@ -496,6 +496,51 @@ def test_a_reply_reporting_far_more_prompt_than_was_sent_is_booked_at_our_bound(
     assert row.cost_source.startswith("catalog: usage.prompt_tokens 100000 is more than twice the")
 
 
+NESTED_TOOL = {"type": "function", "function": {
+    "name": "configure", "description": "Apply a configuration.",
+    "parameters": {"type": "object", "properties": {"config": {
+        "type": "object", "description": "The configuration.",
+        "properties": {f"setting_{i}": {"type": "string", "description": f"What setting {i} "
+                                        "controls, in words the model reads before it answers."}
+                       for i in range(200)}}}}}}
+
+
+@pytest.mark.parametrize("why, extra", [
+    # gpt-4o-mini bills an image 2,833 tokens and 5,667 a tile: 25,501 for a 1024-pixel square
+    ("image", {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Describe it."},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}),
+    # a nested schema's properties: rendered into the prompt, counted at its top level only
+    ("nested tool schema", {"messages": "Configure it.", "params": {"tools": [NESTED_TOOL]}}),
+    # the thinking of the turn before, sent back (OpenRouter's reasoning_details): billed as input
+    ("reasoning carried back", {"messages": [
+        {"role": "user", "content": "Go on."},
+        {"role": "assistant", "content": "",
+         "reasoning_details": [{"type": "reasoning.text", "text": "a long thought " * 3000}]},
+        {"role": "user", "content": "And?"}]}),
+    # the web plugin's results are added to the prompt upstream
+    ("web plugin", {"messages": "What happened today?", "params": {"plugins": [{"id": "web"}]}}),
+])
+def test_a_prompt_we_count_only_in_part_is_booked_as_reported(
+    fake, tmp_path: Path, why: str, extra: dict
+) -> None:
+    """The cap on reported prompt tokens (twice our count and 512) holds only where our count
+    bounds what an honest upstream bills: past it, an image on gpt-4o-mini (25,501 tokens for what
+    we count at 1,445 at most), a nested tool schema, reasoning sent back or the web plugin's
+    results were booked at a fraction of the bill. There the window bounds the prompt, as before."""
+    tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+    m = manager(fake, ledger=tracker, fallbacks=["test/a"])
+    task = Task(max_tokens=20, **extra)
+    counted = m.plan(task)["prompt_tokens"]
+    billed = 25_000
+    assert billed > 2 * counted + 512, why
+    fake.fail("test/a", Fault.lying_usage(prompt_tokens=billed, cost=None))
+    m.execute_task_sync(task)
+    (row,) = tracker.usage_history()
+    assert row.prompt_tokens == billed, why
+    assert row.cost >= Decimal(billed) / 1_000_000, why  # $1/M prompt tokens
+
+
 def test_a_lease_never_starts_a_call_the_budget_cannot_cover(fake, tmp_path: Path) -> None:
     """Two managers (each with its own lease) on one ledger; the upstream reports prompts far
     above our count in non-streamed replies (the contract's one bounded exception: believed up to

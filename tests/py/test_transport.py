@@ -13,6 +13,7 @@ import gc
 import importlib.util
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,56 @@ async def test_an_async_stream_dropped_unclosed_stops_without_waiting_for_a_gc(
         gc.enable()
         gc.collect()
         fake.reset()
+
+
+async def test_an_async_reader_too_slow_for_the_write_timeout_gets_an_error_not_an_end(
+    fake: FakeOpenRouter, tracker: orroute.CostTracker
+) -> None:
+    """A reader alive but idle past write_timeout with the pipe full (a consumer's slow work per
+    chunk, a debugger) loses the stream, as over a socket; it must see an error when it reads
+    again. It saw a clean end: the part read passed for the whole answer (and the 64 kB queued
+    were dropped unseen)."""
+    fake.reset()
+    fake.fail(MODEL, Fault.ignore_max_tokens(8000))  # ~1 MB of chunks: the pipe fills
+    transport = orroute.AsyncTransport(make_manager(fake, tracker), write_timeout=0.3)
+    client = openai.AsyncOpenAI(base_url=orroute.transport.BASE_URL, api_key="-",
+                                http_client=httpx.AsyncClient(transport=transport))
+    s = await client.chat.completions.create(model=MODEL, messages=HI, max_tokens=8000, stream=True)
+    chunks = s.__aiter__()
+    await chunks.__anext__()
+    for _ in range(250):  # the pipe fills, then the write timeout passes
+        await asyncio.sleep(0.02)
+        if transport.manager.reserved()[0] == 0:
+            break
+    with pytest.raises(httpx.ReadError, match="write_timeout"):
+        async for _ in chunks:
+            pass
+    [row] = ledger_rows(tracker)
+    assert 0 < row.completion_tokens < 8000 and row.cost > 0  # what was streamed, billed
+    fake.reset()
+
+
+def test_a_sync_reader_too_slow_for_the_write_timeout_gets_an_error_not_an_end(
+    fake: FakeOpenRouter, tracker: orroute.CostTracker
+) -> None:
+    """The sync transport's reader idle past write_timeout: an error when it reads again, not a
+    clean end of a truncated answer."""
+    fake.reset()
+    fake.fail(MODEL, Fault.ignore_max_tokens(8000))
+    transport = orroute.Transport(make_manager(fake, tracker), write_timeout=0.3)
+    client = openai.OpenAI(base_url=orroute.transport.BASE_URL, api_key="-",
+                           http_client=httpx.Client(transport=transport))
+    s = client.chat.completions.create(model=MODEL, messages=HI, max_tokens=8000, stream=True)
+    chunks = iter(s)
+    next(chunks)
+    for _ in range(250):  # the loop thread fills the pipe, then the write timeout passes
+        time.sleep(0.02)
+        if transport.manager.reserved()[0] == 0:
+            break
+    with pytest.raises(httpx.ReadError, match="write_timeout"):
+        for _ in chunks:
+            pass
+    fake.reset()
 
 
 def test_budget_refusal_is_openai_402_with_a_code_and_nothing_is_sent(

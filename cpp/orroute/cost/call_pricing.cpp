@@ -109,10 +109,11 @@ void read_parts(const rapidjson::Value* messages, RequestShape& shape) {
     return v.IsString() ? std::string_view(v.GetString(), v.GetStringLength()) : std::string_view();
   };
   for (const auto& m : messages->GetArray()) {
-    if (!m.IsObject()) continue;
-    auto content = m.FindMember("content");
-    if (content == m.MemberEnd() || !content->value.IsArray()) continue;
-    for (const auto& part : content->value.GetArray()) {
+    static constexpr std::array<std::string_view, 3> kRead = {"content", "reasoning", "reasoning_details"};
+    const auto [content, reasoning, reasoning_details] = members_named(m, kRead);
+    if (reasoning != nullptr || reasoning_details != nullptr) ++shape.replayed_reasoning;
+    if (content == nullptr || !content->IsArray()) continue;
+    for (const auto& part : content->GetArray()) {
       if (!part.IsObject()) continue;
       auto type_it = part.FindMember("type");
       const std::string_view type = type_it == part.MemberEnd() ? std::string_view() : text(type_it->value);
@@ -182,6 +183,7 @@ void read_reasoning_budget(const rapidjson::Value* reasoning, RequestShape& shap
 // when absent.
 void read_server_tools(const rapidjson::Value* tools, RequestShape& shape) {
   if (tools == nullptr || !tools->IsArray()) return;
+  shape.tools = tools->Size();
   for (const auto& t : tools->GetArray()) {
     if (!t.IsObject()) continue;
     auto type = t.FindMember("type");

@@ -64,6 +64,12 @@ struct RequestShape {
   // Parts whose tokens only the upstream can tell (a file: a PDF's text is extracted there; a
   // video; audio; an image at detail "original"): the prompt is reserved at the model's context window.
   int64_t unsized_parts = 0;
+  // What our count of the prompt sizes only in part, so it does not bound the prompt tokens an
+  // upstream reports (usage_audit's cap): the tools' schemas, which each provider renders its own
+  // way (we count OpenAI's formula, a nested schema's top level alone), and the reasoning an
+  // assistant message carries back (`reasoning`, `reasoning_details`: billed as input, not counted).
+  int64_t tools = 0;
+  int64_t replayed_reasoning = 0;
   int64_t files = 0;        // file parts (PDFs): OpenRouter's file-parser plugin may parse them
   // Audio parts (`input_audio`): their tokens are billed at the model's `audio` price (up to
   // 1,000x its text price) and, like a video's, known only upstream (a codec's bytes per second

@@ -69,13 +69,23 @@ void note_capped(AuditedCharge& out, const std::string& why) {
 }
 
 // Prompt tokens far above our count of what was sent. We count a prompt exactly for OpenAI's
-// encodings and within a family factor for others (docs/tokenizer.md), its images at the most
-// they may cost; a provider adds a prompt of its own at times (Anthropic's tool use: ~350
-// tokens). Twice our count and kPromptOverheadTokens is past all of that: a report above it is
-// not an honest count (believed up to the context window, it let one reply book a window's
-// worth of a ten-token prompt), and is charged at that bound, its breakdowns cut to fit.
+// encodings and within a family factor for others (docs/tokenizer.md); a provider adds a prompt
+// of its own at times (a few tokens a message, a system prompt of a few hundred). Twice our count
+// and kPromptOverheadTokens is past all of that: a report above it is not an honest count
+// (believed up to the context window, it let one reply book a window's worth of a ten-token
+// prompt), and is charged at that bound, its breakdowns cut to fit.
 constexpr int64_t kOverReportRatio = 2;
 constexpr int64_t kPromptOverheadTokens = 512;
+
+// Whether our count of the prompt bounds what an honest upstream bills for it. Not with images
+// (each model bills them by its own rule: gpt-4o-mini 2,833 tokens and 5,667 a tile, 25,501 for a
+// 1024-pixel square we count at most 1,445), tools or reasoning carried back (RequestShape::tools),
+// the web plugin (its results are added to the prompt upstream), or parts only the upstream can
+// size: there the window bounds the prompt.
+bool prompt_sized(const RequestShape& shape) {
+  return shape.unsized_parts == 0 && shape.images == 0 && shape.tools == 0 &&
+         shape.replayed_reasoning == 0 && !shape.web_plugin;
+}
 
 void cap_prompt(int64_t counted, AuditedCharge& out) {
   UsageCounts& c = out.counts;
@@ -163,8 +173,7 @@ void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
       out.counts = totals;
       out.problem = "usage breakdowns exceed their totals";
     }
-    // Parts only the upstream can size are not in our count: there the window bounds the prompt.
-    if (shape.unsized_parts == 0) cap_prompt(counted.prompt_tokens, out);
+    if (prompt_sized(shape)) cap_prompt(counted.prompt_tokens, out);
     cap_output(in.output_bound, out);
   }
 
