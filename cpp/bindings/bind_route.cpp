@@ -222,7 +222,7 @@ py::object repeated_str(RepeatedFigure figure, std::string_view text, bool lenie
 using SummaryValues = std::array<py::object, kFigures + 1>;
 
 SummaryValues figures(const EngineResult& r, bool for_summary = false) {
-  const RouteOutcome& o = r.route;
+  const RouteOutcome& o = *r.route;
   return {py::cast(o.ok),
           repeated_str(kRepModel, o.model, false),
           for_summary ? py::object(py::none()) : py::object(upstream_str(r.completion_json)),
@@ -253,7 +253,7 @@ void put_figures(py::dict& d, const EngineResult& r) {
 // adds the rest.
 py::dict result_head(const EngineResult& r) {
   const ResultKeys& k = keys();
-  const RouteOutcome& o = r.route;
+  const RouteOutcome& o = *r.route;
   py::dict d = presized_dict(kResultKeys);
   put_figures(d, r);
   put(d, k.error, o.ok ? py::none() : py::cast(std::string(to_string(o.error))));
@@ -282,7 +282,7 @@ py::tuple summary_tuple(const EngineResult& r) { return summary_tuple(figures(r,
 
 py::dict result_dict(const EngineResult& r) {
   const ResultKeys& k = keys();
-  const RouteOutcome& o = r.route;
+  const RouteOutcome& o = *r.route;
   py::dict d = result_head(r);
   py::list attempts;
   for (const AttemptRecord& a : o.attempts) {

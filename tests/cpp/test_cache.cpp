@@ -278,8 +278,8 @@ TEST_CASE("the engine answers a hit before reserving: $0, recorded with its savi
   const EngineTask task = hello_task("p");
   {  // without the entry: refused by the budget, nothing recorded
     const EngineResult miss = engine.run(task);
-    CHECK_FALSE(miss.route.ok);
-    CHECK(miss.route.budget_refused);
+    CHECK_FALSE(miss.route->ok);
+    CHECK(miss.route->budget_refused);
   }
   const EnginePlan plan = engine.plan(task);
   const std::string key = cache_key_for(CacheGate{cache, {}}, task, cfg.client.base_url, plan.candidates);
@@ -287,11 +287,11 @@ TEST_CASE("the engine answers a hit before reserving: $0, recorded with its savi
   cache->put(key, reply("cached answer", "0.000123"));
 
   const EngineResult hit = engine.run(task);
-  REQUIRE(hit.route.ok);
-  CHECK(hit.route.cost == Money::zero());
-  CHECK(hit.route.charge.source == "cache");
-  CHECK(hit.route.model == "m/a");
-  CHECK(hit.route.attempts.empty());  // nothing sent
+  REQUIRE(hit.route->ok);
+  CHECK(hit.route->cost == Money::zero());
+  CHECK(hit.route->charge.source == "cache");
+  CHECK(hit.route->model == "m/a");
+  CHECK(hit.route->attempts.empty());  // nothing sent
   rapidjson::Document body;
   body.Parse(hit.completion_json.c_str());
   REQUIRE(body.IsObject());
@@ -308,12 +308,12 @@ TEST_CASE("the engine answers a hit before reserving: $0, recorded with its savi
   CHECK(ledger->live_reservations().first == 0);
 
   SECTION("another project does not see it") {
-    CHECK_FALSE(engine.run(hello_task("q")).route.ok);
+    CHECK_FALSE(engine.run(hello_task("q")).route->ok);
   }
   SECTION("a task that opts out does not use it") {
     EngineTask t = hello_task("p");
     t.use_cache = false;
-    CHECK_FALSE(engine.run(t).route.ok);
+    CHECK_FALSE(engine.run(t).route->ok);
   }
   SECTION("a stream gets the reply replayed as chunks") {
     EngineTask t = hello_task("p");
@@ -330,7 +330,7 @@ TEST_CASE("the engine answers a hit before reserving: $0, recorded with its savi
       }
       return ChunkAction::kContinue;
     }, [&](std::unique_ptr<EngineResult> r) { done.set_value(std::move(*r)); });
-    CHECK(done.get_future().get().route.ok);
+    CHECK(done.get_future().get().route->ok);
     CHECK(text == "cached answer");
     CHECK(chunks >= 2);
   }

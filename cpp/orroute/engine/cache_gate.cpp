@@ -44,7 +44,7 @@ bool cutoff_refuses_hit(Ledger* ledger) {
 EngineResult cache_hit_result(const CachedReply& hit, EnginePlan plan, const EngineTask& task,
                               Ledger* ledger) {
   EngineResult res;
-  RouteOutcome& o = res.route;
+  RouteOutcome& o = *res.route;
   o.ok = true;
   o.model = hit.model;
   o.cost = Money::zero();

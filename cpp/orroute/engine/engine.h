@@ -27,6 +27,7 @@
 #include "orroute/engine/attempt_body.h"
 #include "orroute/engine/catalog_prices.h"
 #include "orroute/engine/settle_worker.h"
+#include "orroute/indirect.h"
 #include "orroute/net/api_client.h"
 #include "orroute/net/chunk_queue.h"
 #include "orroute/provider/balancer.h"
@@ -147,13 +148,17 @@ struct EnginePlan {
 // ("complexity 0.12 -> economy"), then later_reasons. Never throws except std::bad_alloc.
 std::vector<std::string> plan_reasons(const EnginePlan& plan);
 
+// Made once a call on the heap (DoneCallback): kept within glibc's per-thread cache (a static_assert
+// in submit.cpp), so its outcome (848 bytes) and its rare API error are held apart (indirect.h).
 struct EngineResult {
   EngineResult() = default;
   // A run's result made with its outcome and plan moved in (not assigned over default ones).
   EngineResult(RouteOutcome&& outcome, EnginePlan&& run_plan) : route(std::move(outcome)), plan(std::move(run_plan)) {}
 
-  RouteOutcome route;             // ok, error class, attempts, cost, model
-  std::optional<ApiError> api_error;  // the last API failure (for the Python exception)
+  Indirect<RouteOutcome> route;   // ok, error class, attempts, cost, model
+  // The last API failure (for the Python exception); null when none. Immutable, so a copied
+  // result shares it.
+  std::shared_ptr<const ApiError> api_error;
   ErrorKind budget_error = ErrorKind::kBudgetExceeded;  // route.budget_refused: what refused
   std::string completion_json;    // the response in OpenAI shape (streams: assembled)
   ReplySummary summary;           // its id and first message text (route.ok only)

@@ -1,0 +1,39 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <utility>
+
+#include "orroute/engine/engine.h"
+#include "orroute/indirect.h"
+
+using orroute::EngineResult;
+using orroute::Indirect;
+
+TEST_CASE("an Indirect copies its value: the copy and the original change apart", "[indirect]") {
+  Indirect<std::string> original(std::string("first"));
+  Indirect<std::string> copy(original);
+  *copy += " changed";
+  CHECK(*original == "first");
+  CHECK(*copy == "first changed");
+
+  Indirect<std::string> assigned;
+  CHECK(assigned->empty());  // a default one holds a default value, never null
+  assigned = original;
+  original->clear();
+  CHECK(*assigned == "first");
+
+  Indirect<std::string> moved(std::move(assigned));
+  CHECK(*moved == "first");
+}
+
+// StreamedRun::result() hands out copies of the result it keeps: a copy's outcome is its own.
+TEST_CASE("a copied EngineResult has its own outcome and shares its API error", "[indirect]") {
+  EngineResult kept;
+  kept.route->model = "m/a";
+  kept.api_error = std::make_shared<const orroute::ApiError>(orroute::ApiError{});
+  EngineResult copy = kept;
+  copy.route->model = "m/b";
+  CHECK(kept.route->model == "m/a");
+  CHECK(copy.route->model == "m/b");
+  CHECK(copy.api_error == kept.api_error);
+}
