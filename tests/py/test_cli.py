@@ -127,6 +127,14 @@ def test_bad_fault_specs_are_usage_errors(spec: str) -> None:
     assert "Traceback" not in r.output
 
 
+# `python -m orroute` with Ctrl+C raising KeyboardInterrupt even when the suite runs as a
+# background job (its shell ignores SIGINT, children inherit that, and Python then installs no
+# handler: the sim would not stop).
+_ORROUTE_CTRL_C = [sys.executable, "-c",
+                   ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "sys.argv[0] = 'orroute'; runpy.run_module('orroute', run_name='__main__')")]
+
+
 def _post(url: str) -> int:
     body = json.dumps({"model": "openai/gpt-4o-mini",
                        "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -141,7 +149,7 @@ def _post(url: str) -> int:
 
 def test_sim_serves_openrouter_with_scripted_faults_until_interrupted() -> None:
     with subprocess.Popen(
-        [sys.executable, "-m", "orroute", "sim", "--port", "0",
+        [*_ORROUTE_CTRL_C, "sim", "--port", "0",
          "--fault", "openai/gpt-4o-mini=server_error:503@1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         try:
@@ -190,7 +198,7 @@ def test_sim_stops_on_a_ctrl_c_the_kernel_hands_to_a_server_thread() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     tgkill = 234
     with subprocess.Popen(
-        [sys.executable, "-m", "orroute", "sim", "--port", "0"],
+        [*_ORROUTE_CTRL_C, "sim", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout.readline().startswith("FakeOpenRouter listening on")
