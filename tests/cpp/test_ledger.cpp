@@ -342,7 +342,7 @@ void check_query(SqliteLedger& ledger, const std::vector<CallRecord>& all, const
 // Checks the time filters of `ledger` against every call read without one: from or to each of
 // the times of one call in 29 and of the newest 70 (and a microsecond after), and ranges between
 // some of them, some for a project or a tag. (One call in 7 and a range for one pair in 15 took
-// 11 minutes under the sanitizers, a third of CI's time; the calls' times are spread by their
+// 678 s under the sanitizers on a loaded machine; the calls' times are spread by their
 // index, so a sparser sample still falls on every block edge and out-of-order kind.)
 void check_time_filters(SqliteLedger& ledger, orroute::TimeUs base) {
   const std::vector<CallRecord> all = ledger.calls({});

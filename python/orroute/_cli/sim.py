@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import time
 from typing import Any
 
 import click
@@ -119,12 +119,11 @@ def sim(host: str, port: int, faults: tuple[str, ...], latency: float, ttft: flo
         import sys
 
         sys.stdout.flush()
-        # A timed wait: the kernel may hand Ctrl+C to one of the server's threads, where Python's
-        # handler only sets a flag that this thread reads when it next runs; an untimed wait
-        # never woke to read it.
-        forever = threading.Event()
-        while not forever.wait(0.25):
-            pass
+        # Short sleeps, not one untimed wait: the kernel may hand Ctrl+C to one of the server's
+        # threads, where Python's handler only sets a flag that this thread reads when it next
+        # runs; an untimed wait never woke to read it.
+        while True:
+            time.sleep(0.25)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
     finally:
