@@ -65,8 +65,7 @@ _MODELS_PATHS = frozenset({"/v1/models", "/api/v1/models", "/models"})
 _MODEL_PREFIXES = ("/v1/models/", "/api/v1/models/", "/models/")
 _VERSION = "0.1.0"
 _HEALTH_REUSE = 1.0  # seconds an upstream check answers /health for
-_CREDITS_REUSE = 5.0  # seconds an upstream /credits answers a key's requests for
-_CREDITS_KEYS = 1024  # keys whose /credits answer is held
+_CREDITS_REUSE = 5.0  # seconds an upstream /credits answers every key's requests for
 
 
 def _usd(d: Any) -> str:
@@ -112,7 +111,8 @@ class GatewayApp:
             [*settings.api_keys(), *self.observe.secrets])]
         self._openapi: bytes | None = None
         self._health_check = Reused(_HEALTH_REUSE, 1)  # one for every client: needs no key
-        self._credits_check = Reused(_CREDITS_REUSE, _CREDITS_KEYS)
+        # /credits asks the upstream with the gateway's key, whoever asks: one answer for all
+        self._credits_check = Reused(_CREDITS_REUSE, 1)
         self._models_v1: bytes | None = None
         self._models_ai: bytes | None = None
         self._embeddings = EmbeddingsRoute(self)
@@ -763,8 +763,7 @@ class GatewayApp:
         self._send(conn, 200 if healthy else 503, dumps(body), close)
 
     async def _credits(self, conn: Connection, key: GatewayKey, close: bool) -> None:
-        status, data = await self._credits_check.get(
-            key.id, lambda: self._upstream_json("/credits"))
+        status, data = await self._credits_check.get("", lambda: self._upstream_json("/credits"))
         if not status:
             self._send(conn, 502, HttpError(502, "the upstream cannot be reached",
                                             type_="upstream_error").body(), close)
