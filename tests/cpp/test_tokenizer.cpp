@@ -803,24 +803,10 @@ TEST_CASE("text and chat token counts", "[tokenizer]") {
   CHECK_THROWS_AS(orroute::count_chat_tokens_json("gpt-4o", "{not json"), orroute::ParseError);
 }
 
-TEST_CASE("an image counted for a reservation costs its most, whatever size the caller claims",
+TEST_CASE("a reservation's count of a prompt leaves its images to the pricer, whatever size the caller claims",
           "[tokenizer]") {
-  using orroute::image_tokens;
-  using orroute::image_tokens_at_most;
-  using orroute::tokenizer_for_model;
-  // OpenAI's formula is largest for 768x2048 (8 tiles) and nothing exceeds it
-  const auto gpt = tokenizer_for_model("openai/gpt-4o");
-  CHECK(image_tokens_at_most(gpt, "high") == 1445);
-  CHECK(image_tokens_at_most(gpt, "") == 1445);
-  CHECK(image_tokens_at_most(gpt, "low") == 85);
-  for (int32_t w = 64; w <= 8192; w += 64) {
-    for (int32_t h : {1, 100, 512, 768, 1000, 2048, 4096, 9000}) {
-      REQUIRE(image_tokens("high", w, h) <= image_tokens_at_most(gpt, "high"));
-    }
-  }
-  // other families ignore "detail"
-  CHECK(image_tokens_at_most(tokenizer_for_model("anthropic/claude-sonnet-4"), "low") == 1600);
-  // a 1x1 claim: the estimate believes it, the reservation's count does not
+  // a 1x1 claim: the estimate believes it; the reservation's count is the text alone, and the
+  // pricer adds what the model may bill for the image (test_prompt_bounds.cpp)
   orroute::ChatMessage m;
   m.role = "user";
   orroute::ChatContentPart img;
@@ -831,7 +817,7 @@ TEST_CASE("an image counted for a reservation costs its most, whatever size the 
   const std::vector<orroute::ChatMessage> msgs{m};
   const int64_t around = 3 + 1 + 3;  // the message's and the reply's priming, the role
   CHECK(orroute::count_chat_tokens("gpt-4o", msgs).tokens == around + 255);
-  CHECK(orroute::count_chat_tokens("gpt-4o", msgs, {}, orroute::ImageCount::kAtMost).tokens == around + 1445);
+  CHECK(orroute::count_chat_tokens("gpt-4o", msgs, {}, orroute::ImageCount::kPricedApart).tokens == around);
 }
 
 TEST_CASE("a message's role counts as its text does, whatever the role", "[tokenizer]") {

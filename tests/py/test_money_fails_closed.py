@@ -688,7 +688,8 @@ def _image(**hints) -> dict:
 
 def test_an_image_is_reserved_at_its_most_whatever_size_the_caller_claims() -> None:
     """The upstream fetches the image and bills its real size; width/height in the part are the
-    caller's hints. A 1x1 claim reserved 255 tokens for an image OpenAI may bill 1,445 for."""
+    caller's hints. A 1x1 claim reserved 255 tokens for an image OpenAI may bill 1,445 for (and
+    gpt-4o-mini 48,169: below)."""
     managers: dict[str, orroute.AIModelManager] = {}
 
     def plan(model: str, part: dict) -> dict:
@@ -696,16 +697,38 @@ def test_an_image_is_reserved_at_its_most_whatever_size_the_caller_claims() -> N
             api_key="sk-or-test", base_url="http://127.0.0.1:9", fallbacks=[model], budget=100))
         return m.plan(Task(messages=[{"role": "user", "content": [part]}], max_tokens=5))
 
-    gpt = "openai/gpt-4o-mini"
+    gpt = "openai/gpt-4o"
     claimed_tiny = plan(gpt, _image(width=1, height=1))
     assert claimed_tiny == plan(gpt, _image()) == plan(gpt, _image(width=768, height=2048))
     low = plan(gpt, _image(detail="low"))
-    assert claimed_tiny["prompt_tokens"] - low["prompt_tokens"] == 1445 - 85  # OpenAI honours "low"
-    assert claimed_tiny["estimate"] > low["estimate"]
+    price = Decimal(str(orroute.Catalog.bundled().get(gpt).pricing.prompt))
+    # OpenAI honours "low"
+    assert Decimal(str(claimed_tiny["estimate"])) - Decimal(str(low["estimate"])) == (1445 - 85) * price
     # other families: one bound whatever the detail or the size claimed (only OpenAI honours them)
     claude = "anthropic/claude-3.5-sonnet"
     assert (plan(claude, _image(detail="low"))["estimate"] == plan(claude, _image(width=1, height=1))["estimate"]
             == plan(claude, _image())["estimate"])
+
+
+def test_an_image_on_gpt_4o_mini_is_reserved_what_gpt_4o_mini_may_bill_for_it() -> None:
+    """gpt-4o-mini bills an image 2,833 tokens and 5,667 a tile, up to 48,169 (8 tiles); its
+    reservation held gpt-4o's 1,445 (the figure of its tokenizer's family): one image call could
+    overrun its reservation by 46,724 prompt tokens. A model with no documented rule for images
+    reserves its window."""
+    def estimate(model: str, *parts: dict) -> Decimal:
+        m = orroute.AIModelManager(api_key="sk-or-test", base_url="http://127.0.0.1:9",
+                                   fallbacks=[model], budget=100)
+        task = Task(messages=[{"role": "user", "content": [{"type": "text", "text": "What is it?"},
+                                                            *parts]}], max_tokens=5)
+        return Decimal(str(m.plan(task)["estimate"]))
+
+    mini = orroute.Catalog.bundled().get("openai/gpt-4o-mini")
+    price = Decimal(str(mini.pricing.prompt))
+    assert estimate(mini.id, _image()) - estimate(mini.id) == 48_169 * price
+    assert estimate(mini.id, _image(detail="low")) - estimate(mini.id) == 2_833 * price
+    assert estimate(mini.id, _image(), _image()) - estimate(mini.id) == 2 * 48_169 * price
+    llama = orroute.Catalog.bundled().get("meta-llama/llama-4-maverick")
+    assert estimate(llama.id, _image()) >= llama.context_length * Decimal(str(llama.pricing.prompt))
 
 
 def test_n_completions_through_the_manager_are_reserved_n_outputs() -> None:

@@ -194,6 +194,17 @@ def test_the_plan_estimates_the_dearest_provider_the_first_model_may_use(
     dearer = dear.replace('"6e-06"', '"2e-05"')
     both_pdf = _manager(orf, ant, tmp_path, TWO, provider_prices=dearer).plan(pdf)["estimate"]
     assert both_pdf == window * Decimal("2e-05") + 1000 * Decimal("3e-05")
+    # an image at Anthropic: the most Claude Sonnet 4.5 bills for one (~1,600 tokens and 85 for
+    # its padding to 28-pixel multiples) at Anthropic's price, on top of the text (it counted
+    # 1,600 x the family factor 1.15 within the text's count, as if Claude's tokenizer sized images)
+    def image(*parts: dict[str, Any]) -> Task:
+        return Task(messages=[{"role": "user", "content": [{"type": "text", "text": "What is it?"},
+                                                            *parts]}], max_tokens=1000)
+
+    picture = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    mgr = _manager(orf, ant, tmp_path, TWO, provider_prices=dearer)
+    with_image = Decimal(str(mgr.plan(image(picture))["estimate"]))
+    assert with_image - Decimal(str(mgr.plan(image())["estimate"])) == 1685 * Decimal("2e-05")
 
 
 def test_balancing_skips_a_deployment_whose_breaker_is_open(

@@ -7,6 +7,7 @@
 #include <limits>
 #include <string_view>
 
+#include "orroute/cost/prompt_bounds.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
 #include "orroute/json_members.h"
@@ -99,30 +100,52 @@ void read_pdf_engine(const rapidjson::Value& plugin, RequestShape& shape) {
   shape.pdf_engine.assign(engine->GetString(), engine->GetStringLength());
 }
 
+// The UTF-8 bytes of a message's tool calls' arguments (`tool_calls`: its member, null when absent).
+int64_t tool_call_bytes(const rapidjson::Value* tool_calls) {
+  int64_t n = 0;
+  if (tool_calls == nullptr || !tool_calls->IsArray()) return n;
+  for (const auto& call : tool_calls->GetArray()) {
+    if (!call.IsObject()) continue;
+    auto f = call.FindMember("function");
+    if (f == call.MemberEnd() || !f->value.IsObject()) continue;
+    auto args = f->value.FindMember("arguments");
+    if (args != f->value.MemberEnd() && args->value.IsString()) n += args->value.GetStringLength();
+  }
+  return n;
+}
+
 // The image parts of the body's messages (`messages`: its member, null when absent) into
-// shape.images, and the parts whose tokens the upstream alone can tell into shape.unsized_parts:
-// a file (a PDF's text is extracted upstream, and may be far longer than its bytes), a video, an
-// image at its original resolution.
+// shape.images (those at detail "low" also into low_detail_images), their text's bytes into
+// shape.text_bytes, and the parts whose tokens the upstream alone can tell into
+// shape.unsized_parts: a file (a PDF's text is extracted upstream, and may be far longer than its
+// bytes), a video, an image at its original resolution.
 void read_parts(const rapidjson::Value* messages, RequestShape& shape) {
   if (messages == nullptr || !messages->IsArray()) return;
   const auto text = [](const rapidjson::Value& v) {
     return v.IsString() ? std::string_view(v.GetString(), v.GetStringLength()) : std::string_view();
   };
   for (const auto& m : messages->GetArray()) {
-    static constexpr std::array<std::string_view, 3> kRead = {"content", "reasoning", "reasoning_details"};
-    const auto [content, reasoning, reasoning_details] = members_named(m, kRead);
+    static constexpr std::array<std::string_view, 4> kRead = {"content", "reasoning", "reasoning_details",
+                                                              "tool_calls"};
+    const auto [content, reasoning, reasoning_details, tool_calls] = members_named(m, kRead);
     if (reasoning != nullptr || reasoning_details != nullptr) ++shape.replayed_reasoning;
+    shape.text_bytes += tool_call_bytes(tool_calls);
+    if (content != nullptr) shape.text_bytes += static_cast<int64_t>(text(*content).size());
     if (content == nullptr || !content->IsArray()) continue;
     for (const auto& part : content->GetArray()) {
       if (!part.IsObject()) continue;
       auto type_it = part.FindMember("type");
       const std::string_view type = type_it == part.MemberEnd() ? std::string_view() : text(type_it->value);
-      if (type == "image_url") {
+      if (type == "text") {
+        auto t = part.FindMember("text");
+        if (t != part.MemberEnd()) shape.text_bytes += static_cast<int64_t>(text(t->value).size());
+      } else if (type == "image_url") {
         ++shape.images;
         auto image = part.FindMember("image_url");
         if (image != part.MemberEnd() && image->value.IsObject()) {
           auto detail = image->value.FindMember("detail");
           if (detail != image->value.MemberEnd() && text(detail->value) == "original") ++shape.unsized_parts;
+          if (detail != image->value.MemberEnd() && text(detail->value) == "low") ++shape.low_detail_images;
         }
       } else if (type == "file" || type == "video_url" || type == "input_video" || type == "input_audio") {
         ++shape.unsized_parts;
@@ -444,13 +467,16 @@ std::optional<Money> shaped_worst_case(const Pricing& pricing, const RequestShap
     return std::nullopt;
   }
   try {
-    int64_t prompt = prompt_tokens;
-    if (shape.unsized_parts > 0) {  // the whole context window: what the upstream may fill
+    // The images at the most the model's rule bills them (cost/prompt_bounds.h); a model with no
+    // rule may bill them anything up to its window, as a file.
+    const std::optional<int64_t> images = image_prompt_tokens(id, shape);
+    int64_t prompt = prompt_tokens + images.value_or(0);
+    if (shape.unsized_parts > 0 || !images) {  // the whole context window: what the upstream may fill
       if (context_window <= 0) {
         if (refusal) {
-          *refusal = "the request has a file, a video, audio or an image at its original size, whose tokens only the "
-                     "upstream can tell, and model '" + client_text(id) +
-                     "' lists no context length to bound them";
+          *refusal = "the request has a file, a video, audio or an image whose tokens only the upstream can tell "
+                     "(an image at its original size, or one no rule of this model bounds), and model '" +
+                     client_text(id) + "' lists no context length to bound them";
         }
         return std::nullopt;
       }

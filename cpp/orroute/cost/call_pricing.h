@@ -52,6 +52,10 @@ struct RequestShape {
   int64_t web_results = kWebResultsPerFee; // the web plugin's max_results (billed per result)
   int64_t images = 0;                      // image parts in the messages (billed per image where
                                            // a model lists an `image` price)
+  int64_t low_detail_images = 0;           // those at detail "low" (cost/prompt_bounds.h)
+  // UTF-8 bytes of the messages' text (content, tool call arguments): what bounds the prompt of a
+  // vocabulary with byte fallback (TextBound::kUtf8Bytes).
+  int64_t text_bytes = 0;
   // Bytes of the `prediction` text (OpenAI's predicted outputs): predicted tokens the model
   // rejects are billed as output on top of max_tokens, at most one token per byte.
   int64_t prediction_bytes = 0;

@@ -1,9 +1,11 @@
 #include "orroute/cost/usage_audit.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 
+#include "orroute/cost/prompt_bounds.h"
 #include "orroute/no_destructor.h"
 
 namespace orroute {
@@ -28,9 +30,9 @@ bool breakdowns_fit(const UsageCounts& c) {
          c.reasoning_tokens + c.audio_output_tokens + c.image_output_tokens <= c.completion_tokens;
 }
 
-// Token counts below ours would book less than the call cost. Our count is exact for OpenAI's
-// families and close for others, but other tokenizers and images legitimately report fewer (Gemini
-// bills an image 258 tokens where we count OpenAI's 765), and a tiny prompt is mostly our chat
+// Token counts below ours would book less than the call cost. Our count (of a prompt's text: its
+// images are left out, each model bills them its own way) is exact for OpenAI's families and close
+// for others, but other tokenizers legitimately report fewer, and a tiny prompt is mostly our chat
 // template: only a report under a quarter of our count, less that template, is refused.
 constexpr int64_t kUnderReportRatio = 4;
 constexpr int64_t kTemplateTokens = 16;
@@ -68,32 +70,52 @@ void note_capped(AuditedCharge& out, const std::string& why) {
   out.counts_capped = true;
 }
 
-// Prompt tokens far above our count of what was sent. We count a prompt exactly for OpenAI's
-// encodings and within a family factor for others (docs/tokenizer.md); a provider adds a prompt
-// of its own at times (a few tokens a message, a system prompt of a few hundred). Twice our count
-// and kPromptOverheadTokens is past all of that: a report above it is not an honest count
-// (believed up to the context window, it let one reply book a window's worth of a ten-token
-// prompt), and is charged at that bound, its breakdowns cut to fit.
+// Prompt tokens far above our count of what was sent. We count a prompt's text exactly for
+// OpenAI's encodings and within a family factor for others (docs/tokenizer.md); a provider adds a
+// prompt of its own at times (a few tokens a message, a system prompt of a few hundred). Twice our
+// count and kPromptOverheadTokens is past all of that for a vocabulary of 100k tokens and more; a
+// 32k vocabulary with byte fallback may spell the text one token per byte, so its bound is the
+// text's bytes (TextBound, cost/prompt_bounds.h). Images add the most their model may bill for
+// them. A report above the bound is not an honest count (believed up to the context window, it let
+// one reply book a window's worth of a ten-token prompt), and is charged at that bound, its
+// breakdowns cut to fit.
 constexpr int64_t kOverReportRatio = 2;
 constexpr int64_t kPromptOverheadTokens = 512;
 
-// Whether our count of the prompt bounds what an honest upstream bills for it. Not with images
-// (each model bills them by its own rule: gpt-4o-mini 2,833 tokens and 5,667 a tile, 25,501 for a
-// 1024-pixel square we count at most 1,445), tools or reasoning carried back (RequestShape::tools),
-// the web plugin (its results are added to the prompt upstream), or parts only the upstream can
-// size: there the window bounds the prompt.
-bool prompt_sized(const RequestShape& shape) {
-  return shape.unsized_parts == 0 && shape.images == 0 && shape.tools == 0 &&
-         shape.replayed_reasoning == 0 && !shape.web_plugin;
+// The most the request's images may be billed by any model that may answer it (the one asked and
+// its `models`); nullopt when one of them has no rule for images.
+std::optional<int64_t> images_bound(const ChargeInput& in, const RequestShape& shape) {
+  std::optional<int64_t> most = image_prompt_tokens(in.requested, shape);
+  for (const std::string& m : shape.models) {
+    const std::optional<int64_t> b = most ? image_prompt_tokens(m, shape) : std::nullopt;
+    most = b ? std::max(*most, *b) : b;
+  }
+  return most;
 }
 
-void cap_prompt(int64_t counted, AuditedCharge& out) {
+// Whether our count of the prompt (with its images' bound) bounds what an honest upstream bills
+// for it. Not with tools or reasoning carried back (RequestShape::tools), the web plugin (its
+// results are added to the prompt upstream), images no rule bounds, or parts only the upstream
+// can size: there the window bounds the prompt.
+bool prompt_sized(const RequestShape& shape, const std::optional<int64_t>& images) {
+  return shape.unsized_parts == 0 && images && shape.tools == 0 && shape.replayed_reasoning == 0 &&
+         !shape.web_plugin;
+}
+
+void cap_prompt(const ChargeInput& in, const RequestShape& shape, int64_t images, AuditedCharge& out) {
   UsageCounts& c = out.counts;
-  const int64_t bound = counted * kOverReportRatio + kPromptOverheadTokens;
+  const int64_t counted = std::max<int64_t>(0, in.counted_prompt_tokens);
+  const int64_t twice = counted * kOverReportRatio + kPromptOverheadTokens + images;
+  if (c.prompt_tokens <= twice) return;  // within every bound: the model's row is not looked up
+  const bool by_bytes = prompt_bounds(in.requested).text == TextBound::kUtf8Bytes;
+  const int64_t bound = by_bytes ? std::max(twice, shape.text_bytes + kPromptOverheadTokens + images) : twice;
   if (c.prompt_tokens <= bound) return;
-  note_capped(out, "usage.prompt_tokens " + std::to_string(c.prompt_tokens) + " is more than twice the " +
-                       std::to_string(counted) + " prompt tokens counted, and " +
-                       std::to_string(kPromptOverheadTokens) + " more");
+  std::string why = "usage.prompt_tokens " + std::to_string(c.prompt_tokens) + " is more than twice the " +
+                    std::to_string(counted) + " prompt tokens counted";
+  if (by_bytes) why += " or the " + std::to_string(shape.text_bytes) + " bytes of its text";
+  why += ", and " + std::to_string(kPromptOverheadTokens) + " more";
+  if (images > 0) why += ", and " + std::to_string(images) + " for its images";
+  note_capped(out, why);
   c.prompt_tokens = bound;
   c.cached_tokens = std::min(c.cached_tokens, bound);
   c.cache_write_tokens = std::min(c.cache_write_tokens, bound - c.cached_tokens);
@@ -140,6 +162,7 @@ const RequestShape& shape_of(const ChargeInput& in) {
 void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
   const RequestShape& shape = shape_of(in);
   const Usage* u = in.usage && in.usage->present ? in.usage : nullptr;
+  const std::optional<int64_t> images = images_bound(in, shape);
   UsageCounts counted;
   counted.prompt_tokens = std::max<int64_t>(0, in.counted_prompt_tokens);
   counted.completion_tokens = std::max<int64_t>(0, in.counted_completion_tokens);
@@ -173,14 +196,16 @@ void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
       out.counts = totals;
       out.problem = "usage breakdowns exceed their totals";
     }
-    if (prompt_sized(shape)) cap_prompt(counted.prompt_tokens, out);
+    if (prompt_sized(shape, images)) cap_prompt(in, shape, *images, out);
     cap_output(in.output_bound, out);
   }
 
-  // A prompt with parts only the upstream can size (a file, a video, audio, an image at its
-  // original size): our count is its text alone, so where our count stands in for the
-  // upstream's, the prompt is what the reservation assumed, the whole window.
-  if (!out.source.empty() && shape.unsized_parts > 0) {
+  // Where our count (its text) stands in for the upstream's, the images are what the reservation
+  // assumed: the most their model may bill. A prompt with parts only the upstream can size (a
+  // file, a video, audio, an image at its original size or one no rule bounds) is what the
+  // reservation assumed too, the whole window.
+  if (!out.source.empty() && images) out.counts.prompt_tokens += *images;
+  if (!out.source.empty() && (shape.unsized_parts > 0 || !images)) {
     const int64_t window = in.context_length.value_or(0);
     if (window <= 0) {
       out.cost = in.reserved;

@@ -29,7 +29,7 @@ int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) 
   }
   int64_t n = counted;
   try {
-    if (messages_) n = count_chat_tokens(model, *messages_, tools_, ImageCount::kAtMost).tokens;
+    if (messages_) n = count_chat_tokens(model, *messages_, tools_, ImageCount::kPricedApart).tokens;
   } catch (const Error&) {
   }
   counts_.push_back(PromptCount{key, model, n});

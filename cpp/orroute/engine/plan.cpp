@@ -67,8 +67,8 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   // One count per tokenizer: models sharing one (encoding and factor) reuse it, here and in
   // submit() (with selection the first candidate is often counted with the reference's).
   // The messages as counted, read from the body parsed above; submit() hands them to the prices.
-  // Images count at their most (ImageCount::kAtMost): the upstream fetches them, and a caller's
-  // width/height hints are not what it bills.
+  // The text alone (ImageCount::kPricedApart): the pricer adds the most each model may bill for
+  // the images (the upstream fetches them; a caller's width/height hints are not what it bills).
   plan.prompt_counts.reserve(2);  // the reference's tokenizer (selection) and the first candidate's
   auto chat = std::make_shared<const std::vector<ChatMessage>>(chat_messages_of(messages));
   const auto count_for = [&](const std::string& model) -> int64_t {
@@ -76,7 +76,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
     for (const PromptCount& c : plan.prompt_counts) {
       if (c.key == key) return c.tokens;
     }
-    const int64_t n = count_chat_tokens(model, *chat, tools_json, ImageCount::kAtMost).tokens;
+    const int64_t n = count_chat_tokens(model, *chat, tools_json, ImageCount::kPricedApart).tokens;
     plan.prompt_counts.push_back(PromptCount{std::move(key), model, n});  // (clang 14: no paren-init of aggregates)
     return n;
   };

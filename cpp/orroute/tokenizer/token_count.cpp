@@ -379,11 +379,6 @@ int64_t image_tokens(std::string_view detail, int32_t width, int32_t height) {
   return 85 + 170 * tiles;
 }
 
-int64_t image_tokens_at_most(const ModelTokenizer& t, std::string_view detail) {
-  if (t.family != "GPT") return 1600;
-  return detail == "low" ? 85 : image_tokens("high", 768, 2048);
-}
-
 namespace {
 
 // Counts of the texts of chat messages and of tools arrays, by encoding: an agent resends its
@@ -449,9 +444,8 @@ TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const C
     for (const ChatContentPart& p : m.content) {
       if (!p.is_image) {
         n += count(p.text);
-      } else {
-        n += images == ImageCount::kAtMost ? image_tokens_at_most(t, p.detail)
-                                           : image_tokens(p.detail, p.width, p.height);
+      } else if (images == ImageCount::kEstimated) {
+        n += image_tokens(p.detail, p.width, p.height);
       }
     }
     if (!m.name.empty()) n += count(m.name) + 1;

@@ -94,8 +94,10 @@ struct ChatMessage {
 // How count_chat_tokens counts an image. The upstream fetches the image itself: a part's
 // width/height are the caller's hints, and a budget cannot trust them.
 enum class ImageCount {
-  kEstimated,  // the tile formula at the hinted size (1024x1024 when unknown)
-  kAtMost,     // what the image may cost whatever its size: image_tokens_at_most (reservations)
+  kEstimated,    // the tile formula at the hinted size (1024x1024 when unknown)
+  // Nothing: the text alone. Reservations and the usage audit add the most each model may bill
+  // for the images (cost/prompt_bounds.h: its rule is the model's, not its tokenizer's).
+  kPricedApart,
 };
 TokenCount count_chat_tokens(std::string_view model_or_family, std::span<const ChatMessage> messages,
                              std::string_view tools_json = {}, ImageCount images = ImageCount::kEstimated);
@@ -118,11 +120,5 @@ std::vector<ChatMessage> chat_messages_of(const rapidjson::Value& messages);
 
 // Tokens of one image part (before any family factor), per the approximation above.
 int64_t image_tokens(std::string_view detail, int32_t width, int32_t height);
-
-// The most tokens one image part may cost on `t`'s models, whatever its size (before any family
-// factor): OpenAI's formula at its largest (a 768x2048 image, 8 tiles: 1,445; 85 at detail
-// "low"); any other family 1,600 (Claude's images of up to ~1.15 megapixels at 750 pixels a token;
-// Gemini's high resolution is 1,120), whatever the detail, which only OpenAI honours.
-int64_t image_tokens_at_most(const ModelTokenizer& t, std::string_view detail);
 
 }  // namespace orroute

@@ -1,0 +1,137 @@
+#include "orroute/cost/prompt_bounds.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace orroute {
+namespace {
+
+// OpenAI's tile models: an image fits in 2048x2048, its shortest side is scaled to 768, and it
+// is billed `base` plus `per_tile` for each 512-pixel tile; at most 8 tiles (768x2048).
+constexpr int64_t kMostTiles = 8;
+constexpr int64_t tiles(int64_t base, int64_t per_tile) { return base + kMostTiles * per_tile; }
+
+// OpenAI's patch models: 32-pixel patches, at most 1536 (the image scaled down to fit), times
+// the model's multiplier (in hundredths), rounded up; "detail" changes nothing.
+constexpr int64_t kMostPatches = 1536;
+constexpr int64_t patches(int64_t multiplier_pct) { return (kMostPatches * multiplier_pct + 99) / 100; }
+
+// Claude before Opus 4.7: an image past 1568 pixels on its long edge or ~1,600 tokens (at ~750
+// pixels a token) is scaled down, then padded to 28-pixel multiples: up to 27 x (1568 + 766)
+// pixels more, 85 tokens (a 12-megapixel photo was measured at 1,661). Opus 4.7 and later,
+// Sonnet 5 and later, Haiku 5 and later: 28-pixel patches up to 2576 pixels on the long edge, at
+// most 4,784, padding included.
+constexpr int64_t kClaudeStandard = 1600 + 85;
+constexpr int64_t kClaudeHigh = 4784;
+
+// Gemini: images are scaled to fit 3072x3072 and cut into 768-pixel tiles of 258 tokens each
+// (4x4); Gemini 3's media resolutions (at most 1,120 an image at "high") stay under it.
+constexpr int64_t kGemini = 16 * 258;
+
+struct Row {
+  std::string_view name;  // the id without provider and variant, Claude's with '-' for '.'
+  std::optional<int64_t> image;      // detail "high"/"auto"
+  std::optional<int64_t> low_image;  // detail "low"
+  TextBound text;
+};
+
+constexpr TextBound kTwice = TextBound::kTwiceCount;
+constexpr TextBound kBytes = TextBound::kUtf8Bytes;
+constexpr std::optional<int64_t> kNoRule = std::nullopt;
+
+// A row names a model and its snapshots and variants: `name` itself or `name` followed by '-'
+// ("gpt-4o" is also "gpt-4o-2024-08-06" and "gpt-4o-mini"): the first row that matches is the
+// model's, so a longer name comes before its prefix. An id no row names has no image rule and
+// its text is bounded at twice our count.
+constexpr Row kRows[] = {
+    // OpenAI: platform.openai.com/docs/guides/images-vision, "Calculating costs".
+    {"gpt-4o-mini", tiles(2833, 5667), 2833, kTwice},  // 48,169: billed as gpt-4o's dollars
+    {"gpt-4o", tiles(85, 170), 85, kTwice},
+    {"chatgpt-4o", tiles(85, 170), 85, kTwice},
+    {"gpt-4-turbo", tiles(85, 170), 85, kTwice},
+    {"gpt-4-vision", tiles(85, 170), 85, kTwice},
+    {"gpt-4.5", tiles(85, 170), 85, kTwice},
+    {"gpt-4.1-mini", patches(162), patches(162), kTwice},
+    {"gpt-4.1-nano", patches(246), patches(246), kTwice},
+    // Listed with the tile models (1,445) and measured as 1,536 patches at 1x: the larger.
+    {"gpt-4.1", patches(100), patches(100), kTwice},
+    {"o1", tiles(75, 150), 75, kTwice},
+    {"o3", tiles(75, 150), 75, kTwice},
+    {"o4-mini", patches(172), patches(172), kTwice},
+    {"gpt-5-mini", patches(162), patches(162), kTwice},
+    {"gpt-5-nano", patches(246), patches(246), kTwice},
+    {"gpt-5-pro", kNoRule, kNoRule, kTwice},  // not in the table: may differ from gpt-5's
+    {"gpt-5", tiles(70, 140), 70, kTwice},
+    {"computer-use-preview", tiles(65, 129), 65, kTwice},
+    // Anthropic: platform.claude.com/docs/en/build-with-claude/vision ("detail" is OpenAI's).
+    {"claude-opus-4-7", kClaudeHigh, kClaudeHigh, kTwice},
+    {"claude-opus-4-8", kClaudeHigh, kClaudeHigh, kTwice},
+    {"claude-opus-5", kClaudeHigh, kClaudeHigh, kTwice},
+    {"claude-sonnet-5", kClaudeHigh, kClaudeHigh, kTwice},
+    {"claude-haiku-5", kClaudeHigh, kClaudeHigh, kTwice},
+    {"claude-fable", kClaudeHigh, kClaudeHigh, kTwice},
+    {"claude-mythos", kClaudeHigh, kClaudeHigh, kTwice},
+    {"claude-opus-4", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-sonnet-4", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-haiku-4", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-3", kClaudeStandard, kClaudeStandard, kTwice},
+    // Google: ai.google.dev/gemini-api/docs/tokens; the 3072x3072 limit: Vertex AI's input
+    // file requirements.
+    {"gemini", kGemini, kGemini, kTwice},
+    // 32k vocabularies with byte fallback (measured: tools/prompt_cap_scripts.py). Mistral's
+    // later models (Tekken, 131k) are named alike, so every Mistral model is bounded so.
+    {"llama-2", kNoRule, kNoRule, kBytes},
+    {"llama2", kNoRule, kNoRule, kBytes},
+    {"codellama", kNoRule, kNoRule, kBytes},
+    {"mistral", kNoRule, kNoRule, kBytes},
+    {"mixtral", kNoRule, kNoRule, kBytes},
+    {"codestral", kNoRule, kNoRule, kBytes},
+    {"ministral", kNoRule, kNoRule, kBytes},
+    {"pixtral", kNoRule, kNoRule, kBytes},
+    {"devstral", kNoRule, kNoRule, kBytes},
+    {"magistral", kNoRule, kNoRule, kBytes},
+};
+
+// The id without the provider ("openai/"), the variant (":batch") or the route ("@openai").
+std::string_view bare_name(std::string_view id) {
+  if (const size_t at = id.find('@'); at != std::string_view::npos) id = id.substr(0, at);
+  if (const size_t colon = id.rfind(':'); colon != std::string_view::npos) id = id.substr(0, colon);
+  if (const size_t slash = id.find('/'); slash != std::string_view::npos) id = id.substr(slash + 1);
+  return id;
+}
+
+// Whether `row` names the bare id `name` (case-insensitively). Anthropic's own names write
+// versions with '-' ("claude-opus-4-7"), OpenRouter's with '.': Claude's rows match either.
+// (No copy of the name: every call's audit asks.)
+bool names(std::string_view row, std::string_view name) {
+  const bool claude = row.substr(0, 7) == "claude-";
+  const auto same = [claude](char c, char r) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return c == r || (claude && c == '.' && r == '-');
+  };
+  if (name.size() < row.size() || (name.size() > row.size() && !same(name[row.size()], '-'))) return false;
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (!same(name[i], row[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+PromptBounds prompt_bounds(std::string_view model_id) noexcept {
+  const std::string_view name = bare_name(model_id);
+  for (const Row& r : kRows) {
+    if (names(r.name, name)) return {r.image, r.low_image, r.text};
+  }
+  return {};
+}
+
+std::optional<int64_t> image_prompt_tokens(std::string_view model_id, const RequestShape& shape) noexcept {
+  if (shape.images == 0) return 0;
+  const PromptBounds b = prompt_bounds(model_id);
+  const int64_t low = std::min(shape.low_detail_images, shape.images);
+  if ((low < shape.images && !b.image_tokens) || (low > 0 && !b.low_detail_image_tokens)) return std::nullopt;
+  return (shape.images - low) * b.image_tokens.value_or(0) + low * b.low_detail_image_tokens.value_or(0);
+}
+
+}  // namespace orroute
