@@ -70,7 +70,7 @@ def main() -> None:
     runs = [(ch * 8 + " ") * 4 for ch in chars]
     ratios = [real["llama2"](t) / max(1, len(cl100k.encode_ordinary(t))) for t in runs]
     worst = sorted(range(len(chars)), key=lambda i: -ratios[i])[:3]
-    for ch in [chars[i] for i in worst] + ["\u00a0", " "]:
+    for ch in dict.fromkeys([chars[i] for i in worst] + ["\u00a0", " "]):
         row(f"U+{ord(ch):04X}", ch * 1024)
 
 
