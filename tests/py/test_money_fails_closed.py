@@ -496,6 +496,31 @@ def test_a_reply_reporting_far_more_prompt_than_was_sent_is_booked_at_our_bound(
     assert row.cost_source.startswith("catalog: usage.prompt_tokens 100000 is more than twice the")
 
 
+@pytest.mark.parametrize("char, real", [("\u00a0", 1025), ("\uff65", 3073)])
+def test_a_byte_fallback_vocabulary_s_honest_prompt_count_is_booked_as_reported(
+    fake, tmp_path: Path, char: str, real: int
+) -> None:
+    """Mistral 7B's tokenizer (32,000 tokens, byte fallback; Llama 2's counts the same) spells 1,024
+    no-break spaces in 1,025 tokens and 1,024 halfwidth katakana middle dots in 3,073, where our
+    count of the message (cl100k x 1.10) is 149 and 571: an honest reply was booked at twice our
+    count and 512 (810 and 1,654). For such vocabularies the text's bytes bound the prompt."""
+    model = "mistralai/mistral-7b-instruct"
+    fake.add_model(model, prompt_price="0.000001", completion_price="0.000001")
+    tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+    m = manager(fake, ledger=tracker, fallbacks=[model])
+    task = Task(messages=char * 1024, max_tokens=20)
+    counted = m.plan(task)["prompt_tokens"]
+    billed = real + 7  # the message's template, as we count it
+    assert billed > 2 * counted + 512
+    fake.fail(model, Fault.lying_usage(prompt_tokens=billed, cost=None))
+    m.execute_task_sync(task)
+    (row,) = tracker.usage_history()
+    assert row.prompt_tokens == billed
+    fake.fail(model, Fault.lying_usage(prompt_tokens=100_000, cost=None))  # a lie is still capped
+    m.execute_task_sync(task)
+    assert max(row.prompt_tokens for row in tracker.usage_history()) == len((char * 1024).encode()) + 512
+
+
 NESTED_TOOL = {"type": "function", "function": {
     "name": "configure", "description": "Apply a configuration.",
     "parameters": {"type": "object", "properties": {"config": {
