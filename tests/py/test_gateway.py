@@ -458,7 +458,11 @@ def test_ai_credits(gateway: Gateway, key: str) -> None:
     {"data": None},
 ], ids=lambda a: json.dumps(a)[:50])
 def test_ai_credits_of_an_odd_upstream_answer_is_a_502(gateway: Gateway, fake: FakeOpenRouter,
-                                                       key: str, answer: Any) -> None:
+                                                       key: str, answer: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # every request asks the upstream (the gateway shares one answer for 5 s, whichever key asks)
+    assert gateway.app is not None
+    monkeypatch.setattr(gateway.app._credits_check, "_seconds", 0.0)
     fake.script("/credits", [Fault.raw(json.dumps(answer).encode())])
     status, _, body = call(gateway, "GET", "/api/v1/ai/credits", key=key)
     assert status == 502, body
