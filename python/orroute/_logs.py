@@ -31,18 +31,19 @@ def log_text(text: str) -> str:
 
 
 _loggers: dict[str, logging.Logger] = {}
-# (logger("orroute"), its class, its instance dict) once made, when its isEnabledFor is
-# logging.Logger's own: that keeps its answers in the logger's ``_cache`` (CPython 3.7-3.13) and
-# empties it on every level change (setLevel, logging.disable), so an answer found there is the one
-# isEnabledFor gives while the logger is not ``disabled``, keeps the class it was made with (one
-# given to it later may answer otherwise) and has no isEnabledFor of its own (one set on the
-# instance, as mock.patch.object sets it, lands in its instance dict). observe's per-call check
-# reads them without the frames of enabled() and isEnabledFor.
+# (logger("orroute"), its class, its instance dict, its ``_cache``) once made, when its
+# isEnabledFor is logging.Logger's own: that keeps its answers in the logger's ``_cache`` (CPython
+# 3.7-3.13), which logging empties in place on every level change (setLevel, logging.disable), so
+# an answer found there is the one isEnabledFor gives while the logger is not ``disabled``, keeps
+# the class it was made with (one given to it later may answer otherwise) and has no isEnabledFor
+# of its own (one set on the instance, as mock.patch.object sets it, lands in its instance dict).
+# observe's per-call check reads them without the frames of enabled() and isEnabledFor.
 #
 # The instance dict is the object ``__dict__`` gives, kept: the logger holds that same dict for
 # the life of the process (CPython 3.11+ makes it from the inline attribute values on that first
-# read, and every later attribute set goes into it), so the check asks it for the name at the cost
-# of one dict lookup. Reading ``log.__dict__`` on every check cost ~940 instructions (session 26).
+# read, and every later attribute set goes into it), so the check asks it for the name: +409
+# instructions a check (docs/performance.md, session 27); reading ``log.__dict__`` on every check
+# cost ~940 (session 26).
 package_logger: tuple[logging.Logger, type[logging.Logger], dict[str, Any], dict[int, bool]] | None = None
 
 
