@@ -41,9 +41,9 @@ _loggers: dict[str, logging.Logger] = {}
 #
 # The instance dict is the object ``__dict__`` gives, kept: the logger holds that same dict for
 # the life of the process (CPython 3.11+ makes it from the inline attribute values on that first
-# read, and every later attribute set goes into it), so the check asks it for the name: +409
-# instructions a check (docs/performance.md, session 27); reading ``log.__dict__`` on every check
-# cost ~940 (session 26).
+# read, and every later attribute set goes into it), so the check asks it for the name: ~+400
+# instructions a check (bench/observe_check.py, docs/performance.md session 27); reading
+# ``log.__dict__`` on every check cost ~940 (session 26).
 package_logger: tuple[logging.Logger, type[logging.Logger], dict[str, Any], dict[int, bool]] | None = None
 
 
