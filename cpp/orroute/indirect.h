@@ -19,6 +19,8 @@ class Indirect {
  public:
   Indirect() : value_(std::make_unique<T>()) {}
   explicit Indirect(T&& value) : value_(std::make_unique<T>(std::move(value))) {}
+  // Takes over `value` where it lies (not null): no move of a large T, no second allocation.
+  explicit Indirect(std::unique_ptr<T> value) noexcept : value_(std::move(value)) {}
   Indirect(const Indirect& other) : value_(std::make_unique<T>(*other)) {}
   Indirect(Indirect&&) noexcept = default;
   Indirect& operator=(const Indirect& other) {

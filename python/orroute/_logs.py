@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import logging
@@ -31,16 +31,20 @@ def log_text(text: str) -> str:
 
 
 _loggers: dict[str, logging.Logger] = {}
-# logger("orroute") once made, when its isEnabledFor is logging.Logger's own: that keeps its
-# answers in the logger's ``_cache`` (CPython 3.7-3.13) and empties it on every level change
-# (setLevel, logging.disable), so an answer found there, the logger not ``disabled`` (asked
-# first), is the one isEnabledFor gives. observe's per-call check reads it without the frames
-# of enabled() and isEnabledFor.
-package_logger: logging.Logger | None = None
-# Its class when made: the cache holds isEnabledFor's answers only while the logger keeps that
-# class (one given to it later may answer otherwise); the reader checks it. An isEnabledFor set
-# on the instance (mock.patch.object) is not seen: see test_observe's xfail.
-package_logger_class: type[logging.Logger] | None = None
+# (logger("orroute"), its class, its instance dict, its ``_cache``) once made, when its
+# isEnabledFor is logging.Logger's own: that keeps its answers in the logger's ``_cache`` (CPython
+# 3.7-3.13), which logging empties in place on every level change (setLevel, logging.disable), so
+# an answer found there is the one isEnabledFor gives while the logger is not ``disabled``, keeps
+# the class it was made with (one given to it later may answer otherwise) and has no isEnabledFor
+# of its own (one set on the instance, as mock.patch.object sets it, lands in its instance dict).
+# observe's per-call check reads them without the frames of enabled() and isEnabledFor.
+#
+# The instance dict is the object ``__dict__`` gives, kept: the logger holds that same dict for
+# the life of the process (CPython 3.11+ makes it from the inline attribute values on that first
+# read, and every later attribute set goes into it), so the check asks it for the name: ~+400
+# instructions a check (bench/observe_check.py, docs/performance.md session 27); reading
+# ``log.__dict__`` on every check cost ~940 (session 26).
+package_logger: tuple[logging.Logger, type[logging.Logger], dict[str, Any], dict[int, bool]] | None = None
 
 
 def logger(name: str = "orroute") -> logging.Logger:
@@ -53,8 +57,8 @@ def logger(name: str = "orroute") -> logging.Logger:
         # changes that same object), so holding it here never goes stale
         found = _loggers[name] = logging.getLogger(name)
         if name == "orroute" and type(found).isEnabledFor is logging.Logger.isEnabledFor:
-            global package_logger, package_logger_class
-            package_logger, package_logger_class = found, type(found)
+            global package_logger
+            package_logger = (found, type(found), found.__dict__, found._cache)  # type: ignore[attr-defined]
     return found
 
 

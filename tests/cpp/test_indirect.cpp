@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -36,4 +37,15 @@ TEST_CASE("a copied EngineResult has its own outcome and shares its API error", 
   CHECK(kept.route->model == "m/a");
   CHECK(copy.route->model == "m/b");
   CHECK(copy.api_error == kept.api_error);
+}
+
+// A run hands its outcome over on the heap (RouteDone): the result keeps that very object, neither
+// moved into an allocation of its own nor copied.
+TEST_CASE("an EngineResult made from a run's outcome keeps that outcome where it lies", "[indirect]") {
+  auto outcome = std::make_unique<orroute::RouteOutcome>();
+  outcome->model = "m/a";
+  const orroute::RouteOutcome* const made = outcome.get();
+  EngineResult result(std::move(outcome), orroute::EnginePlan{});
+  CHECK(&*result.route == made);
+  CHECK(result.route->model == "m/a");
 }

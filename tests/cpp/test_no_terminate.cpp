@@ -117,7 +117,7 @@ TEST_CASE("a budget gate that throws fails the run, not the process", "[no_termi
   l.ctx.prices = &prices;
   std::optional<RouteOutcome> out;
   start_route(l.ctx, {{"m/a"}, 10, 10, std::nullopt}, std::make_shared<OkSender>(),
-              [&](RouteOutcome o) { out = std::move(o); });
+              [&](std::unique_ptr<RouteOutcome> o) { out = std::move(*o); });
   REQUIRE(out.has_value());
   CHECK_FALSE(out->ok);
   CHECK(out->message.find("ledger down") != std::string::npos);
@@ -137,7 +137,7 @@ TEST_CASE("pricing that throws on an answer fails the run, and the reservation i
   l.ctx.prices = &prices;
   std::optional<RouteOutcome> out;
   start_route(l.ctx, {{"m/a"}, 10, 10, std::nullopt}, std::make_shared<OkSender>(),
-              [&](RouteOutcome o) { out = std::move(o); });
+              [&](std::unique_ptr<RouteOutcome> o) { out = std::move(*o); });
   REQUIRE(out.has_value());
   CHECK_FALSE(out->ok);
   CHECK(gate.reserved == 1);
@@ -149,7 +149,7 @@ TEST_CASE("a completion callback that throws is contained by the loop", "[no_ter
   Loop l;
   bool called = false;
   start_route(l.ctx, {{"m/a"}, 10, 10, std::nullopt}, std::make_shared<OkSender>(),
-              [&](RouteOutcome) {
+              [&](std::unique_ptr<RouteOutcome>) {
                 called = true;
                 throw std::runtime_error("caller's bug");
               });

@@ -170,7 +170,7 @@ struct Harness {
   RouteOutcome run(std::vector<std::string> candidates, int64_t prompt = 10, int64_t max_out = 20) {
     std::optional<RouteOutcome> out;
     start_route(ctx, {std::move(candidates), prompt, max_out, std::nullopt}, sender,
-                [&](RouteOutcome o) { out = std::move(o); });
+                [&](std::unique_ptr<RouteOutcome> o) { out = std::move(*o); });
     scheduler.run();
     REQUIRE(out.has_value());
     return std::move(*out);
@@ -388,13 +388,67 @@ TEST_CASE("a provider named by failing replies opens that provider's breaker onl
   REQUIRE(report.breakers[0].state == BreakerState::kOpen);
 }
 
+TEST_CASE("a model's breaker keys are made once and are those its run would make", "[route][loop][breaker]") {
+  LoopConfig config;
+  config.endpoint = "api.test";
+  ModelKeyMemory memory(config);
+  const ModelKeys* first = memory.find("a/1");
+  REQUIRE(first != nullptr);
+  CHECK(first->model == "model:a/1");
+  CHECK(first->endpoint == "endpoint:api.test");
+  CHECK(memory.find("a/1") == first);  // kept, not made again
+  SECTION("several providers: each model's own endpoint") {
+    config.endpoint_of = [](const std::string& m) { return m == "b/2" ? std::string("b.test") : std::string(); };
+    CHECK(memory.find("b/2")->endpoint == "endpoint:b.test");
+    CHECK(memory.find("c/3")->endpoint.empty());
+  }
+  SECTION("without provider breakers no endpoint key") {
+    config.provider_breakers = false;
+    CHECK(memory.find("d/4")->endpoint.empty());
+  }
+  SECTION("past its cap a new model's keys are not kept") {
+    for (size_t i = 1; i < ModelKeyMemory::kMaxModels; ++i) REQUIRE(memory.find("m/" + std::to_string(i)) != nullptr);
+    CHECK(memory.find("m/new") == nullptr);
+    CHECK(memory.find("a/1") == first);
+  }
+}
+
+TEST_CASE("a run whose model's keys are not kept makes its own", "[route][loop][breaker]") {
+  Harness h;
+  ModelKeyMemory keys(h.config);
+  h.ctx.keys = &keys;
+  h.config.endpoint = "api.test";
+  h.config.retry.max_retries_per_model = 0;
+  for (size_t i = 0; i < ModelKeyMemory::kMaxModels; ++i) REQUIRE(keys.find("m/" + std::to_string(i)));
+  AttemptResult timeout;
+  timeout.timed_out = true;
+  h.sender->script["z/9"] = {timeout, timeout, timeout};
+  for (int i = 0; i < 3; ++i) REQUIRE_FALSE(h.run({"z/9"}).ok);
+  CHECK(h.state.breaker_snapshot("model:z/9", h.clock.now()).state == BreakerState::kOpen);
+  CHECK(h.state.breaker_snapshot("endpoint:api.test", h.clock.now()).state == BreakerState::kOpen);
+}
+
+TEST_CASE("the provider memory hands out each provider's breaker key, kept", "[route][loop][breaker]") {
+  ProviderMemory providers;
+  CHECK(providers.last_key("a/1").empty());
+  const std::string_view key = providers.note("a/1", "Some Provider Inc");
+  CHECK(key == "provider:Some Provider Inc");
+  CHECK(providers.last_key("a/1") == key);
+  CHECK(providers.note("b/2", "Some Provider Inc").data() == key.data());  // one key a name
+  CHECK(providers.last("a/1") == "Some Provider Inc");
+  CHECK(providers.note("a/1", "").empty());  // a reply naming none changes nothing
+  CHECK(providers.last_key("a/1") == key);
+}
+
 // A harness for 100k calls that each bring a new name: no budget in the way, provider memory on.
 struct ManyNamesHarness : Harness {
   static constexpr int kNames = 100'000;
   ProviderMemory providers;
+  ModelKeyMemory keys{config};  // past its cap, the runs make their own keys
   ManyNamesHarness() {
     ctx.budget = nullptr;
     ctx.providers = &providers;
+    ctx.keys = &keys;
   }
 };
 
@@ -463,7 +517,7 @@ TEST_CASE("budget refusals skip to cheaper candidates or refuse before sending",
     REQUIRE(out.ok);
     std::optional<RouteOutcome> held;
     h.sender->hang = true;
-    auto run = start_route(h.ctx, {{"a/1"}, 10, 10, std::nullopt}, h.sender, [&](RouteOutcome o) { held = o; });
+    auto run = start_route(h.ctx, {{"a/1"}, 10, 10, std::nullopt}, h.sender, [&](std::unique_ptr<RouteOutcome> o) { held = std::move(*o); });
     // 0.015 spent + 0.02 reserved: a 0.03 request no longer fits, a 0.012 one does
     h.sender->hang = false;
     auto refused = h.run({"a/1"}, 10, 20);
@@ -484,7 +538,7 @@ TEST_CASE("budget refusals skip to cheaper candidates or refuse before sending",
     h.budget.limit = Money::dollars(100);
     RouteRequest req{{"a/1"}, 100, 100, Money::parse("0.1")};
     std::optional<RouteOutcome> out;
-    start_route(h.ctx, req, h.sender, [&](RouteOutcome o) { out = o; });
+    start_route(h.ctx, req, h.sender, [&](std::unique_ptr<RouteOutcome> o) { out = std::move(*o); });
     h.scheduler.run();
     REQUIRE(out->budget_refused);
     REQUIRE(out->nothing_sent);
@@ -510,7 +564,7 @@ TEST_CASE("cancelling releases the reservation and reports cancelled", "[route][
   Harness h;
   h.sender->hang = true;
   std::optional<RouteOutcome> out;
-  auto run = start_route(h.ctx, {{"a/1"}, 10, 20, std::nullopt}, h.sender, [&](RouteOutcome o) { out = std::move(o); });
+  auto run = start_route(h.ctx, {{"a/1"}, 10, 20, std::nullopt}, h.sender, [&](std::unique_ptr<RouteOutcome> o) { out = std::move(*o); });
   REQUIRE_FALSE(out.has_value());
   REQUIRE(h.budget.reserved == Money::parse("0.03"));
   run->cancel();
@@ -523,7 +577,7 @@ TEST_CASE("cancelling releases the reservation and reports cancelled", "[route][
     h.sender->hang = false;
     h.sender->script["a/1"] = {failure(500)};
     std::optional<RouteOutcome> o2;
-    auto r2 = start_route(h.ctx, {{"a/1"}, 10, 20, std::nullopt}, h.sender, [&](RouteOutcome o) { o2 = std::move(o); });
+    auto r2 = start_route(h.ctx, {{"a/1"}, 10, 20, std::nullopt}, h.sender, [&](std::unique_ptr<RouteOutcome> o) { o2 = std::move(*o); });
     REQUIRE_FALSE(o2.has_value());  // retry scheduled
     r2->cancel();
     REQUIRE(o2->error == ErrorClass::kCancelled);
@@ -671,7 +725,9 @@ struct SharedBreakers {
   Harness h;
   PerKeyState shared;
   ProviderMemory providers;
+  ModelKeyMemory keys{h.config};
   SharedBreakers() {
+    h.ctx.keys = &keys;
     BreakerConfig bc;
     bc.consecutive_failures = 1;
     bc.cooldown = 30s;

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -492,30 +493,7 @@ def test_the_per_call_check_asks_a_logger_class_of_its_own() -> None:
     assert done.stdout.strip() == "ok", done.stderr
 
 
-# Not fixed (sessions 24, 25): _watched says False while the logger would log the call. An
-# isEnabledFor set on the instance (mock.patch.object's setattr) lands in the logger's instance
-# dict and changes nothing the check reads: logging's _cache is cleared only by setLevel and
-# logging.disable, the class stays. The ways to see it:
-# - read log.__dict__: on CPython 3.11+ that turns the logger's inline attribute values into a
-#   dict for good, so every later attribute read of it (logging's own in isEnabledFor: disabled,
-#   _cache) is a dict lookup instead of the specialised read;
-# - read log.isEnabledFor without calling it: a bound method made and freed each check (+~650
-#   instructions, callgrind, of the ~1.1k the cached read saves);
-# - make the orroute logger an instance of a Logger subclass whose isEnabledFor is a data
-#   descriptor: its __set__ and __delete__ see patch.object's setattr and delattr and could give
-#   the logger a _cache whose get() answers None (the check then asks isEnabledFor), at no
-#   instruction on the usual path. But the package would choose the class of a logger its users
-#   configure (their logging.setLoggerClass ignored for it), make it through logging's private
-#   manager, and a logger made before `import orroute` would keep its class and the gap.
-# Kept (session 26, gw17): seeing it costs the per-call check ~940 instructions
-# ("isEnabledFor" in log.__dict__, callgrind over 100,000 checks: 2,072 -> 3,014 each); the one
-# free way, giving the package logger a subclass whose __setattr__ notices the override, changes
-# the class of a logger the application owns.
-INSTANCE_OVERRIDE = pytest.mark.xfail(strict=True, reason="an isEnabledFor set on the logger "
-                                      "instance is not seen by the per-call check")
-
-
-@pytest.mark.parametrize("how", [pytest.param("instance", marks=INSTANCE_OVERRIDE), "class"])
+@pytest.mark.parametrize("how", ["instance", "class"])
 def test_the_per_call_check_asks_a_logger_whose_is_enabled_for_was_replaced(
         monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     # logging's cached answer is isEnabledFor's only while the logger answers with
@@ -535,10 +513,13 @@ def test_the_per_call_check_asks_a_logger_whose_is_enabled_for_was_replaced(
     try:
         assert not obs._watched()  # logging's cache now says INFO is off
         if how == "instance":
-            monkeypatch.setattr(log, "isEnabledFor", lambda level: True)
+            with mock.patch.object(log, "isEnabledFor", lambda level: True):
+                assert log.isEnabledFor(logging.INFO)
+                assert obs._watched()
+            assert not obs._watched()  # logging.Logger's own again: its cache is read again
         else:
             monkeypatch.setattr(log, "__class__", Loud)
-        assert log.isEnabledFor(logging.INFO)
-        assert obs._watched()
+            assert log.isEnabledFor(logging.INFO)
+            assert obs._watched()
     finally:
         log.setLevel(logging.NOTSET)

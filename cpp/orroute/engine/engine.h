@@ -152,8 +152,9 @@ std::vector<std::string> plan_reasons(const EnginePlan& plan);
 // in submit.cpp), so its outcome (848 bytes) and its rare API error are held apart (indirect.h).
 struct EngineResult {
   EngineResult() = default;
-  // A run's result made with its outcome and plan moved in (not assigned over default ones).
-  EngineResult(RouteOutcome&& outcome, EnginePlan&& run_plan) : route(std::move(outcome)), plan(std::move(run_plan)) {}
+  // A run's result made with its outcome taken over (not null) and its plan moved in.
+  EngineResult(std::unique_ptr<RouteOutcome> outcome, EnginePlan&& run_plan)
+      : route(std::move(outcome)), plan(std::move(run_plan)) {}
 
   Indirect<RouteOutcome> route;   // ok, error class, attempts, cost, model
   // The last API failure (for the Python exception); null when none. Immutable, so a copied

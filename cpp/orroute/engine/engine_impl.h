@@ -46,6 +46,7 @@ class Engine::Impl {
   // ones, the limiter's key scopes, the endpoint breaker's name (the base URL's host) and, with
   // several providers, each candidate's endpoint; made once here, not per call.
   LoopConfig loop;
+  ModelKeyMemory breaker_keys{loop};  // each model's breaker keys under `loop` (LoopContext::keys)
   ProviderMemory providers;  // which upstream last served each model (provider breakers)
   std::unique_ptr<ProviderRoutes> routes;  // several providers (null: the one endpoint)
 

@@ -101,6 +101,7 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan&& p
   ctx.budget = gate.get();
   ctx.prices = book.get();
   ctx.config = &impl_->loop;
+  ctx.keys = &impl_->breaker_keys;
   ctx.providers = &impl_->providers;
 
   RouteRequest req;
@@ -114,11 +115,12 @@ std::shared_ptr<EngineRun> Engine::submit(const EngineTask& task, EnginePlan&& p
   // start_route's argument was moved twice: the plan and the rest in it with it).
   RouteDone finish = [impl, sender, prices, book, gate, routes, picks = std::move(picks), plan = std::move(plan),
                       cache_key = std::move(cache_key),
-                      on_done = std::move(on_done)](RouteOutcome&& out) mutable {
-    cache_store(impl->cache, cache_key, out, out.result.body);
-    // The outcome and the plan moved in as the result is made (assigned over default ones, they
-    // were a construction and a move-assignment of each of their members); what the caller reads
-    // apart is taken from the outcome there. Made where the caller keeps it (DoneCallback).
+                      on_done = std::move(on_done)](std::unique_ptr<RouteOutcome> out) mutable {
+    cache_store(impl->cache, cache_key, *out, out->result.body);
+    // The outcome taken over and the plan moved in as the result is made (assigned over default
+    // ones, they were a construction and a move-assignment of each of their members); what the
+    // caller reads apart is taken from the outcome there. Made where the caller keeps it
+    // (DoneCallback).
     auto res = std::make_unique<EngineResult>(std::move(out), std::move(plan));
     RouteOutcome& outcome = *res->route;
     if (routes) {

@@ -10,55 +10,82 @@
 
 namespace orroute {
 
-std::string ProviderMemory::last(const std::string& model) const {
-  std::lock_guard lock(mu_);
-  auto it = by_model_.find(model);
-  return it == by_model_.end() ? std::string() : it->second;
+namespace {
+
+constexpr std::string_view kProviderKeyPrefix = "provider:";
+
+// The provider a key of provider_breaker_key names ("" for "").
+std::string_view provider_of_key(std::string_view key) {
+  return key.empty() ? key : key.substr(kProviderKeyPrefix.size());
 }
 
-std::string ProviderMemory::note(const std::string& model, const std::string& provider) {
+}  // namespace
+
+std::string ProviderMemory::last(const std::string& model) const {
+  return std::string(provider_of_key(last_key(model)));
+}
+
+std::string_view ProviderMemory::last_key(const std::string& model) const {
+  std::lock_guard lock(mu_);
+  auto it = by_model_.find(model);
+  return it == by_model_.end() ? std::string_view() : std::string_view(*it->second);
+}
+
+std::string_view ProviderMemory::note(const std::string& model, const std::string& provider) {
   if (provider.empty()) return {};
   std::lock_guard lock(mu_);
   // One lookup in each table (an answered call notes its provider: every call of a manager).
-  bool kept = true;
-  if (names_.size() < kMaxNames) {
-    names_.insert(provider);
+  const std::string* key = nullptr;
+  if (auto it = keys_.find(provider); it != keys_.end()) {
+    key = &it->second;
+  } else if (keys_.size() < kMaxNames) {
+    key = &keys_.emplace(provider, provider_breaker_key(provider)).first->second;
   } else {
-    kept = names_.count(provider) > 0;
+    if (other_key_.empty()) other_key_ = provider_breaker_key(kOtherProvider);
+    key = &other_key_;
   }
-  std::string name = kept ? provider : std::string(kOtherProvider);
   if (auto it = by_model_.find(model); it != by_model_.end()) {
-    if (it->second != name) it->second = name;
+    it->second = key;
   } else if (by_model_.size() < kMaxModels) {
-    by_model_.emplace(model, name);
+    by_model_.emplace(model, key);
   }
-  return name;
+  return *key;
 }
 
 std::vector<std::string> ProviderMemory::providers() const {
   std::vector<std::string> out;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [model, provider] : by_model_) out.push_back(provider);
+    for (const auto& [model, key] : by_model_) out.emplace_back(provider_of_key(*key));
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
-std::string provider_breaker_key(const std::string& provider) { return "provider:" + provider; }
-
-namespace {
-
-// Whether `key` is provider_breaker_key(provider), without that key made.
-bool is_provider_key(std::string_view key, std::string_view provider) {
-  constexpr std::string_view kPrefix = "provider:";
-  return key.size() == kPrefix.size() + provider.size() && key.starts_with(kPrefix) &&
-         key.substr(kPrefix.size()) == provider;
+std::string provider_breaker_key(std::string_view provider) {
+  std::string key(kProviderKeyPrefix);
+  key += provider;
+  return key;
 }
 
-}  // namespace
 std::string endpoint_breaker_key(const std::string& endpoint) { return "endpoint:" + endpoint; }
+
+ModelKeys model_keys(const std::string& model, const LoopConfig& config) {
+  ModelKeys keys{"model:" + model, {}};
+  if (config.provider_breakers) {
+    const std::string& endpoint = config.endpoint_of ? config.endpoint_of(model) : config.endpoint;
+    if (!endpoint.empty()) keys.endpoint = endpoint_breaker_key(endpoint);
+  }
+  return keys;
+}
+
+const ModelKeys* ModelKeyMemory::find(const std::string& model) {
+  std::lock_guard lock(mu_);
+  if (auto it = by_model_.find(model); it != by_model_.end()) return &it->second;
+  if (by_model_.size() >= kMaxModels) return nullptr;
+  return &by_model_.emplace(model, model_keys(model, config_)).first->second;
+}
 
 std::string url_host(std::string_view url) {
   const auto scheme = url.find("://");
@@ -125,7 +152,9 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
  private:
   using Lock = std::unique_lock<std::mutex>;
   struct Permits {
-    std::string model_key, provider_key, endpoint_key;  // breaker keys taken (empty = not taken)
+    // Breaker keys taken (empty = not taken): the model's kept keys (ModelKeyMemory), the
+    // provider memory's, or the run's own_keys_.
+    std::string_view model_key, provider_key, endpoint_key;
     // What the state found each key to when it allowed it: the records go without a lookup.
     BreakerHandle model_handle, provider_handle, endpoint_handle;
     uint64_t reservation = 0;
@@ -133,12 +162,9 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
     Money amount;  // what was reserved
     uint64_t ticket = 0;
 
-    // Holds nothing again, as a default Permits, its keys emptied in place (assigned a default
-    // one, twice an attempt, it was a temporary's three strings made, moved in and destroyed).
+    // Holds nothing again, as a default Permits.
     void reset() noexcept {
-      model_key.clear();
-      provider_key.clear();
-      endpoint_key.clear();
+      model_key = provider_key = endpoint_key = {};
       model_handle = provider_handle = endpoint_handle = BreakerHandle{};
       reservation = 0;
       reserved = false;
@@ -168,6 +194,8 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   void finish_exhausted(Lock& lock);
   void schedule_step(Duration delay);
   double uniform01() { return rng_.uniform01(); }
+  // `model`'s keys: those the context keeps, else made into own_keys_.
+  const ModelKeys& keys_of(const std::string& model);
 
   LoopContext ctx_;
   RouteRequest req_;
@@ -189,6 +217,7 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
   Duration admission_waited_{0};  // admission wait spent on the current candidate
   Instant attempt_started_{};
   Permits permits_;
+  ModelKeys own_keys_;  // the current model's keys when the context keeps none for it
   int budget_refusals_ = 0;
   std::string budget_message_;
   ErrorKind budget_error_ = ErrorKind::kBudgetExceeded;
@@ -203,7 +232,8 @@ class Run final : public RouteRun, public std::enable_shared_from_this<Run> {
     }
   }
   // Apart from the run (848 bytes): with it inside, a run was above glibc's per-thread cache
-  // (1032 bytes), in the large-chunk range whose malloc consolidates the fast bins first.
+  // (1032 bytes), in the large-chunk range whose malloc consolidates the fast bins first. Handed
+  // to on_done as it is (RouteDone): the caller's result keeps this allocation.
   std::unique_ptr<RouteOutcome> outcome_ = std::make_unique<RouteOutcome>();
 };
 
@@ -215,6 +245,12 @@ void Run::skip(const std::string& model, const std::string& why, std::string mes
   rec.waited = waited_;
   waited_ = Duration(0);
   outcome_->attempts.push_back(std::move(rec));
+}
+
+const ModelKeys& Run::keys_of(const std::string& model) {
+  if (const ModelKeys* kept = ctx_.keys ? ctx_.keys->find(model) : nullptr) return *kept;
+  own_keys_ = model_keys(model, config_);
+  return own_keys_;
 }
 
 void Run::next_candidate() {
@@ -251,19 +287,18 @@ void Run::settle_breakers(const std::string& model, const AttemptResult& r, Call
   BreakerRecord records[4];
   size_t n = 0;
   if (!permits_.model_key.empty()) records[n++] = {permits_.model_key, permits_.model_handle, outcome};
-  const std::string served = ctx_.providers ? ctx_.providers->note(model, r.provider) : std::string();
-  std::string named;
+  // the breaker key of the provider the reply names (the memory keeps it: no key made a call)
+  const std::string_view named = ctx_.providers ? ctx_.providers->note(model, r.provider) : std::string_view();
   if (config_.provider_breakers) {
     // The provider the reply names is most often the one whose breaker this call was let through
     // (the provider that served the model last time): then that permit is the named one.
-    const bool named_is_permit = !served.empty() && is_provider_key(permits_.provider_key, served);
+    const bool named_is_permit = !named.empty() && permits_.provider_key == named;
     if (named_is_permit) {
       records[n++] = {permits_.provider_key, permits_.provider_handle, outcome};
     } else {
-      if (!served.empty()) {
+      if (!named.empty()) {
         // When OpenRouter routed this call elsewhere than last time, the named breaker is
         // recorded without a permit (it may be open: the call went there anyway).
-        named = provider_breaker_key(served);
         records[n++] = {named, BreakerHandle{}, outcome};
       }
       if (!permits_.provider_key.empty()) {
@@ -278,11 +313,8 @@ void Run::settle_breakers(const std::string& model, const AttemptResult& r, Call
     }
   }
   if (n != 0) ctx_.state->breakers_record(std::span<const BreakerRecord>(records, n), now);
-  permits_.model_key.clear();
-  if (config_.provider_breakers) {
-    permits_.provider_key.clear();
-    permits_.endpoint_key.clear();
-  }
+  permits_.model_key = {};
+  if (config_.provider_breakers) permits_.provider_key = permits_.endpoint_key = {};
 }
 
 void Run::schedule_step(Duration delay) {
@@ -377,19 +409,16 @@ void Run::step_locked() {
     // "release" of a breaker never taken gives back another call's half-open probe).
     permits_.reset();
     BreakerPass passes[3];
-    std::string* taken[3];
+    std::string_view* taken[3];
     BreakerHandle* handles[3];
     size_t asked = 0;
     size_t allowed = 0;
+    const ModelKeys* keys = nullptr;  // the model's: its key is also its rate limiter's scope
     try {
-      permits_.model_key = "model:" + model;
-      if (config_.provider_breakers) {
-        const std::string routed = config_.endpoint_of ? config_.endpoint_of(model) : std::string();
-        const std::string& endpoint = config_.endpoint_of ? routed : config_.endpoint;
-        if (!endpoint.empty()) permits_.endpoint_key = endpoint_breaker_key(endpoint);
-        const std::string provider = ctx_.providers ? ctx_.providers->last(model) : std::string();
-        if (!provider.empty()) permits_.provider_key = provider_breaker_key(provider);
-      }
+      keys = &keys_of(model);
+      permits_.model_key = keys->model;
+      permits_.endpoint_key = keys->endpoint;
+      if (config_.provider_breakers && ctx_.providers) permits_.provider_key = ctx_.providers->last_key(model);
       for (auto [key, handle] : {std::pair{&permits_.model_key, &permits_.model_handle},
                                  std::pair{&permits_.endpoint_key, &permits_.endpoint_handle},
                                  std::pair{&permits_.provider_key, &permits_.provider_handle}}) {
@@ -407,8 +436,8 @@ void Run::step_locked() {
     for (size_t i = 0; i < asked; ++i) *handles[i] = passes[i].handle;
     if (allowed < asked) {
       const bool model_refused = allowed == 0;
-      const std::string refused_key = std::move(*taken[allowed]);
-      for (size_t i = allowed; i < asked; ++i) taken[i]->clear();  // not taken: nothing to record
+      const std::string refused_key(*taken[allowed]);
+      for (size_t i = allowed; i < asked; ++i) *taken[i] = {};  // not taken: nothing to record
       release_permits(CallOutcome::kNeutral, now);
       if (model_refused) {
         skip(model, "circuit_open");
@@ -467,10 +496,10 @@ void Run::step_locked() {
     // Rate limits: the model's and the key's; wait up to a bound, else move on.
     // The model's scope alone is the breaker's key itself (no vector and no copy a call).
     std::vector<std::string> with_keys;
-    std::span<const std::string> scopes(&permits_.model_key, 1);
+    std::span<const std::string> scopes(&keys->model, 1);
     if (!config_.key_scopes.empty()) {
       with_keys.reserve(1 + config_.key_scopes.size());
-      with_keys.push_back(permits_.model_key);
+      with_keys.push_back(keys->model);
       with_keys.insert(with_keys.end(), config_.key_scopes.begin(), config_.key_scopes.end());
       scopes = with_keys;
     }
@@ -729,9 +758,9 @@ void Run::finish(Lock& lock) {
   lock.unlock();
   if (!done) return;
   try {
-    // Handed over where it lies (not moved into a local first): once finished_ is set under the
-    // lock, nothing else in the run reads or writes it, and the caller of finish() holds the run.
-    done(std::move(*outcome_));
+    // Handed over where it lies: once finished_ is set under the lock, nothing else in the run
+    // reads or writes it.
+    done(std::move(outcome_));
   } catch (...) {
     // The caller's callback failed; the run itself is over and holds nothing.
   }

@@ -18,13 +18,13 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "orroute/catalog/money.h"
 #include "orroute/catalog/pricing.h"
 #include "orroute/cost/abandoned_calls.h"
 #include "orroute/error.h"
+#include "orroute/route/capped_names.h"
 #include "orroute/route/clock.h"
 #include "orroute/route/metrics.h"
 #include "orroute/route/rate_limiter.h"
@@ -85,7 +85,7 @@ struct AttemptResult {
 };
 
 // How an attempt's result is handed on: by rvalue reference, so no hop moves it (an AttemptResult
-// is ~0.5 KB of strings; RouteDone below is the same for a run's ~0.85 KB outcome).
+// is ~0.5 KB of strings; RouteDone below hands over a run's ~0.85 KB outcome where it lies).
 using AttemptDone = std::function<void(AttemptResult&&)>;
 
 // Sends one attempt. `done` must be called exactly once, from any thread; the returned function
@@ -184,7 +184,9 @@ class PriceBook {
 // Which upstream provider last served each model (learned from replies), so the next call to that
 // model is gated by that provider's breaker before it is sent. The names come from the upstream:
 // only the first kMaxNames distinct ones keep a breaker of their own, every later one shares
-// kOtherProvider's, so a reply naming a new provider each time cannot grow the breakers. Thread-safe.
+// kOtherProvider's, so a reply naming a new provider each time cannot grow the breakers. Each
+// name's breaker key is made once and kept for the memory's life: the keys it hands out stay
+// valid as long as it does. Thread-safe.
 class ProviderMemory {
  public:
   static constexpr size_t kMaxNames = 256;
@@ -194,20 +196,24 @@ class ProviderMemory {
 
   // The provider that last served `model` ("" if none is known yet).
   std::string last(const std::string& model) const;
-  // Remembers that `provider` served `model`; returns the name its breaker goes by (`provider`,
-  // or kOtherProvider once kMaxNames other names were seen; "" for "").
-  std::string note(const std::string& model, const std::string& provider);
+  // The breaker key of that provider (provider_breaker_key; "" if none is known yet).
+  std::string_view last_key(const std::string& model) const;
+  // Remembers that `provider` served `model`; returns the key of the breaker it goes by
+  // (`provider`'s, or kOtherProvider's once kMaxNames other names were seen; "" for "").
+  std::string_view note(const std::string& model, const std::string& provider);
   // Every provider seen, sorted (for health reports); at most kMaxNames + 1.
   std::vector<std::string> providers() const;
 
  private:
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::string> by_model_;
-  std::unordered_set<std::string> names_;  // the names that keep their own breaker
+  // The key of each model's last provider, an entry of keys_.
+  std::unordered_map<std::string, const std::string*> by_model_;
+  NameMap<std::string> keys_;  // name -> breaker key, for the names that keep their own breaker
+  std::string other_key_;      // kOtherProvider's breaker key
 };
 
 // Breaker keys: "model:<id>", "provider:<name from the reply>", "endpoint:<host of the base URL>".
-std::string provider_breaker_key(const std::string& provider);
+std::string provider_breaker_key(std::string_view provider);
 std::string endpoint_breaker_key(const std::string& endpoint);
 // The host[:port] of an http(s) URL ("openrouter.ai" for "https://openrouter.ai/api/v1"); "" if
 // it has none. Never throws.
@@ -224,6 +230,33 @@ struct LoopConfig {
   std::string endpoint;  // "" = no endpoint breaker
   // Several providers: the endpoint of each candidate (replaces `endpoint` when set).
   std::function<std::string(const std::string& candidate)> endpoint_of;
+};
+
+// The breaker keys of a model that do not change from call to call.
+struct ModelKeys {
+  std::string model;     // "model:<id>": its breaker, and its rate limiter's scope
+  std::string endpoint;  // "endpoint:<host>" of the endpoint it is sent to; "" = no endpoint breaker
+};
+// `model`'s keys under `config` (the endpoint's only with provider breakers).
+ModelKeys model_keys(const std::string& model, const LoopConfig& config);
+
+// Each model's ModelKeys made once and kept (made per attempt, they were two strings allocated and
+// freed a call), for the runs of one LoopConfig. Models are the caller's names: past kMaxModels,
+// a new one's keys are not kept (its runs make their own). Thread-safe; the keys it hands out stay
+// valid as long as it does.
+class ModelKeyMemory {
+ public:
+  static constexpr size_t kMaxModels = 4096;
+  // `config` must outlive the memory; its endpoints must not change once a key is made.
+  explicit ModelKeyMemory(const LoopConfig& config) : config_(config) {}
+
+  // `model`'s keys, made on the first call; nullptr past kMaxModels models.
+  const ModelKeys* find(const std::string& model);
+
+ private:
+  const LoopConfig& config_;
+  std::mutex mu_;
+  NameMap<ModelKeys> by_model_;
 };
 
 // One attempt, for the caller's record.
@@ -272,6 +305,8 @@ struct LoopContext {
   // May be null: LoopConfig's defaults. Shared by every run, not copied into each (its strings,
   // key scopes and std::function were a copy, a move and a destruction a call).
   const LoopConfig* config = nullptr;
+  // May be null: each attempt makes its model's keys. Else made for `config` (the same settings).
+  ModelKeyMemory* keys = nullptr;
 };
 
 // Handle of a running request. Thread-safe.
@@ -283,7 +318,10 @@ class RouteRun {
   virtual void cancel() = 0;
 };
 
-using RouteDone = std::function<void(RouteOutcome&&)>;
+// Called with the run's outcome, never null, the callee's to keep: the run made it on the heap,
+// so the result that keeps it takes the pointer (a move of it into the result was ~470
+// instructions a call, and a second allocation).
+using RouteDone = std::function<void(std::unique_ptr<RouteOutcome>)>;
 
 // Starts the loop. `sender` must outlive the run; `on_done` is called exactly once, from whichever
 // thread finished the last step (never while a loop lock is held). Throws InvalidArgument if
