@@ -33,20 +33,36 @@ BudgetState state_of(Ledger& ledger, const char* name) {
   return ledger.budget_states(project(name), 0, false).at(0);
 }
 
+SqliteLedgerOptions without_leases() {
+  SqliteLedgerOptions plain;
+  plain.leases = false;
+  return plain;
+}
+
+// Two ledgers on one file without leases (a row per reservation), a budget of 10 on project p,
+// and `mine`'s reservation of 1 there, which `other`'s reclaim booked as abandoned at
+// `reclaimed_at` (its row made another host's and expired: its process cannot be checked).
+struct BookedReservation {
+  TempLedgerFile file;
+  SqliteLedger mine{file.path, without_leases()}, other{file.path, without_leases()};
+  ReserveOutcome r;
+  TimeUs reclaimed_at = 0;
+  BookedReservation() {
+    mine.set_budget(spec("project:p", Window::kTotal, "10", Policy::kRefuse));
+    r = mine.reserve(req("1", "p"));
+    REQUIRE(r.status == ReserveStatus::kReserved);
+    expire_on_another_host(file.path);
+    reclaimed_at = now_us();
+    REQUIRE(other.reclaim(reclaimed_at) == 1);
+    REQUIRE(state_of(other, "p").spent == Money::dollars(1));  // booked: its owner may be dead
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a late settle replaces the reclaim's booking of its reservation", "[ledger][late]") {
-  TempLedgerFile file;
-  SqliteLedgerOptions plain;
-  plain.leases = false;
-  SqliteLedger mine(file.path, plain), other(file.path, plain);
-  mine.set_budget(spec("project:p", Window::kTotal, "10", Policy::kRefuse));
-  const ReserveOutcome r = mine.reserve(req("1", "p"));
-  REQUIRE(r.status == ReserveStatus::kReserved);
-  expire_on_another_host(file.path);
-  const TimeUs reclaimed_at = now_us();
-  REQUIRE(other.reclaim(reclaimed_at) == 1);
-  REQUIRE(state_of(other, "p").spent == Money::dollars(1));  // booked: its owner may be dead
+  BookedReservation booked;
+  auto& [file, mine, other, r, reclaimed_at] = booked;
 
   SECTION("the settle takes the abandoned row over") {
     CallRecord c = call("m/a", "0.1");
@@ -114,15 +130,8 @@ TEST_CASE("a lease's booking is replaced call by call, each by its share", "[led
 // cost nothing, and the booking stood (1 spent for nothing). The release undoes it, as a late
 // settle at 0 would, and the id names no booking after it.
 TEST_CASE("a release after the reclaim undoes the booking", "[ledger][late]") {
-  TempLedgerFile file;
-  SqliteLedgerOptions plain;
-  plain.leases = false;
-  SqliteLedger mine(file.path, plain), other(file.path, plain);
-  mine.set_budget(spec("project:p", Window::kTotal, "10", Policy::kRefuse));
-  const ReserveOutcome r = mine.reserve(req("1", "p"));
-  expire_on_another_host(file.path);
-  REQUIRE(other.reclaim(now_us()) == 1);
-  REQUIRE(state_of(other, "p").spent == Money::dollars(1));
+  BookedReservation booked;
+  auto& [file, mine, other, r, reclaimed_at] = booked;
   CHECK(mine.release(r.reservation_id));
   CHECK(state_of(other, "p").spent.is_zero());
   const std::vector<CallRecord> rows = other.calls({});
@@ -163,9 +172,7 @@ TEST_CASE("a lease reservation released after its lease's reclaim takes its shar
 // row and settled it: the other call's reservation gone, the booking left standing.
 TEST_CASE("a late settle never settles another reservation given its id", "[ledger][late]") {
   TempLedgerFile file;
-  SqliteLedgerOptions plain;
-  plain.leases = false;
-  SqliteLedger mine(file.path, plain), other(file.path, plain);
+  SqliteLedger mine(file.path, without_leases()), other(file.path, without_leases());
   mine.set_budget(spec("project:p", Window::kTotal, "10", Policy::kRefuse));
   const TimeUs t0 = now_us();
   const ReserveOutcome r = mine.reserve(req("1", "p", t0));
@@ -211,17 +218,10 @@ TEST_CASE("a refund names its call and gives back no more than it cost", "[ledge
 }
 
 TEST_CASE("a refund of a reclaim's booking is refused", "[ledger][refund]") {
-  TempLedgerFile file;
-  SqliteLedgerOptions plain;
-  plain.leases = false;
-  SqliteLedger ledger(file.path, plain);
-  ledger.set_budget(spec("project:p", Window::kTotal, "10", Policy::kRefuse));
-  REQUIRE(ledger.reserve(req("1", "p")).status == ReserveStatus::kReserved);
-  expire_on_another_host(file.path);
-  REQUIRE(ledger.reclaim(now_us()) == 1);
-  const int64_t booking = ledger.calls({}).at(0).id;
-  CHECK_THROWS_WITH(record_refund(ledger, booking, call("", "0.5")), Catch::Contains("booking"));
-  CHECK(state_of(ledger, "p").spent == Money::dollars(1));
+  BookedReservation booked;
+  const int64_t booking = booked.other.calls({}).at(0).id;
+  CHECK_THROWS_WITH(record_refund(booked.other, booking, call("", "0.5")), Catch::Contains("booking"));
+  CHECK(state_of(booked.other, "p").spent == Money::dollars(1));
 }
 
 TEST_CASE("a settle or a call's record refuses the outcome refund", "[ledger][refund]") {
@@ -244,9 +244,7 @@ TEST_CASE("a settle or a call's record refuses the outcome refund", "[ledger][re
 
 TEST_CASE("the alerts a reclaim's booking crosses are handed out once", "[ledger][late]") {
   TempLedgerFile file;
-  SqliteLedgerOptions plain;
-  plain.leases = false;
-  SqliteLedger mine(file.path, plain), other(file.path, plain);
+  SqliteLedger mine(file.path, without_leases()), other(file.path, without_leases());
   BudgetSpec budget = spec("project:p", Window::kTotal, "1", Policy::kRefuse);
   budget.thresholds_pct = {50, 90};
   mine.set_budget(budget);
