@@ -111,7 +111,8 @@ void bind_cost(py::module_& m) {
       .def_readwrite("outcome", &CallRecord::outcome)
       .def_readwrite("error_class", &CallRecord::error_class)
       .def_readwrite("attempts", &CallRecord::attempts)
-      .def_readwrite("cost_source", &CallRecord::cost_source);
+      .def_readwrite("cost_source", &CallRecord::cost_source)
+      .def_property_readonly("is_call", [](const CallRecord& c) { return is_call(c.outcome); });
 
   py::class_<Alert>(m, "Alert")
       .def_readonly("budget_id", &Alert::budget_id)

@@ -36,6 +36,7 @@ void bind_redis(py::module_& m) {
       .def_property_readonly("url", &RedisLedger::url)
       .def_property_readonly("prefix", &RedisLedger::prefix)
       .def("wipe", &RedisLedger::wipe, GIL())
+      .def("flush_settles", &RedisLedger::flush_settles, GIL())
       .def("__repr__", [](const RedisLedger& l) { return "RedisLedger('" + l.url() + "')"; });
   def_ledger_methods(redis);
 #endif

@@ -55,7 +55,7 @@ void def_ledger_methods(pybind11::class_<L>& c) {
            [](L& l, int64_t id) {
              if constexpr (std::is_same_v<L, SqliteLedger>) {
                // lease reservations are released in memory (once this process has its connection)
-               if (id < 0 && l.opened_here()) return l.release(id);
+               if (l.opened_here() && !l.release_needs_database(id)) return l.release(id);
              }
              py::gil_scoped_release release;
              return l.release(id);
@@ -63,8 +63,9 @@ void def_ledger_methods(pybind11::class_<L>& c) {
            py::arg("reservation_id"))
       .def("record", [](L& l, CallRecord call) { return record_call(l, std::move(call)); },
            py::arg("call"), GIL())
-      .def("record_refund", [](L& l, CallRecord refund) { return record_refund(l, std::move(refund)); },
-           py::arg("refund"), GIL())
+      .def("record_refund",
+           [](L& l, int64_t call_id, CallRecord refund) { return record_refund(l, call_id, std::move(refund)); },
+           py::arg("call_id"), py::arg("refund"), GIL())
       .def("reclaim", &L::reclaim, py::arg("at") = 0, GIL())
       .def("live_reservations", &L::live_reservations, GIL())
       .def("set_cutoff", &L::set_cutoff, py::arg("reason"), GIL())

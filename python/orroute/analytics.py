@@ -365,7 +365,9 @@ def savings(tracker: CostTracker, baseline: str, *, since: datetime | None = Non
 
 @dataclass(frozen=True)
 class TrendRow:
-    """One time bucket of :func:`trends`. ``errors``: calls whose outcome is not ok;
+    """One time bucket of :func:`trends`. ``calls`` and ``errors`` count calls made (a
+    reclaim's booking, outcome ``abandoned``, and a refund are none); ``cost`` is every row's.
+    ``errors``: calls whose outcome is not ok;
     ``fallbacks``: calls that needed more than one attempt (a retry or another model);
     ``cache_hits``: answers from orroute's response cache (outcome ``cache_hit``);
     ``prompt_cache_hits``: calls where the provider served part of the prompt from its cache
@@ -403,8 +405,8 @@ def trends(tracker: CostTracker, bucket: str = "day", *, since: datetime | None 
     acc: dict[str, list[Any]] = {}
     for r in tracker.usage_history(since=since, until=until, project=project):
         row = acc.setdefault(_label(r.time, bucket), [0, 0, 0, 0, 0, _ZERO])
-        row[0] += 1
-        row[1] += r.outcome not in ("ok", CACHE_HIT_OUTCOME)
+        row[0] += r.is_call
+        row[1] += r.is_call and r.outcome not in ("ok", CACHE_HIT_OUTCOME)
         row[2] += r.attempts > 1
         row[3] += r.outcome == CACHE_HIT_OUTCOME
         row[4] += r.cached_tokens > 0
@@ -526,8 +528,10 @@ def percentile(values: Iterable[float], q: float) -> float | None:
 
 @dataclass(frozen=True)
 class ModelPerformance:
-    """One model in :func:`performance`. Latency and TTFT over successful calls; ``cost_per_call``
-    over every recorded call (failed calls usually cost nothing), ``cost_per_success`` over the
+    """One model in :func:`performance`. ``calls`` are the calls made (a reclaim's booking,
+    outcome ``abandoned``, and a refund are no call: neither a failure nor a latency); ``cost``
+    is every row's, theirs included. Latency and TTFT over successful calls; ``cost_per_call``
+    is ``cost`` over the calls (failed calls usually cost nothing), ``cost_per_success`` over the
     successful ones (both rounded to 1e-18 USD); ``quality`` the mean feedback score (None
     without feedback)."""
 
@@ -561,7 +565,10 @@ def performance(tracker: CostTracker, *, since: datetime | None = None,
         by_model.setdefault(r.model or r.model_requested or "?", []).append(r)
     quality = _quality_by_model(tracker)
     out = []
-    for model, recs in by_model.items():
+    for model, rows in by_model.items():
+        recs = [r for r in rows if r.is_call]  # a reclaim's booking or a refund is no call
+        if not recs:
+            continue
         ok = [r for r in recs if r.outcome in ("ok", CACHE_HIT_OUTCOME)]
         lat = [r.latency_s for r in ok if r.latency_s is not None]
         ttft = [r.ttft_s for r in ok if r.ttft_s is not None]
@@ -572,7 +579,7 @@ def performance(tracker: CostTracker, *, since: datetime | None = None,
         for r in recs:
             if r.outcome not in ("ok", CACHE_HIT_OUTCOME):
                 errors[r.error_class or r.outcome] = errors.get(r.error_class or r.outcome, 0) + 1
-        cost = sum((r.cost for r in recs), _ZERO)
+        cost = sum((r.cost for r in rows), _ZERO)  # what the model cost, bookings included
         q, nq = quality.get(model, (None, 0))
         out.append(ModelPerformance(
             model=model, calls=len(recs), successes=len(ok), success_rate=len(ok) / len(recs),

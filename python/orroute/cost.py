@@ -189,6 +189,10 @@ class UsageRecord:
     #: "tokenizer", "metered" or "reservation", with ": <why>" when the upstream's figure was
     #: replaced (docs/cost.md); "" for calls recorded by hand.
     cost_source: str = ""
+    #: whether the row is a call made, of its model: not a reclaim's booking (outcome
+    #: ``abandoned``: the money of calls whose process never settled them) nor a refund. Call
+    #: counts, error counts and a model's statistics count calls only; totals count every row.
+    is_call: bool = True
 
     @classmethod
     def _from(cls, c: Any) -> UsageRecord:
@@ -217,6 +221,7 @@ class UsageRecord:
             error_class=c.error_class,
             attempts=c.attempts,
             cost_source=c.cost_source,
+            is_call=c.is_call,
         )
 
 
@@ -457,9 +462,8 @@ class CostTracker:
     def flush(self) -> None:
         """Writes the settles waiting in memory (``settle_delay``) now and fires the alerts
         they crossed, and those a reclaim inside a ``reserve`` crossed (its spend booked; the
-        next settle fires them otherwise). No-op for Redis."""
-        if not self._redis:
-            self._dispatch(self._core.flush_settles())
+        next settle fires them otherwise)."""
+        self._dispatch(self._core.flush_settles())
 
     def _now_us(self) -> int:
         if self._clock is None:
@@ -601,15 +605,19 @@ class CostTracker:
         self._dispatch(out.alerts)
         return int(out.call_id)
 
-    def record_refund(self, amount: Amount, *, model: str = "", **fields: Any) -> int:
-        """Records money an upstream gave back (a refunded call): a row with outcome ``refund``
-        and cost ``-amount``, which lowers the spend of the budgets it matches. ``amount`` is
-        positive and no more than any budget the refund matches has spent in its current window
-        (a budget never gets more room than its limit); the other keywords are
-        :meth:`record_call`'s. The only way to book a refund: ``record_call``, ``track_usage`` and
-        ``Reservation.settle`` refuse a negative cost and the outcome ``refund``."""
-        row = self._call_record(cost=amount, model=model, **fields)
-        return self._dispatched(self._core.record_refund(row))
+    def record_refund(self, amount: Amount, *, call_id: int, **fields: Any) -> int:
+        """Records money an upstream gave back for the recorded call ``call_id`` (the row id
+        :meth:`record_call`, ``Reservation.settle`` and :meth:`usage_history` give): a row with
+        outcome ``refund`` and cost ``-amount`` at that call's time, project, conversation and
+        tags, so it lowers the spend of exactly the budget windows the call's cost went to.
+        ``amount`` is positive and no more than the call cost less its earlier refunds; a call
+        that is a refund or a reclaim's booking (outcome ``abandoned``) cannot be refunded
+        (``InvalidArgumentError``, nothing written). The other keywords are
+        :meth:`record_call`'s but the time and scope (the call's; model, task and generation ids
+        default to the call's). The only way to book a refund: ``record_call``, ``track_usage``
+        and ``Reservation.settle`` refuse a negative cost and the outcome ``refund``."""
+        row = self._call_record(cost=amount, **fields)
+        return self._dispatched(self._core.record_refund(call_id, row))
 
     # ---- budgets ----
 

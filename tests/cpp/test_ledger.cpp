@@ -30,16 +30,15 @@ TEST_CASE("ledger sums costs exactly over many rows", "[ledger]") {
   // A per-token price with 18 decimals, times odd token counts: not representable in nano-dollars.
   const Money price = Money::parse("0.000000020833333333");
   Money expected;
+  int64_t last = 0;
   for (int i = 1; i <= 5000; ++i) {
     CallRecord c = call("m/a", "0");
     c.cost = price * i;
     expected += c.cost;
-    ledger.record(c);
+    last = ledger.record(c).call_id;
   }
-  CallRecord neg = call("m/b", "-0.000000000000000007");  // a refund below one nano-dollar
-  neg.outcome = std::string(kRefundOutcome);
-  ledger.record(neg);
-  expected += neg.cost;
+  record_refund(ledger, last, call("m/b", "0.000000000000000007"));  // a refund below one nano-dollar
+  expected -= Money::parse("0.000000000000000007");
   REQUIRE(ledger.total_cost({}) == expected);
   REQUIRE(ledger.total_cost({}).to_string() == expected.to_string());
   CallQuery only_b;
@@ -159,15 +158,16 @@ TEST_CASE("ledger rejects bad input before writing", "[ledger]") {
   REQUIRE_THROWS_AS(ledger.report({}, "day", "cost; DROP TABLE calls"), orroute::InvalidArgument);
 }
 
-// A negative cost lowers a budget's spend: only a row named a refund may carry one, on every
-// path that writes a call (record, settle of a reservation or of a lease's, a batch).
+// A negative cost lowers a budget's spend: only a refund of a recorded call (record_refund) may
+// carry one; every path that writes a call (record, settle of a reservation or of a lease's, a
+// batch) refuses it.
 TEST_CASE("a negative cost is refused unless the row is a refund", "[ledger]") {
   for (const bool leases : {false, true}) {
     SqliteLedger ledger(":memory:", SqliteLedgerOptions{.leases = leases});
     BudgetSpec budget;
     budget.limit = Money::parse("1");
     ledger.set_budget(budget);
-    ledger.record(call("m", "0.5"));
+    const int64_t first = ledger.record(call("m", "0.5")).call_id;
     CallRecord negative = call("m", "-0.4");
     REQUIRE_THROWS_AS(ledger.record(negative), orroute::InvalidArgument);
     ReserveRequest r;
@@ -180,7 +180,8 @@ TEST_CASE("a negative cost is refused unless the row is a refund", "[ledger]") {
     REQUIRE(ledger.budget_states({}, 0, false).at(0).spent == Money::parse("0.5"));
     REQUIRE(ledger.release(id));  // still held: nothing was written
     negative.outcome = std::string(kRefundOutcome);
-    ledger.record(negative);
+    REQUIRE_THROWS_AS(ledger.record(negative), orroute::InvalidArgument);  // record_refund's alone
+    record_refund(ledger, first, call("m", "0.4"));
     REQUIRE(ledger.budget_states({}, 0, false).at(0).spent == Money::parse("0.1"));
   }
 }
@@ -189,8 +190,9 @@ namespace {
 
 // A file of this build's schema made as schema version 4 left it (what orroute wrote from
 // session 16 to 25): the calls' indexes on (ts) and (task_type, model_used, id), no
-// ok_completions, calls_blocks or calls_spans (and no abandoned, schema 6's).
+// ok_completions, calls_blocks or calls_spans (and no abandoned, schema 6's, nor refunds, 7's).
 const char* const kUndoSchema5 =
+    "DROP TABLE refunds; DELETE FROM schema_version WHERE version = 7; "
     "DROP TABLE abandoned; DELETE FROM schema_version WHERE version = 6; DROP TABLE ok_completions; ALTER TABLE state DROP COLUMN completions_through; "
     "DROP VIEW calls_spans; DROP TABLE calls_blocks; CREATE INDEX calls_ts ON calls(ts); "
     "CREATE INDEX calls_type_model ON calls(task_type, model_used, id); "
@@ -202,11 +204,11 @@ TEST_CASE("ledger file survives reopening and records its schema version", "[led
   TempLedgerFile file;
   {
     SqliteLedger ledger(file.path);
-    REQUIRE(ledger.schema_version() == 6);
+    REQUIRE(ledger.schema_version() == 7);
     ledger.record(call("m", "0.5"));
   }
   SqliteLedger again(file.path);
-  REQUIRE(again.schema_version() == 6);
+  REQUIRE(again.schema_version() == 7);
   REQUIRE(again.total_cost({}) == Money::parse("0.5"));
 }
 
@@ -227,7 +229,7 @@ TEST_CASE("a file from before budget ids were kept unique gives new budgets unus
                                                  "DELETE FROM schema_version WHERE version = 4") ==
           SQLITE_OK);
   SqliteLedger ledger(file.path);
-  REQUIRE(ledger.schema_version() == 6);
+  REQUIRE(ledger.schema_version() == 7);
   CHECK(ledger.set_budget(orroute::test::spec("project:b", orroute::Window::kTotal, "1")) > removed);
   CallRecord c = call("m", "0.6");
   c.scope.project = "b";
@@ -420,7 +422,7 @@ TEST_CASE("a schema version 4 file migrates with every call, budget and counter 
   REQUIRE(orroute::test::int_on_file(file.path, has_old_index) == 2);
 
   SqliteLedger ledger(file.path);
-  REQUIRE(ledger.schema_version() == 6);
+  REQUIRE(ledger.schema_version() == 7);
   CHECK(orroute::test::int_on_file(file.path, has_old_index) == 0);
   CHECK(rows_of(ledger) == rows_before);
   const auto states = ledger.budget_states(in_p, 0, true);

@@ -1,10 +1,9 @@
 // Money counted once: a settle after the reclaim booked its reservation as abandoned (the owner
-// lived: a call slower than its expiry, on another host) replaces that booking; refunds are
-// booked only as refunds, and never past what a budget spent.
+// lived: a call slower than its expiry, on another host) replaces that booking, its release
+// undoes it; refunds are booked only as refunds of a call, never past what it cost.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,9 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "orroute/cost/sqlite/process.h"
 #include "orroute/cost/sqlite_ledger.h"
 
 #include "ledger_test_util.h"
+#include "refund_checks.h"
 
 using namespace orroute;
 using namespace orroute::test;
@@ -32,20 +33,36 @@ BudgetState state_of(Ledger& ledger, const char* name) {
   return ledger.budget_states(project(name), 0, false).at(0);
 }
 
+SqliteLedgerOptions without_leases() {
+  SqliteLedgerOptions plain;
+  plain.leases = false;
+  return plain;
+}
+
+// Two ledgers on one file without leases (a row per reservation), a budget of 10 on project p,
+// and `mine`'s reservation of 1 there, which `other`'s reclaim booked as abandoned at
+// `reclaimed_at` (its row made another host's and expired: its process cannot be checked).
+struct BookedReservation {
+  TempLedgerFile file;
+  SqliteLedger mine{file.path, without_leases()}, other{file.path, without_leases()};
+  ReserveOutcome r;
+  TimeUs reclaimed_at = 0;
+  BookedReservation() {
+    mine.set_budget(spec("project:p", Window::kTotal, "10", Policy::kRefuse));
+    r = mine.reserve(req("1", "p"));
+    REQUIRE(r.status == ReserveStatus::kReserved);
+    expire_on_another_host(file.path);
+    reclaimed_at = now_us();
+    REQUIRE(other.reclaim(reclaimed_at) == 1);
+    REQUIRE(state_of(other, "p").spent == Money::dollars(1));  // booked: its owner may be dead
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a late settle replaces the reclaim's booking of its reservation", "[ledger][late]") {
-  TempLedgerFile file;
-  SqliteLedgerOptions plain;
-  plain.leases = false;
-  SqliteLedger mine(file.path, plain), other(file.path, plain);
-  mine.set_budget(spec("project:p", Window::kTotal, "10", Policy::kRefuse));
-  const ReserveOutcome r = mine.reserve(req("1", "p"));
-  REQUIRE(r.status == ReserveStatus::kReserved);
-  expire_on_another_host(file.path);
-  const TimeUs reclaimed_at = now_us();
-  REQUIRE(other.reclaim(reclaimed_at) == 1);
-  REQUIRE(state_of(other, "p").spent == Money::dollars(1));  // booked: its owner may be dead
+  BookedReservation booked;
+  auto& [file, mine, other, r, reclaimed_at] = booked;
 
   SECTION("the settle takes the abandoned row over") {
     CallRecord c = call("m/a", "0.1");
@@ -109,18 +126,102 @@ TEST_CASE("a lease's booking is replaced call by call, each by its share", "[led
   CHECK(other.total_cost({}) == Money::parse("0.35"));
 }
 
-TEST_CASE("a refund is refused past what a budget it matches spent", "[ledger][refund]") {
+// Its owner lived and released it (its call never sent, or cancelled before it was): the call
+// cost nothing, and the booking stood (1 spent for nothing). The release undoes it, as a late
+// settle at 0 would, and the id names no booking after it.
+TEST_CASE("a release after the reclaim undoes the booking", "[ledger][late]") {
+  BookedReservation booked;
+  auto& [file, mine, other, r, reclaimed_at] = booked;
+  CHECK(mine.release(r.reservation_id));
+  CHECK(state_of(other, "p").spent.is_zero());
+  const std::vector<CallRecord> rows = other.calls({});
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].outcome == "abandoned");
+  CHECK(rows[0].cost.is_zero());
+  CHECK(rows[0].cost_source.find("released") != std::string::npos);
+  CHECK_FALSE(mine.release(r.reservation_id));  // undone once
+  CallRecord c = call("m/a", "0.1");
+  c.scope.project = "p";
+  mine.settle(r.reservation_id, c);  // a call of its own (at its own scope), not a take-over
+  CHECK(other.calls({}).size() == 2);
+  CHECK(state_of(other, "p").spent == Money::parse("0.1"));
+}
+
+TEST_CASE("a lease reservation released after its lease's reclaim takes its share off the booking",
+          "[ledger][late]") {
+  TempLedgerFile file;
+  SqliteLedger mine(file.path), other(file.path);
+  mine.set_budget(spec("project:p", Window::kTotal, "100", Policy::kRefuse));
+  const ReserveOutcome a = mine.reserve(req("1", "p"));
+  const ReserveOutcome b = mine.reserve(req("0.5", "p"));
+  REQUIRE(b.reservation_id < 0);
+  expire_on_another_host(file.path);
+  REQUIRE(other.reclaim(now_us()) == 1);
+  REQUIRE(state_of(other, "p").spent == Money::parse("1.5"));
+  mine.settle(a.reservation_id, call("m/a", "0.1"));  // finds its lease gone
+  REQUIRE(state_of(other, "p").spent == Money::parse("0.6"));
+  CHECK(mine.release(b.reservation_id));
+  CHECK(state_of(other, "p").spent == Money::parse("0.1"));
+  CHECK(other.total_cost({}) == Money::parse("0.1"));
+}
+
+// SQLite gives a new row the largest id + 1. An older orroute (schema 5's code, still running
+// when another process migrated the file to 6) knows nothing of the abandoned ids, and every
+// build gives again the id of a reservation the reclaim released (expired, its owner alive here)
+// when it was the newest. The late settle of the first reservation then found the second one's
+// row and settled it: the other call's reservation gone, the booking left standing.
+TEST_CASE("a late settle never settles another reservation given its id", "[ledger][late]") {
+  TempLedgerFile file;
+  SqliteLedger mine(file.path, without_leases()), other(file.path, without_leases());
+  mine.set_budget(spec("project:p", Window::kTotal, "10", Policy::kRefuse));
+  const TimeUs t0 = now_us();
+  const ReserveOutcome r = mine.reserve(req("1", "p", t0));
+  REQUIRE(r.status == ReserveStatus::kReserved);
+  SECTION("an older build's reservation takes a booked id") {
+    expire_on_another_host(file.path);
+    REQUIRE(other.reclaim(t0 + 1'000'000) == 1);
+    REQUIRE(state_of(other, "p").spent == Money::dollars(1));
+    // as schema 5's code reserves: SQLite's id, charged to the window's reserved counter
+    REQUIRE(exec_on_file(file.path,
+                         "INSERT INTO reservations(pid, pid_start, host, created_at, expires_at, "
+                         "amount_nanos, amount_attos, project, conversation, tags, model, task_id, "
+                         "windows) SELECT 1, 0, 'old-build', 5, 9000000000000000000, 500000000, 0, "
+                         "'p', '', '', 'm/b', '', budget_id || ':' || window_start || ';' FROM "
+                         "budget_windows; UPDATE budget_windows SET reserved_nanos = "
+                         "reserved_nanos + 500000000") == SQLITE_OK);
+    mine.settle(r.reservation_id, call("m/a", "0.1"));
+    const BudgetState st = state_of(other, "p");
+    CHECK(st.spent == Money::parse("0.1"));     // the booking replaced
+    CHECK(st.reserved == Money::parse("0.5"));  // the older build's reservation stands
+    CHECK(other.live_reservations().first == 1);
+  }
+  SECTION("a new reservation takes the id of one the reclaim released") {
+    const TimeUs past_expiry = t0 + 16LL * 60 * 1'000'000;
+    REQUIRE(other.reclaim(past_expiry) == 1);  // expired, its owner alive here: released
+    const ReserveOutcome next = other.reserve(req("0.5", "p", past_expiry));
+    REQUIRE(next.reservation_id == r.reservation_id);  // SQLite's id again
+    CallRecord c = call("m/a", "0.1");
+    c.scope.project = "p";  // its reservation is gone: booked at its own scope
+    mine.settle(r.reservation_id, c);
+    const BudgetState st = state_of(other, "p");
+    CHECK(st.spent == Money::parse("0.1"));     // the late call, booked
+    CHECK(st.reserved == Money::parse("0.5"));  // the new reservation stands
+    other.settle(next.reservation_id, call("m/b", "0.2"));
+    CHECK(state_of(other, "p").spent == Money::parse("0.3"));
+    CHECK(state_of(other, "p").reserved.is_zero());
+  }
+}
+
+TEST_CASE("a refund names its call and gives back no more than it cost", "[ledger][refund]") {
   SqliteLedger ledger(":memory:");
-  ledger.set_budget(spec("global", Window::kTotal, "1", Policy::kRefuse));
-  ledger.record(call("m", "0.5"));
-  CallRecord refund = call("m", "0.6");
-  REQUIRE_THROWS_WITH(record_refund(ledger, refund), Catch::Contains("more than budget"));
-  CHECK(ledger.calls({}).size() == 1);  // nothing written
-  refund.cost = Money::parse("0.5");
-  record_refund(ledger, refund);
-  CHECK(ledger.budget_states({}, 0, false).at(0).spent.is_zero());
-  refund.cost = Money::parse("-0.1");
-  CHECK_THROWS_AS(record_refund(ledger, refund), InvalidArgument);  // an amount, > 0
+  check_refunds_name_their_call(ledger);
+}
+
+TEST_CASE("a refund of a reclaim's booking is refused", "[ledger][refund]") {
+  BookedReservation booked;
+  const int64_t booking = booked.other.calls({}).at(0).id;
+  CHECK_THROWS_WITH(record_refund(booked.other, booking, call("", "0.5")), Catch::Contains("booking"));
+  CHECK(state_of(booked.other, "p").spent == Money::dollars(1));
 }
 
 TEST_CASE("a settle or a call's record refuses the outcome refund", "[ledger][refund]") {
@@ -143,9 +244,7 @@ TEST_CASE("a settle or a call's record refuses the outcome refund", "[ledger][re
 
 TEST_CASE("the alerts a reclaim's booking crosses are handed out once", "[ledger][late]") {
   TempLedgerFile file;
-  SqliteLedgerOptions plain;
-  plain.leases = false;
-  SqliteLedger mine(file.path, plain), other(file.path, plain);
+  SqliteLedger mine(file.path, without_leases()), other(file.path, without_leases());
   BudgetSpec budget = spec("project:p", Window::kTotal, "1", Policy::kRefuse);
   budget.thresholds_pct = {50, 90};
   mine.set_budget(budget);
@@ -199,12 +298,8 @@ void write_slots(const std::string& path, const std::vector<Slot>& slots) {
   ::close(fd);
 }
 
-// A process of this PID namespace as a slot names it (held_slots.cpp, slot_owner_tag).
-int64_t owner_tag(pid_t pid) {
-  struct stat ns {};
-  REQUIRE(::stat("/proc/self/ns/pid", &ns) == 0);
-  return (static_cast<int64_t>(ns.st_ino & 0xffffffffU) << 24) | pid;
-}
+// A process of this machine as a slot names it (sqlite::slot_owner_tag).
+int64_t owner_tag(pid_t pid) { return sqlite::slot_owner_tag(pid, sqlite::boot_id() + " " + sqlite::host_name()); }
 
 pid_t a_dead_pid() {
   const pid_t child = ::fork();
@@ -255,4 +350,33 @@ TEST_CASE("a slot of a process gone is freed by a reclaim once its row is gone",
   }
   CHECK(freed == of_dead);
   CHECK(kept_live == kSlots - 1 - of_dead);  // a live process's slot is its own to free
+}
+
+// Two machines' initial PID namespaces have the same inode (4026531836): a slot tagged by the pid
+// and that inode alone named another machine's live process as a process of this one, gone here
+// (its pid unused), and a reclaim that found its lease row gone (this machine's reclaim of the
+// row, expired: it leaves the slot to its owner) freed the slot its owner still wrote to.
+TEST_CASE("a slot of another machine's process is never freed as dead", "[ledger][late]") {
+  TempLedgerFile file;
+  SqliteLedger ledger(file.path);
+  ledger.set_budget(spec("project:p", Window::kTotal, "100", Policy::kRefuse));
+  REQUIRE(ledger.reserve(req("0.01", "p")).status == ReserveStatus::kReserved);  // a slot's sidecar
+  std::vector<Slot> slots = read_slots(file.path);
+  const pid_t gone_here = a_dead_pid();
+  // the same host name and PID namespace (a clone of this machine's image), another boot
+  const int64_t elsewhere = sqlite::slot_owner_tag(gone_here, "another-boot " + sqlite::host_name());
+  const int64_t here = owner_tag(gone_here);
+  size_t first = kSlots;
+  for (size_t i = 0; i < kSlots && first == kSlots; ++i) {
+    if (slots[i].owner == 0) first = i;
+  }
+  REQUIRE(first + 1 < kSlots);
+  slots[first] = Slot{777, 5, 7, elsewhere};    // its row reclaimed, its owner alive there
+  slots[first + 1] = Slot{778, 5, 7, here};     // a process of this machine, gone
+  write_slots(file.path, slots);
+  ledger.reclaim(0);
+  const std::vector<Slot> after = read_slots(file.path);
+  CHECK(after[first].owner == elsewhere);
+  CHECK(after[first].held_nanos == 7);
+  CHECK(after[first + 1].owner == 0);
 }

@@ -57,6 +57,7 @@ class CountingLedger final : public Ledger {
   SettleOutcome settle(int64_t id, CallRecord c) override { return inner.settle(id, std::move(c)); }
   bool release(int64_t id) override { return inner.release(id); }
   SettleOutcome record(CallRecord c) override { return inner.record(std::move(c)); }
+  SettleOutcome record_refund_of(int64_t id, CallRecord c) override { return inner.record_refund_of(id, std::move(c)); }
   int64_t reclaim(TimeUs at) override { return inner.reclaim(at); }
   std::pair<int64_t, Money> live_reservations() override { return inner.live_reservations(); }
   void set_cutoff(std::optional<std::string> r) override { inner.set_cutoff(std::move(r)); }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import statistics
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -131,6 +132,33 @@ def test_performance_percentiles_success_quality_and_cost_per_call(tracker) -> N
     haiku = rows[HAIKU]
     assert (haiku.latency_p50, haiku.latency_p95, haiku.quality) == (2.0, 4.0, None)
     assert A.percentile([5, 1, 4, 2, 3], 0.5) == 3 and A.percentile([], 0.5) is None
+
+
+def test_a_reclaims_booking_is_no_call_of_its_model(ledger_location: str) -> None:
+    """A reclaim books the money of a reservation no settle came for as one row of outcome
+    abandoned, under the reservation's model, with no latency. It is no call: performance counted
+    it as a failed call of that model (a success rate of 50% for a model whose every call
+    succeeded), the report and trends as a call and an error. Its cost stays in every total."""
+    now = [NOW - timedelta(hours=1)]
+    t = orroute.CostTracker(ledger_location, clock=lambda: now[0], leases=False)
+    t.reserve("0.50", model=MINI, ttl=60)
+    if t.backend == "sqlite":  # its process lives here: only another host's is booked
+        with sqlite3.connect(ledger_location) as db:
+            db.execute("UPDATE reservations SET host = 'elsewhere', expires_at = 1")
+    now[0] = NOW
+    assert t.reclaim() == 1
+    t.record_call(cost="0.10", model=MINI, latency=1.0, time=NOW)
+    booked, made = sorted(t.usage_history(), key=lambda r: r.is_call)
+    assert (booked.outcome, booked.model, booked.is_call, made.is_call) == ("abandoned", MINI, False, True)
+    (perf,) = A.performance(t)
+    assert (perf.model, perf.calls, perf.success_rate, perf.errors) == (MINI, 1, 1.0, {})
+    assert perf.cost == Decimal("0.60")
+    (row,) = t.report("all", by="model")
+    assert (row.calls, row.errors, row.cost) == (1, 0, Decimal("0.60"))
+    trend = A.trends(t, "day")
+    assert (sum(r.calls for r in trend), sum(r.errors for r in trend)) == (1, 0)
+    assert sum(r.cost for r in trend) == Decimal("0.60")
+    assert t.to_dataframe()["is_call"].tolist().count(False) == 1
 
 
 def test_savings_reprice_the_same_tokens_on_the_baseline(tracker) -> None:

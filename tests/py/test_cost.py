@@ -130,7 +130,7 @@ def test_a_negative_cost_is_refused_unless_recorded_as_a_refund(
     tracker: orroute.CostTracker,
 ) -> None:
     tracker.set_budget(1)
-    tracker.track_usage("t1", "m/a", 10, "0.5")
+    t1 = tracker.track_usage("t1", "m/a", 10, "0.5")
     with pytest.raises(orroute.InvalidArgumentError, match="refund"):
         tracker.track_usage("t2", "m/a", 10, "-0.4")
     with pytest.raises(orroute.InvalidArgumentError, match="refund"):
@@ -140,46 +140,50 @@ def test_a_negative_cost_is_refused_unless_recorded_as_a_refund(
     assert [row.task_id for row in tracker.usage_history()] == ["t1"]
     assert tracker.budget_status().spent == Decimal("0.5")
     with pytest.raises(orroute.InvalidArgumentError):
-        tracker.record_refund("-0.4", model="m/a")
-    tracker.record_refund("0.4", model="m/a", task_id="t1")
+        tracker.record_refund("-0.4", call_id=t1)
+    tracker.record_refund("0.4", call_id=t1)
     assert tracker.budget_status().spent == Decimal("0.1")
-    rows = sorted((r.outcome, r.cost, r.task_id) for r in tracker.usage_history())
-    assert rows == [("ok", Decimal("0.5"), "t1"), ("refund", Decimal("-0.4"), "t1")]
+    rows = sorted((r.outcome, r.cost, r.task_id, r.model) for r in tracker.usage_history())
+    assert rows == [("ok", Decimal("0.5"), "t1", "m/a"), ("refund", Decimal("-0.4"), "t1", "m/a")]
 
 
-def test_a_refund_cannot_give_a_budget_more_than_its_limit(tracker: orroute.CostTracker) -> None:
+def test_a_refund_gives_back_no_more_than_its_call_cost(tracker: orroute.CostTracker) -> None:
     """check_call's rule is that a lying or mistaken figure must not refill a budget: a refund
-    of more than was spent is one. Bounded per budget window the refund matches (what that
-    window spent), refused whole with nothing written."""
+    of more than its call cost is one. Capped at what the call cost less its earlier refunds,
+    refused whole with nothing written."""
     tracker.set_budget(1)
     tracker.set_budget(10, project="p")
-    tracker.track_usage("t1", "m/a", 10, "0.5")
+    t1 = tracker.track_usage("t1", "m/a", 10, "0.5")
     with pytest.raises(orroute.InvalidArgumentError, match="refund"):
-        tracker.record_refund("1000", model="m/a", task_id="t1")
-    assert tracker.budget_status().remaining <= 1
-    # The global budget spent 0.5, the project's nothing: a refund in the project fits neither.
-    with pytest.raises(orroute.InvalidArgumentError, match="project:p"):
-        tracker.record_refund("0.1", model="m/a", project="p")
-    tracker.record_refund("0.5", model="m/a", task_id="t1")  # all of it, and no more
+        tracker.record_refund("1000", call_id=t1)
+    with pytest.raises(orroute.InvalidArgumentError, match="project"):
+        tracker.record_refund("0.1", call_id=t1, project="p")  # booked in its call's scope
+    with pytest.raises(orroute.InvalidArgumentError, match="no call"):
+        tracker.record_refund("0.1", call_id=t1 + 1000)
+    tracker.record_refund("0.3", call_id=t1)
+    tracker.record_refund("0.2", call_id=t1)  # all of it, and no more
     assert tracker.budget_status().spent == 0
-    with pytest.raises(orroute.InvalidArgumentError, match="refund"):
-        tracker.record_refund("0.01", model="m/a")
-    assert [r.outcome for r in tracker.usage_history()].count("refund") == 1
+    with pytest.raises(orroute.InvalidArgumentError, match="left to give back"):
+        tracker.record_refund("0.01", call_id=t1)
+    assert [r.outcome for r in tracker.usage_history()].count("refund") == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rev22, not fixed: a refund is bounded by what each budget it matches spent in its window, "
-    "not by what its own scope spent (docs/cost.md, Choices, 'Refunds are bounded'): a refund "
-    "in a project with no budget of its own reopens the global budget by what other projects "
-    "spent. A bound by scope needs the window's spend per project (or the refunded call's id)"))
 def test_a_refund_does_not_reopen_a_budget_another_project_spent(
     tracker: orroute.CostTracker,
 ) -> None:
+    """rev22: a refund was bounded by what each budget it matched spent in its window, so one in
+    a project with no budget of its own reopened the global budget by what other projects
+    spent. A provider refunds a call: the refund names it and gives back no more than it cost."""
     tracker.set_budget(1)
     tracker.record_call(cost="0.5", model="m/a", project="b")
+    a = tracker.record_call(cost="0.1", model="m/a", project="a")
     with pytest.raises(orroute.InvalidArgumentError, match="refund"):
-        tracker.record_refund("0.4", model="m/a", project="a")  # project a spent nothing
+        tracker.record_refund("0.4", call_id=a)  # project a's call cost 0.1
+    assert tracker.budget_status().spent == Decimal("0.6")
+    tracker.record_refund("0.1", call_id=a)
     assert tracker.budget_status().spent == Decimal("0.5")
+    (refund,) = [r for r in tracker.usage_history() if r.outcome == "refund"]
+    assert refund.project == "a"
 
 
 def test_a_refund_is_booked_only_by_record_refund(tracker: orroute.CostTracker) -> None:

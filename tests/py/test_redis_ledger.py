@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,12 +40,33 @@ def test_sums_of_many_tiny_amounts_are_exact(redis_url: str) -> None:
     price = Decimal("0.000000020833333333")
     expected = Decimal(0)
     for i in range(1, 301):
-        t.record_call(cost=price * i * 7919, model="m")
+        last = t.record_call(cost=price * i * 7919, model="m")
         expected += price * i * 7919
-    t.record_refund(Decimal("7e-18"), model="m")  # a refund below a nano-dollar
+    t.record_refund(Decimal("7e-18"), call_id=last)  # a refund below a nano-dollar
     expected += Decimal("-7e-18")
     assert t.total_cost() == expected
     assert t.budget_status().spent == expected
+
+
+def test_alerts_a_reclaim_crosses_fire_on_the_hooks_of_the_process_that_reclaimed(
+    redis_url: str,
+) -> None:
+    """Redis's reclaim books an expired reservation as spent in Lua, and checked no threshold:
+    an alert it crossed fired with a later settle that found it crossed (any process's), or
+    never. It fires from reclaim() on this tracker's hooks, once."""
+    now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    mine = orroute.CostTracker(redis_url, clock=lambda: now[0])
+    mine.set_budget(1, project="p", thresholds=(50, 90))
+    mine.reserve("0.60", project="p", ttl=60)
+    now[0] += timedelta(minutes=5)
+    other = orroute.CostTracker(redis_url, clock=lambda: now[0])
+    fired: list[int] = []
+    other.on_alert(lambda event: fired.append(event.threshold_pct))
+    assert other.reclaim() == 1
+    assert fired == [50]
+    other.reserve("0.01", project="p").settle("0.01", model="m")
+    assert fired == [50]  # once
+    assert [a.threshold_pct for a in other.alerts] == [50]
 
 
 def test_huge_budget_keeps_every_digit(redis_url: str) -> None:

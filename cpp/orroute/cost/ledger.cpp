@@ -105,6 +105,8 @@ InvalidArgument refund_past_spent(const std::string& budget, Money refund, Money
                          client_text(budget) + " spent in its window ($" + spent.to_string() + ")");
 }
 
+bool is_call(std::string_view outcome) { return outcome != kRefundOutcome && outcome != kAbandonedOutcome; }
+
 void check_not_refund(const CallRecord& call) {
   if (call.outcome == kRefundOutcome) {
     throw InvalidArgument("a call's outcome cannot be \"refund\": money given back is booked by "
@@ -112,13 +114,36 @@ void check_not_refund(const CallRecord& call) {
   }
 }
 
-SettleOutcome record_refund(Ledger& ledger, CallRecord refund) {
+SettleOutcome record_refund(Ledger& ledger, int64_t call_id, CallRecord refund) {
   if (refund.cost.is_negative() || refund.cost.is_zero()) {
     throw InvalidArgument("a refund's amount must be > 0, got " + refund.cost.to_string());
   }
   refund.cost = -refund.cost;
   refund.outcome = kRefundOutcome;
-  return ledger.record(std::move(refund));
+  return ledger.record_refund_of(call_id, std::move(refund));
+}
+
+void refund_of(const CallRecord& call, Money refunded, CallRecord& refund) {
+  const std::string which = "call " + std::to_string(call.id);
+  if (!is_call(call.outcome)) {
+    throw InvalidArgument("a refund names a call that was billed: " + which + " is " +
+                          (call.outcome == kRefundOutcome ? "a refund" : "a reclaim's booking"));
+  }
+  if (!refund.scope.project.empty() || !refund.scope.conversation.empty() || !refund.scope.tags.empty()) {
+    throw InvalidArgument("a refund is booked in its call's project, conversation and tags: give none");
+  }
+  const Money left = call.cost - refunded;
+  if (-refund.cost > left) {
+    throw InvalidArgument("a refund of $" + (-refund.cost).to_string() + " is more than " + which +
+                          " has left to give back ($" + left.to_string() + " of $" +
+                          call.cost.to_string() + ")");
+  }
+  refund.at = call.at;
+  refund.scope = call.scope;
+  if (refund.model_used.empty()) refund.model_used = call.model_used;
+  if (refund.model_requested.empty()) refund.model_requested = call.model_requested;
+  if (refund.task_id.empty()) refund.task_id = call.task_id;
+  if (refund.generation_id.empty()) refund.generation_id = call.generation_id;
 }
 
 SettleOutcome record_call(Ledger& ledger, CallRecord call) {

@@ -146,6 +146,14 @@ struct CallRecord {
 // gave back, which lowers the spend of the budgets it matches). Any other negative cost is
 // refused: a lying or mistaken figure must not refill a budget.
 inline constexpr std::string_view kRefundOutcome = "refund";
+// The outcome of a reclaim's booking: the money of reservations no settle came for (their
+// process gone, or past their expiry), booked as spent at what they held.
+inline constexpr std::string_view kAbandonedOutcome = "abandoned";
+// Whether a row of `outcome` is a call made, of its model: not a reclaim's booking (it stands
+// for calls of unknown outcome, no latency, maybe several) nor a refund (money given back).
+// Counts of calls and errors, and a model's statistics, count calls only; totals count every
+// row's cost.
+bool is_call(std::string_view outcome);
 
 // Throws InvalidArgument unless every token count is >= 0 and the cost is >= 0, or negative with
 // the outcome kRefundOutcome. Every backend checks a call with it before writing anything.
@@ -252,8 +260,14 @@ class Ledger {
   virtual std::vector<BatchSettle> settle_batch(std::vector<SettleItem> items);
   // Removes a reservation without recording a call. false if it no longer exists.
   virtual bool release(int64_t reservation_id) = 0;
-  // Records a call made without a reservation (also counts towards budgets).
+  // Records a call made without a reservation (also counts towards budgets). A refund is
+  // refused (check_not_refund): money given back is booked by record_refund alone.
   virtual SettleOutcome record(CallRecord call) = 0;
+  // Books `refund` (a row record_refund shaped: cost < 0, outcome kRefundOutcome) as money given
+  // back for the recorded call `call_id`, atomically with refund_of's check of what is left of
+  // that call to give back (InvalidArgument, nothing written, when none is: no call `call_id`,
+  // or its refunds would pass its cost). The row takes the call's time and scope.
+  virtual SettleOutcome record_refund_of(int64_t call_id, CallRecord refund) = 0;
   // Removes reservations that expired or whose process is gone; returns how many.
   virtual int64_t reclaim(TimeUs at) = 0;
   // Gives this process's unused lease money back to the budgets, so other processes see it free
@@ -282,10 +296,19 @@ class Ledger {
                                                      int64_t last_n) = 0;
 };
 
-// Books a refund of `refund.cost` (> 0, else InvalidArgument) as a row of outcome kRefundOutcome
-// and cost -refund.cost: CostTracker.record_refund's rule. Refused past what a matching budget
-// spent in its window (refund_past_spent).
-SettleOutcome record_refund(Ledger& ledger, CallRecord refund);
+// Books `refund.cost` (> 0, else InvalidArgument) given back by an upstream for the recorded
+// call `call_id` (its row id) as a row of outcome kRefundOutcome and cost -refund.cost:
+// CostTracker.record_refund's rule. A provider refunds a call: the refund is capped at what that
+// call cost less the refunds booked for it before, and booked at the call's time and scope, so
+// it lowers the spend of exactly the budget windows the call's cost went to (refund_of).
+SettleOutcome record_refund(Ledger& ledger, int64_t call_id, CallRecord refund);
+// The rule of a refund, applied by each backend where it reads the call (`call`, as recorded),
+// and `refunded`, what earlier refunds of it gave back: throws InvalidArgument unless `call`
+// cost money (neither a refund nor an "abandoned" booking, whose call's cost is not known) and
+// -refund.cost <= call.cost - refunded, or when `refund` names a scope (it is the call's). Then
+// gives `refund` the call's time and scope, and its model, task and generation ids where it
+// names none.
+void refund_of(const CallRecord& call, Money refunded, CallRecord& refund);
 // Ledger::record of a call made (CostTracker.record_call): a refund refused (check_not_refund).
 SettleOutcome record_call(Ledger& ledger, CallRecord call);
 

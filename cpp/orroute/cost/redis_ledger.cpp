@@ -74,6 +74,10 @@ struct RedisLedger::Impl {
   std::mutex mine_mu;
   std::unordered_map<int64_t, Mine> mine;
 
+  // Alerts crossed by a reclaim's bookings, for the next settle, record or flush_settles.
+  std::mutex late_mu;
+  std::vector<Alert> late_alerts;
+
   std::atomic<uint64_t> token_seq{0};
   uint64_t token_salt = 0;
 
@@ -256,6 +260,60 @@ struct RedisLedger::Impl {
     }
   }
 
+  // The alerts of a script's reply, from element `from` on: (window index, threshold, spent).
+  static std::vector<Alert> alerts_in(const redisReply* r, size_t from, const std::vector<Win>& wins,
+                                      TimeUs at) {
+    std::vector<Alert> out;
+    for (size_t i = from; i + 2 < r->elements; i += 3) {
+      const Win& w = wins[std::stoul(reply_text(r->element[i]))];
+      out.push_back({w.budget->id, w.budget->name(), std::stoi(reply_text(r->element[i + 1])), w.start, at,
+                     parse_units(reply_text(r->element[i + 2])), w.budget->limit});
+    }
+    return out;
+  }
+
+  // The windows a reclaim booked ("bid:start", elements `from` on of its reply): their crossed
+  // thresholds are inserted (once across clients, kLuaAlerts) and queued for the next settle,
+  // record or flush_settles, as SqliteLedger queues its reclaims'. A failure to check them is
+  // not the reserve's: the next settle that finds a threshold crossed and not fired fires it.
+  void queue_reclaim_alerts(const redisReply* r, size_t from, TimeUs at) {
+    std::vector<std::pair<int64_t, TimeUs>> touched;
+    for (size_t i = from; i < r->elements; ++i) {
+      const std::string w = reply_text(r->element[i]);
+      const std::pair<int64_t, TimeUs> window{std::stoll(w.substr(0, w.find(':'))),
+                                              std::stoll(w.substr(w.find(':') + 1))};
+      if (std::find(touched.begin(), touched.end(), window) == touched.end()) touched.push_back(window);
+    }
+    if (touched.empty()) return;
+    try {
+      for (int round = 0; round < 20; ++round) {
+        const auto set = round == 0 ? budget_set() : load_budgets();
+        std::vector<Win> wins;
+        for (const auto& [bid, start] : touched) {
+          for (size_t i = 0; i < set->budgets.size(); ++i) {
+            const Budget& b = set->budgets[i];
+            if (b.id == bid) wins.push_back({&b, start, window_bounds(b.window, *set->zones[i], start).second});
+          }
+        }
+        std::vector<std::string> args = {set->gen, std::to_string(at)};
+        put_windows(args, wins);
+        Reply a = eval(kLuaAlerts, std::move(args));
+        if (reply_text(a->element[0]) == "stale") continue;
+        std::vector<Alert> alerts = alerts_in(a.get(), 1, wins, at);
+        std::lock_guard lk(late_mu);
+        for (Alert& alert : alerts) late_alerts.push_back(std::move(alert));
+        return;
+      }
+    } catch (const Error&) {
+    }
+  }
+
+  void hand_out_late_alerts(std::vector<Alert>& out) {
+    std::lock_guard lk(late_mu);
+    for (Alert& alert : late_alerts) out.push_back(std::move(alert));
+    late_alerts.clear();
+  }
+
   // ---- calls ----
 
   std::string qkey(std::string_view task_type, std::string_view model) const {
@@ -395,7 +453,22 @@ struct RedisLedger::Impl {
     return read(prefix + "call:" + reply_text(booking.get()), "ts");
   }
 
-  SettleOutcome write_call(int64_t reservation_id, CallRecord call) {
+  // The row of call `id` and what its refunds gave back; throws InvalidArgument when there is none.
+  std::pair<CallRecord, std::string> call_to_refund(int64_t id) {
+    std::vector<std::string> cmd = {"HMGET", prefix + "call:" + std::to_string(id)};
+    for (const char* f : kCallFields) cmd.emplace_back(f);
+    cmd.emplace_back("refunded");
+    Reply r = command(cmd);
+    if (r->element[15]->type == REDIS_REPLY_NIL) {
+      throw InvalidArgument("no call " + std::to_string(id) + " to refund");
+    }
+    const redisReply* refunded = r->element[kNumCallFields];
+    return {read_call(id, r.get()), refunded->type == REDIS_REPLY_NIL ? "0" : reply_text(refunded)};
+  }
+
+  // Writes `call`: the settle of `reservation_id` (0: a record), or with `refunded_call` > 0 the
+  // refund of that call (refund_of's check against what the script finds its refunds gave back).
+  SettleOutcome write_call(int64_t reservation_id, CallRecord call, int64_t refunded_call = 0) {
     check_call(call);
     check_scope(call.scope);
     const std::string tok = token();
@@ -403,6 +476,12 @@ struct RedisLedger::Impl {
     for (int round = 0; round < 20; ++round) {
       bool assumed = false;
       CallRecord c = call;
+      std::string refunded_before = "0";
+      if (refunded_call > 0) {
+        auto [refunded, before] = call_to_refund(refunded_call);
+        refund_of(refunded, parse_units(before), c);
+        refunded_before = std::move(before);
+      }
       if (reservation_id > 0) {
         std::optional<Mine> m;
         {
@@ -423,7 +502,8 @@ struct RedisLedger::Impl {
                                        assumed ? "1" : "0", std::to_string(c.at),
                                        units_string(c.cost), std::to_string(c.at),
                                        c.outcome == "ok" ? qkey(c.task_type, c.model_used) : "",
-                                       std::to_string(c.completion_tokens)};
+                                       std::to_string(c.completion_tokens),
+                                       std::to_string(refunded_call), refunded_before};
       put_windows(args, wins);
       put_call(args, c);
       Reply r = eval(kLuaSettle, std::move(args));
@@ -455,12 +535,7 @@ struct RedisLedger::Impl {
       }
       out.call_id = std::stoll(reply_text(r->element[1]));
       out.reservation_found = reservation_id == 0 || reply_text(r->element[2]) == "1";
-      for (size_t i = 3; i + 2 < r->elements; i += 3) {  // (window index, threshold, spent)
-        const Win& w = wins[std::stoul(reply_text(r->element[i]))];
-        out.alerts.push_back({w.budget->id, w.budget->name(), std::stoi(reply_text(r->element[i + 1])),
-                              w.start, c.at, parse_units(reply_text(r->element[i + 2])),
-                              w.budget->limit});
-      }
+      out.alerts = alerts_in(r.get(), 3, wins, c.at);
       return out;
     }
     fail("settle kept racing with budget changes");
@@ -575,6 +650,7 @@ ReserveOutcome RedisLedger::reserve(const ReserveRequest& req) {
       set = impl_->load_budgets();
       continue;
     }
+    if (status == "ok" || status == "exceeded") impl_->queue_reclaim_alerts(r.get(), 2 + 2 * wins.size(), at);
     if (status == "cutoff") {
       out.status = ReserveStatus::kCutoff;
       out.cutoff_reason = reply_text(r->element[1]);
@@ -624,12 +700,10 @@ ReserveOutcome RedisLedger::reserve(const ReserveRequest& req) {
 
 SettleOutcome RedisLedger::settle(int64_t reservation_id, CallRecord call) {
   check_not_refund(call);
-  if (reservation_id <= 0) {
-    SettleOutcome out = impl_->write_call(0, std::move(call));
-    out.reservation_found = false;
-    return out;
-  }
-  return impl_->write_call(reservation_id, std::move(call));
+  SettleOutcome out = impl_->write_call(std::max<int64_t>(reservation_id, 0), std::move(call));
+  if (reservation_id <= 0) out.reservation_found = false;
+  impl_->hand_out_late_alerts(out.alerts);
+  return out;
 }
 
 bool RedisLedger::release(int64_t reservation_id) {
@@ -637,19 +711,48 @@ bool RedisLedger::release(int64_t reservation_id) {
     std::lock_guard lk(impl_->mine_mu);
     impl_->mine.erase(reservation_id);
   }
-  Reply r = impl_->eval(kLuaRelease, {std::to_string(reservation_id)});
-  return r->integer == 1;
+  const std::string id = std::to_string(reservation_id);
+  std::vector<std::string> args = {id, "", "", "0"};  // no booking's generation, time, windows yet
+  for (int round = 0; round < 20; ++round) {
+    Reply r = impl_->eval(kLuaRelease, args);
+    const std::string status = reply_text(r->element[0]);
+    if (status != "booked") return status == "ok";
+    // Booked as abandoned by a reclaim: the release undoes the booking in its windows.
+    const std::optional<Impl::Mine> booking = impl_->reservation_or_booking(reservation_id);
+    if (!booking) continue;
+    const auto set = impl_->load_budgets();
+    args = {id, set->gen, std::to_string(booking->at)};
+    Impl::put_windows(args, Impl::match(*set, booking->scope, booking->at, false));
+  }
+  impl_->fail("release kept racing with budget changes");
 }
 
 SettleOutcome RedisLedger::record(CallRecord call) {
+  check_not_refund(call);
   if (call.at == 0) call.at = now_us();
-  return impl_->write_call(0, std::move(call));
+  SettleOutcome out = impl_->write_call(0, std::move(call));
+  impl_->hand_out_late_alerts(out.alerts);
+  return out;
+}
+
+SettleOutcome RedisLedger::record_refund_of(int64_t call_id, CallRecord refund) {
+  if (call_id <= 0) throw InvalidArgument("no call " + std::to_string(call_id) + " to refund");
+  SettleOutcome out = impl_->write_call(0, std::move(refund), call_id);
+  impl_->hand_out_late_alerts(out.alerts);
+  return out;
 }
 
 int64_t RedisLedger::reclaim(TimeUs at) {
   if (at == 0) at = now_us();
   Reply r = impl_->eval(kLuaReclaim, {std::to_string(at)});
-  return r->integer;
+  impl_->queue_reclaim_alerts(r.get(), 1, at);
+  return r->element[0]->integer;
+}
+
+std::vector<Alert> RedisLedger::flush_settles() {
+  std::vector<Alert> out;
+  impl_->hand_out_late_alerts(out);
+  return out;
 }
 
 std::pair<int64_t, Money> RedisLedger::live_reservations() {
@@ -733,8 +836,10 @@ std::vector<ReportRow> RedisLedger::report(const CallQuery& q, std::string_view 
     ReportRow& r = groups[{p, k}];
     r.period = p;
     r.key = k;
-    ++r.calls;
-    if (c.outcome != "ok") ++r.errors;
+    if (is_call(c.outcome)) {
+      ++r.calls;
+      if (c.outcome != "ok") ++r.errors;
+    }
     r.prompt_tokens += c.prompt_tokens;
     r.completion_tokens += c.completion_tokens;
     r.cost += c.cost;

@@ -71,6 +71,7 @@ class RedisLedger final : public Ledger {
   SettleOutcome settle(int64_t reservation_id, CallRecord call) override;
   bool release(int64_t reservation_id) override;
   SettleOutcome record(CallRecord call) override;
+  SettleOutcome record_refund_of(int64_t call_id, CallRecord refund) override;
   int64_t reclaim(TimeUs at) override;
   std::pair<int64_t, Money> live_reservations() override;
   void set_cutoff(std::optional<std::string> reason) override;
@@ -82,6 +83,11 @@ class RedisLedger final : public Ledger {
   std::vector<Alert> alerts(TimeUs from) override;
   std::optional<int64_t> completion_quantile(std::string_view task_type, std::string_view model,
                                              double q, int64_t last_n) override;
+
+  // The alerts a reclaim's bookings crossed (the one inside a reserve, or reclaim()) that no
+  // settle or record has handed out yet, each handed out once (settle and record append them to
+  // their own). SqliteLedger::flush_settles's twin.
+  std::vector<Alert> flush_settles();
 
   // Deletes every key under this ledger's prefix (tests, `orroute budget reset`-style tooling).
   // Not atomic with concurrent writers. Throws Error on server failure.

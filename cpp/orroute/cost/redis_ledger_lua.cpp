@@ -135,9 +135,12 @@ end
 -- An expired reservation: its owner did not settle it within the time its call may take, and
 -- whether it lives (or sent its call) cannot be told from here. Money fails closed: its amount
 -- is booked as spent, with a call row (outcome 'abandoned'), never handed back. The row is named
--- by 'abandoned:<id>' (reservation ids are never reused) for the settle of an owner that lived:
--- its call replaces the booking (kLuaSettle). Kept a day, far past any call's length.
-local function abandon_res(id)
+-- by 'abandoned:<id>' (reservation ids are never reused) for the owner that lived: its late
+-- settle replaces the booking, its release undoes it (kLuaSettle, kLuaRelease). The key lives as
+-- long as the row it names (a late settle may come at any time: a process stopped for a week);
+-- with an expiry, a settle after it found nothing and booked the call on top of the booking.
+-- Adds the windows it booked to the set `touched` ("bid:start"), whose alerts the caller checks.
+local function abandon_res(id, touched)
   local k = P .. 'res:' .. id
   local v = redis.call('HMGET', k, 'a', 'win', 'at', 'project', 'conversation', 'tags', 'model',
                        'task_id')
@@ -151,6 +154,7 @@ local function abandon_res(id)
       local nr = add(big(w[2]), neg(a))
       if nr.neg then nr = ZERO end
       redis.call('HSET', wk, 's', str(add(big(w[1]), a)), 'r', str(nr))
+      touched[bid .. ':' .. start] = true
     end
   end
   redis.call('DEL', k)
@@ -163,25 +167,49 @@ local function abandon_res(id)
              'src', 'reservation: not settled before it expired (its process may have ended ' ..
                     'after sending the call)')
   redis.call('ZADD', P .. 'calls', v[3], cid)
-  redis.call('SET', P .. 'abandoned:' .. id, cid, 'EX', 86400)
+  redis.call('SET', P .. 'abandoned:' .. id, cid)
 end
+-- Books every expired reservation as abandoned; returns how many, and the windows booked
+-- ("bid:start", each once), whose thresholds the caller checks (kLuaAlerts).
 local function reclaim(at)
   local ids = redis.call('ZRANGEBYSCORE', P .. 'res_exp', '-inf', at, 'LIMIT', 0, 10000)
-  for _, id in ipairs(ids) do abandon_res(id) end
-  return #ids
+  local touched = {}
+  for _, id in ipairs(ids) do abandon_res(id, touched) end
+  local windows = {}
+  for w in pairs(touched) do windows[#windows + 1] = w end
+  return #ids, windows
+end
+-- Inserts the alerts window tuple W (index i) crossed at spent `s`, each once across clients,
+-- and appends those inserted here to `out` as (i, threshold, spent).
+local function alerts_crossed(W, i, s, at, out)
+  if s.neg or #s.d == 0 then return end
+  local limit = big(ARGV[W + 7])
+  for t in string.gmatch(ARGV[W + 8], '[^,]+') do
+    if cmp(mul_small(s, 100), mul_small(limit, tonumber(t))) >= 0 then
+      local ak = ARGV[W] .. ':' .. ARGV[W + 1] .. ':' .. t
+      local rec = table.concat({ARGV[W], ARGV[W + 1], t, at, str(s), ARGV[W + 7], ARGV[W + 9]}, '\n')
+      if redis.call('HSETNX', P .. 'alert_keys', ak, rec) == 1 then
+        redis.call('ZADD', P .. 'alerts', at, ak)
+        out[#out + 1] = tostring(i)
+        out[#out + 1] = t
+        out[#out + 1] = str(s)
+      end
+    end
+  end
 end
 local function gen_ok(g) return (redis.call('GET', P .. 'gen') or '0') == g end
 )lua";
 
 // ARGV: P, gen, token, at, expires, amount, project, conversation, tags, model, task_id, n,
-// then n window tuples of 10.
+// then n window tuples of 10. Replies status, id, each window's spent and reserved, then the
+// windows its reclaim booked (kLuaAlerts checks them).
 extern const char* const kLuaReserve = R"lua(
 local tk = P .. 'tok:' .. ARGV[3]
 local head = redis.call('MGET', tk, P .. 'cutoff', P .. 'gen')
 if head[1] then return {'dup', head[1]} end
 if head[2] then return {'cutoff', head[2]} end
 if (head[3] or '0') ~= ARGV[2] then return {'stale'} end
-reclaim(ARGV[4])
+local _, touched = reclaim(ARGV[4])
 local amount = big(ARGV[6])
 local n = tonumber(ARGV[12])
 local out = {}
@@ -195,6 +223,7 @@ for i = 0, n - 1 do
   if cmp(add(add(s, r), amount), big(ARGV[W + 7])) > 0 then blocked = true end
   rs[i] = r
 end
+for _, w in ipairs(touched) do out[#out + 1] = w end  -- after the counters
 if blocked then return {'exceeded', '0', unpack(out)} end
 local id = redis.call('INCR', P .. 'res_seq')
 local wins = {}
@@ -212,13 +241,21 @@ return {'ok', tostring(id), unpack(out)}
 )lua";
 
 // ARGV: P, gen, token, reservation id ('0' = record), assumed found ('1'/'0'), its created_at,
-// cost, ts, quantile key ('' = none), completion tokens, n, n window tuples, then the call's
-// hash as field/value pairs.
+// cost, ts, quantile key ('' = none), completion tokens, the call a refund gives money back for
+// ('0' = none) and what its refunds gave back before, n, n window tuples, then the call's hash as
+// field/value pairs.
 extern const char* const kLuaSettle = R"lua(
 local tk = P .. 'tok:' .. ARGV[3]
 local head = redis.call('MGET', tk, P .. 'gen')
 if head[1] then return {'dup', head[1]} end
 if (head[2] or '0') ~= ARGV[2] then return {'stale'} end
+-- A refund of call ARGV[11]: its refunds gave back what the caller checked it against.
+local refunded_key = nil
+if ARGV[11] ~= '0' then
+  refunded_key = P .. 'call:' .. ARGV[11]
+  local was = redis.call('HMGET', refunded_key, 'ts', 'refunded')
+  if was[1] ~= ARGV[8] or (was[2] or '0') ~= ARGV[12] then return {'retry'} end
+end
 local found = false
 -- The reservation was booked as abandoned by a reclaim: the call takes that row over (same time,
 -- so the same windows) and its cost replaces the booking's.
@@ -237,9 +274,9 @@ if ARGV[4] ~= '0' then
   if (assumed and '1' or '0') ~= ARGV[5] or (assumed and at ~= ARGV[6]) then return {'retry'} end
   if found then remove_res(ARGV[4]) end
 end
-local n = tonumber(ARGV[11])
+local n = tonumber(ARGV[13])
 local spent = {}
-for i = 0, n - 1 do spent[i] = ensure(12 + i * 10) end  -- counters before the row
+for i = 0, n - 1 do spent[i] = ensure(14 + i * 10) end  -- counters before the row
 local cost = add(big(ARGV[7]), neg(booked))
 if string.sub(ARGV[7], 1, 1) == '-' then  -- a refund: never more than a window spent
   for i = 0, n - 1 do
@@ -249,35 +286,23 @@ end
 local id = booked_row or redis.call('INCR', P .. 'call_seq')
 if booked_row then redis.call('DEL', P .. 'call:' .. id) end
 local row = {}
-for i = 12 + n * 10, #ARGV do row[#row + 1] = ARGV[i] end
+for i = 14 + n * 10, #ARGV do row[#row + 1] = ARGV[i] end
 redis.call('HSET', P .. 'call:' .. id, unpack(row))
 redis.call('ZADD', P .. 'calls', ARGV[8], id)
 if booked_row then redis.call('DEL', P .. 'abandoned:' .. ARGV[4]) end
+if refunded_key then
+  redis.call('HSET', refunded_key, 'refunded', str(add(big(ARGV[12]), neg(big(ARGV[7])))))
+end
 if ARGV[9] ~= '' then
   redis.call('LPUSH', ARGV[9], ARGV[10])
   redis.call('LTRIM', ARGV[9], 0, 9999)
 end
 local out = {'ok', tostring(id), found and '1' or '0'}
 for i = 0, n - 1 do
-  local W = 12 + i * 10
+  local W = 14 + i * 10
   local s = add(spent[i], cost)
   redis.call('HSET', wkey(ARGV[W], ARGV[W + 1]), 's', str(s))
-  if not s.neg and #s.d > 0 then
-    local limit = big(ARGV[W + 7])
-    for t in string.gmatch(ARGV[W + 8], '[^,]+') do
-      if cmp(mul_small(s, 100), mul_small(limit, tonumber(t))) >= 0 then
-        local ak = ARGV[W] .. ':' .. ARGV[W + 1] .. ':' .. t
-        local rec = table.concat({ARGV[W], ARGV[W + 1], t, ARGV[8], str(s), ARGV[W + 7],
-                                  ARGV[W + 9]}, '\n')
-        if redis.call('HSETNX', P .. 'alert_keys', ak, rec) == 1 then
-          redis.call('ZADD', P .. 'alerts', ARGV[8], ak)
-          out[#out + 1] = tostring(i)
-          out[#out + 1] = t
-          out[#out + 1] = str(s)
-        end
-      end
-    end
-  end
+  alerts_crossed(W, i, s, ARGV[8], out)
 end
 redis.call('SET', tk, tostring(id) .. ':' .. (found and '1' or '0'), 'EX', 3600)
 return out
@@ -295,12 +320,49 @@ end
 return out
 )lua";
 
+// ARGV: P, id, gen, the time of the booking naming it ('0': none known), n, n window tuples
+// (the booking's). Replies 'ok' (released), 'none', or 'booked': a reclaim booked the
+// reservation as abandoned, and the caller asks again with the booking's time and windows.
+// Its release then undoes the booking, as a late settle of a call that cost nothing would: the
+// row stays, at 0, and names the reservation no more.
 extern const char* const kLuaRelease = R"lua(
-return remove_res(ARGV[2]) and 1 or 0
+if remove_res(ARGV[2]) then return {'ok'} end
+local cid = redis.call('GET', P .. 'abandoned:' .. ARGV[2])
+if not cid then return {'none'} end
+local b = redis.call('HMGET', P .. 'call:' .. cid, 'ts', 'cost')
+if not b[1] then return {'none'} end
+if b[1] ~= ARGV[4] or not gen_ok(ARGV[3]) then return {'booked'} end
+local booked = big(b[2])
+for i = 0, tonumber(ARGV[5]) - 1 do
+  local W = 6 + i * 10
+  local s = ensure(W)
+  redis.call('HSET', wkey(ARGV[W], ARGV[W + 1]), 's', str(add(s, neg(booked))))
+end
+redis.call('HSET', P .. 'call:' .. cid, 'cost', '0', 'src',
+           'reservation: released by its owner after the reclaim booked it (nothing was billed)')
+redis.call('DEL', P .. 'abandoned:' .. ARGV[2])
+return {'ok'}
 )lua";
 
+// ARGV: P, at. Replies how many reservations it booked, then the windows booked.
 extern const char* const kLuaReclaim = R"lua(
-return reclaim(ARGV[2])
+local n, touched = reclaim(ARGV[2])
+local out = {n}
+for _, w in ipairs(touched) do out[#out + 1] = w end
+return out
+)lua";
+
+// The thresholds a reclaim's bookings crossed. ARGV: P, gen, at, n, n window tuples. Replies
+// 'stale', or 'ok' then (window index, threshold, spent) for each alert inserted here.
+extern const char* const kLuaAlerts = R"lua(
+if not gen_ok(ARGV[2]) then return {'stale'} end
+local out = {'ok'}
+for i = 0, tonumber(ARGV[4]) - 1 do
+  local W = 5 + i * 10
+  local s = redis.call('HGET', wkey(ARGV[W], ARGV[W + 1]), 's')
+  if s then alerts_crossed(W, i, big(s), ARGV[3], out) end
+end
+return out
 )lua";
 
 extern const char* const kLuaLive = R"lua(

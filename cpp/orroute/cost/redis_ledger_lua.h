@@ -27,6 +27,9 @@ extern const char* const kLuaRelease;
 
 extern const char* const kLuaReclaim;
 
+// The thresholds a reclaim's bookings crossed (see the .cpp).
+extern const char* const kLuaAlerts;
+
 extern const char* const kLuaLive;
 
 // ARGV: P, identity, encoded spec.

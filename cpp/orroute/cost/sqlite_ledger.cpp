@@ -29,7 +29,7 @@ std::shared_ptr<SqliteLedger::Impl> SqliteLedger::Impl::open_here(const std::str
   impl->pid = ::getpid();
   impl->pid_start = process_start(impl->pid);
   impl->host = host_name();
-  impl->slot_owner = Impl::slot_owner_tag(impl->pid);
+  impl->slot_owner = slot_owner_tag(impl->pid, boot_id() + " " + impl->host);
   impl->open(copy_of);
   impl->register_open();
   // The parent's leases held its copy's budgets for its own calls: none of it is this copy's

@@ -88,6 +88,11 @@ class SqliteLedger final : public Ledger {
   // opens the file again, which may wait for another process's lock (up to busy_timeout_ms).
   // A caller holding a lock others wait for (Python's GIL) releases it unless this is true.
   bool opened_here() const { return impl_.made_here() != nullptr; }
+  // Whether release(`reservation_id`) needs the database: not for a reservation served from a
+  // lease this process holds (released in memory), but for one whose lease was reclaimed (its
+  // share of the booking is released with it) or a database reservation. Lets the bindings keep
+  // the interpreter lock for an in-memory release. Call once opened_here().
+  bool release_needs_database(int64_t reservation_id);
   // Highest migration applied.
   int64_t schema_version();
   // Gives this process's unused lease money back to the budgets and deletes idle lease rows
@@ -121,6 +126,7 @@ class SqliteLedger final : public Ledger {
   std::vector<BatchSettle> settle_batch(std::vector<SettleItem> items) override;
   bool release(int64_t reservation_id) override;
   SettleOutcome record(CallRecord call) override;
+  SettleOutcome record_refund_of(int64_t call_id, CallRecord refund) override;
   int64_t reclaim(TimeUs at) override;
   std::pair<int64_t, Money> live_reservations() override;
   void set_cutoff(std::optional<std::string> reason) override;

@@ -3,6 +3,7 @@
 
 #include "orroute/cost/sqlite/impl.h"
 #include "orroute/cost/sqlite/money_columns.h"
+#include "orroute/cost/sqlite/schema.h"
 
 namespace orroute {
 
@@ -152,7 +153,37 @@ void SqliteLedger::Impl::note_call(int64_t id, TimeUs ts) {
   own = {};
 }
 
+std::optional<CallRecord> SqliteLedger::Impl::call_row(int64_t id) {
+  auto s = q(std::string("SELECT ") + kCallColumns + " FROM calls WHERE id = ?");
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  return read_call(s);
+}
+
+Money SqliteLedger::Impl::refunded(int64_t id) {
+  auto s = q("SELECT COALESCE(SUM(c.cost_nanos), 0), COALESCE(SUM(c.cost_attos), 0) FROM refunds AS r "
+             "JOIN calls AS c ON c.id = r.refund_id WHERE r.call_id = ?");
+  s.bind(1, id);
+  s.step();
+  return -join(s.i64(0), s.i64(1));
+}
+
+SettleOutcome SqliteLedger::record_refund_of(int64_t call_id, CallRecord refund) {
+  SettleOutcome out = impl_->transact([&] {
+    const std::optional<CallRecord> call = impl_->call_row(call_id);
+    if (!call) throw InvalidArgument("no call " + std::to_string(call_id) + " to refund");
+    refund_of(*call, impl_->refunded(call_id), refund);
+    SettleOutcome booked = impl_->insert_call(refund);
+    impl_->q("INSERT INTO refunds(call_id, refund_id) VALUES (?, ?)").bind(1, call_id)
+        .bind(2, booked.call_id).run();
+    return booked;
+  });
+  impl_->hand_out_late_alerts(out.alerts);
+  return out;
+}
+
 SettleOutcome SqliteLedger::record(CallRecord call) {
+  check_not_refund(call);
   if (call.at == 0) call.at = now_us();
   SettleOutcome out = impl_->transact([&] { return impl_->insert_call(call); });
   impl_->hand_out_late_alerts(out.alerts);

@@ -1,8 +1,6 @@
 // The sidecar's table of money in flight per lease row (see impl.h, "money in flight"). Slots
 // are shared by every process on the file: taken by compare-and-swap, written only by the
 // process whose lease it is while it lives, then read and freed by whoever reclaims its row.
-#include <sys/stat.h>
-
 #include <atomic>
 
 #include "orroute/cost/sqlite/impl.h"
@@ -13,20 +11,7 @@ namespace {
 
 std::atomic_ref<int64_t> field(int64_t& value) { return std::atomic_ref<int64_t>(value); }
 
-// A slot's owner tag: the pid (22 bits on Linux, 24 kept) and the low 32 bits of its PID
-// namespace's inode, where the pid means something (containers sharing the file have their own).
-constexpr int kPidBits = 24;
-int64_t slot_owner_pid(int64_t tag) { return tag & ((int64_t{1} << kPidBits) - 1); }
-int64_t slot_owner_namespace(int64_t tag) { return tag >> kPidBits; }
-
-
 }  // namespace
-
-int64_t SqliteLedger::Impl::slot_owner_tag(int64_t pid) {
-  struct stat ns {};
-  const int64_t inode = ::stat("/proc/self/ns/pid", &ns) == 0 ? static_cast<int64_t>(ns.st_ino & 0xffffffffU) : 0;
-  return (inode << kPidBits) | slot_owner_pid(pid);
-}
 
 SqliteLedger::Impl::HeldSlot* SqliteLedger::Impl::take_held_slot(int64_t row_id, TimeUs created_at) {
   if (!held_slots) return nullptr;
@@ -54,12 +39,12 @@ void SqliteLedger::Impl::free_held_slot(HeldSlot& slot) {
 
 void SqliteLedger::Impl::free_orphan_slots() {
   if (!held_slots) return;
-  const int64_t ns = slot_owner_namespace(slot_owner);
+  const int64_t machine = sqlite::slot_owner_machine(slot_owner);
   for (size_t i = 0; i < kHeldSlots; ++i) {
     HeldSlot& slot = held_slots[i];
     const int64_t owner = field(slot.owner).load();
-    if (owner == 0 || owner == slot_owner || slot_owner_namespace(owner) != ns) continue;
-    if (sqlite::process_alive(slot_owner_pid(owner), 0)) continue;  // a reused pid keeps it: never wrong
+    if (owner == 0 || owner == slot_owner || sqlite::slot_owner_machine(owner) != machine) continue;
+    if (sqlite::process_alive(sqlite::slot_owner_pid(owner), 0)) continue;  // a reused pid keeps it: never wrong
     auto row = q("SELECT 1 FROM reservations WHERE id = ? AND created_at = ? AND lease != 0");
     row.bind(1, field(slot.row_id).load()).bind(2, field(slot.created_at).load());
     if (!row.step()) free_held_slot(slot);

@@ -144,12 +144,10 @@ struct SqliteLedger::Impl {
   // Frees a slot (its owner's, or a reclaim's once its owner is gone): `owner` last.
   static void free_held_slot(HeldSlot& slot);
   // In a write transaction (reclaims are serialized by the write lock): frees every slot whose
-  // owner, a process of this host and PID namespace, is gone and whose lease row no longer
+  // owner, a process of this machine (boot id, host name, PID namespace), is gone and whose lease row no longer
   // exists (a row that does is booked, and its slot freed, by the reclaim of that row).
   void free_orphan_slots();
-  int64_t slot_owner = 0;  // this process's tag in a slot's `owner`
-  // The tag of process `pid` of this PID namespace: the pid and the namespace, packed.
-  static int64_t slot_owner_tag(int64_t pid);
+  int64_t slot_owner = 0;  // this process's tag in a slot's `owner` (sqlite::slot_owner_tag)
   // `amount` as a slot holds it: rounded up to nano-dollars.
   static Money as_held(Money amount);
 
@@ -519,6 +517,34 @@ struct SqliteLedger::Impl {
   std::optional<SettleOutcome> settle_abandoned(int64_t id, TimeUs created_at,
                                                 std::optional<LeaseShare> share, CallRecord& call,
                                                 TimeUs now);
+  // The part of `booking` a call of the reservation (`share` as settle_abandoned's) stands for.
+  static Money share_of(const Booking& booking, const std::optional<LeaseShare>& share);
+  // The release of a reservation the reclaim booked as abandoned (its owner lived, and its call
+  // cost nothing: never sent, or cancelled before it was): its part of the booking is taken off
+  // the row and the budgets, as a late settle at 0 would; a row left at 0 says so in its
+  // cost_source, and no longer names the reservation (a settle of the id after it is a call of
+  // its own). false when no booking names it or it had no part in one.
+  bool release_abandoned(int64_t id, TimeUs created_at, std::optional<LeaseShare> share);
+
+  // This object's reservations without a lease (positive ids) and when each was made: a settle
+  // or a release names its row by id and that time. SQLite gives a deleted row's id again (the
+  // id of a reservation the reclaim released when it was the newest; an older orroute's max+1
+  // over an abandoned one), and a row with the id but another time is another call's
+  // reservation, never this one's to settle. Under lmu; past kMaxOwnReserved, those expired are
+  // forgotten (a settle then names its row by the id alone, as before).
+  struct OwnReservation {
+    TimeUs created_at, expires_at;
+  };
+  std::unordered_map<int64_t, OwnReservation> own_reserved;
+  static constexpr size_t kMaxOwnReserved = 4096;
+  void remember_own(int64_t id, OwnReservation made);
+  // When this object made reservation `id`; 0 when unknown (another object's, or forgotten).
+  TimeUs own_created_at(int64_t id);
+  // Inside a job: whether the reservation row `id` made at `created_at` (0: any) exists, a
+  // plain reservation (never a lease's row).
+  bool reservation_exists(int64_t id, TimeUs created_at);
+  // The body of release() for a database reservation (positive id), inside a transaction.
+  bool release_reserved_job(int64_t id);
   // In a forked child's in-memory copy: removes the leases of `owner` (the parent), which are its
   // money set aside for its own calls (they settle in its copy, never in this one); a write-behind
   // lease counts as spent (its settles queued in the parent's memory: fail closed, as reclaim).
@@ -701,6 +727,12 @@ struct SqliteLedger::Impl {
   // With `lease`, also takes `released` off the reserved counters of the lease's windows (in the
   // same counter writes when they are the call's windows).
   SettleOutcome insert_call(CallRecord& c, const Lease* lease = nullptr, Money released = {});
+  // A call row as read by a `SELECT kCallColumns` statement.
+  static CallRecord read_call(sqlite::Query& s);
+  // The row of call `id`; nullopt when there is none.
+  std::optional<CallRecord> call_row(int64_t id);
+  // What the refunds booked for call `id` gave back (>= 0).
+  Money refunded(int64_t id);
   // Binds ?1..?24 of an INSERT or UPDATE of the calls table's columns, in their order.
   static void bind_call(sqlite::Query& s, const CallRecord& c);
   // Adds `delta` to the spent counters of `matched` and writes them; appends the alerts that

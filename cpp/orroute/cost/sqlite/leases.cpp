@@ -182,17 +182,35 @@ std::optional<Money> SqliteLedger::Impl::cached_remaining(const WindowKey& key) 
   return out;
 }
 
+bool SqliteLedger::release_needs_database(int64_t reservation_id) {
+  if (reservation_id >= 0) return true;
+  std::lock_guard lk(impl_->lmu);
+  const auto it = impl_->subs.find(reservation_id);
+  return it != impl_->subs.end() && it->second.lease && it->second.lease->dead;
+}
+
 bool SqliteLedger::Impl::release_sub(int64_t id) {
-  std::lock_guard lk(lmu);
-  auto it = subs.find(id);
-  if (it == subs.end() || it->second.settling) return false;
-  const Sub sub = it->second;
-  subs.erase(it);
-  if (!sub.lease) return true;
-  if (sub.lease->dead) return false;
-  unhold(*sub.lease, sub.amount);
-  sub.lease->free += sub.amount;
-  return true;
+  std::shared_ptr<Lease> reclaimed;
+  Sub sub;
+  {
+    std::lock_guard lk(lmu);
+    auto it = subs.find(id);
+    if (it == subs.end() || it->second.settling) return false;
+    sub = std::move(it->second);
+    subs.erase(it);
+    if (!sub.lease) return true;
+    if (!sub.lease->dead) {
+      unhold(*sub.lease, sub.amount);
+      sub.lease->free += sub.amount;
+      return true;
+    }
+  }
+  // Its lease was reclaimed with this reservation in flight, booked as spent: its share of the
+  // booking is released with it (lmu is never held while waiting for mu).
+  return transact([&] {
+    return release_abandoned(sub.lease->row_id, sub.lease->created_at,
+                             LeaseShare{as_held(sub.amount), sub.created_at});
+  });
 }
 
 void SqliteLedger::Impl::return_all_leases() {

@@ -47,4 +47,26 @@ std::string host_name() {
   return host;
 }
 
+std::string boot_id() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+namespace {
+constexpr int kPidBits = 24;  // Linux pids fit in 22
+}  // namespace
+
+int64_t slot_owner_tag(int64_t pid, std::string_view machine) {
+  uint64_t hash = 14695981039346656037ULL;  // FNV-1a
+  for (const char c : machine) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  const auto high = static_cast<int64_t>((hash >> (64 - 39)) | 1);  // 39 bits, never 0
+  return (high << kPidBits) | (pid & ((int64_t{1} << kPidBits) - 1));
+}
+
+int64_t slot_owner_pid(int64_t tag) { return tag & ((int64_t{1} << kPidBits) - 1); }
+
+int64_t slot_owner_machine(int64_t tag) { return tag >> kPidBits; }
+
 }  // namespace orroute::sqlite

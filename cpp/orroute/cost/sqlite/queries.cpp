@@ -38,6 +38,36 @@ void SqliteLedger::Impl::bind_query(Query& s, const CallQuery& cq) {
   }
 }
 
+CallRecord SqliteLedger::Impl::read_call(sqlite::Query& s) {
+  CallRecord c;
+  c.id = s.i64(0);
+  c.at = s.i64(1);
+  c.scope.project = s.text(2);
+  c.scope.conversation = s.text(3);
+  c.task_id = s.text(4);
+  c.task_type = s.text(5);
+  c.model_requested = s.text(6);
+  c.model_used = s.text(7);
+  c.provider = s.text(8);
+  c.generation_id = s.text(9);
+  c.prompt_tokens = s.i64(10);
+  c.completion_tokens = s.i64(11);
+  c.cached_tokens = s.i64(12);
+  c.cache_write_tokens = s.i64(13);
+  c.reasoning_tokens = s.i64(14);
+  if (!s.null(15)) c.estimated_cost = join(s.i64(15), s.i64(16));
+  c.cost = join(s.i64(17), s.i64(18));
+  c.latency_us = s.null(19) ? -1 : s.i64(19);
+  c.ttft_us = s.null(20) ? -1 : s.i64(20);
+  c.outcome = s.text(21);
+  c.error_class = s.text(22);
+  c.attempts = static_cast<int32_t>(s.i64(23));
+  c.cost_source = s.text(24);
+  c.scope.tags = decode_tags(s.text(25));
+  std::sort(c.scope.tags.begin(), c.scope.tags.end());
+  return c;
+}
+
 std::vector<CallRecord> SqliteLedger::calls(const CallQuery& cq) {
   impl_->flush_queued();  // this object reads what it wrote
   Impl::Locked lock(*impl_);
@@ -47,35 +77,7 @@ std::vector<CallRecord> SqliteLedger::calls(const CallQuery& cq) {
   Impl::bind_query(s, cq);
   if (cq.limit >= 0) s.bind(":limit", cq.limit);
   std::vector<CallRecord> out;
-  while (s.step()) {
-    CallRecord c;
-    c.id = s.i64(0);
-    c.at = s.i64(1);
-    c.scope.project = s.text(2);
-    c.scope.conversation = s.text(3);
-    c.task_id = s.text(4);
-    c.task_type = s.text(5);
-    c.model_requested = s.text(6);
-    c.model_used = s.text(7);
-    c.provider = s.text(8);
-    c.generation_id = s.text(9);
-    c.prompt_tokens = s.i64(10);
-    c.completion_tokens = s.i64(11);
-    c.cached_tokens = s.i64(12);
-    c.cache_write_tokens = s.i64(13);
-    c.reasoning_tokens = s.i64(14);
-    if (!s.null(15)) c.estimated_cost = join(s.i64(15), s.i64(16));
-    c.cost = join(s.i64(17), s.i64(18));
-    c.latency_us = s.null(19) ? -1 : s.i64(19);
-    c.ttft_us = s.null(20) ? -1 : s.i64(20);
-    c.outcome = s.text(21);
-    c.error_class = s.text(22);
-    c.attempts = static_cast<int32_t>(s.i64(23));
-    c.cost_source = s.text(24);
-    c.scope.tags = decode_tags(s.text(25));
-    std::sort(c.scope.tags.begin(), c.scope.tags.end());
-    out.push_back(std::move(c));
-  }
+  while (s.step()) out.push_back(Impl::read_call(s));
   if (cq.limit >= 0) std::reverse(out.begin(), out.end());
   return out;
 }
@@ -127,8 +129,10 @@ std::vector<ReportRow> SqliteLedger::report(const CallQuery& cq, std::string_vie
   impl_->flush_queued();  // this object reads what it wrote
   Impl::Locked lock(*impl_);
   const std::string sql =
-      "SELECT " + period_sql + " AS p, COALESCE(" + key_sql + ", '') AS k, COUNT(*), "
-      "SUM(outcome != 'ok'), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos), "
+      // calls and errors: is_call's outcomes (a reclaim's booking and a refund are no calls)
+      "SELECT " + period_sql + " AS p, COALESCE(" + key_sql + ", '') AS k, "
+      "SUM(outcome NOT IN ('abandoned', 'refund')), SUM(outcome NOT IN ('ok', 'abandoned', 'refund')), "
+      "SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nanos), "
       "SUM(cost_attos), COALESCE(SUM(est_nanos), 0), COALESCE(SUM(est_attos), 0), "
       "COALESCE(SUM(CASE WHEN est_nanos IS NOT NULL THEN cost_nanos END), 0), "
       "COALESCE(SUM(CASE WHEN est_nanos IS NOT NULL THEN cost_attos END), 0), "

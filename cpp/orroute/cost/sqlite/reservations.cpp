@@ -61,7 +61,7 @@ void SqliteLedger::Impl::abandon_reservation(int64_t id, Money in_flight, const 
   remove_reservation(id);
   if (in_flight.is_zero()) return;
   call.cost = in_flight;
-  call.outcome = "abandoned";
+  call.outcome = kAbandonedOutcome;
   call.cost_source = "reservation: " + why;
   defer_alerts(insert_call(call).alerts);  // no caller is waiting on this row
   q("INSERT OR REPLACE INTO abandoned(reservation, created_at, reclaimed_at, call_id) VALUES "
@@ -102,15 +102,18 @@ void SqliteLedger::Impl::rewrite_call(const CallRecord& call) {
     "id <= (SELECT completions_through FROM state WHERE id = 1)").bind(1, call.id).run();
 }
 
+Money SqliteLedger::Impl::share_of(const Booking& booking, const std::optional<LeaseShare>& share) {
+  if (!share) return booking.row.cost;
+  return share->served_at <= booking.reclaimed_at ? std::min(share->amount, booking.row.cost) : Money();
+}
+
 std::optional<SettleOutcome> SqliteLedger::Impl::settle_abandoned(int64_t id, TimeUs created_at,
                                                                   std::optional<LeaseShare> share,
                                                                   CallRecord& call, TimeUs now) {
   std::optional<Booking> booking = find_booking(id, created_at);
   if (!booking) return std::nullopt;
   CallRecord& booked = booking->row;
-  const Money replaced = !share ? booked.cost
-                         : share->served_at <= booking->reclaimed_at ? std::min(share->amount, booked.cost)
-                                                                     : Money();
+  const Money replaced = share_of(*booking, share);
   if (replaced.is_zero()) return std::nullopt;
   check_call(call);
   sync_state();
@@ -136,6 +139,54 @@ std::optional<SettleOutcome> SqliteLedger::Impl::settle_abandoned(int64_t id, Ti
   }
   out.reservation_found = false;
   return out;
+}
+
+bool SqliteLedger::Impl::release_abandoned(int64_t id, TimeUs created_at,
+                                           std::optional<LeaseShare> share) {
+  const std::optional<Booking> booking = find_booking(id, created_at);
+  if (!booking) return false;
+  const CallRecord& booked = booking->row;
+  const Money released = share_of(*booking, share);
+  if (released.is_zero()) return false;
+  sync_state();
+  auto matched = match(booked.scope, booked.at, false);  // the windows the booking went to
+  std::vector<Alert> none;  // spend only goes down
+  book_spent(matched, -released, booked.at, none);
+  const auto [n, a] = split(booked.cost - released);
+  q("UPDATE calls SET cost_nanos = ?, cost_attos = ? WHERE id = ?").bind(1, n).bind(2, a)
+      .bind(3, booked.id).run();
+  if (released == booked.cost) {
+    q("UPDATE calls SET cost_source = 'reservation: released by its owner after the reclaim "
+      "booked it (nothing was billed)' WHERE id = ?").bind(1, booked.id).run();
+    q("DELETE FROM abandoned WHERE reservation = ?").bind(1, id).run();
+  }
+  return true;
+}
+
+void SqliteLedger::Impl::remember_own(int64_t id, OwnReservation made) {
+  if (own_reserved.size() >= kMaxOwnReserved) {
+    std::erase_if(own_reserved, [&](const auto& kv) { return kv.second.expires_at <= made.created_at; });
+  }
+  own_reserved[id] = made;
+}
+
+TimeUs SqliteLedger::Impl::own_created_at(int64_t id) {
+  std::lock_guard lk(lmu);
+  const auto it = own_reserved.find(id);
+  return it == own_reserved.end() ? 0 : it->second.created_at;
+}
+
+bool SqliteLedger::Impl::reservation_exists(int64_t id, TimeUs created_at) {
+  auto s = q("SELECT 1 FROM reservations WHERE id = ?1 AND lease = 0 AND (?2 = 0 OR created_at = ?2)");
+  s.bind(1, id).bind(2, created_at);
+  return s.step();
+}
+
+bool SqliteLedger::Impl::release_reserved_job(int64_t id) {
+  const TimeUs made = own_created_at(id);
+  after_commit([this, id] { own_reserved.erase(id); });
+  if (reservation_exists(id, made)) return remove_reservation(id);
+  return release_abandoned(id, made, std::nullopt);
 }
 
 int64_t SqliteLedger::Impl::reclaim_locked(TimeUs at) {
@@ -275,6 +326,9 @@ ReserveOutcome SqliteLedger::reserve_in_txn(const ReserveRequest& r, TimeUs at) 
         .bind(9, r.scope.conversation).bind(10, encode_tags(r.scope.tags)).bind(11, r.model)
         .bind(12, r.task_id).bind_text(13, windows).run();
     out.reservation_id = sqlite3_last_insert_rowid(impl_->db);
+    impl_->after_commit([impl = impl_.get(), id = out.reservation_id, made = Impl::OwnReservation{at, at + r.ttl_us}] {
+      impl->remember_own(id, made);
+    });
     for (auto& m : matched) {
       m.counter.reserved += r.amount;
       impl_->write_counter(m.budget->id, m.start, m.counter);
@@ -296,10 +350,12 @@ SettleOutcome SqliteLedger::settle(int64_t reservation_id, CallRecord call) {
 
 SettleOutcome SqliteLedger::Impl::settle_reserved_job(int64_t id, CallRecord& call, TimeUs now) {
   bool found = false;
+  const TimeUs made = own_created_at(id);
+  after_commit([this, id] { own_reserved.erase(id); });
   {
     auto s = q("SELECT created_at, project, conversation, tags, amount_nanos, amount_attos "
-               "FROM reservations WHERE id = ?");
-    s.bind(1, id);
+               "FROM reservations WHERE id = ?1 AND lease = 0 AND (?2 = 0 OR created_at = ?2)");
+    s.bind(1, id).bind(2, made);
     if (s.step()) {
       found = true;
       call.at = s.i64(0);
@@ -315,7 +371,7 @@ SettleOutcome SqliteLedger::Impl::settle_reserved_job(int64_t id, CallRecord& ca
   }
   if (found) {
     remove_reservation(id);
-  } else if (std::optional<SettleOutcome> out = settle_abandoned(id, 0, std::nullopt, call, now)) {
+  } else if (std::optional<SettleOutcome> out = settle_abandoned(id, made, std::nullopt, call, now)) {
     return std::move(*out);
   }
   if (call.at == 0) call.at = now;
@@ -376,7 +432,7 @@ bool SqliteLedger::release(int64_t reservation_id) {
   if (reservation_id < 0) {
     return impl_->release_sub(reservation_id);
   }
-  return impl_->transact([&] { return impl_->remove_reservation(reservation_id); });
+  return impl_->transact([&] { return impl_->release_reserved_job(reservation_id); });
 }
 
 int64_t SqliteLedger::reclaim(TimeUs at) {

@@ -138,6 +138,13 @@ CREATE TABLE abandoned(
   reservation INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, reclaimed_at INTEGER NOT NULL,
   call_id INTEGER NOT NULL);
 )sql",
+    // 7: which call each refund gives money back for (record_refund_of): a refund is capped at
+    // what its call cost less the refunds booked for it before.
+    R"sql(
+CREATE TABLE refunds(
+  call_id INTEGER NOT NULL, refund_id INTEGER NOT NULL,
+  PRIMARY KEY (call_id, refund_id)) WITHOUT ROWID;
+)sql",
 };
 extern const int64_t kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
