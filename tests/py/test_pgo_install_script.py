@@ -36,6 +36,8 @@ def settings():
 
 if args[:3] == ["-m", "pip", "wheel"]:
     mode = settings()["cmake.define.ORROUTE_PGO"]
+    if os.environ.get("FAKE_BUILD") == mode:
+        sys.exit("CMake Error: ORROUTE_PGO needs GCC and ORROUTE_PGO_DIR")
     build = Path(settings()["build-dir"].replace("{wheel_tag}", "py3-none-any"))
     reused = (build / "build.ninja").exists()
     with (state / "builds").open("a") as builds:
@@ -95,12 +97,19 @@ def test_the_checked_profile_guided_build_is_installed_and_the_instrumented_one_
     assert "installed the profile-guided build (profiles read: 120 of the core's" in done.stdout
 
 
-def test_a_build_whose_objects_read_no_profile_installs_nothing(tmp_path: Path) -> None:
+def test_a_failed_step_installs_nothing(tmp_path: Path) -> None:
+    """The instrumented build refused (Clang, a GCC without profile support), the use build
+    failing, or its objects without their profiles: scripts/install.sh installs the plain
+    build after it."""
     tree, state, env = _checkout(tmp_path)
-    done = _run(tree, dict(env, FAKE_CHECK="fail"))
-    assert done.returncode == 1
-    assert "checking the objects read their profiles failed" in done.stderr
-    assert (state / "installed").read_text() == "previous"
+    for variable, value, step in (
+            ("FAKE_BUILD", "generate", "1/3 building the instrumented core"),
+            ("FAKE_BUILD", "use", "3/3 building the core from the profile"),
+            ("FAKE_CHECK", "fail", "3/3 checking the objects read their profiles")):
+        done = _run(tree, {**env, variable: value})
+        assert done.returncode == 1
+        assert f"{step} failed (its output:" in done.stderr
+        assert (state / "installed").read_text() == "previous"
 
 
 def test_an_install_interrupted_in_the_training_leaves_the_orroute_installed_before(
