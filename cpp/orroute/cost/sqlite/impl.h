@@ -453,7 +453,24 @@ struct SqliteLedger::Impl {
 
   int64_t version();
 
+  // Brings the file to kSchemaVersion: the migrations in one transaction, but for migration
+  // 5's calls_blocks, mostly built ahead of it by build_blocks_ahead. Returns once the file is
+  // at kSchemaVersion, whoever migrated it.
   void migrate();
+  // While the file is at schema 4: calls_blocks_building filled in transactions of
+  // options.migration_batch_calls calls each, then the calls' two indexes dropped in one each,
+  // kBatchPause apart, so that the write lock is held against other processes (an older
+  // orroute settling calls on the file, this one's other processes migrating too: each
+  // transaction takes the next step) for one step at a time. Resumes where a stopped migration
+  // left it.
+  void build_blocks_ahead();
+  // Runs `step` in a transaction of its own if the file is still at schema 4 (false if not),
+  // then leaves the lock free for kBatchPause.
+  bool step_at_schema_4(const std::function<void()>& step);
+  static constexpr std::chrono::milliseconds kBatchPause{10};
+  // Adds the next `most` complete blocks of calls (or fewer: those left) to
+  // calls_blocks_building, made if missing; true while more are left. In a write transaction.
+  bool build_blocks(int64_t most);
 
   // ---- budgets ----
 
