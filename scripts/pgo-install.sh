@@ -22,18 +22,8 @@ work=$PWD/build/pgo
 profile=$work/profile
 log=$work/log
 site=$work/site
-# The instrumented build reads no profile, so its build directory is kept from one install to
-# the next (CMake and Ninja recompile what changed): one per compiler, as Ninja does not see a
-# compiler upgraded in place. The use build reads the profile, which Ninja does not track as an
-# input: its directory is made anew each time. Each object finds its profile by its path under
-# its own build directory (CMakeLists.txt, -fprofile-prefix-path), the same in both.
-compiler_id=$({ "${CXX:-c++}" -v; "${CC:-cc}" -v; } 2>&1 | sha256sum | cut -c1-16)
-generate_dir=$work/generate-$compiler_id
-use_dir=$work/use
+rm -rf "$work"
 mkdir -p "$work"
-for entry in "$work"/*; do
-  [ "$entry" = "$generate_dir" ] || rm -rf "$entry"
-done
 
 step() {  # a name, then the command: its output goes to the log, a failure names the step
   local name=$1
@@ -44,8 +34,12 @@ step() {  # a name, then the command: its output goes to the log, a failure name
     exit 1
   fi
 }
-pip_pgo_wheel() {  # generate|use, its build directory, the wheel's directory
-  python3 -m pip wheel --no-deps . -w "$3" -C build-dir="$2/{wheel_tag}" \
+# generate and use build the same tree in one build directory, so each object's profile is
+# found by its path there (CMakeLists.txt, -fprofile-prefix-path). Both are compiled in full at
+# each install: pip's build environment is a new directory each time, and scikit-build-core then
+# configures afresh (a kept directory's second build compiled all 150 objects again).
+pip_pgo_wheel() {  # generate|use, the wheel's directory
+  python3 -m pip wheel --no-deps . -w "$2" -C build-dir="$work/{wheel_tag}" \
     -C cmake.define.ORROUTE_PGO="$1" -C cmake.define.ORROUTE_PGO_DIR="$profile"
 }
 train() {  # the instrumented package in $site, whatever orroute is installed
@@ -53,13 +47,13 @@ train() {  # the instrumented package in $site, whatever orroute is installed
   PYTHONPATH=$site python3 tools/pgo_train.py
 }
 
-step "1/3 building the instrumented core" pip_pgo_wheel generate "$generate_dir" "$work/instrumented"
+step "1/3 building the instrumented core" pip_pgo_wheel generate "$work/instrumented"
 step "1/3 putting it in $site with its dependencies" \
   python3 -m pip install --target "$site" "$(ls "$work"/instrumented/orroute-*.whl)"
 step "2/3 training it (loopback calls to FakeOpenRouter)" train
-step "3/3 building the core from the profile" pip_pgo_wheel use "$use_dir" "$work/wheel"
+step "3/3 building the core from the profile" pip_pgo_wheel use "$work/wheel"
 step "3/3 checking the objects read their profiles" \
-  python3 tools/pgo_check.py "$(ls "$use_dir"/*/compile_commands.json)" "$profile"
+  python3 tools/pgo_check.py "$(ls "$work"/*/compile_commands.json)" "$profile"
 wheel=$(ls "$work"/wheel/orroute-*.whl)
 # the dependencies (and the extras'), then the wheel over an orroute already installed
 step "3/3 installing it with the dependencies" python3 -m pip install "$wheel$extras"
