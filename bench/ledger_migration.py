@@ -140,6 +140,7 @@ def main() -> None:
         for tree in trees:
             copy = f"{tmp}/copy.sqlite3"
             shutil.copy(original, copy)
+            os.sync()  # else the migration's first checkpoint flushes the copy's GiBs
             seconds, version, writer = migrate(tree, copy)
             failed = sum(w > BUSY_TIMEOUT_S for w in writer.waits)
             print(f"{str(tree)[-24:]:<24} {seconds:>9.2f} {version:>6} {len(writer.waits):>7} "
