@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -518,6 +519,42 @@ TEST_CASE("a schema version 4 file's blocks are built a batch a transaction, and
                     "min_ts != (SELECT MIN(ts) FROM calls WHERE id >> 6 = b.block) OR "
                     "max_ts != (SELECT MAX(ts) FROM calls WHERE id >> 6 = b.block)") == 0);
   check_time_filters(ledger, base);
+}
+
+TEST_CASE("opening a file another process is migrating waits for its lock past the busy timeout",
+          "[ledger]") {
+  TempLedgerFile file;
+  {
+    SqliteLedger ledger(file.path);
+    for (int i = 0; i < 200; ++i) ledger.record(call("m", "0.001"));
+  }
+  REQUIRE(orroute::test::exec_on_file(file.path, kUndoSchema5) == SQLITE_OK);
+  // Another process's first batch committed, and the lock held as its index drop holds it:
+  // 300 ms here, six times the opener's busy timeout.
+  REQUIRE(orroute::test::exec_on_file(
+              file.path, "CREATE TABLE calls_blocks_building(block INTEGER PRIMARY KEY, first_id "
+                         "INTEGER NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL)") ==
+          SQLITE_OK);
+  sqlite3* migrator = nullptr;
+  REQUIRE(sqlite3_open_v2(file.path.c_str(), &migrator, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(migrator, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  std::thread release([migrator] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    sqlite3_exec(migrator, "COMMIT", nullptr, nullptr, nullptr);
+  });
+  orroute::SqliteLedgerOptions options;
+  options.busy_timeout_ms = 50;
+  std::optional<SqliteLedger> opened;
+  CHECK_NOTHROW(opened.emplace(file.path, options));
+  release.join();
+  REQUIRE(opened.has_value());
+  CHECK(opened->schema_version() == 6);
+  CHECK(opened->calls({}).size() == 200);
+  // Once the file is migrated, its writes wait for the busy timeout again.
+  REQUIRE(sqlite3_exec(migrator, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  CHECK_THROWS_WITH(opened->record(call("m", "0.001")), Catch::Contains("locked"));
+  sqlite3_exec(migrator, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(migrator);
 }
 
 TEST_CASE("the completion quantile reads every call recorded before it, by any connection", "[ledger]") {

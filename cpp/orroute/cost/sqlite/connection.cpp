@@ -19,7 +19,10 @@ int SqliteLedger::Impl::busy_wait(void* self, int count) {
   auto& impl = *static_cast<Impl*>(self);
   const auto now = std::chrono::steady_clock::now();
   if (count == 0) impl.busy_since = now;
-  if (now - impl.busy_since >= std::chrono::milliseconds(impl.options.busy_timeout_ms)) return 0;
+  if (!impl.waiting_for_migration &&
+      now - impl.busy_since >= std::chrono::milliseconds(impl.options.busy_timeout_ms)) {
+    return 0;
+  }
   if (count < 3) {
     std::this_thread::yield();
   } else {
@@ -124,6 +127,13 @@ int64_t SqliteLedger::Impl::version() {
 }
 
 void SqliteLedger::Impl::migrate() {
+  // Read outside the lock (before the first statement that may take it): committed batches.
+  waiting_for_migration =
+      q("SELECT 1 FROM sqlite_master WHERE name = 'calls_blocks_building'").step();
+  struct Patience {  // the busy timeout back when the migration is done or fails
+    Impl& impl;
+    ~Patience() { impl.waiting_for_migration = false; }
+  } patience{*this};
   exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL, "
        "applied_at INTEGER NOT NULL)");
   if (version() >= kSchemaVersion) {

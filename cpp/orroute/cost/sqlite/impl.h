@@ -332,6 +332,11 @@ struct SqliteLedger::Impl {
   // while they sleep, and throughput falls as processes are added.) Returns 0 to give up.
   static int busy_wait(void* self, int count);
   std::chrono::steady_clock::time_point busy_since{};  // of the current wait
+  // Set while migrate() brings a file another process is migrating (calls_blocks_building in
+  // it) to this schema: the lock's holder is migrating it (an index's drop holds the lock for as
+  // long as its pages take, past a busy timeout on a large file) or writing a call, and this
+  // process waits for it with no timeout rather than fail to open the file.
+  bool waiting_for_migration = false;
 
   // RAII write transaction. BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy
   // timeout), so the reads inside see the state the writes are based on: check-and-reserve is
