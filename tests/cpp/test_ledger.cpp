@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -476,6 +477,86 @@ TEST_CASE("a schema version 4 file's blocks are its complete blocks of 64 ids th
   SqliteLedger ledger(file.path);
   CHECK(orroute::test::int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == blocks);
   check_time_filters(ledger, base);
+}
+
+TEST_CASE("a schema version 4 file's blocks are built a batch a transaction, and resumed after a stop",
+          "[ledger]") {
+  using orroute::test::exec_on_file;
+  using orroute::test::int_on_file;
+  const orroute::TimeUs base = orroute::test::kJan31_2359;
+  TempLedgerFile file;
+  {
+    SqliteLedger ledger(file.path);
+    for (int i = 0; i < 3000; ++i) ledger.record(call_at(i, base));  // ids 1-3000: blocks 0-45
+  }
+  REQUIRE(exec_on_file(file.path, kUndoSchema5) == SQLITE_OK);
+  // Blocks 30-39 emptied by hand: more than a batch for the build to skip.
+  REQUIRE(exec_on_file(file.path, "DELETE FROM calls WHERE id BETWEEN 30 * 64 AND 40 * 64 - 1") ==
+          SQLITE_OK);
+  // The transaction that reaches block 20 fails: the migration stops there.
+  REQUIRE(exec_on_file(file.path,
+                       "CREATE TABLE calls_blocks_building(block INTEGER PRIMARY KEY, first_id INTEGER "
+                       "NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL); "
+                       "CREATE TRIGGER stop AFTER INSERT ON calls_blocks_building WHEN NEW.block = 20 "
+                       "BEGIN SELECT RAISE(ABORT, 'stopped at block 20'); END") == SQLITE_OK);
+  orroute::SqliteLedgerOptions options;
+  options.migration_batch_calls = 4 * 64;
+  REQUIRE_THROWS_WITH(SqliteLedger(file.path, options), Catch::Contains("stopped at block 20"));
+  // The five batches before it stay, each committed; the file is still schema 4's, whose
+  // indexes an older orroute reads, and which it writes: 200 calls more, blocks 46-49.
+  CHECK(int_on_file(file.path, "SELECT MAX(version) FROM schema_version") == 4);
+  CHECK(int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks_building") == 20);
+  REQUIRE(exec_on_file(file.path,
+                       "DROP TRIGGER stop; INSERT INTO calls(ts, prompt_tokens, completion_tokens, "
+                       "cached_tokens, cache_write_tokens, reasoning_tokens, cost_nanos, cost_attos, "
+                       "outcome, attempts) SELECT ts + 1, 1, 1, 0, 0, 0, 1000, 0, 'ok', 1 FROM calls "
+                       "WHERE id <= 200") == SQLITE_OK);
+
+  SqliteLedger ledger(file.path, options);
+  REQUIRE(ledger.schema_version() == 6);
+  CHECK(int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 50 - 10);
+  CHECK(int_on_file(file.path,
+                    "SELECT COUNT(*) FROM calls_blocks b WHERE "
+                    "first_id != (SELECT MIN(id) FROM calls WHERE id >> 6 = b.block) OR "
+                    "min_ts != (SELECT MIN(ts) FROM calls WHERE id >> 6 = b.block) OR "
+                    "max_ts != (SELECT MAX(ts) FROM calls WHERE id >> 6 = b.block)") == 0);
+  check_time_filters(ledger, base);
+}
+
+TEST_CASE("opening a file another process is migrating waits for its lock past the busy timeout",
+          "[ledger]") {
+  TempLedgerFile file;
+  {
+    SqliteLedger ledger(file.path);
+    for (int i = 0; i < 200; ++i) ledger.record(call("m", "0.001"));
+  }
+  REQUIRE(orroute::test::exec_on_file(file.path, kUndoSchema5) == SQLITE_OK);
+  // Another process's first batch committed, and the lock held as its index drop holds it:
+  // 300 ms here, six times the opener's busy timeout.
+  REQUIRE(orroute::test::exec_on_file(
+              file.path, "CREATE TABLE calls_blocks_building(block INTEGER PRIMARY KEY, first_id "
+                         "INTEGER NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL)") ==
+          SQLITE_OK);
+  sqlite3* migrator = nullptr;
+  REQUIRE(sqlite3_open_v2(file.path.c_str(), &migrator, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(migrator, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  std::thread release([migrator] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    sqlite3_exec(migrator, "COMMIT", nullptr, nullptr, nullptr);
+  });
+  orroute::SqliteLedgerOptions options;
+  options.busy_timeout_ms = 50;
+  std::optional<SqliteLedger> opened;
+  CHECK_NOTHROW(opened.emplace(file.path, options));
+  release.join();
+  REQUIRE(opened.has_value());
+  CHECK(opened->schema_version() == 6);
+  CHECK(opened->calls({}).size() == 200);
+  // Once the file is migrated, its writes wait for the busy timeout again.
+  REQUIRE(sqlite3_exec(migrator, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  CHECK_THROWS_WITH(opened->record(call("m", "0.001")), Catch::Contains("locked"));
+  sqlite3_exec(migrator, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(migrator);
 }
 
 TEST_CASE("the completion quantile reads every call recorded before it, by any connection", "[ledger]") {

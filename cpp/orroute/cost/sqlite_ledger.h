@@ -51,6 +51,10 @@ struct SqliteLedgerOptions {
   // flush_settles()) that writes it, or else the next one. See docs/cost.md.
   int64_t settle_delay_us = 0;
   int32_t settle_batch = 64;
+  // Opening a file of schema 4 builds its calls_blocks (schema 5) this many calls to a
+  // transaction, ~0.2-0.4 s of the write lock each (the other processes on the file wait for
+  // one batch, not the whole migration). See docs/cost.md, "Migrations".
+  int64_t migration_batch_calls = 262'144;
 };
 
 // Budget leases (on by default): a process takes, in one transaction, an allowance from the

@@ -2,6 +2,8 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <functional>
+#include <limits>
 #include <thread>
 
 #include "orroute/cost/sqlite/impl.h"
@@ -17,7 +19,10 @@ int SqliteLedger::Impl::busy_wait(void* self, int count) {
   auto& impl = *static_cast<Impl*>(self);
   const auto now = std::chrono::steady_clock::now();
   if (count == 0) impl.busy_since = now;
-  if (now - impl.busy_since >= std::chrono::milliseconds(impl.options.busy_timeout_ms)) return 0;
+  if (!impl.waiting_for_migration &&
+      now - impl.busy_since >= std::chrono::milliseconds(impl.options.busy_timeout_ms)) {
+    return 0;
+  }
   if (count < 3) {
     std::this_thread::yield();
   } else {
@@ -122,6 +127,13 @@ int64_t SqliteLedger::Impl::version() {
 }
 
 void SqliteLedger::Impl::migrate() {
+  // Read outside the lock (before the first statement that may take it): committed batches.
+  waiting_for_migration =
+      q("SELECT 1 FROM sqlite_master WHERE name = 'calls_blocks_building'").step();
+  struct Patience {  // the busy timeout back when the migration is done or fails
+    Impl& impl;
+    ~Patience() { impl.waiting_for_migration = false; }
+  } patience{*this};
   exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL, "
        "applied_at INTEGER NOT NULL)");
   if (version() >= kSchemaVersion) {
@@ -132,13 +144,54 @@ void SqliteLedger::Impl::migrate() {
     }
     return;
   }
+  build_blocks_ahead();
   Txn txn(*this);
   // Re-read under the write lock: another process may have migrated meanwhile.
   for (int64_t v = version(); v < kSchemaVersion; ++v) {
+    // the blocks of calls written since the last batch (by an older orroute) or, when no batch
+    // ran (a file of an older schema, or small), all of them
+    if (v + 1 == kBlocksMigration) build_blocks(std::numeric_limits<int64_t>::max());
     exec(kMigrations[v]);
     q("INSERT INTO schema_version(version, applied_at) VALUES (?, ?)").bind(1, v + 1).bind(2, now_us()).run();
   }
   txn.commit();
+}
+
+void SqliteLedger::Impl::build_blocks_ahead() {
+  const int64_t batch_blocks = std::max<int64_t>(1, options.migration_batch_calls >> 6);
+  bool more = true;
+  while (more && step_at_schema_4([&] { more = build_blocks(batch_blocks); })) {
+  }
+  // A drop frees every page of its index in one statement: the longest the migration holds
+  // the lock. Schema 5's transaction drops them if they are still there.
+  for (const char* drop : {"DROP INDEX IF EXISTS calls_type_model", "DROP INDEX IF EXISTS calls_ts"}) {
+    if (!step_at_schema_4([&] { exec(drop); })) return;
+  }
+}
+
+bool SqliteLedger::Impl::step_at_schema_4(const std::function<void()>& step) {
+  {
+    Txn txn(*this);
+    if (version() != kBlocksMigration - 1) return false;
+    step();
+    txn.commit();
+  }
+  // The lock free long enough for a waiting writer's busy handler to take it (ours polls every
+  // 400 µs at most): taken again at once, it would wait for the whole migration.
+  std::this_thread::sleep_for(kBatchPause);
+  return true;
+}
+
+bool SqliteLedger::Impl::build_blocks(int64_t most) {
+  exec(kBlocksBuilding);
+  auto left = q(kBlocksToBuild);
+  left.step();
+  if (left.null(0) || left.i64(0) >= left.i64(1)) return false;
+  const int64_t next = left.i64(0);
+  const int64_t complete = left.i64(1);
+  const int64_t end = complete - next > most ? next + most : complete;
+  q(kBuildBlocks).bind(1, next).bind(2, end).run();
+  return end < complete;
 }
 
 }  // namespace orroute

@@ -330,6 +330,11 @@ struct SqliteLedger::Impl {
   // while they sleep, and throughput falls as processes are added.) Returns 0 to give up.
   static int busy_wait(void* self, int count);
   std::chrono::steady_clock::time_point busy_since{};  // of the current wait
+  // Set while migrate() brings a file another process is migrating (calls_blocks_building in
+  // it) to this schema: the lock's holder is migrating it (an index's drop holds the lock for as
+  // long as its pages take, past a busy timeout on a large file) or writing a call, and this
+  // process waits for it with no timeout rather than fail to open the file.
+  bool waiting_for_migration = false;
 
   // RAII write transaction. BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy
   // timeout), so the reads inside see the state the writes are based on: check-and-reserve is
@@ -451,7 +456,24 @@ struct SqliteLedger::Impl {
 
   int64_t version();
 
+  // Brings the file to kSchemaVersion: the migrations in one transaction, but for migration
+  // 5's calls_blocks, mostly built ahead of it by build_blocks_ahead. Returns once the file is
+  // at kSchemaVersion, whoever migrated it.
   void migrate();
+  // While the file is at schema 4: calls_blocks_building filled in transactions of
+  // options.migration_batch_calls calls each, then the calls' two indexes dropped in one each,
+  // kBatchPause apart, so that the write lock is held against other processes (an older
+  // orroute settling calls on the file, this one's other processes migrating too: each
+  // transaction takes the next step) for one step at a time. Resumes where a stopped migration
+  // left it.
+  void build_blocks_ahead();
+  // Runs `step` in a transaction of its own if the file is still at schema 4 (false if not),
+  // then leaves the lock free for kBatchPause.
+  bool step_at_schema_4(const std::function<void()>& step);
+  static constexpr std::chrono::milliseconds kBatchPause{10};
+  // Adds the next `most` complete blocks of calls (or fewer: those left) to
+  // calls_blocks_building, made if missing; true while more are left. In a write transaction.
+  bool build_blocks(int64_t most);
 
   // ---- budgets ----
 

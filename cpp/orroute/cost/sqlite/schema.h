@@ -11,6 +11,14 @@ namespace orroute::sqlite {
 extern const char* const kMigrations[];
 // The number of migrations: the schema version this build writes.
 extern const int64_t kSchemaVersion;
+// The migration whose calls_blocks is built ahead of its transaction, in calls_blocks_building
+// (SqliteLedger's migrate): the table made if missing (kBlocksBuilding); the next block to build
+// and the end of the complete blocks, the first NULL when there is none (kBlocksToBuild); the
+// blocks from ?1 to ?2 (exclusive) added (kBuildBlocks).
+extern const int64_t kBlocksMigration;
+extern const char* const kBlocksBuilding;
+extern const char* const kBlocksToBuild;
+extern const char* const kBuildBlocks;
 // SELECT list of a calls row, as SqliteLedger::calls reads it (tags last, "k=v" lines).
 extern const char* const kCallColumns;
 
