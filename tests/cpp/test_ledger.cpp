@@ -513,7 +513,7 @@ TEST_CASE("a schema version 4 file's blocks are built a batch a transaction, and
                        "WHERE id <= 200") == SQLITE_OK);
 
   SqliteLedger ledger(file.path, options);
-  REQUIRE(ledger.schema_version() == 6);
+  REQUIRE(ledger.schema_version() == 7);
   CHECK(int_on_file(file.path, "SELECT COUNT(*) FROM calls_blocks") == 50 - 10);
   CHECK(int_on_file(file.path,
                     "SELECT COUNT(*) FROM calls_blocks b WHERE "
@@ -550,7 +550,7 @@ TEST_CASE("opening a file another process is migrating waits for its lock past t
   CHECK_NOTHROW(opened.emplace(file.path, options));
   release.join();
   REQUIRE(opened.has_value());
-  CHECK(opened->schema_version() == 6);
+  CHECK(opened->schema_version() == 7);
   CHECK(opened->calls({}).size() == 200);
   // Once the file is migrated, its writes wait for the busy timeout again.
   REQUIRE(sqlite3_exec(migrator, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
