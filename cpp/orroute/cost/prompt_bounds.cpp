@@ -61,6 +61,9 @@ constexpr Row kRows[] = {
     {"gpt-5-mini", patches(162), patches(162), kTwice},
     {"gpt-5-nano", patches(246), patches(246), kTwice},
     {"gpt-5-pro", kNoRule, kNoRule, kTwice},  // not in the table: may differ from gpt-5's
+    // OpenRouter's GPT-5 (Mini) with GPT Image 1 (Mini), its prompt priced as GPT Image 1's
+    // input: no documented rule (gpt-5's 1,190 held gpt-5-image-mini, whose GPT-5 Mini bills 2,489)
+    {"gpt-5-image", kNoRule, kNoRule, kTwice},
     {"gpt-5", tiles(70, 140), 70, kTwice},
     {"computer-use-preview", tiles(65, 129), 65, kTwice},
     // Anthropic: platform.claude.com/docs/en/build-with-claude/vision ("detail" is OpenAI's).
@@ -71,9 +74,20 @@ constexpr Row kRows[] = {
     {"claude-haiku-5", kClaudeHigh, kClaudeHigh, kTwice},
     {"claude-fable", kClaudeHigh, kClaudeHigh, kTwice},
     {"claude-mythos", kClaudeHigh, kClaudeHigh, kTwice},
+    // Before Opus 4.7, each version named: a Claude row never names a later minor version
+    // (names()), so "claude-opus-4.9" is no row's and reserves its window, not 1,685.
+    {"claude-opus-4-6", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-opus-4-5", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-opus-4-1", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-opus-4-0", kClaudeStandard, kClaudeStandard, kTwice},
     {"claude-opus-4", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-sonnet-4-6", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-sonnet-4-5", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-sonnet-4-0", kClaudeStandard, kClaudeStandard, kTwice},
     {"claude-sonnet-4", kClaudeStandard, kClaudeStandard, kTwice},
-    {"claude-haiku-4", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-haiku-4-5", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-3-7", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-3-5", kClaudeStandard, kClaudeStandard, kTwice},
     {"claude-3", kClaudeStandard, kClaudeStandard, kTwice},
     // Google: ai.google.dev/gemini-api/docs/tokens; the 3072x3072 limit: Vertex AI's input
     // file requirements.
@@ -100,9 +114,19 @@ std::string_view bare_name(std::string_view id) {
   return id;
 }
 
+// Whether what follows a Claude row's name in an id starts with a minor version ("9" of
+// "claude-opus-4.9"): a model the row does not name. A snapshot's date ("20250514") is 8 digits.
+bool minor_version_follows(std::string_view rest) {
+  const size_t digits = std::find_if_not(rest.begin(), rest.end(),
+                                         [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) -
+                        rest.begin();
+  return digits >= 1 && digits <= 2;
+}
+
 // Whether `row` names the bare id `name` (case-insensitively). Anthropic's own names write
-// versions with '-' ("claude-opus-4-7"), OpenRouter's with '.': Claude's rows match either.
-// (No copy of the name: every call's audit asks.)
+// versions with '-' ("claude-opus-4-7"), OpenRouter's with '.': Claude's rows match either, and
+// never a later version of theirs (minor_version_follows). (No copy of the name: every call's
+// audit asks.)
 bool names(std::string_view row, std::string_view name) {
   const bool claude = row.substr(0, 7) == "claude-";
   const auto same = [claude](char c, char r) {
@@ -113,7 +137,7 @@ bool names(std::string_view row, std::string_view name) {
   for (size_t i = 0; i < row.size(); ++i) {
     if (!same(name[i], row[i])) return false;
   }
-  return true;
+  return !claude || name.size() == row.size() || !minor_version_follows(name.substr(row.size() + 1));
 }
 
 }  // namespace
@@ -124,6 +148,11 @@ PromptBounds prompt_bounds(std::string_view model_id) noexcept {
     if (names(r.name, name)) return {r.image, r.low_image, r.text};
   }
   return {};
+}
+
+int64_t text_prompt_tokens(std::string_view model_id, const RequestShape& shape, int64_t counted) noexcept {
+  if (prompt_bounds(model_id).text != TextBound::kUtf8Bytes) return counted;
+  return std::max(counted, shape.text_bytes + kPromptOverheadTokens);
 }
 
 std::optional<int64_t> image_prompt_tokens(std::string_view model_id, const RequestShape& shape) noexcept {
