@@ -80,7 +80,6 @@ void note_capped(AuditedCharge& out, const std::string& why) {
 // one reply book a window's worth of a ten-token prompt), and is charged at that bound, its
 // breakdowns cut to fit.
 constexpr int64_t kOverReportRatio = 2;
-constexpr int64_t kPromptOverheadTokens = 512;
 
 // The most the request's images may be billed by any model that may answer it (the one asked and
 // its `models`); nullopt when one of them has no rule for images.
@@ -91,6 +90,14 @@ std::optional<int64_t> images_bound(const ChargeInput& in, const RequestShape& s
     most = b ? std::max(*most, *b) : b;
   }
   return most;
+}
+
+// Whether a model that may answer the request (the one asked, or one of its `models`, which the
+// upstream falls back to) spells text by bytes (TextBound::kUtf8Bytes): its honest count may
+// reach the text's bytes whoever was asked first.
+bool any_spells_by_bytes(const ChargeInput& in, const RequestShape& shape) {
+  const auto by_bytes = [](std::string_view m) { return prompt_bounds(m).text == TextBound::kUtf8Bytes; };
+  return by_bytes(in.requested) || std::any_of(shape.models.begin(), shape.models.end(), by_bytes);
 }
 
 // Whether our count of the prompt (with its images' bound) bounds what an honest upstream bills
@@ -107,7 +114,7 @@ void cap_prompt(const ChargeInput& in, const RequestShape& shape, int64_t images
   const int64_t counted = std::max<int64_t>(0, in.counted_prompt_tokens);
   const int64_t twice = counted * kOverReportRatio + kPromptOverheadTokens + images;
   if (c.prompt_tokens <= twice) return;  // within every bound: the model's row is not looked up
-  const bool by_bytes = prompt_bounds(in.requested).text == TextBound::kUtf8Bytes;
+  const bool by_bytes = any_spells_by_bytes(in, shape);
   const int64_t bound = by_bytes ? std::max(twice, shape.text_bytes + kPromptOverheadTokens + images) : twice;
   if (c.prompt_tokens <= bound) return;
   std::string why = "usage.prompt_tokens " + std::to_string(c.prompt_tokens) + " is more than twice the " +
