@@ -130,6 +130,16 @@ TEST_CASE("a Claude row names its own versions, never a later one", "[prompt_bou
   }
 }
 
+TEST_CASE("a byte-fallback vocabulary's text is reserved at its bytes, within the window", "[prompt_bounds]") {
+  // rev23: the audit believed such a count up to the bytes; the reservation held our count
+  const RequestShape shape = request_shape(R"({"messages": [{"role": "user", "content": "abcdefgh"}]})");
+  CHECK(text_prompt_tokens("openai/gpt-4o", shape, 10, 128000) == 10);
+  CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 10, 32768) == 8 + kPromptOverheadTokens);
+  CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 600, 32768) == 600);
+  CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 10, 300) == 300);  // what the window holds
+  CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 10, 0) == 8 + kPromptOverheadTokens);
+}
+
 TEST_CASE("a request's images are bounded on each model by its rule", "[prompt_bounds]") {
   const RequestShape two = with_images(std::string(kImage) + "," + kLowImage);
   CHECK(two.images == 2);

@@ -6,6 +6,7 @@ lease cases."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 import time
@@ -561,6 +562,23 @@ def test_a_byte_fallback_model_of_the_models_list_is_booked_its_honest_count(
     assert [r.json["model"] for r in chats(fake)] == ["test/a"]  # one request: the upstream fell back
     (row,) = tracker.usage_history()
     assert (row.model, row.prompt_tokens) == (BYTE_FALLBACK, HONEST_BYTE_FALLBACK_COUNT)
+
+
+def test_a_byte_fallback_model_a_router_picked_is_booked_its_honest_count(tmp_path: Path) -> None:
+    """rev23: the audit's bound by the text's bytes was the requested model's: openrouter/auto
+    answering as a Mistral model (a pick it may make) had its honest count capped at twice our
+    count and 512 (810 booked for 1,032 billed)."""
+    pick = "mistralai/mistral-large"
+    reply = json.dumps({"id": "gen-1", "object": "chat.completion", "model": pick, "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": HONEST_BYTE_FALLBACK_COUNT, "completion_tokens": 1}}).encode()
+    with FakeOpenRouter() as fake:  # the bundled catalog: openrouter/auto may pick Mistral Large
+        tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+        m = manager(fake, ledger=tracker, fallbacks=["openrouter/auto"])
+        fake.fail("openrouter/auto", Fault.raw(reply), times=1)
+        m.execute_task_sync(Task(messages=NO_BREAK_SPACES, max_tokens=20))
+    (row,) = tracker.usage_history()
+    assert (row.model, row.prompt_tokens) == (pick, HONEST_BYTE_FALLBACK_COUNT)
 
 
 NESTED_TOOL = {"type": "function", "function": {

@@ -150,9 +150,11 @@ PromptBounds prompt_bounds(std::string_view model_id) noexcept {
   return {};
 }
 
-int64_t text_prompt_tokens(std::string_view model_id, const RequestShape& shape, int64_t counted) noexcept {
+int64_t text_prompt_tokens(std::string_view model_id, const RequestShape& shape, int64_t counted,
+                           int64_t context_window) noexcept {
   if (prompt_bounds(model_id).text != TextBound::kUtf8Bytes) return counted;
-  return std::max(counted, shape.text_bytes + kPromptOverheadTokens);
+  const int64_t bytes = shape.text_bytes + kPromptOverheadTokens;
+  return std::max(counted, context_window > 0 ? std::min(bytes, context_window) : bytes);
 }
 
 std::optional<int64_t> image_prompt_tokens(std::string_view model_id, const RequestShape& shape) noexcept {

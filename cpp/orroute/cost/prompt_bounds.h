@@ -45,10 +45,12 @@ struct PromptBounds {
 PromptBounds prompt_bounds(std::string_view model_id) noexcept;
 
 // The prompt tokens of the request's text (without its images) to reserve on `model_id`, given our
-// count of it, `counted`: an honest count above ours is the audit's to believe only where it may
-// be far above it, a byte-fallback vocabulary's (TextBound::kUtf8Bytes: up to the text's bytes
-// and kPromptOverheadTokens), which a reservation of our count held a few times too little.
-int64_t text_prompt_tokens(std::string_view model_id, const RequestShape& shape, int64_t counted) noexcept;
+// count of it, `counted`, and the model's context window (<= 0: unknown): an honest count above
+// ours is the audit's to believe only where it may be far above it, a byte-fallback vocabulary's
+// (TextBound::kUtf8Bytes: up to the text's bytes and kPromptOverheadTokens, and no more than the
+// window holds), which a reservation of our count held a few times too little.
+int64_t text_prompt_tokens(std::string_view model_id, const RequestShape& shape, int64_t counted,
+                           int64_t context_window) noexcept;
 
 // The most the image parts of a request shaped `shape` may be billed on `model_id`: 0 without
 // images, nullopt when the model has no rule for them. Never throws.
