@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 
 namespace orroute {
 namespace {
@@ -106,6 +107,17 @@ constexpr Row kRows[] = {
     {"magistral", kNoRule, kNoRule, kBytes},
 };
 
+// The byte-fallback rows are the table's last: every reservation asks whether its model's is one
+// (text_prompt_tokens), and scans those alone (the whole table was ~500 instructions a call).
+constexpr size_t kFirstByteFallbackRow = [] {
+  size_t i = std::size(kRows);
+  while (i > 0 && kRows[i - 1].text == kBytes) --i;
+  return i;
+}();
+static_assert(std::none_of(std::begin(kRows), std::begin(kRows) + kFirstByteFallbackRow,
+                           [](const Row& r) { return r.text == kBytes; }),
+              "the byte-fallback rows must be the table's last");
+
 // The id without the provider ("openai/"), the variant (":batch") or the route ("@openai").
 std::string_view bare_name(std::string_view id) {
   if (const size_t at = id.find('@'); at != std::string_view::npos) id = id.substr(0, at);
@@ -152,7 +164,13 @@ PromptBounds prompt_bounds(std::string_view model_id) noexcept {
 
 int64_t text_prompt_tokens(std::string_view model_id, const RequestShape& shape, int64_t counted,
                            int64_t context_window) noexcept {
-  if (prompt_bounds(model_id).text != TextBound::kUtf8Bytes) return counted;
+  // prompt_bounds(model_id).text, from the rows that may answer it (no earlier row names one of
+  // theirs: the first match is theirs)
+  const std::string_view name = bare_name(model_id);
+  if (std::none_of(std::begin(kRows) + kFirstByteFallbackRow, std::end(kRows),
+                   [name](const Row& r) { return names(r.name, name); })) {
+    return counted;
+  }
   const int64_t bytes = shape.text_bytes + kPromptOverheadTokens;
   return std::max(counted, context_window > 0 ? std::min(bytes, context_window) : bytes);
 }
