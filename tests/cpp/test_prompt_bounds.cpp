@@ -83,6 +83,9 @@ TEST_CASE("each model family's most for an image of unknown size", "[prompt_boun
   CHECK(prompt_bounds("openai/o4-mini").image_tokens == 2642);
   CHECK(prompt_bounds("openai/gpt-5").image_tokens == 70 + 8 * 140);
   CHECK_FALSE(prompt_bounds("openai/gpt-5.1").image_tokens);  // not gpt-5's row: no documented rule
+  // rev23: OpenRouter's composites of GPT-5 (Mini) and GPT Image 1 (Mini) were gpt-5's row (1,190)
+  CHECK_FALSE(prompt_bounds("openai/gpt-5-image").image_tokens);
+  CHECK_FALSE(prompt_bounds("openai/gpt-5-image-mini").image_tokens);
   // Claude: ~1,600 and its padding before Opus 4.7, 4,784 from it; both spellings of a version
   for (const char* id : {"anthropic/claude-sonnet-4.5", "claude-sonnet-4-5", "anthropic/claude-3.5-sonnet"}) {
     CHECK(prompt_bounds(id).image_tokens == 1685);
@@ -99,6 +102,42 @@ TEST_CASE("each model family's most for an image of unknown size", "[prompt_boun
   CHECK(prompt_bounds("meta-llama/llama-2-70b-chat").text == TextBound::kUtf8Bytes);
   CHECK(prompt_bounds("meta-llama/llama-3.1-8b-instruct").text == TextBound::kTwiceCount);
   CHECK(prompt_bounds("openai/gpt-4o").text == TextBound::kTwiceCount);
+}
+
+TEST_CASE("a Claude row names its own versions, never a later one", "[prompt_bounds]") {
+  // rev23: the "claude-opus-4" row caught every later Opus 4 ("claude-opus-4.9": 1,685), where the
+  // table's own rule is that Opus 4.7 and later bill up to 4,784. A version no row names has no
+  // rule (its window is reserved), as any model the table does not know.
+  for (const char* id : {"anthropic/claude-opus-4.9", "claude-opus-4-9", "anthropic/claude-opus-4.10",
+                         "anthropic/claude-sonnet-4.7", "anthropic/claude-haiku-4.6", "claude-3-8-sonnet",
+                         "anthropic/claude-sonnet-4.6.1"}) {
+    INFO(id);
+    CHECK_FALSE(prompt_bounds(id).image_tokens);
+  }
+  // the versions before Opus 4.7, in both spellings and as dated snapshots, keep the standard rule
+  for (const char* id : {"anthropic/claude-opus-4", "claude-opus-4-20250514", "claude-opus-4-0",
+                         "anthropic/claude-opus-4.1", "claude-opus-4-1-20250805", "anthropic/claude-opus-4.5",
+                         "anthropic/claude-opus-4.6:batch", "anthropic/claude-sonnet-4", "claude-sonnet-4-20250514",
+                         "anthropic/claude-sonnet-4.5", "anthropic/claude-sonnet-4.6", "anthropic/claude-haiku-4.5",
+                         "claude-haiku-4-5-20251001", "anthropic/claude-3-haiku", "claude-3-opus-20240229",
+                         "anthropic/claude-3.5-haiku", "claude-3-5-sonnet-20241022", "anthropic/claude-3.7-sonnet:thinking"}) {
+    INFO(id);
+    CHECK(prompt_bounds(id).image_tokens == 1685);
+  }
+  for (const char* id : {"anthropic/claude-opus-4.8-fast", "claude-opus-5-1", "anthropic/claude-fable-5"}) {
+    INFO(id);
+    CHECK(prompt_bounds(id).image_tokens.value_or(4784) == 4784);
+  }
+}
+
+TEST_CASE("a byte-fallback vocabulary's text is reserved at its bytes, within the window", "[prompt_bounds]") {
+  // rev23: the audit believed such a count up to the bytes; the reservation held our count
+  const RequestShape shape = request_shape(R"({"messages": [{"role": "user", "content": "abcdefgh"}]})");
+  CHECK(text_prompt_tokens("openai/gpt-4o", shape, 10, 128000) == 10);
+  CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 10, 32768) == 8 + kPromptOverheadTokens);
+  CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 600, 32768) == 600);
+  CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 10, 300) == 300);  // what the window holds
+  CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 10, 0) == 8 + kPromptOverheadTokens);
 }
 
 TEST_CASE("a request's images are bounded on each model by its rule", "[prompt_bounds]") {

@@ -6,6 +6,7 @@ lease cases."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 import time
@@ -519,6 +520,65 @@ def test_a_byte_fallback_vocabulary_s_honest_prompt_count_is_booked_as_reported(
     fake.fail(model, Fault.lying_usage(prompt_tokens=100_000, cost=None))  # a lie is still capped
     m.execute_task_sync(task)
     assert max(row.prompt_tokens for row in tracker.usage_history()) == len((char * 1024).encode()) + 512
+
+
+BYTE_FALLBACK = "mistralai/mistral-7b-instruct"
+NO_BREAK_SPACES = "\u00a0" * 1024  # 1,025 tokens in Mistral 7B's tokenizer; we count 149
+HONEST_BYTE_FALLBACK_COUNT = 1025 + 7  # and the message's template, as we count it
+
+
+def test_a_byte_fallback_vocabulary_s_prompt_is_reserved_what_it_may_honestly_bill(
+    fake, tmp_path: Path
+) -> None:
+    """rev23: the audit believes a Mistral model's honest prompt count up to the text's bytes,
+    but its reservation held our count of the text (149 tokens for 1,024 no-break spaces billed
+    1,025): the call booked ~6x the prompt it had reserved, past what the budget admitted. The
+    reservation holds the text's bytes and 512 for such vocabularies."""
+    fake.add_model(BYTE_FALLBACK, prompt_price="0.000001", completion_price="0.000001")
+    tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+    m = manager(fake, ledger=tracker, fallbacks=[BYTE_FALLBACK])
+    task = Task(messages=NO_BREAK_SPACES, max_tokens=20)
+    reserved = Decimal(str(m.plan(task)["estimate"]))
+    fake.fail(BYTE_FALLBACK, Fault.lying_usage(prompt_tokens=HONEST_BYTE_FALLBACK_COUNT, cost=None))
+    m.execute_task_sync(task)
+    (row,) = tracker.usage_history()
+    assert row.prompt_tokens == HONEST_BYTE_FALLBACK_COUNT
+    assert row.cost <= reserved
+
+
+def test_a_byte_fallback_model_of_the_models_list_is_booked_its_honest_count(
+    fake, tmp_path: Path
+) -> None:
+    """rev23: the audit's bound by the text's bytes was the requested model's alone: a Mistral
+    model answering from the request's `models` (OpenRouter's fallback) had its honest count
+    capped at twice our count and 512 (810 booked for 1,032 billed)."""
+    fake.add_model(BYTE_FALLBACK, prompt_price="0.000001", completion_price="0.000001")
+    tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+    m = manager(fake, ledger=tracker, fallbacks=["test/a", BYTE_FALLBACK], server_side_fallbacks=1)
+    task = Task(messages=NO_BREAK_SPACES, max_tokens=20)
+    fake.fail("test/a", Fault.server_error(503), times=1)
+    fake.fail(BYTE_FALLBACK, Fault.lying_usage(prompt_tokens=HONEST_BYTE_FALLBACK_COUNT, cost=None))
+    m.execute_task_sync(task)
+    assert [r.json["model"] for r in chats(fake)] == ["test/a"]  # one request: the upstream fell back
+    (row,) = tracker.usage_history()
+    assert (row.model, row.prompt_tokens) == (BYTE_FALLBACK, HONEST_BYTE_FALLBACK_COUNT)
+
+
+def test_a_byte_fallback_model_a_router_picked_is_booked_its_honest_count(tmp_path: Path) -> None:
+    """rev23: the audit's bound by the text's bytes was the requested model's: openrouter/auto
+    answering as a Mistral model (a pick it may make) had its honest count capped at twice our
+    count and 512 (810 booked for 1,032 billed)."""
+    pick = "mistralai/mistral-large"
+    reply = json.dumps({"id": "gen-1", "object": "chat.completion", "model": pick, "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": HONEST_BYTE_FALLBACK_COUNT, "completion_tokens": 1}}).encode()
+    with FakeOpenRouter() as fake:  # the bundled catalog: openrouter/auto may pick Mistral Large
+        tracker = orroute.CostTracker(tmp_path / "ledger.sqlite3")
+        m = manager(fake, ledger=tracker, fallbacks=["openrouter/auto"])
+        fake.fail("openrouter/auto", Fault.raw(reply), times=1)
+        m.execute_task_sync(Task(messages=NO_BREAK_SPACES, max_tokens=20))
+    (row,) = tracker.usage_history()
+    assert (row.model, row.prompt_tokens) == (pick, HONEST_BYTE_FALLBACK_COUNT)
 
 
 NESTED_TOOL = {"type": "function", "function": {

@@ -467,10 +467,11 @@ std::optional<Money> shaped_worst_case(const Pricing& pricing, const RequestShap
     return std::nullopt;
   }
   try {
-    // The images at the most the model's rule bills them (cost/prompt_bounds.h); a model with no
-    // rule may bill them anything up to its window, as a file.
+    // The text at the most the model's tokenizer may count it and the images at the most its rule
+    // bills them (cost/prompt_bounds.h); a model with no rule may bill them anything up to its
+    // window, as a file.
     const std::optional<int64_t> images = image_prompt_tokens(id, shape);
-    int64_t prompt = prompt_tokens + images.value_or(0);
+    int64_t prompt = text_prompt_tokens(id, shape, prompt_tokens, context_window) + images.value_or(0);
     if (shape.unsized_parts > 0 || !images) {  // the whole context window: what the upstream may fill
       if (context_window <= 0) {
         if (refusal) {

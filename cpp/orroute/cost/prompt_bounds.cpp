@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 
 namespace orroute {
 namespace {
@@ -61,6 +62,9 @@ constexpr Row kRows[] = {
     {"gpt-5-mini", patches(162), patches(162), kTwice},
     {"gpt-5-nano", patches(246), patches(246), kTwice},
     {"gpt-5-pro", kNoRule, kNoRule, kTwice},  // not in the table: may differ from gpt-5's
+    // OpenRouter's GPT-5 (Mini) with GPT Image 1 (Mini), its prompt priced as GPT Image 1's
+    // input: no documented rule (gpt-5's 1,190 held gpt-5-image-mini, whose GPT-5 Mini bills 2,489)
+    {"gpt-5-image", kNoRule, kNoRule, kTwice},
     {"gpt-5", tiles(70, 140), 70, kTwice},
     {"computer-use-preview", tiles(65, 129), 65, kTwice},
     // Anthropic: platform.claude.com/docs/en/build-with-claude/vision ("detail" is OpenAI's).
@@ -71,9 +75,20 @@ constexpr Row kRows[] = {
     {"claude-haiku-5", kClaudeHigh, kClaudeHigh, kTwice},
     {"claude-fable", kClaudeHigh, kClaudeHigh, kTwice},
     {"claude-mythos", kClaudeHigh, kClaudeHigh, kTwice},
+    // Before Opus 4.7, each version named: a Claude row never names a later minor version
+    // (names()), so "claude-opus-4.9" is no row's and reserves its window, not 1,685.
+    {"claude-opus-4-6", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-opus-4-5", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-opus-4-1", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-opus-4-0", kClaudeStandard, kClaudeStandard, kTwice},
     {"claude-opus-4", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-sonnet-4-6", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-sonnet-4-5", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-sonnet-4-0", kClaudeStandard, kClaudeStandard, kTwice},
     {"claude-sonnet-4", kClaudeStandard, kClaudeStandard, kTwice},
-    {"claude-haiku-4", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-haiku-4-5", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-3-7", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude-3-5", kClaudeStandard, kClaudeStandard, kTwice},
     {"claude-3", kClaudeStandard, kClaudeStandard, kTwice},
     // Google: ai.google.dev/gemini-api/docs/tokens; the 3072x3072 limit: Vertex AI's input
     // file requirements.
@@ -92,6 +107,17 @@ constexpr Row kRows[] = {
     {"magistral", kNoRule, kNoRule, kBytes},
 };
 
+// The byte-fallback rows are the table's last: every reservation asks whether its model's is one
+// (text_prompt_tokens), and scans those alone (the whole table was ~500 instructions a call).
+constexpr size_t kFirstByteFallbackRow = [] {
+  size_t i = std::size(kRows);
+  while (i > 0 && kRows[i - 1].text == kBytes) --i;
+  return i;
+}();
+static_assert(std::none_of(std::begin(kRows), std::begin(kRows) + kFirstByteFallbackRow,
+                           [](const Row& r) { return r.text == kBytes; }),
+              "the byte-fallback rows must be the table's last");
+
 // The id without the provider ("openai/"), the variant (":batch") or the route ("@openai").
 std::string_view bare_name(std::string_view id) {
   if (const size_t at = id.find('@'); at != std::string_view::npos) id = id.substr(0, at);
@@ -100,9 +126,19 @@ std::string_view bare_name(std::string_view id) {
   return id;
 }
 
+// Whether what follows a Claude row's name in an id starts with a minor version ("9" of
+// "claude-opus-4.9"): a model the row does not name. A snapshot's date ("20250514") is 8 digits.
+bool minor_version_follows(std::string_view rest) {
+  const size_t digits = std::find_if_not(rest.begin(), rest.end(),
+                                         [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) -
+                        rest.begin();
+  return digits >= 1 && digits <= 2;
+}
+
 // Whether `row` names the bare id `name` (case-insensitively). Anthropic's own names write
-// versions with '-' ("claude-opus-4-7"), OpenRouter's with '.': Claude's rows match either.
-// (No copy of the name: every call's audit asks.)
+// versions with '-' ("claude-opus-4-7"), OpenRouter's with '.': Claude's rows match either, and
+// never a later version of theirs (minor_version_follows). (No copy of the name: every call's
+// audit asks.)
 bool names(std::string_view row, std::string_view name) {
   const bool claude = row.substr(0, 7) == "claude-";
   const auto same = [claude](char c, char r) {
@@ -113,7 +149,7 @@ bool names(std::string_view row, std::string_view name) {
   for (size_t i = 0; i < row.size(); ++i) {
     if (!same(name[i], row[i])) return false;
   }
-  return true;
+  return !claude || name.size() == row.size() || !minor_version_follows(name.substr(row.size() + 1));
 }
 
 }  // namespace
@@ -124,6 +160,19 @@ PromptBounds prompt_bounds(std::string_view model_id) noexcept {
     if (names(r.name, name)) return {r.image, r.low_image, r.text};
   }
   return {};
+}
+
+int64_t text_prompt_tokens(std::string_view model_id, const RequestShape& shape, int64_t counted,
+                           int64_t context_window) noexcept {
+  // prompt_bounds(model_id).text, from the rows that may answer it (no earlier row names one of
+  // theirs: the first match is theirs)
+  const std::string_view name = bare_name(model_id);
+  if (std::none_of(std::begin(kRows) + kFirstByteFallbackRow, std::end(kRows),
+                   [name](const Row& r) { return names(r.name, name); })) {
+    return counted;
+  }
+  const int64_t bytes = shape.text_bytes + kPromptOverheadTokens;
+  return std::max(counted, context_window > 0 ? std::min(bytes, context_window) : bytes);
 }
 
 std::optional<int64_t> image_prompt_tokens(std::string_view model_id, const RequestShape& shape) noexcept {

@@ -28,6 +28,10 @@ enum class TextBound {
   kUtf8Bytes,
 };
 
+// A provider's own prompt (templates, a system prompt of a few hundred tokens) on top of the text
+// an upstream is sent: part of every TextBound.
+inline constexpr int64_t kPromptOverheadTokens = 512;
+
 struct PromptBounds {
   // The most one image part may be billed at detail "high"/"auto", and at "low"; nullopt when no
   // documented rule bounds it (the reservation then assumes the context window).
@@ -39,6 +43,14 @@ struct PromptBounds {
 // The bounds of `model_id` (an OpenRouter id "openai/gpt-4o-mini", a provider's own name
 // "claude-opus-4-7", variants ":batch" included). Never throws.
 PromptBounds prompt_bounds(std::string_view model_id) noexcept;
+
+// The prompt tokens of the request's text (without its images) to reserve on `model_id`, given our
+// count of it, `counted`, and the model's context window (<= 0: unknown): an honest count above
+// ours is the audit's to believe only where it may be far above it, a byte-fallback vocabulary's
+// (TextBound::kUtf8Bytes: up to the text's bytes and kPromptOverheadTokens, and no more than the
+// window holds), which a reservation of our count held a few times too little.
+int64_t text_prompt_tokens(std::string_view model_id, const RequestShape& shape, int64_t counted,
+                           int64_t context_window) noexcept;
 
 // The most the image parts of a request shaped `shape` may be billed on `model_id`: 0 without
 // images, nullopt when the model has no rule for them. Never throws.

@@ -80,7 +80,6 @@ void note_capped(AuditedCharge& out, const std::string& why) {
 // one reply book a window's worth of a ten-token prompt), and is charged at that bound, its
 // breakdowns cut to fit.
 constexpr int64_t kOverReportRatio = 2;
-constexpr int64_t kPromptOverheadTokens = 512;
 
 // The most the request's images may be billed by any model that may answer it (the one asked and
 // its `models`); nullopt when one of them has no rule for images.
@@ -93,6 +92,16 @@ std::optional<int64_t> images_bound(const ChargeInput& in, const RequestShape& s
   return most;
 }
 
+// Whether a model that may answer the request (the one asked, one of its `models`, which the
+// upstream falls back to, or `priced`, the model the call is priced as: a router's pick) spells
+// text by bytes (TextBound::kUtf8Bytes): its honest count may reach the text's bytes whoever was
+// asked first.
+bool any_spells_by_bytes(const ChargeInput& in, std::string_view priced, const RequestShape& shape) {
+  const auto by_bytes = [](std::string_view m) { return prompt_bounds(m).text == TextBound::kUtf8Bytes; };
+  return by_bytes(in.requested) || (priced != in.requested && by_bytes(priced)) ||
+         std::any_of(shape.models.begin(), shape.models.end(), by_bytes);
+}
+
 // Whether our count of the prompt (with its images' bound) bounds what an honest upstream bills
 // for it. Not with tools or reasoning carried back (RequestShape::tools), the web plugin (its
 // results are added to the prompt upstream), images no rule bounds, or parts only the upstream
@@ -102,12 +111,13 @@ bool prompt_sized(const RequestShape& shape, const std::optional<int64_t>& image
          !shape.web_plugin;
 }
 
-void cap_prompt(const ChargeInput& in, const RequestShape& shape, int64_t images, AuditedCharge& out) {
+void cap_prompt(const ChargeInput& in, std::string_view priced, const RequestShape& shape, int64_t images,
+                AuditedCharge& out) {
   UsageCounts& c = out.counts;
   const int64_t counted = std::max<int64_t>(0, in.counted_prompt_tokens);
   const int64_t twice = counted * kOverReportRatio + kPromptOverheadTokens + images;
   if (c.prompt_tokens <= twice) return;  // within every bound: the model's row is not looked up
-  const bool by_bytes = prompt_bounds(in.requested).text == TextBound::kUtf8Bytes;
+  const bool by_bytes = any_spells_by_bytes(in, priced, shape);
   const int64_t bound = by_bytes ? std::max(twice, shape.text_bytes + kPromptOverheadTokens + images) : twice;
   if (c.prompt_tokens <= bound) return;
   std::string why = "usage.prompt_tokens " + std::to_string(c.prompt_tokens) + " is more than twice the " +
@@ -158,8 +168,9 @@ const RequestShape& shape_of(const ChargeInput& in) {
   return in.shape != nullptr ? *in.shape : *kPlain;
 }
 
-// audit_tokens, written into `out` (audit_charge's own: no charge copied a call).
-void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
+// audit_tokens, written into `out` (audit_charge's own: no charge copied a call); `priced` is the
+// model the call is priced as (CallPricer::priced_id; the one asked where no pricer tells).
+void audit_tokens_into(const ChargeInput& in, std::string_view priced, AuditedCharge& out) {
   const RequestShape& shape = shape_of(in);
   const Usage* u = in.usage && in.usage->present ? in.usage : nullptr;
   const std::optional<int64_t> images = images_bound(in, shape);
@@ -196,7 +207,7 @@ void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
       out.counts = totals;
       out.problem = "usage breakdowns exceed their totals";
     }
-    if (prompt_sized(shape, images)) cap_prompt(in, shape, *images, out);
+    if (prompt_sized(shape, images)) cap_prompt(in, priced, shape, *images, out);
     cap_output(in.output_bound, out);
   }
 
@@ -222,7 +233,7 @@ void audit_tokens_into(const ChargeInput& in, AuditedCharge& out) {
 
 AuditedCharge audit_tokens(const ChargeInput& in) {
   AuditedCharge out;
-  audit_tokens_into(in, out);
+  audit_tokens_into(in, in.requested, out);
   return out;
 }
 
@@ -231,7 +242,7 @@ AuditedCharge audit_charge(const CallPricer& pricer, const ChargeInput& in) noex
   const RequestShape& shape = shape_of(in);
   try {
     const Usage* u = in.usage && in.usage->present ? in.usage : nullptr;
-    audit_tokens_into(in, out);
+    audit_tokens_into(in, pricer.priced_id(in.requested, in.served, shape), out);
     if (out.source == "reservation") return out;
 
     const std::optional<Money> catalog = pricer.price(in.requested, in.served, shape, out.counts);
