@@ -105,6 +105,39 @@ def test_context_too_long_skips_the_model_without_sending(fake):
     assert chat_models(fake) == ["test/b"]
 
 
+def _images(n: int) -> Task:
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    return Task(messages=[{"role": "user", "content": [{"type": "text", "text": "Which is it?"}, *[image] * n]}],
+                max_tokens=20)
+
+
+def test_a_prompt_whose_images_overflow_a_models_window_skips_it(fake):
+    """Our count of a prompt is its text; the images are each model's rule (cost/prompt_bounds):
+    the context check counted no image, so three images a gpt-4o-mini bills up to 48,169 tokens
+    each were sent to its 128k window. Three fit gpt-4o (1,445 each)."""
+    fake.add_model("vendor/gpt-4o-mini")
+    fake.add_model("vendor/gpt-4o")
+    r = manager(fake, fallbacks=["vendor/gpt-4o-mini", "vendor/gpt-4o"]).execute_task_sync(_images(3))
+    assert r.model == "vendor/gpt-4o"
+    assert r.attempts[0].error == "skipped:context_too_long"
+    assert chat_models(fake) == ["vendor/gpt-4o"]
+    # at detail "low" (2,833 each) they fit gpt-4o-mini
+    low = _images(0)
+    low.messages[0]["content"] += [{"type": "image_url", "image_url": {"url": "https://e.com/a.png", "detail": "low"}}] * 3
+    assert manager(fake, fallbacks=["vendor/gpt-4o-mini", "vendor/gpt-4o"]).execute_task_sync(low).model == \
+        "vendor/gpt-4o-mini"
+
+
+def test_the_plans_prompt_tokens_count_the_images_at_the_models_rule(fake):
+    """plan()["prompt_tokens"] was the text alone once images were priced apart: ten images on
+    gpt-4o-mini planned as a dozen tokens."""
+    fake.add_model("vendor/gpt-4o-mini", context_length=1_000_000)
+    fake.add_model("vendor/gpt-4o")
+    text = manager(fake, fallbacks=["vendor/gpt-4o"]).plan(_images(0))["prompt_tokens"]
+    assert manager(fake, fallbacks=["vendor/gpt-4o"]).plan(_images(10))["prompt_tokens"] == text + 10 * 1445
+    assert manager(fake, fallbacks=["vendor/gpt-4o-mini"]).plan(_images(10))["prompt_tokens"] == text + 10 * 48_169
+
+
 def test_circuit_opens_then_closes_after_recovery(fake):
     m = manager(
         fake,
