@@ -166,7 +166,7 @@ py::dict plan_dict(const EnginePlan& p) {
   put(d, k.reasons, plan_reasons(p));
   put(d, k.complexity, complexity_dict(p.complexity));
   put(d, k.task_type, p.task_type);
-  put(d, k.prompt_tokens, p.prompt_tokens);
+  put(d, k.prompt_tokens, p.prompt_tokens + p.image_tokens);
   put(d, k.max_tokens, p.max_tokens);
   put(d, k.estimate, p.estimate ? py::cast(*p.estimate) : py::none());
   return d;

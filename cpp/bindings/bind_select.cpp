@@ -158,7 +158,7 @@ void bind_select(py::module_& m) {
             }
             SelectionRequest r{std::move(task_type), input_size, budget, std::nullopt,
                                std::move(constraints), std::move(predicted_quality), explain,
-                               limit, std::move(prompt), floor, std::move(floor_why)};
+                               limit, std::move(prompt), floor, std::move(floor_why), ImageParts{}};
             if (strategy) r.strategy = strategy_from_name(*strategy);
             return s.rank(r);
           },

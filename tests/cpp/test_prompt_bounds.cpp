@@ -104,29 +104,29 @@ TEST_CASE("each model family's most for an image of unknown size", "[prompt_boun
   CHECK(prompt_bounds("openai/gpt-4o").text == TextBound::kTwiceCount);
 }
 
-TEST_CASE("a Claude row names its own versions, never a later one", "[prompt_bounds]") {
-  // rev23: the "claude-opus-4" row caught every later Opus 4 ("claude-opus-4.9": 1,685), where the
-  // table's own rule is that Opus 4.7 and later bill up to 4,784. A version no row names has no
-  // rule (its window is reserved), as any model the table does not know.
-  for (const char* id : {"anthropic/claude-opus-4.9", "claude-opus-4-9", "anthropic/claude-opus-4.10",
-                         "anthropic/claude-sonnet-4.7", "anthropic/claude-haiku-4.6", "claude-3-8-sonnet",
-                         "anthropic/claude-sonnet-4.6.1"}) {
+TEST_CASE("a Claude version no row names takes the larger bound; snapshots keep their version's", "[prompt_bounds]") {
+  // A row is a version and its dated snapshots, not a later minor version of it: Opus 4.9 is not
+  // Opus 4's 1,685 (rev23: the "claude-opus-4" row caught every later Opus 4), and fails closed at
+  // 4,784, as every Claude from Opus 4.7 on.
+  for (const char* id : {"claude-opus-4-9", "anthropic/claude-opus-4.9", "anthropic/claude-opus-4.10",
+                         "claude-sonnet-4-7", "anthropic/claude-sonnet-4.7", "anthropic/claude-haiku-4.6",
+                         "claude-opus-4-7-20260101", "claude-3-9-sonnet", "claude-3-8-sonnet",
+                         "anthropic/claude-sonnet-4.6.1", "anthropic/claude-opus-6", "claude-2",
+                         "anthropic/claude-opus-4.8-fast", "claude-opus-5-1", "anthropic/claude-fable-5"}) {
     INFO(id);
-    CHECK_FALSE(prompt_bounds(id).image_tokens);
+    CHECK(prompt_bounds(id).image_tokens == 4784);
   }
   // the versions before Opus 4.7, in both spellings and as dated snapshots, keep the standard rule
   for (const char* id : {"anthropic/claude-opus-4", "claude-opus-4-20250514", "claude-opus-4-0",
                          "anthropic/claude-opus-4.1", "claude-opus-4-1-20250805", "anthropic/claude-opus-4.5",
                          "anthropic/claude-opus-4.6:batch", "anthropic/claude-sonnet-4", "claude-sonnet-4-20250514",
-                         "anthropic/claude-sonnet-4.5", "anthropic/claude-sonnet-4.6", "anthropic/claude-haiku-4.5",
-                         "claude-haiku-4-5-20251001", "anthropic/claude-3-haiku", "claude-3-opus-20240229",
-                         "anthropic/claude-3.5-haiku", "claude-3-5-sonnet-20241022", "anthropic/claude-3.7-sonnet:thinking"}) {
+                         "claude-sonnet-4-0", "anthropic/claude-sonnet-4.5", "claude-sonnet-4-5-20250929",
+                         "anthropic/claude-sonnet-4.6", "anthropic/claude-haiku-4.5", "claude-haiku-4-5-20251001",
+                         "anthropic/claude-3-haiku", "claude-3-haiku-20240307", "claude-3-opus-20240229",
+                         "anthropic/claude-3-opus", "anthropic/claude-3.5-haiku", "claude-3-5-sonnet-20241022",
+                         "anthropic/claude-3.7-sonnet", "anthropic/claude-3.7-sonnet:thinking"}) {
     INFO(id);
     CHECK(prompt_bounds(id).image_tokens == 1685);
-  }
-  for (const char* id : {"anthropic/claude-opus-4.8-fast", "claude-opus-5-1", "anthropic/claude-fable-5"}) {
-    INFO(id);
-    CHECK(prompt_bounds(id).image_tokens.value_or(4784) == 4784);
   }
 }
 
@@ -138,6 +138,36 @@ TEST_CASE("a byte-fallback vocabulary's text is reserved at its bytes, within th
   CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 600, 32768) == 600);
   CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 10, 300) == 300);  // what the window holds
   CHECK(text_prompt_tokens("mistralai/mistral-7b-instruct", shape, 10, 0) == 8 + kPromptOverheadTokens);
+}
+
+TEST_CASE("Qwen VL and Pixtral images are bounded by their documented most", "[prompt_bounds]") {
+  for (const char* id : {"qwen/qwen2.5-vl-72b-instruct", "qwen/qwen-2.5-vl-7b-instruct", "qwen/qwen3-vl-235b-a22b-instruct",
+                         "qwen/qwen-vl-max", "qwen/qwen-vl-plus:free", "qwen2-vl-7b-instruct"}) {
+    INFO(id);
+    CHECK(prompt_bounds(id).image_tokens == 16384 + 2);
+    CHECK(prompt_bounds(id).low_detail_image_tokens == 16384 + 2);
+  }
+  for (const char* id : {"mistralai/pixtral-12b", "mistralai/pixtral-large-2411"}) {
+    INFO(id);
+    CHECK(prompt_bounds(id).image_tokens == 64 * 64 + 64);
+    CHECK(prompt_bounds(id).text == TextBound::kUtf8Bytes);
+  }
+  CHECK_FALSE(prompt_bounds("qwen/qwen3-235b-a22b").image_tokens);  // not a VL model
+  CHECK_FALSE(prompt_bounds("mistralai/mistral-small-3.2-24b-instruct").image_tokens);
+}
+
+TEST_CASE("images in a model's context: its rule, or gpt-4o's where it has none", "[prompt_bounds]") {
+  using orroute::ImageParts;
+  CHECK(image_context_tokens("openai/gpt-4o", ImageParts{}) == 0);
+  CHECK(image_context_tokens("x/unknown", ImageParts{}) == 0);
+  CHECK(image_context_tokens("openai/gpt-4o", ImageParts{10, 0}) == 14450);
+  CHECK(image_context_tokens("openai/gpt-4o-mini", ImageParts{10, 0}) == 481690);
+  CHECK(image_context_tokens("openai/gpt-4o-mini", ImageParts{10, 4}) == 6 * 48169 + 4 * 2833);
+  CHECK(image_context_tokens("anthropic/claude-opus-4.9", ImageParts{2, 0}) == 2 * 4784);
+  // no rule (the reservation holds the window): gpt-4o's figures, for fitting only
+  CHECK(image_context_tokens("meta-llama/llama-4-maverick", ImageParts{3, 1}) == 2 * 1445 + 85);
+  CHECK(image_context_tokens("openai/gpt-5.1", ImageParts{1, 0}) == 1445);
+  CHECK(image_context_tokens("x/unknown", ImageParts{2, 9}) == 2 * 85);  // "low" clamped to the images
 }
 
 TEST_CASE("a request's images are bounded on each model by its rule", "[prompt_bounds]") {

@@ -298,3 +298,43 @@ TEST_CASE("a quality floor keeps only strong enough candidates under every strat
     }
   }
 }
+
+TEST_CASE("a prompt's images count at each candidate's own bound where its context is checked", "[select][prompt_bounds]") {
+  // Both windows 128k; gpt-4o-mini is the cheaper, and bills an image up to 48,169 tokens against
+  // gpt-4o's 1,445 (cost/prompt_bounds.cpp): three images (144,507 on mini) only fit gpt-4o.
+  // x/seer has no row: its images count gpt-4o's 1,445 each, for fitting only.
+  const std::string json = "{\"data\":[" +
+                           model("openai/gpt-4o-mini", "0.00000015", "0.0000006", 128000, "", "\"text\",\"image\"") +
+                           "," + model("openai/gpt-4o", "0.0000025", "0.00001", 128000, "", "\"text\",\"image\"") +
+                           "," + model("x/seer", "0.000001", "0.000004", 20000, "", "\"text\",\"image\"") + "]}";
+  const ModelSelector sel(std::make_shared<const orroute::ModelCatalog>(orroute::ModelCatalog::from_json(json)),
+                          priors());
+  orroute::SelectionRequest req;
+  req.input_tokens = 100;
+  req.strategy = orroute::Strategy::kCostOptimized;
+  orroute::Constraints c;
+  c.expected_output_tokens = 100;
+  const auto chosen = [&](const orroute::Constraints& constraints) {
+    req.constraints = constraints;
+    std::vector<std::string> ids;
+    for (const orroute::Candidate& cand : sel.rank(req)) ids.push_back(cand.model->id);
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  using Ids = std::vector<std::string>;
+  CHECK(chosen(c) == Ids{"openai/gpt-4o", "openai/gpt-4o-mini", "x/seer"});  // text alone: all fit
+  // The plain constraints' scan and the full per-model check alike.
+  orroute::Constraints listed = c;
+  listed.allowed_models = {"openai/gpt-4o-mini", "openai/gpt-4o", "x/seer"};
+  for (const orroute::Constraints& constraints : {c, listed}) {
+    req.images = {3, 0};
+    CHECK(chosen(constraints) == Ids{"openai/gpt-4o", "x/seer"});  // mini: 144,507 + 200 > 128,000
+    req.images = {14, 0};
+    CHECK(chosen(constraints) == Ids{"openai/gpt-4o"});  // x/seer: 20,230 + 200 > 20,000
+    req.images = {3, 3};  // at detail "low": 2,833 each on mini
+    CHECK(chosen(constraints) == Ids{"openai/gpt-4o", "openai/gpt-4o-mini", "x/seer"});
+  }
+  req.images = {100, 0};
+  req.constraints = c;
+  CHECK_THROWS_WITH(sel.rank(req), Catch::Contains("context window") && Catch::Contains("100 images"));
+}

@@ -105,13 +105,42 @@ def test_context_too_long_skips_the_model_without_sending(fake):
     assert chat_models(fake) == ["test/b"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rev23, not fixed: since session 27 (size18) our count of a prompt is its text alone and the "
-    "context check (and the selector's) reads it: 130 images Gemini bills at least 258 tokens "
-    "each (33,540 > a 32,768 window) go to the model that must reject them (5b72339 counted "
-    "1,600 an image and skipped it). A fix needs each family's least an image bills in "
-    "cost/prompt_bounds.cpp, added to the count the window checks read"))
+def _images(n: int) -> Task:
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    return Task(messages=[{"role": "user", "content": [{"type": "text", "text": "Which is it?"}, *[image] * n]}],
+                max_tokens=20)
+
+
+def test_a_prompt_whose_images_overflow_a_models_window_skips_it(fake):
+    """Our count of a prompt is its text; the images are each model's rule (cost/prompt_bounds):
+    the context check counted no image, so three images a gpt-4o-mini bills up to 48,169 tokens
+    each were sent to its 128k window. Three fit gpt-4o (1,445 each)."""
+    fake.add_model("vendor/gpt-4o-mini")
+    fake.add_model("vendor/gpt-4o")
+    r = manager(fake, fallbacks=["vendor/gpt-4o-mini", "vendor/gpt-4o"]).execute_task_sync(_images(3))
+    assert r.model == "vendor/gpt-4o"
+    assert r.attempts[0].error == "skipped:context_too_long"
+    assert chat_models(fake) == ["vendor/gpt-4o"]
+    # at detail "low" (2,833 each) they fit gpt-4o-mini
+    low = _images(0)
+    low.messages[0]["content"] += [{"type": "image_url", "image_url": {"url": "https://e.com/a.png", "detail": "low"}}] * 3
+    assert manager(fake, fallbacks=["vendor/gpt-4o-mini", "vendor/gpt-4o"]).execute_task_sync(low).model == \
+        "vendor/gpt-4o-mini"
+
+
+def test_the_plans_prompt_tokens_count_the_images_at_the_models_rule(fake):
+    """plan()["prompt_tokens"] was the text alone once images were priced apart: ten images on
+    gpt-4o-mini planned as a dozen tokens."""
+    fake.add_model("vendor/gpt-4o-mini", context_length=1_000_000)
+    fake.add_model("vendor/gpt-4o")
+    text = manager(fake, fallbacks=["vendor/gpt-4o"]).plan(_images(0))["prompt_tokens"]
+    assert manager(fake, fallbacks=["vendor/gpt-4o"]).plan(_images(10))["prompt_tokens"] == text + 10 * 1445
+    assert manager(fake, fallbacks=["vendor/gpt-4o-mini"]).plan(_images(10))["prompt_tokens"] == text + 10 * 48_169
+
+
 def test_images_past_a_model_s_window_skip_it_without_sending(fake):
+    """rev23: 130 images Gemini bills at least 258 tokens each (33,540 > a 32,768 window) went to
+    the model that must reject them while our count was the text alone."""
     fake.add_model("google/gemini-2.5-flash-lite", context_length=32_768)
     fake.add_model("test/long", context_length=1_000_000)
     image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}

@@ -11,6 +11,9 @@ namespace {
 // is billed `base` plus `per_tile` for each 512-pixel tile; at most 8 tiles (768x2048).
 constexpr int64_t kMostTiles = 8;
 constexpr int64_t tiles(int64_t base, int64_t per_tile) { return base + kMostTiles * per_tile; }
+// gpt-4o's: what a model with no rule is taken to hold an image in (image_context_tokens).
+constexpr int64_t kGpt4oImage = tiles(85, 170);
+constexpr int64_t kGpt4oLowImage = 85;
 
 // OpenAI's patch models: 32-pixel patches, at most 1536 (the image scaled down to fit), times
 // the model's multiplier (in hundredths), rounded up; "detail" changes nothing.
@@ -24,6 +27,14 @@ constexpr int64_t patches(int64_t multiplier_pct) { return (kMostPatches * multi
 // most 4,784, padding included.
 constexpr int64_t kClaudeStandard = 1600 + 85;
 constexpr int64_t kClaudeHigh = 4784;
+
+// Pixtral (below).
+constexpr int64_t kPixtral = 64 * 64 + 64;
+
+// Qwen's VL models: a token per 28x28 pixels (Qwen3-VL: 32x32), at most 16,384 an image
+// (Alibaba Cloud Model Studio, "Qwen VL": "up to 16,384 per image"), and the two tokens that
+// open and close it.
+constexpr int64_t kQwenVl = 16384 + 2;
 
 // Gemini: images are scaled to fit 3072x3072 and cut into 768-pixel tiles of 258 tokens each
 // (4x4); Gemini 3's media resolutions (at most 1,120 an image at "high") stay under it.
@@ -47,7 +58,7 @@ constexpr std::optional<int64_t> kNoRule = std::nullopt;
 constexpr Row kRows[] = {
     // OpenAI: platform.openai.com/docs/guides/images-vision, "Calculating costs".
     {"gpt-4o-mini", tiles(2833, 5667), 2833, kTwice},  // 48,169: billed as gpt-4o's dollars
-    {"gpt-4o", tiles(85, 170), 85, kTwice},
+    {"gpt-4o", kGpt4oImage, kGpt4oLowImage, kTwice},
     {"chatgpt-4o", tiles(85, 170), 85, kTwice},
     {"gpt-4-turbo", tiles(85, 170), 85, kTwice},
     {"gpt-4-vision", tiles(85, 170), 85, kTwice},
@@ -68,15 +79,9 @@ constexpr Row kRows[] = {
     {"gpt-5", tiles(70, 140), 70, kTwice},
     {"computer-use-preview", tiles(65, 129), 65, kTwice},
     // Anthropic: platform.claude.com/docs/en/build-with-claude/vision ("detail" is OpenAI's).
-    {"claude-opus-4-7", kClaudeHigh, kClaudeHigh, kTwice},
-    {"claude-opus-4-8", kClaudeHigh, kClaudeHigh, kTwice},
-    {"claude-opus-5", kClaudeHigh, kClaudeHigh, kTwice},
-    {"claude-sonnet-5", kClaudeHigh, kClaudeHigh, kTwice},
-    {"claude-haiku-5", kClaudeHigh, kClaudeHigh, kTwice},
-    {"claude-fable", kClaudeHigh, kClaudeHigh, kTwice},
-    {"claude-mythos", kClaudeHigh, kClaudeHigh, kTwice},
-    // Before Opus 4.7, each version named: a Claude row never names a later minor version
-    // (names()), so "claude-opus-4.9" is no row's and reserves its window, not 1,685.
+    // The models before Opus 4.7, each version named (a Claude row does not take a later minor
+    // version: "claude-opus-4" is Opus 4 and its dated snapshots, not Opus 4.9); every other
+    // Claude, the newer ones and any version not yet released, takes the larger bound ("claude").
     {"claude-opus-4-6", kClaudeStandard, kClaudeStandard, kTwice},
     {"claude-opus-4-5", kClaudeStandard, kClaudeStandard, kTwice},
     {"claude-opus-4-1", kClaudeStandard, kClaudeStandard, kTwice},
@@ -90,9 +95,17 @@ constexpr Row kRows[] = {
     {"claude-3-7", kClaudeStandard, kClaudeStandard, kTwice},
     {"claude-3-5", kClaudeStandard, kClaudeStandard, kTwice},
     {"claude-3", kClaudeStandard, kClaudeStandard, kTwice},
+    {"claude", kClaudeHigh, kClaudeHigh, kTwice},
     // Google: ai.google.dev/gemini-api/docs/tokens; the 3072x3072 limit: Vertex AI's input
     // file requirements.
     {"gemini", kGemini, kGemini, kTwice},
+    // Qwen: www.alibabacloud.com/help/en/model-studio/vision ("detail" changes nothing).
+    {"qwen-vl", kQwenVl, kQwenVl, kTwice},
+    {"qwen2-vl", kQwenVl, kQwenVl, kTwice},
+    {"qwen-2-vl", kQwenVl, kQwenVl, kTwice},
+    {"qwen2.5-vl", kQwenVl, kQwenVl, kTwice},
+    {"qwen-2.5-vl", kQwenVl, kQwenVl, kTwice},
+    {"qwen3-vl", kQwenVl, kQwenVl, kTwice},
     // 32k vocabularies with byte fallback (measured: tools/prompt_cap_scripts.py). Mistral's
     // later models (Tekken, 131k) are named alike, so every Mistral model is bounded so.
     {"llama-2", kNoRule, kNoRule, kBytes},
@@ -102,7 +115,10 @@ constexpr Row kRows[] = {
     {"mixtral", kNoRule, kNoRule, kBytes},
     {"codestral", kNoRule, kNoRule, kBytes},
     {"ministral", kNoRule, kNoRule, kBytes},
-    {"pixtral", kNoRule, kNoRule, kBytes},
+    // Pixtral: 16-pixel patches of an image scaled to fit 1024x1024 (64 x 64), a break token
+    // closing each of the 64 rows (the last an end token); "detail" changes nothing
+    // (docs.mistral.ai/capabilities/vision; the model's processor_config: longest_edge 1024).
+    {"pixtral", kPixtral, kPixtral, kBytes},
     {"devstral", kNoRule, kNoRule, kBytes},
     {"magistral", kNoRule, kNoRule, kBytes},
 };
@@ -126,18 +142,18 @@ std::string_view bare_name(std::string_view id) {
   return id;
 }
 
-// Whether what follows a Claude row's name in an id starts with a minor version ("9" of
-// "claude-opus-4.9"): a model the row does not name. A snapshot's date ("20250514") is 8 digits.
-bool minor_version_follows(std::string_view rest) {
-  const size_t digits = std::find_if_not(rest.begin(), rest.end(),
-                                         [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) -
-                        rest.begin();
-  return digits >= 1 && digits <= 2;
+// Whether the rest of a name after a Claude row starts with a minor version ("-9", ".9-fast"),
+// not a dated snapshot ("-20250514", eight digits) or a word ("-sonnet"): a version the row
+// does not name.
+bool names_version(std::string_view rest) {
+  size_t digits = 0;
+  while (1 + digits < rest.size() && std::isdigit(static_cast<unsigned char>(rest[1 + digits]))) ++digits;
+  return digits > 0 && digits <= 2;
 }
 
 // Whether `row` names the bare id `name` (case-insensitively). Anthropic's own names write
 // versions with '-' ("claude-opus-4-7"), OpenRouter's with '.': Claude's rows match either, and
-// never a later version of theirs (minor_version_follows). (No copy of the name: every call's
+// never a later version of theirs (names_version). (No copy of the name: every call's
 // audit asks.)
 bool names(std::string_view row, std::string_view name) {
   const bool claude = row.substr(0, 7) == "claude-";
@@ -149,7 +165,7 @@ bool names(std::string_view row, std::string_view name) {
   for (size_t i = 0; i < row.size(); ++i) {
     if (!same(name[i], row[i])) return false;
   }
-  return !claude || name.size() == row.size() || !minor_version_follows(name.substr(row.size() + 1));
+  return !(claude && names_version(name.substr(row.size())));
 }
 
 }  // namespace
@@ -181,6 +197,13 @@ std::optional<int64_t> image_prompt_tokens(std::string_view model_id, const Requ
   const int64_t low = std::min(shape.low_detail_images, shape.images);
   if ((low < shape.images && !b.image_tokens) || (low > 0 && !b.low_detail_image_tokens)) return std::nullopt;
   return (shape.images - low) * b.image_tokens.value_or(0) + low * b.low_detail_image_tokens.value_or(0);
+}
+
+int64_t image_context_tokens(std::string_view model_id, ImageParts images) noexcept {
+  if (images.images <= 0) return 0;
+  const PromptBounds b = prompt_bounds(model_id);
+  const int64_t low = std::clamp<int64_t>(images.low_detail, 0, images.images);
+  return (images.images - low) * b.image_tokens.value_or(kGpt4oImage) + low * b.low_detail_image_tokens.value_or(kGpt4oLowImage);
 }
 
 }  // namespace orroute

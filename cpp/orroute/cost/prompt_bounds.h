@@ -56,4 +56,18 @@ int64_t text_prompt_tokens(std::string_view model_id, const RequestShape& shape,
 // images, nullopt when the model has no rule for them. Never throws.
 std::optional<int64_t> image_prompt_tokens(std::string_view model_id, const RequestShape& shape) noexcept;
 
+// A request's image parts, as a model's context must hold them.
+struct ImageParts {
+  int64_t images = 0;
+  int64_t low_detail = 0;  // of `images`, those at detail "low"
+};
+
+// The tokens `images` take in `model_id`'s context, for choosing a model the prompt fits (the
+// selector, the attempt loop's skip): the model's rule, or for a model with no rule gpt-4o's
+// (1,445 an image, 85 at "low"). That model's reservation already holds its whole window, so
+// money is safe whatever this says; an image bound of the window would rule the model out of
+// every image prompt instead, and gpt-4o's is the smallest bound a vision model documents for a
+// full-size image, so a prompt too large at it surely does not fit. 0 without images. Never throws.
+int64_t image_context_tokens(std::string_view model_id, ImageParts images) noexcept;
+
 }  // namespace orroute

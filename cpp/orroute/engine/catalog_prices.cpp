@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "orroute/cost/prompt_bounds.h"
 #include "orroute/cost/usage_audit.h"
 #include "orroute/error.h"
 #include "orroute/net/protocol.h"
@@ -34,6 +35,10 @@ int64_t CatalogPrices::prompt_tokens(const std::string& model, int64_t counted) 
   }
   counts_.push_back(PromptCount{key, model, n});
   return n;
+}
+
+int64_t CatalogPrices::image_context_tokens(const std::string& model) const {
+  return orroute::image_context_tokens(model, ImageParts{shape_.images, shape_.low_detail_images});
 }
 
 std::optional<Money> CatalogPrices::worst_case(const std::string& model, int64_t prompt_tokens,

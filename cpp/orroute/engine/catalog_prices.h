@@ -52,6 +52,7 @@ class CatalogPrices final : public PriceBook {
   int64_t output_bound() const { return output_bound_; }
 
   int64_t prompt_tokens(const std::string& model, int64_t counted) const override;
+  int64_t image_context_tokens(const std::string& model) const override;
   std::optional<Money> worst_case(const std::string& model, int64_t prompt_tokens,
                                   int64_t max_output_tokens) const override;
   std::string unpriced_reason(const std::string& model) const override;

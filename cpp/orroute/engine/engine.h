@@ -126,7 +126,11 @@ struct EnginePlan {
   bool explicit_order = false;
   Complexity complexity;
   std::string task_type;  // used for selection (declared or guessed)
+  // Our count of the prompt's text (what submit() hands the prices as the request's count) and
+  // the tokens its images take in the counting model's context (image_context_tokens); the plan
+  // shows their sum.
   int64_t prompt_tokens = 0;
+  int64_t image_tokens = 0;
   int64_t max_tokens = 0;
   std::optional<Money> estimate;  // worst case on the first candidate
 

@@ -10,6 +10,7 @@
 #include "orroute/engine/chat_text.h"
 #include "orroute/engine/default_order.h"
 #include "orroute/engine/engine.h"
+#include "orroute/cost/prompt_bounds.h"
 #include "orroute/engine/engine_impl.h"
 #include "orroute/error.h"
 #include "orroute/json.h"
@@ -104,12 +105,17 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
     }
   }
   plan.prompt_tokens = first_prompt ? *first_prompt : count_for(reference);
+  // The images, which the count leaves to each model's rule: at the counting model's for the
+  // plan's size, at each candidate's own in the selector.
+  RequestShape shape = request_shape_of(body);
+  const ImageParts images{shape.images, shape.low_detail_images};
+  plan.image_tokens = image_context_tokens(first_prompt ? plan.candidates.front() : reference, images);
 
   const std::string prompt = last_user_text(messages);
   ComplexityInput in;
   in.prompt = prompt;
   in.prior_turns = static_cast<int32_t>(messages.Size()) - 1;
-  in.prompt_tokens = plan.prompt_tokens;
+  in.prompt_tokens = plan.prompt_tokens + plan.image_tokens;
   in.tools = tools != nullptr && tools->IsArray() ? static_cast<int32_t>(tools->Size()) : 0;
   in.max_output_tokens = plan.max_tokens;
   in.declared_type = task.task_type;
@@ -123,6 +129,7 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
       SelectionRequest req;
       req.task_type = plan.task_type;
       req.input_tokens = plan.prompt_tokens;
+      req.images = images;
       req.budget = task.max_cost;
       if (by_strategy) req.strategy = task.strategy;
       Constraints c = impl_->selector->default_constraints();
@@ -174,7 +181,6 @@ EnginePlan Engine::plan(const EngineTask& task, PlanUse use) const {
   // The estimate is exactly what the attempt loop reserves for the first candidate: the same
   // pricer, the same request shape (plus the server-side fallbacks it would send), and the prompt
   // counted with that model's own tokenizer.
-  RequestShape shape = request_shape_of(body);
   std::vector<std::string> server_models = server_fallbacks(plan.candidates, config_.server_side_fallbacks);
   // The request's own `models`, else the server-side fallbacks sent with it (they may answer too).
   const bool fallbacks_added = shape.models.empty();

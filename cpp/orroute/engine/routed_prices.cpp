@@ -16,6 +16,10 @@ int64_t RoutedPrices::prompt_tokens(const std::string& candidate, int64_t counte
   return catalog_->prompt_tokens(ProviderRoutes::split(candidate).first, counted);
 }
 
+int64_t RoutedPrices::image_context_tokens(const std::string& candidate) const {
+  return catalog_->image_context_tokens(ProviderRoutes::split(candidate).first);
+}
+
 std::optional<Money> RoutedPrices::worst_case(const std::string& candidate, int64_t prompt_tokens,
                                               int64_t max_output_tokens) const {
   const auto [model, provider] = ProviderRoutes::split(candidate);

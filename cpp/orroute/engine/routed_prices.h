@@ -19,6 +19,7 @@ class RoutedPrices final : public PriceBook {
       : catalog_(std::move(catalog)), routes_(routes) {}
 
   int64_t prompt_tokens(const std::string& candidate, int64_t counted) const override;
+  int64_t image_context_tokens(const std::string& candidate) const override;
   std::optional<Money> worst_case(const std::string& candidate, int64_t prompt_tokens,
                                   int64_t max_output_tokens) const override;
   std::string unpriced_reason(const std::string& candidate) const override;

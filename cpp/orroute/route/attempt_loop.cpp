@@ -377,9 +377,13 @@ void Run::step_locked() {
         ctx_.prices ? ctx_.prices->prompt_tokens(model, req_.prompt_tokens) : req_.prompt_tokens;
     if (ctx_.prices && failures_on_model_ == 0 && admission_waited_.count() == 0) {
       const auto window = ctx_.prices->context_length(model);
-      if (window && prompt_tokens >= *window) {
+      // The images (not in prompt_tokens) at this model's bound for them.
+      const int64_t images = window ? ctx_.prices->image_context_tokens(model) : 0;
+      if (window && prompt_tokens + images >= *window) {
         skip(model, to_string(ErrorClass::kContextTooLong),
-             std::to_string(prompt_tokens) + " prompt tokens >= context " + std::to_string(*window));
+             std::to_string(prompt_tokens + images) + " prompt tokens" +
+                 (images > 0 ? " (" + std::to_string(images) + " for its images)" : std::string()) + " >= context " +
+                 std::to_string(*window));
         next_candidate();
         continue;
       }

@@ -179,6 +179,9 @@ class PriceBook {
   virtual int64_t prompt_tokens(const std::string& /*model*/, int64_t counted) const {
     return counted;
   }
+  // The tokens the request's images take in `model`'s context, beside prompt_tokens (which
+  // counts the text alone): for the skip of a model whose context cannot hold the prompt.
+  virtual int64_t image_context_tokens(const std::string& /*model*/) const { return 0; }
 };
 
 // Which upstream provider last served each model (learned from replies), so the next call to that

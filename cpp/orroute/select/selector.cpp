@@ -535,6 +535,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
                      c.allowed_models.empty() && c.blocked_models.empty() && !c.free_only &&
                      !c.paid_only && c.tiers.empty();
   const int64_t need_context = req.input_tokens + out_tokens;
+  const bool has_images = req.images.images > 0;
   const int64_t today = today_utc();
   const double in_d = static_cast<double>(req.input_tokens);
   const double out_d = static_cast<double>(out_tokens);
@@ -617,6 +618,10 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
     const uint8_t flags = col_flags[row];
     const uint8_t mstate = metrics_state_[idx].load(std::memory_order_acquire);
     Stage st = kPassed;
+    // The prompt this model's context must hold: the text and, with images, this model's bound
+    // for them.
+    const int64_t images = has_images ? image_context_tokens(entries_[idx].model->id, req.images) : 0;
+    const int64_t input = req.input_tokens + images;
     if (plain) {
       if (flags & kRouterFlag) {
         st = kDynamic;
@@ -624,15 +629,14 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
         st = kExpired;
       } else if ((flags & kFreeFlag) && !c.allow_free) {
         st = kFreePaid;
-      } else if (col_context[row] < need_context ||
-                 ((flags & kPromptLimitFlag) &&
-                  *entries_[idx].model->per_request_prompt_tokens < req.input_tokens)) {
+      } else if (col_context[row] < need_context + images ||
+                 ((flags & kPromptLimitFlag) && *entries_[idx].model->per_request_prompt_tokens < input)) {
         st = kContext;
       } else if (mstate & kUnavailable) {
         st = kAvailable;
       }
     } else {
-      st = static_cast<Stage>(full_stage(entries_[idx], c, need_context, req.input_tokens, today,
+      st = static_cast<Stage>(full_stage(entries_[idx], c, need_context + images, input, today,
                                          (mstate & kUnavailable) != 0));
     }
     if (st != kPassed) {
@@ -687,7 +691,8 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
   // the rows past it are not read at all. The other rows take scan_row. Survivor order does not
   // matter (every ordering below ends on id rank), and counts per stage only matter when nothing
   // survives: then every row is scanned again by scan_row, which counts.
-  const bool simple = plain && !has_predictions;
+  // (Images: each model's own need, so no search over one need.)
+  const bool simple = plain && !has_predictions && !has_images;
   if (simple) {
     const auto fits = [&](int64_t x) { return x >= need_context; };
     const auto fits_until = [&](size_t begin, size_t end) {  // first row of [begin, end) too small
@@ -749,8 +754,9 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
         "max price" + (c.max_price_per_mtok ? " " + usd(*c.max_price_per_mtok) + "/M" : "") +
             (c.max_price_per_1k ? " " + usd(*c.max_price_per_1k) + "/1k" : "") + " (blended)",
         "min_context " + std::to_string(c.min_context.value_or(0)),
-        "context window (input " + std::to_string(req.input_tokens) + " + expected output " +
-            std::to_string(out_tokens) + " tokens)",
+        "context window (input " + std::to_string(req.input_tokens) +
+            (has_images ? " + " + std::to_string(req.images.images) + " images at each model's bound" : std::string()) +
+            " + expected output " + std::to_string(out_tokens) + " tokens)",
         "availability (marked unavailable by metrics)",
         "min_quality " + fmt(c.min_quality.value_or(0)),
         "budget " + (req.budget ? usd(*req.budget) : std::string()),
@@ -916,7 +922,7 @@ std::vector<Candidate> ModelSelector::run(const SelectionRequest& req, bool best
       r.push_back("tier " + std::string(tier_name(e.tier)) + " (" + usd(e.blended_per_mtok) +
                   "/M tokens blended 3:1)");
       r.push_back("context window " + std::to_string(e.model->context_length) + " tokens fits " +
-                  std::to_string(req.input_tokens + out_tokens));
+                  std::to_string(req.input_tokens + image_context_tokens(e.model->id, req.images) + out_tokens));
       if (e.expires_day - today <= kExpiryWarningDays) {
         r.push_back("expires on " + *e.model->expiration_date + " (in " +
                     std::to_string(e.expires_day - today) + " days)");

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "orroute/catalog/catalog.h"
+#include "orroute/cost/prompt_bounds.h"
 #include "orroute/error.h"
 #include "orroute/select/quality_predictor.h"
 #include "orroute/select/quality_priors.h"
@@ -89,6 +90,9 @@ struct SelectionRequest {
   // in the reasons ("complexity 0.93 -> frontier").
   std::optional<double> quality_floor;
   std::string quality_floor_why;
+  // The prompt's image parts, not in input_tokens: each model's context holds them at its own
+  // rule (image_context_tokens), checked per model.
+  ImageParts images;
 };
 
 // A ranked candidate. `model` points into the selector's catalog.
