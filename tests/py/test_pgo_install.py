@@ -97,28 +97,35 @@ def test_the_profile_of_an_object_moved_in_the_build_directory_is_not_found(
         pgo_check.check(commands, profile)
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("ninja") is None
-                    or importlib.util.find_spec("pybind11") is None,
-                    reason="a configuration of the project: CMake, Ninja, pybind11")
+NEEDS_CMAKE = pytest.mark.skipif(
+    shutil.which("cmake") is None or shutil.which("ninja") is None
+    or importlib.util.find_spec("pybind11") is None,
+    reason="a configuration of the project: CMake, Ninja, pybind11")
+
+
+def _configure(build: Path, *options: str, check: bool) -> subprocess.CompletedProcess[str]:
+    """CMake's configuration of the project into `build` with `options`, as pgo-install.sh's."""
+    pybind11 = subprocess.run([sys.executable, "-m", "pybind11", "--cmakedir"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-G", "Ninja", *options,
+                           f"-Dpybind11_DIR={pybind11}", f"-DPython_EXECUTABLE={sys.executable}"],
+                          capture_output=True, text=True, check=check)
+
+
+@NEEDS_CMAKE
 def test_the_projects_use_build_compiles_every_object_with_the_profile(tmp_path: Path) -> None:
     """CMake's ORROUTE_PGO=use puts -fprofile-use on every object pgo-install.sh builds; with no
     training run the check names the bindings' missing profile, not a missing flag."""
-    pybind11 = subprocess.run([sys.executable, "-m", "pybind11", "--cmakedir"], check=True,
-                              capture_output=True, text=True).stdout.strip()
     build, profile = tmp_path / "build", tmp_path / "profile"
     profile.mkdir()
-    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-G", "Ninja",
-                    "-DCMAKE_BUILD_TYPE=Release", "-DORROUTE_PGO=use",
-                    f"-DORROUTE_PGO_DIR={profile}", f"-Dpybind11_DIR={pybind11}",
-                    f"-DPython_EXECUTABLE={sys.executable}"], check=True, capture_output=True)
+    _configure(build, "-DCMAKE_BUILD_TYPE=Release", "-DORROUTE_PGO=use",
+               f"-DORROUTE_PGO_DIR={profile}", check=True)
     commands = json.loads((build / "compile_commands.json").read_text())
     with pytest.raises(ValueError, match="no profile for CMakeFiles/_(core|task).dir/"):
         pgo_check.check(commands, profile)
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("ninja") is None
-                    or importlib.util.find_spec("pybind11") is None,
-                    reason="a configuration of the project: CMake, Ninja, pybind11")
+@NEEDS_CMAKE
 def test_the_project_refuses_a_profile_guided_build_under_clang(tmp_path: Path) -> None:
     """Clang's profiles are another flow (-fprofile-instr-generate, llvm-profdata merge), not
     wired: configured under Clang, ORROUTE_PGO fails the instrumented build's first step, and
@@ -128,13 +135,8 @@ def test_the_project_refuses_a_profile_guided_build_under_clang(tmp_path: Path) 
     clang.write_text("#!/bin/sh\nexec g++ -D__clang__=1 -D__clang_major__=14 -D__clang_minor__=0 "
                      "-D__clang_patchlevel__=6 \"$@\"\n")
     clang.chmod(0o755)
-    pybind11 = subprocess.run([sys.executable, "-m", "pybind11", "--cmakedir"], check=True,
-                              capture_output=True, text=True).stdout.strip()
-    done = subprocess.run(["cmake", "-S", str(ROOT), "-B", str(tmp_path / "build"), "-G", "Ninja",
-                           f"-DCMAKE_CXX_COMPILER={clang}", "-DORROUTE_PGO=generate",
-                           f"-DORROUTE_PGO_DIR={tmp_path / 'profile'}", f"-Dpybind11_DIR={pybind11}",
-                           f"-DPython_EXECUTABLE={sys.executable}"],
-                          capture_output=True, text=True, check=False)
+    done = _configure(tmp_path / "build", f"-DCMAKE_CXX_COMPILER={clang}", "-DORROUTE_PGO=generate",
+                      f"-DORROUTE_PGO_DIR={tmp_path / 'profile'}", check=False)
     assert "The CXX compiler identification is Clang 14" in done.stdout
     assert done.returncode != 0
     assert "ORROUTE_PGO needs GCC" in done.stderr

@@ -191,19 +191,28 @@ int64_t text_prompt_tokens(std::string_view model_id, const RequestShape& shape,
   return std::max(counted, context_window > 0 ? std::min(bytes, context_window) : bytes);
 }
 
+namespace {
+
+// `images` images, `low` of them at detail "low", at `each` and `each_low` tokens.
+int64_t images_at(int64_t images, int64_t low, int64_t each, int64_t each_low) {
+  return (images - low) * each + low * each_low;
+}
+
+}  // namespace
+
 std::optional<int64_t> image_prompt_tokens(std::string_view model_id, const RequestShape& shape) noexcept {
   if (shape.images == 0) return 0;
   const PromptBounds b = prompt_bounds(model_id);
   const int64_t low = std::min(shape.low_detail_images, shape.images);
   if ((low < shape.images && !b.image_tokens) || (low > 0 && !b.low_detail_image_tokens)) return std::nullopt;
-  return (shape.images - low) * b.image_tokens.value_or(0) + low * b.low_detail_image_tokens.value_or(0);
+  return images_at(shape.images, low, b.image_tokens.value_or(0), b.low_detail_image_tokens.value_or(0));
 }
 
 int64_t image_context_tokens(std::string_view model_id, ImageParts images) noexcept {
   if (images.images <= 0) return 0;
   const PromptBounds b = prompt_bounds(model_id);
-  const int64_t low = std::clamp<int64_t>(images.low_detail, 0, images.images);
-  return (images.images - low) * b.image_tokens.value_or(kGpt4oImage) + low * b.low_detail_image_tokens.value_or(kGpt4oLowImage);
+  return images_at(images.images, std::clamp<int64_t>(images.low_detail, 0, images.images),
+                   b.image_tokens.value_or(kGpt4oImage), b.low_detail_image_tokens.value_or(kGpt4oLowImage));
 }
 
 }  // namespace orroute
