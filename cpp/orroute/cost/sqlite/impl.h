@@ -552,13 +552,16 @@ struct SqliteLedger::Impl {
   // or a release names its row by id and that time. SQLite gives a deleted row's id again (the
   // id of a reservation the reclaim released when it was the newest; an older orroute's max+1
   // over an abandoned one), and a row with the id but another time is another call's
-  // reservation, never this one's to settle. Under lmu; past kMaxOwnReserved, those expired are
-  // forgotten (a settle then names its row by the id alone, as before).
+  // reservation, never this one's to settle. Under lmu; once it holds own_sweep_at, those expired
+  // are forgotten (a settle then names its row by the id alone, as before), and the next sweep
+  // waits for twice what is left (at least kMaxOwnReserved): a reserve costs O(1) amortised
+  // however many are held, not a scan of them all each.
   struct OwnReservation {
     TimeUs created_at, expires_at;
   };
   std::unordered_map<int64_t, OwnReservation> own_reserved;
   static constexpr size_t kMaxOwnReserved = 4096;
+  size_t own_sweep_at = kMaxOwnReserved;
   void remember_own(int64_t id, OwnReservation made);
   // When this object made reservation `id`; 0 when unknown (another object's, or forgotten).
   TimeUs own_created_at(int64_t id);

@@ -164,8 +164,9 @@ bool SqliteLedger::Impl::release_abandoned(int64_t id, TimeUs created_at,
 }
 
 void SqliteLedger::Impl::remember_own(int64_t id, OwnReservation made) {
-  if (own_reserved.size() >= kMaxOwnReserved) {
+  if (own_reserved.size() >= own_sweep_at) {
     std::erase_if(own_reserved, [&](const auto& kv) { return kv.second.expires_at <= made.created_at; });
+    own_sweep_at = std::max(kMaxOwnReserved, 2 * own_reserved.size());
   }
   own_reserved[id] = made;
 }
